@@ -1,0 +1,4 @@
+fn main() {
+    eprintln!("xtask: not yet implemented");
+    std::process::exit(2);
+}

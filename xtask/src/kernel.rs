@@ -97,14 +97,15 @@ fn image_package(depends: &str) -> Option<String> {
 /// package is unknown (a fresh machine has none). Returns the .deb path.
 fn apt_download(package: &str, dir: &Path) -> Result<PathBuf> {
     println!("$ apt-get download {package}");
-    let download = || {
-        apt_get()
-            .arg("download")
-            .arg("-q")
-            .arg(package)
-            .current_dir(dir)
-            .status()
-    };
+    let mut download_cmd = apt_get();
+    if is_root() {
+        // Otherwise apt drops to the `_apt` user, which may not reach `dir`, and warns.
+        download_cmd.args(["-o", "APT::Sandbox::User=root"]);
+    }
+    download_cmd
+        .args(["download", "-q", package])
+        .current_dir(dir);
+    let mut download = || download_cmd.status();
     if !download()?.success() {
         if !is_root() {
             return Err(format!("apt-get download {package} failed; refresh the package lists as root:\n    apt-get update").into());

@@ -92,6 +92,9 @@ struct Options {
     seed: u64,
     names: Vec<String>,
     replay: Option<PathBuf>,
+    /// Where seeds are read (`<dir>/<target>/*`) and crashes saved.
+    seeds_dir: PathBuf,
+    artifacts_dir: PathBuf,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -101,6 +104,8 @@ fn parse_args() -> Result<Options, String> {
         seed: 0,
         names: Vec::new(),
         replay: None,
+        seeds_dir: fuzz_dir().join("seeds"),
+        artifacts_dir: fuzz_dir().join("artifacts"),
     };
     let mut args = std::env::args().skip(1);
     let number = |flag: &str, value: Option<String>| -> Result<u64, String> {
@@ -202,8 +207,8 @@ fn execute(target: &Target, input: &[u8]) -> Result<(), String> {
     })
 }
 
-fn load_seeds(name: &str) -> Vec<Vec<u8>> {
-    let dir = fuzz_dir().join("seeds").join(name);
+fn load_seeds(seeds_dir: &Path, name: &str) -> Vec<Vec<u8>> {
+    let dir = seeds_dir.join(name);
     let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
         .map(|entries| {
             entries
@@ -222,12 +227,21 @@ fn load_seeds(name: &str) -> Vec<Vec<u8>> {
 }
 
 fn fuzz(target: &Target, options: &Options) -> Result<(), String> {
-    let seeds = load_seeds(target.name);
+    let seeds = load_seeds(&options.seeds_dir, target.name);
+    let crash = |input: &[u8], message: String| {
+        save_crash(&options.artifacts_dir, target.name, input, &message)
+    };
     for seed in &seeds {
-        execute(target, seed).map_err(|message| save_crash(target.name, seed, &message))?;
+        execute(target, seed).map_err(|message| crash(seed, message))?;
     }
     let start = Instant::now();
-    let mut rng = Rng::new(options.seed ^ start.elapsed().as_nanos() as u64 ^ seed_from_clock());
+    // --seed N replays a run; otherwise each run explores from a new point.
+    let rng_seed = if options.seed != 0 {
+        options.seed
+    } else {
+        seed_from_clock()
+    };
+    let mut rng = Rng::new(rng_seed);
     let mut executions: u64 = 0;
     let mut input = Vec::new();
     loop {
@@ -240,12 +254,12 @@ fn fuzz(target: &Target, options: &Options) -> Result<(), String> {
         input.clear();
         input.extend_from_slice(&seeds[rng.below(seeds.len())]);
         mutate(&mut rng, &mut input, &seeds, target.dictionary);
-        execute(target, &input).map_err(|message| save_crash(target.name, &input, &message))?;
+        execute(target, &input).map_err(|message| crash(&input, message))?;
         executions += 1;
     }
     let secs = start.elapsed().as_secs_f64();
     println!(
-        "{}: {executions} inputs in {secs:.1} s ({:.0}/s) from {} seeds, no panic",
+        "{}: {executions} inputs in {secs:.1} s ({:.0}/s) from {} seeds (--seed {rng_seed}), no panic",
         target.name,
         executions as f64 / secs.max(1e-9),
         seeds.len()
@@ -261,8 +275,8 @@ fn seed_from_clock() -> u64 {
 }
 
 /// Writes the crashing input under artifacts/ and returns the error to report.
-fn save_crash(name: &str, input: &[u8], message: &str) -> String {
-    let dir = fuzz_dir().join("artifacts").join(name);
+fn save_crash(artifacts_dir: &Path, name: &str, input: &[u8], message: &str) -> String {
+    let dir = artifacts_dir.join(name);
     let path = dir.join(format!("crash-{:016x}", fnv1a(input)));
     let saved = std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(&path, input));
     match saved {
@@ -288,4 +302,46 @@ fn fnv1a(data: &[u8]) -> u64 {
     data.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
         (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn panics_on_long_input(data: &[u8]) {
+        assert!(data.len() <= 12, "input longer than 12 bytes");
+    }
+
+    #[test]
+    fn a_panicking_input_is_found_and_saved() {
+        install_quiet_panic_hook();
+        let scratch = std::env::temp_dir().join(format!("ipvlan-fuzz-test-{}", std::process::id()));
+        let seeds = scratch.join("seeds").join("long");
+        std::fs::create_dir_all(&seeds).unwrap();
+        std::fs::write(seeds.join("one"), b"0123456789").unwrap();
+        let target = Target {
+            name: "long",
+            run: panics_on_long_input,
+            dictionary: &[b"abcd"],
+        };
+        let options = Options {
+            duration: Duration::from_secs(10),
+            iterations: Some(100_000),
+            seed: 42,
+            names: Vec::new(),
+            replay: None,
+            seeds_dir: scratch.join("seeds"),
+            artifacts_dir: scratch.join("artifacts"),
+        };
+        let error = fuzz(&target, &options).unwrap_err();
+        assert!(error.contains("input longer than 12 bytes"), "{error}");
+        let saved: Vec<_> = std::fs::read_dir(scratch.join("artifacts/long"))
+            .unwrap()
+            .collect();
+        assert_eq!(saved.len(), 1);
+        let input = std::fs::read(saved[0].as_ref().unwrap().path()).unwrap();
+        assert!(input.len() > 12);
+        assert!(replay(&target, &saved[0].as_ref().unwrap().path()).is_err());
+        std::fs::remove_dir_all(&scratch).unwrap();
+    }
 }

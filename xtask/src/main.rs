@@ -110,7 +110,7 @@ pub fn run_vm_tests(
     if !outcome.success() {
         // Whatever the guest counted, a missing marker or a timeout is a failure.
         println!("{summary}");
-        return Err(format!("VM tests failed (guest status {:?})", outcome.status).into());
+        return Err(format!("VM tests failed: the guest {}", outcome.describe()).into());
     }
     println!("{summary}");
     Ok(summary)
@@ -160,7 +160,7 @@ fn run_script(script: String, topology: bool, timeout: Duration) -> Result {
     if outcome.success() {
         Ok(())
     } else {
-        Err(format!("guest script failed (status {:?})", outcome.status).into())
+        Err(format!("the guest script {}", outcome.describe()).into())
     }
 }
 

@@ -70,6 +70,17 @@ impl Outcome {
     pub fn success(&self) -> bool {
         self.status == Some(0) && !self.timed_out
     }
+
+    /// How the guest's job ended, for error messages.
+    pub fn describe(&self) -> String {
+        match (self.timed_out, self.status) {
+            (true, _) => "timed out".to_string(),
+            (false, None) => {
+                "ended without its result marker (crash or early power-off)".to_string()
+            }
+            (false, Some(status)) => format!("exited with status {status}"),
+        }
+    }
 }
 
 /// Builds everything, boots once, and fails unless the guest job succeeded.

@@ -3,6 +3,7 @@
 //! Runs in the QEMU guest (`cargo xtask vm-test`); on a kernel lacking any of
 //! these it fails, by design: the VM tests must never pass by skipping.
 
+use ipvlan::json::{self, Value};
 use std::process::Command;
 
 /// iproute2, by full path: inside the guest busybox's `ip` would win on PATH and
@@ -43,11 +44,17 @@ impl ScratchNetns {
         ip(&full)
     }
 
-    /// `ip -d -j link show dev NAME`, compact JSON for one link.
-    fn link_details(&self, name: &str) -> String {
-        self.ip(&["-d", "-j", "link", "show", "dev", name])
-            .unwrap_or_else(|e| panic!("reading back {name}: {e}"))
-            .replace(char::is_whitespace, "")
+    /// `ip -d -j link show dev NAME`: the one link's JSON object.
+    fn link_details(&self, name: &str) -> Value {
+        let text = self
+            .ip(&["-d", "-j", "link", "show", "dev", name])
+            .unwrap_or_else(|e| panic!("reading back {name}: {e}"));
+        let parsed =
+            json::parse(&text).unwrap_or_else(|e| panic!("ip -j output for {name}: {e}: {text}"));
+        match parsed.as_array() {
+            Some([link]) => link.clone(),
+            _ => panic!("expected one link for {name}: {text}"),
+        }
     }
 }
 
@@ -57,8 +64,18 @@ impl Drop for ScratchNetns {
     }
 }
 
-fn expect_field(details: &str, field: &str) {
-    assert!(details.contains(field), "expected {field} in {details}");
+/// Follows `path` (object keys) from `link` and returns the value as text.
+fn field(link: &Value, path: &[&str]) -> String {
+    let mut value = link;
+    for key in path {
+        value = value
+            .get(key)
+            .unwrap_or_else(|| panic!("no {} in {link}", path.join(".")));
+    }
+    match value {
+        Value::String(text) => text.clone(),
+        other => other.to_compact(),
+    }
 }
 
 #[test]
@@ -67,8 +84,8 @@ fn dummy_links_can_be_created() {
     ns.ip(&["link", "add", "d0", "type", "dummy"])
         .expect("this kernel lacks dummy links (CONFIG_DUMMY)");
     let details = ns.link_details("d0");
-    expect_field(&details, r#""ifname":"d0""#);
-    expect_field(&details, r#""info_kind":"dummy""#);
+    assert_eq!(field(&details, &["ifname"]), "d0");
+    assert_eq!(field(&details, &["linkinfo", "info_kind"]), "dummy");
 }
 
 #[test]
@@ -82,9 +99,9 @@ fn ipvlan_links_in_each_mode() {
         ])
         .unwrap_or_else(|e| panic!("this kernel lacks ipvlan mode {mode} (CONFIG_IPVLAN): {e}"));
         let details = ns.link_details(name);
-        expect_field(&details, r#""info_kind":"ipvlan""#);
-        expect_field(&details, &format!(r#""mode":"{mode}""#));
-        expect_field(&details, r#""link":"parent0""#);
+        assert_eq!(field(&details, &["linkinfo", "info_kind"]), "ipvlan");
+        assert_eq!(field(&details, &["linkinfo", "info_data", "mode"]), mode);
+        assert_eq!(field(&details, &["link"]), "parent0");
     }
 }
 
@@ -107,9 +124,13 @@ fn vlan_links_carry_their_id() {
     ])
     .expect("this kernel lacks 802.1Q vlan links (CONFIG_VLAN_8021Q)");
     let details = ns.link_details("parent0.20");
-    expect_field(&details, r#""info_kind":"vlan""#);
-    expect_field(&details, r#""protocol":"802.1Q""#);
-    expect_field(&details, r#""id":20"#);
+    assert_eq!(field(&details, &["linkinfo", "info_kind"]), "vlan");
+    assert_eq!(
+        field(&details, &["linkinfo", "info_data", "protocol"]),
+        "802.1Q"
+    );
+    assert_eq!(field(&details, &["linkinfo", "info_data", "id"]), "20");
+    assert_eq!(field(&details, &["link"]), "parent0");
 }
 
 #[test]
@@ -134,17 +155,16 @@ fn ipvlan_over_vlan_over_veth() {
         .expect("eth0.30 up");
     ns.ip(&["link", "set", "c0", "up"]).expect("c0 up");
     let details = ns.link_details("c0");
-    expect_field(&details, r#""link":"eth0.30""#);
-    expect_field(&details, r#""info_kind":"ipvlan""#);
+    assert_eq!(field(&details, &["link"]), "eth0.30");
+    assert_eq!(field(&details, &["linkinfo", "info_kind"]), "ipvlan");
     // Administratively up; the carrier follows the veth asynchronously, so the
     // operational state is not checked here.
     let flags = details
-        .split(r#""flags":["#)
-        .nth(1)
-        .and_then(|rest| rest.split(']').next())
-        .unwrap_or("");
+        .get("flags")
+        .and_then(Value::as_array)
+        .unwrap_or_default();
     assert!(
-        flags.split(',').any(|flag| flag == r#""UP""#),
+        flags.iter().any(|f| f.as_str() == Some("UP")),
         "c0 is not up: {details}"
     );
 }

@@ -350,6 +350,9 @@ fn guest_tree(
     tree.bytes("/etc/passwd", 0o644, "root:x:0:0:root:/root:/bin/sh\n");
     tree.bytes("/etc/group", 0o644, "root:x:0:\n");
     tree.host_file("/usr/bin/ipvlan", ipvlan)?;
+    // Test binaries built by cargo know the binary as env!("CARGO_BIN_EXE_ipvlan"),
+    // a path on the build host: make that path work in the guest too.
+    tree.symlink(&ipvlan.to_string_lossy(), "/usr/bin/ipvlan");
     for entry in fs::read_dir(&support)? {
         let path = entry?.path();
         let name = path

@@ -273,6 +273,11 @@ struct Artifact {
 /// Runs a cargo build with JSON messages on stdout (diagnostics still rendered on
 /// stderr) and returns the executables it produced.
 fn cargo_artifacts(cmd: &mut Command) -> Result<Vec<Artifact>> {
+    // Line tables keep backtraces readable at a fraction of full debug info: the
+    // binaries travel in the initramfs, which sits in the guest's RAM. Only the
+    // musl builds see this; they have their own target directory.
+    cmd.env("CARGO_PROFILE_DEV_DEBUG", "line-tables-only")
+        .env("CARGO_PROFILE_TEST_DEBUG", "line-tables-only");
     cmd.arg("--message-format=json-render-diagnostics")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());

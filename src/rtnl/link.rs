@@ -517,7 +517,8 @@ pub enum LinkData {
 pub struct Link {
     /// Interface index.
     pub index: u32,
-    /// Interface name.
+    /// Interface name (empty only if the message lacked `IFLA_IFNAME`,
+    /// which the kernel always sends).
     pub name: String,
     /// `IFF_*` flags (see [`Link::is_up`]).
     pub flags: u32,
@@ -573,11 +574,10 @@ impl Link {
     pub fn parse(msg: &MessageView<'_>) -> Result<Link> {
         let header = IfInfoMsg::parse(msg.payload())?;
         let tb = AttrTable::<70>::parse(msg.attr_area(IfInfoMsg::LEN)?)?;
-        let name = tb
-            .get(IFLA_IFNAME)
-            .ok_or_else(|| Error::malformed("link message without IFLA_IFNAME"))?
-            .str()?
-            .to_owned();
+        let name = match tb.get(IFLA_IFNAME) {
+            Some(attr) => attr.str()?.to_owned(),
+            None => String::new(),
+        };
         let mut link = Link {
             index: header.index,
             name,

@@ -17,6 +17,10 @@ pub fn test() -> Result {
         banner(title);
         run(cmd)
     };
+    // Install first: a missing tool should stop the run before minutes of building.
+    banner("tools");
+    crate::tools::ensure_lint_components()?;
+    crate::tools::ensure_vm_tools()?;
     step("fmt", cargo().args(["fmt", "--all", "--check"]))?;
     step(
         "clippy",

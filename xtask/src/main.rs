@@ -1,10 +1,12 @@
 //! Project automation, std only: `cargo xtask <command>`.
 
+mod builds;
 mod elf;
 mod initramfs;
 mod json;
 mod kernel;
 mod pipeline;
+mod qemu;
 mod tools;
 mod util;
 mod vm;

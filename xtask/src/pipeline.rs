@@ -117,7 +117,7 @@ pub fn size() -> Result {
         "ipvlan",
     ]);
     run(&mut cmd)?;
-    let target_dir = crate::vm::target_dir()?;
+    let target_dir = crate::builds::target_dir()?;
     let binary = target_dir.join(MUSL_TARGET).join("release").join("ipvlan");
     let data = std::fs::read(&binary).map_err(|e| format!("{}: {e}", binary.display()))?;
     let facts = crate::elf::inspect(&data)?;

@@ -19,14 +19,8 @@ const RESULT_MARKER: &str = "IPVLAN-VM-RESULT: ";
 const BOOT_MARKER: &str = "ipvlan-vm: booted";
 
 /// Boots QEMU, streams the console to stdout (and `log`), and enforces `timeout`.
-pub fn boot(
-    tools: &VmTools,
-    kernel: &Kernel,
-    initrd: &Path,
-    timeout: Duration,
-    log: &Path,
-    timings: &mut Timings,
-) -> Result<Outcome> {
+/// The QEMU invocation shared by batch and interactive boots.
+fn qemu_command(tools: &VmTools, kernel: &Kernel, initrd: &Path) -> Command {
     let mut cmd = Command::new(&tools.qemu);
     // No -enable-kvm: KVM is not usable on the machines this runs on. No network
     // card (-nic none): nothing in the guest may reach the outside.
@@ -44,10 +38,38 @@ pub fn boot(
     .arg(&kernel.vmlinuz)
     .arg("-initrd")
     .arg(initrd)
-    .args(["-append", "console=ttyS0 quiet panic=-1"])
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::inherit());
+    .args(["-append", "console=ttyS0 quiet panic=-1"]);
+    cmd
+}
+
+/// Boots with the terminal attached to the guest console (no timeout).
+pub fn interactive(tools: &VmTools, kernel: &Kernel, initrd: &Path) -> Result<Outcome> {
+    let mut cmd = qemu_command(tools, kernel, initrd);
+    println!("$ {}", describe(&cmd));
+    println!("(leave the shell to power off; Ctrl-A X kills QEMU)");
+    let status = cmd
+        .status()
+        .map_err(|e| format!("{}: {e}", describe(&cmd)))?;
+    Ok(Outcome {
+        status: status.code(),
+        summary: None,
+        timed_out: false,
+    })
+}
+
+/// Boots QEMU, streams the console to stdout (and `log`), and enforces `timeout`.
+pub fn boot(
+    tools: &VmTools,
+    kernel: &Kernel,
+    initrd: &Path,
+    timeout: Duration,
+    log: &Path,
+    timings: &mut Timings,
+) -> Result<Outcome> {
+    let mut cmd = qemu_command(tools, kernel, initrd);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
     println!("$ {}", describe(&cmd));
     let start = Instant::now();
     let mut child = cmd

@@ -26,6 +26,8 @@ pub enum Job {
     },
     /// A shell script, optionally after building the walkthrough topology.
     Script { script: String, topology: bool },
+    /// An interactive shell on the console, optionally with the topology.
+    Shell { topology: bool },
 }
 
 pub struct Options {
@@ -91,7 +93,7 @@ pub fn run(options: Options) -> Result<Outcome> {
     let (test_bins, ipvlan_bin) = timings.time("build", || {
         let test_bins = match &options.job {
             Job::Tests { targets, .. } => build_vm_tests(targets)?,
-            Job::Script { .. } => Vec::new(),
+            Job::Script { .. } | Job::Shell { .. } => Vec::new(),
         };
         Ok((test_bins, build_ipvlan()?))
     })?;
@@ -115,6 +117,9 @@ pub fn run(options: Options) -> Result<Outcome> {
         Ok(())
     })?;
 
+    if let Job::Shell { .. } = options.job {
+        return crate::qemu::interactive(&tools, &kernel, &initrd);
+    }
     let outcome = crate::qemu::boot(
         &tools,
         &kernel,
@@ -169,6 +174,13 @@ fn guest_tree(
         "127.0.0.1\tlocalhost\n::1\tlocalhost\n",
     );
     tree.bytes("/etc/hostname", 0o644, "ipvlan-vm\n");
+    // For the interactive shell (vm-shell): busybox's shell runs its own applets
+    // before PATH, and its `ip` cannot create ipvlan or vlan links.
+    tree.bytes(
+        "/etc/profile",
+        0o644,
+        "ip() { /usr/sbin/ip \"$@\"; }\nPS1='ipvlan-vm:\\w# '\n",
+    );
     tree.bytes("/etc/passwd", 0o644, "root:x:0:0:root:/root:/bin/sh\n");
     tree.bytes("/etc/group", 0o644, "root:x:0:\n");
     tree.host_file("/usr/bin/ipvlan", ipvlan)?;
@@ -193,6 +205,14 @@ fn guest_tree(
     Ok(tree)
 }
 
+fn topology_prefix(topology: bool) -> String {
+    if topology {
+        format!("/bin/sh {GUEST_SHARE}/topology.sh up || exit\n")
+    } else {
+        String::new()
+    }
+}
+
 fn job_script(job: &Job) -> String {
     match job {
         Job::Tests { test_args, .. } => {
@@ -203,13 +223,15 @@ fn job_script(job: &Job) -> String {
             )
         }
         Job::Script { script, topology } => {
-            let mut text = String::new();
-            if *topology {
-                text.push_str(&format!("/bin/sh {GUEST_SHARE}/topology.sh up || exit\n"));
-            }
+            let mut text = topology_prefix(*topology);
             text.push_str(script);
             text.push('\n');
             text
+        }
+        Job::Shell { topology } => {
+            // cttyhack gives the shell the console as its controlling terminal
+            // (job control, Ctrl-C).
+            topology_prefix(*topology) + "setsid cttyhack /bin/sh -l\n"
         }
     }
 }

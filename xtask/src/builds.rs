@@ -24,36 +24,68 @@ fn metadata() -> Result<Json> {
     Ok(json::parse(&text)?)
 }
 
-/// Test targets of the `ipvlan` package that declare `required-features = ["vm"]`.
-pub fn vm_test_targets() -> Result<Vec<String>> {
+/// One target of a package, from `cargo metadata`.
+struct CargoTarget {
+    name: String,
+    kinds: Vec<String>,
+    required_features: Vec<String>,
+}
+
+/// Targets of the `ipvlan` package.
+fn ipvlan_targets() -> Result<Vec<CargoTarget>> {
     let metadata = metadata()?;
-    let mut names = Vec::new();
-    for package in metadata
-        .get("packages")
-        .map(Json::as_array)
-        .unwrap_or_default()
-    {
-        if package.get("name").and_then(Json::as_str) != Some("ipvlan") {
-            continue;
-        }
-        for target in package
-            .get("targets")
+    let strings = |value: Option<&Json>| -> Vec<String> {
+        value
             .map(Json::as_array)
             .unwrap_or_default()
-        {
-            let is_test = target.get("kind").is_some_and(|k| k.contains_str("test"));
-            let needs_vm = target
-                .get("required-features")
-                .is_some_and(|f| f.contains_str("vm"));
-            if let (true, true, Some(name)) =
-                (is_test, needs_vm, target.get("name").and_then(Json::as_str))
-            {
-                names.push(name.to_string());
-            }
-        }
-    }
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect()
+    };
+    let packages = metadata
+        .get("packages")
+        .map(Json::as_array)
+        .unwrap_or_default();
+    let package = packages
+        .iter()
+        .find(|p| p.get("name").and_then(Json::as_str) == Some("ipvlan"))
+        .ok_or("cargo metadata: no ipvlan package")?;
+    Ok(package
+        .get("targets")
+        .map(Json::as_array)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|t| {
+            let name = t.get("name").and_then(Json::as_str)?.to_string();
+            Some(CargoTarget {
+                name,
+                kinds: strings(t.get("kind")),
+                required_features: strings(t.get("required-features")),
+            })
+        })
+        .collect())
+}
+
+/// Test targets of the `ipvlan` package that declare `required-features = ["vm"]`.
+pub fn vm_test_targets() -> Result<Vec<String>> {
+    let mut names: Vec<String> = ipvlan_targets()?
+        .into_iter()
+        .filter(|t| {
+            t.kinds.iter().any(|k| k == "test") && t.required_features.iter().any(|f| f == "vm")
+        })
+        .map(|t| t.name)
+        .collect();
     names.sort();
     Ok(names)
+}
+
+/// Bench targets of the `ipvlan` package.
+pub fn bench_targets() -> Result<Vec<String>> {
+    Ok(ipvlan_targets()?
+        .into_iter()
+        .filter(|t| t.kinds.iter().any(|k| k == "bench"))
+        .map(|t| t.name)
+        .collect())
 }
 
 /// Builds the selected (default: all) VM test targets for musl; returns

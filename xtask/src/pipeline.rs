@@ -140,8 +140,15 @@ pub fn size() -> Result {
     Ok(())
 }
 
+/// Runs the criterion bench targets (not the unit tests in bench mode).
 pub fn bench(args: &[String]) -> Result {
-    run(cargo().args(["bench", "-p", "ipvlan"]).args(args))
+    let benches = crate::builds::bench_targets()?;
+    if benches.is_empty() {
+        return Err("no bench targets: declare [[bench]] (harness = false) in Cargo.toml".into());
+    }
+    run(cargo()
+        .args(["bench", "-p", "ipvlan", "--benches"])
+        .args(args))
 }
 
 /// Runs the ipvlan-fuzz crate (profile `fuzz`: optimised, with overflow checks

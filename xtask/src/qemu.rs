@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 const RESULT_MARKER: &str = "IPVLAN-VM-RESULT: ";
 /// Printed by /init once the kernel has handed over to it.
 const BOOT_MARKER: &str = "ipvlan-vm: booted";
+/// How long the guest may take to power off after printing its result.
+const POWER_OFF_GRACE: Duration = Duration::from_secs(20);
 
 /// Boots QEMU, streams the console to stdout (and `log`), and enforces `timeout`.
 /// The QEMU invocation shared by batch and interactive boots.
@@ -109,7 +111,7 @@ pub fn boot(
         }
     });
 
-    let deadline = start + timeout;
+    let mut deadline = start + timeout;
     let mut outcome = Outcome {
         status: None,
         summary: None,
@@ -128,10 +130,17 @@ pub fn boot(
                 }
                 if let Some(pos) = line.find(RESULT_MARKER) {
                     outcome.status = line[pos + RESULT_MARKER.len()..].trim().parse().ok();
+                    // The job is over: a guest that fails to power off must not
+                    // turn a finished run into a timeout.
+                    deadline = deadline.min(Instant::now() + POWER_OFF_GRACE);
                 }
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {
-                outcome.timed_out = true;
+                if outcome.status.is_none() {
+                    outcome.timed_out = true;
+                } else {
+                    println!("vm: the guest did not power off; stopping QEMU");
+                }
                 let _ = child.kill();
                 break;
             }

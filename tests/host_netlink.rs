@@ -461,3 +461,72 @@ impl Drop for TempRunDir {
         let _ = std::fs::remove_dir(&self.path);
     }
 }
+
+#[test]
+fn transport_reports_ext_ack_offset_of_the_bad_attribute() {
+    in_fresh_netns(|| {
+        use ipvlan::netlink::consts::{IFLA_IFNAME, IFLA_INFO_KIND, IFLA_LINKINFO, RTM_NEWLINK};
+        use ipvlan::netlink::MessageBuilder;
+        let h = Handle::new().unwrap();
+        // A 16-byte name (one too many) straight through the socket, past
+        // our own name check: the kernel's policy rejects the attribute.
+        let mut msg = MessageBuilder::new(RTM_NEWLINK, 0x600);
+        msg.family_header(&[0; 16])
+            .put_str(IFLA_IFNAME, "sixteen-bytes-xx")
+            .nested(IFLA_LINKINFO, |m| {
+                m.put(IFLA_INFO_KIND, b"veth");
+            });
+        let err = h.socket().request(&msg).unwrap_err();
+        assert_eq!(err.errno(), Some(libc::ERANGE), "{err}");
+        assert_eq!(err.ext_ack(), Some("Attribute failed policy validation"));
+        match err.kind() {
+            ErrorKind::Kernel { offset, .. } => assert_eq!(*offset, Some(32), "16 + 16"),
+            other => panic!("{other:?}"),
+        }
+        // The socket stays usable after an error.
+        assert_eq!(h.links().unwrap().len(), 1);
+    });
+}
+
+#[test]
+fn dump_spanning_many_datagrams_is_complete() {
+    in_fresh_netns(|| {
+        let h = Handle::new().unwrap();
+        // ~1.1 KiB per link message: 300 links need about ten 32 KiB datagrams.
+        for i in 0..150 {
+            h.link_add(&LinkSpec::veth(&format!("a{i}"), &format!("b{i}")))
+                .unwrap();
+        }
+        let links = h.links().unwrap();
+        assert_eq!(links.len(), 301);
+        let mut indices: Vec<u32> = links.iter().map(|l| l.index).collect();
+        indices.dedup();
+        assert_eq!(indices.len(), 301, "no link twice");
+        let json = ip_json(&["link", "show"]);
+        assert_eq!(json.matches("\"ifindex\"").count(), 301);
+        // Two handles in one netns have distinct port ids and do not mix replies.
+        let other = Handle::new().unwrap();
+        assert_ne!(other.socket().port_id(), h.socket().port_id());
+        assert_eq!(other.links().unwrap(), links);
+    });
+}
+
+#[test]
+fn handle_by_pid_and_path_see_the_same_netns() {
+    in_fresh_netns(|| {
+        let h = Handle::new().unwrap();
+        veth(&h, "va0", "vb0");
+        let tid = gettid() as u32;
+        // /proc/PID/ns/net of a thread id is that thread's netns.
+        let by_pid = Handle::in_netns_of_pid(tid).unwrap();
+        assert!(by_pid.link_by_name("va0").unwrap().is_some());
+        let by_path = Handle::in_netns_path(format!("/proc/self/task/{tid}/ns/net")).unwrap();
+        assert!(by_path.link_by_name("vb0").unwrap().is_some());
+        let missing = Handle::in_named_netns("/nonexistent-run-dir", "x").unwrap_err();
+        assert_eq!(missing.errno(), Some(libc::ENOENT), "{missing}");
+        assert!(
+            missing.to_string().starts_with("open netns x: "),
+            "{missing}"
+        );
+    });
+}

@@ -154,6 +154,7 @@ fn delete_and_batched_delete() {
 #[test]
 fn move_to_netns_and_create_in_netns() {
     in_fresh_netns(|| {
+        let own_netns = std::fs::read_link("/proc/thread-self/ns/net").unwrap();
         let h = Handle::new().unwrap();
         let (a, _) = veth(&h, "va0", "vb0");
         let target = netns::create_anonymous().unwrap();
@@ -174,8 +175,10 @@ fn move_to_netns_and_create_in_netns() {
         assert!(h.link_by_name("vb0").unwrap().is_some());
         assert_eq!(
             std::fs::read_link("/proc/thread-self/ns/net").unwrap(),
-            std::fs::read_link(format!("/proc/self/task/{}/ns/net", gettid())).unwrap()
+            own_netns
         );
+        let target_id = netns::run_in(&target, || std::fs::read_link("/proc/thread-self/ns/net"));
+        assert_ne!(target_id.unwrap().unwrap(), own_netns);
     });
 }
 
@@ -436,6 +439,11 @@ fn named_netns_create_list_open_delete() {
     netns::delete_named(&run_dir.path, "b").unwrap();
     assert!(netns::list_named(&run_dir.path).unwrap().is_empty());
     assert!(netns::delete_named(&run_dir.path, "a").is_err());
+    let mounted = || std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(mounted().contains(run_dir.path.to_str().unwrap()));
+    netns::release_run_dir(&run_dir.path).unwrap();
+    assert!(!mounted().contains(run_dir.path.to_str().unwrap()));
+    netns::release_run_dir(&run_dir.path).unwrap();
 }
 
 /// A private run dir for named namespaces; unmounted and removed on drop.
@@ -457,7 +465,7 @@ impl Drop for TempRunDir {
             let _ = netns::delete_named(&self.path, &name);
         }
         // create_named made the run dir a (shared) bind mount of itself.
-        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+        netns::release_run_dir(&self.path).unwrap();
         let _ = std::fs::remove_dir(&self.path);
     }
 }
@@ -528,5 +536,70 @@ fn handle_by_pid_and_path_see_the_same_netns() {
             missing.to_string().starts_with("open netns x: "),
             "{missing}"
         );
+    });
+}
+
+/// Runs `test` on a thread with its own mount and network namespaces and a
+/// private tmpfs on /run, so named namespaces can live in the standard
+/// /run/netns (where iproute2 looks) without touching the host's.
+fn in_private_run_dir(test: impl FnOnce() + Send) {
+    use std::ffi::CString;
+    let c = |s: &str| CString::new(s).unwrap();
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                ipvlan::sys::unshare(libc::CLONE_NEWNS | libc::CLONE_NEWNET).unwrap();
+                let flags = libc::MS_REC | libc::MS_PRIVATE;
+                ipvlan::sys::mount(&c("none"), &c("/"), &c(""), flags).unwrap();
+                ipvlan::sys::mount(&c("tmpfs"), &c("/run"), &c("tmpfs"), 0).unwrap();
+                test();
+            })
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+    });
+}
+
+fn ip_ok(args: &[&str]) -> String {
+    let out = Command::new("ip").args(args).output().expect("run ip");
+    assert!(
+        out.status.success(),
+        "ip {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn named_netns_interoperates_with_iproute2() {
+    in_private_run_dir(|| {
+        let run_dir = netns::DEFAULT_RUN_DIR;
+        // Ours, used by iproute2.
+        let ours = netns::create_named(run_dir, "ours").unwrap();
+        Handle::in_netns(&ours)
+            .unwrap()
+            .link_add(&LinkSpec::veth("o0", "o1"))
+            .unwrap();
+        assert!(ip_ok(&["netns", "list"]).contains("ours"));
+        let json = ip_json(&["-n", "ours", "link", "show", "dev", "o0"]);
+        assert!(json.contains("\"ifname\":\"o0\""), "{json}");
+        let inside = ip_ok(&["netns", "exec", "ours", "ip", "-br", "link"]);
+        assert!(inside.contains("o1@o0"), "{inside}");
+
+        // iproute2's, used by us.
+        ip_ok(&["netns", "add", "theirs"]);
+        assert_eq!(netns::list_named(run_dir).unwrap(), vec!["ours", "theirs"]);
+        let theirs = Handle::in_named_netns(run_dir, "theirs").unwrap();
+        assert_eq!(theirs.links().unwrap().len(), 1);
+        theirs.link_add(&LinkSpec::veth("t0", "t1")).unwrap();
+        assert!(ip_ok(&["-n", "theirs", "link", "show", "dev", "t0"]).contains("t0@t1"));
+
+        // Deletes, each seen by the other.
+        drop(ours);
+        netns::delete_named(run_dir, "ours").unwrap();
+        assert!(!ip_ok(&["netns", "list"]).contains("ours"));
+        ip_ok(&["netns", "del", "theirs"]);
+        assert!(netns::list_named(run_dir).unwrap().is_empty());
+        // The handle keeps its netns alive after the name is gone.
+        assert!(theirs.link_by_name("t0").unwrap().is_some());
     });
 }

@@ -195,12 +195,11 @@ impl Socket {
         msg.set_flags((msg.flags() | NLM_F_REQUEST | NLM_F_DUMP) & !NLM_F_ACK);
         for _ in 0..DUMP_ATTEMPTS {
             let mut items = Vec::new();
-            if !self.dump_once(&msg, &mut |m| {
-                if let Some(item) = parse(m)? {
-                    items.push(item);
-                }
+            let interrupted = self.dump_once(&msg, &mut |m| {
+                items.extend(parse(m)?);
                 Ok(())
-            })? {
+            })?;
+            if !interrupted {
                 return Ok(items);
             }
         }
@@ -231,10 +230,7 @@ impl Socket {
                 match msg.header.kind {
                     NLMSG_DONE => {
                         parse_done(&msg)?;
-                        return match first_error {
-                            Some(err) => Err(err),
-                            None => Ok(interrupted),
-                        };
+                        return first_error.map_or(Ok(interrupted), Err);
                     }
                     NLMSG_ERROR => {
                         parse_error(&msg)?;

@@ -42,6 +42,14 @@ impl IfInfoMsg {
     /// Size on the wire.
     pub const LEN: usize = 16;
 
+    /// A request header naming link `index`.
+    pub fn for_index(index: u32) -> IfInfoMsg {
+        IfInfoMsg {
+            index,
+            ..IfInfoMsg::default()
+        }
+    }
+
     /// Serialises the header.
     pub fn to_bytes(&self) -> [u8; Self::LEN] {
         let mut b = [0; Self::LEN];
@@ -329,8 +337,7 @@ impl LinkSpec {
     /// The `RTM_NEWLINK` request (`NLM_F_CREATE | NLM_F_EXCL`).
     pub fn request(&self) -> Result<MessageBuilder> {
         check_ifname(&self.name)?;
-        let mut msg = MessageBuilder::new(RTM_NEWLINK, ADD_FLAGS);
-        msg.family_header(&IfInfoMsg::default().to_bytes());
+        let mut msg = link_message(RTM_NEWLINK, ADD_FLAGS, IfInfoMsg::default());
         if let Some(fd) = self.netns_fd {
             msg.put_u32(IFLA_NET_NS_FD, fd as u32);
         }
@@ -396,38 +403,31 @@ pub fn check_ifname(name: &str) -> Result<()> {
     Ok(())
 }
 
-fn modify(index: u32) -> MessageBuilder {
-    let mut msg = MessageBuilder::new(RTM_NEWLINK, SET_FLAGS);
-    let header = IfInfoMsg {
-        index,
-        ..IfInfoMsg::default()
-    };
+/// A link request with family header `header`.
+fn link_message(kind: u16, flags: u16, header: IfInfoMsg) -> MessageBuilder {
+    let mut msg = MessageBuilder::new(kind, flags);
     msg.family_header(&header.to_bytes());
     msg
+}
+
+/// `ip link set` style: `RTM_NEWLINK` on an existing index, no create flags.
+fn modify(index: u32) -> MessageBuilder {
+    link_message(RTM_NEWLINK, SET_FLAGS, IfInfoMsg::for_index(index))
 }
 
 /// `RTM_DELLINK` for `index`.
 pub fn del_request(index: u32) -> MessageBuilder {
-    let mut msg = MessageBuilder::new(RTM_DELLINK, SET_FLAGS);
-    let header = IfInfoMsg {
-        index,
-        ..IfInfoMsg::default()
-    };
-    msg.family_header(&header.to_bytes());
-    msg
+    link_message(RTM_DELLINK, SET_FLAGS, IfInfoMsg::for_index(index))
 }
 
 /// Sets `IFF_UP` on (`up`) or off, like `ip link set dev X up|down`.
 pub fn set_up_request(index: u32, up: bool) -> MessageBuilder {
-    let mut msg = MessageBuilder::new(RTM_NEWLINK, SET_FLAGS);
     let header = IfInfoMsg {
-        index,
         flags: if up { IFF_UP } else { 0 },
         change: IFF_UP,
-        ..IfInfoMsg::default()
+        ..IfInfoMsg::for_index(index)
     };
-    msg.family_header(&header.to_bytes());
-    msg
+    link_message(RTM_NEWLINK, SET_FLAGS, header)
 }
 
 /// Renames link `index` to `name`.
@@ -455,8 +455,7 @@ pub fn set_netns_request(index: u32, netns_fd: RawFd) -> MessageBuilder {
 /// Non-dump `RTM_GETLINK` by name.
 pub fn get_by_name_request(name: &str) -> Result<MessageBuilder> {
     check_ifname(name)?;
-    let mut msg = MessageBuilder::new(RTM_GETLINK, NLM_F_REQUEST);
-    msg.family_header(&IfInfoMsg::default().to_bytes());
+    let mut msg = link_message(RTM_GETLINK, NLM_F_REQUEST, IfInfoMsg::default());
     msg.put_u32(IFLA_EXT_MASK, GET_EXT_MASK);
     msg.put_str(IFLA_IFNAME, name);
     Ok(msg)
@@ -464,24 +463,18 @@ pub fn get_by_name_request(name: &str) -> Result<MessageBuilder> {
 
 /// Non-dump `RTM_GETLINK` by index.
 pub fn get_by_index_request(index: u32) -> MessageBuilder {
-    let mut msg = MessageBuilder::new(RTM_GETLINK, NLM_F_REQUEST);
-    let header = IfInfoMsg {
-        index,
-        ..IfInfoMsg::default()
-    };
-    msg.family_header(&header.to_bytes());
+    let mut msg = link_message(RTM_GETLINK, NLM_F_REQUEST, IfInfoMsg::for_index(index));
     msg.put_u32(IFLA_EXT_MASK, GET_EXT_MASK);
     msg
 }
 
 /// Dump of all links (statistics skipped: a third smaller).
 pub fn dump_request() -> MessageBuilder {
-    let mut msg = MessageBuilder::new(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP);
     let header = IfInfoMsg {
         family: libc::AF_PACKET as u8,
         ..IfInfoMsg::default()
     };
-    msg.family_header(&header.to_bytes());
+    let mut msg = link_message(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, header);
     msg.put_u32(IFLA_EXT_MASK, GET_EXT_MASK);
     msg
 }
@@ -650,9 +643,7 @@ impl Handle {
 
     /// Deletes link `index` (and, for a parent, all its ipvlan/macvlan/vlan slaves).
     pub fn link_del(&self, index: u32) -> Result<()> {
-        self.socket()
-            .request(&del_request(index))
-            .map_err(|e| self.context(e, "delete link", LinkRef::Index(index)))
+        self.ack(&del_request(index), "delete link", LinkRef::Index(index))
     }
 
     /// Deletes several links with one `sendmsg`; one result per index, in
@@ -662,7 +653,7 @@ impl Handle {
         let results = self
             .socket()
             .request_batch(&msgs)
-            .map_err(|e| self.context(e, "delete links", LinkRef::Index(0)))?;
+            .map_err(|e| self.context_op(e, "delete links"))?;
         Ok(results
             .into_iter()
             .zip(indices)
@@ -672,16 +663,20 @@ impl Handle {
 
     /// Brings link `index` up.
     pub fn link_set_up(&self, index: u32) -> Result<()> {
-        self.socket()
-            .request(&set_up_request(index, true))
-            .map_err(|e| self.context(e, "set link up", LinkRef::Index(index)))
+        self.ack(
+            &set_up_request(index, true),
+            "set link up",
+            LinkRef::Index(index),
+        )
     }
 
     /// Brings link `index` down.
     pub fn link_set_down(&self, index: u32) -> Result<()> {
-        self.socket()
-            .request(&set_up_request(index, false))
-            .map_err(|e| self.context(e, "set link down", LinkRef::Index(index)))
+        self.ack(
+            &set_up_request(index, false),
+            "set link down",
+            LinkRef::Index(index),
+        )
     }
 
     /// Renames link `index` (before kernel 6.2 the link must be down).
@@ -693,18 +688,19 @@ impl Handle {
 
     /// Sets the MTU of link `index`.
     pub fn link_set_mtu(&self, index: u32, mtu: u32) -> Result<()> {
-        self.socket()
-            .request(&set_mtu_request(index, mtu))
-            .map_err(|e| self.context(e, "set link mtu", LinkRef::Index(index)))
+        self.ack(
+            &set_mtu_request(index, mtu),
+            "set link mtu",
+            LinkRef::Index(index),
+        )
     }
 
     /// Moves link `index` into `netns`. The link arrives down, without
     /// addresses or routes. Costs an RCU grace period; prefer creating the
     /// link directly in its netns ([`LinkSpec::in_netns`]).
     pub fn link_set_netns(&self, index: u32, netns: &Netns) -> Result<()> {
-        self.socket()
-            .request(&set_netns_request(index, netns.fd().as_raw_fd()))
-            .map_err(|e| self.context(e, "move link", LinkRef::Index(index)))
+        let msg = set_netns_request(index, netns.fd().as_raw_fd());
+        self.ack(&msg, "move link", LinkRef::Index(index))
     }
 
     /// Looks a link up by name (one non-dump request); `None` if absent.

@@ -31,7 +31,7 @@ pub use route::{IpFamily, Route, RouteSpec};
 use std::path::Path;
 
 use crate::netlink::consts::{NLMSG_DONE, NLMSG_ERROR, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWROUTE};
-use crate::netlink::{socket, Error, LinkRef, Messages, Result, Socket};
+use crate::netlink::{socket, Error, LinkRef, MessageBuilder, Messages, Result, Socket};
 use crate::netns::{self, Netns};
 
 /// An rtnetlink socket bound to one network namespace.
@@ -98,6 +98,13 @@ impl Handle {
     /// Name (or path) of the handle's netns; `None` for the caller's own.
     pub fn netns_label(&self) -> Option<&str> {
         self.netns.as_deref()
+    }
+
+    /// Sends a request that is answered by an ACK, adding context to errors.
+    fn ack(&self, msg: &MessageBuilder, op: &'static str, link: LinkRef) -> Result<()> {
+        self.socket
+            .request(msg)
+            .map_err(|e| self.context(e, op, link))
     }
 
     fn context(&self, err: Error, op: &'static str, link: LinkRef) -> Error {

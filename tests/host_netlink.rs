@@ -603,3 +603,31 @@ fn named_netns_interoperates_with_iproute2() {
         assert!(theirs.link_by_name("t0").unwrap().is_some());
     });
 }
+
+#[test]
+fn group_delete_removes_all_members_in_one_request() {
+    in_fresh_netns(|| {
+        let h = Handle::new().unwrap();
+        for i in 0..20 {
+            h.link_add(&LinkSpec::veth(&format!("g{i}"), &format!("p{i}")).group(42))
+                .unwrap();
+        }
+        let (a, _) = veth(&h, "keep0", "keep1");
+        h.link_set_group(a, 7).unwrap();
+        let links = h.links().unwrap();
+        assert_eq!(
+            links.iter().filter(|l| l.group == Some(42)).count(),
+            20,
+            "peers stay in 0"
+        );
+        assert_eq!(h.link_by_index(a).unwrap().unwrap().group, Some(7));
+        assert!(ip_json(&["link", "show", "dev", "g3"]).contains("\"group\":\"42\""));
+        h.link_del_group(42).unwrap();
+        let mut names: Vec<String> = h.links().unwrap().into_iter().map(|l| l.name).collect();
+        names.sort();
+        assert_eq!(names, ["keep0", "keep1", "lo"]);
+        assert!(h.link_del_group(0).is_err(), "never the default group");
+        let err = h.link_del_group(42).unwrap_err();
+        assert_eq!(err.errno(), Some(libc::ENODEV), "{err}");
+    });
+}

@@ -277,6 +277,9 @@ pub struct LinkSpec {
     pub netns_fd: Option<RawFd>,
     /// MTU (`IFLA_MTU`).
     pub mtu: Option<u32>,
+    /// Link group (`IFLA_GROUP`), for deleting many links in one kernel
+    /// transaction ([`Handle::link_del_group`]).
+    pub group: Option<u32>,
 }
 
 impl LinkSpec {
@@ -287,6 +290,7 @@ impl LinkSpec {
             parent,
             netns_fd: None,
             mtu: None,
+            group: None,
         }
     }
 
@@ -334,6 +338,12 @@ impl LinkSpec {
         self
     }
 
+    /// Puts the link in link group `group`.
+    pub fn group(mut self, group: u32) -> LinkSpec {
+        self.group = Some(group);
+        self
+    }
+
     /// The `RTM_NEWLINK` request (`NLM_F_CREATE | NLM_F_EXCL`).
     pub fn request(&self) -> Result<MessageBuilder> {
         check_ifname(&self.name)?;
@@ -343,6 +353,9 @@ impl LinkSpec {
         }
         if let Some(mtu) = self.mtu {
             msg.put_u32(IFLA_MTU, mtu);
+        }
+        if let Some(group) = self.group {
+            msg.put_u32(IFLA_GROUP, group);
         }
         if let Some(parent) = self.parent {
             msg.put_u32(IFLA_LINK, parent);
@@ -445,6 +458,21 @@ pub fn set_mtu_request(index: u32, mtu: u32) -> MessageBuilder {
     msg
 }
 
+/// Puts link `index` in link group `group`.
+pub fn set_group_request(index: u32, group: u32) -> MessageBuilder {
+    let mut msg = modify(index);
+    msg.put_u32(IFLA_GROUP, group);
+    msg
+}
+
+/// Deletes every link of group `group` in one kernel transaction (one RCU
+/// grace period for all of them, instead of one each).
+pub fn del_group_request(group: u32) -> MessageBuilder {
+    let mut msg = link_message(RTM_DELLINK, SET_FLAGS, IfInfoMsg::default());
+    msg.put_u32(IFLA_GROUP, group);
+    msg
+}
+
 /// Moves link `index` into the netns `netns_fd` refers to.
 pub fn set_netns_request(index: u32, netns_fd: RawFd) -> MessageBuilder {
     let mut msg = modify(index);
@@ -528,6 +556,8 @@ pub struct Link {
     pub link_netnsid: Option<i32>,
     /// Master (bridge/bond) ifindex.
     pub master: Option<u32>,
+    /// Link group (0 = default).
+    pub group: Option<u32>,
     /// RFC 2863 operational state (`IF_OPER_*`: 2 down, 6 up...).
     pub operstate: Option<u8>,
     /// `IFLA_INFO_KIND` ("ipvlan", "vlan", "veth"...).
@@ -581,6 +611,7 @@ impl Link {
             parent: tb.get(IFLA_LINK).map(|a| a.u32()).transpose()?,
             link_netnsid: tb.get(IFLA_LINK_NETNSID).map(|a| a.i32()).transpose()?,
             master: tb.get(IFLA_MASTER).map(|a| a.u32()).transpose()?,
+            group: tb.get(IFLA_GROUP).map(|a| a.u32()).transpose()?,
             operstate: tb.get(IFLA_OPERSTATE).map(|a| a.u8()).transpose()?,
             kind: None,
             data: LinkData::None,
@@ -646,8 +677,28 @@ impl Handle {
         self.ack(&del_request(index), "delete link", LinkRef::Index(index))
     }
 
+    /// Deletes all links of group `group` (see [`LinkSpec::group`]) in one
+    /// kernel transaction: ~0.2 ms a link instead of ~16 ms. `ENODEV` if the
+    /// group is empty. Group 0 (the default group) is refused.
+    pub fn link_del_group(&self, group: u32) -> Result<()> {
+        let context = |e: Error| self.context_op(e, "delete link group");
+        if group == 0 {
+            return Err(context(Error::invalid("group 0 holds every link")));
+        }
+        self.socket()
+            .request(&del_group_request(group))
+            .map_err(context)
+    }
+
+    /// Puts link `index` in link group `group`.
+    pub fn link_set_group(&self, index: u32, group: u32) -> Result<()> {
+        let msg = set_group_request(index, group);
+        self.ack(&msg, "set link group", LinkRef::Index(index))
+    }
+
     /// Deletes several links with one `sendmsg`; one result per index, in
-    /// order (each delete is still its own kernel transaction).
+    /// order. Saves syscalls only: each delete is still its own kernel
+    /// transaction with its own RCU grace period (see [`Handle::link_del_group`]).
     pub fn link_del_many(&self, indices: &[u32]) -> Result<Vec<Result<()>>> {
         let msgs: Vec<_> = indices.iter().map(|&i| del_request(i)).collect();
         let results = self

@@ -195,6 +195,19 @@ fn l2_bridge_pair_pings_v4_and_v6() {
         assert_eq!(eth0.ipvlan(), Some((mode, flags)));
         assert!(!eth0.is_noarp(), "l2 answers ARP");
         assert!(eth0.link_netnsid.is_some(), "parent is in the host netns");
+        // Routes set by our code: c2 reaches the world through c1.
+        c2.handle
+            .route_add(&RouteSpec::default_via("10.10.0.1".parse().unwrap()))
+            .unwrap();
+        c2.handle
+            .route_add(&RouteSpec::default_via("fd00:10::1".parse().unwrap()).dev(c2.eth0))
+            .unwrap();
+        for family in [IpFamily::V4, IpFamily::V6] {
+            let routes = c2.handle.routes(family).unwrap();
+            let default = routes.iter().find(|r| r.is_default()).expect("default");
+            assert_eq!(default.oif, Some(c2.eth0), "{default:?}");
+            assert!(default.gateway.is_some(), "{default:?}");
+        }
         assert!(c1.pings("10.10.0.2"), "v4 c1 -> c2");
         assert!(c2.pings("10.10.0.1"), "v4 c2 -> c1");
         assert!(c1.pings("fd00:10::2"), "v6 c1 -> c2");
@@ -340,5 +353,33 @@ fn parent_deletion_removes_slaves_in_other_netns() {
         assert!(c1.handle.link_by_name("eth0").unwrap().is_some());
         h.link_del(parent).unwrap();
         assert!(c1.handle.link_by_name("eth0").unwrap().is_none());
+    });
+}
+
+#[test]
+fn create_in_netns_when_the_host_has_the_name() {
+    in_fresh_netns(|| {
+        let h = Handle::new().unwrap();
+        // The "host" has an eth0 (a dummy), which is also the parent.
+        let parent = dummy_parent(&h, "eth0");
+        let ns = netns::create_anonymous().unwrap();
+        let inside = Handle::in_netns(&ns).unwrap();
+        let spec = |name: &str| {
+            LinkSpec::ipvlan(name, parent, IpvlanMode::L2, IpvlanFlags::BRIDGE).in_netns(&ns)
+        };
+        match h.link_add(&spec("eth0")) {
+            Ok(()) => eprintln!("this kernel checks the new name in the target netns only"),
+            Err(err) => {
+                // 6.1 checks the name against the creating netns as well.
+                eprintln!("direct create: {err}");
+                assert!(err.is_exists(), "{err}");
+                h.link_add(&spec("tmp1234")).unwrap();
+                let index = inside.link_index("tmp1234").unwrap();
+                inside.link_rename(index, "eth0").unwrap();
+            }
+        }
+        let eth0 = inside.link_by_name("eth0").unwrap().expect("eth0 inside");
+        assert_eq!(eth0.kind.as_deref(), Some("ipvlan"));
+        assert!(h.link_by_name("eth0").unwrap().unwrap().kind.as_deref() == Some("dummy"));
     });
 }

@@ -311,6 +311,12 @@ mod tests {
     }
 
     #[test]
+    fn error_can_cross_threads() {
+        fn send_sync<T: Send + Sync + 'static>() {}
+        send_sync::<Error>();
+    }
+
+    #[test]
     fn first_context_wins() {
         let err = kernel(libc::EEXIST, None).op("inner").op("outer");
         assert_eq!(err.operation(), "inner");

@@ -35,6 +35,9 @@ use crate::netlink::{socket, Error, LinkRef, MessageBuilder, Messages, Result, S
 use crate::netns::{self, Netns};
 
 /// An rtnetlink socket bound to one network namespace.
+///
+/// `Send` but not `Sync`: requests on one handle are sequential (one
+/// sequence counter); threads that work in parallel open a handle each.
 #[derive(Debug)]
 pub struct Handle {
     socket: Socket,

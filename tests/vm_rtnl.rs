@@ -215,7 +215,7 @@ fn l2_bridge_pair_pings_v4_and_v6() {
 }
 
 #[test]
-fn l2_private_pair_cannot_reach_each_other() {
+fn l2_private_and_vepa_pairs_cannot_reach_each_other() {
     in_fresh_netns(|| {
         let h = Handle::new().unwrap();
         let parent = dummy_parent(&h, "d0");
@@ -230,6 +230,13 @@ fn l2_private_pair_cannot_reach_each_other() {
             !c1.pings("10.11.0.2"),
             "private slaves must not reach each other"
         );
+        // vepa sends slave-to-slave traffic out to the switch; a dummy parent
+        // has no switch to reflect it, so the pair cannot talk either.
+        let vepa_parent = dummy_parent(&h, "d2");
+        let vepa = IpvlanFlags::VEPA;
+        let v1 = Container::attach(&h, vepa_parent, mode, vepa, &["10.13.0.1/24"]);
+        let _v2 = Container::attach(&h, vepa_parent, mode, vepa, &["10.13.0.2/24"]);
+        assert!(!v1.pings("10.13.0.2"), "vepa without a reflective relay");
         // The same setup in bridge mode does reach (control experiment).
         let bridge_parent = dummy_parent(&h, "d1");
         let b1 = Container::attach(
@@ -252,10 +259,19 @@ fn l2_private_pair_cannot_reach_each_other() {
 
 #[test]
 fn l3_is_noarp_and_default_dev_routes_between_subnets() {
+    l3_pair(IpvlanMode::L3);
+}
+
+#[test]
+fn l3s_is_noarp_and_default_dev_routes_between_subnets() {
+    l3_pair(IpvlanMode::L3s);
+}
+
+fn l3_pair(mode: IpvlanMode) {
     in_fresh_netns(|| {
         let h = Handle::new().unwrap();
         let parent = dummy_parent(&h, "d0");
-        let (mode, flags) = (IpvlanMode::L3, IpvlanFlags::BRIDGE);
+        let flags = IpvlanFlags::BRIDGE;
         let c1 = Container::attach(&h, parent, mode, flags, &["10.20.0.1/24", "fd00:20::1/64"]);
         let c2 = Container::attach(&h, parent, mode, flags, &["10.30.0.1/24", "fd00:30::1/64"]);
         for c in [&c1, &c2] {

@@ -61,6 +61,15 @@ fn fresh_netns_has_only_loopback() {
         assert_eq!(h.link_index("lo").unwrap(), 1);
         assert!(h.link_by_name("nope0").unwrap().is_none());
         assert!(h.link_by_index(999).unwrap().is_none());
+        // No route was ever added: the kernel has no main table yet (ENOENT
+        // under strict checking), which reads as empty.
+        assert!(h.routes(IpFamily::V4).unwrap().is_empty());
+        assert!(h.routes(IpFamily::V6).unwrap().is_empty());
+        assert!(h.routes_in_table(IpFamily::V4, 1234).unwrap().is_empty());
+        assert!(
+            h.addrs().unwrap().is_empty(),
+            "lo is down: no 127.0.0.1 yet"
+        );
     });
 }
 
@@ -629,5 +638,34 @@ fn group_delete_removes_all_members_in_one_request() {
         assert!(h.link_del_group(0).is_err(), "never the default group");
         let err = h.link_del_group(42).unwrap_err();
         assert_eq!(err.errno(), Some(libc::ENODEV), "{err}");
+    });
+}
+
+#[test]
+fn routes_in_tables_beyond_255() {
+    in_fresh_netns(|| {
+        let h = Handle::new().unwrap();
+        let (a, _) = veth(&h, "va0", "vb0");
+        h.link_set_up(a).unwrap();
+        let spec = RouteSpec::default_dev(IpFamily::V4, a)
+            .table(1000)
+            .metric(7);
+        h.route_add(&spec).unwrap();
+        let routes = h.routes_in_table(IpFamily::V4, 1000).unwrap();
+        assert_eq!(routes.len(), 1, "{routes:?}");
+        assert_eq!(
+            (routes[0].table, routes[0].metric, routes[0].oif),
+            (1000, Some(7), Some(a))
+        );
+        assert!(h
+            .routes(IpFamily::V4)
+            .unwrap()
+            .iter()
+            .all(|r| !r.is_default()));
+        assert!(ip_json(&["route", "show", "table", "1000"]).contains("\"metric\":7"));
+        h.route_del(&spec).unwrap();
+        assert!(h.routes_in_table(IpFamily::V4, 1000).unwrap().is_empty());
+        let gone = h.route_del(&spec).unwrap_err();
+        assert_eq!(gone.errno(), Some(libc::ESRCH), "{gone}");
     });
 }

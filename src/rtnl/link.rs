@@ -309,7 +309,8 @@ impl LinkSpec {
         Self::new(name, LinkKind::Dummy, None)
     }
 
-    /// A veth pair `name` / `peer` (both in the handle's netns).
+    /// A veth pair `name` / `peer`; the peer is created in the handle's
+    /// netns even when [`LinkSpec::in_netns`] sends `name` elsewhere.
     pub fn veth(name: &str, peer: &str) -> LinkSpec {
         let peer = peer.to_owned();
         Self::new(name, LinkKind::Veth { peer }, None)
@@ -321,7 +322,10 @@ impl LinkSpec {
     }
 
     /// Creates the link directly inside `netns` (keep it open until
-    /// [`Handle::link_add`] returns).
+    /// [`Handle::link_add`] returns): one request instead of create + move,
+    /// which costs an RCU grace period. Linux 6.1 also checks the name
+    /// against the creating netns and answers `EEXIST` if a link there has
+    /// it; then create under a temporary name and rename inside.
     pub fn in_netns(self, netns: &Netns) -> LinkSpec {
         self.in_netns_fd(netns.fd().as_raw_fd())
     }

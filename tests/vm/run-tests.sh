@@ -11,6 +11,7 @@ for bin in "${IPVLAN_TEST_BIN_DIR:-/usr/lib/ipvlan-test/bin}"/*; do
     name=${bin##*/}
     echo "ipvlan-vm: running $name"
     rm -f /tmp/test-status
+    dmesg -c > /dev/null 2>&1
     { "$bin" --test-threads=1 "$@"; echo $? > /tmp/test-status; } 2>&1 | tee /tmp/test-output
     status=$(cat /tmp/test-status 2>/dev/null || echo 127)
     counts=$(awk '/^test result:/ {
@@ -25,6 +26,10 @@ for bin in "${IPVLAN_TEST_BIN_DIR:-/usr/lib/ipvlan-test/bin}"/*; do
     if [ "$status" -ne 0 ] && [ "$binary_failed" -eq 0 ]; then
         echo "ipvlan-vm: $name exited with status $status: counted as 1 failed"
         binary_failed=1
+    fi
+    if [ "$binary_failed" -ne 0 ]; then
+        echo "ipvlan-vm: kernel log while $name ran:"
+        dmesg 2>/dev/null | tail -n 50
     fi
     passed=$((passed + binary_passed))
     failed=$((failed + binary_failed))

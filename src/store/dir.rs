@@ -172,6 +172,20 @@ impl StateDir {
         Ok(all)
     }
 
+    /// Every subnet of every network with the network's name: what a new
+    /// network must not overlap ([`ipam::check_overlaps`]) and what a
+    /// default pool must avoid ([`ipam::Avoid::networks`]).
+    pub fn subnets_in_use(&self) -> Result<Vec<(String, IpNet)>, StoreError> {
+        Ok(self
+            .networks()?
+            .into_iter()
+            .flat_map(|n| {
+                let name = n.name;
+                n.subnets.into_iter().map(move |s| (name.clone(), s.subnet))
+            })
+            .collect())
+    }
+
     /// An endpoint of a network.
     pub fn endpoint(
         &self,

@@ -26,8 +26,13 @@
 //! ```
 
 mod error;
+mod hosts;
+mod kernel;
+mod options;
 
 pub use error::{Error, ErrorKind};
+pub use kernel::KernelVersion;
+pub use options::{MAX_NAME_LEN, VALID_OPTION_KEYS};
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;

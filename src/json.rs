@@ -1,1 +1,703 @@
-//! TODO
+//! A small, strict JSON reader and writer (RFC 8259).
+//!
+//! Used for `network inspect` output, the state records and CNI. Strict on
+//! purpose: state files are ours, so anything unexpected means corruption and
+//! must be reported, not guessed around. The reader rejects trailing garbage,
+//! invalid escapes, lone surrogates, raw control characters, leading zeros and
+//! nesting deeper than [`MAX_DEPTH`]. Object member order is preserved, so
+//! output is stable and diffs of state files stay readable.
+
+use std::fmt;
+
+/// Deepest nesting of arrays and objects the reader accepts. Our own records
+/// nest four levels; the bound keeps hostile input from exhausting the stack.
+pub const MAX_DEPTH: usize = 64;
+
+/// A JSON number, kept as its validated source text so integers of any size
+/// round-trip exactly.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Number(String);
+
+impl Number {
+    /// The value as an unsigned integer, if it is one that fits.
+    pub fn as_u64(&self) -> Option<u64> {
+        self.0.parse().ok()
+    }
+
+    /// The value as a signed integer, if it is one that fits.
+    pub fn as_i64(&self) -> Option<i64> {
+        self.0.parse().ok()
+    }
+
+    /// The value as a float (always succeeds for a validated number).
+    pub fn as_f64(&self) -> f64 {
+        self.0.parse().unwrap_or(f64::NAN)
+    }
+
+    /// The number exactly as written.
+    pub fn as_text(&self) -> &str {
+        &self.0
+    }
+}
+
+macro_rules! number_from_int {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Number {
+            fn from(v: $t) -> Number {
+                Number(v.to_string())
+            }
+        }
+        impl From<$t> for Value {
+            fn from(v: $t) -> Value {
+                Value::Number(Number::from(v))
+            }
+        }
+    )*};
+}
+number_from_int!(u8, u16, u32, u64, usize, i8, i16, i32, i64);
+
+/// A JSON value. Objects keep their members in order; duplicate keys are
+/// rejected by the reader.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    Number(Number),
+    String(String),
+    Array(Vec<Value>),
+    Object(Vec<(String, Value)>),
+}
+
+impl Value {
+    /// Builds an object from `(key, value)` pairs, in order.
+    pub fn object<K: Into<String>>(members: impl IntoIterator<Item = (K, Value)>) -> Value {
+        Value::Object(members.into_iter().map(|(k, v)| (k.into(), v)).collect())
+    }
+
+    /// The member `key` of an object; `None` for a missing key or a non-object.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.as_object()?
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn as_u64(&self) -> Option<u64> {
+        match self {
+            Value::Number(n) => n.as_u64(),
+            _ => None,
+        }
+    }
+
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            Value::Number(n) => n.as_i64(),
+            _ => None,
+        }
+    }
+
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            Value::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+
+    pub fn as_array(&self) -> Option<&[Value]> {
+        match self {
+            Value::Array(items) => Some(items),
+            _ => None,
+        }
+    }
+
+    pub fn as_object(&self) -> Option<&[(String, Value)]> {
+        match self {
+            Value::Object(members) => Some(members),
+            _ => None,
+        }
+    }
+
+    pub fn is_null(&self) -> bool {
+        matches!(self, Value::Null)
+    }
+
+    /// Serialises without any whitespace.
+    pub fn to_compact(&self) -> String {
+        let mut out = String::new();
+        write_value(&mut out, self, None, 0);
+        out
+    }
+
+    /// Serialises with 4-space indentation, as `docker network inspect` does.
+    pub fn to_pretty(&self) -> String {
+        let mut out = String::new();
+        write_value(&mut out, self, Some(4), 0);
+        out
+    }
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_compact())
+    }
+}
+
+impl From<bool> for Value {
+    fn from(v: bool) -> Value {
+        Value::Bool(v)
+    }
+}
+
+impl From<&str> for Value {
+    fn from(v: &str) -> Value {
+        Value::String(v.to_owned())
+    }
+}
+
+impl From<String> for Value {
+    fn from(v: String) -> Value {
+        Value::String(v)
+    }
+}
+
+impl From<Vec<Value>> for Value {
+    fn from(v: Vec<Value>) -> Value {
+        Value::Array(v)
+    }
+}
+
+impl<T: Into<Value>> From<Option<T>> for Value {
+    fn from(v: Option<T>) -> Value {
+        v.map_or(Value::Null, Into::into)
+    }
+}
+
+// ---------------------------------------------------------------- writer
+
+fn write_value(out: &mut String, value: &Value, indent: Option<usize>, level: usize) {
+    match value {
+        Value::Null => out.push_str("null"),
+        Value::Bool(true) => out.push_str("true"),
+        Value::Bool(false) => out.push_str("false"),
+        Value::Number(n) => out.push_str(&n.0),
+        Value::String(s) => write_string(out, s),
+        Value::Array(items) => {
+            if items.is_empty() {
+                out.push_str("[]");
+                return;
+            }
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                newline(out, indent, level + 1);
+                write_value(out, item, indent, level + 1);
+            }
+            newline(out, indent, level);
+            out.push(']');
+        }
+        Value::Object(members) => {
+            if members.is_empty() {
+                out.push_str("{}");
+                return;
+            }
+            out.push('{');
+            for (i, (key, item)) in members.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                newline(out, indent, level + 1);
+                write_string(out, key);
+                out.push(':');
+                if indent.is_some() {
+                    out.push(' ');
+                }
+                write_value(out, item, indent, level + 1);
+            }
+            newline(out, indent, level);
+            out.push('}');
+        }
+    }
+}
+
+fn newline(out: &mut String, indent: Option<usize>, level: usize) {
+    if let Some(width) = indent {
+        out.push('\n');
+        out.extend(std::iter::repeat(' ').take(width * level));
+    }
+}
+
+fn write_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 => {
+                out.push_str(&format!("\\u{:04x}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+// ---------------------------------------------------------------- reader
+
+/// Why and where a text is not acceptable JSON.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParseError {
+    /// Byte offset of the problem in the input.
+    pub offset: usize,
+    /// 1-based line of the problem.
+    pub line: usize,
+    /// 1-based column (in characters) of the problem.
+    pub column: usize,
+    /// What is wrong.
+    pub message: &'static str,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid JSON at line {} column {}: {}",
+            self.line, self.column, self.message
+        )
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+/// Parses one JSON document; whitespace may surround it, nothing else.
+pub fn parse(text: &str) -> Result<Value, ParseError> {
+    let mut reader = Reader {
+        text,
+        bytes: text.as_bytes(),
+        pos: 0,
+    };
+    reader.skip_whitespace();
+    let value = reader.value(0)?;
+    reader.skip_whitespace();
+    if reader.pos != reader.bytes.len() {
+        return Err(reader.error("unexpected data after the JSON value"));
+    }
+    Ok(value)
+}
+
+struct Reader<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl Reader<'_> {
+    fn error(&self, message: &'static str) -> ParseError {
+        self.error_at(self.pos, message)
+    }
+
+    fn error_at(&self, offset: usize, message: &'static str) -> ParseError {
+        let offset = offset.min(self.bytes.len());
+        // Offsets always come from ASCII delimiters or the end, but stay safe
+        // on a non-boundary by walking back to one.
+        let mut boundary = offset;
+        while !self.text.is_char_boundary(boundary) {
+            boundary -= 1;
+        }
+        let before = &self.text[..boundary];
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let column = before[line_start..].chars().count() + 1;
+        ParseError {
+            offset,
+            line,
+            column,
+            message,
+        }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.pos).copied()
+    }
+
+    fn skip_whitespace(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    fn expect_literal(&mut self, literal: &'static str, value: Value) -> Result<Value, ParseError> {
+        if self.bytes[self.pos..].starts_with(literal.as_bytes()) {
+            self.pos += literal.len();
+            Ok(value)
+        } else {
+            Err(self.error("invalid literal"))
+        }
+    }
+
+    fn value(&mut self, depth: usize) -> Result<Value, ParseError> {
+        match self.peek() {
+            None => Err(self.error("unexpected end of input")),
+            Some(b'n') => self.expect_literal("null", Value::Null),
+            Some(b't') => self.expect_literal("true", Value::Bool(true)),
+            Some(b'f') => self.expect_literal("false", Value::Bool(false)),
+            Some(b'"') => self.string().map(Value::String),
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            Some(b'[') => self.array(depth + 1),
+            Some(b'{') => self.object(depth + 1),
+            Some(_) => Err(self.error("expected a value")),
+        }
+    }
+
+    fn array(&mut self, depth: usize) -> Result<Value, ParseError> {
+        if depth > MAX_DEPTH {
+            return Err(self.error("nesting too deep"));
+        }
+        self.pos += 1; // '['
+        let mut items = Vec::new();
+        self.skip_whitespace();
+        if self.peek() == Some(b']') {
+            self.pos += 1;
+            return Ok(Value::Array(items));
+        }
+        loop {
+            self.skip_whitespace();
+            items.push(self.value(depth)?);
+            self.skip_whitespace();
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b']') => {
+                    self.pos += 1;
+                    return Ok(Value::Array(items));
+                }
+                None => return Err(self.error("unexpected end of input in an array")),
+                Some(_) => return Err(self.error("expected ',' or ']'")),
+            }
+        }
+    }
+
+    fn object(&mut self, depth: usize) -> Result<Value, ParseError> {
+        if depth > MAX_DEPTH {
+            return Err(self.error("nesting too deep"));
+        }
+        self.pos += 1; // '{'
+        let mut members: Vec<(String, Value)> = Vec::new();
+        self.skip_whitespace();
+        if self.peek() == Some(b'}') {
+            self.pos += 1;
+            return Ok(Value::Object(members));
+        }
+        loop {
+            self.skip_whitespace();
+            let key_offset = self.pos;
+            if self.peek() != Some(b'"') {
+                return Err(self.error("expected a string as object key"));
+            }
+            let key = self.string()?;
+            if members.iter().any(|(k, _)| *k == key) {
+                return Err(self.error_at(key_offset, "duplicate object key"));
+            }
+            self.skip_whitespace();
+            if self.peek() != Some(b':') {
+                return Err(self.error("expected ':' after an object key"));
+            }
+            self.pos += 1;
+            self.skip_whitespace();
+            let value = self.value(depth)?;
+            members.push((key, value));
+            self.skip_whitespace();
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b'}') => {
+                    self.pos += 1;
+                    return Ok(Value::Object(members));
+                }
+                None => return Err(self.error("unexpected end of input in an object")),
+                Some(_) => return Err(self.error("expected ',' or '}'")),
+            }
+        }
+    }
+
+    fn number(&mut self) -> Result<Value, ParseError> {
+        let start = self.pos;
+        if self.peek() == Some(b'-') {
+            self.pos += 1;
+        }
+        match self.peek() {
+            Some(b'0') => {
+                self.pos += 1;
+                if let Some(b'0'..=b'9') = self.peek() {
+                    return Err(self.error("leading zeros are not allowed"));
+                }
+            }
+            Some(b'1'..=b'9') => self.digits(),
+            _ => return Err(self.error("expected a digit")),
+        }
+        if self.peek() == Some(b'.') {
+            self.pos += 1;
+            if !matches!(self.peek(), Some(b'0'..=b'9')) {
+                return Err(self.error("expected a digit after '.'"));
+            }
+            self.digits();
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.pos += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.pos += 1;
+            }
+            if !matches!(self.peek(), Some(b'0'..=b'9')) {
+                return Err(self.error("expected a digit in the exponent"));
+            }
+            self.digits();
+        }
+        Ok(Value::Number(Number(self.text[start..self.pos].to_owned())))
+    }
+
+    fn digits(&mut self) {
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    fn string(&mut self) -> Result<String, ParseError> {
+        self.pos += 1; // opening quote
+        let mut out = String::new();
+        loop {
+            let run_start = self.pos;
+            while let Some(b) = self.peek() {
+                if b == b'"' || b == b'\\' || b < 0x20 {
+                    break;
+                }
+                self.pos += 1;
+            }
+            // The run ends on an ASCII byte or the end, so it is whole UTF-8.
+            out.push_str(&self.text[run_start..self.pos]);
+            match self.peek() {
+                None => return Err(self.error("unterminated string")),
+                Some(b'"') => {
+                    self.pos += 1;
+                    return Ok(out);
+                }
+                Some(b'\\') => {
+                    self.pos += 1;
+                    let c = self.escape()?;
+                    out.push(c);
+                }
+                Some(_) => return Err(self.error("control character in a string")),
+            }
+        }
+    }
+
+    fn escape(&mut self) -> Result<char, ParseError> {
+        let escape_offset = self.pos - 1;
+        let c = match self.peek() {
+            Some(b'"') => '"',
+            Some(b'\\') => '\\',
+            Some(b'/') => '/',
+            Some(b'b') => '\u{8}',
+            Some(b'f') => '\u{c}',
+            Some(b'n') => '\n',
+            Some(b'r') => '\r',
+            Some(b't') => '\t',
+            Some(b'u') => {
+                self.pos += 1;
+                let high = self.hex4()?;
+                return match high {
+                    0xd800..=0xdbff => {
+                        if !self.bytes[self.pos..].starts_with(b"\\u") {
+                            return Err(
+                                self.error_at(escape_offset, "lone surrogate in \\u escape")
+                            );
+                        }
+                        self.pos += 2;
+                        let low = self.hex4()?;
+                        if !(0xdc00..=0xdfff).contains(&low) {
+                            return Err(self.error_at(escape_offset, "invalid surrogate pair"));
+                        }
+                        let code = 0x10000 + ((high - 0xd800) << 10) + (low - 0xdc00);
+                        char::from_u32(code)
+                            .ok_or_else(|| self.error_at(escape_offset, "invalid \\u escape"))
+                    }
+                    0xdc00..=0xdfff => {
+                        Err(self.error_at(escape_offset, "lone surrogate in \\u escape"))
+                    }
+                    _ => char::from_u32(high)
+                        .ok_or_else(|| self.error_at(escape_offset, "invalid \\u escape")),
+                };
+            }
+            _ => return Err(self.error_at(escape_offset, "invalid escape")),
+        };
+        self.pos += 1;
+        Ok(c)
+    }
+
+    fn hex4(&mut self) -> Result<u32, ParseError> {
+        let digits = self
+            .bytes
+            .get(self.pos..self.pos + 4)
+            .ok_or_else(|| self.error("truncated \\u escape"))?;
+        let mut code = 0u32;
+        for &d in digits {
+            let v = (d as char)
+                .to_digit(16)
+                .ok_or_else(|| self.error("invalid hex digit in \\u escape"))?;
+            code = code * 16 + v;
+        }
+        self.pos += 4;
+        Ok(code)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_kind_of_value() {
+        let v = parse(
+            r#" {"a": [1, -2.5e3, true, false, null], "b": "x\ny\u00e9\ud83d\ude00", "c": {}} "#,
+        )
+        .unwrap();
+        let a = v.get("a").unwrap().as_array().unwrap();
+        assert_eq!(a[0].as_u64(), Some(1));
+        assert_eq!(a[1], Value::Number(Number("-2.5e3".into())));
+        assert_eq!(a[2].as_bool(), Some(true));
+        assert!(a[4].is_null());
+        assert_eq!(v.get("b").unwrap().as_str(), Some("x\nyé😀"));
+        assert_eq!(v.get("c").unwrap().as_object(), Some(&[][..]));
+        assert_eq!(v.get("missing"), None);
+    }
+
+    #[test]
+    fn round_trips_its_own_output() {
+        let v = Value::object([
+            ("Name", Value::from("db_net")),
+            ("Id", Value::from("ab".repeat(32))),
+            ("Count", Value::from(18_446_744_073_709_551_615u64)),
+            ("Neg", Value::from(-42i64)),
+            ("Internal", Value::from(false)),
+            ("Gateway", Value::from(None::<&str>)),
+            (
+                "Weird",
+                Value::from("tab\t quote\" back\\ nul\u{0} bell\u{7} é"),
+            ),
+            (
+                "Config",
+                Value::from(vec![Value::object([(
+                    "Subnet",
+                    Value::from("192.168.1.0/24"),
+                )])]),
+            ),
+            ("Empty", Value::from(Vec::new())),
+            ("EmptyObj", Value::object(Vec::<(String, Value)>::new())),
+        ]);
+        assert_eq!(parse(&v.to_compact()).unwrap(), v);
+        assert_eq!(parse(&v.to_pretty()).unwrap(), v);
+        assert_eq!(v.get("Count").unwrap().as_u64(), Some(u64::MAX));
+    }
+
+    #[test]
+    fn pretty_output_matches_docker_layout() {
+        let v = Value::from(vec![Value::object([
+            ("Name", Value::from("n")),
+            ("Options", Value::object([("parent", Value::from("eth0"))])),
+            ("Containers", Value::object(Vec::<(String, Value)>::new())),
+        ])]);
+        let expected = "[\n    {\n        \"Name\": \"n\",\n        \"Options\": {\n            \"parent\": \"eth0\"\n        },\n        \"Containers\": {}\n    }\n]";
+        assert_eq!(v.to_pretty(), expected);
+        assert_eq!(
+            v.to_compact(),
+            r#"[{"Name":"n","Options":{"parent":"eth0"},"Containers":{}}]"#
+        );
+    }
+
+    #[test]
+    fn rejects_malformed_input_with_a_position() {
+        let cases: &[(&str, usize, usize, &str)] = &[
+            ("", 1, 1, "unexpected end of input"),
+            ("{} x", 1, 4, "unexpected data after the JSON value"),
+            ("[1,]", 1, 4, "expected a value"),
+            ("[1 2]", 1, 4, "expected ',' or ']'"),
+            ("{\"a\" 1}", 1, 6, "expected ':' after an object key"),
+            ("{\"a\":1,\"a\":2}", 1, 8, "duplicate object key"),
+            ("{1:2}", 1, 2, "expected a string as object key"),
+            ("01", 1, 2, "leading zeros are not allowed"),
+            ("-", 1, 2, "expected a digit"),
+            ("1.", 1, 3, "expected a digit after '.'"),
+            ("1e+", 1, 4, "expected a digit in the exponent"),
+            ("\"abc", 1, 5, "unterminated string"),
+            ("\"a\tb\"", 1, 3, "control character in a string"),
+            ("\"\\x\"", 1, 2, "invalid escape"),
+            ("\"\\u12g4\"", 1, 4, "invalid hex digit in \\u escape"),
+            ("\"\\ud800\"", 1, 2, "lone surrogate in \\u escape"),
+            ("\"\\udc00\"", 1, 2, "lone surrogate in \\u escape"),
+            ("\"\\ud800\\u0041\"", 1, 2, "invalid surrogate pair"),
+            ("tru", 1, 1, "invalid literal"),
+            ("{\n  \"a\": nul\n}", 2, 8, "invalid literal"),
+            ("[\"é\", x]", 1, 7, "expected a value"),
+        ];
+        for &(text, line, column, message) in cases {
+            let err = parse(text).expect_err(text);
+            assert_eq!(
+                (err.line, err.column, err.message),
+                (line, column, message),
+                "{text:?}"
+            );
+        }
+        assert!(parse("{\"a\": truex}")
+            .unwrap_err()
+            .to_string()
+            .contains("line 1 column 11"));
+    }
+
+    #[test]
+    fn bounds_nesting_depth() {
+        let ok = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        assert!(parse(&ok).is_ok());
+        let deep = format!("{}{}", "[".repeat(MAX_DEPTH + 1), "]".repeat(MAX_DEPTH + 1));
+        assert_eq!(parse(&deep).unwrap_err().message, "nesting too deep");
+        let hostile = "{\"a\":".repeat(100_000);
+        assert_eq!(parse(&hostile).unwrap_err().message, "nesting too deep");
+    }
+
+    #[test]
+    fn survives_random_and_mutated_input() {
+        let seed = r#"{"version":1,"name":"db_net","subnets":[{"subnet":"192.168.1.0/24","gateway":"192.168.1.1"}],"x":"\u00e9\n","n":-1.5e-3}"#;
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..20_000 {
+            let mut bytes = seed.as_bytes().to_vec();
+            for _ in 0..(next() % 4 + 1) {
+                let i = (next() as usize) % bytes.len();
+                match next() % 3 {
+                    0 => bytes[i] = next() as u8,
+                    1 => bytes.truncate(i.max(1)),
+                    _ => bytes.insert(i, b"{}[]\",:\\0-e"[(next() % 11) as usize]),
+                }
+            }
+            if let Ok(text) = std::str::from_utf8(&bytes) {
+                if let Ok(v) = parse(text) {
+                    assert_eq!(parse(&v.to_compact()).unwrap(), v);
+                }
+            }
+        }
+    }
+}

@@ -15,8 +15,7 @@ use std::path::{Path, PathBuf};
 use super::Error;
 
 /// First lines of every hosts file we write.
-pub(crate) const HEADER: &str =
-    "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n";
+pub(crate) const HEADER: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n";
 
 fn io(what: &str, path: &Path, error: std::io::Error) -> Error {
     Error::io(format!("{what} {}", path.display()), &error)
@@ -168,7 +167,10 @@ mod tests {
         let dir = std::env::temp_dir().join(format!(
             "ipvlan-hosts-{}-{}-{name}",
             std::process::id(),
-            std::thread::current().name().unwrap_or("t").replace(':', "_")
+            std::thread::current()
+                .name()
+                .unwrap_or("t")
+                .replace(':', "_")
         ));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
@@ -185,7 +187,10 @@ mod tests {
         append(
             &file,
             "ipv2",
-            &["192.168.1.3".parse().unwrap(), "2001:db8::3".parse().unwrap()],
+            &[
+                "192.168.1.3".parse().unwrap(),
+                "2001:db8::3".parse().unwrap(),
+            ],
         )
         .unwrap();
         remove(&file, "ipv1").unwrap();

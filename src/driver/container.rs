@@ -8,9 +8,9 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use super::hosts;
 use super::network::endpoint_info;
 use super::options::check_container_name;
+use super::{hosts, net};
 use super::{random_hex, ContainerInfo, Error, ExecOptions, ExitStatusCode, Manager};
 use crate::netns::{self, Netns};
 
@@ -39,9 +39,19 @@ impl Manager {
         // Record first: a crash between the two leaves a record restore
         // can reconcile, never an unknown namespace.
         state.put_container(&name)?;
-        if let Err(error) = netns::create_named(&self.config.netns_dir, &name) {
+        let ns = match netns::create_named(&self.config.netns_dir, &name) {
+            Ok(ns) => ns,
+            Err(error) => {
+                let _ = state.delete_container(&name);
+                return Err(Error::io(format!("creating namespace {name}"), &error));
+            }
+        };
+        // Loopback up, as in a Docker container (a process may talk to its
+        // own addresses).
+        if let Err(error) = net::set_loopback_up(&ns) {
+            let _ = netns::delete_named(&self.config.netns_dir, &name);
             let _ = state.delete_container(&name);
-            return Err(Error::io(format!("creating namespace {name}"), &error));
+            return Err(error);
         }
         Ok(ContainerInfo {
             name,

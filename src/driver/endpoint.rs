@@ -110,28 +110,37 @@ impl Manager {
         })?;
 
         // Addresses first (cheap to give back), then the intent record,
-        // then the kernel.
+        // then the kernel. Explicit requests go first: they move no cursor,
+        // so a refused one leaves the address state exactly as it was.
         let owner = target.id.clone();
-        let ipv4 = state.allocate(
-            network,
+        let mut requests = vec![(
+            false,
             req.ipv4
                 .map_or(Request::AnyV4, |a| Request::Exact(IpAddr::V4(a))),
-            &owner,
-        )?;
-        let ipv6 = if network.ipv6 {
-            let request = req
-                .ipv6
-                .map_or(Request::AnyV6, |a| Request::Exact(IpAddr::V6(a)));
+        )];
+        if network.ipv6 {
+            requests.push((
+                true,
+                req.ipv6
+                    .map_or(Request::AnyV6, |a| Request::Exact(IpAddr::V6(a))),
+            ));
+        }
+        requests.sort_by_key(|(_, request)| !matches!(request, Request::Exact(_)));
+        let mut taken: Vec<(bool, IpNet)> = Vec::new();
+        for (is_v6, request) in requests {
             match state.allocate(network, request, &owner) {
-                Ok(address) => Some(address),
+                Ok(address) => taken.push((is_v6, address)),
                 Err(error) => {
-                    let _ = state.release(network, ipv4.addr());
+                    for (_, address) in &taken {
+                        let _ = state.release(network, address.addr());
+                    }
                     return Err(error);
                 }
             }
-        } else {
-            None
-        };
+        }
+        let pick = |want_v6: bool| taken.iter().find(|(v6, _)| *v6 == want_v6).map(|(_, a)| *a);
+        let ipv4 = pick(false).ok_or_else(|| Error::failed("no IPv4 address allocated"))?;
+        let ipv6 = pick(true);
         let release_all = |state: &Locked<'_>| {
             let _ = state.release(network, ipv4.addr());
             if let Some(v6) = ipv6 {

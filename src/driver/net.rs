@@ -257,6 +257,13 @@ pub(crate) fn onlink_routes() -> Result<Vec<IpNet>, Error> {
     Ok(found)
 }
 
+/// Sets `lo` up in `ns`.
+pub(crate) fn set_loopback_up(ns: &Netns) -> Result<(), Error> {
+    let inside = handle(Some(ns))?;
+    let lo = inside.link_index("lo").map_err(from_netlink)?;
+    inside.link_set_up(lo).map_err(from_netlink)
+}
+
 /// The lowest `ethN` not taken in the namespace.
 fn free_ifname(ns_handle: &Handle) -> Result<String, Error> {
     let taken: Vec<String> = ns_handle

@@ -53,10 +53,6 @@ impl Flag {
     fn takes_value(&self) -> bool {
         self.value.is_some()
     }
-
-    fn spelled(&self) -> String {
-        format!("--{}", self.long)
-    }
 }
 
 /// Why a command line was rejected.
@@ -140,10 +136,10 @@ pub fn parse(flags: &[Flag], args: &[String], mode: Operands) -> Result<Matches,
             let value = if flag.takes_value() {
                 match inline {
                     Some(value) => value.to_string(),
-                    None => next_value(args, &mut index, &flag.spelled())?,
+                    None => next_value(args, &mut index, &format!("--{name}"))?,
                 }
             } else {
-                parse_bool(&flag.spelled(), inline)?
+                parse_bool(&format!("--{name}"), inline)?
             };
             matches.flags.push((flag.long, value));
         } else if arg.len() > 1 && arg.starts_with('-') {
@@ -285,6 +281,10 @@ mod tests {
     fn aliases_store_under_the_canonical_name() {
         let matches = parse_ok(&["--net=a", "--network", "b"], Operands::Interspersed);
         assert_eq!(matches.all("network"), vec!["a", "b"]);
+        assert_eq!(
+            parse(FLAGS, &strings(&["--net"]), Operands::Interspersed),
+            Err(ArgError::Usage("flag needs an argument: --net".into()))
+        );
     }
 
     #[test]

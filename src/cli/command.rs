@@ -255,10 +255,11 @@ fn operands(
     let name = format!("\"ipvlan {}\"", topic.path());
     let plural = |n: usize| if n == 1 { "argument" } else { "arguments" };
     let message = match max {
+        Some(0) if count > 0 => format!("{name} accepts no arguments"),
         Some(max) if max == min && count != min => {
             format!("{name} requires exactly {min} {}", plural(min))
         }
-        Some(max) if count > max => format!("{name} accepts no arguments"),
+        Some(max) if count > max => format!("{name} accepts at most {max} {}", plural(max)),
         _ if count < min => format!("{name} requires at least {min} {}", plural(min)),
         _ => return Ok(()),
     };

@@ -2,9 +2,8 @@
 
 use std::net::IpAddr;
 
-use ipvlan::cli::command::{
-    parse, Command, ConnectArgs, ExecArgs, Invocation, NetworkCreateArgs, RunArgs, TargetArg,
-};
+use ipvlan::cli::command::{parse, Command, ConnectArgs, ExecArgs, Invocation, RunArgs};
+use ipvlan::driver::{AttachRequest, NetworkCreate, Target};
 
 /// Splits a command line the way a shell does for these (unquoted) lines.
 fn parse_line(line: &str) -> Command {
@@ -33,19 +32,12 @@ fn options(list: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
-fn create(
-    name: &str,
-    subnets: &[&str],
-    gateways: &[&str],
-    opts: &[(&str, &str)],
-) -> NetworkCreateArgs {
-    NetworkCreateArgs {
-        name: name.to_string(),
-        driver: "ipvlan".to_string(),
+fn create(name: &str, subnets: &[&str], gateways: &[&str], opts: &[(&str, &str)]) -> NetworkCreate {
+    NetworkCreate {
         subnets: cidrs(subnets),
         gateways: ips(gateways),
         options: options(opts),
-        ..NetworkCreateArgs::default()
+        ..NetworkCreate::new(name)
     }
 }
 
@@ -63,7 +55,7 @@ fn words(list: &[&str]) -> Vec<String> {
 
 #[test]
 fn walkthrough_network_create_lines() {
-    let cases: Vec<(&str, NetworkCreateArgs)> = vec![
+    let cases: Vec<(&str, NetworkCreate)> = vec![
         (
             "ipvlan network create -d ipvlan --subnet=192.168.1.0/24 --gateway=192.168.1.1 -o ipvlan_mode=l2 -o parent=eth0 db_net",
             create("db_net", &["192.168.1.0/24"], &["192.168.1.1"], &[("ipvlan_mode", "l2"), ("parent", "eth0")]),
@@ -78,7 +70,7 @@ fn walkthrough_network_create_lines() {
         ),
         (
             "ipvlan network create -d ipvlan --subnet=192.168.11.0/24 --internal isolated2",
-            NetworkCreateArgs {
+            NetworkCreate {
                 internal: true,
                 ..create("isolated2", &["192.168.11.0/24"], &[], &[])
             },
@@ -107,7 +99,7 @@ fn walkthrough_network_create_lines() {
         ),
         (
             "ipvlan network create -d ipvlan --ipv6 --subnet=2001:db8:abc2::/64 --gateway=2001:db8:abc2::22 -o parent=eth0.139 v6ipvlan139",
-            NetworkCreateArgs {
+            NetworkCreate {
                 ipv6: true,
                 ..create("v6ipvlan139", &["2001:db8:abc2::/64"], &["2001:db8:abc2::22"], &[("parent", "eth0.139")])
             },
@@ -141,7 +133,7 @@ fn walkthrough_network_create_lines() {
         // The docs' multi-line form: separate values, options after the name.
         (
             "ipvlan network create db_net -d ipvlan --subnet 192.168.1.0/24 --gateway 192.168.1.1 -o ipvlan_mode=l2 --opt parent=eth0 --aux-address router=192.168.1.5 --ip-range 192.168.1.128/25",
-            NetworkCreateArgs {
+            NetworkCreate {
                 aux_addresses: vec![("router".to_string(), "192.168.1.5".parse().unwrap())],
                 ip_ranges: cidrs(&["192.168.1.128/25"]),
                 ..create("db_net", &["192.168.1.0/24"], &["192.168.1.1"], &[("ipvlan_mode", "l2"), ("parent", "eth0")])
@@ -333,25 +325,26 @@ fn walkthrough_other_lines() {
             "ipvlan network connect --ip 192.168.1.9 --ip6=2001:db8::9 db_net web",
             Command::NetworkConnect(ConnectArgs {
                 network: "db_net".into(),
-                target: TargetArg::Container("web".into()),
-                ipv4: Some("192.168.1.9".parse().unwrap()),
-                ipv6: Some("2001:db8::9".parse().unwrap()),
+                target: Target::Container("web".into()),
+                request: AttachRequest {
+                    ipv4: Some("192.168.1.9".parse().unwrap()),
+                    ipv6: Some("2001:db8::9".parse().unwrap()),
+                },
             }),
         ),
         (
             "ipvlan network connect db_net /proc/42/ns/net",
             Command::NetworkConnect(ConnectArgs {
                 network: "db_net".into(),
-                target: TargetArg::Path("/proc/42/ns/net".into()),
-                ipv4: None,
-                ipv6: None,
+                target: Target::Path("/proc/42/ns/net".into()),
+                request: AttachRequest::default(),
             }),
         ),
         (
             "ipvlan network disconnect db_net web",
             Command::NetworkDisconnect {
                 network: "db_net".into(),
-                target: TargetArg::Container("web".into()),
+                target: Target::Container("web".into()),
             },
         ),
     ];

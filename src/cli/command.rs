@@ -1,9 +1,9 @@
 //! The command-line grammar: `argv` to a [`Command`], with no side effects.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
-use ipnet::IpNet;
+use crate::driver::{AttachRequest, NetworkCreate, Target};
 
 use super::args::{self, ArgError, Matches, Operands};
 use super::help::{Topic, NETWORK_COMMANDS, ROOT_COMMANDS};
@@ -28,7 +28,7 @@ pub enum Command {
     Version {
         brief: bool,
     },
-    NetworkCreate(NetworkCreateArgs),
+    NetworkCreate(NetworkCreate),
     NetworkRemove {
         names: Vec<String>,
     },
@@ -42,7 +42,7 @@ pub enum Command {
     NetworkConnect(ConnectArgs),
     NetworkDisconnect {
         network: String,
-        target: TargetArg,
+        target: Target,
     },
     Run(RunArgs),
     Exec(ExecArgs),
@@ -57,43 +57,11 @@ pub enum Command {
     Doctor,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct NetworkCreateArgs {
-    pub name: String,
-    pub driver: String,
-    pub subnets: Vec<IpNet>,
-    pub gateways: Vec<IpAddr>,
-    pub ip_ranges: Vec<IpNet>,
-    pub aux_addresses: Vec<(String, IpAddr)>,
-    pub ipv6: bool,
-    pub internal: bool,
-    pub options: Vec<(String, String)>,
-}
-
-/// What `network connect` / `disconnect` attach: a container or a namespace file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TargetArg {
-    Container(String),
-    Path(PathBuf),
-}
-
-impl TargetArg {
-    /// A path when it contains `/` (`/proc/PID/ns/net`), else a container name.
-    pub fn from_operand(operand: &str) -> TargetArg {
-        if operand.contains('/') {
-            TargetArg::Path(PathBuf::from(operand))
-        } else {
-            TargetArg::Container(operand.to_string())
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectArgs {
     pub network: String,
-    pub target: TargetArg,
-    pub ipv4: Option<Ipv4Addr>,
-    pub ipv6: Option<Ipv6Addr>,
+    pub target: Target,
+    pub request: AttachRequest,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -295,16 +263,18 @@ fn build(topic: Topic, matches: Matches) -> Result<Command, ArgError> {
             operands(&matches, topic, 2, Some(2))?;
             Command::NetworkConnect(ConnectArgs {
                 network: matches.operands[0].clone(),
-                target: TargetArg::from_operand(&matches.operands[1]),
-                ipv4: optional(&matches, "ip", values::ipv4)?,
-                ipv6: optional(&matches, "ip6", values::ipv6)?,
+                target: Target::from_arg(&matches.operands[1]),
+                request: AttachRequest {
+                    ipv4: optional(&matches, "ip", values::ipv4)?,
+                    ipv6: optional(&matches, "ip6", values::ipv6)?,
+                },
             })
         }
         Topic::NetworkDisconnect => {
             operands(&matches, topic, 2, Some(2))?;
             Command::NetworkDisconnect {
                 network: matches.operands[0].clone(),
-                target: TargetArg::from_operand(&matches.operands[1]),
+                target: Target::from_arg(&matches.operands[1]),
             }
         }
         Topic::Run => Command::Run(run(&matches)?),
@@ -371,14 +341,14 @@ fn every<T>(
         .collect()
 }
 
-fn network_create(matches: &Matches) -> Result<NetworkCreateArgs, ArgError> {
+fn network_create(matches: &Matches) -> Result<NetworkCreate, ArgError> {
     let driver = matches.last("driver").unwrap_or("ipvlan").to_string();
     if driver != "ipvlan" {
         return Err(ArgError::Value(format!(
             "invalid value \"{driver}\" for --driver: only the ipvlan driver is supported"
         )));
     }
-    Ok(NetworkCreateArgs {
+    Ok(NetworkCreate {
         name: matches.operands[0].clone(),
         driver,
         subnets: every(matches, "subnet", values::cidr)?,

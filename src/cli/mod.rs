@@ -239,7 +239,7 @@ fn execute(invocation: Invocation) -> Result<i32, Failure> {
         Command::NetworkInspect { names } => network::inspect(&open(config)?, &names),
         Command::NetworkConnect(args) => network::connect(&open(config)?, args),
         Command::NetworkDisconnect { network, target } => {
-            network::disconnect(&open(config)?, &network, target)
+            network::disconnect(&open(config)?, &network, &target)
         }
         Command::Run(args) => container::run(&open(config)?, args),
         Command::Exec(args) => container::exec(&open(config)?, args),

@@ -1,31 +1,9 @@
 //! `ipvlan network create|rm|ls|inspect|connect|disconnect`.
 
-use crate::driver::{AttachRequest, ErrorKind, Manager, NetworkCreate, NetworkInfo, Target};
+use crate::driver::{ErrorKind, Manager, NetworkCreate, NetworkInfo, Target};
 
-use super::command::{ConnectArgs, NetworkCreateArgs, TargetArg};
+use super::command::ConnectArgs;
 use super::{output, Failure, EXIT_FAILED, EXIT_OK};
-
-/// The driver's request for a parsed `network create`.
-pub fn create_request(args: NetworkCreateArgs) -> NetworkCreate {
-    NetworkCreate {
-        name: args.name,
-        driver: args.driver,
-        subnets: args.subnets,
-        gateways: args.gateways,
-        ip_ranges: args.ip_ranges,
-        aux_addresses: args.aux_addresses,
-        ipv6: args.ipv6,
-        internal: args.internal,
-        options: args.options,
-    }
-}
-
-pub fn target(target: TargetArg) -> Target {
-    match target {
-        TargetArg::Container(name) => Target::Container(name),
-        TargetArg::Path(path) => Target::Path(path),
-    }
-}
 
 fn describe(target: &Target) -> String {
     match target {
@@ -34,8 +12,7 @@ fn describe(target: &Target) -> String {
     }
 }
 
-pub fn create(manager: &Manager, args: NetworkCreateArgs) -> Result<i32, Failure> {
-    let request = create_request(args);
+pub fn create(manager: &Manager, request: NetworkCreate) -> Result<i32, Failure> {
     let network = manager.create_network(&request).map_err(|error| {
         Failure::driver(format_args!("network create {}", request.name), &error)
     })?;
@@ -110,27 +87,25 @@ pub fn inspect(manager: &Manager, names: &[String]) -> Result<i32, Failure> {
 }
 
 pub fn connect(manager: &Manager, args: ConnectArgs) -> Result<i32, Failure> {
-    let target = target(args.target);
-    let request = AttachRequest {
-        ipv4: args.ipv4,
-        ipv6: args.ipv6,
-    };
     manager
-        .connect(&args.network, &target, &request)
+        .connect(&args.network, &args.target, &args.request)
         .map_err(|error| {
             Failure::driver(
-                format_args!("network connect {} {}", args.network, describe(&target)),
+                format_args!(
+                    "network connect {} {}",
+                    args.network,
+                    describe(&args.target)
+                ),
                 &error,
             )
         })?;
     Ok(EXIT_OK)
 }
 
-pub fn disconnect(manager: &Manager, network: &str, target_arg: TargetArg) -> Result<i32, Failure> {
-    let target = target(target_arg);
-    manager.disconnect(network, &target).map_err(|error| {
+pub fn disconnect(manager: &Manager, network: &str, target: &Target) -> Result<i32, Failure> {
+    manager.disconnect(network, target).map_err(|error| {
         Failure::driver(
-            format_args!("network disconnect {network} {}", describe(&target)),
+            format_args!("network disconnect {network} {}", describe(target)),
             &error,
         )
     })?;

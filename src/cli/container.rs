@@ -37,7 +37,7 @@ pub fn run(manager: &Manager, args: RunArgs) -> Result<i32, Failure> {
                 return Err(failure);
             }
         }
-        println!("{name}");
+        outln!("{name}");
         return Ok(EXIT_OK);
     }
     let options = ExecOptions {
@@ -80,7 +80,7 @@ pub fn remove(manager: &Manager, force: bool, names: &[String]) -> Result<i32, F
     let mut code = EXIT_OK;
     for name in names {
         match manager.remove_container(name, force) {
-            Ok(()) => println!("{name}"),
+            Ok(()) => outln!("{name}"),
             Err(error) => {
                 eprintln!("{}", Failure::driver(format_args!("rm {name}"), &error));
                 code = EXIT_FAILED;
@@ -96,10 +96,10 @@ pub fn ps(manager: &Manager, quiet: bool) -> Result<i32, Failure> {
         .map_err(|error| Failure::driver("ps", &error))?;
     if quiet {
         for container in &containers {
-            println!("{}", container.name);
+            outln!("{}", container.name);
         }
     } else {
-        print!("{}", output::container_table(&containers));
+        out!("{}", output::container_table(&containers));
     }
     Ok(EXIT_OK)
 }

@@ -7,6 +7,21 @@
 //! that they cannot be mistaken for the command's own 1 or 2), 126 when the
 //! command cannot be run and 127 when it is not found.
 
+/// Writes to stdout like `print!`, ignoring a closed pipe
+/// (`ipvlan network ls | head -1`) instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::write_stdout(format_args!($($arg)*))
+    };
+}
+
+/// [`out!`] with a newline.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 pub mod args;
 pub mod command;
 mod container;
@@ -68,6 +83,14 @@ pub fn run(argv: &[String]) -> i32 {
             failure.exit_code_for(topic)
         }
     }
+}
+
+#[doc(hidden)]
+pub fn write_stdout(text: fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    // What was done is done; a reader that went away changes nothing about it.
+    let _ = stdout.write_fmt(text).and_then(|()| stdout.flush());
 }
 
 /// Why a command did not succeed.
@@ -224,11 +247,11 @@ fn execute(invocation: Invocation) -> Result<i32, Failure> {
     let config = config(&invocation);
     match invocation.command {
         Command::Help(topic) => {
-            print!("{}", help::usage(topic));
+            out!("{}", help::usage(topic));
             Ok(EXIT_OK)
         }
         Command::Version { brief } => {
-            print!("{}", system::version_text(brief));
+            out!("{}", system::version_text(brief));
             Ok(EXIT_OK)
         }
         Command::Doctor => system::doctor(&config),

@@ -19,7 +19,7 @@ pub fn create(manager: &Manager, request: NetworkCreate) -> Result<i32, Failure>
     for warning in &network.warnings {
         eprintln!("ipvlan: warning: {warning}");
     }
-    println!("{}", network.id);
+    outln!("{}", network.id);
     Ok(EXIT_OK)
 }
 
@@ -29,7 +29,7 @@ pub fn remove(manager: &Manager, names: &[String]) -> Result<i32, Failure> {
     let mut code = EXIT_OK;
     for name in names {
         match manager.remove_network(name) {
-            Ok(()) => println!("{name}"),
+            Ok(()) => outln!("{name}"),
             Err(error) => {
                 eprintln!(
                     "{}",
@@ -48,10 +48,10 @@ pub fn list(manager: &Manager, quiet: bool, no_trunc: bool) -> Result<i32, Failu
         .map_err(|error| Failure::driver("network ls", &error))?;
     if quiet {
         for network in &networks {
-            println!("{}", output::network_id(network, no_trunc));
+            outln!("{}", output::network_id(network, no_trunc));
         }
     } else {
-        print!("{}", output::network_table(&networks, no_trunc));
+        out!("{}", output::network_table(&networks, no_trunc));
     }
     Ok(EXIT_OK)
 }
@@ -75,7 +75,7 @@ pub fn inspect(manager: &Manager, names: &[String]) -> Result<i32, Failure> {
             )),
         }
     }
-    println!("{}", output::inspect_document(&found));
+    outln!("{}", output::inspect_document(&found));
     for failure in &failures {
         eprintln!("{failure}");
     }

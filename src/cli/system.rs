@@ -8,7 +8,7 @@ pub fn restore(manager: &Manager) -> Result<i32, Failure> {
     let report = manager
         .restore()
         .map_err(|error| Failure::driver("restore", &error))?;
-    print!("{}", restore_summary(&report));
+    out!("{}", restore_summary(&report));
     for error in &report.errors {
         eprintln!("ipvlan: restore: {error}");
     }
@@ -54,7 +54,7 @@ pub fn doctor(config: &Config) -> Result<i32, Failure> {
     let report = driver::doctor(config);
     for check in &report.checks {
         let verdict = if check.ok { "ok  " } else { "FAIL" };
-        println!("{verdict} {}: {}", check.name, check.detail);
+        outln!("{verdict} {}: {}", check.name, check.detail);
     }
     Ok(if report.all_ok() {
         EXIT_OK

@@ -104,10 +104,6 @@ impl Error {
         }
     }
 
-    pub(crate) fn not_implemented(what: &str) -> Error {
-        Error::failed(format!("{what}: not implemented yet"))
-    }
-
     /// The kind, for the caller to branch on.
     pub fn kind(&self) -> ErrorKind {
         self.kind

@@ -25,9 +25,22 @@
 //! # }
 //! ```
 
+mod container;
+mod doctor;
+mod endpoint;
 mod error;
+mod hosts;
+mod ipam_glue;
+mod kernel;
+mod net;
+mod network;
+mod options;
+mod restore;
+mod state;
 
 pub use error::{Error, ErrorKind};
+pub use kernel::KernelVersion;
+pub use options::{MAX_NAME_LEN, VALID_OPTION_KEYS};
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
@@ -437,6 +450,7 @@ impl DoctorReport {
 #[derive(Debug)]
 pub struct Manager {
     config: Config,
+    state: state::State,
 }
 
 impl Manager {
@@ -447,7 +461,8 @@ impl Manager {
     /// # Ok::<(), ipvlan::driver::Error>(())
     /// ```
     pub fn open(config: Config) -> Result<Manager, Error> {
-        Ok(Manager { config })
+        let state = state::State::open(&config)?;
+        Ok(Manager { config, state })
     }
 
     /// The configuration in use.
@@ -458,34 +473,30 @@ impl Manager {
     /// Validates the request, checks kernel support, creates the parent if
     /// needed (dummy or `NAME.VLANID`) and records the network.
     pub fn create_network(&self, req: &NetworkCreate) -> Result<NetworkInfo, Error> {
-        let _ = req;
-        Err(Error::not_implemented("network create"))
+        self.do_create_network(req)
     }
 
     /// Removes a network (by name, ID or ID prefix); refused while containers
     /// are attached. Deletes the parent if we created it and no other network
     /// uses it.
     pub fn remove_network(&self, name_or_id: &str) -> Result<(), Error> {
-        let _ = name_or_id;
-        Err(Error::not_implemented("network rm"))
+        self.do_remove_network(name_or_id)
     }
 
     /// Every network, in creation order.
     pub fn networks(&self) -> Result<Vec<NetworkInfo>, Error> {
-        Err(Error::not_implemented("network ls"))
+        self.do_networks()
     }
 
     /// One network by name, ID or unique ID prefix.
     pub fn network(&self, name_or_id: &str) -> Result<NetworkInfo, Error> {
-        let _ = name_or_id;
-        Err(Error::not_implemented("network inspect"))
+        self.do_network(name_or_id)
     }
 
     /// Creates a container (a named namespace under the netns directory);
     /// a random name when `None`.
     pub fn create_container(&self, name: Option<&str>) -> Result<ContainerInfo, Error> {
-        let _ = name;
-        Err(Error::not_implemented("run"))
+        self.do_create_container(name)
     }
 
     /// Attaches a namespace to a network: ipvlan link `ethN` created in the
@@ -496,27 +507,24 @@ impl Manager {
         target: &Target,
         req: &AttachRequest,
     ) -> Result<EndpointInfo, Error> {
-        let _ = (network, target, req);
-        Err(Error::not_implemented("network connect"))
+        self.do_connect(network, target, req)
     }
 
     /// Detaches a namespace: deletes the link, releases its addresses,
     /// updates name resolution.
     pub fn disconnect(&self, network: &str, target: &Target) -> Result<(), Error> {
-        let _ = (network, target);
-        Err(Error::not_implemented("network disconnect"))
+        self.do_disconnect(network, target)
     }
 
     /// Detaches a container from every network and deletes its namespace.
     /// Refused while processes remain inside unless `force`, which kills them.
     pub fn remove_container(&self, name: &str, force: bool) -> Result<(), Error> {
-        let _ = (name, force);
-        Err(Error::not_implemented("rm"))
+        self.do_remove_container(name, force)
     }
 
     /// Every container we created, with its endpoints.
     pub fn containers(&self) -> Result<Vec<ContainerInfo>, Error> {
-        Err(Error::not_implemented("ps"))
+        self.do_containers()
     }
 
     /// Runs `argv` inside the container's namespace in the foreground, with
@@ -527,21 +535,19 @@ impl Manager {
         argv: &[String],
         opts: &ExecOptions,
     ) -> Result<ExitStatusCode, Error> {
-        let _ = (container, argv, opts);
-        Err(Error::not_implemented("exec"))
+        self.do_exec(container, argv, opts)
     }
 
     /// Starts `argv` in the background inside the container's namespace
     /// (stdin `/dev/null`, output to a log file in the state directory);
     /// returns its pid.
     pub fn spawn_detached(&self, container: &str, argv: &[String]) -> Result<u32, Error> {
-        let _ = (container, argv);
-        Err(Error::not_implemented("run -d"))
+        self.do_spawn_detached(container, argv)
     }
 
     /// Makes kernel and state agree again (at boot, after a crash).
     pub fn restore(&self) -> Result<RestoreReport, Error> {
-        Err(Error::not_implemented("restore"))
+        self.do_restore()
     }
 
     /// Path of the log file of a detached command in `container`.
@@ -563,6 +569,15 @@ impl Manager {
 /// }
 /// ```
 pub fn doctor(config: &Config) -> DoctorReport {
-    let _ = config;
-    DoctorReport::default()
+    doctor::run(config)
+}
+
+/// `bytes` random bytes as lowercase hex.
+pub(crate) fn random_hex(bytes: usize) -> Result<String, Error> {
+    use std::io::Read;
+    let mut buf = vec![0u8; bytes];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .map_err(|e| Error::io("reading /dev/urandom", &e))?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }

@@ -1,1 +1,39 @@
-//! TODO
+//! The state directory (`/var/lib/ipvlan` unless `--state-dir` or
+//! `IPVLAN_STATE_DIR` says otherwise).
+//!
+//! Layout (directories 0700, files 0600 except hosts files):
+//!
+//! ```text
+//! lock                                    flock(2)ed by every writer
+//! host-id                                 random id when /etc/machine-id is missing
+//! networks/<network id>.json              NetworkRecord
+//! endpoints/<network id>/<endpoint id>.json   EndpointRecord
+//! ipam/<network id>/<subnet>/<address>    exists = taken; holds the owner endpoint id
+//! ipam/<network id>/<subnet>/cursor       last address handed out automatically
+//! hosts/<network id>                      the network's hosts file (0644)
+//! records/<kind>/<id>.json                generic records (e.g. containers)
+//! ```
+//!
+//! `<subnet>` is `192.168.1.0-24`, `2001:db8::-64`. Every write is atomic
+//! (temporary `.tmp-<name>` in the same directory, fsync, rename or link,
+//! fsync of the directory) or an append, so a killed invocation never
+//! leaves a half-written file. Records carry `"version": 1`; network and
+//! endpoint records carry a `state` that is written before kernel changes
+//! and updated after, the intent journal `restore` reads via
+//! [`StateDir::pending`].
+
+mod addresses;
+mod dir;
+mod error;
+mod fsutil;
+pub mod records;
+
+pub use dir::{
+    is_valid_name, random_hex, Locked, Pending, StateDir, DEFAULT_STATE_DIR, MACHINE_ID_PATH,
+    STATE_DIR_ENV,
+};
+pub use error::StoreError;
+pub use records::{
+    EndpointRecord, EndpointState, Flag, Mode, NetworkRecord, NetworkState, ParentOrigin,
+    RecordError, Timestamp, RECORD_VERSION,
+};

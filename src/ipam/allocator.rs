@@ -1,0 +1,193 @@
+//! The bump allocator: per subnet a cursor that moves forward from the last
+//! address handed out, wraps at the end and skips taken addresses, so a
+//! released address comes back only after a full lap (fewer stale ARP and
+//! neighbour entries) and the common case costs one lookup whatever the
+//! occupancy.
+//!
+//! Where "taken" is recorded is the [`AddressBook`]'s business: the state
+//! store keeps one file per address, [`MemoryBook`] a map.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use super::subnet::{from_u128, to_u128, SubnetSpec};
+use super::{Family, IpamError};
+
+/// Records which addresses of a subnet are taken, and the cursor.
+pub trait AddressBook {
+    /// Errors of the backing store; IPAM refusals convert into it.
+    type Error: From<IpamError>;
+
+    /// The last address handed out automatically in `subnet`, if any.
+    fn cursor(&mut self, subnet: &SubnetSpec) -> Result<Option<IpAddr>, Self::Error>;
+
+    /// Remembers `addr` as the last address handed out in `subnet`.
+    fn set_cursor(&mut self, subnet: &SubnetSpec, addr: IpAddr) -> Result<(), Self::Error>;
+
+    /// Takes `addr` for `owner`. `Ok(false)` when it is already taken;
+    /// must be a single check-and-set (one lookup).
+    fn take(&mut self, subnet: &SubnetSpec, addr: IpAddr, owner: &str)
+        -> Result<bool, Self::Error>;
+
+    /// Frees `addr`; `Ok(false)` when it was not taken.
+    fn release(&mut self, subnet: &SubnetSpec, addr: IpAddr) -> Result<bool, Self::Error>;
+}
+
+/// What to allocate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    /// The next free address of this family.
+    Any(Family),
+    /// Exactly this address (`--ip`, `--ip6`).
+    Exact(IpAddr),
+}
+
+/// Names the network in "pool exhausted" errors.
+#[derive(Debug, Clone, Copy)]
+pub struct NetworkName<'a> {
+    /// The network's name.
+    pub name: &'a str,
+    /// The network's ID.
+    pub id: &'a str,
+}
+
+/// Allocates one address from `subnets` (all of one network) for `owner`
+/// and returns it with its subnet's prefix length.
+///
+/// Automatic requests try the subnets of the family in order and move to
+/// the next one only when a subnet is full. Explicit requests must lie in
+/// a subnet (`no configured subnet contains IP address X`) and be free and
+/// not reserved (`Address already in use`); they may lie outside the
+/// ip-range and do not move the cursor.
+pub fn allocate<B: AddressBook>(
+    book: &mut B,
+    subnets: &[SubnetSpec],
+    request: Request,
+    owner: &str,
+    network: NetworkName<'_>,
+) -> Result<IpNet, B::Error> {
+    match request {
+        Request::Exact(address) => {
+            let spec = subnets
+                .iter()
+                .find(|s| s.contains(address))
+                .ok_or(IpamError::NotInAnySubnet { address })?;
+            if spec.is_reserved(address) || !book.take(spec, address, owner)? {
+                return Err(IpamError::AddressInUse { address }.into());
+            }
+            Ok(with_prefix(spec, address))
+        }
+        Request::Any(family) => {
+            let mut any_subnet = false;
+            for spec in subnets.iter().filter(|s| s.family() == family) {
+                any_subnet = true;
+                if let Some(address) = next_free(book, spec, owner)? {
+                    return Ok(with_prefix(spec, address));
+                }
+            }
+            if !any_subnet {
+                return Err(IpamError::NoSubnetOfFamily {
+                    family,
+                    network: network.name.to_string(),
+                }
+                .into());
+            }
+            Err(IpamError::NoAvailableAddresses {
+                family,
+                network: network.name.to_string(),
+                id: network.id.to_string(),
+            }
+            .into())
+        }
+    }
+}
+
+/// Frees `address` in whichever subnet holds it. Returns whether it was
+/// taken; an address in no subnet or already free is not an error, so a
+/// release can always be repeated.
+pub fn release<B: AddressBook>(
+    book: &mut B,
+    subnets: &[SubnetSpec],
+    address: IpAddr,
+) -> Result<bool, B::Error> {
+    match subnets.iter().find(|s| s.contains(address)) {
+        Some(spec) => book.release(spec, address),
+        None => Ok(false),
+    }
+}
+
+fn with_prefix(spec: &SubnetSpec, address: IpAddr) -> IpNet {
+    IpNet::new(address, spec.subnet.prefix_len()).expect("prefix length comes from a valid subnet")
+}
+
+/// Walks from the cursor to the end of the range, then from its start back
+/// to the cursor, taking the first address that is neither reserved nor taken.
+fn next_free<B: AddressBook>(
+    book: &mut B,
+    spec: &SubnetSpec,
+    owner: &str,
+) -> Result<Option<IpAddr>, B::Error> {
+    let family = spec.family();
+    let (first, last) = spec.allocation_bounds();
+    let start = match book.cursor(spec)?.map(to_u128) {
+        Some(cursor) if cursor >= first && cursor < last => cursor + 1,
+        _ => first,
+    };
+    let mut candidate = start;
+    loop {
+        let address = from_u128(family, candidate);
+        if !spec.is_reserved(address) && book.take(spec, address, owner)? {
+            book.set_cursor(spec, address)?;
+            return Ok(Some(address));
+        }
+        candidate = if candidate == last {
+            first
+        } else {
+            candidate + 1
+        };
+        if candidate == start {
+            return Ok(None);
+        }
+    }
+}
+
+/// An in-memory [`AddressBook`], for tests and for callers that keep
+/// state elsewhere.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryBook {
+    /// Taken addresses and their owners, per subnet.
+    pub taken: HashMap<IpNet, BTreeMap<IpAddr, String>>,
+    /// The cursor per subnet.
+    pub cursors: HashMap<IpNet, IpAddr>,
+}
+
+impl AddressBook for MemoryBook {
+    type Error = IpamError;
+
+    fn cursor(&mut self, subnet: &SubnetSpec) -> Result<Option<IpAddr>, IpamError> {
+        Ok(self.cursors.get(&subnet.subnet).copied())
+    }
+
+    fn set_cursor(&mut self, subnet: &SubnetSpec, addr: IpAddr) -> Result<(), IpamError> {
+        self.cursors.insert(subnet.subnet, addr);
+        Ok(())
+    }
+
+    fn take(&mut self, subnet: &SubnetSpec, addr: IpAddr, owner: &str) -> Result<bool, IpamError> {
+        let map = self.taken.entry(subnet.subnet).or_default();
+        if map.contains_key(&addr) {
+            return Ok(false);
+        }
+        map.insert(addr, owner.to_string());
+        Ok(true)
+    }
+
+    fn release(&mut self, subnet: &SubnetSpec, addr: IpAddr) -> Result<bool, IpamError> {
+        Ok(self
+            .taken
+            .get_mut(&subnet.subnet)
+            .is_some_and(|m| m.remove(&addr).is_some()))
+    }
+}

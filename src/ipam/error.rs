@@ -1,0 +1,143 @@
+//! Every way address management can refuse, with Docker's wording where
+//! Docker has one (users search for these texts).
+
+use std::fmt;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use super::Family;
+
+/// An address-management error. `Display` gives the user-facing text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IpamError {
+    /// Text that is not a CIDR (`--subnet`, `--ip-range`).
+    InvalidCidr { text: String },
+    /// Text that is not an IP address (`--gateway`, `--ip`, `--aux-address`).
+    InvalidAddress { text: String },
+    /// A `--subnet` with host bits set; `expected` is its network form.
+    HostBitsSet { subnet: IpNet, expected: IpNet },
+    /// An `--ip-range` with host bits set.
+    RangeHostBitsSet { range: IpNet, expected: IpNet },
+    /// Two `--subnet`s of one network overlap.
+    OverlappingSubnets { first: IpNet, second: IpNet },
+    /// A subnet overlaps one of another network.
+    PoolOverlap {
+        subnet: IpNet,
+        other: IpNet,
+        network: String,
+    },
+    /// A `--gateway` that lies in no `--subnet`.
+    GatewayOutsideSubnets { gateway: IpAddr },
+    /// An `--ip-range` that lies in no `--subnet`.
+    RangeOutsideSubnets { range: IpNet },
+    /// An `--aux-address` that lies in no `--subnet`.
+    AuxOutsideSubnets { name: String, address: IpAddr },
+    /// Two gateways fall into one subnet.
+    MultipleGateways {
+        subnet: IpNet,
+        first: IpAddr,
+        second: IpAddr,
+    },
+    /// Two ip-ranges fall into one subnet.
+    MultipleRanges {
+        subnet: IpNet,
+        first: IpNet,
+        second: IpNet,
+    },
+    /// A gateway equal to an address that can never be a host (network,
+    /// broadcast, subnet-router anycast).
+    GatewayNotHost { gateway: IpAddr, subnet: IpNet },
+    /// An aux-address name given twice.
+    DuplicateAuxName { name: String },
+    /// Every default pool overlaps something.
+    DefaultPoolsExhausted { family: Family },
+    /// An explicit `--ip`/`--ip6` outside every subnet of the network.
+    NotInAnySubnet { address: IpAddr },
+    /// An explicit address that is taken or reserved.
+    AddressInUse { address: IpAddr },
+    /// The network has no free address left in this family.
+    NoAvailableAddresses {
+        family: Family,
+        network: String,
+        id: String,
+    },
+    /// The network has no subnet of this family at all.
+    NoSubnetOfFamily { family: Family, network: String },
+}
+
+impl fmt::Display for IpamError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::InvalidCidr { text } => write!(f, "invalid CIDR address: {text}"),
+            Self::InvalidAddress { text } => write!(f, "invalid IP address: {text}"),
+            Self::HostBitsSet { subnet, expected } => {
+                write!(f, "invalid subnet {subnet}: it should be {expected}")
+            }
+            Self::RangeHostBitsSet { range, expected } => {
+                write!(f, "invalid ip-range {range}: it should be {expected}")
+            }
+            Self::OverlappingSubnets { first, second } => write!(
+                f,
+                "multiple overlapping subnet configuration is not supported ({first}, {second})"
+            ),
+            Self::PoolOverlap {
+                subnet,
+                other,
+                network,
+            } => write!(
+                f,
+                "Pool overlaps with other one on this address space: {subnet} overlaps {other} of network {network}"
+            ),
+            Self::GatewayOutsideSubnets { gateway } => {
+                write!(f, "no matching subnet for gateway {gateway}")
+            }
+            Self::RangeOutsideSubnets { range } => write!(f, "no matching subnet for range {range}"),
+            Self::AuxOutsideSubnets { name, address } => {
+                write!(f, "no matching subnet for aux-address {address} ({name})")
+            }
+            Self::MultipleGateways {
+                subnet,
+                first,
+                second,
+            } => write!(
+                f,
+                "cannot configure multiple gateways ({second}, {first}) for the same subnet ({subnet})"
+            ),
+            Self::MultipleRanges {
+                subnet,
+                first,
+                second,
+            } => write!(
+                f,
+                "cannot configure multiple ranges ({second}, {first}) on the same subnet ({subnet})"
+            ),
+            Self::GatewayNotHost { gateway, subnet } => write!(
+                f,
+                "invalid gateway {gateway}: it is not a host address of subnet {subnet}"
+            ),
+            Self::DuplicateAuxName { name } => write!(f, "aux-address {name} given twice"),
+            Self::DefaultPoolsExhausted { family } => write!(
+                f,
+                "could not find an available, non-overlapping {family} address pool among the defaults to assign to the network"
+            ),
+            Self::NotInAnySubnet { address } => {
+                write!(f, "no configured subnet contains IP address {address}")
+            }
+            Self::AddressInUse { .. } => f.write_str("Address already in use"),
+            Self::NoAvailableAddresses {
+                family,
+                network,
+                id,
+            } => write!(
+                f,
+                "no available {family} addresses on this network's address pools: {network} ({id})"
+            ),
+            Self::NoSubnetOfFamily { family, network } => {
+                write!(f, "network {network} has no {family} subnet")
+            }
+        }
+    }
+}
+
+impl std::error::Error for IpamError {}

@@ -1,0 +1,271 @@
+//! A network's subnets: parsing, matching gateways, ip-ranges and aux
+//! addresses to their subnet by containment (as Docker's CLI does), the
+//! addresses a subnet reserves, and overlap checks.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ipnet::IpNet;
+
+use super::{Family, IpamError};
+
+/// One subnet of a network with what belongs to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubnetSpec {
+    /// The subnet, host bits clear.
+    pub subnet: IpNet,
+    /// The gateway; reserved, never handed to a container.
+    pub gateway: Option<IpAddr>,
+    /// Where automatic allocation draws from; explicit requests may lie
+    /// anywhere in the subnet.
+    pub ip_range: Option<IpNet>,
+    /// Named reserved addresses, in the order given.
+    pub aux: Vec<(String, IpAddr)>,
+}
+
+impl SubnetSpec {
+    /// A subnet without gateway, range or aux addresses.
+    pub fn new(subnet: IpNet) -> Self {
+        SubnetSpec {
+            subnet,
+            gateway: None,
+            ip_range: None,
+            aux: Vec::new(),
+        }
+    }
+
+    /// IPv4 or IPv6.
+    pub fn family(&self) -> Family {
+        Family::of_net(&self.subnet)
+    }
+
+    /// Whether `addr` lies in the subnet.
+    pub fn contains(&self, addr: IpAddr) -> bool {
+        self.subnet.contains(&addr)
+    }
+
+    /// Whether `addr` can never go to a container automatically or on
+    /// request: network address (IPv4 except /31 and /32), IPv4 broadcast
+    /// (except /31 and /32), IPv6 subnet-router anycast, gateway, aux.
+    pub fn is_reserved(&self, addr: IpAddr) -> bool {
+        self.is_structural(addr)
+            || self.gateway == Some(addr)
+            || self.aux.iter().any(|(_, a)| *a == addr)
+    }
+
+    /// Network, broadcast and anycast addresses: never hosts.
+    fn is_structural(&self, addr: IpAddr) -> bool {
+        match self.subnet {
+            IpNet::V4(net) => {
+                net.prefix_len() < 31
+                    && (addr == IpAddr::V4(net.network()) || addr == IpAddr::V4(net.broadcast()))
+            }
+            IpNet::V6(net) => addr == IpAddr::V6(net.network()),
+        }
+    }
+
+    /// The lowest address a host may have (`.1`, `prefix::1`; the network
+    /// address itself for IPv4 /31 and /32). `None` for an IPv6 /128.
+    pub fn first_usable(&self) -> Option<IpAddr> {
+        let base = to_u128(self.subnet.network());
+        let (first, last) = (base, to_u128(self.subnet.broadcast()));
+        (first..=last)
+            .take(2)
+            .map(|v| from_u128(self.family(), v))
+            .find(|a| !self.is_structural(*a))
+    }
+
+    /// The gateway, or the first usable address when none is set.
+    pub fn gateway_or_default(&self) -> Option<IpAddr> {
+        self.gateway.or_else(|| self.first_usable())
+    }
+
+    /// Inclusive bounds, as integers, of automatic allocation: the
+    /// ip-range if set, else the whole subnet.
+    pub fn allocation_bounds(&self) -> (u128, u128) {
+        let net = self.ip_range.unwrap_or(self.subnet);
+        (to_u128(net.network()), to_u128(net.broadcast()))
+    }
+
+    /// A file-name-safe key naming the subnet: `192.168.1.0-24`,
+    /// `2001:db8::-64`.
+    pub fn key(&self) -> String {
+        format!("{}-{}", self.subnet.addr(), self.subnet.prefix_len())
+    }
+}
+
+/// Parses a `--subnet` CIDR; host bits set is an error naming the expected form.
+pub fn parse_subnet(text: &str) -> Result<IpNet, IpamError> {
+    let net: IpNet = text.trim().parse().map_err(|_| IpamError::InvalidCidr {
+        text: text.to_string(),
+    })?;
+    check_host_bits(net)?;
+    Ok(net)
+}
+
+/// Parses an `--ip-range` CIDR; host bits set is an error.
+pub fn parse_ip_range(text: &str) -> Result<IpNet, IpamError> {
+    let net: IpNet = text.trim().parse().map_err(|_| IpamError::InvalidCidr {
+        text: text.to_string(),
+    })?;
+    if net.trunc() != net {
+        return Err(IpamError::RangeHostBitsSet {
+            range: net,
+            expected: net.trunc(),
+        });
+    }
+    Ok(net)
+}
+
+/// Parses an IP address (`--gateway`, `--ip`, `--ip6`, aux values).
+pub fn parse_address(text: &str) -> Result<IpAddr, IpamError> {
+    text.trim().parse().map_err(|_| IpamError::InvalidAddress {
+        text: text.to_string(),
+    })
+}
+
+/// Parses `--aux-address name=IP`.
+pub fn parse_aux(text: &str) -> Result<(String, IpAddr), IpamError> {
+    match text.split_once('=') {
+        Some((name, ip)) if !name.is_empty() => Ok((name.to_string(), parse_address(ip)?)),
+        _ => Err(IpamError::InvalidAddress {
+            text: text.to_string(),
+        }),
+    }
+}
+
+fn check_host_bits(net: IpNet) -> Result<(), IpamError> {
+    if net.trunc() != net {
+        return Err(IpamError::HostBitsSet {
+            subnet: net,
+            expected: net.trunc(),
+        });
+    }
+    Ok(())
+}
+
+/// Builds a network's subnets from the flags as given, matching each
+/// gateway, ip-range and aux address to the subnet that contains it.
+///
+/// Refuses: host bits set, subnets overlapping each other, a gateway,
+/// range or aux address in no subnet, two gateways or two ranges in one
+/// subnet, a gateway that is the network/broadcast/anycast address.
+pub fn match_subnets(
+    subnets: &[IpNet],
+    gateways: &[IpAddr],
+    ip_ranges: &[IpNet],
+    aux: &[(String, IpAddr)],
+) -> Result<Vec<SubnetSpec>, IpamError> {
+    let mut specs: Vec<SubnetSpec> = Vec::with_capacity(subnets.len());
+    for &net in subnets {
+        check_host_bits(net)?;
+        if let Some(other) = specs.iter().find(|s| overlaps(&s.subnet, &net)) {
+            return Err(IpamError::OverlappingSubnets {
+                first: other.subnet,
+                second: net,
+            });
+        }
+        specs.push(SubnetSpec::new(net));
+    }
+    for &range in ip_ranges {
+        if range.trunc() != range {
+            return Err(IpamError::RangeHostBitsSet {
+                range,
+                expected: range.trunc(),
+            });
+        }
+        let spec = specs
+            .iter_mut()
+            .find(|s| s.subnet.contains(&range))
+            .ok_or(IpamError::RangeOutsideSubnets { range })?;
+        if let Some(first) = spec.ip_range {
+            return Err(IpamError::MultipleRanges {
+                subnet: spec.subnet,
+                first,
+                second: range,
+            });
+        }
+        spec.ip_range = Some(range);
+    }
+    for &gateway in gateways {
+        let spec = specs
+            .iter_mut()
+            .find(|s| s.contains(gateway))
+            .ok_or(IpamError::GatewayOutsideSubnets { gateway })?;
+        if let Some(first) = spec.gateway {
+            return Err(IpamError::MultipleGateways {
+                subnet: spec.subnet,
+                first,
+                second: gateway,
+            });
+        }
+        if spec.is_structural(gateway) {
+            return Err(IpamError::GatewayNotHost {
+                gateway,
+                subnet: spec.subnet,
+            });
+        }
+        spec.gateway = Some(gateway);
+    }
+    for (index, (name, address)) in aux.iter().enumerate() {
+        if aux[..index].iter().any(|(n, _)| n == name) {
+            return Err(IpamError::DuplicateAuxName { name: name.clone() });
+        }
+        let spec = specs
+            .iter_mut()
+            .find(|s| s.contains(*address))
+            .ok_or_else(|| IpamError::AuxOutsideSubnets {
+                name: name.clone(),
+                address: *address,
+            })?;
+        spec.aux.push((name.clone(), *address));
+    }
+    Ok(specs)
+}
+
+/// Gives every subnet without a gateway its first usable address.
+pub fn fill_default_gateways(specs: &mut [SubnetSpec]) {
+    for spec in specs {
+        if spec.gateway.is_none() {
+            spec.gateway = spec.first_usable();
+        }
+    }
+}
+
+/// Whether two networks share at least one address.
+pub fn overlaps(a: &IpNet, b: &IpNet) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
+}
+
+/// Refuses a new network's subnets when one overlaps a subnet of another
+/// network (`existing` yields the other network's name and a subnet).
+pub fn check_overlaps<'a>(
+    specs: &[SubnetSpec],
+    existing: impl IntoIterator<Item = (&'a str, IpNet)>,
+) -> Result<(), IpamError> {
+    for (network, other) in existing {
+        if let Some(spec) = specs.iter().find(|s| overlaps(&s.subnet, &other)) {
+            return Err(IpamError::PoolOverlap {
+                subnet: spec.subnet,
+                other,
+                network: network.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// An address as an integer (IPv4 in the low 32 bits).
+pub fn to_u128(addr: IpAddr) -> u128 {
+    match addr {
+        IpAddr::V4(a) => u128::from(u32::from(a)),
+        IpAddr::V6(a) => u128::from(a),
+    }
+}
+
+/// The address of `family` whose integer value is `value` (IPv4 takes the low 32 bits).
+pub fn from_u128(family: Family, value: u128) -> IpAddr {
+    match family {
+        Family::V4 => IpAddr::V4(Ipv4Addr::from(value as u32)),
+        Family::V6 => IpAddr::V6(Ipv6Addr::from(value)),
+    }
+}

@@ -1,0 +1,572 @@
+//! The state directory: where each record lives, the lock that serialises
+//! invocations, reads (lock-free: every write is atomic) and writes (only
+//! through [`Locked`]).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read};
+use std::net::IpAddr;
+use std::ops::Deref;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+
+use super::addresses::{subnet_dir, DiskBook, CURSOR_FILE};
+use super::fsutil::{self, FILE_MODE};
+use super::records::{EndpointRecord, EndpointState, NetworkRecord, NetworkState, RecordError};
+use super::StoreError;
+use crate::ipam::{self, NetworkName, Request, SubnetSpec};
+use crate::json::{self, Value};
+
+/// Default location of the state directory.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/ipvlan";
+/// Environment variable overriding [`DEFAULT_STATE_DIR`].
+pub const STATE_DIR_ENV: &str = "IPVLAN_STATE_DIR";
+/// Where the host id is read from first.
+pub const MACHINE_ID_PATH: &str = "/etc/machine-id";
+
+const LOCK_FILE: &str = "lock";
+const HOST_ID_FILE: &str = "host-id";
+const NETWORKS: &str = "networks";
+const ENDPOINTS: &str = "endpoints";
+const IPAM: &str = "ipam";
+const HOSTS: &str = "hosts";
+const RECORDS: &str = "records";
+/// Hosts files are read by whatever runs in a container, root or not.
+const HOSTS_MODE: u32 = 0o644;
+
+/// Whether `name` can serve as a file name in the store: 1 to 128 of
+/// `[A-Za-z0-9_.-]`, not starting with `.`.
+pub fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
+}
+
+fn check_name(what: &'static str, name: &str) -> Result<(), StoreError> {
+    if is_valid_name(name) {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidName {
+            what,
+            name: name.to_string(),
+        })
+    }
+}
+
+/// `bytes` random bytes from the kernel, as lowercase hex (IDs).
+pub fn random_hex(bytes: usize) -> io::Result<String> {
+    let mut buf = vec![0u8; bytes];
+    File::open("/dev/urandom")?.read_exact(&mut buf)?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// A record or intent that did not reach its final state: what `restore`
+/// must finish or undo.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pending {
+    /// A network being created or removed.
+    Network(NetworkRecord),
+    /// An endpoint being attached or detached.
+    Endpoint(EndpointRecord),
+}
+
+/// The state directory. Reads need no lock; writes go through [`StateDir::lock`].
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    root: PathBuf,
+}
+
+impl StateDir {
+    /// `$IPVLAN_STATE_DIR` if set and not empty, else `/var/lib/ipvlan`.
+    pub fn default_path() -> PathBuf {
+        match std::env::var_os(STATE_DIR_ENV) {
+            Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+            _ => PathBuf::from(DEFAULT_STATE_DIR),
+        }
+    }
+
+    /// Opens the state directory at `root`, creating it (0700) and its
+    /// subdirectories when missing.
+    pub fn open(root: impl Into<PathBuf>) -> Result<StateDir, StoreError> {
+        let root = root.into();
+        for sub in [NETWORKS, ENDPOINTS, IPAM, HOSTS, RECORDS] {
+            let dir = root.join(sub);
+            fsutil::create_dir(&dir).map_err(StoreError::io("creating", &dir))?;
+        }
+        Ok(StateDir { root })
+    }
+
+    /// The directory itself.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Takes the store's exclusive lock, waiting for other invocations.
+    /// Released when the guard drops (or the process dies).
+    pub fn lock(&self) -> Result<Locked<'_>, StoreError> {
+        let path = self.root.join(LOCK_FILE);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(FILE_MODE)
+            .open(&path)
+            .map_err(StoreError::io("opening", &path))?;
+        crate::sys::flock(&file, true).map_err(StoreError::io("locking", &path))?;
+        Ok(Locked {
+            state: self,
+            _lock: file,
+        })
+    }
+
+    fn network_path(&self, id: &str) -> PathBuf {
+        self.root.join(NETWORKS).join(format!("{id}.json"))
+    }
+
+    fn endpoint_dir(&self, network_id: &str) -> PathBuf {
+        self.root.join(ENDPOINTS).join(network_id)
+    }
+
+    fn endpoint_path(&self, network_id: &str, id: &str) -> PathBuf {
+        self.endpoint_dir(network_id).join(format!("{id}.json"))
+    }
+
+    fn ipam_dir(&self, network_id: &str) -> PathBuf {
+        self.root.join(IPAM).join(network_id)
+    }
+
+    fn record_path(&self, kind: &str, id: &str) -> PathBuf {
+        self.root
+            .join(RECORDS)
+            .join(kind)
+            .join(format!("{id}.json"))
+    }
+
+    /// The hosts file of a network (`hosts/<network id>`); its content is
+    /// the driver's.
+    pub fn hosts_path(&self, network_id: &str) -> PathBuf {
+        self.root.join(HOSTS).join(network_id)
+    }
+
+    /// A network by ID.
+    pub fn network(&self, id: &str) -> Result<Option<NetworkRecord>, StoreError> {
+        check_name("network id", id)?;
+        read_record(&self.network_path(id), NetworkRecord::from_json)
+    }
+
+    /// A network by name (reads every network record; networks are few).
+    pub fn network_by_name(&self, name: &str) -> Result<Option<NetworkRecord>, StoreError> {
+        Ok(self.networks()?.into_iter().find(|n| n.name == name))
+    }
+
+    /// Every network, oldest first.
+    pub fn networks(&self) -> Result<Vec<NetworkRecord>, StoreError> {
+        let mut all = read_all(&self.root.join(NETWORKS), NetworkRecord::from_json)?;
+        all.sort_by(|a, b| (a.created, &a.name).cmp(&(b.created, &b.name)));
+        Ok(all)
+    }
+
+    /// An endpoint of a network.
+    pub fn endpoint(
+        &self,
+        network_id: &str,
+        id: &str,
+    ) -> Result<Option<EndpointRecord>, StoreError> {
+        check_name("network id", network_id)?;
+        check_name("endpoint id", id)?;
+        read_record(
+            &self.endpoint_path(network_id, id),
+            EndpointRecord::from_json,
+        )
+    }
+
+    /// The endpoints of one network, oldest first.
+    pub fn endpoints_of(&self, network_id: &str) -> Result<Vec<EndpointRecord>, StoreError> {
+        check_name("network id", network_id)?;
+        let mut all = read_all(&self.endpoint_dir(network_id), EndpointRecord::from_json)?;
+        all.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
+        Ok(all)
+    }
+
+    /// Every endpoint of every network (for `restore` and `ps`).
+    pub fn endpoints(&self) -> Result<Vec<EndpointRecord>, StoreError> {
+        let mut all = Vec::new();
+        for network_id in list_names(&self.root.join(ENDPOINTS))? {
+            all.extend(self.endpoints_of(&network_id)?);
+        }
+        Ok(all)
+    }
+
+    /// A generic record of `kind` (e.g. `containers`).
+    pub fn record(&self, kind: &str, id: &str) -> Result<Option<Value>, StoreError> {
+        check_name("record kind", kind)?;
+        check_name("record id", id)?;
+        read_record(&self.record_path(kind, id), |v| Ok(v.clone()))
+    }
+
+    /// Every record of `kind` with its ID, sorted by ID.
+    pub fn records(&self, kind: &str) -> Result<Vec<(String, Value)>, StoreError> {
+        check_name("record kind", kind)?;
+        let dir = self.root.join(RECORDS).join(kind);
+        let mut out = Vec::new();
+        for name in list_names(&dir)? {
+            if let Some(id) = name.strip_suffix(".json") {
+                if let Some(v) = read_record(&dir.join(&name), |v| Ok(v.clone()))? {
+                    out.push((id.to_string(), v));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Networks and endpoints not in their final state, for `restore`.
+    pub fn pending(&self) -> Result<Vec<Pending>, StoreError> {
+        let mut out: Vec<Pending> = self
+            .networks()?
+            .into_iter()
+            .filter(|n| n.state != NetworkState::Created)
+            .map(Pending::Network)
+            .collect();
+        out.extend(
+            self.endpoints()?
+                .into_iter()
+                .filter(|e| e.state != EndpointState::Attached)
+                .map(Pending::Endpoint),
+        );
+        Ok(out)
+    }
+
+    /// Who holds `addr` in a subnet of a network, if anyone (one read).
+    pub fn address_owner(
+        &self,
+        network_id: &str,
+        subnet: &SubnetSpec,
+        addr: IpAddr,
+    ) -> Result<Option<String>, StoreError> {
+        check_name("network id", network_id)?;
+        let path = subnet_dir(&self.ipam_dir(network_id), subnet).join(addr.to_string());
+        let text = fsutil::read_if_exists(&path).map_err(StoreError::io("reading", &path))?;
+        text.map(|t| parse_owner(&path, &t)).transpose()
+    }
+
+    /// Every taken address of a network with its owner (reads them all:
+    /// for `restore` and consistency checks, not for allocation).
+    pub fn addresses(&self, network: &NetworkRecord) -> Result<Vec<(IpAddr, String)>, StoreError> {
+        check_name("network id", &network.id)?;
+        let mut out = Vec::new();
+        for spec in &network.subnets {
+            let dir = subnet_dir(&self.ipam_dir(&network.id), spec);
+            for name in list_names(&dir)? {
+                if name == CURSOR_FILE {
+                    continue;
+                }
+                let path = dir.join(&name);
+                let addr: IpAddr = name.parse().map_err(|_| StoreError::Corrupt {
+                    path: path.clone(),
+                    reason: "file name is not an IP address".into(),
+                })?;
+                let text =
+                    fsutil::read_if_exists(&path).map_err(StoreError::io("reading", &path))?;
+                if let Some(text) = text {
+                    out.push((addr, parse_owner(&path, &text)?));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The host id for the ULA prefix: `machine_id`'s content (normally
+    /// [`MACHINE_ID_PATH`]) if it has any, else `None` when the state
+    /// directory's own `host-id` is needed (see [`Locked::host_id`]).
+    fn machine_id(machine_id: &Path) -> Option<String> {
+        fs::read_to_string(machine_id)
+            .ok()
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+    }
+}
+
+fn parse_owner(path: &Path, text: &str) -> Result<String, StoreError> {
+    let owner = text.trim();
+    if owner.is_empty() {
+        return Err(StoreError::Corrupt {
+            path: path.to_path_buf(),
+            reason: "address file names no owner".into(),
+        });
+    }
+    Ok(owner.to_string())
+}
+
+/// Entry names of a directory, without dot-files (temporaries), sorted;
+/// empty when the directory does not exist.
+fn list_names(dir: &Path) -> Result<Vec<String>, StoreError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(StoreError::io("listing", dir)(e)),
+    };
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(StoreError::io("listing", dir))?;
+        if let Some(name) = entry.file_name().to_str() {
+            if !name.starts_with('.') {
+                names.push(name.to_string());
+            }
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+fn read_record<T>(
+    path: &Path,
+    from_json: impl Fn(&Value) -> Result<T, RecordError>,
+) -> Result<Option<T>, StoreError> {
+    let Some(text) = fsutil::read_if_exists(path).map_err(StoreError::io("reading", path))? else {
+        return Ok(None);
+    };
+    let corrupt = |reason: String| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let value = json::parse(&text).map_err(|e| corrupt(e.to_string()))?;
+    from_json(&value)
+        .map(Some)
+        .map_err(|e| corrupt(e.to_string()))
+}
+
+fn read_all<T>(
+    dir: &Path,
+    from_json: impl Fn(&Value) -> Result<T, RecordError>,
+) -> Result<Vec<T>, StoreError> {
+    let mut out = Vec::new();
+    for name in list_names(dir)? {
+        if name.ends_with(".json") {
+            if let Some(record) = read_record(&dir.join(&name), &from_json)? {
+                out.push(record);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The store under its exclusive lock: the only way to write. Reads of
+/// [`StateDir`] are available through `Deref`.
+#[derive(Debug)]
+pub struct Locked<'a> {
+    state: &'a StateDir,
+    _lock: File,
+}
+
+impl Deref for Locked<'_> {
+    type Target = StateDir;
+    fn deref(&self) -> &StateDir {
+        self.state
+    }
+}
+
+impl Locked<'_> {
+    fn write_json(&self, path: &Path, value: &Value) -> Result<(), StoreError> {
+        let dir = path.parent().expect("record paths have a parent");
+        let mut text = value.to_pretty();
+        text.push('\n');
+        let write = |p: &Path| fsutil::replace(p, text.as_bytes(), FILE_MODE);
+        match write(path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fsutil::create_dir(dir).map_err(StoreError::io("creating", dir))?;
+                write(path)
+            }
+            other => other,
+        }
+        .map_err(StoreError::io("writing", path))?;
+        fsutil::sync_dir(dir).map_err(StoreError::io("syncing", dir))
+    }
+
+    fn remove_file(&self, path: &Path) -> Result<bool, StoreError> {
+        let removed = fsutil::remove_if_exists(path).map_err(StoreError::io("removing", path))?;
+        if removed {
+            let dir = path.parent().expect("record paths have a parent");
+            fsutil::sync_dir(dir).map_err(StoreError::io("syncing", dir))?;
+        }
+        Ok(removed)
+    }
+
+    /// Writes (creates or replaces) a network record.
+    pub fn put_network(&mut self, network: &NetworkRecord) -> Result<(), StoreError> {
+        check_name("network id", &network.id)?;
+        self.write_json(&self.network_path(&network.id), &network.to_json())
+    }
+
+    /// Removes a network with everything filed under it: its endpoint
+    /// records, address files and hosts file. Refusing while endpoints
+    /// remain is the caller's decision.
+    pub fn remove_network(&mut self, id: &str) -> Result<bool, StoreError> {
+        check_name("network id", id)?;
+        for dir in [self.endpoint_dir(id), self.ipam_dir(id)] {
+            match fs::remove_dir_all(&dir) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    return Err(StoreError::io("removing", &dir)(e));
+                }
+                _ => {}
+            }
+        }
+        self.remove_file(&self.hosts_path(id))?;
+        self.remove_file(&self.network_path(id))
+    }
+
+    /// Writes (creates or replaces) an endpoint record.
+    pub fn put_endpoint(&mut self, endpoint: &EndpointRecord) -> Result<(), StoreError> {
+        check_name("network id", &endpoint.network_id)?;
+        check_name("endpoint id", &endpoint.id)?;
+        self.write_json(
+            &self.endpoint_path(&endpoint.network_id, &endpoint.id),
+            &endpoint.to_json(),
+        )
+    }
+
+    /// Removes an endpoint record; `Ok(false)` when there was none.
+    pub fn remove_endpoint(&mut self, network_id: &str, id: &str) -> Result<bool, StoreError> {
+        check_name("network id", network_id)?;
+        check_name("endpoint id", id)?;
+        self.remove_file(&self.endpoint_path(network_id, id))
+    }
+
+    /// Writes a generic record of `kind` (e.g. `containers`) under `id`.
+    pub fn put_record(&mut self, kind: &str, id: &str, value: &Value) -> Result<(), StoreError> {
+        check_name("record kind", kind)?;
+        check_name("record id", id)?;
+        self.write_json(&self.record_path(kind, id), value)
+    }
+
+    /// Removes a generic record; `Ok(false)` when there was none.
+    pub fn remove_record(&mut self, kind: &str, id: &str) -> Result<bool, StoreError> {
+        check_name("record kind", kind)?;
+        check_name("record id", id)?;
+        self.remove_file(&self.record_path(kind, id))
+    }
+
+    /// Allocates an address of `network` for `owner` (an endpoint id) and
+    /// returns it with its subnet's prefix length. Reads and writes a
+    /// constant number of files in the common case.
+    pub fn allocate(
+        &mut self,
+        network: &NetworkRecord,
+        request: Request,
+        owner: &str,
+    ) -> Result<IpNet, StoreError> {
+        check_name("network id", &network.id)?;
+        check_name("address owner", owner)?;
+        let mut book = DiskBook::new(self.ipam_dir(&network.id));
+        let name = NetworkName {
+            name: &network.name,
+            id: &network.id,
+        };
+        let result = ipam::allocate(&mut book, &network.subnets, request, owner, name);
+        let finished = book.finish();
+        let address = result?;
+        finished?;
+        Ok(address)
+    }
+
+    /// Frees `addr` of `network`. Always succeeds when the address is
+    /// already free; returns whether it was taken.
+    pub fn release(&mut self, network: &NetworkRecord, addr: IpAddr) -> Result<bool, StoreError> {
+        check_name("network id", &network.id)?;
+        let mut book = DiskBook::new(self.ipam_dir(&network.id));
+        let released = ipam::release(&mut book, &network.subnets, addr)?;
+        book.finish()?;
+        Ok(released)
+    }
+
+    /// Frees every address `owner` holds in `network` (reads all address
+    /// files: for `restore` after a crash between allocation and record).
+    pub fn release_owner(
+        &mut self,
+        network: &NetworkRecord,
+        owner: &str,
+    ) -> Result<Vec<IpAddr>, StoreError> {
+        let mut freed = Vec::new();
+        for (addr, holder) in self.addresses(network)? {
+            if holder == owner && self.release(network, addr)? {
+                freed.push(addr);
+            }
+        }
+        Ok(freed)
+    }
+
+    /// Appends a line to a network's hosts file (created 0644 when missing).
+    pub fn hosts_append(&mut self, network_id: &str, line: &str) -> Result<(), StoreError> {
+        check_name("network id", network_id)?;
+        let path = self.hosts_path(network_id);
+        fsutil::append_line(&path, line, HOSTS_MODE).map_err(StoreError::io("appending to", &path))
+    }
+
+    /// Removes in place the lines of a network's hosts file for which
+    /// `remove` is true; returns how many.
+    pub fn hosts_remove(
+        &mut self,
+        network_id: &str,
+        remove: impl FnMut(&str) -> bool,
+    ) -> Result<usize, StoreError> {
+        check_name("network id", network_id)?;
+        let path = self.hosts_path(network_id);
+        fsutil::remove_lines(&path, remove).map_err(StoreError::io("rewriting", &path))
+    }
+
+    /// The host id for the ULA prefix: the content of `machine_id`
+    /// (normally [`MACHINE_ID_PATH`]), else the state directory's
+    /// `host-id`, created once with a random value.
+    pub fn host_id(&mut self, machine_id: &Path) -> Result<String, StoreError> {
+        if let Some(id) = StateDir::machine_id(machine_id) {
+            return Ok(id);
+        }
+        let path = self.root.join(HOST_ID_FILE);
+        if let Some(id) = fsutil::read_if_exists(&path).map_err(StoreError::io("reading", &path))? {
+            let id = id.trim();
+            if !id.is_empty() {
+                return Ok(id.to_string());
+            }
+        }
+        let id = random_hex(16).map_err(StoreError::io("reading", "/dev/urandom"))?;
+        self.write_json_text(&path, &format!("{id}\n"))?;
+        Ok(id)
+    }
+
+    fn write_json_text(&self, path: &Path, text: &str) -> Result<(), StoreError> {
+        fsutil::replace(path, text.as_bytes(), FILE_MODE)
+            .map_err(StoreError::io("writing", path))?;
+        fsutil::sync_dir(&self.root).map_err(StoreError::io("syncing", &self.root))
+    }
+
+    /// Removes temporary files a killed invocation left behind; returns
+    /// how many. Walks the whole directory: for `restore`.
+    pub fn clean_temporaries(&mut self) -> Result<usize, StoreError> {
+        fn walk(dir: &Path, count: &mut usize) -> Result<(), StoreError> {
+            let entries = match fs::read_dir(dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(StoreError::io("listing", dir)(e)),
+            };
+            for entry in entries {
+                let entry = entry.map_err(StoreError::io("listing", dir))?;
+                let path = entry.path();
+                let kind = entry.file_type().map_err(StoreError::io("listing", dir))?;
+                if kind.is_dir() {
+                    walk(&path, count)?;
+                } else if entry.file_name().to_str().is_some_and(fsutil::is_temp_name) {
+                    fs::remove_file(&path).map_err(StoreError::io("removing", &path))?;
+                    *count += 1;
+                }
+            }
+            Ok(())
+        }
+        let mut count = 0;
+        walk(&self.root, &mut count)?;
+        Ok(count)
+    }
+}

@@ -1,0 +1,100 @@
+//! Errors of the state store, each naming the file concerned.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+use crate::ipam::IpamError;
+
+/// A state-store error.
+#[derive(Debug)]
+pub enum StoreError {
+    /// A file operation failed.
+    Io {
+        /// What was being done (`"writing"`, `"locking"`, ...).
+        action: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The system's error.
+        source: io::Error,
+    },
+    /// A state file does not hold what it must.
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A name that cannot be used as a file name in the store.
+    InvalidName {
+        /// What the name is for (`"endpoint id"`, ...).
+        what: &'static str,
+        /// The name.
+        name: String,
+    },
+    /// Address management refused.
+    Ipam(IpamError),
+}
+
+impl StoreError {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(io::Error) -> StoreError {
+        let path = path.into();
+        move |source| StoreError::Io {
+            action,
+            path,
+            source,
+        }
+    }
+
+    /// The IPAM refusal inside, if that is what this is.
+    pub fn ipam(&self) -> Option<&IpamError> {
+        match self {
+            StoreError::Ipam(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Whether this is a permission error (the caller needs root).
+    pub fn is_permission_denied(&self) -> bool {
+        matches!(self, StoreError::Io { source, .. } if source.kind() == io::ErrorKind::PermissionDenied)
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Io {
+                action,
+                path,
+                source,
+            } => write!(f, "{action} {}: {source}", path.display()),
+            StoreError::Corrupt { path, reason } => {
+                write!(f, "corrupt state file {}: {reason}", path.display())
+            }
+            StoreError::InvalidName { what, name } => write!(
+                f,
+                "invalid {what} {name:?}: use letters, digits, '_', '.' and '-', not starting with '.'"
+            ),
+            StoreError::Ipam(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StoreError::Io { source, .. } => Some(source),
+            StoreError::Ipam(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<IpamError> for StoreError {
+    fn from(e: IpamError) -> Self {
+        StoreError::Ipam(e)
+    }
+}

@@ -1,0 +1,166 @@
+//! File primitives every state write goes through: atomic replace,
+//! exclusive create with content, append, in-place line removal.
+//!
+//! A write is never visible half done: contents go to a temporary file in
+//! the same directory (`.tmp-<name>`, one per target, so a crash leaves at
+//! most one stale file per target and the next write removes it), are
+//! synced, then renamed (replace) or hard-linked (exclusive create, see
+//! the address files) into place. Directory syncs are left to the caller so a transaction touching
+//! several files in one directory syncs it once.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+/// Mode of every state file but the hosts files.
+pub const FILE_MODE: u32 = 0o600;
+/// Mode of the state directory and its subdirectories.
+pub const DIR_MODE: u32 = 0o700;
+
+fn temp_path(target: &Path) -> PathBuf {
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    target.with_file_name(format!(".tmp-{name}"))
+}
+
+/// Whether a directory entry is a leftover temporary file.
+pub fn is_temp_name(name: &str) -> bool {
+    name.starts_with(".tmp-")
+}
+
+fn write_temp(target: &Path, contents: &[u8], mode: u32) -> io::Result<PathBuf> {
+    let temp = temp_path(target);
+    write_synced_new(&temp, contents, mode)?;
+    Ok(temp)
+}
+
+/// Writes a fresh file at `path` (removing any old one first) and syncs
+/// its data: the first half of an atomic write, for callers that publish
+/// the file themselves.
+pub fn write_synced_new(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
+    // A stale temporary may be a hard link to a live file (crash between
+    // link and unlink); truncating it would corrupt that file, so unlink.
+    remove_if_exists(path)?;
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)?;
+    file.write_all(contents)?;
+    file.sync_data()
+}
+
+/// Replaces `target` with `contents` atomically (temp, fsync, rename).
+/// The caller syncs the directory.
+pub fn replace(target: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
+    let temp = write_temp(target, contents, mode)?;
+    fs::rename(&temp, target)
+}
+
+/// Hard-links `source` to `target`; `Ok(false)` when `target` exists.
+pub fn link_new(source: &Path, target: &Path) -> io::Result<bool> {
+    match fs::hard_link(source, target) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Removes a file; `Ok(false)` when there was none.
+pub fn remove_if_exists(path: &Path) -> io::Result<bool> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Reads a file; `Ok(None)` when there is none.
+pub fn read_if_exists(path: &Path) -> io::Result<Option<String>> {
+    match fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Makes sure a finished rename, link or unlink in `dir` survives a power cut.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Creates `dir` and missing parents with mode 0700.
+pub fn create_dir(dir: &Path) -> io::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(DIR_MODE)
+        .create(dir)
+}
+
+/// Appends one line (a `\n` is added) with a single `write`, creating the
+/// file with `mode` if needed. Appends never rewrite what is there, so a
+/// reader never sees a torn file.
+pub fn append_line(path: &Path, line: &str, mode: u32) -> io::Result<()> {
+    let mut file = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(mode)
+        .open(path)?;
+    let mut buf = String::with_capacity(line.len() + 1);
+    buf.push_str(line.trim_end_matches('\n'));
+    buf.push('\n');
+    file.write_all(buf.as_bytes())?;
+    file.sync_data()
+}
+
+/// Removes, in place (same inode: bind mounts of the file stay valid), the
+/// lines for which `remove` is true, and returns how many went.
+///
+/// Each removed line is overwritten with spaces, one small write each, so
+/// the file stays well formed at every instant. When blank lines make up
+/// more than half of a file over 4 KiB it is compacted: the kept lines
+/// padded with newlines to the old length in one write, then truncated.
+pub fn remove_lines(path: &Path, mut remove: impl FnMut(&str) -> bool) -> io::Result<usize> {
+    let mut file = match OpenOptions::new().read(true).write(true).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut text = String::new();
+    file.read_to_string(&mut text)?;
+    let mut removed = 0;
+    let mut blank = 0;
+    let mut offset = 0u64;
+    let mut kept = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let content = line.trim_end_matches('\n');
+        if !content.trim().is_empty() && remove(content) {
+            file.seek(SeekFrom::Start(offset))?;
+            file.write_all(" ".repeat(content.len()).as_bytes())?;
+            removed += 1;
+            blank += line.len();
+        } else if content.trim().is_empty() {
+            blank += line.len();
+        } else {
+            kept.push_str(line);
+        }
+        offset += line.len() as u64;
+    }
+    if text.len() > 4096 && blank * 2 > text.len() {
+        if !kept.is_empty() && !kept.ends_with('\n') {
+            kept.push('\n');
+        }
+        let new_len = kept.len();
+        kept.extend(std::iter::repeat('\n').take(text.len().saturating_sub(new_len)));
+        file.seek(SeekFrom::Start(0))?;
+        file.write_all(kept.as_bytes())?;
+        file.set_len(new_len as u64)?;
+    }
+    if removed > 0 {
+        file.sync_data()?;
+    }
+    Ok(removed)
+}

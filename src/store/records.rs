@@ -1,0 +1,531 @@
+//! The records kept in the state directory and their JSON form.
+//!
+//! Every record carries `"version": 1`; reading refuses another version, a
+//! missing field or a field of the wrong type (records are ours: anything
+//! unexpected is corruption to report, not to guess around). Members this
+//! version does not know are ignored.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use ipnet::IpNet;
+
+use crate::ipam::SubnetSpec;
+use crate::json::Value;
+
+/// The record format version written and accepted.
+pub const RECORD_VERSION: u64 = 1;
+
+/// Why a record could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordError(pub String);
+
+impl fmt::Display for RecordError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for RecordError {}
+
+fn bad(what: impl fmt::Display) -> RecordError {
+    RecordError(what.to_string())
+}
+
+/// Typed access to an object's members with errors naming the field.
+struct Fields<'a>(&'a Value);
+
+impl<'a> Fields<'a> {
+    fn of(value: &'a Value, kind: &str) -> Result<Self, RecordError> {
+        if value.as_object().is_none() {
+            return Err(bad(format_args!("{kind} record is not a JSON object")));
+        }
+        match value.get("version").and_then(Value::as_u64) {
+            Some(RECORD_VERSION) => Ok(Fields(value)),
+            Some(v) => Err(bad(format_args!(
+                "{kind} record has version {v}, this program reads version {RECORD_VERSION}"
+            ))),
+            None => Err(bad(format_args!(
+                "{kind} record has no numeric \"version\""
+            ))),
+        }
+    }
+
+    fn value(&self, key: &str) -> Result<&'a Value, RecordError> {
+        self.0
+            .get(key)
+            .ok_or_else(|| bad(format_args!("missing field \"{key}\"")))
+    }
+
+    fn str(&self, key: &str) -> Result<&'a str, RecordError> {
+        self.value(key)?
+            .as_str()
+            .ok_or_else(|| bad(format_args!("field \"{key}\" is not a string")))
+    }
+
+    fn opt_str(&self, key: &str) -> Result<Option<&'a str>, RecordError> {
+        let v = self.value(key)?;
+        if v.is_null() {
+            return Ok(None);
+        }
+        v.as_str()
+            .map(Some)
+            .ok_or_else(|| bad(format_args!("field \"{key}\" is neither a string nor null")))
+    }
+
+    fn bool(&self, key: &str) -> Result<bool, RecordError> {
+        self.value(key)?
+            .as_bool()
+            .ok_or_else(|| bad(format_args!("field \"{key}\" is not a boolean")))
+    }
+
+    fn parsed<T: FromStr>(&self, key: &str) -> Result<T, RecordError> {
+        let text = self.str(key)?;
+        text.parse()
+            .map_err(|_| bad(format_args!("field \"{key}\": invalid value {text:?}")))
+    }
+
+    fn opt_parsed<T: FromStr>(&self, key: &str) -> Result<Option<T>, RecordError> {
+        match self.opt_str(key)? {
+            None => Ok(None),
+            Some(text) => text
+                .parse()
+                .map(Some)
+                .map_err(|_| bad(format_args!("field \"{key}\": invalid value {text:?}"))),
+        }
+    }
+
+    fn string_map(&self, key: &str) -> Result<Vec<(String, String)>, RecordError> {
+        let members = self
+            .value(key)?
+            .as_object()
+            .ok_or_else(|| bad(format_args!("field \"{key}\" is not an object")))?;
+        members
+            .iter()
+            .map(|(k, v)| {
+                v.as_str()
+                    .map(|s| (k.clone(), s.to_string()))
+                    .ok_or_else(|| bad(format_args!("field \"{key}.{k}\" is not a string")))
+            })
+            .collect()
+    }
+}
+
+fn string_map(members: &[(String, String)]) -> Value {
+    Value::object(
+        members
+            .iter()
+            .map(|(k, v)| (k.as_str(), Value::from(v.as_str()))),
+    )
+}
+
+fn text_of<T: ToString>(v: &Option<T>) -> Value {
+    Value::from(v.as_ref().map(ToString::to_string))
+}
+
+macro_rules! text_enum {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name { $($(#[$vdoc])* $variant),+ }
+
+        impl $name {
+            /// The text form used on the command line and in records.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = RecordError;
+            fn from_str(s: &str) -> Result<Self, RecordError> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err(bad(format_args!("invalid {} {s:?}", stringify!($name)))),
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+text_enum!(
+    /// `ipvlan_mode` (case-sensitive, as Docker).
+    Mode { /** `l2` */ L2 = "l2", /** `l3` */ L3 = "l3", /** `l3s` */ L3s = "l3s" }
+);
+text_enum!(
+    /// `ipvlan_flag`.
+    Flag { /** `bridge` */ Bridge = "bridge", /** `private` */ Private = "private", /** `vepa` */ Vepa = "vepa" }
+);
+text_enum!(
+    /// Where a network is in its life: written `Creating` before the first
+    /// kernel change, `Created` after the last, `Removing` before teardown.
+    NetworkState { /** Being created. */ Creating = "creating", /** Usable. */ Created = "created", /** Being removed. */ Removing = "removing" }
+);
+text_enum!(
+    /// Where an endpoint is in its life: written `Attaching` before the
+    /// link is made, `Attached` after, `Detaching` before teardown.
+    EndpointState { /** Being attached. */ Attaching = "attaching", /** Attached. */ Attached = "attached", /** Being detached. */ Detaching = "detaching" }
+);
+
+/// Who made a network's parent link, which decides whether `network rm`
+/// and `restore` may delete or re-create it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParentOrigin {
+    /// An interface that existed before; never modified or deleted.
+    Existing,
+    /// An 802.1Q sub-interface we created on `link` with `vlan_id`.
+    VlanCreated {
+        /// The link the VLAN sits on (`eth0` of `eth0.20`).
+        link: String,
+        /// The VLAN id, 1..4094.
+        vlan_id: u16,
+    },
+    /// A dummy link we created (no parent given, or `--internal`).
+    DummyCreated,
+}
+
+impl ParentOrigin {
+    fn to_json(&self) -> Value {
+        match self {
+            ParentOrigin::Existing => Value::object([("kind", Value::from("existing"))]),
+            ParentOrigin::VlanCreated { link, vlan_id } => Value::object([
+                ("kind", Value::from("vlan")),
+                ("link", Value::from(link.as_str())),
+                ("vlan_id", Value::from(*vlan_id)),
+            ]),
+            ParentOrigin::DummyCreated => Value::object([("kind", Value::from("dummy"))]),
+        }
+    }
+
+    fn from_json(value: &Value) -> Result<Self, RecordError> {
+        let fields = Fields(value);
+        match fields.str("kind")? {
+            "existing" => Ok(ParentOrigin::Existing),
+            "dummy" => Ok(ParentOrigin::DummyCreated),
+            "vlan" => {
+                let vlan_id = fields
+                    .value("vlan_id")?
+                    .as_u64()
+                    .and_then(|v| u16::try_from(v).ok())
+                    .filter(|v| (1..=4094).contains(v))
+                    .ok_or_else(|| bad("field \"vlan_id\" is not a VLAN id (1..4094)"))?;
+                Ok(ParentOrigin::VlanCreated {
+                    link: fields.str("link")?.to_string(),
+                    vlan_id,
+                })
+            }
+            other => Err(bad(format_args!("unknown parent origin {other:?}"))),
+        }
+    }
+}
+
+/// A point in time, UTC, written as RFC 3339 with nanoseconds
+/// (`2024-05-01T12:00:00.123456789Z`, as `docker network inspect`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp {
+    /// Seconds since the Unix epoch.
+    pub secs: u64,
+    /// Nanoseconds within the second.
+    pub nanos: u32,
+}
+
+impl Timestamp {
+    /// The current time.
+    pub fn now() -> Timestamp {
+        let d = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        Timestamp {
+            secs: d.as_secs(),
+            nanos: d.subsec_nanos(),
+        }
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let days = self.secs / 86_400;
+        let rem = self.secs % 86_400;
+        let (y, m, d) = civil_from_days(days as i64);
+        write!(
+            f,
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:09}Z",
+            rem / 3600,
+            rem / 60 % 60,
+            rem % 60,
+            self.nanos
+        )
+    }
+}
+
+impl FromStr for Timestamp {
+    type Err = RecordError;
+
+    /// Reads exactly the form [`Display`](fmt::Display) writes.
+    fn from_str(s: &str) -> Result<Self, RecordError> {
+        let err = || bad(format_args!("invalid timestamp {s:?}"));
+        let b = s.as_bytes();
+        if b.len() != 30
+            || &s[4..5] != "-"
+            || &s[7..8] != "-"
+            || &s[10..11] != "T"
+            || &s[13..14] != ":"
+            || &s[16..17] != ":"
+            || &s[19..20] != "."
+            || &s[29..] != "Z"
+        {
+            return Err(err());
+        }
+        let num = |range: std::ops::Range<usize>| -> Result<u64, RecordError> {
+            let part = &s[range];
+            if part.bytes().all(|c| c.is_ascii_digit()) {
+                part.parse().map_err(|_| err())
+            } else {
+                Err(err())
+            }
+        };
+        let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+        let (h, mi, sec, nanos) = (num(11..13)?, num(14..16)?, num(17..19)?, num(20..29)?);
+        if !(1970..=9999).contains(&y)
+            || !(1..=12).contains(&mo)
+            || !(1..=31).contains(&d)
+            || h > 23
+            || mi > 59
+            || sec > 59
+        {
+            return Err(err());
+        }
+        let days = days_from_civil(y as i64, mo as u32, d as u32);
+        Ok(Timestamp {
+            secs: days as u64 * 86_400 + h * 3600 + mi * 60 + sec,
+            nanos: nanos as u32,
+        })
+    }
+}
+
+/// Howard Hinnant's `civil_from_days`: days since 1970-01-01 to (y, m, d).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// The inverse of [`civil_from_days`].
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = i64::from((m + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// A network (`networks/<id>.json`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkRecord {
+    /// 64 lowercase hex digits.
+    pub id: String,
+    /// The user's name, unique.
+    pub name: String,
+    /// Always `ipvlan`.
+    pub driver: String,
+    /// `ipvlan_mode`.
+    pub mode: Mode,
+    /// `ipvlan_flag`.
+    pub flag: Flag,
+    /// The parent link's name (`eth0`, `eth0.20`, `di-<short id>`).
+    pub parent: String,
+    /// Who made the parent.
+    pub parent_origin: ParentOrigin,
+    /// `--internal` or no parent.
+    pub internal: bool,
+    /// IPv6 enabled.
+    pub ipv6: bool,
+    /// `-o mtu=`, when given.
+    pub mtu: Option<u32>,
+    /// Subnets in the order given (IPv4 and IPv6).
+    pub subnets: Vec<SubnetSpec>,
+    /// Creation time.
+    pub created: Timestamp,
+    /// The `-o` options as the user gave them, in order.
+    pub options: Vec<(String, String)>,
+    /// Life-cycle state, the intent journal of create and rm.
+    pub state: NetworkState,
+}
+
+impl NetworkRecord {
+    /// The first 12 characters of the ID.
+    pub fn short_id(&self) -> &str {
+        self.id.get(..12).unwrap_or(&self.id)
+    }
+
+    /// The record's JSON form.
+    pub fn to_json(&self) -> Value {
+        let subnets = self
+            .subnets
+            .iter()
+            .map(|s| {
+                Value::object([
+                    ("subnet", Value::from(s.subnet.to_string())),
+                    ("gateway", text_of(&s.gateway)),
+                    ("ip_range", text_of(&s.ip_range)),
+                    (
+                        "aux",
+                        Value::object(
+                            s.aux
+                                .iter()
+                                .map(|(k, v)| (k.as_str(), Value::from(v.to_string()))),
+                        ),
+                    ),
+                ])
+            })
+            .collect::<Vec<_>>();
+        Value::object([
+            ("version", Value::from(RECORD_VERSION)),
+            ("id", Value::from(self.id.as_str())),
+            ("name", Value::from(self.name.as_str())),
+            ("driver", Value::from(self.driver.as_str())),
+            ("mode", Value::from(self.mode.as_str())),
+            ("flag", Value::from(self.flag.as_str())),
+            ("parent", Value::from(self.parent.as_str())),
+            ("parent_origin", self.parent_origin.to_json()),
+            ("internal", Value::from(self.internal)),
+            ("ipv6", Value::from(self.ipv6)),
+            ("mtu", Value::from(self.mtu)),
+            ("subnets", Value::from(subnets)),
+            ("created", Value::from(self.created.to_string())),
+            ("options", string_map(&self.options)),
+            ("state", Value::from(self.state.as_str())),
+        ])
+    }
+
+    /// Reads a record; refuses another version or a missing or mistyped field.
+    pub fn from_json(value: &Value) -> Result<Self, RecordError> {
+        let f = Fields::of(value, "network")?;
+        let mtu = match f.value("mtu")? {
+            Value::Null => None,
+            v => Some(
+                v.as_u64()
+                    .and_then(|m| u32::try_from(m).ok())
+                    .ok_or_else(|| bad("field \"mtu\" is not a number"))?,
+            ),
+        };
+        let subnets = f
+            .value("subnets")?
+            .as_array()
+            .ok_or_else(|| bad("field \"subnets\" is not an array"))?
+            .iter()
+            .map(|s| {
+                let sf = Fields(s);
+                let aux = sf
+                    .string_map("aux")?
+                    .into_iter()
+                    .map(|(k, v)| {
+                        v.parse::<IpAddr>().map(|a| (k, a)).map_err(|_| {
+                            bad(format_args!("aux address {v:?} is not an IP address"))
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(SubnetSpec {
+                    subnet: sf.parsed::<IpNet>("subnet")?,
+                    gateway: sf.opt_parsed("gateway")?,
+                    ip_range: sf.opt_parsed("ip_range")?,
+                    aux,
+                })
+            })
+            .collect::<Result<Vec<_>, RecordError>>()?;
+        Ok(NetworkRecord {
+            id: f.str("id")?.to_string(),
+            name: f.str("name")?.to_string(),
+            driver: f.str("driver")?.to_string(),
+            mode: f.parsed("mode")?,
+            flag: f.parsed("flag")?,
+            parent: f.str("parent")?.to_string(),
+            parent_origin: ParentOrigin::from_json(f.value("parent_origin")?)?,
+            internal: f.bool("internal")?,
+            ipv6: f.bool("ipv6")?,
+            mtu,
+            subnets,
+            created: f.parsed("created")?,
+            options: f.string_map("options")?,
+            state: f.parsed("state")?,
+        })
+    }
+}
+
+/// A network attachment of one namespace
+/// (`endpoints/<network id>/<endpoint id>.json`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointRecord {
+    /// The endpoint's ID (a file name: `[A-Za-z0-9_.-]`, not starting with `.`).
+    pub id: String,
+    /// The network's ID.
+    pub network_id: String,
+    /// The container's name, when it is one of ours.
+    pub container: Option<String>,
+    /// The network namespace (`/run/netns/NAME`, `/proc/PID/ns/net`).
+    pub netns: String,
+    /// The interface name inside the namespace (`eth0`).
+    pub ifname: String,
+    /// The link's MAC address, once known.
+    pub mac: Option<String>,
+    /// IPv4 address with the subnet's prefix length.
+    pub ipv4: Option<IpNet>,
+    /// IPv6 address with the subnet's prefix length.
+    pub ipv6: Option<IpNet>,
+    /// Life-cycle state, the intent journal of attach and detach.
+    pub state: EndpointState,
+    /// Creation time.
+    pub created: Timestamp,
+}
+
+impl EndpointRecord {
+    /// The record's JSON form.
+    pub fn to_json(&self) -> Value {
+        Value::object([
+            ("version", Value::from(RECORD_VERSION)),
+            ("id", Value::from(self.id.as_str())),
+            ("network_id", Value::from(self.network_id.as_str())),
+            ("container", Value::from(self.container.clone())),
+            ("netns", Value::from(self.netns.as_str())),
+            ("ifname", Value::from(self.ifname.as_str())),
+            ("mac", Value::from(self.mac.clone())),
+            ("ipv4", text_of(&self.ipv4)),
+            ("ipv6", text_of(&self.ipv6)),
+            ("state", Value::from(self.state.as_str())),
+            ("created", Value::from(self.created.to_string())),
+        ])
+    }
+
+    /// Reads a record; refuses another version or a missing or mistyped field.
+    pub fn from_json(value: &Value) -> Result<Self, RecordError> {
+        let f = Fields::of(value, "endpoint")?;
+        Ok(EndpointRecord {
+            id: f.str("id")?.to_string(),
+            network_id: f.str("network_id")?.to_string(),
+            container: f.opt_str("container")?.map(str::to_string),
+            netns: f.str("netns")?.to_string(),
+            ifname: f.str("ifname")?.to_string(),
+            mac: f.opt_str("mac")?.map(str::to_string),
+            ipv4: f.opt_parsed("ipv4")?,
+            ipv6: f.opt_parsed("ipv6")?,
+            state: f.parsed("state")?,
+            created: f.parsed("created")?,
+        })
+    }
+}

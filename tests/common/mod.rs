@@ -1,0 +1,176 @@
+//! Helpers shared by the store tests.
+#![allow(dead_code)]
+
+use std::fs;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use ipnet::IpNet;
+use ipvlan::ipam::{fill_default_gateways, match_subnets};
+use ipvlan::json;
+use ipvlan::store::{
+    EndpointRecord, EndpointState, Flag, Mode, NetworkRecord, NetworkState, ParentOrigin, Timestamp,
+};
+
+/// A directory under the system temp dir, removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("ipvlan-test-{tag}-{}-{n}", std::process::id()));
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A network record with the given subnets and default gateways; the ID
+/// is derived from the name so tests are reproducible.
+pub fn network(name: &str, subnets: &[&str]) -> NetworkRecord {
+    let nets: Vec<IpNet> = subnets.iter().map(|s| s.parse().unwrap()).collect();
+    let mut specs = match_subnets(&nets, &[], &[], &[]).unwrap();
+    fill_default_gateways(&mut specs);
+    let id: String = format!(
+        "{:0<64}",
+        name.bytes().map(|b| format!("{b:02x}")).collect::<String>()
+    )
+    .chars()
+    .take(64)
+    .collect();
+    NetworkRecord {
+        id,
+        name: name.to_string(),
+        driver: "ipvlan".into(),
+        mode: Mode::L2,
+        flag: Flag::Bridge,
+        parent: "eth0.20".into(),
+        parent_origin: ParentOrigin::VlanCreated {
+            link: "eth0".into(),
+            vlan_id: 20,
+        },
+        internal: false,
+        ipv6: subnets.iter().any(|s| s.contains(':')),
+        mtu: Some(1500),
+        subnets: specs,
+        created: Timestamp::now(),
+        options: vec![("parent".into(), "eth0.20".into())],
+        state: NetworkState::Created,
+    }
+}
+
+pub fn endpoint(
+    net: &NetworkRecord,
+    id: &str,
+    v4: Option<&str>,
+    v6: Option<&str>,
+) -> EndpointRecord {
+    EndpointRecord {
+        id: id.to_string(),
+        network_id: net.id.clone(),
+        container: Some(format!("c-{id}")),
+        netns: format!("/run/netns/c-{id}"),
+        ifname: "eth0".into(),
+        mac: Some("02:42:ac:11:00:02".into()),
+        ipv4: v4.map(|s| s.parse().unwrap()),
+        ipv6: v6.map(|s| s.parse().unwrap()),
+        state: EndpointState::Attached,
+        created: Timestamp::now(),
+    }
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            walk(&path, out);
+        } else {
+            out.push(path);
+        }
+    }
+}
+
+/// Every file under `root`, recursively.
+pub fn all_files(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    walk(root, &mut out);
+    out.sort();
+    out
+}
+
+/// Address files under `root/ipam` as (address, owner).
+pub fn address_files(root: &Path) -> Vec<(IpAddr, String)> {
+    all_files(&root.join("ipam"))
+        .into_iter()
+        .filter_map(|p| {
+            let name = p.file_name()?.to_str()?.to_string();
+            let addr: IpAddr = name.parse().ok()?;
+            Some((addr, fs::read_to_string(&p).unwrap().trim().to_string()))
+        })
+        .collect()
+}
+
+/// Panics unless every state file under `root` (temporaries aside) is
+/// complete and well formed.
+pub fn check_every_file_parses(root: &Path) {
+    for path in all_files(root) {
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        if name.starts_with(".tmp-") {
+            continue;
+        }
+        let rel = path.strip_prefix(root).unwrap();
+        let top = rel
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_str()
+            .unwrap()
+            .to_string();
+        let text = fs::read_to_string(&path).unwrap();
+        match top.as_str() {
+            "networks" => {
+                let v = json::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                NetworkRecord::from_json(&v).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            }
+            "endpoints" => {
+                let v = json::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                EndpointRecord::from_json(&v).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            }
+            "records" => {
+                json::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            }
+            "ipam" if name == "cursor" => {
+                text.trim()
+                    .parse::<IpAddr>()
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            }
+            "ipam" => {
+                name.parse::<IpAddr>()
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                assert!(
+                    !text.trim().is_empty() && text.ends_with('\n'),
+                    "{}: incomplete owner {text:?}",
+                    path.display()
+                );
+            }
+            _ => {}
+        }
+    }
+}

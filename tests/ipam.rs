@@ -1,0 +1,417 @@
+//! IPAM behaviour: the docs' addressing, defaults, every refusal and its text.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use ipvlan::ipam::{
+    allocate, check_overlaps, default_ipv4_subnet, default_ipv6_subnet, fill_default_gateways,
+    match_subnets, parse_aux, parse_ip_range, parse_resolv_conf, parse_subnet, release, ula_prefix,
+    Avoid, Family, IpamError, MemoryBook, NetworkName, Request, SubnetSpec,
+};
+
+const NET: NetworkName<'static> = NetworkName {
+    name: "testnet",
+    id: "0123456789ab",
+};
+
+fn net(s: &str) -> IpNet {
+    s.parse().unwrap()
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn specs(subnets: &[&str], gateways: &[&str], ranges: &[&str]) -> Vec<SubnetSpec> {
+    let subnets: Vec<IpNet> = subnets.iter().map(|s| net(s)).collect();
+    let gateways: Vec<IpAddr> = gateways.iter().map(|s| ip(s)).collect();
+    let ranges: Vec<IpNet> = ranges.iter().map(|s| net(s)).collect();
+    let mut specs = match_subnets(&subnets, &gateways, &ranges, &[]).unwrap();
+    fill_default_gateways(&mut specs);
+    specs
+}
+
+fn auto(book: &mut MemoryBook, specs: &[SubnetSpec], family: Family, owner: &str) -> String {
+    allocate(book, specs, Request::Any(family), owner, NET)
+        .unwrap()
+        .to_string()
+}
+
+fn exact(book: &mut MemoryBook, specs: &[SubnetSpec], addr: &str) -> Result<String, String> {
+    allocate(book, specs, Request::Exact(ip(addr)), "x", NET)
+        .map(|a| a.to_string())
+        .map_err(|e| e.to_string())
+}
+
+#[test]
+fn first_containers_of_a_24_get_2_then_3() {
+    let specs = specs(&["192.168.1.0/24"], &["192.168.1.1"], &[]);
+    let mut book = MemoryBook::default();
+    assert_eq!(auto(&mut book, &specs, Family::V4, "a"), "192.168.1.2/24");
+    assert_eq!(auto(&mut book, &specs, Family::V4, "b"), "192.168.1.3/24");
+}
+
+#[test]
+fn default_gateway_is_first_usable() {
+    let specs = specs(&["192.168.1.0/24", "2001:db8:abc6::/64"], &[], &[]);
+    assert_eq!(specs[0].gateway, Some(ip("192.168.1.1")));
+    assert_eq!(specs[1].gateway, Some(ip("2001:db8:abc6::1")));
+    let mut book = MemoryBook::default();
+    assert_eq!(auto(&mut book, &specs, Family::V4, "a"), "192.168.1.2/24");
+    assert_eq!(
+        auto(&mut book, &specs, Family::V6, "a"),
+        "2001:db8:abc6::2/64"
+    );
+}
+
+#[test]
+fn released_address_comes_back_only_after_wrap() {
+    let specs = specs(&["10.0.0.0/29"], &[], &[]);
+    let mut book = MemoryBook::default();
+    // .1 gateway, .2-.6 usable, .7 broadcast.
+    let got: Vec<String> = ["a", "b", "c"]
+        .iter()
+        .map(|o| auto(&mut book, &specs, Family::V4, o))
+        .collect();
+    assert_eq!(got, ["10.0.0.2/29", "10.0.0.3/29", "10.0.0.4/29"]);
+    assert!(release(&mut book, &specs, ip("10.0.0.2")).unwrap());
+    assert_eq!(auto(&mut book, &specs, Family::V4, "d"), "10.0.0.5/29");
+    assert_eq!(auto(&mut book, &specs, Family::V4, "e"), "10.0.0.6/29");
+    // Wrap: network .0 and gateway .1 skipped, .2 free again.
+    assert_eq!(auto(&mut book, &specs, Family::V4, "f"), "10.0.0.2/29");
+    let err = allocate(&mut book, &specs, Request::Any(Family::V4), "g", NET).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "no available IPv4 addresses on this network's address pools: testnet (0123456789ab)"
+    );
+}
+
+#[test]
+fn walkthrough_multi_subnet_l2() {
+    // Step 5: two subnets with .254 gateways, explicit .10 in each.
+    let specs = specs(
+        &["192.168.114.0/24", "192.168.116.0/24"],
+        &["192.168.114.254", "192.168.116.254"],
+        &[],
+    );
+    assert_eq!(specs[0].gateway, Some(ip("192.168.114.254")));
+    assert_eq!(specs[1].gateway, Some(ip("192.168.116.254")));
+    let mut book = MemoryBook::default();
+    assert_eq!(
+        exact(&mut book, &specs, "192.168.114.10").unwrap(),
+        "192.168.114.10/24"
+    );
+    assert_eq!(
+        exact(&mut book, &specs, "192.168.116.10").unwrap(),
+        "192.168.116.10/24"
+    );
+    // Automatic allocation fills the first subnet from its start.
+    assert_eq!(auto(&mut book, &specs, Family::V4, "a"), "192.168.114.1/24");
+}
+
+#[test]
+fn walkthrough_dual_stack_l2() {
+    // Step 8.
+    let specs = specs(
+        &["192.168.140.0/24", "192.168.142.0/24", "2001:db8:abc9::/64"],
+        &["192.168.140.1", "192.168.142.1", "2001:db8:abc9::22"],
+        &[],
+    );
+    assert_eq!(specs[2].gateway, Some(ip("2001:db8:abc9::22")));
+    let mut book = MemoryBook::default();
+    assert_eq!(auto(&mut book, &specs, Family::V4, "a"), "192.168.140.2/24");
+    assert_eq!(
+        auto(&mut book, &specs, Family::V6, "a"),
+        "2001:db8:abc9::1/64"
+    );
+    assert_eq!(
+        exact(&mut book, &specs, "2001:db8:abc2::51").unwrap_err(),
+        "no configured subnet contains IP address 2001:db8:abc2::51"
+    );
+    assert_eq!(
+        exact(&mut book, &specs, "2001:db8:abc9::51").unwrap(),
+        "2001:db8:abc9::51/64"
+    );
+    assert_eq!(
+        exact(&mut book, &specs, "192.168.140.10").unwrap(),
+        "192.168.140.10/24"
+    );
+}
+
+#[test]
+fn walkthrough_dual_stack_l3() {
+    // Step 9: no gateways given.
+    let specs = specs(
+        &["192.168.110.0/24", "192.168.112.0/24", "2001:db8:abc6::/64"],
+        &[],
+        &[],
+    );
+    let gateways: Vec<_> = specs
+        .iter()
+        .map(|s| s.gateway.unwrap().to_string())
+        .collect();
+    assert_eq!(
+        gateways,
+        ["192.168.110.1", "192.168.112.1", "2001:db8:abc6::1"]
+    );
+    let mut book = MemoryBook::default();
+    assert_eq!(auto(&mut book, &specs, Family::V4, "a"), "192.168.110.2/24");
+    assert_eq!(
+        auto(&mut book, &specs, Family::V6, "a"),
+        "2001:db8:abc6::2/64"
+    );
+    assert_eq!(
+        exact(&mut book, &specs, "2001:db8:abc6::10").unwrap(),
+        "2001:db8:abc6::10/64"
+    );
+    assert_eq!(
+        exact(&mut book, &specs, "192.168.112.30").unwrap(),
+        "192.168.112.30/24"
+    );
+    assert_eq!(
+        exact(&mut book, &specs, "2001:db8:abc6::50").unwrap(),
+        "2001:db8:abc6::50/64"
+    );
+    assert_eq!(
+        exact(&mut book, &specs, "192.168.112.50").unwrap(),
+        "192.168.112.50/24"
+    );
+    // Step 10: release and take again, repeatedly.
+    for _ in 0..100 {
+        assert!(release(&mut book, &specs, ip("2001:db8:abc6::50")).unwrap());
+        assert_eq!(
+            exact(&mut book, &specs, "2001:db8:abc6::50").unwrap(),
+            "2001:db8:abc6::50/64"
+        );
+    }
+}
+
+#[test]
+fn ip_range_limits_automatic_allocation_only() {
+    let specs = specs(&["192.168.1.0/24"], &[], &["192.168.1.128/25"]);
+    assert_eq!(specs[0].gateway, Some(ip("192.168.1.1")));
+    assert_eq!(specs[0].ip_range, Some(net("192.168.1.128/25")));
+    let mut book = MemoryBook::default();
+    assert_eq!(auto(&mut book, &specs, Family::V4, "a"), "192.168.1.128/24");
+    assert_eq!(auto(&mut book, &specs, Family::V4, "b"), "192.168.1.129/24");
+    assert_eq!(
+        exact(&mut book, &specs, "192.168.1.20").unwrap(),
+        "192.168.1.20/24"
+    );
+    // The range's last address is the subnet's broadcast: skipped.
+    let small = specs_with_range("10.0.0.0/24", "10.0.0.252/30");
+    let mut book = MemoryBook::default();
+    let got: Vec<String> = (0..3)
+        .map(|i| auto(&mut book, &small, Family::V4, &i.to_string()))
+        .collect();
+    assert_eq!(got, ["10.0.0.252/24", "10.0.0.253/24", "10.0.0.254/24"]);
+    assert!(allocate(&mut book, &small, Request::Any(Family::V4), "x", NET).is_err());
+}
+
+fn specs_with_range(subnet: &str, range: &str) -> Vec<SubnetSpec> {
+    specs(&[subnet], &[], &[range])
+}
+
+#[test]
+fn reserved_addresses() {
+    let v4 = SubnetSpec {
+        gateway: Some(ip("10.0.0.1")),
+        aux: vec![("router".into(), ip("10.0.0.5"))],
+        ..SubnetSpec::new(net("10.0.0.0/24"))
+    };
+    for a in ["10.0.0.0", "10.0.0.255", "10.0.0.1", "10.0.0.5"] {
+        assert!(v4.is_reserved(ip(a)), "{a}");
+    }
+    assert!(!v4.is_reserved(ip("10.0.0.2")));
+    let p31 = SubnetSpec::new(net("10.0.0.0/31"));
+    assert!(!p31.is_reserved(ip("10.0.0.0")) && !p31.is_reserved(ip("10.0.0.1")));
+    assert_eq!(p31.first_usable(), Some(ip("10.0.0.0")));
+    let p32 = SubnetSpec::new(net("10.0.0.7/32"));
+    assert!(!p32.is_reserved(ip("10.0.0.7")));
+    let v6 = SubnetSpec::new(net("2001:db8::/64"));
+    assert!(v6.is_reserved(ip("2001:db8::")));
+    assert!(!v6.is_reserved(ip("2001:db8::ffff:ffff:ffff:ffff")));
+    let mut book = MemoryBook::default();
+    let specs = vec![v4];
+    for a in ["10.0.0.0", "10.0.0.255", "10.0.0.1", "10.0.0.5"] {
+        assert_eq!(
+            exact(&mut book, &specs, a).unwrap_err(),
+            "Address already in use"
+        );
+    }
+}
+
+#[test]
+fn aux_addresses_are_skipped() {
+    let subnets = [net("10.9.0.0/24")];
+    let aux = vec![
+        parse_aux("a=10.9.0.2").unwrap(),
+        parse_aux("b=10.9.0.3").unwrap(),
+    ];
+    let mut specs = match_subnets(&subnets, &[], &[], &aux).unwrap();
+    fill_default_gateways(&mut specs);
+    let mut book = MemoryBook::default();
+    assert_eq!(auto(&mut book, &specs, Family::V4, "a"), "10.9.0.4/24");
+}
+
+#[test]
+fn explicit_address_taken_twice() {
+    let specs = specs(&["192.168.1.0/24"], &[], &[]);
+    let mut book = MemoryBook::default();
+    exact(&mut book, &specs, "192.168.1.9").unwrap();
+    assert_eq!(
+        exact(&mut book, &specs, "192.168.1.9").unwrap_err(),
+        "Address already in use"
+    );
+}
+
+#[test]
+fn default_ipv4_pool_skips_on_link_route() {
+    let routes = [net("172.17.0.0/16"), net("0.0.0.0/0")];
+    let got = default_ipv4_subnet(Avoid {
+        host_routes: &routes,
+        ..Avoid::default()
+    })
+    .unwrap();
+    assert_eq!(got, net("172.18.0.0/16"));
+    assert_eq!(
+        default_ipv4_subnet(Avoid::default()).unwrap(),
+        net("172.17.0.0/16")
+    );
+}
+
+#[test]
+fn default_ipv4_pool_skips_networks_and_nameservers_then_uses_192_168() {
+    let ours: Vec<IpNet> = (17..=30).map(|b| net(&format!("172.{b}.0.0/16"))).collect();
+    let ns =
+        parse_resolv_conf("# comment\nnameserver 172.31.0.53\nnameserver fe80::1%eth0\nsearch x\n");
+    assert_eq!(ns, [ip("172.31.0.53"), ip("fe80::1")]);
+    let avoid = Avoid {
+        networks: &ours,
+        nameservers: &ns,
+        host_routes: &[net("192.168.0.0/24")],
+    };
+    assert_eq!(default_ipv4_subnet(avoid).unwrap(), net("192.168.16.0/20"));
+    let all: Vec<IpNet> = vec![net("172.16.0.0/12"), net("192.168.0.0/16")];
+    let err = default_ipv4_subnet(Avoid {
+        networks: &all,
+        ..Avoid::default()
+    })
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network"
+    );
+}
+
+#[test]
+fn ula_subnet_from_host_id() {
+    let a = ula_prefix(b"0123456789abcdef0123456789abcdef");
+    let b = ula_prefix(b"fedcba9876543210fedcba9876543210");
+    assert_ne!(a, b);
+    assert_eq!(a.prefix_len(), 48);
+    assert_eq!(a.network().octets()[0], 0xfd);
+    let first = default_ipv6_subnet(b"0123456789abcdef0123456789abcdef", Avoid::default()).unwrap();
+    assert_eq!(
+        first,
+        IpNet::V6(ipnet::Ipv6Net::new(a.network(), 64).unwrap())
+    );
+    let taken = [first];
+    let second = default_ipv6_subnet(
+        b"0123456789abcdef0123456789abcdef",
+        Avoid {
+            networks: &taken,
+            ..Avoid::default()
+        },
+    )
+    .unwrap();
+    assert_ne!(first, second);
+    assert!(IpNet::V6(a).contains(&second));
+}
+
+fn err_of(subnets: &[&str], gateways: &[&str], ranges: &[&str], aux: &[&str]) -> String {
+    let subnets: Vec<IpNet> = subnets.iter().map(|s| net(s)).collect();
+    let gateways: Vec<IpAddr> = gateways.iter().map(|s| ip(s)).collect();
+    let ranges: Vec<IpNet> = ranges.iter().map(|s| net(s)).collect();
+    let aux: Vec<(String, IpAddr)> = aux.iter().map(|s| parse_aux(s).unwrap()).collect();
+    match_subnets(&subnets, &gateways, &ranges, &aux)
+        .unwrap_err()
+        .to_string()
+}
+
+#[test]
+fn configuration_errors_name_the_value() {
+    assert_eq!(
+        parse_subnet("192.168.1.5/24").unwrap_err().to_string(),
+        "invalid subnet 192.168.1.5/24: it should be 192.168.1.0/24"
+    );
+    assert_eq!(
+        parse_subnet("2001:db8::1/64").unwrap_err().to_string(),
+        "invalid subnet 2001:db8::1/64: it should be 2001:db8::/64"
+    );
+    assert_eq!(
+        parse_subnet("10.0.0.0/33").unwrap_err().to_string(),
+        "invalid CIDR address: 10.0.0.0/33"
+    );
+    assert_eq!(
+        parse_ip_range("10.0.0.1/25").unwrap_err().to_string(),
+        "invalid ip-range 10.0.0.1/25: it should be 10.0.0.0/25"
+    );
+    assert_eq!(
+        err_of(&["192.168.1.5/24"], &[], &[], &[]),
+        "invalid subnet 192.168.1.5/24: it should be 192.168.1.0/24"
+    );
+    assert_eq!(
+        err_of(&["10.0.0.0/24"], &["10.1.0.1"], &[], &[]),
+        "no matching subnet for gateway 10.1.0.1"
+    );
+    assert_eq!(
+        err_of(&["10.0.0.0/24"], &[], &["10.1.0.0/25"], &[]),
+        "no matching subnet for range 10.1.0.0/25"
+    );
+    assert_eq!(
+        err_of(&["10.0.0.0/24"], &[], &[], &["r=10.1.0.9"]),
+        "no matching subnet for aux-address 10.1.0.9 (r)"
+    );
+    assert_eq!(
+        err_of(&["10.0.0.0/24"], &["10.0.0.1", "10.0.0.2"], &[], &[]),
+        "cannot configure multiple gateways (10.0.0.2, 10.0.0.1) for the same subnet (10.0.0.0/24)"
+    );
+    assert_eq!(
+        err_of(&["10.0.0.0/24"], &[], &["10.0.0.0/25", "10.0.0.128/25"], &[]),
+        "cannot configure multiple ranges (10.0.0.128/25, 10.0.0.0/25) on the same subnet (10.0.0.0/24)"
+    );
+    assert_eq!(
+        err_of(&["10.0.0.0/16", "10.0.1.0/24"], &[], &[], &[]),
+        "multiple overlapping subnet configuration is not supported (10.0.0.0/16, 10.0.1.0/24)"
+    );
+    assert_eq!(
+        err_of(&["10.0.0.0/24"], &["10.0.0.255"], &[], &[]),
+        "invalid gateway 10.0.0.255: it is not a host address of subnet 10.0.0.0/24"
+    );
+    assert_eq!(
+        err_of(&["10.0.0.0/24"], &[], &[], &["a=10.0.0.3", "a=10.0.0.4"]),
+        "aux-address a given twice"
+    );
+}
+
+#[test]
+fn overlap_with_other_networks() {
+    let mine = specs(&["192.168.1.0/24"], &[], &[]);
+    let others = [("db_net", net("192.168.0.0/16"))];
+    let err = check_overlaps(&mine, others).unwrap_err();
+    assert!(matches!(err, IpamError::PoolOverlap { .. }));
+    assert_eq!(
+        err.to_string(),
+        "Pool overlaps with other one on this address space: 192.168.1.0/24 overlaps 192.168.0.0/16 of network db_net"
+    );
+    assert!(check_overlaps(&mine, [("x", net("192.168.2.0/24"))]).is_ok());
+}
+
+#[test]
+fn no_subnet_of_family() {
+    let specs = specs(&["10.0.0.0/24"], &[], &[]);
+    let mut book = MemoryBook::default();
+    let err = allocate(&mut book, &specs, Request::Any(Family::V6), "a", NET).unwrap_err();
+    assert_eq!(err.to_string(), "network testnet has no IPv6 subnet");
+}

@@ -1,0 +1,313 @@
+//! The state store on disk: records, allocation through address files,
+//! permissions, intents, hosts files, reuse without leaks.
+
+mod common;
+
+use std::fs;
+use std::net::IpAddr;
+use std::os::unix::fs::PermissionsExt;
+
+use common::{address_files, check_every_file_parses, endpoint, network, TempDir};
+use ipvlan::ipam::{Family, Request};
+use ipvlan::json::Value;
+use ipvlan::store::{
+    EndpointRecord, EndpointState, NetworkRecord, NetworkState, Pending, StateDir, StoreError,
+};
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+#[test]
+fn records_round_trip_through_disk() {
+    let tmp = TempDir::new("records");
+    let state = StateDir::open(tmp.path()).unwrap();
+    let net = network("n1", &["192.168.1.0/24", "2001:db8:abc9::/64"]);
+    let ep = endpoint(
+        &net,
+        "e1",
+        Some("192.168.1.2/24"),
+        Some("2001:db8:abc9::2/64"),
+    );
+    {
+        let mut locked = state.lock().unwrap();
+        locked.put_network(&net).unwrap();
+        locked.put_endpoint(&ep).unwrap();
+        let container = Value::object([("name", Value::from("c1"))]);
+        locked.put_record("containers", "c1", &container).unwrap();
+    }
+    assert_eq!(state.network(&net.id).unwrap().as_ref(), Some(&net));
+    assert_eq!(state.network_by_name("n1").unwrap().as_ref(), Some(&net));
+    assert_eq!(state.networks().unwrap(), vec![net.clone()]);
+    assert_eq!(state.endpoint(&net.id, "e1").unwrap().as_ref(), Some(&ep));
+    assert_eq!(state.endpoints_of(&net.id).unwrap(), vec![ep.clone()]);
+    assert_eq!(state.endpoints().unwrap(), vec![ep.clone()]);
+    let records = state.records("containers").unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].1.get("name").and_then(Value::as_str), Some("c1"));
+    assert!(state.record("containers", "nope").unwrap().is_none());
+    check_every_file_parses(tmp.path());
+
+    let mut locked = state.lock().unwrap();
+    assert!(locked.remove_endpoint(&net.id, "e1").unwrap());
+    assert!(!locked.remove_endpoint(&net.id, "e1").unwrap());
+    assert!(locked.remove_record("containers", "c1").unwrap());
+    assert!(locked.remove_network(&net.id).unwrap());
+    assert!(state.networks().unwrap().is_empty());
+}
+
+#[test]
+fn directory_and_file_modes() {
+    let tmp = TempDir::new("modes");
+    let root = tmp.path().join("state");
+    let state = StateDir::open(&root).unwrap();
+    let net = network("n1", &["10.0.0.0/24"]);
+    let mut locked = state.lock().unwrap();
+    locked.put_network(&net).unwrap();
+    locked
+        .allocate(&net, Request::Any(Family::V4), "e1")
+        .unwrap();
+    let mode = |p: &std::path::Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&root), 0o700);
+    assert_eq!(mode(&root.join("networks")), 0o700);
+    assert_eq!(mode(&root.join(format!("networks/{}.json", net.id))), 0o600);
+    assert_eq!(
+        mode(&root.join(format!("ipam/{}/10.0.0.0-24/10.0.0.2", net.id))),
+        0o600
+    );
+    assert_eq!(
+        mode(&root.join(format!("ipam/{}/10.0.0.0-24/cursor", net.id))),
+        0o600
+    );
+    assert_eq!(mode(&root.join("lock")), 0o600);
+}
+
+#[test]
+fn default_path_honours_environment() {
+    std::env::set_var("IPVLAN_STATE_DIR", "/some/where");
+    assert_eq!(
+        StateDir::default_path(),
+        std::path::PathBuf::from("/some/where")
+    );
+    std::env::remove_var("IPVLAN_STATE_DIR");
+    assert_eq!(
+        StateDir::default_path(),
+        std::path::PathBuf::from("/var/lib/ipvlan")
+    );
+}
+
+#[test]
+fn allocation_on_disk_follows_the_cursor() {
+    let tmp = TempDir::new("alloc");
+    let state = StateDir::open(tmp.path()).unwrap();
+    let net = network("db_net", &["192.168.1.0/24"]);
+    let mut locked = state.lock().unwrap();
+    let a = locked
+        .allocate(&net, Request::Any(Family::V4), "e1")
+        .unwrap();
+    let b = locked
+        .allocate(&net, Request::Any(Family::V4), "e2")
+        .unwrap();
+    assert_eq!(
+        (a.to_string().as_str(), b.to_string().as_str()),
+        ("192.168.1.2/24", "192.168.1.3/24")
+    );
+    assert_eq!(
+        state
+            .address_owner(&net.id, &net.subnets[0], ip("192.168.1.2"))
+            .unwrap()
+            .as_deref(),
+        Some("e1")
+    );
+    assert!(locked.release(&net, ip("192.168.1.2")).unwrap());
+    assert!(
+        !locked.release(&net, ip("192.168.1.2")).unwrap(),
+        "release twice is fine"
+    );
+    let c = locked
+        .allocate(&net, Request::Any(Family::V4), "e3")
+        .unwrap();
+    assert_eq!(
+        c.to_string(),
+        "192.168.1.4/24",
+        "a released address waits for the wrap"
+    );
+    let err = locked
+        .allocate(&net, Request::Exact(ip("192.168.1.3")), "e4")
+        .unwrap_err();
+    assert_eq!(err.to_string(), "Address already in use");
+    let err = locked
+        .allocate(&net, Request::Exact(ip("10.1.1.1")), "e4")
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "no configured subnet contains IP address 10.1.1.1"
+    );
+    assert_eq!(
+        state.addresses(&net).unwrap(),
+        vec![
+            (ip("192.168.1.3"), "e2".to_string()),
+            (ip("192.168.1.4"), "e3".to_string())
+        ]
+    );
+    assert_eq!(
+        locked.release_owner(&net, "e3").unwrap(),
+        vec![ip("192.168.1.4")]
+    );
+    check_every_file_parses(tmp.path());
+}
+
+#[test]
+fn reuse_explicit_v4_and_v6_ten_thousand_times() {
+    let tmp = TempDir::new("reuse");
+    let state = StateDir::open(tmp.path()).unwrap();
+    let net = network("ipnet110", &["192.168.112.0/24", "2001:db8:abc6::/64"]);
+    let mut locked = state.lock().unwrap();
+    locked.put_network(&net).unwrap();
+    for i in 0..10_000 {
+        let owner = format!("ep{i}");
+        let v4 = locked
+            .allocate(&net, Request::Exact(ip("192.168.112.50")), &owner)
+            .unwrap();
+        let v6 = locked
+            .allocate(&net, Request::Exact(ip("2001:db8:abc6::50")), &owner)
+            .unwrap();
+        assert_eq!(v4.to_string(), "192.168.112.50/24");
+        assert_eq!(v6.to_string(), "2001:db8:abc6::50/64");
+        assert!(locked.release(&net, v4.addr()).unwrap());
+        assert!(locked.release(&net, v6.addr()).unwrap());
+    }
+    assert!(address_files(tmp.path()).is_empty(), "no address leaked");
+    assert_eq!(
+        locked.clean_temporaries().unwrap(),
+        0,
+        "no temporary left behind"
+    );
+}
+
+#[test]
+fn intents_are_listed_until_done() {
+    let tmp = TempDir::new("intents");
+    let state = StateDir::open(tmp.path()).unwrap();
+    let mut net = network("n1", &["10.0.0.0/24"]);
+    net.state = NetworkState::Creating;
+    let mut ep = endpoint(&net, "e1", None, None);
+    ep.state = EndpointState::Attaching;
+    let mut locked = state.lock().unwrap();
+    locked.put_network(&net).unwrap();
+    locked.put_endpoint(&ep).unwrap();
+    assert_eq!(
+        state.pending().unwrap(),
+        vec![Pending::Network(net.clone()), Pending::Endpoint(ep.clone())]
+    );
+    net.state = NetworkState::Created;
+    ep.state = EndpointState::Attached;
+    locked.put_network(&net).unwrap();
+    locked.put_endpoint(&ep).unwrap();
+    assert!(state.pending().unwrap().is_empty());
+}
+
+#[test]
+fn hosts_file_append_and_remove_in_place() {
+    use std::os::unix::fs::MetadataExt;
+    let tmp = TempDir::new("hosts");
+    let state = StateDir::open(tmp.path()).unwrap();
+    let mut locked = state.lock().unwrap();
+    let id = "a".repeat(64);
+    locked.hosts_append(&id, "192.168.1.2\tipv1").unwrap();
+    locked.hosts_append(&id, "192.168.1.3\tipv2").unwrap();
+    let path = state.hosts_path(&id);
+    let inode = fs::metadata(&path).unwrap().ino();
+    assert_eq!(
+        locked.hosts_remove(&id, |l| l.ends_with("\tipv1")).unwrap(),
+        1
+    );
+    let text = fs::read_to_string(&path).unwrap();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines, ["192.168.1.3\tipv2"]);
+    assert_eq!(
+        fs::metadata(&path).unwrap().ino(),
+        inode,
+        "same file: bind mounts see it"
+    );
+    // Many attach/detach cycles keep the file small.
+    for i in 0..2000 {
+        locked
+            .hosts_append(&id, &format!("10.0.{}.{}\tc{i}", i / 250, i % 250))
+            .unwrap();
+        locked
+            .hosts_remove(&id, |l| l.ends_with(&format!("\tc{i}")))
+            .unwrap();
+    }
+    let text = fs::read_to_string(&path).unwrap();
+    assert!(text.len() < 8192, "compacted: {} bytes", text.len());
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines, ["192.168.1.3\tipv2"]);
+    assert_eq!(fs::metadata(&path).unwrap().ino(), inode);
+}
+
+#[test]
+fn host_id_from_machine_id_or_created_once() {
+    let tmp = TempDir::new("hostid");
+    let state = StateDir::open(tmp.path().join("s")).unwrap();
+    let machine_id = tmp.path().join("machine-id");
+    fs::write(&machine_id, "0123456789abcdef0123456789abcdef\n").unwrap();
+    let mut locked = state.lock().unwrap();
+    assert_eq!(
+        locked.host_id(&machine_id).unwrap(),
+        "0123456789abcdef0123456789abcdef"
+    );
+    let missing = tmp.path().join("absent");
+    let first = locked.host_id(&missing).unwrap();
+    assert_eq!(first.len(), 32);
+    assert_eq!(
+        locked.host_id(&missing).unwrap(),
+        first,
+        "created once, then reused"
+    );
+}
+
+#[test]
+fn corrupt_and_foreign_records_are_refused() {
+    let tmp = TempDir::new("corrupt");
+    let state = StateDir::open(tmp.path()).unwrap();
+    let net = network("n1", &["10.0.0.0/24"]);
+    state.lock().unwrap().put_network(&net).unwrap();
+    let path = tmp.path().join(format!("networks/{}.json", net.id));
+    let text = fs::read_to_string(&path).unwrap();
+    fs::write(&path, text.replace("\"version\": 1", "\"version\": 2")).unwrap();
+    let err = state.network(&net.id).unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { .. }));
+    assert!(err.to_string().contains("version 2"), "{err}");
+    fs::write(&path, text.replace("\"mode\": \"l2\",", "")).unwrap();
+    let err = state.network(&net.id).unwrap_err();
+    assert!(err.to_string().contains("missing field \"mode\""), "{err}");
+    fs::write(&path, &text[..text.len() / 2]).unwrap();
+    assert!(state.network(&net.id).is_err());
+    let bad = EndpointRecord {
+        id: "../escape".into(),
+        ..endpoint(&net, "e", None, None)
+    };
+    let err = state.lock().unwrap().put_endpoint(&bad).unwrap_err();
+    assert!(matches!(err, StoreError::InvalidName { .. }), "{err}");
+}
+
+#[test]
+fn network_removal_takes_its_files() {
+    let tmp = TempDir::new("netrm");
+    let state = StateDir::open(tmp.path()).unwrap();
+    let net: NetworkRecord = network("n1", &["10.0.0.0/24"]);
+    let mut locked = state.lock().unwrap();
+    locked.put_network(&net).unwrap();
+    let a = locked
+        .allocate(&net, Request::Any(Family::V4), "e1")
+        .unwrap();
+    locked
+        .put_endpoint(&endpoint(&net, "e1", Some(&a.to_string()), None))
+        .unwrap();
+    locked.hosts_append(&net.id, "10.0.0.2 c").unwrap();
+    assert!(locked.remove_network(&net.id).unwrap());
+    assert!(address_files(tmp.path()).is_empty());
+    assert!(state.endpoints().unwrap().is_empty());
+    assert!(!state.hosts_path(&net.id).exists());
+}

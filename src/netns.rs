@@ -1,1 +1,275 @@
-//! TODO
+//! Network namespaces: named ones laid out exactly like iproute2's
+//! (`ip netns add`), opening by name, path or pid, and running code inside one.
+//!
+//! `setns(2)` and `unshare(2)` change only the calling *thread*. Everything
+//! here that enters or creates a namespace does it on a scratch thread that
+//! exits afterwards, so the caller's thread never changes namespace. The
+//! current namespace of a thread is `/proc/thread-self/ns/net`, not
+//! `/proc/self/ns/net` (that shows the main thread's).
+
+use std::ffi::CString;
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::sys;
+
+/// Where iproute2 keeps named network namespaces.
+pub const DEFAULT_RUN_DIR: &str = "/run/netns";
+
+/// An open network namespace (a descriptor of an nsfs file).
+#[derive(Debug)]
+pub struct Netns {
+    fd: OwnedFd,
+    label: String,
+}
+
+impl Netns {
+    /// The calling thread's network namespace.
+    pub fn current() -> io::Result<Netns> {
+        Self::open_path("/proc/thread-self/ns/net")
+    }
+
+    /// The namespace at `path` (a bind mount such as `/run/netns/NAME`, or
+    /// `/proc/PID/ns/net`).
+    pub fn open_path(path: impl AsRef<Path>) -> io::Result<Netns> {
+        let path = path.as_ref();
+        let file = File::open(path)?;
+        Ok(Netns {
+            fd: file.into(),
+            label: path.display().to_string(),
+        })
+    }
+
+    /// The namespace of process `pid`.
+    pub fn open_pid(pid: u32) -> io::Result<Netns> {
+        let mut ns = Self::open_path(format!("/proc/{pid}/ns/net"))?;
+        ns.label = format!("pid {pid}");
+        Ok(ns)
+    }
+
+    /// The named namespace `run_dir/name` (run dir normally [`DEFAULT_RUN_DIR`]).
+    pub fn open_named(run_dir: impl AsRef<Path>, name: &str) -> io::Result<Netns> {
+        let mut ns = Self::open_path(named_path(run_dir.as_ref(), name)?)?;
+        ns.label = name.to_owned();
+        Ok(ns)
+    }
+
+    /// A name for messages: the netns name, or its path, or "pid N".
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// The namespace descriptor.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl AsFd for Netns {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// `run_dir/name`, refusing names that are not a single path component.
+pub fn named_path(run_dir: &Path, name: &str) -> io::Result<PathBuf> {
+    if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\0']) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("invalid network namespace name {name:?}"),
+        ));
+    }
+    Ok(run_dir.join(name))
+}
+
+fn static_cstr(text: &'static str) -> CString {
+    CString::new(text).unwrap_or_default()
+}
+
+fn cstring(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))
+}
+
+/// Runs `f` on a scratch thread that has entered `ns`; the caller's thread
+/// stays where it is. Returns what `f` returns, or the `setns` error.
+pub fn run_in<T: Send>(ns: &Netns, f: impl FnOnce() -> T + Send) -> io::Result<T> {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                sys::setns(ns.fd(), libc::CLONE_NEWNET)?;
+                Ok(f())
+            })
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+/// Runs `f` on a scratch thread inside a brand-new anonymous network
+/// namespace, which disappears when the thread exits (unless something
+/// still refers to it, e.g. a socket or a [`Netns`] that `f` returns).
+pub fn run_in_new<T: Send>(f: impl FnOnce() -> T + Send) -> io::Result<T> {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                sys::unshare(libc::CLONE_NEWNET)?;
+                Ok(f())
+            })
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+/// Creates an anonymous network namespace and returns a handle to it; it
+/// lives as long as the returned [`Netns`] (or anything else bound to it).
+pub fn create_anonymous() -> io::Result<Netns> {
+    let mut ns = run_in_new(Netns::current)??;
+    ns.label = "(anonymous)".to_owned();
+    Ok(ns)
+}
+
+/// Makes `run_dir` a shared mount, as `ip netns add` does, so that a later
+/// unmount of a namespace file propagates to every mount namespace.
+fn make_run_dir_shared(run_dir: &Path) -> io::Result<()> {
+    fs::create_dir_all(run_dir)?;
+    let dir = cstring(run_dir)?;
+    let lock = File::open(run_dir)?;
+    // Parallel `ip netns add` runs once stacked bind mounts without this lock
+    // (Debian bug 949235); like iproute2, carry on if it cannot be taken.
+    let _ = sys::flock(lock.as_fd(), libc::LOCK_EX);
+    let none = static_cstr("none");
+    let mut made_mount_point = false;
+    loop {
+        match sys::mount(
+            &static_cstr(""),
+            &dir,
+            &none,
+            libc::MS_SHARED | libc::MS_REC,
+        ) {
+            Ok(()) => return Ok(()),
+            Err(err) if err.raw_os_error() == Some(libc::EINVAL) && !made_mount_point => {
+                // Not a mount point yet: bind it onto itself, then retry.
+                sys::mount(&dir, &dir, &none, libc::MS_BIND | libc::MS_REC)?;
+                made_mount_point = true;
+            }
+            Err(err) => return Err(err),
+        }
+    }
+}
+
+/// Creates the named namespace `run_dir/name` like `ip netns add NAME`:
+/// shared run dir, an empty file, a new netns bind-mounted onto it.
+/// Fails with `AlreadyExists` if the name is taken.
+pub fn create_named(run_dir: impl AsRef<Path>, name: &str) -> io::Result<Netns> {
+    let run_dir = run_dir.as_ref();
+    let path = named_path(run_dir, name)?;
+    make_run_dir_shared(run_dir)?;
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o000)
+        .open(&path)?;
+    let target = cstring(&path)?;
+    let mounted = run_in_new(|| {
+        sys::mount(
+            &static_cstr("/proc/thread-self/ns/net"),
+            &target,
+            &static_cstr("none"),
+            libc::MS_BIND,
+        )
+    })
+    .and_then(|r| r);
+    if let Err(err) = mounted {
+        let _ = fs::remove_file(&path);
+        return Err(err);
+    }
+    Netns::open_named(run_dir, name)
+}
+
+/// Deletes the named namespace like `ip netns delete NAME`: lazy unmount,
+/// then unlink. The namespace itself dies when its last user goes.
+pub fn delete_named(run_dir: impl AsRef<Path>, name: &str) -> io::Result<()> {
+    let path = named_path(run_dir.as_ref(), name)?;
+    let target = cstring(&path)?;
+    match sys::umount2(&target, libc::MNT_DETACH) {
+        // EINVAL: not mounted (a leftover file from an interrupted create).
+        Err(err) if err.raw_os_error() != Some(libc::EINVAL) => {
+            if !path.exists() {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("no network namespace {name:?}"),
+                ));
+            }
+            return Err(err);
+        }
+        _ => {}
+    }
+    fs::remove_file(&path)
+}
+
+/// Names of the namespaces in `run_dir`, sorted; an absent run dir is empty.
+pub fn list_named(run_dir: impl AsRef<Path>) -> io::Result<Vec<String>> {
+    let entries = match fs::read_dir(run_dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(err) => return Err(err),
+    };
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            if let Some(name) = entry.file_name().to_str() {
+                names.push(name.to_owned());
+            }
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// Sets `net.ipv6.conf.IFNAME.disable_ipv6` inside `ns`.
+///
+/// `/proc/sys/net` shows the namespace of the thread that opens it, so the
+/// write happens on a thread that entered `ns`.
+pub fn set_disable_ipv6(ns: &Netns, ifname: &str, disabled: bool) -> io::Result<()> {
+    write_sysctl(
+        ns,
+        &format!("net/ipv6/conf/{ifname}/disable_ipv6"),
+        ifname,
+        disabled,
+    )
+}
+
+fn check_ifname(ifname: &str) -> io::Result<()> {
+    let bad = ifname.is_empty()
+        || ifname.len() > 15
+        || ifname.contains(['/', '\0'])
+        || ifname == "."
+        || ifname == "..";
+    if bad {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("invalid interface name {ifname:?}"),
+        ));
+    }
+    Ok(())
+}
+
+fn write_sysctl(ns: &Netns, key: &str, ifname: &str, on: bool) -> io::Result<()> {
+    check_ifname(ifname)?;
+    let path = format!("/proc/sys/{key}");
+    run_in(ns, || fs::write(&path, if on { "1" } else { "0" }))?
+}
+
+/// Reads `net.ipv6.conf.IFNAME.disable_ipv6` inside `ns`.
+pub fn disable_ipv6(ns: &Netns, ifname: &str) -> io::Result<bool> {
+    check_ifname(ifname)?;
+    let path = format!("/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6");
+    let text = run_in(ns, || fs::read_to_string(&path))??;
+    Ok(text.trim() == "1")
+}

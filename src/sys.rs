@@ -1,24 +1,190 @@
-//! TODO
+//! Thin, safe wrappers over the few system calls the crate needs.
+//!
+//! This module holds every `unsafe` block of the crate. Each wrapper takes only
+//! safe Rust types (borrowed fds, slices, `CStr`s), so the invariants are local:
+//! pointers come from live borrows and lengths from the same slices. Calls that
+//! can be interrupted by a signal are retried on `EINTR`.
 
-/// Takes (`exclusive`) or shares an advisory `flock(2)` lock on `file`,
-/// waiting for it. Released when the file is closed.
-pub fn flock(file: &std::fs::File, exclusive: bool) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let operation = if exclusive {
-        libc::LOCK_EX
-    } else {
-        libc::LOCK_SH
-    };
+use std::ffi::CStr;
+use std::io;
+use std::mem;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+/// Turns a `-1`-on-error return value into `io::Result`, retrying on `EINTR`.
+fn retry<T: PartialEq + From<i8>>(mut call: impl FnMut() -> T) -> io::Result<T> {
     loop {
-        // SAFETY: flock takes a descriptor and flags only; the descriptor is
-        // owned by `file`, which outlives the call.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), operation) };
-        if rc == 0 {
-            return Ok(());
+        let ret = call();
+        if ret != T::from(-1) {
+            return Ok(ret);
         }
-        let err = std::io::Error::last_os_error();
-        if err.kind() != std::io::ErrorKind::Interrupted {
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::EINTR) {
             return Err(err);
         }
     }
+}
+
+/// `socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol)`.
+pub fn netlink_socket(protocol: i32) -> io::Result<OwnedFd> {
+    // SAFETY: socket(2) takes no pointers; a non-negative return value is a new
+    // descriptor that nothing else owns, so wrapping it in OwnedFd is sound.
+    let fd = retry(|| unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            protocol,
+        )
+    })?;
+    // SAFETY: see above: `fd` is fresh and exclusively ours.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn sockaddr_nl(port_id: u32, groups: u32) -> libc::sockaddr_nl {
+    // SAFETY: sockaddr_nl is plain old data; all-zero is a valid value.
+    let mut addr: libc::sockaddr_nl = unsafe { mem::zeroed() };
+    addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+    addr.nl_pid = port_id;
+    addr.nl_groups = groups;
+    addr
+}
+
+/// `bind(2)` a netlink socket; port id 0 lets the kernel choose one.
+pub fn bind_netlink(fd: BorrowedFd<'_>, port_id: u32, groups: u32) -> io::Result<()> {
+    let addr = sockaddr_nl(port_id, groups);
+    // SAFETY: `addr` lives across the call and the length passed is its size.
+    retry(|| unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&addr as *const libc::sockaddr_nl).cast(),
+            mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+        )
+    })?;
+    Ok(())
+}
+
+/// The port id the kernel assigned to a bound netlink socket (`getsockname`).
+pub fn netlink_port_id(fd: BorrowedFd<'_>) -> io::Result<u32> {
+    let mut addr = sockaddr_nl(0, 0);
+    let mut len = mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t;
+    // SAFETY: `addr` and `len` are live, writable, and `len` holds addr's size,
+    // so the kernel writes at most that many bytes.
+    retry(|| unsafe {
+        libc::getsockname(
+            fd.as_raw_fd(),
+            (&mut addr as *mut libc::sockaddr_nl).cast(),
+            &mut len,
+        )
+    })?;
+    Ok(addr.nl_pid)
+}
+
+/// `setsockopt(2)` with an `int` value.
+pub fn setsockopt_int(fd: BorrowedFd<'_>, level: i32, name: i32, value: i32) -> io::Result<()> {
+    // SAFETY: the option value points to a live i32 and its size is passed.
+    retry(|| unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (&value as *const i32).cast(),
+            mem::size_of::<i32>() as libc::socklen_t,
+        )
+    })?;
+    Ok(())
+}
+
+/// Sends one datagram to the kernel (netlink port 0).
+pub fn send_to_kernel(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+    let addr = sockaddr_nl(0, 0);
+    // SAFETY: `buf` and `addr` are live borrows and their exact lengths are passed.
+    let sent = retry(|| unsafe {
+        libc::sendto(
+            fd.as_raw_fd(),
+            buf.as_ptr().cast(),
+            buf.len(),
+            0,
+            (&addr as *const libc::sockaddr_nl).cast(),
+            mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+        )
+    })?;
+    Ok(sent as usize)
+}
+
+/// Size of the next datagram without consuming it (`MSG_PEEK | MSG_TRUNC`
+/// makes the kernel report the full length even into a zero-byte buffer).
+pub fn peek_datagram_len(fd: BorrowedFd<'_>) -> io::Result<usize> {
+    // SAFETY: a null buffer of length 0 is valid for recv(2); nothing is written.
+    let len = retry(|| unsafe {
+        libc::recv(
+            fd.as_raw_fd(),
+            std::ptr::null_mut(),
+            0,
+            libc::MSG_PEEK | libc::MSG_TRUNC,
+        )
+    })?;
+    Ok(len as usize)
+}
+
+/// Receives one datagram into `buf`; returns its length (which exceeds
+/// `buf.len()` if it was truncated) and the sender's netlink port id.
+pub fn recv_from(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, u32)> {
+    let mut addr = sockaddr_nl(0, 0);
+    let mut addr_len = mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t;
+    // SAFETY: `buf` is a live, writable slice of the length passed; `addr` and
+    // `addr_len` are live and `addr_len` holds addr's size.
+    let len = retry(|| unsafe {
+        libc::recvfrom(
+            fd.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            libc::MSG_TRUNC,
+            (&mut addr as *mut libc::sockaddr_nl).cast(),
+            &mut addr_len,
+        )
+    })?;
+    Ok((len as usize, addr.nl_pid))
+}
+
+/// `setns(2)`: moves the calling *thread* into the namespace `fd` refers to.
+pub fn setns(fd: BorrowedFd<'_>, nstype: i32) -> io::Result<()> {
+    // SAFETY: setns(2) takes a descriptor (kept open by the borrow) and a flag.
+    retry(|| unsafe { libc::setns(fd.as_raw_fd(), nstype) })?;
+    Ok(())
+}
+
+/// `unshare(2)`: for `CLONE_NEWNET`, gives the calling thread a new netns.
+pub fn unshare(flags: i32) -> io::Result<()> {
+    // SAFETY: unshare(2) takes no pointers.
+    retry(|| unsafe { libc::unshare(flags) })?;
+    Ok(())
+}
+
+/// `mount(2)`; `source` and `fstype` may be empty for remounts.
+pub fn mount(source: &CStr, target: &CStr, fstype: &CStr, flags: libc::c_ulong) -> io::Result<()> {
+    // SAFETY: all strings are NUL-terminated `CStr` borrows alive for the call;
+    // a null `data` pointer means "no filesystem options".
+    retry(|| unsafe {
+        libc::mount(
+            source.as_ptr(),
+            target.as_ptr(),
+            fstype.as_ptr(),
+            flags,
+            std::ptr::null(),
+        )
+    })?;
+    Ok(())
+}
+
+/// `umount2(2)`.
+pub fn umount2(target: &CStr, flags: i32) -> io::Result<()> {
+    // SAFETY: `target` is a NUL-terminated borrow alive for the call.
+    retry(|| unsafe { libc::umount2(target.as_ptr(), flags) })?;
+    Ok(())
+}
+
+/// `flock(2)`; the lock is released when the descriptor is closed.
+pub fn flock(fd: BorrowedFd<'_>, operation: i32) -> io::Result<()> {
+    // SAFETY: flock(2) takes a descriptor kept open by the borrow and a flag.
+    retry(|| unsafe { libc::flock(fd.as_raw_fd(), operation) })?;
+    Ok(())
 }

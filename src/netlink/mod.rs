@@ -1,1 +1,16 @@
-//! TODO
+//! Netlink transport: wire constants, message builder and views, attribute
+//! parsing, the socket, and the error type.
+//!
+//! This layer knows nothing about links or addresses; [`crate::rtnl`] builds
+//! typed rtnetlink requests on top of it.
+
+pub mod attr;
+pub mod consts;
+pub mod error;
+pub mod message;
+pub mod socket;
+
+pub use attr::{Attr, AttrTable, Attrs};
+pub use error::{Error, ErrorKind, LinkRef, Result};
+pub use message::{Header, MessageBuilder, MessageView, Messages};
+pub use socket::Socket;

@@ -1,1 +1,99 @@
-//! TODO
+//! Typed rtnetlink requests over [`crate::netlink`]: links, addresses, routes.
+//!
+//! A [`Handle`] owns one netlink socket bound to one network namespace, for
+//! its whole life. Open one per namespace you work in:
+//!
+//! ```no_run
+//! use ipvlan::netns::{self, Netns};
+//! use ipvlan::rtnl::{AddrFlags, Handle, IpvlanFlags, IpvlanMode, LinkSpec, RouteSpec};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let host = Handle::new()?;
+//! let parent = host.link_index("eth0")?;
+//! let ns = Netns::open_named(netns::DEFAULT_RUN_DIR, "c1")?;
+//! let spec = LinkSpec::ipvlan("eth1", parent, IpvlanMode::L2, IpvlanFlags::BRIDGE).in_netns(&ns);
+//! host.link_add(&spec)?; // born inside c1
+//! let c1 = Handle::in_netns(&ns)?;
+//! let eth1 = c1.link_index("eth1")?;
+//! c1.addr_add(eth1, "192.168.10.5/24".parse()?, AddrFlags::empty())?;
+//! c1.link_set_up(eth1)?;
+//! c1.route_add(&RouteSpec::default_via("192.168.10.1".parse()?))?;
+//! # Ok(()) }
+//! ```
+
+pub mod addr;
+pub mod link;
+pub mod route;
+
+pub use addr::{AddrFlags, Address};
+pub use link::{IpvlanFlags, IpvlanMode, Link, LinkData, LinkKind, LinkSpec, MacvlanMode};
+pub use route::{IpFamily, Route, RouteSpec};
+
+use crate::netlink::consts::{NLMSG_DONE, NLMSG_ERROR, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWROUTE};
+use crate::netlink::{socket, Error, LinkRef, Messages, Result, Socket};
+use crate::netns::{self, Netns};
+
+/// An rtnetlink socket bound to one network namespace.
+#[derive(Debug)]
+pub struct Handle {
+    socket: Socket,
+    netns: Option<String>,
+}
+
+impl Handle {
+    /// A handle for the calling thread's network namespace.
+    pub fn new() -> Result<Handle> {
+        Ok(Handle {
+            socket: Socket::open()?,
+            netns: None,
+        })
+    }
+
+    /// A handle for `netns`. The socket is opened on a scratch thread that
+    /// entered `netns`; the calling thread never changes namespace.
+    pub fn in_netns(netns: &Netns) -> Result<Handle> {
+        let socket = netns::run_in(netns, Socket::open)
+            .map_err(|e| Error::from(e).op("enter netns").netns(Some(netns.label())))??;
+        Ok(Handle {
+            socket,
+            netns: Some(netns.label().to_owned()),
+        })
+    }
+
+    /// The underlying socket, for requests this module does not wrap.
+    pub fn socket(&self) -> &Socket {
+        &self.socket
+    }
+
+    /// Name (or path) of the handle's netns; `None` for the caller's own.
+    pub fn netns_label(&self) -> Option<&str> {
+        self.netns.as_deref()
+    }
+
+    fn context(&self, err: Error, op: &'static str, link: LinkRef) -> Error {
+        err.op(op).link(link).netns(self.netns.as_deref())
+    }
+
+    fn context_op(&self, err: Error, op: &'static str) -> Error {
+        err.op(op).netns(self.netns.as_deref())
+    }
+}
+
+/// Walks every netlink message in `buf` and fully decodes the link, address,
+/// route, error and done messages; returns how many decoded cleanly.
+/// Never panics, whatever the bytes (used by fuzzing and robustness tests).
+pub fn decode_all(buf: &[u8]) -> usize {
+    let mut decoded = 0;
+    for msg in Messages::new(buf) {
+        let Ok(msg) = msg else { break };
+        let ok = match msg.header.kind {
+            RTM_NEWLINK => Link::parse(&msg).is_ok(),
+            RTM_NEWADDR => Address::parse(&msg).is_ok(),
+            RTM_NEWROUTE => Route::parse(&msg).is_ok(),
+            NLMSG_ERROR => !matches!(socket::parse_error(&msg), Err(e) if e.errno().is_none()),
+            NLMSG_DONE => !matches!(socket::parse_done(&msg), Err(e) if e.errno().is_none()),
+            _ => false,
+        };
+        decoded += usize::from(ok);
+    }
+    decoded
+}

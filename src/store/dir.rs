@@ -117,7 +117,7 @@ impl StateDir {
             .mode(FILE_MODE)
             .open(&path)
             .map_err(StoreError::io("opening", &path))?;
-        crate::sys::flock(&file, true).map_err(StoreError::io("locking", &path))?;
+        crate::sys::flock(std::os::fd::AsFd::as_fd(&file), libc::LOCK_EX).map_err(StoreError::io("locking", &path))?;
         Ok(Locked {
             state: self,
             _lock: file,

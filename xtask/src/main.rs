@@ -1,4 +1,179 @@
-fn main() {
-    eprintln!("xtask: not yet implemented");
-    std::process::exit(2);
+//! Project automation, std only: `cargo xtask <command>`.
+
+mod elf;
+mod initramfs;
+mod json;
+mod kernel;
+mod pipeline;
+mod tools;
+mod util;
+mod vm;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+pub type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+const USAGE: &str = "\
+usage: cargo xtask <command> [options]
+
+commands:
+  vm-test [--test TARGET]... [--timeout SECS] [FILTER]... [-- LIBTEST-ARGS]
+        Boot the Debian cloud kernel in QEMU once and run the VM test targets
+        (tests with required-features = [\"vm\"]) inside it. FILTER and
+        LIBTEST-ARGS go to every test binary. Ends with `N passed, N failed`.
+  vm-run [--topology] [--timeout SECS] (SCRIPT-FILE | -c COMMANDS)
+        Boot the VM and run a shell script in it (after building the
+        walkthrough topology with --topology).
+  demo [--timeout SECS]
+        Boot the VM, build the walkthrough topology, run tests/vm/demo.sh.
+  test  Everything CI checks: fmt, clippy (also with --features vm), host tests,
+        a bounded fuzz run, then the VM tests.
+  size  Build the release musl binary, check it is static, print its size.
+  bench [ARGS]...
+        Run the criterion benchmarks (`cargo bench`).
+  fuzz [--secs N] [TARGET]...
+        Run every fuzz target (or the named ones) for N seconds each (default 20).
+
+environment:
+  IPVLAN_VM_TIMEOUT   seconds before the VM is killed (default 900)
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some((command, rest)) = args.split_first() else {
+        eprint!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    let result = match command.as_str() {
+        "vm-test" => vm_test(rest),
+        "vm-run" => vm_run(rest),
+        "demo" => demo(rest),
+        "test" => pipeline::test(),
+        "size" => pipeline::size(),
+        "bench" => pipeline::bench(rest),
+        "fuzz" => fuzz(rest),
+        "help" | "-h" | "--help" => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        other => Err(format!("unknown command {other:?}\n\n{USAGE}").into()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("xtask {command}: error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Takes the value following a flag.
+fn flag_value<'a>(args: &mut impl Iterator<Item = &'a String>, flag: &str) -> Result<&'a String> {
+    args.next()
+        .ok_or_else(|| format!("{flag} needs a value").into())
+}
+
+fn vm_test(args: &[String]) -> Result {
+    let mut targets = Vec::new();
+    let mut test_args = Vec::new();
+    let mut timeout = vm::default_timeout()?;
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        match arg.as_str() {
+            "--test" => targets.push(flag_value(&mut iter, arg)?.clone()),
+            "--timeout" => timeout = vm::parse_secs(flag_value(&mut iter, arg)?)?,
+            "--" => test_args.extend(iter.by_ref().cloned()),
+            flag if flag.starts_with("--") => {
+                return Err(format!("unknown option {flag} (libtest flags go after --)").into())
+            }
+            filter => test_args.push(filter.to_string()),
+        }
+    }
+    run_vm_tests(targets, test_args, timeout).map(|_| ())
+}
+
+/// Runs the VM tests; returns the guest's summary line.
+pub fn run_vm_tests(
+    targets: Vec<String>,
+    test_args: Vec<String>,
+    timeout: Duration,
+) -> Result<String> {
+    let outcome = vm::run(vm::Options {
+        job: vm::Job::Tests { targets, test_args },
+        timeout,
+    })?;
+    let summary = outcome
+        .summary
+        .clone()
+        .unwrap_or_else(|| "0 passed, 1 failed".to_string());
+    if !outcome.success() {
+        // Whatever the guest counted, a missing marker or a timeout is a failure.
+        println!("{summary}");
+        return Err(format!("VM tests failed: the guest {}", outcome.describe()).into());
+    }
+    println!("{summary}");
+    Ok(summary)
+}
+
+fn vm_run(args: &[String]) -> Result {
+    let mut topology = false;
+    let mut timeout = vm::default_timeout()?;
+    let mut script = None;
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        match arg.as_str() {
+            "--topology" => topology = true,
+            "--timeout" => timeout = vm::parse_secs(flag_value(&mut iter, arg)?)?,
+            "-c" => script = Some(flag_value(&mut iter, arg)?.clone()),
+            flag if flag.starts_with('-') => return Err(format!("unknown option {flag}").into()),
+            file => {
+                script = Some(std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?)
+            }
+        }
+    }
+    let script = script.ok_or("vm-run needs a script file or -c COMMANDS")?;
+    run_script(script, topology, timeout)
+}
+
+fn demo(args: &[String]) -> Result {
+    let mut timeout = vm::default_timeout()?;
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        match arg.as_str() {
+            "--timeout" => timeout = vm::parse_secs(flag_value(&mut iter, arg)?)?,
+            other => return Err(format!("unknown argument {other}").into()),
+        }
+    }
+    run_script(
+        "/bin/sh /usr/share/ipvlan-test/demo.sh".into(),
+        true,
+        timeout,
+    )
+}
+
+fn run_script(script: String, topology: bool, timeout: Duration) -> Result {
+    let outcome = vm::run(vm::Options {
+        job: vm::Job::Script { script, topology },
+        timeout,
+    })?;
+    if outcome.success() {
+        Ok(())
+    } else {
+        Err(format!("the guest script {}", outcome.describe()).into())
+    }
+}
+
+fn fuzz(args: &[String]) -> Result {
+    let mut secs = 20;
+    let mut targets = Vec::new();
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        match arg.as_str() {
+            "--secs" => secs = vm::parse_secs(flag_value(&mut iter, arg)?)?.as_secs(),
+            flag if flag.starts_with('-') => return Err(format!("unknown option {flag}").into()),
+            target => targets.push(target.to_string()),
+        }
+    }
+    pipeline::fuzz(secs, &targets)
 }

@@ -1,0 +1,347 @@
+//! A small mutation fuzzer for ipvlan's parsers, std only.
+//!
+//! Each target is a function over bytes that must never panic. Inputs start from
+//! the seed files in `fuzz/seeds/<target>/`, are mutated (bit flips, byte sets,
+//! boundary values, truncation, splicing, token insertion), and run under
+//! `catch_unwind`; the first panicking input of a target is saved to
+//! `fuzz/artifacts/<target>/` and the run fails.
+//!
+//!     ipvlan-fuzz [--secs N] [--iterations N] [--seed N] [TARGET]...
+//!     ipvlan-fuzz --replay FILE TARGET
+
+mod mutate;
+
+use mutate::{mutate, Rng};
+use std::panic::{self, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+struct Target {
+    name: &'static str,
+    run: fn(&[u8]),
+    /// Tokens worth inserting whole.
+    dictionary: &'static [&'static [u8]],
+}
+
+#[cfg(feature = "netlink")]
+fn netlink(data: &[u8]) {
+    // Every outcome is fine except a panic: errors are the expected answer to garbage.
+    let _ = ipvlan::rtnl::decode_all(data);
+}
+
+#[cfg(feature = "json")]
+fn json(data: &[u8]) {
+    if let Ok(text) = std::str::from_utf8(data) {
+        if let Ok(value) = ipvlan::json::parse(text) {
+            // Whatever parses must print, and that output must parse back to itself.
+            let compact = value.to_compact();
+            let again = ipvlan::json::parse(&compact).expect("compact output parses");
+            assert_eq!(
+                again.to_compact(),
+                compact,
+                "compact round trip changed the value"
+            );
+            let _ = value.to_pretty();
+        }
+    }
+}
+
+/// Every target, with whether it is built in.
+fn targets() -> Vec<(&'static str, Option<Target>)> {
+    vec![
+        (
+            "netlink",
+            #[cfg(feature = "netlink")]
+            Some(Target {
+                name: "netlink",
+                run: netlink,
+                dictionary: &[
+                    b"\x10\x00\x00\x00",
+                    b"\x14\x00\x00\x00",
+                    b"\x00\x00\x00\x00",
+                    b"\xff\xff\xff\xff",
+                    b"\x04\x00",
+                    b"\x08\x00",
+                ],
+            }),
+            #[cfg(not(feature = "netlink"))]
+            None,
+        ),
+        (
+            "json",
+            #[cfg(feature = "json")]
+            Some(Target {
+                name: "json",
+                run: json,
+                dictionary: &[
+                    b"null", b"true", b"false", b"\"", b"\\u", b"\\ud800", b"[", b"]", b"{", b"}",
+                    b":", b",", b"1e999", b"-0", b"0.", b"\"\\",
+                ],
+            }),
+            #[cfg(not(feature = "json"))]
+            None,
+        ),
+    ]
+}
+
+struct Options {
+    duration: Duration,
+    iterations: Option<u64>,
+    seed: u64,
+    names: Vec<String>,
+    replay: Option<PathBuf>,
+    /// Where seeds are read (`<dir>/<target>/*`) and crashes saved.
+    seeds_dir: PathBuf,
+    artifacts_dir: PathBuf,
+}
+
+fn parse_args() -> Result<Options, String> {
+    let mut options = Options {
+        duration: Duration::from_secs(10),
+        iterations: None,
+        seed: 0,
+        names: Vec::new(),
+        replay: None,
+        seeds_dir: fuzz_dir().join("seeds"),
+        artifacts_dir: fuzz_dir().join("artifacts"),
+    };
+    let mut args = std::env::args().skip(1);
+    let number = |flag: &str, value: Option<String>| -> Result<u64, String> {
+        value
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| format!("{flag} needs a number"))
+    };
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--secs" => options.duration = Duration::from_secs(number("--secs", args.next())?),
+            "--iterations" => options.iterations = Some(number("--iterations", args.next())?),
+            "--seed" => options.seed = number("--seed", args.next())?,
+            "--replay" => options.replay = Some(args.next().ok_or("--replay needs a file")?.into()),
+            flag if flag.starts_with('-') => return Err(format!("unknown option {flag}")),
+            name => options.names.push(name.to_string()),
+        }
+    }
+    Ok(options)
+}
+
+fn fuzz_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn main() -> ExitCode {
+    let options = match parse_args() {
+        Ok(options) => options,
+        Err(error) => {
+            eprintln!("ipvlan-fuzz: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let all = targets();
+    for name in &options.names {
+        if !all.iter().any(|(known, _)| known == name) {
+            let known: Vec<&str> = all.iter().map(|(n, _)| *n).collect();
+            eprintln!(
+                "ipvlan-fuzz: unknown target {name:?} (targets: {})",
+                known.join(", ")
+            );
+            return ExitCode::from(2);
+        }
+    }
+    install_quiet_panic_hook();
+    let mut failed = false;
+    for (name, target) in all {
+        if !options.names.is_empty() && !options.names.iter().any(|n| n == name) {
+            continue;
+        }
+        let Some(target) = target else {
+            println!("{name}: not built (its library entry point is not available yet; feature `{name}` is off)");
+            continue;
+        };
+        let result = match &options.replay {
+            Some(file) => replay(&target, file),
+            None => fuzz(&target, &options),
+        };
+        if let Err(error) = result {
+            println!("{name}: FAILED: {error}");
+            failed = true;
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// The message of the last panic, captured by the hook instead of printed.
+static LAST_PANIC: Mutex<Option<String>> = Mutex::new(None);
+
+fn install_quiet_panic_hook() {
+    panic::set_hook(Box::new(|info| {
+        let location = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "non-string panic payload".into());
+        if let Ok(mut slot) = LAST_PANIC.lock() {
+            *slot = Some(format!("{message}{location}"));
+        }
+    }));
+}
+
+/// Runs one input; `Err` holds the panic message.
+fn execute(target: &Target, input: &[u8]) -> Result<(), String> {
+    panic::catch_unwind(AssertUnwindSafe(|| (target.run)(input))).map_err(|_| {
+        LAST_PANIC
+            .lock()
+            .ok()
+            .and_then(|mut slot| slot.take())
+            .unwrap_or_else(|| "panic".into())
+    })
+}
+
+fn load_seeds(seeds_dir: &Path, name: &str) -> Vec<Vec<u8>> {
+    let dir = seeds_dir.join(name);
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.is_file())
+                .collect()
+        })
+        .unwrap_or_default();
+    paths.sort();
+    let mut seeds: Vec<Vec<u8>> = paths.iter().filter_map(|p| std::fs::read(p).ok()).collect();
+    if seeds.is_empty() {
+        seeds.push(Vec::new());
+    }
+    seeds
+}
+
+fn fuzz(target: &Target, options: &Options) -> Result<(), String> {
+    let seeds = load_seeds(&options.seeds_dir, target.name);
+    let crash = |input: &[u8], message: String| {
+        save_crash(&options.artifacts_dir, target.name, input, &message)
+    };
+    for seed in &seeds {
+        execute(target, seed).map_err(|message| crash(seed, message))?;
+    }
+    let start = Instant::now();
+    // --seed N replays a run; otherwise each run explores from a new point.
+    let rng_seed = if options.seed != 0 {
+        options.seed
+    } else {
+        seed_from_clock()
+    };
+    let mut rng = Rng::new(rng_seed);
+    let mut executions: u64 = 0;
+    let mut input = Vec::new();
+    loop {
+        if options
+            .iterations
+            .map_or(start.elapsed() >= options.duration, |max| executions >= max)
+        {
+            break;
+        }
+        input.clear();
+        input.extend_from_slice(&seeds[rng.below(seeds.len())]);
+        mutate(&mut rng, &mut input, &seeds, target.dictionary);
+        execute(target, &input).map_err(|message| crash(&input, message))?;
+        executions += 1;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "{}: {executions} inputs in {secs:.1} s ({:.0}/s) from {} seeds (--seed {rng_seed}), no panic",
+        target.name,
+        executions as f64 / secs.max(1e-9),
+        seeds.len()
+    );
+    Ok(())
+}
+
+fn seed_from_clock() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+/// Writes the crashing input under artifacts/ and returns the error to report.
+fn save_crash(artifacts_dir: &Path, name: &str, input: &[u8], message: &str) -> String {
+    let dir = artifacts_dir.join(name);
+    let path = dir.join(format!("crash-{:016x}", fnv1a(input)));
+    let saved = std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(&path, input));
+    match saved {
+        Ok(()) => format!(
+            "panic: {message}\n  input ({} bytes) saved to {}\n  reproduce: cargo run -p ipvlan-fuzz --profile fuzz -- --replay {} {name}",
+            input.len(),
+            path.display(),
+            path.display()
+        ),
+        Err(error) => format!("panic: {message}\n  input {input:02x?} (could not save: {error})"),
+    }
+}
+
+fn replay(target: &Target, file: &Path) -> Result<(), String> {
+    let input = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    execute(target, &input).map_err(|message| format!("panic: {message}"))?;
+    println!("{}: {} ran without panic", target.name, file.display());
+    Ok(())
+}
+
+/// FNV-1a, to name artifacts by content.
+fn fnv1a(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn panics_on_long_input(data: &[u8]) {
+        assert!(data.len() <= 12, "input longer than 12 bytes");
+    }
+
+    #[test]
+    fn a_panicking_input_is_found_and_saved() {
+        install_quiet_panic_hook();
+        let scratch = std::env::temp_dir().join(format!("ipvlan-fuzz-test-{}", std::process::id()));
+        let seeds = scratch.join("seeds").join("long");
+        std::fs::create_dir_all(&seeds).unwrap();
+        std::fs::write(seeds.join("one"), b"0123456789").unwrap();
+        let target = Target {
+            name: "long",
+            run: panics_on_long_input,
+            dictionary: &[b"abcd"],
+        };
+        let options = Options {
+            duration: Duration::from_secs(10),
+            iterations: Some(100_000),
+            seed: 42,
+            names: Vec::new(),
+            replay: None,
+            seeds_dir: scratch.join("seeds"),
+            artifacts_dir: scratch.join("artifacts"),
+        };
+        let error = fuzz(&target, &options).unwrap_err();
+        assert!(error.contains("input longer than 12 bytes"), "{error}");
+        let saved: Vec<_> = std::fs::read_dir(scratch.join("artifacts/long"))
+            .unwrap()
+            .collect();
+        assert_eq!(saved.len(), 1);
+        let input = std::fs::read(saved[0].as_ref().unwrap().path()).unwrap();
+        assert!(input.len() > 12);
+        assert!(replay(&target, &saved[0].as_ref().unwrap().path()).is_err());
+        std::fs::remove_dir_all(&scratch).unwrap();
+    }
+}

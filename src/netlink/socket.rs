@@ -1,0 +1,390 @@
+//! A synchronous `NETLINK_ROUTE` socket: requests with ACKs, single replies,
+//! dumps and batches.
+//!
+//! Every reply is checked: it must come from the kernel (port 0), carry our
+//! port id and the request's sequence number; anything else (a late reply to
+//! an abandoned request) is skipped. Errors carry the kernel's extended-ack
+//! text (`NETLINK_EXT_ACK`); ACKs are capped (`NETLINK_CAP_ACK`).
+
+use std::cell::Cell;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+
+use super::attr::AttrTable;
+use super::consts::*;
+use super::error::{Error, ErrorKind, Result};
+use super::message::{align, Header, MessageBuilder, MessageView, Messages};
+use crate::sys;
+
+/// How often a dump interrupted by concurrent changes is restarted.
+pub const DUMP_ATTEMPTS: u32 = 5;
+
+/// Smallest receive buffer: kernel dump datagrams reach ~32 KiB.
+const MIN_RECV_BUF: usize = 32 * 1024;
+
+/// A netlink socket bound to the network namespace it was opened in.
+#[derive(Debug)]
+pub struct Socket {
+    fd: OwnedFd,
+    port_id: u32,
+    seq: Cell<u32>,
+}
+
+/// Sets a socket option the running kernel may not know (`ENOPROTOOPT`).
+fn set_optional(fd: &OwnedFd, name: i32) -> io::Result<()> {
+    match sys::setsockopt_int(fd.as_fd(), SOL_NETLINK, name, 1) {
+        Err(err) if err.raw_os_error() == Some(libc::ENOPROTOOPT) => Ok(()),
+        other => other,
+    }
+}
+
+impl Socket {
+    /// Opens an rtnetlink socket in the calling thread's network namespace.
+    pub fn open() -> Result<Socket> {
+        Self::open_inner().map_err(|err| Error::from(err).op("open netlink socket"))
+    }
+
+    fn open_inner() -> io::Result<Socket> {
+        let fd = sys::netlink_socket(NETLINK_ROUTE)?;
+        sys::setsockopt_int(fd.as_fd(), libc::SOL_SOCKET, libc::SO_SNDBUF, 32 * 1024)?;
+        sys::setsockopt_int(fd.as_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF, 1024 * 1024)?;
+        set_optional(&fd, NETLINK_EXT_ACK)?;
+        set_optional(&fd, NETLINK_CAP_ACK)?;
+        set_optional(&fd, NETLINK_GET_STRICT_CHK)?;
+        sys::bind_netlink(fd.as_fd(), 0, 0)?;
+        let port_id = sys::netlink_port_id(fd.as_fd())?;
+        // Start from the clock like iproute2, so replies to an earlier process
+        // that used the same port id cannot match by accident.
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_secs() as u32);
+        Ok(Socket {
+            fd,
+            port_id,
+            seq: Cell::new(seed),
+        })
+    }
+
+    /// The port id the kernel assigned to this socket.
+    pub fn port_id(&self) -> u32 {
+        self.port_id
+    }
+
+    fn next_seq(&self) -> u32 {
+        let seq = self.seq.get().wrapping_add(1).max(1);
+        self.seq.set(seq);
+        seq
+    }
+
+    fn send(&self, bytes: &[u8]) -> Result<()> {
+        let sent = sys::send_to_kernel(self.fd.as_fd(), bytes)?;
+        if sent != bytes.len() {
+            return Err(Error::malformed("short send on netlink socket"));
+        }
+        Ok(())
+    }
+
+    /// Receives one datagram whole, sized by a `MSG_PEEK | MSG_TRUNC` probe.
+    fn recv(&self) -> Result<Vec<u8>> {
+        loop {
+            let want = sys::peek_datagram_len(self.fd.as_fd())?.max(MIN_RECV_BUF);
+            let mut buf = vec![0; want];
+            let (len, sender) = sys::recv_from(self.fd.as_fd(), &mut buf)?;
+            if len > buf.len() {
+                return Err(Error::malformed("datagram truncated"));
+            }
+            if sender != 0 {
+                continue; // not from the kernel
+            }
+            buf.truncate(len);
+            return Ok(buf);
+        }
+    }
+
+    fn is_ours(&self, header: &Header, seq: u32) -> bool {
+        header.pid == self.port_id && header.seq == seq
+    }
+
+    /// Sends `msg` with `NLM_F_ACK` and waits for the kernel's answer.
+    pub fn request(&self, msg: &MessageBuilder) -> Result<()> {
+        let mut results = self.request_batch(std::slice::from_ref(msg))?;
+        results.pop().unwrap_or(Ok(()))
+    }
+
+    /// Sends all `msgs` (with `NLM_F_ACK`) in one datagram and returns one
+    /// result per message, in order. The kernel processes every message even
+    /// after one fails. The outer `Result` fails only if sending or
+    /// receiving itself failed.
+    pub fn request_batch(&self, msgs: &[MessageBuilder]) -> Result<Vec<Result<()>>> {
+        let mut datagram = Vec::new();
+        let mut seqs = Vec::with_capacity(msgs.len());
+        for msg in msgs {
+            let seq = self.next_seq();
+            let mut msg = msg.clone();
+            msg.set_flags(msg.flags() | NLM_F_REQUEST | NLM_F_ACK);
+            datagram.extend(msg.to_bytes(seq, self.port_id)?);
+            seqs.push(seq);
+        }
+        if msgs.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.send(&datagram)?;
+        let mut results: Vec<Option<Result<()>>> = (0..msgs.len()).map(|_| None).collect();
+        let mut pending = msgs.len();
+        while pending > 0 {
+            let buf = self.recv()?;
+            for msg in Messages::new(&buf) {
+                let msg = msg?;
+                if msg.header.pid != self.port_id || msg.header.kind != NLMSG_ERROR {
+                    continue; // foreign, or data such as an NLM_F_ECHO copy
+                }
+                let Some(slot) = seqs.iter().position(|&s| s == msg.header.seq) else {
+                    continue;
+                };
+                if results[slot].is_none() {
+                    results[slot] = Some(parse_error(&msg));
+                    pending -= 1;
+                }
+            }
+        }
+        Ok(results.into_iter().map(|r| r.unwrap_or(Ok(()))).collect())
+    }
+
+    /// Sends a non-dump request (e.g. `RTM_GETLINK` by name) and parses the
+    /// single reply with `parse`.
+    pub fn request_reply<T>(
+        &self,
+        msg: &MessageBuilder,
+        mut parse: impl FnMut(&MessageView<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let seq = self.next_seq();
+        let mut msg = msg.clone();
+        msg.set_flags((msg.flags() | NLM_F_REQUEST) & !NLM_F_ACK);
+        self.send(&msg.to_bytes(seq, self.port_id)?)?;
+        loop {
+            let buf = self.recv()?;
+            for msg in Messages::new(&buf) {
+                let msg = msg?;
+                if !self.is_ours(&msg.header, seq) {
+                    continue;
+                }
+                return match msg.header.kind {
+                    NLMSG_ERROR => match parse_error(&msg) {
+                        Ok(()) => Err(Error::malformed("ACK where a reply was expected")),
+                        Err(err) => Err(err),
+                    },
+                    NLMSG_NOOP => continue,
+                    NLMSG_DONE | NLMSG_OVERRUN => Err(Error::malformed(
+                        "control message where a reply was expected",
+                    )),
+                    _ => parse(&msg),
+                };
+            }
+        }
+    }
+
+    /// Runs a dump request and collects what `parse` returns for each data
+    /// message (`None` skips one). A dump interrupted by concurrent changes
+    /// (`NLM_F_DUMP_INTR`) is restarted up to [`DUMP_ATTEMPTS`] times.
+    pub fn dump<T>(
+        &self,
+        msg: &MessageBuilder,
+        mut parse: impl FnMut(&MessageView<'_>) -> Result<Option<T>>,
+    ) -> Result<Vec<T>> {
+        let mut msg = msg.clone();
+        msg.set_flags((msg.flags() | NLM_F_REQUEST | NLM_F_DUMP) & !NLM_F_ACK);
+        for _ in 0..DUMP_ATTEMPTS {
+            let mut items = Vec::new();
+            if !self.dump_once(&msg, &mut |m| {
+                if let Some(item) = parse(m)? {
+                    items.push(item);
+                }
+                Ok(())
+            })? {
+                return Ok(items);
+            }
+        }
+        Err(Error::new(ErrorKind::DumpInterrupted {
+            attempts: DUMP_ATTEMPTS,
+        }))
+    }
+
+    /// One dump pass; returns whether it was interrupted. Drains the whole
+    /// dump even after `each` fails, so no stale parts stay in the socket.
+    fn dump_once(
+        &self,
+        msg: &MessageBuilder,
+        each: &mut dyn FnMut(&MessageView<'_>) -> Result<()>,
+    ) -> Result<bool> {
+        let seq = self.next_seq();
+        self.send(&msg.to_bytes(seq, self.port_id)?)?;
+        let mut interrupted = false;
+        let mut first_error = None;
+        loop {
+            let buf = self.recv()?;
+            for msg in Messages::new(&buf) {
+                let msg = msg?;
+                if !self.is_ours(&msg.header, seq) {
+                    continue;
+                }
+                interrupted |= msg.header.flags & NLM_F_DUMP_INTR != 0;
+                match msg.header.kind {
+                    NLMSG_DONE => {
+                        parse_done(&msg)?;
+                        return match first_error {
+                            Some(err) => Err(err),
+                            None => Ok(interrupted),
+                        };
+                    }
+                    NLMSG_ERROR => {
+                        parse_error(&msg)?;
+                        // error 0 inside a dump is an ACK: the dump is over.
+                        return first_error.map_or(Ok(interrupted), Err);
+                    }
+                    NLMSG_NOOP => {}
+                    NLMSG_OVERRUN => return Err(Error::malformed("netlink overrun")),
+                    _ => {
+                        if first_error.is_none() {
+                            first_error = each(&msg).err();
+                        }
+                    }
+                }
+                if msg.header.flags & NLM_F_MULTI == 0 {
+                    // A non-multipart answer is the whole dump.
+                    return first_error.map_or(Ok(interrupted), Err);
+                }
+            }
+        }
+    }
+}
+
+/// Reads an `NLMSG_ERROR` message: `Ok(())` for an ACK, the kernel's error
+/// (errno, extended-ack text and offset) otherwise.
+pub fn parse_error(msg: &MessageView<'_>) -> Result<()> {
+    let payload = msg.payload();
+    let error = payload
+        .get(..4)
+        .map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+        .ok_or_else(|| Error::malformed("truncated nlmsgerr"))?;
+    let echoed = Header::parse(payload.get(4..).unwrap_or(&[]))
+        .map_err(|_| Error::malformed("nlmsgerr without the request header"))?;
+    let tlv_start = if msg.header.flags & NLM_F_CAPPED != 0 {
+        4 + NLMSG_HDRLEN
+    } else {
+        4 + align(echoed.len as usize)
+    };
+    let (message, offset) = ext_ack(msg.header.flags, payload.get(tlv_start..))?;
+    kernel_error(error, message, offset)
+}
+
+/// Reads the `i32` at the start of `NLMSG_DONE`, and its extended ack.
+pub fn parse_done(msg: &MessageView<'_>) -> Result<()> {
+    let payload = msg.payload();
+    // Very old kernels may send NLMSG_DONE without payload.
+    let Some(b) = payload.get(..4) else {
+        return Ok(());
+    };
+    let error = i32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
+    let (message, offset) = ext_ack(msg.header.flags, payload.get(4..))?;
+    kernel_error(error, message, offset)
+}
+
+fn ext_ack(flags: u16, tlvs: Option<&[u8]>) -> Result<(Option<String>, Option<u32>)> {
+    if flags & NLM_F_ACK_TLVS == 0 {
+        return Ok((None, None));
+    }
+    let tlvs = tlvs.ok_or_else(|| Error::malformed("extended ack outside the message"))?;
+    let table = AttrTable::<3>::parse(tlvs)?;
+    let message = table
+        .get(NLMSGERR_ATTR_MSG)
+        .map(|a| a.str().map(str::to_owned))
+        .transpose()?;
+    let offset = table.get(NLMSGERR_ATTR_OFFS).map(|a| a.u32()).transpose()?;
+    Ok((message, offset))
+}
+
+fn kernel_error(error: i32, message: Option<String>, offset: Option<u32>) -> Result<()> {
+    match error {
+        0 => Ok(()),
+        e if e < 0 && e > -4096 => Err(Error::new(ErrorKind::Kernel {
+            errno: -e,
+            message,
+            offset,
+        })),
+        _ => Err(Error::malformed("error code is not a negative errno")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(bytes: &[u8]) -> MessageView<'_> {
+        Messages::new(bytes).next().unwrap().unwrap()
+    }
+
+    /// The 60-byte capped reply to a 56-byte `RTM_NEWLINK kind=ipvlan` on a
+    /// kernel without ipvlan (netlink-anchors 1.7).
+    fn capped_ipvlan_refusal() -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend(60u32.to_ne_bytes());
+        b.extend(NLMSG_ERROR.to_ne_bytes());
+        b.extend((NLM_F_CAPPED | NLM_F_ACK_TLVS).to_ne_bytes());
+        b.extend(5u32.to_ne_bytes());
+        b.extend(77u32.to_ne_bytes());
+        b.extend((-95i32).to_ne_bytes());
+        b.extend(56u32.to_ne_bytes());
+        b.extend(RTM_NEWLINK.to_ne_bytes());
+        b.extend(0x605u16.to_ne_bytes());
+        b.extend(5u32.to_ne_bytes());
+        b.extend(77u32.to_ne_bytes());
+        b.extend(24u16.to_ne_bytes());
+        b.extend(NLMSGERR_ATTR_MSG.to_ne_bytes());
+        b.extend(b"Unknown device type\0");
+        assert_eq!(b.len(), 60);
+        b
+    }
+
+    #[test]
+    fn capped_error_with_ext_ack() {
+        let bytes = capped_ipvlan_refusal();
+        let err = parse_error(&view(&bytes)).unwrap_err();
+        assert_eq!(err.errno(), Some(libc::EOPNOTSUPP));
+        assert_eq!(err.ext_ack(), Some("Unknown device type"));
+    }
+
+    #[test]
+    fn ack_and_done() {
+        let mut ack = Vec::new();
+        ack.extend(36u32.to_ne_bytes());
+        ack.extend(NLMSG_ERROR.to_ne_bytes());
+        ack.extend(NLM_F_CAPPED.to_ne_bytes());
+        ack.extend([0; 8]);
+        ack.extend(0i32.to_ne_bytes());
+        ack.extend([16, 0, 0, 0, 16, 0, 5, 0]);
+        ack.extend([0; 8]);
+        assert!(parse_error(&view(&ack)).is_ok());
+
+        let mut done = MessageBuilder::new(NLMSG_DONE, NLM_F_MULTI);
+        done.family_header(&(-22i32).to_ne_bytes());
+        let bytes = done.to_bytes(1, 1).unwrap();
+        assert_eq!(parse_done(&view(&bytes)).unwrap_err().errno(), Some(22));
+    }
+
+    #[test]
+    fn bad_error_payloads_are_errors() {
+        let mut bytes = capped_ipvlan_refusal();
+        bytes[16..20].copy_from_slice(&5i32.to_ne_bytes());
+        assert!(matches!(
+            parse_error(&view(&bytes)).unwrap_err().kind(),
+            ErrorKind::Malformed { .. }
+        ));
+        let mut bytes = capped_ipvlan_refusal();
+        bytes[36] = 200; // TLV length past the end
+        assert!(parse_error(&view(&bytes)).is_err());
+        let truncated = &capped_ipvlan_refusal()[..18];
+        let mut short = truncated.to_vec();
+        short[0] = 18;
+        assert!(parse_error(&view(&short)).is_err());
+    }
+}

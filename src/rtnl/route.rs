@@ -1,0 +1,388 @@
+//! Routes (`RTM_*ROUTE`, family header `rtmsg`), main table by default.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ipnet::IpNet;
+
+use super::Handle;
+use crate::netlink::consts::*;
+use crate::netlink::{AttrTable, Error, MessageBuilder, MessageView, Result};
+
+/// `RT_SCOPE_NOWHERE`: "any scope" in delete requests.
+const RT_SCOPE_NOWHERE: u8 = 255;
+/// The main routing table.
+pub const MAIN_TABLE: u32 = RT_TABLE_MAIN as u32;
+
+/// `struct rtmsg` (12 bytes).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RtMsg {
+    /// `AF_INET` or `AF_INET6`.
+    pub family: u8,
+    /// Destination prefix length.
+    pub dst_len: u8,
+    /// Source prefix length.
+    pub src_len: u8,
+    /// Type of service.
+    pub tos: u8,
+    /// Table id if < 256 (else `RTA_TABLE`).
+    pub table: u8,
+    /// `RTPROT_*`.
+    pub protocol: u8,
+    /// `RT_SCOPE_*`.
+    pub scope: u8,
+    /// `RTN_*` route type.
+    pub kind: u8,
+    /// `RTNH_F_*` / `RTM_F_*` flags.
+    pub flags: u32,
+}
+
+impl RtMsg {
+    /// Size on the wire.
+    pub const LEN: usize = 12;
+
+    /// Serialises the header.
+    pub fn to_bytes(&self) -> [u8; Self::LEN] {
+        let f = self.flags.to_ne_bytes();
+        [
+            self.family,
+            self.dst_len,
+            self.src_len,
+            self.tos,
+            self.table,
+            self.protocol,
+            self.scope,
+            self.kind,
+            f[0],
+            f[1],
+            f[2],
+            f[3],
+        ]
+    }
+
+    /// Reads the header from the start of `b`.
+    pub fn parse(b: &[u8]) -> Result<RtMsg> {
+        let b = b
+            .get(..Self::LEN)
+            .ok_or_else(|| Error::malformed("truncated rtmsg"))?;
+        Ok(RtMsg {
+            family: b[0],
+            dst_len: b[1],
+            src_len: b[2],
+            tos: b[3],
+            table: b[4],
+            protocol: b[5],
+            scope: b[6],
+            kind: b[7],
+            flags: u32::from_ne_bytes([b[8], b[9], b[10], b[11]]),
+        })
+    }
+}
+
+/// IP version of a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IpFamily {
+    /// IPv4 (`AF_INET`).
+    V4,
+    /// IPv6 (`AF_INET6`).
+    V6,
+}
+
+impl IpFamily {
+    /// The `AF_*` value.
+    pub fn af(self) -> u8 {
+        match self {
+            IpFamily::V4 => AF_INET,
+            IpFamily::V6 => AF_INET6,
+        }
+    }
+
+    /// The family of `addr`.
+    pub fn of(addr: IpAddr) -> IpFamily {
+        match addr {
+            IpAddr::V4(_) => IpFamily::V4,
+            IpAddr::V6(_) => IpFamily::V6,
+        }
+    }
+
+    fn unspecified(self) -> IpAddr {
+        match self {
+            IpFamily::V4 => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            IpFamily::V6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        }
+    }
+}
+
+/// A route to add or delete, for [`Handle::route_add`] / [`Handle::route_del`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteSpec {
+    /// Destination; prefix length 0 is the default route.
+    pub dst: IpNet,
+    /// Next hop.
+    pub gateway: Option<IpAddr>,
+    /// Output interface (`RTA_OIF`).
+    pub oif: Option<u32>,
+    /// Treat the gateway as directly reachable on `oif` (`RTNH_F_ONLINK`).
+    pub onlink: bool,
+    /// Routing table; [`MAIN_TABLE`] unless set.
+    pub table: u32,
+    /// Metric (`RTA_PRIORITY`).
+    pub metric: Option<u32>,
+}
+
+impl RouteSpec {
+    /// A route to `dst` (add `.via()` and/or `.dev()`).
+    pub fn to(dst: IpNet) -> RouteSpec {
+        RouteSpec {
+            dst: dst.trunc(),
+            gateway: None,
+            oif: None,
+            onlink: false,
+            table: MAIN_TABLE,
+            metric: None,
+        }
+    }
+
+    /// `default via GATEWAY` (IPv4 or IPv6 from the gateway's type).
+    pub fn default_via(gateway: IpAddr) -> RouteSpec {
+        Self::default_route(IpFamily::of(gateway)).via(gateway)
+    }
+
+    /// `default dev INDEX` (Docker's ipvlan l3 recipe; scope link for IPv4).
+    pub fn default_dev(family: IpFamily, index: u32) -> RouteSpec {
+        Self::default_route(family).dev(index)
+    }
+
+    /// The default route of `family`, without next hop yet.
+    pub fn default_route(family: IpFamily) -> RouteSpec {
+        let any = IpNet::new(family.unspecified(), 0).unwrap_or_default();
+        Self::to(any)
+    }
+
+    /// Sets the gateway.
+    pub fn via(mut self, gateway: IpAddr) -> RouteSpec {
+        self.gateway = Some(gateway);
+        self
+    }
+
+    /// Sets the output interface.
+    pub fn dev(mut self, index: u32) -> RouteSpec {
+        self.oif = Some(index);
+        self
+    }
+
+    /// Marks the gateway as on-link (needs `.dev()`).
+    pub fn onlink(mut self) -> RouteSpec {
+        self.onlink = true;
+        self
+    }
+
+    /// Uses routing table `table`.
+    pub fn table(mut self, table: u32) -> RouteSpec {
+        self.table = table;
+        self
+    }
+
+    /// Sets the metric.
+    pub fn metric(mut self, metric: u32) -> RouteSpec {
+        self.metric = Some(metric);
+        self
+    }
+
+    fn family(&self) -> IpFamily {
+        IpFamily::of(self.dst.addr())
+    }
+
+    fn check(&self) -> Result<()> {
+        if let Some(gateway) = self.gateway {
+            if IpFamily::of(gateway) != self.family() {
+                return Err(Error::invalid(format!(
+                    "gateway {gateway} is not of the family of {}",
+                    self.dst
+                )));
+            }
+        }
+        if self.onlink && self.oif.is_none() {
+            return Err(Error::invalid("an on-link route needs an output device"));
+        }
+        Ok(())
+    }
+
+    fn message(&self, kind: u16, flags: u16, header: RtMsg) -> Result<MessageBuilder> {
+        self.check()?;
+        let mut header = header;
+        header.family = self.family().af();
+        header.dst_len = self.dst.prefix_len();
+        header.flags = if self.onlink { RTNH_F_ONLINK } else { 0 };
+        header.table = u8::try_from(self.table).unwrap_or(RT_TABLE_UNSPEC);
+        let mut msg = MessageBuilder::new(kind, flags);
+        msg.family_header(&header.to_bytes());
+        // A default route is dst_len 0 without RTA_DST.
+        if self.dst.prefix_len() > 0 {
+            msg.put_ip(RTA_DST, self.dst.addr());
+        }
+        if let Some(gateway) = self.gateway {
+            msg.put_ip(RTA_GATEWAY, gateway);
+        }
+        if let Some(oif) = self.oif {
+            msg.put_u32(RTA_OIF, oif);
+        }
+        if let Some(metric) = self.metric {
+            msg.put_u32(RTA_PRIORITY, metric);
+        }
+        if self.table > 255 {
+            msg.put_u32(RTA_TABLE, self.table);
+        }
+        Ok(msg)
+    }
+
+    /// The `RTM_NEWROUTE` request (`CREATE | EXCL`), with iproute2's
+    /// defaults: protocol boot, unicast, scope link for IPv4 routes without
+    /// gateway, universe otherwise.
+    pub fn add_request(&self) -> Result<MessageBuilder> {
+        let link_scope = self.family() == IpFamily::V4 && self.gateway.is_none();
+        let header = RtMsg {
+            protocol: RTPROT_BOOT,
+            scope: if link_scope {
+                RT_SCOPE_LINK
+            } else {
+                RT_SCOPE_UNIVERSE
+            },
+            kind: RTN_UNICAST,
+            ..RtMsg::default()
+        };
+        self.message(
+            RTM_NEWROUTE,
+            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+            header,
+        )
+    }
+
+    /// The `RTM_DELROUTE` request (any protocol, scope and type, as iproute2).
+    pub fn del_request(&self) -> Result<MessageBuilder> {
+        let header = RtMsg {
+            scope: RT_SCOPE_NOWHERE,
+            ..RtMsg::default()
+        };
+        self.message(RTM_DELROUTE, NLM_F_REQUEST | NLM_F_ACK, header)
+    }
+}
+
+/// Dump of the routes of `family` in `table` (filtered by the kernel under
+/// strict checking, and again here for older kernels).
+pub fn dump_request(family: IpFamily, table: u32) -> MessageBuilder {
+    let mut msg = MessageBuilder::new(RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP);
+    let header = RtMsg {
+        family: family.af(),
+        ..RtMsg::default()
+    };
+    msg.family_header(&header.to_bytes());
+    msg.put_u32(RTA_TABLE, table);
+    msg
+}
+
+/// A route as the kernel reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// Destination (prefix length 0: default route).
+    pub dst: IpNet,
+    /// Next hop.
+    pub gateway: Option<IpAddr>,
+    /// Output interface.
+    pub oif: Option<u32>,
+    /// Preferred source address.
+    pub prefsrc: Option<IpAddr>,
+    /// Table id.
+    pub table: u32,
+    /// `RTPROT_*` (2 kernel, 3 boot, 4 static).
+    pub protocol: u8,
+    /// `RT_SCOPE_*` (0 universe, 253 link, 254 host).
+    pub scope: u8,
+    /// `RTN_*` (1 unicast, 2 local...).
+    pub kind: u8,
+    /// `RTNH_F_*` flags (4 = on-link).
+    pub flags: u32,
+    /// Metric.
+    pub metric: Option<u32>,
+}
+
+impl Route {
+    /// Whether this is a default route.
+    pub fn is_default(&self) -> bool {
+        self.dst.prefix_len() == 0
+    }
+
+    /// Parses an `RTM_NEWROUTE` message.
+    pub fn parse(msg: &MessageView<'_>) -> Result<Route> {
+        let header = RtMsg::parse(msg.payload())?;
+        let family = match header.family {
+            AF_INET => IpFamily::V4,
+            AF_INET6 => IpFamily::V6,
+            _ => return Err(Error::malformed("route of an unknown address family")),
+        };
+        let tb = AttrTable::<32>::parse(msg.attr_area(RtMsg::LEN)?)?;
+        let ip_of_family = |kind: u16| -> Result<Option<IpAddr>> {
+            match tb.get(kind).map(|a| a.ip()).transpose()? {
+                Some(ip) if IpFamily::of(ip) != family => {
+                    Err(Error::malformed("route address of the wrong family"))
+                }
+                other => Ok(other),
+            }
+        };
+        let dst_addr = ip_of_family(RTA_DST)?.unwrap_or(family.unspecified());
+        let dst = IpNet::new(dst_addr, header.dst_len)
+            .map_err(|_| Error::malformed("route prefix length too long"))?;
+        let table = match tb.get(RTA_TABLE) {
+            Some(attr) => attr.u32()?,
+            None => u32::from(header.table),
+        };
+        Ok(Route {
+            dst,
+            gateway: ip_of_family(RTA_GATEWAY)?,
+            oif: tb.get(RTA_OIF).map(|a| a.u32()).transpose()?,
+            prefsrc: ip_of_family(RTA_PREFSRC)?,
+            table,
+            protocol: header.protocol,
+            scope: header.scope,
+            kind: header.kind,
+            flags: header.flags,
+            metric: tb.get(RTA_PRIORITY).map(|a| a.u32()).transpose()?,
+        })
+    }
+}
+
+impl Handle {
+    /// Adds a route (`EEXIST` if the same route exists).
+    pub fn route_add(&self, spec: &RouteSpec) -> Result<()> {
+        spec.add_request()
+            .and_then(|msg| self.socket().request(&msg))
+            .map_err(|e| self.context_op(e, "add route"))
+    }
+
+    /// Deletes a route (`ESRCH` if there is none).
+    pub fn route_del(&self, spec: &RouteSpec) -> Result<()> {
+        spec.del_request()
+            .and_then(|msg| self.socket().request(&msg))
+            .map_err(|e| self.context_op(e, "delete route"))
+    }
+
+    /// The routes of `family` in the main table.
+    pub fn routes(&self, family: IpFamily) -> Result<Vec<Route>> {
+        self.routes_in_table(family, MAIN_TABLE)
+    }
+
+    /// The routes of `family` in `table` (empty if the table does not exist).
+    pub fn routes_in_table(&self, family: IpFamily, table: u32) -> Result<Vec<Route>> {
+        let result = self.socket().dump(&dump_request(family, table), |msg| {
+            if msg.header.kind != RTM_NEWROUTE {
+                return Ok(None);
+            }
+            let route = Route::parse(msg)?;
+            Ok((route.table == table).then_some(route))
+        });
+        match result {
+            // "ipv4: FIB table does not exist": nothing was ever routed there.
+            Err(err) if err.errno() == Some(libc::ENOENT) => Ok(Vec::new()),
+            other => other.map_err(|e| self.context_op(e, "list routes")),
+        }
+    }
+}

@@ -1,0 +1,463 @@
+//! rtnetlink against the running kernel (veth, macvlan; root required).
+//!
+//! Every test runs in its own fresh network namespace on a scratch thread
+//! (`netns::run_in_new`), so nothing touches the host's interfaces and tests
+//! can run in parallel. Kernel state is read back with our own dumps and
+//! cross-checked against iproute2's JSON output where practical.
+
+use std::net::IpAddr;
+use std::process::Command;
+
+use ipnet::IpNet;
+use ipvlan::netlink::ErrorKind;
+use ipvlan::netns::{self, Netns};
+use ipvlan::rtnl::{
+    AddrFlags, Handle, IpFamily, IpvlanFlags, IpvlanMode, LinkData, LinkSpec, MacvlanMode,
+    RouteSpec,
+};
+
+/// Runs `test` in a new, empty network namespace.
+fn in_fresh_netns(test: impl FnOnce() + Send) {
+    netns::run_in_new(test).expect("unshare(CLONE_NEWNET) (are we root?)");
+}
+
+/// `ip -j ARGS`, run in the calling thread's netns (a child process inherits
+/// the namespaces of the thread that forks it).
+fn ip_json(args: &[&str]) -> String {
+    let out = Command::new("ip")
+        .arg("-j")
+        .args(args)
+        .output()
+        .expect("run ip");
+    assert!(
+        out.status.success(),
+        "ip {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("ip prints UTF-8")
+}
+
+fn net(text: &str) -> IpNet {
+    text.parse().unwrap()
+}
+
+fn ip(text: &str) -> IpAddr {
+    text.parse().unwrap()
+}
+
+fn veth(h: &Handle, a: &str, b: &str) -> (u32, u32) {
+    h.link_add(&LinkSpec::veth(a, b)).unwrap();
+    (h.link_index(a).unwrap(), h.link_index(b).unwrap())
+}
+
+#[test]
+fn fresh_netns_has_only_loopback() {
+    in_fresh_netns(|| {
+        let h = Handle::new().unwrap();
+        let links = h.links().unwrap();
+        assert_eq!(links.len(), 1, "{links:?}");
+        assert_eq!(links[0].name, "lo");
+        assert_eq!(links[0].index, 1);
+        assert_eq!(h.link_index("lo").unwrap(), 1);
+        assert!(h.link_by_name("nope0").unwrap().is_none());
+        assert!(h.link_by_index(999).unwrap().is_none());
+    });
+}
+
+#[test]
+fn veth_create_dump_and_cross_check_with_iproute2() {
+    in_fresh_netns(|| {
+        let h = Handle::new().unwrap();
+        let (a, b) = veth(&h, "va0", "vb0");
+        let links = h.links().unwrap();
+        let va = links.iter().find(|l| l.name == "va0").unwrap();
+        assert_eq!(va.index, a);
+        assert_eq!(va.kind.as_deref(), Some("veth"));
+        assert_eq!(va.parent, Some(b));
+        assert_eq!(va.mtu, Some(1500));
+        assert_eq!(va.mac.as_ref().map(Vec::len), Some(6));
+        assert!(!va.is_up());
+        let json = ip_json(&["-d", "link", "show", "dev", "va0"]);
+        assert!(json.contains("\"ifname\":\"va0\""), "{json}");
+        assert!(json.contains("\"info_kind\":\"veth\""), "{json}");
+        assert!(json.contains(&format!("\"ifindex\":{a}")), "{json}");
+        let mac: Vec<String> = va
+            .mac
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert!(
+            json.contains(&format!("\"address\":\"{}\"", mac.join(":"))),
+            "{json}"
+        );
+    });
+}
+
+#[test]
+fn macvlan_create_on_veth_parent() {
+    in_fresh_netns(|| {
+        let h = Handle::new().unwrap();
+        let (parent, _) = veth(&h, "p0", "p1");
+        h.link_add(&LinkSpec::macvlan("mv0", parent, MacvlanMode::Bridge).mtu(1400))
+            .unwrap();
+        let mv = h.link_by_name("mv0").unwrap().unwrap();
+        assert_eq!(mv.kind.as_deref(), Some("macvlan"));
+        assert_eq!(mv.parent, Some(parent));
+        assert_eq!(mv.mtu, Some(1400));
+        assert_eq!(mv.data, LinkData::Macvlan { mode: 4 });
+        let json = ip_json(&["-d", "link", "show", "dev", "mv0"]);
+        assert!(json.contains("\"mode\":\"bridge\""), "{json}");
+        assert!(json.contains("\"link\":\"p0\""), "{json}");
+    });
+}
+
+#[test]
+fn up_down_rename_mtu() {
+    in_fresh_netns(|| {
+        let h = Handle::new().unwrap();
+        let (a, _) = veth(&h, "va0", "vb0");
+        h.link_set_up(a).unwrap();
+        assert!(h.link_by_index(a).unwrap().unwrap().is_up());
+        assert!(ip_json(&["link", "show", "dev", "va0"]).contains("\"UP\""));
+        h.link_set_down(a).unwrap();
+        assert!(!h.link_by_index(a).unwrap().unwrap().is_up());
+        h.link_rename(a, "renamed0").unwrap();
+        assert_eq!(h.link_by_index(a).unwrap().unwrap().name, "renamed0");
+        assert!(h.link_by_name("va0").unwrap().is_none());
+        h.link_set_mtu(a, 1280).unwrap();
+        assert_eq!(h.link_by_name("renamed0").unwrap().unwrap().mtu, Some(1280));
+        assert!(ip_json(&["link", "show", "dev", "renamed0"]).contains("\"mtu\":1280"));
+    });
+}
+
+#[test]
+fn delete_and_batched_delete() {
+    in_fresh_netns(|| {
+        let h = Handle::new().unwrap();
+        let (a, _) = veth(&h, "va0", "vb0");
+        h.link_del(a).unwrap();
+        assert!(h.link_by_name("vb0").unwrap().is_none(), "peer goes too");
+        let (x, _) = veth(&h, "x0", "x1");
+        let (y, _) = veth(&h, "y0", "y1");
+        let results = h.link_del_many(&[x, 999, y]).unwrap();
+        assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
+        assert_eq!(results[1].as_ref().unwrap_err().errno(), Some(libc::ENODEV));
+        assert_eq!(h.links().unwrap().len(), 1);
+        let err = h.link_del(a).unwrap_err();
+        assert!(err.is_not_found(), "{err}");
+        assert_eq!(err.operation(), "delete link");
+    });
+}
+
+#[test]
+fn move_to_netns_and_create_in_netns() {
+    in_fresh_netns(|| {
+        let h = Handle::new().unwrap();
+        let (a, _) = veth(&h, "va0", "vb0");
+        let target = netns::create_anonymous().unwrap();
+        h.link_set_netns(a, &target).unwrap();
+        assert!(h.link_by_name("va0").unwrap().is_none());
+        let inside = Handle::in_netns(&target).unwrap();
+        let moved = inside.link_by_name("va0").unwrap().expect("va0 arrived");
+        assert_eq!(moved.kind.as_deref(), Some("veth"));
+
+        let parent = h.link_index("vb0").unwrap();
+        let spec = LinkSpec::macvlan("eth0", parent, MacvlanMode::Bridge).in_netns(&target);
+        h.link_add(&spec).unwrap();
+        assert!(h.link_by_name("eth0").unwrap().is_none());
+        let born = inside.link_by_name("eth0").unwrap().expect("born inside");
+        assert_eq!(born.kind.as_deref(), Some("macvlan"));
+        assert!(born.link_netnsid.is_some(), "parent is in another netns");
+        // The calling thread never left its netns.
+        assert!(h.link_by_name("vb0").unwrap().is_some());
+        assert_eq!(
+            std::fs::read_link("/proc/thread-self/ns/net").unwrap(),
+            std::fs::read_link(format!("/proc/self/task/{}/ns/net", gettid())).unwrap()
+        );
+    });
+}
+
+fn gettid() -> i32 {
+    std::fs::read_link("/proc/thread-self")
+        .unwrap()
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn addresses_v4_v6_add_dump_delete() {
+    in_fresh_netns(|| {
+        let h = Handle::new().unwrap();
+        let (a, _) = veth(&h, "va0", "vb0");
+        h.addr_add(a, net("10.1.2.3/24"), AddrFlags::empty())
+            .unwrap();
+        h.addr_add(a, net("2001:db8::5/64"), AddrFlags::NODAD)
+            .unwrap();
+        let addrs = h.addrs_of(a).unwrap();
+        let v4 = addrs.iter().find(|x| x.net == net("10.1.2.3/24")).unwrap();
+        assert_eq!(v4.broadcast, Some("10.1.2.255".parse().unwrap()));
+        assert_eq!(v4.label.as_deref(), Some("va0"));
+        let v6 = addrs
+            .iter()
+            .find(|x| x.net == net("2001:db8::5/64"))
+            .unwrap();
+        assert!(v6.flags.contains(AddrFlags::NODAD));
+        assert!(!v6.flags.contains(AddrFlags::TENTATIVE));
+        let json = ip_json(&["addr", "show", "dev", "va0"]);
+        assert!(
+            json.contains("\"local\":\"10.1.2.3\",\"prefixlen\":24"),
+            "{json}"
+        );
+        assert!(json.contains("\"broadcast\":\"10.1.2.255\""), "{json}");
+        assert!(
+            json.contains("\"local\":\"2001:db8::5\",\"prefixlen\":64"),
+            "{json}"
+        );
+        assert!(json.contains("\"nodad\":true"), "{json}");
+
+        let dup = h
+            .addr_add(a, net("10.1.2.3/24"), AddrFlags::empty())
+            .unwrap_err();
+        assert!(dup.is_exists(), "{dup}");
+        h.addr_del(a, net("10.1.2.3/24")).unwrap();
+        h.addr_del(a, net("2001:db8::5/64")).unwrap();
+        let left = h.addrs_of(a).unwrap();
+        assert!(
+            left.iter().all(|x| !matches!(x.net, IpNet::V4(_))),
+            "{left:?}"
+        );
+        assert!(!left.iter().any(|x| x.net == net("2001:db8::5/64")));
+    });
+}
+
+#[test]
+fn routes_default_via_and_default_dev_v4_v6() {
+    in_fresh_netns(|| {
+        let h = Handle::new().unwrap();
+        let (a, _) = veth(&h, "va0", "vb0");
+        h.link_set_up(a).unwrap();
+        h.addr_add(a, net("10.1.2.3/24"), AddrFlags::empty())
+            .unwrap();
+        h.addr_add(a, net("2001:db8::5/64"), AddrFlags::NODAD)
+            .unwrap();
+
+        h.route_add(&RouteSpec::default_via(ip("10.1.2.1")))
+            .unwrap();
+        h.route_add(&RouteSpec::default_via(ip("2001:db8::1")))
+            .unwrap();
+        let v4 = h.routes(IpFamily::V4).unwrap();
+        let def4 = v4.iter().find(|r| r.is_default()).expect("v4 default");
+        assert_eq!(def4.gateway, Some(ip("10.1.2.1")));
+        assert_eq!(def4.oif, Some(a));
+        let v6 = h.routes(IpFamily::V6).unwrap();
+        let def6 = v6.iter().find(|r| r.is_default()).expect("v6 default");
+        assert_eq!(def6.gateway, Some(ip("2001:db8::1")));
+        let json = ip_json(&["route", "show", "default"]);
+        assert!(json.contains("\"gateway\":\"10.1.2.1\""), "{json}");
+        let again = h
+            .route_add(&RouteSpec::default_via(ip("10.1.2.1")))
+            .unwrap_err();
+        assert!(again.is_exists(), "{again}");
+
+        h.route_del(&RouteSpec::default_via(ip("10.1.2.1")))
+            .unwrap();
+        h.route_del(&RouteSpec::default_via(ip("2001:db8::1")))
+            .unwrap();
+        h.route_add(&RouteSpec::default_dev(IpFamily::V4, a))
+            .unwrap();
+        h.route_add(&RouteSpec::default_dev(IpFamily::V6, a))
+            .unwrap();
+        let def4 = h
+            .routes(IpFamily::V4)
+            .unwrap()
+            .into_iter()
+            .find(|r| r.is_default())
+            .unwrap();
+        assert_eq!((def4.gateway, def4.oif, def4.scope), (None, Some(a), 253));
+        let def6 = h
+            .routes(IpFamily::V6)
+            .unwrap()
+            .into_iter()
+            .find(|r| r.is_default())
+            .unwrap();
+        assert_eq!((def6.gateway, def6.oif), (None, Some(a)));
+        let json = ip_json(&["route", "show", "default"]);
+        assert!(
+            json.contains("\"dev\":\"va0\",\"scope\":\"link\""),
+            "{json}"
+        );
+        let json6 = ip_json(&["-6", "route", "show", "default"]);
+        assert!(
+            json6.contains("\"dst\":\"default\",\"dev\":\"va0\""),
+            "{json6}"
+        );
+    });
+}
+
+#[test]
+fn onlink_route_to_prefix() {
+    in_fresh_netns(|| {
+        let h = Handle::new().unwrap();
+        let (a, _) = veth(&h, "va0", "vb0");
+        h.link_set_up(a).unwrap();
+        // Gateway checks look at the local table, which needs lo up.
+        h.link_set_up(1).unwrap();
+        let spec = RouteSpec::to(net("10.9.0.0/16"))
+            .via(ip("192.0.2.1"))
+            .dev(a)
+            .onlink();
+        h.route_add(&spec).unwrap();
+        let route = h
+            .routes(IpFamily::V4)
+            .unwrap()
+            .into_iter()
+            .find(|r| r.dst == net("10.9.0.0/16"))
+            .unwrap();
+        assert_eq!(route.gateway, Some(ip("192.0.2.1")));
+        assert_eq!(route.flags & 4, 4, "RTNH_F_ONLINK");
+        let json = ip_json(&["route", "show", "10.9.0.0/16"]);
+        assert!(json.contains("\"onlink\""), "{json}");
+        // Without onlink the gateway is unreachable: the kernel explains why.
+        let err = h
+            .route_add(&RouteSpec::to(net("10.8.0.0/16")).via(ip("192.0.2.1")))
+            .unwrap_err();
+        assert_eq!(err.errno(), Some(libc::ENETUNREACH), "{err}");
+        assert_eq!(err.ext_ack(), Some("Nexthop has invalid gateway"));
+    });
+}
+
+#[test]
+fn errors_carry_errno_ext_ack_and_context() {
+    in_fresh_netns(|| {
+        let h = Handle::new().unwrap();
+        veth(&h, "va0", "vb0");
+        let dup = h.link_add(&LinkSpec::veth("va0", "other0")).unwrap_err();
+        assert!(dup.is_exists(), "{dup}");
+        assert!(
+            dup.to_string().starts_with("create link va0: File exists"),
+            "{dup}"
+        );
+
+        let orphan = h
+            .link_add(&LinkSpec::macvlan("mv0", 4242, MacvlanMode::Bridge))
+            .unwrap_err();
+        assert_eq!(orphan.errno(), Some(libc::ENODEV), "{orphan}");
+
+        let iv = h.link_add(&LinkSpec::ipvlan(
+            "iv0",
+            2,
+            IpvlanMode::L2,
+            IpvlanFlags::BRIDGE,
+        ));
+        let err = iv.unwrap_err();
+        assert!(
+            matches!(err.kind(), ErrorKind::Unsupported { kind } if kind == "ipvlan"),
+            "{err}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "create link iv0: this kernel has no ipvlan support (CONFIG_IPVLAN); \
+             try `modprobe ipvlan`"
+        );
+        let dummy = h.link_add(&LinkSpec::dummy("d0")).unwrap_err();
+        assert!(dummy.to_string().contains("CONFIG_DUMMY"), "{dummy}");
+        let vlan = h.link_add(&LinkSpec::vlan("va0.5", 2, 5)).unwrap_err();
+        assert!(vlan.to_string().contains("modprobe 8021q"), "{vlan}");
+
+        let bad = h
+            .link_add(&LinkSpec::veth("much-too-long-name", "x"))
+            .unwrap_err();
+        assert!(
+            matches!(bad.kind(), ErrorKind::InvalidInput { .. }),
+            "{bad}"
+        );
+        assert!(h.link_by_name("much-too-long-n").unwrap().is_none());
+    });
+}
+
+#[test]
+fn handle_in_named_netns_reports_its_name() {
+    let run_dir = TempRunDir::new("handle");
+    let ns = netns::create_named(&run_dir.path, "t1").unwrap();
+    let h = Handle::in_netns(&ns).unwrap();
+    assert_eq!(h.netns_label(), Some("t1"));
+    let err = h.link_del(777).unwrap_err();
+    assert_eq!(err.netns_name(), Some("t1"));
+    assert!(err.to_string().contains("in netns t1"), "{err}");
+    assert_eq!(h.links().unwrap().len(), 1);
+    drop(h);
+    drop(ns);
+    netns::delete_named(&run_dir.path, "t1").unwrap();
+}
+
+#[test]
+fn named_netns_create_list_open_delete() {
+    let run_dir = TempRunDir::new("named");
+    assert!(netns::list_named(&run_dir.path).unwrap().is_empty());
+    let a = netns::create_named(&run_dir.path, "a").unwrap();
+    netns::create_named(&run_dir.path, "b").unwrap();
+    assert_eq!(netns::list_named(&run_dir.path).unwrap(), vec!["a", "b"]);
+    let dup = netns::create_named(&run_dir.path, "a").unwrap_err();
+    assert_eq!(dup.kind(), std::io::ErrorKind::AlreadyExists);
+    assert!(netns::create_named(&run_dir.path, "../x").is_err());
+
+    // Something created through one handle is visible through the other.
+    let reopened = Netns::open_named(&run_dir.path, "a").unwrap();
+    Handle::in_netns(&a)
+        .unwrap()
+        .link_add(&LinkSpec::veth("in-a0", "in-a1"))
+        .unwrap();
+    assert!(Handle::in_netns(&reopened)
+        .unwrap()
+        .link_by_name("in-a0")
+        .unwrap()
+        .is_some());
+    // ... and not in b, nor in ours.
+    let b = Netns::open_named(&run_dir.path, "b").unwrap();
+    assert!(Handle::in_netns(&b)
+        .unwrap()
+        .link_by_name("in-a0")
+        .unwrap()
+        .is_none());
+
+    netns::set_disable_ipv6(&a, "in-a0", true).unwrap();
+    assert!(netns::disable_ipv6(&a, "in-a0").unwrap());
+    netns::set_disable_ipv6(&a, "in-a0", false).unwrap();
+    assert!(!netns::disable_ipv6(&a, "in-a0").unwrap());
+    assert!(netns::set_disable_ipv6(&a, "../all", true).is_err());
+
+    netns::delete_named(&run_dir.path, "a").unwrap();
+    netns::delete_named(&run_dir.path, "b").unwrap();
+    assert!(netns::list_named(&run_dir.path).unwrap().is_empty());
+    assert!(netns::delete_named(&run_dir.path, "a").is_err());
+}
+
+/// A private run dir for named namespaces; unmounted and removed on drop.
+struct TempRunDir {
+    path: std::path::PathBuf,
+}
+
+impl TempRunDir {
+    fn new(tag: &str) -> TempRunDir {
+        let path =
+            std::env::temp_dir().join(format!("ipvlan-test-netns-{tag}-{}", std::process::id()));
+        TempRunDir { path }
+    }
+}
+
+impl Drop for TempRunDir {
+    fn drop(&mut self) {
+        for name in netns::list_named(&self.path).unwrap_or_default() {
+            let _ = netns::delete_named(&self.path, &name);
+        }
+        // create_named made the run dir a (shared) bind mount of itself.
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+        let _ = std::fs::remove_dir(&self.path);
+    }
+}

@@ -1,0 +1,343 @@
+//! rtnetlink against a kernel with ipvlan, dummy and 802.1Q (the QEMU guest
+//! of `cargo xtask vm-test`; never skipped: on a kernel without them every
+//! test fails with "this kernel has no ... support").
+//!
+//! Each test runs in its own fresh network namespace on a scratch thread;
+//! "containers" are further anonymous namespaces. Links, addresses and
+//! routes are set by our code only; iproute2 (by full path, busybox's `ip`
+//! cannot do ipvlan) and busybox `ping` are used to read back and to probe.
+
+use std::net::IpAddr;
+use std::process::Command;
+
+use ipnet::IpNet;
+use ipvlan::json::{self, Value};
+use ipvlan::netns::{self, Netns};
+use ipvlan::rtnl::{
+    AddrFlags, Handle, IpFamily, IpvlanFlags, IpvlanMode, Link, LinkSpec, RouteSpec,
+};
+
+fn in_fresh_netns(test: impl FnOnce() + Send) {
+    netns::run_in_new(test).expect("unshare(CLONE_NEWNET)");
+}
+
+fn ip_path() -> String {
+    std::env::var("IPVLAN_IP").unwrap_or_else(|_| "/usr/sbin/ip".to_owned())
+}
+
+/// iproute2's JSON for one link, read in the calling thread's netns.
+fn ip_link_json(name: &str) -> Value {
+    let out = Command::new(ip_path())
+        .args(["-d", "-j", "link", "show", "dev", name])
+        .output()
+        .expect("run iproute2");
+    assert!(
+        out.status.success(),
+        "ip link show {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).expect("UTF-8");
+    let value = json::parse(&text).unwrap_or_else(|e| panic!("ip -j output: {e}: {text}"));
+    value
+        .as_array()
+        .and_then(|links| links.first())
+        .cloned()
+        .unwrap_or_else(|| panic!("no link in {text}"))
+}
+
+/// Kind, mode, flag name and parent name as iproute2 prints them.
+fn ip_ipvlan_view(name: &str) -> (String, String, String, String) {
+    let link = ip_link_json(name);
+    let info = link.get("linkinfo").expect("linkinfo");
+    let data = info.get("info_data").expect("info_data");
+    let flag = ["bridge", "private", "vepa"]
+        .into_iter()
+        .find(|f| data.get(f).and_then(Value::as_bool) == Some(true))
+        .unwrap_or("none");
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or("").to_owned();
+    (
+        text(info.get("info_kind")),
+        text(data.get("mode")),
+        flag.to_owned(),
+        text(link.get("link")),
+    )
+}
+
+const MODES: [IpvlanMode; 3] = [IpvlanMode::L2, IpvlanMode::L3, IpvlanMode::L3s];
+const FLAGS: [IpvlanFlags; 3] = [IpvlanFlags::BRIDGE, IpvlanFlags::PRIVATE, IpvlanFlags::VEPA];
+
+fn find<'a>(links: &'a [Link], name: &str) -> &'a Link {
+    links
+        .iter()
+        .find(|l| l.name == name)
+        .unwrap_or_else(|| panic!("{name} missing from our dump"))
+}
+
+#[test]
+fn every_mode_and_flag_on_dummy_and_vlan_parents() {
+    in_fresh_netns(|| {
+        let h = Handle::new().unwrap();
+        let mut expected = Vec::new();
+        // Mode and flags belong to the parent's port: one parent per combination.
+        for (i, (mode, flags)) in MODES
+            .iter()
+            .flat_map(|m| FLAGS.iter().map(move |f| (*m, *f)))
+            .enumerate()
+        {
+            let dummy = format!("d{i}");
+            let vlan = format!("d{i}.10");
+            h.link_add(&LinkSpec::dummy(&dummy)).unwrap();
+            let d = h.link_index(&dummy).unwrap();
+            h.link_add(&LinkSpec::vlan(&vlan, d, 10)).unwrap();
+            let v = h.link_index(&vlan).unwrap();
+            for (slave, parent, parent_name) in [
+                (format!("ivd{i}"), d, dummy.clone()),
+                (format!("ivv{i}"), v, vlan.clone()),
+            ] {
+                h.link_add(&LinkSpec::ipvlan(&slave, parent, mode, flags))
+                    .unwrap();
+                expected.push((slave, mode, flags, parent, parent_name));
+            }
+        }
+        let links = h.links().unwrap();
+        assert_eq!(expected.len(), 18);
+        for (slave, mode, flags, parent, parent_name) in &expected {
+            let link = find(&links, slave);
+            assert_eq!(link.kind.as_deref(), Some("ipvlan"), "{slave}");
+            assert_eq!(link.ipvlan(), Some((*mode, *flags)), "{slave}");
+            assert_eq!(link.parent, Some(*parent), "{slave}");
+            assert_eq!(
+                ip_ipvlan_view(slave),
+                (
+                    "ipvlan".to_owned(),
+                    mode.to_string(),
+                    flags.name().to_owned(),
+                    parent_name.clone()
+                ),
+                "{slave} as iproute2 sees it"
+            );
+        }
+        let vlan = find(&links, "d0.10");
+        assert_eq!(vlan.kind.as_deref(), Some("vlan"));
+        assert_eq!(vlan.vlan_id(), Some(10));
+        assert_eq!(vlan.parent, Some(find(&links, "d0").index));
+        let vlan_json = ip_link_json("d0.10");
+        let data = vlan_json.get("linkinfo").and_then(|i| i.get("info_data"));
+        assert_eq!(
+            data.and_then(|d| d.get("id")).and_then(Value::as_u64),
+            Some(10)
+        );
+    });
+}
+
+/// A container: an anonymous netns with one ipvlan slave `eth0` created
+/// directly inside it, addressed and up.
+struct Container {
+    ns: Netns,
+    handle: Handle,
+    eth0: u32,
+}
+
+impl Container {
+    fn attach(
+        host: &Handle,
+        parent: u32,
+        mode: IpvlanMode,
+        flags: IpvlanFlags,
+        addrs: &[&str],
+    ) -> Container {
+        let ns = netns::create_anonymous().unwrap();
+        host.link_add(&LinkSpec::ipvlan("eth0", parent, mode, flags).in_netns(&ns))
+            .unwrap();
+        let handle = Handle::in_netns(&ns).unwrap();
+        let eth0 = handle.link_index("eth0").unwrap();
+        for addr in addrs {
+            let net: IpNet = addr.parse().unwrap();
+            handle.addr_add(eth0, net, AddrFlags::NODAD).unwrap();
+        }
+        handle.link_set_up(1).unwrap();
+        handle.link_set_up(eth0).unwrap();
+        Container { ns, handle, eth0 }
+    }
+
+    /// One busybox ping from inside the container.
+    fn pings(&self, target: &str) -> bool {
+        let addr: IpAddr = target.parse().unwrap();
+        let family = if addr.is_ipv4() { "-4" } else { "-6" };
+        netns::run_in(&self.ns, || {
+            Command::new("ping")
+                .args([family, "-c", "1", "-W", "2", target])
+                .output()
+                .expect("run ping")
+                .status
+                .success()
+        })
+        .unwrap()
+    }
+}
+
+fn dummy_parent(h: &Handle, name: &str) -> u32 {
+    h.link_add(&LinkSpec::dummy(name)).unwrap();
+    let index = h.link_index(name).unwrap();
+    h.link_set_up(index).unwrap();
+    index
+}
+
+#[test]
+fn l2_bridge_pair_pings_v4_and_v6() {
+    in_fresh_netns(|| {
+        let h = Handle::new().unwrap();
+        let parent = dummy_parent(&h, "d0");
+        let (mode, flags) = (IpvlanMode::L2, IpvlanFlags::BRIDGE);
+        let c1 = Container::attach(&h, parent, mode, flags, &["10.10.0.1/24", "fd00:10::1/64"]);
+        let c2 = Container::attach(&h, parent, mode, flags, &["10.10.0.2/24", "fd00:10::2/64"]);
+        let eth0 = c1.handle.link_by_index(c1.eth0).unwrap().unwrap();
+        assert_eq!(eth0.ipvlan(), Some((mode, flags)));
+        assert!(!eth0.is_noarp(), "l2 answers ARP");
+        assert!(eth0.link_netnsid.is_some(), "parent is in the host netns");
+        assert!(c1.pings("10.10.0.2"), "v4 c1 -> c2");
+        assert!(c2.pings("10.10.0.1"), "v4 c2 -> c1");
+        assert!(c1.pings("fd00:10::2"), "v6 c1 -> c2");
+    });
+}
+
+#[test]
+fn l2_private_pair_cannot_reach_each_other() {
+    in_fresh_netns(|| {
+        let h = Handle::new().unwrap();
+        let parent = dummy_parent(&h, "d0");
+        let (mode, flags) = (IpvlanMode::L2, IpvlanFlags::PRIVATE);
+        let c1 = Container::attach(&h, parent, mode, flags, &["10.11.0.1/24"]);
+        let c2 = Container::attach(&h, parent, mode, flags, &["10.11.0.2/24"]);
+        assert_eq!(
+            c2.handle.link_by_index(c2.eth0).unwrap().unwrap().ipvlan(),
+            Some((mode, flags))
+        );
+        assert!(
+            !c1.pings("10.11.0.2"),
+            "private slaves must not reach each other"
+        );
+        // The same setup in bridge mode does reach (control experiment).
+        let bridge_parent = dummy_parent(&h, "d1");
+        let b1 = Container::attach(
+            &h,
+            bridge_parent,
+            mode,
+            IpvlanFlags::BRIDGE,
+            &["10.12.0.1/24"],
+        );
+        let _b2 = Container::attach(
+            &h,
+            bridge_parent,
+            mode,
+            IpvlanFlags::BRIDGE,
+            &["10.12.0.2/24"],
+        );
+        assert!(b1.pings("10.12.0.2"), "bridge slaves reach each other");
+    });
+}
+
+#[test]
+fn l3_is_noarp_and_default_dev_routes_between_subnets() {
+    in_fresh_netns(|| {
+        let h = Handle::new().unwrap();
+        let parent = dummy_parent(&h, "d0");
+        let (mode, flags) = (IpvlanMode::L3, IpvlanFlags::BRIDGE);
+        let c1 = Container::attach(&h, parent, mode, flags, &["10.20.0.1/24", "fd00:20::1/64"]);
+        let c2 = Container::attach(&h, parent, mode, flags, &["10.30.0.1/24", "fd00:30::1/64"]);
+        for c in [&c1, &c2] {
+            let eth0 = c.handle.link_by_index(c.eth0).unwrap().unwrap();
+            assert!(eth0.is_noarp(), "l3 slaves do not ARP");
+            c.handle
+                .route_add(&RouteSpec::default_dev(IpFamily::V4, c.eth0))
+                .unwrap();
+            c.handle
+                .route_add(&RouteSpec::default_dev(IpFamily::V6, c.eth0))
+                .unwrap();
+            let routes = c.handle.routes(IpFamily::V4).unwrap();
+            let default = routes
+                .iter()
+                .find(|r| r.is_default())
+                .expect("default route");
+            assert_eq!((default.gateway, default.oif), (None, Some(c.eth0)));
+        }
+        let flags_json = netns::run_in(&c1.ns, || ip_link_json("eth0")).unwrap();
+        let ip_flags = flags_json.get("flags").and_then(Value::as_array).unwrap();
+        assert!(
+            ip_flags.iter().any(|f| f.as_str() == Some("NOARP")),
+            "{ip_flags:?}"
+        );
+        assert!(c1.pings("10.30.0.1"), "l3 routes between subnets");
+        assert!(c2.pings("fd00:20::1"), "l3 routes v6 too");
+    });
+}
+
+#[test]
+fn kernel_refusals_carry_errno_and_ext_ack() {
+    in_fresh_netns(|| {
+        let h = Handle::new().unwrap();
+        let parent = dummy_parent(&h, "d0");
+        let l2 = |name: &str, parent| {
+            LinkSpec::ipvlan(name, parent, IpvlanMode::L2, IpvlanFlags::BRIDGE)
+        };
+        h.link_add(&l2("iv0", parent)).unwrap();
+
+        let dup = h.link_add(&l2("iv0", parent)).unwrap_err();
+        eprintln!("duplicate name: {dup}");
+        assert_eq!(dup.errno(), Some(libc::EEXIST), "{dup}");
+
+        let orphan = h.link_add(&l2("iv1", 4242)).unwrap_err();
+        eprintln!("missing parent: {orphan}");
+        assert_eq!(orphan.errno(), Some(libc::ENODEV), "{orphan}");
+
+        let on_lo = h.link_add(&l2("iv2", 1)).unwrap_err();
+        eprintln!("parent lo: {on_lo}");
+        assert_eq!(on_lo.errno(), Some(libc::EINVAL), "{on_lo}");
+
+        let parent2 = dummy_parent(&h, "d1");
+        let bad_mode = LinkSpec::ipvlan("iv3", parent2, IpvlanMode::Raw(3), IpvlanFlags::BRIDGE);
+        let err = h.link_add(&bad_mode).unwrap_err();
+        eprintln!("mode 3: {err}");
+        assert_eq!(err.errno(), Some(libc::EINVAL), "{err}");
+
+        let both = IpvlanFlags::PRIVATE | IpvlanFlags::VEPA;
+        let err = h
+            .link_add(&LinkSpec::ipvlan("iv4", parent2, IpvlanMode::L2, both))
+            .unwrap_err();
+        eprintln!("flags private|vepa: {err}");
+        assert_eq!(err.errno(), Some(libc::EINVAL), "{err}");
+
+        let err = h
+            .link_add(&LinkSpec::vlan("d0.4095", parent, 4095))
+            .unwrap_err();
+        eprintln!("vlan 4095: {err}");
+        assert_eq!(err.errno(), Some(libc::EINVAL), "{err}");
+        assert_eq!(err.ext_ack(), Some("8021q: Invalid VLAN id"), "{err}");
+        assert!(
+            err.to_string().starts_with("create link d0.4095: "),
+            "{err}"
+        );
+
+        // Nothing of the refused requests was created.
+        let names: Vec<String> = h.links().unwrap().into_iter().map(|l| l.name).collect();
+        assert_eq!(names, ["lo", "d0", "iv0", "d1"]);
+    });
+}
+
+#[test]
+fn parent_deletion_removes_slaves_in_other_netns() {
+    in_fresh_netns(|| {
+        let h = Handle::new().unwrap();
+        let parent = dummy_parent(&h, "d0");
+        let c1 = Container::attach(
+            &h,
+            parent,
+            IpvlanMode::L2,
+            IpvlanFlags::BRIDGE,
+            &["10.40.0.1/24"],
+        );
+        assert!(c1.handle.link_by_name("eth0").unwrap().is_some());
+        h.link_del(parent).unwrap();
+        assert!(c1.handle.link_by_name("eth0").unwrap().is_none());
+    });
+}

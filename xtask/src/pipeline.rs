@@ -1,0 +1,176 @@
+//! `test` (what CI runs), `size`, `bench` and `fuzz`.
+
+use crate::tools::{ensure_musl_target, MUSL_TARGET};
+use crate::util::{banner, cargo, describe, run, seconds};
+use crate::Result;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+/// Seconds each fuzz target runs during `cargo xtask test`.
+const CI_FUZZ_SECS: u64 = 20;
+
+/// fmt, clippy, host tests, fuzz, VM tests; stops at the first failure.
+pub fn test() -> Result {
+    let start = Instant::now();
+    let step = |title: &str, cmd: &mut Command| -> Result {
+        banner(title);
+        run(cmd)
+    };
+    step("fmt", cargo().args(["fmt", "--all", "--check"]))?;
+    step(
+        "clippy",
+        cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
+    step(
+        "clippy (features vm)",
+        cargo().args([
+            "clippy",
+            "-p",
+            "ipvlan",
+            "--all-targets",
+            "--features",
+            "vm",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
+    banner("host tests");
+    let (host_passed, host_failed) = cargo_test_counting(cargo().args(["test", "--workspace"]))?;
+    banner("fuzz");
+    fuzz(CI_FUZZ_SECS, &[])?;
+    banner("VM tests");
+    let vm_summary = crate::run_vm_tests(Vec::new(), Vec::new(), crate::vm::default_timeout()?)?;
+    banner("summary");
+    println!(
+        "xtask test: every step passed in {}",
+        seconds(start.elapsed())
+    );
+    println!("host: {host_passed} passed, {host_failed} failed");
+    println!("vm: {vm_summary}");
+    Ok(())
+}
+
+/// Runs `cargo test`, echoing its output, and sums libtest's result lines.
+fn cargo_test_counting(cmd: &mut Command) -> Result<(u64, u64)> {
+    println!("$ {}", describe(cmd));
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    let (mut passed, mut failed) = (0, 0);
+    if let Some(stdout) = child.stdout.take() {
+        for line in BufReader::new(stdout).lines() {
+            let line = line?;
+            println!("{line}");
+            if let Some((p, f)) = libtest_counts(&line) {
+                passed += p;
+                failed += f;
+            }
+        }
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        println!("host: {passed} passed, {failed} failed");
+        return Err(format!("`{}` failed ({status})", describe(cmd)).into());
+    }
+    Ok((passed, failed))
+}
+
+/// `test result: ok. 3 passed; 1 failed; ...` -> (3, 1).
+fn libtest_counts(line: &str) -> Option<(u64, u64)> {
+    let rest = line.trim().strip_prefix("test result:")?;
+    let words: Vec<&str> = rest.split_whitespace().collect();
+    let count = |label: &str| {
+        words
+            .windows(2)
+            .find(|w| w[1].trim_end_matches(';') == label)
+            .and_then(|w| w[0].parse::<u64>().ok())
+    };
+    Some((count("passed")?, count("failed")?))
+}
+
+/// Release musl build; checks it is static and prints its size.
+pub fn size() -> Result {
+    ensure_musl_target()?;
+    let mut cmd = cargo();
+    cmd.args([
+        "build",
+        "--release",
+        "-p",
+        "ipvlan",
+        "--target",
+        MUSL_TARGET,
+        "--bin",
+        "ipvlan",
+    ]);
+    run(&mut cmd)?;
+    let target_dir = crate::vm::target_dir()?;
+    let binary = target_dir.join(MUSL_TARGET).join("release").join("ipvlan");
+    let data = std::fs::read(&binary).map_err(|e| format!("{}: {e}", binary.display()))?;
+    let facts = crate::elf::inspect(&data)?;
+    if facts.has_interpreter {
+        return Err(format!("{} is dynamically linked (has PT_INTERP)", binary.display()).into());
+    }
+    let stripped_len = if facts.has_symtab {
+        // The release profile strips; if someone turned that off, measure a stripped copy.
+        let copy = binary.with_extension("stripped");
+        run(Command::new("strip").arg("-o").arg(&copy).arg(&binary))?;
+        std::fs::metadata(&copy)?.len()
+    } else {
+        data.len() as u64
+    };
+    println!("{}: static (no PT_INTERP)", binary.display());
+    println!(
+        "ipvlan size (stripped): {stripped_len} bytes ({:.1} KiB)",
+        stripped_len as f64 / 1024.0
+    );
+    Ok(())
+}
+
+pub fn bench(args: &[String]) -> Result {
+    run(cargo().args(["bench", "-p", "ipvlan"]).args(args))
+}
+
+/// Runs the ipvlan-fuzz crate (profile `fuzz`: optimised, with overflow checks
+/// and unwinding so panics are caught and saved).
+pub fn fuzz(secs: u64, targets: &[String]) -> Result {
+    run(cargo()
+        .args([
+            "run",
+            "-p",
+            "ipvlan-fuzz",
+            "--profile",
+            "fuzz",
+            "--",
+            "--secs",
+        ])
+        .arg(secs.to_string())
+        .args(targets))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_libtest_result_lines() {
+        assert_eq!(
+            libtest_counts("test result: ok. 12 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.01s"),
+            Some((12, 0))
+        );
+        assert_eq!(
+            libtest_counts("test result: FAILED. 1 passed; 2 failed; 0 ignored"),
+            Some((1, 2))
+        );
+        assert_eq!(libtest_counts("running 3 tests"), None);
+    }
+}

@@ -1,9 +1,9 @@
 //! `ipvlan run|exec|rm|ps`.
 
-use crate::driver::{AttachRequest, ExecOptions, Manager, Target};
+use crate::driver::{self, AttachRequest, ExecOptions, Manager, Target};
 
 use super::command::{ExecArgs, RunArgs};
-use super::{output, Failure, EXIT_FAILED, EXIT_OK};
+use super::{output, Failure, EXIT_CANNOT_RUN, EXIT_FAILED, EXIT_NOT_FOUND, EXIT_OK};
 
 /// Creates the container, attaches it, then runs its command in the
 /// foreground (exit code: the command's) or in the background (`-d`).
@@ -29,10 +29,7 @@ pub fn run(manager: &Manager, args: RunArgs) -> Result<i32, Failure> {
     if args.detach {
         if !args.command.is_empty() {
             if let Err(error) = manager.spawn_detached(&name, &args.command) {
-                let failure = Failure::driver(
-                    format_args!("run: starting {} in {name}", args.command[0]),
-                    &error,
-                );
+                let failure = spawn_failure(&name, &args.command[0], &error);
                 discard(manager, &name);
                 return Err(failure);
             }
@@ -51,6 +48,31 @@ pub fn run(manager: &Manager, args: RunArgs) -> Result<i32, Failure> {
     status.map_err(|error| {
         Failure::driver(format_args!("run: running the command in {name}"), &error)
     })
+}
+
+/// A failed background start: 127 when the command is not found, 126 when
+/// it cannot be run (as `exec` reports them), 125 for anything else.
+fn spawn_failure(container: &str, program: &str, error: &driver::Error) -> Failure {
+    // The driver words a failed spawn "starting PROGRAM: <io error>".
+    let spawn_itself = error.message().starts_with(&format!("starting {program}:"));
+    match error.errno() {
+        Some(libc::ENOENT) if spawn_itself => Failure::command(
+            EXIT_NOT_FOUND,
+            format_args!("run: {program}"),
+            "executable file not found",
+        ),
+        Some(_) if spawn_itself => Failure::command(
+            EXIT_CANNOT_RUN,
+            format_args!("run: {program}"),
+            error
+                .message()
+                .trim_start_matches(&format!("starting {program}: ")),
+        ),
+        _ => Failure::driver(
+            format_args!("run: starting {program} in {container}"),
+            error,
+        ),
+    }
 }
 
 /// Removes a container after a failure or at the end of `run --rm`,
@@ -102,4 +124,32 @@ pub fn ps(manager: &Manager, quiet: bool) -> Result<i32, Failure> {
         out!("{}", output::container_table(&containers));
     }
     Ok(EXIT_OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn background_start_failures_map_to_docker_codes() {
+        let not_found = driver::Error::os("starting nope: No such file or directory", libc::ENOENT);
+        let failure = spawn_failure("c1", "nope", &not_found);
+        assert_eq!(failure.exit_code(), EXIT_NOT_FOUND);
+        assert_eq!(
+            failure.to_string(),
+            "ipvlan: run: nope: executable file not found"
+        );
+
+        let denied = driver::Error::os("starting /etc/passwd: Permission denied", libc::EACCES);
+        let failure = spawn_failure("c1", "/etc/passwd", &denied);
+        assert_eq!(failure.exit_code(), EXIT_CANNOT_RUN);
+        assert_eq!(
+            failure.to_string(),
+            "ipvlan: run: /etc/passwd: Permission denied"
+        );
+
+        let log = driver::Error::os("opening /var/lib/ipvlan/logs/c1.log: gone", libc::ENOENT);
+        let failure = spawn_failure("c1", "sleep", &log);
+        assert_eq!(failure.exit_code_for(super::super::help::Topic::Run), 125);
+    }
 }

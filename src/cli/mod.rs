@@ -47,6 +47,10 @@ pub const EXIT_FAILED: i32 = 1;
 pub const EXIT_USAGE: i32 = 2;
 /// `run`/`exec`: ipvlan itself failed.
 pub const EXIT_RUN_FAILED: i32 = 125;
+/// `run`/`exec`: the command was found but cannot be run.
+pub const EXIT_CANNOT_RUN: i32 = 126;
+/// `run`/`exec`: the command was not found.
+pub const EXIT_NOT_FOUND: i32 = 127;
 
 /// Entry point of the binary; returns the process exit code.
 pub fn main() -> i32 {
@@ -109,6 +113,8 @@ enum FailureKind {
     Value(Topic),
     /// An operation failed.
     Failed,
+    /// `run`/`exec`: the command itself could not be started (126, 127).
+    Command(i32),
 }
 
 impl Failure {
@@ -125,22 +131,35 @@ impl Failure {
         }
     }
 
+    /// The command to run could not be started: `code` is 126 (cannot be
+    /// run) or 127 (not found), as `docker run` reports it.
+    pub fn command(code: i32, what: impl fmt::Display, why: impl fmt::Display) -> Failure {
+        Failure {
+            kind: FailureKind::Command(code),
+            message: format!("{what}: {why}"),
+        }
+    }
+
     /// Exit code when no particular command is known.
     pub fn exit_code(&self) -> i32 {
         match self.kind {
             FailureKind::Usage(topic) | FailureKind::Value(topic) => self.exit_code_for(topic),
             FailureKind::Failed => EXIT_FAILED,
+            FailureKind::Command(code) => code,
         }
     }
 
     /// Exit code of this failure in `topic`.
     pub fn exit_code_for(&self, topic: Topic) -> i32 {
+        if let FailureKind::Command(code) = self.kind {
+            return code;
+        }
         if topic.runs_a_command() {
             return EXIT_RUN_FAILED;
         }
         match self.kind {
             FailureKind::Usage(_) => EXIT_USAGE,
-            FailureKind::Value(_) | FailureKind::Failed => EXIT_FAILED,
+            FailureKind::Value(_) | FailureKind::Failed | FailureKind::Command(_) => EXIT_FAILED,
         }
     }
 }

@@ -192,3 +192,63 @@ fn state_dir_flag_overrides_the_environment() {
     assert_eq!(mode, 0o700);
     std::fs::remove_dir_all(&scratch).ok();
 }
+
+#[test]
+fn invalid_network_requests_exit_1_with_the_specified_texts_and_record_nothing() {
+    let scratch = scratch_dir("invalid");
+    let cases: &[(&str, &str)] = &[
+        (
+            "-o ipvlan_mode=L2 n1",
+            "ipvlan: network create n1: requested ipvlan mode 'L2' is not valid, \
+             'l2' mode is the ipvlan driver default\n",
+        ),
+        (
+            "-o ipvlan_flag=Bridge n1",
+            "ipvlan: network create n1: requested ipvlan flag 'Bridge' is not valid, \
+             'bridge' is the ipvlan driver default\n",
+        ),
+        (
+            "-o parent=lo n1",
+            "ipvlan: network create n1: loopback interface is not a valid ipvlan parent link\n",
+        ),
+        (
+            "-o foo=bar n1",
+            "ipvlan: network create n1: unknown option 'foo': ",
+        ),
+        ("-o parent=v0.4095 n1", "ipvlan: network create n1: "),
+        (
+            "bad/name",
+            "ipvlan: network create bad/name: invalid network name",
+        ),
+        (
+            "--subnet 10.0.0.1/24 n1",
+            "ipvlan: network create n1: invalid subnet 10.0.0.1/24",
+        ),
+        (
+            "--subnet 10.0.0.0/24 --gateway 10.1.0.1 n1",
+            "ipvlan: network create n1: ",
+        ),
+    ];
+    for (args, expected) in cases {
+        let output = isolated(
+            &format!(
+                "ip link add v0 type veth peer name v1\n\
+                 \"$BIN\" network create {args}\n\
+                 rc=$?\n\
+                 \"$BIN\" network ls -q\n\
+                 exit $rc"
+            ),
+            &scratch,
+        );
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{args}: {stderr}");
+        assert!(stderr.starts_with(expected), "{args}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args}: {stderr}");
+        assert_eq!(
+            text(&output.stdout),
+            "",
+            "{args}: printed an ID or a network was recorded"
+        );
+    }
+    std::fs::remove_dir_all(&scratch).ok();
+}

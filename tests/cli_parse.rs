@@ -358,6 +358,7 @@ fn state_dir_is_a_global_option() {
     for args in [
         &["--state-dir", "/tmp/s", "network", "ls"][..],
         &["--state-dir=/tmp/s", "network", "ls"][..],
+        &["--state-dir", "/tmp/s", "--", "network", "ls"][..],
     ] {
         let args: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
         let invocation = parse(&args).unwrap();

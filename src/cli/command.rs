@@ -119,42 +119,19 @@ fn at(topic: Topic) -> impl Fn(ArgError) -> ParseError {
 
 /// Parses the arguments after the program name.
 pub fn parse(argv: &[String]) -> Result<Invocation, ParseError> {
-    let (global, rest) = split_global(argv)?;
+    // Global options come before the command word, as in docker; the first
+    // operand is the command and everything after it is the command's.
+    let global =
+        args::parse(Topic::Root.flags(), argv, Operands::StopAtFirst).map_err(at(Topic::Root))?;
     let state_dir = global.last("state-dir").map(PathBuf::from);
     let command = if global.help {
         Command::Help(Topic::Root)
     } else if global.is_set("version") {
         Command::Version { brief: true }
     } else {
-        parse_command(rest)?
+        parse_command(&global.operands)?
     };
     Ok(Invocation { state_dir, command })
-}
-
-/// Reads the global options up to the command word.
-fn split_global(argv: &[String]) -> Result<(Matches, &[String]), ParseError> {
-    let first_operand = argv
-        .iter()
-        .enumerate()
-        .scan(false, |expects_value, (index, arg)| {
-            let is_operand = !*expects_value && (!arg.starts_with('-') || arg == "-");
-            *expects_value = arg == "--state-dir";
-            Some((index, is_operand || arg == "--"))
-        })
-        .find(|(_, ends)| *ends)
-        .map(|(index, _)| index)
-        .unwrap_or(argv.len());
-    let global = args::parse(
-        Topic::Root.flags(),
-        &argv[..first_operand],
-        Operands::Interspersed,
-    )
-    .map_err(at(Topic::Root))?;
-    let rest = match argv.get(first_operand) {
-        Some(separator) if separator == "--" => &argv[first_operand + 1..],
-        _ => &argv[first_operand..],
-    };
-    Ok((global, rest))
 }
 
 fn lookup(table: &[(&str, &[&str], Topic)], word: &str) -> Option<Topic> {

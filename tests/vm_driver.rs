@@ -1,0 +1,3 @@
+//! Driver behaviour beyond the walkthrough, in the QEMU guest.
+
+mod vm_support;

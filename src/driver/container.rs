@@ -1,0 +1,273 @@
+//! Containers: named network namespaces, the commands run inside them,
+//! and their removal.
+
+use std::ffi::CString;
+use std::fs::{self, OpenOptions};
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use super::network::endpoint_info;
+use super::options::check_container_name;
+use super::{hosts, net};
+use super::{random_hex, ContainerInfo, Error, ExecOptions, ExitStatusCode, Manager};
+use crate::netns::{self, Netns};
+
+impl Manager {
+    pub(crate) fn do_create_container(&self, name: Option<&str>) -> Result<ContainerInfo, Error> {
+        let state = self.state.lock()?;
+        let name = match name {
+            Some(name) => {
+                check_container_name(name)?;
+                name.to_string()
+            }
+            None => loop {
+                let candidate = format!("c{}", &random_hex(6)?[..11]);
+                if !self.config.netns_dir.join(&candidate).exists() {
+                    break candidate;
+                }
+            },
+        };
+        let path = self.config.netns_dir.join(&name);
+        if path.exists() {
+            return Err(Error::already_exists(format!(
+                "container name {name} is already in use (namespace {} exists)",
+                path.display()
+            )));
+        }
+        // Record first: a crash between the two leaves a record restore
+        // can reconcile, never an unknown namespace.
+        state.put_container(&name)?;
+        let ns = match netns::create_named(&self.config.netns_dir, &name) {
+            Ok(ns) => ns,
+            Err(error) => {
+                let _ = state.delete_container(&name);
+                return Err(Error::io(format!("creating namespace {name}"), &error));
+            }
+        };
+        // Loopback up, as in a Docker container (a process may talk to its
+        // own addresses).
+        if let Err(error) = net::set_loopback_up(&ns) {
+            let _ = netns::delete_named(&self.config.netns_dir, &name);
+            let _ = state.delete_container(&name);
+            return Err(error);
+        }
+        Ok(ContainerInfo {
+            name,
+            netns_path: path,
+            endpoints: Vec::new(),
+        })
+    }
+
+    pub(crate) fn do_remove_container(&self, name: &str, force: bool) -> Result<(), Error> {
+        check_container_name(name)?;
+        let state = self.state.lock()?;
+        let path = self.config.netns_dir.join(name);
+        let ours = state.containers()?.iter().any(|c| c == name);
+        if !path.exists() && !ours {
+            return Err(Error::not_found(format!("No such container: {name}")));
+        }
+        let pids = if path.exists() {
+            processes_in(&path)
+        } else {
+            Vec::new()
+        };
+        if !pids.is_empty() && !force {
+            let list: Vec<String> = pids.iter().map(u32::to_string).collect();
+            return Err(Error::in_use(format!(
+                "container {name} still has processes running (pids {}); stop them or use rm -f",
+                list.join(" ")
+            )));
+        }
+        let networks = state.networks()?;
+        for network in &networks {
+            if let Some(endpoint) = state.endpoint(&network.id, name)? {
+                self.detach(&state, &networks, network, endpoint)?;
+            }
+        }
+        for pid in &pids {
+            kill(*pid);
+        }
+        if path.exists() {
+            netns::delete_named(&self.config.netns_dir, name)
+                .map_err(|e| Error::io(format!("deleting namespace {name}"), &e))?;
+        }
+        let _ = hosts::unlink(&self.config.etc_netns_dir, name);
+        let _ = fs::remove_file(self.log_path(name));
+        state.delete_container(name)
+    }
+
+    pub(crate) fn do_containers(&self) -> Result<Vec<ContainerInfo>, Error> {
+        let state = self.state.lock()?;
+        let networks = state.networks()?;
+        let mut containers = Vec::new();
+        for name in state.containers()? {
+            let mut endpoints = Vec::new();
+            for network in &networks {
+                if let Some(endpoint) = state.endpoint(&network.id, &name)? {
+                    endpoints.push(endpoint_info(network, &endpoint));
+                }
+            }
+            containers.push(ContainerInfo {
+                netns_path: self.config.netns_dir.join(&name),
+                name,
+                endpoints,
+            });
+        }
+        Ok(containers)
+    }
+
+    fn container_namespace(&self, container: &str) -> Result<(Netns, Option<PathBuf>), Error> {
+        check_container_name(container)?;
+        let path = self.config.netns_dir.join(container);
+        let ns = Netns::open_path(&path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::not_found(format!("No such container: {container}"))
+            } else {
+                Error::io(format!("opening namespace {container}"), &e)
+            }
+        })?;
+        Ok((ns, hosts::resolve(&self.config.etc_netns_dir, container)))
+    }
+
+    pub(crate) fn do_exec(
+        &self,
+        container: &str,
+        argv: &[String],
+        opts: &ExecOptions,
+    ) -> Result<ExitStatusCode, Error> {
+        let (program, args) = argv
+            .split_first()
+            .ok_or_else(|| Error::invalid("no command given"))?;
+        let (ns, hosts_file) = self.container_namespace(container)?;
+        let spawned = netns::run_in(&ns, || {
+            enter_hosts_view(hosts_file.as_deref())?;
+            let mut command = Command::new(program);
+            command.args(args);
+            if !opts.interactive {
+                command.stdin(Stdio::null());
+            }
+            Ok::<_, Error>(command.status())
+        })
+        .map_err(|e| Error::io(format!("entering container {container}"), &e))??;
+        match spawned {
+            Ok(status) => Ok(status
+                .code()
+                .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))),
+            Err(error) => Ok(report_spawn_error(program, &error)),
+        }
+    }
+
+    pub(crate) fn do_spawn_detached(&self, container: &str, argv: &[String]) -> Result<u32, Error> {
+        let (program, args) = argv
+            .split_first()
+            .ok_or_else(|| Error::invalid("no command given"))?;
+        let (ns, hosts_file) = self.container_namespace(container)?;
+        let log = self.log_path(container);
+        if let Some(dir) = log.parent() {
+            fs::create_dir_all(dir)
+                .map_err(|e| Error::io(format!("creating {}", dir.display()), &e))?;
+        }
+        let open_log = || {
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log)
+                .map_err(|e| Error::io(format!("opening {}", log.display()), &e))
+        };
+        let stdout = open_log()?;
+        let stderr = open_log()?;
+        let child = netns::run_in(&ns, || {
+            enter_hosts_view(hosts_file.as_deref())?;
+            Command::new(program)
+                .args(args)
+                .stdin(Stdio::null())
+                .stdout(stdout)
+                .stderr(stderr)
+                // Its own process group: a Ctrl-C meant for the caller
+                // must not reach it.
+                .process_group(0)
+                .spawn()
+                .map_err(|e| Error::io(format!("starting {program}"), &e))
+        })
+        .map_err(|e| Error::io(format!("entering container {container}"), &e))??;
+        Ok(child.id())
+    }
+}
+
+/// On the current (scratch) thread: a private mount namespace with the
+/// container's hosts file over `/etc/hosts`, as `ip netns exec` does.
+fn enter_hosts_view(hosts_file: Option<&Path>) -> Result<(), Error> {
+    let Some(hosts_file) = hosts_file else {
+        return Ok(());
+    };
+    let cstr = |text: &str| CString::new(text).unwrap_or_default();
+    crate::sys::unshare(libc::CLONE_NEWNS)
+        .map_err(|e| Error::io("creating a mount namespace", &e))?;
+    // Keep our bind mount from propagating back to the host.
+    crate::sys::mount(
+        &cstr("none"),
+        &cstr("/"),
+        &cstr(""),
+        (libc::MS_SLAVE | libc::MS_REC) as libc::c_ulong,
+    )
+    .map_err(|e| Error::io("making / a slave mount", &e))?;
+    let source = CString::new(hosts_file.as_os_str().as_encoded_bytes()).unwrap_or_default();
+    crate::sys::mount(
+        &source,
+        &cstr("/etc/hosts"),
+        &cstr("none"),
+        libc::MS_BIND as libc::c_ulong,
+    )
+    .map_err(|e| {
+        Error::io(
+            format!("mounting {} on /etc/hosts", hosts_file.display()),
+            &e,
+        )
+    })
+}
+
+/// `docker run`'s codes: 127 not found, 126 cannot be run.
+fn report_spawn_error(program: &str, error: &std::io::Error) -> ExitStatusCode {
+    if error.kind() == std::io::ErrorKind::NotFound {
+        eprintln!("ipvlan: exec {program}: executable file not found");
+        127
+    } else {
+        eprintln!("ipvlan: exec {program}: {error}");
+        126
+    }
+}
+
+/// Processes whose network namespace is the one at `path`.
+pub(crate) fn processes_in(path: &Path) -> Vec<u32> {
+    let Ok(meta) = fs::metadata(path) else {
+        return Vec::new();
+    };
+    let wanted = format!("net:[{}]", meta.ino());
+    let me = std::process::id();
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut pids: Vec<u32> = entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| *pid != me)
+        .filter(|pid| {
+            fs::read_link(format!("/proc/{pid}/ns/net"))
+                .is_ok_and(|link| link.as_os_str() == wanted.as_str())
+        })
+        .collect();
+    pids.sort_unstable();
+    pids
+}
+
+/// Sends SIGKILL to `pid`; one that is already gone is fine.
+fn kill(pid: u32) {
+    let _ = Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}

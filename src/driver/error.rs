@@ -1,0 +1,156 @@
+//! The driver's error type: a kind for the front ends to branch on and the
+//! text to show the user.
+
+use std::fmt;
+
+/// What kind of failure an [`Error`] is; the CLI maps kinds to exit codes
+/// and hints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// A value given by the caller is invalid (option, name, address).
+    InvalidValue,
+    /// A network, container or endpoint does not exist.
+    NotFound,
+    /// The name or address is already taken.
+    AlreadyExists,
+    /// The object is in use (containers attached, processes running,
+    /// a parent held by another network).
+    InUse,
+    /// The kernel lacks a feature (ipvlan, a mode, dummy, 802.1Q).
+    Unsupported,
+    /// The caller lacks privileges (CAP_NET_ADMIN, write access to the state).
+    PermissionDenied,
+    /// A kernel or file operation failed.
+    OperationFailed,
+}
+
+/// A driver error: its kind, the message (behaviour.md's texts) and the
+/// errno behind it when there is one.
+///
+/// ```
+/// use ipvlan::driver::{Error, ErrorKind};
+/// let error = Error::invalid("bad value");
+/// assert_eq!(error.kind(), ErrorKind::InvalidValue);
+/// assert_eq!(error.to_string(), "bad value");
+/// assert_eq!(error.exit_code(), 1);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+    errno: Option<i32>,
+}
+
+impl Error {
+    /// An error of the given kind.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
+        Error {
+            kind,
+            message: message.into(),
+            errno: None,
+        }
+    }
+
+    /// An invalid value given by the caller.
+    pub fn invalid(message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::InvalidValue, message)
+    }
+
+    /// Something named does not exist.
+    pub fn not_found(message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::NotFound, message)
+    }
+
+    /// A name or address already taken.
+    pub fn already_exists(message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::AlreadyExists, message)
+    }
+
+    /// An object still in use.
+    pub fn in_use(message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::InUse, message)
+    }
+
+    /// A missing kernel feature.
+    pub fn unsupported(message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::Unsupported, message)
+    }
+
+    /// A failed operation.
+    pub fn failed(message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::OperationFailed, message)
+    }
+
+    /// A failed system call or kernel request, keeping its errno; EPERM and
+    /// EACCES become [`ErrorKind::PermissionDenied`].
+    pub fn os(message: impl Into<String>, errno: i32) -> Error {
+        let kind = if errno == libc::EPERM || errno == libc::EACCES {
+            ErrorKind::PermissionDenied
+        } else {
+            ErrorKind::OperationFailed
+        };
+        Error {
+            kind,
+            message: message.into(),
+            errno: Some(errno),
+        }
+    }
+
+    /// A failed file operation, with what was being done.
+    pub fn io(what: impl fmt::Display, error: &std::io::Error) -> Error {
+        match error.raw_os_error() {
+            Some(errno) => Error::os(format!("{what}: {error}"), errno),
+            None => Error::failed(format!("{what}: {error}")),
+        }
+    }
+
+    /// The kind, for the caller to branch on.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The errno of the failed system call or kernel request, if any.
+    pub fn errno(&self) -> Option<i32> {
+        self.errno
+    }
+
+    /// The message without any hint.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Whether the failure comes from missing privileges: the CLI then says
+    /// the command needs root (CAP_NET_ADMIN).
+    ///
+    /// ```
+    /// let error = ipvlan::driver::Error::os("creating link", libc::EPERM);
+    /// assert!(error.needs_root());
+    /// ```
+    pub fn needs_root(&self) -> bool {
+        self.kind == ErrorKind::PermissionDenied
+    }
+
+    /// The CLI's exit code for this error: 1 (invalid values and failed
+    /// operations alike).
+    pub fn exit_code(&self) -> i32 {
+        1
+    }
+
+    /// Prefixes the message with context (`creating eth0.20: ...`).
+    pub fn context(mut self, what: impl fmt::Display) -> Error {
+        self.message = format!("{what}: {}", self.message);
+        self
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)?;
+        if self.needs_root() && !self.message.contains("CAP_NET_ADMIN") {
+            f.write_str(" (this needs root: CAP_NET_ADMIN)")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Error {}

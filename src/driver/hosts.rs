@@ -1,0 +1,230 @@
+//! Name resolution: one hosts file per network, updated in place (so a
+//! bind mount of it over `/etc/hosts` sees later changes), and
+//! `/etc/netns/NAME/hosts` pointing at the file a container should see.
+//!
+//! A container on one network points straight at that network's file; a
+//! container on several points at a union file of its own, regenerated
+//! whenever one of its networks changes.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::net::IpAddr;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use super::Error;
+
+/// First lines of every hosts file we write.
+pub(crate) const HEADER: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n";
+
+fn io(what: &str, path: &Path, error: std::io::Error) -> Error {
+    Error::io(format!("{what} {}", path.display()), &error)
+}
+
+/// Creates a network's hosts file with the header if it does not exist.
+pub(crate) fn ensure_file(path: &Path) -> Result<(), Error> {
+    if path.exists() {
+        return Ok(());
+    }
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(|e| io("creating", dir, e))?;
+    }
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o644)
+        .open(path)
+        .map_err(|e| io("creating", path, e))?;
+    file.write_all(HEADER.as_bytes())
+        .map_err(|e| io("writing", path, e))
+}
+
+/// Appends one `ADDR\tNAME` line per address (one write, `O_APPEND`).
+pub(crate) fn append(path: &Path, name: &str, addresses: &[IpAddr]) -> Result<(), Error> {
+    if addresses.is_empty() {
+        return Ok(());
+    }
+    ensure_file(path)?;
+    let text: String = addresses
+        .iter()
+        .map(|addr| format!("{addr}\t{name}\n"))
+        .collect();
+    let mut file = OpenOptions::new()
+        .append(true)
+        .open(path)
+        .map_err(|e| io("opening", path, e))?;
+    file.write_all(text.as_bytes())
+        .map_err(|e| io("appending to", path, e))
+}
+
+/// Removes every line naming `name`, rewriting the file in place (same
+/// inode, so mounts of it stay valid).
+pub(crate) fn remove(path: &Path, name: &str) -> Result<(), Error> {
+    let mut file = match OpenOptions::new().read(true).write(true).open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io("opening", path, e)),
+    };
+    let mut text = String::new();
+    file.read_to_string(&mut text)
+        .map_err(|e| io("reading", path, e))?;
+    let kept: String = text
+        .lines()
+        .filter(|line| !names_host(line, name))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    if kept.len() == text.len() {
+        return Ok(());
+    }
+    rewrite_in_place(&mut file, path, &kept)
+}
+
+fn names_host(line: &str, name: &str) -> bool {
+    if HEADER.lines().any(|header| header == line) {
+        return false;
+    }
+    let mut fields = line.split_whitespace();
+    fields.next().is_some_and(|addr| !addr.starts_with('#')) && fields.any(|field| field == name)
+}
+
+fn rewrite_in_place(file: &mut File, path: &Path, text: &str) -> Result<(), Error> {
+    file.seek(SeekFrom::Start(0))
+        .and_then(|_| file.write_all(text.as_bytes()))
+        .and_then(|_| file.set_len(text.len() as u64))
+        .map_err(|e| io("rewriting", path, e))
+}
+
+/// Writes `target` as the union of the network files `sources` (one
+/// header, then every host line), in place when it exists.
+pub(crate) fn write_union(target: &Path, sources: &[PathBuf]) -> Result<(), Error> {
+    let mut text = String::from(HEADER);
+    for source in sources {
+        let content = match fs::read_to_string(source) {
+            Ok(content) => content,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io("reading", source, e)),
+        };
+        for line in content.lines().filter(|l| !HEADER.contains(l)) {
+            text.push_str(line);
+            text.push('\n');
+        }
+    }
+    if let Some(dir) = target.parent() {
+        fs::create_dir_all(dir).map_err(|e| io("creating", dir, e))?;
+    }
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o644)
+        .open(target)
+        .map_err(|e| io("opening", target, e))?;
+    rewrite_in_place(&mut file, target, &text)
+}
+
+/// Points `ETC_NETNS/NAME/hosts` at `target` (replaced atomically).
+pub(crate) fn link(etc_netns_dir: &Path, container: &str, target: &Path) -> Result<(), Error> {
+    let dir = etc_netns_dir.join(container);
+    fs::create_dir_all(&dir).map_err(|e| io("creating", &dir, e))?;
+    let _ = fs::set_permissions(&dir, fs::Permissions::from_mode(0o755));
+    let hosts = dir.join("hosts");
+    if fs::read_link(&hosts).is_ok_and(|current| current == target) {
+        return Ok(());
+    }
+    let temporary = dir.join(".hosts.tmp");
+    let _ = fs::remove_file(&temporary);
+    std::os::unix::fs::symlink(target, &temporary).map_err(|e| io("linking", &temporary, e))?;
+    fs::rename(&temporary, &hosts).map_err(|e| io("linking", &hosts, e))
+}
+
+/// Removes `ETC_NETNS/NAME/hosts` (if it is ours: a symlink) and the
+/// directory when it is left empty.
+pub(crate) fn unlink(etc_netns_dir: &Path, container: &str) -> Result<(), Error> {
+    let dir = etc_netns_dir.join(container);
+    let hosts = dir.join("hosts");
+    match fs::symlink_metadata(&hosts) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            fs::remove_file(&hosts).map_err(|e| io("removing", &hosts, e))?;
+        }
+        _ => {}
+    }
+    let _ = fs::remove_dir(&dir);
+    Ok(())
+}
+
+/// The file `/etc/netns/NAME/hosts` resolves to, for mounting it.
+pub(crate) fn resolve(etc_netns_dir: &Path, container: &str) -> Option<PathBuf> {
+    let hosts = etc_netns_dir.join(container).join("hosts");
+    fs::canonicalize(hosts).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "ipvlan-hosts-{}-{}-{name}",
+            std::process::id(),
+            std::thread::current()
+                .name()
+                .unwrap_or("t")
+                .replace(':', "_")
+        ));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn append_and_remove_keep_the_inode() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = scratch("inode");
+        let file = dir.join("net");
+        append(&file, "ipv1", &["192.168.1.2".parse().unwrap()]).unwrap();
+        let inode = fs::metadata(&file).unwrap().ino();
+        append(
+            &file,
+            "ipv2",
+            &[
+                "192.168.1.3".parse().unwrap(),
+                "2001:db8::3".parse().unwrap(),
+            ],
+        )
+        .unwrap();
+        remove(&file, "ipv1").unwrap();
+        assert_eq!(
+            fs::read_to_string(&file).unwrap(),
+            format!("{HEADER}192.168.1.3\tipv2\n2001:db8::3\tipv2\n")
+        );
+        assert_eq!(fs::metadata(&file).unwrap().ino(), inode);
+        // The header's names are never ours to remove.
+        remove(&file, "localhost").unwrap();
+        assert!(fs::read_to_string(&file).unwrap().starts_with(HEADER));
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn union_and_links() {
+        let dir = scratch("union");
+        let a = dir.join("a");
+        let b = dir.join("b");
+        append(&a, "x", &["10.0.0.2".parse().unwrap()]).unwrap();
+        append(&b, "y", &["10.1.0.2".parse().unwrap()]).unwrap();
+        let union = dir.join("union");
+        write_union(&union, &[a.clone(), b.clone()]).unwrap();
+        assert_eq!(
+            fs::read_to_string(&union).unwrap(),
+            format!("{HEADER}10.0.0.2\tx\n10.1.0.2\ty\n")
+        );
+        let etc = dir.join("etc");
+        link(&etc, "c1", &a).unwrap();
+        assert_eq!(resolve(&etc, "c1").unwrap(), fs::canonicalize(&a).unwrap());
+        link(&etc, "c1", &union).unwrap();
+        assert_eq!(fs::read_link(etc.join("c1/hosts")).unwrap(), union);
+        unlink(&etc, "c1").unwrap();
+        assert!(!etc.join("c1").exists());
+        fs::remove_dir_all(dir).unwrap();
+    }
+}

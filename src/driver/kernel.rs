@@ -1,0 +1,127 @@
+//! Kernel version requirements of ipvlan modes and flags.
+
+use super::{Error, Flag, Mode};
+
+/// A kernel release as `major.minor.patch`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct KernelVersion {
+    /// Major number.
+    pub major: u32,
+    /// Minor number.
+    pub minor: u32,
+    /// Patch level (0 when absent).
+    pub patch: u32,
+}
+
+impl KernelVersion {
+    /// Parses a release string such as `6.1.0-28-cloud-amd64`.
+    ///
+    /// ```
+    /// use ipvlan::driver::KernelVersion;
+    /// let v = KernelVersion::parse("6.1.0-28-cloud-amd64").unwrap();
+    /// assert_eq!((v.major, v.minor, v.patch), (6, 1, 0));
+    /// ```
+    pub fn parse(release: &str) -> Option<KernelVersion> {
+        let numeric: String = release
+            .trim()
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == '.')
+            .collect();
+        let mut parts = numeric.split('.').filter(|p| !p.is_empty());
+        let major = parts.next()?.parse().ok()?;
+        let minor = parts.next()?.parse().ok()?;
+        let patch = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        Some(KernelVersion {
+            major,
+            minor,
+            patch,
+        })
+    }
+
+    /// The running kernel's version (from `/proc/sys/kernel/osrelease`).
+    pub fn running() -> Result<KernelVersion, Error> {
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .map_err(|e| Error::io("reading the kernel version", &e))?;
+        KernelVersion::parse(&release).ok_or_else(|| {
+            Error::failed(format!(
+                "failed to check kernel version for ipvlan driver support: cannot parse '{}'",
+                release.trim()
+            ))
+        })
+    }
+
+    const fn at_least(self, major: u32, minor: u32) -> bool {
+        self.major > major || (self.major == major && self.minor >= minor)
+    }
+}
+
+impl std::fmt::Display for KernelVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)
+    }
+}
+
+/// Refuses a mode or flag the kernel is too old for: ipvlan 4.2+, `l3s`
+/// 4.9+, flags other than `bridge` 4.15+.
+pub(crate) fn check_version(version: KernelVersion, mode: Mode, flag: Flag) -> Result<(), Error> {
+    if !version.at_least(4, 2) {
+        return Err(Error::unsupported(format!(
+            "kernel version failed to meet the minimum ipvlan kernel requirement of 4.2, found {version}"
+        )));
+    }
+    if mode == Mode::L3s && !version.at_least(4, 9) {
+        return Err(Error::unsupported(format!(
+            "ipvlan mode l3s needs kernel 4.9 or later, found {version}"
+        )));
+    }
+    if flag != Flag::Bridge && !version.at_least(4, 15) {
+        return Err(Error::unsupported(format!(
+            "ipvlan flag {} needs kernel 4.15 or later, found {version}",
+            flag.as_str()
+        )));
+    }
+    Ok(())
+}
+
+/// The message for a kernel without a link kind we need.
+pub(crate) fn missing_kind_message(kind: &str) -> String {
+    match kind {
+        "ipvlan" => {
+            "this kernel has no ipvlan support (CONFIG_IPVLAN); try `modprobe ipvlan`".to_string()
+        }
+        "dummy" => "this kernel has no dummy link support (CONFIG_DUMMY), needed for a network without parent; try `modprobe dummy`".to_string(),
+        "vlan" => "this kernel has no 802.1Q VLAN support (CONFIG_VLAN_8021Q), needed for a NAME.VLANID parent; try `modprobe 8021q`".to_string(),
+        other => format!("this kernel has no {other} link support"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(s: &str) -> KernelVersion {
+        KernelVersion::parse(s).unwrap()
+    }
+
+    #[test]
+    fn parses_releases() {
+        assert_eq!(v("4.15"), v("4.15.0"));
+        assert!(v("5.10.0-rc1") > v("4.15.18"));
+        assert!(KernelVersion::parse("abc").is_none());
+        assert!(KernelVersion::parse("6").is_none());
+    }
+
+    #[test]
+    fn requirements_per_mode_and_flag() {
+        let err = check_version(v("4.1.0"), Mode::L2, Flag::Bridge).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "kernel version failed to meet the minimum ipvlan kernel requirement of 4.2, found 4.1.0"
+        );
+        assert!(check_version(v("4.2.0"), Mode::L3, Flag::Bridge).is_ok());
+        assert!(check_version(v("4.8.0"), Mode::L3s, Flag::Bridge).is_err());
+        assert!(check_version(v("4.9.0"), Mode::L3s, Flag::Bridge).is_ok());
+        assert!(check_version(v("4.14.0"), Mode::L2, Flag::Private).is_err());
+        assert!(check_version(v("4.15.0"), Mode::L2, Flag::Vepa).is_ok());
+    }
+}

@@ -1,0 +1,269 @@
+//! Validation of what `network create` is given that does not need the
+//! kernel: names, driver, `-o` options, parent syntax.
+
+use super::{Error, Flag, Mode};
+
+/// Longest network or container name, in bytes.
+pub const MAX_NAME_LEN: usize = 64;
+/// Longest interface name the kernel accepts (IFNAMSIZ - 1).
+pub const MAX_IFNAME_LEN: usize = 15;
+/// The `-o` keys we understand, in the order error messages list them.
+pub const VALID_OPTION_KEYS: [&str; 4] = ["parent", "ipvlan_mode", "ipvlan_flag", "mtu"];
+/// Smallest MTU of an IPv4 link (RFC 791).
+pub const MIN_MTU: u32 = 68;
+
+/// Whether `name` matches `[a-zA-Z0-9][a-zA-Z0-9_.-]*` and fits 64 bytes.
+pub(crate) fn is_valid_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= MAX_NAME_LEN
+        && bytes[0].is_ascii_alphanumeric()
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+/// Checks a network name.
+pub(crate) fn check_network_name(name: &str) -> Result<(), Error> {
+    if is_valid_name(name) {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "invalid network name \"{name}\": only [a-zA-Z0-9][a-zA-Z0-9_.-]* are allowed, at most {MAX_NAME_LEN} bytes"
+        )))
+    }
+}
+
+/// Checks a container (namespace) name.
+pub(crate) fn check_container_name(name: &str) -> Result<(), Error> {
+    if is_valid_name(name) {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "invalid container name \"{name}\": only [a-zA-Z0-9][a-zA-Z0-9_.-]* are allowed, at most {MAX_NAME_LEN} bytes"
+        )))
+    }
+}
+
+/// Checks `-d|--driver`.
+pub(crate) fn check_driver(driver: &str) -> Result<(), Error> {
+    if driver == "ipvlan" {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "driver \"{driver}\" is not supported: this tool only creates ipvlan networks (-d ipvlan)"
+        )))
+    }
+}
+
+/// The `-o` options, parsed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct NetworkOptions {
+    pub mode: Mode,
+    pub flag: Flag,
+    /// `None` or empty: a dummy parent.
+    pub parent: Option<String>,
+    pub mtu: Option<u32>,
+}
+
+/// Parses the `-o` options (the last of a repeated key wins, as with
+/// Docker's option map). Unknown keys are refused, listing the valid ones.
+pub(crate) fn parse_options(options: &[(String, String)]) -> Result<NetworkOptions, Error> {
+    let mut parsed = NetworkOptions::default();
+    for (key, value) in options {
+        match key.as_str() {
+            "ipvlan_mode" => parsed.mode = Mode::parse(value)?,
+            "ipvlan_flag" => parsed.flag = Flag::parse(value)?,
+            "parent" => {
+                parsed.parent = if value.is_empty() {
+                    None
+                } else {
+                    Some(value.clone())
+                }
+            }
+            "mtu" => parsed.mtu = Some(parse_mtu(value)?),
+            other => {
+                return Err(Error::invalid(format!(
+                    "unknown option '{other}': valid options are {}",
+                    VALID_OPTION_KEYS.join(", ")
+                )))
+            }
+        }
+    }
+    if let Some(parent) = &parsed.parent {
+        if parent == "lo" {
+            return Err(Error::invalid(
+                "loopback interface is not a valid ipvlan parent link",
+            ));
+        }
+        if parent.len() > MAX_IFNAME_LEN || parent.contains('/') || parent.contains(' ') {
+            return Err(Error::invalid(format!(
+                "invalid parent interface name '{parent}': at most {MAX_IFNAME_LEN} bytes, no '/' or spaces"
+            )));
+        }
+    }
+    Ok(parsed)
+}
+
+fn parse_mtu(value: &str) -> Result<u32, Error> {
+    match value.parse::<u32>() {
+        Ok(mtu) if mtu >= MIN_MTU && value.bytes().all(|b| b.is_ascii_digit()) => Ok(mtu),
+        _ => Err(Error::invalid(format!(
+            "invalid mtu '{value}': must be a number from {MIN_MTU} to the parent's MTU"
+        ))),
+    }
+}
+
+/// A `NAME.VLANID` parent split into its parts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct VlanParent {
+    pub base: String,
+    pub vlan_id: u16,
+}
+
+/// Parses a parent that does not exist as `NAME.VLANID` with Docker's
+/// texts; whether `NAME` exists is checked by the caller, before the range
+/// check, as Docker does.
+pub(crate) fn parse_vlan_parent(parent: &str) -> Result<(String, &str), Error> {
+    if !parent.contains('.') {
+        return Err(Error::not_found(format!(
+            "the requested parent interface {parent} was not found on the host"
+        )));
+    }
+    let parts: Vec<&str> = parent.split('.').collect();
+    if parts.len() != 2 || parts[0].is_empty() {
+        return Err(Error::invalid(format!(
+            "required interface name format is: name.vlan_id, ex. eth0.10 for vlan 10, instead received {parent}"
+        )));
+    }
+    let id = parts[1];
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Error::invalid(format!(
+            "unable to parse a valid vlan id from: {parent} (ex. eth0.10 for vlan 10)"
+        )));
+    }
+    Ok((parts[0].to_string(), id))
+}
+
+/// Checks the numeric VLAN id (1..4094) once the base is known to exist.
+pub(crate) fn check_vlan_id(parent: &str, base: String, id: &str) -> Result<VlanParent, Error> {
+    match id.parse::<u32>() {
+        Ok(vlan_id @ 1..=4094) => Ok(VlanParent {
+            base,
+            vlan_id: vlan_id as u16,
+        }),
+        _ => Err(Error::invalid(format!(
+            "vlan id must be between 1-4094, received: {id} (parent {parent})"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn names_follow_docker_rule() {
+        assert!(is_valid_name("db_net"));
+        assert!(is_valid_name("a.b-c_d9"));
+        assert!(is_valid_name(&"a".repeat(64)));
+        assert!(!is_valid_name(&"a".repeat(65)));
+        assert!(!is_valid_name(""));
+        assert!(!is_valid_name("-x"));
+        assert!(!is_valid_name("_x"));
+        assert!(!is_valid_name("a b"));
+        assert!(!is_valid_name("a/b"));
+        assert!(!is_valid_name("é"));
+    }
+
+    #[test]
+    fn mode_and_flag_errors_use_docker_texts() {
+        let err = parse_options(&opts(&[("ipvlan_mode", "L2")])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "requested ipvlan mode 'L2' is not valid, 'l2' mode is the ipvlan driver default"
+        );
+        let err = parse_options(&opts(&[("ipvlan_flag", "foo")])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "requested ipvlan flag 'foo' is not valid, 'bridge' is the ipvlan driver default"
+        );
+    }
+
+    #[test]
+    fn unknown_key_lists_valid_keys() {
+        let err = parse_options(&opts(&[("macvlan_mode", "bridge")])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unknown option 'macvlan_mode': valid options are parent, ipvlan_mode, ipvlan_flag, mtu"
+        );
+    }
+
+    #[test]
+    fn parses_all_options() {
+        let parsed = parse_options(&opts(&[
+            ("parent", "eth0.20"),
+            ("ipvlan_mode", "l3s"),
+            ("ipvlan_flag", "private"),
+            ("mtu", "1400"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            parsed,
+            NetworkOptions {
+                mode: Mode::L3s,
+                flag: Flag::Private,
+                parent: Some("eth0.20".into()),
+                mtu: Some(1400)
+            }
+        );
+        assert_eq!(parse_options(&[]).unwrap(), NetworkOptions::default());
+    }
+
+    #[test]
+    fn loopback_and_bad_mtu_refused() {
+        let err = parse_options(&opts(&[("parent", "lo")])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "loopback interface is not a valid ipvlan parent link"
+        );
+        for bad in ["0", "67", "x", "-1", "+100", ""] {
+            assert!(parse_options(&opts(&[("mtu", bad)])).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn vlan_parent_syntax() {
+        assert_eq!(
+            parse_vlan_parent("eth0.20").unwrap(),
+            ("eth0".to_string(), "20")
+        );
+        assert!(parse_vlan_parent("eth5")
+            .unwrap_err()
+            .to_string()
+            .contains("was not found"));
+        assert!(parse_vlan_parent("a.b.c")
+            .unwrap_err()
+            .to_string()
+            .starts_with("required interface name format"));
+        assert!(parse_vlan_parent("eth0.+10")
+            .unwrap_err()
+            .to_string()
+            .starts_with("unable to parse a valid vlan id"));
+        assert!(check_vlan_id("eth0.0", "eth0".into(), "0").is_err());
+        assert!(check_vlan_id("eth0.4095", "eth0".into(), "4095").is_err());
+        assert_eq!(
+            check_vlan_id("eth0.4094", "eth0".into(), "4094")
+                .unwrap()
+                .vlan_id,
+            4094
+        );
+    }
+}

@@ -1,0 +1,281 @@
+//! Driver tests that run on any Linux host, including one whose kernel has
+//! no ipvlan, dummy or 802.1Q support: validation errors with their texts,
+//! and a missing kernel feature reported by name with nothing changed.
+//!
+//! Each test works in a fresh network namespace (so the links it reads back
+//! are its own) and a scratch state directory.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use ipvlan::driver::{Config, ErrorKind, Manager, NetworkCreate};
+use ipvlan::netns;
+use ipvlan::rtnl::Handle;
+
+fn scratch(name: &str) -> PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("ipvlan-driver-host-{}-{name}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn config(dir: &Path) -> Config {
+    Config {
+        state_dir: dir.join("state"),
+        netns_dir: dir.join("netns"),
+        etc_netns_dir: dir.join("etc-netns"),
+    }
+}
+
+/// Every file under `dir` with its content.
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    fn walk(dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
+        let Ok(entries) = fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                out.insert(path.clone(), Vec::new());
+                walk(&path, out);
+            } else {
+                out.insert(path.clone(), fs::read(&path).unwrap_or_default());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, &mut out);
+    out
+}
+
+fn link_names() -> Vec<String> {
+    let mut names: Vec<String> = Handle::new()
+        .unwrap()
+        .links()
+        .unwrap()
+        .into_iter()
+        .map(|l| l.name)
+        .collect();
+    names.sort();
+    names
+}
+
+fn host_has_ipvlan() -> bool {
+    fs::read_to_string("/proc/modules").is_ok_and(|m| m.lines().any(|l| l.starts_with("ipvlan ")))
+        || Path::new("/sys/module/ipvlan").exists()
+}
+
+/// Runs `f` in a fresh network namespace with a scratch config.
+fn in_fresh_netns(name: &str, f: impl FnOnce(&Config) + Send) {
+    let dir = scratch(name);
+    let config = config(&dir);
+    netns::run_in_new(|| f(&config)).expect("creating a network namespace (are we root?)");
+    let _ = fs::remove_dir_all(&dir);
+}
+
+fn request(name: &str, options: &[(&str, &str)]) -> NetworkCreate {
+    let mut req = NetworkCreate::new(name);
+    req.options = options
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    req
+}
+
+#[test]
+fn missing_ipvlan_is_named_and_nothing_changes() {
+    if host_has_ipvlan() {
+        eprintln!("this kernel has ipvlan: the missing-feature path is covered in the VM only when absent");
+        return;
+    }
+    in_fresh_netns("noipvlan", |config| {
+        let manager = Manager::open(config.clone()).unwrap();
+        // The first locked read creates the lock file; state proper starts here.
+        assert!(manager.networks().unwrap().is_empty());
+        let before_state = snapshot(&config.state_dir);
+        let before_links = link_names();
+        for req in [
+            request("isolated1", &[]),
+            request("onlo", &[("ipvlan_mode", "l3")]),
+        ] {
+            let err = manager.create_network(&req).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
+            assert_eq!(
+                err.to_string(),
+                "this kernel has no ipvlan support (CONFIG_IPVLAN); try `modprobe ipvlan`"
+            );
+        }
+        assert_eq!(snapshot(&config.state_dir), before_state);
+        assert_eq!(link_names(), before_links);
+        assert!(manager.networks().unwrap().is_empty());
+    });
+}
+
+#[test]
+fn validation_errors_have_their_texts_and_change_nothing() {
+    in_fresh_netns("validation", |config| {
+        let manager = Manager::open(config.clone()).unwrap();
+        assert!(manager.networks().unwrap().is_empty());
+        let before_state = snapshot(&config.state_dir);
+        let before_links = link_names();
+        let cases: Vec<(NetworkCreate, &str)> = vec![
+            (
+                request("n1", &[("ipvlan_mode", "L2")]),
+                "requested ipvlan mode 'L2' is not valid, 'l2' mode is the ipvlan driver default",
+            ),
+            (
+                request("n1", &[("ipvlan_flag", "Bridge")]),
+                "requested ipvlan flag 'Bridge' is not valid, 'bridge' is the ipvlan driver default",
+            ),
+            (
+                request("n1", &[("parent", "lo")]),
+                "loopback interface is not a valid ipvlan parent link",
+            ),
+            (
+                request("n1", &[("foo", "bar")]),
+                "unknown option 'foo': valid options are parent, ipvlan_mode, ipvlan_flag, mtu",
+            ),
+            (
+                request("n1", &[("mtu", "abc")]),
+                "invalid mtu 'abc': must be a number from 68 to the parent's MTU",
+            ),
+            (
+                request("-bad", &[]),
+                "invalid network name \"-bad\": only [a-zA-Z0-9][a-zA-Z0-9_.-]* are allowed, at most 64 bytes",
+            ),
+            (
+                {
+                    let mut r = request("n1", &[]);
+                    r.driver = "macvlan".into();
+                    r
+                },
+                "driver \"macvlan\" is not supported: this tool only creates ipvlan networks (-d ipvlan)",
+            ),
+            (
+                {
+                    let mut r = request("n1", &[("parent", "eth0")]);
+                    r.internal = true;
+                    r
+                },
+                "--internal cannot be combined with -o parent=eth0: an internal network gets its own dummy parent and no external connectivity; drop one of the two",
+            ),
+            (
+                {
+                    let mut r = request("n1", &[]);
+                    r.subnets.push("192.168.1.1/24".parse().unwrap());
+                    r
+                },
+                "invalid subnet 192.168.1.1/24: it should be 192.168.1.0/24",
+            ),
+            (
+                {
+                    let mut r = request("n1", &[]);
+                    r.subnets.push("192.168.1.0/24".parse().unwrap());
+                    r.gateways.push("10.0.0.1".parse().unwrap());
+                    r
+                },
+                "no matching subnet for gateway 10.0.0.1",
+            ),
+        ];
+        for (req, text) in cases {
+            let err = manager.create_network(&req).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidValue, "{err}");
+            assert_eq!(err.to_string(), text);
+            assert_eq!(err.exit_code(), 1);
+        }
+        assert_eq!(snapshot(&config.state_dir), before_state);
+        assert_eq!(link_names(), before_links);
+    });
+}
+
+#[test]
+fn missing_parent_and_bad_vlan_parents_are_refused() {
+    in_fresh_netns("parents", |config| {
+        let manager = Manager::open(config.clone()).unwrap();
+        let host_kernel_lacks_ipvlan = !host_has_ipvlan();
+        let cases = [
+            (
+                "eth9",
+                "the requested parent interface eth9 was not found on the host",
+            ),
+            (
+                "nosuch.20",
+                "-o parent interface was not found on the host: nosuch",
+            ),
+            (
+                "lo.x",
+                "unable to parse a valid vlan id from: lo.x (ex. eth0.10 for vlan 10)",
+            ),
+        ];
+        for (parent, text) in cases {
+            let err = manager
+                .create_network(&request("n1", &[("parent", parent)]))
+                .unwrap_err();
+            if host_kernel_lacks_ipvlan {
+                // Kernel support is checked first.
+                assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
+            } else {
+                assert_eq!(err.to_string(), text);
+            }
+        }
+    });
+}
+
+#[test]
+fn unknown_network_and_container_are_not_found() {
+    in_fresh_netns("notfound", |config| {
+        let manager = Manager::open(config.clone()).unwrap();
+        let err = manager.network("nope").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotFound);
+        assert_eq!(err.to_string(), "network nope not found");
+        let err = manager.remove_network("nope").unwrap_err();
+        assert_eq!(err.to_string(), "network nope not found");
+        let err = manager.remove_container("ghost", false).unwrap_err();
+        assert_eq!(err.to_string(), "No such container: ghost");
+        let err = manager
+            .exec("ghost", &["true".to_string()], &Default::default())
+            .unwrap_err();
+        assert_eq!(err.to_string(), "No such container: ghost");
+    });
+}
+
+#[test]
+fn containers_are_named_namespaces() {
+    in_fresh_netns("containers", |config| {
+        fs::create_dir_all(&config.netns_dir).unwrap();
+        let manager = Manager::open(config.clone()).unwrap();
+        let named = manager.create_container(Some("web")).unwrap();
+        assert_eq!(named.netns_path, config.netns_dir.join("web"));
+        let random = manager.create_container(None).unwrap();
+        let names: Vec<String> = manager
+            .containers()
+            .unwrap()
+            .into_iter()
+            .map(|c| c.name)
+            .collect();
+        let mut expected = vec!["web".to_string(), random.name.clone()];
+        expected.sort();
+        assert_eq!(names, expected);
+        let err = manager.create_container(Some("web")).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::AlreadyExists);
+        // A command runs inside: it sees the container's own loopback only.
+        let status = manager
+            .exec(
+                "web",
+                &["/bin/sh".into(), "-c".into(), "exit 7".into()],
+                &Default::default(),
+            )
+            .unwrap();
+        assert_eq!(status, 7);
+        let status = manager
+            .exec("web", &["/nonexistent/cmd".into()], &Default::default())
+            .unwrap();
+        assert_eq!(status, 127);
+        manager.remove_container("web", false).unwrap();
+        manager.remove_container(&random.name, false).unwrap();
+        assert!(!config.netns_dir.join("web").exists());
+        assert!(manager.containers().unwrap().is_empty());
+    });
+}

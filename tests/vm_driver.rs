@@ -1,0 +1,545 @@
+//! Driver behaviour beyond the walkthrough, in the QEMU guest: the
+//! shared-parent rule, parallel attaches, and every refusal of
+//! behaviour.md with its message and nothing changed.
+
+mod vm_support;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+
+use ipvlan::driver::{AttachRequest, Config, ErrorKind, Manager, Target};
+use vm_support::*;
+
+/// What a refusal must leave untouched: state files, namespaces, and every
+/// namespace's links and addresses.
+#[derive(Debug, PartialEq, Eq)]
+struct World {
+    state: BTreeMap<String, String>,
+    namespaces: Vec<String>,
+    kernel: BTreeMap<String, String>,
+}
+
+fn world(config: &Config) -> World {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
+        let Ok(entries) = fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let key = path.strip_prefix(root).unwrap().display().to_string();
+            if key == "lock" {
+                continue;
+            }
+            if path.is_dir() {
+                out.insert(key, String::new());
+                walk(root, &path, out);
+            } else {
+                out.insert(key, fs::read_to_string(&path).unwrap_or_default());
+            }
+        }
+    }
+    let mut state = BTreeMap::new();
+    walk(&config.state_dir, &config.state_dir, &mut state);
+    let mut namespaces: Vec<String> = fs::read_dir("/run/netns")
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    namespaces.sort();
+    let mut kernel = BTreeMap::new();
+    for ns in std::iter::once("host".to_string()).chain(namespaces.iter().cloned()) {
+        let prefix: Vec<&str> = if ns == "host" {
+            vec![]
+        } else {
+            vec!["-n", ns.as_str()]
+        };
+        let mut links = prefix.clone();
+        links.extend(["-br", "link"]);
+        let mut addrs = prefix.clone();
+        addrs.extend(["-br", "addr"]);
+        let mut routes = prefix.clone();
+        routes.extend(["route"]);
+        kernel.insert(
+            ns.clone(),
+            format!("{}{}{}", ip(&links), ip(&addrs), ip(&routes)),
+        );
+    }
+    World {
+        state,
+        namespaces,
+        kernel,
+    }
+}
+
+/// Asserts that `f` fails with `kind` and exactly `text`, changing nothing.
+fn refused<T: std::fmt::Debug>(
+    config: &Config,
+    kind: ErrorKind,
+    text: &str,
+    f: impl FnOnce() -> Result<T, ipvlan::driver::Error>,
+) {
+    let before = world(config);
+    let err = f().expect_err(text);
+    assert_eq!(err.to_string(), text);
+    assert_eq!(err.kind(), kind, "{text}");
+    assert_eq!(err.exit_code(), 1);
+    let after = world(config);
+    if after != before {
+        panic!(
+            "refusal changed something: {text}\n{}",
+            diff(&before, &after)
+        );
+    }
+}
+
+fn diff(before: &World, after: &World) -> String {
+    let mut out = String::new();
+    for (name, b, a) in [
+        ("state", &before.state, &after.state),
+        ("kernel", &before.kernel, &after.kernel),
+    ] {
+        for key in b.keys().chain(a.keys()) {
+            if b.get(key) != a.get(key) {
+                out.push_str(&format!(
+                    "{name} {key}: {:?} -> {:?}\n",
+                    b.get(key),
+                    a.get(key)
+                ));
+            }
+        }
+    }
+    if before.namespaces != after.namespaces {
+        out.push_str(&format!(
+            "namespaces {:?} -> {:?}\n",
+            before.namespaces, after.namespaces
+        ));
+    }
+    out
+}
+
+#[test]
+fn shared_parent_same_mode_and_flag_only() {
+    topology_up();
+    let config = config("shared");
+    let manager = Manager::open(config.clone()).unwrap();
+    ip(&["link", "add", "sp0", "type", "dummy"]);
+    ip(&["link", "set", "sp0", "up"]);
+    manager
+        .create_network(&net("sa", &["10.50.0.0/24"], &[], &[("parent", "sp0")]))
+        .unwrap();
+    // Same mode and flag: allowed, and both networks work side by side.
+    manager
+        .create_network(&net(
+            "sb",
+            &["10.51.0.0/24"],
+            &[],
+            &[
+                ("parent", "sp0"),
+                ("ipvlan_mode", "l2"),
+                ("ipvlan_flag", "bridge"),
+            ],
+        ))
+        .unwrap();
+    start(&manager, "sa", "sa1", None, None);
+    start(&manager, "sb", "sb1", None, None);
+    refused(
+        &config,
+        ErrorKind::InUse,
+        "network sa is already using parent interface sp0 with ipvlan mode l2 and flag bridge; a network on the same parent must use the same mode and flag",
+        || manager.create_network(&net("sc", &["10.52.0.0/24"], &[], &[("parent", "sp0"), ("ipvlan_mode", "l3")])),
+    );
+    refused(
+        &config,
+        ErrorKind::InUse,
+        "network sa is already using parent interface sp0 with ipvlan mode l2 and flag bridge; a network on the same parent must use the same mode and flag",
+        || manager.create_network(&net("sc", &["10.52.0.0/24"], &[], &[("parent", "sp0"), ("ipvlan_flag", "private")])),
+    );
+    // The container's link is still l2 bridge: nothing switched the port.
+    let eth0 = link(Some("sa1"), "eth0").unwrap();
+    let data = eth0
+        .get("linkinfo")
+        .and_then(|l| l.get("info_data"))
+        .unwrap();
+    assert_eq!(data.get("mode").and_then(|m| m.as_str()), Some("l2"));
+
+    // ipvlan links made by hand, in the host namespace or a named one.
+    ip(&["link", "add", "sp1", "type", "dummy"]);
+    ip(&["link", "set", "sp1", "up"]);
+    ip(&[
+        "link", "add", "link", "sp1", "name", "hand0", "type", "ipvlan", "mode", "l3",
+    ]);
+    refused(
+        &config,
+        ErrorKind::InUse,
+        "parent interface sp1 carries ipvlan link hand0 in the host namespace with mode l3 and flag bridge; a network on the same parent must use the same mode and flag",
+        || manager.create_network(&net("sd", &["10.53.0.0/24"], &[], &[("parent", "sp1")])),
+    );
+    // Same mode as the foreign link: allowed.
+    manager
+        .create_network(&net(
+            "sd",
+            &["10.53.0.0/24"],
+            &[],
+            &[("parent", "sp1"), ("ipvlan_mode", "l3")],
+        ))
+        .unwrap();
+    ip(&["link", "del", "hand0"]);
+    ip(&["link", "add", "sp2", "type", "dummy"]);
+    ip(&["netns", "add", "foreign"]);
+    ip(&[
+        "link", "add", "link", "sp2", "name", "hand1", "type", "ipvlan", "mode", "l3s",
+    ]);
+    ip(&["link", "set", "hand1", "netns", "foreign"]);
+    refused(
+        &config,
+        ErrorKind::InUse,
+        "parent interface sp2 carries ipvlan link hand1 in namespace foreign with mode l3s and flag bridge; a network on the same parent must use the same mode and flag",
+        || manager.create_network(&net("se", &["10.54.0.0/24"], &[], &[("parent", "sp2")])),
+    );
+    // A parent that is itself an ipvlan link shares its master's port.
+    refused(
+        &config,
+        ErrorKind::InUse,
+        "network sa is already using parent interface sp0 with ipvlan mode l2 and flag bridge; a network on the same parent must use the same mode and flag",
+        || {
+            ip(&["link", "add", "link", "sp0", "name", "stack0", "type", "ipvlan", "mode", "l2"]);
+            let result = manager.create_network(&net("sf", &["10.55.0.0/24"], &[], &[("parent", "stack0"), ("ipvlan_mode", "l3")]));
+            ip(&["link", "del", "stack0"]);
+            result
+        },
+    );
+
+    for c in ["sa1", "sb1"] {
+        manager.remove_container(c, true).unwrap();
+    }
+    for n in ["sa", "sb", "sd"] {
+        manager.remove_network(n).unwrap();
+    }
+    assert!(link(None, "sp0").is_some(), "existing parents stay");
+    ip(&["netns", "del", "foreign"]);
+    for l in ["sp0", "sp1", "sp2"] {
+        ip(&["link", "del", l]);
+    }
+}
+
+#[test]
+fn sixteen_parallel_attaches() {
+    topology_up();
+    let config = config("parallel");
+    let manager = Manager::open(config.clone()).unwrap();
+    manager
+        .create_network(&net("par", &["10.60.0.0/24"], &[], &[]))
+        .unwrap();
+    let endpoints: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..16)
+            .map(|i| {
+                let config = config.clone();
+                scope.spawn(move || {
+                    // One manager per thread, as one process per `ipvlan run -d`.
+                    let manager = Manager::open(config).unwrap();
+                    let name = format!("par{i}");
+                    manager.create_container(Some(&name)).unwrap();
+                    let ep = manager
+                        .connect(
+                            "par",
+                            &Target::Container(name.clone()),
+                            &AttachRequest::default(),
+                        )
+                        .unwrap();
+                    manager
+                        .spawn_detached(&name, &["sleep".into(), "1000".into()])
+                        .unwrap();
+                    ep
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut addresses: Vec<String> = endpoints
+        .iter()
+        .map(|e| e.ipv4.unwrap().to_string())
+        .collect();
+    addresses.sort();
+    addresses.dedup();
+    assert_eq!(addresses.len(), 16, "{addresses:?}");
+    let info = manager.network("par").unwrap();
+    assert_eq!(info.endpoints.len(), 16);
+    assert_eq!(
+        fs::read_dir(config.state_dir.join("endpoints").join(&info.id))
+            .unwrap()
+            .count(),
+        16,
+        "16 endpoint records"
+    );
+    for ep in &endpoints {
+        assert!(
+            ping_eventually("par0", &ep.ipv4.unwrap().addr().to_string()),
+            "{ep:?}"
+        );
+        assert!(
+            ping_eventually("par0", &ep.container),
+            "by name: {}",
+            ep.container
+        );
+    }
+    // Removing a container with processes inside needs force.
+    refused(
+        &config,
+        ErrorKind::InUse,
+        &format!(
+            "container par1 still has processes running (pids {}); stop them or use rm -f",
+            ipvlan_pids("par1")
+        ),
+        || manager.remove_container("par1", false),
+    );
+    for i in 0..16 {
+        manager.remove_container(&format!("par{i}"), true).unwrap();
+    }
+    assert!(all_ipvlan_links().is_empty());
+    manager.remove_network("par").unwrap();
+}
+
+fn ipvlan_pids(container: &str) -> String {
+    let target = fs::metadata(format!("/run/netns/{container}")).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    let wanted = format!("net:[{}]", target.ino());
+    let mut pids: Vec<u32> = fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .filter(|pid: &u32| {
+            fs::read_link(format!("/proc/{pid}/ns/net"))
+                .is_ok_and(|l| l.as_os_str() == wanted.as_str())
+        })
+        .collect();
+    pids.sort();
+    pids.iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn every_refusal_names_the_problem_and_changes_nothing() {
+    topology_up();
+    let config = config("errors");
+    let manager = Manager::open(config.clone()).unwrap();
+    manager
+        .create_network(&net(
+            "taken",
+            &["10.70.0.0/24"],
+            &["10.70.0.1"],
+            &[("parent", "eth0")],
+        ))
+        .unwrap();
+    let mut v6 = net("six", &["10.71.0.0/24", "2001:db8:71::/64"], &[], &[]);
+    v6.ipv6 = true;
+    manager.create_network(&v6).unwrap();
+    start(&manager, "taken", "e1", Some("10.70.0.5"), None);
+    manager.create_container(Some("e2")).unwrap();
+    let invalid = ErrorKind::InvalidValue;
+    let cases: Vec<(ErrorKind, &str, ipvlan::driver::NetworkCreate)> = vec![
+        (invalid, "requested ipvlan mode 'L3' is not valid, 'l2' mode is the ipvlan driver default", net("n", &[], &[], &[("ipvlan_mode", "L3")])),
+        (invalid, "requested ipvlan flag 'x' is not valid, 'bridge' is the ipvlan driver default", net("n", &[], &[], &[("ipvlan_flag", "x")])),
+        (invalid, "unknown option 'macvlan_mode': valid options are parent, ipvlan_mode, ipvlan_flag, mtu", net("n", &[], &[], &[("macvlan_mode", "bridge")])),
+        (invalid, "loopback interface is not a valid ipvlan parent link", net("n", &[], &[], &[("parent", "lo")])),
+        (ErrorKind::NotFound, "the requested parent interface eth9 was not found on the host", net("n", &[], &[], &[("parent", "eth9")])),
+        (ErrorKind::NotFound, "-o parent interface was not found on the host: nosuch", net("n", &[], &[], &[("parent", "nosuch.20")])),
+        (invalid, "vlan id must be between 1-4094, received: 4095 (parent eth0.4095)", net("n", &[], &[], &[("parent", "eth0.4095")])),
+        (invalid, "unable to parse a valid vlan id from: eth0.x (ex. eth0.10 for vlan 10)", net("n", &[], &[], &[("parent", "eth0.x")])),
+        (invalid, "required interface name format is: name.vlan_id, ex. eth0.10 for vlan 10, instead received eth0.1.2", net("n", &[], &[], &[("parent", "eth0.1.2")])),
+        (invalid, "invalid parent interface name 'averyverylongname.20': at most 15 bytes, no '/' or spaces", net("n", &[], &[], &[("parent", "averyverylongname.20")])),
+        (invalid, "mtu 9000 is larger than the MTU 1500 of parent eth0", net("n", &[], &[], &[("parent", "eth0"), ("mtu", "9000")])),
+        (invalid, "invalid mtu '67': must be a number from 68 to the parent's MTU", net("n", &[], &[], &[("mtu", "67")])),
+        (ErrorKind::AlreadyExists, "network with name taken already exists", net("taken", &[], &[], &[])),
+        (ErrorKind::InUse, "Pool overlaps with other one on this address space: 10.70.0.0/16 overlaps 10.70.0.0/24 of network taken", net("n", &["10.70.0.0/16"], &[], &[])),
+        (invalid, "invalid network name \"a b\": only [a-zA-Z0-9][a-zA-Z0-9_.-]* are allowed, at most 64 bytes", net("a b", &[], &[], &[])),
+        (invalid, "no matching subnet for gateway 10.99.0.1", net("n", &["10.98.0.0/24"], &["10.99.0.1"], &[])),
+        (invalid, "invalid subnet 10.98.0.1/24: it should be 10.98.0.0/24", net("n", &["10.98.0.1/24"], &[], &[])),
+    ];
+    for (kind, text, req) in cases {
+        refused(&config, kind, text, || manager.create_network(&req));
+    }
+    let mut internal = net("n", &[], &[], &[("parent", "eth0")]);
+    internal.internal = true;
+    refused(&config, invalid, "--internal cannot be combined with -o parent=eth0: an internal network gets its own dummy parent and no external connectivity; drop one of the two", || manager.create_network(&internal));
+    let mut other = net("n", &[], &[], &[]);
+    other.driver = "bridge".into();
+    refused(
+        &config,
+        invalid,
+        "driver \"bridge\" is not supported: this tool only creates ipvlan networks (-d ipvlan)",
+        || manager.create_network(&other),
+    );
+
+    let e2 = Target::Container("e2".into());
+    let with = |v4: Option<&str>, v6: Option<&str>| AttachRequest {
+        ipv4: v4.map(|a| a.parse().unwrap()),
+        ipv6: v6.map(|a| a.parse().unwrap()),
+    };
+    refused(
+        &config,
+        invalid,
+        "no configured subnet contains IP address 10.9.9.9",
+        || manager.connect("taken", &e2, &with(Some("10.9.9.9"), None)),
+    );
+    refused(
+        &config,
+        ErrorKind::AlreadyExists,
+        "Address already in use",
+        || manager.connect("taken", &e2, &with(Some("10.70.0.5"), None)),
+    );
+    refused(
+        &config,
+        ErrorKind::AlreadyExists,
+        "Address already in use",
+        || manager.connect("taken", &e2, &with(Some("10.70.0.1"), None)),
+    );
+    refused(
+        &config,
+        invalid,
+        "network taken has no IPv6 subnet: --ip6 cannot be used (create it with --ipv6)",
+        || manager.connect("taken", &e2, &with(None, Some("2001:db8:71::5"))),
+    );
+    refused(
+        &config,
+        invalid,
+        "no configured subnet contains IP address 2001:db8:72::5",
+        || manager.connect("six", &e2, &with(None, Some("2001:db8:72::5"))),
+    );
+    refused(
+        &config,
+        ErrorKind::AlreadyExists,
+        "container e1 is already connected to network taken",
+        || {
+            manager.connect(
+                "taken",
+                &Target::Container("e1".into()),
+                &AttachRequest::default(),
+            )
+        },
+    );
+    refused(
+        &config,
+        ErrorKind::NotFound,
+        "network nope not found",
+        || manager.connect("nope", &e2, &AttachRequest::default()),
+    );
+    refused(
+        &config,
+        ErrorKind::NotFound,
+        "container ghost not found",
+        || {
+            manager.connect(
+                "taken",
+                &Target::Container("ghost".into()),
+                &AttachRequest::default(),
+            )
+        },
+    );
+    refused(
+        &config,
+        ErrorKind::NotFound,
+        "container e2 is not connected to network taken",
+        || manager.disconnect("taken", &e2),
+    );
+    refused(
+        &config,
+        ErrorKind::InUse,
+        "network taken has active endpoints (e1); disconnect or remove them first",
+        || manager.remove_network("taken"),
+    );
+    refused(
+        &config,
+        ErrorKind::AlreadyExists,
+        "container name e2 is already in use (namespace /run/netns/e2 exists)",
+        || manager.create_container(Some("e2")),
+    );
+
+    // A parent that is down is used, with a warning.
+    ip(&["link", "add", "down0", "type", "dummy"]);
+    let info = manager
+        .create_network(&net(
+            "downnet",
+            &["10.72.0.0/24"],
+            &[],
+            &[("parent", "down0")],
+        ))
+        .unwrap();
+    assert_eq!(
+        info.warnings,
+        vec!["parent interface down0 is down; containers on this network have no connectivity until it is up".to_string()]
+    );
+    manager.remove_network("downnet").unwrap();
+    ip(&["link", "del", "down0"]);
+
+    // Disconnect and connect again with the same address, then clean up.
+    manager
+        .disconnect("taken", &Target::Container("e1".into()))
+        .unwrap();
+    assert!(link(Some("e1"), "eth0").is_none());
+    manager
+        .connect(
+            "taken",
+            &Target::Path("/run/netns/e1".into()),
+            &with(Some("10.70.0.5"), None),
+        )
+        .unwrap();
+    assert_eq!(addresses("e1", "eth0"), vec!["10.70.0.5/24"]);
+    for c in ["e1", "e2"] {
+        manager.remove_container(c, true).unwrap();
+    }
+    manager.remove_network("taken").unwrap();
+    manager.remove_network("six").unwrap();
+    assert!(all_ipvlan_links().is_empty());
+}
+
+#[test]
+fn a_foreign_namespace_by_path() {
+    topology_up();
+    let config = config("path");
+    let manager = Manager::open(config.clone()).unwrap();
+    manager
+        .create_network(&net("pathnet", &["10.80.0.0/24"], &[], &[]))
+        .unwrap();
+    // A namespace of "another runtime": held by a process, not under /run/netns.
+    let mut child = std::process::Command::new("unshare")
+        .args(["-n", "sleep", "1000"])
+        .spawn()
+        .expect("busybox unshare");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let path = format!("/proc/{}/ns/net", child.id());
+    let ep = manager
+        .connect(
+            "pathnet",
+            &Target::Path(path.clone().into()),
+            &AttachRequest::default(),
+        )
+        .unwrap();
+    assert_eq!(ep.ifname, "eth0");
+    let out = run(
+        "nsenter",
+        &[
+            "-n",
+            &format!("-t{}", child.id()),
+            &ip_path(),
+            "-br",
+            "addr",
+            "show",
+            "eth0",
+        ],
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("10.80.0.1/24"),
+        "{out:?}"
+    );
+    manager
+        .disconnect("pathnet", &Target::Path(path.into()))
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    manager.remove_network("pathnet").unwrap();
+}

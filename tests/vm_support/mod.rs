@@ -1,0 +1,263 @@
+//! Helpers shared by the VM tests: iproute2 and ping by full path, reading
+//! kernel state back as JSON, running commands inside containers, the
+//! walkthrough topology.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use ipvlan::driver::{AttachRequest, Config, EndpointInfo, Manager, NetworkCreate, Target};
+use ipvlan::json::{self, Value};
+
+/// iproute2 (busybox's `ip` cannot create ipvlan or vlan links).
+pub fn ip_path() -> String {
+    std::env::var("IPVLAN_IP").unwrap_or_else(|_| "/usr/sbin/ip".to_string())
+}
+
+pub fn run(program: &str, args: &[&str]) -> Output {
+    Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running {program} {}: {e}", args.join(" ")))
+}
+
+/// `ip ARGS`, panicking on failure.
+pub fn ip(args: &[&str]) -> String {
+    let out = run(&ip_path(), args);
+    assert!(
+        out.status.success(),
+        "`ip {}` failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `ip ARGS`, whether it worked.
+pub fn ip_ok(args: &[&str]) -> bool {
+    run(&ip_path(), args).status.success()
+}
+
+/// `ip -j ARGS` parsed.
+pub fn ip_json(args: &[&str]) -> Value {
+    let mut full = vec!["-j"];
+    full.extend_from_slice(args);
+    let text = ip(&full);
+    let text = if text.trim().is_empty() {
+        "[]".to_string()
+    } else {
+        text
+    };
+    json::parse(&text).unwrap_or_else(|e| panic!("ip -j {}: {e}: {text}", args.join(" ")))
+}
+
+/// `ip -d -j link show dev NAME` in the host (or `-n NS`), if it exists.
+pub fn link(ns: Option<&str>, name: &str) -> Option<Value> {
+    let mut args = Vec::new();
+    if let Some(ns) = ns {
+        args.extend(["-n", ns]);
+    }
+    args.extend(["-d", "-j", "link", "show", "dev", name]);
+    let out = run(&ip_path(), &args);
+    if !out.status.success() {
+        return None;
+    }
+    let parsed = json::parse(&String::from_utf8_lossy(&out.stdout)).ok()?;
+    parsed.as_array()?.first().cloned()
+}
+
+/// The `kind` of a link's `linkinfo`.
+pub fn link_kind(link: &Value) -> Option<String> {
+    link.get("linkinfo")?
+        .get("info_kind")?
+        .as_str()
+        .map(str::to_string)
+}
+
+pub fn link_flags(link: &Value) -> Vec<String> {
+    link.get("flags")
+        .and_then(Value::as_array)
+        .unwrap_or(&[])
+        .iter()
+        .filter_map(|f| f.as_str().map(str::to_string))
+        .collect()
+}
+
+/// `ADDR/PREFIX` of every global address of `dev` in namespace `ns`.
+pub fn addresses(ns: &str, dev: &str) -> Vec<String> {
+    let v = ip_json(&["-n", ns, "addr", "show", "dev", dev]);
+    let mut out = Vec::new();
+    for link in v.as_array().unwrap_or(&[]) {
+        for a in link
+            .get("addr_info")
+            .and_then(Value::as_array)
+            .unwrap_or(&[])
+        {
+            if a.get("scope").and_then(Value::as_str) == Some("global") {
+                out.push(format!(
+                    "{}/{}",
+                    a.get("local").and_then(Value::as_str).unwrap_or(""),
+                    a.get("prefixlen").and_then(Value::as_u64).unwrap_or(0)
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Flags of the address `addr` on `dev` (`nodad`...), from `ip -j addr`.
+pub fn address_has_nodad(ns: &str, dev: &str, addr: &str) -> bool {
+    let v = ip_json(&["-n", ns, "addr", "show", "dev", dev]);
+    v.as_array().unwrap_or(&[]).iter().any(|link| {
+        link.get("addr_info")
+            .and_then(Value::as_array)
+            .unwrap_or(&[])
+            .iter()
+            .any(|a| {
+                a.get("local").and_then(Value::as_str) == Some(addr)
+                    && a.get("nodad").and_then(Value::as_bool) == Some(true)
+            })
+    })
+}
+
+/// Default routes in `ns` for family `-4`/`-6`: `(gateway, dev)`.
+pub fn default_routes(ns: &str, family: &str) -> Vec<(Option<String>, String)> {
+    let v = ip_json(&["-n", ns, family, "route", "show", "default"]);
+    v.as_array()
+        .unwrap_or(&[])
+        .iter()
+        .map(|r| {
+            (
+                r.get("gateway").and_then(Value::as_str).map(str::to_string),
+                r.get("dev")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Runs `argv` in container `name` with iproute2 (which mounts
+/// `/etc/netns/NAME/hosts` over `/etc/hosts`); returns (success, output).
+pub fn in_container(name: &str, argv: &[&str]) -> (bool, String) {
+    let mut args = vec!["netns", "exec", name];
+    args.extend_from_slice(argv);
+    let out = run(&ip_path(), &args);
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+/// One ping (v4 or v6 by address form), from container `from`.
+pub fn ping(from: &str, target: &str) -> bool {
+    let six = target.contains(':');
+    let mut argv = vec!["ping"];
+    if six {
+        argv.push("-6");
+    }
+    argv.extend(["-c", "1", "-W", "2", target]);
+    in_container(from, &argv).0
+}
+
+/// Pings until one reply or `tries` attempts (the first ARP/ND exchange may
+/// take a moment under emulation).
+pub fn ping_eventually(from: &str, target: &str) -> bool {
+    (0..3).any(|_| ping(from, target))
+}
+
+/// The walkthrough topology (router namespace, VLANs), built once.
+pub fn topology_up() {
+    let script = std::env::var("IPVLAN_TOPOLOGY")
+        .unwrap_or_else(|_| "/usr/share/ipvlan-test/topology.sh".to_string());
+    if link(None, "eth0").is_some() {
+        return;
+    }
+    let out = run("/bin/sh", &[&script, "up"]);
+    assert!(
+        out.status.success(),
+        "topology up: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A scratch state directory and the system's namespace directories.
+pub fn config(tag: &str) -> Config {
+    let state_dir = PathBuf::from(format!("/tmp/ipvlan-state-{tag}"));
+    let _ = std::fs::remove_dir_all(&state_dir);
+    Config {
+        state_dir,
+        netns_dir: PathBuf::from("/run/netns"),
+        etc_netns_dir: PathBuf::from("/etc/netns"),
+    }
+}
+
+pub fn net(
+    name: &str,
+    subnets: &[&str],
+    gateways: &[&str],
+    opts: &[(&str, &str)],
+) -> NetworkCreate {
+    let mut req = NetworkCreate::new(name);
+    req.subnets = subnets.iter().map(|s| s.parse().unwrap()).collect();
+    req.gateways = gateways.iter().map(|s| s.parse().unwrap()).collect();
+    req.options = opts
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    req
+}
+
+/// `ipvlan run --net=NETWORK --name=NAME [--ip] [--ip6]` without a command.
+pub fn start(
+    manager: &Manager,
+    network: &str,
+    name: &str,
+    ipv4: Option<&str>,
+    ipv6: Option<&str>,
+) -> EndpointInfo {
+    manager
+        .create_container(Some(name))
+        .unwrap_or_else(|e| panic!("creating container {name}: {e}"));
+    let req = AttachRequest {
+        ipv4: ipv4.map(|a| a.parse().unwrap()),
+        ipv6: ipv6.map(|a| a.parse().unwrap()),
+    };
+    manager
+        .connect(network, &Target::Container(name.into()), &req)
+        .unwrap_or_else(|e| panic!("connecting {name} to {network}: {e}"))
+}
+
+/// Every ipvlan link in every namespace under /run/netns plus the host.
+pub fn all_ipvlan_links() -> Vec<String> {
+    let mut found = Vec::new();
+    let mut spaces: Vec<Option<String>> = vec![None];
+    if let Ok(entries) = std::fs::read_dir("/run/netns") {
+        for e in entries.flatten() {
+            spaces.push(Some(e.file_name().to_string_lossy().into_owned()));
+        }
+    }
+    for ns in spaces {
+        let mut args = Vec::new();
+        if let Some(ns) = &ns {
+            args.extend(["-n", ns.as_str()]);
+        }
+        args.extend(["-d", "link", "show", "type", "ipvlan"]);
+        let v = {
+            let mut full = vec!["-j"];
+            full.extend_from_slice(&args);
+            let out = run(&ip_path(), &full);
+            json::parse(&String::from_utf8_lossy(&out.stdout)).unwrap_or(Value::Array(Vec::new()))
+        };
+        for l in v.as_array().unwrap_or(&[]) {
+            found.push(format!(
+                "{}:{}",
+                ns.clone().unwrap_or_else(|| "host".into()),
+                l.get("ifname").and_then(Value::as_str).unwrap_or("")
+            ));
+        }
+    }
+    found.sort();
+    found
+}

@@ -3,7 +3,10 @@
 # at a time, streaming the output, and closes with "N passed, N failed" summed
 # from libtest's "test result:" lines. A binary that crashes or cannot start
 # counts as one failed test. Arguments go to every binary (libtest filters).
+# Each binary runs in its own network and mount namespaces (isolate.sh).
 
+# Each binary starts from a pristine guest (see isolate.sh).
+isolate=${0%/*}/isolate.sh
 passed=0
 failed=0
 for bin in "${IPVLAN_TEST_BIN_DIR:-/usr/lib/ipvlan-test/bin}"/*; do
@@ -12,7 +15,8 @@ for bin in "${IPVLAN_TEST_BIN_DIR:-/usr/lib/ipvlan-test/bin}"/*; do
     echo "ipvlan-vm: running $name"
     rm -f /tmp/test-status
     dmesg -c > /dev/null 2>&1
-    { "$bin" --test-threads=1 "$@"; echo $? > /tmp/test-status; } 2>&1 | tee /tmp/test-output
+    { unshare -m -n --propagation private /bin/sh "$isolate" "$bin" --test-threads=1 "$@"
+      echo $? > /tmp/test-status; } 2>&1 | tee /tmp/test-output
     status=$(cat /tmp/test-status 2>/dev/null || echo 127)
     counts=$(awk '/^test result:/ {
             for (i = 2; i <= NF; i++) {

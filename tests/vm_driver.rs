@@ -543,3 +543,58 @@ fn a_foreign_namespace_by_path() {
     let _ = child.wait();
     manager.remove_network("pathnet").unwrap();
 }
+
+#[test]
+fn a_container_on_two_networks_resolves_names_of_both() {
+    topology_up();
+    let config = config("names");
+    let manager = Manager::open(config.clone()).unwrap();
+    manager
+        .create_network(&net("na", &["10.90.0.0/24"], &[], &[]))
+        .unwrap();
+    manager
+        .create_network(&net("nb", &["10.91.0.0/24"], &[], &[]))
+        .unwrap();
+    start(&manager, "na", "both", None, None);
+    manager
+        .connect(
+            "nb",
+            &Target::Container("both".into()),
+            &AttachRequest::default(),
+        )
+        .unwrap();
+    assert_eq!(
+        link(Some("both"), "eth1").map(|l| link_kind(&l)),
+        Some(Some("ipvlan".into()))
+    );
+    // A process started now must also see names that join later.
+    manager
+        .spawn_detached("both", &["sleep".into(), "1000".into()])
+        .unwrap();
+    start(&manager, "na", "onlya", None, None);
+    start(&manager, "nb", "onlyb", None, None);
+    assert!(ping_eventually("both", "onlya"));
+    assert!(ping_eventually("both", "onlyb"));
+    assert!(ping_eventually("onlya", "both"));
+    assert!(ping_eventually("onlyb", "both"));
+    let (_, hosts) = in_container("onlya", &["cat", "/etc/hosts"]);
+    assert!(
+        !hosts.contains("onlyb"),
+        "names stay within a network: {hosts}"
+    );
+    // Leaving one network drops its names from the container's view.
+    manager
+        .disconnect("nb", &Target::Container("both".into()))
+        .unwrap();
+    let (_, hosts) = in_container("both", &["cat", "/etc/hosts"]);
+    assert!(
+        hosts.contains("onlya") && !hosts.contains("onlyb"),
+        "{hosts}"
+    );
+    for c in ["both", "onlya", "onlyb"] {
+        manager.remove_container(c, true).unwrap();
+    }
+    assert!(!std::path::Path::new("/etc/netns/both").exists());
+    manager.remove_network("na").unwrap();
+    manager.remove_network("nb").unwrap();
+}

@@ -87,8 +87,9 @@ impl Manager {
             .container
             .clone()
             .unwrap_or_else(|| target.path.display().to_string());
-        let endpoints = state.endpoints(&network.id)?;
-        if endpoints.iter().any(|e| e.id == target.id) {
+        // One record lookup, not a scan: attach cost must not grow with
+        // the number of endpoints.
+        if state.endpoint(&network.id, &target.id)?.is_some() {
             return Err(Error::already_exists(format!(
                 "container {label} is already connected to network {}",
                 network.name

@@ -472,6 +472,19 @@ impl Manager {
 
     /// Validates the request, checks kernel support, creates the parent if
     /// needed (dummy or `NAME.VLANID`) and records the network.
+    ///
+    /// ```no_run
+    /// # use ipvlan::driver::{Config, Manager, NetworkCreate};
+    /// # let manager = Manager::open(Config::from_env())?;
+    /// let mut req = NetworkCreate::new("ipvlan20");
+    /// req.subnets.push("192.168.20.0/24".parse().unwrap());
+    /// req.options.push(("parent".into(), "eth0.20".into()));
+    /// let info = manager.create_network(&req)?;
+    /// for warning in &info.warnings {
+    ///     eprintln!("warning: {warning}");
+    /// }
+    /// # Ok::<(), ipvlan::driver::Error>(())
+    /// ```
     pub fn create_network(&self, req: &NetworkCreate) -> Result<NetworkInfo, Error> {
         self.do_create_network(req)
     }
@@ -479,28 +492,68 @@ impl Manager {
     /// Removes a network (by name, ID or ID prefix); refused while containers
     /// are attached. Deletes the parent if we created it and no other network
     /// uses it.
+    ///
+    /// ```no_run
+    /// # let manager = ipvlan::driver::Manager::open(ipvlan::driver::Config::from_env())?;
+    /// manager.remove_network("ipvlan20")?;
+    /// # Ok::<(), ipvlan::driver::Error>(())
+    /// ```
     pub fn remove_network(&self, name_or_id: &str) -> Result<(), Error> {
         self.do_remove_network(name_or_id)
     }
 
     /// Every network, in creation order.
+    ///
+    /// ```no_run
+    /// # let manager = ipvlan::driver::Manager::open(ipvlan::driver::Config::from_env())?;
+    /// for network in manager.networks()? {
+    ///     println!("{} {} {}", network.short_id(), network.name, network.driver);
+    /// }
+    /// # Ok::<(), ipvlan::driver::Error>(())
+    /// ```
     pub fn networks(&self) -> Result<Vec<NetworkInfo>, Error> {
         self.do_networks()
     }
 
     /// One network by name, ID or unique ID prefix.
+    ///
+    /// ```no_run
+    /// # let manager = ipvlan::driver::Manager::open(ipvlan::driver::Config::from_env())?;
+    /// let network = manager.network("db_net")?;
+    /// for endpoint in &network.endpoints {
+    ///     println!("{} {:?} {}", endpoint.container, endpoint.ipv4, endpoint.mac);
+    /// }
+    /// # Ok::<(), ipvlan::driver::Error>(())
+    /// ```
     pub fn network(&self, name_or_id: &str) -> Result<NetworkInfo, Error> {
         self.do_network(name_or_id)
     }
 
     /// Creates a container (a named namespace under the netns directory);
     /// a random name when `None`.
+    ///
+    /// ```no_run
+    /// # let manager = ipvlan::driver::Manager::open(ipvlan::driver::Config::from_env())?;
+    /// let named = manager.create_container(Some("web"))?;
+    /// let random = manager.create_container(None)?;
+    /// assert_ne!(named.name, random.name);
+    /// # Ok::<(), ipvlan::driver::Error>(())
+    /// ```
     pub fn create_container(&self, name: Option<&str>) -> Result<ContainerInfo, Error> {
         self.do_create_container(name)
     }
 
     /// Attaches a namespace to a network: ipvlan link `ethN` created in the
     /// namespace, addresses, routes, name resolution.
+    ///
+    /// ```no_run
+    /// # use ipvlan::driver::{AttachRequest, Config, Manager, Target};
+    /// # let manager = Manager::open(Config::from_env())?;
+    /// let request = AttachRequest { ipv4: Some("192.168.1.10".parse().unwrap()), ipv6: None };
+    /// let endpoint = manager.connect("db_net", &Target::from_arg("/proc/1234/ns/net"), &request)?;
+    /// assert_eq!(endpoint.ifname, "eth0");
+    /// # Ok::<(), ipvlan::driver::Error>(())
+    /// ```
     pub fn connect(
         &self,
         network: &str,
@@ -512,23 +565,59 @@ impl Manager {
 
     /// Detaches a namespace: deletes the link, releases its addresses,
     /// updates name resolution.
+    ///
+    /// ```no_run
+    /// # use ipvlan::driver::{Config, Manager, Target};
+    /// # let manager = Manager::open(Config::from_env())?;
+    /// manager.disconnect("db_net", &Target::Container("web".into()))?;
+    /// # Ok::<(), ipvlan::driver::Error>(())
+    /// ```
     pub fn disconnect(&self, network: &str, target: &Target) -> Result<(), Error> {
         self.do_disconnect(network, target)
     }
 
     /// Detaches a container from every network and deletes its namespace.
     /// Refused while processes remain inside unless `force`, which kills them.
+    ///
+    /// ```no_run
+    /// # let manager = ipvlan::driver::Manager::open(ipvlan::driver::Config::from_env())?;
+    /// match manager.remove_container("web", false) {
+    ///     Err(error) if error.kind() == ipvlan::driver::ErrorKind::InUse => {
+    ///         manager.remove_container("web", true)?; // kills what still runs
+    ///     }
+    ///     other => other?,
+    /// }
+    /// # Ok::<(), ipvlan::driver::Error>(())
+    /// ```
     pub fn remove_container(&self, name: &str, force: bool) -> Result<(), Error> {
         self.do_remove_container(name, force)
     }
 
     /// Every container we created, with its endpoints.
+    ///
+    /// ```no_run
+    /// # let manager = ipvlan::driver::Manager::open(ipvlan::driver::Config::from_env())?;
+    /// for container in manager.containers()? {
+    ///     let networks: Vec<&str> = container.endpoints.iter().map(|e| e.network.as_str()).collect();
+    ///     println!("{} {}", container.name, networks.join(","));
+    /// }
+    /// # Ok::<(), ipvlan::driver::Error>(())
+    /// ```
     pub fn containers(&self) -> Result<Vec<ContainerInfo>, Error> {
         self.do_containers()
     }
 
     /// Runs `argv` inside the container's namespace in the foreground, with
     /// the container's hosts file as `/etc/hosts`; returns its exit status.
+    ///
+    /// ```no_run
+    /// # use ipvlan::driver::{Config, ExecOptions, Manager};
+    /// # let manager = Manager::open(Config::from_env())?;
+    /// let argv = vec!["ping".to_string(), "-c".into(), "1".into(), "ipv1".into()];
+    /// let status = manager.exec("ipv2", &argv, &ExecOptions::default())?;
+    /// println!("exit status {status}");
+    /// # Ok::<(), ipvlan::driver::Error>(())
+    /// ```
     pub fn exec(
         &self,
         container: &str,
@@ -541,11 +630,27 @@ impl Manager {
     /// Starts `argv` in the background inside the container's namespace
     /// (stdin `/dev/null`, output to a log file in the state directory);
     /// returns its pid.
+    ///
+    /// ```no_run
+    /// # let manager = ipvlan::driver::Manager::open(ipvlan::driver::Config::from_env())?;
+    /// let pid = manager.spawn_detached("web", &["sleep".into(), "1000".into()])?;
+    /// println!("started {pid}, output in {}", manager.log_path("web").display());
+    /// # Ok::<(), ipvlan::driver::Error>(())
+    /// ```
     pub fn spawn_detached(&self, container: &str, argv: &[String]) -> Result<u32, Error> {
         self.do_spawn_detached(container, argv)
     }
 
     /// Makes kernel and state agree again (at boot, after a crash).
+    ///
+    /// ```no_run
+    /// # let manager = ipvlan::driver::Manager::open(ipvlan::driver::Config::from_env())?;
+    /// let report = manager.restore()?;
+    /// for parent in &report.parents_recreated {
+    ///     println!("re-created {parent}");
+    /// }
+    /// # Ok::<(), ipvlan::driver::Error>(())
+    /// ```
     pub fn restore(&self) -> Result<RestoreReport, Error> {
         self.do_restore()
     }

@@ -598,3 +598,106 @@ fn a_container_on_two_networks_resolves_names_of_both() {
     manager.remove_network("na").unwrap();
     manager.remove_network("nb").unwrap();
 }
+
+/// Replaces `from` by `to` in a JSON state file.
+fn edit(path: &Path, from: &str, to: &str) {
+    let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(text.contains(from), "{}: {text}", path.display());
+    fs::write(path, text.replace(from, to)).unwrap();
+}
+
+#[test]
+fn restore_repairs_interrupted_operations() {
+    topology_up();
+    let config = config("intents");
+    let manager = Manager::open(config.clone()).unwrap();
+    let ri = manager
+        .create_network(&net("ri", &["10.95.0.0/24"], &[], &[]))
+        .unwrap();
+    let r1 = start(&manager, "ri", "r1", None, None);
+    start(&manager, "ri", "r2", None, None);
+    let endpoints = config.state_dir.join("endpoints").join(&ri.id);
+    // r1: killed after its link was made, before the record said so.
+    edit(
+        &endpoints.join("r1.json"),
+        "\"state\": \"attached\"",
+        "\"state\": \"attaching\"",
+    );
+    // r2: killed between create under a temporary name and the rename.
+    ip(&["-n", "r2", "link", "set", "eth0", "down"]);
+    ip(&["-n", "r2", "link", "set", "eth0", "name", "ipv0123456ab"]);
+    edit(
+        &endpoints.join("r2.json"),
+        "\"state\": \"attached\"",
+        "\"state\": \"attaching\"",
+    );
+    // rc: killed after its dummy parent was made, before the record said so.
+    let rc = manager
+        .create_network(&net("rc", &["10.96.0.0/24"], &[], &[]))
+        .unwrap();
+    edit(
+        &config
+            .state_dir
+            .join("networks")
+            .join(format!("{}.json", rc.id)),
+        "\"state\": \"created\"",
+        "\"state\": \"creating\"",
+    );
+    // An address taken by an attach killed before it wrote its record.
+    let ghost = config
+        .state_dir
+        .join("ipam")
+        .join(&ri.id)
+        .join("10.95.0.0-24")
+        .join("10.95.0.200");
+    fs::write(&ghost, "ghost\n").unwrap();
+
+    let report = manager.restore().unwrap();
+    assert!(report.errors.is_empty(), "{report:?}");
+    assert_eq!(report.intents_repaired, 4, "{report:?}");
+    assert!(
+        link(Some("r1"), "eth0").is_none(),
+        "interrupted attach undone"
+    );
+    assert!(
+        link(Some("r2"), "ipv0123456ab").is_none(),
+        "temporary link deleted"
+    );
+    assert!(
+        link(None, &rc.parent).is_none(),
+        "interrupted create rolled back"
+    );
+    assert!(manager.network("rc").is_err());
+    assert!(!ghost.exists(), "orphan address released");
+    assert!(manager.network("ri").unwrap().endpoints.is_empty());
+    // Everything is free again: the same addresses attach at once.
+    let again = manager
+        .connect(
+            "ri",
+            &Target::Container("r1".into()),
+            &AttachRequest {
+                ipv4: Some(r1.ipv4.unwrap().addr()),
+                ipv6: None,
+            },
+        )
+        .unwrap();
+    assert_eq!(again.ipv4, r1.ipv4);
+    manager
+        .connect(
+            "ri",
+            &Target::Container("r2".into()),
+            &AttachRequest {
+                ipv4: Some("10.95.0.200".parse().unwrap()),
+                ipv6: None,
+            },
+        )
+        .unwrap();
+    // Kernel and state agree: a second restore has nothing to do.
+    let second = manager.restore().unwrap();
+    assert_eq!(second.intents_repaired, 0, "{second:?}");
+    assert_eq!(second.endpoints_kept, 2, "{second:?}");
+    for c in ["r1", "r2"] {
+        manager.remove_container(c, true).unwrap();
+    }
+    manager.remove_network("ri").unwrap();
+}

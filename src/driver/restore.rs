@@ -129,8 +129,11 @@ impl Manager {
                     (EndpointState::Attaching | EndpointState::Detaching, ns) => {
                         // The interrupted attach or detach is undone or finished
                         // the same way: no link, no addresses, no record.
-                        if let (Some(ns), false) = (ns, endpoint.ifname.is_empty()) {
-                            delete_endpoint_link(&ns, &endpoint.ifname)?;
+                        if let Some(ns) = ns {
+                            if !endpoint.ifname.is_empty() {
+                                delete_endpoint_link(&ns, &endpoint.ifname)?;
+                            }
+                            net::delete_temporary_links(&ns)?;
                         }
                         let mut endpoint = endpoint;
                         endpoint.ifname.clear();

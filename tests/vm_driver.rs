@@ -701,3 +701,87 @@ fn restore_repairs_interrupted_operations() {
     }
     manager.remove_network("ri").unwrap();
 }
+
+#[test]
+fn doctor_finds_everything_in_the_vm() {
+    let report = ipvlan::driver::doctor(&config("doctor"));
+    assert!(report.all_ok(), "{report:?}");
+    let names: Vec<&str> = report.checks.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "kernel",
+            "privileges",
+            "ipvlan",
+            "dummy",
+            "8021q",
+            "modes",
+            "state directory"
+        ]
+    );
+    let modes = report.checks.iter().find(|c| c.name == "modes").unwrap();
+    assert_eq!(
+        modes.detail,
+        "modes l2, l3, l3s; flags bridge, private, vepa"
+    );
+}
+
+#[test]
+fn mtu_option_and_l3s_and_private_flag() {
+    topology_up();
+    let config = config("mtu");
+    let manager = Manager::open(config.clone()).unwrap();
+    let info = manager
+        .create_network(&net(
+            "small",
+            &["10.97.0.0/24"],
+            &[],
+            &[
+                ("mtu", "1400"),
+                ("ipvlan_mode", "l3s"),
+                ("ipvlan_flag", "private"),
+            ],
+        ))
+        .unwrap();
+    assert_eq!(info.mtu, Some(1400));
+    start(&manager, "small", "m1", None, None);
+    start(&manager, "small", "m2", None, None);
+    let eth0 = link(Some("m1"), "eth0").unwrap();
+    assert_eq!(eth0.get("mtu").and_then(|m| m.as_u64()), Some(1400));
+    let data = eth0
+        .get("linkinfo")
+        .and_then(|l| l.get("info_data"))
+        .unwrap();
+    assert_eq!(data.get("mode").and_then(|m| m.as_str()), Some("l3s"));
+    assert_eq!(default_routes("m1", "-4"), vec![(None, "eth0".to_string())]);
+    // private: slaves of one parent cannot reach each other.
+    assert!(!ping("m1", "10.97.0.2"));
+    for c in ["m1", "m2"] {
+        manager.remove_container(c, true).unwrap();
+    }
+    manager.remove_network("small").unwrap();
+}
+
+#[test]
+fn a_vlan_parent_we_made_goes_with_the_last_network_using_it() {
+    topology_up();
+    let config = config("vlanshare");
+    let manager = Manager::open(config.clone()).unwrap();
+    manager
+        .create_network(&net("va", &["10.98.1.0/24"], &[], &[("parent", "eth0.50")]))
+        .unwrap();
+    let vb = manager
+        .create_network(&net("vb", &["10.98.2.0/24"], &[], &[("parent", "eth0.50")]))
+        .unwrap();
+    assert!(
+        vb.parent_created,
+        "still ours when a second network uses it"
+    );
+    manager.remove_network("va").unwrap();
+    assert!(link(None, "eth0.50").is_some(), "vb still uses eth0.50");
+    manager.remove_network("vb").unwrap();
+    assert!(
+        link(None, "eth0.50").is_none(),
+        "the last network deletes it"
+    );
+}

@@ -212,6 +212,16 @@ pub fn delete_named(run_dir: impl AsRef<Path>, name: &str) -> io::Result<()> {
     fs::remove_file(&path)
 }
 
+/// Undoes the self bind mount [`create_named`] made of `run_dir`, for
+/// temporary run dirs (tests); delete the namespaces in it first. A run dir
+/// that is not a mount point is left alone.
+pub fn release_run_dir(run_dir: impl AsRef<Path>) -> io::Result<()> {
+    match sys::umount2(&cstring(run_dir.as_ref())?, libc::MNT_DETACH) {
+        Err(err) if err.raw_os_error() == Some(libc::EINVAL) => Ok(()),
+        other => other,
+    }
+}
+
 /// Names of the namespaces in `run_dir`, sorted; an absent run dir is empty.
 pub fn list_named(run_dir: impl AsRef<Path>) -> io::Result<Vec<String>> {
     let entries = match fs::read_dir(run_dir) {

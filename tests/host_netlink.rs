@@ -61,6 +61,15 @@ fn fresh_netns_has_only_loopback() {
         assert_eq!(h.link_index("lo").unwrap(), 1);
         assert!(h.link_by_name("nope0").unwrap().is_none());
         assert!(h.link_by_index(999).unwrap().is_none());
+        // No route was ever added: the kernel has no main table yet (ENOENT
+        // under strict checking), which reads as empty.
+        assert!(h.routes(IpFamily::V4).unwrap().is_empty());
+        assert!(h.routes(IpFamily::V6).unwrap().is_empty());
+        assert!(h.routes_in_table(IpFamily::V4, 1234).unwrap().is_empty());
+        assert!(
+            h.addrs().unwrap().is_empty(),
+            "lo is down: no 127.0.0.1 yet"
+        );
     });
 }
 
@@ -154,6 +163,7 @@ fn delete_and_batched_delete() {
 #[test]
 fn move_to_netns_and_create_in_netns() {
     in_fresh_netns(|| {
+        let own_netns = std::fs::read_link("/proc/thread-self/ns/net").unwrap();
         let h = Handle::new().unwrap();
         let (a, _) = veth(&h, "va0", "vb0");
         let target = netns::create_anonymous().unwrap();
@@ -174,8 +184,10 @@ fn move_to_netns_and_create_in_netns() {
         assert!(h.link_by_name("vb0").unwrap().is_some());
         assert_eq!(
             std::fs::read_link("/proc/thread-self/ns/net").unwrap(),
-            std::fs::read_link(format!("/proc/self/task/{}/ns/net", gettid())).unwrap()
+            own_netns
         );
+        let target_id = netns::run_in(&target, || std::fs::read_link("/proc/thread-self/ns/net"));
+        assert_ne!(target_id.unwrap().unwrap(), own_netns);
     });
 }
 
@@ -436,6 +448,11 @@ fn named_netns_create_list_open_delete() {
     netns::delete_named(&run_dir.path, "b").unwrap();
     assert!(netns::list_named(&run_dir.path).unwrap().is_empty());
     assert!(netns::delete_named(&run_dir.path, "a").is_err());
+    let mounted = || std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(mounted().contains(run_dir.path.to_str().unwrap()));
+    netns::release_run_dir(&run_dir.path).unwrap();
+    assert!(!mounted().contains(run_dir.path.to_str().unwrap()));
+    netns::release_run_dir(&run_dir.path).unwrap();
 }
 
 /// A private run dir for named namespaces; unmounted and removed on drop.
@@ -457,7 +474,198 @@ impl Drop for TempRunDir {
             let _ = netns::delete_named(&self.path, &name);
         }
         // create_named made the run dir a (shared) bind mount of itself.
-        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+        netns::release_run_dir(&self.path).unwrap();
         let _ = std::fs::remove_dir(&self.path);
     }
+}
+
+#[test]
+fn transport_reports_ext_ack_offset_of_the_bad_attribute() {
+    in_fresh_netns(|| {
+        use ipvlan::netlink::consts::{IFLA_IFNAME, IFLA_INFO_KIND, IFLA_LINKINFO, RTM_NEWLINK};
+        use ipvlan::netlink::MessageBuilder;
+        let h = Handle::new().unwrap();
+        // A 16-byte name (one too many) straight through the socket, past
+        // our own name check: the kernel's policy rejects the attribute.
+        let mut msg = MessageBuilder::new(RTM_NEWLINK, 0x600);
+        msg.family_header(&[0; 16])
+            .put_str(IFLA_IFNAME, "sixteen-bytes-xx")
+            .nested(IFLA_LINKINFO, |m| {
+                m.put(IFLA_INFO_KIND, b"veth");
+            });
+        let err = h.socket().request(&msg).unwrap_err();
+        assert_eq!(err.errno(), Some(libc::ERANGE), "{err}");
+        assert_eq!(err.ext_ack(), Some("Attribute failed policy validation"));
+        match err.kind() {
+            ErrorKind::Kernel { offset, .. } => assert_eq!(*offset, Some(32), "16 + 16"),
+            other => panic!("{other:?}"),
+        }
+        // The socket stays usable after an error.
+        assert_eq!(h.links().unwrap().len(), 1);
+    });
+}
+
+#[test]
+fn dump_spanning_many_datagrams_is_complete() {
+    in_fresh_netns(|| {
+        let h = Handle::new().unwrap();
+        // ~1.1 KiB per link message: 300 links need about ten 32 KiB datagrams.
+        for i in 0..150 {
+            h.link_add(&LinkSpec::veth(&format!("a{i}"), &format!("b{i}")))
+                .unwrap();
+        }
+        let links = h.links().unwrap();
+        assert_eq!(links.len(), 301);
+        let mut indices: Vec<u32> = links.iter().map(|l| l.index).collect();
+        indices.dedup();
+        assert_eq!(indices.len(), 301, "no link twice");
+        let json = ip_json(&["link", "show"]);
+        assert_eq!(json.matches("\"ifindex\"").count(), 301);
+        // Two handles in one netns have distinct port ids and do not mix replies.
+        let other = Handle::new().unwrap();
+        assert_ne!(other.socket().port_id(), h.socket().port_id());
+        assert_eq!(other.links().unwrap(), links);
+    });
+}
+
+#[test]
+fn handle_by_pid_and_path_see_the_same_netns() {
+    in_fresh_netns(|| {
+        let h = Handle::new().unwrap();
+        veth(&h, "va0", "vb0");
+        let tid = gettid() as u32;
+        // /proc/PID/ns/net of a thread id is that thread's netns.
+        let by_pid = Handle::in_netns_of_pid(tid).unwrap();
+        assert!(by_pid.link_by_name("va0").unwrap().is_some());
+        let by_path = Handle::in_netns_path(format!("/proc/self/task/{tid}/ns/net")).unwrap();
+        assert!(by_path.link_by_name("vb0").unwrap().is_some());
+        let missing = Handle::in_named_netns("/nonexistent-run-dir", "x").unwrap_err();
+        assert_eq!(missing.errno(), Some(libc::ENOENT), "{missing}");
+        assert!(
+            missing.to_string().starts_with("open netns x: "),
+            "{missing}"
+        );
+    });
+}
+
+/// Runs `test` on a thread with its own mount and network namespaces and a
+/// private tmpfs on /run, so named namespaces can live in the standard
+/// /run/netns (where iproute2 looks) without touching the host's.
+fn in_private_run_dir(test: impl FnOnce() + Send) {
+    use std::ffi::CString;
+    let c = |s: &str| CString::new(s).unwrap();
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                ipvlan::sys::unshare(libc::CLONE_NEWNS | libc::CLONE_NEWNET).unwrap();
+                let flags = libc::MS_REC | libc::MS_PRIVATE;
+                ipvlan::sys::mount(&c("none"), &c("/"), &c(""), flags).unwrap();
+                ipvlan::sys::mount(&c("tmpfs"), &c("/run"), &c("tmpfs"), 0).unwrap();
+                test();
+            })
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+    });
+}
+
+fn ip_ok(args: &[&str]) -> String {
+    let out = Command::new("ip").args(args).output().expect("run ip");
+    assert!(
+        out.status.success(),
+        "ip {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn named_netns_interoperates_with_iproute2() {
+    in_private_run_dir(|| {
+        let run_dir = netns::DEFAULT_RUN_DIR;
+        // Ours, used by iproute2.
+        let ours = netns::create_named(run_dir, "ours").unwrap();
+        Handle::in_netns(&ours)
+            .unwrap()
+            .link_add(&LinkSpec::veth("o0", "o1"))
+            .unwrap();
+        assert!(ip_ok(&["netns", "list"]).contains("ours"));
+        let json = ip_json(&["-n", "ours", "link", "show", "dev", "o0"]);
+        assert!(json.contains("\"ifname\":\"o0\""), "{json}");
+        let inside = ip_ok(&["netns", "exec", "ours", "ip", "-br", "link"]);
+        assert!(inside.contains("o1@o0"), "{inside}");
+
+        // iproute2's, used by us.
+        ip_ok(&["netns", "add", "theirs"]);
+        assert_eq!(netns::list_named(run_dir).unwrap(), vec!["ours", "theirs"]);
+        let theirs = Handle::in_named_netns(run_dir, "theirs").unwrap();
+        assert_eq!(theirs.links().unwrap().len(), 1);
+        theirs.link_add(&LinkSpec::veth("t0", "t1")).unwrap();
+        assert!(ip_ok(&["-n", "theirs", "link", "show", "dev", "t0"]).contains("t0@t1"));
+
+        // Deletes, each seen by the other.
+        drop(ours);
+        netns::delete_named(run_dir, "ours").unwrap();
+        assert!(!ip_ok(&["netns", "list"]).contains("ours"));
+        ip_ok(&["netns", "del", "theirs"]);
+        assert!(netns::list_named(run_dir).unwrap().is_empty());
+        // The handle keeps its netns alive after the name is gone.
+        assert!(theirs.link_by_name("t0").unwrap().is_some());
+    });
+}
+
+#[test]
+fn group_delete_removes_all_members_in_one_request() {
+    in_fresh_netns(|| {
+        let h = Handle::new().unwrap();
+        for i in 0..20 {
+            h.link_add(&LinkSpec::veth(&format!("g{i}"), &format!("p{i}")).group(42))
+                .unwrap();
+        }
+        let (a, _) = veth(&h, "keep0", "keep1");
+        h.link_set_group(a, 7).unwrap();
+        let links = h.links().unwrap();
+        assert_eq!(
+            links.iter().filter(|l| l.group == Some(42)).count(),
+            20,
+            "peers stay in 0"
+        );
+        assert_eq!(h.link_by_index(a).unwrap().unwrap().group, Some(7));
+        assert!(ip_json(&["link", "show", "dev", "g3"]).contains("\"group\":\"42\""));
+        h.link_del_group(42).unwrap();
+        let mut names: Vec<String> = h.links().unwrap().into_iter().map(|l| l.name).collect();
+        names.sort();
+        assert_eq!(names, ["keep0", "keep1", "lo"]);
+        assert!(h.link_del_group(0).is_err(), "never the default group");
+        let err = h.link_del_group(42).unwrap_err();
+        assert_eq!(err.errno(), Some(libc::ENODEV), "{err}");
+    });
+}
+
+#[test]
+fn routes_in_tables_beyond_255() {
+    in_fresh_netns(|| {
+        let h = Handle::new().unwrap();
+        let (a, _) = veth(&h, "va0", "vb0");
+        h.link_set_up(a).unwrap();
+        let spec = RouteSpec::default_dev(IpFamily::V4, a)
+            .table(1000)
+            .metric(7);
+        h.route_add(&spec).unwrap();
+        let routes = h.routes_in_table(IpFamily::V4, 1000).unwrap();
+        assert_eq!(routes.len(), 1, "{routes:?}");
+        assert_eq!(
+            (routes[0].table, routes[0].metric, routes[0].oif),
+            (1000, Some(7), Some(a))
+        );
+        assert!(h
+            .routes(IpFamily::V4)
+            .unwrap()
+            .iter()
+            .all(|r| !r.is_default()));
+        assert!(ip_json(&["route", "show", "table", "1000"]).contains("\"metric\":7"));
+        h.route_del(&spec).unwrap();
+        assert!(h.routes_in_table(IpFamily::V4, 1000).unwrap().is_empty());
+        let gone = h.route_del(&spec).unwrap_err();
+        assert_eq!(gone.errno(), Some(libc::ESRCH), "{gone}");
+    });
 }

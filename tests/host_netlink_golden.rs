@@ -1,17 +1,19 @@
 //! Our request builders against the bytes iproute2 sends for the same
 //! command (recorded once with strace, `tests/fixtures/netlink/*.hex`), and
-//! our parsers against a real kernel dump. No kernel access needed.
+//! our parsers against real kernel replies. No kernel access needed.
 //!
-//! Fixture format: `#` comment lines, then the iproute2 message as hex bytes
-//! (seq and pid masked to zero). Where our request differs on purpose, the
-//! comments say why and a `# ours` line introduces our expected bytes.
+//! Request fixture format: `#` comment lines, then the iproute2 message as
+//! hex bytes (seq and pid masked to zero). Where our request differs on
+//! purpose, the comments say why and a `# ours` line introduces our expected
+//! bytes. `kernel_reply_*` fixtures hold whole recorded reply streams.
 
 use std::path::Path;
 
 use ipvlan::netlink::{MessageBuilder, MessageView, Messages};
-use ipvlan::rtnl::{addr, link, route};
+use ipvlan::rtnl::{addr, decode_all, link, route};
 use ipvlan::rtnl::{
-    AddrFlags, IpFamily, IpvlanFlags, IpvlanMode, Link, LinkData, LinkSpec, MacvlanMode, RouteSpec,
+    AddrFlags, Address, IpFamily, IpvlanFlags, IpvlanMode, Link, LinkData, LinkSpec, MacvlanMode,
+    Route, RouteSpec,
 };
 
 struct Fixture {
@@ -285,4 +287,116 @@ fn raw_ipvlan_mode_is_sent_as_is() {
     let bytes = msg.as_bytes();
     let data = &bytes[bytes.len() - 16..];
     assert_eq!(data, &[6, 0, 1, 0, 3, 0, 0, 0, 6, 0, 2, 0, 4, 0, 0, 0]);
+}
+
+/// All messages of a recorded kernel reply stream.
+fn kernel_reply(name: &str) -> Vec<u8> {
+    let fixture = fixture(name);
+    assert!(fixture.ours.is_none());
+    fixture.iproute2
+}
+
+fn parsed<T>(
+    bytes: &[u8],
+    kind: u16,
+    parse: fn(&MessageView<'_>) -> ipvlan::netlink::Result<T>,
+) -> Vec<T> {
+    Messages::new(bytes)
+        .map(|m| m.expect("well-formed stream"))
+        .filter(|m| m.header.kind == kind)
+        .map(|m| parse(&m).expect("parses"))
+        .collect()
+}
+
+#[test]
+fn kernel_link_dump_decodes() {
+    let bytes = kernel_reply("kernel_reply_link_dump");
+    assert_eq!(decode_all(&bytes), Messages::new(&bytes).count());
+    let links = parsed(&bytes, 16, Link::parse);
+    let names: Vec<&str> = links.iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(names, ["lo", "vp1", "vp0", "mv0", "br0"]);
+    let by_name = |n: &str| links.iter().find(|l| l.name == n).unwrap();
+    let (vp0, vp1, mv0, br0) = (
+        by_name("vp0"),
+        by_name("vp1"),
+        by_name("mv0"),
+        by_name("br0"),
+    );
+    assert_eq!(by_name("lo").link_type, 772, "ARPHRD_LOOPBACK");
+    assert!(by_name("lo").is_up());
+    assert_eq!(vp0.kind.as_deref(), Some("veth"));
+    assert_eq!(
+        vp0.parent,
+        Some(vp1.index),
+        "a veth's IFLA_LINK is its peer"
+    );
+    assert_eq!(mv0.kind.as_deref(), Some("macvlan"));
+    assert_eq!(mv0.parent, Some(vp0.index));
+    assert_eq!(mv0.data, LinkData::Macvlan { mode: 4 });
+    assert_eq!(mv0.mtu, Some(1400));
+    assert!(mv0.is_up());
+    assert_eq!(mv0.mac.as_ref().map(Vec::len), Some(6));
+    assert_eq!(vp1.master, Some(br0.index));
+    assert_eq!(br0.kind.as_deref(), Some("bridge"));
+    assert_eq!(br0.operstate, Some(2), "IF_OPER_DOWN");
+}
+
+#[test]
+fn kernel_addr_dump_decodes() {
+    let bytes = kernel_reply("kernel_reply_addr_dump");
+    assert_eq!(decode_all(&bytes), Messages::new(&bytes).count());
+    let addrs = parsed(&bytes, 20, Address::parse);
+    let find = |n: &str| {
+        addrs
+            .iter()
+            .find(|a| a.net == net(n))
+            .unwrap_or_else(|| panic!("{n}"))
+    };
+    let v4 = find("10.1.2.3/24");
+    assert_eq!(v4.broadcast, Some("10.1.2.255".parse().unwrap()));
+    assert_eq!(v4.label.as_deref(), Some("vp0"));
+    assert!(v4.flags.contains(AddrFlags::PERMANENT));
+    let v6 = find("2001:db8::5/64");
+    assert!(v6.flags.contains(AddrFlags::NODAD | AddrFlags::PERMANENT));
+    assert_eq!(find("192.0.2.7/28").broadcast, None, "no brd asked");
+    assert_eq!(find("127.0.0.1/8").scope, 254, "host scope");
+}
+
+#[test]
+fn kernel_route_dumps_decode() {
+    let v4 = kernel_reply("kernel_reply_route_dump_v4_all_tables");
+    assert_eq!(decode_all(&v4), Messages::new(&v4).count());
+    let routes = parsed(&v4, 24, Route::parse);
+    let main: Vec<_> = routes.iter().filter(|r| r.table == 254).collect();
+    let default = main.iter().find(|r| r.is_default()).unwrap();
+    assert_eq!(default.gateway, Some("10.1.2.1".parse().unwrap()));
+    assert_eq!((default.protocol, default.scope, default.kind), (3, 0, 1));
+    let onlink = main.iter().find(|r| r.dst == net("10.9.0.0/16")).unwrap();
+    assert_eq!(onlink.flags & 4, 4, "RTNH_F_ONLINK");
+    let connected = main.iter().find(|r| r.dst == net("10.1.2.0/24")).unwrap();
+    assert_eq!(
+        (connected.protocol, connected.scope),
+        (2, 253),
+        "kernel, link"
+    );
+    assert_eq!(connected.prefsrc, Some("10.1.2.3".parse().unwrap()));
+    assert!(
+        routes.iter().any(|r| r.table == 255 && r.kind == 2),
+        "local table"
+    );
+
+    let v6 = kernel_reply("kernel_reply_route_dump_v6");
+    assert_eq!(decode_all(&v6), Messages::new(&v6).count());
+    let routes = parsed(&v6, 24, Route::parse);
+    let default = routes.iter().find(|r| r.is_default()).unwrap();
+    assert_eq!(default.gateway, Some("2001:db8::1".parse().unwrap()));
+    assert_eq!(default.metric, Some(1024));
+    assert_eq!(
+        default.oif,
+        routes
+            .iter()
+            .find(|r| r.dst == net("2001:db8::/64"))
+            .unwrap()
+            .oif
+    );
 }

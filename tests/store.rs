@@ -12,6 +12,7 @@ use ipvlan::ipam::{Family, Request};
 use ipvlan::json::Value;
 use ipvlan::store::{
     EndpointRecord, EndpointState, NetworkRecord, NetworkState, Pending, StateDir, StoreError,
+    Timestamp,
 };
 
 fn ip(s: &str) -> IpAddr {
@@ -159,7 +160,7 @@ fn allocation_on_disk_follows_the_cursor() {
 
 #[test]
 fn reuse_explicit_v4_and_v6_ten_thousand_times() {
-    let tmp = TempDir::new("reuse");
+    let tmp = TempDir::in_memory("reuse");
     let state = StateDir::open(tmp.path()).unwrap();
     let net = network("ipnet110", &["192.168.112.0/24", "2001:db8:abc6::/64"]);
     let mut locked = state.lock().unwrap();
@@ -210,7 +211,7 @@ fn intents_are_listed_until_done() {
 #[test]
 fn hosts_file_append_and_remove_in_place() {
     use std::os::unix::fs::MetadataExt;
-    let tmp = TempDir::new("hosts");
+    let tmp = TempDir::in_memory("hosts");
     let state = StateDir::open(tmp.path()).unwrap();
     let mut locked = state.lock().unwrap();
     let id = "a".repeat(64);
@@ -310,4 +311,54 @@ fn network_removal_takes_its_files() {
     assert!(address_files(tmp.path()).is_empty());
     assert!(state.endpoints().unwrap().is_empty());
     assert!(!state.hosts_path(&net.id).exists());
+}
+
+#[test]
+fn timestamps_in_rfc3339() {
+    let epoch = Timestamp { secs: 0, nanos: 0 };
+    assert_eq!(epoch.to_string(), "1970-01-01T00:00:00.000000000Z");
+    let t = Timestamp {
+        secs: 1_700_000_000,
+        nanos: 123_456_789,
+    };
+    assert_eq!(t.to_string(), "2023-11-14T22:13:20.123456789Z");
+    assert_eq!(
+        "2023-11-14T22:13:20.123456789Z"
+            .parse::<Timestamp>()
+            .unwrap(),
+        t
+    );
+    let leap = "2024-02-29T23:59:59.000000001Z";
+    assert_eq!(leap.parse::<Timestamp>().unwrap().to_string(), leap);
+    for bad in [
+        "2023-11-14T22:13:20Z",
+        "2023-13-14T22:13:20.123456789Z",
+        "2023-11-14 22:13:20.123456789Z",
+    ] {
+        assert!(bad.parse::<Timestamp>().is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn subnets_in_use_lists_every_network() {
+    let tmp = TempDir::new("inuse");
+    let state = StateDir::open(tmp.path()).unwrap();
+    let mut locked = state.lock().unwrap();
+    locked
+        .put_network(&network("a", &["10.1.0.0/24", "2001:db8:1::/64"]))
+        .unwrap();
+    locked.put_network(&network("b", &["10.2.0.0/24"])).unwrap();
+    let mut got: Vec<(String, String)> = state
+        .subnets_in_use()
+        .unwrap()
+        .into_iter()
+        .map(|(n, s)| (n, s.to_string()))
+        .collect();
+    got.sort();
+    let want = [
+        ("a", "10.1.0.0/24"),
+        ("a", "2001:db8:1::/64"),
+        ("b", "10.2.0.0/24"),
+    ];
+    assert_eq!(got, want.map(|(a, b)| (a.to_string(), b.to_string())));
 }

@@ -186,14 +186,21 @@ fn sigkill_at_random_points_never_corrupts_or_double_allocates() {
     let mut rng = Rng::seeded();
     let mut committed: BTreeMap<IpAddr, String> = BTreeMap::new();
     let mut allocations = 0;
-    let rounds = 300;
-    for _ in 0..rounds {
+    // Kills that land after the child did some work; the delay grows while
+    // children die before their first step (slow disk, busy machine).
+    let wanted = 300;
+    let mut productive = 0;
+    let mut rounds = 0;
+    let mut max_delay_us = 60_000;
+    while productive < wanted {
+        rounds += 1;
+        assert!(rounds < 5 * wanted, "children make no progress");
         let mut child = spawn_child(
             "sigkill_at_random_points_never_corrupts_or_double_allocates",
             "crash",
             tmp.path(),
         );
-        std::thread::sleep(Duration::from_micros(3_000 + rng.below(60_000)));
+        std::thread::sleep(Duration::from_micros(3_000 + rng.below(max_delay_us)));
         child.kill().unwrap();
         child.wait().unwrap();
         let mut last_allocated = None;
@@ -233,6 +240,12 @@ fn sigkill_at_random_points_never_corrupts_or_double_allocates() {
                 other => panic!("unexpected report {other}"),
             }
         }
+        if last_allocated.is_some() || last_released.is_some() {
+            productive += 1;
+            max_delay_us = (max_delay_us * 2 / 3).max(20_000);
+        } else {
+            max_delay_us = (max_delay_us * 3 / 2).min(2_000_000);
+        }
         check_after_kill(tmp.path(), &net, &committed);
         let state = StateDir::open(tmp.path()).unwrap();
         let mut locked = state.lock().unwrap();
@@ -263,11 +276,7 @@ fn sigkill_at_random_points_never_corrupts_or_double_allocates() {
         }
         assert_eq!(on_disk, committed);
     }
-    eprintln!("{rounds} kills, {allocations} allocations");
-    assert!(
-        allocations > rounds,
-        "children made progress: {allocations} allocations"
-    );
+    eprintln!("{rounds} kills ({productive} after some work), {allocations} allocations");
 }
 
 #[test]

@@ -195,6 +195,19 @@ fn l2_bridge_pair_pings_v4_and_v6() {
         assert_eq!(eth0.ipvlan(), Some((mode, flags)));
         assert!(!eth0.is_noarp(), "l2 answers ARP");
         assert!(eth0.link_netnsid.is_some(), "parent is in the host netns");
+        // Routes set by our code: c2 reaches the world through c1.
+        c2.handle
+            .route_add(&RouteSpec::default_via("10.10.0.1".parse().unwrap()))
+            .unwrap();
+        c2.handle
+            .route_add(&RouteSpec::default_via("fd00:10::1".parse().unwrap()).dev(c2.eth0))
+            .unwrap();
+        for family in [IpFamily::V4, IpFamily::V6] {
+            let routes = c2.handle.routes(family).unwrap();
+            let default = routes.iter().find(|r| r.is_default()).expect("default");
+            assert_eq!(default.oif, Some(c2.eth0), "{default:?}");
+            assert!(default.gateway.is_some(), "{default:?}");
+        }
         assert!(c1.pings("10.10.0.2"), "v4 c1 -> c2");
         assert!(c2.pings("10.10.0.1"), "v4 c2 -> c1");
         assert!(c1.pings("fd00:10::2"), "v6 c1 -> c2");
@@ -202,7 +215,7 @@ fn l2_bridge_pair_pings_v4_and_v6() {
 }
 
 #[test]
-fn l2_private_pair_cannot_reach_each_other() {
+fn l2_private_and_vepa_pairs_cannot_reach_each_other() {
     in_fresh_netns(|| {
         let h = Handle::new().unwrap();
         let parent = dummy_parent(&h, "d0");
@@ -217,6 +230,13 @@ fn l2_private_pair_cannot_reach_each_other() {
             !c1.pings("10.11.0.2"),
             "private slaves must not reach each other"
         );
+        // vepa sends slave-to-slave traffic out to the switch; a dummy parent
+        // has no switch to reflect it, so the pair cannot talk either.
+        let vepa_parent = dummy_parent(&h, "d2");
+        let vepa = IpvlanFlags::VEPA;
+        let v1 = Container::attach(&h, vepa_parent, mode, vepa, &["10.13.0.1/24"]);
+        let _v2 = Container::attach(&h, vepa_parent, mode, vepa, &["10.13.0.2/24"]);
+        assert!(!v1.pings("10.13.0.2"), "vepa without a reflective relay");
         // The same setup in bridge mode does reach (control experiment).
         let bridge_parent = dummy_parent(&h, "d1");
         let b1 = Container::attach(
@@ -239,10 +259,19 @@ fn l2_private_pair_cannot_reach_each_other() {
 
 #[test]
 fn l3_is_noarp_and_default_dev_routes_between_subnets() {
+    l3_pair(IpvlanMode::L3);
+}
+
+#[test]
+fn l3s_is_noarp_and_default_dev_routes_between_subnets() {
+    l3_pair(IpvlanMode::L3s);
+}
+
+fn l3_pair(mode: IpvlanMode) {
     in_fresh_netns(|| {
         let h = Handle::new().unwrap();
         let parent = dummy_parent(&h, "d0");
-        let (mode, flags) = (IpvlanMode::L3, IpvlanFlags::BRIDGE);
+        let flags = IpvlanFlags::BRIDGE;
         let c1 = Container::attach(&h, parent, mode, flags, &["10.20.0.1/24", "fd00:20::1/64"]);
         let c2 = Container::attach(&h, parent, mode, flags, &["10.30.0.1/24", "fd00:30::1/64"]);
         for c in [&c1, &c2] {
@@ -311,7 +340,8 @@ fn kernel_refusals_carry_errno_and_ext_ack() {
             .link_add(&LinkSpec::vlan("d0.4095", parent, 4095))
             .unwrap_err();
         eprintln!("vlan 4095: {err}");
-        assert_eq!(err.errno(), Some(libc::EINVAL), "{err}");
+        // The id is range-checked: ERANGE, not EINVAL.
+        assert_eq!(err.errno(), Some(libc::ERANGE), "{err}");
         assert_eq!(err.ext_ack(), Some("8021q: Invalid VLAN id"), "{err}");
         assert!(
             err.to_string().starts_with("create link d0.4095: "),
@@ -339,5 +369,33 @@ fn parent_deletion_removes_slaves_in_other_netns() {
         assert!(c1.handle.link_by_name("eth0").unwrap().is_some());
         h.link_del(parent).unwrap();
         assert!(c1.handle.link_by_name("eth0").unwrap().is_none());
+    });
+}
+
+#[test]
+fn create_in_netns_when_the_host_has_the_name() {
+    in_fresh_netns(|| {
+        let h = Handle::new().unwrap();
+        // The "host" has an eth0 (a dummy), which is also the parent.
+        let parent = dummy_parent(&h, "eth0");
+        let ns = netns::create_anonymous().unwrap();
+        let inside = Handle::in_netns(&ns).unwrap();
+        let spec = |name: &str| {
+            LinkSpec::ipvlan(name, parent, IpvlanMode::L2, IpvlanFlags::BRIDGE).in_netns(&ns)
+        };
+        match h.link_add(&spec("eth0")) {
+            Ok(()) => eprintln!("this kernel checks the new name in the target netns only"),
+            Err(err) => {
+                // 6.1 checks the name against the creating netns as well.
+                eprintln!("direct create: {err}");
+                assert!(err.is_exists(), "{err}");
+                h.link_add(&spec("tmp1234")).unwrap();
+                let index = inside.link_index("tmp1234").unwrap();
+                inside.link_rename(index, "eth0").unwrap();
+            }
+        }
+        let eth0 = inside.link_by_name("eth0").unwrap().expect("eth0 inside");
+        assert_eq!(eth0.kind.as_deref(), Some("ipvlan"));
+        assert!(h.link_by_name("eth0").unwrap().unwrap().kind.as_deref() == Some("dummy"));
     });
 }

@@ -23,6 +23,28 @@ struct Target {
     run: fn(&[u8]),
     /// Tokens worth inserting whole.
     dictionary: &'static [&'static [u8]],
+    /// Applied to half of the mutated inputs: repairs the outer framing so the
+    /// mutation reaches the inner structure instead of failing the first check.
+    repair: Option<fn(&mut [u8])>,
+}
+
+/// Makes every netlink header's `nlmsg_len` fit the buffer: a message running
+/// past the end is cut to what remains.
+#[cfg(feature = "netlink")]
+fn repair_netlink_lengths(data: &mut [u8]) {
+    const HEADER_LEN: usize = 16;
+    let mut offset = 0;
+    while offset + HEADER_LEN <= data.len() {
+        let field = offset..offset + 4;
+        let declared =
+            u32::from_ne_bytes(data[field.clone()].try_into().unwrap_or([0; 4])) as usize;
+        let remaining = data.len() - offset;
+        if declared < HEADER_LEN || declared > remaining {
+            data[field].copy_from_slice(&(remaining as u32).to_ne_bytes());
+            return;
+        }
+        offset += (declared + 3) & !3;
+    }
 }
 
 #[cfg(feature = "netlink")]
@@ -65,6 +87,7 @@ fn targets() -> Vec<(&'static str, Option<Target>)> {
                     b"\x04\x00",
                     b"\x08\x00",
                 ],
+                repair: Some(repair_netlink_lengths),
             }),
             #[cfg(not(feature = "netlink"))]
             None,
@@ -79,6 +102,7 @@ fn targets() -> Vec<(&'static str, Option<Target>)> {
                     b"null", b"true", b"false", b"\"", b"\\u", b"\\ud800", b"[", b"]", b"{", b"}",
                     b":", b",", b"1e999", b"-0", b"0.", b"\"\\",
                 ],
+                repair: None,
             }),
             #[cfg(not(feature = "json"))]
             None,
@@ -254,6 +278,9 @@ fn fuzz(target: &Target, options: &Options) -> Result<(), String> {
         input.clear();
         input.extend_from_slice(&seeds[rng.below(seeds.len())]);
         mutate(&mut rng, &mut input, &seeds, target.dictionary);
+        if let Some(repair) = target.repair.filter(|_| rng.chance(2)) {
+            repair(&mut input);
+        }
         execute(target, &input).map_err(|message| crash(&input, message))?;
         executions += 1;
     }
@@ -308,6 +335,28 @@ fn fnv1a(data: &[u8]) -> u64 {
 mod tests {
     use super::*;
 
+    #[cfg(feature = "netlink")]
+    #[test]
+    fn netlink_repair_fits_lengths_to_the_buffer() {
+        let mut two = vec![0u8; 40];
+        two[..4].copy_from_slice(&16u32.to_ne_bytes());
+        two[16..20].copy_from_slice(&999u32.to_ne_bytes());
+        repair_netlink_lengths(&mut two);
+        assert_eq!(
+            u32::from_ne_bytes(two[..4].try_into().unwrap()),
+            16,
+            "a fitting header stays"
+        );
+        assert_eq!(
+            u32::from_ne_bytes(two[16..20].try_into().unwrap()),
+            24,
+            "an overrunning one is cut"
+        );
+        let mut short = vec![0xffu8; 10];
+        repair_netlink_lengths(&mut short);
+        assert_eq!(short, vec![0xff; 10], "shorter than a header: untouched");
+    }
+
     fn panics_on_long_input(data: &[u8]) {
         assert!(data.len() <= 12, "input longer than 12 bytes");
     }
@@ -323,6 +372,7 @@ mod tests {
             name: "long",
             run: panics_on_long_input,
             dictionary: &[b"abcd"],
+            repair: None,
         };
         let options = Options {
             duration: Duration::from_secs(10),

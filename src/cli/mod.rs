@@ -1,7 +1,294 @@
-//! The `ipvlan` command line.
+//! The `ipvlan` command line: docker-style parsing, then one call into the
+//! [`driver`] per command, then output.
+//!
+//! Exit codes: 0 success, 1 an operation failed (invalid values included),
+//! 2 a usage error. `run` and `exec` exit with the command's status, or 125
+//! when ipvlan itself failed (usage errors included, as `docker run` does, so
+//! that they cannot be mistaken for the command's own 1 or 2), 126 when the
+//! command cannot be run and 127 when it is not found.
+
+/// Writes to stdout like `print!`, ignoring a closed pipe
+/// (`ipvlan network ls | head -1`) instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::write_stdout(format_args!($($arg)*))
+    };
+}
+
+/// [`out!`] with a newline.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+pub mod args;
+pub mod command;
+mod container;
+pub mod help;
+mod network;
+pub mod output;
+pub mod privilege;
+mod system;
+pub mod values;
+
+use std::fmt;
+
+use crate::driver::{self, Config, Manager};
+use args::ArgError;
+use command::{Command, Invocation, ParseError};
+use help::Topic;
+
+/// Exit code of a successful command.
+pub const EXIT_OK: i32 = 0;
+/// Exit code when an operation failed or a value was invalid.
+pub const EXIT_FAILED: i32 = 1;
+/// Exit code of a malformed command line.
+pub const EXIT_USAGE: i32 = 2;
+/// `run`/`exec`: ipvlan itself failed.
+pub const EXIT_RUN_FAILED: i32 = 125;
+/// `run`/`exec`: the command was found but cannot be run.
+pub const EXIT_CANNOT_RUN: i32 = 126;
+/// `run`/`exec`: the command was not found.
+pub const EXIT_NOT_FOUND: i32 = 127;
 
 /// Entry point of the binary; returns the process exit code.
 pub fn main() -> i32 {
-    eprintln!("ipvlan: not yet implemented");
-    1
+    let argv: Vec<String> = match std::env::args_os()
+        .skip(1)
+        .map(|arg| arg.into_string())
+        .collect::<Result<_, _>>()
+    {
+        Ok(argv) => argv,
+        Err(arg) => {
+            eprintln!("ipvlan: invalid argument {arg:?}: not valid UTF-8");
+            return EXIT_USAGE;
+        }
+    };
+    run(&argv)
 }
+
+/// Parses and executes one command line (the arguments after the program
+/// name); prints results on stdout, errors on stderr; returns the exit code.
+pub fn run(argv: &[String]) -> i32 {
+    let invocation = match command::parse(argv) {
+        Ok(invocation) => invocation,
+        Err(error) => {
+            let failure = Failure::from(error);
+            eprintln!("{failure}");
+            return failure.exit_code();
+        }
+    };
+    let topic = topic_of(&invocation.command);
+    match execute(invocation) {
+        Ok(code) => code,
+        Err(failure) => {
+            eprintln!("{failure}");
+            failure.exit_code_for(topic)
+        }
+    }
+}
+
+#[doc(hidden)]
+pub fn write_stdout(text: fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    // What was done is done; a reader that went away changes nothing about it.
+    let _ = stdout.write_fmt(text).and_then(|()| stdout.flush());
+}
+
+/// Why a command did not succeed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    kind: FailureKind,
+    /// `<what failed>: <why>`.
+    message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FailureKind {
+    /// Malformed command line; the usage of this command applies.
+    Usage(Topic),
+    /// An invalid value on the command line.
+    Value(Topic),
+    /// An operation failed.
+    Failed,
+    /// `run`/`exec`: the command itself could not be started (126, 127).
+    Command(i32),
+}
+
+impl Failure {
+    /// `what` failed because of the driver's `error`.
+    pub fn driver(what: impl fmt::Display, error: &driver::Error) -> Failure {
+        Failure::failed(what, error)
+    }
+
+    /// `what` failed because of `why`.
+    pub fn failed(what: impl fmt::Display, why: impl fmt::Display) -> Failure {
+        Failure {
+            kind: FailureKind::Failed,
+            message: format!("{what}: {why}"),
+        }
+    }
+
+    /// The command to run could not be started: `code` is 126 (cannot be
+    /// run) or 127 (not found), as `docker run` reports it.
+    pub fn command(code: i32, what: impl fmt::Display, why: impl fmt::Display) -> Failure {
+        Failure {
+            kind: FailureKind::Command(code),
+            message: format!("{what}: {why}"),
+        }
+    }
+
+    /// Exit code when no particular command is known.
+    pub fn exit_code(&self) -> i32 {
+        match self.kind {
+            FailureKind::Usage(topic) | FailureKind::Value(topic) => self.exit_code_for(topic),
+            FailureKind::Failed => EXIT_FAILED,
+            FailureKind::Command(code) => code,
+        }
+    }
+
+    /// Exit code of this failure in `topic`.
+    pub fn exit_code_for(&self, topic: Topic) -> i32 {
+        if let FailureKind::Command(code) = self.kind {
+            return code;
+        }
+        if topic.runs_a_command() {
+            return EXIT_RUN_FAILED;
+        }
+        match self.kind {
+            FailureKind::Usage(_) => EXIT_USAGE,
+            FailureKind::Value(_) | FailureKind::Failed | FailureKind::Command(_) => EXIT_FAILED,
+        }
+    }
+}
+
+impl From<ParseError> for Failure {
+    fn from(error: ParseError) -> Failure {
+        let context = match error.topic {
+            Topic::Root => "ipvlan".to_string(),
+            topic => topic.path().to_string(),
+        };
+        match error.error {
+            ArgError::Usage(message) => Failure {
+                kind: FailureKind::Usage(error.topic),
+                message: format!("{context}: {message}"),
+            },
+            ArgError::Value(message) => Failure {
+                kind: FailureKind::Value(error.topic),
+                message: format!("{context}: {message}"),
+            },
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let message = self
+            .message
+            .strip_prefix("ipvlan: ")
+            .unwrap_or(&self.message);
+        write!(f, "ipvlan: {message}")?;
+        if let FailureKind::Usage(topic) = self.kind {
+            let path = match topic {
+                Topic::Root => "ipvlan".to_string(),
+                topic => format!("ipvlan {}", topic.path()),
+            };
+            write!(f, "\nSee '{path} --help'.")?;
+        }
+        Ok(())
+    }
+}
+
+/// The command whose help and exit codes apply to `command`.
+fn topic_of(command: &Command) -> Topic {
+    match command {
+        Command::Help(topic) => *topic,
+        Command::Version { .. } => Topic::Version,
+        Command::NetworkCreate(_) => Topic::NetworkCreate,
+        Command::NetworkRemove { .. } => Topic::NetworkRemove,
+        Command::NetworkList { .. } => Topic::NetworkList,
+        Command::NetworkInspect { .. } => Topic::NetworkInspect,
+        Command::NetworkConnect(_) => Topic::NetworkConnect,
+        Command::NetworkDisconnect { .. } => Topic::NetworkDisconnect,
+        Command::Run(_) => Topic::Run,
+        Command::Exec(_) => Topic::Exec,
+        Command::Remove { .. } => Topic::Remove,
+        Command::Ps { .. } => Topic::Ps,
+        Command::Restore => Topic::Restore,
+        Command::Doctor => Topic::Doctor,
+    }
+}
+
+/// Whether `command` changes the kernel or the state, and so needs
+/// CAP_NET_ADMIN (`exec` enters a namespace, which needs root as well).
+fn needs_root(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::NetworkCreate(_)
+            | Command::NetworkRemove { .. }
+            | Command::NetworkConnect(_)
+            | Command::NetworkDisconnect { .. }
+            | Command::Run(_)
+            | Command::Exec(_)
+            | Command::Remove { .. }
+            | Command::Restore
+    )
+}
+
+fn config(invocation: &Invocation) -> Config {
+    let mut config = Config::from_env();
+    if let Some(state_dir) = &invocation.state_dir {
+        config.state_dir = state_dir.clone();
+    }
+    config
+}
+
+fn open(config: Config) -> Result<Manager, Failure> {
+    let state_dir = config.state_dir.clone();
+    Manager::open(config).map_err(|error| {
+        Failure::driver(
+            format_args!("opening state directory {}", state_dir.display()),
+            &error,
+        )
+    })
+}
+
+fn execute(invocation: Invocation) -> Result<i32, Failure> {
+    let topic = topic_of(&invocation.command);
+    if needs_root(&invocation.command) && !privilege::has_net_admin() {
+        return Err(Failure::failed(
+            topic.path(),
+            "this command needs root (CAP_NET_ADMIN)",
+        ));
+    }
+    let config = config(&invocation);
+    match invocation.command {
+        Command::Help(topic) => {
+            out!("{}", help::usage(topic));
+            Ok(EXIT_OK)
+        }
+        Command::Version { brief } => {
+            out!("{}", system::version_text(brief));
+            Ok(EXIT_OK)
+        }
+        Command::Doctor => system::doctor(&config),
+        Command::Restore => system::restore(&open(config)?),
+        Command::NetworkCreate(args) => network::create(&open(config)?, args),
+        Command::NetworkRemove { names } => network::remove(&open(config)?, &names),
+        Command::NetworkList { quiet, no_trunc } => network::list(&open(config)?, quiet, no_trunc),
+        Command::NetworkInspect { names } => network::inspect(&open(config)?, &names),
+        Command::NetworkConnect(args) => network::connect(&open(config)?, args),
+        Command::NetworkDisconnect { network, target } => {
+            network::disconnect(&open(config)?, &network, &target)
+        }
+        Command::Run(args) => container::run(&open(config)?, args),
+        Command::Exec(args) => container::exec(&open(config)?, args),
+        Command::Remove { force, names } => container::remove(&open(config)?, force, &names),
+        Command::Ps { quiet } => container::ps(&open(config)?, quiet),
+    }
+}
+
+#[cfg(test)]
+mod tests;

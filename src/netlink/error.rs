@@ -241,8 +241,13 @@ impl fmt::Display for Error {
             if let Some(link) = &self.link {
                 write!(f, " {link}")?;
             }
-            if let Some(netns) = &self.netns {
-                write!(f, " in netns {netns}")?;
+            match &self.netns {
+                // "open netns c1", not "open netns in netns c1".
+                Some(netns) if self.link.is_none() && self.op.ends_with("netns") => {
+                    write!(f, " {netns}")?
+                }
+                Some(netns) => write!(f, " in netns {netns}")?,
+                None => {}
             }
             write!(f, ": ")?;
         }
@@ -303,6 +308,12 @@ mod tests {
             other.unknown_kind_to_unsupported("vlan").kind(),
             ErrorKind::Kernel { .. }
         ));
+    }
+
+    #[test]
+    fn error_can_cross_threads() {
+        fn send_sync<T: Send + Sync + 'static>() {}
+        send_sync::<Error>();
     }
 
     #[test]

@@ -101,10 +101,6 @@ impl Socket {
         }
     }
 
-    fn is_ours(&self, header: &Header, seq: u32) -> bool {
-        header.pid == self.port_id && header.seq == seq
-    }
-
     /// Sends `msg` with `NLM_F_ACK` and waits for the kernel's answer.
     pub fn request(&self, msg: &MessageBuilder) -> Result<()> {
         let mut results = self.request_batch(std::slice::from_ref(msg))?;
@@ -116,6 +112,9 @@ impl Socket {
     /// after one fails. The outer `Result` fails only if sending or
     /// receiving itself failed.
     pub fn request_batch(&self, msgs: &[MessageBuilder]) -> Result<Vec<Result<()>>> {
+        if msgs.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut datagram = Vec::new();
         let mut seqs = Vec::with_capacity(msgs.len());
         for msg in msgs {
@@ -125,29 +124,13 @@ impl Socket {
             datagram.extend(msg.to_bytes(seq, self.port_id)?);
             seqs.push(seq);
         }
-        if msgs.is_empty() {
-            return Ok(Vec::new());
-        }
         self.send(&datagram)?;
-        let mut results: Vec<Option<Result<()>>> = (0..msgs.len()).map(|_| None).collect();
-        let mut pending = msgs.len();
-        while pending > 0 {
-            let buf = self.recv()?;
-            for msg in Messages::new(&buf) {
-                let msg = msg?;
-                if msg.header.pid != self.port_id || msg.header.kind != NLMSG_ERROR {
-                    continue; // foreign, or data such as an NLM_F_ECHO copy
-                }
-                let Some(slot) = seqs.iter().position(|&s| s == msg.header.seq) else {
-                    continue;
-                };
-                if results[slot].is_none() {
-                    results[slot] = Some(parse_error(&msg));
-                    pending -= 1;
-                }
+        let mut acks = AckReader::new(self.port_id, seqs);
+        loop {
+            if let Some(results) = acks.feed(&self.recv()?)? {
+                return Ok(results);
             }
         }
-        Ok(results.into_iter().map(|r| r.unwrap_or(Ok(()))).collect())
     }
 
     /// Sends a non-dump request (e.g. `RTM_GETLINK` by name) and parses the
@@ -165,7 +148,7 @@ impl Socket {
             let buf = self.recv()?;
             for msg in Messages::new(&buf) {
                 let msg = msg?;
-                if !self.is_ours(&msg.header, seq) {
+                if !is_reply_to(&msg.header, self.port_id, seq) {
                     continue;
                 }
                 return match msg.header.kind {
@@ -194,13 +177,21 @@ impl Socket {
         let mut msg = msg.clone();
         msg.set_flags((msg.flags() | NLM_F_REQUEST | NLM_F_DUMP) & !NLM_F_ACK);
         for _ in 0..DUMP_ATTEMPTS {
+            let seq = self.next_seq();
+            self.send(&msg.to_bytes(seq, self.port_id)?)?;
+            let mut reader = DumpReader::new(self.port_id, seq);
             let mut items = Vec::new();
-            if !self.dump_once(&msg, &mut |m| {
-                if let Some(item) = parse(m)? {
-                    items.push(item);
+            let interrupted = loop {
+                let datagram = self.recv()?;
+                let done = reader.feed(&datagram, &mut |m| {
+                    items.extend(parse(m)?);
+                    Ok(())
+                })?;
+                if let Some(interrupted) = done {
+                    break interrupted;
                 }
-                Ok(())
-            })? {
+            };
+            if !interrupted {
                 return Ok(items);
             }
         }
@@ -208,52 +199,121 @@ impl Socket {
             attempts: DUMP_ATTEMPTS,
         }))
     }
+}
 
-    /// One dump pass; returns whether it was interrupted. Drains the whole
-    /// dump even after `each` fails, so no stale parts stay in the socket.
-    fn dump_once(
-        &self,
-        msg: &MessageBuilder,
+/// A reply to our request `seq`: addressed to our port, echoing the seq.
+fn is_reply_to(header: &Header, port_id: u32, seq: u32) -> bool {
+    header.pid == port_id && header.seq == seq
+}
+
+/// Collects the ACKs (or errors) of a batch, datagram by datagram.
+#[derive(Debug)]
+struct AckReader {
+    port_id: u32,
+    seqs: Vec<u32>,
+    results: Vec<Option<Result<()>>>,
+    pending: usize,
+}
+
+impl AckReader {
+    fn new(port_id: u32, seqs: Vec<u32>) -> AckReader {
+        let pending = seqs.len();
+        AckReader {
+            port_id,
+            results: seqs.iter().map(|_| None).collect(),
+            seqs,
+            pending,
+        }
+    }
+
+    /// Takes one datagram; once every request is answered, the results.
+    fn feed(&mut self, datagram: &[u8]) -> Result<Option<Vec<Result<()>>>> {
+        for msg in Messages::new(datagram) {
+            let msg = msg?;
+            if msg.header.pid != self.port_id || msg.header.kind != NLMSG_ERROR {
+                continue; // foreign, or data such as an NLM_F_ECHO copy
+            }
+            let Some(slot) = self.seqs.iter().position(|&s| s == msg.header.seq) else {
+                continue; // a late answer to an abandoned request
+            };
+            if self.results[slot].is_none() {
+                self.results[slot] = Some(parse_error(&msg));
+                self.pending -= 1;
+            }
+        }
+        if self.pending > 0 {
+            return Ok(None);
+        }
+        let results = std::mem::take(&mut self.results);
+        Ok(Some(
+            results.into_iter().map(|r| r.unwrap_or(Ok(()))).collect(),
+        ))
+    }
+}
+
+/// Follows one dump, datagram by datagram.
+#[derive(Debug)]
+struct DumpReader {
+    port_id: u32,
+    seq: u32,
+    interrupted: bool,
+    first_error: Option<Error>,
+}
+
+impl DumpReader {
+    fn new(port_id: u32, seq: u32) -> DumpReader {
+        DumpReader {
+            port_id,
+            seq,
+            interrupted: false,
+            first_error: None,
+        }
+    }
+
+    /// Takes one datagram, handing each data message to `each`; once the dump
+    /// is over, whether it was interrupted. After `each` fails the rest of the
+    /// dump is still read (so no stale parts stay queued), then that error is
+    /// returned.
+    fn feed(
+        &mut self,
+        datagram: &[u8],
         each: &mut dyn FnMut(&MessageView<'_>) -> Result<()>,
-    ) -> Result<bool> {
-        let seq = self.next_seq();
-        self.send(&msg.to_bytes(seq, self.port_id)?)?;
-        let mut interrupted = false;
-        let mut first_error = None;
-        loop {
-            let buf = self.recv()?;
-            for msg in Messages::new(&buf) {
-                let msg = msg?;
-                if !self.is_ours(&msg.header, seq) {
-                    continue;
+    ) -> Result<Option<bool>> {
+        for msg in Messages::new(datagram) {
+            let msg = msg?;
+            if !is_reply_to(&msg.header, self.port_id, self.seq) {
+                continue;
+            }
+            self.interrupted |= msg.header.flags & NLM_F_DUMP_INTR != 0;
+            match msg.header.kind {
+                NLMSG_DONE => {
+                    parse_done(&msg)?;
+                    return self.finish();
                 }
-                interrupted |= msg.header.flags & NLM_F_DUMP_INTR != 0;
-                match msg.header.kind {
-                    NLMSG_DONE => {
-                        parse_done(&msg)?;
-                        return match first_error {
-                            Some(err) => Err(err),
-                            None => Ok(interrupted),
-                        };
-                    }
-                    NLMSG_ERROR => {
-                        parse_error(&msg)?;
-                        // error 0 inside a dump is an ACK: the dump is over.
-                        return first_error.map_or(Ok(interrupted), Err);
-                    }
-                    NLMSG_NOOP => {}
-                    NLMSG_OVERRUN => return Err(Error::malformed("netlink overrun")),
-                    _ => {
-                        if first_error.is_none() {
-                            first_error = each(&msg).err();
-                        }
-                    }
+                // An error ends the dump; error 0 (an ACK) ends it cleanly.
+                NLMSG_ERROR => {
+                    parse_error(&msg)?;
+                    return self.finish();
                 }
-                if msg.header.flags & NLM_F_MULTI == 0 {
-                    // A non-multipart answer is the whole dump.
-                    return first_error.map_or(Ok(interrupted), Err);
+                NLMSG_NOOP => {}
+                NLMSG_OVERRUN => return Err(Error::malformed("netlink overrun")),
+                _ => {
+                    if self.first_error.is_none() {
+                        self.first_error = each(&msg).err();
+                    }
                 }
             }
+            if msg.header.flags & NLM_F_MULTI == 0 {
+                return self.finish(); // a single-part answer is the whole dump
+            }
+        }
+        Ok(None)
+    }
+
+    fn finish(&mut self) -> Result<Option<bool>> {
+        match self.first_error.take() {
+            Some(err) => Err(err),
+            None => Ok(Some(self.interrupted)),
         }
     }
 }
@@ -369,6 +429,114 @@ mod tests {
         done.family_header(&(-22i32).to_ne_bytes());
         let bytes = done.to_bytes(1, 1).unwrap();
         assert_eq!(parse_done(&view(&bytes)).unwrap_err().errno(), Some(22));
+    }
+
+    const PORT: u32 = 77;
+
+    fn part(kind: u16, flags: u16, seq: u32, payload: &[u8]) -> Vec<u8> {
+        let mut msg = MessageBuilder::new(kind, flags);
+        msg.family_header(payload);
+        msg.to_bytes(seq, PORT).unwrap()
+    }
+
+    fn ack(seq: u32, error: i32) -> Vec<u8> {
+        let mut payload = error.to_ne_bytes().to_vec();
+        payload.extend(
+            MessageBuilder::new(RTM_NEWLINK, 5)
+                .to_bytes(seq, PORT)
+                .unwrap(),
+        );
+        part(NLMSG_ERROR, NLM_F_CAPPED, seq, &payload)
+    }
+
+    /// Feeds datagrams to a dump of seq 9; the payloads seen and the outcome.
+    fn run_dump(datagrams: &[Vec<u8>]) -> (Vec<u8>, Result<Option<bool>>) {
+        let mut reader = DumpReader::new(PORT, 9);
+        let mut seen = Vec::new();
+        for datagram in datagrams {
+            let outcome = reader.feed(datagram, &mut |m| {
+                seen.push(m.payload()[0]);
+                if m.payload()[0] == 0xee {
+                    return Err(Error::malformed("bad item"));
+                }
+                Ok(())
+            });
+            if !matches!(outcome, Ok(None)) {
+                return (seen, outcome);
+            }
+        }
+        (seen, Ok(None))
+    }
+
+    #[test]
+    fn dump_reads_parts_across_datagrams_until_done() {
+        let multi = NLM_F_MULTI;
+        let first = [part(16, multi, 9, &[1; 4]), part(16, multi, 9, &[2; 4])].concat();
+        let foreign = part(16, multi, 8, &[3; 4]); // an older request's late part
+        let last = [
+            part(16, multi, 9, &[4; 4]),
+            part(NLMSG_DONE, multi, 9, &[0; 4]),
+        ]
+        .concat();
+        let (seen, outcome) = run_dump(&[first, foreign, last]);
+        assert_eq!(seen, [1, 2, 4]);
+        assert_eq!(outcome.unwrap(), Some(false));
+    }
+
+    #[test]
+    fn dump_reports_interruption() {
+        let intr = NLM_F_MULTI | NLM_F_DUMP_INTR;
+        let datagram = [
+            part(16, NLM_F_MULTI, 9, &[1; 4]),
+            part(NLMSG_DONE, intr, 9, &[0; 4]),
+        ];
+        let (_, outcome) = run_dump(&[datagram.concat()]);
+        assert_eq!(outcome.unwrap(), Some(true));
+    }
+
+    #[test]
+    fn dump_errors_end_it() {
+        // Rejected at the start: NLMSG_DONE carrying -EINVAL.
+        let done = part(NLMSG_DONE, NLM_F_MULTI, 9, &(-22i32).to_ne_bytes());
+        assert_eq!(run_dump(&[done]).1.unwrap_err().errno(), Some(22));
+        // NLMSG_ERROR inside a dump.
+        assert_eq!(run_dump(&[ack(9, -1)]).1.unwrap_err().errno(), Some(1));
+        // A part the caller cannot parse: the dump is drained, then the error.
+        let parts = [
+            part(16, NLM_F_MULTI, 9, &[0xee; 4]),
+            part(16, NLM_F_MULTI, 9, &[5; 4]),
+        ];
+        let (seen, outcome) = run_dump(&[parts.concat()]);
+        assert_eq!(seen, [0xee], "nothing handed over after the first error");
+        assert!(outcome.unwrap().is_none(), "still waiting for NLMSG_DONE");
+        let done = part(NLMSG_DONE, NLM_F_MULTI, 9, &[0; 4]);
+        let (_, outcome) = run_dump(&[parts.concat(), done]);
+        assert!(matches!(
+            outcome.unwrap_err().kind(),
+            ErrorKind::Malformed { .. }
+        ));
+        // A malformed datagram.
+        let mut broken = part(16, NLM_F_MULTI, 9, &[1; 4]);
+        broken[0] = 200;
+        assert!(run_dump(&[broken]).1.is_err());
+    }
+
+    #[test]
+    fn batch_acks_match_by_seq_in_any_order() {
+        let mut acks = AckReader::new(PORT, vec![5, 6, 7]);
+        assert!(acks
+            .feed(&[ack(6, -17), ack(4, 0)].concat())
+            .unwrap()
+            .is_none());
+        let mut not_ours = ack(5, -1);
+        not_ours[12] ^= 1; // another port's answer
+        assert!(acks.feed(&not_ours).unwrap().is_none());
+        let results = acks
+            .feed(&[ack(7, 0), ack(5, 0)].concat())
+            .unwrap()
+            .unwrap();
+        assert!(results[0].is_ok() && results[2].is_ok());
+        assert_eq!(results[1].as_ref().unwrap_err().errno(), Some(libc::EEXIST));
     }
 
     #[test]

@@ -218,16 +218,20 @@ impl Handle {
     /// Adds `net` (address/prefix) to link `index`. Use
     /// [`AddrFlags::NODAD`] for IPv6 addresses that must work at once.
     pub fn addr_add(&self, index: u32, net: IpNet, flags: AddrFlags) -> Result<()> {
-        self.socket()
-            .request(&add_request(index, net, flags))
-            .map_err(|e| self.context(e, "add address", LinkRef::Index(index)))
+        self.ack(
+            &add_request(index, net, flags),
+            "add address",
+            LinkRef::Index(index),
+        )
     }
 
     /// Removes `net` from link `index`.
     pub fn addr_del(&self, index: u32, net: IpNet) -> Result<()> {
-        self.socket()
-            .request(&del_request(index, net))
-            .map_err(|e| self.context(e, "delete address", LinkRef::Index(index)))
+        self.ack(
+            &del_request(index, net),
+            "delete address",
+            LinkRef::Index(index),
+        )
     }
 
     /// All addresses (IPv4 and IPv6) of the handle's netns.

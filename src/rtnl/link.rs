@@ -42,6 +42,14 @@ impl IfInfoMsg {
     /// Size on the wire.
     pub const LEN: usize = 16;
 
+    /// A request header naming link `index`.
+    pub fn for_index(index: u32) -> IfInfoMsg {
+        IfInfoMsg {
+            index,
+            ..IfInfoMsg::default()
+        }
+    }
+
     /// Serialises the header.
     pub fn to_bytes(&self) -> [u8; Self::LEN] {
         let mut b = [0; Self::LEN];
@@ -269,6 +277,9 @@ pub struct LinkSpec {
     pub netns_fd: Option<RawFd>,
     /// MTU (`IFLA_MTU`).
     pub mtu: Option<u32>,
+    /// Link group (`IFLA_GROUP`), for deleting many links in one kernel
+    /// transaction ([`Handle::link_del_group`]).
+    pub group: Option<u32>,
 }
 
 impl LinkSpec {
@@ -279,6 +290,7 @@ impl LinkSpec {
             parent,
             netns_fd: None,
             mtu: None,
+            group: None,
         }
     }
 
@@ -297,7 +309,8 @@ impl LinkSpec {
         Self::new(name, LinkKind::Dummy, None)
     }
 
-    /// A veth pair `name` / `peer` (both in the handle's netns).
+    /// A veth pair `name` / `peer`; the peer is created in the handle's
+    /// netns even when [`LinkSpec::in_netns`] sends `name` elsewhere.
     pub fn veth(name: &str, peer: &str) -> LinkSpec {
         let peer = peer.to_owned();
         Self::new(name, LinkKind::Veth { peer }, None)
@@ -309,7 +322,10 @@ impl LinkSpec {
     }
 
     /// Creates the link directly inside `netns` (keep it open until
-    /// [`Handle::link_add`] returns).
+    /// [`Handle::link_add`] returns): one request instead of create + move,
+    /// which costs an RCU grace period. Linux 6.1 also checks the name
+    /// against the creating netns and answers `EEXIST` if a link there has
+    /// it; then create under a temporary name and rename inside.
     pub fn in_netns(self, netns: &Netns) -> LinkSpec {
         self.in_netns_fd(netns.fd().as_raw_fd())
     }
@@ -326,16 +342,24 @@ impl LinkSpec {
         self
     }
 
+    /// Puts the link in link group `group`.
+    pub fn group(mut self, group: u32) -> LinkSpec {
+        self.group = Some(group);
+        self
+    }
+
     /// The `RTM_NEWLINK` request (`NLM_F_CREATE | NLM_F_EXCL`).
     pub fn request(&self) -> Result<MessageBuilder> {
         check_ifname(&self.name)?;
-        let mut msg = MessageBuilder::new(RTM_NEWLINK, ADD_FLAGS);
-        msg.family_header(&IfInfoMsg::default().to_bytes());
+        let mut msg = link_message(RTM_NEWLINK, ADD_FLAGS, IfInfoMsg::default());
         if let Some(fd) = self.netns_fd {
             msg.put_u32(IFLA_NET_NS_FD, fd as u32);
         }
         if let Some(mtu) = self.mtu {
             msg.put_u32(IFLA_MTU, mtu);
+        }
+        if let Some(group) = self.group {
+            msg.put_u32(IFLA_GROUP, group);
         }
         if let Some(parent) = self.parent {
             msg.put_u32(IFLA_LINK, parent);
@@ -396,38 +420,31 @@ pub fn check_ifname(name: &str) -> Result<()> {
     Ok(())
 }
 
-fn modify(index: u32) -> MessageBuilder {
-    let mut msg = MessageBuilder::new(RTM_NEWLINK, SET_FLAGS);
-    let header = IfInfoMsg {
-        index,
-        ..IfInfoMsg::default()
-    };
+/// A link request with family header `header`.
+fn link_message(kind: u16, flags: u16, header: IfInfoMsg) -> MessageBuilder {
+    let mut msg = MessageBuilder::new(kind, flags);
     msg.family_header(&header.to_bytes());
     msg
+}
+
+/// `ip link set` style: `RTM_NEWLINK` on an existing index, no create flags.
+fn modify(index: u32) -> MessageBuilder {
+    link_message(RTM_NEWLINK, SET_FLAGS, IfInfoMsg::for_index(index))
 }
 
 /// `RTM_DELLINK` for `index`.
 pub fn del_request(index: u32) -> MessageBuilder {
-    let mut msg = MessageBuilder::new(RTM_DELLINK, SET_FLAGS);
-    let header = IfInfoMsg {
-        index,
-        ..IfInfoMsg::default()
-    };
-    msg.family_header(&header.to_bytes());
-    msg
+    link_message(RTM_DELLINK, SET_FLAGS, IfInfoMsg::for_index(index))
 }
 
 /// Sets `IFF_UP` on (`up`) or off, like `ip link set dev X up|down`.
 pub fn set_up_request(index: u32, up: bool) -> MessageBuilder {
-    let mut msg = MessageBuilder::new(RTM_NEWLINK, SET_FLAGS);
     let header = IfInfoMsg {
-        index,
         flags: if up { IFF_UP } else { 0 },
         change: IFF_UP,
-        ..IfInfoMsg::default()
+        ..IfInfoMsg::for_index(index)
     };
-    msg.family_header(&header.to_bytes());
-    msg
+    link_message(RTM_NEWLINK, SET_FLAGS, header)
 }
 
 /// Renames link `index` to `name`.
@@ -445,6 +462,21 @@ pub fn set_mtu_request(index: u32, mtu: u32) -> MessageBuilder {
     msg
 }
 
+/// Puts link `index` in link group `group`.
+pub fn set_group_request(index: u32, group: u32) -> MessageBuilder {
+    let mut msg = modify(index);
+    msg.put_u32(IFLA_GROUP, group);
+    msg
+}
+
+/// Deletes every link of group `group` in one kernel transaction (one RCU
+/// grace period for all of them, instead of one each).
+pub fn del_group_request(group: u32) -> MessageBuilder {
+    let mut msg = link_message(RTM_DELLINK, SET_FLAGS, IfInfoMsg::default());
+    msg.put_u32(IFLA_GROUP, group);
+    msg
+}
+
 /// Moves link `index` into the netns `netns_fd` refers to.
 pub fn set_netns_request(index: u32, netns_fd: RawFd) -> MessageBuilder {
     let mut msg = modify(index);
@@ -455,8 +487,7 @@ pub fn set_netns_request(index: u32, netns_fd: RawFd) -> MessageBuilder {
 /// Non-dump `RTM_GETLINK` by name.
 pub fn get_by_name_request(name: &str) -> Result<MessageBuilder> {
     check_ifname(name)?;
-    let mut msg = MessageBuilder::new(RTM_GETLINK, NLM_F_REQUEST);
-    msg.family_header(&IfInfoMsg::default().to_bytes());
+    let mut msg = link_message(RTM_GETLINK, NLM_F_REQUEST, IfInfoMsg::default());
     msg.put_u32(IFLA_EXT_MASK, GET_EXT_MASK);
     msg.put_str(IFLA_IFNAME, name);
     Ok(msg)
@@ -464,24 +495,18 @@ pub fn get_by_name_request(name: &str) -> Result<MessageBuilder> {
 
 /// Non-dump `RTM_GETLINK` by index.
 pub fn get_by_index_request(index: u32) -> MessageBuilder {
-    let mut msg = MessageBuilder::new(RTM_GETLINK, NLM_F_REQUEST);
-    let header = IfInfoMsg {
-        index,
-        ..IfInfoMsg::default()
-    };
-    msg.family_header(&header.to_bytes());
+    let mut msg = link_message(RTM_GETLINK, NLM_F_REQUEST, IfInfoMsg::for_index(index));
     msg.put_u32(IFLA_EXT_MASK, GET_EXT_MASK);
     msg
 }
 
 /// Dump of all links (statistics skipped: a third smaller).
 pub fn dump_request() -> MessageBuilder {
-    let mut msg = MessageBuilder::new(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP);
     let header = IfInfoMsg {
         family: libc::AF_PACKET as u8,
         ..IfInfoMsg::default()
     };
-    msg.family_header(&header.to_bytes());
+    let mut msg = link_message(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, header);
     msg.put_u32(IFLA_EXT_MASK, GET_EXT_MASK);
     msg
 }
@@ -535,6 +560,8 @@ pub struct Link {
     pub link_netnsid: Option<i32>,
     /// Master (bridge/bond) ifindex.
     pub master: Option<u32>,
+    /// Link group (0 = default).
+    pub group: Option<u32>,
     /// RFC 2863 operational state (`IF_OPER_*`: 2 down, 6 up...).
     pub operstate: Option<u8>,
     /// `IFLA_INFO_KIND` ("ipvlan", "vlan", "veth"...).
@@ -588,6 +615,7 @@ impl Link {
             parent: tb.get(IFLA_LINK).map(|a| a.u32()).transpose()?,
             link_netnsid: tb.get(IFLA_LINK_NETNSID).map(|a| a.i32()).transpose()?,
             master: tb.get(IFLA_MASTER).map(|a| a.u32()).transpose()?,
+            group: tb.get(IFLA_GROUP).map(|a| a.u32()).transpose()?,
             operstate: tb.get(IFLA_OPERSTATE).map(|a| a.u8()).transpose()?,
             kind: None,
             data: LinkData::None,
@@ -650,19 +678,37 @@ impl Handle {
 
     /// Deletes link `index` (and, for a parent, all its ipvlan/macvlan/vlan slaves).
     pub fn link_del(&self, index: u32) -> Result<()> {
+        self.ack(&del_request(index), "delete link", LinkRef::Index(index))
+    }
+
+    /// Deletes all links of group `group` (see [`LinkSpec::group`]) in one
+    /// kernel transaction: ~0.2 ms a link instead of ~16 ms. `ENODEV` if the
+    /// group is empty. Group 0 (the default group) is refused.
+    pub fn link_del_group(&self, group: u32) -> Result<()> {
+        let context = |e: Error| self.context_op(e, "delete link group");
+        if group == 0 {
+            return Err(context(Error::invalid("group 0 holds every link")));
+        }
         self.socket()
-            .request(&del_request(index))
-            .map_err(|e| self.context(e, "delete link", LinkRef::Index(index)))
+            .request(&del_group_request(group))
+            .map_err(context)
+    }
+
+    /// Puts link `index` in link group `group`.
+    pub fn link_set_group(&self, index: u32, group: u32) -> Result<()> {
+        let msg = set_group_request(index, group);
+        self.ack(&msg, "set link group", LinkRef::Index(index))
     }
 
     /// Deletes several links with one `sendmsg`; one result per index, in
-    /// order (each delete is still its own kernel transaction).
+    /// order. Saves syscalls only: each delete is still its own kernel
+    /// transaction with its own RCU grace period (see [`Handle::link_del_group`]).
     pub fn link_del_many(&self, indices: &[u32]) -> Result<Vec<Result<()>>> {
         let msgs: Vec<_> = indices.iter().map(|&i| del_request(i)).collect();
         let results = self
             .socket()
             .request_batch(&msgs)
-            .map_err(|e| self.context(e, "delete links", LinkRef::Index(0)))?;
+            .map_err(|e| self.context_op(e, "delete links"))?;
         Ok(results
             .into_iter()
             .zip(indices)
@@ -672,16 +718,20 @@ impl Handle {
 
     /// Brings link `index` up.
     pub fn link_set_up(&self, index: u32) -> Result<()> {
-        self.socket()
-            .request(&set_up_request(index, true))
-            .map_err(|e| self.context(e, "set link up", LinkRef::Index(index)))
+        self.ack(
+            &set_up_request(index, true),
+            "set link up",
+            LinkRef::Index(index),
+        )
     }
 
     /// Brings link `index` down.
     pub fn link_set_down(&self, index: u32) -> Result<()> {
-        self.socket()
-            .request(&set_up_request(index, false))
-            .map_err(|e| self.context(e, "set link down", LinkRef::Index(index)))
+        self.ack(
+            &set_up_request(index, false),
+            "set link down",
+            LinkRef::Index(index),
+        )
     }
 
     /// Renames link `index` (before kernel 6.2 the link must be down).
@@ -693,18 +743,19 @@ impl Handle {
 
     /// Sets the MTU of link `index`.
     pub fn link_set_mtu(&self, index: u32, mtu: u32) -> Result<()> {
-        self.socket()
-            .request(&set_mtu_request(index, mtu))
-            .map_err(|e| self.context(e, "set link mtu", LinkRef::Index(index)))
+        self.ack(
+            &set_mtu_request(index, mtu),
+            "set link mtu",
+            LinkRef::Index(index),
+        )
     }
 
     /// Moves link `index` into `netns`. The link arrives down, without
     /// addresses or routes. Costs an RCU grace period; prefer creating the
     /// link directly in its netns ([`LinkSpec::in_netns`]).
     pub fn link_set_netns(&self, index: u32, netns: &Netns) -> Result<()> {
-        self.socket()
-            .request(&set_netns_request(index, netns.fd().as_raw_fd()))
-            .map_err(|e| self.context(e, "move link", LinkRef::Index(index)))
+        let msg = set_netns_request(index, netns.fd().as_raw_fd());
+        self.ack(&msg, "move link", LinkRef::Index(index))
     }
 
     /// Looks a link up by name (one non-dump request); `None` if absent.

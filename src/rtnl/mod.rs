@@ -28,11 +28,16 @@ pub use addr::{AddrFlags, Address};
 pub use link::{IpvlanFlags, IpvlanMode, Link, LinkData, LinkKind, LinkSpec, MacvlanMode};
 pub use route::{IpFamily, Route, RouteSpec};
 
+use std::path::Path;
+
 use crate::netlink::consts::{NLMSG_DONE, NLMSG_ERROR, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWROUTE};
-use crate::netlink::{socket, Error, LinkRef, Messages, Result, Socket};
+use crate::netlink::{socket, Error, LinkRef, MessageBuilder, Messages, Result, Socket};
 use crate::netns::{self, Netns};
 
 /// An rtnetlink socket bound to one network namespace.
+///
+/// `Send` but not `Sync`: requests on one handle are sequential (one
+/// sequence counter); threads that work in parallel open a handle each.
 #[derive(Debug)]
 pub struct Handle {
     socket: Socket,
@@ -59,6 +64,35 @@ impl Handle {
         })
     }
 
+    /// A handle for the named netns `run_dir/name` (`ip netns add` layout;
+    /// run dir normally [`netns::DEFAULT_RUN_DIR`]).
+    pub fn in_named_netns(run_dir: impl AsRef<Path>, name: &str) -> Result<Handle> {
+        let ns = Netns::open_named(run_dir, name)
+            .map_err(|e| Error::from(e).op("open netns").netns(Some(name)))?;
+        Self::in_netns(&ns)
+    }
+
+    /// A handle for the netns at `path` (a bind mount or `/proc/PID/ns/net`).
+    pub fn in_netns_path(path: impl AsRef<Path>) -> Result<Handle> {
+        let path = path.as_ref();
+        let ns = Netns::open_path(path).map_err(|e| {
+            Error::from(e)
+                .op("open netns")
+                .netns(Some(&path.display().to_string()))
+        })?;
+        Self::in_netns(&ns)
+    }
+
+    /// A handle for the netns of process `pid`.
+    pub fn in_netns_of_pid(pid: u32) -> Result<Handle> {
+        let ns = Netns::open_pid(pid).map_err(|e| {
+            Error::from(e)
+                .op("open netns")
+                .netns(Some(&format!("pid {pid}")))
+        })?;
+        Self::in_netns(&ns)
+    }
+
     /// The underlying socket, for requests this module does not wrap.
     pub fn socket(&self) -> &Socket {
         &self.socket
@@ -67,6 +101,13 @@ impl Handle {
     /// Name (or path) of the handle's netns; `None` for the caller's own.
     pub fn netns_label(&self) -> Option<&str> {
         self.netns.as_deref()
+    }
+
+    /// Sends a request that is answered by an ACK, adding context to errors.
+    fn ack(&self, msg: &MessageBuilder, op: &'static str, link: LinkRef) -> Result<()> {
+        self.socket
+            .request(msg)
+            .map_err(|e| self.context(e, op, link))
     }
 
     fn context(&self, err: Error, op: &'static str, link: LinkRef) -> Error {

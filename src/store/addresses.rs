@@ -96,9 +96,10 @@ impl AddressBook for DiskBook {
     fn set_cursor(&mut self, subnet: &SubnetSpec, addr: IpAddr) -> Result<(), StoreError> {
         let dir = subnet_dir(&self.network_dir, subnet);
         let path = dir.join(CURSOR_FILE);
-        fsutil::replace(&path, format!("{addr}\n").as_bytes(), fsutil::FILE_MODE)
+        // A hint: after a power cut an old, empty or missing cursor only
+        // means the walk starts elsewhere, so it is not worth an fsync.
+        fsutil::replace_unsynced(&path, format!("{addr}\n").as_bytes(), fsutil::FILE_MODE)
             .map_err(StoreError::io("writing", &path))?;
-        self.mark_dirty(dir);
         Ok(())
     }
 

@@ -117,7 +117,8 @@ impl StateDir {
             .mode(FILE_MODE)
             .open(&path)
             .map_err(StoreError::io("opening", &path))?;
-        crate::sys::flock(std::os::fd::AsFd::as_fd(&file), libc::LOCK_EX).map_err(StoreError::io("locking", &path))?;
+        crate::sys::flock(std::os::fd::AsFd::as_fd(&file), libc::LOCK_EX)
+            .map_err(StoreError::io("locking", &path))?;
         Ok(Locked {
             state: self,
             _lock: file,
@@ -169,6 +170,20 @@ impl StateDir {
         let mut all = read_all(&self.root.join(NETWORKS), NetworkRecord::from_json)?;
         all.sort_by(|a, b| (a.created, &a.name).cmp(&(b.created, &b.name)));
         Ok(all)
+    }
+
+    /// Every subnet of every network with the network's name: what a new
+    /// network must not overlap ([`ipam::check_overlaps`]) and what a
+    /// default pool must avoid ([`ipam::Avoid::networks`]).
+    pub fn subnets_in_use(&self) -> Result<Vec<(String, IpNet)>, StoreError> {
+        Ok(self
+            .networks()?
+            .into_iter()
+            .flat_map(|n| {
+                let name = n.name;
+                n.subnets.into_iter().map(move |s| (name.clone(), s.subnet))
+            })
+            .collect())
     }
 
     /// An endpoint of a network.

@@ -37,6 +37,21 @@ fn write_temp(target: &Path, contents: &[u8], mode: u32) -> io::Result<PathBuf> 
     Ok(temp)
 }
 
+/// Replaces `target` atomically as far as other processes can tell (temp,
+/// rename) but without fsync: for hints whose loss or truncation by a
+/// power cut is harmless (the allocation cursor).
+pub fn replace_unsynced(target: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
+    let temp = temp_path(target);
+    remove_if_exists(&temp)?;
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&temp)?;
+    file.write_all(contents)?;
+    fs::rename(&temp, target)
+}
+
 /// Writes a fresh file at `path` (removing any old one first) and syncs
 /// its data: the first half of an atomic write, for callers that publish
 /// the file themselves.
@@ -102,7 +117,8 @@ pub fn create_dir(dir: &Path) -> io::Result<()> {
 
 /// Appends one line (a `\n` is added) with a single `write`, creating the
 /// file with `mode` if needed. Appends never rewrite what is there, so a
-/// reader never sees a torn file.
+/// reader never sees a torn file. No fsync: this serves hosts files, which
+/// describe containers that a power cut ends as well.
 pub fn append_line(path: &Path, line: &str, mode: u32) -> io::Result<()> {
     let mut file = OpenOptions::new()
         .append(true)
@@ -112,8 +128,7 @@ pub fn append_line(path: &Path, line: &str, mode: u32) -> io::Result<()> {
     let mut buf = String::with_capacity(line.len() + 1);
     buf.push_str(line.trim_end_matches('\n'));
     buf.push('\n');
-    file.write_all(buf.as_bytes())?;
-    file.sync_data()
+    file.write_all(buf.as_bytes())
 }
 
 /// Removes, in place (same inode: bind mounts of the file stay valid), the
@@ -123,6 +138,7 @@ pub fn append_line(path: &Path, line: &str, mode: u32) -> io::Result<()> {
 /// the file stays well formed at every instant. When blank lines make up
 /// more than half of a file over 4 KiB it is compacted: the kept lines
 /// padded with newlines to the old length in one write, then truncated.
+/// No fsync, as for [`append_line`].
 pub fn remove_lines(path: &Path, mut remove: impl FnMut(&str) -> bool) -> io::Result<usize> {
     let mut file = match OpenOptions::new().read(true).write(true).open(path) {
         Ok(f) => f,
@@ -158,9 +174,6 @@ pub fn remove_lines(path: &Path, mut remove: impl FnMut(&str) -> bool) -> io::Re
         file.seek(SeekFrom::Start(0))?;
         file.write_all(kept.as_bytes())?;
         file.set_len(new_len as u64)?;
-    }
-    if removed > 0 {
-        file.sync_data()?;
     }
     Ok(removed)
 }

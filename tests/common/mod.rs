@@ -18,10 +18,25 @@ pub struct TempDir(PathBuf);
 
 impl TempDir {
     pub fn new(tag: &str) -> TempDir {
+        TempDir::under(std::env::temp_dir(), tag)
+    }
+
+    /// On tmpfs (`/dev/shm`) when there is one: for tests of logic that
+    /// repeat thousands of writes, where fsync on a busy disk would make
+    /// them take minutes without testing anything more.
+    pub fn in_memory(tag: &str) -> TempDir {
+        let shm = Path::new("/dev/shm");
+        if shm.is_dir() {
+            TempDir::under(shm.to_path_buf(), tag)
+        } else {
+            TempDir::new(tag)
+        }
+    }
+
+    fn under(base: PathBuf, tag: &str) -> TempDir {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let path =
-            std::env::temp_dir().join(format!("ipvlan-test-{tag}-{}-{n}", std::process::id()));
+        let path = base.join(format!("ipvlan-test-{tag}-{}-{n}", std::process::id()));
         let _ = fs::remove_dir_all(&path);
         fs::create_dir_all(&path).unwrap();
         TempDir(path)

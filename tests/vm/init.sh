@@ -27,6 +27,10 @@ while read -r module params; do
     insmod "/lib/modules/$kernel/kernel/$module" $params || echo "ipvlan-vm: insmod $module failed"
 done < /etc/ipvlan-vm/modules
 
+# Kernel messages would interleave with test output on the console; keep them in
+# the ring buffer (run-tests.sh prints them after a failing binary).
+echo 1 > /proc/sys/kernel/printk
+
 cd /tmp
 /bin/sh /etc/ipvlan-vm/job.sh
 status=$?

@@ -10,6 +10,12 @@
 
 IP=${IPVLAN_IP:-/usr/sbin/ip}
 
+# It adds and deletes `eth0` in the current namespace: never on a real host.
+if [ "${IPVLAN_VM:-}" != 1 ]; then
+    echo "topology.sh: runs only inside the test VM (IPVLAN_VM=1)" >&2
+    exit 1
+fi
+
 up() {
     set -e
     $IP netns add router

@@ -1,10 +1,12 @@
 //! Project automation, std only: `cargo xtask <command>`.
 
+mod builds;
 mod elf;
 mod initramfs;
 mod json;
 mod kernel;
 mod pipeline;
+mod qemu;
 mod tools;
 mod util;
 mod vm;
@@ -25,6 +27,8 @@ commands:
   vm-run [--topology] [--timeout SECS] (SCRIPT-FILE | -c COMMANDS)
         Boot the VM and run a shell script in it (after building the
         walkthrough topology with --topology).
+  vm-shell [--topology]
+        Boot the VM with an interactive shell on this terminal.
   demo [--timeout SECS]
         Boot the VM, build the walkthrough topology, run tests/vm/demo.sh.
   test  Everything CI checks: fmt, clippy (also with --features vm), host tests,
@@ -49,6 +53,7 @@ fn main() -> ExitCode {
         "vm-test" => vm_test(rest),
         "vm-run" => vm_run(rest),
         "demo" => demo(rest),
+        "vm-shell" => vm_shell(rest),
         "test" => pipeline::test(),
         "size" => pipeline::size(),
         "bench" => pipeline::bench(rest),
@@ -134,6 +139,20 @@ fn vm_run(args: &[String]) -> Result {
     }
     let script = script.ok_or("vm-run needs a script file or -c COMMANDS")?;
     run_script(script, topology, timeout)
+}
+
+fn vm_shell(args: &[String]) -> Result {
+    let topology = match args {
+        [] => false,
+        [flag] if flag == "--topology" => true,
+        _ => return Err("usage: cargo xtask vm-shell [--topology]".into()),
+    };
+    let job = vm::Job::Shell { topology };
+    vm::run(vm::Options {
+        job,
+        timeout: vm::default_timeout()?,
+    })
+    .map(|_| ())
 }
 
 fn demo(args: &[String]) -> Result {

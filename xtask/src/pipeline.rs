@@ -17,6 +17,10 @@ pub fn test() -> Result {
         banner(title);
         run(cmd)
     };
+    // Install first: a missing tool should stop the run before minutes of building.
+    banner("tools");
+    crate::tools::ensure_lint_components()?;
+    crate::tools::ensure_vm_tools()?;
     step("fmt", cargo().args(["fmt", "--all", "--check"]))?;
     step(
         "clippy",
@@ -113,7 +117,7 @@ pub fn size() -> Result {
         "ipvlan",
     ]);
     run(&mut cmd)?;
-    let target_dir = crate::vm::target_dir()?;
+    let target_dir = crate::builds::target_dir()?;
     let binary = target_dir.join(MUSL_TARGET).join("release").join("ipvlan");
     let data = std::fs::read(&binary).map_err(|e| format!("{}: {e}", binary.display()))?;
     let facts = crate::elf::inspect(&data)?;
@@ -136,8 +140,15 @@ pub fn size() -> Result {
     Ok(())
 }
 
+/// Runs the criterion bench targets (not the unit tests in bench mode).
 pub fn bench(args: &[String]) -> Result {
-    run(cargo().args(["bench", "-p", "ipvlan"]).args(args))
+    let benches = crate::builds::bench_targets()?;
+    if benches.is_empty() {
+        return Err("no bench targets: declare [[bench]] (harness = false) in Cargo.toml".into());
+    }
+    run(cargo()
+        .args(["bench", "-p", "ipvlan", "--benches"])
+        .args(args))
 }
 
 /// Runs the ipvlan-fuzz crate (profile `fuzz`: optimised, with overflow checks

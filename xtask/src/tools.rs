@@ -96,6 +96,23 @@ pub fn ensure_musl_target() -> Result {
     Ok(())
 }
 
+/// Adds rustfmt and clippy through rustup when they are missing.
+pub fn ensure_lint_components() -> Result {
+    if find_program("rustup").is_none() {
+        return Ok(());
+    }
+    let installed = output(Command::new("rustup").args(["component", "list", "--installed"]))?;
+    for component in ["rustfmt", "clippy"] {
+        if !installed
+            .lines()
+            .any(|line| line.trim().starts_with(&format!("{component}-")))
+        {
+            run(Command::new("rustup").args(["component", "add", component]))?;
+        }
+    }
+    Ok(())
+}
+
 /// Installs Debian packages when root; otherwise stops with the command to run.
 pub fn apt_install(packages: &[&str]) -> Result {
     let command = format!(

@@ -186,7 +186,8 @@ impl Tree {
 
     /// Writes the archive; returns its size in bytes.
     pub fn write(&self, out: &Path) -> Result<u64> {
-        let tmp = out.with_extension("tmp");
+        // Per-process name: a concurrent run must not write into our half-done file.
+        let tmp = out.with_extension(format!("tmp{}", std::process::id()));
         let file = fs::File::create(&tmp)?;
         let mut writer = CpioWriter::new(BufWriter::new(file));
         for (name, node) in &self.nodes {

@@ -1,0 +1,364 @@
+//! The command-line grammar: `argv` to a [`Command`], with no side effects.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::path::PathBuf;
+
+use crate::driver::{AttachRequest, NetworkCreate, Target};
+
+use super::args::{self, ArgError, Matches, Operands};
+use super::help::{Topic, NETWORK_COMMANDS, ROOT_COMMANDS};
+use super::values;
+
+/// The shell a container runs when `run` is given no command.
+pub const DEFAULT_COMMAND: &str = "/bin/sh";
+
+/// A parsed command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invocation {
+    /// `--state-dir`, if given (the environment is consulted later).
+    pub state_dir: Option<PathBuf>,
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Print the usage of a command and exit 0.
+    Help(Topic),
+    /// `version` (`brief`: `--version`, one line).
+    Version {
+        brief: bool,
+    },
+    NetworkCreate(NetworkCreate),
+    NetworkRemove {
+        names: Vec<String>,
+    },
+    NetworkList {
+        quiet: bool,
+        no_trunc: bool,
+    },
+    NetworkInspect {
+        names: Vec<String>,
+    },
+    NetworkConnect(ConnectArgs),
+    NetworkDisconnect {
+        network: String,
+        target: Target,
+    },
+    Run(RunArgs),
+    Exec(ExecArgs),
+    Remove {
+        force: bool,
+        names: Vec<String>,
+    },
+    Ps {
+        quiet: bool,
+    },
+    Restore,
+    Doctor,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectArgs {
+    pub network: String,
+    pub target: Target,
+    pub request: AttachRequest,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunArgs {
+    pub network: String,
+    pub name: Option<String>,
+    pub ipv4: Option<Ipv4Addr>,
+    pub ipv6: Option<Ipv6Addr>,
+    pub detach: bool,
+    pub interactive: bool,
+    pub tty: bool,
+    pub remove: bool,
+    /// The command as given; empty when none was (see [`RunArgs::argv`]).
+    pub command: Vec<String>,
+}
+
+impl RunArgs {
+    /// The command to run in the foreground: the given one or the default shell.
+    pub fn argv(&self) -> Vec<String> {
+        if self.command.is_empty() {
+            vec![DEFAULT_COMMAND.to_string()]
+        } else {
+            self.command.clone()
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecArgs {
+    pub container: String,
+    pub interactive: bool,
+    pub tty: bool,
+    pub command: Vec<String>,
+}
+
+/// Why a command line was refused, and which command's usage applies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    pub topic: Topic,
+    pub error: ArgError,
+}
+
+impl ParseError {
+    fn usage(topic: Topic, message: impl Into<String>) -> ParseError {
+        ParseError {
+            topic,
+            error: ArgError::Usage(message.into()),
+        }
+    }
+}
+
+fn at(topic: Topic) -> impl Fn(ArgError) -> ParseError {
+    move |error| ParseError { topic, error }
+}
+
+/// Parses the arguments after the program name.
+pub fn parse(argv: &[String]) -> Result<Invocation, ParseError> {
+    // Global options come before the command word, as in docker; the first
+    // operand is the command and everything after it is the command's.
+    let global =
+        args::parse(Topic::Root.flags(), argv, Operands::StopAtFirst).map_err(at(Topic::Root))?;
+    let state_dir = global.last("state-dir").map(PathBuf::from);
+    let command = if global.help {
+        Command::Help(Topic::Root)
+    } else if global.is_set("version") {
+        Command::Version { brief: true }
+    } else {
+        parse_command(&global.operands)?
+    };
+    Ok(Invocation { state_dir, command })
+}
+
+fn lookup(table: &[(&str, &[&str], Topic)], word: &str) -> Option<Topic> {
+    table
+        .iter()
+        .find(|(name, aliases, _)| *name == word || aliases.contains(&word))
+        .map(|(_, _, topic)| *topic)
+}
+
+fn parse_command(argv: &[String]) -> Result<Command, ParseError> {
+    let Some((word, rest)) = argv.split_first() else {
+        return Ok(Command::Help(Topic::Root));
+    };
+    let topic = lookup(ROOT_COMMANDS, word).ok_or_else(|| {
+        ParseError::usage(Topic::Root, format!("'{word}' is not an ipvlan command"))
+    })?;
+    if topic == Topic::Network {
+        return parse_network(rest);
+    }
+    parse_leaf(topic, rest)
+}
+
+fn parse_network(argv: &[String]) -> Result<Command, ParseError> {
+    let Some((word, rest)) = argv.split_first() else {
+        return Ok(Command::Help(Topic::Network));
+    };
+    if word == "-h" || word == "--help" {
+        return Ok(Command::Help(Topic::Network));
+    }
+    if word.starts_with('-') {
+        return Err(ParseError::usage(
+            Topic::Network,
+            format!("unknown flag: {word}"),
+        ));
+    }
+    let topic = lookup(NETWORK_COMMANDS, word).ok_or_else(|| {
+        ParseError::usage(
+            Topic::Network,
+            format!("'{word}' is not an ipvlan network command"),
+        )
+    })?;
+    parse_leaf(topic, rest)
+}
+
+fn parse_leaf(topic: Topic, argv: &[String]) -> Result<Command, ParseError> {
+    let mode = if topic.runs_a_command() {
+        Operands::StopAtFirst
+    } else {
+        Operands::Interspersed
+    };
+    let matches = args::parse(topic.flags(), argv, mode).map_err(at(topic))?;
+    if matches.help {
+        return Ok(Command::Help(topic));
+    }
+    build(topic, matches).map_err(at(topic))
+}
+
+/// Checks the operand count the way docker words it.
+fn operands(
+    matches: &Matches,
+    topic: Topic,
+    min: usize,
+    max: Option<usize>,
+) -> Result<(), ArgError> {
+    let count = matches.operands.len();
+    let name = format!("\"ipvlan {}\"", topic.path());
+    let plural = |n: usize| if n == 1 { "argument" } else { "arguments" };
+    let message = match max {
+        Some(0) if count > 0 => format!("{name} accepts no arguments"),
+        Some(max) if max == min && count != min => {
+            format!("{name} requires exactly {min} {}", plural(min))
+        }
+        Some(max) if count > max => format!("{name} accepts at most {max} {}", plural(max)),
+        _ if count < min => format!("{name} requires at least {min} {}", plural(min)),
+        _ => return Ok(()),
+    };
+    Err(ArgError::Usage(message))
+}
+
+fn build(topic: Topic, matches: Matches) -> Result<Command, ArgError> {
+    let command = match topic {
+        Topic::NetworkCreate => {
+            operands(&matches, topic, 1, Some(1))?;
+            Command::NetworkCreate(network_create(&matches)?)
+        }
+        Topic::NetworkRemove => {
+            operands(&matches, topic, 1, None)?;
+            Command::NetworkRemove {
+                names: matches.operands,
+            }
+        }
+        Topic::NetworkList => {
+            operands(&matches, topic, 0, Some(0))?;
+            Command::NetworkList {
+                quiet: matches.is_set("quiet"),
+                no_trunc: matches.is_set("no-trunc"),
+            }
+        }
+        Topic::NetworkInspect => {
+            operands(&matches, topic, 1, None)?;
+            Command::NetworkInspect {
+                names: matches.operands,
+            }
+        }
+        Topic::NetworkConnect => {
+            operands(&matches, topic, 2, Some(2))?;
+            Command::NetworkConnect(ConnectArgs {
+                network: matches.operands[0].clone(),
+                target: Target::from_arg(&matches.operands[1]),
+                request: AttachRequest {
+                    ipv4: optional(&matches, "ip", values::ipv4)?,
+                    ipv6: optional(&matches, "ip6", values::ipv6)?,
+                },
+            })
+        }
+        Topic::NetworkDisconnect => {
+            operands(&matches, topic, 2, Some(2))?;
+            Command::NetworkDisconnect {
+                network: matches.operands[0].clone(),
+                target: Target::from_arg(&matches.operands[1]),
+            }
+        }
+        Topic::Run => Command::Run(run(&matches)?),
+        Topic::Exec => {
+            operands(&matches, topic, 2, None)?;
+            Command::Exec(ExecArgs {
+                container: matches.operands[0].clone(),
+                interactive: matches.is_set("interactive"),
+                tty: matches.is_set("tty"),
+                command: matches.operands[1..].to_vec(),
+            })
+        }
+        Topic::Remove => {
+            operands(&matches, topic, 1, None)?;
+            Command::Remove {
+                force: matches.is_set("force"),
+                names: matches.operands,
+            }
+        }
+        Topic::Ps => {
+            operands(&matches, topic, 0, Some(0))?;
+            Command::Ps {
+                quiet: matches.is_set("quiet"),
+            }
+        }
+        Topic::Restore => {
+            operands(&matches, topic, 0, Some(0))?;
+            Command::Restore
+        }
+        Topic::Doctor => {
+            operands(&matches, topic, 0, Some(0))?;
+            Command::Doctor
+        }
+        Topic::Version => {
+            operands(&matches, topic, 0, Some(0))?;
+            Command::Version { brief: false }
+        }
+        Topic::Root | Topic::Network => Command::Help(topic),
+    };
+    Ok(command)
+}
+
+fn optional<T>(
+    matches: &Matches,
+    long: &str,
+    parse: fn(&str, &str) -> Result<T, ArgError>,
+) -> Result<Option<T>, ArgError> {
+    matches
+        .last(long)
+        .map(|value| parse(&format!("--{long}"), value))
+        .transpose()
+}
+
+fn every<T>(
+    matches: &Matches,
+    long: &str,
+    parse: fn(&str, &str) -> Result<T, ArgError>,
+) -> Result<Vec<T>, ArgError> {
+    let spelled = format!("--{long}");
+    matches
+        .all(long)
+        .into_iter()
+        .map(|value| parse(&spelled, value))
+        .collect()
+}
+
+fn network_create(matches: &Matches) -> Result<NetworkCreate, ArgError> {
+    let driver = matches.last("driver").unwrap_or("ipvlan").to_string();
+    if driver != "ipvlan" {
+        return Err(ArgError::Value(format!(
+            "invalid value \"{driver}\" for --driver: only the ipvlan driver is supported"
+        )));
+    }
+    Ok(NetworkCreate {
+        name: matches.operands[0].clone(),
+        driver,
+        subnets: every(matches, "subnet", values::cidr)?,
+        gateways: every(matches, "gateway", values::ip)?,
+        ip_ranges: every(matches, "ip-range", values::cidr)?,
+        aux_addresses: every(matches, "aux-address", values::named_ip)?,
+        ipv6: matches.is_set("ipv6"),
+        internal: matches.is_set("internal"),
+        options: every(matches, "opt", values::key_value)?,
+    })
+}
+
+fn run(matches: &Matches) -> Result<RunArgs, ArgError> {
+    let detach = matches.is_set("detach");
+    let remove = matches.is_set("rm");
+    if detach && remove {
+        return Err(ArgError::Usage(
+            "conflicting options: --rm and -d (--detach) cannot be combined".to_string(),
+        ));
+    }
+    let network = match matches.last("network") {
+        Some(network) if !network.is_empty() => network.to_string(),
+        _ => return Err(ArgError::Usage("--network is required".to_string())),
+    };
+    Ok(RunArgs {
+        network,
+        name: matches.last("name").map(str::to_string),
+        ipv4: optional(matches, "ip", values::ipv4)?,
+        ipv6: optional(matches, "ip6", values::ipv6)?,
+        detach,
+        interactive: matches.is_set("interactive"),
+        tty: matches.is_set("tty"),
+        remove,
+        command: matches.operands.clone(),
+    })
+}

@@ -1,0 +1,155 @@
+//! `ipvlan run|exec|rm|ps`.
+
+use crate::driver::{self, AttachRequest, ExecOptions, Manager, Target};
+
+use super::command::{ExecArgs, RunArgs};
+use super::{output, Failure, EXIT_CANNOT_RUN, EXIT_FAILED, EXIT_NOT_FOUND, EXIT_OK};
+
+/// Creates the container, attaches it, then runs its command in the
+/// foreground (exit code: the command's) or in the background (`-d`).
+/// A container this call created is removed again when a later step fails.
+pub fn run(manager: &Manager, args: RunArgs) -> Result<i32, Failure> {
+    let container = manager
+        .create_container(args.name.as_deref())
+        .map_err(|error| Failure::driver("run: creating the container", &error))?;
+    let name = container.name;
+    let request = AttachRequest {
+        ipv4: args.ipv4,
+        ipv6: args.ipv6,
+    };
+    let target = Target::Container(name.clone());
+    if let Err(error) = manager.connect(&args.network, &target, &request) {
+        let failure = Failure::driver(
+            format_args!("run: connecting {name} to network {}", args.network),
+            &error,
+        );
+        discard(manager, &name);
+        return Err(failure);
+    }
+    if args.detach {
+        if !args.command.is_empty() {
+            if let Err(error) = manager.spawn_detached(&name, &args.command) {
+                let failure = spawn_failure(&name, &args.command[0], &error);
+                discard(manager, &name);
+                return Err(failure);
+            }
+        }
+        outln!("{name}");
+        return Ok(EXIT_OK);
+    }
+    let options = ExecOptions {
+        interactive: args.interactive,
+        tty: args.tty,
+    };
+    let status = manager.exec(&name, &args.argv(), &options);
+    if args.remove {
+        discard(manager, &name);
+    }
+    status.map_err(|error| {
+        Failure::driver(format_args!("run: running the command in {name}"), &error)
+    })
+}
+
+/// A failed background start: 127 when the command is not found, 126 when
+/// it cannot be run (as `exec` reports them), 125 for anything else.
+fn spawn_failure(container: &str, program: &str, error: &driver::Error) -> Failure {
+    // The driver words a failed spawn "starting PROGRAM: <io error>".
+    let spawn_itself = error.message().starts_with(&format!("starting {program}:"));
+    match error.errno() {
+        Some(libc::ENOENT) if spawn_itself => Failure::command(
+            EXIT_NOT_FOUND,
+            format_args!("run: {program}"),
+            "executable file not found",
+        ),
+        Some(_) if spawn_itself => Failure::command(
+            EXIT_CANNOT_RUN,
+            format_args!("run: {program}"),
+            error
+                .message()
+                .trim_start_matches(&format!("starting {program}: ")),
+        ),
+        _ => Failure::driver(
+            format_args!("run: starting {program} in {container}"),
+            error,
+        ),
+    }
+}
+
+/// Removes a container after a failure or at the end of `run --rm`,
+/// reporting (not returning) a failure to do so.
+fn discard(manager: &Manager, name: &str) {
+    if let Err(error) = manager.remove_container(name, true) {
+        eprintln!(
+            "{}",
+            Failure::driver(format_args!("run: removing {name}"), &error)
+        );
+    }
+}
+
+pub fn exec(manager: &Manager, args: ExecArgs) -> Result<i32, Failure> {
+    let options = ExecOptions {
+        interactive: args.interactive,
+        tty: args.tty,
+    };
+    manager
+        .exec(&args.container, &args.command, &options)
+        .map_err(|error| Failure::driver(format_args!("exec {}", args.container), &error))
+}
+
+/// Removes each container in turn; the failures are reported and make the
+/// exit code 1.
+pub fn remove(manager: &Manager, force: bool, names: &[String]) -> Result<i32, Failure> {
+    let mut code = EXIT_OK;
+    for name in names {
+        match manager.remove_container(name, force) {
+            Ok(()) => outln!("{name}"),
+            Err(error) => {
+                eprintln!("{}", Failure::driver(format_args!("rm {name}"), &error));
+                code = EXIT_FAILED;
+            }
+        }
+    }
+    Ok(code)
+}
+
+pub fn ps(manager: &Manager, quiet: bool) -> Result<i32, Failure> {
+    let containers = manager
+        .containers()
+        .map_err(|error| Failure::driver("ps", &error))?;
+    if quiet {
+        for container in &containers {
+            outln!("{}", container.name);
+        }
+    } else {
+        out!("{}", output::container_table(&containers));
+    }
+    Ok(EXIT_OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn background_start_failures_map_to_docker_codes() {
+        let not_found = driver::Error::os("starting nope: No such file or directory", libc::ENOENT);
+        let failure = spawn_failure("c1", "nope", &not_found);
+        assert_eq!(failure.exit_code(), EXIT_NOT_FOUND);
+        assert_eq!(
+            failure.to_string(),
+            "ipvlan: run: nope: executable file not found"
+        );
+
+        let denied = driver::Error::os("starting /etc/passwd: Permission denied", libc::EACCES);
+        let failure = spawn_failure("c1", "/etc/passwd", &denied);
+        assert_eq!(failure.exit_code(), EXIT_CANNOT_RUN);
+        assert_eq!(
+            failure.to_string(),
+            "ipvlan: run: /etc/passwd: Permission denied"
+        );
+
+        let log = driver::Error::os("opening /var/lib/ipvlan/logs/c1.log: gone", libc::ENOENT);
+        let failure = spawn_failure("c1", "sleep", &log);
+        assert_eq!(failure.exit_code_for(super::super::help::Topic::Run), 125);
+    }
+}

@@ -1,0 +1,113 @@
+//! `ipvlan network create|rm|ls|inspect|connect|disconnect`.
+
+use crate::driver::{ErrorKind, Manager, NetworkCreate, NetworkInfo, Target};
+
+use super::command::ConnectArgs;
+use super::{output, Failure, EXIT_FAILED, EXIT_OK};
+
+fn describe(target: &Target) -> String {
+    match target {
+        Target::Container(name) => name.clone(),
+        Target::Path(path) => path.display().to_string(),
+    }
+}
+
+pub fn create(manager: &Manager, request: NetworkCreate) -> Result<i32, Failure> {
+    let network = manager.create_network(&request).map_err(|error| {
+        Failure::driver(format_args!("network create {}", request.name), &error)
+    })?;
+    for warning in &network.warnings {
+        eprintln!("ipvlan: warning: {warning}");
+    }
+    outln!("{}", network.id);
+    Ok(EXIT_OK)
+}
+
+/// Removes each network in turn, like docker: the ones that can go, go;
+/// the others are reported and make the exit code 1.
+pub fn remove(manager: &Manager, names: &[String]) -> Result<i32, Failure> {
+    let mut code = EXIT_OK;
+    for name in names {
+        match manager.remove_network(name) {
+            Ok(()) => outln!("{name}"),
+            Err(error) => {
+                eprintln!(
+                    "{}",
+                    Failure::driver(format_args!("network rm {name}"), &error)
+                );
+                code = EXIT_FAILED;
+            }
+        }
+    }
+    Ok(code)
+}
+
+pub fn list(manager: &Manager, quiet: bool, no_trunc: bool) -> Result<i32, Failure> {
+    let networks = manager
+        .networks()
+        .map_err(|error| Failure::driver("network ls", &error))?;
+    if quiet {
+        for network in &networks {
+            outln!("{}", output::network_id(network, no_trunc));
+        }
+    } else {
+        out!("{}", output::network_table(&networks, no_trunc));
+    }
+    Ok(EXIT_OK)
+}
+
+/// Prints the networks found, as docker does, then reports the missing ones.
+pub fn inspect(manager: &Manager, names: &[String]) -> Result<i32, Failure> {
+    let mut found: Vec<NetworkInfo> = Vec::new();
+    let mut failures = Vec::new();
+    for name in names {
+        match manager.network(name) {
+            Ok(network) => found.push(network),
+            Err(error) if error.kind() == ErrorKind::NotFound => {
+                failures.push(Failure::failed(
+                    "network inspect",
+                    format_args!("network {name} not found"),
+                ));
+            }
+            Err(error) => failures.push(Failure::driver(
+                format_args!("network inspect {name}"),
+                &error,
+            )),
+        }
+    }
+    outln!("{}", output::inspect_document(&found));
+    for failure in &failures {
+        eprintln!("{failure}");
+    }
+    Ok(if failures.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_FAILED
+    })
+}
+
+pub fn connect(manager: &Manager, args: ConnectArgs) -> Result<i32, Failure> {
+    manager
+        .connect(&args.network, &args.target, &args.request)
+        .map_err(|error| {
+            Failure::driver(
+                format_args!(
+                    "network connect {} {}",
+                    args.network,
+                    describe(&args.target)
+                ),
+                &error,
+            )
+        })?;
+    Ok(EXIT_OK)
+}
+
+pub fn disconnect(manager: &Manager, network: &str, target: &Target) -> Result<i32, Failure> {
+    manager.disconnect(network, target).map_err(|error| {
+        Failure::driver(
+            format_args!("network disconnect {network} {}", describe(target)),
+            &error,
+        )
+    })?;
+    Ok(EXIT_OK)
+}

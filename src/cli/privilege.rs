@@ -1,0 +1,38 @@
+//! Whether this process may change network configuration.
+
+/// Bit of CAP_NET_ADMIN in the capability sets (`linux/capability.h`).
+pub const CAP_NET_ADMIN: u32 = 12;
+
+/// Whether the effective capability set holds CAP_NET_ADMIN. When
+/// `/proc/self/status` cannot be read the answer is yes: the kernel will
+/// still refuse what is not allowed, and the error says so.
+pub fn has_net_admin() -> bool {
+    match std::fs::read_to_string("/proc/self/status") {
+        Ok(status) => {
+            effective_capabilities(&status).map_or(true, |caps| caps & (1 << CAP_NET_ADMIN) != 0)
+        }
+        Err(_) => true,
+    }
+}
+
+/// The `CapEff:` mask of a `/proc/PID/status` text.
+pub fn effective_capabilities(status: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("CapEff:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_effective_mask() {
+        let status = "Name:\tipvlan\nCapInh:\t0000000000000000\nCapPrm:\t000001ffffffffff\n\
+                      CapEff:\t0000000000001000\nCapBnd:\t000001ffffffffff\n";
+        assert_eq!(effective_capabilities(status), Some(1 << CAP_NET_ADMIN));
+        assert_eq!(effective_capabilities("CapEff:\tzz\n"), None);
+        assert_eq!(effective_capabilities("Name:\tx\n"), None);
+    }
+}

@@ -1,0 +1,97 @@
+//! Error texts and exit codes of the command line, without running anything.
+
+use super::*;
+
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|arg| arg.to_string()).collect()
+}
+
+fn parse_failure(args: &[&str]) -> Failure {
+    Failure::from(command::parse(&strings(args)).expect_err("refused"))
+}
+
+#[test]
+fn usage_errors_exit_2_and_point_at_the_help() {
+    let failure = parse_failure(&["network", "create", "--bogus", "n1"]);
+    assert_eq!(failure.exit_code(), EXIT_USAGE);
+    assert_eq!(
+        failure.to_string(),
+        "ipvlan: network create: unknown flag: --bogus\nSee 'ipvlan network create --help'."
+    );
+    let failure = parse_failure(&["frobnicate"]);
+    assert_eq!(failure.exit_code(), EXIT_USAGE);
+    assert_eq!(
+        failure.to_string(),
+        "ipvlan: 'frobnicate' is not an ipvlan command\nSee 'ipvlan --help'."
+    );
+}
+
+#[test]
+fn invalid_values_exit_1_without_the_help_hint() {
+    let failure = parse_failure(&["network", "create", "--subnet", "10.0.0.0/40", "n1"]);
+    assert_eq!(failure.exit_code(), EXIT_FAILED);
+    assert_eq!(
+        failure.to_string(),
+        "ipvlan: network create: invalid value \"10.0.0.0/40\" for --subnet: invalid CIDR address"
+    );
+}
+
+#[test]
+fn run_and_exec_report_their_own_failures_as_125() {
+    for args in [
+        &["run", "--bogus"][..],
+        &["run", "ls"][..],
+        &["run", "--net=n", "--ip=nope"][..],
+        &["run", "--net=n", "-d", "--rm", "sleep", "1"][..],
+        &["exec", "c1"][..],
+    ] {
+        assert_eq!(parse_failure(args).exit_code(), EXIT_RUN_FAILED, "{args:?}");
+    }
+    let failed = Failure::failed("run", "boom");
+    assert_eq!(failed.exit_code_for(Topic::Run), EXIT_RUN_FAILED);
+    assert_eq!(failed.exit_code_for(Topic::NetworkCreate), EXIT_FAILED);
+    assert_eq!(failed.to_string(), "ipvlan: run: boom");
+}
+
+#[test]
+fn driver_errors_keep_their_text() {
+    let error = driver::Error::unsupported(
+        "this kernel has no ipvlan support (CONFIG_IPVLAN); try `modprobe ipvlan`",
+    );
+    assert_eq!(
+        Failure::driver("network create n1", &error).to_string(),
+        "ipvlan: network create n1: this kernel has no ipvlan support (CONFIG_IPVLAN); \
+         try `modprobe ipvlan`"
+    );
+}
+
+#[test]
+fn only_commands_that_change_things_need_root() {
+    let needing: Vec<bool> = [
+        &["network", "create", "n"][..],
+        &["network", "rm", "n"][..],
+        &["network", "connect", "n", "c"][..],
+        &["network", "disconnect", "n", "c"][..],
+        &["run", "--net=n"][..],
+        &["exec", "c", "ls"][..],
+        &["rm", "c"][..],
+        &["restore"][..],
+    ]
+    .iter()
+    .map(|args| needs_root(&command::parse(&strings(args)).unwrap().command))
+    .collect();
+    assert!(needing.iter().all(|needs| *needs));
+    for args in [
+        &["network", "ls"][..],
+        &["network", "inspect", "n"][..],
+        &["ps"][..],
+        &["doctor"][..],
+        &["version"][..],
+        &["--version"][..],
+        &["network", "create", "--help"][..],
+        &["run", "-h"][..],
+    ] {
+        let command = command::parse(&strings(args)).unwrap().command;
+        assert!(!needs_root(&command), "{args:?}");
+    }
+}

@@ -1,0 +1,254 @@
+//! Commands that work on any kernel, run inside a private mount and network
+//! namespace (`unshare -m -n`) with scratch state, netns and /etc/netns
+//! directories, so the host is never touched: exec's exit codes, run's
+//! rollback, not-found errors, and where the state lives.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ipvlan");
+
+fn scratch_dir(tag: &str) -> PathBuf {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let path = std::env::temp_dir().join(format!(
+        "ipvlan-host-{tag}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&path).unwrap();
+    path
+}
+
+/// Runs `script` (with `$BIN` and `$T`, a scratch directory) in a private
+/// mount and network namespace, ipvlan's directories all under `$T`.
+fn isolated(script: &str, scratch: &Path) -> Output {
+    Command::new("unshare")
+        .args(["-m", "-n", "--propagation", "private", "sh", "-c", script])
+        .env("BIN", BIN)
+        .env("T", scratch)
+        .env("IPVLAN_STATE_DIR", scratch.join("state"))
+        .env("IPVLAN_NETNS_DIR", scratch.join("netns"))
+        .env("IPVLAN_ETC_NETNS_DIR", scratch.join("etc-netns"))
+        .output()
+        .expect("unshare (util-linux) is needed")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn exec_exits_with_the_commands_status_or_docker_codes() {
+    let scratch = scratch_dir("exec");
+    // A namespace made by iproute2 counts as a container for exec and rm.
+    let output = isolated(
+        "set -e\n\
+         export IPVLAN_NETNS_DIR=/run/netns\n\
+         ip netns add c1\n\
+         set +e\n\
+         for cmd in \"sh -c 'exit 3'\" no-such-command /etc/hosts \"sh -c 'kill -TERM \\$\\$'\" true; do\n\
+           eval \"\\\"\\$BIN\\\" exec c1 $cmd\"; echo \"rc=$?\"\n\
+         done\n\
+         \"$BIN\" exec c1 sh -c 'readlink /proc/self/ns/net' > \"$T/inside\"\n\
+         readlink /proc/self/ns/net > \"$T/outside\"\n\
+         \"$BIN\" exec -i c1 cat < /dev/null; echo \"rc=$?\"\n\
+         \"$BIN\" exec nope true; echo \"rc=$?\"\n\
+         \"$BIN\" rm c1; echo \"rc=$?\"\n\
+         echo \"left: $(ls /run/netns)\"",
+        &scratch,
+    );
+    let stdout = text(&output.stdout);
+    let stderr = text(&output.stderr);
+    let codes: Vec<&str> = stdout
+        .lines()
+        .filter(|line| line.starts_with("rc="))
+        .collect();
+    assert_eq!(
+        codes,
+        ["rc=3", "rc=127", "rc=126", "rc=143", "rc=0", "rc=0", "rc=125", "rc=0"],
+        "{stdout}{stderr}"
+    );
+    assert!(
+        stderr.contains("ipvlan: exec no-such-command: executable file not found"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("ipvlan: exec nope: No such container: nope"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.lines().any(|line| line == "c1"),
+        "rm prints the name: {stdout}"
+    );
+    assert!(
+        stdout.ends_with("rc=0\nleft: \n"),
+        "rm left the namespace: {stdout}"
+    );
+    let inside = std::fs::read_to_string(scratch.join("inside")).unwrap();
+    let outside = std::fs::read_to_string(scratch.join("outside")).unwrap();
+    assert!(
+        inside.starts_with("net:[") && inside != outside,
+        "{inside} vs {outside}"
+    );
+    std::fs::remove_dir_all(&scratch).ok();
+}
+
+#[test]
+fn run_whose_attach_fails_exits_125_and_leaves_no_container() {
+    let scratch = scratch_dir("run");
+    let output = isolated(
+        "\"$BIN\" run --net=missing --name=c1 true; echo \"rc=$?\"\n\
+         \"$BIN\" run --net=missing -d sleep 100; echo \"rc=$?\"\n\
+         ls -A \"$T/netns\" | wc -l\n\
+         \"$BIN\" ps -q | wc -l",
+        &scratch,
+    );
+    let stdout = text(&output.stdout);
+    let stderr = text(&output.stderr);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines, ["rc=125", "rc=125", "0", "0"], "{stdout}{stderr}");
+    assert!(
+        stderr.starts_with(
+            "ipvlan: run: connecting c1 to network missing: network missing not found\n"
+        ),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&scratch).ok();
+}
+
+#[test]
+fn unknown_names_are_errors_with_exit_1() {
+    let scratch = scratch_dir("unknown");
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "network inspect nope",
+            "[]\n",
+            "ipvlan: network inspect: network nope not found\n",
+        ),
+        (
+            "network rm nope",
+            "",
+            "ipvlan: network rm nope: network nope not found\n",
+        ),
+        ("rm nope", "", "ipvlan: rm nope: No such container: nope\n"),
+        ("network disconnect nope c1", "", ""),
+        ("network connect nope /proc/1/ns/net", "", ""),
+    ];
+    for (args, expected_stdout, expected_stderr) in cases {
+        let output = isolated(&format!("exec \"$BIN\" {args}"), &scratch);
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{args}: {stderr}");
+        assert_eq!(text(&output.stdout), *expected_stdout, "{args}");
+        if expected_stderr.is_empty() {
+            assert!(
+                stderr.starts_with(&format!(
+                    "ipvlan: {} ",
+                    &args[..args.find(" nope").unwrap()]
+                )) && stderr.contains("nope"),
+                "{args}: {stderr}"
+            );
+        } else {
+            assert_eq!(stderr, *expected_stderr, "{args}");
+        }
+    }
+    std::fs::remove_dir_all(&scratch).ok();
+}
+
+#[test]
+fn empty_lists_print_only_their_headers() {
+    let scratch = scratch_dir("lists");
+    let output = isolated(
+        "\"$BIN\" network ls && \"$BIN\" network ls -q && \"$BIN\" ps && \"$BIN\" ps -q",
+        &scratch,
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert_eq!(
+        text(&output.stdout),
+        "NETWORK ID   NAME      DRIVER    SCOPE\nNAME      NETWORKS   ADDRESSES\n"
+    );
+    std::fs::remove_dir_all(&scratch).ok();
+}
+
+#[test]
+fn state_dir_flag_overrides_the_environment() {
+    let scratch = scratch_dir("statedir");
+    let from_env = scratch.join("from-env");
+    let from_flag = scratch.join("from-flag");
+    let run = |args: &[&str]| {
+        let output = Command::new(BIN)
+            .args(args)
+            .env("IPVLAN_STATE_DIR", &from_env)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    };
+    run(&["--state-dir", from_flag.to_str().unwrap(), "network", "ls"]);
+    assert!(from_flag.is_dir() && !from_env.exists());
+    run(&["network", "ls"]);
+    assert!(from_env.is_dir());
+    let mode = std::fs::metadata(&from_env).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
+    std::fs::remove_dir_all(&scratch).ok();
+}
+
+#[test]
+fn invalid_network_requests_exit_1_with_the_specified_texts_and_record_nothing() {
+    let scratch = scratch_dir("invalid");
+    let cases: &[(&str, &str)] = &[
+        (
+            "-o ipvlan_mode=L2 n1",
+            "ipvlan: network create n1: requested ipvlan mode 'L2' is not valid, \
+             'l2' mode is the ipvlan driver default\n",
+        ),
+        (
+            "-o ipvlan_flag=Bridge n1",
+            "ipvlan: network create n1: requested ipvlan flag 'Bridge' is not valid, \
+             'bridge' is the ipvlan driver default\n",
+        ),
+        (
+            "-o parent=lo n1",
+            "ipvlan: network create n1: loopback interface is not a valid ipvlan parent link\n",
+        ),
+        (
+            "-o foo=bar n1",
+            "ipvlan: network create n1: unknown option 'foo': ",
+        ),
+        ("-o parent=v0.4095 n1", "ipvlan: network create n1: "),
+        (
+            "bad/name",
+            "ipvlan: network create bad/name: invalid network name",
+        ),
+        (
+            "--subnet 10.0.0.1/24 n1",
+            "ipvlan: network create n1: invalid subnet 10.0.0.1/24",
+        ),
+        (
+            "--subnet 10.0.0.0/24 --gateway 10.1.0.1 n1",
+            "ipvlan: network create n1: ",
+        ),
+    ];
+    for (args, expected) in cases {
+        let output = isolated(
+            &format!(
+                "ip link add v0 type veth peer name v1\n\
+                 \"$BIN\" network create {args}\n\
+                 rc=$?\n\
+                 \"$BIN\" network ls -q\n\
+                 exit $rc"
+            ),
+            &scratch,
+        );
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{args}: {stderr}");
+        assert!(stderr.starts_with(expected), "{args}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args}: {stderr}");
+        assert_eq!(
+            text(&output.stdout),
+            "",
+            "{args}: printed an ID or a network was recorded"
+        );
+    }
+    std::fs::remove_dir_all(&scratch).ok();
+}

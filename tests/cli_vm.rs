@@ -1,0 +1,340 @@
+//! The command line against a kernel with ipvlan (QEMU guest, `cargo xtask
+//! vm-test`): what `run`, `exec`, `rm`, `ps`, `network ls|inspect|connect|
+//! disconnect|rm` print and exit with once containers really attach.
+//!
+//! Each test has its own state, netns and /etc/netns directories and a
+//! network without parent (its own dummy), so tests do not see one another.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use ipvlan::json::{self, Value};
+
+fn binary() -> String {
+    std::env::var("IPVLAN_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_ipvlan").to_string())
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Scratch directories for one test, removed (after `rm -f` of whatever is
+/// left and `network rm` of its networks) on drop.
+struct Env {
+    root: PathBuf,
+    networks: Vec<String>,
+}
+
+impl Env {
+    fn new(tag: &str) -> Env {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let root = std::env::temp_dir().join(format!(
+            "ipvlan-cli-vm-{tag}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&root).unwrap();
+        Env {
+            root,
+            networks: Vec::new(),
+        }
+    }
+
+    fn netns_dir(&self) -> PathBuf {
+        self.root.join("netns")
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(binary());
+        command
+            .args(args)
+            .env("IPVLAN_STATE_DIR", self.root.join("state"))
+            .env("IPVLAN_NETNS_DIR", self.netns_dir())
+            .env("IPVLAN_ETC_NETNS_DIR", self.root.join("etc-netns"))
+            .stdin(Stdio::null());
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("runs ipvlan")
+    }
+
+    /// Runs and insists on exit code 0; returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let output = self.run(args);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{args:?}: {}{}",
+            text(&output.stdout),
+            text(&output.stderr)
+        );
+        text(&output.stdout)
+    }
+
+    fn network(&mut self, name: &str, subnet: &str) -> String {
+        let id = self.ok(&["network", "create", "--subnet", subnet, name]);
+        self.networks.push(name.to_string());
+        id.trim().to_string()
+    }
+
+    fn containers(&self) -> Vec<String> {
+        self.ok(&["ps", "-q"]).lines().map(str::to_string).collect()
+    }
+
+    fn namespaces(&self) -> usize {
+        std::fs::read_dir(self.netns_dir()).map_or(0, |dir| dir.count())
+    }
+
+    fn inspect(&self, network: &str) -> Value {
+        let document = json::parse(&self.ok(&["network", "inspect", network])).expect("JSON");
+        document.as_array().expect("array")[0].clone()
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        for name in self.containers() {
+            self.run(&["rm", "-f", &name]);
+        }
+        for network in &self.networks {
+            self.run(&["network", "rm", network]);
+        }
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+fn field<'a>(value: &'a Value, path: &[&str]) -> &'a Value {
+    path.iter().fold(value, |value, key| {
+        value
+            .get(key)
+            .unwrap_or_else(|| panic!("no {key} in {value}"))
+    })
+}
+
+#[test]
+fn network_create_ls_inspect_and_rm_print_like_docker() {
+    let mut env = Env::new("net");
+    let id = env.network("n1", "192.168.70.0/24");
+    assert!(
+        id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{id}"
+    );
+    let table = env.ok(&["network", "ls"]);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines[0], "NETWORK ID     NAME      DRIVER    SCOPE");
+    assert_eq!(
+        lines[1],
+        format!("{}   n1        ipvlan    local", &id[..12])
+    );
+    assert_eq!(
+        env.ok(&["network", "ls", "-q", "--no-trunc"]),
+        format!("{id}\n")
+    );
+
+    let network = env.inspect("n1");
+    assert_eq!(field(&network, &["Id"]).as_str(), Some(id.as_str()));
+    assert_eq!(field(&network, &["Internal"]).as_bool(), Some(true));
+    let config = field(&network, &["IPAM", "Config"]).as_array().unwrap();
+    assert_eq!(
+        field(&config[0], &["Subnet"]).as_str(),
+        Some("192.168.70.0/24")
+    );
+    let parent = field(&network, &["Options", "parent"]).as_str().unwrap();
+    assert_eq!(parent, format!("di-{}", &id[..12]));
+
+    let output = env.run(&["network", "create", "--subnet", "192.168.71.0/24", "n1"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(text(&output.stderr).starts_with("ipvlan: network create n1: "));
+
+    assert_eq!(env.ok(&["network", "rm", "n1"]), "n1\n");
+    env.networks.clear();
+    assert_eq!(env.ok(&["network", "ls", "-q"]), "");
+}
+
+#[test]
+fn foreground_run_exits_with_the_commands_status_and_rm_removes() {
+    let mut env = Env::new("run");
+    env.network("n1", "192.168.72.0/24");
+    let cases: &[(&[&str], i32)] = &[
+        (&["sh", "-c", "exit 7"], 7),
+        (&["true"], 0),
+        (&["no-such-command"], 127),
+        (&["/etc/hosts"], 126),
+        (&["sh", "-c", "kill -KILL $$"], 137),
+    ];
+    for (command, code) in cases {
+        let mut args = vec!["run", "--net=n1", "--rm"];
+        args.extend_from_slice(command);
+        let output = env.run(&args);
+        assert_eq!(
+            output.status.code(),
+            Some(*code),
+            "{command:?}: {}",
+            text(&output.stderr)
+        );
+        assert!(
+            env.containers().is_empty(),
+            "{command:?}: --rm left a container"
+        );
+        assert_eq!(env.namespaces(), 0, "{command:?}: --rm left a namespace");
+    }
+    // Inside: the address of the network on eth0, and the command's output on our stdout.
+    let output = env.run(&[
+        "run",
+        "--net=n1",
+        "--rm",
+        "--ip=192.168.72.9",
+        "ip",
+        "-o",
+        "-4",
+        "addr",
+        "show",
+        "eth0",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stdout).contains("inet 192.168.72.9/24"),
+        "{}",
+        text(&output.stdout)
+    );
+    // Without --rm the container stays.
+    env.ok(&["run", "--net=n1", "--name=kept", "true"]);
+    assert_eq!(env.containers(), ["kept"]);
+}
+
+#[test]
+fn run_failures_exit_125_and_leave_nothing() {
+    let mut env = Env::new("fail");
+    env.network("n1", "192.168.73.0/24");
+    env.ok(&[
+        "run",
+        "--net=n1",
+        "--name=first",
+        "--ip=192.168.73.5",
+        "true",
+    ]);
+    let cases: &[(&[&str], &str)] = &[
+        (&["--ip=192.168.73.5"], "Address already in use"),
+        (
+            &["--ip=10.9.9.9"],
+            "no configured subnet contains IP address 10.9.9.9",
+        ),
+        (&["--ip6=2001:db8::5"], "has no IPv6 subnet"),
+        (&["--name=first"], "first"),
+    ];
+    for (options, message) in cases {
+        let mut args = vec!["run", "--net=n1"];
+        args.extend_from_slice(options);
+        args.push("true");
+        let output = env.run(&args);
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(125), "{options:?}: {stderr}");
+        assert!(
+            stderr.starts_with("ipvlan: run: ") && stderr.contains(message),
+            "{options:?}: {stderr}"
+        );
+        assert_eq!(env.containers(), ["first"], "{options:?}");
+        assert_eq!(env.namespaces(), 1, "{options:?}");
+    }
+}
+
+#[test]
+fn detached_run_prints_the_name_and_rm_needs_force_while_it_runs() {
+    let mut env = Env::new("detach");
+    env.network("n1", "192.168.74.0/24");
+    assert_eq!(
+        env.ok(&["run", "--net=n1", "--name=bg", "-itd", "sleep", "1000"]),
+        "bg\n"
+    );
+    assert_eq!(env.ok(&["run", "--net=n1", "--name=idle", "-d"]), "idle\n");
+    let network = env.inspect("n1");
+    let address = |name: &str| {
+        field(&network, &["Containers", name, "IPv4Address"])
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (bg, idle) = (address("bg"), address("idle"));
+    assert!(bg.starts_with("192.168.74.") && bg.ends_with("/24") && bg != idle);
+    let ps = env.ok(&["ps"]);
+    let lines: Vec<&str> = ps.lines().collect();
+    assert_eq!(lines[0], "NAME      NETWORKS   ADDRESSES");
+    assert_eq!(lines[1], format!("bg        n1         {bg}"));
+    assert_eq!(lines[2], format!("idle      n1         {idle}"));
+
+    // exec sees the other container by name and exits with the command's status.
+    let output = env.run(&["exec", "bg", "sh", "-c", "grep -w idle /etc/hosts; exit 4"]);
+    assert_eq!(output.status.code(), Some(4));
+    let idle_ip = idle.split('/').next().unwrap();
+    assert!(
+        text(&output.stdout).contains(idle_ip),
+        "{}",
+        text(&output.stdout)
+    );
+
+    let output = env.run(&["rm", "bg"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stderr).starts_with("ipvlan: rm bg: "),
+        "{}",
+        text(&output.stderr)
+    );
+    assert_eq!(env.containers(), ["bg", "idle"]);
+    assert_eq!(env.ok(&["rm", "-f", "bg", "idle"]), "bg\nidle\n");
+    assert!(env.containers().is_empty());
+    assert_eq!(env.namespaces(), 0);
+
+    let output = env.run(&["run", "--net=n1", "-d", "no-such-command"]);
+    assert_eq!(output.status.code(), Some(127), "{}", text(&output.stderr));
+    assert!(
+        env.containers().is_empty(),
+        "a failed -d start left its container"
+    );
+}
+
+#[test]
+fn connect_and_disconnect_any_namespace_by_path() {
+    let mut env = Env::new("connect");
+    env.network("n1", "192.168.75.0/24");
+    let mut holder: Child = Command::new("unshare")
+        .args(["-n", "sleep", "1000"])
+        .spawn()
+        .expect("unshare");
+    // Wait until the child runs in its own namespace.
+    let own = std::fs::read_link("/proc/self/ns/net").unwrap();
+    let path = format!("/proc/{}/ns/net", holder.id());
+    for _ in 0..100 {
+        if std::fs::read_link(&path).is_ok_and(|ns| ns != own) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(
+        env.ok(&["network", "connect", "--ip", "192.168.75.20", "n1", &path]),
+        ""
+    );
+    let network = env.inspect("n1");
+    let endpoint = field(&network, &["Containers", &path]);
+    assert_eq!(
+        field(endpoint, &["IPv4Address"]).as_str(),
+        Some("192.168.75.20/24")
+    );
+
+    let output = env.run(&["network", "rm", "n1"]);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "network rm with an endpoint attached"
+    );
+
+    assert_eq!(env.ok(&["network", "disconnect", "n1", &path]), "");
+    let network = env.inspect("n1");
+    assert_eq!(
+        field(&network, &["Containers"]).as_object().map(<[_]>::len),
+        Some(0)
+    );
+    holder.kill().ok();
+    holder.wait().ok();
+}

@@ -1,0 +1,217 @@
+//! Cargo side of the harness: finds the VM test targets and builds them and the
+//! `ipvlan` binary for musl, reading executable paths from cargo's JSON messages.
+
+use crate::json::{self, Json};
+use crate::tools::MUSL_TARGET;
+use crate::util::{cargo, describe};
+use crate::Result;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+/// Cargo's target directory (honours CARGO_TARGET_DIR and config).
+pub fn target_dir() -> Result<PathBuf> {
+    let metadata = metadata()?;
+    metadata
+        .get("target_directory")
+        .and_then(Json::as_str)
+        .map(PathBuf::from)
+        .ok_or_else(|| "cargo metadata: no target_directory".into())
+}
+
+fn metadata() -> Result<Json> {
+    let text =
+        crate::util::output(cargo().args(["metadata", "--format-version", "1", "--no-deps"]))?;
+    Ok(json::parse(&text)?)
+}
+
+/// One target of a package, from `cargo metadata`.
+struct CargoTarget {
+    name: String,
+    kinds: Vec<String>,
+    required_features: Vec<String>,
+}
+
+/// Targets of the `ipvlan` package.
+fn ipvlan_targets() -> Result<Vec<CargoTarget>> {
+    let metadata = metadata()?;
+    let strings = |value: Option<&Json>| -> Vec<String> {
+        value
+            .map(Json::as_array)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect()
+    };
+    let packages = metadata
+        .get("packages")
+        .map(Json::as_array)
+        .unwrap_or_default();
+    let package = packages
+        .iter()
+        .find(|p| p.get("name").and_then(Json::as_str) == Some("ipvlan"))
+        .ok_or("cargo metadata: no ipvlan package")?;
+    Ok(package
+        .get("targets")
+        .map(Json::as_array)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|t| {
+            let name = t.get("name").and_then(Json::as_str)?.to_string();
+            Some(CargoTarget {
+                name,
+                kinds: strings(t.get("kind")),
+                required_features: strings(t.get("required-features")),
+            })
+        })
+        .collect())
+}
+
+/// Test targets of the `ipvlan` package that declare `required-features = ["vm"]`.
+pub fn vm_test_targets() -> Result<Vec<String>> {
+    let mut names: Vec<String> = ipvlan_targets()?
+        .into_iter()
+        .filter(|t| {
+            t.kinds.iter().any(|k| k == "test") && t.required_features.iter().any(|f| f == "vm")
+        })
+        .map(|t| t.name)
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// Bench targets of the `ipvlan` package.
+pub fn bench_targets() -> Result<Vec<String>> {
+    Ok(ipvlan_targets()?
+        .into_iter()
+        .filter(|t| t.kinds.iter().any(|k| k == "bench"))
+        .map(|t| t.name)
+        .collect())
+}
+
+/// Builds the selected (default: all) VM test targets for musl; returns
+/// (target name, executable).
+pub fn build_vm_tests(selected: &[String]) -> Result<Vec<(String, PathBuf)>> {
+    let all = vm_test_targets()?;
+    for name in selected {
+        if !all.contains(name) {
+            return Err(format!(
+                "no VM test target {name:?}; VM test targets: {}",
+                all.join(", ")
+            )
+            .into());
+        }
+    }
+    let targets: Vec<&String> = all
+        .iter()
+        .filter(|n| selected.is_empty() || selected.contains(n))
+        .collect();
+    if targets.is_empty() {
+        println!("no VM test targets declared (required-features = [\"vm\"])");
+        return Ok(Vec::new());
+    }
+    let mut cmd = cargo();
+    cmd.args([
+        "test",
+        "-p",
+        "ipvlan",
+        "--features",
+        "vm",
+        "--target",
+        MUSL_TARGET,
+        "--no-run",
+    ]);
+    for name in &targets {
+        cmd.arg("--test").arg(name);
+    }
+    let artifacts = cargo_artifacts(&mut cmd)?;
+    targets
+        .iter()
+        .map(|name| {
+            artifacts
+                .iter()
+                .find(|a| a.kind == "test" && &&a.name == name)
+                .map(|a| (a.name.clone(), a.executable.clone()))
+                .ok_or_else(|| format!("cargo built no executable for test target {name}").into())
+        })
+        .collect()
+}
+
+/// Builds the `ipvlan` binary for musl (static) and returns its path.
+pub fn build_ipvlan() -> Result<PathBuf> {
+    let mut cmd = cargo();
+    // Same features as the test build, so both share one build of the library.
+    cmd.args([
+        "build",
+        "-p",
+        "ipvlan",
+        "--features",
+        "vm",
+        "--target",
+        MUSL_TARGET,
+        "--bin",
+        "ipvlan",
+    ]);
+    cargo_artifacts(&mut cmd)?
+        .into_iter()
+        .find(|a| a.kind == "bin" && a.name == "ipvlan")
+        .map(|a| a.executable)
+        .ok_or_else(|| "cargo built no ipvlan executable".into())
+}
+
+struct Artifact {
+    name: String,
+    kind: String,
+    executable: PathBuf,
+}
+
+/// Runs a cargo build with JSON messages on stdout (diagnostics still rendered on
+/// stderr) and returns the executables it produced.
+fn cargo_artifacts(cmd: &mut Command) -> Result<Vec<Artifact>> {
+    // Line tables keep backtraces readable at a fraction of full debug info: the
+    // binaries travel in the initramfs, which sits in the guest's RAM. Only the
+    // musl builds see this; they have their own target directory.
+    cmd.env("CARGO_PROFILE_DEV_DEBUG", "line-tables-only")
+        .env("CARGO_PROFILE_TEST_DEBUG", "line-tables-only");
+    cmd.arg("--message-format=json-render-diagnostics")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    println!("$ {}", describe(cmd));
+    let out = cmd
+        .output()
+        .map_err(|e| format!("{}: {e}", describe(cmd)))?;
+    if !out.status.success() {
+        return Err(format!("`{}` failed ({})", describe(cmd), out.status).into());
+    }
+    let mut artifacts = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(message) = json::parse(line) else {
+            continue;
+        };
+        if message.get("reason").and_then(Json::as_str) != Some("compiler-artifact") {
+            continue;
+        }
+        let (Some(target), Some(executable)) = (
+            message.get("target"),
+            message.get("executable").and_then(Json::as_str),
+        ) else {
+            continue;
+        };
+        let name = target
+            .get("name")
+            .and_then(Json::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let kind = target.get("kind").map(Json::as_array).unwrap_or_default();
+        let kind = kind
+            .first()
+            .and_then(Json::as_str)
+            .unwrap_or_default()
+            .to_string();
+        artifacts.push(Artifact {
+            name,
+            kind,
+            executable: PathBuf::from(executable),
+        });
+    }
+    Ok(artifacts)
+}

@@ -1,0 +1,227 @@
+//! Boots QEMU with the cloud kernel and an initramfs, streams the guest console,
+//! and reads the result marker and summary line the guest prints.
+
+use crate::kernel::Kernel;
+use crate::tools::VmTools;
+use crate::util::{describe, Timings};
+use crate::vm::Outcome;
+use crate::Result;
+use std::fs;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Printed by the guest's /init with the job's exit status.
+const RESULT_MARKER: &str = "IPVLAN-VM-RESULT: ";
+/// Printed by /init once the kernel has handed over to it.
+const BOOT_MARKER: &str = "ipvlan-vm: booted";
+/// How long the guest may take to power off after printing its result.
+const POWER_OFF_GRACE: Duration = Duration::from_secs(20);
+
+/// Boots QEMU, streams the console to stdout (and `log`), and enforces `timeout`.
+/// The QEMU invocation shared by batch and interactive boots.
+fn qemu_command(tools: &VmTools, kernel: &Kernel, initrd: &Path) -> Command {
+    let mut cmd = Command::new(&tools.qemu);
+    // No -enable-kvm: KVM is not usable on the machines this runs on. No network
+    // card (-nic none): nothing in the guest may reach the outside.
+    cmd.args([
+        "-m",
+        "1024",
+        "-smp",
+        "2",
+        "-nographic",
+        "-no-reboot",
+        "-nic",
+        "none",
+    ])
+    .arg("-kernel")
+    .arg(&kernel.vmlinuz)
+    .arg("-initrd")
+    .arg(initrd)
+    .args(["-append", "console=ttyS0 quiet panic=-1"]);
+    cmd
+}
+
+/// Boots with the terminal attached to the guest console (no timeout).
+pub fn interactive(tools: &VmTools, kernel: &Kernel, initrd: &Path) -> Result<Outcome> {
+    let mut cmd = qemu_command(tools, kernel, initrd);
+    println!("$ {}", describe(&cmd));
+    println!("(leave the shell to power off; Ctrl-A X kills QEMU)");
+    let status = cmd
+        .status()
+        .map_err(|e| format!("{}: {e}", describe(&cmd)))?;
+    Ok(Outcome {
+        status: status.code(),
+        summary: None,
+        timed_out: false,
+    })
+}
+
+/// Boots QEMU, streams the console to stdout (and `log`), and enforces `timeout`.
+pub fn boot(
+    tools: &VmTools,
+    kernel: &Kernel,
+    initrd: &Path,
+    timeout: Duration,
+    log: &Path,
+    timings: &mut Timings,
+) -> Result<Outcome> {
+    let mut cmd = qemu_command(tools, kernel, initrd);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    println!("$ {}", describe(&cmd));
+    let start = Instant::now();
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("{}: {e}", describe(&cmd)))?;
+    let mut console = child.stdout.take().ok_or("no QEMU stdout")?;
+    let mut log_file = fs::File::create(log)?;
+
+    // The reader thread echoes the console as it arrives and hands complete lines
+    // to this thread, which watches the markers and the clock.
+    let (lines_tx, lines_rx) = mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        let mut pending = Vec::new();
+        let mut filter = ConsoleFilter::default();
+        let stdout = std::io::stdout();
+        while let Ok(n) = console.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            let chunk = filter.clean(&buf[..n]);
+            let mut out = stdout.lock();
+            let _ = out.write_all(&chunk);
+            let _ = out.flush();
+            let _ = log_file.write_all(&chunk);
+            for byte in chunk {
+                if byte == b'\n' {
+                    let _ = lines_tx.send(String::from_utf8_lossy(&pending).into_owned());
+                    pending.clear();
+                } else {
+                    pending.push(byte);
+                }
+            }
+        }
+        if !pending.is_empty() {
+            let _ = lines_tx.send(String::from_utf8_lossy(&pending).into_owned());
+        }
+    });
+
+    let mut deadline = start + timeout;
+    let mut outcome = Outcome {
+        status: None,
+        summary: None,
+        timed_out: false,
+    };
+    let mut booted_at = None;
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        match lines_rx.recv_timeout(remaining) {
+            Ok(line) => {
+                if booted_at.is_none() && line.contains(BOOT_MARKER) {
+                    booted_at = Some(start.elapsed());
+                }
+                if is_summary(&line) {
+                    outcome.summary = Some(line.trim().to_string());
+                }
+                if let Some(pos) = line.find(RESULT_MARKER) {
+                    outcome.status = line[pos + RESULT_MARKER.len()..].trim().parse().ok();
+                    // The job is over: a guest that fails to power off must not
+                    // turn a finished run into a timeout.
+                    deadline = deadline.min(Instant::now() + POWER_OFF_GRACE);
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if outcome.status.is_none() {
+                    outcome.timed_out = true;
+                } else {
+                    println!("vm: the guest did not power off; stopping QEMU");
+                }
+                let _ = child.kill();
+                break;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    let status = child.wait()?;
+    let _ = reader.join();
+    let elapsed = start.elapsed();
+    let boot_time = booted_at.unwrap_or(elapsed);
+    timings.record("boot", boot_time);
+    timings.record("guest run", elapsed.saturating_sub(boot_time));
+    if !outcome.timed_out && !status.success() {
+        println!("vm: qemu exited with {status}");
+    }
+    Ok(outcome)
+}
+
+/// Drops carriage returns and terminal escape sequences (the firmware clears the
+/// screen) so the console reads as plain lines.
+#[derive(Default)]
+struct ConsoleFilter {
+    state: EscapeState,
+}
+
+#[derive(Default, PartialEq)]
+enum EscapeState {
+    #[default]
+    Text,
+    Escape,
+    Csi,
+}
+
+impl ConsoleFilter {
+    fn clean(&mut self, input: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(input.len());
+        for &byte in input {
+            self.state = match (&self.state, byte) {
+                (EscapeState::Text, 0x1b) => EscapeState::Escape,
+                (EscapeState::Text, b'\r') => EscapeState::Text,
+                (EscapeState::Text, _) => {
+                    out.push(byte);
+                    EscapeState::Text
+                }
+                (EscapeState::Escape, b'[') => EscapeState::Csi,
+                (EscapeState::Escape, _) => EscapeState::Text,
+                (EscapeState::Csi, 0x40..=0x7e) => EscapeState::Text,
+                (EscapeState::Csi, _) => EscapeState::Csi,
+            };
+        }
+        out
+    }
+}
+
+/// libtest-style closing line: `N passed, N failed`.
+pub fn is_summary(line: &str) -> bool {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    matches!(words.as_slice(), [p, "passed,", f, "failed"] if p.parse::<u64>().is_ok() && f.parse::<u64>().is_ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_line() {
+        assert!(is_summary("3 passed, 0 failed"));
+        assert!(is_summary("3 passed, 1 failed\n"));
+        assert!(!is_summary("test result: ok. 3 passed; 0 failed;"));
+        assert!(!is_summary("x passed, 0 failed"));
+    }
+
+    #[test]
+    fn console_filter_drops_escapes() {
+        let mut filter = ConsoleFilter::default();
+        assert_eq!(
+            filter.clean(b"\x1bc\x1b[?7l\x1b[2JSeaBIOS\r\n"),
+            b"SeaBIOS\n"
+        );
+        // A sequence split across reads.
+        assert_eq!(filter.clean(b"a\x1b[0"), b"a");
+        assert_eq!(filter.clean(b"mb"), b"b");
+    }
+}

@@ -785,3 +785,179 @@ fn a_vlan_parent_we_made_goes_with_the_last_network_using_it() {
         "the last network deletes it"
     );
 }
+
+/// A small deterministic generator (the seed is printed to replay a run).
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, bound: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % bound.max(1)
+    }
+}
+
+#[test]
+fn sigkill_at_any_point_then_restore_leaves_nothing_behind() {
+    topology_up();
+    let config = config("crash");
+    let manager = Manager::open(config.clone()).unwrap();
+    let info = manager
+        .create_network(&net("crash", &["10.99.0.0/16"], &[], &[]))
+        .unwrap();
+    let bin = std::env::var("IPVLAN_BIN").unwrap_or_else(|_| "/usr/bin/ipvlan".into());
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    println!("seed {seed}");
+    let mut rng = Lcg(seed);
+    let state_dir = config.state_dir.display().to_string();
+    // How long one complete run takes: kills land anywhere in 0..1.2x that.
+    let started = std::time::Instant::now();
+    let status = std::process::Command::new(&bin)
+        .args([
+            "--state-dir",
+            &state_dir,
+            "run",
+            "-d",
+            "--net=crash",
+            "--name=k0",
+        ])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let full = started.elapsed().as_micros() as u64;
+    println!("one run -d takes {full} us");
+    let mut killed = 0;
+    for i in 0..60 {
+        let name = format!("k{}", rng.next(12));
+        let net_name = format!("n{}", rng.next(4));
+        let args: Vec<String> = match rng.next(6) {
+            4 => vec!["network".into(), "create".into(), net_name],
+            5 => vec!["network".into(), "rm".into(), net_name],
+            0 => vec!["rm".into(), "-f".into(), name],
+            1 => vec!["network".into(), "disconnect".into(), "crash".into(), name],
+            _ => vec![
+                "run".into(),
+                "-d".into(),
+                "--net=crash".into(),
+                format!("--name={name}"),
+            ],
+        };
+        let mut child = std::process::Command::new(&bin)
+            .arg("--state-dir")
+            .arg(&state_dir)
+            .args(&args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_micros(rng.next(full * 6 / 5)));
+        if child.try_wait().unwrap().is_none() {
+            killed += 1;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        let _ = i;
+    }
+    println!("{killed} of 60 invocations killed mid-way");
+    let report = manager.restore().unwrap();
+    println!("{report:?}");
+    assert!(report.errors.is_empty(), "{report:?}");
+
+    // Every record has its link, with its address, in its namespace.
+    let network = manager.network("crash").unwrap();
+    let mut recorded = Vec::new();
+    for ep in &network.endpoints {
+        let name = ep.container.clone();
+        assert_eq!(
+            addresses(&name, &ep.ifname),
+            vec![ep.ipv4.unwrap().to_string()],
+            "{ep:?}"
+        );
+        recorded.push(format!("{name}:{}", ep.ifname));
+    }
+    recorded.sort();
+    // Every ipvlan link in a container namespace has a record.
+    let links: Vec<String> = all_ipvlan_links()
+        .into_iter()
+        .filter(|l| !l.starts_with("host:") && !l.starts_with("router:"))
+        .collect();
+    assert_eq!(
+        links, recorded,
+        "links without records or records without links"
+    );
+    // Every address file has one owner with a record holding that address.
+    let subnet_dir = config
+        .state_dir
+        .join("ipam")
+        .join(&info.id)
+        .join("10.99.0.0-16");
+    let mut held: Vec<String> = fs::read_dir(&subnet_dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n != "cursor" && !n.starts_with('.'))
+                .collect()
+        })
+        .unwrap_or_default();
+    held.sort();
+    let mut expected: Vec<String> = network
+        .endpoints
+        .iter()
+        .map(|e| e.ipv4.unwrap().addr().to_string())
+        .collect();
+    expected.sort();
+    assert_eq!(held, expected, "address files and records disagree");
+    // Dummy parents and network records agree.
+    let mut dummies: Vec<String> = ip_json(&["link", "show", "type", "dummy"])
+        .as_array()
+        .unwrap_or(&[])
+        .iter()
+        .filter_map(|l| l.get("ifname").and_then(|n| n.as_str()).map(str::to_string))
+        .filter(|n| n.starts_with("di-"))
+        .collect();
+    dummies.sort();
+    let mut parents: Vec<String> = manager
+        .networks()
+        .unwrap()
+        .into_iter()
+        .map(|n| n.parent)
+        .filter(|p| p.starts_with("di-"))
+        .collect();
+    parents.sort();
+    assert_eq!(dummies, parents, "dummy links and networks disagree");
+    // Container records and namespaces agree.
+    let mut records: Vec<String> = manager
+        .containers()
+        .unwrap()
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    records.sort();
+    let mut namespaces: Vec<String> = fs::read_dir("/run/netns")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('k'))
+        .collect();
+    namespaces.sort();
+    assert_eq!(
+        records, namespaces,
+        "container records and namespaces disagree"
+    );
+    // Kernel and state agree: nothing left to do.
+    let second = manager.restore().unwrap();
+    assert_eq!(second.intents_repaired, 0, "{second:?}");
+    assert!(second.links_recreated.is_empty(), "{second:?}");
+    for c in manager.containers().unwrap() {
+        manager.remove_container(&c.name, true).unwrap();
+    }
+    for n in manager.networks().unwrap() {
+        manager.remove_network(&n.name).unwrap();
+    }
+}

@@ -400,10 +400,7 @@ pub(crate) fn endpoint_plan(
 
 /// Deletes the link `ifname` in `ns`; gone already is fine.
 pub(crate) fn delete_endpoint_link(ns: &Netns, ifname: &str) -> Result<(), Error> {
-    if let Some(link) = net::link_by_name(Some(ns), ifname)? {
-        net::delete_link(Some(ns), link.index)?;
-    }
-    Ok(())
+    net::delete_link_by_name(ns, ifname).map(drop)
 }
 
 /// An endpoint id for a namespace given by path: its characters kept where

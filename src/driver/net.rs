@@ -243,6 +243,20 @@ pub(crate) fn delete_link(ns: Option<&Netns>, index: u32) -> Result<bool, Error>
     }
 }
 
+/// Deletes the link `name` in `ns` with one socket; `Ok(false)` when there
+/// is none.
+pub(crate) fn delete_link_by_name(ns: &Netns, name: &str) -> Result<bool, Error> {
+    let inside = handle(Some(ns))?;
+    let Some(link) = inside.link_by_name(name).map_err(from_netlink)? else {
+        return Ok(false);
+    };
+    match inside.link_del(link.index) {
+        Ok(()) => Ok(true),
+        Err(error) if error.is_not_found() => Ok(false),
+        Err(error) => Err(from_netlink(error)),
+    }
+}
+
 /// The host's on-link routes, IPv4 and IPv6 (for default pools).
 pub(crate) fn onlink_routes() -> Result<Vec<IpNet>, Error> {
     const RT_SCOPE_LINK: u8 = 253;

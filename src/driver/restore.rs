@@ -11,6 +11,8 @@ impl Manager {
     pub(crate) fn do_restore(&self) -> Result<RestoreReport, Error> {
         let state = self.state.lock()?;
         let mut report = RestoreReport::default();
+        // Half-written files of killed invocations first: nothing reads them.
+        state.clean_temporaries()?;
         let mut networks = state.networks()?;
 
         // Interrupted creates are rolled back, interrupted removals finished.

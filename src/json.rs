@@ -231,7 +231,7 @@ fn write_value(out: &mut String, value: &Value, indent: Option<usize>, level: us
 fn newline(out: &mut String, indent: Option<usize>, level: usize) {
     if let Some(width) = indent {
         out.push('\n');
-        out.extend(std::iter::repeat(' ').take(width * level));
+        out.push_str(&" ".repeat(width * level));
     }
 }
 

@@ -1,7 +1,7 @@
 //! Cargo side of the harness: finds the VM test targets and builds them and the
 //! `ipvlan` binary for musl, reading executable paths from cargo's JSON messages.
 
-use crate::json::{self, Json};
+use crate::json::{self, Value as Json};
 use crate::tools::MUSL_TARGET;
 use crate::util::{cargo, describe};
 use crate::Result;
@@ -36,7 +36,7 @@ fn ipvlan_targets() -> Result<Vec<CargoTarget>> {
     let metadata = metadata()?;
     let strings = |value: Option<&Json>| -> Vec<String> {
         value
-            .map(Json::as_array)
+            .and_then(Json::as_array)
             .unwrap_or_default()
             .iter()
             .filter_map(|v| v.as_str().map(str::to_string))
@@ -44,7 +44,7 @@ fn ipvlan_targets() -> Result<Vec<CargoTarget>> {
     };
     let packages = metadata
         .get("packages")
-        .map(Json::as_array)
+        .and_then(Json::as_array)
         .unwrap_or_default();
     let package = packages
         .iter()
@@ -52,7 +52,7 @@ fn ipvlan_targets() -> Result<Vec<CargoTarget>> {
         .ok_or("cargo metadata: no ipvlan package")?;
     Ok(package
         .get("targets")
-        .map(Json::as_array)
+        .and_then(Json::as_array)
         .unwrap_or_default()
         .iter()
         .filter_map(|t| {
@@ -201,7 +201,10 @@ fn cargo_artifacts(cmd: &mut Command) -> Result<Vec<Artifact>> {
             .and_then(Json::as_str)
             .unwrap_or_default()
             .to_string();
-        let kind = target.get("kind").map(Json::as_array).unwrap_or_default();
+        let kind = target
+            .get("kind")
+            .and_then(Json::as_array)
+            .unwrap_or_default();
         let kind = kind
             .first()
             .and_then(Json::as_str)

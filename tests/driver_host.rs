@@ -279,3 +279,32 @@ fn containers_are_named_namespaces() {
         assert!(manager.containers().unwrap().is_empty());
     });
 }
+
+#[test]
+fn doctor_names_what_this_kernel_lacks() {
+    let dir = scratch("doctor");
+    let report = ipvlan::driver::doctor(&config(&dir));
+    let check = |name: &str| {
+        report
+            .checks
+            .iter()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("no {name} check in {report:?}"))
+            .clone()
+    };
+    assert!(check("kernel").ok, "{report:?}");
+    assert!(check("privileges").ok, "tests run as root: {report:?}");
+    assert!(check("state directory").ok, "{report:?}");
+    let ipvlan = check("ipvlan");
+    if host_has_ipvlan() {
+        assert!(ipvlan.ok, "{report:?}");
+    } else {
+        assert!(!ipvlan.ok);
+        assert_eq!(
+            ipvlan.detail,
+            "this kernel has no ipvlan support (CONFIG_IPVLAN); try `modprobe ipvlan`"
+        );
+        assert!(!report.all_ok());
+    }
+    let _ = fs::remove_dir_all(&dir);
+}

@@ -598,3 +598,366 @@ fn a_container_on_two_networks_resolves_names_of_both() {
     manager.remove_network("na").unwrap();
     manager.remove_network("nb").unwrap();
 }
+
+/// Replaces `from` by `to` in a JSON state file.
+fn edit(path: &Path, from: &str, to: &str) {
+    let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(text.contains(from), "{}: {text}", path.display());
+    fs::write(path, text.replace(from, to)).unwrap();
+}
+
+#[test]
+fn restore_repairs_interrupted_operations() {
+    topology_up();
+    let config = config("intents");
+    let manager = Manager::open(config.clone()).unwrap();
+    let ri = manager
+        .create_network(&net("ri", &["10.95.0.0/24"], &[], &[]))
+        .unwrap();
+    let r1 = start(&manager, "ri", "r1", None, None);
+    start(&manager, "ri", "r2", None, None);
+    let endpoints = config.state_dir.join("endpoints").join(&ri.id);
+    // r1: killed after its link was made, before the record said so.
+    edit(
+        &endpoints.join("r1.json"),
+        "\"state\": \"attached\"",
+        "\"state\": \"attaching\"",
+    );
+    // r2: killed between create under a temporary name and the rename.
+    ip(&["-n", "r2", "link", "set", "eth0", "down"]);
+    ip(&["-n", "r2", "link", "set", "eth0", "name", "ipv0123456ab"]);
+    edit(
+        &endpoints.join("r2.json"),
+        "\"state\": \"attached\"",
+        "\"state\": \"attaching\"",
+    );
+    // rc: killed after its dummy parent was made, before the record said so.
+    let rc = manager
+        .create_network(&net("rc", &["10.96.0.0/24"], &[], &[]))
+        .unwrap();
+    edit(
+        &config
+            .state_dir
+            .join("networks")
+            .join(format!("{}.json", rc.id)),
+        "\"state\": \"created\"",
+        "\"state\": \"creating\"",
+    );
+    // An address taken by an attach killed before it wrote its record.
+    let ghost = config
+        .state_dir
+        .join("ipam")
+        .join(&ri.id)
+        .join("10.95.0.0-24")
+        .join("10.95.0.200");
+    fs::write(&ghost, "ghost\n").unwrap();
+
+    let report = manager.restore().unwrap();
+    assert!(report.errors.is_empty(), "{report:?}");
+    assert_eq!(report.intents_repaired, 4, "{report:?}");
+    assert!(
+        link(Some("r1"), "eth0").is_none(),
+        "interrupted attach undone"
+    );
+    assert!(
+        link(Some("r2"), "ipv0123456ab").is_none(),
+        "temporary link deleted"
+    );
+    assert!(
+        link(None, &rc.parent).is_none(),
+        "interrupted create rolled back"
+    );
+    assert!(manager.network("rc").is_err());
+    assert!(!ghost.exists(), "orphan address released");
+    assert!(manager.network("ri").unwrap().endpoints.is_empty());
+    // Everything is free again: the same addresses attach at once.
+    let again = manager
+        .connect(
+            "ri",
+            &Target::Container("r1".into()),
+            &AttachRequest {
+                ipv4: Some(r1.ipv4.unwrap().addr()),
+                ipv6: None,
+            },
+        )
+        .unwrap();
+    assert_eq!(again.ipv4, r1.ipv4);
+    manager
+        .connect(
+            "ri",
+            &Target::Container("r2".into()),
+            &AttachRequest {
+                ipv4: Some("10.95.0.200".parse().unwrap()),
+                ipv6: None,
+            },
+        )
+        .unwrap();
+    // Kernel and state agree: a second restore has nothing to do.
+    let second = manager.restore().unwrap();
+    assert_eq!(second.intents_repaired, 0, "{second:?}");
+    assert_eq!(second.endpoints_kept, 2, "{second:?}");
+    for c in ["r1", "r2"] {
+        manager.remove_container(c, true).unwrap();
+    }
+    manager.remove_network("ri").unwrap();
+}
+
+#[test]
+fn doctor_finds_everything_in_the_vm() {
+    let report = ipvlan::driver::doctor(&config("doctor"));
+    assert!(report.all_ok(), "{report:?}");
+    let names: Vec<&str> = report.checks.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "kernel",
+            "privileges",
+            "ipvlan",
+            "dummy",
+            "8021q",
+            "modes",
+            "state directory"
+        ]
+    );
+    let modes = report.checks.iter().find(|c| c.name == "modes").unwrap();
+    assert_eq!(
+        modes.detail,
+        "modes l2, l3, l3s; flags bridge, private, vepa"
+    );
+}
+
+#[test]
+fn mtu_option_and_l3s_and_private_flag() {
+    topology_up();
+    let config = config("mtu");
+    let manager = Manager::open(config.clone()).unwrap();
+    let info = manager
+        .create_network(&net(
+            "small",
+            &["10.97.0.0/24"],
+            &[],
+            &[
+                ("mtu", "1400"),
+                ("ipvlan_mode", "l3s"),
+                ("ipvlan_flag", "private"),
+            ],
+        ))
+        .unwrap();
+    assert_eq!(info.mtu, Some(1400));
+    start(&manager, "small", "m1", None, None);
+    start(&manager, "small", "m2", None, None);
+    let eth0 = link(Some("m1"), "eth0").unwrap();
+    assert_eq!(eth0.get("mtu").and_then(|m| m.as_u64()), Some(1400));
+    let data = eth0
+        .get("linkinfo")
+        .and_then(|l| l.get("info_data"))
+        .unwrap();
+    assert_eq!(data.get("mode").and_then(|m| m.as_str()), Some("l3s"));
+    assert_eq!(default_routes("m1", "-4"), vec![(None, "eth0".to_string())]);
+    // private: slaves of one parent cannot reach each other.
+    assert!(!ping("m1", "10.97.0.2"));
+    for c in ["m1", "m2"] {
+        manager.remove_container(c, true).unwrap();
+    }
+    manager.remove_network("small").unwrap();
+}
+
+#[test]
+fn a_vlan_parent_we_made_goes_with_the_last_network_using_it() {
+    topology_up();
+    let config = config("vlanshare");
+    let manager = Manager::open(config.clone()).unwrap();
+    manager
+        .create_network(&net("va", &["10.98.1.0/24"], &[], &[("parent", "eth0.50")]))
+        .unwrap();
+    let vb = manager
+        .create_network(&net("vb", &["10.98.2.0/24"], &[], &[("parent", "eth0.50")]))
+        .unwrap();
+    assert!(
+        vb.parent_created,
+        "still ours when a second network uses it"
+    );
+    manager.remove_network("va").unwrap();
+    assert!(link(None, "eth0.50").is_some(), "vb still uses eth0.50");
+    manager.remove_network("vb").unwrap();
+    assert!(
+        link(None, "eth0.50").is_none(),
+        "the last network deletes it"
+    );
+}
+
+/// A small deterministic generator (the seed is printed to replay a run).
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, bound: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % bound.max(1)
+    }
+}
+
+#[test]
+fn sigkill_at_any_point_then_restore_leaves_nothing_behind() {
+    topology_up();
+    let config = config("crash");
+    let manager = Manager::open(config.clone()).unwrap();
+    let info = manager
+        .create_network(&net("crash", &["10.99.0.0/16"], &[], &[]))
+        .unwrap();
+    let bin = std::env::var("IPVLAN_BIN").unwrap_or_else(|_| "/usr/bin/ipvlan".into());
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    println!("seed {seed}");
+    let mut rng = Lcg(seed);
+    let state_dir = config.state_dir.display().to_string();
+    // How long one complete run takes: kills land anywhere in 0..1.2x that.
+    let started = std::time::Instant::now();
+    let status = std::process::Command::new(&bin)
+        .args([
+            "--state-dir",
+            &state_dir,
+            "run",
+            "-d",
+            "--net=crash",
+            "--name=k0",
+        ])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let full = started.elapsed().as_micros() as u64;
+    println!("one run -d takes {full} us");
+    let mut killed = 0;
+    for i in 0..60 {
+        let name = format!("k{}", rng.next(12));
+        let net_name = format!("n{}", rng.next(4));
+        let args: Vec<String> = match rng.next(6) {
+            4 => vec!["network".into(), "create".into(), net_name],
+            5 => vec!["network".into(), "rm".into(), net_name],
+            0 => vec!["rm".into(), "-f".into(), name],
+            1 => vec!["network".into(), "disconnect".into(), "crash".into(), name],
+            _ => vec![
+                "run".into(),
+                "-d".into(),
+                "--net=crash".into(),
+                format!("--name={name}"),
+            ],
+        };
+        let mut child = std::process::Command::new(&bin)
+            .arg("--state-dir")
+            .arg(&state_dir)
+            .args(&args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_micros(rng.next(full * 6 / 5)));
+        if child.try_wait().unwrap().is_none() {
+            killed += 1;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        let _ = i;
+    }
+    println!("{killed} of 60 invocations killed mid-way");
+    let report = manager.restore().unwrap();
+    println!("{report:?}");
+    assert!(report.errors.is_empty(), "{report:?}");
+
+    // Every record has its link, with its address, in its namespace.
+    let network = manager.network("crash").unwrap();
+    let mut recorded = Vec::new();
+    for ep in &network.endpoints {
+        let name = ep.container.clone();
+        assert_eq!(
+            addresses(&name, &ep.ifname),
+            vec![ep.ipv4.unwrap().to_string()],
+            "{ep:?}"
+        );
+        recorded.push(format!("{name}:{}", ep.ifname));
+    }
+    recorded.sort();
+    // Every ipvlan link in a container namespace has a record.
+    let links: Vec<String> = all_ipvlan_links()
+        .into_iter()
+        .filter(|l| !l.starts_with("host:") && !l.starts_with("router:"))
+        .collect();
+    assert_eq!(
+        links, recorded,
+        "links without records or records without links"
+    );
+    // Every address file has one owner with a record holding that address.
+    let subnet_dir = config
+        .state_dir
+        .join("ipam")
+        .join(&info.id)
+        .join("10.99.0.0-16");
+    let mut held: Vec<String> = fs::read_dir(&subnet_dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n != "cursor" && !n.starts_with('.'))
+                .collect()
+        })
+        .unwrap_or_default();
+    held.sort();
+    let mut expected: Vec<String> = network
+        .endpoints
+        .iter()
+        .map(|e| e.ipv4.unwrap().addr().to_string())
+        .collect();
+    expected.sort();
+    assert_eq!(held, expected, "address files and records disagree");
+    // Dummy parents and network records agree.
+    let mut dummies: Vec<String> = ip_json(&["link", "show", "type", "dummy"])
+        .as_array()
+        .unwrap_or(&[])
+        .iter()
+        .filter_map(|l| l.get("ifname").and_then(|n| n.as_str()).map(str::to_string))
+        .filter(|n| n.starts_with("di-"))
+        .collect();
+    dummies.sort();
+    let mut parents: Vec<String> = manager
+        .networks()
+        .unwrap()
+        .into_iter()
+        .map(|n| n.parent)
+        .filter(|p| p.starts_with("di-"))
+        .collect();
+    parents.sort();
+    assert_eq!(dummies, parents, "dummy links and networks disagree");
+    // Container records and namespaces agree.
+    let mut records: Vec<String> = manager
+        .containers()
+        .unwrap()
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    records.sort();
+    let mut namespaces: Vec<String> = fs::read_dir("/run/netns")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('k'))
+        .collect();
+    namespaces.sort();
+    assert_eq!(
+        records, namespaces,
+        "container records and namespaces disagree"
+    );
+    // Kernel and state agree: nothing left to do.
+    let second = manager.restore().unwrap();
+    assert_eq!(second.intents_repaired, 0, "{second:?}");
+    assert!(second.links_recreated.is_empty(), "{second:?}");
+    for c in manager.containers().unwrap() {
+        manager.remove_container(&c.name, true).unwrap();
+    }
+    for n in manager.networks().unwrap() {
+        manager.remove_network(&n.name).unwrap();
+    }
+}

@@ -103,7 +103,8 @@ impl Manager {
         }
         let ns = Netns::open_path(&target.path)
             .map_err(|e| Error::io(format!("opening namespace {}", target.path.display()), &e))?;
-        let parent = net::link_by_name(None, &network.parent)?.ok_or_else(|| {
+        let links = net::NsLinks::open(&ns)?;
+        let parent = links.host_link(&network.parent)?.ok_or_else(|| {
             Error::not_found(format!(
                 "parent interface {} of network {} does not exist; run `ipvlan restore` to re-create parents we own",
                 network.parent, network.name
@@ -153,7 +154,9 @@ impl Manager {
             network_id: network.id.clone(),
             container: target.container.clone(),
             netns: target.path.display().to_string(),
-            ifname: String::new(),
+            // Named before the kernel sees it, so restore knows what to
+            // delete if this attach is interrupted.
+            ifname: links.free_ifname()?,
             mac: None,
             ipv4: Some(ipv4),
             ipv6,
@@ -164,8 +167,14 @@ impl Manager {
             release_all(state);
             return Err(error);
         }
-        let plan = endpoint_plan(network, parent.index, None, ipv4, ipv6);
-        let built = match net::create_endpoint(&ns, &plan) {
+        let plan = endpoint_plan(
+            network,
+            parent.index,
+            Some(record.ifname.clone()),
+            ipv4,
+            ipv6,
+        );
+        let built = match links.create_endpoint(&ns, &plan) {
             Ok(built) => built,
             Err(error) => {
                 let _ = state.delete_endpoint(&record);
@@ -391,10 +400,7 @@ pub(crate) fn endpoint_plan(
 
 /// Deletes the link `ifname` in `ns`; gone already is fine.
 pub(crate) fn delete_endpoint_link(ns: &Netns, ifname: &str) -> Result<(), Error> {
-    if let Some(link) = net::link_by_name(Some(ns), ifname)? {
-        net::delete_link(Some(ns), link.index)?;
-    }
-    Ok(())
+    net::delete_link_by_name(ns, ifname).map(drop)
 }
 
 /// An endpoint id for a namespace given by path: its characters kept where

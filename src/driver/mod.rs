@@ -5,6 +5,26 @@
 //! (several processes running the CLI at once) are serialised and never hand
 //! out an address twice.
 //!
+//! Every change follows the same order: validate everything that can be
+//! checked without touching anything, write the intent (a record in state
+//! `creating` / `attaching` / `removing` / `detaching`), change the kernel,
+//! then mark the record done. A failure undoes the steps already taken; a
+//! process killed at any point leaves an intent that [`Manager::restore`]
+//! rolls back or finishes.
+//!
+//! What the driver keeps beside the store's records (see [`crate::store`]):
+//!
+//! ```text
+//! hosts/<network id>            the network's hosts file, updated in place
+//! hosts/containers/<name>       union view of a container on several networks
+//! hosts/unions/<network id>/<name>  marks containers of the network with a union view
+//! records/containers/<name>.json    the containers we created
+//! logs/<name>.log               output of `run -d` commands
+//! ```
+//!
+//! and `/etc/netns/<name>/hosts`, a symlink to the file the container sees
+//! (mounted over `/etc/hosts` by `ip netns exec` and by [`Manager::exec`]).
+//!
 //! ```no_run
 //! use ipvlan::driver::{AttachRequest, Config, Manager, NetworkCreate, Target};
 //!

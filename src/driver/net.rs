@@ -2,13 +2,14 @@
 //! driver needs to know about links and the few changes it makes.
 
 use std::net::IpAddr;
+use std::os::fd::AsRawFd;
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use super::{Error, Flag, Mode};
 use crate::netlink::consts::{
-    IFLA_ADDRESS, IFLA_INFO_DATA, IFLA_INFO_KIND, IFLA_IPVLAN_MODE, IFLA_LINKINFO, NLM_F_CREATE,
-    NLM_F_EXCL, RTM_NEWLINK,
+    IFLA_ADDRESS, IFLA_IFNAME, IFLA_INFO_DATA, IFLA_INFO_KIND, IFLA_IPVLAN_FLAGS, IFLA_IPVLAN_MODE,
+    IFLA_LINK, IFLA_LINKINFO, IFLA_MTU, IFLA_NET_NS_FD, NLM_F_CREATE, NLM_F_EXCL, RTM_NEWLINK,
 };
 use crate::netlink::MessageBuilder;
 use crate::netns::Netns;
@@ -242,6 +243,20 @@ pub(crate) fn delete_link(ns: Option<&Netns>, index: u32) -> Result<bool, Error>
     }
 }
 
+/// Deletes the link `name` in `ns` with one socket; `Ok(false)` when there
+/// is none.
+pub(crate) fn delete_link_by_name(ns: &Netns, name: &str) -> Result<bool, Error> {
+    let inside = handle(Some(ns))?;
+    let Some(link) = inside.link_by_name(name).map_err(from_netlink)? else {
+        return Ok(false);
+    };
+    match inside.link_del(link.index) {
+        Ok(()) => Ok(true),
+        Err(error) if error.is_not_found() => Ok(false),
+        Err(error) => Err(from_netlink(error)),
+    }
+}
+
 /// The host's on-link routes, IPv4 and IPv6 (for default pools).
 pub(crate) fn onlink_routes() -> Result<Vec<IpNet>, Error> {
     const RT_SCOPE_LINK: u8 = 253;
@@ -264,67 +279,187 @@ pub(crate) fn set_loopback_up(ns: &Netns) -> Result<(), Error> {
     inside.link_set_up(lo).map_err(from_netlink)
 }
 
-/// The lowest `ethN` not taken in the namespace.
-fn free_ifname(ns_handle: &Handle) -> Result<String, Error> {
-    let taken: Vec<String> = ns_handle
-        .links()
-        .map_err(from_netlink)?
-        .into_iter()
-        .map(|l| l.name)
-        .collect();
-    let free = (0..)
-        .map(|n| format!("eth{n}"))
-        .find(|name| !taken.contains(name))
-        .unwrap_or_default();
-    Ok(free)
+/// Prefix of the temporary names of links created before a rename.
+const TEMPORARY_PREFIX: &str = "ipv";
+
+/// Whether `name` is one of our temporary link names (`ipv` + 9 hex).
+pub(crate) fn is_temporary_name(name: &str) -> bool {
+    name.strip_prefix(TEMPORARY_PREFIX)
+        .is_some_and(|rest| rest.len() == 9 && rest.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// Sockets in the host namespace and in one container namespace, opened
+/// once per attach.
+pub(crate) struct NsLinks {
+    host: Handle,
+    inside: Handle,
+}
+
+impl NsLinks {
+    pub(crate) fn open(ns: &Netns) -> Result<NsLinks, Error> {
+        Ok(NsLinks {
+            host: handle(None)?,
+            inside: handle(Some(ns))?,
+        })
+    }
+
+    /// A link of the host namespace by name.
+    pub(crate) fn host_link(&self, name: &str) -> Result<Option<Link>, Error> {
+        Ok(self
+            .host
+            .link_by_name(name)
+            .map_err(from_netlink)?
+            .map(convert))
+    }
+
+    /// Creates the ipvlan link in `ns` named `ifname` with an ifindex free
+    /// in both namespaces.
+    fn create_with_index(
+        &self,
+        ns: &Netns,
+        plan: &EndpointPlan,
+        ifname: &str,
+    ) -> Result<(), Error> {
+        let inside_max = self
+            .inside
+            .links()
+            .map_err(from_netlink)?
+            .iter()
+            .map(|l| l.index)
+            .max()
+            .unwrap_or(1);
+        let mut index = inside_max + 1;
+        for _ in 0..64 {
+            if self
+                .host
+                .link_by_index(index)
+                .map_err(from_netlink)?
+                .is_none()
+            {
+                break;
+            }
+            index += 1;
+        }
+        let (mode, flags) = to_rtnl(plan.mode, plan.flag);
+        let header = IfInfoMsg {
+            index,
+            ..IfInfoMsg::default()
+        };
+        let mut msg = MessageBuilder::new(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
+        msg.family_header(&header.to_bytes());
+        msg.put_u32(IFLA_NET_NS_FD, ns.fd().as_raw_fd() as u32);
+        if let Some(mtu) = plan.mtu {
+            msg.put_u32(IFLA_MTU, mtu);
+        }
+        msg.put_u32(IFLA_LINK, plan.parent_index);
+        msg.put_str(IFLA_IFNAME, ifname);
+        msg.nested(IFLA_LINKINFO, |m| {
+            m.put(IFLA_INFO_KIND, b"ipvlan");
+            m.nested(IFLA_INFO_DATA, |d| {
+                d.put_u16(IFLA_IPVLAN_MODE, mode.to_u16());
+                d.put_u16(IFLA_IPVLAN_FLAGS, flags.bits());
+            });
+        });
+        self.host.socket().request(&msg).map_err(from_netlink)
+    }
+
+    /// The lowest `ethN` not taken in the namespace.
+    pub(crate) fn free_ifname(&self) -> Result<String, Error> {
+        let taken: Vec<String> = self
+            .inside
+            .links()
+            .map_err(from_netlink)?
+            .into_iter()
+            .map(|l| l.name)
+            .collect();
+        let free = (0..)
+            .map(|n| format!("eth{n}"))
+            .find(|name| !taken.contains(name))
+            .unwrap_or_default();
+        Ok(free)
+    }
+
+    /// Builds an endpoint named `plan.ifname` (or the lowest free `ethN`);
+    /// on failure nothing is left behind.
+    pub(crate) fn create_endpoint(
+        &self,
+        ns: &Netns,
+        plan: &EndpointPlan,
+    ) -> Result<BuiltEndpoint, Error> {
+        let ifname = match &plan.ifname {
+            Some(name) => name.clone(),
+            None => self.free_ifname()?,
+        };
+        let (mode, flags) = to_rtnl(plan.mode, plan.flag);
+        let spec_named = |name: &str| {
+            let spec = LinkSpec::ipvlan(name, plan.parent_index, mode, flags).in_netns(ns);
+            match plan.mtu {
+                Some(mtu) => spec.mtu(mtu),
+                None => spec,
+            }
+        };
+        // The kernel looks a new link's name up in the namespace of the
+        // socket (the host's) before creating it in the target, so "eth0"
+        // collides with a host eth0. Asking for an ifindex instead makes it
+        // look up only that index: the final name is created directly,
+        // without the rename that costs several times the create. Should
+        // the kernel refuse, a temporary name and a rename inside.
+        let temporary = match self.create_with_index(ns, plan, &ifname) {
+            Ok(()) => None,
+            Err(_) => match self.host.link_add(&spec_named(&ifname)) {
+                Ok(()) => None,
+                Err(error) if error.is_exists() => {
+                    let temporary = format!("{TEMPORARY_PREFIX}{}", &super::random_hex(5)?[..9]);
+                    self.host
+                        .link_add(&spec_named(&temporary))
+                        .map_err(from_netlink)?;
+                    Some(temporary)
+                }
+                Err(error) => return Err(from_netlink(error)),
+            },
+        };
+        let created_name = temporary.as_deref().unwrap_or(&ifname);
+        let index = match self
+            .inside
+            .link_by_name(created_name)
+            .map_err(from_netlink)?
+        {
+            Some(link) => link.index,
+            None => {
+                return Err(Error::failed(format!(
+                    "ipvlan link {created_name} vanished from namespace {} after creation",
+                    ns.label()
+                )))
+            }
+        };
+        match configure(ns, &self.inside, index, temporary.is_some(), &ifname, plan) {
+            Ok(mac) => Ok(BuiltEndpoint { ifname, mac }),
+            Err(error) => {
+                let _ = self.inside.link_del(index);
+                Err(error)
+            }
+        }
+    }
 }
 
 /// Builds an endpoint in `ns`; on failure nothing is left behind.
 pub(crate) fn create_endpoint(ns: &Netns, plan: &EndpointPlan) -> Result<BuiltEndpoint, Error> {
-    let host = handle(None)?;
-    let inside = handle(Some(ns))?;
-    let ifname = match &plan.ifname {
-        Some(name) => name.clone(),
-        None => free_ifname(&inside)?,
-    };
-    let (mode, flags) = to_rtnl(plan.mode, plan.flag);
-    let spec_named = |name: &str| {
-        let spec = LinkSpec::ipvlan(name, plan.parent_index, mode, flags).in_netns(ns);
-        match plan.mtu {
-            Some(mtu) => spec.mtu(mtu),
-            None => spec,
-        }
-    };
-    // The final name first; some kernels check it against the host's
-    // names too (EEXIST when the host has an eth0), then a temporary name
-    // and a rename inside the namespace.
-    let temporary = match host.link_add(&spec_named(&ifname)) {
-        Ok(()) => None,
-        Err(error) if error.is_exists() => {
-            let temporary = format!("ipv{}", &super::random_hex(5)?[..9]);
-            host.link_add(&spec_named(&temporary))
-                .map_err(from_netlink)?;
-            Some(temporary)
-        }
-        Err(error) => return Err(from_netlink(error)),
-    };
-    let created_name = temporary.as_deref().unwrap_or(&ifname);
-    let index = match inside.link_by_name(created_name).map_err(from_netlink)? {
-        Some(link) => link.index,
-        None => {
-            return Err(Error::failed(format!(
-                "ipvlan link {created_name} vanished from namespace {} after creation",
-                ns.label()
-            )))
-        }
-    };
-    match configure(ns, &inside, index, temporary.is_some(), &ifname, plan) {
-        Ok(mac) => Ok(BuiltEndpoint { ifname, mac }),
-        Err(error) => {
-            let _ = inside.link_del(index);
-            Err(error)
+    NsLinks::open(ns)?.create_endpoint(ns, plan)
+}
+
+/// Deletes ipvlan links left under a temporary name in `ns` (an attach
+/// interrupted between create and rename); returns how many.
+pub(crate) fn delete_temporary_links(ns: &Netns) -> Result<usize, Error> {
+    let mut deleted = 0;
+    for link in links(Some(ns))? {
+        if is_temporary_name(&link.name)
+            && link.kind.as_deref() == Some("ipvlan")
+            && delete_link(Some(ns), link.index)?
+        {
+            deleted += 1;
         }
     }
+    Ok(deleted)
 }
 
 fn configure(

@@ -93,7 +93,15 @@ impl Manager {
         }
 
         let (parent_name, origin) = match &plan {
-            ParentPlan::Existing(link) => (link.name.clone(), ParentOrigin::Existing),
+            // A parent another network of ours created stays ours: whichever
+            // network goes last deletes it.
+            ParentPlan::Existing(link) => (
+                link.name.clone(),
+                networks
+                    .iter()
+                    .find(|n| n.parent == link.name)
+                    .map_or(ParentOrigin::Existing, |n| n.parent_origin.clone()),
+            ),
             ParentPlan::Vlan {
                 name,
                 base,

@@ -11,6 +11,8 @@ impl Manager {
     pub(crate) fn do_restore(&self) -> Result<RestoreReport, Error> {
         let state = self.state.lock()?;
         let mut report = RestoreReport::default();
+        // Half-written files of killed invocations first: nothing reads them.
+        state.clean_temporaries()?;
         let mut networks = state.networks()?;
 
         // Interrupted creates are rolled back, interrupted removals finished.
@@ -129,8 +131,11 @@ impl Manager {
                     (EndpointState::Attaching | EndpointState::Detaching, ns) => {
                         // The interrupted attach or detach is undone or finished
                         // the same way: no link, no addresses, no record.
-                        if let (Some(ns), false) = (ns, endpoint.ifname.is_empty()) {
-                            delete_endpoint_link(&ns, &endpoint.ifname)?;
+                        if let Some(ns) = ns {
+                            if !endpoint.ifname.is_empty() {
+                                delete_endpoint_link(&ns, &endpoint.ifname)?;
+                            }
+                            net::delete_temporary_links(&ns)?;
                         }
                         let mut endpoint = endpoint;
                         endpoint.ifname.clear();

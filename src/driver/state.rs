@@ -428,6 +428,14 @@ impl Locked<'_> {
         Ok(freed)
     }
 
+    /// Removes temporary files of writes a killed invocation left behind.
+    pub(crate) fn clean_temporaries(&self) -> Result<usize, Error> {
+        self.inner
+            .borrow_mut()
+            .clean_temporaries()
+            .map_err(from_store)
+    }
+
     /// Bytes identifying this host (for the ULA prefix).
     pub(crate) fn host_id(&self) -> Result<Vec<u8>, Error> {
         self.inner

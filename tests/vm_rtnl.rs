@@ -160,17 +160,20 @@ impl Container {
         Container { ns, handle, eth0 }
     }
 
-    /// One busybox ping from inside the container.
+    /// A busybox ping from inside the container, tried three times: under
+    /// emulation the very first packet on a fresh link is sometimes lost.
     fn pings(&self, target: &str) -> bool {
         let addr: IpAddr = target.parse().unwrap();
         let family = if addr.is_ipv4() { "-4" } else { "-6" };
         netns::run_in(&self.ns, || {
-            Command::new("ping")
-                .args([family, "-c", "1", "-W", "2", target])
-                .output()
-                .expect("run ping")
-                .status
-                .success()
+            (0..3).any(|_| {
+                Command::new("ping")
+                    .args([family, "-c", "1", "-W", "2", target])
+                    .output()
+                    .expect("run ping")
+                    .status
+                    .success()
+            })
         })
         .unwrap()
     }

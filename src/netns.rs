@@ -98,14 +98,9 @@ fn cstring(path: &Path) -> io::Result<CString> {
 /// Runs `f` on a scratch thread that has entered `ns`; the caller's thread
 /// stays where it is. Returns what `f` returns, or the `setns` error.
 pub fn run_in<T: Send>(ns: &Netns, f: impl FnOnce() -> T + Send) -> io::Result<T> {
-    std::thread::scope(|scope| {
-        scope
-            .spawn(|| {
-                sys::setns(ns.fd(), libc::CLONE_NEWNET)?;
-                Ok(f())
-            })
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    on_scratch_thread(|| {
+        sys::setns(ns.fd(), libc::CLONE_NEWNET)?;
+        Ok(f())
     })
 }
 
@@ -113,12 +108,22 @@ pub fn run_in<T: Send>(ns: &Netns, f: impl FnOnce() -> T + Send) -> io::Result<T
 /// namespace, which disappears when the thread exits (unless something
 /// still refers to it, e.g. a socket or a [`Netns`] that `f` returns).
 pub fn run_in_new<T: Send>(f: impl FnOnce() -> T + Send) -> io::Result<T> {
+    on_scratch_thread(|| {
+        sys::unshare(libc::CLONE_NEWNET)?;
+        Ok(f())
+    })
+}
+
+/// Runs `f` on a new thread and waits for it. The OS may refuse a thread
+/// (`EAGAIN` under a pids cgroup or `RLIMIT_NPROC`); that error is returned
+/// as is (errno kept), because `thread::Scope::spawn` would panic and the
+/// release build aborts on panic. A panic inside `f` is passed on.
+fn on_scratch_thread<T: Send>(f: impl FnOnce() -> io::Result<T> + Send) -> io::Result<T> {
     std::thread::scope(|scope| {
-        scope
-            .spawn(|| {
-                sys::unshare(libc::CLONE_NEWNET)?;
-                Ok(f())
-            })
+        let thread = std::thread::Builder::new()
+            .name("netns".to_owned())
+            .spawn_scoped(scope, f)?;
+        thread
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     })

@@ -669,3 +669,49 @@ fn routes_in_tables_beyond_255() {
         assert_eq!(gone.errno(), Some(libc::ESRCH), "{gone}");
     });
 }
+
+/// Set in the child process of `thread_refusal_is_an_error_not_a_panic`:
+/// the pids cgroup (v1) directory it must confine itself to.
+const PIDS_CGROUP_ENV: &str = "IPVLAN_TEST_PIDS_CGROUP";
+
+/// When the OS refuses a thread (here: a pids cgroup at its limit), entering
+/// a namespace fails with that error instead of panicking (the release build
+/// aborts on panic). Runs in a child process, which is the one confined.
+#[test]
+fn thread_refusal_is_an_error_not_a_panic() {
+    const TEST: &str = "thread_refusal_is_an_error_not_a_panic";
+    if let Ok(cgroup) = std::env::var(PIDS_CGROUP_ENV) {
+        let cgroup = std::path::Path::new(&cgroup);
+        std::fs::write(cgroup.join("cgroup.procs"), std::process::id().to_string()).unwrap();
+        let current = std::fs::read_to_string(cgroup.join("pids.current")).unwrap();
+        std::fs::write(cgroup.join("pids.max"), current.trim()).unwrap();
+        let here = Netns::current().unwrap();
+        let err = netns::run_in(&here, || ()).expect_err("no thread can start");
+        assert_eq!(err.raw_os_error(), Some(libc::EAGAIN), "{err}");
+        let err = Handle::in_netns(&here).expect_err("no thread can start");
+        assert_eq!(err.errno(), Some(libc::EAGAIN), "{err}");
+        println!("@@confined-ok");
+        return;
+    }
+    let pids = std::path::Path::new("/sys/fs/cgroup/pids");
+    assert!(
+        pids.join("cgroup.procs").exists(),
+        "this test needs the cgroup v1 pids controller at {}",
+        pids.display()
+    );
+    let cgroup = pids.join(format!("ipvlan-test-{}", std::process::id()));
+    std::fs::create_dir(&cgroup).unwrap();
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", TEST, "--nocapture", "--test-threads=1"])
+        .env(PIDS_CGROUP_ENV, &cgroup)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir(&cgroup);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("@@confined-ok"),
+        "child: {}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

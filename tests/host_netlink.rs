@@ -715,3 +715,43 @@ fn thread_refusal_is_an_error_not_a_panic() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Linux lets an interface name hold any byte but '/', ':', whitespace and
+/// NUL. One such link must not break the dumps of its namespace.
+#[test]
+fn link_with_non_utf8_name_does_not_break_dumps() {
+    use std::os::unix::ffi::OsStrExt;
+    in_fresh_netns(|| {
+        let odd = std::ffi::OsStr::from_bytes(b"\xffx");
+        let out = Command::new("ip")
+            .args(["link", "add"])
+            .arg(odd)
+            .args(["type", "veth", "peer", "name", "plain0"])
+            .output()
+            .expect("run ip");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let h = Handle::new().unwrap();
+        let plain = h.link_index("plain0").unwrap();
+        h.addr_add(plain, net("10.1.0.1/24"), AddrFlags::empty())
+            .unwrap();
+        let links = h.links().expect("the dump survives the odd name");
+        let odd_link = links
+            .iter()
+            .find(|l| l.name_bytes() == b"\xffx")
+            .unwrap_or_else(|| panic!("odd link listed: {links:?}"));
+        assert_eq!(odd_link.name, "\u{fffd}x");
+        assert_eq!(odd_link.kind.as_deref(), Some("veth"));
+        assert_eq!(odd_link.parent, Some(plain), "veth peer index");
+        let by_index = h.link_by_index(odd_link.index).unwrap().unwrap();
+        assert_eq!(by_index.raw_name.as_deref(), Some(&b"\xffx"[..]));
+        assert!(links.iter().any(|l| l.name == "plain0"));
+        let addrs = h.addrs().expect("address dump");
+        assert!(addrs.iter().any(|a| a.index == plain));
+        h.link_del(odd_link.index).unwrap();
+        assert!(h.link_by_index(plain).unwrap().is_none(), "pair deleted");
+    });
+}

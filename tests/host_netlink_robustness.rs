@@ -3,6 +3,7 @@
 
 use ipvlan::netlink::socket::{parse_done, parse_error};
 use ipvlan::netlink::{AttrTable, Attrs, MessageBuilder, Messages};
+use ipvlan::rtnl::link::{self, IfInfoMsg};
 use ipvlan::rtnl::{
     addr, decode_all, AddrFlags, Address, IpFamily, IpvlanFlags, IpvlanMode, Link, LinkSpec,
     MacvlanMode, Route, RouteSpec,
@@ -125,6 +126,7 @@ fn every_parser(buf: &[u8]) {
                     attr.u32(),
                     attr.i32(),
                     attr.str(),
+                    attr.str_lossy(),
                     attr.ip(),
                 );
                 let _ = attr.nested().count();
@@ -188,4 +190,74 @@ fn bit_flipped_buffers_never_panic() {
     // Most single flips land in payload bytes and still decode; the point
     // is that the others are rejected without a panic.
     assert!(decoded > 0 && decoded < 30_000, "{decoded}");
+}
+
+/// A reply as the kernel frames it inside a dump (`NLM_F_MULTI`).
+fn dump_part(mut msg: MessageBuilder, kind: u16) -> Vec<u8> {
+    msg.set_flags(2);
+    let mut bytes = msg.to_bytes(7, 42).unwrap();
+    bytes[4..6].copy_from_slice(&kind.to_ne_bytes());
+    bytes
+}
+
+#[test]
+fn address_dump_skips_families_it_does_not_handle() {
+    // `linux/socket.h`: AF_MCTP addresses are one byte (an endpoint id).
+    const AF_MCTP: u8 = 45;
+    let mut mctp = MessageBuilder::new(20, 0);
+    mctp.family_header(
+        &addr::IfAddrMsg {
+            family: AF_MCTP,
+            index: 4,
+            ..Default::default()
+        }
+        .to_bytes(),
+    )
+    .put_u8(2, 8); // IFA_LOCAL, 1 byte
+    let datagram = [
+        dump_part(
+            addr::add_request(3, "10.0.0.2/24".parse().unwrap(), AddrFlags::empty()),
+            20,
+        ),
+        dump_part(mctp, 20),
+        dump_part(
+            addr::add_request(3, "fd00::2/64".parse().unwrap(), AddrFlags::NODAD),
+            20,
+        ),
+    ]
+    .concat();
+    let parts: Vec<_> = Messages::new(&datagram).collect::<Result<_, _>>().unwrap();
+    assert_eq!(parts.len(), 3, "the framing is sound");
+    assert!(Address::parse(&parts[1]).is_err(), "not an IP address");
+    let addrs: Vec<_> = parts.iter().filter_map(addr::from_dump).collect();
+    let nets: Vec<String> = addrs.iter().map(|a| a.net.to_string()).collect();
+    assert_eq!(nets, ["10.0.0.2/24", "fd00::2/64"]);
+}
+
+#[test]
+fn link_dump_keeps_odd_names_and_skips_undecodable_links() {
+    let odd_name = {
+        let mut msg = MessageBuilder::new(16, 0);
+        msg.family_header(&IfInfoMsg::for_index(5).to_bytes())
+            .put(3, b"\xffx\0"); // IFLA_IFNAME, not UTF-8
+        dump_part(msg, 16)
+    };
+    let bad_mtu = {
+        let mut msg = MessageBuilder::new(16, 0);
+        msg.family_header(&IfInfoMsg::for_index(6).to_bytes())
+            .put_str(3, "bad0")
+            .put_u16(4, 1500); // IFLA_MTU must be a u32
+        dump_part(msg, 16)
+    };
+    let good = dump_part(LinkSpec::dummy("d0").request().unwrap(), 16);
+    let datagram = [odd_name, bad_mtu, good].concat();
+    let parts: Vec<_> = Messages::new(&datagram).collect::<Result<_, _>>().unwrap();
+    let links: Vec<_> = parts.iter().filter_map(link::from_dump).collect();
+    assert_eq!(links.len(), 2, "{links:?}");
+    assert_eq!(links[0].index, 5);
+    assert_eq!(links[0].name, "\u{fffd}x");
+    assert_eq!(links[0].name_bytes(), b"\xffx");
+    assert_eq!(links[1].name, "d0");
+    assert_eq!(links[1].raw_name, None);
+    assert_eq!(links[1].name_bytes(), b"d0");
 }

@@ -6,6 +6,7 @@
 //! on [`Attr`] check the payload size exactly, so a short or oversized integer
 //! is an error, never a wrong value.
 
+use std::borrow::Cow;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::consts::{NLA_F_NESTED, NLA_HDRLEN, NLA_TYPE_MASK};
@@ -72,15 +73,28 @@ impl<'a> Attr<'a> {
         ))
     }
 
-    /// A string payload: up to the first NUL (the kernel NUL-terminates), UTF-8.
-    pub fn str(&self) -> Result<&'a str> {
+    /// A string payload's bytes: up to the first NUL (the kernel
+    /// NUL-terminates), any encoding.
+    pub fn c_bytes(&self) -> &'a [u8] {
         let end = self
             .payload
             .iter()
             .position(|&b| b == 0)
             .unwrap_or(self.payload.len());
-        std::str::from_utf8(&self.payload[..end])
+        &self.payload[..end]
+    }
+
+    /// A string payload ([`Attr::c_bytes`]) that must be UTF-8.
+    pub fn str(&self) -> Result<&'a str> {
+        std::str::from_utf8(self.c_bytes())
             .map_err(|_| Error::malformed("string attribute is not UTF-8"))
+    }
+
+    /// A string payload ([`Attr::c_bytes`]) with bytes that are not UTF-8
+    /// replaced by U+FFFD: for names Linux lets hold any byte (interface
+    /// names may), which must not make a whole message undecodable.
+    pub fn str_lossy(&self) -> Cow<'a, str> {
+        String::from_utf8_lossy(self.c_bytes())
     }
 
     /// An IPv4 (4 bytes) or IPv6 (16 bytes) address in network order.
@@ -208,6 +222,13 @@ mod tests {
             payload: b"eth0\0",
         };
         assert_eq!(name.str().unwrap(), "eth0");
+        let odd = Attr {
+            raw_type: 3,
+            payload: b"\xffx\0",
+        };
+        assert!(odd.str().is_err());
+        assert_eq!(odd.c_bytes(), b"\xffx");
+        assert_eq!(odd.str_lossy(), "\u{fffd}x");
     }
 
     #[test]

@@ -182,6 +182,9 @@ impl Address {
     /// Parses an `RTM_NEWADDR` message.
     pub fn parse(msg: &MessageView<'_>) -> Result<Address> {
         let header = IfAddrMsg::parse(msg.payload())?;
+        if header.family != AF_INET && header.family != AF_INET6 {
+            return Err(Error::malformed("address of an unknown address family"));
+        }
         let tb = AttrTable::<12>::parse(msg.attr_area(IfAddrMsg::LEN)?)?;
         // IFA_LOCAL is the address itself; IFA_ADDRESS is the peer on p2p
         // links, and the only one IPv6 sends.
@@ -206,12 +209,26 @@ impl Address {
             flags: AddrFlags::from_bits_retain(flags),
             scope: header.scope,
             broadcast,
-            label: tb
-                .get(IFA_LABEL)
-                .map(|a| a.str().map(str::to_owned))
-                .transpose()?,
+            // A label is an interface name (plus ":alias"): any bytes.
+            label: tb.get(IFA_LABEL).map(|a| a.str_lossy().into_owned()),
         })
     }
+}
+
+/// The IPv4 or IPv6 address in one message of an `AF_UNSPEC` address
+/// dump, or `None` for other messages. The dump holds every family the
+/// kernel has (`AF_MCTP` with 1-byte addresses, ...): those are skipped,
+/// and so is a message that does not decode, so that one odd address never
+/// hides the others; broken framing still fails the dump.
+pub fn from_dump(msg: &MessageView<'_>) -> Option<Address> {
+    if msg.header.kind != RTM_NEWADDR {
+        return None;
+    }
+    let family = IfAddrMsg::parse(msg.payload()).ok()?.family;
+    if family != AF_INET && family != AF_INET6 {
+        return None;
+    }
+    Address::parse(msg).ok()
 }
 
 impl Handle {
@@ -234,14 +251,12 @@ impl Handle {
         )
     }
 
-    /// All addresses (IPv4 and IPv6) of the handle's netns.
+    /// All addresses (IPv4 and IPv6) of the handle's netns. Addresses of
+    /// other families, and messages that do not decode, are left out (see
+    /// [`from_dump`]); only a broken dump fails the call.
     pub fn addrs(&self) -> Result<Vec<Address>> {
         self.socket()
-            .dump(&dump_request(AF_UNSPEC), |msg| {
-                (msg.header.kind == RTM_NEWADDR)
-                    .then(|| Address::parse(msg))
-                    .transpose()
-            })
+            .dump(&dump_request(AF_UNSPEC), |msg| Ok(from_dump(msg)))
             .map_err(|e| self.context_op(e, "list addresses"))
     }
 

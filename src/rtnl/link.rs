@@ -543,8 +543,13 @@ pub struct Link {
     /// Interface index.
     pub index: u32,
     /// Interface name (empty only if the message lacked `IFLA_IFNAME`,
-    /// which the kernel always sends).
+    /// which the kernel always sends). Linux allows any byte but '/', ':',
+    /// whitespace and NUL; a name that is not UTF-8 appears here with
+    /// U+FFFD in place of the odd bytes, and exactly in `raw_name`.
     pub name: String,
+    /// The name's exact bytes, only when they are not UTF-8 (then `name`
+    /// cannot be used to look the link up; use its index).
+    pub raw_name: Option<Vec<u8>>,
     /// `IFF_*` flags (see [`Link::is_up`]).
     pub flags: u32,
     /// `ARPHRD_*` device type.
@@ -597,17 +602,26 @@ impl Link {
         }
     }
 
+    /// The name's exact bytes (see [`Link::raw_name`]).
+    pub fn name_bytes(&self) -> &[u8] {
+        self.raw_name.as_deref().unwrap_or(self.name.as_bytes())
+    }
+
     /// Parses an `RTM_NEWLINK` message.
     pub fn parse(msg: &MessageView<'_>) -> Result<Link> {
         let header = IfInfoMsg::parse(msg.payload())?;
         let tb = AttrTable::<70>::parse(msg.attr_area(IfInfoMsg::LEN)?)?;
-        let name = match tb.get(IFLA_IFNAME) {
-            Some(attr) => attr.str()?.to_owned(),
-            None => String::new(),
+        let (name, raw_name) = match tb.get(IFLA_IFNAME) {
+            Some(attr) => match attr.str() {
+                Ok(name) => (name.to_owned(), None),
+                Err(_) => (attr.str_lossy().into_owned(), Some(attr.c_bytes().to_vec())),
+            },
+            None => (String::new(), None),
         };
         let mut link = Link {
             index: header.index,
             name,
+            raw_name,
             flags: header.flags,
             link_type: header.link_type,
             mtu: tb.get(IFLA_MTU).map(|a| a.u32()).transpose()?,
@@ -622,11 +636,11 @@ impl Link {
         };
         if let Some(info) = tb.get(IFLA_LINKINFO) {
             let info = AttrTable::<6>::parse(info.payload())?;
-            let kind = info.get(IFLA_INFO_KIND).map(|a| a.str()).transpose()?;
-            if let (Some(kind), Some(data)) = (kind, info.get(IFLA_INFO_DATA)) {
+            let kind = info.get(IFLA_INFO_KIND).map(|a| a.str_lossy());
+            if let (Some(kind), Some(data)) = (&kind, info.get(IFLA_INFO_DATA)) {
                 link.data = parse_link_data(kind, data.payload())?;
             }
-            link.kind = kind.map(str::to_owned);
+            link.kind = kind.map(|k| k.into_owned());
         }
         Ok(link)
     }
@@ -791,14 +805,22 @@ impl Handle {
         }
     }
 
-    /// All links of the handle's netns.
+    /// All links of the handle's netns. A link message that does not decode
+    /// is left out (see [`from_dump`]); only a broken dump fails the call.
     pub fn links(&self) -> Result<Vec<Link>> {
         self.socket()
-            .dump(&dump_request(), |msg| {
-                (msg.header.kind == RTM_NEWLINK)
-                    .then(|| Link::parse(msg))
-                    .transpose()
-            })
+            .dump(&dump_request(), |msg| Ok(from_dump(msg)))
             .map_err(|e| self.context_op(e, "list links"))
     }
+}
+
+/// The link in one message of a link dump, or `None` for other messages
+/// and for a link message that does not decode. One odd link (a kernel
+/// newer than us, a driver with unusual attributes) must not hide every
+/// other link of its namespace; broken framing still fails the dump.
+pub fn from_dump(msg: &MessageView<'_>) -> Option<Link> {
+    if msg.header.kind != RTM_NEWLINK {
+        return None;
+    }
+    Link::parse(msg).ok()
 }

@@ -370,14 +370,16 @@ impl Handle {
         self.routes_in_table(family, MAIN_TABLE)
     }
 
-    /// The routes of `family` in `table` (empty if the table does not exist).
+    /// The routes of `family` in `table` (empty if the table does not exist);
+    /// messages that do not decode are left out.
     pub fn routes_in_table(&self, family: IpFamily, table: u32) -> Result<Vec<Route>> {
+        // As for links and addresses, a route message that does not decode
+        // is left out rather than failing the whole listing.
         let result = self.socket().dump(&dump_request(family, table), |msg| {
             if msg.header.kind != RTM_NEWROUTE {
                 return Ok(None);
             }
-            let route = Route::parse(msg)?;
-            Ok((route.table == table).then_some(route))
+            Ok(Route::parse(msg).ok().filter(|route| route.table == table))
         });
         match result {
             // "ipv4: FIB table does not exist": nothing was ever routed there.

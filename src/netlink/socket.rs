@@ -13,7 +13,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use super::attr::AttrTable;
 use super::consts::*;
 use super::error::{Error, ErrorKind, Result};
-use super::message::{align, Header, MessageBuilder, MessageView, Messages};
+use super::message::{Header, MessageBuilder, MessageView, Messages};
 use crate::sys;
 
 /// How often a dump interrupted by concurrent changes is restarted.
@@ -320,21 +320,37 @@ impl DumpReader {
 
 /// Reads an `NLMSG_ERROR` message: `Ok(())` for an ACK, the kernel's error
 /// (errno, extended-ack text and offset) otherwise.
+///
+/// The errno is what callers branch on (`EEXIST`, `ENODEV`...), so it is
+/// read first and kept whatever follows: a missing request header or a bad
+/// extended-ack section only means "no message".
 pub fn parse_error(msg: &MessageView<'_>) -> Result<()> {
     let payload = msg.payload();
     let error = payload
         .get(..4)
         .map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
         .ok_or_else(|| Error::malformed("truncated nlmsgerr"))?;
-    let echoed = Header::parse(payload.get(4..).unwrap_or(&[]))
-        .map_err(|_| Error::malformed("nlmsgerr without the request header"))?;
-    let tlv_start = if msg.header.flags & NLM_F_CAPPED != 0 {
-        4 + NLMSG_HDRLEN
-    } else {
-        4 + align(echoed.len as usize)
+    let (message, offset) = match ext_ack_start(msg.header.flags, payload) {
+        Some(start) => ext_ack(msg.header.flags, payload.get(start..)),
+        None => (None, None),
     };
-    let (message, offset) = ext_ack(msg.header.flags, payload.get(tlv_start..))?;
     kernel_error(error, message, offset)
+}
+
+/// Where the extended-ack TLVs of an `NLMSG_ERROR` payload start: after
+/// the errno and the echoed request (its header only, if capped). `None`
+/// when the echoed header is missing or its length is absurd (checked
+/// arithmetic: a bogus `u32` length must not wrap on 32-bit targets).
+fn ext_ack_start(flags: u16, payload: &[u8]) -> Option<usize> {
+    let echoed = Header::parse(payload.get(4..)?).ok()?;
+    let echoed_len = if flags & NLM_F_CAPPED != 0 {
+        NLMSG_HDRLEN
+    } else {
+        let len = usize::try_from(echoed.len).ok()?;
+        len.checked_add(NLMSG_ALIGNTO - 1)? & !(NLMSG_ALIGNTO - 1)
+    };
+    let start = echoed_len.checked_add(4)?;
+    (start <= payload.len()).then_some(start)
 }
 
 /// Reads the `i32` at the start of `NLMSG_DONE`, and its extended ack.
@@ -345,22 +361,25 @@ pub fn parse_done(msg: &MessageView<'_>) -> Result<()> {
         return Ok(());
     };
     let error = i32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
-    let (message, offset) = ext_ack(msg.header.flags, payload.get(4..))?;
+    let (message, offset) = ext_ack(msg.header.flags, payload.get(4..));
     kernel_error(error, message, offset)
 }
 
-fn ext_ack(flags: u16, tlvs: Option<&[u8]>) -> Result<(Option<String>, Option<u32>)> {
+/// The extended-ack text and offset, best effort: they only explain an
+/// errno, so a section that is absent, cut or malformed yields neither,
+/// and a text that is not UTF-8 is decoded lossily.
+fn ext_ack(flags: u16, tlvs: Option<&[u8]>) -> (Option<String>, Option<u32>) {
     if flags & NLM_F_ACK_TLVS == 0 {
-        return Ok((None, None));
+        return (None, None);
     }
-    let tlvs = tlvs.ok_or_else(|| Error::malformed("extended ack outside the message"))?;
-    let table = AttrTable::<3>::parse(tlvs)?;
+    let Some(table) = tlvs.and_then(|tlvs| AttrTable::<3>::parse(tlvs).ok()) else {
+        return (None, None);
+    };
     let message = table
         .get(NLMSGERR_ATTR_MSG)
-        .map(|a| a.str().map(str::to_owned))
-        .transpose()?;
-    let offset = table.get(NLMSGERR_ATTR_OFFS).map(|a| a.u32()).transpose()?;
-    Ok((message, offset))
+        .map(|a| a.str_lossy().into_owned());
+    let offset = table.get(NLMSGERR_ATTR_OFFS).and_then(|a| a.u32().ok());
+    (message, offset)
 }
 
 fn kernel_error(error: i32, message: Option<String>, offset: Option<u32>) -> Result<()> {
@@ -547,12 +566,59 @@ mod tests {
             parse_error(&view(&bytes)).unwrap_err().kind(),
             ErrorKind::Malformed { .. }
         ));
-        let mut bytes = capped_ipvlan_refusal();
-        bytes[36] = 200; // TLV length past the end
-        assert!(parse_error(&view(&bytes)).is_err());
         let truncated = &capped_ipvlan_refusal()[..18];
         let mut short = truncated.to_vec();
         short[0] = 18;
-        assert!(parse_error(&view(&short)).is_err());
+        assert!(parse_error(&view(&short)).is_err(), "no errno at all");
+    }
+
+    /// The errno of `bytes` must survive whatever is wrong after it.
+    fn assert_errno_without_text(bytes: &[u8]) {
+        let err = parse_error(&view(bytes)).unwrap_err();
+        assert_eq!(err.errno(), Some(libc::EOPNOTSUPP), "{err}");
+        assert_eq!(err.ext_ack(), None);
+    }
+
+    #[test]
+    fn bad_ext_ack_keeps_the_errno() {
+        let mut bytes = capped_ipvlan_refusal();
+        bytes[36] = 200; // TLV length past the end
+        assert_errno_without_text(&bytes);
+        let mut bytes = capped_ipvlan_refusal();
+        bytes[36] = 3; // TLV length shorter than its header
+        assert_errno_without_text(&bytes);
+        // Echoed request header cut short: no TLVs to find.
+        let mut short = capped_ipvlan_refusal()[..28].to_vec();
+        short[0] = 28;
+        assert_errno_without_text(&short);
+        // Not capped, with an echoed length that is absurd (would overflow
+        // `4 + align(len)` on 32-bit) or points past the payload.
+        for bogus in [u32::MAX, u32::MAX - 2, 4096] {
+            let mut bytes = capped_ipvlan_refusal();
+            bytes[6..8].copy_from_slice(&NLM_F_ACK_TLVS.to_ne_bytes());
+            bytes[20..24].copy_from_slice(&bogus.to_ne_bytes());
+            assert_errno_without_text(&bytes);
+        }
+    }
+
+    #[test]
+    fn non_utf8_ext_ack_text_is_kept_lossily() {
+        let mut bytes = capped_ipvlan_refusal();
+        bytes[40] = 0xff; // "Unknown" -> "\xffnknown"
+        let err = parse_error(&view(&bytes)).unwrap_err();
+        assert_eq!(err.errno(), Some(libc::EOPNOTSUPP));
+        assert_eq!(err.ext_ack(), Some("\u{fffd}nknown device type"));
+    }
+
+    #[test]
+    fn done_with_bad_ext_ack_keeps_the_errno() {
+        let mut done = MessageBuilder::new(NLMSG_DONE, NLM_F_MULTI | NLM_F_ACK_TLVS);
+        done.family_header(&(-22i32).to_ne_bytes());
+        let mut bytes = done.to_bytes(1, 1).unwrap();
+        bytes.extend([200, 0, 1, 0]); // a TLV claiming 200 bytes
+        bytes[0] = bytes.len() as u8;
+        let err = parse_done(&view(&bytes)).unwrap_err();
+        assert_eq!(err.errno(), Some(libc::EINVAL));
+        assert_eq!(err.ext_ack(), None);
     }
 }

@@ -93,6 +93,32 @@ pub fn setsockopt_int(fd: BorrowedFd<'_>, level: i32, name: i32, value: i32) -> 
     Ok(())
 }
 
+/// `setsockopt(2)` with a `struct timeval` value (`SO_RCVTIMEO`,
+/// `SO_SNDTIMEO`); sub-microsecond parts are dropped, and a duration too
+/// long for `time_t` is clamped.
+pub fn setsockopt_timeval(
+    fd: BorrowedFd<'_>,
+    level: i32,
+    name: i32,
+    value: std::time::Duration,
+) -> io::Result<()> {
+    let timeval = libc::timeval {
+        tv_sec: libc::time_t::try_from(value.as_secs()).unwrap_or(libc::time_t::MAX),
+        tv_usec: value.subsec_micros() as libc::suseconds_t,
+    };
+    // SAFETY: the option value points to a live timeval and its size is passed.
+    retry(|| unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (&timeval as *const libc::timeval).cast(),
+            mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    })?;
+    Ok(())
+}
+
 /// Sends one datagram to the kernel (netlink port 0).
 pub fn send_to_kernel(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
     let addr = sockaddr_nl(0, 0);

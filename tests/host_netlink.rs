@@ -755,3 +755,55 @@ fn link_with_non_utf8_name_does_not_break_dumps() {
         assert!(h.link_by_index(plain).unwrap().is_none(), "pair deleted");
     });
 }
+
+/// A request the kernel never answers (no `NLM_F_ACK`, and a set request
+/// sends nothing back) ends with a timeout error, not a hang; the socket
+/// stays usable.
+#[test]
+fn missing_reply_times_out_with_context() {
+    in_fresh_netns(|| {
+        let h = Handle::new().unwrap();
+        h.socket()
+            .set_recv_timeout(std::time::Duration::from_millis(200))
+            .unwrap();
+        let silent = ipvlan::rtnl::link::set_up_request(1, true);
+        let err = h
+            .socket()
+            .request_reply(&silent, |_| Ok(()))
+            .expect_err("no reply ever comes");
+        assert!(matches!(err.kind(), ErrorKind::Timeout { .. }), "{err:?}");
+        assert_eq!(err.errno(), Some(libc::ETIMEDOUT));
+        assert!(
+            err.to_string().contains("no answer from the kernel"),
+            "{err}"
+        );
+        assert!(
+            h.link_by_index(1).unwrap().unwrap().is_up(),
+            "lo was set up"
+        );
+        assert_eq!(h.links().unwrap().len(), 1);
+    });
+}
+
+/// More deletes than one datagram can carry (the doubled 32 KiB send
+/// buffer holds ~2000): sent in chunks, one result each, in order.
+#[test]
+fn batched_delete_larger_than_the_send_buffer() {
+    in_fresh_netns(|| {
+        let h = Handle::new().unwrap();
+        let (a, _) = veth(&h, "va", "vb");
+        let (c, _) = veth(&h, "vc", "vd");
+        let mut indices: Vec<u32> = (100_000..103_000).collect();
+        indices[10] = a;
+        indices[2_999] = c;
+        let results = h.link_del_many(&indices).expect("batch sent");
+        assert_eq!(results.len(), indices.len());
+        for (i, result) in results.iter().enumerate() {
+            match i {
+                10 | 2_999 => assert!(result.is_ok(), "{i}: {result:?}"),
+                _ => assert_eq!(result.as_ref().unwrap_err().errno(), Some(libc::ENODEV)),
+            }
+        }
+        assert_eq!(h.links().unwrap().len(), 1, "only lo is left");
+    });
+}

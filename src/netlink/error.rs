@@ -6,6 +6,7 @@
 
 use std::fmt;
 use std::io;
+use std::time::Duration;
 
 /// The link an operation was about, by name or by index.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +44,10 @@ pub enum ErrorKind {
     NotFound,
     /// A dump kept being interrupted by concurrent changes (`NLM_F_DUMP_INTR`).
     DumpInterrupted { attempts: u32 },
+    /// The kernel did not answer within `after` (see
+    /// [`crate::netlink::socket::RECV_TIMEOUT`]); the request may or may
+    /// not have taken effect.
+    Timeout { after: Duration },
     /// A reply violated the netlink format; `what` says where.
     Malformed { what: &'static str },
     /// The caller passed something the kernel could never accept.
@@ -127,12 +132,14 @@ impl Error {
     /// The errno, for kernel refusals and failed system calls.
     ///
     /// `Unsupported` reports `EOPNOTSUPP` and `NotFound` `ENODEV`, what the
-    /// kernel said before the error was made more specific.
+    /// kernel said before the error was made more specific; `Timeout`
+    /// reports `ETIMEDOUT`.
     pub fn errno(&self) -> Option<i32> {
         match &self.kind {
             ErrorKind::Kernel { errno, .. } => Some(*errno),
             ErrorKind::Unsupported { .. } => Some(libc::EOPNOTSUPP),
             ErrorKind::NotFound => Some(libc::ENODEV),
+            ErrorKind::Timeout { .. } => Some(libc::ETIMEDOUT),
             ErrorKind::Io(err) => err.raw_os_error(),
             _ => None,
         }
@@ -227,6 +234,9 @@ impl fmt::Display for ErrorKind {
                 f,
                 "dump interrupted by concurrent changes {attempts} times in a row"
             ),
+            ErrorKind::Timeout { after } => {
+                write!(f, "no answer from the kernel within {after:?}")
+            }
             ErrorKind::Malformed { what } => write!(f, "malformed netlink reply: {what}"),
             ErrorKind::InvalidInput { what } => write!(f, "invalid input: {what}"),
             ErrorKind::Io(err) => write!(f, "{err}"),

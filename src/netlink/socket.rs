@@ -9,6 +9,7 @@
 use std::cell::Cell;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
+use std::time::Duration;
 
 use super::attr::AttrTable;
 use super::consts::*;
@@ -22,12 +23,32 @@ pub const DUMP_ATTEMPTS: u32 = 5;
 /// Smallest receive buffer: kernel dump datagrams reach ~32 KiB.
 const MIN_RECV_BUF: usize = 32 * 1024;
 
+/// How long a socket waits for each datagram of an answer (`SO_RCVTIMEO`).
+/// The kernel handles rtnetlink requests inside `sendmsg`, so a reply that
+/// is not there within a fraction of a second never comes (lost, or never
+/// asked for). Waiting forever would hang the tool with its state lock
+/// held; 30 s is far beyond any real reply, even on a loaded machine.
+pub const RECV_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Send buffer asked for (`SO_SNDBUF`; the kernel doubles it). A datagram
+/// larger than the doubled value fails with `EMSGSIZE`.
+const SEND_BUF: usize = 32 * 1024;
+
+/// Largest datagram [`Socket::request_batch`] sends: half the send buffer
+/// we ask for, whatever the kernel does with it.
+const MAX_BATCH_BYTES: usize = SEND_BUF / 2;
+
+/// Most requests in one datagram: each ACK is its own buffer in our receive
+/// queue (about 1 KiB of accounting each), which must not overflow.
+const MAX_BATCH_MESSAGES: usize = 256;
+
 /// A netlink socket bound to the network namespace it was opened in.
 #[derive(Debug)]
 pub struct Socket {
     fd: OwnedFd,
     port_id: u32,
     seq: Cell<u32>,
+    recv_timeout: Cell<Duration>,
 }
 
 /// Sets a socket option the running kernel may not know (`ENOPROTOOPT`).
@@ -46,8 +67,19 @@ impl Socket {
 
     fn open_inner() -> io::Result<Socket> {
         let fd = sys::netlink_socket(NETLINK_ROUTE)?;
-        sys::setsockopt_int(fd.as_fd(), libc::SOL_SOCKET, libc::SO_SNDBUF, 32 * 1024)?;
+        sys::setsockopt_int(
+            fd.as_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            SEND_BUF as i32,
+        )?;
         sys::setsockopt_int(fd.as_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF, 1024 * 1024)?;
+        sys::setsockopt_timeval(
+            fd.as_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            RECV_TIMEOUT,
+        )?;
         set_optional(&fd, NETLINK_EXT_ACK)?;
         set_optional(&fd, NETLINK_CAP_ACK)?;
         set_optional(&fd, NETLINK_GET_STRICT_CHK)?;
@@ -62,7 +94,22 @@ impl Socket {
             fd,
             port_id,
             seq: Cell::new(seed),
+            recv_timeout: Cell::new(RECV_TIMEOUT),
         })
+    }
+
+    /// Changes how long to wait for each datagram of an answer (default
+    /// [`RECV_TIMEOUT`]); past it, requests fail with [`ErrorKind::Timeout`].
+    pub fn set_recv_timeout(&self, timeout: Duration) -> Result<()> {
+        sys::setsockopt_timeval(
+            self.fd.as_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            timeout,
+        )
+        .map_err(|err| Error::from(err).op("set netlink receive timeout"))?;
+        self.recv_timeout.set(timeout);
+        Ok(())
     }
 
     /// The port id the kernel assigned to this socket.
@@ -86,10 +133,19 @@ impl Socket {
 
     /// Receives one datagram whole, sized by a `MSG_PEEK | MSG_TRUNC` probe.
     fn recv(&self) -> Result<Vec<u8>> {
+        // SO_RCVTIMEO expired: EAGAIN (== EWOULDBLOCK on Linux).
+        let timed_out = |err: io::Error| match err.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => Error::new(ErrorKind::Timeout {
+                after: self.recv_timeout.get(),
+            }),
+            _ => Error::from(err),
+        };
         loop {
-            let want = sys::peek_datagram_len(self.fd.as_fd())?.max(MIN_RECV_BUF);
+            let want = sys::peek_datagram_len(self.fd.as_fd())
+                .map_err(timed_out)?
+                .max(MIN_RECV_BUF);
             let mut buf = vec![0; want];
-            let (len, sender) = sys::recv_from(self.fd.as_fd(), &mut buf)?;
+            let (len, sender) = sys::recv_from(self.fd.as_fd(), &mut buf).map_err(timed_out)?;
             if len > buf.len() {
                 return Err(Error::malformed("datagram truncated"));
             }
@@ -107,14 +163,35 @@ impl Socket {
         results.pop().unwrap_or(Ok(()))
     }
 
-    /// Sends all `msgs` (with `NLM_F_ACK`) in one datagram and returns one
-    /// result per message, in order. The kernel processes every message even
-    /// after one fails. The outer `Result` fails only if sending or
-    /// receiving itself failed.
+    /// Sends all `msgs` (with `NLM_F_ACK`) and returns one result per
+    /// message, in order. They go in as few datagrams as the socket buffers
+    /// allow (at most [`MAX_BATCH_BYTES`] and [`MAX_BATCH_MESSAGES`] each);
+    /// the kernel processes every message even after one fails. The outer
+    /// `Result` fails only if sending or receiving itself failed; then the
+    /// messages of earlier datagrams have taken effect.
     pub fn request_batch(&self, msgs: &[MessageBuilder]) -> Result<Vec<Result<()>>> {
-        if msgs.is_empty() {
-            return Ok(Vec::new());
+        let mut results = Vec::with_capacity(msgs.len());
+        let mut rest = msgs;
+        while !rest.is_empty() {
+            let mut size = 0;
+            let count = rest
+                .iter()
+                .take(MAX_BATCH_MESSAGES)
+                .take_while(|msg| {
+                    size += msg.as_bytes().len();
+                    size <= MAX_BATCH_BYTES
+                })
+                .count()
+                .max(1); // a single large message goes alone
+            let (chunk, later) = rest.split_at(count);
+            results.extend(self.request_datagram(chunk)?);
+            rest = later;
         }
+        Ok(results)
+    }
+
+    /// Sends `msgs` (with `NLM_F_ACK`) in one datagram; one result each.
+    fn request_datagram(&self, msgs: &[MessageBuilder]) -> Result<Vec<Result<()>>> {
         let mut datagram = Vec::new();
         let mut seqs = Vec::with_capacity(msgs.len());
         for msg in msgs {

@@ -714,8 +714,9 @@ impl Handle {
         self.ack(&msg, "set link group", LinkRef::Index(index))
     }
 
-    /// Deletes several links with one `sendmsg`; one result per index, in
-    /// order. Saves syscalls only: each delete is still its own kernel
+    /// Deletes several links with few `sendmsg` calls (as many requests in
+    /// each as the socket buffers take); one result per index, in order.
+    /// Saves syscalls only: each delete is still its own kernel
     /// transaction with its own RCU grace period (see [`Handle::link_del_group`]).
     pub fn link_del_many(&self, indices: &[u32]) -> Result<Vec<Result<()>>> {
         let msgs: Vec<_> = indices.iter().map(|&i| del_request(i)).collect();

@@ -334,9 +334,43 @@ fn timestamps_in_rfc3339() {
         "2023-11-14T22:13:20Z",
         "2023-13-14T22:13:20.123456789Z",
         "2023-11-14 22:13:20.123456789Z",
+        "2023-02-30T22:13:20.123456789Z",
+        "2023-11-14T22:13:20.12345678+Z",
     ] {
         assert!(bad.parse::<Timestamp>().is_err(), "{bad}");
     }
+}
+
+/// 30 bytes with multi-byte characters where separators belong: an error,
+/// never a panic from slicing inside a character.
+#[test]
+fn non_ascii_timestamps_are_errors() {
+    for bad in [
+        "2023é11-14T22:13:20.12345678Z",
+        "2023-11-14T22:13:20.1234567€Z",
+        "ééééééééééééééé",
+        "2023-11-14T22:13:20.123456789é",
+    ] {
+        assert!(bad.parse::<Timestamp>().is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn non_ascii_timestamp_in_a_record_is_a_corrupt_state_file() {
+    let tmp = TempDir::new("badtime");
+    let state = StateDir::open(tmp.path()).unwrap();
+    let net = network("n1", &["10.0.0.0/24"]);
+    state.lock().unwrap().put_network(&net).unwrap();
+    let path = tmp.path().join(format!("networks/{}.json", net.id));
+    let text = fs::read_to_string(&path).unwrap();
+    let created = net.created.to_string();
+    assert!(text.contains(&created));
+    let odd = format!("{}é{}", &created[..4], &created[6..]);
+    assert_eq!(odd.len(), 30);
+    fs::write(&path, text.replace(&created, &odd)).unwrap();
+    let err = state.network(&net.id).unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+    assert!(err.to_string().contains("corrupt state file"), "{err}");
 }
 
 #[test]
@@ -361,4 +395,52 @@ fn subnets_in_use_lists_every_network() {
         ("b", "10.2.0.0/24"),
     ];
     assert_eq!(got, want.map(|(a, b)| (a.to_string(), b.to_string())));
+}
+
+#[test]
+fn non_utf8_state_files_are_corrupt_or_ignored_hints() {
+    let tmp = TempDir::new("nonutf8");
+    let state = StateDir::open(tmp.path()).unwrap();
+    let net = network("n1", &["10.0.0.0/24"]);
+    let mut locked = state.lock().unwrap();
+    locked.put_network(&net).unwrap();
+    let a = locked
+        .allocate(&net, Request::Any(Family::V4), "e1")
+        .unwrap();
+    // The cursor is a hint: garbage in it restarts the walk, nothing fails.
+    let subnet_dir = tmp.path().join("ipam").join(&net.id).join("10.0.0.0-24");
+    fs::write(subnet_dir.join("cursor"), b"\xff\xfe\n").unwrap();
+    let b = locked
+        .allocate(&net, Request::Any(Family::V4), "e2")
+        .unwrap();
+    assert_ne!(a, b);
+    // An address file or a record that is not text is a damaged file.
+    fs::write(subnet_dir.join(a.addr().to_string()), b"\xff\n").unwrap();
+    let err = state
+        .address_owner(&net.id, &net.subnets[0], a.addr())
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+    let path = tmp.path().join(format!("networks/{}.json", net.id));
+    fs::write(&path, b"{\"id\": \"\xff\"}").unwrap();
+    let err = state.network(&net.id).unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+    assert!(err.to_string().contains("not UTF-8"), "{err}");
+}
+
+#[test]
+fn ip_range_outside_its_subnet_is_a_corrupt_record() {
+    let tmp = TempDir::new("badrange");
+    let state = StateDir::open(tmp.path()).unwrap();
+    let mut net = network("n1", &["10.0.0.0/24"]);
+    net.subnets[0].ip_range = Some("10.0.0.128/25".parse().unwrap());
+    state.lock().unwrap().put_network(&net).unwrap();
+    assert_eq!(state.network(&net.id).unwrap().unwrap(), net);
+    let path = tmp.path().join(format!("networks/{}.json", net.id));
+    let text = fs::read_to_string(&path).unwrap();
+    for range in ["fd00::/64", "10.0.1.0/25"] {
+        fs::write(&path, text.replace("10.0.0.128/25", range)).unwrap();
+        let err = state.network(&net.id).unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+        assert!(err.to_string().contains("not inside subnet"), "{err}");
+    }
 }

@@ -88,8 +88,12 @@ impl AddressBook for DiskBook {
 
     fn cursor(&mut self, subnet: &SubnetSpec) -> Result<Option<IpAddr>, StoreError> {
         let path = subnet_dir(&self.network_dir, subnet).join(CURSOR_FILE);
-        let text = fsutil::read_if_exists(&path).map_err(StoreError::io("reading", &path))?;
-        // The cursor is only a hint: one that does not parse means "start over".
+        // The cursor is only a hint: one that does not parse (not even as
+        // UTF-8) means "start over".
+        let text = match fsutil::read_if_exists(&path) {
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => None,
+            other => other.map_err(StoreError::io("reading", &path))?,
+        };
         Ok(text.and_then(|t| t.trim().parse().ok()))
     }
 

@@ -265,7 +265,7 @@ impl StateDir {
     ) -> Result<Option<String>, StoreError> {
         check_name("network id", network_id)?;
         let path = subnet_dir(&self.ipam_dir(network_id), subnet).join(addr.to_string());
-        let text = fsutil::read_if_exists(&path).map_err(StoreError::io("reading", &path))?;
+        let text = read_text(&path)?;
         text.map(|t| parse_owner(&path, &t)).transpose()
     }
 
@@ -285,8 +285,7 @@ impl StateDir {
                     path: path.clone(),
                     reason: "file name is not an IP address".into(),
                 })?;
-                let text =
-                    fsutil::read_if_exists(&path).map_err(StoreError::io("reading", &path))?;
+                let text = read_text(&path)?;
                 if let Some(text) = text {
                     out.push((addr, parse_owner(&path, &text)?));
                 }
@@ -303,6 +302,18 @@ impl StateDir {
             .ok()
             .map(|t| t.trim().to_string())
             .filter(|t| !t.is_empty())
+    }
+}
+
+/// A state file's text; `None` when it does not exist. Bytes that are not
+/// UTF-8 mean a damaged file: [`StoreError::Corrupt`], not an I/O error.
+fn read_text(path: &Path) -> Result<Option<String>, StoreError> {
+    match fsutil::read_if_exists(path) {
+        Err(e) if e.kind() == io::ErrorKind::InvalidData => Err(StoreError::Corrupt {
+            path: path.to_path_buf(),
+            reason: "not UTF-8 text".into(),
+        }),
+        other => other.map_err(StoreError::io("reading", path)),
     }
 }
 
@@ -342,7 +353,7 @@ fn read_record<T>(
     path: &Path,
     from_json: impl Fn(&Value) -> Result<T, RecordError>,
 ) -> Result<Option<T>, StoreError> {
-    let Some(text) = fsutil::read_if_exists(path).map_err(StoreError::io("reading", path))? else {
+    let Some(text) = read_text(path)? else {
         return Ok(None);
     };
     let corrupt = |reason: String| StoreError::Corrupt {
@@ -541,7 +552,7 @@ impl Locked<'_> {
             return Ok(id);
         }
         let path = self.root.join(HOST_ID_FILE);
-        if let Some(id) = fsutil::read_if_exists(&path).map_err(StoreError::io("reading", &path))? {
+        if let Some(id) = read_text(&path)? {
             let id = id.trim();
             if !id.is_empty() {
                 return Ok(id.to_string());

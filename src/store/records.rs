@@ -272,25 +272,25 @@ impl FromStr for Timestamp {
     /// Reads exactly the form [`Display`](fmt::Display) writes.
     fn from_str(s: &str) -> Result<Self, RecordError> {
         let err = || bad(format_args!("invalid timestamp {s:?}"));
+        // Bytes, not `str` slices: a corrupt record may hold multi-byte
+        // characters, and slicing inside one would panic.
         let b = s.as_bytes();
+        let separators = [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')];
         if b.len() != 30
-            || &s[4..5] != "-"
-            || &s[7..8] != "-"
-            || &s[10..11] != "T"
-            || &s[13..14] != ":"
-            || &s[16..17] != ":"
-            || &s[19..20] != "."
-            || &s[29..] != "Z"
+            || separators.iter().any(|&(i, c)| b[i] != c)
+            || b[19] != b'.'
+            || b[29] != b'Z'
         {
             return Err(err());
         }
         let num = |range: std::ops::Range<usize>| -> Result<u64, RecordError> {
-            let part = &s[range];
-            if part.bytes().all(|c| c.is_ascii_digit()) {
-                part.parse().map_err(|_| err())
-            } else {
-                Err(err())
-            }
+            b[range].iter().try_fold(0u64, |n, &c| {
+                if c.is_ascii_digit() {
+                    Ok(n * 10 + u64::from(c - b'0'))
+                } else {
+                    Err(err())
+                }
+            })
         };
         let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
         let (h, mi, sec, nanos) = (num(11..13)?, num(14..16)?, num(17..19)?, num(20..29)?);
@@ -304,10 +304,15 @@ impl FromStr for Timestamp {
             return Err(err());
         }
         let days = days_from_civil(y as i64, mo as u32, d as u32);
-        Ok(Timestamp {
+        let stamp = Timestamp {
             secs: days as u64 * 86_400 + h * 3600 + mi * 60 + sec,
             nanos: nanos as u32,
-        })
+        };
+        // Days past the end of their month (02-30) would land in the next.
+        if stamp.to_string() != s {
+            return Err(err());
+        }
+        Ok(stamp)
     }
 }
 
@@ -441,10 +446,20 @@ impl NetworkRecord {
                         })
                     })
                     .collect::<Result<Vec<_>, _>>()?;
+                let subnet = sf.parsed::<IpNet>("subnet")?;
+                let ip_range: Option<IpNet> = sf.opt_parsed("ip_range")?;
+                // Allocation walks the range as integers of the subnet's
+                // family; a range outside the subnet would hand out
+                // addresses that are not in it.
+                if let Some(range) = ip_range.filter(|r| !subnet.contains(r)) {
+                    return Err(bad(format_args!(
+                        "ip_range {range} is not inside subnet {subnet}"
+                    )));
+                }
                 Ok(SubnetSpec {
-                    subnet: sf.parsed::<IpNet>("subnet")?,
+                    subnet,
                     gateway: sf.opt_parsed("gateway")?,
-                    ip_range: sf.opt_parsed("ip_range")?,
+                    ip_range,
                     aux,
                 })
             })

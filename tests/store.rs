@@ -444,3 +444,42 @@ fn ip_range_outside_its_subnet_is_a_corrupt_record() {
         assert!(err.to_string().contains("not inside subnet"), "{err}");
     }
 }
+
+/// Hosts files are read by whatever runs in a container: 0644 even when
+/// the invoking shell has a strict umask. Runs in a child with umask 077.
+#[test]
+fn hosts_file_mode_ignores_the_umask() {
+    const TEST: &str = "hosts_file_mode_ignores_the_umask";
+    const CHILD_ENV: &str = "IPVLAN_TEST_UMASK_STATE";
+    if let Ok(root) = std::env::var(CHILD_ENV) {
+        let state = StateDir::open(&root).unwrap();
+        let net = network("n1", &["10.0.0.0/24"]);
+        let mut locked = state.lock().unwrap();
+        locked.hosts_append(&net.id, "10.0.0.2 c1").unwrap();
+        locked
+            .allocate(&net, Request::Any(Family::V4), "e1")
+            .unwrap();
+        return;
+    }
+    let tmp = TempDir::new("umask");
+    let root = tmp.path().join("state");
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "umask 077 && exec \"$0\" --exact {TEST} --test-threads=1"
+        ))
+        .arg(std::env::current_exe().unwrap())
+        .env(CHILD_ENV, &root)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let net = network("n1", &["10.0.0.0/24"]);
+    let mode = |p: std::path::PathBuf| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(root.join("hosts").join(&net.id)), 0o644);
+    assert_eq!(mode(root.join("ipam").join(&net.id)), 0o700);
+    assert_eq!(
+        mode(root.join(format!("ipam/{}/10.0.0.0-24", net.id))),
+        0o700
+    );
+    assert_eq!(mode(root.join("lock")), 0o600);
+}

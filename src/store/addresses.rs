@@ -69,10 +69,9 @@ impl DiskBook {
         let written =
             match fsutil::write_synced_new(&prepared, contents.as_bytes(), fsutil::FILE_MODE) {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    // Also makes `ipam/<network id>` when missing; each new
+                    // directory is synced into its parent.
                     fsutil::create_dir(dir).map_err(StoreError::io("creating", dir))?;
-                    if let Some(parent) = dir.parent() {
-                        self.mark_dirty(parent.to_path_buf());
-                    }
                     fsutil::write_synced_new(&prepared, contents.as_bytes(), fsutil::FILE_MODE)
                 }
                 other => other,

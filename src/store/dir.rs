@@ -1,5 +1,5 @@
 //! The state directory: where each record lives, the lock that serialises
-//! invocations, reads (lock-free: every write is atomic) and writes (only
+//! invocations, reads (lock-free, see [`StateDir`]) and writes (only
 //! through [`Locked`]).
 
 use std::fs::{self, File, OpenOptions};
@@ -74,7 +74,16 @@ pub enum Pending {
     Endpoint(EndpointRecord),
 }
 
-/// The state directory. Reads need no lock; writes go through [`StateDir::lock`].
+/// The state directory. Writes go through [`StateDir::lock`].
+///
+/// Reads take no lock. Each one is consistent on its own: a record,
+/// address file or cursor is replaced by `rename(2)` or published by
+/// `link(2)`, so a reader sees it entirely before or entirely after a
+/// write, and a file or directory removed meanwhile reads as absent
+/// (listings skip it). Several reads together are no snapshot, though: a
+/// decision that depends on more than one file, or on a read staying true
+/// until a write (is the name free? which endpoints remain?), must be made
+/// through [`Locked`], which derefs to these same reads.
 #[derive(Debug, Clone)]
 pub struct StateDir {
     root: PathBuf,

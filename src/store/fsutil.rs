@@ -10,7 +10,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// Mode of every state file but the hosts files.
@@ -107,24 +107,64 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Creates `dir` and missing parents with mode 0700.
+/// Creates `dir` and missing parents with mode 0700, durably: after each
+/// `mkdir` its parent is synced, since a new directory's entry lives in
+/// the parent and a power cut could otherwise lose the directory with
+/// every synced file in it. Directories that exist cost one `stat`.
 pub fn create_dir(dir: &Path) -> io::Result<()> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(DIR_MODE)
-        .create(dir)
+    let mut missing = Vec::new();
+    let mut next = Some(dir);
+    while let Some(path) = next.filter(|p| !p.as_os_str().is_empty()) {
+        match fs::metadata(path) {
+            Ok(meta) if meta.is_dir() => break,
+            Ok(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!("{} exists and is not a directory", path.display()),
+                ))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => missing.push(path),
+            Err(e) => return Err(e),
+        }
+        next = path.parent();
+    }
+    for path in missing.into_iter().rev() {
+        match fs::DirBuilder::new().mode(DIR_MODE).create(path) {
+            // Someone else made it meanwhile; syncing again is harmless.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            other => other?,
+        }
+        let parent = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        sync_dir(parent)?;
+    }
+    Ok(())
 }
 
 /// Appends one line (a `\n` is added) with a single `write`, creating the
-/// file with `mode` if needed. Appends never rewrite what is there, so a
+/// file with exactly `mode` (whatever the umask) if needed. Appends never rewrite what is there, so a
 /// reader never sees a torn file. No fsync: this serves hosts files, which
 /// describe containers that a power cut ends as well.
 pub fn append_line(path: &Path, line: &str, mode: u32) -> io::Result<()> {
-    let mut file = OpenOptions::new()
+    let mut file = match OpenOptions::new()
         .append(true)
-        .create(true)
+        .create_new(true)
         .mode(mode)
-        .open(path)?;
+        .open(path)
+    {
+        Ok(file) => {
+            // The umask may have taken bits `mode` grants on purpose (hosts
+            // files must be readable by whoever runs in a container).
+            file.set_permissions(fs::Permissions::from_mode(mode))?;
+            file
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            OpenOptions::new().append(true).open(path)?
+        }
+        Err(e) => return Err(e),
+    };
     let mut buf = String::with_capacity(line.len() + 1);
     buf.push_str(line.trim_end_matches('\n'));
     buf.push('\n');

@@ -16,8 +16,10 @@
 //!
 //! `<subnet>` is `192.168.1.0-24`, `2001:db8::-64`. Every write is atomic
 //! (temporary `.tmp-<name>` in the same directory, fsync, rename or link,
-//! fsync of the directory) or an append, so a killed invocation never
-//! leaves a half-written file. Two kinds of file skip the fsyncs, being
+//! fsync of the directory; a new directory is synced into its parent) or,
+//! for hosts files, a one-`write` append or line blanking, so a killed
+//! invocation never leaves a half-written file. Readers take no lock (see
+//! [`StateDir`] for what that guarantees). Two kinds of file skip the fsyncs, being
 //! worthless after a power cut anyway: the allocation cursor (a hint; an
 //! unreadable one restarts the walk) and the hosts files (they describe
 //! containers, which do not survive a reboot). Records carry `"version": 1`; network and

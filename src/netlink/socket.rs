@@ -165,7 +165,7 @@ impl Socket {
 
     /// Sends all `msgs` (with `NLM_F_ACK`) and returns one result per
     /// message, in order. They go in as few datagrams as the socket buffers
-    /// allow (at most [`MAX_BATCH_BYTES`] and [`MAX_BATCH_MESSAGES`] each);
+    /// allow (at most 16 KiB and 256 requests each);
     /// the kernel processes every message even after one fails. The outer
     /// `Result` fails only if sending or receiving itself failed; then the
     /// messages of earlier datagrams have taken effect.

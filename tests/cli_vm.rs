@@ -141,6 +141,11 @@ fn network_create_ls_inspect_and_rm_print_like_docker() {
         field(&config[0], &["Subnet"]).as_str(),
         Some("192.168.70.0/24")
     );
+    // Internal, yet its gateway is reserved and shown, as the docs show it.
+    assert_eq!(
+        field(&config[0], &["Gateway"]).as_str(),
+        Some("192.168.70.1")
+    );
     let parent = field(&network, &["Options", "parent"]).as_str().unwrap();
     assert_eq!(parent, format!("di-{}", &id[..12]));
 

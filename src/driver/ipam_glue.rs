@@ -89,7 +89,8 @@ pub(crate) fn add_defaults(
     Ok(())
 }
 
-/// Gives every subnet without a gateway its first usable address.
+/// Gives every subnet without a gateway its default one (first usable
+/// address of its ip-range or subnet).
 pub(crate) fn fill_default_gateways(subnets: &mut [SubnetInfo]) {
     let mut specs: Vec<SubnetSpec> = subnets.iter().map(spec_of).collect();
     ipam::fill_default_gateways(&mut specs);

@@ -266,7 +266,9 @@ impl NetworkCreate {
 pub struct SubnetInfo {
     /// The subnet.
     pub subnet: IpNet,
-    /// Its gateway (given or the first usable address), if any.
+    /// Its gateway: given, or the first usable address of its ip-range or
+    /// subnet (`None` only in records made before every subnet had one, or
+    /// when the range holds no usable address).
     pub gateway: Option<IpAddr>,
     /// Its allocation range, if given.
     pub ip_range: Option<IpNet>,

@@ -88,9 +88,9 @@ impl Manager {
         // Default subnets: IPv4 always, IPv6 when asked for.
         let ipv6 = req.ipv6 || subnets.iter().any(|s| s.subnet.addr().is_ipv6());
         ipam_glue::add_defaults(&mut subnets, ipv6, &networks, &state)?;
-        if opts.mode == super::Mode::L2 && !internal {
-            ipam_glue::fill_default_gateways(&mut subnets);
-        }
+        // Every subnet has a gateway, as in the docs (Docker up to v27): in
+        // l3/l3s and internal networks it is reserved but never routed to.
+        ipam_glue::fill_default_gateways(&mut subnets);
 
         let (parent_name, origin) = match &plan {
             // A parent another network of ours created stays ours: whichever

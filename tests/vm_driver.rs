@@ -965,3 +965,41 @@ fn sigkill_at_any_point_then_restore_leaves_nothing_behind() {
         manager.remove_network(&n.name).unwrap();
     }
 }
+
+#[test]
+fn attach_detach_and_rm_read_only_their_own_endpoint() {
+    topology_up();
+    let config = config("own");
+    let manager = Manager::open(config.clone()).unwrap();
+    let info = manager
+        .create_network(&net("own", &["10.74.0.0/24"], &[], &[]))
+        .unwrap();
+    start(&manager, "own", "o1", None, None);
+    start(&manager, "own", "o2", None, None);
+    // Another endpoint's record made unreadable: an operation that read
+    // every endpoint would fail on it.
+    let other = config
+        .state_dir
+        .join("endpoints")
+        .join(&info.id)
+        .join("o1.json");
+    let saved = fs::read(&other).unwrap();
+    fs::write(&other, b"not json").unwrap();
+    manager
+        .disconnect("own", &Target::Container("o2".into()))
+        .unwrap();
+    assert!(link(Some("o2"), "eth0").is_none(), "o2 detached");
+    manager
+        .connect(
+            "own",
+            &Target::Container("o2".into()),
+            &AttachRequest::default(),
+        )
+        .unwrap();
+    assert!(link(Some("o2"), "eth0").is_some(), "o2 attached again");
+    manager.remove_container("o2", true).unwrap();
+    assert!(!config.netns_dir.join("o2").exists(), "o2 removed");
+    fs::write(&other, saved).unwrap();
+    manager.remove_container("o1", true).unwrap();
+    manager.remove_network("own").unwrap();
+}

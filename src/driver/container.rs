@@ -64,7 +64,7 @@ impl Manager {
         check_container_name(name)?;
         let state = self.state.lock()?;
         let path = self.config.netns_dir.join(name);
-        let ours = state.containers()?.iter().any(|c| c == name);
+        let ours = state.has_container(name)?;
         if !path.exists() && !ours {
             return Err(Error::not_found(format!("No such container: {name}")));
         }

@@ -368,6 +368,16 @@ impl Locked<'_> {
         Ok(names)
     }
 
+    /// Whether a container record exists (one read, not a listing).
+    pub(crate) fn has_container(&self, name: &str) -> Result<bool, Error> {
+        Ok(self
+            .inner
+            .borrow()
+            .record(CONTAINERS, name)
+            .map_err(from_store)?
+            .is_some())
+    }
+
     pub(crate) fn put_container(&self, name: &str) -> Result<(), Error> {
         let value = Value::object([
             ("version", Value::from(store::RECORD_VERSION)),

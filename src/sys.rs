@@ -188,3 +188,40 @@ pub fn flock(fd: BorrowedFd<'_>, operation: i32) -> io::Result<()> {
     retry(|| unsafe { libc::flock(fd.as_raw_fd(), operation) })?;
     Ok(())
 }
+
+/// `kill(2)`: sends `signal` to the one process `pid`.
+///
+/// Only a single, positive pid is accepted: 0 and anything above
+/// `i32::MAX` (which would wrap to a negative `pid_t`) would address a
+/// process group or every process, so they are refused with `EINVAL`.
+pub fn kill(pid: u32, signal: i32) -> io::Result<()> {
+    let pid = libc::pid_t::try_from(pid)
+        .ok()
+        .filter(|pid| *pid > 0)
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: kill(2) takes no pointers; `pid` is positive, so it names one
+    // process and never a group or "every process".
+    retry(|| unsafe { libc::kill(pid, signal) })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::ExitStatusExt;
+
+    use super::*;
+
+    #[test]
+    fn kill_signals_one_process_and_refuses_groups() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("100")
+            .spawn()
+            .unwrap();
+        kill(child.id(), libc::SIGKILL).unwrap();
+        assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGKILL));
+        for pid in [0, u32::MAX, 1 << 31] {
+            let error = kill(pid, 0).unwrap_err();
+            assert_eq!(error.raw_os_error(), Some(libc::EINVAL), "pid {pid}");
+        }
+    }
+}

@@ -264,10 +264,5 @@ pub(crate) fn processes_in(path: &Path) -> Vec<u32> {
 
 /// Sends SIGKILL to `pid`; one that is already gone is fine.
 fn kill(pid: u32) {
-    let _ = Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
+    let _ = crate::sys::kill(pid, libc::SIGKILL);
 }

@@ -96,6 +96,41 @@ fn exec_exits_with_the_commands_status_or_docker_codes() {
 }
 
 #[test]
+fn exec_outlives_ctrl_c_and_ctrl_backslash_and_reports_the_commands_status() {
+    let scratch = scratch_dir("signals");
+    // The command sends SIGINT and SIGQUIT to ipvlan (its parent), as a
+    // terminal does to the whole foreground group, then exits 7 on its own;
+    // it also records which signals it starts with ignored (SigIgn).
+    let output = isolated(
+        "set -e\n\
+         export IPVLAN_NETNS_DIR=/run/netns\n\
+         ip netns add c1\n\
+         set +e\n\
+         grep SigIgn /proc/self/status > \"$T/outer\"\n\
+         \"$BIN\" exec c1 sh -c 'grep SigIgn /proc/self/status > \"$T/inner\"; kill -INT $PPID; kill -QUIT $PPID; exit 7'\n\
+         echo \"rc=$?\"\n\
+         \"$BIN\" rm c1 > /dev/null; echo \"rm=$?\"",
+        &scratch,
+    );
+    let stdout = text(&output.stdout);
+    let stderr = text(&output.stderr);
+    assert_eq!(stdout, "rc=7\nrm=0\n", "{stderr}");
+    let ignored = |file: &str| {
+        let line = std::fs::read_to_string(scratch.join(file)).unwrap();
+        let hex = line.trim().trim_start_matches("SigIgn:").trim();
+        u64::from_str_radix(hex, 16).unwrap()
+    };
+    let int_and_quit = (1 << (libc::SIGINT - 1)) | (1 << (libc::SIGQUIT - 1));
+    assert_eq!(ignored("outer") & int_and_quit, 0, "precondition");
+    assert_eq!(
+        ignored("inner") & int_and_quit,
+        0,
+        "the command must get the default dispositions"
+    );
+    std::fs::remove_dir_all(&scratch).ok();
+}
+
+#[test]
 fn run_whose_attach_fails_exits_125_and_leaves_no_container() {
     let scratch = scratch_dir("run");
     let output = isolated(

@@ -168,6 +168,12 @@ fn foreground_run_exits_with_the_commands_status_and_rm_removes() {
         (&["no-such-command"], 127),
         (&["/etc/hosts"], 126),
         (&["sh", "-c", "kill -KILL $$"], 137),
+        // Ctrl-C and Ctrl-\ as a terminal sends them to ipvlan too: it
+        // survives, reports the command's status and still removes.
+        (
+            &["sh", "-c", "kill -INT $PPID; kill -QUIT $PPID; exit 7"],
+            7,
+        ),
     ];
     for (command, code) in cases {
         let mut args = vec!["run", "--net=n1", "--rm"];

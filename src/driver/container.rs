@@ -148,6 +148,10 @@ impl Manager {
             if !opts.interactive {
                 command.stdin(Stdio::null());
             }
+            // A Ctrl-C or Ctrl-\ meant for the command reaches us too (same
+            // process group): we must outlive the command to report its
+            // status and, for `run --rm`, to remove the container.
+            let _shield = SignalShield::raise();
             Ok::<_, Error>(command.status())
         })
         .map_err(|e| Error::io(format!("entering container {container}"), &e))??;
@@ -193,6 +197,30 @@ impl Manager {
         })
         .map_err(|e| Error::io(format!("entering container {container}"), &e))??;
         Ok(child.id())
+    }
+}
+
+/// SIGINT and SIGQUIT made harmless to this process while it waits for a
+/// foreground command; the command itself gets the default dispositions.
+/// Restored when dropped.
+struct SignalShield(Vec<crate::sys::SavedSignal>);
+
+impl SignalShield {
+    fn raise() -> SignalShield {
+        SignalShield(
+            [libc::SIGINT, libc::SIGQUIT]
+                .into_iter()
+                .filter_map(|signal| crate::sys::shield_signal(signal).ok())
+                .collect(),
+        )
+    }
+}
+
+impl Drop for SignalShield {
+    fn drop(&mut self) {
+        for saved in &self.0 {
+            let _ = crate::sys::restore_signal(saved);
+        }
     }
 }
 

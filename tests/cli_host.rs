@@ -104,12 +104,13 @@ fn exec_outlives_ctrl_c_and_ctrl_backslash_and_reports_the_commands_status() {
     let output = isolated(
         "set -e\n\
          export IPVLAN_NETNS_DIR=/run/netns\n\
-         ip netns add c1\n\
+         c=sig$$\n\
+         ip netns add $c\n\
          set +e\n\
          grep SigIgn /proc/self/status > \"$T/outer\"\n\
-         \"$BIN\" exec c1 sh -c 'grep SigIgn /proc/self/status > \"$T/inner\"; kill -INT $PPID; kill -QUIT $PPID; exit 7'\n\
+         \"$BIN\" exec $c sh -c 'grep SigIgn /proc/self/status > \"$T/inner\"; kill -INT $PPID; kill -QUIT $PPID; exit 7'\n\
          echo \"rc=$?\"\n\
-         \"$BIN\" rm c1 > /dev/null; echo \"rm=$?\"",
+         \"$BIN\" rm $c > /dev/null; echo \"rm=$?\"",
         &scratch,
     );
     let stdout = text(&output.stdout);

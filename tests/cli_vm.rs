@@ -299,10 +299,22 @@ fn detached_run_prints_the_name_and_rm_needs_force_while_it_runs() {
 
     let output = env.run(&["run", "--net=n1", "-d", "no-such-command"]);
     assert_eq!(output.status.code(), Some(127), "{}", text(&output.stderr));
+    assert_eq!(
+        text(&output.stderr),
+        "ipvlan: run: no-such-command: executable file not found\n"
+    );
     assert!(
         env.containers().is_empty(),
         "a failed -d start left its container"
     );
+    // Not executable: 126, and no word about root (EACCES from execve).
+    let output = env.run(&["run", "--net=n1", "-d", "/etc/hosts"]);
+    assert_eq!(output.status.code(), Some(126), "{}", text(&output.stderr));
+    assert_eq!(
+        text(&output.stderr),
+        "ipvlan: run: /etc/hosts: Permission denied\n"
+    );
+    assert!(env.containers().is_empty());
 }
 
 #[test]

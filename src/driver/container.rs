@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use super::network::endpoint_info;
 use super::options::check_container_name;
 use super::{hosts, net};
-use super::{random_hex, ContainerInfo, Error, ExecOptions, ExitStatusCode, Manager};
+use super::{random_hex, ContainerInfo, Error, ErrorKind, ExecOptions, ExitStatusCode, Manager};
 use crate::netns::{self, Netns};
 
 impl Manager {
@@ -159,7 +159,7 @@ impl Manager {
             Ok(status) => Ok(status
                 .code()
                 .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))),
-            Err(error) => Ok(report_spawn_error(program, &error)),
+            Err(error) => report_spawn_error(Error::spawn(program, &error)),
         }
     }
 
@@ -193,7 +193,7 @@ impl Manager {
                 // must not reach it.
                 .process_group(0)
                 .spawn()
-                .map_err(|e| Error::io(format!("starting {program}"), &e))
+                .map_err(|e| Error::spawn(program, &e))
         })
         .map_err(|e| Error::io(format!("entering container {container}"), &e))??;
         Ok(child.id())
@@ -256,15 +256,16 @@ fn enter_hosts_view(hosts_file: Option<&Path>) -> Result<(), Error> {
     })
 }
 
-/// `docker run`'s codes: 127 not found, 126 cannot be run.
-fn report_spawn_error(program: &str, error: &std::io::Error) -> ExitStatusCode {
-    if error.kind() == std::io::ErrorKind::NotFound {
-        eprintln!("ipvlan: exec {program}: executable file not found");
-        127
-    } else {
-        eprintln!("ipvlan: exec {program}: {error}");
-        126
-    }
+/// `docker run`'s codes for a command that could not be started: 127 not
+/// found, 126 cannot be run; any other failure is ours (an error).
+fn report_spawn_error(error: Error) -> Result<ExitStatusCode, Error> {
+    let code = match error.kind() {
+        ErrorKind::CommandNotFound => 127,
+        ErrorKind::CommandNotExecutable => 126,
+        _ => return Err(error),
+    };
+    eprintln!("ipvlan: exec {}", error.message());
+    Ok(code)
 }
 
 /// Processes whose network namespace is the one at `path`.

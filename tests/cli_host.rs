@@ -47,8 +47,10 @@ fn exec_exits_with_the_commands_status_or_docker_codes() {
         "set -e\n\
          export IPVLAN_NETNS_DIR=/run/netns\n\
          ip netns add c1\n\
+         echo 'echo not run' > \"$T/plain\"\n\
+         chmod 0644 \"$T/plain\"\n\
          set +e\n\
-         for cmd in \"sh -c 'exit 3'\" no-such-command /etc/hosts \"sh -c 'kill -TERM \\$\\$'\" true; do\n\
+         for cmd in \"sh -c 'exit 3'\" no-such-command \"$T/plain\" \"sh -c 'kill -TERM \\$\\$'\" true; do\n\
            eval \"\\\"\\$BIN\\\" exec c1 $cmd\"; echo \"rc=$?\"\n\
          done\n\
          \"$BIN\" exec c1 sh -c 'readlink /proc/self/ns/net' > \"$T/inside\"\n\
@@ -75,9 +77,12 @@ fn exec_exits_with_the_commands_status_or_docker_codes() {
         "{stderr}"
     );
     // EACCES from execve is about the file, not about our privileges.
+    let plain = scratch.join("plain");
     assert!(
-        stderr.contains("ipvlan: exec /etc/hosts: Permission denied\n")
-            && !stderr.contains("CAP_NET_ADMIN"),
+        stderr.contains(&format!(
+            "ipvlan: exec {}: Permission denied\n",
+            plain.display()
+        )) && !stderr.contains("CAP_NET_ADMIN"),
         "{stderr}"
     );
     assert!(

@@ -5,6 +5,7 @@
 //! Each test has its own state, netns and /etc/netns directories and a
 //! network without parent (its own dummy), so tests do not see one another.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -136,6 +137,12 @@ fn network_create_ls_inspect_and_rm_print_like_docker() {
     let network = env.inspect("n1");
     assert_eq!(field(&network, &["Id"]).as_str(), Some(id.as_str()));
     assert_eq!(field(&network, &["Internal"]).as_bool(), Some(true));
+    // RFC 3339 with nanoseconds, UTC, as Docker prints it.
+    let created = field(&network, &["Created"]).as_str().unwrap();
+    assert!(
+        created.len() == 30 && created.ends_with('Z') && created.as_bytes()[10] == b'T',
+        "{created}"
+    );
     let config = field(&network, &["IPAM", "Config"]).as_array().unwrap();
     assert_eq!(
         field(&config[0], &["Subnet"]).as_str(),
@@ -268,6 +275,10 @@ fn detached_run_prints_the_name_and_rm_needs_force_while_it_runs() {
             .to_string()
     };
     let (bg, idle) = (address("bg"), address("idle"));
+    assert_eq!(
+        field(&network, &["Containers", "bg", "EndpointID"]).as_str(),
+        Some("bg")
+    );
     assert!(bg.starts_with("192.168.74.") && bg.ends_with("/24") && bg != idle);
     let ps = env.ok(&["ps"]);
     let lines: Vec<&str> = ps.lines().collect();
@@ -308,11 +319,15 @@ fn detached_run_prints_the_name_and_rm_needs_force_while_it_runs() {
         "a failed -d start left its container"
     );
     // Not executable: 126, and no word about root (EACCES from execve).
-    let output = env.run(&["run", "--net=n1", "-d", "/etc/hosts"]);
+    let plain = env.root.join("plain");
+    std::fs::write(&plain, "echo not run\n").unwrap();
+    std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let plain = plain.display().to_string();
+    let output = env.run(&["run", "--net=n1", "-d", &plain]);
     assert_eq!(output.status.code(), Some(126), "{}", text(&output.stderr));
     assert_eq!(
         text(&output.stderr),
-        "ipvlan: run: /etc/hosts: Permission denied\n"
+        format!("ipvlan: run: {plain}: Permission denied\n")
     );
     assert!(env.containers().is_empty());
 }

@@ -283,6 +283,8 @@ pub struct NetworkInfo {
     pub id: String,
     /// The name given at create.
     pub name: String,
+    /// When the network was created (`inspect`'s `Created`).
+    pub created: crate::store::Timestamp,
     /// Always `ipvlan`.
     pub driver: String,
     /// ipvlan mode.
@@ -326,6 +328,10 @@ impl NetworkInfo {
         NetworkInfo {
             id: "0123456789abcdef".repeat(4),
             name: "example".into(),
+            created: crate::store::Timestamp {
+                secs: 1_714_564_800,
+                nanos: 123_456_789,
+            },
             driver: "ipvlan".into(),
             mode: Mode::L2,
             flag: Flag::Bridge,
@@ -345,6 +351,10 @@ impl NetworkInfo {
 /// One attachment of a namespace to a network.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndpointInfo {
+    /// The endpoint's ID, unique within its network (`inspect`'s
+    /// `EndpointID`): the container name, or `path_...` for a namespace
+    /// given by path.
+    pub endpoint_id: String,
     /// Network name.
     pub network: String,
     /// Network ID.

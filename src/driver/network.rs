@@ -411,6 +411,7 @@ pub(crate) fn endpoint_label(endpoint: &EndpointRecord) -> String {
 
 pub(crate) fn endpoint_info(network: &NetworkRecord, endpoint: &EndpointRecord) -> EndpointInfo {
     EndpointInfo {
+        endpoint_id: endpoint.id.clone(),
         network: network.name.clone(),
         network_id: network.id.clone(),
         container: endpoint_label(endpoint),
@@ -435,6 +436,7 @@ pub(crate) fn network_info(record: &NetworkRecord, endpoints: Vec<EndpointRecord
     NetworkInfo {
         id: record.id.clone(),
         name: record.name.clone(),
+        created: record.created,
         driver: "ipvlan".into(),
         mode: record.mode,
         flag: record.flag,

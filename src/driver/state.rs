@@ -12,7 +12,9 @@ use ipnet::IpNet;
 use super::{Config, Error, Flag, Mode, SubnetInfo};
 use crate::ipam::{self, Family, SubnetSpec};
 use crate::json::Value;
+// Endpoints are stored as the driver sees them: one type serves both.
 use crate::store::{self, StateDir, StoreError, Timestamp};
+pub(crate) use crate::store::{EndpointRecord, EndpointState};
 
 /// Who made a network's parent link.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,14 +35,6 @@ pub(crate) enum NetworkState {
     Removing,
 }
 
-/// Life-cycle of an endpoint: the intent journal of attach and detach.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum EndpointState {
-    Attaching,
-    Attached,
-    Detaching,
-}
-
 /// A stored network.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct NetworkRecord {
@@ -56,22 +50,6 @@ pub(crate) struct NetworkRecord {
     pub subnets: Vec<SubnetInfo>,
     pub options: Vec<(String, String)>,
     pub state: NetworkState,
-    pub created: Timestamp,
-}
-
-/// A stored endpoint.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct EndpointRecord {
-    /// Unique per network: the container name, or derived from the path.
-    pub id: String,
-    pub network_id: String,
-    pub container: Option<String>,
-    pub netns: String,
-    pub ifname: String,
-    pub mac: Option<String>,
-    pub ipv4: Option<IpNet>,
-    pub ipv6: Option<IpNet>,
-    pub state: EndpointState,
     pub created: Timestamp,
 }
 
@@ -211,46 +189,6 @@ impl NetworkRecord {
     }
 }
 
-impl EndpointRecord {
-    fn to_store(&self) -> store::EndpointRecord {
-        store::EndpointRecord {
-            id: self.id.clone(),
-            network_id: self.network_id.clone(),
-            container: self.container.clone(),
-            netns: self.netns.clone(),
-            ifname: self.ifname.clone(),
-            mac: self.mac.clone(),
-            ipv4: self.ipv4,
-            ipv6: self.ipv6,
-            state: match self.state {
-                EndpointState::Attaching => store::EndpointState::Attaching,
-                EndpointState::Attached => store::EndpointState::Attached,
-                EndpointState::Detaching => store::EndpointState::Detaching,
-            },
-            created: self.created,
-        }
-    }
-
-    fn from_store(record: store::EndpointRecord) -> EndpointRecord {
-        EndpointRecord {
-            state: match record.state {
-                store::EndpointState::Attaching => EndpointState::Attaching,
-                store::EndpointState::Attached => EndpointState::Attached,
-                store::EndpointState::Detaching => EndpointState::Detaching,
-            },
-            id: record.id,
-            network_id: record.network_id,
-            container: record.container,
-            netns: record.netns,
-            ifname: record.ifname,
-            mac: record.mac,
-            ipv4: record.ipv4,
-            ipv6: record.ipv6,
-            created: record.created,
-        }
-    }
-}
-
 /// The opened state directory.
 #[derive(Debug)]
 pub(crate) struct State {
@@ -311,18 +249,12 @@ impl Locked<'_> {
             .map_err(from_store)
     }
 
-    /// Endpoints of one network.
+    /// Endpoints of one network, oldest first.
     pub(crate) fn endpoints(&self, network_id: &str) -> Result<Vec<EndpointRecord>, Error> {
-        let mut records: Vec<EndpointRecord> = self
-            .inner
+        self.inner
             .borrow()
             .endpoints_of(network_id)
-            .map_err(from_store)?
-            .into_iter()
-            .map(EndpointRecord::from_store)
-            .collect();
-        records.sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
-        Ok(records)
+            .map_err(from_store)
     }
 
     /// One endpoint of a network by id.
@@ -331,18 +263,16 @@ impl Locked<'_> {
         network_id: &str,
         id: &str,
     ) -> Result<Option<EndpointRecord>, Error> {
-        Ok(self
-            .inner
+        self.inner
             .borrow()
             .endpoint(network_id, id)
-            .map_err(from_store)?
-            .map(EndpointRecord::from_store))
+            .map_err(from_store)
     }
 
     pub(crate) fn put_endpoint(&self, record: &EndpointRecord) -> Result<(), Error> {
         self.inner
             .borrow_mut()
-            .put_endpoint(&record.to_store())
+            .put_endpoint(record)
             .map_err(from_store)
     }
 

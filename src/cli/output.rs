@@ -117,9 +117,9 @@ pub fn network_json(network: &NetworkInfo) -> Value {
             if let Some(range) = subnet.ip_range {
                 members.push(("IPRange".to_string(), Value::from(range.to_string())));
             }
-            if !subnet.aux_addresses.is_empty() {
+            if !subnet.aux.is_empty() {
                 let aux = subnet
-                    .aux_addresses
+                    .aux
                     .iter()
                     .map(|(name, address)| (name.clone(), Value::from(address.to_string())));
                 members.push(("AuxiliaryAddresses".to_string(), Value::object(aux)));
@@ -222,13 +222,13 @@ mod tests {
                 subnet: "192.168.1.0/24".parse().unwrap(),
                 gateway: Some("192.168.1.1".parse().unwrap()),
                 ip_range: Some("192.168.1.128/25".parse().unwrap()),
-                aux_addresses: vec![("router".into(), "192.168.1.5".parse().unwrap())],
+                aux: vec![("router".into(), "192.168.1.5".parse().unwrap())],
             },
             SubnetInfo {
                 subnet: "2001:db8::/64".parse().unwrap(),
                 gateway: None,
                 ip_range: None,
-                aux_addresses: Vec::new(),
+                aux: Vec::new(),
             },
         ];
         network.endpoints = vec![EndpointInfo {

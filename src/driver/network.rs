@@ -90,7 +90,7 @@ impl Manager {
         ipam_glue::add_defaults(&mut subnets, ipv6, &networks, &state)?;
         // Every subnet has a gateway, as in the docs (Docker up to v27): in
         // l3/l3s and internal networks it is reserved but never routed to.
-        ipam_glue::fill_default_gateways(&mut subnets);
+        crate::ipam::fill_default_gateways(&mut subnets);
 
         let (parent_name, origin) = match &plan {
             // A parent another network of ours created stays ours: whichever
@@ -108,16 +108,17 @@ impl Manager {
                 vlan_id,
             } => (
                 name.clone(),
-                ParentOrigin::Vlan {
+                ParentOrigin::VlanCreated {
                     link: base.name.clone(),
                     vlan_id: *vlan_id,
                 },
             ),
-            ParentPlan::Dummy(name) => (name.clone(), ParentOrigin::Dummy),
+            ParentPlan::Dummy(name) => (name.clone(), ParentOrigin::DummyCreated),
         };
         let mut record = NetworkRecord {
             id: id.clone(),
             name: req.name.clone(),
+            driver: "ipvlan".into(),
             mode: opts.mode,
             flag: opts.flag,
             parent: parent_name,
@@ -275,8 +276,8 @@ impl Manager {
         }
         if let Ok(Some(link)) = net::link_by_name(None, &record.parent) {
             let kind_matches = match &record.parent_origin {
-                ParentOrigin::Dummy => link.kind.as_deref() == Some("dummy"),
-                ParentOrigin::Vlan { vlan_id, .. } => {
+                ParentOrigin::DummyCreated => link.kind.as_deref() == Some("dummy"),
+                ParentOrigin::VlanCreated { vlan_id, .. } => {
                     link.kind.as_deref() == Some("vlan") && link.vlan_id == Some(*vlan_id)
                 }
                 ParentOrigin::Existing => false,

@@ -9,49 +9,16 @@ use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
 
-use super::{Config, Error, Flag, Mode, SubnetInfo};
-use crate::ipam::{self, Family, SubnetSpec};
+use super::{Config, Error};
+use crate::ipam::{self, Family};
 use crate::json::Value;
-// Endpoints are stored as the driver sees them: one type serves both.
 use crate::store::{self, StateDir, StoreError, Timestamp};
-pub(crate) use crate::store::{EndpointRecord, EndpointState};
 
-/// Who made a network's parent link.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum ParentOrigin {
-    /// Existed before; never modified or deleted.
-    Existing,
-    /// An 802.1Q link we created on `link`.
-    Vlan { link: String, vlan_id: u16 },
-    /// A dummy we created.
-    Dummy,
-}
-
-/// Life-cycle of a network: the intent journal of create and rm.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum NetworkState {
-    Creating,
-    Created,
-    Removing,
-}
-
-/// A stored network.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct NetworkRecord {
-    pub id: String,
-    pub name: String,
-    pub mode: Mode,
-    pub flag: Flag,
-    pub parent: String,
-    pub parent_origin: ParentOrigin,
-    pub internal: bool,
-    pub ipv6: bool,
-    pub mtu: Option<u32>,
-    pub subnets: Vec<SubnetInfo>,
-    pub options: Vec<(String, String)>,
-    pub state: NetworkState,
-    pub created: Timestamp,
-}
+// Networks and endpoints are stored as the driver sees them: one type
+// each serves both.
+pub(crate) use crate::store::{
+    EndpointRecord, EndpointState, NetworkRecord, NetworkState, ParentOrigin,
+};
 
 /// What to allocate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,116 +43,6 @@ pub(crate) fn from_store(error: StoreError) -> Error {
         Error::os(text, libc::EACCES)
     } else {
         Error::failed(text)
-    }
-}
-
-fn mode_to_store(mode: Mode) -> store::Mode {
-    match mode {
-        Mode::L2 => store::Mode::L2,
-        Mode::L3 => store::Mode::L3,
-        Mode::L3s => store::Mode::L3s,
-    }
-}
-
-fn mode_from_store(mode: store::Mode) -> Mode {
-    match mode {
-        store::Mode::L2 => Mode::L2,
-        store::Mode::L3 => Mode::L3,
-        store::Mode::L3s => Mode::L3s,
-    }
-}
-
-fn flag_to_store(flag: Flag) -> store::Flag {
-    match flag {
-        Flag::Bridge => store::Flag::Bridge,
-        Flag::Private => store::Flag::Private,
-        Flag::Vepa => store::Flag::Vepa,
-    }
-}
-
-fn flag_from_store(flag: store::Flag) -> Flag {
-    match flag {
-        store::Flag::Bridge => Flag::Bridge,
-        store::Flag::Private => Flag::Private,
-        store::Flag::Vepa => Flag::Vepa,
-    }
-}
-
-pub(crate) fn spec_of(subnet: &SubnetInfo) -> SubnetSpec {
-    SubnetSpec {
-        subnet: subnet.subnet,
-        gateway: subnet.gateway,
-        ip_range: subnet.ip_range,
-        aux: subnet.aux_addresses.clone(),
-    }
-}
-
-pub(crate) fn info_of(spec: &SubnetSpec) -> SubnetInfo {
-    SubnetInfo {
-        subnet: spec.subnet,
-        gateway: spec.gateway,
-        ip_range: spec.ip_range,
-        aux_addresses: spec.aux.clone(),
-    }
-}
-
-impl NetworkRecord {
-    fn to_store(&self) -> store::NetworkRecord {
-        store::NetworkRecord {
-            id: self.id.clone(),
-            name: self.name.clone(),
-            driver: "ipvlan".into(),
-            mode: mode_to_store(self.mode),
-            flag: flag_to_store(self.flag),
-            parent: self.parent.clone(),
-            parent_origin: match &self.parent_origin {
-                ParentOrigin::Existing => store::ParentOrigin::Existing,
-                ParentOrigin::Vlan { link, vlan_id } => store::ParentOrigin::VlanCreated {
-                    link: link.clone(),
-                    vlan_id: *vlan_id,
-                },
-                ParentOrigin::Dummy => store::ParentOrigin::DummyCreated,
-            },
-            internal: self.internal,
-            ipv6: self.ipv6,
-            mtu: self.mtu,
-            subnets: self.subnets.iter().map(spec_of).collect(),
-            created: self.created,
-            options: self.options.clone(),
-            state: match self.state {
-                NetworkState::Creating => store::NetworkState::Creating,
-                NetworkState::Created => store::NetworkState::Created,
-                NetworkState::Removing => store::NetworkState::Removing,
-            },
-        }
-    }
-
-    fn from_store(record: store::NetworkRecord) -> NetworkRecord {
-        NetworkRecord {
-            mode: mode_from_store(record.mode),
-            flag: flag_from_store(record.flag),
-            parent_origin: match record.parent_origin {
-                store::ParentOrigin::Existing => ParentOrigin::Existing,
-                store::ParentOrigin::VlanCreated { link, vlan_id } => {
-                    ParentOrigin::Vlan { link, vlan_id }
-                }
-                store::ParentOrigin::DummyCreated => ParentOrigin::Dummy,
-            },
-            subnets: record.subnets.iter().map(info_of).collect(),
-            state: match record.state {
-                store::NetworkState::Creating => NetworkState::Creating,
-                store::NetworkState::Created => NetworkState::Created,
-                store::NetworkState::Removing => NetworkState::Removing,
-            },
-            id: record.id,
-            name: record.name,
-            parent: record.parent,
-            internal: record.internal,
-            ipv6: record.ipv6,
-            mtu: record.mtu,
-            options: record.options,
-            created: record.created,
-        }
     }
 }
 
@@ -220,22 +77,14 @@ impl Locked<'_> {
     }
 
     pub(crate) fn networks(&self) -> Result<Vec<NetworkRecord>, Error> {
-        let mut records: Vec<NetworkRecord> = self
-            .inner
-            .borrow()
-            .networks()
-            .map_err(from_store)?
-            .into_iter()
-            .map(NetworkRecord::from_store)
-            .collect();
-        records.sort_by(|a, b| a.created.cmp(&b.created).then(a.name.cmp(&b.name)));
-        Ok(records)
+        // Oldest first (then by name), as the store lists them.
+        self.inner.borrow().networks().map_err(from_store)
     }
 
     pub(crate) fn put_network(&self, record: &NetworkRecord) -> Result<(), Error> {
         self.inner
             .borrow_mut()
-            .put_network(&record.to_store())
+            .put_network(record)
             .map_err(from_store)
     }
 
@@ -341,14 +190,14 @@ impl Locked<'_> {
         };
         self.inner
             .borrow_mut()
-            .allocate(&network.to_store(), request, owner)
+            .allocate(network, request, owner)
             .map_err(from_store)
     }
 
     pub(crate) fn release(&self, network: &NetworkRecord, address: IpAddr) -> Result<(), Error> {
         self.inner
             .borrow_mut()
-            .release(&network.to_store(), address)
+            .release(network, address)
             .map(drop)
             .map_err(from_store)
     }
@@ -356,8 +205,7 @@ impl Locked<'_> {
     /// Frees addresses of `network` whose owner has no endpoint record
     /// (left by a crash between allocation and record); returns how many.
     pub(crate) fn release_orphans(&self, network: &NetworkRecord) -> Result<usize, Error> {
-        let record = network.to_store();
-        let held = self.inner.borrow().addresses(&record).map_err(from_store)?;
+        let held = self.inner.borrow().addresses(network).map_err(from_store)?;
         let mut freed = 0;
         for (address, owner) in held {
             if self.endpoint(&network.id, &owner)?.is_none() {

@@ -73,6 +73,10 @@ pub(crate) struct EndpointRecord {
     pub ipv6: Option<IpNet>,
     pub state: EndpointState,
     pub created: Timestamp,
+    /// Namespace identity (`st_dev`, `st_ino`) at attach; absent in old records.
+    pub netns_id: Option<(u64, u64)>,
+    /// The link's ifindex inside the namespace, once made.
+    pub ifindex: Option<u32>,
 }
 
 /// What to allocate.
@@ -228,6 +232,9 @@ impl EndpointRecord {
                 EndpointState::Detaching => store::EndpointState::Detaching,
             },
             created: self.created,
+            netns_dev: self.netns_id.map(|(dev, _)| dev),
+            netns_ino: self.netns_id.map(|(_, ino)| ino),
+            ifindex: self.ifindex,
         }
     }
 
@@ -247,6 +254,8 @@ impl EndpointRecord {
             ipv4: record.ipv4,
             ipv6: record.ipv6,
             created: record.created,
+            netns_id: record.netns_dev.zip(record.netns_ino),
+            ifindex: record.ifindex,
         }
     }
 }
@@ -411,6 +420,29 @@ impl Locked<'_> {
             .release(&network.to_store(), address)
             .map(drop)
             .map_err(from_store)
+    }
+
+    /// Frees `address` only when the endpoint `owner` holds it (one read):
+    /// an address another endpoint took since must stay taken.
+    pub(crate) fn release_if_owner(
+        &self,
+        network: &NetworkRecord,
+        address: IpAddr,
+        owner: &str,
+    ) -> Result<bool, Error> {
+        let Some(subnet) = network.subnets.iter().find(|s| s.subnet.contains(&address)) else {
+            return Ok(false);
+        };
+        let holder = self
+            .inner
+            .borrow()
+            .address_owner(&network.id, &spec_of(subnet), address)
+            .map_err(from_store)?;
+        if holder.as_deref() != Some(owner) {
+            return Ok(false);
+        }
+        self.release(network, address)?;
+        Ok(true)
     }
 
     /// Frees addresses of `network` whose owner has no endpoint record

@@ -128,6 +128,9 @@ fn endpoint(net: &NetworkRecord, id: &str) -> EndpointRecord {
         ipv6: None,
         state: EndpointState::Attached,
         created: Timestamp::now(),
+        netns_dev: None,
+        netns_ino: None,
+        ifindex: None,
     }
 }
 

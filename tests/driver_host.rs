@@ -331,3 +331,34 @@ fn doctor_names_what_this_kernel_lacks() {
     }
     let _ = fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn restore_removes_a_container_whose_mount_never_came() {
+    in_fresh_netns("restore-half", |config| {
+        fs::create_dir_all(&config.netns_dir).unwrap();
+        let manager = Manager::open(config.clone()).unwrap();
+        manager.create_container(Some("half")).unwrap();
+        manager.create_container(Some("whole")).unwrap();
+        // What a process killed between making the mount point and the
+        // bind mount leaves: an empty file, not a namespace.
+        let half = config.netns_dir.join("half");
+        let status = std::process::Command::new("umount")
+            .arg(&half)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        assert_eq!(fs::read(&half).unwrap(), b"");
+        let report = manager.restore().unwrap();
+        assert!(report.errors.is_empty(), "{report:?}");
+        assert!(!half.exists(), "the empty mount point goes");
+        let names: Vec<String> = manager
+            .containers()
+            .unwrap()
+            .into_iter()
+            .map(|c| c.name)
+            .collect();
+        assert_eq!(names, vec!["whole".to_string()]);
+        assert!(config.netns_dir.join("whole").exists(), "a live one stays");
+        manager.remove_container("whole", false).unwrap();
+    });
+}

@@ -1003,3 +1003,300 @@ fn attach_detach_and_rm_read_only_their_own_endpoint() {
     manager.remove_container("o1", true).unwrap();
     manager.remove_network("own").unwrap();
 }
+
+/// The ifindex of a link, read back with iproute2.
+fn ifindex_of(ns: Option<&str>, name: &str) -> u64 {
+    link(ns, name)
+        .and_then(|l| l.get("ifindex").and_then(|i| i.as_u64()))
+        .unwrap_or_else(|| panic!("no link {name} in {ns:?}"))
+}
+
+fn mtu_of(ns: Option<&str>, name: &str) -> Option<u64> {
+    link(ns, name).and_then(|l| l.get("mtu").and_then(|m| m.as_u64()))
+}
+
+#[test]
+fn detach_and_restore_leave_a_namespace_that_replaced_ours_alone() {
+    topology_up();
+    let config = config("identity");
+    let manager = Manager::open(config.clone()).unwrap();
+    manager
+        .create_network(&net("idn", &["10.101.0.0/24"], &[], &[]))
+        .unwrap();
+    start(&manager, "idn", "ida", None, None);
+    start(&manager, "idn", "idb", None, None);
+    // Each namespace goes and another one takes its path (made while the
+    // old one lived, so its identity differs), holding an eth0 of its own.
+    for c in ["ida", "idb"] {
+        let other = format!("{c}-new");
+        ip(&["netns", "add", &other]);
+        ip(&["-n", &other, "link", "add", "eth0", "type", "dummy"]);
+        ip(&["netns", "del", c]);
+        fs::write(format!("/run/netns/{c}"), b"").unwrap();
+        let out = run(
+            "mount",
+            &[
+                "-o",
+                "bind",
+                &format!("/run/netns/{other}"),
+                &format!("/run/netns/{c}"),
+            ],
+        );
+        assert!(out.status.success(), "{out:?}");
+    }
+    manager
+        .disconnect("idn", &Target::Container("ida".into()))
+        .unwrap();
+    assert!(
+        link(Some("ida"), "eth0").is_some(),
+        "another namespace's eth0 is not ours to delete"
+    );
+    let report = manager.restore().unwrap();
+    assert!(report.errors.is_empty(), "{report:?}");
+    assert_eq!(report.endpoints_released, vec!["idn: idb".to_string()]);
+    assert_eq!(report.links_recreated, Vec::<String>::new());
+    assert!(link(Some("idb"), "eth0").is_some());
+    assert!(manager.network("idn").unwrap().endpoints.is_empty());
+
+    // The very namespace attached, but the endpoint's index now holds a
+    // dummy of the same name: left alone, the endpoint goes.
+    let ep = manager
+        .connect(
+            "idn",
+            &Target::Container("ida".into()),
+            &AttachRequest::default(),
+        )
+        .unwrap();
+    assert_eq!(ep.ifname, "eth1", "eth0 is taken by the dummy");
+    let index = ifindex_of(Some("ida"), "eth1").to_string();
+    ip(&["-n", "ida", "link", "del", "eth1"]);
+    ip(&[
+        "-n", "ida", "link", "add", "eth1", "index", &index, "type", "dummy",
+    ]);
+    manager
+        .disconnect("idn", &Target::Container("ida".into()))
+        .unwrap();
+    let left = link(Some("ida"), "eth1").expect("the dummy stays");
+    assert_eq!(link_kind(&left).as_deref(), Some("dummy"));
+    assert!(manager.network("idn").unwrap().endpoints.is_empty());
+
+    for c in ["ida", "idb"] {
+        manager.remove_container(c, true).unwrap();
+        ip(&["netns", "del", &format!("{c}-new")]);
+    }
+    manager.remove_network("idn").unwrap();
+}
+
+#[test]
+fn restore_carries_on_past_a_namespace_it_cannot_open() {
+    topology_up();
+    let config = config("keepon");
+    let manager = Manager::open(config.clone()).unwrap();
+    let kn = manager
+        .create_network(&net("kn", &["10.102.0.0/24"], &[], &[]))
+        .unwrap();
+    let k1 = start(&manager, "kn", "k1", None, None);
+    start(&manager, "kn", "k2", None, None);
+    let record = config
+        .state_dir
+        .join("endpoints")
+        .join(&kn.id)
+        .join("k1.json");
+    // A path that fails for another reason than absence (ENOTDIR).
+    edit(&record, "/run/netns/k1\"", "/run/netns/k1/x\"");
+    // k2's link went (as with a deleted parent): re-created.
+    ip(&["-n", "k2", "link", "del", "eth0"]);
+    let report = manager.restore().unwrap();
+    assert_eq!(report.errors.len(), 1, "{report:?}");
+    assert!(report.errors[0].starts_with("kn: k1: "), "{report:?}");
+    assert_eq!(report.links_recreated, vec!["kn: k2".to_string()]);
+    assert!(report.endpoints_released.is_empty(), "{report:?}");
+    assert!(link(Some("k2"), "eth0").is_some());
+    // k1 is kept, with its address still taken.
+    let info = manager.network("kn").unwrap();
+    let kept = info.endpoints.iter().find(|e| e.container == "k1").unwrap();
+    assert_eq!(kept.ipv4, k1.ipv4);
+    let ipam = config
+        .state_dir
+        .join("ipam")
+        .join(&kn.id)
+        .join("10.102.0.0-24")
+        .join(k1.ipv4.unwrap().addr().to_string());
+    assert!(ipam.exists());
+    // The command says so with its status.
+    let bin = std::env::var("IPVLAN_BIN").unwrap_or_else(|_| "/usr/bin/ipvlan".into());
+    let out = std::process::Command::new(&bin)
+        .arg("restore")
+        .env("IPVLAN_STATE_DIR", &config.state_dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("kn: k1: "),
+        "{out:?}"
+    );
+    edit(&record, "/run/netns/k1/x\"", "/run/netns/k1\"");
+    let report = manager.restore().unwrap();
+    assert!(report.errors.is_empty(), "{report:?}");
+    assert_eq!(report.endpoints_kept, 2, "{report:?}");
+    for c in ["k1", "k2"] {
+        manager.remove_container(c, true).unwrap();
+    }
+    manager.remove_network("kn").unwrap();
+}
+
+#[test]
+fn rolling_back_an_older_network_keeps_the_vlan_a_newer_one_uses() {
+    topology_up();
+    let config = config("rollback");
+    let manager = Manager::open(config.clone()).unwrap();
+    let older = manager
+        .create_network(&net(
+            "rba",
+            &["10.103.0.0/24"],
+            &[],
+            &[("parent", "eth0.77")],
+        ))
+        .unwrap();
+    manager
+        .create_network(&net(
+            "rbb",
+            &["10.104.0.0/24"],
+            &[],
+            &[("parent", "eth0.77")],
+        ))
+        .unwrap();
+    start(&manager, "rbb", "rb1", None, None);
+    edit(
+        &config
+            .state_dir
+            .join("networks")
+            .join(format!("{}.json", older.id)),
+        "\"state\": \"created\"",
+        "\"state\": \"creating\"",
+    );
+    let report = manager.restore().unwrap();
+    assert!(report.errors.is_empty(), "{report:?}");
+    assert_eq!(report.intents_repaired, 1, "{report:?}");
+    assert!(manager.network("rba").is_err());
+    assert!(link(None, "eth0.77").is_some(), "rbb still uses it");
+    assert!(link(Some("rb1"), "eth0").is_some(), "rbb's link lives on");
+    manager.remove_container("rb1", true).unwrap();
+    manager.remove_network("rbb").unwrap();
+    assert!(link(None, "eth0.77").is_none(), "the last user took it");
+}
+
+#[test]
+fn jumbo_mtu_on_a_network_without_parent() {
+    topology_up();
+    let config = config("jumbo");
+    let manager = Manager::open(config.clone()).unwrap();
+    let info = manager
+        .create_network(&net("jumbo", &["10.105.0.0/24"], &[], &[("mtu", "9000")]))
+        .unwrap();
+    assert_eq!(mtu_of(None, &info.parent), Some(9000));
+    start(&manager, "jumbo", "j1", None, None);
+    assert_eq!(mtu_of(Some("j1"), "eth0"), Some(9000));
+    // Restore re-creates the dummy with the network's MTU, then the link.
+    ip(&["link", "del", &info.parent]);
+    let report = manager.restore().unwrap();
+    assert!(report.errors.is_empty(), "{report:?}");
+    assert_eq!(report.links_recreated, vec!["jumbo: j1".to_string()]);
+    assert_eq!(mtu_of(None, &info.parent), Some(9000));
+    assert_eq!(mtu_of(Some("j1"), "eth0"), Some(9000));
+    manager.remove_container("j1", true).unwrap();
+    manager.remove_network("jumbo").unwrap();
+}
+
+#[test]
+fn an_ipvlan_on_a_namespace_own_parent_does_not_block_the_host_parent() {
+    topology_up();
+    let config = config("ownparent");
+    let manager = Manager::open(config.clone()).unwrap();
+    ip(&["link", "add", "sp6", "type", "dummy"]);
+    ip(&["link", "set", "sp6", "up"]);
+    let index = ifindex_of(None, "sp6").to_string();
+    // A namespace with a parent of its own at the host parent's index,
+    // carrying an l3 ipvlan.
+    ip(&["netns", "add", "own6"]);
+    ip(&[
+        "-n", "own6", "link", "add", "d6", "index", &index, "type", "dummy",
+    ]);
+    ip(&[
+        "-n", "own6", "link", "add", "link", "d6", "name", "iv6", "type", "ipvlan", "mode", "l3",
+    ]);
+    assert_eq!(ifindex_of(Some("own6"), "d6").to_string(), index);
+    manager
+        .create_network(&net("s6", &["10.106.0.0/24"], &[], &[("parent", "sp6")]))
+        .unwrap();
+    start(&manager, "s6", "s61", None, None);
+    manager.remove_container("s61", true).unwrap();
+    manager.remove_network("s6").unwrap();
+    ip(&["netns", "del", "own6"]);
+    ip(&["link", "del", "sp6"]);
+}
+
+#[test]
+fn detach_frees_only_addresses_the_endpoint_still_holds() {
+    topology_up();
+    let config = config("owner");
+    let manager = Manager::open(config.clone()).unwrap();
+    let on = manager
+        .create_network(&net("on", &["10.107.0.0/24"], &[], &[]))
+        .unwrap();
+    let ep = start(&manager, "on", "o1", None, None);
+    let file = config
+        .state_dir
+        .join("ipam")
+        .join(&on.id)
+        .join("10.107.0.0-24")
+        .join(ep.ipv4.unwrap().addr().to_string());
+    assert_eq!(fs::read_to_string(&file).unwrap().trim(), "o1");
+    fs::write(&file, "someone-else\n").unwrap();
+    manager
+        .disconnect("on", &Target::Container("o1".into()))
+        .unwrap();
+    assert_eq!(fs::read_to_string(&file).unwrap().trim(), "someone-else");
+    fs::remove_file(&file).unwrap();
+    manager.remove_container("o1", true).unwrap();
+    manager.remove_network("on").unwrap();
+}
+
+#[test]
+fn default_ipv6_subnet_avoids_host_onlink_prefixes() {
+    topology_up();
+    let config = config("v6pool");
+    let manager = Manager::open(config.clone()).unwrap();
+    let v6_of = |info: &ipvlan::driver::NetworkInfo| {
+        info.subnets
+            .iter()
+            .map(|s| s.subnet)
+            .find(|s| s.addr().is_ipv6())
+            .unwrap()
+    };
+    let mut req = net("v6a", &[], &[], &[]);
+    req.ipv6 = true;
+    let first = v6_of(&manager.create_network(&req).unwrap());
+    manager.remove_network("v6a").unwrap();
+    let ipnet::IpNet::V6(prefix) = first else {
+        unreachable!()
+    };
+    let host = std::net::Ipv6Addr::from(u128::from(prefix.network()) + 1);
+    ip(&["link", "add", "hv6", "type", "dummy"]);
+    ip(&["link", "set", "hv6", "up"]);
+    ip(&[
+        "-6",
+        "addr",
+        "add",
+        &format!("{host}/64"),
+        "dev",
+        "hv6",
+        "nodad",
+    ]);
+    let mut req = net("v6b", &[], &[], &[]);
+    req.ipv6 = true;
+    let second = v6_of(&manager.create_network(&req).unwrap());
+    assert_ne!(second, first, "the host's on-link {first} is avoided");
+    manager.remove_network("v6b").unwrap();
+    ip(&["link", "del", "hv6"]);
+}

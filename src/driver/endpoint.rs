@@ -103,6 +103,7 @@ impl Manager {
         }
         let ns = Netns::open_path(&target.path)
             .map_err(|e| Error::io(format!("opening namespace {}", target.path.display()), &e))?;
+        let netns_id = net::netns_identity(&ns)?;
         let links = net::NsLinks::open(&ns)?;
         let parent = links.host_link(&network.parent)?.ok_or_else(|| {
             Error::not_found(format!(
@@ -110,6 +111,11 @@ impl Manager {
                 network.parent, network.name
             ))
         })?;
+
+        // Named before the kernel sees it, so restore knows what to delete
+        // if this attach is interrupted; and before any address is taken,
+        // so a failure here has nothing to give back.
+        let ifname = links.free_ifname()?;
 
         // Addresses first (cheap to give back), then the intent record,
         // then the kernel. Explicit requests go first: they move no cursor,
@@ -154,14 +160,15 @@ impl Manager {
             network_id: network.id.clone(),
             container: target.container.clone(),
             netns: target.path.display().to_string(),
-            // Named before the kernel sees it, so restore knows what to
-            // delete if this attach is interrupted.
-            ifname: links.free_ifname()?,
+            ifname,
             mac: None,
             ipv4: Some(ipv4),
             ipv6,
             state: EndpointState::Attaching,
             created: crate::store::Timestamp::now(),
+            netns_dev: Some(netns_id.0),
+            netns_ino: Some(netns_id.1),
+            ifindex: None,
         };
         if let Err(error) = state.put_endpoint(&record) {
             release_all(state);
@@ -184,12 +191,19 @@ impl Manager {
         };
         record.ifname = built.ifname;
         record.mac = Some(built.mac);
+        record.ifindex = Some(built.index);
         record.state = EndpointState::Attached;
         let finished = state
             .put_endpoint(&record)
             .and_then(|_| self.add_names(state, networks, network, &record));
         if let Err(error) = finished {
-            let _ = delete_endpoint_link(&ns, &record.ifname);
+            let _ = net::delete_endpoint_link(
+                &ns,
+                record.ifindex,
+                &record.ifname,
+                Some(&parent),
+                record.mac.as_deref(),
+            );
             let _ = self.remove_names(state, networks, network, &record);
             let _ = state.delete_endpoint(&record);
             release_all(state);
@@ -229,26 +243,42 @@ impl Manager {
     }
 
     /// Detaches one endpoint under the held lock: link deleted first, then
-    /// names, addresses and the record.
+    /// names, addresses and the record. What was left alone (a link that
+    /// is not ours) is reported on stderr.
     pub(crate) fn detach(
         &self,
         state: &Locked<'_>,
         networks: &[NetworkRecord],
         network: &NetworkRecord,
-        mut endpoint: EndpointRecord,
+        endpoint: EndpointRecord,
     ) -> Result<(), Error> {
+        for note in self.detach_noting(state, networks, network, endpoint)? {
+            eprintln!("ipvlan: warning: {note}");
+        }
+        Ok(())
+    }
+
+    /// [`Manager::detach`], returning what was left alone instead of
+    /// printing it. The link is touched only in the very namespace that
+    /// was attached (a namespace now at the recorded path is another one)
+    /// and only when it is ours; addresses are freed only when this
+    /// endpoint still holds them.
+    pub(crate) fn detach_noting(
+        &self,
+        state: &Locked<'_>,
+        networks: &[NetworkRecord],
+        network: &NetworkRecord,
+        mut endpoint: EndpointRecord,
+    ) -> Result<Vec<String>, Error> {
         endpoint.state = EndpointState::Detaching;
         state.put_endpoint(&endpoint)?;
-        if !endpoint.ifname.is_empty() {
-            if let Ok(ns) = Netns::open_path(&endpoint.netns) {
-                delete_endpoint_link(&ns, &endpoint.ifname)?;
-            }
-        }
+        let notes = super::restore::remove_endpoint_link(network, &endpoint)?;
         self.remove_names(state, networks, network, &endpoint)?;
         for address in endpoint.ipv4.iter().chain(endpoint.ipv6.iter()) {
-            state.release(network, address.addr())?;
+            state.release_if_owner(network, address.addr(), &endpoint.id)?;
         }
-        state.delete_endpoint(&endpoint)
+        state.delete_endpoint(&endpoint)?;
+        Ok(notes)
     }
 
     /// Appends the endpoint's names to its network's hosts file and points
@@ -397,11 +427,6 @@ pub(crate) fn endpoint_plan(
         route4: route_for(ipv4.addr()),
         route6: ipv6.map_or(DefaultRoute::None, |a| route_for(a.addr())),
     }
-}
-
-/// Deletes the link `ifname` in `ns`; gone already is fine.
-pub(crate) fn delete_endpoint_link(ns: &Netns, ifname: &str) -> Result<(), Error> {
-    net::delete_link_by_name(ns, ifname).map(drop)
 }
 
 /// An endpoint id for a namespace given by path: its characters kept where

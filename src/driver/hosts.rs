@@ -58,8 +58,8 @@ pub(crate) fn append(path: &Path, name: &str, addresses: &[IpAddr]) -> Result<()
         .map_err(|e| io("appending to", path, e))
 }
 
-/// Removes every line naming `name`, rewriting the file in place (same
-/// inode, so mounts of it stay valid).
+/// Removes every line naming `name` in place (same inode, so mounts of it
+/// stay valid), never exposing a partial line: see [`blank_lines`].
 pub(crate) fn remove(path: &Path, name: &str) -> Result<(), Error> {
     let mut file = match OpenOptions::new().read(true).write(true).open(path) {
         Ok(file) => file,
@@ -69,15 +69,8 @@ pub(crate) fn remove(path: &Path, name: &str) -> Result<(), Error> {
     let mut text = String::new();
     file.read_to_string(&mut text)
         .map_err(|e| io("reading", path, e))?;
-    let kept: String = text
-        .lines()
-        .filter(|line| !names_host(line, name))
-        .map(|line| format!("{line}\n"))
-        .collect();
-    if kept.len() == text.len() {
-        return Ok(());
-    }
-    rewrite_in_place(&mut file, path, &kept)
+    blank_lines(&mut file, &text, |line| names_host(line, name))
+        .map_err(|e| io("rewriting", path, e))
 }
 
 fn names_host(line: &str, name: &str) -> bool {
@@ -88,39 +81,117 @@ fn names_host(line: &str, name: &str) -> bool {
     fields.next().is_some_and(|addr| !addr.starts_with('#')) && fields.any(|field| field == name)
 }
 
-fn rewrite_in_place(file: &mut File, path: &Path, text: &str) -> Result<(), Error> {
-    file.seek(SeekFrom::Start(0))
-        .and_then(|_| file.write_all(text.as_bytes()))
-        .and_then(|_| file.set_len(text.len() as u64))
-        .map_err(|e| io("rewriting", path, e))
+/// Overwrites each line of `file` (whose content is `text`) for which
+/// `remove` is true with as many spaces, one small write each: a reader
+/// sees every line whole, old or blank, never a stale tail after a
+/// shorter rewrite. When blank lines make up more than half of a file
+/// over 4 KiB it is compacted: kept lines padded with newlines to the old
+/// length in one write, then truncated.
+fn blank_lines(
+    file: &mut File,
+    text: &str,
+    mut remove: impl FnMut(&str) -> bool,
+) -> std::io::Result<()> {
+    let mut offset = 0u64;
+    let mut blank = 0;
+    let mut kept = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let content = line.trim_end_matches('\n');
+        if content.trim().is_empty() {
+            blank += line.len();
+        } else if remove(content) {
+            file.seek(SeekFrom::Start(offset))?;
+            file.write_all(" ".repeat(content.len()).as_bytes())?;
+            blank += line.len();
+        } else {
+            kept.push_str(line);
+        }
+        offset += line.len() as u64;
+    }
+    if text.len() > 4096 && blank * 2 > text.len() {
+        if !kept.is_empty() && !kept.ends_with('\n') {
+            kept.push('\n');
+        }
+        let new_len = kept.len();
+        kept.extend(std::iter::repeat('\n').take(text.len() - new_len));
+        file.seek(SeekFrom::Start(0))?;
+        file.write_all(kept.as_bytes())?;
+        file.set_len(new_len as u64)?;
+    }
+    Ok(())
 }
 
-/// Writes `target` as the union of the network files `sources` (one
-/// header, then every host line), in place when it exists.
+/// Makes `target` the union of the network files `sources` (one header,
+/// then every host line), edited in place like a network file: it may be
+/// bind-mounted into running processes, which must see later changes.
+/// Lines no source has any more are blanked, new ones appended in one
+/// write.
 pub(crate) fn write_union(target: &Path, sources: &[PathBuf]) -> Result<(), Error> {
-    let mut text = String::from(HEADER);
+    let mut wanted: Vec<String> = Vec::new();
     for source in sources {
         let content = match fs::read_to_string(source) {
             Ok(content) => content,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => return Err(io("reading", source, e)),
         };
-        for line in content.lines().filter(|l| !HEADER.contains(l)) {
-            text.push_str(line);
-            text.push('\n');
-        }
+        wanted.extend(
+            content
+                .lines()
+                .filter(|l| !l.trim().is_empty() && !HEADER.lines().any(|h| h == *l))
+                .map(str::to_string),
+        );
     }
     if let Some(dir) = target.parent() {
         fs::create_dir_all(dir).map_err(|e| io("creating", dir, e))?;
     }
     let mut file = OpenOptions::new()
+        .read(true)
         .write(true)
         .create(true)
         .truncate(false)
         .mode(0o644)
         .open(target)
         .map_err(|e| io("opening", target, e))?;
-    rewrite_in_place(&mut file, target, &text)
+    let mut text = String::new();
+    file.read_to_string(&mut text)
+        .map_err(|e| io("reading", target, e))?;
+    if text.is_empty() {
+        let mut all = String::from(HEADER);
+        for line in &wanted {
+            all.push_str(line);
+            all.push('\n');
+        }
+        return file
+            .write_all(all.as_bytes())
+            .map_err(|e| io("writing", target, e));
+    }
+    // Lines present and still wanted are matched off one for one; the
+    // header stays; the rest goes.
+    let mut missing = wanted;
+    blank_lines(&mut file, &text, |line| {
+        if HEADER.lines().any(|h| h == line) {
+            return false;
+        }
+        match missing.iter().position(|w| w == line) {
+            Some(at) => {
+                missing.remove(at);
+                false
+            }
+            None => true,
+        }
+    })
+    .map_err(|e| io("rewriting", target, e))?;
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let appended: String = missing.iter().map(|line| format!("{line}\n")).collect();
+    let mut append = OpenOptions::new()
+        .append(true)
+        .open(target)
+        .map_err(|e| io("opening", target, e))?;
+    append
+        .write_all(appended.as_bytes())
+        .map_err(|e| io("appending to", target, e))
 }
 
 /// Points `ETC_NETNS/NAME/hosts` at `target` (replaced atomically).
@@ -194,9 +265,13 @@ mod tests {
         )
         .unwrap();
         remove(&file, "ipv1").unwrap();
+        // Blanked in place, never shifted: a reader meanwhile sees whole lines.
         assert_eq!(
             fs::read_to_string(&file).unwrap(),
-            format!("{HEADER}192.168.1.3\tipv2\n2001:db8::3\tipv2\n")
+            format!(
+                "{HEADER}{}\n192.168.1.3\tipv2\n2001:db8::3\tipv2\n",
+                " ".repeat("192.168.1.2\tipv1".len())
+            )
         );
         assert_eq!(fs::metadata(&file).unwrap().ino(), inode);
         // The header's names are never ours to remove.
@@ -218,6 +293,18 @@ mod tests {
             fs::read_to_string(&union).unwrap(),
             format!("{HEADER}10.0.0.2\tx\n10.1.0.2\ty\n")
         );
+        // Later changes edit the union in place: same inode, the gone line
+        // blanked to its length, the new one appended.
+        use std::os::unix::fs::MetadataExt;
+        let inode = fs::metadata(&union).unwrap().ino();
+        remove(&a, "x").unwrap();
+        append(&b, "z", &["10.1.0.3".parse().unwrap()]).unwrap();
+        write_union(&union, &[a.clone(), b.clone()]).unwrap();
+        assert_eq!(
+            fs::read_to_string(&union).unwrap(),
+            format!("{HEADER}          \n10.1.0.2\ty\n10.1.0.3\tz\n")
+        );
+        assert_eq!(fs::metadata(&union).unwrap().ino(), inode);
         let etc = dir.join("etc");
         link(&etc, "c1", &a).unwrap();
         assert_eq!(resolve(&etc, "c1").unwrap(), fs::canonicalize(&a).unwrap());

@@ -36,6 +36,9 @@ pub(crate) struct Link {
     /// `IFLA_LINK`: the lower link (in the host namespace when the link
     /// lives elsewhere).
     pub parent_index: Option<u32>,
+    /// `IFLA_LINK_NETNSID`: set when `parent_index` counts in another
+    /// namespace than the link's own (for our endpoints: the host's).
+    pub link_netnsid: Option<i32>,
     /// Mode and flag of an ipvlan link.
     pub ipvlan: Option<(Mode, Flag)>,
     /// `IFLA_ADDRESS`.
@@ -86,6 +89,8 @@ pub(crate) struct EndpointPlan {
 pub(crate) struct BuiltEndpoint {
     pub ifname: String,
     pub mac: String,
+    /// Its ifindex inside the namespace.
+    pub index: u32,
 }
 
 /// A netlink failure as a driver error: the layer's text (operation,
@@ -151,6 +156,7 @@ fn convert(link: rtnl::Link) -> Link {
         mtu: link.mtu.unwrap_or(0),
         link_type: link.link_type,
         parent_index: link.parent,
+        link_netnsid: link.link_netnsid,
         mac: link.mac.unwrap_or_default(),
         kind: link.kind,
         name: link.name,
@@ -207,31 +213,65 @@ pub(crate) fn kind_supported(kind: &str) -> Result<bool, Error> {
     }
 }
 
-fn create_and_up(spec: &LinkSpec) -> Result<Link, Error> {
-    let host = handle(None)?;
-    host.link_add(spec).map_err(from_netlink)?;
-    let created = host
-        .link_by_name(&spec.name)
-        .map_err(from_netlink)?
-        .ok_or_else(|| Error::failed(format!("link {} vanished after creation", spec.name)))?;
-    if let Err(error) = host.link_set_up(created.index) {
-        let _ = host.link_del(created.index);
-        return Err(from_netlink(error));
-    }
-    host.link_by_index(created.index)
-        .map_err(from_netlink)?
-        .map(convert)
-        .ok_or_else(|| Error::failed(format!("link {} vanished after creation", spec.name)))
+/// Whether a request may have been carried out although its answer was
+/// lost (anything but the kernel's own refusal).
+fn outcome_unknown(error: &crate::netlink::Error) -> bool {
+    !matches!(error.kind(), crate::netlink::ErrorKind::Kernel { .. })
 }
 
-/// Creates the dummy `name` in the host namespace and sets it up.
-pub(crate) fn create_dummy(name: &str) -> Result<Link, Error> {
-    create_and_up(&LinkSpec::dummy(name))
+/// Deletes the host link `name` if it has `kind`: the undo of a create
+/// whose later steps failed (a fresh socket, the first may be the reason).
+fn undo_host_create(name: &str, kind: &str) {
+    if let Ok(host) = Handle::new() {
+        if let Ok(Some(link)) = host.link_by_name(name) {
+            if link.kind.as_deref() == Some(kind) {
+                let _ = host.link_del(link.index);
+            }
+        }
+    }
+}
+
+fn create_and_up(spec: &LinkSpec, kind: &str) -> Result<Link, Error> {
+    let host = handle(None)?;
+    if let Err(error) = host.link_add(spec) {
+        if outcome_unknown(&error) {
+            undo_host_create(&spec.name, kind);
+        }
+        return Err(from_netlink(error));
+    }
+    // The link exists from here on: any failure deletes it.
+    let finish = || -> Result<Link, Error> {
+        let created = host
+            .link_by_name(&spec.name)
+            .map_err(from_netlink)?
+            .ok_or_else(|| Error::failed(format!("link {} vanished after creation", spec.name)))?;
+        host.link_set_up(created.index).map_err(from_netlink)?;
+        host.link_by_index(created.index)
+            .map_err(from_netlink)?
+            .map(convert)
+            .ok_or_else(|| Error::failed(format!("link {} vanished after creation", spec.name)))
+    };
+    let finished = finish();
+    if finished.is_err() {
+        undo_host_create(&spec.name, kind);
+    }
+    finished
+}
+
+/// Creates the dummy `name` in the host namespace (with `mtu`, so a
+/// network may use an MTU above 1500) and sets it up.
+pub(crate) fn create_dummy(name: &str, mtu: Option<u32>) -> Result<Link, Error> {
+    let spec = LinkSpec::dummy(name);
+    let spec = match mtu {
+        Some(mtu) => spec.mtu(mtu),
+        None => spec,
+    };
+    create_and_up(&spec, "dummy")
 }
 
 /// Creates the 802.1Q link `name` on `base_index` and sets it up.
 pub(crate) fn create_vlan(name: &str, base_index: u32, vlan_id: u16) -> Result<Link, Error> {
-    create_and_up(&LinkSpec::vlan(name, base_index, vlan_id))
+    create_and_up(&LinkSpec::vlan(name, base_index, vlan_id), "vlan")
 }
 
 /// Deletes a link; `Ok(false)` when it was already gone.
@@ -243,33 +283,50 @@ pub(crate) fn delete_link(ns: Option<&Netns>, index: u32) -> Result<bool, Error>
     }
 }
 
-/// Deletes the link `name` in `ns` with one socket; `Ok(false)` when there
-/// is none.
-pub(crate) fn delete_link_by_name(ns: &Netns, name: &str) -> Result<bool, Error> {
-    let inside = handle(Some(ns))?;
-    let Some(link) = inside.link_by_name(name).map_err(from_netlink)? else {
-        return Ok(false);
-    };
-    match inside.link_del(link.index) {
-        Ok(()) => Ok(true),
-        Err(error) if error.is_not_found() => Ok(false),
-        Err(error) => Err(from_netlink(error)),
-    }
+/// The endpoint link recorded as `ifindex` (or named `ifname` in records
+/// older than the index) in `ns`, if any; whether it is ours is for
+/// [`not_ours`] to say.
+pub(crate) fn endpoint_link(
+    ns: &Netns,
+    ifindex: Option<u32>,
+    ifname: &str,
+) -> Result<Option<Link>, Error> {
+    recorded_link(&handle(Some(ns))?, ifindex, ifname)
 }
 
 /// The host's on-link routes, IPv4 and IPv6 (for default pools).
 pub(crate) fn onlink_routes() -> Result<Vec<IpNet>, Error> {
     const RT_SCOPE_LINK: u8 = 253;
+    const RTN_UNICAST: u8 = 1;
     let host = handle(None)?;
     let mut found = Vec::new();
     for family in [IpFamily::V4, IpFamily::V6] {
         for route in host.routes(family).map_err(from_netlink)? {
-            if route.scope == RT_SCOPE_LINK && !route.is_default() {
+            if is_onlink(&route, RT_SCOPE_LINK, RTN_UNICAST) {
                 found.push(route.dst);
             }
         }
     }
     Ok(found)
+}
+
+/// IPv4 on-link routes have link scope; IPv6 routes are always of
+/// universe scope, so there an on-link prefix is a unicast route through
+/// a device without a gateway (link-local fe80::/64 aside).
+fn is_onlink(route: &rtnl::Route, scope_link: u8, unicast: u8) -> bool {
+    if route.is_default() {
+        return false;
+    }
+    match route.dst {
+        IpNet::V4(_) => route.scope == scope_link,
+        IpNet::V6(dst) => {
+            let link_local: Ipv6Net = "fe80::/64".parse().expect("a valid prefix");
+            route.kind == unicast
+                && route.oif.is_some()
+                && route.gateway.is_none()
+                && dst != link_local
+        }
+    }
 }
 
 /// Sets `lo` up in `ns`.
@@ -293,6 +350,14 @@ pub(crate) fn is_temporary_name(name: &str) -> bool {
 pub(crate) struct NsLinks {
     host: Handle,
     inside: Handle,
+    /// The highest ifindex inside, seen by [`NsLinks::free_ifname`]'s dump.
+    inside_max: std::cell::Cell<Option<u32>>,
+}
+
+/// Errnos of a create with an ifindex that only say the index is taken:
+/// EEXIST in the host (the socket's namespace), EBUSY in the target.
+fn index_taken(error: &crate::netlink::Error) -> bool {
+    matches!(error.errno(), Some(libc::EEXIST | libc::EBUSY))
 }
 
 impl NsLinks {
@@ -300,6 +365,7 @@ impl NsLinks {
         Ok(NsLinks {
             host: handle(None)?,
             inside: handle(Some(ns))?,
+            inside_max: std::cell::Cell::new(None),
         })
     }
 
@@ -313,33 +379,42 @@ impl NsLinks {
     }
 
     /// Creates the ipvlan link in `ns` named `ifname` with an ifindex free
-    /// in both namespaces.
+    /// in both namespaces, without asking which are: the next index inside
+    /// (known from the name dump) first, then a few random high ones; a
+    /// taken index costs one refused request, refused before anything is
+    /// allocated. `Ok(false)`: every index tried was taken.
     fn create_with_index(
         &self,
         ns: &Netns,
         plan: &EndpointPlan,
         ifname: &str,
-    ) -> Result<(), Error> {
-        let inside_max = self
-            .inside
-            .links()
-            .map_err(from_netlink)?
-            .iter()
-            .map(|l| l.index)
-            .max()
-            .unwrap_or(1);
-        let mut index = inside_max + 1;
-        for _ in 0..64 {
-            if self
-                .host
-                .link_by_index(index)
-                .map_err(from_netlink)?
-                .is_none()
-            {
-                break;
-            }
-            index += 1;
+    ) -> Result<bool, crate::netlink::Error> {
+        let mut candidates: Vec<u32> = self.inside_max.get().map(|m| m + 1).into_iter().collect();
+        for _ in 0..3 {
+            let random = super::random_hex(4)
+                .ok()
+                .and_then(|hex| u32::from_str_radix(&hex, 16).ok())
+                .unwrap_or(0);
+            // Above what hosts reach, below the kernel's INT_MAX.
+            candidates.push((1 << 20) + random % (1 << 30));
         }
+        for index in candidates {
+            match self.request_with_index(ns, plan, ifname, index) {
+                Ok(()) => return Ok(true),
+                Err(error) if index_taken(&error) => continue,
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(false)
+    }
+
+    fn request_with_index(
+        &self,
+        ns: &Netns,
+        plan: &EndpointPlan,
+        ifname: &str,
+        index: u32,
+    ) -> Result<(), crate::netlink::Error> {
         let (mode, flags) = to_rtnl(plan.mode, plan.flag);
         let header = IfInfoMsg {
             index,
@@ -360,18 +435,15 @@ impl NsLinks {
                 d.put_u16(IFLA_IPVLAN_FLAGS, flags.bits());
             });
         });
-        self.host.socket().request(&msg).map_err(from_netlink)
+        self.host.socket().request(&msg)
     }
 
     /// The lowest `ethN` not taken in the namespace.
     pub(crate) fn free_ifname(&self) -> Result<String, Error> {
-        let taken: Vec<String> = self
-            .inside
-            .links()
-            .map_err(from_netlink)?
-            .into_iter()
-            .map(|l| l.name)
-            .collect();
+        let links = self.inside.links().map_err(from_netlink)?;
+        self.inside_max
+            .set(Some(links.iter().map(|l| l.index).max().unwrap_or(1)));
+        let taken: Vec<String> = links.into_iter().map(|l| l.name).collect();
         let free = (0..)
             .map(|n| format!("eth{n}"))
             .find(|name| !taken.contains(name))
@@ -403,40 +475,65 @@ impl NsLinks {
         // collides with a host eth0. Asking for an ifindex instead makes it
         // look up only that index: the final name is created directly,
         // without the rename that costs several times the create. Should
-        // the kernel refuse, a temporary name and a rename inside.
-        let temporary = match self.create_with_index(ns, plan, &ifname) {
-            Ok(()) => None,
-            Err(_) => match self.host.link_add(&spec_named(&ifname)) {
-                Ok(()) => None,
+        // every index tried be taken, a temporary name and a rename inside.
+        // Any other refusal is returned as it is.
+        let created = match self.create_with_index(ns, plan, &ifname) {
+            Ok(true) => Ok(None),
+            Ok(false) => match self.host.link_add(&spec_named(&ifname)) {
+                Ok(()) => Ok(None),
                 Err(error) if error.is_exists() => {
                     let temporary = format!("{TEMPORARY_PREFIX}{}", &super::random_hex(5)?[..9]);
-                    self.host
-                        .link_add(&spec_named(&temporary))
-                        .map_err(from_netlink)?;
-                    Some(temporary)
+                    match self.host.link_add(&spec_named(&temporary)) {
+                        Ok(()) => Ok(Some(temporary)),
+                        Err(error) => Err((error, Some(temporary))),
+                    }
                 }
-                Err(error) => return Err(from_netlink(error)),
+                Err(error) => Err((error, None)),
             },
+            Err(error) => Err((error, None)),
+        };
+        let temporary = match created {
+            Ok(temporary) => temporary,
+            Err((error, temporary)) => {
+                // A lost answer may hide a link that was made.
+                if outcome_unknown(&error) {
+                    self.undo_create(temporary.as_deref().unwrap_or(&ifname), plan);
+                }
+                return Err(from_netlink(error));
+            }
         };
         let created_name = temporary.as_deref().unwrap_or(&ifname);
-        let index = match self
-            .inside
-            .link_by_name(created_name)
-            .map_err(from_netlink)?
-        {
-            Some(link) => link.index,
-            None => {
+        let index = match self.inside.link_by_name(created_name) {
+            Ok(Some(link)) => link.index,
+            Ok(None) => {
                 return Err(Error::failed(format!(
                     "ipvlan link {created_name} vanished from namespace {} after creation",
                     ns.label()
                 )))
             }
+            Err(error) => {
+                self.undo_create(created_name, plan);
+                return Err(from_netlink(error));
+            }
         };
         match configure(ns, &self.inside, index, temporary.is_some(), &ifname, plan) {
-            Ok(mac) => Ok(BuiltEndpoint { ifname, mac }),
+            Ok(mac) => Ok(BuiltEndpoint { ifname, mac, index }),
             Err(error) => {
                 let _ = self.inside.link_del(index);
                 Err(error)
+            }
+        }
+    }
+
+    /// Deletes the ipvlan link `name` on the plan's parent inside, if it
+    /// is there: the undo of a create whose outcome is unknown.
+    fn undo_create(&self, name: &str, plan: &EndpointPlan) {
+        if let Ok(Some(link)) = self.inside.link_by_name(name) {
+            let link = convert(link);
+            if link.kind.as_deref() == Some("ipvlan")
+                && link.parent_index == Some(plan.parent_index)
+            {
+                let _ = self.inside.link_del(link.index);
             }
         }
     }
@@ -447,13 +544,13 @@ pub(crate) fn create_endpoint(ns: &Netns, plan: &EndpointPlan) -> Result<BuiltEn
     NsLinks::open(ns)?.create_endpoint(ns, plan)
 }
 
-/// Deletes ipvlan links left under a temporary name in `ns` (an attach
-/// interrupted between create and rename); returns how many.
-pub(crate) fn delete_temporary_links(ns: &Netns) -> Result<usize, Error> {
+/// Deletes ipvlan links on `parent` left under a temporary name in `ns`
+/// (an attach interrupted between create and rename); returns how many.
+pub(crate) fn delete_temporary_links(ns: &Netns, parent: Option<&Link>) -> Result<usize, Error> {
     let mut deleted = 0;
     for link in links(Some(ns))? {
         if is_temporary_name(&link.name)
-            && link.kind.as_deref() == Some("ipvlan")
+            && not_ours(&link, parent, None).is_none()
             && delete_link(Some(ns), link.index)?
         {
             deleted += 1;
@@ -511,4 +608,152 @@ fn configure(
         .map(convert)
         .ok_or_else(|| Error::failed(format!("link {ifname} vanished")))?;
     Ok(link.mac_text())
+}
+
+/// What sits at an endpoint's recorded namespace path now.
+#[derive(Debug)]
+pub(crate) enum NsAt {
+    /// The namespace attached, with its identity (`st_dev`, `st_ino`).
+    Present(Netns, (u64, u64)),
+    /// Nothing (ENOENT: the process exited, the name was deleted), or
+    /// another namespace than the one attached (a reused PID, a name
+    /// deleted and added again): ours is gone either way.
+    Gone,
+    /// A file that is not a namespace, e.g. the empty mount point of
+    /// `/run/netns/NAME` left by a process killed before its bind mount.
+    NotANamespace,
+}
+
+/// `st_dev` shared by every nsfs file: what a namespace file is.
+fn nsfs_dev() -> std::io::Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    Ok(std::fs::metadata("/proc/thread-self/ns/net")?.dev())
+}
+
+/// The identity of an open namespace: `st_dev` and `st_ino` of its nsfs
+/// file, stable for the namespace's whole life and never shared by two
+/// living ones.
+pub(crate) fn netns_identity(ns: &Netns) -> Result<(u64, u64), Error> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = ns
+        .fd()
+        .try_clone_to_owned()
+        .map(std::fs::File::from)
+        .and_then(|file| file.metadata())
+        .map_err(|e| {
+            Error::io(
+                format!("reading the identity of namespace {}", ns.label()),
+                &e,
+            )
+        })?;
+    Ok((meta.dev(), meta.ino()))
+}
+
+/// Opens the namespace at `path` and tells whether it is the one recorded
+/// (`recorded`: its identity at attach; `None` in records older than that,
+/// taken on trust). Only a missing file (or process) and a different
+/// namespace count as gone; any other failure is an error, so a live
+/// namespace we cannot open now is never given up.
+pub(crate) fn open_recorded_netns(path: &str, recorded: Option<(u64, u64)>) -> Result<NsAt, Error> {
+    let ns = match Netns::open_path(path) {
+        Ok(ns) => ns,
+        Err(error) if matches!(error.raw_os_error(), Some(libc::ENOENT | libc::ESRCH)) => {
+            return Ok(NsAt::Gone)
+        }
+        Err(error) => return Err(Error::io(format!("opening namespace {path}"), &error)),
+    };
+    let identity = netns_identity(&ns)?;
+    let nsfs = nsfs_dev().map_err(|e| Error::io("reading the namespace file system", &e))?;
+    if identity.0 != nsfs {
+        return Ok(NsAt::NotANamespace);
+    }
+    match recorded {
+        Some(recorded) if recorded != identity => Ok(NsAt::Gone),
+        _ => Ok(NsAt::Present(ns, identity)),
+    }
+}
+
+/// Why a link is not an endpoint link of ours, or `None` when it is: an
+/// ipvlan link whose lower link is `parent` in the host namespace (index
+/// counted in another namespace: `IFLA_LINK_NETNSID` set) and whose MAC is
+/// the parent's (or the one recorded at attach).
+pub(crate) fn not_ours(link: &Link, parent: Option<&Link>, mac: Option<&str>) -> Option<String> {
+    if link.kind.as_deref() != Some("ipvlan") {
+        return Some(format!(
+            "link {} (index {}) is not an ipvlan link",
+            link.name, link.index
+        ));
+    }
+    let Some(parent) = parent else {
+        return Some(format!(
+            "link {} (index {}): the network's parent is missing, so it cannot sit on it",
+            link.name, link.index
+        ));
+    };
+    if link.parent_index != Some(parent.index) || link.link_netnsid.is_none() {
+        return Some(format!(
+            "link {} (index {}) does not sit on parent {} of the host",
+            link.name, link.index, parent.name
+        ));
+    }
+    let text = link.mac_text();
+    if text != parent.mac_text() && !mac.is_some_and(|m| m.eq_ignore_ascii_case(&text)) {
+        return Some(format!(
+            "link {} (index {}) has MAC {text}, not the parent's",
+            link.name, link.index
+        ));
+    }
+    None
+}
+
+/// What became of an endpoint's link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum LinkRemoval {
+    Deleted,
+    /// No link at the recorded index (or name).
+    Missing,
+    /// A link is there but is not ours: left alone, with why.
+    NotOurs(String),
+}
+
+/// The endpoint link recorded as `ifindex` (or, in records made before the
+/// index was known, named `ifname`) in `ns`, if any.
+pub(crate) fn recorded_link(
+    inside: &Handle,
+    ifindex: Option<u32>,
+    ifname: &str,
+) -> Result<Option<Link>, Error> {
+    let link = match ifindex {
+        Some(index) => inside.link_by_index(index),
+        None if ifname.is_empty() => return Ok(None),
+        None => inside.link_by_name(ifname),
+    };
+    Ok(link.map_err(from_netlink)?.map(convert))
+}
+
+/// Deletes an endpoint's link in `ns` after checking it is ours (see
+/// [`not_ours`]), by index: a link that only has the recorded name is
+/// never deleted.
+pub(crate) fn delete_endpoint_link(
+    ns: &Netns,
+    ifindex: Option<u32>,
+    ifname: &str,
+    parent: Option<&Link>,
+    mac: Option<&str>,
+) -> Result<LinkRemoval, Error> {
+    let inside = handle(Some(ns))?;
+    let Some(link) = recorded_link(&inside, ifindex, ifname)? else {
+        return Ok(LinkRemoval::Missing);
+    };
+    if let Some(why) = not_ours(&link, parent, mac) {
+        return Ok(LinkRemoval::NotOurs(format!(
+            "{why} in namespace {}; left in place",
+            ns.label()
+        )));
+    }
+    match inside.link_del(link.index) {
+        Ok(()) => Ok(LinkRemoval::Deleted),
+        Err(error) if error.is_not_found() => Ok(LinkRemoval::Missing),
+        Err(error) => Err(from_netlink(error)),
+    }
 }

@@ -141,7 +141,7 @@ impl Manager {
                 base,
                 vlan_id,
             } => net::create_vlan(name, base.index, *vlan_id).map(drop),
-            ParentPlan::Dummy(name) => net::create_dummy(name).map(drop),
+            ParentPlan::Dummy(name) => net::create_dummy(name, opts.mtu).map(drop),
         };
         if let Err(error) = created {
             let _ = state.delete_network(&record);
@@ -176,7 +176,7 @@ impl Manager {
         };
         // A parent that is itself an ipvlan link shares its master's port.
         let port = match (&link.ipvlan, link.parent_index) {
-            (Some(_), Some(master)) => {
+            (Some(_), Some(master)) if link.link_netnsid.is_none() => {
                 net::link_by_index(None, master)?.unwrap_or_else(|| link.clone())
             }
             _ => link.clone(),
@@ -185,6 +185,7 @@ impl Manager {
             let same_port = network.parent == port.name
                 || network.parent == link.name
                 || net::link_by_name(None, &network.parent)?
+                    .filter(|l| l.link_netnsid.is_none())
                     .and_then(|l| l.ipvlan.and(l.parent_index))
                     == Some(port.index);
             if same_port && (network.mode != opts.mode || network.flag != opts.flag) {
@@ -198,14 +199,24 @@ impl Manager {
             }
         }
         // ipvlan links made outside this tool, in the host namespace and in
-        // every named namespace.
+        // every named namespace. An ifindex counts in one namespace: a host
+        // link's parent is a host link only without IFLA_LINK_NETNSID, and
+        // a link elsewhere sits on a host link only with it (else its
+        // parent is a link of its own namespace that may share the index).
         let mut foreign = Vec::new();
         for host_link in net::links(None)? {
-            foreign.push((host_link, "the host namespace".to_string()));
+            if host_link.link_netnsid.is_none() {
+                foreign.push((host_link, "the host namespace".to_string()));
+            }
         }
         for (name, ns) in self.named_namespaces() {
             if let Ok(links) = net::links(Some(&ns)) {
-                foreign.extend(links.into_iter().map(|l| (l, format!("namespace {name}"))));
+                foreign.extend(
+                    links
+                        .into_iter()
+                        .filter(|l| l.link_netnsid.is_some())
+                        .map(|l| (l, format!("namespace {name}"))),
+                );
             }
         }
         for (other, place) in foreign {

@@ -202,6 +202,29 @@ impl Locked<'_> {
             .map_err(from_store)
     }
 
+    /// Frees `address` only when the endpoint `owner` holds it (one read):
+    /// an address another endpoint took since must stay taken.
+    pub(crate) fn release_if_owner(
+        &self,
+        network: &NetworkRecord,
+        address: IpAddr,
+        owner: &str,
+    ) -> Result<bool, Error> {
+        let Some(subnet) = network.subnets.iter().find(|s| s.subnet.contains(&address)) else {
+            return Ok(false);
+        };
+        let holder = self
+            .inner
+            .borrow()
+            .address_owner(&network.id, subnet, address)
+            .map_err(from_store)?;
+        if holder.as_deref() != Some(owner) {
+            return Ok(false);
+        }
+        self.release(network, address)?;
+        Ok(true)
+    }
+
     /// Frees addresses of `network` whose owner has no endpoint record
     /// (left by a crash between allocation and record); returns how many.
     pub(crate) fn release_orphans(&self, network: &NetworkRecord) -> Result<usize, Error> {

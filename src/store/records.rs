@@ -75,6 +75,19 @@ impl<'a> Fields<'a> {
             .ok_or_else(|| bad(format_args!("field \"{key}\" is neither a string nor null")))
     }
 
+    /// A number that may be null or absent (fields added after version 1
+    /// was first written).
+    fn opt_u64(&self, key: &str) -> Result<Option<u64>, RecordError> {
+        match self.0.get(key) {
+            None => Ok(None),
+            Some(v) if v.is_null() => Ok(None),
+            Some(v) => v
+                .as_u64()
+                .map(Some)
+                .ok_or_else(|| bad(format_args!("field \"{key}\" is neither a number nor null"))),
+        }
+    }
+
     fn bool(&self, key: &str) -> Result<bool, RecordError> {
         self.value(key)?
             .as_bool()
@@ -515,9 +528,28 @@ pub struct EndpointRecord {
     pub state: EndpointState,
     /// Creation time.
     pub created: Timestamp,
+    /// Identity of the namespace attached (`st_dev` of its nsfs file), so
+    /// a namespace re-created at the same path (a reused PID, a deleted and
+    /// re-added name) is never taken for it. Absent in older records.
+    pub netns_dev: Option<u64>,
+    /// `st_ino` of the namespace's nsfs file (with `netns_dev`).
+    pub netns_ino: Option<u64>,
+    /// The link's ifindex inside the namespace, once made.
+    pub ifindex: Option<u32>,
 }
 
 impl EndpointRecord {
+    /// The attached namespace's identity (`st_dev`, `st_ino`), when recorded.
+    pub fn netns_id(&self) -> Option<(u64, u64)> {
+        self.netns_dev.zip(self.netns_ino)
+    }
+
+    /// Records the attached namespace's identity.
+    pub fn set_netns_id(&mut self, (dev, ino): (u64, u64)) {
+        self.netns_dev = Some(dev);
+        self.netns_ino = Some(ino);
+    }
+
     /// The record's JSON form.
     pub fn to_json(&self) -> Value {
         Value::object([
@@ -532,6 +564,9 @@ impl EndpointRecord {
             ("ipv6", text_of(&self.ipv6)),
             ("state", Value::from(self.state.as_str())),
             ("created", Value::from(self.created.to_string())),
+            ("netns_dev", Value::from(self.netns_dev)),
+            ("netns_ino", Value::from(self.netns_ino)),
+            ("ifindex", Value::from(self.ifindex)),
         ])
     }
 
@@ -549,6 +584,12 @@ impl EndpointRecord {
             ipv6: f.opt_parsed("ipv6")?,
             state: f.parsed("state")?,
             created: f.parsed("created")?,
+            netns_dev: f.opt_u64("netns_dev")?,
+            netns_ino: f.opt_u64("netns_ino")?,
+            ifindex: f
+                .opt_u64("ifindex")?
+                .map(|i| u32::try_from(i).map_err(|_| bad("field \"ifindex\" is out of range")))
+                .transpose()?,
         })
     }
 }

@@ -104,6 +104,9 @@ pub fn endpoint(
         ipv6: v6.map(|s| s.parse().unwrap()),
         state: EndpointState::Attached,
         created: Timestamp::now(),
+        netns_dev: None,
+        netns_ino: None,
+        ifindex: None,
     }
 }
 

@@ -214,3 +214,112 @@ pub fn flock(fd: BorrowedFd<'_>, operation: i32) -> io::Result<()> {
     retry(|| unsafe { libc::flock(fd.as_raw_fd(), operation) })?;
     Ok(())
 }
+
+/// `kill(2)`: sends `signal` to the one process `pid`.
+///
+/// Only a single, positive pid is accepted: 0 and anything above
+/// `i32::MAX` (which would wrap to a negative `pid_t`) would address a
+/// process group or every process, so they are refused with `EINVAL`.
+pub fn kill(pid: u32, signal: i32) -> io::Result<()> {
+    let pid = libc::pid_t::try_from(pid)
+        .ok()
+        .filter(|pid| *pid > 0)
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: kill(2) takes no pointers; `pid` is positive, so it names one
+    // process and never a group or "every process".
+    retry(|| unsafe { libc::kill(pid, signal) })?;
+    Ok(())
+}
+
+/// A signal's disposition before [`shield_signal`] changed it, for
+/// [`restore_signal`].
+pub struct SavedSignal {
+    signal: i32,
+    previous: Option<libc::sigaction>,
+}
+
+/// The handler [`shield_signal`] installs: the signal is caught and
+/// dropped.
+extern "C" fn drop_signal(_signal: libc::c_int) {}
+
+/// Makes `signal` harmless to this process (while it waits for a child,
+/// as `system(3)` does) without passing that on to children: it installs a
+/// handler that does nothing, which `execve` resets to the default in a
+/// child, where `SIG_IGN` would be inherited. A signal that is already
+/// ignored is left so (children inherit that, as they would have anyway).
+pub fn shield_signal(signal: i32) -> io::Result<SavedSignal> {
+    // SAFETY: sigaction is plain old data; all-zero is a valid value.
+    let mut previous: libc::sigaction = unsafe { mem::zeroed() };
+    // SAFETY: a null new action only reads the current one into `previous`,
+    // a live, writable sigaction.
+    retry(|| unsafe { libc::sigaction(signal, std::ptr::null(), &mut previous) })?;
+    if previous.sa_sigaction == libc::SIG_IGN {
+        return Ok(SavedSignal {
+            signal,
+            previous: None,
+        });
+    }
+    // SAFETY: as above, all-zero is a valid sigaction.
+    let mut action: libc::sigaction = unsafe { mem::zeroed() };
+    action.sa_sigaction = drop_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    // Restarted, so no system call of ours sees EINTR because of it.
+    action.sa_flags = libc::SA_RESTART;
+    // SAFETY: `action.sa_mask` is a live sigset_t; the handler is an
+    // `extern "C" fn(c_int)` that touches nothing, so it is async-signal-safe;
+    // both pointers passed to sigaction are live borrows.
+    retry(|| unsafe { libc::sigemptyset(&mut action.sa_mask) })?;
+    retry(|| unsafe { libc::sigaction(signal, &action, &mut previous) })?;
+    Ok(SavedSignal {
+        signal,
+        previous: Some(previous),
+    })
+}
+
+/// Puts back the disposition [`shield_signal`] replaced.
+pub fn restore_signal(saved: &SavedSignal) -> io::Result<()> {
+    let Some(previous) = &saved.previous else {
+        return Ok(());
+    };
+    // SAFETY: `previous` is the sigaction the kernel gave us for this signal,
+    // alive for the call; a null old-action pointer is allowed.
+    retry(|| unsafe { libc::sigaction(saved.signal, previous, std::ptr::null_mut()) })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::ExitStatusExt;
+
+    use super::*;
+
+    #[test]
+    fn kill_signals_one_process_and_refuses_groups() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("100")
+            .spawn()
+            .unwrap();
+        kill(child.id(), libc::SIGKILL).unwrap();
+        assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGKILL));
+        for pid in [0, u32::MAX, 1 << 31] {
+            let error = kill(pid, 0).unwrap_err();
+            assert_eq!(error.raw_os_error(), Some(libc::EINVAL), "pid {pid}");
+        }
+    }
+
+    #[test]
+    fn a_shielded_signal_is_survived_and_restored() {
+        // SIGUSR2: nothing else in the test binary uses it.
+        let saved = shield_signal(libc::SIGUSR2).unwrap();
+        kill(std::process::id(), libc::SIGUSR2).unwrap();
+        restore_signal(&saved).unwrap();
+        // Read back from /proc: SigCgt lists the caught signals; after the
+        // restore SIGUSR2 is no longer one of them.
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let caught = status
+            .lines()
+            .find_map(|line| line.strip_prefix("SigCgt:"))
+            .map(|hex| u64::from_str_radix(hex.trim(), 16).unwrap())
+            .unwrap();
+        assert_eq!(caught & (1 << (libc::SIGUSR2 - 1)), 0);
+    }
+}

@@ -47,8 +47,10 @@ fn exec_exits_with_the_commands_status_or_docker_codes() {
         "set -e\n\
          export IPVLAN_NETNS_DIR=/run/netns\n\
          ip netns add c1\n\
+         echo 'echo not run' > \"$T/plain\"\n\
+         chmod 0644 \"$T/plain\"\n\
          set +e\n\
-         for cmd in \"sh -c 'exit 3'\" no-such-command /etc/hosts \"sh -c 'kill -TERM \\$\\$'\" true; do\n\
+         for cmd in \"sh -c 'exit 3'\" no-such-command \"$T/plain\" \"sh -c 'kill -TERM \\$\\$'\" true; do\n\
            eval \"\\\"\\$BIN\\\" exec c1 $cmd\"; echo \"rc=$?\"\n\
          done\n\
          \"$BIN\" exec c1 sh -c 'readlink /proc/self/ns/net' > \"$T/inside\"\n\
@@ -74,6 +76,15 @@ fn exec_exits_with_the_commands_status_or_docker_codes() {
         stderr.contains("ipvlan: exec no-such-command: executable file not found"),
         "{stderr}"
     );
+    // EACCES from execve is about the file, not about our privileges.
+    let plain = scratch.join("plain");
+    assert!(
+        stderr.contains(&format!(
+            "ipvlan: exec {}: Permission denied\n",
+            plain.display()
+        )) && !stderr.contains("CAP_NET_ADMIN"),
+        "{stderr}"
+    );
     assert!(
         stderr.contains("ipvlan: exec nope: No such container: nope"),
         "{stderr}"
@@ -91,6 +102,42 @@ fn exec_exits_with_the_commands_status_or_docker_codes() {
     assert!(
         inside.starts_with("net:[") && inside != outside,
         "{inside} vs {outside}"
+    );
+    std::fs::remove_dir_all(&scratch).ok();
+}
+
+#[test]
+fn exec_outlives_ctrl_c_and_ctrl_backslash_and_reports_the_commands_status() {
+    let scratch = scratch_dir("signals");
+    // The command sends SIGINT and SIGQUIT to ipvlan (its parent), as a
+    // terminal does to the whole foreground group, then exits 7 on its own;
+    // it also records which signals it starts with ignored (SigIgn).
+    let output = isolated(
+        "set -e\n\
+         export IPVLAN_NETNS_DIR=/run/netns\n\
+         c=sig$$\n\
+         ip netns add $c\n\
+         set +e\n\
+         grep SigIgn /proc/self/status > \"$T/outer\"\n\
+         \"$BIN\" exec $c sh -c 'grep SigIgn /proc/self/status > \"$T/inner\"; kill -INT $PPID; kill -QUIT $PPID; exit 7'\n\
+         echo \"rc=$?\"\n\
+         \"$BIN\" rm $c > /dev/null; echo \"rm=$?\"",
+        &scratch,
+    );
+    let stdout = text(&output.stdout);
+    let stderr = text(&output.stderr);
+    assert_eq!(stdout, "rc=7\nrm=0\n", "{stderr}");
+    let ignored = |file: &str| {
+        let line = std::fs::read_to_string(scratch.join(file)).unwrap();
+        let hex = line.trim().trim_start_matches("SigIgn:").trim();
+        u64::from_str_radix(hex, 16).unwrap()
+    };
+    let int_and_quit = (1 << (libc::SIGINT - 1)) | (1 << (libc::SIGQUIT - 1));
+    assert_eq!(ignored("outer") & int_and_quit, 0, "precondition");
+    assert_eq!(
+        ignored("inner") & int_and_quit,
+        0,
+        "the command must get the default dispositions"
     );
     std::fs::remove_dir_all(&scratch).ok();
 }

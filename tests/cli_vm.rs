@@ -5,6 +5,7 @@
 //! Each test has its own state, netns and /etc/netns directories and a
 //! network without parent (its own dummy), so tests do not see one another.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -136,10 +137,21 @@ fn network_create_ls_inspect_and_rm_print_like_docker() {
     let network = env.inspect("n1");
     assert_eq!(field(&network, &["Id"]).as_str(), Some(id.as_str()));
     assert_eq!(field(&network, &["Internal"]).as_bool(), Some(true));
+    // RFC 3339 with nanoseconds, UTC, as Docker prints it.
+    let created = field(&network, &["Created"]).as_str().unwrap();
+    assert!(
+        created.len() == 30 && created.ends_with('Z') && created.as_bytes()[10] == b'T',
+        "{created}"
+    );
     let config = field(&network, &["IPAM", "Config"]).as_array().unwrap();
     assert_eq!(
         field(&config[0], &["Subnet"]).as_str(),
         Some("192.168.70.0/24")
+    );
+    // Internal, yet its gateway is reserved and shown, as the docs show it.
+    assert_eq!(
+        field(&config[0], &["Gateway"]).as_str(),
+        Some("192.168.70.1")
     );
     let parent = field(&network, &["Options", "parent"]).as_str().unwrap();
     assert_eq!(parent, format!("di-{}", &id[..12]));
@@ -163,6 +175,12 @@ fn foreground_run_exits_with_the_commands_status_and_rm_removes() {
         (&["no-such-command"], 127),
         (&["/etc/hosts"], 126),
         (&["sh", "-c", "kill -KILL $$"], 137),
+        // Ctrl-C and Ctrl-\ as a terminal sends them to ipvlan too: it
+        // survives, reports the command's status and still removes.
+        (
+            &["sh", "-c", "kill -INT $PPID; kill -QUIT $PPID; exit 7"],
+            7,
+        ),
     ];
     for (command, code) in cases {
         let mut args = vec!["run", "--net=n1", "--rm"];
@@ -257,6 +275,10 @@ fn detached_run_prints_the_name_and_rm_needs_force_while_it_runs() {
             .to_string()
     };
     let (bg, idle) = (address("bg"), address("idle"));
+    assert_eq!(
+        field(&network, &["Containers", "bg", "EndpointID"]).as_str(),
+        Some("bg")
+    );
     assert!(bg.starts_with("192.168.74.") && bg.ends_with("/24") && bg != idle);
     let ps = env.ok(&["ps"]);
     let lines: Vec<&str> = ps.lines().collect();
@@ -288,10 +310,26 @@ fn detached_run_prints_the_name_and_rm_needs_force_while_it_runs() {
 
     let output = env.run(&["run", "--net=n1", "-d", "no-such-command"]);
     assert_eq!(output.status.code(), Some(127), "{}", text(&output.stderr));
+    assert_eq!(
+        text(&output.stderr),
+        "ipvlan: run: no-such-command: executable file not found\n"
+    );
     assert!(
         env.containers().is_empty(),
         "a failed -d start left its container"
     );
+    // Not executable: 126, and no word about root (EACCES from execve).
+    let plain = env.root.join("plain");
+    std::fs::write(&plain, "echo not run\n").unwrap();
+    std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let plain = plain.display().to_string();
+    let output = env.run(&["run", "--net=n1", "-d", &plain]);
+    assert_eq!(output.status.code(), Some(126), "{}", text(&output.stderr));
+    assert_eq!(
+        text(&output.stderr),
+        format!("ipvlan: run: {plain}: Permission denied\n")
+    );
+    assert!(env.containers().is_empty());
 }
 
 #[test]

@@ -88,6 +88,25 @@ impl Cli {
             .unwrap_or_else(|| panic!("{container} has no {field} on {network}: {network_json}"));
         value.split('/').next().unwrap().to_string()
     }
+
+    /// The `IPAM.Config[].Gateway` values of `network`, in order.
+    fn gateways(&self, network: &str) -> Vec<String> {
+        let network_json = self.inspect(network);
+        network_json
+            .get("IPAM")
+            .and_then(|ipam| ipam.get("Config"))
+            .and_then(Value::as_array)
+            .unwrap_or(&[])
+            .iter()
+            .map(|config| {
+                config
+                    .get("Gateway")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect()
+    }
 }
 
 impl Drop for Cli {
@@ -191,6 +210,18 @@ fn walkthrough_through_the_binary() {
             "{name} has a default route"
         );
     }
+    // Internal networks reserve a gateway too, as the docs show: containers
+    // start at .2 and get no default route.
+    assert_eq!(cli.gateways("isolated1"), vec!["192.168.10.1"]);
+    assert_eq!(cli.gateways("isolated2"), vec!["192.168.11.1"]);
+    assert_eq!(
+        cli.address("isolated1", "cid1", "IPv4Address"),
+        "192.168.10.2"
+    );
+    assert_eq!(
+        cli.address("isolated2", "cid2", "IPv4Address"),
+        "192.168.11.2"
+    );
     let isolated1 = cli.inspect("isolated1");
     let dummy = isolated1
         .get("Options")
@@ -328,6 +359,20 @@ fn walkthrough_through_the_binary() {
     cli.ok("ipvlan run --net=ipnet110 --name=l3b --ip6=2001:db8:abc6::10 -itd /bin/sh");
     cli.ok("ipvlan run --net=ipnet110 --name=l3c --ip=192.168.112.30 -itd /bin/sh");
     cli.ok("ipvlan run --net=ipnet110 --name=l3d --ip6=2001:db8:abc6::50 --ip=192.168.112.50 -itd /bin/sh");
+    // l3: every subnet has its (unrouted) gateway; the first automatic
+    // address is .2, as in the docs' output.
+    assert_eq!(
+        cli.gateways("ipnet110"),
+        vec!["192.168.110.1", "192.168.112.1", "2001:db8:abc6::1"]
+    );
+    assert_eq!(
+        cli.address("ipnet110", "l3a", "IPv4Address"),
+        "192.168.110.2"
+    );
+    assert_eq!(
+        cli.address("ipnet110", "l3a", "IPv6Address"),
+        "2001:db8:abc6::2"
+    );
     for name in ["l3a", "l3b", "l3c", "l3d"] {
         assert!(has_default_dev_only(name, "-4"), "{name}: v4 default route");
         assert!(has_default_dev_only(name, "-6"), "{name}: v6 default route");

@@ -71,8 +71,31 @@ fn host_has_ipvlan() -> bool {
 fn in_fresh_netns(name: &str, f: impl FnOnce(&Config) + Send) {
     let dir = scratch(name);
     let config = config(&dir);
+    let _cleanup = Cleanup(config.clone(), dir.clone());
     netns::run_in_new(|| f(&config)).expect("creating a network namespace (are we root?)");
-    let _ = fs::remove_dir_all(&dir);
+}
+
+/// Removes a test's scratch directory, also when the test fails: first the
+/// namespaces it left and the self bind mount that creating a named
+/// namespace makes of the run dir (it would outlive the test otherwise).
+struct Cleanup(Config, PathBuf);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let run_dir = &self.0.netns_dir;
+        for name in netns::list_named(run_dir).unwrap_or_default() {
+            let _ = netns::delete_named(run_dir, &name);
+        }
+        let released = if run_dir.exists() {
+            netns::release_run_dir(run_dir)
+        } else {
+            Ok(())
+        };
+        let _ = fs::remove_dir_all(&self.1);
+        if !std::thread::panicking() {
+            released.expect("releasing the run dir mount");
+        }
+    }
 }
 
 fn request(name: &str, options: &[(&str, &str)]) -> NetworkCreate {

@@ -65,6 +65,34 @@ fn default_gateway_is_first_usable() {
 }
 
 #[test]
+fn default_gateway_with_an_ip_range_is_the_ranges_first_usable() {
+    let specs = specs(
+        &["192.168.1.0/24", "10.5.0.0/24", "2001:db8:abcd::/64"],
+        &[],
+        &["192.168.1.64/26", "10.5.0.0/25", "2001:db8:abcd::100/120"],
+    );
+    assert_eq!(specs[0].gateway, Some(ip("192.168.1.64")));
+    // A range starting at the network address: the network address is skipped.
+    assert_eq!(specs[1].gateway, Some(ip("10.5.0.1")));
+    assert_eq!(specs[2].gateway, Some(ip("2001:db8:abcd::100")));
+    let mut book = MemoryBook::default();
+    assert_eq!(auto(&mut book, &specs, Family::V4, "a"), "192.168.1.65/24");
+    assert_eq!(
+        auto(&mut book, &specs, Family::V6, "a"),
+        "2001:db8:abcd::101/64"
+    );
+}
+
+#[test]
+fn default_gateway_skips_aux_addresses() {
+    let subnets = [net("10.9.0.0/24")];
+    let aux = vec![parse_aux("router=10.9.0.1").unwrap()];
+    let mut specs = match_subnets(&subnets, &[], &[], &aux).unwrap();
+    fill_default_gateways(&mut specs);
+    assert_eq!(specs[0].gateway, Some(ip("10.9.0.2")));
+}
+
+#[test]
 fn released_address_comes_back_only_after_wrap() {
     let specs = specs(&["10.0.0.0/29"], &[], &[]);
     let mut book = MemoryBook::default();
@@ -189,22 +217,24 @@ fn walkthrough_dual_stack_l3() {
 #[test]
 fn ip_range_limits_automatic_allocation_only() {
     let specs = specs(&["192.168.1.0/24"], &[], &["192.168.1.128/25"]);
-    assert_eq!(specs[0].gateway, Some(ip("192.168.1.1")));
+    // The default gateway is the range's first address, as Docker did.
+    assert_eq!(specs[0].gateway, Some(ip("192.168.1.128")));
     assert_eq!(specs[0].ip_range, Some(net("192.168.1.128/25")));
     let mut book = MemoryBook::default();
-    assert_eq!(auto(&mut book, &specs, Family::V4, "a"), "192.168.1.128/24");
-    assert_eq!(auto(&mut book, &specs, Family::V4, "b"), "192.168.1.129/24");
+    assert_eq!(auto(&mut book, &specs, Family::V4, "a"), "192.168.1.129/24");
+    assert_eq!(auto(&mut book, &specs, Family::V4, "b"), "192.168.1.130/24");
     assert_eq!(
         exact(&mut book, &specs, "192.168.1.20").unwrap(),
         "192.168.1.20/24"
     );
-    // The range's last address is the subnet's broadcast: skipped.
+    // The range's first address is the gateway, its last the subnet's
+    // broadcast: both skipped.
     let small = specs_with_range("10.0.0.0/24", "10.0.0.252/30");
     let mut book = MemoryBook::default();
-    let got: Vec<String> = (0..3)
+    let got: Vec<String> = (0..2)
         .map(|i| auto(&mut book, &small, Family::V4, &i.to_string()))
         .collect();
-    assert_eq!(got, ["10.0.0.252/24", "10.0.0.253/24", "10.0.0.254/24"]);
+    assert_eq!(got, ["10.0.0.253/24", "10.0.0.254/24"]);
     assert!(allocate(&mut book, &small, Request::Any(Family::V4), "x", NET).is_err());
 }
 

@@ -533,7 +533,8 @@ fn a_foreign_namespace_by_path() {
         ],
     );
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("10.80.0.1/24"),
+        // .1 is the network's gateway, reserved although it is internal.
+        String::from_utf8_lossy(&out.stdout).contains("10.80.0.2/24"),
         "{out:?}"
     );
     manager
@@ -744,8 +745,11 @@ fn mtu_option_and_l3s_and_private_flag() {
         ))
         .unwrap();
     assert_eq!(info.mtu, Some(1400));
-    start(&manager, "small", "m1", None, None);
-    start(&manager, "small", "m2", None, None);
+    let m1 = start(&manager, "small", "m1", None, None);
+    let m2 = start(&manager, "small", "m2", None, None);
+    // The gateway .1 is reserved in l3s too, never routed to.
+    assert_eq!(info.subnets[0].gateway, Some("10.97.0.1".parse().unwrap()));
+    assert_eq!(m1.ipv4.unwrap().to_string(), "10.97.0.2/24");
     let eth0 = link(Some("m1"), "eth0").unwrap();
     assert_eq!(eth0.get("mtu").and_then(|m| m.as_u64()), Some(1400));
     let data = eth0
@@ -755,7 +759,7 @@ fn mtu_option_and_l3s_and_private_flag() {
     assert_eq!(data.get("mode").and_then(|m| m.as_str()), Some("l3s"));
     assert_eq!(default_routes("m1", "-4"), vec![(None, "eth0".to_string())]);
     // private: slaves of one parent cannot reach each other.
-    assert!(!ping("m1", "10.97.0.2"));
+    assert!(!ping("m1", &m2.ipv4.unwrap().addr().to_string()));
     for c in ["m1", "m2"] {
         manager.remove_container(c, true).unwrap();
     }
@@ -960,4 +964,42 @@ fn sigkill_at_any_point_then_restore_leaves_nothing_behind() {
     for n in manager.networks().unwrap() {
         manager.remove_network(&n.name).unwrap();
     }
+}
+
+#[test]
+fn attach_detach_and_rm_read_only_their_own_endpoint() {
+    topology_up();
+    let config = config("own");
+    let manager = Manager::open(config.clone()).unwrap();
+    let info = manager
+        .create_network(&net("own", &["10.74.0.0/24"], &[], &[]))
+        .unwrap();
+    start(&manager, "own", "o1", None, None);
+    start(&manager, "own", "o2", None, None);
+    // Another endpoint's record made unreadable: an operation that read
+    // every endpoint would fail on it.
+    let other = config
+        .state_dir
+        .join("endpoints")
+        .join(&info.id)
+        .join("o1.json");
+    let saved = fs::read(&other).unwrap();
+    fs::write(&other, b"not json").unwrap();
+    manager
+        .disconnect("own", &Target::Container("o2".into()))
+        .unwrap();
+    assert!(link(Some("o2"), "eth0").is_none(), "o2 detached");
+    manager
+        .connect(
+            "own",
+            &Target::Container("o2".into()),
+            &AttachRequest::default(),
+        )
+        .unwrap();
+    assert!(link(Some("o2"), "eth0").is_some(), "o2 attached again");
+    manager.remove_container("o2", true).unwrap();
+    assert!(!config.netns_dir.join("o2").exists(), "o2 removed");
+    fs::write(&other, saved).unwrap();
+    manager.remove_container("o1", true).unwrap();
+    manager.remove_network("own").unwrap();
 }

@@ -122,8 +122,14 @@ fn walkthrough() {
     let v4 = iso3.subnets[0].subnet.to_string();
     assert!(v4.starts_with("172.") && v4.ends_with(".0.0/16"), "{v4}");
     let cid1 = start(&manager, "isolated1", "cid1", None, None);
-    // Internal: no gateway is reserved, the first address goes to a container.
-    assert_eq!(cid1.ipv4.unwrap().to_string(), "192.168.10.1/24");
+    // Internal networks too reserve their gateway (.1, as the docs show
+    // it): the first container gets .2, and no default route.
+    assert_eq!(
+        iso1.subnets[0].gateway,
+        Some("192.168.10.1".parse().unwrap())
+    );
+    assert_eq!(cid1.ipv4.unwrap().to_string(), "192.168.10.2/24");
+    assert!(default_routes("cid1", "-4").is_empty());
     let cid2 = start(&manager, "isolated1", "cid2", None, None);
     start(&manager, "isolated3", "cid3", None, None);
     let status = manager
@@ -383,7 +389,11 @@ fn walkthrough() {
             &[("parent", "eth0"), ("ipvlan_mode", "l3")],
         ))
         .unwrap();
-    start(&manager, "ipnet110", "t1", None, None);
+    let t1 = start(&manager, "ipnet110", "t1", None, None);
+    // l3 reserves the gateway too (the docs show an automatic `.2` here),
+    // but routes by device only.
+    assert_eq!(t1.ipv4.unwrap().to_string(), "192.168.110.2/24");
+    assert_eq!(t1.ipv6.unwrap().to_string(), "2001:db8:abc6::2/64");
     start(&manager, "ipnet110", "t2", None, Some("2001:db8:abc6::10"));
     start(&manager, "ipnet110", "t3", Some("192.168.112.30"), None);
     let t4 = start(
@@ -508,7 +518,7 @@ fn walkthrough() {
         assert!(link(None, parent).is_some(), "{parent} re-created");
     }
     assert_eq!(addresses("v6a", "eth0"), addresses_of(&a));
-    assert_eq!(addresses("cid1", "eth0"), vec!["192.168.10.1/24"]);
+    assert_eq!(addresses("cid1", "eth0"), vec!["192.168.10.2/24"]);
     assert_eq!(addresses("l3a", "eth0"), vec!["192.168.214.10/24"]);
     assert!(ping_eventually("cid2", "cid1"));
     assert_eq!(

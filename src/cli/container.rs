@@ -1,6 +1,6 @@
 //! `ipvlan run|exec|rm|ps`.
 
-use crate::driver::{self, AttachRequest, ExecOptions, Manager, Target};
+use crate::driver::{self, AttachRequest, ErrorKind, ExecOptions, Manager, Target};
 
 use super::command::{ExecArgs, RunArgs};
 use super::{output, Failure, EXIT_CANNOT_RUN, EXIT_FAILED, EXIT_NOT_FOUND, EXIT_OK};
@@ -53,21 +53,11 @@ pub fn run(manager: &Manager, args: RunArgs) -> Result<i32, Failure> {
 /// A failed background start: 127 when the command is not found, 126 when
 /// it cannot be run (as `exec` reports them), 125 for anything else.
 fn spawn_failure(container: &str, program: &str, error: &driver::Error) -> Failure {
-    // The driver words a failed spawn "starting PROGRAM: <io error>".
-    let spawn_itself = error.message().starts_with(&format!("starting {program}:"));
-    match error.errno() {
-        Some(libc::ENOENT) if spawn_itself => Failure::command(
-            EXIT_NOT_FOUND,
-            format_args!("run: {program}"),
-            "executable file not found",
-        ),
-        Some(_) if spawn_itself => Failure::command(
-            EXIT_CANNOT_RUN,
-            format_args!("run: {program}"),
-            error
-                .message()
-                .trim_start_matches(&format!("starting {program}: ")),
-        ),
+    match error.kind() {
+        ErrorKind::CommandNotFound => Failure::command(EXIT_NOT_FOUND, "run", error.message()),
+        ErrorKind::CommandNotExecutable => {
+            Failure::command(EXIT_CANNOT_RUN, "run", error.message())
+        }
         _ => Failure::driver(
             format_args!("run: starting {program} in {container}"),
             error,
@@ -132,7 +122,8 @@ mod tests {
 
     #[test]
     fn background_start_failures_map_to_docker_codes() {
-        let not_found = driver::Error::os("starting nope: No such file or directory", libc::ENOENT);
+        let io = std::io::Error::from_raw_os_error;
+        let not_found = driver::Error::spawn("nope", &io(libc::ENOENT));
         let failure = spawn_failure("c1", "nope", &not_found);
         assert_eq!(failure.exit_code(), EXIT_NOT_FOUND);
         assert_eq!(
@@ -140,7 +131,9 @@ mod tests {
             "ipvlan: run: nope: executable file not found"
         );
 
-        let denied = driver::Error::os("starting /etc/passwd: Permission denied", libc::EACCES);
+        // EACCES from execve: the file, not our privileges.
+        let denied = driver::Error::spawn("/etc/passwd", &io(libc::EACCES));
+        assert!(!denied.needs_root());
         let failure = spawn_failure("c1", "/etc/passwd", &denied);
         assert_eq!(failure.exit_code(), EXIT_CANNOT_RUN);
         assert_eq!(
@@ -148,8 +141,12 @@ mod tests {
             "ipvlan: run: /etc/passwd: Permission denied"
         );
 
+        // A log file that cannot be opened, or a fork that fails, is ours.
         let log = driver::Error::os("opening /var/lib/ipvlan/logs/c1.log: gone", libc::ENOENT);
         let failure = spawn_failure("c1", "sleep", &log);
+        assert_eq!(failure.exit_code_for(super::super::help::Topic::Run), 125);
+        let fork = driver::Error::spawn("sleep", &io(libc::EAGAIN));
+        let failure = spawn_failure("c1", "sleep", &fork);
         assert_eq!(failure.exit_code_for(super::super::help::Topic::Run), 125);
     }
 }

@@ -117,9 +117,9 @@ pub fn network_json(network: &NetworkInfo) -> Value {
             if let Some(range) = subnet.ip_range {
                 members.push(("IPRange".to_string(), Value::from(range.to_string())));
             }
-            if !subnet.aux_addresses.is_empty() {
+            if !subnet.aux.is_empty() {
                 let aux = subnet
-                    .aux_addresses
+                    .aux
                     .iter()
                     .map(|(name, address)| (name.clone(), Value::from(address.to_string())));
                 members.push(("AuxiliaryAddresses".to_string(), Value::object(aux)));
@@ -132,6 +132,7 @@ pub fn network_json(network: &NetworkInfo) -> Value {
             endpoint.container.clone(),
             Value::object([
                 ("Name", Value::from(endpoint.container.as_str())),
+                ("EndpointID", Value::from(endpoint.endpoint_id.as_str())),
                 ("MacAddress", Value::from(endpoint.mac.as_str())),
                 ("IPv4Address", address_or_empty(endpoint.ipv4)),
                 ("IPv6Address", address_or_empty(endpoint.ipv6)),
@@ -141,6 +142,7 @@ pub fn network_json(network: &NetworkInfo) -> Value {
     Value::object([
         ("Name", Value::from(network.name.as_str())),
         ("Id", Value::from(network.id.as_str())),
+        ("Created", Value::from(network.created.to_string())),
         ("Scope", Value::from("local")),
         ("Driver", Value::from(network.driver.as_str())),
         ("EnableIPv6", Value::from(network.ipv6)),
@@ -220,16 +222,17 @@ mod tests {
                 subnet: "192.168.1.0/24".parse().unwrap(),
                 gateway: Some("192.168.1.1".parse().unwrap()),
                 ip_range: Some("192.168.1.128/25".parse().unwrap()),
-                aux_addresses: vec![("router".into(), "192.168.1.5".parse().unwrap())],
+                aux: vec![("router".into(), "192.168.1.5".parse().unwrap())],
             },
             SubnetInfo {
                 subnet: "2001:db8::/64".parse().unwrap(),
                 gateway: None,
                 ip_range: None,
-                aux_addresses: Vec::new(),
+                aux: Vec::new(),
             },
         ];
         network.endpoints = vec![EndpointInfo {
+            endpoint_id: "ipv1".into(),
             network: "db_net".into(),
             network_id: network.id.clone(),
             container: "ipv1".into(),
@@ -295,6 +298,10 @@ mod tests {
         assert_eq!(network.get("Name").and_then(Value::as_str), Some("db_net"));
         assert_eq!(network.get("Scope").and_then(Value::as_str), Some("local"));
         assert_eq!(
+            network.get("Created").and_then(Value::as_str),
+            Some("2024-05-01T12:00:00.123456789Z")
+        );
+        assert_eq!(
             network.get("EnableIPv6").and_then(Value::as_bool),
             Some(true)
         );
@@ -344,6 +351,30 @@ mod tests {
             endpoint.get("MacAddress").and_then(Value::as_str),
             Some("02:42:ac:11:00:02")
         );
+        assert_eq!(
+            endpoint.get("EndpointID").and_then(Value::as_str),
+            Some("ipv1")
+        );
+        // Docker's member order.
+        let keys = |value: &Value| -> Vec<String> {
+            value
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(key, _)| key.clone())
+                .collect()
+        };
+        assert_eq!(
+            keys(endpoint),
+            [
+                "Name",
+                "EndpointID",
+                "MacAddress",
+                "IPv4Address",
+                "IPv6Address"
+            ]
+        );
+        assert_eq!(keys(network)[..4], ["Name", "Id", "Created", "Scope"]);
         let options = network.get("Options").expect("Options");
         assert_eq!(options.get("parent").and_then(Value::as_str), Some("eth0"));
         assert_eq!(

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use super::network::endpoint_info;
 use super::options::check_container_name;
 use super::{hosts, net};
-use super::{random_hex, ContainerInfo, Error, ExecOptions, ExitStatusCode, Manager};
+use super::{random_hex, ContainerInfo, Error, ErrorKind, ExecOptions, ExitStatusCode, Manager};
 use crate::netns::{self, Netns};
 
 impl Manager {
@@ -64,7 +64,7 @@ impl Manager {
         check_container_name(name)?;
         let state = self.state.lock()?;
         let path = self.config.netns_dir.join(name);
-        let ours = state.containers()?.iter().any(|c| c == name);
+        let ours = state.has_container(name)?;
         if !path.exists() && !ours {
             return Err(Error::not_found(format!("No such container: {name}")));
         }
@@ -148,6 +148,10 @@ impl Manager {
             if !opts.interactive {
                 command.stdin(Stdio::null());
             }
+            // A Ctrl-C or Ctrl-\ meant for the command reaches us too (same
+            // process group): we must outlive the command to report its
+            // status and, for `run --rm`, to remove the container.
+            let _shield = SignalShield::raise();
             Ok::<_, Error>(command.status())
         })
         .map_err(|e| Error::io(format!("entering container {container}"), &e))??;
@@ -155,7 +159,7 @@ impl Manager {
             Ok(status) => Ok(status
                 .code()
                 .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))),
-            Err(error) => Ok(report_spawn_error(program, &error)),
+            Err(error) => report_spawn_error(Error::spawn(program, &error)),
         }
     }
 
@@ -189,10 +193,34 @@ impl Manager {
                 // must not reach it.
                 .process_group(0)
                 .spawn()
-                .map_err(|e| Error::io(format!("starting {program}"), &e))
+                .map_err(|e| Error::spawn(program, &e))
         })
         .map_err(|e| Error::io(format!("entering container {container}"), &e))??;
         Ok(child.id())
+    }
+}
+
+/// SIGINT and SIGQUIT made harmless to this process while it waits for a
+/// foreground command; the command itself gets the default dispositions.
+/// Restored when dropped.
+struct SignalShield(Vec<crate::sys::SavedSignal>);
+
+impl SignalShield {
+    fn raise() -> SignalShield {
+        SignalShield(
+            [libc::SIGINT, libc::SIGQUIT]
+                .into_iter()
+                .filter_map(|signal| crate::sys::shield_signal(signal).ok())
+                .collect(),
+        )
+    }
+}
+
+impl Drop for SignalShield {
+    fn drop(&mut self) {
+        for saved in &self.0 {
+            let _ = crate::sys::restore_signal(saved);
+        }
     }
 }
 
@@ -228,15 +256,16 @@ fn enter_hosts_view(hosts_file: Option<&Path>) -> Result<(), Error> {
     })
 }
 
-/// `docker run`'s codes: 127 not found, 126 cannot be run.
-fn report_spawn_error(program: &str, error: &std::io::Error) -> ExitStatusCode {
-    if error.kind() == std::io::ErrorKind::NotFound {
-        eprintln!("ipvlan: exec {program}: executable file not found");
-        127
-    } else {
-        eprintln!("ipvlan: exec {program}: {error}");
-        126
-    }
+/// `docker run`'s codes for a command that could not be started: 127 not
+/// found, 126 cannot be run; any other failure is ours (an error).
+fn report_spawn_error(error: Error) -> Result<ExitStatusCode, Error> {
+    let code = match error.kind() {
+        ErrorKind::CommandNotFound => 127,
+        ErrorKind::CommandNotExecutable => 126,
+        _ => return Err(error),
+    };
+    eprintln!("ipvlan: exec {}", error.message());
+    Ok(code)
 }
 
 /// Processes whose network namespace is the one at `path`.
@@ -264,10 +293,5 @@ pub(crate) fn processes_in(path: &Path) -> Vec<u32> {
 
 /// Sends SIGKILL to `pid`; one that is already gone is fine.
 fn kill(pid: u32) {
-    let _ = Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
+    let _ = crate::sys::kill(pid, libc::SIGKILL);
 }

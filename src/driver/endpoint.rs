@@ -203,27 +203,28 @@ impl Manager {
         let networks = state.networks()?;
         let network = find_network(&networks, network)?.clone();
         let id = match target {
-            Target::Container(name) => name.clone(),
+            Target::Container(name) => {
+                super::options::check_container_name(name)?;
+                name.clone()
+            }
             Target::Path(path) if path.parent() == Some(self.config.netns_dir.as_path()) => path
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default(),
             Target::Path(path) => path_endpoint_id(path),
         };
-        let endpoint = state
-            .endpoints(&network.id)?
-            .into_iter()
-            .find(|e| e.id == id)
-            .ok_or_else(|| {
-                let label = match target {
-                    Target::Container(name) => name.clone(),
-                    Target::Path(path) => path.display().to_string(),
-                };
-                Error::not_found(format!(
-                    "container {label} is not connected to network {}",
-                    network.name
-                ))
-            })?;
+        // One record read by id: detach cost must not grow with the
+        // number of endpoints.
+        let endpoint = state.endpoint(&network.id, &id)?.ok_or_else(|| {
+            let label = match target {
+                Target::Container(name) => name.clone(),
+                Target::Path(path) => path.display().to_string(),
+            };
+            Error::not_found(format!(
+                "container {label} is not connected to network {}",
+                network.name
+            ))
+        })?;
         self.detach(&state, &networks, &network, endpoint)
     }
 

@@ -22,6 +22,11 @@ pub enum ErrorKind {
     PermissionDenied,
     /// A kernel or file operation failed.
     OperationFailed,
+    /// The command to run in a container does not exist (`docker run`'s 127).
+    CommandNotFound,
+    /// The command to run exists but cannot be executed: not executable,
+    /// a directory, not a program (`docker run`'s 126).
+    CommandNotExecutable,
 }
 
 /// A driver error: its kind, the message (behaviour.md's texts) and the
@@ -101,6 +106,51 @@ impl Error {
         match error.raw_os_error() {
             Some(errno) => Error::os(format!("{what}: {error}"), errno),
             None => Error::failed(format!("{what}: {error}")),
+        }
+    }
+
+    /// A command that could not be started: not found (ENOENT, ENOTDIR) and
+    /// cannot be executed (EACCES, ENOEXEC, ...) get their own kinds, never
+    /// [`ErrorKind::PermissionDenied`] (an EACCES from execve says nothing
+    /// about our privileges); anything else (EAGAIN, ENOMEM) is ours.
+    ///
+    /// ```
+    /// use ipvlan::driver::{Error, ErrorKind};
+    /// let denied = std::io::Error::from_raw_os_error(libc::EACCES);
+    /// let error = Error::spawn("/etc/hosts", &denied);
+    /// assert_eq!(error.kind(), ErrorKind::CommandNotExecutable);
+    /// assert_eq!(error.to_string(), "/etc/hosts: Permission denied");
+    /// ```
+    pub fn spawn(program: &str, error: &std::io::Error) -> Error {
+        let errno = error.raw_os_error();
+        let kind = match errno {
+            Some(libc::ENOENT | libc::ENOTDIR) => ErrorKind::CommandNotFound,
+            Some(
+                libc::EACCES
+                | libc::EPERM
+                | libc::ENOEXEC
+                | libc::EISDIR
+                | libc::ETXTBSY
+                | libc::ELOOP
+                | libc::ENAMETOOLONG
+                | libc::ELIBBAD,
+            ) => ErrorKind::CommandNotExecutable,
+            _ => return Error::io(format!("starting {program}"), error),
+        };
+        let why = if kind == ErrorKind::CommandNotFound {
+            "executable file not found".to_string()
+        } else {
+            // The system's text without std's " (os error N)" suffix.
+            let text = error.to_string();
+            text.split(" (os error ")
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        };
+        Error {
+            kind,
+            message: format!("{program}: {why}"),
+            errno,
         }
     }
 

@@ -1,11 +1,11 @@
 //! The driver's use of [`crate::ipam`]: subnets from the request, default
-//! pools, overlap checks, default gateways.
+//! pools, overlap checks.
 
 use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use super::state::{info_of, spec_of, Locked, NetworkRecord};
+use super::state::{Locked, NetworkRecord};
 use super::{net, Error, NetworkCreate, SubnetInfo};
 use crate::ipam::{self, Avoid, IpamError, SubnetSpec};
 
@@ -23,14 +23,13 @@ pub(crate) fn from_ipam(error: IpamError) -> Error {
 
 /// The request's subnets with their gateways, ranges and aux addresses.
 pub(crate) fn match_subnets(req: &NetworkCreate) -> Result<Vec<SubnetInfo>, Error> {
-    let specs = ipam::match_subnets(
+    ipam::match_subnets(
         &req.subnets,
         &req.gateways,
         &req.ip_ranges,
         &req.aux_addresses,
     )
-    .map_err(from_ipam)?;
-    Ok(specs.iter().map(info_of).collect())
+    .map_err(from_ipam)
 }
 
 /// Refuses subnets overlapping another network's.
@@ -38,11 +37,10 @@ pub(crate) fn check_overlaps(
     subnets: &[SubnetInfo],
     networks: &[NetworkRecord],
 ) -> Result<(), Error> {
-    let specs: Vec<SubnetSpec> = subnets.iter().map(spec_of).collect();
     let existing = networks
         .iter()
         .flat_map(|n| n.subnets.iter().map(move |s| (n.name.as_str(), s.subnet)));
-    ipam::check_overlaps(&specs, existing).map_err(from_ipam)
+    ipam::check_overlaps(subnets, existing).map_err(from_ipam)
 }
 
 /// The nameservers of /etc/resolv.conf (none when it cannot be read).
@@ -79,21 +77,12 @@ pub(crate) fn add_defaults(
     };
     if !has_v4 {
         let subnet = ipam::default_ipv4_subnet(avoid).map_err(from_ipam)?;
-        subnets.insert(0, info_of(&SubnetSpec::new(subnet)));
+        subnets.insert(0, SubnetSpec::new(subnet));
     }
     if ipv6 && !has_v6 {
         let host_id = state.host_id()?;
         let subnet = ipam::default_ipv6_subnet(&host_id, avoid).map_err(from_ipam)?;
-        subnets.push(info_of(&SubnetSpec::new(subnet)));
+        subnets.push(SubnetSpec::new(subnet));
     }
     Ok(())
-}
-
-/// Gives every subnet without a gateway its first usable address.
-pub(crate) fn fill_default_gateways(subnets: &mut [SubnetInfo]) {
-    let mut specs: Vec<SubnetSpec> = subnets.iter().map(spec_of).collect();
-    ipam::fill_default_gateways(&mut specs);
-    for (subnet, spec) in subnets.iter_mut().zip(specs) {
-        subnet.gateway = spec.gateway;
-    }
 }

@@ -125,37 +125,18 @@ impl Config {
     }
 }
 
-/// The ipvlan mode of a network (`-o ipvlan_mode=`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Mode {
-    /// Layer 2: slaves answer ARP, a gateway is routed to.
-    #[default]
-    L2,
-    /// Layer 3: the parent routes, slaves are NOARP.
-    L3,
-    /// Layer 3 with netfilter hooks (kernel 4.9+).
-    L3s,
-}
+// The ipvlan mode and flag of a network (`-o ipvlan_mode=`, `-o
+// ipvlan_flag=`) are the stored ones: one type each serves the records and
+// the driver.
+pub use crate::store::{Flag, Mode};
 
 impl Mode {
-    /// The option value (`l2`, `l3`, `l3s`).
-    ///
-    /// ```
-    /// assert_eq!(ipvlan::driver::Mode::L3s.as_str(), "l3s");
-    /// ```
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::L2 => "l2",
-            Mode::L3 => "l3",
-            Mode::L3s => "l3s",
-        }
-    }
-
     /// Parses an option value, case-sensitively, with Docker's error text.
     ///
     /// ```
     /// use ipvlan::driver::Mode;
     /// assert_eq!(Mode::parse("l3").unwrap(), Mode::L3);
+    /// assert_eq!(Mode::L3s.as_str(), "l3s");
     /// assert!(Mode::parse("L2").is_err());
     /// ```
     pub fn parse(value: &str) -> Result<Mode, Error> {
@@ -170,37 +151,20 @@ impl Mode {
     }
 }
 
-/// The ipvlan flag of a network (`-o ipvlan_flag=`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Flag {
-    /// Slaves of one parent talk to each other directly.
-    #[default]
-    Bridge,
-    /// Slaves of one parent cannot talk to each other.
-    Private,
-    /// Traffic between slaves goes through the external switch.
-    Vepa,
+/// `l2`, Docker's default.
+impl Default for Mode {
+    fn default() -> Mode {
+        Mode::L2
+    }
 }
 
 impl Flag {
-    /// The option value (`bridge`, `private`, `vepa`).
-    ///
-    /// ```
-    /// assert_eq!(ipvlan::driver::Flag::Vepa.as_str(), "vepa");
-    /// ```
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Flag::Bridge => "bridge",
-            Flag::Private => "private",
-            Flag::Vepa => "vepa",
-        }
-    }
-
     /// Parses an option value, case-sensitively, with Docker's error text.
     ///
     /// ```
     /// use ipvlan::driver::Flag;
     /// assert_eq!(Flag::parse("private").unwrap(), Flag::Private);
+    /// assert_eq!(Flag::Vepa.as_str(), "vepa");
     /// assert!(Flag::parse("Bridge").is_err());
     /// ```
     pub fn parse(value: &str) -> Result<Flag, Error> {
@@ -212,6 +176,13 @@ impl Flag {
                 "requested ipvlan flag '{other}' is not valid, 'bridge' is the ipvlan driver default"
             ))),
         }
+    }
+}
+
+/// `bridge`, Docker's default.
+impl Default for Flag {
+    fn default() -> Flag {
+        Flag::Bridge
     }
 }
 
@@ -261,18 +232,12 @@ impl NetworkCreate {
     }
 }
 
-/// One subnet of a network with what belongs to it (`IPAM.Config[]`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SubnetInfo {
-    /// The subnet.
-    pub subnet: IpNet,
-    /// Its gateway (given or the first usable address), if any.
-    pub gateway: Option<IpAddr>,
-    /// Its allocation range, if given.
-    pub ip_range: Option<IpNet>,
-    /// Its reserved auxiliary addresses.
-    pub aux_addresses: Vec<(String, IpAddr)>,
-}
+/// One subnet of a network with what belongs to it (`IPAM.Config[]`): the
+/// address manager's own description, also what is stored. Its gateway is
+/// the one given, or the first usable address of its ip-range or subnet
+/// (`None` only in records made before every subnet had one, or when the
+/// range holds no usable address).
+pub type SubnetInfo = crate::ipam::SubnetSpec;
 
 /// A network as stored, with its endpoints (for `network ls|inspect`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -281,6 +246,8 @@ pub struct NetworkInfo {
     pub id: String,
     /// The name given at create.
     pub name: String,
+    /// When the network was created (`inspect`'s `Created`).
+    pub created: crate::store::Timestamp,
     /// Always `ipvlan`.
     pub driver: String,
     /// ipvlan mode.
@@ -324,6 +291,10 @@ impl NetworkInfo {
         NetworkInfo {
             id: "0123456789abcdef".repeat(4),
             name: "example".into(),
+            created: crate::store::Timestamp {
+                secs: 1_714_564_800,
+                nanos: 123_456_789,
+            },
             driver: "ipvlan".into(),
             mode: Mode::L2,
             flag: Flag::Bridge,
@@ -343,6 +314,10 @@ impl NetworkInfo {
 /// One attachment of a namespace to a network.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndpointInfo {
+    /// The endpoint's ID, unique within its network (`inspect`'s
+    /// `EndpointID`): the container name, or `path_...` for a namespace
+    /// given by path.
+    pub endpoint_id: String,
     /// Network name.
     pub network: String,
     /// Network ID.

@@ -88,9 +88,9 @@ impl Manager {
         // Default subnets: IPv4 always, IPv6 when asked for.
         let ipv6 = req.ipv6 || subnets.iter().any(|s| s.subnet.addr().is_ipv6());
         ipam_glue::add_defaults(&mut subnets, ipv6, &networks, &state)?;
-        if opts.mode == super::Mode::L2 && !internal {
-            ipam_glue::fill_default_gateways(&mut subnets);
-        }
+        // Every subnet has a gateway, as in the docs (Docker up to v27): in
+        // l3/l3s and internal networks it is reserved but never routed to.
+        crate::ipam::fill_default_gateways(&mut subnets);
 
         let (parent_name, origin) = match &plan {
             // A parent another network of ours created stays ours: whichever
@@ -108,16 +108,17 @@ impl Manager {
                 vlan_id,
             } => (
                 name.clone(),
-                ParentOrigin::Vlan {
+                ParentOrigin::VlanCreated {
                     link: base.name.clone(),
                     vlan_id: *vlan_id,
                 },
             ),
-            ParentPlan::Dummy(name) => (name.clone(), ParentOrigin::Dummy),
+            ParentPlan::Dummy(name) => (name.clone(), ParentOrigin::DummyCreated),
         };
         let mut record = NetworkRecord {
             id: id.clone(),
             name: req.name.clone(),
+            driver: "ipvlan".into(),
             mode: opts.mode,
             flag: opts.flag,
             parent: parent_name,
@@ -275,8 +276,8 @@ impl Manager {
         }
         if let Ok(Some(link)) = net::link_by_name(None, &record.parent) {
             let kind_matches = match &record.parent_origin {
-                ParentOrigin::Dummy => link.kind.as_deref() == Some("dummy"),
-                ParentOrigin::Vlan { vlan_id, .. } => {
+                ParentOrigin::DummyCreated => link.kind.as_deref() == Some("dummy"),
+                ParentOrigin::VlanCreated { vlan_id, .. } => {
                     link.kind.as_deref() == Some("vlan") && link.vlan_id == Some(*vlan_id)
                 }
                 ParentOrigin::Existing => false,
@@ -411,6 +412,7 @@ pub(crate) fn endpoint_label(endpoint: &EndpointRecord) -> String {
 
 pub(crate) fn endpoint_info(network: &NetworkRecord, endpoint: &EndpointRecord) -> EndpointInfo {
     EndpointInfo {
+        endpoint_id: endpoint.id.clone(),
         network: network.name.clone(),
         network_id: network.id.clone(),
         container: endpoint_label(endpoint),
@@ -435,6 +437,7 @@ pub(crate) fn network_info(record: &NetworkRecord, endpoints: Vec<EndpointRecord
     NetworkInfo {
         id: record.id.clone(),
         name: record.name.clone(),
+        created: record.created,
         driver: "ipvlan".into(),
         mode: record.mode,
         flag: record.flag,

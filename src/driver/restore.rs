@@ -47,7 +47,7 @@ impl Manager {
             let parent = match net::link_by_name(None, &network.parent)? {
                 Some(link) => Some(link),
                 None => match &network.parent_origin {
-                    ParentOrigin::Dummy => match net::create_dummy(&network.parent) {
+                    ParentOrigin::DummyCreated => match net::create_dummy(&network.parent) {
                         Ok(link) => {
                             report.parents_recreated.push(label);
                             Some(link)
@@ -57,26 +57,28 @@ impl Manager {
                             None
                         }
                     },
-                    ParentOrigin::Vlan { link, vlan_id } => match net::link_by_name(None, link)? {
-                        Some(base) => {
-                            match net::create_vlan(&network.parent, base.index, *vlan_id) {
-                                Ok(created) => {
-                                    report.parents_recreated.push(label);
-                                    Some(created)
-                                }
-                                Err(error) => {
-                                    report.errors.push(format!("{label}: {error}"));
-                                    None
+                    ParentOrigin::VlanCreated { link, vlan_id } => {
+                        match net::link_by_name(None, link)? {
+                            Some(base) => {
+                                match net::create_vlan(&network.parent, base.index, *vlan_id) {
+                                    Ok(created) => {
+                                        report.parents_recreated.push(label);
+                                        Some(created)
+                                    }
+                                    Err(error) => {
+                                        report.errors.push(format!("{label}: {error}"));
+                                        None
+                                    }
                                 }
                             }
+                            None => {
+                                report
+                                    .parents_missing
+                                    .push(format!("{label} (its link {link} is missing too)"));
+                                None
+                            }
                         }
-                        None => {
-                            report
-                                .parents_missing
-                                .push(format!("{label} (its link {link} is missing too)"));
-                            None
-                        }
-                    },
+                    }
                     ParentOrigin::Existing => {
                         report.parents_missing.push(label);
                         None

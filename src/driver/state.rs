@@ -9,71 +9,16 @@ use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
 
-use super::{Config, Error, Flag, Mode, SubnetInfo};
-use crate::ipam::{self, Family, SubnetSpec};
+use super::{Config, Error};
+use crate::ipam::{self, Family};
 use crate::json::Value;
 use crate::store::{self, StateDir, StoreError, Timestamp};
 
-/// Who made a network's parent link.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum ParentOrigin {
-    /// Existed before; never modified or deleted.
-    Existing,
-    /// An 802.1Q link we created on `link`.
-    Vlan { link: String, vlan_id: u16 },
-    /// A dummy we created.
-    Dummy,
-}
-
-/// Life-cycle of a network: the intent journal of create and rm.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum NetworkState {
-    Creating,
-    Created,
-    Removing,
-}
-
-/// Life-cycle of an endpoint: the intent journal of attach and detach.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum EndpointState {
-    Attaching,
-    Attached,
-    Detaching,
-}
-
-/// A stored network.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct NetworkRecord {
-    pub id: String,
-    pub name: String,
-    pub mode: Mode,
-    pub flag: Flag,
-    pub parent: String,
-    pub parent_origin: ParentOrigin,
-    pub internal: bool,
-    pub ipv6: bool,
-    pub mtu: Option<u32>,
-    pub subnets: Vec<SubnetInfo>,
-    pub options: Vec<(String, String)>,
-    pub state: NetworkState,
-    pub created: Timestamp,
-}
-
-/// A stored endpoint.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct EndpointRecord {
-    /// Unique per network: the container name, or derived from the path.
-    pub id: String,
-    pub network_id: String,
-    pub container: Option<String>,
-    pub netns: String,
-    pub ifname: String,
-    pub mac: Option<String>,
-    pub ipv4: Option<IpNet>,
-    pub ipv6: Option<IpNet>,
-    pub state: EndpointState,
-    pub created: Timestamp,
-}
+// Networks and endpoints are stored as the driver sees them: one type
+// each serves both.
+pub(crate) use crate::store::{
+    EndpointRecord, EndpointState, NetworkRecord, NetworkState, ParentOrigin,
+};
 
 /// What to allocate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,156 +43,6 @@ pub(crate) fn from_store(error: StoreError) -> Error {
         Error::os(text, libc::EACCES)
     } else {
         Error::failed(text)
-    }
-}
-
-fn mode_to_store(mode: Mode) -> store::Mode {
-    match mode {
-        Mode::L2 => store::Mode::L2,
-        Mode::L3 => store::Mode::L3,
-        Mode::L3s => store::Mode::L3s,
-    }
-}
-
-fn mode_from_store(mode: store::Mode) -> Mode {
-    match mode {
-        store::Mode::L2 => Mode::L2,
-        store::Mode::L3 => Mode::L3,
-        store::Mode::L3s => Mode::L3s,
-    }
-}
-
-fn flag_to_store(flag: Flag) -> store::Flag {
-    match flag {
-        Flag::Bridge => store::Flag::Bridge,
-        Flag::Private => store::Flag::Private,
-        Flag::Vepa => store::Flag::Vepa,
-    }
-}
-
-fn flag_from_store(flag: store::Flag) -> Flag {
-    match flag {
-        store::Flag::Bridge => Flag::Bridge,
-        store::Flag::Private => Flag::Private,
-        store::Flag::Vepa => Flag::Vepa,
-    }
-}
-
-pub(crate) fn spec_of(subnet: &SubnetInfo) -> SubnetSpec {
-    SubnetSpec {
-        subnet: subnet.subnet,
-        gateway: subnet.gateway,
-        ip_range: subnet.ip_range,
-        aux: subnet.aux_addresses.clone(),
-    }
-}
-
-pub(crate) fn info_of(spec: &SubnetSpec) -> SubnetInfo {
-    SubnetInfo {
-        subnet: spec.subnet,
-        gateway: spec.gateway,
-        ip_range: spec.ip_range,
-        aux_addresses: spec.aux.clone(),
-    }
-}
-
-impl NetworkRecord {
-    fn to_store(&self) -> store::NetworkRecord {
-        store::NetworkRecord {
-            id: self.id.clone(),
-            name: self.name.clone(),
-            driver: "ipvlan".into(),
-            mode: mode_to_store(self.mode),
-            flag: flag_to_store(self.flag),
-            parent: self.parent.clone(),
-            parent_origin: match &self.parent_origin {
-                ParentOrigin::Existing => store::ParentOrigin::Existing,
-                ParentOrigin::Vlan { link, vlan_id } => store::ParentOrigin::VlanCreated {
-                    link: link.clone(),
-                    vlan_id: *vlan_id,
-                },
-                ParentOrigin::Dummy => store::ParentOrigin::DummyCreated,
-            },
-            internal: self.internal,
-            ipv6: self.ipv6,
-            mtu: self.mtu,
-            subnets: self.subnets.iter().map(spec_of).collect(),
-            created: self.created,
-            options: self.options.clone(),
-            state: match self.state {
-                NetworkState::Creating => store::NetworkState::Creating,
-                NetworkState::Created => store::NetworkState::Created,
-                NetworkState::Removing => store::NetworkState::Removing,
-            },
-        }
-    }
-
-    fn from_store(record: store::NetworkRecord) -> NetworkRecord {
-        NetworkRecord {
-            mode: mode_from_store(record.mode),
-            flag: flag_from_store(record.flag),
-            parent_origin: match record.parent_origin {
-                store::ParentOrigin::Existing => ParentOrigin::Existing,
-                store::ParentOrigin::VlanCreated { link, vlan_id } => {
-                    ParentOrigin::Vlan { link, vlan_id }
-                }
-                store::ParentOrigin::DummyCreated => ParentOrigin::Dummy,
-            },
-            subnets: record.subnets.iter().map(info_of).collect(),
-            state: match record.state {
-                store::NetworkState::Creating => NetworkState::Creating,
-                store::NetworkState::Created => NetworkState::Created,
-                store::NetworkState::Removing => NetworkState::Removing,
-            },
-            id: record.id,
-            name: record.name,
-            parent: record.parent,
-            internal: record.internal,
-            ipv6: record.ipv6,
-            mtu: record.mtu,
-            options: record.options,
-            created: record.created,
-        }
-    }
-}
-
-impl EndpointRecord {
-    fn to_store(&self) -> store::EndpointRecord {
-        store::EndpointRecord {
-            id: self.id.clone(),
-            network_id: self.network_id.clone(),
-            container: self.container.clone(),
-            netns: self.netns.clone(),
-            ifname: self.ifname.clone(),
-            mac: self.mac.clone(),
-            ipv4: self.ipv4,
-            ipv6: self.ipv6,
-            state: match self.state {
-                EndpointState::Attaching => store::EndpointState::Attaching,
-                EndpointState::Attached => store::EndpointState::Attached,
-                EndpointState::Detaching => store::EndpointState::Detaching,
-            },
-            created: self.created,
-        }
-    }
-
-    fn from_store(record: store::EndpointRecord) -> EndpointRecord {
-        EndpointRecord {
-            state: match record.state {
-                store::EndpointState::Attaching => EndpointState::Attaching,
-                store::EndpointState::Attached => EndpointState::Attached,
-                store::EndpointState::Detaching => EndpointState::Detaching,
-            },
-            id: record.id,
-            network_id: record.network_id,
-            container: record.container,
-            netns: record.netns,
-            ifname: record.ifname,
-            mac: record.mac,
-            ipv4: record.ipv4,
-            ipv6: record.ipv6,
-            created: record.created,
-        }
     }
 }
 
@@ -282,22 +77,14 @@ impl Locked<'_> {
     }
 
     pub(crate) fn networks(&self) -> Result<Vec<NetworkRecord>, Error> {
-        let mut records: Vec<NetworkRecord> = self
-            .inner
-            .borrow()
-            .networks()
-            .map_err(from_store)?
-            .into_iter()
-            .map(NetworkRecord::from_store)
-            .collect();
-        records.sort_by(|a, b| a.created.cmp(&b.created).then(a.name.cmp(&b.name)));
-        Ok(records)
+        // Oldest first (then by name), as the store lists them.
+        self.inner.borrow().networks().map_err(from_store)
     }
 
     pub(crate) fn put_network(&self, record: &NetworkRecord) -> Result<(), Error> {
         self.inner
             .borrow_mut()
-            .put_network(&record.to_store())
+            .put_network(record)
             .map_err(from_store)
     }
 
@@ -311,18 +98,12 @@ impl Locked<'_> {
             .map_err(from_store)
     }
 
-    /// Endpoints of one network.
+    /// Endpoints of one network, oldest first.
     pub(crate) fn endpoints(&self, network_id: &str) -> Result<Vec<EndpointRecord>, Error> {
-        let mut records: Vec<EndpointRecord> = self
-            .inner
+        self.inner
             .borrow()
             .endpoints_of(network_id)
-            .map_err(from_store)?
-            .into_iter()
-            .map(EndpointRecord::from_store)
-            .collect();
-        records.sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
-        Ok(records)
+            .map_err(from_store)
     }
 
     /// One endpoint of a network by id.
@@ -331,18 +112,16 @@ impl Locked<'_> {
         network_id: &str,
         id: &str,
     ) -> Result<Option<EndpointRecord>, Error> {
-        Ok(self
-            .inner
+        self.inner
             .borrow()
             .endpoint(network_id, id)
-            .map_err(from_store)?
-            .map(EndpointRecord::from_store))
+            .map_err(from_store)
     }
 
     pub(crate) fn put_endpoint(&self, record: &EndpointRecord) -> Result<(), Error> {
         self.inner
             .borrow_mut()
-            .put_endpoint(&record.to_store())
+            .put_endpoint(record)
             .map_err(from_store)
     }
 
@@ -366,6 +145,16 @@ impl Locked<'_> {
             .collect();
         names.sort();
         Ok(names)
+    }
+
+    /// Whether a container record exists (one read, not a listing).
+    pub(crate) fn has_container(&self, name: &str) -> Result<bool, Error> {
+        Ok(self
+            .inner
+            .borrow()
+            .record(CONTAINERS, name)
+            .map_err(from_store)?
+            .is_some())
     }
 
     pub(crate) fn put_container(&self, name: &str) -> Result<(), Error> {
@@ -401,14 +190,14 @@ impl Locked<'_> {
         };
         self.inner
             .borrow_mut()
-            .allocate(&network.to_store(), request, owner)
+            .allocate(network, request, owner)
             .map_err(from_store)
     }
 
     pub(crate) fn release(&self, network: &NetworkRecord, address: IpAddr) -> Result<(), Error> {
         self.inner
             .borrow_mut()
-            .release(&network.to_store(), address)
+            .release(network, address)
             .map(drop)
             .map_err(from_store)
     }
@@ -416,8 +205,7 @@ impl Locked<'_> {
     /// Frees addresses of `network` whose owner has no endpoint record
     /// (left by a crash between allocation and record); returns how many.
     pub(crate) fn release_orphans(&self, network: &NetworkRecord) -> Result<usize, Error> {
-        let record = network.to_store();
-        let held = self.inner.borrow().addresses(&record).map_err(from_store)?;
+        let held = self.inner.borrow().addresses(network).map_err(from_store)?;
         let mut freed = 0;
         for (address, owner) in held {
             if self.endpoint(&network.id, &owner)?.is_none() {

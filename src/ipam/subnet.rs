@@ -74,9 +74,22 @@ impl SubnetSpec {
             .find(|a| !self.is_structural(*a))
     }
 
-    /// The gateway, or the first usable address when none is set.
+    /// The gateway Docker (up to v27) picks when none is given: the first
+    /// address of the ip-range (or of the subnet) that is neither structural
+    /// nor an aux address: `.1`, `prefix::1` without a range. `None` when
+    /// the range holds no such address.
+    pub fn default_gateway(&self) -> Option<IpAddr> {
+        let (first, last) = self.allocation_bounds();
+        // Stops after at most aux.len() + 2 steps: only the network address
+        // and the aux addresses can be skipped before a usable one.
+        (first..=last)
+            .map(|v| from_u128(self.family(), v))
+            .find(|a| !self.is_structural(*a) && !self.aux.iter().any(|(_, x)| x == a))
+    }
+
+    /// The gateway, or the default one when none is set.
     pub fn gateway_or_default(&self) -> Option<IpAddr> {
-        self.gateway.or_else(|| self.first_usable())
+        self.gateway.or_else(|| self.default_gateway())
     }
 
     /// Inclusive bounds, as integers, of automatic allocation: the
@@ -222,11 +235,12 @@ pub fn match_subnets(
     Ok(specs)
 }
 
-/// Gives every subnet without a gateway its first usable address.
+/// Gives every subnet without a gateway its default one
+/// ([`SubnetSpec::default_gateway`]).
 pub fn fill_default_gateways(specs: &mut [SubnetSpec]) {
     for spec in specs {
         if spec.gateway.is_none() {
-            spec.gateway = spec.first_usable();
+            spec.gateway = spec.default_gateway();
         }
     }
 }

@@ -158,11 +158,19 @@ macro_rules! text_enum {
 
 text_enum!(
     /// `ipvlan_mode` (case-sensitive, as Docker).
-    Mode { /** `l2` */ L2 = "l2", /** `l3` */ L3 = "l3", /** `l3s` */ L3s = "l3s" }
+    Mode {
+        /** `l2`: slaves answer ARP, a gateway is routed to. */ L2 = "l2",
+        /** `l3`: the parent routes, slaves are NOARP. */ L3 = "l3",
+        /** `l3s`: `l3` with netfilter hooks (kernel 4.9+). */ L3s = "l3s"
+    }
 );
 text_enum!(
     /// `ipvlan_flag`.
-    Flag { /** `bridge` */ Bridge = "bridge", /** `private` */ Private = "private", /** `vepa` */ Vepa = "vepa" }
+    Flag {
+        /** `bridge`: slaves of one parent talk to each other directly. */ Bridge = "bridge",
+        /** `private`: slaves of one parent cannot talk to each other. */ Private = "private",
+        /** `vepa`: traffic between slaves goes through the external switch. */ Vepa = "vepa"
+    }
 );
 text_enum!(
     /// Where a network is in its life: written `Creating` before the first

@@ -260,13 +260,11 @@ pub fn set_disable_ipv6(ns: &Netns, ifname: &str, disabled: bool) -> io::Result<
     )
 }
 
+/// Interface names go into a `/proc/sys` path: the kernel's own rule
+/// ([`crate::rtnl::link::is_valid_ifname`]) keeps them one path component.
+/// (Network namespace names follow another rule, see [`named_path`].)
 fn check_ifname(ifname: &str) -> io::Result<()> {
-    let bad = ifname.is_empty()
-        || ifname.len() > 15
-        || ifname.contains(['/', '\0'])
-        || ifname == "."
-        || ifname == "..";
-    if bad {
+    if !crate::rtnl::link::is_valid_ifname(ifname) {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             format!("invalid interface name {ifname:?}"),

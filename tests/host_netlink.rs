@@ -807,3 +807,28 @@ fn batched_delete_larger_than_the_send_buffer() {
         assert_eq!(h.links().unwrap().len(), 1, "only lo is left");
     });
 }
+
+/// The sysctl helpers take interface names, with the kernel's rule for
+/// them: what `ip link` would refuse is refused before any path is built.
+#[test]
+fn sysctl_helpers_refuse_what_is_not_an_interface_name() {
+    in_fresh_netns(|| {
+        let here = Netns::current().unwrap();
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "a:b",
+            "a b",
+            "a\tb",
+            "sixteen_bytes_xx",
+        ] {
+            let err = netns::disable_ipv6(&here, bad).expect_err(bad);
+            assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{bad:?}");
+            let err = netns::set_disable_ipv6(&here, bad, true).expect_err(bad);
+            assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{bad:?}");
+        }
+        assert!(!netns::disable_ipv6(&here, "lo").unwrap());
+    });
+}

@@ -403,16 +403,23 @@ impl LinkSpec {
     }
 }
 
-/// Rejects names the kernel would refuse (empty, too long, '/', whitespace).
-pub fn check_ifname(name: &str) -> Result<()> {
-    let bad = name.is_empty()
+/// Whether the kernel accepts `name` as an interface name (its
+/// `dev_valid_name`): 1 to 15 bytes, not `.` or `..`, no '/', ':',
+/// whitespace or NUL. Such a name is also safe as one path component
+/// (`/proc/sys/net/ipv6/conf/NAME`).
+pub fn is_valid_ifname(name: &str) -> bool {
+    !(name.is_empty()
         || name.len() > IFNAME_MAX
         || name == "."
         || name == ".."
         || name
             .bytes()
-            .any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace() || b == 0);
-    if bad {
+            .any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace() || b == 0))
+}
+
+/// Rejects names the kernel would refuse ([`is_valid_ifname`]).
+pub fn check_ifname(name: &str) -> Result<()> {
+    if !is_valid_ifname(name) {
         return Err(Error::invalid(format!(
             "invalid interface name {name:?} (1 to {IFNAME_MAX} bytes, no '/', ':' or spaces)"
         )));

@@ -18,7 +18,8 @@ use super::StoreError;
 use crate::ipam::{self, NetworkName, Request, SubnetSpec};
 use crate::json::{self, Value};
 
-/// Default location of the state directory.
+/// Default location of the state directory: the crate's one definition
+/// (see [`StateDir::default_path`] for the environment override).
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/ipvlan";
 /// Environment variable overriding [`DEFAULT_STATE_DIR`].
 pub const STATE_DIR_ENV: &str = "IPVLAN_STATE_DIR";
@@ -57,7 +58,8 @@ fn check_name(what: &'static str, name: &str) -> Result<(), StoreError> {
     }
 }
 
-/// `bytes` random bytes from the kernel, as lowercase hex (IDs).
+/// `bytes` random bytes from the kernel, as lowercase hex: the crate's
+/// generator of IDs (networks, endpoints, host id, temporary names).
 pub fn random_hex(bytes: usize) -> io::Result<String> {
     let mut buf = vec![0u8; bytes];
     File::open("/dev/urandom")?.read_exact(&mut buf)?;

@@ -231,59 +231,73 @@ pub fn kill(pid: u32, signal: i32) -> io::Result<()> {
     Ok(())
 }
 
-/// A signal's disposition before [`shield_signal`] changed it, for
-/// [`restore_signal`].
+/// A signal's disposition before [`ignore_signal`] changed it, for
+/// [`restore_signal`] and [`default_signals_in_child`].
 pub struct SavedSignal {
     signal: i32,
-    previous: Option<libc::sigaction>,
+    previous: libc::sigaction,
 }
 
-/// The handler [`shield_signal`] installs: the signal is caught and
-/// dropped.
-extern "C" fn drop_signal(_signal: libc::c_int) {}
+impl SavedSignal {
+    /// Whether the signal was already ignored before (children then keep
+    /// it ignored, as they would have anyway).
+    pub fn was_ignored(&self) -> bool {
+        self.previous.sa_sigaction == libc::SIG_IGN
+    }
+}
 
-/// Makes `signal` harmless to this process (while it waits for a child,
-/// as `system(3)` does) without passing that on to children: it installs a
-/// handler that does nothing, which `execve` resets to the default in a
-/// child, where `SIG_IGN` would be inherited. A signal that is already
-/// ignored is left so (children inherit that, as they would have anyway).
-pub fn shield_signal(signal: i32) -> io::Result<SavedSignal> {
-    // SAFETY: sigaction is plain old data; all-zero is a valid value.
+/// Ignores `signal` in this process (while it waits for a child, as
+/// `system(3)` does). `SIG_IGN` rather than a handler that does nothing: an
+/// ignored signal is dropped when it is sent, so none is left pending to
+/// strike (another thread) once the disposition is restored.
+pub fn ignore_signal(signal: i32) -> io::Result<SavedSignal> {
+    // SAFETY: sigaction is plain old data; all-zero is a valid value
+    // (SIG_DFL, no flags, empty mask) that is then filled in.
+    let mut action: libc::sigaction = unsafe { mem::zeroed() };
+    action.sa_sigaction = libc::SIG_IGN;
+    // SAFETY: as above.
     let mut previous: libc::sigaction = unsafe { mem::zeroed() };
-    // SAFETY: a null new action only reads the current one into `previous`,
-    // a live, writable sigaction.
-    retry(|| unsafe { libc::sigaction(signal, std::ptr::null(), &mut previous) })?;
-    if previous.sa_sigaction == libc::SIG_IGN {
-        return Ok(SavedSignal {
-            signal,
-            previous: None,
+    // SAFETY: both pointers are live borrows of sigaction values for the call.
+    retry(|| unsafe { libc::sigaction(signal, &action, &mut previous) })?;
+    Ok(SavedSignal { signal, previous })
+}
+
+/// Puts back the disposition [`ignore_signal`] replaced.
+pub fn restore_signal(saved: &SavedSignal) -> io::Result<()> {
+    // SAFETY: `saved.previous` is the sigaction the kernel gave us for this
+    // signal, alive for the call; a null old-action pointer is allowed.
+    retry(|| unsafe { libc::sigaction(saved.signal, &saved.previous, std::ptr::null_mut()) })?;
+    Ok(())
+}
+
+/// Makes the child `command` starts take the default disposition for each
+/// signal of `saved` that this process did not already ignore before
+/// [`ignore_signal`] (an ignored disposition survives `execve`).
+pub fn default_signals_in_child(command: &mut std::process::Command, saved: &[SavedSignal]) {
+    use std::os::unix::process::CommandExt;
+    let signals: Vec<i32> = saved
+        .iter()
+        .filter(|s| !s.was_ignored())
+        .map(|s| s.signal)
+        .collect();
+    if signals.is_empty() {
+        return;
+    }
+    // SAFETY: the closure runs in the forked child before execve, where only
+    // async-signal-safe calls are allowed: it allocates nothing (the list is
+    // built above) and calls only sigaction(2) on a zeroed (SIG_DFL) action
+    // living on its stack.
+    unsafe {
+        command.pre_exec(move || {
+            let default: libc::sigaction = mem::zeroed();
+            for &signal in &signals {
+                if libc::sigaction(signal, &default, std::ptr::null_mut()) == -1 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            Ok(())
         });
     }
-    // SAFETY: as above, all-zero is a valid sigaction.
-    let mut action: libc::sigaction = unsafe { mem::zeroed() };
-    action.sa_sigaction = drop_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
-    // Restarted, so no system call of ours sees EINTR because of it.
-    action.sa_flags = libc::SA_RESTART;
-    // SAFETY: `action.sa_mask` is a live sigset_t; the handler is an
-    // `extern "C" fn(c_int)` that touches nothing, so it is async-signal-safe;
-    // both pointers passed to sigaction are live borrows.
-    retry(|| unsafe { libc::sigemptyset(&mut action.sa_mask) })?;
-    retry(|| unsafe { libc::sigaction(signal, &action, &mut previous) })?;
-    Ok(SavedSignal {
-        signal,
-        previous: Some(previous),
-    })
-}
-
-/// Puts back the disposition [`shield_signal`] replaced.
-pub fn restore_signal(saved: &SavedSignal) -> io::Result<()> {
-    let Some(previous) = &saved.previous else {
-        return Ok(());
-    };
-    // SAFETY: `previous` is the sigaction the kernel gave us for this signal,
-    // alive for the call; a null old-action pointer is allowed.
-    retry(|| unsafe { libc::sigaction(saved.signal, previous, std::ptr::null_mut()) })?;
-    Ok(())
 }
 
 #[cfg(test)]
@@ -307,19 +321,32 @@ mod tests {
     }
 
     #[test]
-    fn a_shielded_signal_is_survived_and_restored() {
+    fn an_ignored_signal_is_survived_restored_and_default_in_children() {
         // SIGUSR2: nothing else in the test binary uses it.
-        let saved = shield_signal(libc::SIGUSR2).unwrap();
+        let saved = ignore_signal(libc::SIGUSR2).unwrap();
+        assert!(!saved.was_ignored());
         kill(std::process::id(), libc::SIGUSR2).unwrap();
+        let mask = |text: &str, field: &str| {
+            text.lines()
+                .find_map(|line| line.strip_prefix(field))
+                .map(|hex| u64::from_str_radix(hex.trim(), 16).unwrap())
+                .unwrap()
+        };
+        let bit = 1 << (libc::SIGUSR2 - 1);
+        let mut command = std::process::Command::new("cat");
+        command.arg("/proc/self/status");
+        let inherited = command.output().unwrap();
+        default_signals_in_child(&mut command, std::slice::from_ref(&saved));
+        let reset = command.output().unwrap();
         restore_signal(&saved).unwrap();
-        // Read back from /proc: SigCgt lists the caught signals; after the
-        // restore SIGUSR2 is no longer one of them.
-        let status = std::fs::read_to_string("/proc/self/status").unwrap();
-        let caught = status
-            .lines()
-            .find_map(|line| line.strip_prefix("SigCgt:"))
-            .map(|hex| u64::from_str_radix(hex.trim(), 16).unwrap())
-            .unwrap();
-        assert_eq!(caught & (1 << (libc::SIGUSR2 - 1)), 0);
+        let own = std::fs::read_to_string("/proc/self/status").unwrap();
+        assert_eq!(mask(&own, "SigIgn:") & bit, 0, "restored");
+        let text = |out: &std::process::Output| String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_ne!(mask(&text(&inherited), "SigIgn:") & bit, 0, "inherited");
+        assert_eq!(
+            mask(&text(&reset), "SigIgn:") & bit,
+            0,
+            "reset in the child"
+        );
     }
 }

@@ -151,7 +151,8 @@ impl Manager {
             // A Ctrl-C or Ctrl-\ meant for the command reaches us too (same
             // process group): we must outlive the command to report its
             // status and, for `run --rm`, to remove the container.
-            let _shield = SignalShield::raise();
+            let shield = SignalShield::raise();
+            crate::sys::default_signals_in_child(&mut command, &shield.0);
             Ok::<_, Error>(command.status())
         })
         .map_err(|e| Error::io(format!("entering container {container}"), &e))??;
@@ -200,8 +201,8 @@ impl Manager {
     }
 }
 
-/// SIGINT and SIGQUIT made harmless to this process while it waits for a
-/// foreground command; the command itself gets the default dispositions.
+/// SIGINT and SIGQUIT ignored by this process while it waits for a
+/// foreground command (which gets the default dispositions back).
 /// Restored when dropped.
 struct SignalShield(Vec<crate::sys::SavedSignal>);
 
@@ -210,7 +211,7 @@ impl SignalShield {
         SignalShield(
             [libc::SIGINT, libc::SIGQUIT]
                 .into_iter()
-                .filter_map(|signal| crate::sys::shield_signal(signal).ok())
+                .filter_map(|signal| crate::sys::ignore_signal(signal).ok())
                 .collect(),
         )
     }

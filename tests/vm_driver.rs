@@ -1164,6 +1164,12 @@ fn jumbo_mtu_on_a_network_without_parent() {
     assert_eq!(mtu_of(Some("j1"), "eth0"), Some(9000));
     manager.remove_container("j1", true).unwrap();
     manager.remove_network("jumbo").unwrap();
+    refused(
+        &config,
+        ErrorKind::InvalidValue,
+        "mtu 70000 is larger than 65535, the largest MTU of an ipvlan link",
+        || manager.create_network(&net("huge", &["10.108.0.0/24"], &[], &[("mtu", "70000")])),
+    );
 }
 
 #[test]

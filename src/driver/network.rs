@@ -74,6 +74,14 @@ impl Manager {
             let parent_mtu = match &plan {
                 ParentPlan::Existing(link) => Some(link.mtu),
                 ParentPlan::Vlan { base, .. } => Some(base.mtu),
+                // The dummy we make takes the network's MTU (see
+                // `net::create_dummy`); an ipvlan link takes at most
+                // ETH_MAX_MTU.
+                ParentPlan::Dummy(_) if mtu > ETH_MAX_MTU => {
+                    return Err(Error::invalid(format!(
+                        "mtu {mtu} is larger than {ETH_MAX_MTU}, the largest MTU of an ipvlan link"
+                    )));
+                }
                 ParentPlan::Dummy(_) => None,
             };
             if let Some(parent_mtu) = parent_mtu.filter(|p| mtu > *p) {
@@ -316,6 +324,9 @@ impl Manager {
         Ok(network_info(record, endpoints))
     }
 }
+
+/// `ETH_MAX_MTU`: the largest MTU of an ipvlan link.
+const ETH_MAX_MTU: u32 = 65535;
 
 fn require_kind(kind: &str) -> Result<(), Error> {
     if net::kind_supported(kind)? {

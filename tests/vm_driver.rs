@@ -1206,6 +1206,12 @@ fn jumbo_mtu_on_a_network_without_parent() {
     assert_eq!(mtu_of(Some("j1"), "eth0"), Some(9000));
     manager.remove_container("j1", true).unwrap();
     manager.remove_network("jumbo").unwrap();
+    refused(
+        &config,
+        ErrorKind::InvalidValue,
+        "mtu 70000 is larger than 65535, the largest MTU of an ipvlan link",
+        || manager.create_network(&net("huge", &["10.108.0.0/24"], &[], &[("mtu", "70000")])),
+    );
 }
 
 #[test]
@@ -1226,12 +1232,21 @@ fn an_ipvlan_on_a_namespace_own_parent_does_not_block_the_host_parent() {
         "-n", "own6", "link", "add", "link", "d6", "name", "iv6", "type", "ipvlan", "mode", "l3",
     ]);
     assert_eq!(ifindex_of(Some("own6"), "d6").to_string(), index);
+    // And one moved on to a third namespace: its lower link is d6 in
+    // own6, not the host's sp6, though both have the same index.
+    ip(&["netns", "add", "third6"]);
+    ip(&[
+        "-n", "own6", "link", "add", "link", "d6", "name", "iv6b", "type", "ipvlan", "mode", "l3",
+    ]);
+    ip(&["-n", "own6", "link", "set", "iv6b", "netns", "third6"]);
+    assert!(link(Some("third6"), "iv6b").is_some());
     manager
         .create_network(&net("s6", &["10.106.0.0/24"], &[], &[("parent", "sp6")]))
         .unwrap();
     start(&manager, "s6", "s61", None, None);
     manager.remove_container("s61", true).unwrap();
     manager.remove_network("s6").unwrap();
+    ip(&["netns", "del", "third6"]);
     ip(&["netns", "del", "own6"]);
     ip(&["link", "del", "sp6"]);
 }

@@ -147,7 +147,12 @@ impl Manager {
             }
         }
         let pick = |want_v6: bool| taken.iter().find(|(v6, _)| *v6 == want_v6).map(|(_, a)| *a);
-        let ipv4 = pick(false).ok_or_else(|| Error::failed("no IPv4 address allocated"))?;
+        let Some(ipv4) = pick(false) else {
+            for (_, address) in &taken {
+                let _ = state.release(network, address.addr());
+            }
+            return Err(Error::failed("no IPv4 address allocated"));
+        };
         let ipv6 = pick(true);
         let release_all = |state: &Locked<'_>| {
             let _ = state.release(network, ipv4.addr());

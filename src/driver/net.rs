@@ -757,3 +757,35 @@ pub(crate) fn delete_endpoint_link(
         Err(error) => Err(from_netlink(error)),
     }
 }
+
+/// `RTM_GETNSID` and the `NETNSA_*` attributes (uapi `net_namespace.h`).
+const RTM_GETNSID: u16 = 90;
+const NETNSA_NSID: u16 = 1;
+const NETNSA_FD: u16 = 3;
+
+/// The id `ns` knows the host namespace (the caller's) by, if it gave it
+/// one: a link of `ns` whose `IFLA_LINK_NETNSID` is this id has its lower
+/// link in the host.
+pub(crate) fn host_nsid_in(ns: &Netns) -> Result<Option<i32>, Error> {
+    let host = Netns::current().map_err(|e| Error::io("opening the host namespace", &e))?;
+    let inside = handle(Some(ns))?;
+    let mut msg = MessageBuilder::new(RTM_GETNSID, 0);
+    // struct rtgenmsg, padded to NLMSG_ALIGNTO.
+    msg.family_header(&[libc::AF_UNSPEC as u8, 0, 0, 0]);
+    msg.put_u32(NETNSA_FD, host.fd().as_raw_fd() as u32);
+    inside
+        .socket()
+        .request_reply(&msg, |reply| {
+            for attr in reply.attrs(4)? {
+                let attr = attr?;
+                if attr.kind() == NETNSA_NSID {
+                    // NETNSA_NSID_NOT_ASSIGNED (-1): no id, so no link there
+                    // refers to the host.
+                    let id = attr.i32()?;
+                    return Ok((id >= 0).then_some(id));
+                }
+            }
+            Ok(None)
+        })
+        .map_err(from_netlink)
+}

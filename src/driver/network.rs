@@ -74,6 +74,14 @@ impl Manager {
             let parent_mtu = match &plan {
                 ParentPlan::Existing(link) => Some(link.mtu),
                 ParentPlan::Vlan { base, .. } => Some(base.mtu),
+                // The dummy we make takes the network's MTU (see
+                // `net::create_dummy`); an ipvlan link takes at most
+                // ETH_MAX_MTU.
+                ParentPlan::Dummy(_) if mtu > ETH_MAX_MTU => {
+                    return Err(Error::invalid(format!(
+                        "mtu {mtu} is larger than {ETH_MAX_MTU}, the largest MTU of an ipvlan link"
+                    )));
+                }
                 ParentPlan::Dummy(_) => None,
             };
             if let Some(parent_mtu) = parent_mtu.filter(|p| mtu > *p) {
@@ -201,8 +209,10 @@ impl Manager {
         // ipvlan links made outside this tool, in the host namespace and in
         // every named namespace. An ifindex counts in one namespace: a host
         // link's parent is a host link only without IFLA_LINK_NETNSID, and
-        // a link elsewhere sits on a host link only with it (else its
-        // parent is a link of its own namespace that may share the index).
+        // a link elsewhere sits on a host link only when its
+        // IFLA_LINK_NETNSID is the id that namespace gives the host (else
+        // its parent lives in its own or a third namespace, where the same
+        // index is another link).
         let mut foreign = Vec::new();
         for host_link in net::links(None)? {
             if host_link.link_netnsid.is_none() {
@@ -210,11 +220,16 @@ impl Manager {
             }
         }
         for (name, ns) in self.named_namespaces() {
+            // Without an answer, any link with a peer namespace counts.
+            let host_id = net::host_nsid_in(&ns);
             if let Ok(links) = net::links(Some(&ns)) {
                 foreign.extend(
                     links
                         .into_iter()
-                        .filter(|l| l.link_netnsid.is_some())
+                        .filter(|l| match &host_id {
+                            Ok(id) => l.link_netnsid.is_some() && l.link_netnsid == *id,
+                            Err(_) => l.link_netnsid.is_some(),
+                        })
                         .map(|l| (l, format!("namespace {name}"))),
                 );
             }
@@ -317,6 +332,9 @@ impl Manager {
         Ok(network_info(record, endpoints))
     }
 }
+
+/// `ETH_MAX_MTU`: the largest MTU of an ipvlan link.
+const ETH_MAX_MTU: u32 = 65535;
 
 fn require_kind(kind: &str) -> Result<(), Error> {
     if net::kind_supported(kind)? {

@@ -593,3 +593,44 @@ impl EndpointRecord {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_identity_fields_are_optional() {
+        let record = EndpointRecord {
+            id: "c1".into(),
+            network_id: "n".into(),
+            container: Some("c1".into()),
+            netns: "/run/netns/c1".into(),
+            ifname: "eth0".into(),
+            mac: None,
+            ipv4: Some("10.0.0.2/24".parse().unwrap()),
+            ipv6: None,
+            state: EndpointState::Attached,
+            created: Timestamp::now(),
+            netns_dev: Some(4),
+            netns_ino: Some(4026532281),
+            ifindex: Some(1048577),
+        };
+        let json = record.to_json();
+        assert_eq!(EndpointRecord::from_json(&json).unwrap(), record);
+        // A record written before these fields existed still reads.
+        let older = match json {
+            Value::Object(members) => Value::Object(
+                members
+                    .into_iter()
+                    .filter(|(k, _)| !matches!(k.as_str(), "netns_dev" | "netns_ino" | "ifindex"))
+                    .collect(),
+            ),
+            _ => unreachable!(),
+        };
+        let read = EndpointRecord::from_json(&older).unwrap();
+        assert_eq!(
+            (read.netns_dev, read.netns_ino, read.ifindex),
+            (None, None, None)
+        );
+    }
+}

@@ -67,9 +67,7 @@ use std::path::PathBuf;
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
-/// Default state directory when neither `IPVLAN_STATE_DIR` nor an explicit
-/// path is given.
-pub const DEFAULT_STATE_DIR: &str = "/var/lib/ipvlan";
+pub use crate::store::{DEFAULT_STATE_DIR, STATE_DIR_ENV};
 /// Where iproute2 keeps named network namespaces.
 pub const DEFAULT_NETNS_DIR: &str = "/run/netns";
 /// Where `ip netns exec` looks for per-namespace `/etc` overrides.
@@ -118,7 +116,7 @@ impl Config {
             }
         }
         Config {
-            state_dir: var("IPVLAN_STATE_DIR", DEFAULT_STATE_DIR),
+            state_dir: var(STATE_DIR_ENV, DEFAULT_STATE_DIR),
             netns_dir: var("IPVLAN_NETNS_DIR", DEFAULT_NETNS_DIR),
             etc_netns_dir: var("IPVLAN_ETC_NETNS_DIR", DEFAULT_ETC_NETNS_DIR),
         }
@@ -674,10 +672,5 @@ pub fn doctor(config: &Config) -> DoctorReport {
 
 /// `bytes` random bytes as lowercase hex.
 pub(crate) fn random_hex(bytes: usize) -> Result<String, Error> {
-    use std::io::Read;
-    let mut buf = vec![0u8; bytes];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut buf))
-        .map_err(|e| Error::io("reading /dev/urandom", &e))?;
-    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+    crate::store::random_hex(bytes).map_err(|e| Error::io("reading /dev/urandom", &e))
 }

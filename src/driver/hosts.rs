@@ -36,6 +36,9 @@ pub(crate) fn ensure_file(path: &Path) -> Result<(), Error> {
         .mode(0o644)
         .open(path)
         .map_err(|e| io("creating", path, e))?;
+    // Processes in containers read it whatever ipvlan's umask was.
+    file.set_permissions(fs::Permissions::from_mode(0o644))
+        .map_err(|e| io("setting the mode of", path, e))?;
     file.write_all(HEADER.as_bytes())
         .map_err(|e| io("writing", path, e))
 }
@@ -152,6 +155,8 @@ pub(crate) fn write_union(target: &Path, sources: &[PathBuf]) -> Result<(), Erro
         .mode(0o644)
         .open(target)
         .map_err(|e| io("opening", target, e))?;
+    file.set_permissions(fs::Permissions::from_mode(0o644))
+        .map_err(|e| io("setting the mode of", target, e))?;
     let mut text = String::new();
     file.read_to_string(&mut text)
         .map_err(|e| io("reading", target, e))?;

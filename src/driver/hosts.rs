@@ -6,8 +6,8 @@
 //! container on several points at a union file of its own, regenerated
 //! whenever one of its networks changes.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::fs::{self, OpenOptions};
+use std::io::{Read, Write};
 use std::net::IpAddr;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -72,7 +72,8 @@ pub(crate) fn remove(path: &Path, name: &str) -> Result<(), Error> {
     let mut text = String::new();
     file.read_to_string(&mut text)
         .map_err(|e| io("reading", path, e))?;
-    blank_lines(&mut file, &text, |line| names_host(line, name))
+    crate::store::blank_lines(&mut file, &text, |line| names_host(line, name))
+        .map(drop)
         .map_err(|e| io("rewriting", path, e))
 }
 
@@ -82,46 +83,6 @@ fn names_host(line: &str, name: &str) -> bool {
     }
     let mut fields = line.split_whitespace();
     fields.next().is_some_and(|addr| !addr.starts_with('#')) && fields.any(|field| field == name)
-}
-
-/// Overwrites each line of `file` (whose content is `text`) for which
-/// `remove` is true with as many spaces, one small write each: a reader
-/// sees every line whole, old or blank, never a stale tail after a
-/// shorter rewrite. When blank lines make up more than half of a file
-/// over 4 KiB it is compacted: kept lines padded with newlines to the old
-/// length in one write, then truncated.
-fn blank_lines(
-    file: &mut File,
-    text: &str,
-    mut remove: impl FnMut(&str) -> bool,
-) -> std::io::Result<()> {
-    let mut offset = 0u64;
-    let mut blank = 0;
-    let mut kept = String::with_capacity(text.len());
-    for line in text.split_inclusive('\n') {
-        let content = line.trim_end_matches('\n');
-        if content.trim().is_empty() {
-            blank += line.len();
-        } else if remove(content) {
-            file.seek(SeekFrom::Start(offset))?;
-            file.write_all(" ".repeat(content.len()).as_bytes())?;
-            blank += line.len();
-        } else {
-            kept.push_str(line);
-        }
-        offset += line.len() as u64;
-    }
-    if text.len() > 4096 && blank * 2 > text.len() {
-        if !kept.is_empty() && !kept.ends_with('\n') {
-            kept.push('\n');
-        }
-        let new_len = kept.len();
-        kept.extend(std::iter::repeat('\n').take(text.len() - new_len));
-        file.seek(SeekFrom::Start(0))?;
-        file.write_all(kept.as_bytes())?;
-        file.set_len(new_len as u64)?;
-    }
-    Ok(())
 }
 
 /// Makes `target` the union of the network files `sources` (one header,
@@ -173,7 +134,7 @@ pub(crate) fn write_union(target: &Path, sources: &[PathBuf]) -> Result<(), Erro
     // Lines present and still wanted are matched off one for one; the
     // header stays; the rest goes.
     let mut missing = wanted;
-    blank_lines(&mut file, &text, |line| {
+    crate::store::blank_lines(&mut file, &text, |line| {
         if HEADER.lines().any(|h| h == line) {
             return false;
         }

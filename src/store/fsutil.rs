@@ -179,7 +179,7 @@ pub fn append_line(path: &Path, line: &str, mode: u32) -> io::Result<()> {
 /// more than half of a file over 4 KiB it is compacted: the kept lines
 /// padded with newlines to the old length in one write, then truncated.
 /// No fsync, as for [`append_line`].
-pub fn remove_lines(path: &Path, mut remove: impl FnMut(&str) -> bool) -> io::Result<usize> {
+pub fn remove_lines(path: &Path, remove: impl FnMut(&str) -> bool) -> io::Result<usize> {
     let mut file = match OpenOptions::new().read(true).write(true).open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
@@ -187,6 +187,20 @@ pub fn remove_lines(path: &Path, mut remove: impl FnMut(&str) -> bool) -> io::Re
     };
     let mut text = String::new();
     file.read_to_string(&mut text)?;
+    blank_lines(&mut file, &text, remove)
+}
+
+/// Overwrites each non-blank line of `file` (whose content is `text`) for
+/// which `remove` is true with as many spaces, one small write each, so a
+/// reader sees every line whole, old or blank, never a stale tail of a
+/// shorter rewrite. When blank lines make up more than half of a file over
+/// 4 KiB it is compacted: kept lines padded with newlines to the old length
+/// in one write, then truncated. Returns how many lines were removed.
+pub fn blank_lines(
+    file: &mut File,
+    text: &str,
+    mut remove: impl FnMut(&str) -> bool,
+) -> io::Result<usize> {
     let mut removed = 0;
     let mut blank = 0;
     let mut offset = 0u64;

@@ -31,6 +31,7 @@ mod addresses;
 mod dir;
 mod error;
 mod fsutil;
+pub use fsutil::blank_lines;
 pub mod records;
 
 pub use dir::{

@@ -376,3 +376,79 @@ fn connect_and_disconnect_any_namespace_by_path() {
     holder.kill().ok();
     holder.wait().ok();
 }
+
+#[test]
+fn sixteen_parallel_detached_runs_get_distinct_reachable_addresses() {
+    let mut env = Env::new("parallel");
+    env.network("par", "192.168.75.0/24");
+    // Sixteen `ipvlan run -d` processes at once, as a container runtime or a
+    // shell loop with `&` would start them: the store's lock serialises them.
+    let children: Vec<(String, Child)> = (0..16)
+        .map(|i| {
+            let name = format!("p{i}");
+            let child = env
+                .command(&["run", "--net=par", "--name", &name, "-d", "sleep", "1000"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("starts ipvlan");
+            (name, child)
+        })
+        .collect();
+    for (name, child) in children {
+        let output = child.wait_with_output().expect("waits for ipvlan");
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{name}: {}",
+            text(&output.stderr)
+        );
+        assert_eq!(text(&output.stdout), format!("{name}\n"));
+    }
+    let network = env.inspect("par");
+    let containers = field(&network, &["Containers"]).as_object().unwrap();
+    assert_eq!(containers.len(), 16, "{network}");
+    let mut addresses: Vec<String> = containers
+        .iter()
+        .map(|(_, c)| {
+            let cidr = c.get("IPv4Address").and_then(Value::as_str).unwrap();
+            cidr.split('/').next().unwrap().to_string()
+        })
+        .collect();
+    addresses.sort();
+    addresses.dedup();
+    assert_eq!(addresses.len(), 16, "distinct addresses: {addresses:?}");
+    let records = std::fs::read_dir(
+        env.root
+            .join("state")
+            .join("endpoints")
+            .join(field(&network, &["Id"]).as_str().unwrap()),
+    )
+    .unwrap()
+    .filter(|e| {
+        e.as_ref()
+            .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "json"))
+    })
+    .count();
+    assert_eq!(records, 16, "one endpoint record each");
+    // Every container reaches the next one, by address and by name.
+    for i in 0..16 {
+        let from = format!("p{i}");
+        let to = format!("p{}", (i + 1) % 16);
+        let target = field(&network, &["Containers", &to, "IPv4Address"])
+            .as_str()
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap()
+            .to_string();
+        for destination in [target.as_str(), to.as_str()] {
+            let reached = (0..3).any(|_| {
+                env.run(&["exec", &from, "ping", "-c", "1", "-W", "2", destination])
+                    .status
+                    .success()
+            });
+            assert!(reached, "{from} cannot reach {destination}");
+        }
+    }
+}

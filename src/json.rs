@@ -60,11 +60,17 @@ number_from_int!(u8, u16, u32, u64, usize, i8, i16, i32, i64);
 /// rejected by the reader.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Value {
+    /// `null`.
     Null,
+    /// `true` or `false`.
     Bool(bool),
+    /// A number, kept as written.
     Number(Number),
+    /// A string, unescaped.
     String(String),
+    /// An array, in order.
     Array(Vec<Value>),
+    /// An object's members in document order (keys are unique).
     Object(Vec<(String, Value)>),
 }
 
@@ -82,6 +88,7 @@ impl Value {
             .map(|(_, v)| v)
     }
 
+    /// The text of a string value.
     pub fn as_str(&self) -> Option<&str> {
         match self {
             Value::String(s) => Some(s),
@@ -89,6 +96,7 @@ impl Value {
         }
     }
 
+    /// A number that is an unsigned integer fitting in `u64`.
     pub fn as_u64(&self) -> Option<u64> {
         match self {
             Value::Number(n) => n.as_u64(),
@@ -96,6 +104,7 @@ impl Value {
         }
     }
 
+    /// A number that is an integer fitting in `i64`.
     pub fn as_i64(&self) -> Option<i64> {
         match self {
             Value::Number(n) => n.as_i64(),
@@ -103,6 +112,7 @@ impl Value {
         }
     }
 
+    /// The value of `true` or `false`.
     pub fn as_bool(&self) -> Option<bool> {
         match self {
             Value::Bool(b) => Some(*b),
@@ -110,6 +120,7 @@ impl Value {
         }
     }
 
+    /// The items of an array.
     pub fn as_array(&self) -> Option<&[Value]> {
         match self {
             Value::Array(items) => Some(items),
@@ -117,6 +128,7 @@ impl Value {
         }
     }
 
+    /// The members of an object, in document order.
     pub fn as_object(&self) -> Option<&[(String, Value)]> {
         match self {
             Value::Object(members) => Some(members),
@@ -124,6 +136,7 @@ impl Value {
         }
     }
 
+    /// Whether this is `null`.
     pub fn is_null(&self) -> bool {
         matches!(self, Value::Null)
     }

@@ -13,13 +13,16 @@ pub struct Flag {
     pub long: &'static str,
     /// Other accepted long names (`net` for `network`).
     pub aliases: &'static [&'static str],
+    /// One-letter form (`-d`), if any.
     pub short: Option<char>,
     /// Name of the value in help texts; `None` for a boolean flag.
     pub value: Option<&'static str>,
+    /// One-line description shown in the usage text.
     pub help: &'static str,
 }
 
 impl Flag {
+    /// A flag that takes no value (`--quiet`; also `--quiet=false`).
     pub const fn boolean(long: &'static str, short: Option<char>, help: &'static str) -> Flag {
         Flag {
             long,
@@ -30,6 +33,7 @@ impl Flag {
         }
     }
 
+    /// A flag that takes a value, named `value` in the usage text.
     pub const fn valued(
         long: &'static str,
         short: Option<char>,
@@ -45,6 +49,7 @@ impl Flag {
         }
     }
 
+    /// The same flag, also accepted under the long names `aliases`.
     pub const fn with_aliases(mut self, aliases: &'static [&'static str]) -> Flag {
         self.aliases = aliases;
         self
@@ -69,6 +74,8 @@ pub enum ArgError {
 pub struct Matches {
     /// `(canonical long name, value)`; booleans store `"true"` or `"false"`.
     pub flags: Vec<(&'static str, String)>,
+    /// Arguments that are not options, in order (with
+    /// [`Operands::StopAtFirst`], everything from the first one on).
     pub operands: Vec<String>,
     /// `-h` or `--help` was given.
     pub help: bool,

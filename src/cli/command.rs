@@ -17,62 +17,101 @@ pub const DEFAULT_COMMAND: &str = "/bin/sh";
 pub struct Invocation {
     /// `--state-dir`, if given (the environment is consulted later).
     pub state_dir: Option<PathBuf>,
+    /// What to do.
     pub command: Command,
 }
 
+/// One `ipvlan` command with its operands and options, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// Print the usage of a command and exit 0.
     Help(Topic),
     /// `version` (`brief`: `--version`, one line).
     Version {
+        /// `--version`: the one-line form instead of the full report.
         brief: bool,
     },
+    /// `network create`.
     NetworkCreate(NetworkCreate),
+    /// `network rm`.
     NetworkRemove {
+        /// Networks to remove, by name or ID, in command-line order.
         names: Vec<String>,
     },
+    /// `network ls`.
     NetworkList {
+        /// `-q`: print only the network IDs.
         quiet: bool,
+        /// `--no-trunc`: print full IDs instead of the short ones.
         no_trunc: bool,
     },
+    /// `network inspect`.
     NetworkInspect {
+        /// Networks to show, by name or ID, in command-line order.
         names: Vec<String>,
     },
+    /// `network connect`.
     NetworkConnect(ConnectArgs),
+    /// `network disconnect`.
     NetworkDisconnect {
+        /// The network, by name or ID.
         network: String,
+        /// The container or namespace path to detach.
         target: Target,
     },
+    /// `run`.
     Run(RunArgs),
+    /// `exec`.
     Exec(ExecArgs),
+    /// `rm`: remove containers.
     Remove {
+        /// `-f`: kill processes still running in the container first.
         force: bool,
+        /// Containers to remove, in command-line order.
         names: Vec<String>,
     },
+    /// `ps`: list containers.
     Ps {
+        /// `-q`: print only the container names.
         quiet: bool,
     },
+    /// `restore`: re-create what the kernel lost (parents, container links)
+    /// from the stored networks.
     Restore,
+    /// `doctor`: report what this kernel and process support.
     Doctor,
 }
 
+/// Operands and options of `network connect`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectArgs {
+    /// The network, by name or ID.
     pub network: String,
+    /// The container or namespace path to attach.
     pub target: Target,
+    /// Addresses asked for with `--ip` / `--ip6`; unset ones are allocated.
     pub request: AttachRequest,
 }
 
+/// Options and command of `run`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunArgs {
+    /// `--network`: the network to attach the container to (required).
     pub network: String,
+    /// `--name`: the container name; `None`: a generated one.
     pub name: Option<String>,
+    /// `--ip`: the IPv4 address to use instead of an allocated one.
     pub ipv4: Option<Ipv4Addr>,
+    /// `--ip6`: the IPv6 address to use instead of an allocated one.
     pub ipv6: Option<Ipv6Addr>,
+    /// `-d`: run the command (if any) in the background and print the
+    /// container name instead of waiting.
     pub detach: bool,
+    /// `-i`: keep stdin attached (otherwise the command reads `/dev/null`).
     pub interactive: bool,
+    /// `-t`: accepted for Docker compatibility; the terminal is inherited.
     pub tty: bool,
+    /// `--rm`: remove the container when the command exits (never with `detach`).
     pub remove: bool,
     /// The command as given; empty when none was (see [`RunArgs::argv`]).
     pub command: Vec<String>,
@@ -89,18 +128,25 @@ impl RunArgs {
     }
 }
 
+/// Operands and options of `exec`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecArgs {
+    /// The container to run the command in.
     pub container: String,
+    /// `-i`: keep stdin attached (otherwise the command reads `/dev/null`).
     pub interactive: bool,
+    /// `-t`: accepted for Docker compatibility; the terminal is inherited.
     pub tty: bool,
+    /// The program and its arguments; never empty.
     pub command: Vec<String>,
 }
 
 /// Why a command line was refused, and which command's usage applies.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseError {
+    /// The command whose usage to point the user to.
     pub topic: Topic,
+    /// What was wrong.
     pub error: ArgError,
 }
 

@@ -5,20 +5,35 @@ use super::args::{Flag, HELP};
 /// A command (or command group) of the `ipvlan` command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Topic {
+    /// `ipvlan` itself: global options and the list of commands.
     Root,
+    /// `ipvlan network`: the list of network commands.
     Network,
+    /// `ipvlan network create`.
     NetworkCreate,
+    /// `ipvlan network rm`.
     NetworkRemove,
+    /// `ipvlan network ls`.
     NetworkList,
+    /// `ipvlan network inspect`.
     NetworkInspect,
+    /// `ipvlan network connect`.
     NetworkConnect,
+    /// `ipvlan network disconnect`.
     NetworkDisconnect,
+    /// `ipvlan run`.
     Run,
+    /// `ipvlan exec`.
     Exec,
+    /// `ipvlan rm`.
     Remove,
+    /// `ipvlan ps`.
     Ps,
+    /// `ipvlan restore`.
     Restore,
+    /// `ipvlan doctor`.
     Doctor,
+    /// `ipvlan version`.
     Version,
 }
 
@@ -55,6 +70,7 @@ pub const ROOT_FLAGS: &[Flag] = &[
     Flag::boolean("version", Some('v'), "Print version information and quit"),
 ];
 
+/// Options of `network create`.
 pub const NETWORK_CREATE_FLAGS: &[Flag] = &[
     Flag::valued(
         "aux-address",
@@ -100,16 +116,19 @@ pub const NETWORK_CREATE_FLAGS: &[Flag] = &[
     ),
 ];
 
+/// Options of `network ls`.
 pub const NETWORK_LIST_FLAGS: &[Flag] = &[
     Flag::boolean("no-trunc", None, "Do not truncate the output"),
     Flag::boolean("quiet", Some('q'), "Only display network IDs"),
 ];
 
+/// Options of `network connect`.
 pub const NETWORK_CONNECT_FLAGS: &[Flag] = &[
     Flag::valued("ip", None, "IP", "IPv4 address"),
     Flag::valued("ip6", None, "IP", "IPv6 address"),
 ];
 
+/// Options of `run`.
 pub const RUN_FLAGS: &[Flag] = &[
     Flag::boolean(
         "detach",
@@ -135,17 +154,20 @@ pub const RUN_FLAGS: &[Flag] = &[
     Flag::boolean("tty", Some('t'), "Accepted for docker compatibility"),
 ];
 
+/// Options of `exec`.
 pub const EXEC_FLAGS: &[Flag] = &[
     Flag::boolean("interactive", Some('i'), "Keep STDIN open"),
     Flag::boolean("tty", Some('t'), "Accepted for docker compatibility"),
 ];
 
+/// Options of `rm`.
 pub const REMOVE_FLAGS: &[Flag] = &[Flag::boolean(
     "force",
     Some('f'),
     "Kill the processes still running in the container and remove it",
 )];
 
+/// Options of `ps`.
 pub const PS_FLAGS: &[Flag] = &[Flag::boolean(
     "quiet",
     Some('q'),
@@ -174,6 +196,7 @@ impl Topic {
         }
     }
 
+    /// The options it accepts, besides `-h`/`--help` which every command takes.
     pub fn flags(self) -> &'static [Flag] {
         match self {
             Topic::Root => ROOT_FLAGS,

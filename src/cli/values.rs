@@ -24,6 +24,7 @@ pub fn ip(flag: &str, value: &str) -> Result<IpAddr, ArgError> {
         .map_err(|_| invalid(flag, value, "invalid IP address"))
 }
 
+/// An IPv4 address; an IPv6 one is refused with a hint to use `--ip6`.
 pub fn ipv4(flag: &str, value: &str) -> Result<Ipv4Addr, ArgError> {
     match ip(flag, value)? {
         IpAddr::V4(address) => Ok(address),
@@ -31,6 +32,7 @@ pub fn ipv4(flag: &str, value: &str) -> Result<Ipv4Addr, ArgError> {
     }
 }
 
+/// An IPv6 address; an IPv4 one is refused with a hint to use `--ip`.
 pub fn ipv6(flag: &str, value: &str) -> Result<Ipv6Addr, ArgError> {
     match ip(flag, value)? {
         IpAddr::V6(address) => Ok(address),

@@ -12,58 +12,124 @@ use super::Family;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IpamError {
     /// Text that is not a CIDR (`--subnet`, `--ip-range`).
-    InvalidCidr { text: String },
+    InvalidCidr {
+        /// The text as given.
+        text: String,
+    },
     /// Text that is not an IP address (`--gateway`, `--ip`, `--aux-address`).
-    InvalidAddress { text: String },
+    InvalidAddress {
+        /// The text as given.
+        text: String,
+    },
     /// A `--subnet` with host bits set; `expected` is its network form.
-    HostBitsSet { subnet: IpNet, expected: IpNet },
+    HostBitsSet {
+        /// The subnet as given.
+        subnet: IpNet,
+        /// The same prefix with the host bits cleared, to suggest to the user.
+        expected: IpNet,
+    },
     /// An `--ip-range` with host bits set.
-    RangeHostBitsSet { range: IpNet, expected: IpNet },
+    RangeHostBitsSet {
+        /// The range as given.
+        range: IpNet,
+        /// The same prefix with the host bits cleared, to suggest to the user.
+        expected: IpNet,
+    },
     /// Two `--subnet`s of one network overlap.
-    OverlappingSubnets { first: IpNet, second: IpNet },
+    OverlappingSubnets {
+        /// The earlier of the two subnets.
+        first: IpNet,
+        /// The later subnet, overlapping `first`.
+        second: IpNet,
+    },
     /// A subnet overlaps one of another network.
     PoolOverlap {
+        /// The requested subnet.
         subnet: IpNet,
+        /// The existing subnet it overlaps.
         other: IpNet,
+        /// Name of the network that owns `other`.
         network: String,
     },
     /// A `--gateway` that lies in no `--subnet`.
-    GatewayOutsideSubnets { gateway: IpAddr },
+    GatewayOutsideSubnets {
+        /// The gateway as given.
+        gateway: IpAddr,
+    },
     /// An `--ip-range` that lies in no `--subnet`.
-    RangeOutsideSubnets { range: IpNet },
+    RangeOutsideSubnets {
+        /// The range as given.
+        range: IpNet,
+    },
     /// An `--aux-address` that lies in no `--subnet`.
-    AuxOutsideSubnets { name: String, address: IpAddr },
+    AuxOutsideSubnets {
+        /// The name part of `name=IP`.
+        name: String,
+        /// The address part of `name=IP`.
+        address: IpAddr,
+    },
     /// Two gateways fall into one subnet.
     MultipleGateways {
+        /// The subnet both gateways lie in.
         subnet: IpNet,
+        /// The gateway given first.
         first: IpAddr,
+        /// The gateway given second.
         second: IpAddr,
     },
     /// Two ip-ranges fall into one subnet.
     MultipleRanges {
+        /// The subnet both ranges lie in.
         subnet: IpNet,
+        /// The range given first.
         first: IpNet,
+        /// The range given second.
         second: IpNet,
     },
     /// A gateway equal to an address that can never be a host (network,
     /// broadcast, subnet-router anycast).
-    GatewayNotHost { gateway: IpAddr, subnet: IpNet },
+    GatewayNotHost {
+        /// The gateway as given.
+        gateway: IpAddr,
+        /// The subnet it lies in.
+        subnet: IpNet,
+    },
     /// An aux-address name given twice.
-    DuplicateAuxName { name: String },
+    DuplicateAuxName {
+        /// The repeated name.
+        name: String,
+    },
     /// Every default pool overlaps something.
-    DefaultPoolsExhausted { family: Family },
+    DefaultPoolsExhausted {
+        /// The family a subnet was needed for.
+        family: Family,
+    },
     /// An explicit `--ip`/`--ip6` outside every subnet of the network.
-    NotInAnySubnet { address: IpAddr },
+    NotInAnySubnet {
+        /// The requested address.
+        address: IpAddr,
+    },
     /// An explicit address that is taken or reserved.
-    AddressInUse { address: IpAddr },
+    AddressInUse {
+        /// The requested address.
+        address: IpAddr,
+    },
     /// The network has no free address left in this family.
     NoAvailableAddresses {
+        /// The family that ran out.
         family: Family,
+        /// The network's name.
         network: String,
+        /// The network's ID.
         id: String,
     },
     /// The network has no subnet of this family at all.
-    NoSubnetOfFamily { family: Family, network: String },
+    NoSubnetOfFamily {
+        /// The family an address was asked for.
+        family: Family,
+        /// The network's name.
+        network: String,
+    },
 }
 
 impl fmt::Display for IpamError {

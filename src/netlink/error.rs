@@ -34,24 +34,43 @@ pub enum ErrorKind {
     /// ack text and `offset` the byte offset of the offending attribute in the
     /// request, when the kernel gave them.
     Kernel {
+        /// The positive errno value (e.g. `libc::EEXIST`).
         errno: i32,
+        /// The extended ack message (`NLMSGERR_ATTR_MSG`), if any.
         message: Option<String>,
+        /// Byte offset of the offending attribute in the request
+        /// (`NLMSGERR_ATTR_OFFS`), if the kernel pointed at one.
         offset: Option<u32>,
     },
     /// The kernel does not know link type `kind` (module not loaded or not built).
-    Unsupported { kind: String },
+    Unsupported {
+        /// The `IFLA_INFO_KIND` requested, e.g. `"ipvlan"`.
+        kind: String,
+    },
     /// The request asked for something that does not exist (no such link).
     NotFound,
     /// A dump kept being interrupted by concurrent changes (`NLM_F_DUMP_INTR`).
-    DumpInterrupted { attempts: u32 },
+    DumpInterrupted {
+        /// How many times the dump was tried before giving up.
+        attempts: u32,
+    },
     /// The kernel did not answer within `after` (see
     /// [`crate::netlink::socket::RECV_TIMEOUT`]); the request may or may
     /// not have taken effect.
-    Timeout { after: Duration },
+    Timeout {
+        /// How long we waited for the reply.
+        after: Duration,
+    },
     /// A reply violated the netlink format; `what` says where.
-    Malformed { what: &'static str },
+    Malformed {
+        /// Which part of the reply was wrong.
+        what: &'static str,
+    },
     /// The caller passed something the kernel could never accept.
-    InvalidInput { what: String },
+    InvalidInput {
+        /// What was wrong with the input.
+        what: String,
+    },
     /// A system call failed outside of netlink error reporting.
     Io(io::Error),
 }

@@ -4,6 +4,8 @@
 //! [`rtnl`] (typed rtnetlink requests), [`netns`], [`ipam`] and [`store`],
 //! [`driver`] (networks and endpoints), and the front ends [`cli`] and `cni`.
 
+#![deny(missing_docs)]
+
 pub mod cli;
 pub mod driver;
 pub mod ipam;

@@ -130,6 +130,7 @@ fn endpoint(net: &NetworkRecord, id: &str) -> EndpointRecord {
         created: Timestamp::now(),
         netns_dev: None,
         netns_ino: None,
+        netns_cookie: None,
         ifindex: None,
     }
 }

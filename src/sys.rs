@@ -93,6 +93,31 @@ pub fn setsockopt_int(fd: BorrowedFd<'_>, level: i32, name: i32, value: i32) -> 
     Ok(())
 }
 
+/// `getsockopt(2)` of a `u64` value (`SO_NETNS_COOKIE`). A reply of
+/// another size is refused rather than read.
+pub fn getsockopt_u64(fd: BorrowedFd<'_>, level: i32, name: i32) -> io::Result<u64> {
+    let mut value: u64 = 0;
+    let mut len = mem::size_of::<u64>() as libc::socklen_t;
+    // SAFETY: `value` and `len` are live and writable, and `len` holds
+    // value's size, so the kernel writes at most that many bytes.
+    retry(|| unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (&mut value as *mut u64).cast(),
+            &mut len,
+        )
+    })?;
+    if len as usize != mem::size_of::<u64>() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("socket option {name} has {len} bytes, not 8"),
+        ));
+    }
+    Ok(value)
+}
+
 /// `setsockopt(2)` with a `struct timeval` value (`SO_RCVTIMEO`,
 /// `SO_SNDTIMEO`); sub-microsecond parts are dropped, and a duration too
 /// long for `time_t` is clamped.

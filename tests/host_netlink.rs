@@ -6,6 +6,7 @@
 //! cross-checked against iproute2's JSON output where practical.
 
 use std::net::IpAddr;
+use std::os::fd::AsRawFd;
 use std::process::Command;
 
 use ipnet::IpNet;
@@ -188,6 +189,31 @@ fn move_to_netns_and_create_in_netns() {
         );
         let target_id = netns::run_in(&target, || std::fs::read_link("/proc/thread-self/ns/net"));
         assert_ne!(target_id.unwrap().unwrap(), own_netns);
+    });
+}
+
+/// The namespace cookie, which the kernel here (5.14+) must have.
+fn cookie_of(h: &Handle) -> u64 {
+    h.socket()
+        .netns_cookie()
+        .unwrap()
+        .expect("SO_NETNS_COOKIE (Linux 5.14+)")
+}
+
+#[test]
+fn netns_cookie_tells_namespaces_apart() {
+    in_fresh_netns(|| {
+        let here = cookie_of(&Handle::new().unwrap());
+        // The same namespace reached another way: same cookie.
+        let current = Netns::current().unwrap();
+        assert_eq!(cookie_of(&Handle::in_netns(&current).unwrap()), here);
+
+        let other = netns::create_anonymous().unwrap();
+        let there = cookie_of(&Handle::in_netns(&other).unwrap());
+        assert_ne!(there, here);
+        // Opened twice (a second descriptor, a second socket): same cookie.
+        let again = Netns::open_path(format!("/proc/self/fd/{}", other.fd().as_raw_fd())).unwrap();
+        assert_eq!(cookie_of(&Handle::in_netns(&again).unwrap()), there);
     });
 }
 

@@ -103,8 +103,8 @@ impl Manager {
         }
         let ns = Netns::open_path(&target.path)
             .map_err(|e| Error::io(format!("opening namespace {}", target.path.display()), &e))?;
-        let netns_id = net::netns_identity(&ns)?;
         let links = net::NsLinks::open(&ns)?;
+        let netns_id = links.netns_identity(&ns)?;
         let parent = links.host_link(&network.parent)?.ok_or_else(|| {
             Error::not_found(format!(
                 "parent interface {} of network {} does not exist; run `ipvlan restore` to re-create parents we own",
@@ -171,8 +171,9 @@ impl Manager {
             ipv6,
             state: EndpointState::Attaching,
             created: crate::store::Timestamp::now(),
-            netns_dev: Some(netns_id.0),
-            netns_ino: Some(netns_id.1),
+            netns_dev: Some(netns_id.dev),
+            netns_ino: Some(netns_id.ino),
+            netns_cookie: netns_id.cookie,
             ifindex: None,
         };
         if let Err(error) = state.put_endpoint(&record) {

@@ -17,6 +17,7 @@ use crate::rtnl::link::IfInfoMsg;
 use crate::rtnl::{
     self, AddrFlags, Handle, IpFamily, IpvlanFlags, IpvlanMode, LinkSpec, RouteSpec,
 };
+use crate::store::records::NetnsId;
 
 /// `ARPHRD_ETHER`.
 pub(crate) const ARPHRD_ETHER: u16 = 1;
@@ -369,6 +370,15 @@ impl NsLinks {
         })
     }
 
+    /// The identity of `ns`, the namespace these links were opened in: its
+    /// nsfs file's id and its cookie, which unlike the inode no later
+    /// namespace ever gets.
+    pub(crate) fn netns_identity(&self, ns: &Netns) -> Result<NetnsId, Error> {
+        let (dev, ino) = nsfs_file_id(ns)?;
+        let cookie = netns_cookie(ns, &self.inside)?;
+        Ok(NetnsId { dev, ino, cookie })
+    }
+
     /// A link of the host namespace by name.
     pub(crate) fn host_link(&self, name: &str) -> Result<Option<Link>, Error> {
         Ok(self
@@ -613,8 +623,8 @@ fn configure(
 /// What sits at an endpoint's recorded namespace path now.
 #[derive(Debug)]
 pub(crate) enum NsAt {
-    /// The namespace attached, with its identity (`st_dev`, `st_ino`).
-    Present(Netns, (u64, u64)),
+    /// The namespace attached, with its identity.
+    Present(Netns, NetnsId),
     /// Nothing (ENOENT: the process exited, the name was deleted), or
     /// another namespace than the one attached (a reused PID, a name
     /// deleted and added again): ours is gone either way.
@@ -630,10 +640,9 @@ fn nsfs_dev() -> std::io::Result<u64> {
     Ok(std::fs::metadata("/proc/thread-self/ns/net")?.dev())
 }
 
-/// The identity of an open namespace: `st_dev` and `st_ino` of its nsfs
-/// file, stable for the namespace's whole life and never shared by two
-/// living ones.
-pub(crate) fn netns_identity(ns: &Netns) -> Result<(u64, u64), Error> {
+/// `st_dev` and `st_ino` of an open namespace's nsfs file, stable for the
+/// namespace's whole life and never shared by two living ones.
+fn nsfs_file_id(ns: &Netns) -> Result<(u64, u64), Error> {
     use std::os::unix::fs::MetadataExt;
     let meta = ns
         .fd()
@@ -649,12 +658,22 @@ pub(crate) fn netns_identity(ns: &Netns) -> Result<(u64, u64), Error> {
     Ok((meta.dev(), meta.ino()))
 }
 
+/// The cookie of `ns`, read on `inside`, a handle opened in it.
+fn netns_cookie(ns: &Netns, inside: &Handle) -> Result<Option<u64>, Error> {
+    inside.socket().netns_cookie().map_err(|e| {
+        Error::io(
+            format!("reading the cookie of namespace {}", ns.label()),
+            &e,
+        )
+    })
+}
+
 /// Opens the namespace at `path` and tells whether it is the one recorded
 /// (`recorded`: its identity at attach; `None` in records older than that,
 /// taken on trust). Only a missing file (or process) and a different
 /// namespace count as gone; any other failure is an error, so a live
 /// namespace we cannot open now is never given up.
-pub(crate) fn open_recorded_netns(path: &str, recorded: Option<(u64, u64)>) -> Result<NsAt, Error> {
+pub(crate) fn open_recorded_netns(path: &str, recorded: Option<NetnsId>) -> Result<NsAt, Error> {
     let ns = match Netns::open_path(path) {
         Ok(ns) => ns,
         Err(error) if matches!(error.raw_os_error(), Some(libc::ENOENT | libc::ESRCH)) => {
@@ -662,13 +681,15 @@ pub(crate) fn open_recorded_netns(path: &str, recorded: Option<(u64, u64)>) -> R
         }
         Err(error) => return Err(Error::io(format!("opening namespace {path}"), &error)),
     };
-    let identity = netns_identity(&ns)?;
+    let (dev, ino) = nsfs_file_id(&ns)?;
     let nsfs = nsfs_dev().map_err(|e| Error::io("reading the namespace file system", &e))?;
-    if identity.0 != nsfs {
+    if dev != nsfs {
         return Ok(NsAt::NotANamespace);
     }
+    let cookie = netns_cookie(&ns, &handle(Some(&ns))?)?;
+    let identity = NetnsId { dev, ino, cookie };
     match recorded {
-        Some(recorded) if recorded != identity => Ok(NsAt::Gone),
+        Some(recorded) if !recorded.same_namespace(&identity) => Ok(NsAt::Gone),
         _ => Ok(NsAt::Present(ns, identity)),
     }
 }

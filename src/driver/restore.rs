@@ -228,8 +228,9 @@ impl Manager {
         let found = net::endpoint_link(&ns, endpoint.ifindex, &endpoint.ifname)?;
         if let Some(link) = &found {
             if net::not_ours(link, parent, endpoint.mac.as_deref()).is_none() {
-                // Records older than the identity fields get them now.
-                if endpoint.netns_id().is_none() || endpoint.ifindex != Some(link.index) {
+                // Records older than the identity fields (or the cookie)
+                // get them now.
+                if endpoint.netns_id() != Some(identity) || endpoint.ifindex != Some(link.index) {
                     let mut updated = endpoint.clone();
                     updated.set_netns_id(identity);
                     updated.ifindex = Some(link.index);

@@ -14,6 +14,10 @@ pub const NETLINK_CAP_ACK: i32 = 10;
 pub const NETLINK_EXT_ACK: i32 = 11;
 pub const NETLINK_GET_STRICT_CHK: i32 = 12;
 
+// asm-generic/socket.h (x86_64, aarch64 and most others; `libc` does not
+// export it yet). Linux 5.14+.
+pub const SO_NETNS_COOKIE: i32 = 71;
+
 pub const NLMSG_ALIGNTO: usize = 4;
 pub const NLMSG_HDRLEN: usize = 16;
 pub const NLA_ALIGNTO: usize = 4;

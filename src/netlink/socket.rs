@@ -112,6 +112,17 @@ impl Socket {
         Ok(())
     }
 
+    /// The cookie of the network namespace the socket was opened in
+    /// (`SO_NETNS_COOKIE`): unlike the nsfs inode, never reused by another
+    /// namespace. `None` when the kernel is older than 5.14.
+    pub fn netns_cookie(&self) -> io::Result<Option<u64>> {
+        match sys::getsockopt_u64(self.fd.as_fd(), libc::SOL_SOCKET, SO_NETNS_COOKIE) {
+            Ok(cookie) => Ok(Some(cookie)),
+            Err(err) if err.raw_os_error() == Some(libc::ENOPROTOOPT) => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
     /// The port id the kernel assigned to this socket.
     pub fn port_id(&self) -> u32 {
         self.port_id

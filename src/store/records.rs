@@ -534,20 +534,54 @@ pub struct EndpointRecord {
     pub netns_dev: Option<u64>,
     /// `st_ino` of the namespace's nsfs file (with `netns_dev`).
     pub netns_ino: Option<u64>,
+    /// The namespace's cookie (`SO_NETNS_COOKIE`), which unlike the inode
+    /// is never given to another namespace. Absent in older records and on
+    /// kernels before 5.14.
+    pub netns_cookie: Option<u64>,
     /// The link's ifindex inside the namespace, once made.
     pub ifindex: Option<u32>,
 }
 
+/// What tells one network namespace from every other one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetnsId {
+    /// `st_dev` of its nsfs file.
+    pub dev: u64,
+    /// `st_ino` of its nsfs file: unique among living namespaces, but
+    /// handed out again (lowest free first) once a namespace is freed.
+    pub ino: u64,
+    /// Its cookie (`SO_NETNS_COOKIE`), never reused; `None` before Linux
+    /// 5.14 or in records older than the field.
+    pub cookie: Option<u64>,
+}
+
+impl NetnsId {
+    /// Whether both name the same namespace: by cookie when both have
+    /// one (it alone decides), else by `st_dev` and `st_ino`.
+    pub fn same_namespace(&self, other: &NetnsId) -> bool {
+        match (self.cookie, other.cookie) {
+            (Some(mine), Some(theirs)) => mine == theirs,
+            _ => (self.dev, self.ino) == (other.dev, other.ino),
+        }
+    }
+}
+
 impl EndpointRecord {
-    /// The attached namespace's identity (`st_dev`, `st_ino`), when recorded.
-    pub fn netns_id(&self) -> Option<(u64, u64)> {
-        self.netns_dev.zip(self.netns_ino)
+    /// The attached namespace's identity, when recorded.
+    pub fn netns_id(&self) -> Option<NetnsId> {
+        let (dev, ino) = self.netns_dev.zip(self.netns_ino)?;
+        Some(NetnsId {
+            dev,
+            ino,
+            cookie: self.netns_cookie,
+        })
     }
 
     /// Records the attached namespace's identity.
-    pub fn set_netns_id(&mut self, (dev, ino): (u64, u64)) {
-        self.netns_dev = Some(dev);
-        self.netns_ino = Some(ino);
+    pub fn set_netns_id(&mut self, id: NetnsId) {
+        self.netns_dev = Some(id.dev);
+        self.netns_ino = Some(id.ino);
+        self.netns_cookie = id.cookie;
     }
 
     /// The record's JSON form.
@@ -566,6 +600,7 @@ impl EndpointRecord {
             ("created", Value::from(self.created.to_string())),
             ("netns_dev", Value::from(self.netns_dev)),
             ("netns_ino", Value::from(self.netns_ino)),
+            ("netns_cookie", Value::from(self.netns_cookie)),
             ("ifindex", Value::from(self.ifindex)),
         ])
     }
@@ -586,6 +621,7 @@ impl EndpointRecord {
             created: f.parsed("created")?,
             netns_dev: f.opt_u64("netns_dev")?,
             netns_ino: f.opt_u64("netns_ino")?,
+            netns_cookie: f.opt_u64("netns_cookie")?,
             ifindex: f
                 .opt_u64("ifindex")?
                 .map(|i| u32::try_from(i).map_err(|_| bad("field \"ifindex\" is out of range")))
@@ -613,6 +649,7 @@ mod tests {
             created: Timestamp::now(),
             netns_dev: Some(4),
             netns_ino: Some(4026532281),
+            netns_cookie: Some(u64::MAX - 1),
             ifindex: Some(1048577),
         };
         let json = record.to_json();
@@ -622,15 +659,113 @@ mod tests {
             Value::Object(members) => Value::Object(
                 members
                     .into_iter()
-                    .filter(|(k, _)| !matches!(k.as_str(), "netns_dev" | "netns_ino" | "ifindex"))
+                    .filter(|(k, _)| {
+                        !matches!(
+                            k.as_str(),
+                            "netns_dev" | "netns_ino" | "netns_cookie" | "ifindex"
+                        )
+                    })
                     .collect(),
             ),
             _ => unreachable!(),
         };
         let read = EndpointRecord::from_json(&older).unwrap();
         assert_eq!(
-            (read.netns_dev, read.netns_ino, read.ifindex),
-            (None, None, None)
+            (
+                read.netns_dev,
+                read.netns_ino,
+                read.netns_cookie,
+                read.ifindex
+            ),
+            (None, None, None, None)
         );
+        assert_eq!(read.netns_id(), None);
+    }
+
+    #[test]
+    fn endpoint_netns_cookie_round_trips_with_and_without() {
+        let mut record = EndpointRecord {
+            id: "c1".into(),
+            network_id: "n".into(),
+            container: None,
+            netns: "/proc/4242/ns/net".into(),
+            ifname: "eth0".into(),
+            mac: None,
+            ipv4: Some("10.0.0.2/24".parse().unwrap()),
+            ipv6: None,
+            state: EndpointState::Attached,
+            created: Timestamp::now(),
+            netns_dev: None,
+            netns_ino: None,
+            netns_cookie: None,
+            ifindex: None,
+        };
+        let with = NetnsId {
+            dev: 4,
+            ino: 4026532281,
+            cookie: Some(12345),
+        };
+        record.set_netns_id(with);
+        let read = EndpointRecord::from_json(&parse_json(&record.to_json())).unwrap();
+        assert_eq!(read.netns_cookie, Some(12345));
+        assert_eq!(read.netns_id(), Some(with));
+
+        // Recorded on a kernel without cookies: dev/ino only.
+        let without = NetnsId {
+            cookie: None,
+            ..with
+        };
+        record.set_netns_id(without);
+        let json = record.to_json();
+        assert!(json.get("netns_cookie").unwrap().is_null());
+        let read = EndpointRecord::from_json(&parse_json(&json)).unwrap();
+        assert_eq!(read.netns_id(), Some(without));
+
+        // A record written before the field existed.
+        let older = match json {
+            Value::Object(members) => Value::Object(
+                members
+                    .into_iter()
+                    .filter(|(k, _)| k != "netns_cookie")
+                    .collect(),
+            ),
+            _ => unreachable!(),
+        };
+        let read = EndpointRecord::from_json(&parse_json(&older)).unwrap();
+        assert_eq!(read, record);
+    }
+
+    /// Through the text form, as records are stored.
+    fn parse_json(value: &Value) -> Value {
+        crate::json::parse(&value.to_compact()).unwrap()
+    }
+
+    #[test]
+    fn netns_cookie_alone_decides_when_both_have_one() {
+        let ours = NetnsId {
+            dev: 4,
+            ino: 4026532281,
+            cookie: Some(7),
+        };
+        // The inode reused by a later namespace: the cookie tells them apart.
+        let reused_inode = NetnsId {
+            cookie: Some(9),
+            ..ours
+        };
+        assert!(!ours.same_namespace(&reused_inode));
+        assert!(ours.same_namespace(&ours));
+        // Without a cookie on either side, dev/ino decide as before.
+        let no_cookie = NetnsId {
+            cookie: None,
+            ..ours
+        };
+        assert!(ours.same_namespace(&no_cookie));
+        assert!(no_cookie.same_namespace(&ours));
+        let other_inode = NetnsId {
+            ino: ours.ino + 1,
+            cookie: None,
+            ..ours
+        };
+        assert!(!ours.same_namespace(&other_inode));
     }
 }

@@ -106,6 +106,7 @@ pub fn endpoint(
         created: Timestamp::now(),
         netns_dev: None,
         netns_ino: None,
+        netns_cookie: None,
         ifindex: None,
     }
 }

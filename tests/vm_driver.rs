@@ -1088,6 +1088,45 @@ fn detach_and_restore_leave_a_namespace_that_replaced_ours_alone() {
 }
 
 #[test]
+fn a_namespace_with_our_inode_but_another_cookie_is_not_ours() {
+    topology_up();
+    let config = config("cookie");
+    let manager = Manager::open(config.clone()).unwrap();
+    let ck = manager
+        .create_network(&net("ck", &["10.109.0.0/24"], &[], &[]))
+        .unwrap();
+    start(&manager, "ck", "ck1", None, None);
+    let record = config
+        .state_dir
+        .join("endpoints")
+        .join(&ck.id)
+        .join("ck1.json");
+    let text = fs::read_to_string(&record).unwrap();
+    let cookie = ipvlan::json::parse(&text)
+        .unwrap()
+        .get("netns_cookie")
+        .and_then(|c| c.as_u64())
+        .unwrap_or_else(|| panic!("attach records the namespace cookie: {text}"));
+    // What a namespace that took our freed inode would look like: same
+    // st_dev/st_ino, another cookie. Its eth0 is not ours to delete.
+    edit(
+        &record,
+        &format!("\"netns_cookie\": {cookie}"),
+        &format!("\"netns_cookie\": {}", cookie.wrapping_add(1)),
+    );
+    manager
+        .disconnect("ck", &Target::Container("ck1".into()))
+        .unwrap();
+    assert!(
+        link(Some("ck1"), "eth0").is_some(),
+        "the cookie differs, so the link is left alone"
+    );
+    assert!(manager.network("ck").unwrap().endpoints.is_empty());
+    manager.remove_container("ck1", true).unwrap();
+    manager.remove_network("ck").unwrap();
+}
+
+#[test]
 fn restore_carries_on_past_a_namespace_it_cannot_open() {
     topology_up();
     let config = config("keepon");

@@ -128,9 +128,7 @@ fn endpoint(net: &NetworkRecord, id: &str) -> EndpointRecord {
         ipv6: None,
         state: EndpointState::Attached,
         created: Timestamp::now(),
-        netns_dev: None,
-        netns_ino: None,
-        netns_cookie: None,
+        netns_id: None,
         ifindex: None,
     }
 }

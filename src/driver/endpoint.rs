@@ -171,9 +171,7 @@ impl Manager {
             ipv6,
             state: EndpointState::Attaching,
             created: crate::store::Timestamp::now(),
-            netns_dev: Some(netns_id.dev),
-            netns_ino: Some(netns_id.ino),
-            netns_cookie: netns_id.cookie,
+            netns_id: Some(netns_id),
             ifindex: None,
         };
         if let Err(error) = state.put_endpoint(&record) {

@@ -203,7 +203,7 @@ impl Manager {
             // The interrupted attach or detach is undone or finished the
             // same way: no link, no addresses, no record.
             if let NsAt::Present(ns, _) =
-                net::open_recorded_netns(&endpoint.netns, endpoint.netns_id())?
+                net::open_recorded_netns(&endpoint.netns, endpoint.netns_id)?
             {
                 net::delete_temporary_links(&ns, parent)?;
             }
@@ -214,7 +214,7 @@ impl Manager {
             report.intents_repaired += 1;
             return Ok(());
         }
-        let (ns, identity) = match net::open_recorded_netns(&endpoint.netns, endpoint.netns_id())? {
+        let (ns, identity) = match net::open_recorded_netns(&endpoint.netns, endpoint.netns_id)? {
             NsAt::Present(ns, identity) => (ns, identity),
             NsAt::Gone | NsAt::NotANamespace => {
                 let notes = self.detach_noting(state, networks, network, endpoint)?;
@@ -230,9 +230,9 @@ impl Manager {
             if net::not_ours(link, parent, endpoint.mac.as_deref()).is_none() {
                 // Records older than the identity fields (or the cookie)
                 // get them now.
-                if endpoint.netns_id() != Some(identity) || endpoint.ifindex != Some(link.index) {
+                if endpoint.netns_id != Some(identity) || endpoint.ifindex != Some(link.index) {
                     let mut updated = endpoint.clone();
-                    updated.set_netns_id(identity);
+                    updated.netns_id = Some(identity);
                     updated.ifindex = Some(link.index);
                     state.put_endpoint(&updated)?;
                 }
@@ -269,7 +269,7 @@ impl Manager {
         updated.ifname = built.ifname;
         updated.mac = Some(built.mac);
         updated.ifindex = Some(built.index);
-        updated.set_netns_id(identity);
+        updated.netns_id = Some(identity);
         state.put_endpoint(&updated)?;
         report.links_recreated.push(who.to_string());
         Ok(())
@@ -285,7 +285,7 @@ pub(crate) fn remove_endpoint_link(
     if endpoint.ifindex.is_none() && endpoint.ifname.is_empty() {
         return Ok(Vec::new());
     }
-    let ns = match net::open_recorded_netns(&endpoint.netns, endpoint.netns_id())? {
+    let ns = match net::open_recorded_netns(&endpoint.netns, endpoint.netns_id)? {
         NsAt::Present(ns, _) => ns,
         // Its links went with it, or it is out of reach: never touch
         // whatever sits at the path now.

@@ -528,16 +528,11 @@ pub struct EndpointRecord {
     pub state: EndpointState,
     /// Creation time.
     pub created: Timestamp,
-    /// Identity of the namespace attached (`st_dev` of its nsfs file), so
-    /// a namespace re-created at the same path (a reused PID, a deleted and
-    /// re-added name) is never taken for it. Absent in older records.
-    pub netns_dev: Option<u64>,
-    /// `st_ino` of the namespace's nsfs file (with `netns_dev`).
-    pub netns_ino: Option<u64>,
-    /// The namespace's cookie (`SO_NETNS_COOKIE`), which unlike the inode
-    /// is never given to another namespace. Absent in older records and on
-    /// kernels before 5.14.
-    pub netns_cookie: Option<u64>,
+    /// Identity of the namespace attached, so a namespace re-created at the
+    /// same path (a reused PID, a deleted and re-added name) is never taken
+    /// for it. Absent in older records. Stored as `netns_dev`, `netns_ino`
+    /// and `netns_cookie`.
+    pub netns_id: Option<NetnsId>,
     /// The link's ifindex inside the namespace, once made.
     pub ifindex: Option<u32>,
 }
@@ -567,23 +562,6 @@ impl NetnsId {
 }
 
 impl EndpointRecord {
-    /// The attached namespace's identity, when recorded.
-    pub fn netns_id(&self) -> Option<NetnsId> {
-        let (dev, ino) = self.netns_dev.zip(self.netns_ino)?;
-        Some(NetnsId {
-            dev,
-            ino,
-            cookie: self.netns_cookie,
-        })
-    }
-
-    /// Records the attached namespace's identity.
-    pub fn set_netns_id(&mut self, id: NetnsId) {
-        self.netns_dev = Some(id.dev);
-        self.netns_ino = Some(id.ino);
-        self.netns_cookie = id.cookie;
-    }
-
     /// The record's JSON form.
     pub fn to_json(&self) -> Value {
         Value::object([
@@ -598,9 +576,12 @@ impl EndpointRecord {
             ("ipv6", text_of(&self.ipv6)),
             ("state", Value::from(self.state.as_str())),
             ("created", Value::from(self.created.to_string())),
-            ("netns_dev", Value::from(self.netns_dev)),
-            ("netns_ino", Value::from(self.netns_ino)),
-            ("netns_cookie", Value::from(self.netns_cookie)),
+            ("netns_dev", Value::from(self.netns_id.map(|id| id.dev))),
+            ("netns_ino", Value::from(self.netns_id.map(|id| id.ino))),
+            (
+                "netns_cookie",
+                Value::from(self.netns_id.and_then(|id| id.cookie)),
+            ),
             ("ifindex", Value::from(self.ifindex)),
         ])
     }
@@ -619,9 +600,14 @@ impl EndpointRecord {
             ipv6: f.opt_parsed("ipv6")?,
             state: f.parsed("state")?,
             created: f.parsed("created")?,
-            netns_dev: f.opt_u64("netns_dev")?,
-            netns_ino: f.opt_u64("netns_ino")?,
-            netns_cookie: f.opt_u64("netns_cookie")?,
+            netns_id: match (
+                f.opt_u64("netns_dev")?,
+                f.opt_u64("netns_ino")?,
+                f.opt_u64("netns_cookie")?,
+            ) {
+                (Some(dev), Some(ino), cookie) => Some(NetnsId { dev, ino, cookie }),
+                _ => None,
+            },
             ifindex: f
                 .opt_u64("ifindex")?
                 .map(|i| u32::try_from(i).map_err(|_| bad("field \"ifindex\" is out of range")))
@@ -647,9 +633,11 @@ mod tests {
             ipv6: None,
             state: EndpointState::Attached,
             created: Timestamp::now(),
-            netns_dev: Some(4),
-            netns_ino: Some(4026532281),
-            netns_cookie: Some(u64::MAX - 1),
+            netns_id: Some(NetnsId {
+                dev: 4,
+                ino: 4026532281,
+                cookie: Some(u64::MAX - 1),
+            }),
             ifindex: Some(1048577),
         };
         let json = record.to_json();
@@ -670,16 +658,7 @@ mod tests {
             _ => unreachable!(),
         };
         let read = EndpointRecord::from_json(&older).unwrap();
-        assert_eq!(
-            (
-                read.netns_dev,
-                read.netns_ino,
-                read.netns_cookie,
-                read.ifindex
-            ),
-            (None, None, None, None)
-        );
-        assert_eq!(read.netns_id(), None);
+        assert_eq!((read.netns_id, read.ifindex), (None, None));
     }
 
     #[test]
@@ -695,9 +674,7 @@ mod tests {
             ipv6: None,
             state: EndpointState::Attached,
             created: Timestamp::now(),
-            netns_dev: None,
-            netns_ino: None,
-            netns_cookie: None,
+            netns_id: None,
             ifindex: None,
         };
         let with = NetnsId {
@@ -705,21 +682,21 @@ mod tests {
             ino: 4026532281,
             cookie: Some(12345),
         };
-        record.set_netns_id(with);
+        record.netns_id = Some(with);
         let read = EndpointRecord::from_json(&parse_json(&record.to_json())).unwrap();
-        assert_eq!(read.netns_cookie, Some(12345));
-        assert_eq!(read.netns_id(), Some(with));
+        assert_eq!(read.netns_id.and_then(|id| id.cookie), Some(12345));
+        assert_eq!(read.netns_id, Some(with));
 
         // Recorded on a kernel without cookies: dev/ino only.
         let without = NetnsId {
             cookie: None,
             ..with
         };
-        record.set_netns_id(without);
+        record.netns_id = Some(without);
         let json = record.to_json();
         assert!(json.get("netns_cookie").unwrap().is_null());
         let read = EndpointRecord::from_json(&parse_json(&json)).unwrap();
-        assert_eq!(read.netns_id(), Some(without));
+        assert_eq!(read.netns_id, Some(without));
 
         // A record written before the field existed.
         let older = match json {

@@ -104,9 +104,7 @@ pub fn endpoint(
         ipv6: v6.map(|s| s.parse().unwrap()),
         state: EndpointState::Attached,
         created: Timestamp::now(),
-        netns_dev: None,
-        netns_ino: None,
-        netns_cookie: None,
+        netns_id: None,
         ifindex: None,
     }
 }

@@ -11,8 +11,7 @@ use common::{address_files, check_every_file_parses, endpoint, network, TempDir}
 use ipvlan::ipam::{Family, Request};
 use ipvlan::json::Value;
 use ipvlan::store::{
-    EndpointRecord, EndpointState, NetworkRecord, NetworkState, Pending, StateDir, StoreError,
-    Timestamp,
+    append_line, remove_lines, EndpointRecord, NetworkRecord, StateDir, StoreError, Timestamp,
 };
 
 fn ip(s: &str) -> IpAddr {
@@ -31,14 +30,13 @@ fn records_round_trip_through_disk() {
         Some("2001:db8:abc9::2/64"),
     );
     {
-        let mut locked = state.lock().unwrap();
+        let locked = state.lock().unwrap();
         locked.put_network(&net).unwrap();
         locked.put_endpoint(&ep).unwrap();
         let container = Value::object([("name", Value::from("c1"))]);
         locked.put_record("containers", "c1", &container).unwrap();
     }
     assert_eq!(state.network(&net.id).unwrap().as_ref(), Some(&net));
-    assert_eq!(state.network_by_name("n1").unwrap().as_ref(), Some(&net));
     assert_eq!(state.networks().unwrap(), vec![net.clone()]);
     assert_eq!(state.endpoint(&net.id, "e1").unwrap().as_ref(), Some(&ep));
     assert_eq!(state.endpoints_of(&net.id).unwrap(), vec![ep.clone()]);
@@ -49,7 +47,7 @@ fn records_round_trip_through_disk() {
     assert!(state.record("containers", "nope").unwrap().is_none());
     check_every_file_parses(tmp.path());
 
-    let mut locked = state.lock().unwrap();
+    let locked = state.lock().unwrap();
     assert!(locked.remove_endpoint(&net.id, "e1").unwrap());
     assert!(!locked.remove_endpoint(&net.id, "e1").unwrap());
     assert!(locked.remove_record("containers", "c1").unwrap());
@@ -63,7 +61,7 @@ fn directory_and_file_modes() {
     let root = tmp.path().join("state");
     let state = StateDir::open(&root).unwrap();
     let net = network("n1", &["10.0.0.0/24"]);
-    let mut locked = state.lock().unwrap();
+    let locked = state.lock().unwrap();
     locked.put_network(&net).unwrap();
     locked
         .allocate(&net, Request::Any(Family::V4), "e1")
@@ -102,7 +100,7 @@ fn allocation_on_disk_follows_the_cursor() {
     let tmp = TempDir::new("alloc");
     let state = StateDir::open(tmp.path()).unwrap();
     let net = network("db_net", &["192.168.1.0/24"]);
-    let mut locked = state.lock().unwrap();
+    let locked = state.lock().unwrap();
     let a = locked
         .allocate(&net, Request::Any(Family::V4), "e1")
         .unwrap();
@@ -163,7 +161,7 @@ fn reuse_explicit_v4_and_v6_ten_thousand_times() {
     let tmp = TempDir::in_memory("reuse");
     let state = StateDir::open(tmp.path()).unwrap();
     let net = network("ipnet110", &["192.168.112.0/24", "2001:db8:abc6::/64"]);
-    let mut locked = state.lock().unwrap();
+    let locked = state.lock().unwrap();
     locked.put_network(&net).unwrap();
     for i in 0..10_000 {
         let owner = format!("ep{i}");
@@ -187,25 +185,64 @@ fn reuse_explicit_v4_and_v6_ten_thousand_times() {
 }
 
 #[test]
-fn intents_are_listed_until_done() {
-    let tmp = TempDir::new("intents");
+fn containers_are_records_of_their_own() {
+    let tmp = TempDir::new("containers");
     let state = StateDir::open(tmp.path()).unwrap();
-    let mut net = network("n1", &["10.0.0.0/24"]);
-    net.state = NetworkState::Creating;
-    let mut ep = endpoint(&net, "e1", None, None);
-    ep.state = EndpointState::Attaching;
-    let mut locked = state.lock().unwrap();
+    let locked = state.lock().unwrap();
+    locked.put_container("web").unwrap();
+    locked.put_container("db").unwrap();
+    assert_eq!(state.containers().unwrap(), ["db", "web"]);
+    assert!(state.has_container("web").unwrap());
+    assert!(!state.has_container("nope").unwrap());
+    assert!(locked.remove_container("web").unwrap());
+    assert!(!locked.remove_container("web").unwrap());
+    assert_eq!(state.containers().unwrap(), ["db"]);
+    check_every_file_parses(tmp.path());
+}
+
+#[test]
+fn release_if_owner_frees_only_what_the_owner_holds() {
+    let tmp = TempDir::new("owner");
+    let state = StateDir::open(tmp.path()).unwrap();
+    let net = network("n1", &["10.0.0.0/24"]);
+    let locked = state.lock().unwrap();
     locked.put_network(&net).unwrap();
-    locked.put_endpoint(&ep).unwrap();
+    let a = locked
+        .allocate(&net, Request::Any(Family::V4), "e1")
+        .unwrap();
+    assert!(!locked.release_if_owner(&net, a.addr(), "e2").unwrap());
     assert_eq!(
-        state.pending().unwrap(),
-        vec![Pending::Network(net.clone()), Pending::Endpoint(ep.clone())]
+        address_files(tmp.path()).len(),
+        1,
+        "another owner's address stays"
     );
-    net.state = NetworkState::Created;
-    ep.state = EndpointState::Attached;
+    assert!(locked.release_if_owner(&net, a.addr(), "e1").unwrap());
+    assert!(address_files(tmp.path()).is_empty());
+    let outside = "10.9.9.9".parse().unwrap();
+    assert!(!locked.release_if_owner(&net, outside, "e1").unwrap());
+}
+
+#[test]
+fn release_orphans_frees_addresses_without_an_endpoint() {
+    let tmp = TempDir::new("orphans");
+    let state = StateDir::open(tmp.path()).unwrap();
+    let net = network("n1", &["10.0.0.0/24"]);
+    let locked = state.lock().unwrap();
     locked.put_network(&net).unwrap();
-    locked.put_endpoint(&ep).unwrap();
-    assert!(state.pending().unwrap().is_empty());
+    let kept = locked
+        .allocate(&net, Request::Any(Family::V4), "e1")
+        .unwrap();
+    locked
+        .put_endpoint(&endpoint(&net, "e1", Some(&kept.to_string()), None))
+        .unwrap();
+    locked
+        .allocate(&net, Request::Any(Family::V4), "crashed")
+        .unwrap();
+    assert_eq!(locked.release_orphans(&net).unwrap(), 1);
+    assert_eq!(
+        state.addresses(&net).unwrap(),
+        vec![(kept.addr(), "e1".to_string())]
+    );
 }
 
 #[test]
@@ -213,16 +250,12 @@ fn hosts_file_append_and_remove_in_place() {
     use std::os::unix::fs::MetadataExt;
     let tmp = TempDir::in_memory("hosts");
     let state = StateDir::open(tmp.path()).unwrap();
-    let mut locked = state.lock().unwrap();
     let id = "a".repeat(64);
-    locked.hosts_append(&id, "192.168.1.2\tipv1").unwrap();
-    locked.hosts_append(&id, "192.168.1.3\tipv2").unwrap();
     let path = state.hosts_path(&id);
+    append_line(&path, "192.168.1.2\tipv1", 0o644).unwrap();
+    append_line(&path, "192.168.1.3\tipv2", 0o644).unwrap();
     let inode = fs::metadata(&path).unwrap().ino();
-    assert_eq!(
-        locked.hosts_remove(&id, |l| l.ends_with("\tipv1")).unwrap(),
-        1
-    );
+    assert_eq!(remove_lines(&path, |l| l.ends_with("\tipv1")).unwrap(), 1);
     let text = fs::read_to_string(&path).unwrap();
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines, ["192.168.1.3\tipv2"]);
@@ -233,12 +266,8 @@ fn hosts_file_append_and_remove_in_place() {
     );
     // Many attach/detach cycles keep the file small.
     for i in 0..2000 {
-        locked
-            .hosts_append(&id, &format!("10.0.{}.{}\tc{i}", i / 250, i % 250))
-            .unwrap();
-        locked
-            .hosts_remove(&id, |l| l.ends_with(&format!("\tc{i}")))
-            .unwrap();
+        append_line(&path, &format!("10.0.{}.{}\tc{i}", i / 250, i % 250), 0o644).unwrap();
+        remove_lines(&path, |l| l.ends_with(&format!("\tc{i}"))).unwrap();
     }
     let text = fs::read_to_string(&path).unwrap();
     assert!(text.len() < 8192, "compacted: {} bytes", text.len());
@@ -253,7 +282,7 @@ fn host_id_from_machine_id_or_created_once() {
     let state = StateDir::open(tmp.path().join("s")).unwrap();
     let machine_id = tmp.path().join("machine-id");
     fs::write(&machine_id, "0123456789abcdef0123456789abcdef\n").unwrap();
-    let mut locked = state.lock().unwrap();
+    let locked = state.lock().unwrap();
     assert_eq!(
         locked.host_id(&machine_id).unwrap(),
         "0123456789abcdef0123456789abcdef"
@@ -298,7 +327,7 @@ fn network_removal_takes_its_files() {
     let tmp = TempDir::new("netrm");
     let state = StateDir::open(tmp.path()).unwrap();
     let net: NetworkRecord = network("n1", &["10.0.0.0/24"]);
-    let mut locked = state.lock().unwrap();
+    let locked = state.lock().unwrap();
     locked.put_network(&net).unwrap();
     let a = locked
         .allocate(&net, Request::Any(Family::V4), "e1")
@@ -306,7 +335,7 @@ fn network_removal_takes_its_files() {
     locked
         .put_endpoint(&endpoint(&net, "e1", Some(&a.to_string()), None))
         .unwrap();
-    locked.hosts_append(&net.id, "10.0.0.2 c").unwrap();
+    append_line(&state.hosts_path(&net.id), "10.0.0.2 c", 0o644).unwrap();
     assert!(locked.remove_network(&net.id).unwrap());
     assert!(address_files(tmp.path()).is_empty());
     assert!(state.endpoints().unwrap().is_empty());
@@ -374,35 +403,11 @@ fn non_ascii_timestamp_in_a_record_is_a_corrupt_state_file() {
 }
 
 #[test]
-fn subnets_in_use_lists_every_network() {
-    let tmp = TempDir::new("inuse");
-    let state = StateDir::open(tmp.path()).unwrap();
-    let mut locked = state.lock().unwrap();
-    locked
-        .put_network(&network("a", &["10.1.0.0/24", "2001:db8:1::/64"]))
-        .unwrap();
-    locked.put_network(&network("b", &["10.2.0.0/24"])).unwrap();
-    let mut got: Vec<(String, String)> = state
-        .subnets_in_use()
-        .unwrap()
-        .into_iter()
-        .map(|(n, s)| (n, s.to_string()))
-        .collect();
-    got.sort();
-    let want = [
-        ("a", "10.1.0.0/24"),
-        ("a", "2001:db8:1::/64"),
-        ("b", "10.2.0.0/24"),
-    ];
-    assert_eq!(got, want.map(|(a, b)| (a.to_string(), b.to_string())));
-}
-
-#[test]
 fn non_utf8_state_files_are_corrupt_or_ignored_hints() {
     let tmp = TempDir::new("nonutf8");
     let state = StateDir::open(tmp.path()).unwrap();
     let net = network("n1", &["10.0.0.0/24"]);
-    let mut locked = state.lock().unwrap();
+    let locked = state.lock().unwrap();
     locked.put_network(&net).unwrap();
     let a = locked
         .allocate(&net, Request::Any(Family::V4), "e1")
@@ -454,8 +459,8 @@ fn hosts_file_mode_ignores_the_umask() {
     if let Ok(root) = std::env::var(CHILD_ENV) {
         let state = StateDir::open(&root).unwrap();
         let net = network("n1", &["10.0.0.0/24"]);
-        let mut locked = state.lock().unwrap();
-        locked.hosts_append(&net.id, "10.0.0.2 c1").unwrap();
+        let locked = state.lock().unwrap();
+        append_line(&state.hosts_path(&net.id), "10.0.0.2 c1", 0o644).unwrap();
         locked
             .allocate(&net, Request::Any(Family::V4), "e1")
             .unwrap();

@@ -65,7 +65,7 @@ fn crash_network() -> NetworkRecord {
 }
 
 /// What `restore` does for the store: finish or undo every pending endpoint.
-fn repair(locked: &mut Locked<'_>, net: &NetworkRecord) {
+fn repair(locked: &Locked<'_>, net: &NetworkRecord) {
     for ep in locked.endpoints_of(&net.id).unwrap() {
         match ep.state {
             EndpointState::Attached => {}
@@ -97,7 +97,7 @@ fn crash_child(dir: &Path) {
     let mut rng = Rng::seeded();
     let pid = std::process::id();
     for n in 0.. {
-        let mut locked = state.lock().unwrap();
+        let locked = state.lock().unwrap();
         let attached: Vec<_> = locked
             .endpoints_of(&net.id)
             .unwrap()
@@ -248,8 +248,8 @@ fn sigkill_at_random_points_never_corrupts_or_double_allocates() {
         }
         check_after_kill(tmp.path(), &net, &committed);
         let state = StateDir::open(tmp.path()).unwrap();
-        let mut locked = state.lock().unwrap();
-        repair(&mut locked, &net);
+        let locked = state.lock().unwrap();
+        repair(&locked, &net);
         drop(locked);
         // After repair, address files and attached records agree exactly.
         let on_disk: BTreeMap<IpAddr, String> = address_files(tmp.path()).into_iter().collect();
@@ -286,7 +286,7 @@ fn sixteen_processes_get_sixteen_distinct_addresses() {
             let state = StateDir::open(dir).unwrap();
             let net = network("busy", &["192.168.50.0/24"]);
             let owner = format!("p{}", std::process::id());
-            let mut locked = state.lock().unwrap();
+            let locked = state.lock().unwrap();
             let addr = locked
                 .allocate(&net, Request::Any(Family::V4), &owner)
                 .unwrap();

@@ -46,8 +46,24 @@ pub fn run(manager: &Manager, args: RunArgs) -> Result<i32, Failure> {
         discard(manager, &name);
     }
     status.map_err(|error| {
-        Failure::driver(format_args!("run: running the command in {name}"), &error)
+        exec_failure(&error).unwrap_or_else(|| {
+            Failure::driver(format_args!("run: running the command in {name}"), &error)
+        })
     })
+}
+
+/// A foreground command that could not be started, as `docker exec`
+/// reports it: 127 not found, 126 cannot be run; `None` for other errors.
+fn exec_failure(error: &driver::Error) -> Option<Failure> {
+    let code = match error.kind() {
+        ErrorKind::CommandNotFound => EXIT_NOT_FOUND,
+        ErrorKind::CommandNotExecutable => EXIT_CANNOT_RUN,
+        _ => return None,
+    };
+    Some(Failure::not_started(
+        code,
+        format!("exec {}", error.message()),
+    ))
 }
 
 /// A failed background start: 127 when the command is not found, 126 when
@@ -68,11 +84,16 @@ fn spawn_failure(container: &str, program: &str, error: &driver::Error) -> Failu
 /// Removes a container after a failure or at the end of `run --rm`,
 /// reporting (not returning) a failure to do so.
 fn discard(manager: &Manager, name: &str) {
-    if let Err(error) = manager.remove_container(name, true) {
-        eprintln!(
+    match manager.remove_container(name, true) {
+        Ok(notes) => {
+            for note in notes {
+                eprintln!("ipvlan: warning: {note}");
+            }
+        }
+        Err(error) => eprintln!(
             "{}",
             Failure::driver(format_args!("run: removing {name}"), &error)
-        );
+        ),
     }
 }
 
@@ -83,7 +104,10 @@ pub fn exec(manager: &Manager, args: ExecArgs) -> Result<i32, Failure> {
     };
     manager
         .exec(&args.container, &args.command, &options)
-        .map_err(|error| Failure::driver(format_args!("exec {}", args.container), &error))
+        .map_err(|error| {
+            exec_failure(&error)
+                .unwrap_or_else(|| Failure::driver(format_args!("exec {}", args.container), &error))
+        })
 }
 
 /// Removes each container in turn; the failures are reported and make the
@@ -92,7 +116,12 @@ pub fn remove(manager: &Manager, force: bool, names: &[String]) -> Result<i32, F
     let mut code = EXIT_OK;
     for name in names {
         match manager.remove_container(name, force) {
-            Ok(()) => outln!("{name}"),
+            Ok(notes) => {
+                for note in notes {
+                    eprintln!("ipvlan: warning: {note}");
+                }
+                outln!("{name}");
+            }
             Err(error) => {
                 eprintln!("{}", Failure::driver(format_args!("rm {name}"), &error));
                 code = EXIT_FAILED;

@@ -28,7 +28,6 @@ mod container;
 pub mod help;
 mod network;
 pub mod output;
-pub mod privilege;
 mod system;
 pub mod values;
 
@@ -137,6 +136,16 @@ impl Failure {
         Failure {
             kind: FailureKind::Command(code),
             message: format!("{what}: {why}"),
+        }
+    }
+
+    /// The command to run could not be started, said as `message` (e.g.
+    /// `exec nope: executable file not found`); `code` as for
+    /// [`Failure::command`].
+    pub fn not_started(code: i32, message: impl Into<String>) -> Failure {
+        Failure {
+            kind: FailureKind::Command(code),
+            message: message.into(),
         }
     }
 
@@ -257,7 +266,7 @@ fn open(config: Config) -> Result<Manager, Failure> {
 
 fn execute(invocation: Invocation) -> Result<i32, Failure> {
     let topic = topic_of(&invocation.command);
-    if needs_root(&invocation.command) && !privilege::has_net_admin() {
+    if needs_root(&invocation.command) && !crate::driver::has_net_admin() {
         return Err(Failure::failed(
             topic.path(),
             "this command needs root (CAP_NET_ADMIN)",

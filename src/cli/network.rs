@@ -103,11 +103,14 @@ pub fn connect(manager: &Manager, args: ConnectArgs) -> Result<i32, Failure> {
 }
 
 pub fn disconnect(manager: &Manager, network: &str, target: &Target) -> Result<i32, Failure> {
-    manager.disconnect(network, target).map_err(|error| {
+    let notes = manager.disconnect(network, target).map_err(|error| {
         Failure::driver(
             format_args!("network disconnect {network} {}", describe(target)),
             &error,
         )
     })?;
+    for note in notes {
+        eprintln!("ipvlan: warning: {note}");
+    }
     Ok(EXIT_OK)
 }

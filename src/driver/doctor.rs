@@ -2,9 +2,12 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use super::kernel::{check_version, missing_kind_message, KernelVersion};
-use super::net;
-use super::{Config, DoctorCheck, DoctorReport, Flag, Mode};
+use super::error::missing_kind_message;
+use super::kernel_support::{check_version, kind_supported, KernelVersion};
+use super::privileges::{own_capabilities, CAP_NET_ADMIN, CAP_SYS_ADMIN};
+use super::report::{DoctorCheck, DoctorReport};
+use super::{Config, Error, Flag, Mode};
+use crate::rtnl::Handle;
 
 fn check(name: &str, ok: bool, detail: impl Into<String>) -> DoctorCheck {
     DoctorCheck {
@@ -14,14 +17,16 @@ fn check(name: &str, ok: bool, detail: impl Into<String>) -> DoctorCheck {
     }
 }
 
-/// Effective capabilities of this process (`CapEff` of /proc/self/status).
-fn effective_capabilities() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("CapEff:"))?;
-    u64::from_str_radix(line.trim_start_matches("CapEff:").trim(), 16).ok()
-}
-
-pub(crate) fn run(config: &Config) -> DoctorReport {
+/// Probes what this host supports: kernel version, ipvlan/dummy/8021q in a
+/// throwaway namespace, modes and flags, privileges, the state directory.
+///
+/// ```no_run
+/// let report = ipvlan::driver::doctor(&ipvlan::driver::Config::from_env());
+/// for check in &report.checks {
+///     println!("{} {}: {}", if check.ok { "ok " } else { "BAD" }, check.name, check.detail);
+/// }
+/// ```
+pub fn doctor(config: &Config) -> DoctorReport {
     let mut report = DoctorReport::default();
     let version = KernelVersion::running();
     match &version {
@@ -35,9 +40,7 @@ pub(crate) fn run(config: &Config) -> DoctorReport {
             .push(check("kernel", false, error.to_string())),
     }
 
-    const CAP_NET_ADMIN: u32 = 12;
-    const CAP_SYS_ADMIN: u32 = 21;
-    let caps = effective_capabilities().unwrap_or(0);
+    let caps = own_capabilities().unwrap_or(0);
     let has = |cap: u32| caps & (1 << cap) != 0;
     report.checks.push(check(
         "privileges",
@@ -52,7 +55,14 @@ pub(crate) fn run(config: &Config) -> DoctorReport {
     // Link kinds, probed inside a throwaway namespace so nothing can be
     // left behind.
     let probes = crate::netns::run_in_new(|| {
-        ["ipvlan", "dummy", "vlan"].map(|kind| (kind, net::kind_supported(kind)))
+        let host = Handle::new().map_err(Error::from);
+        ["ipvlan", "dummy", "vlan"].map(|kind| {
+            let supported = match &host {
+                Ok(host) => kind_supported(host, kind),
+                Err(error) => Err(error.clone()),
+            };
+            (kind, supported)
+        })
     });
     match probes {
         Ok(results) => {

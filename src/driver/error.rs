@@ -29,7 +29,7 @@ pub enum ErrorKind {
     CommandNotExecutable,
 }
 
-/// A driver error: its kind, the message (behaviour.md's texts) and the
+/// A driver error: its kind, the message shown to the user and the
 /// errno behind it when there is one.
 ///
 /// ```
@@ -37,7 +37,6 @@ pub enum ErrorKind {
 /// let error = Error::invalid("bad value");
 /// assert_eq!(error.kind(), ErrorKind::InvalidValue);
 /// assert_eq!(error.to_string(), "bad value");
-/// assert_eq!(error.exit_code(), 1);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error {
@@ -180,12 +179,6 @@ impl Error {
         self.kind == ErrorKind::PermissionDenied
     }
 
-    /// The CLI's exit code for this error: 1 (invalid values and failed
-    /// operations alike).
-    pub fn exit_code(&self) -> i32 {
-        1
-    }
-
     /// Prefixes the message with context (`creating eth0.20: ...`).
     pub fn context(mut self, what: impl fmt::Display) -> Error {
         self.message = format!("{what}: {}", self.message);
@@ -204,3 +197,63 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// A netlink failure: the layer's text (operation, object, namespace, the
+/// kernel's own words) and its errno; a link kind the kernel does not know
+/// becomes [`ErrorKind::Unsupported`] with what to load.
+impl From<crate::netlink::Error> for Error {
+    fn from(error: crate::netlink::Error) -> Error {
+        if let crate::netlink::ErrorKind::Unsupported { kind } = error.kind() {
+            return Error::unsupported(missing_kind_message(kind));
+        }
+        match error.errno() {
+            Some(errno) => Error::os(error.to_string(), errno),
+            None => Error::failed(error.to_string()),
+        }
+    }
+}
+
+/// A state-directory failure; address-management refusals inside it keep
+/// their texts (see `From<IpamError>`).
+impl From<crate::store::StoreError> for Error {
+    fn from(error: crate::store::StoreError) -> Error {
+        if let Some(refusal) = error.ipam() {
+            return Error::from(refusal.clone());
+        }
+        let text = format!("state directory: {error}");
+        if error.is_permission_denied() {
+            Error::os(text, libc::EACCES)
+        } else {
+            Error::failed(text)
+        }
+    }
+}
+
+/// An address-management refusal, with its text: a taken address is
+/// [`ErrorKind::AlreadyExists`], an overlapping pool [`ErrorKind::InUse`],
+/// exhaustion a failed operation, anything else an invalid value.
+impl From<crate::ipam::IpamError> for Error {
+    fn from(error: crate::ipam::IpamError) -> Error {
+        use crate::ipam::IpamError;
+        match error {
+            IpamError::AddressInUse { .. } => Error::already_exists(error.to_string()),
+            IpamError::PoolOverlap { .. } => Error::in_use(error.to_string()),
+            IpamError::NoAvailableAddresses { .. } | IpamError::DefaultPoolsExhausted { .. } => {
+                Error::failed(error.to_string())
+            }
+            _ => Error::invalid(error.to_string()),
+        }
+    }
+}
+
+/// The message for a kernel without a link kind we need.
+pub(crate) fn missing_kind_message(kind: &str) -> String {
+    match kind {
+        "ipvlan" => {
+            "this kernel has no ipvlan support (CONFIG_IPVLAN); try `modprobe ipvlan`".to_string()
+        }
+        "dummy" => "this kernel has no dummy link support (CONFIG_DUMMY), needed for a network without parent; try `modprobe dummy`".to_string(),
+        "vlan" => "this kernel has no 802.1Q VLAN support (CONFIG_VLAN_8021Q), needed for a NAME.VLANID parent; try `modprobe 8021q`".to_string(),
+        other => format!("this kernel has no {other} link support"),
+    }
+}

@@ -13,9 +13,14 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::Error;
+use crate::store::{EndpointRecord, EndpointState, Locked, NetworkRecord};
 
 /// First lines of every hosts file we write.
 pub(crate) const HEADER: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n";
+
+/// Mode of every hosts file: processes in containers read them, whatever
+/// ipvlan's umask was.
+const HOSTS_MODE: u32 = 0o644;
 
 fn io(what: &str, path: &Path, error: std::io::Error) -> Error {
     Error::io(format!("{what} {}", path.display()), &error)
@@ -33,11 +38,11 @@ pub(crate) fn ensure_file(path: &Path) -> Result<(), Error> {
         .write(true)
         .create(true)
         .truncate(true)
-        .mode(0o644)
+        .mode(HOSTS_MODE)
         .open(path)
         .map_err(|e| io("creating", path, e))?;
     // Processes in containers read it whatever ipvlan's umask was.
-    file.set_permissions(fs::Permissions::from_mode(0o644))
+    file.set_permissions(fs::Permissions::from_mode(HOSTS_MODE))
         .map_err(|e| io("setting the mode of", path, e))?;
     file.write_all(HEADER.as_bytes())
         .map_err(|e| io("writing", path, e))
@@ -49,30 +54,19 @@ pub(crate) fn append(path: &Path, name: &str, addresses: &[IpAddr]) -> Result<()
         return Ok(());
     }
     ensure_file(path)?;
-    let text: String = addresses
+    let text: Vec<String> = addresses
         .iter()
-        .map(|addr| format!("{addr}\t{name}\n"))
+        .map(|addr| format!("{addr}\t{name}"))
         .collect();
-    let mut file = OpenOptions::new()
-        .append(true)
-        .open(path)
-        .map_err(|e| io("opening", path, e))?;
-    file.write_all(text.as_bytes())
+    crate::store::append_line(path, &text.join("\n"), HOSTS_MODE)
         .map_err(|e| io("appending to", path, e))
 }
 
 /// Removes every line naming `name` in place (same inode, so mounts of it
-/// stay valid), never exposing a partial line: see [`blank_lines`].
+/// stay valid), never exposing a partial line (see
+/// [`crate::store::remove_lines`]).
 pub(crate) fn remove(path: &Path, name: &str) -> Result<(), Error> {
-    let mut file = match OpenOptions::new().read(true).write(true).open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(io("opening", path, e)),
-    };
-    let mut text = String::new();
-    file.read_to_string(&mut text)
-        .map_err(|e| io("reading", path, e))?;
-    crate::store::blank_lines(&mut file, &text, |line| names_host(line, name))
+    crate::store::remove_lines(path, |line| names_host(line, name))
         .map(drop)
         .map_err(|e| io("rewriting", path, e))
 }
@@ -113,10 +107,10 @@ pub(crate) fn write_union(target: &Path, sources: &[PathBuf]) -> Result<(), Erro
         .write(true)
         .create(true)
         .truncate(false)
-        .mode(0o644)
+        .mode(HOSTS_MODE)
         .open(target)
         .map_err(|e| io("opening", target, e))?;
-    file.set_permissions(fs::Permissions::from_mode(0o644))
+    file.set_permissions(fs::Permissions::from_mode(HOSTS_MODE))
         .map_err(|e| io("setting the mode of", target, e))?;
     let mut text = String::new();
     file.read_to_string(&mut text)
@@ -194,6 +188,115 @@ pub(crate) fn unlink(etc_netns_dir: &Path, container: &str) -> Result<(), Error>
 pub(crate) fn resolve(etc_netns_dir: &Path, container: &str) -> Option<PathBuf> {
     let hosts = etc_netns_dir.join(container).join("hosts");
     fs::canonicalize(hosts).ok()
+}
+
+/// The name views of one operation: the state under its lock, every
+/// network, and where `/etc/netns` is.
+pub(crate) struct Names<'a> {
+    pub state: &'a Locked<'a>,
+    pub networks: &'a [NetworkRecord],
+    pub etc_netns_dir: &'a Path,
+}
+
+impl Names<'_> {
+    /// Appends the endpoint's names to its network's hosts file and points
+    /// the container's `/etc/netns/NAME/hosts` at what it should see.
+    pub(crate) fn add(
+        &self,
+        network: &NetworkRecord,
+        endpoint: &EndpointRecord,
+    ) -> Result<(), Error> {
+        let file = self.state.hosts_path(&network.id);
+        ensure_file(&file)?;
+        if let Some(container) = &endpoint.container {
+            let addresses: Vec<IpAddr> = endpoint
+                .ipv4
+                .iter()
+                .chain(endpoint.ipv6.iter())
+                .map(|net| net.addr())
+                .collect();
+            append(&file, container, &addresses)?;
+            self.refresh_container(container)?;
+        }
+        self.refresh_network(network)
+    }
+
+    /// Takes the endpoint's names out of its network's file and the views.
+    pub(crate) fn remove(
+        &self,
+        network: &NetworkRecord,
+        endpoint: &EndpointRecord,
+    ) -> Result<(), Error> {
+        if let Some(container) = &endpoint.container {
+            remove(&self.state.hosts_path(&network.id), container)?;
+        }
+        self.refresh_network(network)?;
+        if let Some(container) = &endpoint.container {
+            // The container itself may have left its last network.
+            self.refresh_container(container)?;
+        }
+        Ok(())
+    }
+
+    /// Regenerates the union view of every container on `network` that is
+    /// on several networks (they are listed as markers, so this costs
+    /// nothing for single-network containers).
+    fn refresh_network(&self, network: &NetworkRecord) -> Result<(), Error> {
+        let markers = self.state.union_markers_dir(&network.id);
+        let Ok(entries) = fs::read_dir(&markers) else {
+            return Ok(());
+        };
+        for entry in entries.flatten() {
+            let container = entry.file_name().to_string_lossy().into_owned();
+            self.refresh_container(&container)?;
+        }
+        Ok(())
+    }
+
+    /// Points `/etc/netns/NAME/hosts` at what the container should see: its
+    /// network's file, or a union file when it is on several.
+    pub(crate) fn refresh_container(&self, container: &str) -> Result<(), Error> {
+        let state = self.state;
+        let mut attached = Vec::new();
+        for network in self.networks {
+            if let Some(endpoint) = state.endpoint(&network.id, container)? {
+                if endpoint.container.as_deref() == Some(container)
+                    && endpoint.state != EndpointState::Detaching
+                {
+                    attached.push(network);
+                }
+            }
+        }
+        for network in self.networks {
+            let markers = state.union_markers_dir(&network.id);
+            let marker = markers.join(container);
+            if attached.len() > 1 && attached.iter().any(|n| n.id == network.id) {
+                if !marker.exists() {
+                    fs::create_dir_all(&markers)
+                        .and_then(|_| fs::write(&marker, b""))
+                        .map_err(|e| io("writing", &marker, e))?;
+                }
+            } else {
+                let _ = fs::remove_file(&marker);
+            }
+        }
+        let files: Vec<PathBuf> = attached.iter().map(|n| state.hosts_path(&n.id)).collect();
+        let union = state.union_hosts_path(container);
+        match files.as_slice() {
+            [] => {
+                let _ = fs::remove_file(&union);
+                unlink(self.etc_netns_dir, container)
+            }
+            [only] => {
+                let _ = fs::remove_file(&union);
+                link(self.etc_netns_dir, container, only)
+            }
+            _ => {
+                write_union(&union, &files)?;
+                link(self.etc_netns_dir, container, &union)
+            }
+        }
+    }
 }
 
 #[cfg(test)]

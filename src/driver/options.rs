@@ -72,8 +72,8 @@ pub(crate) fn parse_options(options: &[(String, String)]) -> Result<NetworkOptio
     let mut parsed = NetworkOptions::default();
     for (key, value) in options {
         match key.as_str() {
-            "ipvlan_mode" => parsed.mode = Mode::parse(value)?,
-            "ipvlan_flag" => parsed.flag = Flag::parse(value)?,
+            "ipvlan_mode" => parsed.mode = parse_mode(value)?,
+            "ipvlan_flag" => parsed.flag = parse_flag(value)?,
             "parent" => {
                 parsed.parent = if value.is_empty() {
                     None
@@ -103,6 +103,48 @@ pub(crate) fn parse_options(options: &[(String, String)]) -> Result<NetworkOptio
         }
     }
     Ok(parsed)
+}
+
+/// An `ipvlan_mode` value, case-sensitively, with Docker's error text;
+/// empty means the default.
+fn parse_mode(value: &str) -> Result<Mode, Error> {
+    if value.is_empty() {
+        return Ok(Mode::default());
+    }
+    value.parse().map_err(|_| {
+        Error::invalid(format!(
+            "requested ipvlan mode '{value}' is not valid, 'l2' mode is the ipvlan driver default"
+        ))
+    })
+}
+
+/// An `ipvlan_flag` value, case-sensitively, with Docker's error text;
+/// empty means the default.
+fn parse_flag(value: &str) -> Result<Flag, Error> {
+    if value.is_empty() {
+        return Ok(Flag::default());
+    }
+    value.parse().map_err(|_| {
+        Error::invalid(format!(
+            "requested ipvlan flag '{value}' is not valid, 'bridge' is the ipvlan driver default"
+        ))
+    })
+}
+
+// TEMP: until the mode and flag types of `rtnl` (which carry their own
+// defaults) replace the store's.
+#[allow(clippy::derivable_impls)]
+impl Default for Mode {
+    fn default() -> Mode {
+        Mode::L2
+    }
+}
+
+#[allow(clippy::derivable_impls)]
+impl Default for Flag {
+    fn default() -> Flag {
+        Flag::Bridge
+    }
 }
 
 fn parse_mtu(value: &str) -> Result<u32, Error> {

@@ -6,17 +6,27 @@
 //! another namespace or a plain file there); a namespace that cannot be
 //! opened for another reason keeps its endpoint and addresses.
 
-use super::endpoint::endpoint_plan;
-use super::net::{self, Link, LinkRemoval, NsAt};
-use super::network::endpoint_label;
-use super::state::{
-    EndpointRecord, EndpointState, Locked, NetworkRecord, NetworkState, ParentOrigin,
-};
-use super::{Error, Manager, RestoreReport};
+use super::endpoint_link::{self, EndpointPlan};
+use super::netns_identity::{self, NsAt};
+use super::report::endpoint_label;
+use super::{hosts, parent, Error, Manager, RestoreReport};
+use crate::rtnl::{Handle, Link};
+use crate::store::{EndpointRecord, EndpointState, Locked, NetworkRecord, NetworkState};
 
 impl Manager {
-    pub(crate) fn do_restore(&self) -> Result<RestoreReport, Error> {
-        let state = self.state.lock()?;
+    /// Makes kernel and state agree again (at boot, after a crash).
+    ///
+    /// ```no_run
+    /// # let manager = ipvlan::driver::Manager::open(ipvlan::driver::Config::from_env())?;
+    /// let report = manager.restore()?;
+    /// for parent in &report.parents_recreated {
+    ///     println!("re-created {parent}");
+    /// }
+    /// # Ok::<(), ipvlan::driver::Error>(())
+    /// ```
+    pub fn restore(&self) -> Result<RestoreReport, Error> {
+        let state = self.store.lock()?;
+        let host = Handle::new()?;
         let mut report = RestoreReport::default();
         // Half-written files of killed invocations first: nothing reads them.
         if let Err(error) = state.clean_temporaries() {
@@ -29,7 +39,7 @@ impl Manager {
         for network in &all {
             let unfinished = match network.state {
                 NetworkState::Creating => true,
-                NetworkState::Removing => match state.endpoints(&network.id) {
+                NetworkState::Removing => match state.endpoints_of(&network.id) {
                     Ok(endpoints) => endpoints.is_empty(),
                     Err(error) => {
                         report.errors.push(format!("{}: {error}", network.name));
@@ -50,10 +60,9 @@ impl Manager {
             .cloned()
             .collect();
         for network in all.iter().filter(|n| rolled_back.contains(&n.id.as_str())) {
-            self.delete_parent_if_ours(network, &networks);
-            let _ = std::fs::remove_file(state.hosts_path(&network.id));
-            match state.delete_network(network) {
-                Ok(()) => report.intents_repaired += 1,
+            parent::delete_if_ours(&host, network, &networks);
+            match state.remove_network(&network.id) {
+                Ok(_) => report.intents_repaired += 1,
                 Err(error) => report.errors.push(format!("{}: {error}", network.name)),
             }
         }
@@ -70,7 +79,7 @@ impl Manager {
         // the name it recorded now belongs to a later attach.
         let mut endpoints: Vec<(usize, Vec<EndpointRecord>)> = Vec::new();
         for (at, network) in networks.iter().enumerate() {
-            match state.endpoints(&network.id) {
+            match state.endpoints_of(&network.id) {
                 Ok(list) => endpoints.push((at, list)),
                 Err(error) => report.errors.push(format!("{}: {error}", network.name)),
             }
@@ -84,7 +93,7 @@ impl Manager {
 
         for (at, list) in endpoints {
             let network = &networks[at];
-            let parent = match self.restore_parent(network, &mut report) {
+            let parent = match parent::restore(&host, network, &mut report) {
                 Ok(parent) => parent,
                 Err(error) => {
                     report
@@ -104,6 +113,7 @@ impl Manager {
                     endpoint.ifname.clear();
                 }
                 let restored = self.restore_endpoint(
+                    &host,
                     &state,
                     &networks,
                     network,
@@ -130,7 +140,7 @@ impl Manager {
         // goes with its record.
         for name in state.containers()? {
             let path = self.config.netns_dir.join(&name);
-            let gone = match net::open_recorded_netns(&path.display().to_string(), None) {
+            let gone = match netns_identity::open_recorded(&path.display().to_string(), None) {
                 Ok(NsAt::Gone) => true,
                 Ok(NsAt::NotANamespace) => match std::fs::remove_file(&path) {
                     Ok(()) => true,
@@ -148,8 +158,8 @@ impl Manager {
                 }
             };
             if gone {
-                let _ = super::hosts::unlink(&self.config.etc_netns_dir, &name);
-                if let Err(error) = state.delete_container(&name) {
+                let _ = hosts::unlink(&self.config.etc_netns_dir, &name);
+                if let Err(error) = state.remove_container(&name) {
                     report.errors.push(format!("container {name}: {error}"));
                 }
             }
@@ -157,40 +167,10 @@ impl Manager {
         Ok(report)
     }
 
-    /// The network's parent, re-created when it is ours and missing.
-    fn restore_parent(
-        &self,
-        network: &NetworkRecord,
-        report: &mut RestoreReport,
-    ) -> Result<Option<Link>, Error> {
-        if let Some(link) = net::link_by_name(None, &network.parent)? {
-            return Ok(Some(link));
-        }
-        let label = format!("{}: {}", network.name, network.parent);
-        let created = match &network.parent_origin {
-            ParentOrigin::DummyCreated => net::create_dummy(&network.parent, network.mtu),
-            ParentOrigin::VlanCreated { link, vlan_id } => match net::link_by_name(None, link)? {
-                Some(base) => net::create_vlan(&network.parent, base.index, *vlan_id),
-                None => {
-                    report
-                        .parents_missing
-                        .push(format!("{label} (its link {link} is missing too)"));
-                    return Ok(None);
-                }
-            },
-            ParentOrigin::Existing => {
-                report.parents_missing.push(label);
-                return Ok(None);
-            }
-        };
-        let created = created?;
-        report.parents_recreated.push(label);
-        Ok(Some(created))
-    }
-
     #[allow(clippy::too_many_arguments)]
     fn restore_endpoint(
         &self,
+        host: &Handle,
         state: &Locked<'_>,
         networks: &[NetworkRecord],
         network: &NetworkRecord,
@@ -199,25 +179,24 @@ impl Manager {
         who: &str,
         report: &mut RestoreReport,
     ) -> Result<(), Error> {
+        let at = netns_identity::open_recorded(&endpoint.netns, endpoint.netns_id)?;
         if endpoint.state != EndpointState::Attached {
             // The interrupted attach or detach is undone or finished the
             // same way: no link, no addresses, no record.
-            if let NsAt::Present(ns, _) =
-                net::open_recorded_netns(&endpoint.netns, endpoint.netns_id)?
-            {
-                net::delete_temporary_links(&ns, parent)?;
+            if let Some(inside) = at.open() {
+                endpoint_link::delete_temporary_links(inside, parent)?;
             }
-            let notes = self.detach_noting(state, networks, network, endpoint)?;
+            let notes = self.detach(host, state, networks, network, endpoint, &at)?;
             report
                 .errors
                 .extend(notes.into_iter().map(|note| format!("{who}: {note}")));
             report.intents_repaired += 1;
             return Ok(());
         }
-        let (ns, identity) = match net::open_recorded_netns(&endpoint.netns, endpoint.netns_id)? {
-            NsAt::Present(ns, identity) => (ns, identity),
+        let (inside, identity) = match &at {
+            NsAt::Present(inside, identity) => (inside, *identity),
             NsAt::Gone | NsAt::NotANamespace => {
-                let notes = self.detach_noting(state, networks, network, endpoint)?;
+                let notes = self.detach(host, state, networks, network, endpoint, &at)?;
                 report
                     .errors
                     .extend(notes.into_iter().map(|note| format!("{who}: {note}")));
@@ -225,9 +204,9 @@ impl Manager {
                 return Ok(());
             }
         };
-        let found = net::endpoint_link(&ns, endpoint.ifindex, &endpoint.ifname)?;
+        let found = endpoint_link::recorded_link(inside, endpoint.ifindex, &endpoint.ifname)?;
         if let Some(link) = &found {
-            if net::not_ours(link, parent, endpoint.mac.as_deref()).is_none() {
+            if endpoint_link::not_ours(link, parent, endpoint.mac.as_deref()).is_none() {
                 // Records older than the identity fields (or the cookie)
                 // get them now.
                 if endpoint.netns_id != Some(identity) || endpoint.ifindex != Some(link.index) {
@@ -248,11 +227,11 @@ impl Manager {
             return Ok(());
         };
         if let Some(link) = found.filter(|l| l.name == endpoint.ifname) {
-            let why =
-                net::not_ours(&link, Some(parent), endpoint.mac.as_deref()).unwrap_or_default();
+            let why = endpoint_link::not_ours(&link, Some(parent), endpoint.mac.as_deref())
+                .unwrap_or_default();
             report.errors.push(format!(
                 "{who}: {why} in namespace {}, where the endpoint's link should be; endpoint kept",
-                ns.label()
+                inside.label()
             ));
             return Ok(());
         }
@@ -262,9 +241,13 @@ impl Manager {
                 .push(format!("{who}: record has no IPv4 address"));
             return Ok(());
         };
-        let ifname = (!endpoint.ifname.is_empty()).then(|| endpoint.ifname.clone());
-        let plan = endpoint_plan(network, parent.index, ifname, ipv4, endpoint.ipv6);
-        let built = net::create_endpoint(&ns, &plan)?;
+        let plan = EndpointPlan::new(network, parent.index, ipv4, endpoint.ipv6);
+        let built = if endpoint.ifname.is_empty() {
+            let free = endpoint_link::free_ifname(inside)?;
+            endpoint_link::create(host, inside, &plan, &free.ifname, Some(free.next_index))?
+        } else {
+            endpoint_link::create(host, inside, &plan, &endpoint.ifname, None)?
+        };
         let mut updated = endpoint;
         updated.ifname = built.ifname;
         updated.mac = Some(built.mac);
@@ -274,33 +257,4 @@ impl Manager {
         report.links_recreated.push(who.to_string());
         Ok(())
     }
-}
-
-/// Deletes an endpoint's link, only in the very namespace attached and
-/// only when it is ours; returns what was left alone, and why.
-pub(crate) fn remove_endpoint_link(
-    network: &NetworkRecord,
-    endpoint: &EndpointRecord,
-) -> Result<Vec<String>, Error> {
-    if endpoint.ifindex.is_none() && endpoint.ifname.is_empty() {
-        return Ok(Vec::new());
-    }
-    let ns = match net::open_recorded_netns(&endpoint.netns, endpoint.netns_id)? {
-        NsAt::Present(ns, _) => ns,
-        // Its links went with it, or it is out of reach: never touch
-        // whatever sits at the path now.
-        NsAt::Gone | NsAt::NotANamespace => return Ok(Vec::new()),
-    };
-    let parent = net::link_by_name(None, &network.parent)?;
-    let removal = net::delete_endpoint_link(
-        &ns,
-        endpoint.ifindex,
-        &endpoint.ifname,
-        parent.as_ref(),
-        endpoint.mac.as_deref(),
-    )?;
-    Ok(match removal {
-        LinkRemoval::Deleted | LinkRemoval::Missing => Vec::new(),
-        LinkRemoval::NotOurs(why) => vec![why],
-    })
 }

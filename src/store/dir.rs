@@ -13,7 +13,7 @@ use ipnet::IpNet;
 
 use super::addresses::{subnet_dir, DiskBook, CURSOR_FILE};
 use super::fsutil::{self, FILE_MODE};
-use super::records::{EndpointRecord, EndpointState, NetworkRecord, NetworkState, RecordError};
+use super::records::{EndpointRecord, NetworkRecord, RecordError, Timestamp, RECORD_VERSION};
 use super::StoreError;
 use crate::ipam::{self, NetworkName, Request, SubnetSpec};
 use crate::json::{self, Value};
@@ -34,7 +34,8 @@ const IPAM: &str = "ipam";
 const HOSTS: &str = "hosts";
 const RECORDS: &str = "records";
 /// Hosts files are read by whatever runs in a container, root or not.
-const HOSTS_MODE: u32 = 0o644;
+/// Kind of the generic records that list the containers the driver made.
+const CONTAINERS: &str = "containers";
 
 /// Whether `name` can serve as a file name in the store: 1 to 128 of
 /// `[A-Za-z0-9_.-]`, not starting with `.`.
@@ -64,16 +65,6 @@ pub fn random_hex(bytes: usize) -> io::Result<String> {
     let mut buf = vec![0u8; bytes];
     File::open("/dev/urandom")?.read_exact(&mut buf)?;
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
-}
-
-/// A record or intent that did not reach its final state: what `restore`
-/// must finish or undo.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Pending {
-    /// A network being created or removed.
-    Network(NetworkRecord),
-    /// An endpoint being attached or detached.
-    Endpoint(EndpointRecord),
 }
 
 /// The state directory. Writes go through [`StateDir::lock`].
@@ -165,15 +156,23 @@ impl StateDir {
         self.root.join(HOSTS).join(network_id)
     }
 
+    /// The union hosts file of a container on several networks
+    /// (`hosts/containers/<name>`); its content is the driver's.
+    pub fn union_hosts_path(&self, container: &str) -> PathBuf {
+        self.root.join(HOSTS).join("containers").join(container)
+    }
+
+    /// Markers (`hosts/unions/<network id>/<name>`) of the containers of a
+    /// network that see a union file, so a change to the network rewrites
+    /// only theirs.
+    pub fn union_markers_dir(&self, network_id: &str) -> PathBuf {
+        self.root.join(HOSTS).join("unions").join(network_id)
+    }
+
     /// A network by ID.
     pub fn network(&self, id: &str) -> Result<Option<NetworkRecord>, StoreError> {
         check_name("network id", id)?;
         read_record(&self.network_path(id), NetworkRecord::from_json)
-    }
-
-    /// A network by name (reads every network record; networks are few).
-    pub fn network_by_name(&self, name: &str) -> Result<Option<NetworkRecord>, StoreError> {
-        Ok(self.networks()?.into_iter().find(|n| n.name == name))
     }
 
     /// Every network, oldest first.
@@ -181,20 +180,6 @@ impl StateDir {
         let mut all = read_all(&self.root.join(NETWORKS), NetworkRecord::from_json)?;
         all.sort_by(|a, b| (a.created, &a.name).cmp(&(b.created, &b.name)));
         Ok(all)
-    }
-
-    /// Every subnet of every network with the network's name: what a new
-    /// network must not overlap ([`ipam::check_overlaps`]) and what a
-    /// default pool must avoid ([`ipam::Avoid::networks`]).
-    pub fn subnets_in_use(&self) -> Result<Vec<(String, IpNet)>, StoreError> {
-        Ok(self
-            .networks()?
-            .into_iter()
-            .flat_map(|n| {
-                let name = n.name;
-                n.subnets.into_iter().map(move |s| (name.clone(), s.subnet))
-            })
-            .collect())
     }
 
     /// An endpoint of a network.
@@ -250,21 +235,18 @@ impl StateDir {
         Ok(out)
     }
 
-    /// Networks and endpoints not in their final state, for `restore`.
-    pub fn pending(&self) -> Result<Vec<Pending>, StoreError> {
-        let mut out: Vec<Pending> = self
-            .networks()?
+    /// Names of the containers the driver created, sorted.
+    pub fn containers(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .records(CONTAINERS)?
             .into_iter()
-            .filter(|n| n.state != NetworkState::Created)
-            .map(Pending::Network)
-            .collect();
-        out.extend(
-            self.endpoints()?
-                .into_iter()
-                .filter(|e| e.state != EndpointState::Attached)
-                .map(Pending::Endpoint),
-        );
-        Ok(out)
+            .map(|(id, _)| id)
+            .collect())
+    }
+
+    /// Whether `name` is a container the driver created (one read).
+    pub fn has_container(&self, name: &str) -> Result<bool, StoreError> {
+        Ok(self.record(CONTAINERS, name)?.is_some())
     }
 
     /// Who holds `addr` in a subnet of a network, if anyone (one read).
@@ -434,7 +416,7 @@ impl Locked<'_> {
     }
 
     /// Writes (creates or replaces) a network record.
-    pub fn put_network(&mut self, network: &NetworkRecord) -> Result<(), StoreError> {
+    pub fn put_network(&self, network: &NetworkRecord) -> Result<(), StoreError> {
         check_name("network id", &network.id)?;
         self.write_json(&self.network_path(&network.id), &network.to_json())
     }
@@ -442,9 +424,13 @@ impl Locked<'_> {
     /// Removes a network with everything filed under it: its endpoint
     /// records, address files and hosts file. Refusing while endpoints
     /// remain is the caller's decision.
-    pub fn remove_network(&mut self, id: &str) -> Result<bool, StoreError> {
+    pub fn remove_network(&self, id: &str) -> Result<bool, StoreError> {
         check_name("network id", id)?;
-        for dir in [self.endpoint_dir(id), self.ipam_dir(id)] {
+        for dir in [
+            self.endpoint_dir(id),
+            self.ipam_dir(id),
+            self.union_markers_dir(id),
+        ] {
             match fs::remove_dir_all(&dir) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => {
                     return Err(StoreError::io("removing", &dir)(e));
@@ -456,8 +442,23 @@ impl Locked<'_> {
         self.remove_file(&self.network_path(id))
     }
 
+    /// Records `name` as a container the driver created.
+    pub fn put_container(&self, name: &str) -> Result<(), StoreError> {
+        let value = Value::object([
+            ("version", Value::from(RECORD_VERSION)),
+            ("name", Value::from(name)),
+            ("created", Value::from(Timestamp::now().to_string())),
+        ]);
+        self.put_record(CONTAINERS, name, &value)
+    }
+
+    /// Forgets the container `name`; `Ok(false)` when it was not recorded.
+    pub fn remove_container(&self, name: &str) -> Result<bool, StoreError> {
+        self.remove_record(CONTAINERS, name)
+    }
+
     /// Writes (creates or replaces) an endpoint record.
-    pub fn put_endpoint(&mut self, endpoint: &EndpointRecord) -> Result<(), StoreError> {
+    pub fn put_endpoint(&self, endpoint: &EndpointRecord) -> Result<(), StoreError> {
         check_name("network id", &endpoint.network_id)?;
         check_name("endpoint id", &endpoint.id)?;
         self.write_json(
@@ -467,21 +468,21 @@ impl Locked<'_> {
     }
 
     /// Removes an endpoint record; `Ok(false)` when there was none.
-    pub fn remove_endpoint(&mut self, network_id: &str, id: &str) -> Result<bool, StoreError> {
+    pub fn remove_endpoint(&self, network_id: &str, id: &str) -> Result<bool, StoreError> {
         check_name("network id", network_id)?;
         check_name("endpoint id", id)?;
         self.remove_file(&self.endpoint_path(network_id, id))
     }
 
     /// Writes a generic record of `kind` (e.g. `containers`) under `id`.
-    pub fn put_record(&mut self, kind: &str, id: &str, value: &Value) -> Result<(), StoreError> {
+    pub fn put_record(&self, kind: &str, id: &str, value: &Value) -> Result<(), StoreError> {
         check_name("record kind", kind)?;
         check_name("record id", id)?;
         self.write_json(&self.record_path(kind, id), value)
     }
 
     /// Removes a generic record; `Ok(false)` when there was none.
-    pub fn remove_record(&mut self, kind: &str, id: &str) -> Result<bool, StoreError> {
+    pub fn remove_record(&self, kind: &str, id: &str) -> Result<bool, StoreError> {
         check_name("record kind", kind)?;
         check_name("record id", id)?;
         self.remove_file(&self.record_path(kind, id))
@@ -491,7 +492,7 @@ impl Locked<'_> {
     /// returns it with its subnet's prefix length. Reads and writes a
     /// constant number of files in the common case.
     pub fn allocate(
-        &mut self,
+        &self,
         network: &NetworkRecord,
         request: Request,
         owner: &str,
@@ -512,7 +513,7 @@ impl Locked<'_> {
 
     /// Frees `addr` of `network`. Always succeeds when the address is
     /// already free; returns whether it was taken.
-    pub fn release(&mut self, network: &NetworkRecord, addr: IpAddr) -> Result<bool, StoreError> {
+    pub fn release(&self, network: &NetworkRecord, addr: IpAddr) -> Result<bool, StoreError> {
         check_name("network id", &network.id)?;
         let mut book = DiskBook::new(self.ipam_dir(&network.id));
         let released = ipam::release(&mut book, &network.subnets, addr)?;
@@ -520,10 +521,40 @@ impl Locked<'_> {
         Ok(released)
     }
 
+    /// Frees `addr` only while the endpoint `owner` holds it (one read): an
+    /// address another endpoint took since stays taken. Returns whether it
+    /// was freed.
+    pub fn release_if_owner(
+        &self,
+        network: &NetworkRecord,
+        addr: IpAddr,
+        owner: &str,
+    ) -> Result<bool, StoreError> {
+        let Some(subnet) = network.subnets.iter().find(|s| s.subnet.contains(&addr)) else {
+            return Ok(false);
+        };
+        if self.address_owner(&network.id, subnet, addr)?.as_deref() != Some(owner) {
+            return Ok(false);
+        }
+        self.release(network, addr)
+    }
+
+    /// Frees the addresses of `network` whose owner has no endpoint record
+    /// (left by a crash between allocation and record); returns how many.
+    pub fn release_orphans(&self, network: &NetworkRecord) -> Result<usize, StoreError> {
+        let mut freed = 0;
+        for (addr, owner) in self.addresses(network)? {
+            if self.endpoint(&network.id, &owner)?.is_none() && self.release(network, addr)? {
+                freed += 1;
+            }
+        }
+        Ok(freed)
+    }
+
     /// Frees every address `owner` holds in `network` (reads all address
     /// files: for `restore` after a crash between allocation and record).
     pub fn release_owner(
-        &mut self,
+        &self,
         network: &NetworkRecord,
         owner: &str,
     ) -> Result<Vec<IpAddr>, StoreError> {
@@ -536,29 +567,10 @@ impl Locked<'_> {
         Ok(freed)
     }
 
-    /// Appends a line to a network's hosts file (created 0644 when missing).
-    pub fn hosts_append(&mut self, network_id: &str, line: &str) -> Result<(), StoreError> {
-        check_name("network id", network_id)?;
-        let path = self.hosts_path(network_id);
-        fsutil::append_line(&path, line, HOSTS_MODE).map_err(StoreError::io("appending to", &path))
-    }
-
-    /// Removes in place the lines of a network's hosts file for which
-    /// `remove` is true; returns how many.
-    pub fn hosts_remove(
-        &mut self,
-        network_id: &str,
-        remove: impl FnMut(&str) -> bool,
-    ) -> Result<usize, StoreError> {
-        check_name("network id", network_id)?;
-        let path = self.hosts_path(network_id);
-        fsutil::remove_lines(&path, remove).map_err(StoreError::io("rewriting", &path))
-    }
-
     /// The host id for the ULA prefix: the content of `machine_id`
     /// (normally [`MACHINE_ID_PATH`]), else the state directory's
     /// `host-id`, created once with a random value.
-    pub fn host_id(&mut self, machine_id: &Path) -> Result<String, StoreError> {
+    pub fn host_id(&self, machine_id: &Path) -> Result<String, StoreError> {
         if let Some(id) = StateDir::machine_id(machine_id) {
             return Ok(id);
         }
@@ -582,7 +594,7 @@ impl Locked<'_> {
 
     /// Removes temporary files a killed invocation left behind; returns
     /// how many. Walks the whole directory: for `restore`.
-    pub fn clean_temporaries(&mut self) -> Result<usize, StoreError> {
+    pub fn clean_temporaries(&self) -> Result<usize, StoreError> {
         fn walk(dir: &Path, count: &mut usize) -> Result<(), StoreError> {
             let entries = match fs::read_dir(dir) {
                 Ok(e) => e,

@@ -24,19 +24,17 @@
 //! unreadable one restarts the walk) and the hosts files (they describe
 //! containers, which do not survive a reboot). Records carry `"version": 1`; network and
 //! endpoint records carry a `state` that is written before kernel changes
-//! and updated after, the intent journal `restore` reads via
-//! [`StateDir::pending`].
+//! and updated after, the intent journal `restore` reads.
 
 mod addresses;
 mod dir;
 mod error;
 mod fsutil;
-pub use fsutil::blank_lines;
+pub use fsutil::{append_line, blank_lines, remove_lines};
 pub mod records;
 
 pub use dir::{
-    is_valid_name, random_hex, Locked, Pending, StateDir, DEFAULT_STATE_DIR, MACHINE_ID_PATH,
-    STATE_DIR_ENV,
+    is_valid_name, random_hex, Locked, StateDir, DEFAULT_STATE_DIR, MACHINE_ID_PATH, STATE_DIR_ENV,
 };
 pub use error::StoreError;
 pub use records::{

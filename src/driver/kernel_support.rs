@@ -1,6 +1,16 @@
-//! Kernel version requirements of ipvlan modes and flags.
+//! What the running kernel supports: its version against the needs of
+//! each ipvlan mode and flag, and whether it knows the link kinds we
+//! create (`ipvlan`, `dummy`, `vlan`).
 
+use super::error::missing_kind_message;
 use super::{Error, Flag, Mode};
+use crate::netlink::consts::{
+    IFLA_ADDRESS, IFLA_INFO_DATA, IFLA_INFO_KIND, IFLA_IPVLAN_MODE, IFLA_LINKINFO, NLM_F_CREATE,
+    NLM_F_EXCL, RTM_NEWLINK,
+};
+use crate::netlink::MessageBuilder;
+use crate::rtnl::link::IfInfoMsg;
+use crate::rtnl::Handle;
 
 /// A kernel release as `major.minor.patch`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -83,15 +93,44 @@ pub(crate) fn check_version(version: KernelVersion, mode: Mode, flag: Flag) -> R
     Ok(())
 }
 
-/// The message for a kernel without a link kind we need.
-pub(crate) fn missing_kind_message(kind: &str) -> String {
-    match kind {
-        "ipvlan" => {
-            "this kernel has no ipvlan support (CONFIG_IPVLAN); try `modprobe ipvlan`".to_string()
+/// Refuses with what to load when the kernel does not know `kind`,
+/// asked on `host` without creating anything.
+pub(crate) fn require_kind(host: &Handle, kind: &str) -> Result<(), Error> {
+    if kind_supported(host, kind)? {
+        Ok(())
+    } else {
+        Err(Error::unsupported(missing_kind_message(kind)))
+    }
+}
+
+/// Whether the kernel knows the link kind (`ipvlan`, `dummy`, `vlan`),
+/// asked in `host`'s namespace without creating anything: the request
+/// carries data the kind's own validation refuses (EINVAL), while an
+/// unknown kind is refused before that (EOPNOTSUPP).
+pub(crate) fn kind_supported(host: &Handle, kind: &str) -> Result<bool, Error> {
+    let mut msg = MessageBuilder::new(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
+    msg.family_header(&IfInfoMsg::default().to_bytes());
+    if kind == "dummy" {
+        // dummy_validate: an address that is not 6 bytes long.
+        msg.put(IFLA_ADDRESS, &[0]);
+    }
+    msg.nested(IFLA_LINKINFO, |m| {
+        m.put(IFLA_INFO_KIND, kind.as_bytes());
+        if kind == "ipvlan" {
+            // ipvlan_nl_validate: a mode past the last one.
+            m.nested(IFLA_INFO_DATA, |d| {
+                d.put_u16(IFLA_IPVLAN_MODE, u16::MAX);
+            });
         }
-        "dummy" => "this kernel has no dummy link support (CONFIG_DUMMY), needed for a network without parent; try `modprobe dummy`".to_string(),
-        "vlan" => "this kernel has no 802.1Q VLAN support (CONFIG_VLAN_8021Q), needed for a NAME.VLANID parent; try `modprobe 8021q`".to_string(),
-        other => format!("this kernel has no {other} link support"),
+        // vlan_validate refuses a request without IFLA_INFO_DATA.
+    });
+    match host.socket().request(&msg) {
+        Err(error) if error.errno() == Some(libc::EOPNOTSUPP) => Ok(false),
+        Err(error) if error.errno() == Some(libc::EINVAL) => Ok(true),
+        Err(error) => Err(Error::from(error).context(format!("probing link kind {kind}"))),
+        Ok(()) => Err(Error::failed(format!(
+            "probing link kind {kind}: the kernel accepted an invalid request"
+        ))),
     }
 }
 

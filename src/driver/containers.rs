@@ -8,15 +8,27 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use super::network::endpoint_info;
+use super::endpoints::locate;
+use super::hosts;
+use super::netns_identity::OpenNetns;
 use super::options::check_container_name;
-use super::{hosts, net};
-use super::{random_hex, ContainerInfo, Error, ErrorKind, ExecOptions, ExitStatusCode, Manager};
+use super::{random_hex, ContainerInfo, EndpointInfo, Error, ExecOptions, ExitStatusCode, Manager};
 use crate::netns::{self, Netns};
+use crate::rtnl::Handle;
 
 impl Manager {
-    pub(crate) fn do_create_container(&self, name: Option<&str>) -> Result<ContainerInfo, Error> {
-        let state = self.state.lock()?;
+    /// Creates a container (a named namespace under the netns directory);
+    /// a random name when `None`.
+    ///
+    /// ```no_run
+    /// # let manager = ipvlan::driver::Manager::open(ipvlan::driver::Config::from_env())?;
+    /// let named = manager.create_container(Some("web"))?;
+    /// let random = manager.create_container(None)?;
+    /// assert_ne!(named.name, random.name);
+    /// # Ok::<(), ipvlan::driver::Error>(())
+    /// ```
+    pub fn create_container(&self, name: Option<&str>) -> Result<ContainerInfo, Error> {
+        let state = self.store.lock()?;
         let name = match name {
             Some(name) => {
                 check_container_name(name)?;
@@ -42,15 +54,13 @@ impl Manager {
         let ns = match netns::create_named(&self.config.netns_dir, &name) {
             Ok(ns) => ns,
             Err(error) => {
-                let _ = state.delete_container(&name);
+                let _ = state.remove_container(&name);
                 return Err(Error::io(format!("creating namespace {name}"), &error));
             }
         };
-        // Loopback up, as in a Docker container (a process may talk to its
-        // own addresses).
-        if let Err(error) = net::set_loopback_up(&ns) {
+        if let Err(error) = set_loopback_up(ns) {
             let _ = netns::delete_named(&self.config.netns_dir, &name);
-            let _ = state.delete_container(&name);
+            let _ = state.remove_container(&name);
             return Err(error);
         }
         Ok(ContainerInfo {
@@ -60,9 +70,23 @@ impl Manager {
         })
     }
 
-    pub(crate) fn do_remove_container(&self, name: &str, force: bool) -> Result<(), Error> {
+    /// Detaches a container from every network and deletes its namespace;
+    /// returns what was left alone, and why. Refused while processes
+    /// remain inside unless `force`, which kills them.
+    ///
+    /// ```no_run
+    /// # let manager = ipvlan::driver::Manager::open(ipvlan::driver::Config::from_env())?;
+    /// match manager.remove_container("web", false) {
+    ///     Err(error) if error.kind() == ipvlan::driver::ErrorKind::InUse => {
+    ///         manager.remove_container("web", true)?; // kills what still runs
+    ///     }
+    ///     other => drop(other?),
+    /// }
+    /// # Ok::<(), ipvlan::driver::Error>(())
+    /// ```
+    pub fn remove_container(&self, name: &str, force: bool) -> Result<Vec<String>, Error> {
         check_container_name(name)?;
-        let state = self.state.lock()?;
+        let state = self.store.lock()?;
         let path = self.config.netns_dir.join(name);
         let ours = state.has_container(name)?;
         if !path.exists() && !ours {
@@ -81,9 +105,12 @@ impl Manager {
             )));
         }
         let networks = state.networks()?;
+        let host = Handle::new()?;
+        let mut notes = Vec::new();
         for network in &networks {
             if let Some(endpoint) = state.endpoint(&network.id, name)? {
-                self.detach(&state, &networks, network, endpoint)?;
+                let at = locate(&endpoint)?;
+                notes.extend(self.detach(&host, &state, &networks, network, endpoint, &at)?);
             }
         }
         for pid in &pids {
@@ -95,18 +122,29 @@ impl Manager {
         }
         let _ = hosts::unlink(&self.config.etc_netns_dir, name);
         let _ = fs::remove_file(self.log_path(name));
-        state.delete_container(name)
+        state.remove_container(name)?;
+        Ok(notes)
     }
 
-    pub(crate) fn do_containers(&self) -> Result<Vec<ContainerInfo>, Error> {
-        let state = self.state.lock()?;
+    /// Every container we created, with its endpoints.
+    ///
+    /// ```no_run
+    /// # let manager = ipvlan::driver::Manager::open(ipvlan::driver::Config::from_env())?;
+    /// for container in manager.containers()? {
+    ///     let networks: Vec<&str> = container.endpoints.iter().map(|e| e.network.as_str()).collect();
+    ///     println!("{} {}", container.name, networks.join(","));
+    /// }
+    /// # Ok::<(), ipvlan::driver::Error>(())
+    /// ```
+    pub fn containers(&self) -> Result<Vec<ContainerInfo>, Error> {
+        let state = self.store.lock()?;
         let networks = state.networks()?;
         let mut containers = Vec::new();
         for name in state.containers()? {
             let mut endpoints = Vec::new();
             for network in &networks {
                 if let Some(endpoint) = state.endpoint(&network.id, &name)? {
-                    endpoints.push(endpoint_info(network, &endpoint));
+                    endpoints.push(EndpointInfo::from_record(network, &endpoint));
                 }
             }
             containers.push(ContainerInfo {
@@ -131,7 +169,21 @@ impl Manager {
         Ok((ns, hosts::resolve(&self.config.etc_netns_dir, container)))
     }
 
-    pub(crate) fn do_exec(
+    /// Runs `argv` inside the container's namespace in the foreground, with
+    /// the container's hosts file as `/etc/hosts`; returns its exit status.
+    /// A command that cannot be started is an error of kind
+    /// [`ErrorKind::CommandNotFound`](super::ErrorKind::CommandNotFound) or
+    /// [`ErrorKind::CommandNotExecutable`](super::ErrorKind::CommandNotExecutable).
+    ///
+    /// ```no_run
+    /// # use ipvlan::driver::{Config, ExecOptions, Manager};
+    /// # let manager = Manager::open(Config::from_env())?;
+    /// let argv = vec!["ping".to_string(), "-c".into(), "1".into(), "ipv1".into()];
+    /// let status = manager.exec("ipv2", &argv, &ExecOptions::default())?;
+    /// println!("exit status {status}");
+    /// # Ok::<(), ipvlan::driver::Error>(())
+    /// ```
+    pub fn exec(
         &self,
         container: &str,
         argv: &[String],
@@ -160,11 +212,21 @@ impl Manager {
             Ok(status) => Ok(status
                 .code()
                 .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))),
-            Err(error) => report_spawn_error(Error::spawn(program, &error)),
+            Err(error) => Err(Error::spawn(program, &error)),
         }
     }
 
-    pub(crate) fn do_spawn_detached(&self, container: &str, argv: &[String]) -> Result<u32, Error> {
+    /// Starts `argv` in the background inside the container's namespace
+    /// (stdin `/dev/null`, output to a log file in the state directory);
+    /// returns its pid.
+    ///
+    /// ```no_run
+    /// # let manager = ipvlan::driver::Manager::open(ipvlan::driver::Config::from_env())?;
+    /// let pid = manager.spawn_detached("web", &["sleep".into(), "1000".into()])?;
+    /// println!("started {pid}, output in {}", manager.log_path("web").display());
+    /// # Ok::<(), ipvlan::driver::Error>(())
+    /// ```
+    pub fn spawn_detached(&self, container: &str, argv: &[String]) -> Result<u32, Error> {
         let (program, args) = argv
             .split_first()
             .ok_or_else(|| Error::invalid("no command given"))?;
@@ -257,16 +319,13 @@ fn enter_hosts_view(hosts_file: Option<&Path>) -> Result<(), Error> {
     })
 }
 
-/// `docker run`'s codes for a command that could not be started: 127 not
-/// found, 126 cannot be run; any other failure is ours (an error).
-fn report_spawn_error(error: Error) -> Result<ExitStatusCode, Error> {
-    let code = match error.kind() {
-        ErrorKind::CommandNotFound => 127,
-        ErrorKind::CommandNotExecutable => 126,
-        _ => return Err(error),
-    };
-    eprintln!("ipvlan: exec {}", error.message());
-    Ok(code)
+/// Sets `lo` up in a new container's namespace, as in a Docker container
+/// (a process may talk to its own addresses).
+fn set_loopback_up(ns: Netns) -> Result<(), Error> {
+    let inside = OpenNetns::with_handle(ns)?;
+    let lo = inside.handle.link_index("lo")?;
+    inside.handle.link_set_up(lo)?;
+    Ok(())
 }
 
 /// Processes whose network namespace is the one at `path`.

@@ -1,18 +1,22 @@
-//! Whether this process may change network configuration.
+//! This process's capabilities: whether it may change network
+//! configuration (the CLI asks before it starts) and what `doctor` reports.
 
 /// Bit of CAP_NET_ADMIN in the capability sets (`linux/capability.h`).
 pub const CAP_NET_ADMIN: u32 = 12;
+/// Bit of CAP_SYS_ADMIN (namespaces, mounts).
+pub const CAP_SYS_ADMIN: u32 = 21;
 
 /// Whether the effective capability set holds CAP_NET_ADMIN. When
 /// `/proc/self/status` cannot be read the answer is yes: the kernel will
 /// still refuse what is not allowed, and the error says so.
 pub fn has_net_admin() -> bool {
-    match std::fs::read_to_string("/proc/self/status") {
-        Ok(status) => {
-            effective_capabilities(&status).map_or(true, |caps| caps & (1 << CAP_NET_ADMIN) != 0)
-        }
-        Err(_) => true,
-    }
+    own_capabilities().map_or(true, |caps| caps & (1 << CAP_NET_ADMIN) != 0)
+}
+
+/// This process's effective capability mask, if `/proc/self/status` says.
+pub fn own_capabilities() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    effective_capabilities(&status)
 }
 
 /// The `CapEff:` mask of a `/proc/PID/status` text.

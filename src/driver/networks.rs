@@ -1,0 +1,215 @@
+//! `network create|rm|ls|inspect`: validation, the network records, and
+//! the order of a create (intent record, parent, final record).
+
+use super::kernel_support::{check_version, require_kind, KernelVersion};
+use super::options;
+use super::parent::{self, ParentPlan, ETH_MAX_MTU};
+use super::report::endpoint_label;
+use super::{random_hex, subnets, Error, Manager, NetworkCreate, NetworkInfo};
+use crate::rtnl::Handle;
+use crate::store::{NetworkRecord, NetworkState, Timestamp};
+
+impl Manager {
+    /// Validates the request, checks kernel support, creates the parent if
+    /// needed (dummy or `NAME.VLANID`) and records the network.
+    ///
+    /// ```no_run
+    /// # use ipvlan::driver::{Config, Manager, NetworkCreate};
+    /// # let manager = Manager::open(Config::from_env())?;
+    /// let mut req = NetworkCreate::new("ipvlan20");
+    /// req.subnets.push("192.168.20.0/24".parse().unwrap());
+    /// req.options.push(("parent".into(), "eth0.20".into()));
+    /// let info = manager.create_network(&req)?;
+    /// for warning in &info.warnings {
+    ///     println!("warning: {warning}");
+    /// }
+    /// # Ok::<(), ipvlan::driver::Error>(())
+    /// ```
+    pub fn create_network(&self, req: &NetworkCreate) -> Result<NetworkInfo, Error> {
+        options::check_driver(&req.driver)?;
+        options::check_network_name(&req.name)?;
+        let opts = options::parse_options(&req.options)?;
+        if req.internal {
+            if let Some(parent) = &opts.parent {
+                return Err(Error::invalid(format!(
+                    "--internal cannot be combined with -o parent={parent}: an internal network gets its own dummy parent and no external connectivity; drop one of the two"
+                )));
+            }
+        }
+        let internal = req.internal || opts.parent.is_none();
+        let mut subnets = subnets::from_request(req)?;
+
+        let state = self.store.lock()?;
+        let networks = state.networks()?;
+        if networks.iter().any(|n| n.name == req.name) {
+            return Err(Error::already_exists(format!(
+                "network with name {} already exists",
+                req.name
+            )));
+        }
+        subnets::check_overlaps(&subnets, &networks)?;
+
+        // Kernel support before anything is decided about parents, so an
+        // old or stripped kernel fails with the clearest message.
+        let host = Handle::new()?;
+        check_version(KernelVersion::running()?, opts.mode, opts.flag)?;
+        require_kind(&host, "ipvlan")?;
+
+        let id = random_hex(32)?;
+        let mut warnings = Vec::new();
+        let plan = ParentPlan::new(&host, opts.parent.as_deref(), &id[..12], &mut warnings)?;
+        if let Some(mtu) = opts.mtu {
+            let parent_mtu = match &plan {
+                ParentPlan::Existing(link) => link.mtu,
+                ParentPlan::Vlan { base, .. } => base.mtu,
+                // The dummy we make takes the network's MTU; an ipvlan
+                // link takes at most ETH_MAX_MTU.
+                ParentPlan::Dummy(_) if mtu > ETH_MAX_MTU => {
+                    return Err(Error::invalid(format!(
+                        "mtu {mtu} is larger than {ETH_MAX_MTU}, the largest MTU of an ipvlan link"
+                    )));
+                }
+                ParentPlan::Dummy(_) => None,
+            };
+            if let Some(parent_mtu) = parent_mtu.filter(|p| mtu > *p) {
+                return Err(Error::invalid(format!(
+                    "mtu {mtu} is larger than the MTU {parent_mtu} of parent {}",
+                    opts.parent.as_deref().unwrap_or_default()
+                )));
+            }
+        }
+        parent::check_shared(&host, &self.config.netns_dir, &plan, &opts, &networks)?;
+
+        // Default subnets: IPv4 always, IPv6 when asked for.
+        let ipv6 = req.ipv6 || subnets.iter().any(|s| s.subnet.addr().is_ipv6());
+        subnets::add_defaults(&host, &state, &mut subnets, ipv6, &networks)?;
+        // Every subnet has a gateway, as in the docs (Docker up to v27): in
+        // l3/l3s and internal networks it is reserved but never routed to.
+        crate::ipam::fill_default_gateways(&mut subnets);
+
+        let (parent_name, parent_origin) = plan.origin(&networks);
+        let mut record = NetworkRecord {
+            id,
+            name: req.name.clone(),
+            driver: "ipvlan".into(),
+            mode: opts.mode,
+            flag: opts.flag,
+            parent: parent_name,
+            parent_origin,
+            internal,
+            ipv6,
+            mtu: opts.mtu,
+            subnets,
+            options: req.options.clone(),
+            state: NetworkState::Creating,
+            created: Timestamp::now(),
+        };
+        // Intent first: a crash from here on leaves a record that restore
+        // rolls back (deleting a parent we made).
+        state.put_network(&record)?;
+        if let Err(error) = plan.create(&host, opts.mtu) {
+            let _ = state.remove_network(&record.id);
+            return Err(error);
+        }
+        record.state = NetworkState::Created;
+        if let Err(error) = state.put_network(&record) {
+            parent::delete_if_ours(&host, &record, &[]);
+            let _ = state.remove_network(&record.id);
+            return Err(error.into());
+        }
+        let mut info = NetworkInfo::from_record(&record, &[]);
+        info.warnings = warnings;
+        Ok(info)
+    }
+
+    /// Removes a network (by name, ID or ID prefix); refused while containers
+    /// are attached. Deletes the parent if we created it and no other network
+    /// uses it.
+    ///
+    /// ```no_run
+    /// # let manager = ipvlan::driver::Manager::open(ipvlan::driver::Config::from_env())?;
+    /// manager.remove_network("ipvlan20")?;
+    /// # Ok::<(), ipvlan::driver::Error>(())
+    /// ```
+    pub fn remove_network(&self, name_or_id: &str) -> Result<(), Error> {
+        let state = self.store.lock()?;
+        let networks = state.networks()?;
+        let mut record = find_network(&networks, name_or_id)?.clone();
+        let endpoints = state.endpoints_of(&record.id)?;
+        if !endpoints.is_empty() {
+            let names: Vec<String> = endpoints.iter().map(endpoint_label).collect();
+            return Err(Error::in_use(format!(
+                "network {} has active endpoints ({}); disconnect or remove them first",
+                record.name,
+                names.join(", ")
+            )));
+        }
+        record.state = NetworkState::Removing;
+        state.put_network(&record)?;
+        let others: Vec<NetworkRecord> =
+            networks.into_iter().filter(|n| n.id != record.id).collect();
+        parent::delete_if_ours(&Handle::new()?, &record, &others);
+        state.remove_network(&record.id)?;
+        Ok(())
+    }
+
+    /// Every network, in creation order.
+    ///
+    /// ```no_run
+    /// # let manager = ipvlan::driver::Manager::open(ipvlan::driver::Config::from_env())?;
+    /// for network in manager.networks()? {
+    ///     println!("{} {} {}", network.short_id(), network.name, network.driver);
+    /// }
+    /// # Ok::<(), ipvlan::driver::Error>(())
+    /// ```
+    pub fn networks(&self) -> Result<Vec<NetworkInfo>, Error> {
+        let state = self.store.lock()?;
+        let mut infos = Vec::new();
+        for record in state.networks()? {
+            let endpoints = state.endpoints_of(&record.id)?;
+            infos.push(NetworkInfo::from_record(&record, &endpoints));
+        }
+        Ok(infos)
+    }
+
+    /// One network by name, ID or unique ID prefix.
+    ///
+    /// ```no_run
+    /// # let manager = ipvlan::driver::Manager::open(ipvlan::driver::Config::from_env())?;
+    /// let network = manager.network("db_net")?;
+    /// for endpoint in &network.endpoints {
+    ///     println!("{} {:?} {}", endpoint.container, endpoint.ipv4, endpoint.mac);
+    /// }
+    /// # Ok::<(), ipvlan::driver::Error>(())
+    /// ```
+    pub fn network(&self, name_or_id: &str) -> Result<NetworkInfo, Error> {
+        let state = self.store.lock()?;
+        let networks = state.networks()?;
+        let record = find_network(&networks, name_or_id)?;
+        let endpoints = state.endpoints_of(&record.id)?;
+        Ok(NetworkInfo::from_record(record, &endpoints))
+    }
+}
+
+/// By exact name, exact ID, or unique ID prefix.
+pub(crate) fn find_network<'a>(
+    networks: &'a [NetworkRecord],
+    name_or_id: &str,
+) -> Result<&'a NetworkRecord, Error> {
+    let usable = || {
+        networks
+            .iter()
+            .filter(|n| n.state != NetworkState::Creating)
+    };
+    if let Some(network) = usable().find(|n| n.name == name_or_id || n.id == name_or_id) {
+        return Ok(network);
+    }
+    let mut by_prefix = usable().filter(|n| !name_or_id.is_empty() && n.id.starts_with(name_or_id));
+    match (by_prefix.next(), by_prefix.next()) {
+        (Some(network), None) => Ok(network),
+        (Some(_), Some(_)) => Err(Error::invalid(format!(
+            "network {name_or_id} is ambiguous: several network IDs start with it"
+        ))),
+        _ => Err(Error::not_found(format!("network {name_or_id} not found"))),
+    }
+}

@@ -1,0 +1,106 @@
+//! What callers ask the driver for: a new network, an attach target, the
+//! addresses wanted, how to run a command.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::PathBuf;
+
+use ipnet::IpNet;
+
+/// What `network create` asks for, as given on the command line.
+///
+/// ```
+/// let mut request = ipvlan::driver::NetworkCreate::new("isolated1");
+/// request.subnets.push("192.168.10.0/24".parse().unwrap());
+/// assert_eq!(request.driver, "ipvlan");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkCreate {
+    /// Network name (`[a-zA-Z0-9][a-zA-Z0-9_.-]*`, at most 64 bytes).
+    pub name: String,
+    /// `-d|--driver`; anything but `ipvlan` is refused.
+    pub driver: String,
+    /// `--subnet`, in the order given.
+    pub subnets: Vec<IpNet>,
+    /// `--gateway`; each belongs to the subnet containing it.
+    pub gateways: Vec<IpAddr>,
+    /// `--ip-range`; each belongs to the subnet containing it.
+    pub ip_ranges: Vec<IpNet>,
+    /// `--aux-address name=IP`.
+    pub aux_addresses: Vec<(String, IpAddr)>,
+    /// `--ipv6`.
+    pub ipv6: bool,
+    /// `--internal`.
+    pub internal: bool,
+    /// `-o KEY=VALUE`: `parent`, `ipvlan_mode`, `ipvlan_flag`, `mtu`.
+    pub options: Vec<(String, String)>,
+}
+
+impl NetworkCreate {
+    /// A request with the given name, driver `ipvlan` and nothing else.
+    pub fn new(name: impl Into<String>) -> NetworkCreate {
+        NetworkCreate {
+            name: name.into(),
+            driver: "ipvlan".into(),
+            subnets: Vec::new(),
+            gateways: Vec::new(),
+            ip_ranges: Vec::new(),
+            aux_addresses: Vec::new(),
+            ipv6: false,
+            internal: false,
+            options: Vec::new(),
+        }
+    }
+}
+
+/// The namespace to attach or detach.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A container (named namespace) created by us or by `ip netns add`.
+    Container(String),
+    /// Any namespace file, e.g. `/proc/PID/ns/net`.
+    Path(PathBuf),
+}
+
+impl Target {
+    /// Interprets a command-line argument: a path when it contains `/`,
+    /// else a container name.
+    ///
+    /// ```
+    /// use ipvlan::driver::Target;
+    /// assert_eq!(Target::from_arg("web"), Target::Container("web".into()));
+    /// assert!(matches!(Target::from_arg("/proc/1/ns/net"), Target::Path(_)));
+    /// ```
+    pub fn from_arg(arg: &str) -> Target {
+        if arg.contains('/') {
+            Target::Path(PathBuf::from(arg))
+        } else {
+            Target::Container(arg.to_string())
+        }
+    }
+
+    /// How messages name it: the container name or the path.
+    pub(crate) fn label(&self) -> String {
+        match self {
+            Target::Container(name) => name.clone(),
+            Target::Path(path) => path.display().to_string(),
+        }
+    }
+}
+
+/// Addresses requested for an attach (`--ip`, `--ip6`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AttachRequest {
+    /// `--ip`.
+    pub ipv4: Option<Ipv4Addr>,
+    /// `--ip6`.
+    pub ipv6: Option<Ipv6Addr>,
+}
+
+/// How [`Manager::exec`](super::Manager::exec) runs a command.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExecOptions {
+    /// `-i`: keep stdin attached (otherwise stdin is `/dev/null`).
+    pub interactive: bool,
+    /// `-t`: accepted for Docker compatibility; the terminal is inherited.
+    pub tty: bool,
+}

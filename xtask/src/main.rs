@@ -8,6 +8,7 @@ mod initramfs;
 #[allow(dead_code)] // the build tool reads JSON only
 mod json;
 mod kernel;
+mod layers;
 mod pipeline;
 mod qemu;
 mod tools;
@@ -36,6 +37,9 @@ commands:
         Boot the VM, build the walkthrough topology, run tests/vm/demo.sh.
   test  Everything CI checks: fmt, clippy (also with --features vm), host tests,
         a bounded fuzz run, then the VM tests.
+  layers
+        Check that no files under src/ use each other in a circle and no file
+        uses a higher layer than its own (the `# Layers` list in src/lib.rs).
   size  Build the release musl binary, check it is static, print its size.
   bench [ARGS]...
         Run the criterion benchmarks (`cargo bench`).
@@ -58,6 +62,7 @@ fn main() -> ExitCode {
         "demo" => demo(rest),
         "vm-shell" => vm_shell(rest),
         "test" => pipeline::test(),
+        "layers" => layers::run(rest),
         "size" => pipeline::size(),
         "bench" => pipeline::bench(rest),
         "fuzz" => fuzz(rest),

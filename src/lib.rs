@@ -1,9 +1,5 @@
 //! ipvlan: Docker's IPvlan networks on plain Linux hosts.
 //!
-//! Layers, bottom up: [`sys`] (the only `unsafe`), [`netlink`] (transport),
-//! [`rtnl`] (typed rtnetlink requests), [`netns`], [`ipam`] and [`store`],
-//! [`driver`] (networks and endpoints), and the front ends [`cli`] and `cni`.
-//!
 //! # Layers
 //!
 //! Bottom up; a file uses only its own layer and those below (checked by

@@ -39,6 +39,10 @@ const DPKG: Package = Package {
     name: "dpkg",
     provides: "dpkg-deb",
 };
+const XZ: Package = Package {
+    name: "xz-utils",
+    provides: "xz",
+};
 
 /// The host programs the VM harness uses.
 pub struct VmTools {
@@ -77,6 +81,15 @@ pub fn ensure_vm_tools() -> Result<VmTools> {
         busybox: need(&BUSYBOX)?,
         ip: need(&IPROUTE2)?,
     })
+}
+
+/// `xz`, for kernels whose modules are `.ko.xz`; installed when missing.
+pub fn ensure_xz() -> Result<PathBuf> {
+    if find_program(XZ.provides).is_none() {
+        apt_install(&[XZ.name])?;
+    }
+    find_program(XZ.provides)
+        .ok_or_else(|| format!("{} still missing after install", XZ.provides).into())
 }
 
 fn static_busybox_present() -> bool {

@@ -1,18 +1,21 @@
-//! Fetches Debian's cloud kernel (which has ipvlan, dummy and 8021q as modules) and
-//! unpacks it under `target/vm/kernel` without installing anything.
+//! Fetches one of Debian bookworm's cloud kernels (which have ipvlan, dummy and
+//! 8021q as modules) and unpacks it under `target/vm/kernel-SERIES` without
+//! installing anything. Each series has its own cache, so switching is free.
 
 use crate::tools::apt_get;
 use crate::util::{is_root, output, run};
 use crate::Result;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
-const META_PACKAGE: &str = "linux-image-cloud-amd64";
+/// Environment variable naming the default kernel series (`6.1`, `6.12`).
+pub const KERNEL_ENV: &str = "IPVLAN_VM_KERNEL";
 
 /// Modules to load, in dependency order (8021q needs mrp and garp, garp needs
 /// stp and llc), with their parameters. Paths relative to
-/// `lib/modules/VERSION/kernel`.
+/// `lib/modules/VERSION/kernel`; a package may ship them compressed (`.ko.xz`),
+/// the guest always gets them plain, as busybox's insmod reads ELF only.
 pub const MODULES: [(&str, &str); 9] = [
     ("net/llc/llc.ko", ""),
     ("net/802/stp.ko", ""),
@@ -26,39 +29,157 @@ pub const MODULES: [(&str, &str); 9] = [
     ("drivers/net/macvlan.ko", ""),
 ];
 
+/// Which of bookworm's cloud kernels the VM boots.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Series {
+    /// bookworm's own kernel, `linux-image-cloud-amd64`.
+    #[default]
+    V6_1,
+    /// The backported kernel, `linux-image-6.12-cloud-amd64`.
+    V6_12,
+}
+
+impl Series {
+    pub const ALL: [Series; 2] = [Series::V6_1, Series::V6_12];
+
+    /// How the series is named on the command line and in the cache.
+    pub fn name(self) -> &'static str {
+        match self {
+            Series::V6_1 => "6.1",
+            Series::V6_12 => "6.12",
+        }
+    }
+
+    /// The meta package whose `Depends:` names the current image package.
+    pub fn meta_package(self) -> &'static str {
+        match self {
+            Series::V6_1 => "linux-image-cloud-amd64",
+            Series::V6_12 => "linux-image-6.12-cloud-amd64",
+        }
+    }
+
+    pub fn parse(text: &str) -> std::result::Result<Series, String> {
+        Series::ALL
+            .into_iter()
+            .find(|s| s.name() == text.trim())
+            .ok_or_else(|| {
+                let names: Vec<&str> = Series::ALL.iter().map(|s| s.name()).collect();
+                format!(
+                    "unknown kernel {text:?}; choose one of {}",
+                    names.join(", ")
+                )
+            })
+    }
+
+    /// `IPVLAN_VM_KERNEL` when set, else 6.1.
+    pub fn from_env() -> Result<Series> {
+        match std::env::var(KERNEL_ENV) {
+            Ok(text) if !text.trim().is_empty() => {
+                Series::parse(&text).map_err(|e| format!("{KERNEL_ENV}: {e}").into())
+            }
+            _ => Ok(Series::default()),
+        }
+    }
+}
+
 pub struct Kernel {
+    pub series: Series,
     pub version: String,
     pub vmlinuz: PathBuf,
     /// `lib/modules/VERSION` of the unpacked package.
     pub modules_dir: PathBuf,
 }
 
-/// Returns the cached kernel, downloading and unpacking it on first use.
-pub fn ensure(cache: &Path) -> Result<Kernel> {
-    let unpacked = cache.join("kernel");
-    if let Ok(kernel) = locate(&unpacked) {
+/// Returns the cached kernel of `series`, downloading and unpacking it on first use.
+pub fn ensure(cache: &Path, series: Series) -> Result<Kernel> {
+    let unpacked = cache.join(format!("kernel-{}", series.name()));
+    if series == Series::V6_1 {
+        adopt_unversioned_cache(cache, &unpacked);
+    }
+    if let Ok(kernel) = locate(&unpacked, series) {
         return Ok(kernel);
     }
-    let downloads = cache.join("downloads");
+    let meta_package = series.meta_package();
+    let downloads = cache.join(format!("downloads-{}", series.name()));
     let _ = fs::remove_dir_all(&downloads);
     fs::create_dir_all(&downloads)?;
-    let meta = apt_download(META_PACKAGE, &downloads)?;
+    let meta = apt_download(meta_package, &downloads)?;
     let depends = output(Command::new("dpkg-deb").arg("-f").arg(&meta).arg("Depends"))?;
-    let image = image_package(&depends)
-        .ok_or_else(|| format!("{META_PACKAGE}: no linux-image package in Depends: {depends}"))?;
-    println!("{META_PACKAGE} depends on {image}");
+    let image = image_package(&depends, meta_package)
+        .ok_or_else(|| format!("{meta_package}: no linux-image package in Depends: {depends}"))?;
+    println!("{meta_package} depends on {image}");
     let deb = apt_download(&image, &downloads)?;
-    let staging = cache.join("kernel.tmp");
+    let staging = cache.join(format!("kernel-{}.tmp", series.name()));
     let _ = fs::remove_dir_all(&staging);
     run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&staging))?;
+    decompress_modules(&staging)?;
     let _ = fs::remove_dir_all(&unpacked);
     fs::rename(&staging, &unpacked)?;
     let _ = fs::remove_dir_all(&downloads);
-    locate(&unpacked)
+    locate(&unpacked, series)
 }
 
-/// Finds `boot/vmlinuz-VERSION` and checks every module we load is there.
-fn locate(unpacked: &Path) -> Result<Kernel> {
+/// Earlier versions kept the only kernel (always 6.1) in `target/vm/kernel`: move
+/// it to its series' place instead of downloading it again.
+fn adopt_unversioned_cache(cache: &Path, unpacked: &Path) {
+    let old = cache.join("kernel");
+    if !unpacked.exists() && locate(&old, Series::V6_1).is_ok() {
+        let _ = fs::rename(&old, unpacked);
+    }
+}
+
+/// The unpacked image's `lib/modules/VERSION` directories.
+fn module_dirs(unpacked: &Path) -> Vec<PathBuf> {
+    fs::read_dir(unpacked.join("lib/modules"))
+        .map(|dir| {
+            dir.filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.is_dir())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Writes `X.ko` beside each `X.ko.xz` of the modules we load (xz, from
+/// xz-utils, installed when missing).
+fn decompress_modules(unpacked: &Path) -> Result {
+    let mut xz = None;
+    for dir in module_dirs(unpacked) {
+        for (module, _) in MODULES {
+            let plain = dir.join("kernel").join(module);
+            let compressed = compressed_path(&plain);
+            if plain.is_file() || !compressed.is_file() {
+                continue;
+            }
+            if xz.is_none() {
+                xz = Some(crate::tools::ensure_xz()?);
+            }
+            let xz = xz.as_ref().expect("set above");
+            let out = fs::File::create(&plain)?;
+            let status = Command::new(xz)
+                .arg("-dc")
+                .arg(&compressed)
+                .stdout(Stdio::from(out))
+                .status()
+                .map_err(|e| format!("{}: {e}", xz.display()))?;
+            if !status.success() {
+                let _ = fs::remove_file(&plain);
+                return Err(format!("xz -dc {} failed ({status})", compressed.display()).into());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `.../dummy.ko` -> `.../dummy.ko.xz`.
+fn compressed_path(plain: &Path) -> PathBuf {
+    let mut name = plain.as_os_str().to_os_string();
+    name.push(".xz");
+    PathBuf::from(name)
+}
+
+/// Finds `boot/vmlinuz-VERSION` and checks every module we load is there, plain.
+fn locate(unpacked: &Path, series: Series) -> Result<Kernel> {
     let boot = unpacked.join("boot");
     let vmlinuz = fs::read_dir(&boot)?
         .filter_map(|e| e.ok())
@@ -78,6 +199,7 @@ fn locate(unpacked: &Path) -> Result<Kernel> {
         }
     }
     Ok(Kernel {
+        series,
         version,
         vmlinuz,
         modules_dir,
@@ -85,11 +207,11 @@ fn locate(unpacked: &Path) -> Result<Kernel> {
 }
 
 /// `linux-image-6.1.0-NN-cloud-amd64 (= 6.1.x-y)` -> the package name.
-fn image_package(depends: &str) -> Option<String> {
+fn image_package(depends: &str, meta_package: &str) -> Option<String> {
     depends
         .split([',', '|'])
         .map(|alt| alt.split_whitespace().next().unwrap_or(""))
-        .find(|name| name.starts_with("linux-image-") && *name != META_PACKAGE)
+        .find(|name| name.starts_with("linux-image-") && *name != meta_package)
         .map(str::to_string)
 }
 
@@ -137,14 +259,43 @@ mod tests {
 
     #[test]
     fn picks_the_image_from_depends() {
+        let meta = Series::V6_1.meta_package();
         assert_eq!(
-            image_package("linux-image-6.1.0-41-cloud-amd64 (= 6.1.158-1)").as_deref(),
+            image_package("linux-image-6.1.0-41-cloud-amd64 (= 6.1.158-1)", meta).as_deref(),
             Some("linux-image-6.1.0-41-cloud-amd64")
         );
         assert_eq!(
-            image_package("foo, linux-image-6.1.0-9-cloud-amd64-unsigned (= 1) | linux-image-6.1.0-9-cloud-amd64").as_deref(),
+            image_package("foo, linux-image-6.1.0-9-cloud-amd64-unsigned (= 1) | linux-image-6.1.0-9-cloud-amd64", meta).as_deref(),
             Some("linux-image-6.1.0-9-cloud-amd64-unsigned")
         );
-        assert_eq!(image_package("initramfs-tools"), None);
+        assert_eq!(image_package("initramfs-tools", meta), None);
+        assert_eq!(
+            image_package(
+                "linux-image-6.12.117+deb12-cloud-amd64 (= 6.12.117-1~deb12u1)",
+                Series::V6_12.meta_package()
+            )
+            .as_deref(),
+            Some("linux-image-6.12.117+deb12-cloud-amd64")
+        );
+    }
+
+    #[test]
+    fn kernel_series_names() {
+        assert_eq!(Series::parse("6.1"), Ok(Series::V6_1));
+        assert_eq!(Series::parse("6.12"), Ok(Series::V6_12));
+        assert_eq!(Series::default(), Series::V6_1);
+        let error = Series::parse("6.6").unwrap_err();
+        assert!(error.contains("6.1, 6.12"), "{error}");
+        for series in Series::ALL {
+            assert_eq!(Series::parse(series.name()), Ok(series));
+        }
+    }
+
+    #[test]
+    fn compressed_module_path() {
+        assert_eq!(
+            compressed_path(Path::new("k/drivers/net/dummy.ko")),
+            PathBuf::from("k/drivers/net/dummy.ko.xz")
+        );
     }
 }

@@ -15,6 +15,7 @@ mod tools;
 mod util;
 mod vm;
 
+use kernel::Series;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -24,18 +25,19 @@ const USAGE: &str = "\
 usage: cargo xtask <command> [options]
 
 commands:
-  vm-test [--test TARGET]... [--timeout SECS] [FILTER]... [-- LIBTEST-ARGS]
+  vm-test [--kernel K] [--test TARGET]... [--timeout SECS] [FILTER]... [-- LIBTEST-ARGS]
         Boot the Debian cloud kernel in QEMU once and run the VM test targets
         (tests with required-features = [\"vm\"]) inside it. FILTER and
         LIBTEST-ARGS go to every test binary. Ends with `N passed, N failed`.
-  vm-run [--topology] [--timeout SECS] (SCRIPT-FILE | -c COMMANDS)
+  vm-run [--kernel K] [--topology] [--timeout SECS] (SCRIPT-FILE | -c COMMANDS)
         Boot the VM and run a shell script in it (after building the
         walkthrough topology with --topology).
-  vm-shell [--topology]
+  vm-shell [--kernel K] [--topology]
         Boot the VM with an interactive shell on this terminal.
-  demo [--timeout SECS]
+  demo [--kernel K] [--timeout SECS]
         Boot the VM, build the walkthrough topology, run tests/vm/demo.sh.
-  test  Everything CI checks: fmt, clippy (also with --features vm), host tests,
+  test [--kernel K]
+        Everything CI checks: fmt, clippy (also with --features vm), host tests,
         a bounded fuzz run, then the VM tests.
   layers
         Check that no files under src/ use each other in a circle and no file
@@ -46,8 +48,14 @@ commands:
   fuzz [--secs N] [TARGET]...
         Run every fuzz target (or the named ones) for N seconds each (default 20).
 
+--kernel K picks the guest kernel, Debian bookworm's cloud kernel of series
+  6.1   linux-image-cloud-amd64 (default)
+  6.12  linux-image-6.12-cloud-amd64
+Each is downloaded once and kept in target/vm/kernel-K.
+
 environment:
   IPVLAN_VM_TIMEOUT   seconds before the VM is killed (default 900)
+  IPVLAN_VM_KERNEL    the kernel when no --kernel is given (default 6.1)
 ";
 
 fn main() -> ExitCode {
@@ -61,7 +69,7 @@ fn main() -> ExitCode {
         "vm-run" => vm_run(rest),
         "demo" => demo(rest),
         "vm-shell" => vm_shell(rest),
-        "test" => pipeline::test(),
+        "test" => test(rest),
         "layers" => layers::run(rest),
         "size" => pipeline::size(),
         "bench" => pipeline::bench(rest),
@@ -87,13 +95,32 @@ fn flag_value<'a>(args: &mut impl Iterator<Item = &'a String>, flag: &str) -> Re
         .ok_or_else(|| format!("{flag} needs a value").into())
 }
 
+/// Reads the value of `--kernel`.
+fn kernel_value<'a>(args: &mut impl Iterator<Item = &'a String>) -> Result<Series> {
+    Ok(Series::parse(flag_value(args, "--kernel")?)?)
+}
+
+fn test(args: &[String]) -> Result {
+    let mut kernel = Series::from_env()?;
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        match arg.as_str() {
+            "--kernel" => kernel = kernel_value(&mut iter)?,
+            other => return Err(format!("unknown argument {other}").into()),
+        }
+    }
+    pipeline::test(kernel)
+}
+
 fn vm_test(args: &[String]) -> Result {
     let mut targets = Vec::new();
     let mut test_args = Vec::new();
     let mut timeout = vm::default_timeout()?;
+    let mut kernel = Series::from_env()?;
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
         match arg.as_str() {
+            "--kernel" => kernel = kernel_value(&mut iter)?,
             "--test" => targets.push(flag_value(&mut iter, arg)?.clone()),
             "--timeout" => timeout = vm::parse_secs(flag_value(&mut iter, arg)?)?,
             "--" => test_args.extend(iter.by_ref().cloned()),
@@ -103,7 +130,7 @@ fn vm_test(args: &[String]) -> Result {
             filter => test_args.push(filter.to_string()),
         }
     }
-    run_vm_tests(targets, test_args, timeout).map(|_| ())
+    run_vm_tests(targets, test_args, timeout, kernel).map(|_| ())
 }
 
 /// Runs the VM tests; returns the guest's summary line.
@@ -111,10 +138,12 @@ pub fn run_vm_tests(
     targets: Vec<String>,
     test_args: Vec<String>,
     timeout: Duration,
+    kernel: Series,
 ) -> Result<String> {
     let outcome = vm::run(vm::Options {
         job: vm::Job::Tests { targets, test_args },
         timeout,
+        kernel,
     })?;
     let summary = outcome
         .summary
@@ -133,9 +162,11 @@ fn vm_run(args: &[String]) -> Result {
     let mut topology = false;
     let mut timeout = vm::default_timeout()?;
     let mut script = None;
+    let mut kernel = Series::from_env()?;
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
         match arg.as_str() {
+            "--kernel" => kernel = kernel_value(&mut iter)?,
             "--topology" => topology = true,
             "--timeout" => timeout = vm::parse_secs(flag_value(&mut iter, arg)?)?,
             "-c" => script = Some(flag_value(&mut iter, arg)?.clone()),
@@ -146,28 +177,36 @@ fn vm_run(args: &[String]) -> Result {
         }
     }
     let script = script.ok_or("vm-run needs a script file or -c COMMANDS")?;
-    run_script(script, topology, timeout)
+    run_script(script, topology, timeout, kernel)
 }
 
 fn vm_shell(args: &[String]) -> Result {
-    let topology = match args {
-        [] => false,
-        [flag] if flag == "--topology" => true,
-        _ => return Err("usage: cargo xtask vm-shell [--topology]".into()),
-    };
+    let mut topology = false;
+    let mut kernel = Series::from_env()?;
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        match arg.as_str() {
+            "--kernel" => kernel = kernel_value(&mut iter)?,
+            "--topology" => topology = true,
+            _ => return Err("usage: cargo xtask vm-shell [--kernel K] [--topology]".into()),
+        }
+    }
     let job = vm::Job::Shell { topology };
     vm::run(vm::Options {
         job,
         timeout: vm::default_timeout()?,
+        kernel,
     })
     .map(|_| ())
 }
 
 fn demo(args: &[String]) -> Result {
     let mut timeout = vm::default_timeout()?;
+    let mut kernel = Series::from_env()?;
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
         match arg.as_str() {
+            "--kernel" => kernel = kernel_value(&mut iter)?,
             "--timeout" => timeout = vm::parse_secs(flag_value(&mut iter, arg)?)?,
             other => return Err(format!("unknown argument {other}").into()),
         }
@@ -176,13 +215,15 @@ fn demo(args: &[String]) -> Result {
         "/bin/sh /usr/share/ipvlan-test/demo.sh".into(),
         true,
         timeout,
+        kernel,
     )
 }
 
-fn run_script(script: String, topology: bool, timeout: Duration) -> Result {
+fn run_script(script: String, topology: bool, timeout: Duration, kernel: Series) -> Result {
     let outcome = vm::run(vm::Options {
         job: vm::Job::Script { script, topology },
         timeout,
+        kernel,
     })?;
     if outcome.success() {
         Ok(())

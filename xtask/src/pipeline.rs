@@ -1,5 +1,6 @@
 //! `test` (what CI runs), `size`, `bench` and `fuzz`.
 
+use crate::kernel::Series;
 use crate::tools::{ensure_musl_target, MUSL_TARGET};
 use crate::util::{banner, cargo, describe, run, seconds};
 use crate::Result;
@@ -14,8 +15,8 @@ const CI_FUZZ_SECS: u64 = 20;
 /// the code has no cycle and no upward use left; then flip it to true.
 const LAYERS_IN_TEST: bool = false;
 
-/// fmt, clippy, host tests, fuzz, VM tests; stops at the first failure.
-pub fn test() -> Result {
+/// fmt, clippy, host tests, fuzz, VM tests (on `kernel`); stops at the first failure.
+pub fn test(kernel: Series) -> Result {
     let start = Instant::now();
     let step = |title: &str, cmd: &mut Command| -> Result {
         banner(title);
@@ -60,14 +61,19 @@ pub fn test() -> Result {
     banner("fuzz");
     fuzz(CI_FUZZ_SECS, &[])?;
     banner("VM tests");
-    let vm_summary = crate::run_vm_tests(Vec::new(), Vec::new(), crate::vm::default_timeout()?)?;
+    let vm_summary = crate::run_vm_tests(
+        Vec::new(),
+        Vec::new(),
+        crate::vm::default_timeout()?,
+        kernel,
+    )?;
     banner("summary");
     println!(
         "xtask test: every step passed in {}",
         seconds(start.elapsed())
     );
     println!("host: {host_passed} passed, {host_failed} failed");
-    println!("vm: {vm_summary}");
+    println!("vm (kernel {}): {vm_summary}", kernel.name());
     Ok(())
 }
 

@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 const RESULT_MARKER: &str = "IPVLAN-VM-RESULT: ";
 /// Printed by /init once the kernel has handed over to it.
 const BOOT_MARKER: &str = "ipvlan-vm: booted";
+/// How /init names the running kernel (`uname -r`) on its boot line.
+const BOOTED_KERNEL: &str = "ipvlan-vm: booted kernel ";
 /// How long the guest may take to power off after printing its result.
 const POWER_OFF_GRACE: Duration = Duration::from_secs(20);
 
@@ -56,6 +58,7 @@ pub fn interactive(tools: &VmTools, kernel: &Kernel, initrd: &Path) -> Result<Ou
         status: status.code(),
         summary: None,
         timed_out: false,
+        booted_kernel: None,
     })
 }
 
@@ -116,6 +119,7 @@ pub fn boot(
         status: None,
         summary: None,
         timed_out: false,
+        booted_kernel: None,
     };
     let mut booted_at = None;
     loop {
@@ -124,6 +128,7 @@ pub fn boot(
             Ok(line) => {
                 if booted_at.is_none() && line.contains(BOOT_MARKER) {
                     booted_at = Some(start.elapsed());
+                    outcome.booted_kernel = booted_kernel(&line);
                 }
                 if is_summary(&line) {
                     outcome.summary = Some(line.trim().to_string());
@@ -201,9 +206,25 @@ pub fn is_summary(line: &str) -> bool {
     matches!(words.as_slice(), [p, "passed,", f, "failed"] if p.parse::<u64>().is_ok() && f.parse::<u64>().is_ok())
 }
 
+/// `ipvlan-vm: booted kernel 6.12.x+deb12-cloud-amd64` -> the version.
+fn booted_kernel(line: &str) -> Option<String> {
+    let pos = line.find(BOOTED_KERNEL)?;
+    let version = line[pos + BOOTED_KERNEL.len()..].trim();
+    (!version.is_empty()).then(|| version.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_the_booted_kernel() {
+        assert_eq!(
+            booted_kernel("ipvlan-vm: booted kernel 6.12.117+deb12-cloud-amd64").as_deref(),
+            Some("6.12.117+deb12-cloud-amd64")
+        );
+        assert_eq!(booted_kernel("ipvlan-vm: booted"), None);
+    }
 
     #[test]
     fn summary_line() {

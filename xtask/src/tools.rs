@@ -1,12 +1,15 @@
 //! Finds the host tools a command needs and installs the missing ones.
 //!
 //! As root (CI, a fresh machine) missing Debian packages are installed with
-//! apt-get; otherwise we stop and print the exact command to run.
+//! apt-get; otherwise we stop and print the exact command to run. We never let
+//! apt remove a package to make room (`--no-remove`): if it would, we stop and say
+//! which one.
 
-use crate::util::{find_program, is_root, output, run};
+use crate::util::{describe, find_program, is_root, output, run};
 use crate::Result;
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 pub const MUSL_TARGET: &str = "x86_64-unknown-linux-musl";
 
@@ -35,6 +38,10 @@ const LDD: Package = Package {
 const DPKG: Package = Package {
     name: "dpkg",
     provides: "dpkg-deb",
+};
+const XZ: Package = Package {
+    name: "xz-utils",
+    provides: "xz",
 };
 
 /// The host programs the VM harness uses.
@@ -76,6 +83,15 @@ pub fn ensure_vm_tools() -> Result<VmTools> {
     })
 }
 
+/// `xz`, for kernels whose modules are `.ko.xz`; installed when missing.
+pub fn ensure_xz() -> Result<PathBuf> {
+    if find_program(XZ.provides).is_none() {
+        apt_install(&[XZ.name])?;
+    }
+    find_program(XZ.provides)
+        .ok_or_else(|| format!("{} still missing after install", XZ.provides).into())
+}
+
 fn static_busybox_present() -> bool {
     std::fs::read(BUSYBOX.provides)
         .ok()
@@ -114,9 +130,10 @@ pub fn ensure_lint_components() -> Result {
 }
 
 /// Installs Debian packages when root; otherwise stops with the command to run.
+/// Never removes a package: when apt would, this fails and names it.
 pub fn apt_install(packages: &[&str]) -> Result {
     let command = format!(
-        "apt-get update && apt-get install -y --no-install-recommends {}",
+        "apt-get update && apt-get install -y --no-remove --no-install-recommends {}",
         packages.join(" ")
     );
     if !is_root() {
@@ -125,9 +142,31 @@ pub fn apt_install(packages: &[&str]) -> Result {
     println!("installing {}", packages.join(" "));
     let start = std::time::Instant::now();
     run(apt_get().arg("update").arg("-q"))?;
-    run(apt_get()
-        .args(["install", "-y", "-q", "--no-install-recommends"])
-        .args(packages))?;
+    let mut install = install_command(packages);
+    println!("$ {}", describe(&install));
+    // apt lists what it would remove on stdout: echo it and keep it for the error.
+    let mut child = install
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("{}: {e}", describe(&install)))?;
+    let mut transcript = String::new();
+    if let Some(stdout) = child.stdout.take() {
+        for line in BufReader::new(stdout).lines() {
+            let line = line?;
+            println!("{line}");
+            transcript.push_str(&line);
+            transcript.push('\n');
+        }
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        let removed = removed_packages(&transcript);
+        if !removed.is_empty() {
+            return Err(removal_refused(packages, &removed).into());
+        }
+        return Err(format!("`{}` failed ({status})", describe(&install)).into());
+    }
     println!(
         "installed {} in {}",
         packages.join(" "),
@@ -136,9 +175,104 @@ pub fn apt_install(packages: &[&str]) -> Result {
     Ok(())
 }
 
+/// `apt-get install` that installs only what is missing and removes nothing.
+fn install_command(packages: &[&str]) -> Command {
+    let mut cmd = apt_get();
+    cmd.args([
+        "install",
+        "-y",
+        "-q",
+        "--no-remove",
+        "--no-install-recommends",
+    ])
+    .args(packages);
+    cmd
+}
+
+/// The packages under apt's `The following packages will be REMOVED:` heading.
+fn removed_packages(apt_output: &str) -> Vec<String> {
+    let mut removed = Vec::new();
+    let mut in_list = false;
+    for line in apt_output.lines() {
+        if line.starts_with("The following packages will be REMOVED") {
+            in_list = true;
+        } else if in_list && line.starts_with(' ') {
+            // `apt-get --purge` marks names with a trailing `*`.
+            removed.extend(
+                line.split_whitespace()
+                    .map(|name| name.trim_end_matches('*').to_string()),
+            );
+        } else {
+            in_list = false;
+        }
+    }
+    removed
+}
+
+fn removal_refused(packages: &[&str], removed: &[String]) -> String {
+    let removed = removed.join(" ");
+    let wanted = packages.join(" ");
+    format!(
+        "apt-get would remove {removed} to install {wanted}; xtask never removes \
+         packages, so nothing was changed. Either\n  \
+         - install {wanted} in a version that fits the installed {removed} (for \
+         example from the same suite or backports),\n  \
+         - review what apt proposes and decide yourself:\n        \
+         apt-get install --no-install-recommends {wanted}\n  \
+         - or make the programs available another way (xtask installs only the \
+         packages whose programs it cannot find),\n\
+         and run the command again."
+    )
+}
+
 /// apt-get without questions (CI has no stdin).
 pub fn apt_get() -> Command {
     let mut cmd = Command::new("apt-get");
-    cmd.env("DEBIAN_FRONTEND", "noninteractive");
+    // English messages: apt_install reads the list of packages apt would remove.
+    cmd.env("DEBIAN_FRONTEND", "noninteractive")
+        .env("LC_ALL", "C");
     cmd
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn install_never_removes() {
+        let cmd = install_command(&["qemu-system-x86", "busybox-static"]);
+        assert_eq!(cmd.get_program(), "apt-get");
+        let args: Vec<_> = cmd.get_args().map(|a| a.to_string_lossy()).collect();
+        assert_eq!(args[0], "install");
+        assert!(args.contains(&"-y".into()), "{args:?}");
+        assert!(args.contains(&"--no-remove".into()), "{args:?}");
+        assert_eq!(
+            args[args.len() - 2..],
+            ["qemu-system-x86".to_string(), "busybox-static".to_string()]
+        );
+    }
+
+    #[test]
+    fn reads_what_apt_would_remove() {
+        let text = "Reading package lists...\n\
+                    The following packages will be REMOVED:\n  \
+                    qemu-utils qemu-block-extra*\n  \
+                    busybox-static\n\
+                    The following NEW packages will be installed:\n  \
+                    qemu-system-x86\n\
+                    0 upgraded, 1 newly installed, 3 to remove and 0 not upgraded.\n";
+        assert_eq!(
+            removed_packages(text),
+            ["qemu-utils", "qemu-block-extra", "busybox-static"]
+        );
+        assert!(
+            removed_packages("The following NEW packages will be installed:\n  x\n").is_empty()
+        );
+        let message = removal_refused(&["qemu-system-x86"], &["qemu-utils".to_string()]);
+        assert!(
+            message.starts_with("apt-get would remove qemu-utils to install qemu-system-x86;"),
+            "{message}"
+        );
+        assert!(message.contains("apt-get install --no-install-recommends qemu-system-x86"));
+    }
 }

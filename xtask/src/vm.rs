@@ -33,6 +33,8 @@ pub enum Job {
 pub struct Options {
     pub job: Job,
     pub timeout: Duration,
+    /// Which cloud kernel to boot.
+    pub kernel: kernel::Series,
 }
 
 /// `IPVLAN_VM_TIMEOUT` (seconds), else the default.
@@ -59,6 +61,8 @@ pub struct Outcome {
     /// The guest's `N passed, N failed` line, if it printed one.
     pub summary: Option<String>,
     pub timed_out: bool,
+    /// `uname -r` in the guest, from /init's boot line.
+    pub booted_kernel: Option<String>,
 }
 
 impl Outcome {
@@ -87,8 +91,13 @@ pub fn run(options: Options) -> Result<Outcome> {
     fs::create_dir_all(&cache)?;
 
     let tools = timings.time("tools", tools::ensure_vm_tools)?;
-    let kernel = timings.time("kernel", || kernel::ensure(&cache))?;
-    println!("kernel {} ({})", kernel.version, kernel.vmlinuz.display());
+    let kernel = timings.time("kernel", || kernel::ensure(&cache, options.kernel))?;
+    println!(
+        "kernel {} (--kernel {}, {})",
+        kernel.version,
+        kernel.series.name(),
+        kernel.vmlinuz.display()
+    );
 
     let (test_bins, ipvlan_bin) = timings.time("build", || {
         let test_bins = match &options.job {
@@ -129,6 +138,14 @@ pub fn run(options: Options) -> Result<Outcome> {
         &mut timings,
     )?;
     timings.record("total", total.elapsed());
+    println!(
+        "vm kernel: {} (--kernel {})",
+        outcome
+            .booted_kernel
+            .as_deref()
+            .unwrap_or("unknown, no boot line"),
+        kernel.series.name()
+    );
     println!("vm timings: {}", timings.summary());
     if outcome.timed_out {
         println!(

@@ -291,10 +291,16 @@ fn containers_are_named_namespaces() {
             )
             .unwrap();
         assert_eq!(status, 7);
-        let status = manager
+        // A command that cannot start is an error the front end maps to 127
+        // (the library prints nothing).
+        let err = manager
             .exec("web", &["/nonexistent/cmd".into()], &Default::default())
-            .unwrap();
-        assert_eq!(status, 127);
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::CommandNotFound);
+        assert_eq!(
+            err.to_string(),
+            "/nonexistent/cmd: executable file not found"
+        );
         manager.remove_container("web", false).unwrap();
         manager.remove_container(&random.name, false).unwrap();
         assert!(!config.netns_dir.join("web").exists());

@@ -260,11 +260,28 @@ pub fn set_disable_ipv6(ns: &Netns, ifname: &str, disabled: bool) -> io::Result<
     )
 }
 
+/// Longest interface name the kernel accepts (`IFNAMSIZ - 1`).
+pub const IFNAME_MAX: usize = 15;
+
+/// Whether the kernel accepts `name` as an interface name (its
+/// `dev_valid_name`): 1 to 15 bytes, not `.` or `..`, no '/', ':',
+/// whitespace or NUL. Such a name is also safe as one path component
+/// (`/proc/sys/net/ipv6/conf/NAME`).
+pub fn is_valid_ifname(name: &str) -> bool {
+    !(name.is_empty()
+        || name.len() > IFNAME_MAX
+        || name == "."
+        || name == ".."
+        || name
+            .bytes()
+            .any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace() || b == 0))
+}
+
 /// Interface names go into a `/proc/sys` path: the kernel's own rule
-/// ([`crate::rtnl::link::is_valid_ifname`]) keeps them one path component.
+/// ([`is_valid_ifname`]) keeps them one path component.
 /// (Network namespace names follow another rule, see [`named_path`].)
 fn check_ifname(ifname: &str) -> io::Result<()> {
-    if !crate::rtnl::link::is_valid_ifname(ifname) {
+    if !is_valid_ifname(ifname) {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             format!("invalid interface name {ifname:?}"),

@@ -25,6 +25,7 @@ macro_rules! outln {
 pub mod args;
 pub mod command;
 mod container;
+mod failure;
 pub mod help;
 mod network;
 pub mod output;
@@ -33,23 +34,12 @@ pub mod values;
 
 use std::fmt;
 
-use crate::driver::{self, Config, Manager};
-use args::ArgError;
-use command::{Command, Invocation, ParseError};
+use crate::driver::{Config, Manager};
+use command::{Command, Invocation};
+pub use failure::{
+    Failure, EXIT_CANNOT_RUN, EXIT_FAILED, EXIT_NOT_FOUND, EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE,
+};
 use help::Topic;
-
-/// Exit code of a successful command.
-pub const EXIT_OK: i32 = 0;
-/// Exit code when an operation failed or a value was invalid.
-pub const EXIT_FAILED: i32 = 1;
-/// Exit code of a malformed command line.
-pub const EXIT_USAGE: i32 = 2;
-/// `run`/`exec`: ipvlan itself failed.
-pub const EXIT_RUN_FAILED: i32 = 125;
-/// `run`/`exec`: the command was found but cannot be run.
-pub const EXIT_CANNOT_RUN: i32 = 126;
-/// `run`/`exec`: the command was not found.
-pub const EXIT_NOT_FOUND: i32 = 127;
 
 /// Entry point of the binary; returns the process exit code.
 pub fn main() -> i32 {
@@ -94,120 +84,6 @@ pub fn write_stdout(text: fmt::Arguments<'_>) {
     let mut stdout = std::io::stdout().lock();
     // What was done is done; a reader that went away changes nothing about it.
     let _ = stdout.write_fmt(text).and_then(|()| stdout.flush());
-}
-
-/// Why a command did not succeed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
-    kind: FailureKind,
-    /// `<what failed>: <why>`.
-    message: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum FailureKind {
-    /// Malformed command line; the usage of this command applies.
-    Usage(Topic),
-    /// An invalid value on the command line.
-    Value(Topic),
-    /// An operation failed.
-    Failed,
-    /// `run`/`exec`: the command itself could not be started (126, 127).
-    Command(i32),
-}
-
-impl Failure {
-    /// `what` failed because of the driver's `error`.
-    pub fn driver(what: impl fmt::Display, error: &driver::Error) -> Failure {
-        Failure::failed(what, error)
-    }
-
-    /// `what` failed because of `why`.
-    pub fn failed(what: impl fmt::Display, why: impl fmt::Display) -> Failure {
-        Failure {
-            kind: FailureKind::Failed,
-            message: format!("{what}: {why}"),
-        }
-    }
-
-    /// The command to run could not be started: `code` is 126 (cannot be
-    /// run) or 127 (not found), as `docker run` reports it.
-    pub fn command(code: i32, what: impl fmt::Display, why: impl fmt::Display) -> Failure {
-        Failure {
-            kind: FailureKind::Command(code),
-            message: format!("{what}: {why}"),
-        }
-    }
-
-    /// The command to run could not be started, said as `message` (e.g.
-    /// `exec nope: executable file not found`); `code` as for
-    /// [`Failure::command`].
-    pub fn not_started(code: i32, message: impl Into<String>) -> Failure {
-        Failure {
-            kind: FailureKind::Command(code),
-            message: message.into(),
-        }
-    }
-
-    /// Exit code when no particular command is known.
-    pub fn exit_code(&self) -> i32 {
-        match self.kind {
-            FailureKind::Usage(topic) | FailureKind::Value(topic) => self.exit_code_for(topic),
-            FailureKind::Failed => EXIT_FAILED,
-            FailureKind::Command(code) => code,
-        }
-    }
-
-    /// Exit code of this failure in `topic`.
-    pub fn exit_code_for(&self, topic: Topic) -> i32 {
-        if let FailureKind::Command(code) = self.kind {
-            return code;
-        }
-        if topic.runs_a_command() {
-            return EXIT_RUN_FAILED;
-        }
-        match self.kind {
-            FailureKind::Usage(_) => EXIT_USAGE,
-            FailureKind::Value(_) | FailureKind::Failed | FailureKind::Command(_) => EXIT_FAILED,
-        }
-    }
-}
-
-impl From<ParseError> for Failure {
-    fn from(error: ParseError) -> Failure {
-        let context = match error.topic {
-            Topic::Root => "ipvlan".to_string(),
-            topic => topic.path().to_string(),
-        };
-        match error.error {
-            ArgError::Usage(message) => Failure {
-                kind: FailureKind::Usage(error.topic),
-                message: format!("{context}: {message}"),
-            },
-            ArgError::Value(message) => Failure {
-                kind: FailureKind::Value(error.topic),
-                message: format!("{context}: {message}"),
-            },
-        }
-    }
-}
-
-impl fmt::Display for Failure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let message = self
-            .message
-            .strip_prefix("ipvlan: ")
-            .unwrap_or(&self.message);
-        write!(f, "ipvlan: {message}")?;
-        if let FailureKind::Usage(topic) = self.kind {
-            let path = match topic {
-                Topic::Root => "ipvlan".to_string(),
-                topic => format!("ipvlan {}", topic.path()),
-            };
-            write!(f, "\nSee '{path} --help'.")?;
-        }
-        Ok(())
-    }
 }
 
 /// The command whose help and exit codes apply to `command`.

@@ -2,11 +2,10 @@
 //! kernel: names, driver, `-o` options, parent syntax.
 
 use super::{Error, Flag, Mode};
+use crate::netns::IFNAME_MAX;
 
 /// Longest network or container name, in bytes.
 pub const MAX_NAME_LEN: usize = 64;
-/// Longest interface name the kernel accepts (IFNAMSIZ - 1).
-pub const MAX_IFNAME_LEN: usize = 15;
 /// The `-o` keys we understand, in the order error messages list them.
 pub const VALID_OPTION_KEYS: [&str; 4] = ["parent", "ipvlan_mode", "ipvlan_flag", "mtu"];
 /// Smallest MTU of an IPv4 link (RFC 791).
@@ -96,9 +95,9 @@ pub(crate) fn parse_options(options: &[(String, String)]) -> Result<NetworkOptio
                 "loopback interface is not a valid ipvlan parent link",
             ));
         }
-        if parent.len() > MAX_IFNAME_LEN || parent.contains('/') || parent.contains(' ') {
+        if parent.len() > IFNAME_MAX || parent.contains('/') || parent.contains(' ') {
             return Err(Error::invalid(format!(
-                "invalid parent interface name '{parent}': at most {MAX_IFNAME_LEN} bytes, no '/' or spaces"
+                "invalid parent interface name '{parent}': at most {IFNAME_MAX} bytes, no '/' or spaces"
             )));
         }
     }

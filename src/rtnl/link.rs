@@ -15,8 +15,7 @@ use crate::netlink::consts::*;
 use crate::netlink::{AttrTable, Error, ErrorKind, LinkRef, MessageBuilder, MessageView, Result};
 use crate::netns::Netns;
 
-/// Longest interface name the kernel accepts (`IFNAMSIZ - 1`).
-pub const IFNAME_MAX: usize = 15;
+pub use crate::netns::{is_valid_ifname, IFNAME_MAX};
 
 const ADD_FLAGS: u16 = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
 const SET_FLAGS: u16 = NLM_F_REQUEST | NLM_F_ACK;
@@ -401,20 +400,6 @@ impl LinkSpec {
         });
         Ok(msg)
     }
-}
-
-/// Whether the kernel accepts `name` as an interface name (its
-/// `dev_valid_name`): 1 to 15 bytes, not `.` or `..`, no '/', ':',
-/// whitespace or NUL. Such a name is also safe as one path component
-/// (`/proc/sys/net/ipv6/conf/NAME`).
-pub fn is_valid_ifname(name: &str) -> bool {
-    !(name.is_empty()
-        || name.len() > IFNAME_MAX
-        || name == "."
-        || name == ".."
-        || name
-            .bytes()
-            .any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace() || b == 0))
 }
 
 /// Rejects names the kernel would refuse ([`is_valid_ifname`]).

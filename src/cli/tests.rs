@@ -1,6 +1,7 @@
 //! Error texts and exit codes of the command line, without running anything.
 
 use super::*;
+use crate::driver;
 
 fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|arg| arg.to_string()).collect()

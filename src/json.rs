@@ -1,6 +1,6 @@
 //! A small, strict JSON reader and writer (RFC 8259).
 //!
-//! Used for `network inspect` output, the state records and CNI. Strict on
+//! Used for `network inspect` output and the state records. Strict on
 //! purpose: state files are ours, so anything unexpected means corruption and
 //! must be reported, not guessed around. The reader rejects trailing garbage,
 //! invalid escapes, lone surrogates, raw control characters, leading zeros and

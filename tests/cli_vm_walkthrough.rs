@@ -1,4 +1,4 @@
-//! `walkthrough.md` through the `ipvlan` binary, every command line as written
+//! Docker's ipvlan walkthrough through the `ipvlan` binary, every command line as written
 //! there, on the walkthrough topology in the QEMU guest (`cargo xtask
 //! vm-test`). What each step shows is read back through the CLI itself
 //! (`run`/`exec` of `ip` and `ping`, `network inspect`, `ps`) and iproute2.
@@ -31,7 +31,7 @@ impl Cli {
         Cli { state_dir }
     }
 
-    /// Runs one command line written as in walkthrough.md (`ipvlan ...`).
+    /// Runs one command line written as in the docs (`ipvlan ...`).
     fn line(&self, line: &str) -> Output {
         println!("+ {line}");
         let words: Vec<&str> = line.split_whitespace().collect();

@@ -1,6 +1,6 @@
 //! Driver behaviour beyond the walkthrough, in the QEMU guest: the
-//! shared-parent rule, parallel attaches, and every refusal of
-//! behaviour.md with its message and nothing changed.
+//! shared-parent rule, parallel attaches, and every refusal the driver
+//! makes, with its message and nothing changed.
 
 mod vm_support;
 

@@ -1,4 +1,4 @@
-//! The Docker docs' ipvlan walkthrough (`walkthrough.md`), step by step, on
+//! The Docker docs' ipvlan walkthrough, step by step, on
 //! the VM's topology: what each step must show, and what must not work.
 //! Runs in the QEMU guest (`cargo xtask vm-test`).
 

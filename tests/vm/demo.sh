@@ -1,5 +1,5 @@
 #!/bin/sh
-# Docker's ipvlan walkthrough (walkthrough.md), run by `cargo xtask demo` after
+# Docker's ipvlan walkthrough, run by `cargo xtask demo` after
 # topology.sh has built the network: the host's eth0 (192.168.1.250/24) is one
 # end of a veth pair whose other end, `trunk`, sits in the namespace `router`,
 # which plays the upstream switch and router for the untagged LAN and VLANs

@@ -13,6 +13,51 @@
 //! 6. [`store`]: the state directory.
 //! 7. [`driver`]: networks and endpoints.
 //! 8. [`cli`]: the command line.
+//!
+//! # Which file owns what
+//!
+//! ```text
+//! sys.rs               every unsafe call (setns, unshare, mount, flock, signals, sockets)
+//! json.rs              the one JSON reader and writer (inspect output, records)
+//! netlink/             message builder and checked views, attributes, the socket
+//!                      (ACKs, dumps, extended acks), the error type, uapi constants
+//! netns.rs             open/create/delete namespaces (iproute2's /run/netns layout),
+//!                      scratch threads that enter one, the interface-name rule
+//! rtnl/                links (ipvlan, vlan, dummy, veth, macvlan), addresses, routes:
+//!                      the only place that builds or parses rtnetlink messages
+//! ipam/                subnets, default pools, the allocator (no I/O)
+//! store/               the state directory: lock, records, address files, atomic writes
+//! driver/              Docker's semantics; its rooms are listed in its docs
+//! cli/                 argv parsing, help texts, output, exit codes
+//! ```
+//!
+//! # One `network connect`, from argv to the kernel
+//!
+//! `ipvlan network connect --ip 192.168.1.10 db_net web`:
+//!
+//! 1. `main.rs` hands argv to [`cli::run`]; [`cli::command`] parses it into
+//!    a `Command::NetworkConnect` (usage errors exit 2 here, nothing touched).
+//! 2. `cli` checks CAP_NET_ADMIN, opens a [`driver::Manager`] on the state
+//!    directory and calls [`driver::Manager::connect`].
+//! 3. `driver/endpoints.rs` takes the store's lock (`store/dir.rs`, one
+//!    `flock`), reads the network records, resolves `web` to
+//!    `/run/netns/web`, opens one netlink handle in the host and one inside
+//!    the namespace (`driver/netns_identity.rs`, `rtnl::Handle`) and
+//!    records the namespace's identity.
+//! 4. It picks a free `ethN` (`driver/endpoint_link.rs`), takes the
+//!    address (`store` writes `ipam/<network>/<subnet>/192.168.1.10`, the
+//!    allocator in `ipam` decides), and writes the endpoint record in state
+//!    `attaching`: from here a crash is repaired by `restore`.
+//! 5. `driver/endpoint_link.rs` asks `rtnl` for the requests: RTM_NEWLINK
+//!    of an ipvlan link created straight inside the namespace with a chosen
+//!    ifindex, then the address, link up and the default route, each sent
+//!    on the handles of step 3 through `netlink::Socket`.
+//! 6. The record is rewritten `attached` with the link's index and MAC, and
+//!    `driver/hosts.rs` appends the container to the network's hosts file
+//!    and points `/etc/netns/web/hosts` at it. Any failure after step 4
+//!    undoes what was done, in reverse order.
+//! 7. `cli` prints nothing and exits 0 (errors: `ipvlan: ...` on stderr,
+//!    exit 1).
 
 #![deny(missing_docs)]
 

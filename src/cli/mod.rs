@@ -1,5 +1,5 @@
 //! The `ipvlan` command line: docker-style parsing, then one call into the
-//! [`driver`] per command, then output.
+//! [`crate::driver`] per command, then output.
 //!
 //! Exit codes: 0 success, 1 an operation failed (invalid values included),
 //! 2 a usage error. `run` and `exec` exit with the command's status, or 125

@@ -205,6 +205,10 @@ fn link_create_requests() {
         "link_add_dummy_mtu",
         &LinkSpec::dummy("d0").mtu(9000).request().unwrap(),
     );
+    assert_golden(
+        "link_add_dummy_group",
+        &LinkSpec::dummy("d0").group(5).request().unwrap(),
+    );
 }
 
 #[test]
@@ -286,6 +290,10 @@ fn address_requests() {
         "addr_add_v6_nodad",
         &addr::add_request(VP0, net("2001:db8::6/64"), AddrFlags::NODAD),
     );
+    assert_golden(
+        "addr_add_v4_32",
+        &addr::add_request(VP0, net("10.1.2.4/32"), AddrFlags::empty()),
+    );
     assert_golden("addr_del_v4", &addr::del_request(VP0, net("10.1.2.4/24")));
     assert_golden(
         "addr_del_v6",
@@ -314,6 +322,11 @@ fn route_requests() {
     assert_golden("route_del_default_dev_v4", &dev4.del_request().unwrap());
     let dev6 = RouteSpec::default_dev(IpFamily::V6, VP0);
     assert_golden("route_add_default_dev_v6", &dev6.add_request().unwrap());
+    assert_golden("route_del_default_dev_v6", &dev6.del_request().unwrap());
+    assert_golden(
+        "route_add_dev_metric_table",
+        &dev4.metric(10).table(1000).add_request().unwrap(),
+    );
     let onlink = RouteSpec::to(net("10.9.0.0/16"))
         .via("10.1.2.1".parse().unwrap())
         .dev(VP0)
@@ -321,6 +334,10 @@ fn route_requests() {
     assert_golden("route_add_onlink", &onlink.add_request().unwrap());
     assert_golden("dump_route_v4", &route::dump_request(IpFamily::V4, 254));
     assert_golden("dump_route_v6", &route::dump_request(IpFamily::V6, 254));
+    assert_golden(
+        "dump_route_v4_table_1000",
+        &route::dump_request(IpFamily::V4, 1000),
+    );
 }
 
 #[test]

@@ -235,6 +235,8 @@ impl RouteSpec {
         header.table = u8::try_from(self.table).unwrap_or(RT_TABLE_UNSPEC);
         let mut msg = MessageBuilder::new(kind, flags);
         msg.family_header(&header.to_bytes());
+        // iproute2's order: what it adds while parsing (`DST via GW metric
+        // M table T`), then the device it resolves at the end.
         // A default route is dst_len 0 without RTA_DST.
         if self.dst.prefix_len() > 0 {
             msg.put_ip(RTA_DST, self.dst.addr());
@@ -242,14 +244,14 @@ impl RouteSpec {
         if let Some(gateway) = self.gateway {
             msg.put_ip(RTA_GATEWAY, gateway);
         }
-        if let Some(oif) = self.oif {
-            msg.put_u32(RTA_OIF, oif);
-        }
         if let Some(metric) = self.metric {
             msg.put_u32(RTA_PRIORITY, metric);
         }
         if self.table > 255 {
             msg.put_u32(RTA_TABLE, self.table);
+        }
+        if let Some(oif) = self.oif {
+            msg.put_u32(RTA_OIF, oif);
         }
         Ok(msg)
     }
@@ -276,10 +278,14 @@ impl RouteSpec {
         )
     }
 
-    /// The `RTM_DELROUTE` request (any protocol, scope and type, as iproute2).
+    /// The `RTM_DELROUTE` request (any protocol and type, as iproute2; any
+    /// scope for IPv4, universe for IPv6, which ignores it on delete).
     pub fn del_request(&self) -> Result<MessageBuilder> {
         let header = RtMsg {
-            scope: RT_SCOPE_NOWHERE,
+            scope: match self.family() {
+                IpFamily::V4 => RT_SCOPE_NOWHERE,
+                IpFamily::V6 => RT_SCOPE_UNIVERSE,
+            },
             ..RtMsg::default()
         };
         self.message(RTM_DELROUTE, NLM_F_REQUEST | NLM_F_ACK, header)

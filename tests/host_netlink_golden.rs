@@ -272,10 +272,13 @@ fn link_modify_requests() {
 
 #[test]
 fn link_kind_probes() {
-    let request = link::probe_kind_request;
-    assert_golden("link_probe_ipvlan", &request(ProbeKind::Ipvlan));
-    assert_golden("link_probe_dummy", &request(ProbeKind::Dummy));
-    assert_golden("link_probe_vlan", &request(ProbeKind::Vlan));
+    for (name, kind) in [
+        ("link_probe_ipvlan", ProbeKind::Ipvlan),
+        ("link_probe_dummy", ProbeKind::Dummy),
+        ("link_probe_vlan", ProbeKind::Vlan),
+    ] {
+        assert_golden(name, &link::probe_kind_request(kind));
+    }
     let names = ProbeKind::ALL.map(ProbeKind::name);
     assert_eq!(names, ["ipvlan", "dummy", "vlan"]);
 }
@@ -364,6 +367,41 @@ fn every_fixture_is_checked() {
             "fixture {stem} is not used by any test"
         );
     }
+}
+
+/// Every public request builder of `src/rtnl` (a `pub fn` whose name ends
+/// in `request`) is called by a golden test of this file.
+#[test]
+fn every_request_builder_has_a_golden() {
+    let modules = [
+        ("addr", include_str!("../src/rtnl/addr.rs")),
+        ("link", include_str!("../src/rtnl/link.rs")),
+        ("nsid", include_str!("../src/rtnl/nsid.rs")),
+        ("route", include_str!("../src/rtnl/route.rs")),
+    ];
+    let source = include_str!("host_netlink_golden.rs");
+    let mut builders = 0;
+    for (module, text) in modules {
+        for line in text.lines() {
+            let Some(rest) = line.trim_start().strip_prefix("pub fn ") else {
+                continue;
+            };
+            let name = &rest[..rest.find(['(', '<']).unwrap()];
+            if !name.ends_with("request") {
+                continue;
+            }
+            builders += 1;
+            // A free function is called as `module::name(`; a method of a
+            // spec (LinkSpec::request, RouteSpec::add_request) as `.name(`.
+            let free = format!("{module}::{name}(");
+            let method = format!(".{name}()");
+            assert!(
+                source.contains(&free) || source.contains(&method),
+                "{module}::{name} has no golden test"
+            );
+        }
+    }
+    assert_eq!(builders, 19, "builders found in src/rtnl");
 }
 
 /// An `RTM_NEWLINK` payload captured from a kernel with nlmon (published with

@@ -370,6 +370,18 @@ impl LinkKind {
 /// host.link_add(&LinkSpec::ipvlan("iv0", parent, IpvlanMode::L2, IpvlanFlag::Bridge))?;
 /// # Ok(()) }
 /// ```
+///
+/// A spec cannot outlive the namespace it creates the link in:
+///
+/// ```compile_fail
+/// # use ipvlan::netns::Netns;
+/// # use ipvlan::rtnl::LinkSpec;
+/// let spec = {
+///     let ns = Netns::current().unwrap();
+///     LinkSpec::dummy("d0").in_netns(&ns)
+/// }; // error: `ns` does not live long enough (its descriptor closes here)
+/// let _ = spec.request();
+/// ```
 #[derive(Debug, Clone)]
 pub struct LinkSpec<'fd> {
     /// Interface name (at most 15 bytes).

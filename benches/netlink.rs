@@ -10,13 +10,14 @@
 //!   user-space cost should be a small fraction of any kernel round trip.
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::AsFd;
 
 use std::hint::black_box;
 
 use criterion::Criterion;
 use ipnet::IpNet;
 use ipvlan::netns;
-use ipvlan::rtnl::{self, AddrFlags, Handle, IpvlanFlags, IpvlanMode, LinkSpec, RouteSpec};
+use ipvlan::rtnl::{self, AddrFlags, Handle, IpvlanFlag, IpvlanMode, LinkSpec, RouteSpec};
 
 fn fixture_bytes(name: &str) -> Vec<u8> {
     let path = format!(
@@ -33,10 +34,12 @@ fn fixture_bytes(name: &str) -> Vec<u8> {
 
 fn encode(c: &mut Criterion) {
     let mut group = c.benchmark_group("encode");
+    // Any open descriptor stands for a namespace: only its number is sent.
+    let netns = std::fs::File::open("/dev/null").expect("open /dev/null");
     group.bench_function("ipvlan_create_in_netns", |b| {
         b.iter(|| {
-            let spec = LinkSpec::ipvlan(black_box("eth0"), 7, IpvlanMode::L2, IpvlanFlags::BRIDGE)
-                .in_netns_fd(black_box(5));
+            let spec = LinkSpec::ipvlan(black_box("eth0"), 7, IpvlanMode::L2, IpvlanFlag::Bridge)
+                .in_netns_fd(black_box(netns.as_fd()));
             spec.request().and_then(|m| m.to_bytes(1, 0)).unwrap()
         })
     });

@@ -13,8 +13,8 @@ use ipnet::IpNet;
 use ipvlan::netlink::ErrorKind;
 use ipvlan::netns::{self, Netns};
 use ipvlan::rtnl::{
-    AddrFlags, Handle, IpFamily, IpvlanFlags, IpvlanMode, LinkData, LinkSpec, MacvlanMode,
-    RouteSpec,
+    AddrFlags, Handle, IpFamily, IpvlanFlag, IpvlanMode, LinkData, LinkSpec, MacvlanMode,
+    ProbeKind, RouteSpec,
 };
 
 /// Runs `test` in a new, empty network namespace.
@@ -391,7 +391,7 @@ fn errors_carry_errno_ext_ack_and_context() {
             "iv0",
             2,
             IpvlanMode::L2,
-            IpvlanFlags::BRIDGE,
+            IpvlanFlag::Bridge,
         ));
         let err = iv.unwrap_err();
         assert!(
@@ -416,6 +416,89 @@ fn errors_carry_errno_ext_ack_and_context() {
             "{bad}"
         );
         assert!(h.link_by_name("much-too-long-n").unwrap().is_none());
+    });
+}
+
+#[test]
+fn probe_kind_agrees_with_a_real_create_and_creates_nothing() {
+    in_fresh_netns(|| {
+        let h = Handle::new().unwrap();
+        let probed = ProbeKind::ALL.map(|kind| h.probe_kind(kind).unwrap());
+        let names: Vec<String> = h.links().unwrap().into_iter().map(|l| l.name).collect();
+        assert_eq!(names, ["lo"], "a probe leaves nothing behind");
+        let (parent, _) = veth(&h, "va0", "vb0");
+        for (kind, known) in ProbeKind::ALL.into_iter().zip(probed) {
+            let spec = match kind {
+                ProbeKind::Ipvlan => {
+                    LinkSpec::ipvlan("x0", parent, IpvlanMode::L2, IpvlanFlag::Bridge)
+                }
+                ProbeKind::Dummy => LinkSpec::dummy("x0"),
+                ProbeKind::Vlan => LinkSpec::vlan("x0", parent, 5),
+            };
+            let created = h.link_add(&spec);
+            assert_eq!(created.is_ok(), known, "{}: {created:?}", kind.name());
+            if created.is_ok() {
+                h.link_del(h.link_index("x0").unwrap()).unwrap();
+            }
+        }
+    });
+}
+
+#[test]
+fn create_with_index_here_and_in_another_netns() {
+    in_fresh_netns(|| {
+        let h = Handle::new().unwrap();
+        h.link_add(&LinkSpec::veth("va0", "vb0").index(4242))
+            .unwrap();
+        assert_eq!(h.link_index("va0").unwrap(), 4242);
+        // "eth0" exists here; with an index the kernel looks up only the
+        // index here, so the name is created in the target directly.
+        let (parent, _) = veth(&h, "eth0", "peer0");
+        let target = netns::create_anonymous().unwrap();
+        let inside = Handle::in_netns(&target).unwrap();
+        let spec = |name: &str, index| {
+            LinkSpec::macvlan(name, parent, MacvlanMode::Bridge)
+                .in_netns(&target)
+                .mtu(1400)
+                .index(index)
+        };
+        h.link_add(&spec("eth0", 77)).unwrap();
+        let eth0 = inside.link_by_name("eth0").unwrap().expect("eth0 inside");
+        assert_eq!((eth0.index, eth0.mtu), (77, Some(1400)));
+        // The index taken in the target: EBUSY from register_netdevice
+        // (6.1), or EEXIST where the kernel looks it up there first (6.18).
+        let busy = h.link_add(&spec("eth1", 77)).unwrap_err();
+        assert!(
+            matches!(busy.errno(), Some(libc::EBUSY | libc::EEXIST)),
+            "{busy}"
+        );
+        assert!(inside.link_by_name("eth1").unwrap().is_none());
+        // Taken only here: 6.1 looks the index up here (EEXIST), 6.18 only
+        // in the target, where it is free.
+        match h.link_add(&spec("eth1", 4242)) {
+            Ok(()) => assert_eq!(inside.link_index("eth1").unwrap(), 4242),
+            Err(err) => assert_eq!(err.errno(), Some(libc::EEXIST), "{err}"),
+        }
+    });
+}
+
+#[test]
+fn nsid_of_matches_link_netnsid() {
+    in_fresh_netns(|| {
+        let h = Handle::new().unwrap();
+        let here = Netns::current().unwrap();
+        let target = netns::create_anonymous().unwrap();
+        let inside = Handle::in_netns(&target).unwrap();
+        assert_eq!(inside.nsid_of(here.fd()).unwrap(), None, "no id yet");
+        let (a, _) = veth(&h, "va0", "vb0");
+        h.link_set_netns(a, &target).unwrap();
+        let va0 = inside.link_by_name("va0").unwrap().expect("va0 moved");
+        let id = inside.nsid_of(here.fd()).unwrap();
+        assert!(id.is_some(), "the peer's namespace has an id now");
+        assert_eq!(id, va0.link_netnsid);
+        // The target's id here is what vb0 reports for its peer.
+        let vb0 = h.link_by_name("vb0").unwrap().unwrap();
+        assert_eq!(h.nsid_of(target.fd()).unwrap(), vb0.link_netnsid);
     });
 }
 

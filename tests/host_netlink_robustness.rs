@@ -1,11 +1,13 @@
 //! Parsers against hostile bytes: random, truncated and bit-flipped buffers
 //! must give errors, never panics. Deterministic (xorshift PRNG, fixed seed).
 
+use std::os::fd::AsFd;
+
 use ipvlan::netlink::socket::{parse_done, parse_error};
 use ipvlan::netlink::{AttrTable, Attrs, MessageBuilder, Messages};
 use ipvlan::rtnl::link::{self, IfInfoMsg};
 use ipvlan::rtnl::{
-    addr, decode_all, AddrFlags, Address, IpFamily, IpvlanFlags, IpvlanMode, Link, LinkSpec,
+    addr, decode_all, AddrFlags, Address, IpFamily, IpvlanFlag, IpvlanMode, Link, LinkSpec,
     MacvlanMode, Route, RouteSpec,
 };
 
@@ -34,11 +36,13 @@ fn corpus() -> Vec<Vec<u8>> {
         bytes
     };
     let mut out = Vec::new();
+    // Any open descriptor stands for a namespace: only its number is sent.
+    let netns = std::fs::File::open("/dev/null").unwrap();
     for spec in [
-        LinkSpec::ipvlan("iv0", 3, IpvlanMode::L3s, IpvlanFlags::PRIVATE),
+        LinkSpec::ipvlan("iv0", 3, IpvlanMode::L3s, IpvlanFlag::Private),
         LinkSpec::vlan("eth0.10", 3, 10).mtu(1400),
         LinkSpec::veth("va", "vb"),
-        LinkSpec::macvlan("mv0", 2, MacvlanMode::Bridge).in_netns_fd(5),
+        LinkSpec::macvlan("mv0", 2, MacvlanMode::Bridge).in_netns_fd(netns.as_fd()),
         LinkSpec::dummy("d0"),
     ] {
         out.push(as_reply(spec.request().unwrap(), 16));

@@ -12,9 +12,15 @@ use std::process::Command;
 
 use ipnet::IpNet;
 use ipvlan::json::{self, Value};
+use ipvlan::netlink::consts::{
+    IFLA_IFNAME, IFLA_INFO_DATA, IFLA_INFO_KIND, IFLA_IPVLAN_FLAGS, IFLA_IPVLAN_MODE, IFLA_LINK,
+    IFLA_LINKINFO, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST, RTM_NEWLINK,
+};
+use ipvlan::netlink::MessageBuilder;
 use ipvlan::netns::{self, Netns};
 use ipvlan::rtnl::{
-    AddrFlags, Handle, IpFamily, IpvlanFlags, IpvlanMode, Link, LinkSpec, RouteSpec,
+    AddrFlags, Handle, IpFamily, IpvlanFlag, IpvlanMode, Link, LinkSpec, ProbeKind, Reported,
+    RouteSpec,
 };
 
 fn in_fresh_netns(test: impl FnOnce() + Send) {
@@ -63,8 +69,13 @@ fn ip_ipvlan_view(name: &str) -> (String, String, String, String) {
     )
 }
 
-const MODES: [IpvlanMode; 3] = [IpvlanMode::L2, IpvlanMode::L3, IpvlanMode::L3s];
-const FLAGS: [IpvlanFlags; 3] = [IpvlanFlags::BRIDGE, IpvlanFlags::PRIVATE, IpvlanFlags::VEPA];
+/// What [`Link::ipvlan`] reports for a link created with `mode` and `flag`.
+fn known(
+    mode: IpvlanMode,
+    flag: IpvlanFlag,
+) -> Option<(Reported<IpvlanMode>, Reported<IpvlanFlag>)> {
+    Some((Reported::Known(mode), Reported::Known(flag)))
+}
 
 fn find<'a>(links: &'a [Link], name: &str) -> &'a Link {
     links
@@ -79,9 +90,9 @@ fn every_mode_and_flag_on_dummy_and_vlan_parents() {
         let h = Handle::new().unwrap();
         let mut expected = Vec::new();
         // Mode and flags belong to the parent's port: one parent per combination.
-        for (i, (mode, flags)) in MODES
+        for (i, (mode, flags)) in IpvlanMode::ALL
             .iter()
-            .flat_map(|m| FLAGS.iter().map(move |f| (*m, *f)))
+            .flat_map(|m| IpvlanFlag::ALL.iter().map(move |f| (*m, *f)))
             .enumerate()
         {
             let dummy = format!("d{i}");
@@ -104,14 +115,14 @@ fn every_mode_and_flag_on_dummy_and_vlan_parents() {
         for (slave, mode, flags, parent, parent_name) in &expected {
             let link = find(&links, slave);
             assert_eq!(link.kind.as_deref(), Some("ipvlan"), "{slave}");
-            assert_eq!(link.ipvlan(), Some((*mode, *flags)), "{slave}");
+            assert_eq!(link.ipvlan(), known(*mode, *flags), "{slave}");
             assert_eq!(link.parent, Some(*parent), "{slave}");
             assert_eq!(
                 ip_ipvlan_view(slave),
                 (
                     "ipvlan".to_owned(),
                     mode.to_string(),
-                    flags.name().to_owned(),
+                    flags.as_str().to_owned(),
                     parent_name.clone()
                 ),
                 "{slave} as iproute2 sees it"
@@ -143,7 +154,7 @@ impl Container {
         host: &Handle,
         parent: u32,
         mode: IpvlanMode,
-        flags: IpvlanFlags,
+        flags: IpvlanFlag,
         addrs: &[&str],
     ) -> Container {
         let ns = netns::create_anonymous().unwrap();
@@ -191,11 +202,11 @@ fn l2_bridge_pair_pings_v4_and_v6() {
     in_fresh_netns(|| {
         let h = Handle::new().unwrap();
         let parent = dummy_parent(&h, "d0");
-        let (mode, flags) = (IpvlanMode::L2, IpvlanFlags::BRIDGE);
+        let (mode, flags) = (IpvlanMode::L2, IpvlanFlag::Bridge);
         let c1 = Container::attach(&h, parent, mode, flags, &["10.10.0.1/24", "fd00:10::1/64"]);
         let c2 = Container::attach(&h, parent, mode, flags, &["10.10.0.2/24", "fd00:10::2/64"]);
         let eth0 = c1.handle.link_by_index(c1.eth0).unwrap().unwrap();
-        assert_eq!(eth0.ipvlan(), Some((mode, flags)));
+        assert_eq!(eth0.ipvlan(), known(mode, flags));
         assert!(!eth0.is_noarp(), "l2 answers ARP");
         assert!(eth0.link_netnsid.is_some(), "parent is in the host netns");
         // Routes set by our code: c2 reaches the world through c1.
@@ -222,12 +233,12 @@ fn l2_private_and_vepa_pairs_cannot_reach_each_other() {
     in_fresh_netns(|| {
         let h = Handle::new().unwrap();
         let parent = dummy_parent(&h, "d0");
-        let (mode, flags) = (IpvlanMode::L2, IpvlanFlags::PRIVATE);
+        let (mode, flags) = (IpvlanMode::L2, IpvlanFlag::Private);
         let c1 = Container::attach(&h, parent, mode, flags, &["10.11.0.1/24"]);
         let c2 = Container::attach(&h, parent, mode, flags, &["10.11.0.2/24"]);
         assert_eq!(
             c2.handle.link_by_index(c2.eth0).unwrap().unwrap().ipvlan(),
-            Some((mode, flags))
+            known(mode, flags)
         );
         assert!(
             !c1.pings("10.11.0.2"),
@@ -236,7 +247,7 @@ fn l2_private_and_vepa_pairs_cannot_reach_each_other() {
         // vepa sends slave-to-slave traffic out to the switch; a dummy parent
         // has no switch to reflect it, so the pair cannot talk either.
         let vepa_parent = dummy_parent(&h, "d2");
-        let vepa = IpvlanFlags::VEPA;
+        let vepa = IpvlanFlag::Vepa;
         let v1 = Container::attach(&h, vepa_parent, mode, vepa, &["10.13.0.1/24"]);
         let _v2 = Container::attach(&h, vepa_parent, mode, vepa, &["10.13.0.2/24"]);
         assert!(!v1.pings("10.13.0.2"), "vepa without a reflective relay");
@@ -246,14 +257,14 @@ fn l2_private_and_vepa_pairs_cannot_reach_each_other() {
             &h,
             bridge_parent,
             mode,
-            IpvlanFlags::BRIDGE,
+            IpvlanFlag::Bridge,
             &["10.12.0.1/24"],
         );
         let _b2 = Container::attach(
             &h,
             bridge_parent,
             mode,
-            IpvlanFlags::BRIDGE,
+            IpvlanFlag::Bridge,
             &["10.12.0.2/24"],
         );
         assert!(b1.pings("10.12.0.2"), "bridge slaves reach each other");
@@ -274,7 +285,7 @@ fn l3_pair(mode: IpvlanMode) {
     in_fresh_netns(|| {
         let h = Handle::new().unwrap();
         let parent = dummy_parent(&h, "d0");
-        let flags = IpvlanFlags::BRIDGE;
+        let flags = IpvlanFlag::Bridge;
         let c1 = Container::attach(&h, parent, mode, flags, &["10.20.0.1/24", "fd00:20::1/64"]);
         let c2 = Container::attach(&h, parent, mode, flags, &["10.30.0.1/24", "fd00:30::1/64"]);
         for c in [&c1, &c2] {
@@ -309,9 +320,8 @@ fn kernel_refusals_carry_errno_and_ext_ack() {
     in_fresh_netns(|| {
         let h = Handle::new().unwrap();
         let parent = dummy_parent(&h, "d0");
-        let l2 = |name: &str, parent| {
-            LinkSpec::ipvlan(name, parent, IpvlanMode::L2, IpvlanFlags::BRIDGE)
-        };
+        let l2 =
+            |name: &str, parent| LinkSpec::ipvlan(name, parent, IpvlanMode::L2, IpvlanFlag::Bridge);
         h.link_add(&l2("iv0", parent)).unwrap();
 
         let dup = h.link_add(&l2("iv0", parent)).unwrap_err();
@@ -326,15 +336,19 @@ fn kernel_refusals_carry_errno_and_ext_ack() {
         eprintln!("parent lo: {on_lo}");
         assert_eq!(on_lo.errno(), Some(libc::EINVAL), "{on_lo}");
 
+        // Values our types cannot hold, sent by hand: the kernel refuses
+        // them too, so a link never has them unless a kernel adds them.
         let parent2 = dummy_parent(&h, "d1");
-        let bad_mode = LinkSpec::ipvlan("iv3", parent2, IpvlanMode::Raw(3), IpvlanFlags::BRIDGE);
-        let err = h.link_add(&bad_mode).unwrap_err();
+        let err = h
+            .socket()
+            .request(&raw_ipvlan_request("iv3", parent2, 3, 0))
+            .unwrap_err();
         eprintln!("mode 3: {err}");
         assert_eq!(err.errno(), Some(libc::EINVAL), "{err}");
 
-        let both = IpvlanFlags::PRIVATE | IpvlanFlags::VEPA;
         let err = h
-            .link_add(&LinkSpec::ipvlan("iv4", parent2, IpvlanMode::L2, both))
+            .socket()
+            .request(&raw_ipvlan_request("iv4", parent2, 0, 3))
             .unwrap_err();
         eprintln!("flags private|vepa: {err}");
         assert_eq!(err.errno(), Some(libc::EINVAL), "{err}");
@@ -357,6 +371,82 @@ fn kernel_refusals_carry_errno_and_ext_ack() {
     });
 }
 
+/// An ipvlan create with any raw mode and flags, which `LinkSpec` cannot
+/// express: the layout of [`LinkSpec::request`].
+fn raw_ipvlan_request(name: &str, parent: u32, mode: u16, flags: u16) -> MessageBuilder {
+    let mut msg = MessageBuilder::new(
+        RTM_NEWLINK,
+        NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+    );
+    msg.family_header(&[0; 16]);
+    msg.put_u32(IFLA_LINK, parent);
+    msg.put_str(IFLA_IFNAME, name);
+    msg.nested(IFLA_LINKINFO, |m| {
+        m.put(IFLA_INFO_KIND, b"ipvlan");
+        m.nested(IFLA_INFO_DATA, |m| {
+            m.put_u16(IFLA_IPVLAN_MODE, mode);
+            m.put_u16(IFLA_IPVLAN_FLAGS, flags);
+        });
+    });
+    msg
+}
+
+#[test]
+fn probe_kind_knows_every_kind_and_creates_nothing() {
+    in_fresh_netns(|| {
+        let h = Handle::new().unwrap();
+        for kind in ProbeKind::ALL {
+            assert!(h.probe_kind(kind).unwrap(), "{}", kind.name());
+        }
+        let names: Vec<String> = h.links().unwrap().into_iter().map(|l| l.name).collect();
+        assert_eq!(names, ["lo"]);
+    });
+}
+
+#[test]
+fn create_with_index_in_netns_when_the_host_has_the_name() {
+    in_fresh_netns(|| {
+        let h = Handle::new().unwrap();
+        // The "host" has an eth0 (a dummy), which is also the parent.
+        let parent = dummy_parent(&h, "eth0");
+        let ns = netns::create_anonymous().unwrap();
+        let inside = Handle::in_netns(&ns).unwrap();
+        let spec = |name: &str, index| {
+            LinkSpec::ipvlan(name, parent, IpvlanMode::L3, IpvlanFlag::Private)
+                .in_netns(&ns)
+                .mtu(1400)
+                .index(index)
+        };
+        // With an index, the kernel looks up only the index in the host, so
+        // the name is created directly whatever the host has.
+        h.link_add(&spec("eth0", 4242)).unwrap();
+        let eth0 = inside.link_by_name("eth0").unwrap().expect("eth0 inside");
+        assert_eq!(eth0.index, 4242);
+        assert_eq!(eth0.mtu, Some(1400));
+        assert_eq!(eth0.ipvlan(), known(IpvlanMode::L3, IpvlanFlag::Private));
+        // The index taken in the target: EBUSY from register_netdevice
+        // (6.1), or EEXIST where the kernel looks it up there first (6.18).
+        let busy = h.link_add(&spec("eth1", 4242)).unwrap_err();
+        assert!(
+            matches!(busy.errno(), Some(libc::EBUSY | libc::EEXIST)),
+            "{busy}"
+        );
+        // Taken only in the host: 6.1 looks the index up there (EEXIST),
+        // 6.18 only in the target, where it is free.
+        match h.link_add(&spec("eth1", parent)) {
+            Ok(()) => assert_eq!(inside.link_index("eth1").unwrap(), parent),
+            Err(err) => assert_eq!(err.errno(), Some(libc::EEXIST), "{err}"),
+        }
+
+        // The id inside for the host namespace is the one eth0 reports
+        // for its parent's namespace.
+        let host = Netns::current().unwrap();
+        let id = inside.nsid_of(host.fd()).unwrap();
+        assert!(id.is_some());
+        assert_eq!(id, eth0.link_netnsid);
+    });
+}
+
 #[test]
 fn parent_deletion_removes_slaves_in_other_netns() {
     in_fresh_netns(|| {
@@ -366,7 +456,7 @@ fn parent_deletion_removes_slaves_in_other_netns() {
             &h,
             parent,
             IpvlanMode::L2,
-            IpvlanFlags::BRIDGE,
+            IpvlanFlag::Bridge,
             &["10.40.0.1/24"],
         );
         assert!(c1.handle.link_by_name("eth0").unwrap().is_some());
@@ -384,7 +474,7 @@ fn create_in_netns_when_the_host_has_the_name() {
         let ns = netns::create_anonymous().unwrap();
         let inside = Handle::in_netns(&ns).unwrap();
         let spec = |name: &str| {
-            LinkSpec::ipvlan(name, parent, IpvlanMode::L2, IpvlanFlags::BRIDGE).in_netns(&ns)
+            LinkSpec::ipvlan(name, parent, IpvlanMode::L2, IpvlanFlag::Bridge).in_netns(&ns)
         };
         match h.link_add(&spec("eth0")) {
             Ok(()) => eprintln!("this kernel checks the new name in the target netns only"),

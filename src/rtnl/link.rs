@@ -5,10 +5,8 @@
 //! (checked against recorded captures in `tests/fixtures/netlink`).
 
 use std::fmt;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::str::FromStr;
-
-use bitflags::bitflags;
 
 use super::Handle;
 use crate::netlink::consts::*;
@@ -77,113 +75,217 @@ impl IfInfoMsg {
     }
 }
 
-/// IPvlan mode (`IFLA_IPVLAN_MODE`, u16). A property of the parent: the
-/// last create on a parent sets it for all its slaves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// ipvlan mode (`IFLA_IPVLAN_MODE`, u16), only the kernel's valid values.
+/// A property of the parent: the last create on a parent sets it for all
+/// its slaves.
+///
+/// The default is `l2`, Docker's; the kernel's own default for a request
+/// without a mode is l3, which is why [`LinkSpec::request`] always sends it.
+/// A value the kernel reports that is none of these is a
+/// [`Reported::Unknown`], never one of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum IpvlanMode {
     /// Layer 2: slaves answer ARP/ND; multicast and broadcast work.
+    #[default]
     L2,
     /// Layer 3: the parent routes; no ARP (`NOARP`), no multicast.
     L3,
     /// Layer 3 with netfilter (conntrack) on the slave path.
     L3s,
-    /// Any other value, sent as is (to test the kernel's validation).
-    Raw(u16),
 }
 
 impl IpvlanMode {
-    /// The wire value.
-    pub fn to_u16(self) -> u16 {
+    /// Every mode, in wire order.
+    pub const ALL: [IpvlanMode; 3] = [IpvlanMode::L2, IpvlanMode::L3, IpvlanMode::L3s];
+
+    /// The name used by `ip link` and Docker's `ipvlan_mode`: `l2`, `l3`, `l3s`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IpvlanMode::L2 => "l2",
+            IpvlanMode::L3 => "l3",
+            IpvlanMode::L3s => "l3s",
+        }
+    }
+
+    /// The wire value (`IPVLAN_MODE_*`).
+    pub fn to_raw(self) -> u16 {
         match self {
             IpvlanMode::L2 => IPVLAN_MODE_L2,
             IpvlanMode::L3 => IPVLAN_MODE_L3,
             IpvlanMode::L3s => IPVLAN_MODE_L3S,
-            IpvlanMode::Raw(raw) => raw,
         }
     }
 
-    /// From the wire value; unknown values become `Raw`.
-    pub fn from_u16(raw: u16) -> IpvlanMode {
-        match raw {
-            IPVLAN_MODE_L2 => IpvlanMode::L2,
-            IPVLAN_MODE_L3 => IpvlanMode::L3,
-            IPVLAN_MODE_L3S => IpvlanMode::L3s,
-            other => IpvlanMode::Raw(other),
-        }
+    /// The mode of a wire value; `None` for any value the kernel does not
+    /// define (it refuses them on create: `mode >= IPVLAN_MODE_MAX`).
+    pub fn from_raw(raw: u16) -> Option<IpvlanMode> {
+        IpvlanMode::ALL
+            .into_iter()
+            .find(|mode| mode.to_raw() == raw)
     }
 }
 
 impl fmt::Display for IpvlanMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            IpvlanMode::L2 => f.write_str("l2"),
-            IpvlanMode::L3 => f.write_str("l3"),
-            IpvlanMode::L3s => f.write_str("l3s"),
-            IpvlanMode::Raw(raw) => write!(f, "mode {raw}"),
-        }
+        f.write_str(self.as_str())
     }
 }
 
 impl FromStr for IpvlanMode {
-    type Err = String;
+    type Err = UnknownName;
 
-    /// `l2`, `l3` or `l3s` (as in `ip link` and Docker's `ipvlan_mode`).
-    fn from_str(text: &str) -> std::result::Result<IpvlanMode, String> {
-        match text {
-            "l2" => Ok(IpvlanMode::L2),
-            "l3" => Ok(IpvlanMode::L3),
-            "l3s" => Ok(IpvlanMode::L3s),
-            _ => Err(format!(
-                "invalid ipvlan mode {text:?} (expected l2, l3 or l3s)"
-            )),
+    /// Exactly `l2`, `l3` or `l3s` (as in `ip link` and Docker's
+    /// `ipvlan_mode`); no other spelling.
+    fn from_str(text: &str) -> std::result::Result<IpvlanMode, UnknownName> {
+        IpvlanMode::ALL
+            .into_iter()
+            .find(|mode| mode.as_str() == text)
+            .ok_or_else(|| UnknownName::new("ipvlan mode", "l2, l3 or l3s", text))
+    }
+}
+
+/// ipvlan flag (`IFLA_IPVLAN_FLAGS`, u16): one of the three settings the
+/// kernel accepts. The attribute is a bit set, but the kernel refuses
+/// `PRIVATE | VEPA` and every other bit, so exactly one of these holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum IpvlanFlag {
+    /// No bit set: slaves of one parent reach each other directly.
+    #[default]
+    Bridge,
+    /// `IPVLAN_F_PRIVATE`: slaves of one parent cannot talk to each other.
+    Private,
+    /// `IPVLAN_F_VEPA`: traffic between slaves goes out to the switch
+    /// (reflective relay).
+    Vepa,
+}
+
+impl IpvlanFlag {
+    /// Every flag setting.
+    pub const ALL: [IpvlanFlag; 3] = [IpvlanFlag::Bridge, IpvlanFlag::Private, IpvlanFlag::Vepa];
+
+    /// The name used by `ip link` and Docker's `ipvlan_flag`: `bridge`,
+    /// `private`, `vepa`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IpvlanFlag::Bridge => "bridge",
+            IpvlanFlag::Private => "private",
+            IpvlanFlag::Vepa => "vepa",
+        }
+    }
+
+    /// The wire value: 0, `IPVLAN_F_PRIVATE` or `IPVLAN_F_VEPA`.
+    pub fn to_raw(self) -> u16 {
+        match self {
+            IpvlanFlag::Bridge => 0,
+            IpvlanFlag::Private => IPVLAN_F_PRIVATE,
+            IpvlanFlag::Vepa => IPVLAN_F_VEPA,
+        }
+    }
+
+    /// The flag of a wire value; `None` for `PRIVATE | VEPA` (3) and any
+    /// other bit, which the kernel refuses on create.
+    pub fn from_raw(raw: u16) -> Option<IpvlanFlag> {
+        IpvlanFlag::ALL
+            .into_iter()
+            .find(|flag| flag.to_raw() == raw)
+    }
+}
+
+impl fmt::Display for IpvlanFlag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for IpvlanFlag {
+    type Err = UnknownName;
+
+    /// Exactly `bridge`, `private` or `vepa`; no other spelling.
+    fn from_str(text: &str) -> std::result::Result<IpvlanFlag, UnknownName> {
+        IpvlanFlag::ALL
+            .into_iter()
+            .find(|flag| flag.as_str() == text)
+            .ok_or_else(|| UnknownName::new("ipvlan flag", "bridge, private or vepa", text))
+    }
+}
+
+/// A text that is not the name of an ipvlan mode or flag (the error of
+/// their `FromStr`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownName {
+    what: &'static str,
+    expected: &'static str,
+    text: String,
+}
+
+impl UnknownName {
+    fn new(what: &'static str, expected: &'static str, text: &str) -> UnknownName {
+        UnknownName {
+            what,
+            expected,
+            text: text.to_owned(),
+        }
+    }
+
+    /// The text that was not a name.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+}
+
+impl fmt::Display for UnknownName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid {} {:?} (expected {})",
+            self.what, self.text, self.expected
+        )
+    }
+}
+
+impl std::error::Error for UnknownName {}
+
+/// A value as the kernel reports it: one we know, or the raw number of one
+/// we do not (a newer kernel, or a link someone else set up). An unknown
+/// value is kept as it is and never taken for a known one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reported<T> {
+    /// A value we know.
+    Known(T),
+    /// A raw value we do not know.
+    Unknown(u16),
+}
+
+impl<T: Copy> Reported<T> {
+    /// The known value, `None` for an unknown one.
+    pub fn known(self) -> Option<T> {
+        match self {
+            Reported::Known(value) => Some(value),
+            Reported::Unknown(_) => None,
         }
     }
 }
 
-bitflags! {
-    /// IPvlan flags (`IFLA_IPVLAN_FLAGS`, u16). No flag set is `bridge`
-    /// (slaves of one parent reach each other directly).
-    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-    pub struct IpvlanFlags: u16 {
-        /// Slaves of one parent cannot talk to each other.
-        const PRIVATE = IPVLAN_F_PRIVATE;
-        /// Traffic between slaves goes out to the switch (reflective relay).
-        const VEPA = IPVLAN_F_VEPA;
+impl<T: Copy + PartialEq> Reported<T> {
+    /// Whether the kernel reported exactly `value` (an unknown value is
+    /// never equal to a known one).
+    pub fn is(self, value: T) -> bool {
+        self.known() == Some(value)
     }
 }
 
-impl IpvlanFlags {
-    /// `bridge`, the default: no flag.
-    pub const BRIDGE: IpvlanFlags = IpvlanFlags::empty();
-
-    /// The name used by `ip link` and Docker's `ipvlan_flag`.
-    pub fn name(self) -> &'static str {
-        if self == IpvlanFlags::PRIVATE {
-            "private"
-        } else if self == IpvlanFlags::VEPA {
-            "vepa"
-        } else if self.is_empty() {
-            "bridge"
-        } else {
-            "invalid"
+impl<T: fmt::Display> fmt::Display for Reported<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reported::Known(value) => value.fmt(f),
+            Reported::Unknown(raw) => write!(f, "unknown({raw})"),
         }
     }
 }
 
-impl FromStr for IpvlanFlags {
-    type Err = String;
-
-    /// `bridge`, `private` or `vepa`.
-    fn from_str(text: &str) -> std::result::Result<IpvlanFlags, String> {
-        match text {
-            "bridge" => Ok(IpvlanFlags::BRIDGE),
-            "private" => Ok(IpvlanFlags::PRIVATE),
-            "vepa" => Ok(IpvlanFlags::VEPA),
-            _ => Err(format!(
-                "invalid ipvlan flag {text:?} (expected bridge, private or vepa)"
-            )),
-        }
-    }
+/// `raw` as `from_raw` knows it, or unknown.
+fn reported<T>(raw: u16, from_raw: fn(u16) -> Option<T>) -> Reported<T> {
+    from_raw(raw).map_or(Reported::Unknown(raw), Reported::Known)
 }
 
 /// Macvlan mode (`IFLA_MACVLAN_MODE`, u32).
@@ -214,12 +316,12 @@ impl MacvlanMode {
 /// The type-specific part of a link to create.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LinkKind {
-    /// IPvlan slave of the parent; mode and flags are always sent.
+    /// IPvlan slave of the parent; mode and flag are always sent.
     Ipvlan {
         /// l2, l3, l3s.
         mode: IpvlanMode,
-        /// bridge (empty), private, vepa.
-        flags: IpvlanFlags,
+        /// bridge, private, vepa.
+        flag: IpvlanFlag,
     },
     /// 802.1Q VLAN sub-interface of the parent.
     Vlan {
@@ -255,25 +357,43 @@ impl LinkKind {
 
 /// A link to create, for [`Handle::link_add`].
 ///
+/// `'fd` is the life of the namespace descriptor of
+/// [`LinkSpec::in_netns`]: the type system keeps the namespace open for as
+/// long as the spec (and so its request) can be sent.
+///
 /// ```no_run
-/// # use ipvlan::rtnl::{Handle, LinkSpec, IpvlanMode, IpvlanFlags};
+/// # use ipvlan::rtnl::{Handle, LinkSpec, IpvlanMode, IpvlanFlag};
 /// # fn main() -> ipvlan::netlink::Result<()> {
 /// let host = Handle::new()?;
 /// let parent = host.link_by_name("eth0")?.expect("eth0 exists").index;
-/// host.link_add(&LinkSpec::ipvlan("iv0", parent, IpvlanMode::L2, IpvlanFlags::BRIDGE))?;
+/// host.link_add(&LinkSpec::ipvlan("iv0", parent, IpvlanMode::L2, IpvlanFlag::Bridge))?;
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LinkSpec {
+///
+/// A spec cannot outlive the namespace it creates the link in:
+///
+/// ```compile_fail
+/// # use ipvlan::netns::Netns;
+/// # use ipvlan::rtnl::LinkSpec;
+/// let spec = {
+///     let ns = Netns::current().unwrap();
+///     LinkSpec::dummy("d0").in_netns(&ns)
+/// }; // error: `ns` does not live long enough (its descriptor closes here)
+/// let _ = spec.request();
+/// ```
+#[derive(Debug, Clone)]
+pub struct LinkSpec<'fd> {
     /// Interface name (at most 15 bytes).
     pub name: String,
     /// Link type and its settings.
     pub kind: LinkKind,
     /// Parent ifindex (`IFLA_LINK`), resolved in the handle's netns.
     pub parent: Option<u32>,
-    /// Create the link directly in this netns (`IFLA_NET_NS_FD`). The
-    /// descriptor must stay open until the request is sent.
-    pub netns_fd: Option<RawFd>,
+    /// The new link's ifindex (`ifi_index` of the header); `None` lets the
+    /// kernel choose. See [`LinkSpec::index`].
+    pub index: Option<u32>,
+    /// Create the link directly in this netns (`IFLA_NET_NS_FD`).
+    pub netns_fd: Option<BorrowedFd<'fd>>,
     /// MTU (`IFLA_MTU`).
     pub mtu: Option<u32>,
     /// Link group (`IFLA_GROUP`), for deleting many links in one kernel
@@ -281,12 +401,13 @@ pub struct LinkSpec {
     pub group: Option<u32>,
 }
 
-impl LinkSpec {
-    fn new(name: &str, kind: LinkKind, parent: Option<u32>) -> LinkSpec {
+impl LinkSpec<'static> {
+    fn new(name: &str, kind: LinkKind, parent: Option<u32>) -> LinkSpec<'static> {
         LinkSpec {
             name: name.to_owned(),
             kind,
             parent,
+            index: None,
             netns_fd: None,
             mtu: None,
             group: None,
@@ -294,65 +415,108 @@ impl LinkSpec {
     }
 
     /// An IPvlan slave of `parent`.
-    pub fn ipvlan(name: &str, parent: u32, mode: IpvlanMode, flags: IpvlanFlags) -> LinkSpec {
-        Self::new(name, LinkKind::Ipvlan { mode, flags }, Some(parent))
+    pub fn ipvlan(
+        name: &str,
+        parent: u32,
+        mode: IpvlanMode,
+        flag: IpvlanFlag,
+    ) -> LinkSpec<'static> {
+        Self::new(name, LinkKind::Ipvlan { mode, flag }, Some(parent))
     }
 
     /// An 802.1Q sub-interface of `parent` with VLAN `id`.
-    pub fn vlan(name: &str, parent: u32, id: u16) -> LinkSpec {
+    pub fn vlan(name: &str, parent: u32, id: u16) -> LinkSpec<'static> {
         Self::new(name, LinkKind::Vlan { id }, Some(parent))
     }
 
     /// A dummy interface.
-    pub fn dummy(name: &str) -> LinkSpec {
+    pub fn dummy(name: &str) -> LinkSpec<'static> {
         Self::new(name, LinkKind::Dummy, None)
     }
 
     /// A veth pair `name` / `peer`; the peer is created in the handle's
     /// netns even when [`LinkSpec::in_netns`] sends `name` elsewhere.
-    pub fn veth(name: &str, peer: &str) -> LinkSpec {
+    pub fn veth(name: &str, peer: &str) -> LinkSpec<'static> {
         let peer = peer.to_owned();
         Self::new(name, LinkKind::Veth { peer }, None)
     }
 
     /// A macvlan slave of `parent`.
-    pub fn macvlan(name: &str, parent: u32, mode: MacvlanMode) -> LinkSpec {
+    pub fn macvlan(name: &str, parent: u32, mode: MacvlanMode) -> LinkSpec<'static> {
         Self::new(name, LinkKind::Macvlan { mode }, Some(parent))
     }
+}
 
-    /// Creates the link directly inside `netns` (keep it open until
-    /// [`Handle::link_add`] returns): one request instead of create + move,
-    /// which costs an RCU grace period. Linux 6.1 also checks the name
-    /// against the creating netns and answers `EEXIST` if a link there has
-    /// it; then create under a temporary name and rename inside.
-    pub fn in_netns(self, netns: &Netns) -> LinkSpec {
-        self.in_netns_fd(netns.fd().as_raw_fd())
+impl<'fd> LinkSpec<'fd> {
+    /// Creates the link directly inside `netns`: one request instead of
+    /// create + move, which costs an RCU grace period. Linux 6.1 also
+    /// checks the name against the creating netns and answers `EEXIST` if a
+    /// link there has it; then ask for an ifindex ([`LinkSpec::index`]) or
+    /// create under a temporary name and rename inside.
+    pub fn in_netns<'n>(self, netns: &'n Netns) -> LinkSpec<'n>
+    where
+        'fd: 'n,
+    {
+        self.in_netns_fd(netns.fd())
     }
 
-    /// Like [`LinkSpec::in_netns`] with a raw namespace descriptor.
-    pub fn in_netns_fd(mut self, fd: RawFd) -> LinkSpec {
-        self.netns_fd = Some(fd);
+    /// Like [`LinkSpec::in_netns`] with any descriptor of a network
+    /// namespace (`/proc/PID/ns/net`, a bind mount...).
+    pub fn in_netns_fd<'n>(self, fd: BorrowedFd<'n>) -> LinkSpec<'n>
+    where
+        'fd: 'n,
+    {
+        LinkSpec {
+            netns_fd: Some(fd),
+            ..self
+        }
+    }
+
+    /// Asks for ifindex `index` (1 to `i32::MAX`) instead of letting the
+    /// kernel choose. The kernel then looks the existing link up by that
+    /// index instead of by name, so with [`LinkSpec::in_netns`] a name the
+    /// creating netns has is created in the target directly. A taken index
+    /// is refused before anything is allocated: Linux 6.1 answers `EEXIST`
+    /// when the creating netns has it and `EBUSY` when the target has it;
+    /// 6.18 looks in the target only and answers `EEXIST`.
+    pub fn index(mut self, index: u32) -> LinkSpec<'fd> {
+        self.index = Some(index);
         self
     }
 
     /// Sets the MTU.
-    pub fn mtu(mut self, mtu: u32) -> LinkSpec {
+    pub fn mtu(mut self, mtu: u32) -> LinkSpec<'fd> {
         self.mtu = Some(mtu);
         self
     }
 
     /// Puts the link in link group `group`.
-    pub fn group(mut self, group: u32) -> LinkSpec {
+    pub fn group(mut self, group: u32) -> LinkSpec<'fd> {
         self.group = Some(group);
         self
     }
 
-    /// The `RTM_NEWLINK` request (`NLM_F_CREATE | NLM_F_EXCL`).
+    /// The `RTM_NEWLINK` request (`NLM_F_CREATE | NLM_F_EXCL`), attributes
+    /// in iproute2's order.
     pub fn request(&self) -> Result<MessageBuilder> {
         check_ifname(&self.name)?;
-        let mut msg = link_message(RTM_NEWLINK, ADD_FLAGS, IfInfoMsg::default());
+        let index = match self.index {
+            // ifi_index is a C int; 0 would mean "no index" and a negative
+            // one is refused by the kernel.
+            Some(index) if index == 0 || index > i32::MAX as u32 => {
+                return Err(Error::invalid(format!(
+                    "invalid ifindex {index} (1 to {})",
+                    i32::MAX
+                )))
+            }
+            Some(index) => index,
+            None => 0,
+        };
+        let mut msg = link_message(RTM_NEWLINK, ADD_FLAGS, IfInfoMsg::for_index(index));
         if let Some(fd) = self.netns_fd {
-            msg.put_u32(IFLA_NET_NS_FD, fd as u32);
+            // The descriptor number, read by the kernel in the sender's
+            // file table while it handles the request.
+            msg.put_u32(IFLA_NET_NS_FD, fd.as_raw_fd() as u32);
         }
         if let Some(mtu) = self.mtu {
             msg.put_u32(IFLA_MTU, mtu);
@@ -371,10 +535,10 @@ impl LinkSpec {
             // iproute2 sends the kind without its NUL; the kernel accepts both.
             m.put(IFLA_INFO_KIND, self.kind.name().as_bytes());
             match &self.kind {
-                LinkKind::Ipvlan { mode, flags } => {
+                LinkKind::Ipvlan { mode, flag } => {
                     m.nested(IFLA_INFO_DATA, |m| {
-                        m.put_u16(IFLA_IPVLAN_MODE, mode.to_u16());
-                        m.put_u16(IFLA_IPVLAN_FLAGS, flags.bits());
+                        m.put_u16(IFLA_IPVLAN_MODE, mode.to_raw());
+                        m.put_u16(IFLA_IPVLAN_FLAGS, flag.to_raw());
                     });
                 }
                 LinkKind::Vlan { id } => {
@@ -469,10 +633,11 @@ pub fn del_group_request(group: u32) -> MessageBuilder {
     msg
 }
 
-/// Moves link `index` into the netns `netns_fd` refers to.
-pub fn set_netns_request(index: u32, netns_fd: RawFd) -> MessageBuilder {
+/// Moves link `index` into the netns `netns_fd` refers to (the
+/// descriptor must stay open until the request is sent).
+pub fn set_netns_request(index: u32, netns_fd: BorrowedFd<'_>) -> MessageBuilder {
     let mut msg = modify(index);
-    msg.put_u32(IFLA_NET_NS_FD, netns_fd as u32);
+    msg.put_u32(IFLA_NET_NS_FD, netns_fd.as_raw_fd() as u32);
     msg
 }
 
@@ -503,15 +668,74 @@ pub fn dump_request() -> MessageBuilder {
     msg
 }
 
+/// A link kind [`Handle::probe_kind`] can ask the kernel about without
+/// creating anything: one whose validation refuses a request we can build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProbeKind {
+    /// `ipvlan` (`CONFIG_IPVLAN`).
+    Ipvlan,
+    /// `dummy` (`CONFIG_DUMMY`).
+    Dummy,
+    /// `vlan` (802.1Q, `CONFIG_VLAN_8021Q`).
+    Vlan,
+}
+
+impl ProbeKind {
+    /// Every kind that can be probed.
+    pub const ALL: [ProbeKind; 3] = [ProbeKind::Ipvlan, ProbeKind::Dummy, ProbeKind::Vlan];
+
+    /// The `IFLA_INFO_KIND` string.
+    pub fn name(self) -> &'static str {
+        match self {
+            ProbeKind::Ipvlan => "ipvlan",
+            ProbeKind::Dummy => "dummy",
+            ProbeKind::Vlan => "vlan",
+        }
+    }
+
+    /// The operation named in errors.
+    fn op(self) -> &'static str {
+        match self {
+            ProbeKind::Ipvlan => "probe link kind ipvlan",
+            ProbeKind::Dummy => "probe link kind dummy",
+            ProbeKind::Vlan => "probe link kind vlan",
+        }
+    }
+}
+
+/// A create request for `kind` that the kernel refuses whatever it knows:
+/// `EOPNOTSUPP` when it has no such kind (checked first, after trying to
+/// load the module), else `EINVAL` from the kind's own validation, which
+/// runs before anything is allocated. Without a name or index it could
+/// never meet an existing link.
+pub fn probe_kind_request(kind: ProbeKind) -> MessageBuilder {
+    let mut msg = link_message(RTM_NEWLINK, ADD_FLAGS, IfInfoMsg::default());
+    if kind == ProbeKind::Dummy {
+        // dummy_validate: an address that is not ETH_ALEN (6) bytes long.
+        msg.put(IFLA_ADDRESS, &[0]);
+    }
+    msg.nested(IFLA_LINKINFO, |m| {
+        m.put(IFLA_INFO_KIND, kind.name().as_bytes());
+        if kind == ProbeKind::Ipvlan {
+            // ipvlan_nl_validate: a mode past the last (>= IPVLAN_MODE_MAX).
+            m.nested(IFLA_INFO_DATA, |m| {
+                m.put_u16(IFLA_IPVLAN_MODE, u16::MAX);
+            });
+        }
+        // vlan_validate refuses a request without IFLA_INFO_DATA.
+    });
+    msg
+}
+
 /// Type-specific data decoded from `IFLA_INFO_DATA`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LinkData {
-    /// IPvlan mode and flags.
+    /// IPvlan mode and flag, as reported (unknown values kept raw).
     Ipvlan {
         /// Mode of the parent port.
-        mode: IpvlanMode,
-        /// Flags of the parent port.
-        flags: IpvlanFlags,
+        mode: Reported<IpvlanMode>,
+        /// Flag of the parent port.
+        flag: Reported<IpvlanFlag>,
     },
     /// 802.1Q id and protocol (0x8100 or 0x88a8).
     Vlan {
@@ -578,12 +802,20 @@ impl Link {
         self.flags & IFF_NOARP != 0
     }
 
-    /// Mode and flags, for an ipvlan link.
-    pub fn ipvlan(&self) -> Option<(IpvlanMode, IpvlanFlags)> {
+    /// Mode and flag, for an ipvlan link, as the kernel reports them.
+    pub fn ipvlan(&self) -> Option<(Reported<IpvlanMode>, Reported<IpvlanFlag>)> {
         match self.data {
-            LinkData::Ipvlan { mode, flags } => Some((mode, flags)),
+            LinkData::Ipvlan { mode, flag } => Some((mode, flag)),
             _ => None,
         }
+    }
+
+    /// The hardware address as `aa:bb:cc:dd:ee:ff` (lower case, any
+    /// length); the empty string when the link has none.
+    pub fn mac_text(&self) -> String {
+        let mac = self.mac.as_deref().unwrap_or_default();
+        let hex: Vec<String> = mac.iter().map(|b| format!("{b:02x}")).collect();
+        hex.join(":")
     }
 
     /// The VLAN id, for an 802.1Q link.
@@ -641,19 +873,20 @@ impl Link {
 fn parse_link_data(kind: &str, area: &[u8]) -> Result<LinkData> {
     let tb = AttrTable::<8>::parse(area)?;
     Ok(match kind {
-        "ipvlan" => LinkData::Ipvlan {
-            mode: IpvlanMode::from_u16(
-                tb.get(IFLA_IPVLAN_MODE)
-                    .map(|a| a.u16())
-                    .transpose()?
-                    .unwrap_or(0),
-            ),
-            flags: IpvlanFlags::from_bits_retain(
-                tb.get(IFLA_IPVLAN_FLAGS)
-                    .map(|a| a.u16())
-                    .transpose()?
-                    .unwrap_or(0),
-            ),
+        // The kernel always reports the mode. It reports the flags since
+        // 4.15, which introduced them: before, every port was a bridge.
+        "ipvlan" => match tb.get(IFLA_IPVLAN_MODE) {
+            Some(mode) => LinkData::Ipvlan {
+                mode: reported(mode.u16()?, IpvlanMode::from_raw),
+                flag: reported(
+                    tb.get(IFLA_IPVLAN_FLAGS)
+                        .map(|a| a.u16())
+                        .transpose()?
+                        .unwrap_or(0),
+                    IpvlanFlag::from_raw,
+                ),
+            },
+            None => LinkData::None,
         },
         "vlan" => match tb.get(IFLA_VLAN_ID) {
             Some(id) => LinkData::Vlan {
@@ -761,8 +994,23 @@ impl Handle {
     /// addresses or routes. Costs an RCU grace period; prefer creating the
     /// link directly in its netns ([`LinkSpec::in_netns`]).
     pub fn link_set_netns(&self, index: u32, netns: &Netns) -> Result<()> {
-        let msg = set_netns_request(index, netns.fd().as_raw_fd());
+        let msg = set_netns_request(index, netns.fd());
         self.ack(&msg, "move link", LinkRef::Index(index))
+    }
+
+    /// Whether the kernel knows link kind `kind` ([`probe_kind_request`]):
+    /// `Ok(true)` known, `Ok(false)` unknown. Nothing is created; the
+    /// kernel may load the kind's module on the way.
+    pub fn probe_kind(&self, kind: ProbeKind) -> Result<bool> {
+        match self.socket().request(&probe_kind_request(kind)) {
+            Err(err) if err.errno() == Some(libc::EOPNOTSUPP) => Ok(false),
+            Err(err) if err.errno() == Some(libc::EINVAL) => Ok(true),
+            Err(err) => Err(self.context_op(err, kind.op())),
+            Ok(()) => Err(self.context_op(
+                Error::malformed("the kernel accepted a link its validation must refuse"),
+                kind.op(),
+            )),
+        }
     }
 
     /// Looks a link up by name (one non-dump request); `None` if absent.
@@ -816,4 +1064,94 @@ pub fn from_dump(msg: &MessageView<'_>) -> Option<Link> {
         return None;
     }
     Link::parse(msg).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_and_flags_round_trip_and_refuse_the_rest() {
+        for mode in IpvlanMode::ALL {
+            assert_eq!(IpvlanMode::from_raw(mode.to_raw()), Some(mode));
+            assert_eq!(mode.as_str().parse(), Ok(mode));
+            assert_eq!(mode.to_string(), mode.as_str());
+        }
+        for flag in IpvlanFlag::ALL {
+            assert_eq!(IpvlanFlag::from_raw(flag.to_raw()), Some(flag));
+            assert_eq!(flag.as_str().parse(), Ok(flag));
+            assert_eq!(flag.to_string(), flag.as_str());
+        }
+        let raw_modes = IpvlanMode::ALL.map(IpvlanMode::to_raw);
+        assert_eq!(raw_modes, [IPVLAN_MODE_L2, IPVLAN_MODE_L3, IPVLAN_MODE_L3S]);
+        let raw_flags = IpvlanFlag::ALL.map(IpvlanFlag::to_raw);
+        assert_eq!(raw_flags, [0, IPVLAN_F_PRIVATE, IPVLAN_F_VEPA]);
+        assert_eq!(IpvlanMode::from_raw(3), None);
+        assert_eq!(IpvlanMode::from_raw(u16::MAX), None);
+        assert_eq!(IpvlanFlag::from_raw(IPVLAN_F_PRIVATE | IPVLAN_F_VEPA), None);
+        assert_eq!(IpvlanFlag::from_raw(4), None);
+        assert_eq!(IpvlanMode::default(), IpvlanMode::L2);
+        assert_eq!(IpvlanFlag::default(), IpvlanFlag::Bridge);
+    }
+
+    #[test]
+    fn names_are_exact() {
+        for text in ["L2", "l2 ", "", "l4", "layer2"] {
+            let err = text.parse::<IpvlanMode>().unwrap_err();
+            assert_eq!(err.text(), text);
+            assert_eq!(
+                err.to_string(),
+                format!("invalid ipvlan mode {text:?} (expected l2, l3 or l3s)")
+            );
+        }
+        let err = "Bridge".parse::<IpvlanFlag>().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid ipvlan flag \"Bridge\" (expected bridge, private or vepa)"
+        );
+    }
+
+    #[test]
+    fn reported_values() {
+        let known = Reported::Known(IpvlanMode::L3);
+        assert_eq!(known.known(), Some(IpvlanMode::L3));
+        assert!(known.is(IpvlanMode::L3) && !known.is(IpvlanMode::L2));
+        assert_eq!(known.to_string(), "l3");
+        let unknown: Reported<IpvlanFlag> = reported(3, IpvlanFlag::from_raw);
+        assert_eq!(unknown, Reported::Unknown(3));
+        assert_eq!(unknown.known(), None);
+        assert!(IpvlanFlag::ALL.iter().all(|&flag| !unknown.is(flag)));
+        assert_eq!(unknown.to_string(), "unknown(3)");
+        assert_eq!(
+            reported(2, IpvlanFlag::from_raw),
+            Reported::Known(IpvlanFlag::Vepa)
+        );
+    }
+
+    fn link_with_mac(mac: Option<Vec<u8>>) -> Link {
+        Link {
+            index: 1,
+            name: "x".to_owned(),
+            raw_name: None,
+            flags: 0,
+            link_type: 1,
+            mtu: None,
+            mac,
+            parent: None,
+            link_netnsid: None,
+            master: None,
+            group: None,
+            operstate: None,
+            kind: None,
+            data: LinkData::None,
+        }
+    }
+
+    #[test]
+    fn mac_text() {
+        let mac = vec![0x02, 0xfc, 0, 0x0a, 0xbb, 0xff];
+        assert_eq!(link_with_mac(Some(mac)).mac_text(), "02:fc:00:0a:bb:ff");
+        assert_eq!(link_with_mac(None).mac_text(), "");
+        assert_eq!(link_with_mac(Some(vec![])).mac_text(), "");
+    }
 }

@@ -1,16 +1,19 @@
-//! Typed rtnetlink requests over [`crate::netlink`]: links, addresses, routes.
+//! Typed rtnetlink requests over [`crate::netlink`]: links, addresses,
+//! routes and namespace ids. The only place that builds or parses
+//! rtnetlink messages; every request builder has a golden test
+//! (`tests/host_netlink_golden.rs`).
 //!
 //! A [`Handle`] owns one netlink socket bound to one network namespace, for
 //! its whole life. Open one per namespace you work in:
 //!
 //! ```no_run
 //! use ipvlan::netns::{self, Netns};
-//! use ipvlan::rtnl::{AddrFlags, Handle, IpvlanFlags, IpvlanMode, LinkSpec, RouteSpec};
+//! use ipvlan::rtnl::{AddrFlags, Handle, IpvlanFlag, IpvlanMode, LinkSpec, RouteSpec};
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let host = Handle::new()?;
 //! let parent = host.link_index("eth0")?;
 //! let ns = Netns::open_named(netns::DEFAULT_RUN_DIR, "c1")?;
-//! let spec = LinkSpec::ipvlan("eth1", parent, IpvlanMode::L2, IpvlanFlags::BRIDGE).in_netns(&ns);
+//! let spec = LinkSpec::ipvlan("eth1", parent, IpvlanMode::L2, IpvlanFlag::Bridge).in_netns(&ns);
 //! host.link_add(&spec)?; // born inside c1
 //! let c1 = Handle::in_netns(&ns)?;
 //! let eth1 = c1.link_index("eth1")?;
@@ -22,10 +25,14 @@
 
 pub mod addr;
 pub mod link;
+pub mod nsid;
 pub mod route;
 
 pub use addr::{AddrFlags, Address};
-pub use link::{IpvlanFlags, IpvlanMode, Link, LinkData, LinkKind, LinkSpec, MacvlanMode};
+pub use link::{
+    IpvlanFlag, IpvlanMode, Link, LinkData, LinkKind, LinkSpec, MacvlanMode, ProbeKind, Reported,
+    UnknownName,
+};
 pub use route::{IpFamily, Route, RouteSpec};
 
 use std::path::Path;
@@ -120,7 +127,7 @@ impl Handle {
 }
 
 /// Walks every netlink message in `buf` and fully decodes the link, address,
-/// route, error and done messages; returns how many decoded cleanly.
+/// route, namespace id, error and done messages; returns how many decoded cleanly.
 /// Never panics, whatever the bytes (used by fuzzing and robustness tests).
 pub fn decode_all(buf: &[u8]) -> usize {
     let mut decoded = 0;
@@ -130,6 +137,7 @@ pub fn decode_all(buf: &[u8]) -> usize {
             RTM_NEWLINK => Link::parse(&msg).is_ok(),
             RTM_NEWADDR => Address::parse(&msg).is_ok(),
             RTM_NEWROUTE => Route::parse(&msg).is_ok(),
+            nsid::RTM_NEWNSID => nsid::parse_reply(&msg).is_ok(),
             NLMSG_ERROR => !matches!(socket::parse_error(&msg), Err(e) if e.errno().is_none()),
             NLMSG_DONE => !matches!(socket::parse_done(&msg), Err(e) if e.errno().is_none()),
             _ => false,

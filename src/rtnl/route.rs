@@ -1,8 +1,9 @@
 //! Routes (`RTM_*ROUTE`, family header `rtmsg`), main table by default.
 
+use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use ipnet::IpNet;
+use ipnet::{IpNet, Ipv6Net};
 
 use super::Handle;
 use crate::netlink::consts::*;
@@ -78,7 +79,7 @@ impl RtMsg {
     }
 }
 
-/// IP version of a route.
+/// IP version (address family) of an address, a prefix or a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum IpFamily {
     /// IPv4 (`AF_INET`).
@@ -104,11 +105,29 @@ impl IpFamily {
         }
     }
 
+    /// The family of `net`.
+    pub fn of_net(net: &IpNet) -> IpFamily {
+        match net {
+            IpNet::V4(_) => IpFamily::V4,
+            IpNet::V6(_) => IpFamily::V6,
+        }
+    }
+
     fn unspecified(self) -> IpAddr {
         match self {
             IpFamily::V4 => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             IpFamily::V6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
         }
+    }
+}
+
+impl fmt::Display for IpFamily {
+    /// `IPv4` or `IPv6`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            IpFamily::V4 => "IPv4",
+            IpFamily::V6 => "IPv6",
+        })
     }
 }
 
@@ -216,6 +235,8 @@ impl RouteSpec {
         header.table = u8::try_from(self.table).unwrap_or(RT_TABLE_UNSPEC);
         let mut msg = MessageBuilder::new(kind, flags);
         msg.family_header(&header.to_bytes());
+        // iproute2's order: what it adds while parsing (`DST via GW metric
+        // M table T`), then the device it resolves at the end.
         // A default route is dst_len 0 without RTA_DST.
         if self.dst.prefix_len() > 0 {
             msg.put_ip(RTA_DST, self.dst.addr());
@@ -223,14 +244,14 @@ impl RouteSpec {
         if let Some(gateway) = self.gateway {
             msg.put_ip(RTA_GATEWAY, gateway);
         }
-        if let Some(oif) = self.oif {
-            msg.put_u32(RTA_OIF, oif);
-        }
         if let Some(metric) = self.metric {
             msg.put_u32(RTA_PRIORITY, metric);
         }
         if self.table > 255 {
             msg.put_u32(RTA_TABLE, self.table);
+        }
+        if let Some(oif) = self.oif {
+            msg.put_u32(RTA_OIF, oif);
         }
         Ok(msg)
     }
@@ -257,10 +278,14 @@ impl RouteSpec {
         )
     }
 
-    /// The `RTM_DELROUTE` request (any protocol, scope and type, as iproute2).
+    /// The `RTM_DELROUTE` request (any protocol and type, as iproute2; any
+    /// scope for IPv4, universe for IPv6, which ignores it on delete).
     pub fn del_request(&self) -> Result<MessageBuilder> {
         let header = RtMsg {
-            scope: RT_SCOPE_NOWHERE,
+            scope: match self.family() {
+                IpFamily::V4 => RT_SCOPE_NOWHERE,
+                IpFamily::V6 => RT_SCOPE_UNIVERSE,
+            },
             ..RtMsg::default()
         };
         self.message(RTM_DELROUTE, NLM_F_REQUEST | NLM_F_ACK, header)
@@ -309,6 +334,24 @@ impl Route {
     /// Whether this is a default route.
     pub fn is_default(&self) -> bool {
         self.dst.prefix_len() == 0
+    }
+
+    /// Whether this is the route of a prefix directly on a link (a subnet
+    /// the host sits on), not a default route nor a route via a gateway.
+    /// IPv4 marks those with link scope; IPv6 routes are all of universe
+    /// scope, so there it is a unicast route through a device without a
+    /// gateway, the link-local `fe80::/64` of every interface aside.
+    pub fn is_onlink(&self) -> bool {
+        if self.is_default() || self.kind != RTN_UNICAST {
+            return false;
+        }
+        match self.dst {
+            IpNet::V4(_) => self.scope == RT_SCOPE_LINK,
+            IpNet::V6(dst) => {
+                let link_local = Ipv6Net::new(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0), 64);
+                self.oif.is_some() && self.gateway.is_none() && Ok(dst) != link_local
+            }
+        }
     }
 
     /// Parses an `RTM_NEWROUTE` message.
@@ -386,5 +429,53 @@ impl Handle {
             Err(err) if err.errno() == Some(libc::ENOENT) => Ok(Vec::new()),
             other => other.map_err(|e| self.context_op(e, "list routes")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn families() {
+        let v4: IpNet = "10.0.0.0/8".parse().unwrap();
+        let v6: IpNet = "fd00::/8".parse().unwrap();
+        assert_eq!(IpFamily::of_net(&v4), IpFamily::V4);
+        assert_eq!(IpFamily::of_net(&v6), IpFamily::V6);
+        assert_eq!(IpFamily::of(v6.addr()), IpFamily::V6);
+        assert_eq!((IpFamily::V4.af(), IpFamily::V6.af()), (AF_INET, AF_INET6));
+        assert_eq!(format!("{} {}", IpFamily::V4, IpFamily::V6), "IPv4 IPv6");
+    }
+
+    fn route(dst: &str, gateway: Option<&str>, scope: u8, kind: u8) -> Route {
+        Route {
+            dst: dst.parse().unwrap(),
+            gateway: gateway.map(|g| g.parse().unwrap()),
+            oif: Some(2),
+            prefsrc: None,
+            table: MAIN_TABLE,
+            protocol: RTPROT_KERNEL,
+            scope,
+            kind,
+            flags: 0,
+            metric: None,
+        }
+    }
+
+    #[test]
+    fn onlink_routes() {
+        let link = RT_SCOPE_LINK;
+        let universe = RT_SCOPE_UNIVERSE;
+        assert!(route("10.1.2.0/24", None, link, RTN_UNICAST).is_onlink());
+        assert!(!route("10.1.2.0/24", None, link, RTN_LOCAL).is_onlink());
+        assert!(!route("10.9.0.0/16", Some("10.1.2.1"), universe, RTN_UNICAST).is_onlink());
+        assert!(!route("0.0.0.0/0", None, link, RTN_UNICAST).is_onlink());
+        assert!(route("2001:db8::/64", None, universe, RTN_UNICAST).is_onlink());
+        assert!(!route("2001:db8::/64", Some("fe80::1"), universe, RTN_UNICAST).is_onlink());
+        assert!(!route("fe80::/64", None, universe, RTN_UNICAST).is_onlink());
+        assert!(!route("::/0", None, universe, RTN_UNICAST).is_onlink());
+        let mut no_device = route("2001:db8::/64", None, universe, RTN_UNICAST);
+        no_device.oif = None;
+        assert!(!no_device.is_onlink());
     }
 }

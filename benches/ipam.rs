@@ -31,9 +31,9 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkId, Criterion};
 use ipnet::IpNet;
 use ipvlan::ipam::{fill_default_gateways, from_u128, match_subnets, to_u128, Family, Request};
+use ipvlan::rtnl::{IpvlanFlag, IpvlanMode};
 use ipvlan::store::{
-    EndpointRecord, EndpointState, Flag, Mode, NetworkRecord, NetworkState, ParentOrigin, StateDir,
-    Timestamp,
+    EndpointRecord, EndpointState, NetworkRecord, NetworkState, ParentOrigin, StateDir, Timestamp,
 };
 
 /// Summary lines, filled as the pairs are measured.
@@ -101,8 +101,8 @@ fn network(name: &str, subnet: &str) -> NetworkRecord {
         id: "b".repeat(64),
         name: name.to_string(),
         driver: "ipvlan".into(),
-        mode: Mode::L2,
-        flag: Flag::Bridge,
+        mode: IpvlanMode::L2,
+        flag: IpvlanFlag::Bridge,
         parent: "eth0".into(),
         parent_origin: ParentOrigin::Existing,
         internal: false,

@@ -203,7 +203,7 @@ pub fn inspect_document(networks: &[NetworkInfo]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::driver::{Mode, SubnetInfo};
+    use crate::driver::{IpvlanMode, SubnetInfo};
     use crate::json;
 
     fn network() -> NetworkInfo {
@@ -212,7 +212,7 @@ mod tests {
         network.parent = "eth0".into();
         network.internal = false;
         network.ipv6 = true;
-        network.mode = Mode::L3;
+        network.mode = IpvlanMode::L3;
         network.options = vec![
             ("parent".into(), "eth0".into()),
             ("ipvlan_flag".into(), "private".into()),

@@ -3,11 +3,11 @@
 use std::os::unix::fs::PermissionsExt;
 
 use super::error::missing_kind_message;
-use super::kernel_support::{check_version, kind_supported, KernelVersion};
+use super::kernel_support::{check_version, KernelVersion};
 use super::privileges::{own_capabilities, CAP_NET_ADMIN, CAP_SYS_ADMIN};
 use super::report::{DoctorCheck, DoctorReport};
-use super::{Config, Error, Flag, Mode};
-use crate::rtnl::Handle;
+use super::{Config, Error, IpvlanFlag, IpvlanMode};
+use crate::rtnl::{Handle, ProbeKind};
 
 fn check(name: &str, ok: bool, detail: impl Into<String>) -> DoctorCheck {
     DoctorCheck {
@@ -32,7 +32,7 @@ pub fn doctor(config: &Config) -> DoctorReport {
     match &version {
         Ok(v) => report.checks.push(check(
             "kernel",
-            check_version(*v, Mode::L2, Flag::Bridge).is_ok(),
+            check_version(*v, IpvlanMode::L2, IpvlanFlag::Bridge).is_ok(),
             format!("{v} (ipvlan needs 4.2, l3s 4.9, private/vepa 4.15)"),
         )),
         Err(error) => report
@@ -56,12 +56,12 @@ pub fn doctor(config: &Config) -> DoctorReport {
     // left behind.
     let probes = crate::netns::run_in_new(|| {
         let host = Handle::new().map_err(Error::from);
-        ["ipvlan", "dummy", "vlan"].map(|kind| {
+        ProbeKind::ALL.map(|kind| {
             let supported = match &host {
-                Ok(host) => kind_supported(host, kind),
+                Ok(host) => host.probe_kind(kind).map_err(Error::from),
                 Err(error) => Err(error.clone()),
             };
-            (kind, supported)
+            (kind.name(), supported)
         })
     });
     match probes {
@@ -82,15 +82,15 @@ pub fn doctor(config: &Config) -> DoctorReport {
         )),
     }
     if let Ok(v) = version {
-        let modes: Vec<&str> = [Mode::L2, Mode::L3, Mode::L3s]
+        let modes: Vec<&str> = [IpvlanMode::L2, IpvlanMode::L3, IpvlanMode::L3s]
             .into_iter()
-            .filter(|m| check_version(v, *m, Flag::Bridge).is_ok())
-            .map(Mode::as_str)
+            .filter(|m| check_version(v, *m, IpvlanFlag::Bridge).is_ok())
+            .map(IpvlanMode::as_str)
             .collect();
-        let flags: Vec<&str> = [Flag::Bridge, Flag::Private, Flag::Vepa]
+        let flags: Vec<&str> = [IpvlanFlag::Bridge, IpvlanFlag::Private, IpvlanFlag::Vepa]
             .into_iter()
-            .filter(|f| check_version(v, Mode::L2, *f).is_ok())
-            .map(Flag::as_str)
+            .filter(|f| check_version(v, IpvlanMode::L2, *f).is_ok())
+            .map(IpvlanFlag::as_str)
             .collect();
         report.checks.push(check(
             "modes",

@@ -3,21 +3,12 @@
 //! that make us delete only a link that is ours.
 
 use std::net::IpAddr;
-use std::os::fd::AsRawFd;
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use super::netns_identity::OpenNetns;
-use super::{random_hex, Error, Flag, Mode};
-use crate::netlink::consts::{
-    IFLA_IFNAME, IFLA_INFO_DATA, IFLA_INFO_KIND, IFLA_IPVLAN_FLAGS, IFLA_IPVLAN_MODE, IFLA_LINK,
-    IFLA_LINKINFO, IFLA_MTU, IFLA_NET_NS_FD, NLM_F_CREATE, NLM_F_EXCL, RTM_NEWLINK,
-};
-use crate::netlink::MessageBuilder;
-use crate::rtnl::link::IfInfoMsg;
-use crate::rtnl::{
-    AddrFlags, Handle, IpFamily, IpvlanFlags, IpvlanMode, Link, LinkSpec, RouteSpec,
-};
+use super::{random_hex, Error, IpvlanFlag, IpvlanMode};
+use crate::rtnl::{AddrFlags, Handle, IpFamily, Link, LinkSpec, RouteSpec};
 use crate::store::NetworkRecord;
 
 /// The route an endpoint gets, per family.
@@ -35,8 +26,8 @@ pub(crate) enum DefaultRoute {
 #[derive(Debug, Clone)]
 pub(crate) struct EndpointPlan {
     pub parent_index: u32,
-    pub mode: Mode,
-    pub flag: Flag,
+    pub mode: IpvlanMode,
+    pub flag: IpvlanFlag,
     pub mtu: Option<u32>,
     pub ipv4: Option<Ipv4Net>,
     pub ipv6: Option<Ipv6Net>,
@@ -55,9 +46,9 @@ impl EndpointPlan {
         ipv6: Option<IpNet>,
     ) -> EndpointPlan {
         let route_for = |address: IpAddr| match network.mode {
-            Mode::L3 | Mode::L3s => DefaultRoute::Device,
-            Mode::L2 if network.internal => DefaultRoute::None,
-            Mode::L2 => network
+            IpvlanMode::L3 | IpvlanMode::L3s => DefaultRoute::Device,
+            IpvlanMode::L2 if network.internal => DefaultRoute::None,
+            IpvlanMode::L2 => network
                 .subnets
                 .iter()
                 .find(|s| s.subnet.contains(&address))
@@ -79,6 +70,18 @@ impl EndpointPlan {
             },
             route4: route_for(ipv4.addr()),
             route6: ipv6.map_or(DefaultRoute::None, |a| route_for(a.addr())),
+        }
+    }
+}
+
+impl EndpointPlan {
+    /// The create request of the link `name` inside `inside`.
+    fn spec<'n>(&self, name: &str, inside: &'n OpenNetns) -> LinkSpec<'n> {
+        let spec =
+            LinkSpec::ipvlan(name, self.parent_index, self.mode, self.flag).in_netns(&inside.ns);
+        match self.mtu {
+            Some(mtu) => spec.mtu(mtu),
+            None => spec,
         }
     }
 }
@@ -114,33 +117,6 @@ pub(crate) fn free_ifname(inside: &OpenNetns) -> Result<FreeName, Error> {
     Ok(FreeName { ifname, next_index })
 }
 
-/// `aa:bb:cc:dd:ee:ff`; empty for a link without an address.
-// TEMP(rtnl): until `rtnl::Link::mac_text`.
-pub(crate) fn mac_text(link: &Link) -> String {
-    link.mac
-        .as_deref()
-        .unwrap_or_default()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
-// TEMP(rtnl): until the store's mode and flag are rtnl's.
-fn to_rtnl(mode: Mode, flag: Flag) -> (IpvlanMode, IpvlanFlags) {
-    let mode = match mode {
-        Mode::L2 => IpvlanMode::L2,
-        Mode::L3 => IpvlanMode::L3,
-        Mode::L3s => IpvlanMode::L3s,
-    };
-    let flags = match flag {
-        Flag::Bridge => IpvlanFlags::BRIDGE,
-        Flag::Private => IpvlanFlags::PRIVATE,
-        Flag::Vepa => IpvlanFlags::VEPA,
-    };
-    (mode, flags)
-}
-
 /// Prefix of the temporary names of links created before a rename.
 const TEMPORARY_PREFIX: &str = "ipv";
 
@@ -157,7 +133,8 @@ pub(crate) fn outcome_unknown(error: &crate::netlink::Error) -> bool {
 }
 
 /// Errnos of a create with an ifindex that only say the index is taken:
-/// EEXIST in the host (the socket's namespace), EBUSY in the target.
+/// on 6.1, EEXIST in the host (the socket's namespace) and EBUSY in the
+/// target; later kernels look in the target only and answer EEXIST.
 fn index_taken(error: &crate::netlink::Error) -> bool {
     matches!(error.errno(), Some(libc::EEXIST | libc::EBUSY))
 }
@@ -180,14 +157,7 @@ pub(crate) fn create(
     ifname: &str,
     next_index: Option<u32>,
 ) -> Result<BuiltEndpoint, Error> {
-    let (mode, flags) = to_rtnl(plan.mode, plan.flag);
-    let spec_named = |name: &str| {
-        let spec = LinkSpec::ipvlan(name, plan.parent_index, mode, flags).in_netns(&inside.ns);
-        match plan.mtu {
-            Some(mtu) => spec.mtu(mtu),
-            None => spec,
-        }
-    };
+    let spec_named = |name: &str| plan.spec(name, inside);
     let created = match create_with_index(host, inside, plan, ifname, next_index) {
         Ok(true) => Ok(None),
         Ok(false) => match host.link_add(&spec_named(ifname)) {
@@ -260,44 +230,13 @@ fn create_with_index(
         candidates.push((1 << 20) + random % (1 << 30));
     }
     for index in candidates {
-        match request_with_index(host, inside, plan, ifname, index) {
+        match host.link_add(&plan.spec(ifname, inside).index(index)) {
             Ok(()) => return Ok(true),
             Err(error) if index_taken(&error) => continue,
             Err(error) => return Err(error),
         }
     }
     Ok(false)
-}
-
-// TEMP(rtnl): until `LinkSpec::index` builds this request.
-fn request_with_index(
-    host: &Handle,
-    inside: &OpenNetns,
-    plan: &EndpointPlan,
-    ifname: &str,
-    index: u32,
-) -> Result<(), crate::netlink::Error> {
-    let (mode, flags) = to_rtnl(plan.mode, plan.flag);
-    let header = IfInfoMsg {
-        index,
-        ..IfInfoMsg::default()
-    };
-    let mut msg = MessageBuilder::new(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
-    msg.family_header(&header.to_bytes());
-    msg.put_u32(IFLA_NET_NS_FD, inside.ns.fd().as_raw_fd() as u32);
-    if let Some(mtu) = plan.mtu {
-        msg.put_u32(IFLA_MTU, mtu);
-    }
-    msg.put_u32(IFLA_LINK, plan.parent_index);
-    msg.put_str(IFLA_IFNAME, ifname);
-    msg.nested(IFLA_LINKINFO, |m| {
-        m.put(IFLA_INFO_KIND, b"ipvlan");
-        m.nested(IFLA_INFO_DATA, |d| {
-            d.put_u16(IFLA_IPVLAN_MODE, mode.to_u16());
-            d.put_u16(IFLA_IPVLAN_FLAGS, flags.bits());
-        });
-    });
-    host.socket().request(&msg)
 }
 
 /// Deletes the ipvlan link `name` on the plan's parent inside, if it is
@@ -355,7 +294,7 @@ fn configure(
     let link = handle
         .link_by_index(index)?
         .ok_or_else(|| Error::failed(format!("link {ifname} vanished")))?;
-    Ok(mac_text(&link))
+    Ok(link.mac_text())
 }
 
 /// Why a link is not an endpoint link of ours, or `None` when it is: an
@@ -381,8 +320,8 @@ pub(crate) fn not_ours(link: &Link, parent: Option<&Link>, mac: Option<&str>) ->
             link.name, link.index, parent.name
         ));
     }
-    let text = mac_text(link);
-    if text != mac_text(parent) && !mac.is_some_and(|m| m.eq_ignore_ascii_case(&text)) {
+    let text = link.mac_text();
+    if text != parent.mac_text() && !mac.is_some_and(|m| m.eq_ignore_ascii_case(&text)) {
         return Some(format!(
             "link {} (index {}) has MAC {text}, not the parent's",
             link.name, link.index

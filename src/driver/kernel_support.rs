@@ -3,14 +3,8 @@
 //! create (`ipvlan`, `dummy`, `vlan`).
 
 use super::error::missing_kind_message;
-use super::{Error, Flag, Mode};
-use crate::netlink::consts::{
-    IFLA_ADDRESS, IFLA_INFO_DATA, IFLA_INFO_KIND, IFLA_IPVLAN_MODE, IFLA_LINKINFO, NLM_F_CREATE,
-    NLM_F_EXCL, RTM_NEWLINK,
-};
-use crate::netlink::MessageBuilder;
-use crate::rtnl::link::IfInfoMsg;
-use crate::rtnl::Handle;
+use super::{Error, IpvlanFlag, IpvlanMode};
+use crate::rtnl::{Handle, ProbeKind};
 
 /// A kernel release as `major.minor.patch`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -73,18 +67,22 @@ impl std::fmt::Display for KernelVersion {
 
 /// Refuses a mode or flag the kernel is too old for: ipvlan 4.2+, `l3s`
 /// 4.9+, flags other than `bridge` 4.15+.
-pub(crate) fn check_version(version: KernelVersion, mode: Mode, flag: Flag) -> Result<(), Error> {
+pub(crate) fn check_version(
+    version: KernelVersion,
+    mode: IpvlanMode,
+    flag: IpvlanFlag,
+) -> Result<(), Error> {
     if !version.at_least(4, 2) {
         return Err(Error::unsupported(format!(
             "kernel version failed to meet the minimum ipvlan kernel requirement of 4.2, found {version}"
         )));
     }
-    if mode == Mode::L3s && !version.at_least(4, 9) {
+    if mode == IpvlanMode::L3s && !version.at_least(4, 9) {
         return Err(Error::unsupported(format!(
             "ipvlan mode l3s needs kernel 4.9 or later, found {version}"
         )));
     }
-    if flag != Flag::Bridge && !version.at_least(4, 15) {
+    if flag != IpvlanFlag::Bridge && !version.at_least(4, 15) {
         return Err(Error::unsupported(format!(
             "ipvlan flag {} needs kernel 4.15 or later, found {version}",
             flag.as_str()
@@ -94,43 +92,13 @@ pub(crate) fn check_version(version: KernelVersion, mode: Mode, flag: Flag) -> R
 }
 
 /// Refuses with what to load when the kernel does not know `kind`,
-/// asked on `host` without creating anything.
-pub(crate) fn require_kind(host: &Handle, kind: &str) -> Result<(), Error> {
-    if kind_supported(host, kind)? {
-        Ok(())
-    } else {
-        Err(Error::unsupported(missing_kind_message(kind)))
-    }
-}
-
-/// Whether the kernel knows the link kind (`ipvlan`, `dummy`, `vlan`),
-/// asked in `host`'s namespace without creating anything: the request
-/// carries data the kind's own validation refuses (EINVAL), while an
-/// unknown kind is refused before that (EOPNOTSUPP).
-pub(crate) fn kind_supported(host: &Handle, kind: &str) -> Result<bool, Error> {
-    let mut msg = MessageBuilder::new(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
-    msg.family_header(&IfInfoMsg::default().to_bytes());
-    if kind == "dummy" {
-        // dummy_validate: an address that is not 6 bytes long.
-        msg.put(IFLA_ADDRESS, &[0]);
-    }
-    msg.nested(IFLA_LINKINFO, |m| {
-        m.put(IFLA_INFO_KIND, kind.as_bytes());
-        if kind == "ipvlan" {
-            // ipvlan_nl_validate: a mode past the last one.
-            m.nested(IFLA_INFO_DATA, |d| {
-                d.put_u16(IFLA_IPVLAN_MODE, u16::MAX);
-            });
-        }
-        // vlan_validate refuses a request without IFLA_INFO_DATA.
-    });
-    match host.socket().request(&msg) {
-        Err(error) if error.errno() == Some(libc::EOPNOTSUPP) => Ok(false),
-        Err(error) if error.errno() == Some(libc::EINVAL) => Ok(true),
-        Err(error) => Err(Error::from(error).context(format!("probing link kind {kind}"))),
-        Ok(()) => Err(Error::failed(format!(
-            "probing link kind {kind}: the kernel accepted an invalid request"
-        ))),
+/// asked on `host` without creating anything (see
+/// [`Handle::probe_kind`]).
+pub(crate) fn require_kind(host: &Handle, kind: ProbeKind) -> Result<(), Error> {
+    match host.probe_kind(kind) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(Error::unsupported(missing_kind_message(kind.name()))),
+        Err(error) => Err(Error::from(error).context(format!("probing link kind {}", kind.name()))),
     }
 }
 
@@ -152,15 +120,15 @@ mod tests {
 
     #[test]
     fn requirements_per_mode_and_flag() {
-        let err = check_version(v("4.1.0"), Mode::L2, Flag::Bridge).unwrap_err();
+        let err = check_version(v("4.1.0"), IpvlanMode::L2, IpvlanFlag::Bridge).unwrap_err();
         assert_eq!(
             err.to_string(),
             "kernel version failed to meet the minimum ipvlan kernel requirement of 4.2, found 4.1.0"
         );
-        assert!(check_version(v("4.2.0"), Mode::L3, Flag::Bridge).is_ok());
-        assert!(check_version(v("4.8.0"), Mode::L3s, Flag::Bridge).is_err());
-        assert!(check_version(v("4.9.0"), Mode::L3s, Flag::Bridge).is_ok());
-        assert!(check_version(v("4.14.0"), Mode::L2, Flag::Private).is_err());
-        assert!(check_version(v("4.15.0"), Mode::L2, Flag::Vepa).is_ok());
+        assert!(check_version(v("4.2.0"), IpvlanMode::L3, IpvlanFlag::Bridge).is_ok());
+        assert!(check_version(v("4.8.0"), IpvlanMode::L3s, IpvlanFlag::Bridge).is_err());
+        assert!(check_version(v("4.9.0"), IpvlanMode::L3s, IpvlanFlag::Bridge).is_ok());
+        assert!(check_version(v("4.14.0"), IpvlanMode::L2, IpvlanFlag::Private).is_err());
+        assert!(check_version(v("4.15.0"), IpvlanMode::L2, IpvlanFlag::Vepa).is_ok());
     }
 }

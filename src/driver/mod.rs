@@ -101,9 +101,8 @@ use crate::store::StateDir;
 pub use crate::store::{DEFAULT_STATE_DIR, STATE_DIR_ENV};
 
 // The ipvlan mode and flag of a network (`-o ipvlan_mode=`, `-o
-// ipvlan_flag=`) are the stored ones: one type each serves the records and
-// the driver.
-pub use crate::store::{Flag, Mode};
+// ipvlan_flag=`): rtnl's types, which the records store as they are.
+pub use crate::rtnl::{IpvlanFlag, IpvlanMode};
 
 /// Where iproute2 keeps named network namespaces.
 pub const DEFAULT_NETNS_DIR: &str = "/run/netns";

@@ -3,12 +3,10 @@
 //! (the nsfs file id and the cookie, which no later namespace ever gets),
 //! and what sits at a recorded path now.
 
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use super::Error;
-use crate::netlink::MessageBuilder;
 use crate::netns::Netns;
 use crate::rtnl::Handle;
 use crate::store::records::NetnsId;
@@ -60,24 +58,7 @@ impl OpenNetns {
     /// gave it one: a link here whose `IFLA_LINK_NETNSID` is this id has
     /// its lower link in the host.
     pub(crate) fn host_nsid(&self, host: &Netns) -> Result<Option<i32>, Error> {
-        // TEMP(rtnl): until rtnl builds RTM_GETNSID (`Handle::nsid_of`).
-        const RTM_GETNSID: u16 = 90;
-        const NETNSA_NSID: u16 = 1;
-        const NETNSA_FD: u16 = 3;
-        let mut msg = MessageBuilder::new(RTM_GETNSID, 0);
-        // struct rtgenmsg, padded to NLMSG_ALIGNTO.
-        msg.family_header(&[libc::AF_UNSPEC as u8, 0, 0, 0]);
-        msg.put_u32(NETNSA_FD, host.fd().as_raw_fd() as u32);
-        Ok(self.handle.socket().request_reply(&msg, |reply| {
-            for attr in reply.attrs(4)? {
-                let attr = attr?;
-                if attr.kind() == NETNSA_NSID {
-                    let id = attr.i32()?;
-                    return Ok((id >= 0).then_some(id));
-                }
-            }
-            Ok(None)
-        })?)
+        Ok(self.handle.nsid_of(host.fd())?)
     }
 }
 

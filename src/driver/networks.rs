@@ -6,7 +6,7 @@ use super::options;
 use super::parent::{self, ParentPlan, ETH_MAX_MTU};
 use super::report::endpoint_label;
 use super::{random_hex, subnets, Error, Manager, NetworkCreate, NetworkInfo};
-use crate::rtnl::Handle;
+use crate::rtnl::{Handle, ProbeKind};
 use crate::store::{NetworkRecord, NetworkState, Timestamp};
 
 impl Manager {
@@ -53,7 +53,7 @@ impl Manager {
         // old or stripped kernel fails with the clearest message.
         let host = Handle::new()?;
         check_version(KernelVersion::running()?, opts.mode, opts.flag)?;
-        require_kind(&host, "ipvlan")?;
+        require_kind(&host, ProbeKind::Ipvlan)?;
 
         let id = random_hex(32)?;
         let mut warnings = Vec::new();

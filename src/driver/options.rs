@@ -1,7 +1,7 @@
 //! Validation of what `network create` is given that does not need the
 //! kernel: names, driver, `-o` options, parent syntax.
 
-use super::{Error, Flag, Mode};
+use super::{Error, IpvlanFlag, IpvlanMode};
 use crate::netns::IFNAME_MAX;
 
 /// Longest network or container name, in bytes.
@@ -58,8 +58,8 @@ pub(crate) fn check_driver(driver: &str) -> Result<(), Error> {
 /// The `-o` options, parsed.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub(crate) struct NetworkOptions {
-    pub mode: Mode,
-    pub flag: Flag,
+    pub mode: IpvlanMode,
+    pub flag: IpvlanFlag,
     /// `None` or empty: a dummy parent.
     pub parent: Option<String>,
     pub mtu: Option<u32>,
@@ -106,9 +106,9 @@ pub(crate) fn parse_options(options: &[(String, String)]) -> Result<NetworkOptio
 
 /// An `ipvlan_mode` value, case-sensitively, with Docker's error text;
 /// empty means the default.
-fn parse_mode(value: &str) -> Result<Mode, Error> {
+fn parse_mode(value: &str) -> Result<IpvlanMode, Error> {
     if value.is_empty() {
-        return Ok(Mode::default());
+        return Ok(IpvlanMode::default());
     }
     value.parse().map_err(|_| {
         Error::invalid(format!(
@@ -119,31 +119,15 @@ fn parse_mode(value: &str) -> Result<Mode, Error> {
 
 /// An `ipvlan_flag` value, case-sensitively, with Docker's error text;
 /// empty means the default.
-fn parse_flag(value: &str) -> Result<Flag, Error> {
+fn parse_flag(value: &str) -> Result<IpvlanFlag, Error> {
     if value.is_empty() {
-        return Ok(Flag::default());
+        return Ok(IpvlanFlag::default());
     }
     value.parse().map_err(|_| {
         Error::invalid(format!(
             "requested ipvlan flag '{value}' is not valid, 'bridge' is the ipvlan driver default"
         ))
     })
-}
-
-// TEMP: until the mode and flag types of `rtnl` (which carry their own
-// defaults) replace the store's.
-#[allow(clippy::derivable_impls)]
-impl Default for Mode {
-    fn default() -> Mode {
-        Mode::L2
-    }
-}
-
-#[allow(clippy::derivable_impls)]
-impl Default for Flag {
-    fn default() -> Flag {
-        Flag::Bridge
-    }
 }
 
 fn parse_mtu(value: &str) -> Result<u32, Error> {
@@ -259,8 +243,8 @@ mod tests {
         assert_eq!(
             parsed,
             NetworkOptions {
-                mode: Mode::L3s,
-                flag: Flag::Private,
+                mode: IpvlanMode::L3s,
+                flag: IpvlanFlag::Private,
                 parent: Some("eth0.20".into()),
                 mtu: Some(1400)
             }

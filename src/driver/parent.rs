@@ -10,9 +10,9 @@ use super::kernel_support::require_kind;
 use super::netns_identity::OpenNetns;
 use super::options::{self, NetworkOptions};
 use super::report::RestoreReport;
-use super::{Error, Flag, Mode};
+use super::Error;
 use crate::netns::Netns;
-use crate::rtnl::{Handle, IpvlanFlags, IpvlanMode, Link, LinkSpec};
+use crate::rtnl::{Handle, Link, LinkSpec, ProbeKind};
 use crate::store::{NetworkRecord, ParentOrigin};
 
 /// `ARPHRD_ETHER`: the only device type ipvlan and 802.1Q sit on.
@@ -47,7 +47,7 @@ impl ParentPlan {
         warnings: &mut Vec<String>,
     ) -> Result<ParentPlan, Error> {
         let Some(parent) = parent else {
-            require_kind(host, "dummy")?;
+            require_kind(host, ProbeKind::Dummy)?;
             return Ok(ParentPlan::Dummy(format!("di-{short_id}")));
         };
         if let Some(link) = host.link_by_name(parent)? {
@@ -76,7 +76,7 @@ impl ParentPlan {
                 base.name, vlan.vlan_id
             )));
         }
-        require_kind(host, "vlan")?;
+        require_kind(host, ProbeKind::Vlan)?;
         if !base.is_up() {
             warnings.push(format!(
                 "interface {} under parent {parent} is down; containers on this network have no connectivity until it is up",
@@ -231,33 +231,6 @@ pub(crate) fn restore(
     Ok(Some(created))
 }
 
-/// Mode and flag of an ipvlan link as the kernel reports them, `None` for
-/// a value we do not know (which then differs from any configured one).
-// TEMP(rtnl): until `rtnl::Link::ipvlan` reports `Reported` values.
-fn reported_mode_flag(link: &Link) -> Option<(Option<Mode>, Option<Flag>)> {
-    let (mode, flags) = link.ipvlan()?;
-    let mode = match mode {
-        IpvlanMode::L2 => Some(Mode::L2),
-        IpvlanMode::L3 => Some(Mode::L3),
-        IpvlanMode::L3s => Some(Mode::L3s),
-        _ => None,
-    };
-    let flag = if flags == IpvlanFlags::BRIDGE {
-        Some(Flag::Bridge)
-    } else if flags == IpvlanFlags::PRIVATE {
-        Some(Flag::Private)
-    } else if flags == IpvlanFlags::VEPA {
-        Some(Flag::Vepa)
-    } else {
-        None
-    };
-    Some((mode, flag))
-}
-
-fn describe<T: std::fmt::Display>(value: Option<T>) -> String {
-    value.map_or_else(|| "unknown".to_string(), |v| v.to_string())
-}
-
 /// Refuses a parent whose ipvlan port already runs another mode or flag:
 /// networks of ours on it, and ipvlan links made by anyone in the host
 /// namespace and in every named namespace under `netns_dir`.
@@ -332,19 +305,21 @@ pub(crate) fn check_shared(
         }
     }
     for (other, place) in foreign {
-        let Some((mode, flag)) = reported_mode_flag(&other) else {
+        let Some((mode, flag)) = other.ipvlan() else {
             continue;
         };
+        // A value the kernel reports that we do not know differs from any
+        // we would configure.
         if other.parent == Some(port.index)
             && other.index != link.index
-            && (mode != Some(opts.mode) || flag != Some(opts.flag))
+            && !(mode.is(opts.mode) && flag.is(opts.flag))
         {
             return Err(Error::in_use(format!(
                 "parent interface {} carries ipvlan link {} in {place} with mode {} and flag {}; a network on the same parent must use the same mode and flag",
                 port.name,
                 other.name,
-                describe(mode),
-                describe(flag)
+                mode,
+                flag
             )));
         }
     }

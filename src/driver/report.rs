@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
-use super::{Flag, Mode};
+use super::{IpvlanFlag, IpvlanMode};
 use crate::store::{EndpointRecord, EndpointState, NetworkRecord, ParentOrigin, Timestamp};
 
 /// One subnet of a network with what belongs to it (`IPAM.Config[]`): the
@@ -29,9 +29,9 @@ pub struct NetworkInfo {
     /// Always `ipvlan`.
     pub driver: String,
     /// ipvlan mode.
-    pub mode: Mode,
+    pub mode: IpvlanMode,
     /// ipvlan flag.
-    pub flag: Flag,
+    pub flag: IpvlanFlag,
     /// Parent link in the host namespace (`di-<short id>` for a dummy).
     pub parent: String,
     /// Whether the parent was created by us (dummy or `NAME.VLANID`).
@@ -74,8 +74,8 @@ impl NetworkInfo {
                 nanos: 123_456_789,
             },
             driver: "ipvlan".into(),
-            mode: Mode::L2,
-            flag: Flag::Bridge,
+            mode: IpvlanMode::L2,
+            flag: IpvlanFlag::Bridge,
             parent: "di-0123456789ab".into(),
             parent_created: true,
             mtu: None,

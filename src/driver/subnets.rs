@@ -4,11 +4,11 @@
 
 use std::net::IpAddr;
 
-use ipnet::{IpNet, Ipv6Net};
+use ipnet::IpNet;
 
 use super::{Error, NetworkCreate, SubnetInfo};
 use crate::ipam::{self, Avoid, SubnetSpec};
-use crate::rtnl::{Handle, IpFamily, Route};
+use crate::rtnl::{Handle, IpFamily};
 use crate::store::{Locked, NetworkRecord, MACHINE_ID_PATH};
 
 /// The request's subnets with their gateways, ranges and aux addresses.
@@ -45,34 +45,12 @@ fn onlink_routes(host: &Handle) -> Result<Vec<IpNet>, Error> {
     let mut found = Vec::new();
     for family in [IpFamily::V4, IpFamily::V6] {
         for route in host.routes(family)? {
-            if is_onlink(&route) {
+            if route.is_onlink() {
                 found.push(route.dst);
             }
         }
     }
     Ok(found)
-}
-
-/// IPv4 on-link routes have link scope; IPv6 routes are always of
-/// universe scope, so there an on-link prefix is a unicast route through
-/// a device without a gateway (link-local fe80::/64 aside).
-// TEMP(rtnl): until `rtnl::Route::is_onlink`.
-fn is_onlink(route: &Route) -> bool {
-    use crate::netlink::consts::{RTN_UNICAST, RT_SCOPE_LINK};
-    if route.is_default() {
-        return false;
-    }
-    match route.dst {
-        IpNet::V4(_) => route.scope == RT_SCOPE_LINK,
-        IpNet::V6(dst) => {
-            let link_local = Ipv6Net::new(std::net::Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0), 64)
-                .expect("64 is a valid prefix length");
-            route.kind == RTN_UNICAST
-                && route.oif.is_some()
-                && route.gateway.is_none()
-                && dst != link_local
-        }
-    }
 }
 
 /// Adds the default IPv4 subnet when none is given, and the default IPv6

@@ -38,6 +38,6 @@ pub use dir::{
 };
 pub use error::StoreError;
 pub use records::{
-    EndpointRecord, EndpointState, Flag, Mode, NetworkRecord, NetworkState, ParentOrigin,
-    RecordError, Timestamp, RECORD_VERSION,
+    EndpointRecord, EndpointState, NetworkRecord, NetworkState, ParentOrigin, RecordError,
+    Timestamp, RECORD_VERSION,
 };

@@ -14,6 +14,7 @@ use ipnet::IpNet;
 
 use crate::ipam::SubnetSpec;
 use crate::json::Value;
+use crate::rtnl::{IpvlanFlag, IpvlanMode};
 
 /// The record format version written and accepted.
 pub const RECORD_VERSION: u64 = 1;
@@ -169,22 +170,6 @@ macro_rules! text_enum {
     };
 }
 
-text_enum!(
-    /// `ipvlan_mode` (case-sensitive, as Docker).
-    Mode {
-        /** `l2`: slaves answer ARP, a gateway is routed to. */ L2 = "l2",
-        /** `l3`: the parent routes, slaves are NOARP. */ L3 = "l3",
-        /** `l3s`: `l3` with netfilter hooks (kernel 4.9+). */ L3s = "l3s"
-    }
-);
-text_enum!(
-    /// `ipvlan_flag`.
-    Flag {
-        /** `bridge`: slaves of one parent talk to each other directly. */ Bridge = "bridge",
-        /** `private`: slaves of one parent cannot talk to each other. */ Private = "private",
-        /** `vepa`: traffic between slaves goes through the external switch. */ Vepa = "vepa"
-    }
-);
 text_enum!(
     /// Where a network is in its life: written `Creating` before the first
     /// kernel change, `Created` after the last, `Removing` before teardown.
@@ -371,9 +356,9 @@ pub struct NetworkRecord {
     /// Always `ipvlan`.
     pub driver: String,
     /// `ipvlan_mode`.
-    pub mode: Mode,
+    pub mode: IpvlanMode,
     /// `ipvlan_flag`.
-    pub flag: Flag,
+    pub flag: IpvlanFlag,
     /// The parent link's name (`eth0`, `eth0.20`, `di-<short id>`).
     pub parent: String,
     /// Who made the parent.

@@ -9,8 +9,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use ipnet::IpNet;
 use ipvlan::ipam::{fill_default_gateways, match_subnets};
 use ipvlan::json;
+use ipvlan::rtnl::{IpvlanFlag, IpvlanMode};
 use ipvlan::store::{
-    EndpointRecord, EndpointState, Flag, Mode, NetworkRecord, NetworkState, ParentOrigin, Timestamp,
+    EndpointRecord, EndpointState, NetworkRecord, NetworkState, ParentOrigin, Timestamp,
 };
 
 /// A directory under the system temp dir, removed on drop.
@@ -70,8 +71,8 @@ pub fn network(name: &str, subnets: &[&str]) -> NetworkRecord {
         id,
         name: name.to_string(),
         driver: "ipvlan".into(),
-        mode: Mode::L2,
-        flag: Flag::Bridge,
+        mode: IpvlanMode::L2,
+        flag: IpvlanFlag::Bridge,
         parent: "eth0.20".into(),
         parent_origin: ParentOrigin::VlanCreated {
             link: "eth0".into(),

@@ -5,6 +5,8 @@
 //! can run in parallel. Kernel state is read back with our own dumps and
 //! cross-checked against iproute2's JSON output where practical.
 
+mod common;
+
 use std::net::IpAddr;
 use std::os::fd::AsRawFd;
 use std::process::Command;
@@ -19,7 +21,8 @@ use ipvlan::rtnl::{
 
 /// Runs `test` in a new, empty network namespace.
 fn in_fresh_netns(test: impl FnOnce() + Send) {
-    netns::run_in_new(test).expect("unshare(CLONE_NEWNET) (are we root?)");
+    common::privilege::require_root();
+    netns::run_in_new(test).expect("unshare(CLONE_NEWNET)");
 }
 
 /// `ip -j ARGS`, run in the calling thread's netns (a child process inherits
@@ -488,6 +491,7 @@ struct TempRunDir {
 
 impl TempRunDir {
     fn new(tag: &str) -> TempRunDir {
+        common::privilege::require_root();
         let path =
             std::env::temp_dir().join(format!("ipvlan-test-netns-{tag}-{}", std::process::id()));
         TempRunDir { path }
@@ -578,6 +582,7 @@ fn handle_by_pid_and_path_see_the_same_netns() {
 /// private tmpfs on /run, so named namespaces can live in the standard
 /// /run/netns (where iproute2 looks) without touching the host's.
 fn in_private_run_dir(test: impl FnOnce() + Send) {
+    common::privilege::require_root();
     use std::ffi::CString;
     let c = |s: &str| CString::new(s).unwrap();
     std::thread::scope(|scope| {
@@ -706,6 +711,7 @@ const PIDS_CGROUP_ENV: &str = "IPVLAN_TEST_PIDS_CGROUP";
 #[test]
 fn thread_refusal_is_an_error_not_a_panic() {
     const TEST: &str = "thread_refusal_is_an_error_not_a_panic";
+    common::privilege::require_root();
     if let Ok(cgroup) = std::env::var(PIDS_CGROUP_ENV) {
         let cgroup = std::path::Path::new(&cgroup);
         std::fs::write(cgroup.join("cgroup.procs"), std::process::id().to_string()).unwrap();
@@ -857,4 +863,12 @@ fn sysctl_helpers_refuse_what_is_not_an_interface_name() {
         }
         assert!(!netns::disable_ipv6(&here, "lo").unwrap());
     });
+}
+
+/// Without root, each test that needs it fails with the same one line.
+#[test]
+fn without_root_every_privileged_test_fails_with_one_reason() {
+    common::privilege::assert_unprivileged_run_fails_with_one_reason(
+        "without_root_every_privileged_test_fails_with_one_reason",
+    );
 }

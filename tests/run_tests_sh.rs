@@ -3,6 +3,8 @@
 //! success when no test ran (root required: it isolates each binary with
 //! `unshare -m -n`, as in the guest).
 
+mod common;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -26,6 +28,7 @@ struct Scratch(PathBuf);
 
 impl Scratch {
     fn new(tag: &str) -> Scratch {
+        common::privilege::require_root();
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
             "run-tests-{tag}-{}-{}",
@@ -207,4 +210,12 @@ fn a_binary_that_reports_no_result_is_a_failure() {
     scratch.binary("a", &format!("running 1 test\n{}", result_line(1, 0, 0)), 0);
     scratch.binary("b", "hello", 0);
     scratch.run(&[]).assert_fails("b printed no libtest result");
+}
+
+/// Without root, each test that needs it fails with the same one line.
+#[test]
+fn without_root_every_privileged_test_fails_with_one_reason() {
+    common::privilege::assert_unprivileged_run_fails_with_one_reason(
+        "without_root_every_privileged_test_fails_with_one_reason",
+    );
 }

@@ -3,6 +3,8 @@
 //! directories, so the host is never touched: exec's exit codes, run's
 //! rollback, not-found errors, and where the state lives.
 
+mod common;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -24,6 +26,7 @@ fn scratch_dir(tag: &str) -> PathBuf {
 /// Runs `script` (with `$BIN` and `$T`, a scratch directory) in a private
 /// mount and network namespace, ipvlan's directories all under `$T`.
 fn isolated(script: &str, scratch: &Path) -> Output {
+    common::privilege::require_root();
     Command::new("unshare")
         .args(["-m", "-n", "--propagation", "private", "sh", "-c", script])
         .env("BIN", BIN)
@@ -302,4 +305,12 @@ fn invalid_network_requests_exit_1_with_the_specified_texts_and_record_nothing()
         );
     }
     std::fs::remove_dir_all(&scratch).ok();
+}
+
+/// Without root, each test that needs it fails with the same one line.
+#[test]
+fn without_root_every_privileged_test_fails_with_one_reason() {
+    common::privilege::assert_unprivileged_run_fails_with_one_reason(
+        "without_root_every_privileged_test_fails_with_one_reason",
+    );
 }

@@ -6,6 +6,8 @@
 //! (the test VM) the same command must succeed. Which case applies is probed
 //! with iproute2 first, so the test asserts on every kernel.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -26,6 +28,7 @@ fn scratch_dir(tag: &str) -> PathBuf {
 /// In a fresh network namespace: a veth pair `v0`/`v1` (v0 up), then
 /// `script` with `$BIN`, `$STATE` and `$OUT` (a scratch directory) set.
 fn in_fresh_netns(script: &str, state_dir: &Path, out_dir: &Path) -> Output {
+    common::privilege::require_root();
     let full = format!(
         "set -e\nip link add v0 type veth peer name v1\nip link set v0 up\nset +e\n{script}"
     );
@@ -153,4 +156,12 @@ fn every_kind_of_parent_fails_cleanly_without_ipvlan_or_works_with_it() {
         }
         std::fs::remove_dir_all(&state_dir).ok();
     }
+}
+
+/// Without root, each test that needs it fails with the same one line.
+#[test]
+fn without_root_every_privileged_test_fails_with_one_reason() {
+    common::privilege::assert_unprivileged_run_fails_with_one_reason(
+        "without_root_every_privileged_test_fails_with_one_reason",
+    );
 }

@@ -5,6 +5,8 @@
 //! Each test works in a fresh network namespace (so the links it reads back
 //! are its own) and a scratch state directory.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -69,10 +71,11 @@ fn host_has_ipvlan() -> bool {
 
 /// Runs `f` in a fresh network namespace with a scratch config.
 fn in_fresh_netns(name: &str, f: impl FnOnce(&Config) + Send) {
+    common::privilege::require_root();
     let dir = scratch(name);
     let config = config(&dir);
     let _cleanup = Cleanup(config.clone(), dir.clone());
-    netns::run_in_new(|| f(&config)).expect("creating a network namespace (are we root?)");
+    netns::run_in_new(|| f(&config)).expect("creating a network namespace");
 }
 
 /// Removes a test's scratch directory, also when the test fails: first the
@@ -310,6 +313,7 @@ fn containers_are_named_namespaces() {
 
 #[test]
 fn doctor_names_what_this_kernel_lacks() {
+    common::privilege::require_root();
     let dir = scratch("doctor");
     let report = ipvlan::driver::doctor(&config(&dir));
     let check = |name: &str| {
@@ -366,4 +370,12 @@ fn restore_removes_a_container_whose_mount_never_came() {
         assert!(config.netns_dir.join("whole").exists(), "a live one stays");
         manager.remove_container("whole", false).unwrap();
     });
+}
+
+/// Without root, each test that needs it fails with the same one line.
+#[test]
+fn without_root_every_privileged_test_fails_with_one_reason() {
+    common::privilege::assert_unprivileged_run_fails_with_one_reason(
+        "without_root_every_privileged_test_fails_with_one_reason",
+    );
 }

@@ -5,6 +5,8 @@
 //! can run in parallel. Kernel state is read back with our own dumps and
 //! cross-checked against iproute2's JSON output where practical.
 
+mod common;
+
 use std::net::IpAddr;
 use std::os::fd::AsRawFd;
 use std::process::Command;
@@ -19,7 +21,8 @@ use ipvlan::rtnl::{
 
 /// Runs `test` in a new, empty network namespace.
 fn in_fresh_netns(test: impl FnOnce() + Send) {
-    netns::run_in_new(test).expect("unshare(CLONE_NEWNET) (are we root?)");
+    common::privilege::require_root();
+    netns::run_in_new(test).expect("unshare(CLONE_NEWNET)");
 }
 
 /// `ip -j ARGS`, run in the calling thread's netns (a child process inherits
@@ -571,6 +574,7 @@ struct TempRunDir {
 
 impl TempRunDir {
     fn new(tag: &str) -> TempRunDir {
+        common::privilege::require_root();
         let path =
             std::env::temp_dir().join(format!("ipvlan-test-netns-{tag}-{}", std::process::id()));
         TempRunDir { path }
@@ -661,6 +665,7 @@ fn handle_by_pid_and_path_see_the_same_netns() {
 /// private tmpfs on /run, so named namespaces can live in the standard
 /// /run/netns (where iproute2 looks) without touching the host's.
 fn in_private_run_dir(test: impl FnOnce() + Send) {
+    common::privilege::require_root();
     use std::ffi::CString;
     let c = |s: &str| CString::new(s).unwrap();
     std::thread::scope(|scope| {
@@ -780,15 +785,17 @@ fn routes_in_tables_beyond_255() {
 }
 
 /// Set in the child process of `thread_refusal_is_an_error_not_a_panic`:
-/// the pids cgroup (v1) directory it must confine itself to.
+/// the pids cgroup directory (v1 or v2) it must confine itself to.
 const PIDS_CGROUP_ENV: &str = "IPVLAN_TEST_PIDS_CGROUP";
 
 /// When the OS refuses a thread (here: a pids cgroup at its limit), entering
 /// a namespace fails with that error instead of panicking (the release build
 /// aborts on panic). Runs in a child process, which is the one confined.
+/// RLIMIT_NPROC would not do: it does not bind root.
 #[test]
 fn thread_refusal_is_an_error_not_a_panic() {
     const TEST: &str = "thread_refusal_is_an_error_not_a_panic";
+    common::privilege::require_root();
     if let Ok(cgroup) = std::env::var(PIDS_CGROUP_ENV) {
         let cgroup = std::path::Path::new(&cgroup);
         std::fs::write(cgroup.join("cgroup.procs"), std::process::id().to_string()).unwrap();
@@ -802,27 +809,118 @@ fn thread_refusal_is_an_error_not_a_panic() {
         println!("@@confined-ok");
         return;
     }
-    let pids = std::path::Path::new("/sys/fs/cgroup/pids");
-    assert!(
-        pids.join("cgroup.procs").exists(),
-        "this test needs the cgroup v1 pids controller at {}",
-        pids.display()
-    );
-    let cgroup = pids.join(format!("ipvlan-test-{}", std::process::id()));
-    std::fs::create_dir(&cgroup).unwrap();
+    let cgroup = PidsCgroup::create();
     let out = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", TEST, "--nocapture", "--test-threads=1"])
-        .env(PIDS_CGROUP_ENV, &cgroup)
+        .env(PIDS_CGROUP_ENV, &cgroup.path)
         .output()
         .unwrap();
-    let _ = std::fs::remove_dir(&cgroup);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success() && stdout.contains("@@confined-ok"),
-        "child: {}\n{stdout}\n{}",
+        "child (confined by {}): {}\n{stdout}\n{}",
+        cgroup.path.display(),
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// A new, empty cgroup with the pids controller, removed on drop.
+struct PidsCgroup {
+    path: std::path::PathBuf,
+}
+
+impl PidsCgroup {
+    /// Under the cgroup v2 hierarchy if it offers `pids`, else under a
+    /// cgroup v1 `pids` hierarchy (hybrid setups bind the controller to
+    /// one of them). Panics, saying what it found, if neither is usable.
+    fn create() -> PidsCgroup {
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let mut v2 = Vec::new();
+        let mut v1 = Vec::new();
+        for line in mountinfo.lines() {
+            let Some((mount, fs)) = line.split_once(" - ") else {
+                continue;
+            };
+            let mount_point = mount.split(' ').nth(4);
+            let mut fs = fs.split(' ');
+            let (fs_type, options) = (fs.next(), fs.nth(1).unwrap_or(""));
+            match (mount_point, fs_type) {
+                (Some(dir), Some("cgroup2")) => v2.push(std::path::PathBuf::from(dir)),
+                (Some(dir), Some("cgroup")) if options.split(',').any(|o| o == "pids") => {
+                    v1.push(std::path::PathBuf::from(dir))
+                }
+                _ => {}
+            }
+        }
+        let name = format!("ipvlan-test-{}", std::process::id());
+        let mut tried = Vec::new();
+        for root in &v2 {
+            match Self::enable_v2_pids(root) {
+                Ok(()) => match Self::make(root.join(&name)) {
+                    Ok(cgroup) => return cgroup,
+                    Err(why) => tried.push(format!("cgroup v2 at {}: {why}", root.display())),
+                },
+                Err(why) => tried.push(format!("cgroup v2 at {}: {why}", root.display())),
+            }
+        }
+        for root in &v1 {
+            match Self::make(root.join(&name)) {
+                Ok(cgroup) => return cgroup,
+                Err(why) => tried.push(format!("cgroup v1 pids at {}: {why}", root.display())),
+            }
+        }
+        if v2.is_empty() {
+            tried.push("no cgroup v2 mount".into());
+        }
+        if v1.is_empty() {
+            tried.push("no cgroup v1 pids mount".into());
+        }
+        panic!(
+            "this test needs a pids cgroup controller, in cgroup v2 (mount -t cgroup2) \
+             or v1 (mount -t cgroup -o pids), to make thread creation fail:\n  {}",
+            tried.join("\n  ")
+        );
+    }
+
+    /// Makes `pids` available to the children of the v2 cgroup `root`.
+    fn enable_v2_pids(root: &std::path::Path) -> Result<(), String> {
+        let has_pids = |file: &str| {
+            std::fs::read_to_string(root.join(file))
+                .map(|list| list.split_whitespace().any(|c| c == "pids"))
+                .map_err(|e| format!("{file}: {e}"))
+        };
+        if !has_pids("cgroup.controllers")? {
+            return Err("no pids controller (bound to cgroup v1, or disabled)".into());
+        }
+        if !has_pids("cgroup.subtree_control")? {
+            std::fs::write(root.join("cgroup.subtree_control"), "+pids")
+                .map_err(|e| format!("enabling pids in cgroup.subtree_control: {e}"))?;
+        }
+        Ok(())
+    }
+
+    fn make(path: std::path::PathBuf) -> Result<PidsCgroup, String> {
+        std::fs::create_dir(&path).map_err(|e| format!("mkdir {}: {e}", path.display()))?;
+        let cgroup = PidsCgroup { path };
+        if !cgroup.path.join("pids.max").exists() {
+            return Err("the new cgroup has no pids.max".into());
+        }
+        Ok(cgroup)
+    }
+}
+
+impl Drop for PidsCgroup {
+    fn drop(&mut self) {
+        // The confined child has been reaped, but the kernel may take a
+        // moment to see the cgroup empty.
+        for _ in 0..50 {
+            if std::fs::remove_dir(&self.path).is_ok() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
 }
 
 /// Linux lets an interface name hold any byte but '/', ':', whitespace and
@@ -940,4 +1038,12 @@ fn sysctl_helpers_refuse_what_is_not_an_interface_name() {
         }
         assert!(!netns::disable_ipv6(&here, "lo").unwrap());
     });
+}
+
+/// Without root, each test that needs it fails with the same one line.
+#[test]
+fn without_root_every_privileged_test_fails_with_one_reason() {
+    common::privilege::assert_unprivileged_run_fails_with_one_reason(
+        "without_root_every_privileged_test_fails_with_one_reason",
+    );
 }

@@ -6,7 +6,7 @@
 //! `catch_unwind`; the first panicking input of a target is saved to
 //! `fuzz/artifacts/<target>/` and the run fails.
 //!
-//!     ipvlan-fuzz [--secs N] [--iterations N] [--seed N] [TARGET]...
+//!     ipvlan-fuzz [--secs N | --total-secs N] [--iterations N] [--seed N] [TARGET]...
 //!     ipvlan-fuzz --replay FILE TARGET
 
 mod mutate;
@@ -70,6 +70,92 @@ fn json(data: &[u8]) {
     }
 }
 
+#[cfg(feature = "records")]
+fn records(data: &[u8]) {
+    use ipvlan::store::{EndpointRecord, NetworkRecord, Timestamp};
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    // What the store reads from disk: a record is refused or read whole, and
+    // what is read is written back to JSON that reads as the same record.
+    if let Ok(value) = ipvlan::json::parse(text) {
+        if let Ok(network) = NetworkRecord::from_json(&value) {
+            let _ = network.short_id();
+            let again = ipvlan::json::parse(&network.to_json().to_pretty())
+                .expect("a written network record is JSON");
+            let again = NetworkRecord::from_json(&again).expect("a written network record reads");
+            assert_eq!(again, network, "network record round trip");
+        }
+        if let Ok(endpoint) = EndpointRecord::from_json(&value) {
+            let again = ipvlan::json::parse(&endpoint.to_json().to_compact())
+                .expect("a written endpoint record is JSON");
+            let again = EndpointRecord::from_json(&again).expect("a written endpoint record reads");
+            assert_eq!(again, endpoint, "endpoint record round trip");
+        }
+    }
+    // Timestamps are read with byte offsets; a multi-byte character in a
+    // damaged record must not split.
+    for candidate in [text, text.trim_matches('"')] {
+        if let Ok(stamp) = candidate.parse::<Timestamp>() {
+            assert_eq!(stamp.to_string(), candidate, "timestamp round trip");
+        }
+    }
+}
+
+/// The arguments after the program name: the input split at NUL bytes (no
+/// input: no argument). `main` refuses arguments that are not UTF-8 before
+/// parsing; replacing the bad bytes keeps such inputs useful here.
+#[cfg(feature = "cli")]
+fn argv_of(data: &[u8]) -> Vec<String> {
+    if data.is_empty() {
+        return Vec::new();
+    }
+    data.split(|&b| b == 0)
+        .map(|arg| String::from_utf8_lossy(arg).into_owned())
+        .collect()
+}
+
+#[cfg(feature = "cli")]
+fn cli(data: &[u8]) {
+    use ipvlan::cli::command::{self, Command};
+    use ipvlan::cli::Failure;
+    let argv = argv_of(data);
+    // Parsing has no side effects; the refusal is what `run` would print.
+    match command::parse(&argv) {
+        Ok(invocation) => {
+            let _ = format!("{invocation:?}");
+            match &invocation.command {
+                Command::Help(topic) => {
+                    let _ = ipvlan::cli::help::usage(*topic);
+                }
+                Command::Run(run) => assert!(!run.argv().is_empty(), "run without a command"),
+                Command::Exec(exec) => assert!(!exec.command.is_empty(), "exec without a command"),
+                _ => {}
+            }
+            assert_eq!(
+                command::parse(&argv).ok(),
+                Some(invocation),
+                "parsing is deterministic"
+            );
+        }
+        Err(error) => {
+            let failure = Failure::from(error);
+            let message = failure.to_string();
+            assert!(message.starts_with("ipvlan: "), "{message:?}");
+            let code = failure.exit_code();
+            assert!(
+                [
+                    ipvlan::cli::EXIT_FAILED,
+                    ipvlan::cli::EXIT_USAGE,
+                    ipvlan::cli::EXIT_RUN_FAILED
+                ]
+                .contains(&code),
+                "refused command line exits {code}"
+            );
+        }
+    }
+}
+
 /// Every target, with whether it is built in.
 fn targets() -> Vec<(&'static str, Option<Target>)> {
     vec![
@@ -107,11 +193,81 @@ fn targets() -> Vec<(&'static str, Option<Target>)> {
             #[cfg(not(feature = "json"))]
             None,
         ),
+        (
+            "records",
+            #[cfg(feature = "records")]
+            Some(Target {
+                name: "records",
+                run: records,
+                dictionary: &[
+                    b"\"version\":1",
+                    b"null",
+                    b"\"l3s\"",
+                    b"\"vepa\"",
+                    b"\"kind\":\"vlan\"",
+                    b"\"vlan_id\":4095",
+                    b"\"ip_range\":\"10.0.0.0/8\"",
+                    b"\"mtu\":4294967296",
+                    b"\"ifindex\":4294967296",
+                    b"18446744073709551616",
+                    b"-1",
+                    b"1.5",
+                    b"\"2024-02-30T00:00:00.000000000Z\"",
+                    b"\"\xc3\xa9\"",
+                    b"\"::ffff:1.2.3.4/128\"",
+                ],
+                repair: None,
+            }),
+            #[cfg(not(feature = "records"))]
+            None,
+        ),
+        (
+            "cli",
+            #[cfg(feature = "cli")]
+            Some(Target {
+                name: "cli",
+                run: cli,
+                dictionary: &[
+                    b"\0",
+                    b"\0network\0",
+                    b"\0create\0",
+                    b"\0run\0",
+                    b"\0exec\0",
+                    b"\0rm\0",
+                    b"\0--\0",
+                    b"\0-o\0",
+                    b"parent=eth0.4094",
+                    b"ipvlan_mode=l3s",
+                    b"ipvlan_flag=private",
+                    b"mtu=65536",
+                    b"--subnet=",
+                    b"--gateway=",
+                    b"--ip-range=",
+                    b"--aux-address=a=",
+                    b"--ip6=",
+                    b"--net=",
+                    b"--name=",
+                    b"--state-dir",
+                    b"-itd",
+                    b"--help",
+                    b"=",
+                    b"::",
+                    b"/64",
+                    b"\xff",
+                ],
+                repair: None,
+            }),
+            #[cfg(not(feature = "cli"))]
+            None,
+        ),
     ]
 }
 
 struct Options {
     duration: Duration,
+    /// `--total-secs`: shared evenly by the targets run (CI's fixed budget,
+    /// whatever the number of targets); overrides `duration`.
+    total: Option<Duration>,
     iterations: Option<u64>,
     seed: u64,
     names: Vec<String>,
@@ -124,6 +280,7 @@ struct Options {
 fn parse_args() -> Result<Options, String> {
     let mut options = Options {
         duration: Duration::from_secs(10),
+        total: None,
         iterations: None,
         seed: 0,
         names: Vec::new(),
@@ -140,6 +297,9 @@ fn parse_args() -> Result<Options, String> {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--secs" => options.duration = Duration::from_secs(number("--secs", args.next())?),
+            "--total-secs" => {
+                options.total = Some(Duration::from_secs(number("--total-secs", args.next())?))
+            }
             "--iterations" => options.iterations = Some(number("--iterations", args.next())?),
             "--seed" => options.seed = number("--seed", args.next())?,
             "--replay" => options.replay = Some(args.next().ok_or("--replay needs a file")?.into()),
@@ -155,7 +315,7 @@ fn fuzz_dir() -> PathBuf {
 }
 
 fn main() -> ExitCode {
-    let options = match parse_args() {
+    let mut options = match parse_args() {
         Ok(options) => options,
         Err(error) => {
             eprintln!("ipvlan-fuzz: {error}");
@@ -172,6 +332,21 @@ fn main() -> ExitCode {
             );
             return ExitCode::from(2);
         }
+    }
+    if let Some(total) = options.total {
+        let running = all
+            .iter()
+            .filter(|(name, target)| {
+                target.is_some()
+                    && (options.names.is_empty() || options.names.iter().any(|n| n == name))
+            })
+            .count();
+        options.duration = total / running.max(1) as u32;
+        println!(
+            "ipvlan-fuzz: {} s for {running} targets, {:.1} s each",
+            total.as_secs(),
+            options.duration.as_secs_f64()
+        );
     }
     install_quiet_panic_hook();
     let mut failed = false;
@@ -357,6 +532,42 @@ mod tests {
         assert_eq!(short, vec![0xff; 10], "shorter than a header: untouched");
     }
 
+    /// A seed the target rejects at the first check would make the fuzzer
+    /// mutate garbage: every records seed reads as a record.
+    #[cfg(feature = "records")]
+    #[test]
+    fn records_seeds_are_records() {
+        use ipvlan::store::{EndpointRecord, NetworkRecord};
+        let seeds = load_seeds(&fuzz_dir().join("seeds"), "records");
+        assert!(seeds.len() >= 4);
+        for seed in &seeds {
+            let value = ipvlan::json::parse(std::str::from_utf8(seed).unwrap()).unwrap();
+            let network = NetworkRecord::from_json(&value).map(drop);
+            let endpoint = EndpointRecord::from_json(&value).map(drop);
+            assert!(
+                network.is_ok() || endpoint.is_ok(),
+                "{network:?} {endpoint:?}"
+            );
+            records(seed);
+        }
+    }
+
+    #[cfg(feature = "cli")]
+    #[test]
+    fn cli_seeds_are_command_lines_that_parse() {
+        let seeds = load_seeds(&fuzz_dir().join("seeds"), "cli");
+        assert!(seeds.len() >= 5);
+        for seed in &seeds {
+            let argv = argv_of(seed);
+            assert!(!argv.is_empty(), "{argv:?}");
+            let parsed = ipvlan::cli::command::parse(&argv);
+            assert!(parsed.is_ok(), "{argv:?}: {parsed:?}");
+            cli(seed);
+        }
+        assert!(argv_of(b"").is_empty());
+        assert_eq!(argv_of(b"a\0\0b"), ["a", "", "b"]);
+    }
+
     fn panics_on_long_input(data: &[u8]) {
         assert!(data.len() <= 12, "input longer than 12 bytes");
     }
@@ -376,6 +587,7 @@ mod tests {
         };
         let options = Options {
             duration: Duration::from_secs(10),
+            total: None,
             iterations: Some(100_000),
             seed: 42,
             names: Vec::new(),

@@ -1,5 +1,9 @@
-//! Helpers shared by the store tests.
+//! Helpers shared by the integration tests: scratch directories and
+//! records for the store tests, and the root precondition
+//! ([`privilege::require_root`]) of the tests that work on the kernel.
 #![allow(dead_code)]
+
+pub mod privilege;
 
 use std::fs;
 use std::net::IpAddr;

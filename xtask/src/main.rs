@@ -145,17 +145,40 @@ pub fn run_vm_tests(
         timeout,
         kernel,
     })?;
+    vm_tests_verdict(&outcome)
+}
+
+/// The guest's summary line if its test run passed; prints the summary.
+/// Passing needs the job's zero status and a summary of tests that ran and
+/// none failed: a guest that printed no summary (or `0 passed, 0 failed`)
+/// tested nothing, whatever its status.
+fn vm_tests_verdict(outcome: &vm::Outcome) -> Result<String> {
+    let counts = outcome.summary.as_deref().and_then(summary_counts);
     let summary = outcome
         .summary
         .clone()
         .unwrap_or_else(|| "0 passed, 1 failed".to_string());
+    println!("{summary}");
     if !outcome.success() {
         // Whatever the guest counted, a missing marker or a timeout is a failure.
-        println!("{summary}");
         return Err(format!("VM tests failed: the guest {}", outcome.describe()).into());
     }
-    println!("{summary}");
-    Ok(summary)
+    match counts {
+        None => Err("VM tests failed: the guest printed no `N passed, N failed` summary".into()),
+        Some((0, 0)) => Err("VM tests failed: no test ran".into()),
+        Some((_, failed)) if failed > 0 => {
+            Err(format!("VM tests failed: the guest exited 0 but counted {failed} failed").into())
+        }
+        Some(_) => Ok(summary),
+    }
+}
+
+/// `3 passed, 1 failed` -> (3, 1).
+fn summary_counts(line: &str) -> Option<(u64, u64)> {
+    match line.split_whitespace().collect::<Vec<_>>().as_slice() {
+        [passed, "passed,", failed, "failed"] => Some((passed.parse().ok()?, failed.parse().ok()?)),
+        _ => None,
+    }
 }
 
 fn vm_run(args: &[String]) -> Result {
@@ -244,4 +267,44 @@ fn fuzz(args: &[String]) -> Result {
         }
     }
     pipeline::fuzz(secs, &targets)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(status: Option<i32>, summary: Option<&str>) -> vm::Outcome {
+        vm::Outcome {
+            status,
+            summary: summary.map(str::to_string),
+            timed_out: false,
+        }
+    }
+
+    #[test]
+    fn vm_tests_pass_only_with_a_summary_of_tests_that_ran_and_passed() {
+        let verdict = |status, summary| vm_tests_verdict(&outcome(status, summary));
+        assert_eq!(
+            verdict(Some(0), Some("12 passed, 0 failed")).unwrap(),
+            "12 passed, 0 failed"
+        );
+        for (status, summary, why) in [
+            (Some(0), None, "no summary line"),
+            (Some(0), Some("0 passed, 0 failed"), "no test ran"),
+            (
+                Some(0),
+                Some("3 passed, 2 failed"),
+                "failures under a zero status",
+            ),
+            (Some(1), Some("3 passed, 1 failed"), "a failed job"),
+            (None, Some("3 passed, 0 failed"), "no result marker"),
+        ] {
+            assert!(verdict(status, summary).is_err(), "{why}: must fail");
+        }
+        let timed_out = vm::Outcome {
+            timed_out: true,
+            ..outcome(Some(0), Some("1 passed, 0 failed"))
+        };
+        assert!(vm_tests_verdict(&timed_out).is_err(), "a timeout must fail");
+    }
 }

@@ -12,7 +12,9 @@
 //! that reproduces it.
 
 use std::collections::BTreeMap;
+use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::os::fd::{AsFd, AsRawFd};
 use std::panic::{self, AssertUnwindSafe};
 
 use ipnet::IpNet;
@@ -22,8 +24,8 @@ use ipvlan::rtnl::addr::{self, IfAddrMsg};
 use ipvlan::rtnl::link::{self, IfInfoMsg};
 use ipvlan::rtnl::route::{self, RtMsg};
 use ipvlan::rtnl::{
-    AddrFlags, Address, IpFamily, IpvlanFlags, IpvlanMode, Link, LinkData, LinkKind, LinkSpec,
-    MacvlanMode, Route, RouteSpec,
+    AddrFlags, Address, IpFamily, IpvlanFlag, IpvlanMode, Link, LinkData, LinkKind, LinkSpec,
+    MacvlanMode, Reported, Route, RouteSpec,
 };
 
 const SEED_ENV: &str = "IPVLAN_RTNL_SEED";
@@ -363,20 +365,22 @@ const ADD_FLAGS: u16 = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
 const SET_FLAGS: u16 = NLM_F_REQUEST | NLM_F_ACK;
 const GET_EXT_MASK: u32 = RTEXT_FILTER_VF | RTEXT_FILTER_SKIP_STATS;
 
-fn random_link_spec(rng: &mut Rng) -> LinkSpec {
+/// Open files whose descriptors a request may carry (a `LinkSpec` borrows
+/// the namespace file it names, so the numbers must be real).
+fn some_files() -> Vec<File> {
+    (0..4)
+        .map(|_| File::open("/dev/null").expect("/dev/null opens"))
+        .collect()
+}
+
+fn random_link_spec<'f>(rng: &mut Rng, files: &'f [File]) -> LinkSpec<'f> {
     let name = rng.ifname();
     let parent = rng.edgy_u32();
     let mut spec = match rng.below(5) {
         0 => {
-            let mode = match rng.below(4) {
-                0 => IpvlanMode::Raw(rng.u16()),
-                _ => rng.pick(&[IpvlanMode::L2, IpvlanMode::L3, IpvlanMode::L3s]),
-            };
-            let flags = match rng.below(3) {
-                0 => IpvlanFlags::from_bits_retain(rng.u16()),
-                _ => rng.pick(&[IpvlanFlags::BRIDGE, IpvlanFlags::PRIVATE, IpvlanFlags::VEPA]),
-            };
-            LinkSpec::ipvlan(&name, parent, mode, flags)
+            let mode = rng.pick(&IpvlanMode::ALL);
+            let flag = rng.pick(&IpvlanFlag::ALL);
+            LinkSpec::ipvlan(&name, parent, mode, flag)
         }
         1 => LinkSpec::vlan(&name, parent, rng.u16()),
         2 => LinkSpec::dummy(&name),
@@ -395,7 +399,8 @@ fn random_link_spec(rng: &mut Rng) -> LinkSpec {
         spec = spec.mtu(rng.edgy_u32());
     }
     if rng.one_in(2) {
-        spec = spec.in_netns_fd(rng.pick(&[0, 3, 7, 1023, i32::MAX, -1]));
+        let at = rng.below(files.len() as u64) as usize;
+        spec = spec.in_netns_fd(files[at].as_fd());
     }
     if rng.one_in(3) {
         spec = spec.group(rng.edgy_u32());
@@ -406,7 +411,8 @@ fn random_link_spec(rng: &mut Rng) -> LinkSpec {
 #[test]
 fn link_create_round_trips() {
     property("link_create_round_trips", |rng| {
-        let spec = random_link_spec(rng);
+        let files = some_files();
+        let spec = random_link_spec(rng, &files);
         let msg = spec.request().expect("a valid spec builds");
         let p = emit(rng, &msg, RTM_NEWLINK, ADD_FLAGS, IfInfoMsg::LEN);
         let ctx = format!("{spec:?}\n{:02x?}", p.bytes);
@@ -430,16 +436,16 @@ fn link_create_round_trips() {
         );
         assert_eq!(
             p.u32(IFLA_NET_NS_FD),
-            spec.netns_fd.map(|fd| fd as u32),
+            spec.netns_fd.map(|fd| fd.as_raw_fd() as u32),
             "{ctx}"
         );
 
         // The crate's own parser reads the request as it reads a reply.
         let link = Link::parse(&p.view()).unwrap_or_else(|e| panic!("{e}\n{ctx}"));
         let want_data = match &spec.kind {
-            LinkKind::Ipvlan { mode, flags } => LinkData::Ipvlan {
-                mode: IpvlanMode::from_u16(mode.to_u16()),
-                flags: *flags,
+            LinkKind::Ipvlan { mode, flag } => LinkData::Ipvlan {
+                mode: Reported::Known(*mode),
+                flag: Reported::Known(*flag),
             },
             LinkKind::Vlan { id } => LinkData::Vlan {
                 id: *id,
@@ -497,10 +503,10 @@ fn link_create_round_trips() {
         let u16_of = |a: &RawAttr| u16::from_ne_bytes(a.payload.as_slice().try_into().unwrap());
         let u32_of = |a: &RawAttr| u32::from_ne_bytes(a.payload.as_slice().try_into().unwrap());
         match &spec.kind {
-            LinkKind::Ipvlan { mode, flags } => {
+            LinkKind::Ipvlan { mode, flag } => {
                 assert_eq!(fields.len(), 2, "{ctx}");
-                assert_eq!(u16_of(&fields[&IFLA_IPVLAN_MODE]), mode.to_u16(), "{ctx}");
-                assert_eq!(u16_of(&fields[&IFLA_IPVLAN_FLAGS]), flags.bits(), "{ctx}");
+                assert_eq!(u16_of(&fields[&IFLA_IPVLAN_MODE]), mode.to_raw(), "{ctx}");
+                assert_eq!(u16_of(&fields[&IFLA_IPVLAN_FLAGS]), flag.to_raw(), "{ctx}");
             }
             LinkKind::Vlan { id } => {
                 assert_eq!(fields.len(), 1, "{ctx}");
@@ -635,10 +641,12 @@ fn link_changes_round_trip() {
                 assert_eq!(p.u32(IFLA_GROUP), Some(group));
             }
             5 => {
-                let fd = rng.pick(&[0, 3, 9, 4095, i32::MAX, -1]);
+                let files = some_files();
+                let file = &files[rng.below(files.len() as u64) as usize];
+                let fd = file.as_raw_fd();
                 let p = emit(
                     rng,
-                    &link::set_netns_request(index, fd),
+                    &link::set_netns_request(index, file.as_fd()),
                     RTM_NEWLINK,
                     SET_FLAGS,
                     IfInfoMsg::LEN,

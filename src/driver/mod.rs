@@ -88,7 +88,7 @@ pub use doctor::doctor;
 pub use error::{Error, ErrorKind};
 pub use kernel_support::KernelVersion;
 pub use options::{MAX_NAME_LEN, VALID_OPTION_KEYS};
-pub use privileges::has_net_admin;
+pub use privileges::{effective_capabilities, has_net_admin, CAP_NET_ADMIN, CAP_SYS_ADMIN};
 pub use report::{
     ContainerInfo, DoctorCheck, DoctorReport, EndpointInfo, ExitStatusCode, NetworkInfo,
     RestoreReport, SubnetInfo,

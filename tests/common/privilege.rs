@@ -10,10 +10,7 @@
 
 use std::process::Command;
 
-use ipvlan::cli::privilege::{effective_capabilities, CAP_NET_ADMIN};
-
-/// `linux/capability.h`.
-const CAP_SYS_ADMIN: u32 = 21;
+use ipvlan::driver::{effective_capabilities, CAP_NET_ADMIN, CAP_SYS_ADMIN};
 
 /// Why a privileged test failed when run without privileges.
 pub const NEED_ROOT: &str = "these tests need root (CAP_NET_ADMIN, CAP_SYS_ADMIN): run as root";

@@ -278,6 +278,7 @@ mod tests {
             status,
             summary: summary.map(str::to_string),
             timed_out: false,
+            booted_kernel: None,
         }
     }
 

@@ -838,6 +838,9 @@ fn routes_round_trip() {
         let (protocol, scope, route_kind) = match (add, family, spec.gateway) {
             (true, IpFamily::V4, None) => (RTPROT_BOOT, RT_SCOPE_LINK, RTN_UNICAST),
             (true, _, _) => (RTPROT_BOOT, RT_SCOPE_UNIVERSE, RTN_UNICAST),
+            // iproute2's deletes: RT_SCOPE_NOWHERE (any scope) for IPv4;
+            // IPv6 routes all have universe scope.
+            (false, IpFamily::V6, _) => (0, RT_SCOPE_UNIVERSE, 0),
             (false, _, _) => (0, 255, 0),
         };
         let want_header = RtMsg {

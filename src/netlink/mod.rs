@@ -2,7 +2,8 @@
 //! parsing, the socket, and the error type.
 //!
 //! This layer knows nothing about links or addresses; [`crate::rtnl`] builds
-//! typed rtnetlink requests on top of it.
+//! typed rtnetlink requests on top of it. Files depend on each other bottom
+//! up only: `consts` and `error`, then `attr`, `message` and `socket`.
 
 pub mod attr;
 pub mod consts;

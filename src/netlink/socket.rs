@@ -460,7 +460,9 @@ fn ext_ack(flags: u16, tlvs: Option<&[u8]>) -> (Option<String>, Option<u32>) {
     if flags & NLM_F_ACK_TLVS == 0 {
         return (None, None);
     }
-    let Some(table) = tlvs.and_then(|tlvs| AttrTable::<3>::parse(tlvs).ok()) else {
+    let Some(table) =
+        tlvs.and_then(|tlvs| AttrTable::<{ NLMSGERR_ATTR_MAX as usize + 1 }>::parse(tlvs).ok())
+    else {
         return (None, None);
     };
     let message = table

@@ -12,7 +12,9 @@ use bitflags::bitflags;
 
 use super::Handle;
 use crate::netlink::consts::*;
-use crate::netlink::{AttrTable, Error, ErrorKind, LinkRef, MessageBuilder, MessageView, Result};
+use crate::netlink::{
+    attr, AttrTable, Error, ErrorKind, LinkRef, MessageBuilder, MessageView, Result,
+};
 use crate::netns::Netns;
 
 /// Longest interface name the kernel accepts (`IFNAMSIZ - 1`).
@@ -617,7 +619,7 @@ impl Link {
     /// Parses an `RTM_NEWLINK` message.
     pub fn parse(msg: &MessageView<'_>) -> Result<Link> {
         let header = IfInfoMsg::parse(msg.payload())?;
-        let tb = AttrTable::<70>::parse(msg.attr_area(IfInfoMsg::LEN)?)?;
+        let tb = AttrTable::<{ IFLA_MAX as usize + 1 }>::parse(msg.attr_area(IfInfoMsg::LEN)?)?;
         let (name, raw_name) = match tb.get(IFLA_IFNAME) {
             Some(attr) => match attr.str() {
                 Ok(name) => (name.to_owned(), None),
@@ -642,7 +644,7 @@ impl Link {
             data: LinkData::None,
         };
         if let Some(info) = tb.get(IFLA_LINKINFO) {
-            let info = AttrTable::<6>::parse(info.payload())?;
+            let info = AttrTable::<{ IFLA_INFO_MAX as usize + 1 }>::parse(info.payload())?;
             let kind = info.get(IFLA_INFO_KIND).map(|a| a.str_lossy());
             if let (Some(kind), Some(data)) = (&kind, info.get(IFLA_INFO_DATA)) {
                 link.data = parse_link_data(kind, data.payload())?;
@@ -654,7 +656,9 @@ impl Link {
 }
 
 fn parse_link_data(kind: &str, area: &[u8]) -> Result<LinkData> {
-    let tb = AttrTable::<8>::parse(area)?;
+    // One table serves the `IFLA_INFO_DATA` of every kind decoded below.
+    const MAXES: &[u16] = &[IFLA_IPVLAN_MAX, IFLA_VLAN_MAX, IFLA_MACVLAN_MAX];
+    let tb = AttrTable::<{ attr::slots(MAXES) }>::parse(area)?;
     Ok(match kind {
         "ipvlan" => LinkData::Ipvlan {
             mode: IpvlanMode::from_u16(

@@ -395,7 +395,7 @@ fn errors_carry_errno_ext_ack_and_context() {
         ));
         let err = iv.unwrap_err();
         assert!(
-            matches!(err.kind(), ErrorKind::Unsupported { kind } if kind == "ipvlan"),
+            matches!(err.kind(), ErrorKind::Unsupported { feature, .. } if feature == "ipvlan"),
             "{err}"
         );
         assert_eq!(

@@ -97,7 +97,7 @@ pub(crate) struct BuiltEndpoint {
 /// A netlink failure as a driver error: the layer's text (operation,
 /// link, namespace, the kernel's own words) and its errno.
 pub(crate) fn from_netlink(error: crate::netlink::Error) -> Error {
-    if let crate::netlink::ErrorKind::Unsupported { kind } = error.kind() {
+    if let crate::netlink::ErrorKind::Unsupported { feature: kind, .. } = error.kind() {
         return Error::unsupported(super::kernel::missing_kind_message(kind));
     }
     match error.errno() {

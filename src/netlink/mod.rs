@@ -2,7 +2,8 @@
 //! parsing, the socket, and the error type.
 //!
 //! This layer knows nothing about links or addresses; [`crate::rtnl`] builds
-//! typed rtnetlink requests on top of it. Files depend on each other bottom
+//! typed rtnetlink requests on top of it, and words what errors were about.
+//! Files depend on each other bottom
 //! up only: `consts` and `error`, then `attr`, `message` and `socket`.
 
 pub mod attr;
@@ -12,6 +13,6 @@ pub mod message;
 pub mod socket;
 
 pub use attr::{Attr, AttrTable, Attrs};
-pub use error::{Error, ErrorKind, LinkRef, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use message::{Header, MessageBuilder, MessageView, Messages};
 pub use socket::Socket;

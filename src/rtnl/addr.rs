@@ -5,9 +5,10 @@ use std::net::{IpAddr, Ipv4Addr};
 use bitflags::bitflags;
 use ipnet::IpNet;
 
+use super::error::LinkRef;
 use super::Handle;
 use crate::netlink::consts::*;
-use crate::netlink::{AttrTable, Error, LinkRef, MessageBuilder, MessageView, Result};
+use crate::netlink::{AttrTable, Error, MessageBuilder, MessageView, Result};
 
 bitflags! {
     /// `IFA_F_*` address flags.

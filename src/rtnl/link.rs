@@ -10,11 +10,10 @@ use std::str::FromStr;
 
 use bitflags::bitflags;
 
+use super::error::{unknown_kind_to_unsupported, LinkRef};
 use super::Handle;
 use crate::netlink::consts::*;
-use crate::netlink::{
-    attr, AttrTable, Error, ErrorKind, LinkRef, MessageBuilder, MessageView, Result,
-};
+use crate::netlink::{attr, AttrTable, Error, ErrorKind, MessageBuilder, MessageView, Result};
 use crate::netns::Netns;
 
 /// Longest interface name the kernel accepts (`IFNAMSIZ - 1`).
@@ -698,7 +697,7 @@ impl Handle {
         let msg = spec.request().map_err(context)?;
         self.socket()
             .request(&msg)
-            .map_err(|e| context(e.unknown_kind_to_unsupported(spec.kind.name())))
+            .map_err(|e| context(unknown_kind_to_unsupported(e, spec.kind.name())))
     }
 
     /// Deletes link `index` (and, for a parent, all its ipvlan/macvlan/vlan slaves).
@@ -802,7 +801,7 @@ impl Handle {
         match self.link_by_name(name)? {
             Some(link) => Ok(link.index),
             None => Err(self.context(
-                Error::new(ErrorKind::NotFound),
+                Error::new(ErrorKind::NotFound { what: "link" }),
                 "get link",
                 LinkRef::Name(name.to_owned()),
             )),

@@ -21,18 +21,21 @@
 //! ```
 
 pub mod addr;
+pub mod error;
 pub mod link;
 pub mod route;
 
 pub use addr::{AddrFlags, Address};
+pub use error::{kind_support, missing_kind_explanation, KindSupport};
 pub use link::{IpvlanFlags, IpvlanMode, Link, LinkData, LinkKind, LinkSpec, MacvlanMode};
 pub use route::{IpFamily, Route, RouteSpec};
 
 use std::path::Path;
 
 use crate::netlink::consts::{NLMSG_DONE, NLMSG_ERROR, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWROUTE};
-use crate::netlink::{socket, Error, LinkRef, MessageBuilder, Messages, Result, Socket};
+use crate::netlink::{socket, Error, MessageBuilder, Messages, Result, Socket};
 use crate::netns::{self, Netns};
+use error::LinkRef;
 
 /// An rtnetlink socket bound to one network namespace.
 ///
@@ -111,7 +114,9 @@ impl Handle {
     }
 
     fn context(&self, err: Error, op: &'static str, link: LinkRef) -> Error {
-        err.op(op).link(link).netns(self.netns.as_deref())
+        err.op(op)
+            .subject(link.to_string())
+            .netns(self.netns.as_deref())
     }
 
     fn context_op(&self, err: Error, op: &'static str) -> Error {

@@ -4,6 +4,11 @@
 //! safe Rust types (borrowed fds, slices, `CStr`s), so the invariants are local:
 //! pointers come from live borrows and lengths from the same slices. Calls that
 //! can be interrupted by a signal are retried on `EINTR`.
+//!
+//! The crate denies `unsafe_code` everywhere else (see `lib.rs`); here every
+//! `unsafe` block states the invariant it relies on in a `SAFETY:` comment.
+
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 use std::ffi::CStr;
 use std::io;
@@ -280,7 +285,8 @@ pub fn ignore_signal(signal: i32) -> io::Result<SavedSignal> {
     // (SIG_DFL, no flags, empty mask) that is then filled in.
     let mut action: libc::sigaction = unsafe { mem::zeroed() };
     action.sa_sigaction = libc::SIG_IGN;
-    // SAFETY: as above.
+    // SAFETY: sigaction is plain old data; all-zero is a valid value, and
+    // the kernel overwrites it with the previous disposition.
     let mut previous: libc::sigaction = unsafe { mem::zeroed() };
     // SAFETY: both pointers are live borrows of sigaction values for the call.
     retry(|| unsafe { libc::sigaction(signal, &action, &mut previous) })?;

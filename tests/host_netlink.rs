@@ -578,20 +578,7 @@ fn handle_by_pid_and_path_see_the_same_netns() {
 /// private tmpfs on /run, so named namespaces can live in the standard
 /// /run/netns (where iproute2 looks) without touching the host's.
 fn in_private_run_dir(test: impl FnOnce() + Send) {
-    use std::ffi::CString;
-    let c = |s: &str| CString::new(s).unwrap();
-    std::thread::scope(|scope| {
-        scope
-            .spawn(|| {
-                ipvlan::sys::unshare(libc::CLONE_NEWNS | libc::CLONE_NEWNET).unwrap();
-                let flags = libc::MS_REC | libc::MS_PRIVATE;
-                ipvlan::sys::mount(&c("none"), &c("/"), &c(""), flags).unwrap();
-                ipvlan::sys::mount(&c("tmpfs"), &c("/run"), &c("tmpfs"), 0).unwrap();
-                test();
-            })
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-    });
+    netns::run_in_new_with_private_dir("/run", test).expect("private /run (are we root?)");
 }
 
 fn ip_ok(args: &[&str]) -> String {

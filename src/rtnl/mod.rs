@@ -33,7 +33,7 @@ pub use route::{IpFamily, Route, RouteSpec};
 use std::path::Path;
 
 use crate::netlink::consts::{NLMSG_DONE, NLMSG_ERROR, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWROUTE};
-use crate::netlink::{socket, Error, MessageBuilder, Messages, Result, Socket};
+use crate::netlink::{reply, Error, MessageBuilder, Messages, Result, Socket};
 use crate::netns::{self, Netns};
 use error::LinkRef;
 
@@ -135,8 +135,8 @@ pub fn decode_all(buf: &[u8]) -> usize {
             RTM_NEWLINK => Link::parse(&msg).is_ok(),
             RTM_NEWADDR => Address::parse(&msg).is_ok(),
             RTM_NEWROUTE => Route::parse(&msg).is_ok(),
-            NLMSG_ERROR => !matches!(socket::parse_error(&msg), Err(e) if e.errno().is_none()),
-            NLMSG_DONE => !matches!(socket::parse_done(&msg), Err(e) if e.errno().is_none()),
+            NLMSG_ERROR => !matches!(reply::parse_error(&msg), Err(e) if e.errno().is_none()),
+            NLMSG_DONE => !matches!(reply::parse_done(&msg), Err(e) if e.errno().is_none()),
             _ => false,
         };
         decoded += usize::from(ok);

@@ -1,7 +1,7 @@
 //! The one error type of the netlink and rtnetlink layers.
 //!
 //! An [`Error`] is an [`ErrorKind`] (what went wrong, matchable: errno,
-//! unsupported feature, malformed reply...) plus the context a
+//! unsupported feature, lost answers, malformed reply...) plus the context a
 //! person needs to act on it: the operation, what it was about and the
 //! network namespace. This layer only carries that context; the layers above
 //! word it (`crate::rtnl` names links, and explains missing link types).
@@ -52,6 +52,17 @@ pub enum ErrorKind {
     Timeout {
         /// How long we waited for the reply.
         after: Duration,
+    },
+    /// Our receive queue overflowed (`ENOBUFS`): the kernel dropped answers,
+    /// so whether the requests in `unknown` took effect is not known.
+    Overrun {
+        /// Positions, among the `total` requests handed over in one call, of
+        /// those whose answer was lost (0 for a single request or a dump).
+        /// Every other request sent was answered; in a batch, requests after
+        /// the datagram that overran were not sent.
+        unknown: Vec<usize>,
+        /// How many requests the call was given.
+        total: usize,
     },
     /// A reply violated the netlink format; `what` says where.
     Malformed {
@@ -154,13 +165,14 @@ impl Error {
     ///
     /// `Unsupported` reports `EOPNOTSUPP` and `NotFound` `ENODEV`, what the
     /// kernel said before the error was made more specific; `Timeout`
-    /// reports `ETIMEDOUT`.
+    /// reports `ETIMEDOUT` and `Overrun` `ENOBUFS`.
     pub fn errno(&self) -> Option<i32> {
         match &self.kind {
             ErrorKind::Kernel { errno, .. } => Some(*errno),
             ErrorKind::Unsupported { .. } => Some(libc::EOPNOTSUPP),
             ErrorKind::NotFound { .. } => Some(libc::ENODEV),
             ErrorKind::Timeout { .. } => Some(libc::ETIMEDOUT),
+            ErrorKind::Overrun { .. } => Some(libc::ENOBUFS),
             ErrorKind::Io(err) => err.raw_os_error(),
             _ => None,
         }
@@ -189,6 +201,25 @@ impl From<io::Error> for Error {
     fn from(err: io::Error) -> Error {
         Error::new(ErrorKind::Io(err))
     }
+}
+
+/// "requests 1, 4 and 5".
+fn write_positions(f: &mut fmt::Formatter<'_>, positions: &[usize]) -> fmt::Result {
+    let noun = if positions.len() == 1 {
+        "request"
+    } else {
+        "requests"
+    };
+    write!(f, "{noun} ")?;
+    for (i, position) in positions.iter().enumerate() {
+        let separator = match i {
+            0 => "",
+            i if i + 1 == positions.len() => " and ",
+            _ => ", ",
+        };
+        write!(f, "{separator}{position}")?;
+    }
+    Ok(())
 }
 
 impl fmt::Display for ErrorKind {
@@ -225,6 +256,19 @@ impl fmt::Display for ErrorKind {
             ),
             ErrorKind::Timeout { after } => {
                 write!(f, "no answer from the kernel within {after:?}")
+            }
+            ErrorKind::Overrun { unknown, total } => {
+                write!(
+                    f,
+                    "netlink receive queue overrun (ENOBUFS): the kernel dropped answers; "
+                )?;
+                if *total == 1 {
+                    write!(f, "the outcome of the request is unknown")
+                } else {
+                    write!(f, "the outcome of ")?;
+                    write_positions(f, unknown)?;
+                    write!(f, " (counting from 0) of {total} is unknown")
+                }
             }
             ErrorKind::Malformed { what } => write!(f, "malformed netlink reply: {what}"),
             ErrorKind::InvalidInput { what } => write!(f, "invalid input: {what}"),
@@ -318,6 +362,38 @@ mod tests {
             err.to_string(),
             "open netns c1: No such file or directory (os error 2)"
         );
+    }
+
+    #[test]
+    fn overrun_says_which_outcomes_are_unknown() {
+        let single = Error::new(ErrorKind::Overrun {
+            unknown: vec![0],
+            total: 1,
+        })
+        .op("delete link")
+        .subject("ifindex 7");
+        assert_eq!(
+            single.to_string(),
+            "delete link ifindex 7: netlink receive queue overrun (ENOBUFS): \
+             the kernel dropped answers; the outcome of the request is unknown"
+        );
+        assert_eq!(single.errno(), Some(libc::ENOBUFS));
+        let batch = Error::new(ErrorKind::Overrun {
+            unknown: vec![3, 4, 9],
+            total: 12,
+        });
+        assert_eq!(
+            batch.kind().to_string(),
+            "netlink receive queue overrun (ENOBUFS): the kernel dropped answers; \
+             the outcome of requests 3, 4 and 9 (counting from 0) of 12 is unknown"
+        );
+        let one_of_many = ErrorKind::Overrun {
+            unknown: vec![5],
+            total: 6,
+        };
+        assert!(one_of_many
+            .to_string()
+            .contains("outcome of request 5 (counting"));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! Bottom up; a file uses only its own layer and those below (checked by
 //! `cargo xtask layers`):
 //!
-//! 1. [`sys`], [`json`]: system calls (the only `unsafe`) and JSON.
+//! 1. `sys`, [`json`]: system calls (the only `unsafe`) and JSON.
 //! 2. [`netlink`]: the netlink transport.
 //! 3. [`netns`]: network namespaces.
 //! 4. [`rtnl`]: typed rtnetlink requests.
@@ -60,6 +60,7 @@
 //!    exit 1).
 
 #![deny(missing_docs)]
+#![deny(unsafe_code)]
 
 pub mod cli;
 pub mod driver;
@@ -69,4 +70,5 @@ pub mod netlink;
 pub mod netns;
 pub mod rtnl;
 pub mod store;
-pub mod sys;
+#[allow(unsafe_code)]
+pub(crate) mod sys;

@@ -114,6 +114,26 @@ pub fn run_in_new<T: Send>(f: impl FnOnce() -> T + Send) -> io::Result<T> {
     })
 }
 
+/// Runs `f` on a scratch thread in a new network namespace and a new mount
+/// namespace (mounts made private), where `dir` is an empty tmpfs: named
+/// namespaces made under `dir` then touch nothing outside (tests use it
+/// for `/run`, so that `/run/netns` is where iproute2 looks).
+pub fn run_in_new_with_private_dir<T: Send>(
+    dir: impl AsRef<Path>,
+    f: impl FnOnce() -> T + Send,
+) -> io::Result<T> {
+    let dir = cstring(dir.as_ref())?;
+    on_scratch_thread(|| {
+        sys::unshare(libc::CLONE_NEWNS | libc::CLONE_NEWNET)?;
+        let none = static_cstr("none");
+        let flags = libc::MS_REC | libc::MS_PRIVATE;
+        sys::mount(&none, &static_cstr("/"), &static_cstr(""), flags)?;
+        let tmpfs = static_cstr("tmpfs");
+        sys::mount(&tmpfs, &dir, &tmpfs, 0)?;
+        Ok(f())
+    })
+}
+
 /// Runs `f` on a new thread and waits for it. The OS may refuse a thread
 /// (`EAGAIN` under a pids cgroup or `RLIMIT_NPROC`); that error is returned
 /// as is (errno kept), because `thread::Scope::spawn` would panic and the

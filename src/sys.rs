@@ -4,6 +4,11 @@
 //! safe Rust types (borrowed fds, slices, `CStr`s), so the invariants are local:
 //! pointers come from live borrows and lengths from the same slices. Calls that
 //! can be interrupted by a signal are retried on `EINTR`.
+//!
+//! The crate denies `unsafe_code` everywhere else (see `lib.rs`); here every
+//! `unsafe` block states the invariant it relies on in a `SAFETY:` comment.
+
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 use std::ffi::CStr;
 use std::io;
@@ -93,6 +98,54 @@ pub fn setsockopt_int(fd: BorrowedFd<'_>, level: i32, name: i32, value: i32) -> 
     Ok(())
 }
 
+/// `getsockopt(2)` of an `int` value (`SO_RCVBUF`, `SO_SNDBUF`). A reply of
+/// another size is refused rather than read.
+pub fn getsockopt_int(fd: BorrowedFd<'_>, level: i32, name: i32) -> io::Result<i32> {
+    let mut value: i32 = 0;
+    let mut len = mem::size_of::<i32>() as libc::socklen_t;
+    // SAFETY: `value` and `len` are live and writable, and `len` holds
+    // value's size, so the kernel writes at most that many bytes.
+    retry(|| unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (&mut value as *mut i32).cast(),
+            &mut len,
+        )
+    })?;
+    if len as usize != mem::size_of::<i32>() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("socket option {name} has {len} bytes, not 4"),
+        ));
+    }
+    Ok(value)
+}
+
+/// `getsockopt(2)` of an array of `u32` (`SO_MEMINFO`); how many were written.
+#[cfg(test)]
+pub fn getsockopt_u32s(
+    fd: BorrowedFd<'_>,
+    level: i32,
+    name: i32,
+    values: &mut [u32],
+) -> io::Result<usize> {
+    let mut len = mem::size_of_val(values) as libc::socklen_t;
+    // SAFETY: `values` is a live, writable slice and `len` holds its size in
+    // bytes, so the kernel writes at most that many bytes.
+    retry(|| unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            values.as_mut_ptr().cast(),
+            &mut len,
+        )
+    })?;
+    Ok(len as usize / mem::size_of::<u32>())
+}
+
 /// `getsockopt(2)` of a `u64` value (`SO_NETNS_COOKIE`). A reply of
 /// another size is refused rather than read.
 pub fn getsockopt_u64(fd: BorrowedFd<'_>, level: i32, name: i32) -> io::Result<u64> {
@@ -163,14 +216,15 @@ pub fn send_to_kernel(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
 
 /// Size of the next datagram without consuming it (`MSG_PEEK | MSG_TRUNC`
 /// makes the kernel report the full length even into a zero-byte buffer).
-pub fn peek_datagram_len(fd: BorrowedFd<'_>) -> io::Result<usize> {
+/// `flags` adds `MSG_*` flags, e.g. `MSG_DONTWAIT`.
+pub fn peek_datagram_len(fd: BorrowedFd<'_>, flags: i32) -> io::Result<usize> {
     // SAFETY: a null buffer of length 0 is valid for recv(2); nothing is written.
     let len = retry(|| unsafe {
         libc::recv(
             fd.as_raw_fd(),
             std::ptr::null_mut(),
             0,
-            libc::MSG_PEEK | libc::MSG_TRUNC,
+            libc::MSG_PEEK | libc::MSG_TRUNC | flags,
         )
     })?;
     Ok(len as usize)
@@ -178,7 +232,8 @@ pub fn peek_datagram_len(fd: BorrowedFd<'_>) -> io::Result<usize> {
 
 /// Receives one datagram into `buf`; returns its length (which exceeds
 /// `buf.len()` if it was truncated) and the sender's netlink port id.
-pub fn recv_from(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, u32)> {
+/// `flags` adds `MSG_*` flags, e.g. `MSG_DONTWAIT`.
+pub fn recv_from(fd: BorrowedFd<'_>, buf: &mut [u8], flags: i32) -> io::Result<(usize, u32)> {
     let mut addr = sockaddr_nl(0, 0);
     let mut addr_len = mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t;
     // SAFETY: `buf` is a live, writable slice of the length passed; `addr` and
@@ -188,7 +243,7 @@ pub fn recv_from(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, u32)>
             fd.as_raw_fd(),
             buf.as_mut_ptr().cast(),
             buf.len(),
-            libc::MSG_TRUNC,
+            libc::MSG_TRUNC | flags,
             (&mut addr as *mut libc::sockaddr_nl).cast(),
             &mut addr_len,
         )
@@ -280,7 +335,8 @@ pub fn ignore_signal(signal: i32) -> io::Result<SavedSignal> {
     // (SIG_DFL, no flags, empty mask) that is then filled in.
     let mut action: libc::sigaction = unsafe { mem::zeroed() };
     action.sa_sigaction = libc::SIG_IGN;
-    // SAFETY: as above.
+    // SAFETY: sigaction is plain old data; all-zero is a valid value, and
+    // the kernel overwrites it with the previous disposition.
     let mut previous: libc::sigaction = unsafe { mem::zeroed() };
     // SAFETY: both pointers are live borrows of sigaction values for the call.
     retry(|| unsafe { libc::sigaction(signal, &action, &mut previous) })?;

@@ -398,7 +398,7 @@ fn errors_carry_errno_ext_ack_and_context() {
         ));
         let err = iv.unwrap_err();
         assert!(
-            matches!(err.kind(), ErrorKind::Unsupported { kind } if kind == "ipvlan"),
+            matches!(err.kind(), ErrorKind::Unsupported { feature, .. } if feature == "ipvlan"),
             "{err}"
         );
         assert_eq!(
@@ -666,20 +666,7 @@ fn handle_by_pid_and_path_see_the_same_netns() {
 /// /run/netns (where iproute2 looks) without touching the host's.
 fn in_private_run_dir(test: impl FnOnce() + Send) {
     common::privilege::require_root();
-    use std::ffi::CString;
-    let c = |s: &str| CString::new(s).unwrap();
-    std::thread::scope(|scope| {
-        scope
-            .spawn(|| {
-                ipvlan::sys::unshare(libc::CLONE_NEWNS | libc::CLONE_NEWNET).unwrap();
-                let flags = libc::MS_REC | libc::MS_PRIVATE;
-                ipvlan::sys::mount(&c("none"), &c("/"), &c(""), flags).unwrap();
-                ipvlan::sys::mount(&c("tmpfs"), &c("/run"), &c("tmpfs"), 0).unwrap();
-                test();
-            })
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-    });
+    netns::run_in_new_with_private_dir("/run", test).expect("private /run (are we root?)");
 }
 
 fn ip_ok(args: &[&str]) -> String {

@@ -30,7 +30,7 @@ struct Target {
 
 /// Makes every netlink header's `nlmsg_len` fit the buffer: a message running
 /// past the end is cut to what remains.
-#[cfg(feature = "netlink")]
+#[cfg(any(feature = "netlink", feature = "replies"))]
 fn repair_netlink_lengths(data: &mut [u8]) {
     const HEADER_LEN: usize = 16;
     let mut offset = 0;
@@ -51,6 +51,49 @@ fn repair_netlink_lengths(data: &mut [u8]) {
 fn netlink(data: &[u8]) {
     // Every outcome is fine except a panic: errors are the expected answer to garbage.
     let _ = ipvlan::rtnl::decode_all(data);
+}
+
+/// The readers the socket feeds each received datagram (ACKs of a batch,
+/// dump parts, a single reply), fed the input twice, as two datagrams. The
+/// port id and sequence number come from the first header, so mutated
+/// inputs still reach the paths that match a reply to its request.
+#[cfg(feature = "replies")]
+fn replies(data: &[u8]) {
+    use ipvlan::netlink::reply::{single_reply, AckReader, DumpReader};
+    use ipvlan::netlink::{Error, ErrorKind, Header, MessageView};
+    let (port, seq) = Header::parse(data).map_or((0, 0), |h| (h.pid, h.seq));
+    let seqs: Vec<u32> = (0..3).map(|i| seq.wrapping_add(i)).collect();
+    let mut acks = AckReader::new(port, seqs.clone());
+    for _ in 0..2 {
+        let _ = acks.feed(data);
+    }
+    let unanswered = acks.unanswered();
+    assert!(unanswered.iter().all(|&i| i < seqs.len()), "{unanswered:?}");
+    match acks.finish() {
+        Some(results) => {
+            assert_eq!(results.len(), seqs.len(), "one result per request");
+            assert!(
+                unanswered.is_empty(),
+                "finished with {unanswered:?} unanswered"
+            );
+        }
+        None => assert!(!unanswered.is_empty(), "unfinished, yet all answered"),
+    }
+    let mut dump = DumpReader::new(port, seq);
+    for _ in 0..2 {
+        // Like the socket's callers: decode each part; some callers fail.
+        let _ = dump.feed(data, &mut |msg| {
+            let _ = ipvlan::rtnl::link::from_dump(msg);
+            let _ = ipvlan::rtnl::addr::from_dump(msg);
+            if msg.payload().first() == Some(&0xee) {
+                let what = "a part the caller refuses".into();
+                return Err(Error::new(ErrorKind::InvalidInput { what }));
+            }
+            Ok(())
+        });
+    }
+    let mut parse = |msg: &MessageView<'_>| ipvlan::rtnl::Link::parse(msg);
+    let _ = single_reply(data, port, seq, &mut parse);
 }
 
 #[cfg(feature = "json")]
@@ -176,6 +219,27 @@ fn targets() -> Vec<(&'static str, Option<Target>)> {
                 repair: Some(repair_netlink_lengths),
             }),
             #[cfg(not(feature = "netlink"))]
+            None,
+        ),
+        (
+            "replies",
+            #[cfg(feature = "replies")]
+            Some(Target {
+                name: "replies",
+                run: replies,
+                dictionary: &[
+                    b"\x02\x00", // NLMSG_ERROR
+                    b"\x03\x00", // NLMSG_DONE
+                    b"\x02\x00\x10\x00",
+                    b"\x00\x01",         // NLM_F_CAPPED
+                    b"\x00\x02",         // NLM_F_ACK_TLVS
+                    b"\xea\xff\xff\xff", // -EINVAL
+                    b"\x00\x00\x00\x00",
+                    b"\x08\x00\x02\x00",
+                ],
+                repair: Some(repair_netlink_lengths),
+            }),
+            #[cfg(not(feature = "replies"))]
             None,
         ),
         (
@@ -566,6 +630,20 @@ mod tests {
         }
         assert!(argv_of(b"").is_empty());
         assert_eq!(argv_of(b"a\0\0b"), ["a", "", "b"]);
+    }
+
+    #[cfg(feature = "replies")]
+    #[test]
+    fn replies_target_runs_its_seeds() {
+        for seed in load_seeds(&fuzz_dir().join("seeds"), "replies") {
+            replies(&seed);
+        }
+        let acks = std::fs::read(fuzz_dir().join("seeds/replies/ack-batch.bin")).unwrap();
+        let mut reader = ipvlan::netlink::reply::AckReader::new(4242, vec![100, 101, 102]);
+        assert!(reader.feed(&acks).unwrap(), "the seed answers all three");
+        let results = reader.finish().unwrap();
+        let refused = results[1].as_ref().unwrap_err();
+        assert_eq!(refused.ext_ack(), Some("Link already exists"));
     }
 
     fn panics_on_long_input(data: &[u8]) {

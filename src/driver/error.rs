@@ -203,8 +203,8 @@ impl std::error::Error for Error {}
 /// becomes [`ErrorKind::Unsupported`] with what to load.
 impl From<crate::netlink::Error> for Error {
     fn from(error: crate::netlink::Error) -> Error {
-        if let crate::netlink::ErrorKind::Unsupported { kind } = error.kind() {
-            return Error::unsupported(missing_kind_message(kind));
+        if let crate::netlink::ErrorKind::Unsupported { feature, .. } = error.kind() {
+            return Error::unsupported(missing_kind_message(feature));
         }
         match error.errno() {
             Some(errno) => Error::os(error.to_string(), errno),
@@ -246,14 +246,19 @@ impl From<crate::ipam::IpamError> for Error {
     }
 }
 
-/// The message for a kernel without a link kind we need.
+/// The message for a kernel without a link kind we need: rtnl's config
+/// option and module, and what the driver needs the kind for.
 pub(crate) fn missing_kind_message(kind: &str) -> String {
-    match kind {
-        "ipvlan" => {
-            "this kernel has no ipvlan support (CONFIG_IPVLAN); try `modprobe ipvlan`".to_string()
-        }
-        "dummy" => "this kernel has no dummy link support (CONFIG_DUMMY), needed for a network without parent; try `modprobe dummy`".to_string(),
-        "vlan" => "this kernel has no 802.1Q VLAN support (CONFIG_VLAN_8021Q), needed for a NAME.VLANID parent; try `modprobe 8021q`".to_string(),
-        other => format!("this kernel has no {other} link support"),
+    let (what, needed_for) = match kind {
+        "dummy" => ("dummy link", ", needed for a network without parent"),
+        "vlan" => ("802.1Q VLAN", ", needed for a NAME.VLANID parent"),
+        other => (other, ""),
+    };
+    match crate::rtnl::kind_support(kind) {
+        Some(support) => format!(
+            "this kernel has no {what} support ({}){needed_for}; try `modprobe {}`",
+            support.config, support.module
+        ),
+        None => format!("this kernel has no {what} link support{needed_for}"),
     }
 }

@@ -9,9 +9,8 @@
 use std::borrow::Cow;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::consts::{NLA_F_NESTED, NLA_HDRLEN, NLA_TYPE_MASK};
+use super::consts::{align, NLA_F_NESTED, NLA_HDRLEN, NLA_TYPE_MASK};
 use super::error::{Error, Result};
-use super::message::align;
 
 /// One attribute: its type (flag bits kept) and its payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,10 +152,26 @@ impl<'a> Iterator for Attrs<'a> {
 }
 
 /// Attributes indexed by type, libmnl's `tb[]`: the last occurrence of a type
-/// wins; types `>= N` are ignored.
+/// wins; types `>= N` are ignored. Size it like the kernel's
+/// `tb[IFLA_MAX + 1]`: `AttrTable::<{ IFLA_MAX as usize + 1 }>`, with the
+/// `*_MAX` of [`super::consts`].
 #[derive(Debug, Clone)]
 pub struct AttrTable<'a, const N: usize> {
     slots: [Option<Attr<'a>>; N],
+}
+
+/// How many slots an [`AttrTable`] needs for the attributes of several
+/// enums at once: one more than the largest of their `*_MAX`.
+pub const fn slots(maxes: &[u16]) -> usize {
+    let mut max = 0;
+    let mut i = 0;
+    while i < maxes.len() {
+        if maxes[i] > max {
+            max = maxes[i];
+        }
+        i += 1;
+    }
+    max as usize + 1
 }
 
 impl<'a, const N: usize> AttrTable<'a, N> {
@@ -236,9 +251,16 @@ mod tests {
         let area = [
             5, 0, 1, 0, 1, 0, 0, 0, 5, 0, 1, 0, 2, 0, 0, 0, 5, 0, 9, 0, 3, 0, 0, 0,
         ];
-        let table = AttrTable::<4>::parse(&area).unwrap();
+        const MAX: u16 = 3;
+        let table = AttrTable::<{ MAX as usize + 1 }>::parse(&area).unwrap();
         assert_eq!(table.get(1).unwrap().u8().unwrap(), 2);
         assert!(table.get(9).is_none());
         assert!(table.get(2).is_none());
+    }
+
+    #[test]
+    fn slots_cover_the_largest_max() {
+        assert_eq!(slots(&[2, 5, 3]), 6);
+        assert_eq!(slots(&[]), 1);
     }
 }

@@ -4,6 +4,10 @@
 //! Everything is defined here with the width it has on the wire, including the
 //! numbers `libc` also has; a unit test pins those against `libc` so a typo
 //! cannot drift.
+//!
+//! The `*_MAX` numbers (highest attribute type of an enum) are those of the
+//! kernel we target, Linux 6.1. They size [`super::AttrTable`]s only: a
+//! newer kernel's higher types are skipped, and we read none of them.
 
 #![allow(missing_docs)]
 
@@ -22,6 +26,14 @@ pub const NLMSG_ALIGNTO: usize = 4;
 pub const NLMSG_HDRLEN: usize = 16;
 pub const NLA_ALIGNTO: usize = 4;
 pub const NLA_HDRLEN: usize = 4;
+
+/// `NLMSG_ALIGN` and `NLA_ALIGN`: rounds `len` up to the netlink alignment
+/// (4 bytes, for messages and attributes alike). Lives here, below both the
+/// message and the attribute code, so neither has to import the other for it.
+pub const fn align(len: usize) -> usize {
+    const _: () = assert!(NLMSG_ALIGNTO == NLA_ALIGNTO);
+    (len + NLA_ALIGNTO - 1) & !(NLA_ALIGNTO - 1)
+}
 
 pub const NLMSG_NOOP: u16 = 1;
 pub const NLMSG_ERROR: u16 = 2;
@@ -49,6 +61,7 @@ pub const NLA_TYPE_MASK: u16 = !(NLA_F_NESTED | NLA_F_NET_BYTEORDER);
 // enum nlmsgerr_attrs
 pub const NLMSGERR_ATTR_MSG: u16 = 1;
 pub const NLMSGERR_ATTR_OFFS: u16 = 2;
+pub const NLMSGERR_ATTR_MAX: u16 = 6;
 
 // linux/rtnetlink.h: message types
 pub const RTM_NEWLINK: u16 = 16;
@@ -85,6 +98,7 @@ pub const RTA_GATEWAY: u16 = 5;
 pub const RTA_PRIORITY: u16 = 6;
 pub const RTA_PREFSRC: u16 = 7;
 pub const RTA_TABLE: u16 = 15;
+pub const RTA_MAX: u16 = 30;
 
 // linux/if_link.h
 pub const IFLA_ADDRESS: u16 = 1;
@@ -100,12 +114,15 @@ pub const IFLA_GROUP: u16 = 27;
 pub const IFLA_NET_NS_FD: u16 = 28;
 pub const IFLA_EXT_MASK: u16 = 29;
 pub const IFLA_LINK_NETNSID: u16 = 37;
+pub const IFLA_MAX: u16 = 61;
 
 pub const IFLA_INFO_KIND: u16 = 1;
 pub const IFLA_INFO_DATA: u16 = 2;
+pub const IFLA_INFO_MAX: u16 = 5;
 
 pub const IFLA_IPVLAN_MODE: u16 = 1;
 pub const IFLA_IPVLAN_FLAGS: u16 = 2;
+pub const IFLA_IPVLAN_MAX: u16 = 2;
 pub const IPVLAN_MODE_L2: u16 = 0;
 pub const IPVLAN_MODE_L3: u16 = 1;
 pub const IPVLAN_MODE_L3S: u16 = 2;
@@ -114,8 +131,10 @@ pub const IPVLAN_F_VEPA: u16 = 0x02;
 
 pub const IFLA_VLAN_ID: u16 = 1;
 pub const IFLA_VLAN_PROTOCOL: u16 = 5;
+pub const IFLA_VLAN_MAX: u16 = 5;
 
 pub const IFLA_MACVLAN_MODE: u16 = 1;
+pub const IFLA_MACVLAN_MAX: u16 = 8;
 pub const MACVLAN_MODE_PRIVATE: u32 = 1;
 pub const MACVLAN_MODE_VEPA: u32 = 2;
 pub const MACVLAN_MODE_BRIDGE: u32 = 4;
@@ -138,6 +157,7 @@ pub const IFA_LOCAL: u16 = 2;
 pub const IFA_LABEL: u16 = 3;
 pub const IFA_BROADCAST: u16 = 4;
 pub const IFA_FLAGS: u16 = 8;
+pub const IFA_MAX: u16 = 11;
 pub const IFA_F_NODAD: u32 = 0x02;
 
 pub const AF_UNSPEC: u8 = 0;
@@ -180,5 +200,14 @@ mod tests {
             libc::RTEXT_FILTER_SKIP_STATS as u32
         );
         assert_eq!(i32::from(AF_INET6), libc::AF_INET6);
+    }
+
+    #[test]
+    fn align_rounds_up_to_four() {
+        assert_eq!(
+            [0, 1, 3, 4, 5, 8].map(align),
+            [0, 4, 4, 4, 8, 8],
+            "NLMSG_ALIGN / NLA_ALIGN"
+        );
     }
 }

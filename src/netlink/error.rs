@@ -1,30 +1,14 @@
 //! The one error type of the netlink and rtnetlink layers.
 //!
 //! An [`Error`] is an [`ErrorKind`] (what went wrong, matchable: errno,
-//! unsupported link type, malformed reply...) plus the context a person needs
-//! to act on it: the operation, the link and the network namespace.
+//! unsupported feature, lost answers, malformed reply...) plus the context a
+//! person needs to act on it: the operation, what it was about and the
+//! network namespace. This layer only carries that context; the layers above
+//! word it (`crate::rtnl` names links, and explains missing link types).
 
 use std::fmt;
 use std::io;
 use std::time::Duration;
-
-/// The link an operation was about, by name or by index.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LinkRef {
-    /// An interface name.
-    Name(String),
-    /// An interface index.
-    Index(u32),
-}
-
-impl fmt::Display for LinkRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            LinkRef::Name(name) => write!(f, "{name}"),
-            LinkRef::Index(index) => write!(f, "ifindex {index}"),
-        }
-    }
-}
 
 /// What went wrong.
 #[derive(Debug)]
@@ -42,13 +26,21 @@ pub enum ErrorKind {
         /// (`NLMSGERR_ATTR_OFFS`), if the kernel pointed at one.
         offset: Option<u32>,
     },
-    /// The kernel does not know link type `kind` (module not loaded or not built).
+    /// The running kernel lacks something the request needs (a module not
+    /// loaded, or not built). Made by the layer that knows what the request
+    /// was for, from the kernel's `EOPNOTSUPP`.
     Unsupported {
-        /// The `IFLA_INFO_KIND` requested, e.g. `"ipvlan"`.
-        kind: String,
+        /// What is missing, as that layer names it (for `crate::rtnl`, the
+        /// link type, e.g. `"ipvlan"`).
+        feature: String,
+        /// The sentence for a person: what is missing and how to get it.
+        explanation: String,
     },
-    /// The request asked for something that does not exist (no such link).
-    NotFound,
+    /// The request asked for something that does not exist.
+    NotFound {
+        /// What kind of object was missing, e.g. `"link"`.
+        what: &'static str,
+    },
     /// A dump kept being interrupted by concurrent changes (`NLM_F_DUMP_INTR`).
     DumpInterrupted {
         /// How many times the dump was tried before giving up.
@@ -60,6 +52,17 @@ pub enum ErrorKind {
     Timeout {
         /// How long we waited for the reply.
         after: Duration,
+    },
+    /// Our receive queue overflowed (`ENOBUFS`): the kernel dropped answers,
+    /// so whether the requests in `unknown` took effect is not known.
+    Overrun {
+        /// Positions, among the `total` requests handed over in one call, of
+        /// those whose answer was lost (0 for a single request or a dump).
+        /// Every other request sent was answered; in a batch, requests after
+        /// the datagram that overran were not sent.
+        unknown: Vec<usize>,
+        /// How many requests the call was given.
+        total: usize,
     },
     /// A reply violated the netlink format; `what` says where.
     Malformed {
@@ -80,7 +83,7 @@ pub enum ErrorKind {
 pub struct Error {
     kind: ErrorKind,
     op: &'static str,
-    link: Option<LinkRef>,
+    subject: Option<String>,
     netns: Option<String>,
 }
 
@@ -88,12 +91,12 @@ pub struct Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    /// A bare error; context is added with [`Error::op`], [`Error::link`], [`Error::netns`].
+    /// A bare error; context is added with [`Error::op`], [`Error::subject`], [`Error::netns`].
     pub fn new(kind: ErrorKind) -> Error {
         Error {
             kind,
             op: "",
-            link: None,
+            subject: None,
             netns: None,
         }
     }
@@ -114,9 +117,13 @@ impl Error {
         self
     }
 
-    /// Sets the link the operation was about, keeping an existing one.
-    pub fn link(mut self, link: LinkRef) -> Error {
-        self.link.get_or_insert(link);
+    /// Sets what the operation was about, as the layer above words it
+    /// (e.g. `"eth0"` or `"ifindex 3"` after "create link"), keeping an
+    /// existing one.
+    pub fn subject(mut self, subject: impl Into<String>) -> Error {
+        if self.subject.is_none() {
+            self.subject = Some(subject.into());
+        }
         self
     }
 
@@ -126,6 +133,12 @@ impl Error {
             self.netns = netns.map(str::to_owned);
         }
         self
+    }
+
+    /// Replaces what went wrong and keeps the context: for a layer above
+    /// that knows more about the request than the kernel's errno said.
+    pub fn with_kind(self, kind: ErrorKind) -> Error {
+        Error { kind, ..self }
     }
 
     /// What went wrong.
@@ -138,9 +151,9 @@ impl Error {
         self.op
     }
 
-    /// The link the failed operation was about.
-    pub fn link_ref(&self) -> Option<&LinkRef> {
-        self.link.as_ref()
+    /// What the failed operation was about (see [`Error::subject`]).
+    pub fn subject_name(&self) -> Option<&str> {
+        self.subject.as_deref()
     }
 
     /// The network namespace the failed operation ran in (None: the caller's).
@@ -152,13 +165,14 @@ impl Error {
     ///
     /// `Unsupported` reports `EOPNOTSUPP` and `NotFound` `ENODEV`, what the
     /// kernel said before the error was made more specific; `Timeout`
-    /// reports `ETIMEDOUT`.
+    /// reports `ETIMEDOUT` and `Overrun` `ENOBUFS`.
     pub fn errno(&self) -> Option<i32> {
         match &self.kind {
             ErrorKind::Kernel { errno, .. } => Some(*errno),
             ErrorKind::Unsupported { .. } => Some(libc::EOPNOTSUPP),
-            ErrorKind::NotFound => Some(libc::ENODEV),
+            ErrorKind::NotFound { .. } => Some(libc::ENODEV),
             ErrorKind::Timeout { .. } => Some(libc::ETIMEDOUT),
+            ErrorKind::Overrun { .. } => Some(libc::ENOBUFS),
             ErrorKind::Io(err) => err.raw_os_error(),
             _ => None,
         }
@@ -177,32 +191,9 @@ impl Error {
         self.errno() == Some(libc::EEXIST)
     }
 
-    /// The link (or the parent it names) does not exist.
+    /// The object (or the parent it names) does not exist.
     pub fn is_not_found(&self) -> bool {
-        matches!(self.kind, ErrorKind::NotFound) || self.errno() == Some(libc::ENODEV)
-    }
-
-    /// Replaces a kernel `EOPNOTSUPP` "Unknown device type" by `Unsupported { kind }`.
-    pub(crate) fn unknown_kind_to_unsupported(self, kind: &str) -> Error {
-        let unknown_type = match &self.kind {
-            ErrorKind::Kernel { errno, message, .. } => {
-                *errno == libc::EOPNOTSUPP
-                    && message
-                        .as_deref()
-                        .map_or(true, |m| m.contains("Unknown device type"))
-            }
-            _ => false,
-        };
-        if unknown_type {
-            Error {
-                kind: ErrorKind::Unsupported {
-                    kind: kind.to_owned(),
-                },
-                ..self
-            }
-        } else {
-            self
-        }
+        matches!(self.kind, ErrorKind::NotFound { .. }) || self.errno() == Some(libc::ENODEV)
     }
 }
 
@@ -212,16 +203,23 @@ impl From<io::Error> for Error {
     }
 }
 
-/// Kernel config option and module that provide a link type.
-fn kind_hint(kind: &str) -> Option<(&'static str, &'static str)> {
-    match kind {
-        "ipvlan" => Some(("CONFIG_IPVLAN", "ipvlan")),
-        "dummy" => Some(("CONFIG_DUMMY", "dummy")),
-        "vlan" => Some(("CONFIG_VLAN_8021Q", "8021q")),
-        "macvlan" => Some(("CONFIG_MACVLAN", "macvlan")),
-        "veth" => Some(("CONFIG_VETH", "veth")),
-        _ => None,
+/// "requests 1, 4 and 5".
+fn write_positions(f: &mut fmt::Formatter<'_>, positions: &[usize]) -> fmt::Result {
+    let noun = if positions.len() == 1 {
+        "request"
+    } else {
+        "requests"
+    };
+    write!(f, "{noun} ")?;
+    for (i, position) in positions.iter().enumerate() {
+        let separator = match i {
+            0 => "",
+            i if i + 1 == positions.len() => " and ",
+            _ => ", ",
+        };
+        write!(f, "{separator}{position}")?;
     }
+    Ok(())
 }
 
 impl fmt::Display for ErrorKind {
@@ -241,20 +239,36 @@ impl fmt::Display for ErrorKind {
                 }
                 Ok(())
             }
-            ErrorKind::Unsupported { kind } => match kind_hint(kind) {
-                Some((config, module)) => write!(
-                    f,
-                    "this kernel has no {kind} support ({config}); try `modprobe {module}`"
-                ),
-                None => write!(f, "this kernel has no {kind} support"),
-            },
-            ErrorKind::NotFound => write!(f, "no such link"),
+            ErrorKind::Unsupported {
+                feature,
+                explanation,
+            } => {
+                if explanation.is_empty() {
+                    write!(f, "not supported by this kernel: {feature}")
+                } else {
+                    write!(f, "{explanation}")
+                }
+            }
+            ErrorKind::NotFound { what } => write!(f, "no such {what}"),
             ErrorKind::DumpInterrupted { attempts } => write!(
                 f,
                 "dump interrupted by concurrent changes {attempts} times in a row"
             ),
             ErrorKind::Timeout { after } => {
                 write!(f, "no answer from the kernel within {after:?}")
+            }
+            ErrorKind::Overrun { unknown, total } => {
+                write!(
+                    f,
+                    "netlink receive queue overrun (ENOBUFS): the kernel dropped answers; "
+                )?;
+                if *total == 1 {
+                    write!(f, "the outcome of the request is unknown")
+                } else {
+                    write!(f, "the outcome of ")?;
+                    write_positions(f, unknown)?;
+                    write!(f, " (counting from 0) of {total} is unknown")
+                }
             }
             ErrorKind::Malformed { what } => write!(f, "malformed netlink reply: {what}"),
             ErrorKind::InvalidInput { what } => write!(f, "invalid input: {what}"),
@@ -267,12 +281,12 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if !self.op.is_empty() {
             write!(f, "{}", self.op)?;
-            if let Some(link) = &self.link {
-                write!(f, " {link}")?;
+            if let Some(subject) = &self.subject {
+                write!(f, " {subject}")?;
             }
             match &self.netns {
                 // "open netns c1", not "open netns in netns c1".
-                Some(netns) if self.link.is_none() && self.op.ends_with("netns") => {
+                Some(netns) if self.subject.is_none() && self.op.ends_with("netns") => {
                     write!(f, " {netns}")?
                 }
                 Some(netns) => write!(f, " in netns {netns}")?,
@@ -309,7 +323,7 @@ mod tests {
     fn display_carries_context_errno_and_ext_ack() {
         let err = kernel(libc::EINVAL, Some("8021q: Invalid VLAN id"))
             .op("create link")
-            .link(LinkRef::Name("eth0.4095".into()))
+            .subject("eth0.4095")
             .netns(Some("c1"));
         assert_eq!(
             err.to_string(),
@@ -318,25 +332,68 @@ mod tests {
         );
         assert_eq!(err.errno(), Some(libc::EINVAL));
         assert_eq!(err.ext_ack(), Some("8021q: Invalid VLAN id"));
+        assert_eq!(err.subject_name(), Some("eth0.4095"));
     }
 
     #[test]
-    fn unknown_device_type_becomes_unsupported_with_hint() {
-        let err = kernel(libc::EOPNOTSUPP, Some("Unknown device type"))
-            .unknown_kind_to_unsupported("ipvlan")
+    fn a_refined_kind_keeps_the_context() {
+        let err = kernel(libc::EOPNOTSUPP, None)
             .op("create link")
-            .link(LinkRef::Name("iv0".into()));
-        assert!(matches!(err.kind(), ErrorKind::Unsupported { kind } if kind == "ipvlan"));
+            .subject("iv0")
+            .with_kind(ErrorKind::Unsupported {
+                feature: "ipvlan".into(),
+                explanation: "no ipvlan here".into(),
+            });
+        assert_eq!(err.to_string(), "create link iv0: no ipvlan here");
+        assert_eq!(err.errno(), Some(libc::EOPNOTSUPP));
+        let err = Error::new(ErrorKind::NotFound { what: "link" })
+            .op("get link")
+            .subject("eth9");
+        assert_eq!(err.to_string(), "get link eth9: no such link");
+        assert!(err.is_not_found());
+    }
+
+    #[test]
+    fn netns_operations_name_the_netns_once() {
+        let err = Error::from(io::Error::from_raw_os_error(libc::ENOENT))
+            .op("open netns")
+            .netns(Some("c1"));
         assert_eq!(
             err.to_string(),
-            "create link iv0: this kernel has no ipvlan support (CONFIG_IPVLAN); \
-             try `modprobe ipvlan`"
+            "open netns c1: No such file or directory (os error 2)"
         );
-        let other = kernel(libc::EOPNOTSUPP, Some("something else"));
-        assert!(matches!(
-            other.unknown_kind_to_unsupported("vlan").kind(),
-            ErrorKind::Kernel { .. }
-        ));
+    }
+
+    #[test]
+    fn overrun_says_which_outcomes_are_unknown() {
+        let single = Error::new(ErrorKind::Overrun {
+            unknown: vec![0],
+            total: 1,
+        })
+        .op("delete link")
+        .subject("ifindex 7");
+        assert_eq!(
+            single.to_string(),
+            "delete link ifindex 7: netlink receive queue overrun (ENOBUFS): \
+             the kernel dropped answers; the outcome of the request is unknown"
+        );
+        assert_eq!(single.errno(), Some(libc::ENOBUFS));
+        let batch = Error::new(ErrorKind::Overrun {
+            unknown: vec![3, 4, 9],
+            total: 12,
+        });
+        assert_eq!(
+            batch.kind().to_string(),
+            "netlink receive queue overrun (ENOBUFS): the kernel dropped answers; \
+             the outcome of requests 3, 4 and 9 (counting from 0) of 12 is unknown"
+        );
+        let one_of_many = ErrorKind::Overrun {
+            unknown: vec![5],
+            total: 6,
+        };
+        assert!(one_of_many
+            .to_string()
+            .contains("outcome of request 5 (counting"));
     }
 
     #[test]
@@ -347,8 +404,13 @@ mod tests {
 
     #[test]
     fn first_context_wins() {
-        let err = kernel(libc::EEXIST, None).op("inner").op("outer");
+        let err = kernel(libc::EEXIST, None)
+            .op("inner")
+            .op("outer")
+            .subject("a")
+            .subject("b");
         assert_eq!(err.operation(), "inner");
+        assert_eq!(err.subject_name(), Some("a"));
         assert!(err.is_exists());
     }
 }

@@ -8,14 +8,8 @@
 use std::net::IpAddr;
 
 use super::attr::Attrs;
-use super::consts::{NLA_ALIGNTO, NLA_HDRLEN, NLMSG_ALIGNTO, NLMSG_HDRLEN};
+use super::consts::{align, NLA_HDRLEN, NLMSG_HDRLEN};
 use super::error::{Error, Result};
-
-/// Rounds `len` up to the netlink alignment (4 bytes, for messages and attributes).
-pub const fn align(len: usize) -> usize {
-    const _: () = assert!(NLMSG_ALIGNTO == NLA_ALIGNTO);
-    (len + NLA_ALIGNTO - 1) & !(NLA_ALIGNTO - 1)
-}
 
 /// The fixed message header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -1,27 +1,28 @@
 //! A synchronous `NETLINK_ROUTE` socket: requests with ACKs, single replies,
 //! dumps and batches.
 //!
-//! Every reply is checked: it must come from the kernel (port 0), carry our
-//! port id and the request's sequence number; anything else (a late reply to
-//! an abandoned request) is skipped. Errors carry the kernel's extended-ack
-//! text (`NETLINK_EXT_ACK`); ACKs are capped (`NETLINK_CAP_ACK`).
+//! Every datagram comes into one buffer the socket keeps, and is read by the
+//! pure readers of [`super::reply`]: a reply must come from the kernel (port
+//! 0), carry our port id and the request's sequence number; anything else (a
+//! late reply to an abandoned request) is skipped. Errors carry the kernel's
+//! extended-ack text (`NETLINK_EXT_ACK`); ACKs are capped (`NETLINK_CAP_ACK`).
 
 use std::cell::Cell;
+use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
 
-use super::attr::AttrTable;
 use super::consts::*;
 use super::error::{Error, ErrorKind, Result};
-use super::message::{Header, MessageBuilder, MessageView, Messages};
+use super::message::{MessageBuilder, MessageView};
+use super::reply::{single_reply, AckReader, DumpReader};
 use crate::sys;
+
+pub use super::reply::{parse_done, parse_error};
 
 /// How often a dump interrupted by concurrent changes is restarted.
 pub const DUMP_ATTEMPTS: u32 = 5;
-
-/// Smallest receive buffer: kernel dump datagrams reach ~32 KiB.
-const MIN_RECV_BUF: usize = 32 * 1024;
 
 /// How long a socket waits for each datagram of an answer (`SO_RCVTIMEO`).
 /// The kernel handles rtnetlink requests inside `sendmsg`, so a reply that
@@ -30,50 +31,163 @@ const MIN_RECV_BUF: usize = 32 * 1024;
 /// held; 30 s is far beyond any real reply, even on a loaded machine.
 pub const RECV_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Send buffer asked for (`SO_SNDBUF`; the kernel doubles it). A datagram
-/// larger than the doubled value fails with `EMSGSIZE`.
+/// First size of the receive buffer. The kernel builds dump datagrams of up
+/// to 32 KiB when the reader's buffer is that large; a larger datagram (a
+/// link with many VFs) grows the buffer, as the peek before each read tells.
+const MIN_RECV_BUF: usize = 32 * 1024;
+
+/// Send buffer asked for (`SO_SNDBUF`). The kernel caps the value at
+/// `net.core.wmem_max`, then doubles it; we read back what it granted.
 const SEND_BUF: usize = 32 * 1024;
 
-/// Largest datagram [`Socket::request_batch`] sends: half the send buffer
-/// we ask for, whatever the kernel does with it.
-const MAX_BATCH_BYTES: usize = SEND_BUF / 2;
+/// Receive buffer asked for (`SO_RCVBUF`): capped at `net.core.rmem_max`
+/// (208 KiB unless raised), then doubled; we read back what it granted.
+const RECV_BUF: usize = 1024 * 1024;
 
-/// Most requests in one datagram: each ACK is its own buffer in our receive
-/// queue (about 1 KiB of accounting each), which must not overflow.
-const MAX_BATCH_MESSAGES: usize = 256;
+/// `netlink_sendmsg` refuses with `EMSGSIZE` a datagram longer than the
+/// send buffer less these 32 bytes.
+const SEND_BUF_SLACK: usize = 32;
+
+/// What we budget for one ACK in our receive queue.
+///
+/// An ACK is `NLMSG_HDRLEN` + `sizeof(struct nlmsgerr)` = 16 + 20 = 36 bytes
+/// with `NETLINK_CAP_ACK`, plus the extended-ack TLVs when there are some
+/// (the text, up to about 80 bytes, an offset, at times a policy: a few
+/// hundred bytes at most). But the kernel charges the receive buffer each
+/// skb's truesize: the data area rounded up to its slab size, plus `struct
+/// sk_buff` and `struct skb_shared_info`: 832 bytes on Linux 6.18, for a
+/// plain ACK and an error with text alike (the `an_ack_costs_less_than_budgeted`
+/// test measures it with `SO_MEMINFO`). 2 KiB leaves room for kernels and
+/// configurations that account more.
+const ACK_COST: usize = 2048;
+
+/// How many requests [`Socket::request_batch`] puts in one datagram, from
+/// the buffer sizes the kernel granted (read back after setting them).
+///
+/// The kernel answers every request of a datagram inside `sendmsg`, one
+/// ACK skb each, and drops an ACK (`ENOBUFS`) when the bytes already
+/// charged to our receive queue exceed the receive buffer. So the ACKs of
+/// one datagram must fit the receive buffer with room to spare (other
+/// answers may be queued, our truesize estimate may be low): they may take
+/// half of it. The datagram itself may take half of what `sendmsg` accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct BatchLimits {
+    /// Largest datagram sent (a request larger than this still goes, alone).
+    bytes: usize,
+    /// Receive-queue bytes the ACKs of one datagram may take.
+    ack_bytes: usize,
+    /// Whether the kernel took `NETLINK_CAP_ACK` (Linux 4.3+). Without it,
+    /// an error ACK echoes the whole request, which then costs that too.
+    capped_acks: bool,
+}
+
+impl BatchLimits {
+    /// From the effective `SO_SNDBUF` and `SO_RCVBUF` (already doubled).
+    fn new(send_buf: usize, recv_buf: usize, capped_acks: bool) -> BatchLimits {
+        BatchLimits {
+            bytes: send_buf.saturating_sub(SEND_BUF_SLACK) / 2,
+            ack_bytes: recv_buf / 2,
+            capped_acks,
+        }
+    }
+
+    fn ack_cost(&self, request_len: usize) -> usize {
+        if self.capped_acks {
+            ACK_COST
+        } else {
+            ACK_COST + request_len
+        }
+    }
+
+    /// How many of `msgs` go in the next datagram: as many as both budgets
+    /// allow, and at least one.
+    fn next_batch(&self, msgs: &[MessageBuilder]) -> usize {
+        let (mut bytes, mut ack_bytes) = (0usize, 0usize);
+        let fitting = msgs.iter().take_while(|msg| {
+            let len = msg.as_bytes().len();
+            bytes = bytes.saturating_add(len);
+            ack_bytes = ack_bytes.saturating_add(self.ack_cost(len));
+            bytes <= self.bytes && ack_bytes <= self.ack_bytes
+        });
+        fitting.count().max(1).min(msgs.len())
+    }
+}
 
 /// A netlink socket bound to the network namespace it was opened in.
-#[derive(Debug)]
 pub struct Socket {
     fd: OwnedFd,
     port_id: u32,
     seq: Cell<u32>,
     recv_timeout: Cell<Duration>,
+    limits: BatchLimits,
+    /// Every datagram is read into this buffer, grown (and zeroed) only when
+    /// a datagram is larger than any before. It is taken out of the cell
+    /// while a datagram is read and handed over, so a callback that uses
+    /// this same socket gets a buffer of its own rather than a borrow panic.
+    recv_buf: Cell<Vec<u8>>,
 }
 
-/// Sets a socket option the running kernel may not know (`ENOPROTOOPT`).
-fn set_optional(fd: &OwnedFd, name: i32) -> io::Result<()> {
+impl fmt::Debug for Socket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Socket")
+            .field("fd", &self.fd)
+            .field("port_id", &self.port_id)
+            .field("seq", &self.seq.get())
+            .field("recv_timeout", &self.recv_timeout.get())
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Sets a socket option the running kernel may not know (`ENOPROTOOPT`);
+/// whether it knew it.
+fn set_optional(fd: &OwnedFd, name: i32) -> io::Result<bool> {
     match sys::setsockopt_int(fd.as_fd(), SOL_NETLINK, name, 1) {
-        Err(err) if err.raw_os_error() == Some(libc::ENOPROTOOPT) => Ok(()),
-        other => other,
+        Ok(()) => Ok(true),
+        Err(err) if err.raw_os_error() == Some(libc::ENOPROTOOPT) => Ok(false),
+        Err(err) => Err(err),
+    }
+}
+
+/// Sets a `SOL_SOCKET` buffer size and reads back what the kernel granted.
+fn set_buffer(fd: &OwnedFd, name: i32, bytes: usize) -> io::Result<usize> {
+    let asked = i32::try_from(bytes).unwrap_or(i32::MAX);
+    sys::setsockopt_int(fd.as_fd(), libc::SOL_SOCKET, name, asked)?;
+    let granted = sys::getsockopt_int(fd.as_fd(), libc::SOL_SOCKET, name)?;
+    Ok(usize::try_from(granted).unwrap_or(0))
+}
+
+/// What a failed receive means: `None` when a read that was not to wait
+/// found the queue empty.
+fn recv_error(err: io::Error, wait: bool, timeout: Duration) -> Option<Error> {
+    if err.raw_os_error() == Some(libc::ENOBUFS) {
+        // The queue overflowed and the kernel dropped answers; for a batch
+        // the caller works out which ones.
+        return Some(Error::new(ErrorKind::Overrun {
+            unknown: vec![0],
+            total: 1,
+        }));
+    }
+    match err.kind() {
+        // SO_RCVTIMEO expired: EAGAIN (== EWOULDBLOCK on Linux).
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut if wait => {
+            Some(Error::new(ErrorKind::Timeout { after: timeout }))
+        }
+        io::ErrorKind::WouldBlock => None,
+        _ => Some(Error::from(err)),
     }
 }
 
 impl Socket {
     /// Opens an rtnetlink socket in the calling thread's network namespace.
     pub fn open() -> Result<Socket> {
-        Self::open_inner().map_err(|err| Error::from(err).op("open netlink socket"))
+        Self::open_inner(RECV_BUF).map_err(|err| Error::from(err).op("open netlink socket"))
     }
 
-    fn open_inner() -> io::Result<Socket> {
+    fn open_inner(recv_buf: usize) -> io::Result<Socket> {
         let fd = sys::netlink_socket(NETLINK_ROUTE)?;
-        sys::setsockopt_int(
-            fd.as_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_SNDBUF,
-            SEND_BUF as i32,
-        )?;
-        sys::setsockopt_int(fd.as_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF, 1024 * 1024)?;
+        let send_buf = set_buffer(&fd, libc::SO_SNDBUF, SEND_BUF)?;
+        let recv_buf = set_buffer(&fd, libc::SO_RCVBUF, recv_buf)?;
         sys::setsockopt_timeval(
             fd.as_fd(),
             libc::SOL_SOCKET,
@@ -81,7 +195,7 @@ impl Socket {
             RECV_TIMEOUT,
         )?;
         set_optional(&fd, NETLINK_EXT_ACK)?;
-        set_optional(&fd, NETLINK_CAP_ACK)?;
+        let capped_acks = set_optional(&fd, NETLINK_CAP_ACK)?;
         set_optional(&fd, NETLINK_GET_STRICT_CHK)?;
         sys::bind_netlink(fd.as_fd(), 0, 0)?;
         let port_id = sys::netlink_port_id(fd.as_fd())?;
@@ -95,6 +209,8 @@ impl Socket {
             port_id,
             seq: Cell::new(seed),
             recv_timeout: Cell::new(RECV_TIMEOUT),
+            limits: BatchLimits::new(send_buf, recv_buf, capped_acks),
+            recv_buf: Cell::new(Vec::new()),
         })
     }
 
@@ -142,29 +258,61 @@ impl Socket {
         Ok(())
     }
 
-    /// Receives one datagram whole, sized by a `MSG_PEEK | MSG_TRUNC` probe.
-    fn recv(&self) -> Result<Vec<u8>> {
-        // SO_RCVTIMEO expired: EAGAIN (== EWOULDBLOCK on Linux).
-        let timed_out = |err: io::Error| match err.kind() {
-            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => Error::new(ErrorKind::Timeout {
+    /// Waits for the next datagram from the kernel and hands it to `read`.
+    fn recv<T>(&self, read: impl FnOnce(&[u8]) -> T) -> Result<T> {
+        match self.receive(true, read)? {
+            Some(value) => Ok(value),
+            // A waiting read that finds nothing has timed out (recv_error).
+            None => Err(Error::new(ErrorKind::Timeout {
                 after: self.recv_timeout.get(),
-            }),
-            _ => Error::from(err),
+            })),
+        }
+    }
+
+    /// Hands the next datagram from the kernel to `read`, if one is queued.
+    fn try_recv<T>(&self, read: impl FnOnce(&[u8]) -> T) -> Result<Option<T>> {
+        self.receive(false, read)
+    }
+
+    fn receive<T>(&self, wait: bool, read: impl FnOnce(&[u8]) -> T) -> Result<Option<T>> {
+        let mut buf = self.recv_buf.take();
+        let outcome = match self.recv_into(&mut buf, wait) {
+            Ok(Some(len)) => Ok(buf.get(..len).map(read)),
+            Ok(None) => Ok(None),
+            Err(err) => Err(err),
+        };
+        self.recv_buf.set(buf);
+        outcome
+    }
+
+    /// Reads one datagram whole into `buf`, first growing it to the size a
+    /// `MSG_PEEK | MSG_TRUNC` probe reports if it is too small; its length,
+    /// or `None` if `wait` is false and nothing is queued.
+    fn recv_into(&self, buf: &mut Vec<u8>, wait: bool) -> Result<Option<usize>> {
+        let flags = if wait { 0 } else { libc::MSG_DONTWAIT };
+        let failed = |err| match recv_error(err, wait, self.recv_timeout.get()) {
+            Some(err) => Err(err),
+            None => Ok(None),
         };
         loop {
-            let want = sys::peek_datagram_len(self.fd.as_fd())
-                .map_err(timed_out)?
-                .max(MIN_RECV_BUF);
-            let mut buf = vec![0; want];
-            let (len, sender) = sys::recv_from(self.fd.as_fd(), &mut buf).map_err(timed_out)?;
+            let want = match sys::peek_datagram_len(self.fd.as_fd(), flags) {
+                Ok(want) => want,
+                Err(err) => return failed(err),
+            };
+            if want > buf.len() {
+                buf.resize(want.max(MIN_RECV_BUF), 0);
+            }
+            let (len, sender) = match sys::recv_from(self.fd.as_fd(), buf, flags) {
+                Ok(received) => received,
+                Err(err) => return failed(err),
+            };
             if len > buf.len() {
                 return Err(Error::malformed("datagram truncated"));
             }
             if sender != 0 {
                 continue; // not from the kernel
             }
-            buf.truncate(len);
-            return Ok(buf);
+            return Ok(Some(len));
         }
     }
 
@@ -176,33 +324,24 @@ impl Socket {
 
     /// Sends all `msgs` (with `NLM_F_ACK`) and returns one result per
     /// message, in order. They go in as few datagrams as the socket buffers
-    /// allow (at most 16 KiB and 256 requests each);
-    /// the kernel processes every message even after one fails. The outer
-    /// `Result` fails only if sending or receiving itself failed; then the
-    /// messages of earlier datagrams have taken effect.
+    /// the kernel granted allow (see `BatchLimits`); the kernel processes
+    /// every message even after one fails. The outer `Result` fails only if
+    /// sending or receiving itself failed; then the messages of earlier
+    /// datagrams have been processed, and those of later ones not sent. If
+    /// the kernel dropped answers ([`ErrorKind::Overrun`]), the error lists
+    /// the messages whose outcome is unknown.
     pub fn request_batch(&self, msgs: &[MessageBuilder]) -> Result<Vec<Result<()>>> {
         let mut results = Vec::with_capacity(msgs.len());
-        let mut rest = msgs;
-        while !rest.is_empty() {
-            let mut size = 0;
-            let count = rest
-                .iter()
-                .take(MAX_BATCH_MESSAGES)
-                .take_while(|msg| {
-                    size += msg.as_bytes().len();
-                    size <= MAX_BATCH_BYTES
-                })
-                .count()
-                .max(1); // a single large message goes alone
-            let (chunk, later) = rest.split_at(count);
-            results.extend(self.request_datagram(chunk)?);
-            rest = later;
+        while let Some(rest) = msgs.get(results.len()..).filter(|r| !r.is_empty()) {
+            let chunk = &rest[..self.limits.next_batch(rest)];
+            results.extend(self.request_datagram(chunk, results.len(), msgs.len())?);
         }
         Ok(results)
     }
 
-    /// Sends `msgs` (with `NLM_F_ACK`) in one datagram; one result each.
-    fn request_datagram(&self, msgs: &[MessageBuilder]) -> Result<Vec<Result<()>>> {
+    /// Sends `msgs` (with `NLM_F_ACK`) in one datagram; the reader of their
+    /// answers.
+    fn send_batch(&self, msgs: &[MessageBuilder]) -> Result<AckReader> {
         let mut datagram = Vec::new();
         let mut seqs = Vec::with_capacity(msgs.len());
         for msg in msgs {
@@ -213,10 +352,59 @@ impl Socket {
             seqs.push(seq);
         }
         self.send(&datagram)?;
-        let mut acks = AckReader::new(self.port_id, seqs);
+        Ok(AckReader::new(self.port_id, seqs))
+    }
+
+    /// Sends `msgs` (with `NLM_F_ACK`) in one datagram; one result each.
+    /// `first` is the position of `msgs[0]` among the `total` messages of
+    /// the caller's batch, for [`ErrorKind::Overrun`].
+    fn request_datagram(
+        &self,
+        msgs: &[MessageBuilder],
+        first: usize,
+        total: usize,
+    ) -> Result<Vec<Result<()>>> {
+        let mut acks = self.send_batch(msgs)?;
         loop {
-            if let Some(results) = acks.feed(&self.recv()?)? {
-                return Ok(results);
+            match self.recv(|datagram| acks.feed(datagram)) {
+                Ok(answered) => {
+                    if answered? {
+                        break;
+                    }
+                }
+                Err(err) if matches!(err.kind(), ErrorKind::Overrun { .. }) => {
+                    if self.drain(&mut acks)? {
+                        break;
+                    }
+                    let unknown = acks.unanswered().into_iter().map(|i| first + i);
+                    return Err(Error::new(ErrorKind::Overrun {
+                        unknown: unknown.collect(),
+                        total,
+                    }));
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        acks.finish()
+            .ok_or_else(|| Error::malformed("batch ended with requests unanswered"))
+    }
+
+    /// After an overrun: reads, without waiting, the answers still queued;
+    /// whether every request is answered. The kernel answered every request
+    /// of the datagram inside `sendmsg`, so an answer not queued now was
+    /// dropped and will never come.
+    fn drain(&self, acks: &mut AckReader) -> Result<bool> {
+        loop {
+            match self.try_recv(|datagram| acks.feed(datagram)) {
+                Ok(Some(answered)) => {
+                    if answered? {
+                        return Ok(true);
+                    }
+                }
+                Ok(None) => return Ok(false),
+                // Another drop reported while draining: keep reading.
+                Err(err) if matches!(err.kind(), ErrorKind::Overrun { .. }) => {}
+                Err(err) => return Err(err),
             }
         }
     }
@@ -233,23 +421,10 @@ impl Socket {
         msg.set_flags((msg.flags() | NLM_F_REQUEST) & !NLM_F_ACK);
         self.send(&msg.to_bytes(seq, self.port_id)?)?;
         loop {
-            let buf = self.recv()?;
-            for msg in Messages::new(&buf) {
-                let msg = msg?;
-                if !is_reply_to(&msg.header, self.port_id, seq) {
-                    continue;
-                }
-                return match msg.header.kind {
-                    NLMSG_ERROR => match parse_error(&msg) {
-                        Ok(()) => Err(Error::malformed("ACK where a reply was expected")),
-                        Err(err) => Err(err),
-                    },
-                    NLMSG_NOOP => continue,
-                    NLMSG_DONE | NLMSG_OVERRUN => Err(Error::malformed(
-                        "control message where a reply was expected",
-                    )),
-                    _ => parse(&msg),
-                };
+            let reply =
+                self.recv(|datagram| single_reply(datagram, self.port_id, seq, &mut parse))?;
+            if let Some(reply) = reply {
+                return reply;
             }
         }
     }
@@ -269,13 +444,12 @@ impl Socket {
             self.send(&msg.to_bytes(seq, self.port_id)?)?;
             let mut reader = DumpReader::new(self.port_id, seq);
             let mut items = Vec::new();
+            let mut each = |m: &MessageView<'_>| {
+                items.extend(parse(m)?);
+                Ok(())
+            };
             let interrupted = loop {
-                let datagram = self.recv()?;
-                let done = reader.feed(&datagram, &mut |m| {
-                    items.extend(parse(m)?);
-                    Ok(())
-                })?;
-                if let Some(interrupted) = done {
+                if let Some(interrupted) = self.recv(|d| reader.feed(d, &mut each))?? {
                     break interrupted;
                 }
             };
@@ -289,424 +463,196 @@ impl Socket {
     }
 }
 
-/// A reply to our request `seq`: addressed to our port, echoing the seq.
-fn is_reply_to(header: &Header, port_id: u32, seq: u32) -> bool {
-    header.pid == port_id && header.seq == seq
-}
-
-/// Collects the ACKs (or errors) of a batch, datagram by datagram.
-#[derive(Debug)]
-struct AckReader {
-    port_id: u32,
-    seqs: Vec<u32>,
-    results: Vec<Option<Result<()>>>,
-    pending: usize,
-}
-
-impl AckReader {
-    fn new(port_id: u32, seqs: Vec<u32>) -> AckReader {
-        let pending = seqs.len();
-        AckReader {
-            port_id,
-            results: seqs.iter().map(|_| None).collect(),
-            seqs,
-            pending,
-        }
-    }
-
-    /// Takes one datagram; once every request is answered, the results.
-    fn feed(&mut self, datagram: &[u8]) -> Result<Option<Vec<Result<()>>>> {
-        for msg in Messages::new(datagram) {
-            let msg = msg?;
-            if msg.header.pid != self.port_id || msg.header.kind != NLMSG_ERROR {
-                continue; // foreign, or data such as an NLM_F_ECHO copy
-            }
-            let Some(slot) = self.seqs.iter().position(|&s| s == msg.header.seq) else {
-                continue; // a late answer to an abandoned request
-            };
-            if self.results[slot].is_none() {
-                self.results[slot] = Some(parse_error(&msg));
-                self.pending -= 1;
-            }
-        }
-        if self.pending > 0 {
-            return Ok(None);
-        }
-        let results = std::mem::take(&mut self.results);
-        Ok(Some(
-            results.into_iter().map(|r| r.unwrap_or(Ok(()))).collect(),
-        ))
-    }
-}
-
-/// Follows one dump, datagram by datagram.
-#[derive(Debug)]
-struct DumpReader {
-    port_id: u32,
-    seq: u32,
-    interrupted: bool,
-    first_error: Option<Error>,
-}
-
-impl DumpReader {
-    fn new(port_id: u32, seq: u32) -> DumpReader {
-        DumpReader {
-            port_id,
-            seq,
-            interrupted: false,
-            first_error: None,
-        }
-    }
-
-    /// Takes one datagram, handing each data message to `each`; once the dump
-    /// is over, whether it was interrupted. After `each` fails the rest of the
-    /// dump is still read (so no stale parts stay queued), then that error is
-    /// returned.
-    fn feed(
-        &mut self,
-        datagram: &[u8],
-        each: &mut dyn FnMut(&MessageView<'_>) -> Result<()>,
-    ) -> Result<Option<bool>> {
-        for msg in Messages::new(datagram) {
-            let msg = msg?;
-            if !is_reply_to(&msg.header, self.port_id, self.seq) {
-                continue;
-            }
-            self.interrupted |= msg.header.flags & NLM_F_DUMP_INTR != 0;
-            match msg.header.kind {
-                NLMSG_DONE => {
-                    parse_done(&msg)?;
-                    return self.finish();
-                }
-                // An error ends the dump; error 0 (an ACK) ends it cleanly.
-                NLMSG_ERROR => {
-                    parse_error(&msg)?;
-                    return self.finish();
-                }
-                NLMSG_NOOP => {}
-                NLMSG_OVERRUN => return Err(Error::malformed("netlink overrun")),
-                _ => {
-                    if self.first_error.is_none() {
-                        self.first_error = each(&msg).err();
-                    }
-                }
-            }
-            if msg.header.flags & NLM_F_MULTI == 0 {
-                return self.finish(); // a single-part answer is the whole dump
-            }
-        }
-        Ok(None)
-    }
-
-    fn finish(&mut self) -> Result<Option<bool>> {
-        match self.first_error.take() {
-            Some(err) => Err(err),
-            None => Ok(Some(self.interrupted)),
-        }
-    }
-}
-
-/// Reads an `NLMSG_ERROR` message: `Ok(())` for an ACK, the kernel's error
-/// (errno, extended-ack text and offset) otherwise.
-///
-/// The errno is what callers branch on (`EEXIST`, `ENODEV`...), so it is
-/// read first and kept whatever follows: a missing request header or a bad
-/// extended-ack section only means "no message".
-pub fn parse_error(msg: &MessageView<'_>) -> Result<()> {
-    let payload = msg.payload();
-    let error = payload
-        .get(..4)
-        .map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
-        .ok_or_else(|| Error::malformed("truncated nlmsgerr"))?;
-    let (message, offset) = match ext_ack_start(msg.header.flags, payload) {
-        Some(start) => ext_ack(msg.header.flags, payload.get(start..)),
-        None => (None, None),
-    };
-    kernel_error(error, message, offset)
-}
-
-/// Where the extended-ack TLVs of an `NLMSG_ERROR` payload start: after
-/// the errno and the echoed request (its header only, if capped). `None`
-/// when the echoed header is missing or its length is absurd (checked
-/// arithmetic: a bogus `u32` length must not wrap on 32-bit targets).
-fn ext_ack_start(flags: u16, payload: &[u8]) -> Option<usize> {
-    let echoed = Header::parse(payload.get(4..)?).ok()?;
-    let echoed_len = if flags & NLM_F_CAPPED != 0 {
-        NLMSG_HDRLEN
-    } else {
-        let len = usize::try_from(echoed.len).ok()?;
-        len.checked_add(NLMSG_ALIGNTO - 1)? & !(NLMSG_ALIGNTO - 1)
-    };
-    let start = echoed_len.checked_add(4)?;
-    (start <= payload.len()).then_some(start)
-}
-
-/// Reads the `i32` at the start of `NLMSG_DONE`, and its extended ack.
-pub fn parse_done(msg: &MessageView<'_>) -> Result<()> {
-    let payload = msg.payload();
-    // Very old kernels may send NLMSG_DONE without payload.
-    let Some(b) = payload.get(..4) else {
-        return Ok(());
-    };
-    let error = i32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
-    let (message, offset) = ext_ack(msg.header.flags, payload.get(4..));
-    kernel_error(error, message, offset)
-}
-
-/// The extended-ack text and offset, best effort: they only explain an
-/// errno, so a section that is absent, cut or malformed yields neither,
-/// and a text that is not UTF-8 is decoded lossily.
-fn ext_ack(flags: u16, tlvs: Option<&[u8]>) -> (Option<String>, Option<u32>) {
-    if flags & NLM_F_ACK_TLVS == 0 {
-        return (None, None);
-    }
-    let Some(table) = tlvs.and_then(|tlvs| AttrTable::<3>::parse(tlvs).ok()) else {
-        return (None, None);
-    };
-    let message = table
-        .get(NLMSGERR_ATTR_MSG)
-        .map(|a| a.str_lossy().into_owned());
-    let offset = table.get(NLMSGERR_ATTR_OFFS).and_then(|a| a.u32().ok());
-    (message, offset)
-}
-
-fn kernel_error(error: i32, message: Option<String>, offset: Option<u32>) -> Result<()> {
-    match error {
-        0 => Ok(()),
-        e if e < 0 && e > -4096 => Err(Error::new(ErrorKind::Kernel {
-            errno: -e,
-            message,
-            offset,
-        })),
-        _ => Err(Error::malformed("error code is not a negative errno")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::netns;
+    use crate::rtnl::link::{dump_request, get_by_index_request, set_up_request};
+    use crate::rtnl::RouteSpec;
 
-    fn view(bytes: &[u8]) -> MessageView<'_> {
-        Messages::new(bytes).next().unwrap().unwrap()
+    /// The loopback device, the one link of a fresh namespace.
+    const LO: u32 = 1;
+
+    /// `SO_MEMINFO` (`asm-generic/socket.h`; not in `libc`): the socket's
+    /// memory counters, `SK_MEMINFO_VARS` of them.
+    const SO_MEMINFO: i32 = 55;
+
+    fn in_fresh_netns(test: impl FnOnce() + Send) {
+        netns::run_in_new(test).expect("unshare(CLONE_NEWNET) (are we root?)");
     }
 
-    /// The 60-byte capped reply to a 56-byte `RTM_NEWLINK kind=ipvlan` on a
-    /// kernel without ipvlan (netlink-anchors 1.7).
-    fn capped_ipvlan_refusal() -> Vec<u8> {
-        let mut b = Vec::new();
-        b.extend(60u32.to_ne_bytes());
-        b.extend(NLMSG_ERROR.to_ne_bytes());
-        b.extend((NLM_F_CAPPED | NLM_F_ACK_TLVS).to_ne_bytes());
-        b.extend(5u32.to_ne_bytes());
-        b.extend(77u32.to_ne_bytes());
-        b.extend((-95i32).to_ne_bytes());
-        b.extend(56u32.to_ne_bytes());
-        b.extend(RTM_NEWLINK.to_ne_bytes());
-        b.extend(0x605u16.to_ne_bytes());
-        b.extend(5u32.to_ne_bytes());
-        b.extend(77u32.to_ne_bytes());
-        b.extend(24u16.to_ne_bytes());
-        b.extend(NLMSGERR_ATTR_MSG.to_ne_bytes());
-        b.extend(b"Unknown device type\0");
-        assert_eq!(b.len(), 60);
-        b
+    /// Bytes charged to the socket's receive queue (`SK_MEMINFO_RMEM_ALLOC`).
+    fn rmem_alloc(socket: &Socket) -> usize {
+        let mut info = [0u32; 16];
+        let level = libc::SOL_SOCKET;
+        let read = sys::getsockopt_u32s(socket.fd.as_fd(), level, SO_MEMINFO, &mut info).unwrap();
+        let slot = libc::SK_MEMINFO_RMEM_ALLOC as usize;
+        assert!(read > slot, "SO_MEMINFO gave {read} counters");
+        info[slot] as usize
+    }
+
+    impl Socket {
+        /// Where the receive buffer lives and how large it is.
+        fn recv_buf_identity(&self) -> (*const u8, usize) {
+            let buf = self.recv_buf.take();
+            let identity = (buf.as_ptr(), buf.capacity());
+            self.recv_buf.set(buf);
+            identity
+        }
     }
 
     #[test]
-    fn capped_error_with_ext_ack() {
-        let bytes = capped_ipvlan_refusal();
-        let err = parse_error(&view(&bytes)).unwrap_err();
-        assert_eq!(err.errno(), Some(libc::EOPNOTSUPP));
-        assert_eq!(err.ext_ack(), Some("Unknown device type"));
+    fn enobufs_is_an_overrun() {
+        let fail =
+            |errno, wait| recv_error(io::Error::from_raw_os_error(errno), wait, RECV_TIMEOUT);
+        let overrun = fail(libc::ENOBUFS, true).unwrap();
+        assert!(matches!(
+            overrun.kind(),
+            ErrorKind::Overrun { unknown, total: 1 } if unknown == &[0]
+        ));
+        assert_eq!(overrun.errno(), Some(libc::ENOBUFS));
+        assert!(matches!(
+            fail(libc::EAGAIN, true).unwrap().kind(),
+            ErrorKind::Timeout { .. }
+        ));
+        assert!(fail(libc::EAGAIN, false).is_none(), "nothing queued");
+        assert!(matches!(
+            fail(libc::EBADF, true).unwrap().kind(),
+            ErrorKind::Io(_)
+        ));
     }
 
     #[test]
-    fn ack_and_done() {
-        let mut ack = Vec::new();
-        ack.extend(36u32.to_ne_bytes());
-        ack.extend(NLMSG_ERROR.to_ne_bytes());
-        ack.extend(NLM_F_CAPPED.to_ne_bytes());
-        ack.extend([0; 8]);
-        ack.extend(0i32.to_ne_bytes());
-        ack.extend([16, 0, 0, 0, 16, 0, 5, 0]);
-        ack.extend([0; 8]);
-        assert!(parse_error(&view(&ack)).is_ok());
-
-        let mut done = MessageBuilder::new(NLMSG_DONE, NLM_F_MULTI);
-        done.family_header(&(-22i32).to_ne_bytes());
-        let bytes = done.to_bytes(1, 1).unwrap();
-        assert_eq!(parse_done(&view(&bytes)).unwrap_err().errno(), Some(22));
+    fn batches_split_by_both_budgets() {
+        let msgs = vec![set_up_request(LO, true); 300];
+        let len = msgs[0].as_bytes().len();
+        assert_eq!(len, 32);
+        let by_bytes = BatchLimits {
+            bytes: 3 * len + 1,
+            ack_bytes: usize::MAX,
+            capped_acks: true,
+        };
+        assert_eq!(by_bytes.next_batch(&msgs), 3);
+        let by_acks = BatchLimits {
+            bytes: usize::MAX,
+            ack_bytes: 2 * ACK_COST + 1,
+            capped_acks: true,
+        };
+        assert_eq!(by_acks.next_batch(&msgs), 2);
+        let uncapped = BatchLimits {
+            capped_acks: false,
+            ..by_acks
+        };
+        assert_eq!(uncapped.next_batch(&msgs), 1, "error ACKs echo the request");
+        let tiny = BatchLimits::new(0, 0, true);
+        assert_eq!(tiny.next_batch(&msgs), 1, "one request always goes");
+        assert_eq!(tiny.next_batch(&[]), 0);
+        // Linux defaults: 32 KiB asked for sending, 64 KiB granted; the
+        // receive buffer capped by rmem_max (212992), 425984 granted.
+        let default = BatchLimits::new(65536, 425_984, true);
+        assert_eq!(default.bytes, 32752);
+        assert_eq!(default.next_batch(&msgs), 104);
     }
 
-    const PORT: u32 = 77;
-
-    fn part(kind: u16, flags: u16, seq: u32, payload: &[u8]) -> Vec<u8> {
-        let mut msg = MessageBuilder::new(kind, flags);
-        msg.family_header(payload);
-        msg.to_bytes(seq, PORT).unwrap()
+    #[test]
+    fn socket_budgets_with_the_buffers_the_kernel_granted() {
+        in_fresh_netns(|| {
+            let socket = Socket::open().unwrap();
+            let granted = |name| {
+                let bytes = sys::getsockopt_int(socket.fd.as_fd(), libc::SOL_SOCKET, name);
+                bytes.unwrap() as usize
+            };
+            let (send, recv) = (granted(libc::SO_SNDBUF), granted(libc::SO_RCVBUF));
+            assert_eq!(socket.limits, BatchLimits::new(send, recv, true));
+            let rmem_max = std::fs::read_to_string("/proc/sys/net/core/rmem_max").unwrap();
+            let rmem_max: usize = rmem_max.trim().parse().unwrap();
+            assert_eq!(recv, 2 * RECV_BUF.min(rmem_max), "capped, then doubled");
+        });
     }
 
-    fn ack(seq: u32, error: i32) -> Vec<u8> {
-        let mut payload = error.to_ne_bytes().to_vec();
-        payload.extend(
-            MessageBuilder::new(RTM_NEWLINK, 5)
-                .to_bytes(seq, PORT)
-                .unwrap(),
-        );
-        part(NLMSG_ERROR, NLM_F_CAPPED, seq, &payload)
-    }
-
-    /// Feeds datagrams to a dump of seq 9; the payloads seen and the outcome.
-    fn run_dump(datagrams: &[Vec<u8>]) -> (Vec<u8>, Result<Option<bool>>) {
-        let mut reader = DumpReader::new(PORT, 9);
-        let mut seen = Vec::new();
-        for datagram in datagrams {
-            let outcome = reader.feed(datagram, &mut |m| {
-                seen.push(m.payload()[0]);
-                if m.payload()[0] == 0xee {
-                    return Err(Error::malformed("bad item"));
+    #[test]
+    fn an_ack_costs_less_than_budgeted() {
+        in_fresh_netns(|| {
+            let socket = Socket::open().unwrap();
+            let accepted = set_up_request(LO, true);
+            // ENETUNREACH with "Nexthop has invalid gateway": an ACK with text.
+            let refused = RouteSpec::to("10.8.0.0/16".parse().unwrap())
+                .via("192.0.2.1".parse().unwrap())
+                .add_request()
+                .unwrap();
+            for (what, msg, errno) in [
+                ("plain ACK", accepted, None),
+                ("error with extended ack", refused, Some(libc::ENETUNREACH)),
+            ] {
+                const COUNT: usize = 32;
+                let mut acks = socket.send_batch(&vec![msg; COUNT]).unwrap();
+                let cost = rmem_alloc(&socket) / COUNT;
+                eprintln!("{what}: {cost} bytes of receive buffer each");
+                assert!(cost > 36 && cost <= ACK_COST, "{what}: {cost} bytes");
+                while !socket.recv(|d| acks.feed(d)).unwrap().unwrap() {}
+                for result in acks.finish().unwrap() {
+                    assert_eq!(result.err().and_then(|e| e.errno()), errno, "{what}");
                 }
-                Ok(())
-            });
-            if !matches!(outcome, Ok(None)) {
-                return (seen, outcome);
+                assert_eq!(rmem_alloc(&socket), 0);
             }
-        }
-        (seen, Ok(None))
+        });
     }
 
     #[test]
-    fn dump_reads_parts_across_datagrams_until_done() {
-        let multi = NLM_F_MULTI;
-        let first = [part(16, multi, 9, &[1; 4]), part(16, multi, 9, &[2; 4])].concat();
-        let foreign = part(16, multi, 8, &[3; 4]); // an older request's late part
-        let last = [
-            part(16, multi, 9, &[4; 4]),
-            part(NLMSG_DONE, multi, 9, &[0; 4]),
-        ]
-        .concat();
-        let (seen, outcome) = run_dump(&[first, foreign, last]);
-        assert_eq!(seen, [1, 2, 4]);
-        assert_eq!(outcome.unwrap(), Some(false));
+    fn batches_fit_the_receive_buffer_the_kernel_granted() {
+        in_fresh_netns(|| {
+            // The smallest buffer the kernel grants (SOCK_MIN_RCVBUF, ~2.3 KiB).
+            let socket = Socket::open_inner(0).unwrap();
+            let msgs = vec![set_up_request(LO, true); 64];
+            let results = socket.request_batch(&msgs).unwrap();
+            assert_eq!(results.len(), 64);
+            assert!(results.iter().all(Result::is_ok));
+
+            // The same requests in one datagram overrun it. The ACKs queued
+            // before the first drop are read; from then on the kernel drops
+            // every answer until the queue is read empty.
+            let err = socket.request_datagram(&msgs, 10, 100).unwrap_err();
+            let ErrorKind::Overrun { unknown, total } = err.kind() else {
+                panic!("{err}");
+            };
+            assert_eq!(*total, 100);
+            let read = 64 - unknown.len();
+            assert!(read > 0 && read < 64, "{unknown:?}");
+            assert_eq!(unknown, &(10 + read..74).collect::<Vec<_>>());
+            assert!(err.to_string().contains("of 100 is unknown"), "{err}");
+            // Nothing stale is left behind: the next request gets its own ACK.
+            socket.request(&set_up_request(LO, true)).unwrap();
+            assert_eq!(rmem_alloc(&socket), 0);
+        });
     }
 
     #[test]
-    fn dump_reports_interruption() {
-        let intr = NLM_F_MULTI | NLM_F_DUMP_INTR;
-        let datagram = [
-            part(16, NLM_F_MULTI, 9, &[1; 4]),
-            part(NLMSG_DONE, intr, 9, &[0; 4]),
-        ];
-        let (_, outcome) = run_dump(&[datagram.concat()]);
-        assert_eq!(outcome.unwrap(), Some(true));
+    fn one_receive_buffer_serves_every_answer() {
+        in_fresh_netns(|| {
+            let socket = Socket::open().unwrap();
+            socket.request(&set_up_request(LO, true)).unwrap();
+            let buffer = socket.recv_buf_identity();
+            assert!(buffer.1 >= MIN_RECV_BUF);
+            for _ in 0..3 {
+                socket.request(&set_up_request(LO, true)).unwrap();
+                let index =
+                    socket.request_reply(&get_by_index_request(LO), |m| Ok(m.family_header(8)?[4]));
+                assert_eq!(index.unwrap(), LO as u8);
+                let links = socket.dump(&dump_request(), |_| Ok(Some(()))).unwrap();
+                assert_eq!(links.len(), 1);
+                assert_eq!(socket.recv_buf_identity(), buffer, "reused, not grown");
+            }
+        });
     }
 
     #[test]
-    fn dump_errors_end_it() {
-        // Rejected at the start: NLMSG_DONE carrying -EINVAL.
-        let done = part(NLMSG_DONE, NLM_F_MULTI, 9, &(-22i32).to_ne_bytes());
-        assert_eq!(run_dump(&[done]).1.unwrap_err().errno(), Some(22));
-        // NLMSG_ERROR inside a dump.
-        assert_eq!(run_dump(&[ack(9, -1)]).1.unwrap_err().errno(), Some(1));
-        // A part the caller cannot parse: the dump is drained, then the error.
-        let parts = [
-            part(16, NLM_F_MULTI, 9, &[0xee; 4]),
-            part(16, NLM_F_MULTI, 9, &[5; 4]),
-        ];
-        let (seen, outcome) = run_dump(&[parts.concat()]);
-        assert_eq!(seen, [0xee], "nothing handed over after the first error");
-        assert!(outcome.unwrap().is_none(), "still waiting for NLMSG_DONE");
-        let done = part(NLMSG_DONE, NLM_F_MULTI, 9, &[0; 4]);
-        let (_, outcome) = run_dump(&[parts.concat(), done]);
-        assert!(matches!(
-            outcome.unwrap_err().kind(),
-            ErrorKind::Malformed { .. }
-        ));
-        // A malformed datagram.
-        let mut broken = part(16, NLM_F_MULTI, 9, &[1; 4]);
-        broken[0] = 200;
-        assert!(run_dump(&[broken]).1.is_err());
-    }
-
-    #[test]
-    fn batch_acks_match_by_seq_in_any_order() {
-        let mut acks = AckReader::new(PORT, vec![5, 6, 7]);
-        assert!(acks
-            .feed(&[ack(6, -17), ack(4, 0)].concat())
-            .unwrap()
-            .is_none());
-        let mut not_ours = ack(5, -1);
-        not_ours[12] ^= 1; // another port's answer
-        assert!(acks.feed(&not_ours).unwrap().is_none());
-        let results = acks
-            .feed(&[ack(7, 0), ack(5, 0)].concat())
-            .unwrap()
-            .unwrap();
-        assert!(results[0].is_ok() && results[2].is_ok());
-        assert_eq!(results[1].as_ref().unwrap_err().errno(), Some(libc::EEXIST));
-    }
-
-    #[test]
-    fn bad_error_payloads_are_errors() {
-        let mut bytes = capped_ipvlan_refusal();
-        bytes[16..20].copy_from_slice(&5i32.to_ne_bytes());
-        assert!(matches!(
-            parse_error(&view(&bytes)).unwrap_err().kind(),
-            ErrorKind::Malformed { .. }
-        ));
-        let truncated = &capped_ipvlan_refusal()[..18];
-        let mut short = truncated.to_vec();
-        short[0] = 18;
-        assert!(parse_error(&view(&short)).is_err(), "no errno at all");
-    }
-
-    /// The errno of `bytes` must survive whatever is wrong after it.
-    fn assert_errno_without_text(bytes: &[u8]) {
-        let err = parse_error(&view(bytes)).unwrap_err();
-        assert_eq!(err.errno(), Some(libc::EOPNOTSUPP), "{err}");
-        assert_eq!(err.ext_ack(), None);
-    }
-
-    #[test]
-    fn bad_ext_ack_keeps_the_errno() {
-        let mut bytes = capped_ipvlan_refusal();
-        bytes[36] = 200; // TLV length past the end
-        assert_errno_without_text(&bytes);
-        let mut bytes = capped_ipvlan_refusal();
-        bytes[36] = 3; // TLV length shorter than its header
-        assert_errno_without_text(&bytes);
-        // Echoed request header cut short: no TLVs to find.
-        let mut short = capped_ipvlan_refusal()[..28].to_vec();
-        short[0] = 28;
-        assert_errno_without_text(&short);
-        // Not capped, with an echoed length that is absurd (would overflow
-        // `4 + align(len)` on 32-bit) or points past the payload.
-        for bogus in [u32::MAX, u32::MAX - 2, 4096] {
-            let mut bytes = capped_ipvlan_refusal();
-            bytes[6..8].copy_from_slice(&NLM_F_ACK_TLVS.to_ne_bytes());
-            bytes[20..24].copy_from_slice(&bogus.to_ne_bytes());
-            assert_errno_without_text(&bytes);
-        }
-    }
-
-    #[test]
-    fn non_utf8_ext_ack_text_is_kept_lossily() {
-        let mut bytes = capped_ipvlan_refusal();
-        bytes[40] = 0xff; // "Unknown" -> "\xffnknown"
-        let err = parse_error(&view(&bytes)).unwrap_err();
-        assert_eq!(err.errno(), Some(libc::EOPNOTSUPP));
-        assert_eq!(err.ext_ack(), Some("\u{fffd}nknown device type"));
-    }
-
-    #[test]
-    fn done_with_bad_ext_ack_keeps_the_errno() {
-        let mut done = MessageBuilder::new(NLMSG_DONE, NLM_F_MULTI | NLM_F_ACK_TLVS);
-        done.family_header(&(-22i32).to_ne_bytes());
-        let mut bytes = done.to_bytes(1, 1).unwrap();
-        bytes.extend([200, 0, 1, 0]); // a TLV claiming 200 bytes
-        bytes[0] = bytes.len() as u8;
-        let err = parse_done(&view(&bytes)).unwrap_err();
-        assert_eq!(err.errno(), Some(libc::EINVAL));
-        assert_eq!(err.ext_ack(), None);
+    fn a_callback_may_use_its_own_socket() {
+        in_fresh_netns(|| {
+            let socket = Socket::open().unwrap();
+            let nested = socket.request_reply(&get_by_index_request(LO), |_| {
+                socket.request(&set_up_request(LO, true))
+            });
+            nested.unwrap();
+        });
     }
 }

@@ -5,9 +5,10 @@ use std::net::{IpAddr, Ipv4Addr};
 use bitflags::bitflags;
 use ipnet::IpNet;
 
+use super::error::LinkRef;
 use super::Handle;
 use crate::netlink::consts::*;
-use crate::netlink::{AttrTable, Error, LinkRef, MessageBuilder, MessageView, Result};
+use crate::netlink::{AttrTable, Error, MessageBuilder, MessageView, Result};
 
 bitflags! {
     /// `IFA_F_*` address flags.
@@ -185,7 +186,7 @@ impl Address {
         if header.family != AF_INET && header.family != AF_INET6 {
             return Err(Error::malformed("address of an unknown address family"));
         }
-        let tb = AttrTable::<12>::parse(msg.attr_area(IfAddrMsg::LEN)?)?;
+        let tb = AttrTable::<{ IFA_MAX as usize + 1 }>::parse(msg.attr_area(IfAddrMsg::LEN)?)?;
         // IFA_LOCAL is the address itself; IFA_ADDRESS is the peer on p2p
         // links, and the only one IPv6 sends.
         let addr = tb

@@ -8,9 +8,10 @@ use std::fmt;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::str::FromStr;
 
+use super::error::{unknown_kind_to_unsupported, LinkRef};
 use super::Handle;
 use crate::netlink::consts::*;
-use crate::netlink::{AttrTable, Error, ErrorKind, LinkRef, MessageBuilder, MessageView, Result};
+use crate::netlink::{attr, AttrTable, Error, ErrorKind, MessageBuilder, MessageView, Result};
 use crate::netns::Netns;
 
 pub use crate::netns::{is_valid_ifname, IFNAME_MAX};
@@ -834,7 +835,7 @@ impl Link {
     /// Parses an `RTM_NEWLINK` message.
     pub fn parse(msg: &MessageView<'_>) -> Result<Link> {
         let header = IfInfoMsg::parse(msg.payload())?;
-        let tb = AttrTable::<70>::parse(msg.attr_area(IfInfoMsg::LEN)?)?;
+        let tb = AttrTable::<{ IFLA_MAX as usize + 1 }>::parse(msg.attr_area(IfInfoMsg::LEN)?)?;
         let (name, raw_name) = match tb.get(IFLA_IFNAME) {
             Some(attr) => match attr.str() {
                 Ok(name) => (name.to_owned(), None),
@@ -859,7 +860,7 @@ impl Link {
             data: LinkData::None,
         };
         if let Some(info) = tb.get(IFLA_LINKINFO) {
-            let info = AttrTable::<6>::parse(info.payload())?;
+            let info = AttrTable::<{ IFLA_INFO_MAX as usize + 1 }>::parse(info.payload())?;
             let kind = info.get(IFLA_INFO_KIND).map(|a| a.str_lossy());
             if let (Some(kind), Some(data)) = (&kind, info.get(IFLA_INFO_DATA)) {
                 link.data = parse_link_data(kind, data.payload())?;
@@ -871,7 +872,9 @@ impl Link {
 }
 
 fn parse_link_data(kind: &str, area: &[u8]) -> Result<LinkData> {
-    let tb = AttrTable::<8>::parse(area)?;
+    // One table serves the `IFLA_INFO_DATA` of every kind decoded below.
+    const MAXES: &[u16] = &[IFLA_IPVLAN_MAX, IFLA_VLAN_MAX, IFLA_MACVLAN_MAX];
+    let tb = AttrTable::<{ attr::slots(MAXES) }>::parse(area)?;
     Ok(match kind {
         // The kernel always reports the mode. It reports the flags since
         // 4.15, which introduced them: before, every port was a bridge.
@@ -912,7 +915,7 @@ impl Handle {
         let msg = spec.request().map_err(context)?;
         self.socket()
             .request(&msg)
-            .map_err(|e| context(e.unknown_kind_to_unsupported(spec.kind.name())))
+            .map_err(|e| context(unknown_kind_to_unsupported(e, spec.kind.name())))
     }
 
     /// Deletes link `index` (and, for a parent, all its ipvlan/macvlan/vlan slaves).
@@ -1031,7 +1034,7 @@ impl Handle {
         match self.link_by_name(name)? {
             Some(link) => Ok(link.index),
             None => Err(self.context(
-                Error::new(ErrorKind::NotFound),
+                Error::new(ErrorKind::NotFound { what: "link" }),
                 "get link",
                 LinkRef::Name(name.to_owned()),
             )),

@@ -24,11 +24,13 @@
 //! ```
 
 pub mod addr;
+pub mod error;
 pub mod link;
 pub mod nsid;
 pub mod route;
 
 pub use addr::{AddrFlags, Address};
+pub use error::{kind_support, missing_kind_explanation, KindSupport};
 pub use link::{
     IpvlanFlag, IpvlanMode, Link, LinkData, LinkKind, LinkSpec, MacvlanMode, ProbeKind, Reported,
     UnknownName,
@@ -38,8 +40,9 @@ pub use route::{IpFamily, Route, RouteSpec};
 use std::path::Path;
 
 use crate::netlink::consts::{NLMSG_DONE, NLMSG_ERROR, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWROUTE};
-use crate::netlink::{socket, Error, LinkRef, MessageBuilder, Messages, Result, Socket};
+use crate::netlink::{reply, Error, MessageBuilder, Messages, Result, Socket};
 use crate::netns::{self, Netns};
+use error::LinkRef;
 
 /// An rtnetlink socket bound to one network namespace.
 ///
@@ -118,7 +121,9 @@ impl Handle {
     }
 
     fn context(&self, err: Error, op: &'static str, link: LinkRef) -> Error {
-        err.op(op).link(link).netns(self.netns.as_deref())
+        err.op(op)
+            .subject(link.to_string())
+            .netns(self.netns.as_deref())
     }
 
     fn context_op(&self, err: Error, op: &'static str) -> Error {
@@ -138,8 +143,8 @@ pub fn decode_all(buf: &[u8]) -> usize {
             RTM_NEWADDR => Address::parse(&msg).is_ok(),
             RTM_NEWROUTE => Route::parse(&msg).is_ok(),
             nsid::RTM_NEWNSID => nsid::parse_reply(&msg).is_ok(),
-            NLMSG_ERROR => !matches!(socket::parse_error(&msg), Err(e) if e.errno().is_none()),
-            NLMSG_DONE => !matches!(socket::parse_done(&msg), Err(e) if e.errno().is_none()),
+            NLMSG_ERROR => !matches!(reply::parse_error(&msg), Err(e) if e.errno().is_none()),
+            NLMSG_DONE => !matches!(reply::parse_done(&msg), Err(e) if e.errno().is_none()),
             _ => false,
         };
         decoded += usize::from(ok);

@@ -362,7 +362,7 @@ impl Route {
             AF_INET6 => IpFamily::V6,
             _ => return Err(Error::malformed("route of an unknown address family")),
         };
-        let tb = AttrTable::<32>::parse(msg.attr_area(RtMsg::LEN)?)?;
+        let tb = AttrTable::<{ RTA_MAX as usize + 1 }>::parse(msg.attr_area(RtMsg::LEN)?)?;
         let ip_of_family = |kind: u16| -> Result<Option<IpAddr>> {
             match tb.get(kind).map(|a| a.ip()).transpose()? {
                 Some(ip) if IpFamily::of(ip) != family => {

@@ -24,12 +24,14 @@
 //! ```
 
 pub mod addr;
+mod decode;
 pub mod error;
 pub mod link;
 pub mod nsid;
 pub mod route;
 
 pub use addr::{AddrFlags, Address};
+pub use decode::decode_all;
 pub use error::{kind_support, missing_kind_explanation, KindSupport};
 pub use link::{
     IpvlanFlag, IpvlanMode, Link, LinkData, LinkKind, LinkSpec, MacvlanMode, ProbeKind, Reported,
@@ -39,8 +41,7 @@ pub use route::{IpFamily, Route, RouteSpec};
 
 use std::path::Path;
 
-use crate::netlink::consts::{NLMSG_DONE, NLMSG_ERROR, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWROUTE};
-use crate::netlink::{reply, Error, MessageBuilder, Messages, Result, Socket};
+use crate::netlink::{Error, MessageBuilder, Result, Socket};
 use crate::netns::{self, Netns};
 use error::LinkRef;
 
@@ -129,25 +130,4 @@ impl Handle {
     fn context_op(&self, err: Error, op: &'static str) -> Error {
         err.op(op).netns(self.netns.as_deref())
     }
-}
-
-/// Walks every netlink message in `buf` and fully decodes the link, address,
-/// route, namespace id, error and done messages; returns how many decoded cleanly.
-/// Never panics, whatever the bytes (used by fuzzing and robustness tests).
-pub fn decode_all(buf: &[u8]) -> usize {
-    let mut decoded = 0;
-    for msg in Messages::new(buf) {
-        let Ok(msg) = msg else { break };
-        let ok = match msg.header.kind {
-            RTM_NEWLINK => Link::parse(&msg).is_ok(),
-            RTM_NEWADDR => Address::parse(&msg).is_ok(),
-            RTM_NEWROUTE => Route::parse(&msg).is_ok(),
-            nsid::RTM_NEWNSID => nsid::parse_reply(&msg).is_ok(),
-            NLMSG_ERROR => !matches!(reply::parse_error(&msg), Err(e) if e.errno().is_none()),
-            NLMSG_DONE => !matches!(reply::parse_done(&msg), Err(e) if e.errno().is_none()),
-            _ => false,
-        };
-        decoded += usize::from(ok);
-    }
-    decoded
 }

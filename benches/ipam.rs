@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion};
 use ipnet::IpNet;
-use ipvlan::ipam::{fill_default_gateways, from_u128, match_subnets, to_u128, Family, Request};
+use ipvlan::ipam::{fill_default_gateways, from_u128, match_subnets, to_u128, IpFamily, Request};
 use ipvlan::rtnl::{IpvlanFlag, IpvlanMode};
 use ipvlan::store::{
     EndpointRecord, EndpointState, NetworkRecord, NetworkState, ParentOrigin, StateDir, Timestamp,
@@ -136,7 +136,7 @@ fn endpoint(net: &NetworkRecord, id: &str) -> EndpointRecord {
 struct Filled {
     root: PathBuf,
     net: NetworkRecord,
-    family: Family,
+    family: IpFamily,
     window_start: u128,
     window_end: u128,
     subnet_dir: PathBuf,

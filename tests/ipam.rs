@@ -6,7 +6,7 @@ use ipnet::IpNet;
 use ipvlan::ipam::{
     allocate, check_overlaps, default_ipv4_subnet, default_ipv6_subnet, fill_default_gateways,
     match_subnets, parse_aux, parse_ip_range, parse_resolv_conf, parse_subnet, release, ula_prefix,
-    Avoid, Family, IpamError, MemoryBook, NetworkName, Request, SubnetSpec,
+    Avoid, IpFamily, IpamError, MemoryBook, NetworkName, Request, SubnetSpec,
 };
 
 const NET: NetworkName<'static> = NetworkName {
@@ -31,7 +31,7 @@ fn specs(subnets: &[&str], gateways: &[&str], ranges: &[&str]) -> Vec<SubnetSpec
     specs
 }
 
-fn auto(book: &mut MemoryBook, specs: &[SubnetSpec], family: Family, owner: &str) -> String {
+fn auto(book: &mut MemoryBook, specs: &[SubnetSpec], family: IpFamily, owner: &str) -> String {
     allocate(book, specs, Request::Any(family), owner, NET)
         .unwrap()
         .to_string()
@@ -47,8 +47,8 @@ fn exact(book: &mut MemoryBook, specs: &[SubnetSpec], addr: &str) -> Result<Stri
 fn first_containers_of_a_24_get_2_then_3() {
     let specs = specs(&["192.168.1.0/24"], &["192.168.1.1"], &[]);
     let mut book = MemoryBook::default();
-    assert_eq!(auto(&mut book, &specs, Family::V4, "a"), "192.168.1.2/24");
-    assert_eq!(auto(&mut book, &specs, Family::V4, "b"), "192.168.1.3/24");
+    assert_eq!(auto(&mut book, &specs, IpFamily::V4, "a"), "192.168.1.2/24");
+    assert_eq!(auto(&mut book, &specs, IpFamily::V4, "b"), "192.168.1.3/24");
 }
 
 #[test]
@@ -57,9 +57,9 @@ fn default_gateway_is_first_usable() {
     assert_eq!(specs[0].gateway, Some(ip("192.168.1.1")));
     assert_eq!(specs[1].gateway, Some(ip("2001:db8:abc6::1")));
     let mut book = MemoryBook::default();
-    assert_eq!(auto(&mut book, &specs, Family::V4, "a"), "192.168.1.2/24");
+    assert_eq!(auto(&mut book, &specs, IpFamily::V4, "a"), "192.168.1.2/24");
     assert_eq!(
-        auto(&mut book, &specs, Family::V6, "a"),
+        auto(&mut book, &specs, IpFamily::V6, "a"),
         "2001:db8:abc6::2/64"
     );
 }
@@ -76,9 +76,12 @@ fn default_gateway_with_an_ip_range_is_the_ranges_first_usable() {
     assert_eq!(specs[1].gateway, Some(ip("10.5.0.1")));
     assert_eq!(specs[2].gateway, Some(ip("2001:db8:abcd::100")));
     let mut book = MemoryBook::default();
-    assert_eq!(auto(&mut book, &specs, Family::V4, "a"), "192.168.1.65/24");
     assert_eq!(
-        auto(&mut book, &specs, Family::V6, "a"),
+        auto(&mut book, &specs, IpFamily::V4, "a"),
+        "192.168.1.65/24"
+    );
+    assert_eq!(
+        auto(&mut book, &specs, IpFamily::V6, "a"),
         "2001:db8:abcd::101/64"
     );
 }
@@ -99,15 +102,15 @@ fn released_address_comes_back_only_after_wrap() {
     // .1 gateway, .2-.6 usable, .7 broadcast.
     let got: Vec<String> = ["a", "b", "c"]
         .iter()
-        .map(|o| auto(&mut book, &specs, Family::V4, o))
+        .map(|o| auto(&mut book, &specs, IpFamily::V4, o))
         .collect();
     assert_eq!(got, ["10.0.0.2/29", "10.0.0.3/29", "10.0.0.4/29"]);
     assert!(release(&mut book, &specs, ip("10.0.0.2")).unwrap());
-    assert_eq!(auto(&mut book, &specs, Family::V4, "d"), "10.0.0.5/29");
-    assert_eq!(auto(&mut book, &specs, Family::V4, "e"), "10.0.0.6/29");
+    assert_eq!(auto(&mut book, &specs, IpFamily::V4, "d"), "10.0.0.5/29");
+    assert_eq!(auto(&mut book, &specs, IpFamily::V4, "e"), "10.0.0.6/29");
     // Wrap: network .0 and gateway .1 skipped, .2 free again.
-    assert_eq!(auto(&mut book, &specs, Family::V4, "f"), "10.0.0.2/29");
-    let err = allocate(&mut book, &specs, Request::Any(Family::V4), "g", NET).unwrap_err();
+    assert_eq!(auto(&mut book, &specs, IpFamily::V4, "f"), "10.0.0.2/29");
+    let err = allocate(&mut book, &specs, Request::Any(IpFamily::V4), "g", NET).unwrap_err();
     assert_eq!(
         err.to_string(),
         "no available IPv4 addresses on this network's address pools: testnet (0123456789ab)"
@@ -134,7 +137,10 @@ fn walkthrough_multi_subnet_l2() {
         "192.168.116.10/24"
     );
     // Automatic allocation fills the first subnet from its start.
-    assert_eq!(auto(&mut book, &specs, Family::V4, "a"), "192.168.114.1/24");
+    assert_eq!(
+        auto(&mut book, &specs, IpFamily::V4, "a"),
+        "192.168.114.1/24"
+    );
 }
 
 #[test]
@@ -147,9 +153,12 @@ fn walkthrough_dual_stack_l2() {
     );
     assert_eq!(specs[2].gateway, Some(ip("2001:db8:abc9::22")));
     let mut book = MemoryBook::default();
-    assert_eq!(auto(&mut book, &specs, Family::V4, "a"), "192.168.140.2/24");
     assert_eq!(
-        auto(&mut book, &specs, Family::V6, "a"),
+        auto(&mut book, &specs, IpFamily::V4, "a"),
+        "192.168.140.2/24"
+    );
+    assert_eq!(
+        auto(&mut book, &specs, IpFamily::V6, "a"),
         "2001:db8:abc9::1/64"
     );
     assert_eq!(
@@ -183,9 +192,12 @@ fn walkthrough_dual_stack_l3() {
         ["192.168.110.1", "192.168.112.1", "2001:db8:abc6::1"]
     );
     let mut book = MemoryBook::default();
-    assert_eq!(auto(&mut book, &specs, Family::V4, "a"), "192.168.110.2/24");
     assert_eq!(
-        auto(&mut book, &specs, Family::V6, "a"),
+        auto(&mut book, &specs, IpFamily::V4, "a"),
+        "192.168.110.2/24"
+    );
+    assert_eq!(
+        auto(&mut book, &specs, IpFamily::V6, "a"),
         "2001:db8:abc6::2/64"
     );
     assert_eq!(
@@ -221,8 +233,14 @@ fn ip_range_limits_automatic_allocation_only() {
     assert_eq!(specs[0].gateway, Some(ip("192.168.1.128")));
     assert_eq!(specs[0].ip_range, Some(net("192.168.1.128/25")));
     let mut book = MemoryBook::default();
-    assert_eq!(auto(&mut book, &specs, Family::V4, "a"), "192.168.1.129/24");
-    assert_eq!(auto(&mut book, &specs, Family::V4, "b"), "192.168.1.130/24");
+    assert_eq!(
+        auto(&mut book, &specs, IpFamily::V4, "a"),
+        "192.168.1.129/24"
+    );
+    assert_eq!(
+        auto(&mut book, &specs, IpFamily::V4, "b"),
+        "192.168.1.130/24"
+    );
     assert_eq!(
         exact(&mut book, &specs, "192.168.1.20").unwrap(),
         "192.168.1.20/24"
@@ -232,10 +250,10 @@ fn ip_range_limits_automatic_allocation_only() {
     let small = specs_with_range("10.0.0.0/24", "10.0.0.252/30");
     let mut book = MemoryBook::default();
     let got: Vec<String> = (0..2)
-        .map(|i| auto(&mut book, &small, Family::V4, &i.to_string()))
+        .map(|i| auto(&mut book, &small, IpFamily::V4, &i.to_string()))
         .collect();
     assert_eq!(got, ["10.0.0.253/24", "10.0.0.254/24"]);
-    assert!(allocate(&mut book, &small, Request::Any(Family::V4), "x", NET).is_err());
+    assert!(allocate(&mut book, &small, Request::Any(IpFamily::V4), "x", NET).is_err());
 }
 
 fn specs_with_range(subnet: &str, range: &str) -> Vec<SubnetSpec> {
@@ -281,7 +299,7 @@ fn aux_addresses_are_skipped() {
     let mut specs = match_subnets(&subnets, &[], &[], &aux).unwrap();
     fill_default_gateways(&mut specs);
     let mut book = MemoryBook::default();
-    assert_eq!(auto(&mut book, &specs, Family::V4, "a"), "10.9.0.4/24");
+    assert_eq!(auto(&mut book, &specs, IpFamily::V4, "a"), "10.9.0.4/24");
 }
 
 #[test]
@@ -442,7 +460,7 @@ fn overlap_with_other_networks() {
 fn no_subnet_of_family() {
     let specs = specs(&["10.0.0.0/24"], &[], &[]);
     let mut book = MemoryBook::default();
-    let err = allocate(&mut book, &specs, Request::Any(Family::V6), "a", NET).unwrap_err();
+    let err = allocate(&mut book, &specs, Request::Any(IpFamily::V6), "a", NET).unwrap_err();
     assert_eq!(err.to_string(), "network testnet has no IPv6 subnet");
 }
 
@@ -495,12 +513,12 @@ fn checks_per_allocation(subnet: &str, occupancy: f64) -> f64 {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
-        let addr = ipvlan::ipam::from_u128(Family::V4, first + i as u128);
+        let addr = ipvlan::ipam::from_u128(IpFamily::V4, first + i as u128);
         *slot = !spec.is_reserved(addr) && (seed % 10_000) as f64 / 10_000.0 < occupancy;
     }
     let cycles = 20_000;
     for _ in 0..cycles {
-        let got = allocate(&mut book, &specs, Request::Any(Family::V4), "o", NET).unwrap();
+        let got = allocate(&mut book, &specs, Request::Any(IpFamily::V4), "o", NET).unwrap();
         release(&mut book, &specs, got.addr()).unwrap();
     }
     book.checks as f64 / cycles as f64

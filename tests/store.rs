@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use std::os::unix::fs::PermissionsExt;
 
 use common::{address_files, check_every_file_parses, endpoint, network, TempDir};
-use ipvlan::ipam::{Family, Request};
+use ipvlan::ipam::{IpFamily, Request};
 use ipvlan::json::Value;
 use ipvlan::store::{
     append_line, remove_lines, EndpointRecord, NetworkRecord, StateDir, StoreError, Timestamp,
@@ -64,7 +64,7 @@ fn directory_and_file_modes() {
     let locked = state.lock().unwrap();
     locked.put_network(&net).unwrap();
     locked
-        .allocate(&net, Request::Any(Family::V4), "e1")
+        .allocate(&net, Request::Any(IpFamily::V4), "e1")
         .unwrap();
     let mode = |p: &std::path::Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&root), 0o700);
@@ -102,10 +102,10 @@ fn allocation_on_disk_follows_the_cursor() {
     let net = network("db_net", &["192.168.1.0/24"]);
     let locked = state.lock().unwrap();
     let a = locked
-        .allocate(&net, Request::Any(Family::V4), "e1")
+        .allocate(&net, Request::Any(IpFamily::V4), "e1")
         .unwrap();
     let b = locked
-        .allocate(&net, Request::Any(Family::V4), "e2")
+        .allocate(&net, Request::Any(IpFamily::V4), "e2")
         .unwrap();
     assert_eq!(
         (a.to_string().as_str(), b.to_string().as_str()),
@@ -124,7 +124,7 @@ fn allocation_on_disk_follows_the_cursor() {
         "release twice is fine"
     );
     let c = locked
-        .allocate(&net, Request::Any(Family::V4), "e3")
+        .allocate(&net, Request::Any(IpFamily::V4), "e3")
         .unwrap();
     assert_eq!(
         c.to_string(),
@@ -208,7 +208,7 @@ fn release_if_owner_frees_only_what_the_owner_holds() {
     let locked = state.lock().unwrap();
     locked.put_network(&net).unwrap();
     let a = locked
-        .allocate(&net, Request::Any(Family::V4), "e1")
+        .allocate(&net, Request::Any(IpFamily::V4), "e1")
         .unwrap();
     assert!(!locked.release_if_owner(&net, a.addr(), "e2").unwrap());
     assert_eq!(
@@ -230,13 +230,13 @@ fn release_orphans_frees_addresses_without_an_endpoint() {
     let locked = state.lock().unwrap();
     locked.put_network(&net).unwrap();
     let kept = locked
-        .allocate(&net, Request::Any(Family::V4), "e1")
+        .allocate(&net, Request::Any(IpFamily::V4), "e1")
         .unwrap();
     locked
         .put_endpoint(&endpoint(&net, "e1", Some(&kept.to_string()), None))
         .unwrap();
     locked
-        .allocate(&net, Request::Any(Family::V4), "crashed")
+        .allocate(&net, Request::Any(IpFamily::V4), "crashed")
         .unwrap();
     assert_eq!(locked.release_orphans(&net).unwrap(), 1);
     assert_eq!(
@@ -330,7 +330,7 @@ fn network_removal_takes_its_files() {
     let locked = state.lock().unwrap();
     locked.put_network(&net).unwrap();
     let a = locked
-        .allocate(&net, Request::Any(Family::V4), "e1")
+        .allocate(&net, Request::Any(IpFamily::V4), "e1")
         .unwrap();
     locked
         .put_endpoint(&endpoint(&net, "e1", Some(&a.to_string()), None))
@@ -410,13 +410,13 @@ fn non_utf8_state_files_are_corrupt_or_ignored_hints() {
     let locked = state.lock().unwrap();
     locked.put_network(&net).unwrap();
     let a = locked
-        .allocate(&net, Request::Any(Family::V4), "e1")
+        .allocate(&net, Request::Any(IpFamily::V4), "e1")
         .unwrap();
     // The cursor is a hint: garbage in it restarts the walk, nothing fails.
     let subnet_dir = tmp.path().join("ipam").join(&net.id).join("10.0.0.0-24");
     fs::write(subnet_dir.join("cursor"), b"\xff\xfe\n").unwrap();
     let b = locked
-        .allocate(&net, Request::Any(Family::V4), "e2")
+        .allocate(&net, Request::Any(IpFamily::V4), "e2")
         .unwrap();
     assert_ne!(a, b);
     // An address file or a record that is not text is a damaged file.
@@ -462,7 +462,7 @@ fn hosts_file_mode_ignores_the_umask() {
         let locked = state.lock().unwrap();
         append_line(&state.hosts_path(&net.id), "10.0.0.2 c1", 0o644).unwrap();
         locked
-            .allocate(&net, Request::Any(Family::V4), "e1")
+            .allocate(&net, Request::Any(IpFamily::V4), "e1")
             .unwrap();
         return;
     }

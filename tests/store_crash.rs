@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
 
 use common::{address_files, check_every_file_parses, network, TempDir};
-use ipvlan::ipam::{Family, Request};
+use ipvlan::ipam::{IpFamily, Request};
 use ipvlan::store::{EndpointState, Locked, NetworkRecord, StateDir, Timestamp};
 
 const CHILD_ENV: &str = "IPVLAN_TEST_CHILD";
@@ -121,7 +121,7 @@ fn crash_child(dir: &Path) {
             ep.created = Timestamp::now();
             locked.put_endpoint(&ep).unwrap();
             let addr = locked
-                .allocate(&net, Request::Any(Family::V4), &ep.id)
+                .allocate(&net, Request::Any(IpFamily::V4), &ep.id)
                 .unwrap();
             println!("@@A {} {}", addr.addr(), ep.id);
             ep.ipv4 = Some(addr);
@@ -288,7 +288,7 @@ fn sixteen_processes_get_sixteen_distinct_addresses() {
             let owner = format!("p{}", std::process::id());
             let locked = state.lock().unwrap();
             let addr = locked
-                .allocate(&net, Request::Any(Family::V4), &owner)
+                .allocate(&net, Request::Any(IpFamily::V4), &owner)
                 .unwrap();
             locked
                 .put_endpoint(&common::endpoint(

@@ -13,7 +13,7 @@ use super::netns_identity::{self, NsAt, OpenNetns};
 use super::networks::find_network;
 use super::options::check_container_name;
 use super::{AttachRequest, EndpointInfo, Error, Manager, Target};
-use crate::ipam::{Family, Request};
+use crate::ipam::{IpFamily, Request};
 use crate::rtnl::Handle;
 use crate::store::{EndpointRecord, EndpointState, Locked, NetworkRecord, Timestamp};
 
@@ -306,14 +306,13 @@ fn allocate(
     req: &AttachRequest,
     owner: &str,
 ) -> Result<(IpNet, Option<IpNet>), Error> {
-    let mut requests = vec![req
-        .ipv4
-        .map_or(Request::Any(Family::V4), |a| Request::Exact(IpAddr::V4(a)))];
+    let mut requests = vec![req.ipv4.map_or(Request::Any(IpFamily::V4), |a| {
+        Request::Exact(IpAddr::V4(a))
+    })];
     if network.ipv6 {
-        requests.push(
-            req.ipv6
-                .map_or(Request::Any(Family::V6), |a| Request::Exact(IpAddr::V6(a))),
-        );
+        requests.push(req.ipv6.map_or(Request::Any(IpFamily::V6), |a| {
+            Request::Exact(IpAddr::V6(a))
+        }));
     }
     requests.sort_by_key(|request| !matches!(request, Request::Exact(_)));
     let mut taken: Vec<IpNet> = Vec::new();

@@ -13,7 +13,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use super::subnet::{from_u128, to_u128, SubnetSpec};
-use super::{Family, IpamError};
+use super::{IpFamily, IpamError};
 
 /// Records which addresses of a subnet are taken, and the cursor.
 pub trait AddressBook {
@@ -39,7 +39,7 @@ pub trait AddressBook {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Request {
     /// The next free address of this family.
-    Any(Family),
+    Any(IpFamily),
     /// Exactly this address (`--ip`, `--ip6`).
     Exact(IpAddr),
 }

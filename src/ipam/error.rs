@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use super::Family;
+use super::IpFamily;
 
 /// An address-management error. `Display` gives the user-facing text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,7 +102,7 @@ pub enum IpamError {
     /// Every default pool overlaps something.
     DefaultPoolsExhausted {
         /// The family a subnet was needed for.
-        family: Family,
+        family: IpFamily,
     },
     /// An explicit `--ip`/`--ip6` outside every subnet of the network.
     NotInAnySubnet {
@@ -117,7 +117,7 @@ pub enum IpamError {
     /// The network has no free address left in this family.
     NoAvailableAddresses {
         /// The family that ran out.
-        family: Family,
+        family: IpFamily,
         /// The network's name.
         network: String,
         /// The network's ID.
@@ -126,7 +126,7 @@ pub enum IpamError {
     /// The network has no subnet of this family at all.
     NoSubnetOfFamily {
         /// The family an address was asked for.
-        family: Family,
+        family: IpFamily,
         /// The network's name.
         network: String,
     },

@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use super::subnet::overlaps;
-use super::{Family, IpamError};
+use super::{IpFamily, IpamError};
 
 /// What a default subnet must not overlap.
 #[derive(Debug, Clone, Copy, Default)]
@@ -49,7 +49,9 @@ pub fn default_ipv4_subnet(avoid: Avoid<'_>) -> Result<IpNet, IpamError> {
     default_ipv4_candidates()
         .map(IpNet::V4)
         .find(|c| !avoid.clashes(c))
-        .ok_or(IpamError::DefaultPoolsExhausted { family: Family::V4 })
+        .ok_or(IpamError::DefaultPoolsExhausted {
+            family: IpFamily::V4,
+        })
 }
 
 /// The host's ULA /48: `fd` followed by 40 bits of a hash of the host id
@@ -69,7 +71,9 @@ pub fn default_ipv6_subnet(host_id: &[u8], avoid: Avoid<'_>) -> Result<IpNet, Ip
             IpNet::V6(Ipv6Net::new(addr, 64).expect("64 is a valid prefix length"))
         })
         .find(|c| !avoid.clashes(c))
-        .ok_or(IpamError::DefaultPoolsExhausted { family: Family::V6 })
+        .ok_or(IpamError::DefaultPoolsExhausted {
+            family: IpFamily::V6,
+        })
 }
 
 /// The `nameserver` addresses of resolv.conf text (zone suffixes such as

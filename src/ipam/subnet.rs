@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
 
-use super::{Family, IpamError};
+use super::{IpFamily, IpamError};
 
 /// One subnet of a network with what belongs to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,8 +34,8 @@ impl SubnetSpec {
     }
 
     /// IPv4 or IPv6.
-    pub fn family(&self) -> Family {
-        Family::of_net(&self.subnet)
+    pub fn family(&self) -> IpFamily {
+        IpFamily::of_net(&self.subnet)
     }
 
     /// Whether `addr` lies in the subnet.
@@ -277,9 +277,9 @@ pub fn to_u128(addr: IpAddr) -> u128 {
 }
 
 /// The address of `family` whose integer value is `value` (IPv4 takes the low 32 bits).
-pub fn from_u128(family: Family, value: u128) -> IpAddr {
+pub fn from_u128(family: IpFamily, value: u128) -> IpAddr {
     match family {
-        Family::V4 => IpAddr::V4(Ipv4Addr::from(value as u32)),
-        Family::V6 => IpAddr::V6(Ipv6Addr::from(value)),
+        IpFamily::V4 => IpAddr::V4(Ipv4Addr::from(value as u32)),
+        IpFamily::V6 => IpAddr::V6(Ipv6Addr::from(value)),
     }
 }

@@ -135,7 +135,7 @@ fn every_parser(buf: &[u8]) {
                 );
                 let _ = attr.nested().count();
             }
-            let _ = AttrTable::<70>::parse(area);
+            let _ = AttrTable::<{ IFLA_MAX as usize + 1 }>::parse(area);
         }
     }
 }

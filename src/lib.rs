@@ -5,7 +5,8 @@
 //! Bottom up; a file uses only its own layer and those below (checked by
 //! `cargo xtask layers`):
 //!
-//! 1. `sys`, [`json`]: system calls (the only `unsafe`) and JSON.
+//! 1. `sys`, [`json`], [`fault`]: system calls (the only `unsafe`), JSON,
+//!    and the kill points of crash tests.
 //! 2. [`netlink`]: the netlink transport.
 //! 3. [`netns`]: network namespaces.
 //! 4. [`rtnl`]: typed rtnetlink requests.
@@ -19,6 +20,8 @@
 //! ```text
 //! sys.rs               every unsafe call (setns, unshare, mount, flock, signals, sockets)
 //! json.rs              the one JSON reader and writer (inspect output, records)
+//! fault.rs             kill points where effects happen, live only with the
+//!                      `fault-injection` feature (crash tests)
 //! netlink/             message builder and checked views, attributes, the socket
 //!                      (ACKs, dumps, extended acks), the error type, uapi constants
 //! netns.rs             open/create/delete namespaces (iproute2's /run/netns layout),
@@ -64,6 +67,7 @@
 
 pub mod cli;
 pub mod driver;
+pub mod fault;
 pub mod ipam;
 pub mod json;
 pub mod netlink;

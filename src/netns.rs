@@ -193,6 +193,7 @@ pub fn create_named(run_dir: impl AsRef<Path>, name: &str) -> io::Result<Netns> 
     let run_dir = run_dir.as_ref();
     let path = named_path(run_dir, name)?;
     make_run_dir_shared(run_dir)?;
+    crate::fault::point("netns: before create");
     OpenOptions::new()
         .read(true)
         .write(true)
@@ -200,6 +201,7 @@ pub fn create_named(run_dir: impl AsRef<Path>, name: &str) -> io::Result<Netns> 
         .mode(0o000)
         .open(&path)?;
     let target = cstring(&path)?;
+    crate::fault::point("netns: before mount");
     let mounted = run_in_new(|| {
         sys::mount(
             &static_cstr("/proc/thread-self/ns/net"),
@@ -213,6 +215,7 @@ pub fn create_named(run_dir: impl AsRef<Path>, name: &str) -> io::Result<Netns> 
         let _ = fs::remove_file(&path);
         return Err(err);
     }
+    crate::fault::point("netns: after mount");
     Netns::open_named(run_dir, name)
 }
 
@@ -221,6 +224,7 @@ pub fn create_named(run_dir: impl AsRef<Path>, name: &str) -> io::Result<Netns> 
 pub fn delete_named(run_dir: impl AsRef<Path>, name: &str) -> io::Result<()> {
     let path = named_path(run_dir.as_ref(), name)?;
     let target = cstring(&path)?;
+    crate::fault::point("netns: before umount");
     match sys::umount2(&target, libc::MNT_DETACH) {
         // EINVAL: not mounted (a leftover file from an interrupted create).
         Err(err) if err.raw_os_error() != Some(libc::EINVAL) => {
@@ -234,7 +238,8 @@ pub fn delete_named(run_dir: impl AsRef<Path>, name: &str) -> io::Result<()> {
         }
         _ => {}
     }
-    fs::remove_file(&path)
+    crate::fault::point("netns: before unlink");
+    crate::fault::after("netns: after unlink", fs::remove_file(&path))
 }
 
 /// Undoes the self bind mount [`create_named`] made of `run_dir`, for

@@ -157,6 +157,7 @@ pub(crate) fn write_union(target: &Path, sources: &[PathBuf]) -> Result<(), Erro
 /// Points `ETC_NETNS/NAME/hosts` at `target` (replaced atomically).
 pub(crate) fn link(etc_netns_dir: &Path, container: &str, target: &Path) -> Result<(), Error> {
     let dir = etc_netns_dir.join(container);
+    crate::fault::point("etc netns: before mkdir");
     fs::create_dir_all(&dir).map_err(|e| io("creating", &dir, e))?;
     let _ = fs::set_permissions(&dir, fs::Permissions::from_mode(0o755));
     let hosts = dir.join("hosts");
@@ -165,8 +166,11 @@ pub(crate) fn link(etc_netns_dir: &Path, container: &str, target: &Path) -> Resu
     }
     let temporary = dir.join(".hosts.tmp");
     let _ = fs::remove_file(&temporary);
+    crate::fault::point("etc netns: before symlink");
     std::os::unix::fs::symlink(target, &temporary).map_err(|e| io("linking", &temporary, e))?;
-    fs::rename(&temporary, &hosts).map_err(|e| io("linking", &hosts, e))
+    crate::fault::point("etc netns: before rename");
+    crate::fault::after("etc netns: after rename", fs::rename(&temporary, &hosts))
+        .map_err(|e| io("linking", &hosts, e))
 }
 
 /// Removes `ETC_NETNS/NAME/hosts` (if it is ours: a symlink) and the
@@ -176,11 +180,13 @@ pub(crate) fn unlink(etc_netns_dir: &Path, container: &str) -> Result<(), Error>
     let hosts = dir.join("hosts");
     match fs::symlink_metadata(&hosts) {
         Ok(meta) if meta.file_type().is_symlink() => {
+            crate::fault::point("etc netns: before unlink");
             fs::remove_file(&hosts).map_err(|e| io("removing", &hosts, e))?;
         }
         _ => {}
     }
-    let _ = fs::remove_dir(&dir);
+    crate::fault::point("etc netns: before rmdir");
+    crate::fault::after("etc netns: after rmdir", fs::remove_dir(&dir)).ok();
     Ok(())
 }
 

@@ -364,6 +364,7 @@ impl Socket {
         first: usize,
         total: usize,
     ) -> Result<Vec<Result<()>>> {
+        crate::fault::point("netlink: before request");
         let mut acks = self.send_batch(msgs)?;
         loop {
             match self.recv(|datagram| acks.feed(datagram)) {
@@ -385,6 +386,7 @@ impl Socket {
                 Err(err) => return Err(err),
             }
         }
+        crate::fault::point("netlink: after acks");
         acks.finish()
             .ok_or_else(|| Error::malformed("batch ended with requests unanswered"))
     }

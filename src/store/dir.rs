@@ -431,7 +431,8 @@ impl Locked<'_> {
             self.ipam_dir(id),
             self.union_markers_dir(id),
         ] {
-            match fs::remove_dir_all(&dir) {
+            crate::fault::point("store: before rmdir");
+            match crate::fault::after("store: after rmdir", fs::remove_dir_all(&dir)) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => {
                     return Err(StoreError::io("removing", &dir)(e));
                 }
@@ -608,7 +609,9 @@ impl Locked<'_> {
                 if kind.is_dir() {
                     walk(&path, count)?;
                 } else if entry.file_name().to_str().is_some_and(fsutil::is_temp_name) {
-                    fs::remove_file(&path).map_err(StoreError::io("removing", &path))?;
+                    crate::fault::point("store: before unlink");
+                    crate::fault::after("store: after unlink", fs::remove_file(&path))
+                        .map_err(StoreError::io("removing", &path))?;
                     *count += 1;
                 }
             }

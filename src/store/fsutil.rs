@@ -42,6 +42,7 @@ fn write_temp(target: &Path, contents: &[u8], mode: u32) -> io::Result<PathBuf> 
 /// power cut is harmless (the allocation cursor).
 pub fn replace_unsynced(target: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
     let temp = temp_path(target);
+    crate::fault::point("store: before write");
     remove_if_exists(&temp)?;
     let mut file = OpenOptions::new()
         .write(true)
@@ -49,7 +50,13 @@ pub fn replace_unsynced(target: &Path, contents: &[u8], mode: u32) -> io::Result
         .mode(mode)
         .open(&temp)?;
     file.write_all(contents)?;
-    fs::rename(&temp, target)
+    rename(&temp, target)
+}
+
+/// `rename(2)` between its kill points.
+fn rename(from: &Path, to: &Path) -> io::Result<()> {
+    crate::fault::point("store: before rename");
+    crate::fault::after("store: after rename", fs::rename(from, to))
 }
 
 /// Writes a fresh file at `path` (removing any old one first) and syncs
@@ -58,6 +65,7 @@ pub fn replace_unsynced(target: &Path, contents: &[u8], mode: u32) -> io::Result
 pub fn write_synced_new(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
     // A stale temporary may be a hard link to a live file (crash between
     // link and unlink); truncating it would corrupt that file, so unlink.
+    crate::fault::point("store: before write");
     remove_if_exists(path)?;
     let mut file = OpenOptions::new()
         .write(true)
@@ -65,19 +73,20 @@ pub fn write_synced_new(path: &Path, contents: &[u8], mode: u32) -> io::Result<(
         .mode(mode)
         .open(path)?;
     file.write_all(contents)?;
-    file.sync_data()
+    crate::fault::after("store: after write", file.sync_data())
 }
 
 /// Replaces `target` with `contents` atomically (temp, fsync, rename).
 /// The caller syncs the directory.
 pub fn replace(target: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
     let temp = write_temp(target, contents, mode)?;
-    fs::rename(&temp, target)
+    rename(&temp, target)
 }
 
 /// Hard-links `source` to `target`; `Ok(false)` when `target` exists.
 pub fn link_new(source: &Path, target: &Path) -> io::Result<bool> {
-    match fs::hard_link(source, target) {
+    crate::fault::point("store: before link");
+    match crate::fault::after("store: after link", fs::hard_link(source, target)) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
         Err(e) => Err(e),
@@ -86,7 +95,8 @@ pub fn link_new(source: &Path, target: &Path) -> io::Result<bool> {
 
 /// Removes a file; `Ok(false)` when there was none.
 pub fn remove_if_exists(path: &Path) -> io::Result<bool> {
-    match fs::remove_file(path) {
+    crate::fault::point("store: before unlink");
+    match crate::fault::after("store: after unlink", fs::remove_file(path)) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(e),
@@ -104,7 +114,8 @@ pub fn read_if_exists(path: &Path) -> io::Result<Option<String>> {
 
 /// Makes sure a finished rename, link or unlink in `dir` survives a power cut.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
+    crate::fault::point("store: before fsync");
+    crate::fault::after("store: after fsync", File::open(dir)?.sync_all())
 }
 
 /// Creates `dir` and missing parents with mode 0700, durably: after each
@@ -129,6 +140,7 @@ pub fn create_dir(dir: &Path) -> io::Result<()> {
         next = path.parent();
     }
     for path in missing.into_iter().rev() {
+        crate::fault::point("store: before mkdir");
         match fs::DirBuilder::new().mode(DIR_MODE).create(path) {
             // Someone else made it meanwhile; syncing again is harmless.
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}

@@ -42,7 +42,8 @@ commands:
   layers
         Check that no files under src/ use each other in a circle and no file
         uses a higher layer than its own (the `# Layers` list in src/lib.rs).
-  size  Build the release musl binary, check it is static, print its size.
+  size  Build the release musl binary, check it is static and carries no
+        fault-injection hook, print its size.
   bench [ARGS]...
         Run the criterion benchmarks (`cargo bench`).
   fuzz [--secs N] [TARGET]...

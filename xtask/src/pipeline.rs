@@ -117,7 +117,16 @@ fn libtest_counts(line: &str) -> Option<(u64, u64)> {
     Some((count("passed")?, count("failed")?))
 }
 
-/// Release musl build; checks it is static and prints its size.
+/// What every build with the fault-injection hook contains (the prefix of
+/// its environment variables, see src/fault.rs).
+const FAULT_HOOK_MARKER: &str = "IPVLAN_FAULT_";
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Release musl build; checks it is static and carries no fault-injection
+/// hook, and prints its size.
 pub fn size() -> Result {
     ensure_musl_target()?;
     let mut cmd = cargo();
@@ -147,7 +156,18 @@ pub fn size() -> Result {
     } else {
         data.len() as u64
     };
+    // The kill points of crash tests (feature `fault-injection`) must
+    // compile to nothing here: their environment variables' names would be
+    // the first thing a build with the hook carries.
+    if contains(&data, FAULT_HOOK_MARKER.as_bytes()) {
+        return Err(format!(
+            "{} carries the fault-injection hook ({FAULT_HOOK_MARKER:?} found)",
+            binary.display()
+        )
+        .into());
+    }
     println!("{}: static (no PT_INTERP)", binary.display());
+    println!("{}: no fault-injection hook", binary.display());
     println!(
         "ipvlan size (stripped): {stripped_len} bytes ({:.1} KiB)",
         stripped_len as f64 / 1024.0
@@ -184,6 +204,15 @@ fn run_fuzzer(args: &[String]) -> Result {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finds_the_hook_marker() {
+        assert!(contains(
+            b"..IPVLAN_FAULT_COUNT..",
+            FAULT_HOOK_MARKER.as_bytes()
+        ));
+        assert!(!contains(b"IPVLAN_STATE_DIR", FAULT_HOOK_MARKER.as_bytes()));
+    }
 
     #[test]
     fn reads_libtest_result_lines() {

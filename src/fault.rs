@@ -1,0 +1,106 @@
+//! Kill points for crash tests: [`point`] marks a moment right before or
+//! right after an effect (a netlink request, a durable write, rename, link,
+//! unlink or fsync of a state file, a change under `/run/netns` or
+//! `/etc/netns`).
+//!
+//! Without the cargo feature `fault-injection` a point is an empty inline
+//! function: release builds carry no hook, no environment lookup, no
+//! point names. With it, two environment variables, read once, drive it:
+//!
+//! ```text
+//! IPVLAN_FAULT_COUNT=FILE   append each point's name to FILE, one line per hit
+//! IPVLAN_FAULT_KILL_AT=N    SIGKILL this process at its N-th hit (1 = the first)
+//! ```
+//!
+//! Together, FILE ends with the point the process died at. A test first runs
+//! a command with `IPVLAN_FAULT_COUNT` to learn its hits, then once per hit
+//! with `IPVLAN_FAULT_KILL_AT` to see what each interruption leaves.
+//! The process kills itself with SIGKILL, not an exit: no destructor, no
+//! buffered write, no unlock runs, exactly as when someone else kills it.
+
+/// Environment variable naming the file hits are appended to.
+pub const COUNT_ENV: &str = "IPVLAN_FAULT_COUNT";
+/// Environment variable giving the hit (1-based) to die at.
+pub const KILL_AT_ENV: &str = "IPVLAN_FAULT_KILL_AT";
+
+/// A kill point named `name` (a constant, so a count file of one run can
+/// be compared with another's). Nothing without the `fault-injection`
+/// feature.
+#[inline(always)]
+pub fn point(name: &'static str) {
+    #[cfg(feature = "fault-injection")]
+    hook::hit(name);
+    #[cfg(not(feature = "fault-injection"))]
+    let _ = name;
+}
+
+/// `value`, after a kill point named `name`: marks the moment right after
+/// the effect whose result `value` is, in the expression that makes it.
+#[inline(always)]
+pub fn after<T>(name: &'static str, value: T) -> T {
+    point(name);
+    value
+}
+
+#[cfg(feature = "fault-injection")]
+mod hook {
+    use std::fs::OpenOptions;
+    use std::io::Write;
+    use std::path::PathBuf;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+
+    struct Settings {
+        count: Option<PathBuf>,
+        kill_at: Option<u64>,
+    }
+
+    fn settings() -> &'static Settings {
+        static SETTINGS: OnceLock<Settings> = OnceLock::new();
+        SETTINGS.get_or_init(|| Settings {
+            count: std::env::var_os(crate::fault::COUNT_ENV)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
+            // An unparsable value must not silently disable the kill a
+            // test relies on.
+            kill_at: std::env::var(crate::fault::KILL_AT_ENV)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .map(|v| {
+                    v.trim().parse().unwrap_or_else(|_| {
+                        panic!("{}={v:?} is not a hit number", crate::fault::KILL_AT_ENV)
+                    })
+                }),
+        })
+    }
+
+    pub(super) fn hit(name: &'static str) {
+        static HITS: AtomicU64 = AtomicU64::new(0);
+        let settings = settings();
+        if settings.count.is_none() && settings.kill_at.is_none() {
+            return;
+        }
+        let n = HITS.fetch_add(1, Ordering::SeqCst) + 1;
+        if let Some(path) = &settings.count {
+            // One `write` on an O_APPEND file: a line is whole even when
+            // the kill follows at once.
+            let line = format!("{name}\n");
+            let written = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .and_then(|mut file| file.write_all(line.as_bytes()));
+            if let Err(error) = written {
+                panic!("fault injection: writing {}: {error}", path.display());
+            }
+        }
+        if settings.kill_at == Some(n) {
+            let _ = crate::sys::kill(std::process::id(), libc::SIGKILL);
+            // SIGKILL to oneself ends the process on the way back to user
+            // space; nothing after this point may run meanwhile.
+            loop {
+                std::thread::park();
+            }
+        }
+    }
+}

@@ -191,6 +191,26 @@ fn make_run_dir_shared(run_dir: &Path) -> io::Result<()> {
 /// Fails with `AlreadyExists` if the name is taken.
 pub fn create_named(run_dir: impl AsRef<Path>, name: &str) -> io::Result<Netns> {
     let run_dir = run_dir.as_ref();
+    bind_named(run_dir, name, |mount| run_in_new(mount))?;
+    Netns::open_named(run_dir, name)
+}
+
+/// Gives the existing namespace `ns` the name `run_dir/name`, as
+/// [`create_named`] does for a new one. A caller that learns a namespace's
+/// identity before naming it (an anonymous one from [`create_anonymous`])
+/// can tell it later from anything else put at that path.
+/// Fails with `AlreadyExists` if the name is taken.
+pub fn create_named_from(run_dir: impl AsRef<Path>, name: &str, ns: &Netns) -> io::Result<()> {
+    bind_named(run_dir.as_ref(), name, |mount| run_in(ns, mount))
+}
+
+/// Makes `run_dir/name` (shared run dir, an empty file) and bind-mounts
+/// onto it the namespace of the thread `enter` runs the mount on.
+fn bind_named(
+    run_dir: &Path,
+    name: &str,
+    enter: impl FnOnce(&(dyn Fn() -> io::Result<()> + Sync)) -> io::Result<io::Result<()>>,
+) -> io::Result<()> {
     let path = named_path(run_dir, name)?;
     make_run_dir_shared(run_dir)?;
     crate::fault::point("netns: before create");
@@ -202,21 +222,20 @@ pub fn create_named(run_dir: impl AsRef<Path>, name: &str) -> io::Result<Netns> 
         .open(&path)?;
     let target = cstring(&path)?;
     crate::fault::point("netns: before mount");
-    let mounted = run_in_new(|| {
+    let mount = || {
         sys::mount(
             &static_cstr("/proc/thread-self/ns/net"),
             &target,
             &static_cstr("none"),
             libc::MS_BIND,
         )
-    })
-    .and_then(|r| r);
-    if let Err(err) = mounted {
+    };
+    if let Err(err) = enter(&mount).and_then(|r| r) {
         let _ = fs::remove_file(&path);
         return Err(err);
     }
     crate::fault::point("netns: after mount");
-    Netns::open_named(run_dir, name)
+    Ok(())
 }
 
 /// Deletes the named namespace like `ip netns delete NAME`: lazy unmount,

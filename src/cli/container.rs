@@ -1,31 +1,29 @@
 //! `ipvlan run|exec|rm|ps`.
 
-use crate::driver::{self, AttachRequest, ErrorKind, ExecOptions, Manager, Target};
+use crate::driver::{self, AttachRequest, ErrorKind, ExecOptions, Manager, RunRequest};
 
 use super::command::{ExecArgs, RunArgs};
 use super::{output, Failure, EXIT_CANNOT_RUN, EXIT_FAILED, EXIT_NOT_FOUND, EXIT_OK};
 
-/// Creates the container, attaches it, then runs its command in the
-/// foreground (exit code: the command's) or in the background (`-d`).
-/// A container this call created is removed again when a later step fails.
+/// Creates the container attached to its network (one driver call: all
+/// of it or nothing), then runs its command in the foreground (exit code:
+/// the command's) or in the background (`-d`). A container this call
+/// created is removed again when starting its command fails.
 pub fn run(manager: &Manager, args: RunArgs) -> Result<i32, Failure> {
-    let container = manager
-        .create_container(args.name.as_deref())
-        .map_err(|error| Failure::driver("run: creating the container", &error))?;
-    let name = container.name;
-    let request = AttachRequest {
-        ipv4: args.ipv4,
-        ipv6: args.ipv6,
+    let request = RunRequest {
+        name: args.name.clone(),
+        networks: vec![(
+            args.network.clone(),
+            AttachRequest {
+                ipv4: args.ipv4,
+                ipv6: args.ipv6,
+            },
+        )],
     };
-    let target = Target::Container(name.clone());
-    if let Err(error) = manager.connect(&args.network, &target, &request) {
-        let failure = Failure::driver(
-            format_args!("run: connecting {name} to network {}", args.network),
-            &error,
-        );
-        discard(manager, &name);
-        return Err(failure);
-    }
+    let container = manager
+        .run_container(&request)
+        .map_err(|error| Failure::driver("run", &error))?;
+    let name = container.name;
     if args.detach {
         if !args.command.is_empty() {
             if let Err(error) = manager.spawn_detached(&name, &args.command) {

@@ -8,17 +8,24 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use super::endpoints::locate;
+use super::endpoint_link;
+use super::endpoints::{locate, ResolvedTarget};
 use super::hosts;
-use super::netns_identity::OpenNetns;
+use super::netns_identity::{self, NsAt, OpenNetns};
+use super::networks::find_network;
 use super::options::check_container_name;
 use super::{random_hex, ContainerInfo, EndpointInfo, Error, ExecOptions, ExitStatusCode, Manager};
+use super::{AttachRequest, RunRequest};
 use crate::netns::{self, Netns};
 use crate::rtnl::Handle;
+use crate::store::{
+    ContainerRecord, ContainerState, EndpointState, Locked, NetworkRecord, Timestamp,
+};
 
 impl Manager {
-    /// Creates a container (a named namespace under the netns directory);
-    /// a random name when `None`.
+    /// Creates a container (a named namespace under the netns directory)
+    /// on no network; a random name when `None`. The same sequence as
+    /// [`Manager::run_container`] without networks.
     ///
     /// ```no_run
     /// # let manager = ipvlan::driver::Manager::open(ipvlan::driver::Config::from_env())?;
@@ -28,46 +35,210 @@ impl Manager {
     /// # Ok::<(), ipvlan::driver::Error>(())
     /// ```
     pub fn create_container(&self, name: Option<&str>) -> Result<ContainerInfo, Error> {
+        self.run_container(&RunRequest {
+            name: name.map(str::to_string),
+            networks: Vec::new(),
+        })
+    }
+
+    /// What `run` does before its command starts, as one change: creates
+    /// the container and attaches it to every network asked for, under one
+    /// hold of the lock. Either all of it is done, or, on failure, nothing
+    /// of it stays; a process killed meanwhile leaves a record in state
+    /// `creating` that [`Manager::restore`] rolls back whole (namespace,
+    /// links, addresses, records, `/etc/netns` entry). Only a container
+    /// whose every network is attached is marked `created`, and only those
+    /// are listed by [`Manager::containers`].
+    ///
+    /// Every network is looked up before anything is made; an error about
+    /// one says `connecting NAME to network NETWORK: ...`.
+    ///
+    /// ```no_run
+    /// use ipvlan::driver::{AttachRequest, Config, Manager, RunRequest};
+    /// # let manager = Manager::open(Config::from_env())?;
+    /// let container = manager.run_container(&RunRequest {
+    ///     name: Some("web".into()),
+    ///     networks: vec![("db_net".into(), AttachRequest::default())],
+    /// })?;
+    /// assert_eq!(container.endpoints[0].network, "db_net");
+    /// # Ok::<(), ipvlan::driver::Error>(())
+    /// ```
+    pub fn run_container(&self, request: &RunRequest) -> Result<ContainerInfo, Error> {
         let state = self.store.lock()?;
-        let name = match name {
-            Some(name) => {
-                check_container_name(name)?;
-                name.to_string()
+        let name = self.free_container_name(&state, request.name.as_deref())?;
+        let networks = state.networks()?;
+        let mut joins: Vec<(&NetworkRecord, &AttachRequest)> = Vec::new();
+        for (wanted, attach) in &request.networks {
+            let context = || format!("connecting {name} to network {wanted}");
+            let network = find_network(&networks, wanted).map_err(|e| e.context(context()))?;
+            if joins.iter().any(|(joined, _)| joined.id == network.id) {
+                return Err(Error::invalid(format!(
+                    "{}: the network is given twice",
+                    context()
+                )));
             }
-            None => loop {
-                let candidate = format!("c{}", &random_hex(6)?[..11]);
-                if !self.config.netns_dir.join(&candidate).exists() {
-                    break candidate;
-                }
-            },
+            joins.push((network, attach));
+        }
+
+        // The namespace is made anonymous and its identity written down
+        // before it gets its name: restore then deletes the namespace at
+        // that path only if it is this one, never one another tool put
+        // there after a crash.
+        let ns = netns::create_anonymous()
+            .map_err(|e| Error::io(format!("creating namespace {name}"), &e))?;
+        let inside = OpenNetns::with_handle(ns)?;
+        let mut record = ContainerRecord {
+            name: name.clone(),
+            created: Timestamp::now(),
+            state: ContainerState::Creating,
+            networks: joins.iter().map(|(n, _)| n.id.clone()).collect(),
+            netns_id: Some(inside.identity()?),
         };
-        let path = self.config.netns_dir.join(&name);
+        state.put_container_record(&record)?;
+        let made = self.make_container(&state, &networks, &joins, &inside, &name);
+        let made = made.and_then(|endpoints| {
+            record.state = ContainerState::Created;
+            state.put_container_record(&record)?;
+            Ok(endpoints)
+        });
+        match made {
+            Ok(endpoints) => Ok(ContainerInfo {
+                netns_path: self.config.netns_dir.join(&name),
+                name,
+                endpoints,
+            }),
+            Err(error) => {
+                // Best effort: what this cannot undo, the record (still
+                // `creating`) leaves to `restore`.
+                if let Ok(host) = Handle::new() {
+                    let _ = self.roll_back_container(&host, &state, &networks, &record);
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// The name for a new container: `wanted` if it is valid and free, else
+    /// a random free one.
+    fn free_container_name(
+        &self,
+        state: &Locked<'_>,
+        wanted: Option<&str>,
+    ) -> Result<String, Error> {
+        let Some(name) = wanted else {
+            return loop {
+                let candidate = format!("c{}", &random_hex(6)?[..11]);
+                if !self.config.netns_dir.join(&candidate).exists()
+                    && state.container(&candidate)?.is_none()
+                {
+                    break Ok(candidate);
+                }
+            };
+        };
+        check_container_name(name)?;
+        let path = self.config.netns_dir.join(name);
         if path.exists() {
             return Err(Error::already_exists(format!(
                 "container name {name} is already in use (namespace {} exists)",
                 path.display()
             )));
         }
-        // Record first: a crash between the two leaves a record restore
-        // can reconcile, never an unknown namespace.
-        state.put_container(&name)?;
-        let ns = match netns::create_named(&self.config.netns_dir, &name) {
-            Ok(ns) => ns,
-            Err(error) => {
-                let _ = state.remove_container(&name);
-                return Err(Error::io(format!("creating namespace {name}"), &error));
+        match state.container(name)? {
+            None => Ok(name.to_string()),
+            Some(record) if record.state == ContainerState::Creating => {
+                Err(Error::already_exists(format!(
+                    "container name {name} is held by an interrupted run; `ipvlan restore` rolls it back"
+                )))
             }
-        };
-        if let Err(error) = set_loopback_up(ns) {
-            let _ = netns::delete_named(&self.config.netns_dir, &name);
-            let _ = state.remove_container(&name);
-            return Err(error);
+            Some(_) => Err(Error::already_exists(format!(
+                "container name {name} is already in use (its namespace is gone; `ipvlan restore` forgets it)"
+            ))),
         }
-        Ok(ContainerInfo {
-            name,
-            netns_path: path,
-            endpoints: Vec::new(),
-        })
+    }
+
+    /// Names the namespace, sets `lo` up and attaches every network;
+    /// returns the endpoints. Undoing is the caller's.
+    fn make_container(
+        &self,
+        state: &Locked<'_>,
+        networks: &[NetworkRecord],
+        joins: &[(&NetworkRecord, &AttachRequest)],
+        inside: &OpenNetns,
+        name: &str,
+    ) -> Result<Vec<EndpointInfo>, Error> {
+        let path = self.config.netns_dir.join(name);
+        netns::create_named_from(&self.config.netns_dir, name, &inside.ns).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                Error::already_exists(format!(
+                    "container name {name} is already in use (namespace {} exists)",
+                    path.display()
+                ))
+            } else {
+                Error::io(format!("creating namespace {name}"), &e)
+            }
+        })?;
+        set_loopback_up(inside)?;
+        let target = ResolvedTarget {
+            id: name.to_string(),
+            container: Some(name.to_string()),
+            path,
+        };
+        let mut endpoints = Vec::new();
+        for (network, attach) in joins {
+            let endpoint = self
+                .attach(state, networks, network, &target, attach)
+                .map_err(|e| e.context(format!("connecting {name} to network {}", network.name)))?;
+            endpoints.push(endpoint);
+        }
+        Ok(endpoints)
+    }
+
+    /// Undoes a container that is not complete (record in state
+    /// `creating`): every endpoint of it detached, its namespace deleted
+    /// when it is the one made for it, its `/etc/netns` entry and record
+    /// removed. Returns what was left alone, and why.
+    pub(crate) fn roll_back_container(
+        &self,
+        host: &Handle,
+        state: &Locked<'_>,
+        networks: &[NetworkRecord],
+        record: &ContainerRecord,
+    ) -> Result<Vec<String>, Error> {
+        let name = &record.name;
+        let mut notes = Vec::new();
+        for network in networks {
+            let Some(endpoint) = state.endpoint(&network.id, name)? else {
+                continue;
+            };
+            if endpoint.container.as_deref() != Some(name.as_str()) {
+                continue;
+            }
+            let at = locate(&endpoint)?;
+            if endpoint.state != EndpointState::Attached {
+                // An attach killed between making its link under a
+                // temporary name and renaming it.
+                if let Some(inside) = at.open() {
+                    let parent = host.link_by_name(&network.parent)?;
+                    endpoint_link::delete_temporary_links(inside, parent.as_ref())?;
+                }
+            }
+            notes.extend(self.detach(host, state, networks, network, endpoint, &at)?);
+        }
+        let path = self.config.netns_dir.join(name);
+        match netns_identity::open_recorded(&path.display().to_string(), record.netns_id)? {
+            NsAt::Present(..) => netns::delete_named(&self.config.netns_dir, name)
+                .map_err(|e| Error::io(format!("deleting namespace {name}"), &e))?,
+            // The mount point of a run killed before its bind mount.
+            NsAt::NotANamespace => {
+                crate::fault::point("netns: before unlink");
+                crate::fault::after("netns: after unlink", fs::remove_file(&path))
+                    .map_err(|e| Error::io(format!("removing {}", path.display()), &e))?
+            }
+            NsAt::Gone => {}
+        }
+        hosts::unlink(&self.config.etc_netns_dir, name)?;
+        state.remove_container(name)?;
+        Ok(notes)
     }
 
     /// Detaches a container from every network and deletes its namespace;
@@ -126,7 +297,8 @@ impl Manager {
         Ok(notes)
     }
 
-    /// Every container we created, with its endpoints.
+    /// Every container we created, with its endpoints; not those an
+    /// interrupted [`Manager::run_container`] left half made.
     ///
     /// ```no_run
     /// # let manager = ipvlan::driver::Manager::open(ipvlan::driver::Config::from_env())?;
@@ -141,6 +313,12 @@ impl Manager {
         let networks = state.networks()?;
         let mut containers = Vec::new();
         for name in state.containers()? {
+            // Half made by an interrupted run: not a container until
+            // restore finishes undoing it.
+            match state.container(&name)? {
+                Some(record) if record.state == ContainerState::Created => {}
+                _ => continue,
+            }
             let mut endpoints = Vec::new();
             for network in &networks {
                 if let Some(endpoint) = state.endpoint(&network.id, &name)? {
@@ -321,8 +499,7 @@ fn enter_hosts_view(hosts_file: Option<&Path>) -> Result<(), Error> {
 
 /// Sets `lo` up in a new container's namespace, as in a Docker container
 /// (a process may talk to its own addresses).
-fn set_loopback_up(ns: Netns) -> Result<(), Error> {
-    let inside = OpenNetns::with_handle(ns)?;
+fn set_loopback_up(inside: &OpenNetns) -> Result<(), Error> {
     let lo = inside.handle.link_index("lo")?;
     inside.handle.link_set_up(lo)?;
     Ok(())

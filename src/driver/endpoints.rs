@@ -19,13 +19,13 @@ use crate::store::{EndpointRecord, EndpointState, Locked, NetworkRecord, Timesta
 
 /// A resolved attach target.
 #[derive(Debug, Clone)]
-struct ResolvedTarget {
+pub(crate) struct ResolvedTarget {
     /// Endpoint id (unique per network).
-    id: String,
+    pub(crate) id: String,
     /// Container name when it is a named namespace.
-    container: Option<String>,
+    pub(crate) container: Option<String>,
     /// The namespace file.
-    path: std::path::PathBuf,
+    pub(crate) path: std::path::PathBuf,
 }
 
 impl Manager {
@@ -131,7 +131,7 @@ impl Manager {
     }
 
     /// Attaches `target` to `network` under the held lock.
-    fn attach(
+    pub(crate) fn attach(
         &self,
         state: &Locked<'_>,
         networks: &[NetworkRecord],

@@ -173,17 +173,19 @@ pub(crate) fn link(etc_netns_dir: &Path, container: &str, target: &Path) -> Resu
         .map_err(|e| io("linking", &hosts, e))
 }
 
-/// Removes `ETC_NETNS/NAME/hosts` (if it is ours: a symlink) and the
-/// directory when it is left empty.
+/// Removes `ETC_NETNS/NAME/hosts` and its temporary (if they are ours:
+/// symlinks) and the directory when it is left empty.
 pub(crate) fn unlink(etc_netns_dir: &Path, container: &str) -> Result<(), Error> {
     let dir = etc_netns_dir.join(container);
-    let hosts = dir.join("hosts");
-    match fs::symlink_metadata(&hosts) {
-        Ok(meta) if meta.file_type().is_symlink() => {
-            crate::fault::point("etc netns: before unlink");
-            fs::remove_file(&hosts).map_err(|e| io("removing", &hosts, e))?;
+    // The temporary too: a `link` killed before its rename leaves it.
+    for hosts in [dir.join("hosts"), dir.join(".hosts.tmp")] {
+        match fs::symlink_metadata(&hosts) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                crate::fault::point("etc netns: before unlink");
+                fs::remove_file(&hosts).map_err(|e| io("removing", &hosts, e))?;
+            }
+            _ => {}
         }
-        _ => {}
     }
     crate::fault::point("etc netns: before rmdir");
     crate::fault::after("etc netns: after rmdir", fs::remove_dir(&dir)).ok();

@@ -93,7 +93,7 @@ pub use report::{
     ContainerInfo, DoctorCheck, DoctorReport, EndpointInfo, ExitStatusCode, NetworkInfo,
     RestoreReport, SubnetInfo,
 };
-pub use request::{AttachRequest, ExecOptions, NetworkCreate, Target};
+pub use request::{AttachRequest, ExecOptions, NetworkCreate, RunRequest, Target};
 
 use std::path::PathBuf;
 

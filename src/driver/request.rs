@@ -96,6 +96,27 @@ pub struct AttachRequest {
     pub ipv6: Option<Ipv6Addr>,
 }
 
+/// What `run` asks for before its command starts: a container and the
+/// networks it joins, made as one change (see
+/// [`Manager::run_container`](super::Manager::run_container)).
+///
+/// ```
+/// use ipvlan::driver::{AttachRequest, RunRequest};
+/// let request = RunRequest {
+///     name: Some("web".into()),
+///     networks: vec![("db_net".into(), AttachRequest::default())],
+/// };
+/// assert_eq!(request.networks.len(), 1);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunRequest {
+    /// `--name`; `None`: a generated one.
+    pub name: Option<String>,
+    /// The networks (name or ID) in the order they are attached, each with
+    /// the addresses asked for on it.
+    pub networks: Vec<(String, AttachRequest)>,
+}
+
 /// How [`Manager::exec`](super::Manager::exec) runs a command.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ExecOptions {

@@ -11,7 +11,9 @@ use super::netns_identity::{self, NsAt};
 use super::report::endpoint_label;
 use super::{hosts, parent, Error, Manager, RestoreReport};
 use crate::rtnl::{Handle, Link};
-use crate::store::{EndpointRecord, EndpointState, Locked, NetworkRecord, NetworkState};
+use crate::store::{
+    ContainerState, EndpointRecord, EndpointState, Locked, NetworkRecord, NetworkState,
+};
 
 impl Manager {
     /// Makes kernel and state agree again (at boot, after a crash).
@@ -72,6 +74,30 @@ impl Manager {
                 if let Err(error) = state.put_network(network) {
                     report.errors.push(format!("{}: {error}", network.name));
                 }
+            }
+        }
+
+        // Containers an interrupted run left half made are undone whole,
+        // before their endpoints could be kept or re-created below.
+        for name in state.containers()? {
+            let record = match state.container(&name) {
+                Ok(Some(record)) if record.state == ContainerState::Creating => record,
+                Ok(_) => continue,
+                Err(error) => {
+                    report.errors.push(format!("container {name}: {error}"));
+                    continue;
+                }
+            };
+            match self.roll_back_container(&host, &state, &networks, &record) {
+                Ok(notes) => {
+                    report.errors.extend(
+                        notes
+                            .into_iter()
+                            .map(|note| format!("container {name}: {note}")),
+                    );
+                    report.intents_repaired += 1;
+                }
+                Err(error) => report.errors.push(format!("container {name}: {error}")),
             }
         }
 
@@ -137,20 +163,32 @@ impl Manager {
 
         // Container records whose namespace went away, or never came: an
         // empty mount point left by a process killed before its bind mount
-        // goes with its record.
+        // goes with its record. Another namespace at the path is not ours
+        // (its identity differs from the one recorded) and stays.
         for name in state.containers()? {
             let path = self.config.netns_dir.join(&name);
-            let gone = match netns_identity::open_recorded(&path.display().to_string(), None) {
+            let recorded = match state.container(&name) {
+                Ok(Some(record)) => record.netns_id,
+                Ok(None) => continue,
+                Err(error) => {
+                    report.errors.push(format!("container {name}: {error}"));
+                    continue;
+                }
+            };
+            let gone = match netns_identity::open_recorded(&path.display().to_string(), recorded) {
                 Ok(NsAt::Gone) => true,
-                Ok(NsAt::NotANamespace) => match std::fs::remove_file(&path) {
-                    Ok(()) => true,
-                    Err(error) => {
-                        report
-                            .errors
-                            .push(format!("removing {}: {error}", path.display()));
-                        false
+                Ok(NsAt::NotANamespace) => {
+                    crate::fault::point("netns: before unlink");
+                    match crate::fault::after("netns: after unlink", std::fs::remove_file(&path)) {
+                        Ok(()) => true,
+                        Err(error) => {
+                            report
+                                .errors
+                                .push(format!("removing {}: {error}", path.display()));
+                            false
+                        }
                     }
-                },
+                }
                 Ok(NsAt::Present(..)) => false,
                 Err(error) => {
                     report.errors.push(format!("container {name}: {error}"));

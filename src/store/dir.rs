@@ -13,7 +13,7 @@ use ipnet::IpNet;
 
 use super::addresses::{subnet_dir, DiskBook, CURSOR_FILE};
 use super::fsutil::{self, FILE_MODE};
-use super::records::{EndpointRecord, NetworkRecord, RecordError, Timestamp, RECORD_VERSION};
+use super::records::{ContainerRecord, EndpointRecord, NetworkRecord, RecordError};
 use super::StoreError;
 use crate::ipam::{self, NetworkName, Request, SubnetSpec};
 use crate::json::{self, Value};
@@ -249,6 +249,15 @@ impl StateDir {
         Ok(self.record(CONTAINERS, name)?.is_some())
     }
 
+    /// The record of container `name`, if there is one (one read).
+    pub fn container(&self, name: &str) -> Result<Option<ContainerRecord>, StoreError> {
+        check_name("record id", name)?;
+        read_record(
+            &self.record_path(CONTAINERS, name),
+            ContainerRecord::from_json,
+        )
+    }
+
     /// Who holds `addr` in a subnet of a network, if anyone (one read).
     pub fn address_owner(
         &self,
@@ -443,14 +452,15 @@ impl Locked<'_> {
         self.remove_file(&self.network_path(id))
     }
 
-    /// Records `name` as a container the driver created.
+    /// Records `name` as a complete container the driver created, on no
+    /// network.
     pub fn put_container(&self, name: &str) -> Result<(), StoreError> {
-        let value = Value::object([
-            ("version", Value::from(RECORD_VERSION)),
-            ("name", Value::from(name)),
-            ("created", Value::from(Timestamp::now().to_string())),
-        ]);
-        self.put_record(CONTAINERS, name, &value)
+        self.put_container_record(&ContainerRecord::created(name))
+    }
+
+    /// Writes (creates or replaces) a container record.
+    pub fn put_container_record(&self, container: &ContainerRecord) -> Result<(), StoreError> {
+        self.put_record(CONTAINERS, &container.name, &container.to_json())
     }
 
     /// Forgets the container `name`; `Ok(false)` when it was not recorded.

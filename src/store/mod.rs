@@ -22,8 +22,8 @@
 //! [`StateDir`] for what that guarantees). Two kinds of file skip the fsyncs, being
 //! worthless after a power cut anyway: the allocation cursor (a hint; an
 //! unreadable one restarts the walk) and the hosts files (they describe
-//! containers, which do not survive a reboot). Records carry `"version": 1`; network and
-//! endpoint records carry a `state` that is written before kernel changes
+//! containers, which do not survive a reboot). Records carry `"version": 1`; network,
+//! endpoint and container records carry a `state` that is written before kernel changes
 //! and updated after, the intent journal `restore` reads.
 
 mod addresses;
@@ -37,6 +37,7 @@ pub use dir::{
     is_valid_name, random_hex, Locked, StateDir, DEFAULT_STATE_DIR, MACHINE_ID_PATH, STATE_DIR_ENV,
 };
 pub use error::StoreError;
+pub use records::{ContainerRecord, ContainerState};
 pub use records::{
     EndpointRecord, EndpointState, NetworkRecord, NetworkState, ParentOrigin, RecordError,
     Timestamp, RECORD_VERSION,

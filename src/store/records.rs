@@ -601,6 +601,108 @@ impl EndpointRecord {
     }
 }
 
+text_enum!(
+    /// Where a container made by `run` is in its life: written `Creating`
+    /// before its namespace exists, `Created` once every network it was
+    /// run with is attached. `restore` rolls a `Creating` one back whole.
+    ContainerState { /** Being created and attached. */ Creating = "creating", /** Complete. */ Created = "created" }
+);
+
+/// A container the driver made (`records/containers/<name>.json`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerRecord {
+    /// The container's name: its namespace is `<netns dir>/<name>`.
+    pub name: String,
+    /// Creation time.
+    pub created: Timestamp,
+    /// Life-cycle state, the intent journal of `run`. Records older than
+    /// the field read as [`ContainerState::Created`].
+    pub state: ContainerState,
+    /// IDs of the networks it was run with, in order (empty in older
+    /// records and for containers made without networks).
+    pub networks: Vec<String>,
+    /// Identity of the namespace made for it, written before the
+    /// namespace is given its name, so a namespace someone else put at the
+    /// same path is never taken for ours. Absent in older records.
+    pub netns_id: Option<NetnsId>,
+}
+
+impl ContainerRecord {
+    /// A complete container on no network, made now.
+    pub fn created(name: &str) -> ContainerRecord {
+        ContainerRecord {
+            name: name.to_string(),
+            created: Timestamp::now(),
+            state: ContainerState::Created,
+            networks: Vec::new(),
+            netns_id: None,
+        }
+    }
+
+    /// The record's JSON form.
+    pub fn to_json(&self) -> Value {
+        Value::object([
+            ("version", Value::from(RECORD_VERSION)),
+            ("name", Value::from(self.name.as_str())),
+            ("created", Value::from(self.created.to_string())),
+            ("state", Value::from(self.state.as_str())),
+            (
+                "networks",
+                Value::from(
+                    self.networks
+                        .iter()
+                        .map(|id| Value::from(id.as_str()))
+                        .collect::<Vec<_>>(),
+                ),
+            ),
+            ("netns_dev", Value::from(self.netns_id.map(|id| id.dev))),
+            ("netns_ino", Value::from(self.netns_id.map(|id| id.ino))),
+            (
+                "netns_cookie",
+                Value::from(self.netns_id.and_then(|id| id.cookie)),
+            ),
+        ])
+    }
+
+    /// Reads a record; refuses another version or a missing or mistyped
+    /// field. `state`, `networks` and the namespace identity may be absent
+    /// (records written before them): `created`, none, unknown.
+    pub fn from_json(value: &Value) -> Result<Self, RecordError> {
+        let f = Fields::of(value, "container")?;
+        let state = match value.get("state") {
+            None => ContainerState::Created,
+            Some(_) => f.parsed("state")?,
+        };
+        let networks = match value.get("networks") {
+            None => Vec::new(),
+            Some(list) => list
+                .as_array()
+                .ok_or_else(|| bad("field \"networks\" is not an array"))?
+                .iter()
+                .map(|id| {
+                    id.as_str()
+                        .map(str::to_string)
+                        .ok_or_else(|| bad("field \"networks\" holds a non-string"))
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        Ok(ContainerRecord {
+            name: f.str("name")?.to_string(),
+            created: f.parsed("created")?,
+            state,
+            networks,
+            netns_id: match (
+                f.opt_u64("netns_dev")?,
+                f.opt_u64("netns_ino")?,
+                f.opt_u64("netns_cookie")?,
+            ) {
+                (Some(dev), Some(ino), cookie) => Some(NetnsId { dev, ino, cookie }),
+                _ => None,
+            },
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -729,5 +831,53 @@ mod tests {
             ..ours
         };
         assert!(!ours.same_namespace(&other_inode));
+    }
+
+    #[test]
+    fn container_records_round_trip_and_older_ones_read_as_created() {
+        let record = ContainerRecord {
+            name: "web".into(),
+            created: Timestamp::now(),
+            state: ContainerState::Creating,
+            networks: vec!["ab".repeat(32), "cd".repeat(32)],
+            netns_id: Some(NetnsId {
+                dev: 4,
+                ino: 4026532281,
+                cookie: Some(77),
+            }),
+        };
+        let read = ContainerRecord::from_json(&parse_json(&record.to_json())).unwrap();
+        assert_eq!(read, record);
+        // What versions before the state existed wrote.
+        let older = crate::json::parse(
+            r#"{"version": 1, "name": "web", "created": "2024-05-01T12:00:00.123456789Z"}"#,
+        )
+        .unwrap();
+        let read = ContainerRecord::from_json(&older).unwrap();
+        assert_eq!(read.state, ContainerState::Created);
+        assert!(read.networks.is_empty());
+        assert_eq!(read.netns_id, None);
+        for (bad_record, why) in [
+            (
+                r#"{"version": 1, "name": "w", "created": "2024-05-01T12:00:00.123456789Z", "state": "half"}"#,
+                "field \"state\": invalid value \"half\"",
+            ),
+            (
+                r#"{"version": 1, "name": "w", "created": "2024-05-01T12:00:00.123456789Z", "networks": "n"}"#,
+                "field \"networks\" is not an array",
+            ),
+            (
+                r#"{"version": 1, "name": "w", "created": "2024-05-01T12:00:00.123456789Z", "networks": [1]}"#,
+                "field \"networks\" holds a non-string",
+            ),
+            (
+                r#"{"version": 2, "name": "w"}"#,
+                "container record has version 2, this program reads version 1",
+            ),
+        ] {
+            let value = crate::json::parse(bad_record).unwrap();
+            let error = ContainerRecord::from_json(&value).unwrap_err();
+            assert!(error.0.contains(why), "{bad_record}: {error}");
+        }
     }
 }

@@ -8,18 +8,26 @@
 //! own `/run/netns`, `/etc/netns` and network namespace (tests/vm/isolate.sh);
 //! a namespace, an `/etc/netns` entry and a dummy link that are not ours
 //! stand beside ours throughout and must come out untouched.
+//!
+//! The kernel is read back with our own dump code after every kill (it runs
+//! in this process, where iproute2 would cost a process per namespace), and
+//! with iproute2's `ip -d -j` after each command's counting run and after
+//! its last kill, where both readings must also match each other.
 
 mod vm_support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
+use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Instant;
 
+use ipvlan::driver::{Config, Manager};
 use ipvlan::fault::{COUNT_ENV, KILL_AT_ENV};
 use ipvlan::json::{self, Value};
+use ipvlan::rtnl::Handle;
 use ipvlan::store::{EndpointState, NetworkState, StateDir};
 use vm_support::ip_path;
 
@@ -43,6 +51,12 @@ fn args(line: &str) -> Vec<String> {
     line.split_whitespace().map(str::to_string).collect()
 }
 
+/// Straight to the terminal: libtest keeps what `println!` writes of a
+/// test that passes, and the table is worth seeing either way.
+fn show(line: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
 /// `ip ARGS`; panics unless it succeeds.
 fn ip(args: &[&str]) -> String {
     let out = Command::new(ip_path())
@@ -58,30 +72,34 @@ fn ip(args: &[&str]) -> String {
     text(&out.stdout)
 }
 
-/// `ip -j ARGS` (with `-n NS` unless `ns` is `None`), parsed.
-fn ip_json(ns: Option<&str>, rest: &[&str]) -> Vec<Value> {
-    let mut full = vec!["-j"];
-    if let Some(ns) = ns {
-        full.extend(["-n", ns]);
-    }
-    full.extend_from_slice(rest);
-    let out = ip(&full);
-    if out.trim().is_empty() {
-        return Vec::new();
-    }
-    match json::parse(&out) {
-        Ok(Value::Array(items)) => items,
-        other => panic!("ip {}: {other:?}", full.join(" ")),
-    }
-}
-
 fn str_of<'a>(value: &'a Value, key: &str) -> &'a str {
     value.get(key).and_then(Value::as_str).unwrap_or("")
 }
 
-/// A link as `ip -d -j link` shows it: name and kind (`""` for none).
-fn links(ns: Option<&str>) -> Vec<(String, String)> {
-    ip_json(ns, &["-d", "link", "show"])
+/// One namespace as seen from outside: its links (name, kind; `""` for
+/// none) and the global addresses of each link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Space {
+    links: BTreeSet<(String, String)>,
+    addresses: BTreeMap<String, BTreeSet<String>>,
+}
+
+/// `ns` (`None`: this test's own, where `ipvlan` makes parents) read with
+/// iproute2.
+fn space_by_ip(ns: Option<&str>) -> Space {
+    let query = |rest: &[&str]| -> Vec<Value> {
+        let mut full = vec!["-j"];
+        if let Some(ns) = ns {
+            full.extend(["-n", ns]);
+        }
+        full.extend_from_slice(rest);
+        let out = ip(&full);
+        match json::parse(if out.trim().is_empty() { "[]" } else { &out }) {
+            Ok(Value::Array(items)) => items,
+            other => panic!("ip {}: {other:?}", full.join(" ")),
+        }
+    };
+    let links = query(&["-d", "link", "show"])
         .iter()
         .map(|link| {
             let kind = link
@@ -90,27 +108,53 @@ fn links(ns: Option<&str>) -> Vec<(String, String)> {
                 .unwrap_or_default();
             (str_of(link, "ifname").to_string(), kind)
         })
-        .collect()
-}
-
-/// Global addresses by link name, as `ip -j addr` shows them.
-fn addresses(ns: Option<&str>) -> BTreeMap<String, BTreeSet<String>> {
-    let mut out = BTreeMap::new();
-    for link in ip_json(ns, &["addr", "show"]) {
-        let mut set = BTreeSet::new();
-        for addr in link
+        .collect();
+    let mut addresses = BTreeMap::new();
+    for link in query(&["addr", "show"]) {
+        let global: BTreeSet<String> = link
             .get("addr_info")
             .and_then(Value::as_array)
             .unwrap_or(&[])
-        {
-            if str_of(addr, "scope") == "global" {
-                let prefix = addr.get("prefixlen").and_then(Value::as_u64).unwrap_or(0);
-                set.insert(format!("{}/{prefix}", str_of(addr, "local")));
-            }
+            .iter()
+            .filter(|a| str_of(a, "scope") == "global")
+            .map(|a| {
+                let prefix = a.get("prefixlen").and_then(Value::as_u64).unwrap_or(0);
+                format!("{}/{prefix}", str_of(a, "local"))
+            })
+            .collect();
+        if !global.is_empty() {
+            addresses.insert(str_of(&link, "ifname").to_string(), global);
         }
-        out.insert(str_of(&link, "ifname").to_string(), set);
     }
-    out
+    Space { links, addresses }
+}
+
+/// `ns` read with our own dump code.
+fn space_by_dump(ns: Option<&str>) -> Space {
+    let handle = match ns {
+        None => Handle::new(),
+        Some(ns) => Handle::in_named_netns(NETNS_DIR, ns),
+    }
+    .unwrap_or_else(|e| panic!("netlink in {ns:?}: {e}"));
+    let links = handle.links().unwrap();
+    let names: BTreeMap<u32, String> = links.iter().map(|l| (l.index, l.name.clone())).collect();
+    let mut addresses: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for address in handle.addrs().unwrap() {
+        if address.scope == 0 {
+            let link = names.get(&address.index).cloned().unwrap_or_default();
+            addresses
+                .entry(link)
+                .or_default()
+                .insert(address.net.to_string());
+        }
+    }
+    Space {
+        links: links
+            .into_iter()
+            .map(|l| (l.name, l.kind.unwrap_or_default()))
+            .collect(),
+        addresses,
+    }
 }
 
 fn dir_names(dir: &Path) -> BTreeSet<String> {
@@ -123,6 +167,9 @@ fn dir_names(dir: &Path) -> BTreeSet<String> {
         })
         .unwrap_or_default()
 }
+
+/// `ps`: container name -> its networks.
+type Listing = BTreeMap<String, BTreeSet<String>>;
 
 /// One state directory and the commands run on it.
 struct Lab {
@@ -137,8 +184,16 @@ impl Lab {
         Lab { root }
     }
 
+    fn config(&self) -> Config {
+        Config {
+            state_dir: self.root.join("state"),
+            netns_dir: PathBuf::from(NETNS_DIR),
+            etc_netns_dir: PathBuf::from(ETC_NETNS_DIR),
+        }
+    }
+
     fn state_dir(&self) -> PathBuf {
-        self.root.join("state")
+        self.config().state_dir
     }
 
     fn count_file(&self) -> PathBuf {
@@ -226,8 +281,8 @@ impl Lab {
         self.ok(&args("restore"));
     }
 
-    /// `ps`: container name -> its networks.
-    fn ps(&self) -> BTreeMap<String, BTreeSet<String>> {
+    /// What `ipvlan ps` prints, read back.
+    fn ps(&self) -> Listing {
         let table = self.ok(&args("ps"));
         let mut lines = table.lines();
         assert_eq!(
@@ -249,6 +304,30 @@ impl Lab {
             })
             .collect()
     }
+
+    /// What `ps` lists, from the library call `ps` prints (no process).
+    fn listing(&self) -> Listing {
+        Manager::open(self.config())
+            .unwrap()
+            .containers()
+            .unwrap()
+            .into_iter()
+            .map(|c| {
+                let networks = c.endpoints.into_iter().map(|e| e.network).collect();
+                (c.name, networks)
+            })
+            .collect()
+    }
+
+    fn network_names(&self) -> BTreeSet<String> {
+        StateDir::open(self.state_dir())
+            .unwrap()
+            .networks()
+            .unwrap()
+            .into_iter()
+            .map(|n| n.name)
+            .collect()
+    }
 }
 
 impl Drop for Lab {
@@ -265,32 +344,63 @@ fn foreign_things() {
     let etc = Path::new(ETC_NETNS_DIR).join(FOREIGN_NS);
     fs::create_dir_all(&etc).unwrap();
     fs::write(etc.join("hosts"), FOREIGN_HOSTS).unwrap();
-    if !links(None).iter().any(|(name, _)| name == TRUNK) {
+    if !space_by_dump(None)
+        .links
+        .iter()
+        .any(|(name, _)| name == TRUNK)
+    {
         ip(&["link", "add", TRUNK, "type", "dummy"]);
         ip(&["link", "set", TRUNK, "up"]);
     }
 }
 
-/// Every way kernel and state may disagree after `restore`; empty when
-/// they agree. Also returns `ps` for the caller's own expectations.
+/// How deeply [`disagreements`] looks.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Depth {
+    /// `ps` from the library, the kernel from our dump code.
+    Quick,
+    /// `ipvlan ps` itself, the kernel from iproute2 and from our dump
+    /// code, which must read the same.
+    Deep,
+}
+
+/// Every way kernel and state disagree; empty when they agree. Also
+/// returns what `ps` lists.
 ///
 /// - records: every network `created`, every endpoint `attached`, every
 ///   container record listed by `ps`; no temporary file; no directory of
 ///   a network that does not exist;
 /// - addresses: the address files of each network are exactly its
 ///   endpoints' addresses, each held by its endpoint;
-/// - every listed container has `must_have` among its networks, its own
-///   namespace, its `/etc/netns` entry when it has a network, and in its
-///   namespace exactly its endpoints' ipvlan links with exactly their
-///   addresses (and nothing but `lo` beside them);
+/// - every listed container has `run_with` and every network its record
+///   says it was run with, its own namespace, its `/etc/netns` entry
+///   when it has a network, and in its namespace exactly its endpoints'
+///   ipvlan links with exactly their addresses, nothing but `lo` beside;
 /// - `/run/netns` and `/etc/netns` hold the listed containers and the
 ///   foreign entry, nothing else; the foreign namespace has only `lo`, its
 ///   `/etc/netns` file is unchanged;
-/// - the host has `lo`, the trunk and the parents we made, nothing else;
-/// - no address is on two links.
-fn disagreements(lab: &Lab, must_have: &str) -> (Vec<String>, BTreeMap<String, BTreeSet<String>>) {
+/// - the host has `lo`, the trunk and the parents of our networks, and
+///   nothing else (no VLAN or dummy that nothing owns);
+/// - no address is held twice: not by two endpoint records, not on two
+///   links.
+fn disagreements(lab: &Lab, run_with: &str, depth: Depth) -> (Vec<String>, Listing) {
     let mut problems = Vec::new();
-    let ps = lab.ps();
+    let listed = match depth {
+        Depth::Quick => lab.listing(),
+        Depth::Deep => lab.ps(),
+    };
+    let read = |ns: Option<&str>, problems: &mut Vec<String>| match depth {
+        Depth::Quick => space_by_dump(ns),
+        Depth::Deep => {
+            let (ours, theirs) = (space_by_dump(ns), space_by_ip(ns));
+            if ours != theirs {
+                problems.push(format!(
+                    "{ns:?}: our dump reads {ours:?}, iproute2 reads {theirs:?}"
+                ));
+            }
+            theirs
+        }
+    };
     let state = StateDir::open(lab.state_dir()).unwrap();
     let networks = state.networks().unwrap();
 
@@ -300,12 +410,12 @@ fn disagreements(lab: &Lab, must_have: &str) -> (Vec<String>, BTreeMap<String, B
     if !temporaries.is_empty() {
         problems.push(format!("temporary files left: {temporaries:?}"));
     }
-    let ids: BTreeSet<String> = networks.iter().map(|n| n.id.clone()).collect();
+    let ids: BTreeSet<&str> = networks.iter().map(|n| n.id.as_str()).collect();
     for sub in ["endpoints", "ipam", "hosts"] {
         for name in dir_names(&lab.state_dir().join(sub)) {
-            if !ids.contains(&name)
-                && !(sub == "hosts" && (name == "containers" || name == "unions"))
-            {
+            let ours = ids.contains(name.as_str())
+                || (sub == "hosts" && (name == "containers" || name == "unions"));
+            if !ours {
                 problems.push(format!("{sub}/{name} belongs to no network"));
             }
         }
@@ -315,15 +425,16 @@ fn disagreements(lab: &Lab, must_have: &str) -> (Vec<String>, BTreeMap<String, B
             .into_iter()
             .filter_map(|n| n.strip_suffix(".json").map(str::to_string))
             .collect();
-    let listed: BTreeSet<String> = ps.keys().cloned().collect();
-    if container_records != listed {
+    let names: BTreeSet<String> = listed.keys().cloned().collect();
+    if container_records != names {
         problems.push(format!(
-            "container records {container_records:?}, but ps lists {listed:?}"
+            "container records {container_records:?}, but ps lists {names:?}"
         ));
     }
 
     // Endpoints and addresses, per network.
-    let mut by_container: BTreeMap<String, Vec<(String, BTreeSet<String>)>> = BTreeMap::new();
+    let mut by_container: BTreeMap<String, BTreeMap<String, BTreeSet<String>>> = BTreeMap::new();
+    let mut holders: BTreeMap<String, String> = BTreeMap::new();
     for network in &networks {
         if network.state != NetworkState::Created {
             problems.push(format!(
@@ -331,32 +442,41 @@ fn disagreements(lab: &Lab, must_have: &str) -> (Vec<String>, BTreeMap<String, B
                 network.name, network.state
             ));
         }
-        let endpoints = state.endpoints_of(&network.id).unwrap();
         let mut expected: BTreeMap<String, String> = BTreeMap::new();
-        for endpoint in &endpoints {
+        for endpoint in state.endpoints_of(&network.id).unwrap() {
             if endpoint.state != EndpointState::Attached {
                 problems.push(format!(
                     "endpoint {} of {} left in state {}",
                     endpoint.id, network.name, endpoint.state
                 ));
             }
-            let addrs: BTreeSet<String> = endpoint
+            let addresses: BTreeSet<String> = endpoint
                 .ipv4
                 .iter()
                 .chain(endpoint.ipv6.iter())
                 .map(ToString::to_string)
                 .collect();
-            for addr in &addrs {
-                let bare = addr.split('/').next().unwrap().to_string();
+            for address in &addresses {
+                let bare = address.split('/').next().unwrap().to_string();
+                if let Some(other) = holders.insert(bare.clone(), endpoint.id.clone()) {
+                    problems.push(format!("{bare} held by {other} and {}", endpoint.id));
+                }
                 expected.insert(bare, endpoint.id.clone());
             }
-            match &endpoint.container {
-                Some(name) => by_container
-                    .entry(name.clone())
-                    .or_default()
-                    .push((endpoint.ifname.clone(), addrs)),
-                None => problems.push(format!("endpoint {} is no container's", endpoint.id)),
+            let Some(name) = &endpoint.container else {
+                problems.push(format!("endpoint {} is no container's", endpoint.id));
+                continue;
+            };
+            if !listed.get(name).is_some_and(|n| n.contains(&network.name)) {
+                problems.push(format!(
+                    "{name} has an endpoint on {} but ps does not show it there",
+                    network.name
+                ));
             }
+            by_container
+                .entry(name.clone())
+                .or_default()
+                .insert(endpoint.ifname.clone(), addresses);
         }
         let files: BTreeMap<String, String> = state
             .addresses(network)
@@ -370,36 +490,24 @@ fn disagreements(lab: &Lab, must_have: &str) -> (Vec<String>, BTreeMap<String, B
                 network.name
             ));
         }
-        let network_names: Vec<&str> = endpoints
-            .iter()
-            .filter_map(|e| e.container.as_deref())
-            .collect();
-        for name in network_names {
-            if !ps.get(name).is_some_and(|n| n.contains(&network.name)) {
-                problems.push(format!(
-                    "{name} has an endpoint on {} but ps does not show it there",
-                    network.name
-                ));
-            }
-        }
     }
 
     // Containers: networks, namespace, /etc/netns, links and addresses.
     let namespaces = dir_names(Path::new(NETNS_DIR));
-    let etc_entries = dir_names(Path::new(ETC_NETNS_DIR));
-    let mut expected_namespaces: BTreeSet<String> = listed.clone();
+    let mut expected_namespaces = names.clone();
     expected_namespaces.insert(FOREIGN_NS.to_string());
     if namespaces != expected_namespaces {
         problems.push(format!(
             "{NETNS_DIR} holds {namespaces:?}, expected {expected_namespaces:?}"
         ));
     }
-    let mut expected_etc: BTreeSet<String> = ps
+    let mut expected_etc: BTreeSet<String> = listed
         .iter()
         .filter(|(_, networks)| !networks.is_empty())
         .map(|(name, _)| name.clone())
         .collect();
     expected_etc.insert(FOREIGN_NS.to_string());
+    let etc_entries = dir_names(Path::new(ETC_NETNS_DIR));
     if etc_entries != expected_etc {
         problems.push(format!(
             "{ETC_NETNS_DIR} holds {etc_entries:?}, expected {expected_etc:?}"
@@ -410,82 +518,98 @@ fn disagreements(lab: &Lab, must_have: &str) -> (Vec<String>, BTreeMap<String, B
         problems.push(format!("{} was changed", foreign_hosts.display()));
     }
     let mut on_links: Vec<String> = Vec::new();
-    for (name, networks) in &ps {
-        if !networks.contains(must_have) {
-            problems.push(format!(
-                "ps lists {name} without {must_have}, the network it was run with (networks: {networks:?})"
-            ));
+    for (name, networks) in &listed {
+        let mut run_with_all = vec![run_with.to_string()];
+        if let Ok(Some(record)) = state.container(name) {
+            run_with_all.extend(record.networks.iter().map(|id| {
+                let network = networks_by_id(&state, id);
+                network.unwrap_or_else(|| format!("(gone: {id})"))
+            }));
+        }
+        for wanted in &run_with_all {
+            if !networks.contains(wanted) {
+                problems.push(format!(
+                    "ps lists {name} without {wanted}, a network it was run with (networks: {networks:?})"
+                ));
+            }
         }
         if !namespaces.contains(name) {
             continue;
         }
-        let recorded: BTreeMap<String, BTreeSet<String>> = by_container
-            .get(name)
-            .cloned()
-            .unwrap_or_default()
-            .into_iter()
-            .collect();
-        let found: BTreeSet<String> = links(Some(name))
-            .into_iter()
+        let space = read(Some(name), &mut problems);
+        let recorded = by_container.remove(name).unwrap_or_default();
+        let links: BTreeSet<String> = space
+            .links
+            .iter()
             .filter(|(link, kind)| !(link == "lo" && kind.is_empty()))
             .map(|(link, kind)| {
                 if kind != "ipvlan" {
                     problems.push(format!("{name}: {link} is a {kind:?} link, not ours"));
                 }
-                link
+                link.clone()
             })
             .collect();
         let wanted: BTreeSet<String> = recorded.keys().cloned().collect();
-        if found != wanted {
+        if links != wanted {
             problems.push(format!(
-                "{name}: links {found:?}, its endpoints name {wanted:?}"
+                "{name}: links {links:?}, its endpoints name {wanted:?}"
             ));
         }
-        let addrs = addresses(Some(name));
         for (link, want) in &recorded {
-            let have = addrs.get(link).cloned().unwrap_or_default();
+            let have = space.addresses.get(link).cloned().unwrap_or_default();
             if &have != want {
                 problems.push(format!("{name}: {link} has {have:?}, recorded {want:?}"));
             }
         }
-        on_links.extend(addrs.into_values().flatten());
+        on_links.extend(space.addresses.into_values().flatten());
         if !networks.is_empty() {
             let hosts = Path::new(ETC_NETNS_DIR).join(name).join("hosts");
             if fs::metadata(&hosts).is_err() {
-                problems.push(format!("{} does not lead to a hosts file", hosts.display()));
+                problems.push(format!("{} leads to no hosts file", hosts.display()));
             }
         }
     }
-    let foreign_links = links(Some(FOREIGN_NS));
-    if foreign_links != [("lo".to_string(), String::new())] {
-        problems.push(format!("the foreign namespace has {foreign_links:?}"));
+    for (name, endpoints) in by_container {
+        problems.push(format!(
+            "endpoints {:?} of {name}, which ps does not list",
+            endpoints.keys()
+        ));
+    }
+    let foreign = read(Some(FOREIGN_NS), &mut problems);
+    let only_lo: BTreeSet<(String, String)> = [("lo".to_string(), String::new())].into();
+    if foreign.links != only_lo || !foreign.addresses.is_empty() {
+        problems.push(format!("the foreign namespace has {foreign:?}"));
     }
 
     // The host: lo, the trunk, the parents of our networks.
-    let mut allowed: BTreeSet<String> = ["lo", TRUNK].iter().map(|s| s.to_string()).collect();
-    allowed.extend(networks.iter().map(|n| n.parent.clone()));
-    let host_links = links(None);
-    for (link, kind) in &host_links {
-        if !allowed.contains(link) {
+    let host = read(None, &mut problems);
+    let mut allowed: BTreeSet<&str> = ["lo", TRUNK].into();
+    allowed.extend(networks.iter().map(|n| n.parent.as_str()));
+    for (link, kind) in &host.links {
+        if !allowed.contains(link.as_str()) {
             problems.push(format!("host link {link} ({kind}) that nothing owns"));
         }
     }
     for network in &networks {
-        if !host_links.iter().any(|(link, _)| link == &network.parent) {
+        if !host.links.iter().any(|(link, _)| link == &network.parent) {
             problems.push(format!(
                 "parent {} of {} is missing",
                 network.parent, network.name
             ));
         }
     }
-    on_links.extend(addresses(None).into_values().flatten());
+    on_links.extend(host.addresses.into_values().flatten());
     let mut seen = BTreeSet::new();
-    for addr in &on_links {
-        if !seen.insert(addr) {
-            problems.push(format!("address {addr} is on two links"));
+    for address in &on_links {
+        if !seen.insert(address) {
+            problems.push(format!("address {address} is on two links"));
         }
     }
-    (problems, ps)
+    (problems, listed)
+}
+
+fn networks_by_id(state: &StateDir, id: &str) -> Option<String> {
+    state.network(id).ok().flatten().map(|n| n.name)
 }
 
 fn find_temporaries(dir: &Path, out: &mut Vec<String>) {
@@ -500,21 +624,41 @@ fn find_temporaries(dir: &Path, out: &mut Vec<String>) {
 }
 
 /// Kernel and state agree; panics naming what was interrupted and where.
-fn agree(lab: &Lab, must_have: &str, after: &str) -> BTreeMap<String, BTreeSet<String>> {
-    let (problems, ps) = disagreements(lab, must_have);
+/// Returns what `ps` lists.
+fn agree(lab: &Lab, run_with: &str, depth: Depth, after: &str) -> Listing {
+    let (problems, listed) = disagreements(lab, run_with, depth);
     assert!(
         problems.is_empty(),
         "after {after}, kernel and state disagree:\n  {}",
         problems.join("\n  ")
     );
-    ps
+    listed
+}
+
+/// The hit (1-based) of the `nth` (0-based; negative from the end) pass
+/// through `point`.
+fn hit_of(hits: &[String], point: &str, nth: isize) -> usize {
+    let at: Vec<usize> = hits
+        .iter()
+        .enumerate()
+        .filter(|(_, name)| *name == point)
+        .map(|(i, _)| i + 1)
+        .collect();
+    let index = if nth < 0 {
+        at.len() as isize + nth
+    } else {
+        nth
+    };
+    *at.get(index as usize)
+        .unwrap_or_else(|| panic!("no pass {nth} through {point:?} in {hits:?}"))
 }
 
 /// Item: an interrupted `run -d --net=N --name=X` never leaves a container
-/// `ps` lists without its network. Killed at each of its kill points in
-/// turn, then restored: either the container is listed with its network,
-/// link and address, or there is nothing of it at all (namespace,
-/// `/etc/netns` entry, links, addresses, records).
+/// that `ps` lists without its network. Killed in the middle (its
+/// namespace named, nothing attached; its link made; right before its
+/// commit) and restored, nothing of it is left (namespace, `/etc/netns`
+/// entry, links, addresses, records) and the same run works; killed right
+/// after its commit, it is kept whole.
 #[test]
 fn an_interrupted_run_leaves_a_whole_container_or_nothing() {
     foreign_things();
@@ -525,30 +669,329 @@ fn an_interrupted_run_leaves_a_whole_container_or_nothing() {
     lab.ok(&run);
     lab.ok(&args("rm -f r1"));
     let hits = lab.hits(&run);
-    agree(&lab, "rn", "a complete run");
+    agree(&lab, "rn", Depth::Deep, "a complete run");
     lab.ok(&args("rm -f r1"));
-    println!("run -d: {} kill points", hits.len());
+    let moments = [
+        (
+            "its namespace named",
+            hit_of(&hits, "netns: after mount", 0),
+        ),
+        ("its link made", hit_of(&hits, "netlink: after acks", -1)),
+        (
+            "before its commit",
+            hit_of(&hits, "store: before rename", -1),
+        ),
+    ];
+    for (moment, n) in moments {
+        let passed = lab.kill_at(&run, n);
+        let after = format!("run killed {moment} (hit {n}, {})", passed[n - 1]);
+        lab.restore();
+        let listed = agree(&lab, "rn", Depth::Deep, &after);
+        assert!(!listed.contains_key("r1"), "{after}: ps lists {listed:?}");
+        assert!(!Path::new(NETNS_DIR).join("r1").exists(), "{after}");
+        assert!(!Path::new(ETC_NETNS_DIR).join("r1").exists(), "{after}");
+        let state = StateDir::open(lab.state_dir()).unwrap();
+        assert_eq!(state.container("r1").unwrap(), None, "{after}");
+        let network = &state.networks().unwrap()[0];
+        assert_eq!(state.endpoints_of(&network.id).unwrap(), [], "{after}");
+        assert_eq!(state.addresses(network).unwrap(), [], "{after}");
+        // Nothing of it is in the way of the same run.
+        lab.ok(&run);
+        lab.ok(&args("rm -f r1"));
+    }
+    let n = hit_of(&hits, "store: after rename", -1);
+    lab.kill_at(&run, n);
+    lab.restore();
+    let listed = agree(&lab, "rn", Depth::Deep, "run killed right after its commit");
+    assert_eq!(listed["r1"], BTreeSet::from(["rn".to_string()]));
+    lab.ok(&args("rm -f r1"));
+    lab.ok(&args("network rm rn"));
+}
+
+/// One command of the walk.
+struct Row {
+    /// Its column in the table.
+    label: &'static str,
+    /// What makes the state it starts from, each time.
+    setup: Vec<Step>,
+    command: Vec<String>,
+    /// Whether what is listed shows the command done.
+    done: fn(&Listing, &BTreeSet<String>) -> bool,
+    /// What brings the baseline back once it is done.
+    inverse: Vec<Vec<String>>,
+}
+
+enum Step {
+    Ok(Vec<String>),
+    /// The command killed at this hit.
+    KillAt(Vec<String>, usize),
+}
+
+/// What one row's walk found.
+struct Walked {
+    label: &'static str,
+    /// Hits counted per kill point, and how many of them were walked.
+    points: BTreeMap<String, (usize, usize)>,
+    kept: usize,
+    undone: usize,
+    secs: f64,
+}
+
+fn walk(lab: &Lab, row: &Row) -> Walked {
     let started = Instant::now();
+    let setup = || {
+        for step in &row.setup {
+            match step {
+                Step::Ok(args) => {
+                    lab.ok(args);
+                }
+                Step::KillAt(args, n) => {
+                    lab.kill_at(args, *n);
+                }
+            }
+        }
+    };
+    let inverse = || {
+        for args in &row.inverse {
+            lab.ok(args);
+        }
+    };
+    let finish = |after: &str| {
+        // The next command of the same kind works from here, and so does
+        // what undoes it.
+        let (listed, networks) = (lab.listing(), lab.network_names());
+        if row.command == args("restore") || !(row.done)(&listed, &networks) {
+            lab.ok(&row.command);
+        }
+        let (listed, networks) = (lab.listing(), lab.network_names());
+        assert!(
+            (row.done)(&listed, &networks),
+            "{}: not done after {after} and a second run: {listed:?} {networks:?}",
+            row.label
+        );
+        inverse();
+    };
+    let baseline = (lab.listing(), lab.network_names());
+
+    // Once through, so directories made on first use exist for every run.
+    setup();
+    lab.ok(&row.command);
+    finish("a first run");
+    setup();
+    let hits = lab.hits(&row.command);
+    agree(lab, "wn", Depth::Deep, &format!("{} (complete)", row.label));
+    finish("the counting run");
+    assert_eq!((lab.listing(), lab.network_names()), baseline);
+
+    let mut points: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for point in &hits {
+        points.entry(point.clone()).or_default().0 += 1;
+    }
     let (mut kept, mut undone) = (0, 0);
     for n in 1..=hits.len() {
-        let passed = lab.kill_at(&run, n);
-        let after = format!("run killed at hit {n} ({})", passed.last().unwrap());
+        setup();
+        let passed = lab.kill_at(&row.command, n);
+        assert_eq!(
+            passed,
+            hits[..n],
+            "{}: the run killed at hit {n} passed other points than the counted run",
+            row.label
+        );
+        let after = format!("{} killed at hit {n} ({})", row.label, hits[n - 1]);
         lab.restore();
-        let ps = agree(&lab, "rn", &after);
-        if ps.contains_key("r1") {
+        let listed = agree(lab, "wn", Depth::Quick, &after);
+        if (row.done)(&listed, &lab.network_names()) && row.command != args("restore") {
             kept += 1;
-            lab.ok(&args("rm -f r1"));
         } else {
             undone += 1;
-            // Nothing of it is left in the way of the same run.
-            lab.ok(&run);
-            lab.ok(&args("rm -f r1"));
+        }
+        finish(&after);
+        assert_eq!(
+            (lab.listing(), lab.network_names()),
+            baseline,
+            "{}: the baseline did not come back after {after}",
+            row.label
+        );
+        points.get_mut(&hits[n - 1]).unwrap().1 += 1;
+    }
+    agree(lab, "wn", Depth::Deep, &format!("{} (walked)", row.label));
+    Walked {
+        label: row.label,
+        points,
+        kept,
+        undone,
+        secs: started.elapsed().as_secs_f64(),
+    }
+}
+
+/// The table: one line per kill point, one column per command, each cell
+/// `walked/counted`.
+fn table(rows: &[Walked]) -> String {
+    let points: BTreeSet<&String> = rows.iter().flat_map(|r| r.points.keys()).collect();
+    let width = points.iter().map(|p| p.len()).max().unwrap_or(0).max(12);
+    let mut out = format!("{:width$}", "kill point");
+    for row in rows {
+        out.push_str(&format!("  {:>16}", row.label));
+    }
+    out.push('\n');
+    let cell = |(counted, walked): (usize, usize)| format!("{walked}/{counted}");
+    for point in points {
+        out.push_str(&format!("{point:width$}"));
+        for row in rows {
+            let text = row.points.get(point).map_or("-".into(), |c| cell(*c));
+            out.push_str(&format!("  {text:>16}"));
+        }
+        out.push('\n');
+    }
+    let total = |row: &Walked| {
+        row.points
+            .values()
+            .fold((0, 0), |(c, w), (pc, pw)| (c + pc, w + pw))
+    };
+    out.push_str(&format!("{:width$}", "all hits"));
+    for row in rows {
+        out.push_str(&format!("  {:>16}", cell(total(row))));
+    }
+    out.push('\n');
+    out.push_str(&format!("{:width$}", "kept / undone"));
+    for row in rows {
+        out.push_str(&format!(
+            "  {:>16}",
+            format!("{} / {}", row.kept, row.undone)
+        ));
+    }
+    out.push('\n');
+    out.push_str(&format!("{:width$}", "seconds"));
+    for row in rows {
+        out.push_str(&format!("  {:>16.1}", row.secs));
+    }
+    out.push('\n');
+    out
+}
+
+/// The walk: each command killed at every one of its kill points in turn,
+/// each kill followed by `restore`, then kernel and state must agree (see
+/// [`disagreements`]), the command must be either done or not begun, the
+/// same command must then work, and what undoes it too. `restore` itself
+/// is walked over a state that needs repair (a `run` and a `network
+/// create` killed midway). One network with one container (`wn`, `c0`)
+/// and a second network (`wm`, on a VLAN) stand throughout.
+#[test]
+fn every_kill_point_of_every_command_then_restore_agrees() {
+    foreign_things();
+    let lab = Lab::new("walk");
+    lab.ok(&args("network create --subnet 10.50.0.0/16 wn"));
+    lab.ok(&args(&format!(
+        "network create --subnet 10.51.0.0/16 -o parent={TRUNK}.30 wm"
+    )));
+    lab.ok(&args("run -d --net=wn --name=c0"));
+    agree(&lab, "wn", Depth::Deep, "the baseline");
+
+    let run_c1 = args("run -d --net=wn --name=c1");
+    let create_wz = args("network create --subnet 10.53.0.0/24 wz");
+    // The broken state restore is walked over: a run killed once its link
+    // is made, a network create killed once its parent is made.
+    let run_hits = lab.hits(&run_c1);
+    lab.ok(&args("rm -f c1"));
+    let create_hits = lab.hits(&create_wz);
+    lab.ok(&args("network rm wz"));
+    let broken = vec![
+        Step::KillAt(run_c1.clone(), hit_of(&run_hits, "netlink: after acks", -1)),
+        Step::KillAt(
+            create_wz.clone(),
+            hit_of(&create_hits, "netlink: after acks", -1),
+        ),
+    ];
+
+    let rows = vec![
+        Row {
+            label: "create (vlan)",
+            setup: vec![],
+            command: args(&format!(
+                "network create --subnet 10.60.0.0/24 -o parent={TRUNK}.10 wv"
+            )),
+            done: |_, networks| networks.contains("wv"),
+            inverse: vec![args("network rm wv")],
+        },
+        Row {
+            label: "create (dummy)",
+            setup: vec![],
+            command: args("network create --subnet 10.61.0.0/24 wd"),
+            done: |_, networks| networks.contains("wd"),
+            inverse: vec![args("network rm wd")],
+        },
+        Row {
+            label: "run",
+            setup: vec![],
+            command: run_c1.clone(),
+            done: |listed, _| listed.contains_key("c1"),
+            inverse: vec![args("rm -f c1")],
+        },
+        Row {
+            label: "connect",
+            setup: vec![],
+            command: args("network connect wm c0"),
+            done: |listed, _| listed["c0"].contains("wm"),
+            inverse: vec![args("network disconnect wm c0")],
+        },
+        Row {
+            label: "disconnect",
+            setup: vec![Step::Ok(args("network connect wm c0"))],
+            command: args("network disconnect wm c0"),
+            done: |listed, _| !listed["c0"].contains("wm"),
+            inverse: vec![],
+        },
+        Row {
+            label: "rm",
+            setup: vec![Step::Ok(run_c1.clone())],
+            command: args("rm -f c1"),
+            done: |listed, _| !listed.contains_key("c1"),
+            inverse: vec![],
+        },
+        Row {
+            label: "network rm",
+            setup: vec![Step::Ok(args(&format!(
+                "network create --subnet 10.62.0.0/24 -o parent={TRUNK}.20 wx"
+            )))],
+            command: args("network rm wx"),
+            done: |_, networks| !networks.contains("wx"),
+            inverse: vec![],
+        },
+        Row {
+            label: "restore",
+            setup: broken,
+            command: args("restore"),
+            done: |listed, networks| !listed.contains_key("c1") && !networks.contains("wz"),
+            inverse: vec![],
+        },
+    ];
+    let started = Instant::now();
+    let mut walked = Vec::new();
+    for row in &rows {
+        let result = walk(&lab, row);
+        show(&format!(
+            "walked {}: {} kills in {:.1} s",
+            result.label,
+            result.points.values().map(|(_, w)| w).sum::<usize>(),
+            result.secs
+        ));
+        walked.push(result);
+    }
+    show(&format!(
+        "every kill point of every command, walked in {:.1} s:\n{}",
+        started.elapsed().as_secs_f64(),
+        table(&walked)
+    ));
+    for row in &walked {
+        for (point, (counted, done)) in &row.points {
+            assert_eq!(
+                counted, done,
+                "{}: {point} not walked at every hit",
+                row.label
+            );
         }
     }
-    println!(
-        "run -d: {} kills, {kept} kept, {undone} rolled back, in {:.1} s",
-        hits.len(),
-        started.elapsed().as_secs_f64()
-    );
-    lab.ok(&args("network rm rn"));
+    for args in ["rm -f c0", "network rm wm", "network rm wn"] {
+        lab.ok(&self::args(args));
+    }
 }

@@ -111,7 +111,7 @@ impl Manager {
                 // Best effort: what this cannot undo, the record (still
                 // `creating`) leaves to `restore`.
                 if let Ok(host) = Handle::new() {
-                    let _ = self.roll_back_container(&host, &state, &networks, &record);
+                    let _ = self.dismantle_container(&host, &state, &networks, &record);
                 }
                 Err(error)
             }
@@ -143,14 +143,15 @@ impl Manager {
                 path.display()
             )));
         }
-        match state.container(name)? {
+        match state.container(name)?.map(|record| record.state) {
             None => Ok(name.to_string()),
-            Some(record) if record.state == ContainerState::Creating => {
-                Err(Error::already_exists(format!(
-                    "container name {name} is held by an interrupted run; `ipvlan restore` rolls it back"
-                )))
-            }
-            Some(_) => Err(Error::already_exists(format!(
+            Some(ContainerState::Creating) => Err(Error::already_exists(format!(
+                "container name {name} is held by an interrupted run; `ipvlan restore` rolls it back"
+            ))),
+            Some(ContainerState::Removing) => Err(Error::already_exists(format!(
+                "container name {name} is held by an interrupted rm; `ipvlan restore` finishes it"
+            ))),
+            Some(ContainerState::Created) => Err(Error::already_exists(format!(
                 "container name {name} is already in use (its namespace is gone; `ipvlan restore` forgets it)"
             ))),
         }
@@ -193,11 +194,13 @@ impl Manager {
         Ok(endpoints)
     }
 
-    /// Undoes a container that is not complete (record in state
-    /// `creating`): every endpoint of it detached, its namespace deleted
-    /// when it is the one made for it, its `/etc/netns` entry and record
+    /// Takes apart a container that is not whole (record `creating`: an
+    /// interrupted run; `removing`: an interrupted rm): every endpoint of it
+    /// detached; when its namespace is the one made for it, the processes
+    /// inside killed (an rm was asked for, or no command was started) and
+    /// the namespace deleted; its `/etc/netns` entry, log and record
     /// removed. Returns what was left alone, and why.
-    pub(crate) fn roll_back_container(
+    pub(crate) fn dismantle_container(
         &self,
         host: &Handle,
         state: &Locked<'_>,
@@ -226,8 +229,13 @@ impl Manager {
         }
         let path = self.config.netns_dir.join(name);
         match netns_identity::open_recorded(&path.display().to_string(), record.netns_id)? {
-            NsAt::Present(..) => netns::delete_named(&self.config.netns_dir, name)
-                .map_err(|e| Error::io(format!("deleting namespace {name}"), &e))?,
+            NsAt::Present(..) => {
+                for pid in processes_in(&path) {
+                    kill(pid);
+                }
+                netns::delete_named(&self.config.netns_dir, name)
+                    .map_err(|e| Error::io(format!("deleting namespace {name}"), &e))?
+            }
             // The mount point of a run killed before its bind mount.
             NsAt::NotANamespace => {
                 crate::fault::point("netns: before unlink");
@@ -237,6 +245,7 @@ impl Manager {
             NsAt::Gone => {}
         }
         hosts::unlink(&self.config.etc_netns_dir, name)?;
+        let _ = fs::remove_file(self.log_path(name));
         state.remove_container(name)?;
         Ok(notes)
     }
@@ -275,6 +284,12 @@ impl Manager {
                 list.join(" ")
             )));
         }
+        // From here `ps` no longer lists it, and a kill leaves restore to
+        // finish the removal.
+        if let Some(mut record) = state.container(name)? {
+            record.state = ContainerState::Removing;
+            state.put_container_record(&record)?;
+        }
         let networks = state.networks()?;
         let host = Handle::new()?;
         let mut notes = Vec::new();
@@ -298,7 +313,8 @@ impl Manager {
     }
 
     /// Every container we created, with its endpoints; not those an
-    /// interrupted [`Manager::run_container`] left half made.
+    /// interrupted [`Manager::run_container`] left half made or an
+    /// interrupted [`Manager::remove_container`] half removed.
     ///
     /// ```no_run
     /// # let manager = ipvlan::driver::Manager::open(ipvlan::driver::Config::from_env())?;

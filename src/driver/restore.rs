@@ -78,17 +78,18 @@ impl Manager {
         }
 
         // Containers an interrupted run left half made are undone whole,
-        // before their endpoints could be kept or re-created below.
+        // those an interrupted rm left half removed are removed, before their
+        // endpoints could be kept or re-created below.
         for name in state.containers()? {
             let record = match state.container(&name) {
-                Ok(Some(record)) if record.state == ContainerState::Creating => record,
+                Ok(Some(record)) if record.state != ContainerState::Created => record,
                 Ok(_) => continue,
                 Err(error) => {
                     report.errors.push(format!("container {name}: {error}"));
                     continue;
                 }
             };
-            match self.roll_back_container(&host, &state, &networks, &record) {
+            match self.dismantle_container(&host, &state, &networks, &record) {
                 Ok(notes) => {
                     report.errors.extend(
                         notes

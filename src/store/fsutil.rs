@@ -43,7 +43,7 @@ fn write_temp(target: &Path, contents: &[u8], mode: u32) -> io::Result<PathBuf> 
 pub fn replace_unsynced(target: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
     let temp = temp_path(target);
     crate::fault::point("store: before write");
-    remove_if_exists(&temp)?;
+    remove_stale(&temp)?;
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -51,6 +51,15 @@ pub fn replace_unsynced(target: &Path, contents: &[u8], mode: u32) -> io::Result
         .open(&temp)?;
     file.write_all(contents)?;
     rename(&temp, target)
+}
+
+/// Removes a stale temporary, part of the write it precedes: no kill
+/// points of its own, the write's bracket it.
+fn remove_stale(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
 }
 
 /// `rename(2)` between its kill points.
@@ -66,7 +75,7 @@ pub fn write_synced_new(path: &Path, contents: &[u8], mode: u32) -> io::Result<(
     // A stale temporary may be a hard link to a live file (crash between
     // link and unlink); truncating it would corrupt that file, so unlink.
     crate::fault::point("store: before write");
-    remove_if_exists(path)?;
+    remove_stale(path)?;
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)

@@ -604,8 +604,10 @@ impl EndpointRecord {
 text_enum!(
     /// Where a container made by `run` is in its life: written `Creating`
     /// before its namespace exists, `Created` once every network it was
-    /// run with is attached. `restore` rolls a `Creating` one back whole.
-    ContainerState { /** Being created and attached. */ Creating = "creating", /** Complete. */ Created = "created" }
+    /// run with is attached, `Removing` before `rm` takes anything away.
+    /// `restore` rolls a `Creating` one back whole and finishes removing a
+    /// `Removing` one.
+    ContainerState { /** Being created and attached. */ Creating = "creating", /** Complete. */ Created = "created", /** Being removed. */ Removing = "removing" }
 );
 
 /// A container the driver made (`records/containers/<name>.json`).

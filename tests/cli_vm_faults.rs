@@ -723,8 +723,20 @@ struct Row {
 
 enum Step {
     Ok(Vec<String>),
-    /// The command killed at this hit.
-    KillAt(Vec<String>, usize),
+    /// The command killed at this hit, which is this point.
+    KillAt(Vec<String>, usize, String),
+}
+
+impl Step {
+    /// `command` killed at the `nth` pass through `point` (see [`hit_of`])
+    /// of a complete run, `hits`.
+    fn kill(command: &[String], hits: &[String], point: &str, nth: isize) -> Step {
+        Step::KillAt(
+            command.to_vec(),
+            hit_of(hits, point, nth),
+            point.to_string(),
+        )
+    }
 }
 
 /// What one row's walk found.
@@ -745,8 +757,14 @@ fn walk(lab: &Lab, row: &Row) -> Walked {
                 Step::Ok(args) => {
                     lab.ok(args);
                 }
-                Step::KillAt(args, n) => {
-                    lab.kill_at(args, *n);
+                Step::KillAt(args, n, point) => {
+                    let passed = lab.kill_at(args, *n);
+                    assert_eq!(
+                        passed.last(),
+                        Some(point),
+                        "{}: setting up, {args:?} killed at hit {n}",
+                        row.label
+                    );
                 }
             }
         }
@@ -873,9 +891,10 @@ fn table(rows: &[Walked]) -> String {
 /// each kill followed by `restore`, then kernel and state must agree (see
 /// [`disagreements`]), the command must be either done or not begun, the
 /// same command must then work, and what undoes it too. `restore` itself
-/// is walked over a state that needs repair (a `run` and a `network
-/// create` killed midway). One network with one container (`wn`, `c0`)
-/// and a second network (`wm`, on a VLAN) stand throughout.
+/// is walked over a state that needs repair (a `run`, a `network create`,
+/// a `network connect` and an `rm` killed midway). One network with one
+/// container (`wn`, `c0`) and a second network (`wm`, on a VLAN) stand
+/// throughout.
 #[test]
 fn every_kill_point_of_every_command_then_restore_agrees() {
     foreign_things();
@@ -888,19 +907,30 @@ fn every_kill_point_of_every_command_then_restore_agrees() {
     agree(&lab, "wn", Depth::Deep, "the baseline");
 
     let run_c1 = args("run -d --net=wn --name=c1");
+    let run_c2 = args("run -d --net=wn --name=c2");
     let create_wz = args("network create --subnet 10.53.0.0/24 wz");
+    let connect = args("network connect wm c0");
+    let rm_c2 = args("rm -f c2");
     // The broken state restore is walked over: a run killed once its link
-    // is made, a network create killed once its parent is made.
+    // is made, a network create once its parent is made, a connect once
+    // its link is made, an rm once the namespace is gone.
     let run_hits = lab.hits(&run_c1);
     lab.ok(&args("rm -f c1"));
     let create_hits = lab.hits(&create_wz);
     lab.ok(&args("network rm wz"));
+    // Not the first connect to wm, which also makes its directories.
+    lab.ok(&connect);
+    lab.ok(&args("network disconnect wm c0"));
+    let connect_hits = lab.hits(&connect);
+    lab.ok(&args("network disconnect wm c0"));
+    lab.ok(&run_c2);
+    let rm_hits = lab.hits(&rm_c2);
     let broken = vec![
-        Step::KillAt(run_c1.clone(), hit_of(&run_hits, "netlink: after acks", -1)),
-        Step::KillAt(
-            create_wz.clone(),
-            hit_of(&create_hits, "netlink: after acks", -1),
-        ),
+        Step::kill(&run_c1, &run_hits, "netlink: after acks", -1),
+        Step::kill(&create_wz, &create_hits, "netlink: after acks", -1),
+        Step::kill(&connect, &connect_hits, "netlink: after acks", -1),
+        Step::Ok(run_c2.clone()),
+        Step::kill(&rm_c2, &rm_hits, "netns: after unlink", 0),
     ];
 
     let rows = vec![
@@ -961,7 +991,12 @@ fn every_kill_point_of_every_command_then_restore_agrees() {
             label: "restore",
             setup: broken,
             command: args("restore"),
-            done: |listed, networks| !listed.contains_key("c1") && !networks.contains("wz"),
+            done: |listed, networks| {
+                !listed.contains_key("c1")
+                    && !listed.contains_key("c2")
+                    && !listed["c0"].contains("wm")
+                    && !networks.contains("wz")
+            },
             inverse: vec![],
         },
     ];

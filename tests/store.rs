@@ -37,10 +37,19 @@ fn records_round_trip_through_disk() {
         locked.put_record("containers", "c1", &container).unwrap();
     }
     assert_eq!(state.network(&net.id).unwrap().as_ref(), Some(&net));
-    assert_eq!(state.networks().unwrap(), vec![net.clone()]);
+    assert_eq!(
+        state.networks().unwrap().complete().unwrap(),
+        vec![net.clone()]
+    );
     assert_eq!(state.endpoint(&net.id, "e1").unwrap().as_ref(), Some(&ep));
-    assert_eq!(state.endpoints_of(&net.id).unwrap(), vec![ep.clone()]);
-    assert_eq!(state.endpoints().unwrap(), vec![ep.clone()]);
+    assert_eq!(
+        state.endpoints_of(&net.id).unwrap().complete().unwrap(),
+        vec![ep.clone()]
+    );
+    assert_eq!(
+        state.endpoints().unwrap().complete().unwrap(),
+        vec![ep.clone()]
+    );
     let records = state.records("containers").unwrap();
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].1.get("name").and_then(Value::as_str), Some("c1"));
@@ -191,12 +200,15 @@ fn containers_are_records_of_their_own() {
     let locked = state.lock().unwrap();
     locked.put_container("web").unwrap();
     locked.put_container("db").unwrap();
-    assert_eq!(state.containers().unwrap(), ["db", "web"]);
+    assert_eq!(
+        state.containers().unwrap().complete().unwrap(),
+        ["db", "web"]
+    );
     assert!(state.has_container("web").unwrap());
     assert!(!state.has_container("nope").unwrap());
     assert!(locked.remove_container("web").unwrap());
     assert!(!locked.remove_container("web").unwrap());
-    assert_eq!(state.containers().unwrap(), ["db"]);
+    assert_eq!(state.containers().unwrap().complete().unwrap(), ["db"]);
     check_every_file_parses(tmp.path());
 }
 

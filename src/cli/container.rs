@@ -131,6 +131,8 @@ pub fn remove(manager: &Manager, force: bool, names: &[String]) -> Result<i32, F
     Ok(code)
 }
 
+/// Lists what can be read; damaged records are warnings and the exit
+/// code stays 0, as for `network ls`.
 pub fn ps(manager: &Manager, quiet: bool) -> Result<i32, Failure> {
     let containers = manager
         .containers()
@@ -142,6 +144,7 @@ pub fn ps(manager: &Manager, quiet: bool) -> Result<i32, Failure> {
     } else {
         out!("{}", output::container_table(&containers));
     }
+    super::network::warn_damaged(&containers.damaged);
     Ok(EXIT_OK)
 }
 

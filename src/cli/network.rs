@@ -1,6 +1,6 @@
 //! `ipvlan network create|rm|ls|inspect|connect|disconnect`.
 
-use crate::driver::{ErrorKind, Manager, NetworkCreate, NetworkInfo, Target};
+use crate::driver::{Damaged, ErrorKind, Manager, NetworkCreate, NetworkInfo, Target};
 
 use super::command::ConnectArgs;
 use super::{output, Failure, EXIT_FAILED, EXIT_OK};
@@ -29,7 +29,12 @@ pub fn remove(manager: &Manager, names: &[String]) -> Result<i32, Failure> {
     let mut code = EXIT_OK;
     for name in names {
         match manager.remove_network(name) {
-            Ok(()) => outln!("{name}"),
+            Ok(notes) => {
+                for note in notes {
+                    eprintln!("ipvlan: warning: {note}");
+                }
+                outln!("{name}");
+            }
             Err(error) => {
                 eprintln!(
                     "{}",
@@ -42,6 +47,16 @@ pub fn remove(manager: &Manager, names: &[String]) -> Result<i32, Failure> {
     Ok(code)
 }
 
+/// One stderr line per state file a listing could not read.
+pub fn warn_damaged(damaged: &[Damaged]) {
+    for damaged in damaged {
+        eprintln!("ipvlan: warning: damaged state file left as it is: {damaged}");
+    }
+}
+
+/// Lists what can be read; each damaged record is a warning on stderr
+/// and the exit code stays 0, so a boot script still sees every good
+/// network (`restore` is the command that fails on damage).
 pub fn list(manager: &Manager, quiet: bool, no_trunc: bool) -> Result<i32, Failure> {
     let networks = manager
         .networks()
@@ -53,6 +68,7 @@ pub fn list(manager: &Manager, quiet: bool, no_trunc: bool) -> Result<i32, Failu
     } else {
         out!("{}", output::network_table(&networks, no_trunc));
     }
+    warn_damaged(&networks.damaged);
     Ok(EXIT_OK)
 }
 

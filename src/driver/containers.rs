@@ -2,7 +2,7 @@
 //! and their removal.
 
 use std::ffi::CString;
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
@@ -15,6 +15,7 @@ use super::options::check_container_name;
 use super::{random_hex, ContainerInfo, EndpointInfo, Error, ExecOptions, ExitStatusCode, Manager};
 use crate::netns::{self, Netns};
 use crate::rtnl::Handle;
+use crate::store::Listing;
 
 impl Manager {
     /// Creates a container (a named namespace under the netns directory);
@@ -126,28 +127,43 @@ impl Manager {
         Ok(notes)
     }
 
-    /// Every container we created, with its endpoints.
+    /// Every container we created that can be read, with its endpoints,
+    /// and the state files that cannot (container, network and endpoint
+    /// records), which are left as they are.
     ///
     /// ```no_run
     /// # let manager = ipvlan::driver::Manager::open(ipvlan::driver::Config::from_env())?;
-    /// for container in manager.containers()? {
+    /// let containers = manager.containers()?;
+    /// for container in &containers {
     ///     let networks: Vec<&str> = container.endpoints.iter().map(|e| e.network.as_str()).collect();
     ///     println!("{} {}", container.name, networks.join(","));
     /// }
+    /// for damaged in &containers.damaged {
+    ///     eprintln!("warning: damaged state file {damaged}");
+    /// }
     /// # Ok::<(), ipvlan::driver::Error>(())
     /// ```
-    pub fn containers(&self) -> Result<Vec<ContainerInfo>, Error> {
+    pub fn containers(&self) -> Result<Listing<ContainerInfo>, Error> {
         let state = self.store.lock()?;
         let networks = state.networks()?;
-        let mut containers = Vec::new();
-        for name in state.containers()? {
+        let names = state.containers()?;
+        let mut containers = Listing {
+            items: Vec::new(),
+            damaged: networks.damaged.clone(),
+        };
+        containers.damaged.extend(names.damaged);
+        for name in names.items {
             let mut endpoints = Vec::new();
             for network in &networks {
-                if let Some(endpoint) = state.endpoint(&network.id, &name)? {
-                    endpoints.push(EndpointInfo::from_record(network, &endpoint));
+                match state.endpoint(&network.id, &name) {
+                    Ok(Some(endpoint)) => {
+                        endpoints.push(EndpointInfo::from_record(network, &endpoint))
+                    }
+                    Ok(None) => {}
+                    Err(error) => containers.note(error)?,
                 }
             }
-            containers.push(ContainerInfo {
+            containers.items.push(ContainerInfo {
                 netns_path: self.config.netns_dir.join(&name),
                 name,
                 endpoints,
@@ -231,18 +247,9 @@ impl Manager {
             .split_first()
             .ok_or_else(|| Error::invalid("no command given"))?;
         let (ns, hosts_file) = self.container_namespace(container)?;
-        let log = self.log_path(container);
-        if let Some(dir) = log.parent() {
-            fs::create_dir_all(dir)
-                .map_err(|e| Error::io(format!("creating {}", dir.display()), &e))?;
-        }
-        let open_log = || {
-            OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&log)
-                .map_err(|e| Error::io(format!("opening {}", log.display()), &e))
-        };
+        // 0600 in a checked directory, never through a link: root would
+        // append the command's output to whatever a planted link names.
+        let open_log = || self.store.open_log(container).map_err(Error::from);
         let stdout = open_log()?;
         let stderr = open_log()?;
         let child = netns::run_in(&ns, || {

@@ -7,7 +7,7 @@
 //! whenever one of its networks changes.
 
 use std::fs::{self, OpenOptions};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::IpAddr;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -21,26 +21,38 @@ pub(crate) const HEADER: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localh
 /// Mode of every hosts file: processes in containers read them, whatever
 /// ipvlan's umask was.
 const HOSTS_MODE: u32 = 0o644;
+/// Mode of the union markers: only we read them.
+const MARKER_MODE: u32 = 0o600;
 
 fn io(what: &str, path: &Path, error: std::io::Error) -> Error {
+    if let Some(reason) = crate::store::refusal(&error) {
+        return Error::failed(format!("refusing {}: {reason}", path.display()));
+    }
     Error::io(format!("{what} {}", path.display()), &error)
 }
 
 /// Creates a network's hosts file with the header if it does not exist.
+/// Every open of a hosts file refuses a symbolic link or anything but a
+/// regular file: root would otherwise write into, or blank lines of,
+/// whatever a planted link names.
 pub(crate) fn ensure_file(path: &Path) -> Result<(), Error> {
-    if path.exists() {
-        return Ok(());
-    }
     if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir).map_err(|e| io("creating", dir, e))?;
+        crate::store::create_dir(dir).map_err(|e| io("creating", dir, e))?;
     }
-    let mut file = OpenOptions::new()
+    let created = OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(HOSTS_MODE)
-        .open(path)
-        .map_err(|e| io("creating", path, e))?;
+        .open(path);
+    let mut file = match created {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return crate::store::open_regular(path, OpenOptions::new().read(true))
+                .map(drop)
+                .map_err(|e| io("opening", path, e));
+        }
+        Err(e) => return Err(io("creating", path, e)),
+    };
     // Processes in containers read it whatever ipvlan's umask was.
     file.set_permissions(fs::Permissions::from_mode(HOSTS_MODE))
         .map_err(|e| io("setting the mode of", path, e))?;
@@ -87,9 +99,9 @@ fn names_host(line: &str, name: &str) -> bool {
 pub(crate) fn write_union(target: &Path, sources: &[PathBuf]) -> Result<(), Error> {
     let mut wanted: Vec<String> = Vec::new();
     for source in sources {
-        let content = match fs::read_to_string(source) {
-            Ok(content) => content,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+        let content = match crate::store::read_text_capped(source, crate::store::HOSTS_MAX) {
+            Ok(Some(content)) => content,
+            Ok(None) => continue,
             Err(e) => return Err(io("reading", source, e)),
         };
         wanted.extend(
@@ -100,20 +112,25 @@ pub(crate) fn write_union(target: &Path, sources: &[PathBuf]) -> Result<(), Erro
         );
     }
     if let Some(dir) = target.parent() {
-        fs::create_dir_all(dir).map_err(|e| io("creating", dir, e))?;
+        crate::store::create_dir(dir).map_err(|e| io("creating", dir, e))?;
     }
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(HOSTS_MODE)
-        .open(target)
-        .map_err(|e| io("opening", target, e))?;
+    let mut file = crate::store::open_regular(
+        target,
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(HOSTS_MODE),
+    )
+    .map_err(|e| io("opening", target, e))?;
     file.set_permissions(fs::Permissions::from_mode(HOSTS_MODE))
         .map_err(|e| io("setting the mode of", target, e))?;
-    let mut text = String::new();
-    file.read_to_string(&mut text)
+    let text = crate::store::read_capped(&mut file, crate::store::HOSTS_MAX)
+        .and_then(|bytes| {
+            String::from_utf8(bytes)
+                .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
+        })
         .map_err(|e| io("reading", target, e))?;
     if text.is_empty() {
         let mut all = String::from(HEADER);
@@ -145,9 +162,7 @@ pub(crate) fn write_union(target: &Path, sources: &[PathBuf]) -> Result<(), Erro
         return Ok(());
     }
     let appended: String = missing.iter().map(|line| format!("{line}\n")).collect();
-    let mut append = OpenOptions::new()
-        .append(true)
-        .open(target)
+    let mut append = crate::store::open_regular(target, OpenOptions::new().append(true))
         .map_err(|e| io("opening", target, e))?;
     append
         .write_all(appended.as_bytes())
@@ -243,6 +258,9 @@ impl Names<'_> {
     /// nothing for single-network containers).
     fn refresh_network(&self, network: &NetworkRecord) -> Result<(), Error> {
         let markers = self.state.union_markers_dir(&network.id);
+        if !self.state.check_dir(&markers)? {
+            return Ok(());
+        }
         let Ok(entries) = fs::read_dir(&markers) else {
             return Ok(());
         };
@@ -271,10 +289,18 @@ impl Names<'_> {
             let markers = state.union_markers_dir(&network.id);
             let marker = markers.join(container);
             if attached.len() > 1 && attached.iter().any(|n| n.id == network.id) {
-                if !marker.exists() {
-                    fs::create_dir_all(&markers)
-                        .and_then(|_| fs::write(&marker, b""))
-                        .map_err(|e| io("writing", &marker, e))?;
+                // A link where the marker belongs is refused, not followed.
+                if !fs::symlink_metadata(&marker).is_ok_and(|m| m.is_file()) {
+                    state.ensure_dir(&markers)?;
+                    crate::store::open_regular(
+                        &marker,
+                        OpenOptions::new()
+                            .write(true)
+                            .create(true)
+                            .truncate(false)
+                            .mode(MARKER_MODE),
+                    )
+                    .map_err(|e| io("writing", &marker, e))?;
                 }
             } else {
                 let _ = fs::remove_file(&marker);

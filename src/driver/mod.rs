@@ -98,7 +98,7 @@ pub use request::{AttachRequest, ExecOptions, NetworkCreate, Target};
 use std::path::PathBuf;
 
 use crate::store::StateDir;
-pub use crate::store::{DEFAULT_STATE_DIR, STATE_DIR_ENV};
+pub use crate::store::{Damaged, Listing, DEFAULT_STATE_DIR, STATE_DIR_ENV};
 
 // The ipvlan mode and flag of a network (`-o ipvlan_mode=`, `-o
 // ipvlan_flag=`): rtnl's types, which the records store as they are.
@@ -187,10 +187,7 @@ impl Manager {
 
     /// Path of the log file of a detached command in `container`.
     pub fn log_path(&self, container: &str) -> PathBuf {
-        self.config
-            .state_dir
-            .join("logs")
-            .join(format!("{container}.log"))
+        self.store.log_path(container)
     }
 }
 

@@ -7,7 +7,7 @@ use super::parent::{self, ParentPlan, ETH_MAX_MTU};
 use super::report::endpoint_label;
 use super::{random_hex, subnets, Error, Manager, NetworkCreate, NetworkInfo};
 use crate::rtnl::{Handle, ProbeKind};
-use crate::store::{NetworkRecord, NetworkState, Timestamp};
+use crate::store::{Damaged, Listing, NetworkRecord, NetworkState, ParentOrigin, Timestamp};
 
 impl Manager {
     /// Validates the request, checks kernel support, creates the parent if
@@ -41,6 +41,7 @@ impl Manager {
 
         let state = self.store.lock()?;
         let networks = state.networks()?;
+        refuse_when_damaged(&networks.damaged)?;
         if networks.iter().any(|n| n.name == req.name) {
             return Err(Error::already_exists(format!(
                 "network with name {} already exists",
@@ -123,15 +124,19 @@ impl Manager {
     }
 
     /// Removes a network (by name, ID or ID prefix); refused while containers
-    /// are attached. Deletes the parent if we created it and no other network
-    /// uses it.
+    /// are attached or one of its endpoint records cannot be read. Deletes
+    /// the parent if we created it and no other network uses it; returns
+    /// what was left alone, and why (a parent kept because a damaged
+    /// network record might use it).
     ///
     /// ```no_run
     /// # let manager = ipvlan::driver::Manager::open(ipvlan::driver::Config::from_env())?;
-    /// manager.remove_network("ipvlan20")?;
+    /// for note in manager.remove_network("ipvlan20")? {
+    ///     println!("warning: {note}");
+    /// }
     /// # Ok::<(), ipvlan::driver::Error>(())
     /// ```
-    pub fn remove_network(&self, name_or_id: &str) -> Result<(), Error> {
+    pub fn remove_network(&self, name_or_id: &str) -> Result<Vec<String>, Error> {
         let state = self.store.lock()?;
         let networks = state.networks()?;
         let mut record = find_network(&networks, name_or_id)?.clone();
@@ -144,30 +149,73 @@ impl Manager {
                 names.join(", ")
             )));
         }
+        if !endpoints.damaged.is_empty() {
+            // Removing the network would delete them with their directory.
+            let list: Vec<String> = endpoints.damaged.iter().map(Damaged::to_string).collect();
+            return Err(Error::in_use(format!(
+                "network {} has endpoint records that cannot be read ({}); repair them or move them out of the state directory first",
+                record.name,
+                list.join("; ")
+            )));
+        }
         record.state = NetworkState::Removing;
         state.put_network(&record)?;
+        let mut notes = Vec::new();
+        let unreadable = networks.damaged.clone();
         let others: Vec<NetworkRecord> =
             networks.into_iter().filter(|n| n.id != record.id).collect();
-        parent::delete_if_ours(&Handle::new()?, &record, &others);
+        if unreadable.is_empty() || record.parent_origin == ParentOrigin::Existing {
+            parent::delete_if_ours(&Handle::new()?, &record, &others);
+        } else {
+            let paths: Vec<String> = unreadable
+                .iter()
+                .map(|d| d.path.display().to_string())
+                .collect();
+            notes.push(format!(
+                "parent {} kept: a damaged network record may use it ({})",
+                record.parent,
+                paths.join(", ")
+            ));
+        }
         state.remove_network(&record.id)?;
-        Ok(())
+        Ok(notes)
     }
 
-    /// Every network, in creation order.
+    /// Every network that can be read, in creation order, and the state
+    /// files that cannot (network and endpoint records), which are left
+    /// as they are. One damaged file never hides the others.
     ///
     /// ```no_run
     /// # let manager = ipvlan::driver::Manager::open(ipvlan::driver::Config::from_env())?;
-    /// for network in manager.networks()? {
+    /// let networks = manager.networks()?;
+    /// for network in &networks {
     ///     println!("{} {} {}", network.short_id(), network.name, network.driver);
+    /// }
+    /// for damaged in &networks.damaged {
+    ///     eprintln!("warning: damaged state file {damaged}");
     /// }
     /// # Ok::<(), ipvlan::driver::Error>(())
     /// ```
-    pub fn networks(&self) -> Result<Vec<NetworkInfo>, Error> {
+    pub fn networks(&self) -> Result<Listing<NetworkInfo>, Error> {
         let state = self.store.lock()?;
-        let mut infos = Vec::new();
-        for record in state.networks()? {
-            let endpoints = state.endpoints_of(&record.id)?;
-            infos.push(NetworkInfo::from_record(&record, &endpoints));
+        let records = state.networks()?;
+        let mut infos = Listing {
+            items: Vec::new(),
+            damaged: records.damaged,
+        };
+        for record in records.items {
+            match state.endpoints_of(&record.id) {
+                Ok(endpoints) => {
+                    infos.damaged.extend(endpoints.damaged.iter().cloned());
+                    infos
+                        .items
+                        .push(NetworkInfo::from_record(&record, &endpoints));
+                }
+                Err(error) => {
+                    infos.note(error)?;
+                    infos.items.push(NetworkInfo::from_record(&record, &[]));
+                }
+            }
         }
         Ok(infos)
     }
@@ -188,6 +236,17 @@ impl Manager {
         let record = find_network(&networks, name_or_id)?;
         let endpoints = state.endpoints_of(&record.id)?;
         Ok(NetworkInfo::from_record(record, &endpoints))
+    }
+}
+
+/// Refuses a decision that needs every network record (is the name free?
+/// does a subnet overlap?) while one cannot be read.
+fn refuse_when_damaged(damaged: &[Damaged]) -> Result<(), Error> {
+    match damaged.first() {
+        None => Ok(()),
+        Some(damaged) => Err(Error::failed(format!(
+            "damaged state file {damaged}; a new network could clash with the one it records (name, subnets, parent): repair it or move it out of the state directory first"
+        ))),
     }
 }
 

@@ -5,13 +5,24 @@
 //! is given up only when it is certainly gone (nothing at its path, or
 //! another namespace or a plain file there); a namespace that cannot be
 //! opened for another reason keeps its endpoint and addresses.
+//!
+//! A record that cannot be read (see [`crate::store::Damaged`]) is listed
+//! in `errors` and left exactly as it is, with everything filed under it:
+//! its addresses stay taken, and a parent it might share is not deleted.
 
 use super::endpoint_link::{self, EndpointPlan};
 use super::netns_identity::{self, NsAt};
 use super::report::endpoint_label;
 use super::{hosts, parent, Error, Manager, RestoreReport};
 use crate::rtnl::{Handle, Link};
-use crate::store::{EndpointRecord, EndpointState, Locked, NetworkRecord, NetworkState};
+use crate::store::{
+    Damaged, EndpointRecord, EndpointState, Locked, NetworkRecord, NetworkState, ParentOrigin,
+};
+
+/// How `restore` reports a record it left alone because it cannot read it.
+fn damaged_error(damaged: &Damaged) -> String {
+    format!("damaged state file left as it is: {damaged}")
+}
 
 impl Manager {
     /// Makes kernel and state agree again (at boot, after a crash).
@@ -33,6 +44,8 @@ impl Manager {
             report.errors.push(error.to_string());
         }
         let all = state.networks()?;
+        report.errors.extend(all.damaged.iter().map(damaged_error));
+        let unreadable_networks = !all.damaged.is_empty();
 
         // Interrupted creates are rolled back, interrupted removals finished.
         let mut rolled_back: Vec<&str> = Vec::new();
@@ -40,7 +53,9 @@ impl Manager {
             let unfinished = match network.state {
                 NetworkState::Creating => true,
                 NetworkState::Removing => match state.endpoints_of(&network.id) {
-                    Ok(endpoints) => endpoints.is_empty(),
+                    // A damaged endpoint record still counts: finishing the
+                    // removal would delete it.
+                    Ok(endpoints) => endpoints.is_empty() && endpoints.damaged.is_empty(),
                     Err(error) => {
                         report.errors.push(format!("{}: {error}", network.name));
                         false
@@ -60,7 +75,14 @@ impl Manager {
             .cloned()
             .collect();
         for network in all.iter().filter(|n| rolled_back.contains(&n.id.as_str())) {
-            parent::delete_if_ours(&host, network, &networks);
+            if unreadable_networks && network.parent_origin != ParentOrigin::Existing {
+                report.errors.push(format!(
+                    "{}: parent {} kept: a damaged network record may use it",
+                    network.name, network.parent
+                ));
+            } else {
+                parent::delete_if_ours(&host, network, &networks);
+            }
             match state.remove_network(&network.id) {
                 Ok(_) => report.intents_repaired += 1,
                 Err(error) => report.errors.push(format!("{}: {error}", network.name)),
@@ -80,7 +102,10 @@ impl Manager {
         let mut endpoints: Vec<(usize, Vec<EndpointRecord>)> = Vec::new();
         for (at, network) in networks.iter().enumerate() {
             match state.endpoints_of(&network.id) {
-                Ok(list) => endpoints.push((at, list)),
+                Ok(list) => {
+                    report.errors.extend(list.damaged.iter().map(damaged_error));
+                    endpoints.push((at, list.items));
+                }
                 Err(error) => report.errors.push(format!("{}: {error}", network.name)),
             }
         }
@@ -138,7 +163,11 @@ impl Manager {
         // Container records whose namespace went away, or never came: an
         // empty mount point left by a process killed before its bind mount
         // goes with its record.
-        for name in state.containers()? {
+        let containers = state.containers()?;
+        report
+            .errors
+            .extend(containers.damaged.iter().map(damaged_error));
+        for name in containers.items {
             let path = self.config.netns_dir.join(&name);
             let gone = match netns_identity::open_recorded(&path.display().to_string(), None) {
                 Ok(NsAt::Gone) => true,

@@ -30,7 +30,12 @@ mod addresses;
 mod dir;
 mod error;
 mod fsutil;
-pub use fsutil::{append_line, blank_lines, remove_lines};
+mod listing;
+pub use fsutil::{
+    append_line, blank_lines, create_dir, open_regular, read_capped, read_text_capped, refusal,
+    remove_lines, HOSTS_MAX, RECORD_MAX,
+};
+pub use listing::{Damaged, Listing};
 pub mod records;
 
 pub use dir::{

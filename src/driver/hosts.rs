@@ -409,4 +409,179 @@ mod tests {
         assert!(!etc.join("c1").exists());
         fs::remove_dir_all(dir).unwrap();
     }
+
+    use crate::rtnl::{IpvlanFlag, IpvlanMode};
+    use crate::store::{NetworkState, ParentOrigin, StateDir, Timestamp};
+
+    fn record(name: &str, id: char) -> NetworkRecord {
+        NetworkRecord {
+            id: id.to_string().repeat(64),
+            name: name.into(),
+            driver: "ipvlan".into(),
+            mode: IpvlanMode::L2,
+            flag: IpvlanFlag::Bridge,
+            parent: "lo".into(),
+            parent_origin: ParentOrigin::Existing,
+            internal: false,
+            ipv6: false,
+            mtu: None,
+            subnets: Vec::new(),
+            created: Timestamp::now(),
+            options: Vec::new(),
+            state: NetworkState::Created,
+        }
+    }
+
+    fn attached(network: &NetworkRecord, container: &str, addr: &str) -> EndpointRecord {
+        EndpointRecord {
+            id: container.into(),
+            network_id: network.id.clone(),
+            container: Some(container.into()),
+            netns: format!("/run/netns/{container}"),
+            ifname: "eth0".into(),
+            mac: None,
+            ipv4: Some(addr.parse().unwrap()),
+            ipv6: None,
+            state: EndpointState::Attached,
+            created: Timestamp::now(),
+            netns_id: None,
+            ifindex: None,
+        }
+    }
+
+    /// `c1` on two networks: a union view, markers, two network files.
+    fn two_networks(root: &Path, etc: &Path) -> Result<(), Error> {
+        let state = StateDir::open(root)?;
+        let locked = state.lock()?;
+        let networks = [record("n1", 'a'), record("n2", 'b')];
+        let endpoints = [
+            attached(&networks[0], "c1", "10.0.0.2/24"),
+            attached(&networks[1], "c1", "10.1.0.2/24"),
+        ];
+        for endpoint in &endpoints {
+            locked.put_endpoint(endpoint)?;
+        }
+        let names = Names {
+            state: &locked,
+            networks: &networks,
+            etc_netns_dir: etc,
+        };
+        for (network, endpoint) in networks.iter().zip(&endpoints) {
+            names.add(network, endpoint)?;
+        }
+        Ok(())
+    }
+
+    /// A link (or FIFO) where a hosts file, union view or marker belongs
+    /// is refused; what it names is neither created nor changed.
+    #[test]
+    fn hosts_files_unions_and_markers_are_never_followed() {
+        let dir = scratch("nofollow");
+        let victim = dir.join("victim");
+        let original = "127.0.0.1\tlocalhost\n10.9.9.9\tkeep\n";
+        fs::write(&victim, original).unwrap();
+        let absent = dir.join("absent");
+        let refused = |path: &Path| {
+            format!(
+                "refusing {}: is a symbolic link; state files are never followed",
+                path.display()
+            )
+        };
+
+        let network_file = dir.join("net");
+        std::os::unix::fs::symlink(&absent, &network_file).unwrap();
+        let err = ensure_file(&network_file).unwrap_err();
+        assert_eq!(err.to_string(), refused(&network_file));
+        assert!(!absent.exists(), "created through a dangling link");
+        fs::remove_file(&network_file).unwrap();
+        std::os::unix::fs::symlink(&victim, &network_file).unwrap();
+        let err = append(&network_file, "c9", &["10.0.0.9".parse().unwrap()]).unwrap_err();
+        assert_eq!(err.to_string(), refused(&network_file));
+
+        let union = dir.join("union");
+        std::os::unix::fs::symlink(&victim, &union).unwrap();
+        let source = dir.join("source");
+        append(&source, "x", &["10.0.0.2".parse().unwrap()]).unwrap();
+        let err = write_union(&union, &[source.clone()]).unwrap_err();
+        assert_eq!(err.to_string(), refused(&union));
+        fs::remove_file(&union).unwrap();
+        let fifo = dir.join("fifo");
+        let status = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let err = write_union(&union, &[fifo.clone()]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("refusing {}: is a FIFO, not a regular file", fifo.display())
+        );
+        assert_eq!(fs::read_to_string(&victim).unwrap(), original);
+
+        // Through the driver's own path: the marker of c1 in n1.
+        let root = dir.join("state");
+        let etc = dir.join("etc");
+        let marker = root.join(format!("hosts/unions/{}/c1", "a".repeat(64)));
+        fs::create_dir_all(&root).unwrap();
+        StateDir::open(&root).unwrap();
+        fs::create_dir_all(marker.parent().unwrap()).unwrap();
+        fs::set_permissions(marker.parent().unwrap(), fs::Permissions::from_mode(0o700)).unwrap();
+        std::os::unix::fs::symlink(&absent, &marker).unwrap();
+        let err = two_networks(&root, &etc).unwrap_err();
+        assert_eq!(err.to_string(), refused(&marker));
+        assert!(!absent.exists(), "marker created through a dangling link");
+        fs::remove_file(&marker).unwrap();
+        // And the union view itself.
+        let view = root.join("hosts/containers/c1");
+        std::os::unix::fs::symlink(&victim, &view).unwrap();
+        let err = two_networks(&root, &etc).unwrap_err();
+        assert_eq!(err.to_string(), refused(&view));
+        assert_eq!(fs::read_to_string(&victim).unwrap(), original);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// Network files and union views 0644 (read in containers), markers
+    /// 0600, their directories 0700, under umask 000 and 077. Runs in a
+    /// child process, since the umask is the whole process's.
+    #[test]
+    fn union_views_and_markers_ignore_the_umask() {
+        const TEST: &str = "driver::hosts::tests::union_views_and_markers_ignore_the_umask";
+        const CHILD_ENV: &str = "IPVLAN_TEST_UNION_UMASK";
+        if let Ok(dir) = std::env::var(CHILD_ENV) {
+            let dir = PathBuf::from(dir);
+            two_networks(&dir.join("state"), &dir.join("etc")).unwrap();
+            return;
+        }
+        use std::os::unix::fs::MetadataExt;
+        for umask in ["000", "077"] {
+            let dir = scratch(&format!("umask{umask}"));
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!(
+                    "umask {umask} && exec \"$0\" --exact {TEST} --test-threads=1"
+                ))
+                .arg(std::env::current_exe().unwrap())
+                .env(CHILD_ENV, &dir)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "umask {umask}: {out:?}");
+            let root = dir.join("state");
+            let mode = |rel: &str| fs::metadata(root.join(rel)).unwrap().mode() & 0o7777;
+            let a = "a".repeat(64);
+            let b = "b".repeat(64);
+            for (rel, expected) in [
+                (format!("hosts/{a}"), 0o644),
+                (format!("hosts/{b}"), 0o644),
+                ("hosts/containers".to_string(), 0o700),
+                ("hosts/containers/c1".to_string(), 0o644),
+                ("hosts/unions".to_string(), 0o700),
+                (format!("hosts/unions/{a}"), 0o700),
+                (format!("hosts/unions/{a}/c1"), 0o600),
+                (format!("hosts/unions/{b}/c1"), 0o600),
+            ] {
+                assert_eq!(mode(&rel), expected, "umask {umask}: {rel}");
+            }
+            fs::remove_dir_all(dir).unwrap();
+        }
+    }
 }

@@ -278,11 +278,7 @@ pub fn read_text_capped(path: &Path, max: u64) -> io::Result<Option<String>> {
 
 /// Makes sure a finished rename, link or unlink in `dir` survives a power cut.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(dir)?
-        .sync_all()
+    File::open(dir)?.sync_all()
 }
 
 /// Creates `dir` and missing parents with mode 0700 whatever the umask

@@ -695,7 +695,7 @@ fn restore_repairs_everything_else_and_lists_the_damaged_files() {
     let output = isolated(&root, tmp.path(), &["restore"]);
     assert_eq!(output.status.code(), Some(1), "{output:?}");
     let stdout = text(&output.stdout);
-    assert!(stdout.contains("1 endpoint released"), "{stdout}");
+    assert!(stdout.contains("1 endpoint released"), "{output:?}");
     assert!(
         stdout.contains("1 interrupted operation repaired"),
         "{stdout}"

@@ -19,12 +19,14 @@
 //! ```text
 //! sys.rs               every unsafe call (setns, unshare, mount, flock, signals, sockets)
 //! json.rs              the one JSON reader and writer (inspect output, records)
-//! netlink/             message builder and checked views, attributes, the socket
-//!                      (ACKs, dumps, extended acks), the error type, uapi constants
+//! netlink/             uapi constants, attributes, message builder and checked views,
+//!                      the readers of the kernel's answers (reply.rs: ACKs, dumps,
+//!                      extended acks), the socket, the error type
 //! netns.rs             open/create/delete namespaces (iproute2's /run/netns layout),
 //!                      scratch threads that enter one, the interface-name rule
-//! rtnl/                links (ipvlan, vlan, dummy, veth, macvlan), addresses, routes:
-//!                      the only place that builds or parses rtnetlink messages
+//! rtnl/                the only place that builds or parses rtnetlink messages:
+//!                      links (ipvlan, vlan, dummy, veth, macvlan; kind probes),
+//!                      addresses, routes, namespace ids, one Handle per namespace
 //! ipam/                subnets, default pools, the allocator (no I/O)
 //! store/               the state directory: lock, records, address files, atomic writes
 //! driver/              Docker's semantics; its rooms are listed in its docs

@@ -174,6 +174,9 @@ pub fn getsockopt_u64(fd: BorrowedFd<'_>, level: i32, name: i32) -> io::Result<u
 /// `setsockopt(2)` with a `struct timeval` value (`SO_RCVTIMEO`,
 /// `SO_SNDTIMEO`); sub-microsecond parts are dropped, and a duration too
 /// long for `time_t` is clamped.
+// libc marks musl's `time_t`/`suseconds_t` deprecated only to announce
+// their move to 64 bits; naming them keeps this right at either width.
+#[allow(deprecated)]
 pub fn setsockopt_timeval(
     fd: BorrowedFd<'_>,
     level: i32,

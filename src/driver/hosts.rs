@@ -502,7 +502,7 @@ mod tests {
         std::os::unix::fs::symlink(&victim, &union).unwrap();
         let source = dir.join("source");
         append(&source, "x", &["10.0.0.2".parse().unwrap()]).unwrap();
-        let err = write_union(&union, &[source.clone()]).unwrap_err();
+        let err = write_union(&union, std::slice::from_ref(&source)).unwrap_err();
         assert_eq!(err.to_string(), refused(&union));
         fs::remove_file(&union).unwrap();
         let fifo = dir.join("fifo");
@@ -511,7 +511,7 @@ mod tests {
             .status()
             .unwrap();
         assert!(status.success());
-        let err = write_union(&union, &[fifo.clone()]).unwrap_err();
+        let err = write_union(&union, std::slice::from_ref(&fifo)).unwrap_err();
         assert_eq!(
             err.to_string(),
             format!("refusing {}: is a FIFO, not a regular file", fifo.display())

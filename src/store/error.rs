@@ -78,24 +78,6 @@ impl StoreError {
         }
     }
 
-    /// This error as the damage of one file in a listing, when it is
-    /// about one file; else the error itself back.
-    pub(crate) fn into_damaged(self) -> Result<super::Damaged, StoreError> {
-        let reason = match &self {
-            StoreError::Corrupt { reason, .. } | StoreError::Refused { reason, .. } => {
-                reason.clone()
-            }
-            StoreError::Io { action, source, .. } => format!("{action}: {source}"),
-            StoreError::InvalidName { .. } | StoreError::Ipam(_) => return Err(self),
-        };
-        match self {
-            StoreError::Io { path, .. }
-            | StoreError::Corrupt { path, .. }
-            | StoreError::Refused { path, .. } => Ok(super::Damaged { path, reason }),
-            other => Err(other),
-        }
-    }
-
     /// The IPAM refusal inside, if that is what this is.
     pub fn ipam(&self) -> Option<&IpamError> {
         match self {

@@ -87,7 +87,19 @@ impl<T> Listing<T> {
     /// Adds a failed read: kept as damage when it is about one file,
     /// returned otherwise.
     pub(crate) fn note(&mut self, error: StoreError) -> Result<(), StoreError> {
-        self.damaged.push(error.into_damaged()?);
+        let reason = match &error {
+            StoreError::Corrupt { reason, .. } | StoreError::Refused { reason, .. } => {
+                reason.clone()
+            }
+            StoreError::Io { action, source, .. } => format!("{action}: {source}"),
+            StoreError::InvalidName { .. } | StoreError::Ipam(_) => return Err(error),
+        };
+        match error {
+            StoreError::Io { path, .. }
+            | StoreError::Corrupt { path, .. }
+            | StoreError::Refused { path, .. } => self.damaged.push(Damaged { path, reason }),
+            other => return Err(other),
+        }
         Ok(())
     }
 }

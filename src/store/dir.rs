@@ -13,7 +13,7 @@
 //! regular file under its size limit (see [`super::fsutil`]). Anything else
 //! is a [`StoreError::Refused`] naming the path and what is wrong, and
 //! a refusal comes before any change. In listings a file that cannot be
-//! read is reported as [`Damaged`](super::Damaged), never skipped silently, deleted or
+//! read is reported as [`Damaged`], never skipped silently, deleted or
 //! rewritten.
 
 use std::fs::{self, File, OpenOptions};
@@ -28,7 +28,7 @@ use ipnet::IpNet;
 use super::addresses::{subnet_dir, DiskBook, CURSOR_FILE};
 use super::fsutil::{self, FILE_MODE};
 use super::records::{EndpointRecord, NetworkRecord, RecordError, Timestamp, RECORD_VERSION};
-use super::{Listing, StoreError};
+use super::{Damaged, Listing, StoreError};
 use crate::ipam::{self, NetworkName, Request, SubnetSpec};
 use crate::json::{self, Value};
 
@@ -346,6 +346,13 @@ impl StateDir {
     pub fn endpoints(&self) -> Result<Listing<EndpointRecord>, StoreError> {
         let mut all = Listing::default();
         for network_id in self.list_names(&self.root.join(ENDPOINTS))? {
+            if !is_valid_name(&network_id) {
+                all.damaged.push(Damaged {
+                    path: self.endpoint_dir(&network_id),
+                    reason: "is not named after a network id".into(),
+                });
+                continue;
+            }
             match self.endpoints_of(&network_id) {
                 Ok(listing) => {
                     all.items.extend(listing.items);

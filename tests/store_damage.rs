@@ -90,6 +90,17 @@ fn store_listings_return_the_good_records_and_each_damaged_file() {
     assert_eq!(endpoints.damaged.len(), 1);
     assert_eq!(endpoints.damaged[0].path, bad_endpoint);
     assert_eq!(state.endpoints().unwrap(), endpoints);
+    // A stray directory among the networks' endpoint directories is one
+    // more damaged path, not the end of the listing.
+    let stray = tmp.path().join("endpoints/not a network id");
+    fs::create_dir(&stray).unwrap();
+    let all = state.endpoints().unwrap();
+    assert_eq!(all.items, endpoints.items);
+    assert_eq!(
+        all.damaged.last(),
+        Some(&damaged(&stray, "is not named after a network id"))
+    );
+    fs::remove_dir(&stray).unwrap();
 
     let containers = state.containers().unwrap();
     assert_eq!(containers.items, vec!["c1".to_string()]);

@@ -38,6 +38,8 @@ impl Manager {
         }
         let internal = req.internal || opts.parent.is_none();
         let mut subnets = subnets::from_request(req)?;
+        let ipv6 = req.ipv6 || subnets.iter().any(|s| s.subnet.addr().is_ipv6());
+        options::check_mtu_for_ipv6(opts.mtu, ipv6)?;
 
         let state = self.store.lock()?;
         let networks = state.networks()?;
@@ -81,7 +83,6 @@ impl Manager {
         parent::check_shared(&host, &self.config.netns_dir, &plan, &opts, &networks)?;
 
         // Default subnets: IPv4 always, IPv6 when asked for.
-        let ipv6 = req.ipv6 || subnets.iter().any(|s| s.subnet.addr().is_ipv6());
         subnets::add_defaults(&host, &state, &mut subnets, ipv6, &networks)?;
         // Every subnet has a gateway, as in the docs (Docker up to v27): in
         // l3/l3s and internal networks it is reserved but never routed to.

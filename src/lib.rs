@@ -72,6 +72,6 @@ pub mod netlink;
 pub mod netns;
 pub mod rtnl;
 pub mod store;
-pub mod text;
 #[allow(unsafe_code)]
 pub(crate) mod sys;
+pub mod text;

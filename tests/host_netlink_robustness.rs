@@ -3,8 +3,8 @@
 
 use std::os::fd::AsFd;
 
-use ipvlan::netlink::socket::{parse_done, parse_error};
 use ipvlan::netlink::consts::IFLA_MAX;
+use ipvlan::netlink::socket::{parse_done, parse_error};
 use ipvlan::netlink::{AttrTable, Attrs, MessageBuilder, Messages};
 use ipvlan::rtnl::link::{self, IfInfoMsg};
 use ipvlan::rtnl::{

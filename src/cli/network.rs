@@ -75,7 +75,10 @@ pub fn inspect(manager: &Manager, names: &[String]) -> Result<i32, Failure> {
             )),
         }
     }
-    outln!("{}", output::inspect_document(&found));
+    match output::inspect_document(&found) {
+        Ok(document) => outln!("{document}"),
+        Err(error) => failures.insert(0, Failure::failed("network inspect", error)),
+    }
     for failure in &failures {
         eprintln!("{failure}");
     }

@@ -324,7 +324,9 @@ mod tests {
         assert!(check_mtu_for_ipv6(Some(1279), false).is_ok());
         assert!(check_mtu_for_ipv6(None, true).is_ok());
         assert_eq!(
-            check_mtu_for_ipv6(Some(1279), true).unwrap_err().to_string(),
+            check_mtu_for_ipv6(Some(1279), true)
+                .unwrap_err()
+                .to_string(),
             "mtu 1279 is too small for an IPv6 network: IPv6 needs at least 1280 (RFC 8200)"
         );
     }

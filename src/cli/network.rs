@@ -46,6 +46,16 @@ pub fn list(manager: &Manager, quiet: bool, no_trunc: bool) -> Result<i32, Failu
     let networks = manager
         .networks()
         .map_err(|error| Failure::driver("network ls", &error))?;
+    // Not listed, as no other command accepts them; but not hidden either,
+    // since their names are taken until restore rolls them back.
+    let half_created = manager
+        .half_created_networks()
+        .map_err(|error| Failure::driver("network ls", &error))?;
+    for name in half_created {
+        eprintln!(
+            "ipvlan: warning: network {name} was left half-created by an interrupted `network create`; run `ipvlan restore` to roll it back"
+        );
+    }
     if quiet {
         for network in &networks {
             outln!("{}", output::network_id(network, no_trunc));

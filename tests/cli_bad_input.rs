@@ -207,13 +207,15 @@ const CASES: &[Case] = &[
     case(&["network", "--bo\ngus"], 2, "ipvlan: network: unknown flag: --bo\\ngus\nSee 'ipvlan network --help'.\n"),
     case(&["frob\u{202e}nicate"], 2, "ipvlan: 'frob\\u{202e}nicate' is not an ipvlan command\nSee 'ipvlan --help'.\n"),
     // The state directory and the other paths from the environment.
-    case(&["--state-dir=", "network", "ls"], 1, "ipvlan: invalid value \"\" for --state-dir: an empty path; leave the flag out for /var/lib/ipvlan\n").bare(),
+    case(&["--state-dir=", "network", "ls"], 1, "ipvlan: invalid value \"\" for --state-dir: empty; give a directory or leave the flag out\n").bare(),
+    case(&["network", "ls"], 1, "ipvlan: IPVLAN_STATE_DIR is set but empty: unset it for /var/lib/ipvlan, or name a directory\n").bare().env(&[("IPVLAN_STATE_DIR", "")]),
+    case(&["network", "ls"], 0, "").stdout("NETWORK ID   NAME      DRIVER    SCOPE\n").env(&[("IPVLAN_STATE_DIR", "")]),
     case(&["network", "ls"], 1, "ipvlan: IPVLAN_NETNS_DIR is set but empty: unset it for /run/netns, or name a directory\n").env(&[("IPVLAN_NETNS_DIR", "")]),
     case(&["network", "ls"], 1, "ipvlan: IPVLAN_ETC_NETNS_DIR is set but empty: unset it for /etc/netns, or name a directory\n").env(&[("IPVLAN_ETC_NETNS_DIR", "")]),
     case(&["run", "--net=n1", "true"], 125, "ipvlan: IPVLAN_ETC_NETNS_DIR is set but empty: unset it for /etc/netns, or name a directory\n").env(&[("IPVLAN_ETC_NETNS_DIR", "")]),
-    case(&["--state-dir", "file/state", "network", "ls"], 1, "ipvlan: opening state directory $T/cwd/file/state: state directory: creating $T/cwd/file/state: Not a directory (os error 20)\n").bare().with(&[File]),
-    case(&["--state-dir", "./x/../file/./state", "network", "ls"], 1, "ipvlan: opening state directory $T/cwd/file/state: state directory: creating $T/cwd/file/state: Not a directory (os error 20)\n").bare().with(&[File]),
-    case(&["network", "ls"], 1, "ipvlan: opening state directory $T/cwd/file/state: state directory: creating $T/cwd/file/state: Not a directory (os error 20)\n").bare().with(&[File]).env(&[("IPVLAN_STATE_DIR", "x/../file/state")]),
+    case(&["--state-dir", "file/state", "network", "ls"], 1, "ipvlan: opening state directory $T/cwd/file/state: state directory: creating $T/cwd/file/state/networks: Not a directory (os error 20)\n").bare().with(&[File]),
+    case(&["--state-dir", "./x/../file/./state", "network", "ls"], 1, "ipvlan: opening state directory $T/cwd/file/state: state directory: creating $T/cwd/file/state/networks: Not a directory (os error 20)\n").bare().with(&[File]),
+    case(&["network", "ls"], 1, "ipvlan: opening state directory $T/cwd/file/state: state directory: creating $T/cwd/file/state/networks: Not a directory (os error 20)\n").bare().with(&[File]).env(&[("IPVLAN_STATE_DIR", "x/../file/state")]),
 ];
 
 /// A case's directory and the configuration the binary gets through it.

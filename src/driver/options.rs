@@ -1,5 +1,7 @@
-//! Validation of what `network create` is given that does not need the
-//! kernel: names, driver, `-o` options, parent syntax.
+//! Validation of what callers give that does not need the kernel: names,
+//! driver, `-o` options, parent syntax, directory paths.
+
+use std::path::{Component, Path, PathBuf};
 
 use super::{Error, IpvlanFlag, IpvlanMode};
 use crate::netns::{is_valid_ifname, IFNAME_MAX};
@@ -209,6 +211,63 @@ pub(crate) fn check_vlan_id(parent: &str, base: String, id: &str) -> Result<Vlan
     }
 }
 
+/// `path` made absolute: a relative one is joined to the current directory
+/// and its `.` and `..` resolved lexically; an absolute one is returned as
+/// it is. `what` names the path in errors (`"state directory"`); an empty
+/// path is refused.
+///
+/// Paths end up in records and in the `/etc/netns` symlinks, read later
+/// from other directories; a relative one would then point elsewhere.
+/// Lexically, not through the file system: the directory may not exist
+/// yet, and a symlink the user chose (`/var/lib/ipvlan` -> a data disk)
+/// stays the path recorded.
+///
+/// ```
+/// use std::path::Path;
+/// let cwd = std::env::current_dir().unwrap();
+/// let path = ipvlan::driver::absolute_path("state directory", Path::new("a/./b/../c")).unwrap();
+/// assert_eq!(path, cwd.join("a/c"));
+/// assert_eq!(
+///     ipvlan::driver::absolute_path("state directory", Path::new("")).unwrap_err().to_string(),
+///     "the state directory path is empty"
+/// );
+/// ```
+pub fn absolute_path(what: &str, path: &Path) -> Result<PathBuf, Error> {
+    if path.as_os_str().is_empty() {
+        return Err(Error::invalid(format!("the {what} path is empty")));
+    }
+    if path.is_absolute() {
+        return Ok(path.to_path_buf());
+    }
+    let cwd = std::env::current_dir().map_err(|error| {
+        Error::io(
+            format_args!(
+                "making the {what} {} absolute: reading the current directory",
+                path.display()
+            ),
+            &error,
+        )
+    })?;
+    Ok(normalise_lexically(&cwd.join(path)))
+}
+
+/// `.` dropped, `..` removing the component before it (never the root).
+fn normalise_lexically(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if out.parent().is_some() {
+                    out.pop();
+                }
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -328,6 +387,33 @@ mod tests {
                 .unwrap_err()
                 .to_string(),
             "mtu 1279 is too small for an IPv6 network: IPv6 needs at least 1280 (RFC 8200)"
+        );
+    }
+
+    #[test]
+    fn relative_paths_are_resolved_lexically() {
+        for (given, expected) in [
+            ("/a/b/c", "/a/b/c"),
+            ("/a/./b/../c", "/a/c"),
+            ("/../..", "/"),
+            ("/a/b/../../..", "/"),
+            ("/a//b/", "/a/b"),
+        ] {
+            assert_eq!(
+                normalise_lexically(Path::new(given)),
+                Path::new(expected),
+                "{given}"
+            );
+        }
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(
+            absolute_path("x", Path::new("./s/../t")).unwrap(),
+            cwd.join("t")
+        );
+        // An absolute path is the user's choice, `..` and all.
+        assert_eq!(
+            absolute_path("x", Path::new("/a/../b")).unwrap(),
+            Path::new("/a/../b")
         );
     }
 

@@ -171,15 +171,13 @@ pub fn parse(argv: &[String]) -> Result<Invocation, ParseError> {
         args::parse(Topic::Root.flags(), argv, Operands::StopAtFirst).map_err(at(Topic::Root))?;
     let state_dir = match global.last("state-dir") {
         // Not the current directory, which is what an empty path would open.
-        Some("") => {
-            return Err(ParseError {
-                topic: Topic::Root,
-                error: ArgError::Value(
-                    "invalid value \"\" for --state-dir: empty; give a directory or leave the flag out"
-                        .to_string(),
-                ),
-            })
-        }
+        Some("") => return Err(ParseError {
+            topic: Topic::Root,
+            error: ArgError::Value(
+                "invalid value \"\" for --state-dir: empty; give a directory or leave the flag out"
+                    .to_string(),
+            ),
+        }),
         other => other.map(PathBuf::from),
     };
     let command = if global.help {

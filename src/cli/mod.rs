@@ -36,6 +36,7 @@ use std::fmt;
 
 use crate::driver::{Config, Manager};
 use command::{Command, Invocation};
+use failure::warn;
 pub use failure::{
     Failure, EXIT_CANNOT_RUN, EXIT_FAILED, EXIT_NOT_FOUND, EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE,
 };

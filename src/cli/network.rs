@@ -3,7 +3,7 @@
 use crate::driver::{ErrorKind, Manager, NetworkCreate, NetworkInfo, Target};
 
 use super::command::ConnectArgs;
-use super::{output, Failure, EXIT_FAILED, EXIT_OK};
+use super::{output, warn, Failure, EXIT_FAILED, EXIT_OK};
 
 fn describe(target: &Target) -> String {
     match target {
@@ -17,7 +17,7 @@ pub fn create(manager: &Manager, request: NetworkCreate) -> Result<i32, Failure>
         Failure::driver(format_args!("network create {}", request.name), &error)
     })?;
     for warning in &network.warnings {
-        eprintln!("ipvlan: warning: {warning}");
+        warn(warning);
     }
     outln!("{}", network.id);
     Ok(EXIT_OK)
@@ -52,9 +52,9 @@ pub fn list(manager: &Manager, quiet: bool, no_trunc: bool) -> Result<i32, Failu
         .half_created_networks()
         .map_err(|error| Failure::driver("network ls", &error))?;
     for name in half_created {
-        eprintln!(
-            "ipvlan: warning: network {name} was left half-created by an interrupted `network create`; run `ipvlan restore` to roll it back"
-        );
+        warn(format_args!(
+            "network {name} was left half-created by an interrupted `network create`; run `ipvlan restore` to roll it back"
+        ));
     }
     if quiet {
         for network in &networks {
@@ -123,7 +123,7 @@ pub fn disconnect(manager: &Manager, network: &str, target: &Target) -> Result<i
         )
     })?;
     for note in notes {
-        eprintln!("ipvlan: warning: {note}");
+        warn(note);
     }
     Ok(EXIT_OK)
 }

@@ -1,6 +1,6 @@
 //! `ipvlan network create|rm|ls|inspect|connect|disconnect`.
 
-use crate::driver::{ErrorKind, Manager, NetworkCreate, NetworkInfo, Target};
+use crate::driver::{self, ErrorKind, Manager, NetworkCreate, NetworkInfo, Target};
 
 use super::command::ConnectArgs;
 use super::{output, warn, Failure, EXIT_FAILED, EXIT_OK};
@@ -99,9 +99,18 @@ pub fn inspect(manager: &Manager, names: &[String]) -> Result<i32, Failure> {
     })
 }
 
+/// A namespace path made absolute: it is recorded, and read back by later
+/// commands (`restore` at boot) from other directories.
+fn absolute(target: &Target) -> Result<Target, driver::Error> {
+    Ok(match target {
+        Target::Path(path) => Target::Path(driver::absolute_path("namespace", path)?),
+        Target::Container(_) => target.clone(),
+    })
+}
+
 pub fn connect(manager: &Manager, args: ConnectArgs) -> Result<i32, Failure> {
-    manager
-        .connect(&args.network, &args.target, &args.request)
+    absolute(&args.target)
+        .and_then(|target| manager.connect(&args.network, &target, &args.request))
         .map_err(|error| {
             Failure::driver(
                 format_args!(
@@ -116,12 +125,14 @@ pub fn connect(manager: &Manager, args: ConnectArgs) -> Result<i32, Failure> {
 }
 
 pub fn disconnect(manager: &Manager, network: &str, target: &Target) -> Result<i32, Failure> {
-    let notes = manager.disconnect(network, target).map_err(|error| {
-        Failure::driver(
-            format_args!("network disconnect {network} {}", describe(target)),
-            &error,
-        )
-    })?;
+    let notes = absolute(target)
+        .and_then(|absolute| manager.disconnect(network, &absolute))
+        .map_err(|error| {
+            Failure::driver(
+                format_args!("network disconnect {network} {}", describe(target)),
+                &error,
+            )
+        })?;
     for note in notes {
         warn(note);
     }

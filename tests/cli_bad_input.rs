@@ -42,6 +42,8 @@ enum Fixture {
     Creating,
     /// `n1`'s endpoint `c1`, left `detaching` by a killed disconnect.
     Detaching,
+    /// `n1`'s endpoint `c2`, attached (its namespace is not there).
+    Attached,
     /// A container (named namespace) `c1`.
     Container,
     /// A regular file `$T/cwd/file`.
@@ -186,6 +188,8 @@ const CASES: &[Case] = &[
     case(&["network", "create", "half"], 1, "ipvlan: network create half: network with name half already exists: it was left half-created by an interrupted `network create`; run `ipvlan restore` to roll it back\n").with(&[Creating]),
     case(&["network", "ls"], 0, "ipvlan: warning: network half was left half-created by an interrupted `network create`; run `ipvlan restore` to roll it back\n").stdout("NETWORK ID   NAME      DRIVER    SCOPE\n").with(&[Creating]),
     case(&["network", "rm", "n1"], 1, "ipvlan: network rm n1: network n1 has endpoints left by interrupted commands (c1: detaching); run `ipvlan restore` to finish them\n").with(&[Network, Detaching]),
+    case(&["network", "rm", "n1"], 1, "ipvlan: network rm n1: network n1 has endpoints left by interrupted commands (c1: detaching); run `ipvlan restore` to finish them; it also has active endpoints (c2); disconnect or remove them first\n").with(&[Network, Detaching, Attached]),
+    case(&["network", "rm", "n1"], 1, "ipvlan: network rm n1: network n1 has active endpoints (c2); disconnect or remove them first\n").with(&[Network, Attached]),
     // Addresses that can never be a container's.
     case(&["network", "connect", "--ip=192.168.1.0", "n1", "c1"], 1, "ipvlan: network connect n1 c1: 192.168.1.0 is the network address of subnet 192.168.1.0/24\n").with(NET_C1),
     case(&["network", "connect", "--ip=192.168.1.255", "n1", "c1"], 1, "ipvlan: network connect n1 c1: 192.168.1.255 is the broadcast address of subnet 192.168.1.0/24\n").with(NET_C1),
@@ -275,17 +279,21 @@ fn set_up(dir: &CaseDir, fixtures: &[Fixture]) {
             Creating => {
                 record_network(&state, "half", &["192.168.9.0/24"], true);
             }
-            Detaching => {
+            Detaching | Attached => {
                 let network = state
                     .networks()
                     .unwrap()
                     .into_iter()
                     .find(|n| n.name == "n1")
-                    .expect("Detaching comes after Network");
-                let mut endpoint = common::endpoint(&network, "c1", Some("192.168.1.2/24"), None);
-                endpoint.container = Some("c1".into());
-                endpoint.netns = config.netns_dir.join("c1").display().to_string();
-                endpoint.state = EndpointState::Detaching;
+                    .expect("endpoint fixtures come after Network");
+                let (name, address, endpoint_state) = match fixture {
+                    Detaching => ("c1", "192.168.1.2/24", EndpointState::Detaching),
+                    _ => ("c2", "192.168.1.3/24", EndpointState::Attached),
+                };
+                let mut endpoint = common::endpoint(&network, name, Some(address), None);
+                endpoint.container = Some(name.into());
+                endpoint.netns = config.netns_dir.join(name).display().to_string();
+                endpoint.state = endpoint_state;
                 state.lock().unwrap().put_endpoint(&endpoint).unwrap();
             }
             Container => {

@@ -5,7 +5,8 @@
 //! Bottom up; a file uses only its own layer and those below (checked by
 //! `cargo xtask layers`):
 //!
-//! 1. `sys`, [`json`]: system calls (the only `unsafe`) and JSON.
+//! 1. `sys`, [`json`], [`text`]: system calls (the only `unsafe`), JSON, and
+//!    user-supplied text made safe for messages.
 //! 2. [`netlink`]: the netlink transport.
 //! 3. [`netns`]: network namespaces.
 //! 4. [`rtnl`]: typed rtnetlink requests.
@@ -19,6 +20,7 @@
 //! ```text
 //! sys.rs               every unsafe call (setns, unshare, mount, flock, signals, sockets)
 //! json.rs              the one JSON reader and writer (inspect output, records)
+//! text.rs              user-supplied text in messages: control characters escaped
 //! netlink/             uapi constants, attributes, message builder and checked views,
 //!                      the readers of the kernel's answers (reply.rs: ACKs, dumps,
 //!                      extended acks), the socket, the error type
@@ -74,3 +76,4 @@ pub mod rtnl;
 pub mod store;
 #[allow(unsafe_code)]
 pub(crate) mod sys;
+pub mod text;

@@ -266,6 +266,46 @@ fn unknown_network_and_container_are_not_found() {
     });
 }
 
+/// What the caller gave comes back in messages escaped: a library user
+/// that logs or prints an error gets one line of plain text.
+#[test]
+fn messages_escape_control_characters_the_caller_gave() {
+    in_fresh_netns("escaping", |config| {
+        let manager = Manager::open(config.clone()).unwrap();
+        assert!(manager.networks().unwrap().is_empty());
+        let before_state = snapshot(&config.state_dir);
+        let mut bad_key = request("n1", &[("\u{1b}[2Jkey", "1")]);
+        bad_key.driver = "ipvlan".into();
+        let errors = [
+            manager.create_network(&request("a\nb", &[])).unwrap_err(),
+            manager.create_network(&bad_key).unwrap_err(),
+            manager
+                .create_network(&request("n1", &[("ipvlan_flag", "x\r")]))
+                .unwrap_err(),
+            manager.network("x\ny").unwrap_err(),
+            manager.remove_network("\u{9b}31m").unwrap_err(),
+            manager
+                .exec("a\nb", &["true".to_string()], &Default::default())
+                .unwrap_err(),
+            manager.remove_container("a\tb", false).unwrap_err(),
+            manager.create_container(Some("\u{202e}x")).unwrap_err(),
+        ];
+        for error in errors {
+            let text = error.to_string();
+            assert!(
+                !text.chars().any(ipvlan::text::is_unsafe),
+                "raw control character in {text:?}"
+            );
+            assert!(text.contains('\\'), "nothing escaped in {text:?}");
+        }
+        assert_eq!(
+            manager.network("x\ny").unwrap_err().to_string(),
+            "network x\\ny not found"
+        );
+        assert_eq!(snapshot(&config.state_dir), before_state);
+    });
+}
+
 #[test]
 fn containers_are_named_namespaces() {
     in_fresh_netns("containers", |config| {

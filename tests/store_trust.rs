@@ -359,7 +359,10 @@ fn a_symlinked_record_is_refused_not_read_and_replaced_not_followed() {
     let net = network("n1", &["10.0.0.0/24"]);
     // The victim holds a valid record: following the link would read it
     // as ours.
-    let victim = Victim::new(tmp.path(), &format!("{}\n", net.to_json().to_pretty()));
+    let victim = Victim::new(
+        tmp.path(),
+        &format!("{}\n", net.to_json().to_pretty().unwrap()),
+    );
     let path = network_file(&root, &net);
     symlink(&victim.path, &path).unwrap();
     let err = state.network(&net.id).unwrap_err().to_string();

@@ -3,7 +3,7 @@
 use crate::driver::{self, AttachRequest, ErrorKind, ExecOptions, Manager, Target};
 
 use super::command::{ExecArgs, RunArgs};
-use super::{output, Failure, EXIT_CANNOT_RUN, EXIT_FAILED, EXIT_NOT_FOUND, EXIT_OK};
+use super::{output, warn, Failure, EXIT_CANNOT_RUN, EXIT_FAILED, EXIT_NOT_FOUND, EXIT_OK};
 
 /// Creates the container, attaches it, then runs its command in the
 /// foreground (exit code: the command's) or in the background (`-d`).
@@ -87,7 +87,7 @@ fn discard(manager: &Manager, name: &str) {
     match manager.remove_container(name, true) {
         Ok(notes) => {
             for note in notes {
-                eprintln!("ipvlan: warning: {note}");
+                warn(note);
             }
         }
         Err(error) => eprintln!(
@@ -118,7 +118,7 @@ pub fn remove(manager: &Manager, force: bool, names: &[String]) -> Result<i32, F
         match manager.remove_container(name, force) {
             Ok(notes) => {
                 for note in notes {
-                    eprintln!("ipvlan: warning: {note}");
+                    warn(note);
                 }
                 outln!("{name}");
             }

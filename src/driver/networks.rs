@@ -7,7 +7,10 @@ use super::parent::{self, ParentPlan, ETH_MAX_MTU};
 use super::report::endpoint_label;
 use super::{random_hex, subnets, Error, Manager, NetworkCreate, NetworkInfo};
 use crate::rtnl::{Handle, ProbeKind};
-use crate::store::{Damaged, Listing, NetworkRecord, NetworkState, ParentOrigin, Timestamp};
+use crate::store::{
+    Damaged, EndpointRecord, EndpointState, Listing, NetworkRecord, NetworkState, ParentOrigin,
+    Timestamp,
+};
 
 impl Manager {
     /// Validates the request, checks kernel support, creates the parent if
@@ -38,15 +41,18 @@ impl Manager {
         }
         let internal = req.internal || opts.parent.is_none();
         let mut subnets = subnets::from_request(req)?;
+        let ipv6 = req.ipv6 || subnets.iter().any(|s| s.subnet.addr().is_ipv6());
+        options::check_mtu_for_ipv6(opts.mtu, ipv6)?;
 
         let state = self.store.lock()?;
         let networks = state.networks()?;
         refuse_when_damaged(&networks.damaged)?;
-        if networks.iter().any(|n| n.name == req.name) {
-            return Err(Error::already_exists(format!(
-                "network with name {} already exists",
-                req.name
-            )));
+        if let Some(existing) = networks.iter().find(|n| n.name == req.name) {
+            let mut message = format!("network with name {} already exists", req.name);
+            if existing.state == NetworkState::Creating {
+                message.push_str(": it was left half-created by an interrupted `network create`; run `ipvlan restore` to roll it back");
+            }
+            return Err(Error::already_exists(message));
         }
         subnets::check_overlaps(&subnets, &networks)?;
 
@@ -82,7 +88,6 @@ impl Manager {
         parent::check_shared(&host, &self.config.netns_dir, &plan, &opts, &networks)?;
 
         // Default subnets: IPv4 always, IPv6 when asked for.
-        let ipv6 = req.ipv6 || subnets.iter().any(|s| s.subnet.addr().is_ipv6());
         subnets::add_defaults(&host, &state, &mut subnets, ipv6, &networks)?;
         // Every subnet has a gateway, as in the docs (Docker up to v27): in
         // l3/l3s and internal networks it is reserved but never routed to.
@@ -142,12 +147,7 @@ impl Manager {
         let mut record = find_network(&networks, name_or_id)?.clone();
         let endpoints = state.endpoints_of(&record.id)?;
         if !endpoints.is_empty() {
-            let names: Vec<String> = endpoints.iter().map(endpoint_label).collect();
-            return Err(Error::in_use(format!(
-                "network {} has active endpoints ({}); disconnect or remove them first",
-                record.name,
-                names.join(", ")
-            )));
+            return Err(endpoints_in_the_way(&record, &endpoints));
         }
         if !endpoints.damaged.is_empty() {
             // Removing the network would delete them with their directory.
@@ -183,7 +183,10 @@ impl Manager {
 
     /// Every network that can be read, in creation order, and the state
     /// files that cannot (network and endpoint records), which are left
-    /// as they are. One damaged file never hides the others.
+    /// as they are: one damaged file never hides the others. Not those a
+    /// killed `network create` left half-created
+    /// ([`Manager::half_created_networks`]), which no other call accepts
+    /// either.
     ///
     /// ```no_run
     /// # let manager = ipvlan::driver::Manager::open(ipvlan::driver::Config::from_env())?;
@@ -204,6 +207,9 @@ impl Manager {
             damaged: records.damaged,
         };
         for record in records.items {
+            if record.state == NetworkState::Creating {
+                continue;
+            }
             match state.endpoints_of(&record.id) {
                 Ok(endpoints) => {
                     infos.damaged.extend(endpoints.damaged.iter().cloned());
@@ -218,6 +224,27 @@ impl Manager {
             }
         }
         Ok(infos)
+    }
+
+    /// Names of the networks a killed `network create` left half-created:
+    /// unusable, and in the way of a new network of the same name, until
+    /// [`Manager::restore`] rolls them back.
+    ///
+    /// ```no_run
+    /// # let manager = ipvlan::driver::Manager::open(ipvlan::driver::Config::from_env())?;
+    /// for name in manager.half_created_networks()? {
+    ///     eprintln!("network {name} is half-created; run `ipvlan restore`");
+    /// }
+    /// # Ok::<(), ipvlan::driver::Error>(())
+    /// ```
+    pub fn half_created_networks(&self) -> Result<Vec<String>, Error> {
+        let state = self.store.lock()?;
+        Ok(state
+            .networks()?
+            .into_iter()
+            .filter(|n| n.state == NetworkState::Creating)
+            .map(|n| n.name)
+            .collect())
     }
 
     /// One network by name, ID or unique ID prefix.
@@ -250,7 +277,55 @@ fn refuse_when_damaged(damaged: &[Damaged]) -> Result<(), Error> {
     }
 }
 
-/// By exact name, exact ID, or unique ID prefix.
+/// Why `network rm` cannot remove `network` yet: its endpoints, those a
+/// killed command left half-done first, since `ipvlan restore` is what
+/// clears them, not another disconnect.
+fn endpoints_in_the_way(network: &NetworkRecord, endpoints: &[EndpointRecord]) -> Error {
+    let (active, unfinished): (Vec<&EndpointRecord>, Vec<&EndpointRecord>) = endpoints
+        .iter()
+        .partition(|e| e.state == EndpointState::Attached);
+    let active_clause = |names: &[&EndpointRecord]| {
+        let names: Vec<String> = names.iter().map(|e| endpoint_label(e)).collect();
+        format!(
+            "active endpoints ({}); disconnect or remove them first",
+            names.join(", ")
+        )
+    };
+    if unfinished.is_empty() {
+        return Error::in_use(format!(
+            "network {} has {}",
+            network.name,
+            active_clause(&active)
+        ));
+    }
+    let names: Vec<String> = unfinished
+        .iter()
+        .map(|e| format!("{}: {}", endpoint_label(e), e.state))
+        .collect();
+    let mut message = format!(
+        "network {} has endpoints left by interrupted commands ({}); run `ipvlan restore` to finish them",
+        network.name,
+        names.join(", ")
+    );
+    if !active.is_empty() {
+        message.push_str("; it also has ");
+        message.push_str(&active_clause(&active));
+    }
+    Error::in_use(message)
+}
+
+/// What an operation on a network that a killed `network create` left
+/// behind is told.
+fn half_created(network: &NetworkRecord) -> Error {
+    Error::in_use(format!(
+        "network {} was left half-created by an interrupted `network create`; run `ipvlan restore` to roll it back",
+        network.name
+    ))
+}
+
+/// By exact name, exact ID, or unique ID prefix. A network a killed create
+/// left half-created is found by none of them, but named as such rather
+/// than "not found": restore is what it needs.
 pub(crate) fn find_network<'a>(
     networks: &'a [NetworkRecord],
     name_or_id: &str,
@@ -269,6 +344,16 @@ pub(crate) fn find_network<'a>(
         (Some(_), Some(_)) => Err(Error::invalid(format!(
             "network {name_or_id} is ambiguous: several network IDs start with it"
         ))),
-        _ => Err(Error::not_found(format!("network {name_or_id} not found"))),
+        _ => {
+            let half = networks.iter().find(|n| {
+                n.state == NetworkState::Creating
+                    && (n.name == name_or_id
+                        || (!name_or_id.is_empty() && n.id.starts_with(name_or_id)))
+            });
+            Err(match half {
+                Some(network) => half_created(network),
+                None => Error::not_found(format!("network {name_or_id} not found")),
+            })
+        }
     }
 }

@@ -604,7 +604,11 @@ impl Deref for Locked<'_> {
 impl Locked<'_> {
     fn write_json(&self, path: &Path, value: &Value) -> Result<(), StoreError> {
         let dir = path.parent().expect("record paths have a parent");
-        let mut text = value.to_pretty();
+        // Refused before any file is touched: a record the reader refuses
+        // would stop every later command.
+        let mut text = value.to_pretty().map_err(|error| {
+            StoreError::io("encoding", path)(io::Error::new(io::ErrorKind::InvalidData, error))
+        })?;
         text.push('\n');
         // The directory is checked (made when missing) first; the file
         // itself is replaced by rename(2), which never follows a link.

@@ -327,18 +327,22 @@ fn a_named_namespace_without_our_record_is_no_container() {
         let admin_hosts = config.state_dir.with_file_name("admin-hosts");
         fs::write(&admin_hosts, "10.9.9.9\tgateway\n").unwrap();
         std::os::unix::fs::symlink(&admin_hosts, view.join("hosts")).unwrap();
-        let mut holder = Command::new("nsenter")
-            .arg(format!("--net={}", path.display()))
-            .args(["sleep", "1000"])
-            .spawn()
-            .expect("nsenter (util-linux)");
+        let holder = KillOnDrop(
+            Command::new("nsenter")
+                .arg(format!("--net={}", path.display()))
+                .args(["sleep", "1000"])
+                .spawn()
+                .expect("nsenter (util-linux)"),
+        );
         let inside = format!("net:[{inode}]");
         let entered = (0..200).any(|_| {
             std::thread::sleep(std::time::Duration::from_millis(10));
-            fs::read_link(format!("/proc/{}/ns/net", holder.id()))
+            fs::read_link(format!("/proc/{}/ns/net", holder.0.id()))
                 .is_ok_and(|ns| ns.as_os_str() == inside.as_str())
         });
         assert!(entered, "the holder never entered the namespace");
+        // The first locked read creates the lock file; state proper starts here.
+        assert!(manager.containers().unwrap().is_empty());
         let before = snapshot(&config.state_dir);
 
         for force in [false, true] {
@@ -356,15 +360,24 @@ fn a_named_namespace_without_our_record_is_no_container() {
         assert_eq!(err.to_string(), "No such container: vpn");
 
         assert!(manager.containers().unwrap().is_empty());
-        assert_eq!(holder.try_wait().unwrap(), None, "the process was killed");
+        let mut holder = holder;
+        assert_eq!(holder.0.try_wait().unwrap(), None, "the process was killed");
         assert_eq!(fs::metadata(&path).unwrap().ino(), inode);
         assert!(netns::Netns::open_path(&path).is_ok());
         assert_eq!(fs::read_link(view.join("hosts")).unwrap(), admin_hosts);
         assert_eq!(snapshot(&config.state_dir), before);
         assert!(!manager.log_path("vpn").exists());
-        holder.kill().unwrap();
-        holder.wait().unwrap();
     });
+}
+
+/// A child process killed (and reaped) when the test ends, passed or not.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 #[test]

@@ -169,37 +169,240 @@ pub(crate) fn write_union(target: &Path, sources: &[PathBuf]) -> Result<(), Erro
         .map_err(|e| io("appending to", target, e))
 }
 
-/// Points `ETC_NETNS/NAME/hosts` at `target` (replaced atomically).
-pub(crate) fn link(etc_netns_dir: &Path, container: &str, target: &Path) -> Result<(), Error> {
-    let dir = etc_netns_dir.join(container);
-    fs::create_dir_all(&dir).map_err(|e| io("creating", &dir, e))?;
-    let _ = fs::set_permissions(&dir, fs::Permissions::from_mode(0o755));
-    let hosts = dir.join("hosts");
-    if fs::read_link(&hosts).is_ok_and(|current| current == target) {
-        return Ok(());
-    }
-    let temporary = dir.join(".hosts.tmp");
-    let _ = fs::remove_file(&temporary);
-    std::os::unix::fs::symlink(target, &temporary).map_err(|e| io("linking", &temporary, e))?;
-    fs::rename(&temporary, &hosts).map_err(|e| io("linking", &hosts, e))
+/// Name of the temporary symlink that replaces our own `hosts` symlink in
+/// one `rename(2)`; a leftover one is ours to remove (see [`is_ours`]).
+const TEMPORARY: &str = ".ipvlan-hosts.tmp";
+
+/// Where the files of our views live: the store's `hosts/` tree. A symlink
+/// into it is ours; anything else in `/etc/netns` belongs to whoever put
+/// it there (an admin, `ip netns`, another runtime).
+fn hosts_tree(state_root: &Path) -> PathBuf {
+    absolute(state_root).join("hosts")
 }
 
-/// Removes `ETC_NETNS/NAME/hosts` (if it is ours: a symlink) and the
-/// directory when it is left empty.
-pub(crate) fn unlink(etc_netns_dir: &Path, container: &str) -> Result<(), Error> {
+/// Marks `ETC_NETNS/NAME` as a directory we created, and so may remove
+/// once it is empty. Kept in the state directory: a file inside the
+/// directory would be bind-mounted by `ip netns exec` like any entry.
+fn made_dir_marker(state_root: &Path, container: &str) -> PathBuf {
+    hosts_tree(state_root).join("etc-netns").join(container)
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        return path.to_path_buf();
+    }
+    // A relative state directory (`--state-dir s`) would otherwise give a
+    // symlink resolved against /etc/netns/NAME.
+    std::env::current_dir()
+        .map(|cwd| cwd.join(path))
+        .unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// Whether the symlink at `path` points into our hosts tree. Compared as
+/// written (we write absolute paths without `..`), so that a symlink that
+/// merely resolves there through someone else's links is not ours.
+fn is_ours(path: &Path, state_root: &Path) -> bool {
+    let Ok(target) = fs::read_link(path) else {
+        return false;
+    };
+    let tree = hosts_tree(state_root);
+    let plain = target.is_absolute()
+        && target
+            .components()
+            .all(|part| !matches!(part, std::path::Component::ParentDir));
+    plain
+        && (target.starts_with(&tree)
+            || fs::canonicalize(&tree).is_ok_and(|tree| target.starts_with(tree)))
+}
+
+/// What sits at `ETC_NETNS/NAME/hosts`.
+enum Entry {
+    /// Nothing (the directory may be missing too).
+    Missing,
+    /// Our symlink.
+    Ours,
+    /// Someone else's; the text says what and why we leave it.
+    Foreign(String),
+}
+
+fn entry(etc_netns_dir: &Path, container: &str, state_root: &Path) -> Result<Entry, Error> {
     let dir = etc_netns_dir.join(container);
+    match fs::metadata(&dir) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => {
+            return Ok(Entry::Foreign(format!(
+                "{} exists and is not a directory; ipvlan does not replace it",
+                dir.display()
+            )))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Entry::Missing),
+        Err(e) => return Err(io("reading", &dir, e)),
+    }
     let hosts = dir.join("hosts");
     match fs::symlink_metadata(&hosts) {
-        Ok(meta) if meta.file_type().is_symlink() => {
-            fs::remove_file(&hosts).map_err(|e| io("removing", &hosts, e))?;
-        }
-        _ => {}
+        Ok(meta) if meta.file_type().is_symlink() && is_ours(&hosts, state_root) => Ok(Entry::Ours),
+        Ok(_) => Ok(Entry::Foreign(format!(
+            "{} exists and is not ours; ipvlan does not replace it",
+            hosts.display()
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Entry::Missing),
+        Err(e) => Err(io("reading", &hosts, e)),
     }
-    let _ = fs::remove_dir(&dir);
+}
+
+/// Refuses a container whose `ETC_NETNS/NAME/hosts` is someone else's (an
+/// admin's file or symlink, or a non-directory at `ETC_NETNS/NAME`): the
+/// attach would have to replace it. Called before anything is taken, so
+/// the refusal changes nothing.
+pub(crate) fn check_view_is_ours(
+    etc_netns_dir: &Path,
+    container: &str,
+    state_root: &Path,
+) -> Result<(), Error> {
+    match entry(etc_netns_dir, container, state_root)? {
+        Entry::Missing | Entry::Ours => Ok(()),
+        Entry::Foreign(why) => Err(Error::already_exists(why)),
+    }
+}
+
+/// Makes `ETC_NETNS/NAME` (0755, recorded as ours) unless it exists, in
+/// which case its mode and owner stay the admin's. Returns whether this
+/// call created it.
+fn make_dir(etc_netns_dir: &Path, container: &str, state_root: &Path) -> Result<bool, Error> {
+    let dir = etc_netns_dir.join(container);
+    if dir.is_dir() {
+        return Ok(false);
+    }
+    fs::create_dir_all(etc_netns_dir).map_err(|e| io("creating", etc_netns_dir, e))?;
+    // Marked before it exists: a crash in between leaves a marker for a
+    // missing directory (harmless), never an unmarked directory of ours.
+    let marker = made_dir_marker(state_root, container);
+    let marked_before = marker.exists();
+    if !marked_before {
+        if let Some(parent) = marker.parent() {
+            fs::create_dir_all(parent).map_err(|e| io("creating", parent, e))?;
+        }
+        fs::write(&marker, b"").map_err(|e| io("writing", &marker, e))?;
+    }
+    match fs::create_dir(&dir) {
+        Ok(()) => {
+            // Processes in the container read it whatever our umask was.
+            fs::set_permissions(&dir, fs::Permissions::from_mode(0o755))
+                .map_err(|e| io("setting the mode of", &dir, e))?;
+            Ok(true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => {
+            // Someone else made it just now: theirs.
+            if !marked_before {
+                let _ = fs::remove_file(&marker);
+            }
+            Ok(false)
+        }
+        Err(e) => {
+            if !marked_before {
+                let _ = fs::remove_file(&marker);
+            }
+            Err(io("creating", &dir, e))
+        }
+    }
+}
+
+/// Points `ETC_NETNS/NAME/hosts` at `target`: a missing entry is created,
+/// our own symlink replaced atomically; anything else is refused and left
+/// as it is.
+pub(crate) fn link(
+    etc_netns_dir: &Path,
+    container: &str,
+    target: &Path,
+    state_root: &Path,
+) -> Result<(), Error> {
+    let target = absolute(target);
+    let dir = etc_netns_dir.join(container);
+    let hosts = dir.join("hosts");
+    let ours = match entry(etc_netns_dir, container, state_root)? {
+        Entry::Foreign(why) => return Err(Error::already_exists(why)),
+        Entry::Ours if fs::read_link(&hosts).is_ok_and(|current| current == target) => {
+            return Ok(())
+        }
+        Entry::Ours => true,
+        Entry::Missing => false,
+    };
+    let made = make_dir(etc_netns_dir, container, state_root)?;
+    let linked = if ours {
+        replace_our_symlink(&dir, &target, state_root)
+    } else {
+        // symlink(2) fails if anything appeared there meanwhile: that is
+        // never replaced.
+        std::os::unix::fs::symlink(&target, &hosts).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                Error::already_exists(format!(
+                    "{} exists and is not ours; ipvlan does not replace it",
+                    hosts.display()
+                ))
+            } else {
+                io("linking", &hosts, e)
+            }
+        })
+    };
+    if linked.is_err() && made {
+        let _ = fs::remove_dir(&dir);
+        let _ = fs::remove_file(made_dir_marker(state_root, container));
+    }
+    linked
+}
+
+fn replace_our_symlink(dir: &Path, target: &Path, state_root: &Path) -> Result<(), Error> {
+    let temporary = dir.join(TEMPORARY);
+    if fs::symlink_metadata(&temporary).is_ok() {
+        if !is_ours(&temporary, state_root) {
+            return Err(Error::already_exists(format!(
+                "{} exists and is not ours; ipvlan does not replace it",
+                temporary.display()
+            )));
+        }
+        fs::remove_file(&temporary).map_err(|e| io("removing", &temporary, e))?;
+    }
+    std::os::unix::fs::symlink(target, &temporary).map_err(|e| io("linking", &temporary, e))?;
+    let hosts = dir.join("hosts");
+    fs::rename(&temporary, &hosts).map_err(|e| {
+        let _ = fs::remove_file(&temporary);
+        io("linking", &hosts, e)
+    })
+}
+
+/// Removes `ETC_NETNS/NAME/hosts` if it is our symlink, and the directory
+/// if we created it and it is empty; anything else there stays.
+pub(crate) fn unlink(
+    etc_netns_dir: &Path,
+    container: &str,
+    state_root: &Path,
+) -> Result<(), Error> {
+    let dir = etc_netns_dir.join(container);
+    for name in ["hosts", TEMPORARY] {
+        let path = dir.join(name);
+        let is_symlink =
+            fs::symlink_metadata(&path).is_ok_and(|meta| meta.file_type().is_symlink());
+        if is_symlink && is_ours(&path, state_root) {
+            fs::remove_file(&path).map_err(|e| io("removing", &path, e))?;
+        }
+    }
+    let marker = made_dir_marker(state_root, container);
+    if marker.exists() {
+        match fs::remove_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            // Not empty: someone put something in it; the marker stays so
+            // a later unlink can still remove the directory.
+            Err(_) => return Ok(()),
+        }
+        fs::remove_file(&marker).map_err(|e| io("removing", &marker, e))?;
+    }
     Ok(())
 }
 
-/// The file `/etc/netns/NAME/hosts` resolves to, for mounting it.
+/// The file `/etc/netns/NAME/hosts` resolves to, for mounting it. Whoever
+/// made it, as `ip netns exec` mounts whatever is there: `exec` shows a
+/// container the same names iproute2 does.
 pub(crate) fn resolve(etc_netns_dir: &Path, container: &str) -> Option<PathBuf> {
     let hosts = etc_netns_dir.join(container).join("hosts");
     fs::canonicalize(hosts).ok()
@@ -311,15 +514,15 @@ impl Names<'_> {
         match files.as_slice() {
             [] => {
                 let _ = fs::remove_file(&union);
-                unlink(self.etc_netns_dir, container)
+                unlink(self.etc_netns_dir, container, state.root())
             }
             [only] => {
                 let _ = fs::remove_file(&union);
-                link(self.etc_netns_dir, container, only)
+                link(self.etc_netns_dir, container, only, state.root())
             }
             _ => {
                 write_union(&union, &files)?;
-                link(self.etc_netns_dir, container, &union)
+                link(self.etc_netns_dir, container, &union, state.root())
             }
         }
     }
@@ -400,13 +603,87 @@ mod tests {
             format!("{HEADER}          \n10.1.0.2\ty\n10.1.0.3\tz\n")
         );
         assert_eq!(fs::metadata(&union).unwrap().ino(), inode);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn views_replace_only_what_is_ours() {
+        let dir = scratch("views");
+        let root = dir.join("state");
+        let a = root.join("hosts").join("a");
+        let union = root.join("hosts").join("containers").join("c1");
+        append(&a, "x", &["10.0.0.2".parse().unwrap()]).unwrap();
+        write_union(&union, std::slice::from_ref(&a)).unwrap();
         let etc = dir.join("etc");
-        link(&etc, "c1", &a).unwrap();
+
+        // Nothing there: our directory (0755, whatever the umask) and link,
+        // switched between our files, then all of it removed.
+        link(&etc, "c1", &a, &root).unwrap();
         assert_eq!(resolve(&etc, "c1").unwrap(), fs::canonicalize(&a).unwrap());
-        link(&etc, "c1", &union).unwrap();
+        let mode = |path: &Path| fs::metadata(path).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode(&etc.join("c1")), 0o755);
+        link(&etc, "c1", &union, &root).unwrap();
         assert_eq!(fs::read_link(etc.join("c1/hosts")).unwrap(), union);
-        unlink(&etc, "c1").unwrap();
+        check_view_is_ours(&etc, "c1", &root).unwrap();
+        unlink(&etc, "c1", &root).unwrap();
         assert!(!etc.join("c1").exists());
+        assert!(!made_dir_marker(&root, "c1").exists());
+
+        // An admin's directory: our link goes in and out, the directory
+        // keeps its mode and stays.
+        let admin = etc.join("admin");
+        fs::create_dir_all(&admin).unwrap();
+        fs::set_permissions(&admin, fs::Permissions::from_mode(0o700)).unwrap();
+        link(&etc, "admin", &a, &root).unwrap();
+        assert_eq!(mode(&admin), 0o700);
+        unlink(&etc, "admin", &root).unwrap();
+        assert_eq!(mode(&admin), 0o700);
+        assert_eq!(fs::read_dir(&admin).unwrap().count(), 0);
+
+        // An admin's file, an admin's symlink (also one that climbs into
+        // our tree by `..`), a file where the directory should be: refused
+        // and left as they are, by link and unlink alike.
+        let elsewhere = dir.join("elsewhere");
+        fs::write(&elsewhere, "10.9.9.9\tgateway\n").unwrap();
+        let sneaky = root.join("hosts").join("..").join("..").join("elsewhere");
+        let hosts = admin.join("hosts");
+        let cases: [&dyn Fn(); 3] = [
+            &|| fs::write(&hosts, "10.8.8.8\tadmin\n").unwrap(),
+            &|| std::os::unix::fs::symlink(&elsewhere, &hosts).unwrap(),
+            &|| std::os::unix::fs::symlink(&sneaky, &hosts).unwrap(),
+        ];
+        for make in cases {
+            make();
+            let before = (fs::read_link(&hosts).ok(), fs::read(&hosts).unwrap());
+            let why = format!(
+                "{} exists and is not ours; ipvlan does not replace it",
+                hosts.display()
+            );
+            assert_eq!(
+                check_view_is_ours(&etc, "admin", &root)
+                    .unwrap_err()
+                    .to_string(),
+                why
+            );
+            assert_eq!(link(&etc, "admin", &a, &root).unwrap_err().to_string(), why);
+            unlink(&etc, "admin", &root).unwrap();
+            assert_eq!(
+                (fs::read_link(&hosts).ok(), fs::read(&hosts).unwrap()),
+                before
+            );
+            fs::remove_file(&hosts).unwrap();
+        }
+        fs::write(etc.join("plain"), "").unwrap();
+        let err = link(&etc, "plain", &a, &root).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{} exists and is not a directory; ipvlan does not replace it",
+                etc.join("plain").display()
+            )
+        );
+        unlink(&etc, "plain", &root).unwrap();
+        assert!(etc.join("plain").is_file());
         fs::remove_dir_all(dir).unwrap();
     }
 

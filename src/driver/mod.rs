@@ -40,6 +40,7 @@
 //! hosts/<network id>            the network's hosts file, updated in place
 //! hosts/containers/<name>       union view of a container on several networks
 //! hosts/unions/<network id>/<name>  marks containers of the network with a union view
+//! hosts/etc-netns/<name>        marks /etc/netns/<name> as made by us (ours to remove)
 //! records/containers/<name>.json    the containers we created
 //! logs/<name>.log               output of `run -d` commands
 //! ```

@@ -187,7 +187,7 @@ impl Manager {
                 }
             };
             if gone {
-                let _ = hosts::unlink(&self.config.etc_netns_dir, &name);
+                let _ = hosts::unlink(&self.config.etc_netns_dir, &name, state.root());
                 if let Err(error) = state.remove_container(&name) {
                     report.errors.push(format!("container {name}: {error}"));
                 }

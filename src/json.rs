@@ -6,6 +6,12 @@
 //! invalid escapes, lone surrogates, raw control characters, leading zeros and
 //! nesting deeper than [`MAX_DEPTH`]. Object member order is preserved, so
 //! output is stable and diffs of state files stay readable.
+//!
+//! The writer produces only what the reader accepts: a [`Value`] with a
+//! repeated object key or nested deeper than [`MAX_DEPTH`] is refused with
+//! a [`WriteError`] ([`Value::check`]) instead of being written. A state file
+//! the reader refuses would stop every later command until edited by hand;
+//! a failed write stops only the command that tried it.
 
 use std::fmt;
 
@@ -57,7 +63,7 @@ macro_rules! number_from_int {
 number_from_int!(u8, u16, u32, u64, usize, i8, i16, i32, i64);
 
 /// A JSON value. Objects keep their members in order; duplicate keys are
-/// rejected by the reader.
+/// rejected by the reader and refused by the writer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Value {
     /// `null`.
@@ -70,12 +76,50 @@ pub enum Value {
     String(String),
     /// An array, in order.
     Array(Vec<Value>),
-    /// An object's members in document order (keys are unique).
+    /// An object's members in document order. Keys must be unique: the
+    /// writer refuses an object that repeats one.
     Object(Vec<(String, Value)>),
 }
 
+/// Why a [`Value`] cannot be written: the reader would refuse the text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WriteError {
+    /// Where: the keys and indices from the top (`options`,
+    /// `subnets[0].aux`); empty for the value itself.
+    pub at: String,
+    /// What is wrong there.
+    pub problem: WriteProblem,
+}
+
+/// What makes a [`Value`] unwritable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WriteProblem {
+    /// An object holds this key more than once.
+    DuplicateKey(String),
+    /// Arrays and objects nest deeper than [`MAX_DEPTH`].
+    TooDeep,
+}
+
+impl fmt::Display for WriteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.problem {
+            // Debug quotes and escapes: the key may hold any character.
+            WriteProblem::DuplicateKey(key) => write!(f, "duplicate object key {key:?}")?,
+            WriteProblem::TooDeep => write!(f, "nesting deeper than {MAX_DEPTH} levels")?,
+        }
+        if self.at.is_empty() {
+            f.write_str(" at the top level")
+        } else {
+            write!(f, " in {}", self.at.escape_debug())
+        }
+    }
+}
+
+impl std::error::Error for WriteError {}
+
 impl Value {
-    /// Builds an object from `(key, value)` pairs, in order.
+    /// Builds an object from `(key, value)` pairs, in order. Keys should be
+    /// unique; a repeated one makes the value unwritable (see [`Value::check`]).
     pub fn object<K: Into<String>>(members: impl IntoIterator<Item = (K, Value)>) -> Value {
         Value::Object(members.into_iter().map(|(k, v)| (k.into(), v)).collect())
     }
@@ -141,24 +185,52 @@ impl Value {
         matches!(self, Value::Null)
     }
 
-    /// Serialises without any whitespace.
-    pub fn to_compact(&self) -> String {
-        let mut out = String::new();
-        write_value(&mut out, self, None, 0);
-        out
+    /// Whether the value can be written as JSON that [`parse`] reads back:
+    /// no object repeats a key, nothing nests deeper than [`MAX_DEPTH`].
+    ///
+    /// ```
+    /// use ipvlan::json::Value;
+    /// let twice = Value::object([("mtu", Value::from("1400")), ("mtu", Value::from("1500"))]);
+    /// let record = Value::object([("options", twice)]);
+    /// let error = record.check().unwrap_err();
+    /// assert_eq!(error.to_string(), "duplicate object key \"mtu\" in options");
+    /// assert!(record.to_pretty().is_err());
+    /// ```
+    pub fn check(&self) -> Result<(), WriteError> {
+        let mut path = Vec::new();
+        check_value(self, 0, &mut path).map_err(|problem| WriteError {
+            at: path_text(&path),
+            problem,
+        })
     }
 
-    /// Serialises with 4-space indentation, as `docker network inspect` does.
-    pub fn to_pretty(&self) -> String {
+    /// Serialises without any whitespace; refuses what [`Value::check`]
+    /// refuses.
+    pub fn to_compact(&self) -> Result<String, WriteError> {
+        self.check()?;
+        let mut out = String::new();
+        write_value(&mut out, self, None, 0);
+        Ok(out)
+    }
+
+    /// Serialises with 4-space indentation, as `docker network inspect`
+    /// does; refuses what [`Value::check`] refuses.
+    pub fn to_pretty(&self) -> Result<String, WriteError> {
+        self.check()?;
         let mut out = String::new();
         write_value(&mut out, self, Some(4), 0);
-        out
+        Ok(out)
     }
 }
 
+/// The compact form, for messages and logs. A value that cannot be written
+/// shows as `<not JSON: why>`, never as text the reader would refuse.
 impl fmt::Display for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_compact())
+        match self.to_compact() {
+            Ok(text) => f.write_str(&text),
+            Err(error) => write!(f, "<not JSON: {error}>"),
+        }
     }
 }
 
@@ -193,6 +265,80 @@ impl<T: Into<Value>> From<Option<T>> for Value {
 }
 
 // ---------------------------------------------------------------- writer
+
+/// One step from the top of a value to a part of it.
+enum Step<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+fn path_text(path: &[Step<'_>]) -> String {
+    let mut text = String::new();
+    for step in path {
+        match step {
+            Step::Key(key) => {
+                if !text.is_empty() {
+                    text.push('.');
+                }
+                text.push_str(key);
+            }
+            Step::Index(index) => text.push_str(&format!("[{index}]")),
+        }
+    }
+    text
+}
+
+/// Stops at the first problem, leaving `path` at it. Counts nesting the way
+/// the reader does, so it recurses at most [`MAX_DEPTH`] + 1 levels however
+/// deep the value is.
+fn check_value<'a>(
+    value: &'a Value,
+    depth: usize,
+    path: &mut Vec<Step<'a>>,
+) -> Result<(), WriteProblem> {
+    let items: Box<dyn Iterator<Item = (Step<'a>, &'a Value)>> = match value {
+        Value::Array(items) => Box::new(
+            items
+                .iter()
+                .enumerate()
+                .map(|(index, item)| (Step::Index(index), item)),
+        ),
+        Value::Object(members) => {
+            if let Some(key) = repeated_key(members) {
+                return Err(WriteProblem::DuplicateKey(key.to_string()));
+            }
+            Box::new(members.iter().map(|(key, item)| (Step::Key(key), item)))
+        }
+        _ => return Ok(()),
+    };
+    if depth + 1 > MAX_DEPTH {
+        return Err(WriteProblem::TooDeep);
+    }
+    for (step, item) in items {
+        path.push(step);
+        check_value(item, depth + 1, path)?;
+        path.pop();
+    }
+    Ok(())
+}
+
+/// The first key that appears twice, in document order.
+fn repeated_key(members: &[(String, Value)]) -> Option<&str> {
+    // Records have a dozen members; `inspect` may list thousands of
+    // containers, where comparing every pair would take seconds.
+    if members.len() <= 16 {
+        return members
+            .iter()
+            .enumerate()
+            .find(|(at, (key, _))| members[..*at].iter().any(|(k, _)| k == key))
+            .map(|(_, (key, _))| key.as_str());
+    }
+    let mut seen = std::collections::HashSet::with_capacity(members.len());
+    members
+        .iter()
+        .map(|(key, _)| key.as_str())
+        .find(|key| !seen.insert(*key))
+}
 
 fn write_value(out: &mut String, value: &Value, indent: Option<usize>, level: usize) {
     match value {
@@ -617,8 +763,8 @@ mod tests {
             ("Empty", Value::from(Vec::new())),
             ("EmptyObj", Value::object(Vec::<(String, Value)>::new())),
         ]);
-        assert_eq!(parse(&v.to_compact()).unwrap(), v);
-        assert_eq!(parse(&v.to_pretty()).unwrap(), v);
+        assert_eq!(parse(&v.to_compact().unwrap()).unwrap(), v);
+        assert_eq!(parse(&v.to_pretty().unwrap()).unwrap(), v);
         assert_eq!(v.get("Count").unwrap().as_u64(), Some(u64::MAX));
     }
 
@@ -630,11 +776,12 @@ mod tests {
             ("Containers", Value::object(Vec::<(String, Value)>::new())),
         ])]);
         let expected = "[\n    {\n        \"Name\": \"n\",\n        \"Options\": {\n            \"parent\": \"eth0\"\n        },\n        \"Containers\": {}\n    }\n]";
-        assert_eq!(v.to_pretty(), expected);
+        assert_eq!(v.to_pretty().unwrap(), expected);
         assert_eq!(
-            v.to_compact(),
+            v.to_compact().unwrap(),
             r#"[{"Name":"n","Options":{"parent":"eth0"},"Containers":{}}]"#
         );
+        assert_eq!(v.to_string(), v.to_compact().unwrap());
     }
 
     #[test]
@@ -687,6 +834,66 @@ mod tests {
     }
 
     #[test]
+    fn the_writer_refuses_what_the_reader_would_refuse() {
+        let member = |key: &str| (key.to_string(), Value::Null);
+        let cases = [
+            (
+                Value::object([member("a"), member("b"), member("a")]),
+                "duplicate object key \"a\" at the top level",
+            ),
+            (
+                Value::object([(
+                    "subnets",
+                    Value::from(vec![
+                        Value::object([member("x")]),
+                        Value::object([("aux", Value::object([member("r\n"), member("r\n")]))]),
+                    ]),
+                )]),
+                "duplicate object key \"r\\n\" in subnets[1].aux",
+            ),
+            (
+                // Past the point where comparing pairs gives way to a set.
+                Value::object((0..40).map(|n| member(&format!("k{}", n % 39)))),
+                "duplicate object key \"k0\" at the top level",
+            ),
+        ];
+        for (value, text) in cases {
+            let error = value.check().unwrap_err();
+            assert_eq!(error.to_string(), text);
+            assert_eq!(value.to_compact(), Err(error.clone()));
+            assert_eq!(value.to_pretty(), Err(error.clone()));
+            assert_eq!(value.to_string(), format!("<not JSON: {text}>"));
+        }
+        let distinct = Value::object((0..40).map(|n| member(&format!("k{n}"))));
+        assert_eq!(parse(&distinct.to_pretty().unwrap()).unwrap(), distinct);
+    }
+
+    #[test]
+    fn the_writer_nests_exactly_as_deep_as_the_reader() {
+        let nested = |levels: usize| {
+            let mut value = Value::Null;
+            for _ in 0..levels {
+                value = Value::object([("a", Value::from(vec![value]))]);
+            }
+            value
+        };
+        let deepest = nested(MAX_DEPTH / 2);
+        assert_eq!(parse(&deepest.to_compact().unwrap()).unwrap(), deepest);
+        let deeper = Value::from(vec![deepest]);
+        let error = deeper.check().unwrap_err();
+        assert_eq!(error.problem, WriteProblem::TooDeep);
+        let text = format!("{}{}", "[".repeat(MAX_DEPTH + 1), "]".repeat(MAX_DEPTH + 1));
+        assert!(parse(&text).is_err(), "the reader refuses it too");
+        // Checking stops at the limit, however deep the value goes.
+        let mut hostile = Value::Null;
+        for _ in 0..100_000 {
+            hostile = Value::from(vec![hostile]);
+        }
+        assert_eq!(hostile.check().unwrap_err().problem, WriteProblem::TooDeep);
+        std::mem::forget(hostile);
+    }
+
+    #[test]
     fn survives_random_and_mutated_input() {
         let seed = r#"{"version":1,"name":"db_net","subnets":[{"subnet":"192.168.1.0/24","gateway":"192.168.1.1"}],"x":"\u00e9\n","n":-1.5e-3}"#;
         let mut state = 0x9e37_79b9_7f4a_7c15u64;
@@ -708,7 +915,7 @@ mod tests {
             }
             if let Ok(text) = std::str::from_utf8(&bytes) {
                 if let Ok(v) = parse(text) {
-                    assert_eq!(parse(&v.to_compact()).unwrap(), v);
+                    assert_eq!(parse(&v.to_compact().unwrap()).unwrap(), v);
                 }
             }
         }

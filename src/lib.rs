@@ -5,8 +5,9 @@
 //! Bottom up; a file uses only its own layer and those below (checked by
 //! `cargo xtask layers`):
 //!
-//! 1. `sys`, [`json`], [`fault`]: system calls (the only `unsafe`), JSON,
-//!    and the kill points of crash tests.
+//! 1. `sys`, [`json`], [`text`], [`fault`]: system calls (the only
+//!    `unsafe`), JSON, user-supplied text made safe for messages, and the
+//!    kill points of crash tests.
 //! 2. [`netlink`]: the netlink transport.
 //! 3. [`netns`]: network namespaces.
 //! 4. [`rtnl`]: typed rtnetlink requests.
@@ -20,6 +21,7 @@
 //! ```text
 //! sys.rs               every unsafe call (setns, unshare, mount, flock, signals, sockets)
 //! json.rs              the one JSON reader and writer (inspect output, records)
+//! text.rs              user-supplied text in messages: control characters escaped
 //! fault.rs             kill points where effects happen, live only with the
 //!                      `fault-injection` feature (crash tests)
 //! netlink/             uapi constants, attributes, message builder and checked views,
@@ -78,3 +80,4 @@ pub mod rtnl;
 pub mod store;
 #[allow(unsafe_code)]
 pub(crate) mod sys;
+pub mod text;

@@ -298,6 +298,12 @@ pub fn flock(fd: BorrowedFd<'_>, operation: i32) -> io::Result<()> {
     Ok(())
 }
 
+/// `geteuid(2)`: the effective user id, which owns what this process creates.
+pub fn geteuid() -> u32 {
+    // SAFETY: geteuid(2) takes no arguments and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
 /// `kill(2)`: sends `signal` to the one process `pid`.
 ///
 /// Only a single, positive pid is accepted: 0 and anything above

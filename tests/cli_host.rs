@@ -1,12 +1,15 @@
 //! Commands that work on any kernel, run inside a private mount and network
 //! namespace (`unshare -m -n`) with scratch state, netns and /etc/netns
 //! directories, so the host is never touched: exec's exit codes, run's
-//! rollback, not-found errors, and where the state lives.
+//! rollback, not-found errors, where the state lives, namespaces that are
+//! not ours, and hosts without `/etc/hosts`.
 
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+
+use ipvlan::driver::{Config, Manager};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -26,17 +29,62 @@ fn scratch_dir(tag: &str) -> PathBuf {
 /// Runs `script` (with `$BIN` and `$T`, a scratch directory) in a private
 /// mount and network namespace, ipvlan's directories all under `$T`.
 fn isolated(script: &str, scratch: &Path) -> Output {
+    isolated_in(script, scratch, &scratch.join("netns"))
+}
+
+/// [`isolated`] with `IPVLAN_NETNS_DIR` set to `netns_dir`.
+fn isolated_in(script: &str, scratch: &Path, netns_dir: &Path) -> Output {
     common::privilege::require_root();
     Command::new("unshare")
         .args(["-m", "-n", "--propagation", "private", "sh", "-c", script])
         .env("BIN", BIN)
         .env("T", scratch)
         .env("IPVLAN_STATE_DIR", scratch.join("state"))
-        .env("IPVLAN_NETNS_DIR", scratch.join("netns"))
+        .env("IPVLAN_NETNS_DIR", netns_dir)
         .env("IPVLAN_ETC_NETNS_DIR", scratch.join("etc-netns"))
         .output()
         .expect("unshare (util-linux) is needed")
 }
+
+/// Runs `script` as [`isolated`] does, with `/run` a private tmpfs (so
+/// `ip netns add` leaves nothing on the host), `IPVLAN_NETNS_DIR` at
+/// `/run/netns` where `ip netns` looks, and the containers `ours` made
+/// first as `ipvlan run` makes them (namespace and record; this kernel
+/// cannot attach them to an ipvlan network). Their mounts go with the
+/// scratch thread's mount namespace.
+fn with_containers(ours: &[&str], script: &str, scratch: &Path) -> Output {
+    common::privilege::require_root();
+    let netns_dir = Path::new("/run/netns");
+    ipvlan::netns::run_in_new_with_private_dir("/run", || {
+        let manager = Manager::open(Config {
+            state_dir: scratch.join("state"),
+            netns_dir: netns_dir.to_path_buf(),
+            etc_netns_dir: scratch.join("etc-netns"),
+        })
+        .unwrap();
+        for name in ours {
+            manager.create_container(Some(name)).unwrap();
+        }
+        isolated_in(script, scratch, netns_dir)
+    })
+    .expect("a private /run")
+}
+
+/// Shell lines that make `/etc` (in the script's private mount namespace)
+/// look like the host's without `/etc/hosts`, as on an initramfs or a
+/// minimal busybox system: a tmpfs (also at `$T/etc-view`) holding every
+/// other entry of the host's `/etc`, bind-mounted.
+const HIDE_ETC_HOSTS: &str = "mkdir \"$T/etc-view\"\n\
+     mount -t tmpfs tmpfs \"$T/etc-view\"\n\
+     for entry in /etc/* /etc/.[!.]*; do\n\
+       name=${entry#/etc/}\n\
+       [ \"$name\" = hosts ] && continue\n\
+       if [ -L \"$entry\" ]; then ln -s \"$(readlink \"$entry\")\" \"$T/etc-view/$name\"\n\
+       elif [ -d \"$entry\" ]; then mkdir \"$T/etc-view/$name\"; mount -o rbind \"$entry\" \"$T/etc-view/$name\"\n\
+       elif [ -e \"$entry\" ]; then : > \"$T/etc-view/$name\"; mount -o bind \"$entry\" \"$T/etc-view/$name\"\n\
+       fi\n\
+     done\n\
+     mount -o rbind \"$T/etc-view\" /etc\n";
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -45,11 +93,9 @@ fn text(bytes: &[u8]) -> String {
 #[test]
 fn exec_exits_with_the_commands_status_or_docker_codes() {
     let scratch = scratch_dir("exec");
-    // A namespace made by iproute2 counts as a container for exec and rm.
-    let output = isolated(
+    let output = with_containers(
+        &["c1"],
         "set -e\n\
-         export IPVLAN_NETNS_DIR=/run/netns\n\
-         ip netns add c1\n\
          echo 'echo not run' > \"$T/plain\"\n\
          chmod 0644 \"$T/plain\"\n\
          set +e\n\
@@ -117,11 +163,10 @@ fn exec_outlives_ctrl_c_and_ctrl_backslash_and_reports_the_commands_status() {
     // it also records which signals it starts with ignored (SigIgn).
     // Repeated: a signal still pending when ipvlan restores the default
     // disposition would kill it only now and then.
-    let output = isolated(
+    let output = with_containers(
+        &["sig"],
         "set -e\n\
-         export IPVLAN_NETNS_DIR=/run/netns\n\
-         c=sig$$\n\
-         ip netns add $c\n\
+         c=sig\n\
          set +e\n\
          grep SigIgn /proc/self/status > \"$T/outer\"\n\
          for i in $(seq 50); do\n\
@@ -146,6 +191,125 @@ fn exec_outlives_ctrl_c_and_ctrl_backslash_and_reports_the_commands_status() {
         0,
         "the command must get the default dispositions"
     );
+    std::fs::remove_dir_all(&scratch).ok();
+}
+
+#[test]
+fn rm_and_exec_refuse_a_namespace_that_is_not_our_container() {
+    let scratch = scratch_dir("foreign");
+    std::fs::write(scratch.join("admin-hosts"), "10.9.9.9\tgateway\n").unwrap();
+    // An admin's namespace with a process inside and an /etc/netns entry,
+    // none of it made by ipvlan: `rm` (even -f) and `exec` say what
+    // `docker rm` says and leave all of it as it was.
+    let output = with_containers(
+        &[],
+        "set -e\n\
+         ip netns add vpn\n\
+         mkdir \"$IPVLAN_ETC_NETNS_DIR\" \"$IPVLAN_ETC_NETNS_DIR/vpn\"\n\
+         ln -s \"$T/admin-hosts\" \"$IPVLAN_ETC_NETNS_DIR/vpn/hosts\"\n\
+         ip netns exec vpn sleep 1000 &\n\
+         holder=$!\n\
+         until [ -n \"$(ip netns pids vpn)\" ]; do sleep 0.05; done\n\
+         set +e\n\
+         \"$BIN\" rm -f vpn; echo \"rc=$?\"\n\
+         \"$BIN\" rm vpn; echo \"rc=$?\"\n\
+         \"$BIN\" exec vpn true; echo \"rc=$?\"\n\
+         echo \"ps: $(\"$BIN\" ps -q)\"\n\
+         kill -0 $holder && echo \"alive: $(ip netns pids vpn)\" | sed \"s/$holder/holder/\"\n\
+         echo \"namespaces: $(ls /run/netns)\"\n\
+         echo \"view: $(ls -A \"$IPVLAN_ETC_NETNS_DIR/vpn\") -> $(readlink \"$IPVLAN_ETC_NETNS_DIR/vpn/hosts\")\"\n\
+         kill $holder",
+        &scratch,
+    );
+    let stdout = text(&output.stdout);
+    let stderr = text(&output.stderr);
+    assert_eq!(
+        stdout,
+        format!(
+            "rc=1\nrc=1\nrc=125\nps: \nalive: holder\nnamespaces: vpn\nview: hosts -> {}\n",
+            scratch.join("admin-hosts").display()
+        ),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr,
+        "ipvlan: rm vpn: No such container: vpn\n\
+         ipvlan: rm vpn: No such container: vpn\n\
+         ipvlan: exec vpn: No such container: vpn\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(scratch.join("admin-hosts")).unwrap(),
+        "10.9.9.9\tgateway\n"
+    );
+    std::fs::remove_dir_all(&scratch).ok();
+}
+
+#[test]
+fn exec_shows_the_containers_names_on_a_host_without_etc_hosts() {
+    let scratch = scratch_dir("nohosts");
+    std::fs::write(
+        scratch.join("view"),
+        "127.0.0.1\tlocalhost\n10.1.2.3\tpeer\n",
+    )
+    .unwrap();
+    // The container's /etc/netns view as `ip netns exec` sees it; a host
+    // without /etc/hosts (missing, then a dangling symlink).
+    let output = with_containers(
+        &["c1"],
+        &format!(
+            "set -e\n\
+             mkdir -p \"$IPVLAN_ETC_NETNS_DIR/c1\"\n\
+             ln -s \"$T/view\" \"$IPVLAN_ETC_NETNS_DIR/c1/hosts\"\n\
+             {HIDE_ETC_HOSTS}\
+             [ ! -e /etc/hosts ]\n\
+             ls -A /etc > \"$T/outside\"\n\
+             set +e\n\
+             \"$BIN\" exec c1 getent hosts peer; echo \"rc=$?\"\n\
+             \"$BIN\" exec c1 ls -A /etc > \"$T/inside\"; echo \"rc=$?\"\n\
+             \"$BIN\" exec c1 test -r /etc/passwd; echo \"passwd=$?\"\n\
+             \"$BIN\" exec c1 sh -c 'touch /etc/made-inside 2> /dev/null || echo read-only'\n\
+             ln -s /nonexistent/hosts /etc/hosts\n\
+             \"$BIN\" exec c1 getent hosts peer; echo \"rc=$?\"\n\
+             echo \"hosts: $(readlink /etc/hosts)\"\n\
+             ls -A /etc > \"$T/after\""
+        ),
+        &scratch,
+    );
+    let stdout = text(&output.stdout);
+    let stderr = text(&output.stderr);
+    let lines: Vec<String> = stdout
+        .lines()
+        .map(|line| line.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "10.1.2.3 peer",
+            "rc=0",
+            "rc=0",
+            "passwd=0",
+            "read-only",
+            "10.1.2.3 peer",
+            "rc=0",
+            "hosts: /nonexistent/hosts"
+        ],
+        "{stdout}{stderr}"
+    );
+    assert_eq!(stderr, "");
+    // Inside: the host's /etc, every entry, plus the view as /etc/hosts.
+    let listing = |file: &str| -> Vec<String> {
+        let text = std::fs::read_to_string(scratch.join(file)).unwrap();
+        let mut names: Vec<String> = text.lines().map(str::to_string).collect();
+        names.sort();
+        names
+    };
+    let mut expected = listing("outside");
+    assert!(expected.len() > 3 && !expected.iter().any(|n| n == "hosts"));
+    expected.push("hosts".to_string());
+    expected.sort();
+    assert_eq!(listing("inside"), expected);
+    // Nothing was created in the host's /etc but the test's own symlink.
+    assert_eq!(listing("after"), expected);
     std::fs::remove_dir_all(&scratch).ok();
 }
 

@@ -372,3 +372,23 @@ fn state_dir_is_a_global_option() {
         );
     }
 }
+
+#[test]
+fn an_empty_state_dir_is_refused_and_a_given_one_kept_as_typed() {
+    use ipvlan::cli::args::ArgError;
+    let argv = |line: &[&str]| line.iter().map(|w| w.to_string()).collect::<Vec<_>>();
+    let error = parse(&argv(&["--state-dir=", "network", "ls"])).unwrap_err();
+    assert_eq!(
+        error.error,
+        ArgError::Value(
+            "invalid value \"\" for --state-dir: empty; give a directory or leave the flag out"
+                .into()
+        )
+    );
+    // Made absolute when the command runs, not while parsing.
+    let invocation = parse(&argv(&["--state-dir", "rel/dir", "ps"])).unwrap();
+    assert_eq!(
+        invocation.state_dir,
+        Some(std::path::PathBuf::from("rel/dir"))
+    );
+}

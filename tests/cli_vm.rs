@@ -2,11 +2,16 @@
 //! vm-test`): what `run`, `exec`, `rm`, `ps`, `network ls|inspect|connect|
 //! disconnect|rm` print and exit with once containers really attach.
 //!
-//! Each test has its own state, netns and /etc/netns directories and a
-//! network without parent (its own dummy), so tests do not see one another.
+//! Each test has its own state directory and a network without parent (its
+//! own dummy), and its own netns and /etc/netns directories unless it works
+//! with iproute2's (the guest's `/run/netns` and `/etc/netns`, private to
+//! this binary), so tests do not see one another.
 
+mod vm_support;
+
+use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -24,11 +29,22 @@ fn text(bytes: &[u8]) -> String {
 /// left and `network rm` of its networks) on drop.
 struct Env {
     root: PathBuf,
+    netns_dir: PathBuf,
+    etc_netns_dir: PathBuf,
     networks: Vec<String>,
 }
 
 impl Env {
     fn new(tag: &str) -> Env {
+        let mut env = Env::with_iproute2_dirs(tag);
+        env.netns_dir = env.root.join("netns");
+        env.etc_netns_dir = env.root.join("etc-netns");
+        env
+    }
+
+    /// An environment whose containers live where iproute2 looks for
+    /// them (`/run/netns`, `/etc/netns`).
+    fn with_iproute2_dirs(tag: &str) -> Env {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let root = std::env::temp_dir().join(format!(
             "ipvlan-cli-vm-{tag}-{}-{}",
@@ -38,23 +54,45 @@ impl Env {
         std::fs::create_dir_all(&root).unwrap();
         Env {
             root,
+            netns_dir: PathBuf::from("/run/netns"),
+            etc_netns_dir: PathBuf::from("/etc/netns"),
             networks: Vec::new(),
         }
     }
 
     fn netns_dir(&self) -> PathBuf {
-        self.root.join("netns")
+        self.netns_dir.clone()
+    }
+
+    fn state_dir(&self) -> PathBuf {
+        self.root.join("state")
     }
 
     fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(binary());
+        command.args(args).stdin(Stdio::null());
+        self.environment(&mut command);
         command
-            .args(args)
-            .env("IPVLAN_STATE_DIR", self.root.join("state"))
+    }
+
+    fn environment(&self, command: &mut Command) {
+        command
+            .env("IPVLAN_STATE_DIR", self.state_dir())
             .env("IPVLAN_NETNS_DIR", self.netns_dir())
-            .env("IPVLAN_ETC_NETNS_DIR", self.root.join("etc-netns"))
-            .stdin(Stdio::null());
+            .env("IPVLAN_ETC_NETNS_DIR", &self.etc_netns_dir);
+    }
+
+    /// Runs `script` (with `$BIN` and `$T`, the test's root) in a private
+    /// mount namespace, with this environment's directories.
+    fn shell(&self, script: &str) -> Output {
+        let mut command = Command::new("unshare");
         command
+            .args(["-m", "--propagation", "private", "sh", "-c", script])
+            .env("BIN", binary())
+            .env("T", &self.root)
+            .stdin(Stdio::null());
+        self.environment(&mut command);
+        command.output().expect("runs unshare")
     }
 
     fn run(&self, args: &[&str]) -> Output {
@@ -113,6 +151,60 @@ fn field<'a>(value: &'a Value, path: &[&str]) -> &'a Value {
             .unwrap_or_else(|| panic!("no {key} in {value}"))
     })
 }
+
+/// Every file under `dir` with its content (directories with none).
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    fn walk(dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                out.insert(path.clone(), Vec::new());
+                walk(&path, out);
+            } else {
+                out.insert(path.clone(), std::fs::read(&path).unwrap_or_default());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, &mut out);
+    out
+}
+
+/// The names of the links in the named namespace `ns` (`ip -n NS -d -j link`).
+fn links_in(ns: &str) -> Vec<String> {
+    let links = vm_support::ip_json(&["-n", ns, "-d", "link", "show"]);
+    links
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|link| field(link, &["ifname"]).as_str().unwrap().to_string())
+        .collect()
+}
+
+fn mode(path: &Path) -> Option<u32> {
+    std::fs::metadata(path)
+        .ok()
+        .map(|meta| meta.permissions().mode() & 0o7777)
+}
+
+/// Shell lines that make `/etc` (in the script's private mount namespace)
+/// look like the guest's without `/etc/hosts`, as on an initramfs or a
+/// minimal busybox system: a tmpfs (also at `$T/etc-view`) holding every
+/// other entry of the guest's `/etc`, bind-mounted.
+const HIDE_ETC_HOSTS: &str = "mkdir \"$T/etc-view\"\n\
+     mount -t tmpfs tmpfs \"$T/etc-view\"\n\
+     for entry in /etc/* /etc/.[!.]*; do\n\
+       name=${entry#/etc/}\n\
+       [ \"$name\" = hosts ] && continue\n\
+       if [ -L \"$entry\" ]; then ln -s \"$(readlink \"$entry\")\" \"$T/etc-view/$name\"\n\
+       elif [ -d \"$entry\" ]; then mkdir \"$T/etc-view/$name\"; mount -o rbind \"$entry\" \"$T/etc-view/$name\"\n\
+       elif [ -e \"$entry\" ]; then : > \"$T/etc-view/$name\"; mount -o bind \"$entry\" \"$T/etc-view/$name\"\n\
+       fi\n\
+     done\n\
+     mount -o rbind \"$T/etc-view\" /etc\n";
 
 #[test]
 fn network_create_ls_inspect_and_rm_print_like_docker() {
@@ -451,4 +543,148 @@ fn sixteen_parallel_detached_runs_get_distinct_reachable_addresses() {
             assert!(reached, "{from} cannot reach {destination}");
         }
     }
+}
+
+#[test]
+fn connect_never_replaces_an_etc_netns_entry_that_is_not_ours() {
+    let mut env = Env::with_iproute2_dirs("foreign");
+    env.network("n1", "192.168.76.0/24");
+    let ip = vm_support::ip;
+    // Namespaces made by iproute2, not by `ipvlan run`.
+    ip(&["netns", "add", "vpn"]);
+    ip(&["netns", "add", "vpn2"]);
+    let view = Path::new("/etc/netns/vpn");
+    let hosts = view.join("hosts");
+    std::fs::create_dir_all(view).unwrap();
+    std::fs::set_permissions(view, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let admin_hosts = env.root.join("admin-hosts");
+    std::fs::write(&admin_hosts, "10.9.9.9\tgateway\n").unwrap();
+    let state_before = snapshot(&env.state_dir());
+
+    // An admin's hosts file, then an admin's symlink: refused before
+    // anything changes (no address, no record, no link, no chmod).
+    let plain = || std::fs::write(&hosts, "10.8.8.8\tadmin\n").unwrap();
+    let symlink = || std::os::unix::fs::symlink(&admin_hosts, &hosts).unwrap();
+    for make in [&plain as &dyn Fn(), &symlink] {
+        make();
+        let before = (
+            std::fs::read_link(&hosts).ok(),
+            std::fs::read(&hosts).unwrap(),
+        );
+        let output = env.run(&["network", "connect", "n1", "vpn"]);
+        assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+        assert_eq!(
+            text(&output.stderr),
+            "ipvlan: network connect n1 vpn: /etc/netns/vpn/hosts exists and is not ours; \
+             ipvlan does not replace it\n"
+        );
+        assert_eq!(snapshot(&env.state_dir()), state_before);
+        assert_eq!(links_in("vpn"), ["lo"]);
+        let after = (
+            std::fs::read_link(&hosts).ok(),
+            std::fs::read(&hosts).unwrap(),
+        );
+        assert_eq!(after, before);
+        assert_eq!(mode(view), Some(0o700));
+        std::fs::remove_file(&hosts).unwrap();
+    }
+
+    // The admin's empty directory without hosts: the symlink goes in, the
+    // directory keeps its mode, iproute2 sees the names.
+    assert_eq!(env.ok(&["network", "connect", "n1", "vpn"]), "");
+    assert_eq!(links_in("vpn"), ["lo", "eth0"]);
+    let target = std::fs::read_link(&hosts).unwrap();
+    assert!(
+        target.starts_with(env.state_dir().join("hosts")),
+        "{}",
+        target.display()
+    );
+    assert_eq!(mode(view), Some(0o700));
+    let seen = vm_support::run(
+        &vm_support::ip_path(),
+        &["netns", "exec", "vpn", "cat", "/etc/hosts"],
+    );
+    let address = field(&env.inspect("n1"), &["Containers", "vpn", "IPv4Address"])
+        .as_str()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(
+        text(&seen.stdout).contains(&format!("{address}\tvpn\n")),
+        "{}{}",
+        text(&seen.stdout),
+        text(&seen.stderr)
+    );
+    // Not our container: `rm -f` refuses and it stays connected.
+    let output = env.run(&["rm", "-f", "vpn"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        text(&output.stderr),
+        "ipvlan: rm vpn: No such container: vpn\n"
+    );
+    assert_eq!(links_in("vpn"), ["lo", "eth0"]);
+    // Disconnect takes our symlink only: the admin's directory stays.
+    assert_eq!(env.ok(&["network", "disconnect", "n1", "vpn"]), "");
+    assert_eq!(mode(view), Some(0o700));
+    assert_eq!(std::fs::read_dir(view).unwrap().count(), 0);
+    assert_eq!(links_in("vpn"), ["lo"]);
+
+    // Nothing there: ipvlan makes the directory (0755) and removes it.
+    let view2 = Path::new("/etc/netns/vpn2");
+    assert!(!view2.exists());
+    assert_eq!(env.ok(&["network", "connect", "n1", "vpn2"]), "");
+    assert_eq!(mode(view2), Some(0o755));
+    assert!(std::fs::read_link(view2.join("hosts"))
+        .unwrap()
+        .starts_with(env.state_dir().join("hosts")));
+    assert_eq!(env.ok(&["network", "disconnect", "n1", "vpn2"]), "");
+    assert!(!view2.exists());
+
+    ip(&["netns", "del", "vpn"]);
+    ip(&["netns", "del", "vpn2"]);
+    std::fs::remove_dir(view).unwrap();
+}
+
+#[test]
+fn run_and_exec_resolve_names_on_a_host_without_etc_hosts() {
+    let mut env = Env::new("nohosts");
+    env.network("n1", "192.168.77.0/24");
+    let output = env.shell(&format!(
+        "set -e\n\
+         {HIDE_ETC_HOSTS}\
+         [ ! -e /etc/hosts ]\n\
+         ls -A /etc > \"$T/outside\"\n\
+         set +e\n\
+         ping() {{ for i in 1 2 3; do \"$BIN\" \"$@\" ping -c 1 -W 2 $to > /dev/null && return 0; done; return 1; }}\n\
+         \"$BIN\" run --net=n1 --name=a -d sleep 1000; echo \"rc=$?\"\n\
+         \"$BIN\" run --net=n1 --name=b -d sleep 1000; echo \"rc=$?\"\n\
+         to=b ping exec a; echo \"a->b=$?\"\n\
+         to=a ping run --net=n1 --rm; echo \"run->a=$?\"\n\
+         \"$BIN\" exec a ls -A /etc > \"$T/inside\"; echo \"rc=$?\"\n\
+         \"$BIN\" rm -f a b; echo \"rc=$?\"\n\
+         ls -A /etc > \"$T/after\""
+    ));
+    assert_eq!(
+        text(&output.stdout),
+        "a\nrc=0\nb\nrc=0\na->b=0\nrun->a=0\nrc=0\na\nb\nrc=0\n",
+        "{}",
+        text(&output.stderr)
+    );
+    assert_eq!(text(&output.stderr), "");
+    let listing = |file: &str| -> Vec<String> {
+        let text = std::fs::read_to_string(env.root.join(file)).unwrap();
+        let mut names: Vec<String> = text.lines().map(str::to_string).collect();
+        names.sort();
+        names
+    };
+    // Inside: the guest's /etc plus the view; outside, nothing new.
+    let outside = listing("outside");
+    assert!(!outside.iter().any(|name| name == "hosts"), "{outside:?}");
+    let mut expected = outside.clone();
+    expected.push("hosts".to_string());
+    expected.sort();
+    assert_eq!(listing("inside"), expected);
+    assert_eq!(listing("after"), outside);
 }

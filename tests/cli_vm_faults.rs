@@ -169,7 +169,7 @@ fn dir_names(dir: &Path) -> BTreeSet<String> {
 }
 
 /// `ps`: container name -> its networks.
-type Listing = BTreeMap<String, BTreeSet<String>>;
+type Ps = BTreeMap<String, BTreeSet<String>>;
 
 /// One state directory and the commands run on it.
 struct Lab {
@@ -282,7 +282,7 @@ impl Lab {
     }
 
     /// What `ipvlan ps` prints, read back.
-    fn ps(&self) -> Listing {
+    fn ps(&self) -> Ps {
         let table = self.ok(&args("ps"));
         let mut lines = table.lines();
         assert_eq!(
@@ -306,10 +306,12 @@ impl Lab {
     }
 
     /// What `ps` lists, from the library call `ps` prints (no process).
-    fn listing(&self) -> Listing {
+    fn listing(&self) -> Ps {
         Manager::open(self.config())
             .unwrap()
             .containers()
+            .unwrap()
+            .complete()
             .unwrap()
             .into_iter()
             .map(|c| {
@@ -323,6 +325,8 @@ impl Lab {
         StateDir::open(self.state_dir())
             .unwrap()
             .networks()
+            .unwrap()
+            .complete()
             .unwrap()
             .into_iter()
             .map(|n| n.name)
@@ -383,7 +387,7 @@ enum Depth {
 ///   nothing else (no VLAN or dummy that nothing owns);
 /// - no address is held twice: not by two endpoint records, not on two
 ///   links.
-fn disagreements(lab: &Lab, run_with: &str, depth: Depth) -> (Vec<String>, Listing) {
+fn disagreements(lab: &Lab, run_with: &str, depth: Depth) -> (Vec<String>, Ps) {
     let mut problems = Vec::new();
     let listed = match depth {
         Depth::Quick => lab.listing(),
@@ -402,7 +406,7 @@ fn disagreements(lab: &Lab, run_with: &str, depth: Depth) -> (Vec<String>, Listi
         }
     };
     let state = StateDir::open(lab.state_dir()).unwrap();
-    let networks = state.networks().unwrap();
+    let networks = state.networks().unwrap().complete().unwrap();
 
     // Records.
     let mut temporaries = Vec::new();
@@ -414,7 +418,8 @@ fn disagreements(lab: &Lab, run_with: &str, depth: Depth) -> (Vec<String>, Listi
     for sub in ["endpoints", "ipam", "hosts"] {
         for name in dir_names(&lab.state_dir().join(sub)) {
             let ours = ids.contains(name.as_str())
-                || (sub == "hosts" && (name == "containers" || name == "unions"));
+                || (sub == "hosts"
+                    && ["containers", "unions", "etc-netns"].contains(&name.as_str()));
             if !ours {
                 problems.push(format!("{sub}/{name} belongs to no network"));
             }
@@ -443,7 +448,7 @@ fn disagreements(lab: &Lab, run_with: &str, depth: Depth) -> (Vec<String>, Listi
             ));
         }
         let mut expected: BTreeMap<String, String> = BTreeMap::new();
-        for endpoint in state.endpoints_of(&network.id).unwrap() {
+        for endpoint in state.endpoints_of(&network.id).unwrap().complete().unwrap() {
             if endpoint.state != EndpointState::Attached {
                 problems.push(format!(
                     "endpoint {} of {} left in state {}",
@@ -511,6 +516,15 @@ fn disagreements(lab: &Lab, run_with: &str, depth: Depth) -> (Vec<String>, Listi
     if etc_entries != expected_etc {
         problems.push(format!(
             "{ETC_NETNS_DIR} holds {etc_entries:?}, expected {expected_etc:?}"
+        ));
+    }
+    // Each /etc/netns directory we made is marked in the state directory
+    // (so that we alone remove it): exactly those of listed containers.
+    let mut marked = dir_names(&lab.state_dir().join("hosts").join("etc-netns"));
+    marked.insert(FOREIGN_NS.to_string());
+    if marked != expected_etc {
+        problems.push(format!(
+            "{ETC_NETNS_DIR} directories marked ours: {marked:?}, expected {expected_etc:?}"
         ));
     }
     let foreign_hosts = Path::new(ETC_NETNS_DIR).join(FOREIGN_NS).join("hosts");
@@ -625,7 +639,7 @@ fn find_temporaries(dir: &Path, out: &mut Vec<String>) {
 
 /// Kernel and state agree; panics naming what was interrupted and where.
 /// Returns what `ps` lists.
-fn agree(lab: &Lab, run_with: &str, depth: Depth, after: &str) -> Listing {
+fn agree(lab: &Lab, run_with: &str, depth: Depth, after: &str) -> Ps {
     let (problems, listed) = disagreements(lab, run_with, depth);
     assert!(
         problems.is_empty(),
@@ -692,8 +706,9 @@ fn an_interrupted_run_leaves_a_whole_container_or_nothing() {
         assert!(!Path::new(ETC_NETNS_DIR).join("r1").exists(), "{after}");
         let state = StateDir::open(lab.state_dir()).unwrap();
         assert_eq!(state.container("r1").unwrap(), None, "{after}");
-        let network = &state.networks().unwrap()[0];
-        assert_eq!(state.endpoints_of(&network.id).unwrap(), [], "{after}");
+        let network = &state.networks().unwrap().complete().unwrap()[0];
+        let endpoints = state.endpoints_of(&network.id).unwrap().complete().unwrap();
+        assert_eq!(endpoints, [], "{after}");
         assert_eq!(state.addresses(network).unwrap(), [], "{after}");
         // Nothing of it is in the way of the same run.
         lab.ok(&run);
@@ -716,7 +731,7 @@ struct Row {
     setup: Vec<Step>,
     command: Vec<String>,
     /// Whether what is listed shows the command done.
-    done: fn(&Listing, &BTreeSet<String>) -> bool,
+    done: fn(&Ps, &BTreeSet<String>) -> bool,
     /// What brings the baseline back once it is done.
     inverse: Vec<Vec<String>>,
 }

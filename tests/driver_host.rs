@@ -9,7 +9,9 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use ipvlan::driver::{Config, ErrorKind, Manager, NetworkCreate};
 use ipvlan::netns;
@@ -266,6 +268,46 @@ fn unknown_network_and_container_are_not_found() {
     });
 }
 
+/// What the caller gave comes back in messages escaped: a library user
+/// that logs or prints an error gets one line of plain text.
+#[test]
+fn messages_escape_control_characters_the_caller_gave() {
+    in_fresh_netns("escaping", |config| {
+        let manager = Manager::open(config.clone()).unwrap();
+        assert!(manager.networks().unwrap().is_empty());
+        let before_state = snapshot(&config.state_dir);
+        let mut bad_key = request("n1", &[("\u{1b}[2Jkey", "1")]);
+        bad_key.driver = "ipvlan".into();
+        let errors = [
+            manager.create_network(&request("a\nb", &[])).unwrap_err(),
+            manager.create_network(&bad_key).unwrap_err(),
+            manager
+                .create_network(&request("n1", &[("ipvlan_flag", "x\r")]))
+                .unwrap_err(),
+            manager.network("x\ny").unwrap_err(),
+            manager.remove_network("\u{9b}31m").unwrap_err(),
+            manager
+                .exec("a\nb", &["true".to_string()], &Default::default())
+                .unwrap_err(),
+            manager.remove_container("a\tb", false).unwrap_err(),
+            manager.create_container(Some("\u{202e}x")).unwrap_err(),
+        ];
+        for error in errors {
+            let text = error.to_string();
+            assert!(
+                !text.chars().any(ipvlan::text::is_unsafe),
+                "raw control character in {text:?}"
+            );
+            assert!(text.contains('\\'), "nothing escaped in {text:?}");
+        }
+        assert_eq!(
+            manager.network("x\ny").unwrap_err().to_string(),
+            "network x\\ny not found"
+        );
+        assert_eq!(snapshot(&config.state_dir), before_state);
+    });
+}
+
 #[test]
 fn containers_are_named_namespaces() {
     in_fresh_netns("containers", |config| {
@@ -308,6 +350,121 @@ fn containers_are_named_namespaces() {
         manager.remove_container(&random.name, false).unwrap();
         assert!(!config.netns_dir.join("web").exists());
         assert!(manager.containers().unwrap().is_empty());
+    });
+}
+
+#[test]
+fn a_named_namespace_without_our_record_is_no_container() {
+    in_fresh_netns("foreign", |config| {
+        let manager = Manager::open(config.clone()).unwrap();
+        // Made as `ip netns add vpn` makes it, with a process inside and
+        // an admin's /etc/netns entry.
+        netns::create_named(&config.netns_dir, "vpn").unwrap();
+        let path = config.netns_dir.join("vpn");
+        let inode = fs::metadata(&path).unwrap().ino();
+        let view = config.etc_netns_dir.join("vpn");
+        fs::create_dir_all(&view).unwrap();
+        let admin_hosts = config.state_dir.with_file_name("admin-hosts");
+        fs::write(&admin_hosts, "10.9.9.9\tgateway\n").unwrap();
+        std::os::unix::fs::symlink(&admin_hosts, view.join("hosts")).unwrap();
+        let holder = KillOnDrop(
+            Command::new("nsenter")
+                .arg(format!("--net={}", path.display()))
+                .args(["sleep", "1000"])
+                .spawn()
+                .expect("nsenter (util-linux)"),
+        );
+        let inside = format!("net:[{inode}]");
+        let entered = (0..200).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            fs::read_link(format!("/proc/{}/ns/net", holder.0.id()))
+                .is_ok_and(|ns| ns.as_os_str() == inside.as_str())
+        });
+        assert!(entered, "the holder never entered the namespace");
+        // The first locked read creates the lock file; state proper starts here.
+        assert!(manager.containers().unwrap().is_empty());
+        let before = snapshot(&config.state_dir);
+
+        for force in [false, true] {
+            let err = manager.remove_container("vpn", force).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+            assert_eq!(err.to_string(), "No such container: vpn");
+        }
+        let err = manager
+            .exec("vpn", &["true".to_string()], &Default::default())
+            .unwrap_err();
+        assert_eq!(err.to_string(), "No such container: vpn");
+        let err = manager
+            .spawn_detached("vpn", &["true".to_string()])
+            .unwrap_err();
+        assert_eq!(err.to_string(), "No such container: vpn");
+
+        assert!(manager.containers().unwrap().is_empty());
+        let mut holder = holder;
+        assert_eq!(holder.0.try_wait().unwrap(), None, "the process was killed");
+        assert_eq!(fs::metadata(&path).unwrap().ino(), inode);
+        assert!(netns::Netns::open_path(&path).is_ok());
+        assert_eq!(fs::read_link(view.join("hosts")).unwrap(), admin_hosts);
+        assert_eq!(snapshot(&config.state_dir), before);
+        assert!(!manager.log_path("vpn").exists());
+    });
+}
+
+/// A child process killed (and reaped) when the test ends, passed or not.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn removing_our_containers_leaves_an_admins_etc_netns_entries() {
+    in_fresh_netns("admin-view", |config| {
+        fs::create_dir_all(&config.netns_dir).unwrap();
+        let manager = Manager::open(config.clone()).unwrap();
+        let admin_hosts = config.state_dir.with_file_name("admin-hosts");
+        fs::write(&admin_hosts, "10.9.9.9\tgateway\n").unwrap();
+        // For each name, an admin's directory (mode 0700) and hosts symlink,
+        // and an admin's empty directory: neither is ipvlan's to remove.
+        let admin_view = |name: &str, with_hosts: bool| {
+            let dir = config.etc_netns_dir.join(name);
+            fs::create_dir_all(&dir).unwrap();
+            fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+            if with_hosts {
+                std::os::unix::fs::symlink(&admin_hosts, dir.join("hosts")).unwrap();
+            }
+            dir
+        };
+        let check = |dir: &Path, with_hosts: bool| {
+            let mode = fs::metadata(dir).map(|m| m.permissions().mode() & 0o7777);
+            assert_eq!(mode.ok(), Some(0o700), "{}", dir.display());
+            let hosts = fs::read_link(dir.join("hosts")).ok();
+            assert_eq!(hosts, with_hosts.then(|| admin_hosts.clone()));
+        };
+        for (name, with_hosts) in [("web", true), ("db", false)] {
+            manager.create_container(Some(name)).unwrap();
+            let dir = admin_view(name, with_hosts);
+            manager.remove_container(name, false).unwrap();
+            check(&dir, with_hosts);
+        }
+        // Likewise when restore forgets containers whose namespace is gone.
+        for (name, with_hosts) in [("gone1", true), ("gone2", false)] {
+            manager.create_container(Some(name)).unwrap();
+            admin_view(name, with_hosts);
+            netns::delete_named(&config.netns_dir, name).unwrap();
+        }
+        let report = manager.restore().unwrap();
+        assert!(report.errors.is_empty(), "{report:?}");
+        assert!(manager.containers().unwrap().is_empty());
+        check(&config.etc_netns_dir.join("gone1"), true);
+        check(&config.etc_netns_dir.join("gone2"), false);
+        assert_eq!(
+            fs::read_to_string(&admin_hosts).unwrap(),
+            "10.9.9.9\tgateway\n"
+        );
     });
 }
 

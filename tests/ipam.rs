@@ -6,7 +6,7 @@ use ipnet::IpNet;
 use ipvlan::ipam::{
     allocate, check_overlaps, default_ipv4_subnet, default_ipv6_subnet, fill_default_gateways,
     match_subnets, parse_aux, parse_ip_range, parse_resolv_conf, parse_subnet, release, ula_prefix,
-    Avoid, IpFamily, IpamError, MemoryBook, NetworkName, Request, SubnetSpec,
+    Avoid, IpFamily, IpamError, MemoryBook, NetworkName, Request, Reserved, SubnetSpec,
 };
 
 const NET: NetworkName<'static> = NetworkName {
@@ -280,13 +280,56 @@ fn reserved_addresses() {
     assert!(v6.is_reserved(ip("2001:db8::")));
     assert!(!v6.is_reserved(ip("2001:db8::ffff:ffff:ffff:ffff")));
     let mut book = MemoryBook::default();
-    let specs = vec![v4];
-    for a in ["10.0.0.0", "10.0.0.255", "10.0.0.1", "10.0.0.5"] {
-        assert_eq!(
-            exact(&mut book, &specs, a).unwrap_err(),
-            "Address already in use"
+    let v6 = SubnetSpec {
+        gateway: Some(ip("2001:db8::1")),
+        ..v6
+    };
+    let specs = vec![v4, v6];
+    // Each names what the address is, not "Address already in use": no
+    // container holds it, and none ever will.
+    for (a, text) in [
+        (
+            "10.0.0.0",
+            "10.0.0.0 is the network address of subnet 10.0.0.0/24",
+        ),
+        (
+            "10.0.0.255",
+            "10.0.0.255 is the broadcast address of subnet 10.0.0.0/24",
+        ),
+        ("10.0.0.1", "10.0.0.1 is the gateway of subnet 10.0.0.0/24"),
+        (
+            "10.0.0.5",
+            "10.0.0.5 is reserved as aux-address router of subnet 10.0.0.0/24",
+        ),
+        (
+            "2001:db8::",
+            "2001:db8:: is the subnet-router anycast address of subnet 2001:db8::/64",
+        ),
+        (
+            "2001:db8::1",
+            "2001:db8::1 is the gateway of subnet 2001:db8::/64",
+        ),
+    ] {
+        let error = allocate(&mut book, &specs, Request::Exact(ip(a)), "x", NET).unwrap_err();
+        assert_eq!(error.to_string(), text);
+        assert!(
+            matches!(error, IpamError::ReservedAddress { .. }),
+            "{error:?}"
         );
     }
+    assert!(
+        book.taken.values().all(|taken| taken.is_empty()),
+        "{book:?}"
+    );
+    assert_eq!(
+        IpamError::ReservedAddress {
+            address: ip("10.0.0.5"),
+            subnet: net("10.0.0.0/24"),
+            reason: Reserved::Aux("r\n\u{1b}".into()),
+        }
+        .to_string(),
+        "10.0.0.5 is reserved as aux-address r\\n\\u{1b} of subnet 10.0.0.0/24"
+    );
 }
 
 #[test]

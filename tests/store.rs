@@ -37,10 +37,19 @@ fn records_round_trip_through_disk() {
         locked.put_record("containers", "c1", &container).unwrap();
     }
     assert_eq!(state.network(&net.id).unwrap().as_ref(), Some(&net));
-    assert_eq!(state.networks().unwrap(), vec![net.clone()]);
+    assert_eq!(
+        state.networks().unwrap().complete().unwrap(),
+        vec![net.clone()]
+    );
     assert_eq!(state.endpoint(&net.id, "e1").unwrap().as_ref(), Some(&ep));
-    assert_eq!(state.endpoints_of(&net.id).unwrap(), vec![ep.clone()]);
-    assert_eq!(state.endpoints().unwrap(), vec![ep.clone()]);
+    assert_eq!(
+        state.endpoints_of(&net.id).unwrap().complete().unwrap(),
+        vec![ep.clone()]
+    );
+    assert_eq!(
+        state.endpoints().unwrap().complete().unwrap(),
+        vec![ep.clone()]
+    );
     let records = state.records("containers").unwrap();
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].1.get("name").and_then(Value::as_str), Some("c1"));
@@ -191,12 +200,15 @@ fn containers_are_records_of_their_own() {
     let locked = state.lock().unwrap();
     locked.put_container("web").unwrap();
     locked.put_container("db").unwrap();
-    assert_eq!(state.containers().unwrap(), ["db", "web"]);
+    assert_eq!(
+        state.containers().unwrap().complete().unwrap(),
+        ["db", "web"]
+    );
     assert!(state.has_container("web").unwrap());
     assert!(!state.has_container("nope").unwrap());
     assert!(locked.remove_container("web").unwrap());
     assert!(!locked.remove_container("web").unwrap());
-    assert_eq!(state.containers().unwrap(), ["db"]);
+    assert_eq!(state.containers().unwrap().complete().unwrap(), ["db"]);
     check_every_file_parses(tmp.path());
 }
 
@@ -487,4 +499,46 @@ fn hosts_file_mode_ignores_the_umask() {
         0o700
     );
     assert_eq!(mode(root.join("lock")), 0o600);
+}
+
+/// A record the strict reader would refuse is never written: a network
+/// whose options repeat a key, a record nested deeper than the reader
+/// goes, fail to write, leave no file (not even a temporary one), and
+/// the records already there stay readable.
+#[test]
+fn records_the_reader_would_refuse_are_not_written() {
+    let tmp = TempDir::new("unwritable");
+    let state = StateDir::open(tmp.path()).unwrap();
+    let good = network("good", &["192.168.1.0/24"]);
+    state.lock().unwrap().put_network(&good).unwrap();
+    let before = common::all_files(tmp.path());
+
+    let mut twice = network("twice", &["192.168.2.0/24"]);
+    twice.options = vec![
+        ("parent".into(), "eth0".into()),
+        ("mtu".into(), "1400".into()),
+        ("mtu".into(), "1400".into()),
+    ];
+    let error = state.lock().unwrap().put_network(&twice).unwrap_err();
+    let text = error.to_string();
+    assert!(
+        text.contains("duplicate object key \"mtu\" in options"),
+        "{text}"
+    );
+
+    let mut deep = Value::Null;
+    for _ in 0..=ipvlan::json::MAX_DEPTH {
+        deep = Value::from(vec![deep]);
+    }
+    let record = Value::object([("version", Value::from(1u32)), ("deep", deep)]);
+    let error = state
+        .lock()
+        .unwrap()
+        .put_record("containers", "deep", &record)
+        .unwrap_err();
+    assert!(error.to_string().contains("nesting deeper than"), "{error}");
+
+    assert_eq!(common::all_files(tmp.path()), before);
+    assert_eq!(state.networks().unwrap().complete().unwrap(), vec![good]);
+    check_every_file_parses(tmp.path());
 }

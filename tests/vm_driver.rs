@@ -350,7 +350,7 @@ fn every_refusal_names_the_problem_and_changes_nothing() {
         (invalid, "vlan id must be between 1-4094, received: 4095 (parent eth0.4095)", net("n", &[], &[], &[("parent", "eth0.4095")])),
         (invalid, "unable to parse a valid vlan id from: eth0.x (ex. eth0.10 for vlan 10)", net("n", &[], &[], &[("parent", "eth0.x")])),
         (invalid, "required interface name format is: name.vlan_id, ex. eth0.10 for vlan 10, instead received eth0.1.2", net("n", &[], &[], &[("parent", "eth0.1.2")])),
-        (invalid, "invalid parent interface name 'averyverylongname.20': at most 15 bytes, no '/' or spaces", net("n", &[], &[], &[("parent", "averyverylongname.20")])),
+        (invalid, "invalid parent interface name 'averyverylongname.20': at most 15 bytes, no '/', ':' or whitespace, not '.' or '..'", net("n", &[], &[], &[("parent", "averyverylongname.20")])),
         (invalid, "mtu 9000 is larger than the MTU 1500 of parent eth0", net("n", &[], &[], &[("parent", "eth0"), ("mtu", "9000")])),
         (invalid, "invalid mtu '67': must be a number from 68 to the parent's MTU", net("n", &[], &[], &[("mtu", "67")])),
         (ErrorKind::AlreadyExists, "network with name taken already exists", net("taken", &[], &[], &[])),
@@ -358,6 +358,7 @@ fn every_refusal_names_the_problem_and_changes_nothing() {
         (invalid, "invalid network name \"a b\": only [a-zA-Z0-9][a-zA-Z0-9_.-]* are allowed, at most 64 bytes", net("a b", &[], &[], &[])),
         (invalid, "no matching subnet for gateway 10.99.0.1", net("n", &["10.98.0.0/24"], &["10.99.0.1"], &[])),
         (invalid, "invalid subnet 10.98.0.1/24: it should be 10.98.0.0/24", net("n", &["10.98.0.1/24"], &[], &[])),
+        (invalid, "mtu 1000 is too small for an IPv6 network: IPv6 needs at least 1280 (RFC 8200)", net("n", &["2001:db8:73::/64"], &[], &[("mtu", "1000")])),
     ];
     for (kind, text, req) in cases {
         refused(&config, kind, text, || manager.create_network(&req));
@@ -391,11 +392,29 @@ fn every_refusal_names_the_problem_and_changes_nothing() {
         "Address already in use",
         || manager.connect("taken", &e2, &with(Some("10.70.0.5"), None)),
     );
+    for (address, text) in [
+        (
+            "10.70.0.1",
+            "10.70.0.1 is the gateway of subnet 10.70.0.0/24",
+        ),
+        (
+            "10.70.0.0",
+            "10.70.0.0 is the network address of subnet 10.70.0.0/24",
+        ),
+        (
+            "10.70.0.255",
+            "10.70.0.255 is the broadcast address of subnet 10.70.0.0/24",
+        ),
+    ] {
+        refused(&config, invalid, text, || {
+            manager.connect("taken", &e2, &with(Some(address), None))
+        });
+    }
     refused(
         &config,
-        ErrorKind::AlreadyExists,
-        "Address already in use",
-        || manager.connect("taken", &e2, &with(Some("10.70.0.1"), None)),
+        invalid,
+        "2001:db8:71:: is the subnet-router anycast address of subnet 2001:db8:71::/64",
+        || manager.connect("six", &e2, &with(None, Some("2001:db8:71::"))),
     );
     refused(
         &config,
@@ -494,6 +513,100 @@ fn every_refusal_names_the_problem_and_changes_nothing() {
     manager.remove_network("taken").unwrap();
     manager.remove_network("six").unwrap();
     assert!(all_ipvlan_links().is_empty());
+}
+
+/// A `-o` key given twice was stored twice, and the strict reader then
+/// refused the record: every later command, `restore` included, failed
+/// until the file was edited by hand. Now the create is refused, naming
+/// the key, and nothing is made.
+#[test]
+fn a_repeated_option_is_refused_and_the_state_stays_readable() {
+    topology_up();
+    let config = config("repeated");
+    let manager = Manager::open(config.clone()).unwrap();
+    manager.networks().unwrap();
+    let cases: [(&[(&str, &str)], &str); 3] = [
+        (
+            &[("parent", "eth0"), ("mtu", "1400"), ("mtu", "1400")],
+            "option 'mtu' given more than once (-o mtu=1400, -o mtu=1400): give each option once",
+        ),
+        (
+            &[("ipvlan_mode", "l2"), ("ipvlan_mode", "l3")],
+            "option 'ipvlan_mode' given more than once (-o ipvlan_mode=l2, -o ipvlan_mode=l3): give each option once",
+        ),
+        (
+            &[("parent", "eth0.31"), ("parent", "eth0.31")],
+            "option 'parent' given more than once (-o parent=eth0.31, -o parent=eth0.31): give each option once",
+        ),
+    ];
+    for (options, text) in cases {
+        let request = net("dup", &["10.79.0.0/24"], &[], options);
+        refused(&config, ErrorKind::InvalidValue, text, || {
+            manager.create_network(&request)
+        });
+    }
+    assert!(manager.networks().unwrap().is_empty());
+    let report = manager.restore().unwrap();
+    assert!(report.errors.is_empty(), "{report:?}");
+    assert!(link(None, "eth0.31").is_none());
+}
+
+/// Relative state, namespace and /etc/netns directories are made absolute
+/// before anything is recorded: the container's hosts symlink and its
+/// endpoint record name absolute paths, valid from any directory.
+#[test]
+fn relative_directories_are_recorded_absolute() {
+    let root = Path::new("/tmp/ipvlan-relative");
+    let _ = fs::remove_dir_all(root);
+    fs::create_dir_all(root.join("cwd/sub")).unwrap();
+    let bin = std::env::var("IPVLAN_BIN").unwrap_or_else(|_| "/usr/bin/ipvlan".into());
+    let ipvlan = |relative: bool, args: &[&str]| {
+        let mut command = std::process::Command::new(&bin);
+        command.args(args);
+        if relative {
+            command
+                .current_dir(root.join("cwd"))
+                .env("IPVLAN_STATE_DIR", "../state")
+                .env("IPVLAN_NETNS_DIR", "./netns")
+                .env("IPVLAN_ETC_NETNS_DIR", "sub/../etc-netns");
+        } else {
+            command
+                .current_dir("/")
+                .env("IPVLAN_STATE_DIR", root.join("state"))
+                .env("IPVLAN_NETNS_DIR", root.join("cwd/netns"))
+                .env("IPVLAN_ETC_NETNS_DIR", root.join("cwd/etc-netns"));
+        }
+        let output = command.output().unwrap();
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    };
+    let id = ipvlan(
+        true,
+        &["network", "create", "--subnet=10.80.0.0/24", "relnet"],
+    );
+    ipvlan(true, &["run", "--net=relnet", "--name=relc", "-d"]);
+
+    let hosts = fs::read_link(root.join("cwd/etc-netns/relc/hosts")).unwrap();
+    assert_eq!(hosts, root.join("state/hosts").join(&id));
+    assert!(fs::read_to_string(&hosts).unwrap().contains("relc"));
+    let record = root.join(format!("state/endpoints/{id}/relc.json"));
+    let record = ipvlan::json::parse(&fs::read_to_string(record).unwrap()).unwrap();
+    assert_eq!(
+        record.get("netns").and_then(|v| v.as_str()),
+        Some(root.join("cwd/netns/relc").to_str().unwrap())
+    );
+
+    // Found again from elsewhere, through absolute paths.
+    ipvlan(false, &["rm", "-f", "relc"]);
+    ipvlan(false, &["network", "rm", "relnet"]);
+    assert!(!root.join("cwd/etc-netns/relc").exists());
+    assert!(!root.join("cwd/netns/relc").exists());
+    let _ = ipvlan::netns::release_run_dir(root.join("cwd/netns"));
+    let _ = fs::remove_dir_all(root);
 }
 
 #[test]

@@ -74,7 +74,7 @@ fn field(link: &Value, path: &[&str]) -> String {
     }
     match value {
         Value::String(text) => text.clone(),
-        other => other.to_compact(),
+        other => other.to_string(),
     }
 }
 

@@ -101,14 +101,14 @@ fn json(data: &[u8]) {
     if let Ok(text) = std::str::from_utf8(data) {
         if let Ok(value) = ipvlan::json::parse(text) {
             // Whatever parses must print, and that output must parse back to itself.
-            let compact = value.to_compact();
+            let compact = value.to_compact().expect("a parsed value writes");
             let again = ipvlan::json::parse(&compact).expect("compact output parses");
             assert_eq!(
-                again.to_compact(),
+                again.to_compact().expect("a parsed value writes"),
                 compact,
                 "compact round trip changed the value"
             );
-            let _ = value.to_pretty();
+            value.to_pretty().expect("a parsed value writes");
         }
     }
 }
@@ -124,14 +124,20 @@ fn records(data: &[u8]) {
     if let Ok(value) = ipvlan::json::parse(text) {
         if let Ok(network) = NetworkRecord::from_json(&value) {
             let _ = network.short_id();
-            let again = ipvlan::json::parse(&network.to_json().to_pretty())
-                .expect("a written network record is JSON");
+            let again =
+                ipvlan::json::parse(&network.to_json().to_pretty().expect("a read record writes"))
+                    .expect("a written network record is JSON");
             let again = NetworkRecord::from_json(&again).expect("a written network record reads");
             assert_eq!(again, network, "network record round trip");
         }
         if let Ok(endpoint) = EndpointRecord::from_json(&value) {
-            let again = ipvlan::json::parse(&endpoint.to_json().to_compact())
-                .expect("a written endpoint record is JSON");
+            let again = ipvlan::json::parse(
+                &endpoint
+                    .to_json()
+                    .to_compact()
+                    .expect("a read record writes"),
+            )
+            .expect("a written endpoint record is JSON");
             let again = EndpointRecord::from_json(&again).expect("a written endpoint record reads");
             assert_eq!(again, endpoint, "endpoint record round trip");
         }

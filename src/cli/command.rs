@@ -169,7 +169,17 @@ pub fn parse(argv: &[String]) -> Result<Invocation, ParseError> {
     // operand is the command and everything after it is the command's.
     let global =
         args::parse(Topic::Root.flags(), argv, Operands::StopAtFirst).map_err(at(Topic::Root))?;
-    let state_dir = global.last("state-dir").map(PathBuf::from);
+    let state_dir = match global.last("state-dir") {
+        // Not the current directory, which is what an empty path would open.
+        Some("") => return Err(ParseError {
+            topic: Topic::Root,
+            error: ArgError::Value(
+                "invalid value \"\" for --state-dir: empty; give a directory or leave the flag out"
+                    .to_string(),
+            ),
+        }),
+        other => other.map(PathBuf::from),
+    };
     let command = if global.help {
         Command::Help(Topic::Root)
     } else if global.is_set("version") {

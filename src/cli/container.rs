@@ -3,7 +3,7 @@
 use crate::driver::{self, AttachRequest, ErrorKind, ExecOptions, Manager, RunRequest};
 
 use super::command::{ExecArgs, RunArgs};
-use super::{output, Failure, EXIT_CANNOT_RUN, EXIT_FAILED, EXIT_NOT_FOUND, EXIT_OK};
+use super::{output, warn, Failure, EXIT_CANNOT_RUN, EXIT_FAILED, EXIT_NOT_FOUND, EXIT_OK};
 
 /// Creates the container attached to its network (one driver call: all
 /// of it or nothing), then runs its command in the foreground (exit code:
@@ -85,7 +85,7 @@ fn discard(manager: &Manager, name: &str) {
     match manager.remove_container(name, true) {
         Ok(notes) => {
             for note in notes {
-                eprintln!("ipvlan: warning: {note}");
+                warn(note);
             }
         }
         Err(error) => eprintln!(
@@ -116,7 +116,7 @@ pub fn remove(manager: &Manager, force: bool, names: &[String]) -> Result<i32, F
         match manager.remove_container(name, force) {
             Ok(notes) => {
                 for note in notes {
-                    eprintln!("ipvlan: warning: {note}");
+                    warn(note);
                 }
                 outln!("{name}");
             }
@@ -129,6 +129,8 @@ pub fn remove(manager: &Manager, force: bool, names: &[String]) -> Result<i32, F
     Ok(code)
 }
 
+/// Lists what can be read; damaged records are warnings and the exit
+/// code stays 0, as for `network ls`.
 pub fn ps(manager: &Manager, quiet: bool) -> Result<i32, Failure> {
     let containers = manager
         .containers()
@@ -140,6 +142,7 @@ pub fn ps(manager: &Manager, quiet: bool) -> Result<i32, Failure> {
     } else {
         out!("{}", output::container_table(&containers));
     }
+    super::network::warn_damaged(&containers.damaged);
     Ok(EXIT_OK)
 }
 

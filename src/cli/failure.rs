@@ -7,6 +7,7 @@ use super::args::ArgError;
 use super::command::ParseError;
 use super::help::Topic;
 use crate::driver;
+use crate::text::escape_controls;
 
 /// Exit code of a successful command.
 pub const EXIT_OK: i32 = 0;
@@ -98,6 +99,11 @@ impl Failure {
     }
 }
 
+/// Prints `ipvlan: warning: TEXT` on stderr, TEXT on one line.
+pub(crate) fn warn(text: impl fmt::Display) {
+    eprintln!("ipvlan: warning: {}", escape_controls(&text.to_string()));
+}
+
 impl From<ParseError> for Failure {
     fn from(error: ParseError) -> Failure {
         let context = match error.topic {
@@ -123,7 +129,9 @@ impl fmt::Display for Failure {
             .message
             .strip_prefix("ipvlan: ")
             .unwrap_or(&self.message);
-        write!(f, "ipvlan: {message}")?;
+        // Arguments are echoed in the message; whatever they hold, the
+        // terminal gets one line of text.
+        write!(f, "ipvlan: {}", escape_controls(message))?;
         if let FailureKind::Usage(topic) = self.kind {
             let path = match topic {
                 Topic::Root => "ipvlan".to_string(),

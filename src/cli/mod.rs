@@ -36,6 +36,7 @@ use std::fmt;
 
 use crate::driver::{Config, Manager};
 use command::{Command, Invocation};
+use failure::warn;
 pub use failure::{
     Failure, EXIT_CANNOT_RUN, EXIT_FAILED, EXIT_NOT_FOUND, EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE,
 };
@@ -122,12 +123,22 @@ fn needs_root(command: &Command) -> bool {
     )
 }
 
-fn config(invocation: &Invocation) -> Config {
-    let mut config = Config::from_env();
-    if let Some(state_dir) = &invocation.state_dir {
-        config.state_dir = state_dir.clone();
-    }
-    config
+/// The directories from `--state-dir` and the environment, absolute; an
+/// environment variable that is set but empty is refused.
+fn config(invocation: &Invocation) -> Result<Config, Failure> {
+    let flag = invocation.state_dir.as_ref();
+    // The flag overrides IPVLAN_STATE_DIR, so that one is not looked at.
+    let config = Config::from_vars(|name| match name {
+        crate::driver::STATE_DIR_ENV if flag.is_some() => None,
+        _ => std::env::var_os(name),
+    })
+    .and_then(|mut config| {
+        if let Some(state_dir) = flag {
+            config.state_dir = state_dir.clone();
+        }
+        config.absolute()
+    });
+    config.map_err(|error| Failure::driver("ipvlan", &error))
 }
 
 fn open(config: Config) -> Result<Manager, Failure> {
@@ -142,13 +153,18 @@ fn open(config: Config) -> Result<Manager, Failure> {
 
 fn execute(invocation: Invocation) -> Result<i32, Failure> {
     let topic = topic_of(&invocation.command);
+    let config = match invocation.command {
+        // Help and version read nothing, so a bad environment is no reason
+        // to refuse them.
+        Command::Help(_) | Command::Version { .. } => Config::from_env(),
+        _ => config(&invocation)?,
+    };
     if needs_root(&invocation.command) && !crate::driver::has_net_admin() {
         return Err(Failure::failed(
             topic.path(),
             "this command needs root (CAP_NET_ADMIN)",
         ));
     }
-    let config = config(&invocation);
     match invocation.command {
         Command::Help(topic) => {
             out!("{}", help::usage(topic));

@@ -1,9 +1,9 @@
 //! `ipvlan network create|rm|ls|inspect|connect|disconnect`.
 
-use crate::driver::{ErrorKind, Manager, NetworkCreate, NetworkInfo, Target};
+use crate::driver::{self, Damaged, ErrorKind, Manager, NetworkCreate, NetworkInfo, Target};
 
 use super::command::ConnectArgs;
-use super::{output, Failure, EXIT_FAILED, EXIT_OK};
+use super::{output, warn, Failure, EXIT_FAILED, EXIT_OK};
 
 fn describe(target: &Target) -> String {
     match target {
@@ -17,7 +17,7 @@ pub fn create(manager: &Manager, request: NetworkCreate) -> Result<i32, Failure>
         Failure::driver(format_args!("network create {}", request.name), &error)
     })?;
     for warning in &network.warnings {
-        eprintln!("ipvlan: warning: {warning}");
+        warn(warning);
     }
     outln!("{}", network.id);
     Ok(EXIT_OK)
@@ -29,7 +29,12 @@ pub fn remove(manager: &Manager, names: &[String]) -> Result<i32, Failure> {
     let mut code = EXIT_OK;
     for name in names {
         match manager.remove_network(name) {
-            Ok(()) => outln!("{name}"),
+            Ok(notes) => {
+                for note in notes {
+                    eprintln!("ipvlan: warning: {note}");
+                }
+                outln!("{name}");
+            }
             Err(error) => {
                 eprintln!(
                     "{}",
@@ -42,10 +47,30 @@ pub fn remove(manager: &Manager, names: &[String]) -> Result<i32, Failure> {
     Ok(code)
 }
 
+/// One stderr line per state file a listing could not read.
+pub fn warn_damaged(damaged: &[Damaged]) {
+    for damaged in damaged {
+        eprintln!("ipvlan: warning: damaged state file left as it is: {damaged}");
+    }
+}
+
+/// Lists what can be read; each damaged record is a warning on stderr
+/// and the exit code stays 0, so a boot script still sees every good
+/// network (`restore` is the command that fails on damage).
 pub fn list(manager: &Manager, quiet: bool, no_trunc: bool) -> Result<i32, Failure> {
     let networks = manager
         .networks()
         .map_err(|error| Failure::driver("network ls", &error))?;
+    // Not listed, as no other command accepts them; but not hidden either,
+    // since their names are taken until restore rolls them back.
+    let half_created = manager
+        .half_created_networks()
+        .map_err(|error| Failure::driver("network ls", &error))?;
+    for name in half_created {
+        warn(format_args!(
+            "network {name} was left half-created by an interrupted `network create`; run `ipvlan restore` to roll it back"
+        ));
+    }
     if quiet {
         for network in &networks {
             outln!("{}", output::network_id(network, no_trunc));
@@ -53,6 +78,7 @@ pub fn list(manager: &Manager, quiet: bool, no_trunc: bool) -> Result<i32, Failu
     } else {
         out!("{}", output::network_table(&networks, no_trunc));
     }
+    warn_damaged(&networks.damaged);
     Ok(EXIT_OK)
 }
 
@@ -75,7 +101,10 @@ pub fn inspect(manager: &Manager, names: &[String]) -> Result<i32, Failure> {
             )),
         }
     }
-    outln!("{}", output::inspect_document(&found));
+    match output::inspect_document(&found) {
+        Ok(document) => outln!("{document}"),
+        Err(error) => failures.insert(0, Failure::failed("network inspect", error)),
+    }
     for failure in &failures {
         eprintln!("{failure}");
     }
@@ -86,9 +115,18 @@ pub fn inspect(manager: &Manager, names: &[String]) -> Result<i32, Failure> {
     })
 }
 
+/// A namespace path made absolute: it is recorded, and read back by later
+/// commands (`restore` at boot) from other directories.
+fn absolute(target: &Target) -> Result<Target, driver::Error> {
+    Ok(match target {
+        Target::Path(path) => Target::Path(driver::absolute_path("namespace", path)?),
+        Target::Container(_) => target.clone(),
+    })
+}
+
 pub fn connect(manager: &Manager, args: ConnectArgs) -> Result<i32, Failure> {
-    manager
-        .connect(&args.network, &args.target, &args.request)
+    absolute(&args.target)
+        .and_then(|target| manager.connect(&args.network, &target, &args.request))
         .map_err(|error| {
             Failure::driver(
                 format_args!(
@@ -103,14 +141,16 @@ pub fn connect(manager: &Manager, args: ConnectArgs) -> Result<i32, Failure> {
 }
 
 pub fn disconnect(manager: &Manager, network: &str, target: &Target) -> Result<i32, Failure> {
-    let notes = manager.disconnect(network, target).map_err(|error| {
-        Failure::driver(
-            format_args!("network disconnect {network} {}", describe(target)),
-            &error,
-        )
-    })?;
+    let notes = absolute(target)
+        .and_then(|absolute| manager.disconnect(network, &absolute))
+        .map_err(|error| {
+            Failure::driver(
+                format_args!("network disconnect {network} {}", describe(target)),
+                &error,
+            )
+        })?;
     for note in notes {
-        eprintln!("ipvlan: warning: {note}");
+        warn(note);
     }
     Ok(EXIT_OK)
 }

@@ -1,7 +1,7 @@
 //! What the commands print: docker-style tables and `network inspect` JSON.
 
 use crate::driver::{ContainerInfo, EndpointInfo, NetworkInfo};
-use crate::json::Value;
+use crate::json::{Value, WriteError};
 
 /// Aligns `rows` (the first is the header) the way docker's tabwriter does:
 /// each column as wide as its widest cell plus 3, at least 10; the last
@@ -194,8 +194,9 @@ fn network_options(network: &NetworkInfo) -> Vec<(String, Value)> {
     options
 }
 
-/// `network inspect`'s document: a JSON array, 4-space indented.
-pub fn inspect_document(networks: &[NetworkInfo]) -> String {
+/// `network inspect`'s document: a JSON array, 4-space indented; an error
+/// rather than JSON that a strict reader would refuse.
+pub fn inspect_document(networks: &[NetworkInfo]) -> Result<String, WriteError> {
     let values: Vec<Value> = networks.iter().map(network_json).collect();
     Value::from(values).to_pretty()
 }
@@ -293,7 +294,7 @@ mod tests {
 
     #[test]
     fn inspect_has_docker_fields() {
-        let document = json::parse(&inspect_document(&[network()])).expect("valid JSON");
+        let document = json::parse(&inspect_document(&[network()]).unwrap()).expect("valid JSON");
         let network = &document.as_array().expect("array")[0];
         assert_eq!(network.get("Name").and_then(Value::as_str), Some("db_net"));
         assert_eq!(network.get("Scope").and_then(Value::as_str), Some("local"));
@@ -389,11 +390,11 @@ mod tests {
 
     #[test]
     fn inspect_document_is_indented_with_four_spaces() {
-        let text = inspect_document(&[network()]);
+        let text = inspect_document(&[network()]).unwrap();
         assert!(
             text.starts_with("[\n    {\n        \"Name\": \"db_net\","),
             "{text}"
         );
-        assert_eq!(inspect_document(&[]), "[]");
+        assert_eq!(inspect_document(&[]).unwrap(), "[]");
     }
 }

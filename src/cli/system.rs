@@ -1,6 +1,7 @@
 //! `ipvlan restore|doctor|version`.
 
 use crate::driver::{self, Config, Manager, RestoreReport};
+use crate::text::escape_controls;
 
 use super::{Failure, EXIT_FAILED, EXIT_OK};
 
@@ -10,7 +11,7 @@ pub fn restore(manager: &Manager) -> Result<i32, Failure> {
         .map_err(|error| Failure::driver("restore", &error))?;
     out!("{}", restore_summary(&report));
     for error in &report.errors {
-        eprintln!("ipvlan: restore: {error}");
+        eprintln!("ipvlan: restore: {}", escape_controls(error));
     }
     Ok(if report.errors.is_empty() {
         EXIT_OK
@@ -43,7 +44,9 @@ pub fn restore_summary(report: &RestoreReport) -> String {
     ];
     for (label, items) in sections {
         for item in items {
-            text.push_str(&format!("  {label}: {item}\n"));
+            // Items name endpoints by namespace path, which may hold
+            // anything a path can.
+            text.push_str(&format!("  {label}: {}\n", escape_controls(item)));
         }
     }
     text
@@ -54,7 +57,12 @@ pub fn doctor(config: &Config) -> Result<i32, Failure> {
     let report = driver::doctor(config);
     for check in &report.checks {
         let verdict = if check.ok { "ok  " } else { "FAIL" };
-        outln!("{verdict} {}: {}", check.name, check.detail);
+        // Details name the state directory, which the user chose.
+        outln!(
+            "{verdict} {}: {}",
+            check.name,
+            escape_controls(&check.detail)
+        );
     }
     Ok(if report.all_ok() {
         EXIT_OK

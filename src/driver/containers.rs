@@ -3,7 +3,8 @@
 
 use std::ffi::CString;
 use std::fs::{self, OpenOptions};
-use std::os::unix::fs::MetadataExt;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -19,7 +20,7 @@ use super::{AttachRequest, RunRequest};
 use crate::netns::{self, Netns};
 use crate::rtnl::Handle;
 use crate::store::{
-    ContainerRecord, ContainerState, EndpointState, Locked, NetworkRecord, Timestamp,
+    ContainerRecord, ContainerState, EndpointState, Listing, Locked, NetworkRecord, Timestamp,
 };
 
 impl Manager {
@@ -244,7 +245,7 @@ impl Manager {
             }
             NsAt::Gone => {}
         }
-        hosts::unlink(&self.config.etc_netns_dir, name)?;
+        hosts::unlink(&self.config.etc_netns_dir, name, state.root())?;
         let _ = fs::remove_file(self.log_path(name));
         state.remove_container(name)?;
         Ok(notes)
@@ -252,7 +253,11 @@ impl Manager {
 
     /// Detaches a container from every network and deletes its namespace;
     /// returns what was left alone, and why. Refused while processes
-    /// remain inside unless `force`, which kills them.
+    /// remain inside unless `force`, which kills them. Only containers we
+    /// created are ours to remove: any other name, even of a namespace
+    /// under the netns directory (`ip netns add`, another runtime), is
+    /// [`ErrorKind::NotFound`](super::ErrorKind::NotFound) and nothing is
+    /// touched, as `docker rm` knows only its own containers.
     ///
     /// ```no_run
     /// # let manager = ipvlan::driver::Manager::open(ipvlan::driver::Config::from_env())?;
@@ -267,11 +272,10 @@ impl Manager {
     pub fn remove_container(&self, name: &str, force: bool) -> Result<Vec<String>, Error> {
         check_container_name(name)?;
         let state = self.store.lock()?;
-        let path = self.config.netns_dir.join(name);
-        let ours = state.has_container(name)?;
-        if !path.exists() && !ours {
-            return Err(Error::not_found(format!("No such container: {name}")));
+        if !state.has_container(name)? {
+            return Err(no_such_container(name));
         }
+        let path = self.config.netns_dir.join(name);
         let pids = if path.exists() {
             processes_in(&path)
         } else {
@@ -306,42 +310,57 @@ impl Manager {
             netns::delete_named(&self.config.netns_dir, name)
                 .map_err(|e| Error::io(format!("deleting namespace {name}"), &e))?;
         }
-        let _ = hosts::unlink(&self.config.etc_netns_dir, name);
+        let _ = hosts::unlink(&self.config.etc_netns_dir, name, state.root());
         let _ = fs::remove_file(self.log_path(name));
         state.remove_container(name)?;
         Ok(notes)
     }
 
-    /// Every container we created, with its endpoints; not those an
+    /// Every container we created that can be read, with its endpoints,
+    /// and the state files that cannot (container, network and endpoint
+    /// records), which are left as they are. Not listed: those an
     /// interrupted [`Manager::run_container`] left half made or an
     /// interrupted [`Manager::remove_container`] half removed.
     ///
     /// ```no_run
     /// # let manager = ipvlan::driver::Manager::open(ipvlan::driver::Config::from_env())?;
-    /// for container in manager.containers()? {
+    /// let containers = manager.containers()?;
+    /// for container in &containers {
     ///     let networks: Vec<&str> = container.endpoints.iter().map(|e| e.network.as_str()).collect();
     ///     println!("{} {}", container.name, networks.join(","));
     /// }
+    /// for damaged in &containers.damaged {
+    ///     eprintln!("warning: damaged state file {damaged}");
+    /// }
     /// # Ok::<(), ipvlan::driver::Error>(())
     /// ```
-    pub fn containers(&self) -> Result<Vec<ContainerInfo>, Error> {
+    pub fn containers(&self) -> Result<Listing<ContainerInfo>, Error> {
         let state = self.store.lock()?;
         let networks = state.networks()?;
-        let mut containers = Vec::new();
-        for name in state.containers()? {
-            // Half made by an interrupted run: not a container until
-            // restore finishes undoing it.
-            match state.container(&name)? {
-                Some(record) if record.state == ContainerState::Created => {}
-                _ => continue,
-            }
+        let records = state.container_records()?;
+        let mut containers = Listing {
+            items: Vec::new(),
+            damaged: networks.damaged.clone(),
+        };
+        containers.damaged.extend(records.damaged);
+        // Half made by an interrupted run, or half removed by an rm: not a
+        // container until restore finishes undoing or removing it.
+        let whole = records
+            .items
+            .into_iter()
+            .filter(|record| record.state == ContainerState::Created);
+        for name in whole.map(|record| record.name) {
             let mut endpoints = Vec::new();
             for network in &networks {
-                if let Some(endpoint) = state.endpoint(&network.id, &name)? {
-                    endpoints.push(EndpointInfo::from_record(network, &endpoint));
+                match state.endpoint(&network.id, &name) {
+                    Ok(Some(endpoint)) => {
+                        endpoints.push(EndpointInfo::from_record(network, &endpoint))
+                    }
+                    Ok(None) => {}
+                    Err(error) => containers.note(error)?,
                 }
             }
-            containers.push(ContainerInfo {
+            containers.items.push(ContainerInfo {
                 netns_path: self.config.netns_dir.join(&name),
                 name,
                 endpoints,
@@ -350,12 +369,21 @@ impl Manager {
         Ok(containers)
     }
 
+    /// The namespace of one of our containers and the hosts file to show
+    /// in it. Another tool's namespace is no container of ours (`ip netns
+    /// exec` is there for those): commands are run only where we know
+    /// what we are entering.
     fn container_namespace(&self, container: &str) -> Result<(Netns, Option<PathBuf>), Error> {
         check_container_name(container)?;
+        // A lock-free read: a command may run for as long as it likes and
+        // must not hold up other invocations.
+        if !self.store.has_container(container)? {
+            return Err(no_such_container(container));
+        }
         let path = self.config.netns_dir.join(container);
         let ns = Netns::open_path(&path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
-                Error::not_found(format!("No such container: {container}"))
+                no_such_container(container)
             } else {
                 Error::io(format!("opening namespace {container}"), &e)
             }
@@ -365,6 +393,11 @@ impl Manager {
 
     /// Runs `argv` inside the container's namespace in the foreground, with
     /// the container's hosts file as `/etc/hosts`; returns its exit status.
+    /// The container must be one we created (else
+    /// [`ErrorKind::NotFound`](super::ErrorKind::NotFound), `No such
+    /// container`). On a host without `/etc/hosts` the command sees the
+    /// host's `/etc` on a read-only tmpfs with the hosts file added (see
+    /// the README); nothing is created on the host.
     /// A command that cannot be started is an error of kind
     /// [`ErrorKind::CommandNotFound`](super::ErrorKind::CommandNotFound) or
     /// [`ErrorKind::CommandNotExecutable`](super::ErrorKind::CommandNotExecutable).
@@ -412,7 +445,7 @@ impl Manager {
 
     /// Starts `argv` in the background inside the container's namespace
     /// (stdin `/dev/null`, output to a log file in the state directory);
-    /// returns its pid.
+    /// returns its pid. Names and refusals as for [`Manager::exec`].
     ///
     /// ```no_run
     /// # let manager = ipvlan::driver::Manager::open(ipvlan::driver::Config::from_env())?;
@@ -425,18 +458,9 @@ impl Manager {
             .split_first()
             .ok_or_else(|| Error::invalid("no command given"))?;
         let (ns, hosts_file) = self.container_namespace(container)?;
-        let log = self.log_path(container);
-        if let Some(dir) = log.parent() {
-            fs::create_dir_all(dir)
-                .map_err(|e| Error::io(format!("creating {}", dir.display()), &e))?;
-        }
-        let open_log = || {
-            OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&log)
-                .map_err(|e| Error::io(format!("opening {}", log.display()), &e))
-        };
+        // 0600 in a checked directory, never through a link: root would
+        // append the command's output to whatever a planted link names.
+        let open_log = || self.store.open_log(container).map_err(Error::from);
         let stdout = open_log()?;
         let stderr = open_log()?;
         let child = netns::run_in(&ns, || {
@@ -487,7 +511,6 @@ fn enter_hosts_view(hosts_file: Option<&Path>) -> Result<(), Error> {
     let Some(hosts_file) = hosts_file else {
         return Ok(());
     };
-    let cstr = |text: &str| CString::new(text).unwrap_or_default();
     crate::sys::unshare(libc::CLONE_NEWNS)
         .map_err(|e| Error::io("creating a mount namespace", &e))?;
     // Keep our bind mount from propagating back to the host.
@@ -498,19 +521,102 @@ fn enter_hosts_view(hosts_file: Option<&Path>) -> Result<(), Error> {
         (libc::MS_SLAVE | libc::MS_REC) as libc::c_ulong,
     )
     .map_err(|e| Error::io("making / a slave mount", &e))?;
-    let source = CString::new(hosts_file.as_os_str().as_encoded_bytes()).unwrap_or_default();
-    crate::sys::mount(
-        &source,
-        &cstr("/etc/hosts"),
-        &cstr("none"),
-        libc::MS_BIND as libc::c_ulong,
-    )
-    .map_err(|e| {
+    let etc_hosts = Path::new("/etc/hosts");
+    let mounting = |e: &std::io::Error| {
         Error::io(
             format!("mounting {} on /etc/hosts", hosts_file.display()),
-            &e,
+            e,
         )
-    })
+    };
+    match bind(hosts_file, etc_hosts, 0) {
+        // No /etc/hosts (or a dangling symlink) to mount on: an
+        // initramfs, a minimal busybox system.
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) && !etc_hosts.exists() => {
+            etc_with_hosts(hosts_file).map_err(|e| mounting(&e))
+        }
+        other => other.map_err(|e| mounting(&e)),
+    }
+}
+
+/// Replaces `/etc`, in this private mount namespace only, by a tmpfs that
+/// holds every entry of the host's `/etc` (directories and files
+/// bind-mounted, so reads and writes reach the host's; symlinks copied)
+/// plus `hosts`, the container's file; then makes that tmpfs read-only,
+/// so a command that creates a file directly in `/etc` fails instead of
+/// writing where nobody will see it. Creating `/etc/hosts` on the host
+/// instead would change the host (and fail on a read-only root).
+fn etc_with_hosts(hosts_file: &Path) -> std::io::Result<()> {
+    let etc = Path::new("/etc");
+    // Opened inside this mount namespace, so that its entries can be
+    // bind-mounted from `/proc/self/fd/N` once the tmpfs hides them.
+    let host_etc = fs::File::open(etc)?;
+    let meta = host_etc.metadata()?;
+    let mut entries = Vec::new();
+    for entry in fs::read_dir(etc)? {
+        let entry = entry?;
+        if entry.file_name() != "hosts" {
+            entries.push((entry.file_name(), entry.file_type()?));
+        }
+    }
+    let hidden = PathBuf::from(format!("/proc/self/fd/{}", host_etc.as_raw_fd()));
+    crate::sys::mount(&cstr("tmpfs"), &path_cstr(etc), &cstr("tmpfs"), 0)?;
+    fs::set_permissions(etc, fs::Permissions::from_mode(meta.mode() & 0o7777))?;
+    std::os::unix::fs::chown(etc, Some(meta.uid()), Some(meta.gid()))?;
+    for (name, kind) in entries {
+        let source = hidden.join(&name);
+        let target = etc.join(&name);
+        if kind.is_symlink() {
+            std::os::unix::fs::symlink(fs::read_link(&source)?, &target)?;
+            continue;
+        }
+        if kind.is_dir() {
+            fs::create_dir(&target)?;
+        } else {
+            fs::File::create(&target)?;
+        }
+        bind(&source, &target, libc::MS_REC).map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("binding {} into the view of /etc: {e}", target.display()),
+            )
+        })?;
+    }
+    let etc_hosts = etc.join("hosts");
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(&etc_hosts)?;
+    bind(hosts_file, &etc_hosts, 0)?;
+    crate::sys::mount(
+        &cstr("none"),
+        &path_cstr(etc),
+        &cstr(""),
+        (libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY) as libc::c_ulong,
+    )
+}
+
+/// Bind-mounts `source` on `target` (`extra`: more mount flags).
+fn bind(source: &Path, target: &Path, extra: libc::c_ulong) -> std::io::Result<()> {
+    crate::sys::mount(
+        &path_cstr(source),
+        &path_cstr(target),
+        &cstr("none"),
+        libc::MS_BIND as libc::c_ulong | extra,
+    )
+}
+
+fn cstr(text: &str) -> CString {
+    CString::new(text).unwrap_or_default()
+}
+
+fn path_cstr(path: &Path) -> CString {
+    CString::new(path.as_os_str().as_encoded_bytes()).unwrap_or_default()
+}
+
+/// What `docker` says of a name that is not one of its containers.
+fn no_such_container(name: &str) -> Error {
+    Error::not_found(format!("No such container: {name}"))
 }
 
 /// Sets `lo` up in a new container's namespace, as in a Docker container

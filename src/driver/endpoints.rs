@@ -157,6 +157,9 @@ impl Manager {
                 network.name
             )));
         }
+        if let Some(container) = &target.container {
+            super::hosts::check_view_is_ours(&self.config.etc_netns_dir, container, state.root())?;
+        }
         let host = Handle::new()?;
         let inside = OpenNetns::open(&target.path)?;
         let netns_id = inside.identity()?;

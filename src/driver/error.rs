@@ -1,7 +1,10 @@
 //! The driver's error type: a kind for the front ends to branch on and the
 //! text to show the user.
 
+use std::borrow::Cow;
 use std::fmt;
+
+use crate::text::escape_controls;
 
 /// What kind of failure an [`Error`] is; the CLI maps kinds to exit codes
 /// and hints.
@@ -30,7 +33,9 @@ pub enum ErrorKind {
 }
 
 /// A driver error: its kind, the message shown to the user and the
-/// errno behind it when there is one.
+/// errno behind it when there is one. The message is one line: control
+/// characters in it (from names, paths, values the caller gave) are
+/// escaped ([`escape_controls`]).
 ///
 /// ```
 /// use ipvlan::driver::{Error, ErrorKind};
@@ -50,7 +55,7 @@ impl Error {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
         Error {
             kind,
-            message: message.into(),
+            message: one_line(message.into()),
             errno: None,
         }
     }
@@ -95,7 +100,7 @@ impl Error {
         };
         Error {
             kind,
-            message: message.into(),
+            message: one_line(message.into()),
             errno: Some(errno),
         }
     }
@@ -148,7 +153,7 @@ impl Error {
         };
         Error {
             kind,
-            message: format!("{program}: {why}"),
+            message: one_line(format!("{program}: {why}")),
             errno,
         }
     }
@@ -181,8 +186,17 @@ impl Error {
 
     /// Prefixes the message with context (`creating eth0.20: ...`).
     pub fn context(mut self, what: impl fmt::Display) -> Error {
-        self.message = format!("{what}: {}", self.message);
+        self.message = one_line(format!("{what}: {}", self.message));
         self
+    }
+}
+
+/// `message` with its control characters escaped: every message may carry
+/// text the caller gave, and a front end prints it as one line.
+fn one_line(message: String) -> String {
+    match escape_controls(&message) {
+        Cow::Borrowed(_) => message,
+        Cow::Owned(escaped) => escaped,
     }
 }
 

@@ -7,7 +7,7 @@
 //! whenever one of its networks changes.
 
 use std::fs::{self, OpenOptions};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::IpAddr;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -21,26 +21,38 @@ pub(crate) const HEADER: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localh
 /// Mode of every hosts file: processes in containers read them, whatever
 /// ipvlan's umask was.
 const HOSTS_MODE: u32 = 0o644;
+/// Mode of the union markers: only we read them.
+const MARKER_MODE: u32 = 0o600;
 
 fn io(what: &str, path: &Path, error: std::io::Error) -> Error {
+    if let Some(reason) = crate::store::refusal(&error) {
+        return Error::failed(format!("refusing {}: {reason}", path.display()));
+    }
     Error::io(format!("{what} {}", path.display()), &error)
 }
 
 /// Creates a network's hosts file with the header if it does not exist.
+/// Every open of a hosts file refuses a symbolic link or anything but a
+/// regular file: root would otherwise write into, or blank lines of,
+/// whatever a planted link names.
 pub(crate) fn ensure_file(path: &Path) -> Result<(), Error> {
-    if path.exists() {
-        return Ok(());
-    }
     if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir).map_err(|e| io("creating", dir, e))?;
+        crate::store::create_dir(dir).map_err(|e| io("creating", dir, e))?;
     }
-    let mut file = OpenOptions::new()
+    let created = OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(HOSTS_MODE)
-        .open(path)
-        .map_err(|e| io("creating", path, e))?;
+        .open(path);
+    let mut file = match created {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return crate::store::open_regular(path, OpenOptions::new().read(true))
+                .map(drop)
+                .map_err(|e| io("opening", path, e));
+        }
+        Err(e) => return Err(io("creating", path, e)),
+    };
     // Processes in containers read it whatever ipvlan's umask was.
     file.set_permissions(fs::Permissions::from_mode(HOSTS_MODE))
         .map_err(|e| io("setting the mode of", path, e))?;
@@ -87,9 +99,9 @@ fn names_host(line: &str, name: &str) -> bool {
 pub(crate) fn write_union(target: &Path, sources: &[PathBuf]) -> Result<(), Error> {
     let mut wanted: Vec<String> = Vec::new();
     for source in sources {
-        let content = match fs::read_to_string(source) {
-            Ok(content) => content,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+        let content = match crate::store::read_text_capped(source, crate::store::HOSTS_MAX) {
+            Ok(Some(content)) => content,
+            Ok(None) => continue,
             Err(e) => return Err(io("reading", source, e)),
         };
         wanted.extend(
@@ -100,20 +112,25 @@ pub(crate) fn write_union(target: &Path, sources: &[PathBuf]) -> Result<(), Erro
         );
     }
     if let Some(dir) = target.parent() {
-        fs::create_dir_all(dir).map_err(|e| io("creating", dir, e))?;
+        crate::store::create_dir(dir).map_err(|e| io("creating", dir, e))?;
     }
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(HOSTS_MODE)
-        .open(target)
-        .map_err(|e| io("opening", target, e))?;
+    let mut file = crate::store::open_regular(
+        target,
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(HOSTS_MODE),
+    )
+    .map_err(|e| io("opening", target, e))?;
     file.set_permissions(fs::Permissions::from_mode(HOSTS_MODE))
         .map_err(|e| io("setting the mode of", target, e))?;
-    let mut text = String::new();
-    file.read_to_string(&mut text)
+    let text = crate::store::read_capped(&mut file, crate::store::HOSTS_MAX)
+        .and_then(|bytes| {
+            String::from_utf8(bytes)
+                .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
+        })
         .map_err(|e| io("reading", target, e))?;
     if text.is_empty() {
         let mut all = String::from(HEADER);
@@ -145,54 +162,258 @@ pub(crate) fn write_union(target: &Path, sources: &[PathBuf]) -> Result<(), Erro
         return Ok(());
     }
     let appended: String = missing.iter().map(|line| format!("{line}\n")).collect();
-    let mut append = OpenOptions::new()
-        .append(true)
-        .open(target)
+    let mut append = crate::store::open_regular(target, OpenOptions::new().append(true))
         .map_err(|e| io("opening", target, e))?;
     append
         .write_all(appended.as_bytes())
         .map_err(|e| io("appending to", target, e))
 }
 
-/// Points `ETC_NETNS/NAME/hosts` at `target` (replaced atomically).
-pub(crate) fn link(etc_netns_dir: &Path, container: &str, target: &Path) -> Result<(), Error> {
-    let dir = etc_netns_dir.join(container);
-    crate::fault::point("etc netns: before mkdir");
-    fs::create_dir_all(&dir).map_err(|e| io("creating", &dir, e))?;
-    let _ = fs::set_permissions(&dir, fs::Permissions::from_mode(0o755));
-    let hosts = dir.join("hosts");
-    if fs::read_link(&hosts).is_ok_and(|current| current == target) {
-        return Ok(());
-    }
-    let temporary = dir.join(".hosts.tmp");
-    let _ = fs::remove_file(&temporary);
-    crate::fault::point("etc netns: before symlink");
-    std::os::unix::fs::symlink(target, &temporary).map_err(|e| io("linking", &temporary, e))?;
-    crate::fault::point("etc netns: before rename");
-    crate::fault::after("etc netns: after rename", fs::rename(&temporary, &hosts))
-        .map_err(|e| io("linking", &hosts, e))
+/// Name of the temporary symlink that replaces our own `hosts` symlink in
+/// one `rename(2)`; a leftover one is ours to remove (see [`is_ours`]).
+const TEMPORARY: &str = ".ipvlan-hosts.tmp";
+
+/// Where the files of our views live: the store's `hosts/` tree. A symlink
+/// into it is ours; anything else in `/etc/netns` belongs to whoever put
+/// it there (an admin, `ip netns`, another runtime).
+fn hosts_tree(state_root: &Path) -> PathBuf {
+    absolute(state_root).join("hosts")
 }
 
-/// Removes `ETC_NETNS/NAME/hosts` and its temporary (if they are ours:
-/// symlinks) and the directory when it is left empty.
-pub(crate) fn unlink(etc_netns_dir: &Path, container: &str) -> Result<(), Error> {
+/// Marks `ETC_NETNS/NAME` as a directory we created, and so may remove
+/// once it is empty. Kept in the state directory: a file inside the
+/// directory would be bind-mounted by `ip netns exec` like any entry.
+fn made_dir_marker(state_root: &Path, container: &str) -> PathBuf {
+    hosts_tree(state_root).join("etc-netns").join(container)
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        return path.to_path_buf();
+    }
+    // A relative state directory (`--state-dir s`) would otherwise give a
+    // symlink resolved against /etc/netns/NAME.
+    std::env::current_dir()
+        .map(|cwd| cwd.join(path))
+        .unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// Whether the symlink at `path` points into our hosts tree. Compared as
+/// written (we write absolute paths without `..`), so that a symlink that
+/// merely resolves there through someone else's links is not ours.
+fn is_ours(path: &Path, state_root: &Path) -> bool {
+    let Ok(target) = fs::read_link(path) else {
+        return false;
+    };
+    let tree = hosts_tree(state_root);
+    let plain = target.is_absolute()
+        && target
+            .components()
+            .all(|part| !matches!(part, std::path::Component::ParentDir));
+    plain
+        && (target.starts_with(&tree)
+            || fs::canonicalize(&tree).is_ok_and(|tree| target.starts_with(tree)))
+}
+
+/// What sits at `ETC_NETNS/NAME/hosts`.
+enum Entry {
+    /// Nothing (the directory may be missing too).
+    Missing,
+    /// Our symlink.
+    Ours,
+    /// Someone else's; the text says what and why we leave it.
+    Foreign(String),
+}
+
+fn entry(etc_netns_dir: &Path, container: &str, state_root: &Path) -> Result<Entry, Error> {
     let dir = etc_netns_dir.join(container);
-    // The temporary too: a `link` killed before its rename leaves it.
-    for hosts in [dir.join("hosts"), dir.join(".hosts.tmp")] {
-        match fs::symlink_metadata(&hosts) {
-            Ok(meta) if meta.file_type().is_symlink() => {
-                crate::fault::point("etc netns: before unlink");
-                fs::remove_file(&hosts).map_err(|e| io("removing", &hosts, e))?;
+    match fs::metadata(&dir) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => {
+            return Ok(Entry::Foreign(format!(
+                "{} exists and is not a directory; ipvlan does not replace it",
+                dir.display()
+            )))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Entry::Missing),
+        Err(e) => return Err(io("reading", &dir, e)),
+    }
+    let hosts = dir.join("hosts");
+    match fs::symlink_metadata(&hosts) {
+        Ok(meta) if meta.file_type().is_symlink() && is_ours(&hosts, state_root) => Ok(Entry::Ours),
+        Ok(_) => Ok(Entry::Foreign(format!(
+            "{} exists and is not ours; ipvlan does not replace it",
+            hosts.display()
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Entry::Missing),
+        Err(e) => Err(io("reading", &hosts, e)),
+    }
+}
+
+/// Refuses a container whose `ETC_NETNS/NAME/hosts` is someone else's (an
+/// admin's file or symlink, or a non-directory at `ETC_NETNS/NAME`): the
+/// attach would have to replace it. Called before anything is taken, so
+/// the refusal changes nothing.
+pub(crate) fn check_view_is_ours(
+    etc_netns_dir: &Path,
+    container: &str,
+    state_root: &Path,
+) -> Result<(), Error> {
+    match entry(etc_netns_dir, container, state_root)? {
+        Entry::Missing | Entry::Ours => Ok(()),
+        Entry::Foreign(why) => Err(Error::already_exists(why)),
+    }
+}
+
+/// Makes `ETC_NETNS/NAME` (0755, recorded as ours) unless it exists, in
+/// which case its mode and owner stay the admin's. Returns whether this
+/// call created it.
+fn make_dir(etc_netns_dir: &Path, container: &str, state_root: &Path) -> Result<bool, Error> {
+    let dir = etc_netns_dir.join(container);
+    if dir.is_dir() {
+        return Ok(false);
+    }
+    fs::create_dir_all(etc_netns_dir).map_err(|e| io("creating", etc_netns_dir, e))?;
+    // Marked before it exists: a crash in between leaves a marker for a
+    // missing directory (harmless), never an unmarked directory of ours.
+    let marker = made_dir_marker(state_root, container);
+    let marked_before = marker.exists();
+    if !marked_before {
+        if let Some(parent) = marker.parent() {
+            fs::create_dir_all(parent).map_err(|e| io("creating", parent, e))?;
+        }
+        crate::fault::point("etc netns: before marker");
+        fs::write(&marker, b"").map_err(|e| io("writing", &marker, e))?;
+    }
+    crate::fault::point("etc netns: before mkdir");
+    match crate::fault::after("etc netns: after mkdir", fs::create_dir(&dir)) {
+        Ok(()) => {
+            // Processes in the container read it whatever our umask was.
+            fs::set_permissions(&dir, fs::Permissions::from_mode(0o755))
+                .map_err(|e| io("setting the mode of", &dir, e))?;
+            Ok(true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => {
+            // Someone else made it just now: theirs.
+            if !marked_before {
+                let _ = fs::remove_file(&marker);
             }
-            _ => {}
+            Ok(false)
+        }
+        Err(e) => {
+            if !marked_before {
+                let _ = fs::remove_file(&marker);
+            }
+            Err(io("creating", &dir, e))
         }
     }
-    crate::fault::point("etc netns: before rmdir");
-    crate::fault::after("etc netns: after rmdir", fs::remove_dir(&dir)).ok();
+}
+
+/// Points `ETC_NETNS/NAME/hosts` at `target`: a missing entry is created,
+/// our own symlink replaced atomically; anything else is refused and left
+/// as it is.
+pub(crate) fn link(
+    etc_netns_dir: &Path,
+    container: &str,
+    target: &Path,
+    state_root: &Path,
+) -> Result<(), Error> {
+    let target = absolute(target);
+    let dir = etc_netns_dir.join(container);
+    let hosts = dir.join("hosts");
+    let ours = match entry(etc_netns_dir, container, state_root)? {
+        Entry::Foreign(why) => return Err(Error::already_exists(why)),
+        Entry::Ours if fs::read_link(&hosts).is_ok_and(|current| current == target) => {
+            return Ok(())
+        }
+        Entry::Ours => true,
+        Entry::Missing => false,
+    };
+    let made = make_dir(etc_netns_dir, container, state_root)?;
+    let linked = if ours {
+        replace_our_symlink(&dir, &target, state_root)
+    } else {
+        // symlink(2) fails if anything appeared there meanwhile: that is
+        // never replaced.
+        crate::fault::point("etc netns: before symlink");
+        let linked = std::os::unix::fs::symlink(&target, &hosts);
+        crate::fault::after("etc netns: after symlink", linked).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                Error::already_exists(format!(
+                    "{} exists and is not ours; ipvlan does not replace it",
+                    hosts.display()
+                ))
+            } else {
+                io("linking", &hosts, e)
+            }
+        })
+    };
+    if linked.is_err() && made {
+        let _ = fs::remove_dir(&dir);
+        let _ = fs::remove_file(made_dir_marker(state_root, container));
+    }
+    linked
+}
+
+fn replace_our_symlink(dir: &Path, target: &Path, state_root: &Path) -> Result<(), Error> {
+    let temporary = dir.join(TEMPORARY);
+    if fs::symlink_metadata(&temporary).is_ok() {
+        if !is_ours(&temporary, state_root) {
+            return Err(Error::already_exists(format!(
+                "{} exists and is not ours; ipvlan does not replace it",
+                temporary.display()
+            )));
+        }
+        fs::remove_file(&temporary).map_err(|e| io("removing", &temporary, e))?;
+    }
+    crate::fault::point("etc netns: before symlink");
+    std::os::unix::fs::symlink(target, &temporary).map_err(|e| io("linking", &temporary, e))?;
+    let hosts = dir.join("hosts");
+    crate::fault::point("etc netns: before rename");
+    crate::fault::after("etc netns: after rename", fs::rename(&temporary, &hosts)).map_err(|e| {
+        let _ = fs::remove_file(&temporary);
+        io("linking", &hosts, e)
+    })
+}
+
+/// Removes `ETC_NETNS/NAME/hosts` if it is our symlink, and the directory
+/// if we created it and it is empty; anything else there stays.
+pub(crate) fn unlink(
+    etc_netns_dir: &Path,
+    container: &str,
+    state_root: &Path,
+) -> Result<(), Error> {
+    let dir = etc_netns_dir.join(container);
+    for name in ["hosts", TEMPORARY] {
+        let path = dir.join(name);
+        let is_symlink =
+            fs::symlink_metadata(&path).is_ok_and(|meta| meta.file_type().is_symlink());
+        if is_symlink && is_ours(&path, state_root) {
+            crate::fault::point("etc netns: before unlink");
+            crate::fault::after("etc netns: after unlink", fs::remove_file(&path))
+                .map_err(|e| io("removing", &path, e))?;
+        }
+    }
+    let marker = made_dir_marker(state_root, container);
+    if marker.exists() {
+        crate::fault::point("etc netns: before rmdir");
+        match crate::fault::after("etc netns: after rmdir", fs::remove_dir(&dir)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            // Not empty: someone put something in it; the marker stays so
+            // a later unlink can still remove the directory.
+            Err(_) => return Ok(()),
+        }
+        crate::fault::point("etc netns: before unmark");
+        crate::fault::after("etc netns: after unmark", fs::remove_file(&marker))
+            .map_err(|e| io("removing", &marker, e))?;
+    }
     Ok(())
 }
 
-/// The file `/etc/netns/NAME/hosts` resolves to, for mounting it.
+/// The file `/etc/netns/NAME/hosts` resolves to, for mounting it. Whoever
+/// made it, as `ip netns exec` mounts whatever is there: `exec` shows a
+/// container the same names iproute2 does.
 pub(crate) fn resolve(etc_netns_dir: &Path, container: &str) -> Option<PathBuf> {
     let hosts = etc_netns_dir.join(container).join("hosts");
     fs::canonicalize(hosts).ok()
@@ -251,6 +472,9 @@ impl Names<'_> {
     /// nothing for single-network containers).
     fn refresh_network(&self, network: &NetworkRecord) -> Result<(), Error> {
         let markers = self.state.union_markers_dir(&network.id);
+        if !self.state.check_dir(&markers)? {
+            return Ok(());
+        }
         let Ok(entries) = fs::read_dir(&markers) else {
             return Ok(());
         };
@@ -279,10 +503,18 @@ impl Names<'_> {
             let markers = state.union_markers_dir(&network.id);
             let marker = markers.join(container);
             if attached.len() > 1 && attached.iter().any(|n| n.id == network.id) {
-                if !marker.exists() {
-                    fs::create_dir_all(&markers)
-                        .and_then(|_| fs::write(&marker, b""))
-                        .map_err(|e| io("writing", &marker, e))?;
+                // A link where the marker belongs is refused, not followed.
+                if !fs::symlink_metadata(&marker).is_ok_and(|m| m.is_file()) {
+                    state.ensure_dir(&markers)?;
+                    crate::store::open_regular(
+                        &marker,
+                        OpenOptions::new()
+                            .write(true)
+                            .create(true)
+                            .truncate(false)
+                            .mode(MARKER_MODE),
+                    )
+                    .map_err(|e| io("writing", &marker, e))?;
                 }
             } else {
                 let _ = fs::remove_file(&marker);
@@ -293,15 +525,15 @@ impl Names<'_> {
         match files.as_slice() {
             [] => {
                 let _ = fs::remove_file(&union);
-                unlink(self.etc_netns_dir, container)
+                unlink(self.etc_netns_dir, container, state.root())
             }
             [only] => {
                 let _ = fs::remove_file(&union);
-                link(self.etc_netns_dir, container, only)
+                link(self.etc_netns_dir, container, only, state.root())
             }
             _ => {
                 write_union(&union, &files)?;
-                link(self.etc_netns_dir, container, &union)
+                link(self.etc_netns_dir, container, &union, state.root())
             }
         }
     }
@@ -382,13 +614,262 @@ mod tests {
             format!("{HEADER}          \n10.1.0.2\ty\n10.1.0.3\tz\n")
         );
         assert_eq!(fs::metadata(&union).unwrap().ino(), inode);
-        let etc = dir.join("etc");
-        link(&etc, "c1", &a).unwrap();
-        assert_eq!(resolve(&etc, "c1").unwrap(), fs::canonicalize(&a).unwrap());
-        link(&etc, "c1", &union).unwrap();
-        assert_eq!(fs::read_link(etc.join("c1/hosts")).unwrap(), union);
-        unlink(&etc, "c1").unwrap();
-        assert!(!etc.join("c1").exists());
         fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn views_replace_only_what_is_ours() {
+        let dir = scratch("views");
+        let root = dir.join("state");
+        let a = root.join("hosts").join("a");
+        let union = root.join("hosts").join("containers").join("c1");
+        append(&a, "x", &["10.0.0.2".parse().unwrap()]).unwrap();
+        write_union(&union, std::slice::from_ref(&a)).unwrap();
+        let etc = dir.join("etc");
+
+        // Nothing there: our directory (0755, whatever the umask) and link,
+        // switched between our files, then all of it removed.
+        link(&etc, "c1", &a, &root).unwrap();
+        assert_eq!(resolve(&etc, "c1").unwrap(), fs::canonicalize(&a).unwrap());
+        let mode = |path: &Path| fs::metadata(path).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode(&etc.join("c1")), 0o755);
+        link(&etc, "c1", &union, &root).unwrap();
+        assert_eq!(fs::read_link(etc.join("c1/hosts")).unwrap(), union);
+        check_view_is_ours(&etc, "c1", &root).unwrap();
+        unlink(&etc, "c1", &root).unwrap();
+        assert!(!etc.join("c1").exists());
+        assert!(!made_dir_marker(&root, "c1").exists());
+
+        // An admin's directory: our link goes in and out, the directory
+        // keeps its mode and stays.
+        let admin = etc.join("admin");
+        fs::create_dir_all(&admin).unwrap();
+        fs::set_permissions(&admin, fs::Permissions::from_mode(0o700)).unwrap();
+        link(&etc, "admin", &a, &root).unwrap();
+        assert_eq!(mode(&admin), 0o700);
+        unlink(&etc, "admin", &root).unwrap();
+        assert_eq!(mode(&admin), 0o700);
+        assert_eq!(fs::read_dir(&admin).unwrap().count(), 0);
+
+        // An admin's file, an admin's symlink (also one that climbs into
+        // our tree by `..`), a file where the directory should be: refused
+        // and left as they are, by link and unlink alike.
+        let elsewhere = dir.join("elsewhere");
+        fs::write(&elsewhere, "10.9.9.9\tgateway\n").unwrap();
+        let sneaky = root.join("hosts").join("..").join("..").join("elsewhere");
+        let hosts = admin.join("hosts");
+        let cases: [&dyn Fn(); 3] = [
+            &|| fs::write(&hosts, "10.8.8.8\tadmin\n").unwrap(),
+            &|| std::os::unix::fs::symlink(&elsewhere, &hosts).unwrap(),
+            &|| std::os::unix::fs::symlink(&sneaky, &hosts).unwrap(),
+        ];
+        for make in cases {
+            make();
+            let before = (fs::read_link(&hosts).ok(), fs::read(&hosts).unwrap());
+            let why = format!(
+                "{} exists and is not ours; ipvlan does not replace it",
+                hosts.display()
+            );
+            assert_eq!(
+                check_view_is_ours(&etc, "admin", &root)
+                    .unwrap_err()
+                    .to_string(),
+                why
+            );
+            assert_eq!(link(&etc, "admin", &a, &root).unwrap_err().to_string(), why);
+            unlink(&etc, "admin", &root).unwrap();
+            assert_eq!(
+                (fs::read_link(&hosts).ok(), fs::read(&hosts).unwrap()),
+                before
+            );
+            fs::remove_file(&hosts).unwrap();
+        }
+        fs::write(etc.join("plain"), "").unwrap();
+        let err = link(&etc, "plain", &a, &root).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{} exists and is not a directory; ipvlan does not replace it",
+                etc.join("plain").display()
+            )
+        );
+        unlink(&etc, "plain", &root).unwrap();
+        assert!(etc.join("plain").is_file());
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    use crate::rtnl::{IpvlanFlag, IpvlanMode};
+    use crate::store::{NetworkState, ParentOrigin, StateDir, Timestamp};
+
+    fn record(name: &str, id: char) -> NetworkRecord {
+        NetworkRecord {
+            id: id.to_string().repeat(64),
+            name: name.into(),
+            driver: "ipvlan".into(),
+            mode: IpvlanMode::L2,
+            flag: IpvlanFlag::Bridge,
+            parent: "lo".into(),
+            parent_origin: ParentOrigin::Existing,
+            internal: false,
+            ipv6: false,
+            mtu: None,
+            subnets: Vec::new(),
+            created: Timestamp::now(),
+            options: Vec::new(),
+            state: NetworkState::Created,
+        }
+    }
+
+    fn attached(network: &NetworkRecord, container: &str, addr: &str) -> EndpointRecord {
+        EndpointRecord {
+            id: container.into(),
+            network_id: network.id.clone(),
+            container: Some(container.into()),
+            netns: format!("/run/netns/{container}"),
+            ifname: "eth0".into(),
+            mac: None,
+            ipv4: Some(addr.parse().unwrap()),
+            ipv6: None,
+            state: EndpointState::Attached,
+            created: Timestamp::now(),
+            netns_id: None,
+            ifindex: None,
+        }
+    }
+
+    /// `c1` on two networks: a union view, markers, two network files.
+    fn two_networks(root: &Path, etc: &Path) -> Result<(), Error> {
+        let state = StateDir::open(root)?;
+        let locked = state.lock()?;
+        let networks = [record("n1", 'a'), record("n2", 'b')];
+        let endpoints = [
+            attached(&networks[0], "c1", "10.0.0.2/24"),
+            attached(&networks[1], "c1", "10.1.0.2/24"),
+        ];
+        for endpoint in &endpoints {
+            locked.put_endpoint(endpoint)?;
+        }
+        let names = Names {
+            state: &locked,
+            networks: &networks,
+            etc_netns_dir: etc,
+        };
+        for (network, endpoint) in networks.iter().zip(&endpoints) {
+            names.add(network, endpoint)?;
+        }
+        Ok(())
+    }
+
+    /// A link (or FIFO) where a hosts file, union view or marker belongs
+    /// is refused; what it names is neither created nor changed.
+    #[test]
+    fn hosts_files_unions_and_markers_are_never_followed() {
+        let dir = scratch("nofollow");
+        let victim = dir.join("victim");
+        let original = "127.0.0.1\tlocalhost\n10.9.9.9\tkeep\n";
+        fs::write(&victim, original).unwrap();
+        let absent = dir.join("absent");
+        let refused = |path: &Path| {
+            format!(
+                "refusing {}: is a symbolic link; state files are never followed",
+                path.display()
+            )
+        };
+
+        let network_file = dir.join("net");
+        std::os::unix::fs::symlink(&absent, &network_file).unwrap();
+        let err = ensure_file(&network_file).unwrap_err();
+        assert_eq!(err.to_string(), refused(&network_file));
+        assert!(!absent.exists(), "created through a dangling link");
+        fs::remove_file(&network_file).unwrap();
+        std::os::unix::fs::symlink(&victim, &network_file).unwrap();
+        let err = append(&network_file, "c9", &["10.0.0.9".parse().unwrap()]).unwrap_err();
+        assert_eq!(err.to_string(), refused(&network_file));
+
+        let union = dir.join("union");
+        std::os::unix::fs::symlink(&victim, &union).unwrap();
+        let source = dir.join("source");
+        append(&source, "x", &["10.0.0.2".parse().unwrap()]).unwrap();
+        let err = write_union(&union, std::slice::from_ref(&source)).unwrap_err();
+        assert_eq!(err.to_string(), refused(&union));
+        fs::remove_file(&union).unwrap();
+        let fifo = dir.join("fifo");
+        let status = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let err = write_union(&union, std::slice::from_ref(&fifo)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("refusing {}: is a FIFO, not a regular file", fifo.display())
+        );
+        assert_eq!(fs::read_to_string(&victim).unwrap(), original);
+
+        // Through the driver's own path: the marker of c1 in n1.
+        let root = dir.join("state");
+        let etc = dir.join("etc");
+        let marker = root.join(format!("hosts/unions/{}/c1", "a".repeat(64)));
+        fs::create_dir_all(&root).unwrap();
+        StateDir::open(&root).unwrap();
+        fs::create_dir_all(marker.parent().unwrap()).unwrap();
+        fs::set_permissions(marker.parent().unwrap(), fs::Permissions::from_mode(0o700)).unwrap();
+        std::os::unix::fs::symlink(&absent, &marker).unwrap();
+        let err = two_networks(&root, &etc).unwrap_err();
+        assert_eq!(err.to_string(), refused(&marker));
+        assert!(!absent.exists(), "marker created through a dangling link");
+        fs::remove_file(&marker).unwrap();
+        // And the union view itself.
+        let view = root.join("hosts/containers/c1");
+        std::os::unix::fs::symlink(&victim, &view).unwrap();
+        let err = two_networks(&root, &etc).unwrap_err();
+        assert_eq!(err.to_string(), refused(&view));
+        assert_eq!(fs::read_to_string(&victim).unwrap(), original);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// Network files and union views 0644 (read in containers), markers
+    /// 0600, their directories 0700, under umask 000 and 077. Runs in a
+    /// child process, since the umask is the whole process's.
+    #[test]
+    fn union_views_and_markers_ignore_the_umask() {
+        const TEST: &str = "driver::hosts::tests::union_views_and_markers_ignore_the_umask";
+        const CHILD_ENV: &str = "IPVLAN_TEST_UNION_UMASK";
+        if let Ok(dir) = std::env::var(CHILD_ENV) {
+            let dir = PathBuf::from(dir);
+            two_networks(&dir.join("state"), &dir.join("etc")).unwrap();
+            return;
+        }
+        use std::os::unix::fs::MetadataExt;
+        for umask in ["000", "077"] {
+            let dir = scratch(&format!("umask{umask}"));
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!(
+                    "umask {umask} && exec \"$0\" --exact {TEST} --test-threads=1"
+                ))
+                .arg(std::env::current_exe().unwrap())
+                .env(CHILD_ENV, &dir)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "umask {umask}: {out:?}");
+            let root = dir.join("state");
+            let mode = |rel: &str| fs::metadata(root.join(rel)).unwrap().mode() & 0o7777;
+            let a = "a".repeat(64);
+            let b = "b".repeat(64);
+            for (rel, expected) in [
+                (format!("hosts/{a}"), 0o644),
+                (format!("hosts/{b}"), 0o644),
+                ("hosts/containers".to_string(), 0o700),
+                ("hosts/containers/c1".to_string(), 0o644),
+                ("hosts/unions".to_string(), 0o700),
+                (format!("hosts/unions/{a}"), 0o700),
+                (format!("hosts/unions/{a}/c1"), 0o600),
+                (format!("hosts/unions/{b}/c1"), 0o600),
+            ] {
+                assert_eq!(mode(&rel), expected, "umask {umask}: {rel}");
+            }
+            fs::remove_dir_all(dir).unwrap();
+        }
     }
 }

@@ -40,6 +40,7 @@
 //! hosts/<network id>            the network's hosts file, updated in place
 //! hosts/containers/<name>       union view of a container on several networks
 //! hosts/unions/<network id>/<name>  marks containers of the network with a union view
+//! hosts/etc-netns/<name>        marks /etc/netns/<name> as made by us (ours to remove)
 //! records/containers/<name>.json    the containers we created
 //! logs/<name>.log               output of `run -d` commands
 //! ```
@@ -87,7 +88,7 @@ mod subnets;
 pub use doctor::doctor;
 pub use error::{Error, ErrorKind};
 pub use kernel_support::KernelVersion;
-pub use options::{MAX_NAME_LEN, VALID_OPTION_KEYS};
+pub use options::{absolute_path, MAX_NAME_LEN, VALID_OPTION_KEYS};
 pub use privileges::{effective_capabilities, has_net_admin, CAP_NET_ADMIN, CAP_SYS_ADMIN};
 pub use report::{
     ContainerInfo, DoctorCheck, DoctorReport, EndpointInfo, ExitStatusCode, NetworkInfo,
@@ -95,10 +96,11 @@ pub use report::{
 };
 pub use request::{AttachRequest, ExecOptions, NetworkCreate, RunRequest, Target};
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use crate::store::StateDir;
-pub use crate::store::{DEFAULT_STATE_DIR, STATE_DIR_ENV};
+pub use crate::store::{Damaged, Listing, DEFAULT_STATE_DIR, STATE_DIR_ENV};
 
 // The ipvlan mode and flag of a network (`-o ipvlan_mode=`, `-o
 // ipvlan_flag=`): rtnl's types, which the records store as they are.
@@ -108,6 +110,10 @@ pub use crate::rtnl::{IpvlanFlag, IpvlanMode};
 pub const DEFAULT_NETNS_DIR: &str = "/run/netns";
 /// Where `ip netns exec` looks for per-namespace `/etc` overrides.
 pub const DEFAULT_ETC_NETNS_DIR: &str = "/etc/netns";
+/// Environment variable overriding [`DEFAULT_NETNS_DIR`].
+pub const NETNS_DIR_ENV: &str = "IPVLAN_NETNS_DIR";
+/// Environment variable overriding [`DEFAULT_ETC_NETNS_DIR`].
+pub const ETC_NETNS_DIR_ENV: &str = "IPVLAN_ETC_NETNS_DIR";
 
 /// Where the manager keeps its state and finds namespaces.
 ///
@@ -153,9 +159,69 @@ impl Config {
         }
         Config {
             state_dir: var(STATE_DIR_ENV, DEFAULT_STATE_DIR),
-            netns_dir: var("IPVLAN_NETNS_DIR", DEFAULT_NETNS_DIR),
-            etc_netns_dir: var("IPVLAN_ETC_NETNS_DIR", DEFAULT_ETC_NETNS_DIR),
+            netns_dir: var(NETNS_DIR_ENV, DEFAULT_NETNS_DIR),
+            etc_netns_dir: var(ETC_NETNS_DIR_ENV, DEFAULT_ETC_NETNS_DIR),
         }
+    }
+
+    /// The configuration from the environment, checked: like
+    /// [`Config::from_env`], but a variable that is set and empty is an
+    /// error (a script's `IPVLAN_STATE_DIR=$DIR` with `DIR` unset must not
+    /// fall back to the system's state), and relative paths are made
+    /// absolute ([`absolute_path`]).
+    pub fn try_from_env() -> Result<Config, Error> {
+        Config::from_vars(|name| std::env::var_os(name))
+    }
+
+    /// [`Config::try_from_env`] over `var` instead of the process
+    /// environment (which a front end may filter, e.g. ignore
+    /// `IPVLAN_STATE_DIR` when a `--state-dir` flag overrides it).
+    ///
+    /// ```
+    /// use ipvlan::driver::Config;
+    /// let config = Config::from_vars(|name| match name {
+    ///     "IPVLAN_NETNS_DIR" => Some("/tmp/netns".into()),
+    ///     _ => None,
+    /// })?;
+    /// assert_eq!(config.netns_dir, std::path::Path::new("/tmp/netns"));
+    /// assert_eq!(config.state_dir, std::path::Path::new("/var/lib/ipvlan"));
+    /// let empty = Config::from_vars(|name| (name == "IPVLAN_STATE_DIR").then(Default::default));
+    /// assert_eq!(
+    ///     empty.unwrap_err().to_string(),
+    ///     "IPVLAN_STATE_DIR is set but empty: unset it for /var/lib/ipvlan, or name a directory"
+    /// );
+    /// # Ok::<(), ipvlan::driver::Error>(())
+    /// ```
+    pub fn from_vars(var: impl Fn(&str) -> Option<OsString>) -> Result<Config, Error> {
+        let path = |name: &str, default: &str| match var(name) {
+            None => Ok(PathBuf::from(default)),
+            Some(value) if value.is_empty() => Err(Error::invalid(format!(
+                "{name} is set but empty: unset it for {default}, or name a directory"
+            ))),
+            Some(value) => Ok(PathBuf::from(value)),
+        };
+        Config {
+            state_dir: path(STATE_DIR_ENV, DEFAULT_STATE_DIR)?,
+            netns_dir: path(NETNS_DIR_ENV, DEFAULT_NETNS_DIR)?,
+            etc_netns_dir: path(ETC_NETNS_DIR_ENV, DEFAULT_ETC_NETNS_DIR)?,
+        }
+        .absolute()
+    }
+
+    /// The same configuration with every directory absolute (see
+    /// [`absolute_path`]); an empty path is an error.
+    ///
+    /// ```
+    /// let config = ipvlan::driver::Config::new("state").absolute()?;
+    /// assert_eq!(config.state_dir, std::env::current_dir().unwrap().join("state"));
+    /// # Ok::<(), ipvlan::driver::Error>(())
+    /// ```
+    pub fn absolute(&self) -> Result<Config, Error> {
+        Ok(Config {
+            state_dir: absolute_path("state directory", &self.state_dir)?,
+            netns_dir: absolute_path("namespace directory", &self.netns_dir)?,
+            etc_netns_dir: absolute_path("/etc/netns directory", &self.etc_netns_dir)?,
+        })
     }
 }
 
@@ -169,13 +235,16 @@ pub struct Manager {
 }
 
 impl Manager {
-    /// Opens (creating if needed, mode 0700) the state directory.
+    /// Opens (creating if needed, mode 0700) the state directory. Relative
+    /// paths in `config` are made absolute first ([`Config::absolute`]):
+    /// they end up in records and symlinks read from other directories.
     ///
     /// ```no_run
     /// let manager = ipvlan::driver::Manager::open(ipvlan::driver::Config::from_env())?;
     /// # Ok::<(), ipvlan::driver::Error>(())
     /// ```
     pub fn open(config: Config) -> Result<Manager, Error> {
+        let config = config.absolute()?;
         let store = StateDir::open(&config.state_dir)?;
         Ok(Manager { config, store })
     }
@@ -187,10 +256,7 @@ impl Manager {
 
     /// Path of the log file of a detached command in `container`.
     pub fn log_path(&self, container: &str) -> PathBuf {
-        self.config
-            .state_dir
-            .join("logs")
-            .join(format!("{container}.log"))
+        self.store.log_path(container)
     }
 }
 

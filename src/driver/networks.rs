@@ -7,7 +7,10 @@ use super::parent::{self, ParentPlan, ETH_MAX_MTU};
 use super::report::endpoint_label;
 use super::{random_hex, subnets, Error, Manager, NetworkCreate, NetworkInfo};
 use crate::rtnl::{Handle, ProbeKind};
-use crate::store::{NetworkRecord, NetworkState, Timestamp};
+use crate::store::{
+    Damaged, EndpointRecord, EndpointState, Listing, NetworkRecord, NetworkState, ParentOrigin,
+    Timestamp,
+};
 
 impl Manager {
     /// Validates the request, checks kernel support, creates the parent if
@@ -38,14 +41,18 @@ impl Manager {
         }
         let internal = req.internal || opts.parent.is_none();
         let mut subnets = subnets::from_request(req)?;
+        let ipv6 = req.ipv6 || subnets.iter().any(|s| s.subnet.addr().is_ipv6());
+        options::check_mtu_for_ipv6(opts.mtu, ipv6)?;
 
         let state = self.store.lock()?;
         let networks = state.networks()?;
-        if networks.iter().any(|n| n.name == req.name) {
-            return Err(Error::already_exists(format!(
-                "network with name {} already exists",
-                req.name
-            )));
+        refuse_when_damaged(&networks.damaged)?;
+        if let Some(existing) = networks.iter().find(|n| n.name == req.name) {
+            let mut message = format!("network with name {} already exists", req.name);
+            if existing.state == NetworkState::Creating {
+                message.push_str(": it was left half-created by an interrupted `network create`; run `ipvlan restore` to roll it back");
+            }
+            return Err(Error::already_exists(message));
         }
         subnets::check_overlaps(&subnets, &networks)?;
 
@@ -81,7 +88,6 @@ impl Manager {
         parent::check_shared(&host, &self.config.netns_dir, &plan, &opts, &networks)?;
 
         // Default subnets: IPv4 always, IPv6 when asked for.
-        let ipv6 = req.ipv6 || subnets.iter().any(|s| s.subnet.addr().is_ipv6());
         subnets::add_defaults(&host, &state, &mut subnets, ipv6, &networks)?;
         // Every subnet has a gateway, as in the docs (Docker up to v27): in
         // l3/l3s and internal networks it is reserved but never routed to.
@@ -123,53 +129,122 @@ impl Manager {
     }
 
     /// Removes a network (by name, ID or ID prefix); refused while containers
-    /// are attached. Deletes the parent if we created it and no other network
-    /// uses it.
+    /// are attached or one of its endpoint records cannot be read. Deletes
+    /// the parent if we created it and no other network uses it; returns
+    /// what was left alone, and why (a parent kept because a damaged
+    /// network record might use it).
     ///
     /// ```no_run
     /// # let manager = ipvlan::driver::Manager::open(ipvlan::driver::Config::from_env())?;
-    /// manager.remove_network("ipvlan20")?;
+    /// for note in manager.remove_network("ipvlan20")? {
+    ///     println!("warning: {note}");
+    /// }
     /// # Ok::<(), ipvlan::driver::Error>(())
     /// ```
-    pub fn remove_network(&self, name_or_id: &str) -> Result<(), Error> {
+    pub fn remove_network(&self, name_or_id: &str) -> Result<Vec<String>, Error> {
         let state = self.store.lock()?;
         let networks = state.networks()?;
         let mut record = find_network(&networks, name_or_id)?.clone();
         let endpoints = state.endpoints_of(&record.id)?;
         if !endpoints.is_empty() {
-            let names: Vec<String> = endpoints.iter().map(endpoint_label).collect();
+            return Err(endpoints_in_the_way(&record, &endpoints));
+        }
+        if !endpoints.damaged.is_empty() {
+            // Removing the network would delete them with their directory.
+            let list: Vec<String> = endpoints.damaged.iter().map(Damaged::to_string).collect();
             return Err(Error::in_use(format!(
-                "network {} has active endpoints ({}); disconnect or remove them first",
+                "network {} has endpoint records that cannot be read ({}); repair them or move them out of the state directory first",
                 record.name,
-                names.join(", ")
+                list.join("; ")
             )));
         }
         record.state = NetworkState::Removing;
         state.put_network(&record)?;
+        let mut notes = Vec::new();
+        let unreadable = networks.damaged.clone();
         let others: Vec<NetworkRecord> =
             networks.into_iter().filter(|n| n.id != record.id).collect();
-        parent::delete_if_ours(&Handle::new()?, &record, &others);
+        if unreadable.is_empty() || record.parent_origin == ParentOrigin::Existing {
+            parent::delete_if_ours(&Handle::new()?, &record, &others);
+        } else {
+            let paths: Vec<String> = unreadable
+                .iter()
+                .map(|d| d.path.display().to_string())
+                .collect();
+            notes.push(format!(
+                "parent {} kept: a damaged network record may use it ({})",
+                record.parent,
+                paths.join(", ")
+            ));
+        }
         state.remove_network(&record.id)?;
-        Ok(())
+        Ok(notes)
     }
 
-    /// Every network, in creation order.
+    /// Every network that can be read, in creation order, and the state
+    /// files that cannot (network and endpoint records), which are left
+    /// as they are: one damaged file never hides the others. Not those a
+    /// killed `network create` left half-created
+    /// ([`Manager::half_created_networks`]), which no other call accepts
+    /// either.
     ///
     /// ```no_run
     /// # let manager = ipvlan::driver::Manager::open(ipvlan::driver::Config::from_env())?;
-    /// for network in manager.networks()? {
+    /// let networks = manager.networks()?;
+    /// for network in &networks {
     ///     println!("{} {} {}", network.short_id(), network.name, network.driver);
+    /// }
+    /// for damaged in &networks.damaged {
+    ///     eprintln!("warning: damaged state file {damaged}");
     /// }
     /// # Ok::<(), ipvlan::driver::Error>(())
     /// ```
-    pub fn networks(&self) -> Result<Vec<NetworkInfo>, Error> {
+    pub fn networks(&self) -> Result<Listing<NetworkInfo>, Error> {
         let state = self.store.lock()?;
-        let mut infos = Vec::new();
-        for record in state.networks()? {
-            let endpoints = state.endpoints_of(&record.id)?;
-            infos.push(NetworkInfo::from_record(&record, &endpoints));
+        let records = state.networks()?;
+        let mut infos = Listing {
+            items: Vec::new(),
+            damaged: records.damaged,
+        };
+        for record in records.items {
+            if record.state == NetworkState::Creating {
+                continue;
+            }
+            match state.endpoints_of(&record.id) {
+                Ok(endpoints) => {
+                    infos.damaged.extend(endpoints.damaged.iter().cloned());
+                    infos
+                        .items
+                        .push(NetworkInfo::from_record(&record, &endpoints));
+                }
+                Err(error) => {
+                    infos.note(error)?;
+                    infos.items.push(NetworkInfo::from_record(&record, &[]));
+                }
+            }
         }
         Ok(infos)
+    }
+
+    /// Names of the networks a killed `network create` left half-created:
+    /// unusable, and in the way of a new network of the same name, until
+    /// [`Manager::restore`] rolls them back.
+    ///
+    /// ```no_run
+    /// # let manager = ipvlan::driver::Manager::open(ipvlan::driver::Config::from_env())?;
+    /// for name in manager.half_created_networks()? {
+    ///     eprintln!("network {name} is half-created; run `ipvlan restore`");
+    /// }
+    /// # Ok::<(), ipvlan::driver::Error>(())
+    /// ```
+    pub fn half_created_networks(&self) -> Result<Vec<String>, Error> {
+        let state = self.store.lock()?;
+        Ok(state
+            .networks()?
+            .into_iter()
+            .filter(|n| n.state == NetworkState::Creating)
+            .map(|n| n.name)
+            .collect())
     }
 
     /// One network by name, ID or unique ID prefix.
@@ -191,7 +266,66 @@ impl Manager {
     }
 }
 
-/// By exact name, exact ID, or unique ID prefix.
+/// Refuses a decision that needs every network record (is the name free?
+/// does a subnet overlap?) while one cannot be read.
+fn refuse_when_damaged(damaged: &[Damaged]) -> Result<(), Error> {
+    match damaged.first() {
+        None => Ok(()),
+        Some(damaged) => Err(Error::failed(format!(
+            "damaged state file {damaged}; a new network could clash with the one it records (name, subnets, parent): repair it or move it out of the state directory first"
+        ))),
+    }
+}
+
+/// Why `network rm` cannot remove `network` yet: its endpoints, those a
+/// killed command left half-done first, since `ipvlan restore` is what
+/// clears them, not another disconnect.
+fn endpoints_in_the_way(network: &NetworkRecord, endpoints: &[EndpointRecord]) -> Error {
+    let (active, unfinished): (Vec<&EndpointRecord>, Vec<&EndpointRecord>) = endpoints
+        .iter()
+        .partition(|e| e.state == EndpointState::Attached);
+    let active_clause = |names: &[&EndpointRecord]| {
+        let names: Vec<String> = names.iter().map(|e| endpoint_label(e)).collect();
+        format!(
+            "active endpoints ({}); disconnect or remove them first",
+            names.join(", ")
+        )
+    };
+    if unfinished.is_empty() {
+        return Error::in_use(format!(
+            "network {} has {}",
+            network.name,
+            active_clause(&active)
+        ));
+    }
+    let names: Vec<String> = unfinished
+        .iter()
+        .map(|e| format!("{}: {}", endpoint_label(e), e.state))
+        .collect();
+    let mut message = format!(
+        "network {} has endpoints left by interrupted commands ({}); run `ipvlan restore` to finish them",
+        network.name,
+        names.join(", ")
+    );
+    if !active.is_empty() {
+        message.push_str("; it also has ");
+        message.push_str(&active_clause(&active));
+    }
+    Error::in_use(message)
+}
+
+/// What an operation on a network that a killed `network create` left
+/// behind is told.
+fn half_created(network: &NetworkRecord) -> Error {
+    Error::in_use(format!(
+        "network {} was left half-created by an interrupted `network create`; run `ipvlan restore` to roll it back",
+        network.name
+    ))
+}
+
+/// By exact name, exact ID, or unique ID prefix. A network a killed create
+/// left half-created is found by none of them, but named as such rather
+/// than "not found": restore is what it needs.
 pub(crate) fn find_network<'a>(
     networks: &'a [NetworkRecord],
     name_or_id: &str,
@@ -210,6 +344,16 @@ pub(crate) fn find_network<'a>(
         (Some(_), Some(_)) => Err(Error::invalid(format!(
             "network {name_or_id} is ambiguous: several network IDs start with it"
         ))),
-        _ => Err(Error::not_found(format!("network {name_or_id} not found"))),
+        _ => {
+            let half = networks.iter().find(|n| {
+                n.state == NetworkState::Creating
+                    && (n.name == name_or_id
+                        || (!name_or_id.is_empty() && n.id.starts_with(name_or_id)))
+            });
+            Err(match half {
+                Some(network) => half_created(network),
+                None => Error::not_found(format!("network {name_or_id} not found")),
+            })
+        }
     }
 }

@@ -1,8 +1,10 @@
-//! Validation of what `network create` is given that does not need the
-//! kernel: names, driver, `-o` options, parent syntax.
+//! Validation of what callers give that does not need the kernel: names,
+//! driver, `-o` options, parent syntax, directory paths.
+
+use std::path::{Component, Path, PathBuf};
 
 use super::{Error, IpvlanFlag, IpvlanMode};
-use crate::netns::IFNAME_MAX;
+use crate::netns::{is_valid_ifname, IFNAME_MAX};
 
 /// Longest network or container name, in bytes.
 pub const MAX_NAME_LEN: usize = 64;
@@ -10,6 +12,9 @@ pub const MAX_NAME_LEN: usize = 64;
 pub const VALID_OPTION_KEYS: [&str; 4] = ["parent", "ipvlan_mode", "ipvlan_flag", "mtu"];
 /// Smallest MTU of an IPv4 link (RFC 791).
 pub const MIN_MTU: u32 = 68;
+/// Smallest MTU of a link that carries IPv6: below it the kernel turns
+/// IPv6 off on the link, so every attach of an IPv6 network would fail.
+pub const IPV6_MIN_MTU: u32 = 1280;
 
 /// Whether `name` matches `[a-zA-Z0-9][a-zA-Z0-9_.-]*` and fits 64 bytes.
 pub(crate) fn is_valid_name(name: &str) -> bool {
@@ -65,11 +70,24 @@ pub(crate) struct NetworkOptions {
     pub mtu: Option<u32>,
 }
 
-/// Parses the `-o` options (the last of a repeated key wins, as with
-/// Docker's option map). Unknown keys are refused, listing the valid ones.
+/// Parses the `-o` options. Unknown keys are refused, listing the valid
+/// ones; so is a key given twice: Docker's option map keeps the last value,
+/// which silently drops the other, and two values in the record would make
+/// it unreadable.
 pub(crate) fn parse_options(options: &[(String, String)]) -> Result<NetworkOptions, Error> {
     let mut parsed = NetworkOptions::default();
-    for (key, value) in options {
+    for (at, (key, value)) in options.iter().enumerate() {
+        if options[..at].iter().any(|(earlier, _)| earlier == key) {
+            let given: Vec<String> = options
+                .iter()
+                .filter(|(other, _)| other == key)
+                .map(|(key, value)| format!("-o {key}={value}"))
+                .collect();
+            return Err(Error::invalid(format!(
+                "option '{key}' given more than once ({}): give each option once",
+                given.join(", ")
+            )));
+        }
         match key.as_str() {
             "ipvlan_mode" => parsed.mode = parse_mode(value)?,
             "ipvlan_flag" => parsed.flag = parse_flag(value)?,
@@ -95,9 +113,9 @@ pub(crate) fn parse_options(options: &[(String, String)]) -> Result<NetworkOptio
                 "loopback interface is not a valid ipvlan parent link",
             ));
         }
-        if parent.len() > IFNAME_MAX || parent.contains('/') || parent.contains(' ') {
+        if !is_valid_ifname(parent) {
             return Err(Error::invalid(format!(
-                "invalid parent interface name '{parent}': at most {IFNAME_MAX} bytes, no '/' or spaces"
+                "invalid parent interface name '{parent}': at most {IFNAME_MAX} bytes, no '/', ':' or whitespace, not '.' or '..'"
             )));
         }
     }
@@ -170,6 +188,16 @@ pub(crate) fn parse_vlan_parent(parent: &str) -> Result<(String, &str), Error> {
     Ok((parts[0].to_string(), id))
 }
 
+/// Refuses an MTU too small for IPv6 on a network that carries IPv6.
+pub(crate) fn check_mtu_for_ipv6(mtu: Option<u32>, ipv6: bool) -> Result<(), Error> {
+    match mtu {
+        Some(mtu) if ipv6 && mtu < IPV6_MIN_MTU => Err(Error::invalid(format!(
+            "mtu {mtu} is too small for an IPv6 network: IPv6 needs at least {IPV6_MIN_MTU} (RFC 8200)"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Checks the numeric VLAN id (1..4094) once the base is known to exist.
 pub(crate) fn check_vlan_id(parent: &str, base: String, id: &str) -> Result<VlanParent, Error> {
     match id.parse::<u32>() {
@@ -181,6 +209,63 @@ pub(crate) fn check_vlan_id(parent: &str, base: String, id: &str) -> Result<Vlan
             "vlan id must be between 1-4094, received: {id} (parent {parent})"
         ))),
     }
+}
+
+/// `path` made absolute: a relative one is joined to the current directory
+/// and its `.` and `..` resolved lexically; an absolute one is returned as
+/// it is. `what` names the path in errors (`"state directory"`); an empty
+/// path is refused.
+///
+/// Paths end up in records and in the `/etc/netns` symlinks, read later
+/// from other directories; a relative one would then point elsewhere.
+/// Lexically, not through the file system: the directory may not exist
+/// yet, and a symlink the user chose (`/var/lib/ipvlan` -> a data disk)
+/// stays the path recorded.
+///
+/// ```
+/// use std::path::Path;
+/// let cwd = std::env::current_dir().unwrap();
+/// let path = ipvlan::driver::absolute_path("state directory", Path::new("a/./b/../c")).unwrap();
+/// assert_eq!(path, cwd.join("a/c"));
+/// assert_eq!(
+///     ipvlan::driver::absolute_path("state directory", Path::new("")).unwrap_err().to_string(),
+///     "the state directory path is empty"
+/// );
+/// ```
+pub fn absolute_path(what: &str, path: &Path) -> Result<PathBuf, Error> {
+    if path.as_os_str().is_empty() {
+        return Err(Error::invalid(format!("the {what} path is empty")));
+    }
+    if path.is_absolute() {
+        return Ok(path.to_path_buf());
+    }
+    let cwd = std::env::current_dir().map_err(|error| {
+        Error::io(
+            format_args!(
+                "making the {what} {} absolute: reading the current directory",
+                path.display()
+            ),
+            &error,
+        )
+    })?;
+    Ok(normalise_lexically(&cwd.join(path)))
+}
+
+/// `.` dropped, `..` removing the component before it (never the root).
+fn normalise_lexically(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if out.parent().is_some() {
+                    out.pop();
+                }
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -262,6 +347,74 @@ mod tests {
         for bad in ["0", "67", "x", "-1", "+100", ""] {
             assert!(parse_options(&opts(&[("mtu", bad)])).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_repeated_key_is_refused_naming_it() {
+        for (pairs, text) in [
+            (
+                &[("parent", "eth0"), ("mtu", "1400"), ("mtu", "1400")][..],
+                "option 'mtu' given more than once (-o mtu=1400, -o mtu=1400): give each option once",
+            ),
+            (
+                &[("ipvlan_mode", "l2"), ("ipvlan_mode", "l3"), ("ipvlan_mode", "l3s")][..],
+                "option 'ipvlan_mode' given more than once (-o ipvlan_mode=l2, -o ipvlan_mode=l3, -o ipvlan_mode=l3s): give each option once",
+            ),
+        ] {
+            assert_eq!(parse_options(&opts(pairs)).unwrap_err().to_string(), text);
+        }
+    }
+
+    #[test]
+    fn parent_names_follow_the_kernel_rule() {
+        for bad in ["a b", "a\tb", "a:b", "a/b", ".", "..", "abcdefghijklmnop"] {
+            let err = parse_options(&opts(&[("parent", bad)])).unwrap_err();
+            assert!(
+                err.to_string().starts_with("invalid parent interface name"),
+                "{bad:?}: {err}"
+            );
+        }
+        assert!(parse_options(&opts(&[("parent", "abcdefghijklmno")])).is_ok());
+    }
+
+    #[test]
+    fn ipv6_needs_an_mtu_of_1280() {
+        assert!(check_mtu_for_ipv6(Some(1280), true).is_ok());
+        assert!(check_mtu_for_ipv6(Some(1279), false).is_ok());
+        assert!(check_mtu_for_ipv6(None, true).is_ok());
+        assert_eq!(
+            check_mtu_for_ipv6(Some(1279), true)
+                .unwrap_err()
+                .to_string(),
+            "mtu 1279 is too small for an IPv6 network: IPv6 needs at least 1280 (RFC 8200)"
+        );
+    }
+
+    #[test]
+    fn relative_paths_are_resolved_lexically() {
+        for (given, expected) in [
+            ("/a/b/c", "/a/b/c"),
+            ("/a/./b/../c", "/a/c"),
+            ("/../..", "/"),
+            ("/a/b/../../..", "/"),
+            ("/a//b/", "/a/b"),
+        ] {
+            assert_eq!(
+                normalise_lexically(Path::new(given)),
+                Path::new(expected),
+                "{given}"
+            );
+        }
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(
+            absolute_path("x", Path::new("./s/../t")).unwrap(),
+            cwd.join("t")
+        );
+        // An absolute path is the user's choice, `..` and all.
+        assert_eq!(
+            absolute_path("x", Path::new("/a/../b")).unwrap(),
+            Path::new("/a/../b")
+        );
     }
 
     #[test]

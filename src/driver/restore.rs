@@ -5,6 +5,10 @@
 //! is given up only when it is certainly gone (nothing at its path, or
 //! another namespace or a plain file there); a namespace that cannot be
 //! opened for another reason keeps its endpoint and addresses.
+//!
+//! A record that cannot be read (see [`crate::store::Damaged`]) is listed
+//! in `errors` and left exactly as it is, with everything filed under it:
+//! its addresses stay taken, and a parent it might share is not deleted.
 
 use super::endpoint_link::{self, EndpointPlan};
 use super::netns_identity::{self, NsAt};
@@ -12,8 +16,14 @@ use super::report::endpoint_label;
 use super::{hosts, parent, Error, Manager, RestoreReport};
 use crate::rtnl::{Handle, Link};
 use crate::store::{
-    ContainerState, EndpointRecord, EndpointState, Locked, NetworkRecord, NetworkState,
+    ContainerRecord, ContainerState, Damaged, EndpointRecord, EndpointState, Locked, NetworkRecord,
+    NetworkState, ParentOrigin,
 };
+
+/// How `restore` reports a record it left alone because it cannot read it.
+fn damaged_error(damaged: &Damaged) -> String {
+    format!("damaged state file left as it is: {damaged}")
+}
 
 impl Manager {
     /// Makes kernel and state agree again (at boot, after a crash).
@@ -35,6 +45,8 @@ impl Manager {
             report.errors.push(error.to_string());
         }
         let all = state.networks()?;
+        report.errors.extend(all.damaged.iter().map(damaged_error));
+        let unreadable_networks = !all.damaged.is_empty();
 
         // Interrupted creates are rolled back, interrupted removals finished.
         let mut rolled_back: Vec<&str> = Vec::new();
@@ -42,7 +54,9 @@ impl Manager {
             let unfinished = match network.state {
                 NetworkState::Creating => true,
                 NetworkState::Removing => match state.endpoints_of(&network.id) {
-                    Ok(endpoints) => endpoints.is_empty(),
+                    // A damaged endpoint record still counts: finishing the
+                    // removal would delete it.
+                    Ok(endpoints) => endpoints.is_empty() && endpoints.damaged.is_empty(),
                     Err(error) => {
                         report.errors.push(format!("{}: {error}", network.name));
                         false
@@ -62,7 +76,14 @@ impl Manager {
             .cloned()
             .collect();
         for network in all.iter().filter(|n| rolled_back.contains(&n.id.as_str())) {
-            parent::delete_if_ours(&host, network, &networks);
+            if unreadable_networks && network.parent_origin != ParentOrigin::Existing {
+                report.errors.push(format!(
+                    "{}: parent {} kept: a damaged network record may use it",
+                    network.name, network.parent
+                ));
+            } else {
+                parent::delete_if_ours(&host, network, &networks);
+            }
             match state.remove_network(&network.id) {
                 Ok(_) => report.intents_repaired += 1,
                 Err(error) => report.errors.push(format!("{}: {error}", network.name)),
@@ -80,16 +101,17 @@ impl Manager {
         // Containers an interrupted run left half made are undone whole,
         // those an interrupted rm left half removed are removed, before their
         // endpoints could be kept or re-created below.
-        for name in state.containers()? {
-            let record = match state.container(&name) {
-                Ok(Some(record)) if record.state != ContainerState::Created => record,
-                Ok(_) => continue,
-                Err(error) => {
-                    report.errors.push(format!("container {name}: {error}"));
-                    continue;
-                }
-            };
-            match self.dismantle_container(&host, &state, &networks, &record) {
+        let containers = state.container_records()?;
+        report
+            .errors
+            .extend(containers.damaged.iter().map(damaged_error));
+        let (whole, broken): (Vec<ContainerRecord>, Vec<ContainerRecord>) = containers
+            .items
+            .into_iter()
+            .partition(|record| record.state == ContainerState::Created);
+        for record in &broken {
+            let name = &record.name;
+            match self.dismantle_container(&host, &state, &networks, record) {
                 Ok(notes) => {
                     report.errors.extend(
                         notes
@@ -107,7 +129,10 @@ impl Manager {
         let mut endpoints: Vec<(usize, Vec<EndpointRecord>)> = Vec::new();
         for (at, network) in networks.iter().enumerate() {
             match state.endpoints_of(&network.id) {
-                Ok(list) => endpoints.push((at, list)),
+                Ok(list) => {
+                    report.errors.extend(list.damaged.iter().map(damaged_error));
+                    endpoints.push((at, list.items));
+                }
                 Err(error) => report.errors.push(format!("{}: {error}", network.name)),
             }
         }
@@ -166,17 +191,11 @@ impl Manager {
         // empty mount point left by a process killed before its bind mount
         // goes with its record. Another namespace at the path is not ours
         // (its identity differs from the one recorded) and stays.
-        for name in state.containers()? {
+        for record in whole {
+            let name = record.name;
             let path = self.config.netns_dir.join(&name);
-            let recorded = match state.container(&name) {
-                Ok(Some(record)) => record.netns_id,
-                Ok(None) => continue,
-                Err(error) => {
-                    report.errors.push(format!("container {name}: {error}"));
-                    continue;
-                }
-            };
-            let gone = match netns_identity::open_recorded(&path.display().to_string(), recorded) {
+            let at = netns_identity::open_recorded(&path.display().to_string(), record.netns_id);
+            let gone = match at {
                 Ok(NsAt::Gone) => true,
                 Ok(NsAt::NotANamespace) => {
                     crate::fault::point("netns: before unlink");
@@ -197,7 +216,7 @@ impl Manager {
                 }
             };
             if gone {
-                let _ = hosts::unlink(&self.config.etc_netns_dir, &name);
+                let _ = hosts::unlink(&self.config.etc_netns_dir, &name, state.root());
                 if let Err(error) = state.remove_container(&name) {
                     report.errors.push(format!("container {name}: {error}"));
                 }

@@ -58,9 +58,10 @@ pub struct NetworkName<'a> {
 ///
 /// Automatic requests try the subnets of the family in order and move to
 /// the next one only when a subnet is full. Explicit requests must lie in
-/// a subnet (`no configured subnet contains IP address X`) and be free and
-/// not reserved (`Address already in use`); they may lie outside the
-/// ip-range and do not move the cursor.
+/// a subnet (`no configured subnet contains IP address X`), not be
+/// reserved (`X is the gateway of subnet S`, ...) and be free (`Address
+/// already in use`); they may lie outside the ip-range and do not move the
+/// cursor.
 pub fn allocate<B: AddressBook>(
     book: &mut B,
     subnets: &[SubnetSpec],
@@ -74,7 +75,15 @@ pub fn allocate<B: AddressBook>(
                 .iter()
                 .find(|s| s.contains(address))
                 .ok_or(IpamError::NotInAnySubnet { address })?;
-            if spec.is_reserved(address) || !book.take(spec, address, owner)? {
+            if let Some(reason) = spec.reservation(address) {
+                return Err(IpamError::ReservedAddress {
+                    address,
+                    subnet: spec.subnet,
+                    reason,
+                }
+                .into());
+            }
+            if !book.take(spec, address, owner)? {
                 return Err(IpamError::AddressInUse { address }.into());
             }
             Ok(with_prefix(spec, address))

@@ -7,6 +7,23 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use super::IpFamily;
+use crate::text::Shown;
+
+/// What an address that can never be a container's is: why an explicit
+/// request for it is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reserved {
+    /// The IPv4 subnet's own address (not in a /31 or /32).
+    Network,
+    /// The IPv4 subnet's broadcast address (not in a /31 or /32).
+    Broadcast,
+    /// The IPv6 subnet's first address, which routers answer.
+    SubnetRouterAnycast,
+    /// The subnet's gateway.
+    Gateway,
+    /// An `--aux-address`, with its name.
+    Aux(String),
+}
 
 /// An address-management error. `Display` gives the user-facing text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,10 +126,20 @@ pub enum IpamError {
         /// The requested address.
         address: IpAddr,
     },
-    /// An explicit address that is taken or reserved.
+    /// An explicit address that another endpoint holds.
     AddressInUse {
         /// The requested address.
         address: IpAddr,
+    },
+    /// An explicit address that no container can have: the subnet's
+    /// network, broadcast or anycast address, its gateway, an aux-address.
+    ReservedAddress {
+        /// The requested address.
+        address: IpAddr,
+        /// The subnet it lies in.
+        subnet: IpNet,
+        /// What the address is.
+        reason: Reserved,
     },
     /// The network has no free address left in this family.
     NoAvailableAddresses {
@@ -135,8 +162,8 @@ pub enum IpamError {
 impl fmt::Display for IpamError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::InvalidCidr { text } => write!(f, "invalid CIDR address: {text}"),
-            Self::InvalidAddress { text } => write!(f, "invalid IP address: {text}"),
+            Self::InvalidCidr { text } => write!(f, "invalid CIDR address: {}", Shown(text)),
+            Self::InvalidAddress { text } => write!(f, "invalid IP address: {}", Shown(text)),
             Self::HostBitsSet { subnet, expected } => {
                 write!(f, "invalid subnet {subnet}: it should be {expected}")
             }
@@ -153,14 +180,15 @@ impl fmt::Display for IpamError {
                 network,
             } => write!(
                 f,
-                "Pool overlaps with other one on this address space: {subnet} overlaps {other} of network {network}"
+                "Pool overlaps with other one on this address space: {subnet} overlaps {other} of network {}",
+                Shown(network)
             ),
             Self::GatewayOutsideSubnets { gateway } => {
                 write!(f, "no matching subnet for gateway {gateway}")
             }
             Self::RangeOutsideSubnets { range } => write!(f, "no matching subnet for range {range}"),
             Self::AuxOutsideSubnets { name, address } => {
-                write!(f, "no matching subnet for aux-address {address} ({name})")
+                write!(f, "no matching subnet for aux-address {address} ({})", Shown(name))
             }
             Self::MultipleGateways {
                 subnet,
@@ -182,7 +210,7 @@ impl fmt::Display for IpamError {
                 f,
                 "invalid gateway {gateway}: it is not a host address of subnet {subnet}"
             ),
-            Self::DuplicateAuxName { name } => write!(f, "aux-address {name} given twice"),
+            Self::DuplicateAuxName { name } => write!(f, "aux-address {} given twice", Shown(name)),
             Self::DefaultPoolsExhausted { family } => write!(
                 f,
                 "could not find an available, non-overlapping {family} address pool among the defaults to assign to the network"
@@ -191,16 +219,37 @@ impl fmt::Display for IpamError {
                 write!(f, "no configured subnet contains IP address {address}")
             }
             Self::AddressInUse { .. } => f.write_str("Address already in use"),
+            Self::ReservedAddress {
+                address,
+                subnet,
+                reason,
+            } => match reason {
+                Reserved::Network => write!(f, "{address} is the network address of subnet {subnet}"),
+                Reserved::Broadcast => {
+                    write!(f, "{address} is the broadcast address of subnet {subnet}")
+                }
+                Reserved::SubnetRouterAnycast => write!(
+                    f,
+                    "{address} is the subnet-router anycast address of subnet {subnet}"
+                ),
+                Reserved::Gateway => write!(f, "{address} is the gateway of subnet {subnet}"),
+                Reserved::Aux(name) => write!(
+                    f,
+                    "{address} is reserved as aux-address {} of subnet {subnet}",
+                    Shown(name)
+                ),
+            },
             Self::NoAvailableAddresses {
                 family,
                 network,
                 id,
             } => write!(
                 f,
-                "no available {family} addresses on this network's address pools: {network} ({id})"
+                "no available {family} addresses on this network's address pools: {} ({id})",
+                Shown(network)
             ),
             Self::NoSubnetOfFamily { family, network } => {
-                write!(f, "network {network} has no {family} subnet")
+                write!(f, "network {} has no {family} subnet", Shown(network))
             }
         }
     }

@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
 
-use super::{IpFamily, IpamError};
+use super::{IpFamily, IpamError, Reserved};
 
 /// One subnet of a network with what belongs to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,9 +47,32 @@ impl SubnetSpec {
     /// request: network address (IPv4 except /31 and /32), IPv4 broadcast
     /// (except /31 and /32), IPv6 subnet-router anycast, gateway, aux.
     pub fn is_reserved(&self, addr: IpAddr) -> bool {
-        self.is_structural(addr)
-            || self.gateway == Some(addr)
-            || self.aux.iter().any(|(_, a)| *a == addr)
+        self.reservation(addr).is_some()
+    }
+
+    /// What `addr` is reserved as, if it is (see [`SubnetSpec::is_reserved`]).
+    ///
+    /// ```
+    /// use ipvlan::ipam::{Reserved, SubnetSpec};
+    /// let spec = SubnetSpec::new("192.168.1.0/24".parse().unwrap());
+    /// assert_eq!(spec.reservation("192.168.1.255".parse().unwrap()), Some(Reserved::Broadcast));
+    /// assert_eq!(spec.reservation("192.168.1.2".parse().unwrap()), None);
+    /// ```
+    pub fn reservation(&self, addr: IpAddr) -> Option<Reserved> {
+        if self.is_structural(addr) {
+            return Some(match self.subnet {
+                IpNet::V4(net) if addr == IpAddr::V4(net.network()) => Reserved::Network,
+                IpNet::V4(_) => Reserved::Broadcast,
+                IpNet::V6(_) => Reserved::SubnetRouterAnycast,
+            });
+        }
+        if self.gateway == Some(addr) {
+            return Some(Reserved::Gateway);
+        }
+        self.aux
+            .iter()
+            .find(|(_, a)| *a == addr)
+            .map(|(name, _)| Reserved::Aux(name.clone()))
     }
 
     /// Network, broadcast and anycast addresses: never hosts.

@@ -1,20 +1,34 @@
 //! The state directory: where each record lives, the lock that serialises
 //! invocations, reads (lock-free, see [`StateDir`]) and writes (only
 //! through [`Locked`]).
+//!
+//! # What the store trusts
+//!
+//! Only what it can tell is its own. The root must be a real directory
+//! (its last component not a symbolic link; links higher up, such as a
+//! moved `/var/lib`, are fine), owned by the effective uid and writable by
+//! nobody else; every subdirectory is checked the same way before it is
+//! read, written or listed, from the root down. Inside them every state
+//! file is opened without following links and read only when it is a
+//! regular file under its size limit (see [`super::fsutil`]). Anything else
+//! is a [`StoreError::Refused`] naming the path and what is wrong, and
+//! a refusal comes before any change. In listings a file that cannot be
+//! read is reported as [`Damaged`], never skipped silently, deleted or
+//! rewritten.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
 use std::net::IpAddr;
 use std::ops::Deref;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use ipnet::IpNet;
 
 use super::addresses::{subnet_dir, DiskBook, CURSOR_FILE};
 use super::fsutil::{self, FILE_MODE};
 use super::records::{ContainerRecord, EndpointRecord, NetworkRecord, RecordError};
-use super::StoreError;
+use super::{Damaged, Listing, StoreError};
 use crate::ipam::{self, NetworkName, Request, SubnetSpec};
 use crate::json::{self, Value};
 
@@ -33,9 +47,22 @@ const ENDPOINTS: &str = "endpoints";
 const IPAM: &str = "ipam";
 const HOSTS: &str = "hosts";
 const RECORDS: &str = "records";
-/// Hosts files are read by whatever runs in a container, root or not.
+const LOGS: &str = "logs";
 /// Kind of the generic records that list the containers the driver made.
 const CONTAINERS: &str = "containers";
+/// The directories every state directory has, made by [`StateDir::open`]
+/// and checked again by every [`StateDir::lock`], parents first.
+const FIXED_DIRS: [&str; 9] = [
+    NETWORKS,
+    ENDPOINTS,
+    IPAM,
+    HOSTS,
+    "hosts/containers",
+    "hosts/unions",
+    RECORDS,
+    "records/containers",
+    LOGS,
+];
 
 /// Whether `name` can serve as a file name in the store: 1 to 128 of
 /// `[A-Za-z0-9_.-]`, not starting with `.`.
@@ -77,9 +104,14 @@ pub fn random_hex(bytes: usize) -> io::Result<String> {
 /// decision that depends on more than one file, or on a read staying true
 /// until a write (is the name free? which endpoints remain?), must be made
 /// through [`Locked`], which derefs to these same reads.
+///
+/// Every read and write first checks the directories on its way from the
+/// root (see the module's trust rules).
 #[derive(Debug, Clone)]
 pub struct StateDir {
     root: PathBuf,
+    /// Who must own the directories: whoever runs this process.
+    euid: u32,
 }
 
 impl StateDir {
@@ -91,15 +123,108 @@ impl StateDir {
         }
     }
 
-    /// Opens the state directory at `root`, creating it (0700) and its
-    /// subdirectories when missing.
+    /// Opens the state directory at `root`, creating it and its
+    /// subdirectories (0700 whatever the umask) when missing. Refuses,
+    /// before creating anything, a root or subdirectory that is a
+    /// symbolic link, is owned by another user or is writable by group or
+    /// others ([`StoreError::Refused`]).
     pub fn open(root: impl Into<PathBuf>) -> Result<StateDir, StoreError> {
-        let root = root.into();
-        for sub in [NETWORKS, ENDPOINTS, IPAM, HOSTS, RECORDS] {
-            let dir = root.join(sub);
+        // Without a trailing slash, which would make lstat(2) follow a
+        // link in the last component.
+        let root: PathBuf = root.into().components().collect();
+        let state = StateDir {
+            root,
+            euid: crate::sys::geteuid(),
+        };
+        let missing = state.check_fixed()?;
+        for dir in missing {
             fsutil::create_dir(&dir).map_err(StoreError::io("creating", &dir))?;
         }
-        Ok(StateDir { root })
+        Ok(state)
+    }
+
+    /// Checks the root and [`FIXED_DIRS`]; returns the missing ones.
+    fn check_fixed(&self) -> Result<Vec<PathBuf>, StoreError> {
+        let all = std::iter::once(self.root.clone())
+            .chain(FIXED_DIRS.iter().map(|sub| self.root.join(sub)));
+        let mut missing = Vec::new();
+        for dir in all {
+            if !self.check_one(&dir)? {
+                missing.push(dir);
+            }
+        }
+        Ok(missing)
+    }
+
+    fn check_one(&self, dir: &Path) -> Result<bool, StoreError> {
+        fsutil::check_dir(dir, self.euid).map_err(StoreError::io("checking", dir))
+    }
+
+    /// Checks every directory from the root down to `dir`, which must lie
+    /// inside the state directory; `Ok(false)` when one is missing (and so
+    /// everything under it).
+    pub fn check_dir(&self, dir: &Path) -> Result<bool, StoreError> {
+        let outside = || StoreError::Refused {
+            path: dir.to_path_buf(),
+            reason: format!("is not inside the state directory {}", self.root.display()),
+        };
+        let relative = dir.strip_prefix(&self.root).map_err(|_| outside())?;
+        let mut path = self.root.clone();
+        if !self.check_one(&path)? {
+            return Ok(false);
+        }
+        for component in relative.components() {
+            match component {
+                Component::Normal(name) => path.push(name),
+                _ => return Err(outside()),
+            }
+            if !self.check_one(&path)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Checks `dir` from the root down and, when it exists, every
+    /// directory below it (before a removal of the whole tree).
+    fn check_tree_below(&self, dir: &Path) -> Result<(), StoreError> {
+        fn below(state: &StateDir, dir: &Path) -> Result<(), StoreError> {
+            for entry in fs::read_dir(dir).map_err(StoreError::io("listing", dir))? {
+                let entry = entry.map_err(StoreError::io("listing", dir))?;
+                let kind = entry.file_type().map_err(StoreError::io("listing", dir))?;
+                if kind.is_dir() {
+                    let path = entry.path();
+                    state.check_one(&path)?;
+                    below(state, &path)?;
+                }
+            }
+            Ok(())
+        }
+        if self.check_dir(dir)? {
+            below(self, dir)?;
+        }
+        Ok(())
+    }
+
+    /// Checks the address directories of a network that exist (the
+    /// address book makes missing ones itself).
+    fn check_ipam(&self, network: &NetworkRecord) -> Result<(), StoreError> {
+        let dir = self.ipam_dir(&network.id);
+        if self.check_dir(&dir)? {
+            for spec in &network.subnets {
+                self.check_dir(&subnet_dir(&dir, spec))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// [`StateDir::check_dir`], then creates what is missing (0700
+    /// whatever the umask, each synced into its parent).
+    pub fn ensure_dir(&self, dir: &Path) -> Result<(), StoreError> {
+        if !self.check_dir(dir)? {
+            fsutil::create_dir(dir).map_err(StoreError::io("creating", dir))?;
+        }
+        Ok(())
     }
 
     /// The directory itself.
@@ -109,16 +234,23 @@ impl StateDir {
 
     /// Takes the store's exclusive lock, waiting for other invocations.
     /// Released when the guard drops (or the process dies).
+    ///
+    /// The root and its fixed subdirectories are checked again first: a
+    /// [`StateDir`] may live long in a program that embeds it, and the
+    /// directory may have changed hands meanwhile.
     pub fn lock(&self) -> Result<Locked<'_>, StoreError> {
+        self.check_fixed()?;
         let path = self.root.join(LOCK_FILE);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(FILE_MODE)
-            .open(&path)
-            .map_err(StoreError::io("opening", &path))?;
+        let file = fsutil::open_regular(
+            &path,
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(FILE_MODE),
+        )
+        .map_err(StoreError::io("opening", &path))?;
         crate::sys::flock(std::os::fd::AsFd::as_fd(&file), libc::LOCK_EX)
             .map_err(StoreError::io("locking", &path))?;
         Ok(Locked {
@@ -172,13 +304,15 @@ impl StateDir {
     /// A network by ID.
     pub fn network(&self, id: &str) -> Result<Option<NetworkRecord>, StoreError> {
         check_name("network id", id)?;
-        read_record(&self.network_path(id), NetworkRecord::from_json)
+        self.read_record(&self.network_path(id), NetworkRecord::from_json)
     }
 
-    /// Every network, oldest first.
-    pub fn networks(&self) -> Result<Vec<NetworkRecord>, StoreError> {
-        let mut all = read_all(&self.root.join(NETWORKS), NetworkRecord::from_json)?;
-        all.sort_by(|a, b| (a.created, &a.name).cmp(&(b.created, &b.name)));
+    /// Every network, oldest first, and the network records that could
+    /// not be read.
+    pub fn networks(&self) -> Result<Listing<NetworkRecord>, StoreError> {
+        let mut all = self.read_all(&self.root.join(NETWORKS), NetworkRecord::from_json)?;
+        all.items
+            .sort_by(|a, b| (a.created, &a.name).cmp(&(b.created, &b.name)));
         Ok(all)
     }
 
@@ -190,25 +324,42 @@ impl StateDir {
     ) -> Result<Option<EndpointRecord>, StoreError> {
         check_name("network id", network_id)?;
         check_name("endpoint id", id)?;
-        read_record(
+        self.read_record(
             &self.endpoint_path(network_id, id),
             EndpointRecord::from_json,
         )
     }
 
-    /// The endpoints of one network, oldest first.
-    pub fn endpoints_of(&self, network_id: &str) -> Result<Vec<EndpointRecord>, StoreError> {
+    /// The endpoints of one network, oldest first, and the endpoint
+    /// records that could not be read.
+    pub fn endpoints_of(&self, network_id: &str) -> Result<Listing<EndpointRecord>, StoreError> {
         check_name("network id", network_id)?;
-        let mut all = read_all(&self.endpoint_dir(network_id), EndpointRecord::from_json)?;
-        all.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
+        let mut all = self.read_all(&self.endpoint_dir(network_id), EndpointRecord::from_json)?;
+        all.items
+            .sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
         Ok(all)
     }
 
-    /// Every endpoint of every network (for `restore` and `ps`).
-    pub fn endpoints(&self) -> Result<Vec<EndpointRecord>, StoreError> {
-        let mut all = Vec::new();
-        for network_id in list_names(&self.root.join(ENDPOINTS))? {
-            all.extend(self.endpoints_of(&network_id)?);
+    /// Every endpoint of every network, and what could not be read (a
+    /// network's endpoint directory that cannot be listed counts as one
+    /// damaged path).
+    pub fn endpoints(&self) -> Result<Listing<EndpointRecord>, StoreError> {
+        let mut all = Listing::default();
+        for network_id in self.list_names(&self.root.join(ENDPOINTS))? {
+            if !is_valid_name(&network_id) {
+                all.damaged.push(Damaged {
+                    path: self.endpoint_dir(&network_id),
+                    reason: "is not named after a network id".into(),
+                });
+                continue;
+            }
+            match self.endpoints_of(&network_id) {
+                Ok(listing) => {
+                    all.items.extend(listing.items);
+                    all.damaged.extend(listing.damaged);
+                }
+                Err(error) => all.note(error)?,
+            }
         }
         Ok(all)
     }
@@ -217,31 +368,55 @@ impl StateDir {
     pub fn record(&self, kind: &str, id: &str) -> Result<Option<Value>, StoreError> {
         check_name("record kind", kind)?;
         check_name("record id", id)?;
-        read_record(&self.record_path(kind, id), |v| Ok(v.clone()))
+        self.read_record(&self.record_path(kind, id), |v| Ok(v.clone()))
     }
 
-    /// Every record of `kind` with its ID, sorted by ID.
-    pub fn records(&self, kind: &str) -> Result<Vec<(String, Value)>, StoreError> {
+    /// Every record of `kind` with its ID, sorted by ID, and the records
+    /// that could not be read.
+    pub fn records(&self, kind: &str) -> Result<Listing<(String, Value)>, StoreError> {
         check_name("record kind", kind)?;
         let dir = self.root.join(RECORDS).join(kind);
-        let mut out = Vec::new();
-        for name in list_names(&dir)? {
+        let mut out = Listing::default();
+        for name in self.list_names(&dir)? {
             if let Some(id) = name.strip_suffix(".json") {
-                if let Some(v) = read_record(&dir.join(&name), |v| Ok(v.clone()))? {
-                    out.push((id.to_string(), v));
+                match self.read_record(&dir.join(&name), |v| Ok(v.clone())) {
+                    Ok(Some(v)) => out.items.push((id.to_string(), v)),
+                    Ok(None) => {}
+                    Err(error) => out.note(error)?,
                 }
             }
         }
         Ok(out)
     }
 
-    /// Names of the containers the driver created, sorted.
-    pub fn containers(&self) -> Result<Vec<String>, StoreError> {
-        Ok(self
-            .records(CONTAINERS)?
-            .into_iter()
-            .map(|(id, _)| id)
-            .collect())
+    /// Names of the containers the driver created, sorted, and the
+    /// container records that could not be read.
+    pub fn containers(&self) -> Result<Listing<String>, StoreError> {
+        Ok(self.records(CONTAINERS)?.map(|(id, _)| id))
+    }
+
+    /// The log file of a command started in the background in
+    /// `container` (`logs/<name>.log`).
+    pub fn log_path(&self, container: &str) -> PathBuf {
+        self.root.join(LOGS).join(format!("{container}.log"))
+    }
+
+    /// Opens (creating it 0600 if needed) the log file of `container` for
+    /// appending, never through a link; its directory is checked (or made)
+    /// first. A log made by an older version with another mode gets 0600.
+    pub fn open_log(&self, container: &str) -> Result<File, StoreError> {
+        check_name("container name", container)?;
+        let path = self.log_path(container);
+        self.ensure_dir(&self.root.join(LOGS))?;
+        let file = fsutil::open_regular(
+            &path,
+            OpenOptions::new().create(true).append(true).mode(FILE_MODE),
+        )
+        .map_err(StoreError::io("opening", &path))?;
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(fs::Permissions::from_mode(FILE_MODE))
+            .map_err(StoreError::io("setting the mode of", &path))?;
+        Ok(file)
     }
 
     /// Whether `name` is a container the driver created (one read).
@@ -252,10 +427,27 @@ impl StateDir {
     /// The record of container `name`, if there is one (one read).
     pub fn container(&self, name: &str) -> Result<Option<ContainerRecord>, StoreError> {
         check_name("record id", name)?;
-        read_record(
+        self.read_record(
             &self.record_path(CONTAINERS, name),
             ContainerRecord::from_json,
         )
+    }
+
+    /// Every container record, sorted by name, and those that could not
+    /// be read.
+    pub fn container_records(&self) -> Result<Listing<ContainerRecord>, StoreError> {
+        let dir = self.root.join(RECORDS).join(CONTAINERS);
+        let mut out = Listing::default();
+        for name in self.list_names(&dir)? {
+            if name.ends_with(".json") {
+                match self.read_record(&dir.join(&name), ContainerRecord::from_json) {
+                    Ok(Some(record)) => out.items.push(record),
+                    Ok(None) => {}
+                    Err(error) => out.note(error)?,
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Who holds `addr` in a subnet of a network, if anyone (one read).
@@ -266,7 +458,11 @@ impl StateDir {
         addr: IpAddr,
     ) -> Result<Option<String>, StoreError> {
         check_name("network id", network_id)?;
-        let path = subnet_dir(&self.ipam_dir(network_id), subnet).join(addr.to_string());
+        let dir = subnet_dir(&self.ipam_dir(network_id), subnet);
+        if !self.check_dir(&dir)? {
+            return Ok(None);
+        }
+        let path = dir.join(addr.to_string());
         let text = read_text(&path)?;
         text.map(|t| parse_owner(&path, &t)).transpose()
     }
@@ -278,7 +474,7 @@ impl StateDir {
         let mut out = Vec::new();
         for spec in &network.subnets {
             let dir = subnet_dir(&self.ipam_dir(&network.id), spec);
-            for name in list_names(&dir)? {
+            for name in self.list_names(&dir)? {
                 if name == CURSOR_FILE {
                     continue;
                 }
@@ -308,13 +504,16 @@ impl StateDir {
 }
 
 /// A state file's text; `None` when it does not exist. Bytes that are not
-/// UTF-8 mean a damaged file: [`StoreError::Corrupt`], not an I/O error.
+/// UTF-8 mean a damaged file: [`StoreError::Corrupt`], not an I/O error; a
+/// link, FIFO or oversized file is [`StoreError::Refused`].
 fn read_text(path: &Path) -> Result<Option<String>, StoreError> {
     match fsutil::read_if_exists(path) {
-        Err(e) if e.kind() == io::ErrorKind::InvalidData => Err(StoreError::Corrupt {
-            path: path.to_path_buf(),
-            reason: "not UTF-8 text".into(),
-        }),
+        Err(e) if e.kind() == io::ErrorKind::InvalidData && fsutil::refusal(&e).is_none() => {
+            Err(StoreError::Corrupt {
+                path: path.to_path_buf(),
+                reason: "not UTF-8 text".into(),
+            })
+        }
         other => other.map_err(StoreError::io("reading", path)),
     }
 }
@@ -328,6 +527,51 @@ fn parse_owner(path: &Path, text: &str) -> Result<String, StoreError> {
         });
     }
     Ok(owner.to_string())
+}
+
+impl StateDir {
+    /// Entry names of a directory (checked from the root down), without
+    /// dot-files (temporaries), sorted; empty when the directory does not
+    /// exist.
+    fn list_names(&self, dir: &Path) -> Result<Vec<String>, StoreError> {
+        if !self.check_dir(dir)? {
+            return Ok(Vec::new());
+        }
+        list_names(dir)
+    }
+
+    /// One record; `None` when it (or its directory) does not exist.
+    fn read_record<T>(
+        &self,
+        path: &Path,
+        from_json: impl Fn(&Value) -> Result<T, RecordError>,
+    ) -> Result<Option<T>, StoreError> {
+        let dir = path.parent().expect("record paths have a parent");
+        if !self.check_dir(dir)? {
+            return Ok(None);
+        }
+        read_record(path, from_json)
+    }
+
+    /// Every `*.json` record of a directory; one that cannot be read is
+    /// reported, the others still read.
+    fn read_all<T>(
+        &self,
+        dir: &Path,
+        from_json: impl Fn(&Value) -> Result<T, RecordError>,
+    ) -> Result<Listing<T>, StoreError> {
+        let mut out = Listing::default();
+        for name in self.list_names(dir)? {
+            if name.ends_with(".json") {
+                match read_record(&dir.join(&name), &from_json) {
+                    Ok(Some(record)) => out.items.push(record),
+                    Ok(None) => {}
+                    Err(error) => out.note(error)?,
+                }
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// Entry names of a directory, without dot-files (temporaries), sorted;
@@ -368,21 +612,6 @@ fn read_record<T>(
         .map_err(|e| corrupt(e.to_string()))
 }
 
-fn read_all<T>(
-    dir: &Path,
-    from_json: impl Fn(&Value) -> Result<T, RecordError>,
-) -> Result<Vec<T>, StoreError> {
-    let mut out = Vec::new();
-    for name in list_names(dir)? {
-        if name.ends_with(".json") {
-            if let Some(record) = read_record(&dir.join(&name), &from_json)? {
-                out.push(record);
-            }
-        }
-    }
-    Ok(out)
-}
-
 /// The store under its exclusive lock: the only way to write. Reads of
 /// [`StateDir`] are available through `Deref`.
 #[derive(Debug)]
@@ -401,21 +630,25 @@ impl Deref for Locked<'_> {
 impl Locked<'_> {
     fn write_json(&self, path: &Path, value: &Value) -> Result<(), StoreError> {
         let dir = path.parent().expect("record paths have a parent");
-        let mut text = value.to_pretty();
+        // Refused before any file is touched: a record the reader refuses
+        // would stop every later command.
+        let mut text = value.to_pretty().map_err(|error| {
+            StoreError::io("encoding", path)(io::Error::new(io::ErrorKind::InvalidData, error))
+        })?;
         text.push('\n');
-        let write = |p: &Path| fsutil::replace(p, text.as_bytes(), FILE_MODE);
-        match write(path) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                fsutil::create_dir(dir).map_err(StoreError::io("creating", dir))?;
-                write(path)
-            }
-            other => other,
-        }
-        .map_err(StoreError::io("writing", path))?;
+        // The directory is checked (made when missing) first; the file
+        // itself is replaced by rename(2), which never follows a link.
+        self.ensure_dir(dir)?;
+        fsutil::replace(path, text.as_bytes(), FILE_MODE)
+            .map_err(StoreError::io("writing", path))?;
         fsutil::sync_dir(dir).map_err(StoreError::io("syncing", dir))
     }
 
     fn remove_file(&self, path: &Path) -> Result<bool, StoreError> {
+        let dir = path.parent().expect("record paths have a parent");
+        if !self.check_dir(dir)? {
+            return Ok(false);
+        }
         let removed = fsutil::remove_if_exists(path).map_err(StoreError::io("removing", path))?;
         if removed {
             let dir = path.parent().expect("record paths have a parent");
@@ -435,11 +668,17 @@ impl Locked<'_> {
     /// remain is the caller's decision.
     pub fn remove_network(&self, id: &str) -> Result<bool, StoreError> {
         check_name("network id", id)?;
-        for dir in [
+        let dirs = [
             self.endpoint_dir(id),
             self.ipam_dir(id),
             self.union_markers_dir(id),
-        ] {
+        ];
+        // All checked before the first removal: a refusal changes nothing.
+        for dir in &dirs {
+            self.check_tree_below(dir)?;
+        }
+        self.check_dir(&self.root.join(HOSTS))?;
+        for dir in dirs {
             crate::fault::point("store: before rmdir");
             match crate::fault::after("store: after rmdir", fs::remove_dir_all(&dir)) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => {
@@ -510,6 +749,7 @@ impl Locked<'_> {
     ) -> Result<IpNet, StoreError> {
         check_name("network id", &network.id)?;
         check_name("address owner", owner)?;
+        self.check_ipam(network)?;
         let mut book = DiskBook::new(self.ipam_dir(&network.id));
         let name = NetworkName {
             name: &network.name,
@@ -526,6 +766,7 @@ impl Locked<'_> {
     /// already free; returns whether it was taken.
     pub fn release(&self, network: &NetworkRecord, addr: IpAddr) -> Result<bool, StoreError> {
         check_name("network id", &network.id)?;
+        self.check_ipam(network)?;
         let mut book = DiskBook::new(self.ipam_dir(&network.id));
         let released = ipam::release(&mut book, &network.subnets, addr)?;
         book.finish()?;
@@ -552,10 +793,17 @@ impl Locked<'_> {
 
     /// Frees the addresses of `network` whose owner has no endpoint record
     /// (left by a crash between allocation and record); returns how many.
+    /// An owner whose record exists but cannot be read keeps its
+    /// addresses: the record is damaged, not absent.
     pub fn release_orphans(&self, network: &NetworkRecord) -> Result<usize, StoreError> {
         let mut freed = 0;
         for (addr, owner) in self.addresses(network)? {
-            if self.endpoint(&network.id, &owner)?.is_none() && self.release(network, addr)? {
+            let orphan = match self.endpoint(&network.id, &owner) {
+                Ok(record) => record.is_none(),
+                Err(StoreError::Corrupt { .. } | StoreError::Refused { .. }) => false,
+                Err(error) => return Err(error),
+            };
+            if orphan && self.release(network, addr)? {
                 freed += 1;
             }
         }
@@ -604,9 +852,14 @@ impl Locked<'_> {
     }
 
     /// Removes temporary files a killed invocation left behind; returns
-    /// how many. Walks the whole directory: for `restore`.
+    /// how many. Walks the whole directory: for `restore`. A directory
+    /// that fails the trust check stops the walk before anything in it
+    /// is removed.
     pub fn clean_temporaries(&self) -> Result<usize, StoreError> {
-        fn walk(dir: &Path, count: &mut usize) -> Result<(), StoreError> {
+        fn walk(state: &StateDir, dir: &Path, count: &mut usize) -> Result<(), StoreError> {
+            if !state.check_one(dir)? {
+                return Ok(());
+            }
             let entries = match fs::read_dir(dir) {
                 Ok(e) => e,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
@@ -617,7 +870,7 @@ impl Locked<'_> {
                 let path = entry.path();
                 let kind = entry.file_type().map_err(StoreError::io("listing", dir))?;
                 if kind.is_dir() {
-                    walk(&path, count)?;
+                    walk(state, &path, count)?;
                 } else if entry.file_name().to_str().is_some_and(fsutil::is_temp_name) {
                     crate::fault::point("store: before unlink");
                     crate::fault::after("store: after unlink", fs::remove_file(&path))
@@ -628,7 +881,7 @@ impl Locked<'_> {
             Ok(())
         }
         let mut count = 0;
-        walk(&self.root, &mut count)?;
+        walk(self, &self.root, &mut count)?;
         Ok(count)
     }
 }

@@ -25,6 +25,16 @@ pub enum StoreError {
         /// What is wrong.
         reason: String,
     },
+    /// A path of the state directory that is not what the store may
+    /// trust: a directory owned by another user or writable by others, a
+    /// symbolic link, a FIFO or device where a file belongs, a file over
+    /// its size limit. Nothing was written, followed or read through it.
+    Refused {
+        /// The file or directory.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A name that cannot be used as a file name in the store.
     InvalidName {
         /// What the name is for (`"endpoint id"`, ...).
@@ -37,15 +47,34 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// The error of `action` on `path`; a refusal of the file primitives
+    /// (a link, a FIFO, an oversized file, an untrusted directory) becomes
+    /// [`StoreError::Refused`].
     pub(crate) fn io(
         action: &'static str,
         path: impl Into<PathBuf>,
     ) -> impl FnOnce(io::Error) -> StoreError {
         let path = path.into();
-        move |source| StoreError::Io {
-            action,
-            path,
-            source,
+        move |source| match super::fsutil::refusal(&source) {
+            Some(reason) => StoreError::Refused {
+                reason: reason.to_string(),
+                path,
+            },
+            None => StoreError::Io {
+                action,
+                path,
+                source,
+            },
+        }
+    }
+
+    /// The state file this error is about, if it is about one.
+    pub fn path(&self) -> Option<&std::path::Path> {
+        match self {
+            StoreError::Io { path, .. }
+            | StoreError::Corrupt { path, .. }
+            | StoreError::Refused { path, .. } => Some(path),
+            StoreError::InvalidName { .. } | StoreError::Ipam(_) => None,
         }
     }
 
@@ -73,6 +102,9 @@ impl fmt::Display for StoreError {
             } => write!(f, "{action} {}: {source}", path.display()),
             StoreError::Corrupt { path, reason } => {
                 write!(f, "corrupt state file {}: {reason}", path.display())
+            }
+            StoreError::Refused { path, reason } => {
+                write!(f, "refusing {}: {reason}", path.display())
             }
             StoreError::InvalidName { what, name } => write!(
                 f,

@@ -1,7 +1,8 @@
 //! The state directory (`/var/lib/ipvlan` unless `--state-dir` or
 //! `IPVLAN_STATE_DIR` says otherwise).
 //!
-//! Layout (directories 0700, files 0600 except hosts files):
+//! Layout (directories 0700, files 0600 except hosts files, whatever the
+//! umask):
 //!
 //! ```text
 //! lock                                    flock(2)ed by every writer
@@ -11,8 +12,16 @@
 //! ipam/<network id>/<subnet>/<address>    exists = taken; holds the owner endpoint id
 //! ipam/<network id>/<subnet>/cursor       last address handed out automatically
 //! hosts/<network id>                      the network's hosts file (0644)
+//! hosts/containers/<name>                 a container's union view (0644)
+//! hosts/unions/<network id>/<name>        union markers
 //! records/<kind>/<id>.json                generic records (e.g. containers)
+//! logs/<name>.log                         output of background commands
 //! ```
+//!
+//! What the store trusts (owner, write bits, no links followed, regular
+//! files under a size limit) is described in `dir.rs`; listings return
+//! the records they can read and a [`Damaged`] entry per file they cannot
+//! ([`Listing`]), and never delete or rewrite such a file.
 //!
 //! `<subnet>` is `192.168.1.0-24`, `2001:db8::-64`. Every write is atomic
 //! (temporary `.tmp-<name>` in the same directory, fsync, rename or link,
@@ -30,7 +39,12 @@ mod addresses;
 mod dir;
 mod error;
 mod fsutil;
-pub use fsutil::{append_line, blank_lines, remove_lines};
+mod listing;
+pub use fsutil::{
+    append_line, blank_lines, create_dir, open_regular, read_capped, read_text_capped, refusal,
+    remove_lines, HOSTS_MAX, RECORD_MAX,
+};
+pub use listing::{Damaged, Listing};
 pub mod records;
 
 pub use dir::{

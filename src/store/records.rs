@@ -803,7 +803,7 @@ mod tests {
 
     /// Through the text form, as records are stored.
     fn parse_json(value: &Value) -> Value {
-        crate::json::parse(&value.to_compact()).unwrap()
+        crate::json::parse(&value.to_compact().unwrap()).unwrap()
     }
 
     #[test]

@@ -44,6 +44,10 @@ impl TempDir {
         let path = base.join(format!("ipvlan-test-{tag}-{}-{n}", std::process::id()));
         let _ = fs::remove_dir_all(&path);
         fs::create_dir_all(&path).unwrap();
+        // The store refuses a state directory others may write in, and
+        // some tests open one right here: not up to the tester's umask.
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o700)).unwrap();
         TempDir(path)
     }
 

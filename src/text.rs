@@ -1,0 +1,93 @@
+//! User-supplied text inside messages.
+//!
+//! Names, paths and option values reach error messages as the user typed
+//! them; a newline or an escape sequence in one would split a message over
+//! several lines, or recolour or rewrite the user's terminal. Every message
+//! that can carry such text passes through [`escape_controls`], so it stays
+//! one line of plain text.
+
+use std::borrow::Cow;
+use std::fmt;
+
+/// Whether `c` must not reach a terminal as it is: control characters
+/// (C0, DEL, C1) and the invisible bidirectional controls that reorder
+/// what is displayed around them.
+pub fn is_unsafe(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+        )
+}
+
+/// `text` with every [unsafe](is_unsafe) character written the way Rust
+/// writes it in a string literal (`\n`, `\t`, `\r`, `\0`, `\u{1b}`);
+/// everything else, backslashes included, stays as it is. Escaping an
+/// escaped text changes nothing, so a message may pass through it at every
+/// layer it crosses.
+///
+/// ```
+/// use ipvlan::text::escape_controls;
+/// assert_eq!(escape_controls("a\nb\u{1b}[31m"), "a\\nb\\u{1b}[31m");
+/// assert_eq!(escape_controls("db_net"), "db_net");
+/// assert_eq!(escape_controls(&escape_controls("a\tb")), "a\\tb");
+/// ```
+pub fn escape_controls(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(is_unsafe) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\0' => out.push_str("\\0"),
+            c if is_unsafe(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Displays a string through [`escape_controls`]: for `format!` arguments
+/// that come from the user.
+///
+/// ```
+/// use ipvlan::text::Shown;
+/// assert_eq!(format!("network {} not found", Shown("a\nb")), "network a\\nb not found");
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Shown<'a>(pub &'a str);
+
+impl fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&escape_controls(self.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_control_character_is_escaped_and_nothing_else() {
+        for code in (0u32..0x20).chain(0x7f..0xa0) {
+            let c = char::from_u32(code).unwrap();
+            let escaped = escape_controls(&c.to_string()).into_owned();
+            assert!(escaped.starts_with('\\'), "{code:#x}: {escaped:?}");
+            assert!(!escaped.chars().any(is_unsafe), "{code:#x}: {escaped:?}");
+        }
+        assert_eq!(escape_controls("\u{202e}gpj.exe"), "\\u{202e}gpj.exe");
+        let plain = "eth0.20 /run/netns/web é ü 😀 \\ \" '";
+        assert!(matches!(escape_controls(plain), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn escaping_is_idempotent() {
+        let nasty = "a\nb\r\t\0\u{1b}[2J\u{9b}\u{7f}\u{2066}";
+        let once = escape_controls(nasty).into_owned();
+        assert_eq!(escape_controls(&once), once);
+        assert_eq!(once.lines().count(), 1);
+    }
+}

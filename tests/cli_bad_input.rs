@@ -1,0 +1,464 @@
+//! The bad-input catalogue: every refusal of the `ipvlan` binary that needs
+//! no ipvlan in the kernel, one line each, with its exit code and its exact
+//! message, and proof that it changed nothing.
+//!
+//! Each case runs in a directory of its own (`$T`): state in `$T/state`
+//! (given as `--state-dir`, made beforehand so that what a case changes
+//! shows), namespaces in `$T/netns`, `/etc/netns` in `$T/etc-netns`, the
+//! current directory `$T/cwd`. Before and after the command, every file
+//! under `$T` (path, type, mode, content or link target) and every link of
+//! the test's network namespace are read; they must be the same. The whole
+//! run happens in a private mount and network namespace that holds a veth
+//! pair of "another tool", which must stay as it is.
+//!
+//! Adding a case is one line in [`CASES`]: `case(args, exit code, stderr)`,
+//! then `.env(...)`, `.with(...)` (fixtures), `.stdout(...)` or `.bare()`
+//! (no `--state-dir`) as needed. `$T` in args, env values and expected
+//! texts stands for the case's directory.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use ipvlan::driver::{Config, Manager};
+use ipvlan::netns;
+use ipvlan::rtnl::{Handle, LinkSpec};
+use ipvlan::store::{EndpointState, NetworkState, ParentOrigin, StateDir};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ipvlan");
+
+/// What a case finds in place before its command runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fixture {
+    /// Network `n1`: 192.168.1.0/24, gateway .1, aux `router`=.5, on `lo`.
+    Network,
+    /// Network `n6`: 192.168.6.0/24 and 2001:db8:6::/64, on `lo`.
+    DualStack,
+    /// Network `half`, left `creating` by a killed `network create`.
+    Creating,
+    /// `n1`'s endpoint `c1`, left `detaching` by a killed disconnect.
+    Detaching,
+    /// `n1`'s endpoint `c2`, attached (its namespace is not there).
+    Attached,
+    /// A container (named namespace) `c1`.
+    Container,
+    /// A regular file `$T/cwd/file`.
+    File,
+}
+
+/// One refusal.
+#[derive(Debug, Clone, Copy)]
+struct Case {
+    args: &'static [&'static str],
+    code: i32,
+    stderr: &'static str,
+    stdout: &'static str,
+    env: &'static [(&'static str, &'static str)],
+    fixtures: &'static [Fixture],
+    /// Pass `--state-dir $T/state` before `args`.
+    state_flag: bool,
+}
+
+const fn case(args: &'static [&'static str], code: i32, stderr: &'static str) -> Case {
+    Case {
+        args,
+        code,
+        stderr,
+        stdout: "",
+        env: &[],
+        fixtures: &[],
+        state_flag: true,
+    }
+}
+
+impl Case {
+    const fn env(self, env: &'static [(&'static str, &'static str)]) -> Case {
+        Case { env, ..self }
+    }
+
+    const fn with(self, fixtures: &'static [Fixture]) -> Case {
+        Case { fixtures, ..self }
+    }
+
+    const fn stdout(self, stdout: &'static str) -> Case {
+        Case { stdout, ..self }
+    }
+
+    const fn bare(self) -> Case {
+        Case {
+            state_flag: false,
+            ..self
+        }
+    }
+}
+
+use Fixture::*;
+
+const NET: &[Fixture] = &[Network];
+const NET_C1: &[Fixture] = &[Network, Container];
+
+#[rustfmt::skip]
+const CASES: &[Case] = &[
+    // Command words, flags and operands: usage errors, exit 2 (125 for run/exec).
+    case(&["frobnicate"], 2, "ipvlan: 'frobnicate' is not an ipvlan command\nSee 'ipvlan --help'.\n"),
+    case(&["--bogus", "ps"], 2, "ipvlan: unknown flag: --bogus\nSee 'ipvlan --help'.\n"),
+    case(&["network", "frob"], 2, "ipvlan: network: 'frob' is not an ipvlan network command\nSee 'ipvlan network --help'.\n"),
+    case(&["network", "create"], 2, "ipvlan: network create: \"ipvlan network create\" requires exactly 1 argument\nSee 'ipvlan network create --help'.\n"),
+    case(&["network", "create", "a", "b"], 2, "ipvlan: network create: \"ipvlan network create\" requires exactly 1 argument\nSee 'ipvlan network create --help'.\n"),
+    case(&["network", "create", "--bogus", "n1"], 2, "ipvlan: network create: unknown flag: --bogus\nSee 'ipvlan network create --help'.\n"),
+    case(&["network", "create", "-x", "n1"], 2, "ipvlan: network create: unknown shorthand flag: 'x' in -x\nSee 'ipvlan network create --help'.\n"),
+    case(&["network", "create", "-o"], 2, "ipvlan: network create: flag needs an argument: -o\nSee 'ipvlan network create --help'.\n"),
+    case(&["network", "rm"], 2, "ipvlan: network rm: \"ipvlan network rm\" requires at least 1 argument\nSee 'ipvlan network rm --help'.\n"),
+    case(&["network", "ls", "extra"], 2, "ipvlan: network ls: \"ipvlan network ls\" accepts no arguments\nSee 'ipvlan network ls --help'.\n"),
+    case(&["network", "connect", "n1"], 2, "ipvlan: network connect: \"ipvlan network connect\" requires exactly 2 arguments\nSee 'ipvlan network connect --help'.\n"),
+    case(&["network", "disconnect", "n1", "c1", "c2"], 2, "ipvlan: network disconnect: \"ipvlan network disconnect\" requires exactly 2 arguments\nSee 'ipvlan network disconnect --help'.\n"),
+    case(&["ps", "-a"], 2, "ipvlan: ps: unknown shorthand flag: 'a' in -a\nSee 'ipvlan ps --help'.\n"),
+    case(&["restore", "now"], 2, "ipvlan: restore: \"ipvlan restore\" accepts no arguments\nSee 'ipvlan restore --help'.\n"),
+    case(&["run", "ls"], 125, "ipvlan: run: --network is required\nSee 'ipvlan run --help'.\n"),
+    case(&["run", "--net=n1", "-d", "--rm", "sleep", "9"], 125, "ipvlan: run: conflicting options: --rm and -d (--detach) cannot be combined\nSee 'ipvlan run --help'.\n"),
+    case(&["exec", "c1"], 125, "ipvlan: exec: \"ipvlan exec\" requires at least 2 arguments\nSee 'ipvlan exec --help'.\n"),
+    case(&["--state-dir"], 2, "ipvlan: flag needs an argument: --state-dir\nSee 'ipvlan --help'.\n").bare(),
+    // Values: exit 1 (125 for run).
+    case(&["network", "create", "--subnet=192.168.1.0/33", "n1"], 1, "ipvlan: network create: invalid value \"192.168.1.0/33\" for --subnet: invalid CIDR address\n"),
+    case(&["network", "create", "--gateway=192.168.1.300", "n1"], 1, "ipvlan: network create: invalid value \"192.168.1.300\" for --gateway: invalid IP address\n"),
+    case(&["network", "create", "--ip-range=10.0.0.0/", "n1"], 1, "ipvlan: network create: invalid value \"10.0.0.0/\" for --ip-range: invalid CIDR address\n"),
+    case(&["network", "create", "--aux-address=router", "n1"], 1, "ipvlan: network create: invalid value \"router\" for --aux-address: expected name=IP\n"),
+    case(&["network", "create", "-o", "parent", "n1"], 1, "ipvlan: network create: invalid value \"parent\" for --opt: expected KEY=VALUE\n"),
+    case(&["network", "create", "-d", "bridge", "n1"], 1, "ipvlan: network create: invalid value \"bridge\" for --driver: only the ipvlan driver is supported\n"),
+    case(&["network", "create", "--ipv6=maybe", "n1"], 1, "ipvlan: network create: invalid value \"maybe\" for --ipv6: expected true or false\n"),
+    case(&["network", "connect", "--ip=2001:db8::1", "n1", "c1"], 1, "ipvlan: network connect: invalid value \"2001:db8::1\" for --ip: not an IPv4 address (use --ip6)\n"),
+    case(&["rm", "--force=yes", "c1"], 1, "ipvlan: rm: invalid value \"yes\" for --force: expected true or false\n"),
+    case(&["run", "--net=n1", "--ip=10.0.0.300"], 125, "ipvlan: run: invalid value \"10.0.0.300\" for --ip: invalid IP address\n"),
+    // Names.
+    case(&["network", "create", "a b"], 1, "ipvlan: network create a b: invalid network name \"a b\": only [a-zA-Z0-9][a-zA-Z0-9_.-]* are allowed, at most 64 bytes\n"),
+    case(&["network", "create", "--", "-bad"], 1, "ipvlan: network create -bad: invalid network name \"-bad\": only [a-zA-Z0-9][a-zA-Z0-9_.-]* are allowed, at most 64 bytes\n"),
+    case(&["network", "create", "é"], 1, "ipvlan: network create é: invalid network name \"é\": only [a-zA-Z0-9][a-zA-Z0-9_.-]* are allowed, at most 64 bytes\n"),
+    case(&["network", "create", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"], 1, "ipvlan: network create aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa: invalid network name \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\": only [a-zA-Z0-9][a-zA-Z0-9_.-]* are allowed, at most 64 bytes\n"),
+    case(&["network", "create", "n1"], 1, "ipvlan: network create n1: network with name n1 already exists\n").with(NET),
+    case(&["network", "connect", "n1", "a b"], 1, "ipvlan: network connect n1 a b: invalid container name \"a b\": only [a-zA-Z0-9][a-zA-Z0-9_.-]* are allowed, at most 64 bytes\n").with(NET),
+    // Subnets, gateways, ranges, aux addresses.
+    case(&["network", "create", "--subnet=192.168.1.5/24", "n2"], 1, "ipvlan: network create n2: invalid subnet 192.168.1.5/24: it should be 192.168.1.0/24\n"),
+    case(&["network", "create", "--subnet=10.0.0.0/8", "--subnet=10.1.0.0/16", "n2"], 1, "ipvlan: network create n2: multiple overlapping subnet configuration is not supported (10.0.0.0/8, 10.1.0.0/16)\n"),
+    case(&["network", "create", "--subnet=192.168.2.0/24", "--gateway=10.9.9.9", "n2"], 1, "ipvlan: network create n2: no matching subnet for gateway 10.9.9.9\n"),
+    case(&["network", "create", "--subnet=192.168.2.0/24", "--gateway=192.168.2.255", "n2"], 1, "ipvlan: network create n2: invalid gateway 192.168.2.255: it is not a host address of subnet 192.168.2.0/24\n"),
+    case(&["network", "create", "--subnet=192.168.2.0/24", "--gateway=192.168.2.1", "--gateway=192.168.2.2", "n2"], 1, "ipvlan: network create n2: cannot configure multiple gateways (192.168.2.2, 192.168.2.1) for the same subnet (192.168.2.0/24)\n"),
+    case(&["network", "create", "--subnet=192.168.2.0/24", "--ip-range=10.0.0.0/24", "n2"], 1, "ipvlan: network create n2: no matching subnet for range 10.0.0.0/24\n"),
+    case(&["network", "create", "--subnet=192.168.2.0/24", "--aux-address=r=10.0.0.1", "n2"], 1, "ipvlan: network create n2: no matching subnet for aux-address 10.0.0.1 (r)\n"),
+    case(&["network", "create", "--subnet=192.168.2.0/24", "--aux-address=r=192.168.2.5", "--aux-address=r=192.168.2.6", "n2"], 1, "ipvlan: network create n2: aux-address r given twice\n"),
+    case(&["network", "create", "--subnet=192.168.1.128/25", "n2"], 1, "ipvlan: network create n2: Pool overlaps with other one on this address space: 192.168.1.128/25 overlaps 192.168.1.0/24 of network n1\n").with(NET),
+    // Options.
+    case(&["network", "create", "-o", "macvlan_mode=bridge", "n2"], 1, "ipvlan: network create n2: unknown option 'macvlan_mode': valid options are parent, ipvlan_mode, ipvlan_flag, mtu\n"),
+    case(&["network", "create", "-o", "ipvlan_mode=L2", "n2"], 1, "ipvlan: network create n2: requested ipvlan mode 'L2' is not valid, 'l2' mode is the ipvlan driver default\n"),
+    case(&["network", "create", "-o", "ipvlan_flag=foo", "n2"], 1, "ipvlan: network create n2: requested ipvlan flag 'foo' is not valid, 'bridge' is the ipvlan driver default\n"),
+    case(&["network", "create", "-o", "mtu=67", "n2"], 1, "ipvlan: network create n2: invalid mtu '67': must be a number from 68 to the parent's MTU\n"),
+    case(&["network", "create", "-o", "mtu=+1400", "n2"], 1, "ipvlan: network create n2: invalid mtu '+1400': must be a number from 68 to the parent's MTU\n"),
+    case(&["network", "create", "-o", "parent=lo", "n2"], 1, "ipvlan: network create n2: loopback interface is not a valid ipvlan parent link\n"),
+    case(&["network", "create", "-o", "parent=a/b", "n2"], 1, "ipvlan: network create n2: invalid parent interface name 'a/b': at most 15 bytes, no '/', ':' or whitespace, not '.' or '..'\n"),
+    case(&["network", "create", "-o", "parent=abcdefghijklmnop", "n2"], 1, "ipvlan: network create n2: invalid parent interface name 'abcdefghijklmnop': at most 15 bytes, no '/', ':' or whitespace, not '.' or '..'\n"),
+    case(&["network", "create", "--internal", "-o", "parent=eth0", "n2"], 1, "ipvlan: network create n2: --internal cannot be combined with -o parent=eth0: an internal network gets its own dummy parent and no external connectivity; drop one of the two\n"),
+    // Lookups.
+    case(&["network", "rm", "nope"], 1, "ipvlan: network rm nope: network nope not found\n"),
+    case(&["network", "inspect", "nope"], 1, "ipvlan: network inspect: network nope not found\n").stdout("[]\n"),
+    case(&["network", "connect", "nope", "c1"], 1, "ipvlan: network connect nope c1: network nope not found\n"),
+    case(&["network", "connect", "n1", "ghost"], 1, "ipvlan: network connect n1 ghost: container ghost not found\n").with(NET),
+    case(&["network", "connect", "n1", "./no/../such"], 1, "ipvlan: network connect n1 ./no/../such: network namespace $T/cwd/such not found\n").with(NET),
+    case(&["network", "disconnect", "n1", "./such"], 1, "ipvlan: network disconnect n1 ./such: container $T/cwd/such is not connected to network n1\n").with(NET),
+    case(&["network", "connect", "n1", "$T/no/such/ns"], 1, "ipvlan: network connect n1 $T/no/such/ns: network namespace $T/no/such/ns not found\n").with(NET),
+    case(&["network", "disconnect", "n1", "c1"], 1, "ipvlan: network disconnect n1 c1: container c1 is not connected to network n1\n").with(NET_C1),
+    case(&["network", "connect", "--ip6=2001:db8::5", "n1", "c1"], 1, "ipvlan: network connect n1 c1: network n1 has no IPv6 subnet: --ip6 cannot be used (create it with --ipv6)\n").with(NET_C1),
+    case(&["network", "connect", "--ip=10.0.0.5", "n1", "c1"], 1, "ipvlan: network connect n1 c1: no configured subnet contains IP address 10.0.0.5\n").with(NET_C1),
+    case(&["network", "connect", "--ip6=2001:db8:7::5", "n6", "c1"], 1, "ipvlan: network connect n6 c1: no configured subnet contains IP address 2001:db8:7::5\n").with(&[DualStack, Container]),
+    case(&["rm", "ghost"], 1, "ipvlan: rm ghost: No such container: ghost\n"),
+    case(&["exec", "ghost", "true"], 125, "ipvlan: exec ghost: No such container: ghost\n"),
+    // A repeated -o key: refused, naming the key (Docker keeps the last).
+    case(&["network", "create", "-o", "parent=eth0", "-o", "mtu=1400", "-o", "mtu=1400", "n2"], 1, "ipvlan: network create n2: option 'mtu' given more than once (-o mtu=1400, -o mtu=1400): give each option once\n"),
+    case(&["network", "create", "-o", "ipvlan_mode=l2", "-o", "ipvlan_mode=l3", "n2"], 1, "ipvlan: network create n2: option 'ipvlan_mode' given more than once (-o ipvlan_mode=l2, -o ipvlan_mode=l3): give each option once\n"),
+    case(&["network", "create", "-o", "parent=", "-o", "parent=", "n2"], 1, "ipvlan: network create n2: option 'parent' given more than once (-o parent=, -o parent=): give each option once\n"),
+    // IPv6 needs an MTU of 1280 at least.
+    case(&["network", "create", "--ipv6", "-o", "mtu=1279", "n2"], 1, "ipvlan: network create n2: mtu 1279 is too small for an IPv6 network: IPv6 needs at least 1280 (RFC 8200)\n"),
+    case(&["network", "create", "--subnet=2001:db8:2::/64", "-o", "mtu=1000", "n2"], 1, "ipvlan: network create n2: mtu 1000 is too small for an IPv6 network: IPv6 needs at least 1280 (RFC 8200)\n"),
+    // State left by killed commands: named, with the way out.
+    case(&["network", "inspect", "half"], 1, "ipvlan: network inspect half: network half was left half-created by an interrupted `network create`; run `ipvlan restore` to roll it back\n").stdout("[]\n").with(&[Creating]),
+    case(&["network", "rm", "half"], 1, "ipvlan: network rm half: network half was left half-created by an interrupted `network create`; run `ipvlan restore` to roll it back\n").with(&[Creating]),
+    case(&["network", "connect", "half", "c1"], 1, "ipvlan: network connect half c1: network half was left half-created by an interrupted `network create`; run `ipvlan restore` to roll it back\n").with(&[Creating, Container]),
+    case(&["network", "create", "half"], 1, "ipvlan: network create half: network with name half already exists: it was left half-created by an interrupted `network create`; run `ipvlan restore` to roll it back\n").with(&[Creating]),
+    case(&["network", "ls"], 0, "ipvlan: warning: network half was left half-created by an interrupted `network create`; run `ipvlan restore` to roll it back\n").stdout("NETWORK ID   NAME      DRIVER    SCOPE\n").with(&[Creating]),
+    case(&["network", "rm", "n1"], 1, "ipvlan: network rm n1: network n1 has endpoints left by interrupted commands (c1: detaching); run `ipvlan restore` to finish them\n").with(&[Network, Detaching]),
+    case(&["network", "rm", "n1"], 1, "ipvlan: network rm n1: network n1 has endpoints left by interrupted commands (c1: detaching); run `ipvlan restore` to finish them; it also has active endpoints (c2); disconnect or remove them first\n").with(&[Network, Detaching, Attached]),
+    case(&["network", "rm", "n1"], 1, "ipvlan: network rm n1: network n1 has active endpoints (c2); disconnect or remove them first\n").with(&[Network, Attached]),
+    // Addresses that can never be a container's.
+    case(&["network", "connect", "--ip=192.168.1.0", "n1", "c1"], 1, "ipvlan: network connect n1 c1: 192.168.1.0 is the network address of subnet 192.168.1.0/24\n").with(NET_C1),
+    case(&["network", "connect", "--ip=192.168.1.255", "n1", "c1"], 1, "ipvlan: network connect n1 c1: 192.168.1.255 is the broadcast address of subnet 192.168.1.0/24\n").with(NET_C1),
+    case(&["network", "connect", "--ip=192.168.1.1", "n1", "c1"], 1, "ipvlan: network connect n1 c1: 192.168.1.1 is the gateway of subnet 192.168.1.0/24\n").with(NET_C1),
+    case(&["network", "connect", "--ip=192.168.1.5", "n1", "c1"], 1, "ipvlan: network connect n1 c1: 192.168.1.5 is reserved as aux-address router of subnet 192.168.1.0/24\n").with(NET_C1),
+    case(&["network", "connect", "--ip6=2001:db8:6::", "n6", "c1"], 1, "ipvlan: network connect n6 c1: 2001:db8:6:: is the subnet-router anycast address of subnet 2001:db8:6::/64\n").with(&[DualStack, Container]),
+    case(&["network", "connect", "--ip6=2001:db8:6::1", "n6", "c1"], 1, "ipvlan: network connect n6 c1: 2001:db8:6::1 is the gateway of subnet 2001:db8:6::/64\n").with(&[DualStack, Container]),
+    // Control characters from the user never reach the terminal raw.
+    case(&["network", "create", "a\nb"], 1, "ipvlan: network create a\\nb: invalid network name \"a\\nb\": only [a-zA-Z0-9][a-zA-Z0-9_.-]* are allowed, at most 64 bytes\n"),
+    case(&["network", "create", "-o", "\u{1b}[31mkey=1", "n2"], 1, "ipvlan: network create n2: unknown option '\\u{1b}[31mkey': valid options are parent, ipvlan_mode, ipvlan_flag, mtu\n"),
+    case(&["network", "create", "-o", "ipvlan_mode=l2\r", "n2"], 1, "ipvlan: network create n2: requested ipvlan mode 'l2\\r' is not valid, 'l2' mode is the ipvlan driver default\n"),
+    case(&["network", "create", "-o", "parent=a\tb", "n2"], 1, "ipvlan: network create n2: invalid parent interface name 'a\\tb': at most 15 bytes, no '/', ':' or whitespace, not '.' or '..'\n"),
+    case(&["network", "create", "-d", "x\ny", "n2"], 1, "ipvlan: network create: invalid value \"x\\ny\" for --driver: only the ipvlan driver is supported\n"),
+    case(&["network", "create", "--aux-address=r\n=10.0.0.1", "--subnet=192.168.2.0/24", "n2"], 1, "ipvlan: network create n2: no matching subnet for aux-address 10.0.0.1 (r\\n)\n"),
+    case(&["network", "rm", "x\ny"], 1, "ipvlan: network rm x\\ny: network x\\ny not found\n"),
+    case(&["network", "inspect", "\u{1b}]0;owned\u{7}"], 1, "ipvlan: network inspect: network \\u{1b}]0;owned\\u{7} not found\n").stdout("[]\n"),
+    case(&["network", "connect", "n1", "$T/a\nb"], 1, "ipvlan: network connect n1 $T/a\\nb: network namespace $T/a\\nb not found\n").with(NET),
+    case(&["network", "disconnect", "n1", "c\u{9b}1"], 1, "ipvlan: network disconnect n1 c\\u{9b}1: invalid container name \"c\\u{9b}1\": only [a-zA-Z0-9][a-zA-Z0-9_.-]* are allowed, at most 64 bytes\n").with(NET),
+    case(&["rm", "a\nb"], 1, "ipvlan: rm a\\nb: invalid container name \"a\\nb\": only [a-zA-Z0-9][a-zA-Z0-9_.-]* are allowed, at most 64 bytes\n"),
+    case(&["exec", "a\nb", "true"], 125, "ipvlan: exec a\\nb: invalid container name \"a\\nb\": only [a-zA-Z0-9][a-zA-Z0-9_.-]* are allowed, at most 64 bytes\n"),
+    case(&["network", "--bo\ngus"], 2, "ipvlan: network: unknown flag: --bo\\ngus\nSee 'ipvlan network --help'.\n"),
+    case(&["frob\u{202e}nicate"], 2, "ipvlan: 'frob\\u{202e}nicate' is not an ipvlan command\nSee 'ipvlan --help'.\n"),
+    // The state directory and the other paths from the environment.
+    case(&["--state-dir=", "network", "ls"], 1, "ipvlan: invalid value \"\" for --state-dir: empty; give a directory or leave the flag out\n").bare(),
+    case(&["network", "ls"], 1, "ipvlan: IPVLAN_STATE_DIR is set but empty: unset it for /var/lib/ipvlan, or name a directory\n").bare().env(&[("IPVLAN_STATE_DIR", "")]),
+    case(&["network", "ls"], 0, "").stdout("NETWORK ID   NAME      DRIVER    SCOPE\n").env(&[("IPVLAN_STATE_DIR", "")]),
+    case(&["network", "ls"], 1, "ipvlan: IPVLAN_NETNS_DIR is set but empty: unset it for /run/netns, or name a directory\n").env(&[("IPVLAN_NETNS_DIR", "")]),
+    case(&["network", "ls"], 1, "ipvlan: IPVLAN_ETC_NETNS_DIR is set but empty: unset it for /etc/netns, or name a directory\n").env(&[("IPVLAN_ETC_NETNS_DIR", "")]),
+    case(&["run", "--net=n1", "true"], 125, "ipvlan: IPVLAN_ETC_NETNS_DIR is set but empty: unset it for /etc/netns, or name a directory\n").env(&[("IPVLAN_ETC_NETNS_DIR", "")]),
+    case(&["--state-dir", "file/state", "network", "ls"], 1, "ipvlan: opening state directory $T/cwd/file/state: state directory: checking $T/cwd/file/state: Not a directory (os error 20)\n").bare().with(&[File]),
+    case(&["--state-dir", "./x/../file/./state", "network", "ls"], 1, "ipvlan: opening state directory $T/cwd/file/state: state directory: checking $T/cwd/file/state: Not a directory (os error 20)\n").bare().with(&[File]),
+    case(&["network", "ls"], 1, "ipvlan: opening state directory $T/cwd/file/state: state directory: checking $T/cwd/file/state: Not a directory (os error 20)\n").bare().with(&[File]).env(&[("IPVLAN_STATE_DIR", "x/../file/state")]),
+];
+
+/// A case's directory and the configuration the binary gets through it.
+struct CaseDir {
+    root: PathBuf,
+}
+
+impl CaseDir {
+    fn config(&self) -> Config {
+        Config {
+            state_dir: self.root.join("state"),
+            netns_dir: self.root.join("netns"),
+            etc_netns_dir: self.root.join("etc-netns"),
+        }
+    }
+
+    fn expand(&self, text: &str) -> String {
+        text.replace("$T", self.root.to_str().expect("UTF-8 scratch path"))
+    }
+}
+
+fn record_network(state: &StateDir, name: &str, subnets: &[&str], creating: bool) -> String {
+    let mut record = common::network(name, subnets);
+    record.parent = "lo".into();
+    record.parent_origin = ParentOrigin::Existing;
+    record.options = vec![("parent".into(), "lo".into())];
+    record.mtu = None;
+    if name == "n1" {
+        record.subnets[0].aux = vec![("router".into(), "192.168.1.5".parse().unwrap())];
+    }
+    if creating {
+        record.state = NetworkState::Creating;
+    }
+    state.lock().unwrap().put_network(&record).unwrap();
+    record.id
+}
+
+fn set_up(dir: &CaseDir, fixtures: &[Fixture]) {
+    let config = dir.config();
+    fs::create_dir_all(dir.root.join("cwd")).unwrap();
+    fs::create_dir_all(&config.netns_dir).unwrap();
+    let manager = Manager::open(config.clone()).unwrap();
+    // The first locked read makes the lock file: the state as every later
+    // command finds it.
+    manager.networks().unwrap();
+    let state = StateDir::open(&config.state_dir).unwrap();
+    for fixture in fixtures {
+        match fixture {
+            Network => {
+                record_network(&state, "n1", &["192.168.1.0/24"], false);
+            }
+            DualStack => {
+                record_network(&state, "n6", &["192.168.6.0/24", "2001:db8:6::/64"], false);
+            }
+            Creating => {
+                record_network(&state, "half", &["192.168.9.0/24"], true);
+            }
+            Detaching | Attached => {
+                let network = state
+                    .networks()
+                    .unwrap()
+                    .into_iter()
+                    .find(|n| n.name == "n1")
+                    .expect("endpoint fixtures come after Network");
+                let (name, address, endpoint_state) = match fixture {
+                    Detaching => ("c1", "192.168.1.2/24", EndpointState::Detaching),
+                    _ => ("c2", "192.168.1.3/24", EndpointState::Attached),
+                };
+                let mut endpoint = common::endpoint(&network, name, Some(address), None);
+                endpoint.container = Some(name.into());
+                endpoint.netns = config.netns_dir.join(name).display().to_string();
+                endpoint.state = endpoint_state;
+                state.lock().unwrap().put_endpoint(&endpoint).unwrap();
+            }
+            Container => {
+                manager.create_container(Some("c1")).unwrap();
+            }
+            File => fs::write(dir.root.join("cwd/file"), b"not a directory\n").unwrap(),
+        }
+    }
+}
+
+/// Every entry under `root`: relative path -> type, mode and content (or
+/// link target).
+fn files(root: &Path) -> BTreeMap<PathBuf, String> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, String>) {
+        let Ok(entries) = fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let relative = path.strip_prefix(root).unwrap().to_path_buf();
+            let meta = fs::symlink_metadata(&path).unwrap();
+            let mode = meta.mode() & 0o7777;
+            let kind = meta.file_type();
+            let shown = if kind.is_dir() {
+                walk(root, &path, out);
+                format!("dir {mode:o}")
+            } else if kind.is_symlink() {
+                format!("symlink -> {}", fs::read_link(&path).unwrap().display())
+            } else if kind.is_file() {
+                match fs::read(&path) {
+                    Ok(bytes) => format!("file {mode:o} {:?}", String::from_utf8_lossy(&bytes)),
+                    // A namespace file (nsfs) cannot be read; its identity can.
+                    Err(_) => format!("file {mode:o} inode {}", meta.ino()),
+                }
+            } else if kind.is_socket() || kind.is_fifo() {
+                format!("special {mode:o}")
+            } else {
+                format!("other {mode:o}")
+            };
+            out.insert(relative, shown);
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+fn links() -> Vec<String> {
+    let mut links: Vec<String> = Handle::new()
+        .unwrap()
+        .links()
+        .unwrap()
+        .into_iter()
+        .map(|link| format!("{link:?}"))
+        .collect();
+    links.sort();
+    links
+}
+
+/// Runs one case in `dir`; returns what differs from the catalogue.
+fn run_case(case: &Case, dir: &CaseDir) -> Vec<String> {
+    set_up(dir, case.fixtures);
+    let before = (files(&dir.root), links());
+    let mut command = Command::new(BIN);
+    command
+        .current_dir(dir.root.join("cwd"))
+        .env_remove("IPVLAN_STATE_DIR")
+        .env("IPVLAN_NETNS_DIR", dir.config().netns_dir)
+        .env("IPVLAN_ETC_NETNS_DIR", dir.config().etc_netns_dir);
+    if case.state_flag {
+        command.arg("--state-dir").arg(dir.config().state_dir);
+    }
+    command.args(case.args.iter().map(|arg| dir.expand(arg)));
+    for (name, value) in case.env {
+        command.env(name, dir.expand(value));
+    }
+    let output = command.output().expect("runs the binary");
+    let after = (files(&dir.root), links());
+
+    let mut wrong = Vec::new();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if output.status.code() != Some(case.code) {
+        wrong.push(format!(
+            "exit code {:?}, expected {}",
+            output.status.code(),
+            case.code
+        ));
+    }
+    if stderr != dir.expand(case.stderr) {
+        wrong.push(format!(
+            "stderr\n    got:      {stderr:?}\n    expected: {:?}",
+            dir.expand(case.stderr)
+        ));
+    }
+    if stdout != dir.expand(case.stdout) {
+        wrong.push(format!("stdout {stdout:?}, expected {:?}", case.stdout));
+    }
+    if after.0 != before.0 {
+        wrong.push(format!(
+            "files changed:\n    before: {:#?}\n    after:  {:#?}",
+            before.0, after.0
+        ));
+    }
+    if after.1 != before.1 {
+        wrong.push(format!(
+            "links changed:\n    before: {:#?}\n    after:  {:#?}",
+            before.1, after.1
+        ));
+    }
+    wrong
+}
+
+/// Deletes a case's namespaces and the run dir's self mount.
+fn tear_down(dir: &CaseDir) {
+    let run_dir = dir.config().netns_dir;
+    for name in netns::list_named(&run_dir).unwrap_or_default() {
+        let _ = netns::delete_named(&run_dir, &name);
+    }
+    let _ = netns::release_run_dir(&run_dir);
+}
+
+#[test]
+fn every_bad_input_is_refused_with_its_message_and_changes_nothing() {
+    common::privilege::require_root();
+    assert!(CASES.len() >= 40, "the catalogue shrank to {}", CASES.len());
+    let base = common::TempDir::new("bad-input");
+    let failures = netns::run_in_new_with_private_dir(base.path(), || {
+        // Links of another tool, which no refusal may touch.
+        let host = Handle::new().unwrap();
+        host.link_add(&LinkSpec::veth("foreign0", "foreign1"))
+            .unwrap();
+        let mut failures = Vec::new();
+        for (n, case) in CASES.iter().enumerate() {
+            let dir = CaseDir {
+                root: base.path().join(format!("case-{n}")),
+            };
+            let wrong = run_case(case, &dir);
+            tear_down(&dir);
+            if !wrong.is_empty() {
+                failures.push(format!(
+                    "case {n} {:?} (env {:?}):\n  {}",
+                    case.args,
+                    case.env,
+                    wrong.join("\n  ")
+                ));
+            }
+        }
+        failures
+    })
+    .expect("a private mount and network namespace");
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        CASES.len(),
+        failures.join("\n")
+    );
+}
+
+/// Without root, the catalogue fails with the one line every privileged
+/// test gives.
+#[test]
+fn without_root_the_catalogue_fails_with_one_reason() {
+    common::privilege::assert_unprivileged_run_fails_with_one_reason(
+        "without_root_the_catalogue_fails_with_one_reason",
+    );
+}

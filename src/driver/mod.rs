@@ -24,7 +24,8 @@
 //! netns_identity   which namespace sits at a recorded path, and whether it
 //!                  is still the one attached
 //! hosts            name resolution: hosts files and /etc/netns views
-//! containers       named namespaces and the commands run in them
+//! containers       named namespaces and the commands run in them; `run`'s
+//!                  create-and-attach as one change (all of it or nothing)
 //! restore          make kernel and state agree after a crash or reboot
 //! kernel_support   kernel version and link kinds
 //! doctor           what this host supports
@@ -41,7 +42,7 @@
 //! hosts/containers/<name>       union view of a container on several networks
 //! hosts/unions/<network id>/<name>  marks containers of the network with a union view
 //! hosts/etc-netns/<name>        marks /etc/netns/<name> as made by us (ours to remove)
-//! records/containers/<name>.json    the containers we created
+//! records/containers/<name>.json    the containers we created (state, networks run with)
 //! logs/<name>.log               output of `run -d` commands
 //! ```
 //!

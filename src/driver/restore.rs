@@ -189,13 +189,10 @@ impl Manager {
 
         // Container records whose namespace went away, or never came: an
         // empty mount point left by a process killed before its bind mount
-        // goes with its record. Another namespace at the path is not ours
-        // (its identity differs from the one recorded) and stays.
-        for record in whole {
-            let name = record.name;
+        // goes with its record.
+        for name in whole.into_iter().map(|record| record.name) {
             let path = self.config.netns_dir.join(&name);
-            let at = netns_identity::open_recorded(&path.display().to_string(), record.netns_id);
-            let gone = match at {
+            let gone = match netns_identity::open_recorded(&path.display().to_string(), None) {
                 Ok(NsAt::Gone) => true,
                 Ok(NsAt::NotANamespace) => {
                     crate::fault::point("netns: before unlink");

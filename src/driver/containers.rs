@@ -107,11 +107,10 @@ impl Manager {
         let networks = state.networks()?;
         let host = Handle::new()?;
         let mut notes = Vec::new();
-        for network in &networks {
-            if let Some(endpoint) = state.endpoint(&network.id, name)? {
-                let at = locate(&endpoint)?;
-                notes.extend(self.detach(&host, &state, &networks, network, endpoint, &at)?);
-            }
+        for (at, endpoint) in self.container_endpoints(&state, &networks, name)? {
+            let network = &networks[at];
+            let at = locate(&endpoint)?;
+            notes.extend(self.detach(&host, &state, &networks, network, endpoint, &at)?);
         }
         for pid in &pids {
             kill(*pid);
@@ -141,12 +140,11 @@ impl Manager {
         let networks = state.networks()?;
         let mut containers = Vec::new();
         for name in state.containers()? {
-            let mut endpoints = Vec::new();
-            for network in &networks {
-                if let Some(endpoint) = state.endpoint(&network.id, &name)? {
-                    endpoints.push(EndpointInfo::from_record(network, &endpoint));
-                }
-            }
+            let endpoints = self
+                .container_endpoints(&state, &networks, &name)?
+                .into_iter()
+                .map(|(at, endpoint)| EndpointInfo::from_record(&networks[at], &endpoint))
+                .collect();
             containers.push(ContainerInfo {
                 netns_path: self.config.netns_dir.join(&name),
                 name,

@@ -523,11 +523,12 @@ fn a_relative_namespace_path_is_recorded_absolute_and_outlives_a_restore_elsewhe
         Some("192.168.76.20/24"),
         "recorded as {path}: {network}"
     );
+    let ip = std::env::var("IPVLAN_IP").unwrap_or_else(|_| "/usr/sbin/ip".to_string());
     let link = Command::new("nsenter")
         .args([
             &format!("-t{pid}"),
             "-n",
-            "ip",
+            &ip,
             "-br",
             "addr",
             "show",

@@ -453,13 +453,33 @@ fn sixteen_parallel_detached_runs_get_distinct_reachable_addresses() {
     }
 }
 
+/// A process holding a namespace, killed when dropped (also when the test
+/// fails: its output is not the test's, so nothing waits for it).
+struct Holder(Child);
+
+impl Holder {
+    fn id(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        self.0.kill().ok();
+        self.0.wait().ok();
+    }
+}
+
 /// A process in a network namespace of its own (`unshare -n sleep`), and
 /// the path of that namespace once the process is in it.
-fn namespace_holder() -> (Child, String) {
+fn namespace_holder() -> (Holder, String) {
     let holder = Command::new("unshare")
         .args(["-n", "sleep", "1000"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .spawn()
         .expect("unshare");
+    let holder = Holder(holder);
     let own = std::fs::read_link("/proc/self/ns/net").unwrap();
     let path = format!("/proc/{}/ns/net", holder.id());
     for _ in 0..100 {
@@ -493,7 +513,7 @@ fn files(dir: &std::path::Path) -> Vec<(String, String)> {
 fn a_relative_namespace_path_is_recorded_absolute_and_outlives_a_restore_elsewhere() {
     let mut env = Env::new("relative");
     env.network("n1", "192.168.76.0/24");
-    let (mut holder, path) = namespace_holder();
+    let (holder, path) = namespace_holder();
     let pid = holder.id();
     let output = env
         .command(&[
@@ -543,7 +563,7 @@ fn a_relative_namespace_path_is_recorded_absolute_and_outlives_a_restore_elsewhe
         text(&link.stderr)
     );
     // The address is still taken: no second namespace gets it.
-    let (mut other, other_path) = namespace_holder();
+    let (other, other_path) = namespace_holder();
     let output = env.run(&[
         "network",
         "connect",
@@ -574,10 +594,7 @@ fn a_relative_namespace_path_is_recorded_absolute_and_outlives_a_restore_elsewhe
         field(&network, &["Containers"]).as_object().map(<[_]>::len),
         Some(0)
     );
-    for child in [&mut holder, &mut other] {
-        child.kill().ok();
-        child.wait().ok();
-    }
+    drop((holder, other));
 }
 
 #[test]

@@ -41,6 +41,7 @@
 //! hosts/containers/<name>       union view of a container on several networks
 //! hosts/unions/<network id>/<name>  marks containers of the network with a union view
 //! records/containers/<name>.json    the containers we created
+//! records/container-endpoints/<name>.json  a container's endpoint id per network
 //! logs/<name>.log               output of `run -d` commands
 //! ```
 //!

@@ -501,7 +501,9 @@ pub struct EndpointRecord {
     pub network_id: String,
     /// The container's name, when it is one of ours.
     pub container: Option<String>,
-    /// The network namespace (`/run/netns/NAME`, `/proc/PID/ns/net`).
+    /// The network namespace (`/run/netns/NAME`, `/proc/PID/ns/net`),
+    /// absolute and lexically normal; records of older versions may hold
+    /// a relative path as it was typed.
     pub netns: String,
     /// The interface name inside the namespace (`eth0`).
     pub ifname: String,

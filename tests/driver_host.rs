@@ -588,6 +588,60 @@ fn the_callers_own_namespace_is_refused_by_any_path_or_name() {
     });
 }
 
+#[test]
+fn a_namespace_replaced_while_connect_waits_for_the_lock_is_not_attached() {
+    use ipvlan::driver::{AttachRequest, Target};
+    in_fresh_netns("replaced", |config| {
+        let manager = Manager::open(config.clone()).unwrap();
+        recorded_network(config, "n1");
+        drop(netns::create_named(&config.netns_dir, "racer").unwrap());
+        let path = config.netns_dir.join("racer");
+        let before_state = snapshot(&config.state_dir);
+        let store = ipvlan::store::StateDir::open(&config.state_dir).unwrap();
+        let held = store.lock().unwrap();
+        let connecting = {
+            let config = config.clone();
+            std::thread::spawn(move || {
+                Manager::open(config).unwrap().connect(
+                    "n1",
+                    &Target::Container("racer".into()),
+                    &AttachRequest::default(),
+                )
+            })
+        };
+        // Until connect holds the namespace open, then a moment for it to
+        // reach the lock.
+        let opened = || {
+            fs::read_dir("/proc/self/fd")
+                .unwrap()
+                .flatten()
+                .any(|fd| fs::read_link(fd.path()).is_ok_and(|target| target == path))
+        };
+        for _ in 0..500 {
+            if opened() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(opened(), "connect never opened the namespace");
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        // `ip netns del racer; ip netns add racer` meanwhile.
+        netns::delete_named(&config.netns_dir, "racer").unwrap();
+        drop(netns::create_named(&config.netns_dir, "racer").unwrap());
+        drop(held);
+        let err = connecting.join().unwrap().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{} no longer leads to the namespace it named when connect began (removed or replaced meanwhile); nothing was done",
+                path.display()
+            )
+        );
+        assert_eq!(snapshot(&config.state_dir), before_state);
+        drop(manager);
+    });
+}
+
 /// Without root, each test that needs it fails with the same one line.
 #[test]
 fn without_root_every_privileged_test_fails_with_one_reason() {

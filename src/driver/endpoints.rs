@@ -3,6 +3,7 @@
 //! that order, undone in reverse on failure.
 
 use std::net::IpAddr;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
@@ -308,6 +309,18 @@ impl Manager {
         req: &AttachRequest,
     ) -> Result<EndpointInfo, Error> {
         let label = target.label();
+        // Opened before the lock was ours: the path must still name that
+        // namespace (a `rm` may have run meanwhile), or the record would
+        // name a path that leads elsewhere.
+        let still_there = std::fs::metadata(&target.path).is_ok_and(|meta| {
+            (meta.dev(), meta.ino()) == (target.identity.dev, target.identity.ino)
+        });
+        if !still_there {
+            return Err(Error::failed(format!(
+                "{} no longer leads to the namespace it named when connect began (removed or replaced meanwhile); nothing was done",
+                target.path.display()
+            )));
+        }
         self.check_not_attached(state, network, target)?;
         if req.ipv6.is_some() && !network.ipv6 {
             return Err(Error::invalid(format!(

@@ -16,7 +16,7 @@ use super::options::check_container_name;
 use super::{random_hex, ContainerInfo, EndpointInfo, Error, ExecOptions, ExitStatusCode, Manager};
 use crate::netns::{self, Netns};
 use crate::rtnl::Handle;
-use crate::store::Listing;
+use crate::store::{Damaged, Listing};
 
 impl Manager {
     /// Creates a container (a named namespace under the netns directory);
@@ -112,11 +112,10 @@ impl Manager {
         let networks = state.networks()?;
         let host = Handle::new()?;
         let mut notes = Vec::new();
-        for network in &networks {
-            if let Some(endpoint) = state.endpoint(&network.id, name)? {
-                let at = locate(&endpoint)?;
-                notes.extend(self.detach(&host, &state, &networks, network, endpoint, &at)?);
-            }
+        for (at, endpoint) in self.container_endpoints(&state, &networks, name)? {
+            let network = &networks[at];
+            let at = locate(&endpoint)?;
+            notes.extend(self.detach(&host, &state, &networks, network, endpoint, &at)?);
         }
         for pid in &pids {
             kill(*pid);
@@ -157,16 +156,21 @@ impl Manager {
         };
         containers.damaged.extend(names.damaged);
         for name in names.items {
-            let mut endpoints = Vec::new();
-            for network in &networks {
-                match state.endpoint(&network.id, &name) {
-                    Ok(Some(endpoint)) => {
-                        endpoints.push(EndpointInfo::from_record(network, &endpoint))
-                    }
-                    Ok(None) => {}
-                    Err(error) => containers.note(error)?,
+            let endpoints = match self.container_endpoints(&state, &networks, &name) {
+                Ok(found) => found
+                    .into_iter()
+                    .map(|(at, endpoint)| EndpointInfo::from_record(&networks[at], &endpoint))
+                    .collect(),
+                // One container's unreadable endpoint files never hide the
+                // other containers; the message names the file.
+                Err(error) => {
+                    containers.damaged.push(Damaged {
+                        path: self.config.state_dir.clone(),
+                        reason: format!("container {name}: {error}"),
+                    });
+                    Vec::new()
                 }
-            }
+            };
             containers.items.push(ContainerInfo {
                 netns_path: self.config.netns_dir.join(&name),
                 name,

@@ -593,7 +593,7 @@ fn relative_directories_are_recorded_absolute() {
     let hosts = fs::read_link(root.join("cwd/etc-netns/relc/hosts")).unwrap();
     assert_eq!(hosts, root.join("state/hosts").join(&id));
     assert!(fs::read_to_string(&hosts).unwrap().contains("relc"));
-    let record = root.join(format!("state/endpoints/{id}/relc.json"));
+    let record = record_of(&Config::new(root.join("state")), &id, "relc");
     let record = ipvlan::json::parse(&fs::read_to_string(record).unwrap()).unwrap();
     assert_eq!(
         record.get("netns").and_then(|v| v.as_str()),

@@ -46,11 +46,13 @@
 //!    a `Command::NetworkConnect` (usage errors exit 2 here, nothing touched).
 //! 2. `cli` checks CAP_NET_ADMIN, opens a [`driver::Manager`] on the state
 //!    directory and calls [`driver::Manager::connect`].
-//! 3. `driver/endpoints.rs` takes the store's lock (`store/dir.rs`, one
-//!    `flock`), reads the network records, resolves `web` to
-//!    `/run/netns/web`, opens one netlink handle in the host and one inside
-//!    the namespace (`driver/netns_identity.rs`, `rtnl::Handle`) and
-//!    records the namespace's identity.
+//! 3. `driver/endpoints.rs` resolves `web` to `/run/netns/web`, opens it
+//!    (anything but another network namespace is refused here, before the
+//!    lock), opens one netlink handle inside (`driver/netns_identity.rs`,
+//!    `rtnl::Handle`) and reads the namespace's identity, which names the
+//!    endpoint's record. Then it takes the store's lock (`store/dir.rs`,
+//!    one `flock`), reads the network records, checks the namespace is
+//!    not attached yet and opens one netlink handle in the host.
 //! 4. It picks a free `ethN` (`driver/endpoint_link.rs`), takes the
 //!    address (`store` writes `ipam/<network>/<subnet>/192.168.1.10`, the
 //!    allocator in `ipam` decides), and writes the endpoint record in state

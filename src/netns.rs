@@ -8,11 +8,12 @@
 //! `/proc/self/ns/net` (that shows the main thread's).
 
 use std::ffi::CString;
+use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::sys;
@@ -35,11 +36,56 @@ impl Netns {
 
     /// The namespace at `path` (a bind mount such as `/run/netns/NAME`, or
     /// `/proc/PID/ns/net`).
+    ///
+    /// Anything else is refused before it can block or be entered: a FIFO,
+    /// device, socket or directory is never opened, and what is opened
+    /// (without blocking, close-on-exec, never as a controlling terminal)
+    /// must be a network namespace's nsfs file. The refusal is an
+    /// [`io::ErrorKind::InvalidInput`] error carrying a [`NotANamespace`]
+    /// (see [`not_a_namespace`]).
+    ///
+    /// ```no_run
+    /// let error = ipvlan::netns::Netns::open_path("/dev/zero").unwrap_err();
+    /// let refusal = ipvlan::netns::not_a_namespace(&error).unwrap();
+    /// assert_eq!(refusal.found, ipvlan::netns::FileKind::CharDevice);
+    /// ```
     pub fn open_path(path: impl AsRef<Path>) -> io::Result<Netns> {
         let path = path.as_ref();
-        let file = File::open(path)?;
+        let refuse = |found| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                NotANamespace {
+                    path: path.to_path_buf(),
+                    found,
+                },
+            )
+        };
+        // Opening a FIFO waits for a writer, opening a device may act on
+        // it: their type is known from the path alone, before any open.
+        let found = FileKind::of(&fs::metadata(path)?);
+        if found != FileKind::Regular {
+            return Err(refuse(found));
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(path)?;
+        // What was opened, not what the path named a moment ago.
+        let meta = file.metadata()?;
+        let found = FileKind::of(&meta);
+        if found != FileKind::Regular {
+            return Err(refuse(found));
+        }
+        if meta.dev() != nsfs_dev()? {
+            return Err(refuse(FileKind::Regular));
+        }
+        let fd: OwnedFd = file.into();
+        let kind = namespace_type(fd.as_fd())?;
+        if kind != "net" {
+            return Err(refuse(FileKind::Namespace(kind.to_string())));
+        }
         Ok(Netns {
-            fd: file.into(),
+            fd,
             label: path.display().to_string(),
         })
     }
@@ -73,6 +119,116 @@ impl AsFd for Netns {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
     }
+}
+
+/// What a file opened as a network namespace turned out to be instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileKind {
+    /// A plain file (or a namespace file of no known type): what a
+    /// `/run/netns/NAME` mount point is once its namespace is unmounted.
+    Regular,
+    /// A directory.
+    Directory,
+    /// A FIFO (named pipe).
+    Fifo,
+    /// A character device.
+    CharDevice,
+    /// A block device.
+    BlockDevice,
+    /// A socket.
+    Socket,
+    /// The nsfs file of another kind of namespace (`mnt`, `pid`, ...).
+    Namespace(String),
+}
+
+impl FileKind {
+    fn of(meta: &fs::Metadata) -> FileKind {
+        use std::os::unix::fs::FileTypeExt;
+        let kind = meta.file_type();
+        if kind.is_dir() {
+            FileKind::Directory
+        } else if kind.is_fifo() {
+            FileKind::Fifo
+        } else if kind.is_char_device() {
+            FileKind::CharDevice
+        } else if kind.is_block_device() {
+            FileKind::BlockDevice
+        } else if kind.is_socket() {
+            FileKind::Socket
+        } else {
+            FileKind::Regular
+        }
+    }
+
+    /// Whether a namespace may once have been bound here: a plain file
+    /// (an unmounted `/run/netns/NAME`) or another namespace's file. A
+    /// FIFO, device, socket or directory never held one.
+    pub fn may_have_held_a_namespace(&self) -> bool {
+        matches!(self, FileKind::Regular | FileKind::Namespace(_))
+    }
+}
+
+impl fmt::Display for FileKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FileKind::Regular => f.write_str("a regular file"),
+            FileKind::Directory => f.write_str("a directory"),
+            FileKind::Fifo => f.write_str("a FIFO"),
+            FileKind::CharDevice => f.write_str("a character device"),
+            FileKind::BlockDevice => f.write_str("a block device"),
+            FileKind::Socket => f.write_str("a socket"),
+            FileKind::Namespace(kind) => write!(f, "a {kind} namespace"),
+        }
+    }
+}
+
+/// A path given as a network namespace that is none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotANamespace {
+    /// The path as given.
+    pub path: PathBuf,
+    /// What is there.
+    pub found: FileKind,
+}
+
+impl fmt::Display for NotANamespace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} is not a network namespace: it is {}",
+            self.path.display(),
+            self.found
+        )
+    }
+}
+
+impl std::error::Error for NotANamespace {}
+
+/// The refusal inside an error of [`Netns::open_path`], when the path
+/// named something other than a network namespace.
+pub fn not_a_namespace(error: &io::Error) -> Option<&NotANamespace> {
+    error.get_ref()?.downcast_ref::<NotANamespace>()
+}
+
+/// `st_dev` of nsfs, the one file system every namespace file is on.
+fn nsfs_dev() -> io::Result<u64> {
+    Ok(fs::metadata("/proc/thread-self/ns/net")?.dev())
+}
+
+/// The type of the namespace an nsfs descriptor refers to (`net`, `mnt`,
+/// ...), as `/proc/PID/ns/` names them.
+fn namespace_type(fd: BorrowedFd<'_>) -> io::Result<&'static str> {
+    Ok(match sys::ns_get_nstype(fd)? {
+        libc::CLONE_NEWNET => "net",
+        libc::CLONE_NEWNS => "mnt",
+        libc::CLONE_NEWPID => "pid",
+        libc::CLONE_NEWUTS => "uts",
+        libc::CLONE_NEWIPC => "ipc",
+        libc::CLONE_NEWUSER => "user",
+        libc::CLONE_NEWCGROUP => "cgroup",
+        libc::CLONE_NEWTIME => "time",
+        _ => "unknown",
+    })
 }
 
 /// `run_dir/name`, refusing names that are not a single path component.

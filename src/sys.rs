@@ -261,6 +261,14 @@ pub fn setns(fd: BorrowedFd<'_>, nstype: i32) -> io::Result<()> {
     Ok(())
 }
 
+/// `ioctl(fd, NS_GET_NSTYPE)` (Linux 4.11): the `CLONE_NEW*` type of the
+/// namespace an nsfs descriptor refers to.
+pub fn ns_get_nstype(fd: BorrowedFd<'_>) -> io::Result<i32> {
+    // SAFETY: NS_GET_NSTYPE takes no argument pointer; the descriptor is kept
+    // open by the borrow.
+    retry(|| unsafe { libc::ioctl(fd.as_raw_fd(), libc::NS_GET_NSTYPE) })
+}
+
 /// `unshare(2)`: for `CLONE_NEWNET`, gives the calling thread a new netns.
 pub fn unshare(flags: i32) -> io::Result<()> {
     // SAFETY: unshare(2) takes no pointers.

@@ -688,3 +688,209 @@ fn run_and_exec_resolve_names_on_a_host_without_etc_hosts() {
     assert_eq!(listing("inside"), expected);
     assert_eq!(listing("after"), outside);
 }
+
+/// A process holding a namespace, killed when dropped (also when the test
+/// fails: its output is not the test's, so nothing waits for it).
+struct Holder(Child);
+
+impl Holder {
+    fn id(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        self.0.kill().ok();
+        self.0.wait().ok();
+    }
+}
+
+/// A process in a network namespace of its own (`unshare -n sleep`), and
+/// the path of that namespace once the process is in it.
+fn namespace_holder() -> (Holder, String) {
+    let holder = Command::new("unshare")
+        .args(["-n", "sleep", "1000"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("unshare");
+    let holder = Holder(holder);
+    let own = std::fs::read_link("/proc/self/ns/net").unwrap();
+    let path = format!("/proc/{}/ns/net", holder.id());
+    for _ in 0..100 {
+        if std::fs::read_link(&path).is_ok_and(|ns| ns != own) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    (holder, path)
+}
+
+/// Every file under `dir` with its content.
+fn files(dir: &std::path::Path) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                out.extend(files(&path));
+            } else {
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                out.push((path.display().to_string(), text));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn a_relative_namespace_path_is_recorded_absolute_and_outlives_a_restore_elsewhere() {
+    let mut env = Env::new("relative");
+    env.network("n1", "192.168.76.0/24");
+    let (holder, path) = namespace_holder();
+    let pid = holder.id();
+    let output = env
+        .command(&[
+            "network",
+            "connect",
+            "--ip",
+            "192.168.76.20",
+            "n1",
+            "ns/net",
+        ])
+        .current_dir(format!("/proc/{pid}"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    // A boot script runs restore from wherever it is.
+    let output = env.command(&["restore"]).current_dir("/").output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let network = env.inspect("n1");
+    let containers = field(&network, &["Containers"]).as_object().unwrap();
+    assert_eq!(
+        containers.len(),
+        1,
+        "restore from another directory released a live endpoint: {network}"
+    );
+    assert_eq!(
+        field(&network, &["Containers", &path, "IPv4Address"]).as_str(),
+        Some("192.168.76.20/24"),
+        "recorded as {path}: {network}"
+    );
+    let ip = std::env::var("IPVLAN_IP").unwrap_or_else(|_| "/usr/sbin/ip".to_string());
+    let link = Command::new("nsenter")
+        .args([
+            &format!("-t{pid}"),
+            "-n",
+            &ip,
+            "-br",
+            "addr",
+            "show",
+            "eth0",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        text(&link.stdout).contains("192.168.76.20/24"),
+        "{}{}",
+        text(&link.stdout),
+        text(&link.stderr)
+    );
+    // The address is still taken: no second namespace gets it.
+    let (other, other_path) = namespace_holder();
+    let output = env.run(&[
+        "network",
+        "connect",
+        "--ip",
+        "192.168.76.20",
+        "n1",
+        &other_path,
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    assert_eq!(
+        text(&output.stderr),
+        format!("ipvlan: network connect n1 {other_path}: Address already in use\n")
+    );
+    // Disconnected by another spelling of the same path, from elsewhere.
+    let output = env
+        .command(&[
+            "network",
+            "disconnect",
+            "n1",
+            &format!("../..//{pid}/./ns/net"),
+        ])
+        .current_dir(format!("/proc/{pid}/task"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let network = env.inspect("n1");
+    assert_eq!(
+        field(&network, &["Containers"]).as_object().map(<[_]>::len),
+        Some(0)
+    );
+    drop((holder, other));
+}
+
+#[test]
+fn the_namespace_ipvlan_runs_in_is_never_attached() {
+    let mut env = Env::new("own");
+    env.network("n1", "192.168.77.0/24");
+    let state = env.root.join("state");
+    let before = (files(&state), ip_links());
+    let refusal = |path: &str| {
+        format!(
+            "ipvlan: network connect n1 {path}: {} is the network namespace ipvlan itself runs in, where the networks' parent interfaces are; only another namespace can be attached\n",
+            path.replace("/../self", "")
+        )
+    };
+    for path in [
+        "/proc/self/ns/net",
+        "/proc/thread-self/ns/net",
+        "/proc/self/../self/ns/net",
+    ] {
+        let output = env.run(&["network", "connect", "n1", path]);
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "{path}: {}",
+            text(&output.stderr)
+        );
+        assert_eq!(text(&output.stderr), refusal(path));
+        assert_eq!(
+            (files(&state), ip_links()),
+            before,
+            "{path} changed something"
+        );
+    }
+    // Run from init's namespace, init's namespace is the host's.
+    let output = Command::new("nsenter")
+        .args([
+            "-t1",
+            "-n",
+            &binary(),
+            "network",
+            "connect",
+            "n1",
+            "/proc/1/ns/net",
+        ])
+        .env("IPVLAN_STATE_DIR", &state)
+        .env("IPVLAN_NETNS_DIR", env.netns_dir())
+        .env("IPVLAN_ETC_NETNS_DIR", env.root.join("etc-netns"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    assert_eq!(text(&output.stderr), refusal("/proc/1/ns/net"));
+    assert_eq!(files(&state), before.0);
+}
+
+/// The host namespace's links, as iproute2 lists them.
+fn ip_links() -> String {
+    let ip = std::env::var("IPVLAN_IP").unwrap_or_else(|_| "/usr/sbin/ip".to_string());
+    let output = Command::new(ip)
+        .args(["-d", "-br", "link"])
+        .output()
+        .unwrap();
+    text(&output.stdout)
+}

@@ -436,6 +436,23 @@ fn disagreements(lab: &Lab, run_with: &str, depth: Depth) -> (Vec<String>, Ps) {
             "container records {container_records:?}, but ps lists {names:?}"
         ));
     }
+    // Each container's endpoint index (records/container-endpoints) is
+    // that of a listed container on a network.
+    let indexed: BTreeSet<String> =
+        dir_names(&lab.state_dir().join("records").join("container-endpoints"))
+            .into_iter()
+            .filter_map(|n| n.strip_suffix(".json").map(str::to_string))
+            .collect();
+    let on_a_network: BTreeSet<String> = listed
+        .iter()
+        .filter(|(_, networks)| !networks.is_empty())
+        .map(|(name, _)| name.clone())
+        .collect();
+    if indexed != on_a_network {
+        problems.push(format!(
+            "endpoint indexes of {indexed:?}, but ps lists {on_a_network:?} on a network"
+        ));
+    }
 
     // Endpoints and addresses, per network.
     let mut by_container: BTreeMap<String, BTreeMap<String, BTreeSet<String>>> = BTreeMap::new();

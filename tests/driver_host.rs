@@ -529,6 +529,276 @@ fn restore_removes_a_container_whose_mount_never_came() {
     });
 }
 
+/// A network written straight into the state (this kernel may have no
+/// ipvlan to create one): enough for an attach to get as far as its
+/// target, with `lo` as parent.
+fn recorded_network(config: &Config, name: &str) {
+    use ipvlan::driver::{IpvlanFlag, IpvlanMode};
+    use ipvlan::store::{NetworkRecord, NetworkState, ParentOrigin, StateDir, Timestamp};
+    let store = StateDir::open(&config.state_dir).unwrap();
+    let state = store.lock().unwrap();
+    state
+        .put_network(&NetworkRecord {
+            id: "ab".repeat(32),
+            name: name.to_string(),
+            driver: "ipvlan".into(),
+            mode: IpvlanMode::L2,
+            flag: IpvlanFlag::Bridge,
+            parent: "lo".into(),
+            parent_origin: ParentOrigin::Existing,
+            internal: false,
+            ipv6: false,
+            mtu: None,
+            subnets: vec![ipvlan::ipam::SubnetSpec {
+                subnet: "10.200.0.0/24".parse().unwrap(),
+                gateway: Some("10.200.0.1".parse().unwrap()),
+                ip_range: None,
+                aux: Vec::new(),
+            }],
+            created: Timestamp::now(),
+            options: vec![("parent".into(), "lo".into())],
+            state: NetworkState::Created,
+        })
+        .unwrap();
+}
+
+/// Runs `f` on another thread (in this thread's network namespace) and
+/// returns what it returns, failing the test when it takes more than ten
+/// seconds; `unblock` then releases whatever holds it, so the thread ends.
+fn promptly<T: Send + 'static>(
+    what: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+    unblock: impl FnOnce(),
+) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(10)) {
+        Ok(value) => {
+            thread.join().unwrap();
+            value
+        }
+        Err(_) => {
+            unblock();
+            let _ = thread.join();
+            panic!("{what} did not return within 10 s");
+        }
+    }
+}
+
+/// Opens the FIFO for writing, which lets a reader blocked in open(2) go on.
+fn release_fifo(fifo: &Path) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(fifo);
+}
+
+#[test]
+fn a_namespace_path_that_is_no_network_namespace_is_refused_at_once_and_before_the_lock() {
+    use ipvlan::driver::{AttachRequest, Target};
+    in_fresh_netns("notns", |config| {
+        let manager = Manager::open(config.clone()).unwrap();
+        recorded_network(config, "n1");
+        let targets = config.state_dir.parent().unwrap().join("targets");
+        fs::create_dir_all(targets.join("dir")).unwrap();
+        fs::write(targets.join("file"), b"").unwrap();
+        let fifo = targets.join("fifo");
+        let status = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let cases: Vec<(PathBuf, &str)> = vec![
+            (fifo.clone(), "a FIFO"),
+            ("/dev/zero".into(), "a character device"),
+            (targets.join("dir"), "a directory"),
+            (targets.join("file"), "a regular file"),
+            ("/proc/self/ns/mnt".into(), "a mnt namespace"),
+        ];
+        let before_state = snapshot(&config.state_dir);
+        let before_links = link_names();
+        let refusal = |path: &Path, found: &str| {
+            format!(
+                "{} is not a network namespace: it is {found}",
+                path.display()
+            )
+        };
+        let connect = |path: &Path| {
+            let (config, target) = (config.clone(), Target::Path(path.to_path_buf()));
+            move || {
+                Manager::open(config)
+                    .unwrap()
+                    .connect("n1", &target, &AttachRequest::default())
+                    .map(|_| ())
+            }
+        };
+        let disconnect = |path: &Path| {
+            let (config, target) = (config.clone(), Target::Path(path.to_path_buf()));
+            move || {
+                Manager::open(config)
+                    .unwrap()
+                    .disconnect("n1", &target)
+                    .map(|_| ())
+            }
+        };
+        for (path, found) in &cases {
+            let what = format!("connect to {}", path.display());
+            let err = promptly(&what, connect(path), || release_fifo(&fifo)).unwrap_err();
+            assert_eq!(err.to_string(), refusal(path, found), "{what}");
+            assert_eq!(err.kind(), ErrorKind::InvalidValue, "{what}");
+            let what = format!("disconnect from {}", path.display());
+            let err = promptly(&what, disconnect(path), || release_fifo(&fifo)).unwrap_err();
+            assert_eq!(err.to_string(), refusal(path, found), "{what}");
+        }
+        assert_eq!(snapshot(&config.state_dir), before_state);
+        assert_eq!(link_names(), before_links);
+
+        // Another command holding the state lock does not delay the
+        // refusal: it comes before the lock is asked for.
+        let store = ipvlan::store::StateDir::open(&config.state_dir).unwrap();
+        let mut held = Some(store.lock().unwrap());
+        for (path, found) in &cases {
+            let what = format!("connect to {} while the lock is held", path.display());
+            let err = promptly(&what, connect(path), || {
+                held = None;
+                release_fifo(&fifo);
+            })
+            .unwrap_err();
+            assert_eq!(err.to_string(), refusal(path, found), "{what}");
+        }
+        for (path, found) in &cases[..3] {
+            let what = format!("disconnect from {} while the lock is held", path.display());
+            let err = promptly(&what, disconnect(path), || {
+                held = None;
+                release_fifo(&fifo);
+            })
+            .unwrap_err();
+            assert_eq!(err.to_string(), refusal(path, found), "{what}");
+        }
+        drop(held);
+        assert_eq!(snapshot(&config.state_dir), before_state);
+        drop(manager);
+    });
+}
+
+#[test]
+fn the_callers_own_namespace_is_refused_by_any_path_or_name() {
+    use ipvlan::driver::{AttachRequest, Target};
+    in_fresh_netns("ownns", |config| {
+        let manager = Manager::open(config.clone()).unwrap();
+        recorded_network(config, "n1");
+        // The caller's namespace bound under a container name, as another
+        // tool might have done.
+        fs::create_dir_all(&config.netns_dir).unwrap();
+        let alias = config.netns_dir.join("here");
+        fs::write(&alias, b"").unwrap();
+        let status = std::process::Command::new("mount")
+            .arg("--bind")
+            .arg("/proc/self/ns/net")
+            .arg(&alias)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let thread = fs::read_link("/proc/thread-self").unwrap();
+        let tid = thread.file_name().unwrap().to_str().unwrap().to_string();
+        let own = |path: &str| {
+            format!(
+                "{path} is the network namespace ipvlan itself runs in, where the networks' parent interfaces are; only another namespace can be attached"
+            )
+        };
+        let cases: Vec<(Target, String)> = vec![
+            (
+                Target::Path("/proc/thread-self/ns/net".into()),
+                own("/proc/thread-self/ns/net"),
+            ),
+            (
+                Target::Path("/proc/thread-self/../thread-self//ns/net".into()),
+                own("/proc/thread-self/ns/net"),
+            ),
+            (
+                Target::Path(format!("/proc/{tid}/ns/net").into()),
+                own(&format!("/proc/{tid}/ns/net")),
+            ),
+            (
+                Target::Path(format!("/proc/self/task/{tid}/ns/net").into()),
+                own(&format!("/proc/self/task/{tid}/ns/net")),
+            ),
+            (
+                Target::Container("here".into()),
+                own(&alias.display().to_string()),
+            ),
+        ];
+        let before_state = snapshot(&config.state_dir);
+        let before_links = link_names();
+        for (target, text) in cases {
+            let err = manager
+                .connect("n1", &target, &AttachRequest::default())
+                .unwrap_err();
+            assert_eq!(err.to_string(), text, "{target:?}");
+            assert_eq!(err.kind(), ErrorKind::InvalidValue, "{target:?}");
+            assert_eq!(snapshot(&config.state_dir), before_state, "{target:?}");
+            assert_eq!(link_names(), before_links, "{target:?}");
+        }
+    });
+}
+
+#[test]
+fn a_namespace_replaced_while_connect_waits_for_the_lock_is_not_attached() {
+    use ipvlan::driver::{AttachRequest, Target};
+    in_fresh_netns("replaced", |config| {
+        let manager = Manager::open(config.clone()).unwrap();
+        recorded_network(config, "n1");
+        drop(netns::create_named(&config.netns_dir, "racer").unwrap());
+        let path = config.netns_dir.join("racer");
+        let before_state = snapshot(&config.state_dir);
+        let store = ipvlan::store::StateDir::open(&config.state_dir).unwrap();
+        let held = store.lock().unwrap();
+        let connecting = {
+            let config = config.clone();
+            std::thread::spawn(move || {
+                Manager::open(config).unwrap().connect(
+                    "n1",
+                    &Target::Container("racer".into()),
+                    &AttachRequest::default(),
+                )
+            })
+        };
+        // Until connect holds the namespace open, then a moment for it to
+        // reach the lock.
+        let opened = || {
+            fs::read_dir("/proc/self/fd")
+                .unwrap()
+                .flatten()
+                .any(|fd| fs::read_link(fd.path()).is_ok_and(|target| target == path))
+        };
+        for _ in 0..500 {
+            if opened() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(opened(), "connect never opened the namespace");
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        // `ip netns del racer; ip netns add racer` meanwhile.
+        netns::delete_named(&config.netns_dir, "racer").unwrap();
+        drop(netns::create_named(&config.netns_dir, "racer").unwrap());
+        drop(held);
+        let err = connecting.join().unwrap().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{} no longer leads to the namespace it named when connect began (removed or replaced meanwhile); nothing was done",
+                path.display()
+            )
+        );
+        assert_eq!(snapshot(&config.state_dir), before_state);
+        drop(manager);
+    });
+}
+
 /// Without root, each test that needs it fails with the same one line.
 #[test]
 fn without_root_every_privileged_test_fails_with_one_reason() {

@@ -593,7 +593,7 @@ fn relative_directories_are_recorded_absolute() {
     let hosts = fs::read_link(root.join("cwd/etc-netns/relc/hosts")).unwrap();
     assert_eq!(hosts, root.join("state/hosts").join(&id));
     assert!(fs::read_to_string(&hosts).unwrap().contains("relc"));
-    let record = root.join(format!("state/endpoints/{id}/relc.json"));
+    let record = record_of(&Config::new(root.join("state")), &id, "relc");
     let record = ipvlan::json::parse(&fs::read_to_string(record).unwrap()).unwrap();
     assert_eq!(
         record.get("netns").and_then(|v| v.as_str()),
@@ -712,6 +712,24 @@ fn a_container_on_two_networks_resolves_names_of_both() {
     manager.remove_network("nb").unwrap();
 }
 
+/// The record file of `container`'s endpoint on network `network_id`
+/// (records are filed under the namespace's identity, not the name).
+fn record_of(config: &Config, network_id: &str, container: &str) -> std::path::PathBuf {
+    let dir = config.state_dir.join("endpoints").join(network_id);
+    fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .flatten()
+        .map(|entry| entry.path())
+        .find(|path| {
+            fs::read_to_string(path).is_ok_and(|text| {
+                ipvlan::json::parse(&text).is_ok_and(|record| {
+                    record.get("container").and_then(|c| c.as_str()) == Some(container)
+                })
+            })
+        })
+        .unwrap_or_else(|| panic!("no endpoint record of {container} in {}", dir.display()))
+}
+
 /// Replaces `from` by `to` in a JSON state file.
 fn edit(path: &Path, from: &str, to: &str) {
     let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -729,10 +747,9 @@ fn restore_repairs_interrupted_operations() {
         .unwrap();
     let r1 = start(&manager, "ri", "r1", None, None);
     start(&manager, "ri", "r2", None, None);
-    let endpoints = config.state_dir.join("endpoints").join(&ri.id);
     // r1: killed after its link was made, before the record said so.
     edit(
-        &endpoints.join("r1.json"),
+        &record_of(&config, &ri.id, "r1"),
         "\"state\": \"attached\"",
         "\"state\": \"attaching\"",
     );
@@ -740,7 +757,7 @@ fn restore_repairs_interrupted_operations() {
     ip(&["-n", "r2", "link", "set", "eth0", "down"]);
     ip(&["-n", "r2", "link", "set", "eth0", "name", "ipv0123456ab"]);
     edit(
-        &endpoints.join("r2.json"),
+        &record_of(&config, &ri.id, "r2"),
         "\"state\": \"attached\"",
         "\"state\": \"attaching\"",
     );
@@ -1090,11 +1107,7 @@ fn attach_detach_and_rm_read_only_their_own_endpoint() {
     start(&manager, "own", "o2", None, None);
     // Another endpoint's record made unreadable: an operation that read
     // every endpoint would fail on it.
-    let other = config
-        .state_dir
-        .join("endpoints")
-        .join(&info.id)
-        .join("o1.json");
+    let other = record_of(&config, &info.id, "o1");
     let saved = fs::read(&other).unwrap();
     fs::write(&other, b"not json").unwrap();
     manager
@@ -1208,11 +1221,7 @@ fn a_namespace_with_our_inode_but_another_cookie_is_not_ours() {
         .create_network(&net("ck", &["10.109.0.0/24"], &[], &[]))
         .unwrap();
     start(&manager, "ck", "ck1", None, None);
-    let record = config
-        .state_dir
-        .join("endpoints")
-        .join(&ck.id)
-        .join("ck1.json");
+    let record = record_of(&config, &ck.id, "ck1");
     let text = fs::read_to_string(&record).unwrap();
     let cookie = ipvlan::json::parse(&text)
         .unwrap()
@@ -1248,11 +1257,7 @@ fn restore_carries_on_past_a_namespace_it_cannot_open() {
         .unwrap();
     let k1 = start(&manager, "kn", "k1", None, None);
     start(&manager, "kn", "k2", None, None);
-    let record = config
-        .state_dir
-        .join("endpoints")
-        .join(&kn.id)
-        .join("k1.json");
+    let record = record_of(&config, &kn.id, "k1");
     // A path that fails for another reason than absence (ENOTDIR).
     edit(&record, "/run/netns/k1\"", "/run/netns/k1/x\"");
     // k2's link went (as with a deleted parent): re-created.
@@ -1417,7 +1422,16 @@ fn detach_frees_only_addresses_the_endpoint_still_holds() {
         .join(&on.id)
         .join("10.107.0.0-24")
         .join(ep.ipv4.unwrap().addr().to_string());
-    assert_eq!(fs::read_to_string(&file).unwrap().trim(), "o1");
+    // The owner is the endpoint's id, which its record carries.
+    let record = fs::read_to_string(record_of(&config, &on.id, "o1")).unwrap();
+    let id = ipvlan::json::parse(&record)
+        .unwrap()
+        .get("id")
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(fs::read_to_string(&file).unwrap().trim(), id);
     fs::write(&file, "someone-else\n").unwrap();
     manager
         .disconnect("on", &Target::Container("o1".into()))
@@ -1465,4 +1479,392 @@ fn default_ipv6_subnet_avoids_host_onlink_prefixes() {
     assert_ne!(second, first, "the host's on-link {first} is avoided");
     manager.remove_network("v6b").unwrap();
     ip(&["link", "del", "hv6"]);
+}
+
+/// Binds the namespace file `source` onto a new file at `target`, as
+/// another runtime keeping a namespace at its own path would.
+fn bind(source: &str, target: &Path) {
+    if let Some(dir) = target.parent() {
+        fs::create_dir_all(dir).unwrap();
+    }
+    fs::write(target, b"").unwrap();
+    let out = run(
+        "mount",
+        &["-o", "bind", source, &target.display().to_string()],
+    );
+    assert!(out.status.success(), "{out:?}");
+}
+
+fn unbind(target: &Path) {
+    run("umount", &[&target.display().to_string()]);
+    let _ = fs::remove_file(target);
+}
+
+#[test]
+fn one_namespace_attaches_to_a_network_once_whatever_it_is_called() {
+    topology_up();
+    let config = config("once");
+    let manager = Manager::open(config.clone()).unwrap();
+    manager
+        .create_network(&net("once", &["10.110.0.0/24"], &[], &[]))
+        .unwrap();
+    start(&manager, "once", "on1", None, None);
+    let pid = manager
+        .spawn_detached("on1", &["sleep".into(), "1000".into()])
+        .unwrap();
+    let alias = Path::new("/tmp/ipvlan-once/alias1");
+    bind("/run/netns/on1", alias);
+    let of_on1 = |path: &str| {
+        format!(
+            "container {path} is already connected to network once (it is the namespace of on1)"
+        )
+    };
+    for (path, text) in [
+        (
+            "/var/run/netns/on1".to_string(),
+            of_on1("/var/run/netns/on1"),
+        ),
+        (
+            format!("/proc/{pid}/ns/net"),
+            of_on1(&format!("/proc/{pid}/ns/net")),
+        ),
+        (
+            format!("/proc/{pid}/../{pid}/ns//net"),
+            of_on1(&format!("/proc/{pid}/ns/net")),
+        ),
+        (
+            alias.display().to_string(),
+            of_on1(&alias.display().to_string()),
+        ),
+        (
+            "/run/netns/../netns/on1".to_string(),
+            "container on1 is already connected to network once".to_string(),
+        ),
+    ] {
+        refused(&config, ErrorKind::AlreadyExists, &text, || {
+            manager.connect(
+                "once",
+                &Target::Path(path.clone().into()),
+                &AttachRequest::default(),
+            )
+        });
+    }
+
+    // The other way round: attached by a path, then named as a container.
+    manager.create_container(Some("on2")).unwrap();
+    let alias2 = Path::new("/tmp/ipvlan-once/alias2");
+    bind("/run/netns/on2", alias2);
+    manager
+        .connect(
+            "once",
+            &Target::Path(alias2.into()),
+            &AttachRequest::default(),
+        )
+        .unwrap();
+    refused(
+        &config,
+        ErrorKind::AlreadyExists,
+        &format!(
+            "container on2 is already connected to network once (it is the namespace of {})",
+            alias2.display()
+        ),
+        || {
+            manager.connect(
+                "once",
+                &Target::Container("on2".into()),
+                &AttachRequest::default(),
+            )
+        },
+    );
+    // Detached by any of its names: the identity finds the endpoint.
+    manager
+        .disconnect("once", &Target::Container("on2".into()))
+        .unwrap();
+    assert!(link(Some("on2"), "eth0").is_none(), "on2 detached");
+    manager
+        .disconnect("once", &Target::Path(format!("/proc/{pid}/ns/net").into()))
+        .unwrap();
+    assert!(link(Some("on1"), "eth0").is_none(), "on1 detached");
+    assert!(manager.network("once").unwrap().endpoints.is_empty());
+    unbind(alias);
+    unbind(alias2);
+    for c in ["on1", "on2"] {
+        manager.remove_container(c, true).unwrap();
+    }
+    manager.remove_network("once").unwrap();
+}
+
+#[test]
+fn paths_older_versions_confused_are_endpoints_of_their_own() {
+    topology_up();
+    let config = config("paths");
+    let manager = Manager::open(config.clone()).unwrap();
+    manager
+        .create_network(&net("ids", &["10.111.0.0/24"], &[], &[]))
+        .unwrap();
+    let dir = Path::new("/tmp/ipvlan-ids");
+    for ns in ["ia", "ib", "il"] {
+        ip(&["netns", "add", ns]);
+    }
+    let spaced = dir.join("a b");
+    let underscored = dir.join("a_b");
+    // Longer than any file name: older versions made an id of it.
+    let long = dir
+        .join("l".repeat(100))
+        .join("m".repeat(100))
+        .join("namespace");
+    assert!(long.as_os_str().len() > 200);
+    bind("/run/netns/ia", &spaced);
+    bind("/run/netns/ib", &underscored);
+    bind("/run/netns/il", &long);
+    // A container whose name was the id of both paths.
+    let clash = "path_tmp_ipvlan-ids_a_b";
+    start(&manager, "ids", clash, None, None);
+    for path in [&spaced, &underscored, &long] {
+        manager
+            .connect(
+                "ids",
+                &Target::Path(path.clone()),
+                &AttachRequest::default(),
+            )
+            .unwrap_or_else(|e| panic!("connecting {}: {e}", path.display()));
+    }
+    let info = manager.network("ids").unwrap();
+    assert_eq!(info.endpoints.len(), 4, "{info:?}");
+    let mut addresses: Vec<String> = info
+        .endpoints
+        .iter()
+        .map(|e| e.ipv4.unwrap().to_string())
+        .collect();
+    addresses.sort();
+    addresses.dedup();
+    assert_eq!(addresses.len(), 4, "{addresses:?}");
+    for ns in ["ia", "ib", "il", clash] {
+        assert!(link(Some(ns), "eth0").is_some(), "{ns} attached");
+    }
+    // Each disconnect takes its own endpoint and no other.
+    manager
+        .disconnect("ids", &Target::Path(underscored.clone()))
+        .unwrap();
+    assert!(link(Some("ib"), "eth0").is_none(), "a_b detached");
+    for ns in ["ia", "il", clash] {
+        assert!(link(Some(ns), "eth0").is_some(), "{ns} still attached");
+    }
+    manager
+        .disconnect("ids", &Target::Path(spaced.clone()))
+        .unwrap();
+    assert!(link(Some("ia"), "eth0").is_none(), "a b detached");
+    assert!(link(Some(clash), "eth0").is_some());
+    manager
+        .disconnect("ids", &Target::Path(long.clone()))
+        .unwrap();
+    assert!(link(Some("il"), "eth0").is_none(), "the long path detached");
+    let left: Vec<String> = manager
+        .network("ids")
+        .unwrap()
+        .endpoints
+        .into_iter()
+        .map(|e| e.container)
+        .collect();
+    assert_eq!(left, vec![clash.to_string()]);
+    manager.remove_container(clash, true).unwrap();
+    for path in [&spaced, &underscored, &long] {
+        unbind(path);
+    }
+    for ns in ["ia", "ib", "il"] {
+        ip(&["netns", "del", ns]);
+    }
+    let _ = fs::remove_dir_all(dir);
+    manager.remove_network("ids").unwrap();
+}
+
+/// Rewrites an endpoint record the way an older version filed it: under
+/// `old_id` (its container's name, or `path_` and the path), with its
+/// addresses owned by that id and no container index.
+fn file_as_older_versions_did(config: &Config, network_id: &str, record: &Path, old_id: &str) {
+    let text = fs::read_to_string(record).unwrap();
+    let value = ipvlan::json::parse(&text).unwrap();
+    let id = value
+        .get("id")
+        .and_then(|v| v.as_str())
+        .unwrap()
+        .to_string();
+    let ipv4 = value.get("ipv4").and_then(|v| v.as_str()).unwrap();
+    let net: ipnet::Ipv4Net = ipv4.parse().unwrap();
+    let owner = config
+        .state_dir
+        .join("ipam")
+        .join(network_id)
+        .join(format!("{}-{}", net.network(), net.prefix_len()))
+        .join(net.addr().to_string());
+    assert_eq!(fs::read_to_string(&owner).unwrap().trim(), id);
+    fs::write(&owner, format!("{old_id}\n")).unwrap();
+    let older = record.with_file_name(format!("{old_id}.json"));
+    fs::write(
+        &older,
+        text.replace(
+            &format!("\"id\": \"{id}\""),
+            &format!("\"id\": \"{old_id}\""),
+        ),
+    )
+    .unwrap();
+    fs::remove_file(record).unwrap();
+    if let Some(container) = value.get("container").and_then(|v| v.as_str()) {
+        let index = config
+            .state_dir
+            .join("records")
+            .join("container-endpoints")
+            .join(format!("{container}.json"));
+        edit(
+            &index,
+            &format!("\"{network_id}\": \"{id}\""),
+            "\"x\": \"gone\"",
+        );
+    }
+}
+
+#[test]
+fn endpoints_recorded_by_older_versions_are_still_found() {
+    topology_up();
+    let config = config("legacy");
+    let manager = Manager::open(config.clone()).unwrap();
+    let lg = manager
+        .create_network(&net("lg", &["10.112.0.0/24"], &[], &[]))
+        .unwrap();
+    start(&manager, "lg", "lg1", None, None);
+    ip(&["netns", "add", "lgp"]);
+    let path = Path::new("/tmp/ipvlan-legacy/lgp");
+    bind("/run/netns/lgp", path);
+    manager
+        .connect("lg", &Target::Path(path.into()), &AttachRequest::default())
+        .unwrap();
+    let path_record = {
+        let dir = config.state_dir.join("endpoints").join(&lg.id);
+        fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| {
+                fs::read_to_string(p)
+                    .is_ok_and(|t| t.contains("\"netns\": \"/tmp/ipvlan-legacy/lgp\""))
+            })
+            .unwrap()
+    };
+    let legacy_path_id = "path_tmp_ipvlan-legacy_lgp";
+    file_as_older_versions_did(&config, &lg.id, &record_of(&config, &lg.id, "lg1"), "lg1");
+    file_as_older_versions_did(&config, &lg.id, &path_record, legacy_path_id);
+
+    let report = manager.restore().unwrap();
+    assert!(report.errors.is_empty(), "{report:?}");
+    assert!(report.endpoints_released.is_empty(), "{report:?}");
+    assert_eq!(report.endpoints_kept, 2, "{report:?}");
+    let info = manager.network("lg").unwrap();
+    let mut ids: Vec<(String, String)> = info
+        .endpoints
+        .iter()
+        .map(|e| (e.container.clone(), e.endpoint_id.clone()))
+        .collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        vec![
+            (path.display().to_string(), legacy_path_id.to_string()),
+            ("lg1".to_string(), "lg1".to_string()),
+        ]
+    );
+    refused(
+        &config,
+        ErrorKind::AlreadyExists,
+        "container lg1 is already connected to network lg",
+        || {
+            manager.connect(
+                "lg",
+                &Target::Container("lg1".into()),
+                &AttachRequest::default(),
+            )
+        },
+    );
+    refused(
+        &config,
+        ErrorKind::AlreadyExists,
+        "container /tmp/ipvlan-legacy/lgp is already connected to network lg",
+        || manager.connect("lg", &Target::Path(path.into()), &AttachRequest::default()),
+    );
+    // A second network, attached the new way: ps and the names see both.
+    manager
+        .create_network(&net("lg2", &["10.113.0.0/24"], &[], &[]))
+        .unwrap();
+    start(&manager, "lg2", "lg2c", None, None);
+    start(&manager, "lg", "lgc", None, None);
+    manager
+        .connect(
+            "lg2",
+            &Target::Container("lg1".into()),
+            &AttachRequest::default(),
+        )
+        .unwrap();
+    let lg1 = manager
+        .containers()
+        .unwrap()
+        .into_iter()
+        .find(|c| c.name == "lg1")
+        .unwrap();
+    let mut networks: Vec<&str> = lg1.endpoints.iter().map(|e| e.network.as_str()).collect();
+    networks.sort();
+    assert_eq!(networks, ["lg", "lg2"]);
+    let (_, hosts) = in_container("lg1", &["cat", "/etc/hosts"]);
+    assert!(hosts.contains("lg2c") && hosts.contains("lgc"), "{hosts}");
+
+    manager
+        .disconnect("lg", &Target::Path(path.into()))
+        .unwrap();
+    assert!(
+        link(Some("lgp"), "eth0").is_none(),
+        "the path endpoint detached"
+    );
+    manager
+        .disconnect("lg", &Target::Container("lg1".into()))
+        .unwrap();
+    assert!(link(Some("lg1"), "eth0").is_none(), "lg1 left lg");
+    let (_, hosts) = in_container("lg1", &["cat", "/etc/hosts"]);
+    assert!(hosts.contains("lg2c") && !hosts.contains("lgc"), "{hosts}");
+    // rm finds an endpoint an older version filed, too.
+    manager
+        .connect(
+            "lg",
+            &Target::Container("lg1".into()),
+            &AttachRequest::default(),
+        )
+        .unwrap();
+    file_as_older_versions_did(&config, &lg.id, &record_of(&config, &lg.id, "lg1"), "lg1");
+    manager.remove_container("lg1", true).unwrap();
+    let info = manager.network("lg").unwrap();
+    assert_eq!(
+        info.endpoints
+            .iter()
+            .map(|e| e.container.as_str())
+            .collect::<Vec<_>>(),
+        ["lgc"]
+    );
+    assert!(manager.network("lg2").unwrap().endpoints.len() == 1);
+    for c in ["lgc", "lg2c"] {
+        manager.remove_container(c, true).unwrap();
+    }
+    let addresses = config
+        .state_dir
+        .join("ipam")
+        .join(&lg.id)
+        .join("10.112.0.0-24");
+    let held: Vec<String> = fs::read_dir(&addresses)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "cursor" && !n.starts_with('.'))
+        .collect();
+    assert!(held.is_empty(), "addresses left behind: {held:?}");
+    unbind(path);
+    ip(&["netns", "del", "lgp"]);
+    for n in ["lg", "lg2"] {
+        manager.remove_network(n).unwrap();
+    }
 }

@@ -10,17 +10,18 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use super::endpoint_link;
-use super::endpoints::{locate, ResolvedTarget};
+use super::endpoints::locate;
 use super::hosts;
 use super::netns_identity::{self, NsAt, OpenNetns};
 use super::networks::find_network;
 use super::options::check_container_name;
 use super::{random_hex, ContainerInfo, EndpointInfo, Error, ExecOptions, ExitStatusCode, Manager};
-use super::{AttachRequest, RunRequest};
+use super::{AttachRequest, RunRequest, Target};
 use crate::netns::{self, Netns};
 use crate::rtnl::Handle;
 use crate::store::{
-    ContainerRecord, ContainerState, EndpointState, Listing, Locked, NetworkRecord, Timestamp,
+    ContainerRecord, ContainerState, Damaged, EndpointState, Listing, Locked, NetworkRecord,
+    Timestamp,
 };
 
 impl Manager {
@@ -180,11 +181,7 @@ impl Manager {
             }
         })?;
         set_loopback_up(inside)?;
-        let target = ResolvedTarget {
-            id: name.to_string(),
-            container: Some(name.to_string()),
-            path,
-        };
+        let target = self.resolve_target(&Target::Container(name.to_string()))?;
         let mut endpoints = Vec::new();
         for (network, attach) in joins {
             let endpoint = self
@@ -210,13 +207,8 @@ impl Manager {
     ) -> Result<Vec<String>, Error> {
         let name = &record.name;
         let mut notes = Vec::new();
-        for network in networks {
-            let Some(endpoint) = state.endpoint(&network.id, name)? else {
-                continue;
-            };
-            if endpoint.container.as_deref() != Some(name.as_str()) {
-                continue;
-            }
+        for (at, endpoint) in self.container_endpoints(state, networks, name)? {
+            let network = &networks[at];
             let at = locate(&endpoint)?;
             if endpoint.state != EndpointState::Attached {
                 // An attach killed between making its link under a
@@ -297,11 +289,10 @@ impl Manager {
         let networks = state.networks()?;
         let host = Handle::new()?;
         let mut notes = Vec::new();
-        for network in &networks {
-            if let Some(endpoint) = state.endpoint(&network.id, name)? {
-                let at = locate(&endpoint)?;
-                notes.extend(self.detach(&host, &state, &networks, network, endpoint, &at)?);
-            }
+        for (at, endpoint) in self.container_endpoints(&state, &networks, name)? {
+            let network = &networks[at];
+            let at = locate(&endpoint)?;
+            notes.extend(self.detach(&host, &state, &networks, network, endpoint, &at)?);
         }
         for pid in &pids {
             kill(*pid);
@@ -350,16 +341,21 @@ impl Manager {
             .into_iter()
             .filter(|record| record.state == ContainerState::Created);
         for name in whole.map(|record| record.name) {
-            let mut endpoints = Vec::new();
-            for network in &networks {
-                match state.endpoint(&network.id, &name) {
-                    Ok(Some(endpoint)) => {
-                        endpoints.push(EndpointInfo::from_record(network, &endpoint))
-                    }
-                    Ok(None) => {}
-                    Err(error) => containers.note(error)?,
+            let endpoints = match self.container_endpoints(&state, &networks, &name) {
+                Ok(found) => found
+                    .into_iter()
+                    .map(|(at, endpoint)| EndpointInfo::from_record(&networks[at], &endpoint))
+                    .collect(),
+                // One container's unreadable endpoint files never hide the
+                // other containers; the message names the file.
+                Err(error) => {
+                    containers.damaged.push(Damaged {
+                        path: self.config.state_dir.clone(),
+                        reason: format!("container {name}: {error}"),
+                    });
+                    Vec::new()
                 }
-            }
+            };
             containers.items.push(ContainerInfo {
                 netns_path: self.config.netns_dir.join(&name),
                 name,

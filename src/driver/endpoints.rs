@@ -3,34 +3,60 @@
 //! that order, undone in reverse on failure.
 
 use std::net::IpAddr;
-use std::path::Path;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
 
 use super::endpoint_link::{self, EndpointPlan, LinkRemoval};
 use super::hosts::Names;
-use super::netns_identity::{self, NsAt, OpenNetns};
+use super::netns_identity::{
+    self, absolute, endpoint_at, endpoint_of_namespace, legacy_path_id, normalise, ContainerIndex,
+    NsAt, OpenNetns,
+};
 use super::networks::find_network;
 use super::options::check_container_name;
+use super::report::endpoint_label;
 use super::{AttachRequest, EndpointInfo, Error, Manager, Target};
 use crate::ipam::{IpFamily, Request};
+use crate::netns::{self, Netns};
 use crate::rtnl::Handle;
+use crate::store::records::NetnsId;
 use crate::store::{EndpointRecord, EndpointState, Locked, NetworkRecord, Timestamp};
 
-/// A resolved attach target.
-#[derive(Debug, Clone)]
+/// A resolved attach target: its namespace opened and identified.
+#[derive(Debug)]
 pub(crate) struct ResolvedTarget {
-    /// Endpoint id (unique per network).
-    pub(crate) id: String,
+    /// Endpoint id: [`NetnsId::endpoint_id`] of the namespace.
+    id: String,
     /// Container name when it is a named namespace.
-    pub(crate) container: Option<String>,
-    /// The namespace file.
-    pub(crate) path: std::path::PathBuf,
+    container: Option<String>,
+    /// The namespace file, absolute and normal.
+    path: PathBuf,
+    /// Ids older versions gave this target when it was given by path.
+    legacy_ids: Vec<String>,
+    inside: OpenNetns,
+    identity: NetnsId,
+}
+
+impl ResolvedTarget {
+    /// How messages name it: the container, else the path.
+    fn label(&self) -> String {
+        self.container
+            .clone()
+            .unwrap_or_else(|| self.path.display().to_string())
+    }
 }
 
 impl Manager {
     /// Attaches a namespace to a network: ipvlan link `ethN` created in the
     /// namespace, addresses, routes, name resolution.
+    ///
+    /// The target is a container (`/run/netns/NAME`) or any namespace file,
+    /// a relative path taken from the current directory. A namespace is
+    /// attached to a network once, whatever path or name it is given by;
+    /// the caller's own namespace, and anything that is not a network
+    /// namespace, are refused before the state is locked.
     ///
     /// ```no_run
     /// # use ipvlan::driver::{AttachRequest, Config, Manager, Target};
@@ -46,16 +72,27 @@ impl Manager {
         target: &Target,
         req: &AttachRequest,
     ) -> Result<EndpointInfo, Error> {
+        // Read without the lock, so a network that does not exist is
+        // named first, as before the target was checked.
+        find_network(&self.store.networks()?, network)?;
+        // Before the lock: a target that blocks or is refused must not
+        // hold every other command up.
+        let target = self.resolve_target(target)?;
         let state = self.store.lock()?;
         let networks = state.networks()?;
         let network = find_network(&networks, network)?;
-        let target = self.resolve_target(target)?;
         self.attach(&state, &networks, network, &target, req)
     }
 
     /// Detaches a namespace: deletes the link, releases its addresses,
     /// updates name resolution. Returns what was left alone, and why (a
     /// link at the recorded place that is not ours).
+    ///
+    /// The endpoint is found by the container's name, or by the identity
+    /// of the namespace at the path, with a constant number of reads; only
+    /// when neither finds it (the namespace is gone, or another one took
+    /// its place) are this network's endpoints read for the recorded path
+    /// or name.
     ///
     /// ```no_run
     /// # use ipvlan::driver::{Config, Manager, Target};
@@ -66,68 +103,200 @@ impl Manager {
     /// # Ok::<(), ipvlan::driver::Error>(())
     /// ```
     pub fn disconnect(&self, network: &str, target: &Target) -> Result<Vec<String>, Error> {
+        find_network(&self.store.networks()?, network)?;
+        let (path, container) = self.target_place(target)?;
+        // Before the lock, like connect: what is at the path now.
+        let mut refusal = None;
+        let identity = match Netns::open_path(&path) {
+            Ok(ns) => Some(OpenNetns::with_handle(ns)?.identity()?),
+            Err(error) if matches!(error.raw_os_error(), Some(libc::ENOENT | libc::ESRCH)) => None,
+            Err(error) => match netns::not_a_namespace(&error) {
+                // An unmounted namespace file: its endpoint may be recorded.
+                Some(found) if found.found.may_have_held_a_namespace() => {
+                    refusal = Some(Error::invalid(found.to_string()));
+                    None
+                }
+                Some(found) => return Err(Error::invalid(found.to_string())),
+                None => {
+                    return Err(Error::io(
+                        format!("opening namespace {}", path.display()),
+                        &error,
+                    ))
+                }
+            },
+        };
         let state = self.store.lock()?;
         let networks = state.networks()?;
         let network = find_network(&networks, network)?;
-        let id = match target {
-            Target::Container(name) => {
-                check_container_name(name)?;
-                name.clone()
-            }
-            Target::Path(path) if path.parent() == Some(self.config.netns_dir.as_path()) => path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            Target::Path(path) => path_endpoint_id(path),
+        let found = self.find_endpoint(&state, network, target, &path, container, identity)?;
+        let Some(mut endpoint) = found else {
+            return Err(refusal.unwrap_or_else(|| {
+                Error::not_found(format!(
+                    "container {} is not connected to network {}",
+                    target.label(),
+                    network.name
+                ))
+            }));
         };
-        // One record read by id: detach cost must not grow with the
-        // number of endpoints.
-        let endpoint = state.endpoint(&network.id, &id)?.ok_or_else(|| {
-            Error::not_found(format!(
-                "container {} is not connected to network {}",
-                target.label(),
-                network.name
-            ))
-        })?;
+        if !Path::new(&endpoint.netns).is_absolute() {
+            // Recorded as typed by an older version: the caller named it
+            // again, from where it resolves.
+            endpoint.netns = path.display().to_string();
+        }
         let host = Handle::new()?;
         let at = locate(&endpoint)?;
         self.detach(&host, &state, &networks, network, endpoint, &at)
     }
 
-    fn resolve_target(&self, target: &Target) -> Result<ResolvedTarget, Error> {
+    /// The endpoint of `network` that `target` names: by the container's
+    /// index, by the identity of the namespace at `path`, by the ids older
+    /// versions gave a path; failing those, by the recorded name or path
+    /// among the network's endpoints.
+    fn find_endpoint(
+        &self,
+        state: &Locked<'_>,
+        network: &NetworkRecord,
+        target: &Target,
+        path: &Path,
+        container: Option<String>,
+        identity: Option<NetnsId>,
+    ) -> Result<Option<EndpointRecord>, Error> {
+        if let Some(name) = &container {
+            let index = ContainerIndex::read(state, name)?;
+            if let Some(endpoint) = index.endpoint(state, &network.id)? {
+                return Ok(Some(endpoint));
+            }
+        }
+        if let Some(identity) = &identity {
+            if let Some(endpoint) = endpoint_of_namespace(state, &network.id, identity)? {
+                return Ok(Some(endpoint));
+            }
+        }
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+        let same_path =
+            |endpoint: &EndpointRecord| normalise(&cwd, Path::new(&endpoint.netns)) == path;
+        if let Target::Path(typed) = target {
+            // Older versions filed it under the text of the path as typed;
+            // `/tmp/a b` and `/tmp/a_b` had one id, so the path decides.
+            for id in [legacy_path_id(typed), legacy_path_id(path)] {
+                if let Some(endpoint) = endpoint_at(state, &network.id, &id, same_path)? {
+                    return Ok(Some(endpoint));
+                }
+            }
+        }
+        let endpoints = state.endpoints_of(&network.id)?;
+        Ok(endpoints.into_iter().find(|endpoint| match &container {
+            Some(name) => endpoint.container.as_deref() == Some(name.as_str()),
+            None => endpoint.container.is_none() && same_path(endpoint),
+        }))
+    }
+
+    /// Where `target`'s namespace file is (absolute, normal) and the
+    /// container it is, if any: a path into the netns directory names
+    /// that container.
+    fn target_place(&self, target: &Target) -> Result<(PathBuf, Option<String>), Error> {
+        let netns_dir = absolute(&self.config.netns_dir)?;
         match target {
             Target::Container(name) => {
                 check_container_name(name)?;
-                let path = self.config.netns_dir.join(name);
-                if !path.exists() {
-                    return Err(Error::not_found(format!("container {name} not found")));
-                }
-                Ok(ResolvedTarget {
-                    id: name.clone(),
-                    container: Some(name.clone()),
-                    path,
-                })
+                Ok((netns_dir.join(name), Some(name.clone())))
             }
             Target::Path(path) => {
-                if !path.exists() {
-                    return Err(Error::not_found(format!(
-                        "network namespace {} not found",
-                        path.display()
-                    )));
-                }
-                // A named namespace given by path is that container.
-                if path.parent() == Some(self.config.netns_dir.as_path()) {
-                    if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
-                        return self.resolve_target(&Target::Container(name.to_string()));
-                    }
-                }
-                Ok(ResolvedTarget {
-                    id: path_endpoint_id(path),
-                    container: None,
-                    path: path.clone(),
-                })
+                let path = absolute(path)?;
+                let container = path
+                    .file_name()
+                    .and_then(|name| name.to_str())
+                    .filter(|name| check_container_name(name).is_ok())
+                    .filter(|_| path.parent() == Some(netns_dir.as_path()))
+                    .map(str::to_string);
+                Ok((path, container))
             }
         }
+    }
+
+    /// Opens and identifies the target's namespace; nothing is locked or
+    /// changed yet.
+    pub(crate) fn resolve_target(&self, target: &Target) -> Result<ResolvedTarget, Error> {
+        let (path, container) = self.target_place(target)?;
+        let ns = netns_identity::open_target(&path, || match &container {
+            Some(name) => format!("container {name} not found"),
+            None => format!("network namespace {} not found", target.label()),
+        })?;
+        let inside = OpenNetns::with_handle(ns)?;
+        let identity = inside.identity()?;
+        let legacy_ids = match target {
+            Target::Path(typed) => vec![legacy_path_id(typed), legacy_path_id(&path)],
+            Target::Container(_) => Vec::new(),
+        };
+        Ok(ResolvedTarget {
+            id: identity.endpoint_id(),
+            container,
+            path,
+            legacy_ids,
+            inside,
+            identity,
+        })
+    }
+
+    /// Refuses a second endpoint of the target's namespace on `network`
+    /// (whatever path or name it was attached by), and a second one of
+    /// its container: constant reads, whatever the number of endpoints.
+    fn check_not_attached(
+        &self,
+        state: &Locked<'_>,
+        network: &NetworkRecord,
+        target: &ResolvedTarget,
+    ) -> Result<(), Error> {
+        let already = |existing: &EndpointRecord| {
+            let mut message = format!(
+                "container {} is already connected to network {}",
+                target.label(),
+                network.name
+            );
+            let theirs = endpoint_label(existing);
+            if theirs != target.label() {
+                message.push_str(&format!(" (it is the namespace of {theirs})"));
+            }
+            Error::already_exists(message)
+        };
+        let same = |existing: &EndpointRecord| {
+            existing
+                .netns_id
+                .map_or(true, |id| id.same_namespace(&target.identity))
+        };
+        if let Some(existing) = state.endpoint(&network.id, &target.id)? {
+            if same(&existing) {
+                return Err(already(&existing));
+            }
+            // The id comes from the cookie, which no two namespaces share:
+            // a record of another one here was edited. Not overwritten.
+            return Err(Error::failed(format!(
+                "state directory: endpoint record {} of network {} names another namespace; run `ipvlan restore`",
+                target.id, network.name
+            )));
+        }
+        for id in &target.legacy_ids {
+            if let Some(existing) = endpoint_at(state, &network.id, id, same)? {
+                return Err(already(&existing));
+            }
+        }
+        if let Some(name) = &target.container {
+            let index = ContainerIndex::read(state, name)?;
+            if let Some(existing) = index.endpoint(state, &network.id)? {
+                if same(&existing) {
+                    return Err(already(&existing));
+                }
+                // One name, one endpoint per network: its hosts entries
+                // and its `inspect` key are the name's.
+                return Err(Error::in_use(format!(
+                    "container {name} is still connected to network {} with a namespace that is no longer at {}; run `ipvlan network disconnect {} {name}` or `ipvlan restore` first",
+                    network.name,
+                    target.path.display(),
+                    network.name
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Attaches `target` to `network` under the held lock.
@@ -139,18 +308,20 @@ impl Manager {
         target: &ResolvedTarget,
         req: &AttachRequest,
     ) -> Result<EndpointInfo, Error> {
-        let label = target
-            .container
-            .clone()
-            .unwrap_or_else(|| target.path.display().to_string());
-        // One record lookup, not a scan: attach cost must not grow with
-        // the number of endpoints.
-        if state.endpoint(&network.id, &target.id)?.is_some() {
-            return Err(Error::already_exists(format!(
-                "container {label} is already connected to network {}",
-                network.name
+        let label = target.label();
+        // Opened before the lock was ours: the path must still name that
+        // namespace (a `rm` may have run meanwhile), or the record would
+        // name a path that leads elsewhere.
+        let still_there = std::fs::metadata(&target.path).is_ok_and(|meta| {
+            (meta.dev(), meta.ino()) == (target.identity.dev, target.identity.ino)
+        });
+        if !still_there {
+            return Err(Error::failed(format!(
+                "{} no longer leads to the namespace it named when connect began (removed or replaced meanwhile); nothing was done",
+                target.path.display()
             )));
         }
+        self.check_not_attached(state, network, target)?;
         if req.ipv6.is_some() && !network.ipv6 {
             return Err(Error::invalid(format!(
                 "network {} has no IPv6 subnet: --ip6 cannot be used (create it with --ipv6)",
@@ -161,8 +332,7 @@ impl Manager {
             super::hosts::check_view_is_ours(&self.config.etc_netns_dir, container, state.root())?;
         }
         let host = Handle::new()?;
-        let inside = OpenNetns::open(&target.path)?;
-        let netns_id = inside.identity()?;
+        let inside = &target.inside;
         let parent = host.link_by_name(&network.parent)?.ok_or_else(|| {
             Error::not_found(format!(
                 "parent interface {} of network {} does not exist; run `ipvlan restore` to re-create parents we own",
@@ -173,16 +343,38 @@ impl Manager {
         // Named before the kernel sees it, so restore knows what to delete
         // if this attach is interrupted; and before any address is taken,
         // so a failure here has nothing to give back.
-        let free = endpoint_link::free_ifname(&inside)?;
+        let free = endpoint_link::free_ifname(inside)?;
 
         // Addresses first (cheap to give back), then the intent record,
         // then the kernel.
         let (ipv4, ipv6) = allocate(state, network, req, &target.id)?;
-        let release_all = || {
+        let give_back = || {
             let _ = state.release(network, ipv4.addr());
             if let Some(v6) = ipv6 {
                 let _ = state.release(network, v6.addr());
             }
+        };
+        // The container's index entry before its record: an entry without
+        // a record counts for nothing, a record is always found.
+        let mut index = None;
+        if let Some(name) = &target.container {
+            let added = ContainerIndex::read(state, name).and_then(|mut index| {
+                index.add(state, &network.id, &target.id)?;
+                Ok(index)
+            });
+            match added {
+                Ok(added) => index = Some(added),
+                Err(error) => {
+                    give_back();
+                    return Err(error);
+                }
+            }
+        }
+        let release_all = |index: &mut Option<ContainerIndex>| {
+            if let Some(index) = index {
+                let _ = index.remove(state, &network.id, &target.id);
+            }
+            give_back();
         };
         let mut record = EndpointRecord {
             id: target.id.clone(),
@@ -195,17 +387,17 @@ impl Manager {
             ipv6,
             state: EndpointState::Attaching,
             created: Timestamp::now(),
-            netns_id: Some(netns_id),
+            netns_id: Some(target.identity),
             ifindex: None,
         };
         if let Err(error) = state.put_endpoint(&record) {
-            release_all();
+            release_all(&mut index);
             return Err(error.into());
         }
         let plan = EndpointPlan::new(network, parent.index, ipv4, ipv6);
         let built = match endpoint_link::create(
             &host,
-            &inside,
+            inside,
             &plan,
             &record.ifname,
             Some(free.next_index),
@@ -213,7 +405,7 @@ impl Manager {
             Ok(built) => built,
             Err(error) => {
                 let _ = state.remove_endpoint(&record.network_id, &record.id);
-                release_all();
+                release_all(&mut index);
                 return Err(error.context(format!("attaching {label} to network {}", network.name)));
             }
         };
@@ -232,7 +424,7 @@ impl Manager {
             .and_then(|_| names.add(network, &record));
         if let Err(error) = finished {
             let _ = endpoint_link::delete_checked(
-                &inside,
+                inside,
                 record.ifindex,
                 &record.ifname,
                 Some(&parent),
@@ -240,7 +432,7 @@ impl Manager {
             );
             let _ = names.remove(network, &record);
             let _ = state.remove_endpoint(&record.network_id, &record.id);
-            release_all();
+            release_all(&mut index);
             return Err(error);
         }
         Ok(EndpointInfo::from_record(network, &record))
@@ -286,7 +478,31 @@ impl Manager {
             state.release_if_owner(network, address.addr(), &endpoint.id)?;
         }
         state.remove_endpoint(&endpoint.network_id, &endpoint.id)?;
+        if let Some(name) = &endpoint.container {
+            // After the record: an entry left by a failure here counts for
+            // nothing, and restore prunes it.
+            let _ = ContainerIndex::read(state, name)
+                .and_then(|mut index| index.remove(state, &endpoint.network_id, &endpoint.id));
+        }
         Ok(notes)
+    }
+
+    /// The endpoints of container `name`, with the index of their network
+    /// in `networks`: one read per network, as many as it has.
+    pub(crate) fn container_endpoints(
+        &self,
+        state: &Locked<'_>,
+        networks: &[NetworkRecord],
+        name: &str,
+    ) -> Result<Vec<(usize, EndpointRecord)>, Error> {
+        let index = ContainerIndex::read(state, name)?;
+        let mut found = Vec::new();
+        for (at, network) in networks.iter().enumerate() {
+            if let Some(endpoint) = index.endpoint(state, &network.id)? {
+                found.push((at, endpoint));
+            }
+        }
+        Ok(found)
     }
 }
 
@@ -297,7 +513,7 @@ pub(crate) fn locate(endpoint: &EndpointRecord) -> Result<NsAt, Error> {
     if endpoint.ifindex.is_none() && endpoint.ifname.is_empty() {
         return Ok(NsAt::Gone);
     }
-    netns_identity::open_recorded(&endpoint.netns, endpoint.netns_id)
+    netns_identity::open_endpoint_netns(endpoint)
 }
 
 /// Takes the endpoint's addresses: the ones asked for first (they move no
@@ -342,22 +558,4 @@ fn allocate(
             Err(Error::failed("no IPv4 address allocated"))
         }
     }
-}
-
-/// An endpoint id for a namespace given by path: its characters kept where
-/// a file name allows them.
-pub(crate) fn path_endpoint_id(path: &Path) -> String {
-    let text = path.display().to_string();
-    let cleaned: String = text
-        .trim_start_matches('/')
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    format!("path_{cleaned}")
 }

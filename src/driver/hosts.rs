@@ -12,6 +12,7 @@ use std::net::IpAddr;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use super::netns_identity::ContainerIndex;
 use super::Error;
 use crate::store::{EndpointRecord, EndpointState, Locked, NetworkRecord};
 
@@ -490,11 +491,10 @@ impl Names<'_> {
     pub(crate) fn refresh_container(&self, container: &str) -> Result<(), Error> {
         let state = self.state;
         let mut attached = Vec::new();
+        let index = ContainerIndex::read(state, container)?;
         for network in self.networks {
-            if let Some(endpoint) = state.endpoint(&network.id, container)? {
-                if endpoint.container.as_deref() == Some(container)
-                    && endpoint.state != EndpointState::Detaching
-                {
+            if let Some(endpoint) = index.endpoint(state, &network.id)? {
+                if endpoint.state != EndpointState::Detaching {
                     attached.push(network);
                 }
             }

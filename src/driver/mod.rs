@@ -43,6 +43,7 @@
 //! hosts/unions/<network id>/<name>  marks containers of the network with a union view
 //! hosts/etc-netns/<name>        marks /etc/netns/<name> as made by us (ours to remove)
 //! records/containers/<name>.json    the containers we created (state, networks run with)
+//! records/container-endpoints/<name>.json  a container's endpoint id per network
 //! logs/<name>.log               output of `run -d` commands
 //! ```
 //!

@@ -1,15 +1,28 @@
 //! Which namespace an endpoint lives in: a namespace opened for one
 //! operation together with the one netlink handle used in it, its identity
 //! (the nsfs file id and the cookie, which no later namespace ever gets),
-//! and what sits at a recorded path now.
+//! what sits at a recorded path now, and which endpoint record belongs to
+//! a namespace or a container name.
+//!
+//! An endpoint's record is filed under an id made from the identity of the
+//! namespace attached ([`NetnsId::endpoint_id`]), never from a path or a
+//! name: one namespace maps to one record file per network, whatever path
+//! or name it was given by, so a second attach of it is found with one
+//! read. Container names, the handle users type, map to those ids through
+//! a small index per container ([`ContainerIndex`]), which also keeps a
+//! name on one network to one endpoint. Records written before (ids that
+//! are container names, or `path_` and the path's text) are still found
+//! under those ids.
 
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Component, Path, PathBuf};
 
 use super::Error;
-use crate::netns::Netns;
+use crate::json::Value;
+use crate::netns::{self, Netns};
 use crate::rtnl::Handle;
 use crate::store::records::NetnsId;
+use crate::store::{is_valid_name, EndpointRecord, Locked, StateDir, RECORD_VERSION};
 
 /// A namespace opened for one operation, with its netlink handle: every
 /// request of that operation inside the namespace goes through it.
@@ -20,13 +33,6 @@ pub(crate) struct OpenNetns {
 }
 
 impl OpenNetns {
-    /// Opens the namespace file at `path` and a handle inside it.
-    pub(crate) fn open(path: &Path) -> Result<OpenNetns, Error> {
-        let ns = Netns::open_path(path)
-            .map_err(|e| Error::io(format!("opening namespace {}", path.display()), &e))?;
-        OpenNetns::with_handle(ns)
-    }
-
     /// A handle inside `ns`.
     pub(crate) fn with_handle(ns: Netns) -> Result<OpenNetns, Error> {
         let handle = Handle::in_netns(&ns)?;
@@ -62,6 +68,38 @@ impl OpenNetns {
     }
 }
 
+/// Opens the namespace a caller named at `path` (absolute and normal, see
+/// [`absolute`]). Refuses, before anything is entered: a path that is not
+/// a network namespace (a FIFO, device or directory is not even opened, so
+/// nothing blocks), and the caller's own namespace, where the networks'
+/// parents live. `missing` is the message when nothing is there.
+pub(crate) fn open_target(path: &Path, missing: impl FnOnce() -> String) -> Result<Netns, Error> {
+    let ns = Netns::open_path(path).map_err(|error| {
+        if let Some(refusal) = netns::not_a_namespace(&error) {
+            Error::invalid(refusal.to_string())
+        } else if is_gone(&error) {
+            Error::not_found(missing())
+        } else {
+            Error::io(format!("opening namespace {}", path.display()), &error)
+        }
+    })?;
+    let own = Netns::current().map_err(|e| Error::io("opening the caller's namespace", &e))?;
+    // Two living namespaces never share an nsfs file id: no cookie needed.
+    if nsfs_file_id(&ns)? == nsfs_file_id(&own)? {
+        return Err(Error::invalid(format!(
+            "{} is the network namespace ipvlan itself runs in, where the networks' parent interfaces are; only another namespace can be attached",
+            path.display()
+        )));
+    }
+    Ok(ns)
+}
+
+/// Whether an open failed because nothing is there (the name was
+/// deleted, the process exited).
+fn is_gone(error: &std::io::Error) -> bool {
+    matches!(error.raw_os_error(), Some(libc::ENOENT | libc::ESRCH))
+}
+
 /// What sits at an endpoint's recorded namespace path now.
 #[derive(Debug)]
 pub(crate) enum NsAt {
@@ -71,31 +109,34 @@ pub(crate) enum NsAt {
     /// another namespace than the one attached (a reused PID, a name
     /// deleted and added again): ours is gone either way.
     Gone,
-    /// A file that is not a namespace, e.g. the empty mount point of
-    /// `/run/netns/NAME` left by a process killed before its bind mount.
+    /// A plain file or another kind of namespace, e.g. the empty mount
+    /// point of `/run/netns/NAME` left by a process killed before its
+    /// bind mount.
     NotANamespace,
 }
 
 /// Opens the namespace at `path` and tells whether it is the one recorded
 /// (`recorded`: its identity at attach; `None` in records older than that,
-/// taken on trust). Only a missing file (or process) and a different
-/// namespace count as gone; any other failure is an error, so a live
-/// namespace we cannot open now is never given up.
+/// taken on trust). Only a missing file (or process), a different
+/// namespace and a plain file count as gone; any other failure is an
+/// error, so a live namespace we cannot open now is never given up. A
+/// FIFO, device or directory at the path is an error too, found without
+/// opening it (no namespace was ever bound there, and opening a FIFO
+/// would block).
 pub(crate) fn open_recorded(path: &str, recorded: Option<NetnsId>) -> Result<NsAt, Error> {
     let ns = match Netns::open_path(path) {
         Ok(ns) => ns,
-        Err(error) if matches!(error.raw_os_error(), Some(libc::ENOENT | libc::ESRCH)) => {
-            return Ok(NsAt::Gone)
+        Err(error) if is_gone(&error) => return Ok(NsAt::Gone),
+        Err(error) => {
+            return match netns::not_a_namespace(&error) {
+                Some(refusal) if refusal.found.may_have_held_a_namespace() => {
+                    Ok(NsAt::NotANamespace)
+                }
+                Some(refusal) => Err(Error::invalid(refusal.to_string())),
+                None => Err(Error::io(format!("opening namespace {path}"), &error)),
+            }
         }
-        Err(error) => return Err(Error::io(format!("opening namespace {path}"), &error)),
     };
-    // Checked before a handle is opened inside: entering a file that is not
-    // a namespace would fail with a less useful error.
-    let (dev, _) = nsfs_file_id(&ns)?;
-    let nsfs = nsfs_dev().map_err(|e| Error::io("reading the namespace file system", &e))?;
-    if dev != nsfs {
-        return Ok(NsAt::NotANamespace);
-    }
     let open = OpenNetns::with_handle(ns)?;
     let identity = open.identity()?;
     match recorded {
@@ -104,9 +145,17 @@ pub(crate) fn open_recorded(path: &str, recorded: Option<NetnsId>) -> Result<NsA
     }
 }
 
-/// `st_dev` shared by every nsfs file: what a namespace file is.
-fn nsfs_dev() -> std::io::Result<u64> {
-    Ok(std::fs::metadata("/proc/thread-self/ns/net")?.dev())
+/// [`open_recorded`] for an endpoint's record. A relative path (only
+/// records of older versions hold one, as it was typed) is an error, not
+/// a namespace gone: what it names depends on the directory this runs in.
+pub(crate) fn open_endpoint_netns(endpoint: &EndpointRecord) -> Result<NsAt, Error> {
+    if !Path::new(&endpoint.netns).is_absolute() {
+        return Err(Error::failed(format!(
+            "the recorded namespace path {} is relative; disconnect it from the directory it was connected from",
+            endpoint.netns
+        )));
+    }
+    open_recorded(&endpoint.netns, endpoint.netns_id)
 }
 
 /// `st_dev` and `st_ino` of an open namespace's nsfs file, stable for the
@@ -133,5 +182,275 @@ impl NsAt {
             NsAt::Present(open, _) => Some(open),
             NsAt::Gone | NsAt::NotANamespace => None,
         }
+    }
+}
+
+/// `path` made absolute against the current directory and normalised
+/// lexically (see [`normalise`]): what is recorded must name the same
+/// file whatever directory a later command runs in. Refuses a path that
+/// is not UTF-8, which a record could not hold as it is.
+pub(crate) fn absolute(path: &Path) -> Result<PathBuf, Error> {
+    if path.to_str().is_none() {
+        return Err(Error::invalid(format!(
+            "namespace path {} is not valid UTF-8",
+            path.display()
+        )));
+    }
+    let cwd = if path.is_absolute() {
+        PathBuf::from("/")
+    } else {
+        std::env::current_dir().map_err(|e| Error::io("reading the current directory", &e))?
+    };
+    Ok(normalise(&cwd, path))
+}
+
+/// `path` joined to `cwd` (when relative), with `.` and empty components
+/// dropped and each `..` taking away the component before it (none above
+/// the root), without asking the file system: no symlink is followed, so
+/// `/proc/self/...` stays as the caller wrote it.
+pub(crate) fn normalise(cwd: &Path, path: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for component in cwd.components().chain(path.components()) {
+        match component {
+            Component::RootDir => out = PathBuf::from("/"),
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::Normal(part) => out.push(part),
+            Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    out
+}
+
+/// The id older versions gave an endpoint attached by path: its
+/// characters kept where a file name allows them (so `/tmp/a b` and
+/// `/tmp/a_b` shared one). Only looked up, never written.
+pub(crate) fn legacy_path_id(path: &Path) -> String {
+    let text = path.display().to_string();
+    let cleaned: String = text
+        .trim_start_matches('/')
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("path_{cleaned}")
+}
+
+/// The endpoint of network `network_id` recorded under `id`, if there is
+/// one and `wanted` accepts it. An id that cannot be a record's (a legacy
+/// id of a long path) has none.
+pub(crate) fn endpoint_at(
+    state: &StateDir,
+    network_id: &str,
+    id: &str,
+    wanted: impl Fn(&EndpointRecord) -> bool,
+) -> Result<Option<EndpointRecord>, Error> {
+    if !is_valid_name(id) {
+        return Ok(None);
+    }
+    Ok(state.endpoint(network_id, id)?.filter(wanted))
+}
+
+/// The endpoint of network `network_id` attached to the namespace
+/// `identity`, found by its id: one read.
+pub(crate) fn endpoint_of_namespace(
+    state: &StateDir,
+    network_id: &str,
+    identity: &NetnsId,
+) -> Result<Option<EndpointRecord>, Error> {
+    endpoint_at(state, network_id, &identity.endpoint_id(), |record| {
+        record
+            .netns_id
+            .is_some_and(|recorded| recorded.same_namespace(identity))
+    })
+}
+
+/// Where a container's endpoints are filed, network by network
+/// (`records/container-endpoints/<name>.json`). Written before an
+/// endpoint record and cleared after it goes, so an entry whose record
+/// is missing is an interrupted attach or detach and counts for nothing.
+#[derive(Debug, Default)]
+pub(crate) struct ContainerIndex {
+    container: String,
+    /// `(network id, endpoint id)`.
+    entries: Vec<(String, String)>,
+}
+
+/// The generic record kind of [`ContainerIndex`].
+const CONTAINER_ENDPOINTS: &str = "container-endpoints";
+
+impl ContainerIndex {
+    /// The index of `container` (empty when it has none).
+    pub(crate) fn read(state: &StateDir, container: &str) -> Result<ContainerIndex, Error> {
+        let mut index = ContainerIndex {
+            container: container.to_string(),
+            entries: Vec::new(),
+        };
+        let Some(value) = state.record(CONTAINER_ENDPOINTS, container)? else {
+            return Ok(index);
+        };
+        let damaged = |why: &str| {
+            Error::failed(format!(
+                "state directory: the endpoint index of container {container} {why}"
+            ))
+        };
+        if value.get("version").and_then(Value::as_u64) != Some(RECORD_VERSION) {
+            return Err(damaged("has another version"));
+        }
+        let members = value
+            .get("endpoints")
+            .and_then(Value::as_object)
+            .ok_or_else(|| damaged("has no \"endpoints\" object"))?;
+        for (network, id) in members {
+            let id = id
+                .as_str()
+                .ok_or_else(|| damaged("holds an endpoint id that is not a string"))?;
+            index.entries.push((network.clone(), id.to_string()));
+        }
+        Ok(index)
+    }
+
+    /// The container's endpoint on network `network_id`: the one its
+    /// index names, else one filed under the container's name (older
+    /// versions). Either must still be the container's.
+    pub(crate) fn endpoint(
+        &self,
+        state: &StateDir,
+        network_id: &str,
+    ) -> Result<Option<EndpointRecord>, Error> {
+        let ours = |record: &EndpointRecord| record.container.as_deref() == Some(&self.container);
+        if let Some((_, id)) = self.entries.iter().find(|(n, _)| n == network_id) {
+            if let Some(record) = endpoint_at(state, network_id, id, ours)? {
+                return Ok(Some(record));
+            }
+        }
+        endpoint_at(state, network_id, &self.container, ours)
+    }
+
+    /// Files the container's endpoint `id` on network `network_id`.
+    pub(crate) fn add(
+        &mut self,
+        state: &Locked<'_>,
+        network_id: &str,
+        id: &str,
+    ) -> Result<(), Error> {
+        self.entries.retain(|(n, _)| n != network_id);
+        self.entries.push((network_id.to_string(), id.to_string()));
+        self.write(state)
+    }
+
+    /// Takes out the entry of network `network_id` while it names `id`.
+    pub(crate) fn remove(
+        &mut self,
+        state: &Locked<'_>,
+        network_id: &str,
+        id: &str,
+    ) -> Result<(), Error> {
+        let before = self.entries.len();
+        self.entries.retain(|(n, i)| !(n == network_id && i == id));
+        if self.entries.len() == before {
+            return Ok(());
+        }
+        self.write(state)
+    }
+
+    /// Drops entries whose record is gone (left by a killed process).
+    pub(crate) fn prune(&mut self, state: &Locked<'_>) -> Result<(), Error> {
+        let before = self.entries.len();
+        let mut kept = Vec::new();
+        for (network, id) in std::mem::take(&mut self.entries) {
+            if endpoint_at(state, &network, &id, |_| true)?.is_some() {
+                kept.push((network, id));
+            }
+        }
+        self.entries = kept;
+        if self.entries.len() != before {
+            self.write(state)?;
+        }
+        Ok(())
+    }
+
+    /// Names of the containers with an index.
+    pub(crate) fn containers(state: &StateDir) -> Result<Vec<String>, Error> {
+        Ok(state
+            .records(CONTAINER_ENDPOINTS)?
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect())
+    }
+
+    fn write(&self, state: &Locked<'_>) -> Result<(), Error> {
+        if self.entries.is_empty() {
+            state.remove_record(CONTAINER_ENDPOINTS, &self.container)?;
+            return Ok(());
+        }
+        let entries = self
+            .entries
+            .iter()
+            .map(|(network, id)| (network.as_str(), Value::from(id.as_str())));
+        let value = Value::object([
+            ("version", Value::from(RECORD_VERSION)),
+            ("container", Value::from(self.container.as_str())),
+            ("endpoints", Value::object(entries)),
+        ]);
+        state.put_record(CONTAINER_ENDPOINTS, &self.container, &value)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_made_absolute_and_normal_without_the_file_system() {
+        let cwd = Path::new("/tmp/work");
+        for (path, expected) in [
+            ("ns/x", "/tmp/work/ns/x"),
+            ("./ns//x/", "/tmp/work/ns/x"),
+            ("../ns/./x", "/tmp/ns/x"),
+            ("/proc/self/../self/ns/net", "/proc/self/ns/net"),
+            ("//run///netns/web", "/run/netns/web"),
+            ("/../../run/netns/web", "/run/netns/web"),
+            ("../../../..", "/"),
+            ("/run/netns/a b", "/run/netns/a b"),
+        ] {
+            assert_eq!(
+                normalise(cwd, Path::new(path)),
+                PathBuf::from(expected),
+                "{path}"
+            );
+        }
+        assert_eq!(
+            absolute(Path::new("/var/run/netns/../netns/x")).unwrap(),
+            PathBuf::from("/var/run/netns/x")
+        );
+    }
+
+    #[test]
+    fn a_path_that_is_not_utf8_is_refused() {
+        use std::os::unix::ffi::OsStrExt;
+        let path = Path::new(std::ffi::OsStr::from_bytes(b"/tmp/\xff"));
+        let error = absolute(path).unwrap_err();
+        assert_eq!(error.kind(), super::super::ErrorKind::InvalidValue);
+        assert_eq!(
+            error.to_string(),
+            "namespace path /tmp/\u{fffd} is not valid UTF-8"
+        );
+    }
+
+    #[test]
+    fn legacy_path_ids_are_what_older_versions_wrote() {
+        assert_eq!(
+            legacy_path_id(Path::new("/proc/42/ns/net")),
+            "path_proc_42_ns_net"
+        );
+        assert_eq!(legacy_path_id(Path::new("/tmp/a b")), "path_tmp_a_b");
     }
 }

@@ -122,8 +122,9 @@ impl NetworkInfo {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndpointInfo {
     /// The endpoint's ID, unique within its network (`inspect`'s
-    /// `EndpointID`): the container name, or `path_...` for a namespace
-    /// given by path.
+    /// `EndpointID`): the container name, or for a namespace given by path
+    /// the id of its record, made from the namespace's identity
+    /// (`_netns_cookie_...`; `path_...` in records of older versions).
     pub endpoint_id: String,
     /// Network name.
     pub network: String,
@@ -147,7 +148,10 @@ impl EndpointInfo {
     /// An endpoint record of `network`.
     pub(crate) fn from_record(network: &NetworkRecord, endpoint: &EndpointRecord) -> EndpointInfo {
         EndpointInfo {
-            endpoint_id: endpoint.id.clone(),
+            endpoint_id: endpoint
+                .container
+                .clone()
+                .unwrap_or_else(|| endpoint.id.clone()),
             network: network.name.clone(),
             network_id: network.id.clone(),
             container: endpoint_label(endpoint),

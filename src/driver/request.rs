@@ -57,7 +57,8 @@ impl NetworkCreate {
 pub enum Target {
     /// A container (named namespace) created by us or by `ip netns add`.
     Container(String),
-    /// Any namespace file, e.g. `/proc/PID/ns/net`.
+    /// Any namespace file, e.g. `/proc/PID/ns/net`; a relative path is
+    /// taken from the current directory.
     Path(PathBuf),
 }
 

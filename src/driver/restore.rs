@@ -11,7 +11,7 @@
 //! its addresses stay taken, and a parent it might share is not deleted.
 
 use super::endpoint_link::{self, EndpointPlan};
-use super::netns_identity::{self, NsAt};
+use super::netns_identity::{self, ContainerIndex, NsAt};
 use super::report::endpoint_label;
 use super::{hosts, parent, Error, Manager, RestoreReport};
 use crate::rtnl::{Handle, Link};
@@ -187,6 +187,21 @@ impl Manager {
             }
         }
 
+        // Container index entries of attaches and detaches killed between
+        // index and record.
+        match ContainerIndex::containers(&state) {
+            Ok(names) => {
+                for name in names {
+                    let pruned = ContainerIndex::read(&state, &name)
+                        .and_then(|mut index| index.prune(&state));
+                    if let Err(error) = pruned {
+                        report.errors.push(format!("container {name}: {error}"));
+                    }
+                }
+            }
+            Err(error) => report.errors.push(error.to_string()),
+        }
+
         // Container records whose namespace went away, or never came: an
         // empty mount point left by a process killed before its bind mount
         // goes with its record.
@@ -234,7 +249,7 @@ impl Manager {
         who: &str,
         report: &mut RestoreReport,
     ) -> Result<(), Error> {
-        let at = netns_identity::open_recorded(&endpoint.netns, endpoint.netns_id)?;
+        let at = netns_identity::open_endpoint_netns(&endpoint)?;
         if endpoint.state != EndpointState::Attached {
             // The interrupted attach or detach is undone or finished the
             // same way: no link, no addresses, no record.

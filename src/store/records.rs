@@ -493,13 +493,17 @@ impl NetworkRecord {
 /// (`endpoints/<network id>/<endpoint id>.json`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndpointRecord {
-    /// The endpoint's ID (a file name: `[A-Za-z0-9_.-]`, not starting with `.`).
+    /// The endpoint's ID (a file name: `[A-Za-z0-9_.-]`, not starting with
+    /// `.`): [`NetnsId::endpoint_id`] of the namespace attached; in records
+    /// of older versions the container's name or `path_` and the path.
     pub id: String,
     /// The network's ID.
     pub network_id: String,
     /// The container's name, when it is one of ours.
     pub container: Option<String>,
-    /// The network namespace (`/run/netns/NAME`, `/proc/PID/ns/net`).
+    /// The network namespace (`/run/netns/NAME`, `/proc/PID/ns/net`),
+    /// absolute and lexically normal; records of older versions may hold
+    /// a relative path as it was typed.
     pub netns: String,
     /// The interface name inside the namespace (`eth0`).
     pub ifname: String,
@@ -536,6 +540,26 @@ pub struct NetnsId {
 }
 
 impl NetnsId {
+    /// The id of this namespace's endpoint records (one per network): from
+    /// its cookie when the kernel gives one, which no other namespace ever
+    /// gets, else from `st_dev` and `st_ino`. It starts with `_`, which no
+    /// container name does, so it never meets an id of older versions (a
+    /// container name, or `path_...`).
+    ///
+    /// ```
+    /// use ipvlan::store::records::NetnsId;
+    /// let id = NetnsId { dev: 4, ino: 4026532281, cookie: Some(4097) };
+    /// assert_eq!(id.endpoint_id(), "_netns_cookie_4097");
+    /// let old_kernel = NetnsId { cookie: None, ..id };
+    /// assert_eq!(old_kernel.endpoint_id(), "_netns_dev_4_ino_4026532281");
+    /// ```
+    pub fn endpoint_id(&self) -> String {
+        match self.cookie {
+            Some(cookie) => format!("_netns_cookie_{cookie}"),
+            None => format!("_netns_dev_{}_ino_{}", self.dev, self.ino),
+        }
+    }
+
     /// Whether both name the same namespace: by cookie when both have
     /// one (it alone decides), else by `st_dev` and `st_ino`.
     pub fn same_namespace(&self, other: &NetnsId) -> bool {

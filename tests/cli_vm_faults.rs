@@ -387,7 +387,7 @@ enum Depth {
 ///   nothing else (no VLAN or dummy that nothing owns);
 /// - no address is held twice: not by two endpoint records, not on two
 ///   links.
-fn disagreements(lab: &Lab, run_with: &str, depth: Depth) -> (Vec<String>, Ps) {
+fn disagreements(lab: &Lab, run_with: &str, depth: Depth) -> (Vec<String>, Ps, BTreeSet<String>) {
     let mut problems = Vec::new();
     let listed = match depth {
         Depth::Quick => lab.listing(),
@@ -636,7 +636,8 @@ fn disagreements(lab: &Lab, run_with: &str, depth: Depth) -> (Vec<String>, Ps) {
             problems.push(format!("address {address} is on two links"));
         }
     }
-    (problems, listed)
+    let names = networks.iter().map(|n| n.name.clone()).collect();
+    (problems, listed, names)
 }
 
 fn networks_by_id(state: &StateDir, id: &str) -> Option<String> {
@@ -655,15 +656,15 @@ fn find_temporaries(dir: &Path, out: &mut Vec<String>) {
 }
 
 /// Kernel and state agree; panics naming what was interrupted and where.
-/// Returns what `ps` lists.
-fn agree(lab: &Lab, run_with: &str, depth: Depth, after: &str) -> Ps {
-    let (problems, listed) = disagreements(lab, run_with, depth);
+/// Returns what `ps` lists and the networks.
+fn agree(lab: &Lab, run_with: &str, depth: Depth, after: &str) -> (Ps, BTreeSet<String>) {
+    let (problems, listed, networks) = disagreements(lab, run_with, depth);
     assert!(
         problems.is_empty(),
         "after {after}, kernel and state disagree:\n  {}",
         problems.join("\n  ")
     );
-    listed
+    (listed, networks)
 }
 
 /// The hit (1-based) of the `nth` (0-based; negative from the end) pass
@@ -708,16 +709,13 @@ fn an_interrupted_run_leaves_a_whole_container_or_nothing() {
             hit_of(&hits, "netns: after mount", 0),
         ),
         ("its link made", hit_of(&hits, "netlink: after acks", -1)),
-        (
-            "before its commit",
-            hit_of(&hits, "store: before rename", -1),
-        ),
+        ("before its commit", hit_of(&hits, "store: after write", -1)),
     ];
     for (moment, n) in moments {
         let passed = lab.kill_at(&run, n);
         let after = format!("run killed {moment} (hit {n}, {})", passed[n - 1]);
         lab.restore();
-        let listed = agree(&lab, "rn", Depth::Deep, &after);
+        let (listed, _) = agree(&lab, "rn", Depth::Deep, &after);
         assert!(!listed.contains_key("r1"), "{after}: ps lists {listed:?}");
         assert!(!Path::new(NETNS_DIR).join("r1").exists(), "{after}");
         assert!(!Path::new(ETC_NETNS_DIR).join("r1").exists(), "{after}");
@@ -734,144 +732,145 @@ fn an_interrupted_run_leaves_a_whole_container_or_nothing() {
     let n = hit_of(&hits, "store: after rename", -1);
     lab.kill_at(&run, n);
     lab.restore();
-    let listed = agree(&lab, "rn", Depth::Deep, "run killed right after its commit");
+    let (listed, _) = agree(&lab, "rn", Depth::Deep, "run killed right after its commit");
     assert_eq!(listed["r1"], BTreeSet::from(["rn".to_string()]));
     lab.ok(&args("rm -f r1"));
     lab.ok(&args("network rm rn"));
 }
 
 /// One command of the walk.
-struct Row {
+struct Walked {
     /// Its column in the table.
     label: &'static str,
-    /// What makes the state it starts from, each time.
-    setup: Vec<Step>,
     command: Vec<String>,
-    /// Whether what is listed shows the command done.
+    /// Whether what is listed (containers, networks) shows it done.
     done: fn(&Ps, &BTreeSet<String>) -> bool,
-    /// What brings the baseline back once it is done.
-    inverse: Vec<Vec<String>>,
-}
-
-enum Step {
-    Ok(Vec<String>),
-    /// The command killed at this hit, which is this point.
-    KillAt(Vec<String>, usize, String),
-}
-
-impl Step {
-    /// `command` killed at the `nth` pass through `point` (see [`hit_of`])
-    /// of a complete run, `hits`.
-    fn kill(command: &[String], hits: &[String], point: &str, nth: isize) -> Step {
-        Step::KillAt(
-            command.to_vec(),
-            hit_of(hits, point, nth),
-            point.to_string(),
-        )
-    }
-}
-
-/// What one row's walk found.
-struct Walked {
-    label: &'static str,
+    /// The points of a complete run, in order.
+    hits: Vec<String>,
     /// Hits counted per kill point, and how many of them were walked.
     points: BTreeMap<String, (usize, usize)>,
+    /// Kills after which restore kept what the command had done, and
+    /// kills after which it undid it (then the command ran again).
     kept: usize,
     undone: usize,
     secs: f64,
 }
 
-fn walk(lab: &Lab, row: &Row) -> Walked {
-    let started = Instant::now();
-    let setup = || {
-        for step in &row.setup {
-            match step {
-                Step::Ok(args) => {
-                    lab.ok(args);
-                }
-                Step::KillAt(args, n, point) => {
-                    let passed = lab.kill_at(args, *n);
-                    assert_eq!(
-                        passed.last(),
-                        Some(point),
-                        "{}: setting up, {args:?} killed at hit {n}",
-                        row.label
-                    );
-                }
-            }
+impl Walked {
+    fn new(label: &'static str, command: &str, done: fn(&Ps, &BTreeSet<String>) -> bool) -> Self {
+        Walked {
+            label,
+            command: args(command),
+            done,
+            hits: Vec::new(),
+            points: BTreeMap::new(),
+            kept: 0,
+            undone: 0,
+            secs: 0.0,
         }
-    };
-    let inverse = || {
-        for args in &row.inverse {
-            lab.ok(args);
-        }
-    };
-    let finish = |after: &str| {
-        // The next command of the same kind works from here, and so does
-        // what undoes it.
-        let (listed, networks) = (lab.listing(), lab.network_names());
-        if row.command == args("restore") || !(row.done)(&listed, &networks) {
-            lab.ok(&row.command);
-        }
-        let (listed, networks) = (lab.listing(), lab.network_names());
-        assert!(
-            (row.done)(&listed, &networks),
-            "{}: not done after {after} and a second run: {listed:?} {networks:?}",
-            row.label
-        );
-        inverse();
-    };
-    let baseline = (lab.listing(), lab.network_names());
-
-    // Once through, so directories made on first use exist for every run.
-    setup();
-    lab.ok(&row.command);
-    finish("a first run");
-    setup();
-    let hits = lab.hits(&row.command);
-    agree(lab, "wn", Depth::Deep, &format!("{} (complete)", row.label));
-    finish("the counting run");
-    assert_eq!((lab.listing(), lab.network_names()), baseline);
-
-    let mut points: BTreeMap<String, (usize, usize)> = BTreeMap::new();
-    for point in &hits {
-        points.entry(point.clone()).or_default().0 += 1;
     }
-    let (mut kept, mut undone) = (0, 0);
-    for n in 1..=hits.len() {
-        setup();
-        let passed = lab.kill_at(&row.command, n);
+
+    /// Counts the kill points of a complete run (which must work).
+    fn count(&mut self, lab: &Lab) {
+        self.hits = lab.hits(&self.command);
+        for point in &self.hits {
+            self.points.entry(point.clone()).or_default().0 += 1;
+        }
+        agree(
+            lab,
+            "wn",
+            Depth::Deep,
+            &format!("{} (complete)", self.label),
+        );
+    }
+
+    /// Kills the command at hit `n`, restores, checks that kernel and
+    /// state agree and the command is done or not begun; when not, it
+    /// must work now. Leaves the command done.
+    fn kill_and_recover(&mut self, lab: &Lab, n: usize) {
+        let started = Instant::now();
+        let passed = lab.kill_at(&self.command, n);
         assert_eq!(
             passed,
-            hits[..n],
+            self.hits[..n],
             "{}: the run killed at hit {n} passed other points than the counted run",
-            row.label
+            self.label
         );
-        let after = format!("{} killed at hit {n} ({})", row.label, hits[n - 1]);
+        let after = format!("{} killed at hit {n} ({})", self.label, self.hits[n - 1]);
         lab.restore();
-        let listed = agree(lab, "wn", Depth::Quick, &after);
-        if (row.done)(&listed, &lab.network_names()) && row.command != args("restore") {
-            kept += 1;
+        let (listed, networks) = agree(lab, "wn", Depth::Quick, &after);
+        if (self.done)(&listed, &networks) {
+            self.kept += 1;
         } else {
-            undone += 1;
+            self.undone += 1;
+            // Nothing of the interrupted one is in the way of the next.
+            lab.ok(&self.command);
+            let (listed, networks) = (lab.listing(), lab.network_names());
+            assert!(
+                (self.done)(&listed, &networks),
+                "{}: not done after {after} and a second run: {listed:?} {networks:?}",
+                self.label
+            );
         }
-        finish(&after);
-        assert_eq!(
-            (lab.listing(), lab.network_names()),
-            baseline,
-            "{}: the baseline did not come back after {after}",
-            row.label
-        );
-        points.get_mut(&hits[n - 1]).unwrap().1 += 1;
+        self.points.get_mut(&self.hits[n - 1]).unwrap().1 += 1;
+        self.secs += started.elapsed().as_secs_f64();
     }
-    agree(lab, "wn", Depth::Deep, &format!("{} (walked)", row.label));
-    Walked {
-        label: row.label,
-        points,
-        kept,
-        undone,
-        secs: started.elapsed().as_secs_f64(),
+}
+
+/// Walks a command and the one that undoes it together: at step `n` the
+/// first is killed at its hit `n`, recovered and done, then the second
+/// killed at its hit `n`, recovered and done, which brings the baseline
+/// back (a command with fewer hits simply runs). Each thus starts from
+/// what the other leaves, and no step needs a setup of its own.
+fn walk_pair(lab: &Lab, forward: &mut Walked, backward: &mut Walked) {
+    let baseline = (lab.listing(), lab.network_names());
+    // Once through, so directories made on first use exist for every run.
+    lab.ok(&forward.command);
+    lab.ok(&backward.command);
+    forward.count(lab);
+    backward.count(lab);
+    assert_eq!((lab.listing(), lab.network_names()), baseline);
+    // Each step leaves both commands done, the baseline back.
+    for n in 1..=forward.hits.len().max(backward.hits.len()) {
+        for walked in [&mut *forward, &mut *backward] {
+            if n <= walked.hits.len() {
+                walked.kill_and_recover(lab, n);
+            } else {
+                lab.ok(&walked.command);
+            }
+        }
     }
+    assert_eq!(
+        (lab.listing(), lab.network_names()),
+        baseline,
+        "{} and {}: the baseline did not come back",
+        forward.label,
+        backward.label
+    );
+    agree(
+        lab,
+        "wn",
+        Depth::Deep,
+        &format!("{} (walked)", backward.label),
+    );
+}
+
+/// Walks `restore` over the state `break_state` leaves, made again before
+/// each kill; after the kill, the next restore must repair it all.
+fn walk_restore(lab: &Lab, walked: &mut Walked, break_state: impl Fn()) {
+    let baseline = (lab.listing(), lab.network_names());
+    break_state();
+    lab.restore();
+    break_state();
+    walked.count(lab);
+    assert_eq!((lab.listing(), lab.network_names()), baseline);
+    for n in 1..=walked.hits.len() {
+        break_state();
+        // Killed, then finished by the next restore: `done` is the
+        // baseline.
+        walked.kill_and_recover(lab, n);
+    }
+    assert_eq!((lab.listing(), lab.network_names()), baseline);
 }
 
 /// The table: one line per kill point, one column per command, each cell
@@ -921,12 +920,12 @@ fn table(rows: &[Walked]) -> String {
 
 /// The walk: each command killed at every one of its kill points in turn,
 /// each kill followed by `restore`, then kernel and state must agree (see
-/// [`disagreements`]), the command must be either done or not begun, the
-/// same command must then work, and what undoes it too. `restore` itself
-/// is walked over a state that needs repair (a `run`, a `network create`
-/// and a `network connect` killed midway). One network with one
-/// container (`wn`, `c0`) and a second network (`wm`, on a VLAN) stand
-/// throughout.
+/// [`disagreements`]), the command must be either done or not begun, and
+/// the same command must then work. Commands are walked in pairs with
+/// what undoes them. `restore` itself is walked over a state that needs
+/// repair (a `run`, a `network create` and a `network connect` killed
+/// midway). One network with one container (`wn`, `c0`) and a second
+/// network (`wm`, on a VLAN) stand throughout.
 #[test]
 fn every_kill_point_of_every_command_then_restore_agrees() {
     foreign_things();
@@ -937,107 +936,94 @@ fn every_kill_point_of_every_command_then_restore_agrees() {
     )));
     lab.ok(&args("run -d --net=wn --name=c0"));
     agree(&lab, "wn", Depth::Deep, "the baseline");
+    let started = Instant::now();
 
-    let run_c1 = args("run -d --net=wn --name=c1");
-    let create_wz = args("network create --subnet 10.53.0.0/24 wz");
-    let connect = args("network connect wm c0");
+    let vlan = format!("network create --subnet 10.60.0.0/24 -o parent={TRUNK}.10 wv");
+    let mut pairs = [
+        (
+            Walked::new("create (vlan)", &vlan, |_, n| n.contains("wv")),
+            Walked::new("network rm (vlan)", "network rm wv", |_, n| {
+                !n.contains("wv")
+            }),
+        ),
+        (
+            Walked::new(
+                "create (dummy)",
+                "network create --subnet 10.61.0.0/24 wd",
+                |_, n| n.contains("wd"),
+            ),
+            Walked::new("network rm (dummy)", "network rm wd", |_, n| {
+                !n.contains("wd")
+            }),
+        ),
+        (
+            Walked::new("run", "run -d --net=wn --name=c1", |ps, _| {
+                ps.contains_key("c1")
+            }),
+            Walked::new("rm", "rm -f c1", |ps, _| !ps.contains_key("c1")),
+        ),
+        (
+            Walked::new("connect", "network connect wm c0", |ps, _| {
+                ps["c0"].contains("wm")
+            }),
+            Walked::new("disconnect", "network disconnect wm c0", |ps, _| {
+                !ps["c0"].contains("wm")
+            }),
+        ),
+    ];
+    for (forward, backward) in &mut pairs {
+        walk_pair(&lab, forward, backward);
+        for walked in [&*forward, &*backward] {
+            show(&format!(
+                "walked {}: {} kills in {:.1} s",
+                walked.label,
+                walked.hits.len(),
+                walked.secs
+            ));
+        }
+    }
+
     // The broken state restore is walked over: a run killed once its link
     // is made, a network create once its parent is made, a connect once
-    // its link is made. (Restore after an interrupted rm takes the same
-    // steps as after the run, and the rm row walks it at every kill.)
-    let run_hits = lab.hits(&run_c1);
-    lab.ok(&args("rm -f c1"));
+    // its link is made. (Restore after an interrupted rm takes the run's
+    // steps, and the rm column walks it at every kill.)
+    let [_, _, (run, _), (connect, _)] = &pairs;
+    let create_wz = args("network create --subnet 10.53.0.0/24 wz");
     let create_hits = lab.hits(&create_wz);
     lab.ok(&args("network rm wz"));
-    // Not the first connect to wm, which also makes its directories.
-    lab.ok(&connect);
-    lab.ok(&args("network disconnect wm c0"));
-    let connect_hits = lab.hits(&connect);
-    lab.ok(&args("network disconnect wm c0"));
-    let broken = vec![
-        Step::kill(&run_c1, &run_hits, "netlink: after acks", -1),
-        Step::kill(&create_wz, &create_hits, "netlink: after acks", -1),
-        Step::kill(&connect, &connect_hits, "netlink: after acks", -1),
+    let breaks = [
+        (&run.command, hit_of(&run.hits, "netlink: after acks", -1)),
+        (&create_wz, hit_of(&create_hits, "netlink: after acks", -1)),
+        (
+            &connect.command,
+            hit_of(&connect.hits, "netlink: after acks", -1),
+        ),
     ];
+    let break_state = || {
+        for (command, n) in &breaks {
+            let passed = lab.kill_at(command, *n);
+            assert_eq!(
+                passed.last().map(String::as_str),
+                Some("netlink: after acks")
+            );
+        }
+    };
+    let mut restore = Walked::new("restore", "restore", |ps, n| {
+        !ps.contains_key("c1") && !ps["c0"].contains("wm") && !n.contains("wz")
+    });
+    walk_restore(&lab, &mut restore, break_state);
+    show(&format!(
+        "walked restore: {} kills in {:.1} s",
+        restore.hits.len(),
+        restore.secs
+    ));
 
-    let rows = vec![
-        Row {
-            label: "create (vlan)",
-            setup: vec![],
-            command: args(&format!(
-                "network create --subnet 10.60.0.0/24 -o parent={TRUNK}.10 wv"
-            )),
-            done: |_, networks| networks.contains("wv"),
-            inverse: vec![args("network rm wv")],
-        },
-        Row {
-            label: "create (dummy)",
-            setup: vec![],
-            command: args("network create --subnet 10.61.0.0/24 wd"),
-            done: |_, networks| networks.contains("wd"),
-            inverse: vec![args("network rm wd")],
-        },
-        Row {
-            label: "run",
-            setup: vec![],
-            command: run_c1.clone(),
-            done: |listed, _| listed.contains_key("c1"),
-            inverse: vec![args("rm -f c1")],
-        },
-        Row {
-            label: "connect",
-            setup: vec![],
-            command: args("network connect wm c0"),
-            done: |listed, _| listed["c0"].contains("wm"),
-            inverse: vec![args("network disconnect wm c0")],
-        },
-        Row {
-            label: "disconnect",
-            setup: vec![Step::Ok(args("network connect wm c0"))],
-            command: args("network disconnect wm c0"),
-            done: |listed, _| !listed["c0"].contains("wm"),
-            inverse: vec![],
-        },
-        Row {
-            label: "rm",
-            setup: vec![Step::Ok(run_c1.clone())],
-            command: args("rm -f c1"),
-            done: |listed, _| !listed.contains_key("c1"),
-            inverse: vec![],
-        },
-        Row {
-            label: "network rm",
-            setup: vec![Step::Ok(args(&format!(
-                "network create --subnet 10.62.0.0/24 -o parent={TRUNK}.20 wx"
-            )))],
-            command: args("network rm wx"),
-            done: |_, networks| !networks.contains("wx"),
-            inverse: vec![],
-        },
-        Row {
-            label: "restore",
-            setup: broken,
-            command: args("restore"),
-            done: |listed, networks| {
-                !listed.contains_key("c1")
-                    && !listed["c0"].contains("wm")
-                    && !networks.contains("wz")
-            },
-            inverse: vec![],
-        },
-    ];
-    let started = Instant::now();
-    let mut walked = Vec::new();
-    for row in &rows {
-        let result = walk(&lab, row);
-        show(&format!(
-            "walked {}: {} kills in {:.1} s",
-            result.label,
-            result.points.values().map(|(_, w)| w).sum::<usize>(),
-            result.secs
-        ));
-        walked.push(result);
+    let mut walked: Vec<Walked> = Vec::new();
+    for (forward, backward) in pairs {
+        walked.push(forward);
+        walked.push(backward);
     }
+    walked.push(restore);
     show(&format!(
         "every kill point of every command, walked in {:.1} s:\n{}",
         started.elapsed().as_secs_f64(),

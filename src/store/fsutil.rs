@@ -212,7 +212,7 @@ pub fn replace_unsynced(target: &Path, contents: &[u8], mode: u32) -> io::Result
         .create_new(true)
         .mode(mode)
         .open(&temp)?;
-    file.write_all(contents)?;
+    crate::fault::after("store: after write", file.write_all(contents))?;
     rename(&temp, target)
 }
 
@@ -225,9 +225,9 @@ fn remove_stale(path: &Path) -> io::Result<()> {
     }
 }
 
-/// `rename(2)` between its kill points.
+/// `rename(2)` of a temporary just written: the write's "after write"
+/// point is the moment before it, so it has only a point after.
 fn rename(from: &Path, to: &Path) -> io::Result<()> {
-    crate::fault::point("store: before rename");
     crate::fault::after("store: after rename", fs::rename(from, to))
 }
 
@@ -256,8 +256,9 @@ pub fn replace(target: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
 }
 
 /// Hard-links `source` to `target`; `Ok(false)` when `target` exists.
+/// Its one kill point is after: `source` was just written (or a link
+/// attempt just failed), and that left the moment before.
 pub fn link_new(source: &Path, target: &Path) -> io::Result<bool> {
-    crate::fault::point("store: before link");
     match crate::fault::after("store: after link", fs::hard_link(source, target)) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
@@ -296,8 +297,9 @@ pub fn read_text_capped(path: &Path, max: u64) -> io::Result<Option<String>> {
 }
 
 /// Makes sure a finished rename, link or unlink in `dir` survives a power cut.
+/// Called right after that change, whose "after" kill point is the moment
+/// before the fsync, so this has only a point after.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    crate::fault::point("store: before fsync");
     crate::fault::after("store: after fsync", File::open(dir)?.sync_all())
 }
 
@@ -325,7 +327,8 @@ pub fn create_dir(dir: &Path) -> io::Result<()> {
     }
     for path in missing.into_iter().rev() {
         crate::fault::point("store: before mkdir");
-        match fs::DirBuilder::new().mode(DIR_MODE).create(path) {
+        let made = fs::DirBuilder::new().mode(DIR_MODE).create(path);
+        match crate::fault::after("store: after mkdir", made) {
             // Someone else made it meanwhile; syncing again is harmless.
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             // A umask such as 0277 would leave even us without access.

@@ -122,14 +122,14 @@ pub(crate) fn container_netns(path: &Path) -> Result<ContainerNetns, Error> {
     };
     let opening =
         |error: &std::io::Error| Error::io(format!("opening namespace {}", path.display()), error);
-    match std::fs::symlink_metadata(path) {
+    let seen = match std::fs::symlink_metadata(path) {
         Err(error) if is_gone(&error) => return Ok(ContainerNetns::Missing),
         Err(error) => return Err(opening(&error)),
         Ok(meta) if meta.file_type().is_symlink() => {
             return Err(not_ours(format!("{} is a symbolic link", path.display())))
         }
-        Ok(_) => {}
-    }
+        Ok(meta) => (meta.dev(), meta.ino()),
+    };
     let ns = match Netns::open_path(path) {
         Ok(ns) => ns,
         Err(error) if is_gone(&error) => return Ok(ContainerNetns::Missing),
@@ -143,8 +143,16 @@ pub(crate) fn container_netns(path: &Path) -> Result<ContainerNetns, Error> {
             }
         }
     };
+    let opened = nsfs_file_id(&ns)?;
+    // The open follows links: a link put there since the look is refused.
+    if opened != seen {
+        return Err(not_ours(format!(
+            "{} was replaced while ipvlan looked at it",
+            path.display()
+        )));
+    }
     let own = Netns::current().map_err(|e| Error::io("opening the caller's namespace", &e))?;
-    if nsfs_file_id(&ns)? == nsfs_file_id(&own)? {
+    if opened == nsfs_file_id(&own)? {
         return Err(not_ours(format!(
             "{} is the network namespace ipvlan itself runs in, not a container's",
             path.display()

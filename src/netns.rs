@@ -382,7 +382,9 @@ pub fn create_named(run_dir: impl AsRef<Path>, name: &str) -> io::Result<Netns> 
 }
 
 /// Deletes the named namespace like `ip netns delete NAME`: lazy unmount,
-/// then unlink. The namespace itself dies when its last user goes.
+/// then unlink. The namespace itself dies when its last user goes. Unlike
+/// iproute2, refuses (`InvalidInput`) a symbolic link or anything but a
+/// plain file at the name, which no `create_named` left there.
 pub fn delete_named(run_dir: impl AsRef<Path>, name: &str) -> io::Result<()> {
     let path = named_path(run_dir.as_ref(), name)?;
     // Only the plain file a namespace is bound to: a link is never

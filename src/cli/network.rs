@@ -89,7 +89,7 @@ pub fn inspect(manager: &Manager, names: &[String]) -> Result<i32, Failure> {
     for name in names {
         match manager.network(name) {
             Ok(network) => found.push(network),
-            // Docker's words: no name after "inspect", which the message holds.
+            // As docker words it: the name is in the message, not after "inspect".
             Err(error) if error.kind() == ErrorKind::NotFound => {
                 failures.push(Failure::driver("network inspect", &error));
             }

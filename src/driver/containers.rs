@@ -78,7 +78,10 @@ impl Manager {
     /// created are ours to remove: any other name, even of a namespace
     /// under the netns directory (`ip netns add`, another runtime), is
     /// [`ErrorKind::NotFound`](super::ErrorKind::NotFound) and nothing is
-    /// touched, as `docker rm` knows only its own containers.
+    /// touched, as `docker rm` knows only its own containers. So is what
+    /// another tool put at one of our container's names (a link, FIFO,
+    /// directory, another kind of namespace, the caller's own namespace):
+    /// refused before anything changes.
     ///
     /// ```no_run
     /// # let manager = ipvlan::driver::Manager::open(ipvlan::driver::Config::from_env())?;

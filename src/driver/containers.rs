@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 
 use super::endpoints::locate;
 use super::hosts;
-use super::netns_identity::OpenNetns;
+use super::netns_identity::{self, ContainerNetns, OpenNetns};
 use super::options::check_container_name;
 use super::{random_hex, ContainerInfo, EndpointInfo, Error, ExecOptions, ExitStatusCode, Manager};
 use crate::netns::{self, Netns};
@@ -78,7 +78,10 @@ impl Manager {
     /// created are ours to remove: any other name, even of a namespace
     /// under the netns directory (`ip netns add`, another runtime), is
     /// [`ErrorKind::NotFound`](super::ErrorKind::NotFound) and nothing is
-    /// touched, as `docker rm` knows only its own containers.
+    /// touched, as `docker rm` knows only its own containers. So is what
+    /// another tool put at one of our container's names (a link, FIFO,
+    /// directory, another kind of namespace, the caller's own namespace):
+    /// refused before anything changes.
     ///
     /// ```no_run
     /// # let manager = ipvlan::driver::Manager::open(ipvlan::driver::Config::from_env())?;
@@ -97,10 +100,12 @@ impl Manager {
             return Err(no_such_container(name));
         }
         let path = self.config.netns_dir.join(name);
-        let pids = if path.exists() {
-            processes_in(&path)
-        } else {
-            Vec::new()
+        // Checked before anything changes: what another tool put there is
+        // neither unmounted, deleted, nor a reason to kill anything.
+        let at = netns_identity::container_netns(&path)?;
+        let pids = match &at {
+            ContainerNetns::Present(ns) => processes_in(ns)?,
+            ContainerNetns::Missing | ContainerNetns::Leftover => Vec::new(),
         };
         if !pids.is_empty() && !force {
             let list: Vec<String> = pids.iter().map(u32::to_string).collect();
@@ -120,7 +125,7 @@ impl Manager {
         for pid in &pids {
             kill(*pid);
         }
-        if path.exists() {
+        if !matches!(at, ContainerNetns::Missing) {
             netns::delete_named(&self.config.netns_dir, name)
                 .map_err(|e| Error::io(format!("deleting namespace {name}"), &e))?;
         }
@@ -192,13 +197,16 @@ impl Manager {
             return Err(no_such_container(container));
         }
         let path = self.config.netns_dir.join(container);
-        let ns = Netns::open_path(&path).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                no_such_container(container)
-            } else {
-                Error::io(format!("opening namespace {container}"), &e)
+        let ns = match netns_identity::container_netns(&path)? {
+            ContainerNetns::Present(ns) => ns,
+            ContainerNetns::Missing => return Err(no_such_container(container)),
+            ContainerNetns::Leftover => {
+                return Err(Error::failed(format!(
+                    "opening namespace {container}: {} is not a network namespace: it is a regular file",
+                    path.display()
+                )))
             }
-        })?;
+        };
         Ok((ns, hosts::resolve(&self.config.etc_netns_dir, container)))
     }
 
@@ -439,15 +447,13 @@ fn set_loopback_up(ns: Netns) -> Result<(), Error> {
     Ok(())
 }
 
-/// Processes whose network namespace is the one at `path`.
-pub(crate) fn processes_in(path: &Path) -> Vec<u32> {
-    let Ok(meta) = fs::metadata(path) else {
-        return Vec::new();
-    };
-    let wanted = format!("net:[{}]", meta.ino());
+/// Processes whose network namespace is `ns`.
+pub(crate) fn processes_in(ns: &Netns) -> Result<Vec<u32>, Error> {
+    let (_, ino) = netns_identity::nsfs_file_id(ns)?;
+    let wanted = format!("net:[{ino}]");
     let me = std::process::id();
     let Ok(entries) = fs::read_dir("/proc") else {
-        return Vec::new();
+        return Ok(Vec::new());
     };
     let mut pids: Vec<u32> = entries
         .flatten()
@@ -459,7 +465,7 @@ pub(crate) fn processes_in(path: &Path) -> Vec<u32> {
         })
         .collect();
     pids.sort_unstable();
-    pids
+    Ok(pids)
 }
 
 /// Sends SIGKILL to `pid`; one that is already gone is fine.

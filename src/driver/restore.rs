@@ -11,7 +11,7 @@
 //! its addresses stay taken, and a parent it might share is not deleted.
 
 use super::endpoint_link::{self, EndpointPlan};
-use super::netns_identity::{self, ContainerIndex, NsAt};
+use super::netns_identity::{self, ContainerIndex, ContainerNetns, NsAt};
 use super::report::endpoint_label;
 use super::{hosts, parent, Error, Manager, RestoreReport};
 use crate::rtnl::{Handle, Link};
@@ -184,9 +184,9 @@ impl Manager {
             .extend(containers.damaged.iter().map(damaged_error));
         for name in containers.items {
             let path = self.config.netns_dir.join(&name);
-            let gone = match netns_identity::open_recorded(&path.display().to_string(), None) {
-                Ok(NsAt::Gone) => true,
-                Ok(NsAt::NotANamespace) => match std::fs::remove_file(&path) {
+            let gone = match netns_identity::container_netns(&path) {
+                Ok(ContainerNetns::Missing) => true,
+                Ok(ContainerNetns::Leftover) => match std::fs::remove_file(&path) {
                     Ok(()) => true,
                     Err(error) => {
                         report
@@ -195,7 +195,7 @@ impl Manager {
                         false
                     }
                 },
-                Ok(NsAt::Present(..)) => false,
+                Ok(ContainerNetns::Present(_)) => false,
                 Err(error) => {
                     report.errors.push(format!("container {name}: {error}"));
                     false

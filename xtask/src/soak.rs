@@ -13,8 +13,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-pub const USAGE: &str =
-    "usage: cargo xtask soak --minutes N [--kernel K] [--containers C] [--timeout SECS] [--no-record]";
+pub const USAGE: &str = "usage: cargo xtask soak --minutes N [--kernel K] [--containers C] \
+     [--timeout SECS] [--no-record] [--plant-leak]";
 
 /// The guest program prints its Markdown figures between these lines
 /// (`RESULTS_BEGIN`, `RESULTS_END` in examples/soak.rs).
@@ -38,6 +38,9 @@ struct Options {
     kernel: Series,
     timeout: Option<Duration>,
     record: bool,
+    /// Have the guest leave a container and a descriptor behind, to see
+    /// the end checks fail (never recorded).
+    plant_leak: bool,
 }
 
 fn parse(args: &[String]) -> Result<Options> {
@@ -47,6 +50,7 @@ fn parse(args: &[String]) -> Result<Options> {
         kernel: Series::from_env()?,
         timeout: None,
         record: true,
+        plant_leak: false,
     };
     let mut iter = args.iter();
     let positive = |flag: &str, value: Option<&String>| -> Result<u64> {
@@ -65,6 +69,10 @@ fn parse(args: &[String]) -> Result<Options> {
                 options.kernel = Series::parse(value)?;
             }
             "--no-record" => options.record = false,
+            "--plant-leak" => {
+                options.plant_leak = true;
+                options.record = false;
+            }
             other => return Err(format!("unknown argument {other}\n{USAGE}").into()),
         }
     }
@@ -82,6 +90,9 @@ pub fn run(args: &[String]) -> Result {
     let mut guest_args = vec!["--seconds".to_string(), (options.minutes * 60).to_string()];
     if let Some(containers) = options.containers {
         guest_args.extend(["--containers".to_string(), containers.to_string()]);
+    }
+    if options.plant_leak {
+        guest_args.push("--plant-leak".to_string());
     }
     let timeout = options
         .timeout
@@ -255,7 +266,12 @@ mod tests {
         let options = parse(&args(&["--minutes", "3", "--kernel", "6.12"])).unwrap();
         assert_eq!(options.minutes, 3);
         assert_eq!(options.kernel, Series::V6_12);
-        assert!(options.record && options.containers.is_none());
+        assert!(options.record && options.containers.is_none() && !options.plant_leak);
+        let planted = parse(&args(&["--minutes", "1", "--plant-leak"])).unwrap();
+        assert!(
+            planted.plant_leak && !planted.record,
+            "a planted leak is never recorded"
+        );
         for bad in [
             &[][..],
             &["--minutes"][..],

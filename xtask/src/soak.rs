@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-pub const USAGE: &str = "usage: cargo xtask soak --minutes N [--kernel K] [--containers C] \
+const USAGE: &str = "usage: cargo xtask soak --minutes N [--kernel K] [--containers C] \
      [--timeout SECS] [--no-record] [--plant-leak]";
 
 /// The guest program prints its Markdown figures between these lines

@@ -1,5 +1,5 @@
 //! `cargo xtask soak`: boots the VM once and runs the soak program
-//! (`examples/soak.rs`) in it for a given time, then records its figures
+//! (`benches/soak.rs`) in it for a given time, then records its figures
 //! in `benches/RESULTS.md`. Not part of `cargo xtask test`: it takes minutes
 //! by design.
 
@@ -17,7 +17,7 @@ const USAGE: &str = "usage: cargo xtask soak --minutes N [--kernel K] [--contain
      [--timeout SECS] [--no-record] [--plant-leak]";
 
 /// The guest program prints its Markdown figures between these lines
-/// (`RESULTS_BEGIN`, `RESULTS_END` in examples/soak.rs).
+/// (`RESULTS_BEGIN`, `RESULTS_END` in benches/soak.rs).
 const RESULTS_BEGIN: &str = "SOAK-RESULTS-BEGIN";
 const RESULTS_END: &str = "SOAK-RESULTS-END";
 
@@ -319,13 +319,13 @@ mod tests {
 
     #[test]
     fn markers_agree_with_the_guest_program() {
-        let source = fs::read_to_string(workspace_root().join("examples/soak.rs")).unwrap();
+        let source = fs::read_to_string(workspace_root().join("benches/soak.rs")).unwrap();
         for (name, value) in [
             ("RESULTS_BEGIN", RESULTS_BEGIN),
             ("RESULTS_END", RESULTS_END),
         ] {
             let line = format!("pub const {name}: &str = \"{value}\";");
-            assert!(source.contains(&line), "examples/soak.rs lacks {line}");
+            assert!(source.contains(&line), "benches/soak.rs lacks {line}");
         }
         // The VM timeout leaves room for the program's teardown limit.
         assert!(source.contains("TEARDOWN_LIMIT: Duration = Duration::from_secs(300);"));

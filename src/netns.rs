@@ -316,7 +316,16 @@ pub fn create_anonymous() -> io::Result<Netns> {
 /// Makes `run_dir` a shared mount, as `ip netns add` does, so that a later
 /// unmount of a namespace file propagates to every mount namespace.
 fn make_run_dir_shared(run_dir: &Path) -> io::Result<()> {
-    fs::create_dir_all(run_dir)?;
+    fs::create_dir_all(run_dir).map_err(|err| {
+        // create_dir_all says only "File exists" of a file in the way.
+        match fs::metadata(run_dir) {
+            Ok(meta) if !meta.is_dir() => io::Error::new(
+                err.kind(),
+                format!("{} is not a directory", run_dir.display()),
+            ),
+            _ => err,
+        }
+    })?;
     let dir = cstring(run_dir)?;
     let lock = File::open(run_dir)?;
     // Parallel `ip netns add` runs once stacked bind mounts without this lock
@@ -395,12 +404,37 @@ fn bind_named(
 }
 
 /// Deletes the named namespace like `ip netns delete NAME`: lazy unmount,
-/// then unlink. The namespace itself dies when its last user goes.
+/// then unlink. The namespace itself dies when its last user goes. Unlike
+/// iproute2, refuses (`InvalidInput`) a symbolic link or anything but a
+/// plain file at the name, which no `create_named` left there.
 pub fn delete_named(run_dir: impl AsRef<Path>, name: &str) -> io::Result<()> {
     let path = named_path(run_dir.as_ref(), name)?;
+    // Only the plain file a namespace is bound to: a link is never
+    // followed (umount2 would unmount whatever it leads to).
+    match fs::symlink_metadata(&path) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "{} is a symbolic link, not a namespace file",
+                    path.display()
+                ),
+            ))
+        }
+        Ok(meta) if !meta.file_type().is_file() => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                NotANamespace {
+                    found: FileKind::of(&meta),
+                    path,
+                },
+            ))
+        }
+        _ => {}
+    }
     let target = cstring(&path)?;
     crate::fault::point("netns: before umount");
-    match sys::umount2(&target, libc::MNT_DETACH) {
+    match sys::umount2(&target, libc::MNT_DETACH | libc::UMOUNT_NOFOLLOW) {
         // EINVAL: not mounted (a leftover file from an interrupted create).
         Err(err) if err.raw_os_error() != Some(libc::EINVAL) => {
             if !path.exists() {

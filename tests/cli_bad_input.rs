@@ -13,21 +13,29 @@
 //!
 //! Adding a case is one line in [`CASES`]: `case(args, exit code, stderr)`,
 //! then `.env(...)`, `.with(...)` (fixtures), `.stdout(...)` or `.bare()`
-//! (no `--state-dir`) as needed. `$T` in args, env values and expected
-//! texts stands for the case's directory.
+//! (no `--state-dir`) as needed. `$T` in args, env values, fixtures and
+//! expected texts stands for the case's directory. Fixtures run in order
+//! after the state directory is made and before the snapshot: records,
+//! raw files (damaged or hostile), FIFOs, links, modes, owners, mounts,
+//! namespaces of other tools. A command that does not end within
+//! [`DEADLINE`] (a FIFO opened, a lock never freed) is killed and fails
+//! its case.
 
 mod common;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::io::Read;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use ipvlan::driver::{Config, Manager};
 use ipvlan::netns;
 use ipvlan::rtnl::{Handle, LinkSpec};
-use ipvlan::store::{EndpointState, NetworkState, ParentOrigin, StateDir};
+use ipvlan::store::RECORD_MAX;
+use ipvlan::store::{EndpointState, NetworkState, ParentOrigin, StateDir, Timestamp};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ipvlan");
 
@@ -48,7 +56,42 @@ enum Fixture {
     Container,
     /// A regular file `$T/cwd/file`.
     File,
+    /// A FIFO at this path under `$T`.
+    Fifo(&'static str),
+    /// A file at this path under `$T` with this content.
+    Write(&'static str, &'static str),
+    /// A file at this path under `$T` one byte over the store's size
+    /// limit, holding a valid JSON object.
+    Oversized(&'static str),
+    /// A symbolic link at this path under `$T` to this target (`$T`
+    /// expanded).
+    Symlink(&'static str, &'static str),
+    /// Removes the file at this path under `$T`.
+    Remove(&'static str),
+    /// A directory (0700) at this path under `$T`.
+    Mkdir(&'static str),
+    /// Bind-mounts a directory under `$T` onto another (a mount of
+    /// another tool's).
+    Bind(&'static str, &'static str),
+    /// Renames a path under `$T` to another.
+    Rename(&'static str, &'static str),
+    /// Sets the mode of a path under `$T`.
+    Chmod(&'static str, u32),
+    /// Gives a path under `$T` to `nobody`.
+    ToNobody(&'static str),
+    /// A namespace of another tool (`ip netns add NAME`) in `$T/netns`.
+    Foreign(&'static str),
+    /// The test's own namespace bound at `$T/netns/NAME` (`ip netns
+    /// attach NAME $$`): the namespace the binary runs in, by a name.
+    Own(&'static str),
 }
+
+/// The uid of `nobody`: a user that is not us.
+const NOBODY: u32 = 65534;
+
+/// How long one command may take: every refusal is immediate, so a case
+/// past this hangs (a FIFO opened, a lock never released).
+const DEADLINE: Duration = Duration::from_secs(10);
 
 /// One refusal.
 #[derive(Debug, Clone, Copy)]
@@ -100,6 +143,49 @@ use Fixture::*;
 
 const NET: &[Fixture] = &[Network];
 const NET_C1: &[Fixture] = &[Network, Container];
+/// The record of a container `c9` we created (its namespace file is up
+/// to the case).
+const C9: Fixture = Write(
+    "state/records/containers/c9.json",
+    "{\"version\": 1, \"name\": \"c9\", \"created\": \"2024-01-01T00:00:00Z\"}\n",
+);
+/// A network record that is not JSON.
+const BAD_JSON: Fixture = Write("state/networks/bad.json", "{not json");
+/// What `restore` prints when it changed nothing.
+const RESTORED_NOTHING: &str = "restore: 0 parents re-created, 0 parents missing, 0 links re-created, 0 endpoints kept, 0 endpoints released, 0 interrupted operations repaired\n";
+/// `network inspect n1` of the [`Network`] fixture.
+const INSPECT_N1: &str = r#"[
+    {
+        "Name": "n1",
+        "Id": "6e31000000000000000000000000000000000000000000000000000000000000",
+        "Created": "2024-05-01T12:00:00.000000000Z",
+        "Scope": "local",
+        "Driver": "ipvlan",
+        "EnableIPv6": false,
+        "IPAM": {
+            "Driver": "default",
+            "Options": {},
+            "Config": [
+                {
+                    "Subnet": "192.168.1.0/24",
+                    "Gateway": "192.168.1.1",
+                    "AuxiliaryAddresses": {
+                        "router": "192.168.1.5"
+                    }
+                }
+            ]
+        },
+        "Internal": false,
+        "Containers": {},
+        "Options": {
+            "parent": "lo",
+            "ipvlan_mode": "l2"
+        }
+    }
+]
+"#;
+/// `network ls` of no network.
+const LS_HEADER: &str = "NETWORK ID   NAME      DRIVER    SCOPE\n";
 
 #[rustfmt::skip]
 const CASES: &[Case] = &[
@@ -222,6 +308,123 @@ const CASES: &[Case] = &[
     case(&["--state-dir", "file/state", "network", "ls"], 1, "ipvlan: opening state directory $T/cwd/file/state: state directory: checking $T/cwd/file/state: Not a directory (os error 20)\n").bare().with(&[File]),
     case(&["--state-dir", "./x/../file/./state", "network", "ls"], 1, "ipvlan: opening state directory $T/cwd/file/state: state directory: checking $T/cwd/file/state: Not a directory (os error 20)\n").bare().with(&[File]),
     case(&["network", "ls"], 1, "ipvlan: opening state directory $T/cwd/file/state: state directory: checking $T/cwd/file/state: Not a directory (os error 20)\n").bare().with(&[File]).env(&[("IPVLAN_STATE_DIR", "x/../file/state")]),
+    // Namespace paths: anything but another network namespace is refused
+    // before the lock is taken, without opening what could block.
+    case(&["network", "connect", "n1", "$T/cwd/fifo"], 1, "ipvlan: network connect n1 $T/cwd/fifo: $T/cwd/fifo is not a network namespace: it is a FIFO\n").with(&[Network, Fifo("cwd/fifo")]),
+    case(&["network", "connect", "n1", "/dev/zero"], 1, "ipvlan: network connect n1 /dev/zero: /dev/zero is not a network namespace: it is a character device\n").with(NET),
+    case(&["network", "connect", "n1", "$T/cwd"], 1, "ipvlan: network connect n1 $T/cwd: $T/cwd is not a network namespace: it is a directory\n").with(NET),
+    case(&["network", "connect", "n1", "./file"], 1, "ipvlan: network connect n1 ./file: $T/cwd/file is not a network namespace: it is a regular file\n").with(&[Network, File]),
+    case(&["network", "connect", "n1", "/proc/self/ns/mnt"], 1, "ipvlan: network connect n1 /proc/self/ns/mnt: /proc/self/ns/mnt is not a network namespace: it is a mnt namespace\n").with(NET),
+    case(&["network", "connect", "n1", "/proc/self/ns/user"], 1, "ipvlan: network connect n1 /proc/self/ns/user: /proc/self/ns/user is not a network namespace: it is a user namespace\n").with(NET),
+    case(&["network", "connect", "n1", "plant"], 1, "ipvlan: network connect n1 plant: $T/netns/plant is not a network namespace: it is a FIFO\n").with(&[Network, Fifo("netns/plant")]),
+    case(&["network", "connect", "n1", "./link"], 1, "ipvlan: network connect n1 ./link: $T/cwd/link is not a network namespace: it is a FIFO\n").with(&[Network, Fifo("cwd/fifo"), Symlink("cwd/link", "fifo")]),
+    case(&["network", "connect", "n1", "./loop"], 1, "ipvlan: network connect n1 ./loop: opening namespace $T/cwd/loop: Too many levels of symbolic links (os error 40)\n").with(&[Network, Symlink("cwd/loop", "loop")]),
+    case(&["network", "connect", "n1", "./file/ns"], 1, "ipvlan: network connect n1 ./file/ns: opening namespace $T/cwd/file/ns: Not a directory (os error 20)\n").with(&[Network, File]),
+    case(&["network", "connect", "n1", "no/such"], 1, "ipvlan: network connect n1 no/such: network namespace $T/cwd/no/such not found\n").with(NET),
+    case(&["network", "connect", "n1", "$T/\u{1b}[31mns"], 1, "ipvlan: network connect n1 $T/\\u{1b}[31mns: network namespace $T/\\u{1b}[31mns not found\n").with(NET),
+    case(&["network", "connect", "n1", "$T/$LONGNAME"], 1, "ipvlan: network connect n1 $T/$LONGNAME: opening namespace $T/$LONGNAME: File name too long (os error 36)\n").with(NET),
+    case(&["network", "connect", "n1", "$LONGPATH"], 1, "ipvlan: network connect n1 $LONGPATH: opening namespace $T/cwd/$LONGPATH: File name too long (os error 36)\n").with(NET),
+    // The caller's own namespace, by every way of naming it (the test's
+    // namespace is a fresh one: /proc/1/ns/net is the host's, another).
+    case(&["network", "connect", "n1", "/proc/self/ns/net"], 1, "ipvlan: network connect n1 /proc/self/ns/net: /proc/self/ns/net is the network namespace ipvlan itself runs in, where the networks' parent interfaces are; only another namespace can be attached\n").with(NET),
+    case(&["network", "connect", "n1", "/proc/thread-self/ns/net"], 1, "ipvlan: network connect n1 /proc/thread-self/ns/net: /proc/thread-self/ns/net is the network namespace ipvlan itself runs in, where the networks' parent interfaces are; only another namespace can be attached\n").with(NET),
+    case(&["network", "connect", "n1", "/proc/self/../thread-self/ns/./net"], 1, "ipvlan: network connect n1 /proc/self/../thread-self/ns/./net: /proc/thread-self/ns/net is the network namespace ipvlan itself runs in, where the networks' parent interfaces are; only another namespace can be attached\n").with(NET),
+    case(&["network", "connect", "n1", "own"], 1, "ipvlan: network connect n1 own: $T/netns/own is the network namespace ipvlan itself runs in, where the networks' parent interfaces are; only another namespace can be attached\n").with(&[Network, Own("own")]),
+    case(&["network", "connect", "n1", "$T/netns/own"], 1, "ipvlan: network connect n1 $T/netns/own: $T/netns/own is the network namespace ipvlan itself runs in, where the networks' parent interfaces are; only another namespace can be attached\n").with(&[Network, Own("own")]),
+    case(&["network", "connect", "n1", "c9"], 1, "ipvlan: network connect n1 c9: $T/netns/c9 is the network namespace ipvlan itself runs in, where the networks' parent interfaces are; only another namespace can be attached\n").with(&[Network, C9, Symlink("netns/c9", "/proc/self/ns/net")]),
+    case(&["network", "disconnect", "n1", "$T/cwd/fifo"], 1, "ipvlan: network disconnect n1 $T/cwd/fifo: $T/cwd/fifo is not a network namespace: it is a FIFO\n").with(&[Network, Fifo("cwd/fifo")]),
+    case(&["network", "disconnect", "n1", "/dev/zero"], 1, "ipvlan: network disconnect n1 /dev/zero: /dev/zero is not a network namespace: it is a character device\n").with(NET),
+    case(&["network", "disconnect", "n1", "$T/cwd"], 1, "ipvlan: network disconnect n1 $T/cwd: $T/cwd is not a network namespace: it is a directory\n").with(NET),
+    case(&["network", "disconnect", "n1", "./file"], 1, "ipvlan: network disconnect n1 ./file: $T/cwd/file is not a network namespace: it is a regular file\n").with(&[Network, File]),
+    case(&["network", "disconnect", "n1", "/proc/self/ns/mnt"], 1, "ipvlan: network disconnect n1 /proc/self/ns/mnt: /proc/self/ns/mnt is not a network namespace: it is a mnt namespace\n").with(NET),
+    case(&["network", "disconnect", "n1", "./file/ns"], 1, "ipvlan: network disconnect n1 ./file/ns: opening namespace $T/cwd/file/ns: Not a directory (os error 20)\n").with(&[Network, File]),
+    case(&["network", "disconnect", "n1", "$T/$LONGNAME"], 1, "ipvlan: network disconnect n1 $T/$LONGNAME: opening namespace $T/$LONGNAME: File name too long (os error 36)\n").with(NET),
+    case(&["network", "disconnect", "n1", "$LONGPATH"], 1, "ipvlan: network disconnect n1 $LONGPATH: opening namespace $T/cwd/$LONGPATH: File name too long (os error 36)\n").with(NET),
+    case(&["network", "disconnect", "n1", "/proc/self/ns/net"], 1, "ipvlan: network disconnect n1 /proc/self/ns/net: container /proc/self/ns/net is not connected to network n1\n").with(NET),
+    case(&["network", "disconnect", "n1", "own"], 1, "ipvlan: network disconnect n1 own: container own is not connected to network n1\n").with(&[Network, Own("own")]),
+    case(&["network", "disconnect", "n1", "foreign"], 1, "ipvlan: network disconnect n1 foreign: container foreign is not connected to network n1\n").with(&[Network, Foreign("foreign")]),
+    // Container names: another tool's namespace (`ip netns add`, `ip netns
+    // attach`) is no container of ours, and paths are no names.
+    case(&["rm", "foreign"], 1, "ipvlan: rm foreign: No such container: foreign\n").with(&[Foreign("foreign")]),
+    case(&["rm", "-f", "own"], 1, "ipvlan: rm own: No such container: own\n").with(&[Own("own")]),
+    case(&["exec", "foreign", "true"], 125, "ipvlan: exec foreign: No such container: foreign\n").with(&[Foreign("foreign")]),
+    case(&["exec", "own", "true"], 125, "ipvlan: exec own: No such container: own\n").with(&[Own("own")]),
+    case(&["run", "--net", "n1", "--name", "foreign", "true"], 125, "ipvlan: run: creating the container: container name foreign is already in use (namespace $T/netns/foreign exists)\n").with(&[Network, Foreign("foreign")]),
+    case(&["run", "--net", "n1", "--name", "own", "true"], 125, "ipvlan: run: creating the container: container name own is already in use (namespace $T/netns/own exists)\n").with(&[Network, Own("own")]),
+    case(&["rm", "/proc/self/ns/net"], 1, "ipvlan: rm /proc/self/ns/net: invalid container name \"/proc/self/ns/net\": only [a-zA-Z0-9][a-zA-Z0-9_.-]* are allowed, at most 64 bytes\n"),
+    case(&["exec", "$T/cwd/fifo", "true"], 125, "ipvlan: exec $T/cwd/fifo: invalid container name \"$T/cwd/fifo\": only [a-zA-Z0-9][a-zA-Z0-9_.-]* are allowed, at most 64 bytes\n").with(&[Fifo("cwd/fifo")]),
+    // One of our containers whose namespace file was replaced by another
+    // tool: what is there now is left alone, and nothing is run in it.
+    case(&["rm", "c9"], 1, "ipvlan: rm c9: $T/netns/c9 is not a network namespace: it is a FIFO; ipvlan did not make it and leaves it alone\n").with(&[C9, Fifo("netns/c9")]),
+    case(&["rm", "c9"], 1, "ipvlan: rm c9: $T/netns/c9 is not a network namespace: it is a directory; ipvlan did not make it and leaves it alone\n").with(&[C9, Mkdir("netns/c9")]),
+    case(&["rm", "c9"], 1, "ipvlan: rm c9: $T/netns/c9 is a symbolic link; ipvlan did not make it and leaves it alone\n").with(&[C9, Symlink("netns/c9", "/proc/self/ns/net")]),
+    case(&["rm", "c9"], 1, "ipvlan: rm c9: $T/netns/c9 is a symbolic link; ipvlan did not make it and leaves it alone\n").with(&[C9, Mkdir("cwd/src"), Write("cwd/src/data", "another tool's\n"), Mkdir("cwd/mnt"), Bind("cwd/src", "cwd/mnt"), Symlink("netns/c9", "$T/cwd/mnt")]),
+    case(&["rm", "-f", "c9"], 1, "ipvlan: rm c9: $T/netns/c9 is the network namespace ipvlan itself runs in, not a container's; ipvlan did not make it and leaves it alone\n").with(&[C9, Own("c9")]),
+    case(&["rm", "c9"], 1, "ipvlan: rm c9: $T/netns/c9 is not a network namespace: it is a uts namespace; ipvlan did not make it and leaves it alone\n").with(&[C9, Write("netns/c9", ""), Bind("/proc/self/ns/uts", "netns/c9")]),
+    case(&["exec", "c9", "true"], 125, "ipvlan: exec c9: $T/netns/c9 is not a network namespace: it is a FIFO; ipvlan did not make it and leaves it alone\n").with(&[C9, Fifo("netns/c9")]),
+    case(&["exec", "c9", "true"], 125, "ipvlan: exec c9: $T/netns/c9 is a symbolic link; ipvlan did not make it and leaves it alone\n").with(&[C9, Symlink("netns/c9", "/proc/self/ns/net")]),
+    case(&["exec", "c9", "true"], 125, "ipvlan: exec c9: $T/netns/c9 is the network namespace ipvlan itself runs in, not a container's; ipvlan did not make it and leaves it alone\n").with(&[C9, Own("c9")]),
+    case(&["restore"], 1, "ipvlan: restore: container c9: $T/netns/c9 is not a network namespace: it is a FIFO; ipvlan did not make it and leaves it alone\n").stdout(RESTORED_NOTHING).with(&[C9, Fifo("netns/c9")]),
+    case(&["restore"], 1, "ipvlan: restore: container c9: $T/netns/c9 is a symbolic link; ipvlan did not make it and leaves it alone\n").stdout(RESTORED_NOTHING).with(&[C9, File, Symlink("netns/c9", "$T/cwd/file")]),
+    // Damaged and hostile state files: named, left exactly as they are.
+    case(&["network", "create", "n2"], 1, "ipvlan: network create n2: damaged state file $T/state/networks/bad.json: invalid JSON at line 1 column 2: expected a string as object key; a new network could clash with the one it records (name, subnets, parent): repair it or move it out of the state directory first\n").with(&[BAD_JSON]),
+    case(&["restore"], 1, "ipvlan: restore: damaged state file left as it is: $T/state/networks/bad.json: invalid JSON at line 1 column 2: expected a string as object key\n").stdout(RESTORED_NOTHING).with(&[BAD_JSON]),
+    case(&["network", "ls"], 0, "ipvlan: warning: damaged state file left as it is: $T/state/networks/bad.json: invalid JSON at line 1 column 2: expected a string as object key\n").stdout(LS_HEADER).with(&[BAD_JSON]),
+    case(&["network", "rm", "n2"], 1, "ipvlan: network rm n2: network n2 not found; a damaged state file may hold it: $T/state/networks/bad.json: invalid JSON at line 1 column 2: expected a string as object key\n").with(&[BAD_JSON]),
+    case(&["network", "connect", "n2", "c1"], 1, "ipvlan: network connect n2 c1: network n2 not found; a damaged state file may hold it: $T/state/networks/bad.json: invalid JSON at line 1 column 2: expected a string as object key\n").with(&[BAD_JSON, Container]),
+    case(&["network", "disconnect", "n2", "c1"], 1, "ipvlan: network disconnect n2 c1: network n2 not found; a damaged state file may hold it: $T/state/networks/bad.json: invalid JSON at line 1 column 2: expected a string as object key\n").with(&[BAD_JSON]),
+    case(&["network", "inspect", "n2"], 1, "ipvlan: network inspect: network n2 not found; a damaged state file may hold it: $T/state/networks/bad.json: invalid JSON at line 1 column 2: expected a string as object key\n").stdout("[]\n").with(&[BAD_JSON]),
+    case(&["network", "create", "n2"], 1, "ipvlan: network create n2: damaged state file $T/state/networks/big.json: is larger than 1048576 bytes, more than any state file; a new network could clash with the one it records (name, subnets, parent): repair it or move it out of the state directory first\n").with(&[Oversized("state/networks/big.json")]),
+    case(&["restore"], 1, "ipvlan: restore: damaged state file left as it is: $T/state/networks/big.json: is larger than 1048576 bytes, more than any state file\n").stdout(RESTORED_NOTHING).with(&[Oversized("state/networks/big.json")]),
+    case(&["network", "create", "n2"], 1, "ipvlan: network create n2: damaged state file $T/state/networks/fifo.json: is a FIFO, not a regular file; a new network could clash with the one it records (name, subnets, parent): repair it or move it out of the state directory first\n").with(&[Fifo("state/networks/fifo.json")]),
+    case(&["restore"], 1, "ipvlan: restore: damaged state file left as it is: $T/state/networks/fifo.json: is a FIFO, not a regular file\n").stdout(RESTORED_NOTHING).with(&[Fifo("state/networks/fifo.json")]),
+    case(&["network", "create", "n2"], 1, "ipvlan: network create n2: damaged state file $T/state/networks/link.json: is a symbolic link; state files are never followed; a new network could clash with the one it records (name, subnets, parent): repair it or move it out of the state directory first\n").with(&[Write("cwd/record.json", "{}"), Symlink("state/networks/link.json", "$T/cwd/record.json")]),
+    case(&["network", "ls"], 0, "ipvlan: warning: damaged state file left as it is: $T/state/networks/zero.json: is a symbolic link; state files are never followed\n").stdout(LS_HEADER).with(&[Symlink("state/networks/zero.json", "/dev/zero")]),
+    case(&["network", "create", "n2"], 1, "ipvlan: network create n2: damaged state file $T/state/networks/v2.json: network record has version 2, this program reads version 1; a new network could clash with the one it records (name, subnets, parent): repair it or move it out of the state directory first\n").with(&[Write("state/networks/v2.json", "{\"version\": 2, \"name\": \"n2\"}")]),
+    case(&["restore"], 1, "ipvlan: restore: damaged state file left as it is: $T/state/networks/v2.json: network record has version 2, this program reads version 1\n").stdout(RESTORED_NOTHING).with(&[Write("state/networks/v2.json", "{\"version\": 2, \"name\": \"n2\"}")]),
+    case(&["network", "create", "n2"], 1, "ipvlan: network create n2: damaged state file $T/state/networks/v1.json: network record has no numeric \"version\"; a new network could clash with the one it records (name, subnets, parent): repair it or move it out of the state directory first\n").with(&[Write("state/networks/v1.json", "{\"version\": \"1\"}")]),
+    case(&["network", "create", "n2"], 1, "ipvlan: network create n2: damaged state file $T/state/networks/dup.json: invalid JSON at line 1 column 30: duplicate object key; a new network could clash with the one it records (name, subnets, parent): repair it or move it out of the state directory first\n").with(&[Write("state/networks/dup.json", "{\"version\": 1, \"name\": \"n2\", \"name\": \"n3\"}")]),
+    case(&["restore"], 1, "ipvlan: restore: damaged state file left as it is: $T/state/networks/dup.json: invalid JSON at line 1 column 30: duplicate object key\n").stdout(RESTORED_NOTHING).with(&[Write("state/networks/dup.json", "{\"version\": 1, \"name\": \"n2\", \"name\": \"n3\"}")]),
+    case(&["network", "create", "n2"], 1, "ipvlan: network create n2: damaged state file $T/state/networks/empty.json: invalid JSON at line 1 column 1: unexpected end of input; a new network could clash with the one it records (name, subnets, parent): repair it or move it out of the state directory first\n").with(&[Write("state/networks/empty.json", "")]),
+    case(&["network", "create", "n2"], 1, "ipvlan: network create n2: damaged state file $T/state/networks/array.json: network record is not a JSON object; a new network could clash with the one it records (name, subnets, parent): repair it or move it out of the state directory first\n").with(&[Write("state/networks/array.json", "[]")]),
+    case(&["network", "rm", "n1"], 1, "ipvlan: network rm n1: network n1 has endpoint records that cannot be read ($T/state/endpoints/6e31000000000000000000000000000000000000000000000000000000000000/bad.json: invalid JSON at line 1 column 2: expected a string as object key); repair them or move them out of the state directory first\n").with(&[Network, Mkdir("state/endpoints/6e31000000000000000000000000000000000000000000000000000000000000"), Write("state/endpoints/6e31000000000000000000000000000000000000000000000000000000000000/bad.json", "{not json")]),
+    case(&["network", "inspect", "n1"], 0, "ipvlan: warning: damaged state file left as it is: $T/state/endpoints/6e31000000000000000000000000000000000000000000000000000000000000/bad.json: invalid JSON at line 1 column 2: expected a string as object key\n").stdout(INSPECT_N1).with(&[Network, Mkdir("state/endpoints/6e31000000000000000000000000000000000000000000000000000000000000"), Write("state/endpoints/6e31000000000000000000000000000000000000000000000000000000000000/bad.json", "{not json")]),
+    case(&["exec", "c1", "true"], 125, "ipvlan: exec c1: state directory: corrupt state file $T/state/records/containers/c1.json: invalid JSON at line 1 column 2: expected a string as object key\n").with(&[Write("state/records/containers/c1.json", "{not json")]),
+    case(&["rm", "c1"], 1, "ipvlan: rm c1: state directory: corrupt state file $T/state/records/containers/c1.json: invalid JSON at line 1 column 2: expected a string as object key\n").with(&[Write("state/records/containers/c1.json", "{not json")]),
+    case(&["ps"], 0, "ipvlan: warning: damaged state file left as it is: $T/state/records/containers/c1.json: invalid JSON at line 1 column 2: expected a string as object key\n").stdout("NAME      NETWORKS   ADDRESSES\n").with(&[Write("state/records/containers/c1.json", "{not json")]),
+    case(&["network", "ls"], 1, "ipvlan: network ls: state directory: refusing $T/state/lock: is a symbolic link; state files are never followed\n").with(&[File, Remove("state/lock"), Symlink("state/lock", "$T/cwd/file")]),
+    case(&["network", "create", "n2"], 1, "ipvlan: network create n2: state directory: refusing $T/state/lock: is a symbolic link; state files are never followed\n").with(&[File, Remove("state/lock"), Symlink("state/lock", "$T/cwd/file")]),
+    case(&["restore"], 1, "ipvlan: restore: state directory: refusing $T/state/lock: is a FIFO, not a regular file\n").with(&[Remove("state/lock"), Fifo("state/lock")]),
+    // Directories of the state: real, ours, writable by us alone.
+    case(&["network", "ls"], 1, "ipvlan: opening state directory $T/state: state directory: refusing $T/state/networks: is writable by group and others (mode 0777); only its owner may write in it (chmod go-w)\n").with(&[Chmod("state/networks", 0o777)]),
+    case(&["network", "create", "n2"], 1, "ipvlan: opening state directory $T/state: state directory: refusing $T/state/networks: is writable by group and others (mode 0777); only its owner may write in it (chmod go-w)\n").with(&[Chmod("state/networks", 0o777)]),
+    case(&["network", "ls"], 1, "ipvlan: opening state directory $T/state: state directory: refusing $T/state: is writable by group and others (mode 0777); only its owner may write in it (chmod go-w)\n").with(&[Chmod("state", 0o777)]),
+    case(&["network", "ls"], 1, "ipvlan: opening state directory $T/state: state directory: refusing $T/state: is owned by uid 65534, not by uid 0 that runs ipvlan\n").with(&[ToNobody("state")]),
+    case(&["restore"], 1, "ipvlan: opening state directory $T/state: state directory: refusing $T/state: is owned by uid 65534, not by uid 0 that runs ipvlan\n").with(&[ToNobody("state")]),
+    case(&["ps"], 1, "ipvlan: opening state directory $T/state: state directory: refusing $T/state/records/containers: is owned by uid 65534, not by uid 0 that runs ipvlan\n").with(&[ToNobody("state/records/containers")]),
+    case(&["network", "ls"], 0, "ipvlan: warning: damaged state file left as it is: $T/state/endpoints/6e31000000000000000000000000000000000000000000000000000000000000: is owned by uid 65534, not by uid 0 that runs ipvlan\n").stdout("NETWORK ID     NAME      DRIVER    SCOPE\n6e3100000000   n1        ipvlan    local\n").with(&[Network, Mkdir("state/endpoints/6e31000000000000000000000000000000000000000000000000000000000000"), ToNobody("state/endpoints/6e31000000000000000000000000000000000000000000000000000000000000")]),
+    case(&["network", "ls"], 1, "ipvlan: opening state directory $T/state: state directory: refusing $T/state: is a symbolic link; the state directory and its subdirectories must be real directories\n").with(&[Rename("state", "real"), Symlink("state", "real")]),
+    case(&["network", "ls"], 1, "ipvlan: opening state directory $T/state: state directory: refusing $T/state/logs: is a regular file, not a directory\n").with(&[Rename("state/logs", "cwd/logs"), Write("state/logs", "")]),
+    case(&["network", "ls"], 1, "ipvlan: opening state directory $T/state: state directory: refusing $T/state/hosts: is a symbolic link; the state directory and its subdirectories must be real directories\n").with(&[Rename("state/hosts", "cwd/hosts"), Symlink("state/hosts", "$T/cwd/hosts")]),
+    case(&["--state-dir", "$T/cwd/file", "network", "ls"], 1, "ipvlan: opening state directory $T/cwd/file: state directory: refusing $T/cwd/file: is a regular file, not a directory\n").bare().with(&[File]),
+    case(&["--state-dir", "$T/cwd/fifo", "network", "ls"], 1, "ipvlan: opening state directory $T/cwd/fifo: state directory: refusing $T/cwd/fifo: is a FIFO, not a directory\n").bare().with(&[Fifo("cwd/fifo")]),
+    case(&["--state-dir", "/dev/null", "network", "ls"], 1, "ipvlan: opening state directory /dev/null: state directory: refusing /dev/null: is a character device, not a directory\n").bare(),
+    // The environment's directories: files, relative paths, links.
+    case(&["network", "ls"], 1, "ipvlan: opening state directory $T/cwd/file: state directory: refusing $T/cwd/file: is a regular file, not a directory\n").bare().with(&[File]).env(&[("IPVLAN_STATE_DIR", "$T/cwd/file")]),
+    case(&["network", "ls"], 1, "ipvlan: opening state directory $T/cwd/file: state directory: refusing $T/cwd/file: is a regular file, not a directory\n").bare().with(&[File]).env(&[("IPVLAN_STATE_DIR", "file")]),
+    case(&["network", "ls"], 1, "ipvlan: opening state directory $T/state/: state directory: refusing $T/state: is a symbolic link; the state directory and its subdirectories must be real directories\n").bare().with(&[Rename("state", "real"), Symlink("state", "real")]).env(&[("IPVLAN_STATE_DIR", "$T/state/")]),
+    case(&["network", "ls"], 1, "ipvlan: opening state directory $T/state: state directory: refusing $T/state: is writable by group and others (mode 0777); only its owner may write in it (chmod go-w)\n").bare().with(&[Chmod("state", 0o777)]).env(&[("IPVLAN_STATE_DIR", "../state")]),
+    case(&["network", "ls"], 1, "ipvlan: opening state directory $T/state: state directory: refusing $T/state: is owned by uid 65534, not by uid 0 that runs ipvlan\n").bare().with(&[ToNobody("state")]).env(&[("IPVLAN_STATE_DIR", "./../state")]),
+    case(&["network", "connect", "n1", "c1"], 1, "ipvlan: network connect n1 c1: opening namespace $T/cwd/file/c1: Not a directory (os error 20)\n").with(&[Network, File]).env(&[("IPVLAN_NETNS_DIR", "$T/cwd/file")]),
+    case(&["network", "connect", "n1", "c1"], 1, "ipvlan: network connect n1 c1: container c1 not found\n").with(NET).env(&[("IPVLAN_NETNS_DIR", "rel")]),
+    case(&["network", "connect", "n1", "net"], 1, "ipvlan: network connect n1 net: /proc/self/ns/net is the network namespace ipvlan itself runs in, where the networks' parent interfaces are; only another namespace can be attached\n").with(NET).env(&[("IPVLAN_NETNS_DIR", "/proc/self/ns")]),
+    case(&["network", "connect", "n1", "plant"], 1, "ipvlan: network connect n1 plant: $T/hostile/plant is not a network namespace: it is a FIFO\n").with(&[Network, Mkdir("hostile"), Fifo("hostile/plant"), Chmod("hostile", 0o777), ToNobody("hostile")]).env(&[("IPVLAN_NETNS_DIR", "../hostile")]),
+    case(&["exec", "c1", "true"], 125, "ipvlan: exec c1: No such container: c1\n").with(&[File]).env(&[("IPVLAN_NETNS_DIR", "file")]),
+    case(&["exec", "net", "true"], 125, "ipvlan: exec net: No such container: net\n").env(&[("IPVLAN_NETNS_DIR", "/proc/self/ns")]),
+    case(&["rm", "net"], 1, "ipvlan: rm net: No such container: net\n").env(&[("IPVLAN_NETNS_DIR", "/proc/self/ns")]),
+    case(&["run", "--net", "n1", "--name", "c7", "true"], 125, "ipvlan: run: creating the container: creating namespace c7: $T/cwd/file is not a directory\n").with(&[Network, File]).env(&[("IPVLAN_NETNS_DIR", "file")]),
+    case(&["run", "--net", "n1", "--name", "c7", "true"], 125, "ipvlan: run: connecting c7 to network n1: reading $T/cwd/file/c7: Not a directory (os error 20)\n").with(&[Network, File]).env(&[("IPVLAN_ETC_NETNS_DIR", "$T/cwd/file")]),
+    case(&["run", "--net", "n1", "--name", "c7", "true"], 125, "ipvlan: run: connecting c7 to network n1: reading $T/cwd/file/c7: Not a directory (os error 20)\n").with(&[Network, File]).env(&[("IPVLAN_ETC_NETNS_DIR", "file")]),
 ];
 
 /// A case's directory and the configuration the binary gets through it.
@@ -238,8 +441,17 @@ impl CaseDir {
         }
     }
 
+    /// `text` with `$T` the case's directory, `$LONGNAME` a file name
+    /// over NAME_MAX and `$LONGPATH` a relative path over PATH_MAX.
     fn expand(&self, text: &str) -> String {
-        text.replace("$T", self.root.to_str().expect("UTF-8 scratch path"))
+        text.replace("$LONGNAME", &"n".repeat(256))
+            .replace("$LONGPATH", &format!("{}p", "p/".repeat(2100)))
+            .replace("$T", self.root.to_str().expect("UTF-8 scratch path"))
+    }
+
+    /// A path under the case's directory.
+    fn at(&self, relative: &str) -> PathBuf {
+        self.root.join(relative)
     }
 }
 
@@ -249,6 +461,11 @@ fn record_network(state: &StateDir, name: &str, subnets: &[&str], creating: bool
     record.parent_origin = ParentOrigin::Existing;
     record.options = vec![("parent".into(), "lo".into())];
     record.mtu = None;
+    // Fixed, so that `inspect` prints the same document every run.
+    record.created = Timestamp {
+        secs: 1_714_564_800,
+        nanos: 0,
+    };
     if name == "n1" {
         record.subnets[0].aux = vec![("router".into(), "192.168.1.5".parse().unwrap())];
     }
@@ -300,8 +517,53 @@ fn set_up(dir: &CaseDir, fixtures: &[Fixture]) {
                 manager.create_container(Some("c1")).unwrap();
             }
             File => fs::write(dir.root.join("cwd/file"), b"not a directory\n").unwrap(),
+            Fifo(path) => run_tool(Command::new("mkfifo").arg(dir.at(path))),
+            Write(path, text) => fs::write(dir.at(path), dir.expand(text)).unwrap(),
+            Oversized(path) => {
+                let head = "{\"version\": 1, \"pad\": \"";
+                let pad = RECORD_MAX as usize + 1 - head.len() - 2;
+                fs::write(dir.at(path), format!("{head}{}\"}}", "x".repeat(pad))).unwrap();
+            }
+            Symlink(path, target) => {
+                std::os::unix::fs::symlink(dir.expand(target), dir.at(path)).unwrap()
+            }
+            Remove(path) => fs::remove_file(dir.at(path)).unwrap(),
+            Mkdir(path) => {
+                fs::create_dir(dir.at(path)).unwrap();
+                fs::set_permissions(dir.at(path), fs::Permissions::from_mode(0o700)).unwrap();
+            }
+            Bind(from, to) => run_tool(
+                Command::new("mount")
+                    .arg("--bind")
+                    .arg(dir.at(from))
+                    .arg(dir.at(to)),
+            ),
+            Rename(from, to) => fs::rename(dir.at(from), dir.at(to)).unwrap(),
+            Chmod(path, mode) => {
+                fs::set_permissions(dir.at(path), fs::Permissions::from_mode(*mode)).unwrap()
+            }
+            ToNobody(path) => {
+                std::os::unix::fs::lchown(dir.at(path), Some(NOBODY), Some(NOBODY)).unwrap()
+            }
+            Foreign(name) => drop(netns::create_named(&config.netns_dir, name).unwrap()),
+            Own(name) => {
+                let path = config.netns_dir.join(name);
+                fs::write(&path, b"").unwrap();
+                run_tool(
+                    Command::new("mount")
+                        .arg("--bind")
+                        .arg("/proc/thread-self/ns/net")
+                        .arg(&path),
+                );
+            }
         }
     }
+}
+
+/// Runs a tool a fixture needs; it must succeed.
+fn run_tool(command: &mut Command) {
+    let status = command.status().expect("runs the fixture's tool");
+    assert!(status.success(), "{command:?}: {status}");
 }
 
 /// Every entry under `root`: relative path -> type, mode and content (or
@@ -370,18 +632,12 @@ fn run_case(case: &Case, dir: &CaseDir) -> Vec<String> {
     for (name, value) in case.env {
         command.env(name, dir.expand(value));
     }
-    let output = command.output().expect("runs the binary");
+    let (code, stdout, stderr) = run_within_deadline(&mut command);
     let after = (files(&dir.root), links());
 
     let mut wrong = Vec::new();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    if output.status.code() != Some(case.code) {
-        wrong.push(format!(
-            "exit code {:?}, expected {}",
-            output.status.code(),
-            case.code
-        ));
+    if code != Some(case.code) {
+        wrong.push(format!("exit code {code:?}, expected {}", case.code));
     }
     if stderr != dir.expand(case.stderr) {
         wrong.push(format!(
@@ -407,6 +663,41 @@ fn run_case(case: &Case, dir: &CaseDir) -> Vec<String> {
     wrong
 }
 
+/// Runs `command` with no input; its exit code (`None` when killed at
+/// [`DEADLINE`]), stdout and stderr.
+fn run_within_deadline(command: &mut Command) -> (Option<i32>, String, String) {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("runs the binary");
+    // Read while it runs, so a long message cannot fill a pipe and stall it.
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        let mut pipe = pipe.expect("piped");
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            String::from_utf8_lossy(&bytes).into_owned()
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
+    let deadline = Instant::now() + DEADLINE;
+    let code = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    (code, stdout.join().unwrap(), stderr.join().unwrap())
+}
+
 /// Deletes a case's namespaces and the run dir's self mount.
 fn tear_down(dir: &CaseDir) {
     let run_dir = dir.config().netns_dir;
@@ -419,7 +710,11 @@ fn tear_down(dir: &CaseDir) {
 #[test]
 fn every_bad_input_is_refused_with_its_message_and_changes_nothing() {
     common::privilege::require_root();
-    assert!(CASES.len() >= 40, "the catalogue shrank to {}", CASES.len());
+    assert!(
+        CASES.len() >= 140,
+        "the catalogue shrank to {}",
+        CASES.len()
+    );
     let base = common::TempDir::new("bad-input");
     let failures = netns::run_in_new_with_private_dir(base.path(), || {
         // Links of another tool, which no refusal may touch.

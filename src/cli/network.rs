@@ -89,11 +89,9 @@ pub fn inspect(manager: &Manager, names: &[String]) -> Result<i32, Failure> {
     for name in names {
         match manager.network(name) {
             Ok(network) => found.push(network),
+            // As docker words it: the name is in the message, not after "inspect".
             Err(error) if error.kind() == ErrorKind::NotFound => {
-                failures.push(Failure::failed(
-                    "network inspect",
-                    format_args!("network {name} not found"),
-                ));
+                failures.push(Failure::driver("network inspect", &error));
             }
             Err(error) => failures.push(Failure::driver(
                 format_args!("network inspect {name}"),
@@ -104,6 +102,9 @@ pub fn inspect(manager: &Manager, names: &[String]) -> Result<i32, Failure> {
     match output::inspect_document(&found) {
         Ok(document) => outln!("{document}"),
         Err(error) => failures.insert(0, Failure::failed("network inspect", error)),
+    }
+    for warning in found.iter().flat_map(|network| &network.warnings) {
+        warn(warning);
     }
     for failure in &failures {
         eprintln!("{failure}");

@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use super::endpoint_link;
 use super::endpoints::locate;
 use super::hosts;
-use super::netns_identity::{self, NsAt, OpenNetns};
+use super::netns_identity::{self, ContainerNetns, OpenNetns};
 use super::networks::find_network;
 use super::options::check_container_name;
 use super::{random_hex, ContainerInfo, EndpointInfo, Error, ExecOptions, ExitStatusCode, Manager};
@@ -37,10 +37,11 @@ impl Manager {
     /// # Ok::<(), ipvlan::driver::Error>(())
     /// ```
     pub fn create_container(&self, name: Option<&str>) -> Result<ContainerInfo, Error> {
-        self.run_container(&RunRequest {
+        let request = RunRequest {
             name: name.map(str::to_string),
             networks: Vec::new(),
-        })
+        };
+        self.make_run(&request).map_err(|(_, error)| error)
     }
 
     /// What `run` does before its command starts, as one change: creates
@@ -52,8 +53,9 @@ impl Manager {
     /// whose every network is attached is marked `created`, and only those
     /// are listed by [`Manager::containers`].
     ///
-    /// Every network is looked up before anything is made; an error about
-    /// one says `connecting NAME to network NETWORK: ...`.
+    /// Every network is looked up before anything is made. An error says
+    /// which step failed: `creating the container: ...` or `connecting
+    /// NAME to network NETWORK: ...`.
     ///
     /// ```no_run
     /// use ipvlan::driver::{AttachRequest, Config, Manager, RunRequest};
@@ -66,18 +68,28 @@ impl Manager {
     /// # Ok::<(), ipvlan::driver::Error>(())
     /// ```
     pub fn run_container(&self, request: &RunRequest) -> Result<ContainerInfo, Error> {
-        let state = self.store.lock()?;
-        let name = self.free_container_name(&state, request.name.as_deref())?;
-        let networks = state.networks()?;
+        self.make_run(request).map_err(|(step, error)| match step {
+            Step::Container => error.context("creating the container"),
+            Step::Network => error,
+        })
+    }
+
+    /// [`Manager::run_container`]; an error comes with the step it ended.
+    fn make_run(&self, request: &RunRequest) -> Result<ContainerInfo, (Step, Error)> {
+        let container = |error: Error| (Step::Container, error);
+        let state = self.store.lock().map_err(|e| container(e.into()))?;
+        let name = self
+            .free_container_name(&state, request.name.as_deref())
+            .map_err(container)?;
+        let networks = state.networks().map_err(|e| container(e.into()))?;
         let mut joins: Vec<(&NetworkRecord, &AttachRequest)> = Vec::new();
         for (wanted, attach) in &request.networks {
             let context = || format!("connecting {name} to network {wanted}");
-            let network = find_network(&networks, wanted).map_err(|e| e.context(context()))?;
+            let network = find_network(&networks, wanted)
+                .map_err(|e| (Step::Network, e.context(context())))?;
             if joins.iter().any(|(joined, _)| joined.id == network.id) {
-                return Err(Error::invalid(format!(
-                    "{}: the network is given twice",
-                    context()
-                )));
+                let twice = format!("{}: the network is given twice", context());
+                return Err((Step::Network, Error::invalid(twice)));
             }
             joins.push((network, attach));
         }
@@ -87,22 +99,32 @@ impl Manager {
         // that path only if it is this one, never one another tool put
         // there after a crash.
         let ns = netns::create_anonymous()
-            .map_err(|e| Error::io(format!("creating namespace {name}"), &e))?;
-        let inside = OpenNetns::with_handle(ns)?;
+            .map_err(|e| container(Error::io(format!("creating namespace {name}"), &e)))?;
+        let inside = OpenNetns::with_handle(ns).map_err(container)?;
         let mut record = ContainerRecord {
             name: name.clone(),
-            created: Timestamp::now(),
+            created: Some(Timestamp::now()),
             state: ContainerState::Creating,
             networks: joins.iter().map(|(n, _)| n.id.clone()).collect(),
-            netns_id: Some(inside.identity()?),
+            netns_id: Some(inside.identity().map_err(container)?),
         };
-        state.put_container_record(&record)?;
-        let made = self.make_container(&state, &networks, &joins, &inside, &name);
-        let made = made.and_then(|endpoints| {
-            record.state = ContainerState::Created;
-            state.put_container_record(&record)?;
-            Ok(endpoints)
-        });
+        state
+            .put_container_record(&record)
+            .map_err(|e| container(e.into()))?;
+        if let Err(error) = self.name_namespace(&inside, &name) {
+            // Nothing at the name is ours: only the record to take back.
+            let _ = state.remove_container(&name);
+            return Err(container(error));
+        }
+        let made = self
+            .attach_all(&state, &networks, &joins, &inside, &name)
+            .and_then(|endpoints| {
+                record.state = ContainerState::Created;
+                state
+                    .put_container_record(&record)
+                    .map_err(|e| container(e.into()))?;
+                Ok(endpoints)
+            });
         match made {
             Ok(endpoints) => Ok(ContainerInfo {
                 netns_path: self.config.netns_dir.join(&name),
@@ -130,7 +152,7 @@ impl Manager {
         let Some(name) = wanted else {
             return loop {
                 let candidate = format!("c{}", &random_hex(6)?[..11]);
-                if !self.config.netns_dir.join(&candidate).exists()
+                if fs::symlink_metadata(self.config.netns_dir.join(&candidate)).is_err()
                     && state.container(&candidate)?.is_none()
                 {
                     break Ok(candidate);
@@ -139,7 +161,8 @@ impl Manager {
         };
         check_container_name(name)?;
         let path = self.config.netns_dir.join(name);
-        if path.exists() {
+        // Anything at the name, a dangling link included, is in the way.
+        if fs::symlink_metadata(&path).is_ok() {
             return Err(Error::already_exists(format!(
                 "container name {name} is already in use (namespace {} exists)",
                 path.display()
@@ -159,19 +182,12 @@ impl Manager {
         }
     }
 
-    /// Names the namespace, sets `lo` up and attaches every network;
-    /// returns the endpoints. Undoing is the caller's.
-    fn make_container(
-        &self,
-        state: &Locked<'_>,
-        networks: &[NetworkRecord],
-        joins: &[(&NetworkRecord, &AttachRequest)],
-        inside: &OpenNetns,
-        name: &str,
-    ) -> Result<Vec<EndpointInfo>, Error> {
+    /// Gives the namespace made for a new container its name.
+    fn name_namespace(&self, inside: &OpenNetns, name: &str) -> Result<(), Error> {
         let path = self.config.netns_dir.join(name);
         netns::create_named_from(&self.config.netns_dir, name, &inside.ns).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::AlreadyExists {
+            // Another tool took the name since it was checked.
+            if fs::symlink_metadata(&path).is_ok() {
                 Error::already_exists(format!(
                     "container name {name} is already in use (namespace {} exists)",
                     path.display()
@@ -179,14 +195,31 @@ impl Manager {
             } else {
                 Error::io(format!("creating namespace {name}"), &e)
             }
-        })?;
-        set_loopback_up(inside)?;
-        let target = self.resolve_target(&Target::Container(name.to_string()))?;
+        })
+    }
+
+    /// Sets `lo` up in the named namespace and attaches every network;
+    /// returns the endpoints. Undoing is the caller's.
+    fn attach_all(
+        &self,
+        state: &Locked<'_>,
+        networks: &[NetworkRecord],
+        joins: &[(&NetworkRecord, &AttachRequest)],
+        inside: &OpenNetns,
+        name: &str,
+    ) -> Result<Vec<EndpointInfo>, (Step, Error)> {
+        set_loopback_up(inside).map_err(|e| (Step::Container, e))?;
+        let target = self
+            .resolve_target(&Target::Container(name.to_string()))
+            .map_err(|e| (Step::Container, e))?;
         let mut endpoints = Vec::new();
         for (network, attach) in joins {
             let endpoint = self
                 .attach(state, networks, network, &target, attach)
-                .map_err(|e| e.context(format!("connecting {name} to network {}", network.name)))?;
+                .map_err(|e| {
+                    let context = format!("connecting {name} to network {}", network.name);
+                    (Step::Network, e.context(context))
+                })?;
             endpoints.push(endpoint);
         }
         Ok(endpoints)
@@ -221,21 +254,35 @@ impl Manager {
             notes.extend(self.detach(host, state, networks, network, endpoint, &at)?);
         }
         let path = self.config.netns_dir.join(name);
-        match netns_identity::open_recorded(&path.display().to_string(), record.netns_id)? {
-            NsAt::Present(..) => {
-                for pid in processes_in(&path) {
-                    kill(pid);
+        match netns_identity::container_netns(&path)? {
+            ContainerNetns::Present(ns) => {
+                // Only the namespace made for it: one another tool put at
+                // the name after a crash is not ours.
+                let inside = OpenNetns::with_handle(ns)?;
+                let found = inside.identity()?;
+                if record
+                    .netns_id
+                    .map_or(true, |made| made.same_namespace(&found))
+                {
+                    for pid in processes_in(&inside.ns)? {
+                        kill(pid);
+                    }
+                    netns::delete_named(&self.config.netns_dir, name)
+                        .map_err(|e| Error::io(format!("deleting namespace {name}"), &e))?
+                } else {
+                    notes.push(format!(
+                        "{} is not the namespace made for container {name}; left alone",
+                        path.display()
+                    ));
                 }
-                netns::delete_named(&self.config.netns_dir, name)
-                    .map_err(|e| Error::io(format!("deleting namespace {name}"), &e))?
             }
             // The mount point of a run killed before its bind mount.
-            NsAt::NotANamespace => {
+            ContainerNetns::Leftover => {
                 crate::fault::point("netns: before unlink");
                 crate::fault::after("netns: after unlink", fs::remove_file(&path))
                     .map_err(|e| Error::io(format!("removing {}", path.display()), &e))?
             }
-            NsAt::Gone => {}
+            ContainerNetns::Missing => {}
         }
         hosts::unlink(&self.config.etc_netns_dir, name, state.root())?;
         let _ = fs::remove_file(self.log_path(name));
@@ -249,7 +296,10 @@ impl Manager {
     /// created are ours to remove: any other name, even of a namespace
     /// under the netns directory (`ip netns add`, another runtime), is
     /// [`ErrorKind::NotFound`](super::ErrorKind::NotFound) and nothing is
-    /// touched, as `docker rm` knows only its own containers.
+    /// touched, as `docker rm` knows only its own containers. So is what
+    /// another tool put at one of our container's names (a link, FIFO,
+    /// directory, another kind of namespace, the caller's own namespace):
+    /// refused before anything changes.
     ///
     /// ```no_run
     /// # let manager = ipvlan::driver::Manager::open(ipvlan::driver::Config::from_env())?;
@@ -268,10 +318,12 @@ impl Manager {
             return Err(no_such_container(name));
         }
         let path = self.config.netns_dir.join(name);
-        let pids = if path.exists() {
-            processes_in(&path)
-        } else {
-            Vec::new()
+        // Checked before anything changes: what another tool put there is
+        // neither unmounted, deleted, nor a reason to kill anything.
+        let at = netns_identity::container_netns(&path)?;
+        let pids = match &at {
+            ContainerNetns::Present(ns) => processes_in(ns)?,
+            ContainerNetns::Missing | ContainerNetns::Leftover => Vec::new(),
         };
         if !pids.is_empty() && !force {
             let list: Vec<String> = pids.iter().map(u32::to_string).collect();
@@ -297,7 +349,7 @@ impl Manager {
         for pid in &pids {
             kill(*pid);
         }
-        if path.exists() {
+        if !matches!(at, ContainerNetns::Missing) {
             netns::delete_named(&self.config.netns_dir, name)
                 .map_err(|e| Error::io(format!("deleting namespace {name}"), &e))?;
         }
@@ -377,13 +429,16 @@ impl Manager {
             return Err(no_such_container(container));
         }
         let path = self.config.netns_dir.join(container);
-        let ns = Netns::open_path(&path).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                no_such_container(container)
-            } else {
-                Error::io(format!("opening namespace {container}"), &e)
+        let ns = match netns_identity::container_netns(&path)? {
+            ContainerNetns::Present(ns) => ns,
+            ContainerNetns::Missing => return Err(no_such_container(container)),
+            ContainerNetns::Leftover => {
+                return Err(Error::failed(format!(
+                    "opening namespace {container}: {} is not a network namespace: it is a regular file",
+                    path.display()
+                )))
             }
-        })?;
+        };
         Ok((ns, hosts::resolve(&self.config.etc_netns_dir, container)))
     }
 
@@ -475,6 +530,13 @@ impl Manager {
         .map_err(|e| Error::io(format!("entering container {container}"), &e))??;
         Ok(child.id())
     }
+}
+
+/// Which step of a run an error ended: making the container, or
+/// attaching it to a network (whose errors name it themselves).
+enum Step {
+    Container,
+    Network,
 }
 
 /// SIGINT and SIGQUIT ignored by this process while it waits for a
@@ -623,15 +685,13 @@ fn set_loopback_up(inside: &OpenNetns) -> Result<(), Error> {
     Ok(())
 }
 
-/// Processes whose network namespace is the one at `path`.
-pub(crate) fn processes_in(path: &Path) -> Vec<u32> {
-    let Ok(meta) = fs::metadata(path) else {
-        return Vec::new();
-    };
-    let wanted = format!("net:[{}]", meta.ino());
+/// Processes whose network namespace is `ns`.
+pub(crate) fn processes_in(ns: &Netns) -> Result<Vec<u32>, Error> {
+    let (_, ino) = netns_identity::nsfs_file_id(ns)?;
+    let wanted = format!("net:[{ino}]");
     let me = std::process::id();
     let Ok(entries) = fs::read_dir("/proc") else {
-        return Vec::new();
+        return Ok(Vec::new());
     };
     let mut pids: Vec<u32> = entries
         .flatten()
@@ -643,7 +703,7 @@ pub(crate) fn processes_in(path: &Path) -> Vec<u32> {
         })
         .collect();
     pids.sort_unstable();
-    pids
+    Ok(pids)
 }
 
 /// Sends SIGKILL to `pid`; one that is already gone is fine.

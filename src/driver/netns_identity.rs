@@ -94,6 +94,73 @@ pub(crate) fn open_target(path: &Path, missing: impl FnOnce() -> String) -> Resu
     Ok(ns)
 }
 
+/// What sits at the namespace file of one of our containers
+/// (`<netns dir>/<name>`), see [`container_netns`].
+#[derive(Debug)]
+pub(crate) enum ContainerNetns {
+    /// Nothing.
+    Missing,
+    /// A plain file: the mount point a create or delete was interrupted
+    /// at, with no namespace bound to it.
+    Leftover,
+    /// A network namespace, not the caller's own.
+    Present(Netns),
+}
+
+/// Looks at the namespace file of one of our containers before anything
+/// is run in it, killed in it, unmounted or deleted. We only ever put a
+/// plain file there with a network namespace bound to it; anything else
+/// (a symbolic link, which `umount2` and `open` would follow elsewhere, a
+/// FIFO, a directory, another kind of namespace, or the caller's own
+/// namespace, whose processes are the host's) was put there by another
+/// tool and is refused.
+pub(crate) fn container_netns(path: &Path) -> Result<ContainerNetns, Error> {
+    let not_ours = |what: String| {
+        Error::failed(format!(
+            "{what}; ipvlan did not make it and leaves it alone"
+        ))
+    };
+    let opening =
+        |error: &std::io::Error| Error::io(format!("opening namespace {}", path.display()), error);
+    let seen = match std::fs::symlink_metadata(path) {
+        Err(error) if is_gone(&error) => return Ok(ContainerNetns::Missing),
+        Err(error) => return Err(opening(&error)),
+        Ok(meta) if meta.file_type().is_symlink() => {
+            return Err(not_ours(format!("{} is a symbolic link", path.display())))
+        }
+        Ok(meta) => (meta.dev(), meta.ino()),
+    };
+    let ns = match Netns::open_path(path) {
+        Ok(ns) => ns,
+        Err(error) if is_gone(&error) => return Ok(ContainerNetns::Missing),
+        Err(error) => {
+            return match netns::not_a_namespace(&error) {
+                Some(refusal) if refusal.found == netns::FileKind::Regular => {
+                    Ok(ContainerNetns::Leftover)
+                }
+                Some(refusal) => Err(not_ours(refusal.to_string())),
+                None => Err(opening(&error)),
+            }
+        }
+    };
+    let opened = nsfs_file_id(&ns)?;
+    // The open follows links: a link put there since the look is refused.
+    if opened != seen {
+        return Err(not_ours(format!(
+            "{} was replaced while ipvlan looked at it",
+            path.display()
+        )));
+    }
+    let own = Netns::current().map_err(|e| Error::io("opening the caller's namespace", &e))?;
+    if opened == nsfs_file_id(&own)? {
+        return Err(not_ours(format!(
+            "{} is the network namespace ipvlan itself runs in, not a container's",
+            path.display()
+        )));
+    }
+    Ok(ContainerNetns::Present(ns))
+}
+
 /// Whether an open failed because nothing is there (the name was
 /// deleted, the process exited).
 fn is_gone(error: &std::io::Error) -> bool {
@@ -160,7 +227,7 @@ pub(crate) fn open_endpoint_netns(endpoint: &EndpointRecord) -> Result<NsAt, Err
 
 /// `st_dev` and `st_ino` of an open namespace's nsfs file, stable for the
 /// namespace's whole life and never shared by two living ones.
-fn nsfs_file_id(ns: &Netns) -> Result<(u64, u64), Error> {
+pub(crate) fn nsfs_file_id(ns: &Netns) -> Result<(u64, u64), Error> {
     let meta = ns
         .fd()
         .try_clone_to_owned()

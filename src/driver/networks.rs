@@ -247,7 +247,8 @@ impl Manager {
             .collect())
     }
 
-    /// One network by name, ID or unique ID prefix.
+    /// One network by name, ID or unique ID prefix; its endpoint records
+    /// that cannot be read are named in its `warnings`.
     ///
     /// ```no_run
     /// # let manager = ipvlan::driver::Manager::open(ipvlan::driver::Config::from_env())?;
@@ -262,7 +263,14 @@ impl Manager {
         let networks = state.networks()?;
         let record = find_network(&networks, name_or_id)?;
         let endpoints = state.endpoints_of(&record.id)?;
-        Ok(NetworkInfo::from_record(record, &endpoints))
+        let mut info = NetworkInfo::from_record(record, &endpoints);
+        // An endpoint record that cannot be read is not shown, so it is named.
+        info.warnings = endpoints
+            .damaged
+            .iter()
+            .map(|damaged| format!("damaged state file left as it is: {damaged}"))
+            .collect();
+        Ok(info)
     }
 }
 
@@ -325,9 +333,10 @@ fn half_created(network: &NetworkRecord) -> Error {
 
 /// By exact name, exact ID, or unique ID prefix. A network a killed create
 /// left half-created is found by none of them, but named as such rather
-/// than "not found": restore is what it needs.
+/// than "not found": restore is what it needs. A network not found may be
+/// one whose record cannot be read: the damaged files are named.
 pub(crate) fn find_network<'a>(
-    networks: &'a [NetworkRecord],
+    networks: &'a Listing<NetworkRecord>,
     name_or_id: &str,
 ) -> Result<&'a NetworkRecord, Error> {
     let usable = || {
@@ -350,9 +359,16 @@ pub(crate) fn find_network<'a>(
                     && (n.name == name_or_id
                         || (!name_or_id.is_empty() && n.id.starts_with(name_or_id)))
             });
+            let mut message = format!("network {name_or_id} not found");
+            if !networks.damaged.is_empty() {
+                let damaged: Vec<String> =
+                    networks.damaged.iter().map(Damaged::to_string).collect();
+                message.push_str("; a damaged state file may hold it: ");
+                message.push_str(&damaged.join("; "));
+            }
             Err(match half {
                 Some(network) => half_created(network),
-                None => Error::not_found(format!("network {name_or_id} not found")),
+                None => Error::not_found(message),
             })
         }
     }

@@ -48,8 +48,10 @@ pub struct NetworkInfo {
     pub subnets: Vec<SubnetInfo>,
     /// Attached endpoints.
     pub endpoints: Vec<EndpointInfo>,
-    /// Things the caller should show the user (e.g. a parent that is down).
-    /// Only filled by [`Manager::create_network`](super::Manager::create_network).
+    /// Things the caller should show the user (e.g. a parent that is down,
+    /// an endpoint record that cannot be read). Only filled by
+    /// [`Manager::create_network`](super::Manager::create_network) and
+    /// [`Manager::network`](super::Manager::network).
     pub warnings: Vec<String>,
 }
 

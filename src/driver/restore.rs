@@ -11,7 +11,7 @@
 //! its addresses stay taken, and a parent it might share is not deleted.
 
 use super::endpoint_link::{self, EndpointPlan};
-use super::netns_identity::{self, ContainerIndex, NsAt};
+use super::netns_identity::{self, ContainerIndex, ContainerNetns, NsAt};
 use super::report::endpoint_label;
 use super::{hosts, parent, Error, Manager, RestoreReport};
 use crate::rtnl::{Handle, Link};
@@ -207,9 +207,9 @@ impl Manager {
         // goes with its record.
         for name in whole.into_iter().map(|record| record.name) {
             let path = self.config.netns_dir.join(&name);
-            let gone = match netns_identity::open_recorded(&path.display().to_string(), None) {
-                Ok(NsAt::Gone) => true,
-                Ok(NsAt::NotANamespace) => {
+            let gone = match netns_identity::container_netns(&path) {
+                Ok(ContainerNetns::Missing) => true,
+                Ok(ContainerNetns::Leftover) => {
                     crate::fault::point("netns: before unlink");
                     match crate::fault::after("netns: after unlink", std::fs::remove_file(&path)) {
                         Ok(()) => true,
@@ -221,7 +221,7 @@ impl Manager {
                         }
                     }
                 }
-                Ok(NsAt::Present(..)) => false,
+                Ok(ContainerNetns::Present(_)) => false,
                 Err(error) => {
                     report.errors.push(format!("container {name}: {error}"));
                     false

@@ -639,8 +639,9 @@ text_enum!(
 pub struct ContainerRecord {
     /// The container's name: its namespace is `<netns dir>/<name>`.
     pub name: String,
-    /// Creation time.
-    pub created: Timestamp,
+    /// Creation time; `None` when a record written before container
+    /// records were typed holds none in the form this version writes.
+    pub created: Option<Timestamp>,
     /// Life-cycle state, the intent journal of `run`. Records older than
     /// the field read as [`ContainerState::Created`].
     pub state: ContainerState,
@@ -658,7 +659,7 @@ impl ContainerRecord {
     pub fn created(name: &str) -> ContainerRecord {
         ContainerRecord {
             name: name.to_string(),
-            created: Timestamp::now(),
+            created: Some(Timestamp::now()),
             state: ContainerState::Created,
             networks: Vec::new(),
             netns_id: None,
@@ -670,7 +671,7 @@ impl ContainerRecord {
         Value::object([
             ("version", Value::from(RECORD_VERSION)),
             ("name", Value::from(self.name.as_str())),
-            ("created", Value::from(self.created.to_string())),
+            ("created", text_of(&self.created)),
             ("state", Value::from(self.state.as_str())),
             (
                 "networks",
@@ -692,7 +693,9 @@ impl ContainerRecord {
 
     /// Reads a record; refuses another version or a missing or mistyped
     /// field. `state`, `networks` and the namespace identity may be absent
-    /// (records written before them): `created`, none, unknown.
+    /// (records written before them): `created`, none, unknown; so may a
+    /// creation time in the form this version writes, which nothing
+    /// decides on.
     pub fn from_json(value: &Value) -> Result<Self, RecordError> {
         let f = Fields::of(value, "container")?;
         let state = match value.get("state") {
@@ -714,7 +717,10 @@ impl ContainerRecord {
         };
         Ok(ContainerRecord {
             name: f.str("name")?.to_string(),
-            created: f.parsed("created")?,
+            created: value
+                .get("created")
+                .and_then(Value::as_str)
+                .and_then(|text| text.parse().ok()),
             state,
             networks,
             netns_id: match (
@@ -863,7 +869,7 @@ mod tests {
     fn container_records_round_trip_and_older_ones_read_as_created() {
         let record = ContainerRecord {
             name: "web".into(),
-            created: Timestamp::now(),
+            created: Some(Timestamp::now()),
             state: ContainerState::Creating,
             networks: vec!["ab".repeat(32), "cd".repeat(32)],
             netns_id: Some(NetnsId {
@@ -883,6 +889,13 @@ mod tests {
         assert_eq!(read.state, ContainerState::Created);
         assert!(read.networks.is_empty());
         assert_eq!(read.netns_id, None);
+        assert!(read.created.is_some());
+        // A time in another form, or none, is no damage: nothing decides on it.
+        for created in [r#""created": "2024-01-01T00:00:00Z", "#, ""] {
+            let text = format!(r#"{{"version": 1, {created}"name": "web"}}"#);
+            let read = ContainerRecord::from_json(&crate::json::parse(&text).unwrap()).unwrap();
+            assert_eq!((read.name.as_str(), read.created), ("web", None));
+        }
         for (bad_record, why) in [
             (
                 r#"{"version": 1, "name": "w", "created": "2024-05-01T12:00:00.123456789Z", "state": "half"}"#,

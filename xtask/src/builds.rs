@@ -222,3 +222,25 @@ fn cargo_artifacts(cmd: &mut Command) -> Result<Vec<Artifact>> {
     }
     Ok(artifacts)
 }
+
+/// Builds an example of the `ipvlan` package for musl, with the features of
+/// the VM tests (so it shares their build of the library); returns its path.
+pub fn build_vm_example(name: &str) -> Result<PathBuf> {
+    let mut cmd = cargo();
+    cmd.args([
+        "build",
+        "-p",
+        "ipvlan",
+        "--features",
+        "vm",
+        "--target",
+        MUSL_TARGET,
+        "--example",
+        name,
+    ]);
+    cargo_artifacts(&mut cmd)?
+        .into_iter()
+        .find(|a| a.kind == "example" && a.name == name)
+        .map(|a| a.executable)
+        .ok_or_else(|| format!("cargo built no executable for example {name}").into())
+}

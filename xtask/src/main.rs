@@ -11,6 +11,7 @@ mod kernel;
 mod layers;
 mod pipeline;
 mod qemu;
+mod soak;
 mod tools;
 mod util;
 mod vm;
@@ -42,6 +43,11 @@ commands:
   layers
         Check that no files under src/ use each other in a circle and no file
         uses a higher layer than its own (the `# Layers` list in src/lib.rs).
+  soak --minutes N [--kernel K] [--containers C] [--timeout SECS] [--no-record] [--plant-leak]
+        Boot the VM and attach and remove C (default 500) containers in a loop
+        for N minutes while ps/inspect/ls run; then check nothing leaked and
+        record the figures in benches/RESULTS.md. Not part of `test`.
+        --plant-leak leaves a container and a descriptor behind (must fail).
   size  Build the release musl binary, check it is static and carries no
         fault-injection hook, print its size.
   bench [ARGS]...
@@ -72,6 +78,7 @@ fn main() -> ExitCode {
         "vm-shell" => vm_shell(rest),
         "test" => test(rest),
         "layers" => layers::run(rest),
+        "soak" => soak::run(rest),
         "size" => pipeline::size(),
         "bench" => pipeline::bench(rest),
         "fuzz" => fuzz(rest),

@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 const GUEST_SHARE: &str = "/usr/share/ipvlan-test";
 /// Guest directory holding the test binaries, run in name order.
 const GUEST_TEST_BIN: &str = "/usr/lib/ipvlan-test/bin";
+/// Guest directory holding the program of a `Job::Program`.
+const GUEST_PROGRAM_DIR: &str = "/usr/lib/ipvlan-test/program";
 const DEFAULT_TIMEOUT_SECS: u64 = 900;
 
 /// What the guest runs after boot.
@@ -28,6 +30,10 @@ pub enum Job {
     Script { script: String, topology: bool },
     /// An interactive shell on the console, optionally with the topology.
     Shell { topology: bool },
+    /// A program built on the host, run with `args` in a pristine guest as a
+    /// test binary is (isolate.sh), but on its own: its exit status is the
+    /// job's (`cargo xtask soak`).
+    Program { program: PathBuf, args: Vec<String> },
 }
 
 pub struct Options {
@@ -102,7 +108,7 @@ pub fn run(options: Options) -> Result<Outcome> {
     let (test_bins, ipvlan_bin) = timings.time("build", || {
         let test_bins = match &options.job {
             Job::Tests { targets, .. } => build_vm_tests(targets)?,
-            Job::Script { .. } | Job::Shell { .. } => Vec::new(),
+            Job::Script { .. } | Job::Shell { .. } | Job::Program { .. } => Vec::new(),
         };
         Ok((test_bins, build_ipvlan()?))
     })?;
@@ -218,8 +224,17 @@ fn guest_tree(
     for (name, executable) in test_bins {
         tree.host_file(&format!("{GUEST_TEST_BIN}/{name}"), executable)?;
     }
+    if let Job::Program { program, .. } = job {
+        tree.host_file(&guest_program(program), program)?;
+    }
     tree.bytes("/etc/ipvlan-vm/job.sh", 0o755, job_script(job));
     Ok(tree)
+}
+
+/// Where a `Job::Program`'s program lands in the guest.
+fn guest_program(program: &Path) -> String {
+    let name = program.file_name().unwrap_or_default().to_string_lossy();
+    format!("{GUEST_PROGRAM_DIR}/{name}")
 }
 
 fn topology_prefix(topology: bool) -> String {
@@ -250,6 +265,14 @@ fn job_script(job: &Job) -> String {
             // (job control, Ctrl-C).
             topology_prefix(*topology) + "setsid cttyhack /bin/sh -l\n"
         }
+        Job::Program { program, args } => {
+            let mut words = vec![shell_quote(&guest_program(program))];
+            words.extend(args.iter().map(|a| shell_quote(a)));
+            format!(
+                "exec unshare -m -n --propagation private /bin/sh {GUEST_SHARE}/isolate.sh {}\n",
+                words.join(" ")
+            )
+        }
     }
 }
 
@@ -274,6 +297,15 @@ mod tests {
         assert_eq!(
             job_script(&script),
             "/bin/sh /usr/share/ipvlan-test/topology.sh up || exit\necho hi\n"
+        );
+        let program = Job::Program {
+            program: PathBuf::from("target/x86_64-unknown-linux-musl/debug/examples/soak"),
+            args: vec!["--seconds".into(), "180".into()],
+        };
+        assert_eq!(
+            job_script(&program),
+            "exec unshare -m -n --propagation private /bin/sh \
+             /usr/share/ipvlan-test/isolate.sh /usr/lib/ipvlan-test/program/soak --seconds 180\n"
         );
     }
 }

@@ -95,6 +95,22 @@ impl<'a> Fields<'a> {
             .ok_or_else(|| bad(format_args!("field \"{key}\" is not a boolean")))
     }
 
+    /// The namespace identity of a record (`netns_dev`, `netns_ino` and,
+    /// since kernels have it, `netns_cookie`); `None` in records older than
+    /// the identity fields.
+    fn netns_id(&self) -> Result<Option<NetnsId>, RecordError> {
+        Ok(
+            match (
+                self.opt_u64("netns_dev")?,
+                self.opt_u64("netns_ino")?,
+                self.opt_u64("netns_cookie")?,
+            ) {
+                (Some(dev), Some(ino), cookie) => Some(NetnsId { dev, ino, cookie }),
+                _ => None,
+            },
+        )
+    }
+
     fn parsed<T: FromStr>(&self, key: &str) -> Result<T, RecordError> {
         let text = self.str(key)?;
         text.parse()
@@ -609,14 +625,7 @@ impl EndpointRecord {
             ipv6: f.opt_parsed("ipv6")?,
             state: f.parsed("state")?,
             created: f.parsed("created")?,
-            netns_id: match (
-                f.opt_u64("netns_dev")?,
-                f.opt_u64("netns_ino")?,
-                f.opt_u64("netns_cookie")?,
-            ) {
-                (Some(dev), Some(ino), cookie) => Some(NetnsId { dev, ino, cookie }),
-                _ => None,
-            },
+            netns_id: f.netns_id()?,
             ifindex: f
                 .opt_u64("ifindex")?
                 .map(|i| u32::try_from(i).map_err(|_| bad("field \"ifindex\" is out of range")))
@@ -723,14 +732,7 @@ impl ContainerRecord {
                 .and_then(|text| text.parse().ok()),
             state,
             networks,
-            netns_id: match (
-                f.opt_u64("netns_dev")?,
-                f.opt_u64("netns_ino")?,
-                f.opt_u64("netns_cookie")?,
-            ) {
-                (Some(dev), Some(ino), cookie) => Some(NetnsId { dev, ino, cookie }),
-                _ => None,
-            },
+            netns_id: f.netns_id()?,
         })
     }
 }

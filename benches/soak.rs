@@ -275,15 +275,30 @@ impl Finished {
 /// it could not be run or was killed by the watchdog.
 fn ipvlan(shared: &Shared, kind: Kind, args: &[&str]) -> Option<Finished> {
     let what = format!("ipvlan {}", args.join(" "));
+    let cycle = shared.cycle.load(Ordering::Relaxed);
+    let number = shared.commands.fetch_add(1, Ordering::Relaxed);
+    // `wait4`'s ru_maxrss would also count the copy of this (growing)
+    // program the child was before `exec`; ipvlan's own VmHWM comes back
+    // through the guest build's test hook instead.
+    let peak_file = format!("/tmp/soak-peak-rss-{number}");
     let mut command = Command::new(&shared.ipvlan);
     command
         .args(args)
         .env("IPVLAN_STATE_DIR", STATE_DIR)
         .env("IPVLAN_NETNS_DIR", NETNS_DIR)
-        .env("IPVLAN_ETC_NETNS_DIR", ETC_NETNS_DIR);
-    let cycle = shared.cycle.load(Ordering::Relaxed);
-    shared.commands.fetch_add(1, Ordering::Relaxed);
-    match measure(shared, &what, &mut command) {
+        .env("IPVLAN_ETC_NETNS_DIR", ETC_NETNS_DIR)
+        .env(ipvlan::fault::PEAK_RSS_ENV, &peak_file);
+    let measured = measure(shared, &what, &mut command).and_then(|(finished, millis, _)| {
+        let text = fs::read_to_string(&peak_file)
+            .map_err(|e| format!("no peak RSS from the command ({peak_file}: {e})"))?;
+        let _ = fs::remove_file(&peak_file);
+        let kib = text
+            .trim()
+            .parse::<u64>()
+            .map_err(|_| format!("peak RSS file said {text:?}"))?;
+        Ok((finished, millis, kib))
+    });
+    match measured {
         Ok((finished, millis, max_rss_kib)) => {
             shared.samples.lock().unwrap().push(Sample {
                 kind,

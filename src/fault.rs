@@ -22,6 +22,10 @@
 //! The process kills itself with SIGKILL, not an exit: no destructor, no
 //! buffered write, no unlock runs, exactly as when someone else kills it.
 
+/// Environment variable naming a file to which [`report_peak_rss`] writes
+/// the process's peak RSS in KiB.
+pub const PEAK_RSS_ENV: &str = "IPVLAN_PEAK_RSS_FILE";
+
 /// Environment variable naming the file hits are appended to.
 pub const COUNT_ENV: &str = "IPVLAN_FAULT_COUNT";
 /// Environment variable giving the hit (1-based) to die at.
@@ -44,6 +48,31 @@ pub fn point(name: &'static str) {
 pub fn after<T>(name: &'static str, value: T) -> T {
     point(name);
     value
+}
+
+/// With the `fault-injection` feature and [`PEAK_RSS_ENV`] set, writes this
+/// process's own peak RSS (`VmHWM`, KiB) to that file; nothing otherwise.
+/// Soak tests need it: `wait4`'s `ru_maxrss` also counts the address space
+/// the child had before `exec` (a copy of whoever forked it), while `VmHWM`
+/// belongs to the address space `exec` made, ipvlan's alone.
+pub fn report_peak_rss() {
+    #[cfg(feature = "fault-injection")]
+    if let Some(path) = std::env::var_os(PEAK_RSS_ENV) {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let kib = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|rest| {
+                rest.trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            });
+        if let Some(kib) = kib {
+            let _ = std::fs::write(path, format!("{kib}\n"));
+        }
+    }
 }
 
 #[cfg(feature = "fault-injection")]

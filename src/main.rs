@@ -1,3 +1,6 @@
 fn main() {
-    std::process::exit(ipvlan::cli::main());
+    let code = ipvlan::cli::main();
+    // Test builds only (feature `fault-injection`): the soak's peak RSS.
+    ipvlan::fault::report_peak_rss();
+    std::process::exit(code);
 }

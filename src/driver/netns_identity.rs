@@ -83,9 +83,7 @@ pub(crate) fn open_target(path: &Path, missing: impl FnOnce() -> String) -> Resu
             Error::io(format!("opening namespace {}", path.display()), &error)
         }
     })?;
-    let own = Netns::current().map_err(|e| Error::io("opening the caller's namespace", &e))?;
-    // Two living namespaces never share an nsfs file id: no cookie needed.
-    if nsfs_file_id(&ns)? == nsfs_file_id(&own)? {
+    if is_callers_namespace(nsfs_file_id(&ns)?)? {
         return Err(Error::invalid(format!(
             "{} is the network namespace ipvlan itself runs in, where the networks' parent interfaces are; only another namespace can be attached",
             path.display()
@@ -151,14 +149,21 @@ pub(crate) fn container_netns(path: &Path) -> Result<ContainerNetns, Error> {
             path.display()
         )));
     }
-    let own = Netns::current().map_err(|e| Error::io("opening the caller's namespace", &e))?;
-    if opened == nsfs_file_id(&own)? {
+    if is_callers_namespace(opened)? {
         return Err(not_ours(format!(
             "{} is the network namespace ipvlan itself runs in, not a container's",
             path.display()
         )));
     }
     Ok(ContainerNetns::Present(ns))
+}
+
+/// Whether the namespace with nsfs file id `id` is the caller's own (the
+/// host's, where the parents are). Two living namespaces never share an
+/// nsfs file id: no cookie needed.
+fn is_callers_namespace(id: (u64, u64)) -> Result<bool, Error> {
+    let own = Netns::current().map_err(|e| Error::io("opening the caller's namespace", &e))?;
+    Ok(id == nsfs_file_id(&own)?)
 }
 
 /// Whether an open failed because nothing is there (the name was

@@ -5,6 +5,7 @@
 //! not ours, and hosts without `/etc/hosts`.
 
 mod common;
+use common::HIDE_ETC_HOSTS;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -69,22 +70,6 @@ fn with_containers(ours: &[&str], script: &str, scratch: &Path) -> Output {
     })
     .expect("a private /run")
 }
-
-/// Shell lines that make `/etc` (in the script's private mount namespace)
-/// look like the host's without `/etc/hosts`, as on an initramfs or a
-/// minimal busybox system: a tmpfs (also at `$T/etc-view`) holding every
-/// other entry of the host's `/etc`, bind-mounted.
-const HIDE_ETC_HOSTS: &str = "mkdir \"$T/etc-view\"\n\
-     mount -t tmpfs tmpfs \"$T/etc-view\"\n\
-     for entry in /etc/* /etc/.[!.]*; do\n\
-       name=${entry#/etc/}\n\
-       [ \"$name\" = hosts ] && continue\n\
-       if [ -L \"$entry\" ]; then ln -s \"$(readlink \"$entry\")\" \"$T/etc-view/$name\"\n\
-       elif [ -d \"$entry\" ]; then mkdir \"$T/etc-view/$name\"; mount -o rbind \"$entry\" \"$T/etc-view/$name\"\n\
-       elif [ -e \"$entry\" ]; then : > \"$T/etc-view/$name\"; mount -o bind \"$entry\" \"$T/etc-view/$name\"\n\
-       fi\n\
-     done\n\
-     mount -o rbind \"$T/etc-view\" /etc\n";
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()

@@ -7,9 +7,10 @@
 //! with iproute2's (the guest's `/run/netns` and `/etc/netns`, private to
 //! this binary), so tests do not see one another.
 
+mod common;
+use common::HIDE_ETC_HOSTS;
 mod vm_support;
 
-use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -152,27 +153,6 @@ fn field<'a>(value: &'a Value, path: &[&str]) -> &'a Value {
     })
 }
 
-/// Every file under `dir` with its content (directories with none).
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    fn walk(dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                out.insert(path.clone(), Vec::new());
-                walk(&path, out);
-            } else {
-                out.insert(path.clone(), std::fs::read(&path).unwrap_or_default());
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(dir, &mut out);
-    out
-}
-
 /// The names of the links in the named namespace `ns` (`ip -n NS -d -j link`).
 fn links_in(ns: &str) -> Vec<String> {
     let links = vm_support::ip_json(&["-n", ns, "-d", "link", "show"]);
@@ -189,22 +169,6 @@ fn mode(path: &Path) -> Option<u32> {
         .ok()
         .map(|meta| meta.permissions().mode() & 0o7777)
 }
-
-/// Shell lines that make `/etc` (in the script's private mount namespace)
-/// look like the guest's without `/etc/hosts`, as on an initramfs or a
-/// minimal busybox system: a tmpfs (also at `$T/etc-view`) holding every
-/// other entry of the guest's `/etc`, bind-mounted.
-const HIDE_ETC_HOSTS: &str = "mkdir \"$T/etc-view\"\n\
-     mount -t tmpfs tmpfs \"$T/etc-view\"\n\
-     for entry in /etc/* /etc/.[!.]*; do\n\
-       name=${entry#/etc/}\n\
-       [ \"$name\" = hosts ] && continue\n\
-       if [ -L \"$entry\" ]; then ln -s \"$(readlink \"$entry\")\" \"$T/etc-view/$name\"\n\
-       elif [ -d \"$entry\" ]; then mkdir \"$T/etc-view/$name\"; mount -o rbind \"$entry\" \"$T/etc-view/$name\"\n\
-       elif [ -e \"$entry\" ]; then : > \"$T/etc-view/$name\"; mount -o bind \"$entry\" \"$T/etc-view/$name\"\n\
-       fi\n\
-     done\n\
-     mount -o rbind \"$T/etc-view\" /etc\n";
 
 #[test]
 fn network_create_ls_inspect_and_rm_print_like_docker() {
@@ -559,7 +523,7 @@ fn connect_never_replaces_an_etc_netns_entry_that_is_not_ours() {
     std::fs::set_permissions(view, std::fs::Permissions::from_mode(0o700)).unwrap();
     let admin_hosts = env.root.join("admin-hosts");
     std::fs::write(&admin_hosts, "10.9.9.9\tgateway\n").unwrap();
-    let state_before = snapshot(&env.state_dir());
+    let state_before = common::snapshot(&env.state_dir());
 
     // An admin's hosts file, then an admin's symlink: refused before
     // anything changes (no address, no record, no link, no chmod).
@@ -578,7 +542,7 @@ fn connect_never_replaces_an_etc_netns_entry_that_is_not_ours() {
             "ipvlan: network connect n1 vpn: /etc/netns/vpn/hosts exists and is not ours; \
              ipvlan does not replace it\n"
         );
-        assert_eq!(snapshot(&env.state_dir()), state_before);
+        assert_eq!(common::snapshot(&env.state_dir()), state_before);
         assert_eq!(links_in("vpn"), ["lo"]);
         let after = (
             std::fs::read_link(&hosts).ok(),

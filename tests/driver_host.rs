@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -31,27 +30,6 @@ fn config(dir: &Path) -> Config {
         netns_dir: dir.join("netns"),
         etc_netns_dir: dir.join("etc-netns"),
     }
-}
-
-/// Every file under `dir` with its content.
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    fn walk(dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
-        let Ok(entries) = fs::read_dir(dir) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                out.insert(path.clone(), Vec::new());
-                walk(&path, out);
-            } else {
-                out.insert(path.clone(), fs::read(&path).unwrap_or_default());
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(dir, &mut out);
-    out
 }
 
 fn link_names() -> Vec<String> {
@@ -122,7 +100,7 @@ fn missing_ipvlan_is_named_and_nothing_changes() {
         let manager = Manager::open(config.clone()).unwrap();
         // The first locked read creates the lock file; state proper starts here.
         assert!(manager.networks().unwrap().is_empty());
-        let before_state = snapshot(&config.state_dir);
+        let before_state = common::snapshot(&config.state_dir);
         let before_links = link_names();
         for req in [
             request("isolated1", &[]),
@@ -135,7 +113,7 @@ fn missing_ipvlan_is_named_and_nothing_changes() {
                 "this kernel has no ipvlan support (CONFIG_IPVLAN); try `modprobe ipvlan`"
             );
         }
-        assert_eq!(snapshot(&config.state_dir), before_state);
+        assert_eq!(common::snapshot(&config.state_dir), before_state);
         assert_eq!(link_names(), before_links);
         assert!(manager.networks().unwrap().is_empty());
     });
@@ -146,7 +124,7 @@ fn validation_errors_have_their_texts_and_change_nothing() {
     in_fresh_netns("validation", |config| {
         let manager = Manager::open(config.clone()).unwrap();
         assert!(manager.networks().unwrap().is_empty());
-        let before_state = snapshot(&config.state_dir);
+        let before_state = common::snapshot(&config.state_dir);
         let before_links = link_names();
         let cases: Vec<(NetworkCreate, &str)> = vec![
             (
@@ -212,7 +190,7 @@ fn validation_errors_have_their_texts_and_change_nothing() {
             assert_eq!(err.kind(), ErrorKind::InvalidValue, "{err}");
             assert_eq!(err.to_string(), text);
         }
-        assert_eq!(snapshot(&config.state_dir), before_state);
+        assert_eq!(common::snapshot(&config.state_dir), before_state);
         assert_eq!(link_names(), before_links);
     });
 }
@@ -275,7 +253,7 @@ fn messages_escape_control_characters_the_caller_gave() {
     in_fresh_netns("escaping", |config| {
         let manager = Manager::open(config.clone()).unwrap();
         assert!(manager.networks().unwrap().is_empty());
-        let before_state = snapshot(&config.state_dir);
+        let before_state = common::snapshot(&config.state_dir);
         let mut bad_key = request("n1", &[("\u{1b}[2Jkey", "1")]);
         bad_key.driver = "ipvlan".into();
         let errors = [
@@ -304,7 +282,7 @@ fn messages_escape_control_characters_the_caller_gave() {
             manager.network("x\ny").unwrap_err().to_string(),
             "network x\\ny not found"
         );
-        assert_eq!(snapshot(&config.state_dir), before_state);
+        assert_eq!(common::snapshot(&config.state_dir), before_state);
     });
 }
 
@@ -383,7 +361,7 @@ fn a_named_namespace_without_our_record_is_no_container() {
         assert!(entered, "the holder never entered the namespace");
         // The first locked read creates the lock file; state proper starts here.
         assert!(manager.containers().unwrap().is_empty());
-        let before = snapshot(&config.state_dir);
+        let before = common::snapshot(&config.state_dir);
 
         for force in [false, true] {
             let err = manager.remove_container("vpn", force).unwrap_err();
@@ -405,7 +383,7 @@ fn a_named_namespace_without_our_record_is_no_container() {
         assert_eq!(fs::metadata(&path).unwrap().ino(), inode);
         assert!(netns::Netns::open_path(&path).is_ok());
         assert_eq!(fs::read_link(view.join("hosts")).unwrap(), admin_hosts);
-        assert_eq!(snapshot(&config.state_dir), before);
+        assert_eq!(common::snapshot(&config.state_dir), before);
         assert!(!manager.log_path("vpn").exists());
     });
 }
@@ -618,7 +596,7 @@ fn a_namespace_path_that_is_no_network_namespace_is_refused_at_once_and_before_t
             (targets.join("file"), "a regular file"),
             ("/proc/self/ns/mnt".into(), "a mnt namespace"),
         ];
-        let before_state = snapshot(&config.state_dir);
+        let before_state = common::snapshot(&config.state_dir);
         let before_links = link_names();
         let refusal = |path: &Path, found: &str| {
             format!(
@@ -653,7 +631,7 @@ fn a_namespace_path_that_is_no_network_namespace_is_refused_at_once_and_before_t
             let err = promptly(&what, disconnect(path), || release_fifo(&fifo)).unwrap_err();
             assert_eq!(err.to_string(), refusal(path, found), "{what}");
         }
-        assert_eq!(snapshot(&config.state_dir), before_state);
+        assert_eq!(common::snapshot(&config.state_dir), before_state);
         assert_eq!(link_names(), before_links);
 
         // Another command holding the state lock does not delay the
@@ -679,7 +657,7 @@ fn a_namespace_path_that_is_no_network_namespace_is_refused_at_once_and_before_t
             assert_eq!(err.to_string(), refusal(path, found), "{what}");
         }
         drop(held);
-        assert_eq!(snapshot(&config.state_dir), before_state);
+        assert_eq!(common::snapshot(&config.state_dir), before_state);
         drop(manager);
     });
 }
@@ -731,7 +709,7 @@ fn the_callers_own_namespace_is_refused_by_any_path_or_name() {
                 own(&alias.display().to_string()),
             ),
         ];
-        let before_state = snapshot(&config.state_dir);
+        let before_state = common::snapshot(&config.state_dir);
         let before_links = link_names();
         for (target, text) in cases {
             let err = manager
@@ -739,7 +717,11 @@ fn the_callers_own_namespace_is_refused_by_any_path_or_name() {
                 .unwrap_err();
             assert_eq!(err.to_string(), text, "{target:?}");
             assert_eq!(err.kind(), ErrorKind::InvalidValue, "{target:?}");
-            assert_eq!(snapshot(&config.state_dir), before_state, "{target:?}");
+            assert_eq!(
+                common::snapshot(&config.state_dir),
+                before_state,
+                "{target:?}"
+            );
             assert_eq!(link_names(), before_links, "{target:?}");
         }
     });
@@ -753,7 +735,7 @@ fn a_namespace_replaced_while_connect_waits_for_the_lock_is_not_attached() {
         recorded_network(config, "n1");
         drop(netns::create_named(&config.netns_dir, "racer").unwrap());
         let path = config.netns_dir.join("racer");
-        let before_state = snapshot(&config.state_dir);
+        let before_state = common::snapshot(&config.state_dir);
         let store = ipvlan::store::StateDir::open(&config.state_dir).unwrap();
         let held = store.lock().unwrap();
         let connecting = {
@@ -794,7 +776,7 @@ fn a_namespace_replaced_while_connect_waits_for_the_lock_is_not_attached() {
                 path.display()
             )
         );
-        assert_eq!(snapshot(&config.state_dir), before_state);
+        assert_eq!(common::snapshot(&config.state_dir), before_state);
         drop(manager);
     });
 }

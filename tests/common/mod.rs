@@ -200,3 +200,41 @@ pub fn check_every_file_parses(root: &Path) {
         }
     }
 }
+
+/// Every file under `dir` with its content (directories with none): what a
+/// refusal must leave exactly as it was.
+pub fn snapshot(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    fn walk(dir: &Path, out: &mut std::collections::BTreeMap<PathBuf, Vec<u8>>) {
+        let Ok(entries) = fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                out.insert(path.clone(), Vec::new());
+                walk(&path, out);
+            } else {
+                out.insert(path.clone(), fs::read(&path).unwrap_or_default());
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk(dir, &mut out);
+    out
+}
+
+/// Shell lines that make `/etc` (in the script's private mount namespace)
+/// look like this machine's without `/etc/hosts`, as on an initramfs or a
+/// minimal busybox system: a tmpfs (also at `$T/etc-view`) holding every
+/// other entry of `/etc`, bind-mounted.
+pub const HIDE_ETC_HOSTS: &str = "mkdir \"$T/etc-view\"\n\
+     mount -t tmpfs tmpfs \"$T/etc-view\"\n\
+     for entry in /etc/* /etc/.[!.]*; do\n\
+       name=${entry#/etc/}\n\
+       [ \"$name\" = hosts ] && continue\n\
+       if [ -L \"$entry\" ]; then ln -s \"$(readlink \"$entry\")\" \"$T/etc-view/$name\"\n\
+       elif [ -d \"$entry\" ]; then mkdir \"$T/etc-view/$name\"; mount -o rbind \"$entry\" \"$T/etc-view/$name\"\n\
+       elif [ -e \"$entry\" ]; then : > \"$T/etc-view/$name\"; mount -o bind \"$entry\" \"$T/etc-view/$name\"\n\
+       fi\n\
+     done\n\
+     mount -o rbind \"$T/etc-view\" /etc\n";

@@ -39,6 +39,10 @@ const DPKG: Package = Package {
     name: "dpkg",
     provides: "dpkg-deb",
 };
+const STRACE: Package = Package {
+    name: "strace",
+    provides: "strace",
+};
 const XZ: Package = Package {
     name: "xz-utils",
     provides: "xz",
@@ -49,12 +53,14 @@ pub struct VmTools {
     pub qemu: PathBuf,
     pub busybox: PathBuf,
     pub ip: PathBuf,
+    /// For the tests that count the system calls of a command.
+    pub strace: PathBuf,
 }
 
 /// Makes sure everything `vm-test` / `demo` need is present and returns the paths.
 pub fn ensure_vm_tools() -> Result<VmTools> {
     ensure_musl_target()?;
-    let mut missing: Vec<&Package> = [&QEMU, &IPROUTE2, &LDD, &DPKG]
+    let mut missing: Vec<&Package> = [&QEMU, &IPROUTE2, &STRACE, &LDD, &DPKG]
         .into_iter()
         .filter(|pkg| find_program(pkg.provides).is_none())
         .collect();
@@ -80,6 +86,7 @@ pub fn ensure_vm_tools() -> Result<VmTools> {
         qemu: need(&QEMU)?,
         busybox: need(&BUSYBOX)?,
         ip: need(&IPROUTE2)?,
+        strace: need(&STRACE)?,
     })
 }
 

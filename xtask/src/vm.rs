@@ -180,6 +180,7 @@ fn guest_tree(
     let mut tree = Tree::new();
     tree.host_file("/init", &support.join("init.sh"))?;
     tree.dynamic_executable(&tools.ip)?;
+    tree.dynamic_executable(&tools.strace)?;
     tree.busybox(&tools.busybox)?;
     if Path::new("/etc/iproute2").is_dir() {
         tree.host_dir("/etc/iproute2", Path::new("/etc/iproute2"))?;

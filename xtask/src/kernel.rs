@@ -16,7 +16,7 @@ pub const KERNEL_ENV: &str = "IPVLAN_VM_KERNEL";
 /// stp and llc), with their parameters. Paths relative to
 /// `lib/modules/VERSION/kernel`; a package may ship them compressed (`.ko.xz`),
 /// the guest always gets them plain, as busybox's insmod reads ELF only.
-pub const MODULES: [(&str, &str); 9] = [
+pub const MODULES: [(&str, &str); 15] = [
     ("net/llc/llc.ko", ""),
     ("net/802/stp.ko", ""),
     ("net/802/garp.ko", ""),
@@ -27,6 +27,14 @@ pub const MODULES: [(&str, &str); 9] = [
     ("drivers/net/dummy.ko", "numdummies=0"),
     ("drivers/net/veth.ko", ""),
     ("drivers/net/macvlan.ko", ""),
+    // The virtual disk (`Options::disk`): the virtio core and PCI transport
+    // (built in on 6.12, modules on 6.1), then the block driver.
+    ("drivers/virtio/virtio_ring.ko", ""),
+    ("drivers/virtio/virtio.ko", ""),
+    ("drivers/virtio/virtio_pci_modern_dev.ko", ""),
+    ("drivers/virtio/virtio_pci_legacy_dev.ko", ""),
+    ("drivers/virtio/virtio_pci.ko", ""),
+    ("drivers/block/virtio_blk.ko", ""),
 ];
 
 /// Which of bookworm's cloud kernels the VM boots.
@@ -90,11 +98,35 @@ pub struct Kernel {
     pub modules_dir: PathBuf,
 }
 
+impl Kernel {
+    /// The entries of [`MODULES`] this kernel ships as modules (the rest it has
+    /// built in, per its `modules.builtin`).
+    pub fn loadable_modules(&self) -> Vec<(&'static str, &'static str)> {
+        let builtin =
+            fs::read_to_string(self.modules_dir.join("modules.builtin")).unwrap_or_default();
+        MODULES
+            .into_iter()
+            .filter(|(module, _)| !is_builtin(&builtin, module))
+            .collect()
+    }
+}
+
+/// Whether `modules.builtin` (one `kernel/PATH.ko` per line) lists `module`.
+fn is_builtin(modules_builtin: &str, module: &str) -> bool {
+    modules_builtin
+        .lines()
+        .any(|line| line.strip_prefix("kernel/") == Some(module))
+}
+
 /// Returns the cached kernel of `series`, downloading and unpacking it on first use.
 pub fn ensure(cache: &Path, series: Series) -> Result<Kernel> {
     let unpacked = cache.join(format!("kernel-{}", series.name()));
     if series == Series::V6_1 {
         adopt_unversioned_cache(cache, &unpacked);
+    }
+    if unpacked.is_dir() {
+        // A cache unpacked before a module joined MODULES has it compressed only.
+        decompress_modules(&unpacked)?;
     }
     if let Ok(kernel) = locate(&unpacked, series) {
         return Ok(kernel);
@@ -192,18 +224,19 @@ fn locate(unpacked: &Path, series: Series) -> Result<Kernel> {
     let version =
         vmlinuz.file_name().unwrap_or_default().to_string_lossy()["vmlinuz-".len()..].to_string();
     let modules_dir = unpacked.join("lib/modules").join(&version);
-    for (module, _) in MODULES {
-        let path = modules_dir.join("kernel").join(module);
-        if !path.is_file() {
-            return Err(format!("kernel {version} lacks {}", path.display()).into());
-        }
-    }
-    Ok(Kernel {
+    let kernel = Kernel {
         series,
         version,
         vmlinuz,
         modules_dir,
-    })
+    };
+    for (module, _) in kernel.loadable_modules() {
+        let path = kernel.modules_dir.join("kernel").join(module);
+        if !path.is_file() {
+            return Err(format!("kernel {} lacks {}", kernel.version, path.display()).into());
+        }
+    }
+    Ok(kernel)
 }
 
 /// `linux-image-6.1.0-NN-cloud-amd64 (= 6.1.x-y)` -> the package name.
@@ -255,6 +288,14 @@ fn apt_download(package: &str, dir: &Path) -> Result<PathBuf> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn builtin_modules_are_matched_by_whole_path() {
+        let builtin = "kernel/drivers/virtio/virtio.ko\nkernel/drivers/virtio/virtio_ring.ko\n";
+        assert!(super::is_builtin(builtin, "drivers/virtio/virtio.ko"));
+        assert!(!super::is_builtin(builtin, "drivers/virtio/virtio_pci.ko"));
+        assert!(!super::is_builtin(builtin, "virtio/virtio.ko"));
+    }
+
     use super::*;
 
     #[test]

@@ -1,6 +1,7 @@
 //! Project automation, std only: `cargo xtask <command>`.
 
 mod builds;
+mod disk;
 mod elf;
 mod initramfs;
 // The library's JSON module is std-only, so the build tool shares it as source.
@@ -30,9 +31,11 @@ commands:
         Boot the Debian cloud kernel in QEMU once and run the VM test targets
         (tests with required-features = [\"vm\"]) inside it. FILTER and
         LIBTEST-ARGS go to every test binary. Ends with `N passed, N failed`.
-  vm-run [--kernel K] [--topology] [--timeout SECS] (SCRIPT-FILE | -c COMMANDS)
+  vm-run [--kernel K] [--topology] [--disk IMAGE] [--timeout SECS] (SCRIPT-FILE | -c COMMANDS)
         Boot the VM and run a shell script in it (after building the
-        walkthrough topology with --topology).
+        walkthrough topology with --topology). --disk attaches IMAGE as
+        /dev/vda (cache=none), first made an empty 256 MiB ext4 image if
+        it does not exist; the script mounts it.
   vm-shell [--kernel K] [--topology]
         Boot the VM with an interactive shell on this terminal.
   demo [--kernel K] [--timeout SECS]
@@ -152,6 +155,7 @@ pub fn run_vm_tests(
         job: vm::Job::Tests { targets, test_args },
         timeout,
         kernel,
+        disk: None,
     })?;
     vm_tests_verdict(&outcome)
 }
@@ -194,11 +198,13 @@ fn vm_run(args: &[String]) -> Result {
     let mut timeout = vm::default_timeout()?;
     let mut script = None;
     let mut kernel = Series::from_env()?;
+    let mut disk = None;
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
         match arg.as_str() {
             "--kernel" => kernel = kernel_value(&mut iter)?,
             "--topology" => topology = true,
+            "--disk" => disk = Some(std::path::PathBuf::from(flag_value(&mut iter, arg)?)),
             "--timeout" => timeout = vm::parse_secs(flag_value(&mut iter, arg)?)?,
             "-c" => script = Some(flag_value(&mut iter, arg)?.clone()),
             flag if flag.starts_with('-') => return Err(format!("unknown option {flag}").into()),
@@ -208,7 +214,12 @@ fn vm_run(args: &[String]) -> Result {
         }
     }
     let script = script.ok_or("vm-run needs a script file or -c COMMANDS")?;
-    run_script(script, topology, timeout, kernel)
+    if let Some(disk) = &disk {
+        if !disk.exists() {
+            disk::create(disk, 256)?;
+        }
+    }
+    run_script(script, topology, timeout, kernel, disk)
 }
 
 fn vm_shell(args: &[String]) -> Result {
@@ -227,6 +238,7 @@ fn vm_shell(args: &[String]) -> Result {
         job,
         timeout: vm::default_timeout()?,
         kernel,
+        disk: None,
     })
     .map(|_| ())
 }
@@ -247,14 +259,22 @@ fn demo(args: &[String]) -> Result {
         true,
         timeout,
         kernel,
+        None,
     )
 }
 
-fn run_script(script: String, topology: bool, timeout: Duration, kernel: Series) -> Result {
+fn run_script(
+    script: String,
+    topology: bool,
+    timeout: Duration,
+    kernel: Series,
+    disk: Option<std::path::PathBuf>,
+) -> Result {
     let outcome = vm::run(vm::Options {
         job: vm::Job::Script { script, topology },
         timeout,
         kernel,
+        disk,
     })?;
     if outcome.success() {
         Ok(())

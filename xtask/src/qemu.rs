@@ -24,7 +24,7 @@ const POWER_OFF_GRACE: Duration = Duration::from_secs(20);
 
 /// Boots QEMU, streams the console to stdout (and `log`), and enforces `timeout`.
 /// The QEMU invocation shared by batch and interactive boots.
-fn qemu_command(tools: &VmTools, kernel: &Kernel, initrd: &Path) -> Command {
+fn qemu_command(tools: &VmTools, kernel: &Kernel, initrd: &Path, disk: Option<&Path>) -> Command {
     let mut cmd = Command::new(&tools.qemu);
     // No -enable-kvm: KVM is not usable on the machines this runs on. No network
     // card (-nic none): nothing in the guest may reach the outside.
@@ -43,12 +43,25 @@ fn qemu_command(tools: &VmTools, kernel: &Kernel, initrd: &Path) -> Command {
     .arg("-initrd")
     .arg(initrd)
     .args(["-append", "console=ttyS0 quiet panic=-1"]);
+    if let Some(disk) = disk {
+        // cache=none: the host keeps nothing the guest did not flush, so killing
+        // QEMU loses what a power cut would.
+        let mut drive = std::ffi::OsString::from("file=");
+        drive.push(disk);
+        drive.push(",if=virtio,format=raw,cache=none");
+        cmd.arg("-drive").arg(drive);
+    }
     cmd
 }
 
 /// Boots with the terminal attached to the guest console (no timeout).
-pub fn interactive(tools: &VmTools, kernel: &Kernel, initrd: &Path) -> Result<Outcome> {
-    let mut cmd = qemu_command(tools, kernel, initrd);
+pub fn interactive(
+    tools: &VmTools,
+    kernel: &Kernel,
+    initrd: &Path,
+    disk: Option<&Path>,
+) -> Result<Outcome> {
+    let mut cmd = qemu_command(tools, kernel, initrd, disk);
     println!("$ {}", describe(&cmd));
     println!("(leave the shell to power off; Ctrl-A X kills QEMU)");
     let status = cmd
@@ -67,11 +80,12 @@ pub fn boot(
     tools: &VmTools,
     kernel: &Kernel,
     initrd: &Path,
+    disk: Option<&Path>,
     timeout: Duration,
     log: &Path,
     timings: &mut Timings,
 ) -> Result<Outcome> {
-    let mut cmd = qemu_command(tools, kernel, initrd);
+    let mut cmd = qemu_command(tools, kernel, initrd, disk);
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());

@@ -41,6 +41,8 @@ pub struct Options {
     pub timeout: Duration,
     /// Which cloud kernel to boot.
     pub kernel: kernel::Series,
+    /// A raw disk image the guest sees as `/dev/vda` (see `crate::disk`).
+    pub disk: Option<PathBuf>,
 }
 
 /// `IPVLAN_VM_TIMEOUT` (seconds), else the default.
@@ -133,12 +135,13 @@ pub fn run(options: Options) -> Result<Outcome> {
     })?;
 
     if let Job::Shell { .. } = options.job {
-        return crate::qemu::interactive(&tools, &kernel, &initrd);
+        return crate::qemu::interactive(&tools, &kernel, &initrd, options.disk.as_deref());
     }
     let outcome = crate::qemu::boot(
         &tools,
         &kernel,
         &initrd,
+        options.disk.as_deref(),
         options.timeout,
         &cache.join("console.log"),
         &mut timings,
@@ -186,7 +189,7 @@ fn guest_tree(
         tree.host_dir("/etc/iproute2", Path::new("/etc/iproute2"))?;
     }
     let mut load_list = String::new();
-    for (module, params) in kernel::MODULES {
+    for (module, params) in kernel.loadable_modules() {
         let guest = format!("/lib/modules/{}/kernel/{module}", kernel.version);
         tree.host_file(&guest, &kernel.modules_dir.join("kernel").join(module))?;
         load_list.push_str(&format!("{module} {params}\n"));

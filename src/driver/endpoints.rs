@@ -22,7 +22,7 @@ use crate::ipam::{IpFamily, Request};
 use crate::netns::{self, Netns};
 use crate::rtnl::Handle;
 use crate::store::records::NetnsId;
-use crate::store::{EndpointRecord, EndpointState, Locked, NetworkRecord, Timestamp};
+use crate::store::{EndpointRecord, EndpointState, Locked, NetworkRecord, StateDir, Timestamp};
 
 /// A resolved attach target: its namespace opened and identified.
 #[derive(Debug)]
@@ -491,7 +491,7 @@ impl Manager {
     /// in `networks`: one read per network, as many as it has.
     pub(crate) fn container_endpoints(
         &self,
-        state: &Locked<'_>,
+        state: &StateDir,
         networks: &[NetworkRecord],
         name: &str,
     ) -> Result<Vec<(usize, EndpointRecord)>, Error> {

@@ -333,6 +333,8 @@ fn a_symlinked_lock_is_refused_and_its_target_untouched() {
     let root = tmp.path().join("state");
     let state = StateDir::open(&root).unwrap();
     let victim = Victim::new(tmp.path(), "root:x:0:0:root:/root:/bin/sh\n");
+    // `open` made the lock file with the layout; the link takes its place.
+    fs::remove_file(root.join("lock")).unwrap();
     symlink(&victim.path, root.join("lock")).unwrap();
     let err = state.lock().unwrap_err().to_string();
     assert_eq!(

@@ -10,8 +10,8 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::dir::{Dir, StateDir};
 use super::fsutil;
+use super::handles::{Dir, Handles};
 use super::StoreError;
 use crate::ipam::{AddressBook, SubnetSpec};
 
@@ -26,7 +26,7 @@ pub fn subnet_dir(network_dir: &Path, subnet: &SubnetSpec) -> PathBuf {
 /// An [`AddressBook`] on disk for one network. Used under the store lock;
 /// what it writes is made durable by the lock's commit.
 pub(crate) struct DiskBook<'a> {
-    state: &'a StateDir,
+    state: &'a Handles,
     network_dir: PathBuf,
     /// A file holding the owner, ready to be linked into place, in its
     /// subnet directory; reused across taken candidates so a scan costs
@@ -37,7 +37,7 @@ pub(crate) struct DiskBook<'a> {
 const PREPARED: &CStr = c".tmp-owner";
 
 impl<'a> DiskBook<'a> {
-    pub(crate) fn new(state: &'a StateDir, network_dir: PathBuf) -> Self {
+    pub(crate) fn new(state: &'a Handles, network_dir: PathBuf) -> Self {
         DiskBook {
             state,
             network_dir,

@@ -20,15 +20,14 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
 use std::net::IpAddr;
 use std::ops::Deref;
-use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Component, Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
 
 use super::addresses::{subnet_dir, DiskBook, CURSOR_FILE};
 use super::fsutil::{self, FILE_MODE};
+use super::handles::Handles;
 use super::records::{ContainerRecord, EndpointRecord, NetworkRecord, RecordError};
 use super::{Damaged, Listing, StoreError};
 use crate::ipam::{self, NetworkName, Request, SubnetSpec};
@@ -118,37 +117,8 @@ pub fn random_hex(bytes: usize) -> io::Result<String> {
 #[derive(Debug, Clone)]
 pub struct StateDir {
     root: PathBuf,
-    /// Who must own the directories: whoever runs this process.
-    euid: u32,
-    shared: Arc<Mutex<Shared>>,
-}
-
-/// A directory of the store, open and checked.
-#[derive(Debug)]
-pub(super) struct Dir {
-    pub(super) path: PathBuf,
-    file: File,
-}
-
-impl Dir {
-    pub(super) fn fd(&self) -> BorrowedFd<'_> {
-        self.file.as_fd()
-    }
-}
-
-/// What the clones of a [`StateDir`] share.
-#[derive(Debug, Default)]
-struct Shared {
-    /// Directories checked since `open` or the last start over.
-    dirs: Vec<Arc<Dir>>,
-    /// Set by `open`: the next `lock` need not check again.
-    fresh: bool,
-    /// Files written since the last commit, by path, still open for
-    /// their `fdatasync` (a file replaced again keeps only its last
-    /// version here).
-    files: Vec<(PathBuf, File)>,
-    /// Directories whose entries changed since the last commit.
-    changed: Vec<Arc<Dir>>,
+    /// The open directories (and who must own them) and pending writes.
+    handles: Handles,
 }
 
 impl StateDir {
@@ -169,10 +139,10 @@ impl StateDir {
         // Without a trailing slash, which would make lstat(2) follow a
         // link in the last component.
         let root: PathBuf = root.into().components().collect();
+        let euid = crate::sys::geteuid();
         let state = StateDir {
-            root,
-            euid: crate::sys::geteuid(),
-            shared: Arc::default(),
+            root: root.clone(),
+            handles: Handles::new(root.clone(), euid),
         };
         let missing = state.check_fixed()?;
         if !missing.is_empty() {
@@ -183,14 +153,8 @@ impl StateDir {
             // first command wrote or only read (listings take no lock).
             state.open_lock()?;
         }
-        state.shared().fresh = true;
+        state.handles.set_fresh();
         Ok(state)
-    }
-
-    fn shared(&self) -> MutexGuard<'_, Shared> {
-        // A panic while holding it leaves nothing half-updated that a
-        // later user could misread: entries are pushed whole.
-        self.shared.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Forgets the directories checked so far, so the next access checks
@@ -199,106 +163,7 @@ impl StateDir {
     /// [`StateDir::lock`] does it itself (but for the first lock after
     /// [`StateDir::open`]).
     pub fn refresh(&self) {
-        let mut shared = self.shared();
-        if !std::mem::take(&mut shared.fresh) {
-            shared.dirs.clear();
-        }
-    }
-
-    /// The directory `dir` (the root or inside it), open and checked, each
-    /// directory from the root down opened relative to its checked parent
-    /// with `O_DIRECTORY | O_NOFOLLOW`; `None` when one is missing.
-    pub(super) fn dir(&self, dir: &Path) -> Result<Option<Arc<Dir>>, StoreError> {
-        if let Some(found) = self.shared().dirs.iter().find(|d| d.path == dir) {
-            return Ok(Some(found.clone()));
-        }
-        let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW;
-        let opened = if dir == self.root {
-            let path =
-                fsutil::c_name(&dir.to_string_lossy()).map_err(StoreError::io("opening", dir))?;
-            crate::sys::openat(None, &path, flags, 0)
-        } else {
-            let parent_path = dir.parent().filter(|p| p.starts_with(&self.root));
-            let (Some(parent_path), Some(Component::Normal(name))) =
-                (parent_path, dir.components().next_back())
-            else {
-                return Err(StoreError::Refused {
-                    path: dir.to_path_buf(),
-                    reason: format!("is not inside the state directory {}", self.root.display()),
-                });
-            };
-            let Some(parent) = self.dir(parent_path)? else {
-                return Ok(None);
-            };
-            let name =
-                fsutil::c_name(&name.to_string_lossy()).map_err(StoreError::io("opening", dir))?;
-            crate::sys::openat(Some(parent.fd()), &name, flags, 0)
-        };
-        let file = match opened {
-            Ok(fd) => File::from(fd),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => {
-                // A link, or no directory: the path-based check words it
-                // (it also answers a race that made the directory since).
-                return match self.check_one(dir) {
-                    Ok(true) => Err(StoreError::io("opening", dir)(e)),
-                    Ok(false) => Ok(None),
-                    Err(refused) => Err(refused),
-                };
-            }
-        };
-        fsutil::check_dir_fd(&file, self.euid).map_err(StoreError::io("checking", dir))?;
-        let found = Arc::new(Dir {
-            path: dir.to_path_buf(),
-            file,
-        });
-        self.shared().dirs.push(found.clone());
-        Ok(Some(found))
-    }
-
-    /// The directory `dir`, checked, made (0700 whatever the umask) with
-    /// its missing parents when missing. A new directory is synced into
-    /// its parent at once: making one is rare (the first endpoint or
-    /// address of a network), and a later commit would have to remember
-    /// it.
-    pub(super) fn ensure(&self, dir: &Path) -> Result<Arc<Dir>, StoreError> {
-        if let Some(found) = self.dir(dir)? {
-            return Ok(found);
-        }
-        let parent = match dir.parent().filter(|p| p.starts_with(&self.root)) {
-            Some(parent) if dir != self.root => self.ensure(parent)?,
-            _ => {
-                // The root itself: made by path, its parent synced.
-                fsutil::create_dir(dir).map_err(StoreError::io("creating", dir))?;
-                return self.dir(dir)?.ok_or_else(|| {
-                    StoreError::io("opening", dir)(io::Error::from(io::ErrorKind::NotFound))
-                });
-            }
-        };
-        let name = dir
-            .file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default();
-        let cname = fsutil::c_name(&name).map_err(StoreError::io("creating", dir))?;
-        crate::fault::point("store: before mkdir");
-        let made = crate::sys::mkdir_at(parent.fd(), &cname, fsutil::DIR_MODE);
-        let made = match crate::fault::after("store: after mkdir", made) {
-            Ok(()) => true,
-            // Someone else made it meanwhile.
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
-            Err(e) => return Err(StoreError::io("creating", dir)(e)),
-        };
-        let found = self.dir(dir)?.ok_or_else(|| {
-            StoreError::io("opening", dir)(io::Error::from(io::ErrorKind::NotFound))
-        })?;
-        if made {
-            // A umask such as 0277 would leave even us without access.
-            crate::sys::fchmod(found.fd(), fsutil::DIR_MODE)
-                .map_err(StoreError::io("setting the mode of", dir))?;
-        }
-        crate::fault::after("store: after fsync", crate::sys::fsync(parent.fd(), false))
-            .map_err(StoreError::io("syncing", &parent.path))?;
-        Ok(found)
+        self.handles.refresh();
     }
 
     /// Checks the root and [`FIXED_DIRS`]; returns the missing ones.
@@ -314,10 +179,6 @@ impl StateDir {
         Ok(missing)
     }
 
-    fn check_one(&self, dir: &Path) -> Result<bool, StoreError> {
-        fsutil::check_dir(dir, self.euid).map_err(StoreError::io("checking", dir))
-    }
-
     /// Checks every directory from the root down to `dir`, which must lie
     /// inside the state directory; `Ok(false)` when one is missing (and so
     /// everything under it).
@@ -328,7 +189,7 @@ impl StateDir {
                 reason: format!("is not inside the state directory {}", self.root.display()),
             });
         }
-        Ok(self.dir(dir)?.is_some())
+        Ok(self.handles.dir(dir)?.is_some())
     }
 
     /// Checks `dir` from the root down and, when it exists, every
@@ -340,7 +201,7 @@ impl StateDir {
                 let kind = entry.file_type().map_err(StoreError::io("listing", dir))?;
                 if kind.is_dir() {
                     let path = entry.path();
-                    state.check_one(&path)?;
+                    state.handles.check_one(&path)?;
                     below(state, &path)?;
                 }
             }
@@ -368,7 +229,7 @@ impl StateDir {
     /// whatever the umask, each synced into its parent).
     pub fn ensure_dir(&self, dir: &Path) -> Result<(), StoreError> {
         self.check_dir(dir)?;
-        self.ensure(dir).map(drop)
+        self.handles.ensure(dir).map(drop)
     }
 
     /// The directory itself.
@@ -384,7 +245,7 @@ impl StateDir {
     /// directory may have changed hands meanwhile.
     pub fn lock(&self) -> Result<Locked<'_>, StoreError> {
         self.refresh();
-        if self.shared().dirs.is_empty() {
+        if self.handles.is_empty() {
             self.check_fixed()?;
         }
         let path = self.root.join(LOCK_FILE);
@@ -401,7 +262,7 @@ impl StateDir {
     /// descriptor, never through a link.
     fn open_lock(&self) -> Result<File, StoreError> {
         let path = self.root.join(LOCK_FILE);
-        let root = self.ensure(&self.root)?;
+        let root = self.handles.ensure(&self.root)?;
         let (file, _) =
             fsutil::open_regular_at(root.fd(), c"lock", libc::O_RDWR | libc::O_CREAT, FILE_MODE)
                 .map_err(StoreError::io("opening", &path))?;
@@ -674,7 +535,7 @@ impl StateDir {
         let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
             return Ok(None);
         };
-        let Some(dir) = self.dir(dir)? else {
+        let Some(dir) = self.handles.dir(dir)? else {
             return Ok(None);
         };
         match fsutil::read_text_at(dir.fd(), &name.to_string_lossy(), fsutil::RECORD_MAX) {
@@ -692,7 +553,7 @@ impl StateDir {
     /// dot-files (temporaries), sorted; empty when the directory does not
     /// exist.
     fn list_names(&self, dir: &Path) -> Result<Vec<String>, StoreError> {
-        let Some(open) = self.dir(dir)? else {
+        let Some(open) = self.handles.dir(dir)? else {
             return Ok(Vec::new());
         };
         let raw = match crate::sys::dir_names(open.fd()) {
@@ -759,59 +620,11 @@ impl StateDir {
             )));
         };
         self.check_dir(dir)?;
-        let dir = self.ensure(dir)?;
+        let dir = self.handles.ensure(dir)?;
         let file = fsutil::replace_at(dir.fd(), &name.to_string_lossy(), contents, FILE_MODE)
             .map_err(StoreError::io("writing", path))?;
-        self.written(path, file, &dir);
+        self.handles.written(path, file, &dir);
         Ok(())
-    }
-
-    /// Notes a file written (or linked into place) in `dir` for the next
-    /// commit.
-    pub(super) fn written(&self, path: &Path, file: File, dir: &Arc<Dir>) {
-        let mut shared = self.shared();
-        shared.files.retain(|(p, _)| p != path);
-        shared.files.push((path.to_path_buf(), file));
-        if !shared.changed.iter().any(|d| Arc::ptr_eq(d, dir)) {
-            shared.changed.push(dir.clone());
-        }
-    }
-
-    /// Notes `path` removed from `dir` for the next commit.
-    pub(super) fn removed(&self, path: &Path, dir: &Arc<Dir>) {
-        let mut shared = self.shared();
-        shared.files.retain(|(p, _)| p != path);
-        if !shared.changed.iter().any(|d| Arc::ptr_eq(d, dir)) {
-            shared.changed.push(dir.clone());
-        }
-    }
-
-    /// Makes what was written and removed since the last commit durable:
-    /// `fdatasync` of each file still in place (its last version), then
-    /// `fsync` of each directory whose entries changed, once each.
-    fn commit(&self) -> Result<(), StoreError> {
-        let (files, dirs) = {
-            let mut shared = self.shared();
-            (
-                std::mem::take(&mut shared.files),
-                std::mem::take(&mut shared.changed),
-            )
-        };
-        let mut result = Ok(());
-        for (path, file) in &files {
-            if let Err(e) = crate::sys::fsync(file.as_fd(), true) {
-                result = result.and(Err(StoreError::io("syncing", path)(e)));
-            }
-        }
-        for dir in &dirs {
-            if let Err(e) = crate::sys::fsync(dir.fd(), false) {
-                result = result.and(Err(StoreError::io("syncing", &dir.path)(e)));
-            }
-        }
-        if !files.is_empty() || !dirs.is_empty() {
-            result = crate::fault::after("store: after fsync", result);
-        }
-        result
     }
 }
 
@@ -832,7 +645,7 @@ impl Drop for Locked<'_> {
         // Before `_lock` closes: the next holder of the lock sees durable
         // state. An error here has no caller to go to; a command that
         // reports success calls `commit` itself first.
-        let _ = self.state.commit();
+        let _ = self.state.handles.commit();
     }
 }
 
@@ -851,7 +664,7 @@ impl Locked<'_> {
     /// power cut (it resets the kernel they describe), only the death of
     /// the process, which the page cache survives.
     pub fn commit(&self) -> Result<(), StoreError> {
-        self.state.commit()
+        self.state.handles.commit()
     }
 
     fn write_json(&self, path: &Path, value: &Value) -> Result<(), StoreError> {
@@ -870,7 +683,7 @@ impl Locked<'_> {
         let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
             return Ok(false);
         };
-        let Some(dir) = self.dir(dir)? else {
+        let Some(dir) = self.handles.dir(dir)? else {
             return Ok(false);
         };
         let name =
@@ -878,7 +691,7 @@ impl Locked<'_> {
         let removed =
             fsutil::remove_at(dir.fd(), &name).map_err(StoreError::io("removing", path))?;
         if removed {
-            self.removed(path, &dir);
+            self.handles.removed(path, &dir);
         }
         Ok(removed)
     }
@@ -976,7 +789,7 @@ impl Locked<'_> {
         check_name("network id", &network.id)?;
         check_name("address owner", owner)?;
         self.check_ipam(network)?;
-        let mut book = DiskBook::new(self, self.ipam_dir(&network.id));
+        let mut book = DiskBook::new(&self.handles, self.ipam_dir(&network.id));
         let name = NetworkName {
             name: &network.name,
             id: &network.id,
@@ -993,7 +806,7 @@ impl Locked<'_> {
     pub fn release(&self, network: &NetworkRecord, addr: IpAddr) -> Result<bool, StoreError> {
         check_name("network id", &network.id)?;
         self.check_ipam(network)?;
-        let mut book = DiskBook::new(self, self.ipam_dir(&network.id));
+        let mut book = DiskBook::new(&self.handles, self.ipam_dir(&network.id));
         let released = ipam::release(&mut book, &network.subnets, addr)?;
         book.finish()?;
         Ok(released)
@@ -1081,7 +894,7 @@ impl Locked<'_> {
     /// is removed.
     pub fn clean_temporaries(&self) -> Result<usize, StoreError> {
         fn walk(state: &StateDir, dir: &Path, count: &mut usize) -> Result<(), StoreError> {
-            if !state.check_one(dir)? {
+            if !state.handles.check_one(dir)? {
                 return Ok(());
             }
             let entries = match fs::read_dir(dir) {

@@ -39,6 +39,7 @@ mod addresses;
 mod dir;
 mod error;
 mod fsutil;
+mod handles;
 mod listing;
 pub use fsutil::{
     append_line, blank_lines, create_dir, open_regular, read_capped, read_text_capped, refusal,

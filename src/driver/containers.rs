@@ -378,6 +378,7 @@ impl Manager {
     /// # Ok::<(), ipvlan::driver::Error>(())
     /// ```
     pub fn containers(&self) -> Result<Listing<ContainerInfo>, Error> {
+        self.store.refresh();
         // Lock-free: `ps` must never hold up a writer.
         let state = &self.store;
         let networks = state.networks()?;

@@ -81,7 +81,10 @@ impl Manager {
         let state = self.store.lock()?;
         let networks = state.networks()?;
         let network = find_network(&networks, network)?;
-        self.attach(&state, &networks, network, &target, req)
+        let endpoint = self.attach(&state, &networks, network, &target, req)?;
+        // The final state durable before the command reports it.
+        state.commit()?;
+        Ok(endpoint)
     }
 
     /// Detaches a namespace: deletes the link, releases its addresses,
@@ -145,7 +148,9 @@ impl Manager {
         }
         let host = Handle::new()?;
         let at = locate(&endpoint)?;
-        self.detach(&host, &state, &networks, network, endpoint, &at)
+        let notes = self.detach(&host, &state, &networks, network, endpoint, &at)?;
+        state.commit()?;
+        Ok(notes)
     }
 
     /// The endpoint of `network` that `target` names: by the container's

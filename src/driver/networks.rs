@@ -123,6 +123,8 @@ impl Manager {
             let _ = state.remove_network(&record.id);
             return Err(error.into());
         }
+        // The final state durable before the command reports it.
+        state.commit()?;
         let mut info = NetworkInfo::from_record(&record, &[]);
         info.warnings = warnings;
         Ok(info)
@@ -178,6 +180,7 @@ impl Manager {
             ));
         }
         state.remove_network(&record.id)?;
+        state.commit()?;
         Ok(notes)
     }
 
@@ -200,6 +203,7 @@ impl Manager {
     /// # Ok::<(), ipvlan::driver::Error>(())
     /// ```
     pub fn networks(&self) -> Result<Listing<NetworkInfo>, Error> {
+        self.store.refresh();
         // Lock-free, like every listing: a reader must never hold up a
         // writer (see `StateDir` for what an unlocked read guarantees).
         let state = &self.store;
@@ -243,6 +247,7 @@ impl Manager {
     /// # Ok::<(), ipvlan::driver::Error>(())
     /// ```
     pub fn network_list(&self) -> Result<NetworkList, Error> {
+        self.store.refresh();
         let records = self.store.networks()?;
         let mut list = NetworkList {
             networks: Listing {
@@ -275,6 +280,7 @@ impl Manager {
     /// # Ok::<(), ipvlan::driver::Error>(())
     /// ```
     pub fn half_created_networks(&self) -> Result<Vec<String>, Error> {
+        self.store.refresh();
         Ok(self
             .store
             .networks()?
@@ -296,6 +302,7 @@ impl Manager {
     /// # Ok::<(), ipvlan::driver::Error>(())
     /// ```
     pub fn network(&self, name_or_id: &str) -> Result<NetworkInfo, Error> {
+        self.store.refresh();
         let state = &self.store;
         let networks = state.networks()?;
         let record = find_network(&networks, name_or_id)?;

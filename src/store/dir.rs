@@ -168,12 +168,16 @@ impl StateDir {
 
     /// Checks the root and [`FIXED_DIRS`]; returns the missing ones.
     fn check_fixed(&self) -> Result<Vec<PathBuf>, StoreError> {
-        let all = std::iter::once(self.root.clone())
-            .chain(FIXED_DIRS.iter().map(|sub| self.root.join(sub)));
+        if !self.check_dir(&self.root)? {
+            let all = std::iter::once(self.root.clone());
+            return Ok(all
+                .chain(FIXED_DIRS.iter().map(|sub| self.root.join(sub)))
+                .collect());
+        }
         let mut missing = Vec::new();
-        for dir in all {
-            if !self.check_dir(&dir)? {
-                missing.push(dir);
+        for sub in FIXED_DIRS {
+            if !self.handles.check_below_root(sub)? {
+                missing.push(self.root.join(sub));
             }
         }
         Ok(missing)

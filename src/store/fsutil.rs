@@ -140,22 +140,31 @@ pub fn check_dir(dir: &Path, euid: u32) -> io::Result<bool> {
 /// The checks of [`check_dir`] on what `lstat` or `fstat` said.
 fn check_dir_meta(meta: &fs::Metadata, euid: u32) -> io::Result<()> {
     use std::os::unix::fs::MetadataExt;
-    let kind = meta.file_type();
-    if kind.is_symlink() {
-        return Err(refuse(
-            "is a symbolic link; the state directory and its subdirectories must be real directories",
-        ));
+    check_dir_mode(meta.mode(), meta.uid(), euid)
+}
+
+/// The checks of [`check_dir`] on an `st_mode` and `st_uid`.
+pub fn check_dir_mode(st_mode: u32, uid: u32, euid: u32) -> io::Result<()> {
+    match st_mode & libc::S_IFMT {
+        libc::S_IFDIR => {}
+        libc::S_IFLNK => {
+            return Err(refuse(
+                "is a symbolic link; the state directory and its subdirectories must be real directories",
+            ))
+        }
+        _ => {
+            return Err(refuse(format!(
+                "is {}, not a directory",
+                describe_mode(st_mode)
+            )))
+        }
     }
-    if !kind.is_dir() {
-        return Err(refuse(format!("is {}, not a directory", describe(kind))));
-    }
-    if meta.uid() != euid {
+    if uid != euid {
         return Err(refuse(format!(
-            "is owned by uid {}, not by uid {euid} that runs ipvlan",
-            meta.uid()
+            "is owned by uid {uid}, not by uid {euid} that runs ipvlan"
         )));
     }
-    let mode = meta.mode() & 0o7777;
+    let mode = st_mode & 0o7777;
     if mode & 0o022 != 0 {
         let who = match (mode & 0o020 != 0, mode & 0o002 != 0) {
             (true, true) => "group and others",

@@ -69,6 +69,26 @@ impl Handles {
         }
     }
 
+    /// Checks the directory `relative` (one or more components, each
+    /// checked before by this same call, parents first) under the root
+    /// with one `fstatat` on the root's descriptor, without opening it:
+    /// for the fixed layout, most of which a command does not use.
+    /// `Ok(false)` when it (or the root) is missing.
+    pub(crate) fn check_below_root(&self, relative: &str) -> Result<bool, StoreError> {
+        let path = self.root.join(relative);
+        let Some(root) = self.dir(&self.root)? else {
+            return Ok(false);
+        };
+        let name = fsutil::c_name(relative).map_err(StoreError::io("checking", &path))?;
+        match crate::sys::lstat_at(root.fd(), &name) {
+            Ok(st) => fsutil::check_dir_mode(st.st_mode, st.st_uid, self.euid)
+                .map(|()| true)
+                .map_err(StoreError::io("checking", &path)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(StoreError::io("checking", &path)(e)),
+        }
+    }
+
     /// Whether no directory is open (nothing checked since the last start
     /// over).
     pub(crate) fn is_empty(&self) -> bool {

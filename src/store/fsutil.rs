@@ -403,8 +403,8 @@ pub fn open_regular_at(
             return Err(not_regular_mode(st.st_mode))
         }
         Ok(_) => {}
-        // The open decides: made with O_CREAT, else not found.
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        // Made by the open below when asked to; else there is none.
+        Err(e) if e.kind() == io::ErrorKind::NotFound && flags & libc::O_CREAT != 0 => {}
         Err(e) => return Err(e),
     }
     let flags = flags | libc::O_NOFOLLOW | libc::O_NONBLOCK;

@@ -898,9 +898,11 @@ fn connect_and_disconnect_make_their_final_state_durable_once() {
     let mut env = Env::new("durable");
     env.network("n1", "192.168.76.0/24");
     env.network("n2", "192.168.77.0/24");
-    // The directories of n2 exist: making one is synced into its parent
-    // when it is made, a cost of the network's first attach only.
+    // Every directory the connect uses exists (those of n2, the union
+    // markers of both networks): a new directory is synced into its
+    // parent when it is made, a cost of a network's first attach only.
     env.ok(&["run", "-d", "--name", "c0", "--network", "n2"]);
+    env.ok(&["network", "connect", "n1", "c0"]);
     env.ok(&["run", "-d", "--name", "c1", "--network", "n1"]);
     assert_eq!(
         syncs_of(&env, &["network", "connect", "n2", "c1"]),

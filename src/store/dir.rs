@@ -269,7 +269,10 @@ impl StateDir {
     /// descriptor, never through a link.
     fn open_lock(&self) -> Result<File, StoreError> {
         let path = self.root.join(LOCK_FILE);
-        let root = self.handles.ensure(&self.root)?;
+        // Made by `open`; gone since, it is not made again here.
+        let root = self.handles.dir(&self.root)?.ok_or_else(|| {
+            StoreError::io("opening", &path)(io::Error::from(io::ErrorKind::NotFound))
+        })?;
         let (file, _) =
             fsutil::open_regular_at(root.fd(), c"lock", libc::O_RDWR | libc::O_CREAT, FILE_MODE)
                 .map_err(StoreError::io("opening", &path))?;

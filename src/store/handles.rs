@@ -115,8 +115,10 @@ impl Handles {
         }
         let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW;
         let opened = if dir == self.root {
-            let path =
-                fsutil::c_name(&dir.to_string_lossy()).map_err(StoreError::io("opening", dir))?;
+            use std::os::unix::ffi::OsStrExt;
+            let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).map_err(|_| {
+                StoreError::io("opening", dir)(io::Error::from(io::ErrorKind::InvalidInput))
+            })?;
             crate::sys::openat(None, &path, flags, 0)
         } else {
             let parent_path = dir.parent().filter(|p| p.starts_with(&self.root));

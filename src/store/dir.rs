@@ -8,7 +8,8 @@
 //! (its last component not a symbolic link; links higher up, such as a
 //! moved `/var/lib`, are fine), owned by the effective uid and writable by
 //! nobody else; every subdirectory is checked the same way before it is
-//! read, written or listed, from the root down. Inside them every state
+//! read, written or listed, from the root down, once per command, on the
+//! descriptor it is then used through (`handles.rs`). Inside them every state
 //! file is opened without following links and read only when it is a
 //! regular file under its size limit (see [`super::fsutil`]). Anything else
 //! is a [`StoreError::Refused`] naming the path and what is wrong, and
@@ -55,7 +56,8 @@ const NAMES: &str = "names";
 /// Kind of the generic records that list the containers the driver made.
 const CONTAINERS: &str = "containers";
 /// The directories every state directory has, made by [`StateDir::open`]
-/// and checked again by every [`StateDir::lock`], parents first.
+/// and checked (one `fstatat` each) by it and by every later
+/// [`StateDir::lock`], parents first.
 const FIXED_DIRS: [&str; 9] = [
     NETWORKS,
     ENDPOINTS,

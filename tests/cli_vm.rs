@@ -858,3 +858,131 @@ fn ip_links() -> String {
         .unwrap();
     text(&output.stdout)
 }
+
+/// `(fsync, fdatasync)` calls of `ipvlan args` in `env`, counted by the
+/// guest's strace (a missing strace fails the test).
+fn syncs_of(env: &Env, args: &[&str]) -> (usize, usize) {
+    let trace = env.root.join("syncs.trace");
+    let mut command = Command::new("strace");
+    command
+        .args(["-f", "-qq", "-e", "trace=fsync,fdatasync", "-o"])
+        .arg(&trace)
+        .arg(binary())
+        .args(args)
+        .stdin(Stdio::null());
+    env.environment(&mut command);
+    let output = command.output().expect("runs strace");
+    assert_eq!(output.status.code(), Some(0), "{args:?}: {output:?}");
+    let trace = std::fs::read_to_string(&trace).unwrap();
+    let calls = |name: &str| {
+        trace
+            .lines()
+            .filter(|line| {
+                line.split_whitespace()
+                    .any(|word| word.starts_with(&format!("{name}(")))
+            })
+            .count()
+    };
+    (calls("fsync"), calls("fdatasync"))
+}
+
+/// One durable commit per command (README, "What survives a power cut"):
+/// a connect writes its endpoint record twice (intent, then final), the
+/// container's index and an address file, and syncs each file it keeps
+/// once and each directory it changed once, at the end; a disconnect
+/// syncs the index it rewrote and the three directories it removed from.
+/// Before, every write was synced where it was made (9 fsync and 4
+/// fdatasync for this connect).
+#[test]
+fn connect_and_disconnect_make_their_final_state_durable_once() {
+    let mut env = Env::new("durable");
+    env.network("n1", "192.168.76.0/24");
+    env.network("n2", "192.168.77.0/24");
+    // Every directory the connect uses exists (those of n2, the union
+    // markers of both networks): a new directory is synced into its
+    // parent when it is made, a cost of a network's first attach only.
+    env.ok(&["run", "-d", "--name", "c0", "--network", "n2"]);
+    env.ok(&["network", "connect", "n1", "c0"]);
+    env.ok(&["run", "-d", "--name", "c1", "--network", "n1"]);
+    assert_eq!(
+        syncs_of(&env, &["network", "connect", "n2", "c1"]),
+        (3, 3),
+        "(fsync, fdatasync) of a connect"
+    );
+    let network = env.inspect("n2");
+    assert_eq!(
+        field(&network, &["Containers"]).as_object().map(<[_]>::len),
+        Some(2)
+    );
+    assert_eq!(
+        syncs_of(&env, &["network", "disconnect", "n2", "c1"]),
+        (3, 1),
+        "(fsync, fdatasync) of a disconnect"
+    );
+    // Listings write nothing and sync nothing.
+    for args in [
+        &["network", "ls"][..],
+        &["ps"],
+        &["network", "inspect", "n2"],
+    ] {
+        assert_eq!(syncs_of(&env, args), (0, 0), "{args:?}");
+    }
+}
+
+/// The state files `ipvlan args` opened for reading, by the directory
+/// they are in (`networks`, `endpoints`, ...), counted by the guest's
+/// strace (`-y` names the directory a descriptor stands for).
+fn records_read_by(env: &Env, args: &[&str]) -> std::collections::BTreeMap<String, usize> {
+    let trace = env.root.join("opens.trace");
+    let mut command = Command::new("strace");
+    command
+        .args(["-f", "-qq", "-y", "-e", "trace=open,openat", "-o"])
+        .arg(&trace)
+        .arg(binary())
+        .args(args)
+        .stdin(Stdio::null());
+    env.environment(&mut command);
+    let output = command.output().expect("runs strace");
+    assert_eq!(output.status.code(), Some(0), "{args:?}: {output:?}");
+    let state = env.state_dir().display().to_string();
+    let mut read = std::collections::BTreeMap::new();
+    for line in std::fs::read_to_string(&trace).unwrap().lines() {
+        if !line.contains(".json\"") || line.contains("O_WRONLY") || line.contains("= -1") {
+            continue;
+        }
+        let Some(at) = line.find(&format!("{state}/")) else {
+            continue;
+        };
+        let kind = line[at + state.len() + 1..]
+            .split(['/', '>', '"'])
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        *read.entry(kind).or_default() += 1;
+    }
+    read
+}
+
+/// `network ls` reads the network records only; `network inspect NAME`
+/// that network's record (found through its name's hint) and its
+/// endpoints', whatever the number of networks. Before, `ls` read every
+/// endpoint record too and `inspect` every network record.
+#[test]
+fn listings_read_only_what_they_print() {
+    let mut env = Env::new("reads");
+    for n in 0..6 {
+        env.network(&format!("n{n}"), &format!("192.168.{}.0/24", 80 + n));
+    }
+    env.ok(&["run", "-d", "--name", "c1", "--network", "n1"]);
+    env.ok(&["run", "-d", "--name", "c2", "--network", "n2"]);
+    let count = |read: &std::collections::BTreeMap<String, usize>, kind: &str| {
+        read.get(kind).copied().unwrap_or(0)
+    };
+    let read = records_read_by(&env, &["network", "ls"]);
+    assert_eq!(count(&read, "networks"), 6, "{read:?}");
+    assert_eq!(count(&read, "endpoints"), 0, "{read:?}");
+    let read = records_read_by(&env, &["network", "inspect", "n1"]);
+    assert_eq!(count(&read, "networks"), 1, "{read:?}");
+    assert_eq!(count(&read, "endpoints"), 1, "{read:?}");
+    assert!(env.ok(&["network", "inspect", "n1"]).contains("\"c1\""));
+}

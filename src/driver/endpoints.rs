@@ -14,7 +14,7 @@ use super::netns_identity::{
     self, absolute, endpoint_at, endpoint_of_namespace, legacy_path_id, normalise, ContainerIndex,
     NsAt, OpenNetns,
 };
-use super::networks::find_network;
+use super::networks::{find_network, lookup_network};
 use super::options::check_container_name;
 use super::report::endpoint_label;
 use super::{AttachRequest, EndpointInfo, Error, Manager, Target};
@@ -22,7 +22,7 @@ use crate::ipam::{IpFamily, Request};
 use crate::netns::{self, Netns};
 use crate::rtnl::Handle;
 use crate::store::records::NetnsId;
-use crate::store::{EndpointRecord, EndpointState, Locked, NetworkRecord, Timestamp};
+use crate::store::{EndpointRecord, EndpointState, Locked, NetworkRecord, StateDir, Timestamp};
 
 /// A resolved attach target: its namespace opened and identified.
 #[derive(Debug)]
@@ -74,14 +74,17 @@ impl Manager {
     ) -> Result<EndpointInfo, Error> {
         // Read without the lock, so a network that does not exist is
         // named first, as before the target was checked.
-        find_network(&self.store.networks()?, network)?;
+        lookup_network(&self.store, network)?;
         // Before the lock: a target that blocks or is refused must not
         // hold every other command up.
         let target = self.resolve_target(target)?;
         let state = self.store.lock()?;
         let networks = state.networks()?;
         let network = find_network(&networks, network)?;
-        self.attach(&state, &networks, network, &target, req)
+        let endpoint = self.attach(&state, &networks, network, &target, req)?;
+        // The final state durable before the command reports it.
+        state.commit()?;
+        Ok(endpoint)
     }
 
     /// Detaches a namespace: deletes the link, releases its addresses,
@@ -103,7 +106,7 @@ impl Manager {
     /// # Ok::<(), ipvlan::driver::Error>(())
     /// ```
     pub fn disconnect(&self, network: &str, target: &Target) -> Result<Vec<String>, Error> {
-        find_network(&self.store.networks()?, network)?;
+        lookup_network(&self.store, network)?;
         let (path, container) = self.target_place(target)?;
         // Before the lock, like connect: what is at the path now.
         let mut refusal = None;
@@ -145,7 +148,9 @@ impl Manager {
         }
         let host = Handle::new()?;
         let at = locate(&endpoint)?;
-        self.detach(&host, &state, &networks, network, endpoint, &at)
+        let notes = self.detach(&host, &state, &networks, network, endpoint, &at)?;
+        state.commit()?;
+        Ok(notes)
     }
 
     /// The endpoint of `network` that `target` names: by the container's
@@ -491,7 +496,7 @@ impl Manager {
     /// in `networks`: one read per network, as many as it has.
     pub(crate) fn container_endpoints(
         &self,
-        state: &Locked<'_>,
+        state: &StateDir,
         networks: &[NetworkRecord],
         name: &str,
     ) -> Result<Vec<(usize, EndpointRecord)>, Error> {

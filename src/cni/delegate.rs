@@ -1,0 +1,271 @@
+//! Delegated IPAM: the plugin named by `ipam.type`, found in `CNI_PATH`,
+//! run with our stdin and environment (only `CNI_COMMAND` set to the verb
+//! it is given), its stderr relayed, its result or error read back, within
+//! a time bound.
+
+use std::ffi::OsString;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command as Process, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use super::env::{Command, COMMAND};
+use super::error::{CniError, ErrorCode};
+use super::result::CniResult;
+use super::version::Version;
+use crate::json::{self, Value};
+use crate::text::escape_controls;
+
+/// How long a delegated plugin may take. host-local answers in
+/// milliseconds; the bound is for a plugin that hangs (a DHCP daemon that
+/// never answers), so that the runtime gets an error from us rather than
+/// killing us in the middle of an ADD with nothing undone.
+pub const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How often a plugin that is being replaced ("text file busy") is retried,
+/// as the reference runtime library retries.
+const BUSY_RETRIES: u32 = 5;
+
+/// The most of a failed plugin's output quoted in our error.
+const QUOTE_MAX: usize = 2048;
+
+/// Finds `plugin` in `dirs` as the spec's library does: the first
+/// `DIR/PLUGIN` that is a regular file (symlinks followed), in order.
+pub fn find_in_path(plugin: &str, dirs: &[PathBuf]) -> Result<PathBuf, CniError> {
+    if plugin.is_empty() {
+        return Err(CniError::config("no plugin name provided"));
+    }
+    if plugin.contains('/') {
+        return Err(CniError::config(format!(
+            "invalid plugin name: {}",
+            escape_controls(plugin)
+        )));
+    }
+    for dir in dirs {
+        let candidate = dir.join(plugin);
+        if std::fs::metadata(&candidate).is_ok_and(|m| m.is_file()) {
+            return Ok(candidate);
+        }
+    }
+    let shown: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+    Err(CniError::internal(format!(
+        "failed to find plugin {:?} in path [{}]",
+        escape_controls(plugin),
+        escape_controls(&shown.join(" "))
+    )))
+}
+
+/// What a delegated plugin printed when it succeeded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Output {
+    /// Its stdout.
+    pub stdout: Vec<u8>,
+}
+
+/// Runs the plugin at `path` for `verb`, with `vars` as its environment
+/// (`CNI_COMMAND` replaced) and `stdin` as its input, killing it after
+/// `timeout`. Its stderr is relayed to ours. A plugin that exits non-zero
+/// gives its own error object when it printed one (code kept), else a 999
+/// quoting what it printed.
+pub fn run(
+    path: &Path,
+    verb: Command,
+    vars: &[(OsString, OsString)],
+    stdin: &[u8],
+    timeout: Duration,
+) -> Result<Output, CniError> {
+    let name = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let name = escape_controls(&name).into_owned();
+    let started = Instant::now();
+    let mut child = spawn(path, verb, vars, &name)?;
+    // Each pipe has its own thread, so that a plugin writing much while we
+    // still write its stdin cannot deadlock with us.
+    let (tx, rx) = mpsc::channel::<(u8, Vec<u8>)>();
+    for (tag, pipe) in [
+        (
+            1u8,
+            child
+                .stdout
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        ),
+        (
+            2u8,
+            child
+                .stderr
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        ),
+    ] {
+        let tx = tx.clone();
+        if let Some(mut pipe) = pipe {
+            std::thread::spawn(move || {
+                let mut bytes = Vec::new();
+                let _ = pipe.read_to_end(&mut bytes);
+                let _ = tx.send((tag, bytes));
+            });
+        }
+    }
+    drop(tx);
+    if let Some(mut input) = child.stdin.take() {
+        let stdin = stdin.to_vec();
+        // A plugin that exits without reading its input breaks the pipe;
+        // its exit status tells what happened.
+        std::thread::spawn(move || {
+            let _ = input.write_all(&stdin);
+        });
+    }
+    let status = wait(&mut child, started + timeout)
+        .map_err(|e| CniError::internal(format!("waiting for IPAM plugin {name}: {e}")))?;
+    let Some(status) = status else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(CniError::new(
+            ErrorCode::Internal,
+            format!(
+                "IPAM plugin {name} did not finish {} within {} s: killed",
+                verb.as_str(),
+                timeout.as_secs()
+            ),
+        ));
+    };
+    // A grandchild may hold the pipes open after the plugin exited: read
+    // what arrives within the same bound, no longer.
+    let mut stdout = Vec::new();
+    let mut stderr = Vec::new();
+    for _ in 0..2 {
+        let left = (started + timeout).saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left.max(Duration::from_millis(100))) {
+            Ok((1, bytes)) => stdout = bytes,
+            Ok((_, bytes)) => stderr = bytes,
+            Err(_) => break,
+        }
+    }
+    if !stderr.is_empty() {
+        let _ = std::io::stderr().write_all(&stderr);
+    }
+    if status.success() {
+        return Ok(Output { stdout });
+    }
+    Err(plugin_error(&name, verb, status, &stdout, &stderr))
+}
+
+fn spawn(
+    path: &Path,
+    verb: Command,
+    vars: &[(OsString, OsString)],
+    name: &str,
+) -> Result<Child, CniError> {
+    let mut attempt = 0;
+    loop {
+        let spawned = Process::new(path)
+            .env_clear()
+            .envs(
+                vars.iter()
+                    .filter(|(k, _)| k != COMMAND)
+                    .map(|(k, v)| (k, v)),
+            )
+            .env(COMMAND, verb.as_str())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn();
+        match spawned {
+            Ok(child) => return Ok(child),
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && attempt < BUSY_RETRIES => {
+                attempt += 1;
+                std::thread::sleep(Duration::from_millis(100 * u64::from(attempt)));
+            }
+            Err(e) => {
+                return Err(CniError::internal(format!(
+                    "cannot run IPAM plugin {name} ({}): {e}",
+                    escape_controls(&path.display().to_string())
+                )))
+            }
+        }
+    }
+}
+
+/// The child's exit status, or `None` once `deadline` passed.
+fn wait(child: &mut Child, deadline: Instant) -> std::io::Result<Option<ExitStatus>> {
+    // No async and no signal handling here: polling with a growing pause
+    // costs a few wake-ups for a plugin that takes milliseconds.
+    let mut pause = Duration::from_micros(500);
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Ok(None);
+        }
+        std::thread::sleep(pause.min(deadline - now));
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
+}
+
+/// The error a failed plugin reported, or one that quotes its output.
+fn plugin_error(
+    name: &str,
+    verb: Command,
+    status: ExitStatus,
+    stdout: &[u8],
+    stderr: &[u8],
+) -> CniError {
+    if let Ok(value) = std::str::from_utf8(stdout)
+        .map_err(drop)
+        .and_then(|t| json::parse(t).map_err(drop))
+    {
+        let code = value.get("code").and_then(Value::as_u64);
+        let msg = value.get("msg").and_then(Value::as_str);
+        if let (Some(code), Some(msg)) = (code, msg) {
+            let code = u32::try_from(code).map_or(ErrorCode::Internal, ErrorCode::from_number);
+            let details = value.get("details").and_then(Value::as_str).unwrap_or("");
+            return CniError::new(code, msg).with_details(details);
+        }
+    }
+    let printed = if stdout.iter().any(|b| !b.is_ascii_whitespace()) {
+        stdout
+    } else {
+        stderr
+    };
+    let text = String::from_utf8_lossy(&printed[..printed.len().min(QUOTE_MAX)]);
+    CniError::internal(format!(
+        "IPAM plugin {name} failed {} ({status})",
+        verb.as_str()
+    ))
+    .with_details(escape_controls(text.trim()).into_owned())
+}
+
+/// Reads a delegated plugin's ADD result. A result without `cniVersion`
+/// is read as the request's version (as the runtime library does).
+pub fn read_result(name: &str, output: &Output, request: Version) -> Result<CniResult, CniError> {
+    let bad = |why: String| {
+        CniError::internal(format!(
+            "IPAM plugin {name} returned a result that cannot be read: {why}"
+        ))
+    };
+    let text = std::str::from_utf8(&output.stdout).map_err(|e| bad(e.to_string()))?;
+    let value = json::parse(text).map_err(|e| bad(e.to_string()))?;
+    if let Some(version) = value.get("cniVersion") {
+        let text = version.as_str().unwrap_or("");
+        if Version::parse(text).is_none() {
+            return Err(bad(format!(
+                "cniVersion {:?} is not one we speak (the request's is {})",
+                escape_controls(text),
+                request.as_str()
+            )));
+        }
+    }
+    let result = CniResult::read(&value, "", ErrorCode::Internal).map_err(|e| bad(e.msg))?;
+    if result.ips.is_empty() {
+        return Err(CniError::internal(format!(
+            "IPAM plugin {name} returned missing IP config"
+        )));
+    }
+    Ok(result)
+}

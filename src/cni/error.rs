@@ -8,8 +8,6 @@ use std::fmt;
 
 use crate::json::Value;
 
-use super::version::Version;
-
 /// The spec's well-known error codes (0-99 are reserved by the spec) and
 /// the reference plugins' catch-all for runtime failures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,12 +125,12 @@ impl CniError {
         CniError::new(ErrorCode::Internal, msg)
     }
 
-    /// The error object. `cniVersion` is the request's version, or our
+    /// The error object. `cni_version` is the request's version, or our
     /// newest when the request's is unknown (it failed before or while
     /// reading it); the Go library leaves it out, the spec asks for it.
-    pub fn to_json(&self, version: Version) -> Value {
+    pub fn to_json(&self, cni_version: &str) -> Value {
         let mut members = vec![
-            ("cniVersion", Value::from(version.as_str())),
+            ("cniVersion", Value::from(cni_version)),
             ("code", Value::from(self.code.number())),
             ("msg", Value::from(self.msg.as_str())),
         ];
@@ -171,13 +169,13 @@ mod tests {
     fn the_object_has_the_spec_keys_and_drops_empty_details() {
         let plain = CniError::config("no name");
         assert_eq!(
-            plain.to_json(Version::V1_0_0).to_compact().unwrap(),
+            plain.to_json("1.0.0").to_compact().unwrap(),
             r#"{"cniVersion":"1.0.0","code":7,"msg":"no name"}"#
         );
         let detailed = CniError::new(ErrorCode::IncompatibleVersion, "incompatible CNI versions")
             .with_details("config is \"9.9.9\"");
         assert_eq!(
-            detailed.to_json(Version::V0_4_0).to_compact().unwrap(),
+            detailed.to_json("0.4.0").to_compact().unwrap(),
             r#"{"cniVersion":"0.4.0","code":1,"msg":"incompatible CNI versions","details":"config is \"9.9.9\""}"#
         );
     }

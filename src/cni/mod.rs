@@ -64,6 +64,9 @@ mod read;
 pub mod result;
 pub mod version;
 
+#[cfg(test)]
+mod tests;
+
 use std::ffi::OsString;
 use std::io::{Read, Write};
 
@@ -110,7 +113,7 @@ pub fn run(vars: Vec<(OsString, OsString)>, stdin: &mut dyn Read) -> Outcome {
         Ok(stdout) => Outcome { exit: 0, stdout },
         Err(error) => Outcome {
             exit: EXIT_FAILED,
-            stdout: render(&error.to_json(version)),
+            stdout: render(&error.to_json(version.as_str())),
         },
     }
 }

@@ -147,7 +147,11 @@ fn without_cni_command_the_command_line_answers() {
     for env in [vec![], vec![("CNI_COMMAND".to_string(), String::new())]] {
         let answer = plugin(&env, "");
         assert_eq!(answer.exit, Some(0), "{}", answer.stderr);
-        assert!(answer.stdout.contains("Usage:  ipvlan [OPTIONS] COMMAND"), "{:?}", answer.stdout);
+        assert!(
+            answer.stdout.contains("Usage:  ipvlan [OPTIONS] COMMAND"),
+            "{:?}",
+            answer.stdout
+        );
     }
     // With it, argv is not looked at.
     let answer = Command::new(BIN)

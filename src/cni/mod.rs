@@ -47,7 +47,7 @@
 //!
 //! # What this build does
 //!
-//! Finished: the environment ([`env`]), versions ([`version`]), the error
+//! Finished: the environment ([`mod@env`]), versions ([`version`]), the error
 //! object ([`error`]), the config with its `ipam` section ([`config`]),
 //! results in every version ([`result`]), delegated IPAM ([`delegate`]),
 //! the VERSION verb, and STATUS for a delegated IPAM plugin (forwarded,
@@ -75,6 +75,8 @@ pub use env::is_plugin_mode;
 use env::{Command, Env};
 use error::{CniError, ErrorCode};
 use version::Version;
+
+use crate::json;
 
 /// Exit status of a failed request (the reference plugins exit 1).
 pub const EXIT_FAILED: i32 = 1;
@@ -126,8 +128,6 @@ fn render(value: &json::Value) -> String {
         Err(e) => format!("{{\"code\": 999, \"msg\": \"cannot write the answer: {e}\"}}\n"),
     }
 }
-
-use crate::json;
 
 /// The request's work; `version` is set as soon as the request's version
 /// is known, for the error object.

@@ -4,10 +4,11 @@
 //! a time bound.
 
 use std::ffi::OsString;
-use std::io::{Read, Write};
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command as Process, ExitStatus, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use super::env::{Command, COMMAND};
@@ -68,6 +69,11 @@ pub struct Output {
 /// `timeout`. Its stderr is relayed to ours. A plugin that exits non-zero
 /// gives its own error object when it printed one (code kept), else a 999
 /// quoting what it printed.
+///
+/// Its three standard files are unnamed scratch files rather than pipes:
+/// nothing can deadlock (a plugin writing much before reading its input, a
+/// grandchild keeping a pipe open), no thread is needed to feed or drain
+/// it, and the binary stays small.
 pub fn run(
     path: &Path,
     verb: Command,
@@ -80,78 +86,57 @@ pub fn run(
         |n| n.to_string_lossy().into_owned(),
     );
     let name = escape_controls(&name).into_owned();
+    let io_error =
+        |e: std::io::Error| CniError::internal(format!("running IPAM plugin {name}: {e}"));
+    let mut input = scratch_file().map_err(io_error)?;
+    input
+        .write_all(stdin)
+        .and_then(|()| input.seek(SeekFrom::Start(0)).map(drop))
+        .map_err(io_error)?;
+    let mut stdout = scratch_file().map_err(io_error)?;
+    let mut stderr = scratch_file().map_err(io_error)?;
     let started = Instant::now();
-    let mut child = spawn(path, verb, vars, &name)?;
-    // Each pipe has its own thread, so that a plugin writing much while we
-    // still write its stdin cannot deadlock with us.
-    let (tx, rx) = mpsc::channel::<(u8, Vec<u8>)>();
-    for (tag, pipe) in [
-        (
-            1u8,
-            child
-                .stdout
-                .take()
-                .map(|p| Box::new(p) as Box<dyn Read + Send>),
-        ),
-        (
-            2u8,
-            child
-                .stderr
-                .take()
-                .map(|p| Box::new(p) as Box<dyn Read + Send>),
-        ),
-    ] {
-        let tx = tx.clone();
-        if let Some(mut pipe) = pipe {
-            std::thread::spawn(move || {
-                let mut bytes = Vec::new();
-                let _ = pipe.read_to_end(&mut bytes);
-                let _ = tx.send((tag, bytes));
-            });
-        }
-    }
-    drop(tx);
-    if let Some(mut input) = child.stdin.take() {
-        let stdin = stdin.to_vec();
-        // A plugin that exits without reading its input breaks the pipe;
-        // its exit status tells what happened.
-        std::thread::spawn(move || {
-            let _ = input.write_all(&stdin);
-        });
-    }
-    let status = wait(&mut child, started + timeout)
-        .map_err(|e| CniError::internal(format!("waiting for IPAM plugin {name}: {e}")))?;
+    let mut child = spawn(path, verb, vars, &name, [&input, &stdout, &stderr])?;
+    let status = wait(&mut child, started + timeout).map_err(io_error)?;
     let Some(status) = status else {
         let _ = child.kill();
         let _ = child.wait();
-        return Err(CniError::new(
-            ErrorCode::Internal,
-            format!(
-                "IPAM plugin {name} did not finish {} within {} s: killed",
-                verb.as_str(),
-                timeout.as_secs()
-            ),
-        ));
+        return Err(CniError::internal(format!(
+            "IPAM plugin {name} did not finish {} within {} s: killed",
+            verb.as_str(),
+            timeout.as_secs()
+        )));
     };
-    // A grandchild may hold the pipes open after the plugin exited: read
-    // what arrives within the same bound, no longer.
-    let mut stdout = Vec::new();
-    let mut stderr = Vec::new();
-    for _ in 0..2 {
-        let left = (started + timeout).saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left.max(Duration::from_millis(100))) {
-            Ok((1, bytes)) => stdout = bytes,
-            Ok((_, bytes)) => stderr = bytes,
-            Err(_) => break,
-        }
-    }
-    if !stderr.is_empty() {
-        let _ = std::io::stderr().write_all(&stderr);
+    let printed = read_back(&mut stdout).map_err(io_error)?;
+    let complaints = read_back(&mut stderr).map_err(io_error)?;
+    if !complaints.is_empty() {
+        let _ = std::io::stderr().write_all(&complaints);
     }
     if status.success() {
-        return Ok(Output { stdout });
+        return Ok(Output { stdout: printed });
     }
-    Err(plugin_error(&name, verb, status, &stdout, &stderr))
+    Err(plugin_error(&name, verb, status, &printed, &complaints))
+}
+
+/// The most of a plugin's stdout or stderr we read back.
+const OUTPUT_MAX: u64 = 4 << 20;
+
+fn read_back(file: &mut File) -> std::io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    file.seek(SeekFrom::Start(0))?;
+    file.take(OUTPUT_MAX).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// A file with no name in the temp directory: nobody else can open it, and
+/// it is gone when closed.
+fn scratch_file() -> std::io::Result<File> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_TMPFILE)
+        .open(std::env::temp_dir())
 }
 
 fn spawn(
@@ -159,21 +144,25 @@ fn spawn(
     verb: Command,
     vars: &[(OsString, OsString)],
     name: &str,
+    files: [&File; 3],
 ) -> Result<Child, CniError> {
+    let stdio = |file: &File| file.try_clone().map(Stdio::from);
     let mut attempt = 0;
     loop {
-        let spawned = Process::new(path)
-            .env_clear()
-            .envs(
-                vars.iter()
-                    .filter(|(k, _)| k != COMMAND)
-                    .map(|(k, v)| (k, v)),
-            )
-            .env(COMMAND, verb.as_str())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn();
+        let spawned = (|| {
+            Process::new(path)
+                .env_clear()
+                .envs(
+                    vars.iter()
+                        .filter(|(k, _)| k != COMMAND)
+                        .map(|(k, v)| (k, v)),
+                )
+                .env(COMMAND, verb.as_str())
+                .stdin(stdio(files[0])?)
+                .stdout(stdio(files[1])?)
+                .stderr(stdio(files[2])?)
+                .spawn()
+        })();
         match spawned {
             Ok(child) => return Ok(child),
             Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && attempt < BUSY_RETRIES => {

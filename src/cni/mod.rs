@@ -98,7 +98,17 @@ pub struct Outcome {
 /// Entry point of the plugin mode: the process environment and stdin;
 /// returns the exit status.
 pub fn main() -> i32 {
-    let outcome = run(std::env::vars_os().collect(), &mut std::io::stdin().lock());
+    use std::os::fd::AsFd;
+    // fd 0 read as a plain file: std's buffered stdin adds code for no gain
+    // when the whole input is read once. A closed fd 0 reads as empty.
+    let stdin = std::io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .map(std::fs::File::from);
+    let outcome = match stdin {
+        Ok(mut file) => run(std::env::vars_os().collect(), &mut file),
+        Err(_) => run(std::env::vars_os().collect(), &mut std::io::empty()),
+    };
     let mut stdout = std::io::stdout().lock();
     // A runtime that went away cannot be told anything more.
     let _ = stdout

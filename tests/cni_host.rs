@@ -408,7 +408,7 @@ fn a_delegate_is_run_with_a_time_bound_and_its_failures_are_quoted() {
     assert_eq!(error.code, ErrorCode::Internal);
     assert_eq!(
         error.msg,
-        "IPAM plugin hangs did not finish ADD within 0 s: killed"
+        "IPAM plugin hangs did not finish ADD within 300ms: killed"
     );
 
     // One that fails without an error object is quoted.

@@ -102,9 +102,8 @@ pub fn run(
         let _ = child.kill();
         let _ = child.wait();
         return Err(CniError::internal(format!(
-            "IPAM plugin {name} did not finish {} within {} s: killed",
+            "IPAM plugin {name} did not finish {} within {timeout:?}: killed",
             verb.as_str(),
-            timeout.as_secs()
         )));
     };
     let printed = read_back(&mut stdout).map_err(io_error)?;
@@ -129,14 +128,25 @@ fn read_back(file: &mut File) -> std::io::Result<Vec<u8>> {
 }
 
 /// A file with no name in the temp directory: nobody else can open it, and
-/// it is gone when closed.
+/// it is gone when closed. On a file system without `O_TMPFILE`, a new
+/// file of a name no one else uses, removed at once.
 fn scratch_file() -> std::io::Result<File> {
-    std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .mode(0o600)
-        .custom_flags(libc::O_TMPFILE)
-        .open(std::env::temp_dir())
+    let dir = std::env::temp_dir();
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true).write(true).mode(0o600);
+    match options.clone().custom_flags(libc::O_TMPFILE).open(&dir) {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP | libc::EISDIR)) => {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos());
+            let path = dir.join(format!(".ipvlan-cni-{}-{nanos}", std::process::id()));
+            // create_new: never a file (or symlink) someone put there.
+            let file = options.create_new(true).open(&path)?;
+            std::fs::remove_file(&path)?;
+            Ok(file)
+        }
+        other => other,
+    }
 }
 
 fn spawn(

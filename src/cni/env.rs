@@ -171,7 +171,11 @@ impl Env {
             _ => None,
         };
         let netns = get(NETNS).map(PathBuf::from);
-        let args = text(ARGS)?;
+        // VERSION reads nothing else: libcni sends it with made-up values.
+        let args = match command {
+            Command::Version => None,
+            _ => text(ARGS)?,
+        };
         let path = get(PATH)
             .map(|p| {
                 std::env::split_paths(p)
@@ -382,6 +386,17 @@ mod tests {
         assert_eq!(status.msg, "required env variables [CNI_PATH] missing");
         let version = Env::parse(vars(&[(COMMAND, "VERSION")])).unwrap();
         assert_eq!(version.attachment, None);
+        // As libcni sends it, and with values no other verb would accept.
+        let mut odd = vars(&[
+            (COMMAND, "VERSION"),
+            (NETNS, "dummy"),
+            (IFNAME, "a very long interface"),
+        ]);
+        odd.push((
+            ARGS.into(),
+            std::os::unix::ffi::OsStringExt::from_vec(vec![0xff]),
+        ));
+        assert!(Env::parse(odd).is_ok());
     }
 
     #[test]

@@ -309,7 +309,7 @@ fn status_is_forwarded_to_the_ipam_plugin_with_our_stdin_and_environment() {
         &bin,
         "fake-ipam",
         &format!(
-            "cat > {seen}.stdin\nenv > {seen}.env\nexit 0",
+            "cat > {seen}.stdin\nenv > {seen}.env\necho 'note from the IPAM plugin' >&2\nexit 0",
             seen = seen.display()
         ),
     );
@@ -324,11 +324,14 @@ fn status_is_forwarded_to_the_ipam_plugin_with_our_stdin_and_environment() {
         ),
         ("KEEP_ME".to_string(), "passed on".to_string()),
     ];
-    plugin(&env, &conf).assert_error(
+    let answer = plugin(&env, &conf);
+    answer.assert_error(
         50,
         "ipvlan cannot serve ADD: CNI ADD is not yet implemented in this build",
         "1.1.0",
     );
+    // Its stderr reaches the runtime's log through ours.
+    assert_eq!(answer.stderr, "note from the IPAM plugin\n");
     assert_eq!(
         std::fs::read_to_string(seen.with_extension("stdin")).unwrap(),
         conf

@@ -136,10 +136,9 @@ fn scratch_file() -> std::io::Result<File> {
     options.read(true).write(true).mode(0o600);
     match options.clone().custom_flags(libc::O_TMPFILE).open(&dir) {
         Err(e) if matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP | libc::EISDIR)) => {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.subsec_nanos());
-            let path = dir.join(format!(".ipvlan-cni-{}-{nanos}", std::process::id()));
+            static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let path = dir.join(format!(".ipvlan-cni-{}-{n}", std::process::id()));
             // create_new: never a file (or symlink) someone put there.
             let file = options.create_new(true).open(&path)?;
             std::fs::remove_file(&path)?;

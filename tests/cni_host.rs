@@ -442,3 +442,64 @@ fn a_delegate_is_run_with_a_time_bound_and_its_failures_are_quoted() {
         "IPAM plugin garbage returned a result that cannot be read: cniVersion \"7.0.0\" is not one we speak (the request's is 1.0.0)"
     );
 }
+
+#[test]
+fn ipam_add_and_its_undo_run_the_plugin_found_in_cni_path() {
+    use ipvlan::cni::attach;
+    use ipvlan::cni::config::{decode, NetConf};
+    use ipvlan::cni::env::Env;
+
+    let dir = TempDir::new("cni-ipam-add");
+    let log = dir.path().join("log");
+    fake_plugin(
+        dir.path(),
+        "fake-local",
+        &format!(
+            r#"echo "$CNI_COMMAND $CNI_CONTAINERID $CNI_IFNAME" >> {log}
+cat > /dev/null
+[ "$CNI_COMMAND" = ADD ] && echo '{{"cniVersion": "1.0.0", "ips": [{{"address": "10.1.2.9/24", "gateway": "10.1.2.1"}}], "dns": {{"nameservers": ["10.1.2.53"]}}}}'
+exit 0"#,
+            log = log.display()
+        ),
+    );
+    let env = Env::parse(
+        set(
+            &add_env(),
+            &[("CNI_PATH", Some(dir.path().to_str().unwrap()))],
+        )
+        .into_iter()
+        .map(|(k, v)| (k.into(), v.into()))
+        .collect(),
+    )
+    .unwrap();
+    let input = CONF.replace("host-local", "fake-local");
+    let conf = NetConf::read(&decode(input.as_bytes()).unwrap(), Verb::Add).unwrap();
+    let result = attach::ipam_add(&env, &conf, "fake-local", input.as_bytes()).unwrap();
+    let link = ipvlan::cni::result::Interface {
+        name: "eth0".into(),
+        sandbox: Some("/run/netns/cni-host-test".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        attach::add_result(&conf, &result, link).to_json(conf.cni_version),
+        json::parse(
+            r#"{"cniVersion": "1.0.0", "interfaces": [{"name": "eth0", "sandbox": "/run/netns/cni-host-test"}],
+                "ips": [{"address": "10.1.2.9/24", "gateway": "10.1.2.1", "interface": 0}],
+                "dns": {"nameservers": ["10.1.2.53"]}}"#
+        )
+        .unwrap()
+    );
+    attach::ipam_undo(&env, "fake-local", input.as_bytes());
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "ADD c0ffee eth0\nDEL c0ffee eth0\n"
+    );
+    let missing = attach::ipam_add(&env, &conf, "host-local", input.as_bytes()).unwrap_err();
+    assert_eq!(missing.code, ErrorCode::Internal);
+    assert!(
+        missing
+            .msg
+            .starts_with("failed to find plugin \"host-local\" in path ["),
+        "{missing}"
+    );
+}

@@ -50,12 +50,15 @@
 //! Finished: the environment ([`mod@env`]), versions ([`version`]), the error
 //! object ([`error`]), the config with its `ipam` section ([`config`]),
 //! results in every version ([`result`]), delegated IPAM ([`delegate`]),
+//! the front end's part of ADD ([`attach`]: master choice, address source,
+//! the result; IPAM ADD and its undo),
 //! the VERSION verb, and STATUS for a delegated IPAM plugin (forwarded,
 //! then code 50: this build cannot serve ADD). ADD, CHECK, DEL and GC are
 //! read and checked in full (environment, version, config) and then
 //! answered with code 999 "not yet implemented in this build": they need
 //! the driver side of the state model above.
 
+pub mod attach;
 pub mod config;
 pub mod delegate;
 pub mod env;

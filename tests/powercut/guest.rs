@@ -322,6 +322,15 @@ fn run_load(load: &Load, plant: Option<&str>) -> Result<(), String> {
     logged_ok(&mut seq, &create)?;
     if let Some(plant) = plant {
         plant_fault(plant, &net)?;
+        // Commands on the damaged network would fail here; what matters is
+        // that the next boot's checks see the damage, so wait for the cut.
+        println!(
+            "{LOOP_MARKER} round {} seed {} (planted)",
+            load.round, load.seed
+        );
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(60));
+        }
     }
     println!("{LOOP_MARKER} round {} seed {}", load.round, load.seed);
     let mut connected: Vec<String> = Vec::new();
@@ -858,7 +867,11 @@ fn check_round(lines: &[String]) -> Result<Checks, String> {
     }
     let left = state.networks().map_err(|e| e.to_string())?;
     checks.expect(left.is_empty() && left.damaged.is_empty(), || {
-        format!("network records left after network rm: {}", left.len())
+        format!(
+            "after network rm: {} network records left, {} damaged",
+            left.len(),
+            left.damaged.len()
+        )
     });
     for dir in ["endpoints", "ipam"] {
         let entries: Vec<String> = fs::read_dir(root.join(dir))

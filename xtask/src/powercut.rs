@@ -163,9 +163,13 @@ fn marked<'a>(console: &'a str, marker: &str) -> Vec<&'a str> {
 
 pub fn run_rounds(options: &Options) -> Result {
     let start = Instant::now();
-    let program = build_vm_example("powercut")?;
+    let built = build_vm_example("powercut")?;
     let cache = target_dir()?.join("vm");
     fs::create_dir_all(&cache)?;
+    // A copy: a build during the run (minutes long) must not change the
+    // program between one boot and the next.
+    let program = cache.join("powercut");
+    fs::copy(&built, &program).map_err(|e| format!("{}: {e}", built.display()))?;
     let image = cache.join("powercut.img");
     crate::disk::create(&image, DISK_MIB)?;
     let log = cache.join("console.log");

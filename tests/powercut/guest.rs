@@ -58,6 +58,9 @@
 //! to half its length, as a writer without the atomic rename would leave
 //! it) and `--plant lost` (the record of a create that returned vanishes,
 //! as an unsynced write would) must make the next boot's checks fail.
+//! `--plant unsynced` writes files of its own on the disk without fsync,
+//! each logged as a command that returned, until the cut: the next boot
+//! must find the last ones lost, or the cut is no power cut.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -162,8 +165,8 @@ impl Options {
                 }
                 "--internal" => internal = true,
                 "--plant" => {
-                    let plant = iter.next().ok_or("--plant needs torn or lost")?;
-                    if plant != "torn" && plant != "lost" {
+                    let plant = iter.next().ok_or("--plant needs torn, lost or unsynced")?;
+                    if !["torn", "lost", "unsynced"].contains(&plant.as_str()) {
                         return Err(format!("unknown plant {plant:?}"));
                     }
                     options.plant = Some(plant.clone());
@@ -320,6 +323,9 @@ fn run_load(load: &Load, plant: Option<&str>) -> Result<(), String> {
     }
     create.push(&net);
     logged_ok(&mut seq, &create)?;
+    if plant == Some("unsynced") {
+        return unsynced_writes(load, &mut seq);
+    }
     if let Some(plant) = plant {
         plant_fault(plant, &net)?;
         // Commands on the damaged network would fail here; what matters is
@@ -380,6 +386,40 @@ fn run_load(load: &Load, plant: Option<&str>) -> Result<(), String> {
     }
     println!("PC-LOOP-END after {MAX_COMMANDS} commands");
     Ok(())
+}
+
+/// Where `--plant unsynced` writes: the test's own files, on the disk
+/// but outside the state directory.
+const UNSYNCED_DIR: &str = "/mnt/powercut/unsynced";
+
+/// What `--plant unsynced` writes into file `seq`: 16 KiB that say which
+/// file they belong to.
+fn unsynced_contents(seq: u64) -> Vec<u8> {
+    format!("{seq:>15}\n").repeat(1024).into_bytes()
+}
+
+/// `--plant unsynced`: files written the way a store without fsync would
+/// write its records, each logged as a command that returned, until the
+/// cut. The next boot finds the last ones missing or empty: proof that
+/// the cut loses what was not synced (were QEMU to flush on the way out,
+/// or the disk to keep a cache, this test could not see a missing fsync).
+fn unsynced_writes(load: &Load, seq: &mut u64) -> Result<(), String> {
+    fs::create_dir_all(UNSYNCED_DIR).map_err(|e| format!("{UNSYNCED_DIR}: {e}"))?;
+    must("sync", &[])?;
+    println!(
+        "{LOOP_MARKER} round {} seed {} (planted)",
+        load.round, load.seed
+    );
+    loop {
+        *seq += 1;
+        let name = seq.to_string();
+        println!("PC-CMD {seq} START plant-write {name}");
+        let path = Path::new(UNSYNCED_DIR).join(&name);
+        fs::write(&path, unsynced_contents(*seq))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        println!("PC-CMD {seq} END 0");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 /// Damages the round's network record the way a store without atomic,
@@ -617,6 +657,31 @@ fn check_round(lines: &[String]) -> Result<Checks, String> {
         ip(&["link", "set", master, "up"])?;
     }
     let root = Path::new(STATE_DIR);
+    for command in &commands {
+        if let (["plant-write", name], Some(0)) = (
+            command
+                .argv
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .as_slice(),
+            command.status,
+        ) {
+            let path = Path::new(UNSYNCED_DIR).join(name);
+            let found = fs::read(&path).ok();
+            checks.expect(found == Some(unsynced_contents(command.seq)), || {
+                format!(
+                    "{}: written before the cut, but {}",
+                    path.display(),
+                    match found {
+                        None => "missing".to_string(),
+                        Some(bytes) => format!("{} bytes, not the 16 KiB written", bytes.len()),
+                    }
+                )
+            });
+        }
+    }
+    let _ = fs::remove_dir_all(UNSYNCED_DIR);
 
     // 1. restore.
     let first = exec(&ipvlan_bin(), &["restore"])?;

@@ -29,7 +29,7 @@ use std::fs;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const USAGE: &str = "usage: cargo xtask powercut [--kernel K] [--rounds N] [--seed S] \
-     [--window-ms MS] [--timeout SECS] [--plant torn|lost]";
+     [--window-ms MS] [--timeout SECS] [--plant torn|lost|unsynced]";
 
 /// Rounds when no `--rounds` is given; also what `cargo xtask test` runs.
 pub const CI_ROUNDS: u64 = 4;
@@ -95,8 +95,10 @@ fn parse(args: &[String]) -> Result<Options> {
             "--window-ms" => options.window = Duration::from_millis(number(arg, iter.next())?),
             "--timeout" => options.timeout = Duration::from_secs(number(arg, iter.next())?),
             "--plant" => match iter.next().map(String::as_str) {
-                Some(plant @ ("torn" | "lost")) => options.plant = Some(plant.to_string()),
-                _ => return Err(format!("--plant needs torn or lost\n{USAGE}").into()),
+                Some(plant @ ("torn" | "lost" | "unsynced")) => {
+                    options.plant = Some(plant.to_string())
+                }
+                _ => return Err(format!("--plant needs torn, lost or unsynced\n{USAGE}").into()),
             },
             other => return Err(format!("unknown argument {other}\n{USAGE}").into()),
         }

@@ -53,12 +53,14 @@ commands:
         record the figures in benches/RESULTS.md. Not part of `test`.
         --plant-leak leaves a container and a descriptor behind (must fail).
   powercut [--kernel K] [--rounds N] [--seed S] [--window-ms MS] [--timeout SECS] [--plant torn|lost|unsynced]
+           [--keep-going]
         State on a virtual disk (cache=none); QEMU killed (SIGKILL) at a
         random moment inside connect/run/disconnect/rm; the next boot from
         the same disk runs `restore` and checks the invariants of
         tests/powercut/guest.rs. N rounds (default 4, what `test` runs)
         take N + 1 boots. --plant damages a record, or (unsynced) writes
-        files without fsync until the cut: the run must fail.
+        files without fsync until the cut: the run must fail. --keep-going
+        goes on after a failed round and lists every failure at the end.
   size  Build the release musl binary, check it is static and carries no
         fault-injection hook, print its size.
   bench [ARGS]...

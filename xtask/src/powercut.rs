@@ -29,7 +29,7 @@ use std::fs;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const USAGE: &str = "usage: cargo xtask powercut [--kernel K] [--rounds N] [--seed S] \
-     [--window-ms MS] [--timeout SECS] [--plant torn|lost|unsynced]";
+     [--window-ms MS] [--timeout SECS] [--plant torn|lost|unsynced] [--keep-going]";
 
 /// Rounds when no `--rounds` is given; also what `cargo xtask test` runs.
 pub const CI_ROUNDS: u64 = 4;
@@ -56,6 +56,8 @@ pub struct Options {
     /// Damage the first round's network record (see the guest's
     /// `--plant`): the run must fail.
     pub plant: Option<String>,
+    /// Go on after a round fails its checks; report every failure at the end.
+    pub keep_going: bool,
 }
 
 impl Options {
@@ -72,6 +74,7 @@ impl Options {
             window: Duration::from_millis(DEFAULT_WINDOW_MS),
             timeout: BOOT_TIMEOUT,
             plant: None,
+            keep_going: false,
         }
     }
 }
@@ -93,6 +96,7 @@ fn parse(args: &[String]) -> Result<Options> {
             "--rounds" => options.rounds = number(arg, iter.next())?,
             "--seed" => options.seed = number(arg, iter.next())?,
             "--window-ms" => options.window = Duration::from_millis(number(arg, iter.next())?),
+            "--keep-going" => options.keep_going = true,
             "--timeout" => options.timeout = Duration::from_secs(number(arg, iter.next())?),
             "--plant" => match iter.next().map(String::as_str) {
                 Some(plant @ ("torn" | "lost" | "unsynced")) => {
@@ -187,6 +191,7 @@ pub fn run_rounds(options: &Options) -> Result {
     let mut inside: BTreeMap<String, u64> = BTreeMap::new();
     let mut between = 0;
     let mut returned_total = 0;
+    let mut failed_rounds: Vec<String> = Vec::new();
     for boot in 0..=options.rounds {
         let mut args = Vec::new();
         for line in &previous {
@@ -196,6 +201,9 @@ pub fn run_rounds(options: &Options) -> Result {
         let (delay, guest_seed) = (rng.next(), rng.next());
         let delay = Duration::from_millis(delay % (options.window.as_millis() as u64 + 1));
         let vlan = (guest_seed % 4094 + 1) as u16;
+        if options.keep_going {
+            args.push("--keep-going".to_string());
+        }
         if loading {
             args.extend([
                 "--load".to_string(),
@@ -263,7 +271,7 @@ pub fn run_rounds(options: &Options) -> Result {
         if boot > 0 {
             let failures = marked(&console, CHECK_FAIL);
             if !failures.is_empty() || marked(&console, CHECK_PASS).is_empty() {
-                return Err(format!(
+                let report = format!(
                     "round {} (its last line before the cut: {}): the checks after the reboot failed:\n{}\n{repro}",
                     boot - 1,
                     previous.last().map(String::as_str).unwrap_or("?"),
@@ -272,10 +280,15 @@ pub fn run_rounds(options: &Options) -> Result {
                     } else {
                         failures.join("\n")
                     }
-                )
-                .into());
+                );
+                if !options.keep_going || failures.is_empty() {
+                    return Err(report.into());
+                }
+                println!("powercut: {report}");
+                failed_rounds.push(report);
+            } else {
+                println!("powercut: round {} passed its checks", boot - 1);
             }
-            println!("powercut: round {} passed its checks", boot - 1);
         }
         if loading {
             let load_failures = marked(&console, LOAD_FAIL);
@@ -322,13 +335,22 @@ pub fn run_rounds(options: &Options) -> Result {
     let inside_total: u64 = inside.values().sum();
     let kinds: Vec<String> = inside.iter().map(|(k, n)| format!("{k} {n}")).collect();
     println!(
-        "powercut: {} rounds passed (kernel {}, --seed {}) in {}: cut inside a command {inside_total} ({}), between commands {between}; {returned_total} commands had returned 0 before their cut",
+        "powercut: {} of {} rounds passed (kernel {}, --seed {}) in {}: cut inside a command {inside_total} ({}), between commands {between}; {returned_total} commands had returned 0 before their cut",
+        options.rounds - failed_rounds.len() as u64,
         options.rounds,
         options.kernel.name(),
         options.seed,
         seconds(start.elapsed()),
         kinds.join(", ")
     );
+    if !failed_rounds.is_empty() {
+        return Err(format!(
+            "{} rounds failed their checks:\n{}",
+            failed_rounds.len(),
+            failed_rounds.join("\n")
+        )
+        .into());
+    }
     if options.plant.is_some() {
         return Err("--plant: the checks passed with a planted fault".into());
     }

@@ -414,6 +414,7 @@ fn unsynced_contents(seq: u64) -> Vec<u8> {
 fn unsynced_writes(load: &Load, seq: &mut u64) -> Result<(), String> {
     fs::create_dir_all(UNSYNCED_DIR).map_err(|e| format!("{UNSYNCED_DIR}: {e}"))?;
     must("sync", &[])?;
+    println!("PC-PLANTED unsynced writes to {UNSYNCED_DIR}");
     println!(
         "{LOOP_MARKER} round {} seed {} (planted)",
         load.round, load.seed

@@ -77,6 +77,7 @@ pub fn interactive(
 
 /// A power cut: QEMU is killed (SIGKILL, nothing flushed) `delay` after
 /// the guest printed a line containing `after` (`cargo xtask powercut`).
+#[derive(Clone)]
 pub struct Cut {
     pub after: String,
     pub delay: Duration,

@@ -281,12 +281,29 @@ impl Rng {
 
 // ---------------------------------------------------------------- boot 1
 
+/// Prints a log line and waits until the serial port has sent it: the
+/// host must have the whole `START` line of every command that started
+/// (the port is slow, and the cut may come while a command runs), and a
+/// line the cut truncates is one whose command had not started yet.
+fn console(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+    // SAFETY: tcdrain only reads the descriptor number; on a pipe or file
+    // (a run outside the VM) it fails with ENOTTY, which changes nothing.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::tcdrain(1);
+    }
+}
+
 /// Runs `ipvlan ARGS` with its start and end on the console; the status.
 fn logged(seq: &mut u64, args: &[&str]) -> Result<i32, String> {
     *seq += 1;
-    println!("PC-CMD {} START {}", seq, args.join(" "));
+    console(&format!("PC-CMD {} START {}", seq, args.join(" ")));
     let done = exec(&ipvlan_bin(), args)?;
-    println!("PC-CMD {} END {}", seq, done.code);
+    console(&format!("PC-CMD {} END {}", seq, done.code));
     if done.code != 0 {
         println!(
             "PC-OUT {}: {}",
@@ -422,11 +439,11 @@ fn unsynced_writes(load: &Load, seq: &mut u64) -> Result<(), String> {
     loop {
         *seq += 1;
         let name = seq.to_string();
-        println!("PC-CMD {seq} START plant-write {name}");
+        console(&format!("PC-CMD {seq} START plant-write {name}"));
         let path = Path::new(UNSYNCED_DIR).join(&name);
         fs::write(&path, unsynced_contents(*seq))
             .map_err(|e| format!("{}: {e}", path.display()))?;
-        println!("PC-CMD {seq} END 0");
+        console(&format!("PC-CMD {seq} END 0"));
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }

@@ -139,9 +139,14 @@ enum Landing {
     Between,
 }
 
+/// The guest's `PC-CMD` lines. A last line without its newline was cut
+/// off by the power cut; the guest sends a `START` line whole before the
+/// command starts (tcdrain), so that command had not started, and a cut
+/// `END` line is one the host did not see.
 fn command_lines(console: &str) -> Vec<String> {
     console
-        .lines()
+        .split_inclusive('\n')
+        .filter(|line| line.ends_with('\n'))
         .filter_map(|line| {
             line.find(CMD_PREFIX)
                 .map(|at| line[at..].trim().to_string())
@@ -386,6 +391,8 @@ mod tests {
         assert_eq!(landing(&lines), Landing::Between);
         let lines = command_lines("PC-CMD 3 START run -d --net pc0 --name d3 sleep 1\n");
         assert_eq!(landing(&lines), Landing::Inside("run".into()));
+        let lines = command_lines("PC-CMD 3 START run -d\nPC-CMD 3 EN");
+        assert_eq!(lines, ["PC-CMD 3 START run -d"], "a line the cut truncated");
     }
 
     #[test]

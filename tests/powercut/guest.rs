@@ -53,7 +53,8 @@
 //! 7. A new `connect` works and gets an address of the subnet that no one
 //!    else leases; it is disconnected again.
 //! 8. `network rm` of every network exits 0 and leaves no record, no
-//!    endpoint or address directory, and no parent link we created.
+//!    endpoint or address directory, no hosts file and no parent link we
+//!    created, and keeps the link a VLAN parent sat on (not ours).
 //!
 //! `--plant torn` (after the round's network is created, its record is cut
 //! to half its length, as a writer without the atomic rename would leave
@@ -961,6 +962,20 @@ fn check_round(lines: &[String]) -> Result<Checks, String> {
             format!(
                 "network rm {} left its parent {}",
                 network.name, network.parent
+            )
+        });
+        if let ParentOrigin::VlanCreated { link, .. } = &network.parent_origin {
+            // Never touch what we did not create: the link under the VLAN.
+            checks.expect(link_names()?.contains(link), || {
+                format!("network rm {} removed {link}, not ours", network.name)
+            });
+        }
+        let hosts = state.hosts_path(&network.id);
+        checks.expect(!hosts.exists(), || {
+            format!(
+                "network rm {} left its hosts file {}",
+                network.name,
+                hosts.display()
             )
         });
     }

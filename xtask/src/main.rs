@@ -11,6 +11,7 @@ mod json;
 mod kernel;
 mod layers;
 mod pipeline;
+mod powercut;
 mod qemu;
 mod soak;
 mod tools;
@@ -51,6 +52,15 @@ commands:
         for N minutes while ps/inspect/ls run; then check nothing leaked and
         record the figures in benches/RESULTS.md. Not part of `test`.
         --plant-leak leaves a container and a descriptor behind (must fail).
+  powercut [--kernel K] [--rounds N] [--seed S] [--window-ms MS] [--timeout SECS] [--plant torn|lost|unsynced]
+           [--keep-going]
+        State on a virtual disk (cache=none); QEMU killed (SIGKILL) at a
+        random moment inside connect/run/disconnect/rm; the next boot from
+        the same disk runs `restore` and checks the invariants of
+        tests/powercut/guest.rs. N rounds (default 4, what `test` runs)
+        take N + 1 boots. --plant damages a record, or (unsynced) writes
+        files without fsync until the cut: the run must fail. --keep-going
+        goes on after a failed round and lists every failure at the end.
   size  Build the release musl binary, check it is static and carries no
         fault-injection hook, print its size.
   bench [ARGS]...
@@ -82,6 +92,7 @@ fn main() -> ExitCode {
         "test" => test(rest),
         "layers" => layers::run(rest),
         "soak" => soak::run(rest),
+        "powercut" => powercut::run(rest),
         "size" => pipeline::size(),
         "bench" => pipeline::bench(rest),
         "fuzz" => fuzz(rest),

@@ -16,7 +16,8 @@ const CI_FUZZ_TOTAL_SECS: u64 = 60;
 /// no cycle or upward use can come back.
 const LAYERS_IN_TEST: bool = true;
 
-/// fmt, clippy, host tests, fuzz, VM tests (on `kernel`); stops at the first failure.
+/// fmt, clippy, host tests, fuzz, VM tests and a few power-cut rounds (on
+/// `kernel`); stops at the first failure.
 pub fn test(kernel: Series) -> Result {
     let start = Instant::now();
     let step = |title: &str, cmd: &mut Command| -> Result {
@@ -68,6 +69,13 @@ pub fn test(kernel: Series) -> Result {
         crate::vm::default_timeout()?,
         kernel,
     )?;
+    banner("power cut");
+    let powercut_start = Instant::now();
+    crate::powercut::run_rounds(&crate::powercut::Options::new(
+        kernel,
+        crate::powercut::CI_ROUNDS,
+    ))?;
+    let powercut_time = powercut_start.elapsed();
     banner("summary");
     println!(
         "xtask test: every step passed in {}",
@@ -75,6 +83,12 @@ pub fn test(kernel: Series) -> Result {
     );
     println!("host: {host_passed} passed, {host_failed} failed");
     println!("vm (kernel {}): {vm_summary}", kernel.name());
+    println!(
+        "power cut (kernel {}): {} rounds passed in {}",
+        kernel.name(),
+        crate::powercut::CI_ROUNDS,
+        seconds(powercut_time)
+    );
     Ok(())
 }
 

@@ -75,8 +75,18 @@ pub fn interactive(
     })
 }
 
-/// Boots QEMU, streams the console to stdout (and `log`), and enforces `timeout`.
-pub fn boot(
+/// A power cut: QEMU is killed (SIGKILL, nothing flushed) `delay` after
+/// the guest printed a line containing `after` (`cargo xtask powercut`).
+#[derive(Clone)]
+pub struct Cut {
+    pub after: String,
+    pub delay: Duration,
+}
+
+/// Boots QEMU, streams the console to stdout (and `log`), and enforces
+/// `timeout`; kills QEMU as `cut` says, and tells whether it did.
+#[allow(clippy::too_many_arguments)]
+pub fn boot_with_cut(
     tools: &VmTools,
     kernel: &Kernel,
     initrd: &Path,
@@ -84,7 +94,8 @@ pub fn boot(
     timeout: Duration,
     log: &Path,
     timings: &mut Timings,
-) -> Result<Outcome> {
+    cut: Option<&Cut>,
+) -> Result<(Outcome, bool)> {
     let mut cmd = qemu_command(tools, kernel, initrd, disk);
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -136,10 +147,18 @@ pub fn boot(
         booted_kernel: None,
     };
     let mut booted_at = None;
+    let mut cut_at: Option<Instant> = None;
+    let mut cut_armed = cut.is_some();
+    let mut cut_done = false;
     loop {
-        let remaining = deadline.saturating_duration_since(Instant::now());
+        let until = cut_at.map_or(deadline, |at| at.min(deadline));
+        let remaining = until.saturating_duration_since(Instant::now());
         match lines_rx.recv_timeout(remaining) {
             Ok(line) => {
+                if let Some(cut) = cut.filter(|c| cut_armed && line.contains(&c.after)) {
+                    cut_at = Some(Instant::now() + cut.delay);
+                    cut_armed = false;
+                }
                 if booted_at.is_none() && line.contains(BOOT_MARKER) {
                     booted_at = Some(start.elapsed());
                     outcome.booted_kernel = booted_kernel(&line);
@@ -149,11 +168,23 @@ pub fn boot(
                 }
                 if let Some(pos) = line.find(RESULT_MARKER) {
                     outcome.status = line[pos + RESULT_MARKER.len()..].trim().parse().ok();
+                    // Too late for a cut: the job is over.
+                    cut_at = None;
                     // The job is over: a guest that fails to power off must not
                     // turn a finished run into a timeout.
                     deadline = deadline.min(Instant::now() + POWER_OFF_GRACE);
                 }
             }
+            Err(mpsc::RecvTimeoutError::Timeout)
+                if cut_at.is_some_and(|at| at <= Instant::now()) =>
+            {
+                // Child::kill is SIGKILL: QEMU gets no chance to flush anything.
+                let _ = child.kill();
+                println!("vm: power cut (QEMU killed)");
+                cut_done = true;
+                break;
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() < deadline => {}
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 if outcome.status.is_none() {
                     outcome.timed_out = true;
@@ -172,10 +203,10 @@ pub fn boot(
     let boot_time = booted_at.unwrap_or(elapsed);
     timings.record("boot", boot_time);
     timings.record("guest run", elapsed.saturating_sub(boot_time));
-    if !outcome.timed_out && !status.success() {
+    if !outcome.timed_out && !status.success() && !cut_done {
         println!("vm: qemu exited with {status}");
     }
-    Ok(outcome)
+    Ok((outcome, cut_done))
 }
 
 /// Drops carriage returns and terminal escape sequences (the firmware clears the

@@ -92,6 +92,12 @@ impl Outcome {
 
 /// Builds everything, boots once, and fails unless the guest job succeeded.
 pub fn run(options: Options) -> Result<Outcome> {
+    run_with_cut(options, None).map(|(outcome, _)| outcome)
+}
+
+/// [`run`], with QEMU killed as `cut` says (`cargo xtask powercut`); also
+/// whether the cut happened.
+pub fn run_with_cut(options: Options, cut: Option<crate::qemu::Cut>) -> Result<(Outcome, bool)> {
     let total = Instant::now();
     let mut timings = Timings::default();
     let root = workspace_root();
@@ -135,9 +141,10 @@ pub fn run(options: Options) -> Result<Outcome> {
     })?;
 
     if let Job::Shell { .. } = options.job {
-        return crate::qemu::interactive(&tools, &kernel, &initrd, options.disk.as_deref());
+        return crate::qemu::interactive(&tools, &kernel, &initrd, options.disk.as_deref())
+            .map(|outcome| (outcome, false));
     }
-    let outcome = crate::qemu::boot(
+    let (outcome, cut_done) = crate::qemu::boot_with_cut(
         &tools,
         &kernel,
         &initrd,
@@ -145,6 +152,7 @@ pub fn run(options: Options) -> Result<Outcome> {
         options.timeout,
         &cache.join("console.log"),
         &mut timings,
+        cut.as_ref(),
     )?;
     timings.record("total", total.elapsed());
     println!(
@@ -161,13 +169,13 @@ pub fn run(options: Options) -> Result<Outcome> {
             "vm: timed out after {} (IPVLAN_VM_TIMEOUT / --timeout)",
             seconds(options.timeout)
         );
-    } else if outcome.status.is_none() {
+    } else if outcome.status.is_none() && !cut_done {
         println!(
             "vm: the guest ended without printing its result marker (see {})",
             cache.join("console.log").display()
         );
     }
-    Ok(outcome)
+    Ok((outcome, cut_done))
 }
 
 /// Everything the guest needs, at the paths tests and scripts expect.

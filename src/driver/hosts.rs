@@ -84,12 +84,51 @@ pub(crate) fn remove(path: &Path, name: &str) -> Result<(), Error> {
         .map_err(|e| io("rewriting", path, e))
 }
 
-fn names_host(line: &str, name: &str) -> bool {
-    if HEADER.lines().any(|header| header == line) {
-        return false;
+/// Makes the network file `path` list exactly `wanted` (`ADDR\tNAME`
+/// lines), in place as every edit is: lines of anything else blanked, the
+/// missing ones appended. Hosts files are edited without fsync (they
+/// describe containers, which a power cut ends), so after one a blanked
+/// line may be back or an appended one lost: restore rebuilds them from
+/// the endpoint records, which are durable.
+pub(crate) fn reconcile(path: &Path, wanted: &[(IpAddr, String)]) -> Result<(), Error> {
+    if wanted.is_empty() && fs::symlink_metadata(path).is_err() {
+        return Ok(());
     }
-    let mut fields = line.split_whitespace();
-    fields.next().is_some_and(|addr| !addr.starts_with('#')) && fields.any(|field| field == name)
+    ensure_file(path)?;
+    let lines: Vec<String> = wanted
+        .iter()
+        .map(|(addr, name)| format!("{addr}\t{name}"))
+        .collect();
+    crate::store::remove_lines(path, |line| {
+        is_host_line(line) && !lines.iter().any(|wanted| wanted == line)
+    })
+    .map_err(|e| io("rewriting", path, e))?;
+    let present = crate::store::read_text_capped(path, crate::store::HOSTS_MAX)
+        .map_err(|e| io("reading", path, e))?
+        .unwrap_or_default();
+    let missing: Vec<&str> = lines
+        .iter()
+        .filter(|wanted| !present.lines().any(|line| line == wanted.as_str()))
+        .map(String::as_str)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    crate::store::append_line(path, &missing.join("\n"), HOSTS_MODE)
+        .map_err(|e| io("appending to", path, e))
+}
+
+/// A line naming a host: not the header's, not blank, not a comment.
+fn is_host_line(line: &str) -> bool {
+    !HEADER.lines().any(|header| header == line)
+        && line
+            .split_whitespace()
+            .next()
+            .is_some_and(|addr| !addr.starts_with('#'))
+}
+
+fn names_host(line: &str, name: &str) -> bool {
+    is_host_line(line) && line.split_whitespace().skip(1).any(|field| field == name)
 }
 
 /// Makes `target` the union of the network files `sources` (one header,
@@ -468,6 +507,26 @@ impl Names<'_> {
         Ok(())
     }
 
+    /// Rebuilds `network`'s hosts file from its endpoint records (see
+    /// [`reconcile`]), then the union views built from it.
+    pub(crate) fn rebuild(&self, network: &NetworkRecord) -> Result<(), Error> {
+        let endpoints = self.state.endpoints_of(&network.id)?;
+        let mut wanted = Vec::new();
+        for endpoint in endpoints.iter() {
+            let Some(container) = &endpoint.container else {
+                continue;
+            };
+            if endpoint.state != EndpointState::Attached {
+                continue;
+            }
+            for address in endpoint.ipv4.iter().chain(endpoint.ipv6.iter()) {
+                wanted.push((address.addr(), container.clone()));
+            }
+        }
+        reconcile(&self.state.hosts_path(&network.id), &wanted)?;
+        self.refresh_network(network)
+    }
+
     /// Regenerates the union view of every container on `network` that is
     /// on several networks (they are listed as markers, so this costs
     /// nothing for single-network containers).
@@ -586,6 +645,39 @@ mod tests {
         // The header's names are never ours to remove.
         remove(&file, "localhost").unwrap();
         assert!(fs::read_to_string(&file).unwrap().starts_with(HEADER));
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn reconcile_makes_the_file_list_exactly_the_records() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = scratch("reconcile");
+        let file = dir.join("net");
+        // As a power cut can leave it: a removed container's line back, an
+        // added one missing.
+        append(&file, "gone", &["10.0.0.9".parse().unwrap()]).unwrap();
+        append(&file, "kept", &["10.0.0.2".parse().unwrap()]).unwrap();
+        let inode = fs::metadata(&file).unwrap().ino();
+        let wanted = [
+            ("10.0.0.2".parse().unwrap(), "kept".to_string()),
+            ("10.0.0.3".parse().unwrap(), "lost".to_string()),
+        ];
+        reconcile(&file, &wanted).unwrap();
+        assert_eq!(
+            fs::read_to_string(&file).unwrap(),
+            format!(
+                "{HEADER}{}\n10.0.0.2\tkept\n10.0.0.3\tlost\n",
+                " ".repeat("10.0.0.9\tgone".len())
+            )
+        );
+        assert_eq!(fs::metadata(&file).unwrap().ino(), inode, "edited in place");
+        // Nothing to change: nothing written.
+        let before = fs::read(&file).unwrap();
+        reconcile(&file, &wanted).unwrap();
+        assert_eq!(fs::read(&file).unwrap(), before);
+        // No file and nothing wanted: none made.
+        reconcile(&dir.join("none"), &[]).unwrap();
+        assert!(!dir.join("none").exists());
         fs::remove_dir_all(dir).unwrap();
     }
 

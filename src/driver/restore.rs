@@ -187,6 +187,22 @@ impl Manager {
             }
         }
 
+        // Hosts files are edited without fsync: after a power cut a removed
+        // container's line may be back, an added one missing. The endpoint
+        // records are durable; the files are made to agree with them.
+        let names = super::hosts::Names {
+            state: &state,
+            networks: &networks,
+            etc_netns_dir: &self.config.etc_netns_dir,
+        };
+        for network in &networks {
+            if let Err(error) = names.rebuild(network) {
+                report
+                    .errors
+                    .push(format!("{}: hosts file: {error}", network.name));
+            }
+        }
+
         // Container index entries of attaches and detaches killed between
         // index and record.
         match ContainerIndex::containers(&state) {

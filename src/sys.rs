@@ -217,22 +217,6 @@ pub fn send_to_kernel(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
     Ok(sent as usize)
 }
 
-/// Size of the next datagram without consuming it (`MSG_PEEK | MSG_TRUNC`
-/// makes the kernel report the full length even into a zero-byte buffer).
-/// `flags` adds `MSG_*` flags, e.g. `MSG_DONTWAIT`.
-pub fn peek_datagram_len(fd: BorrowedFd<'_>, flags: i32) -> io::Result<usize> {
-    // SAFETY: a null buffer of length 0 is valid for recv(2); nothing is written.
-    let len = retry(|| unsafe {
-        libc::recv(
-            fd.as_raw_fd(),
-            std::ptr::null_mut(),
-            0,
-            libc::MSG_PEEK | libc::MSG_TRUNC | flags,
-        )
-    })?;
-    Ok(len as usize)
-}
-
 /// Receives one datagram into `buf`; returns its length (which exceeds
 /// `buf.len()` if it was truncated) and the sender's netlink port id.
 /// `flags` adds `MSG_*` flags, e.g. `MSG_DONTWAIT`.

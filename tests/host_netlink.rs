@@ -636,7 +636,10 @@ fn dump_spanning_many_datagrams_is_complete() {
         assert_eq!(json.matches("\"ifindex\"").count(), 301);
         // Two handles in one netns have distinct port ids and do not mix replies.
         let other = Handle::new().unwrap();
-        assert_ne!(other.socket().port_id(), h.socket().port_id());
+        assert_ne!(
+            other.socket().port_id().unwrap(),
+            h.socket().port_id().unwrap()
+        );
         assert_eq!(other.links().unwrap(), links);
     });
 }

@@ -343,7 +343,7 @@ impl Manager {
         // Named before the kernel sees it, so restore knows what to delete
         // if this attach is interrupted; and before any address is taken,
         // so a failure here has nothing to give back.
-        let free = endpoint_link::free_ifname(inside)?;
+        let ifname = endpoint_link::free_ifname(inside)?;
 
         // Addresses first (cheap to give back), then the intent record,
         // then the kernel.
@@ -381,7 +381,7 @@ impl Manager {
             network_id: network.id.clone(),
             container: target.container.clone(),
             netns: target.path.display().to_string(),
-            ifname: free.ifname,
+            ifname,
             mac: None,
             ipv4: Some(ipv4),
             ipv6,
@@ -394,14 +394,8 @@ impl Manager {
             release_all(&mut index);
             return Err(error.into());
         }
-        let plan = EndpointPlan::new(network, parent.index, ipv4, ipv6);
-        let built = match endpoint_link::create(
-            &host,
-            inside,
-            &plan,
-            &record.ifname,
-            Some(free.next_index),
-        ) {
+        let plan = EndpointPlan::new(network, &parent, ipv4, ipv6);
+        let built = match endpoint_link::create(&host, inside, &plan, &record.ifname) {
             Ok(built) => built,
             Err(error) => {
                 let _ = state.remove_endpoint(&record.network_id, &record.id);

@@ -292,7 +292,16 @@ pub fn run_in<T: Send>(ns: &Netns, f: impl FnOnce() -> T + Send) -> io::Result<T
 /// `ns`, creating its sockets, links and routes in another namespace, a
 /// mistake nothing downstream could notice or undo.
 pub fn run_here<T>(ns: &Netns, f: impl FnOnce() -> T) -> io::Result<T> {
-    let _away = Away::enter(ns)?;
+    let _away = Away::leave(|| sys::setns(ns.fd(), libc::CLONE_NEWNET))?;
+    Ok(f())
+}
+
+/// Runs `f` on the calling thread moved into a brand-new network namespace,
+/// then moves the thread back, as [`run_here`] does (same safety, same
+/// abort). The namespace disappears once nothing refers to it (a socket,
+/// a bind mount, a [`Netns`] that `f` returns).
+pub fn run_in_new_here<T>(f: impl FnOnce() -> T) -> io::Result<T> {
+    let _away = Away::leave(|| sys::unshare(libc::CLONE_NEWNET))?;
     Ok(f())
 }
 
@@ -305,9 +314,10 @@ struct Away {
 }
 
 impl Away {
-    fn enter(ns: &Netns) -> io::Result<Away> {
+    /// Keeps the way home, then moves the thread with `go`.
+    fn leave(go: impl FnOnce() -> io::Result<()>) -> io::Result<Away> {
         let home = sys::open_raw(&static_cstr("/proc/thread-self/ns/net"), libc::O_RDONLY)?;
-        sys::setns(ns.fd(), libc::CLONE_NEWNET)?;
+        go()?;
         Ok(Away {
             home,
             _this_thread: std::marker::PhantomData,
@@ -374,7 +384,7 @@ fn on_scratch_thread<T: Send>(f: impl FnOnce() -> io::Result<T> + Send) -> io::R
 /// Creates an anonymous network namespace and returns a handle to it; it
 /// lives as long as the returned [`Netns`] (or anything else bound to it).
 pub fn create_anonymous() -> io::Result<Netns> {
-    let mut ns = run_in_new(Netns::current)??;
+    let mut ns = run_in_new_here(Netns::current)??;
     ns.label = "(anonymous)".to_owned();
     Ok(ns)
 }
@@ -422,7 +432,7 @@ fn make_run_dir_shared(run_dir: &Path) -> io::Result<()> {
 /// Fails with `AlreadyExists` if the name is taken.
 pub fn create_named(run_dir: impl AsRef<Path>, name: &str) -> io::Result<Netns> {
     let run_dir = run_dir.as_ref();
-    bind_named(run_dir, name, |mount| run_in_new(mount))?;
+    bind_named(run_dir, name, |mount| run_in_new_here(mount))?;
     Netns::open_named(run_dir, name)
 }
 
@@ -432,7 +442,7 @@ pub fn create_named(run_dir: impl AsRef<Path>, name: &str) -> io::Result<Netns> 
 /// can tell it later from anything else put at that path.
 /// Fails with `AlreadyExists` if the name is taken.
 pub fn create_named_from(run_dir: impl AsRef<Path>, name: &str, ns: &Netns) -> io::Result<()> {
-    bind_named(run_dir.as_ref(), name, |mount| run_in(ns, mount))
+    bind_named(run_dir.as_ref(), name, |mount| run_here(ns, mount))
 }
 
 /// Makes `run_dir/name` (shared run dir, an empty file) and bind-mounts

@@ -37,9 +37,12 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// A state directory, namespace directory and /etc/netns of its own.
+/// A state directory and /etc/netns of its own; containers in iproute2's
+/// `/run/netns` (private to this test binary in the guest), so that `ip
+/// netns add` makes a container without a network, as a runtime would.
 struct Env {
     root: PathBuf,
+    namespaces: Vec<String>,
 }
 
 impl Env {
@@ -47,13 +50,25 @@ impl Env {
         let root = std::env::temp_dir().join(format!("ipvlan-syscalls-{tag}"));
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(&root).unwrap();
-        Env { root }
+        Env {
+            root,
+            namespaces: Vec::new(),
+        }
+    }
+
+    /// A container without network: `ip netns add NAME`.
+    fn container(&mut self, name: &str) {
+        assert!(
+            vm_support::ip_ok(&["netns", "add", name]),
+            "ip netns add {name}"
+        );
+        self.namespaces.push(name.to_string());
     }
 
     fn environment(&self, command: &mut Command) {
         command
             .env("IPVLAN_STATE_DIR", self.root.join("state"))
-            .env("IPVLAN_NETNS_DIR", self.root.join("netns"))
+            .env("IPVLAN_NETNS_DIR", "/run/netns")
             .env("IPVLAN_ETC_NETNS_DIR", self.root.join("etc-netns"))
             .stdin(Stdio::null());
     }
@@ -104,6 +119,9 @@ impl Env {
 
 impl Drop for Env {
     fn drop(&mut self) {
+        for name in &self.namespaces {
+            vm_support::ip_ok(&["netns", "del", name]);
+        }
         let _ = std::fs::remove_dir_all(&self.root);
     }
 }
@@ -210,18 +228,23 @@ impl Trace {
 
 #[test]
 fn one_attach_stays_within_its_system_call_budget() {
-    let env = Env::new("budget");
+    let mut env = Env::new("budget");
     env.ok(&["network", "create", "--subnet", "192.168.91.0/24", "sys1"]);
-    env.ok(&["network", "create", "--subnet", "192.168.92.0/24", "sys2"]);
-    env.ok(&["run", "--net=sys2", "--name=c1", "-d"]);
+    // A few endpoints already there, as on a host in use.
+    for n in 0..3 {
+        let name = format!("sysb{n}");
+        env.container(&name);
+        env.ok(&["network", "connect", "sys1", &name]);
+    }
+    env.container("sysc1");
 
-    let connect = env.traced(&["network", "connect", "sys1", "c1"], &[]);
+    let connect = env.traced(&["network", "connect", "sys1", "sysc1"], &[]);
     println!("{}", connect.report("network connect"));
-    let disconnect = env.traced(&["network", "disconnect", "sys1", "c1"], &[]);
+    let disconnect = env.traced(&["network", "disconnect", "sys1", "sysc1"], &[]);
     println!("{}", disconnect.report("network disconnect"));
-    let run = env.traced(&["run", "--net=sys1", "--name=c2", "-d"], &[]);
+    let run = env.traced(&["run", "--net=sys1", "--name=sysc2", "-d"], &[]);
     println!("{}", run.report("run -d"));
-    let rm = env.traced(&["rm", "-f", "c2"], &[]);
+    let rm = env.traced(&["rm", "-f", "sysc2"], &[]);
     println!("{}", rm.report("rm -f"));
 
     for (what, trace) in [("network connect", &connect), ("run -d", &run)] {
@@ -292,7 +315,7 @@ fn link_in(netns: &str, name: &str) -> Option<(u64, String, String)> {
 /// parent's MAC, and nothing under a temporary name is left.
 #[test]
 fn every_chosen_index_taken_falls_back_to_a_name_and_a_rename() {
-    let env = Env::new("fallback");
+    let mut env = Env::new("fallback");
     env.ok(&["network", "create", "--subnet", "192.168.93.0/24", "fb"]);
     // A host link called eth0 makes the named create collide where the
     // kernel looks names up in the sending namespace.
@@ -300,23 +323,22 @@ fn every_chosen_index_taken_falls_back_to_a_name_and_a_rename() {
     if made_eth0 {
         assert!(vm_support::ip_ok(&["link", "add", "eth0", "type", "dummy"]));
     }
-    env.ok(&["run", "--name=f1", "-d"]);
+    env.container("sysf1");
     let trace = env.traced(
-        &["network", "connect", "fb", "f1"],
+        &["network", "connect", "fb", "sysf1"],
         &[("IPVLAN_FAULT_FORCE", "endpoint: every index taken")],
     );
     if made_eth0 {
         assert!(vm_support::ip_ok(&["link", "del", "eth0"]));
     }
-    let netns = env.root.join("netns").join("f1");
-    let netns = netns.to_str().unwrap();
-    let (index, kind, mac) = link_in(netns, "eth0").expect("eth0 in f1");
+    let netns = "/run/netns/sysf1";
+    let (index, kind, mac) = link_in(netns, "eth0").expect("eth0 in sysf1");
     assert_eq!(kind, "ipvlan");
     let network = env.inspect("fb");
     let endpoint = network
         .get("Containers")
-        .and_then(|c| c.get("f1"))
-        .expect("f1 in inspect")
+        .and_then(|c| c.get("sysf1"))
+        .expect("sysf1 in inspect")
         .clone();
     assert_eq!(
         endpoint.get("MacAddress").and_then(Value::as_str),
@@ -328,8 +350,8 @@ fn every_chosen_index_taken_falls_back_to_a_name_and_a_rename() {
         .flatten()
         .flat_map(|dir| std::fs::read_dir(dir.path()).unwrap().flatten())
         .map(|file| std::fs::read_to_string(file.path()).unwrap())
-        .find(|text| text.contains("\"f1\""))
-        .expect("f1's endpoint record");
+        .find(|text| text.contains("\"sysf1\""))
+        .expect("sysf1's endpoint record");
     assert!(
         record.contains(&format!("\"ifindex\": {index}")),
         "the recorded index is the link's: {record}"
@@ -360,7 +382,7 @@ fn every_chosen_index_taken_falls_back_to_a_name_and_a_rename() {
             "kernel 6.1 looks a new link's name up in the host: the named create must collide"
         );
     }
-    env.ok(&["rm", "-f", "f1"]);
+    env.ok(&["network", "disconnect", "fb", "sysf1"]);
 }
 
 fn kernel_release() -> String {

@@ -1,10 +1,14 @@
 //! Network namespaces: named ones laid out exactly like iproute2's
 //! (`ip netns add`), opening by name, path or pid, and running code inside one.
 //!
-//! `setns(2)` and `unshare(2)` change only the calling *thread*. Everything
-//! here that enters or creates a namespace does it on a scratch thread that
-//! exits afterwards, so the caller's thread never changes namespace. The
-//! current namespace of a thread is `/proc/thread-self/ns/net`, not
+//! `setns(2)` and `unshare(2)` change only the calling *thread*. Short work
+//! that only opens something inside (a netlink socket, a `/proc/sys` file,
+//! a bind mount) moves the calling thread there and back at once
+//! ([`run_here`], [`run_in_new_here`]: no thread started, and the process
+//! aborts rather than go on in the wrong namespace); work that runs other
+//! code or changes more than the network namespace ([`run_in`], e.g. a
+//! command started inside) gets a scratch thread that exits afterwards.
+//! The current namespace of a thread is `/proc/thread-self/ns/net`, not
 //! `/proc/self/ns/net` (that shows the main thread's).
 
 use std::ffi::CString;

@@ -8,7 +8,8 @@
 //! extended-ack text (`NETLINK_EXT_ACK`); ACKs are capped (`NETLINK_CAP_ACK`).
 //!
 //! A command sends a handful of requests, so a socket costs only what it
-//! uses: the port id comes from the kernel's binding at the first send, the
+//! uses: the kernel binds it at the first send and its first answer tells
+//! the port id (no `bind`, no `getsockname`), the
 //! receive timeout is set the first time an answer is not already queued
 //! (rtnetlink answers inside `sendmsg`, so that is rare), strict checking
 //! before the first `GET` request (the only ones it affects), and the
@@ -136,7 +137,8 @@ impl BatchLimits {
 /// A netlink socket bound to the network namespace it was opened in.
 pub struct Socket {
     fd: OwnedFd,
-    /// 0 until known: the kernel binds the socket at its first send.
+    /// 0 until known: the kernel binds the socket at its first send, and
+    /// the first answer, addressed to that port, tells it.
     port_id: Cell<u32>,
     seq: Cell<u32>,
     recv_timeout: Cell<Duration>,
@@ -206,6 +208,36 @@ fn recv_error(err: io::Error, wait: bool, timeout: Duration) -> Option<Error> {
         }
         io::ErrorKind::WouldBlock => None,
         _ => Some(Error::from(err)),
+    }
+}
+
+/// The answers to the requests of one datagram, read by an [`AckReader`]
+/// made at the first answer, once the socket knows its port (see
+/// `Socket::receive`).
+struct Acks<'s> {
+    socket: &'s Socket,
+    seqs: Vec<u32>,
+    reader: Option<AckReader>,
+}
+
+impl Acks<'_> {
+    fn feed(&mut self, datagram: &[u8]) -> Result<bool> {
+        let (port_id, seqs) = (self.socket.port_id.get(), &self.seqs);
+        let reader = self
+            .reader
+            .get_or_insert_with(|| AckReader::new(port_id, seqs.clone()));
+        reader.feed(datagram)
+    }
+
+    fn unanswered(&self) -> Vec<usize> {
+        match &self.reader {
+            Some(reader) => reader.unanswered(),
+            None => (0..self.seqs.len()).collect(),
+        }
+    }
+
+    fn finish(self) -> Option<Vec<Result<()>>> {
+        self.reader.and_then(AckReader::finish)
     }
 }
 
@@ -335,11 +367,6 @@ impl Socket {
         if sent != bytes.len() {
             return Err(Error::malformed("short send on netlink socket"));
         }
-        if self.port_id.get() == 0 {
-            // The first send bound the socket (autobind): learn the port
-            // the answers are addressed to.
-            self.port_id.set(sys::netlink_port_id(self.fd.as_fd())?);
-        }
         Ok(())
     }
 
@@ -385,7 +412,19 @@ impl Socket {
                 buf.resize(len, 0);
                 Ok(Some(Err(len)))
             }
-            Ok(Some(len)) => Ok(buf.get(..len).map(|d| Ok(read(d)))),
+            Ok(Some(len)) => {
+                if self.port_id.get() == 0 {
+                    // The first send bound the socket (autobind) to a port
+                    // we did not ask for: every answer the kernel sends us is
+                    // addressed to it, so the first one tells it, without a
+                    // getsockname.
+                    if let Some(pid) = buf.get(12..16) {
+                        let pid = u32::from_ne_bytes([pid[0], pid[1], pid[2], pid[3]]);
+                        self.port_id.set(pid);
+                    }
+                }
+                Ok(buf.get(..len).map(|d| Ok(read(d))))
+            }
             Ok(None) => Ok(None),
             Err(err) => Err(err),
         };
@@ -456,7 +495,7 @@ impl Socket {
 
     /// Sends `msgs` (with `NLM_F_ACK`) in one datagram; the reader of their
     /// answers.
-    fn send_batch(&self, msgs: &[MessageBuilder]) -> Result<AckReader> {
+    fn send_batch(&self, msgs: &[MessageBuilder]) -> Result<Acks<'_>> {
         let mut datagram = Vec::new();
         let mut seqs = Vec::with_capacity(msgs.len());
         for msg in msgs {
@@ -467,7 +506,11 @@ impl Socket {
             seqs.push(seq);
         }
         self.send(&datagram)?;
-        Ok(AckReader::new(self.port_id.get(), seqs))
+        Ok(Acks {
+            socket: self,
+            seqs,
+            reader: None,
+        })
     }
 
     /// Sends `msgs` (with `NLM_F_ACK`) in one datagram; one result each.
@@ -510,7 +553,7 @@ impl Socket {
     /// whether every request is answered. The kernel answered every request
     /// of the datagram inside `sendmsg`, so an answer not queued now was
     /// dropped and will never come.
-    fn drain(&self, acks: &mut AckReader) -> Result<bool> {
+    fn drain(&self, acks: &mut Acks<'_>) -> Result<bool> {
         loop {
             match self.try_recv(|datagram| acks.feed(datagram)) {
                 Ok(Some(Ok(answered))) => {
@@ -542,9 +585,10 @@ impl Socket {
         for _ in 0..TRUNCATED_ATTEMPTS {
             let seq = self.next_seq();
             self.send(&msg.to_bytes(seq, self.port_id.get())?)?;
-            let port_id = self.port_id.get();
             loop {
-                match self.recv(|datagram| single_reply(datagram, port_id, seq, &mut parse))? {
+                // The port is read once the answer is in (see `receive`).
+                let reply = |d: &[u8]| single_reply(d, self.port_id.get(), seq, &mut parse);
+                match self.recv(reply)? {
                     Ok(Some(reply)) => return reply,
                     Ok(None) => {}
                     // Lost, maybe ours: ask again; a late copy is skipped
@@ -572,14 +616,20 @@ impl Socket {
         for _ in 0..DUMP_ATTEMPTS {
             let seq = self.next_seq();
             self.send(&msg.to_bytes(seq, self.port_id.get())?)?;
-            let mut reader = DumpReader::new(self.port_id.get(), seq);
+            // Made at the first part, once the port is known (see `receive`).
+            let mut reader: Option<DumpReader> = None;
             let mut items = Vec::new();
             let mut each = |m: &MessageView<'_>| {
                 items.extend(parse(m)?);
                 Ok(())
             };
             let interrupted = loop {
-                match self.recv(|d| reader.feed(d, &mut each))? {
+                let part = |d: &[u8]| {
+                    let port_id = self.port_id.get();
+                    let reader = reader.get_or_insert_with(|| DumpReader::new(port_id, seq));
+                    reader.feed(d, &mut each)
+                };
+                match self.recv(part)? {
                     Ok(fed) => {
                         if let Some(interrupted) = fed? {
                             break interrupted;
@@ -729,6 +779,40 @@ mod tests {
 
     fn results_ok(results: &[Result<()>]) -> bool {
         results.iter().all(Result::is_ok)
+    }
+
+    #[test]
+    fn the_port_is_learnt_from_the_first_answer() {
+        in_fresh_netns(|| {
+            let socket = Socket::open().unwrap();
+            assert_eq!(socket.port_id.get(), 0, "not bound yet");
+            socket.request(&set_up_request(LO, true)).unwrap();
+            let bound = sys::netlink_port_id(socket.fd.as_fd()).unwrap();
+            assert_ne!(bound, 0);
+            assert_eq!(socket.port_id.get(), bound);
+            // A fresh socket whose first call is a dump or a reply learns it too.
+            let dumped = Socket::open().unwrap();
+            assert_eq!(
+                dumped
+                    .dump(&dump_request(), |_| Ok(Some(())))
+                    .unwrap()
+                    .len(),
+                1
+            );
+            assert_eq!(
+                dumped.port_id.get(),
+                sys::netlink_port_id(dumped.fd.as_fd()).unwrap()
+            );
+            let asked = Socket::open().unwrap();
+            asked
+                .request_reply(&get_by_index_request(LO), |_| Ok(()))
+                .unwrap();
+            assert_eq!(
+                asked.port_id().unwrap(),
+                sys::netlink_port_id(asked.fd.as_fd()).unwrap()
+            );
+            assert_ne!(asked.port_id().unwrap(), dumped.port_id().unwrap());
+        });
     }
 
     #[test]

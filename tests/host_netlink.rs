@@ -16,7 +16,7 @@ use ipvlan::netlink::ErrorKind;
 use ipvlan::netns::{self, Netns};
 use ipvlan::rtnl::{
     AddrFlags, Handle, IpFamily, IpvlanFlag, IpvlanMode, LinkData, LinkSpec, MacvlanMode,
-    ProbeKind, RouteSpec,
+    ProbeKind, RouteSpec, Step,
 };
 
 /// Runs `test` in a new, empty network namespace.
@@ -1038,4 +1038,56 @@ fn without_root_every_privileged_test_fails_with_one_reason() {
     common::privilege::assert_unprivileged_run_fails_with_one_reason(
         "without_root_every_privileged_test_fails_with_one_reason",
     );
+}
+
+/// A pipeline sends its steps together; the kernel carries out every one,
+/// and a failure is reported as the step's own call would report it (its
+/// operation, its link), whichever step it was.
+#[test]
+fn a_pipeline_reports_the_step_that_failed() {
+    in_fresh_netns(|| {
+        let h = Handle::new().unwrap();
+        h.link_add(&LinkSpec::veth("pa", "pb")).unwrap();
+        let pa = h.link_index("pa").unwrap();
+        let net: IpNet = "10.9.0.2/24".parse().unwrap();
+        let unreachable = RouteSpec::to("10.8.0.0/16".parse().unwrap())
+            .via("192.0.2.1".parse().unwrap())
+            .dev(pa);
+        let err = h
+            .pipeline(&[
+                Step::AddrAdd {
+                    index: pa,
+                    net,
+                    flags: AddrFlags::NODAD,
+                },
+                Step::LinkUp { index: pa },
+                Step::RouteAdd(unreachable),
+            ])
+            .unwrap_err();
+        assert_eq!(err.operation(), "add route", "{err}");
+        assert_eq!(err.errno(), Some(libc::ENETUNREACH), "{err}");
+        // The steps before it took effect.
+        assert!(h.link_by_index(pa).unwrap().unwrap().is_up());
+        let addrs = h.addrs().unwrap();
+        assert!(
+            addrs.iter().any(|a| a.index == pa && a.net == net),
+            "{addrs:?}"
+        );
+
+        // The first step fails: its error, though later ones succeed.
+        let err = h
+            .pipeline(&[
+                Step::AddrAdd {
+                    index: 999_999,
+                    net,
+                    flags: AddrFlags::empty(),
+                },
+                Step::LinkUp { index: pa },
+            ])
+            .unwrap_err();
+        assert_eq!(err.operation(), "add address", "{err}");
+        assert_eq!(err.subject_name(), Some("ifindex 999999"), "{err}");
+        assert_eq!(err.errno(), Some(libc::ENODEV), "{err}");
+        h.pipeline(&[]).unwrap();
+    });
 }

@@ -16,7 +16,7 @@ use ipvlan::netlink::ErrorKind;
 use ipvlan::netns::{self, Netns};
 use ipvlan::rtnl::{
     AddrFlags, Handle, IpFamily, IpvlanFlag, IpvlanMode, LinkData, LinkSpec, MacvlanMode,
-    ProbeKind, RouteSpec,
+    ProbeKind, RouteSpec, Step,
 };
 
 /// Runs `test` in a new, empty network namespace.
@@ -636,7 +636,10 @@ fn dump_spanning_many_datagrams_is_complete() {
         assert_eq!(json.matches("\"ifindex\"").count(), 301);
         // Two handles in one netns have distinct port ids and do not mix replies.
         let other = Handle::new().unwrap();
-        assert_ne!(other.socket().port_id(), h.socket().port_id());
+        assert_ne!(
+            other.socket().port_id().unwrap(),
+            h.socket().port_id().unwrap()
+        );
         assert_eq!(other.links().unwrap(), links);
     });
 }
@@ -776,9 +779,11 @@ fn routes_in_tables_beyond_255() {
 const PIDS_CGROUP_ENV: &str = "IPVLAN_TEST_PIDS_CGROUP";
 
 /// When the OS refuses a thread (here: a pids cgroup at its limit), entering
-/// a namespace fails with that error instead of panicking (the release build
-/// aborts on panic). Runs in a child process, which is the one confined.
-/// RLIMIT_NPROC would not do: it does not bind root.
+/// a namespace on a scratch thread fails with that error instead of
+/// panicking (the release build aborts on panic), while a handle in a
+/// namespace, which needs no thread, is still made. Runs in a child
+/// process, which is the one confined. RLIMIT_NPROC would not do: it does
+/// not bind root.
 #[test]
 fn thread_refusal_is_an_error_not_a_panic() {
     const TEST: &str = "thread_refusal_is_an_error_not_a_panic";
@@ -791,8 +796,8 @@ fn thread_refusal_is_an_error_not_a_panic() {
         let here = Netns::current().unwrap();
         let err = netns::run_in(&here, || ()).expect_err("no thread can start");
         assert_eq!(err.raw_os_error(), Some(libc::EAGAIN), "{err}");
-        let err = Handle::in_netns(&here).expect_err("no thread can start");
-        assert_eq!(err.errno(), Some(libc::EAGAIN), "{err}");
+        let handle = Handle::in_netns(&here).expect("a handle needs no thread");
+        assert_eq!(handle.link_index("lo").unwrap(), 1);
         println!("@@confined-ok");
         return;
     }
@@ -1033,4 +1038,56 @@ fn without_root_every_privileged_test_fails_with_one_reason() {
     common::privilege::assert_unprivileged_run_fails_with_one_reason(
         "without_root_every_privileged_test_fails_with_one_reason",
     );
+}
+
+/// A pipeline sends its steps together; the kernel carries out every one,
+/// and a failure is reported as the step's own call would report it (its
+/// operation, its link), whichever step it was.
+#[test]
+fn a_pipeline_reports_the_step_that_failed() {
+    in_fresh_netns(|| {
+        let h = Handle::new().unwrap();
+        h.link_add(&LinkSpec::veth("pa", "pb")).unwrap();
+        let pa = h.link_index("pa").unwrap();
+        let net: IpNet = "10.9.0.2/24".parse().unwrap();
+        let unreachable = RouteSpec::to("10.8.0.0/16".parse().unwrap())
+            .via("192.0.2.1".parse().unwrap())
+            .dev(pa);
+        let err = h
+            .pipeline(&[
+                Step::AddrAdd {
+                    index: pa,
+                    net,
+                    flags: AddrFlags::NODAD,
+                },
+                Step::LinkUp { index: pa },
+                Step::RouteAdd(unreachable),
+            ])
+            .unwrap_err();
+        assert_eq!(err.operation(), "add route", "{err}");
+        assert_eq!(err.errno(), Some(libc::ENETUNREACH), "{err}");
+        // The steps before it took effect.
+        assert!(h.link_by_index(pa).unwrap().unwrap().is_up());
+        let addrs = h.addrs().unwrap();
+        assert!(
+            addrs.iter().any(|a| a.index == pa && a.net == net),
+            "{addrs:?}"
+        );
+
+        // The first step fails: its error, though later ones succeed.
+        let err = h
+            .pipeline(&[
+                Step::AddrAdd {
+                    index: 999_999,
+                    net,
+                    flags: AddrFlags::empty(),
+                },
+                Step::LinkUp { index: pa },
+            ])
+            .unwrap_err();
+        assert_eq!(err.operation(), "add address", "{err}");
+        assert_eq!(err.subject_name(), Some("ifindex 999999"), "{err}");
+        assert_eq!(err.errno(), Some(libc::ENODEV), "{err}");
+        h.pipeline(&[]).unwrap();
+    });
 }

@@ -28,6 +28,7 @@ mod decode;
 pub mod error;
 pub mod link;
 pub mod nsid;
+pub mod pipeline;
 pub mod route;
 
 pub use addr::{AddrFlags, Address};
@@ -37,6 +38,7 @@ pub use link::{
     IpvlanFlag, IpvlanMode, Link, LinkData, LinkKind, LinkSpec, MacvlanMode, ProbeKind, Reported,
     UnknownName,
 };
+pub use pipeline::Step;
 pub use route::{IpFamily, Route, RouteSpec};
 
 use std::path::Path;
@@ -64,10 +66,12 @@ impl Handle {
         })
     }
 
-    /// A handle for `netns`. The socket is opened on a scratch thread that
-    /// entered `netns`; the calling thread never changes namespace.
+    /// A handle for `netns`. The socket is opened by the calling thread,
+    /// moved into `netns` for that and back at once (see
+    /// [`netns::run_here`], which says why that is safe with many threads,
+    /// and that the process aborts if the thread cannot get back).
     pub fn in_netns(netns: &Netns) -> Result<Handle> {
-        let socket = netns::run_in(netns, Socket::open)
+        let socket = netns::run_here(netns, Socket::open)
             .map_err(|e| Error::from(e).op("enter netns").netns(Some(netns.label())))??;
         Ok(Handle {
             socket,

@@ -42,6 +42,25 @@ pub fn point(name: &'static str) {
     let _ = name;
 }
 
+/// Environment variable naming, comma-separated, the rare paths
+/// [`forced`] makes a command take.
+pub const FORCE_ENV: &str = "IPVLAN_FAULT_FORCE";
+
+/// Whether a test asked for the rare path `name` to be taken (with the
+/// `fault-injection` feature, `name` listed in [`FORCE_ENV`]): for
+/// fallbacks the kernels tests run on never need, so they are still run.
+/// Always false without the feature.
+#[inline(always)]
+pub fn forced(name: &'static str) -> bool {
+    #[cfg(feature = "fault-injection")]
+    return std::env::var(FORCE_ENV).is_ok_and(|names| names.split(',').any(|n| n == name));
+    #[cfg(not(feature = "fault-injection"))]
+    {
+        let _ = name;
+        false
+    }
+}
+
 /// `value`, after a kill point named `name`: marks the moment right after
 /// the effect whose result `value` is, in the expression that makes it.
 #[inline(always)]

@@ -28,7 +28,8 @@
 //!                      the readers of the kernel's answers (reply.rs: ACKs, dumps,
 //!                      extended acks), the socket, the error type
 //! netns.rs             open/create/delete namespaces (iproute2's /run/netns layout),
-//!                      scratch threads that enter one, the interface-name rule
+//!                      entering one (the calling thread there and back, or a
+//!                      scratch thread), the interface-name rule
 //! rtnl/                the only place that builds or parses rtnetlink messages:
 //!                      links (ipvlan, vlan, dummy, veth, macvlan; kind probes),
 //!                      addresses, routes, namespace ids, one Handle per namespace

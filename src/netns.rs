@@ -1,16 +1,20 @@
 //! Network namespaces: named ones laid out exactly like iproute2's
 //! (`ip netns add`), opening by name, path or pid, and running code inside one.
 //!
-//! `setns(2)` and `unshare(2)` change only the calling *thread*. Everything
-//! here that enters or creates a namespace does it on a scratch thread that
-//! exits afterwards, so the caller's thread never changes namespace. The
-//! current namespace of a thread is `/proc/thread-self/ns/net`, not
+//! `setns(2)` and `unshare(2)` change only the calling *thread*. Short work
+//! that only opens something inside (a netlink socket, a `/proc/sys` file,
+//! a bind mount) moves the calling thread there and back at once
+//! ([`run_here`], [`run_in_new_here`]: no thread started, and the process
+//! aborts rather than go on in the wrong namespace); work that runs other
+//! code or changes more than the network namespace ([`run_in`], e.g. a
+//! command started inside) gets a scratch thread that exits afterwards.
+//! The current namespace of a thread is `/proc/thread-self/ns/net`, not
 //! `/proc/self/ns/net` (that shows the main thread's).
 
 use std::ffi::CString;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
-use std::io;
+use std::io::{self, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
@@ -26,6 +30,11 @@ pub const DEFAULT_RUN_DIR: &str = "/run/netns";
 pub struct Netns {
     fd: OwnedFd,
     label: String,
+    /// `st_dev` and `st_ino` of the nsfs file: stable for the namespace's
+    /// whole life and never shared by two living ones.
+    file_id: (u64, u64),
+    /// Whether it was the opening thread's own namespace when opened.
+    openers_own: bool,
 }
 
 impl Netns {
@@ -66,17 +75,18 @@ impl Netns {
         if found != FileKind::Regular {
             return Err(refuse(found));
         }
-        let file = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-            .open(path)?;
+        let flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY;
+        let file = File::from(sys::open_raw(&cstring(path)?, flags)?);
         // What was opened, not what the path named a moment ago.
         let meta = file.metadata()?;
         let found = FileKind::of(&meta);
         if found != FileKind::Regular {
             return Err(refuse(found));
         }
-        if meta.dev() != nsfs_dev()? {
+        // One look at our own namespace file gives both nsfs's device and
+        // whether this is our own namespace.
+        let own = fs::metadata("/proc/thread-self/ns/net")?;
+        if meta.dev() != own.dev() {
             return Err(refuse(FileKind::Regular));
         }
         let fd: OwnedFd = file.into();
@@ -87,6 +97,8 @@ impl Netns {
         Ok(Netns {
             fd,
             label: path.display().to_string(),
+            file_id: (meta.dev(), meta.ino()),
+            openers_own: (meta.dev(), meta.ino()) == (own.dev(), own.ino()),
         })
     }
 
@@ -102,6 +114,19 @@ impl Netns {
         let mut ns = Self::open_path(named_path(run_dir.as_ref(), name)?)?;
         ns.label = name.to_owned();
         Ok(ns)
+    }
+
+    /// `st_dev` and `st_ino` of its nsfs file, read when it was opened:
+    /// stable for the namespace's whole life, never shared by two living
+    /// namespaces.
+    pub fn file_id(&self) -> (u64, u64) {
+        self.file_id
+    }
+
+    /// Whether it was the network namespace of the thread that opened it,
+    /// at the time (read in the same look as [`Self::open_path`]'s checks).
+    pub fn is_openers_own(&self) -> bool {
+        self.openers_own
     }
 
     /// A name for messages: the netns name, or its path, or "pid N".
@@ -210,11 +235,6 @@ pub fn not_a_namespace(error: &io::Error) -> Option<&NotANamespace> {
     error.get_ref()?.downcast_ref::<NotANamespace>()
 }
 
-/// `st_dev` of nsfs, the one file system every namespace file is on.
-fn nsfs_dev() -> io::Result<u64> {
-    Ok(fs::metadata("/proc/thread-self/ns/net")?.dev())
-}
-
 /// The type of the namespace an nsfs descriptor refers to (`net`, `mnt`,
 /// ...), as `/proc/PID/ns/` names them.
 fn namespace_type(fd: BorrowedFd<'_>) -> io::Result<&'static str> {
@@ -258,6 +278,66 @@ pub fn run_in<T: Send>(ns: &Netns, f: impl FnOnce() -> T + Send) -> io::Result<T
         sys::setns(ns.fd(), libc::CLONE_NEWNET)?;
         Ok(f())
     })
+}
+
+/// Runs `f` on the calling thread moved into `ns`, then moves the thread
+/// back to the namespace it was in: no thread is started, at the cost of
+/// four system calls (open our own namespace file, two `setns`, close).
+///
+/// For short, self-contained work that must be done from inside: opening
+/// a netlink socket or a `/proc/sys/net` file, both of which stay bound to
+/// the namespace they were opened in after the thread leaves. Safe in a
+/// process with many threads: the network namespace belongs to each
+/// thread, so no other thread ever sees the move, and while the thread is
+/// away only `f` runs on it. A panic in `f` unwinds through the guard,
+/// which moves the thread back too. If the way back is refused (which
+/// needs something to have dropped this thread's capabilities meanwhile),
+/// the process aborts: going on would run the rest of the caller's work in
+/// `ns`, creating its sockets, links and routes in another namespace, a
+/// mistake nothing downstream could notice or undo.
+pub fn run_here<T>(ns: &Netns, f: impl FnOnce() -> T) -> io::Result<T> {
+    let _away = Away::leave(|| sys::setns(ns.fd(), libc::CLONE_NEWNET))?;
+    Ok(f())
+}
+
+/// Runs `f` on the calling thread moved into a brand-new network namespace,
+/// then moves the thread back, as [`run_here`] does (same safety, same
+/// abort). The namespace disappears once nothing refers to it (a socket,
+/// a bind mount, a [`Netns`] that `f` returns).
+pub fn run_in_new_here<T>(f: impl FnOnce() -> T) -> io::Result<T> {
+    let _away = Away::leave(|| sys::unshare(libc::CLONE_NEWNET))?;
+    Ok(f())
+}
+
+/// The calling thread, moved into another network namespace until this
+/// is dropped (see [`run_here`]). Not `Send`: it must be dropped on the
+/// thread it moved.
+struct Away {
+    home: OwnedFd,
+    _this_thread: std::marker::PhantomData<*const ()>,
+}
+
+impl Away {
+    /// Keeps the way home, then moves the thread with `go`.
+    fn leave(go: impl FnOnce() -> io::Result<()>) -> io::Result<Away> {
+        let home = sys::open_raw(&static_cstr("/proc/thread-self/ns/net"), libc::O_RDONLY)?;
+        go()?;
+        Ok(Away {
+            home,
+            _this_thread: std::marker::PhantomData,
+        })
+    }
+}
+
+impl Drop for Away {
+    fn drop(&mut self) {
+        if let Err(error) = sys::setns(self.home.as_fd(), libc::CLONE_NEWNET) {
+            eprintln!(
+                "ipvlan: cannot return this thread to its network namespace ({error}); aborting rather than going on in another namespace"
+            );
+            std::process::abort();
+        }
+    }
 }
 
 /// Runs `f` on a scratch thread inside a brand-new anonymous network
@@ -308,7 +388,7 @@ fn on_scratch_thread<T: Send>(f: impl FnOnce() -> io::Result<T> + Send) -> io::R
 /// Creates an anonymous network namespace and returns a handle to it; it
 /// lives as long as the returned [`Netns`] (or anything else bound to it).
 pub fn create_anonymous() -> io::Result<Netns> {
-    let mut ns = run_in_new(Netns::current)??;
+    let mut ns = run_in_new_here(Netns::current)??;
     ns.label = "(anonymous)".to_owned();
     Ok(ns)
 }
@@ -356,7 +436,7 @@ fn make_run_dir_shared(run_dir: &Path) -> io::Result<()> {
 /// Fails with `AlreadyExists` if the name is taken.
 pub fn create_named(run_dir: impl AsRef<Path>, name: &str) -> io::Result<Netns> {
     let run_dir = run_dir.as_ref();
-    bind_named(run_dir, name, |mount| run_in_new(mount))?;
+    bind_named(run_dir, name, |mount| run_in_new_here(mount))?;
     Netns::open_named(run_dir, name)
 }
 
@@ -366,7 +446,7 @@ pub fn create_named(run_dir: impl AsRef<Path>, name: &str) -> io::Result<Netns> 
 /// can tell it later from anything else put at that path.
 /// Fails with `AlreadyExists` if the name is taken.
 pub fn create_named_from(run_dir: impl AsRef<Path>, name: &str, ns: &Netns) -> io::Result<()> {
-    bind_named(run_dir.as_ref(), name, |mount| run_in(ns, mount))
+    bind_named(run_dir.as_ref(), name, |mount| run_here(ns, mount))
 }
 
 /// Makes `run_dir/name` (shared run dir, an empty file) and bind-mounts
@@ -526,14 +606,19 @@ fn check_ifname(ifname: &str) -> io::Result<()> {
 
 fn write_sysctl(ns: &Netns, key: &str, ifname: &str, on: bool) -> io::Result<()> {
     check_ifname(ifname)?;
-    let path = format!("/proc/sys/{key}");
-    run_in(ns, || fs::write(&path, if on { "1" } else { "0" }))?
+    let path = CString::new(format!("/proc/sys/{key}"))
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "key contains NUL"))?;
+    // The file is found in the namespace of the thread that opens it; the
+    // write goes to that namespace's setting wherever it is made from.
+    let file = run_here(ns, || sys::open_raw(&path, libc::O_WRONLY))??;
+    File::from(file).write_all(if on { b"1" } else { b"0" })
 }
 
 /// Reads `net.ipv6.conf.IFNAME.disable_ipv6` inside `ns`.
 pub fn disable_ipv6(ns: &Netns, ifname: &str) -> io::Result<bool> {
     check_ifname(ifname)?;
     let path = format!("/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6");
-    let text = run_in(ns, || fs::read_to_string(&path))??;
+    let file = run_here(ns, || File::open(&path))??;
+    let text = io::read_to_string(file)?;
     Ok(text.trim() == "1")
 }

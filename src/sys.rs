@@ -217,22 +217,6 @@ pub fn send_to_kernel(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
     Ok(sent as usize)
 }
 
-/// Size of the next datagram without consuming it (`MSG_PEEK | MSG_TRUNC`
-/// makes the kernel report the full length even into a zero-byte buffer).
-/// `flags` adds `MSG_*` flags, e.g. `MSG_DONTWAIT`.
-pub fn peek_datagram_len(fd: BorrowedFd<'_>, flags: i32) -> io::Result<usize> {
-    // SAFETY: a null buffer of length 0 is valid for recv(2); nothing is written.
-    let len = retry(|| unsafe {
-        libc::recv(
-            fd.as_raw_fd(),
-            std::ptr::null_mut(),
-            0,
-            libc::MSG_PEEK | libc::MSG_TRUNC | flags,
-        )
-    })?;
-    Ok(len as usize)
-}
-
 /// Receives one datagram into `buf`; returns its length (which exceeds
 /// `buf.len()` if it was truncated) and the sender's netlink port id.
 /// `flags` adds `MSG_*` flags, e.g. `MSG_DONTWAIT`.
@@ -396,6 +380,72 @@ pub fn default_signals_in_child(command: &mut std::process::Command, saved: &[Sa
             Ok(())
         });
     }
+}
+
+/// `openat(AT_FDCWD, path, flags | O_CLOEXEC)` as the bare system call:
+/// the C library's `open` follows an `O_CLOEXEC` open with an
+/// `fcntl(F_SETFD)` for kernels older than 2.6.23, one call more each time.
+pub fn open_raw(path: &CStr, flags: i32) -> io::Result<OwnedFd> {
+    // SAFETY: `path` is a live NUL-terminated string; openat(2) only reads it.
+    let fd = retry(|| unsafe {
+        libc::syscall(
+            libc::SYS_openat,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            flags | libc::O_CLOEXEC,
+            0,
+        )
+    })?;
+    // SAFETY: openat(2) succeeded, so `fd` is a new descriptor owned by no one else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Fills `buf` from the kernel's random pool (`getrandom(2)`, one call
+/// for up to 256 bytes), without opening `/dev/urandom`.
+pub fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        let rest = &mut buf[filled..];
+        // SAFETY: `rest` is a live, writable slice of the length passed.
+        let got = retry(|| unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) })?;
+        filled += got as usize;
+    }
+    Ok(())
+}
+
+/// The effective capability set of the calling thread (`capget(2)`, both
+/// 32-bit words of version 3), one call where `/proc/self/status` takes a
+/// handful.
+pub fn effective_capabilities() -> io::Result<u64> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+    let mut header = Header {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let mut data = [Data::default(); 2];
+    // SAFETY: `header` and `data` are live, laid out as the kernel's
+    // `__user_cap_header_struct` and two `__user_cap_data_struct`s, which
+    // version 3 reads and writes.
+    retry(|| unsafe {
+        libc::syscall(
+            libc::SYS_capget,
+            &mut header as *mut Header,
+            data.as_mut_ptr(),
+        )
+    })?;
+    Ok(u64::from(data[0].effective) | (u64::from(data[1].effective) << 32))
 }
 
 #[cfg(test)]

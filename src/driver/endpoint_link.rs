@@ -8,7 +8,7 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use super::netns_identity::OpenNetns;
 use super::{random_hex, Error, IpvlanFlag, IpvlanMode};
-use crate::rtnl::{AddrFlags, Handle, IpFamily, Link, LinkSpec, RouteSpec};
+use crate::rtnl::{AddrFlags, Handle, IpFamily, Link, LinkSpec, RouteSpec, Step};
 use crate::store::NetworkRecord;
 
 /// The route an endpoint gets, per family.
@@ -26,6 +26,8 @@ pub(crate) enum DefaultRoute {
 #[derive(Debug, Clone)]
 pub(crate) struct EndpointPlan {
     pub parent_index: u32,
+    /// The parent's MAC, which an ipvlan link always shares.
+    pub parent_mac: String,
     pub mode: IpvlanMode,
     pub flag: IpvlanFlag,
     pub mtu: Option<u32>,
@@ -36,12 +38,12 @@ pub(crate) struct EndpointPlan {
 }
 
 impl EndpointPlan {
-    /// The plan for an endpoint of `network` on the parent `parent_index`
-    /// with these addresses: l2 routes to its subnet's gateway (none when
-    /// internal), l3/l3s through the device.
+    /// The plan for an endpoint of `network` on `parent` with these
+    /// addresses: l2 routes to its subnet's gateway (none when internal),
+    /// l3/l3s through the device.
     pub(crate) fn new(
         network: &NetworkRecord,
-        parent_index: u32,
+        parent: &Link,
         ipv4: IpNet,
         ipv6: Option<IpNet>,
     ) -> EndpointPlan {
@@ -56,7 +58,8 @@ impl EndpointPlan {
                 .map_or(DefaultRoute::None, DefaultRoute::Via),
         };
         EndpointPlan {
-            parent_index,
+            parent_index: parent.index,
+            parent_mac: parent.mac_text(),
             mode: network.mode,
             flag: network.flag,
             mtu: network.mtu,
@@ -95,26 +98,27 @@ pub(crate) struct BuiltEndpoint {
     pub index: u32,
 }
 
-/// A free interface name in a namespace, and where its ifindexes end.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct FreeName {
-    /// The lowest `ethN` not taken.
-    pub ifname: String,
-    /// One past the highest ifindex seen: a good first guess for an index
-    /// free in the namespace.
-    pub next_index: u32,
-}
+/// How many `ethN` names are asked for one by one before the namespace's
+/// links are listed instead.
+const NAMES_ASKED: u32 = 8;
 
-/// The lowest `ethN` not taken in `inside`.
-pub(crate) fn free_ifname(inside: &OpenNetns) -> Result<FreeName, Error> {
+/// The lowest `ethN` not taken in `inside`. The first few names are asked
+/// for one at a time (a container rarely has more than one or two
+/// endpoints, so this is usually one request, whatever else the namespace
+/// holds); past those, one dump.
+pub(crate) fn free_ifname(inside: &OpenNetns) -> Result<String, Error> {
+    for n in 0..NAMES_ASKED {
+        let name = format!("eth{n}");
+        if inside.handle.link_by_name(&name)?.is_none() {
+            return Ok(name);
+        }
+    }
     let links = inside.handle.links()?;
-    let next_index = links.iter().map(|l| l.index).max().unwrap_or(1) + 1;
     let taken: Vec<&str> = links.iter().map(|l| l.name.as_str()).collect();
-    let ifname = (0..)
+    Ok((NAMES_ASKED..)
         .map(|n| format!("eth{n}"))
         .find(|name| !taken.contains(&name.as_str()))
-        .unwrap_or_default();
-    Ok(FreeName { ifname, next_index })
+        .unwrap_or_default())
 }
 
 /// Prefix of the temporary names of links created before a rename.
@@ -145,27 +149,28 @@ fn index_taken(error: &crate::netlink::Error) -> bool {
 /// The kernel looks a new link's name up in the namespace of the socket
 /// (the host's) before creating it in the target, so "eth0" collides with a
 /// host eth0. Asking for an ifindex instead makes it look up only that
-/// index: the final name is created directly, without the rename that
-/// costs several times the create. `next_index` (see [`FreeName`]) is
-/// tried first, then a few random high indexes; should every one be taken,
-/// a temporary name and a rename inside. Any other refusal is returned as
-/// it is.
+/// index (on 6.1 in both namespaces, later only in the target): the final
+/// name is created directly, without the rename that costs several times
+/// the create. A random index far above what hosts reach is free in both
+/// in the common case, so the first create succeeds; a taken one is tried
+/// again with another, a few times. Should every one be taken (or a
+/// kernel refuse chosen indexes), the link is created by name, or under a
+/// temporary name renamed inside. Any other refusal is returned as it is.
 pub(crate) fn create(
     host: &Handle,
     inside: &OpenNetns,
     plan: &EndpointPlan,
     ifname: &str,
-    next_index: Option<u32>,
 ) -> Result<BuiltEndpoint, Error> {
     let spec_named = |name: &str| plan.spec(name, inside);
-    let created = match create_with_index(host, inside, plan, ifname, next_index) {
-        Ok(true) => Ok(None),
-        Ok(false) => match host.link_add(&spec_named(ifname)) {
-            Ok(()) => Ok(None),
+    let created = match create_with_index(host, inside, plan, ifname) {
+        Ok(Some(index)) => Ok((Some(index), None)),
+        Ok(None) => match host.link_add(&spec_named(ifname)) {
+            Ok(()) => Ok((None, None)),
             Err(error) if error.is_exists() => {
                 let temporary = format!("{TEMPORARY_PREFIX}{}", &random_hex(5)?[..9]);
                 match host.link_add(&spec_named(&temporary)) {
-                    Ok(()) => Ok(Some(temporary)),
+                    Ok(()) => Ok((None, Some(temporary))),
                     Err(error) => Err((error, Some(temporary))),
                 }
             }
@@ -173,8 +178,8 @@ pub(crate) fn create(
         },
         Err(error) => Err((error, None)),
     };
-    let temporary = match created {
-        Ok(temporary) => temporary,
+    let (index, temporary) = match created {
+        Ok(created) => created,
         Err((error, temporary)) => {
             // A lost answer may hide a link that was made.
             if outcome_unknown(&error) {
@@ -184,23 +189,28 @@ pub(crate) fn create(
         }
     };
     let created_name = temporary.as_deref().unwrap_or(ifname);
-    let index = match inside.handle.link_by_name(created_name) {
-        Ok(Some(link)) => link.index,
-        Ok(None) => {
-            return Err(Error::failed(format!(
-                "ipvlan link {created_name} vanished from namespace {} after creation",
-                inside.label()
-            )))
-        }
-        Err(error) => {
-            undo_create(inside, created_name, plan);
-            return Err(error.into());
-        }
+    let index = match index {
+        // Chosen by us and accepted: nothing to ask.
+        Some(index) => index,
+        None => match inside.handle.link_by_name(created_name) {
+            Ok(Some(link)) => link.index,
+            Ok(None) => {
+                return Err(Error::failed(format!(
+                    "ipvlan link {created_name} vanished from namespace {} after creation",
+                    inside.label()
+                )))
+            }
+            Err(error) => {
+                undo_create(inside, created_name, plan);
+                return Err(error.into());
+            }
+        },
     };
     match configure(inside, index, temporary.is_some(), ifname, plan) {
-        Ok(mac) => Ok(BuiltEndpoint {
+        Ok(()) => Ok(BuiltEndpoint {
             ifname: ifname.to_string(),
-            mac,
+            // An ipvlan link takes its parent's MAC, and keeps following it.
+            mac: plan.parent_mac.clone(),
             index,
         }),
         Err(error) => {
@@ -210,33 +220,38 @@ pub(crate) fn create(
     }
 }
 
+/// How many random indexes are tried before creating by name.
+const INDEX_ATTEMPTS: usize = 3;
+
+/// A random ifindex: above what hosts reach (they count up from 1), below
+/// the kernel's INT_MAX.
+fn random_index() -> Result<u32, crate::netlink::Error> {
+    let mut bytes = [0u8; 4];
+    crate::sys::random_bytes(&mut bytes)?;
+    Ok((1 << 20) + u32::from_ne_bytes(bytes) % (1 << 30))
+}
+
 /// Creates the link with an ifindex free in both namespaces, without
-/// asking which are: a taken index costs one refused request. `Ok(false)`:
-/// every index tried was taken.
+/// asking which are: a taken index costs one refused request. The index
+/// it got, or `None` when every index tried was taken.
 fn create_with_index(
     host: &Handle,
     inside: &OpenNetns,
     plan: &EndpointPlan,
     ifname: &str,
-    next_index: Option<u32>,
-) -> Result<bool, crate::netlink::Error> {
-    let mut candidates: Vec<u32> = next_index.into_iter().collect();
-    for _ in 0..3 {
-        let random = random_hex(4)
-            .ok()
-            .and_then(|hex| u32::from_str_radix(&hex, 16).ok())
-            .unwrap_or(0);
-        // Above what hosts reach, below the kernel's INT_MAX.
-        candidates.push((1 << 20) + random % (1 << 30));
+) -> Result<Option<u32>, crate::netlink::Error> {
+    if crate::fault::forced("endpoint: every index taken") {
+        return Ok(None);
     }
-    for index in candidates {
+    for _ in 0..INDEX_ATTEMPTS {
+        let index = random_index()?;
         match host.link_add(&plan.spec(ifname, inside).index(index)) {
-            Ok(()) => return Ok(true),
+            Ok(()) => return Ok(Some(index)),
             Err(error) if index_taken(&error) => continue,
             Err(error) => return Err(error),
         }
     }
-    Ok(false)
+    Ok(None)
 }
 
 /// Deletes the ipvlan link `name` on the plan's parent inside, if it is
@@ -250,15 +265,16 @@ fn undo_create(inside: &OpenNetns, name: &str, plan: &EndpointPlan) {
 }
 
 /// Renames (when created under a temporary name), sets `disable_ipv6`,
-/// adds the addresses, sets the link up and adds the default routes;
-/// returns the link's MAC.
+/// then adds the addresses, sets the link up and adds the default routes,
+/// those together in one round trip (on failure the caller deletes the
+/// link, and whatever the later steps did with it).
 fn configure(
     inside: &OpenNetns,
     index: u32,
     rename: bool,
     ifname: &str,
     plan: &EndpointPlan,
-) -> Result<String, Error> {
+) -> Result<(), Error> {
     let handle = &inside.handle;
     if rename {
         handle.link_rename(index, ifname)?;
@@ -273,13 +289,16 @@ fn configure(
             ));
         }
     }
+    let mut steps = Vec::with_capacity(5);
     if let Some(v4) = plan.ipv4 {
-        handle.addr_add(index, IpNet::V4(v4), AddrFlags::empty())?;
+        let (net, flags) = (IpNet::V4(v4), AddrFlags::empty());
+        steps.push(Step::AddrAdd { index, net, flags });
     }
     if let Some(v6) = plan.ipv6 {
-        handle.addr_add(index, IpNet::V6(v6), AddrFlags::NODAD)?;
+        let (net, flags) = (IpNet::V6(v6), AddrFlags::NODAD);
+        steps.push(Step::AddrAdd { index, net, flags });
     }
-    handle.link_set_up(index)?;
+    steps.push(Step::LinkUp { index });
     for (route, family) in [(plan.route4, IpFamily::V4), (plan.route6, IpFamily::V6)] {
         let spec = match route {
             DefaultRoute::None => continue,
@@ -289,12 +308,10 @@ fn configure(
         if family == IpFamily::V6 && plan.ipv6.is_none() {
             continue;
         }
-        handle.route_add(&spec)?;
+        steps.push(Step::RouteAdd(spec));
     }
-    let link = handle
-        .link_by_index(index)?
-        .ok_or_else(|| Error::failed(format!("link {ifname} vanished")))?;
-    Ok(link.mac_text())
+    handle.pipeline(&steps)?;
+    Ok(())
 }
 
 /// Why a link is not an endpoint link of ours, or `None` when it is: an

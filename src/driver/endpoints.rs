@@ -107,8 +107,12 @@ impl Manager {
         let (path, container) = self.target_place(target)?;
         // Before the lock, like connect: what is at the path now.
         let mut refusal = None;
-        let identity = match Netns::open_path(&path) {
-            Ok(ns) => Some(OpenNetns::with_handle(ns)?.identity()?),
+        let opened = match Netns::open_path(&path) {
+            Ok(ns) => {
+                let open = OpenNetns::with_handle(ns)?;
+                let identity = open.identity()?;
+                Some((open, identity))
+            }
             Err(error) if matches!(error.raw_os_error(), Some(libc::ENOENT | libc::ESRCH)) => None,
             Err(error) => match netns::not_a_namespace(&error) {
                 // An unmounted namespace file: its endpoint may be recorded.
@@ -125,6 +129,7 @@ impl Manager {
                 }
             },
         };
+        let identity = opened.as_ref().map(|(_, identity)| *identity);
         let state = self.store.lock()?;
         let networks = state.networks()?;
         let network = find_network(&networks, network)?;
@@ -144,7 +149,20 @@ impl Manager {
             endpoint.netns = path.display().to_string();
         }
         let host = Handle::new()?;
-        let at = locate(&endpoint)?;
+        let at = match opened {
+            // Still open since before the lock, and the very namespace
+            // attached (no two namespaces share a cookie), wherever its
+            // path leads now: its link is there, nothing to open again.
+            Some((open, identity))
+                if endpoint
+                    .netns_id
+                    .is_some_and(|r| r.same_namespace(&identity))
+                    && (endpoint.ifindex.is_some() || !endpoint.ifname.is_empty()) =>
+            {
+                NsAt::Present(open, identity)
+            }
+            _ => locate(&endpoint)?,
+        };
         self.detach(&host, &state, &networks, network, endpoint, &at)
     }
 
@@ -343,7 +361,7 @@ impl Manager {
         // Named before the kernel sees it, so restore knows what to delete
         // if this attach is interrupted; and before any address is taken,
         // so a failure here has nothing to give back.
-        let free = endpoint_link::free_ifname(inside)?;
+        let ifname = endpoint_link::free_ifname(inside)?;
 
         // Addresses first (cheap to give back), then the intent record,
         // then the kernel.
@@ -381,7 +399,7 @@ impl Manager {
             network_id: network.id.clone(),
             container: target.container.clone(),
             netns: target.path.display().to_string(),
-            ifname: free.ifname,
+            ifname,
             mac: None,
             ipv4: Some(ipv4),
             ipv6,
@@ -394,14 +412,8 @@ impl Manager {
             release_all(&mut index);
             return Err(error.into());
         }
-        let plan = EndpointPlan::new(network, parent.index, ipv4, ipv6);
-        let built = match endpoint_link::create(
-            &host,
-            inside,
-            &plan,
-            &record.ifname,
-            Some(free.next_index),
-        ) {
+        let plan = EndpointPlan::new(network, &parent, ipv4, ipv6);
+        let built = match endpoint_link::create(&host, inside, &plan, &record.ifname) {
             Ok(built) => built,
             Err(error) => {
                 let _ = state.remove_endpoint(&record.network_id, &record.id);

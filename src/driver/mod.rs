@@ -262,7 +262,9 @@ impl Manager {
     }
 }
 
-/// `bytes` random bytes as lowercase hex.
+/// `bytes` random bytes as lowercase hex (one `getrandom(2)`).
 pub(crate) fn random_hex(bytes: usize) -> Result<String, Error> {
-    crate::store::random_hex(bytes).map_err(|e| Error::io("reading /dev/urandom", &e))
+    let mut buf = vec![0u8; bytes];
+    crate::sys::random_bytes(&mut buf).map_err(|e| Error::io("reading random bytes", &e))?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }

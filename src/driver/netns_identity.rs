@@ -83,7 +83,7 @@ pub(crate) fn open_target(path: &Path, missing: impl FnOnce() -> String) -> Resu
             Error::io(format!("opening namespace {}", path.display()), &error)
         }
     })?;
-    if is_callers_namespace(nsfs_file_id(&ns)?)? {
+    if ns.is_openers_own() {
         return Err(Error::invalid(format!(
             "{} is the network namespace ipvlan itself runs in, where the networks' parent interfaces are; only another namespace can be attached",
             path.display()
@@ -149,21 +149,13 @@ pub(crate) fn container_netns(path: &Path) -> Result<ContainerNetns, Error> {
             path.display()
         )));
     }
-    if is_callers_namespace(opened)? {
+    if ns.is_openers_own() {
         return Err(not_ours(format!(
             "{} is the network namespace ipvlan itself runs in, not a container's",
             path.display()
         )));
     }
     Ok(ContainerNetns::Present(ns))
-}
-
-/// Whether the namespace with nsfs file id `id` is the caller's own (the
-/// host's, where the parents are). Two living namespaces never share an
-/// nsfs file id: no cookie needed.
-fn is_callers_namespace(id: (u64, u64)) -> Result<bool, Error> {
-    let own = Netns::current().map_err(|e| Error::io("opening the caller's namespace", &e))?;
-    Ok(id == nsfs_file_id(&own)?)
 }
 
 /// Whether an open failed because nothing is there (the name was
@@ -233,18 +225,8 @@ pub(crate) fn open_endpoint_netns(endpoint: &EndpointRecord) -> Result<NsAt, Err
 /// `st_dev` and `st_ino` of an open namespace's nsfs file, stable for the
 /// namespace's whole life and never shared by two living ones.
 pub(crate) fn nsfs_file_id(ns: &Netns) -> Result<(u64, u64), Error> {
-    let meta = ns
-        .fd()
-        .try_clone_to_owned()
-        .map(std::fs::File::from)
-        .and_then(|file| file.metadata())
-        .map_err(|e| {
-            Error::io(
-                format!("reading the identity of namespace {}", ns.label()),
-                &e,
-            )
-        })?;
-    Ok((meta.dev(), meta.ino()))
+    // Read by the fstat that checked the file when it was opened.
+    Ok(ns.file_id())
 }
 
 impl NsAt {

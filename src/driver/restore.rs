@@ -311,13 +311,13 @@ impl Manager {
                 .push(format!("{who}: record has no IPv4 address"));
             return Ok(());
         };
-        let plan = EndpointPlan::new(network, parent.index, ipv4, endpoint.ipv6);
-        let built = if endpoint.ifname.is_empty() {
-            let free = endpoint_link::free_ifname(inside)?;
-            endpoint_link::create(host, inside, &plan, &free.ifname, Some(free.next_index))?
+        let plan = EndpointPlan::new(network, parent, ipv4, endpoint.ipv6);
+        let ifname = if endpoint.ifname.is_empty() {
+            endpoint_link::free_ifname(inside)?
         } else {
-            endpoint_link::create(host, inside, &plan, &endpoint.ifname, None)?
+            endpoint.ifname.clone()
         };
+        let built = endpoint_link::create(host, inside, &plan, &ifname)?;
         let mut updated = endpoint;
         updated.ifname = built.ifname;
         updated.mac = Some(built.mac);

@@ -6,6 +6,15 @@
 //! 0), carry our port id and the request's sequence number; anything else (a
 //! late reply to an abandoned request) is skipped. Errors carry the kernel's
 //! extended-ack text (`NETLINK_EXT_ACK`); ACKs are capped (`NETLINK_CAP_ACK`).
+//!
+//! A command sends a handful of requests, so a socket costs only what it
+//! uses: the port id comes from the kernel's binding at the first send, the
+//! receive timeout is set the first time an answer is not already queued
+//! (rtnetlink answers inside `sendmsg`, so that is rare), strict checking
+//! before the first `GET` request (the only ones it affects), and the
+//! buffer sizes are read, and raised, only for batches that need them.
+//! Each datagram is read with one `recvfrom`; one larger than the buffer
+//! (reported by `MSG_TRUNC`) grows it and is asked for again.
 
 use std::cell::Cell;
 use std::fmt;
@@ -33,8 +42,19 @@ pub const RECV_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// First size of the receive buffer. The kernel builds dump datagrams of up
 /// to 32 KiB when the reader's buffer is that large; a larger datagram (a
-/// link with many VFs) grows the buffer, as the peek before each read tells.
+/// link with many VFs) is reported truncated, grows the buffer, and the
+/// request or dump is made again.
 const MIN_RECV_BUF: usize = 32 * 1024;
+
+/// How often a single reply that did not fit the buffer is asked for again
+/// (the buffer has grown to its size in between, so once is enough unless
+/// the link grew meanwhile).
+const TRUNCATED_ATTEMPTS: u32 = 3;
+
+/// The send buffer every kernel grants at least (`SOCK_MIN_SNDBUF` is a
+/// little larger): a batch no larger than half of it less the slack needs
+/// no `SO_SNDBUF`.
+const UNASKED_SEND_BUF: usize = 4096;
 
 /// Send buffer asked for (`SO_SNDBUF`). The kernel caps the value at
 /// `net.core.wmem_max`, then doubles it; we read back what it granted.
@@ -116,10 +136,21 @@ impl BatchLimits {
 /// A netlink socket bound to the network namespace it was opened in.
 pub struct Socket {
     fd: OwnedFd,
-    port_id: u32,
+    /// 0 until known: the kernel binds the socket at its first send.
+    port_id: Cell<u32>,
     seq: Cell<u32>,
     recv_timeout: Cell<Duration>,
-    limits: BatchLimits,
+    /// Whether `SO_RCVTIMEO` is set (at the first answer not yet queued).
+    timeout_set: Cell<bool>,
+    /// Whether `NETLINK_GET_STRICT_CHK` was asked for (before the first
+    /// `GET`; it changes nothing else).
+    strict_asked: Cell<bool>,
+    /// Whether the kernel took `NETLINK_CAP_ACK`.
+    capped_acks: bool,
+    /// The batch budgets: `None` until a batch first needs them; `sized`
+    /// says whether the buffers were raised already.
+    limits: Cell<Option<BatchLimits>>,
+    sized: Cell<bool>,
     /// Every datagram is read into this buffer, grown (and zeroed) only when
     /// a datagram is larger than any before. It is taken out of the cell
     /// while a datagram is read and handed over, so a callback that uses
@@ -131,10 +162,10 @@ impl fmt::Debug for Socket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Socket")
             .field("fd", &self.fd)
-            .field("port_id", &self.port_id)
+            .field("port_id", &self.port_id.get())
             .field("seq", &self.seq.get())
             .field("recv_timeout", &self.recv_timeout.get())
-            .field("limits", &self.limits)
+            .field("limits", &self.limits.get())
             .finish_non_exhaustive()
     }
 }
@@ -181,24 +212,16 @@ fn recv_error(err: io::Error, wait: bool, timeout: Duration) -> Option<Error> {
 impl Socket {
     /// Opens an rtnetlink socket in the calling thread's network namespace.
     pub fn open() -> Result<Socket> {
-        Self::open_inner(RECV_BUF).map_err(|err| Error::from(err).op("open netlink socket"))
+        Self::open_inner().map_err(|err| Error::from(err).op("open netlink socket"))
     }
 
-    fn open_inner(recv_buf: usize) -> io::Result<Socket> {
+    /// Three system calls: the socket and the two options every request
+    /// relies on (error text, capped ACKs). Everything else waits until it
+    /// is needed (see the module documentation).
+    fn open_inner() -> io::Result<Socket> {
         let fd = sys::netlink_socket(NETLINK_ROUTE)?;
-        let send_buf = set_buffer(&fd, libc::SO_SNDBUF, SEND_BUF)?;
-        let recv_buf = set_buffer(&fd, libc::SO_RCVBUF, recv_buf)?;
-        sys::setsockopt_timeval(
-            fd.as_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            RECV_TIMEOUT,
-        )?;
         set_optional(&fd, NETLINK_EXT_ACK)?;
         let capped_acks = set_optional(&fd, NETLINK_CAP_ACK)?;
-        set_optional(&fd, NETLINK_GET_STRICT_CHK)?;
-        sys::bind_netlink(fd.as_fd(), 0, 0)?;
-        let port_id = sys::netlink_port_id(fd.as_fd())?;
         // Start from the clock like iproute2, so replies to an earlier process
         // that used the same port id cannot match by accident.
         let seed = std::time::SystemTime::now()
@@ -206,12 +229,61 @@ impl Socket {
             .map_or(1, |d| d.as_secs() as u32);
         Ok(Socket {
             fd,
-            port_id,
+            port_id: Cell::new(0),
             seq: Cell::new(seed),
             recv_timeout: Cell::new(RECV_TIMEOUT),
-            limits: BatchLimits::new(send_buf, recv_buf, capped_acks),
+            timeout_set: Cell::new(false),
+            strict_asked: Cell::new(false),
+            capped_acks,
+            limits: Cell::new(None),
+            sized: Cell::new(false),
             recv_buf: Cell::new(Vec::new()),
         })
+    }
+
+    /// Raises the socket buffers (the receive buffer asked for is
+    /// `recv_buf`) and sets the batch budgets from what the kernel granted.
+    fn size_buffers(&self, recv_buf: usize) -> io::Result<BatchLimits> {
+        let send_buf = set_buffer(&self.fd, libc::SO_SNDBUF, SEND_BUF)?;
+        let recv_buf = set_buffer(&self.fd, libc::SO_RCVBUF, recv_buf)?;
+        let limits = BatchLimits::new(send_buf, recv_buf, self.capped_acks);
+        self.limits.set(Some(limits));
+        self.sized.set(true);
+        Ok(limits)
+    }
+
+    /// The budgets for a batch of `msgs`: first from the receive buffer the
+    /// socket has (one `getsockopt`) and the send buffer every kernel
+    /// grants; raised only when the batch needs more than those allow.
+    fn limits_for(&self, msgs: &[MessageBuilder]) -> io::Result<BatchLimits> {
+        let limits = match self.limits.get() {
+            Some(limits) => limits,
+            None => {
+                let recv = sys::getsockopt_int(self.fd.as_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF)?;
+                let recv = usize::try_from(recv).unwrap_or(0);
+                let limits = BatchLimits::new(UNASKED_SEND_BUF, recv, self.capped_acks);
+                self.limits.set(Some(limits));
+                limits
+            }
+        };
+        if self.sized.get() || limits.next_batch(msgs) == msgs.len() {
+            return Ok(limits);
+        }
+        self.size_buffers(RECV_BUF)
+    }
+
+    /// Asks for strict checking of `GET` requests, once, before the first.
+    fn strict_before_get(&self, msgs: &[MessageBuilder]) -> io::Result<()> {
+        // rtnetlink's GET types are RTM_BASE + 4n + 2 (RTM_GETLINK = 18, ...).
+        let is_get = |msg: &MessageBuilder| {
+            let kind = msg.kind();
+            kind >= 16 && kind % 4 == 2
+        };
+        if !self.strict_asked.get() && msgs.iter().any(is_get) {
+            set_optional(&self.fd, NETLINK_GET_STRICT_CHK)?;
+            self.strict_asked.set(true);
+        }
+        Ok(())
     }
 
     /// Changes how long to wait for each datagram of an answer (default
@@ -225,6 +297,7 @@ impl Socket {
         )
         .map_err(|err| Error::from(err).op("set netlink receive timeout"))?;
         self.recv_timeout.set(timeout);
+        self.timeout_set.set(true);
         Ok(())
     }
 
@@ -239,9 +312,16 @@ impl Socket {
         }
     }
 
-    /// The port id the kernel assigned to this socket.
-    pub fn port_id(&self) -> u32 {
-        self.port_id
+    /// The port id the kernel assigned to this socket (binding it now if
+    /// no request was sent yet).
+    pub fn port_id(&self) -> io::Result<u32> {
+        if self.port_id.get() == 0 {
+            if sys::netlink_port_id(self.fd.as_fd())? == 0 {
+                sys::bind_netlink(self.fd.as_fd(), 0, 0)?;
+            }
+            self.port_id.set(sys::netlink_port_id(self.fd.as_fd())?);
+        }
+        Ok(self.port_id.get())
     }
 
     fn next_seq(&self) -> u32 {
@@ -255,11 +335,18 @@ impl Socket {
         if sent != bytes.len() {
             return Err(Error::malformed("short send on netlink socket"));
         }
+        if self.port_id.get() == 0 {
+            // The first send bound the socket (autobind): learn the port
+            // the answers are addressed to.
+            self.port_id.set(sys::netlink_port_id(self.fd.as_fd())?);
+        }
         Ok(())
     }
 
-    /// Waits for the next datagram from the kernel and hands it to `read`.
-    fn recv<T>(&self, read: impl FnOnce(&[u8]) -> T) -> Result<T> {
+    /// Waits for the next datagram from the kernel and hands it to `read`;
+    /// `Ok(Err(len))` when it was `len` bytes, more than the buffer, and
+    /// lost (the buffer has grown to that size).
+    fn recv<T>(&self, read: impl FnOnce(&[u8]) -> T) -> Result<std::result::Result<T, usize>> {
         match self.receive(true, read)? {
             Some(value) => Ok(value),
             // A waiting read that finds nothing has timed out (recv_error).
@@ -269,15 +356,36 @@ impl Socket {
         }
     }
 
+    /// [`Self::recv`] where a datagram larger than the buffer is an error:
+    /// for answers that are never that large (ACKs).
+    fn recv_whole<T>(&self, read: impl FnOnce(&[u8]) -> T) -> Result<T> {
+        self.recv(read)?
+            .map_err(|_| Error::malformed("datagram truncated"))
+    }
+
     /// Hands the next datagram from the kernel to `read`, if one is queued.
-    fn try_recv<T>(&self, read: impl FnOnce(&[u8]) -> T) -> Result<Option<T>> {
+    fn try_recv<T>(
+        &self,
+        read: impl FnOnce(&[u8]) -> T,
+    ) -> Result<Option<std::result::Result<T, usize>>> {
         self.receive(false, read)
     }
 
-    fn receive<T>(&self, wait: bool, read: impl FnOnce(&[u8]) -> T) -> Result<Option<T>> {
+    fn receive<T>(
+        &self,
+        wait: bool,
+        read: impl FnOnce(&[u8]) -> T,
+    ) -> Result<Option<std::result::Result<T, usize>>> {
         let mut buf = self.recv_buf.take();
+        if buf.is_empty() {
+            buf.resize(MIN_RECV_BUF, 0);
+        }
         let outcome = match self.recv_into(&mut buf, wait) {
-            Ok(Some(len)) => Ok(buf.get(..len).map(read)),
+            Ok(Some(len)) if len > buf.len() => {
+                buf.resize(len, 0);
+                Ok(Some(Err(len)))
+            }
+            Ok(Some(len)) => Ok(buf.get(..len).map(|d| Ok(read(d)))),
             Ok(None) => Ok(None),
             Err(err) => Err(err),
         };
@@ -285,30 +393,30 @@ impl Socket {
         outcome
     }
 
-    /// Reads one datagram whole into `buf`, first growing it to the size a
-    /// `MSG_PEEK | MSG_TRUNC` probe reports if it is too small; its length,
-    /// or `None` if `wait` is false and nothing is queued.
-    fn recv_into(&self, buf: &mut Vec<u8>, wait: bool) -> Result<Option<usize>> {
-        let flags = if wait { 0 } else { libc::MSG_DONTWAIT };
+    /// Reads one datagram into `buf` with one `recvfrom`; its full length
+    /// (larger than `buf` if it did not fit, and is lost), or `None` if
+    /// `wait` is false and nothing is queued. A waiting read first looks
+    /// without waiting: the kernel answers inside `sendmsg`, so the answer
+    /// is nearly always there, and only when it is not is the timeout set.
+    fn recv_into(&self, buf: &mut [u8], wait: bool) -> Result<Option<usize>> {
         let failed = |err| match recv_error(err, wait, self.recv_timeout.get()) {
             Some(err) => Err(err),
             None => Ok(None),
         };
         loop {
-            let want = match sys::peek_datagram_len(self.fd.as_fd(), flags) {
-                Ok(want) => want,
-                Err(err) => return failed(err),
+            let received = match sys::recv_from(self.fd.as_fd(), buf, libc::MSG_DONTWAIT) {
+                Err(err) if wait && err.kind() == io::ErrorKind::WouldBlock => {
+                    if !self.timeout_set.get() {
+                        self.set_recv_timeout(self.recv_timeout.get())?;
+                    }
+                    sys::recv_from(self.fd.as_fd(), buf, 0)
+                }
+                other => other,
             };
-            if want > buf.len() {
-                buf.resize(want.max(MIN_RECV_BUF), 0);
-            }
-            let (len, sender) = match sys::recv_from(self.fd.as_fd(), buf, flags) {
+            let (len, sender) = match received {
                 Ok(received) => received,
                 Err(err) => return failed(err),
             };
-            if len > buf.len() {
-                return Err(Error::malformed("datagram truncated"));
-            }
             if sender != 0 {
                 continue; // not from the kernel
             }
@@ -331,9 +439,16 @@ impl Socket {
     /// the kernel dropped answers ([`ErrorKind::Overrun`]), the error lists
     /// the messages whose outcome is unknown.
     pub fn request_batch(&self, msgs: &[MessageBuilder]) -> Result<Vec<Result<()>>> {
+        let setup = |err| Error::from(err).op("set up netlink socket");
+        self.strict_before_get(msgs).map_err(setup)?;
+        // One request always goes alone: no budget to ask for.
+        let limits = match msgs.len() {
+            0 | 1 => BatchLimits::new(usize::MAX, usize::MAX, true),
+            _ => self.limits_for(msgs).map_err(setup)?,
+        };
         let mut results = Vec::with_capacity(msgs.len());
         while let Some(rest) = msgs.get(results.len()..).filter(|r| !r.is_empty()) {
-            let chunk = &rest[..self.limits.next_batch(rest)];
+            let chunk = &rest[..limits.next_batch(rest)];
             results.extend(self.request_datagram(chunk, results.len(), msgs.len())?);
         }
         Ok(results)
@@ -348,11 +463,11 @@ impl Socket {
             let seq = self.next_seq();
             let mut msg = msg.clone();
             msg.set_flags(msg.flags() | NLM_F_REQUEST | NLM_F_ACK);
-            datagram.extend(msg.to_bytes(seq, self.port_id)?);
+            datagram.extend(msg.to_bytes(seq, self.port_id.get())?);
             seqs.push(seq);
         }
         self.send(&datagram)?;
-        Ok(AckReader::new(self.port_id, seqs))
+        Ok(AckReader::new(self.port_id.get(), seqs))
     }
 
     /// Sends `msgs` (with `NLM_F_ACK`) in one datagram; one result each.
@@ -367,7 +482,7 @@ impl Socket {
         crate::fault::point("netlink: before request");
         let mut acks = self.send_batch(msgs)?;
         loop {
-            match self.recv(|datagram| acks.feed(datagram)) {
+            match self.recv_whole(|datagram| acks.feed(datagram)) {
                 Ok(answered) => {
                     if answered? {
                         break;
@@ -398,11 +513,12 @@ impl Socket {
     fn drain(&self, acks: &mut AckReader) -> Result<bool> {
         loop {
             match self.try_recv(|datagram| acks.feed(datagram)) {
-                Ok(Some(answered)) => {
+                Ok(Some(Ok(answered))) => {
                     if answered? {
                         return Ok(true);
                     }
                 }
+                Ok(Some(Err(_))) => return Err(Error::malformed("datagram truncated")),
                 Ok(None) => return Ok(false),
                 // Another drop reported while draining: keep reading.
                 Err(err) if matches!(err.kind(), ErrorKind::Overrun { .. }) => {}
@@ -412,28 +528,38 @@ impl Socket {
     }
 
     /// Sends a non-dump request (e.g. `RTM_GETLINK` by name) and parses the
-    /// single reply with `parse`.
+    /// single reply with `parse`. A reply larger than the buffer is asked
+    /// for again with a buffer of its size (such requests only read).
     pub fn request_reply<T>(
         &self,
         msg: &MessageBuilder,
         mut parse: impl FnMut(&MessageView<'_>) -> Result<T>,
     ) -> Result<T> {
-        let seq = self.next_seq();
         let mut msg = msg.clone();
         msg.set_flags((msg.flags() | NLM_F_REQUEST) & !NLM_F_ACK);
-        self.send(&msg.to_bytes(seq, self.port_id)?)?;
-        loop {
-            let reply =
-                self.recv(|datagram| single_reply(datagram, self.port_id, seq, &mut parse))?;
-            if let Some(reply) = reply {
-                return reply;
+        self.strict_before_get(std::slice::from_ref(&msg))
+            .map_err(|err| Error::from(err).op("set up netlink socket"))?;
+        for _ in 0..TRUNCATED_ATTEMPTS {
+            let seq = self.next_seq();
+            self.send(&msg.to_bytes(seq, self.port_id.get())?)?;
+            let port_id = self.port_id.get();
+            loop {
+                match self.recv(|datagram| single_reply(datagram, port_id, seq, &mut parse))? {
+                    Ok(Some(reply)) => return reply,
+                    Ok(None) => {}
+                    // Lost, maybe ours: ask again; a late copy is skipped
+                    // by its old sequence number.
+                    Err(_) => break,
+                }
             }
         }
+        Err(Error::malformed("reply larger than every buffer tried"))
     }
 
     /// Runs a dump request and collects what `parse` returns for each data
     /// message (`None` skips one). A dump interrupted by concurrent changes
-    /// (`NLM_F_DUMP_INTR`) is restarted up to [`DUMP_ATTEMPTS`] times.
+    /// (`NLM_F_DUMP_INTR`), or one of whose datagrams was larger than the
+    /// buffer, is restarted up to [`DUMP_ATTEMPTS`] times.
     pub fn dump<T>(
         &self,
         msg: &MessageBuilder,
@@ -441,18 +567,31 @@ impl Socket {
     ) -> Result<Vec<T>> {
         let mut msg = msg.clone();
         msg.set_flags((msg.flags() | NLM_F_REQUEST | NLM_F_DUMP) & !NLM_F_ACK);
+        self.strict_before_get(std::slice::from_ref(&msg))
+            .map_err(|err| Error::from(err).op("set up netlink socket"))?;
         for _ in 0..DUMP_ATTEMPTS {
             let seq = self.next_seq();
-            self.send(&msg.to_bytes(seq, self.port_id)?)?;
-            let mut reader = DumpReader::new(self.port_id, seq);
+            self.send(&msg.to_bytes(seq, self.port_id.get())?)?;
+            let mut reader = DumpReader::new(self.port_id.get(), seq);
             let mut items = Vec::new();
             let mut each = |m: &MessageView<'_>| {
                 items.extend(parse(m)?);
                 Ok(())
             };
             let interrupted = loop {
-                if let Some(interrupted) = self.recv(|d| reader.feed(d, &mut each))?? {
-                    break interrupted;
+                match self.recv(|d| reader.feed(d, &mut each))? {
+                    Ok(fed) => {
+                        if let Some(interrupted) = fed? {
+                            break interrupted;
+                        }
+                    }
+                    Err(_) => {
+                        // A part is lost: read the rest of this dump (the
+                        // kernel makes each part inside our read, so once
+                        // nothing is queued it is over), then start again.
+                        while self.try_recv(|_| ())?.is_some() {}
+                        break true;
+                    }
                 }
             };
             if !interrupted {
@@ -564,11 +703,51 @@ mod tests {
                 let bytes = sys::getsockopt_int(socket.fd.as_fd(), libc::SOL_SOCKET, name);
                 bytes.unwrap() as usize
             };
+            // A few requests go with the buffers the socket was born with.
+            let default_recv = granted(libc::SO_RCVBUF);
+            socket
+                .request_batch(&vec![set_up_request(LO, true); 4])
+                .unwrap();
+            assert_eq!(
+                socket.limits.get(),
+                Some(BatchLimits::new(UNASKED_SEND_BUF, default_recv, true))
+            );
+            assert!(!socket.sized.get());
+            // A batch larger than those allow raises them first.
+            let big = vec![set_up_request(LO, true); 300];
+            assert!(results_ok(&socket.request_batch(&big).unwrap()));
             let (send, recv) = (granted(libc::SO_SNDBUF), granted(libc::SO_RCVBUF));
-            assert_eq!(socket.limits, BatchLimits::new(send, recv, true));
+            assert_eq!(
+                socket.limits.get(),
+                Some(BatchLimits::new(send, recv, true))
+            );
             let rmem_max = std::fs::read_to_string("/proc/sys/net/core/rmem_max").unwrap();
             let rmem_max: usize = rmem_max.trim().parse().unwrap();
             assert_eq!(recv, 2 * RECV_BUF.min(rmem_max), "capped, then doubled");
+        });
+    }
+
+    fn results_ok(results: &[Result<()>]) -> bool {
+        results.iter().all(Result::is_ok)
+    }
+
+    #[test]
+    fn a_datagram_larger_than_the_buffer_is_asked_for_again() {
+        in_fresh_netns(|| {
+            let socket = Socket::open().unwrap();
+            // Smaller than one link message: the reply and the dump's
+            // first part come truncated.
+            socket.recv_buf.set(vec![0; 64]);
+            let index =
+                socket.request_reply(&get_by_index_request(LO), |m| Ok(m.family_header(8)?[4]));
+            assert_eq!(index.unwrap(), LO as u8);
+            assert!(socket.recv_buf_identity().1 > 64, "grown");
+            socket.recv_buf.set(vec![0; 64]);
+            let links = socket.dump(&dump_request(), |_| Ok(Some(()))).unwrap();
+            assert_eq!(links.len(), 1);
+            // Nothing stale is left behind.
+            socket.request(&set_up_request(LO, true)).unwrap();
+            assert_eq!(rmem_alloc(&socket), 0);
         });
     }
 
@@ -591,7 +770,7 @@ mod tests {
                 let cost = rmem_alloc(&socket) / COUNT;
                 eprintln!("{what}: {cost} bytes of receive buffer each");
                 assert!(cost > 36 && cost <= ACK_COST, "{what}: {cost} bytes");
-                while !socket.recv(|d| acks.feed(d)).unwrap().unwrap() {}
+                while !socket.recv_whole(|d| acks.feed(d)).unwrap().unwrap() {}
                 for result in acks.finish().unwrap() {
                     assert_eq!(result.err().and_then(|e| e.errno()), errno, "{what}");
                 }
@@ -604,7 +783,8 @@ mod tests {
     fn batches_fit_the_receive_buffer_the_kernel_granted() {
         in_fresh_netns(|| {
             // The smallest buffer the kernel grants (SOCK_MIN_RCVBUF, ~2.3 KiB).
-            let socket = Socket::open_inner(0).unwrap();
+            let socket = Socket::open().unwrap();
+            socket.size_buffers(0).unwrap();
             let msgs = vec![set_up_request(LO, true); 64];
             let results = socket.request_batch(&msgs).unwrap();
             assert_eq!(results.len(), 64);

@@ -64,10 +64,12 @@ impl Handle {
         })
     }
 
-    /// A handle for `netns`. The socket is opened on a scratch thread that
-    /// entered `netns`; the calling thread never changes namespace.
+    /// A handle for `netns`. The socket is opened by the calling thread,
+    /// moved into `netns` for that and back at once (see
+    /// [`netns::run_here`], which says why that is safe with many threads,
+    /// and that the process aborts if the thread cannot get back).
     pub fn in_netns(netns: &Netns) -> Result<Handle> {
-        let socket = netns::run_in(netns, Socket::open)
+        let socket = netns::run_here(netns, Socket::open)
             .map_err(|e| Error::from(e).op("enter netns").netns(Some(netns.label())))??;
         Ok(Handle {
             socket,
@@ -129,5 +131,88 @@ impl Handle {
 
     fn context_op(&self, err: Error, op: &'static str) -> Error {
         err.op(op).netns(self.netns.as_deref())
+    }
+}
+
+/// One request of [`Handle::pipeline`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// [`Handle::addr_add`].
+    AddrAdd {
+        /// The link's index.
+        index: u32,
+        /// The address and prefix length.
+        net: ipnet::IpNet,
+        /// Its flags.
+        flags: AddrFlags,
+    },
+    /// [`Handle::link_set_up`].
+    LinkUp {
+        /// The link's index.
+        index: u32,
+    },
+    /// [`Handle::route_add`].
+    RouteAdd(RouteSpec),
+}
+
+impl Step {
+    /// The request, and what an error of it is about (as the call of the
+    /// same name says it).
+    fn request(&self) -> Result<(MessageBuilder, &'static str, Option<LinkRef>)> {
+        Ok(match self {
+            Step::AddrAdd { index, net, flags } => (
+                addr::add_request(*index, *net, *flags),
+                "add address",
+                Some(LinkRef::Index(*index)),
+            ),
+            Step::LinkUp { index } => (
+                link::set_up_request(*index, true),
+                "set link up",
+                Some(LinkRef::Index(*index)),
+            ),
+            Step::RouteAdd(spec) => (spec.add_request()?, "add route", None),
+        })
+    }
+}
+
+impl Handle {
+    /// Sends `steps` together, in one datagram, and then reads their ACKs:
+    /// one round trip instead of one each. The kernel carries them out in
+    /// order and goes on after one fails, so a later step may act on what
+    /// an earlier failed one should have made (a route through a link that
+    /// stayed down, say): a caller undoes the whole lot on failure, e.g. by
+    /// deleting the link they configure. The error is the first step's
+    /// that failed, worded as the call of the same name would word it.
+    pub fn pipeline(&self, steps: &[Step]) -> Result<()> {
+        let mut requests = Vec::with_capacity(steps.len());
+        let mut contexts = Vec::with_capacity(steps.len());
+        for step in steps {
+            let (msg, op, link) = step
+                .request()
+                .map_err(|e| self.context_op(e, "build request"))?;
+            requests.push(msg);
+            contexts.push((op, link));
+        }
+        let context = |e: Error, (op, link): &(&'static str, Option<LinkRef>)| match link {
+            Some(link) => self.context(e, op, link.clone()),
+            None => self.context_op(e, op),
+        };
+        let results = self.socket.request_batch(&requests).map_err(|e| {
+            // Which step's answer was lost (or which datagram failed).
+            let first = match e.kind() {
+                crate::netlink::ErrorKind::Overrun { unknown, .. } => {
+                    unknown.first().copied().unwrap_or(0)
+                }
+                _ => 0,
+            };
+            match contexts.get(first) {
+                Some(step) => context(e, step),
+                None => self.context_op(e, "configure link"),
+            }
+        })?;
+        for (result, step) in results.into_iter().zip(&contexts) {
+            result.map_err(|e| context(e, step))?;
+        }
+        Ok(())
     }
 }

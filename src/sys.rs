@@ -448,6 +448,167 @@ pub fn effective_capabilities() -> io::Result<u64> {
     Ok(u64::from(data[0].effective) | (u64::from(data[1].effective) << 32))
 }
 
+// ---- Files relative to directory descriptors (the state directory) ----
+//
+// The store opens its directory once and reaches every file through
+// descriptors of directories it has checked, so no path is resolved from
+// `/` again and nothing it checked can be swapped under it by a rename
+// higher up. These are the `*at` calls it needs, as raw system calls where
+// libc adds work: musl's `open` follows every `O_CLOEXEC` open with an
+// `fcntl(F_SETFD)` for kernels older than 2.6.23, which this crate does
+// not run on.
+
+fn at(dir: Option<BorrowedFd<'_>>) -> libc::c_int {
+    dir.map_or(libc::AT_FDCWD, |fd| fd.as_raw_fd())
+}
+
+/// `openat(2)` with `O_CLOEXEC` always added, as one system call: `path`
+/// relative to `dir` (or the working directory when `None`).
+pub fn openat(
+    dir: Option<BorrowedFd<'_>>,
+    path: &CStr,
+    flags: i32,
+    mode: libc::mode_t,
+) -> io::Result<OwnedFd> {
+    // SAFETY: the path is a live NUL-terminated string, the directory a
+    // descriptor kept open by its borrow (or AT_FDCWD); openat returns a
+    // new descriptor or -1, and nothing else owns the new one.
+    let fd = retry(|| unsafe {
+        libc::syscall(
+            libc::SYS_openat,
+            at(dir),
+            path.as_ptr(),
+            flags | libc::O_CLOEXEC,
+            mode as libc::c_uint,
+        )
+    })?;
+    // SAFETY: a descriptor the kernel just returned, owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
+}
+
+/// `fstatat(2)` of `name` in `dir` without following a symbolic link.
+pub fn lstat_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<libc::stat> {
+    // SAFETY: an all-zero `stat` is a valid value of the plain C struct.
+    let mut st: libc::stat = unsafe { mem::zeroed() };
+    // SAFETY: descriptor kept open by the borrow, live NUL-terminated name,
+    // `st` a live exclusive borrow of the struct the kernel fills.
+    retry(|| unsafe {
+        libc::fstatat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            &mut st,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })?;
+    Ok(st)
+}
+
+/// `renameat(2)` within one directory.
+pub fn rename_at(dir: BorrowedFd<'_>, from: &CStr, to: &CStr) -> io::Result<()> {
+    // SAFETY: descriptor kept open by the borrow, live NUL-terminated names.
+    retry(|| unsafe {
+        libc::renameat(dir.as_raw_fd(), from.as_ptr(), dir.as_raw_fd(), to.as_ptr())
+    })?;
+    Ok(())
+}
+
+/// `linkat(2)` within one directory, never following a link at `from`.
+pub fn link_at(dir: BorrowedFd<'_>, from: &CStr, to: &CStr) -> io::Result<()> {
+    // SAFETY: descriptor kept open by the borrow, live NUL-terminated names.
+    retry(|| unsafe {
+        libc::linkat(
+            dir.as_raw_fd(),
+            from.as_ptr(),
+            dir.as_raw_fd(),
+            to.as_ptr(),
+            0,
+        )
+    })?;
+    Ok(())
+}
+
+/// `unlinkat(2)` of a file (`flags` 0) or an empty directory
+/// (`AT_REMOVEDIR`).
+pub fn unlink_at(dir: BorrowedFd<'_>, name: &CStr, flags: i32) -> io::Result<()> {
+    // SAFETY: descriptor kept open by the borrow, live NUL-terminated name.
+    retry(|| unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), flags) })?;
+    Ok(())
+}
+
+/// `mkdirat(2)`.
+pub fn mkdir_at(dir: BorrowedFd<'_>, name: &CStr, mode: libc::mode_t) -> io::Result<()> {
+    // SAFETY: descriptor kept open by the borrow, live NUL-terminated name.
+    retry(|| unsafe { libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), mode) })?;
+    Ok(())
+}
+
+/// `fchmod(2)`.
+pub fn fchmod(fd: BorrowedFd<'_>, mode: libc::mode_t) -> io::Result<()> {
+    // SAFETY: descriptor kept open by the borrow.
+    retry(|| unsafe { libc::fchmod(fd.as_raw_fd(), mode) })?;
+    Ok(())
+}
+
+/// `fsync(2)` (`data_only`: `fdatasync(2)`).
+pub fn fsync(fd: BorrowedFd<'_>, data_only: bool) -> io::Result<()> {
+    // SAFETY: descriptor kept open by the borrow.
+    retry(|| unsafe {
+        if data_only {
+            libc::fdatasync(fd.as_raw_fd())
+        } else {
+            libc::fsync(fd.as_raw_fd())
+        }
+    })?;
+    Ok(())
+}
+
+/// The entry names of the directory `dir` (without `.` and `..`), read
+/// with `getdents64(2)` on a descriptor of its own, so `dir`'s offset is
+/// left alone.
+pub fn dir_names(dir: BorrowedFd<'_>) -> io::Result<Vec<Vec<u8>>> {
+    let own = openat(
+        Some(dir),
+        c".",
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+        0,
+    )?;
+    let mut names = Vec::new();
+    let mut buf = vec![0u8; 8192];
+    loop {
+        // SAFETY: the buffer is a live exclusive borrow of `buf.len()`
+        // bytes, the descriptor ours and open; the kernel writes at most
+        // that many bytes of whole records.
+        let n = retry(|| unsafe {
+            libc::syscall(
+                libc::SYS_getdents64,
+                own.as_raw_fd(),
+                buf.as_mut_ptr(),
+                buf.len(),
+            )
+        })? as usize;
+        if n == 0 {
+            return Ok(names);
+        }
+        // linux_dirent64: u64 ino, i64 off, u16 reclen, u8 type, name NUL.
+        let mut at = 0;
+        while at + 19 <= n {
+            let reclen = u16::from_ne_bytes([buf[at + 16], buf[at + 17]]) as usize;
+            if reclen < 19 || at + reclen > n {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "getdents64 returned a malformed record",
+                ));
+            }
+            let name = &buf[at + 19..at + reclen];
+            let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
+            if name != b"." && name != b".." {
+                names.push(name.to_vec());
+            }
+            at += reclen;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::os::unix::process::ExitStatusExt;

@@ -392,7 +392,9 @@ const CASES: &[Case] = &[
     case(&["exec", "c1", "true"], 125, "ipvlan: exec c1: state directory: corrupt state file $T/state/records/containers/c1.json: invalid JSON at line 1 column 2: expected a string as object key\n").with(&[Write("state/records/containers/c1.json", "{not json")]),
     case(&["rm", "c1"], 1, "ipvlan: rm c1: state directory: corrupt state file $T/state/records/containers/c1.json: invalid JSON at line 1 column 2: expected a string as object key\n").with(&[Write("state/records/containers/c1.json", "{not json")]),
     case(&["ps"], 0, "ipvlan: warning: damaged state file left as it is: $T/state/records/containers/c1.json: invalid JSON at line 1 column 2: expected a string as object key\n").stdout("NAME      NETWORKS   ADDRESSES\n").with(&[Write("state/records/containers/c1.json", "{not json")]),
-    case(&["network", "ls"], 1, "ipvlan: network ls: state directory: refusing $T/state/lock: is a symbolic link; state files are never followed\n").with(&[File, Remove("state/lock"), Symlink("state/lock", "$T/cwd/file")]),
+    // Listings take no lock: a hostile lock file is not theirs to refuse
+    // (writers refuse it, below), and is left untouched.
+    case(&["network", "ls"], 0, "").stdout(LS_HEADER).with(&[File, Remove("state/lock"), Symlink("state/lock", "$T/cwd/file")]),
     case(&["network", "create", "n2"], 1, "ipvlan: network create n2: state directory: refusing $T/state/lock: is a symbolic link; state files are never followed\n").with(&[File, Remove("state/lock"), Symlink("state/lock", "$T/cwd/file")]),
     case(&["restore"], 1, "ipvlan: restore: state directory: refusing $T/state/lock: is a FIFO, not a regular file\n").with(&[Remove("state/lock"), Fifo("state/lock")]),
     // Directories of the state: real, ours, writable by us alone.
@@ -402,7 +404,9 @@ const CASES: &[Case] = &[
     case(&["network", "ls"], 1, "ipvlan: opening state directory $T/state: state directory: refusing $T/state: is owned by uid 65534, not by uid 0 that runs ipvlan\n").with(&[ToNobody("state")]),
     case(&["restore"], 1, "ipvlan: opening state directory $T/state: state directory: refusing $T/state: is owned by uid 65534, not by uid 0 that runs ipvlan\n").with(&[ToNobody("state")]),
     case(&["ps"], 1, "ipvlan: opening state directory $T/state: state directory: refusing $T/state/records/containers: is owned by uid 65534, not by uid 0 that runs ipvlan\n").with(&[ToNobody("state/records/containers")]),
-    case(&["network", "ls"], 0, "ipvlan: warning: damaged state file left as it is: $T/state/endpoints/6e31000000000000000000000000000000000000000000000000000000000000: is owned by uid 65534, not by uid 0 that runs ipvlan\n").stdout("NETWORK ID     NAME      DRIVER    SCOPE\n6e3100000000   n1        ipvlan    local\n").with(&[Network, Mkdir("state/endpoints/6e31000000000000000000000000000000000000000000000000000000000000"), ToNobody("state/endpoints/6e31000000000000000000000000000000000000000000000000000000000000")]),
+    // `ls` reads network records only; `inspect` names the endpoint directory it cannot trust.
+    case(&["network", "ls"], 0, "").stdout("NETWORK ID     NAME      DRIVER    SCOPE\n6e3100000000   n1        ipvlan    local\n").with(&[Network, Mkdir("state/endpoints/6e31000000000000000000000000000000000000000000000000000000000000"), ToNobody("state/endpoints/6e31000000000000000000000000000000000000000000000000000000000000")]),
+    case(&["network", "inspect", "n1"], 1, "ipvlan: network inspect n1: state directory: refusing $T/state/endpoints/6e31000000000000000000000000000000000000000000000000000000000000: is owned by uid 65534, not by uid 0 that runs ipvlan\n").stdout("[]\n").with(&[Network, Mkdir("state/endpoints/6e31000000000000000000000000000000000000000000000000000000000000"), ToNobody("state/endpoints/6e31000000000000000000000000000000000000000000000000000000000000")]),
     case(&["network", "ls"], 1, "ipvlan: opening state directory $T/state: state directory: refusing $T/state: is a symbolic link; the state directory and its subdirectories must be real directories\n").with(&[Rename("state", "real"), Symlink("state", "real")]),
     case(&["network", "ls"], 1, "ipvlan: opening state directory $T/state: state directory: refusing $T/state/logs: is a regular file, not a directory\n").with(&[Rename("state/logs", "cwd/logs"), Write("state/logs", "")]),
     case(&["network", "ls"], 1, "ipvlan: opening state directory $T/state: state directory: refusing $T/state/hosts: is a symbolic link; the state directory and its subdirectories must be real directories\n").with(&[Rename("state/hosts", "cwd/hosts"), Symlink("state/hosts", "$T/cwd/hosts")]),
@@ -481,10 +485,10 @@ fn set_up(dir: &CaseDir, fixtures: &[Fixture]) {
     fs::create_dir_all(dir.root.join("cwd")).unwrap();
     fs::create_dir_all(&config.netns_dir).unwrap();
     let manager = Manager::open(config.clone()).unwrap();
-    // The first locked read makes the lock file: the state as every later
-    // command finds it.
-    manager.networks().unwrap();
     let state = StateDir::open(&config.state_dir).unwrap();
+    // The first lock makes the lock file: the state as every later
+    // command finds it (listings take no lock).
+    drop(state.lock().unwrap());
     for fixture in fixtures {
         match fixture {
             Network => {

@@ -58,15 +58,15 @@ pub fn warn_damaged(damaged: &[Damaged]) {
 /// and the exit code stays 0, so a boot script still sees every good
 /// network (`restore` is the command that fails on damage).
 pub fn list(manager: &Manager, quiet: bool, no_trunc: bool) -> Result<i32, Failure> {
-    let networks = manager
-        .networks()
+    // Network records only, read once and without the lock: `ls` must
+    // neither wait for nor hold up a writer.
+    let list = manager
+        .network_list()
         .map_err(|error| Failure::driver("network ls", &error))?;
+    let networks = list.networks;
     // Not listed, as no other command accepts them; but not hidden either,
     // since their names are taken until restore rolls them back.
-    let half_created = manager
-        .half_created_networks()
-        .map_err(|error| Failure::driver("network ls", &error))?;
-    for name in half_created {
+    for name in list.half_created {
         warn(format_args!(
             "network {name} was left half-created by an interrupted `network create`; run `ipvlan restore` to roll it back"
         ));

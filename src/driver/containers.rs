@@ -378,7 +378,9 @@ impl Manager {
     /// # Ok::<(), ipvlan::driver::Error>(())
     /// ```
     pub fn containers(&self) -> Result<Listing<ContainerInfo>, Error> {
-        let state = self.store.lock()?;
+        self.store.refresh();
+        // Lock-free: `ps` must never hold up a writer.
+        let state = &self.store;
         let networks = state.networks()?;
         let records = state.container_records()?;
         let mut containers = Listing {
@@ -393,7 +395,7 @@ impl Manager {
             .into_iter()
             .filter(|record| record.state == ContainerState::Created);
         for name in whole.map(|record| record.name) {
-            let endpoints = match self.container_endpoints(&state, &networks, &name) {
+            let endpoints = match self.container_endpoints(state, &networks, &name) {
                 Ok(found) => found
                     .into_iter()
                     .map(|(at, endpoint)| EndpointInfo::from_record(&networks[at], &endpoint))

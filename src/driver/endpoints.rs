@@ -22,7 +22,7 @@ use crate::ipam::{IpFamily, Request};
 use crate::netns::{self, Netns};
 use crate::rtnl::Handle;
 use crate::store::records::NetnsId;
-use crate::store::{EndpointRecord, EndpointState, Locked, NetworkRecord, Timestamp};
+use crate::store::{EndpointRecord, EndpointState, Locked, NetworkRecord, StateDir, Timestamp};
 
 /// A resolved attach target: its namespace opened and identified.
 #[derive(Debug)]
@@ -81,7 +81,10 @@ impl Manager {
         let state = self.store.lock()?;
         let networks = state.networks()?;
         let network = find_network(&networks, network)?;
-        self.attach(&state, &networks, network, &target, req)
+        let endpoint = self.attach(&state, &networks, network, &target, req)?;
+        // The final state durable before the command reports it.
+        state.commit()?;
+        Ok(endpoint)
     }
 
     /// Detaches a namespace: deletes the link, releases its addresses,
@@ -163,7 +166,9 @@ impl Manager {
             }
             _ => locate(&endpoint)?,
         };
-        self.detach(&host, &state, &networks, network, endpoint, &at)
+        let notes = self.detach(&host, &state, &networks, network, endpoint, &at)?;
+        state.commit()?;
+        Ok(notes)
     }
 
     /// The endpoint of `network` that `target` names: by the container's
@@ -503,7 +508,7 @@ impl Manager {
     /// in `networks`: one read per network, as many as it has.
     pub(crate) fn container_endpoints(
         &self,
-        state: &Locked<'_>,
+        state: &StateDir,
         networks: &[NetworkRecord],
         name: &str,
     ) -> Result<Vec<(usize, EndpointRecord)>, Error> {

@@ -90,6 +90,7 @@ mod subnets;
 pub use doctor::doctor;
 pub use error::{Error, ErrorKind};
 pub use kernel_support::KernelVersion;
+pub use networks::NetworkList;
 pub use options::{absolute_path, MAX_NAME_LEN, VALID_OPTION_KEYS};
 pub use privileges::{effective_capabilities, has_net_admin, CAP_NET_ADMIN, CAP_SYS_ADMIN};
 pub use report::{

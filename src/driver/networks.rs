@@ -123,6 +123,8 @@ impl Manager {
             let _ = state.remove_network(&record.id);
             return Err(error.into());
         }
+        // The final state durable before the command reports it.
+        state.commit()?;
         let mut info = NetworkInfo::from_record(&record, &[]);
         info.warnings = warnings;
         Ok(info)
@@ -178,6 +180,7 @@ impl Manager {
             ));
         }
         state.remove_network(&record.id)?;
+        state.commit()?;
         Ok(notes)
     }
 
@@ -200,7 +203,10 @@ impl Manager {
     /// # Ok::<(), ipvlan::driver::Error>(())
     /// ```
     pub fn networks(&self) -> Result<Listing<NetworkInfo>, Error> {
-        let state = self.store.lock()?;
+        self.store.refresh();
+        // Lock-free, like every listing: a reader must never hold up a
+        // writer (see `StateDir` for what an unlocked read guarantees).
+        let state = &self.store;
         let records = state.networks()?;
         let mut infos = Listing {
             items: Vec::new(),
@@ -226,6 +232,42 @@ impl Manager {
         Ok(infos)
     }
 
+    /// What `network ls` prints: the network records only (no endpoint
+    /// record is read, so a damaged one does not show here; `inspect` and
+    /// `restore` name it), read once without the lock. The networks a
+    /// killed `network create` left half-created are apart in
+    /// [`NetworkList::half_created`].
+    ///
+    /// ```no_run
+    /// # let manager = ipvlan::driver::Manager::open(ipvlan::driver::Config::from_env())?;
+    /// let list = manager.network_list()?;
+    /// for network in &list.networks {
+    ///     println!("{} {}", network.short_id(), network.name);
+    /// }
+    /// # Ok::<(), ipvlan::driver::Error>(())
+    /// ```
+    pub fn network_list(&self) -> Result<NetworkList, Error> {
+        self.store.refresh();
+        let records = self.store.networks()?;
+        let mut list = NetworkList {
+            networks: Listing {
+                items: Vec::new(),
+                damaged: records.damaged,
+            },
+            half_created: Vec::new(),
+        };
+        for record in records.items {
+            if record.state == NetworkState::Creating {
+                list.half_created.push(record.name);
+            } else {
+                list.networks
+                    .items
+                    .push(NetworkInfo::from_record(&record, &[]));
+            }
+        }
+        Ok(list)
+    }
+
     /// Names of the networks a killed `network create` left half-created:
     /// unusable, and in the way of a new network of the same name, until
     /// [`Manager::restore`] rolls them back.
@@ -238,8 +280,9 @@ impl Manager {
     /// # Ok::<(), ipvlan::driver::Error>(())
     /// ```
     pub fn half_created_networks(&self) -> Result<Vec<String>, Error> {
-        let state = self.store.lock()?;
-        Ok(state
+        self.store.refresh();
+        Ok(self
+            .store
             .networks()?
             .into_iter()
             .filter(|n| n.state == NetworkState::Creating)
@@ -259,7 +302,8 @@ impl Manager {
     /// # Ok::<(), ipvlan::driver::Error>(())
     /// ```
     pub fn network(&self, name_or_id: &str) -> Result<NetworkInfo, Error> {
-        let state = self.store.lock()?;
+        self.store.refresh();
+        let state = &self.store;
         let networks = state.networks()?;
         let record = find_network(&networks, name_or_id)?;
         let endpoints = state.endpoints_of(&record.id)?;
@@ -272,6 +316,16 @@ impl Manager {
             .collect();
         Ok(info)
     }
+}
+
+/// The answer of [`Manager::network_list`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkList {
+    /// The usable networks, in creation order, without their endpoints,
+    /// and the network records that could not be read.
+    pub networks: Listing<NetworkInfo>,
+    /// Names of the networks a killed `network create` left half-created.
+    pub half_created: Vec<String>,
 }
 
 /// Refuses a decision that needs every network record (is the name free?

@@ -3,11 +3,15 @@
 //! beside them holds the last address handed out. A taken-check is one
 //! `link(2)` attempt, so allocation never reads the other addresses.
 
+use std::ffi::CStr;
+use std::fs::File;
 use std::io;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::fsutil;
+use super::handles::{Dir, Handles};
 use super::StoreError;
 use crate::ipam::{AddressBook, SubnetSpec};
 
@@ -19,79 +23,67 @@ pub fn subnet_dir(network_dir: &Path, subnet: &SubnetSpec) -> PathBuf {
     network_dir.join(subnet.key())
 }
 
-/// An [`AddressBook`] on disk for one network. Used under the store lock.
-pub(crate) struct DiskBook {
+/// An [`AddressBook`] on disk for one network. Used under the store lock;
+/// what it writes is made durable by the lock's commit.
+pub(crate) struct DiskBook<'a> {
+    state: &'a Handles,
     network_dir: PathBuf,
-    /// A synced file holding the owner, ready to be linked into place;
-    /// reused across taken candidates so a scan costs one link each.
-    prepared: Option<PathBuf>,
-    /// Directories changed since the last [`DiskBook::sync`].
-    dirty: Vec<PathBuf>,
+    /// A file holding the owner, ready to be linked into place, in its
+    /// subnet directory; reused across taken candidates so a scan costs
+    /// one link each.
+    prepared: Option<(Arc<Dir>, File)>,
 }
 
-impl DiskBook {
-    pub(crate) fn new(network_dir: PathBuf) -> Self {
+const PREPARED: &CStr = c".tmp-owner";
+
+impl<'a> DiskBook<'a> {
+    pub(crate) fn new(state: &'a Handles, network_dir: PathBuf) -> Self {
         DiskBook {
+            state,
             network_dir,
             prepared: None,
-            dirty: Vec::new(),
         }
     }
 
-    fn mark_dirty(&mut self, dir: PathBuf) {
-        if !self.dirty.contains(&dir) {
-            self.dirty.push(dir);
-        }
-    }
-
-    /// Removes the prepared file, if unused, and syncs changed directories.
+    /// Removes the prepared file, if unused.
     pub(crate) fn finish(&mut self) -> Result<(), StoreError> {
-        if let Some(prepared) = self.prepared.take() {
-            fsutil::remove_if_exists(&prepared).map_err(StoreError::io("removing", &prepared))?;
-        }
-        for dir in self.dirty.drain(..) {
-            fsutil::sync_dir(&dir).map_err(StoreError::io("syncing", &dir))?;
+        if let Some((dir, _)) = self.prepared.take() {
+            fsutil::remove_at(dir.fd(), PREPARED)
+                .map_err(StoreError::io("removing", dir.path.join(".tmp-owner")))?;
         }
         Ok(())
     }
 
-    fn prepare(&mut self, dir: &Path, owner: &str) -> Result<PathBuf, StoreError> {
-        let prepared = dir.join(".tmp-owner");
-        if self.prepared.as_deref() == Some(prepared.as_path()) {
-            return Ok(prepared);
+    fn prepare(&mut self, dir: &Path, owner: &str) -> Result<(), StoreError> {
+        if matches!(&self.prepared, Some((d, _)) if d.path == dir) {
+            return Ok(());
         }
-        if let Some(old) = self.prepared.take() {
-            fsutil::remove_if_exists(&old).map_err(StoreError::io("removing", &old))?;
-        }
+        self.finish()?;
+        // The subnet directory is made on first use (with `ipam/<network
+        // id>`): a network without allocations has none.
+        let open = self.state.ensure(dir)?;
         let contents = format!("{owner}\n");
-        // The subnet directory is made on first use; a network without
-        // allocations has none.
-        let written =
-            match fsutil::write_synced_new(&prepared, contents.as_bytes(), fsutil::FILE_MODE) {
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    // Also makes `ipam/<network id>` when missing; each new
-                    // directory is synced into its parent.
-                    fsutil::create_dir(dir).map_err(StoreError::io("creating", dir))?;
-                    fsutil::write_synced_new(&prepared, contents.as_bytes(), fsutil::FILE_MODE)
-                }
-                other => other,
-            };
-        written.map_err(StoreError::io("writing", &prepared))?;
-        self.prepared = Some(prepared.clone());
-        Ok(prepared)
+        let file =
+            fsutil::write_new_at(open.fd(), PREPARED, contents.as_bytes(), fsutil::FILE_MODE)
+                .map_err(StoreError::io("writing", dir.join(".tmp-owner")))?;
+        self.prepared = Some((open, file));
+        Ok(())
     }
 }
 
-impl AddressBook for DiskBook {
+impl AddressBook for DiskBook<'_> {
     type Error = StoreError;
 
     fn cursor(&mut self, subnet: &SubnetSpec) -> Result<Option<IpAddr>, StoreError> {
-        let path = subnet_dir(&self.network_dir, subnet).join(CURSOR_FILE);
+        let dir = subnet_dir(&self.network_dir, subnet);
+        let Some(open) = self.state.dir(&dir)? else {
+            return Ok(None);
+        };
         // The cursor is only a hint: one that does not parse (not even as
-        // UTF-8) means "start over".
-        let text = match fsutil::read_if_exists(&path) {
+        // UTF-8), or is refused, means "start over".
+        let text = match fsutil::read_text_at(open.fd(), CURSOR_FILE, fsutil::RECORD_MAX) {
             Err(e) if e.kind() == io::ErrorKind::InvalidData => None,
-            other => other.map_err(StoreError::io("reading", &path))?,
+            other => other.map_err(StoreError::io("reading", dir.join(CURSOR_FILE)))?,
         };
         Ok(text.and_then(|t| t.trim().parse().ok()))
     }
@@ -99,23 +91,35 @@ impl AddressBook for DiskBook {
     fn set_cursor(&mut self, subnet: &SubnetSpec, addr: IpAddr) -> Result<(), StoreError> {
         let dir = subnet_dir(&self.network_dir, subnet);
         let path = dir.join(CURSOR_FILE);
+        let open = self.state.ensure(&dir)?;
         // A hint: after a power cut an old, empty or missing cursor only
-        // means the walk starts elsewhere, so it is not worth an fsync.
-        fsutil::replace_unsynced(&path, format!("{addr}\n").as_bytes(), fsutil::FILE_MODE)
-            .map_err(StoreError::io("writing", &path))?;
+        // means the walk starts elsewhere, so it is left out of the commit.
+        fsutil::replace_at(
+            open.fd(),
+            CURSOR_FILE,
+            format!("{addr}\n").as_bytes(),
+            fsutil::FILE_MODE,
+        )
+        .map_err(StoreError::io("writing", &path))?;
         Ok(())
     }
 
     fn take(&mut self, subnet: &SubnetSpec, addr: IpAddr, owner: &str) -> Result<bool, StoreError> {
         let dir = subnet_dir(&self.network_dir, subnet);
-        let prepared = self.prepare(&dir, owner)?;
+        self.prepare(&dir, owner)?;
         let target = dir.join(addr.to_string());
-        let taken =
-            fsutil::link_new(&prepared, &target).map_err(StoreError::io("creating", &target))?;
+        let name =
+            fsutil::c_name(&addr.to_string()).map_err(StoreError::io("creating", &target))?;
+        let (open, _) = self.prepared.as_ref().expect("prepared above");
+        let taken = fsutil::link_new_at(open.fd(), PREPARED, &name)
+            .map_err(StoreError::io("creating", &target))?;
         if taken {
-            self.prepared = None;
-            fsutil::remove_if_exists(&prepared).map_err(StoreError::io("removing", &prepared))?;
-            self.mark_dirty(dir);
+            let (open, file) = self.prepared.take().expect("prepared above");
+            fsutil::remove_at(open.fd(), PREPARED)
+                .map_err(StoreError::io("removing", dir.join(".tmp-owner")))?;
+            // The address file is the prepared inode: its data is synced
+            // through the descriptor that wrote it.
+            self.state.written(&target, file, &open);
         }
         Ok(taken)
     }
@@ -123,10 +127,15 @@ impl AddressBook for DiskBook {
     fn release(&mut self, subnet: &SubnetSpec, addr: IpAddr) -> Result<bool, StoreError> {
         let dir = subnet_dir(&self.network_dir, subnet);
         let target = dir.join(addr.to_string());
+        let Some(open) = self.state.dir(&dir)? else {
+            return Ok(false);
+        };
+        let name =
+            fsutil::c_name(&addr.to_string()).map_err(StoreError::io("removing", &target))?;
         let removed =
-            fsutil::remove_if_exists(&target).map_err(StoreError::io("removing", &target))?;
+            fsutil::remove_at(open.fd(), &name).map_err(StoreError::io("removing", &target))?;
         if removed {
-            self.mark_dirty(dir);
+            self.state.removed(&target, &open);
         }
         Ok(removed)
     }

@@ -21,12 +21,13 @@ use std::io::{self, Read};
 use std::net::IpAddr;
 use std::ops::Deref;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
 
 use super::addresses::{subnet_dir, DiskBook, CURSOR_FILE};
 use super::fsutil::{self, FILE_MODE};
+use super::handles::Handles;
 use super::records::{ContainerRecord, EndpointRecord, NetworkRecord, RecordError};
 use super::{Damaged, Listing, StoreError};
 use crate::ipam::{self, NetworkName, Request, SubnetSpec};
@@ -105,13 +106,19 @@ pub fn random_hex(bytes: usize) -> io::Result<String> {
 /// until a write (is the name free? which endpoints remain?), must be made
 /// through [`Locked`], which derefs to these same reads.
 ///
-/// Every read and write first checks the directories on its way from the
-/// root (see the module's trust rules).
+/// Every read and write goes through the descriptors of directories
+/// checked on their way from the root (see the module's trust rules),
+/// each opened and checked once: [`StateDir::open`] checks the root and
+/// the fixed layout, deeper directories are checked at first use, and
+/// the first [`StateDir::lock`] after `open` trusts what `open` checked;
+/// every later `lock` or [`StateDir::refresh`] starts over, for programs
+/// that keep a `StateDir` for long. A clone shares the checked
+/// directories and what waits for the next commit.
 #[derive(Debug, Clone)]
 pub struct StateDir {
     root: PathBuf,
-    /// Who must own the directories: whoever runs this process.
-    euid: u32,
+    /// The open directories (and who must own them) and pending writes.
+    handles: Handles,
 }
 
 impl StateDir {
@@ -132,57 +139,61 @@ impl StateDir {
         // Without a trailing slash, which would make lstat(2) follow a
         // link in the last component.
         let root: PathBuf = root.into().components().collect();
+        let euid = crate::sys::geteuid();
         let state = StateDir {
-            root,
-            euid: crate::sys::geteuid(),
+            root: root.clone(),
+            handles: Handles::new(root.clone(), euid),
         };
         let missing = state.check_fixed()?;
-        for dir in missing {
-            fsutil::create_dir(&dir).map_err(StoreError::io("creating", &dir))?;
+        if !missing.is_empty() {
+            for dir in missing {
+                state.ensure_dir(&dir)?;
+            }
+            // With the layout, so a new store looks the same whether its
+            // first command wrote or only read (listings take no lock).
+            state.open_lock()?;
         }
+        state.handles.set_fresh();
         Ok(state)
+    }
+
+    /// Forgets the directories checked so far, so the next access checks
+    /// them again from the root: for a program that keeps a `StateDir`
+    /// and wants a directory that changed hands meanwhile refused.
+    /// [`StateDir::lock`] does it itself (but for the first lock after
+    /// [`StateDir::open`]).
+    pub fn refresh(&self) {
+        self.handles.refresh();
     }
 
     /// Checks the root and [`FIXED_DIRS`]; returns the missing ones.
     fn check_fixed(&self) -> Result<Vec<PathBuf>, StoreError> {
-        let all = std::iter::once(self.root.clone())
-            .chain(FIXED_DIRS.iter().map(|sub| self.root.join(sub)));
+        if !self.check_dir(&self.root)? {
+            let all = std::iter::once(self.root.clone());
+            return Ok(all
+                .chain(FIXED_DIRS.iter().map(|sub| self.root.join(sub)))
+                .collect());
+        }
         let mut missing = Vec::new();
-        for dir in all {
-            if !self.check_one(&dir)? {
-                missing.push(dir);
+        for sub in FIXED_DIRS {
+            if !self.handles.check_below_root(sub)? {
+                missing.push(self.root.join(sub));
             }
         }
         Ok(missing)
-    }
-
-    fn check_one(&self, dir: &Path) -> Result<bool, StoreError> {
-        fsutil::check_dir(dir, self.euid).map_err(StoreError::io("checking", dir))
     }
 
     /// Checks every directory from the root down to `dir`, which must lie
     /// inside the state directory; `Ok(false)` when one is missing (and so
     /// everything under it).
     pub fn check_dir(&self, dir: &Path) -> Result<bool, StoreError> {
-        let outside = || StoreError::Refused {
-            path: dir.to_path_buf(),
-            reason: format!("is not inside the state directory {}", self.root.display()),
-        };
-        let relative = dir.strip_prefix(&self.root).map_err(|_| outside())?;
-        let mut path = self.root.clone();
-        if !self.check_one(&path)? {
-            return Ok(false);
+        if !dir.starts_with(&self.root) {
+            return Err(StoreError::Refused {
+                path: dir.to_path_buf(),
+                reason: format!("is not inside the state directory {}", self.root.display()),
+            });
         }
-        for component in relative.components() {
-            match component {
-                Component::Normal(name) => path.push(name),
-                _ => return Err(outside()),
-            }
-            if !self.check_one(&path)? {
-                return Ok(false);
-            }
-        }
-        Ok(true)
+        Ok(self.handles.dir(dir)?.is_some())
     }
 
     /// Checks `dir` from the root down and, when it exists, every
@@ -194,7 +205,7 @@ impl StateDir {
                 let kind = entry.file_type().map_err(StoreError::io("listing", dir))?;
                 if kind.is_dir() {
                     let path = entry.path();
-                    state.check_one(&path)?;
+                    state.handles.check_one(&path)?;
                     below(state, &path)?;
                 }
             }
@@ -221,10 +232,8 @@ impl StateDir {
     /// [`StateDir::check_dir`], then creates what is missing (0700
     /// whatever the umask, each synced into its parent).
     pub fn ensure_dir(&self, dir: &Path) -> Result<(), StoreError> {
-        if !self.check_dir(dir)? {
-            fsutil::create_dir(dir).map_err(StoreError::io("creating", dir))?;
-        }
-        Ok(())
+        self.check_dir(dir)?;
+        self.handles.ensure(dir).map(drop)
     }
 
     /// The directory itself.
@@ -239,24 +248,29 @@ impl StateDir {
     /// [`StateDir`] may live long in a program that embeds it, and the
     /// directory may have changed hands meanwhile.
     pub fn lock(&self) -> Result<Locked<'_>, StoreError> {
-        self.check_fixed()?;
+        self.refresh();
+        if self.handles.is_empty() {
+            self.check_fixed()?;
+        }
         let path = self.root.join(LOCK_FILE);
-        let file = fsutil::open_regular(
-            &path,
-            OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(FILE_MODE),
-        )
-        .map_err(StoreError::io("opening", &path))?;
+        let file = self.open_lock()?;
         crate::sys::flock(std::os::fd::AsFd::as_fd(&file), libc::LOCK_EX)
             .map_err(StoreError::io("locking", &path))?;
         Ok(Locked {
             state: self,
             _lock: file,
         })
+    }
+
+    /// The lock file, opened (made 0600 when missing) through the root's
+    /// descriptor, never through a link.
+    fn open_lock(&self) -> Result<File, StoreError> {
+        let path = self.root.join(LOCK_FILE);
+        let root = self.handles.ensure(&self.root)?;
+        let (file, _) =
+            fsutil::open_regular_at(root.fd(), c"lock", libc::O_RDWR | libc::O_CREAT, FILE_MODE)
+                .map_err(StoreError::io("opening", &path))?;
+        Ok(file)
     }
 
     fn network_path(&self, id: &str) -> PathBuf {
@@ -463,7 +477,7 @@ impl StateDir {
             return Ok(None);
         }
         let path = dir.join(addr.to_string());
-        let text = read_text(&path)?;
+        let text = self.read_text(&path)?;
         text.map(|t| parse_owner(&path, &t)).transpose()
     }
 
@@ -483,7 +497,7 @@ impl StateDir {
                     path: path.clone(),
                     reason: "file name is not an IP address".into(),
                 })?;
-                let text = read_text(&path)?;
+                let text = self.read_text(&path)?;
                 if let Some(text) = text {
                     out.push((addr, parse_owner(&path, &text)?));
                 }
@@ -503,21 +517,6 @@ impl StateDir {
     }
 }
 
-/// A state file's text; `None` when it does not exist. Bytes that are not
-/// UTF-8 mean a damaged file: [`StoreError::Corrupt`], not an I/O error; a
-/// link, FIFO or oversized file is [`StoreError::Refused`].
-fn read_text(path: &Path) -> Result<Option<String>, StoreError> {
-    match fsutil::read_if_exists(path) {
-        Err(e) if e.kind() == io::ErrorKind::InvalidData && fsutil::refusal(&e).is_none() => {
-            Err(StoreError::Corrupt {
-                path: path.to_path_buf(),
-                reason: "not UTF-8 text".into(),
-            })
-        }
-        other => other.map_err(StoreError::io("reading", path)),
-    }
-}
-
 fn parse_owner(path: &Path, text: &str) -> Result<String, StoreError> {
     let owner = text.trim();
     if owner.is_empty() {
@@ -530,14 +529,50 @@ fn parse_owner(path: &Path, text: &str) -> Result<String, StoreError> {
 }
 
 impl StateDir {
+    /// A state file's text; `None` when it (or its directory) does not
+    /// exist. Bytes that are not UTF-8 mean a damaged file:
+    /// [`StoreError::Corrupt`], not an I/O error; a link, FIFO or
+    /// oversized file is [`StoreError::Refused`]. An empty or truncated
+    /// file (a crash before its data reached the disk) reads as it is and
+    /// fails to parse: damage, reported, never deleted.
+    fn read_text(&self, path: &Path) -> Result<Option<String>, StoreError> {
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+            return Ok(None);
+        };
+        let Some(dir) = self.handles.dir(dir)? else {
+            return Ok(None);
+        };
+        match fsutil::read_text_at(dir.fd(), &name.to_string_lossy(), fsutil::RECORD_MAX) {
+            Err(e) if e.kind() == io::ErrorKind::InvalidData && fsutil::refusal(&e).is_none() => {
+                Err(StoreError::Corrupt {
+                    path: path.to_path_buf(),
+                    reason: "not UTF-8 text".into(),
+                })
+            }
+            other => other.map_err(StoreError::io("reading", path)),
+        }
+    }
+
     /// Entry names of a directory (checked from the root down), without
     /// dot-files (temporaries), sorted; empty when the directory does not
     /// exist.
     fn list_names(&self, dir: &Path) -> Result<Vec<String>, StoreError> {
-        if !self.check_dir(dir)? {
+        let Some(open) = self.handles.dir(dir)? else {
             return Ok(Vec::new());
-        }
-        list_names(dir)
+        };
+        let raw = match crate::sys::dir_names(open.fd()) {
+            Ok(raw) => raw,
+            // Removed since it was opened: empty, as a missing one.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(StoreError::io("listing", dir)(e)),
+        };
+        let mut names: Vec<String> = raw
+            .into_iter()
+            .filter_map(|name| String::from_utf8(name).ok())
+            .filter(|name| !name.starts_with('.'))
+            .collect();
+        names.sort();
+        Ok(names)
     }
 
     /// One record; `None` when it (or its directory) does not exist.
@@ -546,11 +581,17 @@ impl StateDir {
         path: &Path,
         from_json: impl Fn(&Value) -> Result<T, RecordError>,
     ) -> Result<Option<T>, StoreError> {
-        let dir = path.parent().expect("record paths have a parent");
-        if !self.check_dir(dir)? {
+        let Some(text) = self.read_text(path)? else {
             return Ok(None);
-        }
-        read_record(path, from_json)
+        };
+        let corrupt = |reason: String| StoreError::Corrupt {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let value = json::parse(&text).map_err(|e| corrupt(e.to_string()))?;
+        from_json(&value)
+            .map(Some)
+            .map_err(|e| corrupt(e.to_string()))
     }
 
     /// Every `*.json` record of a directory; one that cannot be read is
@@ -563,7 +604,7 @@ impl StateDir {
         let mut out = Listing::default();
         for name in self.list_names(dir)? {
             if name.ends_with(".json") {
-                match read_record(&dir.join(&name), &from_json) {
+                match self.read_record(&dir.join(&name), &from_json) {
                     Ok(Some(record)) => out.items.push(record),
                     Ok(None) => {}
                     Err(error) => out.note(error)?,
@@ -572,52 +613,44 @@ impl StateDir {
         }
         Ok(out)
     }
-}
 
-/// Entry names of a directory, without dot-files (temporaries), sorted;
-/// empty when the directory does not exist.
-fn list_names(dir: &Path) -> Result<Vec<String>, StoreError> {
-    let entries = match fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(StoreError::io("listing", dir)(e)),
-    };
-    let mut names = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(StoreError::io("listing", dir))?;
-        if let Some(name) = entry.file_name().to_str() {
-            if !name.starts_with('.') {
-                names.push(name.to_string());
-            }
-        }
+    /// Replaces `path` (its directory made when missing) with `contents`
+    /// by a temporary and `renameat`, unsynced: the file and its directory
+    /// wait for [`Locked::commit`].
+    fn replace_file(&self, path: &Path, contents: &[u8]) -> Result<(), StoreError> {
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+            return Err(StoreError::io("writing", path)(io::Error::from(
+                io::ErrorKind::InvalidInput,
+            )));
+        };
+        self.check_dir(dir)?;
+        let dir = self.handles.ensure(dir)?;
+        let file = fsutil::replace_at(dir.fd(), &name.to_string_lossy(), contents, FILE_MODE)
+            .map_err(StoreError::io("writing", path))?;
+        self.handles.written(path, file, &dir);
+        Ok(())
     }
-    names.sort();
-    Ok(names)
-}
-
-fn read_record<T>(
-    path: &Path,
-    from_json: impl Fn(&Value) -> Result<T, RecordError>,
-) -> Result<Option<T>, StoreError> {
-    let Some(text) = read_text(path)? else {
-        return Ok(None);
-    };
-    let corrupt = |reason: String| StoreError::Corrupt {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let value = json::parse(&text).map_err(|e| corrupt(e.to_string()))?;
-    from_json(&value)
-        .map(Some)
-        .map_err(|e| corrupt(e.to_string()))
 }
 
 /// The store under its exclusive lock: the only way to write. Reads of
 /// [`StateDir`] are available through `Deref`.
+///
+/// Writes are not synced one by one: [`Locked::commit`] makes all of them
+/// durable at once, and dropping the guard commits what is left before
+/// the lock is released (see the store's durability rules).
 #[derive(Debug)]
 pub struct Locked<'a> {
     state: &'a StateDir,
     _lock: File,
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        // Before `_lock` closes: the next holder of the lock sees durable
+        // state. An error here has no caller to go to; a command that
+        // reports success calls `commit` itself first.
+        let _ = self.state.handles.commit();
+    }
 }
 
 impl Deref for Locked<'_> {
@@ -628,8 +661,17 @@ impl Deref for Locked<'_> {
 }
 
 impl Locked<'_> {
+    /// Makes everything written or removed under this lock so far durable
+    /// (`fdatasync` of each file written, then `fsync` of each directory
+    /// changed, once each). A command calls it once, when its final state
+    /// is written; records of intent written before need not survive a
+    /// power cut (it resets the kernel they describe), only the death of
+    /// the process, which the page cache survives.
+    pub fn commit(&self) -> Result<(), StoreError> {
+        self.state.handles.commit()
+    }
+
     fn write_json(&self, path: &Path, value: &Value) -> Result<(), StoreError> {
-        let dir = path.parent().expect("record paths have a parent");
         // Refused before any file is touched: a record the reader refuses
         // would stop every later command.
         let mut text = value.to_pretty().map_err(|error| {
@@ -638,21 +680,22 @@ impl Locked<'_> {
         text.push('\n');
         // The directory is checked (made when missing) first; the file
         // itself is replaced by rename(2), which never follows a link.
-        self.ensure_dir(dir)?;
-        fsutil::replace(path, text.as_bytes(), FILE_MODE)
-            .map_err(StoreError::io("writing", path))?;
-        fsutil::sync_dir(dir).map_err(StoreError::io("syncing", dir))
+        self.replace_file(path, text.as_bytes())
     }
 
     fn remove_file(&self, path: &Path) -> Result<bool, StoreError> {
-        let dir = path.parent().expect("record paths have a parent");
-        if !self.check_dir(dir)? {
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
             return Ok(false);
-        }
-        let removed = fsutil::remove_if_exists(path).map_err(StoreError::io("removing", path))?;
+        };
+        let Some(dir) = self.handles.dir(dir)? else {
+            return Ok(false);
+        };
+        let name =
+            fsutil::c_name(&name.to_string_lossy()).map_err(StoreError::io("removing", path))?;
+        let removed =
+            fsutil::remove_at(dir.fd(), &name).map_err(StoreError::io("removing", path))?;
         if removed {
-            let dir = path.parent().expect("record paths have a parent");
-            fsutil::sync_dir(dir).map_err(StoreError::io("syncing", dir))?;
+            self.handles.removed(path, &dir);
         }
         Ok(removed)
     }
@@ -750,7 +793,7 @@ impl Locked<'_> {
         check_name("network id", &network.id)?;
         check_name("address owner", owner)?;
         self.check_ipam(network)?;
-        let mut book = DiskBook::new(self.ipam_dir(&network.id));
+        let mut book = DiskBook::new(&self.handles, self.ipam_dir(&network.id));
         let name = NetworkName {
             name: &network.name,
             id: &network.id,
@@ -767,7 +810,7 @@ impl Locked<'_> {
     pub fn release(&self, network: &NetworkRecord, addr: IpAddr) -> Result<bool, StoreError> {
         check_name("network id", &network.id)?;
         self.check_ipam(network)?;
-        let mut book = DiskBook::new(self.ipam_dir(&network.id));
+        let mut book = DiskBook::new(&self.handles, self.ipam_dir(&network.id));
         let released = ipam::release(&mut book, &network.subnets, addr)?;
         book.finish()?;
         Ok(released)
@@ -834,7 +877,7 @@ impl Locked<'_> {
             return Ok(id);
         }
         let path = self.root.join(HOST_ID_FILE);
-        if let Some(id) = read_text(&path)? {
+        if let Some(id) = self.read_text(&path)? {
             let id = id.trim();
             if !id.is_empty() {
                 return Ok(id.to_string());
@@ -846,9 +889,7 @@ impl Locked<'_> {
     }
 
     fn write_json_text(&self, path: &Path, text: &str) -> Result<(), StoreError> {
-        fsutil::replace(path, text.as_bytes(), FILE_MODE)
-            .map_err(StoreError::io("writing", path))?;
-        fsutil::sync_dir(&self.root).map_err(StoreError::io("syncing", &self.root))
+        self.replace_file(path, text.as_bytes())
     }
 
     /// Removes temporary files a killed invocation left behind; returns
@@ -857,7 +898,7 @@ impl Locked<'_> {
     /// is removed.
     pub fn clean_temporaries(&self) -> Result<usize, StoreError> {
         fn walk(state: &StateDir, dir: &Path, count: &mut usize) -> Result<(), StoreError> {
-            if !state.check_one(dir)? {
+            if !state.handles.check_one(dir)? {
                 return Ok(());
             }
             let entries = match fs::read_dir(dir) {

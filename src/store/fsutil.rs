@@ -16,11 +16,13 @@
 //! planted a link to `/etc/shadow`, a FIFO or `/dev/zero` where a state
 //! file belongs gets a refusal naming it, and the target stays untouched.
 
+use std::ffi::{CStr, CString};
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::fd::BorrowedFd;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Mode of every state file but the hosts files.
 pub const FILE_MODE: u32 = 0o600;
@@ -126,28 +128,43 @@ pub fn open_regular(path: &Path, options: &mut OpenOptions) -> io::Result<File> 
 /// can write in it can plant links or FIFOs where our files belong.
 /// Anything else is refused (see [`refusal`]) with what is wrong.
 pub fn check_dir(dir: &Path, euid: u32) -> io::Result<bool> {
-    use std::os::unix::fs::MetadataExt;
     let meta = match fs::symlink_metadata(dir) {
         Ok(meta) => meta,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(e),
     };
-    let kind = meta.file_type();
-    if kind.is_symlink() {
-        return Err(refuse(
-            "is a symbolic link; the state directory and its subdirectories must be real directories",
-        ));
+    check_dir_meta(&meta, euid)?;
+    Ok(true)
+}
+
+/// The checks of [`check_dir`] on what `lstat` or `fstat` said.
+fn check_dir_meta(meta: &fs::Metadata, euid: u32) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    check_dir_mode(meta.mode(), meta.uid(), euid)
+}
+
+/// The checks of [`check_dir`] on an `st_mode` and `st_uid`.
+pub fn check_dir_mode(st_mode: u32, uid: u32, euid: u32) -> io::Result<()> {
+    match st_mode & libc::S_IFMT {
+        libc::S_IFDIR => {}
+        libc::S_IFLNK => {
+            return Err(refuse(
+                "is a symbolic link; the state directory and its subdirectories must be real directories",
+            ))
+        }
+        _ => {
+            return Err(refuse(format!(
+                "is {}, not a directory",
+                describe_mode(st_mode)
+            )))
+        }
     }
-    if !kind.is_dir() {
-        return Err(refuse(format!("is {}, not a directory", describe(kind))));
-    }
-    if meta.uid() != euid {
+    if uid != euid {
         return Err(refuse(format!(
-            "is owned by uid {}, not by uid {euid} that runs ipvlan",
-            meta.uid()
+            "is owned by uid {uid}, not by uid {euid} that runs ipvlan"
         )));
     }
-    let mode = meta.mode() & 0o7777;
+    let mode = st_mode & 0o7777;
     if mode & 0o022 != 0 {
         let who = match (mode & 0o020 != 0, mode & 0o002 != 0) {
             (true, true) => "group and others",
@@ -158,7 +175,7 @@ pub fn check_dir(dir: &Path, euid: u32) -> io::Result<bool> {
             "is writable by {who} (mode {mode:04o}); only its owner may write in it (chmod go-w)"
         )));
     }
-    Ok(true)
+    Ok(())
 }
 
 /// Reads all of `file`, refusing (see [`refusal`]) one over `max` bytes
@@ -181,105 +198,9 @@ pub fn read_capped(file: &mut File, max: u64) -> io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-fn temp_path(target: &Path) -> PathBuf {
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
-    target.with_file_name(format!(".tmp-{name}"))
-}
-
 /// Whether a directory entry is a leftover temporary file.
 pub fn is_temp_name(name: &str) -> bool {
     name.starts_with(".tmp-")
-}
-
-fn write_temp(target: &Path, contents: &[u8], mode: u32) -> io::Result<PathBuf> {
-    let temp = temp_path(target);
-    write_synced_new(&temp, contents, mode)?;
-    Ok(temp)
-}
-
-/// Replaces `target` atomically as far as other processes can tell (temp,
-/// rename) but without fsync: for hints whose loss or truncation by a
-/// power cut is harmless (the allocation cursor).
-pub fn replace_unsynced(target: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
-    let temp = temp_path(target);
-    crate::fault::point("store: before write");
-    remove_stale(&temp)?;
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(&temp)?;
-    crate::fault::after("store: after write", file.write_all(contents))?;
-    rename(&temp, target)
-}
-
-/// Removes a stale temporary, part of the write it precedes: no kill
-/// points of its own, the write's bracket it.
-fn remove_stale(path: &Path) -> io::Result<()> {
-    match fs::remove_file(path) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
-    }
-}
-
-/// `rename(2)` of a temporary just written: the write's "after write"
-/// point is the moment before it, so it has only a point after.
-fn rename(from: &Path, to: &Path) -> io::Result<()> {
-    crate::fault::after("store: after rename", fs::rename(from, to))
-}
-
-/// Writes a fresh file at `path` (removing any old one first) and syncs
-/// its data: the first half of an atomic write, for callers that publish
-/// the file themselves.
-pub fn write_synced_new(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
-    // A stale temporary may be a hard link to a live file (crash between
-    // link and unlink); truncating it would corrupt that file, so unlink.
-    crate::fault::point("store: before write");
-    remove_stale(path)?;
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path)?;
-    file.write_all(contents)?;
-    crate::fault::after("store: after write", file.sync_data())
-}
-
-/// Replaces `target` with `contents` atomically (temp, fsync, rename).
-/// The caller syncs the directory.
-pub fn replace(target: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
-    let temp = write_temp(target, contents, mode)?;
-    rename(&temp, target)
-}
-
-/// Hard-links `source` to `target`; `Ok(false)` when `target` exists.
-/// Its one kill point is after: `source` was just written (or a link
-/// attempt just failed), and that left the moment before.
-pub fn link_new(source: &Path, target: &Path) -> io::Result<bool> {
-    match crate::fault::after("store: after link", fs::hard_link(source, target)) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
-        Err(e) => Err(e),
-    }
-}
-
-/// Removes a file; `Ok(false)` when there was none.
-pub fn remove_if_exists(path: &Path) -> io::Result<bool> {
-    crate::fault::point("store: before unlink");
-    match crate::fault::after("store: after unlink", fs::remove_file(path)) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(e),
-    }
-}
-
-/// Reads a state file of at most [`RECORD_MAX`] bytes; `Ok(None)` when
-/// there is none. See [`read_text_capped`].
-pub fn read_if_exists(path: &Path) -> io::Result<Option<String>> {
-    read_text_capped(path, RECORD_MAX)
 }
 
 /// Reads a state file through [`open_regular`] and [`read_capped`];
@@ -431,4 +352,175 @@ pub fn blank_lines(
         file.set_len(new_len as u64)?;
     }
     Ok(removed)
+}
+
+// ---- The same primitives relative to a checked directory's descriptor ----
+//
+// The store reaches its files through descriptors of directories it has
+// checked (see `dir.rs`), so a record access is an `openat` and a
+// `fstat`, not a walk from `/` with an `lstat` per component.
+
+/// A file name in the store as a C string; a NUL byte (which no valid
+/// name holds) is an invalid-input error.
+pub fn c_name(name: &str) -> io::Result<CString> {
+    CString::new(name).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in a name"))
+}
+
+/// [`describe`] for a `st_mode`.
+fn describe_mode(mode: u32) -> &'static str {
+    match mode & libc::S_IFMT {
+        libc::S_IFLNK => "a symbolic link",
+        libc::S_IFDIR => "a directory",
+        libc::S_IFIFO => "a FIFO",
+        libc::S_IFCHR => "a character device",
+        libc::S_IFBLK => "a block device",
+        libc::S_IFSOCK => "a socket",
+        libc::S_IFREG => "a regular file",
+        _ => "not a regular file",
+    }
+}
+
+fn not_regular_mode(mode: u32) -> io::Error {
+    if mode & libc::S_IFMT == libc::S_IFLNK {
+        refuse("is a symbolic link; state files are never followed")
+    } else {
+        refuse(format!("is {}, not a regular file", describe_mode(mode)))
+    }
+}
+
+/// [`open_regular`] of `name` in `dir`: refused before it is opened when
+/// it is not a regular file (no open blocks or has a device's side
+/// effects), opened `O_NOFOLLOW | O_NONBLOCK`, checked again on the
+/// descriptor; returns the file and its length.
+pub fn open_regular_at(
+    dir: BorrowedFd<'_>,
+    name: &CStr,
+    flags: i32,
+    mode: u32,
+) -> io::Result<(File, u64)> {
+    match crate::sys::lstat_at(dir, name) {
+        Ok(st) if st.st_mode & libc::S_IFMT != libc::S_IFREG => {
+            return Err(not_regular_mode(st.st_mode))
+        }
+        Ok(_) => {}
+        // Made by the open below when asked to; else there is none.
+        Err(e) if e.kind() == io::ErrorKind::NotFound && flags & libc::O_CREAT != 0 => {}
+        Err(e) => return Err(e),
+    }
+    let flags = flags | libc::O_NOFOLLOW | libc::O_NONBLOCK;
+    let fd = crate::sys::openat(Some(dir), name, flags, mode).map_err(|e| {
+        if e.raw_os_error() == Some(libc::ELOOP) {
+            refuse("is a symbolic link; state files are never followed")
+        } else {
+            e
+        }
+    })?;
+    let file = File::from(fd);
+    let meta = file.metadata()?;
+    if !meta.file_type().is_file() {
+        return Err(not_regular(meta.file_type()));
+    }
+    Ok((file, meta.len()))
+}
+
+/// Reads `name` in `dir` as text of at most `max` bytes through
+/// [`open_regular_at`]; `Ok(None)` when there is none. See
+/// [`read_text_capped`] for the errors.
+pub fn read_text_at(dir: BorrowedFd<'_>, name: &str, max: u64) -> io::Result<Option<String>> {
+    let name = c_name(name)?;
+    let (mut file, len) = match open_regular_at(dir, &name, libc::O_RDONLY, 0) {
+        Ok(found) => found,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let too_big = || {
+        refuse(format!(
+            "is larger than {max} bytes, more than any state file"
+        ))
+    };
+    if len > max {
+        return Err(too_big());
+    }
+    // One byte more than the length: the read that returns 0 ends it
+    // without a second allocation; a file grown meanwhile is still capped.
+    let mut bytes = Vec::with_capacity(len as usize + 1);
+    (&mut file).take(max + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(too_big());
+    }
+    String::from_utf8(bytes)
+        .map(Some)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8 text"))
+}
+
+/// Creates `name` in `dir` with `contents`, replacing a leftover of that
+/// name (a stale temporary may be a hard link to a live file, so it is
+/// unlinked, never truncated). Not synced: see [`super::dir`]'s commit.
+/// The file is returned open, for that commit's `fdatasync`.
+pub fn write_new_at(
+    dir: BorrowedFd<'_>,
+    name: &CStr,
+    contents: &[u8],
+    mode: u32,
+) -> io::Result<File> {
+    crate::fault::point("store: before write");
+    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW;
+    let fd = match crate::sys::openat(Some(dir), name, flags, mode) {
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+            crate::sys::unlink_at(dir, name, 0)?;
+            crate::sys::openat(Some(dir), name, flags, mode)?
+        }
+        other => other?,
+    };
+    let mut file = File::from(fd);
+    crate::fault::after("store: after write", file.write_all(contents))?;
+    Ok(file)
+}
+
+/// The temporary that stands for `name` while it is written.
+pub fn temp_name(name: &str) -> String {
+    format!(".tmp-{name}")
+}
+
+/// Replaces `name` in `dir` atomically as far as other processes can tell
+/// (temporary, `renameat`); returns the new file, open, unsynced.
+pub fn replace_at(dir: BorrowedFd<'_>, name: &str, contents: &[u8], mode: u32) -> io::Result<File> {
+    let temp = c_name(&temp_name(name))?;
+    let file = write_new_at(dir, &temp, contents, mode)?;
+    let target = c_name(name)?;
+    crate::fault::after(
+        "store: after rename",
+        crate::sys::rename_at(dir, &temp, &target),
+    )?;
+    Ok(file)
+}
+
+/// Hard-links `source` to `target` in `dir`; `Ok(false)` when `target`
+/// exists.
+pub fn link_new_at(dir: BorrowedFd<'_>, source: &CStr, target: &CStr) -> io::Result<bool> {
+    match crate::fault::after(
+        "store: after link",
+        crate::sys::link_at(dir, source, target),
+    ) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Removes `name` from `dir`; `Ok(false)` when there was none.
+pub fn remove_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<bool> {
+    crate::fault::point("store: before unlink");
+    match crate::fault::after("store: after unlink", crate::sys::unlink_at(dir, name, 0)) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Checks the directory open at `dir` as [`check_dir`] does (owner,
+/// write bits; that it is a directory the `O_DIRECTORY | O_NOFOLLOW`
+/// open has already made sure).
+pub fn check_dir_fd(dir: &File, euid: u32) -> io::Result<()> {
+    check_dir_meta(&dir.metadata()?, euid)
 }

@@ -24,21 +24,42 @@
 //! ([`Listing`]), and never delete or rewrite such a file.
 //!
 //! `<subnet>` is `192.168.1.0-24`, `2001:db8::-64`. Every write is atomic
-//! (temporary `.tmp-<name>` in the same directory, fsync, rename or link,
-//! fsync of the directory; a new directory is synced into its parent) or,
-//! for hosts files, a one-`write` append or line blanking, so a killed
-//! invocation never leaves a half-written file. Readers take no lock (see
-//! [`StateDir`] for what that guarantees). Two kinds of file skip the fsyncs, being
-//! worthless after a power cut anyway: the allocation cursor (a hint; an
-//! unreadable one restarts the walk) and the hosts files (they describe
-//! containers, which do not survive a reboot). Records carry `"version": 1`; network,
-//! endpoint and container records carry a `state` that is written before kernel changes
-//! and updated after, the intent journal `restore` reads.
+//! as other processes see it (temporary `.tmp-<name>` in the same
+//! directory, then `renameat` or `linkat`) or, for hosts files, a
+//! one-`write` append or line blanking, so a killed invocation never
+//! leaves a half-written file. Readers take no lock (see [`StateDir`] for
+//! what that guarantees). Records carry `"version": 1`; network, endpoint
+//! and container records carry a `state` that is written before kernel
+//! changes and updated after, the intent journal `restore` reads.
+//!
+//! # Durability
+//!
+//! A power cut resets the kernel, so a record of intent only has to
+//! survive the death of the process, which the page cache does: no write
+//! is synced when it is made. What a command wrote is made durable once,
+//! by [`Locked::commit`] (called by the driver when the final state is
+//! written, and by the guard's drop for whatever is left, before the lock
+//! is released): `fdatasync` of the last version of each file written,
+//! then `fsync` of each directory whose entries changed, once each. A new
+//! directory is synced into its parent when made. When a command has
+//! returned, its final state survives a power cut; a power cut during a
+//! command leaves each file old, new, or (if new) missing, empty or
+//! truncated, which readers report as damaged and never delete. Not
+//! synced at all: the allocation cursor (a hint) and the hosts files
+//! (they describe containers, which a power cut ends too). `syncfs(2)`
+//! is not used: it flushes every tenant's dirty data on the file system.
+//!
+//! # System calls
+//!
+//! Each directory is opened once per command and checked on its
+//! descriptor (`store/handles.rs`); a record read is `fstatat`, `openat`,
+//! `fstat`, `read`, `close`; a write `openat`, `write`, `renameat`.
 
 mod addresses;
 mod dir;
 mod error;
 mod fsutil;
+mod handles;
 mod listing;
 pub use fsutil::{
     append_line, blank_lines, create_dir, open_regular, read_capped, read_text_capped, refusal,

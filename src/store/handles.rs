@@ -1,0 +1,256 @@
+//! The store's open directories and its commit: every directory the
+//! store uses is opened once per command (`O_DIRECTORY | O_NOFOLLOW`,
+//! relative to its checked parent) and checked on the descriptor (owner,
+//! write bits), and every file is reached relative to those descriptors,
+//! so no path is walked from `/` again and nothing checked can be swapped
+//! by a rename above it. What a locked command wrote waits here for the
+//! one commit that makes it durable (see the store's durability rules).
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::fsutil;
+use super::StoreError;
+
+/// A directory of the store, open and checked.
+#[derive(Debug)]
+pub(crate) struct Dir {
+    pub(crate) path: PathBuf,
+    file: File,
+}
+
+impl Dir {
+    pub(super) fn fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
+    }
+}
+
+/// What the clones of a [`super::StateDir`] share.
+#[derive(Debug, Default)]
+pub(crate) struct Shared {
+    /// Directories checked since `open` or the last start over.
+    dirs: Vec<Arc<Dir>>,
+    /// Set by `open`: the next `lock` need not check again.
+    fresh: bool,
+    /// Files written since the last commit, by path, still open for
+    /// their `fdatasync` (a file replaced again keeps only its last
+    /// version here).
+    files: Vec<(PathBuf, File)>,
+    /// Directories whose entries changed since the last commit.
+    changed: Vec<Arc<Dir>>,
+}
+
+/// The directories and pending writes of a state directory, shared by
+/// the clones of its [`super::StateDir`].
+#[derive(Debug, Clone)]
+pub(crate) struct Handles {
+    root: PathBuf,
+    euid: u32,
+    shared: Arc<Mutex<Shared>>,
+}
+
+impl Handles {
+    pub(crate) fn new(root: PathBuf, euid: u32) -> Handles {
+        Handles {
+            root,
+            euid,
+            shared: Arc::default(),
+        }
+    }
+
+    /// See [`super::StateDir::refresh`].
+    pub(crate) fn refresh(&self) {
+        let mut shared = self.shared();
+        if !std::mem::take(&mut shared.fresh) {
+            shared.dirs.clear();
+        }
+    }
+
+    /// Checks the directory `relative` (one or more components, each
+    /// checked before by this same call, parents first) under the root
+    /// with one `fstatat` on the root's descriptor, without opening it:
+    /// for the fixed layout, most of which a command does not use.
+    /// `Ok(false)` when it (or the root) is missing.
+    pub(crate) fn check_below_root(&self, relative: &str) -> Result<bool, StoreError> {
+        let path = self.root.join(relative);
+        let Some(root) = self.dir(&self.root)? else {
+            return Ok(false);
+        };
+        let name = fsutil::c_name(relative).map_err(StoreError::io("checking", &path))?;
+        match crate::sys::lstat_at(root.fd(), &name) {
+            Ok(st) => fsutil::check_dir_mode(st.st_mode, st.st_uid, self.euid)
+                .map(|()| true)
+                .map_err(StoreError::io("checking", &path)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(StoreError::io("checking", &path)(e)),
+        }
+    }
+
+    /// Whether no directory is open (nothing checked since the last start
+    /// over).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.shared().dirs.is_empty()
+    }
+
+    /// Marks what was checked as fresh: the next `refresh` keeps it.
+    pub(crate) fn set_fresh(&self) {
+        self.shared().fresh = true;
+    }
+
+    pub(crate) fn shared(&self) -> MutexGuard<'_, Shared> {
+        // A panic while holding it leaves nothing half-updated that a
+        // later user could misread: entries are pushed whole.
+        self.shared.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The directory `dir` (the root or inside it), open and checked, each
+    /// directory from the root down opened relative to its checked parent
+    /// with `O_DIRECTORY | O_NOFOLLOW`; `None` when one is missing.
+    pub(crate) fn dir(&self, dir: &Path) -> Result<Option<Arc<Dir>>, StoreError> {
+        if let Some(found) = self.shared().dirs.iter().find(|d| d.path == dir) {
+            return Ok(Some(found.clone()));
+        }
+        let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW;
+        let opened = if dir == self.root {
+            let path =
+                fsutil::c_name(&dir.to_string_lossy()).map_err(StoreError::io("opening", dir))?;
+            crate::sys::openat(None, &path, flags, 0)
+        } else {
+            let parent_path = dir.parent().filter(|p| p.starts_with(&self.root));
+            let (Some(parent_path), Some(Component::Normal(name))) =
+                (parent_path, dir.components().next_back())
+            else {
+                return Err(StoreError::Refused {
+                    path: dir.to_path_buf(),
+                    reason: format!("is not inside the state directory {}", self.root.display()),
+                });
+            };
+            let Some(parent) = self.dir(parent_path)? else {
+                return Ok(None);
+            };
+            let name =
+                fsutil::c_name(&name.to_string_lossy()).map_err(StoreError::io("opening", dir))?;
+            crate::sys::openat(Some(parent.fd()), &name, flags, 0)
+        };
+        let file = match opened {
+            Ok(fd) => File::from(fd),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                // A link, or no directory: the path-based check words it
+                // (it also answers a race that made the directory since).
+                return match self.check_one(dir) {
+                    Ok(true) => Err(StoreError::io("opening", dir)(e)),
+                    Ok(false) => Ok(None),
+                    Err(refused) => Err(refused),
+                };
+            }
+        };
+        fsutil::check_dir_fd(&file, self.euid).map_err(StoreError::io("checking", dir))?;
+        let found = Arc::new(Dir {
+            path: dir.to_path_buf(),
+            file,
+        });
+        self.shared().dirs.push(found.clone());
+        Ok(Some(found))
+    }
+
+    /// The directory `dir`, checked, made (0700 whatever the umask) with
+    /// its missing parents when missing. A new directory is synced into
+    /// its parent at once: making one is rare (the first endpoint or
+    /// address of a network), and a later commit would have to remember
+    /// it.
+    pub(crate) fn ensure(&self, dir: &Path) -> Result<Arc<Dir>, StoreError> {
+        if let Some(found) = self.dir(dir)? {
+            return Ok(found);
+        }
+        let parent = match dir.parent().filter(|p| p.starts_with(&self.root)) {
+            Some(parent) if dir != self.root => self.ensure(parent)?,
+            _ => {
+                // The root itself: made by path, its parent synced.
+                fsutil::create_dir(dir).map_err(StoreError::io("creating", dir))?;
+                return self.dir(dir)?.ok_or_else(|| {
+                    StoreError::io("opening", dir)(io::Error::from(io::ErrorKind::NotFound))
+                });
+            }
+        };
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default();
+        let cname = fsutil::c_name(&name).map_err(StoreError::io("creating", dir))?;
+        crate::fault::point("store: before mkdir");
+        let made = crate::sys::mkdir_at(parent.fd(), &cname, fsutil::DIR_MODE);
+        let made = match crate::fault::after("store: after mkdir", made) {
+            Ok(()) => true,
+            // Someone else made it meanwhile.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
+            Err(e) => return Err(StoreError::io("creating", dir)(e)),
+        };
+        let found = self.dir(dir)?.ok_or_else(|| {
+            StoreError::io("opening", dir)(io::Error::from(io::ErrorKind::NotFound))
+        })?;
+        if made {
+            // A umask such as 0277 would leave even us without access.
+            crate::sys::fchmod(found.fd(), fsutil::DIR_MODE)
+                .map_err(StoreError::io("setting the mode of", dir))?;
+        }
+        crate::fault::after("store: after fsync", crate::sys::fsync(parent.fd(), false))
+            .map_err(StoreError::io("syncing", &parent.path))?;
+        Ok(found)
+    }
+
+    pub(crate) fn check_one(&self, dir: &Path) -> Result<bool, StoreError> {
+        fsutil::check_dir(dir, self.euid).map_err(StoreError::io("checking", dir))
+    }
+
+    /// Notes a file written (or linked into place) in `dir` for the next
+    /// commit.
+    pub(crate) fn written(&self, path: &Path, file: File, dir: &Arc<Dir>) {
+        let mut shared = self.shared();
+        shared.files.retain(|(p, _)| p != path);
+        shared.files.push((path.to_path_buf(), file));
+        if !shared.changed.iter().any(|d| Arc::ptr_eq(d, dir)) {
+            shared.changed.push(dir.clone());
+        }
+    }
+
+    /// Notes `path` removed from `dir` for the next commit.
+    pub(crate) fn removed(&self, path: &Path, dir: &Arc<Dir>) {
+        let mut shared = self.shared();
+        shared.files.retain(|(p, _)| p != path);
+        if !shared.changed.iter().any(|d| Arc::ptr_eq(d, dir)) {
+            shared.changed.push(dir.clone());
+        }
+    }
+
+    /// Makes what was written and removed since the last commit durable:
+    /// `fdatasync` of each file still in place (its last version), then
+    /// `fsync` of each directory whose entries changed, once each.
+    pub(crate) fn commit(&self) -> Result<(), StoreError> {
+        let (files, dirs) = {
+            let mut shared = self.shared();
+            (
+                std::mem::take(&mut shared.files),
+                std::mem::take(&mut shared.changed),
+            )
+        };
+        let mut result = Ok(());
+        for (path, file) in &files {
+            if let Err(e) = crate::sys::fsync(file.as_fd(), true) {
+                result = result.and(Err(StoreError::io("syncing", path)(e)));
+            }
+        }
+        for dir in &dirs {
+            if let Err(e) = crate::sys::fsync(dir.fd(), false) {
+                result = result.and(Err(StoreError::io("syncing", &dir.path)(e)));
+            }
+        }
+        if !files.is_empty() || !dirs.is_empty() {
+            result = crate::fault::after("store: after fsync", result);
+        }
+        result
+    }
+}

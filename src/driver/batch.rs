@@ -69,14 +69,26 @@ impl Manager {
         let parent = parent_link(&host, network)?;
         let request = AttachRequest::default();
 
+        // Every refusal before anything is taken; then, should the
+        // addresses run out part-way, the allocation cursors are put back
+        // with the rest, so a refused batch leaves even that hint as it was.
+        for target in &resolved {
+            self.check_attach(&state, network, target, &request)
+                .map_err(|e| e.context(attaching(target, &network.name)))?;
+        }
+        let cursors = state.cursors(network)?;
+        let give_back = |pending: Vec<Pending>| {
+            for prepared in pending {
+                prepared.abandon(&state, network);
+            }
+            let _ = state.put_cursors(network, &cursors);
+        };
         let mut pending: Vec<Pending> = Vec::with_capacity(resolved.len());
         for target in &resolved {
-            match self.prepare(&state, network, &parent, target, &request) {
+            match self.reserve(&state, network, &parent, target, &request) {
                 Ok(prepared) => pending.push(prepared),
                 Err(error) => {
-                    for prepared in pending {
-                        prepared.abandon(&state, network);
-                    }
+                    give_back(pending);
                     return Err(error.context(attaching(target, &network.name)));
                 }
             }
@@ -96,9 +108,7 @@ impl Manager {
         let built = match built {
             Ok(built) => built,
             Err(error) => {
-                for prepared in pending {
-                    prepared.abandon(&state, network);
-                }
+                give_back(pending);
                 return Err(error.context(format!("attaching to network {}", network.name)));
             }
         };
@@ -109,9 +119,7 @@ impl Manager {
                     let _ = target.inside.handle.link_del(link.index);
                 }
             }
-            for prepared in pending {
-                prepared.abandon(&state, network);
-            }
+            give_back(pending);
             let error = built
                 .into_iter()
                 .nth(failed)

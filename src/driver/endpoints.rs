@@ -418,6 +418,20 @@ impl Manager {
         target: &ResolvedTarget,
         req: &AttachRequest,
     ) -> Result<Pending, Error> {
+        self.check_attach(state, network, target, req)?;
+        self.reserve(state, network, parent, target, req)
+    }
+
+    /// What refuses an attach before anything is taken: the target's path
+    /// leads elsewhere now, it is attached already, an address family the
+    /// network lacks, a name view that is not ours.
+    pub(crate) fn check_attach(
+        &self,
+        state: &Locked<'_>,
+        network: &NetworkRecord,
+        target: &ResolvedTarget,
+        req: &AttachRequest,
+    ) -> Result<(), Error> {
         // Opened before the lock was ours: the path must still name that
         // namespace (a `rm` may have run meanwhile), or the record would
         // name a path that leads elsewhere.
@@ -440,7 +454,19 @@ impl Manager {
         if let Some(container) = &target.container {
             super::hosts::check_view_is_ours(&self.config.etc_netns_dir, container, state.root())?;
         }
+        Ok(())
+    }
 
+    /// The state of an attach that passed [`Manager::check_attach`]: a
+    /// free `ethN`, the addresses, the index entry, the intent record.
+    pub(crate) fn reserve(
+        &self,
+        state: &Locked<'_>,
+        network: &NetworkRecord,
+        parent: &Link,
+        target: &ResolvedTarget,
+        req: &AttachRequest,
+    ) -> Result<Pending, Error> {
         // Named before the kernel sees it, so restore knows what to delete
         // if this attach is interrupted; and before any address is taken,
         // so a failure here has nothing to give back.

@@ -1933,7 +1933,16 @@ fn many_namespaces_attach_in_one_batch_all_or_nothing() {
     );
 
     // A batch that can: every namespace gets eth0, a distinct address,
-    // up, with its default route, as a single connect gives it.
+    // up, with the routes a single connect gives (b39's).
+    let reference = manager
+        .connect(
+            "batch",
+            &Target::Container("b39".into()),
+            &AttachRequest::default(),
+        )
+        .unwrap();
+    let reference = reference.ipv4.unwrap().addr().to_string();
+    let single_routes = ip(&["-n", "b39", "route"]).replace(&format!("{reference} "), "ADDR ");
     let endpoints = manager.connect_many("batch", &targets(0..20)).unwrap();
     assert_eq!(endpoints.len(), 20);
     let mut addresses: Vec<String> = endpoints
@@ -1950,22 +1959,25 @@ fn many_namespaces_attach_in_one_batch_all_or_nothing() {
             vec![endpoint.ipv4.unwrap().to_string()],
             "{name}"
         );
+        let own = endpoint.ipv4.unwrap().addr().to_string();
         assert_eq!(
-            default_routes(name, "inet").len(),
-            1,
-            "{name}: {:?}",
-            default_routes(name, "inet")
+            ip(&["-n", name, "route"]).replace(&format!("{own} "), "ADDR "),
+            single_routes,
+            "{name}"
         );
     }
     addresses.sort();
     addresses.dedup();
     assert_eq!(addresses.len(), 20, "distinct: {addresses:?}");
     let info = manager.network("batch").unwrap();
-    assert_eq!(info.endpoints.len(), 20);
+    assert_eq!(info.endpoints.len(), 21, "the batch's 20 and b39");
     assert!(
         ping_eventually("b0", "b19"),
         "names resolve across the batch"
     );
+    manager
+        .disconnect("batch", &Target::Container("b39".into()))
+        .unwrap();
 
     // Detached as a batch: a target that is not attached refuses the lot.
     let mut with_stranger = targets(0..5);

@@ -51,13 +51,14 @@ impl Manager {
         // Before the lock, as connect does: each namespace opened, with
         // its own socket, and identified.
         let mut resolved: Vec<ResolvedTarget> = Vec::with_capacity(targets.len());
-        for target in targets {
-            let target = self.resolve_target(target)?;
-            if let Some(earlier) = resolved.iter().find(|r| r.same_namespace(&target)) {
+        for given in targets {
+            let target = self.resolve_target(given)?;
+            if let Some(earlier) = resolved.iter().position(|r| r.same_namespace(&target)) {
+                // As given: both may name one container.
                 return Err(Error::invalid(format!(
                     "{} and {} are the same network namespace: a namespace is attached to a network once",
-                    earlier.label(),
-                    target.label()
+                    targets[earlier].label(),
+                    given.label()
                 )));
             }
             resolved.push(target);

@@ -14,7 +14,8 @@
 //! 5. [`ipam`]: address management.
 //! 6. [`store`]: the state directory.
 //! 7. [`driver`]: networks and endpoints.
-//! 8. [`cli`]: the command line.
+//! 8. [`cli`], [`cni`]: the command line, and the CNI plugin mode (when
+//!    `CNI_COMMAND` is set).
 //!
 //! # Which file owns what
 //!
@@ -37,6 +38,8 @@
 //! store/               the state directory: lock, records, address files, atomic writes
 //! driver/              Docker's semantics; its rooms are listed in its docs
 //! cli/                 argv parsing, help texts, output, exit codes
+//! cni/                 the CNI plugin mode: CNI_* environment, config, results
+//!                      in every spec version, error objects, delegated IPAM
 //! ```
 //!
 //! # One `network connect`, from argv to the kernel
@@ -73,6 +76,7 @@
 #![deny(unsafe_code)]
 
 pub mod cli;
+pub mod cni;
 pub mod driver;
 pub mod fault;
 pub mod ipam;

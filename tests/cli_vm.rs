@@ -928,3 +928,61 @@ fn connect_and_disconnect_make_their_final_state_durable_once() {
         assert_eq!(syncs_of(&env, args), (0, 0), "{args:?}");
     }
 }
+
+/// The state files `ipvlan args` opened for reading, by the directory
+/// they are in (`networks`, `endpoints`, ...), counted by the guest's
+/// strace (`-y` names the directory a descriptor stands for).
+fn records_read_by(env: &Env, args: &[&str]) -> std::collections::BTreeMap<String, usize> {
+    let trace = env.root.join("opens.trace");
+    let mut command = Command::new("strace");
+    command
+        .args(["-f", "-qq", "-y", "-e", "trace=open,openat", "-o"])
+        .arg(&trace)
+        .arg(binary())
+        .args(args)
+        .stdin(Stdio::null());
+    env.environment(&mut command);
+    let output = command.output().expect("runs strace");
+    assert_eq!(output.status.code(), Some(0), "{args:?}: {output:?}");
+    let state = env.state_dir().display().to_string();
+    let mut read = std::collections::BTreeMap::new();
+    for line in std::fs::read_to_string(&trace).unwrap().lines() {
+        if !line.contains(".json\"") || line.contains("O_WRONLY") || line.contains("= -1") {
+            continue;
+        }
+        let Some(at) = line.find(&format!("{state}/")) else {
+            continue;
+        };
+        let kind = line[at + state.len() + 1..]
+            .split(['/', '>', '"'])
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        *read.entry(kind).or_default() += 1;
+    }
+    read
+}
+
+/// `network ls` reads the network records only; `network inspect NAME`
+/// that network's record (found through its name's hint) and its
+/// endpoints', whatever the number of networks. Before, `ls` read every
+/// endpoint record too and `inspect` every network record.
+#[test]
+fn listings_read_only_what_they_print() {
+    let mut env = Env::new("reads");
+    for n in 0..6 {
+        env.network(&format!("n{n}"), &format!("192.168.{}.0/24", 80 + n));
+    }
+    env.ok(&["run", "-d", "--name", "c1", "--network", "n1"]);
+    env.ok(&["run", "-d", "--name", "c2", "--network", "n2"]);
+    let count = |read: &std::collections::BTreeMap<String, usize>, kind: &str| {
+        read.get(kind).copied().unwrap_or(0)
+    };
+    let read = records_read_by(&env, &["network", "ls"]);
+    assert_eq!(count(&read, "networks"), 6, "{read:?}");
+    assert_eq!(count(&read, "endpoints"), 0, "{read:?}");
+    let read = records_read_by(&env, &["network", "inspect", "n1"]);
+    assert_eq!(count(&read, "networks"), 1, "{read:?}");
+    assert_eq!(count(&read, "endpoints"), 1, "{read:?}");
+    assert!(env.ok(&["network", "inspect", "n1"]).contains("\"c1\""));
+}

@@ -542,3 +542,70 @@ fn records_the_reader_would_refuse_are_not_written() {
     assert_eq!(state.networks().unwrap().complete().unwrap(), vec![good]);
     check_every_file_parses(tmp.path());
 }
+
+/// A network is found by name through its hint (`names/<name>`, two
+/// reads whatever the number of networks); a missing hint (a store of an
+/// older version), a stale one (naming a removed network, or one renamed
+/// by hand) or a damaged one only costs the scan of every record: `network
+/// inspect NAME` finds the same network either way.
+#[test]
+fn a_network_is_found_by_name_with_or_without_its_hint() {
+    let tmp = TempDir::new("name-hint");
+    let root = tmp.path().join("state");
+    let state = StateDir::open(&root).unwrap();
+    let first = network("first", &["192.168.1.0/24"]);
+    let second = network("second", &["192.168.2.0/24"]);
+    {
+        let locked = state.lock().unwrap();
+        locked.put_network(&first).unwrap();
+        locked.put_network(&second).unwrap();
+    }
+    let hint = root.join("names/first");
+    assert_eq!(
+        fs::read_to_string(&hint).unwrap(),
+        format!("{}\n", first.id)
+    );
+    assert_eq!(state.network_by_name("first"), Some(first.clone()));
+
+    let inspect = |name: &str| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_ipvlan"))
+            .args(["network", "inspect", name])
+            .env("IPVLAN_STATE_DIR", &root)
+            .env("IPVLAN_NETNS_DIR", tmp.path().join("netns"))
+            .env("IPVLAN_ETC_NETNS_DIR", tmp.path().join("etc-netns"))
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(0), "{output:?}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let found = |stdout: &str, network: &ipvlan::store::NetworkRecord| {
+        stdout.contains(&format!("\"Id\": \"{}\"", network.id))
+    };
+    assert!(found(&inspect("first"), &first));
+
+    // Stale: names the other network.
+    fs::write(&hint, format!("{}\n", second.id)).unwrap();
+    assert_eq!(state.network_by_name("first"), None);
+    assert!(found(&inspect("first"), &first));
+    // Damaged, then missing (an older version's store).
+    fs::write(&hint, "not an id\n").unwrap();
+    assert_eq!(state.network_by_name("first"), None);
+    assert!(found(&inspect("first"), &first));
+    fs::remove_dir_all(root.join("names")).unwrap();
+    assert_eq!(state.network_by_name("first"), None);
+    assert!(found(&inspect("first"), &first));
+    assert!(found(&inspect("second"), &second));
+
+    // Removing a network removes its hint, not another network's.
+    let locked = state.lock().unwrap();
+    locked.put_network(&first).unwrap();
+    locked.put_network(&second).unwrap();
+    fs::write(root.join("names/second"), format!("{}\n", first.id)).unwrap();
+    locked.remove_network(&second.id).unwrap();
+    assert!(
+        root.join("names/second").exists(),
+        "a hint naming another network stays"
+    );
+    locked.remove_network(&first.id).unwrap();
+    assert!(!hint.exists());
+}

@@ -20,7 +20,7 @@
 use super::endpoint_link::{self, NewEndpoint};
 use super::endpoints::{parent_link, Pending, ResolvedTarget};
 use super::netns_identity::NsAt;
-use super::networks::find_network;
+use super::networks::{find_network, lookup_network};
 use super::{AttachRequest, EndpointInfo, Error, Manager, Target};
 use crate::rtnl::Handle;
 use crate::store::EndpointRecord;
@@ -47,7 +47,7 @@ impl Manager {
         network: &str,
         targets: &[Target],
     ) -> Result<Vec<EndpointInfo>, Error> {
-        find_network(&self.store.networks()?, network)?;
+        lookup_network(&self.store, network)?;
         // Before the lock, as connect does: each namespace opened, with
         // its own socket, and identified.
         let mut resolved: Vec<ResolvedTarget> = Vec::with_capacity(targets.len());
@@ -172,7 +172,7 @@ impl Manager {
     /// is changed. A failure part-way (the kernel refusing a delete) stops
     /// there; the error says how many were detached before it.
     pub fn disconnect_many(&self, network: &str, targets: &[Target]) -> Result<Vec<String>, Error> {
-        find_network(&self.store.networks()?, network)?;
+        lookup_network(&self.store, network)?;
         // Before the lock, as disconnect does: what is at each path now.
         let placed = targets
             .iter()

@@ -14,7 +14,7 @@ use super::netns_identity::{
     self, absolute, endpoint_at, endpoint_of_namespace, legacy_path_id, normalise, ContainerIndex,
     NsAt, OpenNetns,
 };
-use super::networks::find_network;
+use super::networks::{find_network, lookup_network};
 use super::options::check_container_name;
 use super::report::endpoint_label;
 use super::{AttachRequest, EndpointInfo, Error, Manager, Target};
@@ -79,7 +79,7 @@ impl Manager {
     ) -> Result<EndpointInfo, Error> {
         // Read without the lock, so a network that does not exist is
         // named first, as before the target was checked.
-        find_network(&self.store.networks()?, network)?;
+        lookup_network(&self.store, network)?;
         // Before the lock: a target that blocks or is refused must not
         // hold every other command up.
         let target = self.resolve_target(target)?;
@@ -111,7 +111,7 @@ impl Manager {
     /// # Ok::<(), ipvlan::driver::Error>(())
     /// ```
     pub fn disconnect(&self, network: &str, target: &Target) -> Result<Vec<String>, Error> {
-        find_network(&self.store.networks()?, network)?;
+        lookup_network(&self.store, network)?;
         // Before the lock, like connect: what is at the path now.
         let placed = self.place_for_detach(target)?;
         let state = self.store.lock()?;

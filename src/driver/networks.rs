@@ -9,7 +9,7 @@ use super::{random_hex, subnets, Error, Manager, NetworkCreate, NetworkInfo};
 use crate::rtnl::{Handle, ProbeKind};
 use crate::store::{
     Damaged, EndpointRecord, EndpointState, Listing, NetworkRecord, NetworkState, ParentOrigin,
-    Timestamp,
+    StateDir, Timestamp,
 };
 
 impl Manager {
@@ -304,10 +304,10 @@ impl Manager {
     pub fn network(&self, name_or_id: &str) -> Result<NetworkInfo, Error> {
         self.store.refresh();
         let state = &self.store;
-        let networks = state.networks()?;
-        let record = find_network(&networks, name_or_id)?;
+        // By name: that network's records only.
+        let record = lookup_network(state, name_or_id)?;
         let endpoints = state.endpoints_of(&record.id)?;
-        let mut info = NetworkInfo::from_record(record, &endpoints);
+        let mut info = NetworkInfo::from_record(&record, &endpoints);
         // An endpoint record that cannot be read is not shown, so it is named.
         info.warnings = endpoints
             .damaged
@@ -383,6 +383,19 @@ fn half_created(network: &NetworkRecord) -> Error {
         "network {} was left half-created by an interrupted `network create`; run `ipvlan restore` to roll it back",
         network.name
     ))
+}
+
+/// [`find_network`] without reading every network record when the name's
+/// hint in the store leads to it (see [`StateDir::network_by_name`]); else
+/// through all of them, as `find_network` does.
+pub(crate) fn lookup_network(store: &StateDir, name_or_id: &str) -> Result<NetworkRecord, Error> {
+    if let Some(network) = store
+        .network_by_name(name_or_id)
+        .filter(|n| n.state != NetworkState::Creating)
+    {
+        return Ok(network);
+    }
+    find_network(&store.networks()?, name_or_id).cloned()
 }
 
 /// By exact name, exact ID, or unique ID prefix. A network a killed create

@@ -8,7 +8,8 @@
 //! (its last component not a symbolic link; links higher up, such as a
 //! moved `/var/lib`, are fine), owned by the effective uid and writable by
 //! nobody else; every subdirectory is checked the same way before it is
-//! read, written or listed, from the root down. Inside them every state
+//! read, written or listed, from the root down, once per command, on the
+//! descriptor it is then used through (`handles.rs`). Inside them every state
 //! file is opened without following links and read only when it is a
 //! regular file under its size limit (see [`super::fsutil`]). Anything else
 //! is a [`StoreError::Refused`] naming the path and what is wrong, and
@@ -49,10 +50,14 @@ const IPAM: &str = "ipam";
 const HOSTS: &str = "hosts";
 const RECORDS: &str = "records";
 const LOGS: &str = "logs";
+/// `names/<network name>`: the id of the network of that name, a hint
+/// (see [`StateDir::network_by_name`]).
+const NAMES: &str = "names";
 /// Kind of the generic records that list the containers the driver made.
 const CONTAINERS: &str = "containers";
 /// The directories every state directory has, made by [`StateDir::open`]
-/// and checked again by every [`StateDir::lock`], parents first.
+/// and checked (one `fstatat` each) by it and by every later
+/// [`StateDir::lock`], parents first.
 const FIXED_DIRS: [&str; 9] = [
     NETWORKS,
     ENDPOINTS,
@@ -266,7 +271,10 @@ impl StateDir {
     /// descriptor, never through a link.
     fn open_lock(&self) -> Result<File, StoreError> {
         let path = self.root.join(LOCK_FILE);
-        let root = self.handles.ensure(&self.root)?;
+        // Made by `open`; gone since, it is not made again here.
+        let root = self.handles.dir(&self.root)?.ok_or_else(|| {
+            StoreError::io("opening", &path)(io::Error::from(io::ErrorKind::NotFound))
+        })?;
         let (file, _) =
             fsutil::open_regular_at(root.fd(), c"lock", libc::O_RDWR | libc::O_CREAT, FILE_MODE)
                 .map_err(StoreError::io("opening", &path))?;
@@ -319,6 +327,27 @@ impl StateDir {
     pub fn network(&self, id: &str) -> Result<Option<NetworkRecord>, StoreError> {
         check_name("network id", id)?;
         self.read_record(&self.network_path(id), NetworkRecord::from_json)
+    }
+
+    /// The network named `name`, found through its hint (`names/<name>`,
+    /// written with the record, holding its id) with two reads, whatever
+    /// the number of networks. `None` when there is no hint, or it is
+    /// stale, unreadable or names a network of another name (a crash
+    /// between hint and record, a store written by an older version):
+    /// the caller then reads every record ([`StateDir::networks`]), so a
+    /// hint can make a lookup faster, never wrong.
+    pub fn network_by_name(&self, name: &str) -> Option<NetworkRecord> {
+        if !is_valid_name(name) {
+            return None;
+        }
+        let hint = self.read_text(&self.root.join(NAMES).join(name)).ok()??;
+        let id = hint.trim();
+        if !is_valid_name(id) {
+            return None;
+        }
+        self.network(id)
+            .ok()?
+            .filter(|network| network.name == name)
     }
 
     /// Every network, oldest first, and the network records that could
@@ -517,6 +546,16 @@ impl StateDir {
     }
 }
 
+/// A record's text. Refused before any file is touched: a record the
+/// reader refuses would stop every later command.
+fn encode(path: &Path, value: &Value) -> Result<String, StoreError> {
+    let mut text = value.to_pretty().map_err(|error| {
+        StoreError::io("encoding", path)(io::Error::new(io::ErrorKind::InvalidData, error))
+    })?;
+    text.push('\n');
+    Ok(text)
+}
+
 fn parse_owner(path: &Path, text: &str) -> Result<String, StoreError> {
     let owner = text.trim();
     if owner.is_empty() {
@@ -672,12 +711,7 @@ impl Locked<'_> {
     }
 
     fn write_json(&self, path: &Path, value: &Value) -> Result<(), StoreError> {
-        // Refused before any file is touched: a record the reader refuses
-        // would stop every later command.
-        let mut text = value.to_pretty().map_err(|error| {
-            StoreError::io("encoding", path)(io::Error::new(io::ErrorKind::InvalidData, error))
-        })?;
-        text.push('\n');
+        let text = encode(path, value)?;
         // The directory is checked (made when missing) first; the file
         // itself is replaced by rename(2), which never follows a link.
         self.replace_file(path, text.as_bytes())
@@ -703,7 +737,17 @@ impl Locked<'_> {
     /// Writes (creates or replaces) a network record.
     pub fn put_network(&self, network: &NetworkRecord) -> Result<(), StoreError> {
         check_name("network id", &network.id)?;
-        self.write_json(&self.network_path(&network.id), &network.to_json())
+        let path = self.network_path(&network.id);
+        let text = encode(&path, &network.to_json())?;
+        // The name's hint before the record: a refused one stops the write
+        // before the record changes. Not part of the commit: a hint lost
+        // to a power cut costs one scan of the network records.
+        if is_valid_name(&network.name) {
+            let hint = self.root.join(NAMES).join(&network.name);
+            self.replace_file(&hint, format!("{}\n", network.id).as_bytes())?;
+            self.forget(&hint);
+        }
+        self.replace_file(&path, text.as_bytes())
     }
 
     /// Removes a network with everything filed under it: its endpoint
@@ -731,6 +775,21 @@ impl Locked<'_> {
             }
         }
         self.remove_file(&self.hosts_path(id))?;
+        // The name's hint, while it names this network.
+        if let Ok(Some(network)) = self.network(id) {
+            let hint = self.root.join(NAMES).join(&network.name);
+            if is_valid_name(&network.name)
+                && self
+                    .read_text(&hint)
+                    .ok()
+                    .flatten()
+                    .as_deref()
+                    .map(str::trim)
+                    == Some(id)
+            {
+                self.remove_file(&hint)?;
+            }
+        }
         self.remove_file(&self.network_path(id))
     }
 
@@ -919,6 +978,11 @@ impl Locked<'_> {
         let id = random_hex(16).map_err(StoreError::io("reading", "/dev/urandom"))?;
         self.write_json_text(&path, &format!("{id}\n"))?;
         Ok(id)
+    }
+
+    /// Leaves a hint just written out of the commit.
+    fn forget(&self, path: &Path) {
+        self.handles.forget(path);
     }
 
     fn write_json_text(&self, path: &Path, text: &str) -> Result<(), StoreError> {

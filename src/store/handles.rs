@@ -115,8 +115,10 @@ impl Handles {
         }
         let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW;
         let opened = if dir == self.root {
-            let path =
-                fsutil::c_name(&dir.to_string_lossy()).map_err(StoreError::io("opening", dir))?;
+            use std::os::unix::ffi::OsStrExt;
+            let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).map_err(|_| {
+                StoreError::io("opening", dir)(io::Error::from(io::ErrorKind::InvalidInput))
+            })?;
             crate::sys::openat(None, &path, flags, 0)
         } else {
             let parent_path = dir.parent().filter(|p| p.starts_with(&self.root));
@@ -214,6 +216,18 @@ impl Handles {
         shared.files.push((path.to_path_buf(), file));
         if !shared.changed.iter().any(|d| Arc::ptr_eq(d, dir)) {
             shared.changed.push(dir.clone());
+        }
+    }
+
+    /// Takes a file just written out of the next commit (a hint, whose
+    /// loss costs time, not correctness); its directory is still synced
+    /// if anything else in it changed.
+    pub(crate) fn forget(&self, path: &Path) {
+        let mut shared = self.shared();
+        shared.files.retain(|(p, _)| p != path);
+        let dir = path.parent();
+        if !shared.files.iter().any(|(p, _)| p.parent() == dir) {
+            shared.changed.retain(|d| Some(d.path.as_path()) != dir);
         }
     }
 

@@ -1,0 +1,205 @@
+//! CNI plugin mode: when `CNI_COMMAND` is set (and not empty), the binary is
+//! a CNI plugin that runtimes (containerd, CRI-O, Podman's CNI backend,
+//! Nomad, Multus) run where they run the reference `ipvlan` plugin, with the
+//! same configs; the command line is not reachable then.
+//!
+//! # The state model
+//!
+//! Decided before anything else, because every verb follows from it.
+//!
+//! * **A CNI network is a marked network record**, named exactly as the
+//!   config's `name`, created by the first ADD: not a record named
+//!   `cni/<name>`. The CNI spec's name rule (`[a-zA-Z0-9][a-zA-Z0-9_.-]*`)
+//!   is the CLI's, so a CNI name is a valid record name as it is: no
+//!   encoding in the store's file names, and `network ls`, `inspect`,
+//!   `ps`, `restore` and the crash walk show and repair CNI networks under
+//!   the name the user wrote in the conflist. The mark (the record's
+//!   origin, `cni`, with the config the network was created from) is needed
+//!   anyway to hold that config, so a namespace prefix would add a second
+//!   way to say the same thing. A CLI network of the same name is not
+//!   taken over: ADD fails with code 7 naming it. Names longer than the
+//!   store's [`MAX_NAME_LEN`](crate::driver::MAX_NAME_LEN) are refused
+//!   (code 7).
+//! * **The record outlives its attachments**: it keeps the allocator's
+//!   position, so a released address is not handed out again at once. An
+//!   idle CNI network can be removed with `network rm`; one with
+//!   attachments cannot, nor changed through the CLI.
+//! * **Attachments are keyed by (`CNI_CONTAINERID`, `CNI_IFNAME`)**, the
+//!   key the runtime uses, not by the namespace's identity as CLI
+//!   endpoints are: DEL must find the attachment when the namespace is
+//!   gone or `CNI_NETNS` is unset, and one container may have several
+//!   interfaces on one network.
+//! * **A different config for the same name** (master, mode, flag, mtu,
+//!   `linkInContainer`, IPAM type and ranges; not `dns`, `args`,
+//!   `runtimeConfig` or `prevResult`, which are per attachment) fails ADD
+//!   with code 7 while attachments are live, naming the key that differs;
+//!   with none live, ADD rewrites the record. The CLI's overlap and
+//!   shared-parent (mode/flag) checks apply across CLI and CNI networks.
+//! * **A `NAME.VLANID` master that ADD creates is recorded as ours** on
+//!   the network record and deleted with its last attachment, whether that
+//!   attachment goes by DEL, by GC or by `restore` after its namespace
+//!   vanished. An existing link of that name is used and never deleted.
+//! * **`ipam.type` `ipvlan`**: with `type` `ipvlan` too, addresses come
+//!   from our allocator in-process, leases in the network's record; with
+//!   another `type` (the binary run as the IPAM plugin of the reference
+//!   `macvlan` or `bridge`), the same store serves their allocations on a
+//!   lease-only record (no master, no link).
+//!
+//! # What this build does
+//!
+//! Finished: the environment ([`mod@env`]), versions ([`version`]), the error
+//! object ([`error`]), the config with its `ipam` section ([`config`]),
+//! results in every version ([`result`]), delegated IPAM ([`delegate`]),
+//! the front end's part of ADD ([`attach`]: master choice, address source,
+//! the result; IPAM ADD and its undo),
+//! the VERSION verb, and STATUS for a delegated IPAM plugin (forwarded,
+//! then code 50: this build cannot serve ADD). ADD, CHECK, DEL and GC are
+//! read and checked in full (environment, version, config) and then
+//! answered with code 999 "not yet implemented in this build": they need
+//! the driver side of the state model above.
+
+pub mod attach;
+pub mod config;
+pub mod delegate;
+pub mod env;
+pub mod error;
+mod read;
+pub mod result;
+pub mod version;
+
+#[cfg(test)]
+mod tests;
+
+use std::ffi::OsString;
+use std::io::{Read, Write};
+
+use config::{Ipam, NetConf};
+pub use env::is_plugin_mode;
+use env::{Command, Env};
+use error::{CniError, ErrorCode};
+use version::Version;
+
+use crate::json;
+
+/// Exit status of a failed request (the reference plugins exit 1).
+pub const EXIT_FAILED: i32 = 1;
+
+/// The most stdin we read: configs are a few KiB; a `prevResult` of many
+/// interfaces stays far below.
+pub const STDIN_MAX: u64 = 4 << 20;
+
+/// What one invocation prints on stdout, and its exit status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    /// The exit status.
+    pub exit: i32,
+    /// Everything for stdout (a result, the VERSION answer, or an error
+    /// object); empty for a successful DEL, CHECK, STATUS or GC.
+    pub stdout: String,
+}
+
+/// Entry point of the plugin mode: the process environment and stdin;
+/// returns the exit status.
+pub fn main() -> i32 {
+    use std::os::fd::AsFd;
+    // fd 0 read as a plain file: std's buffered stdin adds code for no gain
+    // when the whole input is read once. A closed fd 0 reads as empty.
+    let stdin = std::io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .map(std::fs::File::from);
+    let outcome = match stdin {
+        Ok(mut file) => run(std::env::vars_os().collect(), &mut file),
+        Err(_) => run(std::env::vars_os().collect(), &mut std::io::empty()),
+    };
+    let mut stdout = std::io::stdout().lock();
+    // A runtime that went away cannot be told anything more.
+    let _ = stdout
+        .write_all(outcome.stdout.as_bytes())
+        .and_then(|()| stdout.flush());
+    outcome.exit
+}
+
+/// Serves one request: `vars` is the whole environment, `stdin` the
+/// network configuration (not read for VERSION).
+pub fn run(vars: Vec<(OsString, OsString)>, stdin: &mut dyn Read) -> Outcome {
+    let mut version = Version::NEWEST;
+    match serve(vars, stdin, &mut version) {
+        Ok(stdout) => Outcome { exit: 0, stdout },
+        Err(error) => Outcome {
+            exit: EXIT_FAILED,
+            stdout: render(&error.to_json(version.as_str())),
+        },
+    }
+}
+
+fn render(value: &json::Value) -> String {
+    // Our values have unique keys and shallow nesting; a failure here is a
+    // bug, reported as an error object rather than a panic.
+    match value.to_pretty() {
+        Ok(text) => text + "\n",
+        // Fixed text: the reason may hold characters JSON must escape.
+        Err(_) => "{\"code\": 999, \"msg\": \"cannot write the answer\"}\n".to_string(),
+    }
+}
+
+/// The request's work; `version` is set as soon as the request's version
+/// is known, for the error object.
+fn serve(
+    vars: Vec<(OsString, OsString)>,
+    stdin: &mut dyn Read,
+    version: &mut Version,
+) -> Result<String, CniError> {
+    let env = Env::parse(vars)?;
+    if env.command == Command::Version {
+        return Ok(render(&version::version_reply()));
+    }
+    let mut input = Vec::new();
+    stdin
+        .take(STDIN_MAX + 1)
+        .read_to_end(&mut input)
+        .map_err(|e| CniError::new(ErrorCode::IoFailure, format!("reading stdin: {e}")))?;
+    if input.len() as u64 > STDIN_MAX {
+        return Err(CniError::decode(format!(
+            "the network configuration is larger than {STDIN_MAX} bytes"
+        )));
+    }
+    let doc = config::decode(&input)?;
+    if let Some(requested) = config::requested_version(&doc) {
+        *version = requested;
+    }
+    let conf = NetConf::read(&doc, env.command)?;
+    match env.command {
+        Command::Status => status(&env, &conf, &input),
+        Command::Add | Command::Del | Command::Check | Command::Gc => {
+            Err(not_in_this_build(env.command))
+        }
+        Command::Version => unreachable!("answered above"),
+    }
+}
+
+/// STATUS: a delegated IPAM plugin is asked first (the spec's rule: its
+/// error is the answer); then our own readiness, which in this build is
+/// code 50, since ADD cannot be served.
+fn status(env: &Env, conf: &NetConf, input: &[u8]) -> Result<String, CniError> {
+    if let Some(Ipam::Delegated { plugin }) = &conf.ipam {
+        let path = delegate::find_in_path(plugin, &env.path)
+            .map_err(|e| CniError::new(ErrorCode::PluginNotAvailable, e.msg))?;
+        delegate::run(&path, Command::Status, &env.vars, input, delegate::TIMEOUT)?;
+    }
+    Err(CniError::new(
+        ErrorCode::PluginNotAvailable,
+        "ipvlan cannot serve ADD: CNI ADD is not yet implemented in this build",
+    ))
+}
+
+fn not_in_this_build(command: Command) -> CniError {
+    CniError::internal(format!(
+        "CNI {} is not yet implemented in this build",
+        command.as_str()
+    ))
+    .with_details(
+        "this build reads and checks the request (environment, cniVersion, config) and answers VERSION; \
+         attaching, checking, detaching and collecting need the driver side of the CNI state model",
+    )
+}

@@ -325,7 +325,7 @@ fn walkthrough_other_lines() {
             "ipvlan network connect --ip 192.168.1.9 --ip6=2001:db8::9 db_net web",
             Command::NetworkConnect(ConnectArgs {
                 network: "db_net".into(),
-                target: Target::Container("web".into()),
+                targets: vec![Target::Container("web".into())],
                 request: AttachRequest {
                     ipv4: Some("192.168.1.9".parse().unwrap()),
                     ipv6: Some("2001:db8::9".parse().unwrap()),
@@ -336,7 +336,7 @@ fn walkthrough_other_lines() {
             "ipvlan network connect db_net /proc/42/ns/net",
             Command::NetworkConnect(ConnectArgs {
                 network: "db_net".into(),
-                target: Target::Path("/proc/42/ns/net".into()),
+                targets: vec![Target::Path("/proc/42/ns/net".into())],
                 request: AttachRequest::default(),
             }),
         ),
@@ -344,7 +344,28 @@ fn walkthrough_other_lines() {
             "ipvlan network disconnect db_net web",
             Command::NetworkDisconnect {
                 network: "db_net".into(),
-                target: Target::Container("web".into()),
+                targets: vec![Target::Container("web".into())],
+            },
+        ),
+        (
+            "ipvlan network connect db_net web /proc/42/ns/net",
+            Command::NetworkConnect(ConnectArgs {
+                network: "db_net".into(),
+                targets: vec![
+                    Target::Container("web".into()),
+                    Target::Path("/proc/42/ns/net".into()),
+                ],
+                request: AttachRequest::default(),
+            }),
+        ),
+        (
+            "ipvlan network disconnect db_net web db",
+            Command::NetworkDisconnect {
+                network: "db_net".into(),
+                targets: vec![
+                    Target::Container("web".into()),
+                    Target::Container("db".into()),
+                ],
             },
         ),
     ];

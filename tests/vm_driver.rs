@@ -1901,3 +1901,139 @@ fn restore_rebuilds_hosts_files_from_the_records() {
     manager.remove_container("h2", true).unwrap();
     manager.remove_network("hostsfix").unwrap();
 }
+
+#[test]
+fn many_namespaces_attach_in_one_batch_all_or_nothing() {
+    topology_up();
+    let config = config("batch");
+    let manager = Manager::open(config.clone()).unwrap();
+    // /27: 29 addresses to hand out (the gateway takes one).
+    manager
+        .create_network(&net("batch", &["10.61.0.0/27"], &[], &[]))
+        .unwrap();
+    let names: Vec<String> = (0..40).map(|i| format!("b{i}")).collect();
+    for name in &names {
+        manager.create_container(Some(name)).unwrap();
+    }
+    let targets = |range: std::ops::Range<usize>| -> Vec<Target> {
+        names[range]
+            .iter()
+            .map(|n| Target::Container(n.clone()))
+            .collect()
+    };
+
+    // A batch that cannot be finished (one target already attached, a
+    // target given twice, more targets than addresses) changes nothing.
+    manager
+        .connect(
+            "batch",
+            &Target::Container("b5".into()),
+            &AttachRequest::default(),
+        )
+        .unwrap();
+    refused(
+        &config,
+        ErrorKind::AlreadyExists,
+        "attaching b5 to network batch: container b5 is already connected to network batch",
+        || manager.connect_many("batch", &targets(0..10)),
+    );
+    manager
+        .disconnect("batch", &Target::Container("b5".into()))
+        .unwrap();
+    let mut twice = targets(0..3);
+    twice.push(Target::Path("/run/netns/b1".into()));
+    refused(
+        &config,
+        ErrorKind::InvalidValue,
+        "b1 and /run/netns/b1 are the same network namespace: a namespace is attached to a network once",
+        || manager.connect_many("batch", &twice),
+    );
+    let err = {
+        let before = world(&config);
+        let err = manager.connect_many("batch", &targets(0..40)).unwrap_err();
+        let after = world(&config);
+        assert!(
+            after == before,
+            "a failed batch changed something\n{}",
+            diff(&before, &after)
+        );
+        err
+    };
+    assert!(
+        err.to_string()
+            .starts_with("attaching b29 to network batch: "),
+        "the target that found no address is named: {err}"
+    );
+
+    // A batch that can: every namespace gets eth0, a distinct address,
+    // up, with the routes a single connect gives (b39's).
+    let reference = manager
+        .connect(
+            "batch",
+            &Target::Container("b39".into()),
+            &AttachRequest::default(),
+        )
+        .unwrap();
+    let reference = reference.ipv4.unwrap().addr().to_string();
+    let single_routes = ip(&["-n", "b39", "route"]).replace(&format!("{reference} "), "ADDR ");
+    let endpoints = manager.connect_many("batch", &targets(0..20)).unwrap();
+    assert_eq!(endpoints.len(), 20);
+    let mut addresses: Vec<String> = endpoints
+        .iter()
+        .map(|e| e.ipv4.unwrap().to_string())
+        .collect();
+    for (endpoint, name) in endpoints.iter().zip(&names) {
+        assert_eq!(&endpoint.container, name, "in the order given");
+        let eth0 = link(Some(name), "eth0").unwrap_or_else(|| panic!("{name} has eth0"));
+        assert_eq!(link_kind(&eth0).as_deref(), Some("ipvlan"), "{name}");
+        assert!(link_flags(&eth0).contains(&"UP".to_string()), "{name} up");
+        assert_eq!(
+            addresses_of(name),
+            vec![endpoint.ipv4.unwrap().to_string()],
+            "{name}"
+        );
+        let own = endpoint.ipv4.unwrap().addr().to_string();
+        assert_eq!(
+            ip(&["-n", name, "route"]).replace(&format!("{own} "), "ADDR "),
+            single_routes,
+            "{name}"
+        );
+    }
+    addresses.sort();
+    addresses.dedup();
+    assert_eq!(addresses.len(), 20, "distinct: {addresses:?}");
+    let info = manager.network("batch").unwrap();
+    assert_eq!(info.endpoints.len(), 21, "the batch's 20 and b39");
+    assert!(
+        ping_eventually("b0", "b19"),
+        "names resolve across the batch"
+    );
+    manager
+        .disconnect("batch", &Target::Container("b39".into()))
+        .unwrap();
+
+    // Detached as a batch: a target that is not attached refuses the lot.
+    let mut with_stranger = targets(0..5);
+    with_stranger.push(Target::Container("b30".into()));
+    refused(
+        &config,
+        ErrorKind::NotFound,
+        "container b30 is not connected to network batch",
+        || manager.disconnect_many("batch", &with_stranger),
+    );
+    manager.disconnect_many("batch", &targets(0..20)).unwrap();
+    assert!(all_ipvlan_links().is_empty(), "{:?}", all_ipvlan_links());
+    assert!(manager.network("batch").unwrap().endpoints.is_empty());
+    for name in &names {
+        manager.remove_container(name, false).unwrap();
+    }
+    manager.remove_network("batch").unwrap();
+}
+
+/// The IPv4 addresses of eth0 in `ns`, as `a.b.c.d/len`.
+fn addresses_of(ns: &str) -> Vec<String> {
+    addresses(ns, "eth0")
+        .into_iter()
+        .filter(|a| !a.contains(':'))
+        .collect()
+}

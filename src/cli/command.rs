@@ -56,8 +56,9 @@ pub enum Command {
     NetworkDisconnect {
         /// The network, by name or ID.
         network: String,
-        /// The container or namespace path to detach.
-        target: Target,
+        /// The containers or namespace paths to detach (several: one
+        /// batch, see [`crate::driver::Manager::disconnect_many`]).
+        targets: Vec<Target>,
     },
     /// `run`.
     Run(RunArgs),
@@ -87,8 +88,9 @@ pub enum Command {
 pub struct ConnectArgs {
     /// The network, by name or ID.
     pub network: String,
-    /// The container or namespace path to attach.
-    pub target: Target,
+    /// The containers or namespace paths to attach (several: one batch,
+    /// see [`crate::driver::Manager::connect_many`]).
+    pub targets: Vec<Target>,
     /// Addresses asked for with `--ip` / `--ip6`; unset ones are allocated.
     pub request: AttachRequest,
 }
@@ -293,21 +295,34 @@ fn build(topic: Topic, matches: Matches) -> Result<Command, ArgError> {
             }
         }
         Topic::NetworkConnect => {
-            operands(&matches, topic, 2, Some(2))?;
+            operands(&matches, topic, 2, None)?;
+            let request = AttachRequest {
+                ipv4: optional(&matches, "ip", values::ipv4)?,
+                ipv6: optional(&matches, "ip6", values::ipv6)?,
+            };
+            let targets: Vec<Target> = matches.operands[1..]
+                .iter()
+                .map(|arg| Target::from_arg(arg))
+                .collect();
+            if targets.len() > 1 && request != AttachRequest::default() {
+                return Err(ArgError::Usage(
+                    "--ip and --ip6 give one container its address: connect several containers without them".into(),
+                ));
+            }
             Command::NetworkConnect(ConnectArgs {
                 network: matches.operands[0].clone(),
-                target: Target::from_arg(&matches.operands[1]),
-                request: AttachRequest {
-                    ipv4: optional(&matches, "ip", values::ipv4)?,
-                    ipv6: optional(&matches, "ip6", values::ipv6)?,
-                },
+                targets,
+                request,
             })
         }
         Topic::NetworkDisconnect => {
-            operands(&matches, topic, 2, Some(2))?;
+            operands(&matches, topic, 2, None)?;
             Command::NetworkDisconnect {
                 network: matches.operands[0].clone(),
-                target: Target::from_arg(&matches.operands[1]),
+                targets: matches.operands[1..]
+                    .iter()
+                    .map(|arg| Target::from_arg(arg))
+                    .collect(),
             }
         }
         Topic::Run => Command::Run(run(&matches)?),

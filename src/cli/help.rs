@@ -219,8 +219,10 @@ impl Topic {
             Topic::NetworkRemove => "NETWORK [NETWORK...]",
             Topic::NetworkList => "[OPTIONS]",
             Topic::NetworkInspect => "NETWORK [NETWORK...]",
-            Topic::NetworkConnect => "[OPTIONS] NETWORK CONTAINER|NETNS-PATH",
-            Topic::NetworkDisconnect => "NETWORK CONTAINER|NETNS-PATH",
+            Topic::NetworkConnect => {
+                "[OPTIONS] NETWORK CONTAINER|NETNS-PATH [CONTAINER|NETNS-PATH...]"
+            }
+            Topic::NetworkDisconnect => "NETWORK CONTAINER|NETNS-PATH [CONTAINER|NETNS-PATH...]",
             Topic::Run => "[OPTIONS] [--] [COMMAND [ARG...]]",
             Topic::Exec => "[OPTIONS] CONTAINER COMMAND [ARG...]",
             Topic::Remove => "[OPTIONS] CONTAINER [CONTAINER...]",

@@ -181,8 +181,8 @@ fn execute(invocation: Invocation) -> Result<i32, Failure> {
         Command::NetworkList { quiet, no_trunc } => network::list(&open(config)?, quiet, no_trunc),
         Command::NetworkInspect { names } => network::inspect(&open(config)?, &names),
         Command::NetworkConnect(args) => network::connect(&open(config)?, args),
-        Command::NetworkDisconnect { network, target } => {
-            network::disconnect(&open(config)?, &network, &target)
+        Command::NetworkDisconnect { network, targets } => {
+            network::disconnect(&open(config)?, &network, &targets)
         }
         Command::Run(args) => container::run(&open(config)?, args),
         Command::Exec(args) => container::exec(&open(config)?, args),

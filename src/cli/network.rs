@@ -125,31 +125,61 @@ fn absolute(target: &Target) -> Result<Target, driver::Error> {
     })
 }
 
+/// The operands as messages name them: `n1 c1 c2`.
+fn describe_all(network: &str, targets: &[Target]) -> String {
+    let mut text = network.to_string();
+    for target in targets {
+        text.push(' ');
+        text.push_str(&describe(target));
+    }
+    text
+}
+
+/// Several targets are one batch (all attached, or none).
 pub fn connect(manager: &Manager, args: ConnectArgs) -> Result<i32, Failure> {
-    absolute(&args.target)
-        .and_then(|target| manager.connect(&args.network, &target, &args.request))
-        .map_err(|error| {
-            Failure::driver(
-                format_args!(
-                    "network connect {} {}",
-                    args.network,
-                    describe(&args.target)
-                ),
-                &error,
-            )
-        })?;
+    let failure = |error: &driver::Error| {
+        Failure::driver(
+            format_args!(
+                "network connect {}",
+                describe_all(&args.network, &args.targets)
+            ),
+            error,
+        )
+    };
+    let targets = args
+        .targets
+        .iter()
+        .map(absolute)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| failure(&e))?;
+    match targets.as_slice() {
+        [target] => manager
+            .connect(&args.network, target, &args.request)
+            .map(drop),
+        targets => manager.connect_many(&args.network, targets).map(drop),
+    }
+    .map_err(|e| failure(&e))?;
     Ok(EXIT_OK)
 }
 
-pub fn disconnect(manager: &Manager, network: &str, target: &Target) -> Result<i32, Failure> {
-    let notes = absolute(target)
-        .and_then(|absolute| manager.disconnect(network, &absolute))
-        .map_err(|error| {
-            Failure::driver(
-                format_args!("network disconnect {network} {}", describe(target)),
-                &error,
-            )
-        })?;
+/// Several targets are one batch (every one must be attached).
+pub fn disconnect(manager: &Manager, network: &str, targets: &[Target]) -> Result<i32, Failure> {
+    let failure = |error: &driver::Error| {
+        Failure::driver(
+            format_args!("network disconnect {}", describe_all(network, targets)),
+            error,
+        )
+    };
+    let absolute = targets
+        .iter()
+        .map(absolute)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| failure(&e))?;
+    let notes = match absolute.as_slice() {
+        [target] => manager.disconnect(network, target),
+        targets => manager.disconnect_many(network, targets),
+    }
+    .map_err(|e| failure(&e))?;
     for note in notes {
         warn(note);
     }

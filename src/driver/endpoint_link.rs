@@ -220,15 +220,97 @@ pub(crate) fn create(
     }
 }
 
+/// One endpoint of [`create_many`]: the link `ifname` in `inside`.
+pub(crate) struct NewEndpoint<'a> {
+    pub inside: &'a OpenNetns,
+    pub plan: &'a EndpointPlan,
+    pub ifname: &'a str,
+}
+
+/// Builds many endpoints, as [`create`] builds one, with their creates
+/// sent together from `host` (as many to a datagram as the socket takes)
+/// before each is configured in its namespace. One result per endpoint, in
+/// order; a failed one leaves nothing behind, the others stand (the
+/// caller decides whether they stay). An endpoint whose chosen index was
+/// taken goes the way of [`create`], with its fallbacks. When the answers
+/// of the batch are lost, nothing is known of any create: every endpoint
+/// that may have been made is deleted again and the error returned.
+pub(crate) fn create_many(
+    host: &Handle,
+    endpoints: &[NewEndpoint<'_>],
+) -> Result<Vec<Result<BuiltEndpoint, Error>>, Error> {
+    let indexes = random_indexes(endpoints.len())?;
+    let specs: Vec<LinkSpec<'_>> = endpoints
+        .iter()
+        .zip(&indexes)
+        .map(|(e, &index)| e.plan.spec(e.ifname, e.inside).index(index))
+        .collect();
+    // `None`: every chosen index counts as taken (a crash test's forcing).
+    let answers: Vec<Option<crate::netlink::Result<()>>> =
+        if crate::fault::forced("endpoint: every index taken") {
+            endpoints.iter().map(|_| None).collect()
+        } else {
+            match host.link_add_many(&specs) {
+                Ok(answers) => answers.into_iter().map(Some).collect(),
+                Err(error) => {
+                    for e in endpoints {
+                        undo_create(e.inside, e.ifname, e.plan);
+                    }
+                    return Err(error.into());
+                }
+            }
+        };
+    let mut built = Vec::with_capacity(endpoints.len());
+    for ((e, answer), &index) in endpoints.iter().zip(answers).zip(&indexes) {
+        built.push(match answer {
+            Some(Ok(())) => match configure(e.inside, index, false, e.ifname, e.plan) {
+                Ok(()) => Ok(BuiltEndpoint {
+                    ifname: e.ifname.to_string(),
+                    mac: e.plan.parent_mac.clone(),
+                    index,
+                }),
+                Err(error) => {
+                    let _ = e.inside.handle.link_del(index);
+                    Err(error)
+                }
+            },
+            Some(Err(error)) if !index_taken(&error) => {
+                if outcome_unknown(&error) {
+                    undo_create(e.inside, e.ifname, e.plan);
+                }
+                Err(error.into())
+            }
+            // Taken (or forced so): the single path, with its fallbacks.
+            _ => create(host, e.inside, e.plan, e.ifname),
+        });
+    }
+    Ok(built)
+}
+
 /// How many random indexes are tried before creating by name.
 const INDEX_ATTEMPTS: usize = 3;
 
 /// A random ifindex: above what hosts reach (they count up from 1), below
 /// the kernel's INT_MAX.
 fn random_index() -> Result<u32, crate::netlink::Error> {
-    let mut bytes = [0u8; 4];
-    crate::sys::random_bytes(&mut bytes)?;
-    Ok((1 << 20) + u32::from_ne_bytes(bytes) % (1 << 30))
+    Ok(random_indexes(1)?[0])
+}
+
+/// `count` random ifindexes (see [`random_index`]) from one read of the
+/// kernel's pool per 64 of them.
+fn random_indexes(count: usize) -> Result<Vec<u32>, crate::netlink::Error> {
+    let mut indexes = Vec::with_capacity(count);
+    let mut bytes = [0u8; 256];
+    while indexes.len() < count {
+        let want = (count - indexes.len()).min(64);
+        crate::sys::random_bytes(&mut bytes[..want * 4])?;
+        indexes.extend(
+            bytes[..want * 4]
+                .chunks_exact(4)
+                .map(|b| (1 << 20) + u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) % (1 << 30)),
+        );
+    }
+    Ok(indexes)
 }
 
 /// Creates the link with an ifindex free in both namespaces, without

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
 
-use super::endpoint_link::{self, EndpointPlan, LinkRemoval};
+use super::endpoint_link::{self, BuiltEndpoint, EndpointPlan, LinkRemoval};
 use super::hosts::Names;
 use super::netns_identity::{
     self, absolute, endpoint_at, endpoint_of_namespace, legacy_path_id, normalise, ContainerIndex,
@@ -20,7 +20,7 @@ use super::report::endpoint_label;
 use super::{AttachRequest, EndpointInfo, Error, Manager, Target};
 use crate::ipam::{IpFamily, Request};
 use crate::netns::{self, Netns};
-use crate::rtnl::Handle;
+use crate::rtnl::{Handle, Link};
 use crate::store::records::NetnsId;
 use crate::store::{EndpointRecord, EndpointState, Locked, NetworkRecord, StateDir, Timestamp};
 
@@ -35,13 +35,18 @@ pub(crate) struct ResolvedTarget {
     path: PathBuf,
     /// Ids older versions gave this target when it was given by path.
     legacy_ids: Vec<String>,
-    inside: OpenNetns,
+    pub(crate) inside: OpenNetns,
     identity: NetnsId,
 }
 
 impl ResolvedTarget {
+    /// Whether `other` is the same namespace (given by another path or name).
+    pub(crate) fn same_namespace(&self, other: &ResolvedTarget) -> bool {
+        self.identity.same_namespace(&other.identity)
+    }
+
     /// How messages name it: the container, else the path.
-    fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         self.container
             .clone()
             .unwrap_or_else(|| self.path.display().to_string())
@@ -107,8 +112,22 @@ impl Manager {
     /// ```
     pub fn disconnect(&self, network: &str, target: &Target) -> Result<Vec<String>, Error> {
         lookup_network(&self.store, network)?;
-        let (path, container) = self.target_place(target)?;
         // Before the lock, like connect: what is at the path now.
+        let placed = self.place_for_detach(target)?;
+        let state = self.store.lock()?;
+        let networks = state.networks()?;
+        let network = find_network(&networks, network)?;
+        let (endpoint, at) = self.endpoint_to_detach(&state, network, target, placed)?;
+        let host = Handle::new()?;
+        let notes = self.detach(&host, &state, &networks, network, endpoint, &at)?;
+        state.commit()?;
+        Ok(notes)
+    }
+
+    /// Where a detach's target is, and what is there now (opened, before
+    /// the lock is taken).
+    pub(crate) fn place_for_detach(&self, target: &Target) -> Result<DetachPlace, Error> {
+        let (path, container) = self.target_place(target)?;
         let mut refusal = None;
         let opened = match Netns::open_path(&path) {
             Ok(ns) => {
@@ -132,11 +151,31 @@ impl Manager {
                 }
             },
         };
+        Ok(DetachPlace {
+            path,
+            container,
+            opened,
+            refusal,
+        })
+    }
+
+    /// Under the held lock: the endpoint of `network` that `target`
+    /// (found at `placed`) names, and the namespace its link is in.
+    pub(crate) fn endpoint_to_detach(
+        &self,
+        state: &Locked<'_>,
+        network: &NetworkRecord,
+        target: &Target,
+        placed: DetachPlace,
+    ) -> Result<(EndpointRecord, NsAt), Error> {
+        let DetachPlace {
+            path,
+            container,
+            opened,
+            refusal,
+        } = placed;
         let identity = opened.as_ref().map(|(_, identity)| *identity);
-        let state = self.store.lock()?;
-        let networks = state.networks()?;
-        let network = find_network(&networks, network)?;
-        let found = self.find_endpoint(&state, network, target, &path, container, identity)?;
+        let found = self.find_endpoint(state, network, target, &path, container, identity)?;
         let Some(mut endpoint) = found else {
             return Err(refusal.unwrap_or_else(|| {
                 Error::not_found(format!(
@@ -151,7 +190,6 @@ impl Manager {
             // again, from where it resolves.
             endpoint.netns = path.display().to_string();
         }
-        let host = Handle::new()?;
         let at = match opened {
             // Still open since before the lock, and the very namespace
             // attached (no two namespaces share a cookie), wherever its
@@ -166,16 +204,14 @@ impl Manager {
             }
             _ => locate(&endpoint)?,
         };
-        let notes = self.detach(&host, &state, &networks, network, endpoint, &at)?;
-        state.commit()?;
-        Ok(notes)
+        Ok((endpoint, at))
     }
 
     /// The endpoint of `network` that `target` names: by the container's
     /// index, by the identity of the namespace at `path`, by the ids older
     /// versions gave a path; failing those, by the recorded name or path
     /// among the network's endpoints.
-    fn find_endpoint(
+    pub(crate) fn find_endpoint(
         &self,
         state: &Locked<'_>,
         network: &NetworkRecord,
@@ -217,7 +253,7 @@ impl Manager {
     /// Where `target`'s namespace file is (absolute, normal) and the
     /// container it is, if any: a path into the netns directory names
     /// that container.
-    fn target_place(&self, target: &Target) -> Result<(PathBuf, Option<String>), Error> {
+    pub(crate) fn target_place(&self, target: &Target) -> Result<(PathBuf, Option<String>), Error> {
         let netns_dir = absolute(&self.config.netns_dir)?;
         match target {
             Target::Container(name) => {
@@ -331,7 +367,71 @@ impl Manager {
         target: &ResolvedTarget,
         req: &AttachRequest,
     ) -> Result<EndpointInfo, Error> {
-        let label = target.label();
+        let host = Handle::new()?;
+        let parent = parent_link(&host, network)?;
+        let mut pending = self.prepare(state, network, &parent, target, req)?;
+        let built = match endpoint_link::create(
+            &host,
+            &target.inside,
+            &pending.plan,
+            &pending.record.ifname,
+        ) {
+            Ok(built) => built,
+            Err(error) => {
+                pending.abandon(state, network);
+                return Err(error.context(format!(
+                    "attaching {} to network {}",
+                    target.label(),
+                    network.name
+                )));
+            }
+        };
+        let names = self.names(state, networks);
+        if let Err(error) = pending.finish(state, &names, network, &built) {
+            pending.undo_built(state, &names, network, &parent, &target.inside);
+            return Err(error);
+        }
+        Ok(EndpointInfo::from_record(network, &pending.record))
+    }
+
+    /// The name views of `networks` under the held lock.
+    pub(crate) fn names<'a>(
+        &'a self,
+        state: &'a Locked<'a>,
+        networks: &'a [NetworkRecord],
+    ) -> Names<'a> {
+        Names {
+            state,
+            networks,
+            etc_netns_dir: &self.config.etc_netns_dir,
+        }
+    }
+
+    /// An attach up to the kernel: the checks, a free `ethN` in the
+    /// target, the addresses, the container's index entry and the intent
+    /// record (in that order; on failure what was taken is given back).
+    pub(crate) fn prepare(
+        &self,
+        state: &Locked<'_>,
+        network: &NetworkRecord,
+        parent: &Link,
+        target: &ResolvedTarget,
+        req: &AttachRequest,
+    ) -> Result<Pending, Error> {
+        self.check_attach(state, network, target, req)?;
+        self.reserve(state, network, parent, target, req)
+    }
+
+    /// What refuses an attach before anything is taken: the target's path
+    /// leads elsewhere now, it is attached already, an address family the
+    /// network lacks, a name view that is not ours.
+    pub(crate) fn check_attach(
+        &self,
+        state: &Locked<'_>,
+        network: &NetworkRecord,
+        target: &ResolvedTarget,
+        req: &AttachRequest,
+    ) -> Result<(), Error> {
         // Opened before the lock was ours: the path must still name that
         // namespace (a `rm` may have run meanwhile), or the record would
         // name a path that leads elsewhere.
@@ -354,105 +454,65 @@ impl Manager {
         if let Some(container) = &target.container {
             super::hosts::check_view_is_ours(&self.config.etc_netns_dir, container, state.root())?;
         }
-        let host = Handle::new()?;
-        let inside = &target.inside;
-        let parent = host.link_by_name(&network.parent)?.ok_or_else(|| {
-            Error::not_found(format!(
-                "parent interface {} of network {} does not exist; run `ipvlan restore` to re-create parents we own",
-                network.parent, network.name
-            ))
-        })?;
+        Ok(())
+    }
 
+    /// The state of an attach that passed [`Manager::check_attach`]: a
+    /// free `ethN`, the addresses, the index entry, the intent record.
+    pub(crate) fn reserve(
+        &self,
+        state: &Locked<'_>,
+        network: &NetworkRecord,
+        parent: &Link,
+        target: &ResolvedTarget,
+        req: &AttachRequest,
+    ) -> Result<Pending, Error> {
         // Named before the kernel sees it, so restore knows what to delete
         // if this attach is interrupted; and before any address is taken,
         // so a failure here has nothing to give back.
-        let ifname = endpoint_link::free_ifname(inside)?;
+        let ifname = endpoint_link::free_ifname(&target.inside)?;
 
         // Addresses first (cheap to give back), then the intent record,
         // then the kernel.
         let (ipv4, ipv6) = allocate(state, network, req, &target.id)?;
-        let give_back = || {
-            let _ = state.release(network, ipv4.addr());
-            if let Some(v6) = ipv6 {
-                let _ = state.release(network, v6.addr());
-            }
+        let mut pending = Pending {
+            record: EndpointRecord {
+                id: target.id.clone(),
+                network_id: network.id.clone(),
+                container: target.container.clone(),
+                netns: target.path.display().to_string(),
+                ifname,
+                mac: None,
+                ipv4: Some(ipv4),
+                ipv6,
+                state: EndpointState::Attaching,
+                created: Timestamp::now(),
+                netns_id: Some(target.identity),
+                ifindex: None,
+            },
+            index: None,
+            plan: EndpointPlan::new(network, parent, ipv4, ipv6),
         };
         // The container's index entry before its record: an entry without
         // a record counts for nothing, a record is always found.
-        let mut index = None;
         if let Some(name) = &target.container {
             let added = ContainerIndex::read(state, name).and_then(|mut index| {
                 index.add(state, &network.id, &target.id)?;
                 Ok(index)
             });
             match added {
-                Ok(added) => index = Some(added),
+                Ok(added) => pending.index = Some(added),
                 Err(error) => {
-                    give_back();
+                    pending.abandon(state, network);
                     return Err(error);
                 }
             }
         }
-        let release_all = |index: &mut Option<ContainerIndex>| {
-            if let Some(index) = index {
-                let _ = index.remove(state, &network.id, &target.id);
-            }
-            give_back();
-        };
-        let mut record = EndpointRecord {
-            id: target.id.clone(),
-            network_id: network.id.clone(),
-            container: target.container.clone(),
-            netns: target.path.display().to_string(),
-            ifname,
-            mac: None,
-            ipv4: Some(ipv4),
-            ipv6,
-            state: EndpointState::Attaching,
-            created: Timestamp::now(),
-            netns_id: Some(target.identity),
-            ifindex: None,
-        };
-        if let Err(error) = state.put_endpoint(&record) {
-            release_all(&mut index);
+        if let Err(error) = state.put_endpoint(&pending.record) {
+            pending.abandon(state, network);
             return Err(error.into());
         }
-        let plan = EndpointPlan::new(network, &parent, ipv4, ipv6);
-        let built = match endpoint_link::create(&host, inside, &plan, &record.ifname) {
-            Ok(built) => built,
-            Err(error) => {
-                let _ = state.remove_endpoint(&record.network_id, &record.id);
-                release_all(&mut index);
-                return Err(error.context(format!("attaching {label} to network {}", network.name)));
-            }
-        };
-        record.ifname = built.ifname;
-        record.mac = Some(built.mac);
-        record.ifindex = Some(built.index);
-        record.state = EndpointState::Attached;
-        let names = Names {
-            state,
-            networks,
-            etc_netns_dir: &self.config.etc_netns_dir,
-        };
-        let finished = state
-            .put_endpoint(&record)
-            .map_err(Error::from)
-            .and_then(|_| names.add(network, &record));
-        if let Err(error) = finished {
-            let _ = endpoint_link::delete_checked(
-                inside,
-                record.ifindex,
-                &record.ifname,
-                Some(&parent),
-                record.mac.as_deref(),
-            );
-            let _ = names.remove(network, &record);
-            let _ = state.remove_endpoint(&record.network_id, &record.id);
-            release_all(&mut index);
-            return Err(error);
-        }
-        Ok(EndpointInfo::from_record(network, &record))
+        Ok(pending)
     }
 
     /// Detaches one endpoint under the held lock: link deleted first, then
@@ -485,12 +545,7 @@ impl Manager {
                 notes.push(why);
             }
         }
-        let names = Names {
-            state,
-            networks,
-            etc_netns_dir: &self.config.etc_netns_dir,
-        };
-        names.remove(network, &endpoint)?;
+        self.names(state, networks).remove(network, &endpoint)?;
         for address in endpoint.ipv4.iter().chain(endpoint.ipv6.iter()) {
             state.release_if_owner(network, address.addr(), &endpoint.id)?;
         }
@@ -575,4 +630,87 @@ fn allocate(
             Err(Error::failed("no IPv4 address allocated"))
         }
     }
+}
+
+/// A detach's target before the lock: its path, its container, the
+/// namespace there now (if any) and why it cannot be detached by that path
+/// (if so).
+pub(crate) struct DetachPlace {
+    path: PathBuf,
+    container: Option<String>,
+    opened: Option<(OpenNetns, NetnsId)>,
+    refusal: Option<Error>,
+}
+
+/// An attach between [`Manager::prepare`] and its end: what it holds, so
+/// that a failure anywhere gives all of it back.
+pub(crate) struct Pending {
+    /// The intent record (`attaching`), the endpoint's record once built.
+    pub(crate) record: EndpointRecord,
+    /// The container's index, with this endpoint's entry added.
+    index: Option<ContainerIndex>,
+    /// What the kernel is asked to build.
+    pub(crate) plan: EndpointPlan,
+}
+
+impl Pending {
+    /// Records the built link (state `attached`) and adds the endpoint's
+    /// names. On failure the caller calls [`Pending::undo_built`].
+    pub(crate) fn finish(
+        &mut self,
+        state: &Locked<'_>,
+        names: &Names<'_>,
+        network: &NetworkRecord,
+        built: &BuiltEndpoint,
+    ) -> Result<(), Error> {
+        self.record.ifname = built.ifname.clone();
+        self.record.mac = Some(built.mac.clone());
+        self.record.ifindex = Some(built.index);
+        self.record.state = EndpointState::Attached;
+        state.put_endpoint(&self.record)?;
+        names.add(network, &self.record)
+    }
+
+    /// Undoes an attach whose link was built: the link (when it is still
+    /// ours), the names, then all [`Pending::abandon`] gives back.
+    pub(crate) fn undo_built(
+        self,
+        state: &Locked<'_>,
+        names: &Names<'_>,
+        network: &NetworkRecord,
+        parent: &Link,
+        inside: &OpenNetns,
+    ) {
+        let _ = endpoint_link::delete_checked(
+            inside,
+            self.record.ifindex,
+            &self.record.ifname,
+            Some(parent),
+            self.record.mac.as_deref(),
+        );
+        let _ = names.remove(network, &self.record);
+        self.abandon(state, network);
+    }
+
+    /// Gives back what [`Manager::prepare`] took: the intent record, the
+    /// index entry, the addresses. Nothing of it is in the kernel.
+    pub(crate) fn abandon(mut self, state: &Locked<'_>, network: &NetworkRecord) {
+        let _ = state.remove_endpoint(&self.record.network_id, &self.record.id);
+        if let Some(index) = &mut self.index {
+            let _ = index.remove(state, &network.id, &self.record.id);
+        }
+        for address in self.record.ipv4.iter().chain(self.record.ipv6.iter()) {
+            let _ = state.release(network, address.addr());
+        }
+    }
+}
+
+/// The network's parent link in the host, which must exist.
+pub(crate) fn parent_link(host: &Handle, network: &NetworkRecord) -> Result<Link, Error> {
+    host.link_by_name(&network.parent)?.ok_or_else(|| {
+        Error::not_found(format!(
+            "parent interface {} of network {} does not exist; run `ipvlan restore` to re-create parents we own",
+            network.parent, network.name
+        ))
+    })
 }

@@ -70,6 +70,7 @@
 //! # }
 //! ```
 
+mod batch;
 mod containers;
 mod doctor;
 mod endpoint_link;

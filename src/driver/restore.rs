@@ -190,11 +190,7 @@ impl Manager {
         // Hosts files are edited without fsync: after a power cut a removed
         // container's line may be back, an added one missing. The endpoint
         // records are durable; the files are made to agree with them.
-        let names = super::hosts::Names {
-            state: &state,
-            networks: &networks,
-            etc_netns_dir: &self.config.etc_netns_dir,
-        };
+        let names = self.names(&state, &networks);
         for network in &networks {
             if let Err(error) = names.rebuild(network) {
                 report

@@ -918,6 +918,33 @@ impl Handle {
             .map_err(|e| context(unknown_kind_to_unsupported(e, spec.kind.name())))
     }
 
+    /// Creates several links with few `sendmsg` calls (as many requests in
+    /// each as the socket buffers take); one result per spec, in order, so
+    /// the caller sees which were refused and why. Each create is still its
+    /// own kernel transaction.
+    pub fn link_add_many(&self, specs: &[LinkSpec]) -> Result<Vec<Result<()>>> {
+        let mut msgs = Vec::with_capacity(specs.len());
+        for spec in specs {
+            let context =
+                |e: Error| self.context(e, "create link", LinkRef::Name(spec.name.clone()));
+            msgs.push(spec.request().map_err(context)?);
+        }
+        let results = self
+            .socket()
+            .request_batch(&msgs)
+            .map_err(|e| self.context_op(e, "create links"))?;
+        Ok(results
+            .into_iter()
+            .zip(specs)
+            .map(|(result, spec)| {
+                result.map_err(|e| {
+                    let e = unknown_kind_to_unsupported(e, spec.kind.name());
+                    self.context(e, "create link", LinkRef::Name(spec.name.clone()))
+                })
+            })
+            .collect())
+    }
+
     /// Deletes link `index` (and, for a parent, all its ipvlan/macvlan/vlan slaves).
     pub fn link_del(&self, index: u32) -> Result<()> {
         self.ack(&del_request(index), "delete link", LinkRef::Index(index))

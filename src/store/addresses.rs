@@ -71,6 +71,19 @@ impl<'a> DiskBook<'a> {
     }
 }
 
+impl DiskBook<'_> {
+    /// Removes `subnet`'s cursor, if there is one (the walk starts over).
+    pub(crate) fn clear_cursor(&mut self, subnet: &SubnetSpec) -> Result<(), StoreError> {
+        let dir = subnet_dir(&self.network_dir, subnet);
+        let Some(open) = self.state.dir(&dir)? else {
+            return Ok(());
+        };
+        fsutil::remove_at(open.fd(), c"cursor")
+            .map_err(StoreError::io("removing", dir.join(CURSOR_FILE)))?;
+        Ok(())
+    }
+}
+
 impl AddressBook for DiskBook<'_> {
     type Error = StoreError;
 

@@ -864,6 +864,39 @@ impl Locked<'_> {
         Ok(address)
     }
 
+    /// Where the allocation cursor of each subnet of `network` stands (in
+    /// the order of its subnets), so a caller that undoes many allocations
+    /// can put the hint back as it was ([`Locked::put_cursors`]).
+    pub fn cursors(&self, network: &NetworkRecord) -> Result<Vec<Option<IpAddr>>, StoreError> {
+        check_name("network id", &network.id)?;
+        self.check_ipam(network)?;
+        let mut book = DiskBook::new(&self.handles, self.ipam_dir(&network.id));
+        network
+            .subnets
+            .iter()
+            .map(|s| crate::ipam::AddressBook::cursor(&mut book, s))
+            .collect()
+    }
+
+    /// Puts back cursors read by [`Locked::cursors`]: a subnet that had
+    /// none has its cursor file removed.
+    pub fn put_cursors(
+        &self,
+        network: &NetworkRecord,
+        saved: &[Option<IpAddr>],
+    ) -> Result<(), StoreError> {
+        check_name("network id", &network.id)?;
+        self.check_ipam(network)?;
+        let mut book = DiskBook::new(&self.handles, self.ipam_dir(&network.id));
+        for (subnet, cursor) in network.subnets.iter().zip(saved) {
+            match cursor {
+                Some(addr) => crate::ipam::AddressBook::set_cursor(&mut book, subnet, *addr)?,
+                None => book.clear_cursor(subnet)?,
+            }
+        }
+        Ok(())
+    }
+
     /// Frees `addr` of `network`. Always succeeds when the address is
     /// already free; returns whether it was taken.
     pub fn release(&self, network: &NetworkRecord, addr: IpAddr) -> Result<bool, StoreError> {

@@ -1,0 +1,219 @@
+//! `connect_many` / `disconnect_many`: many namespaces attached to (or
+//! detached from) one network in one call, for programs that set up
+//! hundreds of namespaces (benchmark harnesses, test rigs).
+//!
+//! One lock, one read of the network, one host socket and one lookup of the
+//! parent for the whole batch; the link creates go to the kernel together
+//! (as many to a datagram as the socket takes, `Handle::link_add_many`),
+//! each namespace then gets its address, link-up and routes in one round
+//! trip on its own socket; the state is made durable once, at the end
+//! (`Locked::commit`). Every endpoint still has its own intent record,
+//! written before the kernel is touched, so an interrupted batch is what
+//! `restore` already repairs: each endpoint of it is finished or undone
+//! as a single attach would be.
+//!
+//! A batch is all or nothing: when one target cannot be attached, the
+//! endpoints this call made are removed again and the error names the
+//! target. Detaching checks every target first and changes nothing unless
+//! all are attached.
+
+use super::endpoint_link::{self, NewEndpoint};
+use super::endpoints::{parent_link, Pending, ResolvedTarget};
+use super::netns_identity::NsAt;
+use super::networks::{find_network, lookup_network};
+use super::{AttachRequest, EndpointInfo, Error, Manager, Target};
+use crate::rtnl::Handle;
+use crate::store::EndpointRecord;
+
+impl Manager {
+    /// Attaches every namespace of `targets` to `network`, each as
+    /// [`Manager::connect`] would with automatic addresses, in one call;
+    /// the endpoints come back in the order of `targets`.
+    ///
+    /// All or nothing: if one target is refused (not a namespace, already
+    /// attached, given twice, no address left) or the kernel refuses one
+    /// link, nothing of this call stays and the error names that target.
+    ///
+    /// ```no_run
+    /// # use ipvlan::driver::{Config, Manager, Target};
+    /// # let manager = Manager::open(Config::from_env())?;
+    /// let targets: Vec<Target> = (0..100).map(|i| Target::Container(format!("bench{i}"))).collect();
+    /// let endpoints = manager.connect_many("bench_net", &targets)?;
+    /// assert_eq!(endpoints.len(), 100);
+    /// # Ok::<(), ipvlan::driver::Error>(())
+    /// ```
+    pub fn connect_many(
+        &self,
+        network: &str,
+        targets: &[Target],
+    ) -> Result<Vec<EndpointInfo>, Error> {
+        lookup_network(&self.store, network)?;
+        // Before the lock, as connect does: each namespace opened, with
+        // its own socket, and identified.
+        let mut resolved: Vec<ResolvedTarget> = Vec::with_capacity(targets.len());
+        for given in targets {
+            let target = self.resolve_target(given)?;
+            if let Some(earlier) = resolved.iter().position(|r| r.same_namespace(&target)) {
+                // As given: both may name one container.
+                return Err(Error::invalid(format!(
+                    "{} and {} are the same network namespace: a namespace is attached to a network once",
+                    targets[earlier].label(),
+                    given.label()
+                )));
+            }
+            resolved.push(target);
+        }
+        let state = self.store.lock()?;
+        let networks = state.networks()?;
+        let network = find_network(&networks, network)?;
+        let host = Handle::new()?;
+        let parent = parent_link(&host, network)?;
+        let request = AttachRequest::default();
+
+        // Every refusal before anything is taken; then, should the
+        // addresses run out part-way, the allocation cursors are put back
+        // with the rest, so a refused batch leaves even that hint as it was.
+        for target in &resolved {
+            self.check_attach(&state, network, target, &request)
+                .map_err(|e| e.context(attaching(target, &network.name)))?;
+        }
+        let cursors = state.cursors(network)?;
+        let give_back = |pending: Vec<Pending>| {
+            for prepared in pending {
+                prepared.abandon(&state, network);
+            }
+            let _ = state.put_cursors(network, &cursors);
+        };
+        let mut pending: Vec<Pending> = Vec::with_capacity(resolved.len());
+        for target in &resolved {
+            match self.reserve(&state, network, &parent, target, &request) {
+                Ok(prepared) => pending.push(prepared),
+                Err(error) => {
+                    give_back(pending);
+                    return Err(error.context(attaching(target, &network.name)));
+                }
+            }
+        }
+
+        let new: Vec<NewEndpoint<'_>> = pending
+            .iter()
+            .zip(&resolved)
+            .map(|(prepared, target)| NewEndpoint {
+                inside: &target.inside,
+                plan: &prepared.plan,
+                ifname: &prepared.record.ifname,
+            })
+            .collect();
+        let built = endpoint_link::create_many(&host, &new);
+        drop(new);
+        let built = match built {
+            Ok(built) => built,
+            Err(error) => {
+                give_back(pending);
+                return Err(error.context(format!("attaching to network {}", network.name)));
+            }
+        };
+        if let Some(failed) = built.iter().position(Result::is_err) {
+            // The others stand in the kernel: taken down again.
+            for (result, target) in built.iter().zip(&resolved) {
+                if let Ok(link) = result {
+                    let _ = target.inside.handle.link_del(link.index);
+                }
+            }
+            give_back(pending);
+            let error = built
+                .into_iter()
+                .nth(failed)
+                .and_then(Result::err)
+                .unwrap_or_else(|| Error::failed("attach failed"));
+            return Err(error.context(attaching(&resolved[failed], &network.name)));
+        }
+
+        let names = self.names(&state, &networks);
+        let mut finished = Vec::with_capacity(pending.len());
+        let mut failure = None;
+        for ((mut prepared, link), target) in pending.into_iter().zip(built).zip(&resolved) {
+            let link = link.expect("every create succeeded");
+            if failure.is_none() {
+                match prepared.finish(&state, &names, network, &link) {
+                    Ok(()) => {
+                        finished.push((prepared, target));
+                        continue;
+                    }
+                    Err(error) => failure = Some(error.context(attaching(target, &network.name))),
+                }
+            } else {
+                // Built but not recorded as attached yet.
+                prepared.record.ifindex = Some(link.index);
+                prepared.record.mac = Some(link.mac);
+            }
+            prepared.undo_built(&state, &names, network, &parent, &target.inside);
+        }
+        if let Some(error) = failure {
+            for (prepared, target) in finished {
+                prepared.undo_built(&state, &names, network, &parent, &target.inside);
+            }
+            return Err(error);
+        }
+        let endpoints = finished
+            .iter()
+            .map(|(prepared, _)| EndpointInfo::from_record(network, &prepared.record))
+            .collect();
+        // The whole batch durable at once, before it is reported.
+        state.commit()?;
+        Ok(endpoints)
+    }
+
+    /// Detaches every namespace of `targets` from `network`, each as
+    /// [`Manager::disconnect`] would, under one lock and with one commit;
+    /// returns what was left alone, and why.
+    ///
+    /// Every target is looked up first: if one is not attached, nothing
+    /// is changed. A failure part-way (the kernel refusing a delete) stops
+    /// there; the error says how many were detached before it.
+    pub fn disconnect_many(&self, network: &str, targets: &[Target]) -> Result<Vec<String>, Error> {
+        lookup_network(&self.store, network)?;
+        // Before the lock, as disconnect does: what is at each path now.
+        let placed = targets
+            .iter()
+            .map(|target| self.place_for_detach(target))
+            .collect::<Result<Vec<_>, _>>()?;
+        let state = self.store.lock()?;
+        let networks = state.networks()?;
+        let network = find_network(&networks, network)?;
+        let mut endpoints: Vec<(EndpointRecord, NsAt)> = Vec::with_capacity(targets.len());
+        for (target, placed) in targets.iter().zip(placed) {
+            let (endpoint, at) = self.endpoint_to_detach(&state, network, target, placed)?;
+            if endpoints.iter().any(|(e, _)| e.id == endpoint.id) {
+                return Err(Error::invalid(format!(
+                    "{} names an endpoint given before it; nothing was detached",
+                    target.label()
+                )));
+            }
+            endpoints.push((endpoint, at));
+        }
+        let host = Handle::new()?;
+        let mut notes = Vec::new();
+        for (done, (endpoint, at)) in endpoints.into_iter().enumerate() {
+            let label = super::report::endpoint_label(&endpoint);
+            let detached = self.detach(&host, &state, &networks, network, endpoint, &at);
+            match detached {
+                Ok(more) => notes.extend(more),
+                Err(error) => {
+                    let _ = state.commit();
+                    return Err(error.context(format!(
+                        "detaching {label} from network {} ({done} detached before it)",
+                        network.name
+                    )));
+                }
+            }
+        }
+        state.commit()?;
+        Ok(notes)
+    }
+}
+
+/// The context of an attach error of `target`.
+fn attaching(target: &ResolvedTarget, network: &str) -> String {
+    format!("attaching {} to network {network}", target.label())
+}

@@ -1,9 +1,12 @@
 //! Networks and endpoints with Docker's ipvlan semantics.
 //!
-//! A [`Manager`] owns one state directory. Every method is synchronous and
-//! takes the state lock for its whole duration, so concurrent invocations
-//! (several processes running the CLI at once) are serialised and never hand
-//! out an address twice.
+//! A [`Manager`] owns one state directory. Every method is synchronous.
+//! Every change takes the state lock for its whole duration, so concurrent
+//! invocations (several processes running the CLI at once) are serialised
+//! and never hand out an address twice; listings read without the lock
+//! (each record is replaced whole, see [`crate::store`]) and never wait for
+//! a writer. A change makes its final state durable once, before it
+//! returns (`Locked::commit`).
 //!
 //! Every change follows the same order: validate everything that can be
 //! checked without touching anything, write the intent (a record in state
@@ -20,6 +23,8 @@
 //!                  delete, re-create; the shared-parent mode/flag guard
 //! subnets          subnets of a new network: given, default pools, overlaps
 //! endpoints        network connect|disconnect: addresses, intent, link, names
+//! batch            connect_many|disconnect_many: many namespaces, one lock,
+//!                  creates sent together, one commit, all or nothing
 //! endpoint_link    the endpoint's kernel link: create, configure, check, delete
 //! netns_identity   which namespace sits at a recorded path, and whether it
 //!                  is still the one attached

@@ -1042,3 +1042,86 @@ fn every_kill_point_of_every_command_then_restore_agrees() {
         lab.ok(&self::args(args));
     }
 }
+
+/// A batch (`network connect NET c1 c2 c3`, the library's `connect_many`)
+/// killed at every one of its kill points, then `restore`: kernel and
+/// state agree, as after a killed single connect, and each container is
+/// then attached or not, never half (a batch is repaired endpoint by
+/// endpoint). The containers left out are attached by a second batch, and
+/// a batch disconnect is walked the same way.
+#[test]
+fn a_killed_batch_is_repaired_endpoint_by_endpoint() {
+    foreign_things();
+    let lab = Lab::new("batch");
+    lab.ok(&args("network create --subnet 10.41.0.0/16 bn"));
+    lab.ok(&args("network create --subnet 10.42.0.0/16 bm"));
+    let members = ["b1", "b2", "b3"];
+    for name in members {
+        lab.ok(&args(&format!("run -d --net=bm --name={name}")));
+    }
+    let connect = args("network connect bn b1 b2 b3");
+    let disconnect = args("network disconnect bn b1 b2 b3");
+    let connect_hits = lab.hits(&connect);
+    let disconnect_hits = lab.hits(&disconnect);
+    agree(
+        &lab,
+        "bm",
+        Depth::Deep,
+        "a complete batch connect and disconnect",
+    );
+    let on_bn = |listed: &Ps| -> Vec<&str> {
+        members
+            .into_iter()
+            .filter(|name| listed[*name].contains("bn"))
+            .collect()
+    };
+    let (mut partial, mut kept) = (0, 0);
+    for n in 1..=connect_hits.len() {
+        let passed = lab.kill_at(&connect, n);
+        let after = format!("batch connect killed at hit {n} ({})", passed[n - 1]);
+        lab.restore();
+        let (listed, _) = agree(&lab, "bm", Depth::Quick, &after);
+        let attached = on_bn(&listed);
+        if attached.len() == members.len() {
+            kept += 1;
+        } else {
+            if !attached.is_empty() {
+                partial += 1;
+            }
+            // The rest attach as a batch of their own.
+            let rest: Vec<&str> = members
+                .into_iter()
+                .filter(|name| !attached.contains(name))
+                .collect();
+            lab.ok(&args(&format!("network connect bn {}", rest.join(" "))));
+        }
+        let (listed, _) = agree(&lab, "bm", Depth::Quick, &format!("{after}, completed"));
+        assert_eq!(on_bn(&listed), members, "{after}");
+
+        // And back, killed at the same hit when it has one.
+        if n <= disconnect_hits.len() {
+            let passed = lab.kill_at(&disconnect, n);
+            let after = format!("batch disconnect killed at hit {n} ({})", passed[n - 1]);
+            lab.restore();
+            let (listed, _) = agree(&lab, "bm", Depth::Quick, &after);
+            let still: Vec<&str> = on_bn(&listed);
+            if !still.is_empty() {
+                lab.ok(&args(&format!("network disconnect bn {}", still.join(" "))));
+            }
+        } else {
+            lab.ok(&disconnect);
+        }
+        let (listed, _) = agree(&lab, "bm", Depth::Quick, "batch disconnected");
+        assert!(on_bn(&listed).is_empty(), "{listed:?}");
+    }
+    show(&format!(
+        "batch connect walked at {} kill points: {kept} kept whole by restore, {partial} left partly attached and finished by a second batch",
+        connect_hits.len()
+    ));
+    agree(&lab, "bm", Depth::Deep, "after the batch walk");
+    for name in members {
+        lab.ok(&args(&format!("rm -f {name}")));
+    }
+    lab.ok(&args("network rm bn"));
+    lab.ok(&args("network rm bm"));
+}

@@ -21,12 +21,15 @@
 //!   no state: the index and the address follow from the container's number.
 //!   It prints `T NUMBER NANOSECONDS` per container.
 //! - `launch [--env K=V]... [--stdin FILE] -- PROGRAM ARGS...`: runs one
-//!   command and prints `LAUNCH WALL-NS MAXRSS-KIB OWN-HWM-KIB` on stderr.
-//!   The child's `ru_maxrss` includes the address space it had before `exec`
-//!   (the spawning process's: benches/RESULTS.md, the soak's failed run), so
+//!   command and prints `LAUNCH WALL-NS MAXRSS-KIB` on stderr. The child's
+//!   `ru_maxrss` includes the address space it had before `exec` (the
+//!   spawning process's: benches/RESULTS.md, the soak's failed run), so
 //!   commands are spawned from this small, freshly exec'd process, never
-//!   from the orchestrator; its own high-water mark is printed as the floor
-//!   under which a command's peak RSS cannot be read.
+//!   from the orchestrator. What that still adds is measured by launching
+//!   `noop` (this program, exiting at once): a command reading no more than
+//!   that is "at most that". The launcher cannot read its own `VmHWM`
+//!   instead: before Linux 6.2 a task's RSS counters reach the mm only every
+//!   64 page faults, so a short-lived process sees a stale, tiny figure.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -64,6 +67,7 @@ fn main() -> ExitCode {
         Some("run") => orchestrate(&args[1..]),
         Some("floor") => floor_main(&args[1..]),
         Some("launch") => return launch_main(&args[1..]),
+        Some("noop") => Ok(()),
         _ => Err(
             "usage: attach run ... | floor attach|detach PARENT-INDEX FIRST LAST | \
                   launch [--env K=V]... [--stdin FILE] -- PROGRAM ARGS... \
@@ -427,25 +431,8 @@ fn launch(args: &[String]) -> Res<u8> {
     } else {
         128u8.wrapping_add(libc::WTERMSIG(status) as u8)
     };
-    eprintln!(
-        "LAUNCH {} {} {}",
-        wall.as_nanos(),
-        usage.ru_maxrss,
-        own_hwm_kib()
-    );
+    eprintln!("LAUNCH {} {}", wall.as_nanos(), usage.ru_maxrss);
     Ok(code)
-}
-
-/// This process's `VmHWM` in KiB (0 if unreadable).
-fn own_hwm_kib() -> u64 {
-    fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 // ---------------------------------------------------------------------------
@@ -485,7 +472,6 @@ impl Cmd {
 struct Launched {
     wall_ms: f64,
     maxrss_kib: u64,
-    launcher_hwm_kib: u64,
     stdout: String,
 }
 
@@ -528,13 +514,12 @@ fn launch_cmd(config: &Config, cmd: &Cmd) -> Res<Launched> {
         .split_whitespace()
         .map(|w| w.parse().unwrap_or(0))
         .collect();
-    let [wall_ns, maxrss, hwm] = fields[..] else {
+    let [wall_ns, maxrss] = fields[..] else {
         return Err(format!("`{line}`: bad launcher report {report:?}"));
     };
     Ok(Launched {
         wall_ms: wall_ns as f64 / 1e6,
         maxrss_kib: maxrss,
-        launcher_hwm_kib: hwm,
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
     })
 }
@@ -640,7 +625,6 @@ struct Figures {
     detach: Vec<f64>,
     rss_attach: u64,
     rss_detach: u64,
-    launcher_hwm: u64,
     syscalls_attach: Option<f64>,
     syscalls_detach: Option<f64>,
 }
@@ -753,7 +737,6 @@ fn measure(config: &Config, row: &Row, n: u32) -> Res<Figures> {
             Method::OneProcess => {
                 let op = if attach { "attach" } else { "detach" };
                 let out = launch_cmd(config, &floor_cmd(config, op, 1, n))?;
-                f.launcher_hwm = f.launcher_hwm.max(out.launcher_hwm_kib);
                 (parse_times(&out.stdout)?, out.maxrss_kib)
             }
             Method::PerContainer {
@@ -768,7 +751,6 @@ fn measure(config: &Config, row: &Row, n: u32) -> Res<Figures> {
                         let out = launch_cmd(config, &cmd)?;
                         ms += out.wall_ms;
                         rss = rss.max(out.maxrss_kib);
-                        f.launcher_hwm = f.launcher_hwm.max(out.launcher_hwm_kib);
                     }
                     times.push(ms);
                 }
@@ -1065,12 +1047,18 @@ fn orchestrate(args: &[String]) -> Res {
     let size = fs::metadata(&config.ipvlan)
         .map_err(|e| format!("{}: {e}", config.ipvlan))?
         .len();
-    let markdown = render(&table, &sizes, size);
+    let noop = launch_cmd(&config, &Cmd::new(&[&config.me, "noop"]))?.maxrss_kib;
+    let markdown = render(&table, &sizes, size, noop);
     println!("{RESULTS_BEGIN}\n{markdown}{RESULTS_END}");
     Ok(())
 }
 
-fn render(table: &[(String, u32, Outcome)], sizes: &[u32], binary_size: u64) -> String {
+fn render(
+    table: &[(String, u32, Outcome)],
+    sizes: &[u32],
+    binary_size: u64,
+    launcher_floor: u64,
+) -> String {
     let floor = |name: &str, n: u32| {
         table.iter().find_map(|(row, rn, o)| match o {
             Outcome::Measured(f) if row == name && *rn == n => {
@@ -1090,14 +1078,12 @@ fn render(table: &[(String, u32, Outcome)], sizes: &[u32], binary_size: u64) -> 
          / floor per process | peak RSS KiB attach / detach | system calls attach / detach |\n\
          |---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
-    let mut launcher_hwm = 0;
     for (name, n, outcome) in table {
         match outcome {
             Outcome::NotMeasured(why) => {
                 let _ = writeln!(s, "| {name} | {n} | {why} |||||||||||");
             }
             Outcome::Measured(f) => {
-                launcher_hwm = launcher_hwm.max(f.launcher_hwm);
                 let one = floor("raw-netlink floor, one process for all", *n);
                 let pp = floor("raw-netlink floor, one process per container", *n);
                 let (am, dm) = (median(&f.attach), median(&f.detach));
@@ -1144,9 +1130,10 @@ fn render(table: &[(String, u32, Outcome)], sizes: &[u32], binary_size: u64) -> 
         s,
         "- `ipvlan` binary (release, musl, stripped): {binary_size} bytes ({:.0} KiB)\n\
          - peak RSS: the `ru_maxrss` of each command, spawned from a freshly exec'd launcher \
-         (this program's `launch` role) whose own high-water mark was at most {launcher_hwm} KiB: \
-         a figure at that value means \"at most that\"; the floor's one-process row is the \
-         whole run's process\n\
+         (this program's `launch` role); a static no-op launched the same way reads \
+         {launcher_floor} KiB, what the launcher's own address space adds: a figure at or \
+         below it means \"at most that\"; the floor's one-process row is the whole run's \
+         process\n\
          - system calls: `strace -f -c` of one container's commands (the one-process floor: \
          {STRACE_CONTAINERS} containers in one process, divided by {STRACE_CONTAINERS}), \
          process start included",

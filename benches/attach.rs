@@ -623,10 +623,14 @@ struct Row {
 struct Figures {
     attach: Vec<f64>,
     detach: Vec<f64>,
-    rss_attach: u64,
-    rss_detach: u64,
-    syscalls_attach: Option<f64>,
-    syscalls_detach: Option<f64>,
+    /// Each command's peak RSS in KiB (the one-process floor: its one run).
+    rss_attach: Vec<f64>,
+    rss_detach: Vec<f64>,
+    syscalls: Option<Syscalls>,
+    /// Per-process floor: the work each process timed itself (its `T` line),
+    /// without its start, exit and the wait for it.
+    work_attach: Vec<f64>,
+    work_detach: Vec<f64>,
 }
 
 fn floor_cmd(config: &Config, op: &str, first: u32, last: u32) -> Cmd {
@@ -733,24 +737,26 @@ fn measure(config: &Config, row: &Row, n: u32) -> Res<Figures> {
     make_namespaces(1, n)?;
     let mut f = Figures::default();
     for attach in [true, false] {
+        let mut work = Vec::new();
         let (times, rss) = match &row.method {
             Method::OneProcess => {
                 let op = if attach { "attach" } else { "detach" };
                 let out = launch_cmd(config, &floor_cmd(config, op, 1, n))?;
-                (parse_times(&out.stdout)?, out.maxrss_kib)
+                (parse_times(&out.stdout)?, vec![out.maxrss_kib as f64])
             }
             Method::PerContainer {
                 attach: a,
                 detach: d,
             } => {
                 let mut times = Vec::with_capacity(n as usize);
-                let mut rss = 0;
+                let mut rss = Vec::with_capacity(n as usize);
                 for i in 1..=n {
                     let mut ms = 0.0;
                     for cmd in if attach { a(config, i) } else { d(config, i) } {
                         let out = launch_cmd(config, &cmd)?;
                         ms += out.wall_ms;
-                        rss = rss.max(out.maxrss_kib);
+                        rss.push(out.maxrss_kib as f64);
+                        work.extend(parse_times(&out.stdout)?);
                     }
                     times.push(ms);
                 }
@@ -768,9 +774,9 @@ fn measure(config: &Config, row: &Row, n: u32) -> Res<Figures> {
             check_container(i, attach).map_err(|e| format!("{}: {e}", row.name))?;
         }
         if attach {
-            (f.attach, f.rss_attach) = (times, rss);
+            (f.attach, f.rss_attach, f.work_attach) = (times, rss, work);
         } else {
-            (f.detach, f.rss_detach) = (times, rss);
+            (f.detach, f.rss_detach, f.work_detach) = (times, rss, work);
         }
     }
     remove_namespaces(1, n)?;
@@ -808,7 +814,7 @@ fn straced(cmd: &Cmd, out: &str) -> Res<u64> {
 
 /// System calls per container of one attach and one detach (untimed, on
 /// fresh namespaces), all processes of the row's commands included.
-fn count_syscalls(config: &Config, row: &Row) -> Res<(f64, f64)> {
+fn count_syscalls(config: &Config, row: &Row) -> Res<Syscalls> {
     let out = "/tmp/bench-strace.txt";
     let (k, attach, detach) = match &row.method {
         Method::OneProcess => {
@@ -822,16 +828,58 @@ fn count_syscalls(config: &Config, row: &Row) -> Res<(f64, f64)> {
         Method::PerContainer { attach, detach } => (1, attach(config, 1), detach(config, 1)),
     };
     make_namespaces(1, k)?;
-    let per_container = |cmds: &[Cmd]| -> Res<f64> {
+    let per_container = |cmds: &[Cmd]| -> Res<(f64, BTreeMap<String, u64>)> {
         let mut sum = 0;
+        let mut by_call = BTreeMap::new();
         for cmd in cmds {
             sum += straced(cmd, out)?;
+            let text = fs::read_to_string(out).map_err(|e| format!("{out}: {e}"))?;
+            for (call, count) in strace_calls(&text) {
+                *by_call.entry(call).or_insert(0) += count;
+            }
         }
-        Ok(sum as f64 / f64::from(k))
+        Ok((sum as f64 / f64::from(k), by_call))
     };
-    let counts = (per_container(&attach)?, per_container(&detach)?);
+    let (attach, attach_calls) = per_container(&attach)?;
+    let (detach, detach_calls) = per_container(&detach)?;
     remove_namespaces(1, k)?;
-    Ok(counts)
+    Ok(Syscalls {
+        attach,
+        detach,
+        attach_calls,
+        detach_calls,
+    })
+}
+
+/// System calls per container of a row, in all and by name.
+#[derive(Clone)]
+struct Syscalls {
+    attach: f64,
+    detach: f64,
+    attach_calls: BTreeMap<String, u64>,
+    detach_calls: BTreeMap<String, u64>,
+}
+
+/// `(name, calls)` of every line of `strace -c` output.
+fn strace_calls(text: &str) -> Vec<(String, u64)> {
+    text.lines()
+        .filter_map(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let name = *words.last()?;
+            let calls = words.get(3)?.parse().ok()?;
+            (name != "total" && words[0].parse::<f64>().is_ok()).then(|| (name.to_string(), calls))
+        })
+        .collect()
+}
+
+/// `a 12, b 7, ...`: the most frequent calls first.
+fn by_count(calls: &BTreeMap<String, u64>) -> String {
+    let mut list: Vec<(&String, &u64)> = calls.iter().collect();
+    list.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    list.iter()
+        .map(|(name, count)| format!("{name} {count}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn sorted(v: &[f64]) -> Vec<f64> {
@@ -994,7 +1042,7 @@ fn orchestrate(args: &[String]) -> Res {
     let mut table: Vec<(String, u32, Outcome)> = Vec::new();
     let mut sizes = vec![config.small];
     sizes.extend(config.large);
-    let mut syscalls: BTreeMap<&str, (f64, f64)> = BTreeMap::new();
+    let mut syscalls: BTreeMap<&str, Syscalls> = BTreeMap::new();
     for &n in &sizes {
         let small = n == config.small;
         let mut rows: Vec<&Row> = vec![&floor_one, &floor_pp, &cli];
@@ -1012,9 +1060,7 @@ fn orchestrate(args: &[String]) -> Res {
                 let counts = count_syscalls(&config, row)?;
                 syscalls.insert(row.name, counts);
             }
-            if let Some(&(a, d)) = syscalls.get(row.name) {
-                (figures.syscalls_attach, figures.syscalls_detach) = (Some(a), Some(d));
-            }
+            figures.syscalls = syscalls.get(row.name).cloned();
             eprintln!(
                 "bench: {} at N = {n}: attach median {:.2} ms ({:.0} s)",
                 row.name,
@@ -1047,18 +1093,35 @@ fn orchestrate(args: &[String]) -> Res {
     let size = fs::metadata(&config.ipvlan)
         .map_err(|e| format!("{}: {e}", config.ipvlan))?
         .len();
-    let noop = launch_cmd(&config, &Cmd::new(&[&config.me, "noop"]))?.maxrss_kib;
-    let markdown = render(&table, &sizes, size, noop);
+    // What a process costs before any work: this static program started,
+    // exiting at once, launched as the commands are.
+    let mut start = Start::default();
+    for _ in 0..config.small {
+        let out = launch_cmd(&config, &Cmd::new(&[&config.me, "noop"]))?;
+        start.wall.push(out.wall_ms);
+        start.maxrss_kib = start.maxrss_kib.max(out.maxrss_kib);
+    }
+    let markdown = render(&table, &sizes, size, &start);
     println!("{RESULTS_BEGIN}\n{markdown}{RESULTS_END}");
     Ok(())
+}
+
+/// A static no-op process launched as the commands are: what starting,
+/// exiting and waiting for a process cost, and the peak RSS the launcher
+/// itself adds.
+#[derive(Default)]
+struct Start {
+    wall: Vec<f64>,
+    maxrss_kib: u64,
 }
 
 fn render(
     table: &[(String, u32, Outcome)],
     sizes: &[u32],
     binary_size: u64,
-    launcher_floor: u64,
+    start: &Start,
 ) -> String {
+    let launcher_floor = start.maxrss_kib;
     let floor = |name: &str, n: u32| {
         table.iter().find_map(|(row, rn, o)| match o {
             Outcome::Measured(f) if row == name && *rn == n => {
@@ -1068,14 +1131,14 @@ fn render(
         })
     };
     let ratio = |value: f64, base: Option<f64>| match base {
-        Some(b) if b > 0.0 => format!("{:.1}x", value / b),
+        Some(b) if b > 0.0 => format!("{:.2}x", value / b),
         _ => "-".to_string(),
     };
     let mut s = String::new();
     s.push_str(
         "| per container | N | attach ms: median | p90 | mean | / floor 1 process | \
          / floor per process | detach ms: median | p90 | mean | / floor 1 process | \
-         / floor per process | peak RSS KiB attach / detach | system calls attach / detach |\n\
+         / floor per process | peak RSS KiB, max (median) attach / detach | system calls attach / detach |\n\
          |---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for (name, n, outcome) in table {
@@ -1087,13 +1150,13 @@ fn render(
                 let one = floor("raw-netlink floor, one process for all", *n);
                 let pp = floor("raw-netlink floor, one process per container", *n);
                 let (am, dm) = (median(&f.attach), median(&f.detach));
-                let calls = match (f.syscalls_attach, f.syscalls_detach) {
-                    (Some(a), Some(d)) => format!("{a:.0} / {d:.0}"),
-                    _ => "-".to_string(),
+                let calls = match &f.syscalls {
+                    Some(c) => format!("{:.0} / {:.0}", c.attach, c.detach),
+                    None => "-".to_string(),
                 };
                 let _ = writeln!(
                     s,
-                    "| {name} | {n} | {am:.2} | {:.2} | {:.2} | {} | {} | {dm:.2} | {:.2} | {:.2} | {} | {} | {} / {} | {calls} |",
+                    "| {name} | {n} | {am:.2} | {:.2} | {:.2} | {} | {} | {dm:.2} | {:.2} | {:.2} | {} | {} | {:.0} ({:.0}) / {:.0} ({:.0}) | {calls} |",
                     p90(&f.attach),
                     mean(&f.attach),
                     ratio(am, one.map(|x| x.0)),
@@ -1102,8 +1165,10 @@ fn render(
                     mean(&f.detach),
                     ratio(dm, one.map(|x| x.1)),
                     ratio(dm, pp.map(|x| x.1)),
-                    f.rss_attach,
-                    f.rss_detach,
+                    sorted(&f.rss_attach).last().copied().unwrap_or(0.0),
+                    median(&f.rss_attach),
+                    sorted(&f.rss_detach).last().copied().unwrap_or(0.0),
+                    median(&f.rss_detach),
                 );
             }
         }
@@ -1126,6 +1191,44 @@ fn render(
             }
         }
     }
+    for (name, n, outcome) in table {
+        if let Outcome::Measured(f) = outcome {
+            if !f.work_attach.is_empty() {
+                let _ = writeln!(
+                    s,
+                    "- {name}, N = {n}: the work each process timed itself, medians: attach \
+                     {:.2} ms, detach {:.2} ms; the rest of each row's figure is the process's \
+                     start, exit and the wait for it",
+                    median(&f.work_attach),
+                    median(&f.work_detach)
+                );
+            }
+        }
+    }
+    // The profile of one attach through the CLI, the row the targets are about.
+    if let Some((name, Outcome::Measured(f))) = table
+        .iter()
+        .find(|(name, _, _)| name.contains("network connect"))
+        .map(|(name, _, o)| (name, o))
+    {
+        if let Some(c) = &f.syscalls {
+            let _ = writeln!(
+                s,
+                "- {name}: system calls of one attach by name: {}\n\
+                 - {name}: system calls of one detach by name: {}",
+                by_count(&c.attach_calls),
+                by_count(&c.detach_calls)
+            );
+        }
+    }
+    let _ = writeln!(
+        s,
+        "- a static no-op process (this program, exiting at once) launched as the commands \
+         are, {} times: median {:.2} ms, p90 {:.2} ms",
+        start.wall.len(),
+        median(&start.wall),
+        p90(&start.wall)
+    );
     let _ = writeln!(
         s,
         "- `ipvlan` binary (release, musl, stripped): {binary_size} bytes ({:.0} KiB)\n\
@@ -1153,6 +1256,18 @@ mod tests {
         assert_eq!(p90(&v), 9.0);
         assert_eq!(mean(&v), 5.5);
         assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+    }
+
+    #[test]
+    fn strace_by_name() {
+        let text = "% time     seconds  usecs/call     calls    errors syscall\n\
+                    ------ ----------- ----------- --------- --------- ----------------\n\
+                    60.00    0.000060          10         6           sendto\n\
+                    40.00    0.000040          10         4         1 openat\n\
+                    ------ ----------- ----------- --------- --------- ----------------\n\
+                    100.00    0.000100          10        10         1 total\n";
+        let calls: BTreeMap<String, u64> = strace_calls(text).into_iter().collect();
+        assert_eq!(by_count(&calls), "sendto 6, openat 4");
     }
 
     #[test]

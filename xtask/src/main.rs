@@ -93,7 +93,7 @@ fn main() -> ExitCode {
         "soak" => soak::run(rest),
         "size" => pipeline::size(),
         "bench" => bench::run(rest),
-        "criterion" => pipeline::bench(rest),
+        "criterion" => pipeline::criterion(rest),
         "fuzz" => fuzz(rest),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");

@@ -1205,6 +1205,32 @@ fn render(
             }
         }
     }
+    // A command far above its row's median RSS: where in the run, so it can
+    // be reproduced.
+    for (name, n, outcome) in table {
+        if let Outcome::Measured(f) = outcome {
+            for (what, rss) in [("attach", &f.rss_attach), ("detach", &f.rss_detach)] {
+                let (typical, Some((at, peak))) = (
+                    median(rss),
+                    rss.iter()
+                        .enumerate()
+                        .max_by(|a, b| a.1.total_cmp(b.1))
+                        .map(|(at, peak)| (at + 1, *peak)),
+                ) else {
+                    continue;
+                };
+                if rss.len() > 1 && peak > typical * 1.5 {
+                    let above = rss.iter().filter(|r| **r > typical * 1.5).count();
+                    let _ = writeln!(
+                        s,
+                        "- {name}, N = {n}: {what} peak RSS {peak:.0} KiB at command {at} \
+                         of {} in run order ({above} above 1.5x the median {typical:.0} KiB)",
+                        rss.len()
+                    );
+                }
+            }
+        }
+    }
     // The profile of one attach through the CLI, the row the targets are about.
     if let Some((name, Outcome::Measured(f))) = table
         .iter()

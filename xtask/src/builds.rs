@@ -244,3 +244,31 @@ pub fn build_vm_example(name: &str) -> Result<PathBuf> {
         .map(|a| a.executable)
         .ok_or_else(|| format!("cargo built no executable for example {name}").into())
 }
+
+/// Builds the `ipvlan` binary as users get it (profile release, musl) and
+/// an example with the same profile (`cargo xtask bench`, so both pay the
+/// same process start); returns (ipvlan, example).
+pub fn build_release(example: &str) -> Result<(PathBuf, PathBuf)> {
+    let mut cmd = cargo();
+    cmd.args([
+        "build",
+        "--release",
+        "-p",
+        "ipvlan",
+        "--target",
+        MUSL_TARGET,
+        "--bin",
+        "ipvlan",
+        "--example",
+        example,
+    ]);
+    let artifacts = cargo_artifacts(&mut cmd)?;
+    let find = |kind: &str, name: &str| {
+        artifacts
+            .iter()
+            .find(|a| a.kind == kind && a.name == name)
+            .map(|a| a.executable.clone())
+            .ok_or_else(|| format!("cargo built no {kind} {name}"))
+    };
+    Ok((find("bin", "ipvlan")?, find("example", example)?))
+}

@@ -1,5 +1,6 @@
 //! Project automation, std only: `cargo xtask <command>`.
 
+mod bench;
 mod builds;
 mod disk;
 mod elf;
@@ -63,7 +64,15 @@ commands:
         goes on after a failed round and lists every failure at the end.
   size  Build the release musl binary, check it is static and carries no
         fault-injection hook, print its size.
-  bench [ARGS]...
+  bench [--kernel K] [--containers N | --quick] [--timeout SECS] [--no-record]
+        Boot the VM once and measure attach and detach per container side by
+        side (benches/attach.rs): a raw-netlink floor (one process for all,
+        one per container), `ipvlan network connect/disconnect` with the state
+        directory on ext4 on a virtual disk, iproute2 and the reference CNI
+        plugin (at 100 only); ours and the floor also at N (default 1000).
+        --quick: 10 containers. Records the table in benches/RESULTS.md
+        (not with --no-record). Release musl builds. Not part of `test`.
+  criterion [ARGS]...
         Run the criterion benchmarks (`cargo bench`).
   fuzz [--secs N] [TARGET]...
         Run every fuzz target (or the named ones) for N seconds each (default 20).
@@ -94,7 +103,8 @@ fn main() -> ExitCode {
         "soak" => soak::run(rest),
         "powercut" => powercut::run(rest),
         "size" => pipeline::size(),
-        "bench" => pipeline::bench(rest),
+        "bench" => bench::run(rest),
+        "criterion" => pipeline::criterion(rest),
         "fuzz" => fuzz(rest),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");

@@ -1,4 +1,4 @@
-//! `test` (what CI runs), `size`, `bench` and `fuzz`.
+//! `test` (what CI runs), `size`, `criterion` and `fuzz`.
 
 use crate::kernel::Series;
 use crate::tools::{ensure_musl_target, MUSL_TARGET};
@@ -190,7 +190,7 @@ pub fn size() -> Result {
 }
 
 /// Runs the criterion bench targets (not the unit tests in bench mode).
-pub fn bench(args: &[String]) -> Result {
+pub fn criterion(args: &[String]) -> Result {
     let benches = crate::builds::bench_targets()?;
     if benches.is_empty() {
         return Err("no bench targets: declare [[bench]] (harness = false) in Cargo.toml".into());

@@ -145,12 +145,18 @@ pub fn run(args: &[String]) -> Result {
 
 /// The Markdown between the guest's markers (the last run of them).
 fn figures(console: &str) -> Option<String> {
-    let begin = console.rfind(&format!("{RESULTS_BEGIN}\n"))?;
-    let body = &console[begin + RESULTS_BEGIN.len() + 1..];
+    figures_between(console, RESULTS_BEGIN, RESULTS_END)
+}
+
+/// The text between the last line `open` and the line `close` after it.
+/// Shared with `cargo xtask bench`.
+pub(crate) fn figures_between(console: &str, open: &str, close: &str) -> Option<String> {
+    let begin = console.rfind(&format!("{open}\n"))?;
+    let body = &console[begin + open.len() + 1..];
     let end = body
-        .find(&format!("\n{RESULTS_END}"))
+        .find(&format!("\n{close}"))
         .map(|at| at + 1)
-        .or_else(|| body.starts_with(RESULTS_END).then_some(0))?;
+        .or_else(|| body.starts_with(close).then_some(0))?;
     Some(body[..end].to_string())
 }
 
@@ -184,20 +190,40 @@ fn section(options: &Options, kernel: &str, profile: &str, figures: &str) -> Str
 
 /// Replaces the soak section of RESULTS.md (appends one if there is none).
 fn splice(old: &str, section: &str) -> String {
-    let block = format!("{SECTION_BEGIN}\n{section}{SECTION_END}\n");
-    match (old.find(SECTION_BEGIN), old.find(SECTION_END)) {
+    splice_between(
+        old,
+        SECTION_BEGIN,
+        SECTION_END,
+        "# Results\n\n## Soak\n\n",
+        section,
+    )
+}
+
+/// Replaces what lies between the markers `open` and `close` of RESULTS.md
+/// with `section`; appends the marked section when the markers are missing
+/// (after `new_file`, a heading, when the file is empty). Shared with `cargo
+/// xtask bench`.
+pub(crate) fn splice_between(
+    old: &str,
+    open: &str,
+    close: &str,
+    new_file: &str,
+    section: &str,
+) -> String {
+    let block = format!("{open}\n{section}{close}\n");
+    match (old.find(open), old.find(close)) {
         (Some(begin), Some(end)) if begin < end => {
-            let after = &old[end + SECTION_END.len()..];
+            let after = &old[end + close.len()..];
             let after = after.strip_prefix('\n').unwrap_or(after);
             format!("{}{block}{after}", &old[..begin])
         }
-        _ if old.is_empty() => format!("# Results\n\n## Soak\n\n{block}"),
+        _ if old.is_empty() => format!("{new_file}{block}"),
         _ => format!("{}\n\n{block}", old.trim_end_matches('\n')),
     }
 }
 
 /// `abc1234`, with a note when the tree had changes.
-fn commit() -> String {
+pub(crate) fn commit() -> String {
     let git = |args: &[&str]| {
         output(Command::new("git").args(args).current_dir(workspace_root())).unwrap_or_default()
     };
@@ -216,7 +242,7 @@ fn commit() -> String {
 }
 
 /// The host's CPU model, which the emulated guest's speed follows.
-fn host_cpu() -> String {
+pub(crate) fn host_cpu() -> String {
     fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|text| {
@@ -230,7 +256,7 @@ fn host_cpu() -> String {
 }
 
 /// Today's date (UTC), `YYYY-MM-DD`.
-fn today() -> String {
+pub(crate) fn today() -> String {
     let days = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() / 86_400)

@@ -43,6 +43,11 @@ const STRACE: Package = Package {
     name: "strace",
     provides: "strace",
 };
+/// The reference CNI plugins `cargo xtask bench` compares with.
+const CNI_PLUGINS: Package = Package {
+    name: "containernetworking-plugins",
+    provides: "/usr/lib/cni/ipvlan",
+};
 const XZ: Package = Package {
     name: "xz-utils",
     provides: "xz",
@@ -97,6 +102,21 @@ pub fn ensure_xz() -> Result<PathBuf> {
     }
     find_program(XZ.provides)
         .ok_or_else(|| format!("{} still missing after install", XZ.provides).into())
+}
+
+/// The reference CNI plugins' `ipvlan` and `host-local` (Debian's
+/// packaging); installed when missing.
+pub fn ensure_cni_plugins() -> Result<[PathBuf; 2]> {
+    if find_program(CNI_PLUGINS.provides).is_none() {
+        apt_install(&[CNI_PLUGINS.name])?;
+    }
+    let ipvlan = find_program(CNI_PLUGINS.provides)
+        .ok_or_else(|| format!("{} still missing after install", CNI_PLUGINS.provides))?;
+    let host_local = ipvlan.with_file_name("host-local");
+    if !host_local.is_file() {
+        return Err(format!("{} missing ({})", host_local.display(), CNI_PLUGINS.name).into());
+    }
+    Ok([ipvlan, host_local])
 }
 
 fn static_busybox_present() -> bool {

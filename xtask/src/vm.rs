@@ -34,6 +34,14 @@ pub enum Job {
     /// test binary is (isolate.sh), but on its own: its exit status is the
     /// job's (`cargo xtask soak`).
     Program { program: PathBuf, args: Vec<String> },
+    /// A shell script with more host files in the guest (`cargo xtask
+    /// bench`): `files` at the given guest paths, `executables` (dynamically
+    /// linked) at their host paths with their libraries.
+    ScriptWithFiles {
+        script: String,
+        files: Vec<(String, PathBuf)>,
+        executables: Vec<PathBuf>,
+    },
 }
 
 pub struct Options {
@@ -116,7 +124,10 @@ pub fn run_with_cut(options: Options, cut: Option<crate::qemu::Cut>) -> Result<(
     let (test_bins, ipvlan_bin) = timings.time("build", || {
         let test_bins = match &options.job {
             Job::Tests { targets, .. } => build_vm_tests(targets)?,
-            Job::Script { .. } | Job::Shell { .. } | Job::Program { .. } => Vec::new(),
+            Job::Script { .. }
+            | Job::Shell { .. }
+            | Job::Program { .. }
+            | Job::ScriptWithFiles { .. } => Vec::new(),
         };
         Ok((test_bins, build_ipvlan()?))
     })?;
@@ -239,6 +250,17 @@ fn guest_tree(
     if let Job::Program { program, .. } = job {
         tree.host_file(&guest_program(program), program)?;
     }
+    if let Job::ScriptWithFiles {
+        files, executables, ..
+    } = job
+    {
+        for (guest, host) in files {
+            tree.host_file(guest, host)?;
+        }
+        for executable in executables {
+            tree.dynamic_executable(executable)?;
+        }
+    }
     tree.bytes("/etc/ipvlan-vm/job.sh", 0o755, job_script(job));
     Ok(tree)
 }
@@ -272,6 +294,7 @@ fn job_script(job: &Job) -> String {
             text.push('\n');
             text
         }
+        Job::ScriptWithFiles { script, .. } => format!("{script}\n"),
         Job::Shell { topology } => {
             // cttyhack gives the shell the console as its controlling terminal
             // (job control, Ctrl-C).

@@ -1,0 +1,1326 @@
+//! The guest side of `cargo xtask bench`: attach and detach of many
+//! containers, side by side, for a raw-netlink floor, our CLI, iproute2 and
+//! the reference CNI plugin, in one boot of the VM.
+//!
+//! One program, three roles (the first argument):
+//!
+//! - `run ...`: the orchestrator. Builds the host side (a dummy `eth0`, as
+//!   most hosts have one; a dummy parent `p0`), then for each row makes the
+//!   namespaces (untimed, `ip -batch`), attaches every container, checks the
+//!   result in the kernel, detaches every container, checks again, removes
+//!   the namespaces; then counts the system calls of one attach and one detach
+//!   of each kind under `strace -f -c` (untimed); prints a Markdown table
+//!   between [`RESULTS_BEGIN`] and [`RESULTS_END`].
+//! - `floor attach|detach PARENT-INDEX FIRST LAST`: the floor. Per
+//!   container it sends RTM_NEWLINK (kind ipvlan on the parent, the chosen
+//!   `ifi_index`, `IFLA_NET_NS_FD`, the final name `eth0`) on a socket of
+//!   the host namespace, then RTM_NEWADDR, link up and RTM_NEWROUTE (default
+//!   route), sent together before their ACKs are read, on a socket opened in
+//!   the container's namespace; detach deletes the link. Raw libc, no code of
+//!   the crate, so changes to our netlink code never move the floor. It keeps
+//!   no state: the index and the address follow from the container's number.
+//!   It prints `T NUMBER NANOSECONDS` per container.
+//! - `launch [--env K=V]... [--stdin FILE] -- PROGRAM ARGS...`: runs one
+//!   command and prints `LAUNCH WALL-NS MAXRSS-KIB` on stderr. The child's
+//!   `ru_maxrss` includes the address space it had before `exec` (the
+//!   spawning process's: benches/RESULTS.md, the soak's failed run), so
+//!   commands are spawned from this small, freshly exec'd process, never
+//!   from the orchestrator. What that still adds is measured by launching
+//!   `noop` (this program, exiting at once): a command reading no more than
+//!   that is "at most that". The launcher cannot read its own `VmHWM`
+//!   instead: before Linux 6.2 a task's RSS counters reach the mm only every
+//!   64 page faults, so a short-lived process sees a stale, tiny figure.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::Instant;
+
+/// The orchestrator prints its Markdown between these lines (read by
+/// xtask/src/bench.rs).
+pub const RESULTS_BEGIN: &str = "BENCH-RESULTS-BEGIN";
+/// See [`RESULTS_BEGIN`].
+pub const RESULTS_END: &str = "BENCH-RESULTS-END";
+
+/// Namespaces are `/run/netns/c1` .. `cN` (iproute2's layout).
+const NETNS_DIR: &str = "/run/netns";
+const NS_PREFIX: &str = "c";
+/// The floor and iproute2 give container `i` the link index `INDEX_BASE + i`:
+/// above anything the host has, and free in a fresh namespace.
+const INDEX_BASE: u32 = 10_000;
+/// 10.10.0.0/20: room for 4,093 containers; container `i` gets 10.10.0.0 + 1 + i.
+const SUBNET: u32 = 0x0a0a_0000;
+const PREFIX_LEN: u8 = 20;
+const GATEWAY: u32 = SUBNET + 1;
+const PARENT: &str = "p0";
+const NETWORK: &str = "benchnet";
+/// Containers whose system calls are counted per kind (the one-process
+/// floor's count is divided by it).
+const STRACE_CONTAINERS: u32 = 10;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("run") => orchestrate(&args[1..]),
+        Some("floor") => floor_main(&args[1..]),
+        Some("launch") => return launch_main(&args[1..]),
+        Some("noop") => Ok(()),
+        _ => Err(
+            "usage: attach run ... | floor attach|detach PARENT-INDEX FIRST LAST | \
+                  launch [--env K=V]... [--stdin FILE] -- PROGRAM ARGS... \
+                  (the guest program of `cargo xtask bench`)"
+                .to_string(),
+        ),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("attach: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type Res<T = ()> = Result<T, String>;
+
+fn ipv4(addr: u32) -> String {
+    std::net::Ipv4Addr::from(addr).to_string()
+}
+
+fn container_addr(i: u32) -> u32 {
+    SUBNET + 1 + i
+}
+
+fn ns_name(i: u32) -> String {
+    format!("{NS_PREFIX}{i}")
+}
+
+fn ns_path(i: u32) -> String {
+    format!("{NETNS_DIR}/{}", ns_name(i))
+}
+
+// ---------------------------------------------------------------------------
+// The floor: raw rtnetlink.
+
+const NLM_F_REQUEST: u16 = 0x1;
+const NLM_F_ACK: u16 = 0x4;
+const NLM_F_EXCL: u16 = 0x200;
+const NLM_F_CREATE: u16 = 0x400;
+const RTM_NEWLINK: u16 = 16;
+const RTM_DELLINK: u16 = 17;
+const RTM_NEWADDR: u16 = 20;
+const RTM_NEWROUTE: u16 = 24;
+const NLMSG_ERROR: u16 = 2;
+const IFLA_IFNAME: u16 = 3;
+const IFLA_LINK: u16 = 5;
+const IFLA_LINKINFO: u16 = 18;
+const IFLA_NET_NS_FD: u16 = 28;
+const IFLA_INFO_KIND: u16 = 1;
+const IFLA_INFO_DATA: u16 = 2;
+const IFLA_IPVLAN_MODE: u16 = 1;
+const IPVLAN_MODE_L2: u16 = 0;
+const IFA_ADDRESS: u16 = 1;
+const IFA_LOCAL: u16 = 2;
+const RTA_OIF: u16 = 4;
+const RTA_GATEWAY: u16 = 5;
+const NLA_F_NESTED: u16 = 0x8000;
+
+/// One netlink message under construction.
+struct Msg {
+    buf: Vec<u8>,
+}
+
+impl Msg {
+    fn new(kind: u16, flags: u16, seq: u32, header: &[u8]) -> Msg {
+        let mut buf = Vec::with_capacity(128);
+        buf.extend_from_slice(&0u32.to_ne_bytes());
+        buf.extend_from_slice(&kind.to_ne_bytes());
+        buf.extend_from_slice(&flags.to_ne_bytes());
+        buf.extend_from_slice(&seq.to_ne_bytes());
+        buf.extend_from_slice(&0u32.to_ne_bytes());
+        buf.extend_from_slice(header);
+        let mut msg = Msg { buf };
+        msg.align();
+        msg
+    }
+
+    fn align(&mut self) {
+        while self.buf.len() % 4 != 0 {
+            self.buf.push(0);
+        }
+    }
+
+    fn attr(&mut self, kind: u16, data: &[u8]) -> &mut Msg {
+        let len = (4 + data.len()) as u16;
+        self.buf.extend_from_slice(&len.to_ne_bytes());
+        self.buf.extend_from_slice(&kind.to_ne_bytes());
+        self.buf.extend_from_slice(data);
+        self.align();
+        self
+    }
+
+    /// Opens a nested attribute; returns its offset for [`Msg::end_nest`].
+    fn nest(&mut self, kind: u16) -> usize {
+        let at = self.buf.len();
+        self.attr(kind | NLA_F_NESTED, &[]);
+        at
+    }
+
+    fn end_nest(&mut self, at: usize) {
+        let len = (self.buf.len() - at) as u16;
+        self.buf[at..at + 2].copy_from_slice(&len.to_ne_bytes());
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        let len = self.buf.len() as u32;
+        self.buf[0..4].copy_from_slice(&len.to_ne_bytes());
+        self.buf
+    }
+}
+
+fn ifinfomsg(index: u32, flags: u32, change: u32) -> [u8; 16] {
+    let mut h = [0u8; 16];
+    h[4..8].copy_from_slice(&(index as i32).to_ne_bytes());
+    h[8..12].copy_from_slice(&flags.to_ne_bytes());
+    h[12..16].copy_from_slice(&change.to_ne_bytes());
+    h
+}
+
+fn errno() -> io::Error {
+    io::Error::last_os_error()
+}
+
+fn check(ret: libc::c_long, what: &str) -> Res<libc::c_long> {
+    if ret < 0 {
+        Err(format!("{what}: {}", errno()))
+    } else {
+        Ok(ret)
+    }
+}
+
+/// A raw `openat` (musl's `open` adds an `fcntl` after an `O_CLOEXEC` open).
+fn open_ro(path: &str) -> Res<OwnedFd> {
+    let c = std::ffi::CString::new(path).map_err(|e| e.to_string())?;
+    // SAFETY: a valid NUL-terminated path; the kernel returns a new descriptor we own.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat,
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
+    let fd = check(fd, path)?;
+    // SAFETY: a descriptor just returned by the kernel, owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+fn netlink_socket() -> Res<OwnedFd> {
+    // SAFETY: plain socket(2); the result is checked before use.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::NETLINK_ROUTE,
+        )
+    };
+    let fd = check(fd as libc::c_long, "socket(AF_NETLINK)")?;
+    // SAFETY: a descriptor just returned by the kernel.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+fn setns(fd: &OwnedFd) -> Res {
+    // SAFETY: setns(2) on a namespace descriptor; single-threaded process.
+    let ret = unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) };
+    check(ret as libc::c_long, "setns").map(|_| ())
+}
+
+/// Sends `msgs` in one datagram and reads one ACK per message.
+fn transact(sock: &OwnedFd, msgs: &[Vec<u8>], what: &str) -> Res {
+    let data: Vec<u8> = msgs.concat();
+    // SAFETY: sends our own buffer on our own socket.
+    let sent = unsafe { libc::send(sock.as_raw_fd(), data.as_ptr().cast(), data.len(), 0) };
+    check(sent as libc::c_long, what)?;
+    let mut buf = [0u8; 8192];
+    let mut acks = 0;
+    while acks < msgs.len() {
+        // SAFETY: receives into our own buffer.
+        let n = unsafe { libc::recv(sock.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+        let n = check(n as libc::c_long, what)? as usize;
+        let mut at = 0;
+        while at + 16 <= n {
+            let len = u32::from_ne_bytes(buf[at..at + 4].try_into().unwrap()) as usize;
+            let kind = u16::from_ne_bytes(buf[at + 4..at + 6].try_into().unwrap());
+            if kind == NLMSG_ERROR && at + 20 <= n {
+                let code = i32::from_ne_bytes(buf[at + 16..at + 20].try_into().unwrap());
+                if code != 0 {
+                    return Err(format!("{what}: {}", io::Error::from_raw_os_error(-code)));
+                }
+                acks += 1;
+            }
+            if len < 16 {
+                break;
+            }
+            at += (len + 3) & !3;
+        }
+    }
+    Ok(())
+}
+
+fn floor_attach(host: &OwnedFd, host_ns: &OwnedFd, parent: u32, i: u32) -> Res {
+    let index = INDEX_BASE + i;
+    let ns = open_ro(&ns_path(i))?;
+    let mut link = Msg::new(
+        RTM_NEWLINK,
+        NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+        1,
+        &ifinfomsg(index, 0, 0),
+    );
+    link.attr(IFLA_LINK, &parent.to_ne_bytes())
+        .attr(IFLA_IFNAME, b"eth0\0")
+        .attr(IFLA_NET_NS_FD, &(ns.as_raw_fd() as u32).to_ne_bytes());
+    let info = link.nest(IFLA_LINKINFO);
+    link.attr(IFLA_INFO_KIND, b"ipvlan");
+    let data = link.nest(IFLA_INFO_DATA);
+    link.attr(IFLA_IPVLAN_MODE, &IPVLAN_MODE_L2.to_ne_bytes());
+    link.end_nest(data);
+    link.end_nest(info);
+    transact(host, &[link.finish()], "RTM_NEWLINK")?;
+
+    setns(&ns)?;
+    let inner = netlink_socket();
+    setns(host_ns)?;
+    let inner = inner?;
+    let addr = container_addr(i).to_be_bytes();
+    let mut ifa = [0u8; 8];
+    ifa[0] = libc::AF_INET as u8;
+    ifa[1] = PREFIX_LEN;
+    ifa[4..8].copy_from_slice(&index.to_ne_bytes());
+    let mut address = Msg::new(
+        RTM_NEWADDR,
+        NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+        2,
+        &ifa,
+    );
+    address.attr(IFA_LOCAL, &addr).attr(IFA_ADDRESS, &addr);
+    let up = Msg::new(
+        RTM_NEWLINK,
+        NLM_F_REQUEST | NLM_F_ACK,
+        3,
+        &ifinfomsg(index, libc::IFF_UP as u32, libc::IFF_UP as u32),
+    );
+    // struct rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type, flags.
+    let mut rtm = [0u8; 12];
+    rtm[0] = libc::AF_INET as u8;
+    rtm[4] = libc::RT_TABLE_MAIN;
+    rtm[5] = libc::RTPROT_BOOT;
+    rtm[6] = libc::RT_SCOPE_UNIVERSE;
+    rtm[7] = libc::RTN_UNICAST;
+    let mut route = Msg::new(
+        RTM_NEWROUTE,
+        NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+        4,
+        &rtm,
+    );
+    route
+        .attr(RTA_GATEWAY, &GATEWAY.to_be_bytes())
+        .attr(RTA_OIF, &index.to_ne_bytes());
+    transact(
+        &inner,
+        &[address.finish(), up.finish(), route.finish()],
+        "RTM_NEWADDR, up, RTM_NEWROUTE",
+    )
+}
+
+fn floor_detach(host_ns: &OwnedFd, i: u32) -> Res {
+    let ns = open_ro(&ns_path(i))?;
+    setns(&ns)?;
+    let inner = netlink_socket();
+    setns(host_ns)?;
+    let inner = inner?;
+    let del = Msg::new(
+        RTM_DELLINK,
+        NLM_F_REQUEST | NLM_F_ACK,
+        1,
+        &ifinfomsg(INDEX_BASE + i, 0, 0),
+    );
+    transact(&inner, &[del.finish()], "RTM_DELLINK")
+}
+
+fn floor_main(args: &[String]) -> Res {
+    let [op, parent, first, last] = args else {
+        return Err("usage: floor attach|detach PARENT-INDEX FIRST LAST".into());
+    };
+    let number = |s: &String| s.parse::<u32>().map_err(|e| format!("{s}: {e}"));
+    let (parent, first, last) = (number(parent)?, number(first)?, number(last)?);
+    let host_ns = open_ro("/proc/self/ns/net")?;
+    let host = netlink_socket()?;
+    let mut times = String::new();
+    for i in first..=last {
+        let start = Instant::now();
+        match op.as_str() {
+            "attach" => floor_attach(&host, &host_ns, parent, i)?,
+            "detach" => floor_detach(&host_ns, i)?,
+            other => return Err(format!("floor: unknown operation {other}")),
+        }
+        let _ = writeln!(times, "T {i} {}", start.elapsed().as_nanos());
+    }
+    print!("{times}");
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// The launcher.
+
+fn launch_main(args: &[String]) -> ExitCode {
+    match launch(args) {
+        Ok(code) => ExitCode::from(code),
+        Err(error) => {
+            eprintln!("attach launch: {error}");
+            ExitCode::from(125)
+        }
+    }
+}
+
+fn launch(args: &[String]) -> Res<u8> {
+    let mut iter = args.iter();
+    let mut env = Vec::new();
+    let mut stdin = None;
+    loop {
+        match iter.next().map(String::as_str) {
+            Some("--env") => {
+                let pair = iter.next().ok_or("--env needs K=V")?;
+                let (k, v) = pair.split_once('=').ok_or("--env needs K=V")?;
+                env.push((k.to_string(), v.to_string()));
+            }
+            Some("--stdin") => stdin = Some(iter.next().ok_or("--stdin needs a file")?),
+            Some("--") => break,
+            _ => {
+                return Err("usage: launch [--env K=V]... [--stdin FILE] -- PROGRAM ARGS...".into())
+            }
+        }
+    }
+    let argv: Vec<&String> = iter.collect();
+    let (program, rest) = argv.split_first().ok_or("launch: no program")?;
+    let mut cmd = Command::new(program);
+    cmd.args(rest).envs(env);
+    if let Some(file) = stdin {
+        cmd.stdin(fs::File::open(file).map_err(|e| format!("{file}: {e}"))?);
+    }
+    let start = Instant::now();
+    let child = cmd.spawn().map_err(|e| format!("{program}: {e}"))?;
+    let mut status = 0;
+    // SAFETY: rusage is plain data; wait4 fills it.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: waits for our own child.
+        let ret = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+        if ret >= 0 {
+            break;
+        }
+        if errno().raw_os_error() != Some(libc::EINTR) {
+            return Err(format!("wait4: {}", errno()));
+        }
+    }
+    let wall = start.elapsed();
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status) as u8
+    } else {
+        128u8.wrapping_add(libc::WTERMSIG(status) as u8)
+    };
+    eprintln!("LAUNCH {} {}", wall.as_nanos(), usage.ru_maxrss);
+    Ok(code)
+}
+
+// ---------------------------------------------------------------------------
+// The orchestrator.
+
+struct Config {
+    /// This program, for the floor and the launcher.
+    me: String,
+    ipvlan: String,
+    /// Where the state directory and the CNI data live (ext4 on the disk).
+    disk: String,
+    /// The reference CNI plugins' directory, if present.
+    cni: Option<String>,
+    small: u32,
+    large: Option<u32>,
+    parent_index: u32,
+}
+
+/// One command to launch.
+struct Cmd {
+    argv: Vec<String>,
+    env: Vec<(String, String)>,
+    stdin: Option<String>,
+}
+
+impl Cmd {
+    fn new(argv: &[&str]) -> Cmd {
+        Cmd {
+            argv: argv.iter().map(|s| s.to_string()).collect(),
+            env: Vec::new(),
+            stdin: None,
+        }
+    }
+}
+
+/// What one launched command reported.
+struct Launched {
+    wall_ms: f64,
+    maxrss_kib: u64,
+    stdout: String,
+}
+
+fn launch_cmd(config: &Config, cmd: &Cmd) -> Res<Launched> {
+    let mut c = Command::new(&config.me);
+    c.arg("launch");
+    for (k, v) in &cmd.env {
+        c.arg("--env").arg(format!("{k}={v}"));
+    }
+    if let Some(file) = &cmd.stdin {
+        c.arg("--stdin").arg(file);
+    }
+    c.arg("--").args(&cmd.argv);
+    let out = c
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("launch: {e}"))?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let mut report = None;
+    let mut other = String::new();
+    for line in stderr.lines() {
+        match line.strip_prefix("LAUNCH ") {
+            Some(rest) => report = Some(rest.to_string()),
+            None => {
+                other.push_str(line);
+                other.push('\n');
+            }
+        }
+    }
+    let line = cmd.argv.join(" ");
+    if !out.status.success() {
+        return Err(format!(
+            "`{line}` failed ({}): {}",
+            out.status,
+            other.trim()
+        ));
+    }
+    let report = report.ok_or_else(|| format!("`{line}`: the launcher printed no report"))?;
+    let fields: Vec<u64> = report
+        .split_whitespace()
+        .map(|w| w.parse().unwrap_or(0))
+        .collect();
+    let [wall_ns, maxrss] = fields[..] else {
+        return Err(format!("`{line}`: bad launcher report {report:?}"));
+    };
+    Ok(Launched {
+        wall_ms: wall_ns as f64 / 1e6,
+        maxrss_kib: maxrss,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+    })
+}
+
+/// Runs a command directly (setup, checks); its stdout; fails unless it exits 0.
+fn sh(argv: &[&str], stdin: Option<&str>) -> Res<String> {
+    let mut c = Command::new(argv[0]);
+    c.args(&argv[1..]);
+    c.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = c.spawn().map_err(|e| format!("{}: {e}", argv[0]))?;
+    if let Some(text) = stdin {
+        use std::io::Write;
+        let mut pipe = child.stdin.take().ok_or("no stdin pipe")?;
+        pipe.write_all(text.as_bytes())
+            .map_err(|e| format!("{}: {e}", argv[0]))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("{}: {e}", argv[0]))?;
+    if !out.status.success() {
+        return Err(format!(
+            "`{}` failed ({}): {}",
+            argv.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+const IP: &str = "/usr/sbin/ip";
+
+fn make_namespaces(first: u32, last: u32) -> Res {
+    let batch: String = (first..=last)
+        .map(|i| format!("netns add {}\n", ns_name(i)))
+        .collect();
+    sh(&[IP, "-batch", "-"], Some(&batch)).map(|_| ())
+}
+
+fn remove_namespaces(first: u32, last: u32) -> Res {
+    let batch: String = (first..=last)
+        .map(|i| format!("netns del {}\n", ns_name(i)))
+        .collect();
+    sh(&[IP, "-batch", "-"], Some(&batch)).map(|_| ())
+}
+
+/// Reads the kernel back: an attached container has `eth0` up with an
+/// address of the subnet and a default route via the gateway; a detached
+/// one has nothing but `lo`.
+fn check_container(i: u32, attached: bool) -> Res {
+    let ns = ns_name(i);
+    let links = sh(&[IP, "-n", &ns, "-o", "link", "show"], None)?;
+    if !attached {
+        if links.lines().count() != 1 || !links.contains(": lo:") {
+            return Err(format!("{ns}: after detach, links other than lo:\n{links}"));
+        }
+        return Ok(());
+    }
+    let addr = sh(
+        &[
+            IP, "-n", &ns, "-4", "-o", "addr", "show", "dev", "eth0", "up",
+        ],
+        None,
+    )?;
+    let route = sh(&[IP, "-n", &ns, "route", "show", "default"], None)?;
+    let gateway = format!("default via {} dev eth0", ipv4(GATEWAY));
+    if !addr.contains(" inet 10.10.") || !route.contains(&gateway) {
+        return Err(format!(
+            "{ns}: after attach, expected eth0 up with an address of 10.10.0.0/20 and \
+             `{gateway}`; got:\n{addr}{route}"
+        ));
+    }
+    Ok(())
+}
+
+/// How a row attaches and detaches.
+enum Method {
+    /// One process for all containers, which times each itself (`T` lines).
+    OneProcess,
+    /// These commands per container, each timed by the launcher (the
+    /// container's time is their sum).
+    PerContainer {
+        attach: fn(&Config, u32) -> Vec<Cmd>,
+        detach: fn(&Config, u32) -> Vec<Cmd>,
+    },
+}
+
+/// One row of the table.
+struct Row {
+    name: &'static str,
+    method: Method,
+}
+
+/// A row's figures.
+#[derive(Default)]
+struct Figures {
+    attach: Vec<f64>,
+    detach: Vec<f64>,
+    /// Each command's peak RSS in KiB (the one-process floor: its one run).
+    rss_attach: Vec<f64>,
+    rss_detach: Vec<f64>,
+    syscalls: Option<Syscalls>,
+    /// Per-process floor: the work each process timed itself (its `T` line),
+    /// without its start, exit and the wait for it.
+    work_attach: Vec<f64>,
+    work_detach: Vec<f64>,
+}
+
+fn floor_cmd(config: &Config, op: &str, first: u32, last: u32) -> Cmd {
+    Cmd::new(&[
+        &config.me,
+        "floor",
+        op,
+        &config.parent_index.to_string(),
+        &first.to_string(),
+        &last.to_string(),
+    ])
+}
+
+fn floor_pp_attach(c: &Config, i: u32) -> Vec<Cmd> {
+    vec![floor_cmd(c, "attach", i, i)]
+}
+
+fn floor_pp_detach(c: &Config, i: u32) -> Vec<Cmd> {
+    vec![floor_cmd(c, "detach", i, i)]
+}
+
+fn cli_attach(c: &Config, i: u32) -> Vec<Cmd> {
+    vec![Cmd::new(&[
+        &c.ipvlan,
+        "network",
+        "connect",
+        NETWORK,
+        &ns_path(i),
+    ])]
+}
+
+fn cli_detach(c: &Config, i: u32) -> Vec<Cmd> {
+    vec![Cmd::new(&[
+        &c.ipvlan,
+        "network",
+        "disconnect",
+        NETWORK,
+        &ns_path(i),
+    ])]
+}
+
+fn iproute2_attach(_: &Config, i: u32) -> Vec<Cmd> {
+    let ns = ns_name(i);
+    let index = (INDEX_BASE + i).to_string();
+    let addr = format!("{}/{PREFIX_LEN}", ipv4(container_addr(i)));
+    let gw = ipv4(GATEWAY);
+    vec![
+        Cmd::new(&[
+            IP, "link", "add", "link", PARENT, "name", "eth0", "index", &index, "netns", &ns,
+            "type", "ipvlan", "mode", "l2",
+        ]),
+        Cmd::new(&[IP, "-n", &ns, "addr", "add", &addr, "dev", "eth0"]),
+        Cmd::new(&[IP, "-n", &ns, "link", "set", "eth0", "up"]),
+        Cmd::new(&[IP, "-n", &ns, "route", "add", "default", "via", &gw]),
+    ]
+}
+
+fn iproute2_detach(_: &Config, i: u32) -> Vec<Cmd> {
+    vec![Cmd::new(&[IP, "-n", &ns_name(i), "link", "del", "eth0"])]
+}
+
+fn cni_cmd(c: &Config, command: &str, i: u32) -> Vec<Cmd> {
+    let cni = c.cni.clone().unwrap_or_default();
+    let mut cmd = Cmd::new(&[&format!("{cni}/ipvlan")]);
+    cmd.env = [
+        ("CNI_COMMAND", command.to_string()),
+        ("CNI_CONTAINERID", format!("bench-{}", ns_name(i))),
+        ("CNI_NETNS", ns_path(i)),
+        ("CNI_IFNAME", "eth0".to_string()),
+        ("CNI_PATH", cni),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    cmd.stdin = Some(format!("{}/cni.conf", c.disk));
+    vec![cmd]
+}
+
+fn cni_attach(c: &Config, i: u32) -> Vec<Cmd> {
+    cni_cmd(c, "ADD", i)
+}
+
+fn cni_detach(c: &Config, i: u32) -> Vec<Cmd> {
+    cni_cmd(c, "DEL", i)
+}
+
+fn parse_times(stdout: &str) -> Res<Vec<f64>> {
+    stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("T "))
+        .map(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .and_then(|ns| ns.parse::<f64>().ok())
+                .map(|ns| ns / 1e6)
+                .ok_or_else(|| format!("bad floor line {l:?}"))
+        })
+        .collect()
+}
+
+/// Attaches then detaches containers 1..=n (fresh namespaces), checking the
+/// kernel's state after each phase.
+fn measure(config: &Config, row: &Row, n: u32) -> Res<Figures> {
+    make_namespaces(1, n)?;
+    let mut f = Figures::default();
+    for attach in [true, false] {
+        let mut work = Vec::new();
+        let (times, rss) = match &row.method {
+            Method::OneProcess => {
+                let op = if attach { "attach" } else { "detach" };
+                let out = launch_cmd(config, &floor_cmd(config, op, 1, n))?;
+                (parse_times(&out.stdout)?, vec![out.maxrss_kib as f64])
+            }
+            Method::PerContainer {
+                attach: a,
+                detach: d,
+            } => {
+                let mut times = Vec::with_capacity(n as usize);
+                let mut rss = Vec::with_capacity(n as usize);
+                for i in 1..=n {
+                    let mut ms = 0.0;
+                    for cmd in if attach { a(config, i) } else { d(config, i) } {
+                        let out = launch_cmd(config, &cmd)?;
+                        ms += out.wall_ms;
+                        rss.push(out.maxrss_kib as f64);
+                        work.extend(parse_times(&out.stdout)?);
+                    }
+                    times.push(ms);
+                }
+                (times, rss)
+            }
+        };
+        if times.len() != n as usize {
+            return Err(format!(
+                "{}: {} times for {n} containers",
+                row.name,
+                times.len()
+            ));
+        }
+        for i in [1, n] {
+            check_container(i, attach).map_err(|e| format!("{}: {e}", row.name))?;
+        }
+        if attach {
+            (f.attach, f.rss_attach, f.work_attach) = (times, rss, work);
+        } else {
+            (f.detach, f.rss_detach, f.work_detach) = (times, rss, work);
+        }
+    }
+    remove_namespaces(1, n)?;
+    Ok(f)
+}
+
+/// The `calls` total of `strace -c` output.
+fn strace_total(text: &str) -> Option<u64> {
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.trim_end().ends_with("total"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+fn straced(cmd: &Cmd, out: &str) -> Res<u64> {
+    let mut argv = vec!["strace", "-f", "-c", "-o", out];
+    let mut env = Vec::new();
+    for (k, v) in &cmd.env {
+        env.push(format!("{k}={v}"));
+    }
+    if !env.is_empty() {
+        argv.push("env");
+        argv.extend(env.iter().map(String::as_str));
+    }
+    argv.extend(cmd.argv.iter().map(String::as_str));
+    let stdin = match &cmd.stdin {
+        Some(file) => Some(fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?),
+        None => None,
+    };
+    sh(&argv, stdin.as_deref())?;
+    let text = fs::read_to_string(out).map_err(|e| format!("{out}: {e}"))?;
+    strace_total(&text).ok_or_else(|| format!("no total in strace output:\n{text}"))
+}
+
+/// System calls per container of one attach and one detach (untimed, on
+/// fresh namespaces), all processes of the row's commands included.
+fn count_syscalls(config: &Config, row: &Row) -> Res<Syscalls> {
+    let out = "/tmp/bench-strace.txt";
+    let (k, attach, detach) = match &row.method {
+        Method::OneProcess => {
+            let k = STRACE_CONTAINERS;
+            (
+                k,
+                vec![floor_cmd(config, "attach", 1, k)],
+                vec![floor_cmd(config, "detach", 1, k)],
+            )
+        }
+        Method::PerContainer { attach, detach } => (1, attach(config, 1), detach(config, 1)),
+    };
+    make_namespaces(1, k)?;
+    let per_container = |cmds: &[Cmd]| -> Res<(f64, BTreeMap<String, u64>)> {
+        let mut sum = 0;
+        let mut by_call = BTreeMap::new();
+        for cmd in cmds {
+            sum += straced(cmd, out)?;
+            let text = fs::read_to_string(out).map_err(|e| format!("{out}: {e}"))?;
+            for (call, count) in strace_calls(&text) {
+                *by_call.entry(call).or_insert(0) += count;
+            }
+        }
+        Ok((sum as f64 / f64::from(k), by_call))
+    };
+    let (attach, attach_calls) = per_container(&attach)?;
+    let (detach, detach_calls) = per_container(&detach)?;
+    remove_namespaces(1, k)?;
+    Ok(Syscalls {
+        attach,
+        detach,
+        attach_calls,
+        detach_calls,
+    })
+}
+
+/// System calls per container of a row, in all and by name.
+#[derive(Clone)]
+struct Syscalls {
+    attach: f64,
+    detach: f64,
+    attach_calls: BTreeMap<String, u64>,
+    detach_calls: BTreeMap<String, u64>,
+}
+
+/// `(name, calls)` of every line of `strace -c` output.
+fn strace_calls(text: &str) -> Vec<(String, u64)> {
+    text.lines()
+        .filter_map(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let name = *words.last()?;
+            let calls = words.get(3)?.parse().ok()?;
+            (name != "total" && words[0].parse::<f64>().is_ok()).then(|| (name.to_string(), calls))
+        })
+        .collect()
+}
+
+/// `a 12, b 7, ...`: the most frequent calls first.
+fn by_count(calls: &BTreeMap<String, u64>) -> String {
+    let mut list: Vec<(&String, &u64)> = calls.iter().collect();
+    list.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    list.iter()
+        .map(|(name, count)| format!("{name} {count}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn sorted(v: &[f64]) -> Vec<f64> {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    s
+}
+
+fn median(v: &[f64]) -> f64 {
+    let s = sorted(v);
+    match s.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => s[n / 2],
+        n => (s[n / 2 - 1] + s[n / 2]) / 2.0,
+    }
+}
+
+fn p90(v: &[f64]) -> f64 {
+    let s = sorted(v);
+    if s.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((s.len() as f64) * 0.9).ceil() as usize;
+    s[rank.clamp(1, s.len()) - 1]
+}
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len() as f64
+}
+
+/// A row result: figures, or why there are none.
+enum Outcome {
+    Measured(Figures),
+    NotMeasured(&'static str),
+}
+
+/// The library's bulk attach (issue 8, deliverable 2): fill in when
+/// `Manager` has it; until then the row says so rather than showing a
+/// substitute.
+fn ours_bulk(_config: &Config, _n: u32) -> Res<Outcome> {
+    Ok(Outcome::NotMeasured(
+        "not measured: no bulk API in this build",
+    ))
+}
+
+/// Our CNI mode, per container (`ipam.type: ipvlan` and `host-local`):
+/// fill in when the binary has it.
+fn ours_cni(_config: &Config, _n: u32) -> Res<Outcome> {
+    Ok(Outcome::NotMeasured(
+        "not measured: no CNI mode in this build",
+    ))
+}
+
+fn parse_config(args: &[String]) -> Res<Config> {
+    let mut config = Config {
+        me: std::env::current_exe()
+            .map_err(|e| format!("current_exe: {e}"))?
+            .to_string_lossy()
+            .into_owned(),
+        ipvlan: String::new(),
+        disk: String::new(),
+        cni: None,
+        small: 100,
+        large: Some(1000),
+        parent_index: 0,
+    };
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        let mut value = || iter.next().cloned().ok_or(format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--ipvlan" => config.ipvlan = value()?,
+            "--disk" => config.disk = value()?,
+            "--cni" => config.cni = Some(value()?),
+            "--small" => config.small = value()?.parse().map_err(|e| format!("--small: {e}"))?,
+            "--large" => {
+                let n: u32 = value()?.parse().map_err(|e| format!("--large: {e}"))?;
+                config.large = (n > config.small).then_some(n);
+            }
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    if config.ipvlan.is_empty() || config.disk.is_empty() || config.small == 0 {
+        return Err("run needs --ipvlan BINARY --disk DIR and --small N > 0".into());
+    }
+    Ok(config)
+}
+
+fn orchestrate(args: &[String]) -> Res {
+    let mut config = parse_config(args)?;
+    // The host side: an eth0 of the host's own (the name our links take in
+    // the containers), and the parent.
+    sh(&[IP, "link", "add", "eth0", "type", "dummy"], None)?;
+    sh(&[IP, "link", "add", PARENT, "type", "dummy"], None)?;
+    sh(&[IP, "link", "set", PARENT, "up"], None)?;
+    let index = fs::read_to_string(format!("/sys/class/net/{PARENT}/ifindex"))
+        .map_err(|e| format!("{PARENT}: {e}"))?;
+    config.parent_index = index.trim().parse().map_err(|e| format!("ifindex: {e}"))?;
+    let subnet = format!("{}/{PREFIX_LEN}", ipv4(SUBNET));
+    sh(
+        &[
+            &config.ipvlan,
+            "network",
+            "create",
+            "-d",
+            "ipvlan",
+            &format!("--subnet={subnet}"),
+            &format!("--gateway={}", ipv4(GATEWAY)),
+            "-o",
+            &format!("parent={PARENT}"),
+            "-o",
+            "ipvlan_mode=l2",
+            NETWORK,
+        ],
+        None,
+    )?;
+    if let Some(cni) = &config.cni {
+        let conf = format!(
+            r#"{{"cniVersion":"1.0.0","name":"bench","type":"ipvlan","master":"{PARENT}","mode":"l2","ipam":{{"type":"host-local","subnet":"{subnet}","gateway":"{}","routes":[{{"dst":"0.0.0.0/0"}}],"dataDir":"{}/cni-data"}}}}"#,
+            ipv4(GATEWAY),
+            config.disk
+        );
+        fs::write(format!("{}/cni.conf", config.disk), conf)
+            .map_err(|e| format!("cni.conf: {e}"))?;
+        let _ = cni;
+    }
+
+    let floor_one = Row {
+        name: "raw-netlink floor, one process for all",
+        method: Method::OneProcess,
+    };
+    let floor_pp = Row {
+        name: "raw-netlink floor, one process per container",
+        method: Method::PerContainer {
+            attach: floor_pp_attach,
+            detach: floor_pp_detach,
+        },
+    };
+    let cli = Row {
+        name: "ours: `ipvlan network connect` / `disconnect`",
+        method: Method::PerContainer {
+            attach: cli_attach,
+            detach: cli_detach,
+        },
+    };
+    let iproute2 = Row {
+        name: "iproute2, one process per step",
+        method: Method::PerContainer {
+            attach: iproute2_attach,
+            detach: iproute2_detach,
+        },
+    };
+    let cni_ref = Row {
+        name: "reference CNI `ipvlan` + `host-local`",
+        method: Method::PerContainer {
+            attach: cni_attach,
+            detach: cni_detach,
+        },
+    };
+
+    let mut table: Vec<(String, u32, Outcome)> = Vec::new();
+    let mut sizes = vec![config.small];
+    sizes.extend(config.large);
+    let mut syscalls: BTreeMap<&str, Syscalls> = BTreeMap::new();
+    for &n in &sizes {
+        let small = n == config.small;
+        let mut rows: Vec<&Row> = vec![&floor_one, &floor_pp, &cli];
+        if small {
+            rows.push(&iproute2);
+            if config.cni.is_some() {
+                rows.push(&cni_ref);
+            }
+        }
+        for row in rows {
+            eprintln!("bench: {} at N = {n}", row.name);
+            let start = Instant::now();
+            let mut figures = measure(&config, row, n)?;
+            if small {
+                let counts = count_syscalls(&config, row)?;
+                syscalls.insert(row.name, counts);
+            }
+            figures.syscalls = syscalls.get(row.name).cloned();
+            eprintln!(
+                "bench: {} at N = {n}: attach median {:.2} ms ({:.0} s)",
+                row.name,
+                median(&figures.attach),
+                start.elapsed().as_secs_f64()
+            );
+            table.push((row.name.to_string(), n, Outcome::Measured(figures)));
+        }
+        table.push((
+            "ours: library bulk API".to_string(),
+            n,
+            ours_bulk(&config, n)?,
+        ));
+        if small {
+            table.push((
+                "ours: CNI mode per container".to_string(),
+                n,
+                ours_cni(&config, n)?,
+            ));
+        }
+        if config.cni.is_none() && small {
+            table.push((
+                cni_ref.name.to_string(),
+                n,
+                Outcome::NotMeasured("not measured: the CNI plugins are not in the guest"),
+            ));
+        }
+    }
+    sh(&[&config.ipvlan, "network", "rm", NETWORK], None)?;
+    let size = fs::metadata(&config.ipvlan)
+        .map_err(|e| format!("{}: {e}", config.ipvlan))?
+        .len();
+    // What a process costs before any work: this static program started,
+    // exiting at once, launched as the commands are.
+    let mut start = Start::default();
+    for _ in 0..config.small {
+        let out = launch_cmd(&config, &Cmd::new(&[&config.me, "noop"]))?;
+        start.wall.push(out.wall_ms);
+        start.maxrss_kib = start.maxrss_kib.max(out.maxrss_kib);
+    }
+    let markdown = render(&table, &sizes, size, &start);
+    println!("{RESULTS_BEGIN}\n{markdown}{RESULTS_END}");
+    Ok(())
+}
+
+/// A static no-op process launched as the commands are: what starting,
+/// exiting and waiting for a process cost, and the peak RSS the launcher
+/// itself adds.
+#[derive(Default)]
+struct Start {
+    wall: Vec<f64>,
+    maxrss_kib: u64,
+}
+
+fn render(
+    table: &[(String, u32, Outcome)],
+    sizes: &[u32],
+    binary_size: u64,
+    start: &Start,
+) -> String {
+    let launcher_floor = start.maxrss_kib;
+    let floor = |name: &str, n: u32| {
+        table.iter().find_map(|(row, rn, o)| match o {
+            Outcome::Measured(f) if row == name && *rn == n => {
+                Some((median(&f.attach), median(&f.detach)))
+            }
+            _ => None,
+        })
+    };
+    let ratio = |value: f64, base: Option<f64>| match base {
+        Some(b) if b > 0.0 => format!("{:.2}x", value / b),
+        _ => "-".to_string(),
+    };
+    let mut s = String::new();
+    s.push_str(
+        "| per container | N | attach ms: median | p90 | mean | / floor 1 process | \
+         / floor per process | detach ms: median | p90 | mean | / floor 1 process | \
+         / floor per process | peak RSS KiB, max (median) attach / detach | system calls attach / detach |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for (name, n, outcome) in table {
+        match outcome {
+            Outcome::NotMeasured(why) => {
+                let _ = writeln!(s, "| {name} | {n} | {why} |||||||||||");
+            }
+            Outcome::Measured(f) => {
+                let one = floor("raw-netlink floor, one process for all", *n);
+                let pp = floor("raw-netlink floor, one process per container", *n);
+                let (am, dm) = (median(&f.attach), median(&f.detach));
+                let calls = match &f.syscalls {
+                    Some(c) => format!("{:.0} / {:.0}", c.attach, c.detach),
+                    None => "-".to_string(),
+                };
+                let _ = writeln!(
+                    s,
+                    "| {name} | {n} | {am:.2} | {:.2} | {:.2} | {} | {} | {dm:.2} | {:.2} | {:.2} | {} | {} | {:.0} ({:.0}) / {:.0} ({:.0}) | {calls} |",
+                    p90(&f.attach),
+                    mean(&f.attach),
+                    ratio(am, one.map(|x| x.0)),
+                    ratio(am, pp.map(|x| x.0)),
+                    p90(&f.detach),
+                    mean(&f.detach),
+                    ratio(dm, one.map(|x| x.1)),
+                    ratio(dm, pp.map(|x| x.1)),
+                    sorted(&f.rss_attach).last().copied().unwrap_or(0.0),
+                    median(&f.rss_attach),
+                    sorted(&f.rss_detach).last().copied().unwrap_or(0.0),
+                    median(&f.rss_detach),
+                );
+            }
+        }
+    }
+    s.push('\n');
+    if let Some(&large) = sizes.get(1) {
+        let tenth = (large / 10).max(1) as usize;
+        for (name, n, outcome) in table {
+            if let Outcome::Measured(f) = outcome {
+                if *n == large {
+                    let first = median(&f.attach[..tenth]);
+                    let last = median(&f.attach[f.attach.len() - tenth..]);
+                    let _ = writeln!(
+                        s,
+                        "- {name}: attaches {}-{large} vs 1-{tenth} (medians): {last:.2} / {first:.2} ms = {:.2}x",
+                        large as usize - tenth + 1,
+                        last / first
+                    );
+                }
+            }
+        }
+    }
+    for (name, n, outcome) in table {
+        if let Outcome::Measured(f) = outcome {
+            if !f.work_attach.is_empty() {
+                let _ = writeln!(
+                    s,
+                    "- {name}, N = {n}: the work each process timed itself, medians: attach \
+                     {:.2} ms, detach {:.2} ms; the rest of each row's figure is the process's \
+                     start, exit and the wait for it",
+                    median(&f.work_attach),
+                    median(&f.work_detach)
+                );
+            }
+        }
+    }
+    // A command far above its row's median RSS: where in the run, so it can
+    // be reproduced.
+    for (name, n, outcome) in table {
+        if let Outcome::Measured(f) = outcome {
+            for (what, rss) in [("attach", &f.rss_attach), ("detach", &f.rss_detach)] {
+                let (typical, Some((at, peak))) = (
+                    median(rss),
+                    rss.iter()
+                        .enumerate()
+                        .max_by(|a, b| a.1.total_cmp(b.1))
+                        .map(|(at, peak)| (at + 1, *peak)),
+                ) else {
+                    continue;
+                };
+                if rss.len() > 1 && peak > typical * 1.5 {
+                    let above = rss.iter().filter(|r| **r > typical * 1.5).count();
+                    let _ = writeln!(
+                        s,
+                        "- {name}, N = {n}: {what} peak RSS {peak:.0} KiB at command {at} \
+                         of {} in run order ({above} above 1.5x the median {typical:.0} KiB)",
+                        rss.len()
+                    );
+                }
+            }
+        }
+    }
+    // The profile of one attach through the CLI, the row the targets are about.
+    if let Some((name, Outcome::Measured(f))) = table
+        .iter()
+        .find(|(name, _, _)| name.contains("network connect"))
+        .map(|(name, _, o)| (name, o))
+    {
+        if let Some(c) = &f.syscalls {
+            let _ = writeln!(
+                s,
+                "- {name}: system calls of one attach by name: {}\n\
+                 - {name}: system calls of one detach by name: {}",
+                by_count(&c.attach_calls),
+                by_count(&c.detach_calls)
+            );
+        }
+    }
+    let _ = writeln!(
+        s,
+        "- a static no-op process (this program, exiting at once) launched as the commands \
+         are, {} times: median {:.2} ms, p90 {:.2} ms",
+        start.wall.len(),
+        median(&start.wall),
+        p90(&start.wall)
+    );
+    let _ = writeln!(
+        s,
+        "- `ipvlan` binary (release, musl, stripped): {binary_size} bytes ({:.0} KiB)\n\
+         - peak RSS: the `ru_maxrss` of each command, spawned from a freshly exec'd launcher \
+         (this program's `launch` role); a static no-op launched the same way reads \
+         {launcher_floor} KiB, what the launcher's own address space adds: a figure at or \
+         below it means \"at most that\"; the floor's one-process row is the whole run's \
+         process\n\
+         - system calls: `strace -f -c` of one container's commands (the one-process floor: \
+         {STRACE_CONTAINERS} containers in one process, divided by {STRACE_CONTAINERS}), \
+         process start included",
+        binary_size as f64 / 1024.0
+    );
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statistics() {
+        let v = [5.0, 1.0, 4.0, 2.0, 3.0, 6.0, 7.0, 8.0, 9.0, 10.0];
+        assert_eq!(median(&v), 5.5);
+        assert_eq!(p90(&v), 9.0);
+        assert_eq!(mean(&v), 5.5);
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+    }
+
+    #[test]
+    fn strace_by_name() {
+        let text = "% time     seconds  usecs/call     calls    errors syscall\n\
+                    ------ ----------- ----------- --------- --------- ----------------\n\
+                    60.00    0.000060          10         6           sendto\n\
+                    40.00    0.000040          10         4         1 openat\n\
+                    ------ ----------- ----------- --------- --------- ----------------\n\
+                    100.00    0.000100          10        10         1 total\n";
+        let calls: BTreeMap<String, u64> = strace_calls(text).into_iter().collect();
+        assert_eq!(by_count(&calls), "sendto 6, openat 4");
+    }
+
+    #[test]
+    fn strace_totals() {
+        let text = "% time     seconds  usecs/call     calls    errors syscall\n\
+                    ------ ----------- ----------- --------- --------- ----------------\n\
+                    60.00    0.000060          10         6           sendto\n\
+                    ------ ----------- ----------- --------- --------- ----------------\n\
+                    100.00    0.000100           4        25         2 total\n";
+        assert_eq!(strace_total(text), Some(25));
+    }
+
+    #[test]
+    fn floor_messages_are_well_formed() {
+        let mut m = Msg::new(RTM_NEWLINK, NLM_F_REQUEST, 7, &ifinfomsg(10_001, 0, 0));
+        let nest = m.nest(IFLA_LINKINFO);
+        m.attr(IFLA_INFO_KIND, b"ipvlan");
+        m.end_nest(nest);
+        let buf = m.finish();
+        assert_eq!(
+            buf.len() as u32,
+            u32::from_ne_bytes(buf[0..4].try_into().unwrap())
+        );
+        assert_eq!(buf.len() % 4, 0);
+        // ifinfomsg's index right after the 16-byte header.
+        assert_eq!(i32::from_ne_bytes(buf[20..24].try_into().unwrap()), 10_001);
+        // The nest covers its one attribute (4 + 4 + "ipvlan" padded to 8).
+        assert_eq!(u16::from_ne_bytes(buf[32..34].try_into().unwrap()), 4 + 12);
+    }
+}

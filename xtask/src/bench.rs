@@ -1,0 +1,263 @@
+//! `cargo xtask bench`: one boot of the VM that measures attach and detach
+//! side by side (`benches/attach.rs`: a raw-netlink floor, our CLI,
+//! iproute2, the reference CNI plugin), with the state directory on ext4 on
+//! a virtual disk, and records the table in `benches/RESULTS.md`. Not part
+//! of `cargo xtask test`: it takes many minutes under emulation.
+
+use crate::builds::{build_release, target_dir};
+use crate::kernel::Series;
+use crate::soak::{commit, figures_between, host_cpu, splice_between, today};
+use crate::util::{shell_quote, workspace_root};
+use crate::{disk, tools, vm, Result};
+use std::fs;
+use std::path::PathBuf;
+use std::time::Duration;
+
+const USAGE: &str = "usage: cargo xtask bench [--kernel K] [--containers N | --quick] \
+     [--timeout SECS] [--no-record]";
+
+/// The guest program prints its Markdown between these lines
+/// (`RESULTS_BEGIN`, `RESULTS_END` in benches/attach.rs).
+const RESULTS_BEGIN: &str = "BENCH-RESULTS-BEGIN";
+const RESULTS_END: &str = "BENCH-RESULTS-END";
+
+const RESULTS_FILE: &str = "benches/RESULTS.md";
+const SECTION_BEGIN: &str = "<!-- bench:begin (written by `cargo xtask bench`) -->";
+const SECTION_END: &str = "<!-- bench:end -->";
+
+/// Where the guest finds what the bench runs.
+const GUEST_DIR: &str = "/usr/lib/ipvlan-bench";
+/// Where the guest mounts the disk (state directory, CNI data).
+const GUEST_DISK: &str = "/mnt/bench";
+/// The disk image's size: the state of 1,000 endpoints is a few MiB.
+const DISK_MIB: u64 = 256;
+
+/// Containers of the rows every kind runs (iproute2 and the reference CNI
+/// plugin run only these).
+const SMALL: u64 = 100;
+/// Containers of the long rows (ours and the floor).
+const LARGE: u64 = 1000;
+/// `--quick`: one short size, every row.
+const QUICK: u64 = 10;
+
+struct Options {
+    kernel: Series,
+    small: u64,
+    large: u64,
+    timeout: Option<Duration>,
+    record: bool,
+}
+
+fn parse(args: &[String]) -> Result<Options> {
+    let mut options = Options {
+        kernel: Series::from_env()?,
+        small: SMALL,
+        large: LARGE,
+        timeout: None,
+        record: true,
+    };
+    let mut iter = args.iter();
+    let positive = |flag: &str, value: Option<&String>| -> Result<u64> {
+        value
+            .and_then(|v| v.parse::<u64>().ok())
+            .filter(|v| *v > 0)
+            .ok_or_else(|| format!("{flag} needs a positive whole number\n{USAGE}").into())
+    };
+    let mut sized = false;
+    while let Some(arg) = iter.next() {
+        match arg.as_str() {
+            "--kernel" => {
+                let value = iter.next().ok_or("--kernel needs a value")?;
+                options.kernel = Series::parse(value)?;
+            }
+            "--containers" | "--quick" if sized => {
+                return Err(format!("--containers and --quick go alone\n{USAGE}").into())
+            }
+            "--containers" => {
+                // N is the long rows' size; the short rows keep 100 (or N if smaller).
+                options.large = positive(arg, iter.next())?;
+                options.small = options.small.min(options.large);
+                sized = true;
+            }
+            "--quick" => {
+                (options.small, options.large) = (QUICK, QUICK);
+                sized = true;
+            }
+            "--timeout" => options.timeout = Some(Duration::from_secs(positive(arg, iter.next())?)),
+            "--no-record" => options.record = false,
+            other => return Err(format!("unknown argument {other}\n{USAGE}").into()),
+        }
+    }
+    Ok(options)
+}
+
+/// VM time for a run: boot, setup, and a generous 0.5 s per container and
+/// row under emulation (the slowest rows, iproute2 and the reference
+/// plugin, cost about 0.2 s per container per attach).
+fn default_timeout(options: &Options) -> Duration {
+    Duration::from_secs(600 + (options.small * 6 + options.large * 4) / 2)
+}
+
+pub fn run(args: &[String]) -> Result {
+    let options = parse(args)?;
+    let [cni_ipvlan, cni_host_local] = tools::ensure_cni_plugins()?;
+    let (ipvlan, program) = build_release("attach")?;
+    let data = fs::read(&ipvlan).map_err(|e| format!("{}: {e}", ipvlan.display()))?;
+    let facts = crate::elf::inspect(&data)?;
+    if facts.has_interpreter || facts.has_symtab {
+        return Err(format!(
+            "{} is not a static stripped binary as users get it",
+            ipvlan.display()
+        )
+        .into());
+    }
+    let cache = target_dir()?.join("vm");
+    fs::create_dir_all(&cache)?;
+    let image = cache.join("bench-disk.img");
+    disk::create(&image, DISK_MIB)?;
+    let cni_dir = cni_ipvlan
+        .parent()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let guest_ipvlan = format!("{GUEST_DIR}/ipvlan");
+    let guest_program = format!("{GUEST_DIR}/attach");
+    let mut words = vec![
+        guest_program.clone(),
+        "run".to_string(),
+        "--ipvlan".to_string(),
+        guest_ipvlan.clone(),
+        "--disk".to_string(),
+        GUEST_DISK.to_string(),
+        "--cni".to_string(),
+        cni_dir,
+        "--small".to_string(),
+        options.small.to_string(),
+        "--large".to_string(),
+        options.large.to_string(),
+    ];
+    words = words.iter().map(|w| shell_quote(w)).collect();
+    let script = format!(
+        "set -e\nmkdir -p {GUEST_DISK}\nmount -t ext4 /dev/vda {GUEST_DISK}\n\
+         export IPVLAN_STATE_DIR={GUEST_DISK}/state\n{}\n",
+        words.join(" ")
+    );
+    let timeout = options.timeout.unwrap_or_else(|| default_timeout(&options));
+    let outcome = vm::run(vm::Options {
+        job: vm::Job::ScriptWithFiles {
+            script,
+            files: vec![(guest_ipvlan, ipvlan), (guest_program, program)],
+            executables: vec![cni_ipvlan, cni_host_local],
+        },
+        timeout,
+        kernel: options.kernel,
+        disk: Some(image),
+    })?;
+    let log = cache.join("console.log");
+    let console = fs::read_to_string(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+    let figures = figures_between(&console, RESULTS_BEGIN, RESULTS_END);
+    let (true, Some(figures)) = (outcome.success(), figures) else {
+        return Err(format!(
+            "the bench {} without its figures (see {})",
+            outcome.describe(),
+            log.display()
+        )
+        .into());
+    };
+    let kernel = outcome
+        .booted_kernel
+        .clone()
+        .unwrap_or_else(|| "unknown".to_string());
+    let section = section(&options, &kernel, &figures);
+    let kept: PathBuf = cache.join("bench.md");
+    fs::write(&kept, &section)?;
+    println!("\n{section}");
+    if options.record {
+        let path = workspace_root().join(RESULTS_FILE);
+        let old = fs::read_to_string(&path).unwrap_or_default();
+        fs::write(
+            &path,
+            splice_between(&old, SECTION_BEGIN, SECTION_END, "# Results\n\n", &section),
+        )?;
+        println!("bench: figures recorded in {RESULTS_FILE}");
+    } else {
+        println!(
+            "bench: figures in {} (--no-record: {RESULTS_FILE} not updated)",
+            kept.display()
+        );
+    }
+    Ok(())
+}
+
+fn section(options: &Options, kernel: &str, figures: &str) -> String {
+    let mut command = "cargo xtask bench".to_string();
+    if (options.small, options.large) == (QUICK, QUICK) {
+        command.push_str(" --quick");
+    } else if options.large != LARGE {
+        command.push_str(&format!(" --containers {}", options.large));
+    }
+    command.push_str(&format!(" --kernel {}", options.kernel.name()));
+    format!(
+        "### `{command}`, {date}\n\n\
+         - commit {commit}\n\
+         - guest kernel {kernel}, in the QEMU guest of `cargo xtask vm-test` (software \
+         emulation, no KVM) on a host {cpu}; state directory and CNI data on ext4 on the \
+         guest's virtual disk (`cache=none`)\n\
+         - `ipvlan` and the floor: release musl builds (profile `release`, static)\n\n\
+         {figures}",
+        date = today(),
+        commit = commit(),
+        cpu = host_cpu(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(words: &[&str]) -> Vec<String> {
+        words.iter().map(|w| w.to_string()).collect()
+    }
+
+    #[test]
+    fn options() {
+        let default = parse(&[]).unwrap();
+        assert_eq!((default.small, default.large), (SMALL, LARGE));
+        assert!(default.record);
+        let quick = parse(&args(&["--quick", "--no-record", "--kernel", "6.12"])).unwrap();
+        assert_eq!((quick.small, quick.large), (QUICK, QUICK));
+        assert!(!quick.record);
+        assert_eq!(quick.kernel, Series::V6_12);
+        let sized = parse(&args(&["--containers", "50"])).unwrap();
+        assert_eq!((sized.small, sized.large), (50, 50));
+        for bad in [
+            &["--containers"][..],
+            &["--containers", "0"][..],
+            &["--quick", "--containers", "5"][..],
+            &["extra"][..],
+        ] {
+            assert!(parse(&args(bad)).is_err(), "{bad:?} must be refused");
+        }
+    }
+
+    #[test]
+    fn markers_agree_with_the_guest_program() {
+        let source = fs::read_to_string(workspace_root().join("benches/attach.rs")).unwrap();
+        for (name, value) in [
+            ("RESULTS_BEGIN", RESULTS_BEGIN),
+            ("RESULTS_END", RESULTS_END),
+        ] {
+            let line = format!("pub const {name}: &str = \"{value}\";");
+            assert!(source.contains(&line), "benches/attach.rs lacks {line}");
+        }
+    }
+
+    #[test]
+    fn a_run_replaces_only_its_own_section() {
+        let old = format!("# R\n\n## Soak\nkept\n\n{SECTION_BEGIN}\nold\n{SECTION_END}\n");
+        let new = splice_between(&old, SECTION_BEGIN, SECTION_END, "", "new\n");
+        assert_eq!(
+            new,
+            format!("# R\n\n## Soak\nkept\n\n{SECTION_BEGIN}\nnew\n{SECTION_END}\n")
+        );
+    }
+}

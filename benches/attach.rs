@@ -610,6 +610,13 @@ enum Method {
         attach: fn(&Config, u32) -> Vec<Cmd>,
         detach: fn(&Config, u32) -> Vec<Cmd>,
     },
+    /// One command for containers `first..=last`, timed by the launcher:
+    /// each container's time is the command's divided by their number (so
+    /// median, p90 and mean are that one figure).
+    Batch {
+        attach: fn(&Config, u32, u32) -> Cmd,
+        detach: fn(&Config, u32, u32) -> Cmd,
+    },
 }
 
 /// One row of the table.
@@ -670,6 +677,26 @@ fn cli_detach(c: &Config, i: u32) -> Vec<Cmd> {
         NETWORK,
         &ns_path(i),
     ])]
+}
+
+/// `ipvlan network connect NET c1 ... cN`: one batch, the library's
+/// `Manager::connect_many` behind one process.
+fn bulk_attach(c: &Config, first: u32, last: u32) -> Cmd {
+    bulk_cmd(c, "connect", first, last)
+}
+
+fn bulk_detach(c: &Config, first: u32, last: u32) -> Cmd {
+    bulk_cmd(c, "disconnect", first, last)
+}
+
+fn bulk_cmd(c: &Config, op: &str, first: u32, last: u32) -> Cmd {
+    let mut argv = vec![c.ipvlan.clone(), "network".into(), op.into(), NETWORK.into()];
+    argv.extend((first..=last).map(ns_path));
+    Cmd {
+        argv,
+        env: Vec::new(),
+        stdin: None,
+    }
 }
 
 fn iproute2_attach(_: &Config, i: u32) -> Vec<Cmd> {
@@ -762,6 +789,15 @@ fn measure(config: &Config, row: &Row, n: u32) -> Res<Figures> {
                 }
                 (times, rss)
             }
+            Method::Batch {
+                attach: a,
+                detach: d,
+            } => {
+                let cmd = if attach { a(config, 1, n) } else { d(config, 1, n) };
+                let out = launch_cmd(config, &cmd)?;
+                let share = out.wall_ms / f64::from(n);
+                (vec![share; n as usize], vec![out.maxrss_kib as f64])
+            }
         };
         if times.len() != n as usize {
             return Err(format!(
@@ -826,6 +862,10 @@ fn count_syscalls(config: &Config, row: &Row) -> Res<Syscalls> {
             )
         }
         Method::PerContainer { attach, detach } => (1, attach(config, 1), detach(config, 1)),
+        Method::Batch { attach, detach } => {
+            let k = STRACE_CONTAINERS;
+            (k, vec![attach(config, 1, k)], vec![detach(config, 1, k)])
+        }
     };
     make_namespaces(1, k)?;
     let per_container = |cmds: &[Cmd]| -> Res<(f64, BTreeMap<String, u64>)> {
@@ -914,15 +954,6 @@ fn mean(v: &[f64]) -> f64 {
 enum Outcome {
     Measured(Figures),
     NotMeasured(&'static str),
-}
-
-/// The library's bulk attach (issue 8, deliverable 2): fill in when
-/// `Manager` has it; until then the row says so rather than showing a
-/// substitute.
-fn ours_bulk(_config: &Config, _n: u32) -> Res<Outcome> {
-    Ok(Outcome::NotMeasured(
-        "not measured: no bulk API in this build",
-    ))
 }
 
 /// Our CNI mode, per container (`ipam.type: ipvlan` and `host-local`):
@@ -1024,6 +1055,13 @@ fn orchestrate(args: &[String]) -> Res {
             detach: cli_detach,
         },
     };
+    let bulk = Row {
+        name: "ours: library bulk API (`connect_many`, one `network connect NET c1..cN`)",
+        method: Method::Batch {
+            attach: bulk_attach,
+            detach: bulk_detach,
+        },
+    };
     let iproute2 = Row {
         name: "iproute2, one process per step",
         method: Method::PerContainer {
@@ -1045,7 +1083,7 @@ fn orchestrate(args: &[String]) -> Res {
     let mut syscalls: BTreeMap<&str, Syscalls> = BTreeMap::new();
     for &n in &sizes {
         let small = n == config.small;
-        let mut rows: Vec<&Row> = vec![&floor_one, &floor_pp, &cli];
+        let mut rows: Vec<&Row> = vec![&floor_one, &floor_pp, &cli, &bulk];
         if small {
             rows.push(&iproute2);
             if config.cni.is_some() {
@@ -1069,11 +1107,6 @@ fn orchestrate(args: &[String]) -> Res {
             );
             table.push((row.name.to_string(), n, Outcome::Measured(figures)));
         }
-        table.push((
-            "ours: library bulk API".to_string(),
-            n,
-            ours_bulk(&config, n)?,
-        ));
         if small {
             table.push((
                 "ours: CNI mode per container".to_string(),

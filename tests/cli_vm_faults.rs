@@ -1061,6 +1061,9 @@ fn a_killed_batch_is_repaired_endpoint_by_endpoint() {
     }
     let connect = args("network connect bn b1 b2 b3");
     let disconnect = args("network disconnect bn b1 b2 b3");
+    // Once through, so directories made on first use exist for every run.
+    lab.ok(&connect);
+    lab.ok(&disconnect);
     let connect_hits = lab.hits(&connect);
     let disconnect_hits = lab.hits(&disconnect);
     agree(

@@ -690,7 +690,12 @@ fn bulk_detach(c: &Config, first: u32, last: u32) -> Cmd {
 }
 
 fn bulk_cmd(c: &Config, op: &str, first: u32, last: u32) -> Cmd {
-    let mut argv = vec![c.ipvlan.clone(), "network".into(), op.into(), NETWORK.into()];
+    let mut argv = vec![
+        c.ipvlan.clone(),
+        "network".into(),
+        op.into(),
+        NETWORK.into(),
+    ];
     argv.extend((first..=last).map(ns_path));
     Cmd {
         argv,
@@ -793,7 +798,11 @@ fn measure(config: &Config, row: &Row, n: u32) -> Res<Figures> {
                 attach: a,
                 detach: d,
             } => {
-                let cmd = if attach { a(config, 1, n) } else { d(config, 1, n) };
+                let cmd = if attach {
+                    a(config, 1, n)
+                } else {
+                    d(config, 1, n)
+                };
                 let out = launch_cmd(config, &cmd)?;
                 let share = out.wall_ms / f64::from(n);
                 (vec![share; n as usize], vec![out.maxrss_kib as f64])

@@ -498,6 +498,14 @@ pub fn fsync(fd: BorrowedFd<'_>, data_only: bool) -> io::Result<()> {
     Ok(())
 }
 
+/// `syncfs(2)`: everything written to the file system `fd` is on, made
+/// durable in one call.
+pub fn syncfs(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: descriptor kept open by the borrow.
+    retry(|| unsafe { libc::syncfs(fd.as_raw_fd()) })?;
+    Ok(())
+}
+
 /// The entry names of the directory `dir` (without `.` and `..`), read
 /// with `getdents64(2)` on a descriptor of its own, so `dir`'s offset is
 /// left alone.

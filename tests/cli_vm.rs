@@ -861,11 +861,11 @@ fn ip_links() -> String {
 
 /// `(fsync, fdatasync)` calls of `ipvlan args` in `env`, counted by the
 /// guest's strace (a missing strace fails the test).
-fn syncs_of(env: &Env, args: &[&str]) -> (usize, usize) {
+fn syncs_of(env: &Env, args: &[&str]) -> (usize, usize, usize) {
     let trace = env.root.join("syncs.trace");
     let mut command = Command::new("strace");
     command
-        .args(["-f", "-qq", "-e", "trace=fsync,fdatasync", "-o"])
+        .args(["-f", "-qq", "-e", "trace=fsync,fdatasync,syncfs", "-o"])
         .arg(&trace)
         .arg(binary())
         .args(args)
@@ -883,7 +883,7 @@ fn syncs_of(env: &Env, args: &[&str]) -> (usize, usize) {
             })
             .count()
     };
-    (calls("fsync"), calls("fdatasync"))
+    (calls("fsync"), calls("fdatasync"), calls("syncfs"))
 }
 
 /// One durable commit per command (README, "What survives a power cut"):
@@ -906,8 +906,8 @@ fn connect_and_disconnect_make_their_final_state_durable_once() {
     env.ok(&["run", "-d", "--name", "c1", "--network", "n1"]);
     assert_eq!(
         syncs_of(&env, &["network", "connect", "n2", "c1"]),
-        (3, 3),
-        "(fsync, fdatasync) of a connect"
+        (3, 3, 0),
+        "(fsync, fdatasync, syncfs) of a connect"
     );
     let network = env.inspect("n2");
     assert_eq!(
@@ -916,8 +916,27 @@ fn connect_and_disconnect_make_their_final_state_durable_once() {
     );
     assert_eq!(
         syncs_of(&env, &["network", "disconnect", "n2", "c1"]),
-        (3, 1),
-        "(fsync, fdatasync) of a disconnect"
+        (3, 1, 0),
+        "(fsync, fdatasync, syncfs) of a disconnect"
+    );
+    // A batch of many: one syncfs instead of a sync per file and directory.
+    let batch: Vec<String> = (2..14).map(|i| format!("c{i}")).collect();
+    for name in &batch {
+        env.ok(&["run", "-d", "--name", name.as_str(), "--network", "n1"]);
+    }
+    let mut connect = vec!["network", "connect", "n2"];
+    connect.extend(batch.iter().map(String::as_str));
+    assert_eq!(
+        syncs_of(&env, &connect),
+        (0, 0, 1),
+        "(fsync, fdatasync, syncfs) of a batch of 12"
+    );
+    assert_eq!(
+        field(&env.inspect("n2"), &["Containers"])
+            .as_object()
+            .map(<[_]>::len),
+        Some(13),
+        "c0 and the batch"
     );
     // Listings write nothing and sync nothing.
     for args in [
@@ -925,7 +944,7 @@ fn connect_and_disconnect_make_their_final_state_durable_once() {
         &["ps"],
         &["network", "inspect", "n2"],
     ] {
-        assert_eq!(syncs_of(&env, args), (0, 0), "{args:?}");
+        assert_eq!(syncs_of(&env, args), (0, 0, 0), "{args:?}");
     }
 }
 

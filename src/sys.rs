@@ -498,6 +498,30 @@ pub fn fsync(fd: BorrowedFd<'_>, data_only: bool) -> io::Result<()> {
     Ok(())
 }
 
+/// The soft and hard limits on open descriptors (`RLIMIT_NOFILE`).
+pub fn open_files_limit() -> io::Result<(u64, u64)> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a live, writable rlimit.
+    retry(|| unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) })?;
+    Ok((limit.rlim_cur, limit.rlim_max))
+}
+
+/// Sets the soft limit on open descriptors to `soft` (at most the hard
+/// limit, which is left as it is).
+pub fn set_open_files_soft_limit(soft: u64) -> io::Result<()> {
+    let (_, hard) = open_files_limit()?;
+    let limit = libc::rlimit {
+        rlim_cur: soft.min(hard),
+        rlim_max: hard,
+    };
+    // SAFETY: `limit` is a live rlimit; setrlimit only reads it.
+    retry(|| unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) })?;
+    Ok(())
+}
+
 /// `syncfs(2)`: everything written to the file system `fd` is on, made
 /// durable in one call.
 pub fn syncfs(fd: BorrowedFd<'_>) -> io::Result<()> {

@@ -1005,3 +1005,55 @@ fn listings_read_only_what_they_print() {
     assert_eq!(count(&read, "endpoints"), 1, "{read:?}");
     assert!(env.ok(&["network", "inspect", "n1"]).contains("\"c1\""));
 }
+
+/// A batch holds two descriptors per namespace to its end: under a low
+/// soft `RLIMIT_NOFILE` it raises the soft limit (within the hard one) and
+/// works; above the hard limit it is refused before anything is done.
+#[test]
+fn a_batch_fits_itself_under_the_open_files_limit() {
+    let mut env = Env::new("nofile");
+    env.network("n1", "192.168.78.0/24");
+    let names: Vec<String> = (0..40).map(|i| format!("f{i}")).collect();
+    for name in &names {
+        env.ok(&["run", "-d", "--name", name.as_str(), "--network", "n1"]);
+    }
+    env.network("n2", "192.168.79.0/24");
+    let list = names.join(" ");
+    // 40 targets: about 80 descriptors plus the rest, above a soft 64.
+    let raised = env.shell(&format!(
+        "ulimit -Sn 64 && ulimit -Hn 1024 && $BIN network connect n2 {list}"
+    ));
+    assert_eq!(raised.status.code(), Some(0), "{raised:?}");
+    assert_eq!(
+        field(&env.inspect("n2"), &["Containers"])
+            .as_object()
+            .map(<[_]>::len),
+        Some(40)
+    );
+    env.ok(&[
+        &["network", "disconnect", "n2"][..],
+        &names.iter().map(String::as_str).collect::<Vec<_>>(),
+    ]
+    .concat());
+    // Above the hard limit: refused, nothing attached.
+    let refused = env.shell(&format!(
+        "ulimit -Sn 50 && ulimit -Hn 100 && $BIN network connect n2 {list}"
+    ));
+    assert_eq!(refused.status.code(), Some(1), "{refused:?}");
+    assert!(
+        text(&refused.stderr).ends_with(
+            "a batch of 40 namespaces needs about 144 open files, above this process's limit of 100 (RLIMIT_NOFILE): attach them in smaller batches\n"
+        ),
+        "{}",
+        text(&refused.stderr)
+    );
+    assert_eq!(
+        field(&env.inspect("n2"), &["Containers"])
+            .as_object()
+            .map(<[_]>::len),
+        Some(0)
+    );
+    for name in &names {
+        env.ok(&["rm", "-f", name.as_str()]);
+    }
+}

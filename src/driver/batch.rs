@@ -34,6 +34,11 @@ impl Manager {
     /// attached, given twice, no address left) or the kernel refuses one
     /// link, nothing of this call stays and the error names that target.
     ///
+    /// Each target holds two descriptors (its namespace, a netlink socket
+    /// in it) until the end: when the process's soft `RLIMIT_NOFILE` is too
+    /// low for the batch, it is raised (never above the hard limit; a batch
+    /// that does not fit under that is refused before anything is done).
+    ///
     /// ```no_run
     /// # use ipvlan::driver::{Config, Manager, Target};
     /// # let manager = Manager::open(Config::from_env())?;
@@ -49,7 +54,9 @@ impl Manager {
     ) -> Result<Vec<EndpointInfo>, Error> {
         lookup_network(&self.store, network)?;
         // Before the lock, as connect does: each namespace opened, with
-        // its own socket, and identified.
+        // its own socket, and identified: two descriptors a target, held
+        // to the end.
+        make_room_for_descriptors(2 * targets.len())?;
         let mut resolved: Vec<ResolvedTarget> = Vec::with_capacity(targets.len());
         for given in targets {
             let target = self.resolve_target(given)?;
@@ -173,7 +180,9 @@ impl Manager {
     /// there; the error says how many were detached before it.
     pub fn disconnect_many(&self, network: &str, targets: &[Target]) -> Result<Vec<String>, Error> {
         lookup_network(&self.store, network)?;
-        // Before the lock, as disconnect does: what is at each path now.
+        // Before the lock, as disconnect does: what is at each path now
+        // (two descriptors a target, as for connect_many).
+        make_room_for_descriptors(2 * targets.len())?;
         let placed = targets
             .iter()
             .map(|target| self.place_for_detach(target))
@@ -211,6 +220,31 @@ impl Manager {
         state.commit()?;
         Ok(notes)
     }
+}
+
+/// Descriptors a command uses besides those of its targets (standard
+/// streams, the state directory's, the host socket, a few files at once).
+const DESCRIPTORS_BESIDES_TARGETS: usize = 64;
+
+/// Raises the soft limit on open descriptors (up to the hard limit, which
+/// only a privileged process could raise) when `for_targets` more would
+/// not fit under it; a batch too big for the hard limit is refused before
+/// anything is opened.
+fn make_room_for_descriptors(for_targets: usize) -> Result<(), Error> {
+    let needed = (for_targets + DESCRIPTORS_BESIDES_TARGETS) as u64;
+    let (soft, hard) = crate::sys::open_files_limit()
+        .map_err(|e| Error::io("reading the limit on open files", &e))?;
+    if needed <= soft {
+        return Ok(());
+    }
+    if needed > hard {
+        return Err(Error::invalid(format!(
+            "a batch of {} namespaces needs about {needed} open files, above this process's limit of {hard} (RLIMIT_NOFILE): attach them in smaller batches",
+            for_targets / 2
+        )));
+    }
+    crate::sys::set_open_files_soft_limit(needed)
+        .map_err(|e| Error::io("raising the limit on open files", &e))
 }
 
 /// The context of an attach error of `target`.

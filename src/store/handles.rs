@@ -41,6 +41,22 @@ pub(crate) struct Shared {
     files: Vec<(PathBuf, File)>,
     /// Directories whose entries changed since the last commit.
     changed: Vec<Arc<Dir>>,
+    /// More than [`SYNCFS_ABOVE`] of them since the last commit: the
+    /// descriptors were let go (a batch of a thousand endpoints would hold
+    /// thousands open), and the commit syncs the file system.
+    overflowed: bool,
+}
+
+impl Shared {
+    /// Past [`SYNCFS_ABOVE`] pending files and directories, lets their
+    /// descriptors go and marks the commit as a whole-file-system one.
+    fn spill(&mut self) {
+        if self.overflowed || self.files.len() + self.changed.len() > SYNCFS_ABOVE {
+            self.overflowed = true;
+            self.files.clear();
+            self.changed.clear();
+        }
+    }
 }
 
 /// How many files and directories a commit syncs one by one; above, it
@@ -221,6 +237,7 @@ impl Handles {
         if !shared.changed.iter().any(|d| Arc::ptr_eq(d, dir)) {
             shared.changed.push(dir.clone());
         }
+        shared.spill();
     }
 
     /// Takes a file just written out of the next commit (a hint, whose
@@ -242,6 +259,7 @@ impl Handles {
         if !shared.changed.iter().any(|d| Arc::ptr_eq(d, dir)) {
             shared.changed.push(dir.clone());
         }
+        shared.spill();
     }
 
     /// Makes what was written and removed since the last commit durable:
@@ -253,14 +271,15 @@ impl Handles {
     /// journal commit and one cache flush of the disk cost less than
     /// hundreds of them.
     pub(crate) fn commit(&self) -> Result<(), StoreError> {
-        let (files, dirs) = {
+        let (files, dirs, overflowed) = {
             let mut shared = self.shared();
             (
                 std::mem::take(&mut shared.files),
                 std::mem::take(&mut shared.changed),
+                std::mem::take(&mut shared.overflowed),
             )
         };
-        if files.len() + dirs.len() > SYNCFS_ABOVE {
+        if overflowed {
             let root = self.dir(&self.root)?.ok_or_else(|| {
                 StoreError::io("syncing", &self.root)(std::io::ErrorKind::NotFound.into())
             })?;

@@ -41,8 +41,8 @@ commands:
   demo [--kernel K] [--timeout SECS]
         Boot the VM, build the walkthrough topology, run tests/vm/demo.sh.
   test [--kernel K]
-        Everything CI checks: fmt, clippy (also with --features vm), host tests,
-        a bounded fuzz run, then the VM tests.
+        Everything CI checks: fmt, clippy (also with --features vm), layers,
+        size, host tests, a bounded fuzz run, then the VM tests.
   layers
         Check that no files under src/ use each other in a circle and no file
         uses a higher layer than its own (the `# Layers` list in src/lib.rs).
@@ -51,8 +51,8 @@ commands:
         for N minutes while ps/inspect/ls run; then check nothing leaked and
         record the figures in benches/RESULTS.md. Not part of `test`.
         --plant-leak leaves a container and a descriptor behind (must fail).
-  size  Build the release musl binary, check it is static and carries no
-        fault-injection hook, print its size.
+  size  Build the release musl binary, check it is static non-PIE and carries
+        no fault-injection hook, print its size; fail above 1 MiB stripped.
   bench [ARGS]...
         Run the criterion benchmarks (`cargo bench`).
   fuzz [--secs N] [TARGET]...

@@ -76,7 +76,7 @@ mod tests {
                 })
                 .collect();
             let mut expected = items.clone();
-            expected.sort_by(|a, b| a.0.cmp(&b.0));
+            expected.sort_by_key(|a| a.0);
             sort_by(&mut items, |a, b| a.0.cmp(&b.0));
             assert_eq!(items, expected);
         }

@@ -5,9 +5,9 @@
 //! Bottom up; a file uses only its own layer and those below (checked by
 //! `cargo xtask layers`):
 //!
-//! 1. `sys`, [`json`], [`text`], [`fault`]: system calls (the only
-//!    `unsafe`), JSON, user-supplied text made safe for messages, and the
-//!    kill points of crash tests.
+//! 1. `sys`, [`json`], [`text`], [`fault`], [`order`]: system calls (the
+//!    only `unsafe`), JSON, user-supplied text made safe for messages, the
+//!    kill points of crash tests, and the one shared stable sort.
 //! 2. [`netlink`]: the netlink transport.
 //! 3. [`netns`]: network namespaces.
 //! 4. [`rtnl`]: typed rtnetlink requests.
@@ -25,6 +25,7 @@
 //! text.rs              user-supplied text in messages: control characters escaped
 //! fault.rs             kill points where effects happen, live only with the
 //!                      `fault-injection` feature (crash tests)
+//! order.rs             stable sorting through one copy of std's sort (binary size)
 //! netlink/             uapi constants, attributes, message builder and checked views,
 //!                      the readers of the kernel's answers (reply.rs: ACKs, dumps,
 //!                      extended acks), the socket, the error type
@@ -83,6 +84,7 @@ pub mod ipam;
 pub mod json;
 pub mod netlink;
 pub mod netns;
+pub mod order;
 pub mod rtnl;
 pub mod store;
 #[allow(unsafe_code)]

@@ -23,11 +23,26 @@ pub const EXIT_CANNOT_RUN: i32 = 126;
 pub const EXIT_NOT_FOUND: i32 = 127;
 
 /// Why a command did not succeed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
+#[derive(Clone, PartialEq, Eq)]
+pub struct Failure(Box<Details>);
+
+/// Behind a box so that a `Failure` is one pointer: every `?` of the
+/// command handlers moves a word (release binary size).
+#[derive(Clone, PartialEq, Eq)]
+struct Details {
     kind: FailureKind,
     /// `<what failed>: <why>`.
     message: String,
+}
+
+impl fmt::Debug for Failure {
+    // As `#[derive(Debug)]` printed the struct before its fields were boxed.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Failure")
+            .field("kind", &self.0.kind)
+            .field("message", &self.0.message)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,34 +65,34 @@ impl Failure {
 
     /// `what` failed because of `why`.
     pub fn failed(what: impl fmt::Display, why: impl fmt::Display) -> Failure {
-        Failure {
+        Failure(Box::new(Details {
             kind: FailureKind::Failed,
             message: format!("{what}: {why}"),
-        }
+        }))
     }
 
     /// The command to run could not be started: `code` is 126 (cannot be
     /// run) or 127 (not found), as `docker run` reports it.
     pub fn command(code: i32, what: impl fmt::Display, why: impl fmt::Display) -> Failure {
-        Failure {
+        Failure(Box::new(Details {
             kind: FailureKind::Command(code),
             message: format!("{what}: {why}"),
-        }
+        }))
     }
 
     /// The command to run could not be started, said as `message` (e.g.
     /// `exec nope: executable file not found`); `code` as for
     /// [`Failure::command`].
     pub fn not_started(code: i32, message: impl Into<String>) -> Failure {
-        Failure {
+        Failure(Box::new(Details {
             kind: FailureKind::Command(code),
             message: message.into(),
-        }
+        }))
     }
 
     /// Exit code when no particular command is known.
     pub fn exit_code(&self) -> i32 {
-        match self.kind {
+        match self.0.kind {
             FailureKind::Usage(topic) | FailureKind::Value(topic) => self.exit_code_for(topic),
             FailureKind::Failed => EXIT_FAILED,
             FailureKind::Command(code) => code,
@@ -86,13 +101,13 @@ impl Failure {
 
     /// Exit code of this failure in `topic`.
     pub fn exit_code_for(&self, topic: Topic) -> i32 {
-        if let FailureKind::Command(code) = self.kind {
+        if let FailureKind::Command(code) = self.0.kind {
             return code;
         }
         if topic.runs_a_command() {
             return EXIT_RUN_FAILED;
         }
-        match self.kind {
+        match self.0.kind {
             FailureKind::Usage(_) => EXIT_USAGE,
             FailureKind::Value(_) | FailureKind::Failed | FailureKind::Command(_) => EXIT_FAILED,
         }
@@ -111,14 +126,14 @@ impl From<ParseError> for Failure {
             topic => topic.path().to_string(),
         };
         match error.error {
-            ArgError::Usage(message) => Failure {
+            ArgError::Usage(message) => Failure(Box::new(Details {
                 kind: FailureKind::Usage(error.topic),
                 message: format!("{context}: {message}"),
-            },
-            ArgError::Value(message) => Failure {
+            })),
+            ArgError::Value(message) => Failure(Box::new(Details {
                 kind: FailureKind::Value(error.topic),
                 message: format!("{context}: {message}"),
-            },
+            })),
         }
     }
 }
@@ -126,13 +141,14 @@ impl From<ParseError> for Failure {
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let message = self
+            .0
             .message
             .strip_prefix("ipvlan: ")
-            .unwrap_or(&self.message);
+            .unwrap_or(&self.0.message);
         // Arguments are echoed in the message; whatever they hold, the
         // terminal gets one line of text.
         write!(f, "ipvlan: {}", escape_controls(message))?;
-        if let FailureKind::Usage(topic) = self.kind {
+        if let FailureKind::Usage(topic) = self.0.kind {
             let path = match topic {
                 Topic::Root => "ipvlan".to_string(),
                 topic => format!("ipvlan {}", topic.path()),

@@ -354,7 +354,7 @@ fn options_table(flags: &[Flag]) -> String {
             (format!("{short}{aliases}--{}{value}", flag.long), flag.help)
         })
         .collect();
-    rows.sort_by(|left, right| {
+    crate::order::sort_by(&mut rows, |left, right| {
         left.0
             .trim_start_matches([' ', '-'])
             .cmp(right.0.trim_start_matches([' ', '-']))

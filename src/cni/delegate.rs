@@ -259,7 +259,8 @@ pub fn read_result(name: &str, output: &Output, request: Version) -> Result<CniR
             )));
         }
     }
-    let result = CniResult::read(&value, "", ErrorCode::Internal).map_err(|e| bad(e.msg))?;
+    let result = CniResult::read(&value, "", ErrorCode::Internal)
+        .map_err(|mut e| bad(std::mem::take(&mut e.msg)))?;
     if result.ips.is_empty() {
         return Err(CniError::internal(format!(
             "IPAM plugin {name} returned missing IP config"

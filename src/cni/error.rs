@@ -78,9 +78,17 @@ impl ErrorCode {
     }
 }
 
-/// A failure of the plugin mode: what the runtime gets on stdout.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CniError {
+/// A failure of the plugin mode: what the runtime gets on stdout. Its
+/// fields ([`CniErrorFields`]) are read and written through it.
+///
+/// Behind a box so that a `CniError` is one pointer: every `?` of the
+/// config readers moves a word, not seven (release binary size).
+#[derive(Clone, PartialEq, Eq)]
+pub struct CniError(Box<CniErrorFields>);
+
+/// What a [`CniError`] holds.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CniErrorFields {
     /// The spec's code.
     pub code: ErrorCode,
     /// A short message.
@@ -89,14 +97,38 @@ pub struct CniError {
     pub details: String,
 }
 
+impl std::ops::Deref for CniError {
+    type Target = CniErrorFields;
+    fn deref(&self) -> &CniErrorFields {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for CniError {
+    fn deref_mut(&mut self) -> &mut CniErrorFields {
+        &mut self.0
+    }
+}
+
+impl fmt::Debug for CniError {
+    // As `#[derive(Debug)]` printed the struct before its fields were boxed.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CniError")
+            .field("code", &self.code)
+            .field("msg", &self.msg)
+            .field("details", &self.details)
+            .finish()
+    }
+}
+
 impl CniError {
     /// An error without details.
     pub fn new(code: ErrorCode, msg: impl Into<String>) -> CniError {
-        CniError {
+        CniError(Box::new(CniErrorFields {
             code,
             msg: msg.into(),
             details: String::new(),
-        }
+        }))
     }
 
     /// The same error with `details`.

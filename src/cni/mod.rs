@@ -183,8 +183,9 @@ fn serve(
 /// code 50, since ADD cannot be served.
 fn status(env: &Env, conf: &NetConf, input: &[u8]) -> Result<String, CniError> {
     if let Some(Ipam::Delegated { plugin }) = &conf.ipam {
-        let path = delegate::find_in_path(plugin, &env.path)
-            .map_err(|e| CniError::new(ErrorCode::PluginNotAvailable, e.msg))?;
+        let path = delegate::find_in_path(plugin, &env.path).map_err(|mut e| {
+            CniError::new(ErrorCode::PluginNotAvailable, std::mem::take(&mut e.msg))
+        })?;
         delegate::run(&path, Command::Status, &env.vars, input, delegate::TIMEOUT)?;
     }
     Err(CniError::new(

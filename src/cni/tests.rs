@@ -17,8 +17,8 @@ fn add(text: &str) -> Result<NetConf, CniError> {
 }
 
 fn fails(text: &str, command: Command) -> (ErrorCode, String) {
-    let error = read(text, command).unwrap_err();
-    (error.code, error.msg)
+    let mut error = read(text, command).unwrap_err();
+    (error.code, std::mem::take(&mut error.msg))
 }
 
 const HOST_LOCAL: &str = r#""ipam": {"type": "host-local", "subnet": "10.1.2.0/24"}"#;

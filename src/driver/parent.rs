@@ -338,7 +338,7 @@ fn named_namespaces(netns_dir: &Path) -> Vec<(String, Netns)> {
             Netns::open_path(entry.path()).ok().map(|ns| (name, ns))
         })
         .collect();
-    found.sort_by(|a, b| a.0.cmp(&b.0));
+    crate::order::sort_by(&mut found, |a, b| a.0.cmp(&b.0));
     found
 }
 

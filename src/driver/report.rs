@@ -95,7 +95,10 @@ impl NetworkInfo {
     pub(crate) fn from_record(record: &NetworkRecord, endpoints: &[EndpointRecord]) -> NetworkInfo {
         let mut subnets: Vec<SubnetInfo> = record.subnets.clone();
         // IPv4 first, as Docker lists them.
-        subnets.sort_by_key(|s| matches!(s.subnet.addr(), IpAddr::V6(_)));
+        crate::order::sort_by(&mut subnets, |a, b| {
+            let v6 = |s: &SubnetInfo| matches!(s.subnet.addr(), IpAddr::V6(_));
+            v6(a).cmp(&v6(b))
+        });
         NetworkInfo {
             id: record.id.clone(),
             name: record.name.clone(),

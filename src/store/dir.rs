@@ -354,8 +354,9 @@ impl StateDir {
     /// not be read.
     pub fn networks(&self) -> Result<Listing<NetworkRecord>, StoreError> {
         let mut all = self.read_all(&self.root.join(NETWORKS), NetworkRecord::from_json)?;
-        all.items
-            .sort_by(|a, b| (a.created, &a.name).cmp(&(b.created, &b.name)));
+        crate::order::sort_by(&mut all.items, |a, b| {
+            (a.created, &a.name).cmp(&(b.created, &b.name))
+        });
         Ok(all)
     }
 
@@ -378,8 +379,9 @@ impl StateDir {
     pub fn endpoints_of(&self, network_id: &str) -> Result<Listing<EndpointRecord>, StoreError> {
         check_name("network id", network_id)?;
         let mut all = self.read_all(&self.endpoint_dir(network_id), EndpointRecord::from_json)?;
-        all.items
-            .sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
+        crate::order::sort_by(&mut all.items, |a, b| {
+            (a.created, &a.id).cmp(&(b.created, &b.id))
+        });
         Ok(all)
     }
 
@@ -610,7 +612,7 @@ impl StateDir {
             .filter_map(|name| String::from_utf8(name).ok())
             .filter(|name| !name.starts_with('.'))
             .collect();
-        names.sort();
+        crate::order::sort(&mut names);
         Ok(names)
     }
 

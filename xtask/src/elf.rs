@@ -3,6 +3,7 @@
 use crate::Result;
 
 const PT_INTERP: u32 = 3;
+const ET_DYN: u16 = 3;
 const SHT_SYMTAB: u32 = 2;
 
 pub struct ElfFacts {
@@ -10,6 +11,9 @@ pub struct ElfFacts {
     pub has_interpreter: bool,
     /// A `.symtab` section remains (not stripped).
     pub has_symtab: bool,
+    /// The file is position-independent (`ET_DYN`: a static-pie or a shared
+    /// object) rather than loaded at a fixed address (`ET_EXEC`).
+    pub is_pie: bool,
 }
 
 fn u16_at(data: &[u8], offset: usize) -> Option<u16> {
@@ -37,6 +41,7 @@ pub fn inspect(data: &[u8]) -> Result<ElfFacts> {
         return Err("not a little-endian ELF64 file".into());
     }
     let truncated = || "truncated ELF header".to_string();
+    let e_type = u16_at(data, 0x10).ok_or_else(truncated)?;
     let phoff = u64_at(data, 0x20).ok_or_else(truncated)?;
     let shoff = u64_at(data, 0x28).ok_or_else(truncated)?;
     let phentsize = usize::from(u16_at(data, 0x36).ok_or_else(truncated)?);
@@ -46,6 +51,7 @@ pub fn inspect(data: &[u8]) -> Result<ElfFacts> {
     let mut facts = ElfFacts {
         has_interpreter: false,
         has_symtab: false,
+        is_pie: e_type == ET_DYN,
     };
     for index in 0..phnum {
         let p_type = u32_at(data, phoff + index * phentsize).ok_or("truncated program header")?;

@@ -43,8 +43,8 @@ commands:
   demo [--kernel K] [--timeout SECS]
         Boot the VM, build the walkthrough topology, run tests/vm/demo.sh.
   test [--kernel K]
-        Everything CI checks: fmt, clippy (also with --features vm), host tests,
-        a bounded fuzz run, then the VM tests.
+        Everything CI checks: fmt, clippy (also with --features vm), layers,
+        size, host tests, a bounded fuzz run, then the VM tests.
   layers
         Check that no files under src/ use each other in a circle and no file
         uses a higher layer than its own (the `# Layers` list in src/lib.rs).
@@ -62,8 +62,8 @@ commands:
         take N + 1 boots. --plant damages a record, or (unsynced) writes
         files without fsync until the cut: the run must fail. --keep-going
         goes on after a failed round and lists every failure at the end.
-  size  Build the release musl binary, check it is static and carries no
-        fault-injection hook, print its size.
+  size  Build the release musl binary, check it is static non-PIE and carries
+        no fault-injection hook, print its size; fail above 1 MiB stripped.
   bench [--kernel K] [--containers N | --quick] [--timeout SECS] [--no-record]
         Boot the VM once and measure attach and detach per container side by
         side (benches/attach.rs): a raw-netlink floor (one process for all,

@@ -16,8 +16,8 @@ const CI_FUZZ_TOTAL_SECS: u64 = 60;
 /// no cycle or upward use can come back.
 const LAYERS_IN_TEST: bool = true;
 
-/// fmt, clippy, host tests, fuzz, VM tests and a few power-cut rounds (on
-/// `kernel`); stops at the first failure.
+/// fmt, clippy, layers, size, host tests, fuzz, VM tests and a few
+/// power-cut rounds (on `kernel`); stops at the first failure.
 pub fn test(kernel: Series) -> Result {
     let start = Instant::now();
     let step = |title: &str, cmd: &mut Command| -> Result {
@@ -58,6 +58,10 @@ pub fn test(kernel: Series) -> Result {
         banner("layers");
         crate::layers::run(&[])?;
     }
+    // Cheap (one release build) and early: a binary grown past its limit
+    // should stop CI before minutes of tests.
+    banner("size");
+    size()?;
     banner("host tests");
     let (host_passed, host_failed) = cargo_test_counting(cargo().args(["test", "--workspace"]))?;
     banner("fuzz");
@@ -139,8 +143,26 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-/// Release musl build; checks it is static and carries no fault-injection
-/// hook, and prints its size.
+/// The most the stripped release binary may weigh (issue 8: 1 MiB, CNI mode
+/// included); `cargo xtask size`, and so `cargo xtask test`, fails above it.
+const SIZE_LIMIT: u64 = 1024 * 1024;
+
+/// The verdict on a stripped size: `Err` names the figure and the limit.
+fn check_size(stripped_len: u64) -> Result {
+    if stripped_len > SIZE_LIMIT {
+        return Err(format!(
+            "ipvlan size (stripped): {stripped_len} bytes is over the limit of \
+             {SIZE_LIMIT} bytes (1 MiB) by {} bytes",
+            stripped_len - SIZE_LIMIT
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// Release musl build; checks it is static non-PIE, carries no
+/// fault-injection hook and is at most [`SIZE_LIMIT`] bytes stripped, and
+/// prints its size.
 pub fn size() -> Result {
     ensure_musl_target()?;
     let mut cmd = cargo();
@@ -162,6 +184,16 @@ pub fn size() -> Result {
     if facts.has_interpreter {
         return Err(format!("{} is dynamically linked (has PT_INTERP)", binary.display()).into());
     }
+    // Non-PIE is set in .cargo/config.toml; a RUSTFLAGS in the environment
+    // silently replaces it, and the binary would start slower and weigh more.
+    if facts.is_pie {
+        return Err(format!(
+            "{} is position-independent (static-pie), not static non-PIE: \
+             is RUSTFLAGS set, replacing .cargo/config.toml's rustflags?",
+            binary.display()
+        )
+        .into());
+    }
     let stripped_len = if facts.has_symtab {
         // The release profile strips; if someone turned that off, measure a stripped copy.
         let copy = binary.with_extension("stripped");
@@ -180,11 +212,16 @@ pub fn size() -> Result {
         )
         .into());
     }
-    println!("{}: static (no PT_INTERP)", binary.display());
+    println!("{}: static non-PIE", binary.display());
     println!("{}: no fault-injection hook", binary.display());
     println!(
         "ipvlan size (stripped): {stripped_len} bytes ({:.1} KiB)",
         stripped_len as f64 / 1024.0
+    );
+    check_size(stripped_len)?;
+    println!(
+        "ipvlan size: within the limit of {SIZE_LIMIT} bytes ({} bytes to spare)",
+        SIZE_LIMIT - stripped_len
     );
     Ok(())
 }
@@ -226,6 +263,16 @@ mod tests {
             FAULT_HOOK_MARKER.as_bytes()
         ));
         assert!(!contains(b"IPVLAN_STATE_DIR", FAULT_HOOK_MARKER.as_bytes()));
+    }
+
+    #[test]
+    fn the_size_limit_is_one_mebibyte_inclusive() {
+        assert!(check_size(0).is_ok());
+        assert!(check_size(1_048_576).is_ok());
+        assert_eq!(
+            check_size(1_048_577).unwrap_err().to_string(),
+            "ipvlan size (stripped): 1048577 bytes is over the limit of 1048576 bytes (1 MiB) by 1 bytes"
+        );
     }
 
     #[test]

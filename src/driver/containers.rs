@@ -394,8 +394,30 @@ impl Manager {
             .items
             .into_iter()
             .filter(|record| record.state == ContainerState::Created);
-        for name in whole.map(|record| record.name) {
-            let endpoints = match self.container_endpoints(state, &networks, &name) {
+        let whole: Vec<String> = whole.map(|record| record.name).collect();
+        // Older-format endpoint records are filed under the container's
+        // name: one listing per network finds them for every container,
+        // where a probe per container and network made `ps` quadratic.
+        // Not worth it for one container (a probe per network is cheaper
+        // than a listing per network).
+        // A directory that cannot be listed: probed container by
+        // container, which reports the damage per container as before.
+        let listed = if whole.len() > 1 {
+            networks
+                .iter()
+                .map(|network| state.endpoint_ids(&network.id))
+                .collect::<Result<Vec<_>, _>>()
+                .ok()
+        } else {
+            None
+        };
+        for name in whole {
+            let endpoints = match self.container_endpoints_listed(
+                state,
+                &networks,
+                &name,
+                listed.as_deref(),
+            ) {
                 Ok(found) => found
                     .into_iter()
                     .map(|(at, endpoint)| EndpointInfo::from_record(&networks[at], &endpoint))

@@ -567,10 +567,25 @@ impl Manager {
         networks: &[NetworkRecord],
         name: &str,
     ) -> Result<Vec<(usize, EndpointRecord)>, Error> {
+        self.container_endpoints_listed(state, networks, name, None)
+    }
+
+    /// [`Manager::container_endpoints`] with each network's endpoint ids
+    /// listed beforehand (`listed[i]` for `networks[i]`), for a caller
+    /// going through many containers: see
+    /// [`ContainerIndex::endpoint_listed`].
+    pub(crate) fn container_endpoints_listed(
+        &self,
+        state: &StateDir,
+        networks: &[NetworkRecord],
+        name: &str,
+        listed: Option<&[Vec<String>]>,
+    ) -> Result<Vec<(usize, EndpointRecord)>, Error> {
         let index = ContainerIndex::read(state, name)?;
         let mut found = Vec::new();
         for (at, network) in networks.iter().enumerate() {
-            if let Some(endpoint) = index.endpoint(state, &network.id)? {
+            let ids = listed.and_then(|all| all.get(at)).map(Vec::as_slice);
+            if let Some(endpoint) = index.endpoint_listed(state, &network.id, ids)? {
                 found.push((at, endpoint));
             }
         }

@@ -62,6 +62,7 @@ pub(crate) fn ensure_file(path: &Path) -> Result<(), Error> {
 }
 
 /// Appends one `ADDR\tNAME` line per address (one write, `O_APPEND`).
+#[cfg(test)]
 pub(crate) fn append(path: &Path, name: &str, addresses: &[IpAddr]) -> Result<(), Error> {
     if addresses.is_empty() {
         return Ok(());
@@ -476,15 +477,24 @@ impl Names<'_> {
         endpoint: &EndpointRecord,
     ) -> Result<(), Error> {
         let file = self.state.hosts_path(&network.id);
-        ensure_file(&file)?;
+        let lines: String = endpoint
+            .container
+            .iter()
+            .flat_map(|container| {
+                endpoint
+                    .ipv4
+                    .iter()
+                    .chain(endpoint.ipv6.iter())
+                    .map(move |net| format!("{}\t{container}\n", net.addr()))
+            })
+            .collect();
+        // One open relative to the store's checked `hosts/` descriptor,
+        // making the file with its header when missing: a path-based
+        // ensure-then-append walked the chain three times per connect.
+        self.state
+            .append_to(&file, HEADER, &lines, HOSTS_MODE)
+            .map_err(Error::from)?;
         if let Some(container) = &endpoint.container {
-            let addresses: Vec<IpAddr> = endpoint
-                .ipv4
-                .iter()
-                .chain(endpoint.ipv6.iter())
-                .map(|net| net.addr())
-                .collect();
-            append(&file, container, &addresses)?;
             self.refresh_container(container)?;
         }
         self.refresh_network(network)

@@ -390,6 +390,7 @@ impl ContainerIndex {
         &self,
         state: &StateDir,
         network_id: &str,
+        // Sorted, as [`StateDir::endpoint_ids`] returns them.
         listed: Option<&[String]>,
     ) -> Result<Option<EndpointRecord>, Error> {
         let ours = |record: &EndpointRecord| record.container.as_deref() == Some(&self.container);
@@ -398,7 +399,7 @@ impl ContainerIndex {
                 return Ok(Some(record));
             }
         }
-        if listed.is_some_and(|ids| !ids.iter().any(|id| *id == self.container)) {
+        if listed.is_some_and(|ids| ids.binary_search(&self.container).is_err()) {
             return Ok(None);
         }
         endpoint_at(state, network_id, &self.container, ours)

@@ -423,15 +423,17 @@ impl StateDir {
     }
 
     /// The ids of the endpoint records of a network, from one listing of
-    /// its directory, without reading them: for a caller that would
-    /// otherwise probe for one id per container.
+    /// its directory, sorted, without reading them: for a caller that
+    /// would otherwise probe for one id per container.
     pub fn endpoint_ids(&self, network_id: &str) -> Result<Vec<String>, StoreError> {
         check_name("network id", network_id)?;
-        Ok(self
+        let mut ids: Vec<String> = self
             .list_names(&self.endpoint_dir(network_id))?
             .into_iter()
             .filter_map(|name| name.strip_suffix(".json").map(str::to_string))
-            .collect())
+            .collect();
+        ids.sort_unstable();
+        Ok(ids)
     }
 
     /// Every endpoint of every network, and what could not be read (a

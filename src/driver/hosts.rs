@@ -460,11 +460,11 @@ pub(crate) fn resolve(etc_netns_dir: &Path, container: &str) -> Option<PathBuf> 
     fs::canonicalize(hosts).ok()
 }
 
-/// The name views of one operation: the state under its lock, every
-/// network, and where `/etc/netns` is.
+/// The name views of one operation: the state under its lock and where
+/// `/etc/netns` is. The networks a container is on are found from the
+/// store (their ids listed, never every record read).
 pub(crate) struct Names<'a> {
     pub state: &'a Locked<'a>,
-    pub networks: &'a [NetworkRecord],
     pub etc_netns_dir: &'a Path,
 }
 
@@ -550,7 +550,9 @@ impl Names<'_> {
         };
         for entry in entries.flatten() {
             let container = entry.file_name().to_string_lossy().into_owned();
-            self.refresh_container(&container)?;
+            // This network named too: the container may have just left it,
+            // and only the networks it has a record on are looked at.
+            self.refresh_views(&container, Some(&network.id))?;
         }
         Ok(())
     }
@@ -558,20 +560,33 @@ impl Names<'_> {
     /// Points `/etc/netns/NAME/hosts` at what the container should see: its
     /// network's file, or a union file when it is on several.
     pub(crate) fn refresh_container(&self, container: &str) -> Result<(), Error> {
+        self.refresh_views(container, None)
+    }
+
+    /// [`Names::refresh_container`]; `also` is a network whose marker of
+    /// the container must go unless it is still on it.
+    fn refresh_views(&self, container: &str, also: Option<&str>) -> Result<(), Error> {
         let state = self.state;
-        let mut attached = Vec::new();
+        // Networks it has a record on (any state: a marker may be left on
+        // one it is leaving), and those it is attached to.
+        let mut on: Vec<String> = Vec::new();
+        let mut attached: Vec<String> = Vec::new();
         let index = ContainerIndex::read(state, container)?;
-        for network in self.networks {
-            if let Some(endpoint) = index.endpoint(state, &network.id)? {
+        for id in state.network_ids()? {
+            if let Some(endpoint) = index.endpoint(state, &id)? {
                 if endpoint.state != EndpointState::Detaching {
-                    attached.push(network);
+                    attached.push(id.clone());
                 }
+                on.push(id);
             }
         }
-        for network in self.networks {
-            let markers = state.union_markers_dir(&network.id);
+        if let Some(also) = also.filter(|also| !on.iter().any(|id| id == also)) {
+            on.push(also.to_string());
+        }
+        for network_id in &on {
+            let markers = state.union_markers_dir(network_id);
             let marker = markers.join(container);
-            if attached.len() > 1 && attached.iter().any(|n| n.id == network.id) {
+            if attached.len() > 1 && attached.iter().any(|id| id == network_id) {
                 // A link where the marker belongs is refused, not followed.
                 if !fs::symlink_metadata(&marker).is_ok_and(|m| m.is_file()) {
                     state.ensure_dir(&markers)?;
@@ -589,7 +604,7 @@ impl Names<'_> {
                 let _ = fs::remove_file(&marker);
             }
         }
-        let files: Vec<PathBuf> = attached.iter().map(|n| state.hosts_path(&n.id)).collect();
+        let files: Vec<PathBuf> = attached.iter().map(|id| state.hosts_path(id)).collect();
         let union = state.union_hosts_path(container);
         match files.as_slice() {
             [] => {
@@ -851,9 +866,11 @@ mod tests {
         for endpoint in &endpoints {
             locked.put_endpoint(endpoint)?;
         }
+        for network in &networks {
+            locked.put_network(network)?;
+        }
         let names = Names {
             state: &locked,
-            networks: &networks,
             etc_netns_dir: etc,
         };
         for (network, endpoint) in networks.iter().zip(&endpoints) {

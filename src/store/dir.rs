@@ -261,7 +261,8 @@ impl StateDir {
             )));
         };
         let dir = self.handles.ensure(dir)?;
-        let name = fsutil::c_name(&name.to_string_lossy()).map_err(StoreError::io("opening", path))?;
+        let name =
+            fsutil::c_name(&name.to_string_lossy()).map_err(StoreError::io("opening", path))?;
         let flags = libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT;
         let (mut file, len) = fsutil::open_regular_at(dir.fd(), &name, flags, mode)
             .map_err(StoreError::io("opening", path))?;
@@ -420,6 +421,18 @@ impl StateDir {
         all.items
             .sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
         Ok(all)
+    }
+
+    /// The ids of the network records, sorted, from one listing, without
+    /// reading them (a damaged record's id included).
+    pub fn network_ids(&self) -> Result<Vec<String>, StoreError> {
+        let mut ids: Vec<String> = self
+            .list_names(&self.root.join(NETWORKS))?
+            .into_iter()
+            .filter_map(|name| name.strip_suffix(".json").map(str::to_string))
+            .collect();
+        ids.sort_unstable();
+        Ok(ids)
     }
 
     /// The ids of the endpoint records of a network, from one listing of

@@ -583,11 +583,10 @@ impl Names<'_> {
     }
 
     /// Points `/etc/netns/NAME/hosts` at what the container should see: its
-    /// network's file, or a union file when it is on several.
-    /// `also` is a network whose marker of the container must go unless
-    /// it is still on it; `known` the
-    /// container's endpoint record as the caller just wrote it (not read
-    /// again).
+    /// network's file, or a union file when it is on several. `also` is
+    /// a network whose marker of the container must go unless it is still
+    /// on it; `known` the container's endpoint record as the caller just
+    /// wrote it (not read again).
     fn refresh_views(
         &self,
         container: &str,

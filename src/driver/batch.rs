@@ -136,7 +136,7 @@ impl Manager {
             return Err(error.context(attaching(&resolved[failed], &network.name)));
         }
 
-        let names = self.names(&state, &networks);
+        let names = self.names(&state);
         let mut finished = Vec::with_capacity(pending.len());
         let mut failure = None;
         for ((mut prepared, link), target) in pending.into_iter().zip(built).zip(&resolved) {
@@ -205,7 +205,7 @@ impl Manager {
         let mut notes = Vec::new();
         for (done, (endpoint, at)) in endpoints.into_iter().enumerate() {
             let label = super::report::endpoint_label(&endpoint);
-            let detached = self.detach(&host, &state, &networks, network, endpoint, &at);
+            let detached = self.detach(&host, &state, network, endpoint, &at);
             match detached {
                 Ok(more) => notes.extend(more),
                 Err(error) => {

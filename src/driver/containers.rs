@@ -117,7 +117,7 @@ impl Manager {
             return Err(container(error));
         }
         let made = self
-            .attach_all(&state, &networks, &joins, &inside, &name)
+            .attach_all(&state, &joins, &inside, &name)
             .and_then(|endpoints| {
                 record.state = ContainerState::Created;
                 state
@@ -203,7 +203,6 @@ impl Manager {
     fn attach_all(
         &self,
         state: &Locked<'_>,
-        networks: &[NetworkRecord],
         joins: &[(&NetworkRecord, &AttachRequest)],
         inside: &OpenNetns,
         name: &str,
@@ -214,12 +213,10 @@ impl Manager {
             .map_err(|e| (Step::Container, e))?;
         let mut endpoints = Vec::new();
         for (network, attach) in joins {
-            let endpoint = self
-                .attach(state, networks, network, &target, attach)
-                .map_err(|e| {
-                    let context = format!("connecting {name} to network {}", network.name);
-                    (Step::Network, e.context(context))
-                })?;
+            let endpoint = self.attach(state, network, &target, attach).map_err(|e| {
+                let context = format!("connecting {name} to network {}", network.name);
+                (Step::Network, e.context(context))
+            })?;
             endpoints.push(endpoint);
         }
         Ok(endpoints)
@@ -251,7 +248,7 @@ impl Manager {
                     endpoint_link::delete_temporary_links(inside, parent.as_ref())?;
                 }
             }
-            notes.extend(self.detach(host, state, networks, network, endpoint, &at)?);
+            notes.extend(self.detach(host, state, network, endpoint, &at)?);
         }
         let path = self.config.netns_dir.join(name);
         match netns_identity::container_netns(&path)? {
@@ -344,7 +341,7 @@ impl Manager {
         for (at, endpoint) in self.container_endpoints(&state, &networks, name)? {
             let network = &networks[at];
             let at = locate(&endpoint)?;
-            notes.extend(self.detach(&host, &state, &networks, network, endpoint, &at)?);
+            notes.extend(self.detach(&host, &state, network, endpoint, &at)?);
         }
         for pid in &pids {
             kill(*pid);
@@ -394,22 +391,40 @@ impl Manager {
             .items
             .into_iter()
             .filter(|record| record.state == ContainerState::Created);
-        for name in whole.map(|record| record.name) {
-            let endpoints = match self.container_endpoints(state, &networks, &name) {
-                Ok(found) => found
-                    .into_iter()
-                    .map(|(at, endpoint)| EndpointInfo::from_record(&networks[at], &endpoint))
-                    .collect(),
-                // One container's unreadable endpoint files never hide the
-                // other containers; the message names the file.
-                Err(error) => {
-                    containers.damaged.push(Damaged {
-                        path: self.config.state_dir.clone(),
-                        reason: format!("container {name}: {error}"),
-                    });
-                    Vec::new()
-                }
-            };
+        let whole: Vec<String> = whole.map(|record| record.name).collect();
+        // Older-format endpoint records are filed under the container's
+        // name: one listing per network finds them for every container,
+        // where a probe per container and network made `ps` quadratic.
+        // Not worth it for one container (a probe per network is cheaper
+        // than a listing per network).
+        // A directory that cannot be listed: probed container by
+        // container, which reports the damage per container as before.
+        let listed = if whole.len() > 1 {
+            networks
+                .iter()
+                .map(|network| state.endpoint_ids(&network.id))
+                .collect::<Result<Vec<_>, _>>()
+                .ok()
+        } else {
+            None
+        };
+        for name in whole {
+            let endpoints =
+                match self.container_endpoints_listed(state, &networks, &name, listed.as_deref()) {
+                    Ok(found) => found
+                        .into_iter()
+                        .map(|(at, endpoint)| EndpointInfo::from_record(&networks[at], &endpoint))
+                        .collect(),
+                    // One container's unreadable endpoint files never hide the
+                    // other containers; the message names the file.
+                    Err(error) => {
+                        containers.damaged.push(Damaged {
+                            path: self.config.state_dir.clone(),
+                            reason: format!("container {name}: {error}"),
+                        });
+                        Vec::new()
+                    }
+                };
             containers.items.push(ContainerInfo {
                 netns_path: self.config.netns_dir.join(&name),
                 name,

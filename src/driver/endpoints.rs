@@ -22,7 +22,9 @@ use crate::ipam::{IpFamily, Request};
 use crate::netns::{self, Netns};
 use crate::rtnl::{Handle, Link};
 use crate::store::records::NetnsId;
-use crate::store::{EndpointRecord, EndpointState, Locked, NetworkRecord, StateDir, Timestamp};
+use crate::store::{
+    EndpointRecord, EndpointState, Locked, NetworkRecord, NetworkState, StateDir, Timestamp,
+};
 
 /// A resolved attach target: its namespace opened and identified.
 #[derive(Debug)]
@@ -79,14 +81,13 @@ impl Manager {
     ) -> Result<EndpointInfo, Error> {
         // Read without the lock, so a network that does not exist is
         // named first, as before the target was checked.
-        lookup_network(&self.store, network)?;
+        let found = lookup_network(&self.store, network)?;
         // Before the lock: a target that blocks or is refused must not
         // hold every other command up.
         let target = self.resolve_target(target)?;
         let state = self.store.lock()?;
-        let networks = state.networks()?;
-        let network = find_network(&networks, network)?;
-        let endpoint = self.attach(&state, &networks, network, &target, req)?;
+        let network = locked_network(&state, network, &found)?;
+        let endpoint = self.attach(&state, &network, &target, req)?;
         // The final state durable before the command reports it.
         state.commit()?;
         Ok(endpoint)
@@ -111,15 +112,14 @@ impl Manager {
     /// # Ok::<(), ipvlan::driver::Error>(())
     /// ```
     pub fn disconnect(&self, network: &str, target: &Target) -> Result<Vec<String>, Error> {
-        lookup_network(&self.store, network)?;
+        let found = lookup_network(&self.store, network)?;
         // Before the lock, like connect: what is at the path now.
         let placed = self.place_for_detach(target)?;
         let state = self.store.lock()?;
-        let networks = state.networks()?;
-        let network = find_network(&networks, network)?;
-        let (endpoint, at) = self.endpoint_to_detach(&state, network, target, placed)?;
+        let network = locked_network(&state, network, &found)?;
+        let (endpoint, at) = self.endpoint_to_detach(&state, &network, target, placed)?;
         let host = Handle::new()?;
-        let notes = self.detach(&host, &state, &networks, network, endpoint, &at)?;
+        let notes = self.detach(&host, &state, &network, endpoint, &at)?;
         state.commit()?;
         Ok(notes)
     }
@@ -362,7 +362,6 @@ impl Manager {
     pub(crate) fn attach(
         &self,
         state: &Locked<'_>,
-        networks: &[NetworkRecord],
         network: &NetworkRecord,
         target: &ResolvedTarget,
         req: &AttachRequest,
@@ -386,7 +385,7 @@ impl Manager {
                 )));
             }
         };
-        let names = self.names(state, networks);
+        let names = self.names(state);
         if let Err(error) = pending.finish(state, &names, network, &built) {
             pending.undo_built(state, &names, network, &parent, &target.inside);
             return Err(error);
@@ -394,15 +393,10 @@ impl Manager {
         Ok(EndpointInfo::from_record(network, &pending.record))
     }
 
-    /// The name views of `networks` under the held lock.
-    pub(crate) fn names<'a>(
-        &'a self,
-        state: &'a Locked<'a>,
-        networks: &'a [NetworkRecord],
-    ) -> Names<'a> {
+    /// The name views under the held lock.
+    pub(crate) fn names<'a>(&'a self, state: &'a Locked<'a>) -> Names<'a> {
         Names {
             state,
-            networks,
             etc_netns_dir: &self.config.etc_netns_dir,
         }
     }
@@ -524,7 +518,6 @@ impl Manager {
         &self,
         host: &Handle,
         state: &Locked<'_>,
-        networks: &[NetworkRecord],
         network: &NetworkRecord,
         mut endpoint: EndpointRecord,
         at: &NsAt,
@@ -545,7 +538,7 @@ impl Manager {
                 notes.push(why);
             }
         }
-        self.names(state, networks).remove(network, &endpoint)?;
+        self.names(state).remove(network, &endpoint)?;
         for address in endpoint.ipv4.iter().chain(endpoint.ipv6.iter()) {
             state.release_if_owner(network, address.addr(), &endpoint.id)?;
         }
@@ -567,15 +560,49 @@ impl Manager {
         networks: &[NetworkRecord],
         name: &str,
     ) -> Result<Vec<(usize, EndpointRecord)>, Error> {
+        self.container_endpoints_listed(state, networks, name, None)
+    }
+
+    /// [`Manager::container_endpoints`] with each network's endpoint ids
+    /// listed beforehand (`listed[i]` for `networks[i]`), for a caller
+    /// going through many containers: see
+    /// [`ContainerIndex::endpoint_listed`].
+    pub(crate) fn container_endpoints_listed(
+        &self,
+        state: &StateDir,
+        networks: &[NetworkRecord],
+        name: &str,
+        listed: Option<&[Vec<String>]>,
+    ) -> Result<Vec<(usize, EndpointRecord)>, Error> {
         let index = ContainerIndex::read(state, name)?;
         let mut found = Vec::new();
         for (at, network) in networks.iter().enumerate() {
-            if let Some(endpoint) = index.endpoint(state, &network.id)? {
+            let ids = listed.and_then(|all| all.get(at)).map(Vec::as_slice);
+            if let Some(endpoint) = index.endpoint_listed(state, &network.id, ids)? {
                 found.push((at, endpoint));
             }
         }
         Ok(found)
     }
+}
+
+/// The network `name_or_id` under the lock, `found` before it: its record
+/// read again by id (the state may have changed meanwhile), or, when it
+/// is gone or no longer answers to that name, looked up among every
+/// network as before. Reading every record under the lock cost a read
+/// per network on every connect.
+fn locked_network(
+    state: &Locked<'_>,
+    name_or_id: &str,
+    found: &NetworkRecord,
+) -> Result<NetworkRecord, Error> {
+    if let Some(network) = state.network(&found.id)?.filter(|network| {
+        network.state != NetworkState::Creating
+            && (network.name == name_or_id || network.id == name_or_id)
+    }) {
+        return Ok(network);
+    }
+    find_network(&state.networks()?, name_or_id).cloned()
 }
 
 /// The namespace an endpoint's link is in, when it is the one attached;

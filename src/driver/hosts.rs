@@ -62,6 +62,7 @@ pub(crate) fn ensure_file(path: &Path) -> Result<(), Error> {
 }
 
 /// Appends one `ADDR\tNAME` line per address (one write, `O_APPEND`).
+#[cfg(test)]
 pub(crate) fn append(path: &Path, name: &str, addresses: &[IpAddr]) -> Result<(), Error> {
     if addresses.is_empty() {
         return Ok(());
@@ -257,8 +258,8 @@ fn is_ours(path: &Path, state_root: &Path) -> bool {
 
 /// What sits at `ETC_NETNS/NAME/hosts`.
 enum Entry {
-    /// Nothing (the directory may be missing too).
-    Missing,
+    /// Nothing; `dir`: the directory is there.
+    Missing { dir: bool },
     /// Our symlink.
     Ours,
     /// Someone else's; the text says what and why we leave it.
@@ -275,7 +276,9 @@ fn entry(etc_netns_dir: &Path, container: &str, state_root: &Path) -> Result<Ent
                 dir.display()
             )))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Entry::Missing),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Entry::Missing { dir: false })
+        }
         Err(e) => return Err(io("reading", &dir, e)),
     }
     let hosts = dir.join("hosts");
@@ -285,7 +288,7 @@ fn entry(etc_netns_dir: &Path, container: &str, state_root: &Path) -> Result<Ent
             "{} exists and is not ours; ipvlan does not replace it",
             hosts.display()
         ))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Entry::Missing),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Entry::Missing { dir: true }),
         Err(e) => Err(io("reading", &hosts, e)),
     }
 }
@@ -300,33 +303,52 @@ pub(crate) fn check_view_is_ours(
     state_root: &Path,
 ) -> Result<(), Error> {
     match entry(etc_netns_dir, container, state_root)? {
-        Entry::Missing | Entry::Ours => Ok(()),
+        Entry::Missing { .. } | Entry::Ours => Ok(()),
         Entry::Foreign(why) => Err(Error::already_exists(why)),
     }
 }
 
-/// Makes `ETC_NETNS/NAME` (0755, recorded as ours) unless it exists, in
-/// which case its mode and owner stay the admin's. Returns whether this
-/// call created it.
+/// Makes `ETC_NETNS/NAME` (0755, recorded as ours), found missing by the
+/// caller; one made meanwhile by someone else stays theirs, mode and
+/// owner. Returns whether this call created it.
 fn make_dir(etc_netns_dir: &Path, container: &str, state_root: &Path) -> Result<bool, Error> {
     let dir = etc_netns_dir.join(container);
-    if dir.is_dir() {
-        return Ok(false);
-    }
-    fs::create_dir_all(etc_netns_dir).map_err(|e| io("creating", etc_netns_dir, e))?;
     // Marked before it exists: a crash in between leaves a marker for a
     // missing directory (harmless), never an unmarked directory of ours.
+    // Parents are made only when missing, found by the create failing:
+    // they exist on every attach but a host's first.
     let marker = made_dir_marker(state_root, container);
-    let marked_before = marker.exists();
-    if !marked_before {
-        if let Some(parent) = marker.parent() {
-            fs::create_dir_all(parent).map_err(|e| io("creating", parent, e))?;
+    let mark = || {
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(MARKER_MODE)
+            .open(&marker)
+    };
+    crate::fault::point("etc netns: before marker");
+    let marked = match mark() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(parent) = marker.parent() {
+                fs::create_dir_all(parent).map_err(|e| io("creating", parent, e))?;
+            }
+            mark()
         }
-        crate::fault::point("etc netns: before marker");
-        fs::write(&marker, b"").map_err(|e| io("writing", &marker, e))?;
-    }
+        other => other,
+    };
+    let marked_before = match marked {
+        Ok(_) => false,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => true,
+        Err(e) => return Err(io("writing", &marker, e)),
+    };
     crate::fault::point("etc netns: before mkdir");
-    match crate::fault::after("etc netns: after mkdir", fs::create_dir(&dir)) {
+    let made = match fs::create_dir(&dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            fs::create_dir_all(etc_netns_dir).map_err(|e| io("creating", etc_netns_dir, e))?;
+            fs::create_dir(&dir)
+        }
+        other => other,
+    };
+    match crate::fault::after("etc netns: after mkdir", made) {
         Ok(()) => {
             // Processes in the container read it whatever our umask was.
             fs::set_permissions(&dir, fs::Permissions::from_mode(0o755))
@@ -361,15 +383,19 @@ pub(crate) fn link(
     let target = absolute(target);
     let dir = etc_netns_dir.join(container);
     let hosts = dir.join("hosts");
+    let mut has_dir = false;
     let ours = match entry(etc_netns_dir, container, state_root)? {
         Entry::Foreign(why) => return Err(Error::already_exists(why)),
         Entry::Ours if fs::read_link(&hosts).is_ok_and(|current| current == target) => {
             return Ok(())
         }
         Entry::Ours => true,
-        Entry::Missing => false,
+        Entry::Missing { dir } => {
+            has_dir = dir;
+            false
+        }
     };
-    let made = make_dir(etc_netns_dir, container, state_root)?;
+    let made = !ours && !has_dir && make_dir(etc_netns_dir, container, state_root)?;
     let linked = if ours {
         replace_our_symlink(&dir, &target, state_root)
     } else {
@@ -459,11 +485,11 @@ pub(crate) fn resolve(etc_netns_dir: &Path, container: &str) -> Option<PathBuf> 
     fs::canonicalize(hosts).ok()
 }
 
-/// The name views of one operation: the state under its lock, every
-/// network, and where `/etc/netns` is.
+/// The name views of one operation: the state under its lock and where
+/// `/etc/netns` is. The networks a container is on are found from the
+/// store (their ids listed, never every record read).
 pub(crate) struct Names<'a> {
     pub state: &'a Locked<'a>,
-    pub networks: &'a [NetworkRecord],
     pub etc_netns_dir: &'a Path,
 }
 
@@ -476,16 +502,25 @@ impl Names<'_> {
         endpoint: &EndpointRecord,
     ) -> Result<(), Error> {
         let file = self.state.hosts_path(&network.id);
-        ensure_file(&file)?;
+        let lines: String = endpoint
+            .container
+            .iter()
+            .flat_map(|container| {
+                endpoint
+                    .ipv4
+                    .iter()
+                    .chain(endpoint.ipv6.iter())
+                    .map(move |net| format!("{}\t{container}\n", net.addr()))
+            })
+            .collect();
+        // One open relative to the store's checked `hosts/` descriptor,
+        // making the file with its header when missing: a path-based
+        // ensure-then-append walked the chain three times per connect.
+        self.state
+            .append_to(&file, HEADER, &lines, HOSTS_MODE)
+            .map_err(Error::from)?;
         if let Some(container) = &endpoint.container {
-            let addresses: Vec<IpAddr> = endpoint
-                .ipv4
-                .iter()
-                .chain(endpoint.ipv6.iter())
-                .map(|net| net.addr())
-                .collect();
-            append(&file, container, &addresses)?;
-            self.refresh_container(container)?;
+            self.refresh_views(container, None, Some(endpoint))?;
         }
         self.refresh_network(network)
     }
@@ -502,7 +537,7 @@ impl Names<'_> {
         self.refresh_network(network)?;
         if let Some(container) = &endpoint.container {
             // The container itself may have left its last network.
-            self.refresh_container(container)?;
+            self.refresh_views(container, None, Some(endpoint))?;
         }
         Ok(())
     }
@@ -540,28 +575,49 @@ impl Names<'_> {
         };
         for entry in entries.flatten() {
             let container = entry.file_name().to_string_lossy().into_owned();
-            self.refresh_container(&container)?;
+            // This network named too: the container may have just left it,
+            // and only the networks it has a record on are looked at.
+            self.refresh_views(&container, Some(&network.id), None)?;
         }
         Ok(())
     }
 
     /// Points `/etc/netns/NAME/hosts` at what the container should see: its
-    /// network's file, or a union file when it is on several.
-    pub(crate) fn refresh_container(&self, container: &str) -> Result<(), Error> {
+    /// network's file, or a union file when it is on several. `also` is
+    /// a network whose marker of the container must go unless it is still
+    /// on it; `known` the container's endpoint record as the caller just
+    /// wrote it (not read again).
+    fn refresh_views(
+        &self,
+        container: &str,
+        also: Option<&str>,
+        known: Option<&EndpointRecord>,
+    ) -> Result<(), Error> {
         let state = self.state;
-        let mut attached = Vec::new();
+        // Networks it has a record on (any state: a marker may be left on
+        // one it is leaving), and those it is attached to.
+        let mut on: Vec<String> = Vec::new();
+        let mut attached: Vec<String> = Vec::new();
         let index = ContainerIndex::read(state, container)?;
-        for network in self.networks {
-            if let Some(endpoint) = index.endpoint(state, &network.id)? {
+        for id in state.network_ids()? {
+            let endpoint = match known.filter(|known| known.network_id == id) {
+                Some(known) => Some(known.clone()),
+                None => index.endpoint(state, &id)?,
+            };
+            if let Some(endpoint) = endpoint {
                 if endpoint.state != EndpointState::Detaching {
-                    attached.push(network);
+                    attached.push(id.clone());
                 }
+                on.push(id);
             }
         }
-        for network in self.networks {
-            let markers = state.union_markers_dir(&network.id);
+        if let Some(also) = also.filter(|also| !on.iter().any(|id| id == also)) {
+            on.push(also.to_string());
+        }
+        for network_id in &on {
+            let markers = state.union_markers_dir(network_id);
             let marker = markers.join(container);
-            if attached.len() > 1 && attached.iter().any(|n| n.id == network.id) {
+            if attached.len() > 1 && attached.iter().any(|id| id == network_id) {
                 // A link where the marker belongs is refused, not followed.
                 if !fs::symlink_metadata(&marker).is_ok_and(|m| m.is_file()) {
                     state.ensure_dir(&markers)?;
@@ -579,7 +635,7 @@ impl Names<'_> {
                 let _ = fs::remove_file(&marker);
             }
         }
-        let files: Vec<PathBuf> = attached.iter().map(|n| state.hosts_path(&n.id)).collect();
+        let files: Vec<PathBuf> = attached.iter().map(|id| state.hosts_path(id)).collect();
         let union = state.union_hosts_path(container);
         match files.as_slice() {
             [] => {
@@ -841,9 +897,11 @@ mod tests {
         for endpoint in &endpoints {
             locked.put_endpoint(endpoint)?;
         }
+        for network in &networks {
+            locked.put_network(network)?;
+        }
         let names = Names {
             state: &locked,
-            networks: &networks,
             etc_netns_dir: etc,
         };
         for (network, endpoint) in networks.iter().zip(&endpoints) {

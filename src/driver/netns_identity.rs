@@ -378,11 +378,29 @@ impl ContainerIndex {
         state: &StateDir,
         network_id: &str,
     ) -> Result<Option<EndpointRecord>, Error> {
+        self.endpoint_listed(state, network_id, None)
+    }
+
+    /// [`ContainerIndex::endpoint`], with the ids filed in the network
+    /// when the caller listed them (`listed`): an older-format record is
+    /// then read only when the listing holds the container's name, so a
+    /// caller going through every container on every network (`ps`) makes
+    /// one listing per network instead of one probe per pair.
+    pub(crate) fn endpoint_listed(
+        &self,
+        state: &StateDir,
+        network_id: &str,
+        // Sorted, as [`StateDir::endpoint_ids`] returns them.
+        listed: Option<&[String]>,
+    ) -> Result<Option<EndpointRecord>, Error> {
         let ours = |record: &EndpointRecord| record.container.as_deref() == Some(&self.container);
         if let Some((_, id)) = self.entries.iter().find(|(n, _)| n == network_id) {
             if let Some(record) = endpoint_at(state, network_id, id, ours)? {
                 return Ok(Some(record));
             }
+        }
+        if listed.is_some_and(|ids| ids.binary_search(&self.container).is_err()) {
+            return Ok(None);
         }
         endpoint_at(state, network_id, &self.container, ours)
     }

@@ -167,7 +167,6 @@ impl Manager {
                 let restored = self.restore_endpoint(
                     &host,
                     &state,
-                    &networks,
                     network,
                     parent.as_ref(),
                     endpoint,
@@ -190,7 +189,7 @@ impl Manager {
         // Hosts files are edited without fsync: after a power cut a removed
         // container's line may be back, an added one missing. The endpoint
         // records are durable; the files are made to agree with them.
-        let names = self.names(&state, &networks);
+        let names = self.names(&state);
         for network in &networks {
             if let Err(error) = names.rebuild(network) {
                 report
@@ -254,7 +253,6 @@ impl Manager {
         &self,
         host: &Handle,
         state: &Locked<'_>,
-        networks: &[NetworkRecord],
         network: &NetworkRecord,
         parent: Option<&Link>,
         endpoint: EndpointRecord,
@@ -268,7 +266,7 @@ impl Manager {
             if let Some(inside) = at.open() {
                 endpoint_link::delete_temporary_links(inside, parent)?;
             }
-            let notes = self.detach(host, state, networks, network, endpoint, &at)?;
+            let notes = self.detach(host, state, network, endpoint, &at)?;
             report
                 .errors
                 .extend(notes.into_iter().map(|note| format!("{who}: {note}")));
@@ -278,7 +276,7 @@ impl Manager {
         let (inside, identity) = match &at {
             NsAt::Present(inside, identity) => (inside, *identity),
             NsAt::Gone | NsAt::NotANamespace => {
-                let notes = self.detach(host, state, networks, network, endpoint, &at)?;
+                let notes = self.detach(host, state, network, endpoint, &at)?;
                 report
                     .errors
                     .extend(notes.into_iter().map(|note| format!("{who}: {note}")));

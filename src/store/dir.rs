@@ -241,6 +241,46 @@ impl StateDir {
         self.handles.ensure(dir).map(drop)
     }
 
+    /// Appends `text` (whole lines) to the driver's file `path` (under
+    /// `hosts/`) in one `write`, opened relative to its checked directory
+    /// (made when missing) like every state file: never through a link,
+    /// nothing but a regular file. A missing or empty file is made with
+    /// `mode` whatever the umask and gets `header` first. Not synced (see
+    /// the durability rules).
+    pub fn append_to(
+        &self,
+        path: &Path,
+        header: &str,
+        text: &str,
+        mode: u32,
+    ) -> Result<(), StoreError> {
+        use std::io::Write;
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+            return Err(StoreError::io("opening", path)(io::Error::from(
+                io::ErrorKind::InvalidInput,
+            )));
+        };
+        let dir = self.handles.ensure(dir)?;
+        let name =
+            fsutil::c_name(&name.to_string_lossy()).map_err(StoreError::io("opening", path))?;
+        let flags = libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT;
+        let (mut file, len) = fsutil::open_regular_at(dir.fd(), &name, flags, mode)
+            .map_err(StoreError::io("opening", path))?;
+        let mut all = String::new();
+        if len == 0 {
+            // Processes in containers read it whatever our umask was.
+            crate::sys::fchmod(std::os::fd::AsFd::as_fd(&file), mode)
+                .map_err(StoreError::io("setting the mode of", path))?;
+            all.push_str(header);
+        }
+        all.push_str(text);
+        if all.is_empty() {
+            return Ok(());
+        }
+        file.write_all(all.as_bytes())
+            .map_err(StoreError::io("appending to", path))
+    }
+
     /// The directory itself.
     pub fn root(&self) -> &Path {
         &self.root
@@ -383,6 +423,32 @@ impl StateDir {
             (a.created, &a.id).cmp(&(b.created, &b.id))
         });
         Ok(all)
+    }
+
+    /// The ids of the network records, sorted, from one listing, without
+    /// reading them (a damaged record's id included).
+    pub fn network_ids(&self) -> Result<Vec<String>, StoreError> {
+        let mut ids: Vec<String> = self
+            .list_names(&self.root.join(NETWORKS))?
+            .into_iter()
+            .filter_map(|name| name.strip_suffix(".json").map(str::to_string))
+            .collect();
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
+    /// The ids of the endpoint records of a network, from one listing of
+    /// its directory, sorted, without reading them: for a caller that
+    /// would otherwise probe for one id per container.
+    pub fn endpoint_ids(&self, network_id: &str) -> Result<Vec<String>, StoreError> {
+        check_name("network id", network_id)?;
+        let mut ids: Vec<String> = self
+            .list_names(&self.endpoint_dir(network_id))?
+            .into_iter()
+            .filter_map(|name| name.strip_suffix(".json").map(str::to_string))
+            .collect();
+        ids.sort_unstable();
+        Ok(ids)
     }
 
     /// Every endpoint of every network, and what could not be read (a

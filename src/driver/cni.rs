@@ -459,6 +459,10 @@ impl Manager {
             state.remove_endpoint(&network.id, &id)?;
             self.drop_parent_if_idle(&Handle::new()?, &state, &network);
             state.commit()?;
+        } else if !state.release_owner(&network, &id)?.is_empty() {
+            // An ADD killed between its leases and its record: the leases
+            // name the attachment, nothing else does.
+            state.commit()?;
         }
         Ok(notes)
     }

@@ -416,13 +416,29 @@ fn another_config_for_a_live_network_is_code_7() {
     let data = l.get("linkinfo").and_then(|i| i.get("info_data")).unwrap();
     assert_eq!(data.get("mode").and_then(Value::as_str), Some("l3"));
     cni.plugin("DEL", "ctr-b", &b, &l3).ok();
-    // A CLI network's name is not taken over.
-    let (code, text) = cni.cli(&["network", "create", "-o", "parent=cnim5", "clinet"]);
+    // A CLI network's name is not taken over, and the CLI's shared-parent
+    // guard holds across both: one mode and flag per master.
+    cni.master("cnim5b");
+    let (code, text) = cni.cli(&["network", "create", "-o", "parent=cnim5b", "clinet"]);
     assert_eq!(code, Some(0), "{text}");
     let msg = cni
-        .plugin("ADD", "ctr-b", &b, &conf("clinet", "cnim5", ""))
+        .plugin("ADD", "ctr-b", &b, &conf("clinet", "cnim5b", ""))
         .error(7);
     assert!(msg.contains("was not made by CNI"), "{msg}");
+    let msg = cni
+        .plugin(
+            "ADD",
+            "ctr-b",
+            &b,
+            &conf("other", "cnim5b", r#", "mode": "l3""#),
+        )
+        .error(7);
+    assert_eq!(
+        msg,
+        "network clinet is already using parent interface cnim5b with ipvlan mode l2 and flag bridge; a network on the same parent must use the same mode and flag"
+    );
+    assert!(!cni.network_names().contains(&"other".to_string()));
+    assert!(link(Some("cni-conf-b"), "eth0").is_none());
     cni.cli(&["network", "rm", "clinet"]);
 }
 

@@ -551,3 +551,148 @@ fn sigkill_during_add_then_del_leaves_nothing() {
         cni.plugin("DEL", "ctr-kill", &ns, &conf).ok();
     }
 }
+
+#[test]
+fn gc_removes_what_the_runtime_no_longer_lists() {
+    let mut cni = Cni::new("gc");
+    cni.master("cnim9");
+    let keep = cni.netns("cni-gc-keep");
+    let drop = cni.netns("cni-gc-drop");
+    let conf = conf("gc", "cnim9", "").replace("1.0.0", "1.1.0");
+    cni.plugin("ADD", "ctr-keep", &keep, &conf).ok();
+    cni.plugin("ADD", "ctr-drop", &drop, &conf).ok();
+    let gc = conf.replacen(
+        '{',
+        r#"{"cni.dev/valid-attachments": [{"containerID": "ctr-keep", "ifname": "eth0"}], "#,
+        1,
+    );
+    let mut command = cni.command("GC", "unused", &keep, "eth0");
+    for var in ["CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME"] {
+        command.env_remove(var);
+    }
+    run_with(command, &gc).ok();
+    assert!(link(Some("cni-gc-drop"), "eth0").is_none());
+    assert!(link(Some("cni-gc-keep"), "eth0").is_some());
+    let (endpoints, leases) = cni.records("gc");
+    let kept = ipvlan::driver::attachment_id("ctr-keep", "eth0");
+    assert_eq!(endpoints, vec![kept.clone()]);
+    assert_eq!(leases.len(), 1);
+    assert_eq!(leases[0].1, kept);
+    cni.plugin("DEL", "ctr-keep", &keep, &conf).ok();
+}
+
+/// A config whose addresses come from Debian's host-local, with its
+/// leases under `data_dir`.
+fn host_local_conf(name: &str, master: &str, data_dir: &Path) -> String {
+    format!(
+        r#"{{"cniVersion": "1.0.0", "name": "{name}", "type": "ipvlan", "master": "{master}",
+            "ipam": {{"type": "host-local", "subnet": "10.78.0.0/24", "dataDir": "{}",
+                      "routes": [{{"dst": "0.0.0.0/0"}}]}}}}"#,
+        data_dir.display()
+    )
+}
+
+/// host-local's lease files (address-named) for network `name`.
+fn host_local_leases(data_dir: &Path, name: &str) -> Vec<String> {
+    let mut found: Vec<String> = std::fs::read_dir(data_dir.join(name))
+        .map(|entries| {
+            entries
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.parse::<std::net::IpAddr>().is_ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    found
+}
+
+#[test]
+fn delegated_host_local_add_check_del() {
+    let mut cni = Cni::new("hl");
+    cni.master("cnim10");
+    let ns = cni.netns("cni-hl");
+    let data = cni.state.with_extension("host-local");
+    let _ = std::fs::remove_dir_all(&data);
+    let conf = host_local_conf("hl", "cnim10", &data);
+    let mut add = cni.command("ADD", "ctr-hl", &ns, "eth0");
+    add.env("CNI_PATH", "/usr/lib/cni");
+    let answer = run_with(add, &conf);
+    answer.ok();
+    let result = answer.json();
+    let ip0 = &result.get("ips").and_then(Value::as_array).unwrap()[0];
+    assert_eq!(
+        ip0.get("address").and_then(Value::as_str),
+        Some("10.78.0.2/24")
+    );
+    assert_eq!(addresses("cni-hl", "eth0"), vec!["10.78.0.2/24"]);
+    assert_eq!(host_local_leases(&data, "hl"), vec!["10.78.0.2"]);
+    // Recorded, not leased by us.
+    let (endpoints, leases) = cni.records("hl");
+    assert_eq!(endpoints.len(), 1);
+    assert_eq!(leases, Vec::new());
+
+    let prev = with_prev(&conf, &result);
+    let mut check = cni.command("CHECK", "ctr-hl", &ns, "eth0");
+    check.env("CNI_PATH", "/usr/lib/cni");
+    run_with(check, &prev).ok();
+
+    let mut del = cni.command("DEL", "ctr-hl", &ns, "eth0");
+    del.env("CNI_PATH", "/usr/lib/cni");
+    run_with(del, &prev).ok();
+    assert!(link(Some("cni-hl"), "eth0").is_none());
+    assert_eq!(host_local_leases(&data, "hl"), Vec::<String>::new());
+    assert_eq!(cni.records("hl"), (Vec::new(), Vec::new()));
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[test]
+fn del_by_us_cleans_up_after_the_reference_plugin() {
+    let mut cni = Cni::new("ref");
+    cni.master("cnim11");
+    let ns = cni.netns("cni-ref");
+    let data = cni.state.with_extension("host-local");
+    let _ = std::fs::remove_dir_all(&data);
+    let conf = host_local_conf("refnet", "cnim11", &data);
+    // ADD by Debian's reference ipvlan plugin.
+    let mut add = cni.command("ADD", "ctr-ref", &ns, "eth0");
+    add.env("CNI_PATH", "/usr/lib/cni");
+    let mut reference = Command::new("/usr/lib/cni/ipvlan");
+    reference.envs(add.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))));
+    reference
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let answer = run_with(reference, &conf);
+    answer.ok();
+    assert_eq!(
+        link_kind(&link(Some("cni-ref"), "eth0").unwrap()).as_deref(),
+        Some("ipvlan")
+    );
+    assert_eq!(host_local_leases(&data, "refnet").len(), 1);
+    // DEL by us: its link (ipvlan, whoever made it) and its lease go.
+    let mut del = cni.command("DEL", "ctr-ref", &ns, "eth0");
+    del.env("CNI_PATH", "/usr/lib/cni");
+    run_with(del, &with_prev(&conf, &answer.json())).ok();
+    assert!(link(Some("cni-ref"), "eth0").is_none());
+    assert_eq!(host_local_leases(&data, "refnet"), Vec::<String>::new());
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+/// Runs a prepared plugin command with `stdin`.
+fn run_with(mut command: Command, stdin: &str) -> Answer {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("runs the plugin");
+    let mut input = child.stdin.take().unwrap();
+    let _ = input.write_all(stdin.as_bytes());
+    drop(input);
+    let output = child.wait_with_output().unwrap();
+    Answer {
+        exit: output.status.code(),
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}

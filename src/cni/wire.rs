@@ -183,7 +183,21 @@ pub fn add(env: &Env, conf: &NetConf, input: &[u8]) -> Result<CniResult, CniErro
         ifname: &who.ifname,
         netns,
         addresses,
-        routes: from.routes.iter().map(|r| (r.dst, r.gw)).collect(),
+        // A route without a next hop goes through the gateway of its
+        // family's address, as the reference configures it; ours are the
+        // driver's to fill (the subnet's gateway).
+        routes: from
+            .routes
+            .iter()
+            .map(|r| {
+                let gateway = from
+                    .ips
+                    .iter()
+                    .filter(|ip| ip.address.addr().is_ipv4() == r.dst.addr().is_ipv4())
+                    .find_map(|ip| ip.gateway);
+                (r.dst, r.gw.or(gateway))
+            })
+            .collect(),
     };
     let attached = match manager.cni_add(&spec, &request) {
         Ok(attached) => attached,

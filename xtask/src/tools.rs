@@ -8,7 +8,7 @@
 use crate::util::{describe, find_program, is_root, output, run};
 use crate::Result;
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 pub const MUSL_TARGET: &str = "x86_64-unknown-linux-musl";
@@ -104,6 +104,30 @@ fn static_busybox_present() -> bool {
         .ok()
         .and_then(|data| crate::elf::inspect(&data).ok())
         .is_some_and(|facts| !facts.has_interpreter)
+}
+
+/// Where Debian's `containernetworking-plugins` puts the reference plugins.
+pub const CNI_PLUGIN_DIR: &str = "/usr/lib/cni";
+
+/// The reference CNI plugins the CNI VM tests compare with and delegate
+/// to, installed (`containernetworking-plugins`) when missing; their paths.
+pub fn ensure_cni_plugins() -> Result<Vec<PathBuf>> {
+    const PLUGINS: [&str; 3] = ["host-local", "ipvlan", "macvlan"];
+    let dir = Path::new(CNI_PLUGIN_DIR);
+    if PLUGINS.iter().any(|p| !dir.join(p).is_file()) {
+        apt_install(&["containernetworking-plugins"])?;
+    }
+    PLUGINS
+        .iter()
+        .map(|p| {
+            let path = dir.join(p);
+            if path.is_file() {
+                Ok(path)
+            } else {
+                Err(format!("{} still missing after install", path.display()).into())
+            }
+        })
+        .collect()
 }
 
 /// Adds the musl target through rustup (a per-user action, root not needed).

@@ -425,14 +425,18 @@ fn another_config_for_a_live_network_is_code_7() {
         .plugin("ADD", "ctr-b", &b, &conf("clinet", "cnim5b", ""))
         .error(7);
     assert!(msg.contains("was not made by CNI"), "{msg}");
-    let msg = cni
-        .plugin(
-            "ADD",
-            "ctr-b",
-            &b,
-            &conf("other", "cnim5b", r#", "mode": "l3""#),
-        )
-        .error(7);
+    // The overlap check too: "conflict" holds 10.77.0.0/16.
+    let other = conf("other", "cnim5b", "");
+    let msg = cni.plugin("ADD", "ctr-b", &b, &other).error(7);
+    assert_eq!(
+        msg,
+        "Pool overlaps with other one on this address space: 10.77.0.0/16 overlaps 10.77.0.0/16 of network conflict"
+    );
+    let other = other.replace("10.77.0.0/16", "10.79.0.0/16").replace(
+        r#""master": "cnim5b""#,
+        r#""master": "cnim5b", "mode": "l3""#,
+    );
+    let msg = cni.plugin("ADD", "ctr-b", &b, &other).error(7);
     assert_eq!(
         msg,
         "network clinet is already using parent interface cnim5b with ipvlan mode l2 and flag bridge; a network on the same parent must use the same mode and flag"

@@ -462,6 +462,24 @@ fn a_vlan_master_is_made_on_first_use_and_goes_with_the_last_attachment() {
     assert!(link(None, "cnim6.42").is_some());
     cni.plugin("DEL", "ctr-vlan", &ns, &conf).ok();
     assert!(link(None, "cnim6.42").is_none());
+    // `restore` does not make it again for an idle network...
+    let (code, text) = cni.cli(&["restore"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        link(None, "cnim6.42").is_none(),
+        "restore re-made the idle VLAN master: {text}"
+    );
+    // ...and deletes it with the last attachment when that goes because
+    // its namespace vanished.
+    cni.plugin("ADD", "ctr-vlan", &ns, &conf).ok();
+    ip(&["netns", "del", "cni-vlan"]);
+    let (code, text) = cni.cli(&["restore"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(cni.records("vlan"), (Vec::new(), Vec::new()), "{text}");
+    assert!(
+        link(None, "cnim6.42").is_none(),
+        "the VLAN master outlived its last attachment: {text}"
+    );
 }
 
 #[test]

@@ -182,6 +182,32 @@ fn cni_config(network: &NetworkRecord) -> Option<&str> {
         .map(|(_, value)| value.as_str())
 }
 
+/// Whether CNI ADD made the network.
+pub(crate) fn is_cni(network: &NetworkRecord) -> bool {
+    cni_config(network).is_some()
+}
+
+/// Deletes the `NAME.VLANID` masters we made for CNI networks left
+/// without attachments (by `restore`, after their namespaces vanished).
+pub(crate) fn drop_idle_parents(host: &Handle, state: &Locked<'_>, networks: &[NetworkRecord]) {
+    for network in networks.iter().filter(|n| is_cni(n)) {
+        if !matches!(network.parent_origin, ParentOrigin::VlanCreated { .. }) {
+            continue;
+        }
+        if state
+            .endpoints_of(&network.id)
+            .is_ok_and(|e| e.is_empty() && e.damaged.is_empty())
+        {
+            let others: Vec<NetworkRecord> = networks
+                .iter()
+                .filter(|n| n.id != network.id)
+                .cloned()
+                .collect();
+            parent::delete_if_ours(host, network, &others);
+        }
+    }
+}
+
 /// An error the front end reports as an invalid config (CNI code 7).
 fn config_error(message: String) -> Error {
     Error::new(ErrorKind::InvalidValue, message)

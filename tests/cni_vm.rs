@@ -668,6 +668,39 @@ fn delegated_host_local_add_check_del() {
 }
 
 #[test]
+fn an_existing_ifname_is_refused_before_a_delegated_plugin_allocates() {
+    let mut cni = Cni::new("hltaken");
+    cni.master("cnim12");
+    let ns = cni.netns("cni-hltaken");
+    ip(&["-n", "cni-hltaken", "link", "add", "eth0", "type", "dummy"]);
+    let data = cni.state.with_extension("host-local");
+    let _ = std::fs::remove_dir_all(&data);
+    let conf = host_local_conf("hltaken", "cnim12", &data);
+    let mut add = cni.command("ADD", "ctr-hltaken", &ns, "eth0");
+    add.env("CNI_PATH", "/usr/lib/cni");
+    let msg = run_with(add, &conf).error(999);
+    assert_eq!(
+        msg,
+        format!(
+            "interface eth0 already exists in {}; nothing was done",
+            ns.display()
+        )
+    );
+    // host-local never ran: it leaves its cursor file behind even when
+    // its lease is released.
+    let files: Vec<String> = std::fs::read_dir(data.join("hltaken"))
+        .map(|entries| {
+            entries
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(files, Vec::<String>::new(), "host-local ran");
+    assert_eq!(cni.network_names(), Vec::<String>::new());
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[test]
 fn del_by_us_cleans_up_after_the_reference_plugin() {
     let mut cni = Cni::new("ref");
     cni.master("cnim11");

@@ -168,6 +168,11 @@ pub fn add(env: &Env, conf: &NetConf, input: &[u8]) -> Result<CniResult, CniErro
             (CniAddresses::Allocate(wanted), from)
         }
         AddressSource::Ipam(Ipam::Delegated { plugin }) => {
+            // Before the plugin allocates: a namespace that cannot take
+            // the link costs it nothing (ours is checked in the driver).
+            manager
+                .cni_check_target(netns, &who.ifname)
+                .map_err(runtime)?;
             let result = attach::ipam_add(env, conf, plugin, input)?;
             delegated = Some(plugin.clone());
             let given = result.ips.iter().map(|ip| ip.address).collect();

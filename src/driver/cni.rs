@@ -432,6 +432,22 @@ impl Manager {
         })
     }
 
+    /// Refuses, before a delegated IPAM plugin allocates anything, a
+    /// namespace that cannot take the link: it cannot be opened, or holds
+    /// a link named `ifname` already. [`Manager::cni_add`] asks again.
+    pub fn cni_check_target(&self, netns: &Path, ifname: &str) -> Result<(), Error> {
+        let ns = Netns::open_path(netns)
+            .map_err(|e| Error::io(format!("opening network namespace {}", netns.display()), &e))?;
+        let inside = OpenNetns::with_handle(ns)?;
+        if inside.handle.link_by_name(ifname)?.is_some() {
+            return Err(Error::already_exists(format!(
+                "interface {ifname} already exists in {}; nothing was done",
+                netns.display()
+            )));
+        }
+        Ok(())
+    }
+
     /// DEL: idempotent. Deletes the link named `ifname` in `netns` (when
     /// given and still there) only if it is an ipvlan link, whoever made
     /// it; releases the attachment's leases and record; deletes a

@@ -341,6 +341,27 @@ fn verbs_reach_the_driver_and_a_bad_namespace_makes_nothing() {
     }
 }
 
+#[test]
+fn our_ipam_refuses_range_bounds_it_would_not_honour() {
+    let dir = TempDir::new("cni-range");
+    let state = dir.path().join("state");
+    let env = set(
+        &add_env(),
+        &[("IPVLAN_STATE_DIR", Some(state.to_str().unwrap()))],
+    );
+    let conf = CONF.replace(
+        r#""type": "host-local", "subnet": "10.1.2.0/24""#,
+        r#""type": "ipvlan", "subnet": "10.1.2.0/24", "rangeStart": "10.1.2.100""#,
+    );
+    assert!(conf.contains("rangeStart"));
+    plugin(&env, &conf).assert_error(
+        2,
+        "rangeStart and rangeEnd (range 10.1.2.0/24) are not yet supported by ipam type ipvlan: give a subnet of its own, or use host-local",
+        "1.0.0",
+    );
+    assert!(!state.join("networks").exists());
+}
+
 /// A scratch `CNI_PATH` directory holding a fake IPAM plugin `name`.
 fn fake_plugin(dir: &Path, name: &str, script: &str) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;

@@ -53,10 +53,10 @@
 //! the front end's part of ADD ([`attach`]: master choice, address source,
 //! the result; IPAM ADD and its undo),
 //! the VERSION verb, and ADD, DEL, CHECK, GC and STATUS over the driver's
-//! CNI room ([`wire`]). Not yet: `linkInContainer` (code 2), serving as
+//! CNI room ([`wire`]). Not yet: `linkInContainer` and host-local's
+//! `rangeStart`/`rangeEnd` under our IPAM (code 2), serving as
 //! another plugin's IPAM (`ipam.type` `ipvlan` under another `type`: code
-//! 999), host-local's `rangeStart`/`rangeEnd` (the whole subnet is the
-//! pool).
+//! 999).
 
 pub mod attach;
 pub mod config;

@@ -73,7 +73,7 @@ fn network(conf: &NetConf, master: &MasterChoice) -> Result<CniNetwork, CniError
     let (ipam, subnets) = match &conf.ipam {
         None => ("none".to_string(), Vec::new()),
         Some(Ipam::Delegated { plugin }) => (plugin.clone(), Vec::new()),
-        Some(Ipam::Ours(host_local)) => (OUR_TYPE.to_string(), our_subnets(conf, host_local)),
+        Some(Ipam::Ours(host_local)) => (OUR_TYPE.to_string(), our_subnets(conf, host_local)?),
     };
     let ranges: Vec<String> = subnets
         .iter()
@@ -106,18 +106,30 @@ fn network(conf: &NetConf, master: &MasterChoice) -> Result<CniNetwork, CniError
 }
 
 /// The subnets our IPAM allocates from: `runtimeConfig.ipRanges` before
-/// the configured ranges. `rangeStart`/`rangeEnd` are not honoured yet:
-/// the whole subnet (less its gateway) is the pool.
-fn our_subnets(conf: &NetConf, host_local: &HostLocal) -> Vec<(IpNet, Option<IpAddr>)> {
+/// the configured ranges. `rangeStart`/`rangeEnd` are refused (code 2)
+/// rather than ignored: the whole subnet would be handed out.
+fn our_subnets(
+    conf: &NetConf,
+    host_local: &HostLocal,
+) -> Result<Vec<(IpNet, Option<IpAddr>)>, CniError> {
     let mut subnets: Vec<(IpNet, Option<IpAddr>)> = Vec::new();
     for set in conf.runtime_ranges.iter().chain(&host_local.range_sets) {
         for range in &set.0 {
+            if range.range_start.is_some() || range.range_end.is_some() {
+                return Err(CniError::new(
+                    ErrorCode::UnsupportedField,
+                    format!(
+                        "rangeStart and rangeEnd (range {}) are not yet supported by ipam type {OUR_TYPE}: give a subnet of its own, or use host-local",
+                        range.subnet
+                    ),
+                ));
+            }
             if !subnets.iter().any(|(s, _)| *s == range.subnet) {
                 subnets.push((range.subnet, range.gateway));
             }
         }
     }
-    subnets
+    Ok(subnets)
 }
 
 /// ADD: the network record, the addresses (ours, the delegated plugin's,

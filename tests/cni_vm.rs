@@ -304,10 +304,23 @@ fn add_check_del_with_our_ipam() {
     let (code, text) = cni.cli(&["network", "rm", "acd"]);
     assert_ne!(code, Some(0), "{text}");
 
-    // CHECK against the result: fine; after the address is taken away,
-    // 999 saying what differs.
+    // CHECK against the result: fine; against another MAC, or after the
+    // address is taken away, 999 saying what differs.
     let prev = with_prev(&conf, &result);
     cni.plugin("CHECK", "ctr-acd", &ns, &prev).ok();
+    let mac = mac_of(None, "cnim1");
+    let other_mac = with_prev(
+        &conf,
+        &json::parse(&answer.stdout.replace(&mac, "02:00:00:00:00:01")).unwrap(),
+    );
+    let msg = cni.plugin("CHECK", "ctr-acd", &ns, &other_mac).error(999);
+    assert_eq!(
+        msg,
+        format!(
+            "eth0 in {} has MAC {mac}, the result says 02:00:00:00:00:01",
+            ns.display()
+        )
+    );
     ip(&[
         "-n",
         "cni-acd",

@@ -307,6 +307,17 @@ pub fn check(env: &Env, conf: &NetConf, input: &[u8]) -> Result<(), CniError> {
             found.kind.as_deref().unwrap_or("none")
         )));
     }
+    let listed = prev.interfaces.iter().find(|i| i.name == who.ifname);
+    if let Some(mac) = listed.and_then(|i| i.mac.as_deref()) {
+        if !mac.eq_ignore_ascii_case(&found.mac) {
+            return Err(CniError::internal(format!(
+                "{} in {} has MAC {}, the result says {mac}",
+                who.ifname,
+                netns.display(),
+                found.mac
+            )));
+        }
+    }
     let ours = prev
         .interfaces
         .iter()

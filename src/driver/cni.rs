@@ -316,11 +316,21 @@ impl Manager {
         let state = self.store.lock()?;
         let networks = state.networks()?;
         let network = find_network(&networks, network)?.clone();
-        if cni_config(&network).is_none() {
-            return Err(CniAddError::Config(config_error(format!(
-                "network {} was not made by CNI",
-                network.name
-            ))));
+        match cni_config(&network) {
+            None => {
+                return Err(CniAddError::Config(config_error(format!(
+                    "network {} was not made by CNI",
+                    network.name
+                ))))
+            }
+            // Made again for another config since `cni_network` looked.
+            Some(config) if config != net.config => {
+                return Err(CniAddError::Config(config_error(format!(
+                    "network {} was made again meanwhile with another config ({config}); this one has {}",
+                    network.name, net.config
+                ))))
+            }
+            Some(_) => {}
         }
         if state.endpoint(&network.id, &id)?.is_some() {
             return Err(Error::already_exists(format!(

@@ -52,11 +52,11 @@
 //! results in every version ([`result`]), delegated IPAM ([`delegate`]),
 //! the front end's part of ADD ([`attach`]: master choice, address source,
 //! the result; IPAM ADD and its undo),
-//! the VERSION verb, and STATUS for a delegated IPAM plugin (forwarded,
-//! then code 50: this build cannot serve ADD). ADD, CHECK, DEL and GC are
-//! read and checked in full (environment, version, config) and then
-//! answered with code 999 "not yet implemented in this build": they need
-//! the driver side of the state model above.
+//! the VERSION verb, and ADD, DEL, CHECK, GC and STATUS over the driver's
+//! CNI room ([`wire`]). Not yet: `linkInContainer` and host-local's
+//! `rangeStart`/`rangeEnd` under our IPAM (code 2), serving as
+//! another plugin's IPAM (`ipam.type` `ipvlan` under another `type`: code
+//! 999).
 
 pub mod attach;
 pub mod config;
@@ -66,6 +66,7 @@ pub mod error;
 mod read;
 pub mod result;
 pub mod version;
+pub mod wire;
 
 #[cfg(test)]
 mod tests;
@@ -73,7 +74,7 @@ mod tests;
 use std::ffi::OsString;
 use std::io::{Read, Write};
 
-use config::{Ipam, NetConf};
+use config::NetConf;
 pub use env::is_plugin_mode;
 use env::{Command, Env};
 use error::{CniError, ErrorCode};
@@ -170,37 +171,13 @@ fn serve(
     }
     let conf = NetConf::read(&doc, env.command)?;
     match env.command {
-        Command::Status => status(&env, &conf, &input),
-        Command::Add | Command::Del | Command::Check | Command::Gc => {
-            Err(not_in_this_build(env.command))
+        Command::Add => {
+            wire::add(&env, &conf, &input).map(|result| render(&result.to_json(conf.cni_version)))
         }
+        Command::Del => wire::del(&env, &conf, &input).map(|()| String::new()),
+        Command::Check => wire::check(&env, &conf, &input).map(|()| String::new()),
+        Command::Gc => wire::gc(&env, &conf, &input).map(|()| String::new()),
+        Command::Status => wire::status(&env, &conf, &input).map(|()| String::new()),
         Command::Version => unreachable!("answered above"),
     }
-}
-
-/// STATUS: a delegated IPAM plugin is asked first (the spec's rule: its
-/// error is the answer); then our own readiness, which in this build is
-/// code 50, since ADD cannot be served.
-fn status(env: &Env, conf: &NetConf, input: &[u8]) -> Result<String, CniError> {
-    if let Some(Ipam::Delegated { plugin }) = &conf.ipam {
-        let path = delegate::find_in_path(plugin, &env.path).map_err(|mut e| {
-            CniError::new(ErrorCode::PluginNotAvailable, std::mem::take(&mut e.msg))
-        })?;
-        delegate::run(&path, Command::Status, &env.vars, input, delegate::TIMEOUT)?;
-    }
-    Err(CniError::new(
-        ErrorCode::PluginNotAvailable,
-        "ipvlan cannot serve ADD: CNI ADD is not yet implemented in this build",
-    ))
-}
-
-fn not_in_this_build(command: Command) -> CniError {
-    CniError::internal(format!(
-        "CNI {} is not yet implemented in this build",
-        command.as_str()
-    ))
-    .with_details(
-        "this build reads and checks the request (environment, cniVersion, config) and answers VERSION; \
-         attaching, checking, detaching and collecting need the driver side of the CNI state model",
-    )
 }

@@ -35,6 +35,9 @@ pub(crate) struct EndpointPlan {
     pub ipv6: Option<Ipv6Net>,
     pub route4: DefaultRoute,
     pub route6: DefaultRoute,
+    /// Further routes (a CNI result's): destination and next hop, through
+    /// the link; empty for the CLI's endpoints.
+    pub routes: Vec<(IpNet, Option<IpAddr>)>,
 }
 
 impl EndpointPlan {
@@ -73,6 +76,7 @@ impl EndpointPlan {
             },
             route4: route_for(ipv4.addr()),
             route6: ipv6.map_or(DefaultRoute::None, |a| route_for(a.addr())),
+            routes: Vec::new(),
         }
     }
 }
@@ -391,6 +395,13 @@ fn configure(
             continue;
         }
         steps.push(Step::RouteAdd(spec));
+    }
+    for &(dst, gateway) in &plan.routes {
+        let spec = RouteSpec::to(dst).dev(index);
+        steps.push(Step::RouteAdd(match gateway {
+            Some(gateway) => spec.via(gateway),
+            None => spec,
+        }));
     }
     handle.pipeline(&steps)?;
     Ok(())

@@ -25,6 +25,9 @@
 //! endpoints        network connect|disconnect: addresses, intent, link, names
 //! batch            connect_many|disconnect_many: many namespaces, one lock,
 //!                  creates sent together, one commit, all or nothing
+//! cni              the CNI plugin's calls: a config's network record,
+//!                  ADD/DEL/CHECK/GC of attachments keyed by container id
+//!                  and ifname
 //! endpoint_link    the endpoint's kernel link: create, configure, check, delete
 //! netns_identity   which namespace sits at a recorded path, and whether it
 //!                  is still the one attached
@@ -76,6 +79,7 @@
 //! ```
 
 mod batch;
+mod cni;
 mod containers;
 mod doctor;
 mod endpoint_link;
@@ -93,6 +97,10 @@ mod request;
 mod restore;
 mod subnets;
 
+pub use cni::{
+    attachment_id, CniAddError, CniAddresses, CniAttach, CniAttached, CniLinkState, CniNetwork,
+    CNI_MARK,
+};
 pub use doctor::doctor;
 pub use error::{Error, ErrorKind};
 pub use kernel_support::KernelVersion;

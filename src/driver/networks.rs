@@ -29,6 +29,19 @@ impl Manager {
     /// # Ok::<(), ipvlan::driver::Error>(())
     /// ```
     pub fn create_network(&self, req: &NetworkCreate) -> Result<NetworkInfo, Error> {
+        self.create_network_marked(req, None)
+    }
+
+    /// [`Manager::create_network`] with `mark` (an option the user cannot
+    /// give, e.g. the CNI config a network was made from) added to the
+    /// record's options. A marked network gets no default subnets: its
+    /// config names every range, or its addresses come from elsewhere (a
+    /// delegated IPAM plugin).
+    pub(crate) fn create_network_marked(
+        &self,
+        req: &NetworkCreate,
+        mark: Option<(&str, &str)>,
+    ) -> Result<NetworkInfo, Error> {
         options::check_driver(&req.driver)?;
         options::check_network_name(&req.name)?;
         let opts = options::parse_options(&req.options)?;
@@ -88,7 +101,9 @@ impl Manager {
         parent::check_shared(&host, &self.config.netns_dir, &plan, &opts, &networks)?;
 
         // Default subnets: IPv4 always, IPv6 when asked for.
-        subnets::add_defaults(&host, &state, &mut subnets, ipv6, &networks)?;
+        if mark.is_none() {
+            subnets::add_defaults(&host, &state, &mut subnets, ipv6, &networks)?;
+        }
         // Every subnet has a gateway, as in the docs (Docker up to v27): in
         // l3/l3s and internal networks it is reserved but never routed to.
         crate::ipam::fill_default_gateways(&mut subnets);
@@ -106,7 +121,12 @@ impl Manager {
             ipv6,
             mtu: opts.mtu,
             subnets,
-            options: req.options.clone(),
+            options: req
+                .options
+                .iter()
+                .cloned()
+                .chain(mark.map(|(k, v)| (k.to_string(), v.to_string())))
+                .collect(),
             state: NetworkState::Creating,
             created: Timestamp::now(),
         };

@@ -145,6 +145,11 @@ impl Manager {
 
         for (at, list) in endpoints {
             let network = &networks[at];
+            // An idle CNI network's `NAME.VLANID` master went with its last
+            // attachment: not made again until the next ADD.
+            if list.is_empty() && super::cni::is_cni(network) {
+                continue;
+            }
             let parent = match parent::restore(&host, network, &mut report) {
                 Ok(parent) => parent,
                 Err(error) => {
@@ -179,6 +184,7 @@ impl Manager {
             }
         }
 
+        super::cni::drop_idle_parents(&host, &state, &networks);
         for network in &networks {
             match state.release_orphans(network) {
                 Ok(freed) => report.intents_repaired += freed,

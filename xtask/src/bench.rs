@@ -100,7 +100,15 @@ fn default_timeout(options: &Options) -> Duration {
 
 pub fn run(args: &[String]) -> Result {
     let options = parse(args)?;
-    let [cni_ipvlan, cni_host_local] = tools::ensure_cni_plugins()?;
+    let plugins = tools::ensure_cni_plugins()?;
+    let plugin = |name: &str| {
+        plugins
+            .iter()
+            .find(|p| p.file_name().is_some_and(|n| n == name))
+            .cloned()
+            .ok_or_else(|| format!("the reference CNI plugin {name} is missing"))
+    };
+    let (cni_ipvlan, cni_host_local) = (plugin("ipvlan")?, plugin("host-local")?);
     let (ipvlan, program) = build_release("attach")?;
     let data = fs::read(&ipvlan).map_err(|e| format!("{}: {e}", ipvlan.display()))?;
     let facts = crate::elf::inspect(&data)?;

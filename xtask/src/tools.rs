@@ -8,7 +8,7 @@
 use crate::util::{describe, find_program, is_root, output, run};
 use crate::Result;
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 pub const MUSL_TARGET: &str = "x86_64-unknown-linux-musl";
@@ -42,11 +42,6 @@ const DPKG: Package = Package {
 const STRACE: Package = Package {
     name: "strace",
     provides: "strace",
-};
-/// The reference CNI plugins `cargo xtask bench` compares with.
-const CNI_PLUGINS: Package = Package {
-    name: "containernetworking-plugins",
-    provides: "/usr/lib/cni/ipvlan",
 };
 const XZ: Package = Package {
     name: "xz-utils",
@@ -104,26 +99,35 @@ pub fn ensure_xz() -> Result<PathBuf> {
         .ok_or_else(|| format!("{} still missing after install", XZ.provides).into())
 }
 
-/// The reference CNI plugins' `ipvlan` and `host-local` (Debian's
-/// packaging); installed when missing.
-pub fn ensure_cni_plugins() -> Result<[PathBuf; 2]> {
-    if find_program(CNI_PLUGINS.provides).is_none() {
-        apt_install(&[CNI_PLUGINS.name])?;
-    }
-    let ipvlan = find_program(CNI_PLUGINS.provides)
-        .ok_or_else(|| format!("{} still missing after install", CNI_PLUGINS.provides))?;
-    let host_local = ipvlan.with_file_name("host-local");
-    if !host_local.is_file() {
-        return Err(format!("{} missing ({})", host_local.display(), CNI_PLUGINS.name).into());
-    }
-    Ok([ipvlan, host_local])
-}
-
 fn static_busybox_present() -> bool {
     std::fs::read(BUSYBOX.provides)
         .ok()
         .and_then(|data| crate::elf::inspect(&data).ok())
         .is_some_and(|facts| !facts.has_interpreter)
+}
+
+/// Where Debian's `containernetworking-plugins` puts the reference plugins.
+pub const CNI_PLUGIN_DIR: &str = "/usr/lib/cni";
+
+/// The reference CNI plugins the CNI VM tests compare with and delegate
+/// to, installed (`containernetworking-plugins`) when missing; their paths.
+pub fn ensure_cni_plugins() -> Result<Vec<PathBuf>> {
+    const PLUGINS: [&str; 3] = ["host-local", "ipvlan", "macvlan"];
+    let dir = Path::new(CNI_PLUGIN_DIR);
+    if PLUGINS.iter().any(|p| !dir.join(p).is_file()) {
+        apt_install(&["containernetworking-plugins"])?;
+    }
+    PLUGINS
+        .iter()
+        .map(|p| {
+            let path = dir.join(p);
+            if path.is_file() {
+                Ok(path)
+            } else {
+                Err(format!("{} still missing after install", path.display()).into())
+            }
+        })
+        .collect()
 }
 
 /// Adds the musl target through rustup (a per-user action, root not needed).

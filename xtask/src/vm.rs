@@ -247,6 +247,12 @@ fn guest_tree(
     for (name, executable) in test_bins {
         tree.host_file(&format!("{GUEST_TEST_BIN}/{name}"), executable)?;
     }
+    // Only the CNI targets need the reference plugins (some MB each).
+    if test_bins.iter().any(|(name, _)| name.starts_with("cni")) {
+        for plugin in crate::tools::ensure_cni_plugins()? {
+            tree.dynamic_executable(&plugin)?;
+        }
+    }
     if let Job::Program { program, .. } = job {
         tree.host_file(&guest_program(program), program)?;
     }

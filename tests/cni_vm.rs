@@ -1,0 +1,766 @@
+//! The binary as a CNI plugin against a kernel with ipvlan (QEMU guest,
+//! `cargo xtask vm-test --test cni_vm`), driven as a runtime drives it:
+//! the `CNI_*` environment, the config on stdin, the answer compared as
+//! JSON; the namespace read back with iproute2 (`ip -d -j`), the state
+//! through the library.
+//!
+//! Each test has its own state directory, its own dummy master and its
+//! own namespaces (`ip netns add`, in the guest's `/run/netns`).
+
+mod vm_support;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use ipvlan::json::{self, Value};
+use ipvlan::store::StateDir;
+use vm_support::{addresses, ip, ip_json, ip_ok, link, link_kind};
+
+fn binary() -> String {
+    std::env::var("IPVLAN_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_ipvlan").to_string())
+}
+
+/// One test's state directory, master and namespaces, removed on drop.
+struct Cni {
+    state: PathBuf,
+    masters: Vec<String>,
+    namespaces: Vec<String>,
+}
+
+/// What one plugin run printed and how it ended.
+struct Answer {
+    exit: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        json::parse(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}): {:?} (stderr {:?})",
+                self.stdout, self.stderr
+            )
+        })
+    }
+
+    fn ok(&self) -> &Answer {
+        assert_eq!(
+            self.exit,
+            Some(0),
+            "stdout {} stderr {}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    /// An error object with `code`; returns its `msg`.
+    fn error(&self, code: u64) -> String {
+        let value = self.json();
+        assert_eq!(self.exit, Some(1), "{}", self.stdout);
+        assert_eq!(
+            value.get("code").and_then(Value::as_u64),
+            Some(code),
+            "{}",
+            self.stdout
+        );
+        value
+            .get("msg")
+            .and_then(Value::as_str)
+            .unwrap()
+            .to_string()
+    }
+}
+
+impl Cni {
+    fn new(tag: &str) -> Cni {
+        let state = PathBuf::from(format!("/tmp/ipvlan-cni-vm-{tag}"));
+        let _ = std::fs::remove_dir_all(&state);
+        Cni {
+            state,
+            masters: Vec::new(),
+            namespaces: Vec::new(),
+        }
+    }
+
+    /// A dummy link `name` in the host, up, to serve as a master.
+    fn master(&mut self, name: &str) {
+        let _ = ip_ok(&["link", "del", name]);
+        ip(&["link", "add", name, "type", "dummy"]);
+        ip(&["link", "set", name, "up"]);
+        self.masters.push(name.to_string());
+    }
+
+    /// A fresh named namespace; its path.
+    fn netns(&mut self, name: &str) -> PathBuf {
+        let _ = ip_ok(&["netns", "del", name]);
+        ip(&["netns", "add", name]);
+        self.namespaces.push(name.to_string());
+        Path::new("/run/netns").join(name)
+    }
+
+    fn command(&self, verb: &str, container: &str, netns: &Path, ifname: &str) -> Command {
+        let mut command = Command::new(binary());
+        command
+            .env_clear()
+            .env("CNI_COMMAND", verb)
+            .env("CNI_CONTAINERID", container)
+            .env("CNI_NETNS", netns)
+            .env("CNI_IFNAME", ifname)
+            .env("CNI_PATH", "/nonexistent/cni/bin")
+            .env("IPVLAN_STATE_DIR", &self.state)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    }
+
+    fn spawn(&self, verb: &str, container: &str, netns: &Path, conf: &str) -> Child {
+        let mut child = self
+            .command(verb, container, netns, "eth0")
+            .spawn()
+            .expect("runs the plugin");
+        let mut stdin = child.stdin.take().unwrap();
+        let _ = stdin.write_all(conf.as_bytes());
+        drop(stdin);
+        child
+    }
+
+    fn plugin(&self, verb: &str, container: &str, netns: &Path, conf: &str) -> Answer {
+        let output = self
+            .spawn(verb, container, netns, conf)
+            .wait_with_output()
+            .unwrap();
+        Answer {
+            exit: output.status.code(),
+            stdout: String::from_utf8(output.stdout).unwrap(),
+            stderr: String::from_utf8(output.stderr).unwrap(),
+        }
+    }
+
+    fn cli(&self, args: &[&str]) -> (Option<i32>, String) {
+        let output = Command::new(binary())
+            .args(args)
+            .env("IPVLAN_STATE_DIR", &self.state)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+        text.push_str(&String::from_utf8_lossy(&output.stderr));
+        (output.status.code(), text)
+    }
+
+    /// The network's endpoint records and address leases (owner ids).
+    fn records(&self, network: &str) -> (Vec<String>, Vec<(String, String)>) {
+        let store = StateDir::open(&self.state).unwrap();
+        let Some(record) = store.network_by_name(network) else {
+            return (Vec::new(), Vec::new());
+        };
+        let endpoints = store
+            .endpoints_of(&record.id)
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|e| e.id)
+            .collect();
+        let leases = store
+            .addresses(&record)
+            .unwrap()
+            .into_iter()
+            .map(|(a, owner)| (a.to_string(), owner))
+            .collect();
+        (endpoints, leases)
+    }
+
+    fn network_names(&self) -> Vec<String> {
+        let store = StateDir::open(&self.state).unwrap();
+        store
+            .networks()
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|n| n.name)
+            .collect()
+    }
+}
+
+impl Drop for Cni {
+    fn drop(&mut self) {
+        for ns in &self.namespaces {
+            let _ = ip_ok(&["netns", "del", ns]);
+        }
+        for master in &self.masters {
+            let _ = ip_ok(&["link", "del", master]);
+        }
+        let _ = std::fs::remove_dir_all(&self.state);
+    }
+}
+
+fn conf(name: &str, master: &str, extra: &str) -> String {
+    format!(
+        r#"{{"cniVersion": "1.0.0", "name": "{name}", "type": "ipvlan", "master": "{master}"{extra},
+            "ipam": {{"type": "ipvlan", "subnet": "10.77.0.0/16",
+                      "routes": [{{"dst": "0.0.0.0/0"}}, {{"dst": "192.0.2.0/24", "gw": "10.77.0.254"}}]}}}}"#
+    )
+}
+
+/// `conf` with `prevResult` set to `result` (what a runtime sends on CHECK
+/// and DEL).
+fn with_prev(conf: &str, result: &Value) -> String {
+    let mut doc = json::parse(conf).unwrap();
+    if let Value::Object(fields) = &mut doc {
+        fields.push(("prevResult".to_string(), result.clone()));
+    }
+    doc.to_pretty().unwrap()
+}
+
+/// `value` with every object's keys sorted: JSON compared as JSON.
+fn sorted(value: &Value) -> Value {
+    match value {
+        Value::Object(fields) => {
+            let mut fields: Vec<(String, Value)> =
+                fields.iter().map(|(k, v)| (k.clone(), sorted(v))).collect();
+            fields.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(fields)
+        }
+        Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
+        other => other.clone(),
+    }
+}
+
+/// The routes of `dev` in `ns`: `dst [via gw]`.
+fn routes(ns: &str, dev: &str) -> Vec<String> {
+    let v = ip_json(&["-n", ns, "-4", "route", "show", "dev", dev]);
+    let mut out: Vec<String> = v
+        .as_array()
+        .unwrap_or(&[])
+        .iter()
+        .map(|r| {
+            let dst = r.get("dst").and_then(Value::as_str).unwrap_or("");
+            match r.get("gateway").and_then(Value::as_str) {
+                Some(gw) => format!("{dst} via {gw}"),
+                None => dst.to_string(),
+            }
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn mac_of(ns: Option<&str>, dev: &str) -> String {
+    link(ns, dev)
+        .and_then(|l| l.get("address").and_then(Value::as_str).map(str::to_string))
+        .unwrap()
+}
+
+#[test]
+fn add_check_del_with_our_ipam() {
+    let mut cni = Cni::new("acd");
+    cni.master("cnim1");
+    let ns = cni.netns("cni-acd");
+    let conf = conf("acd", "cnim1", "");
+    let answer = cni.plugin("ADD", "ctr-acd", &ns, &conf);
+    answer.ok();
+    let result = answer.json();
+    let expected = json::parse(&format!(
+        r#"{{"cniVersion": "1.0.0",
+            "interfaces": [{{"name": "eth0", "mac": "{mac}", "sandbox": "{ns}"}}],
+            "ips": [{{"address": "10.77.0.2/16", "gateway": "10.77.0.1", "interface": 0}}],
+            "routes": [{{"dst": "0.0.0.0/0"}}, {{"dst": "192.0.2.0/24", "gw": "10.77.0.254"}}]}}"#,
+        mac = mac_of(None, "cnim1"),
+        ns = ns.display()
+    ))
+    .unwrap();
+    assert_eq!(sorted(&result), sorted(&expected), "{}", answer.stdout);
+
+    // The kernel holds what the result says.
+    let l = link(Some("cni-acd"), "eth0").expect("eth0 in the namespace");
+    assert_eq!(link_kind(&l).as_deref(), Some("ipvlan"));
+    let data = l.get("linkinfo").and_then(|i| i.get("info_data")).unwrap();
+    assert_eq!(data.get("mode").and_then(Value::as_str), Some("l2"));
+    assert_eq!(addresses("cni-acd", "eth0"), vec!["10.77.0.2/16"]);
+    assert_eq!(
+        routes("cni-acd", "eth0"),
+        [
+            "10.77.0.0/16",
+            "192.0.2.0/24 via 10.77.0.254",
+            "default via 10.77.0.1"
+        ]
+    );
+    // Seen by the CLI as an ordinary network, marked; not removable while
+    // attached.
+    let (endpoints, leases) = cni.records("acd");
+    assert_eq!(
+        endpoints,
+        vec![ipvlan::driver::attachment_id("ctr-acd", "eth0")]
+    );
+    assert_eq!(
+        leases,
+        vec![("10.77.0.2".to_string(), endpoints[0].clone())]
+    );
+    let (code, text) = cni.cli(&["network", "rm", "acd"]);
+    assert_ne!(code, Some(0), "{text}");
+
+    // CHECK against the result: fine; against another MAC, or after the
+    // address is taken away, 999 saying what differs.
+    let prev = with_prev(&conf, &result);
+    cni.plugin("CHECK", "ctr-acd", &ns, &prev).ok();
+    let mac = mac_of(None, "cnim1");
+    let other_mac = with_prev(
+        &conf,
+        &json::parse(&answer.stdout.replace(&mac, "02:00:00:00:00:01")).unwrap(),
+    );
+    let msg = cni.plugin("CHECK", "ctr-acd", &ns, &other_mac).error(999);
+    assert_eq!(
+        msg,
+        format!(
+            "eth0 in {} has MAC {mac}, the result says 02:00:00:00:00:01",
+            ns.display()
+        )
+    );
+    ip(&[
+        "-n",
+        "cni-acd",
+        "addr",
+        "del",
+        "10.77.0.2/16",
+        "dev",
+        "eth0",
+    ]);
+    let msg = cni.plugin("CHECK", "ctr-acd", &ns, &prev).error(999);
+    assert_eq!(
+        msg,
+        format!(
+            "eth0 in {} lacks address 10.77.0.2/16 of the result (it has none)",
+            ns.display()
+        )
+    );
+
+    // DEL: link, lease and record gone; DEL again: success.
+    cni.plugin("DEL", "ctr-acd", &ns, &prev).ok();
+    assert!(link(Some("cni-acd"), "eth0").is_none());
+    assert_eq!(cni.records("acd"), (Vec::new(), Vec::new()));
+    let again = cni.plugin("DEL", "ctr-acd", &ns, &prev);
+    again.ok();
+    assert_eq!(again.stdout, "");
+    // The idle network goes with the CLI.
+    let (code, text) = cni.cli(&["network", "rm", "acd"]);
+    assert_eq!(code, Some(0), "{text}");
+}
+
+#[test]
+fn results_are_written_in_the_requests_version() {
+    let mut cni = Cni::new("ver");
+    cni.master("cnim2");
+    let ns = cni.netns("cni-ver");
+    let conf = conf("ver", "cnim2", "").replace("1.0.0", "0.3.1");
+    let answer = cni.plugin("ADD", "ctr-ver", &ns, &conf);
+    answer.ok();
+    let result = answer.json();
+    assert_eq!(
+        result.get("cniVersion").and_then(Value::as_str),
+        Some("0.3.1")
+    );
+    let ip0 = &result.get("ips").and_then(Value::as_array).unwrap()[0];
+    assert_eq!(ip0.get("version").and_then(Value::as_str), Some("4"));
+    cni.plugin("DEL", "ctr-ver", &ns, &conf).ok();
+}
+
+#[test]
+fn del_after_the_namespace_is_gone_leaves_nothing() {
+    let mut cni = Cni::new("gone");
+    cni.master("cnim3");
+    let ns = cni.netns("cni-gone");
+    let conf = conf("gone", "cnim3", "");
+    cni.plugin("ADD", "ctr-gone", &ns, &conf).ok();
+    ip(&["netns", "del", "cni-gone"]);
+    let answer = cni.plugin("DEL", "ctr-gone", &ns, &conf);
+    answer.ok();
+    assert_eq!(cni.records("gone"), (Vec::new(), Vec::new()));
+    // An unknown container: success too.
+    cni.plugin("DEL", "never-added", &ns, &conf).ok();
+}
+
+#[test]
+fn an_existing_ifname_is_refused_before_anything_is_made() {
+    let mut cni = Cni::new("taken");
+    cni.master("cnim4");
+    let ns = cni.netns("cni-taken");
+    ip(&["-n", "cni-taken", "link", "add", "eth0", "type", "dummy"]);
+    let conf = conf("taken", "cnim4", "");
+    let msg = cni.plugin("ADD", "ctr-taken", &ns, &conf).error(999);
+    assert_eq!(
+        msg,
+        format!(
+            "interface eth0 already exists in {}; nothing was done",
+            ns.display()
+        )
+    );
+    // Not even the network record; their link untouched, and DEL leaves a
+    // link that is not ipvlan alone.
+    assert_eq!(cni.network_names(), Vec::<String>::new());
+    cni.plugin("DEL", "ctr-taken", &ns, &conf).ok();
+    let l = link(Some("cni-taken"), "eth0").expect("their dummy stays");
+    assert_eq!(link_kind(&l).as_deref(), Some("dummy"));
+}
+
+#[test]
+fn another_config_for_a_live_network_is_code_7() {
+    let mut cni = Cni::new("conflict");
+    cni.master("cnim5");
+    let a = cni.netns("cni-conf-a");
+    let b = cni.netns("cni-conf-b");
+    let l2 = conf("conflict", "cnim5", "");
+    let l3 = conf("conflict", "cnim5", r#", "mode": "l3""#);
+    cni.plugin("ADD", "ctr-a", &a, &l2).ok();
+    let msg = cni.plugin("ADD", "ctr-b", &b, &l3).error(7);
+    assert!(
+        msg.starts_with("network conflict has 1 attachment(s) made with another config"),
+        "{msg}"
+    );
+    assert!(link(Some("cni-conf-b"), "eth0").is_none());
+    // Once idle, the new config takes the name.
+    cni.plugin("DEL", "ctr-a", &a, &l2).ok();
+    cni.plugin("ADD", "ctr-b", &b, &l3).ok();
+    let l = link(Some("cni-conf-b"), "eth0").unwrap();
+    let data = l.get("linkinfo").and_then(|i| i.get("info_data")).unwrap();
+    assert_eq!(data.get("mode").and_then(Value::as_str), Some("l3"));
+    cni.plugin("DEL", "ctr-b", &b, &l3).ok();
+    // A CLI network's name is not taken over, and the CLI's shared-parent
+    // guard holds across both: one mode and flag per master.
+    cni.master("cnim5b");
+    let (code, text) = cni.cli(&["network", "create", "-o", "parent=cnim5b", "clinet"]);
+    assert_eq!(code, Some(0), "{text}");
+    let msg = cni
+        .plugin("ADD", "ctr-b", &b, &conf("clinet", "cnim5b", ""))
+        .error(7);
+    assert!(msg.contains("was not made by CNI"), "{msg}");
+    // The overlap check too: "conflict" holds 10.77.0.0/16.
+    let other = conf("other", "cnim5b", "");
+    let msg = cni.plugin("ADD", "ctr-b", &b, &other).error(7);
+    assert_eq!(
+        msg,
+        "Pool overlaps with other one on this address space: 10.77.0.0/16 overlaps 10.77.0.0/16 of network conflict"
+    );
+    let other = other.replace("10.77.0.0/16", "10.79.0.0/16").replace(
+        r#""master": "cnim5b""#,
+        r#""master": "cnim5b", "mode": "l3""#,
+    );
+    let msg = cni.plugin("ADD", "ctr-b", &b, &other).error(7);
+    assert_eq!(
+        msg,
+        "network clinet is already using parent interface cnim5b with ipvlan mode l2 and flag bridge; a network on the same parent must use the same mode and flag"
+    );
+    assert!(!cni.network_names().contains(&"other".to_string()));
+    assert!(link(Some("cni-conf-b"), "eth0").is_none());
+    cni.cli(&["network", "rm", "clinet"]);
+}
+
+#[test]
+fn a_vlan_master_is_made_on_first_use_and_goes_with_the_last_attachment() {
+    let mut cni = Cni::new("vlan");
+    cni.master("cnim6");
+    let ns = cni.netns("cni-vlan");
+    let conf = conf("vlan", "cnim6.42", "");
+    cni.plugin("ADD", "ctr-vlan", &ns, &conf).ok();
+    let vlan = link(None, "cnim6.42").expect("the VLAN master");
+    assert_eq!(link_kind(&vlan).as_deref(), Some("vlan"));
+    cni.plugin("DEL", "ctr-vlan", &ns, &conf).ok();
+    assert!(link(None, "cnim6.42").is_none(), "the VLAN master stayed");
+    // Made again by the next ADD, gone again with its DEL.
+    cni.plugin("ADD", "ctr-vlan", &ns, &conf).ok();
+    assert!(link(None, "cnim6.42").is_some());
+    cni.plugin("DEL", "ctr-vlan", &ns, &conf).ok();
+    assert!(link(None, "cnim6.42").is_none());
+    // `restore` does not make it again for an idle network...
+    let (code, text) = cni.cli(&["restore"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        link(None, "cnim6.42").is_none(),
+        "restore re-made the idle VLAN master: {text}"
+    );
+    // ...and deletes it with the last attachment when that goes because
+    // its namespace vanished.
+    cni.plugin("ADD", "ctr-vlan", &ns, &conf).ok();
+    ip(&["netns", "del", "cni-vlan"]);
+    let (code, text) = cni.cli(&["restore"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(cni.records("vlan"), (Vec::new(), Vec::new()), "{text}");
+    assert!(
+        link(None, "cnim6.42").is_none(),
+        "the VLAN master outlived its last attachment: {text}"
+    );
+}
+
+#[test]
+fn parallel_adds_get_distinct_addresses_and_dels_leave_nothing() {
+    const N: usize = 32;
+    let mut cni = Cni::new("par");
+    cni.master("cnim7");
+    let namespaces: Vec<PathBuf> = (0..N).map(|i| cni.netns(&format!("cni-par{i}"))).collect();
+    let conf = conf("par", "cnim7", "");
+    let children: Vec<Child> = namespaces
+        .iter()
+        .enumerate()
+        .map(|(i, ns)| cni.spawn("ADD", &format!("ctr-par{i}"), ns, &conf))
+        .collect();
+    let mut seen = std::collections::BTreeSet::new();
+    for child in children {
+        let output = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{stdout} {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let result = json::parse(&stdout).unwrap();
+        let address = result.get("ips").and_then(Value::as_array).unwrap()[0]
+            .get("address")
+            .and_then(Value::as_str)
+            .unwrap()
+            .to_string();
+        assert!(seen.insert(address.clone()), "{address} handed out twice");
+    }
+    assert_eq!(seen.len(), N);
+    for i in 0..N {
+        assert_eq!(addresses(&format!("cni-par{i}"), "eth0").len(), 1);
+    }
+    let (endpoints, leases) = cni.records("par");
+    assert_eq!((endpoints.len(), leases.len()), (N, N));
+    let children: Vec<Child> = namespaces
+        .iter()
+        .enumerate()
+        .map(|(i, ns)| cni.spawn("DEL", &format!("ctr-par{i}"), ns, &conf))
+        .collect();
+    for child in children {
+        let output = child.wait_with_output().unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+    }
+    for i in 0..N {
+        assert!(link(Some(&format!("cni-par{i}")), "eth0").is_none());
+    }
+    assert_eq!(cni.records("par"), (Vec::new(), Vec::new()));
+}
+
+#[test]
+fn sigkill_during_add_then_del_leaves_nothing() {
+    let mut cni = Cni::new("kill");
+    cni.master("cnim8");
+    let ns = cni.netns("cni-kill");
+    let conf = conf("kill", "cnim8", "");
+    // The network first, so the kills land in the attach itself.
+    cni.plugin("ADD", "warmup", &ns, &conf).ok();
+    cni.plugin("DEL", "warmup", &ns, &conf).ok();
+    for delay_us in [0u64, 200, 500, 1000, 2000, 3000, 5000, 8000, 12000, 20000] {
+        let mut child = cni.spawn("ADD", "ctr-kill", &ns, &conf);
+        std::thread::sleep(Duration::from_micros(delay_us));
+        let _ = child.kill();
+        let _ = child.wait();
+        let answer = cni.plugin("DEL", "ctr-kill", &ns, &conf);
+        assert_eq!(
+            answer.exit,
+            Some(0),
+            "after {delay_us}us: {}",
+            answer.stdout
+        );
+        assert!(
+            link(Some("cni-kill"), "eth0").is_none(),
+            "after {delay_us}us: eth0 left"
+        );
+        assert_eq!(
+            cni.records("kill"),
+            (Vec::new(), Vec::new()),
+            "after {delay_us}us"
+        );
+        // And the namespace takes the attachment again.
+        cni.plugin("ADD", "ctr-kill", &ns, &conf).ok();
+        cni.plugin("DEL", "ctr-kill", &ns, &conf).ok();
+    }
+}
+
+#[test]
+fn gc_removes_what_the_runtime_no_longer_lists() {
+    let mut cni = Cni::new("gc");
+    cni.master("cnim9");
+    let keep = cni.netns("cni-gc-keep");
+    let drop = cni.netns("cni-gc-drop");
+    let conf = conf("gc", "cnim9", "").replace("1.0.0", "1.1.0");
+    cni.plugin("ADD", "ctr-keep", &keep, &conf).ok();
+    cni.plugin("ADD", "ctr-drop", &drop, &conf).ok();
+    let gc = conf.replacen(
+        '{',
+        r#"{"cni.dev/valid-attachments": [{"containerID": "ctr-keep", "ifname": "eth0"}], "#,
+        1,
+    );
+    let mut command = cni.command("GC", "unused", &keep, "eth0");
+    for var in ["CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME"] {
+        command.env_remove(var);
+    }
+    run_with(command, &gc).ok();
+    assert!(link(Some("cni-gc-drop"), "eth0").is_none());
+    assert!(link(Some("cni-gc-keep"), "eth0").is_some());
+    let (endpoints, leases) = cni.records("gc");
+    let kept = ipvlan::driver::attachment_id("ctr-keep", "eth0");
+    assert_eq!(endpoints, vec![kept.clone()]);
+    assert_eq!(leases.len(), 1);
+    assert_eq!(leases[0].1, kept);
+    cni.plugin("DEL", "ctr-keep", &keep, &conf).ok();
+}
+
+/// A config whose addresses come from Debian's host-local, with its
+/// leases under `data_dir`.
+fn host_local_conf(name: &str, master: &str, data_dir: &Path) -> String {
+    format!(
+        r#"{{"cniVersion": "1.0.0", "name": "{name}", "type": "ipvlan", "master": "{master}",
+            "ipam": {{"type": "host-local", "subnet": "10.78.0.0/24", "dataDir": "{}",
+                      "routes": [{{"dst": "0.0.0.0/0"}}]}}}}"#,
+        data_dir.display()
+    )
+}
+
+/// host-local's lease files (address-named) for network `name`.
+fn host_local_leases(data_dir: &Path, name: &str) -> Vec<String> {
+    let mut found: Vec<String> = std::fs::read_dir(data_dir.join(name))
+        .map(|entries| {
+            entries
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.parse::<std::net::IpAddr>().is_ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    found
+}
+
+#[test]
+fn delegated_host_local_add_check_del() {
+    let mut cni = Cni::new("hl");
+    cni.master("cnim10");
+    let ns = cni.netns("cni-hl");
+    let data = cni.state.with_extension("host-local");
+    let _ = std::fs::remove_dir_all(&data);
+    let conf = host_local_conf("hl", "cnim10", &data);
+    let mut add = cni.command("ADD", "ctr-hl", &ns, "eth0");
+    add.env("CNI_PATH", "/usr/lib/cni");
+    let answer = run_with(add, &conf);
+    answer.ok();
+    let result = answer.json();
+    let ip0 = &result.get("ips").and_then(Value::as_array).unwrap()[0];
+    assert_eq!(
+        ip0.get("address").and_then(Value::as_str),
+        Some("10.78.0.2/24")
+    );
+    assert_eq!(addresses("cni-hl", "eth0"), vec!["10.78.0.2/24"]);
+    assert_eq!(host_local_leases(&data, "hl"), vec!["10.78.0.2"]);
+    // Recorded, not leased by us.
+    let (endpoints, leases) = cni.records("hl");
+    assert_eq!(endpoints.len(), 1);
+    assert_eq!(leases, Vec::new());
+
+    let prev = with_prev(&conf, &result);
+    let mut check = cni.command("CHECK", "ctr-hl", &ns, "eth0");
+    check.env("CNI_PATH", "/usr/lib/cni");
+    run_with(check, &prev).ok();
+
+    let mut del = cni.command("DEL", "ctr-hl", &ns, "eth0");
+    del.env("CNI_PATH", "/usr/lib/cni");
+    run_with(del, &prev).ok();
+    assert!(link(Some("cni-hl"), "eth0").is_none());
+    assert_eq!(host_local_leases(&data, "hl"), Vec::<String>::new());
+    assert_eq!(cni.records("hl"), (Vec::new(), Vec::new()));
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[test]
+fn an_existing_ifname_is_refused_before_a_delegated_plugin_allocates() {
+    let mut cni = Cni::new("hltaken");
+    cni.master("cnim12");
+    let ns = cni.netns("cni-hltaken");
+    ip(&["-n", "cni-hltaken", "link", "add", "eth0", "type", "dummy"]);
+    let data = cni.state.with_extension("host-local");
+    let _ = std::fs::remove_dir_all(&data);
+    let conf = host_local_conf("hltaken", "cnim12", &data);
+    let mut add = cni.command("ADD", "ctr-hltaken", &ns, "eth0");
+    add.env("CNI_PATH", "/usr/lib/cni");
+    let msg = run_with(add, &conf).error(999);
+    assert_eq!(
+        msg,
+        format!(
+            "interface eth0 already exists in {}; nothing was done",
+            ns.display()
+        )
+    );
+    // host-local never ran: it leaves its cursor file behind even when
+    // its lease is released.
+    let files: Vec<String> = std::fs::read_dir(data.join("hltaken"))
+        .map(|entries| {
+            entries
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(files, Vec::<String>::new(), "host-local ran");
+    assert_eq!(cni.network_names(), Vec::<String>::new());
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[test]
+fn del_by_us_cleans_up_after_the_reference_plugin() {
+    let mut cni = Cni::new("ref");
+    cni.master("cnim11");
+    let ns = cni.netns("cni-ref");
+    let data = cni.state.with_extension("host-local");
+    let _ = std::fs::remove_dir_all(&data);
+    let conf = host_local_conf("refnet", "cnim11", &data);
+    // ADD by Debian's reference ipvlan plugin.
+    let mut add = cni.command("ADD", "ctr-ref", &ns, "eth0");
+    add.env("CNI_PATH", "/usr/lib/cni");
+    let mut reference = Command::new("/usr/lib/cni/ipvlan");
+    reference.envs(add.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))));
+    reference
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let answer = run_with(reference, &conf);
+    answer.ok();
+    assert_eq!(
+        link_kind(&link(Some("cni-ref"), "eth0").unwrap()).as_deref(),
+        Some("ipvlan")
+    );
+    assert_eq!(host_local_leases(&data, "refnet").len(), 1);
+    // DEL by us: its link (ipvlan, whoever made it) and its lease go.
+    let mut del = cni.command("DEL", "ctr-ref", &ns, "eth0");
+    del.env("CNI_PATH", "/usr/lib/cni");
+    run_with(del, &with_prev(&conf, &answer.json())).ok();
+    assert!(link(Some("cni-ref"), "eth0").is_none());
+    assert_eq!(host_local_leases(&data, "refnet"), Vec::<String>::new());
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+/// Runs a prepared plugin command with `stdin`.
+fn run_with(mut command: Command, stdin: &str) -> Answer {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("runs the plugin");
+    let mut input = child.stdin.take().unwrap();
+    let _ = input.write_all(stdin.as_bytes());
+    drop(input);
+    let output = child.wait_with_output().unwrap();
+    Answer {
+        exit: output.status.code(),
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}

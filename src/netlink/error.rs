@@ -78,13 +78,28 @@ pub enum ErrorKind {
     Io(io::Error),
 }
 
-/// A netlink or rtnetlink failure, with context.
+/// A netlink or rtnetlink failure, with context. One pointer wide: every
+/// `?` of the layers above moves it (and the binary carries one copy of
+/// that move per call site).
+pub struct Error(Box<Fields>);
+
 #[derive(Debug)]
-pub struct Error {
+struct Fields {
     kind: ErrorKind,
     op: &'static str,
     subject: Option<String>,
     netns: Option<String>,
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Error")
+            .field("kind", &self.0.kind)
+            .field("op", &self.0.op)
+            .field("subject", &self.0.subject)
+            .field("netns", &self.0.netns)
+            .finish()
+    }
 }
 
 /// Result alias of the netlink layers.
@@ -93,12 +108,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// A bare error; context is added with [`Error::op`], [`Error::subject`], [`Error::netns`].
     pub fn new(kind: ErrorKind) -> Error {
-        Error {
+        Error(Box::new(Fields {
             kind,
             op: "",
             subject: None,
             netns: None,
-        }
+        }))
     }
 
     pub(crate) fn malformed(what: &'static str) -> Error {
@@ -111,8 +126,8 @@ impl Error {
 
     /// Sets the operation ("create link", "add address"...), keeping an existing one.
     pub fn op(mut self, op: &'static str) -> Error {
-        if self.op.is_empty() {
-            self.op = op;
+        if self.0.op.is_empty() {
+            self.0.op = op;
         }
         self
     }
@@ -121,16 +136,16 @@ impl Error {
     /// (e.g. `"eth0"` or `"ifindex 3"` after "create link"), keeping an
     /// existing one.
     pub fn subject(mut self, subject: impl Into<String>) -> Error {
-        if self.subject.is_none() {
-            self.subject = Some(subject.into());
+        if self.0.subject.is_none() {
+            self.0.subject = Some(subject.into());
         }
         self
     }
 
     /// Sets the network namespace (name or path), keeping an existing one.
     pub fn netns(mut self, netns: Option<&str>) -> Error {
-        if self.netns.is_none() {
-            self.netns = netns.map(str::to_owned);
+        if self.0.netns.is_none() {
+            self.0.netns = netns.map(str::to_owned);
         }
         self
     }
@@ -138,27 +153,27 @@ impl Error {
     /// Replaces what went wrong and keeps the context: for a layer above
     /// that knows more about the request than the kernel's errno said.
     pub fn with_kind(self, kind: ErrorKind) -> Error {
-        Error { kind, ..self }
+        Error(Box::new(Fields { kind, ..*self.0 }))
     }
 
     /// What went wrong.
     pub fn kind(&self) -> &ErrorKind {
-        &self.kind
+        &self.0.kind
     }
 
     /// The operation that failed, e.g. "create link"; empty if unknown.
     pub fn operation(&self) -> &str {
-        self.op
+        self.0.op
     }
 
     /// What the failed operation was about (see [`Error::subject`]).
     pub fn subject_name(&self) -> Option<&str> {
-        self.subject.as_deref()
+        self.0.subject.as_deref()
     }
 
     /// The network namespace the failed operation ran in (None: the caller's).
     pub fn netns_name(&self) -> Option<&str> {
-        self.netns.as_deref()
+        self.0.netns.as_deref()
     }
 
     /// The errno, for kernel refusals and failed system calls.
@@ -167,7 +182,7 @@ impl Error {
     /// kernel said before the error was made more specific; `Timeout`
     /// reports `ETIMEDOUT` and `Overrun` `ENOBUFS`.
     pub fn errno(&self) -> Option<i32> {
-        match &self.kind {
+        match &self.0.kind {
             ErrorKind::Kernel { errno, .. } => Some(*errno),
             ErrorKind::Unsupported { .. } => Some(libc::EOPNOTSUPP),
             ErrorKind::NotFound { .. } => Some(libc::ENODEV),
@@ -180,7 +195,7 @@ impl Error {
 
     /// The kernel's extended-ack text, if it sent one.
     pub fn ext_ack(&self) -> Option<&str> {
-        match &self.kind {
+        match &self.0.kind {
             ErrorKind::Kernel { message, .. } => message.as_deref(),
             _ => None,
         }
@@ -193,7 +208,7 @@ impl Error {
 
     /// The object (or the parent it names) does not exist.
     pub fn is_not_found(&self) -> bool {
-        matches!(self.kind, ErrorKind::NotFound { .. }) || self.errno() == Some(libc::ENODEV)
+        matches!(self.0.kind, ErrorKind::NotFound { .. }) || self.errno() == Some(libc::ENODEV)
     }
 }
 
@@ -279,14 +294,14 @@ impl fmt::Display for ErrorKind {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if !self.op.is_empty() {
-            write!(f, "{}", self.op)?;
-            if let Some(subject) = &self.subject {
+        if !self.0.op.is_empty() {
+            write!(f, "{}", self.0.op)?;
+            if let Some(subject) = &self.0.subject {
                 write!(f, " {subject}")?;
             }
-            match &self.netns {
+            match &self.0.netns {
                 // "open netns c1", not "open netns in netns c1".
-                Some(netns) if self.subject.is_none() && self.op.ends_with("netns") => {
+                Some(netns) if self.0.subject.is_none() && self.0.op.ends_with("netns") => {
                     write!(f, " {netns}")?
                 }
                 Some(netns) => write!(f, " in netns {netns}")?,
@@ -294,13 +309,13 @@ impl fmt::Display for Error {
             }
             write!(f, ": ")?;
         }
-        write!(f, "{}", self.kind)
+        write!(f, "{}", self.0.kind)
     }
 }
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match &self.kind {
+        match &self.0.kind {
             ErrorKind::Io(err) => Some(err),
             _ => None,
         }

@@ -203,7 +203,8 @@ fn the_driver_lists_inspects_and_removes_around_damaged_records() {
             locked.put_container("c1").unwrap();
         }
         let bad_network = network_file(root, &bad);
-        fs::write(&bad_network, "").unwrap();
+        // Truncated, as a crash can leave a record written in parts.
+        fs::write(&bad_network, "{\"version\": 1, \"id").unwrap();
         let bad_endpoint = root.join(format!("endpoints/{}/lost.json", good.id));
         fs::write(&bad_endpoint, "null").unwrap();
 
@@ -255,7 +256,7 @@ fn the_driver_lists_inspects_and_removes_around_damaged_records() {
             format!(
                 "damaged state file {}: {}; a new network could clash with the one it records (name, subnets, parent): repair it or move it out of the state directory first",
                 bad_network.display(),
-                ipvlan::json::parse("").unwrap_err()
+                ipvlan::json::parse("{\"version\": 1, \"id").unwrap_err()
             )
         );
         assert_eq!(
@@ -272,7 +273,7 @@ fn the_driver_lists_inspects_and_removes_around_damaged_records() {
             .map(|d| format!("damaged state file left as it is: {d}"))
             .collect();
         assert_eq!(report.errors, expected);
-        assert_eq!(fs::read(&bad_network).unwrap(), b"");
+        assert_eq!(fs::read(&bad_network).unwrap(), b"{\"version\": 1, \"id");
         assert_eq!(fs::read(&bad_endpoint).unwrap(), b"null");
         assert!(root
             .join(format!("ipam/{}/10.0.0.0-24/10.0.0.5", good.id))
@@ -282,6 +283,43 @@ fn the_driver_lists_inspects_and_removes_around_damaged_records() {
         // parent again (there is none here, so no note either).
         fs::remove_file(&bad_network).unwrap();
         fs::remove_file(&bad_endpoint).unwrap();
+        assert!(manager.remove_network("good").unwrap().is_empty());
+    });
+}
+
+/// An empty record is what a power cut leaves of a new file whose data
+/// never reached the disk (every command commits before it returns, so
+/// only an unfinished one wrote it): it reads as missing, is not reported
+/// as damage, and `restore` removes it, so nothing is left in its way.
+#[test]
+fn an_empty_record_counts_as_never_written_and_restore_removes_it() {
+    in_fresh_netns("damage-empty", |config| {
+        let manager = Manager::open(config.clone()).unwrap();
+        let root = &config.state_dir;
+        let good = NetworkRecord {
+            parent: "lo".into(),
+            parent_origin: ParentOrigin::Existing,
+            ..network("good", &["10.0.0.0/24"])
+        };
+        {
+            let state = StateDir::open(root).unwrap();
+            let locked = state.lock().unwrap();
+            locked.put_network(&good).unwrap();
+        }
+        let empty_endpoint = root.join(format!("endpoints/{}/cut.json", good.id));
+        fs::create_dir_all(empty_endpoint.parent().unwrap()).unwrap();
+        fs::write(&empty_endpoint, "").unwrap();
+        let empty_index = root.join("records/container-endpoints/c25.json");
+        fs::create_dir_all(empty_index.parent().unwrap()).unwrap();
+        fs::write(&empty_index, "").unwrap();
+
+        let networks = manager.networks().unwrap();
+        assert!(networks.damaged.is_empty(), "{:?}", networks.damaged);
+        assert!(manager.network("good").unwrap().endpoints.is_empty());
+        let report = manager.restore().unwrap();
+        assert_eq!(report.errors, Vec::<String>::new());
+        assert!(!empty_endpoint.exists(), "restore removed the empty record");
+        assert!(!empty_index.exists(), "restore removed the empty index");
         assert!(manager.remove_network("good").unwrap().is_empty());
     });
 }

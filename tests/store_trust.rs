@@ -748,7 +748,7 @@ fn restore_repairs_everything_else_and_lists_the_damaged_files() {
     let bad_container = root.join("records/containers/broken.json");
     fs::write(&bad_network, "{").unwrap();
     fs::write(&bad_endpoint, "[]").unwrap();
-    fs::write(&bad_container, "").unwrap();
+    fs::write(&bad_container, "{\"version\": 1, \"na").unwrap();
     let damaged = [&bad_network, &bad_endpoint, &bad_container];
     let evidence: Vec<Vec<u8>> = damaged.iter().map(|p| fs::read(p).unwrap()).collect();
 

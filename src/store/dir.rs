@@ -639,8 +639,12 @@ impl StateDir {
     /// A state file's text; `None` when it (or its directory) does not
     /// exist. Bytes that are not UTF-8 mean a damaged file:
     /// [`StoreError::Corrupt`], not an I/O error; a link, FIFO or
-    /// oversized file is [`StoreError::Refused`]. An empty or truncated
-    /// file (a crash before its data reached the disk) reads as it is and
+    /// oversized file is [`StoreError::Refused`]. An empty file reads as
+    /// missing: it is what a power cut leaves of a new file whose data
+    /// never reached the disk, which only a command that had not returned
+    /// can have written (every command commits before it returns), so it
+    /// counts as never written; `restore` removes it
+    /// ([`StateDir::clean_temporaries`]). A truncated file (not empty)
     /// fails to parse: damage, reported, never deleted.
     fn read_text(&self, path: &Path) -> Result<Option<String>, StoreError> {
         let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
@@ -656,6 +660,7 @@ impl StateDir {
                     reason: "not UTF-8 text".into(),
                 })
             }
+            Ok(Some(text)) if text.is_empty() => Ok(None),
             other => other.map_err(StoreError::io("reading", path)),
         }
     }
@@ -1057,10 +1062,11 @@ impl Locked<'_> {
         self.replace_file(path, text.as_bytes())
     }
 
-    /// Removes temporary files a killed invocation left behind; returns
-    /// how many. Walks the whole directory: for `restore`. A directory
-    /// that fails the trust check stops the walk before anything in it
-    /// is removed.
+    /// Removes temporary files a killed invocation left behind, and empty
+    /// records (`*.json` of no bytes: a new record whose data a power cut
+    /// lost, see [`StateDir::read_text`]); returns how many. Walks the
+    /// whole directory: for `restore`. A directory that fails the trust
+    /// check stops the walk before anything in it is removed.
     pub fn clean_temporaries(&self) -> Result<usize, StoreError> {
         fn walk(state: &StateDir, dir: &Path, count: &mut usize) -> Result<(), StoreError> {
             if !state.handles.check_one(dir)? {
@@ -1077,7 +1083,12 @@ impl Locked<'_> {
                 let kind = entry.file_type().map_err(StoreError::io("listing", dir))?;
                 if kind.is_dir() {
                     walk(state, &path, count)?;
-                } else if entry.file_name().to_str().is_some_and(fsutil::is_temp_name) {
+                } else if entry.file_name().to_str().is_some_and(|name| {
+                    fsutil::is_temp_name(name)
+                        || (name.ends_with(".json")
+                            && kind.is_file()
+                            && entry.metadata().is_ok_and(|m| m.len() == 0))
+                }) {
                     crate::fault::point("store: before unlink");
                     crate::fault::after("store: after unlink", fs::remove_file(&path))
                         .map_err(StoreError::io("removing", &path))?;

@@ -93,7 +93,11 @@ impl Manager {
         };
         let mut pending: Vec<Pending> = Vec::with_capacity(resolved.len());
         for target in &resolved {
-            match self.reserve(&state, network, &parent, target, &request) {
+            let reserved = self.reserve(&state, network, &parent, target, &request);
+            // A thousand sockets' receive buffers would add up (32 KiB
+            // each): each is let go once its namespace's work is done.
+            target.inside.handle.socket().release_buffer();
+            match reserved {
                 Ok(prepared) => pending.push(prepared),
                 Err(error) => {
                     give_back(pending);

@@ -266,7 +266,7 @@ pub(crate) fn create_many(
         };
     let mut built = Vec::with_capacity(endpoints.len());
     for ((e, answer), &index) in endpoints.iter().zip(answers).zip(&indexes) {
-        built.push(match answer {
+        let result = match answer {
             Some(Ok(())) => match configure(e.inside, index, false, e.ifname, e.plan) {
                 Ok(()) => Ok(BuiltEndpoint {
                     ifname: e.ifname.to_string(),
@@ -286,7 +286,10 @@ pub(crate) fn create_many(
             }
             // Taken (or forced so): the single path, with its fallbacks.
             _ => create(host, e.inside, e.plan, e.ifname),
-        });
+        };
+        // Many namespaces' sockets at once: their buffers must not add up.
+        e.inside.handle.socket().release_buffer();
+        built.push(result);
     }
     Ok(built)
 }

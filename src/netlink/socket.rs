@@ -242,6 +242,13 @@ impl Acks<'_> {
 }
 
 impl Socket {
+    /// Lets the receive buffer go (it is made again, at its first size,
+    /// by the next receive): for a caller holding many sockets at once,
+    /// e.g. one per namespace of a batch, so their buffers do not add up.
+    pub fn release_buffer(&self) {
+        drop(self.recv_buf.take());
+    }
+
     /// Opens an rtnetlink socket in the calling thread's network namespace.
     pub fn open() -> Result<Socket> {
         Self::open_inner().map_err(|err| Error::from(err).op("open netlink socket"))

@@ -245,10 +245,10 @@ pub fn build_vm_example(name: &str) -> Result<PathBuf> {
         .ok_or_else(|| format!("cargo built no executable for example {name}").into())
 }
 
-/// Builds the `ipvlan` binary as users get it (profile release, musl) and
-/// an example with the same profile (`cargo xtask bench`, so both pay the
-/// same process start); returns (ipvlan, example).
-pub fn build_release(example: &str) -> Result<(PathBuf, PathBuf)> {
+/// `cargo build` of the `ipvlan` binary as users get it (profile release,
+/// musl): `cargo xtask size` runs it as it is, `build_release` adds an
+/// example.
+pub fn release_build() -> Command {
     let mut cmd = cargo();
     cmd.args([
         "build",
@@ -259,9 +259,16 @@ pub fn build_release(example: &str) -> Result<(PathBuf, PathBuf)> {
         MUSL_TARGET,
         "--bin",
         "ipvlan",
-        "--example",
-        example,
     ]);
+    cmd
+}
+
+/// Builds the `ipvlan` binary as users get it (profile release, musl) and
+/// an example with the same profile (`cargo xtask bench`, so both pay the
+/// same process start); returns (ipvlan, example).
+pub fn build_release(example: &str) -> Result<(PathBuf, PathBuf)> {
+    let mut cmd = release_build();
+    cmd.args(["--example", example]);
     let artifacts = cargo_artifacts(&mut cmd)?;
     let find = |kind: &str, name: &str| {
         artifacts

@@ -189,18 +189,7 @@ fn against_target(stripped_len: u64) -> String {
 /// prints its size.
 pub fn size() -> Result {
     ensure_musl_target()?;
-    let mut cmd = cargo();
-    cmd.args([
-        "build",
-        "--release",
-        "-p",
-        "ipvlan",
-        "--target",
-        MUSL_TARGET,
-        "--bin",
-        "ipvlan",
-    ]);
-    run(&mut cmd)?;
+    run(&mut crate::builds::release_build())?;
     let target_dir = crate::builds::target_dir()?;
     let binary = target_dir.join(MUSL_TARGET).join("release").join("ipvlan");
     let data = std::fs::read(&binary).map_err(|e| format!("{}: {e}", binary.display()))?;

@@ -12,6 +12,7 @@ mod json;
 mod kernel;
 mod layers;
 mod pipeline;
+mod podman;
 mod powercut;
 mod qemu;
 mod soak;
@@ -44,7 +45,8 @@ commands:
         Boot the VM, build the walkthrough topology, run tests/vm/demo.sh.
   test [--kernel K]
         Everything CI checks: fmt, clippy (also with --features vm), layers,
-        size, host tests, a bounded fuzz run, then the VM tests.
+        size, host tests, a bounded fuzz run, then the VM tests, the
+        Podman test and a few power-cut rounds.
   layers
         Check that no files under src/ use each other in a circle and no file
         uses a higher layer than its own (the `# Layers` list in src/lib.rs).
@@ -62,6 +64,12 @@ commands:
         take N + 1 boots. --plant damages a record, or (unsynced) writes
         files without fsync until the cut: the run must fail. --keep-going
         goes on after a failed round and lists every failure at the end.
+  podman-test [--kernel K] [--timeout SECS]
+        Boot the VM with Debian's Podman (CNI backend, installed when
+        missing) and our binary as its `ipvlan` plugin in
+        /usr/local/libexec/cni: two containers on a hand-written conflist
+        ping each other and the gateway, then `podman rm -f` and `podman
+        network rm` must leave nothing (tests/podman/guest.rs). Part of `test`.
   size  Build the release musl binary, check it is static non-PIE and carries
         no fault-injection hook, print its size; fail above 1 MiB stripped.
   bench [--kernel K] [--containers N | --quick] [--timeout SECS] [--no-record]
@@ -102,6 +110,7 @@ fn main() -> ExitCode {
         "layers" => layers::run(rest),
         "soak" => soak::run(rest),
         "powercut" => powercut::run(rest),
+        "podman-test" => podman::run(rest),
         "size" => pipeline::size(),
         "bench" => bench::run(rest),
         "criterion" => pipeline::criterion(rest),

@@ -16,8 +16,8 @@ const CI_FUZZ_TOTAL_SECS: u64 = 60;
 /// no cycle or upward use can come back.
 const LAYERS_IN_TEST: bool = true;
 
-/// fmt, clippy, layers, size, host tests, fuzz, VM tests and a few
-/// power-cut rounds (on `kernel`); stops at the first failure.
+/// fmt, clippy, layers, size, host tests, fuzz, VM tests, the Podman
+/// test and a few power-cut rounds (on `kernel`); stops at the first failure.
 pub fn test(kernel: Series) -> Result {
     let start = Instant::now();
     let step = |title: &str, cmd: &mut Command| -> Result {
@@ -28,6 +28,7 @@ pub fn test(kernel: Series) -> Result {
     banner("tools");
     crate::tools::ensure_lint_components()?;
     crate::tools::ensure_vm_tools()?;
+    crate::tools::ensure_podman()?;
     step("fmt", cargo().args(["fmt", "--all", "--check"]))?;
     step(
         "clippy",
@@ -73,6 +74,8 @@ pub fn test(kernel: Series) -> Result {
         crate::vm::default_timeout()?,
         kernel,
     )?;
+    banner("Podman");
+    let podman_time = crate::podman::run_test(kernel, crate::podman::TIMEOUT)?;
     banner("power cut");
     let powercut_start = Instant::now();
     crate::powercut::run_rounds(&crate::powercut::Options::new(
@@ -87,6 +90,11 @@ pub fn test(kernel: Series) -> Result {
     );
     println!("host: {host_passed} passed, {host_failed} failed");
     println!("vm (kernel {}): {vm_summary}", kernel.name());
+    println!(
+        "podman (kernel {}): passed in {}",
+        kernel.name(),
+        seconds(podman_time)
+    );
     println!(
         "power cut (kernel {}): {} rounds passed in {}",
         kernel.name(),

@@ -130,6 +130,48 @@ pub fn ensure_cni_plugins() -> Result<Vec<PathBuf>> {
         .collect()
 }
 
+/// Podman and what it runs containers with, from Debian's packages
+/// (`cargo xtask podman-test`).
+pub struct PodmanTools {
+    pub podman: PathBuf,
+    pub crun: PathBuf,
+    pub conmon: PathBuf,
+    pub catatonit: PathBuf,
+}
+
+/// Installs `podman`, `crun`, `conmon` and `catatonit` when one of their
+/// programs is missing; their paths.
+pub fn ensure_podman() -> Result<PodmanTools> {
+    const PACKAGES: [(&str, &str); 4] = [
+        ("podman", "/usr/bin/podman"),
+        ("crun", "/usr/bin/crun"),
+        ("conmon", "/usr/bin/conmon"),
+        ("catatonit", "/usr/bin/catatonit"),
+    ];
+    let missing: Vec<&str> = PACKAGES
+        .iter()
+        .filter(|(_, path)| !Path::new(path).is_file())
+        .map(|(name, _)| *name)
+        .collect();
+    if !missing.is_empty() {
+        apt_install(&missing)?;
+    }
+    let need = |index: usize| -> Result<PathBuf> {
+        let path = Path::new(PACKAGES[index].1);
+        if path.is_file() {
+            Ok(path.to_path_buf())
+        } else {
+            Err(format!("{} still missing after install", path.display()).into())
+        }
+    };
+    Ok(PodmanTools {
+        podman: need(0)?,
+        crun: need(1)?,
+        conmon: need(2)?,
+        catatonit: need(3)?,
+    })
+}
+
 /// Adds the musl target through rustup (a per-user action, root not needed).
 pub fn ensure_musl_target() -> Result {
     if find_program("rustup").is_none() {

@@ -34,6 +34,13 @@ pub enum Job {
     /// test binary is (isolate.sh), but on its own: its exit status is the
     /// job's (`cargo xtask soak`).
     Program { program: PathBuf, args: Vec<String> },
+    /// A `Program` with more files in the guest, laid over the harness's
+    /// tree (`cargo xtask podman-test`: Podman and its configuration).
+    ProgramWithTree {
+        program: PathBuf,
+        args: Vec<String>,
+        extra: Tree,
+    },
     /// A shell script with more host files in the guest (`cargo xtask
     /// bench`): `files` at the given guest paths, `executables` (dynamically
     /// linked) at their host paths with their libraries.
@@ -127,6 +134,7 @@ pub fn run_with_cut(options: Options, cut: Option<crate::qemu::Cut>) -> Result<(
             Job::Script { .. }
             | Job::Shell { .. }
             | Job::Program { .. }
+            | Job::ProgramWithTree { .. }
             | Job::ScriptWithFiles { .. } => Vec::new(),
         };
         Ok((test_bins, build_ipvlan()?))
@@ -256,6 +264,10 @@ fn guest_tree(
     if let Job::Program { program, .. } = job {
         tree.host_file(&guest_program(program), program)?;
     }
+    if let Job::ProgramWithTree { program, extra, .. } = job {
+        tree.host_file(&guest_program(program), program)?;
+        tree.merge(extra);
+    }
     if let Job::ScriptWithFiles {
         files, executables, ..
     } = job
@@ -306,7 +318,7 @@ fn job_script(job: &Job) -> String {
             // (job control, Ctrl-C).
             topology_prefix(*topology) + "setsid cttyhack /bin/sh -l\n"
         }
-        Job::Program { program, args } => {
+        Job::Program { program, args } | Job::ProgramWithTree { program, args, .. } => {
             let mut words = vec![shell_quote(&guest_program(program))];
             words.extend(args.iter().map(|a| shell_quote(a)));
             format!(

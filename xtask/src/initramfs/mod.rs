@@ -15,6 +15,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+#[derive(Clone)]
 enum Node {
     Directory,
     HostFile { source: PathBuf, perm: u32 },
@@ -23,6 +24,7 @@ enum Node {
     CharDevice { major: u32, minor: u32 },
 }
 
+#[derive(Clone)]
 pub struct Tree {
     nodes: BTreeMap<String, Node>,
 }
@@ -182,6 +184,14 @@ impl Tree {
             self.symlink(applet, "/usr/bin/busybox");
         }
         Ok(())
+    }
+
+    /// Adds every entry of `other`, replacing entries of the same path
+    /// (a job's files over the harness's).
+    pub fn merge(&mut self, other: &Tree) {
+        for (name, node) in &other.nodes {
+            self.insert(name, node.clone());
+        }
     }
 
     /// Writes the archive; returns its size in bytes.

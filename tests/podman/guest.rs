@@ -1,0 +1,689 @@
+//! The guest side of `cargo xtask podman-test`: Podman (Debian's package,
+//! `network_backend = "cni"`) runs two containers on an ipvlan network whose
+//! plugin binary is ours, and everything is read back.
+//!
+//! It runs in the QEMU guest as root, in the fresh network and mount
+//! namespaces `tests/vm/isolate.sh` gives it, with Podman, crun, conmon and
+//! their configuration in the initramfs (see `xtask/src/podman.rs`). It is
+//! an example, not a test target: the VM test boot has no Podman, and
+//! Podman's files (about 40 MiB) would slow every other VM test's boot.
+//!
+//! ```text
+//! podman --rootfs DIR
+//! ```
+//!
+//! `DIR` holds a static busybox and its applet links: `podman run --rootfs`
+//! needs no image. The steps, each asserted by its exit status and by
+//! reading back what it should have done:
+//!
+//! 1. Our binary is installed as `ipvlan` in `/usr/local/libexec/cni`, the
+//!    directory Podman searches before `/usr/lib/cni`, where Debian's
+//!    reference plugin stays untouched (compared byte for byte at the end).
+//! 2. The master is a veth whose peer sits in a namespace holding the
+//!    gateway's address, so the gateway answers pings.
+//! 3. The conflist [`CONFLIST`] is written by hand into `/etc/cni/net.d`
+//!    (Podman 4.3 refuses `-o parent` with the CNI backend); `podman network
+//!    ls` and `inspect` list it.
+//! 4. Two containers run (`podman run -d`); each has one ipvlan `eth0` in
+//!    its namespace with a distinct address of the subnet, the one Podman
+//!    reports, and a default route via the gateway; the state directory
+//!    holds one attachment per container, keyed by Podman's container ID,
+//!    and their two leases.
+//! 5. Each container pings the other and the gateway (`podman exec
+//!    --privileged`: containers lack `CAP_NET_RAW`).
+//! 6. `podman rm -f` of both, `podman network rm`: no ipvlan link in any
+//!    network namespace of the guest, no namespace left by Podman, no
+//!    attachment or lease in the state directory; the network record stays
+//!    (it keeps the allocator's position, as the state model says) until
+//!    `ipvlan network rm` removes it, after which the state directory holds
+//!    no record.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+use std::process::{Command, ExitCode, Stdio};
+use std::time::Instant;
+
+use ipvlan::json::{self, Value};
+use ipvlan::store::StateDir;
+
+/// The network's conflist, exactly as the README shows it.
+const CONFLIST: &str = r#"{
+  "cniVersion": "1.0.0",
+  "name": "podnet",
+  "plugins": [
+    {
+      "type": "ipvlan",
+      "master": "pdm0",
+      "mode": "l2",
+      "ipam": {
+        "type": "ipvlan",
+        "subnet": "10.89.0.0/24",
+        "gateway": "10.89.0.1",
+        "routes": [{"dst": "0.0.0.0/0"}]
+      }
+    }
+  ]
+}
+"#;
+const NETWORK: &str = "podnet";
+const MASTER: &str = "pdm0";
+/// The master's veth peer, in [`GATEWAY_NS`].
+const PEER: &str = "pdm0gw";
+const GATEWAY_NS: &str = "podman-gw";
+const GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 89, 0, 1);
+const PREFIX_LEN: u8 = 24;
+/// Podman's first CNI plugin directory.
+const CNI_BIN_DIR: &str = "/usr/local/libexec/cni";
+/// Debian's reference plugin (package `containernetworking-plugins`).
+const REFERENCE_PLUGIN: &str = "/usr/lib/cni/ipvlan";
+const CNI_CONF_DIR: &str = "/etc/cni/net.d";
+/// Our default state directory: Podman starts the plugin without
+/// `IPVLAN_STATE_DIR`.
+const STATE_DIR: &str = "/var/lib/ipvlan";
+const NETNS_DIR: &str = "/run/netns";
+const CONTAINERS: [&str; 2] = ["pod-a", "pod-b"];
+const PASS: &str = "PODMAN-TEST-PASS";
+const FAIL: &str = "PODMAN-TEST-FAIL";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let rootfs = match args.as_slice() {
+        [flag, dir] if flag == "--rootfs" => dir.clone(),
+        _ => {
+            eprintln!("usage: podman --rootfs DIR");
+            return ExitCode::from(2);
+        }
+    };
+    let start = Instant::now();
+    match run(&rootfs) {
+        Ok(()) => {
+            println!("{PASS} in {:.1} s", start.elapsed().as_secs_f64());
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            println!("{FAIL}: {error}");
+            diagnose();
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Prints what a failure leaves, for the report.
+fn diagnose() {
+    for (program, args) in [
+        ("podman", &["ps", "-a"][..]),
+        ("podman", &["network", "ls"][..]),
+        ("/usr/sbin/ip", &["-d", "link"][..]),
+        ("ls", &["-lR", STATE_DIR, NETNS_DIR][..]),
+    ] {
+        match exec(program, args) {
+            Ok(done) => println!(
+                "podman-test: $ {program} {} (exit {})\n{}{}",
+                args.join(" "),
+                done.code,
+                done.stdout,
+                done.stderr
+            ),
+            Err(error) => println!("podman-test: {error}"),
+        }
+    }
+}
+
+fn run(rootfs: &str) -> Result<(), String> {
+    let clock = Instant::now();
+    let step = |what: &str| {
+        println!(
+            "podman-test: {what} ({:.1} s)",
+            clock.elapsed().as_secs_f64()
+        )
+    };
+    prepare()?;
+    let reference = install()?;
+    step("installed as ipvlan in the CNI bin dir");
+    topology()?;
+    write(
+        &Path::new(CNI_CONF_DIR).join(format!("{NETWORK}.conflist")),
+        CONFLIST,
+    )?;
+    check_listed()?;
+    step("podman network ls lists the network");
+
+    let mut ids = Vec::new();
+    for name in CONTAINERS {
+        let id = must(
+            "podman",
+            &[
+                "run",
+                "-d",
+                "--name",
+                name,
+                "--network",
+                NETWORK,
+                "--rootfs",
+                rootfs,
+                "sleep",
+                "1000",
+            ],
+        )?;
+        let id = id.trim().to_string();
+        if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!(
+                "podman run -d --name {name} printed {id:?}, not an ID"
+            ));
+        }
+        ids.push(id);
+        step(&format!("podman run -d --name {name}"));
+    }
+    let mut addresses = Vec::new();
+    for (name, id) in CONTAINERS.iter().zip(&ids) {
+        addresses.push(check_container(name, id)?);
+    }
+    if addresses[0] == addresses[1] {
+        return Err(format!("both containers got {}", addresses[0]));
+    }
+    check_attached(&ids, &addresses)?;
+    step("two containers, distinct addresses, read back");
+
+    for (index, name) in CONTAINERS.iter().enumerate() {
+        let other = addresses[1 - index];
+        for target in [other, GATEWAY] {
+            must(
+                "podman",
+                &[
+                    "exec",
+                    "--privileged",
+                    name,
+                    "ping",
+                    "-c",
+                    "1",
+                    "-W",
+                    "10",
+                    &target.to_string(),
+                ],
+            )
+            .map_err(|e| format!("{name} cannot ping {target}: {e}"))?;
+        }
+    }
+    step("each container pings the other and the gateway");
+
+    let mut rm = vec!["rm", "-f", "-t", "0"];
+    rm.extend(CONTAINERS);
+    must("podman", &rm)?;
+    let left = must("podman", &["ps", "-a", "--format", "{{.Names}}"])?;
+    if !left.trim().is_empty() {
+        return Err(format!("podman ps -a after rm -f: {left:?}"));
+    }
+    check_nothing_left()?;
+    step("podman rm -f: no link, no namespace, no lease left");
+
+    must("podman", &["network", "rm", NETWORK])?;
+    let conf = Path::new(CNI_CONF_DIR).join(format!("{NETWORK}.conflist"));
+    if conf.exists() {
+        return Err(format!("podman network rm left {}", conf.display()));
+    }
+    let listed = must("podman", &["network", "ls", "--format", "{{.Name}}"])?;
+    if listed.lines().any(|l| l.trim() == NETWORK) {
+        return Err(format!("podman network ls after rm: {listed:?}"));
+    }
+    check_record_idle()?;
+    must("ipvlan", &["network", "rm", NETWORK])?;
+    check_state_empty()?;
+    check_nothing_left()?;
+    let after = fs::read(REFERENCE_PLUGIN).map_err(|e| format!("{REFERENCE_PLUGIN}: {e}"))?;
+    if after != reference {
+        return Err(format!("{REFERENCE_PLUGIN} changed during the test"));
+    }
+    step("podman network rm, ipvlan network rm: nothing left");
+    Ok(())
+}
+
+/// What Podman needs beyond the harness's guest: cgroup2, `/dev/shm`,
+/// `/var/tmp`, the CNI directories.
+fn prepare() -> Result<(), String> {
+    for dir in [
+        "/sys/fs/cgroup",
+        "/dev/shm",
+        "/var/tmp",
+        CNI_BIN_DIR,
+        CNI_CONF_DIR,
+    ] {
+        fs::create_dir_all(dir).map_err(|e| format!("{dir}: {e}"))?;
+    }
+    must("mount", &["-t", "cgroup2", "none", "/sys/fs/cgroup"])?;
+    must("mount", &["-t", "tmpfs", "tmpfs", "/dev/shm"])?;
+    Ok(())
+}
+
+/// Copies our binary to the CNI bin dir, never over the reference plugin;
+/// returns the reference plugin's bytes, to compare at the end.
+fn install() -> Result<Vec<u8>, String> {
+    let ours = ipvlan_bin();
+    let reference = fs::read(REFERENCE_PLUGIN).map_err(|e| format!("{REFERENCE_PLUGIN}: {e}"))?;
+    let binary = fs::read(&ours).map_err(|e| format!("{ours}: {e}"))?;
+    if binary == reference {
+        return Err(format!(
+            "{REFERENCE_PLUGIN} is our binary, not the reference plugin"
+        ));
+    }
+    let target = Path::new(CNI_BIN_DIR).join("ipvlan");
+    fs::copy(&ours, &target).map_err(|e| format!("{ours} -> {}: {e}", target.display()))?;
+    Ok(reference)
+}
+
+/// The master `pdm0`, a veth whose peer holds the gateway's address in its
+/// own namespace.
+fn topology() -> Result<(), String> {
+    ip(&["link", "add", MASTER, "type", "veth", "peer", "name", PEER])?;
+    ip(&["netns", "add", GATEWAY_NS])?;
+    ip(&["link", "set", PEER, "netns", GATEWAY_NS])?;
+    let gateway = format!("{GATEWAY}/{PREFIX_LEN}");
+    ip(&["-n", GATEWAY_NS, "addr", "add", &gateway, "dev", PEER])?;
+    ip(&["-n", GATEWAY_NS, "link", "set", PEER, "up"])?;
+    ip(&["-n", GATEWAY_NS, "link", "set", "lo", "up"])?;
+    ip(&["link", "set", MASTER, "up"])?;
+    Ok(())
+}
+
+/// `podman network ls` and `inspect` show the conflist's network.
+fn check_listed() -> Result<(), String> {
+    let listed = must(
+        "podman",
+        &["network", "ls", "--format", "{{.Name}} {{.Driver}}"],
+    )?;
+    if !listed
+        .lines()
+        .any(|l| l.trim() == format!("{NETWORK} ipvlan"))
+    {
+        return Err(format!(
+            "podman network ls does not list {NETWORK} (driver ipvlan): {listed:?}"
+        ));
+    }
+    let inspect = parse(&must("podman", &["network", "inspect", NETWORK])?)?;
+    let network = first(&inspect)?;
+    let interface = network.get("network_interface").and_then(Value::as_str);
+    if interface != Some(MASTER) {
+        return Err(format!(
+            "podman network inspect {NETWORK}: network_interface {interface:?}, not {MASTER}"
+        ));
+    }
+    Ok(())
+}
+
+/// One container's namespace as the kernel holds it, against what Podman
+/// reports; its address.
+fn check_container(name: &str, id: &str) -> Result<Ipv4Addr, String> {
+    let inspect = parse(&must("podman", &["inspect", name])?)?;
+    let container = first(&inspect)?;
+    let found_id = container.get("Id").and_then(Value::as_str);
+    if found_id != Some(id) {
+        return Err(format!(
+            "podman inspect {name}: Id {found_id:?}, run printed {id}"
+        ));
+    }
+    let settings = container
+        .get("NetworkSettings")
+        .ok_or(format!("podman inspect {name}: no NetworkSettings"))?;
+    let sandbox = settings
+        .get("SandboxKey")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or(format!("podman inspect {name}: no SandboxKey"))?
+        .to_string();
+    let network = settings
+        .get("Networks")
+        .and_then(|n| n.get(NETWORK))
+        .ok_or(format!("podman inspect {name}: not on {NETWORK}"))?;
+    let reported = network
+        .get("IPAddress")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let reported_gateway = network.get("Gateway").and_then(Value::as_str).unwrap_or("");
+    if reported_gateway != GATEWAY.to_string() {
+        return Err(format!(
+            "podman inspect {name}: gateway {reported_gateway:?}, not {GATEWAY}"
+        ));
+    }
+
+    let links = in_netns(&sandbox, &["-j", "-d", "link", "show"])?;
+    let names: Vec<&str> = array(&links)
+        .iter()
+        .filter_map(|l| l.get("ifname").and_then(Value::as_str))
+        .collect();
+    if names != ["lo", "eth0"] {
+        return Err(format!(
+            "{name}'s namespace holds {names:?}, not lo and eth0"
+        ));
+    }
+    let eth0 = array(&links)
+        .iter()
+        .find(|l| l.get("ifname").and_then(Value::as_str) == Some("eth0"))
+        .ok_or("no eth0")?;
+    let info = eth0.get("linkinfo");
+    let kind = info
+        .and_then(|i| i.get("info_kind"))
+        .and_then(Value::as_str);
+    let mode = info
+        .and_then(|i| i.get("info_data"))
+        .and_then(|d| d.get("mode"))
+        .and_then(Value::as_str);
+    if (kind, mode) != (Some("ipvlan"), Some("l2")) {
+        return Err(format!(
+            "{name}'s eth0 is {kind:?} mode {mode:?}, not ipvlan l2"
+        ));
+    }
+    let addrs = in_netns(&sandbox, &["-j", "-4", "addr", "show", "dev", "eth0"])?;
+    let held: Vec<String> = array(&addrs)
+        .iter()
+        .flat_map(|l| l.get("addr_info").and_then(Value::as_array).unwrap_or(&[]))
+        .filter_map(|a| {
+            let local = a.get("local").and_then(Value::as_str)?;
+            let len = a.get("prefixlen").and_then(Value::as_u64)?;
+            Some(format!("{local}/{len}"))
+        })
+        .collect();
+    let [address] = held.as_slice() else {
+        return Err(format!(
+            "{name}'s eth0 holds {held:?}, not one IPv4 address"
+        ));
+    };
+    let (local, len) = address.split_once('/').ok_or("no prefix")?;
+    let local: Ipv4Addr = local.parse().map_err(|e| format!("{local}: {e}"))?;
+    let subnet = u32::from(GATEWAY) & !0xff;
+    if len != PREFIX_LEN.to_string() || u32::from(local) & !0xff != subnet || local == GATEWAY {
+        return Err(format!(
+            "{name}'s eth0 holds {address}, not an address of 10.89.0.0/24"
+        ));
+    }
+    if reported != local.to_string() {
+        return Err(format!(
+            "podman inspect {name} reports {reported:?}, the namespace holds {local}"
+        ));
+    }
+    let routes = in_netns(&sandbox, &["-j", "-4", "route", "show", "default"])?;
+    let via: Vec<&str> = array(&routes)
+        .iter()
+        .filter_map(|r| r.get("gateway").and_then(Value::as_str))
+        .collect();
+    if via != [GATEWAY.to_string().as_str()] {
+        return Err(format!(
+            "{name}'s default route goes via {via:?}, not {GATEWAY}"
+        ));
+    }
+    println!("podman-test: {name} ({sandbox}): eth0 ipvlan l2 {address}, default via {GATEWAY}");
+    Ok(local)
+}
+
+/// Our state directory holds one attachment per container, keyed by
+/// Podman's container ID, and their leases; `ipvlan network inspect` shows
+/// them.
+fn check_attached(ids: &[String], addresses: &[Ipv4Addr]) -> Result<(), String> {
+    let store = StateDir::open(STATE_DIR).map_err(|e| format!("{STATE_DIR}: {e}"))?;
+    let record = store.network_by_name(NETWORK).ok_or(format!(
+        "no network record {NETWORK} in {STATE_DIR}: was our plugin run?"
+    ))?;
+    let endpoints: BTreeSet<String> = store
+        .endpoints_of(&record.id)
+        .map_err(|e| e.to_string())?
+        .items
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    let expected: BTreeSet<String> = ids
+        .iter()
+        .map(|id| ipvlan::driver::attachment_id(id, "eth0"))
+        .collect();
+    if endpoints != expected {
+        return Err(format!(
+            "attachments of {NETWORK}: {endpoints:?}, expected {expected:?}"
+        ));
+    }
+    let leases: BTreeSet<(IpAddr, String)> = store
+        .addresses(&record)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .collect();
+    let expected: BTreeSet<(IpAddr, String)> = addresses
+        .iter()
+        .zip(ids)
+        .map(|(a, id)| (IpAddr::V4(*a), ipvlan::driver::attachment_id(id, "eth0")))
+        .collect();
+    if leases != expected {
+        return Err(format!(
+            "leases of {NETWORK}: {leases:?}, expected {expected:?}"
+        ));
+    }
+    let shown: BTreeSet<String> = inspect_containers()?
+        .iter()
+        .filter_map(|(_, c)| c.get("IPv4Address").and_then(Value::as_str))
+        .map(|a| a.split('/').next().unwrap_or(a).to_string())
+        .collect();
+    let expected: BTreeSet<String> = addresses.iter().map(|a| a.to_string()).collect();
+    if shown != expected {
+        return Err(format!(
+            "ipvlan network inspect {NETWORK} shows {shown:?}, expected {expected:?}"
+        ));
+    }
+    Ok(())
+}
+
+/// `Containers` of `ipvlan network inspect NETWORK`.
+fn inspect_containers() -> Result<Vec<(String, Value)>, String> {
+    let inspect = parse(&must("ipvlan", &["network", "inspect", NETWORK])?)?;
+    Ok(first(&inspect)?
+        .get("Containers")
+        .and_then(Value::as_object)
+        .ok_or("ipvlan network inspect: no Containers")?
+        .to_vec())
+}
+
+/// No ipvlan link in any network namespace of the guest (each process's
+/// and each named one), no namespace but the gateway's in `/run/netns`.
+fn check_nothing_left() -> Result<(), String> {
+    let named: Vec<String> = fs::read_dir(NETNS_DIR)
+        .map_err(|e| format!("{NETNS_DIR}: {e}"))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    if named != [GATEWAY_NS] {
+        return Err(format!(
+            "{NETNS_DIR} holds {named:?}, not only {GATEWAY_NS}"
+        ));
+    }
+    let mut namespaces = vec![format!("{NETNS_DIR}/{GATEWAY_NS}")];
+    let mut seen = BTreeSet::new();
+    for entry in fs::read_dir("/proc").map_err(|e| format!("/proc: {e}"))? {
+        let Ok(entry) = entry else { continue };
+        let path = entry.path().join("ns/net");
+        // A process that exits meanwhile has no namespace to check.
+        if let Ok(target) = fs::read_link(&path) {
+            if seen.insert(target) {
+                namespaces.push(path.to_string_lossy().into_owned());
+            }
+        }
+    }
+    for ns in &namespaces {
+        let links = match in_netns(ns, &["-j", "-d", "link", "show"]) {
+            Ok(links) => links,
+            Err(_) if ns.starts_with("/proc/") && !Path::new(ns).exists() => continue,
+            Err(e) => return Err(e),
+        };
+        let ipvlans: Vec<&str> = array(&links)
+            .iter()
+            .filter(|l| {
+                l.get("linkinfo")
+                    .and_then(|i| i.get("info_kind"))
+                    .and_then(Value::as_str)
+                    == Some("ipvlan")
+            })
+            .filter_map(|l| l.get("ifname").and_then(Value::as_str))
+            .collect();
+        if !ipvlans.is_empty() {
+            return Err(format!("ipvlan links left in {ns}: {ipvlans:?}"));
+        }
+    }
+    let store = StateDir::open(STATE_DIR).map_err(|e| format!("{STATE_DIR}: {e}"))?;
+    let endpoints = store.endpoints().map_err(|e| e.to_string())?.items;
+    if !endpoints.is_empty() {
+        let ids: Vec<String> = endpoints.into_iter().map(|e| e.id).collect();
+        return Err(format!("attachments left in {STATE_DIR}: {ids:?}"));
+    }
+    for network in store.networks().map_err(|e| e.to_string())?.items {
+        let leases = store.addresses(&network).map_err(|e| e.to_string())?;
+        if !leases.is_empty() {
+            return Err(format!("leases left on {}: {leases:?}", network.name));
+        }
+    }
+    println!(
+        "podman-test: no ipvlan link in {} namespaces, no attachment, no lease",
+        namespaces.len()
+    );
+    Ok(())
+}
+
+/// After `podman network rm`: the record stays, idle (the runtime tells a
+/// plugin nothing when a network goes).
+fn check_record_idle() -> Result<(), String> {
+    let store = StateDir::open(STATE_DIR).map_err(|e| format!("{STATE_DIR}: {e}"))?;
+    if store.network_by_name(NETWORK).is_none() {
+        return Err(format!("no record {NETWORK} after podman network rm"));
+    }
+    let containers = inspect_containers()?;
+    if !containers.is_empty() {
+        return Err(format!("ipvlan network inspect {NETWORK}: {containers:?}"));
+    }
+    Ok(())
+}
+
+/// After `ipvlan network rm`: no network record, no endpoint or address
+/// directory.
+fn check_state_empty() -> Result<(), String> {
+    let store = StateDir::open(STATE_DIR).map_err(|e| format!("{STATE_DIR}: {e}"))?;
+    let networks = store.networks().map_err(|e| e.to_string())?.items;
+    if !networks.is_empty() {
+        let names: Vec<String> = networks.into_iter().map(|n| n.name).collect();
+        return Err(format!("networks left in {STATE_DIR}: {names:?}"));
+    }
+    let listed = must("ipvlan", &["network", "ls", "-q"])?;
+    if !listed.trim().is_empty() {
+        return Err(format!("ipvlan network ls -q: {listed:?}"));
+    }
+    for dir in ["endpoints", "ipam"] {
+        let path = Path::new(STATE_DIR).join(dir);
+        let left: Vec<String> = fs::read_dir(&path)
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !left.is_empty() {
+            return Err(format!("{} holds {left:?}", path.display()));
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- helpers
+
+fn ipvlan_bin() -> String {
+    std::env::var("IPVLAN_BIN").unwrap_or_else(|_| "/usr/bin/ipvlan".to_string())
+}
+
+/// What a finished command gave back.
+struct Finished {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn exec(program: &str, args: &[&str]) -> Result<Finished, String> {
+    let program = if program == "ipvlan" {
+        ipvlan_bin()
+    } else {
+        program.to_string()
+    };
+    let out = Command::new(&program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("{program} {}: {e}", args.join(" ")))?;
+    Ok(Finished {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
+}
+
+/// Runs a command that must exit 0; its stdout. The error holds everything
+/// it printed.
+fn must(program: &str, args: &[&str]) -> Result<String, String> {
+    let done = exec(program, args)?;
+    if done.code != 0 {
+        return Err(format!(
+            "`{program} {}` exited {}; stdout: {:?}; stderr: {:?}",
+            args.join(" "),
+            done.code,
+            done.stdout.trim(),
+            done.stderr.trim()
+        ));
+    }
+    Ok(done.stdout)
+}
+
+fn ip(args: &[&str]) -> Result<String, String> {
+    must("/usr/sbin/ip", args)
+}
+
+/// iproute2's JSON for `args`, run in the network namespace at `path`.
+fn in_netns(path: &str, args: &[&str]) -> Result<Value, String> {
+    let net = format!("--net={path}");
+    let mut full = vec![net.as_str(), "/usr/sbin/ip"];
+    full.extend_from_slice(args);
+    let text = must("nsenter", &full)?;
+    let text = if text.trim().is_empty() { "[]" } else { &text };
+    parse(text)
+}
+
+fn parse(text: &str) -> Result<Value, String> {
+    json::parse(text).map_err(|e| format!("not JSON ({e}): {text:?}"))
+}
+
+fn array(value: &Value) -> &[Value] {
+    value.as_array().unwrap_or(&[])
+}
+
+fn first(value: &Value) -> Result<&Value, String> {
+    array(value)
+        .first()
+        .ok_or_else(|| "an empty JSON array".to_string())
+}
+
+fn write(path: &Path, text: &str) -> Result<(), String> {
+    fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_conflist_is_what_the_readme_shows() {
+        let readme = include_str!("../../README.md");
+        assert!(
+            readme.contains(CONFLIST),
+            "README.md must show the conflist of tests/podman/guest.rs verbatim"
+        );
+        let doc = json::parse(CONFLIST).unwrap();
+        assert_eq!(doc.get("name").and_then(Value::as_str), Some(NETWORK));
+        let plugin = &doc.get("plugins").and_then(Value::as_array).unwrap()[0];
+        assert_eq!(plugin.get("master").and_then(Value::as_str), Some(MASTER));
+        let ipam = plugin.get("ipam").unwrap();
+        assert_eq!(
+            ipam.get("gateway").and_then(Value::as_str),
+            Some(GATEWAY.to_string().as_str())
+        );
+    }
+}

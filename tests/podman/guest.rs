@@ -9,7 +9,7 @@
 //! Podman's files (about 40 MiB) would slow every other VM test's boot.
 //!
 //! ```text
-//! podman --rootfs DIR
+//! podman --rootfs DIR [--plant-leak]
 //! ```
 //!
 //! `DIR` holds a static busybox and its applet links: `podman run --rootfs`
@@ -37,6 +37,10 @@
 //!    (it keeps the allocator's position, as the state model says) until
 //!    `ipvlan network rm` removes it, after which the state directory holds
 //!    no record.
+//!
+//! `--plant-leak` leaves an ipvlan link of our master in the gateway's
+//! namespace after `podman rm -f`, as a DEL that forgot its link would:
+//! the run must fail, naming it.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -89,15 +93,16 @@ const FAIL: &str = "PODMAN-TEST-FAIL";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let rootfs = match args.as_slice() {
-        [flag, dir] if flag == "--rootfs" => dir.clone(),
+    let (rootfs, plant_leak) = match args.as_slice() {
+        [flag, dir] if flag == "--rootfs" => (dir.clone(), false),
+        [flag, dir, plant] if flag == "--rootfs" && plant == "--plant-leak" => (dir.clone(), true),
         _ => {
-            eprintln!("usage: podman --rootfs DIR");
+            eprintln!("usage: podman --rootfs DIR [--plant-leak]");
             return ExitCode::from(2);
         }
     };
     let start = Instant::now();
-    match run(&rootfs) {
+    match run(&rootfs, plant_leak) {
         Ok(()) => {
             println!("{PASS} in {:.1} s", start.elapsed().as_secs_f64());
             ExitCode::SUCCESS
@@ -131,7 +136,7 @@ fn diagnose() {
     }
 }
 
-fn run(rootfs: &str) -> Result<(), String> {
+fn run(rootfs: &str, plant_leak: bool) -> Result<(), String> {
     let clock = Instant::now();
     let step = |what: &str| {
         println!(
@@ -140,6 +145,7 @@ fn run(rootfs: &str) -> Result<(), String> {
         )
     };
     prepare()?;
+    println!("podman-test: {}", must("podman", &["--version"])?.trim());
     let reference = install()?;
     step("installed as ipvlan in the CNI bin dir");
     topology()?;
@@ -211,6 +217,13 @@ fn run(rootfs: &str) -> Result<(), String> {
     let mut rm = vec!["rm", "-f", "-t", "0"];
     rm.extend(CONTAINERS);
     must("podman", &rm)?;
+    if plant_leak {
+        ip(&[
+            "link", "add", "leak0", "link", MASTER, "type", "ipvlan", "mode", "l2",
+        ])?;
+        ip(&["link", "set", "leak0", "netns", GATEWAY_NS])?;
+        println!("podman-test: planted ipvlan link leak0 in {GATEWAY_NS}");
+    }
     let left = must("podman", &["ps", "-a", "--format", "{{.Names}}"])?;
     if !left.trim().is_empty() {
         return Err(format!("podman ps -a after rm -f: {left:?}"));

@@ -64,12 +64,13 @@ commands:
         take N + 1 boots. --plant damages a record, or (unsynced) writes
         files without fsync until the cut: the run must fail. --keep-going
         goes on after a failed round and lists every failure at the end.
-  podman-test [--kernel K] [--timeout SECS]
+  podman-test [--kernel K] [--timeout SECS] [--plant-leak]
         Boot the VM with Debian's Podman (CNI backend, installed when
         missing) and our binary as its `ipvlan` plugin in
         /usr/local/libexec/cni: two containers on a hand-written conflist
         ping each other and the gateway, then `podman rm -f` and `podman
         network rm` must leave nothing (tests/podman/guest.rs). Part of `test`.
+        --plant-leak leaves an ipvlan link behind (must fail).
   size  Build the release musl binary, check it is static non-PIE and carries
         no fault-injection hook, print its size; fail above 1 MiB stripped.
   bench [--kernel K] [--containers N | --quick] [--timeout SECS] [--no-record]

@@ -75,7 +75,7 @@ pub fn test(kernel: Series) -> Result {
         kernel,
     )?;
     banner("Podman");
-    let podman_time = crate::podman::run_test(kernel, crate::podman::TIMEOUT)?;
+    let podman_time = crate::podman::run_test(kernel, crate::podman::TIMEOUT, false)?;
     banner("power cut");
     let powercut_start = Instant::now();
     crate::powercut::run_rounds(&crate::powercut::Options::new(

@@ -20,7 +20,7 @@ use crate::Result;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-const USAGE: &str = "usage: cargo xtask podman-test [--kernel K] [--timeout SECS]";
+const USAGE: &str = "usage: cargo xtask podman-test [--kernel K] [--timeout SECS] [--plant-leak]";
 
 /// The containers' root file system in the guest.
 const ROOTFS: &str = "/srv/podman-rootfs";
@@ -62,19 +62,22 @@ network_backend = \"cni\"
 pub fn run(args: &[String]) -> Result {
     let mut kernel = Series::from_env()?;
     let mut timeout = TIMEOUT;
+    let mut plant_leak = false;
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
         match arg.as_str() {
             "--kernel" => kernel = Series::parse(iter.next().ok_or("--kernel needs a value")?)?,
             "--timeout" => timeout = vm::parse_secs(iter.next().ok_or("--timeout needs a value")?)?,
+            "--plant-leak" => plant_leak = true,
             other => return Err(format!("unknown argument {other}\n{USAGE}").into()),
         }
     }
-    run_test(kernel, timeout).map(|_| ())
+    run_test(kernel, timeout, plant_leak).map(|_| ())
 }
 
 /// Installs what is missing, builds, boots once; the wall time.
-pub fn run_test(kernel: Series, timeout: Duration) -> Result<Duration> {
+/// `plant_leak`: the guest leaves an ipvlan link behind (the run must fail).
+pub fn run_test(kernel: Series, timeout: Duration, plant_leak: bool) -> Result<Duration> {
     let start = Instant::now();
     let tools = crate::tools::ensure_vm_tools()?;
     let podman = crate::tools::ensure_podman()?;
@@ -84,13 +87,17 @@ pub fn run_test(kernel: Series, timeout: Duration) -> Result<Duration> {
         .ok_or("no reference ipvlan plugin")?;
     let program = build_vm_example("podman")?;
     let extra = guest_files(&podman, &tools.busybox, &reference)?;
+    let mut args = vec!["--rootfs".to_string(), ROOTFS.to_string()];
+    if plant_leak {
+        args.push("--plant-leak".to_string());
+    }
     let mut attempts = 0;
     let outcome = loop {
         attempts += 1;
         let outcome = vm::run(vm::Options {
             job: vm::Job::ProgramWithTree {
                 program: program.clone(),
-                args: vec!["--rootfs".to_string(), ROOTFS.to_string()],
+                args: args.clone(),
                 extra: extra.clone(),
             },
             timeout,

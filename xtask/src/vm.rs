@@ -360,5 +360,15 @@ mod tests {
             "exec unshare -m -n --propagation private /bin/sh \
              /usr/share/ipvlan-test/isolate.sh /usr/lib/ipvlan-test/program/soak --seconds 180\n"
         );
+        let with_tree = Job::ProgramWithTree {
+            program: PathBuf::from("target/x86_64-unknown-linux-musl/debug/examples/podman"),
+            args: vec!["--rootfs".into(), "/srv/podman-rootfs".into()],
+            extra: Tree::new(),
+        };
+        assert_eq!(
+            job_script(&with_tree),
+            "exec unshare -m -n --propagation private /bin/sh \
+             /usr/share/ipvlan-test/isolate.sh /usr/lib/ipvlan-test/program/podman --rootfs /srv/podman-rootfs\n"
+        );
     }
 }

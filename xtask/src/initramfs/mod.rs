@@ -276,6 +276,25 @@ mod tests {
     }
 
     #[test]
+    fn merge_lays_the_other_tree_over() {
+        let mut base = Tree::new();
+        base.bytes("/etc/containers/storage.conf", 0o644, "host");
+        base.bytes("/etc/hosts", 0o644, "base");
+        let mut extra = Tree::new();
+        extra.bytes("/etc/containers/storage.conf", 0o644, "ours");
+        extra.symlink("/srv/rootfs/bin/sh", "busybox");
+        base.merge(&extra);
+        let bytes = |tree: &Tree, path: &str| match tree.nodes.get(&Tree::canonical(path)) {
+            Some(Node::Bytes { data, .. }) => String::from_utf8(data.clone()).unwrap(),
+            _ => panic!("{path}: not bytes"),
+        };
+        assert_eq!(bytes(&base, "/etc/containers/storage.conf"), "ours");
+        assert_eq!(bytes(&base, "/etc/hosts"), "base");
+        assert!(base.contains("/srv/rootfs/bin/sh"));
+        assert!(base.contains("/srv/rootfs"));
+    }
+
+    #[test]
     fn merged_usr_paths_are_canonical() {
         assert_eq!(Tree::canonical("/lib/modules/x"), "usr/lib/modules/x");
         assert_eq!(Tree::canonical("/sbin/ip"), "usr/sbin/ip");

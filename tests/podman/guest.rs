@@ -481,10 +481,23 @@ fn check_attached(ids: &[String], addresses: &[Ipv4Addr]) -> Result<(), String> 
     Ok(())
 }
 
-/// `Containers` of `ipvlan network inspect NETWORK`.
+/// `Containers` of `ipvlan network inspect NETWORK`, after checking that
+/// the network is the conflist's, made by our plugin: parent `pdm0`, mode
+/// l2, the CNI mark (the `cni.config` option).
 fn inspect_containers() -> Result<Vec<(String, Value)>, String> {
     let inspect = parse(&must("ipvlan", &["network", "inspect", NETWORK])?)?;
-    Ok(first(&inspect)?
+    let network = first(&inspect)?;
+    let options = network.get("Options");
+    let option = |key: &str| options.and_then(|o| o.get(key)).and_then(Value::as_str);
+    if (option("parent"), option("ipvlan_mode")) != (Some(MASTER), Some("l2"))
+        || option(ipvlan::driver::CNI_MARK).is_none()
+    {
+        return Err(format!(
+            "ipvlan network inspect {NETWORK}: Options {options:?}, expected parent {MASTER}, \
+             ipvlan_mode l2 and the cni.config mark"
+        ));
+    }
+    Ok(network
         .get("Containers")
         .and_then(Value::as_object)
         .ok_or("ipvlan network inspect: no Containers")?

@@ -463,3 +463,24 @@ fn without_root_every_privileged_test_fails_with_one_reason() {
         "without_root_every_privileged_test_fails_with_one_reason",
     );
 }
+
+/// `ipvlan doctor` searches `CNI_PATH` as a runtime would pass it, and
+/// tells a link to this program from another program named `ipvlan`.
+#[test]
+fn doctor_finds_the_cni_plugin_in_cni_path() {
+    let scratch = scratch_dir("doctor-cni");
+    let output = isolated(
+        "mkdir -p \"$T/ours\" \"$T/theirs\" && ln -s \"$BIN\" \"$T/ours/ipvlan\" \
+         && printf '#!/bin/sh\\n' > \"$T/theirs/ipvlan\" && chmod 755 \"$T/theirs/ipvlan\" \
+         && CNI_PATH=\"$T/theirs:$T/ours\" exec \"$BIN\" doctor",
+        &scratch,
+    );
+    let stdout = text(&output.stdout);
+    let expected = format!(
+        "ok   cni plugin: {t}/theirs/ipvlan: another program (the reference plugin?); \
+         {t}/ours/ipvlan: this program (a runtime searching in this order runs the other one first)\n",
+        t = scratch.display()
+    );
+    assert!(stdout.contains(&expected), "{stdout}");
+    std::fs::remove_dir_all(&scratch).ok();
+}

@@ -788,3 +788,118 @@ fn without_root_every_privileged_test_fails_with_one_reason() {
         "without_root_every_privileged_test_fails_with_one_reason",
     );
 }
+
+/// `doctor`'s CNI lines, on directories of the test's own: where the plugin
+/// is installed (this program by link or copy, or another program under its
+/// name) and whether each config naming `ipvlan` can run.
+#[test]
+fn doctor_reports_cni_readiness_from_the_plugin_and_config_directories() {
+    use ipvlan::driver::{cni_readiness, CniDirs};
+    use std::os::unix::fs::symlink;
+
+    let dir = scratch("cni-readiness");
+    let this = dir.join("this-binary");
+    fs::write(&this, b"\x7fELF ours").unwrap();
+    fs::set_permissions(&this, fs::Permissions::from_mode(0o755)).unwrap();
+    let program = |path: &Path, bytes: &[u8]| {
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, bytes).unwrap();
+        fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    let (linked, copied, reference, empty) = (
+        dir.join("linked"),
+        dir.join("copied"),
+        dir.join("reference"),
+        dir.join("empty"),
+    );
+    for d in [&linked, &copied, &reference, &empty] {
+        fs::create_dir_all(d).unwrap();
+    }
+    symlink(&this, linked.join("ipvlan")).unwrap();
+    program(&copied.join("ipvlan"), b"\x7fELF ours");
+    program(&reference.join("ipvlan"), b"\x7fELF theirs");
+    let conf = dir.join("net.d");
+    fs::create_dir_all(&conf).unwrap();
+    let dirs = |bin: &[&PathBuf]| CniDirs {
+        bin: bin.iter().map(|d| d.to_path_buf()).collect(),
+        conf: vec![conf.clone(), dir.join("no-such-conf-dir")],
+        this_binary: this.clone(),
+    };
+    let lines = |dirs: &CniDirs| {
+        let checks = cni_readiness(dirs);
+        assert_eq!(checks.len(), 2, "{checks:?}");
+        assert_eq!(checks[0].name, "cni plugin");
+        assert_eq!(checks[1].name, "cni configs");
+        (checks[0].clone(), checks[1].clone())
+    };
+
+    // Nothing installed, no config: a host that does not run CNI passes.
+    let (plugin, configs) = lines(&dirs(&[&empty]));
+    assert!(plugin.ok && configs.ok, "{plugin:?} {configs:?}");
+    assert!(
+        plugin
+            .detail
+            .starts_with("not installed in any CNI plugin directory"),
+        "{plugin:?}"
+    );
+    assert!(
+        configs.detail.starts_with("no config names ipvlan"),
+        "{configs:?}"
+    );
+
+    // A link to this program and a copy of it are ours; another program
+    // under the name is not, and when it comes first a runtime runs it.
+    let (plugin, _) = lines(&dirs(&[&reference, &linked, &copied]));
+    assert_eq!(
+        plugin.detail,
+        format!(
+            "{}: another program (the reference plugin?); {}: this program; {}: this program \
+             (a runtime searching in this order runs the other one first)",
+            reference.join("ipvlan").display(),
+            linked.join("ipvlan").display(),
+            copied.join("ipvlan").display()
+        )
+    );
+
+    // A conflist with our IPAM needs our plugin; a .conf delegating to
+    // host-local needs host-local; a broken file naming ipvlan is reported,
+    // another tool's broken file is not ours to report.
+    fs::write(
+        conf.join("10-ours.conflist"),
+        r#"{"cniVersion":"1.0.0","name":"podnet","plugins":[{"type":"ipvlan","master":"eth0","ipam":{"type":"ipvlan","subnet":"10.1.0.0/24"}},{"type":"portmap"}]}"#,
+    )
+    .unwrap();
+    fs::write(
+        conf.join("20-host-local.conf"),
+        r#"{"cniVersion":"0.4.0","name":"hl","type":"ipvlan","master":"eth0","ipam":{"type":"host-local","subnet":"10.2.0.0/24"}}"#,
+    )
+    .unwrap();
+    fs::write(conf.join("30-other.conflist"), "{ not json, and not ours").unwrap();
+    fs::write(conf.join("notes.txt"), "ipvlan {").unwrap();
+    let (_, configs) = lines(&dirs(&[&reference]));
+    assert!(!configs.ok, "{configs:?}");
+    assert_eq!(
+        configs.detail,
+        format!(
+            "podnet ({}): ipam ipvlan; hl ({}): ipam host-local; \
+             podnet uses keys only ipvlan's own plugin reads, which is not installed; \
+             hl: its IPAM plugin host-local is in none of {}",
+            conf.join("10-ours.conflist").display(),
+            conf.join("20-host-local.conf").display(),
+            reference.display()
+        )
+    );
+    program(&copied.join("host-local"), b"\x7fELF host-local");
+    let (_, configs) = lines(&dirs(&[&reference, &copied]));
+    assert!(configs.ok, "{configs:?}");
+
+    fs::write(conf.join("40-broken.conflist"), r#"{"type": "ipvlan", "#).unwrap();
+    let (_, configs) = lines(&dirs(&[&copied]));
+    assert!(!configs.ok, "{configs:?}");
+    let broken = format!(
+        "{}: not valid JSON (",
+        conf.join("40-broken.conflist").display()
+    );
+    assert!(configs.detail.contains(&broken), "{configs:?}");
+    let _ = fs::remove_dir_all(&dir);
+}

@@ -2,6 +2,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 
+use super::cni_readiness::{cni_readiness, CniDirs};
 use super::error::missing_kind_message;
 use super::kernel_support::{check_version, KernelVersion};
 use super::privileges::{own_capabilities, CAP_NET_ADMIN, CAP_SYS_ADMIN};
@@ -18,7 +19,8 @@ fn check(name: &str, ok: bool, detail: impl Into<String>) -> DoctorCheck {
 }
 
 /// Probes what this host supports: kernel version, ipvlan/dummy/8021q in a
-/// throwaway namespace, modes and flags, privileges, the state directory.
+/// throwaway namespace, modes and flags, privileges, the state directory,
+/// and CNI readiness ([`cni_readiness`](super::cni_readiness)).
 ///
 /// ```no_run
 /// let report = ipvlan::driver::doctor(&ipvlan::driver::Config::from_env());
@@ -124,5 +126,6 @@ pub fn doctor(config: &Config) -> DoctorReport {
             format!("{} does not exist yet; created on first use", dir.display()),
         ),
     });
+    report.checks.extend(cni_readiness(&CniDirs::from_env()));
     report
 }

@@ -37,6 +37,8 @@
 //! restore          make kernel and state agree after a crash or reboot
 //! kernel_support   kernel version and link kinds
 //! doctor           what this host supports
+//! cni_readiness    doctor's CNI lines: where the plugin is installed, the
+//!                  configs that name it
 //! options, request, report, error, privileges: the API's values
 //! ```
 //!
@@ -80,6 +82,7 @@
 
 mod batch;
 mod cni;
+mod cni_readiness;
 mod containers;
 mod doctor;
 mod endpoint_link;
@@ -101,6 +104,7 @@ pub use cni::{
     attachment_id, CniAddError, CniAddresses, CniAttach, CniAttached, CniLinkState, CniNetwork,
     CNI_MARK,
 };
+pub use cni_readiness::{cni_readiness, CniDirs, DEFAULT_BIN_DIRS, DEFAULT_CONF_DIRS};
 pub use doctor::doctor;
 pub use error::{Error, ErrorKind};
 pub use kernel_support::KernelVersion;

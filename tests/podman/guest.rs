@@ -23,7 +23,8 @@
 //!    gateway's address, so the gateway answers pings.
 //! 3. The conflist [`CONFLIST`] is written by hand into `/etc/cni/net.d`
 //!    (Podman 4.3 refuses `-o parent` with the CNI backend); `podman network
-//!    ls` and `inspect` list it.
+//!    ls` and `inspect` list it; `ipvlan doctor` exits 0 and names our copy
+//!    before the reference plugin, and the conflist.
 //! 4. Two containers run (`podman run -d`); each has one ipvlan `eth0` in
 //!    its namespace with a distinct address of the subnet, the one Podman
 //!    reports, and a default route via the gateway; the state directory
@@ -155,6 +156,7 @@ fn run(rootfs: &str, plant_leak: bool) -> Result<(), String> {
     )?;
     check_listed()?;
     step("podman network ls lists the network");
+    check_doctor()?;
 
     let mut ids = Vec::new();
     for name in CONTAINERS {
@@ -320,6 +322,25 @@ fn check_listed() -> Result<(), String> {
         return Err(format!(
             "podman network inspect {NETWORK}: network_interface {interface:?}, not {MASTER}"
         ));
+    }
+    Ok(())
+}
+
+/// `ipvlan doctor` finds our copy before the reference plugin and the
+/// conflist's IPAM served by us.
+fn check_doctor() -> Result<(), String> {
+    let report = must("ipvlan", &["doctor"])?;
+    let expected = [
+        format!(
+            "ok   cni plugin: {CNI_BIN_DIR}/ipvlan: this program; \
+             {REFERENCE_PLUGIN}: another program (the reference plugin?)"
+        ),
+        format!("ok   cni configs: {NETWORK} ({CNI_CONF_DIR}/{NETWORK}.conflist): ipam ipvlan"),
+    ];
+    for line in expected {
+        if !report.lines().any(|l| l == line) {
+            return Err(format!("ipvlan doctor lacks the line {line:?}:\n{report}"));
+        }
     }
     Ok(())
 }

@@ -15,14 +15,17 @@ use std::path::Path;
 use ipnet::IpNet;
 
 use super::endpoint_link::{self, DefaultRoute, EndpointPlan};
-use super::netns_identity::OpenNetns;
+use super::netns_identity::{self, NsAt, OpenNetns};
 use super::networks::find_network;
 use super::report::RestoreReport;
-use super::{parent, Error, ErrorKind, IpvlanFlag, IpvlanMode, Manager, NetworkCreate};
-use crate::ipam::{IpFamily, Request};
+use super::{parent, subnets, Error, ErrorKind, IpvlanFlag, IpvlanMode, Manager, NetworkCreate};
+use crate::ipam::{from_u128, to_u128, IpFamily, IpamError, Request};
 use crate::netns::Netns;
 use crate::rtnl::{Handle, Link};
-use crate::store::{EndpointRecord, EndpointState, Locked, NetworkRecord, ParentOrigin, Timestamp};
+use crate::store::{
+    EndpointRecord, EndpointState, Listing, Locked, NetworkRecord, NetworkState, ParentOrigin,
+    StoreError, Timestamp,
+};
 
 /// The record option that marks a network as made by CNI ADD; its value
 /// is the config's [`CniNetwork::config`].
@@ -30,6 +33,11 @@ pub const CNI_MARK: &str = "cni.config";
 
 /// Prefix of the endpoint ids of CNI attachments.
 const ID_PREFIX: &str = "cni-";
+
+/// Prefix of the endpoint ids of lease-only records: the addresses our
+/// binary hands out as the IPAM plugin of another plugin, which makes
+/// the link itself. No link, no master belongs to such a record.
+const LEASE_PREFIX: &str = "cnl-";
 
 /// A CNI network as its config describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,9 +54,32 @@ pub struct CniNetwork {
     pub mtu: Option<u32>,
     /// Our IPAM's ranges: subnet and gateway (none for a delegated IPAM).
     pub subnets: Vec<(IpNet, Option<IpAddr>)>,
+    /// host-local's `rangeStart` and `rangeEnd` of a subnet of `subnets`
+    /// (inclusive): addresses handed out automatically stay within them,
+    /// asked-for ones must lie within them.
+    pub bounds: Vec<(IpNet, IpAddr, IpAddr)>,
     /// The keys a second config of the same name must repeat, as one text
     /// (compared whole; shown by `network inspect` as the mark's value).
     pub config: String,
+    /// The end of `config` that names the IPAM type and ranges: what a
+    /// lease-only user (our binary as another plugin's IPAM) must repeat
+    /// to share the network's addresses.
+    pub ipam_config: String,
+}
+
+/// One ADD of our binary as another plugin's IPAM: addresses leased to
+/// (`container_id`, `ifname`), no link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CniLease<'a> {
+    /// `CNI_CONTAINERID`.
+    pub container_id: &'a str,
+    /// `CNI_IFNAME`.
+    pub ifname: &'a str,
+    /// `CNI_NETNS`, recorded so that `restore` collects the lease once the
+    /// namespace is gone.
+    pub netns: Option<&'a Path>,
+    /// Addresses asked for (`runtimeConfig.ips`, `CNI_ARGS` `IP=`).
+    pub wanted: Vec<IpAddr>,
 }
 
 /// Where an attachment's addresses come from.
@@ -111,6 +142,23 @@ pub struct CniLinkState {
 /// assert_ne!(id, ipvlan::driver::attachment_id("abc", "eth1"));
 /// ```
 pub fn attachment_id(container_id: &str, ifname: &str) -> String {
+    format!("{ID_PREFIX}{}", key_hash(container_id, ifname))
+}
+
+/// The endpoint id of the lease-only record of (`container_id`,
+/// `ifname`): the key of [`attachment_id`] under another prefix, so that
+/// `restore` and GC tell a lease from a link attachment by its id.
+///
+/// ```
+/// let id = ipvlan::driver::lease_id("abc", "eth0");
+/// assert!(id.starts_with("cnl-") && id.len() == 36);
+/// assert_eq!(id[4..], ipvlan::driver::attachment_id("abc", "eth0")[4..]);
+/// ```
+pub fn lease_id(container_id: &str, ifname: &str) -> String {
+    format!("{LEASE_PREFIX}{}", key_hash(container_id, ifname))
+}
+
+fn key_hash(container_id: &str, ifname: &str) -> String {
     // FNV-1a twice, with different offsets: 128 bits, no dependency.
     let hash = |offset: u64| {
         let mut h = offset;
@@ -121,7 +169,7 @@ pub fn attachment_id(container_id: &str, ifname: &str) -> String {
         h
     };
     format!(
-        "{ID_PREFIX}{:016x}{:016x}",
+        "{:016x}{:016x}",
         hash(0xcbf2_9ce4_8422_2325),
         hash(0x6c62_272e_07bb_0142)
     )
@@ -185,6 +233,25 @@ fn cni_config(network: &NetworkRecord) -> Option<&str> {
 /// Whether CNI ADD made the network.
 pub(crate) fn is_cni(network: &NetworkRecord) -> bool {
     cni_config(network).is_some()
+}
+
+/// Whether the network was made by a lease-only ADD: no master, only
+/// leases (a network made by our own ADD may hold leases too).
+pub(crate) fn is_lease_only(network: &NetworkRecord) -> bool {
+    is_cni(network) && network.parent.is_empty()
+}
+
+/// Whether the endpoint is a lease-only record (no link of ours).
+pub(crate) fn is_lease(endpoint: &EndpointRecord) -> bool {
+    endpoint.id.starts_with(LEASE_PREFIX)
+}
+
+/// Whether a network made from `config` serves leases of IPAM config
+/// `ipam`: the IPAM type and ranges are the same, whatever made the link.
+fn same_ipam(config: &str, ipam: &str) -> bool {
+    config
+        .strip_suffix(ipam)
+        .is_some_and(|rest| rest.is_empty() || rest.ends_with(' '))
 }
 
 /// Deletes the `NAME.VLANID` masters we made for CNI networks left
@@ -346,7 +413,7 @@ impl Manager {
         let parent = self.cni_parent(&host, &network)?;
 
         let addresses = match &attach.addresses {
-            CniAddresses::Allocate(wanted) => allocate(&state, &network, wanted, &id)?,
+            CniAddresses::Allocate(wanted) => allocate(&state, &network, wanted, &id, &net.bounds)?,
             CniAddresses::Given(given) => given.clone(),
         };
         let leased = matches!(attach.addresses, CniAddresses::Allocate(_));
@@ -568,17 +635,247 @@ impl Manager {
         })
     }
 
+    /// ADD of our binary as another plugin's IPAM: addresses of the
+    /// network of `net` leased to (`container_id`, `ifname`) on a
+    /// lease-only record, from the same allocator as our own ADD. The
+    /// network is the one our own ADD made for the name when its IPAM
+    /// type and ranges are the same (so the two never hand out one address
+    /// twice), else a lease-only network (no master) made here with the
+    /// CLI's overlap check. Returns each address with its subnet's gateway.
+    pub fn cni_lease_add(
+        &self,
+        net: &CniNetwork,
+        lease: &CniLease<'_>,
+    ) -> Result<Vec<(IpNet, Option<IpAddr>)>, CniAddError> {
+        // The namespace's identity, when it opens: `restore` collects the
+        // lease once that namespace is gone.
+        let identity = match lease.netns.map(Netns::open_path) {
+            Some(Ok(ns)) => Some(OpenNetns::with_handle(ns)?.identity()?),
+            _ => None,
+        };
+        let id = lease_id(lease.container_id, lease.ifname);
+        for _ in 0..3 {
+            let state = self.store.lock()?;
+            let networks = state.networks()?;
+            let network = match networks.iter().find(|n| n.name == net.name) {
+                None => self.lease_network(&state, &networks, net)?,
+                Some(record) => match cni_config(record) {
+                    None => {
+                        return Err(CniAddError::Config(config_error(format!(
+                            "network {} exists and was not made by CNI (a `network create` network); choose another name",
+                            net.name
+                        ))))
+                    }
+                    Some(config) if same_ipam(config, &net.ipam_config) => record.clone(),
+                    Some(config) => {
+                        let live = state.endpoints_of(&record.id)?;
+                        if !live.is_empty() {
+                            return Err(CniAddError::Config(config_error(format!(
+                                "network {} has {} attachment(s) made with another IPAM config ({config}); this one has {}: DEL them first or use another name",
+                                net.name,
+                                live.len(),
+                                net.ipam_config
+                            ))));
+                        }
+                        let record = record.clone();
+                        drop(state);
+                        match self.remove_network(&record.id) {
+                            Ok(_) => continue,
+                            Err(error) if error.kind() == ErrorKind::NotFound => continue,
+                            Err(error) => return Err(error.into()),
+                        }
+                    }
+                },
+            };
+            if state.endpoint(&network.id, &id)?.is_some() {
+                return Err(Error::already_exists(format!(
+                    "container {} already has addresses for {} on network {}; DEL it first",
+                    lease.container_id, lease.ifname, network.name
+                ))
+                .into());
+            }
+            let addresses = allocate(&state, &network, &lease.wanted, &id, &net.bounds)?;
+            let record = EndpointRecord {
+                id: id.clone(),
+                network_id: network.id.clone(),
+                container: None,
+                // `restore` reads only absolute paths back.
+                netns: lease
+                    .netns
+                    .filter(|p| p.is_absolute())
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+                ifname: lease.ifname.to_string(),
+                mac: None,
+                ipv4: addresses.iter().copied().find(|a| a.addr().is_ipv4()),
+                ipv6: addresses.iter().copied().find(|a| a.addr().is_ipv6()),
+                state: EndpointState::Attached,
+                created: Timestamp::now(),
+                netns_id: identity,
+                ifindex: None,
+            };
+            if let Err(error) = state.put_endpoint(&record).and_then(|()| state.commit()) {
+                let _ = state.remove_endpoint(&network.id, &id);
+                let _ = state.release_owner(&network, &id);
+                return Err(Error::from(error).into());
+            }
+            let gateway = |address: &IpNet| {
+                network
+                    .subnets
+                    .iter()
+                    .find(|s| s.subnet.contains(&address.addr()))
+                    .and_then(|s| s.gateway)
+            };
+            return Ok(addresses.iter().map(|a| (*a, gateway(a))).collect());
+        }
+        Err(Error::failed(format!(
+            "network {} was created and removed meanwhile, again and again; try again",
+            net.name
+        ))
+        .into())
+    }
+
+    /// A lease-only network for `net` (no master, no link, marked as
+    /// CNI's), with the CLI's overlap check against every other network.
+    fn lease_network(
+        &self,
+        state: &Locked<'_>,
+        networks: &Listing<NetworkRecord>,
+        net: &CniNetwork,
+    ) -> Result<NetworkRecord, CniAddError> {
+        if let Some(damaged) = networks.damaged.first() {
+            return Err(Error::failed(format!(
+                "damaged state file {damaged}; a new network could clash with the one it records: repair it or move it out of the state directory first"
+            ))
+            .into());
+        }
+        let mut req = NetworkCreate::new(net.name.clone());
+        for (subnet, gateway) in &net.subnets {
+            req.subnets.push(*subnet);
+            req.gateways.extend(gateway);
+        }
+        let config = |error: Error| CniAddError::Config(config_error(error.to_string()));
+        let mut specs = subnets::from_request(&req).map_err(config)?;
+        subnets::check_overlaps(&specs, networks).map_err(config)?;
+        crate::ipam::fill_default_gateways(&mut specs);
+        let record = NetworkRecord {
+            id: super::random_hex(32)?,
+            name: net.name.clone(),
+            driver: "ipvlan".into(),
+            mode: IpvlanMode::L2,
+            flag: IpvlanFlag::Bridge,
+            parent: String::new(),
+            parent_origin: ParentOrigin::Existing,
+            internal: true,
+            ipv6: specs.iter().any(|s| s.subnet.addr().is_ipv6()),
+            mtu: None,
+            subnets: specs,
+            created: Timestamp::now(),
+            options: vec![(CNI_MARK.to_string(), net.config.clone())],
+            state: NetworkState::Created,
+        };
+        state.put_network(&record)?;
+        state.commit()?;
+        Ok(record)
+    }
+
+    /// DEL of our binary as another plugin's IPAM: the lease of
+    /// (`container_id`, `ifname`) released, its record removed; no link is
+    /// touched. Gone is success.
+    pub fn cni_lease_del(
+        &self,
+        network: &str,
+        container_id: &str,
+        ifname: &str,
+    ) -> Result<(), Error> {
+        let Some(record) = self.store.network_by_name(network) else {
+            return Ok(());
+        };
+        let id = lease_id(container_id, ifname);
+        let state = self.store.lock()?;
+        let Some(network) = state.network(&record.id)? else {
+            return Ok(());
+        };
+        if let Some(mut endpoint) = state.endpoint(&network.id, &id)? {
+            endpoint.state = EndpointState::Detaching;
+            state.put_endpoint(&endpoint)?;
+            state.release_owner(&network, &id)?;
+            state.remove_endpoint(&network.id, &id)?;
+            state.commit()?;
+        } else if !state.release_owner(&network, &id)?.is_empty() {
+            state.commit()?;
+        }
+        Ok(())
+    }
+
+    /// CHECK of our binary as another plugin's IPAM: the lease of
+    /// (`container_id`, `ifname`) exists; its addresses.
+    pub fn cni_lease_check(
+        &self,
+        network: &str,
+        container_id: &str,
+        ifname: &str,
+    ) -> Result<Vec<IpNet>, Error> {
+        let missing = || {
+            Error::not_found(format!(
+                "container {container_id} holds no address for {ifname} on network {network}"
+            ))
+        };
+        let record = self.store.network_by_name(network).ok_or_else(missing)?;
+        let endpoint = self
+            .store
+            .endpoint(&record.id, &lease_id(container_id, ifname))?
+            .ok_or_else(missing)?;
+        Ok(endpoint.ipv4.into_iter().chain(endpoint.ipv6).collect())
+    }
+
+    /// `restore` of a lease-only record: no link to repair. The lease
+    /// stays while its namespace does (or when none was recorded: the
+    /// runtime's DEL or GC releases it), and goes with an interrupted ADD
+    /// or DEL, or once its namespace is certainly gone.
+    pub(crate) fn restore_lease(
+        &self,
+        state: &Locked<'_>,
+        network: &NetworkRecord,
+        endpoint: EndpointRecord,
+        report: &mut RestoreReport,
+        who: &str,
+    ) -> Result<(), Error> {
+        let gone = if endpoint.state != EndpointState::Attached {
+            true
+        } else if endpoint.netns.is_empty() {
+            false
+        } else {
+            let at = netns_identity::open_endpoint_netns(&endpoint)?;
+            matches!(at, NsAt::Gone | NsAt::NotANamespace)
+        };
+        if !gone {
+            report.endpoints_kept += 1;
+            return Ok(());
+        }
+        state.release_owner(network, &endpoint.id)?;
+        state.remove_endpoint(&network.id, &endpoint.id)?;
+        report.endpoints_released.push(who.to_string());
+        Ok(())
+    }
+
     /// GC: every attachment of CNI network `network` not in `valid`
     /// (container id, ifname) goes as by [`Manager::cni_del`], its
-    /// namespace as recorded. Returns what was left alone.
+    /// namespace as recorded; leases too, without touching a link.
+    /// Returns what was left alone.
     pub fn cni_gc(&self, network: &str, valid: &[(String, String)]) -> Result<Vec<String>, Error> {
         let Some(record) = self.store.network_by_name(network) else {
             return Ok(Vec::new());
         };
-        let keep: Vec<String> = valid.iter().map(|(c, i)| attachment_id(c, i)).collect();
+        let keep: Vec<String> = valid.iter().map(|(c, i)| key_hash(c, i)).collect();
         let mut notes = Vec::new();
         for endpoint in self.store.endpoints_of(&record.id)?.items {
-            if !endpoint.id.starts_with(ID_PREFIX) || keep.contains(&endpoint.id) {
+            let key = endpoint
+                .id
+                .strip_prefix(ID_PREFIX)
+                .or_else(|| endpoint.id.strip_prefix(LEASE_PREFIX));
+            let listed = key.is_some_and(|key| keep.iter().any(|k| k == key));
+            if key.is_none() || listed {
                 continue;
             }
             notes.extend(self.cni_gc_one(&record, &endpoint)?);
@@ -592,7 +889,13 @@ impl Manager {
         endpoint: &EndpointRecord,
     ) -> Result<Vec<String>, Error> {
         let mut notes = Vec::new();
-        if let Ok(ns) = Netns::open_path(Path::new(&endpoint.netns)) {
+        // A lease's link is its plugin's: only the addresses go.
+        let link = if is_lease(endpoint) {
+            None
+        } else {
+            Netns::open_path(Path::new(&endpoint.netns)).ok()
+        };
+        if let Some(ns) = link {
             let inside = OpenNetns::with_handle(ns)?;
             if endpoint
                 .netns_id
@@ -680,12 +983,14 @@ fn default_route_link(host: &Handle) -> Result<String, Error> {
 }
 
 /// Leases one address per family of the network's subnets to `owner`:
-/// the `wanted` ones first, then the next free. On failure none stays.
+/// the `wanted` ones first, then the next free, within `bounds` (host-local's
+/// `rangeStart`/`rangeEnd` per subnet). On failure none stays.
 fn allocate(
     state: &Locked<'_>,
     network: &NetworkRecord,
     wanted: &[IpAddr],
     owner: &str,
+    bounds: &[(IpNet, IpAddr, IpAddr)],
 ) -> Result<Vec<IpNet>, Error> {
     let mut families: Vec<IpFamily> = Vec::new();
     for subnet in &network.subnets {
@@ -702,13 +1007,112 @@ fn allocate(
     }
     let mut taken = Vec::new();
     for request in requests {
-        match state.allocate(network, request, owner) {
+        let got = match request {
+            Request::Exact(address) => match outside_bounds(bounds, address) {
+                Some(error) => Err(error),
+                None => state.allocate(network, request, owner).map_err(Error::from),
+            },
+            Request::Any(family) => allocate_within(state, network, family, owner, bounds),
+        };
+        match got {
             Ok(address) => taken.push(address),
             Err(error) => {
                 let _ = state.release_owner(network, owner);
-                return Err(error.into());
+                return Err(error);
             }
         }
     }
     Ok(taken)
+}
+
+/// Why `address` may not be asked for: it lies in a bounded subnet but
+/// outside its `rangeStart`-`rangeEnd` (host-local refuses it too).
+fn outside_bounds(bounds: &[(IpNet, IpAddr, IpAddr)], address: IpAddr) -> Option<Error> {
+    let (subnet, start, end) = bounds.iter().find(|(s, _, _)| s.contains(&address))?;
+    if (*start..=*end).contains(&address) {
+        return None;
+    }
+    Some(Error::invalid(format!(
+        "address {address} is outside the range {start}-{end} of subnet {subnet}"
+    )))
+}
+
+/// The next free address of `family`, subnet after subnet, a bounded
+/// subnet's from its bounds only. The store's allocator walks CIDR ranges:
+/// a bounded subnet is walked as the CIDR blocks that cover its bounds,
+/// those after its cursor first, so it still hands out in a ring and a
+/// released address comes back only after a full lap.
+fn allocate_within(
+    state: &Locked<'_>,
+    network: &NetworkRecord,
+    family: IpFamily,
+    owner: &str,
+    bounds: &[(IpNet, IpAddr, IpAddr)],
+) -> Result<IpNet, Error> {
+    if !bounds
+        .iter()
+        .any(|(s, _, _)| IpFamily::of(s.addr()) == family)
+    {
+        return Ok(state.allocate(network, Request::Any(family), owner)?);
+    }
+    for spec in network.subnets.iter().filter(|s| s.family() == family) {
+        let mut one = network.clone();
+        one.subnets = vec![spec.clone()];
+        let blocks = match bounds.iter().find(|(s, _, _)| *s == spec.subnet) {
+            None => vec![None],
+            Some(&(_, start, end)) => {
+                let (start, end) = (to_u128(start), to_u128(end));
+                let cursor = state.cursors(&one)?[0]
+                    .map(to_u128)
+                    .filter(|c| (start..=end).contains(c));
+                let mut blocks = Vec::new();
+                match cursor {
+                    Some(cursor) if cursor < end => {
+                        blocks.extend(cidr_cover(family, cursor + 1, end));
+                        blocks.extend(cidr_cover(family, start, cursor));
+                    }
+                    _ => blocks.extend(cidr_cover(family, start, end)),
+                }
+                blocks.into_iter().map(Some).collect()
+            }
+        };
+        for block in blocks {
+            one.subnets[0].ip_range = block;
+            match state.allocate(&one, Request::Any(family), owner) {
+                Ok(address) => return Ok(address),
+                Err(StoreError::Ipam(IpamError::NoAvailableAddresses { .. })) => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+    Err(IpamError::NoAvailableAddresses {
+        family,
+        network: network.name.clone(),
+        id: network.id.clone(),
+    }
+    .into())
+}
+
+/// The fewest CIDR blocks of `family` that cover `first..=last` exactly.
+fn cidr_cover(family: IpFamily, mut first: u128, last: u128) -> Vec<IpNet> {
+    let bits = match family {
+        IpFamily::V4 => 32,
+        IpFamily::V6 => 128,
+    };
+    let mut blocks = Vec::new();
+    while first <= last {
+        // The largest block aligned at `first` that ends by `last`.
+        let mut size = first.trailing_zeros().min(bits);
+        while size > 0 && (size >= 128 || last - first < (1u128 << size) - 1) {
+            size -= 1;
+        }
+        let net = IpNet::new(from_u128(family, first), (bits - size) as u8)
+            .expect("the prefix length is at most the family's");
+        blocks.push(net);
+        match first.checked_add(1u128 << size) {
+            Some(next) => first = next,
+            None => break,
+        }
+    }
+    blocks
 }

@@ -98,8 +98,8 @@ mod restore;
 mod subnets;
 
 pub use cni::{
-    attachment_id, CniAddError, CniAddresses, CniAttach, CniAttached, CniLinkState, CniNetwork,
-    CNI_MARK,
+    attachment_id, lease_id, CniAddError, CniAddresses, CniAttach, CniAttached, CniLease,
+    CniLinkState, CniNetwork, CNI_MARK,
 };
 pub use doctor::doctor;
 pub use error::{Error, ErrorKind};

@@ -150,13 +150,18 @@ impl Manager {
             if list.is_empty() && super::cni::is_cni(network) {
                 continue;
             }
-            let parent = match parent::restore(&host, network, &mut report) {
-                Ok(parent) => parent,
-                Err(error) => {
-                    report
-                        .errors
-                        .push(format!("{}: {}: {error}", network.name, network.parent));
-                    None
+            // A lease-only network has no master to find or make.
+            let parent = if super::cni::is_lease_only(network) {
+                None
+            } else {
+                match parent::restore(&host, network, &mut report) {
+                    Ok(parent) => parent,
+                    Err(error) => {
+                        report
+                            .errors
+                            .push(format!("{}: {}: {error}", network.name, network.parent));
+                        None
+                    }
                 }
             };
             for mut endpoint in list {
@@ -265,6 +270,10 @@ impl Manager {
         who: &str,
         report: &mut RestoreReport,
     ) -> Result<(), Error> {
+        if super::cni::is_lease(&endpoint) {
+            // Addresses only: the link is another plugin's.
+            return self.restore_lease(state, network, endpoint, report, who);
+        }
         let at = netns_identity::open_endpoint_netns(&endpoint)?;
         if endpoint.state != EndpointState::Attached {
             // The interrupted attach or detach is undone or finished the

@@ -4,6 +4,7 @@
 //! the driver's answer into a result in the request's version.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 
 use ipnet::IpNet;
 
@@ -163,6 +164,34 @@ fn bounds_of(range: &Range) -> Option<(IpAddr, IpAddr)> {
     ))
 }
 
+/// Whether this run serves another plugin as its IPAM: the config says so
+/// (`ipam.type` ours, `type` another's), or `type` and `ipam.type` are both
+/// `ipvlan` and the reference ipvlan plugin, which shares our name, is the
+/// process that ran us (its IPAM call; stdin and environment are the same
+/// as for a runtime's call, so only the caller tells them apart).
+fn as_ipam(conf: &NetConf) -> bool {
+    conf.serves_as_ipam() || (matches!(conf.ipam, Some(Ipam::Ours(_))) && run_by_another_ipvlan())
+}
+
+/// Whether the parent process runs an executable named `ipvlan` that is
+/// not this binary. A runtime (or Multus) has another name; our own plugin
+/// never runs its IPAM as a process.
+fn run_by_another_ipvlan() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let parent = PathBuf::from(format!("/proc/{}/exe", std::os::unix::process::parent_id()));
+    let named = std::fs::read_link(&parent)
+        .is_ok_and(|p| p.file_name() == Some(std::ffi::OsStr::new(OUR_TYPE)));
+    let same = match (
+        std::fs::metadata(&parent),
+        std::fs::metadata("/proc/self/exe"),
+    ) {
+        (Ok(theirs), Ok(ours)) => theirs.dev() == ours.dev() && theirs.ino() == ours.ino(),
+        // Unknown: serve as the plugin, as the config says.
+        _ => true,
+    };
+    named && !same
+}
+
 /// The addresses asked for: `runtimeConfig.ips`, `args.cni.ips`, then
 /// `CNI_ARGS` `IP=`.
 fn wanted(env: &Env, conf: &NetConf) -> Result<Vec<IpAddr>, CniError> {
@@ -266,7 +295,7 @@ fn read_resolv_conf(path: &std::path::Path) -> Result<super::result::Dns, CniErr
 /// or `prevResult`'s), the link; the result in the request's version.
 /// As another plugin's IPAM: the addresses only.
 pub fn add(env: &Env, conf: &NetConf, input: &[u8]) -> Result<CniResult, CniError> {
-    if let (true, Some(Ipam::Ours(host_local))) = (conf.serves_as_ipam(), &conf.ipam) {
+    if let (true, Some(Ipam::Ours(host_local))) = (as_ipam(conf), &conf.ipam) {
         return lease_add(env, conf, host_local);
     }
     let who = attachment(env)?;
@@ -371,7 +400,7 @@ pub fn add(env: &Env, conf: &NetConf, input: &[u8]) -> Result<CniResult, CniErro
 pub fn del(env: &Env, conf: &NetConf, input: &[u8]) -> Result<(), CniError> {
     let who = attachment(env)?;
     let manager = manager(env)?;
-    if conf.serves_as_ipam() {
+    if as_ipam(conf) {
         return manager
             .cni_lease_del(&conf.name, &who.container_id, &who.ifname)
             .map_err(runtime);
@@ -398,7 +427,7 @@ pub fn del(env: &Env, conf: &NetConf, input: &[u8]) -> Result<(), CniError> {
 /// the result is there. What differs is the error's message.
 pub fn check(env: &Env, conf: &NetConf, input: &[u8]) -> Result<(), CniError> {
     let who = attachment(env)?;
-    if conf.serves_as_ipam() {
+    if as_ipam(conf) {
         // As host-local: the lease exists; the link is its plugin's.
         manager(env)?
             .cni_lease_check(&conf.name, &who.container_id, &who.ifname)

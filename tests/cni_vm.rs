@@ -973,3 +973,35 @@ fn add_by_us_and_del_by_the_reference_plugin_on_one_host_local_data_dir() {
     assert_eq!(cni.records("refdel"), (Vec::new(), Vec::new()));
     let _ = std::fs::remove_dir_all(&data);
 }
+
+#[test]
+fn restore_leaves_a_missing_cni_link_to_its_runtime() {
+    let mut cni = Cni::new("rst");
+    cni.master("cnim22");
+    let ns = cni.netns("cni-rst");
+    let conf = conf("rst", "cnim22", "");
+    let answer = cni.plugin("ADD", "ctr-rst", &ns, &conf);
+    answer.ok();
+    let prev = with_prev(&conf, &answer.json());
+    // The link in place: kept as it is.
+    let (code, text) = cni.cli(&["restore"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(link_names("cni-rst"), ["eth0", "lo"], "{text}");
+    // Gone: not made again (it would follow the CLI's route rules, not
+    // the result's), record and lease kept for the runtime's CHECK and
+    // DEL.
+    ip(&["-n", "cni-rst", "link", "del", "eth0"]);
+    let before = cni.records("rst");
+    let (code, text) = cni.cli(&["restore"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("  link missing, left to its CNI runtime: rst: "),
+        "{text}"
+    );
+    assert_eq!(link_names("cni-rst"), ["lo"], "{text}");
+    assert_eq!(cni.records("rst"), before);
+    let msg = cni.plugin("CHECK", "ctr-rst", &ns, &prev).error(999);
+    assert_eq!(msg, format!("no link eth0 in {}", ns.display()));
+    cni.plugin("DEL", "ctr-rst", &ns, &prev).ok();
+    assert_eq!(cni.records("rst"), (Vec::new(), Vec::new()));
+}

@@ -314,6 +314,15 @@ impl Manager {
                 return Ok(());
             }
         }
+        if super::cni::is_cni(network) && !found.as_ref().is_some_and(|l| l.name == endpoint.ifname)
+        {
+            // Not re-made: the runtime owns a CNI link's life and holds the
+            // result (routes, DNS) it was made with; a link made here would
+            // follow the CLI's rules instead. CHECK reports it missing, DEL
+            // or GC releases the record.
+            report.links_left_to_runtime.push(who.to_string());
+            return Ok(());
+        }
         let Some(parent) = parent else {
             report.errors.push(format!(
                 "{who}: link missing and parent {} unavailable; endpoint kept for a later restore",

@@ -1005,3 +1005,108 @@ fn restore_leaves_a_missing_cni_link_to_its_runtime() {
     cni.plugin("DEL", "ctr-rst", &ns, &prev).ok();
     assert_eq!(cni.records("rst"), (Vec::new(), Vec::new()));
 }
+
+#[test]
+fn link_in_container_finds_the_master_in_the_namespace() {
+    // Before: code 2, "linkInContainer is not yet supported by this build".
+    let mut cni = Cni::new("lic");
+    cni.master("cnim23");
+    let named = cni.netns("cni-lic1");
+    let routed = cni.netns("cni-lic2");
+    for ns in ["cni-lic1", "cni-lic2"] {
+        ip(&["-n", ns, "link", "add", "eth1", "type", "dummy"]);
+        ip(&["-n", ns, "link", "set", "eth1", "up"]);
+    }
+    ip(&[
+        "-n",
+        "cni-lic2",
+        "addr",
+        "add",
+        "10.82.0.5/24",
+        "dev",
+        "eth1",
+    ]);
+    ip(&[
+        "-n",
+        "cni-lic2",
+        "route",
+        "add",
+        "default",
+        "via",
+        "10.82.0.1",
+    ]);
+    let ipam = r#""ipam": {"type": "ipvlan", "subnet": "10.81.0.0/24"}"#;
+    let with_master = format!(
+        r#"{{"cniVersion": "1.0.0", "name": "lic", "type": "ipvlan", "master": "eth1",
+            "linkInContainer": true, {ipam}}}"#
+    );
+    let answer = cni.plugin("ADD", "ctr-lic1", &named, &with_master);
+    answer.ok();
+    let result = answer.json();
+    let l = link(Some("cni-lic1"), "eth0").expect("eth0 in the namespace");
+    assert_eq!(link_kind(&l).as_deref(), Some("ipvlan"));
+    // Its master is the namespace's eth1 (same namespace: no link-netnsid).
+    assert_eq!(l.get("link").and_then(Value::as_str), Some("eth1"), "{l:?}");
+    assert!(l.get("link_netnsid").is_none(), "{l:?}");
+    assert_eq!(
+        result.get("interfaces").and_then(Value::as_array).unwrap()[0]
+            .get("mac")
+            .and_then(Value::as_str),
+        Some(mac_of(Some("cni-lic1"), "eth1").as_str())
+    );
+    assert_eq!(addresses("cni-lic1", "eth0"), vec!["10.81.0.2/24"]);
+    // The default route's interface, in the namespace, when no master is
+    // named (config keys differ: another network).
+    let by_route = r#"{"cniVersion": "1.0.0", "name": "lic2", "type": "ipvlan", "linkInContainer": true,
+            "ipam": {"type": "ipvlan", "subnet": "10.83.0.0/24"}}"#;
+    let second = cni.plugin("ADD", "ctr-lic2", &routed, by_route);
+    second.ok();
+    let l = link(Some("cni-lic2"), "eth0").expect("eth0 in the namespace");
+    assert_eq!(l.get("link").and_then(Value::as_str), Some("eth1"), "{l:?}");
+    // A master the namespace lacks: code 7, nothing made.
+    let empty = cni.netns("cni-lic3");
+    let msg = cni.plugin("ADD", "ctr-lic3", &empty, &with_master).error(7);
+    assert_eq!(
+        msg,
+        "linkInContainer: master eth1 does not exist in namespace /run/netns/cni-lic3"
+    );
+    assert_eq!(link_names("cni-lic3"), ["lo"]);
+
+    // CHECK passes; restore keeps the links (none re-made, no error); the
+    // CLI still creates networks beside these master-less records.
+    cni.plugin(
+        "CHECK",
+        "ctr-lic1",
+        &named,
+        &with_prev(&with_master, &result),
+    )
+    .ok();
+    let (code, text) = cni.cli(&["restore"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains(" 2 endpoints kept"), "{text}");
+    assert_eq!(link_names("cni-lic1"), ["eth0", "eth1", "lo"]);
+    let (code, text) = cni.cli(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.84.0.0/24",
+        "-o",
+        "parent=cnim23",
+        "licbeside",
+    ]);
+    assert_eq!(code, Some(0), "{text}");
+    let (code, text) = cni.cli(&["network", "rm", "licbeside"]);
+    assert_eq!(code, Some(0), "{text}");
+
+    // GC removes the unlisted one's link in its namespace; DEL the other.
+    let gc = by_route.replace("1.0.0", "1.1.0").replace(
+        r#""linkInContainer": true,"#,
+        r#""linkInContainer": true, "cni.dev/valid-attachments": [],"#,
+    );
+    cni.plugin("GC", "ctr-lic2", &routed, &gc).ok();
+    assert_eq!(link_names("cni-lic2"), ["eth1", "lo"]);
+    assert_eq!(cni.records("lic2"), (Vec::new(), Vec::new()));
+    cni.plugin("DEL", "ctr-lic1", &named, &with_master).ok();
+    assert_eq!(link_names("cni-lic1"), ["eth1", "lo"]);
+    assert_eq!(cni.records("lic"), (Vec::new(), Vec::new()));
+}

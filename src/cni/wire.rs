@@ -53,20 +53,20 @@ fn network(conf: &NetConf, master: &MasterChoice) -> Result<CniNetwork, CniError
         .link
         .as_ref()
         .ok_or_else(|| CniError::internal("the config's link keys were not read"))?;
-    if link.link_in_container {
-        return Err(CniError::new(
-            ErrorCode::UnsupportedField,
-            "linkInContainer is not yet supported by this build",
-        ));
-    }
     let master = match master {
         MasterChoice::Configured(m) | MasterChoice::Chained(m) => Some(m.name.clone()),
         MasterChoice::DefaultRoute => None,
     };
     let (ipam_config, subnets, bounds) = ipam_keys(conf)?;
     let config = format!(
-        "master={} mode={} flag={} mtu={} {ipam_config}",
+        "master={}{} mode={} flag={} mtu={} {ipam_config}",
         master.as_deref().unwrap_or("(default route)"),
+        // Said only when set, so that other configs read as before.
+        if link.link_in_container {
+            " linkInContainer"
+        } else {
+            ""
+        },
         link.mode.as_str(),
         link.flag.as_str(),
         link.mtu.map_or("(master's)".to_string(), |m| m.to_string()),
@@ -77,6 +77,7 @@ fn network(conf: &NetConf, master: &MasterChoice) -> Result<CniNetwork, CniError
         mode: link.mode,
         flag: link.flag,
         mtu: link.mtu,
+        link_in_container: link.link_in_container,
         subnets,
         bounds,
         config,
@@ -216,6 +217,7 @@ fn lease_network(conf: &NetConf) -> Result<CniNetwork, CniError> {
         mode: IpvlanMode::L2,
         flag: IpvlanFlag::Bridge,
         mtu: None,
+        link_in_container: false,
         subnets,
         bounds,
         config: format!("lease-only {ipam_config}"),

@@ -52,6 +52,10 @@ pub struct CniNetwork {
     pub flag: IpvlanFlag,
     /// `mtu`, checked against the master.
     pub mtu: Option<u32>,
+    /// `linkInContainer`: the master (named, or the default route's
+    /// interface) is looked up in the container's namespace and the link
+    /// made from there; the network record then has no master.
+    pub link_in_container: bool,
     /// Our IPAM's ranges: subnet and gateway (none for a delegated IPAM).
     pub subnets: Vec<(IpNet, Option<IpAddr>)>,
     /// host-local's `rangeStart` and `rangeEnd` of a subnet of `subnets`
@@ -235,9 +239,10 @@ pub(crate) fn is_cni(network: &NetworkRecord) -> bool {
     cni_config(network).is_some()
 }
 
-/// Whether the network was made by a lease-only ADD: no master, only
-/// leases (a network made by our own ADD may hold leases too).
-pub(crate) fn is_lease_only(network: &NetworkRecord) -> bool {
+/// Whether the CNI network has no master in the host: made by a
+/// lease-only ADD (only leases), or with `linkInContainer` (each link's
+/// master is in its container's namespace).
+pub(crate) fn is_masterless(network: &NetworkRecord) -> bool {
     is_cni(network) && network.parent.is_empty()
 }
 
@@ -325,7 +330,7 @@ impl Manager {
             }
             if let Some(master) = &net.master {
                 req.options.push(("parent".into(), master.clone()));
-            } else {
+            } else if !net.link_in_container {
                 req.options
                     .push(("parent".into(), default_route_link(&Handle::new()?)?));
             }
@@ -336,8 +341,16 @@ impl Manager {
             if let Some(mtu) = net.mtu {
                 req.options.push(("mtu".into(), mtu.to_string()));
             }
-            match self.create_network_marked(&req, Some((CNI_MARK, &net.config))) {
-                Ok(_) => return Ok(()),
+            let made = if net.link_in_container {
+                let state = self.store.lock()?;
+                let networks = state.networks()?;
+                self.masterless_record(&state, &networks, net).map(drop)
+            } else {
+                self.create_network_marked(&req, Some((CNI_MARK, &net.config)))
+                    .map(drop)
+            };
+            match made {
+                Ok(()) => return Ok(()),
                 Err(error) if error.kind() == ErrorKind::AlreadyExists => continue,
                 Err(error) => return Err(error),
             }
@@ -410,7 +423,11 @@ impl Manager {
             return Err(ifname_taken(attach).into());
         }
         let host = Handle::new()?;
-        let parent = self.cni_parent(&host, &network)?;
+        let (parent, creator) = if net.link_in_container {
+            (in_container_master(&inside, net)?, &inside.handle)
+        } else {
+            (self.cni_parent(&host, &network)?, &host)
+        };
 
         let addresses = match &attach.addresses {
             CniAddresses::Allocate(wanted) => allocate(&state, &network, wanted, &id, &net.bounds)?,
@@ -477,7 +494,9 @@ impl Manager {
             give_back(&state);
             return Err(Error::from(error).into());
         }
-        let built = match endpoint_link::create(&host, &inside, &plan, attach.ifname) {
+        // With `linkInContainer` the create is sent from inside, where the
+        // master's index means the master.
+        let built = match endpoint_link::create(creator, &inside, &plan, attach.ifname) {
             Ok(built) => built,
             Err(error) => {
                 let _ = state.remove_endpoint(&network.id, &id);
@@ -658,7 +677,12 @@ impl Manager {
             let state = self.store.lock()?;
             let networks = state.networks()?;
             let network = match networks.iter().find(|n| n.name == net.name) {
-                None => self.lease_network(&state, &networks, net)?,
+                None => self
+                    .masterless_record(&state, &networks, net)
+                    .map_err(|error| match error.kind() {
+                        ErrorKind::InvalidValue => CniAddError::Config(error),
+                        _ => CniAddError::Failed(error),
+                    })?,
                 Some(record) => match cni_config(record) {
                     None => {
                         return Err(CniAddError::Config(config_error(format!(
@@ -735,26 +759,34 @@ impl Manager {
         .into())
     }
 
-    /// A lease-only network for `net` (no master, no link, marked as
-    /// CNI's), with the CLI's overlap check against every other network.
-    fn lease_network(
+    /// A network for `net` with no master in the host (lease-only, or
+    /// `linkInContainer`), marked as CNI's, with the CLI's overlap check
+    /// against every other network. [`ErrorKind::InvalidValue`] when the
+    /// config cannot be served, [`ErrorKind::AlreadyExists`] when the
+    /// name is taken.
+    fn masterless_record(
         &self,
         state: &Locked<'_>,
         networks: &Listing<NetworkRecord>,
         net: &CniNetwork,
-    ) -> Result<NetworkRecord, CniAddError> {
+    ) -> Result<NetworkRecord, Error> {
         if let Some(damaged) = networks.damaged.first() {
             return Err(Error::failed(format!(
                 "damaged state file {damaged}; a new network could clash with the one it records: repair it or move it out of the state directory first"
-            ))
-            .into());
+            )));
+        }
+        if networks.iter().any(|n| n.name == net.name) {
+            return Err(Error::already_exists(format!(
+                "network with name {} already exists",
+                net.name
+            )));
         }
         let mut req = NetworkCreate::new(net.name.clone());
         for (subnet, gateway) in &net.subnets {
             req.subnets.push(*subnet);
             req.gateways.extend(gateway);
         }
-        let config = |error: Error| CniAddError::Config(config_error(error.to_string()));
+        let config = |error: Error| config_error(error.to_string());
         let mut specs = subnets::from_request(&req).map_err(config)?;
         subnets::check_overlaps(&specs, networks).map_err(config)?;
         crate::ipam::fill_default_gateways(&mut specs);
@@ -762,13 +794,13 @@ impl Manager {
             id: super::random_hex(32)?,
             name: net.name.clone(),
             driver: "ipvlan".into(),
-            mode: IpvlanMode::L2,
-            flag: IpvlanFlag::Bridge,
+            mode: net.mode,
+            flag: net.flag,
             parent: String::new(),
             parent_origin: ParentOrigin::Existing,
             internal: true,
             ipv6: specs.iter().any(|s| s.subnet.addr().is_ipv6()),
-            mtu: None,
+            mtu: net.mtu,
             subnets: specs,
             created: Timestamp::now(),
             options: vec![(CNI_MARK.to_string(), net.config.clone())],
@@ -901,16 +933,22 @@ impl Manager {
                 .netns_id
                 .is_some_and(|id| inside.identity().is_ok_and(|now| id.same_namespace(&now)))
             {
-                let parent = Handle::new()?.link_by_name(&network.parent)?;
-                let removal = endpoint_link::delete_checked(
-                    &inside,
-                    endpoint.ifindex,
-                    &endpoint.ifname,
-                    parent.as_ref(),
-                    endpoint.mac.as_deref(),
-                )?;
-                if let endpoint_link::LinkRemoval::NotOurs(why) = removal {
-                    notes.push(why);
+                if is_masterless(network) {
+                    // The master is the container's: the link is ours to
+                    // remove when it is an ipvlan link, as for DEL.
+                    notes.extend(delete_in_container_link(&inside, endpoint)?);
+                } else {
+                    let parent = Handle::new()?.link_by_name(&network.parent)?;
+                    let removal = endpoint_link::delete_checked(
+                        &inside,
+                        endpoint.ifindex,
+                        &endpoint.ifname,
+                        parent.as_ref(),
+                        endpoint.mac.as_deref(),
+                    )?;
+                    if let endpoint_link::LinkRemoval::NotOurs(why) = removal {
+                        notes.push(why);
+                    }
                 }
             }
         }
@@ -962,8 +1000,64 @@ impl Manager {
     }
 }
 
-/// The interface of the host's IPv4 default route (the reference plugin's
-/// choice when `master` is not set).
+/// The master of a `linkInContainer` ADD, in the container's namespace:
+/// the named one, or the interface of the namespace's default route; its
+/// MTU checked against the config's.
+fn in_container_master(inside: &OpenNetns, net: &CniNetwork) -> Result<Link, CniAddError> {
+    let name = match &net.master {
+        Some(name) => name.clone(),
+        None => default_route_link(&inside.handle).map_err(|error| {
+            CniAddError::Config(config_error(format!(
+                "linkInContainer: in namespace {}: {error}",
+                inside.label()
+            )))
+        })?,
+    };
+    let master = inside.handle.link_by_name(&name)?.ok_or_else(|| {
+        CniAddError::Config(config_error(format!(
+            "linkInContainer: master {name} does not exist in namespace {}",
+            inside.label()
+        )))
+    })?;
+    if let (Some(mtu), Some(master_mtu)) = (net.mtu, master.mtu) {
+        if mtu > master_mtu {
+            return Err(CniAddError::Config(config_error(format!(
+                "mtu {mtu} is larger than the MTU {master_mtu} of master {name} in namespace {}",
+                inside.label()
+            ))));
+        }
+    }
+    Ok(master)
+}
+
+/// Deletes the link of a `linkInContainer` attachment (recorded index,
+/// else its name) when it is an ipvlan link; what was left alone, and why.
+fn delete_in_container_link(
+    inside: &OpenNetns,
+    endpoint: &EndpointRecord,
+) -> Result<Option<String>, Error> {
+    let Some(link) = endpoint_link::recorded_link(inside, endpoint.ifindex, &endpoint.ifname)?
+    else {
+        return Ok(None);
+    };
+    if link.kind.as_deref() != Some("ipvlan") {
+        return Ok(Some(format!(
+            "{} in {} is not an ipvlan link ({}); left in place",
+            link.name,
+            inside.label(),
+            link.kind.as_deref().unwrap_or("no kind")
+        )));
+    }
+    match inside.handle.link_del(link.index) {
+        Ok(()) => Ok(None),
+        Err(error) if error.is_not_found() => Ok(None),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// The interface of the IPv4 default route of `host` (the reference
+/// plugin's choice when `master` is not set): the host's, or with
+/// `linkInContainer` the container's.
 fn default_route_link(host: &Handle) -> Result<String, Error> {
     let route = host
         .routes(IpFamily::V4)?

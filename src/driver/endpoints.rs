@@ -526,7 +526,11 @@ impl Manager {
         state.put_endpoint(&endpoint)?;
         let mut notes = Vec::new();
         if let Some(inside) = at.open() {
-            let parent = host.link_by_name(&network.parent)?;
+            // A CNI network without a host master names none.
+            let parent = match network.parent.as_str() {
+                "" => None,
+                name => host.link_by_name(name)?,
+            };
             let removal = endpoint_link::delete_checked(
                 inside,
                 endpoint.ifindex,

@@ -151,7 +151,7 @@ impl Manager {
                 continue;
             }
             // A lease-only network has no master to find or make.
-            let parent = if super::cni::is_lease_only(network) {
+            let parent = if super::cni::is_masterless(network) {
                 None
             } else {
                 match parent::restore(&host, network, &mut report) {
@@ -300,8 +300,16 @@ impl Manager {
             }
         };
         let found = endpoint_link::recorded_link(inside, endpoint.ifindex, &endpoint.ifname)?;
+        // A `linkInContainer` link sits on a master in its own namespace,
+        // which the host cannot name: an ipvlan link is taken as ours.
+        let in_container = super::cni::is_masterless(network);
         if let Some(link) = &found {
-            if endpoint_link::not_ours(link, parent, endpoint.mac.as_deref()).is_none() {
+            let ours = if in_container {
+                link.kind.as_deref() == Some("ipvlan")
+            } else {
+                endpoint_link::not_ours(link, parent, endpoint.mac.as_deref()).is_none()
+            };
+            if ours {
                 // Records older than the identity fields (or the cookie)
                 // get them now.
                 if endpoint.netns_id != Some(identity) || endpoint.ifindex != Some(link.index) {

@@ -562,3 +562,80 @@ pub fn status(env: &Env, conf: &NetConf, input: &[u8]) -> Result<(), CniError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cni::config::decode;
+
+    fn conf(command: Command, text: &str) -> NetConf {
+        NetConf::read(&decode(text.as_bytes()).unwrap(), command).unwrap()
+    }
+
+    #[test]
+    fn range_bounds_take_host_locals_defaults_and_name_the_network() {
+        let c = conf(
+            Command::Add,
+            r#"{"cniVersion": "1.0.0", "name": "n", "type": "ipvlan", "master": "eth0",
+                "linkInContainer": true,
+                "ipam": {"type": "ipvlan", "ranges": [
+                    [{"subnet": "10.0.0.0/24", "rangeStart": "10.0.0.100"}],
+                    [{"subnet": "2001:db8::/64", "rangeEnd": "2001:db8::ff"}],
+                    [{"subnet": "10.0.1.0/24", "gateway": "10.0.1.254"}]]}}"#,
+        );
+        let spec = network(&c, &attach::choose_master(&c).unwrap()).unwrap();
+        assert_eq!(
+            spec.bounds,
+            vec![
+                (
+                    "10.0.0.0/24".parse().unwrap(),
+                    "10.0.0.100".parse().unwrap(),
+                    "10.0.0.254".parse().unwrap()
+                ),
+                (
+                    "2001:db8::/64".parse().unwrap(),
+                    "2001:db8::1".parse().unwrap(),
+                    "2001:db8::ff".parse().unwrap()
+                ),
+            ]
+        );
+        assert_eq!(
+            spec.ipam_config,
+            "ipam=ipvlan ranges=10.0.0.0/24[10.0.0.100-10.0.0.254],2001:db8::/64[2001:db8::1-2001:db8::ff],10.0.1.0/24@10.0.1.254"
+        );
+        assert_eq!(
+            spec.config,
+            format!(
+                "master=eth0 linkInContainer mode=l2 flag=bridge mtu=(master's) {}",
+                spec.ipam_config
+            )
+        );
+        assert!(spec.link_in_container);
+    }
+
+    #[test]
+    fn as_another_plugins_ipam_its_link_keys_are_not_read() {
+        // macvlan's `mode`, which is no ipvlan mode, and an `mtu` out of
+        // our range: that plugin's to judge.
+        let text = r#"{"cniVersion": "1.0.0", "name": "n", "type": "macvlan", "mode": "passthru",
+            "mtu": 1, "ipam": {"type": "ipvlan", "subnet": "10.0.0.0/24"}}"#;
+        let c = conf(Command::Add, text);
+        assert!(c.serves_as_ipam());
+        assert!(as_ipam(&c));
+        assert_eq!(c.link, None);
+        let spec = lease_network(&c).unwrap();
+        assert_eq!(spec.config, "lease-only ipam=ipvlan ranges=10.0.0.0/24");
+        assert_eq!(spec.master, None);
+        // Our own config with our IPAM, run by a runtime (the test
+        // harness, not a program named ipvlan): the plugin.
+        let ours = conf(
+            Command::Add,
+            &text
+                .replace("macvlan", "ipvlan")
+                .replace(r#""mode": "passthru","#, "")
+                .replace(r#""mtu": 1,"#, ""),
+        );
+        assert!(!ours.serves_as_ipam());
+        assert!(!as_ipam(&ours));
+    }
+}

@@ -1210,3 +1210,86 @@ fn cidr_cover(family: IpFamily, mut first: u128, last: u128) -> Vec<IpNet> {
     }
     blocks
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nets(list: &[IpNet]) -> Vec<String> {
+        list.iter().map(IpNet::to_string).collect()
+    }
+
+    #[test]
+    fn bounds_are_covered_by_the_fewest_cidr_blocks_exactly() {
+        let v4 = |a: &str| to_u128(a.parse().unwrap());
+        assert_eq!(
+            nets(&cidr_cover(IpFamily::V4, v4("10.0.0.10"), v4("10.0.0.20"))),
+            [
+                "10.0.0.10/31",
+                "10.0.0.12/30",
+                "10.0.0.16/30",
+                "10.0.0.20/32"
+            ]
+        );
+        assert_eq!(
+            nets(&cidr_cover(IpFamily::V4, v4("10.0.0.0"), v4("10.0.0.255"))),
+            ["10.0.0.0/24"]
+        );
+        assert_eq!(
+            nets(&cidr_cover(IpFamily::V4, v4("10.0.0.7"), v4("10.0.0.7"))),
+            ["10.0.0.7/32"]
+        );
+        assert_eq!(
+            nets(&cidr_cover(IpFamily::V4, 0, u128::from(u32::MAX))),
+            ["0.0.0.0/0"]
+        );
+        // The whole IPv6 space ends the walk without overflowing.
+        assert_eq!(
+            nets(&cidr_cover(IpFamily::V6, 0, u128::MAX)),
+            ["::/1", "8000::/1"]
+        );
+        let v6 = |a: &str| to_u128(a.parse().unwrap());
+        assert_eq!(
+            nets(&cidr_cover(
+                IpFamily::V6,
+                v6("2001:db8::1"),
+                v6("2001:db8::4")
+            )),
+            ["2001:db8::1/128", "2001:db8::2/127", "2001:db8::4/128"]
+        );
+    }
+
+    #[test]
+    fn an_asked_for_address_must_lie_within_its_subnets_bounds() {
+        let bounds = [(
+            "10.0.0.0/24".parse().unwrap(),
+            "10.0.0.10".parse().unwrap(),
+            "10.0.0.20".parse().unwrap(),
+        )];
+        assert!(outside_bounds(&bounds, "10.0.0.10".parse().unwrap()).is_none());
+        assert!(outside_bounds(&bounds, "10.0.0.20".parse().unwrap()).is_none());
+        // Another subnet's address is not this range's to judge.
+        assert!(outside_bounds(&bounds, "10.0.1.50".parse().unwrap()).is_none());
+        let error = outside_bounds(&bounds, "10.0.0.21".parse().unwrap()).unwrap();
+        assert_eq!(
+            error.to_string(),
+            "address 10.0.0.21 is outside the range 10.0.0.10-10.0.0.20 of subnet 10.0.0.0/24"
+        );
+    }
+
+    #[test]
+    fn a_lease_shares_a_network_whose_ipam_part_is_the_same() {
+        let ipam = "ipam=ipvlan ranges=10.0.0.0/24";
+        assert!(same_ipam(&format!("master=eth0 mode=l2 {ipam}"), ipam));
+        assert!(same_ipam(&format!("lease-only {ipam}"), ipam));
+        assert!(same_ipam(ipam, ipam));
+        assert!(!same_ipam(
+            "master=eth0 ipam=ipvlan ranges=10.0.0.0/25",
+            ipam
+        ));
+        // A longer text that merely ends the same way is another config.
+        assert!(!same_ipam(&format!("x{ipam}"), ipam));
+        assert_eq!(lease_id("c", "eth0")[4..], attachment_id("c", "eth0")[4..]);
+        assert_ne!(lease_id("c", "eth0"), attachment_id("c", "eth0"));
+    }
+}

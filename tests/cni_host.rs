@@ -590,6 +590,32 @@ fn a_lease_only_network_keeps_its_ranges_and_the_cli_overlap_rule() {
         "1.0.0",
     );
     assert_eq!(lease_records(&state, "two"), (Vec::new(), Vec::new()));
+    // The CLI cannot attach to a network with no master in the host.
+    struct Ns(String);
+    impl Drop for Ns {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+        }
+    }
+    let ns = Ns(format!("cni-host-lease-{}", std::process::id()));
+    let made = Command::new("ip")
+        .args(["netns", "add", &ns.0])
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let connect = Command::new(BIN)
+        .args(["network", "connect", "one"])
+        .arg(Path::new("/run/netns").join(&ns.0))
+        .env("IPVLAN_STATE_DIR", &state)
+        .output()
+        .unwrap();
+    assert_eq!(connect.status.code(), Some(1), "{connect:?}");
+    assert!(
+        String::from_utf8_lossy(&connect.stderr).ends_with(
+            "network one has no master in the host (a CNI network that serves leases only, or whose links sit on a master in each container): only its CNI plugin attaches to it\n"
+        ),
+        "{connect:?}"
+    );
     // A bad macvlan config is macvlan's to judge; a bad IPAM one is ours.
     let bad = macvlan_conf(
         "one",

@@ -828,7 +828,9 @@ fn the_reference_ipvlan_and_macvlan_plugins_use_ours_as_ipam_beside_ours() {
         r#"{{"cniVersion": "1.0.0", "name": "shared", "type": "macvlan", "master": "cnim21",
             "mode": "bridge", {ipam}}}"#
     );
-    let plugins = ["ours", "ipvlan", "macvlan"];
+    // macvlan's lease first makes a network with no master; our ADD then
+    // gives it ours, keeping the lease.
+    let plugins = ["macvlan", "ours", "ipvlan"];
     let namespaces: Vec<(String, PathBuf)> = (0..6)
         .map(|i| {
             let name = format!("cni-asipam{i}");
@@ -847,8 +849,6 @@ fn the_reference_ipvlan_and_macvlan_plugins_use_ours_as_ipam_beside_ours() {
             plugin => reference(&cni, plugin, verb, container, ns, &ipam_dir, &conf),
         }
     };
-    // Ours first: it makes the network (with its master) that the others'
-    // leases join.
     let mut added = Vec::new();
     for (i, (name, ns)) in namespaces.into_iter().enumerate() {
         let who = plugins[i % 3];
@@ -880,6 +880,9 @@ fn the_reference_ipvlan_and_macvlan_plugins_use_ours_as_ipam_beside_ours() {
         );
         seen.extend(there);
     }
+    let store = StateDir::open(&cni.state).unwrap();
+    let record = store.network_by_name("shared").unwrap();
+    assert_eq!(record.parent, "cnim20");
     // Six distinct addresses, all within rangeStart-rangeEnd.
     let mut distinct = seen.clone();
     distinct.sort();

@@ -48,7 +48,9 @@
 //!   ([`lease_id`](crate::driver::lease_id)), so `restore` and GC never take
 //!   it for a link of ours. Its network is the one our own ADD made for the
 //!   name when the IPAM keys (type, ranges) are the same, so both hand out
-//!   from one allocator; else a network with no master, made by the lease.
+//!   from one allocator; else a network with no master, made by the lease,
+//!   which our own first ADD (same IPAM keys, no `linkInContainer`) makes
+//!   over with its master and link keys, keeping the leases.
 //!   The reference `ipvlan` plugin running us as its IPAM sends the same
 //!   `type`; its call is told from a runtime's by the calling program (an
 //!   `ipvlan` executable that is not this one).
@@ -72,10 +74,8 @@
 //! CNI room ([`wire`]), `linkInContainer`, host-local's
 //! `rangeStart`/`rangeEnd` under our IPAM (the allocator walks the CIDR
 //! blocks covering the bounds from its cursor), and serving as another
-//! plugin's IPAM. Not yet: a network first made by a lease does not take
-//! our own ADD's link keys while leases live (code 7), and
-//! `linkInContainer` has no shared-parent (mode/flag) guard on the
-//! container's master.
+//! plugin's IPAM. Not yet: `linkInContainer` has no shared-parent
+//! (mode/flag) guard on the container's master.
 
 pub mod attach;
 pub mod config;

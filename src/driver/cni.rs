@@ -296,6 +296,7 @@ impl Manager {
         // Two first ADDs at once: one creates, the other finds it.
         for _ in 0..3 {
             let existing = self.store.network_by_name(&net.name);
+            let mut over = None;
             if let Some(record) = existing {
                 match cni_config(&record) {
                     None => {
@@ -307,18 +308,29 @@ impl Manager {
                     Some(config) if config == net.config => return Ok(()),
                     Some(config) => {
                         let live = self.store.endpoints_of(&record.id)?;
-                        if !live.is_empty() {
+                        // Leases served to other plugins first, our own ADD
+                        // second: the network takes our link keys, its
+                        // leases stay (one allocator for both).
+                        let joinable = is_masterless(&record)
+                            && !net.link_in_container
+                            && same_ipam(config, &net.ipam_config)
+                            && live.damaged.is_empty()
+                            && live.iter().all(is_lease);
+                        if joinable {
+                            over = Some(record);
+                        } else if !live.is_empty() {
                             return Err(config_error(format!(
                                 "network {} has {} attachment(s) made with another config ({config}); this one has {}: DEL them first or use another name",
                                 net.name,
                                 live.len(),
                                 net.config
                             )));
-                        }
-                        match self.remove_network(&record.id) {
-                            Ok(_) => {}
-                            Err(error) if error.kind() == ErrorKind::NotFound => {}
-                            Err(error) => return Err(error),
+                        } else {
+                            match self.remove_network(&record.id) {
+                                Ok(_) => {}
+                                Err(error) if error.kind() == ErrorKind::NotFound => {}
+                                Err(error) => return Err(error),
+                            }
                         }
                     }
                 }
@@ -346,7 +358,7 @@ impl Manager {
                 let networks = state.networks()?;
                 self.masterless_record(&state, &networks, net).map(drop)
             } else {
-                self.create_network_marked(&req, Some((CNI_MARK, &net.config)))
+                self.create_network_over(&req, Some((CNI_MARK, &net.config)), over.as_ref())
                     .map(drop)
             };
             match made {

@@ -550,6 +550,8 @@ fn as_another_plugins_ipam_it_leases_from_our_store_within_the_range_bounds() {
     );
     let answer = plugin(&env_of("GC", "c1", &live), &gc);
     assert_eq!(answer.exit, Some(0), "{}", answer.stdout);
+    let status = plugin(&env_of("STATUS", "c1", &live), &gc);
+    assert_eq!((status.exit, status.stdout.as_str()), (Some(0), ""));
     let (records, _) = lease_records(&state, "leases");
     let mut kept = vec![lease("c1", "eth0"), lease("c9", "eth0")];
     kept.sort();

@@ -341,25 +341,295 @@ fn verbs_reach_the_driver_and_a_bad_namespace_makes_nothing() {
     }
 }
 
+/// The config the reference `macvlan` plugin gets, with our binary as
+/// its IPAM: `mode` is macvlan's, not an ipvlan mode.
+fn macvlan_conf(name: &str, ipam: &str) -> String {
+    format!(
+        r#"{{"cniVersion": "1.0.0", "name": "{name}", "type": "macvlan", "master": "eth9",
+            "mode": "bridge", "ipam": {{"type": "ipvlan", {ipam}}}}}"#
+    )
+}
+
+/// The lease-only records of network `name` in `state`: (endpoint id,
+/// netns), and the leases (address, owner), sorted.
+fn lease_records(state: &Path, name: &str) -> (Vec<String>, Vec<(String, String)>) {
+    let store = ipvlan::store::StateDir::open(state).unwrap();
+    let Some(network) = store.network_by_name(name) else {
+        return (Vec::new(), Vec::new());
+    };
+    let mut ids: Vec<String> = store
+        .endpoints_of(&network.id)
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    ids.sort();
+    let mut leases: Vec<(String, String)> = store
+        .addresses(&network)
+        .unwrap()
+        .into_iter()
+        .map(|(a, o)| (a.to_string(), o))
+        .collect();
+    leases.sort();
+    (ids, leases)
+}
+
 #[test]
-fn our_ipam_refuses_range_bounds_it_would_not_honour() {
-    let dir = TempDir::new("cni-range");
+fn as_another_plugins_ipam_it_leases_from_our_store_within_the_range_bounds() {
+    // Before this build: 999 ("serving as the IPAM plugin of the
+    // "macvlan" plugin is not yet implemented"), and code 2 for
+    // rangeStart/rangeEnd.
+    let dir = TempDir::new("cni-lease");
     let state = dir.path().join("state");
-    let env = set(
-        &add_env(),
-        &[("IPVLAN_STATE_DIR", Some(state.to_str().unwrap()))],
+    let resolv = dir.path().join("resolv.conf");
+    std::fs::write(
+        &resolv,
+        "# ours\nnameserver 10.9.0.53\nsearch example.org corp.example\noptions ndots:2\n",
+    )
+    .unwrap();
+    let conf = macvlan_conf(
+        "leases",
+        &format!(
+            r#""subnet": "10.9.0.0/24", "rangeStart": "10.9.0.10", "rangeEnd": "10.9.0.13",
+               "routes": [{{"dst": "0.0.0.0/0"}}], "resolvConf": "{}""#,
+            resolv.display()
+        ),
     );
-    let conf = CONF.replace(
-        r#""type": "host-local", "subnet": "10.1.2.0/24""#,
-        r#""type": "ipvlan", "subnet": "10.1.2.0/24", "rangeStart": "10.1.2.100""#,
+    // The namespace the plugin made its link in: this process's, which
+    // lives as long as the test.
+    let live = format!("/proc/{}/ns/net", std::process::id());
+    let env_of = |verb: &str, container: &str, netns: &str| {
+        set(
+            &add_env(),
+            &[
+                ("CNI_COMMAND", Some(verb)),
+                ("CNI_CONTAINERID", Some(container)),
+                ("CNI_NETNS", Some(netns)),
+                ("IPVLAN_STATE_DIR", Some(state.to_str().unwrap())),
+            ],
+        )
+    };
+    let add = |container: &str, netns: &str| plugin(&env_of("ADD", container, netns), &conf);
+
+    // An IPAM result: addresses with their gateway, the routes, the DNS of
+    // resolvConf; no interface.
+    let first = add("c1", &live);
+    assert_eq!(first.exit, Some(0), "{} {}", first.stdout, first.stderr);
+    assert_eq!(
+        first.json(),
+        json::parse(
+            r#"{"cniVersion": "1.0.0",
+                "ips": [{"address": "10.9.0.10/24", "gateway": "10.9.0.1"}],
+                "routes": [{"dst": "0.0.0.0/0"}],
+                "dns": {"nameservers": ["10.9.0.53"], "search": ["example.org", "corp.example"],
+                        "options": ["ndots:2"]}}"#
+        )
+        .unwrap()
     );
-    assert!(conf.contains("rangeStart"));
-    plugin(&env, &conf).assert_error(
-        2,
-        "rangeStart and rangeEnd (range 10.1.2.0/24) are not yet supported by ipam type ipvlan: give a subnet of its own, or use host-local",
+    // In the request's version.
+    let old = plugin(&env_of("ADD", "c2", &live), &conf.replace("1.0.0", "0.3.1"));
+    assert_eq!(old.exit, Some(0), "{}", old.stdout);
+    assert_eq!(
+        old.json().get("cniVersion").and_then(Value::as_str),
+        Some("0.3.1")
+    );
+    assert_eq!(
+        old.json().get("ips").and_then(Value::as_array).unwrap()[0],
+        json::parse(r#"{"version": "4", "address": "10.9.0.11/24", "gateway": "10.9.0.1"}"#)
+            .unwrap()
+    );
+    // A ring within the bounds: .11 released, the next is .12, then .13,
+    // and .11 again only after the lap; never outside rangeStart-rangeEnd.
+    plugin(&env_of("DEL", "c2", &live), &conf);
+    let mut got = Vec::new();
+    for container in ["c3", "c4", "c5"] {
+        let answer = add(container, "/run/netns/no-such-namespace");
+        assert_eq!(answer.exit, Some(0), "{}", answer.stdout);
+        let ips = answer
+            .json()
+            .get("ips")
+            .and_then(Value::as_array)
+            .unwrap()
+            .to_vec();
+        got.push(
+            ips[0]
+                .get("address")
+                .and_then(Value::as_str)
+                .unwrap()
+                .to_string(),
+        );
+    }
+    assert_eq!(got, ["10.9.0.12/24", "10.9.0.13/24", "10.9.0.11/24"]);
+    let full = add("c6", &live).json();
+    assert_eq!(full.get("code").and_then(Value::as_u64), Some(999));
+    let msg = full.get("msg").and_then(Value::as_str).unwrap();
+    assert!(
+        msg.starts_with("no available IPv4 addresses on this network's address pools: leases ("),
+        "{msg}"
+    );
+    // An asked-for address outside the bounds is refused, and takes
+    // nothing.
+    let asked = conf.replace(
+        r#""ipam":"#,
+        r#""runtimeConfig": {"ips": ["10.9.0.50"]}, "ipam":"#,
+    );
+    let refused = plugin(&env_of("ADD", "c7", &live), &asked);
+    let msg = refused
+        .json()
+        .get("msg")
+        .and_then(Value::as_str)
+        .unwrap()
+        .to_string();
+    assert!(
+        msg.ends_with(
+            "address 10.9.0.50 is outside the range 10.9.0.10-10.9.0.13 of subnet 10.9.0.0/24"
+        ),
+        "{msg}"
+    );
+    let lease = ipvlan::driver::lease_id;
+    let mut ids = vec![
+        lease("c1", "eth0"),
+        lease("c3", "eth0"),
+        lease("c4", "eth0"),
+        lease("c5", "eth0"),
+    ];
+    ids.sort();
+    let (records, leases) = lease_records(&state, "leases");
+    assert_eq!(records, ids);
+    assert_eq!(leases.len(), 4, "{leases:?}");
+    assert!(leases.contains(&("10.9.0.10".to_string(), lease("c1", "eth0"))));
+
+    // CHECK: the lease exists; of an unknown container, 999.
+    let check = |container: &str| plugin(&env_of("CHECK", container, &live), &conf);
+    let ok = check("c1");
+    assert_eq!(
+        (ok.exit, ok.stdout.as_str()),
+        (Some(0), ""),
+        "{}",
+        ok.stderr
+    );
+    check("c2").assert_error(
+        999,
+        "container c2 holds no address for eth0 on network leases",
         "1.0.0",
     );
-    assert!(!state.join("networks").exists());
+
+    // Visible to the CLI, with no master.
+    let ls = Command::new(BIN)
+        .args(["network", "ls"])
+        .env("IPVLAN_STATE_DIR", &state)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&ls.stdout).contains("leases"),
+        "{ls:?}"
+    );
+
+    // restore: a lease whose namespace is gone goes; one whose namespace
+    // lives stays, with no link made for it.
+    let restore = Command::new(BIN)
+        .arg("restore")
+        .env("IPVLAN_STATE_DIR", &state)
+        .output()
+        .unwrap();
+    assert_eq!(restore.status.code(), Some(0), "{restore:?}");
+    let (records, leases) = lease_records(&state, "leases");
+    assert_eq!(records, vec![lease("c1", "eth0")], "{restore:?}");
+    assert_eq!(leases, vec![("10.9.0.10".to_string(), lease("c1", "eth0"))]);
+
+    // GC keeps what the runtime lists; DEL releases, twice.
+    for container in ["c8", "c9"] {
+        let answer = add(container, &live);
+        assert_eq!(answer.exit, Some(0), "{}", answer.stdout);
+    }
+    let gc = conf.replace("1.0.0", "1.1.0").replace(
+        r#""ipam":"#,
+        r#""cni.dev/valid-attachments": [{"containerID": "c1", "ifname": "eth0"},
+            {"containerID": "c9", "ifname": "eth0"}], "ipam":"#,
+    );
+    let answer = plugin(&env_of("GC", "c1", &live), &gc);
+    assert_eq!(answer.exit, Some(0), "{}", answer.stdout);
+    let status = plugin(&env_of("STATUS", "c1", &live), &gc);
+    assert_eq!((status.exit, status.stdout.as_str()), (Some(0), ""));
+    let (records, _) = lease_records(&state, "leases");
+    let mut kept = vec![lease("c1", "eth0"), lease("c9", "eth0")];
+    kept.sort();
+    assert_eq!(records, kept);
+    for container in ["c1", "c9", "c9"] {
+        let answer = plugin(&env_of("DEL", container, &live), &conf);
+        assert_eq!((answer.exit, answer.stdout.as_str()), (Some(0), ""));
+    }
+    assert_eq!(lease_records(&state, "leases"), (Vec::new(), Vec::new()));
+}
+
+#[test]
+fn a_lease_only_network_keeps_its_ranges_and_the_cli_overlap_rule() {
+    let dir = TempDir::new("cni-lease-conf");
+    let state = dir.path().join("state");
+    let env = |container: &str| {
+        set(
+            &add_env(),
+            &[
+                ("CNI_CONTAINERID", Some(container)),
+                ("IPVLAN_STATE_DIR", Some(state.to_str().unwrap())),
+            ],
+        )
+    };
+    let conf = macvlan_conf("one", r#""subnet": "10.8.0.0/24""#);
+    let answer = plugin(&env("a"), &conf);
+    assert_eq!(answer.exit, Some(0), "{}", answer.stdout);
+    // Other ranges for the name while a lease lives: code 7.
+    let other = macvlan_conf("one", r#""subnet": "10.8.1.0/24""#);
+    let msg = plugin(&env("b"), &other).json();
+    assert_eq!(msg.get("code").and_then(Value::as_u64), Some(7), "{msg:?}");
+    // Another name on an overlapping subnet: code 7, nothing made.
+    let overlapping = macvlan_conf("two", r#""subnet": "10.8.0.128/25""#);
+    let answer = plugin(&env("c"), &overlapping);
+    answer.assert_error(
+        7,
+        "Pool overlaps with other one on this address space: 10.8.0.128/25 overlaps 10.8.0.0/24 of network one",
+        "1.0.0",
+    );
+    assert_eq!(lease_records(&state, "two"), (Vec::new(), Vec::new()));
+    // The CLI cannot attach to a network with no master in the host.
+    struct Ns(String);
+    impl Drop for Ns {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+        }
+    }
+    let ns = Ns(format!("cni-host-lease-{}", std::process::id()));
+    let made = Command::new("ip")
+        .args(["netns", "add", &ns.0])
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let connect = Command::new(BIN)
+        .args(["network", "connect", "one"])
+        .arg(Path::new("/run/netns").join(&ns.0))
+        .env("IPVLAN_STATE_DIR", &state)
+        .output()
+        .unwrap();
+    assert_eq!(connect.status.code(), Some(1), "{connect:?}");
+    assert!(
+        String::from_utf8_lossy(&connect.stderr).ends_with(
+            "network one has no master in the host (a CNI network that serves leases only, or whose links sit on a master in each container): only its CNI plugin attaches to it\n"
+        ),
+        "{connect:?}"
+    );
+    // A bad macvlan config is macvlan's to judge; a bad IPAM one is ours.
+    let bad = macvlan_conf(
+        "one",
+        r#""subnet": "10.8.0.0/24", "rangeStart": "10.9.0.1""#,
+    );
+    let answer = plugin(&env("d"), &bad);
+    let value = answer.json();
+    assert_eq!(
+        value.get("code").and_then(Value::as_u64),
+        Some(7),
+        "{value:?}"
+    );
 }
 
 /// A scratch `CNI_PATH` directory holding a fake IPAM plugin `name`.

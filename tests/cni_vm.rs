@@ -742,7 +742,9 @@ fn del_by_us_cleans_up_after_the_reference_plugin() {
     del.env("CNI_PATH", "/usr/lib/cni");
     run_with(del, &with_prev(&conf, &answer.json())).ok();
     assert!(link(Some("cni-ref"), "eth0").is_none());
+    assert_eq!(link_names("cni-ref"), ["lo"]);
     assert_eq!(host_local_leases(&data, "refnet"), Vec::<String>::new());
+    assert_eq!(cni.records("refnet"), (Vec::new(), Vec::new()));
     let _ = std::fs::remove_dir_all(&data);
 }
 
@@ -763,4 +765,351 @@ fn run_with(mut command: Command, stdin: &str) -> Answer {
         stdout: String::from_utf8(output.stdout).unwrap(),
         stderr: String::from_utf8(output.stderr).unwrap(),
     }
+}
+
+/// A `CNI_PATH` directory of its own holding our binary under the name
+/// `ipvlan`, for the reference plugins to run as their IPAM plugin (the
+/// reference ipvlan plugin shares the name, so it is run from its own
+/// directory by path).
+fn our_ipam_dir(cni: &Cni) -> PathBuf {
+    let dir = cni.state.with_extension("ipam-bin");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::os::unix::fs::symlink(binary(), dir.join("ipvlan")).unwrap();
+    dir
+}
+
+/// Runs Debian's reference `plugin` as a runtime does, with `cni_path`.
+fn reference(
+    cni: &Cni,
+    plugin: &str,
+    verb: &str,
+    container: &str,
+    netns: &Path,
+    cni_path: &Path,
+    conf: &str,
+) -> Answer {
+    let mut ours = cni.command(verb, container, netns, "eth0");
+    ours.env("CNI_PATH", cni_path);
+    let mut command = Command::new(Path::new("/usr/lib/cni").join(plugin));
+    command
+        .env_clear()
+        .envs(ours.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))));
+    run_with(command, conf)
+}
+
+/// The names of the links in namespace `ns`.
+fn link_names(ns: &str) -> Vec<String> {
+    let mut names: Vec<String> = ip_json(&["-n", ns, "link", "show"])
+        .as_array()
+        .unwrap_or(&[])
+        .iter()
+        .filter_map(|l| l.get("ifname").and_then(Value::as_str).map(str::to_string))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn the_reference_ipvlan_and_macvlan_plugins_use_ours_as_ipam_beside_ours() {
+    // Before: 999 from our binary as macvlan's IPAM, and code 2 for
+    // rangeStart/rangeEnd under our IPAM.
+    let mut cni = Cni::new("asipam");
+    cni.master("cnim20");
+    // A master takes ipvlan or macvlan ports, not both.
+    cni.master("cnim21");
+    let ipam_dir = our_ipam_dir(&cni);
+    let ipam = r#""ipam": {"type": "ipvlan", "subnet": "10.79.0.0/24",
+        "rangeStart": "10.79.0.100", "rangeEnd": "10.79.0.107", "routes": [{"dst": "0.0.0.0/0"}]}"#;
+    let ours = format!(
+        r#"{{"cniVersion": "1.0.0", "name": "shared", "type": "ipvlan", "master": "cnim20", {ipam}}}"#
+    );
+    let macvlan = format!(
+        r#"{{"cniVersion": "1.0.0", "name": "shared", "type": "macvlan", "master": "cnim21",
+            "mode": "bridge", {ipam}}}"#
+    );
+    // macvlan's lease first makes a network with no master; our ADD then
+    // gives it ours, keeping the lease.
+    let plugins = ["macvlan", "ours", "ipvlan"];
+    let namespaces: Vec<(String, PathBuf)> = (0..6)
+        .map(|i| {
+            let name = format!("cni-asipam{i}");
+            let ns = cni.netns(&name);
+            (name, ns)
+        })
+        .collect();
+    let run = |who: &str, verb: &str, container: &str, ns: &Path, prev: Option<&Value>| {
+        let conf = if who == "macvlan" { &macvlan } else { &ours };
+        let conf = match prev {
+            Some(result) => with_prev(conf, result),
+            None => conf.clone(),
+        };
+        match who {
+            "ours" => cni.plugin(verb, container, ns, &conf),
+            plugin => reference(&cni, plugin, verb, container, ns, &ipam_dir, &conf),
+        }
+    };
+    let mut added = Vec::new();
+    for (i, (name, ns)) in namespaces.into_iter().enumerate() {
+        let who = plugins[i % 3];
+        let container = format!("ctr-asipam{i}");
+        let answer = run(who, "ADD", &container, &ns, None);
+        answer.ok();
+        added.push((who, name, ns, container, answer.json()));
+    }
+    let mut seen = Vec::new();
+    for (who, name, _, _, result) in &added {
+        let l = link(Some(name), "eth0").expect("eth0 in the namespace");
+        let kind = if *who == "macvlan" {
+            "macvlan"
+        } else {
+            "ipvlan"
+        };
+        assert_eq!(link_kind(&l).as_deref(), Some(kind), "{who}");
+        let there = addresses(name, "eth0");
+        let ip0 = &result.get("ips").and_then(Value::as_array).unwrap()[0];
+        assert_eq!(
+            there,
+            vec![ip0.get("address").and_then(Value::as_str).unwrap()],
+            "{who}"
+        );
+        assert_eq!(
+            ip0.get("gateway").and_then(Value::as_str),
+            Some("10.79.0.1"),
+            "{who}"
+        );
+        seen.extend(there);
+    }
+    let store = StateDir::open(&cni.state).unwrap();
+    let record = store.network_by_name("shared").unwrap();
+    assert_eq!(record.parent, "cnim20");
+    // Six distinct addresses, all within rangeStart-rangeEnd.
+    let mut distinct = seen.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 6, "{seen:?}");
+    for address in &seen {
+        let host: u8 = address
+            .strip_prefix("10.79.0.")
+            .and_then(|a| a.strip_suffix("/24"))
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("{address}"));
+        assert!((100..=107).contains(&host), "{address}");
+    }
+    // Two attachments, four leases, on one network, each address leased
+    // once.
+    let (endpoints, leases) = cni.records("shared");
+    let mut expected: Vec<String> = added
+        .iter()
+        .map(|(who, _, _, container, _)| match *who {
+            "ours" => ipvlan::driver::attachment_id(container, "eth0"),
+            _ => ipvlan::driver::lease_id(container, "eth0"),
+        })
+        .collect();
+    let mut endpoints = endpoints;
+    endpoints.sort();
+    expected.sort();
+    assert_eq!(endpoints, expected);
+    assert_eq!(leases.len(), 6, "{leases:?}");
+    // The CLI's overlap check covers it; restore keeps the leases and
+    // makes no link for them.
+    let (code, text) = cni.cli(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.79.0.0/25",
+        "-o",
+        "parent=cnim20",
+        "overlapping",
+    ]);
+    assert_ne!(code, Some(0), "{text}");
+    assert!(text.contains("overlaps"), "{text}");
+    let before = cni.records("shared");
+    let (code, text) = cni.cli(&["restore"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(cni.records("shared"), before, "{text}");
+    for (who, name, _, _, _) in &added {
+        assert_eq!(link_names(name), ["eth0", "lo"], "{who}: {text}");
+    }
+
+    // CHECK through each plugin; then DEL through each: nothing left.
+    for (who, _, ns, container, result) in &added {
+        run(who, "CHECK", container, ns, Some(result)).ok();
+    }
+    for (who, name, ns, container, result) in &added {
+        run(who, "DEL", container, ns, Some(result)).ok();
+        assert_eq!(link_names(name), ["lo"], "{who}");
+    }
+    assert_eq!(cni.records("shared"), (Vec::new(), Vec::new()));
+    let _ = std::fs::remove_dir_all(&ipam_dir);
+}
+
+#[test]
+fn add_by_us_and_del_by_the_reference_plugin_on_one_host_local_data_dir() {
+    let mut cni = Cni::new("refdel");
+    cni.master("cnim13");
+    let ns = cni.netns("cni-refdel");
+    let data = cni.state.with_extension("host-local");
+    let _ = std::fs::remove_dir_all(&data);
+    let conf = host_local_conf("refdel", "cnim13", &data);
+    let mut add = cni.command("ADD", "ctr-refdel", &ns, "eth0");
+    add.env("CNI_PATH", "/usr/lib/cni");
+    let answer = run_with(add, &conf);
+    answer.ok();
+    assert_eq!(link_names("cni-refdel"), ["eth0", "lo"]);
+    assert_eq!(host_local_leases(&data, "refdel"), ["10.78.0.2"]);
+    let prev = with_prev(&conf, &answer.json());
+    let path = Path::new("/usr/lib/cni");
+    reference(&cni, "ipvlan", "DEL", "ctr-refdel", &ns, path, &prev).ok();
+    assert_eq!(link_names("cni-refdel"), ["lo"]);
+    assert_eq!(host_local_leases(&data, "refdel"), Vec::<String>::new());
+    // Our record of the attachment is the runtime's next DEL's (or GC's).
+    run_with(
+        {
+            let mut del = cni.command("DEL", "ctr-refdel", &ns, "eth0");
+            del.env("CNI_PATH", "/usr/lib/cni");
+            del
+        },
+        &prev,
+    )
+    .ok();
+    assert_eq!(cni.records("refdel"), (Vec::new(), Vec::new()));
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[test]
+fn restore_leaves_a_missing_cni_link_to_its_runtime() {
+    let mut cni = Cni::new("rst");
+    cni.master("cnim22");
+    let ns = cni.netns("cni-rst");
+    let conf = conf("rst", "cnim22", "");
+    let answer = cni.plugin("ADD", "ctr-rst", &ns, &conf);
+    answer.ok();
+    let prev = with_prev(&conf, &answer.json());
+    // The link in place: kept as it is.
+    let (code, text) = cni.cli(&["restore"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(link_names("cni-rst"), ["eth0", "lo"], "{text}");
+    // Gone: not made again (it would follow the CLI's route rules, not
+    // the result's), record and lease kept for the runtime's CHECK and
+    // DEL.
+    ip(&["-n", "cni-rst", "link", "del", "eth0"]);
+    let before = cni.records("rst");
+    let (code, text) = cni.cli(&["restore"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("  link missing, left to its CNI runtime: rst: "),
+        "{text}"
+    );
+    assert_eq!(link_names("cni-rst"), ["lo"], "{text}");
+    assert_eq!(cni.records("rst"), before);
+    let msg = cni.plugin("CHECK", "ctr-rst", &ns, &prev).error(999);
+    assert_eq!(msg, format!("no link eth0 in {}", ns.display()));
+    cni.plugin("DEL", "ctr-rst", &ns, &prev).ok();
+    assert_eq!(cni.records("rst"), (Vec::new(), Vec::new()));
+}
+
+#[test]
+fn link_in_container_finds_the_master_in_the_namespace() {
+    // Before: code 2, "linkInContainer is not yet supported by this build".
+    let mut cni = Cni::new("lic");
+    cni.master("cnim23");
+    let named = cni.netns("cni-lic1");
+    let routed = cni.netns("cni-lic2");
+    for ns in ["cni-lic1", "cni-lic2"] {
+        ip(&["-n", ns, "link", "add", "eth1", "type", "dummy"]);
+        ip(&["-n", ns, "link", "set", "eth1", "up"]);
+    }
+    ip(&[
+        "-n",
+        "cni-lic2",
+        "addr",
+        "add",
+        "10.82.0.5/24",
+        "dev",
+        "eth1",
+    ]);
+    ip(&[
+        "-n",
+        "cni-lic2",
+        "route",
+        "add",
+        "default",
+        "via",
+        "10.82.0.1",
+    ]);
+    let ipam = r#""ipam": {"type": "ipvlan", "subnet": "10.81.0.0/24"}"#;
+    let with_master = format!(
+        r#"{{"cniVersion": "1.0.0", "name": "lic", "type": "ipvlan", "master": "eth1",
+            "linkInContainer": true, {ipam}}}"#
+    );
+    let answer = cni.plugin("ADD", "ctr-lic1", &named, &with_master);
+    answer.ok();
+    let result = answer.json();
+    let l = link(Some("cni-lic1"), "eth0").expect("eth0 in the namespace");
+    assert_eq!(link_kind(&l).as_deref(), Some("ipvlan"));
+    // Its master is the namespace's eth1 (same namespace: no link-netnsid).
+    assert_eq!(l.get("link").and_then(Value::as_str), Some("eth1"), "{l:?}");
+    assert!(l.get("link_netnsid").is_none(), "{l:?}");
+    assert_eq!(
+        result.get("interfaces").and_then(Value::as_array).unwrap()[0]
+            .get("mac")
+            .and_then(Value::as_str),
+        Some(mac_of(Some("cni-lic1"), "eth1").as_str())
+    );
+    assert_eq!(addresses("cni-lic1", "eth0"), vec!["10.81.0.2/24"]);
+    // The default route's interface, in the namespace, when no master is
+    // named (config keys differ: another network).
+    let by_route = r#"{"cniVersion": "1.0.0", "name": "lic2", "type": "ipvlan", "linkInContainer": true,
+            "ipam": {"type": "ipvlan", "subnet": "10.83.0.0/24"}}"#;
+    let second = cni.plugin("ADD", "ctr-lic2", &routed, by_route);
+    second.ok();
+    let l = link(Some("cni-lic2"), "eth0").expect("eth0 in the namespace");
+    assert_eq!(l.get("link").and_then(Value::as_str), Some("eth1"), "{l:?}");
+    // A master the namespace lacks: code 7, nothing made.
+    let empty = cni.netns("cni-lic3");
+    let msg = cni.plugin("ADD", "ctr-lic3", &empty, &with_master).error(7);
+    assert_eq!(
+        msg,
+        "linkInContainer: master eth1 does not exist in namespace /run/netns/cni-lic3"
+    );
+    assert_eq!(link_names("cni-lic3"), ["lo"]);
+
+    // CHECK passes; restore keeps the links (none re-made, no error); the
+    // CLI still creates networks beside these master-less records.
+    cni.plugin(
+        "CHECK",
+        "ctr-lic1",
+        &named,
+        &with_prev(&with_master, &result),
+    )
+    .ok();
+    let (code, text) = cni.cli(&["restore"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains(" 2 endpoints kept"), "{text}");
+    assert_eq!(link_names("cni-lic1"), ["eth0", "eth1", "lo"]);
+    let (code, text) = cni.cli(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.84.0.0/24",
+        "-o",
+        "parent=cnim23",
+        "licbeside",
+    ]);
+    assert_eq!(code, Some(0), "{text}");
+    let (code, text) = cni.cli(&["network", "rm", "licbeside"]);
+    assert_eq!(code, Some(0), "{text}");
+
+    // GC removes the unlisted one's link in its namespace; DEL the other.
+    let gc = by_route.replace("1.0.0", "1.1.0").replace(
+        r#""linkInContainer": true,"#,
+        r#""linkInContainer": true, "cni.dev/valid-attachments": [],"#,
+    );
+    cni.plugin("GC", "ctr-lic2", &routed, &gc).ok();
+    assert_eq!(link_names("cni-lic2"), ["eth1", "lo"]);
+    assert_eq!(cni.records("lic2"), (Vec::new(), Vec::new()));
+    cni.plugin("DEL", "ctr-lic1", &named, &with_master).ok();
+    assert_eq!(link_names("cni-lic1"), ["eth1", "lo"]);
+    assert_eq!(cni.records("lic"), (Vec::new(), Vec::new()));
 }

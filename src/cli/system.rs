@@ -40,6 +40,10 @@ pub fn restore_summary(report: &RestoreReport) -> String {
         ("parent re-created", &report.parents_recreated),
         ("parent missing", &report.parents_missing),
         ("link re-created", &report.links_recreated),
+        (
+            "link missing, left to its CNI runtime",
+            &report.links_left_to_runtime,
+        ),
         ("endpoint released", &report.endpoints_released),
     ];
     for (label, items) in sections {

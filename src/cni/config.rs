@@ -191,14 +191,17 @@ impl NetConf {
         check_verb(command, cni_version)?;
         let plugin_type = top.str("type")?.unwrap_or_default().to_string();
         let releasing = matches!(command, Command::Del | Command::Gc);
-        let link = if releasing {
-            None
-        } else {
-            Some(LinkConf::read(&top)?)
-        };
         let ipam = match top.obj("ipam")? {
             None => None,
             Some(ipam) => Some(Ipam::read(&ipam, releasing)?),
+        };
+        // As another plugin's IPAM, the link keys are that plugin's (a
+        // macvlan `mode` is not an ipvlan one): not ours to read.
+        let as_ipam = plugin_type != OUR_TYPE && matches!(ipam, Some(Ipam::Ours(_)));
+        let link = if releasing || as_ipam {
+            None
+        } else {
+            Some(LinkConf::read(&top)?)
         };
         let dns = match top.obj("dns")? {
             Some(dns) => Dns::read(&dns)?,
@@ -236,6 +239,14 @@ impl NetConf {
             runtime_ranges,
             valid_attachments,
         })
+    }
+}
+
+impl NetConf {
+    /// Whether the binary runs as the IPAM plugin of another plugin: the
+    /// top-level `type` is not ours, `ipam.type` is.
+    pub fn serves_as_ipam(&self) -> bool {
+        self.plugin_type != OUR_TYPE && matches!(self.ipam, Some(Ipam::Ours(_)))
     }
 }
 

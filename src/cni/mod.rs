@@ -43,7 +43,25 @@
 //!   from our allocator in-process, leases in the network's record; with
 //!   another `type` (the binary run as the IPAM plugin of the reference
 //!   `macvlan` or `bridge`), the same store serves their allocations on a
-//!   lease-only record (no master, no link).
+//!   lease-only record (no master, no link): an endpoint record keyed by
+//!   (`CNI_CONTAINERID`, `CNI_IFNAME`) under its own id prefix
+//!   ([`lease_id`](crate::driver::lease_id)), so `restore` and GC never take
+//!   it for a link of ours. Its network is the one our own ADD made for the
+//!   name when the IPAM keys (type, ranges) are the same, so both hand out
+//!   from one allocator; else a network with no master, made by the lease,
+//!   which our own first ADD (same IPAM keys, no `linkInContainer`) makes
+//!   over with its master and link keys, keeping the leases.
+//!   The reference `ipvlan` plugin running us as its IPAM sends the same
+//!   `type`; its call is told from a runtime's by the calling program (an
+//!   `ipvlan` executable that is not this one).
+//! * **`restore` does not re-make a CNI link** that vanished: the runtime
+//!   owns the link's life and holds the result (routes, DNS) it was made
+//!   with, which the CLI's rules would not reproduce. Record and addresses
+//!   stay for the runtime's CHECK (which reports the link missing), DEL or
+//!   GC; a lease stays while its namespace does.
+//! * **`linkInContainer`**: the master is the container's, so the network
+//!   record has no master (like a lease-only one); `restore` and GC take an
+//!   ipvlan link named as recorded there as ours.
 //!
 //! # What this build does
 //!
@@ -53,10 +71,11 @@
 //! the front end's part of ADD ([`attach`]: master choice, address source,
 //! the result; IPAM ADD and its undo),
 //! the VERSION verb, and ADD, DEL, CHECK, GC and STATUS over the driver's
-//! CNI room ([`wire`]). Not yet: `linkInContainer` and host-local's
-//! `rangeStart`/`rangeEnd` under our IPAM (code 2), serving as
-//! another plugin's IPAM (`ipam.type` `ipvlan` under another `type`: code
-//! 999).
+//! CNI room ([`wire`]), `linkInContainer`, host-local's
+//! `rangeStart`/`rangeEnd` under our IPAM (the allocator walks the CIDR
+//! blocks covering the bounds from its cursor), and serving as another
+//! plugin's IPAM. Not yet: `linkInContainer` has no shared-parent
+//! (mode/flag) guard on the container's master.
 
 pub mod attach;
 pub mod config;

@@ -4,15 +4,20 @@
 //! the driver's answer into a result in the request's version.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 
 use ipnet::IpNet;
 
 use super::attach::{self, AddressSource, MasterChoice};
-use super::config::{HostLocal, Ipam, NetConf, OUR_TYPE};
+use super::config::{HostLocal, Ipam, NetConf, Range, OUR_TYPE};
 use super::env::{Attachment, CniArgs, Command, Env};
 use super::error::{CniError, ErrorCode};
 use super::result::{CniResult, Interface, IpConfig, Route};
-use crate::driver::{CniAddError, CniAddresses, CniAttach, CniNetwork, Config, Error, Manager};
+use crate::driver::{
+    CniAddError, CniAddresses, CniAttach, CniLease, CniNetwork, Config, Error, IpvlanFlag,
+    IpvlanMode, Manager,
+};
+use crate::ipam::{from_u128, to_u128, IpFamily};
 
 /// The manager over the state directory the environment names
 /// (`IPVLAN_STATE_DIR`, as for the CLI).
@@ -41,18 +46,6 @@ fn attachment(env: &Env) -> Result<&Attachment, CniError> {
         .ok_or_else(|| CniError::env("CNI_CONTAINERID and CNI_IFNAME are required"))
 }
 
-/// Our in-process IPAM may serve only when the top-level plugin is ours:
-/// serving another plugin's allocations is not in this build.
-fn check_plugin(conf: &NetConf) -> Result<(), CniError> {
-    if conf.plugin_type != OUR_TYPE {
-        return Err(CniError::internal(format!(
-            "serving as the IPAM plugin of the {:?} plugin is not yet implemented in this build",
-            conf.plugin_type
-        )));
-    }
-    Ok(())
-}
-
 /// The driver's description of the config's network, with the keys a
 /// second config of the name must repeat.
 fn network(conf: &NetConf, master: &MasterChoice) -> Result<CniNetwork, CniError> {
@@ -60,39 +53,23 @@ fn network(conf: &NetConf, master: &MasterChoice) -> Result<CniNetwork, CniError
         .link
         .as_ref()
         .ok_or_else(|| CniError::internal("the config's link keys were not read"))?;
-    if link.link_in_container {
-        return Err(CniError::new(
-            ErrorCode::UnsupportedField,
-            "linkInContainer is not yet supported by this build",
-        ));
-    }
     let master = match master {
         MasterChoice::Configured(m) | MasterChoice::Chained(m) => Some(m.name.clone()),
         MasterChoice::DefaultRoute => None,
     };
-    let (ipam, subnets) = match &conf.ipam {
-        None => ("none".to_string(), Vec::new()),
-        Some(Ipam::Delegated { plugin }) => (plugin.clone(), Vec::new()),
-        Some(Ipam::Ours(host_local)) => (OUR_TYPE.to_string(), our_subnets(conf, host_local)?),
-    };
-    let ranges: Vec<String> = subnets
-        .iter()
-        .map(|(subnet, gateway)| match gateway {
-            Some(gateway) => format!("{subnet}@{gateway}"),
-            None => subnet.to_string(),
-        })
-        .collect();
+    let (ipam_config, subnets, bounds) = ipam_keys(conf)?;
     let config = format!(
-        "master={} mode={} flag={} mtu={} ipam={ipam} ranges={}",
+        "master={}{} mode={} flag={} mtu={} {ipam_config}",
         master.as_deref().unwrap_or("(default route)"),
+        // Said only when set, so that other configs read as before.
+        if link.link_in_container {
+            " linkInContainer"
+        } else {
+            ""
+        },
         link.mode.as_str(),
         link.flag.as_str(),
         link.mtu.map_or("(master's)".to_string(), |m| m.to_string()),
-        if ranges.is_empty() {
-            "-".to_string()
-        } else {
-            ranges.join(",")
-        }
     );
     Ok(CniNetwork {
         name: conf.name.clone(),
@@ -100,41 +77,229 @@ fn network(conf: &NetConf, master: &MasterChoice) -> Result<CniNetwork, CniError
         mode: link.mode,
         flag: link.flag,
         mtu: link.mtu,
+        link_in_container: link.link_in_container,
         subnets,
+        bounds,
         config,
+        ipam_config,
     })
 }
 
-/// The subnets our IPAM allocates from: `runtimeConfig.ipRanges` before
-/// the configured ranges. `rangeStart`/`rangeEnd` are refused (code 2)
-/// rather than ignored: the whole subnet would be handed out.
-fn our_subnets(
+/// The IPAM part of a network's config (type and ranges, as one text),
+/// with our IPAM's subnets and their bounds.
+#[allow(clippy::type_complexity)]
+fn ipam_keys(
     conf: &NetConf,
-    host_local: &HostLocal,
-) -> Result<Vec<(IpNet, Option<IpAddr>)>, CniError> {
-    let mut subnets: Vec<(IpNet, Option<IpAddr>)> = Vec::new();
+) -> Result<
+    (
+        String,
+        Vec<(IpNet, Option<IpAddr>)>,
+        Vec<(IpNet, IpAddr, IpAddr)>,
+    ),
+    CniError,
+> {
+    let (ipam, ranges) = match &conf.ipam {
+        None => ("none".to_string(), Vec::new()),
+        Some(Ipam::Delegated { plugin }) => (plugin.clone(), Vec::new()),
+        Some(Ipam::Ours(host_local)) => (OUR_TYPE.to_string(), our_ranges(conf, host_local)),
+    };
+    let text: Vec<String> = ranges
+        .iter()
+        .map(|range| {
+            let mut text = range.subnet.to_string();
+            if let Some((start, end)) = bounds_of(range) {
+                text.push_str(&format!("[{start}-{end}]"));
+            }
+            if let Some(gateway) = range.gateway {
+                text.push_str(&format!("@{gateway}"));
+            }
+            text
+        })
+        .collect();
+    let config = format!(
+        "ipam={ipam} ranges={}",
+        if text.is_empty() {
+            "-".to_string()
+        } else {
+            text.join(",")
+        }
+    );
+    let subnets = ranges.iter().map(|r| (r.subnet, r.gateway)).collect();
+    let bounds = ranges
+        .iter()
+        .filter_map(|r| bounds_of(r).map(|(start, end)| (r.subnet, start, end)))
+        .collect();
+    Ok((config, subnets, bounds))
+}
+
+/// The ranges our IPAM allocates from: `runtimeConfig.ipRanges` before
+/// the configured ranges, one per subnet (the first given).
+fn our_ranges(conf: &NetConf, host_local: &HostLocal) -> Vec<Range> {
+    let mut ranges: Vec<Range> = Vec::new();
     for set in conf.runtime_ranges.iter().chain(&host_local.range_sets) {
         for range in &set.0 {
-            if range.range_start.is_some() || range.range_end.is_some() {
-                return Err(CniError::new(
-                    ErrorCode::UnsupportedField,
-                    format!(
-                        "rangeStart and rangeEnd (range {}) are not yet supported by ipam type {OUR_TYPE}: give a subnet of its own, or use host-local",
-                        range.subnet
-                    ),
-                ));
-            }
-            if !subnets.iter().any(|(s, _)| *s == range.subnet) {
-                subnets.push((range.subnet, range.gateway));
+            if !ranges.iter().any(|r| r.subnet == range.subnet) {
+                ranges.push(range.clone());
             }
         }
     }
-    Ok(subnets)
+    ranges
+}
+
+/// A range's `rangeStart`-`rangeEnd` with host-local's defaults (the
+/// subnet's second address, its last host address), when either is set.
+fn bounds_of(range: &Range) -> Option<(IpAddr, IpAddr)> {
+    if range.range_start.is_none() && range.range_end.is_none() {
+        return None;
+    }
+    let subnet = range.subnet;
+    let first = to_u128(subnet.network()) + 1;
+    let last = match subnet {
+        IpNet::V4(net) => to_u128(IpAddr::V4(net.broadcast())) - 1,
+        IpNet::V6(net) => to_u128(IpAddr::V6(net.broadcast())),
+    };
+    let family = IpFamily::of(subnet.addr());
+    Some((
+        range.range_start.unwrap_or(from_u128(family, first)),
+        range.range_end.unwrap_or(from_u128(family, last)),
+    ))
+}
+
+/// Whether this run serves another plugin as its IPAM: the config says so
+/// (`ipam.type` ours, `type` another's), or `type` and `ipam.type` are both
+/// `ipvlan` and the reference ipvlan plugin, which shares our name, is the
+/// process that ran us (its IPAM call; stdin and environment are the same
+/// as for a runtime's call, so only the caller tells them apart).
+fn as_ipam(conf: &NetConf) -> bool {
+    conf.serves_as_ipam() || (matches!(conf.ipam, Some(Ipam::Ours(_))) && run_by_another_ipvlan())
+}
+
+/// Whether the parent process runs an executable named `ipvlan` that is
+/// not this binary. A runtime (or Multus) has another name; our own plugin
+/// never runs its IPAM as a process.
+fn run_by_another_ipvlan() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let parent = PathBuf::from(format!("/proc/{}/exe", std::os::unix::process::parent_id()));
+    let named = std::fs::read_link(&parent)
+        .is_ok_and(|p| p.file_name() == Some(std::ffi::OsStr::new(OUR_TYPE)));
+    let same = match (
+        std::fs::metadata(&parent),
+        std::fs::metadata("/proc/self/exe"),
+    ) {
+        (Ok(theirs), Ok(ours)) => theirs.dev() == ours.dev() && theirs.ino() == ours.ino(),
+        // Unknown: serve as the plugin, as the config says.
+        _ => true,
+    };
+    named && !same
+}
+
+/// The addresses asked for: `runtimeConfig.ips`, `args.cni.ips`, then
+/// `CNI_ARGS` `IP=`.
+fn wanted(env: &Env, conf: &NetConf) -> Result<Vec<IpAddr>, CniError> {
+    let mut wanted = conf.requested_ips.clone();
+    if let Some(args) = &env.args {
+        for ip in CniArgs::parse(args)?.ips {
+            if !wanted.contains(&ip) {
+                wanted.push(ip);
+            }
+        }
+    }
+    Ok(wanted)
+}
+
+/// The driver's description of a network served as another plugin's
+/// IPAM: no master, no link keys; only the IPAM part must match.
+fn lease_network(conf: &NetConf) -> Result<CniNetwork, CniError> {
+    let (ipam_config, subnets, bounds) = ipam_keys(conf)?;
+    Ok(CniNetwork {
+        name: conf.name.clone(),
+        master: None,
+        mode: IpvlanMode::L2,
+        flag: IpvlanFlag::Bridge,
+        mtu: None,
+        link_in_container: false,
+        subnets,
+        bounds,
+        config: format!("lease-only {ipam_config}"),
+        ipam_config,
+    })
+}
+
+/// ADD as another plugin's IPAM: the addresses leased from our store,
+/// the result an IPAM plugin gives (addresses with their gateways, the
+/// configured routes, `resolvConf`'s DNS; no interface).
+fn lease_add(env: &Env, conf: &NetConf, host_local: &HostLocal) -> Result<CniResult, CniError> {
+    let who = attachment(env)?;
+    let spec = lease_network(conf)?;
+    let dns = match &host_local.resolv_conf {
+        Some(path) => read_resolv_conf(path)?,
+        None => Default::default(),
+    };
+    let lease = CniLease {
+        container_id: &who.container_id,
+        ifname: &who.ifname,
+        netns: env.netns.as_deref(),
+        wanted: wanted(env, conf)?,
+    };
+    let leased = manager(env)?
+        .cni_lease_add(&spec, &lease)
+        .map_err(|error| match error {
+            CniAddError::Config(error) => CniError::config(error.to_string()),
+            CniAddError::Failed(error) => runtime(error),
+        })?;
+    Ok(CniResult {
+        interfaces: Vec::new(),
+        ips: leased
+            .into_iter()
+            .map(|(address, gateway)| IpConfig {
+                address,
+                gateway,
+                interface: None,
+            })
+            .collect(),
+        routes: host_local.routes.iter().map(route).collect(),
+        dns,
+    })
+}
+
+fn route(r: &super::config::IpamRoute) -> Route {
+    Route {
+        dst: r.dst,
+        gw: r.gw,
+        mtu: None,
+        advmss: None,
+        priority: None,
+        table: None,
+        scope: None,
+    }
+}
+
+/// host-local's reading of a `resolvConf` file: `nameserver`, `domain`,
+/// `search` and `options` lines.
+fn read_resolv_conf(path: &std::path::Path) -> Result<super::result::Dns, CniError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CniError::internal(format!("reading resolvConf {}: {e}", path.display())))?;
+    let mut dns = super::result::Dns::default();
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        match words.next() {
+            Some("nameserver") => dns.nameservers.extend(words.next().map(str::to_string)),
+            Some("domain") => dns.domain = words.next().map(str::to_string),
+            Some("search") => dns.search.extend(words.map(str::to_string)),
+            Some("options") => dns.options.extend(words.map(str::to_string)),
+            _ => {}
+        }
+    }
+    Ok(dns)
 }
 
 /// ADD: the network record, the addresses (ours, the delegated plugin's,
 /// or `prevResult`'s), the link; the result in the request's version.
+/// As another plugin's IPAM: the addresses only.
 pub fn add(env: &Env, conf: &NetConf, input: &[u8]) -> Result<CniResult, CniError> {
+    if let (true, Some(Ipam::Ours(host_local))) = (as_ipam(conf), &conf.ipam) {
+        return lease_add(env, conf, host_local);
+    }
     let who = attachment(env)?;
     let netns = env
         .netns
@@ -142,9 +307,6 @@ pub fn add(env: &Env, conf: &NetConf, input: &[u8]) -> Result<CniResult, CniErro
         .ok_or_else(|| CniError::env("CNI_NETNS is required"))?;
     let master = attach::choose_master(conf)?;
     let source = attach::address_source(conf)?;
-    if matches!(source, AddressSource::Ipam(Ipam::Ours(_))) {
-        check_plugin(conf)?;
-    }
     let spec = network(conf, &master)?;
     let manager = manager(env)?;
 
@@ -152,32 +314,11 @@ pub fn add(env: &Env, conf: &NetConf, input: &[u8]) -> Result<CniResult, CniErro
     let mut delegated = None;
     let (addresses, from) = match source {
         AddressSource::Ipam(Ipam::Ours(host_local)) => {
-            let mut wanted = conf.requested_ips.clone();
-            if let Some(args) = &env.args {
-                for ip in CniArgs::parse(args)?.ips {
-                    if !wanted.contains(&ip) {
-                        wanted.push(ip);
-                    }
-                }
-            }
-            let routes = host_local
-                .routes
-                .iter()
-                .map(|r| Route {
-                    dst: r.dst,
-                    gw: r.gw,
-                    mtu: None,
-                    advmss: None,
-                    priority: None,
-                    table: None,
-                    scope: None,
-                })
-                .collect();
             let from = CniResult {
-                routes,
+                routes: host_local.routes.iter().map(route).collect(),
                 ..CniResult::default()
             };
-            (CniAddresses::Allocate(wanted), from)
+            (CniAddresses::Allocate(wanted(env, conf)?), from)
         }
         AddressSource::Ipam(Ipam::Delegated { plugin }) => {
             // Before the plugin allocates: a namespace that cannot take
@@ -261,6 +402,11 @@ pub fn add(env: &Env, conf: &NetConf, input: &[u8]) -> Result<CniResult, CniErro
 pub fn del(env: &Env, conf: &NetConf, input: &[u8]) -> Result<(), CniError> {
     let who = attachment(env)?;
     let manager = manager(env)?;
+    if as_ipam(conf) {
+        return manager
+            .cni_lease_del(&conf.name, &who.container_id, &who.ifname)
+            .map_err(runtime);
+    }
     let notes = manager
         .cni_del(
             &conf.name,
@@ -283,6 +429,13 @@ pub fn del(env: &Env, conf: &NetConf, input: &[u8]) -> Result<(), CniError> {
 /// the result is there. What differs is the error's message.
 pub fn check(env: &Env, conf: &NetConf, input: &[u8]) -> Result<(), CniError> {
     let who = attachment(env)?;
+    if as_ipam(conf) {
+        // As host-local: the lease exists; the link is its plugin's.
+        manager(env)?
+            .cni_lease_check(&conf.name, &who.container_id, &who.ifname)
+            .map_err(runtime)?;
+        return Ok(());
+    }
     let netns = env
         .netns
         .as_ref()
@@ -408,4 +561,81 @@ pub fn status(env: &Env, conf: &NetConf, input: &[u8]) -> Result<(), CniError> {
         None => {}
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cni::config::decode;
+
+    fn conf(command: Command, text: &str) -> NetConf {
+        NetConf::read(&decode(text.as_bytes()).unwrap(), command).unwrap()
+    }
+
+    #[test]
+    fn range_bounds_take_host_locals_defaults_and_name_the_network() {
+        let c = conf(
+            Command::Add,
+            r#"{"cniVersion": "1.0.0", "name": "n", "type": "ipvlan", "master": "eth0",
+                "linkInContainer": true,
+                "ipam": {"type": "ipvlan", "ranges": [
+                    [{"subnet": "10.0.0.0/24", "rangeStart": "10.0.0.100"}],
+                    [{"subnet": "2001:db8::/64", "rangeEnd": "2001:db8::ff"}],
+                    [{"subnet": "10.0.1.0/24", "gateway": "10.0.1.254"}]]}}"#,
+        );
+        let spec = network(&c, &attach::choose_master(&c).unwrap()).unwrap();
+        assert_eq!(
+            spec.bounds,
+            vec![
+                (
+                    "10.0.0.0/24".parse().unwrap(),
+                    "10.0.0.100".parse().unwrap(),
+                    "10.0.0.254".parse().unwrap()
+                ),
+                (
+                    "2001:db8::/64".parse().unwrap(),
+                    "2001:db8::1".parse().unwrap(),
+                    "2001:db8::ff".parse().unwrap()
+                ),
+            ]
+        );
+        assert_eq!(
+            spec.ipam_config,
+            "ipam=ipvlan ranges=10.0.0.0/24[10.0.0.100-10.0.0.254],2001:db8::/64[2001:db8::1-2001:db8::ff],10.0.1.0/24@10.0.1.254"
+        );
+        assert_eq!(
+            spec.config,
+            format!(
+                "master=eth0 linkInContainer mode=l2 flag=bridge mtu=(master's) {}",
+                spec.ipam_config
+            )
+        );
+        assert!(spec.link_in_container);
+    }
+
+    #[test]
+    fn as_another_plugins_ipam_its_link_keys_are_not_read() {
+        // macvlan's `mode`, which is no ipvlan mode, and an `mtu` out of
+        // our range: that plugin's to judge.
+        let text = r#"{"cniVersion": "1.0.0", "name": "n", "type": "macvlan", "mode": "passthru",
+            "mtu": 1, "ipam": {"type": "ipvlan", "subnet": "10.0.0.0/24"}}"#;
+        let c = conf(Command::Add, text);
+        assert!(c.serves_as_ipam());
+        assert!(as_ipam(&c));
+        assert_eq!(c.link, None);
+        let spec = lease_network(&c).unwrap();
+        assert_eq!(spec.config, "lease-only ipam=ipvlan ranges=10.0.0.0/24");
+        assert_eq!(spec.master, None);
+        // Our own config with our IPAM, run by a runtime (the test
+        // harness, not a program named ipvlan): the plugin.
+        let ours = conf(
+            Command::Add,
+            &text
+                .replace("macvlan", "ipvlan")
+                .replace(r#""mode": "passthru","#, "")
+                .replace(r#""mtu": 1,"#, ""),
+        );
+        assert!(!ours.serves_as_ipam());
+        assert!(!as_ipam(&ours));
+    }
 }

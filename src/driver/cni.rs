@@ -15,14 +15,17 @@ use std::path::Path;
 use ipnet::IpNet;
 
 use super::endpoint_link::{self, DefaultRoute, EndpointPlan};
-use super::netns_identity::OpenNetns;
+use super::netns_identity::{self, NsAt, OpenNetns};
 use super::networks::find_network;
 use super::report::RestoreReport;
-use super::{parent, Error, ErrorKind, IpvlanFlag, IpvlanMode, Manager, NetworkCreate};
-use crate::ipam::{IpFamily, Request};
+use super::{parent, subnets, Error, ErrorKind, IpvlanFlag, IpvlanMode, Manager, NetworkCreate};
+use crate::ipam::{from_u128, to_u128, IpFamily, IpamError, Request};
 use crate::netns::Netns;
 use crate::rtnl::{Handle, Link};
-use crate::store::{EndpointRecord, EndpointState, Locked, NetworkRecord, ParentOrigin, Timestamp};
+use crate::store::{
+    EndpointRecord, EndpointState, Listing, Locked, NetworkRecord, NetworkState, ParentOrigin,
+    StoreError, Timestamp,
+};
 
 /// The record option that marks a network as made by CNI ADD; its value
 /// is the config's [`CniNetwork::config`].
@@ -30,6 +33,11 @@ pub const CNI_MARK: &str = "cni.config";
 
 /// Prefix of the endpoint ids of CNI attachments.
 const ID_PREFIX: &str = "cni-";
+
+/// Prefix of the endpoint ids of lease-only records: the addresses our
+/// binary hands out as the IPAM plugin of another plugin, which makes
+/// the link itself. No link, no master belongs to such a record.
+const LEASE_PREFIX: &str = "cnl-";
 
 /// A CNI network as its config describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,11 +52,38 @@ pub struct CniNetwork {
     pub flag: IpvlanFlag,
     /// `mtu`, checked against the master.
     pub mtu: Option<u32>,
+    /// `linkInContainer`: the master (named, or the default route's
+    /// interface) is looked up in the container's namespace and the link
+    /// made from there; the network record then has no master.
+    pub link_in_container: bool,
     /// Our IPAM's ranges: subnet and gateway (none for a delegated IPAM).
     pub subnets: Vec<(IpNet, Option<IpAddr>)>,
+    /// host-local's `rangeStart` and `rangeEnd` of a subnet of `subnets`
+    /// (inclusive): addresses handed out automatically stay within them,
+    /// asked-for ones must lie within them.
+    pub bounds: Vec<(IpNet, IpAddr, IpAddr)>,
     /// The keys a second config of the same name must repeat, as one text
     /// (compared whole; shown by `network inspect` as the mark's value).
     pub config: String,
+    /// The end of `config` that names the IPAM type and ranges: what a
+    /// lease-only user (our binary as another plugin's IPAM) must repeat
+    /// to share the network's addresses.
+    pub ipam_config: String,
+}
+
+/// One ADD of our binary as another plugin's IPAM: addresses leased to
+/// (`container_id`, `ifname`), no link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CniLease<'a> {
+    /// `CNI_CONTAINERID`.
+    pub container_id: &'a str,
+    /// `CNI_IFNAME`.
+    pub ifname: &'a str,
+    /// `CNI_NETNS`, recorded so that `restore` collects the lease once the
+    /// namespace is gone.
+    pub netns: Option<&'a Path>,
+    /// Addresses asked for (`runtimeConfig.ips`, `CNI_ARGS` `IP=`).
+    pub wanted: Vec<IpAddr>,
 }
 
 /// Where an attachment's addresses come from.
@@ -111,6 +146,23 @@ pub struct CniLinkState {
 /// assert_ne!(id, ipvlan::driver::attachment_id("abc", "eth1"));
 /// ```
 pub fn attachment_id(container_id: &str, ifname: &str) -> String {
+    format!("{ID_PREFIX}{}", key_hash(container_id, ifname))
+}
+
+/// The endpoint id of the lease-only record of (`container_id`,
+/// `ifname`): the key of [`attachment_id`] under another prefix, so that
+/// `restore` and GC tell a lease from a link attachment by its id.
+///
+/// ```
+/// let id = ipvlan::driver::lease_id("abc", "eth0");
+/// assert!(id.starts_with("cnl-") && id.len() == 36);
+/// assert_eq!(id[4..], ipvlan::driver::attachment_id("abc", "eth0")[4..]);
+/// ```
+pub fn lease_id(container_id: &str, ifname: &str) -> String {
+    format!("{LEASE_PREFIX}{}", key_hash(container_id, ifname))
+}
+
+fn key_hash(container_id: &str, ifname: &str) -> String {
     // FNV-1a twice, with different offsets: 128 bits, no dependency.
     let hash = |offset: u64| {
         let mut h = offset;
@@ -121,7 +173,7 @@ pub fn attachment_id(container_id: &str, ifname: &str) -> String {
         h
     };
     format!(
-        "{ID_PREFIX}{:016x}{:016x}",
+        "{:016x}{:016x}",
         hash(0xcbf2_9ce4_8422_2325),
         hash(0x6c62_272e_07bb_0142)
     )
@@ -187,6 +239,26 @@ pub(crate) fn is_cni(network: &NetworkRecord) -> bool {
     cni_config(network).is_some()
 }
 
+/// Whether the CNI network has no master in the host: made by a
+/// lease-only ADD (only leases), or with `linkInContainer` (each link's
+/// master is in its container's namespace).
+pub(crate) fn is_masterless(network: &NetworkRecord) -> bool {
+    is_cni(network) && network.parent.is_empty()
+}
+
+/// Whether the endpoint is a lease-only record (no link of ours).
+pub(crate) fn is_lease(endpoint: &EndpointRecord) -> bool {
+    endpoint.id.starts_with(LEASE_PREFIX)
+}
+
+/// Whether a network made from `config` serves leases of IPAM config
+/// `ipam`: the IPAM type and ranges are the same, whatever made the link.
+fn same_ipam(config: &str, ipam: &str) -> bool {
+    config
+        .strip_suffix(ipam)
+        .is_some_and(|rest| rest.is_empty() || rest.ends_with(' '))
+}
+
 /// Deletes the `NAME.VLANID` masters we made for CNI networks left
 /// without attachments (by `restore`, after their namespaces vanished).
 pub(crate) fn drop_idle_parents(host: &Handle, state: &Locked<'_>, networks: &[NetworkRecord]) {
@@ -224,6 +296,7 @@ impl Manager {
         // Two first ADDs at once: one creates, the other finds it.
         for _ in 0..3 {
             let existing = self.store.network_by_name(&net.name);
+            let mut over = None;
             if let Some(record) = existing {
                 match cni_config(&record) {
                     None => {
@@ -235,18 +308,29 @@ impl Manager {
                     Some(config) if config == net.config => return Ok(()),
                     Some(config) => {
                         let live = self.store.endpoints_of(&record.id)?;
-                        if !live.is_empty() {
+                        // Leases served to other plugins first, our own ADD
+                        // second: the network takes our link keys, its
+                        // leases stay (one allocator for both).
+                        let joinable = is_masterless(&record)
+                            && !net.link_in_container
+                            && same_ipam(config, &net.ipam_config)
+                            && live.damaged.is_empty()
+                            && live.iter().all(is_lease);
+                        if joinable {
+                            over = Some(record);
+                        } else if !live.is_empty() {
                             return Err(config_error(format!(
                                 "network {} has {} attachment(s) made with another config ({config}); this one has {}: DEL them first or use another name",
                                 net.name,
                                 live.len(),
                                 net.config
                             )));
-                        }
-                        match self.remove_network(&record.id) {
-                            Ok(_) => {}
-                            Err(error) if error.kind() == ErrorKind::NotFound => {}
-                            Err(error) => return Err(error),
+                        } else {
+                            match self.remove_network(&record.id) {
+                                Ok(_) => {}
+                                Err(error) if error.kind() == ErrorKind::NotFound => {}
+                                Err(error) => return Err(error),
+                            }
                         }
                     }
                 }
@@ -258,7 +342,7 @@ impl Manager {
             }
             if let Some(master) = &net.master {
                 req.options.push(("parent".into(), master.clone()));
-            } else {
+            } else if !net.link_in_container {
                 req.options
                     .push(("parent".into(), default_route_link(&Handle::new()?)?));
             }
@@ -269,8 +353,16 @@ impl Manager {
             if let Some(mtu) = net.mtu {
                 req.options.push(("mtu".into(), mtu.to_string()));
             }
-            match self.create_network_marked(&req, Some((CNI_MARK, &net.config))) {
-                Ok(_) => return Ok(()),
+            let made = if net.link_in_container {
+                let state = self.store.lock()?;
+                let networks = state.networks()?;
+                self.masterless_record(&state, &networks, net).map(drop)
+            } else {
+                self.create_network_over(&req, Some((CNI_MARK, &net.config)), over.as_ref())
+                    .map(drop)
+            };
+            match made {
+                Ok(()) => return Ok(()),
                 Err(error) if error.kind() == ErrorKind::AlreadyExists => continue,
                 Err(error) => return Err(error),
             }
@@ -343,10 +435,14 @@ impl Manager {
             return Err(ifname_taken(attach).into());
         }
         let host = Handle::new()?;
-        let parent = self.cni_parent(&host, &network)?;
+        let (parent, creator) = if net.link_in_container {
+            (in_container_master(&inside, net)?, &inside.handle)
+        } else {
+            (self.cni_parent(&host, &network)?, &host)
+        };
 
         let addresses = match &attach.addresses {
-            CniAddresses::Allocate(wanted) => allocate(&state, &network, wanted, &id)?,
+            CniAddresses::Allocate(wanted) => allocate(&state, &network, wanted, &id, &net.bounds)?,
             CniAddresses::Given(given) => given.clone(),
         };
         let leased = matches!(attach.addresses, CniAddresses::Allocate(_));
@@ -410,7 +506,9 @@ impl Manager {
             give_back(&state);
             return Err(Error::from(error).into());
         }
-        let built = match endpoint_link::create(&host, &inside, &plan, attach.ifname) {
+        // With `linkInContainer` the create is sent from inside, where the
+        // master's index means the master.
+        let built = match endpoint_link::create(creator, &inside, &plan, attach.ifname) {
             Ok(built) => built,
             Err(error) => {
                 let _ = state.remove_endpoint(&network.id, &id);
@@ -568,17 +666,260 @@ impl Manager {
         })
     }
 
+    /// ADD of our binary as another plugin's IPAM: addresses of the
+    /// network of `net` leased to (`container_id`, `ifname`) on a
+    /// lease-only record, from the same allocator as our own ADD. The
+    /// network is the one our own ADD made for the name when its IPAM
+    /// type and ranges are the same (so the two never hand out one address
+    /// twice), else a lease-only network (no master) made here with the
+    /// CLI's overlap check. Returns each address with its subnet's gateway.
+    pub fn cni_lease_add(
+        &self,
+        net: &CniNetwork,
+        lease: &CniLease<'_>,
+    ) -> Result<Vec<(IpNet, Option<IpAddr>)>, CniAddError> {
+        // The namespace's identity, when it opens: `restore` collects the
+        // lease once that namespace is gone.
+        let identity = match lease.netns.map(Netns::open_path) {
+            Some(Ok(ns)) => Some(OpenNetns::with_handle(ns)?.identity()?),
+            _ => None,
+        };
+        let id = lease_id(lease.container_id, lease.ifname);
+        for _ in 0..3 {
+            let state = self.store.lock()?;
+            let networks = state.networks()?;
+            let network = match networks.iter().find(|n| n.name == net.name) {
+                None => self
+                    .masterless_record(&state, &networks, net)
+                    .map_err(|error| match error.kind() {
+                        ErrorKind::InvalidValue => CniAddError::Config(error),
+                        _ => CniAddError::Failed(error),
+                    })?,
+                Some(record) => match cni_config(record) {
+                    None => {
+                        return Err(CniAddError::Config(config_error(format!(
+                            "network {} exists and was not made by CNI (a `network create` network); choose another name",
+                            net.name
+                        ))))
+                    }
+                    Some(config) if same_ipam(config, &net.ipam_config) => record.clone(),
+                    Some(config) => {
+                        let live = state.endpoints_of(&record.id)?;
+                        if !live.is_empty() {
+                            return Err(CniAddError::Config(config_error(format!(
+                                "network {} has {} attachment(s) made with another IPAM config ({config}); this one has {}: DEL them first or use another name",
+                                net.name,
+                                live.len(),
+                                net.ipam_config
+                            ))));
+                        }
+                        let record = record.clone();
+                        drop(state);
+                        match self.remove_network(&record.id) {
+                            Ok(_) => continue,
+                            Err(error) if error.kind() == ErrorKind::NotFound => continue,
+                            Err(error) => return Err(error.into()),
+                        }
+                    }
+                },
+            };
+            if state.endpoint(&network.id, &id)?.is_some() {
+                return Err(Error::already_exists(format!(
+                    "container {} already has addresses for {} on network {}; DEL it first",
+                    lease.container_id, lease.ifname, network.name
+                ))
+                .into());
+            }
+            let addresses = allocate(&state, &network, &lease.wanted, &id, &net.bounds)?;
+            let record = EndpointRecord {
+                id: id.clone(),
+                network_id: network.id.clone(),
+                container: None,
+                // `restore` reads only absolute paths back.
+                netns: lease
+                    .netns
+                    .filter(|p| p.is_absolute())
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+                ifname: lease.ifname.to_string(),
+                mac: None,
+                ipv4: addresses.iter().copied().find(|a| a.addr().is_ipv4()),
+                ipv6: addresses.iter().copied().find(|a| a.addr().is_ipv6()),
+                state: EndpointState::Attached,
+                created: Timestamp::now(),
+                netns_id: identity,
+                ifindex: None,
+            };
+            if let Err(error) = state.put_endpoint(&record).and_then(|()| state.commit()) {
+                let _ = state.remove_endpoint(&network.id, &id);
+                let _ = state.release_owner(&network, &id);
+                return Err(Error::from(error).into());
+            }
+            let gateway = |address: &IpNet| {
+                network
+                    .subnets
+                    .iter()
+                    .find(|s| s.subnet.contains(&address.addr()))
+                    .and_then(|s| s.gateway)
+            };
+            return Ok(addresses.iter().map(|a| (*a, gateway(a))).collect());
+        }
+        Err(Error::failed(format!(
+            "network {} was created and removed meanwhile, again and again; try again",
+            net.name
+        ))
+        .into())
+    }
+
+    /// A network for `net` with no master in the host (lease-only, or
+    /// `linkInContainer`), marked as CNI's, with the CLI's overlap check
+    /// against every other network. [`ErrorKind::InvalidValue`] when the
+    /// config cannot be served, [`ErrorKind::AlreadyExists`] when the
+    /// name is taken.
+    fn masterless_record(
+        &self,
+        state: &Locked<'_>,
+        networks: &Listing<NetworkRecord>,
+        net: &CniNetwork,
+    ) -> Result<NetworkRecord, Error> {
+        if let Some(damaged) = networks.damaged.first() {
+            return Err(Error::failed(format!(
+                "damaged state file {damaged}; a new network could clash with the one it records: repair it or move it out of the state directory first"
+            )));
+        }
+        if networks.iter().any(|n| n.name == net.name) {
+            return Err(Error::already_exists(format!(
+                "network with name {} already exists",
+                net.name
+            )));
+        }
+        let mut req = NetworkCreate::new(net.name.clone());
+        for (subnet, gateway) in &net.subnets {
+            req.subnets.push(*subnet);
+            req.gateways.extend(gateway);
+        }
+        let config = |error: Error| config_error(error.to_string());
+        let mut specs = subnets::from_request(&req).map_err(config)?;
+        subnets::check_overlaps(&specs, networks).map_err(config)?;
+        crate::ipam::fill_default_gateways(&mut specs);
+        let record = NetworkRecord {
+            id: super::random_hex(32)?,
+            name: net.name.clone(),
+            driver: "ipvlan".into(),
+            mode: net.mode,
+            flag: net.flag,
+            parent: String::new(),
+            parent_origin: ParentOrigin::Existing,
+            internal: true,
+            ipv6: specs.iter().any(|s| s.subnet.addr().is_ipv6()),
+            mtu: net.mtu,
+            subnets: specs,
+            created: Timestamp::now(),
+            options: vec![(CNI_MARK.to_string(), net.config.clone())],
+            state: NetworkState::Created,
+        };
+        state.put_network(&record)?;
+        state.commit()?;
+        Ok(record)
+    }
+
+    /// DEL of our binary as another plugin's IPAM: the lease of
+    /// (`container_id`, `ifname`) released, its record removed; no link is
+    /// touched. Gone is success.
+    pub fn cni_lease_del(
+        &self,
+        network: &str,
+        container_id: &str,
+        ifname: &str,
+    ) -> Result<(), Error> {
+        let Some(record) = self.store.network_by_name(network) else {
+            return Ok(());
+        };
+        let id = lease_id(container_id, ifname);
+        let state = self.store.lock()?;
+        let Some(network) = state.network(&record.id)? else {
+            return Ok(());
+        };
+        if let Some(mut endpoint) = state.endpoint(&network.id, &id)? {
+            endpoint.state = EndpointState::Detaching;
+            state.put_endpoint(&endpoint)?;
+            state.release_owner(&network, &id)?;
+            state.remove_endpoint(&network.id, &id)?;
+            state.commit()?;
+        } else if !state.release_owner(&network, &id)?.is_empty() {
+            state.commit()?;
+        }
+        Ok(())
+    }
+
+    /// CHECK of our binary as another plugin's IPAM: the lease of
+    /// (`container_id`, `ifname`) exists; its addresses.
+    pub fn cni_lease_check(
+        &self,
+        network: &str,
+        container_id: &str,
+        ifname: &str,
+    ) -> Result<Vec<IpNet>, Error> {
+        let missing = || {
+            Error::not_found(format!(
+                "container {container_id} holds no address for {ifname} on network {network}"
+            ))
+        };
+        let record = self.store.network_by_name(network).ok_or_else(missing)?;
+        let endpoint = self
+            .store
+            .endpoint(&record.id, &lease_id(container_id, ifname))?
+            .ok_or_else(missing)?;
+        Ok(endpoint.ipv4.into_iter().chain(endpoint.ipv6).collect())
+    }
+
+    /// `restore` of a lease-only record: no link to repair. The lease
+    /// stays while its namespace does (or when none was recorded: the
+    /// runtime's DEL or GC releases it), and goes with an interrupted ADD
+    /// or DEL, or once its namespace is certainly gone.
+    pub(crate) fn restore_lease(
+        &self,
+        state: &Locked<'_>,
+        network: &NetworkRecord,
+        endpoint: EndpointRecord,
+        report: &mut RestoreReport,
+        who: &str,
+    ) -> Result<(), Error> {
+        let gone = if endpoint.state != EndpointState::Attached {
+            true
+        } else if endpoint.netns.is_empty() {
+            false
+        } else {
+            let at = netns_identity::open_endpoint_netns(&endpoint)?;
+            matches!(at, NsAt::Gone | NsAt::NotANamespace)
+        };
+        if !gone {
+            report.endpoints_kept += 1;
+            return Ok(());
+        }
+        state.release_owner(network, &endpoint.id)?;
+        state.remove_endpoint(&network.id, &endpoint.id)?;
+        report.endpoints_released.push(who.to_string());
+        Ok(())
+    }
+
     /// GC: every attachment of CNI network `network` not in `valid`
     /// (container id, ifname) goes as by [`Manager::cni_del`], its
-    /// namespace as recorded. Returns what was left alone.
+    /// namespace as recorded; leases too, without touching a link.
+    /// Returns what was left alone.
     pub fn cni_gc(&self, network: &str, valid: &[(String, String)]) -> Result<Vec<String>, Error> {
         let Some(record) = self.store.network_by_name(network) else {
             return Ok(Vec::new());
         };
-        let keep: Vec<String> = valid.iter().map(|(c, i)| attachment_id(c, i)).collect();
+        let keep: Vec<String> = valid.iter().map(|(c, i)| key_hash(c, i)).collect();
         let mut notes = Vec::new();
         for endpoint in self.store.endpoints_of(&record.id)?.items {
-            if !endpoint.id.starts_with(ID_PREFIX) || keep.contains(&endpoint.id) {
+            let key = endpoint
+                .id
+                .strip_prefix(ID_PREFIX)
+                .or_else(|| endpoint.id.strip_prefix(LEASE_PREFIX));
+            let listed = key.is_some_and(|key| keep.iter().any(|k| k == key));
+            if key.is_none() || listed {
                 continue;
             }
             notes.extend(self.cni_gc_one(&record, &endpoint)?);
@@ -592,22 +933,34 @@ impl Manager {
         endpoint: &EndpointRecord,
     ) -> Result<Vec<String>, Error> {
         let mut notes = Vec::new();
-        if let Ok(ns) = Netns::open_path(Path::new(&endpoint.netns)) {
+        // A lease's link is its plugin's: only the addresses go.
+        let link = if is_lease(endpoint) {
+            None
+        } else {
+            Netns::open_path(Path::new(&endpoint.netns)).ok()
+        };
+        if let Some(ns) = link {
             let inside = OpenNetns::with_handle(ns)?;
             if endpoint
                 .netns_id
                 .is_some_and(|id| inside.identity().is_ok_and(|now| id.same_namespace(&now)))
             {
-                let parent = Handle::new()?.link_by_name(&network.parent)?;
-                let removal = endpoint_link::delete_checked(
-                    &inside,
-                    endpoint.ifindex,
-                    &endpoint.ifname,
-                    parent.as_ref(),
-                    endpoint.mac.as_deref(),
-                )?;
-                if let endpoint_link::LinkRemoval::NotOurs(why) = removal {
-                    notes.push(why);
+                if is_masterless(network) {
+                    // The master is the container's: the link is ours to
+                    // remove when it is an ipvlan link, as for DEL.
+                    notes.extend(delete_in_container_link(&inside, endpoint)?);
+                } else {
+                    let parent = Handle::new()?.link_by_name(&network.parent)?;
+                    let removal = endpoint_link::delete_checked(
+                        &inside,
+                        endpoint.ifindex,
+                        &endpoint.ifname,
+                        parent.as_ref(),
+                        endpoint.mac.as_deref(),
+                    )?;
+                    if let endpoint_link::LinkRemoval::NotOurs(why) = removal {
+                        notes.push(why);
+                    }
                 }
             }
         }
@@ -659,8 +1012,64 @@ impl Manager {
     }
 }
 
-/// The interface of the host's IPv4 default route (the reference plugin's
-/// choice when `master` is not set).
+/// The master of a `linkInContainer` ADD, in the container's namespace:
+/// the named one, or the interface of the namespace's default route; its
+/// MTU checked against the config's.
+fn in_container_master(inside: &OpenNetns, net: &CniNetwork) -> Result<Link, CniAddError> {
+    let name = match &net.master {
+        Some(name) => name.clone(),
+        None => default_route_link(&inside.handle).map_err(|error| {
+            CniAddError::Config(config_error(format!(
+                "linkInContainer: in namespace {}: {error}",
+                inside.label()
+            )))
+        })?,
+    };
+    let master = inside.handle.link_by_name(&name)?.ok_or_else(|| {
+        CniAddError::Config(config_error(format!(
+            "linkInContainer: master {name} does not exist in namespace {}",
+            inside.label()
+        )))
+    })?;
+    if let (Some(mtu), Some(master_mtu)) = (net.mtu, master.mtu) {
+        if mtu > master_mtu {
+            return Err(CniAddError::Config(config_error(format!(
+                "mtu {mtu} is larger than the MTU {master_mtu} of master {name} in namespace {}",
+                inside.label()
+            ))));
+        }
+    }
+    Ok(master)
+}
+
+/// Deletes the link of a `linkInContainer` attachment (recorded index,
+/// else its name) when it is an ipvlan link; what was left alone, and why.
+fn delete_in_container_link(
+    inside: &OpenNetns,
+    endpoint: &EndpointRecord,
+) -> Result<Option<String>, Error> {
+    let Some(link) = endpoint_link::recorded_link(inside, endpoint.ifindex, &endpoint.ifname)?
+    else {
+        return Ok(None);
+    };
+    if link.kind.as_deref() != Some("ipvlan") {
+        return Ok(Some(format!(
+            "{} in {} is not an ipvlan link ({}); left in place",
+            link.name,
+            inside.label(),
+            link.kind.as_deref().unwrap_or("no kind")
+        )));
+    }
+    match inside.handle.link_del(link.index) {
+        Ok(()) => Ok(None),
+        Err(error) if error.is_not_found() => Ok(None),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// The interface of the IPv4 default route of `host` (the reference
+/// plugin's choice when `master` is not set): the host's, or with
+/// `linkInContainer` the container's.
 fn default_route_link(host: &Handle) -> Result<String, Error> {
     let route = host
         .routes(IpFamily::V4)?
@@ -680,12 +1089,14 @@ fn default_route_link(host: &Handle) -> Result<String, Error> {
 }
 
 /// Leases one address per family of the network's subnets to `owner`:
-/// the `wanted` ones first, then the next free. On failure none stays.
+/// the `wanted` ones first, then the next free, within `bounds` (host-local's
+/// `rangeStart`/`rangeEnd` per subnet). On failure none stays.
 fn allocate(
     state: &Locked<'_>,
     network: &NetworkRecord,
     wanted: &[IpAddr],
     owner: &str,
+    bounds: &[(IpNet, IpAddr, IpAddr)],
 ) -> Result<Vec<IpNet>, Error> {
     let mut families: Vec<IpFamily> = Vec::new();
     for subnet in &network.subnets {
@@ -702,13 +1113,195 @@ fn allocate(
     }
     let mut taken = Vec::new();
     for request in requests {
-        match state.allocate(network, request, owner) {
+        let got = match request {
+            Request::Exact(address) => match outside_bounds(bounds, address) {
+                Some(error) => Err(error),
+                None => state.allocate(network, request, owner).map_err(Error::from),
+            },
+            Request::Any(family) => allocate_within(state, network, family, owner, bounds),
+        };
+        match got {
             Ok(address) => taken.push(address),
             Err(error) => {
                 let _ = state.release_owner(network, owner);
-                return Err(error.into());
+                return Err(error);
             }
         }
     }
     Ok(taken)
+}
+
+/// Why `address` may not be asked for: it lies in a bounded subnet but
+/// outside its `rangeStart`-`rangeEnd` (host-local refuses it too).
+fn outside_bounds(bounds: &[(IpNet, IpAddr, IpAddr)], address: IpAddr) -> Option<Error> {
+    let (subnet, start, end) = bounds.iter().find(|(s, _, _)| s.contains(&address))?;
+    if (*start..=*end).contains(&address) {
+        return None;
+    }
+    Some(Error::invalid(format!(
+        "address {address} is outside the range {start}-{end} of subnet {subnet}"
+    )))
+}
+
+/// The next free address of `family`, subnet after subnet, a bounded
+/// subnet's from its bounds only. The store's allocator walks CIDR ranges:
+/// a bounded subnet is walked as the CIDR blocks that cover its bounds,
+/// those after its cursor first, so it still hands out in a ring and a
+/// released address comes back only after a full lap.
+fn allocate_within(
+    state: &Locked<'_>,
+    network: &NetworkRecord,
+    family: IpFamily,
+    owner: &str,
+    bounds: &[(IpNet, IpAddr, IpAddr)],
+) -> Result<IpNet, Error> {
+    if !bounds
+        .iter()
+        .any(|(s, _, _)| IpFamily::of(s.addr()) == family)
+    {
+        return Ok(state.allocate(network, Request::Any(family), owner)?);
+    }
+    for spec in network.subnets.iter().filter(|s| s.family() == family) {
+        let mut one = network.clone();
+        one.subnets = vec![spec.clone()];
+        let blocks = match bounds.iter().find(|(s, _, _)| *s == spec.subnet) {
+            None => vec![None],
+            Some(&(_, start, end)) => {
+                let (start, end) = (to_u128(start), to_u128(end));
+                let cursor = state.cursors(&one)?[0]
+                    .map(to_u128)
+                    .filter(|c| (start..=end).contains(c));
+                let mut blocks = Vec::new();
+                match cursor {
+                    Some(cursor) if cursor < end => {
+                        blocks.extend(cidr_cover(family, cursor + 1, end));
+                        blocks.extend(cidr_cover(family, start, cursor));
+                    }
+                    _ => blocks.extend(cidr_cover(family, start, end)),
+                }
+                blocks.into_iter().map(Some).collect()
+            }
+        };
+        for block in blocks {
+            one.subnets[0].ip_range = block;
+            match state.allocate(&one, Request::Any(family), owner) {
+                Ok(address) => return Ok(address),
+                Err(StoreError::Ipam(IpamError::NoAvailableAddresses { .. })) => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+    Err(IpamError::NoAvailableAddresses {
+        family,
+        network: network.name.clone(),
+        id: network.id.clone(),
+    }
+    .into())
+}
+
+/// The fewest CIDR blocks of `family` that cover `first..=last` exactly.
+fn cidr_cover(family: IpFamily, mut first: u128, last: u128) -> Vec<IpNet> {
+    let bits = match family {
+        IpFamily::V4 => 32,
+        IpFamily::V6 => 128,
+    };
+    let mut blocks = Vec::new();
+    while first <= last {
+        // The largest block aligned at `first` that ends by `last`.
+        let mut size = first.trailing_zeros().min(bits);
+        while size > 0 && (size >= 128 || last - first < (1u128 << size) - 1) {
+            size -= 1;
+        }
+        let net = IpNet::new(from_u128(family, first), (bits - size) as u8)
+            .expect("the prefix length is at most the family's");
+        blocks.push(net);
+        match first.checked_add(1u128 << size) {
+            Some(next) => first = next,
+            None => break,
+        }
+    }
+    blocks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nets(list: &[IpNet]) -> Vec<String> {
+        list.iter().map(IpNet::to_string).collect()
+    }
+
+    #[test]
+    fn bounds_are_covered_by_the_fewest_cidr_blocks_exactly() {
+        let v4 = |a: &str| to_u128(a.parse().unwrap());
+        assert_eq!(
+            nets(&cidr_cover(IpFamily::V4, v4("10.0.0.10"), v4("10.0.0.20"))),
+            [
+                "10.0.0.10/31",
+                "10.0.0.12/30",
+                "10.0.0.16/30",
+                "10.0.0.20/32"
+            ]
+        );
+        assert_eq!(
+            nets(&cidr_cover(IpFamily::V4, v4("10.0.0.0"), v4("10.0.0.255"))),
+            ["10.0.0.0/24"]
+        );
+        assert_eq!(
+            nets(&cidr_cover(IpFamily::V4, v4("10.0.0.7"), v4("10.0.0.7"))),
+            ["10.0.0.7/32"]
+        );
+        assert_eq!(
+            nets(&cidr_cover(IpFamily::V4, 0, u128::from(u32::MAX))),
+            ["0.0.0.0/0"]
+        );
+        // The whole IPv6 space ends the walk without overflowing.
+        assert_eq!(
+            nets(&cidr_cover(IpFamily::V6, 0, u128::MAX)),
+            ["::/1", "8000::/1"]
+        );
+        let v6 = |a: &str| to_u128(a.parse().unwrap());
+        assert_eq!(
+            nets(&cidr_cover(
+                IpFamily::V6,
+                v6("2001:db8::1"),
+                v6("2001:db8::4")
+            )),
+            ["2001:db8::1/128", "2001:db8::2/127", "2001:db8::4/128"]
+        );
+    }
+
+    #[test]
+    fn an_asked_for_address_must_lie_within_its_subnets_bounds() {
+        let bounds = [(
+            "10.0.0.0/24".parse().unwrap(),
+            "10.0.0.10".parse().unwrap(),
+            "10.0.0.20".parse().unwrap(),
+        )];
+        assert!(outside_bounds(&bounds, "10.0.0.10".parse().unwrap()).is_none());
+        assert!(outside_bounds(&bounds, "10.0.0.20".parse().unwrap()).is_none());
+        // Another subnet's address is not this range's to judge.
+        assert!(outside_bounds(&bounds, "10.0.1.50".parse().unwrap()).is_none());
+        let error = outside_bounds(&bounds, "10.0.0.21".parse().unwrap()).unwrap();
+        assert_eq!(
+            error.to_string(),
+            "address 10.0.0.21 is outside the range 10.0.0.10-10.0.0.20 of subnet 10.0.0.0/24"
+        );
+    }
+
+    #[test]
+    fn a_lease_shares_a_network_whose_ipam_part_is_the_same() {
+        let ipam = "ipam=ipvlan ranges=10.0.0.0/24";
+        assert!(same_ipam(&format!("master=eth0 mode=l2 {ipam}"), ipam));
+        assert!(same_ipam(&format!("lease-only {ipam}"), ipam));
+        assert!(same_ipam(ipam, ipam));
+        assert!(!same_ipam(
+            "master=eth0 ipam=ipvlan ranges=10.0.0.0/25",
+            ipam
+        ));
+        // A longer text that merely ends the same way is another config.
+        assert!(!same_ipam(&format!("x{ipam}"), ipam));
+        assert_eq!(lease_id("c", "eth0")[4..], attachment_id("c", "eth0")[4..]);
+        assert_ne!(lease_id("c", "eth0"), attachment_id("c", "eth0"));
+    }
 }

@@ -526,7 +526,11 @@ impl Manager {
         state.put_endpoint(&endpoint)?;
         let mut notes = Vec::new();
         if let Some(inside) = at.open() {
-            let parent = host.link_by_name(&network.parent)?;
+            // A CNI network without a host master names none.
+            let parent = match network.parent.as_str() {
+                "" => None,
+                name => host.link_by_name(name)?,
+            };
             let removal = endpoint_link::delete_checked(
                 inside,
                 endpoint.ifindex,
@@ -734,6 +738,12 @@ impl Pending {
 
 /// The network's parent link in the host, which must exist.
 pub(crate) fn parent_link(host: &Handle, network: &NetworkRecord) -> Result<Link, Error> {
+    if network.parent.is_empty() {
+        return Err(Error::invalid(format!(
+            "network {} has no master in the host (a CNI network that serves leases only, or whose links sit on a master in each container): only its CNI plugin attaches to it",
+            network.name
+        )));
+    }
     host.link_by_name(&network.parent)?.ok_or_else(|| {
         Error::not_found(format!(
             "parent interface {} of network {} does not exist; run `ipvlan restore` to re-create parents we own",

@@ -42,6 +42,23 @@ impl Manager {
         req: &NetworkCreate,
         mark: Option<(&str, &str)>,
     ) -> Result<NetworkInfo, Error> {
+        self.create_network_over(req, mark, None)
+    }
+
+    /// [`Manager::create_network_marked`], made over the record `replacing`
+    /// (a CNI network with no master, holding leases) when given: same id,
+    /// so its leases stay its own, and no intent record, since rolling one
+    /// back would take the leases with it. The final record is written
+    /// before the parent is made and put back as it was when making fails;
+    /// a crash in between leaves a record whose parent `restore` or the
+    /// next ADD makes. [`ErrorKind::AlreadyExists`] when `replacing` is no
+    /// longer the network of the name, as it was.
+    pub(crate) fn create_network_over(
+        &self,
+        req: &NetworkCreate,
+        mark: Option<(&str, &str)>,
+        replacing: Option<&NetworkRecord>,
+    ) -> Result<NetworkInfo, Error> {
         options::check_driver(&req.driver)?;
         options::check_network_name(&req.name)?;
         let opts = options::parse_options(&req.options)?;
@@ -58,8 +75,17 @@ impl Manager {
         options::check_mtu_for_ipv6(opts.mtu, ipv6)?;
 
         let state = self.store.lock()?;
-        let networks = state.networks()?;
+        let mut networks = state.networks()?;
         refuse_when_damaged(&networks.damaged)?;
+        if let Some(old) = replacing {
+            if !networks.iter().any(|n| n == old) {
+                return Err(Error::already_exists(format!(
+                    "network {} changed meanwhile",
+                    req.name
+                )));
+            }
+            networks.items.retain(|n| n.id != old.id);
+        }
         if let Some(existing) = networks.iter().find(|n| n.name == req.name) {
             let mut message = format!("network with name {} already exists", req.name);
             if existing.state == NetworkState::Creating {
@@ -110,7 +136,7 @@ impl Manager {
 
         let (parent_name, parent_origin) = plan.origin(&networks);
         let mut record = NetworkRecord {
-            id,
+            id: replacing.map_or(id, |old| old.id.clone()),
             name: req.name.clone(),
             driver: "ipvlan".into(),
             mode: opts.mode,
@@ -128,8 +154,21 @@ impl Manager {
                 .chain(mark.map(|(k, v)| (k.to_string(), v.to_string())))
                 .collect(),
             state: NetworkState::Creating,
-            created: Timestamp::now(),
+            created: replacing.map_or_else(Timestamp::now, |old| old.created),
         };
+        if let Some(old) = replacing {
+            record.state = NetworkState::Created;
+            state.put_network(&record)?;
+            if let Err(error) = plan.create(&host, opts.mtu) {
+                let _ = state.put_network(old);
+                let _ = state.commit();
+                return Err(error);
+            }
+            state.commit()?;
+            let mut info = NetworkInfo::from_record(&record, &[]);
+            info.warnings = warnings;
+            return Ok(info);
+        }
         // Intent first: a crash from here on leaves a record that restore
         // rolls back (deleting a parent we made).
         state.put_network(&record)?;

@@ -255,7 +255,9 @@ pub(crate) fn check_shared(
         }
         _ => link.clone(),
     };
-    for network in networks {
+    // A CNI network without a host master (lease-only, linkInContainer)
+    // shares no port here.
+    for network in networks.iter().filter(|n| !n.parent.is_empty()) {
         let same_port = network.parent == port.name
             || network.parent == link.name
             || host

@@ -209,6 +209,10 @@ pub struct RestoreReport {
     pub links_recreated: Vec<String>,
     /// Endpoints kept as they were.
     pub endpoints_kept: usize,
+    /// CNI attachments whose link is missing, as `network: container`:
+    /// kept (record and addresses) and not re-made, since their runtime
+    /// owns the link's life (its CHECK reports the link missing).
+    pub links_left_to_runtime: Vec<String>,
     /// Endpoints released because their namespace is gone, as `network: container`.
     pub endpoints_released: Vec<String>,
     /// Interrupted operations finished or rolled back.

@@ -150,13 +150,18 @@ impl Manager {
             if list.is_empty() && super::cni::is_cni(network) {
                 continue;
             }
-            let parent = match parent::restore(&host, network, &mut report) {
-                Ok(parent) => parent,
-                Err(error) => {
-                    report
-                        .errors
-                        .push(format!("{}: {}: {error}", network.name, network.parent));
-                    None
+            // A lease-only network has no master to find or make.
+            let parent = if super::cni::is_masterless(network) {
+                None
+            } else {
+                match parent::restore(&host, network, &mut report) {
+                    Ok(parent) => parent,
+                    Err(error) => {
+                        report
+                            .errors
+                            .push(format!("{}: {}: {error}", network.name, network.parent));
+                        None
+                    }
                 }
             };
             for mut endpoint in list {
@@ -265,6 +270,10 @@ impl Manager {
         who: &str,
         report: &mut RestoreReport,
     ) -> Result<(), Error> {
+        if super::cni::is_lease(&endpoint) {
+            // Addresses only: the link is another plugin's.
+            return self.restore_lease(state, network, endpoint, report, who);
+        }
         let at = netns_identity::open_endpoint_netns(&endpoint)?;
         if endpoint.state != EndpointState::Attached {
             // The interrupted attach or detach is undone or finished the
@@ -291,8 +300,16 @@ impl Manager {
             }
         };
         let found = endpoint_link::recorded_link(inside, endpoint.ifindex, &endpoint.ifname)?;
+        // A `linkInContainer` link sits on a master in its own namespace,
+        // which the host cannot name: an ipvlan link is taken as ours.
+        let in_container = super::cni::is_masterless(network);
         if let Some(link) = &found {
-            if endpoint_link::not_ours(link, parent, endpoint.mac.as_deref()).is_none() {
+            let ours = if in_container {
+                link.kind.as_deref() == Some("ipvlan")
+            } else {
+                endpoint_link::not_ours(link, parent, endpoint.mac.as_deref()).is_none()
+            };
+            if ours {
                 // Records older than the identity fields (or the cookie)
                 // get them now.
                 if endpoint.netns_id != Some(identity) || endpoint.ifindex != Some(link.index) {
@@ -304,6 +321,15 @@ impl Manager {
                 report.endpoints_kept += 1;
                 return Ok(());
             }
+        }
+        if super::cni::is_cni(network) && !found.as_ref().is_some_and(|l| l.name == endpoint.ifname)
+        {
+            // Not re-made: the runtime owns a CNI link's life and holds the
+            // result (routes, DNS) it was made with; a link made here would
+            // follow the CLI's rules instead. CHECK reports it missing, DEL
+            // or GC releases the record.
+            report.links_left_to_runtime.push(who.to_string());
+            return Ok(());
         }
         let Some(parent) = parent else {
             report.errors.push(format!(

@@ -1,0 +1,1340 @@
+//! Conformance with the reference `ipvlan` plugin (Debian's
+//! `containernetworking-plugins`), case by case: every case of the
+//! conformance table runs twice, once against our binary and once against
+//! the reference, with the same configs and the same environment, each
+//! side in a fresh "host" namespace of its own (a dummy master `m0`, its
+//! own container namespaces, its own `CNI_PATH` directory holding its
+//! `ipvlan` beside Debian's `host-local`, a fresh host-local `dataDir` and,
+//! for ours, a fresh state directory). Each step's answer is normalised
+//! (keys sorted, empty `dns` dropped, MACs, namespace paths, the
+//! `dataDir` and the reference's random temporary link names masked) and
+//! the two sides compared: [`Expect::Same`], or [`Expect::Differs`] with
+//! the reason and both sides' answers at the steps that differ, asserted
+//! exactly, so that a change on either side fails the test.
+//!
+//! `cargo xtask vm-test --test cni_vm_conformance`.
+
+mod vm_support;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use ipvlan::json::{self, Value};
+use vm_support::{ip, ip_json, ip_ok, ip_path};
+
+/// Debian's reference plugins (where the harness copies them).
+const REFERENCE_DIR: &str = "/usr/lib/cni";
+/// Everything of this test in the guest.
+const ROOT: &str = "/tmp/ipvlan-cni-conformance";
+/// Cases run at once (each on its own namespaces and directories).
+const WORKERS: usize = 4;
+
+fn binary() -> String {
+    std::env::var("IPVLAN_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_ipvlan").to_string())
+}
+
+/// The config most cases use: Debian's host-local hands out the addresses
+/// on both sides.
+const BASE: &str = r#"{"cniVersion": "1.0.0", "name": "net", "type": "ipvlan", "master": "m0",
+ "ipam": {"type": "host-local", "subnet": "10.78.0.0/24", "dataDir": "$DATA",
+          "routes": [{"dst": "0.0.0.0/0"}]}}"#;
+
+/// [`BASE`] with `from` replaced by `to` (a key changed or added).
+fn base(from: &str, to: &str) -> String {
+    assert!(BASE.contains(from), "{from}");
+    BASE.replacen(from, to, 1)
+}
+
+/// [`BASE`] without `master`.
+fn no_master() -> String {
+    base(r#", "master": "m0""#, "")
+}
+
+/// Which side's plugin runs a call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Side {
+    Ours,
+    Reference,
+}
+
+impl Side {
+    fn tag(self) -> &'static str {
+        match self {
+            Side::Ours => "o",
+            Side::Reference => "r",
+        }
+    }
+
+    fn other(self) -> Side {
+        match self {
+            Side::Ours => Side::Reference,
+            Side::Reference => Side::Ours,
+        }
+    }
+
+    /// The side's `CNI_PATH` directory: its `ipvlan` and Debian's
+    /// `host-local`.
+    fn bin_dir(self) -> PathBuf {
+        Path::new(ROOT).join(format!("bin-{}", self.tag()))
+    }
+}
+
+/// What a call puts in `prevResult`.
+#[derive(Clone, Copy, Debug)]
+enum Prev {
+    None,
+    /// The last successful ADD's result, as a runtime caches it.
+    Last,
+    /// That result with another MAC for the interface.
+    LastOtherMac,
+}
+
+/// One plugin run.
+#[derive(Clone, Debug)]
+struct Call {
+    verb: &'static str,
+    container: String,
+    /// Index of the container namespace (`CNI_NETNS`).
+    ns: usize,
+    conf: String,
+    /// Environment changes: `Some` sets, `None` removes.
+    env: Vec<(&'static str, Option<String>)>,
+    prev: Prev,
+    /// Run the other side's plugin (interop).
+    other: bool,
+    /// Record the first line of stderr too.
+    stderr: bool,
+    /// stdin as given (not the config).
+    raw: Option<String>,
+}
+
+impl Call {
+    fn new(verb: &'static str, conf: &str) -> Call {
+        Call {
+            verb,
+            container: "c0".into(),
+            ns: 0,
+            conf: conf.into(),
+            env: Vec::new(),
+            prev: Prev::None,
+            other: false,
+            stderr: false,
+            raw: None,
+        }
+    }
+
+    /// Container id `id` in namespace `ns`.
+    fn on(mut self, id: &str, ns: usize) -> Call {
+        self.container = id.into();
+        self.ns = ns;
+        self
+    }
+
+    fn set(mut self, var: &'static str, value: &str) -> Call {
+        self.env.push((var, Some(value.into())));
+        self
+    }
+
+    fn unset(mut self, var: &'static str) -> Call {
+        self.env.push((var, None));
+        self
+    }
+
+    fn prev(mut self, prev: Prev) -> Call {
+        self.prev = prev;
+        self
+    }
+
+    fn by_other(mut self) -> Call {
+        self.other = true;
+        self
+    }
+
+    fn stdin(mut self, raw: &str) -> Call {
+        self.raw = Some(raw.into());
+        self
+    }
+
+    fn stderr(mut self) -> Call {
+        self.stderr = true;
+        self
+    }
+}
+
+fn add(conf: &str) -> Step {
+    Step::Cni(Call::new("ADD", conf))
+}
+fn del(conf: &str) -> Step {
+    Step::Cni(Call::new("DEL", conf))
+}
+fn check(conf: &str) -> Step {
+    Step::Cni(Call::new("CHECK", conf).prev(Prev::Last))
+}
+fn call(c: Call) -> Step {
+    Step::Cni(c)
+}
+
+/// One step of a case.
+#[derive(Clone, Debug)]
+enum Step {
+    Cni(Call),
+    /// `ip -n HOST ARGS`.
+    HostIp(&'static [&'static str]),
+    /// `ip -n CONTAINER ARGS` in container namespace `.0`.
+    NsIp(usize, &'static [&'static str]),
+    /// Deletes container namespace `.0`.
+    DropNs(usize),
+    /// The links, addresses and routes of container namespace `.0`.
+    Links(usize),
+    /// The files of host-local's directory for network `.0`.
+    Leases(&'static str),
+    /// `.0` ADDs at once, each its own container and namespace, then as
+    /// many DELs: the addresses handed out and what is left.
+    Parallel(usize),
+}
+
+/// What the two sides must show.
+#[derive(Clone, Debug)]
+enum Expect {
+    Same,
+    /// We differ on purpose: why, and at which steps (index into the
+    /// case's steps) each side gives exactly what.
+    Differs {
+        reason: &'static str,
+        at: Vec<(usize, &'static str, &'static str)>,
+    },
+}
+
+fn differs(reason: &'static str, at: &[(usize, &'static str, &'static str)]) -> Expect {
+    Expect::Differs {
+        reason,
+        at: at.to_vec(),
+    }
+}
+
+/// One case of the conformance table.
+struct Case {
+    id: u32,
+    what: &'static str,
+    /// Container namespaces the case needs.
+    namespaces: usize,
+    steps: Vec<Step>,
+    expect: Expect,
+}
+
+fn case(id: u32, what: &'static str, namespaces: usize, steps: Vec<Step>, expect: Expect) -> Case {
+    Case {
+        id,
+        what,
+        namespaces,
+        steps,
+        expect,
+    }
+}
+
+/// Reasons we differ, each named in the README's list.
+const VERSIONS: &str =
+    "versions: we speak 0.3.0 to 1.1.0 (not 0.1.0/0.2.0); Debian's reference 0.1.0 to 1.0.0";
+const CLI: &str = "without CNI_COMMAND the binary is our command line";
+const IFNAME_FIRST: &str =
+    "defect fixed: an existing CNI_IFNAME is refused before anything is made (the reference leaks a temporary link)";
+const ADD_UNDO: &str =
+    "defect fixed: a failed ADD deletes our link and runs IPAM DEL (the reference leaves the link, and the lease when the address is refused)";
+const CHECK_MASTER: &str =
+    "defect fixed: CHECK resolves the master as ADD does (the reference fails without master)";
+const DEL_NO_MASTER: &str = "defect fixed: DEL never needs the master";
+const DEL_IPVLAN_ONLY: &str = "defect fixed: DEL deletes CNI_IFNAME only if it is an ipvlan link";
+const IPAM_DNS: &str = "defect fixed: IPAM DNS is kept when the config's dns is empty";
+const CODE_7: &str =
+    "the spec's code 7 for an invalid config (the reference answers 999 for every plain error)";
+
+fn table() -> Vec<Case> {
+    let l3 = base(r#""master": "m0""#, r#""master": "m0", "mode": "l3""#);
+    let l3s = base(r#""master": "m0""#, r#""master": "m0", "mode": "l3s""#);
+    let v110 = BASE.replace("1.0.0", "1.1.0");
+    let v031 = BASE.replace("1.0.0", "0.3.1");
+    let no_version = base(r#""cniVersion": "1.0.0", "#, "");
+    let exhausted = base(
+        r#""subnet": "10.78.0.0/24""#,
+        r#""subnet": "10.78.0.0/24", "rangeStart": "10.78.0.2", "rangeEnd": "10.78.0.2""#,
+    );
+    let netb = base(r#""name": "net""#, r#""name": "netb""#);
+    let chained = r#"{"cniVersion": "1.0.0", "name": "net", "type": "ipvlan",
+        "prevResult": {"cniVersion": "1.0.0", "interfaces": [{"name": "m0"}],
+          "ips": [{"address": "10.78.0.9/24", "gateway": "10.78.0.1", "interface": 0}],
+          "routes": [{"dst": "0.0.0.0/0"}]}}"#;
+    let chained_two = r#"{"cniVersion": "1.0.0", "name": "net", "type": "ipvlan",
+        "prevResult": {"cniVersion": "1.0.0", "interfaces": [{"name": "m0"}, {"name": "m1"}],
+          "ips": [{"address": "10.78.0.9/24", "gateway": "10.78.0.1", "interface": 0}]}}"#;
+    let dual = base(
+        r#""subnet": "10.78.0.0/24""#,
+        r#""ranges": [[{"subnet": "10.78.0.0/24"}], [{"subnet": "fd00:78::/64"}]]"#,
+    )
+    .replace(
+        r#""routes": [{"dst": "0.0.0.0/0"}]"#,
+        r#""routes": [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}]"#,
+    );
+    let resolv = r#""resolvConf": "/tmp/ipvlan-cni-conformance/resolv.conf""#;
+    let dns_both = base(r#""dataDir""#, &format!(r#"{resolv}, "dataDir""#)).replacen(
+        r#""master": "m0""#,
+        r#""master": "m0", "dns": {"nameservers": ["198.51.100.53"]}"#,
+        1,
+    );
+    let dns_ipam = base(r#""dataDir""#, &format!(r#"{resolv}, "dataDir""#));
+    let status = v110.replace(
+        r#""type": "host-local", "subnet": "10.78.0.0/24", "dataDir": "$DATA""#,
+        r#""type": "ipvlan", "subnet": "10.78.0.0/24""#,
+    );
+
+    vec![
+        case(
+            1,
+            "VERSION",
+            0,
+            vec![call(Call::new("VERSION", "").stdin(""))],
+            differs(
+                VERSIONS,
+                &[(
+                    0,
+                    r#"VERSION exit=0 result={"cniVersion":"1.1.0","supportedVersions":["0.3.0","0.3.1","0.4.0","1.0.0","1.1.0"]}"#,
+                    r#"VERSION exit=0 result={"cniVersion":"1.0.0","supportedVersions":["0.1.0","0.2.0","0.3.0","0.3.1","0.4.0","1.0.0"]}"#,
+                )],
+            ),
+        ),
+        case(
+            2,
+            "no CNI_COMMAND",
+            0,
+            vec![call(Call::new("", "").stdin("").stderr())],
+            differs(CLI, &[(0, "", "")]),
+        ),
+        case(
+            3,
+            "unknown CNI_COMMAND",
+            1,
+            vec![call(Call::new("FROB", BASE))],
+            Expect::Same,
+        ),
+        case(
+            4,
+            "malformed JSON on ADD and DEL",
+            2,
+            vec![
+                add(BASE),
+                call(
+                    Call::new("ADD", BASE)
+                        .on("c1", 1)
+                        .stdin(r#"{"cniVersion":"1.0.0","#),
+                ),
+                call(Call::new("DEL", BASE).stdin(r#"{"cniVersion":"1.0.0","#)),
+                Step::Links(0),
+                Step::Links(1),
+                Step::Leases("net"),
+            ],
+            Expect::Same,
+        ),
+        case(
+            5,
+            "empty stdin on ADD",
+            1,
+            vec![
+                call(Call::new("ADD", BASE).stdin("")),
+                Step::Links(0),
+                Step::Leases("net"),
+            ],
+            Expect::Same,
+        ),
+        case(
+            6,
+            "cniVersion 9.9.9 on ADD and DEL",
+            2,
+            vec![
+                add(BASE),
+                call(Call::new("ADD", &BASE.replace("1.0.0", "9.9.9")).on("c1", 1)),
+                del(&BASE.replace("1.0.0", "9.9.9")),
+                Step::Links(0),
+                Step::Links(1),
+                Step::Leases("net"),
+            ],
+            Expect::Same,
+        ),
+        case(
+            7,
+            "cniVersion 1.1.0",
+            1,
+            vec![
+                add(&v110),
+                Step::Links(0),
+                del(&v110),
+                Step::Links(0),
+                Step::Leases("net"),
+            ],
+            differs(VERSIONS, &[(0, "", ""), (1, "", ""), (2, "", "")]),
+        ),
+        case(
+            8,
+            "no cniVersion",
+            1,
+            vec![
+                add(&no_version),
+                Step::Links(0),
+                del(&no_version),
+                Step::Leases("net"),
+            ],
+            differs(
+                VERSIONS,
+                &[(0, "", ""), (1, "", ""), (2, "", ""), (3, "", "")],
+            ),
+        ),
+        case(
+            9,
+            "missing name, name with /",
+            1,
+            vec![
+                add(&base(r#""name": "net", "#, "")),
+                add(&base(r#""name": "net""#, r#""name": "a/b""#)),
+                Step::Links(0),
+            ],
+            Expect::Same,
+        ),
+        case(
+            10,
+            "no CNI_NETNS on ADD",
+            1,
+            vec![call(Call::new("ADD", BASE).unset("CNI_NETNS"))],
+            Expect::Same,
+        ),
+        case(
+            11,
+            "missing or bad CNI_CONTAINERID / CNI_IFNAME",
+            1,
+            vec![
+                call(Call::new("ADD", BASE).unset("CNI_CONTAINERID")),
+                call(Call::new("ADD", BASE).unset("CNI_IFNAME")),
+                call(Call::new("ADD", BASE).set("CNI_IFNAME", "abcdefghijklmnop")),
+                call(Call::new("ADD", BASE).set("CNI_CONTAINERID", "a b")),
+                Step::Links(0),
+                Step::Leases("net"),
+            ],
+            Expect::Same,
+        ),
+        case(
+            12,
+            "CNI_NETNS does not exist",
+            1,
+            vec![
+                call(Call::new("ADD", BASE).set("CNI_NETNS", "/run/netns/ipvlan-conformance-none")),
+                Step::Leases("net"),
+            ],
+            Expect::Same,
+        ),
+        case(
+            13,
+            "master does not exist",
+            1,
+            vec![
+                add(&base(r#""master": "m0""#, r#""master": "nosuch0""#)),
+                Step::Links(0),
+                Step::Leases("net"),
+            ],
+            Expect::Same,
+        ),
+        case(
+            14,
+            "mode l4",
+            1,
+            vec![
+                add(&base(
+                    r#""master": "m0""#,
+                    r#""master": "m0", "mode": "l4""#,
+                )),
+                Step::Links(0),
+                Step::Leases("net"),
+            ],
+            differs(CODE_7, &[(0, "", "")]),
+        ),
+        case(
+            15,
+            "ADD l2",
+            1,
+            vec![add(BASE), Step::Links(0), Step::Leases("net")],
+            Expect::Same,
+        ),
+        case(
+            16,
+            "ADD l3 and l3s",
+            2,
+            vec![
+                add(&l3),
+                Step::Links(0),
+                del(&l3),
+                call(Call::new("ADD", &l3s).on("c1", 1)),
+                Step::Links(1),
+            ],
+            Expect::Same,
+        ),
+        case(
+            17,
+            "mtu 1400",
+            1,
+            vec![
+                add(&base(r#""master": "m0""#, r#""master": "m0", "mtu": 1400"#)),
+                Step::Links(0),
+            ],
+            Expect::Same,
+        ),
+        case(
+            18,
+            "mtu omitted, master's 1400",
+            1,
+            vec![
+                Step::HostIp(&["link", "set", "m0", "mtu", "1400"]),
+                add(BASE),
+                Step::Links(0),
+            ],
+            Expect::Same,
+        ),
+        case(
+            19,
+            "master omitted, default route via m0",
+            1,
+            vec![
+                Step::HostIp(&["route", "add", "default", "dev", "m0"]),
+                add(&no_master()),
+                Step::Links(0),
+            ],
+            Expect::Same,
+        ),
+        case(
+            20,
+            "master omitted, no default route",
+            1,
+            vec![add(&no_master()), Step::Links(0), Step::Leases("net")],
+            Expect::Same,
+        ),
+        case(
+            21,
+            "ADD twice",
+            1,
+            vec![add(BASE), add(BASE), Step::Links(0), Step::Leases("net")],
+            differs(IFNAME_FIRST, &[(1, "", ""), (2, "", ""), (3, "", "")]),
+        ),
+        case(
+            22,
+            "CNI_IFNAME taken by another link",
+            1,
+            vec![
+                Step::NsIp(0, &["link", "add", "eth0", "type", "dummy"]),
+                add(BASE),
+                Step::Links(0),
+                Step::Leases("net"),
+            ],
+            differs(IFNAME_FIRST, &[(1, "", ""), (2, "", "")]),
+        ),
+        case(
+            23,
+            "IPAM exhausted",
+            2,
+            vec![
+                add(&exhausted),
+                call(Call::new("ADD", &exhausted).on("c1", 1)),
+                Step::Links(1),
+                Step::Leases("net"),
+            ],
+            differs(ADD_UNDO, &[(1, "", ""), (2, "", "")]),
+        ),
+        case(
+            24,
+            "address taken on the master by another network",
+            2,
+            vec![
+                add(BASE),
+                call(Call::new("ADD", &netb).on("c1", 1)),
+                Step::Links(1),
+                Step::Leases("netb"),
+            ],
+            differs(ADD_UNDO, &[(1, "", ""), (2, "", ""), (3, "", "")]),
+        ),
+        case(
+            25,
+            "CHECK after ADD",
+            1,
+            vec![add(BASE), check(BASE)],
+            Expect::Same,
+        ),
+        case(
+            26,
+            "CHECK after changes",
+            1,
+            vec![
+                add(BASE),
+                call(Call::new("CHECK", BASE).prev(Prev::LastOtherMac)),
+                check(&l3),
+                Step::NsIp(0, &["route", "del", "default"]),
+                check(BASE),
+                Step::NsIp(0, &["addr", "flush", "dev", "eth0"]),
+                check(BASE),
+            ],
+            Expect::Same,
+        ),
+        case(
+            27,
+            "CHECK without prevResult; CHECK in 0.3.1",
+            1,
+            vec![add(BASE), call(Call::new("CHECK", BASE)), check(&v031)],
+            differs(CODE_7, &[(1, "", "")]),
+        ),
+        case(
+            28,
+            "CHECK with master omitted",
+            1,
+            vec![add(BASE), check(&no_master())],
+            differs(CHECK_MASTER, &[(1, "", "")]),
+        ),
+        case(
+            29,
+            "DEL after ADD",
+            1,
+            vec![
+                add(BASE),
+                call(Call::new("DEL", BASE).prev(Prev::Last)),
+                Step::Links(0),
+                Step::Leases("net"),
+            ],
+            Expect::Same,
+        ),
+        case(
+            30,
+            "DEL twice, DEL of nothing",
+            1,
+            vec![
+                add(BASE),
+                del(BASE),
+                del(BASE),
+                call(Call::new("DEL", BASE).on("never", 0)),
+                Step::Links(0),
+                Step::Leases("net"),
+            ],
+            Expect::Same,
+        ),
+        case(
+            31,
+            "DEL without CNI_NETNS, DEL after the namespace went",
+            2,
+            vec![
+                add(BASE),
+                call(Call::new("DEL", BASE).unset("CNI_NETNS")),
+                Step::Links(0),
+                call(Call::new("ADD", BASE).on("c1", 1)),
+                Step::DropNs(1),
+                call(Call::new("DEL", BASE).on("c1", 1)),
+                Step::Leases("net"),
+            ],
+            Expect::Same,
+        ),
+        case(
+            32,
+            "DEL, master omitted, no prevResult, no default route",
+            1,
+            vec![
+                add(BASE),
+                del(&no_master()),
+                Step::Links(0),
+                Step::Leases("net"),
+            ],
+            differs(DEL_NO_MASTER, &[(1, "", ""), (2, "", ""), (3, "", "")]),
+        ),
+        case(
+            33,
+            "DEL with a master that does not exist, or a bad mode",
+            2,
+            vec![
+                add(BASE),
+                del(&base(r#""master": "m0""#, r#""master": "nosuch0""#)),
+                call(Call::new("ADD", BASE).on("c1", 1)),
+                call(
+                    Call::new(
+                        "DEL",
+                        &base(r#""master": "m0""#, r#""master": "m0", "mode": "l4""#),
+                    )
+                    .on("c1", 1),
+                ),
+                Step::Links(0),
+                Step::Links(1),
+                Step::Leases("net"),
+            ],
+            Expect::Same,
+        ),
+        case(
+            34,
+            "DEL when CNI_IFNAME is not ipvlan",
+            1,
+            vec![
+                Step::NsIp(0, &["link", "add", "eth0", "type", "dummy"]),
+                del(BASE),
+                Step::Links(0),
+            ],
+            differs(DEL_IPVLAN_ONLY, &[(2, "", "")]),
+        ),
+        case(
+            35,
+            "chained: no ipam, prevResult",
+            1,
+            vec![add(chained), Step::Links(0), del(chained), Step::Links(0)],
+            Expect::Same,
+        ),
+        case(
+            36,
+            "chained, prevResult with 2 interfaces",
+            1,
+            vec![add(chained_two), del(chained_two)],
+            differs(DEL_NO_MASTER, &[(0, "", ""), (1, "", "")]),
+        ),
+        case(
+            37,
+            "dual stack",
+            1,
+            vec![add(&dual), Step::Links(0), del(&dual), Step::Leases("net")],
+            Expect::Same,
+        ),
+        case(
+            38,
+            "dns in the config and resolvConf",
+            2,
+            vec![
+                add(&dns_both),
+                call(Call::new("ADD", &dns_ipam).on("c1", 1)),
+            ],
+            differs(IPAM_DNS, &[(1, "", "")]),
+        ),
+        case(
+            39,
+            "result in 0.3.1",
+            1,
+            vec![add(&v031), del(&v031)],
+            Expect::Same,
+        ),
+        case(
+            40,
+            "CNI_ARGS with IgnoreUnknown",
+            2,
+            vec![
+                call(
+                    Call::new("ADD", BASE)
+                        .set("CNI_ARGS", "IgnoreUnknown=1;IP=10.78.0.77;K8S_POD_NAME=x"),
+                ),
+                call(
+                    Call::new("ADD", BASE)
+                        .on("c1", 1)
+                        .set("CNI_ARGS", "IgnoreUnknown=true;NOMAD_ALLOC_ID=abc"),
+                ),
+            ],
+            Expect::Same,
+        ),
+        case(
+            41,
+            "CNI_ARGS without IgnoreUnknown",
+            1,
+            vec![
+                call(Call::new("ADD", BASE).set("CNI_ARGS", "FOO=bar")),
+                Step::Links(0),
+                Step::Leases("net"),
+            ],
+            Expect::Same,
+        ),
+        case(
+            42,
+            "no CNI_PATH",
+            1,
+            vec![
+                call(Call::new("ADD", BASE).unset("CNI_PATH")),
+                Step::Links(0),
+            ],
+            Expect::Same,
+        ),
+        case(
+            43,
+            "20 parallel ADDs",
+            0,
+            vec![Step::Parallel(20)],
+            Expect::Same,
+        ),
+        case(
+            44,
+            "STATUS and GC in 1.1.0",
+            0,
+            vec![
+                call(
+                    Call::new("STATUS", &status)
+                        .unset("CNI_CONTAINERID")
+                        .unset("CNI_NETNS")
+                        .unset("CNI_IFNAME"),
+                ),
+                call(
+                    Call::new("GC", &status)
+                        .unset("CNI_CONTAINERID")
+                        .unset("CNI_NETNS")
+                        .unset("CNI_IFNAME"),
+                ),
+                Step::HostIp(&["link", "del", "m0"]),
+                call(
+                    Call::new("STATUS", &status)
+                        .unset("CNI_CONTAINERID")
+                        .unset("CNI_NETNS")
+                        .unset("CNI_IFNAME"),
+                ),
+            ],
+            differs(VERSIONS, &[(0, "", ""), (1, "", ""), (3, "", "")]),
+        ),
+        case(
+            45,
+            "ADD by one, DEL by the other",
+            1,
+            vec![
+                add(BASE),
+                call(Call::new("DEL", BASE).prev(Prev::Last).by_other()),
+                Step::Links(0),
+                Step::Leases("net"),
+            ],
+            Expect::Same,
+        ),
+    ]
+}
+
+/// One side's sandbox for one case.
+struct World {
+    side: Side,
+    host: String,
+    namespaces: Vec<String>,
+    dir: PathBuf,
+    /// The last successful ADD's stdout.
+    last: Option<String>,
+}
+
+impl World {
+    fn new(case: &Case, side: Side) -> World {
+        let tag = format!("{}{}", case.id, side.tag());
+        let host = format!("cfh{tag}");
+        let dir = Path::new(ROOT).join(&tag);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let _ = ip_ok(&["netns", "del", &host]);
+        ip(&["netns", "add", &host]);
+        ip(&["-n", &host, "link", "set", "lo", "up"]);
+        ip(&["-n", &host, "link", "add", "m0", "type", "dummy"]);
+        ip(&["-n", &host, "link", "set", "m0", "up"]);
+        let namespaces: Vec<String> = (0..case.namespaces)
+            .map(|i| format!("cfc{tag}n{i}"))
+            .collect();
+        for ns in &namespaces {
+            let _ = ip_ok(&["netns", "del", ns]);
+            ip(&["netns", "add", ns]);
+        }
+        World {
+            side,
+            host,
+            namespaces,
+            dir,
+            last: None,
+        }
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    fn netns_path(&self, i: usize) -> String {
+        format!(
+            "/run/netns/{}",
+            self.namespaces.get(i).map_or("none", String::as_str)
+        )
+    }
+
+    /// What differs between the sides by construction, masked.
+    fn mask(&self, text: &str) -> String {
+        let mut text = text.replace(&self.data().display().to_string(), "$DATA");
+        for (i, ns) in self.namespaces.iter().enumerate().rev() {
+            text = text.replace(&format!("/run/netns/{ns}"), &format!("$NETNS{i}"));
+            text = text.replace(ns.as_str(), &format!("$NS{i}"));
+        }
+        text = text.replace(&self.host, "$HOST");
+        mask_temp_links(&text)
+    }
+
+    fn run(&mut self, step: &Step) -> String {
+        match step {
+            Step::Cni(c) => self.cni(c),
+            Step::HostIp(args) => {
+                let mut full = vec!["-n", self.host.as_str()];
+                full.extend_from_slice(args);
+                ip(&full);
+                format!("ip {}", args.join(" "))
+            }
+            Step::NsIp(i, args) => {
+                let mut full = vec!["-n", self.namespaces[*i].as_str()];
+                full.extend_from_slice(args);
+                ip(&full);
+                format!("ip -n $NS{i} {}", args.join(" "))
+            }
+            Step::DropNs(i) => {
+                ip(&["netns", "del", &self.namespaces[*i]]);
+                format!("netns del $NS{i}")
+            }
+            Step::Links(i) => format!("links $NS{i}: {}", self.links(*i)),
+            Step::Leases(net) => format!("files {net}: {}", self.leases(net).join(" ")),
+            Step::Parallel(n) => self.parallel(*n),
+        }
+    }
+
+    fn command(&self, c: &Call, netns: &str) -> Command {
+        let side = if c.other {
+            self.side.other()
+        } else {
+            self.side
+        };
+        let mut command = Command::new(ip_path());
+        command
+            .args(["netns", "exec", &self.host])
+            .arg(side.bin_dir().join("ipvlan"))
+            .env_clear()
+            .env("CNI_COMMAND", c.verb)
+            .env("CNI_CONTAINERID", &c.container)
+            .env("CNI_NETNS", netns)
+            .env("CNI_IFNAME", "eth0")
+            .env("CNI_PATH", side.bin_dir())
+            .env("IPVLAN_STATE_DIR", self.dir.join("state"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if c.verb.is_empty() {
+            command.env_remove("CNI_COMMAND");
+        }
+        for (var, value) in &c.env {
+            match value {
+                Some(v) => command.env(var, v),
+                None => command.env_remove(var),
+            };
+        }
+        command
+    }
+
+    fn stdin(&self, c: &Call) -> String {
+        if let Some(raw) = &c.raw {
+            return raw.clone();
+        }
+        let conf = c.conf.replace("$DATA", &self.data().display().to_string());
+        let prev = match c.prev {
+            Prev::None => return conf,
+            Prev::Last | Prev::LastOtherMac => self.last.clone().expect("an ADD before"),
+        };
+        let mut prev = json::parse(&prev).unwrap();
+        if let Prev::LastOtherMac = c.prev {
+            if let Some(Value::Array(interfaces)) = field_mut(&mut prev, "interfaces") {
+                if let Some(mac) = field_mut(&mut interfaces[0], "mac") {
+                    *mac = Value::from("02:00:00:00:00:01");
+                }
+            }
+        }
+        let mut doc = json::parse(&conf).unwrap();
+        if let Value::Object(fields) = &mut doc {
+            fields.push(("prevResult".to_string(), prev));
+        }
+        doc.to_pretty().unwrap()
+    }
+
+    fn cni(&mut self, c: &Call) -> String {
+        let netns = self.netns_path(c.ns);
+        let mut child = self.command(c, &netns).spawn().expect("runs the plugin");
+        let mut input = child.stdin.take().unwrap();
+        let _ = input.write_all(self.stdin(c).as_bytes());
+        drop(input);
+        let output = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let exit = output.status.code();
+        if c.verb == "ADD" && exit == Some(0) {
+            self.last = Some(stdout.clone());
+        }
+        let mut line = format!(
+            "{}{} exit={}",
+            if c.verb.is_empty() { "(none)" } else { c.verb },
+            if c.other { " by the other" } else { "" },
+            exit.map_or("signal".to_string(), |e| e.to_string())
+        );
+        if c.stderr {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            line += &format!(" stderr={:?}", stderr.lines().next().unwrap_or(""));
+        }
+        line += &self.answer(&stdout);
+        line
+    }
+
+    /// stdout normalised: an error object as its code (and message, last,
+    /// ignored when the sides are compared), anything else as sorted JSON.
+    fn answer(&self, stdout: &str) -> String {
+        if stdout.trim().is_empty() {
+            return String::new();
+        }
+        let Ok(value) = json::parse(stdout) else {
+            return format!(" stdout={:?}", self.mask(stdout.trim()));
+        };
+        if let Some(code) = value.get("code").and_then(Value::as_u64) {
+            let msg = value.get("msg").and_then(Value::as_str).unwrap_or("");
+            return format!(" code={code} msg={}", self.mask(msg));
+        }
+        let text = normalise(&value).to_compact().unwrap();
+        format!(" result={}", self.mask(&text))
+    }
+
+    /// Every link of namespace `i` but `lo`: name, kind (and ipvlan mode
+    /// and parent), MTU, up or not, `arp_notify`, global addresses; then
+    /// the routes of the main table.
+    fn links(&self, i: usize) -> String {
+        let ns = self.namespaces[i].as_str();
+        if !Path::new("/run/netns").join(ns).exists() {
+            return "(no namespace)".into();
+        }
+        let host_links = ip_json(&["-n", &self.host, "link", "show"]);
+        let host_name = |index: u64| {
+            host_links
+                .as_array()
+                .unwrap_or(&[])
+                .iter()
+                .find(|l| l.get("ifindex").and_then(Value::as_u64) == Some(index))
+                .and_then(|l| l.get("ifname").and_then(Value::as_str))
+                .unwrap_or("?")
+                .to_string()
+        };
+        let links = ip_json(&["-n", ns, "-d", "addr", "show"]);
+        let mut out = Vec::new();
+        for l in links.as_array().unwrap_or(&[]) {
+            let name = l.get("ifname").and_then(Value::as_str).unwrap_or("?");
+            if name == "lo" {
+                continue;
+            }
+            let info = l.get("linkinfo");
+            let kind = info
+                .and_then(|i| i.get("info_kind"))
+                .and_then(Value::as_str)
+                .unwrap_or("-");
+            let mut text = format!("{} {kind}", mask_temp_links(name));
+            if kind == "ipvlan" {
+                let mode = info
+                    .and_then(|i| i.get("info_data"))
+                    .and_then(|d| d.get("mode"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("?");
+                let parent = l
+                    .get("link_index")
+                    .and_then(Value::as_u64)
+                    .map_or("?".to_string(), host_name);
+                let arp_notify = sysctl(ns, &format!("net/ipv4/conf/{name}/arp_notify"));
+                text += &format!(" {mode} parent={parent} arp_notify={arp_notify}");
+            }
+            let mtu = l.get("mtu").and_then(Value::as_u64).unwrap_or(0);
+            let flags: Vec<&str> = l
+                .get("flags")
+                .and_then(Value::as_array)
+                .unwrap_or(&[])
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+            let up = if flags.contains(&"UP") { "up" } else { "down" };
+            text += &format!(" mtu={mtu} {up}");
+            for a in l.get("addr_info").and_then(Value::as_array).unwrap_or(&[]) {
+                if a.get("scope").and_then(Value::as_str) != Some("global") {
+                    continue;
+                }
+                let local = a.get("local").and_then(Value::as_str).unwrap_or("?");
+                let len = a.get("prefixlen").and_then(Value::as_u64).unwrap_or(0);
+                text += &format!(" {local}/{len}");
+            }
+            out.push(text);
+        }
+        let mut routes = Vec::new();
+        for family in ["-4", "-6"] {
+            for r in ip_json(&["-n", ns, family, "route", "show"])
+                .as_array()
+                .unwrap_or(&[])
+            {
+                let dst = r.get("dst").and_then(Value::as_str).unwrap_or("?");
+                if dst.starts_with("fe80:") {
+                    continue;
+                }
+                let mut text = dst.to_string();
+                if let Some(gw) = r.get("gateway").and_then(Value::as_str) {
+                    text += &format!(" via {gw}");
+                }
+                routes.push(text);
+            }
+        }
+        out.sort();
+        routes.sort();
+        format!("[{}] routes [{}]", out.join("; "), routes.join("; "))
+    }
+
+    /// host-local's files for network `net`, sorted.
+    fn leases(&self, net: &str) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.data().join(net))
+            .map(|entries| {
+                entries
+                    .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    fn parallel(&mut self, n: usize) -> String {
+        let namespaces: Vec<String> = (0..n)
+            .map(|i| format!("{}p{i}", self.host.replace("cfh", "cfc")))
+            .collect();
+        for ns in &namespaces {
+            let _ = ip_ok(&["netns", "del", ns]);
+            ip(&["netns", "add", ns]);
+        }
+        let run_all = |verb: &'static str| -> Vec<(Option<i32>, String)> {
+            let children: Vec<_> = namespaces
+                .iter()
+                .enumerate()
+                .map(|(i, ns)| {
+                    let c = Call::new(verb, BASE).on(&format!("p{i}"), 0);
+                    let mut child = self
+                        .command(&c, &format!("/run/netns/{ns}"))
+                        .spawn()
+                        .unwrap();
+                    let mut input = child.stdin.take().unwrap();
+                    let _ = input.write_all(self.stdin(&c).as_bytes());
+                    drop(input);
+                    child
+                })
+                .collect();
+            children
+                .into_iter()
+                .map(|child| {
+                    let out = child.wait_with_output().unwrap();
+                    (
+                        out.status.code(),
+                        String::from_utf8_lossy(&out.stdout).into_owned(),
+                    )
+                })
+                .collect()
+        };
+        let added = run_all("ADD");
+        let ok = added.iter().filter(|(e, _)| *e == Some(0)).count();
+        let mut addresses: Vec<String> = added
+            .iter()
+            .filter_map(|(_, out)| json::parse(out).ok())
+            .filter_map(|v| {
+                v.get("ips")
+                    .and_then(Value::as_array)
+                    .and_then(|ips| ips.first())
+                    .and_then(|ip| ip.get("address"))
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+            .collect();
+        addresses.sort();
+        let before = addresses.len();
+        addresses.dedup();
+        let deleted = run_all("DEL");
+        let del_ok = deleted.iter().filter(|(e, _)| *e == Some(0)).count();
+        let left: usize = namespaces
+            .iter()
+            .map(|ns| {
+                ip_json(&["-n", ns, "link", "show"])
+                    .as_array()
+                    .map_or(0, |a| a.len().saturating_sub(1))
+            })
+            .sum();
+        for ns in &namespaces {
+            let _ = ip_ok(&["netns", "del", ns]);
+        }
+        format!(
+            "{n} ADDs: {ok} ok, {before} addresses, {} distinct; {n} DELs: {del_ok} ok; links left {left}; files {}",
+            addresses.len(),
+            self.leases("net").join(" ")
+        )
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        for ns in &self.namespaces {
+            let _ = ip_ok(&["netns", "del", ns]);
+        }
+        let _ = ip_ok(&["netns", "del", &self.host]);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn field_mut<'a>(value: &'a mut Value, key: &str) -> Option<&'a mut Value> {
+    match value {
+        Value::Object(fields) => fields.iter_mut().find(|(k, _)| k == key).map(|(_, v)| v),
+        _ => None,
+    }
+}
+
+/// `value` with keys sorted, an empty `dns` dropped, MACs masked.
+fn normalise(value: &Value) -> Value {
+    match value {
+        Value::Object(fields) => {
+            let mut out: Vec<(String, Value)> = fields
+                .iter()
+                .filter(|(k, v)| !(k == "dns" && matches!(v, Value::Object(f) if f.is_empty())))
+                .map(|(k, v)| {
+                    if k == "mac" {
+                        (k.clone(), Value::from("MAC"))
+                    } else {
+                        (k.clone(), normalise(v))
+                    }
+                })
+                .collect();
+            out.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(out)
+        }
+        Value::Array(items) => Value::Array(items.iter().map(normalise).collect()),
+        other => other.clone(),
+    }
+}
+
+/// The reference's temporary link names (`veth` and 8 hex digits) masked.
+fn mask_temp_links(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("veth") {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at + 4..];
+        let hex = tail.bytes().take_while(u8::is_ascii_hexdigit).count();
+        if hex == 8 {
+            out.push_str("vethXXXXXXXX");
+            rest = &tail[8..];
+        } else {
+            out.push_str("veth");
+            rest = tail;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A `/proc/sys` value inside namespace `ns`.
+fn sysctl(ns: &str, key: &str) -> String {
+    let out = vm_support::run(
+        &ip_path(),
+        &["netns", "exec", ns, "cat", &format!("/proc/sys/{key}")],
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A step's line as the sides are compared: without the message.
+fn compared(line: &str) -> &str {
+    line.split(" msg=").next().unwrap_or(line)
+}
+
+/// Runs one case on both sides; the mismatches, described.
+fn verify(case: &Case) -> Vec<String> {
+    let mut sides = Vec::new();
+    for side in [Side::Ours, Side::Reference] {
+        let mut world = World::new(case, side);
+        let lines: Vec<String> = case.steps.iter().map(|s| world.run(s)).collect();
+        sides.push(lines);
+    }
+    let (ours, reference) = (&sides[0], &sides[1]);
+    let mut problems = Vec::new();
+    let listed: Vec<(usize, &str, &str)> = match &case.expect {
+        Expect::Same => Vec::new(),
+        Expect::Differs { at, .. } => at.clone(),
+    };
+    for (i, (o, r)) in ours.iter().zip(reference).enumerate() {
+        match listed.iter().find(|(step, _, _)| *step == i) {
+            Some((_, want_ours, want_reference)) => {
+                if o != want_ours || r != want_reference {
+                    problems.push(format!(
+                        "step {i}: expected\n    ours      {want_ours}\n    reference {want_reference}\n  got\n    ours      {o}\n    reference {r}"
+                    ));
+                }
+            }
+            None => {
+                if compared(o) != compared(r) {
+                    problems.push(format!(
+                        "step {i}: differs\n    ours      {o}\n    reference {r}"
+                    ));
+                }
+            }
+        }
+    }
+    if !problems.is_empty() {
+        let why = match &case.expect {
+            Expect::Same => String::new(),
+            Expect::Differs { reason, .. } => format!(", listed as differing: {reason}"),
+        };
+        problems.insert(0, format!("case {} ({}{why}):", case.id, case.what));
+    }
+    problems
+}
+
+/// The two `CNI_PATH` directories: each side's `ipvlan` beside Debian's
+/// `host-local`; and the resolv.conf host-local reads in case 38.
+fn setup() {
+    for side in [Side::Ours, Side::Reference] {
+        let dir = side.bin_dir();
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let ipvlan = match side {
+            Side::Ours => PathBuf::from(binary()),
+            Side::Reference => Path::new(REFERENCE_DIR).join("ipvlan"),
+        };
+        assert!(ipvlan.is_file(), "{} is missing", ipvlan.display());
+        std::os::unix::fs::symlink(&ipvlan, dir.join("ipvlan")).unwrap();
+        std::os::unix::fs::symlink(
+            Path::new(REFERENCE_DIR).join("host-local"),
+            dir.join("host-local"),
+        )
+        .unwrap();
+    }
+    std::fs::write(
+        Path::new(ROOT).join("resolv.conf"),
+        "nameserver 192.0.2.53\nsearch example.org\n",
+    )
+    .unwrap();
+}
+
+#[test]
+fn every_case_agrees_with_the_reference_or_differs_as_listed() {
+    std::fs::create_dir_all(ROOT).unwrap();
+    setup();
+    let cases = table();
+    let filter = std::env::var("CONFORMANCE_CASES").ok();
+    let selected: Vec<&Case> = cases
+        .iter()
+        .filter(|c| {
+            filter
+                .as_deref()
+                .map_or(true, |f| f.split(',').any(|id| id == c.id.to_string()))
+        })
+        .collect();
+    let next = AtomicUsize::new(0);
+    let problems = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..WORKERS {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let Some(case) = selected.get(i) else { break };
+                let found = verify(case);
+                problems.lock().unwrap().extend(found);
+            });
+        }
+    });
+    let problems = problems.into_inner().unwrap();
+    assert!(problems.is_empty(), "\n{}", problems.join("\n"));
+}
+
+#[test]
+fn the_table_covers_every_case_once() {
+    let ids: Vec<u32> = table().iter().map(|c| c.id).collect();
+    assert_eq!(ids, (1..=45).collect::<Vec<u32>>());
+}

@@ -183,7 +183,7 @@ pub fn add(env: &Env, conf: &NetConf, input: &[u8]) -> Result<CniResult, CniErro
             // Before the plugin allocates: a namespace that cannot take
             // the link costs it nothing (ours is checked in the driver).
             manager
-                .cni_check_target(netns, &who.ifname)
+                .cni_check_target(&spec, netns, &who.ifname)
                 .map_err(runtime)?;
             let result = attach::ipam_add(env, conf, plugin, input)?;
             delegated = Some(plugin.clone());
@@ -307,6 +307,22 @@ pub fn check(env: &Env, conf: &NetConf, input: &[u8]) -> Result<(), CniError> {
             found.kind.as_deref().unwrap_or("none")
         )));
     }
+    // The link's keys as the config says, as the reference checks the
+    // mode (and ours, the flag).
+    if let (Some(link), Some((mode, flag))) = (&conf.link, &found.ipvlan) {
+        for (key, has, wants) in [
+            ("mode", mode.as_str(), link.mode.as_str()),
+            ("flag", flag.as_str(), link.flag.as_str()),
+        ] {
+            if has != wants {
+                return Err(CniError::internal(format!(
+                    "{} in {} has ipvlan {key} {has}, the config says {wants}",
+                    who.ifname,
+                    netns.display()
+                )));
+            }
+        }
+    }
     let listed = prev.interfaces.iter().find(|i| i.name == who.ifname);
     if let Some(mac) = listed.and_then(|i| i.mac.as_deref()) {
         if !mac.eq_ignore_ascii_case(&found.mac) {
@@ -384,9 +400,25 @@ pub fn gc(env: &Env, conf: &NetConf, input: &[u8]) -> Result<(), CniError> {
     Ok(())
 }
 
-/// STATUS: a delegated plugin is asked (its error is the answer); our
-/// IPAM is ready when the state directory opens.
+/// STATUS: the master must be there (or what ADD makes it from, or a
+/// default route when none is named): code 50 when it is not. Then a
+/// delegated plugin is asked (its error is the answer); our IPAM is ready
+/// when the state directory opens.
 pub fn status(env: &Env, conf: &NetConf, input: &[u8]) -> Result<(), CniError> {
+    let not_available =
+        |mut e: CniError| CniError::new(ErrorCode::PluginNotAvailable, std::mem::take(&mut e.msg));
+    // With linkInContainer the master is in a namespace STATUS is not
+    // told of.
+    if conf.link.as_ref().is_some_and(|l| !l.link_in_container) {
+        let master = match attach::choose_master(conf)? {
+            MasterChoice::Configured(m) | MasterChoice::Chained(m) => Some(m.name),
+            MasterChoice::DefaultRoute => None,
+        };
+        manager(env)
+            .map_err(not_available)?
+            .cni_master_ready(master.as_deref())
+            .map_err(|e| not_available(runtime(e)))?;
+    }
     match &conf.ipam {
         Some(Ipam::Delegated { plugin }) => {
             let path = super::delegate::find_in_path(plugin, &env.path).map_err(|mut e| {

@@ -21,7 +21,7 @@ use super::report::RestoreReport;
 use super::{parent, Error, ErrorKind, IpvlanFlag, IpvlanMode, Manager, NetworkCreate};
 use crate::ipam::{IpFamily, Request};
 use crate::netns::Netns;
-use crate::rtnl::{Handle, Link};
+use crate::rtnl::{Handle, Link, LinkData};
 use crate::store::{EndpointRecord, EndpointState, Locked, NetworkRecord, ParentOrigin, Timestamp};
 
 /// The record option that marks a network as made by CNI ADD; its value
@@ -95,6 +95,9 @@ pub struct CniLinkState {
     pub kind: Option<String>,
     /// Its MAC.
     pub mac: String,
+    /// Its ipvlan mode and flag as the kernel reports them (`l2`,
+    /// `bridge`, ...); `None` when it is not an ipvlan link.
+    pub ipvlan: Option<(String, String)>,
     /// Its global addresses.
     pub addresses: Vec<IpNet>,
     /// The routes through it: destination and next hop.
@@ -378,6 +381,7 @@ impl Manager {
             Some(IpNet::V6(net)) => Some(net),
             _ => None,
         };
+        plan.arp_notify = true;
         // A CNI result names every route; none is implied.
         plan.route4 = DefaultRoute::None;
         plan.route6 = DefaultRoute::None;
@@ -442,10 +446,19 @@ impl Manager {
         })
     }
 
-    /// Refuses, before a delegated IPAM plugin allocates anything, a
-    /// namespace that cannot take the link: it cannot be opened, or holds
-    /// a link named `ifname` already. [`Manager::cni_add`] asks again.
-    pub fn cni_check_target(&self, netns: &Path, ifname: &str) -> Result<(), Error> {
+    /// Refuses, before a delegated IPAM plugin allocates anything, what
+    /// would make the ADD fail after it: a namespace that cannot be
+    /// opened or holds a link named `ifname` already, a master that does
+    /// not exist (nor, for a `NAME.VLANID` one, the link to make it on),
+    /// no default route when `net` names no master. The reference plugin
+    /// looks its master up before its IPAM runs too, so a missing one
+    /// costs host-local nothing. [`Manager::cni_add`] asks again.
+    pub fn cni_check_target(
+        &self,
+        net: &CniNetwork,
+        netns: &Path,
+        ifname: &str,
+    ) -> Result<(), Error> {
         let ns = Netns::open_path(netns)
             .map_err(|e| Error::io(format!("opening network namespace {}", netns.display()), &e))?;
         let inside = OpenNetns::with_handle(ns)?;
@@ -454,6 +467,38 @@ impl Manager {
                 "interface {ifname} already exists in {}; nothing was done",
                 netns.display()
             )));
+        }
+        self.cni_master_ready(net.master.as_deref())
+    }
+
+    /// Whether ADD would find `master` (STATUS asks this too): it exists,
+    /// or, for a `NAME.VLANID` one, the link to make it on; or, when none
+    /// is named, the host has a default route.
+    pub fn cni_master_ready(&self, master: Option<&str>) -> Result<(), Error> {
+        let host = Handle::new()?;
+        match master {
+            None => {
+                default_route_link(&host)?;
+            }
+            Some(master) => {
+                if host.link_by_name(master)?.is_none() {
+                    let base = super::options::parse_vlan_parent(master)
+                        .ok()
+                        .map(|(base, _)| base);
+                    let base_there = match &base {
+                        Some(base) => host.link_by_name(base)?.is_some(),
+                        None => false,
+                    };
+                    if !base_there {
+                        return Err(Error::not_found(match base {
+                            Some(base) => {
+                                format!("master {master} does not exist, nor {base} to make it on")
+                            }
+                            None => format!("master {master} does not exist"),
+                        }));
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -560,9 +605,14 @@ impl Manager {
                 }
             }
         }
+        let ipvlan = match &link.data {
+            LinkData::Ipvlan { mode, flag } => Some((mode.to_string(), flag.to_string())),
+            _ => None,
+        };
         Ok(CniLinkState {
             kind: link.kind.clone(),
             mac: link.mac_text(),
+            ipvlan,
             addresses,
             routes,
         })
@@ -666,9 +716,11 @@ fn default_route_link(host: &Handle) -> Result<String, Error> {
         .routes(IpFamily::V4)?
         .into_iter()
         .find(|r| r.is_default() && r.oif.is_some());
+    // Not the config's fault: the host lacks the route (the reference's
+    // 999 too).
     let index = route.and_then(|r| r.oif).ok_or_else(|| {
-        config_error(
-            "no master given and the host has no IPv4 default route to take it from".into(),
+        Error::not_found(
+            "no master given and the host has no IPv4 default route to take it from".to_string(),
         )
     })?;
     let link = host.link_by_index(index)?.ok_or_else(|| {

@@ -195,6 +195,8 @@ enum Step {
     DropNs(usize),
     /// The links, addresses and routes of container namespace `.0`.
     Links(usize),
+    /// The links of the host namespace (name and kind).
+    HostLinks,
     /// The files of host-local's directory for network `.0`.
     Leases(&'static str),
     /// `.0` ADDs at once, each its own container and namespace, then as
@@ -267,6 +269,11 @@ const CHECK_MASTER: &str =
 const DEL_NO_MASTER: &str = "defect fixed: DEL never needs the master";
 const DEL_IPVLAN_ONLY: &str = "defect fixed: DEL deletes CNI_IFNAME only if it is an ipvlan link";
 const IPAM_DNS: &str = "defect fixed: IPAM DNS is kept when the config's dns is empty";
+const EXT_MTU: &str = "our extension, on by default: mtu is checked against the master's";
+const EXT_VLAN: &str =
+    "our extension, on by default: a NAME.VLANID master is made on first use and removed with its last attachment";
+const EXT_FLAG: &str =
+    "our extension: the ipvlan flag, compared by CHECK (the reference has none, and ignores the key)";
 const CODE_7: &str =
     "the spec's code 7 for an invalid config (the reference answers 999 for every plain error)";
 
@@ -280,6 +287,7 @@ fn table() -> Vec<Case> {
         r#""subnet": "10.78.0.0/24""#,
         r#""subnet": "10.78.0.0/24", "rangeStart": "10.78.0.2", "rangeEnd": "10.78.0.2""#,
     );
+    let vlan = base(r#""master": "m0""#, r#""master": "m0.42""#);
     let netb = base(r#""name": "net""#, r#""name": "netb""#);
     let chained = r#"{"cniVersion": "1.0.0", "name": "net", "type": "ipvlan",
         "prevResult": {"cniVersion": "1.0.0", "interfaces": [{"name": "m0"}],
@@ -497,13 +505,30 @@ fn table() -> Vec<Case> {
         case(
             13,
             "master does not exist",
-            1,
+            2,
             vec![
                 add(&base(r#""master": "m0""#, r#""master": "nosuch0""#)),
                 Step::Links(0),
                 Step::Leases("net"),
+                call(Call::new("ADD", &vlan).on("c1", 1)),
+                Step::HostLinks,
+                call(Call::new("DEL", &vlan).on("c1", 1)),
+                Step::HostLinks,
             ],
-            Expect::Same,
+            differs(&[
+                (
+                    3,
+                    EXT_VLAN,
+                    r#"ADD exit=0 result={"cniVersion":"1.0.0","interfaces":[{"mac":"MAC","name":"eth0","sandbox":"$NETNS1"}],"ips":[{"address":"10.78.0.2/24","gateway":"10.78.0.1","interface":0}],"routes":[{"dst":"0.0.0.0/0"}]}"#,
+                    r#"ADD exit=1 code=999 msg=failed to lookup master "m0.42": Link not found"#,
+                ),
+                (
+                    4,
+                    EXT_VLAN,
+                    "host links: m0 dummy; m0.42 vlan",
+                    "host links: m0 dummy",
+                ),
+            ]),
         ),
         case(
             14,
@@ -547,12 +572,35 @@ fn table() -> Vec<Case> {
         case(
             17,
             "mtu 1400",
-            1,
+            2,
             vec![
                 add(&base(r#""master": "m0""#, r#""master": "m0", "mtu": 1400"#)),
                 Step::Links(0),
+                call(
+                    Call::new(
+                        "ADD",
+                        &base(r#""master": "m0""#, r#""master": "m0", "mtu": 9000"#)
+                            .replace(r#""name": "net""#, r#""name": "net9k""#)
+                            .replace("10.78.0.0/24", "10.79.0.0/24"),
+                    )
+                    .on("c1", 1),
+                ),
+                Step::Links(1),
             ],
-            Expect::Same,
+            differs(&[
+                (
+                    2,
+                    EXT_MTU,
+                    "ADD exit=1 code=7 msg=mtu 9000 is larger than the MTU 1500 of parent m0",
+                    r#"ADD exit=0 result={"cniVersion":"1.0.0","interfaces":[{"mac":"MAC","name":"eth0","sandbox":"$NETNS1"}],"ips":[{"address":"10.79.0.2/24","gateway":"10.79.0.1","interface":0}],"routes":[{"dst":"0.0.0.0/0"}]}"#,
+                ),
+                (
+                    3,
+                    EXT_MTU,
+                    "links $NS1: [] routes []",
+                    "links $NS1: [eth0 ipvlan l2 parent=m0 arp_notify=1 mtu=9000 up 10.79.0.2/24] routes [10.79.0.0/24; default via 10.79.0.1]",
+                ),
+            ]),
         ),
         case(
             18,
@@ -669,12 +717,21 @@ fn table() -> Vec<Case> {
                 add(BASE),
                 call(Call::new("CHECK", BASE).prev(Prev::LastOtherMac)),
                 check(&l3),
+                check(&base(
+                    r#""master": "m0""#,
+                    r#""master": "m0", "flag": "private""#,
+                )),
                 Step::NsIp(0, &["route", "del", "default"]),
                 check(BASE),
                 Step::NsIp(0, &["addr", "flush", "dev", "eth0"]),
                 check(BASE),
             ],
-            Expect::Same,
+            differs(&[(
+                3,
+                EXT_FLAG,
+                "CHECK exit=1 code=999 msg=eth0 in $NETNS0 has ipvlan flag bridge, the config says private",
+                "CHECK exit=0",
+            )]),
         ),
         case(
             27,
@@ -1061,6 +1118,18 @@ impl World {
                 format!("netns del $NS{i}")
             }
             Step::Links(i) => format!("links $NS{i}: {}", self.links(*i)),
+            Step::HostLinks => {
+                let host = Handle::in_named_netns(RUN_DIR, &self.host).unwrap();
+                let mut links: Vec<String> = host
+                    .links()
+                    .unwrap()
+                    .into_iter()
+                    .filter(|l| l.name != "lo")
+                    .map(|l| format!("{} {}", l.name, l.kind.as_deref().unwrap_or("-")))
+                    .collect();
+                links.sort();
+                format!("host links: {}", links.join("; "))
+            }
             Step::Leases(net) => format!("files {net}: {}", self.leases(net).join(" ")),
             Step::Parallel(n) => self.parallel(*n),
         }

@@ -279,8 +279,9 @@ pub fn del(env: &Env, conf: &NetConf, input: &[u8]) -> Result<(), CniError> {
 }
 
 /// CHECK: the delegated plugin's CHECK, then the namespace against the
-/// cached result: the link is an ipvlan link, every address and route of
-/// the result is there. What differs is the error's message.
+/// config and the cached result: the link is an ipvlan link of the
+/// config's mode and flag, with the result's MAC, every address and route
+/// of the result is there. What differs is the error's message.
 pub fn check(env: &Env, conf: &NetConf, input: &[u8]) -> Result<(), CniError> {
     let who = attachment(env)?;
     let netns = env

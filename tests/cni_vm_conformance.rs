@@ -288,6 +288,8 @@ fn table() -> Vec<Case> {
         r#""subnet": "10.78.0.0/24", "rangeStart": "10.78.0.2", "rangeEnd": "10.78.0.2""#,
     );
     let vlan = base(r#""master": "m0""#, r#""master": "m0.42""#);
+    let vlan_new = base(r#""master": "m0""#, r#""master": "m0.43""#)
+        .replace(r#""name": "net""#, r#""name": "netv""#);
     let netb = base(r#""name": "net""#, r#""name": "netb""#);
     let chained = r#"{"cniVersion": "1.0.0", "name": "net", "type": "ipvlan",
         "prevResult": {"cniVersion": "1.0.0", "interfaces": [{"name": "m0"}],
@@ -514,6 +516,14 @@ fn table() -> Vec<Case> {
                 Step::HostLinks,
                 call(Call::new("DEL", &vlan).on("c1", 1)),
                 Step::HostLinks,
+                // A first ADD on another network that host-local refuses:
+                // the VLAN master made for it goes with it.
+                call(
+                    Call::new("ADD", &vlan_new)
+                        .on("c1", 1)
+                        .set("CNI_ARGS", "FOO=bar"),
+                ),
+                Step::HostLinks,
             ],
             differs(&[
                 (
@@ -586,6 +596,7 @@ fn table() -> Vec<Case> {
                     .on("c1", 1),
                 ),
                 Step::Links(1),
+                Step::Leases("net9k"),
             ],
             differs(&[
                 (
@@ -599,6 +610,12 @@ fn table() -> Vec<Case> {
                     EXT_MTU,
                     "links $NS1: [] routes []",
                     "links $NS1: [eth0 ipvlan l2 parent=m0 arp_notify=1 mtu=9000 up 10.79.0.2/24] routes [10.79.0.0/24; default via 10.79.0.1]",
+                ),
+                (
+                    4,
+                    EXT_MTU,
+                    "files net9k: ",
+                    "files net9k: 10.79.0.2 last_reserved_ip.0 lock",
                 ),
             ]),
         ),

@@ -34,6 +34,15 @@ fn runtime(error: Error) -> CniError {
     CniError::internal(error.to_string())
 }
 
+/// A failed ADD in the driver: code 7 when the config is at fault, else
+/// 999.
+fn add_error(error: CniAddError) -> CniError {
+    match error {
+        CniAddError::Config(error) => CniError::config(error.to_string()),
+        CniAddError::Failed(error) => runtime(error),
+    }
+}
+
 /// The attachment of an ADD, CHECK or DEL (the environment checked it).
 fn attachment(env: &Env) -> Result<&Attachment, CniError> {
     env.attachment
@@ -180,12 +189,19 @@ pub fn add(env: &Env, conf: &NetConf, input: &[u8]) -> Result<CniResult, CniErro
             (CniAddresses::Allocate(wanted), from)
         }
         AddressSource::Ipam(Ipam::Delegated { plugin }) => {
-            // Before the plugin allocates: a namespace that cannot take
-            // the link costs it nothing (ours is checked in the driver).
+            // Before the plugin allocates: a namespace, master or config
+            // that cannot take the link costs it nothing (ours is checked
+            // in the driver).
             manager
                 .cni_check_target(&spec, netns, &who.ifname)
-                .map_err(runtime)?;
-            let result = attach::ipam_add(env, conf, plugin, input)?;
+                .map_err(add_error)?;
+            let result = match attach::ipam_add(env, conf, plugin, input) {
+                Ok(result) => result,
+                Err(error) => {
+                    manager.cni_drop_idle_master(&spec.name);
+                    return Err(error);
+                }
+            };
             delegated = Some(plugin.clone());
             let given = result.ips.iter().map(|ip| ip.address).collect();
             (CniAddresses::Given(given), result)
@@ -222,10 +238,7 @@ pub fn add(env: &Env, conf: &NetConf, input: &[u8]) -> Result<CniResult, CniErro
             if let Some(plugin) = &delegated {
                 attach::ipam_undo(env, plugin, input);
             }
-            return Err(match error {
-                CniAddError::Config(error) => CniError::config(error.to_string()),
-                CniAddError::Failed(error) => runtime(error),
-            });
+            return Err(add_error(error));
         }
     };
     let mut addresses = from.clone();

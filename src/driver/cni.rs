@@ -211,6 +211,17 @@ pub(crate) fn drop_idle_parents(host: &Handle, state: &Locked<'_>, networks: &[N
     }
 }
 
+/// A failure of [`Manager::cni_network`]: the config's fault (code 7) when
+/// the network cannot take it, else a runtime failure.
+fn network_error(error: Error) -> CniAddError {
+    match error.kind() {
+        ErrorKind::InvalidValue | ErrorKind::AlreadyExists | ErrorKind::InUse => {
+            CniAddError::Config(error)
+        }
+        _ => CniAddError::Failed(error),
+    }
+}
+
 /// An error the front end reports as an invalid config (CNI code 7).
 fn config_error(message: String) -> Error {
     Error::new(ErrorKind::InvalidValue, message)
@@ -308,12 +319,7 @@ impl Manager {
         if inside.handle.link_by_name(attach.ifname)?.is_some() {
             return Err(ifname_taken(attach).into());
         }
-        self.cni_network(net).map_err(|error| match error.kind() {
-            ErrorKind::InvalidValue | ErrorKind::AlreadyExists | ErrorKind::InUse => {
-                CniAddError::Config(error)
-            }
-            _ => CniAddError::Failed(error),
-        })?;
+        self.cni_network(net).map_err(network_error)?;
         let network = net.name.as_str();
         let id = attachment_id(attach.container_id, attach.ifname);
         let state = self.store.lock()?;
@@ -450,15 +456,20 @@ impl Manager {
     /// would make the ADD fail after it: a namespace that cannot be
     /// opened or holds a link named `ifname` already, a master that does
     /// not exist (nor, for a `NAME.VLANID` one, the link to make it on),
-    /// no default route when `net` names no master. The reference plugin
-    /// looks its master up before its IPAM runs too, so a missing one
-    /// costs host-local nothing. [`Manager::cni_add`] asks again.
+    /// no default route when `net` names no master, a config the network
+    /// cannot take (made or checked as [`Manager::cni_network`] does: the
+    /// MTU against the master, another config with live attachments, the
+    /// shared-parent guard). Bad input thus costs the plugin nothing, not
+    /// even its cursor; the reference plugin looks its master up before
+    /// its IPAM runs too. [`Manager::cni_add`] asks again. Should the
+    /// plugin then fail, [`Manager::cni_drop_idle_master`] removes a
+    /// `NAME.VLANID` master made here.
     pub fn cni_check_target(
         &self,
         net: &CniNetwork,
         netns: &Path,
         ifname: &str,
-    ) -> Result<(), Error> {
+    ) -> Result<(), CniAddError> {
         let ns = Netns::open_path(netns)
             .map_err(|e| Error::io(format!("opening network namespace {}", netns.display()), &e))?;
         let inside = OpenNetns::with_handle(ns)?;
@@ -466,9 +477,26 @@ impl Manager {
             return Err(Error::already_exists(format!(
                 "interface {ifname} already exists in {}; nothing was done",
                 netns.display()
-            )));
+            ))
+            .into());
         }
-        self.cni_master_ready(net.master.as_deref())
+        self.cni_master_ready(net.master.as_deref())?;
+        self.cni_network(net).map_err(network_error)
+    }
+
+    /// Deletes the `NAME.VLANID` master made for CNI network `network` if
+    /// no attachment uses it (after a delegated IPAM plugin failed the ADD
+    /// that made it). Best effort, as a master left is re-used.
+    pub fn cni_drop_idle_master(&self, network: &str) {
+        let (Ok(state), Ok(host)) = (self.store.lock(), Handle::new()) else {
+            return;
+        };
+        let Ok(networks) = state.networks() else {
+            return;
+        };
+        if let Some(record) = networks.iter().find(|n| n.name == network) {
+            self.drop_parent_if_idle(&host, &state, record);
+        }
     }
 
     /// Whether ADD would find `master` (STATUS asks this too): it exists,

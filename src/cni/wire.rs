@@ -39,6 +39,15 @@ fn runtime(error: Error) -> CniError {
     CniError::internal(error.to_string())
 }
 
+/// A failed ADD in the driver: code 7 when the config is at fault, else
+/// 999.
+fn add_error(error: CniAddError) -> CniError {
+    match error {
+        CniAddError::Config(error) => CniError::config(error.to_string()),
+        CniAddError::Failed(error) => runtime(error),
+    }
+}
+
 /// The attachment of an ADD, CHECK or DEL (the environment checked it).
 fn attachment(env: &Env) -> Result<&Attachment, CniError> {
     env.attachment
@@ -321,12 +330,19 @@ pub fn add(env: &Env, conf: &NetConf, input: &[u8]) -> Result<CniResult, CniErro
             (CniAddresses::Allocate(wanted(env, conf)?), from)
         }
         AddressSource::Ipam(Ipam::Delegated { plugin }) => {
-            // Before the plugin allocates: a namespace that cannot take
-            // the link costs it nothing (ours is checked in the driver).
+            // Before the plugin allocates: a namespace, master or config
+            // that cannot take the link costs it nothing (ours is checked
+            // in the driver).
             manager
-                .cni_check_target(netns, &who.ifname)
-                .map_err(runtime)?;
-            let result = attach::ipam_add(env, conf, plugin, input)?;
+                .cni_check_target(&spec, netns, &who.ifname)
+                .map_err(add_error)?;
+            let result = match attach::ipam_add(env, conf, plugin, input) {
+                Ok(result) => result,
+                Err(error) => {
+                    manager.cni_drop_idle_master(&spec.name);
+                    return Err(error);
+                }
+            };
             delegated = Some(plugin.clone());
             let given = result.ips.iter().map(|ip| ip.address).collect();
             (CniAddresses::Given(given), result)
@@ -363,10 +379,7 @@ pub fn add(env: &Env, conf: &NetConf, input: &[u8]) -> Result<CniResult, CniErro
             if let Some(plugin) = &delegated {
                 attach::ipam_undo(env, plugin, input);
             }
-            return Err(match error {
-                CniAddError::Config(error) => CniError::config(error.to_string()),
-                CniAddError::Failed(error) => runtime(error),
-            });
+            return Err(add_error(error));
         }
     };
     let mut addresses = from.clone();
@@ -425,8 +438,9 @@ pub fn del(env: &Env, conf: &NetConf, input: &[u8]) -> Result<(), CniError> {
 }
 
 /// CHECK: the delegated plugin's CHECK, then the namespace against the
-/// cached result: the link is an ipvlan link, every address and route of
-/// the result is there. What differs is the error's message.
+/// config and the cached result: the link is an ipvlan link of the
+/// config's mode and flag, with the result's MAC, every address and route
+/// of the result is there. What differs is the error's message.
 pub fn check(env: &Env, conf: &NetConf, input: &[u8]) -> Result<(), CniError> {
     let who = attachment(env)?;
     if as_ipam(conf) {
@@ -459,6 +473,22 @@ pub fn check(env: &Env, conf: &NetConf, input: &[u8]) -> Result<(), CniError> {
             netns.display(),
             found.kind.as_deref().unwrap_or("none")
         )));
+    }
+    // The link's keys as the config says, as the reference checks the
+    // mode (and ours, the flag).
+    if let (Some(link), Some((mode, flag))) = (&conf.link, &found.ipvlan) {
+        for (key, has, wants) in [
+            ("mode", mode.as_str(), link.mode.as_str()),
+            ("flag", flag.as_str(), link.flag.as_str()),
+        ] {
+            if has != wants {
+                return Err(CniError::internal(format!(
+                    "{} in {} has ipvlan {key} {has}, the config says {wants}",
+                    who.ifname,
+                    netns.display()
+                )));
+            }
+        }
     }
     let listed = prev.interfaces.iter().find(|i| i.name == who.ifname);
     if let Some(mac) = listed.and_then(|i| i.mac.as_deref()) {
@@ -537,9 +567,25 @@ pub fn gc(env: &Env, conf: &NetConf, input: &[u8]) -> Result<(), CniError> {
     Ok(())
 }
 
-/// STATUS: a delegated plugin is asked (its error is the answer); our
-/// IPAM is ready when the state directory opens.
+/// STATUS: the master must be there (or what ADD makes it from, or a
+/// default route when none is named): code 50 when it is not. Then a
+/// delegated plugin is asked (its error is the answer); our IPAM is ready
+/// when the state directory opens.
 pub fn status(env: &Env, conf: &NetConf, input: &[u8]) -> Result<(), CniError> {
+    let not_available =
+        |mut e: CniError| CniError::new(ErrorCode::PluginNotAvailable, std::mem::take(&mut e.msg));
+    // With linkInContainer the master is in a namespace STATUS is not
+    // told of.
+    if conf.link.as_ref().is_some_and(|l| !l.link_in_container) {
+        let master = match attach::choose_master(conf)? {
+            MasterChoice::Configured(m) | MasterChoice::Chained(m) => Some(m.name),
+            MasterChoice::DefaultRoute => None,
+        };
+        manager(env)
+            .map_err(not_available)?
+            .cni_master_ready(master.as_deref())
+            .map_err(|e| not_available(runtime(e)))?;
+    }
     match &conf.ipam {
         Some(Ipam::Delegated { plugin }) => {
             let path = super::delegate::find_in_path(plugin, &env.path).map_err(|mut e| {

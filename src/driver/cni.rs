@@ -21,7 +21,7 @@ use super::report::RestoreReport;
 use super::{parent, subnets, Error, ErrorKind, IpvlanFlag, IpvlanMode, Manager, NetworkCreate};
 use crate::ipam::{from_u128, to_u128, IpFamily, IpamError, Request};
 use crate::netns::Netns;
-use crate::rtnl::{Handle, Link};
+use crate::rtnl::{Handle, Link, LinkData};
 use crate::store::{
     EndpointRecord, EndpointState, Listing, Locked, NetworkRecord, NetworkState, ParentOrigin,
     StoreError, Timestamp,
@@ -130,6 +130,9 @@ pub struct CniLinkState {
     pub kind: Option<String>,
     /// Its MAC.
     pub mac: String,
+    /// Its ipvlan mode and flag as the kernel reports them (`l2`,
+    /// `bridge`, ...); `None` when it is not an ipvlan link.
+    pub ipvlan: Option<(String, String)>,
     /// Its global addresses.
     pub addresses: Vec<IpNet>,
     /// The routes through it: destination and next hop.
@@ -280,6 +283,17 @@ pub(crate) fn drop_idle_parents(host: &Handle, state: &Locked<'_>, networks: &[N
     }
 }
 
+/// A failure of [`Manager::cni_network`]: the config's fault (code 7) when
+/// the network cannot take it, else a runtime failure.
+fn network_error(error: Error) -> CniAddError {
+    match error.kind() {
+        ErrorKind::InvalidValue | ErrorKind::AlreadyExists | ErrorKind::InUse => {
+            CniAddError::Config(error)
+        }
+        _ => CniAddError::Failed(error),
+    }
+}
+
 /// An error the front end reports as an invalid config (CNI code 7).
 fn config_error(message: String) -> Error {
     Error::new(ErrorKind::InvalidValue, message)
@@ -397,12 +411,7 @@ impl Manager {
         if inside.handle.link_by_name(attach.ifname)?.is_some() {
             return Err(ifname_taken(attach).into());
         }
-        self.cni_network(net).map_err(|error| match error.kind() {
-            ErrorKind::InvalidValue | ErrorKind::AlreadyExists | ErrorKind::InUse => {
-                CniAddError::Config(error)
-            }
-            _ => CniAddError::Failed(error),
-        })?;
+        self.cni_network(net).map_err(network_error)?;
         let network = net.name.as_str();
         let id = attachment_id(attach.container_id, attach.ifname);
         let state = self.store.lock()?;
@@ -474,6 +483,7 @@ impl Manager {
             Some(IpNet::V6(net)) => Some(net),
             _ => None,
         };
+        plan.arp_notify = true;
         // A CNI result names every route; none is implied.
         plan.route4 = DefaultRoute::None;
         plan.route6 = DefaultRoute::None;
@@ -540,10 +550,24 @@ impl Manager {
         })
     }
 
-    /// Refuses, before a delegated IPAM plugin allocates anything, a
-    /// namespace that cannot take the link: it cannot be opened, or holds
-    /// a link named `ifname` already. [`Manager::cni_add`] asks again.
-    pub fn cni_check_target(&self, netns: &Path, ifname: &str) -> Result<(), Error> {
+    /// Refuses, before a delegated IPAM plugin allocates anything, what
+    /// would make the ADD fail after it: a namespace that cannot be
+    /// opened or holds a link named `ifname` already, a master that does
+    /// not exist (nor, for a `NAME.VLANID` one, the link to make it on),
+    /// no default route when `net` names no master, a config the network
+    /// cannot take (made or checked as [`Manager::cni_network`] does: the
+    /// MTU against the master, another config with live attachments, the
+    /// shared-parent guard). Bad input thus costs the plugin nothing, not
+    /// even its cursor; the reference plugin looks its master up before
+    /// its IPAM runs too. [`Manager::cni_add`] asks again. Should the
+    /// plugin then fail, [`Manager::cni_drop_idle_master`] removes a
+    /// `NAME.VLANID` master made here.
+    pub fn cni_check_target(
+        &self,
+        net: &CniNetwork,
+        netns: &Path,
+        ifname: &str,
+    ) -> Result<(), CniAddError> {
         let ns = Netns::open_path(netns)
             .map_err(|e| Error::io(format!("opening network namespace {}", netns.display()), &e))?;
         let inside = OpenNetns::with_handle(ns)?;
@@ -551,7 +575,56 @@ impl Manager {
             return Err(Error::already_exists(format!(
                 "interface {ifname} already exists in {}; nothing was done",
                 netns.display()
-            )));
+            ))
+            .into());
+        }
+        self.cni_master_ready(net.master.as_deref())?;
+        self.cni_network(net).map_err(network_error)
+    }
+
+    /// Deletes the `NAME.VLANID` master made for CNI network `network` if
+    /// no attachment uses it (after a delegated IPAM plugin failed the ADD
+    /// that made it). Best effort, as a master left is re-used.
+    pub fn cni_drop_idle_master(&self, network: &str) {
+        let (Ok(state), Ok(host)) = (self.store.lock(), Handle::new()) else {
+            return;
+        };
+        let Ok(networks) = state.networks() else {
+            return;
+        };
+        if let Some(record) = networks.iter().find(|n| n.name == network) {
+            self.drop_parent_if_idle(&host, &state, record);
+        }
+    }
+
+    /// Whether ADD would find `master` (STATUS asks this too): it exists,
+    /// or, for a `NAME.VLANID` one, the link to make it on; or, when none
+    /// is named, the host has a default route.
+    pub fn cni_master_ready(&self, master: Option<&str>) -> Result<(), Error> {
+        let host = Handle::new()?;
+        match master {
+            None => {
+                default_route_link(&host)?;
+            }
+            Some(master) => {
+                if host.link_by_name(master)?.is_none() {
+                    let base = super::options::parse_vlan_parent(master)
+                        .ok()
+                        .map(|(base, _)| base);
+                    let base_there = match &base {
+                        Some(base) => host.link_by_name(base)?.is_some(),
+                        None => false,
+                    };
+                    if !base_there {
+                        return Err(Error::not_found(match base {
+                            Some(base) => {
+                                format!("master {master} does not exist, nor {base} to make it on")
+                            }
+                            None => format!("master {master} does not exist"),
+                        }));
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -658,9 +731,14 @@ impl Manager {
                 }
             }
         }
+        let ipvlan = match &link.data {
+            LinkData::Ipvlan { mode, flag } => Some((mode.to_string(), flag.to_string())),
+            _ => None,
+        };
         Ok(CniLinkState {
             kind: link.kind.clone(),
             mac: link.mac_text(),
+            ipvlan,
             addresses,
             routes,
         })
@@ -1075,9 +1153,11 @@ fn default_route_link(host: &Handle) -> Result<String, Error> {
         .routes(IpFamily::V4)?
         .into_iter()
         .find(|r| r.is_default() && r.oif.is_some());
+    // Not the config's fault: the host lacks the route (the reference's
+    // 999 too).
     let index = route.and_then(|r| r.oif).ok_or_else(|| {
-        config_error(
-            "no master given and the host has no IPv4 default route to take it from".into(),
+        Error::not_found(
+            "no master given and the host has no IPv4 default route to take it from".to_string(),
         )
     })?;
     let link = host.link_by_index(index)?.ok_or_else(|| {

@@ -38,6 +38,10 @@ pub(crate) struct EndpointPlan {
     /// Further routes (a CNI result's): destination and next hop, through
     /// the link; empty for the CLI's endpoints.
     pub routes: Vec<(IpNet, Option<IpAddr>)>,
+    /// Set `arp_notify` on the link before it goes up, so that its first
+    /// address is announced (a CNI ADD does, as the reference plugin does;
+    /// the CLI's endpoints keep the kernel's default, as Docker's).
+    pub arp_notify: bool,
 }
 
 impl EndpointPlan {
@@ -77,6 +81,7 @@ impl EndpointPlan {
             route4: route_for(ipv4.addr()),
             route6: ipv6.map_or(DefaultRoute::None, |a| route_for(a.addr())),
             routes: Vec::new(),
+            arp_notify: false,
         }
     }
 }
@@ -377,6 +382,11 @@ fn configure(
                 &error,
             ));
         }
+    }
+    // Best effort, as the reference plugin: a link that cannot announce
+    // itself still works.
+    if plan.arp_notify {
+        let _ = crate::netns::set_arp_notify(&inside.ns, ifname, true);
     }
     let mut steps = Vec::with_capacity(5);
     if let Some(v4) = plan.ipv4 {

@@ -625,6 +625,232 @@ pub fn effective_capabilities() -> io::Result<u64> {
     Ok(u64::from(data[0].effective) | (u64::from(data[1].effective) << 32))
 }
 
+/// What the Rust runtime's start does for a process and the binary still
+/// wants, when the binary starts from its own C `main` (`src/main.rs`):
+/// descriptors 0, 1 and 2 each open (one `poll(2)`; a closed one gets
+/// `/dev/null`, so no file opened later becomes stdout and takes output
+/// meant for it), and `SIGPIPE` ignored, so a closed pipe is an `EPIPE`
+/// the output code ignores rather than a death half-way through a
+/// command. Children get `SIGPIPE` back at its default: `std`'s `Command`
+/// resets it before `exec` unless `#[unix_sigpipe]` was given.
+pub fn prepare_process() {
+    let mut fds = [0, 1, 2].map(|fd| libc::pollfd {
+        fd,
+        events: 0,
+        revents: 0,
+    });
+    // SAFETY: `fds` is a live array of three pollfd for the call.
+    let polled = retry(|| unsafe { libc::poll(fds.as_mut_ptr(), 3, 0) });
+    if polled.is_ok() {
+        for pollfd in fds {
+            if pollfd.revents & libc::POLLNVAL != 0 {
+                // SAFETY: a constant NUL-terminated path; the lowest free
+                // descriptor is the one just found closed (lower ones are
+                // open or were reopened in this same loop).
+                let fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
+                if fd != pollfd.fd {
+                    // As the Rust runtime does: a process that cannot have
+                    // its standard descriptors must not go on.
+                    std::process::abort();
+                }
+            }
+        }
+    }
+    // SAFETY: sigaction is plain old data; all-zero is a valid value
+    // (SIG_DFL, no flags, empty mask) that is then filled in.
+    let mut action: libc::sigaction = unsafe { mem::zeroed() };
+    action.sa_sigaction = libc::SIG_IGN;
+    // SAFETY: a live sigaction for the call; a null old-action pointer is allowed.
+    let _ = retry(|| unsafe { libc::sigaction(libc::SIGPIPE, &action, std::ptr::null_mut()) });
+}
+
+/// The arguments C's `main` receives, as `OsString`s (program name first).
+///
+/// # Safety
+///
+/// `argv` must point to `argc` pointers to NUL-terminated strings that
+/// stay alive for the call, as C's `main` receives them.
+pub unsafe fn args_from_c(
+    argc: libc::c_int,
+    argv: *const *const libc::c_char,
+) -> Vec<std::ffi::OsString> {
+    use std::os::unix::ffi::OsStringExt;
+    let count = usize::try_from(argc).unwrap_or(0);
+    (0..count)
+        // SAFETY: the caller's promise: `argv` holds `argc` valid pointers.
+        .map(|i| unsafe { *argv.add(i) })
+        .take_while(|arg| !arg.is_null())
+        // SAFETY: each is a live NUL-terminated string (the caller's promise).
+        .map(|arg| std::ffi::OsString::from_vec(unsafe { CStr::from_ptr(arg) }.to_bytes().to_vec()))
+        .collect()
+}
+
+/// The `ipvlan` binary's memory allocator (`#[global_allocator]` in
+/// `src/main.rs`; the library leaves the choice to its users).
+///
+/// A command is a short-lived process that allocates a few hundred KiB
+/// at most. musl's allocator maps a fresh group of pages for each size
+/// that is new to it and unmaps a group as soon as it is empty again, so
+/// one `network connect` made about 35 `mmap`/`munmap` calls for its
+/// netlink and directory buffers. Here blocks of power-of-two sizes from
+/// 16 bytes to 64 KiB are carved from one mapping, reserved a few MiB at a
+/// time (pages cost memory only once touched), and a freed block goes on
+/// its size's free list for the next allocation of that size; nothing is
+/// given back before exit. Larger or stranger requests go to musl's
+/// allocator. A spin lock serialises the rare helper threads.
+pub struct ProcessAllocator;
+
+/// Block sizes `1 << MIN_SHIFT` ..= `1 << MAX_SHIFT`.
+const MIN_SHIFT: u32 = 4;
+const MAX_SHIFT: u32 = 16;
+const CLASSES: usize = (MAX_SHIFT - MIN_SHIFT + 1) as usize;
+/// Address space reserved at a time.
+const REGION: usize = 4 << 20;
+const PAGE: usize = 4096;
+
+struct Arena {
+    next: usize,
+    end: usize,
+    /// Head of each size's free list (0: empty); a free block holds the
+    /// address of the next.
+    free: [usize; CLASSES],
+}
+
+struct ArenaCell {
+    locked: std::sync::atomic::AtomicBool,
+    arena: std::cell::UnsafeCell<Arena>,
+}
+
+// SAFETY: `arena` is only reached while `locked` is held (`with_arena`).
+unsafe impl Sync for ArenaCell {}
+
+static ARENA: ArenaCell = ArenaCell {
+    locked: std::sync::atomic::AtomicBool::new(false),
+    arena: std::cell::UnsafeCell::new(Arena {
+        next: 0,
+        end: 0,
+        free: [0; CLASSES],
+    }),
+};
+
+fn with_arena<T>(f: impl FnOnce(&mut Arena) -> T) -> T {
+    use std::sync::atomic::Ordering;
+    while ARENA
+        .locked
+        .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        std::hint::spin_loop();
+    }
+    // SAFETY: the lock is held until after `f` returns, so this is the
+    // only reference to the arena.
+    let result = f(unsafe { &mut *ARENA.arena.get() });
+    ARENA.locked.store(false, Ordering::Release);
+    result
+}
+
+/// The size class of `layout` (its block is `1 << (class + MIN_SHIFT)`
+/// bytes, aligned to its size up to a page), or `None` for musl's.
+fn size_class(layout: std::alloc::Layout) -> Option<usize> {
+    let size = layout.size().max(layout.align()).max(1 << MIN_SHIFT);
+    if size > 1 << MAX_SHIFT || layout.align() > PAGE {
+        return None;
+    }
+    let shift = usize::BITS - (size - 1).leading_zeros();
+    Some((shift - MIN_SHIFT) as usize)
+}
+
+impl Arena {
+    fn alloc(&mut self, class: usize) -> *mut u8 {
+        let head = self.free[class];
+        if head != 0 {
+            // SAFETY: a block on the free list is ours, unused, at least 16
+            // bytes and aligned, and holds the next block's address.
+            self.free[class] = unsafe { *(head as *const usize) };
+            return head as *mut u8;
+        }
+        let size = 1usize << (class as u32 + MIN_SHIFT);
+        let align = size.min(PAGE);
+        let mut start = (self.next + align - 1) & !(align - 1);
+        if self.next == 0 || start + size > self.end {
+            // SAFETY: a fresh private anonymous mapping; no memory of ours
+            // is named.
+            let region = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    REGION,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                    -1,
+                    0,
+                )
+            };
+            if region == libc::MAP_FAILED {
+                return std::ptr::null_mut();
+            }
+            self.next = region as usize;
+            self.end = self.next + REGION;
+            start = self.next;
+        }
+        self.next = start + size;
+        start as *mut u8
+    }
+
+    fn free(&mut self, ptr: *mut u8, class: usize) {
+        // SAFETY: `ptr` is a block of this class the caller gives back: at
+        // least 16 bytes, aligned, and no longer used by anyone.
+        unsafe { *(ptr as *mut usize) = self.free[class] };
+        self.free[class] = ptr as usize;
+    }
+}
+
+// SAFETY: blocks come from the arena (or `System`) sized and aligned for
+// the layout, each handed out once until it is freed; the layout given
+// back picks the same class (or `System`) it was allocated from.
+unsafe impl std::alloc::GlobalAlloc for ProcessAllocator {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        match size_class(layout) {
+            Some(class) => with_arena(|arena| arena.alloc(class)),
+            // SAFETY: forwarded as received.
+            None => unsafe { std::alloc::System.alloc(layout) },
+        }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        match size_class(layout) {
+            Some(class) => with_arena(|arena| arena.free(ptr, class)),
+            // SAFETY: forwarded as received; it came from `System`.
+            None => unsafe { std::alloc::System.dealloc(ptr, layout) },
+        }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: the caller's promise: the new size, rounded up to the
+        // alignment, does not overflow.
+        let new =
+            unsafe { std::alloc::Layout::from_size_align_unchecked(new_size, layout.align()) };
+        let (old_class, new_class) = (size_class(layout), size_class(new));
+        if old_class.is_some() && old_class == new_class {
+            return ptr;
+        }
+        if old_class.is_none() && new_class.is_none() {
+            // SAFETY: forwarded as received; it came from `System`.
+            return unsafe { std::alloc::System.realloc(ptr, layout, new_size) };
+        }
+        // SAFETY: `new` is a valid non-zero layout (the caller's promise).
+        let fresh = unsafe { self.alloc(new) };
+        if !fresh.is_null() {
+            // SAFETY: both blocks are live and distinct, each at least
+            // the length copied.
+            unsafe {
+                std::ptr::copy_nonoverlapping(ptr, fresh, layout.size().min(new_size));
+                self.dealloc(ptr, layout);
+            }
+        }
+        fresh
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::os::unix::process::ExitStatusExt;
@@ -673,5 +899,89 @@ mod tests {
             0,
             "reset in the child"
         );
+    }
+
+    #[test]
+    fn allocator_size_classes() {
+        use std::alloc::Layout;
+        let class = |size, align| size_class(Layout::from_size_align(size, align).unwrap());
+        assert_eq!(class(1, 1), Some(0));
+        assert_eq!(class(16, 8), Some(0));
+        assert_eq!(class(17, 1), Some(1));
+        assert_eq!(
+            class(8, 64),
+            Some(2),
+            "the alignment is a floor for the size"
+        );
+        assert_eq!(class(65536, 8), Some(CLASSES - 1));
+        assert_eq!(class(65537, 8), None, "larger blocks are musl's");
+        assert_eq!(class(64, 8192), None, "so are alignments above a page");
+    }
+
+    #[test]
+    fn allocator_blocks_are_aligned_distinct_and_reused() {
+        use std::alloc::{GlobalAlloc, Layout};
+        let a = ProcessAllocator;
+        let mut blocks = Vec::new();
+        for (i, (size, align)) in [
+            (1, 1),
+            (24, 8),
+            (100, 4),
+            (4000, 64),
+            (40_000, 4096),
+            (200_000, 8),
+        ]
+        .into_iter()
+        .cycle()
+        .take(60)
+        .enumerate()
+        {
+            let layout = Layout::from_size_align(size, align).unwrap();
+            // SAFETY: a valid non-zero layout.
+            let p = unsafe { a.alloc(layout) };
+            assert!(!p.is_null());
+            assert_eq!(p as usize % align, 0, "{size} bytes aligned to {align}");
+            // SAFETY: the block is ours and `size` bytes long.
+            unsafe { std::ptr::write_bytes(p, i as u8, size) };
+            blocks.push((p, layout, i as u8));
+        }
+        for &(p, layout, fill) in &blocks {
+            // SAFETY: each block is live and `layout.size()` bytes long.
+            let bytes = unsafe { std::slice::from_raw_parts(p, layout.size()) };
+            assert!(
+                bytes.iter().all(|b| *b == fill),
+                "no block overlaps another"
+            );
+        }
+        let (p, layout, _) = blocks[1];
+        // SAFETY: allocated above with this layout, freed once.
+        unsafe { a.dealloc(p, layout) };
+        // SAFETY: a valid layout of the same class.
+        let again = unsafe { a.alloc(Layout::from_size_align(20, 8).unwrap()) };
+        assert_eq!(
+            again, p,
+            "a freed block serves the next request of its size"
+        );
+        // Growing within the class keeps the block; across classes moves the contents.
+        // SAFETY: `again` is live with a 20-byte, 8-aligned layout.
+        let same = unsafe { a.realloc(again, Layout::from_size_align(20, 8).unwrap(), 32) };
+        assert_eq!(same, again);
+        // SAFETY: `same` is live with a 32-byte layout; the block holds 32 bytes.
+        let moved = unsafe {
+            std::ptr::write_bytes(same, 7, 32);
+            a.realloc(same, Layout::from_size_align(32, 8).unwrap(), 100_000)
+        };
+        // SAFETY: `moved` is live and at least 32 bytes long.
+        assert!(unsafe { std::slice::from_raw_parts(moved, 32) }
+            .iter()
+            .all(|b| *b == 7));
+        // SAFETY: each block freed once with the layout it has now.
+        unsafe {
+            a.dealloc(moved, Layout::from_size_align(100_000, 8).unwrap());
+            for &(p, layout, _) in blocks.iter().skip(2) {
+                a.dealloc(p, layout);
+            }
+            a.dealloc(blocks[0].0, blocks[0].1);
+        }
     }
 }

@@ -496,10 +496,13 @@ pub(crate) struct Names<'a> {
 impl Names<'_> {
     /// Appends the endpoint's names to its network's hosts file and points
     /// the container's `/etc/netns/NAME/hosts` at what it should see.
+    /// `index`: the container's index as the caller just wrote it, so it
+    /// is not read again.
     pub(crate) fn add(
         &self,
         network: &NetworkRecord,
         endpoint: &EndpointRecord,
+        index: Option<&ContainerIndex>,
     ) -> Result<(), Error> {
         let file = self.state.hosts_path(&network.id);
         let lines: String = endpoint
@@ -520,7 +523,7 @@ impl Names<'_> {
             .append_to(&file, HEADER, &lines, HOSTS_MODE)
             .map_err(Error::from)?;
         if let Some(container) = &endpoint.container {
-            self.refresh_views(container, None, Some(endpoint))?;
+            self.refresh_views(container, None, Some(endpoint), index)?;
         }
         self.refresh_network(network)
     }
@@ -537,7 +540,7 @@ impl Names<'_> {
         self.refresh_network(network)?;
         if let Some(container) = &endpoint.container {
             // The container itself may have left its last network.
-            self.refresh_views(container, None, Some(endpoint))?;
+            self.refresh_views(container, None, Some(endpoint), None)?;
         }
         Ok(())
     }
@@ -577,7 +580,7 @@ impl Names<'_> {
             let container = entry.file_name().to_string_lossy().into_owned();
             // This network named too: the container may have just left it,
             // and only the networks it has a record on are looked at.
-            self.refresh_views(&container, Some(&network.id), None)?;
+            self.refresh_views(&container, Some(&network.id), None, None)?;
         }
         Ok(())
     }
@@ -585,20 +588,28 @@ impl Names<'_> {
     /// Points `/etc/netns/NAME/hosts` at what the container should see: its
     /// network's file, or a union file when it is on several. `also` is
     /// a network whose marker of the container must go unless it is still
-    /// on it; `known` the container's endpoint record as the caller just
-    /// wrote it (not read again).
+    /// on it; `known` the container's endpoint record and `known_index`
+    /// its index as the caller just wrote them (not read again).
     fn refresh_views(
         &self,
         container: &str,
         also: Option<&str>,
         known: Option<&EndpointRecord>,
+        known_index: Option<&ContainerIndex>,
     ) -> Result<(), Error> {
         let state = self.state;
         // Networks it has a record on (any state: a marker may be left on
         // one it is leaving), and those it is attached to.
         let mut on: Vec<String> = Vec::new();
         let mut attached: Vec<String> = Vec::new();
-        let index = ContainerIndex::read(state, container)?;
+        let read;
+        let index = match known_index {
+            Some(index) => index,
+            None => {
+                read = ContainerIndex::read(state, container)?;
+                &read
+            }
+        };
         for id in state.network_ids()? {
             let endpoint = match known.filter(|known| known.network_id == id) {
                 Some(known) => Some(known.clone()),
@@ -905,7 +916,7 @@ mod tests {
             etc_netns_dir: etc,
         };
         for (network, endpoint) in networks.iter().zip(&endpoints) {
-            names.add(network, endpoint)?;
+            names.add(network, endpoint, None)?;
         }
         Ok(())
     }

@@ -674,7 +674,7 @@ pub unsafe fn args_from_c(
 /// that is new to it and unmaps a group as soon as it is empty again, so
 /// one `network connect` made about 35 `mmap`/`munmap` calls for its
 /// netlink and directory buffers. Here blocks of power-of-two sizes from
-/// 16 bytes to 64 KiB are carved from one mapping, reserved a few MiB at a
+/// 16 bytes to 64 KiB are carved from one mapping, reserved 1 MiB at a
 /// time (pages cost memory only once touched), and a freed block goes on
 /// its size's free list for the next allocation of that size; nothing is
 /// given back before exit. Larger or stranger requests go to musl's
@@ -685,8 +685,10 @@ pub struct ProcessAllocator;
 const MIN_SHIFT: u32 = 4;
 const MAX_SHIFT: u32 = 16;
 const CLASSES: usize = (MAX_SHIFT - MIN_SHIFT + 1) as usize;
-/// Address space reserved at a time.
-const REGION: usize = 4 << 20;
+/// Address space reserved at a time: under 2 MiB, so that no region can
+/// hold an aligned transparent huge page, which a first touch would fault
+/// in whole (2 MiB of peak RSS at once; seen with 4 MiB regions).
+const REGION: usize = 1 << 20;
 const PAGE: usize = 4096;
 
 struct Arena {

@@ -6,9 +6,11 @@
 //! container on several points at a union file of its own, regenerated
 //! whenever one of its networks changes.
 
+use std::ffi::CString;
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::net::IpAddr;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -318,12 +320,17 @@ fn make_dir(etc_netns_dir: &Path, container: &str, state_root: &Path) -> Result<
     // Parents are made only when missing, found by the create failing:
     // they exist on every attach but a host's first.
     let marker = made_dir_marker(state_root, container);
+    // One openat(2): std's open through the C library adds an fcntl.
+    // O_EXCL never follows a link.
+    let marker_c = CString::new(marker.as_os_str().as_bytes())
+        .map_err(|_| io("writing", &marker, std::io::ErrorKind::InvalidInput.into()))?;
     let mark = || {
-        OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(MARKER_MODE)
-            .open(&marker)
+        crate::sys::openat(
+            None,
+            &marker_c,
+            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL,
+            MARKER_MODE as libc::mode_t,
+        )
     };
     crate::fault::point("etc netns: before marker");
     let marked = match mark() {

@@ -20,7 +20,7 @@ use ipvlan::json::{self, Value};
 
 /// Budgets, in system calls a release build makes (see the module
 /// documentation), about 10% above what was reached on Linux 6.1: connect
-/// 156, disconnect 144, run -d 209, rm -f 245 (its `readlink` of every
+/// 155, disconnect 144, run -d 208, rm -f 245 (its `readlink` of every
 /// process's namespace grows with the processes running), ps 211,
 /// network ls 66, network inspect 83. Before this test, connect,
 /// disconnect, run -d and rm -f made 415, 357, 538 and 452; before the

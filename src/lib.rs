@@ -49,7 +49,8 @@
 //!
 //! `ipvlan network connect --ip 192.168.1.10 db_net web`:
 //!
-//! 1. `main.rs` hands argv to [`cli::run`]; [`cli::command`] parses it into
+//! 1. `main.rs` (C's `main`, see [`process`]) hands argv to
+//!    [`cli::main_args`]; [`cli::command`] parses it into
 //!    a `Command::NetworkConnect` (usage errors exit 2 here, nothing touched).
 //! 2. `cli` checks CAP_NET_ADMIN, opens a [`driver::Manager`] on the state
 //!    directory and calls [`driver::Manager::connect`].

@@ -1,6 +1,7 @@
 //! The guest side of `cargo xtask bench`: attach and detach of many
-//! containers, side by side, for a raw-netlink floor, our CLI, iproute2 and
-//! the reference CNI plugin, in one boot of the VM.
+//! containers, side by side, for a raw-netlink floor, our CLI and bulk API,
+//! our CNI mode, iproute2 and the reference CNI plugin, in one boot of the
+//! VM.
 //!
 //! One program, three roles (the first argument):
 //!
@@ -526,8 +527,14 @@ fn launch_cmd(config: &Config, cmd: &Cmd) -> Res<Launched> {
 
 /// Runs a command directly (setup, checks); its stdout; fails unless it exits 0.
 fn sh(argv: &[&str], stdin: Option<&str>) -> Res<String> {
+    sh_env(argv, stdin, &[])
+}
+
+/// [`sh`] with variables added to the environment.
+fn sh_env(argv: &[&str], stdin: Option<&str>, env: &[(String, String)]) -> Res<String> {
     let mut c = Command::new(argv[0]);
     c.args(&argv[1..]);
+    c.envs(env.iter().map(|(k, v)| (k, v)));
     c.stdin(if stdin.is_some() {
         Stdio::piped()
     } else {
@@ -572,9 +579,9 @@ fn remove_namespaces(first: u32, last: u32) -> Res {
 }
 
 /// Reads the kernel back: an attached container has `eth0` up with an
-/// address of the subnet and a default route via the gateway; a detached
-/// one has nothing but `lo`.
-fn check_container(i: u32, attached: bool) -> Res {
+/// address of `subnet` (a /20) and a default route via its gateway; a
+/// detached one has nothing but `lo`.
+fn check_container(i: u32, attached: bool, subnet: u32) -> Res {
     let ns = ns_name(i);
     let links = sh(&[IP, "-n", &ns, "-o", "link", "show"], None)?;
     if !attached {
@@ -590,10 +597,19 @@ fn check_container(i: u32, attached: bool) -> Res {
         None,
     )?;
     let route = sh(&[IP, "-n", &ns, "route", "show", "default"], None)?;
-    let gateway = format!("default via {} dev eth0", ipv4(GATEWAY));
-    if !addr.contains(" inet 10.10.") || !route.contains(&gateway) {
+    let gateway = format!("default via {} dev eth0", ipv4(subnet + 1));
+    let net = format!("{}/{PREFIX_LEN}", ipv4(subnet));
+    let inside = addr
+        .split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .and_then(|a| {
+            let a: std::net::Ipv4Addr = a.split('/').next()?.parse().ok()?;
+            Some(u32::from(a) >> (32 - PREFIX_LEN) == subnet >> (32 - PREFIX_LEN))
+        });
+    if inside != Some(true) || !route.contains(&gateway) {
         return Err(format!(
-            "{ns}: after attach, expected eth0 up with an address of 10.10.0.0/20 and \
+            "{ns}: after attach, expected eth0 up with an address of {net} and \
              `{gateway}`; got:\n{addr}{route}"
         ));
     }
@@ -623,6 +639,10 @@ enum Method {
 struct Row {
     name: &'static str,
     method: Method,
+    /// The subnet the row's containers get addresses of (its gateway is
+    /// the first host): our CNI networks need their own, as the state
+    /// directory refuses a network overlapping the CLI's.
+    subnet: u32,
 }
 
 /// A row's figures.
@@ -724,9 +744,12 @@ fn iproute2_detach(_: &Config, i: u32) -> Vec<Cmd> {
     vec![Cmd::new(&[IP, "-n", &ns_name(i), "link", "del", "eth0"])]
 }
 
-fn cni_cmd(c: &Config, command: &str, i: u32) -> Vec<Cmd> {
+/// One CNI request for container `i`, as a runtime makes it: `program`
+/// with the spec's environment, the config `conf` (a file of the disk) on
+/// stdin.
+fn cni_request(c: &Config, program: &str, conf: &str, command: &str, i: u32) -> Vec<Cmd> {
     let cni = c.cni.clone().unwrap_or_default();
-    let mut cmd = Cmd::new(&[&format!("{cni}/ipvlan")]);
+    let mut cmd = Cmd::new(&[program]);
     cmd.env = [
         ("CNI_COMMAND", command.to_string()),
         ("CNI_CONTAINERID", format!("bench-{}", ns_name(i))),
@@ -737,8 +760,13 @@ fn cni_cmd(c: &Config, command: &str, i: u32) -> Vec<Cmd> {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    cmd.stdin = Some(format!("{}/cni.conf", c.disk));
+    cmd.stdin = Some(format!("{}/{conf}", c.disk));
     vec![cmd]
+}
+
+fn cni_cmd(c: &Config, command: &str, i: u32) -> Vec<Cmd> {
+    let program = format!("{}/ipvlan", c.cni.clone().unwrap_or_default());
+    cni_request(c, &program, CNI_REF_CONF, command, i)
 }
 
 fn cni_attach(c: &Config, i: u32) -> Vec<Cmd> {
@@ -747,6 +775,48 @@ fn cni_attach(c: &Config, i: u32) -> Vec<Cmd> {
 
 fn cni_detach(c: &Config, i: u32) -> Vec<Cmd> {
     cni_cmd(c, "DEL", i)
+}
+
+/// Our binary in CNI mode (it is one when `CNI_COMMAND` is set), addresses
+/// from our own allocator in the process.
+fn ours_cni_attach(c: &Config, i: u32) -> Vec<Cmd> {
+    cni_request(c, &c.ipvlan, CNI_OURS_CONF, "ADD", i)
+}
+
+fn ours_cni_detach(c: &Config, i: u32) -> Vec<Cmd> {
+    cni_request(c, &c.ipvlan, CNI_OURS_CONF, "DEL", i)
+}
+
+/// Our binary in CNI mode, addresses from the reference `host-local`
+/// started from `CNI_PATH` (one more process per request).
+fn ours_cni_hl_attach(c: &Config, i: u32) -> Vec<Cmd> {
+    cni_request(c, &c.ipvlan, CNI_OURS_HL_CONF, "ADD", i)
+}
+
+fn ours_cni_hl_detach(c: &Config, i: u32) -> Vec<Cmd> {
+    cni_request(c, &c.ipvlan, CNI_OURS_HL_CONF, "DEL", i)
+}
+
+/// The configs of the CNI rows, files of the disk: the reference plugin's
+/// (host-local), ours with `ipam.type: ipvlan`, ours with host-local.
+const CNI_REF_CONF: &str = "cni.conf";
+const CNI_OURS_CONF: &str = "cni-ours.conf";
+const CNI_OURS_HL_CONF: &str = "cni-ours-host-local.conf";
+/// Our CNI networks: subnets of their own (10.11.0.0/20, 10.12.0.0/20),
+/// since the state directory refuses one overlapping `benchnet`'s.
+const CNI_OURS_NETWORK: &str = "bench-ours";
+const CNI_OURS_SUBNET: u32 = 0x0a0b_0000;
+const CNI_OURS_HL_NETWORK: &str = "bench-ours-host-local";
+const CNI_OURS_HL_SUBNET: u32 = 0x0a0c_0000;
+
+/// A conflist's plugin on `PARENT`, mode l2, a default route via the
+/// subnet's gateway, with the `ipam` type and keys given.
+fn cni_conf(name: &str, subnet: u32, ipam_type: &str, ipam_extra: &str) -> String {
+    format!(
+        r#"{{"cniVersion":"1.0.0","name":"{name}","type":"ipvlan","master":"{PARENT}","mode":"l2","ipam":{{"type":"{ipam_type}","subnet":"{}/{PREFIX_LEN}","gateway":"{}","routes":[{{"dst":"0.0.0.0/0"}}]{ipam_extra}}}}}"#,
+        ipv4(subnet),
+        ipv4(subnet + 1),
+    )
 }
 
 fn parse_times(stdout: &str) -> Res<Vec<f64>> {
@@ -816,7 +886,7 @@ fn measure(config: &Config, row: &Row, n: u32) -> Res<Figures> {
             ));
         }
         for i in [1, n] {
-            check_container(i, attach).map_err(|e| format!("{}: {e}", row.name))?;
+            check_container(i, attach, row.subnet).map_err(|e| format!("{}: {e}", row.name))?;
         }
         if attach {
             (f.attach, f.rss_attach, f.work_attach) = (times, rss, work);
@@ -838,21 +908,15 @@ fn strace_total(text: &str) -> Option<u64> {
 }
 
 fn straced(cmd: &Cmd, out: &str) -> Res<u64> {
+    // The variables go to strace, which passes them on: an `env` program in
+    // between would add its own start to the count.
     let mut argv = vec!["strace", "-f", "-c", "-o", out];
-    let mut env = Vec::new();
-    for (k, v) in &cmd.env {
-        env.push(format!("{k}={v}"));
-    }
-    if !env.is_empty() {
-        argv.push("env");
-        argv.extend(env.iter().map(String::as_str));
-    }
     argv.extend(cmd.argv.iter().map(String::as_str));
     let stdin = match &cmd.stdin {
         Some(file) => Some(fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?),
         None => None,
     };
-    sh(&argv, stdin.as_deref())?;
+    sh_env(&argv, stdin.as_deref(), &cmd.env)?;
     let text = fs::read_to_string(out).map_err(|e| format!("{out}: {e}"))?;
     strace_total(&text).ok_or_else(|| format!("no total in strace output:\n{text}"))
 }
@@ -965,13 +1029,8 @@ enum Outcome {
     NotMeasured(&'static str),
 }
 
-/// Our CNI mode, per container (`ipam.type: ipvlan` and `host-local`):
-/// fill in when the binary has it.
-fn ours_cni(_config: &Config, _n: u32) -> Res<Outcome> {
-    Ok(Outcome::NotMeasured(
-        "not measured: no CNI mode in this build",
-    ))
-}
+/// The row of our CNI mode that the speed target is about.
+const CNI_OURS_ROW: &str = "ours: CNI mode, `ipam.type: ipvlan` (in the process), ADD / DEL";
 
 fn parse_config(args: &[String]) -> Res<Config> {
     let mut config = Config {
@@ -1035,23 +1094,36 @@ fn orchestrate(args: &[String]) -> Res {
         ],
         None,
     )?;
-    if let Some(cni) = &config.cni {
-        let conf = format!(
-            r#"{{"cniVersion":"1.0.0","name":"bench","type":"ipvlan","master":"{PARENT}","mode":"l2","ipam":{{"type":"host-local","subnet":"{subnet}","gateway":"{}","routes":[{{"dst":"0.0.0.0/0"}}],"dataDir":"{}/cni-data"}}}}"#,
-            ipv4(GATEWAY),
-            config.disk
-        );
-        fs::write(format!("{}/cni.conf", config.disk), conf)
-            .map_err(|e| format!("cni.conf: {e}"))?;
-        let _ = cni;
-    }
+    let write = |file: &str, text: String| {
+        fs::write(format!("{}/{file}", config.disk), text).map_err(|e| format!("{file}: {e}"))
+    };
+    let data_dir = |dir: &str| format!(r#","dataDir":"{}/{dir}""#, config.disk);
+    write(
+        CNI_REF_CONF,
+        cni_conf("bench", SUBNET, "host-local", &data_dir("cni-data")),
+    )?;
+    write(
+        CNI_OURS_CONF,
+        cni_conf(CNI_OURS_NETWORK, CNI_OURS_SUBNET, "ipvlan", ""),
+    )?;
+    write(
+        CNI_OURS_HL_CONF,
+        cni_conf(
+            CNI_OURS_HL_NETWORK,
+            CNI_OURS_HL_SUBNET,
+            "host-local",
+            &data_dir("cni-data-ours"),
+        ),
+    )?;
 
     let floor_one = Row {
         name: "raw-netlink floor, one process for all",
+        subnet: SUBNET,
         method: Method::OneProcess,
     };
     let floor_pp = Row {
         name: "raw-netlink floor, one process per container",
+        subnet: SUBNET,
         method: Method::PerContainer {
             attach: floor_pp_attach,
             detach: floor_pp_detach,
@@ -1059,6 +1131,7 @@ fn orchestrate(args: &[String]) -> Res {
     };
     let cli = Row {
         name: "ours: `ipvlan network connect` / `disconnect`",
+        subnet: SUBNET,
         method: Method::PerContainer {
             attach: cli_attach,
             detach: cli_detach,
@@ -1066,6 +1139,7 @@ fn orchestrate(args: &[String]) -> Res {
     };
     let bulk = Row {
         name: "ours: library bulk API (`connect_many`, one `network connect NET c1..cN`)",
+        subnet: SUBNET,
         method: Method::Batch {
             attach: bulk_attach,
             detach: bulk_detach,
@@ -1073,17 +1147,36 @@ fn orchestrate(args: &[String]) -> Res {
     };
     let iproute2 = Row {
         name: "iproute2, one process per step",
+        subnet: SUBNET,
         method: Method::PerContainer {
             attach: iproute2_attach,
             detach: iproute2_detach,
         },
     };
     let cni_ref = Row {
-        name: "reference CNI `ipvlan` + `host-local`",
+        name: REFERENCE_CNI_ROW,
+        subnet: SUBNET,
         method: Method::PerContainer {
             attach: cni_attach,
             detach: cni_detach,
         },
+    };
+
+    let ours_cni = Row {
+        name: CNI_OURS_ROW,
+        method: Method::PerContainer {
+            attach: ours_cni_attach,
+            detach: ours_cni_detach,
+        },
+        subnet: CNI_OURS_SUBNET,
+    };
+    let ours_cni_hl = Row {
+        name: "ours: CNI mode, `ipam.type: host-local` (delegated), ADD / DEL",
+        method: Method::PerContainer {
+            attach: ours_cni_hl_attach,
+            detach: ours_cni_hl_detach,
+        },
+        subnet: CNI_OURS_HL_SUBNET,
     };
 
     let mut table: Vec<(String, u32, Outcome)> = Vec::new();
@@ -1092,11 +1185,12 @@ fn orchestrate(args: &[String]) -> Res {
     let mut syscalls: BTreeMap<&str, Syscalls> = BTreeMap::new();
     for &n in &sizes {
         let small = n == config.small;
-        let mut rows: Vec<&Row> = vec![&floor_one, &floor_pp, &cli, &bulk];
+        let mut rows: Vec<&Row> = vec![&floor_one, &floor_pp, &cli, &bulk, &ours_cni];
         if small {
             rows.push(&iproute2);
             if config.cni.is_some() {
                 rows.push(&cni_ref);
+                rows.push(&ours_cni_hl);
             }
         }
         for row in rows {
@@ -1116,22 +1210,25 @@ fn orchestrate(args: &[String]) -> Res {
             );
             table.push((row.name.to_string(), n, Outcome::Measured(figures)));
         }
-        if small {
-            table.push((
-                "ours: CNI mode per container".to_string(),
-                n,
-                ours_cni(&config, n)?,
-            ));
-        }
         if config.cni.is_none() && small {
-            table.push((
-                cni_ref.name.to_string(),
-                n,
-                Outcome::NotMeasured("not measured: the CNI plugins are not in the guest"),
-            ));
+            for row in [&cni_ref, &ours_cni_hl] {
+                table.push((
+                    row.name.to_string(),
+                    n,
+                    Outcome::NotMeasured("not measured: the CNI plugins are not in the guest"),
+                ));
+            }
         }
     }
-    sh(&[&config.ipvlan, "network", "rm", NETWORK], None)?;
+    // Our CNI networks outlive their attachments (they keep the
+    // allocator's place); idle, the CLI removes them.
+    let mut networks = vec![NETWORK, CNI_OURS_NETWORK];
+    if config.cni.is_some() {
+        networks.push(CNI_OURS_HL_NETWORK);
+    }
+    for network in networks {
+        sh(&[&config.ipvlan, "network", "rm", network], None)?;
+    }
     let size = fs::metadata(&config.ipvlan)
         .map_err(|e| format!("{}: {e}", config.ipvlan))?
         .len();
@@ -1156,6 +1253,22 @@ struct Start {
     wall: Vec<f64>,
     maxrss_kib: u64,
 }
+
+/// One row's system calls of one attach and one detach, by name.
+fn profile(s: &mut String, name: &str, f: &Figures) {
+    if let Some(c) = &f.syscalls {
+        let _ = writeln!(
+            s,
+            "- {name}: system calls of one attach by name: {}\n\
+             - {name}: system calls of one detach by name: {}",
+            by_count(&c.attach_calls),
+            by_count(&c.detach_calls)
+        );
+    }
+}
+
+/// The reference plugin's row (our CNI rows are compared with it).
+const REFERENCE_CNI_ROW: &str = "reference CNI `ipvlan` + `host-local`";
 
 fn render(
     table: &[(String, u32, Outcome)],
@@ -1273,20 +1386,34 @@ fn render(
             }
         }
     }
-    // The profile of one attach through the CLI, the row the targets are about.
-    if let Some((name, Outcome::Measured(f))) = table
-        .iter()
-        .find(|(name, _, _)| name.contains("network connect"))
-        .map(|(name, _, o)| (name, o))
-    {
-        if let Some(c) = &f.syscalls {
+    // Our CNI mode against the reference plugin, at the sizes both ran.
+    for (name, n, outcome) in table {
+        let (Outcome::Measured(f), true) = (outcome, name.starts_with("ours: CNI mode")) else {
+            continue;
+        };
+        let reference = table.iter().find_map(|(row, rn, o)| match o {
+            Outcome::Measured(r) if row == REFERENCE_CNI_ROW && rn == n => Some(r),
+            _ => None,
+        });
+        if let Some(r) = reference {
             let _ = writeln!(
                 s,
-                "- {name}: system calls of one attach by name: {}\n\
-                 - {name}: system calls of one detach by name: {}",
-                by_count(&c.attach_calls),
-                by_count(&c.detach_calls)
+                "- {name}, N = {n}: against the reference CNI plugin (medians): ADD {:.2}x, \
+                 DEL {:.2}x",
+                median(&f.attach) / median(&r.attach),
+                median(&f.detach) / median(&r.detach)
             );
+        }
+    }
+    // The profile of one attach through the CLI and through our CNI mode,
+    // the rows the targets are about.
+    let mut profiled = Vec::new();
+    for (name, _, outcome) in table {
+        if (name.contains("network connect") || name == CNI_OURS_ROW) && !profiled.contains(&name) {
+            profiled.push(name);
+            if let Outcome::Measured(f) = outcome {
+                profile(&mut s, name, f);
+            }
         }
     }
     let _ = writeln!(

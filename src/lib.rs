@@ -5,9 +5,10 @@
 //! Bottom up; a file uses only its own layer and those below (checked by
 //! `cargo xtask layers`):
 //!
-//! 1. `sys`, [`json`], [`text`], [`fault`], [`order`]: system calls (the
-//!    only `unsafe`), JSON, user-supplied text made safe for messages, the
-//!    kill points of crash tests, and the one shared stable sort.
+//! 1. `sys`, [`json`], [`text`], [`fault`], [`order`], [`process`]: system
+//!    calls (the only `unsafe`), JSON, user-supplied text made safe for
+//!    messages, the kill points of crash tests, the one shared stable sort,
+//!    and the binary's process start and allocator.
 //! 2. [`netlink`]: the netlink transport.
 //! 3. [`netns`]: network namespaces.
 //! 4. [`rtnl`]: typed rtnetlink requests.
@@ -26,6 +27,7 @@
 //! fault.rs             kill points where effects happen, live only with the
 //!                      `fault-injection` feature (crash tests)
 //! order.rs             stable sorting through one copy of std's sort (binary size)
+//! process.rs           the binary's start from C `main` (args, stdio, SIGPIPE), its allocator
 //! netlink/             uapi constants, attributes, message builder and checked views,
 //!                      the readers of the kernel's answers (reply.rs: ACKs, dumps,
 //!                      extended acks), the socket, the error type
@@ -47,7 +49,8 @@
 //!
 //! `ipvlan network connect --ip 192.168.1.10 db_net web`:
 //!
-//! 1. `main.rs` hands argv to [`cli::run`]; [`cli::command`] parses it into
+//! 1. `main.rs` (C's `main`, see [`process`]) hands argv to
+//!    [`cli::main_args`]; [`cli::command`] parses it into
 //!    a `Command::NetworkConnect` (usage errors exit 2 here, nothing touched).
 //! 2. `cli` checks CAP_NET_ADMIN, opens a [`driver::Manager`] on the state
 //!    directory and calls [`driver::Manager::connect`].
@@ -85,6 +88,7 @@ pub mod json;
 pub mod netlink;
 pub mod netns;
 pub mod order;
+pub mod process;
 pub mod rtnl;
 pub mod store;
 #[allow(unsafe_code)]

@@ -352,34 +352,15 @@ pub fn restore_signal(saved: &SavedSignal) -> io::Result<()> {
     Ok(())
 }
 
-/// Makes the child `command` starts take the default disposition for each
-/// signal of `saved` that this process did not already ignore before
-/// [`ignore_signal`] (an ignored disposition survives `execve`).
-pub fn default_signals_in_child(command: &mut std::process::Command, saved: &[SavedSignal]) {
-    use std::os::unix::process::CommandExt;
-    let signals: Vec<i32> = saved
+/// The signals of `saved` that this process did not already ignore
+/// before [`ignore_signal`]: a child gets their default disposition back
+/// ([`Spawn::default_signals`]; an ignored disposition survives `execve`).
+pub fn signals_to_default(saved: &[SavedSignal]) -> Vec<i32> {
+    saved
         .iter()
         .filter(|s| !s.was_ignored())
         .map(|s| s.signal)
-        .collect();
-    if signals.is_empty() {
-        return;
-    }
-    // SAFETY: the closure runs in the forked child before execve, where only
-    // async-signal-safe calls are allowed: it allocates nothing (the list is
-    // built above) and calls only sigaction(2) on a zeroed (SIG_DFL) action
-    // living on its stack.
-    unsafe {
-        command.pre_exec(move || {
-            let default: libc::sigaction = mem::zeroed();
-            for &signal in &signals {
-                if libc::sigaction(signal, &default, std::ptr::null_mut()) == -1 {
-                    return Err(io::Error::last_os_error());
-                }
-            }
-            Ok(())
-        });
-    }
+        .collect()
 }
 
 // ---- Files relative to directory descriptors (the state directory) ----
@@ -625,6 +606,478 @@ pub fn effective_capabilities() -> io::Result<u64> {
     Ok(u64::from(data[0].effective) | (u64::from(data[1].effective) << 32))
 }
 
+/// What the Rust runtime's start does for a process and the binary still
+/// wants, when the binary starts from its own C `main` (`src/main.rs`):
+/// descriptors 0, 1 and 2 each open (one `poll(2)`; a closed one gets
+/// `/dev/null`, so no file opened later becomes stdout and takes output
+/// meant for it), and `SIGPIPE` ignored, so a closed pipe is an `EPIPE`
+/// the output code ignores rather than a death half-way through a
+/// command. Children get `SIGPIPE` back at its default: `std`'s `Command`
+/// resets it before `exec` unless `#[unix_sigpipe]` was given.
+pub fn prepare_process() {
+    let mut fds = [0, 1, 2].map(|fd| libc::pollfd {
+        fd,
+        events: 0,
+        revents: 0,
+    });
+    // SAFETY: `fds` is a live array of three pollfd for the call.
+    let polled = retry(|| unsafe { libc::poll(fds.as_mut_ptr(), 3, 0) });
+    if polled.is_ok() {
+        for pollfd in fds {
+            if pollfd.revents & libc::POLLNVAL != 0 {
+                // SAFETY: a constant NUL-terminated path; the lowest free
+                // descriptor is the one just found closed (lower ones are
+                // open or were reopened in this same loop).
+                let fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
+                if fd != pollfd.fd {
+                    // As the Rust runtime does: a process that cannot have
+                    // its standard descriptors must not go on.
+                    std::process::abort();
+                }
+            }
+        }
+    }
+    // SAFETY: sigaction is plain old data; all-zero is a valid value
+    // (SIG_DFL, no flags, empty mask) that is then filled in.
+    let mut action: libc::sigaction = unsafe { mem::zeroed() };
+    action.sa_sigaction = libc::SIG_IGN;
+    // SAFETY: a live sigaction for the call; a null old-action pointer is allowed.
+    let _ = retry(|| unsafe { libc::sigaction(libc::SIGPIPE, &action, std::ptr::null_mut()) });
+}
+
+/// The arguments C's `main` receives, as `OsString`s (program name first).
+///
+/// # Safety
+///
+/// `argv` must point to `argc` pointers to NUL-terminated strings that
+/// stay alive for the call, as C's `main` receives them.
+pub unsafe fn args_from_c(
+    argc: libc::c_int,
+    argv: *const *const libc::c_char,
+) -> Vec<std::ffi::OsString> {
+    use std::os::unix::ffi::OsStringExt;
+    let count = usize::try_from(argc).unwrap_or(0);
+    (0..count)
+        // SAFETY: the caller's promise: `argv` holds `argc` valid pointers.
+        .map(|i| unsafe { *argv.add(i) })
+        .take_while(|arg| !arg.is_null())
+        // SAFETY: each is a live NUL-terminated string (the caller's promise).
+        .map(|arg| std::ffi::OsString::from_vec(unsafe { CStr::from_ptr(arg) }.to_bytes().to_vec()))
+        .collect()
+}
+
+/// The `ipvlan` binary's memory allocator (`#[global_allocator]` in
+/// `src/main.rs`; the library leaves the choice to its users).
+///
+/// A command is a short-lived process that allocates a few hundred KiB
+/// at most. musl's allocator maps a fresh group of pages for each size
+/// that is new to it and unmaps a group as soon as it is empty again, so
+/// one `network connect` made about 35 `mmap`/`munmap` calls for its
+/// netlink and directory buffers. Here blocks of power-of-two sizes from
+/// 16 bytes to 64 KiB are carved from one mapping, reserved 1 MiB at a
+/// time (pages cost memory only once touched), and a freed block goes on
+/// its size's free list for the next allocation of that size; nothing is
+/// given back before exit. Larger or stranger requests go to musl's
+/// allocator. A spin lock serialises the rare helper threads.
+pub struct ProcessAllocator;
+
+/// Block sizes `1 << MIN_SHIFT` ..= `1 << MAX_SHIFT`.
+const MIN_SHIFT: u32 = 4;
+const MAX_SHIFT: u32 = 16;
+const CLASSES: usize = (MAX_SHIFT - MIN_SHIFT + 1) as usize;
+/// Address space reserved at a time: under 2 MiB, so that no region can
+/// hold an aligned transparent huge page, which a first touch would fault
+/// in whole (2 MiB of peak RSS at once; seen with 4 MiB regions).
+const REGION: usize = 1 << 20;
+const PAGE: usize = 4096;
+
+struct Arena {
+    next: usize,
+    end: usize,
+    /// Head of each size's free list (0: empty); a free block holds the
+    /// address of the next.
+    free: [usize; CLASSES],
+}
+
+struct ArenaCell {
+    locked: std::sync::atomic::AtomicBool,
+    arena: std::cell::UnsafeCell<Arena>,
+}
+
+// SAFETY: `arena` is only reached while `locked` is held (`with_arena`).
+unsafe impl Sync for ArenaCell {}
+
+static ARENA: ArenaCell = ArenaCell {
+    locked: std::sync::atomic::AtomicBool::new(false),
+    arena: std::cell::UnsafeCell::new(Arena {
+        next: 0,
+        end: 0,
+        free: [0; CLASSES],
+    }),
+};
+
+fn with_arena<T>(f: impl FnOnce(&mut Arena) -> T) -> T {
+    use std::sync::atomic::Ordering;
+    while ARENA
+        .locked
+        .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        std::hint::spin_loop();
+    }
+    // SAFETY: the lock is held until after `f` returns, so this is the
+    // only reference to the arena.
+    let result = f(unsafe { &mut *ARENA.arena.get() });
+    ARENA.locked.store(false, Ordering::Release);
+    result
+}
+
+/// The size class of `layout` (its block is `1 << (class + MIN_SHIFT)`
+/// bytes, aligned to its size up to a page), or `None` for musl's.
+fn size_class(layout: std::alloc::Layout) -> Option<usize> {
+    let size = layout.size().max(layout.align()).max(1 << MIN_SHIFT);
+    if size > 1 << MAX_SHIFT || layout.align() > PAGE {
+        return None;
+    }
+    let shift = usize::BITS - (size - 1).leading_zeros();
+    Some((shift - MIN_SHIFT) as usize)
+}
+
+impl Arena {
+    fn alloc(&mut self, class: usize) -> *mut u8 {
+        let head = self.free[class];
+        if head != 0 {
+            // SAFETY: a block on the free list is ours, unused, at least 16
+            // bytes and aligned, and holds the next block's address.
+            self.free[class] = unsafe { *(head as *const usize) };
+            return head as *mut u8;
+        }
+        let size = 1usize << (class as u32 + MIN_SHIFT);
+        let align = size.min(PAGE);
+        let mut start = (self.next + align - 1) & !(align - 1);
+        if self.next == 0 || start + size > self.end {
+            // SAFETY: a fresh private anonymous mapping; no memory of ours
+            // is named.
+            let region = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    REGION,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                    -1,
+                    0,
+                )
+            };
+            if region == libc::MAP_FAILED {
+                return std::ptr::null_mut();
+            }
+            self.next = region as usize;
+            self.end = self.next + REGION;
+            start = self.next;
+        }
+        self.next = start + size;
+        start as *mut u8
+    }
+
+    fn free(&mut self, ptr: *mut u8, class: usize) {
+        // SAFETY: `ptr` is a block of this class the caller gives back: at
+        // least 16 bytes, aligned, and no longer used by anyone.
+        unsafe { *(ptr as *mut usize) = self.free[class] };
+        self.free[class] = ptr as usize;
+    }
+}
+
+// SAFETY: blocks come from the arena (or `System`) sized and aligned for
+// the layout, each handed out once until it is freed; the layout given
+// back picks the same class (or `System`) it was allocated from.
+unsafe impl std::alloc::GlobalAlloc for ProcessAllocator {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        match size_class(layout) {
+            Some(class) => with_arena(|arena| arena.alloc(class)),
+            // SAFETY: forwarded as received.
+            None => unsafe { std::alloc::System.alloc(layout) },
+        }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        match size_class(layout) {
+            Some(class) => with_arena(|arena| arena.free(ptr, class)),
+            // SAFETY: forwarded as received; it came from `System`.
+            None => unsafe { std::alloc::System.dealloc(ptr, layout) },
+        }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: the caller's promise: the new size, rounded up to the
+        // alignment, does not overflow.
+        let new =
+            unsafe { std::alloc::Layout::from_size_align_unchecked(new_size, layout.align()) };
+        let (old_class, new_class) = (size_class(layout), size_class(new));
+        if old_class.is_some() && old_class == new_class {
+            return ptr;
+        }
+        if old_class.is_none() && new_class.is_none() {
+            // SAFETY: forwarded as received; it came from `System`.
+            return unsafe { std::alloc::System.realloc(ptr, layout, new_size) };
+        }
+        // SAFETY: `new` is a valid non-zero layout (the caller's promise).
+        let fresh = unsafe { self.alloc(new) };
+        if !fresh.is_null() {
+            // SAFETY: both blocks are live and distinct, each at least
+            // the length copied.
+            unsafe {
+                std::ptr::copy_nonoverlapping(ptr, fresh, layout.size().min(new_size));
+                self.dealloc(ptr, layout);
+            }
+        }
+        fresh
+    }
+}
+
+/// A child's standard file (see [`spawn`]).
+pub enum ChildIo<'a> {
+    /// Ours, as it is.
+    Inherit,
+    /// `/dev/null`, for reading and writing.
+    Null,
+    /// A descriptor of ours (a duplicate; ours stays open).
+    Fd(BorrowedFd<'a>),
+}
+
+/// What [`spawn`] starts.
+pub struct Spawn<'a> {
+    /// The program: a path, or a name looked up in `PATH` (ours).
+    pub program: &'a std::ffi::OsStr,
+    /// Its arguments after `argv[0]` (which is `program`).
+    pub args: &'a [String],
+    /// Its environment; `None`: ours.
+    pub env: Option<&'a [(std::ffi::OsString, std::ffi::OsString)]>,
+    /// Its stdin, stdout and stderr.
+    pub stdio: [ChildIo<'a>; 3],
+    /// In a process group of its own (a Ctrl-C meant for us misses it).
+    pub process_group: bool,
+    /// Signals set back to their default disposition in the child (one
+    /// that we ignore would stay ignored across `execve`).
+    pub default_signals: &'a [i32],
+}
+
+fn c_os(text: &std::ffi::OsStr) -> io::Result<std::ffi::CString> {
+    use std::os::unix::ffi::OsStrExt;
+    std::ffi::CString::new(text.as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a NUL byte in an argument"))
+}
+
+/// Starts a program and returns its pid, or the error that kept it from
+/// running (`execve`'s, e.g. `ENOENT`, `EACCES`, `ETXTBSY`, read back from
+/// the child through a close-on-exec pipe). The child starts with an empty
+/// signal mask and `SIGPIPE` at its default, as `std::process::Command`
+/// leaves them. A fork and an exec, nothing else: `Command` brought
+/// about 20 KiB of code into the binary (its environment map, `posix_spawn`
+/// and pidfd paths) for the three ways the crate starts programs. The
+/// child is not waited for: see [`wait_child`].
+pub fn spawn(what: &Spawn<'_>) -> io::Result<u32> {
+    // Everything the child needs is built here: between fork and exec
+    // only async-signal-safe calls, no allocation.
+    let program = c_os(what.program)?;
+    let mut args = vec![program.clone()];
+    for arg in what.args {
+        args.push(c_os(std::ffi::OsStr::new(arg))?);
+    }
+    let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let env: Option<Vec<std::ffi::CString>> = match what.env {
+        Some(vars) => Some(
+            vars.iter()
+                .map(|(k, v)| {
+                    let mut pair = k.clone();
+                    pair.push("=");
+                    pair.push(v);
+                    c_os(&pair)
+                })
+                .collect::<io::Result<_>>()?,
+        ),
+        None => None,
+    };
+    let envp: Option<Vec<*const libc::c_char>> = env.as_ref().map(|vars| {
+        let mut envp: Vec<*const libc::c_char> = vars.iter().map(|v| v.as_ptr()).collect();
+        envp.push(std::ptr::null());
+        envp
+    });
+    // The sources of the child's 0-2, each at 3 or above, so setting one
+    // of 0-2 in the child never overwrites the source of another.
+    let mut sources: [Option<OwnedFd>; 3] = [None, None, None];
+    for (at, io) in what.stdio.iter().enumerate() {
+        sources[at] = match io {
+            ChildIo::Inherit => None,
+            ChildIo::Null => {
+                let fd = openat(None, c"/dev/null", libc::O_RDWR, 0)?;
+                Some(dup_above_2(std::os::fd::AsFd::as_fd(&fd))?)
+            }
+            ChildIo::Fd(fd) => Some(dup_above_2(*fd)?),
+        };
+    }
+    let mut pipe = [-1; 2];
+    // SAFETY: `pipe` is a live array of two ints for pipe2 to fill.
+    retry(|| unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) })?;
+    // SAFETY: both descriptors were just made by pipe2 and are ours.
+    let (report_read, report_write) =
+        unsafe { (OwnedFd::from_raw_fd(pipe[0]), OwnedFd::from_raw_fd(pipe[1])) };
+    let raw = |at: usize| sources[at].as_ref().map_or(-1, |fd| fd.as_raw_fd());
+    let raw_sources = [raw(0), raw(1), raw(2)];
+    // SAFETY: fork(2); the child below only makes async-signal-safe calls
+    // on memory prepared above and ends in execve or _exit.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        // SAFETY: in the child; see `child_exec`.
+        unsafe {
+            child_exec(
+                &program,
+                &argv,
+                envp.as_deref(),
+                raw_sources,
+                what.process_group,
+                what.default_signals,
+                report_write.as_raw_fd(),
+            )
+        }
+    }
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    drop(report_write);
+    drop(sources);
+    let mut errno = [0u8; 4];
+    let mut got = 0;
+    while got < errno.len() {
+        // SAFETY: reads into the live tail of `errno` from our pipe.
+        let n = unsafe {
+            libc::read(
+                report_read.as_raw_fd(),
+                errno[got..].as_mut_ptr().cast(),
+                errno.len() - got,
+            )
+        };
+        match n {
+            0 => break,
+            n if n > 0 => got += n as usize,
+            _ if io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) => {}
+            _ => return Err(io::Error::last_os_error()),
+        }
+    }
+    if got == 0 {
+        // The pipe closed on exec: the program runs.
+        return Ok(pid as u32);
+    }
+    // It did not run: reap the child, which exits at once.
+    let _ = wait_child(pid as u32, false);
+    Err(io::Error::from_raw_os_error(i32::from_ne_bytes(errno)))
+}
+
+/// The child's half of [`spawn`]: never returns.
+///
+/// # Safety
+///
+/// Only in a child just forked, with every pointer built before the fork.
+unsafe fn child_exec(
+    program: &CStr,
+    argv: &[*const libc::c_char],
+    envp: Option<&[*const libc::c_char]>,
+    sources: [libc::c_int; 3],
+    process_group: bool,
+    default_signals: &[i32],
+    report: libc::c_int,
+) -> ! {
+    // SAFETY: async-signal-safe calls only, on memory the parent built
+    // before fork; every path ends in execve or _exit.
+    unsafe {
+        let fail = |report: libc::c_int| -> ! {
+            let errno = io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EINVAL);
+            let bytes = errno.to_ne_bytes();
+            libc::write(report, bytes.as_ptr().cast(), bytes.len());
+            libc::_exit(127)
+        };
+        for (at, source) in sources.into_iter().enumerate() {
+            if source >= 0 && libc::dup2(source, at as libc::c_int) == -1 {
+                fail(report);
+            }
+        }
+        if process_group && libc::setpgid(0, 0) == -1 {
+            fail(report);
+        }
+        let default: libc::sigaction = mem::zeroed();
+        for &signal in default_signals.iter().chain(&[libc::SIGPIPE]) {
+            if libc::sigaction(signal, &default, std::ptr::null_mut()) == -1 {
+                fail(report);
+            }
+        }
+        let mut empty: libc::sigset_t = mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+        match envp {
+            Some(envp) => libc::execvpe(program.as_ptr(), argv.as_ptr(), envp.as_ptr()),
+            None => libc::execvp(program.as_ptr(), argv.as_ptr()),
+        };
+        fail(report)
+    }
+}
+
+/// A duplicate of `fd` numbered 3 or above, close-on-exec.
+fn dup_above_2(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    // SAFETY: fcntl(F_DUPFD_CLOEXEC) on a live descriptor; the result is a
+    // new descriptor we own.
+    let new = retry(|| unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) })?;
+    // SAFETY: just returned by the kernel, owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+/// How a child ended (see [`wait_child`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChildStatus {
+    /// It exited with this code.
+    Exited(i32),
+    /// This signal ended it.
+    Signaled(i32),
+}
+
+impl ChildStatus {
+    /// The code a shell gives it: the exit code, or 128 + the signal.
+    pub fn code(self) -> i32 {
+        match self {
+            ChildStatus::Exited(code) => code,
+            ChildStatus::Signaled(signal) => 128 + signal,
+        }
+    }
+}
+
+impl std::fmt::Display for ChildStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // As std's `ExitStatus` says it, but the signal's name.
+        match self {
+            ChildStatus::Exited(code) => write!(f, "exit status: {code}"),
+            ChildStatus::Signaled(signal) => write!(f, "signal: {signal}"),
+        }
+    }
+}
+
+/// Waits for the child `pid` (`waitpid(2)`); with `nohang`, `None` while
+/// it runs.
+pub fn wait_child(pid: u32, nohang: bool) -> io::Result<Option<ChildStatus>> {
+    let mut status = 0;
+    let flags = if nohang { libc::WNOHANG } else { 0 };
+    // SAFETY: waits for our own child; `status` is a live int.
+    let got = retry(|| unsafe { libc::waitpid(pid as libc::pid_t, &mut status, flags) })?;
+    if got == 0 {
+        return Ok(None);
+    }
+    Ok(Some(if libc::WIFEXITED(status) {
+        ChildStatus::Exited(libc::WEXITSTATUS(status))
+    } else {
+        ChildStatus::Signaled(libc::WTERMSIG(status))
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use std::os::unix::process::ExitStatusExt;
@@ -658,20 +1111,179 @@ mod tests {
                 .unwrap()
         };
         let bit = 1 << (libc::SIGUSR2 - 1);
-        let mut command = std::process::Command::new("cat");
-        command.arg("/proc/self/status");
-        let inherited = command.output().unwrap();
-        default_signals_in_child(&mut command, std::slice::from_ref(&saved));
-        let reset = command.output().unwrap();
+        let defaults = signals_to_default(std::slice::from_ref(&saved));
+        let inherited = spawned_status(&[]);
+        let reset = spawned_status(&defaults);
         restore_signal(&saved).unwrap();
         let own = std::fs::read_to_string("/proc/self/status").unwrap();
         assert_eq!(mask(&own, "SigIgn:") & bit, 0, "restored");
-        let text = |out: &std::process::Output| String::from_utf8_lossy(&out.stdout).into_owned();
-        assert_ne!(mask(&text(&inherited), "SigIgn:") & bit, 0, "inherited");
+        assert_ne!(mask(&inherited, "SigIgn:") & bit, 0, "inherited");
+        assert_eq!(mask(&reset, "SigIgn:") & bit, 0, "reset in the child");
         assert_eq!(
-            mask(&text(&reset), "SigIgn:") & bit,
+            mask(&reset, "SigIgn:") & (1 << (libc::SIGPIPE - 1)),
             0,
-            "reset in the child"
+            "SIGPIPE at its default in a child"
         );
+    }
+
+    /// `cat /proc/self/status` started by [`spawn`] with `default_signals`:
+    /// what it printed.
+    fn spawned_status(default_signals: &[i32]) -> String {
+        use std::io::Read;
+        let mut fds = [0; 2];
+        // SAFETY: `fds` is a live array of two ints for pipe2 to fill.
+        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+        // SAFETY: both descriptors were just made by pipe2 and are ours.
+        let (reader, writer) =
+            unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let args = ["/proc/self/status".to_string()];
+        let pid = spawn(&Spawn {
+            program: std::ffi::OsStr::new("cat"),
+            args: &args,
+            env: None,
+            stdio: [
+                ChildIo::Null,
+                ChildIo::Fd(std::os::fd::AsFd::as_fd(&writer)),
+                ChildIo::Inherit,
+            ],
+            process_group: false,
+            default_signals,
+        })
+        .unwrap();
+        drop(writer);
+        let mut text = String::new();
+        std::fs::File::from(reader)
+            .read_to_string(&mut text)
+            .unwrap();
+        assert_eq!(
+            wait_child(pid, false).unwrap(),
+            Some(ChildStatus::Exited(0))
+        );
+        text
+    }
+
+    #[test]
+    fn spawn_reports_why_a_program_did_not_run_and_how_one_ended() {
+        let run = |program: &str,
+                   args: &[&str],
+                   env: Option<&[(std::ffi::OsString, std::ffi::OsString)]>| {
+            let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            spawn(&Spawn {
+                program: std::ffi::OsStr::new(program),
+                args: &args,
+                env,
+                stdio: [ChildIo::Null, ChildIo::Null, ChildIo::Null],
+                process_group: true,
+                default_signals: &[],
+            })
+        };
+        let missing = run("ipvlan-no-such-program", &[], None).unwrap_err();
+        assert_eq!(missing.raw_os_error(), Some(libc::ENOENT));
+        let not_executable = run("/proc/self/status", &[], None).unwrap_err();
+        assert_eq!(not_executable.raw_os_error(), Some(libc::EACCES));
+        let pid = run("sh", &["-c", "exit 7"], None).unwrap();
+        assert_eq!(
+            wait_child(pid, false).unwrap(),
+            Some(ChildStatus::Exited(7))
+        );
+        let env = [("CODE".into(), "9".into())];
+        let pid = run("/bin/sh", &["-c", "exit $CODE"], Some(&env)).unwrap();
+        assert_eq!(
+            wait_child(pid, false).unwrap(),
+            Some(ChildStatus::Exited(9)),
+            "its own environment"
+        );
+        let pid = run("sleep", &["100"], None).unwrap();
+        assert_eq!(wait_child(pid, true).unwrap(), None, "still running");
+        kill(pid, libc::SIGKILL).unwrap();
+        let ended = wait_child(pid, false).unwrap().unwrap();
+        assert_eq!(ended, ChildStatus::Signaled(libc::SIGKILL));
+        assert_eq!(ended.code(), 137);
+        assert_eq!(ended.to_string(), "signal: 9");
+        assert_eq!(ChildStatus::Exited(3).to_string(), "exit status: 3");
+    }
+
+    #[test]
+    fn allocator_size_classes() {
+        use std::alloc::Layout;
+        let class = |size, align| size_class(Layout::from_size_align(size, align).unwrap());
+        assert_eq!(class(1, 1), Some(0));
+        assert_eq!(class(16, 8), Some(0));
+        assert_eq!(class(17, 1), Some(1));
+        assert_eq!(
+            class(8, 64),
+            Some(2),
+            "the alignment is a floor for the size"
+        );
+        assert_eq!(class(65536, 8), Some(CLASSES - 1));
+        assert_eq!(class(65537, 8), None, "larger blocks are musl's");
+        assert_eq!(class(64, 8192), None, "so are alignments above a page");
+    }
+
+    #[test]
+    fn allocator_blocks_are_aligned_distinct_and_reused() {
+        use std::alloc::{GlobalAlloc, Layout};
+        let a = ProcessAllocator;
+        let mut blocks = Vec::new();
+        for (i, (size, align)) in [
+            (1, 1),
+            (24, 8),
+            (100, 4),
+            (4000, 64),
+            (40_000, 4096),
+            (200_000, 8),
+        ]
+        .into_iter()
+        .cycle()
+        .take(60)
+        .enumerate()
+        {
+            let layout = Layout::from_size_align(size, align).unwrap();
+            // SAFETY: a valid non-zero layout.
+            let p = unsafe { a.alloc(layout) };
+            assert!(!p.is_null());
+            assert_eq!(p as usize % align, 0, "{size} bytes aligned to {align}");
+            // SAFETY: the block is ours and `size` bytes long.
+            unsafe { std::ptr::write_bytes(p, i as u8, size) };
+            blocks.push((p, layout, i as u8));
+        }
+        for &(p, layout, fill) in &blocks {
+            // SAFETY: each block is live and `layout.size()` bytes long.
+            let bytes = unsafe { std::slice::from_raw_parts(p, layout.size()) };
+            assert!(
+                bytes.iter().all(|b| *b == fill),
+                "no block overlaps another"
+            );
+        }
+        let (p, layout, _) = blocks[1];
+        // SAFETY: allocated above with this layout, freed once.
+        unsafe { a.dealloc(p, layout) };
+        // SAFETY: a valid layout of the same class.
+        let again = unsafe { a.alloc(Layout::from_size_align(20, 8).unwrap()) };
+        assert_eq!(
+            again, p,
+            "a freed block serves the next request of its size"
+        );
+        // Growing within the class keeps the block; across classes moves the contents.
+        // SAFETY: `again` is live with a 20-byte, 8-aligned layout.
+        let same = unsafe { a.realloc(again, Layout::from_size_align(20, 8).unwrap(), 32) };
+        assert_eq!(same, again);
+        // SAFETY: `same` is live with a 32-byte layout; the block holds 32 bytes.
+        let moved = unsafe {
+            std::ptr::write_bytes(same, 7, 32);
+            a.realloc(same, Layout::from_size_align(32, 8).unwrap(), 100_000)
+        };
+        // SAFETY: `moved` is live and at least 32 bytes long.
+        assert!(unsafe { std::slice::from_raw_parts(moved, 32) }
+            .iter()
+            .all(|b| *b == 7));
+        // SAFETY: each block freed once with the layout it has now.
+        unsafe {
+            a.dealloc(moved, Layout::from_size_align(100_000, 8).unwrap());
+            for &(p, layout, _) in blocks.iter().skip(2) {
+                a.dealloc(p, layout);
+            }
+            a.dealloc(blocks[0].0, blocks[0].1);
+        }
     }
 }

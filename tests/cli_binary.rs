@@ -388,3 +388,55 @@ fn without_cap_net_admin_help_and_version_still_work() {
     }
     assert!(!state_dir.exists());
 }
+
+/// The binary starts from its own C `main`, without the Rust runtime's
+/// start: what that start did for it still holds. Standard descriptors
+/// that are closed are reopened on `/dev/null` (nothing later opened
+/// takes their place), a reader that went away is no death by SIGPIPE
+/// (the output is dropped, the exit status is the command's), and the
+/// arguments arrive whole.
+#[test]
+fn the_process_start_keeps_stdio_sigpipe_and_arguments_right() {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::os::unix::process::CommandExt;
+
+    let mut closed = Command::new(BIN);
+    closed.args(["--help"]);
+    // SAFETY: the closure only calls close(2), which is async-signal-safe.
+    unsafe {
+        closed.pre_exec(|| {
+            for fd in 0..3 {
+                libc::close(fd);
+            }
+            Ok(())
+        });
+    }
+    let status = closed.status().expect("runs the binary");
+    assert_eq!(status.code(), Some(0), "--help with fds 0-2 closed");
+
+    // A pipe whose reader is gone before the binary writes a byte.
+    let mut fds = [0; 2];
+    // SAFETY: `fds` is a live array of two ints for pipe2 to fill.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: both descriptors were just made by pipe2 and are ours.
+    let (reader, writer) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    drop(reader);
+    let status = Command::new(BIN)
+        .args(["network", "create", "--help"])
+        .stdout(writer)
+        .status()
+        .expect("runs the binary");
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "a closed pipe on stdout is no death by SIGPIPE: {status:?}"
+    );
+
+    let output = ipvlan(&["no such", "command"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("'no such' is not an ipvlan command"),
+        "arguments with spaces arrive whole: {}",
+        stderr(&output)
+    );
+}

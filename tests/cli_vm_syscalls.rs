@@ -20,28 +20,33 @@ use ipvlan::json::{self, Value};
 
 /// Budgets, in system calls a release build makes (see the module
 /// documentation), about 10% above what was reached on Linux 6.1: connect
-/// 214, disconnect 195, run -d 272, rm -f 302 (its `readlink` of every
-/// process's namespace grows with the processes running), ps 301,
-/// network ls 101, network inspect 135; before this test, connect,
-/// disconnect, run -d and rm -f made 415, 357, 538 and 452, and before
-/// the name views used the store's descriptors and read only the target
+/// 155, disconnect 144, run -d 208, rm -f 245 (its `readlink` of every
+/// process's namespace grows with the processes running), ps 211,
+/// network ls 66, network inspect 83. Before this test, connect,
+/// disconnect, run -d and rm -f made 415, 357, 538 and 452; before the
+/// name views used the store's descriptors and read only the target
 /// network, 254, 207, 292 and 304 (ps 350, quadratic in containers and
-/// networks). What is left of a connect: the runtime's start and exit
-/// (about 25), the state directory (about 110, most of it records
-/// and the layout check) and the kernel's share (about 40).
-const CONNECT_BUDGET: usize = 235;
+/// networks); before the binary started from its own `main` (no runtime
+/// stack-overflow handler), allocated from one mapping (no `mmap`/`munmap`
+/// per buffer), left its directory descriptors to exit and read the
+/// network record once, 214, 195, 272 and 302 (ps 301, ls 101, inspect
+/// 135). What is left of a connect: the process's start and exit (about
+/// 10), the state directory (about 105: the layout check, records,
+/// address files and their commit, the name views) and the kernel's share
+/// (about 40).
+const CONNECT_BUDGET: usize = 172;
 /// `network disconnect`.
-const DISCONNECT_BUDGET: usize = 215;
+const DISCONNECT_BUDGET: usize = 158;
 /// `run -d --net` without a command: a container namespace and one attach.
-const RUN_BUDGET: usize = 300;
+const RUN_BUDGET: usize = 230;
 /// `rm -f` of that container.
-const RM_BUDGET: usize = 340;
+const RM_BUDGET: usize = 270;
 /// `ps` with 8 containers and 8 networks.
-const PS_BUDGET: usize = 330;
+const PS_BUDGET: usize = 232;
 /// `network ls` with 8 networks.
-const LS_BUDGET: usize = 112;
+const LS_BUDGET: usize = 73;
 /// `network inspect` of a network with 8 endpoints.
-const INSPECT_BUDGET: usize = 150;
+const INSPECT_BUDGET: usize = 92;
 
 fn binary() -> String {
     std::env::var("IPVLAN_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_ipvlan").to_string())

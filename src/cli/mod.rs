@@ -42,9 +42,20 @@ pub use failure::{
 };
 use help::Topic;
 
-/// Entry point of the binary; returns the process exit code.
+/// Entry point of the binary with the process's arguments from
+/// `std::env::args_os`; returns the process exit code. As
+/// [`main_args`], for a process that exits next.
 pub fn main() -> i32 {
-    let argv: Vec<String> = match std::env::args_os()
+    main_args(std::env::args_os().collect())
+}
+
+/// Entry point of the binary: `args` are the process's arguments, the
+/// program's name first; returns the process exit code. The state
+/// directory's descriptors are left open for the process's exit to close:
+/// call it only when the process exits next ([`run`] otherwise).
+pub fn main_args(args: Vec<std::ffi::OsString>) -> i32 {
+    let argv: Vec<String> = match args
+        .into_iter()
         .skip(1)
         .map(|arg| arg.into_string())
         .collect::<Result<_, _>>()
@@ -55,12 +66,18 @@ pub fn main() -> i32 {
             return EXIT_USAGE;
         }
     };
-    run(&argv)
+    run_then(&argv, true)
 }
 
 /// Parses and executes one command line (the arguments after the program
 /// name); prints results on stdout, errors on stderr; returns the exit code.
 pub fn run(argv: &[String]) -> i32 {
+    run_then(argv, false)
+}
+
+/// [`run`]; with `leave_to_exit` (the binary, which exits next), what the
+/// command's manager holds is left for the process's exit to release.
+fn run_then(argv: &[String], leave_to_exit: bool) -> i32 {
     let invocation = match command::parse(argv) {
         Ok(invocation) => invocation,
         Err(error) => {
@@ -70,7 +87,7 @@ pub fn run(argv: &[String]) -> i32 {
         }
     };
     let topic = topic_of(&invocation.command);
-    match execute(invocation) {
+    match execute(invocation, leave_to_exit) {
         Ok(code) => code,
         Err(failure) => {
             eprintln!("{failure}");
@@ -151,7 +168,7 @@ fn open(config: Config) -> Result<Manager, Failure> {
     })
 }
 
-fn execute(invocation: Invocation) -> Result<i32, Failure> {
+fn execute(invocation: Invocation, leave_to_exit: bool) -> Result<i32, Failure> {
     let topic = topic_of(&invocation.command);
     let config = match invocation.command {
         // Help and version read nothing, so a bad environment is no reason
@@ -165,30 +182,43 @@ fn execute(invocation: Invocation) -> Result<i32, Failure> {
             "this command needs root (CAP_NET_ADMIN)",
         ));
     }
-    match invocation.command {
+    let manager = match invocation.command {
         Command::Help(topic) => {
             out!("{}", help::usage(topic));
-            Ok(EXIT_OK)
+            return Ok(EXIT_OK);
         }
         Command::Version { brief } => {
             out!("{}", system::version_text(brief));
-            Ok(EXIT_OK)
+            return Ok(EXIT_OK);
         }
-        Command::Doctor => system::doctor(&config),
-        Command::Restore => system::restore(&open(config)?),
-        Command::NetworkCreate(args) => network::create(&open(config)?, args),
-        Command::NetworkRemove { names } => network::remove(&open(config)?, &names),
-        Command::NetworkList { quiet, no_trunc } => network::list(&open(config)?, quiet, no_trunc),
-        Command::NetworkInspect { names } => network::inspect(&open(config)?, &names),
-        Command::NetworkConnect(args) => network::connect(&open(config)?, args),
+        Command::Doctor => return system::doctor(&config),
+        _ => open(config)?,
+    };
+    let result = match invocation.command {
+        Command::Help(_) | Command::Version { .. } | Command::Doctor => Ok(EXIT_OK),
+        Command::Restore => system::restore(&manager),
+        Command::NetworkCreate(args) => network::create(&manager, args),
+        Command::NetworkRemove { names } => network::remove(&manager, &names),
+        Command::NetworkList { quiet, no_trunc } => network::list(&manager, quiet, no_trunc),
+        Command::NetworkInspect { names } => network::inspect(&manager, &names),
+        Command::NetworkConnect(args) => network::connect(&manager, args),
         Command::NetworkDisconnect { network, targets } => {
-            network::disconnect(&open(config)?, &network, &targets)
+            network::disconnect(&manager, &network, &targets)
         }
-        Command::Run(args) => container::run(&open(config)?, args),
-        Command::Exec(args) => container::exec(&open(config)?, args),
-        Command::Remove { force, names } => container::remove(&open(config)?, force, &names),
-        Command::Ps { quiet } => container::ps(&open(config)?, quiet),
+        Command::Run(args) => container::run(&manager, args),
+        Command::Exec(args) => container::exec(&manager, args),
+        Command::Remove { force, names } => container::remove(&manager, force, &names),
+        Command::Ps { quiet } => container::ps(&manager, quiet),
+    };
+    if leave_to_exit {
+        // The process exits next: what the manager holds is descriptors of
+        // directories (and memory), which the kernel closes at exit as
+        // close(2) would; nothing in them is buffered or waits to be
+        // synced (the lock guard, which commits, is gone by now). One
+        // `close` each saved, about 15 a command.
+        std::mem::forget(manager);
     }
+    result
 }
 
 #[cfg(test)]

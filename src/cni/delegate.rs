@@ -6,9 +6,9 @@
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::fd::AsFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command as Process, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use super::env::{Command, COMMAND};
@@ -16,6 +16,7 @@ use super::error::{CniError, ErrorCode};
 use super::result::CniResult;
 use super::version::Version;
 use crate::json::{self, Value};
+use crate::sys::{ChildIo, ChildStatus, Spawn};
 use crate::text::escape_controls;
 
 /// How long a delegated plugin may take. host-local answers in
@@ -96,11 +97,11 @@ pub fn run(
     let mut stdout = scratch_file().map_err(io_error)?;
     let mut stderr = scratch_file().map_err(io_error)?;
     let started = Instant::now();
-    let mut child = spawn(path, verb, vars, &name, [&input, &stdout, &stderr])?;
-    let status = wait(&mut child, started + timeout).map_err(io_error)?;
+    let child = spawn(path, verb, vars, &name, [&input, &stdout, &stderr])?;
+    let status = wait(child, started + timeout).map_err(io_error)?;
     let Some(status) = status else {
-        let _ = child.kill();
-        let _ = child.wait();
+        let _ = crate::sys::kill(child, libc::SIGKILL);
+        let _ = crate::sys::wait_child(child, false);
         return Err(CniError::internal(format!(
             "IPAM plugin {name} did not finish {} within {timeout:?}: killed",
             verb.as_str(),
@@ -111,7 +112,7 @@ pub fn run(
     if !complaints.is_empty() {
         let _ = std::io::stderr().write_all(&complaints);
     }
-    if status.success() {
+    if status == ChildStatus::Exited(0) {
         return Ok(Output { stdout: printed });
     }
     Err(plugin_error(&name, verb, status, &printed, &complaints))
@@ -154,26 +155,22 @@ fn spawn(
     vars: &[(OsString, OsString)],
     name: &str,
     files: [&File; 3],
-) -> Result<Child, CniError> {
-    let stdio = |file: &File| file.try_clone().map(Stdio::from);
+) -> Result<u32, CniError> {
+    let mut env: Vec<(OsString, OsString)> =
+        vars.iter().filter(|(k, _)| k != COMMAND).cloned().collect();
+    env.push((COMMAND.into(), verb.as_str().into()));
     let mut attempt = 0;
     loop {
-        let spawned = (|| {
-            Process::new(path)
-                .env_clear()
-                .envs(
-                    vars.iter()
-                        .filter(|(k, _)| k != COMMAND)
-                        .map(|(k, v)| (k, v)),
-                )
-                .env(COMMAND, verb.as_str())
-                .stdin(stdio(files[0])?)
-                .stdout(stdio(files[1])?)
-                .stderr(stdio(files[2])?)
-                .spawn()
-        })();
+        let spawned = crate::sys::spawn(&Spawn {
+            program: path.as_os_str(),
+            args: &[],
+            env: Some(&env),
+            stdio: files.map(|file| ChildIo::Fd(file.as_fd())),
+            process_group: false,
+            default_signals: &[],
+        });
         match spawned {
-            Ok(child) => return Ok(child),
+            Ok(pid) => return Ok(pid),
             Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && attempt < BUSY_RETRIES => {
                 attempt += 1;
                 std::thread::sleep(Duration::from_millis(100 * u64::from(attempt)));
@@ -189,12 +186,12 @@ fn spawn(
 }
 
 /// The child's exit status, or `None` once `deadline` passed.
-fn wait(child: &mut Child, deadline: Instant) -> std::io::Result<Option<ExitStatus>> {
+fn wait(pid: u32, deadline: Instant) -> std::io::Result<Option<ChildStatus>> {
     // No async and no signal handling here: polling with a growing pause
     // costs a few wake-ups for a plugin that takes milliseconds.
     let mut pause = Duration::from_micros(500);
     loop {
-        if let Some(status) = child.try_wait()? {
+        if let Some(status) = crate::sys::wait_child(pid, true)? {
             return Ok(Some(status));
         }
         let now = Instant::now();
@@ -210,7 +207,7 @@ fn wait(child: &mut Child, deadline: Instant) -> std::io::Result<Option<ExitStat
 fn plugin_error(
     name: &str,
     verb: Command,
-    status: ExitStatus,
+    status: ChildStatus,
     stdout: &[u8],
     stderr: &[u8],
 ) -> CniError {

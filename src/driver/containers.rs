@@ -1,13 +1,11 @@
 //! Containers: named network namespaces, the commands run inside them,
 //! and their removal.
 
-use std::ffi::CString;
+use std::ffi::{CString, OsStr};
 use std::fs::{self, OpenOptions};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use super::endpoint_link;
 use super::endpoints::locate;
@@ -23,6 +21,7 @@ use crate::store::{
     ContainerRecord, ContainerState, Damaged, EndpointState, Listing, Locked, NetworkRecord,
     Timestamp,
 };
+use crate::sys::{ChildIo, Spawn};
 
 impl Manager {
     /// Creates a container (a named namespace under the netns directory)
@@ -490,23 +489,30 @@ impl Manager {
         let (ns, hosts_file) = self.container_namespace(container)?;
         let spawned = netns::run_in(&ns, || {
             enter_hosts_view(hosts_file.as_deref())?;
-            let mut command = Command::new(program);
-            command.args(args);
-            if !opts.interactive {
-                command.stdin(Stdio::null());
-            }
             // A Ctrl-C or Ctrl-\ meant for the command reaches us too (same
             // process group): we must outlive the command to report its
             // status and, for `run --rm`, to remove the container.
             let shield = SignalShield::raise();
-            crate::sys::default_signals_in_child(&mut command, &shield.0);
-            Ok::<_, Error>(command.status())
+            let default_signals = crate::sys::signals_to_default(&shield.0);
+            let stdin = if opts.interactive {
+                ChildIo::Inherit
+            } else {
+                ChildIo::Null
+            };
+            let status = crate::sys::spawn(&Spawn {
+                program: OsStr::new(program),
+                args,
+                env: None,
+                stdio: [stdin, ChildIo::Inherit, ChildIo::Inherit],
+                process_group: false,
+                default_signals: &default_signals,
+            })
+            .and_then(|pid| crate::sys::wait_child(pid, false));
+            Ok::<_, Error>(status)
         })
         .map_err(|e| Error::io(format!("entering container {container}"), &e))??;
         match spawned {
-            Ok(status) => Ok(status
-                .code()
-                .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))),
+            Ok(status) => Ok(status.map_or(0, crate::sys::ChildStatus::code)),
             Err(error) => Err(Error::spawn(program, &error)),
         }
     }
@@ -531,21 +537,26 @@ impl Manager {
         let open_log = || self.store.open_log(container).map_err(Error::from);
         let stdout = open_log()?;
         let stderr = open_log()?;
-        let child = netns::run_in(&ns, || {
+        let pid = netns::run_in(&ns, || {
             enter_hosts_view(hosts_file.as_deref())?;
-            Command::new(program)
-                .args(args)
-                .stdin(Stdio::null())
-                .stdout(stdout)
-                .stderr(stderr)
+            crate::sys::spawn(&Spawn {
+                program: OsStr::new(program),
+                args,
+                env: None,
+                stdio: [
+                    ChildIo::Null,
+                    ChildIo::Fd(stdout.as_fd()),
+                    ChildIo::Fd(stderr.as_fd()),
+                ],
                 // Its own process group: a Ctrl-C meant for the caller
                 // must not reach it.
-                .process_group(0)
-                .spawn()
-                .map_err(|e| Error::spawn(program, &e))
+                process_group: true,
+                default_signals: &[],
+            })
+            .map_err(|e| Error::spawn(program, &e))
         })
         .map_err(|e| Error::io(format!("entering container {container}"), &e))??;
-        Ok(child.id())
+        Ok(pid)
     }
 }
 

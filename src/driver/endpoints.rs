@@ -14,7 +14,7 @@ use super::netns_identity::{
     self, absolute, endpoint_at, endpoint_of_namespace, legacy_path_id, normalise, ContainerIndex,
     NsAt, OpenNetns,
 };
-use super::networks::{find_network, lookup_network};
+use super::networks::{find_network, lookup_network_id};
 use super::options::check_container_name;
 use super::report::endpoint_label;
 use super::{AttachRequest, EndpointInfo, Error, Manager, Target};
@@ -79,9 +79,10 @@ impl Manager {
         target: &Target,
         req: &AttachRequest,
     ) -> Result<EndpointInfo, Error> {
-        // Read without the lock, so a network that does not exist is
-        // named first, as before the target was checked.
-        let found = lookup_network(&self.store, network)?;
+        // Without the lock, so a network that does not exist is named
+        // first, as before the target was checked; its record is read
+        // once, under the lock.
+        let found = lookup_network_id(&self.store, network)?;
         // Before the lock: a target that blocks or is refused must not
         // hold every other command up.
         let target = self.resolve_target(target)?;
@@ -112,7 +113,7 @@ impl Manager {
     /// # Ok::<(), ipvlan::driver::Error>(())
     /// ```
     pub fn disconnect(&self, network: &str, target: &Target) -> Result<Vec<String>, Error> {
-        let found = lookup_network(&self.store, network)?;
+        let found = lookup_network_id(&self.store, network)?;
         // Before the lock, like connect: what is at the path now.
         let placed = self.place_for_detach(target)?;
         let state = self.store.lock()?;
@@ -595,12 +596,15 @@ impl Manager {
 /// is gone or no longer answers to that name, looked up among every
 /// network as before. Reading every record under the lock cost a read
 /// per network on every connect.
+/// The network `name_or_id` as it is under the lock: the record of `found`
+/// (what [`lookup_network_id`] gave without it) when it still answers to
+/// that name, else the lookup again.
 fn locked_network(
     state: &Locked<'_>,
     name_or_id: &str,
-    found: &NetworkRecord,
+    found: &str,
 ) -> Result<NetworkRecord, Error> {
-    if let Some(network) = state.network(&found.id)?.filter(|network| {
+    if let Some(network) = state.network(found)?.filter(|network| {
         network.state != NetworkState::Creating
             && (network.name == name_or_id || network.id == name_or_id)
     }) {
@@ -699,7 +703,7 @@ impl Pending {
         self.record.ifindex = Some(built.index);
         self.record.state = EndpointState::Attached;
         state.put_endpoint(&self.record)?;
-        names.add(network, &self.record)
+        names.add(network, &self.record, self.index.as_ref())
     }
 
     /// Undoes an attach whose link was built: the link (when it is still

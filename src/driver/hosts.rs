@@ -6,9 +6,11 @@
 //! container on several points at a union file of its own, regenerated
 //! whenever one of its networks changes.
 
+use std::ffi::CString;
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::net::IpAddr;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -318,12 +320,17 @@ fn make_dir(etc_netns_dir: &Path, container: &str, state_root: &Path) -> Result<
     // Parents are made only when missing, found by the create failing:
     // they exist on every attach but a host's first.
     let marker = made_dir_marker(state_root, container);
+    // One openat(2): std's open through the C library adds an fcntl.
+    // O_EXCL never follows a link.
+    let marker_c = CString::new(marker.as_os_str().as_bytes())
+        .map_err(|_| io("writing", &marker, std::io::ErrorKind::InvalidInput.into()))?;
     let mark = || {
-        OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(MARKER_MODE)
-            .open(&marker)
+        crate::sys::openat(
+            None,
+            &marker_c,
+            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL,
+            MARKER_MODE as libc::mode_t,
+        )
     };
     crate::fault::point("etc netns: before marker");
     let marked = match mark() {
@@ -496,10 +503,13 @@ pub(crate) struct Names<'a> {
 impl Names<'_> {
     /// Appends the endpoint's names to its network's hosts file and points
     /// the container's `/etc/netns/NAME/hosts` at what it should see.
+    /// `index`: the container's index as the caller just wrote it, so it
+    /// is not read again.
     pub(crate) fn add(
         &self,
         network: &NetworkRecord,
         endpoint: &EndpointRecord,
+        index: Option<&ContainerIndex>,
     ) -> Result<(), Error> {
         let file = self.state.hosts_path(&network.id);
         let lines: String = endpoint
@@ -520,7 +530,7 @@ impl Names<'_> {
             .append_to(&file, HEADER, &lines, HOSTS_MODE)
             .map_err(Error::from)?;
         if let Some(container) = &endpoint.container {
-            self.refresh_views(container, None, Some(endpoint))?;
+            self.refresh_views(container, None, Some(endpoint), index)?;
         }
         self.refresh_network(network)
     }
@@ -537,7 +547,7 @@ impl Names<'_> {
         self.refresh_network(network)?;
         if let Some(container) = &endpoint.container {
             // The container itself may have left its last network.
-            self.refresh_views(container, None, Some(endpoint))?;
+            self.refresh_views(container, None, Some(endpoint), None)?;
         }
         Ok(())
     }
@@ -577,7 +587,7 @@ impl Names<'_> {
             let container = entry.file_name().to_string_lossy().into_owned();
             // This network named too: the container may have just left it,
             // and only the networks it has a record on are looked at.
-            self.refresh_views(&container, Some(&network.id), None)?;
+            self.refresh_views(&container, Some(&network.id), None, None)?;
         }
         Ok(())
     }
@@ -585,20 +595,28 @@ impl Names<'_> {
     /// Points `/etc/netns/NAME/hosts` at what the container should see: its
     /// network's file, or a union file when it is on several. `also` is
     /// a network whose marker of the container must go unless it is still
-    /// on it; `known` the container's endpoint record as the caller just
-    /// wrote it (not read again).
+    /// on it; `known` the container's endpoint record and `known_index`
+    /// its index as the caller just wrote them (not read again).
     fn refresh_views(
         &self,
         container: &str,
         also: Option<&str>,
         known: Option<&EndpointRecord>,
+        known_index: Option<&ContainerIndex>,
     ) -> Result<(), Error> {
         let state = self.state;
         // Networks it has a record on (any state: a marker may be left on
         // one it is leaving), and those it is attached to.
         let mut on: Vec<String> = Vec::new();
         let mut attached: Vec<String> = Vec::new();
-        let index = ContainerIndex::read(state, container)?;
+        let read;
+        let index = match known_index {
+            Some(index) => index,
+            None => {
+                read = ContainerIndex::read(state, container)?;
+                &read
+            }
+        };
         for id in state.network_ids()? {
             let endpoint = match known.filter(|known| known.network_id == id) {
                 Some(known) => Some(known.clone()),
@@ -905,7 +923,7 @@ mod tests {
             etc_netns_dir: etc,
         };
         for (network, endpoint) in networks.iter().zip(&endpoints) {
-            names.add(network, endpoint)?;
+            names.add(network, endpoint, None)?;
         }
         Ok(())
     }

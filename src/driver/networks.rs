@@ -447,6 +447,19 @@ fn half_created(network: &NetworkRecord) -> Error {
 /// [`find_network`] without reading every network record when the name's
 /// hint in the store leads to it (see [`StateDir::network_by_name`]); else
 /// through all of them, as `find_network` does.
+/// The id of network `name_or_id` without reading its record when its
+/// name's hint gives it (one read): for a command that reads the record
+/// under the lock anyway (see `endpoints::locked_network`), where a stale
+/// hint is found out. A name without a hint goes through
+/// [`lookup_network`], so a network that does not exist is still named
+/// before the lock.
+pub(crate) fn lookup_network_id(store: &StateDir, name_or_id: &str) -> Result<String, Error> {
+    if let Some(id) = store.network_id_hint(name_or_id) {
+        return Ok(id);
+    }
+    lookup_network(store, name_or_id).map(|network| network.id)
+}
+
 pub(crate) fn lookup_network(store: &StateDir, name_or_id: &str) -> Result<NetworkRecord, Error> {
     if let Some(network) = store
         .network_by_name(name_or_id)

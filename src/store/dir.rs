@@ -377,17 +377,22 @@ impl StateDir {
     /// the caller then reads every record ([`StateDir::networks`]), so a
     /// hint can make a lookup faster, never wrong.
     pub fn network_by_name(&self, name: &str) -> Option<NetworkRecord> {
+        let id = self.network_id_hint(name)?;
+        self.network(&id)
+            .ok()?
+            .filter(|network| network.name == name)
+    }
+
+    /// The id the hint of network `name` holds (one read), unchecked: it
+    /// may be stale or name a network of another name, which the caller
+    /// finds when it reads that record (see [`StateDir::network_by_name`]).
+    pub fn network_id_hint(&self, name: &str) -> Option<String> {
         if !is_valid_name(name) {
             return None;
         }
         let hint = self.read_text(&self.root.join(NAMES).join(name)).ok()??;
         let id = hint.trim();
-        if !is_valid_name(id) {
-            return None;
-        }
-        self.network(id)
-            .ok()?
-            .filter(|network| network.name == name)
+        is_valid_name(id).then(|| id.to_string())
     }
 
     /// Every network, oldest first, and the network records that could

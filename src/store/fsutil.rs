@@ -190,10 +190,30 @@ pub fn read_capped(file: &mut File, max: u64) -> io::Result<Vec<u8>> {
     if len > max {
         return Err(too_big());
     }
-    let mut bytes = Vec::with_capacity(len as usize);
-    file.take(max + 1).read_to_end(&mut bytes)?;
+    let bytes = read_regular(file, len, max)?;
     if bytes.len() as u64 > max {
         return Err(too_big());
+    }
+    Ok(bytes)
+}
+
+/// Reads the regular file `file` of `len` bytes (its `fstat` length,
+/// at most `max`), never more than `max + 1` bytes. One `read(2)` of
+/// `len + 1` bytes: a regular file's read comes back short only at its
+/// end, so a short one is the whole file without the read that returns
+/// 0; a full one means the file grew meanwhile, and the rest is read to
+/// its end (still capped).
+fn read_regular(file: &mut File, len: u64, max: u64) -> io::Result<Vec<u8>> {
+    let mut bytes = vec![0u8; len as usize + 1];
+    let n = loop {
+        match file.read(&mut bytes) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => break other?,
+        }
+    };
+    bytes.truncate(n);
+    if n as u64 > len {
+        file.take(max + 1 - n as u64).read_to_end(&mut bytes)?;
     }
     Ok(bytes)
 }
@@ -441,10 +461,7 @@ pub fn read_text_at(dir: BorrowedFd<'_>, name: &str, max: u64) -> io::Result<Opt
     if len > max {
         return Err(too_big());
     }
-    // One byte more than the length: the read that returns 0 ends it
-    // without a second allocation; a file grown meanwhile is still capped.
-    let mut bytes = Vec::with_capacity(len as usize + 1);
-    (&mut file).take(max + 1).read_to_end(&mut bytes)?;
+    let bytes = read_regular(&mut file, len, max)?;
     if bytes.len() as u64 > max {
         return Err(too_big());
     }

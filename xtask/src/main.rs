@@ -77,8 +77,9 @@ commands:
         Boot the VM once and measure attach and detach per container side by
         side (benches/attach.rs): a raw-netlink floor (one process for all,
         one per container), `ipvlan network connect/disconnect` with the state
-        directory on ext4 on a virtual disk, iproute2 and the reference CNI
-        plugin (at 100 only); ours and the floor also at N (default 1000).
+        directory on ext4 on a virtual disk, our CNI mode (ADD/DEL with
+        ipam ipvlan; with host-local at 100 only), iproute2 and the reference
+        CNI plugin (at 100 only); ours and the floor also at N (default 1000).
         --quick: 10 containers. Records the table in benches/RESULTS.md
         (not with --no-record). Release musl builds. Not part of `test`.
   criterion [ARGS]...

@@ -562,7 +562,7 @@ pub fn list_named(run_dir: impl AsRef<Path>) -> io::Result<Vec<String>> {
             }
         }
     }
-    names.sort();
+    crate::order::sort(&mut names);
     Ok(names)
 }
 

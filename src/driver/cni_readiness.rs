@@ -232,7 +232,7 @@ fn ipvlan_configs(conf_dirs: &[PathBuf]) -> Configs {
                 )
             })
             .collect();
-        files.sort();
+        crate::order::sort(&mut files);
         for file in files {
             let Ok(text) = fs::read_to_string(&file) else {
                 continue;

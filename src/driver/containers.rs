@@ -730,7 +730,7 @@ pub(crate) fn processes_in(ns: &Netns) -> Result<Vec<u32>, Error> {
                 .is_ok_and(|link| link.as_os_str() == wanted.as_str())
         })
         .collect();
-    pids.sort_unstable();
+    crate::order::sort(&mut pids);
     Ok(pids)
 }
 

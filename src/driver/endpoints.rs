@@ -640,7 +640,10 @@ fn allocate(
             Request::Exact(IpAddr::V6(a))
         }));
     }
-    requests.sort_by_key(|request| !matches!(request, Request::Exact(_)));
+    crate::order::sort_by(&mut requests, |a, b| {
+        let exact = |r: &Request| matches!(r, Request::Exact(_));
+        exact(b).cmp(&exact(a))
+    });
     let mut taken: Vec<IpNet> = Vec::new();
     let give_back = |taken: &[IpNet]| {
         for address in taken {

@@ -438,7 +438,7 @@ impl StateDir {
             .into_iter()
             .filter_map(|name| name.strip_suffix(".json").map(str::to_string))
             .collect();
-        ids.sort_unstable();
+        crate::order::sort(&mut ids);
         Ok(ids)
     }
 
@@ -452,7 +452,7 @@ impl StateDir {
             .into_iter()
             .filter_map(|name| name.strip_suffix(".json").map(str::to_string))
             .collect();
-        ids.sort_unstable();
+        crate::order::sort(&mut ids);
         Ok(ids)
     }
 

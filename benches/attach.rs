@@ -1579,7 +1579,9 @@ fn render(
             {
                 let _ = writeln!(
                     s,
-                    "- {name}: attaches {late} vs {early}, normalised by the per-process floor                      over the same containers (run together, container by container):                      ({last:.2} / {floor_last:.2}) / ({first:.2} / {floor_first:.2}) = {:.2}x",
+                    "- {name}: attaches {late} vs {early}, normalised by the per-process floor \
+                     over the same containers (run together, container by container): \
+                     ({last:.2} / {floor_last:.2}) / ({first:.2} / {floor_first:.2}) = {:.2}x",
                     (last / floor_last) / (first / floor_first)
                 );
             }
@@ -1601,7 +1603,12 @@ fn render(
             let already = g.size * (g.bulk.len() as u32 - 1);
             let _ = writeln!(
                 s,
-                "- ours: library bulk API, {} batches of {size} in turn, each launched next to a                  one-process floor batch of {size} (ms per container): the batch made with                  {already} endpoints already on the network vs the first: {bk:.2} / {b1:.2} =                  {:.2}x; the floor's: {fk:.2} / {f1:.2} = {:.2}x; normalised by the floor:                  ({bk:.2} / {fk:.2}) / ({b1:.2} / {f1:.2}) = {:.2}x; batch by batch, ours {};                  the floor {}",
+                "- ours: library bulk API, {} batches of {size} in turn, each launched next to a \
+                 one-process floor batch of {size} (ms per container): the batch made with \
+                 {already} endpoints already on the network vs the first: {bk:.2} / {b1:.2} = \
+                 {:.2}x; the floor's: {fk:.2} / {f1:.2} = {:.2}x; normalised by the floor: \
+                 ({bk:.2} / {fk:.2}) / ({b1:.2} / {f1:.2}) = {:.2}x; batch by batch, ours {}; \
+                 the floor {}",
                 g.bulk.len(),
                 bk / b1,
                 fk / f1,
@@ -1739,6 +1746,58 @@ mod tests {
                     ------ ----------- ----------- --------- --------- ----------------\n\
                     100.00    0.000100           4        25         2 total\n";
         assert_eq!(strace_total(text), Some(25));
+    }
+
+    /// Rows run together are normalised by the per-process floor over the
+    /// same containers; the bulk API's growth comes from its batches.
+    #[test]
+    fn drift_is_normalised_by_the_floor() {
+        let row = |first: f64, last: f64, together: bool| {
+            // 20 containers: the first two at `first`, the last two at `last`.
+            let mut attach = vec![first; 2];
+            attach.extend(vec![(first + last) / 2.0; 16]);
+            attach.extend(vec![last; 2]);
+            Outcome::Measured(Box::new(Figures {
+                detach: attach.clone(),
+                attach,
+                together,
+                ..Figures::default()
+            }))
+        };
+        let cli = "ours: `ipvlan network connect` / `disconnect`";
+        let table = vec![
+            (FLOOR_PP_ROW.to_string(), 20, row(10.0, 15.0, true)),
+            (cli.to_string(), 20, row(30.0, 54.0, true)),
+            (BULK_ROW.to_string(), 20, row(9.0, 9.0, false)),
+        ];
+        let growth = Growth {
+            size: 2,
+            bulk: vec![8.0, 9.0, 9.0, 9.0, 9.0, 9.0, 9.0, 9.0, 9.0, 12.0],
+            floor: vec![2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.5],
+        };
+        let s = render(&table, &[10, 20], Some(&growth), 1, &Start::default());
+        assert!(s.contains(&format!(
+            "- {FLOOR_PP_ROW}: attaches 19-20 vs 1-2 (medians): 15.00 / 10.00 ms = 1.50x\n"
+        )));
+        assert!(s.contains(&format!(
+            "- {cli}: attaches 19-20 vs 1-2 (medians): 54.00 / 30.00 ms = 1.80x\n"
+        )));
+        // (54 / 15) / (30 / 10) = 1.2
+        assert!(s.contains(&format!(
+            "- {cli}: attaches 19-20 vs 1-2, normalised by the per-process floor over the same \
+             containers (run together, container by container): (54.00 / 15.00) / (30.00 / \
+             10.00) = 1.20x\n"
+        )));
+        assert!(!s.contains(&format!(
+            "{FLOOR_PP_ROW}: attaches 19-20 vs 1-2, normalised"
+        )));
+        assert!(!s.contains(&format!("{BULK_ROW}: attaches")));
+        // (12 / 2.5) / (8 / 2) = 1.2
+        assert!(s.contains(
+            "the batch made with 18 endpoints already on the network vs the first: \
+             12.00 / 8.00 = 1.50x; the floor's: 2.50 / 2.00 = 1.25x; normalised by the \
+             floor: (12.00 / 2.50) / (8.00 / 2.00) = 1.20x;"
+        ));
     }
 
     #[test]

@@ -11,7 +11,12 @@
 //!   result in the kernel, detaches every container, checks again, removes
 //!   the namespaces; then counts the system calls of one attach and one detach
 //!   of each kind under `strace -f -c` (untimed); prints a Markdown table
-//!   between [`RESULTS_BEGIN`] and [`RESULTS_END`].
+//!   between [`RESULTS_BEGIN`] and [`RESULTS_END`]. The rows compared with
+//!   the per-process floor (our CLI and CNI mode) run together with it,
+//!   container by container, each on its own namespaces and subnet, so the
+//!   host's load drifts under all of them alike; at the long size the bulk
+//!   API's growth is measured as ten batches, each next to a one-process
+//!   floor batch of the same size.
 //! - `floor attach|detach PARENT-INDEX NS-PREFIX SUBNET FIRST LAST`: the
 //!   floor, on namespaces `NS-PREFIX{FIRST..=LAST}`. Per container it sends RTM_NEWLINK (kind ipvlan on the parent, the chosen
 //!   `ifi_index`, `IFLA_NET_NS_FD`, the final name `eth0`) on a socket of

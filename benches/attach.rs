@@ -11,9 +11,14 @@
 //!   result in the kernel, detaches every container, checks again, removes
 //!   the namespaces; then counts the system calls of one attach and one detach
 //!   of each kind under `strace -f -c` (untimed); prints a Markdown table
-//!   between [`RESULTS_BEGIN`] and [`RESULTS_END`].
-//! - `floor attach|detach PARENT-INDEX FIRST LAST`: the floor. Per
-//!   container it sends RTM_NEWLINK (kind ipvlan on the parent, the chosen
+//!   between [`RESULTS_BEGIN`] and [`RESULTS_END`]. The rows compared with
+//!   the per-process floor (our CLI and CNI mode) run together with it,
+//!   container by container, each on its own namespaces and subnet, so the
+//!   host's load drifts under all of them alike; at the long size the bulk
+//!   API's growth is measured as ten batches, each next to a one-process
+//!   floor batch of the same size.
+//! - `floor attach|detach PARENT-INDEX NS-PREFIX SUBNET FIRST LAST`: the
+//!   floor, on namespaces `NS-PREFIX{FIRST..=LAST}`. Per container it sends RTM_NEWLINK (kind ipvlan on the parent, the chosen
 //!   `ifi_index`, `IFLA_NET_NS_FD`, the final name `eth0`) on a socket of
 //!   the host namespace, then RTM_NEWADDR, link up and RTM_NEWROUTE (default
 //!   route), sent together before their ACKs are read, on a socket opened in
@@ -46,16 +51,20 @@ pub const RESULTS_BEGIN: &str = "BENCH-RESULTS-BEGIN";
 /// See [`RESULTS_BEGIN`].
 pub const RESULTS_END: &str = "BENCH-RESULTS-END";
 
-/// Namespaces are `/run/netns/c1` .. `cN` (iproute2's layout).
+/// Namespaces are `/run/netns/c1` .. `cN` (iproute2's layout); rows
+/// measured together each have their own prefix.
 const NETNS_DIR: &str = "/run/netns";
-const NS_PREFIX: &str = "c";
 /// The floor and iproute2 give container `i` the link index `INDEX_BASE + i`:
 /// above anything the host has, and free in a fresh namespace.
 const INDEX_BASE: u32 = 10_000;
-/// 10.10.0.0/20: room for 4,093 containers; container `i` gets 10.10.0.0 + 1 + i.
+/// 10.10.0.0/20 (`benchnet`): room for 4,093 containers; in the rows that
+/// choose addresses themselves container `i` gets the subnet's + 1 + i.
 const SUBNET: u32 = 0x0a0a_0000;
 const PREFIX_LEN: u8 = 20;
 const GATEWAY: u32 = SUBNET + 1;
+/// The floor's subnet, 10.13.0.0/20: its links share the parent with ours
+/// while rows run together, and ipvlan refuses an address twice on one parent.
+const FLOOR_SUBNET: u32 = 0x0a0d_0000;
 const PARENT: &str = "p0";
 const NETWORK: &str = "benchnet";
 /// Containers whose system calls are counted per kind (the one-process
@@ -70,7 +79,7 @@ fn main() -> ExitCode {
         Some("launch") => return launch_main(&args[1..]),
         Some("noop") => Ok(()),
         _ => Err(
-            "usage: attach run ... | floor attach|detach PARENT-INDEX FIRST LAST | \
+            "usage: attach run ... | floor attach|detach PARENT-INDEX NS-PREFIX SUBNET FIRST LAST | \
                   launch [--env K=V]... [--stdin FILE] -- PROGRAM ARGS... \
                   (the guest program of `cargo xtask bench`)"
                 .to_string(),
@@ -91,16 +100,25 @@ fn ipv4(addr: u32) -> String {
     std::net::Ipv4Addr::from(addr).to_string()
 }
 
-fn container_addr(i: u32) -> u32 {
-    SUBNET + 1 + i
+fn container_addr(subnet: u32, i: u32) -> u32 {
+    subnet + 1 + i
 }
 
-fn ns_name(i: u32) -> String {
-    format!("{NS_PREFIX}{i}")
+fn ns_name(ns: &str, i: u32) -> String {
+    format!("{ns}{i}")
 }
 
-fn ns_path(i: u32) -> String {
-    format!("{NETNS_DIR}/{}", ns_name(i))
+fn ns_path(ns: &str, i: u32) -> String {
+    format!("{NETNS_DIR}/{}", ns_name(ns, i))
+}
+
+/// Where a row's containers live: namespaces `{ns}1` .. `{ns}N` and
+/// addresses of `subnet` (a /20, its gateway the first host). Rows measured
+/// together need sites of their own.
+#[derive(Clone, Copy)]
+struct Site {
+    ns: &'static str,
+    subnet: u32,
 }
 
 // ---------------------------------------------------------------------------
@@ -271,9 +289,15 @@ fn transact(sock: &OwnedFd, msgs: &[Vec<u8>], what: &str) -> Res {
     Ok(())
 }
 
-fn floor_attach(host: &OwnedFd, host_ns: &OwnedFd, parent: u32, i: u32) -> Res {
+/// Where the floor works: the namespace prefix and subnet of its row.
+struct FloorSite<'a> {
+    ns: &'a str,
+    subnet: u32,
+}
+
+fn floor_attach(host: &OwnedFd, host_ns: &OwnedFd, parent: u32, site: &FloorSite, i: u32) -> Res {
     let index = INDEX_BASE + i;
-    let ns = open_ro(&ns_path(i))?;
+    let ns = open_ro(&ns_path(site.ns, i))?;
     let mut link = Msg::new(
         RTM_NEWLINK,
         NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
@@ -295,7 +319,7 @@ fn floor_attach(host: &OwnedFd, host_ns: &OwnedFd, parent: u32, i: u32) -> Res {
     let inner = netlink_socket();
     setns(host_ns)?;
     let inner = inner?;
-    let addr = container_addr(i).to_be_bytes();
+    let addr = container_addr(site.subnet, i).to_be_bytes();
     let mut ifa = [0u8; 8];
     ifa[0] = libc::AF_INET as u8;
     ifa[1] = PREFIX_LEN;
@@ -327,7 +351,7 @@ fn floor_attach(host: &OwnedFd, host_ns: &OwnedFd, parent: u32, i: u32) -> Res {
         &rtm,
     );
     route
-        .attr(RTA_GATEWAY, &GATEWAY.to_be_bytes())
+        .attr(RTA_GATEWAY, &(site.subnet + 1).to_be_bytes())
         .attr(RTA_OIF, &index.to_ne_bytes());
     transact(
         &inner,
@@ -336,8 +360,8 @@ fn floor_attach(host: &OwnedFd, host_ns: &OwnedFd, parent: u32, i: u32) -> Res {
     )
 }
 
-fn floor_detach(host_ns: &OwnedFd, i: u32) -> Res {
-    let ns = open_ro(&ns_path(i))?;
+fn floor_detach(host_ns: &OwnedFd, site: &FloorSite, i: u32) -> Res {
+    let ns = open_ro(&ns_path(site.ns, i))?;
     setns(&ns)?;
     let inner = netlink_socket();
     setns(host_ns)?;
@@ -351,20 +375,27 @@ fn floor_detach(host_ns: &OwnedFd, i: u32) -> Res {
     transact(&inner, &[del.finish()], "RTM_DELLINK")
 }
 
+const FLOOR_USAGE: &str = "usage: floor attach|detach PARENT-INDEX NS-PREFIX SUBNET FIRST LAST";
+
 fn floor_main(args: &[String]) -> Res {
-    let [op, parent, first, last] = args else {
-        return Err("usage: floor attach|detach PARENT-INDEX FIRST LAST".into());
+    let [op, parent, ns, subnet, first, last] = args else {
+        return Err(FLOOR_USAGE.into());
     };
     let number = |s: &String| s.parse::<u32>().map_err(|e| format!("{s}: {e}"));
     let (parent, first, last) = (number(parent)?, number(first)?, number(last)?);
+    let subnet: std::net::Ipv4Addr = subnet.parse().map_err(|e| format!("{subnet}: {e}"))?;
+    let site = FloorSite {
+        ns,
+        subnet: u32::from(subnet),
+    };
     let host_ns = open_ro("/proc/self/ns/net")?;
     let host = netlink_socket()?;
     let mut times = String::new();
     for i in first..=last {
         let start = Instant::now();
         match op.as_str() {
-            "attach" => floor_attach(&host, &host_ns, parent, i)?,
-            "detach" => floor_detach(&host_ns, i)?,
+            "attach" => floor_attach(&host, &host_ns, parent, &site, i)?,
+            "detach" => floor_detach(&host_ns, &site, i)?,
             other => return Err(format!("floor: unknown operation {other}")),
         }
         let _ = writeln!(times, "T {i} {}", start.elapsed().as_nanos());
@@ -564,25 +595,26 @@ fn sh_env(argv: &[&str], stdin: Option<&str>, env: &[(String, String)]) -> Res<S
 
 const IP: &str = "/usr/sbin/ip";
 
-fn make_namespaces(first: u32, last: u32) -> Res {
+fn make_namespaces(ns: &str, first: u32, last: u32) -> Res {
     let batch: String = (first..=last)
-        .map(|i| format!("netns add {}\n", ns_name(i)))
+        .map(|i| format!("netns add {}\n", ns_name(ns, i)))
         .collect();
     sh(&[IP, "-batch", "-"], Some(&batch)).map(|_| ())
 }
 
-fn remove_namespaces(first: u32, last: u32) -> Res {
+fn remove_namespaces(ns: &str, first: u32, last: u32) -> Res {
     let batch: String = (first..=last)
-        .map(|i| format!("netns del {}\n", ns_name(i)))
+        .map(|i| format!("netns del {}\n", ns_name(ns, i)))
         .collect();
     sh(&[IP, "-batch", "-"], Some(&batch)).map(|_| ())
 }
 
 /// Reads the kernel back: an attached container has `eth0` up with an
-/// address of `subnet` (a /20) and a default route via its gateway; a
-/// detached one has nothing but `lo`.
-fn check_container(i: u32, attached: bool, subnet: u32) -> Res {
-    let ns = ns_name(i);
+/// address of the site's subnet (a /20) and a default route via its
+/// gateway; a detached one has nothing but `lo`.
+fn check_container(site: Site, i: u32, attached: bool) -> Res {
+    let subnet = site.subnet;
+    let ns = ns_name(site.ns, i);
     let links = sh(&[IP, "-n", &ns, "-o", "link", "show"], None)?;
     if !attached {
         if links.lines().count() != 1 || !links.contains(": lo:") {
@@ -623,15 +655,15 @@ enum Method {
     /// These commands per container, each timed by the launcher (the
     /// container's time is their sum).
     PerContainer {
-        attach: fn(&Config, u32) -> Vec<Cmd>,
-        detach: fn(&Config, u32) -> Vec<Cmd>,
+        attach: fn(&Config, Site, u32) -> Vec<Cmd>,
+        detach: fn(&Config, Site, u32) -> Vec<Cmd>,
     },
     /// One command for containers `first..=last`, timed by the launcher:
     /// each container's time is the command's divided by their number (so
     /// median, p90 and mean are that one figure).
     Batch {
-        attach: fn(&Config, u32, u32) -> Cmd,
-        detach: fn(&Config, u32, u32) -> Cmd,
+        attach: fn(&Config, Site, u32, u32) -> Cmd,
+        detach: fn(&Config, Site, u32, u32) -> Cmd,
     },
 }
 
@@ -639,10 +671,10 @@ enum Method {
 struct Row {
     name: &'static str,
     method: Method,
-    /// The subnet the row's containers get addresses of (its gateway is
-    /// the first host): our CNI networks need their own, as the state
-    /// directory refuses a network overlapping the CLI's.
-    subnet: u32,
+    /// Its namespaces and the subnet its containers get addresses of: our
+    /// CNI networks need their own, as the state directory refuses a
+    /// network overlapping the CLI's; rows measured together need their own.
+    site: Site,
 }
 
 /// A row's figures.
@@ -658,65 +690,70 @@ struct Figures {
     /// without its start, exit and the wait for it.
     work_attach: Vec<f64>,
     work_detach: Vec<f64>,
+    /// Measured container by container together with other rows (the
+    /// per-process floor among them), so their ratios share the load.
+    together: bool,
 }
 
-fn floor_cmd(config: &Config, op: &str, first: u32, last: u32) -> Cmd {
+fn floor_cmd(config: &Config, site: Site, op: &str, first: u32, last: u32) -> Cmd {
     Cmd::new(&[
         &config.me,
         "floor",
         op,
         &config.parent_index.to_string(),
+        site.ns,
+        &ipv4(site.subnet),
         &first.to_string(),
         &last.to_string(),
     ])
 }
 
-fn floor_pp_attach(c: &Config, i: u32) -> Vec<Cmd> {
-    vec![floor_cmd(c, "attach", i, i)]
+fn floor_pp_attach(c: &Config, site: Site, i: u32) -> Vec<Cmd> {
+    vec![floor_cmd(c, site, "attach", i, i)]
 }
 
-fn floor_pp_detach(c: &Config, i: u32) -> Vec<Cmd> {
-    vec![floor_cmd(c, "detach", i, i)]
+fn floor_pp_detach(c: &Config, site: Site, i: u32) -> Vec<Cmd> {
+    vec![floor_cmd(c, site, "detach", i, i)]
 }
 
-fn cli_attach(c: &Config, i: u32) -> Vec<Cmd> {
+fn cli_attach(c: &Config, site: Site, i: u32) -> Vec<Cmd> {
     vec![Cmd::new(&[
         &c.ipvlan,
         "network",
         "connect",
         NETWORK,
-        &ns_path(i),
+        &ns_path(site.ns, i),
     ])]
 }
 
-fn cli_detach(c: &Config, i: u32) -> Vec<Cmd> {
+fn cli_detach(c: &Config, site: Site, i: u32) -> Vec<Cmd> {
     vec![Cmd::new(&[
         &c.ipvlan,
         "network",
         "disconnect",
         NETWORK,
-        &ns_path(i),
+        &ns_path(site.ns, i),
     ])]
 }
 
 /// `ipvlan network connect NET c1 ... cN`: one batch, the library's
 /// `Manager::connect_many` behind one process.
-fn bulk_attach(c: &Config, first: u32, last: u32) -> Cmd {
-    bulk_cmd(c, "connect", first, last)
+fn bulk_attach(c: &Config, site: Site, first: u32, last: u32) -> Cmd {
+    bulk_cmd(c, site, "connect", first, last)
 }
 
-fn bulk_detach(c: &Config, first: u32, last: u32) -> Cmd {
-    bulk_cmd(c, "disconnect", first, last)
+fn bulk_detach(c: &Config, site: Site, first: u32, last: u32) -> Cmd {
+    bulk_cmd(c, site, "disconnect", first, last)
 }
 
-fn bulk_cmd(c: &Config, op: &str, first: u32, last: u32) -> Cmd {
+fn bulk_cmd(c: &Config, site: Site, op: &str, first: u32, last: u32) -> Cmd {
     let mut argv = vec![
         c.ipvlan.clone(),
         "network".into(),
         op.into(),
         NETWORK.into(),
     ];
-    argv.extend((first..=last).map(ns_path));
+    argv.extend((first..=last).map(|i| ns_path(site.ns, i)));
     Cmd {
         argv,
         env: Vec::new(),
@@ -724,11 +761,11 @@ fn bulk_cmd(c: &Config, op: &str, first: u32, last: u32) -> Cmd {
     }
 }
 
-fn iproute2_attach(_: &Config, i: u32) -> Vec<Cmd> {
-    let ns = ns_name(i);
+fn iproute2_attach(_: &Config, site: Site, i: u32) -> Vec<Cmd> {
+    let ns = ns_name(site.ns, i);
     let index = (INDEX_BASE + i).to_string();
-    let addr = format!("{}/{PREFIX_LEN}", ipv4(container_addr(i)));
-    let gw = ipv4(GATEWAY);
+    let addr = format!("{}/{PREFIX_LEN}", ipv4(container_addr(site.subnet, i)));
+    let gw = ipv4(site.subnet + 1);
     vec![
         Cmd::new(&[
             IP, "link", "add", "link", PARENT, "name", "eth0", "index", &index, "netns", &ns,
@@ -740,20 +777,34 @@ fn iproute2_attach(_: &Config, i: u32) -> Vec<Cmd> {
     ]
 }
 
-fn iproute2_detach(_: &Config, i: u32) -> Vec<Cmd> {
-    vec![Cmd::new(&[IP, "-n", &ns_name(i), "link", "del", "eth0"])]
+fn iproute2_detach(_: &Config, site: Site, i: u32) -> Vec<Cmd> {
+    vec![Cmd::new(&[
+        IP,
+        "-n",
+        &ns_name(site.ns, i),
+        "link",
+        "del",
+        "eth0",
+    ])]
 }
 
 /// One CNI request for container `i`, as a runtime makes it: `program`
 /// with the spec's environment, the config `conf` (a file of the disk) on
 /// stdin.
-fn cni_request(c: &Config, program: &str, conf: &str, command: &str, i: u32) -> Vec<Cmd> {
+fn cni_request(
+    c: &Config,
+    site: Site,
+    program: &str,
+    conf: &str,
+    command: &str,
+    i: u32,
+) -> Vec<Cmd> {
     let cni = c.cni.clone().unwrap_or_default();
     let mut cmd = Cmd::new(&[program]);
     cmd.env = [
         ("CNI_COMMAND", command.to_string()),
-        ("CNI_CONTAINERID", format!("bench-{}", ns_name(i))),
-        ("CNI_NETNS", ns_path(i)),
+        ("CNI_CONTAINERID", format!("bench-{}", ns_name(site.ns, i))),
+        ("CNI_NETNS", ns_path(site.ns, i)),
         ("CNI_IFNAME", "eth0".to_string()),
         ("CNI_PATH", cni),
     ]
@@ -764,37 +815,37 @@ fn cni_request(c: &Config, program: &str, conf: &str, command: &str, i: u32) -> 
     vec![cmd]
 }
 
-fn cni_cmd(c: &Config, command: &str, i: u32) -> Vec<Cmd> {
+fn cni_cmd(c: &Config, site: Site, command: &str, i: u32) -> Vec<Cmd> {
     let program = format!("{}/ipvlan", c.cni.clone().unwrap_or_default());
-    cni_request(c, &program, CNI_REF_CONF, command, i)
+    cni_request(c, site, &program, CNI_REF_CONF, command, i)
 }
 
-fn cni_attach(c: &Config, i: u32) -> Vec<Cmd> {
-    cni_cmd(c, "ADD", i)
+fn cni_attach(c: &Config, site: Site, i: u32) -> Vec<Cmd> {
+    cni_cmd(c, site, "ADD", i)
 }
 
-fn cni_detach(c: &Config, i: u32) -> Vec<Cmd> {
-    cni_cmd(c, "DEL", i)
+fn cni_detach(c: &Config, site: Site, i: u32) -> Vec<Cmd> {
+    cni_cmd(c, site, "DEL", i)
 }
 
 /// Our binary in CNI mode (it is one when `CNI_COMMAND` is set), addresses
 /// from our own allocator in the process.
-fn ours_cni_attach(c: &Config, i: u32) -> Vec<Cmd> {
-    cni_request(c, &c.ipvlan, CNI_OURS_CONF, "ADD", i)
+fn ours_cni_attach(c: &Config, site: Site, i: u32) -> Vec<Cmd> {
+    cni_request(c, site, &c.ipvlan, CNI_OURS_CONF, "ADD", i)
 }
 
-fn ours_cni_detach(c: &Config, i: u32) -> Vec<Cmd> {
-    cni_request(c, &c.ipvlan, CNI_OURS_CONF, "DEL", i)
+fn ours_cni_detach(c: &Config, site: Site, i: u32) -> Vec<Cmd> {
+    cni_request(c, site, &c.ipvlan, CNI_OURS_CONF, "DEL", i)
 }
 
 /// Our binary in CNI mode, addresses from the reference `host-local`
 /// started from `CNI_PATH` (one more process per request).
-fn ours_cni_hl_attach(c: &Config, i: u32) -> Vec<Cmd> {
-    cni_request(c, &c.ipvlan, CNI_OURS_HL_CONF, "ADD", i)
+fn ours_cni_hl_attach(c: &Config, site: Site, i: u32) -> Vec<Cmd> {
+    cni_request(c, site, &c.ipvlan, CNI_OURS_HL_CONF, "ADD", i)
 }
 
-fn ours_cni_hl_detach(c: &Config, i: u32) -> Vec<Cmd> {
-    cni_request(c, &c.ipvlan, CNI_OURS_HL_CONF, "DEL", i)
+fn ours_cni_hl_detach(c: &Config, site: Site, i: u32) -> Vec<Cmd> {
+    cni_request(c, site, &c.ipvlan, CNI_OURS_HL_CONF, "DEL", i)
 }
 
 /// The configs of the CNI rows, files of the disk: the reference plugin's
@@ -833,28 +884,51 @@ fn parse_times(stdout: &str) -> Res<Vec<f64>> {
         .collect()
 }
 
-/// Attaches then detaches containers 1..=n (fresh namespaces), checking the
-/// kernel's state after each phase.
-fn measure(config: &Config, row: &Row, n: u32) -> Res<Figures> {
-    make_namespaces(1, n)?;
-    let mut f = Figures::default();
+/// Attaches then detaches containers 1..=n of each row (fresh namespaces),
+/// checking the kernel's state after each phase. Rows given together (all
+/// per-container) advance together: container `i` of each row in turn (the
+/// order rotating with `i`), before container `i + 1` of any, so they see the
+/// host's load at the same moments and their ratios do not drift with it.
+fn measure(config: &Config, rows: &[&Row], n: u32) -> Res<Vec<Figures>> {
+    let per_container = rows
+        .iter()
+        .all(|r| matches!(r.method, Method::PerContainer { .. }));
+    if rows.len() != 1 && !per_container {
+        return Err("only per-container rows are measured together".into());
+    }
+    for row in rows {
+        make_namespaces(row.site.ns, 1, n)?;
+    }
+    let mut figures: Vec<Figures> = rows
+        .iter()
+        .map(|_| Figures {
+            together: rows.len() > 1,
+            ..Figures::default()
+        })
+        .collect();
     for attach in [true, false] {
-        let mut work = Vec::new();
-        let (times, rss) = match &row.method {
-            Method::OneProcess => {
-                let op = if attach { "attach" } else { "detach" };
-                let out = launch_cmd(config, &floor_cmd(config, op, 1, n))?;
-                (parse_times(&out.stdout)?, vec![out.maxrss_kib as f64])
-            }
-            Method::PerContainer {
-                attach: a,
-                detach: d,
-            } => {
-                let mut times = Vec::with_capacity(n as usize);
-                let mut rss = Vec::with_capacity(n as usize);
-                for i in 1..=n {
+        // Per row: times, peak RSS, the per-process floor's own work.
+        let mut phase: Vec<(Vec<f64>, Vec<f64>, Vec<f64>)> =
+            rows.iter().map(|_| Default::default()).collect();
+        if per_container {
+            for i in 1..=n {
+                for k in 0..rows.len() {
+                    let at = (k + i as usize) % rows.len();
+                    let Method::PerContainer {
+                        attach: a,
+                        detach: d,
+                    } = &rows[at].method
+                    else {
+                        unreachable!("checked above");
+                    };
+                    let site = rows[at].site;
+                    let (times, rss, work) = &mut phase[at];
                     let mut ms = 0.0;
-                    for cmd in if attach { a(config, i) } else { d(config, i) } {
+                    for cmd in if attach {
+                        a(config, site, i)
+                    } else {
+                        d(config, site, i)
+                    } {
                         let out = launch_cmd(config, &cmd)?;
                         ms += out.wall_ms;
                         rss.push(out.maxrss_kib as f64);
@@ -862,40 +936,130 @@ fn measure(config: &Config, row: &Row, n: u32) -> Res<Figures> {
                     }
                     times.push(ms);
                 }
-                (times, rss)
             }
-            Method::Batch {
-                attach: a,
-                detach: d,
-            } => {
-                let cmd = if attach {
-                    a(config, 1, n)
-                } else {
-                    d(config, 1, n)
-                };
-                let out = launch_cmd(config, &cmd)?;
-                let share = out.wall_ms / f64::from(n);
-                (vec![share; n as usize], vec![out.maxrss_kib as f64])
-            }
-        };
-        if times.len() != n as usize {
-            return Err(format!(
-                "{}: {} times for {n} containers",
-                row.name,
-                times.len()
-            ));
-        }
-        for i in [1, n] {
-            check_container(i, attach, row.subnet).map_err(|e| format!("{}: {e}", row.name))?;
-        }
-        if attach {
-            (f.attach, f.rss_attach, f.work_attach) = (times, rss, work);
         } else {
-            (f.detach, f.rss_detach, f.work_detach) = (times, rss, work);
+            let row = rows[0];
+            let (times, rss, _) = &mut phase[0];
+            match &row.method {
+                Method::OneProcess => {
+                    let op = if attach { "attach" } else { "detach" };
+                    let out = launch_cmd(config, &floor_cmd(config, row.site, op, 1, n))?;
+                    *times = parse_times(&out.stdout)?;
+                    rss.push(out.maxrss_kib as f64);
+                }
+                Method::Batch {
+                    attach: a,
+                    detach: d,
+                } => {
+                    let cmd = if attach {
+                        a(config, row.site, 1, n)
+                    } else {
+                        d(config, row.site, 1, n)
+                    };
+                    let out = launch_cmd(config, &cmd)?;
+                    let share = out.wall_ms / f64::from(n);
+                    *times = vec![share; n as usize];
+                    rss.push(out.maxrss_kib as f64);
+                }
+                Method::PerContainer { .. } => unreachable!("handled above"),
+            }
+        }
+        for ((row, f), (times, rss, work)) in rows.iter().zip(&mut figures).zip(phase) {
+            if times.len() != n as usize {
+                return Err(format!(
+                    "{}: {} times for {n} containers",
+                    row.name,
+                    times.len()
+                ));
+            }
+            for i in [1, n] {
+                check_container(row.site, i, attach).map_err(|e| format!("{}: {e}", row.name))?;
+            }
+            if attach {
+                (f.attach, f.rss_attach, f.work_attach) = (times, rss, work);
+            } else {
+                (f.detach, f.rss_detach, f.work_detach) = (times, rss, work);
+            }
         }
     }
-    remove_namespaces(1, n)?;
-    Ok(f)
+    for row in rows {
+        remove_namespaces(row.site.ns, 1, n)?;
+    }
+    Ok(figures)
+}
+
+/// Batches the bulk API's growth is measured with (of `n / BATCHES` each).
+const BATCHES: u32 = 10;
+
+/// The bulk API's growth with the endpoints already on the network: per
+/// container ms of each of [`BATCHES`] batches of `n / BATCHES`, made in
+/// turn (batch `k` finds `(k - 1) n / BATCHES` endpoints there), and of the
+/// one-process floor's batches of the same size, each launched right after
+/// (or, every other batch, right before) its bulk batch.
+struct Growth {
+    size: u32,
+    bulk: Vec<f64>,
+    floor: Vec<f64>,
+}
+
+/// Measures [`Growth`] for `bulk` against the one-process floor `floor`,
+/// each on its own site: every batch a launched process timed from outside.
+fn batch_growth(config: &Config, bulk: &Row, floor: &Row, n: u32) -> Res<Growth> {
+    let (
+        Method::Batch {
+            attach: bulk_attach,
+            detach: bulk_detach,
+        },
+        Method::OneProcess,
+    ) = (&bulk.method, &floor.method)
+    else {
+        return Err("batch growth needs a batch row and the one-process floor".into());
+    };
+    let size = n / BATCHES;
+    if size == 0 {
+        return Err(format!("batch growth needs {BATCHES} containers or more"));
+    }
+    let last = size * BATCHES;
+    for row in [bulk, floor] {
+        make_namespaces(row.site.ns, 1, last)?;
+    }
+    let mut growth = Growth {
+        size,
+        bulk: Vec::new(),
+        floor: Vec::new(),
+    };
+    for k in 0..BATCHES {
+        let (first, end) = (k * size + 1, (k + 1) * size);
+        let ours = bulk_attach(config, bulk.site, first, end);
+        let base = floor_cmd(config, floor.site, "attach", first, end);
+        let run = |cmd: &Cmd, into: &mut Vec<f64>| -> Res {
+            into.push(launch_cmd(config, cmd)?.wall_ms / f64::from(size));
+            Ok(())
+        };
+        if k % 2 == 0 {
+            run(&ours, &mut growth.bulk)?;
+            run(&base, &mut growth.floor)?;
+        } else {
+            run(&base, &mut growth.floor)?;
+            run(&ours, &mut growth.bulk)?;
+        }
+    }
+    for attach in [true, false] {
+        if !attach {
+            launch_cmd(config, &bulk_detach(config, bulk.site, 1, last))?;
+            launch_cmd(config, &floor_cmd(config, floor.site, "detach", 1, last))?;
+        }
+        for row in [bulk, floor] {
+            for i in [1, last] {
+                check_container(row.site, i, attach)
+                    .map_err(|e| format!("{} (batches): {e}", row.name))?;
+            }
+        }
+    }
+    for row in [bulk, floor] {
+        remove_namespaces(row.site.ns, 1, last)?;
+    }
+    Ok(growth)
 }
 
 /// The `calls` total of `strace -c` output.
@@ -930,17 +1094,23 @@ fn count_syscalls(config: &Config, row: &Row) -> Res<Syscalls> {
             let k = STRACE_CONTAINERS;
             (
                 k,
-                vec![floor_cmd(config, "attach", 1, k)],
-                vec![floor_cmd(config, "detach", 1, k)],
+                vec![floor_cmd(config, row.site, "attach", 1, k)],
+                vec![floor_cmd(config, row.site, "detach", 1, k)],
             )
         }
-        Method::PerContainer { attach, detach } => (1, attach(config, 1), detach(config, 1)),
+        Method::PerContainer { attach, detach } => {
+            (1, attach(config, row.site, 1), detach(config, row.site, 1))
+        }
         Method::Batch { attach, detach } => {
             let k = STRACE_CONTAINERS;
-            (k, vec![attach(config, 1, k)], vec![detach(config, 1, k)])
+            (
+                k,
+                vec![attach(config, row.site, 1, k)],
+                vec![detach(config, row.site, 1, k)],
+            )
         }
     };
-    make_namespaces(1, k)?;
+    make_namespaces(row.site.ns, 1, k)?;
     let per_container = |cmds: &[Cmd]| -> Res<(f64, BTreeMap<String, u64>)> {
         let mut sum = 0;
         let mut by_call = BTreeMap::new();
@@ -955,7 +1125,7 @@ fn count_syscalls(config: &Config, row: &Row) -> Res<Syscalls> {
     };
     let (attach, attach_calls) = per_container(&attach)?;
     let (detach, detach_calls) = per_container(&detach)?;
-    remove_namespaces(1, k)?;
+    remove_namespaces(row.site.ns, 1, k)?;
     Ok(Syscalls {
         attach,
         detach,
@@ -1025,7 +1195,7 @@ fn mean(v: &[f64]) -> f64 {
 
 /// A row result: figures, or why there are none.
 enum Outcome {
-    Measured(Figures),
+    Measured(Box<Figures>),
     NotMeasured(&'static str),
 }
 
@@ -1116,14 +1286,24 @@ fn orchestrate(args: &[String]) -> Res {
         ),
     )?;
 
+    // The floor's rows on their own subnet and namespaces, so they can run
+    // together with ours; our CNI row on its network's subnet.
+    let floor_site = Site {
+        ns: "f",
+        subnet: FLOOR_SUBNET,
+    };
+    let ours = Site {
+        ns: "c",
+        subnet: SUBNET,
+    };
     let floor_one = Row {
         name: "raw-netlink floor, one process for all",
-        subnet: SUBNET,
+        site: floor_site,
         method: Method::OneProcess,
     };
     let floor_pp = Row {
-        name: "raw-netlink floor, one process per container",
-        subnet: SUBNET,
+        name: FLOOR_PP_ROW,
+        site: floor_site,
         method: Method::PerContainer {
             attach: floor_pp_attach,
             detach: floor_pp_detach,
@@ -1131,15 +1311,15 @@ fn orchestrate(args: &[String]) -> Res {
     };
     let cli = Row {
         name: "ours: `ipvlan network connect` / `disconnect`",
-        subnet: SUBNET,
+        site: ours,
         method: Method::PerContainer {
             attach: cli_attach,
             detach: cli_detach,
         },
     };
     let bulk = Row {
-        name: "ours: library bulk API (`connect_many`, one `network connect NET c1..cN`)",
-        subnet: SUBNET,
+        name: BULK_ROW,
+        site: ours,
         method: Method::Batch {
             attach: bulk_attach,
             detach: bulk_detach,
@@ -1147,7 +1327,7 @@ fn orchestrate(args: &[String]) -> Res {
     };
     let iproute2 = Row {
         name: "iproute2, one process per step",
-        subnet: SUBNET,
+        site: ours,
         method: Method::PerContainer {
             attach: iproute2_attach,
             detach: iproute2_detach,
@@ -1155,7 +1335,7 @@ fn orchestrate(args: &[String]) -> Res {
     };
     let cni_ref = Row {
         name: REFERENCE_CNI_ROW,
-        subnet: SUBNET,
+        site: ours,
         method: Method::PerContainer {
             attach: cni_attach,
             detach: cni_detach,
@@ -1168,7 +1348,10 @@ fn orchestrate(args: &[String]) -> Res {
             attach: ours_cni_attach,
             detach: ours_cni_detach,
         },
-        subnet: CNI_OURS_SUBNET,
+        site: Site {
+            ns: "n",
+            subnet: CNI_OURS_SUBNET,
+        },
     };
     let ours_cni_hl = Row {
         name: "ours: CNI mode, `ipam.type: host-local` (delegated), ADD / DEL",
@@ -1176,39 +1359,59 @@ fn orchestrate(args: &[String]) -> Res {
             attach: ours_cni_hl_attach,
             detach: ours_cni_hl_detach,
         },
-        subnet: CNI_OURS_HL_SUBNET,
+        site: Site {
+            ns: "c",
+            subnet: CNI_OURS_HL_SUBNET,
+        },
     };
 
     let mut table: Vec<(String, u32, Outcome)> = Vec::new();
     let mut sizes = vec![config.small];
     sizes.extend(config.large);
     let mut syscalls: BTreeMap<&str, Syscalls> = BTreeMap::new();
+    let mut growth = None;
     for &n in &sizes {
         let small = n == config.small;
-        let mut rows: Vec<&Row> = vec![&floor_one, &floor_pp, &cli, &bulk, &ours_cni];
+        // The rows compared with the per-process floor run together with it.
+        let mut groups: Vec<Vec<&Row>> = vec![
+            vec![&floor_one],
+            vec![&floor_pp, &cli, &ours_cni],
+            vec![&bulk],
+        ];
         if small {
-            rows.push(&iproute2);
+            groups.push(vec![&iproute2]);
             if config.cni.is_some() {
-                rows.push(&cni_ref);
-                rows.push(&ours_cni_hl);
+                groups.push(vec![&cni_ref]);
+                groups.push(vec![&ours_cni_hl]);
             }
         }
-        for row in rows {
-            eprintln!("bench: {} at N = {n}", row.name);
+        for rows in groups {
+            let names: Vec<&str> = rows.iter().map(|r| r.name).collect();
+            let names = names.join(" + ");
+            eprintln!("bench: {names} at N = {n}");
             let start = Instant::now();
-            let mut figures = measure(&config, row, n)?;
-            if small {
-                let counts = count_syscalls(&config, row)?;
-                syscalls.insert(row.name, counts);
+            let measured = measure(&config, &rows, n)?;
+            for (row, mut figures) in rows.iter().zip(measured) {
+                if small {
+                    let counts = count_syscalls(&config, row)?;
+                    syscalls.insert(row.name, counts);
+                }
+                figures.syscalls = syscalls.get(row.name).cloned();
+                eprintln!(
+                    "bench: {} at N = {n}: attach median {:.2} ms",
+                    row.name,
+                    median(&figures.attach),
+                );
+                table.push((
+                    row.name.to_string(),
+                    n,
+                    Outcome::Measured(Box::new(figures)),
+                ));
             }
-            figures.syscalls = syscalls.get(row.name).cloned();
             eprintln!(
-                "bench: {} at N = {n}: attach median {:.2} ms ({:.0} s)",
-                row.name,
-                median(&figures.attach),
+                "bench: {names} at N = {n}: {:.0} s",
                 start.elapsed().as_secs_f64()
             );
-            table.push((row.name.to_string(), n, Outcome::Measured(figures)));
         }
         if config.cni.is_none() && small {
             for row in [&cni_ref, &ours_cni_hl] {
@@ -1218,6 +1421,12 @@ fn orchestrate(args: &[String]) -> Res {
                     Outcome::NotMeasured("not measured: the CNI plugins are not in the guest"),
                 ));
             }
+        }
+        if !small {
+            eprintln!("bench: the bulk API's batches with the floor's, N = {n}");
+            let start = Instant::now();
+            growth = Some(batch_growth(&config, &bulk, &floor_one, n)?);
+            eprintln!("bench: batches: {:.0} s", start.elapsed().as_secs_f64());
         }
     }
     // Our CNI networks outlive their attachments (they keep the
@@ -1240,7 +1449,7 @@ fn orchestrate(args: &[String]) -> Res {
         start.wall.push(out.wall_ms);
         start.maxrss_kib = start.maxrss_kib.max(out.maxrss_kib);
     }
-    let markdown = render(&table, &sizes, size, &start);
+    let markdown = render(&table, &sizes, growth.as_ref(), size, &start);
     println!("{RESULTS_BEGIN}\n{markdown}{RESULTS_END}");
     Ok(())
 }
@@ -1267,12 +1476,21 @@ fn profile(s: &mut String, name: &str, f: &Figures) {
     }
 }
 
+/// The bulk API's row: one batch of all containers, so its attaches
+/// 901-1000 are not told from 1-100; its growth is measured in batches.
+const BULK_ROW: &str = "ours: library bulk API (`connect_many`, one `network connect NET c1..cN`)";
+
+/// The per-process floor's row (the rows run together with it are
+/// normalised by it).
+const FLOOR_PP_ROW: &str = "raw-netlink floor, one process per container";
+
 /// The reference plugin's row (our CNI rows are compared with it).
 const REFERENCE_CNI_ROW: &str = "reference CNI `ipvlan` + `host-local`";
 
 fn render(
     table: &[(String, u32, Outcome)],
     sizes: &[u32],
+    growth: Option<&Growth>,
     binary_size: u64,
     start: &Start,
 ) -> String {
@@ -1331,19 +1549,79 @@ fn render(
     s.push('\n');
     if let Some(&large) = sizes.get(1) {
         let tenth = (large / 10).max(1) as usize;
-        for (name, n, outcome) in table {
-            if let Outcome::Measured(f) = outcome {
-                if *n == large {
-                    let first = median(&f.attach[..tenth]);
-                    let last = median(&f.attach[f.attach.len() - tenth..]);
-                    let _ = writeln!(
-                        s,
-                        "- {name}: attaches {}-{large} vs 1-{tenth} (medians): {last:.2} / {first:.2} ms = {:.2}x",
-                        large as usize - tenth + 1,
-                        last / first
-                    );
-                }
+        // Medians of the first and the last tenth of a row's attaches.
+        let ends = |f: &Figures| {
+            (
+                median(&f.attach[..tenth]),
+                median(&f.attach[f.attach.len() - tenth..]),
+            )
+        };
+        let floor_pp = table.iter().find_map(|(row, rn, o)| match o {
+            Outcome::Measured(f) if row == FLOOR_PP_ROW && *rn == large && f.together => {
+                Some(ends(f))
             }
+            _ => None,
+        });
+        let (late, early) = (
+            format!("{}-{large}", large as usize - tenth + 1),
+            format!("1-{tenth}"),
+        );
+        for (name, n, outcome) in table {
+            let Outcome::Measured(f) = outcome else {
+                continue;
+            };
+            if *n != large || name == BULK_ROW {
+                continue;
+            }
+            let (first, last) = ends(f);
+            let _ = writeln!(
+                s,
+                "- {name}: attaches {late} vs {early} (medians): {last:.2} / {first:.2} ms = {:.2}x",
+                last / first
+            );
+            if let (true, false, Some((floor_first, floor_last))) =
+                (f.together, name == FLOOR_PP_ROW, floor_pp)
+            {
+                let _ = writeln!(
+                    s,
+                    "- {name}: attaches {late} vs {early}, normalised by the per-process floor \
+                     over the same containers (run together, container by container): \
+                     ({last:.2} / {floor_last:.2}) / ({first:.2} / {floor_first:.2}) = {:.2}x",
+                    (last / floor_last) / (first / floor_first)
+                );
+            }
+        }
+    }
+    if let Some(g) = growth {
+        let list = |v: &[f64]| {
+            v.iter()
+                .map(|x| format!("{x:.2}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if let (Some(&b1), Some(&bk), Some(&f1), Some(&fk)) = (
+            g.bulk.first(),
+            g.bulk.last(),
+            g.floor.first(),
+            g.floor.last(),
+        ) {
+            let already = g.size * (g.bulk.len() as u32 - 1);
+            let _ = writeln!(
+                s,
+                "- ours: library bulk API, {} batches of {size} in turn, each launched next to a \
+                 one-process floor batch of {size} (ms per container): the batch made with \
+                 {already} endpoints already on the network vs the first: {bk:.2} / {b1:.2} = \
+                 {:.2}x; the floor's: {fk:.2} / {f1:.2} = {:.2}x; normalised by the floor: \
+                 ({bk:.2} / {fk:.2}) / ({b1:.2} / {f1:.2}) = {:.2}x; batch by batch, ours {}; \
+                 the floor {}",
+                g.bulk.len(),
+                bk / b1,
+                fk / f1,
+                (bk / fk) / (b1 / f1),
+                list(&g.bulk),
+                list(&g.floor),
+                size = g.size,
+            );
         }
     }
     for (name, n, outcome) in table {
@@ -1473,6 +1751,58 @@ mod tests {
                     ------ ----------- ----------- --------- --------- ----------------\n\
                     100.00    0.000100           4        25         2 total\n";
         assert_eq!(strace_total(text), Some(25));
+    }
+
+    /// Rows run together are normalised by the per-process floor over the
+    /// same containers; the bulk API's growth comes from its batches.
+    #[test]
+    fn drift_is_normalised_by_the_floor() {
+        let row = |first: f64, last: f64, together: bool| {
+            // 20 containers: the first two at `first`, the last two at `last`.
+            let mut attach = vec![first; 2];
+            attach.extend(vec![(first + last) / 2.0; 16]);
+            attach.extend(vec![last; 2]);
+            Outcome::Measured(Box::new(Figures {
+                detach: attach.clone(),
+                attach,
+                together,
+                ..Figures::default()
+            }))
+        };
+        let cli = "ours: `ipvlan network connect` / `disconnect`";
+        let table = vec![
+            (FLOOR_PP_ROW.to_string(), 20, row(10.0, 15.0, true)),
+            (cli.to_string(), 20, row(30.0, 54.0, true)),
+            (BULK_ROW.to_string(), 20, row(9.0, 9.0, false)),
+        ];
+        let growth = Growth {
+            size: 2,
+            bulk: vec![8.0, 9.0, 9.0, 9.0, 9.0, 9.0, 9.0, 9.0, 9.0, 12.0],
+            floor: vec![2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.5],
+        };
+        let s = render(&table, &[10, 20], Some(&growth), 1, &Start::default());
+        assert!(s.contains(&format!(
+            "- {FLOOR_PP_ROW}: attaches 19-20 vs 1-2 (medians): 15.00 / 10.00 ms = 1.50x\n"
+        )));
+        assert!(s.contains(&format!(
+            "- {cli}: attaches 19-20 vs 1-2 (medians): 54.00 / 30.00 ms = 1.80x\n"
+        )));
+        // (54 / 15) / (30 / 10) = 1.2
+        assert!(s.contains(&format!(
+            "- {cli}: attaches 19-20 vs 1-2, normalised by the per-process floor over the same \
+             containers (run together, container by container): (54.00 / 15.00) / (30.00 / \
+             10.00) = 1.20x\n"
+        )));
+        assert!(!s.contains(&format!(
+            "{FLOOR_PP_ROW}: attaches 19-20 vs 1-2, normalised"
+        )));
+        assert!(!s.contains(&format!("{BULK_ROW}: attaches")));
+        // (12 / 2.5) / (8 / 2) = 1.2
+        assert!(s.contains(
+            "the batch made with 18 endpoints already on the network vs the first: \
+             12.00 / 8.00 = 1.50x; the floor's: 2.50 / 2.00 = 1.25x; normalised by the \
+             floor: (12.00 / 2.50) / (8.00 / 2.00) = 1.20x;"
+        ));
     }
 
     #[test]

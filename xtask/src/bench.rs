@@ -37,8 +37,11 @@ const DISK_MIB: u64 = 256;
 const SMALL: u64 = 100;
 /// Containers of the long rows (ours and the floor).
 const LARGE: u64 = 1000;
-/// `--quick`: one short size, every row.
+/// `--quick`: two short sizes, every row and every figure (the long rows'
+/// first and last tenths, the bulk API's ten batches) at a size that says
+/// nothing but runs every path.
 const QUICK: u64 = 10;
+const QUICK_LARGE: u64 = 20;
 
 struct Options {
     kernel: Series,
@@ -80,7 +83,7 @@ fn parse(args: &[String]) -> Result<Options> {
                 sized = true;
             }
             "--quick" => {
-                (options.small, options.large) = (QUICK, QUICK);
+                (options.small, options.large) = (QUICK, QUICK_LARGE);
                 sized = true;
             }
             "--timeout" => options.timeout = Some(Duration::from_secs(positive(arg, iter.next())?)),
@@ -93,9 +96,10 @@ fn parse(args: &[String]) -> Result<Options> {
 
 /// VM time for a run: boot, setup, and a generous 0.5 s per container and
 /// row under emulation (the slowest rows, iproute2 and the reference
-/// plugin, cost about 0.2 s per container per attach).
+/// plugin, cost about 0.2 s per container per attach; the long size also
+/// runs the bulk API's batches with the floor's).
 fn default_timeout(options: &Options) -> Duration {
-    Duration::from_secs(600 + (options.small * 6 + options.large * 4) / 2)
+    Duration::from_secs(600 + (options.small * 6 + options.large * 5) / 2)
 }
 
 pub fn run(args: &[String]) -> Result {
@@ -198,7 +202,7 @@ pub fn run(args: &[String]) -> Result {
 
 fn section(options: &Options, kernel: &str, figures: &str) -> String {
     let mut command = "cargo xtask bench".to_string();
-    if (options.small, options.large) == (QUICK, QUICK) {
+    if (options.small, options.large) == (QUICK, QUICK_LARGE) {
         command.push_str(" --quick");
     } else if options.large != LARGE {
         command.push_str(&format!(" --containers {}", options.large));
@@ -232,7 +236,7 @@ mod tests {
         assert_eq!((default.small, default.large), (SMALL, LARGE));
         assert!(default.record);
         let quick = parse(&args(&["--quick", "--no-record", "--kernel", "6.12"])).unwrap();
-        assert_eq!((quick.small, quick.large), (QUICK, QUICK));
+        assert_eq!((quick.small, quick.large), (QUICK, QUICK_LARGE));
         assert!(!quick.record);
         assert_eq!(quick.kernel, Series::V6_12);
         let sized = parse(&args(&["--containers", "50"])).unwrap();

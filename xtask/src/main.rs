@@ -80,7 +80,7 @@ commands:
         directory on ext4 on a virtual disk, our CNI mode (ADD/DEL with
         ipam ipvlan; with host-local at 100 only), iproute2 and the reference
         CNI plugin (at 100 only); ours and the floor also at N (default 1000).
-        --quick: 10 containers. Records the table in benches/RESULTS.md
+        --quick: 10 and 20 containers. Records the table in benches/RESULTS.md
         (not with --no-record). Release musl builds. Not part of `test`.
   criterion [ARGS]...
         Run the criterion benchmarks (`cargo bench`).

@@ -846,7 +846,9 @@ fn doctor_finds_everything_in_the_vm() {
             "dummy",
             "8021q",
             "modes",
-            "state directory"
+            "state directory",
+            "cni plugin",
+            "cni configs"
         ]
     );
     let modes = report.checks.iter().find(|c| c.name == "modes").unwrap();

@@ -17,7 +17,7 @@
 //! target. Detaching checks every target first and changes nothing unless
 //! all are attached.
 
-use super::endpoint_link::{self, NewEndpoint};
+use super::endpoint_link::{self, EndpointPlan, NewEndpoint};
 use super::endpoints::{parent_link, Pending, ResolvedTarget};
 use super::netns_identity::NsAt;
 use super::networks::{find_network, lookup_network};
@@ -93,7 +93,7 @@ impl Manager {
         };
         let mut pending: Vec<Pending> = Vec::with_capacity(resolved.len());
         for target in &resolved {
-            let reserved = self.reserve(&state, network, &parent, target, &request);
+            let reserved = self.reserve(&state, network, target, &request);
             // A thousand sockets' receive buffers would add up (32 KiB
             // each): each is let go once its namespace's work is done.
             target.inside.handle.socket().release_buffer();
@@ -106,17 +106,24 @@ impl Manager {
             }
         }
 
+        // Plans only for the creates: held to the end they would add up.
+        let plans: Vec<EndpointPlan> = pending
+            .iter()
+            .map(|prepared| prepared.plan(network, &parent))
+            .collect();
         let new: Vec<NewEndpoint<'_>> = pending
             .iter()
             .zip(&resolved)
-            .map(|(prepared, target)| NewEndpoint {
+            .zip(&plans)
+            .map(|((prepared, target), plan)| NewEndpoint {
                 inside: &target.inside,
-                plan: &prepared.plan,
+                plan,
                 ifname: &prepared.record.ifname,
             })
             .collect();
         let built = endpoint_link::create_many(&host, &new);
         drop(new);
+        drop(plans);
         let built = match built {
             Ok(built) => built,
             Err(error) => {
@@ -141,34 +148,36 @@ impl Manager {
         }
 
         let names = self.names(&state);
-        let mut finished = Vec::with_capacity(pending.len());
+        // Finished in place: a second list of the pending endpoints (about
+        // 400 bytes each) would be held at the batch's peak.
         let mut failure = None;
-        for ((mut prepared, link), target) in pending.into_iter().zip(built).zip(&resolved) {
-            let link = link.expect("every create succeeded");
-            if failure.is_none() {
-                match prepared.finish(&state, &names, network, &link) {
-                    Ok(()) => {
-                        finished.push((prepared, target));
-                        continue;
-                    }
-                    Err(error) => failure = Some(error.context(attaching(target, &network.name))),
-                }
-            } else {
-                // Built but not recorded as attached yet.
-                prepared.record.ifindex = Some(link.index);
-                prepared.record.mac = Some(link.mac);
+        for ((prepared, link), target) in pending.iter_mut().zip(&built).zip(&resolved) {
+            let link = link.as_ref().expect("every create succeeded");
+            if let Err(error) = prepared.finish(&state, &names, network, link) {
+                failure = Some(error.context(attaching(target, &network.name)));
+                break;
             }
-            prepared.undo_built(&state, &names, network, &parent, &target.inside);
         }
         if let Some(error) = failure {
-            for (prepared, target) in finished {
+            for ((mut prepared, link), target) in pending.into_iter().zip(built).zip(&resolved) {
+                if let Ok(link) = link {
+                    // Those not reached are built but not recorded as
+                    // attached yet.
+                    prepared.record.ifindex = Some(link.index);
+                    prepared.record.mac = Some(link.mac);
+                }
                 prepared.undo_built(&state, &names, network, &parent, &target.inside);
             }
             return Err(error);
         }
-        let endpoints = finished
-            .iter()
-            .map(|(prepared, _)| EndpointInfo::from_record(network, &prepared.record))
+        drop(built);
+        // Each namespace's descriptors are no longer needed.
+        drop(resolved);
+        // Collected in place of the pending endpoints, each one's strings
+        // freed as its own are made.
+        let endpoints: Vec<EndpointInfo> = pending
+            .into_iter()
+            .map(|prepared| EndpointInfo::from_record(network, &prepared.record))
             .collect();
         // The whole batch durable at once, before it is reported.
         state.commit()?;

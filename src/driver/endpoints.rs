@@ -369,11 +369,11 @@ impl Manager {
     ) -> Result<EndpointInfo, Error> {
         let host = Handle::new()?;
         let parent = parent_link(&host, network)?;
-        let mut pending = self.prepare(state, network, &parent, target, req)?;
+        let mut pending = self.prepare(state, network, target, req)?;
         let built = match endpoint_link::create(
             &host,
             &target.inside,
-            &pending.plan,
+            &pending.plan(network, &parent),
             &pending.record.ifname,
         ) {
             Ok(built) => built,
@@ -409,12 +409,11 @@ impl Manager {
         &self,
         state: &Locked<'_>,
         network: &NetworkRecord,
-        parent: &Link,
         target: &ResolvedTarget,
         req: &AttachRequest,
     ) -> Result<Pending, Error> {
         self.check_attach(state, network, target, req)?;
-        self.reserve(state, network, parent, target, req)
+        self.reserve(state, network, target, req)
     }
 
     /// What refuses an attach before anything is taken: the target's path
@@ -458,7 +457,6 @@ impl Manager {
         &self,
         state: &Locked<'_>,
         network: &NetworkRecord,
-        parent: &Link,
         target: &ResolvedTarget,
         req: &AttachRequest,
     ) -> Result<Pending, Error> {
@@ -486,7 +484,6 @@ impl Manager {
                 ifindex: None,
             },
             index: None,
-            plan: EndpointPlan::new(network, parent, ipv4, ipv6),
         };
         // The container's index entry before its record: an entry without
         // a record counts for nothing, a record is always found.
@@ -684,11 +681,17 @@ pub(crate) struct Pending {
     pub(crate) record: EndpointRecord,
     /// The container's index, with this endpoint's entry added.
     index: Option<ContainerIndex>,
-    /// What the kernel is asked to build.
-    pub(crate) plan: EndpointPlan,
 }
 
 impl Pending {
+    /// What the kernel is asked to build, made when it is asked: a batch
+    /// holds a thousand of these to its end, and the plan is not needed
+    /// past the create.
+    pub(crate) fn plan(&self, network: &NetworkRecord, parent: &Link) -> EndpointPlan {
+        let ipv4 = self.record.ipv4.expect("reserve takes an IPv4 address");
+        EndpointPlan::new(network, parent, ipv4, self.record.ipv6)
+    }
+
     /// Records the built link (state `attached`) and adds the endpoint's
     /// names. On failure the caller calls [`Pending::undo_built`].
     pub(crate) fn finish(

@@ -98,7 +98,10 @@ impl Manager {
             // each): each is let go once its namespace's work is done.
             target.inside.handle.socket().release_buffer();
             match reserved {
-                Ok(prepared) => pending.push(prepared),
+                Ok(mut prepared) => {
+                    prepared.shed_index();
+                    pending.push(prepared);
+                }
                 Err(error) => {
                     give_back(pending);
                     return Err(error.context(attaching(target, &network.name)));

@@ -484,6 +484,7 @@ impl Manager {
                 ifindex: None,
             },
             index: None,
+            indexed: false,
         };
         // The container's index entry before its record: an entry without
         // a record counts for nothing, a record is always found.
@@ -681,9 +682,21 @@ pub(crate) struct Pending {
     pub(crate) record: EndpointRecord,
     /// The container's index, with this endpoint's entry added.
     index: Option<ContainerIndex>,
+    /// Whether the index was let go ([`Pending::shed_index`]) after its
+    /// entry was added: it is read again where it is needed.
+    indexed: bool,
 }
 
 impl Pending {
+    /// Lets the container's index go, to be read again when the names are
+    /// added or the entry taken out: a batch holds a thousand pending
+    /// endpoints, and an index is about 200 bytes of them.
+    pub(crate) fn shed_index(&mut self) {
+        if self.index.take().is_some() {
+            self.indexed = true;
+        }
+    }
+
     /// What the kernel is asked to build, made when it is asked: a batch
     /// holds a thousand of these to its end, and the plan is not needed
     /// past the create.
@@ -736,6 +749,9 @@ impl Pending {
         let _ = state.remove_endpoint(&self.record.network_id, &self.record.id);
         if let Some(index) = &mut self.index {
             let _ = index.remove(state, &network.id, &self.record.id);
+        } else if let (true, Some(name)) = (self.indexed, &self.record.container) {
+            let _ = ContainerIndex::read(state, name)
+                .and_then(|mut index| index.remove(state, &network.id, &self.record.id));
         }
         for address in self.record.ipv4.iter().chain(self.record.ipv6.iter()) {
             let _ = state.release(network, address.addr());

@@ -17,7 +17,7 @@
 //! target. Detaching checks every target first and changes nothing unless
 //! all are attached.
 
-use super::endpoint_link::{self, NewEndpoint};
+use super::endpoint_link::{self, BuiltEndpoint, EndpointPlan, NewEndpoint};
 use super::endpoints::{parent_link, Pending, ResolvedTarget};
 use super::netns_identity::NsAt;
 use super::networks::{find_network, lookup_network};
@@ -93,12 +93,15 @@ impl Manager {
         };
         let mut pending: Vec<Pending> = Vec::with_capacity(resolved.len());
         for target in &resolved {
-            let reserved = self.reserve(&state, network, &parent, target, &request);
+            let reserved = self.reserve(&state, network, target, &request);
             // A thousand sockets' receive buffers would add up (32 KiB
             // each): each is let go once its namespace's work is done.
             target.inside.handle.socket().release_buffer();
             match reserved {
-                Ok(prepared) => pending.push(prepared),
+                Ok(mut prepared) => {
+                    prepared.shed_index();
+                    pending.push(prepared);
+                }
                 Err(error) => {
                     give_back(pending);
                     return Err(error.context(attaching(target, &network.name)));
@@ -106,17 +109,24 @@ impl Manager {
             }
         }
 
+        // Plans only for the creates: held to the end they would add up.
+        let plans: Vec<EndpointPlan> = pending
+            .iter()
+            .map(|prepared| prepared.plan(network, &parent))
+            .collect();
         let new: Vec<NewEndpoint<'_>> = pending
             .iter()
             .zip(&resolved)
-            .map(|(prepared, target)| NewEndpoint {
+            .zip(&plans)
+            .map(|((prepared, target), plan)| NewEndpoint {
                 inside: &target.inside,
-                plan: &prepared.plan,
+                plan,
                 ifname: &prepared.record.ifname,
             })
             .collect();
         let built = endpoint_link::create_many(&host, &new);
         drop(new);
+        drop(plans);
         let built = match built {
             Ok(built) => built,
             Err(error) => {
@@ -140,35 +150,42 @@ impl Manager {
             return Err(error.context(attaching(&resolved[failed], &network.name)));
         }
 
-        let names = self.names(&state);
-        let mut finished = Vec::with_capacity(pending.len());
-        let mut failure = None;
-        for ((mut prepared, link), target) in pending.into_iter().zip(built).zip(&resolved) {
+        // What each create made goes into its record at once, so that no
+        // list of them is held to the end: every endpoint now has its link.
+        for (prepared, link) in pending.iter_mut().zip(built) {
             let link = link.expect("every create succeeded");
-            if failure.is_none() {
-                match prepared.finish(&state, &names, network, &link) {
-                    Ok(()) => {
-                        finished.push((prepared, target));
-                        continue;
-                    }
-                    Err(error) => failure = Some(error.context(attaching(target, &network.name))),
-                }
-            } else {
-                // Built but not recorded as attached yet.
-                prepared.record.ifindex = Some(link.index);
-                prepared.record.mac = Some(link.mac);
+            prepared.record.ifname = link.ifname;
+            prepared.record.mac = Some(link.mac);
+            prepared.record.ifindex = Some(link.index);
+        }
+        let names = self.names(&state);
+        // Finished in place: a second list of the pending endpoints (about
+        // 300 bytes each) would be held at the batch's peak.
+        let mut failure = None;
+        for (prepared, target) in pending.iter_mut().zip(&resolved) {
+            let link = BuiltEndpoint {
+                ifname: std::mem::take(&mut prepared.record.ifname),
+                mac: prepared.record.mac.take().unwrap_or_default(),
+                index: prepared.record.ifindex.unwrap_or_default(),
+            };
+            if let Err(error) = prepared.finish(&state, &names, network, &link) {
+                failure = Some(error.context(attaching(target, &network.name)));
+                break;
             }
-            prepared.undo_built(&state, &names, network, &parent, &target.inside);
         }
         if let Some(error) = failure {
-            for (prepared, target) in finished {
+            for (prepared, target) in pending.into_iter().zip(&resolved) {
                 prepared.undo_built(&state, &names, network, &parent, &target.inside);
             }
             return Err(error);
         }
-        let endpoints = finished
-            .iter()
-            .map(|(prepared, _)| EndpointInfo::from_record(network, &prepared.record))
+        // Each namespace's descriptors are no longer needed.
+        drop(resolved);
+        // Collected in place of the pending endpoints, each one's strings
+        // freed as its own are made.
+        let endpoints: Vec<EndpointInfo> = pending
+            .into_iter()
+            .map(|prepared| EndpointInfo::from_record(network, &prepared.record))
             .collect();
         // The whole batch durable at once, before it is reported.
         state.commit()?;

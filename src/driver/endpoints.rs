@@ -369,11 +369,11 @@ impl Manager {
     ) -> Result<EndpointInfo, Error> {
         let host = Handle::new()?;
         let parent = parent_link(&host, network)?;
-        let mut pending = self.prepare(state, network, &parent, target, req)?;
+        let mut pending = self.prepare(state, network, target, req)?;
         let built = match endpoint_link::create(
             &host,
             &target.inside,
-            &pending.plan,
+            &pending.plan(network, &parent),
             &pending.record.ifname,
         ) {
             Ok(built) => built,
@@ -409,12 +409,11 @@ impl Manager {
         &self,
         state: &Locked<'_>,
         network: &NetworkRecord,
-        parent: &Link,
         target: &ResolvedTarget,
         req: &AttachRequest,
     ) -> Result<Pending, Error> {
         self.check_attach(state, network, target, req)?;
-        self.reserve(state, network, parent, target, req)
+        self.reserve(state, network, target, req)
     }
 
     /// What refuses an attach before anything is taken: the target's path
@@ -458,7 +457,6 @@ impl Manager {
         &self,
         state: &Locked<'_>,
         network: &NetworkRecord,
-        parent: &Link,
         target: &ResolvedTarget,
         req: &AttachRequest,
     ) -> Result<Pending, Error> {
@@ -486,7 +484,7 @@ impl Manager {
                 ifindex: None,
             },
             index: None,
-            plan: EndpointPlan::new(network, parent, ipv4, ipv6),
+            indexed: false,
         };
         // The container's index entry before its record: an entry without
         // a record counts for nothing, a record is always found.
@@ -687,11 +685,29 @@ pub(crate) struct Pending {
     pub(crate) record: EndpointRecord,
     /// The container's index, with this endpoint's entry added.
     index: Option<ContainerIndex>,
-    /// What the kernel is asked to build.
-    pub(crate) plan: EndpointPlan,
+    /// Whether the index was let go ([`Pending::shed_index`]) after its
+    /// entry was added: it is read again where it is needed.
+    indexed: bool,
 }
 
 impl Pending {
+    /// Lets the container's index go, to be read again when the names are
+    /// added or the entry taken out: a batch holds a thousand pending
+    /// endpoints, and an index is about 200 bytes of them.
+    pub(crate) fn shed_index(&mut self) {
+        if self.index.take().is_some() {
+            self.indexed = true;
+        }
+    }
+
+    /// What the kernel is asked to build, made when it is asked: a batch
+    /// holds a thousand of these to its end, and the plan is not needed
+    /// past the create.
+    pub(crate) fn plan(&self, network: &NetworkRecord, parent: &Link) -> EndpointPlan {
+        let ipv4 = self.record.ipv4.expect("reserve takes an IPv4 address");
+        EndpointPlan::new(network, parent, ipv4, self.record.ipv6)
+    }
+
     /// Records the built link (state `attached`) and adds the endpoint's
     /// names. On failure the caller calls [`Pending::undo_built`].
     pub(crate) fn finish(
@@ -736,6 +752,9 @@ impl Pending {
         let _ = state.remove_endpoint(&self.record.network_id, &self.record.id);
         if let Some(index) = &mut self.index {
             let _ = index.remove(state, &network.id, &self.record.id);
+        } else if let (true, Some(name)) = (self.indexed, &self.record.container) {
+            let _ = ContainerIndex::read(state, name)
+                .and_then(|mut index| index.remove(state, &network.id, &self.record.id));
         }
         for address in self.record.ipv4.iter().chain(self.record.ipv6.iter()) {
             let _ = state.release(network, address.addr());

@@ -414,6 +414,10 @@ impl ContainerIndex {
     ) -> Result<(), Error> {
         self.entries.retain(|(n, _)| n != network_id);
         self.entries.push((network_id.to_string(), id.to_string()));
+        // A batch holds one index per target to its end: a first push
+        // reserves room for four entries (192 bytes), a container has one
+        // or two.
+        self.entries.shrink_to_fit();
         self.write(state)
     }
 

@@ -188,6 +188,7 @@ pub fn run_vm_tests(
         timeout,
         kernel,
         disk: None,
+        memory_mib: None,
     })?;
     vm_tests_verdict(&outcome)
 }
@@ -271,6 +272,7 @@ fn vm_shell(args: &[String]) -> Result {
         timeout: vm::default_timeout()?,
         kernel,
         disk: None,
+        memory_mib: None,
     })
     .map(|_| ())
 }
@@ -307,6 +309,7 @@ fn run_script(
         timeout,
         kernel,
         disk,
+        memory_mib: None,
     })?;
     if outcome.success() {
         Ok(())

@@ -103,6 +103,7 @@ pub fn run_test(kernel: Series, timeout: Duration, plant_leak: bool) -> Result<D
             timeout,
             kernel,
             disk: None,
+            memory_mib: None,
         })?;
         if outcome.booted_kernel.is_some() || attempts == BOOT_ATTEMPTS {
             break outcome;

@@ -262,6 +262,7 @@ pub fn run_rounds(options: &Options) -> Result {
                     timeout: options.timeout,
                     kernel: options.kernel,
                     disk: Some(image.clone()),
+                    memory_mib: None,
                 },
                 cut.clone(),
             )?;

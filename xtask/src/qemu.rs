@@ -24,13 +24,22 @@ const POWER_OFF_GRACE: Duration = Duration::from_secs(20);
 
 /// Boots QEMU, streams the console to stdout (and `log`), and enforces `timeout`.
 /// The QEMU invocation shared by batch and interactive boots.
-fn qemu_command(tools: &VmTools, kernel: &Kernel, initrd: &Path, disk: Option<&Path>) -> Command {
+/// Guest memory, MiB, unless a boot asks for more (`vm::Options::memory_mib`).
+pub const DEFAULT_MEMORY_MIB: u32 = 1024;
+
+fn qemu_command(
+    tools: &VmTools,
+    kernel: &Kernel,
+    initrd: &Path,
+    disk: Option<&Path>,
+    memory_mib: u32,
+) -> Command {
     let mut cmd = Command::new(&tools.qemu);
     // No -enable-kvm: KVM is not usable on the machines this runs on. No network
     // card (-nic none): nothing in the guest may reach the outside.
     cmd.args([
         "-m",
-        "1024",
+        &memory_mib.to_string(),
         "-smp",
         "2",
         "-nographic",
@@ -61,7 +70,7 @@ pub fn interactive(
     initrd: &Path,
     disk: Option<&Path>,
 ) -> Result<Outcome> {
-    let mut cmd = qemu_command(tools, kernel, initrd, disk);
+    let mut cmd = qemu_command(tools, kernel, initrd, disk, DEFAULT_MEMORY_MIB);
     println!("$ {}", describe(&cmd));
     println!("(leave the shell to power off; Ctrl-A X kills QEMU)");
     let status = cmd
@@ -95,8 +104,9 @@ pub fn boot_with_cut(
     log: &Path,
     timings: &mut Timings,
     cut: Option<&Cut>,
+    memory_mib: u32,
 ) -> Result<(Outcome, bool)> {
-    let mut cmd = qemu_command(tools, kernel, initrd, disk);
+    let mut cmd = qemu_command(tools, kernel, initrd, disk, memory_mib);
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());

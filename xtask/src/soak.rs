@@ -105,6 +105,7 @@ pub fn run(args: &[String]) -> Result {
         timeout,
         kernel: options.kernel,
         disk: None,
+        memory_mib: None,
     })?;
     let log = target_dir()?.join("vm").join("console.log");
     let console = fs::read_to_string(&log).map_err(|e| format!("{}: {e}", log.display()))?;

@@ -58,6 +58,8 @@ pub struct Options {
     pub kernel: kernel::Series,
     /// A raw disk image the guest sees as `/dev/vda` (see `crate::disk`).
     pub disk: Option<PathBuf>,
+    /// Guest memory in MiB; `None`: `qemu::DEFAULT_MEMORY_MIB`.
+    pub memory_mib: Option<u32>,
 }
 
 /// `IPVLAN_VM_TIMEOUT` (seconds), else the default.
@@ -172,6 +174,9 @@ pub fn run_with_cut(options: Options, cut: Option<crate::qemu::Cut>) -> Result<(
         &cache.join("console.log"),
         &mut timings,
         cut.as_ref(),
+        options
+            .memory_mib
+            .unwrap_or(crate::qemu::DEFAULT_MEMORY_MIB),
     )?;
     timings.record("total", total.elapsed());
     println!(

@@ -43,7 +43,7 @@ use std::fs;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::process::{Command, ExitCode, Stdio};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The orchestrator prints its Markdown between these lines (read by
 /// xtask/src/bench.rs).
@@ -602,11 +602,49 @@ fn make_namespaces(ns: &str, first: u32, last: u32) -> Res {
     sh(&[IP, "-batch", "-"], Some(&batch)).map(|_| ())
 }
 
+/// Removes the namespaces, then waits for the kernel to finish with them:
+/// a namespace's teardown is deferred to a kernel worker (about 20 ms each
+/// under emulation), so a thousand removed ones would otherwise compete with
+/// the next row for the guest's CPUs.
 fn remove_namespaces(ns: &str, first: u32, last: u32) -> Res {
     let batch: String = (first..=last)
         .map(|i| format!("netns del {}\n", ns_name(ns, i)))
         .collect();
-    sh(&[IP, "-batch", "-"], Some(&batch)).map(|_| ())
+    sh(&[IP, "-batch", "-"], Some(&batch))?;
+    wait_until_idle()
+}
+
+/// The guest's busy and total CPU time so far (`/proc/stat`, in ticks).
+fn cpu_ticks() -> Res<(u64, u64)> {
+    let stat = fs::read_to_string("/proc/stat").map_err(|e| format!("/proc/stat: {e}"))?;
+    let line = stat.lines().next().ok_or("/proc/stat is empty")?;
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|t| t.parse().map_err(|e| format!("/proc/stat: {line}: {e}")))
+        .collect::<Res<_>>()?;
+    // user nice system idle iowait ...: idle and iowait are not work.
+    let idle = ticks.get(3).copied().unwrap_or(0) + ticks.get(4).copied().unwrap_or(0);
+    let total: u64 = ticks.iter().sum();
+    Ok((total - idle, total))
+}
+
+/// Waits until a half-second passes with the guest's CPUs at least 90% idle
+/// (at most five minutes; then says so and goes on).
+fn wait_until_idle() -> Res {
+    let start = Instant::now();
+    let mut before = cpu_ticks()?;
+    while start.elapsed() < Duration::from_secs(300) {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = cpu_ticks()?;
+        let (busy, total) = (now.0 - before.0, now.1 - before.1);
+        if total > 0 && busy * 10 <= total {
+            return Ok(());
+        }
+        before = now;
+    }
+    eprintln!("attach: the guest was still busy 300 s after removing namespaces");
+    Ok(())
 }
 
 /// Reads the kernel back: an attached container has `eth0` up with an

@@ -462,13 +462,6 @@ impl Manager {
         };
         let ipv4 = addresses.iter().copied().find(|a| a.addr().is_ipv4());
         let ipv6 = addresses.iter().copied().find(|a| a.addr().is_ipv6());
-        let gateway = |address: &IpNet| {
-            network
-                .subnets
-                .iter()
-                .find(|s| s.subnet.contains(&address.addr()))
-                .and_then(|s| s.gateway)
-        };
         let mut plan = EndpointPlan::new(
             &network,
             &parent,
@@ -494,7 +487,7 @@ impl Manager {
                 let family_gw = addresses
                     .iter()
                     .filter(|a| a.addr().is_ipv4() == dst.addr().is_ipv4())
-                    .find_map(&gateway);
+                    .find_map(|a| network.gateway_for(a.addr()));
                 (dst, gw.or(family_gw))
             })
             .collect();
@@ -546,7 +539,10 @@ impl Manager {
         Ok(CniAttached {
             ifname: built.ifname,
             mac: built.mac,
-            addresses: addresses.iter().map(|a| (*a, gateway(a))).collect(),
+            addresses: addresses
+                .iter()
+                .map(|a| (*a, network.gateway_for(a.addr())))
+                .collect(),
         })
     }
 
@@ -833,14 +829,10 @@ impl Manager {
                 let _ = state.release_owner(&network, &id);
                 return Err(Error::from(error).into());
             }
-            let gateway = |address: &IpNet| {
-                network
-                    .subnets
-                    .iter()
-                    .find(|s| s.subnet.contains(&address.addr()))
-                    .and_then(|s| s.gateway)
-            };
-            return Ok(addresses.iter().map(|a| (*a, gateway(a))).collect());
+            return Ok(addresses
+                .iter()
+                .map(|a| (*a, network.gateway_for(a.addr())))
+                .collect());
         }
         Err(Error::failed(format!(
             "network {} was created and removed meanwhile, again and again; try again",

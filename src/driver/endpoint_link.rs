@@ -58,10 +58,7 @@ impl EndpointPlan {
             IpvlanMode::L3 | IpvlanMode::L3s => DefaultRoute::Device,
             IpvlanMode::L2 if network.internal => DefaultRoute::None,
             IpvlanMode::L2 => network
-                .subnets
-                .iter()
-                .find(|s| s.subnet.contains(&address))
-                .and_then(|s| s.gateway)
+                .gateway_for(address)
                 .map_or(DefaultRoute::None, DefaultRoute::Via),
         };
         EndpointPlan {

@@ -396,6 +396,14 @@ pub struct NetworkRecord {
 }
 
 impl NetworkRecord {
+    /// The gateway of the subnet that holds `address`, if it has one.
+    pub fn gateway_for(&self, address: IpAddr) -> Option<IpAddr> {
+        self.subnets
+            .iter()
+            .find(|s| s.subnet.contains(&address))
+            .and_then(|s| s.gateway)
+    }
+
     /// The first 12 characters of the ID.
     pub fn short_id(&self) -> &str {
         self.id.get(..12).unwrap_or(&self.id)

@@ -36,6 +36,16 @@ pub fn restore_summary(report: &RestoreReport) -> String {
         count(report.endpoints_released.len(), "endpoint", "endpoints"),
         count(report.intents_repaired, "interrupted operation", "interrupted operations"),
     );
+    if report.derived_rebuilt > 0 {
+        text.push_str(&format!(
+            "  rebuilt from the endpoint records: {}\n",
+            count(
+                report.derived_rebuilt,
+                "address file or container index",
+                "address files and container indexes"
+            )
+        ));
+    }
     let sections = [
         ("parent re-created", &report.parents_recreated),
         ("parent missing", &report.parents_missing),

@@ -22,7 +22,7 @@ use crate::json::Value;
 use crate::netns::{self, Netns};
 use crate::rtnl::Handle;
 use crate::store::records::NetnsId;
-use crate::store::{is_valid_name, EndpointRecord, Locked, StateDir, RECORD_VERSION};
+use crate::store::{is_valid_name, EndpointRecord, Locked, StateDir, StoreError, RECORD_VERSION};
 
 /// A namespace opened for one operation, with its netlink handle: every
 /// request of that operation inside the namespace goes through it.
@@ -340,34 +340,40 @@ pub(crate) struct ContainerIndex {
 const CONTAINER_ENDPOINTS: &str = "container-endpoints";
 
 impl ContainerIndex {
-    /// The index of `container` (empty when it has none).
+    /// The index of `container`: empty when it has none, or one that
+    /// cannot be read. The index is derived from the endpoint records and
+    /// not synced (see the store's durability rules), so after a power cut
+    /// it may be missing, empty or stale until `restore` rebuilds it
+    /// ([`ContainerIndex::rebuild_all`]); meanwhile the container's
+    /// endpoints it no longer names are not found by the container's name
+    /// (a namespace path still finds them). A file the store refuses (a
+    /// link, a FIFO) is still an error: something else put it there.
     pub(crate) fn read(state: &StateDir, container: &str) -> Result<ContainerIndex, Error> {
         let mut index = ContainerIndex {
             container: container.to_string(),
             entries: Vec::new(),
         };
-        let Some(value) = state.record(CONTAINER_ENDPOINTS, container)? else {
-            return Ok(index);
+        let value = match state.record(CONTAINER_ENDPOINTS, container) {
+            Ok(Some(value)) => value,
+            Ok(None) | Err(StoreError::Corrupt { .. }) => return Ok(index),
+            Err(error) => return Err(error.into()),
         };
-        let damaged = |why: &str| {
-            Error::failed(format!(
-                "state directory: the endpoint index of container {container} {why}"
-            ))
-        };
-        if value.get("version").and_then(Value::as_u64) != Some(RECORD_VERSION) {
-            return Err(damaged("has another version"));
-        }
-        let members = value
-            .get("endpoints")
-            .and_then(Value::as_object)
-            .ok_or_else(|| damaged("has no \"endpoints\" object"))?;
-        for (network, id) in members {
-            let id = id
-                .as_str()
-                .ok_or_else(|| damaged("holds an endpoint id that is not a string"))?;
-            index.entries.push((network.clone(), id.to_string()));
-        }
+        index.entries = ContainerIndex::parse(&value).unwrap_or_default();
         Ok(index)
+    }
+
+    /// The `(network id, endpoint id)` entries of an index record; `None`
+    /// when it is not one this version writes.
+    fn parse(value: &Value) -> Option<Vec<(String, String)>> {
+        if value.get("version").and_then(Value::as_u64) != Some(RECORD_VERSION) {
+            return None;
+        }
+        value
+            .get("endpoints")?
+            .as_object()?
+            .iter()
+            .map(|(network, id)| Some((network.clone(), id.as_str()?.to_string())))
+            .collect()
     }
 
     /// The container's endpoint on network `network_id`: the one its
@@ -436,34 +442,120 @@ impl ContainerIndex {
         self.write(state)
     }
 
-    /// Drops entries whose record is gone (left by a killed process).
-    pub(crate) fn prune(&mut self, state: &Locked<'_>) -> Result<(), Error> {
-        let before = self.entries.len();
-        let mut kept = Vec::new();
-        for (network, id) in std::mem::take(&mut self.entries) {
-            if endpoint_at(state, &network, &id, |_| true)?.is_some() {
-                kept.push((network, id));
-            }
-        }
-        self.entries = kept;
-        if self.entries.len() != before {
-            self.write(state)?;
-        }
-        Ok(())
+    /// Names of the containers with an index file, readable or not.
+    fn containers(state: &StateDir) -> Result<Vec<String>, Error> {
+        let listing = state.records(CONTAINER_ENDPOINTS)?;
+        let damaged = listing.damaged.iter().filter_map(|damaged| {
+            let name = damaged.path.file_name()?.to_str()?.strip_suffix(".json")?;
+            is_valid_name(name).then(|| name.to_string())
+        });
+        let mut names: Vec<String> = damaged.collect();
+        names.extend(listing.items.into_iter().map(|(name, _)| name));
+        Ok(names)
     }
 
-    /// Names of the containers with an index.
-    pub(crate) fn containers(state: &StateDir) -> Result<Vec<String>, Error> {
-        Ok(state
-            .records(CONTAINER_ENDPOINTS)?
-            .into_iter()
-            .map(|(name, _)| name)
-            .collect())
+    /// For `restore`: makes every container's index name exactly its
+    /// endpoints that have a record (`endpoints`: every readable endpoint
+    /// record), one per network, as a power cut may have lost, emptied or
+    /// left behind index files (they are not synced) and a killed command
+    /// may have left an entry without its record. An entry whose record
+    /// exists but cannot be read is kept. Writes only an index that
+    /// differs, so a second run changes nothing. Returns how many index
+    /// files were rewritten or removed, and what failed, by container.
+    pub(crate) fn rebuild_all(
+        state: &Locked<'_>,
+        endpoints: &[EndpointRecord],
+    ) -> (usize, Vec<String>) {
+        let mut errors = Vec::new();
+        let mut names = match ContainerIndex::containers(state) {
+            Ok(names) => names,
+            Err(error) => {
+                errors.push(error.to_string());
+                Vec::new()
+            }
+        };
+        names.extend(
+            endpoints
+                .iter()
+                .filter_map(|e| e.container.clone())
+                .filter(|name| is_valid_name(name)),
+        );
+        crate::order::sort(&mut names);
+        names.dedup();
+        let mut rebuilt = 0;
+        for name in names {
+            match ContainerIndex::rebuild(state, &name, endpoints) {
+                Ok(true) => rebuilt += 1,
+                Ok(false) => {}
+                Err(error) => errors.push(format!("container {name}: {error}")),
+            }
+        }
+        (rebuilt, errors)
+    }
+
+    /// [`ContainerIndex::rebuild_all`] for one container; whether its
+    /// index file changed.
+    fn rebuild(
+        state: &Locked<'_>,
+        container: &str,
+        endpoints: &[EndpointRecord],
+    ) -> Result<bool, Error> {
+        // `None`: missing; `Some(None)`: there but not a well-formed index.
+        let on_disk = match state.record(CONTAINER_ENDPOINTS, container) {
+            Ok(None) => None,
+            Ok(Some(value)) => Some(ContainerIndex::parse(&value)),
+            Err(StoreError::Corrupt { .. }) => Some(None),
+            Err(error) => return Err(error.into()),
+        };
+        let named = on_disk.clone().flatten().unwrap_or_default();
+        let mut wanted: Vec<(String, String)> = Vec::new();
+        // Oldest first: of two records of one network, the one the index
+        // names stays, else the later one.
+        for endpoint in endpoints
+            .iter()
+            .filter(|e| e.container.as_deref() == Some(container))
+        {
+            let entry = (endpoint.network_id.clone(), endpoint.id.clone());
+            match wanted.iter_mut().find(|(n, _)| n == &endpoint.network_id) {
+                None => wanted.push(entry),
+                Some(kept) if !named.contains(kept) => *kept = entry,
+                Some(_) => {}
+            }
+        }
+        for (network, id) in &named {
+            let damaged = matches!(
+                state.endpoint(network, id),
+                Err(StoreError::Corrupt { .. } | StoreError::Refused { .. })
+            );
+            if damaged && !wanted.iter().any(|(n, _)| n == network) {
+                wanted.push((network.clone(), id.clone()));
+            }
+        }
+        let unchanged = match &on_disk {
+            None => wanted.is_empty(),
+            Some(None) => false,
+            Some(Some(entries)) => {
+                let mut have = entries.clone();
+                crate::order::sort(&mut have);
+                let mut want = wanted.clone();
+                crate::order::sort(&mut want);
+                have == want
+            }
+        };
+        if unchanged {
+            return Ok(false);
+        }
+        let index = ContainerIndex {
+            container: container.to_string(),
+            entries: wanted,
+        };
+        index.write(state)?;
+        Ok(true)
     }
 
     fn write(&self, state: &Locked<'_>) -> Result<(), Error> {
         if self.entries.is_empty() {
-            state.remove_record(CONTAINER_ENDPOINTS, &self.container)?;
+            state.remove_derived_record(CONTAINER_ENDPOINTS, &self.container)?;
             return Ok(());
         }
         let entries = self
@@ -475,7 +567,7 @@ impl ContainerIndex {
             ("container", Value::from(self.container.as_str())),
             ("endpoints", Value::object(entries)),
         ]);
-        state.put_record(CONTAINER_ENDPOINTS, &self.container, &value)?;
+        state.put_derived_record(CONTAINER_ENDPOINTS, &self.container, &value)?;
         Ok(())
     }
 }

@@ -217,6 +217,10 @@ pub struct RestoreReport {
     pub endpoints_released: Vec<String>,
     /// Interrupted operations finished or rolled back.
     pub intents_repaired: usize,
+    /// Files derived from the endpoint records (address files, container
+    /// indexes), which are not synced, made again, rewritten or removed to
+    /// agree with the records: what a power cut lost or left stale.
+    pub derived_rebuilt: usize,
     /// Failures that did not stop the restore.
     pub errors: Vec<String>,
 }

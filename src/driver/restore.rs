@@ -16,8 +16,8 @@ use super::report::endpoint_label;
 use super::{hosts, parent, Error, Manager, RestoreReport};
 use crate::rtnl::{Handle, Link};
 use crate::store::{
-    ContainerRecord, ContainerState, Damaged, EndpointRecord, EndpointState, Locked, NetworkRecord,
-    NetworkState, ParentOrigin,
+    AddressRepair, ContainerRecord, ContainerState, Damaged, EndpointRecord, EndpointState, Locked,
+    NetworkRecord, NetworkState, ParentOrigin,
 };
 
 /// How `restore` reports a record it left alone because it cannot read it.
@@ -190,9 +190,20 @@ impl Manager {
         }
 
         super::cni::drop_idle_parents(&host, &state, &networks);
+        // Address files and container indexes are derived from the
+        // endpoint records and not synced: a power cut may have lost,
+        // emptied or brought them back. Made to agree with the records.
         for network in &networks {
             match state.release_orphans(network) {
                 Ok(freed) => report.intents_repaired += freed,
+                Err(error) => report.errors.push(format!("{}: {error}", network.name)),
+            }
+            match state.endpoints_of(&network.id) {
+                Ok(list) => {
+                    for endpoint in &list.items {
+                        restore_addresses(&state, network, endpoint, &mut report);
+                    }
+                }
                 Err(error) => report.errors.push(format!("{}: {error}", network.name)),
             }
         }
@@ -209,20 +220,16 @@ impl Manager {
             }
         }
 
-        // Container index entries of attaches and detaches killed between
+        // Also drops the entries of attaches and detaches killed between
         // index and record.
-        match ContainerIndex::containers(&state) {
-            Ok(names) => {
-                for name in names {
-                    let pruned = ContainerIndex::read(&state, &name)
-                        .and_then(|mut index| index.prune(&state));
-                    if let Err(error) = pruned {
-                        report.errors.push(format!("container {name}: {error}"));
-                    }
-                }
-            }
-            Err(error) => report.errors.push(error.to_string()),
-        }
+        // Every endpoint record, those of a network whose record cannot
+        // be read included (their damage is reported above).
+        let (rebuilt, errors) = match state.endpoints() {
+            Ok(all) => ContainerIndex::rebuild_all(&state, &all.items),
+            Err(error) => (0, vec![error.to_string()]),
+        };
+        report.derived_rebuilt += rebuilt;
+        report.errors.extend(errors);
 
         // Container records whose namespace went away, or never came: an
         // empty mount point left by a process killed before its bind mount
@@ -368,5 +375,33 @@ impl Manager {
         state.put_endpoint(&updated)?;
         report.links_recreated.push(who.to_string());
         Ok(())
+    }
+}
+
+/// Makes the address files of `endpoint` (a record `restore` keeps) exist
+/// and name it.
+fn restore_addresses(
+    state: &Locked<'_>,
+    network: &NetworkRecord,
+    endpoint: &EndpointRecord,
+    report: &mut RestoreReport,
+) {
+    for address in endpoint.ipv4.iter().chain(endpoint.ipv6.iter()) {
+        let who = || format!("{}: {}", network.name, endpoint_label(endpoint));
+        match state.restore_address(network, address.addr(), &endpoint.id) {
+            Ok(AddressRepair::Kept) => {}
+            Ok(AddressRepair::Remade) => report.derived_rebuilt += 1,
+            Ok(AddressRepair::HeldBy(other)) => report.errors.push(format!(
+                "{}: address {} is also held by endpoint {other}; left as it is",
+                who(),
+                address.addr()
+            )),
+            Ok(AddressRepair::OutsideSubnets) => report.errors.push(format!(
+                "{}: address {} lies in no subnet of the network",
+                who(),
+                address.addr()
+            )),
+            Err(error) => report.errors.push(format!("{}: {error}", who())),
+        }
     }
 }

@@ -23,8 +23,10 @@ pub fn subnet_dir(network_dir: &Path, subnet: &SubnetSpec) -> PathBuf {
     network_dir.join(subnet.key())
 }
 
-/// An [`AddressBook`] on disk for one network. Used under the store lock;
-/// what it writes is made durable by the lock's commit.
+/// An [`AddressBook`] on disk for one network. Used under the store lock.
+/// Nothing it writes or removes is part of the lock's commit: address
+/// files are derived from the endpoint records, which are, and `restore`
+/// rebuilds them after a power cut (see the store's durability rules).
 pub(crate) struct DiskBook<'a> {
     state: &'a Handles,
     network_dir: PathBuf,
@@ -127,12 +129,11 @@ impl AddressBook for DiskBook<'_> {
         let taken = fsutil::link_new_at(open.fd(), PREPARED, &name)
             .map_err(StoreError::io("creating", &target))?;
         if taken {
-            let (open, file) = self.prepared.take().expect("prepared above");
+            let (open, _) = self.prepared.take().expect("prepared above");
             fsutil::remove_at(open.fd(), PREPARED)
                 .map_err(StoreError::io("removing", dir.join(".tmp-owner")))?;
-            // The address file is the prepared inode: its data is synced
-            // through the descriptor that wrote it.
-            self.state.written(&target, file, &open);
+            // Derived from the endpoint records, so not part of the
+            // commit: `restore` makes it again after a power cut.
         }
         Ok(taken)
     }
@@ -145,11 +146,9 @@ impl AddressBook for DiskBook<'_> {
         };
         let name =
             fsutil::c_name(&addr.to_string()).map_err(StoreError::io("removing", &target))?;
-        let removed =
-            fsutil::remove_at(open.fd(), &name).map_err(StoreError::io("removing", &target))?;
-        if removed {
-            self.state.removed(&target, &open);
-        }
-        Ok(removed)
+        // Not part of the commit either (see `take`): an address file a
+        // power cut brings back names an owner without a record, which
+        // `restore` releases.
+        fsutil::remove_at(open.fd(), &name).map_err(StoreError::io("removing", &target))
     }
 }

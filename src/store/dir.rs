@@ -584,8 +584,26 @@ impl StateDir {
     }
 
     /// Every taken address of a network with its owner (reads them all:
-    /// for `restore` and consistency checks, not for allocation).
+    /// for `restore` and consistency checks, not for allocation). An
+    /// address file that names no owner it can read (empty, or not text: a
+    /// power cut's leftover, see [`Locked::release_orphans`]) is taken by
+    /// an unknown owner and not listed.
     pub fn addresses(&self, network: &NetworkRecord) -> Result<Vec<(IpAddr, String)>, StoreError> {
+        Ok(self
+            .address_files(network)?
+            .into_iter()
+            .filter_map(|(addr, owner)| owner.map(|owner| (addr, owner)))
+            .collect())
+    }
+
+    /// Every address file of a network with the owner it names, `None`
+    /// when it names none that can be read (empty, blank, not UTF-8). A
+    /// file the store refuses (a link, a FIFO, too big) or a name that is
+    /// no address is an error.
+    fn address_files(
+        &self,
+        network: &NetworkRecord,
+    ) -> Result<Vec<(IpAddr, Option<String>)>, StoreError> {
         check_name("network id", &network.id)?;
         let mut out = Vec::new();
         for spec in &network.subnets {
@@ -599,13 +617,32 @@ impl StateDir {
                     path: path.clone(),
                     reason: "file name is not an IP address".into(),
                 })?;
-                let text = self.read_text(&path)?;
-                if let Some(text) = text {
-                    out.push((addr, parse_owner(&path, &text)?));
+                if let Some(owner) = self.read_owner(&path)? {
+                    out.push((addr, owner));
                 }
             }
         }
         Ok(out)
+    }
+
+    /// The owner an address file names: `None` when there is no file,
+    /// `Some(None)` when it names none that can be read.
+    fn read_owner(&self, path: &Path) -> Result<Option<Option<String>>, StoreError> {
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+            return Ok(None);
+        };
+        let Some(open) = self.handles.dir(dir)? else {
+            return Ok(None);
+        };
+        let name = name.to_string_lossy();
+        match fsutil::read_text_at(open.fd(), &name, fsutil::RECORD_MAX) {
+            Ok(None) => Ok(None),
+            Ok(Some(text)) => Ok(Some(parse_owner(path, &text).ok())),
+            Err(e) if e.kind() == io::ErrorKind::InvalidData && fsutil::refusal(&e).is_none() => {
+                Ok(Some(None))
+            }
+            Err(e) => Err(StoreError::io("reading", path)(e)),
+        }
     }
 
     /// The host id for the ULA prefix: `machine_id`'s content (normally
@@ -617,6 +654,28 @@ impl StateDir {
             .map(|t| t.trim().to_string())
             .filter(|t| !t.is_empty())
     }
+}
+
+/// What [`Locked::restore_address`] found and did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AddressRepair {
+    /// The address file already named the owner.
+    Kept,
+    /// It was missing, named no owner that can be read or one without a
+    /// record, and now names the owner.
+    Remade,
+    /// Another endpoint, whose record exists (readable or not), holds it.
+    HeldBy(String),
+    /// The address lies in no subnet of the network.
+    OutsideSubnets,
+}
+
+/// Whether a write or removal is part of the commit (a durable record) or
+/// left out of it (a file `restore` rebuilds from the durable ones).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Durability {
+    Committed,
+    Derived,
 }
 
 /// A record's text. Refused before any file is touched: a record the
@@ -735,6 +794,17 @@ impl StateDir {
     /// by a temporary and `renameat`, unsynced: the file and its directory
     /// wait for [`Locked::commit`].
     fn replace_file(&self, path: &Path, contents: &[u8]) -> Result<(), StoreError> {
+        self.replace_file_as(path, contents, Durability::Committed)
+    }
+
+    /// [`StateDir::replace_file`]; a [`Durability::Derived`] file is not
+    /// noted for the commit at all.
+    fn replace_file_as(
+        &self,
+        path: &Path,
+        contents: &[u8],
+        durability: Durability,
+    ) -> Result<(), StoreError> {
         let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
             return Err(StoreError::io("writing", path)(io::Error::from(
                 io::ErrorKind::InvalidInput,
@@ -744,7 +814,9 @@ impl StateDir {
         let dir = self.handles.ensure(dir)?;
         let file = fsutil::replace_at(dir.fd(), &name.to_string_lossy(), contents, FILE_MODE)
             .map_err(StoreError::io("writing", path))?;
-        self.handles.written(path, file, &dir);
+        if durability == Durability::Committed {
+            self.handles.written(path, file, &dir);
+        }
         Ok(())
     }
 }
@@ -796,6 +868,10 @@ impl Locked<'_> {
     }
 
     fn remove_file(&self, path: &Path) -> Result<bool, StoreError> {
+        self.remove_file_as(path, Durability::Committed)
+    }
+
+    fn remove_file_as(&self, path: &Path, durability: Durability) -> Result<bool, StoreError> {
         let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
             return Ok(false);
         };
@@ -806,7 +882,7 @@ impl Locked<'_> {
             fsutil::c_name(&name.to_string_lossy()).map_err(StoreError::io("removing", path))?;
         let removed =
             fsutil::remove_at(dir.fd(), &name).map_err(StoreError::io("removing", path))?;
-        if removed {
+        if removed && durability == Durability::Committed {
             self.handles.removed(path, &dir);
         }
         Ok(removed)
@@ -822,8 +898,11 @@ impl Locked<'_> {
         // to a power cut costs one scan of the network records.
         if is_valid_name(&network.name) {
             let hint = self.root.join(NAMES).join(&network.name);
-            self.replace_file(&hint, format!("{}\n", network.id).as_bytes())?;
-            self.forget(&hint);
+            self.replace_file_as(
+                &hint,
+                format!("{}\n", network.id).as_bytes(),
+                Durability::Derived,
+            )?;
         }
         self.replace_file(&path, text.as_bytes())
     }
@@ -918,6 +997,31 @@ impl Locked<'_> {
         self.remove_file(&self.record_path(kind, id))
     }
 
+    /// Writes a generic record that is derived from the durable records
+    /// (e.g. the driver's container index): atomic like every record, but
+    /// left out of the commit, file and directory alike, since `restore`
+    /// rebuilds it after a power cut (see the store's durability rules).
+    pub fn put_derived_record(
+        &self,
+        kind: &str,
+        id: &str,
+        value: &Value,
+    ) -> Result<(), StoreError> {
+        check_name("record kind", kind)?;
+        check_name("record id", id)?;
+        let path = self.record_path(kind, id);
+        let text = encode(&path, value)?;
+        self.replace_file_as(&path, text.as_bytes(), Durability::Derived)
+    }
+
+    /// Removes a derived record ([`Locked::put_derived_record`]) without
+    /// syncing its directory; `Ok(false)` when there was none.
+    pub fn remove_derived_record(&self, kind: &str, id: &str) -> Result<bool, StoreError> {
+        check_name("record kind", kind)?;
+        check_name("record id", id)?;
+        self.remove_file_as(&self.record_path(kind, id), Durability::Derived)
+    }
+
     /// Allocates an address of `network` for `owner` (an endpoint id) and
     /// returns it with its subnet's prefix length. Reads and writes a
     /// constant number of files in the common case.
@@ -998,29 +1102,89 @@ impl Locked<'_> {
         let Some(subnet) = network.subnets.iter().find(|s| s.subnet.contains(&addr)) else {
             return Ok(false);
         };
-        if self.address_owner(&network.id, subnet, addr)?.as_deref() != Some(owner) {
+        let held = match self.address_owner(&network.id, subnet, addr) {
+            Ok(held) => held,
+            // Names no owner that can be read: left for `restore`.
+            Err(StoreError::Corrupt { .. }) => None,
+            Err(error) => return Err(error),
+        };
+        if held.as_deref() != Some(owner) {
             return Ok(false);
         }
         self.release(network, addr)
     }
 
     /// Frees the addresses of `network` whose owner has no endpoint record
-    /// (left by a crash between allocation and record); returns how many.
-    /// An owner whose record exists but cannot be read keeps its
-    /// addresses: the record is damaged, not absent.
+    /// (left by a crash between allocation and record, or brought back by
+    /// a power cut after the record went); returns how many. An owner
+    /// whose record exists but cannot be read keeps its addresses: the
+    /// record is damaged, not absent. An address file that names no owner
+    /// it can read (empty or not text: the unsynced file of a command a
+    /// power cut ended) is freed too, unless an endpoint record of the
+    /// network cannot be read, whose address it may be.
     pub fn release_orphans(&self, network: &NetworkRecord) -> Result<usize, StoreError> {
+        let files = self.address_files(network)?;
+        let unknown_may_be_damaged = files.iter().any(|(_, owner)| owner.is_none())
+            && !self.endpoints_of(&network.id)?.damaged.is_empty();
         let mut freed = 0;
-        for (addr, owner) in self.addresses(network)? {
-            let orphan = match self.endpoint(&network.id, &owner) {
-                Ok(record) => record.is_none(),
-                Err(StoreError::Corrupt { .. } | StoreError::Refused { .. }) => false,
-                Err(error) => return Err(error),
+        for (addr, owner) in files {
+            let orphan = match owner {
+                None => !unknown_may_be_damaged,
+                Some(owner) => match self.endpoint(&network.id, &owner) {
+                    Ok(record) => record.is_none(),
+                    Err(StoreError::Corrupt { .. } | StoreError::Refused { .. }) => false,
+                    Err(StoreError::InvalidName { .. }) => true,
+                    Err(error) => return Err(error),
+                },
             };
             if orphan && self.release(network, addr)? {
                 freed += 1;
             }
         }
         Ok(freed)
+    }
+
+    /// Makes the address file of `addr` name `owner` (an endpoint whose
+    /// record holds `addr`), for `restore` after a power cut lost or
+    /// emptied it: made when missing, rewritten when it names no owner that
+    /// can be read or an owner without a record; left alone when it
+    /// already names `owner` or another endpoint with a record (two
+    /// records cannot both hold one address: the caller reports it). Not
+    /// part of the commit, like every address file.
+    pub fn restore_address(
+        &self,
+        network: &NetworkRecord,
+        addr: IpAddr,
+        owner: &str,
+    ) -> Result<AddressRepair, StoreError> {
+        check_name("network id", &network.id)?;
+        check_name("address owner", owner)?;
+        let Some(spec) = network.subnets.iter().find(|s| s.subnet.contains(&addr)) else {
+            return Ok(AddressRepair::OutsideSubnets);
+        };
+        self.check_ipam(network)?;
+        let dir = subnet_dir(&self.ipam_dir(&network.id), spec);
+        let path = dir.join(addr.to_string());
+        match self.read_owner(&path)? {
+            Some(Some(held)) if held == owner => return Ok(AddressRepair::Kept),
+            Some(Some(held)) => match self.endpoint(&network.id, &held) {
+                Ok(None) | Err(StoreError::InvalidName { .. }) => {}
+                Ok(Some(_)) | Err(StoreError::Corrupt { .. } | StoreError::Refused { .. }) => {
+                    return Ok(AddressRepair::HeldBy(held))
+                }
+                Err(error) => return Err(error),
+            },
+            Some(None) | None => {}
+        }
+        let open = self.handles.ensure(&dir)?;
+        fsutil::replace_at(
+            open.fd(),
+            &addr.to_string(),
+            format!("{owner}\n").as_bytes(),
+            FILE_MODE,
+        )
+        .map_err(StoreError::io("writing", &path))?;
+        Ok(AddressRepair::Remade)
     }
 
     /// Frees every address `owner` holds in `network` (reads all address
@@ -1056,11 +1220,6 @@ impl Locked<'_> {
         let id = random_hex(16).map_err(StoreError::io("reading", "/dev/urandom"))?;
         self.write_json_text(&path, &format!("{id}\n"))?;
         Ok(id)
-    }
-
-    /// Leaves a hint just written out of the commit.
-    fn forget(&self, path: &Path) {
-        self.handles.forget(path);
     }
 
     fn write_json_text(&self, path: &Path, text: &str) -> Result<(), StoreError> {

@@ -240,18 +240,6 @@ impl Handles {
         shared.spill();
     }
 
-    /// Takes a file just written out of the next commit (a hint, whose
-    /// loss costs time, not correctness); its directory is still synced
-    /// if anything else in it changed.
-    pub(crate) fn forget(&self, path: &Path) {
-        let mut shared = self.shared();
-        shared.files.retain(|(p, _)| p != path);
-        let dir = path.parent();
-        if !shared.files.iter().any(|(p, _)| p.parent() == dir) {
-            shared.changed.retain(|d| Some(d.path.as_path()) != dir);
-        }
-    }
-
     /// Notes `path` removed from `dir` for the next commit.
     pub(crate) fn removed(&self, path: &Path, dir: &Arc<Dir>) {
         let mut shared = self.shared();

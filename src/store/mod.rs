@@ -69,7 +69,8 @@ pub use listing::{Damaged, Listing};
 pub mod records;
 
 pub use dir::{
-    is_valid_name, random_hex, Locked, StateDir, DEFAULT_STATE_DIR, MACHINE_ID_PATH, STATE_DIR_ENV,
+    is_valid_name, random_hex, AddressRepair, Locked, StateDir, DEFAULT_STATE_DIR, MACHINE_ID_PATH,
+    STATE_DIR_ENV,
 };
 pub use error::StoreError;
 pub use records::{ContainerRecord, ContainerState};

@@ -1,8 +1,9 @@
 //! What one command costs the kernel, counted with `strace -f -C` in the
 //! QEMU guest (`cargo xtask vm-test --test cli_vm_syscalls`): `network
 //! connect`, `network disconnect`, `run -d` and `rm -f` each stay within a
-//! budget of system calls, start no thread where none is needed, and the
-//! link create succeeds at its first request.
+//! budget of system calls, make exactly the `fsync`/`fdatasync` calls
+//! their durable records need (CNI ADD and DEL too), start no thread where
+//! none is needed, and the link create succeeds at its first request.
 //!
 //! The guest binary is the `guest` profile, built with debug assertions:
 //! the standard library checks every descriptor with `fcntl(F_GETFD)`
@@ -13,7 +14,7 @@
 mod vm_support;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use ipvlan::json::{self, Value};
@@ -47,6 +48,24 @@ const PS_BUDGET: usize = 232;
 const LS_BUDGET: usize = 73;
 /// `network inspect` of a network with 8 endpoints.
 const INSPECT_BUDGET: usize = 92;
+
+/// `(fsync, fdatasync, syncfs)` of a `network connect`: the endpoint
+/// record and its directory. Before the address file and the container's
+/// index were derived (not synced), (3, 3, 0).
+const CONNECT_SYNCS: (usize, usize, usize) = (1, 1, 0);
+/// `network disconnect`: the endpoint directory it removed from. Before,
+/// (3, 1, 0).
+const DISCONNECT_SYNCS: (usize, usize, usize) = (1, 0, 0);
+/// `run -d`: the container record and the endpoint record, and their
+/// directories. Before, (4, 4, 0).
+const RUN_SYNCS: (usize, usize, usize) = (2, 2, 0);
+/// `rm -f`: the container and endpoint directories. Before, (4, 0, 0).
+const RM_SYNCS: (usize, usize, usize) = (2, 0, 0);
+/// CNI ADD (a network's second attachment): the endpoint record and its
+/// directory. Before, (2, 2, 0).
+const CNI_ADD_SYNCS: (usize, usize, usize) = (1, 1, 0);
+/// CNI DEL: the endpoint directory. Before, (2, 0, 0).
+const CNI_DEL_SYNCS: (usize, usize, usize) = (1, 0, 0);
 
 fn binary() -> String {
     std::env::var("IPVLAN_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_ipvlan").to_string())
@@ -207,6 +226,17 @@ impl Trace {
         self.total - self.debug_checks()
     }
 
+    /// `(fsync, fdatasync, syncfs)` calls: each one a journal commit and a
+    /// flush of the disk's cache, the dearest calls a command makes on a
+    /// real disk.
+    fn syncs(&self) -> (usize, usize, usize) {
+        (
+            self.count("fsync"),
+            self.count("fdatasync"),
+            self.count("syncfs"),
+        )
+    }
+
     fn threads(&self) -> usize {
         self.count("clone") + self.count("clone3")
     }
@@ -286,6 +316,25 @@ fn one_attach_stays_within_its_system_call_budget() {
             trace.threads(),
             0,
             "{what} starts no thread: {}",
+            trace.report(what)
+        );
+    }
+    // Only what a command made durable is synced, once (README, "What
+    // survives a power cut"): the endpoint record (connect), the container
+    // record and the endpoint record (run -d), each file's `fdatasync` and
+    // its directory's `fsync`; a removal is its directory's `fsync`.
+    // Address files, the container's index, the cursor and the hosts
+    // files are derived and never synced.
+    for (what, trace, syncs) in [
+        ("network connect", &connect, CONNECT_SYNCS),
+        ("network disconnect", &disconnect, DISCONNECT_SYNCS),
+        ("run -d", &run, RUN_SYNCS),
+        ("rm -f", &rm, RM_SYNCS),
+    ] {
+        assert_eq!(
+            trace.syncs(),
+            syncs,
+            "(fsync, fdatasync, syncfs) of {what}: {}",
             trace.report(what)
         );
     }
@@ -468,4 +517,94 @@ fn ps_is_linear_in_containers_and_networks() {
         env.ok(&["rm", "-f", &format!("psc{n}")]);
     }
     env.namespaces.clear();
+}
+
+/// A CNI ADD and DEL with our IPAM sync what they made durable once, like
+/// the command line: the endpoint record (ADD) and the directory it left
+/// (DEL); the address file is derived and never synced.
+#[test]
+fn cni_add_and_del_sync_only_the_endpoint_record() {
+    let mut env = Env::new("cni");
+    let master = "syscnim";
+    let _ = vm_support::ip_ok(&["link", "del", master]);
+    assert!(vm_support::ip_ok(&["link", "add", master, "type", "dummy"]));
+    assert!(vm_support::ip_ok(&["link", "set", master, "up"]));
+    let conf = format!(
+        r#"{{"cniVersion": "1.0.0", "name": "sysc", "type": "ipvlan", "master": "{master}",
+            "ipam": {{"type": "ipvlan", "subnet": "10.78.0.0/16"}}}}"#
+    );
+    // The first ADD makes the network and its directories (each synced
+    // into its parent when made): traced is the second.
+    env.container("syscni0");
+    env.container("syscni1");
+    env.cni("ADD", "ctr0", "syscni0", &conf, None);
+    let log = env.root.join("cni.strace");
+    let add = env.cni("ADD", "ctr1", "syscni1", &conf, Some(&log));
+    println!("{}", add.report("CNI ADD"));
+    let del = env.cni("DEL", "ctr1", "syscni1", &conf, Some(&log));
+    println!("{}", del.report("CNI DEL"));
+    env.cni("DEL", "ctr0", "syscni0", &conf, None);
+    assert!(vm_support::ip_ok(&["link", "del", master]));
+    for (what, trace, syncs) in [
+        ("CNI ADD", &add, CNI_ADD_SYNCS),
+        ("CNI DEL", &del, CNI_DEL_SYNCS),
+    ] {
+        assert_eq!(
+            trace.syncs(),
+            syncs,
+            "(fsync, fdatasync, syncfs) of {what}: {}",
+            trace.report(what)
+        );
+    }
+}
+
+impl Env {
+    /// Runs the binary as a CNI plugin (`verb` on container `id` in the
+    /// namespace `/run/netns/NETNS`, `conf` on stdin), under `strace -f
+    /// -C -o LOG` when `log` is given; insists on exit 0 and returns what
+    /// strace saw (an empty trace without it).
+    fn cni(&self, verb: &str, id: &str, netns: &str, conf: &str, log: Option<&Path>) -> Trace {
+        use std::io::Write;
+        let mut command = match log {
+            Some(log) => {
+                let mut command = Command::new("strace");
+                command.args(["-f", "-C", "-o"]).arg(log).arg(binary());
+                command
+            }
+            None => Command::new(binary()),
+        };
+        command
+            .env("CNI_COMMAND", verb)
+            .env("CNI_CONTAINERID", id)
+            .env("CNI_NETNS", format!("/run/netns/{netns}"))
+            .env("CNI_IFNAME", "eth0")
+            .env("CNI_PATH", "/nonexistent/cni/bin")
+            .env("IPVLAN_STATE_DIR", self.root.join("state"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("runs the plugin");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(conf.as_bytes())
+            .unwrap();
+        let output = child.wait_with_output().unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{verb} {id}: {}{}",
+            text(&output.stdout),
+            text(&output.stderr)
+        );
+        match log {
+            Some(log) => Trace::parse(&std::fs::read_to_string(log).unwrap()),
+            None => Trace {
+                lines: Vec::new(),
+                calls: BTreeMap::new(),
+                total: 0,
+            },
+        }
+    }
 }

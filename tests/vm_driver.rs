@@ -1904,6 +1904,159 @@ fn restore_rebuilds_hosts_files_from_the_records() {
     manager.remove_network("hostsfix").unwrap();
 }
 
+/// Address files and container indexes are derived from the endpoint
+/// records and not synced (README, "What survives a power cut"): a power
+/// cut may lose them, leave them empty or torn, or bring back ones whose
+/// endpoint went. Until `restore`, listings neither fail nor call them
+/// damage; `restore` makes them agree with the records again, exactly as
+/// they were written, and a second `restore` changes nothing.
+#[test]
+fn restore_rebuilds_address_files_and_indexes_a_power_cut_lost() {
+    topology_up();
+    let config = config("derived");
+    let manager = Manager::open(config.clone()).unwrap();
+    let d1 = manager
+        .create_network(&net("derived1", &["10.63.0.0/24"], &[], &[]))
+        .unwrap();
+    manager
+        .create_network(&net("derived2", &["10.64.0.0/24"], &[], &[]))
+        .unwrap();
+    let e1 = start(&manager, "derived1", "dv1", None, None);
+    let e2 = start(&manager, "derived1", "dv2", None, None);
+    let e3 = start(&manager, "derived1", "dv3", None, None);
+    manager
+        .connect(
+            "derived2",
+            &Target::Container("dv1".into()),
+            &AttachRequest::default(),
+        )
+        .unwrap();
+    let written = world(&config).state;
+    let ipam1 = config
+        .state_dir
+        .join("ipam")
+        .join(&d1.id)
+        .join("10.63.0.0-24");
+    let address = |e: &ipvlan::driver::EndpointInfo| ipam1.join(e.ipv4.unwrap().addr().to_string());
+    let index = |name: &str| {
+        config
+            .state_dir
+            .join("records/container-endpoints")
+            .join(format!("{name}.json"))
+    };
+
+    // What a power cut can leave of unsynced files: lost, empty, torn, or
+    // an older version naming an endpoint that has no record.
+    fs::remove_file(address(&e1)).unwrap();
+    fs::write(address(&e2), "").unwrap();
+    fs::write(address(&e3), "ghost\n").unwrap();
+    fs::write(ipam1.join("10.63.0.200"), "").unwrap();
+    fs::write(ipam1.join("10.63.0.201"), b"\xff\xfe").unwrap();
+    fs::write(ipam1.join("10.63.0.202"), "deadbeef\n").unwrap();
+    let _ = fs::remove_file(ipam1.join("cursor"));
+    fs::remove_file(index("dv1")).unwrap();
+    fs::write(index("dv2"), "").unwrap();
+    let torn = fs::read_to_string(index("dv3")).unwrap();
+    fs::write(index("dv3"), &torn[..torn.len() / 2]).unwrap();
+    fs::write(
+        index("ghost"),
+        format!(
+            "{{\"version\": 1, \"container\": \"ghost\", \"endpoints\": {{\"{}\": \"feed\"}}}}\n",
+            d1.id
+        ),
+    )
+    .unwrap();
+
+    // Before restore: listings work and report no damage.
+    let networks = manager.networks().unwrap();
+    assert!(networks.damaged.is_empty(), "{:?}", networks.damaged);
+    assert_eq!(networks.len(), 2);
+    let containers = manager.containers().unwrap();
+    assert!(containers.damaged.is_empty(), "{:?}", containers.damaged);
+    assert_eq!(containers.len(), 3);
+    let inspected = manager.network("derived1").unwrap();
+    assert_eq!(inspected.endpoints.len(), 3);
+    assert!(inspected.warnings.is_empty(), "{:?}", inspected.warnings);
+
+    let report = manager.restore().unwrap();
+    assert_eq!(report.errors, Vec::<String>::new());
+    assert_eq!(report.endpoints_kept, 4, "{report:?}");
+    assert!(report.endpoints_released.is_empty(), "{report:?}");
+    // Released: the empty, the unreadable and the two whose owner has no
+    // record (`ghost`, `deadbeef`), dv2's and dv3's among them.
+    assert_eq!(report.intents_repaired, 5, "{report:?}");
+    // Made again: three address files (dv1's lost, dv2's emptied, dv3's
+    // naming another) and four indexes (dv1's, dv2's, dv3's, ghost's gone).
+    assert_eq!(report.derived_rebuilt, 7, "{report:?}");
+    let mut expected = written.clone();
+    expected.remove(&format!("ipam/{}/10.63.0.0-24/cursor", d1.id));
+    let mut rebuilt = world(&config).state;
+    rebuilt.remove(&format!("ipam/{}/10.63.0.0-24/cursor", d1.id));
+    assert_eq!(rebuilt, expected, "the derived files as they were written");
+
+    let again = manager.restore().unwrap();
+    assert_eq!(again.errors, Vec::<String>::new());
+    assert_eq!((again.derived_rebuilt, again.intents_repaired), (0, 0));
+    assert_eq!(
+        world(&config).state,
+        rebuilt,
+        "a second restore changed something"
+    );
+
+    // The walk starts over without its cursor: no address an endpoint
+    // holds is handed out again.
+    let e4 = start(&manager, "derived1", "dv4", None, None);
+    let held: Vec<_> = [&e1, &e2, &e3].iter().map(|e| e.ipv4.unwrap()).collect();
+    assert!(
+        !held.contains(&e4.ipv4.unwrap()),
+        "{:?} in {held:?}",
+        e4.ipv4
+    );
+
+    // Found by the container's name again.
+    manager
+        .disconnect("derived2", &Target::Container("dv1".into()))
+        .unwrap();
+    let entries = |text: &str| -> Vec<(String, String)> {
+        ipvlan::json::parse(text)
+            .unwrap()
+            .get("endpoints")
+            .and_then(|e| e.as_object())
+            .unwrap()
+            .iter()
+            .map(|(n, id)| (n.clone(), id.as_str().unwrap().to_string()))
+            .collect()
+    };
+    let mut on_derived1 = entries(&written["records/container-endpoints/dv1.json"]);
+    on_derived1.retain(|(network, _)| *network == d1.id);
+    assert_eq!(
+        entries(&fs::read_to_string(index("dv1")).unwrap()),
+        on_derived1,
+        "dv1's index names derived1 only"
+    );
+    for name in ["dv1", "dv2", "dv3", "dv4"] {
+        manager.remove_container(name, true).unwrap();
+    }
+    assert!(!index("dv1").exists());
+    assert_eq!(address_files_of(&config), Vec::<String>::new());
+    manager.remove_network("derived1").unwrap();
+    manager.remove_network("derived2").unwrap();
+}
+
+/// Every address file under the state directory.
+fn address_files_of(config: &Config) -> Vec<String> {
+    world(config)
+        .state
+        .into_keys()
+        .filter(|k| {
+            k.starts_with("ipam/")
+                && k.rsplit('/')
+                    .next()
+                    .is_some_and(|n| n.parse::<std::net::IpAddr>().is_ok())
+        })
+        .collect()
+}
+
 #[test]
 fn many_namespaces_attach_in_one_batch_all_or_nothing() {
     topology_up();

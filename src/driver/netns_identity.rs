@@ -482,9 +482,14 @@ impl ContainerIndex {
         );
         crate::order::sort(&mut names);
         names.dedup();
+        // In the order they were made, as attaches add entries.
+        let mut endpoints: Vec<&EndpointRecord> = endpoints.iter().collect();
+        crate::order::sort_by(&mut endpoints, |a, b| {
+            (a.created, &a.id).cmp(&(b.created, &b.id))
+        });
         let mut rebuilt = 0;
         for name in names {
-            match ContainerIndex::rebuild(state, &name, endpoints) {
+            match ContainerIndex::rebuild(state, &name, &endpoints) {
                 Ok(true) => rebuilt += 1,
                 Ok(false) => {}
                 Err(error) => errors.push(format!("container {name}: {error}")),
@@ -498,7 +503,7 @@ impl ContainerIndex {
     fn rebuild(
         state: &Locked<'_>,
         container: &str,
-        endpoints: &[EndpointRecord],
+        endpoints: &[&EndpointRecord],
     ) -> Result<bool, Error> {
         // `None`: missing; `Some(None)`: there but not a well-formed index.
         let on_disk = match state.record(CONTAINER_ENDPOINTS, container) {

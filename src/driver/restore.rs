@@ -208,6 +208,18 @@ impl Manager {
             }
         }
 
+        // The indexes (which also lose the entries of attaches and
+        // detaches killed between index and record) before the hosts
+        // files, whose union views follow them; from every endpoint
+        // record, those of a network whose record cannot be read included
+        // (their damage is reported above).
+        let (rebuilt, errors) = match state.endpoints() {
+            Ok(all) => ContainerIndex::rebuild_all(&state, &all.items),
+            Err(error) => (0, vec![error.to_string()]),
+        };
+        report.derived_rebuilt += rebuilt;
+        report.errors.extend(errors);
+
         // Hosts files are edited without fsync: after a power cut a removed
         // container's line may be back, an added one missing. The endpoint
         // records are durable; the files are made to agree with them.
@@ -219,17 +231,6 @@ impl Manager {
                     .push(format!("{}: hosts file: {error}", network.name));
             }
         }
-
-        // Also drops the entries of attaches and detaches killed between
-        // index and record.
-        // Every endpoint record, those of a network whose record cannot
-        // be read included (their damage is reported above).
-        let (rebuilt, errors) = match state.endpoints() {
-            Ok(all) => ContainerIndex::rebuild_all(&state, &all.items),
-            Err(error) => (0, vec![error.to_string()]),
-        };
-        report.derived_rebuilt += rebuilt;
-        report.errors.extend(errors);
 
         // Container records whose namespace went away, or never came: an
         // empty mount point left by a process killed before its bind mount

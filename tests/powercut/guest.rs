@@ -45,7 +45,10 @@
 //!    must belong to a command that started, and afterwards no endpoint, no
 //!    container record and no leased address is left.
 //! 4. No address is leased twice and every leased address belongs to a
-//!    recorded endpoint of its network (checked after each step below).
+//!    recorded endpoint of its network; every address an endpoint record
+//!    names has its address file naming that endpoint, and no address file
+//!    is left that names no owner (address files are not synced: `restore`
+//!    rebuilds them from the records) (checked after each step below).
 //! 5. A second `restore` changes nothing: its summary is all zeros, it
 //!    exits 0, and the state directory (every path and content) and the
 //!    links are as the first left them.
@@ -1035,7 +1038,33 @@ fn lease_checks(state: &StateDir, checks: &mut Checks) -> Result<(), String> {
                     format!("{}: {} is recorded twice", network.name, v4.addr())
                 });
             }
+            // Address files are derived from the records (not synced,
+            // rebuilt by restore): each recorded address has its file.
+            for addr in endpoint.ipv4.iter().chain(endpoint.ipv6.iter()) {
+                let leased = leases
+                    .iter()
+                    .any(|(a, owner)| *a == addr.addr() && *owner == endpoint.id);
+                checks.expect(leased, || {
+                    format!(
+                        "{}: {} of endpoint {} has no address file naming it",
+                        network.name,
+                        addr.addr(),
+                        endpoint.id
+                    )
+                });
+            }
         }
+        // `addresses` lists only files that name an owner: an empty or
+        // unreadable one (what a power cut leaves of an unsynced file)
+        // must be gone too.
+        let files = address_file_count(state.root(), network);
+        checks.expect(files == leases.len(), || {
+            format!(
+                "{}: {files} address files, {} of them naming an owner",
+                network.name,
+                leases.len()
+            )
+        });
     }
     for (owner, count) in owners_seen {
         checks.expect(count == 1, || {
@@ -1043,6 +1072,25 @@ fn lease_checks(state: &StateDir, checks: &mut Checks) -> Result<(), String> {
         });
     }
     Ok(())
+}
+
+/// Address files of `network` (every file in its subnet directories but
+/// the cursor and temporaries), read or not.
+fn address_file_count(root: &Path, network: &ipvlan::store::NetworkRecord) -> usize {
+    let dir = root.join("ipam").join(&network.id);
+    fs::read_dir(&dir)
+        .map(|subnets| {
+            subnets
+                .flatten()
+                .flat_map(|subnet| fs::read_dir(subnet.path()).into_iter().flatten())
+                .flatten()
+                .filter(|file| {
+                    let name = file.file_name().to_string_lossy().into_owned();
+                    name != "cursor" && !name.starts_with('.')
+                })
+                .count()
+        })
+        .unwrap_or(0)
 }
 
 #[cfg(test)]

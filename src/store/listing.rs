@@ -6,7 +6,8 @@
 //! mistaken for absence either: a damaged record may be the only trace of
 //! a network's addresses or of an endpoint, and the admin's evidence. So
 //! a listing carries both, and nothing in the store deletes or rewrites a
-//! file it could not read.
+//! record it could not read. (Files derived from the records, not synced,
+//! are no evidence: see the store's durability rules.)
 
 use std::fmt;
 use std::ops::Deref;

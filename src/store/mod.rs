@@ -21,7 +21,8 @@
 //! What the store trusts (owner, write bits, no links followed, regular
 //! files under a size limit) is described in `dir.rs`; listings return
 //! the records they can read and a [`Damaged`] entry per file they cannot
-//! ([`Listing`]), and never delete or rewrite such a file.
+//! ([`Listing`]), and never delete or rewrite such a file (derived files,
+//! below, excepted: `restore` rebuilds them).
 //!
 //! `<subnet>` is `192.168.1.0-24`, `2001:db8::-64`. Every write is atomic
 //! as other processes see it (temporary `.tmp-<name>` in the same
@@ -39,15 +40,31 @@
 //! is synced when it is made. What a command wrote is made durable once,
 //! by [`Locked::commit`] (called by the driver when the final state is
 //! written, and by the guard's drop for whatever is left, before the lock
-//! is released): `fdatasync` of the last version of each file written,
-//! then `fsync` of each directory whose entries changed, once each. A new
-//! directory is synced into its parent when made. When a command has
-//! returned, its final state survives a power cut; a power cut during a
-//! command leaves each file old, new, or (if new) missing, empty or
-//! truncated, which readers report as damaged and never delete. Not
-//! synced at all: the allocation cursor (a hint) and the hosts files
-//! (they describe containers, which a power cut ends too). `syncfs(2)`
-//! is not used: it flushes every tenant's dirty data on the file system.
+//! is released): `fdatasync` of the last version of each durable file
+//! written, then `fsync` of each directory whose durable entries changed,
+//! once each. A new directory is synced into its parent when made. Above
+//! 24 files and directories the commit is one `syncfs(2)` instead (a
+//! batch); nothing else calls it, as it flushes every tenant's dirty data
+//! on the file system.
+//!
+//! Durable, the source of truth: network records, endpoint records and
+//! generic records (container records). Derived, never synced, rebuilt by
+//! the driver's `restore` from the endpoint records: address files
+//! (written and removed outside the commit, see `addresses.rs`), records
+//! written with [`Locked::put_derived_record`] (the driver's container
+//! index), the allocation cursor, the network name hints and the hosts
+//! files. A derived file is still replaced atomically, so a killed command
+//! leaves it whole.
+//!
+//! When a command has returned, its durable state survives a power cut; a
+//! power cut during a command leaves each file old, new, or (if new)
+//! missing, empty or truncated. An empty record reads as missing; a
+//! truncated one is damage, reported, never deleted. A derived file may
+//! also be lost, empty, torn or older: an address file that names no
+//! owner keeps its address taken until [`Locked::release_orphans`] frees
+//! it, [`Locked::restore_address`] makes an endpoint's again, and an
+//! unreadable derived record is no damage (its reader takes it for
+//! empty).
 //!
 //! # System calls
 //!

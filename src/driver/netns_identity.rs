@@ -329,6 +329,8 @@ pub(crate) fn endpoint_of_namespace(
 /// (`records/container-endpoints/<name>.json`). Written before an
 /// endpoint record and cleared after it goes, so an entry whose record
 /// is missing is an interrupted attach or detach and counts for nothing.
+/// Derived from the endpoint records, so never synced: `restore` rebuilds
+/// it after a power cut ([`ContainerIndex::rebuild_all`]).
 #[derive(Debug, Default)]
 pub(crate) struct ContainerIndex {
     container: String,

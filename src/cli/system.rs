@@ -132,6 +132,17 @@ mod tests {
         ));
         assert!(text.contains("  parent re-created: ipvlan20: eth0.20\n"));
         assert!(text.contains("  link re-created: ipvlan20: c2\n"));
+        assert!(
+            !text.contains("rebuilt"),
+            "nothing rebuilt, no line: {text}"
+        );
+        let rebuilt = RestoreReport {
+            derived_rebuilt: 3,
+            ..RestoreReport::default()
+        };
+        assert!(restore_summary(&rebuilt).contains(
+            "\n  rebuilt from the endpoint records: 3 address files and container indexes\n"
+        ));
     }
 
     #[test]

@@ -35,8 +35,8 @@ use ipvlan::json::{self, Value};
 /// network record once, 214, 195, 272 and 302 (ps 301, ls 101, inspect
 /// 135). What is left of a connect: the process's start and exit (about
 /// 10), the state directory (about 100: the layout check, records,
-/// address files, the commit of the endpoint record, the name views) and the kernel's share
-/// (about 40).
+/// address files, the commit of the endpoint record, the name views) and
+/// the kernel's share (about 40).
 const CONNECT_BUDGET: usize = 166;
 /// `network disconnect`.
 const DISCONNECT_BUDGET: usize = 156;

@@ -2,6 +2,7 @@
 //! record, its link (see `endpoint_link`) and its names (see `hosts`), in
 //! that order, undone in reverse on failure.
 
+use std::cell::RefCell;
 use std::net::IpAddr;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -39,6 +40,10 @@ pub(crate) struct ResolvedTarget {
     legacy_ids: Vec<String>,
     pub(crate) inside: OpenNetns,
     identity: NetnsId,
+    /// The container's index as [`Manager::check_attach`] read it under
+    /// the lock, taken by the [`Manager::reserve`] that follows (same
+    /// lock, nothing written in between), so one attach reads it once.
+    index: RefCell<Option<ContainerIndex>>,
 }
 
 impl ResolvedTarget {
@@ -295,6 +300,7 @@ impl Manager {
             legacy_ids,
             inside,
             identity,
+            index: RefCell::new(None),
         })
     }
 
@@ -342,7 +348,9 @@ impl Manager {
         }
         if let Some(name) = &target.container {
             let index = ContainerIndex::read(state, name)?;
-            if let Some(existing) = index.endpoint(state, &network.id)? {
+            let existing = index.endpoint(state, &network.id)?;
+            *target.index.borrow_mut() = Some(index);
+            if let Some(existing) = existing {
                 if same(&existing) {
                     return Err(already(&existing));
                 }
@@ -448,7 +456,7 @@ impl Manager {
         if let Some(container) = &target.container {
             super::hosts::check_view_is_ours(&self.config.etc_netns_dir, container, state.root())?;
         }
-        Ok(())
+        check_hosts_dir(state, network)
     }
 
     /// The state of an attach that passed [`Manager::check_attach`]: a
@@ -489,7 +497,11 @@ impl Manager {
         // The container's index entry before its record: an entry without
         // a record counts for nothing, a record is always found.
         if let Some(name) = &target.container {
-            let added = ContainerIndex::read(state, name).and_then(|mut index| {
+            let read = match target.index.take() {
+                Some(index) => Ok(index),
+                None => ContainerIndex::read(state, name),
+            };
+            let added = read.and_then(|mut index| {
                 index.add(state, &network.id, &target.id)?;
                 Ok(index)
             });
@@ -521,6 +533,7 @@ impl Manager {
         mut endpoint: EndpointRecord,
         at: &NsAt,
     ) -> Result<Vec<String>, Error> {
+        check_hosts_dir(state, network)?;
         endpoint.state = EndpointState::Detaching;
         state.put_endpoint(&endpoint)?;
         let mut notes = Vec::new();
@@ -609,6 +622,17 @@ fn locked_network(
         return Ok(network);
     }
     find_network(&state.networks()?, name_or_id).cloned()
+}
+
+/// Checks the store's `hosts/` directory, which the names are written in
+/// after the kernel changed: a refused one must stop the command before
+/// anything changes. The check opens it for that later write, so it costs
+/// nothing.
+fn check_hosts_dir(state: &Locked<'_>, network: &NetworkRecord) -> Result<(), Error> {
+    if let Some(dir) = state.hosts_path(&network.id).parent() {
+        state.check_dir(dir)?;
+    }
+    Ok(())
 }
 
 /// The namespace an endpoint's link is in, when it is the one attached;

@@ -542,7 +542,9 @@ impl Names<'_> {
         endpoint: &EndpointRecord,
     ) -> Result<(), Error> {
         if let Some(container) = &endpoint.container {
-            remove(&self.state.hosts_path(&network.id), container)?;
+            let file = self.state.hosts_path(&network.id);
+            self.check_parent(&file)?;
+            remove(&file, container)?;
         }
         self.refresh_network(network)?;
         if let Some(container) = &endpoint.container {
@@ -568,8 +570,19 @@ impl Names<'_> {
                 wanted.push((address.addr(), container.clone()));
             }
         }
-        reconcile(&self.state.hosts_path(&network.id), &wanted)?;
+        let file = self.state.hosts_path(&network.id);
+        self.check_parent(&file)?;
+        reconcile(&file, &wanted)?;
         self.refresh_network(network)
+    }
+
+    /// Checks the store's directory holding `path` (from the root down,
+    /// once per command) before `path` is reached by its path name.
+    fn check_parent(&self, path: &Path) -> Result<(), Error> {
+        if let Some(dir) = path.parent() {
+            self.state.check_dir(dir)?;
+        }
+        Ok(())
     }
 
     /// Regenerates the union view of every container on `network` that is
@@ -577,7 +590,8 @@ impl Names<'_> {
     /// nothing for single-network containers).
     fn refresh_network(&self, network: &NetworkRecord) -> Result<(), Error> {
         let markers = self.state.union_markers_dir(&network.id);
-        if !self.state.check_dir(&markers)? {
+        // Only there while a container of the network is on several.
+        if !self.state.check_dir_if_present(&markers)? {
             return Ok(());
         }
         let Ok(entries) = fs::read_dir(&markers) else {
@@ -649,22 +663,21 @@ impl Names<'_> {
                     )
                     .map_err(|e| io("writing", &marker, e))?;
                 }
-            } else {
+            } else if state.check_dir_if_present(&markers)? {
                 let _ = fs::remove_file(&marker);
             }
         }
         let files: Vec<PathBuf> = attached.iter().map(|id| state.hosts_path(id)).collect();
         let union = state.union_hosts_path(container);
+        if files.len() < 2 && state.present(&union)? {
+            self.check_parent(&union)?;
+            let _ = fs::remove_file(&union);
+        }
         match files.as_slice() {
-            [] => {
-                let _ = fs::remove_file(&union);
-                unlink(self.etc_netns_dir, container, state.root())
-            }
-            [only] => {
-                let _ = fs::remove_file(&union);
-                link(self.etc_netns_dir, container, only, state.root())
-            }
+            [] => unlink(self.etc_netns_dir, container, state.root()),
+            [only] => link(self.etc_netns_dir, container, only, state.root()),
             _ => {
+                self.check_parent(&union)?;
                 write_union(&union, &files)?;
                 link(self.etc_netns_dir, container, &union, state.root())
             }

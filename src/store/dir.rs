@@ -56,8 +56,8 @@ const NAMES: &str = "names";
 /// Kind of the generic records that list the containers the driver made.
 const CONTAINERS: &str = "containers";
 /// The directories every state directory has, made by [`StateDir::open`]
-/// and checked (one `fstatat` each) by it and by every later
-/// [`StateDir::lock`], parents first.
+/// (checked there, one `fstatat` each, parents first, when the lock file
+/// is missing: a new store, or one a command never finished making).
 const FIXED_DIRS: [&str; 9] = [
     NETWORKS,
     ENDPOINTS,
@@ -113,8 +113,9 @@ pub fn random_hex(bytes: usize) -> io::Result<String> {
 ///
 /// Every read and write goes through the descriptors of directories
 /// checked on their way from the root (see the module's trust rules),
-/// each opened and checked once: [`StateDir::open`] checks the root and
-/// the fixed layout, deeper directories are checked at first use, and
+/// each opened and checked once: [`StateDir::open`] checks the root (and
+/// the fixed layout while it is being made), every other directory is
+/// checked at first use, and
 /// the first [`StateDir::lock`] after `open` trusts what `open` checked;
 /// every later `lock` or [`StateDir::refresh`] starts over, for programs
 /// that keep a `StateDir` for long. A clone shares the checked
@@ -149,17 +150,38 @@ impl StateDir {
             root: root.clone(),
             handles: Handles::new(root.clone(), euid),
         };
-        let missing = state.check_fixed()?;
-        if !missing.is_empty() {
-            for dir in missing {
-                state.ensure_dir(&dir)?;
+        if !state.has_lock()? {
+            let missing = state.check_fixed()?;
+            if !missing.is_empty() {
+                for dir in missing {
+                    state.ensure_dir(&dir)?;
+                }
+                // With the layout, so a new store looks the same whether its
+                // first command wrote or only read (listings take no lock).
+                state.open_lock()?;
             }
-            // With the layout, so a new store looks the same whether its
-            // first command wrote or only read (listings take no lock).
-            state.open_lock()?;
         }
         state.handles.set_fresh();
         Ok(state)
+    }
+
+    /// Checks the root; whether it holds the lock file. `open` makes the
+    /// lock after the layout, so a root with a lock has its layout: the
+    /// fixed directories are then not looked at here (nine `fstatat`s on
+    /// every command) but where they are used, each checked on its
+    /// descriptor before it is read, listed or written, like every deeper
+    /// directory; one that went missing since is made again by the first
+    /// write into it, and reads as empty until then.
+    fn has_lock(&self) -> Result<bool, StoreError> {
+        let path = self.root.join(LOCK_FILE);
+        let Some(root) = self.handles.dir(&self.root)? else {
+            return Ok(false);
+        };
+        match crate::sys::lstat_at(root.fd(), c"lock") {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(StoreError::io("checking", &path)(e)),
+        }
     }
 
     /// Forgets the directories checked so far, so the next access checks
@@ -199,6 +221,39 @@ impl StateDir {
             });
         }
         Ok(self.handles.dir(dir)?.is_some())
+    }
+
+    /// Whether something is at `path` (inside the state directory), by one
+    /// `fstatat` from the root's descriptor (none when `path` is a
+    /// directory already checked). Only a negative answer may be taken
+    /// from it as it is: the look may pass through directories not checked
+    /// yet, and "nothing there" leads to nothing being read or written,
+    /// while whatever is found must be checked from the root down
+    /// ([`StateDir::check_dir`]) before it is used. For what is rarely
+    /// there: a network's union markers, a container's union view.
+    pub fn present(&self, path: &Path) -> Result<bool, StoreError> {
+        let relative = path
+            .strip_prefix(&self.root)
+            .ok()
+            .filter(|r| !r.as_os_str().is_empty() && !self.handles.is_open(path));
+        let (Some(relative), Some(root)) = (relative, self.handles.dir(&self.root)?) else {
+            return Ok(true);
+        };
+        let name = fsutil::c_name(&relative.to_string_lossy())
+            .map_err(StoreError::io("checking", path))?;
+        match crate::sys::lstat_at(root.fd(), &name) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            _ => Ok(true),
+        }
+    }
+
+    /// [`StateDir::check_dir`] of `dir` when [`StateDir::present`] finds
+    /// something there; `Ok(false)`, nothing opened, when not.
+    pub fn check_dir_if_present(&self, dir: &Path) -> Result<bool, StoreError> {
+        if !self.present(dir)? {
+            return Ok(false);
+        }
+        self.check_dir(dir)
     }
 
     /// Checks `dir` from the root down and, when it exists, every
@@ -289,14 +344,12 @@ impl StateDir {
     /// Takes the store's exclusive lock, waiting for other invocations.
     /// Released when the guard drops (or the process dies).
     ///
-    /// The root and its fixed subdirectories are checked again first: a
-    /// [`StateDir`] may live long in a program that embeds it, and the
-    /// directory may have changed hands meanwhile.
+    /// Every directory is checked again first, the root now and the others
+    /// at their first use under this lock: a [`StateDir`] may live long in
+    /// a program that embeds it, and the directory may have changed hands
+    /// meanwhile.
     pub fn lock(&self) -> Result<Locked<'_>, StoreError> {
         self.refresh();
-        if self.handles.is_empty() {
-            self.check_fixed()?;
-        }
         let path = self.root.join(LOCK_FILE);
         let file = self.open_lock()?;
         crate::sys::flock(std::os::fd::AsFd::as_fd(&file), libc::LOCK_EX)

@@ -408,31 +408,38 @@ fn not_regular_mode(mode: u32) -> io::Error {
     }
 }
 
-/// [`open_regular`] of `name` in `dir`: refused before it is opened when
-/// it is not a regular file (no open blocks or has a device's side
-/// effects), opened `O_NOFOLLOW | O_NONBLOCK`, checked again on the
-/// descriptor; returns the file and its length.
+/// [`open_regular`] of `name` in `dir`, a directory of the store checked
+/// on its descriptor (ours, writable by nobody else): opened
+/// `O_NOFOLLOW | O_NONBLOCK | O_NOCTTY` and checked on the descriptor;
+/// returns the file and its length. A link is refused by the open itself
+/// (`ELOOP`, also with `O_CREAT`: nothing is created through it).
+///
+/// Unlike [`open_regular`] there is no `lstat` before the open: in a
+/// directory only its owner can write in, only that owner (the uid
+/// ipvlan runs as, which never makes one) can have put a FIFO or a device
+/// where a state file belongs, and what such an open can do is bounded:
+/// `O_NONBLOCK` keeps a FIFO's open from waiting (a read-only one opens,
+/// a write-only one fails with `ENXIO`), `O_NOCTTY` keeps a terminal
+/// from becoming ours, and nothing is read from or written to what the
+/// `fstat` then finds is not a regular file. A failed open is worded by
+/// an `lstat` then (a FIFO, a link), so the refusals read as before.
 pub fn open_regular_at(
     dir: BorrowedFd<'_>,
     name: &CStr,
     flags: i32,
     mode: u32,
 ) -> io::Result<(File, u64)> {
-    match crate::sys::lstat_at(dir, name) {
-        Ok(st) if st.st_mode & libc::S_IFMT != libc::S_IFREG => {
-            return Err(not_regular_mode(st.st_mode))
-        }
-        Ok(_) => {}
-        // Made by the open below when asked to; else there is none.
-        Err(e) if e.kind() == io::ErrorKind::NotFound && flags & libc::O_CREAT != 0 => {}
-        Err(e) => return Err(e),
-    }
-    let flags = flags | libc::O_NOFOLLOW | libc::O_NONBLOCK;
+    let flags = flags | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY;
     let fd = crate::sys::openat(Some(dir), name, flags, mode).map_err(|e| {
-        if e.raw_os_error() == Some(libc::ELOOP) {
-            refuse("is a symbolic link; state files are never followed")
-        } else {
-            e
+        if e.kind() == io::ErrorKind::NotFound {
+            return e;
+        }
+        match crate::sys::lstat_at(dir, name) {
+            Ok(st) if st.st_mode & libc::S_IFMT != libc::S_IFREG => not_regular_mode(st.st_mode),
+            _ if e.raw_os_error() == Some(libc::ELOOP) => {
+                refuse("is a symbolic link; state files are never followed")
+            }
+            _ => e,
         }
     })?;
     let file = File::from(fd);

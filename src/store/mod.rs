@@ -51,9 +51,11 @@
 //!
 //! # System calls
 //!
-//! Each directory is opened once per command and checked on its
-//! descriptor (`store/handles.rs`); a record read is `fstatat`, `openat`,
-//! `fstat`, `read`, `close`; a write `openat`, `write`, `renameat`.
+//! Each directory is opened once per command, at its first use, and
+//! checked on its descriptor (`store/handles.rs`; `open` itself checks
+//! only the root and that it holds the lock, made after the layout); a
+//! record read is `openat`, `fstat`, `read`, `close` (no `fstatat` first:
+//! see `fsutil::open_regular_at`); a write `openat`, `write`, `renameat`.
 
 mod addresses;
 mod dir;

@@ -576,6 +576,18 @@ fn one_damaged_record_does_not_hide_the_others_from_ls_ps_inspect_and_rm() {
             .unwrap();
         let mut ep = endpoint(&good, "c1", Some("10.0.0.2/24"), None);
         ep.container = Some("c1".into());
+        // Filed in the container's index, as an attach files it.
+        let index = format!(
+            "{{\"version\": 1, \"container\": \"c1\", \"endpoints\": {{\"{}\": \"c1\"}}}}",
+            good.id
+        );
+        locked
+            .put_record(
+                "container-endpoints",
+                "c1",
+                &ipvlan::json::parse(&index).unwrap(),
+            )
+            .unwrap();
         locked.put_endpoint(&ep).unwrap();
         // An endpoint whose record will be damaged keeps its address.
         locked

@@ -328,6 +328,14 @@ impl Manager {
                 list.join(" ")
             )));
         }
+        // The store's directories its names and log are removed from,
+        // last, checked before anything changes (a refusal there would
+        // otherwise come with the container half removed).
+        for file in [state.hosts_path(name), self.log_path(name)] {
+            if let Some(dir) = file.parent() {
+                state.check_dir(dir)?;
+            }
+        }
         // From here `ps` no longer lists it, and a kill leaves restore to
         // finish the removal.
         if let Some(mut record) = state.container(name)? {
@@ -398,7 +406,7 @@ impl Manager {
         // than a listing per network).
         // A directory that cannot be listed: probed container by
         // container, which reports the damage per container as before.
-        let listed = if whole.len() > 1 {
+        let listed = if whole.len() > 1 && !state.by_identity_only() {
             networks
                 .iter()
                 .map(|network| state.endpoint_ids(&network.id))

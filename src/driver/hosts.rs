@@ -631,7 +631,15 @@ impl Names<'_> {
                 &read
             }
         };
-        for id in state.network_ids()? {
+        // In a store that files endpoints only by identity the index names
+        // every network the container is on; otherwise a record of an
+        // older version may be on any network.
+        let networks = if state.by_identity_only() {
+            index.network_ids()
+        } else {
+            state.network_ids()?
+        };
+        for id in networks {
             let endpoint = match known.filter(|known| known.network_id == id) {
                 Some(known) => Some(known.clone()),
                 None => index.endpoint(state, &id)?,
@@ -646,7 +654,16 @@ impl Names<'_> {
         if let Some(also) = also.filter(|also| !on.iter().any(|id| id == also)) {
             on.push(also.to_string());
         }
-        for network_id in &on {
+        // Just attached to its only network (the index the caller wrote
+        // names no other): it was on none before, so it has no union view
+        // or marker to take away (they exist only while a container is on
+        // several; one a crash left is found by its network's next refresh
+        // or by restore).
+        let first = state.by_identity_only()
+            && also.is_none()
+            && known.is_some()
+            && known_index.is_some_and(|index| index.network_ids().len() == 1);
+        for network_id in on.iter().filter(|_| !first) {
             let markers = state.union_markers_dir(network_id);
             let marker = markers.join(container);
             if attached.len() > 1 && attached.iter().any(|id| id == network_id) {
@@ -669,7 +686,7 @@ impl Names<'_> {
         }
         let files: Vec<PathBuf> = attached.iter().map(|id| state.hosts_path(id)).collect();
         let union = state.union_hosts_path(container);
-        if files.len() < 2 && state.present(&union)? {
+        if files.len() < 2 && !first && state.present(&union)? {
             self.check_parent(&union)?;
             let _ = fs::remove_file(&union);
         }
@@ -925,7 +942,10 @@ mod tests {
             attached(&networks[0], "c1", "10.0.0.2/24"),
             attached(&networks[1], "c1", "10.1.0.2/24"),
         ];
+        // Filed as an attach files them: the container's index first.
+        let mut index = ContainerIndex::read(&locked, "c1")?;
         for endpoint in &endpoints {
+            index.add(&locked, &endpoint.network_id, &endpoint.id)?;
             locked.put_endpoint(endpoint)?;
         }
         for network in &networks {

@@ -53,6 +53,9 @@ const LOGS: &str = "logs";
 /// `names/<network name>`: the id of the network of that name, a hint
 /// (see [`StateDir::network_by_name`]).
 const NAMES: &str = "names";
+/// What the lock file of a store made by this version holds (see
+/// [`StateDir::by_identity_only`]).
+const BY_IDENTITY_ONLY: &str = "endpoints filed by namespace identity only\n";
 /// Kind of the generic records that list the containers the driver made.
 const CONTAINERS: &str = "containers";
 /// The directories every state directory has, made by [`StateDir::open`]
@@ -125,6 +128,8 @@ pub struct StateDir {
     root: PathBuf,
     /// The open directories (and who must own them) and pending writes.
     handles: Handles,
+    /// See [`StateDir::by_identity_only`].
+    by_identity_only: bool,
 }
 
 impl StateDir {
@@ -146,40 +151,68 @@ impl StateDir {
         // link in the last component.
         let root: PathBuf = root.into().components().collect();
         let euid = crate::sys::geteuid();
-        let state = StateDir {
+        let mut state = StateDir {
             root: root.clone(),
             handles: Handles::new(root.clone(), euid),
+            by_identity_only: false,
         };
-        if !state.has_lock()? {
-            let missing = state.check_fixed()?;
-            if !missing.is_empty() {
-                for dir in missing {
-                    state.ensure_dir(&dir)?;
+        match state.lock_len()? {
+            Some(len) => state.by_identity_only = len > 0,
+            None => {
+                let missing = state.check_fixed()?;
+                if !missing.is_empty() {
+                    // No endpoint directory: no record of an older version.
+                    let new = missing.contains(&root.join(ENDPOINTS));
+                    for dir in missing {
+                        state.ensure_dir(&dir)?;
+                    }
+                    // With the layout, so a new store looks the same whether
+                    // its first command wrote or only read (listings take no
+                    // lock).
+                    let mut lock = state.open_lock()?;
+                    if new && lock.metadata().is_ok_and(|m| m.len() == 0) {
+                        use std::io::Write;
+                        lock.write_all(BY_IDENTITY_ONLY.as_bytes())
+                            .map_err(StoreError::io("writing", root.join(LOCK_FILE)))?;
+                        state.by_identity_only = true;
+                    }
                 }
-                // With the layout, so a new store looks the same whether its
-                // first command wrote or only read (listings take no lock).
-                state.open_lock()?;
             }
         }
         state.handles.set_fresh();
         Ok(state)
     }
 
-    /// Checks the root; whether it holds the lock file. `open` makes the
+    /// Whether every endpoint record of this store is filed under the id
+    /// of its namespace's identity, and every container's endpoints are in
+    /// its index: the store was made (with no endpoint directory yet) by a
+    /// version that files them only so, which says so in its lock file
+    /// (see the layout in [`crate::store`]). Then no record of an older
+    /// version (filed under a container's name) is looked for: a
+    /// container's endpoints are exactly those of its index. A store made
+    /// by an older version (its lock empty) keeps being searched for them.
+    /// A lock emptied by a power cut right after the store was made only
+    /// makes the searches come back.
+    pub fn by_identity_only(&self) -> bool {
+        self.by_identity_only
+    }
+
+    /// Checks the root; the length of the lock file it holds. `open` makes the
     /// lock after the layout, so a root with a lock has its layout: the
     /// fixed directories are then not looked at here (nine `fstatat`s on
     /// every command) but where they are used, each checked on its
     /// descriptor before it is read, listed or written, like every deeper
     /// directory; one that went missing since is made again by the first
     /// write into it, and reads as empty until then.
-    fn has_lock(&self) -> Result<bool, StoreError> {
+    /// Its length is the store's format mark ([`StateDir::by_identity_only`]).
+    fn lock_len(&self) -> Result<Option<u64>, StoreError> {
         let path = self.root.join(LOCK_FILE);
         let Some(root) = self.handles.dir(&self.root)? else {
-            return Ok(false);
+            return Ok(None);
         };
         match crate::sys::lstat_at(root.fd(), c"lock") {
-            Ok(_) => Ok(true),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Ok(st) => Ok(Some(u64::try_from(st.st_size).unwrap_or(0))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(StoreError::io("checking", &path)(e)),
         }
     }

@@ -5,7 +5,10 @@
 //! umask):
 //!
 //! ```text
-//! lock                                    flock(2)ed by every writer
+//! lock                                    flock(2)ed by every writer; its content
+//!                                         marks a store made by a version that
+//!                                         files endpoints by namespace identity
+//!                                         only (StateDir::by_identity_only)
 //! host-id                                 random id when /etc/machine-id is missing
 //! networks/<network id>.json              NetworkRecord
 //! endpoints/<network id>/<endpoint id>.json   EndpointRecord

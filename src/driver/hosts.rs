@@ -81,6 +81,7 @@ pub(crate) fn append(path: &Path, name: &str, addresses: &[IpAddr]) -> Result<()
 /// Removes every line naming `name` in place (same inode, so mounts of it
 /// stay valid), never exposing a partial line (see
 /// [`crate::store::remove_lines`]).
+#[cfg(test)]
 pub(crate) fn remove(path: &Path, name: &str) -> Result<(), Error> {
     crate::store::remove_lines(path, |line| names_host(line, name))
         .map(drop)
@@ -543,8 +544,8 @@ impl Names<'_> {
     ) -> Result<(), Error> {
         if let Some(container) = &endpoint.container {
             let file = self.state.hosts_path(&network.id);
-            self.check_parent(&file)?;
-            remove(&file, container)?;
+            self.state
+                .blank_lines_in(&file, |line| names_host(line, container))?;
         }
         self.refresh_network(network)?;
         if let Some(container) = &endpoint.container {

@@ -23,6 +23,7 @@ use std::net::IpAddr;
 use std::ops::Deref;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use ipnet::IpNet;
 
@@ -130,6 +131,9 @@ pub struct StateDir {
     handles: Handles,
     /// See [`StateDir::by_identity_only`].
     by_identity_only: bool,
+    /// The generic records read or written while this store is locked
+    /// (`None` when it is not), shared by the clones.
+    records_held: Arc<Mutex<Option<Vec<(PathBuf, Option<Value>)>>>>,
 }
 
 impl StateDir {
@@ -155,6 +159,7 @@ impl StateDir {
             root: root.clone(),
             handles: Handles::new(root.clone(), euid),
             by_identity_only: false,
+            records_held: Arc::default(),
         };
         match state.lock_len()? {
             Some(len) => state.by_identity_only = len > 0,
@@ -369,6 +374,36 @@ impl StateDir {
             .map_err(StoreError::io("appending to", path))
     }
 
+    /// Blanks in place (see [`fsutil::blank_lines`]) the lines of the
+    /// driver's file `path` (under `hosts/`) for which `remove` is true;
+    /// returns how many, 0 when there is no such file. Opened relative to
+    /// its checked directory like every state file (never through a link,
+    /// nothing but a regular file of at most [`fsutil::HOSTS_MAX`]
+    /// bytes): one open where a path-based one walked the chain again. Not
+    /// synced (see the durability rules).
+    pub fn blank_lines_in(
+        &self,
+        path: &Path,
+        remove: impl FnMut(&str) -> bool,
+    ) -> Result<usize, StoreError> {
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+            return Ok(0);
+        };
+        let Some(dir) = self.handles.dir(dir)? else {
+            return Ok(0);
+        };
+        let name =
+            fsutil::c_name(&name.to_string_lossy()).map_err(StoreError::io("opening", path))?;
+        let (mut file, len) = match fsutil::open_regular_at(dir.fd(), &name, libc::O_RDWR, 0) {
+            Ok(found) => found,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(StoreError::io("opening", path)(e)),
+        };
+        let text = fsutil::read_text_opened(&mut file, len, fsutil::HOSTS_MAX)
+            .map_err(StoreError::io("reading", path))?;
+        fsutil::blank_lines(&mut file, &text, remove).map_err(StoreError::io("rewriting", path))
+    }
+
     /// The directory itself.
     pub fn root(&self) -> &Path {
         &self.root
@@ -387,6 +422,7 @@ impl StateDir {
         let file = self.open_lock()?;
         crate::sys::flock(std::os::fd::AsFd::as_fd(&file), libc::LOCK_EX)
             .map_err(StoreError::io("locking", &path))?;
+        *self.records_held() = Some(Vec::new());
         Ok(Locked {
             state: self,
             _lock: file,
@@ -567,10 +603,40 @@ impl StateDir {
     }
 
     /// A generic record of `kind` (e.g. `containers`).
+    ///
+    /// While the store is locked, a record read or written before under
+    /// the lock is not read again (a command reads a container's endpoint
+    /// index at each of its steps): every writer holds the lock, so the
+    /// record is as this process last read or wrote it.
     pub fn record(&self, kind: &str, id: &str) -> Result<Option<Value>, StoreError> {
         check_name("record kind", kind)?;
         check_name("record id", id)?;
-        self.read_record(&self.record_path(kind, id), |v| Ok(v.clone()))
+        let path = self.record_path(kind, id);
+        if let Some(held) = self.record_held(&path) {
+            return Ok(held);
+        }
+        let value = self.read_record(&path, |v| Ok(v.clone()))?;
+        self.hold_record(&path, value.clone());
+        Ok(value)
+    }
+
+    fn records_held(&self) -> MutexGuard<'_, Option<Vec<(PathBuf, Option<Value>)>>> {
+        // Entries are replaced whole: a panic leaves none half made.
+        self.records_held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn record_held(&self, path: &Path) -> Option<Option<Value>> {
+        let held = self.records_held();
+        let found = held.as_ref()?.iter().find(|(p, _)| p == path)?;
+        Some(found.1.clone())
+    }
+
+    /// Notes what the record at `path` now is, while the store is locked.
+    fn hold_record(&self, path: &Path, value: Option<Value>) {
+        if let Some(held) = self.records_held().as_mut() {
+            held.retain(|(p, _)| p != path);
+            held.push((path.to_path_buf(), value));
+        }
     }
 
     /// Every record of `kind` with its ID, sorted by ID, and the records
@@ -853,6 +919,7 @@ impl Drop for Locked<'_> {
         // state. An error here has no caller to go to; a command that
         // reports success calls `commit` itself first.
         let _ = self.state.handles.commit();
+        *self.state.records_held() = None;
     }
 }
 
@@ -994,14 +1061,32 @@ impl Locked<'_> {
     pub fn put_record(&self, kind: &str, id: &str, value: &Value) -> Result<(), StoreError> {
         check_name("record kind", kind)?;
         check_name("record id", id)?;
-        self.write_json(&self.record_path(kind, id), value)
+        let path = self.record_path(kind, id);
+        let written = self.write_json(&path, value);
+        // A failed write may have replaced it or not: read again.
+        self.forget_record(&path);
+        written?;
+        self.hold_record(&path, Some(value.clone()));
+        Ok(())
     }
 
     /// Removes a generic record; `Ok(false)` when there was none.
     pub fn remove_record(&self, kind: &str, id: &str) -> Result<bool, StoreError> {
         check_name("record kind", kind)?;
         check_name("record id", id)?;
-        self.remove_file(&self.record_path(kind, id))
+        let path = self.record_path(kind, id);
+        let removed = self.remove_file(&path);
+        self.forget_record(&path);
+        let removed = removed?;
+        self.hold_record(&path, None);
+        Ok(removed)
+    }
+
+    /// Forgets the record at `path`, read from disk again when next asked.
+    fn forget_record(&self, path: &Path) {
+        if let Some(held) = self.records_held().as_mut() {
+            held.retain(|(p, _)| p != path);
+        }
     }
 
     /// Allocates an address of `network` for `owner` (an endpoint id) and

@@ -19,9 +19,9 @@
 use std::ffi::{CStr, CString};
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Write};
 use std::os::fd::BorrowedFd;
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileExt, FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 /// Mode of every state file but the hosts files.
@@ -350,8 +350,8 @@ pub fn blank_lines(
     for line in text.split_inclusive('\n') {
         let content = line.trim_end_matches('\n');
         if !content.trim().is_empty() && remove(content) {
-            file.seek(SeekFrom::Start(offset))?;
-            file.write_all(" ".repeat(content.len()).as_bytes())?;
+            // One pwrite(2) each (the file is never opened to append).
+            file.write_all_at(" ".repeat(content.len()).as_bytes(), offset)?;
             removed += 1;
             blank += line.len();
         } else if content.trim().is_empty() {
@@ -367,8 +367,7 @@ pub fn blank_lines(
         }
         let new_len = kept.len();
         kept.extend(std::iter::repeat('\n').take(text.len().saturating_sub(new_len)));
-        file.seek(SeekFrom::Start(0))?;
-        file.write_all(kept.as_bytes())?;
+        file.write_all_at(kept.as_bytes(), 0)?;
         file.set_len(new_len as u64)?;
     }
     Ok(removed)
@@ -460,6 +459,12 @@ pub fn read_text_at(dir: BorrowedFd<'_>, name: &str, max: u64) -> io::Result<Opt
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
+    read_text_opened(&mut file, len, max).map(Some)
+}
+
+/// Reads the regular file `file` of `len` bytes (as [`open_regular_at`]
+/// returned them) as text of at most `max` bytes.
+pub(crate) fn read_text_opened(file: &mut File, len: u64, max: u64) -> io::Result<String> {
     let too_big = || {
         refuse(format!(
             "is larger than {max} bytes, more than any state file"
@@ -468,12 +473,11 @@ pub fn read_text_at(dir: BorrowedFd<'_>, name: &str, max: u64) -> io::Result<Opt
     if len > max {
         return Err(too_big());
     }
-    let bytes = read_regular(&mut file, len, max)?;
+    let bytes = read_regular(file, len, max)?;
     if bytes.len() as u64 > max {
         return Err(too_big());
     }
     String::from_utf8(bytes)
-        .map(Some)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8 text"))
 }
 

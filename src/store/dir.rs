@@ -104,6 +104,10 @@ pub fn random_hex(bytes: usize) -> io::Result<String> {
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// Generic records as this process last read or wrote them under the
+/// lock: `None` for one that is not there.
+type HeldRecords = Vec<(PathBuf, Option<Value>)>;
+
 /// The state directory. Writes go through [`StateDir::lock`].
 ///
 /// Reads take no lock. Each one is consistent on its own: a record,
@@ -133,7 +137,7 @@ pub struct StateDir {
     by_identity_only: bool,
     /// The generic records read or written while this store is locked
     /// (`None` when it is not), shared by the clones.
-    records_held: Arc<Mutex<Option<Vec<(PathBuf, Option<Value>)>>>>,
+    records_held: Arc<Mutex<Option<HeldRecords>>>,
 }
 
 impl StateDir {
@@ -620,7 +624,7 @@ impl StateDir {
         Ok(value)
     }
 
-    fn records_held(&self) -> MutexGuard<'_, Option<Vec<(PathBuf, Option<Value>)>>> {
+    fn records_held(&self) -> MutexGuard<'_, Option<HeldRecords>> {
         // Entries are replaced whole: a panic leaves none half made.
         self.records_held.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -304,6 +304,27 @@ impl Manager {
         })
     }
 
+    /// The target of container `name` whose namespace this command made
+    /// and named itself: `inside` (open, with its handle) and `identity`
+    /// taken as they are, not opened and identified again by the name.
+    pub(crate) fn made_target(
+        &self,
+        name: &str,
+        inside: OpenNetns,
+        identity: NetnsId,
+    ) -> Result<ResolvedTarget, Error> {
+        let (path, container) = self.target_place(&Target::Container(name.to_string()))?;
+        Ok(ResolvedTarget {
+            id: identity.endpoint_id(),
+            container,
+            path,
+            legacy_ids: Vec::new(),
+            inside,
+            identity,
+            index: RefCell::new(None),
+        })
+    }
+
     /// Refuses a second endpoint of the target's namespace on `network`
     /// (whatever path or name it was attached by), and a second one of
     /// its container: constant reads, whatever the number of endpoints.

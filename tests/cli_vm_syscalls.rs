@@ -20,9 +20,9 @@ use ipvlan::json::{self, Value};
 
 /// Budgets, in system calls a release build makes (see the module
 /// documentation), about 10% above what was reached on Linux 6.1: connect
-/// 155, disconnect 144, run -d 208, rm -f 245 (its `readlink` of every
-/// process's namespace grows with the processes running), ps 211,
-/// network ls 66, network inspect 83. Before this test, connect,
+/// 128, disconnect 106, run -d 165, rm -f 208 (its `readlink` of every
+/// process's namespace grows with the processes running), ps 160,
+/// network ls 50, network inspect 65. Before this test, connect,
 /// disconnect, run -d and rm -f made 415, 357, 538 and 452; before the
 /// name views used the store's descriptors and read only the target
 /// network, 254, 207, 292 and 304 (ps 350, quadratic in containers and
@@ -30,23 +30,30 @@ use ipvlan::json::{self, Value};
 /// stack-overflow handler), allocated from one mapping (no `mmap`/`munmap`
 /// per buffer), left its directory descriptors to exit and read the
 /// network record once, 214, 195, 272 and 302 (ps 301, ls 101, inspect
-/// 135). What is left of a connect: the process's start and exit (about
-/// 10), the state directory (about 105: the layout check, records,
-/// address files and their commit, the name views) and the kernel's share
-/// (about 40).
-const CONNECT_BUDGET: usize = 172;
+/// 135); before the store trusted the layout of a store holding its lock
+/// (each directory checked at first use), opened state files without an
+/// `fstatat` first, read a container's index once per lock, looked for no
+/// older version's records in a store made without them, and `run`
+/// attached the namespace it made without opening it again, 155, 144,
+/// 208 and 245 (ps 211, ls 66, inspect 83). What is left of a connect:
+/// the process's start and exit (about 13), the state directory (about
+/// 80: the network's name and record, the endpoint and index lookups,
+/// address files, the two records, the hosts line and `/etc/netns` view,
+/// and the commit) and the kernel's share (about 35: two netlink sockets,
+/// the namespace entered twice, once for `disable_ipv6`).
+const CONNECT_BUDGET: usize = 141;
 /// `network disconnect`.
-const DISCONNECT_BUDGET: usize = 158;
+const DISCONNECT_BUDGET: usize = 117;
 /// `run -d --net` without a command: a container namespace and one attach.
-const RUN_BUDGET: usize = 230;
+const RUN_BUDGET: usize = 182;
 /// `rm -f` of that container.
-const RM_BUDGET: usize = 270;
+const RM_BUDGET: usize = 229;
 /// `ps` with 8 containers and 8 networks.
-const PS_BUDGET: usize = 232;
+const PS_BUDGET: usize = 176;
 /// `network ls` with 8 networks.
-const LS_BUDGET: usize = 73;
+const LS_BUDGET: usize = 55;
 /// `network inspect` of a network with 8 endpoints.
-const INSPECT_BUDGET: usize = 92;
+const INSPECT_BUDGET: usize = 72;
 
 fn binary() -> String {
     std::env::var("IPVLAN_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_ipvlan").to_string())

@@ -5,7 +5,10 @@
 //! pure readers of [`super::reply`]: a reply must come from the kernel (port
 //! 0), carry our port id and the request's sequence number; anything else (a
 //! late reply to an abandoned request) is skipped. Errors carry the kernel's
-//! extended-ack text (`NETLINK_EXT_ACK`); ACKs are capped (`NETLINK_CAP_ACK`).
+//! extended-ack text (`NETLINK_EXT_ACK`); the ACKs of batches are capped
+//! (`NETLINK_CAP_ACK`, asked for before the first batch: a single request
+//! needs no budget, and its error ACK, which then echoes the request, fits
+//! the buffer all the same).
 //!
 //! A command sends a handful of requests, so a socket costs only what it
 //! uses: the kernel binds it at the first send and its first answer tells
@@ -149,8 +152,9 @@ pub struct Socket {
     /// Whether `NETLINK_GET_STRICT_CHK` was asked for (before the first
     /// dump; see the module documentation).
     strict_asked: Cell<bool>,
-    /// Whether the kernel took `NETLINK_CAP_ACK`.
-    capped_acks: bool,
+    /// Whether the kernel took `NETLINK_CAP_ACK`: `None` until a batch
+    /// first asks for it.
+    capped_acks: Cell<Option<bool>>,
     /// The batch budgets: `None` until a batch first needs them; `sized`
     /// says whether the buffers were raised already.
     limits: Cell<Option<BatchLimits>>,
@@ -269,13 +273,12 @@ impl Socket {
         Self::open_inner().map_err(|err| Error::from(err).op("open netlink socket"))
     }
 
-    /// Three system calls: the socket and the two options every request
-    /// relies on (error text, capped ACKs). Everything else waits until it
-    /// is needed (see the module documentation).
+    /// Two system calls: the socket and the option every request relies
+    /// on (error text). Everything else waits until it is needed (see the
+    /// module documentation).
     fn open_inner() -> io::Result<Socket> {
         let fd = sys::netlink_socket(NETLINK_ROUTE)?;
         set_optional(&fd, NETLINK_EXT_ACK)?;
-        let capped_acks = set_optional(&fd, NETLINK_CAP_ACK)?;
         // Start where no earlier process that used the same port id is
         // likely to have been, so its late replies cannot match by accident
         // (iproute2 starts from the clock, a system call here each socket).
@@ -287,7 +290,7 @@ impl Socket {
             recv_timeout: Cell::new(RECV_TIMEOUT),
             timeout_set: Cell::new(false),
             strict_asked: Cell::new(false),
-            capped_acks,
+            capped_acks: Cell::new(None),
             limits: Cell::new(None),
             sized: Cell::new(false),
             recv_buf: Cell::new(Vec::new()),
@@ -299,7 +302,7 @@ impl Socket {
     fn size_buffers(&self, recv_buf: usize) -> io::Result<BatchLimits> {
         let send_buf = set_buffer(&self.fd, libc::SO_SNDBUF, SEND_BUF)?;
         let recv_buf = set_buffer(&self.fd, libc::SO_RCVBUF, recv_buf)?;
-        let limits = BatchLimits::new(send_buf, recv_buf, self.capped_acks);
+        let limits = BatchLimits::new(send_buf, recv_buf, self.capped_acks()?);
         self.limits.set(Some(limits));
         self.sized.set(true);
         Ok(limits)
@@ -314,7 +317,7 @@ impl Socket {
             None => {
                 let recv = sys::getsockopt_int(self.fd.as_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF)?;
                 let recv = usize::try_from(recv).unwrap_or(0);
-                let limits = BatchLimits::new(UNASKED_SEND_BUF, recv, self.capped_acks);
+                let limits = BatchLimits::new(UNASKED_SEND_BUF, recv, self.capped_acks()?);
                 self.limits.set(Some(limits));
                 limits
             }
@@ -323,6 +326,16 @@ impl Socket {
             return Ok(limits);
         }
         self.size_buffers(RECV_BUF)
+    }
+
+    /// Whether ACKs are capped, asking for it the first time.
+    fn capped_acks(&self) -> io::Result<bool> {
+        if let Some(capped) = self.capped_acks.get() {
+            return Ok(capped);
+        }
+        let capped = set_optional(&self.fd, NETLINK_CAP_ACK)?;
+        self.capped_acks.set(Some(capped));
+        Ok(capped)
     }
 
     /// Asks for strict checking, once, before the first dump.

@@ -21,7 +21,7 @@ use ipvlan::json::{self, Value};
 
 /// Budgets, in system calls a release build makes (see the module
 /// documentation), about 10% above what was reached on Linux 6.1: connect
-/// 128, disconnect 106, run -d 165, rm -f 208 (its `readlink` of every
+/// 127, disconnect 104, run -d 164, rm -f 206 (its `readlink` of every
 /// process's namespace grows with the processes running), ps 160,
 /// network ls 50, network inspect 65. Before this test, connect,
 /// disconnect, run -d and rm -f made 415, 357, 538 and 452; before the
@@ -42,21 +42,21 @@ use ipvlan::json::{self, Value};
 /// address files, the two records, the hosts line and `/etc/netns` view,
 /// and the commit) and the kernel's share (about 35: two netlink sockets,
 /// the namespace entered twice, once for `disable_ipv6`).
-const CONNECT_BUDGET: usize = 141;
+const CONNECT_BUDGET: usize = 140;
 /// `network disconnect`.
-const DISCONNECT_BUDGET: usize = 117;
+const DISCONNECT_BUDGET: usize = 114;
 /// `run -d --net` without a command: a container namespace and one attach.
-const RUN_BUDGET: usize = 182;
+const RUN_BUDGET: usize = 180;
 /// `rm -f` of that container.
-const RM_BUDGET: usize = 229;
+const RM_BUDGET: usize = 227;
 /// `ps` with 8 containers and 8 networks.
 const PS_BUDGET: usize = 176;
 /// `network ls` with 8 networks.
 const LS_BUDGET: usize = 55;
 /// CNI ADD (`ipam.type: ipvlan`).
-const CNI_ADD_BUDGET: usize = 130;
+const CNI_ADD_BUDGET: usize = 129;
 /// CNI DEL of that attachment.
-const CNI_DEL_BUDGET: usize = 95;
+const CNI_DEL_BUDGET: usize = 92;
 /// `network inspect` of a network with 8 endpoints.
 const INSPECT_BUDGET: usize = 72;
 
@@ -359,8 +359,8 @@ fn cni_vars<'a>(command: &'a str, id: &'a str, netns: &'a str) -> [(&'a str, &'a
 
 /// CNI ADD and DEL with `ipam.type: ipvlan`, one container among a few:
 /// each within a budget (about 10% above what was reached on Linux 6.1:
-/// ADD 118, DEL 86; before the cuts that took the CLI's connect from 155
-/// to 128, 156 and 116), no thread started.
+/// ADD 117, DEL 84; before the cuts that took the CLI's connect from 155
+/// to 127, 156 and 116), no thread started.
 #[test]
 fn cni_add_and_del_stay_within_their_budgets() {
     let mut env = Env::new("cni");

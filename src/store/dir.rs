@@ -696,13 +696,20 @@ impl StateDir {
         Ok(self.record(CONTAINERS, name)?.is_some())
     }
 
-    /// The record of container `name`, if there is one (one read).
+    /// The record of container `name`, if there is one (one read; none
+    /// when this locked command read or wrote it before, see
+    /// [`StateDir::record`]).
     pub fn container(&self, name: &str) -> Result<Option<ContainerRecord>, StoreError> {
         check_name("record id", name)?;
-        self.read_record(
-            &self.record_path(CONTAINERS, name),
-            ContainerRecord::from_json,
-        )
+        let Some(value) = self.record(CONTAINERS, name)? else {
+            return Ok(None);
+        };
+        ContainerRecord::from_json(&value)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt {
+                path: self.record_path(CONTAINERS, name),
+                reason: e.to_string(),
+            })
     }
 
     /// Every container record, sorted by name, and those that could not

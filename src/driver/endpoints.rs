@@ -2,7 +2,7 @@
 //! record, its link (see `endpoint_link`) and its names (see `hosts`), in
 //! that order, undone in reverse on failure.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::net::IpAddr;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -44,6 +44,9 @@ pub(crate) struct ResolvedTarget {
     /// the lock, taken by the [`Manager::reserve`] that follows (same
     /// lock, nothing written in between), so one attach reads it once.
     index: RefCell<Option<ContainerIndex>>,
+    /// Whether [`Manager::check_attach`] found nothing at the container's
+    /// `/etc/netns/NAME` (see [`Names::missing_view`]).
+    view_missing: Cell<bool>,
 }
 
 impl ResolvedTarget {
@@ -301,6 +304,7 @@ impl Manager {
             inside,
             identity,
             index: RefCell::new(None),
+            view_missing: Cell::new(false),
         })
     }
 
@@ -322,6 +326,7 @@ impl Manager {
             inside,
             identity,
             index: RefCell::new(None),
+            view_missing: Cell::new(false),
         })
     }
 
@@ -415,7 +420,10 @@ impl Manager {
                 )));
             }
         };
-        let names = self.names(state);
+        let mut names = self.names(state);
+        if target.view_missing.get() {
+            names.missing_view = target.container.clone();
+        }
         if let Err(error) = pending.finish(state, &names, network, &built) {
             pending.undo_built(state, &names, network, &parent, &target.inside);
             return Err(error);
@@ -428,6 +436,7 @@ impl Manager {
         Names {
             state,
             etc_netns_dir: &self.config.etc_netns_dir,
+            missing_view: None,
         }
     }
 
@@ -475,7 +484,12 @@ impl Manager {
             )));
         }
         if let Some(container) = &target.container {
-            super::hosts::check_view_is_ours(&self.config.etc_netns_dir, container, state.root())?;
+            let missing = super::hosts::check_view_is_ours(
+                &self.config.etc_netns_dir,
+                container,
+                state.root(),
+            )?;
+            target.view_missing.set(missing);
         }
         check_hosts_dir(state, network)
     }

@@ -299,14 +299,16 @@ fn entry(etc_netns_dir: &Path, container: &str, state_root: &Path) -> Result<Ent
 /// Refuses a container whose `ETC_NETNS/NAME/hosts` is someone else's (an
 /// admin's file or symlink, or a non-directory at `ETC_NETNS/NAME`): the
 /// attach would have to replace it. Called before anything is taken, so
-/// the refusal changes nothing.
+/// the refusal changes nothing. Returns whether nothing is at
+/// `ETC_NETNS/NAME` (see [`Names::missing_view`]).
 pub(crate) fn check_view_is_ours(
     etc_netns_dir: &Path,
     container: &str,
     state_root: &Path,
-) -> Result<(), Error> {
+) -> Result<bool, Error> {
     match entry(etc_netns_dir, container, state_root)? {
-        Entry::Missing { .. } | Entry::Ours => Ok(()),
+        Entry::Missing { dir } => Ok(!dir),
+        Entry::Ours => Ok(false),
         Entry::Foreign(why) => Err(Error::already_exists(why)),
     }
 }
@@ -382,17 +384,37 @@ fn make_dir(etc_netns_dir: &Path, container: &str, state_root: &Path) -> Result<
 /// Points `ETC_NETNS/NAME/hosts` at `target`: a missing entry is created,
 /// our own symlink replaced atomically; anything else is refused and left
 /// as it is.
+#[cfg(test)]
 pub(crate) fn link(
     etc_netns_dir: &Path,
     container: &str,
     target: &Path,
     state_root: &Path,
 ) -> Result<(), Error> {
+    link_after(etc_netns_dir, container, target, state_root, false)
+}
+
+/// [`link`]; `missing`: the caller found nothing at `ETC_NETNS/NAME` a
+/// moment before, so it is not looked at again. What another tool puts
+/// there meanwhile makes the `mkdir` (a directory: theirs, kept) or the
+/// `symlink` (anything at `hosts`: refused) fail, as when it is found.
+fn link_after(
+    etc_netns_dir: &Path,
+    container: &str,
+    target: &Path,
+    state_root: &Path,
+    missing: bool,
+) -> Result<(), Error> {
     let target = absolute(target);
     let dir = etc_netns_dir.join(container);
     let hosts = dir.join("hosts");
     let mut has_dir = false;
-    let ours = match entry(etc_netns_dir, container, state_root)? {
+    let seen = if missing {
+        Entry::Missing { dir: false }
+    } else {
+        entry(etc_netns_dir, container, state_root)?
+    };
+    let ours = match seen {
         Entry::Foreign(why) => return Err(Error::already_exists(why)),
         Entry::Ours if fs::read_link(&hosts).is_ok_and(|current| current == target) => {
             return Ok(())
@@ -499,6 +521,10 @@ pub(crate) fn resolve(etc_netns_dir: &Path, container: &str) -> Option<PathBuf> 
 pub(crate) struct Names<'a> {
     pub state: &'a Locked<'a>,
     pub etc_netns_dir: &'a Path,
+    /// A container the caller found nothing at `ETC_NETNS/NAME` for, under
+    /// the lock and before its attach: its view is made without looking
+    /// there again.
+    pub missing_view: Option<String>,
 }
 
 impl Names<'_> {
@@ -685,6 +711,7 @@ impl Names<'_> {
                 let _ = fs::remove_file(&marker);
             }
         }
+        let fresh = self.missing_view.as_deref() == Some(container);
         let files: Vec<PathBuf> = attached.iter().map(|id| state.hosts_path(id)).collect();
         let union = state.union_hosts_path(container);
         if files.len() < 2 && !first && state.present(&union)? {
@@ -693,11 +720,11 @@ impl Names<'_> {
         }
         match files.as_slice() {
             [] => unlink(self.etc_netns_dir, container, state.root()),
-            [only] => link(self.etc_netns_dir, container, only, state.root()),
+            [only] => link_after(self.etc_netns_dir, container, only, state.root(), fresh),
             _ => {
                 self.check_parent(&union)?;
                 write_union(&union, &files)?;
-                link(self.etc_netns_dir, container, &union, state.root())
+                link_after(self.etc_netns_dir, container, &union, state.root(), fresh)
             }
         }
     }
@@ -955,6 +982,7 @@ mod tests {
         let names = Names {
             state: &locked,
             etc_netns_dir: etc,
+            missing_view: None,
         };
         for (network, endpoint) in networks.iter().zip(&endpoints) {
             names.add(network, endpoint, None)?;

@@ -21,7 +21,7 @@ use ipvlan::json::{self, Value};
 
 /// Budgets, in system calls a release build makes (see the module
 /// documentation), about 10% above what was reached on Linux 6.1: connect
-/// 127, disconnect 104, run -d 164, rm -f 206 (its `readlink` of every
+/// 126, disconnect 104, run -d 163, rm -f 203 (its `readlink` of every
 /// process's namespace grows with the processes running), ps 160,
 /// network ls 50, network inspect 65. Before this test, connect,
 /// disconnect, run -d and rm -f made 415, 357, 538 and 452; before the

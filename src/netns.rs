@@ -630,6 +630,37 @@ fn write_sysctl(ns: &Netns, key: &str, ifname: &str, on: bool) -> io::Result<()>
     File::from(file).write_all(if on { b"1" } else { b"0" })
 }
 
+/// Sets several keys of the link `ifname` inside `ns`, each given as
+/// `(family, key, on)` for `net.FAMILY.conf.IFNAME.KEY`, with one visit:
+/// every file is opened there (where `/proc/sys/net` shows that
+/// namespace), then written from here. One result per key, in order; the
+/// outer error is the visit's.
+pub fn set_link_sysctls(
+    ns: &Netns,
+    ifname: &str,
+    keys: &[(&str, &str, bool)],
+) -> io::Result<Vec<io::Result<()>>> {
+    check_ifname(ifname)?;
+    let paths = keys
+        .iter()
+        .map(|(family, key, _)| {
+            CString::new(format!("/proc/sys/net/{family}/conf/{ifname}/{key}"))
+                .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "key contains NUL"))
+        })
+        .collect::<io::Result<Vec<CString>>>()?;
+    let opened: Vec<io::Result<OwnedFd>> = run_here(ns, || {
+        paths
+            .iter()
+            .map(|path| sys::openat(None, path, libc::O_WRONLY, 0))
+            .collect()
+    })?;
+    Ok(opened
+        .into_iter()
+        .zip(keys)
+        .map(|(file, (_, _, on))| File::from(file?).write_all(if *on { b"1" } else { b"0" }))
+        .collect())
+}
+
 /// Reads `net.ipv6.conf.IFNAME.disable_ipv6` inside `ns`.
 pub fn disable_ipv6(ns: &Netns, ifname: &str) -> io::Result<bool> {
     check_ifname(ifname)?;

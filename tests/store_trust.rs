@@ -213,10 +213,23 @@ fn directories_others_may_write_in_are_refused_and_left_alone() {
             "group and others (mode 0777)",
         ),
     ];
+    // The root is checked by `open`; a subdirectory of a store whose
+    // layout is made (it has its lock) where it is first used: here, the
+    // network records listed, a union marker's directory looked into.
+    let first_use = |dir: &Path| -> Result<(), ipvlan::store::StoreError> {
+        let state = StateDir::open(&root)?;
+        if dir == root.join("networks") {
+            state.networks().map(drop)
+        } else if dir != root {
+            state.check_dir(&dir.join(&net.id)).map(drop)
+        } else {
+            Ok(())
+        }
+    };
     for (dir, bad, who) in cases {
         chmod(dir, bad);
         let before = snapshot(tmp.path());
-        let err = StateDir::open(&root).unwrap_err().to_string();
+        let err = first_use(dir).unwrap_err().to_string();
         assert_eq!(
             err,
             format!(
@@ -313,9 +326,10 @@ fn a_symlinked_state_directory_is_refused_but_a_link_above_it_is_fine() {
     let records = real.join("ipvlan/records/containers");
     fs::remove_dir(&records).unwrap();
     symlink(&elsewhere, &records).unwrap();
-    let err = StateDir::open(above.join("ipvlan"))
-        .unwrap_err()
-        .to_string();
+    // Refused where it is first used (the layout is trusted to be there,
+    // not to be sound): here, the containers listed.
+    let state = StateDir::open(above.join("ipvlan")).unwrap();
+    let err = state.containers().unwrap_err().to_string();
     assert!(
         err.ends_with("records/containers: is a symbolic link; the state directory and its subdirectories must be real directories"),
         "{err}"
@@ -562,6 +576,18 @@ fn one_damaged_record_does_not_hide_the_others_from_ls_ps_inspect_and_rm() {
             .unwrap();
         let mut ep = endpoint(&good, "c1", Some("10.0.0.2/24"), None);
         ep.container = Some("c1".into());
+        // Filed in the container's index, as an attach files it.
+        let index = format!(
+            "{{\"version\": 1, \"container\": \"c1\", \"endpoints\": {{\"{}\": \"c1\"}}}}",
+            good.id
+        );
+        locked
+            .put_record(
+                "container-endpoints",
+                "c1",
+                &ipvlan::json::parse(&index).unwrap(),
+            )
+            .unwrap();
         locked.put_endpoint(&ep).unwrap();
         // An endpoint whose record will be damaged keeps its address.
         locked

@@ -1682,8 +1682,11 @@ fn paths_older_versions_confused_are_endpoints_of_their_own() {
 
 /// Rewrites an endpoint record the way an older version filed it: under
 /// `old_id` (its container's name, or `path_` and the path), with its
-/// addresses owned by that id and no container index.
+/// addresses owned by that id and no container index; and empties the
+/// lock file, as those versions left it, so the store is searched for
+/// such records (a `Manager` opened afterwards sees it so).
 fn file_as_older_versions_did(config: &Config, network_id: &str, record: &Path, old_id: &str) {
+    fs::write(config.state_dir.join("lock"), "").unwrap();
     let text = fs::read_to_string(record).unwrap();
     let value = ipvlan::json::parse(&text).unwrap();
     let id = value
@@ -1755,6 +1758,7 @@ fn endpoints_recorded_by_older_versions_are_still_found() {
     let legacy_path_id = "path_tmp_ipvlan-legacy_lgp";
     file_as_older_versions_did(&config, &lg.id, &record_of(&config, &lg.id, "lg1"), "lg1");
     file_as_older_versions_did(&config, &lg.id, &path_record, legacy_path_id);
+    let manager = Manager::open(config.clone()).unwrap();
 
     let report = manager.restore().unwrap();
     assert!(report.errors.is_empty(), "{report:?}");

@@ -122,6 +122,7 @@ pub struct Outcome {
 /// returns the exit status.
 pub fn main() -> i32 {
     use std::os::fd::AsFd;
+    wire::EXIT_FOLLOWS.store(true, std::sync::atomic::Ordering::Relaxed);
     // fd 0 read as a plain file: std's buffered stdin adds code for no gain
     // when the whole input is read once. A closed fd 0 reads as empty.
     let stdin = std::io::stdin()
@@ -174,7 +175,10 @@ fn serve(
     if env.command == Command::Version {
         return Ok(render(&version::version_reply()));
     }
-    let mut input = Vec::new();
+    // Room for a usual config from the start: one read(2) and the one
+    // that finds the end, where growing from nothing takes a read for
+    // each doubling.
+    let mut input = Vec::with_capacity(16 << 10);
     stdin
         .take(STDIN_MAX + 1)
         .read_to_end(&mut input)

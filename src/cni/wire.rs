@@ -5,6 +5,7 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use ipnet::IpNet;
 
@@ -19,9 +20,36 @@ use crate::driver::{
 };
 use crate::ipam::{from_u128, to_u128, IpFamily};
 
+/// Set by the plugin's `main`: the process exits once the request is
+/// served, so the manager's descriptors are left to the exit.
+pub(crate) static EXIT_FOLLOWS: AtomicBool = AtomicBool::new(false);
+
+/// A manager for one request. When the process exits next
+/// ([`EXIT_FOLLOWS`]) it is not dropped: what it holds is descriptors of
+/// directories (and memory), which the kernel closes at exit as close(2)
+/// would, with nothing buffered or waiting to be synced (each lock guard,
+/// which commits, is gone before the request returns). One `close` each
+/// saved, as the command line does.
+struct Held(Option<Manager>);
+
+impl std::ops::Deref for Held {
+    type Target = Manager;
+    fn deref(&self) -> &Manager {
+        self.0.as_ref().expect("held until dropped")
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if EXIT_FOLLOWS.load(Ordering::Relaxed) {
+            std::mem::forget(self.0.take());
+        }
+    }
+}
+
 /// The manager over the state directory the environment names
 /// (`IPVLAN_STATE_DIR`, as for the CLI).
-fn manager(env: &Env) -> Result<Manager, CniError> {
+fn manager(env: &Env) -> Result<Held, CniError> {
     let config = Config::from_vars(|name| {
         env.vars
             .iter()
@@ -30,7 +58,9 @@ fn manager(env: &Env) -> Result<Manager, CniError> {
             .map(|(_, v)| v.clone())
     })
     .map_err(|e| CniError::config(e.to_string()))?;
-    Manager::open(config).map_err(runtime)
+    Manager::open(config)
+        .map(|m| Held(Some(m)))
+        .map_err(runtime)
 }
 
 /// A driver failure: code 999, as the reference reports every runtime
@@ -191,6 +221,9 @@ fn run_by_another_ipvlan() -> bool {
     let parent = PathBuf::from(format!("/proc/{}/exe", std::os::unix::process::parent_id()));
     let named = std::fs::read_link(&parent)
         .is_ok_and(|p| p.file_name() == Some(std::ffi::OsStr::new(OUR_TYPE)));
+    if !named {
+        return false;
+    }
     let same = match (
         std::fs::metadata(&parent),
         std::fs::metadata("/proc/self/exe"),
@@ -199,7 +232,7 @@ fn run_by_another_ipvlan() -> bool {
         // Unknown: serve as the plugin, as the config says.
         _ => true,
     };
-    named && !same
+    !same
 }
 
 /// The addresses asked for: `runtimeConfig.ips`, `args.cni.ips`, then

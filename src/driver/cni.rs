@@ -307,6 +307,13 @@ impl Manager {
     /// live. Refused ([`ErrorKind::InvalidValue`], CNI code 7) when a CLI
     /// network has the name or the config differs while attachments live.
     pub fn cni_network(&self, net: &CniNetwork) -> Result<(), Error> {
+        self.cni_network_id(net).map(drop)
+    }
+
+    /// [`Manager::cni_network`]; the id of the record it found as it is
+    /// (`None` when it made one), for the caller to read again under the
+    /// lock without reading every network.
+    fn cni_network_id(&self, net: &CniNetwork) -> Result<Option<String>, Error> {
         // Two first ADDs at once: one creates, the other finds it.
         for _ in 0..3 {
             let existing = self.store.network_by_name(&net.name);
@@ -319,7 +326,7 @@ impl Manager {
                             net.name
                         )))
                     }
-                    Some(config) if config == net.config => return Ok(()),
+                    Some(config) if config == net.config => return Ok(Some(record.id)),
                     Some(config) => {
                         let live = self.store.endpoints_of(&record.id)?;
                         // Leases served to other plugins first, our own ADD
@@ -376,7 +383,7 @@ impl Manager {
                     .map(drop)
             };
             match made {
-                Ok(()) => return Ok(()),
+                Ok(()) => return Ok(None),
                 Err(error) if error.kind() == ErrorKind::AlreadyExists => continue,
                 Err(error) => return Err(error),
             }
@@ -411,12 +418,21 @@ impl Manager {
         if inside.handle.link_by_name(attach.ifname)?.is_some() {
             return Err(ifname_taken(attach).into());
         }
-        self.cni_network(net).map_err(network_error)?;
-        let network = net.name.as_str();
+        let found = self.cni_network_id(net).map_err(network_error)?;
         let id = attachment_id(attach.container_id, attach.ifname);
         let state = self.store.lock()?;
-        let networks = state.networks()?;
-        let network = find_network(&networks, network)?.clone();
+        // The record found before the lock, read again, while it still
+        // has this name; else the name looked up among every network.
+        let again = match &found {
+            Some(found) => state.network(found)?,
+            None => None,
+        };
+        let network = match again
+            .filter(|record| record.name == net.name && record.state != NetworkState::Creating)
+        {
+            Some(record) => record,
+            None => find_network(&state.networks()?, &net.name)?.clone(),
+        };
         match cni_config(&network) {
             None => {
                 return Err(CniAddError::Config(config_error(format!(

@@ -17,6 +17,7 @@ use super::{random_hex, ContainerInfo, EndpointInfo, Error, ExecOptions, ExitSta
 use super::{AttachRequest, RunRequest, Target};
 use crate::netns::{self, Netns};
 use crate::rtnl::Handle;
+use crate::store::records::NetnsId;
 use crate::store::{
     ContainerRecord, ContainerState, Damaged, EndpointState, Listing, Locked, NetworkRecord,
     Timestamp,
@@ -115,8 +116,9 @@ impl Manager {
             let _ = state.remove_container(&name);
             return Err(container(error));
         }
+        let identity = record.netns_id;
         let made = self
-            .attach_all(&state, &joins, &inside, &name)
+            .attach_all(&state, &joins, inside, identity, &name)
             .and_then(|endpoints| {
                 record.state = ContainerState::Created;
                 state
@@ -203,13 +205,18 @@ impl Manager {
         &self,
         state: &Locked<'_>,
         joins: &[(&NetworkRecord, &AttachRequest)],
-        inside: &OpenNetns,
+        inside: OpenNetns,
+        identity: Option<NetnsId>,
         name: &str,
     ) -> Result<Vec<EndpointInfo>, (Step, Error)> {
-        set_loopback_up(inside).map_err(|e| (Step::Container, e))?;
-        let target = self
-            .resolve_target(&Target::Container(name.to_string()))
-            .map_err(|e| (Step::Container, e))?;
+        set_loopback_up(&inside).map_err(|e| (Step::Container, e))?;
+        // The namespace just made and named, still open: not opened again
+        // by its name (check_attach makes sure the name still leads to it).
+        let target = match identity {
+            Some(identity) => self.made_target(name, inside, identity),
+            None => self.resolve_target(&Target::Container(name.to_string())),
+        }
+        .map_err(|e| (Step::Container, e))?;
         let mut endpoints = Vec::new();
         for (network, attach) in joins {
             let endpoint = self.attach(state, network, &target, attach).map_err(|e| {
@@ -328,6 +335,14 @@ impl Manager {
                 list.join(" ")
             )));
         }
+        // The store's directories its names and log are removed from,
+        // last, checked before anything changes (a refusal there would
+        // otherwise come with the container half removed).
+        for file in [state.hosts_path(name), self.log_path(name)] {
+            if let Some(dir) = file.parent() {
+                state.check_dir(dir)?;
+            }
+        }
         // From here `ps` no longer lists it, and a kill leaves restore to
         // finish the removal.
         if let Some(mut record) = state.container(name)? {
@@ -398,7 +413,7 @@ impl Manager {
         // than a listing per network).
         // A directory that cannot be listed: probed container by
         // container, which reports the damage per container as before.
-        let listed = if whole.len() > 1 {
+        let listed = if whole.len() > 1 && !state.by_identity_only() {
             networks
                 .iter()
                 .map(|network| state.endpoint_ids(&network.id))

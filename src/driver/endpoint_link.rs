@@ -371,20 +371,27 @@ fn configure(
         handle.link_rename(index, ifname)?;
     }
     let disable = plan.ipv6.is_none();
-    if let Err(error) = crate::netns::set_disable_ipv6(&inside.ns, ifname, disable) {
+    // Both in one visit of the namespace.
+    let mut keys = vec![("ipv6", "disable_ipv6", disable)];
+    if plan.arp_notify {
+        keys.push(("ipv4", "arp_notify", true));
+    }
+    let setting = |error: &std::io::Error| {
+        Error::io(
+            format!("setting disable_ipv6 on {ifname} in {}", inside.label()),
+            error,
+        )
+    };
+    let set = crate::netns::set_link_sysctls(&inside.ns, ifname, &keys)
+        .map_err(|error| setting(&error))?;
+    if let Some(Err(error)) = set.first() {
         // A kernel without IPv6 has nothing to disable.
         if !disable || error.kind() != std::io::ErrorKind::NotFound {
-            return Err(Error::io(
-                format!("setting disable_ipv6 on {ifname} in {}", inside.label()),
-                &error,
-            ));
+            return Err(setting(error));
         }
     }
-    // Best effort, as the reference plugin: a link that cannot announce
-    // itself still works.
-    if plan.arp_notify {
-        let _ = crate::netns::set_arp_notify(&inside.ns, ifname, true);
-    }
+    // `arp_notify` is best effort, as the reference plugin's: a link that
+    // cannot announce itself still works.
     let mut steps = Vec::with_capacity(5);
     if let Some(v4) = plan.ipv4 {
         let (net, flags) = (IpNet::V4(v4), AddrFlags::empty());

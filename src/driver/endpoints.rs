@@ -2,6 +2,7 @@
 //! record, its link (see `endpoint_link`) and its names (see `hosts`), in
 //! that order, undone in reverse on failure.
 
+use std::cell::{Cell, RefCell};
 use std::net::IpAddr;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -39,6 +40,13 @@ pub(crate) struct ResolvedTarget {
     legacy_ids: Vec<String>,
     pub(crate) inside: OpenNetns,
     identity: NetnsId,
+    /// The container's index as [`Manager::check_attach`] read it under
+    /// the lock, taken by the [`Manager::reserve`] that follows (same
+    /// lock, nothing written in between), so one attach reads it once.
+    index: RefCell<Option<ContainerIndex>>,
+    /// Whether [`Manager::check_attach`] found nothing at the container's
+    /// `/etc/netns/NAME` (see [`Names::missing_view`]).
+    view_missing: Cell<bool>,
 }
 
 impl ResolvedTarget {
@@ -295,6 +303,30 @@ impl Manager {
             legacy_ids,
             inside,
             identity,
+            index: RefCell::new(None),
+            view_missing: Cell::new(false),
+        })
+    }
+
+    /// The target of container `name` whose namespace this command made
+    /// and named itself: `inside` (open, with its handle) and `identity`
+    /// taken as they are, not opened and identified again by the name.
+    pub(crate) fn made_target(
+        &self,
+        name: &str,
+        inside: OpenNetns,
+        identity: NetnsId,
+    ) -> Result<ResolvedTarget, Error> {
+        let (path, container) = self.target_place(&Target::Container(name.to_string()))?;
+        Ok(ResolvedTarget {
+            id: identity.endpoint_id(),
+            container,
+            path,
+            legacy_ids: Vec::new(),
+            inside,
+            identity,
+            index: RefCell::new(None),
+            view_missing: Cell::new(false),
         })
     }
 
@@ -342,7 +374,9 @@ impl Manager {
         }
         if let Some(name) = &target.container {
             let index = ContainerIndex::read(state, name)?;
-            if let Some(existing) = index.endpoint(state, &network.id)? {
+            let existing = index.endpoint(state, &network.id)?;
+            *target.index.borrow_mut() = Some(index);
+            if let Some(existing) = existing {
                 if same(&existing) {
                     return Err(already(&existing));
                 }
@@ -386,7 +420,10 @@ impl Manager {
                 )));
             }
         };
-        let names = self.names(state);
+        let mut names = self.names(state);
+        if target.view_missing.get() {
+            names.missing_view = target.container.clone();
+        }
         if let Err(error) = pending.finish(state, &names, network, &built) {
             pending.undo_built(state, &names, network, &parent, &target.inside);
             return Err(error);
@@ -399,6 +436,7 @@ impl Manager {
         Names {
             state,
             etc_netns_dir: &self.config.etc_netns_dir,
+            missing_view: None,
         }
     }
 
@@ -446,9 +484,14 @@ impl Manager {
             )));
         }
         if let Some(container) = &target.container {
-            super::hosts::check_view_is_ours(&self.config.etc_netns_dir, container, state.root())?;
+            let missing = super::hosts::check_view_is_ours(
+                &self.config.etc_netns_dir,
+                container,
+                state.root(),
+            )?;
+            target.view_missing.set(missing);
         }
-        Ok(())
+        check_hosts_dir(state, network)
     }
 
     /// The state of an attach that passed [`Manager::check_attach`]: a
@@ -489,7 +532,11 @@ impl Manager {
         // The container's index entry before its record: an entry without
         // a record counts for nothing, a record is always found.
         if let Some(name) = &target.container {
-            let added = ContainerIndex::read(state, name).and_then(|mut index| {
+            let read = match target.index.take() {
+                Some(index) => Ok(index),
+                None => ContainerIndex::read(state, name),
+            };
+            let added = read.and_then(|mut index| {
                 index.add(state, &network.id, &target.id)?;
                 Ok(index)
             });
@@ -521,6 +568,7 @@ impl Manager {
         mut endpoint: EndpointRecord,
         at: &NsAt,
     ) -> Result<Vec<String>, Error> {
+        check_hosts_dir(state, network)?;
         endpoint.state = EndpointState::Detaching;
         state.put_endpoint(&endpoint)?;
         let mut notes = Vec::new();
@@ -609,6 +657,17 @@ fn locked_network(
         return Ok(network);
     }
     find_network(&state.networks()?, name_or_id).cloned()
+}
+
+/// Checks the store's `hosts/` directory, which the names are written in
+/// after the kernel changed: a refused one must stop the command before
+/// anything changes. The check opens it for that later write, so it costs
+/// nothing.
+fn check_hosts_dir(state: &Locked<'_>, network: &NetworkRecord) -> Result<(), Error> {
+    if let Some(dir) = state.hosts_path(&network.id).parent() {
+        state.check_dir(dir)?;
+    }
+    Ok(())
 }
 
 /// The namespace an endpoint's link is in, when it is the one attached;

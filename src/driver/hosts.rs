@@ -81,6 +81,7 @@ pub(crate) fn append(path: &Path, name: &str, addresses: &[IpAddr]) -> Result<()
 /// Removes every line naming `name` in place (same inode, so mounts of it
 /// stay valid), never exposing a partial line (see
 /// [`crate::store::remove_lines`]).
+#[cfg(test)]
 pub(crate) fn remove(path: &Path, name: &str) -> Result<(), Error> {
     crate::store::remove_lines(path, |line| names_host(line, name))
         .map(drop)
@@ -298,14 +299,16 @@ fn entry(etc_netns_dir: &Path, container: &str, state_root: &Path) -> Result<Ent
 /// Refuses a container whose `ETC_NETNS/NAME/hosts` is someone else's (an
 /// admin's file or symlink, or a non-directory at `ETC_NETNS/NAME`): the
 /// attach would have to replace it. Called before anything is taken, so
-/// the refusal changes nothing.
+/// the refusal changes nothing. Returns whether nothing is at
+/// `ETC_NETNS/NAME` (see [`Names::missing_view`]).
 pub(crate) fn check_view_is_ours(
     etc_netns_dir: &Path,
     container: &str,
     state_root: &Path,
-) -> Result<(), Error> {
+) -> Result<bool, Error> {
     match entry(etc_netns_dir, container, state_root)? {
-        Entry::Missing { .. } | Entry::Ours => Ok(()),
+        Entry::Missing { dir } => Ok(!dir),
+        Entry::Ours => Ok(false),
         Entry::Foreign(why) => Err(Error::already_exists(why)),
     }
 }
@@ -381,17 +384,37 @@ fn make_dir(etc_netns_dir: &Path, container: &str, state_root: &Path) -> Result<
 /// Points `ETC_NETNS/NAME/hosts` at `target`: a missing entry is created,
 /// our own symlink replaced atomically; anything else is refused and left
 /// as it is.
+#[cfg(test)]
 pub(crate) fn link(
     etc_netns_dir: &Path,
     container: &str,
     target: &Path,
     state_root: &Path,
 ) -> Result<(), Error> {
+    link_after(etc_netns_dir, container, target, state_root, false)
+}
+
+/// [`link`]; `missing`: the caller found nothing at `ETC_NETNS/NAME` a
+/// moment before, so it is not looked at again. What another tool puts
+/// there meanwhile makes the `mkdir` (a directory: theirs, kept) or the
+/// `symlink` (anything at `hosts`: refused) fail, as when it is found.
+fn link_after(
+    etc_netns_dir: &Path,
+    container: &str,
+    target: &Path,
+    state_root: &Path,
+    missing: bool,
+) -> Result<(), Error> {
     let target = absolute(target);
     let dir = etc_netns_dir.join(container);
     let hosts = dir.join("hosts");
     let mut has_dir = false;
-    let ours = match entry(etc_netns_dir, container, state_root)? {
+    let seen = if missing {
+        Entry::Missing { dir: false }
+    } else {
+        entry(etc_netns_dir, container, state_root)?
+    };
+    let ours = match seen {
         Entry::Foreign(why) => return Err(Error::already_exists(why)),
         Entry::Ours if fs::read_link(&hosts).is_ok_and(|current| current == target) => {
             return Ok(())
@@ -498,6 +521,10 @@ pub(crate) fn resolve(etc_netns_dir: &Path, container: &str) -> Option<PathBuf> 
 pub(crate) struct Names<'a> {
     pub state: &'a Locked<'a>,
     pub etc_netns_dir: &'a Path,
+    /// A container the caller found nothing at `ETC_NETNS/NAME` for, under
+    /// the lock and before its attach: its view is made without looking
+    /// there again.
+    pub missing_view: Option<String>,
 }
 
 impl Names<'_> {
@@ -542,7 +569,9 @@ impl Names<'_> {
         endpoint: &EndpointRecord,
     ) -> Result<(), Error> {
         if let Some(container) = &endpoint.container {
-            remove(&self.state.hosts_path(&network.id), container)?;
+            let file = self.state.hosts_path(&network.id);
+            self.state
+                .blank_lines_in(&file, |line| names_host(line, container))?;
         }
         self.refresh_network(network)?;
         if let Some(container) = &endpoint.container {
@@ -568,8 +597,19 @@ impl Names<'_> {
                 wanted.push((address.addr(), container.clone()));
             }
         }
-        reconcile(&self.state.hosts_path(&network.id), &wanted)?;
+        let file = self.state.hosts_path(&network.id);
+        self.check_parent(&file)?;
+        reconcile(&file, &wanted)?;
         self.refresh_network(network)
+    }
+
+    /// Checks the store's directory holding `path` (from the root down,
+    /// once per command) before `path` is reached by its path name.
+    fn check_parent(&self, path: &Path) -> Result<(), Error> {
+        if let Some(dir) = path.parent() {
+            self.state.check_dir(dir)?;
+        }
+        Ok(())
     }
 
     /// Regenerates the union view of every container on `network` that is
@@ -577,7 +617,8 @@ impl Names<'_> {
     /// nothing for single-network containers).
     fn refresh_network(&self, network: &NetworkRecord) -> Result<(), Error> {
         let markers = self.state.union_markers_dir(&network.id);
-        if !self.state.check_dir(&markers)? {
+        // Only there while a container of the network is on several.
+        if !self.state.check_dir_if_present(&markers)? {
             return Ok(());
         }
         let Ok(entries) = fs::read_dir(&markers) else {
@@ -617,7 +658,15 @@ impl Names<'_> {
                 &read
             }
         };
-        for id in state.network_ids()? {
+        // In a store that files endpoints only by identity the index names
+        // every network the container is on; otherwise a record of an
+        // older version may be on any network.
+        let networks = if state.by_identity_only() {
+            index.network_ids()
+        } else {
+            state.network_ids()?
+        };
+        for id in networks {
             let endpoint = match known.filter(|known| known.network_id == id) {
                 Some(known) => Some(known.clone()),
                 None => index.endpoint(state, &id)?,
@@ -632,7 +681,16 @@ impl Names<'_> {
         if let Some(also) = also.filter(|also| !on.iter().any(|id| id == also)) {
             on.push(also.to_string());
         }
-        for network_id in &on {
+        // Just attached to its only network (the index the caller wrote
+        // names no other): it was on none before, so it has no union view
+        // or marker to take away (they exist only while a container is on
+        // several; one a crash left is found by its network's next refresh
+        // or by restore).
+        let first = state.by_identity_only()
+            && also.is_none()
+            && known.is_some()
+            && known_index.is_some_and(|index| index.network_ids().len() == 1);
+        for network_id in on.iter().filter(|_| !first) {
             let markers = state.union_markers_dir(network_id);
             let marker = markers.join(container);
             if attached.len() > 1 && attached.iter().any(|id| id == network_id) {
@@ -649,24 +707,24 @@ impl Names<'_> {
                     )
                     .map_err(|e| io("writing", &marker, e))?;
                 }
-            } else {
+            } else if state.check_dir_if_present(&markers)? {
                 let _ = fs::remove_file(&marker);
             }
         }
+        let fresh = self.missing_view.as_deref() == Some(container);
         let files: Vec<PathBuf> = attached.iter().map(|id| state.hosts_path(id)).collect();
         let union = state.union_hosts_path(container);
+        if files.len() < 2 && !first && state.present(&union)? {
+            self.check_parent(&union)?;
+            let _ = fs::remove_file(&union);
+        }
         match files.as_slice() {
-            [] => {
-                let _ = fs::remove_file(&union);
-                unlink(self.etc_netns_dir, container, state.root())
-            }
-            [only] => {
-                let _ = fs::remove_file(&union);
-                link(self.etc_netns_dir, container, only, state.root())
-            }
+            [] => unlink(self.etc_netns_dir, container, state.root()),
+            [only] => link_after(self.etc_netns_dir, container, only, state.root(), fresh),
             _ => {
+                self.check_parent(&union)?;
                 write_union(&union, &files)?;
-                link(self.etc_netns_dir, container, &union, state.root())
+                link_after(self.etc_netns_dir, container, &union, state.root(), fresh)
             }
         }
     }
@@ -912,7 +970,10 @@ mod tests {
             attached(&networks[0], "c1", "10.0.0.2/24"),
             attached(&networks[1], "c1", "10.1.0.2/24"),
         ];
+        // Filed as an attach files them: the container's index first.
+        let mut index = ContainerIndex::read(&locked, "c1")?;
         for endpoint in &endpoints {
+            index.add(&locked, &endpoint.network_id, &endpoint.id)?;
             locked.put_endpoint(endpoint)?;
         }
         for network in &networks {
@@ -921,6 +982,7 @@ mod tests {
         let names = Names {
             state: &locked,
             etc_netns_dir: etc,
+            missing_view: None,
         };
         for (network, endpoint) in networks.iter().zip(&endpoints) {
             names.add(network, endpoint, None)?;

@@ -407,7 +407,9 @@ impl ContainerIndex {
                 return Ok(Some(record));
             }
         }
-        if listed.is_some_and(|ids| ids.binary_search(&self.container).is_err()) {
+        if state.by_identity_only()
+            || listed.is_some_and(|ids| ids.binary_search(&self.container).is_err())
+        {
             return Ok(None);
         }
         endpoint_at(state, network_id, &self.container, ours)
@@ -558,6 +560,13 @@ impl ContainerIndex {
         };
         index.write(state)?;
         Ok(true)
+    }
+
+    /// The networks the index files an endpoint on, sorted.
+    pub(crate) fn network_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.entries.iter().map(|(n, _)| n.clone()).collect();
+        crate::order::sort(&mut ids);
+        ids
     }
 
     fn write(&self, state: &Locked<'_>) -> Result<(), Error> {

@@ -5,14 +5,19 @@
 //! pure readers of [`super::reply`]: a reply must come from the kernel (port
 //! 0), carry our port id and the request's sequence number; anything else (a
 //! late reply to an abandoned request) is skipped. Errors carry the kernel's
-//! extended-ack text (`NETLINK_EXT_ACK`); ACKs are capped (`NETLINK_CAP_ACK`).
+//! extended-ack text (`NETLINK_EXT_ACK`); the ACKs of batches are capped
+//! (`NETLINK_CAP_ACK`, asked for before the first batch: a single request
+//! needs no budget, and its error ACK, which then echoes the request, fits
+//! the buffer all the same).
 //!
 //! A command sends a handful of requests, so a socket costs only what it
 //! uses: the kernel binds it at the first send and its first answer tells
 //! the port id (no `bind`, no `getsockname`), the
 //! receive timeout is set the first time an answer is not already queued
 //! (rtnetlink answers inside `sendmsg`, so that is rare), strict checking
-//! before the first `GET` request (the only ones it affects), and the
+//! before the first dump (the kernel filters dumps by the request's
+//! header and attributes only under it; a single `GET` of a valid request
+//! is answered alike either way), and the
 //! buffer sizes are read, and raised, only for batches that need them.
 //! Each datagram is read with one `recvfrom`; one larger than the buffer
 //! (reported by `MSG_TRUNC`) grows it and is asked for again.
@@ -145,10 +150,11 @@ pub struct Socket {
     /// Whether `SO_RCVTIMEO` is set (at the first answer not yet queued).
     timeout_set: Cell<bool>,
     /// Whether `NETLINK_GET_STRICT_CHK` was asked for (before the first
-    /// `GET`; it changes nothing else).
+    /// dump; see the module documentation).
     strict_asked: Cell<bool>,
-    /// Whether the kernel took `NETLINK_CAP_ACK`.
-    capped_acks: bool,
+    /// Whether the kernel took `NETLINK_CAP_ACK`: `None` until a batch
+    /// first asks for it.
+    capped_acks: Cell<Option<bool>>,
     /// The batch budgets: `None` until a batch first needs them; `sized`
     /// says whether the buffers were raised already.
     limits: Cell<Option<BatchLimits>>,
@@ -170,6 +176,19 @@ impl fmt::Debug for Socket {
             .field("limits", &self.limits.get())
             .finish_non_exhaustive()
     }
+}
+
+/// The first sequence number of a socket: from the random bytes the
+/// kernel gives every program at `exec` (`AT_RANDOM`, read without a
+/// system call), so two processes rarely start alike, plus a count of the
+/// sockets this process opened before, so its own sockets do not either.
+fn seq_seed() -> u32 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static OPENED: AtomicU32 = AtomicU32::new(0);
+    let random = sys::exec_random().map_or(0, |bytes| {
+        u32::from_ne_bytes([bytes[12], bytes[13], bytes[14], bytes[15]])
+    });
+    random.wrapping_add(OPENED.fetch_add(1 << 16, Ordering::Relaxed))
 }
 
 /// Sets a socket option the running kernel may not know (`ENOPROTOOPT`);
@@ -254,18 +273,16 @@ impl Socket {
         Self::open_inner().map_err(|err| Error::from(err).op("open netlink socket"))
     }
 
-    /// Three system calls: the socket and the two options every request
-    /// relies on (error text, capped ACKs). Everything else waits until it
-    /// is needed (see the module documentation).
+    /// Two system calls: the socket and the option every request relies
+    /// on (error text). Everything else waits until it is needed (see the
+    /// module documentation).
     fn open_inner() -> io::Result<Socket> {
         let fd = sys::netlink_socket(NETLINK_ROUTE)?;
         set_optional(&fd, NETLINK_EXT_ACK)?;
-        let capped_acks = set_optional(&fd, NETLINK_CAP_ACK)?;
-        // Start from the clock like iproute2, so replies to an earlier process
-        // that used the same port id cannot match by accident.
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(1, |d| d.as_secs() as u32);
+        // Start where no earlier process that used the same port id is
+        // likely to have been, so its late replies cannot match by accident
+        // (iproute2 starts from the clock, a system call here each socket).
+        let seed = seq_seed();
         Ok(Socket {
             fd,
             port_id: Cell::new(0),
@@ -273,7 +290,7 @@ impl Socket {
             recv_timeout: Cell::new(RECV_TIMEOUT),
             timeout_set: Cell::new(false),
             strict_asked: Cell::new(false),
-            capped_acks,
+            capped_acks: Cell::new(None),
             limits: Cell::new(None),
             sized: Cell::new(false),
             recv_buf: Cell::new(Vec::new()),
@@ -285,7 +302,7 @@ impl Socket {
     fn size_buffers(&self, recv_buf: usize) -> io::Result<BatchLimits> {
         let send_buf = set_buffer(&self.fd, libc::SO_SNDBUF, SEND_BUF)?;
         let recv_buf = set_buffer(&self.fd, libc::SO_RCVBUF, recv_buf)?;
-        let limits = BatchLimits::new(send_buf, recv_buf, self.capped_acks);
+        let limits = BatchLimits::new(send_buf, recv_buf, self.capped_acks()?);
         self.limits.set(Some(limits));
         self.sized.set(true);
         Ok(limits)
@@ -300,7 +317,7 @@ impl Socket {
             None => {
                 let recv = sys::getsockopt_int(self.fd.as_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF)?;
                 let recv = usize::try_from(recv).unwrap_or(0);
-                let limits = BatchLimits::new(UNASKED_SEND_BUF, recv, self.capped_acks);
+                let limits = BatchLimits::new(UNASKED_SEND_BUF, recv, self.capped_acks()?);
                 self.limits.set(Some(limits));
                 limits
             }
@@ -311,14 +328,19 @@ impl Socket {
         self.size_buffers(RECV_BUF)
     }
 
-    /// Asks for strict checking of `GET` requests, once, before the first.
-    fn strict_before_get(&self, msgs: &[MessageBuilder]) -> io::Result<()> {
-        // rtnetlink's GET types are RTM_BASE + 4n + 2 (RTM_GETLINK = 18, ...).
-        let is_get = |msg: &MessageBuilder| {
-            let kind = msg.kind();
-            kind >= 16 && kind % 4 == 2
-        };
-        if !self.strict_asked.get() && msgs.iter().any(is_get) {
+    /// Whether ACKs are capped, asking for it the first time.
+    fn capped_acks(&self) -> io::Result<bool> {
+        if let Some(capped) = self.capped_acks.get() {
+            return Ok(capped);
+        }
+        let capped = set_optional(&self.fd, NETLINK_CAP_ACK)?;
+        self.capped_acks.set(Some(capped));
+        Ok(capped)
+    }
+
+    /// Asks for strict checking, once, before the first dump.
+    fn strict_before_dump(&self) -> io::Result<()> {
+        if !self.strict_asked.get() {
             set_optional(&self.fd, NETLINK_GET_STRICT_CHK)?;
             self.strict_asked.set(true);
         }
@@ -486,7 +508,6 @@ impl Socket {
     /// the messages whose outcome is unknown.
     pub fn request_batch(&self, msgs: &[MessageBuilder]) -> Result<Vec<Result<()>>> {
         let setup = |err| Error::from(err).op("set up netlink socket");
-        self.strict_before_get(msgs).map_err(setup)?;
         // One request always goes alone: no budget to ask for.
         let limits = match msgs.len() {
             0 | 1 => BatchLimits::new(usize::MAX, usize::MAX, true),
@@ -587,8 +608,6 @@ impl Socket {
     ) -> Result<T> {
         let mut msg = msg.clone();
         msg.set_flags((msg.flags() | NLM_F_REQUEST) & !NLM_F_ACK);
-        self.strict_before_get(std::slice::from_ref(&msg))
-            .map_err(|err| Error::from(err).op("set up netlink socket"))?;
         for _ in 0..TRUNCATED_ATTEMPTS {
             let seq = self.next_seq();
             self.send(&msg.to_bytes(seq, self.port_id.get())?)?;
@@ -618,7 +637,7 @@ impl Socket {
     ) -> Result<Vec<T>> {
         let mut msg = msg.clone();
         msg.set_flags((msg.flags() | NLM_F_REQUEST | NLM_F_DUMP) & !NLM_F_ACK);
-        self.strict_before_get(std::slice::from_ref(&msg))
+        self.strict_before_dump()
             .map_err(|err| Error::from(err).op("set up netlink socket"))?;
         for _ in 0..DUMP_ATTEMPTS {
             let seq = self.next_seq();

@@ -23,6 +23,7 @@ use std::net::IpAddr;
 use std::ops::Deref;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use ipnet::IpNet;
 
@@ -53,11 +54,14 @@ const LOGS: &str = "logs";
 /// `names/<network name>`: the id of the network of that name, a hint
 /// (see [`StateDir::network_by_name`]).
 const NAMES: &str = "names";
+/// What the lock file of a store made by this version holds (see
+/// [`StateDir::by_identity_only`]).
+const BY_IDENTITY_ONLY: &str = "endpoints filed by namespace identity only\n";
 /// Kind of the generic records that list the containers the driver made.
 const CONTAINERS: &str = "containers";
 /// The directories every state directory has, made by [`StateDir::open`]
-/// and checked (one `fstatat` each) by it and by every later
-/// [`StateDir::lock`], parents first.
+/// (checked there, one `fstatat` each, parents first, when the lock file
+/// is missing: a new store, or one a command never finished making).
 const FIXED_DIRS: [&str; 9] = [
     NETWORKS,
     ENDPOINTS,
@@ -100,6 +104,10 @@ pub fn random_hex(bytes: usize) -> io::Result<String> {
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// Generic records as this process last read or wrote them under the
+/// lock: `None` for one that is not there.
+type HeldRecords = Vec<(PathBuf, Option<Value>)>;
+
 /// The state directory. Writes go through [`StateDir::lock`].
 ///
 /// Reads take no lock. Each one is consistent on its own: a record,
@@ -113,8 +121,9 @@ pub fn random_hex(bytes: usize) -> io::Result<String> {
 ///
 /// Every read and write goes through the descriptors of directories
 /// checked on their way from the root (see the module's trust rules),
-/// each opened and checked once: [`StateDir::open`] checks the root and
-/// the fixed layout, deeper directories are checked at first use, and
+/// each opened and checked once: [`StateDir::open`] checks the root (and
+/// the fixed layout while it is being made), every other directory is
+/// checked at first use, and
 /// the first [`StateDir::lock`] after `open` trusts what `open` checked;
 /// every later `lock` or [`StateDir::refresh`] starts over, for programs
 /// that keep a `StateDir` for long. A clone shares the checked
@@ -124,6 +133,11 @@ pub struct StateDir {
     root: PathBuf,
     /// The open directories (and who must own them) and pending writes.
     handles: Handles,
+    /// See [`StateDir::by_identity_only`].
+    by_identity_only: bool,
+    /// The generic records read or written while this store is locked
+    /// (`None` when it is not), shared by the clones.
+    records_held: Arc<Mutex<Option<HeldRecords>>>,
 }
 
 impl StateDir {
@@ -145,21 +159,71 @@ impl StateDir {
         // link in the last component.
         let root: PathBuf = root.into().components().collect();
         let euid = crate::sys::geteuid();
-        let state = StateDir {
+        let mut state = StateDir {
             root: root.clone(),
             handles: Handles::new(root.clone(), euid),
+            by_identity_only: false,
+            records_held: Arc::default(),
         };
-        let missing = state.check_fixed()?;
-        if !missing.is_empty() {
-            for dir in missing {
-                state.ensure_dir(&dir)?;
+        match state.lock_len()? {
+            Some(len) => state.by_identity_only = len > 0,
+            None => {
+                let missing = state.check_fixed()?;
+                if !missing.is_empty() {
+                    // No endpoint directory: no record of an older version.
+                    let new = missing.contains(&root.join(ENDPOINTS));
+                    for dir in missing {
+                        state.ensure_dir(&dir)?;
+                    }
+                    // With the layout, so a new store looks the same whether
+                    // its first command wrote or only read (listings take no
+                    // lock).
+                    let mut lock = state.open_lock()?;
+                    if new && lock.metadata().is_ok_and(|m| m.len() == 0) {
+                        use std::io::Write;
+                        lock.write_all(BY_IDENTITY_ONLY.as_bytes())
+                            .map_err(StoreError::io("writing", root.join(LOCK_FILE)))?;
+                        state.by_identity_only = true;
+                    }
+                }
             }
-            // With the layout, so a new store looks the same whether its
-            // first command wrote or only read (listings take no lock).
-            state.open_lock()?;
         }
         state.handles.set_fresh();
         Ok(state)
+    }
+
+    /// Whether every endpoint record of this store is filed under the id
+    /// of its namespace's identity, and every container's endpoints are in
+    /// its index: the store was made (with no endpoint directory yet) by a
+    /// version that files them only so, which says so in its lock file
+    /// (see the layout in [`crate::store`]). Then no record of an older
+    /// version (filed under a container's name) is looked for: a
+    /// container's endpoints are exactly those of its index. A store made
+    /// by an older version (its lock empty) keeps being searched for them.
+    /// A lock emptied by a power cut right after the store was made only
+    /// makes the searches come back.
+    pub fn by_identity_only(&self) -> bool {
+        self.by_identity_only
+    }
+
+    /// Checks the root; the length of the lock file it holds. `open` makes the
+    /// lock after the layout, so a root with a lock has its layout: the
+    /// fixed directories are then not looked at here (nine `fstatat`s on
+    /// every command) but where they are used, each checked on its
+    /// descriptor before it is read, listed or written, like every deeper
+    /// directory; one that went missing since is made again by the first
+    /// write into it, and reads as empty until then.
+    /// Its length is the store's format mark ([`StateDir::by_identity_only`]).
+    fn lock_len(&self) -> Result<Option<u64>, StoreError> {
+        let path = self.root.join(LOCK_FILE);
+        let Some(root) = self.handles.dir(&self.root)? else {
+            return Ok(None);
+        };
+        match crate::sys::lstat_at(root.fd(), c"lock") {
+            Ok(st) => Ok(Some(u64::try_from(st.st_size).unwrap_or(0))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StoreError::io("checking", &path)(e)),
+        }
     }
 
     /// Forgets the directories checked so far, so the next access checks
@@ -199,6 +263,39 @@ impl StateDir {
             });
         }
         Ok(self.handles.dir(dir)?.is_some())
+    }
+
+    /// Whether something is at `path` (inside the state directory), by one
+    /// `fstatat` from the root's descriptor (none when `path` is a
+    /// directory already checked). Only a negative answer may be taken
+    /// from it as it is: the look may pass through directories not checked
+    /// yet, and "nothing there" leads to nothing being read or written,
+    /// while whatever is found must be checked from the root down
+    /// ([`StateDir::check_dir`]) before it is used. For what is rarely
+    /// there: a network's union markers, a container's union view.
+    pub fn present(&self, path: &Path) -> Result<bool, StoreError> {
+        let relative = path
+            .strip_prefix(&self.root)
+            .ok()
+            .filter(|r| !r.as_os_str().is_empty() && !self.handles.is_open(path));
+        let (Some(relative), Some(root)) = (relative, self.handles.dir(&self.root)?) else {
+            return Ok(true);
+        };
+        let name = fsutil::c_name(&relative.to_string_lossy())
+            .map_err(StoreError::io("checking", path))?;
+        match crate::sys::lstat_at(root.fd(), &name) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            _ => Ok(true),
+        }
+    }
+
+    /// [`StateDir::check_dir`] of `dir` when [`StateDir::present`] finds
+    /// something there; `Ok(false)`, nothing opened, when not.
+    pub fn check_dir_if_present(&self, dir: &Path) -> Result<bool, StoreError> {
+        if !self.present(dir)? {
+            return Ok(false);
+        }
+        self.check_dir(dir)
     }
 
     /// Checks `dir` from the root down and, when it exists, every
@@ -281,6 +378,36 @@ impl StateDir {
             .map_err(StoreError::io("appending to", path))
     }
 
+    /// Blanks in place (see [`fsutil::blank_lines`]) the lines of the
+    /// driver's file `path` (under `hosts/`) for which `remove` is true;
+    /// returns how many, 0 when there is no such file. Opened relative to
+    /// its checked directory like every state file (never through a link,
+    /// nothing but a regular file of at most [`fsutil::HOSTS_MAX`]
+    /// bytes): one open where a path-based one walked the chain again. Not
+    /// synced (see the durability rules).
+    pub fn blank_lines_in(
+        &self,
+        path: &Path,
+        remove: impl FnMut(&str) -> bool,
+    ) -> Result<usize, StoreError> {
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+            return Ok(0);
+        };
+        let Some(dir) = self.handles.dir(dir)? else {
+            return Ok(0);
+        };
+        let name =
+            fsutil::c_name(&name.to_string_lossy()).map_err(StoreError::io("opening", path))?;
+        let (mut file, len) = match fsutil::open_regular_at(dir.fd(), &name, libc::O_RDWR, 0) {
+            Ok(found) => found,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(StoreError::io("opening", path)(e)),
+        };
+        let text = fsutil::read_text_opened(&mut file, len, fsutil::HOSTS_MAX)
+            .map_err(StoreError::io("reading", path))?;
+        fsutil::blank_lines(&mut file, &text, remove).map_err(StoreError::io("rewriting", path))
+    }
+
     /// The directory itself.
     pub fn root(&self) -> &Path {
         &self.root
@@ -289,18 +416,17 @@ impl StateDir {
     /// Takes the store's exclusive lock, waiting for other invocations.
     /// Released when the guard drops (or the process dies).
     ///
-    /// The root and its fixed subdirectories are checked again first: a
-    /// [`StateDir`] may live long in a program that embeds it, and the
-    /// directory may have changed hands meanwhile.
+    /// Every directory is checked again first, the root now and the others
+    /// at their first use under this lock: a [`StateDir`] may live long in
+    /// a program that embeds it, and the directory may have changed hands
+    /// meanwhile.
     pub fn lock(&self) -> Result<Locked<'_>, StoreError> {
         self.refresh();
-        if self.handles.is_empty() {
-            self.check_fixed()?;
-        }
         let path = self.root.join(LOCK_FILE);
         let file = self.open_lock()?;
         crate::sys::flock(std::os::fd::AsFd::as_fd(&file), libc::LOCK_EX)
             .map_err(StoreError::io("locking", &path))?;
+        *self.records_held() = Some(Vec::new());
         Ok(Locked {
             state: self,
             _lock: file,
@@ -481,10 +607,40 @@ impl StateDir {
     }
 
     /// A generic record of `kind` (e.g. `containers`).
+    ///
+    /// While the store is locked, a record read or written before under
+    /// the lock is not read again (a command reads a container's endpoint
+    /// index at each of its steps): every writer holds the lock, so the
+    /// record is as this process last read or wrote it.
     pub fn record(&self, kind: &str, id: &str) -> Result<Option<Value>, StoreError> {
         check_name("record kind", kind)?;
         check_name("record id", id)?;
-        self.read_record(&self.record_path(kind, id), |v| Ok(v.clone()))
+        let path = self.record_path(kind, id);
+        if let Some(held) = self.record_held(&path) {
+            return Ok(held);
+        }
+        let value = self.read_record(&path, |v| Ok(v.clone()))?;
+        self.hold_record(&path, value.clone());
+        Ok(value)
+    }
+
+    fn records_held(&self) -> MutexGuard<'_, Option<HeldRecords>> {
+        // Entries are replaced whole: a panic leaves none half made.
+        self.records_held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn record_held(&self, path: &Path) -> Option<Option<Value>> {
+        let held = self.records_held();
+        let found = held.as_ref()?.iter().find(|(p, _)| p == path)?;
+        Some(found.1.clone())
+    }
+
+    /// Notes what the record at `path` now is, while the store is locked.
+    fn hold_record(&self, path: &Path, value: Option<Value>) {
+        if let Some(held) = self.records_held().as_mut() {
+            held.retain(|(p, _)| p != path);
+            held.push((path.to_path_buf(), value));
+        }
     }
 
     /// Every record of `kind` with its ID, sorted by ID, and the records
@@ -540,13 +696,20 @@ impl StateDir {
         Ok(self.record(CONTAINERS, name)?.is_some())
     }
 
-    /// The record of container `name`, if there is one (one read).
+    /// The record of container `name`, if there is one (one read; none
+    /// when this locked command read or wrote it before, see
+    /// [`StateDir::record`]).
     pub fn container(&self, name: &str) -> Result<Option<ContainerRecord>, StoreError> {
         check_name("record id", name)?;
-        self.read_record(
-            &self.record_path(CONTAINERS, name),
-            ContainerRecord::from_json,
-        )
+        let Some(value) = self.record(CONTAINERS, name)? else {
+            return Ok(None);
+        };
+        ContainerRecord::from_json(&value)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt {
+                path: self.record_path(CONTAINERS, name),
+                reason: e.to_string(),
+            })
     }
 
     /// Every container record, sorted by name, and those that could not
@@ -839,6 +1002,7 @@ impl Drop for Locked<'_> {
         // state. An error here has no caller to go to; a command that
         // reports success calls `commit` itself first.
         let _ = self.state.handles.commit();
+        *self.state.records_held() = None;
     }
 }
 
@@ -987,14 +1151,32 @@ impl Locked<'_> {
     pub fn put_record(&self, kind: &str, id: &str, value: &Value) -> Result<(), StoreError> {
         check_name("record kind", kind)?;
         check_name("record id", id)?;
-        self.write_json(&self.record_path(kind, id), value)
+        let path = self.record_path(kind, id);
+        let written = self.write_json(&path, value);
+        // A failed write may have replaced it or not: read again.
+        self.forget_record(&path);
+        written?;
+        self.hold_record(&path, Some(value.clone()));
+        Ok(())
     }
 
     /// Removes a generic record; `Ok(false)` when there was none.
     pub fn remove_record(&self, kind: &str, id: &str) -> Result<bool, StoreError> {
         check_name("record kind", kind)?;
         check_name("record id", id)?;
-        self.remove_file(&self.record_path(kind, id))
+        let path = self.record_path(kind, id);
+        let removed = self.remove_file(&path);
+        self.forget_record(&path);
+        let removed = removed?;
+        self.hold_record(&path, None);
+        Ok(removed)
+    }
+
+    /// Forgets the record at `path`, read from disk again when next asked.
+    fn forget_record(&self, path: &Path) {
+        if let Some(held) = self.records_held().as_mut() {
+            held.retain(|(p, _)| p != path);
+        }
     }
 
     /// Writes a generic record that is derived from the durable records
@@ -1011,7 +1193,12 @@ impl Locked<'_> {
         check_name("record id", id)?;
         let path = self.record_path(kind, id);
         let text = encode(&path, value)?;
-        self.replace_file_as(&path, text.as_bytes(), Durability::Derived)
+        let written = self.replace_file_as(&path, text.as_bytes(), Durability::Derived);
+        // As in `put_record`: a failed write may have replaced it or not.
+        self.forget_record(&path);
+        written?;
+        self.hold_record(&path, Some(value.clone()));
+        Ok(())
     }
 
     /// Removes a derived record ([`Locked::put_derived_record`]) without
@@ -1019,7 +1206,12 @@ impl Locked<'_> {
     pub fn remove_derived_record(&self, kind: &str, id: &str) -> Result<bool, StoreError> {
         check_name("record kind", kind)?;
         check_name("record id", id)?;
-        self.remove_file_as(&self.record_path(kind, id), Durability::Derived)
+        let path = self.record_path(kind, id);
+        let removed = self.remove_file_as(&path, Durability::Derived);
+        self.forget_record(&path);
+        let removed = removed?;
+        self.hold_record(&path, None);
+        Ok(removed)
     }
 
     /// Allocates an address of `network` for `owner` (an endpoint id) and

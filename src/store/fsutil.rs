@@ -19,9 +19,9 @@
 use std::ffi::{CStr, CString};
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Write};
 use std::os::fd::BorrowedFd;
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileExt, FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 /// Mode of every state file but the hosts files.
@@ -350,8 +350,8 @@ pub fn blank_lines(
     for line in text.split_inclusive('\n') {
         let content = line.trim_end_matches('\n');
         if !content.trim().is_empty() && remove(content) {
-            file.seek(SeekFrom::Start(offset))?;
-            file.write_all(" ".repeat(content.len()).as_bytes())?;
+            // One pwrite(2) each (the file is never opened to append).
+            file.write_all_at(" ".repeat(content.len()).as_bytes(), offset)?;
             removed += 1;
             blank += line.len();
         } else if content.trim().is_empty() {
@@ -367,8 +367,7 @@ pub fn blank_lines(
         }
         let new_len = kept.len();
         kept.extend(std::iter::repeat('\n').take(text.len().saturating_sub(new_len)));
-        file.seek(SeekFrom::Start(0))?;
-        file.write_all(kept.as_bytes())?;
+        file.write_all_at(kept.as_bytes(), 0)?;
         file.set_len(new_len as u64)?;
     }
     Ok(removed)
@@ -408,31 +407,38 @@ fn not_regular_mode(mode: u32) -> io::Error {
     }
 }
 
-/// [`open_regular`] of `name` in `dir`: refused before it is opened when
-/// it is not a regular file (no open blocks or has a device's side
-/// effects), opened `O_NOFOLLOW | O_NONBLOCK`, checked again on the
-/// descriptor; returns the file and its length.
+/// [`open_regular`] of `name` in `dir`, a directory of the store checked
+/// on its descriptor (ours, writable by nobody else): opened
+/// `O_NOFOLLOW | O_NONBLOCK | O_NOCTTY` and checked on the descriptor;
+/// returns the file and its length. A link is refused by the open itself
+/// (`ELOOP`, also with `O_CREAT`: nothing is created through it).
+///
+/// Unlike [`open_regular`] there is no `lstat` before the open: in a
+/// directory only its owner can write in, only that owner (the uid
+/// ipvlan runs as, which never makes one) can have put a FIFO or a device
+/// where a state file belongs, and what such an open can do is bounded:
+/// `O_NONBLOCK` keeps a FIFO's open from waiting (a read-only one opens,
+/// a write-only one fails with `ENXIO`), `O_NOCTTY` keeps a terminal
+/// from becoming ours, and nothing is read from or written to what the
+/// `fstat` then finds is not a regular file. A failed open is worded by
+/// an `lstat` then (a FIFO, a link), so the refusals read as before.
 pub fn open_regular_at(
     dir: BorrowedFd<'_>,
     name: &CStr,
     flags: i32,
     mode: u32,
 ) -> io::Result<(File, u64)> {
-    match crate::sys::lstat_at(dir, name) {
-        Ok(st) if st.st_mode & libc::S_IFMT != libc::S_IFREG => {
-            return Err(not_regular_mode(st.st_mode))
-        }
-        Ok(_) => {}
-        // Made by the open below when asked to; else there is none.
-        Err(e) if e.kind() == io::ErrorKind::NotFound && flags & libc::O_CREAT != 0 => {}
-        Err(e) => return Err(e),
-    }
-    let flags = flags | libc::O_NOFOLLOW | libc::O_NONBLOCK;
+    let flags = flags | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY;
     let fd = crate::sys::openat(Some(dir), name, flags, mode).map_err(|e| {
-        if e.raw_os_error() == Some(libc::ELOOP) {
-            refuse("is a symbolic link; state files are never followed")
-        } else {
-            e
+        if e.kind() == io::ErrorKind::NotFound {
+            return e;
+        }
+        match crate::sys::lstat_at(dir, name) {
+            Ok(st) if st.st_mode & libc::S_IFMT != libc::S_IFREG => not_regular_mode(st.st_mode),
+            _ if e.raw_os_error() == Some(libc::ELOOP) => {
+                refuse("is a symbolic link; state files are never followed")
+            }
+            _ => e,
         }
     })?;
     let file = File::from(fd);
@@ -453,6 +459,12 @@ pub fn read_text_at(dir: BorrowedFd<'_>, name: &str, max: u64) -> io::Result<Opt
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
+    read_text_opened(&mut file, len, max).map(Some)
+}
+
+/// Reads the regular file `file` of `len` bytes (as [`open_regular_at`]
+/// returned them) as text of at most `max` bytes.
+pub(crate) fn read_text_opened(file: &mut File, len: u64, max: u64) -> io::Result<String> {
     let too_big = || {
         refuse(format!(
             "is larger than {max} bytes, more than any state file"
@@ -461,12 +473,11 @@ pub fn read_text_at(dir: BorrowedFd<'_>, name: &str, max: u64) -> io::Result<Opt
     if len > max {
         return Err(too_big());
     }
-    let bytes = read_regular(&mut file, len, max)?;
+    let bytes = read_regular(file, len, max)?;
     if bytes.len() as u64 > max {
         return Err(too_big());
     }
     String::from_utf8(bytes)
-        .map(Some)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8 text"))
 }
 

@@ -109,10 +109,10 @@ impl Handles {
         }
     }
 
-    /// Whether no directory is open (nothing checked since the last start
+    /// Whether `dir` is open and checked already (since the last start
     /// over).
-    pub(crate) fn is_empty(&self) -> bool {
-        self.shared().dirs.is_empty()
+    pub(crate) fn is_open(&self, dir: &Path) -> bool {
+        self.shared().dirs.iter().any(|d| d.path == dir)
     }
 
     /// Marks what was checked as fresh: the next `refresh` keeps it.

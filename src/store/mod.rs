@@ -5,7 +5,10 @@
 //! umask):
 //!
 //! ```text
-//! lock                                    flock(2)ed by every writer
+//! lock                                    flock(2)ed by every writer; its content
+//!                                         marks a store made by a version that
+//!                                         files endpoints by namespace identity
+//!                                         only (StateDir::by_identity_only)
 //! host-id                                 random id when /etc/machine-id is missing
 //! networks/<network id>.json              NetworkRecord
 //! endpoints/<network id>/<endpoint id>.json   EndpointRecord
@@ -68,9 +71,11 @@
 //!
 //! # System calls
 //!
-//! Each directory is opened once per command and checked on its
-//! descriptor (`store/handles.rs`); a record read is `fstatat`, `openat`,
-//! `fstat`, `read`, `close`; a write `openat`, `write`, `renameat`.
+//! Each directory is opened once per command, at its first use, and
+//! checked on its descriptor (`store/handles.rs`; `open` itself checks
+//! only the root and that it holds the lock, made after the layout); a
+//! record read is `openat`, `fstat`, `read`, `close` (no `fstatat` first:
+//! see `fsutil::open_regular_at`); a write `openat`, `write`, `renameat`.
 
 mod addresses;
 mod dir;

@@ -3,11 +3,12 @@
 //! hundreds of namespaces (benchmark harnesses, test rigs).
 //!
 //! One lock, one read of the network, one host socket and one lookup of the
-//! parent for the whole batch; the link creates go to the kernel together
-//! (as many to a datagram as the socket takes, `Handle::link_add_many`),
-//! each namespace then gets its address, link-up and routes in one round
-//! trip on its own socket; the state is made durable once, at the end
-//! (`Locked::commit`). Every endpoint still has its own intent record,
+//! parent for the whole batch; the link creates go to the kernel 64 at a
+//! time (a chunk in as few datagrams as the socket takes,
+//! `Handle::link_add_many`, so that what a create needs is held for one
+//! chunk only), each namespace then gets its address, link-up and routes
+//! in one round trip on its own socket; the state is made durable once, at
+//! the end (`Locked::commit`). Every endpoint still has its own intent record,
 //! written before the kernel is touched, so an interrupted batch is what
 //! `restore` already repairs: each endpoint of it is finished or undone
 //! as a single attach would be.

@@ -2189,6 +2189,87 @@ fn many_namespaces_attach_in_one_batch_all_or_nothing() {
     manager.remove_network("batch").unwrap();
 }
 
+/// A batch's creates go to the kernel a chunk at a time: when the kernel
+/// refuses a target past the first chunk, the links of the chunks before
+/// it are taken down too, and nothing of the call stays.
+#[test]
+fn a_batch_refused_past_its_first_chunk_of_creates_leaves_nothing() {
+    topology_up();
+    let config = config("chunks");
+    let manager = Manager::open(config.clone()).unwrap();
+    ip(&["link", "add", "chk0", "type", "dummy"]);
+    ip(&["link", "set", "chk0", "up"]);
+    manager
+        .create_network(&net(
+            "chunks",
+            &["10.63.0.0/24"],
+            &[],
+            &[("parent", "chk0")],
+        ))
+        .unwrap();
+    let names: Vec<String> = (0..80).map(|i| format!("k{i}")).collect();
+    for name in &names {
+        manager.create_container(Some(name)).unwrap();
+    }
+    // Another tool's link on the same parent holds an address the 67th
+    // target is about to be given (the gateway has .1, the targets take
+    // the next ones in order): the kernel refuses it to ours, in the
+    // second chunk of 64.
+    ip(&["netns", "add", "chksquat"]);
+    ip(&[
+        "link", "add", "link", "chk0", "name", "sq0", "netns", "chksquat", "type", "ipvlan",
+        "mode", "l2",
+    ]);
+    ip(&[
+        "-n",
+        "chksquat",
+        "addr",
+        "add",
+        "10.63.0.68/24",
+        "dev",
+        "sq0",
+    ]);
+    let targets: Vec<Target> = names.iter().map(|n| Target::Container(n.clone())).collect();
+    // The network's directories are made at its first attach and kept.
+    manager
+        .connect("chunks", &targets[0], &AttachRequest::default())
+        .unwrap();
+    manager.disconnect("chunks", &targets[0]).unwrap();
+    let before = world(&config);
+    let err = manager.connect_many("chunks", &targets).unwrap_err();
+    let after = world(&config);
+    assert!(
+        after == before,
+        "a batch refused in its second chunk changed something\n{}",
+        diff(&before, &after)
+    );
+    // Which target the kernel refused depends on where the allocator's
+    // cursor stood; it is one of the second chunk (targets 64 on).
+    let refused: usize = err
+        .to_string()
+        .strip_prefix("attaching k")
+        .and_then(|rest| rest.split_once(" to network chunks: "))
+        .and_then(|(number, _)| number.parse().ok())
+        .unwrap_or_else(|| panic!("the refused target is named: {err}"));
+    assert!((64..80).contains(&refused), "{err}");
+    // Without the squatter the same batch attaches every target (its link
+    // deleted first: a namespace's links outlive it for a while).
+    ip(&["-n", "chksquat", "link", "del", "sq0"]);
+    ip(&["netns", "del", "chksquat"]);
+    let endpoints = manager.connect_many("chunks", &targets).unwrap();
+    assert_eq!(endpoints.len(), 80);
+    assert_eq!(
+        addresses_of("k79"),
+        vec![endpoints[79].ipv4.unwrap().to_string()]
+    );
+    manager.disconnect_many("chunks", &targets).unwrap();
+    for name in &names {
+        manager.remove_container(name, false).unwrap();
+    }
+    manager.remove_network("chunks").unwrap();
+    ip(&["link", "del", "chk0"]);
+}
+
 /// The IPv4 addresses of eth0 in `ns`, as `a.b.c.d/len`.
 fn addresses_of(ns: &str) -> Vec<String> {
     addresses(ns, "eth0")

@@ -3,11 +3,12 @@
 //! hundreds of namespaces (benchmark harnesses, test rigs).
 //!
 //! One lock, one read of the network, one host socket and one lookup of the
-//! parent for the whole batch; the link creates go to the kernel together
-//! (as many to a datagram as the socket takes, `Handle::link_add_many`),
-//! each namespace then gets its address, link-up and routes in one round
-//! trip on its own socket; the state is made durable once, at the end
-//! (`Locked::commit`). Every endpoint still has its own intent record,
+//! parent for the whole batch; the link creates go to the kernel 64 at a
+//! time (a chunk in as few datagrams as the socket takes,
+//! `Handle::link_add_many`, so that what a create needs is held for one
+//! chunk only), each namespace then gets its address, link-up and routes
+//! in one round trip on its own socket; the state is made durable once, at
+//! the end (`Locked::commit`). Every endpoint still has its own intent record,
 //! written before the kernel is touched, so an interrupted batch is what
 //! `restore` already repairs: each endpoint of it is finished or undone
 //! as a single attach would be.
@@ -19,8 +20,9 @@
 
 use super::endpoint_link::{self, BuiltEndpoint, EndpointPlan, NewEndpoint};
 use super::endpoints::{parent_link, Pending, ResolvedTarget};
-use super::netns_identity::NsAt;
+use super::netns_identity::{NsAt, OpenNetns};
 use super::networks::{find_network, lookup_network};
+use super::report::endpoint_label;
 use super::{AttachRequest, EndpointInfo, Error, Manager, Target};
 use crate::rtnl::Handle;
 use crate::store::EndpointRecord;
@@ -80,9 +82,10 @@ impl Manager {
         // Every refusal before anything is taken; then, should the
         // addresses run out part-way, the allocation cursors are put back
         // with the rest, so a refused batch leaves even that hint as it was.
-        for target in &resolved {
+        for target in &mut resolved {
             self.check_attach(&state, network, target, &request)
                 .map_err(|e| e.context(attaching(target, &network.name)))?;
+            target.forget_legacy_ids();
         }
         let cursors = state.cursors(network)?;
         let give_back = |pending: Vec<Pending>| {
@@ -109,78 +112,99 @@ impl Manager {
             }
         }
 
-        // Plans only for the creates: held to the end they would add up.
-        let plans: Vec<EndpointPlan> = pending
-            .iter()
-            .map(|prepared| prepared.plan(network, &parent))
+        // What is left of each target is its namespace and the socket in
+        // it (the rest is in its intent record now): the strings and ids
+        // it was found by are let go (reusing the vector's room).
+        let insides: Vec<OpenNetns> = resolved
+            .into_iter()
+            .map(ResolvedTarget::into_inside)
             .collect();
-        let new: Vec<NewEndpoint<'_>> = pending
-            .iter()
-            .zip(&resolved)
-            .zip(&plans)
-            .map(|((prepared, target), plan)| NewEndpoint {
-                inside: &target.inside,
-                plan,
-                ifname: &prepared.record.ifname,
-            })
-            .collect();
-        let built = endpoint_link::create_many(&host, &new);
-        drop(new);
-        drop(plans);
-        let built = match built {
-            Ok(built) => built,
-            Err(error) => {
-                give_back(pending);
-                return Err(error.context(format!("attaching to network {}", network.name)));
+
+        // The creates go to the kernel a chunk at a time: a plan, a request
+        // and an answer per endpoint (about 400 bytes) are held for one
+        // chunk, not the whole batch, and each chunk is still sent
+        // together. What each create made goes into its record at once, so
+        // no list of built links is held either.
+        let mut failure = None;
+        for (pending, insides) in pending
+            .chunks_mut(CREATE_CHUNK)
+            .zip(insides.chunks(CREATE_CHUNK))
+        {
+            let plans: Vec<EndpointPlan> = pending
+                .iter()
+                .map(|prepared| prepared.plan(network, &parent))
+                .collect();
+            let new: Vec<NewEndpoint<'_>> = pending
+                .iter()
+                .zip(insides)
+                .zip(&plans)
+                .map(|((prepared, inside), plan)| NewEndpoint {
+                    inside,
+                    plan,
+                    ifname: &prepared.record.ifname,
+                })
+                .collect();
+            let built = match endpoint_link::create_many(&host, &new) {
+                Ok(built) => built,
+                Err(error) => {
+                    failure = Some(error.context(format!("attaching to network {}", network.name)));
+                    break;
+                }
+            };
+            for (prepared, link) in pending.iter_mut().zip(built) {
+                match link {
+                    Ok(link) => {
+                        prepared.record.ifname = link.ifname;
+                        prepared.record.mac = Some(link.mac);
+                        prepared.record.ifindex = Some(link.index);
+                    }
+                    Err(error) if failure.is_none() => {
+                        failure = Some(
+                            error.context(attaching_reserved(&prepared.record, &network.name)),
+                        );
+                    }
+                    Err(_) => {}
+                }
             }
-        };
-        if let Some(failed) = built.iter().position(Result::is_err) {
-            // The others stand in the kernel: taken down again.
-            for (result, target) in built.iter().zip(&resolved) {
-                if let Ok(link) = result {
-                    let _ = target.inside.handle.link_del(link.index);
+            if failure.is_some() {
+                break;
+            }
+        }
+        if let Some(error) = failure {
+            // The links made (those whose record has their index) stand in
+            // the kernel: taken down again.
+            for (prepared, inside) in pending.iter().zip(&insides) {
+                if let Some(index) = prepared.record.ifindex {
+                    let _ = inside.handle.link_del(index);
                 }
             }
             give_back(pending);
-            let error = built
-                .into_iter()
-                .nth(failed)
-                .and_then(Result::err)
-                .unwrap_or_else(|| Error::failed("attach failed"));
-            return Err(error.context(attaching(&resolved[failed], &network.name)));
+            return Err(error);
         }
 
-        // What each create made goes into its record at once, so that no
-        // list of them is held to the end: every endpoint now has its link.
-        for (prepared, link) in pending.iter_mut().zip(built) {
-            let link = link.expect("every create succeeded");
-            prepared.record.ifname = link.ifname;
-            prepared.record.mac = Some(link.mac);
-            prepared.record.ifindex = Some(link.index);
-        }
         let names = self.names(&state);
         // Finished in place: a second list of the pending endpoints (about
         // 300 bytes each) would be held at the batch's peak.
         let mut failure = None;
-        for (prepared, target) in pending.iter_mut().zip(&resolved) {
+        for prepared in pending.iter_mut() {
             let link = BuiltEndpoint {
                 ifname: std::mem::take(&mut prepared.record.ifname),
                 mac: prepared.record.mac.take().unwrap_or_default(),
                 index: prepared.record.ifindex.unwrap_or_default(),
             };
             if let Err(error) = prepared.finish(&state, &names, network, &link) {
-                failure = Some(error.context(attaching(target, &network.name)));
+                failure = Some(error.context(attaching_reserved(&prepared.record, &network.name)));
                 break;
             }
         }
         if let Some(error) = failure {
-            for (prepared, target) in pending.into_iter().zip(&resolved) {
-                prepared.undo_built(&state, &names, network, &parent, &target.inside);
+            for (prepared, inside) in pending.into_iter().zip(&insides) {
+                prepared.undo_built(&state, &names, network, &parent, inside);
             }
             return Err(error);
         }
         // Each namespace's descriptors are no longer needed.
-        drop(resolved);
+        drop(insides);
         // Collected in place of the pending endpoints, each one's strings
         // freed as its own are made.
         let endpoints: Vec<EndpointInfo> = pending
@@ -243,6 +267,11 @@ impl Manager {
     }
 }
 
+/// Endpoints whose creates are sent together (see `connect_many`): a
+/// datagram of the host socket holds about this many, so chunks of it cost
+/// no more `sendmsg` calls than one list of the whole batch.
+const CREATE_CHUNK: usize = 64;
+
 /// Descriptors a command uses besides those of its targets (standard
 /// streams, the state directory's, the host socket, a few files at once).
 const DESCRIPTORS_BESIDES_TARGETS: usize = 64;
@@ -271,4 +300,13 @@ fn make_room_for_descriptors(for_targets: usize) -> Result<(), Error> {
 /// The context of an attach error of `target`.
 fn attaching(target: &ResolvedTarget, network: &str) -> String {
     format!("attaching {} to network {network}", target.label())
+}
+
+/// The context of an attach error of the endpoint `reserved` is for,
+/// named as [`ResolvedTarget::label`] names its target.
+fn attaching_reserved(reserved: &EndpointRecord, network: &str) -> String {
+    format!(
+        "attaching {} to network {network}",
+        endpoint_label(reserved)
+    )
 }

@@ -55,6 +55,19 @@ impl ResolvedTarget {
         self.identity.same_namespace(&other.identity)
     }
 
+    /// Lets go of the ids older versions gave it, once
+    /// [`Manager::check_attach`] has looked for them: nothing else reads
+    /// them, and a batch holds a thousand targets.
+    pub(crate) fn forget_legacy_ids(&mut self) {
+        self.legacy_ids = Vec::new();
+    }
+
+    /// What a batch keeps of it once its endpoint is reserved: the
+    /// namespace and the socket in it (the intent record holds the rest).
+    pub(crate) fn into_inside(self) -> OpenNetns {
+        self.inside
+    }
+
     /// How messages name it: the container, else the path.
     pub(crate) fn label(&self) -> String {
         self.container
@@ -541,7 +554,7 @@ impl Manager {
                 Ok(index)
             });
             match added {
-                Ok(added) => pending.index = Some(added),
+                Ok(added) => pending.index = Some(Box::new(added)),
                 Err(error) => {
                     pending.abandon(state, network);
                     return Err(error);
@@ -743,7 +756,9 @@ pub(crate) struct Pending {
     /// The intent record (`attaching`), the endpoint's record once built.
     pub(crate) record: EndpointRecord,
     /// The container's index, with this endpoint's entry added.
-    index: Option<ContainerIndex>,
+    /// Boxed: a batch holds a thousand pending endpoints, which have let
+    /// it go (48 bytes each inline).
+    index: Option<Box<ContainerIndex>>,
     /// Whether the index was let go ([`Pending::shed_index`]) after its
     /// entry was added: it is read again where it is needed.
     indexed: bool,
@@ -781,7 +796,7 @@ impl Pending {
         self.record.ifindex = Some(built.index);
         self.record.state = EndpointState::Attached;
         state.put_endpoint(&self.record)?;
-        names.add(network, &self.record, self.index.as_ref())
+        names.add(network, &self.record, self.index.as_deref())
     }
 
     /// Undoes an attach whose link was built: the link (when it is still
@@ -809,7 +824,7 @@ impl Pending {
     /// index entry, the addresses. Nothing of it is in the kernel.
     pub(crate) fn abandon(mut self, state: &Locked<'_>, network: &NetworkRecord) {
         let _ = state.remove_endpoint(&self.record.network_id, &self.record.id);
-        if let Some(index) = &mut self.index {
+        if let Some(index) = self.index.as_deref_mut() {
             let _ = index.remove(state, &network.id, &self.record.id);
         } else if let (true, Some(name)) = (self.indexed, &self.record.container) {
             let _ = ContainerIndex::read(state, name)

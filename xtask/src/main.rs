@@ -34,11 +34,12 @@ commands:
         Boot the Debian cloud kernel in QEMU once and run the VM test targets
         (tests with required-features = [\"vm\"]) inside it. FILTER and
         LIBTEST-ARGS go to every test binary. Ends with `N passed, N failed`.
-  vm-run [--kernel K] [--topology] [--disk IMAGE] [--timeout SECS] (SCRIPT-FILE | -c COMMANDS)
+  vm-run [--kernel K] [--topology] [--disk IMAGE] [--memory MIB] [--timeout SECS] (SCRIPT-FILE | -c COMMANDS)
         Boot the VM and run a shell script in it (after building the
         walkthrough topology with --topology). --disk attaches IMAGE as
         /dev/vda (cache=none), first made an empty 256 MiB ext4 image if
-        it does not exist; the script mounts it.
+        it does not exist; the script mounts it. --memory: guest memory
+        (default 1024 MiB; the bench's boot has 3072).
   vm-shell [--kernel K] [--topology]
         Boot the VM with an interactive shell on this terminal.
   demo [--kernel K] [--timeout SECS]
@@ -232,12 +233,23 @@ fn vm_run(args: &[String]) -> Result {
     let mut script = None;
     let mut kernel = Series::from_env()?;
     let mut disk = None;
+    let mut memory_mib = None;
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
         match arg.as_str() {
             "--kernel" => kernel = kernel_value(&mut iter)?,
             "--topology" => topology = true,
             "--disk" => disk = Some(std::path::PathBuf::from(flag_value(&mut iter, arg)?)),
+            "--memory" => {
+                let value = flag_value(&mut iter, arg)?;
+                memory_mib = Some(
+                    value
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|mib| *mib >= 256)
+                        .ok_or_else(|| format!("--memory needs MiB, 256 or more, got {value:?}"))?,
+                );
+            }
             "--timeout" => timeout = vm::parse_secs(flag_value(&mut iter, arg)?)?,
             "-c" => script = Some(flag_value(&mut iter, arg)?.clone()),
             flag if flag.starts_with('-') => return Err(format!("unknown option {flag}").into()),
@@ -252,7 +264,7 @@ fn vm_run(args: &[String]) -> Result {
             disk::create(disk, 256)?;
         }
     }
-    run_script(script, topology, timeout, kernel, disk)
+    run_script(script, topology, timeout, kernel, disk, memory_mib)
 }
 
 fn vm_shell(args: &[String]) -> Result {
@@ -294,6 +306,7 @@ fn demo(args: &[String]) -> Result {
         timeout,
         kernel,
         None,
+        None,
     )
 }
 
@@ -303,13 +316,14 @@ fn run_script(
     timeout: Duration,
     kernel: Series,
     disk: Option<std::path::PathBuf>,
+    memory_mib: Option<u32>,
 ) -> Result {
     let outcome = vm::run(vm::Options {
         job: vm::Job::Script { script, topology },
         timeout,
         kernel,
         disk,
-        memory_mib: None,
+        memory_mib,
     })?;
     if outcome.success() {
         Ok(())

@@ -105,8 +105,16 @@ pub fn random_hex(bytes: usize) -> io::Result<String> {
 }
 
 /// Generic records as this process last read or wrote them under the
-/// lock: `None` for one that is not there.
+/// lock: `None` for one that is not there. The most recent
+/// [`HELD_RECORDS_MAX`], oldest first.
 type HeldRecords = Vec<(PathBuf, Option<Value>)>;
+
+/// How many records [`HeldRecords`] keeps. A single command touches one
+/// or two (a container's index); a batch touches one per target and would
+/// otherwise hold all of them to its end (a batch of 1,000 peaked 780 KiB
+/// higher). A record let go is read again from the disk, which under the
+/// lock holds what this process last wrote.
+const HELD_RECORDS_MAX: usize = 8;
 
 /// The state directory. Writes go through [`StateDir::lock`].
 ///
@@ -639,6 +647,9 @@ impl StateDir {
     fn hold_record(&self, path: &Path, value: Option<Value>) {
         if let Some(held) = self.records_held().as_mut() {
             held.retain(|(p, _)| p != path);
+            if held.len() >= HELD_RECORDS_MAX {
+                held.remove(0);
+            }
             held.push((path.to_path_buf(), value));
         }
     }

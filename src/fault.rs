@@ -28,6 +28,14 @@ pub const PEAK_RSS_ENV: &str = "IPVLAN_PEAK_RSS_FILE";
 
 /// Environment variable naming the file hits are appended to.
 pub const COUNT_ENV: &str = "IPVLAN_FAULT_COUNT";
+/// Environment variable naming a file to which [`report_peak_rss`] writes,
+/// at exit, every point hit with its `CLOCK_MONOTONIC` time in
+/// nanoseconds (`name<TAB>ns`, one line each, the first line
+/// `process: main` when the command began): a profile of one command's
+/// steps, the time between two points being the effect of the second and
+/// the work before it. Kept in memory until then, so the profile costs
+/// the command no system call per point.
+pub const TIMES_ENV: &str = "IPVLAN_FAULT_TIMES";
 /// Environment variable giving the hit (1-based) to die at.
 pub const KILL_AT_ENV: &str = "IPVLAN_FAULT_KILL_AT";
 
@@ -69,12 +77,22 @@ pub fn after<T>(name: &'static str, value: T) -> T {
     value
 }
 
+/// With the `fault-injection` feature, notes when the command began, for
+/// [`TIMES_ENV`]; nothing otherwise.
+pub fn note_start() {
+    #[cfg(feature = "fault-injection")]
+    hook::time("process: main");
+}
+
 /// With the `fault-injection` feature and [`PEAK_RSS_ENV`] set, writes this
-/// process's own peak RSS (`VmHWM`, KiB) to that file; nothing otherwise.
+/// process's own peak RSS (`VmHWM`, KiB) to that file, and with
+/// [`TIMES_ENV`] set, the points hit and their times; nothing otherwise.
 /// Soak tests need it: `wait4`'s `ru_maxrss` also counts the address space
 /// the child had before `exec` (a copy of whoever forked it), while `VmHWM`
 /// belongs to the address space `exec` made, ipvlan's alone.
 pub fn report_peak_rss() {
+    #[cfg(feature = "fault-injection")]
+    hook::write_times();
     #[cfg(feature = "fault-injection")]
     if let Some(path) = std::env::var_os(PEAK_RSS_ENV) {
         let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -105,6 +123,44 @@ mod hook {
     struct Settings {
         count: Option<PathBuf>,
         kill_at: Option<u64>,
+        times: Option<PathBuf>,
+    }
+
+    /// The points hit so far and their times, for [`crate::fault::TIMES_ENV`].
+    static TIMES: std::sync::Mutex<Vec<(&'static str, u64)>> = std::sync::Mutex::new(Vec::new());
+
+    fn monotonic_ns() -> u64 {
+        let now = std::time::Instant::now();
+        // `Instant` is CLOCK_MONOTONIC on Linux; its offset from an epoch
+        // taken at the first call is what the profile needs.
+        static EPOCH: OnceLock<std::time::Instant> = OnceLock::new();
+        let epoch = *EPOCH.get_or_init(|| now);
+        u64::try_from(now.duration_since(epoch).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    pub(super) fn time(name: &'static str) {
+        if settings().times.is_some() {
+            let at = monotonic_ns();
+            TIMES
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((name, at));
+        }
+    }
+
+    pub(super) fn write_times() {
+        let Some(path) = &settings().times else {
+            return;
+        };
+        time("process: exit");
+        let times = TIMES.lock().unwrap_or_else(|e| e.into_inner());
+        let text: String = times
+            .iter()
+            .map(|(name, ns)| format!("{name}\t{ns}\n"))
+            .collect();
+        if let Err(error) = std::fs::write(path, text) {
+            panic!("fault injection: writing {}: {error}", path.display());
+        }
     }
 
     fn settings() -> &'static Settings {
@@ -123,11 +179,15 @@ mod hook {
                         panic!("{}={v:?} is not a hit number", crate::fault::KILL_AT_ENV)
                     })
                 }),
+            times: std::env::var_os(crate::fault::TIMES_ENV)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
         })
     }
 
     pub(super) fn hit(name: &'static str) {
         static HITS: AtomicU64 = AtomicU64::new(0);
+        time(name);
         let settings = settings();
         if settings.count.is_none() && settings.kill_at.is_none() {
             return;

@@ -11,6 +11,8 @@ static ALLOCATOR: ipvlan::process::ProcessAllocator = ipvlan::process::ProcessAl
 #[no_mangle]
 extern "C" fn main(argc: std::ffi::c_int, argv: *const *const std::ffi::c_char) -> std::ffi::c_int {
     ipvlan::process::prepare_process();
+    // Test builds only (feature `fault-injection`): a profile's first mark.
+    ipvlan::fault::note_start();
     // SAFETY: C's `main` receives `argc` live NUL-terminated strings in `argv`.
     let args = unsafe { ipvlan::process::args_from_c(argc, argv) };
     // A runtime runs CNI plugins with CNI_COMMAND set; the command line is
@@ -20,7 +22,8 @@ extern "C" fn main(argc: std::ffi::c_int, argv: *const *const std::ffi::c_char) 
     } else {
         ipvlan::cli::main_args(args)
     };
-    // Test builds only (feature `fault-injection`): the soak's peak RSS.
+    // Test builds only (feature `fault-injection`): the soak's peak RSS,
+    // a profile's marks.
     ipvlan::fault::report_peak_rss();
     // Flushes stdout, then exits.
     std::process::exit(code)

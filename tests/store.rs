@@ -691,3 +691,55 @@ fn a_network_is_found_by_name_with_or_without_its_hint() {
     locked.remove_network(&first.id).unwrap();
     assert!(!hint.exists());
 }
+
+/// The allocation cursor is a hint nobody syncs: it is overwritten in
+/// place (the same inode; a rename over it would start its writeback on
+/// ext4 at every allocation), one padded line whatever the address's
+/// length, and still read back right.
+#[test]
+fn the_cursor_is_rewritten_in_place_as_one_padded_line() {
+    use std::os::unix::fs::MetadataExt;
+    let tmp = TempDir::new("cursor-in-place");
+    let state = StateDir::open(tmp.path()).unwrap();
+    let net = network("n1", &["10.0.0.0/24"]);
+    let locked = state.lock().unwrap();
+    locked.put_network(&net).unwrap();
+    let cursor = tmp
+        .path()
+        .join("ipam")
+        .join(&net.id)
+        .join("10.0.0.0-24")
+        .join("cursor");
+    let first = locked
+        .allocate(&net, Request::Any(IpFamily::V4), "e1")
+        .unwrap();
+    let inode = fs::metadata(&cursor).unwrap().ino();
+    assert_eq!(
+        fs::read_to_string(&cursor).unwrap(),
+        format!("{:<39}\n", first.addr())
+    );
+    let mut last = first;
+    for owner in ["e2", "e3", "e4", "e5", "e6", "e7", "e8", "e9", "e10"] {
+        last = locked
+            .allocate(&net, Request::Any(IpFamily::V4), owner)
+            .unwrap();
+    }
+    assert_eq!(
+        fs::metadata(&cursor).unwrap().ino(),
+        inode,
+        "replaced, not rewritten"
+    );
+    let text = fs::read_to_string(&cursor).unwrap();
+    assert_eq!(text, format!("{:<39}\n", last.addr()));
+    assert_eq!(text.len(), 40);
+    // Read back: the next automatic address follows the last one.
+    let next = locked
+        .allocate(&net, Request::Any(IpFamily::V4), "e11")
+        .unwrap();
+    assert!(next.addr() > last.addr(), "{next} after {last}");
+    assert_eq!(
+        locked.cursors(&net).unwrap(),
+        vec![Some(next.addr())],
+        "the cursor reads as the address it holds"
+    );
+}

@@ -31,7 +31,10 @@
 //! as other processes see it (temporary `.tmp-<name>` in the same
 //! directory, then `renameat` or `linkat`) or, for hosts files, a
 //! one-`write` append or line blanking, so a killed invocation never
-//! leaves a half-written file. Readers take no lock (see [`StateDir`] for
+//! leaves a half-written file. The one exception is the allocation
+//! cursor, a hint rewritten in place as one padded line (a rename over it
+//! would start its writeback on ext4 at every allocation), which only
+//! allocations read, under the lock; a torn one reads as no cursor. Readers take no lock (see [`StateDir`] for
 //! what that guarantees). Records carry `"version": 1`; network, endpoint
 //! and container records carry a `state` that is written before kernel
 //! changes and updated after, the intent journal `restore` reads.
@@ -56,8 +59,8 @@
 //! (written and removed outside the commit, see `addresses.rs`), records
 //! written with [`Locked::put_derived_record`] (the driver's container
 //! index), the allocation cursor, the network name hints and the hosts
-//! files. A derived file is still replaced atomically, so a killed command
-//! leaves it whole.
+//! files. A derived file but the cursor is still replaced atomically, so
+//! a killed command leaves it whole.
 //!
 //! When a command has returned, its durable state survives a power cut; a
 //! power cut during a command leaves each file old, new, or (if new)

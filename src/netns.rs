@@ -59,7 +59,12 @@ impl Netns {
     /// assert_eq!(refusal.found, ipvlan::netns::FileKind::CharDevice);
     /// ```
     pub fn open_path(path: impl AsRef<Path>) -> io::Result<Netns> {
-        let path = path.as_ref();
+        Netns::open_at_path(path.as_ref())
+    }
+
+    /// [`Netns::open_path`] without its type parameter, kept once.
+    #[inline(never)]
+    fn open_at_path(path: &Path) -> io::Result<Netns> {
         let refuse = |found| {
             io::Error::new(
                 io::ErrorKind::InvalidInput,

@@ -969,16 +969,31 @@ impl StateDir {
         from_json: impl Fn(&Value) -> Result<T, RecordError>,
     ) -> Result<Listing<T>, StoreError> {
         let mut out = Listing::default();
+        self.each_record(dir, &mut |path| {
+            match self.read_record(path, &from_json) {
+                Ok(Some(record)) => out.items.push(record),
+                Ok(None) => {}
+                Err(error) => out.note(error)?,
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Hands the path of every `*.json` file of `dir` to `each`:
+    /// [`StateDir::read_all`]'s walk, kept once for every record type.
+    #[inline(never)]
+    fn each_record(
+        &self,
+        dir: &Path,
+        each: &mut dyn FnMut(&Path) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         for name in self.list_names(dir)? {
             if name.ends_with(".json") {
-                match self.read_record(&dir.join(&name), &from_json) {
-                    Ok(Some(record)) => out.items.push(record),
-                    Ok(None) => {}
-                    Err(error) => out.note(error)?,
-                }
+                each(&dir.join(&name))?;
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Replaces `path` (its directory made when missing) with `contents`

@@ -121,7 +121,14 @@ impl Value {
     /// Builds an object from `(key, value)` pairs, in order. Keys should be
     /// unique; a repeated one makes the value unwritable (see [`Value::check`]).
     pub fn object<K: Into<String>>(members: impl IntoIterator<Item = (K, Value)>) -> Value {
-        Value::Object(members.into_iter().map(|(k, v)| (k.into(), v)).collect())
+        Value::collect_object(&mut members.into_iter().map(|(k, v)| (k.into(), v)))
+    }
+
+    /// [`Value::object`]'s collecting, through a `dyn` iterator so that its
+    /// code is kept once rather than once per kind of argument.
+    #[inline(never)]
+    fn collect_object(members: &mut dyn Iterator<Item = (String, Value)>) -> Value {
+        Value::Object(members.collect())
     }
 
     /// The member `key` of an object; `None` for a missing key or a non-object.

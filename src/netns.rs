@@ -59,7 +59,12 @@ impl Netns {
     /// assert_eq!(refusal.found, ipvlan::netns::FileKind::CharDevice);
     /// ```
     pub fn open_path(path: impl AsRef<Path>) -> io::Result<Netns> {
-        let path = path.as_ref();
+        Netns::open_at_path(path.as_ref())
+    }
+
+    /// [`Netns::open_path`] without its type parameter, kept once.
+    #[inline(never)]
+    fn open_at_path(path: &Path) -> io::Result<Netns> {
         let refuse = |found| {
             io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -380,13 +385,26 @@ pub fn run_in_new_with_private_dir<T: Send>(
 /// as is (errno kept), because `thread::Scope::spawn` would panic and the
 /// release build aborts on panic. A panic inside `f` is passed on.
 fn on_scratch_thread<T: Send>(f: impl FnOnce() -> io::Result<T> + Send) -> io::Result<T> {
+    let mut f = Some(f);
+    let mut out = None;
+    spawn_and_join(&mut || out = f.take().map(|f| f()))?;
+    // A thread that was started and joined has run `f` (its panic is
+    // passed on by the join).
+    out.unwrap_or_else(|| Err(io::Error::other("the netns thread did not run")))
+}
+
+/// [`on_scratch_thread`]'s thread, its body behind a `dyn`: the standard
+/// library's spawning code is generic over the closure and is kept once.
+#[inline(never)]
+fn spawn_and_join(work: &mut (dyn FnMut() + Send)) -> io::Result<()> {
     std::thread::scope(|scope| {
         let thread = std::thread::Builder::new()
             .name("netns".to_owned())
-            .spawn_scoped(scope, f)?;
+            .spawn_scoped(scope, work)?;
         thread
             .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        Ok(())
     })
 }
 

@@ -19,7 +19,7 @@ use std::cmp::Ordering;
 /// ```
 pub fn sort_by<T>(items: &mut [T], compare: impl Fn(&T, &T) -> Ordering) {
     let order = stable_order(items.len(), &|a, b| compare(&items[a], &items[b]));
-    permute(items, order);
+    permute(order, &mut |a, b| items.swap(a, b));
 }
 
 /// Sorts `items` in their natural order, keeping equal elements in their
@@ -38,16 +38,18 @@ fn stable_order(len: usize, compare: &dyn Fn(usize, usize) -> Ordering) -> Vec<u
     order
 }
 
-/// Moves `items[order[k]]` to `k` for every `k`, one cycle of the
-/// permutation at a time (swaps only: no element is cloned).
-fn permute<T>(items: &mut [T], mut order: Vec<usize>) {
+/// Moves the element at `order[k]` to `k` for every `k`, one cycle of the
+/// permutation at a time, by `swap`s only (no element is cloned). Not
+/// generic, so every element type shares it.
+#[inline(never)]
+fn permute(mut order: Vec<usize>, swap: &mut dyn FnMut(usize, usize)) {
     for start in 0..order.len() {
         let mut at = start;
         // Along the cycle through `start`, the element first at `start`
         // travels with the swaps until it reaches the slot that wants it.
         while order[at] != start {
             let from = order[at];
-            items.swap(at, from);
+            swap(at, from);
             order[at] = at;
             at = from;
         }

@@ -22,11 +22,18 @@ fn retry<T: PartialEq + From<i8>>(mut call: impl FnMut() -> T) -> io::Result<T> 
         if ret != T::from(-1) {
             return Ok(ret);
         }
-        let err = io::Error::last_os_error();
-        if err.raw_os_error() != Some(libc::EINTR) {
+        if let Some(err) = failure_unless_interrupted() {
             return Err(err);
         }
     }
+}
+
+/// The error of a failed call, `None` if it was `EINTR` (to be retried).
+/// Out of line: [`retry`] has a copy per call site, this part has one.
+#[inline(never)]
+fn failure_unless_interrupted() -> Option<io::Error> {
+    let err = io::Error::last_os_error();
+    (err.raw_os_error() != Some(libc::EINTR)).then_some(err)
 }
 
 /// `socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol)`.

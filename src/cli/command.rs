@@ -381,12 +381,28 @@ fn every<T>(
     long: &str,
     parse: fn(&str, &str) -> Result<T, ArgError>,
 ) -> Result<Vec<T>, ArgError> {
+    let mut out = Vec::new();
+    each_value(matches, long, &mut |spelled, value| {
+        out.push(parse(spelled, value)?);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Hands each value of `--long`, in order, to `each` with the option's
+/// spelling; stops at its first error. [`every`]'s walk, kept once for
+/// every value type.
+#[inline(never)]
+fn each_value(
+    matches: &Matches,
+    long: &str,
+    each: &mut dyn FnMut(&str, &str) -> Result<(), ArgError>,
+) -> Result<(), ArgError> {
     let spelled = format!("--{long}");
-    matches
-        .all(long)
-        .into_iter()
-        .map(|value| parse(&spelled, value))
-        .collect()
+    for value in matches.all(long) {
+        each(&spelled, value)?;
+    }
+    Ok(())
 }
 
 fn network_create(matches: &Matches) -> Result<NetworkCreate, ArgError> {

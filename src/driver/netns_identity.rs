@@ -305,6 +305,18 @@ pub(crate) fn endpoint_at(
     id: &str,
     wanted: impl Fn(&EndpointRecord) -> bool,
 ) -> Result<Option<EndpointRecord>, Error> {
+    endpoint_at_dyn(state, network_id, id, &wanted)
+}
+
+/// [`endpoint_at`] with `wanted` behind a `dyn`, so that one copy of the
+/// read serves every caller.
+#[inline(never)]
+fn endpoint_at_dyn(
+    state: &StateDir,
+    network_id: &str,
+    id: &str,
+    wanted: &dyn Fn(&EndpointRecord) -> bool,
+) -> Result<Option<EndpointRecord>, Error> {
     if !is_valid_name(id) {
         return Ok(None);
     }

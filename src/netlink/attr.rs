@@ -174,16 +174,25 @@ pub const fn slots(maxes: &[u16]) -> usize {
     max as usize + 1
 }
 
+/// Puts each attribute of `area` in the slot of its type (types past the
+/// slots are ignored): [`AttrTable::parse`]'s walk, kept once for every
+/// table size.
+#[inline(never)]
+fn fill_slots<'a>(area: &'a [u8], slots: &mut [Option<Attr<'a>>]) -> Result<()> {
+    for attr in Attrs::new(area) {
+        let attr = attr?;
+        if let Some(slot) = slots.get_mut(usize::from(attr.kind())) {
+            *slot = Some(attr);
+        }
+    }
+    Ok(())
+}
+
 impl<'a, const N: usize> AttrTable<'a, N> {
     /// Parses a whole attribute area; any malformed attribute fails the table.
     pub fn parse(area: &'a [u8]) -> Result<Self> {
         let mut slots = [None; N];
-        for attr in Attrs::new(area) {
-            let attr = attr?;
-            if let Some(slot) = slots.get_mut(usize::from(attr.kind())) {
-                *slot = Some(attr);
-            }
-        }
+        fill_slots(area, &mut slots)?;
         Ok(AttrTable { slots })
     }
 

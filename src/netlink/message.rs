@@ -137,9 +137,23 @@ impl MessageBuilder {
     /// length covers its contents; `NLA_F_NESTED` is not set, like iproute2
     /// and the kernel's own dumps for the legacy rtnetlink nests.
     pub fn nested(&mut self, kind: u16, fill: impl FnOnce(&mut Self)) -> &mut Self {
+        let start = self.open_nest(kind);
+        fill(self);
+        self.close_nest(start)
+    }
+
+    /// Starts a nest of type `kind`; where it starts. Out of line, as
+    /// [`Self::close_nest`]: [`Self::nested`] has a copy per caller.
+    #[inline(never)]
+    fn open_nest(&mut self, kind: u16) -> usize {
         let start = self.buf.len();
         self.put(kind, &[]);
-        fill(self);
+        start
+    }
+
+    /// Sets the length of the nest started at `start` to cover its contents.
+    #[inline(never)]
+    fn close_nest(&mut self, start: usize) -> &mut Self {
         match u16::try_from(self.buf.len() - start) {
             Ok(len) => self.buf[start..start + 2].copy_from_slice(&len.to_ne_bytes()),
             Err(_) => self.oversized = true,

@@ -606,6 +606,23 @@ impl Socket {
         msg: &MessageBuilder,
         mut parse: impl FnMut(&MessageView<'_>) -> Result<T>,
     ) -> Result<T> {
+        let mut value = None;
+        self.request_reply_dyn(msg, &mut |m| {
+            value = Some(parse(m)?);
+            Ok(())
+        })?;
+        // Success means `parse` succeeded on the reply, so the value is there.
+        value.ok_or_else(|| Error::malformed("no reply parsed"))
+    }
+
+    /// [`Self::request_reply`] without its type parameters, so that one
+    /// copy serves every request.
+    #[inline(never)]
+    fn request_reply_dyn(
+        &self,
+        msg: &MessageBuilder,
+        parse: &mut dyn FnMut(&MessageView<'_>) -> Result<()>,
+    ) -> Result<()> {
         let mut msg = msg.clone();
         msg.set_flags((msg.flags() | NLM_F_REQUEST) & !NLM_F_ACK);
         for _ in 0..TRUNCATED_ATTEMPTS {
@@ -613,7 +630,7 @@ impl Socket {
             self.send(&msg.to_bytes(seq, self.port_id.get())?)?;
             loop {
                 // The port is read once the answer is in (see `receive`).
-                let reply = |d: &[u8]| single_reply(d, self.port_id.get(), seq, &mut parse);
+                let reply = |d: &[u8]| single_reply(d, self.port_id.get(), seq, parse);
                 match self.recv(reply)? {
                     Ok(Some(reply)) => return reply,
                     Ok(None) => {}
@@ -635,6 +652,26 @@ impl Socket {
         msg: &MessageBuilder,
         mut parse: impl FnMut(&MessageView<'_>) -> Result<Option<T>>,
     ) -> Result<Vec<T>> {
+        let mut items = Vec::new();
+        self.dump_each(msg, &mut |m| {
+            match m {
+                Some(m) => items.extend(parse(m)?),
+                None => items.clear(),
+            }
+            Ok(())
+        })?;
+        Ok(items)
+    }
+
+    /// [`Self::dump`] without its type parameters, so that one copy serves
+    /// every dump: hands each data message to `each`, and `None` when an
+    /// attempt starts (what an interrupted one gave is to be forgotten).
+    #[inline(never)]
+    fn dump_each(
+        &self,
+        msg: &MessageBuilder,
+        each: &mut dyn FnMut(Option<&MessageView<'_>>) -> Result<()>,
+    ) -> Result<()> {
         let mut msg = msg.clone();
         msg.set_flags((msg.flags() | NLM_F_REQUEST | NLM_F_DUMP) & !NLM_F_ACK);
         self.strict_before_dump()
@@ -644,11 +681,8 @@ impl Socket {
             self.send(&msg.to_bytes(seq, self.port_id.get())?)?;
             // Made at the first part, once the port is known (see `receive`).
             let mut reader: Option<DumpReader> = None;
-            let mut items = Vec::new();
-            let mut each = |m: &MessageView<'_>| {
-                items.extend(parse(m)?);
-                Ok(())
-            };
+            each(None)?;
+            let mut each = |m: &MessageView<'_>| each(Some(m));
             let interrupted = loop {
                 let part = |d: &[u8]| {
                     let port_id = self.port_id.get();
@@ -671,7 +705,7 @@ impl Socket {
                 }
             };
             if !interrupted {
-                return Ok(items);
+                return Ok(());
             }
         }
         Err(Error::new(ErrorKind::DumpInterrupted {

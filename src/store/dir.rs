@@ -862,6 +862,15 @@ fn encode(path: &Path, value: &Value) -> Result<String, StoreError> {
     Ok(text)
 }
 
+/// The error of a record at `path` that cannot be read for `reason`.
+#[inline(never)]
+fn corrupt(path: &Path, reason: String) -> StoreError {
+    StoreError::Corrupt {
+        path: path.to_path_buf(),
+        reason,
+    }
+}
+
 fn parse_owner(path: &Path, text: &str) -> Result<String, StoreError> {
     let owner = text.trim();
     if owner.is_empty() {
@@ -931,17 +940,25 @@ impl StateDir {
         path: &Path,
         from_json: impl Fn(&Value) -> Result<T, RecordError>,
     ) -> Result<Option<T>, StoreError> {
+        let Some(value) = self.read_json(path)? else {
+            return Ok(None);
+        };
+        from_json(&value)
+            .map(Some)
+            .map_err(|e| corrupt(path, e.to_string()))
+    }
+
+    /// The JSON value of the file at `path`, `None` when it is missing:
+    /// [`StateDir::read_record`]'s part that does not depend on the record
+    /// type, kept once rather than in each type's copy.
+    #[inline(never)]
+    fn read_json(&self, path: &Path) -> Result<Option<Value>, StoreError> {
         let Some(text) = self.read_text(path)? else {
             return Ok(None);
         };
-        let corrupt = |reason: String| StoreError::Corrupt {
-            path: path.to_path_buf(),
-            reason,
-        };
-        let value = json::parse(&text).map_err(|e| corrupt(e.to_string()))?;
-        from_json(&value)
+        json::parse(&text)
             .map(Some)
-            .map_err(|e| corrupt(e.to_string()))
+            .map_err(|e| corrupt(path, e.to_string()))
     }
 
     /// Every `*.json` record of a directory; one that cannot be read is
@@ -952,16 +969,31 @@ impl StateDir {
         from_json: impl Fn(&Value) -> Result<T, RecordError>,
     ) -> Result<Listing<T>, StoreError> {
         let mut out = Listing::default();
+        self.each_record(dir, &mut |path| {
+            match self.read_record(path, &from_json) {
+                Ok(Some(record)) => out.items.push(record),
+                Ok(None) => {}
+                Err(error) => out.note(error)?,
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Hands the path of every `*.json` file of `dir` to `each`:
+    /// [`StateDir::read_all`]'s walk, kept once for every record type.
+    #[inline(never)]
+    fn each_record(
+        &self,
+        dir: &Path,
+        each: &mut dyn FnMut(&Path) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         for name in self.list_names(dir)? {
             if name.ends_with(".json") {
-                match self.read_record(&dir.join(&name), &from_json) {
-                    Ok(Some(record)) => out.items.push(record),
-                    Ok(None) => {}
-                    Err(error) => out.note(error)?,
-                }
+                each(&dir.join(&name))?;
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Replaces `path` (its directory made when missing) with `contents`

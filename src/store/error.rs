@@ -55,7 +55,14 @@ impl StoreError {
         path: impl Into<PathBuf>,
     ) -> impl FnOnce(io::Error) -> StoreError {
         let path = path.into();
-        move |source| match super::fsutil::refusal(&source) {
+        move |source| StoreError::from_io(action, path, source)
+    }
+
+    /// [`StoreError::io`]'s error. Out of line: the closure is inlined at
+    /// every call site, this body is kept once.
+    #[inline(never)]
+    fn from_io(action: &'static str, path: PathBuf, source: io::Error) -> StoreError {
+        match super::fsutil::refusal(&source) {
             Some(reason) => StoreError::Refused {
                 reason: reason.to_string(),
                 path,

@@ -343,6 +343,17 @@ pub fn blank_lines(
     text: &str,
     mut remove: impl FnMut(&str) -> bool,
 ) -> io::Result<usize> {
+    blank_lines_dyn(file, text, &mut remove)
+}
+
+/// [`blank_lines`] with `remove` behind a `dyn`, so that its code is kept
+/// once rather than once per caller's closure.
+#[inline(never)]
+fn blank_lines_dyn(
+    file: &mut File,
+    text: &str,
+    remove: &mut dyn FnMut(&str) -> bool,
+) -> io::Result<usize> {
     let mut removed = 0;
     let mut blank = 0;
     let mut offset = 0u64;

@@ -88,21 +88,26 @@ impl<T> Listing<T> {
     /// Adds a failed read: kept as damage when it is about one file,
     /// returned otherwise.
     pub(crate) fn note(&mut self, error: StoreError) -> Result<(), StoreError> {
-        let reason = match &error {
-            StoreError::Corrupt { reason, .. } | StoreError::Refused { reason, .. } => {
-                reason.clone()
-            }
-            StoreError::Io { action, source, .. } => format!("{action}: {source}"),
-            StoreError::InvalidName { .. } | StoreError::Ipam(_) => return Err(error),
-        };
-        match error {
-            StoreError::Io { path, .. }
-            | StoreError::Corrupt { path, .. }
-            | StoreError::Refused { path, .. } => self.damaged.push(Damaged { path, reason }),
-            other => return Err(other),
-        }
-        Ok(())
+        note_damage(&mut self.damaged, error)
     }
+}
+
+/// [`Listing::note`] without the item type, so that one copy serves every
+/// listing.
+#[inline(never)]
+fn note_damage(damaged: &mut Vec<Damaged>, error: StoreError) -> Result<(), StoreError> {
+    let reason = match &error {
+        StoreError::Corrupt { reason, .. } | StoreError::Refused { reason, .. } => reason.clone(),
+        StoreError::Io { action, source, .. } => format!("{action}: {source}"),
+        StoreError::InvalidName { .. } | StoreError::Ipam(_) => return Err(error),
+    };
+    match error {
+        StoreError::Io { path, .. }
+        | StoreError::Corrupt { path, .. }
+        | StoreError::Refused { path, .. } => damaged.push(Damaged { path, reason }),
+        other => return Err(other),
+    }
+    Ok(())
 }
 
 impl<T> Deref for Listing<T> {

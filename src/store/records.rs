@@ -35,6 +35,13 @@ fn bad(what: impl fmt::Display) -> RecordError {
     RecordError(what.to_string())
 }
 
+/// The error of field `key` whose `text` does not parse. Out of line: the
+/// typed readers have a copy per type.
+#[inline(never)]
+fn invalid_value(key: &str, text: &str) -> RecordError {
+    bad(format_args!("field \"{key}\": invalid value {text:?}"))
+}
+
 /// Typed access to an object's members with errors naming the field.
 struct Fields<'a>(&'a Value);
 
@@ -113,17 +120,13 @@ impl<'a> Fields<'a> {
 
     fn parsed<T: FromStr>(&self, key: &str) -> Result<T, RecordError> {
         let text = self.str(key)?;
-        text.parse()
-            .map_err(|_| bad(format_args!("field \"{key}\": invalid value {text:?}")))
+        text.parse().map_err(|_| invalid_value(key, text))
     }
 
     fn opt_parsed<T: FromStr>(&self, key: &str) -> Result<Option<T>, RecordError> {
         match self.opt_str(key)? {
             None => Ok(None),
-            Some(text) => text
-                .parse()
-                .map(Some)
-                .map_err(|_| bad(format_args!("field \"{key}\": invalid value {text:?}"))),
+            Some(text) => text.parse().map(Some).map_err(|_| invalid_value(key, text)),
         }
     }
 

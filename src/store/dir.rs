@@ -1192,34 +1192,12 @@ impl Locked<'_> {
 
     /// Writes a generic record of `kind` (e.g. `containers`) under `id`.
     pub fn put_record(&self, kind: &str, id: &str, value: &Value) -> Result<(), StoreError> {
-        check_name("record kind", kind)?;
-        check_name("record id", id)?;
-        let path = self.record_path(kind, id);
-        let written = self.write_json(&path, value);
-        // A failed write may have replaced it or not: read again.
-        self.forget_record(&path);
-        written?;
-        self.hold_record(&path, Some(value.clone()));
-        Ok(())
+        self.put_record_as(kind, id, value, Durability::Committed)
     }
 
     /// Removes a generic record; `Ok(false)` when there was none.
     pub fn remove_record(&self, kind: &str, id: &str) -> Result<bool, StoreError> {
-        check_name("record kind", kind)?;
-        check_name("record id", id)?;
-        let path = self.record_path(kind, id);
-        let removed = self.remove_file(&path);
-        self.forget_record(&path);
-        let removed = removed?;
-        self.hold_record(&path, None);
-        Ok(removed)
-    }
-
-    /// Forgets the record at `path`, read from disk again when next asked.
-    fn forget_record(&self, path: &Path) {
-        if let Some(held) = self.records_held().as_mut() {
-            held.retain(|(p, _)| p != path);
-        }
+        self.remove_record_as(kind, id, Durability::Committed)
     }
 
     /// Writes a generic record that is derived from the durable records
@@ -1232,29 +1210,55 @@ impl Locked<'_> {
         id: &str,
         value: &Value,
     ) -> Result<(), StoreError> {
+        self.put_record_as(kind, id, value, Durability::Derived)
+    }
+
+    /// Removes a derived record ([`Locked::put_derived_record`]) without
+    /// syncing its directory; `Ok(false)` when there was none.
+    pub fn remove_derived_record(&self, kind: &str, id: &str) -> Result<bool, StoreError> {
+        self.remove_record_as(kind, id, Durability::Derived)
+    }
+
+    fn put_record_as(
+        &self,
+        kind: &str,
+        id: &str,
+        value: &Value,
+        durability: Durability,
+    ) -> Result<(), StoreError> {
         check_name("record kind", kind)?;
         check_name("record id", id)?;
         let path = self.record_path(kind, id);
-        let text = encode(&path, value)?;
-        let written = self.replace_file_as(&path, text.as_bytes(), Durability::Derived);
-        // As in `put_record`: a failed write may have replaced it or not.
+        let written = encode(&path, value)
+            .and_then(|text| self.replace_file_as(&path, text.as_bytes(), durability));
+        // A failed write may have replaced it or not: read again.
         self.forget_record(&path);
         written?;
         self.hold_record(&path, Some(value.clone()));
         Ok(())
     }
 
-    /// Removes a derived record ([`Locked::put_derived_record`]) without
-    /// syncing its directory; `Ok(false)` when there was none.
-    pub fn remove_derived_record(&self, kind: &str, id: &str) -> Result<bool, StoreError> {
+    fn remove_record_as(
+        &self,
+        kind: &str,
+        id: &str,
+        durability: Durability,
+    ) -> Result<bool, StoreError> {
         check_name("record kind", kind)?;
         check_name("record id", id)?;
         let path = self.record_path(kind, id);
-        let removed = self.remove_file_as(&path, Durability::Derived);
+        let removed = self.remove_file_as(&path, durability);
         self.forget_record(&path);
         let removed = removed?;
         self.hold_record(&path, None);
         Ok(removed)
+    }
+
+    /// Forgets the record at `path`, read from disk again when next asked.
+    fn forget_record(&self, path: &Path) {
+        if let Some(held) = self.records_held().as_mut() {
+            held.retain(|(p, _)| p != path);
+        }
     }
 
     /// Allocates an address of `network` for `owner` (an endpoint id) and

@@ -1467,7 +1467,8 @@ impl Locked<'_> {
 
     /// Removes temporary files a killed invocation left behind, and empty
     /// records (`*.json` of no bytes: a new record whose data a power cut
-    /// lost, see [`StateDir::read_text`]); returns how many. Walks the
+    /// lost, which every read takes for one never written); returns how
+    /// many. Walks the
     /// whole directory: for `restore`. A directory that fails the trust
     /// check stops the walk before anything in it is removed.
     pub fn clean_temporaries(&self) -> Result<usize, StoreError> {

@@ -1369,18 +1369,25 @@ impl Locked<'_> {
         for (addr, owner) in files {
             let orphan = match owner {
                 None => !unknown_may_be_damaged,
-                Some(owner) => match self.endpoint(&network.id, &owner) {
-                    Ok(record) => record.is_none(),
-                    Err(StoreError::Corrupt { .. } | StoreError::Refused { .. }) => false,
-                    Err(StoreError::InvalidName { .. }) => true,
-                    Err(error) => return Err(error),
-                },
+                Some(owner) => !self.has_endpoint_record(&network.id, &owner)?,
             };
             if orphan && self.release(network, addr)? {
                 freed += 1;
             }
         }
         Ok(freed)
+    }
+
+    /// Whether endpoint `id` of network `network_id` has a record, readable
+    /// or not (a damaged record still holds its addresses); an id that is
+    /// no valid name has none.
+    fn has_endpoint_record(&self, network_id: &str, id: &str) -> Result<bool, StoreError> {
+        match self.endpoint(network_id, id) {
+            Ok(record) => Ok(record.is_some()),
+            Err(StoreError::Corrupt { .. } | StoreError::Refused { .. }) => Ok(true),
+            Err(StoreError::InvalidName { .. }) => Ok(false),
+            Err(error) => Err(error),
+        }
     }
 
     /// Makes the address file of `addr` name `owner` (an endpoint whose
@@ -1406,13 +1413,10 @@ impl Locked<'_> {
         let path = dir.join(addr.to_string());
         match self.read_owner(&path)? {
             Some(Some(held)) if held == owner => return Ok(AddressRepair::Kept),
-            Some(Some(held)) => match self.endpoint(&network.id, &held) {
-                Ok(None) | Err(StoreError::InvalidName { .. }) => {}
-                Ok(Some(_)) | Err(StoreError::Corrupt { .. } | StoreError::Refused { .. }) => {
-                    return Ok(AddressRepair::HeldBy(held))
-                }
-                Err(error) => return Err(error),
-            },
+            Some(Some(held)) if self.has_endpoint_record(&network.id, &held)? => {
+                return Ok(AddressRepair::HeldBy(held))
+            }
+            Some(Some(_)) => {}
             Some(None) | None => {}
         }
         let open = self.handles.ensure(&dir)?;
@@ -1468,9 +1472,9 @@ impl Locked<'_> {
     /// Removes temporary files a killed invocation left behind, and empty
     /// records (`*.json` of no bytes: a new record whose data a power cut
     /// lost, which every read takes for one never written); returns how
-    /// many. Walks the
-    /// whole directory: for `restore`. A directory that fails the trust
-    /// check stops the walk before anything in it is removed.
+    /// many. Walks the whole directory: for `restore`. A directory that
+    /// fails the trust check stops the walk before anything in it is
+    /// removed.
     pub fn clean_temporaries(&self) -> Result<usize, StoreError> {
         fn walk(state: &StateDir, dir: &Path, count: &mut usize) -> Result<(), StoreError> {
             if !state.handles.check_one(dir)? {

@@ -9,17 +9,20 @@
 //!   most hosts have one; a dummy parent `p0`), then for each row makes the
 //!   namespaces (untimed, `ip -batch`), attaches every container, checks the
 //!   result in the kernel, detaches every container, checks again, removes
-//!   the namespaces; then counts the system calls of one attach and one detach
+//!   the namespaces (first of all, one untimed connect measures the size
+//!   of an endpoint record, the durable floor's file size); then counts the system calls of one attach and one detach
 //!   of each kind under `strace -f -c` (untimed); prints a Markdown table
 //!   between [`RESULTS_BEGIN`] and [`RESULTS_END`]. The rows compared with
-//!   the per-process floor (our CLI and CNI mode) run together with it,
+//!   the per-process floor (the durable floor, our CLI and CNI mode) run
+//!   together with it,
 //!   container by container, each on its own namespaces and subnet, so the
 //!   host's load drifts under all of them alike; at the long size the bulk
 //!   API's growth is measured as ten batches, each next to a one-process
 //!   floor batch of the same size, and at each size one more batch of all
 //!   containers is launched next to a floor batch of all (the bulk row
 //!   itself is one launch timed alone).
-//! - `floor attach|detach PARENT-INDEX NS-PREFIX SUBNET FIRST LAST`: the
+//! - `floor attach|detach PARENT-INDEX NS-PREFIX SUBNET FIRST LAST [--durable
+//!   DIR BYTES]`: the
 //!   floor, on namespaces `NS-PREFIX{FIRST..=LAST}`. Per container it sends RTM_NEWLINK (kind ipvlan on the parent, the chosen
 //!   `ifi_index`, `IFLA_NET_NS_FD`, the final name `eth0`) on a socket of
 //!   the host namespace, then RTM_NEWADDR, link up and RTM_NEWROUTE (default
@@ -27,9 +30,16 @@
 //!   the container's namespace; detach deletes the link. Raw libc, no code of
 //!   the crate, so changes to our netlink code never move the floor. It keeps
 //!   no state: the index and the address follow from the container's number.
-//!   It prints `T NUMBER NANOSECONDS` per container.
+//!   It prints `T NUMBER NANOSECONDS` per container. With `--durable DIR
+//!   BYTES` it is the durable floor: per container it then also writes a
+//!   new `BYTES`-byte file named after the container in `DIR` (`openat`,
+//!   `write`, `fdatasync`, then `fsync` of `DIR`), the durable write a
+//!   connect makes of its endpoint record and nothing else, and on detach
+//!   removes it (`unlinkat`, `fsync` of `DIR`), as a disconnect does; that
+//!   part's time is its `D NUMBER NANOSECONDS` line, inside the `T` line's.
 //! - `launch [--env K=V]... [--stdin FILE] -- PROGRAM ARGS...`: runs one
-//!   command and prints `LAUNCH WALL-NS MAXRSS-KIB` on stderr. The child's
+//!   command and prints `LAUNCH WALL-NS MAXRSS-KIB MINFLT MAJFLT` on stderr
+//!   (the child's `ru_maxrss`, `ru_minflt` and `ru_majflt` from `wait4`). The child's
 //!   `ru_maxrss` includes the address space it had before `exec` (the
 //!   spawning process's: benches/RESULTS.md, the soak's failed run), so
 //!   commands are spawned from this small, freshly exec'd process, never
@@ -67,6 +77,11 @@ const GATEWAY: u32 = SUBNET + 1;
 /// The floor's subnet, 10.13.0.0/20: its links share the parent with ours
 /// while rows run together, and ipvlan refuses an address twice on one parent.
 const FLOOR_SUBNET: u32 = 0x0a0d_0000;
+/// The durable floor's subnet, 10.14.0.0/20, for the same reason.
+const DURABLE_SUBNET: u32 = 0x0a0e_0000;
+/// The durable floor's directory on the disk (beside the state directory,
+/// on the same ext4): one file per attached container.
+const DURABLE_DIR: &str = "durable-floor";
 const PARENT: &str = "p0";
 const NETWORK: &str = "benchnet";
 /// Containers whose system calls are counted per kind (the one-process
@@ -81,7 +96,8 @@ fn main() -> ExitCode {
         Some("launch") => return launch_main(&args[1..]),
         Some("noop") => Ok(()),
         _ => Err(
-            "usage: attach run ... | floor attach|detach PARENT-INDEX NS-PREFIX SUBNET FIRST LAST | \
+            "usage: attach run ... | floor attach|detach PARENT-INDEX NS-PREFIX SUBNET FIRST LAST \
+                  [--durable DIR BYTES] | \
                   launch [--env K=V]... [--stdin FILE] -- PROGRAM ARGS... \
                   (the guest program of `cargo xtask bench`)"
                 .to_string(),
@@ -224,16 +240,14 @@ fn check(ret: libc::c_long, what: &str) -> Res<libc::c_long> {
 
 /// A raw `openat` (musl's `open` adds an `fcntl` after an `O_CLOEXEC` open).
 fn open_ro(path: &str) -> Res<OwnedFd> {
+    open_at(libc::AT_FDCWD, path, libc::O_RDONLY | libc::O_CLOEXEC)
+}
+
+/// A raw `openat` of `path` relative to `dir`, mode 0600 if it creates.
+fn open_at(dir: i32, path: &str, flags: i32) -> Res<OwnedFd> {
     let c = std::ffi::CString::new(path).map_err(|e| e.to_string())?;
     // SAFETY: a valid NUL-terminated path; the kernel returns a new descriptor we own.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat,
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            libc::O_RDONLY | libc::O_CLOEXEC,
-        )
-    };
+    let fd = unsafe { libc::syscall(libc::SYS_openat, dir, c.as_ptr(), flags, 0o600) };
     let fd = check(fd, path)?;
     // SAFETY: a descriptor just returned by the kernel, owned by nobody else.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
@@ -377,9 +391,85 @@ fn floor_detach(host_ns: &OwnedFd, site: &FloorSite, i: u32) -> Res {
     transact(&inner, &[del.finish()], "RTM_DELLINK")
 }
 
-const FLOOR_USAGE: &str = "usage: floor attach|detach PARENT-INDEX NS-PREFIX SUBNET FIRST LAST";
+/// Where the durable floor writes: one directory, the size of each file.
+struct Durable<'a> {
+    dir: &'a str,
+    bytes: usize,
+}
+
+/// The durable write a connect makes of its endpoint record, and nothing
+/// else: a new file of the record's size in one directory, `write`,
+/// `fdatasync`, then `fsync` of the directory (the new entry).
+fn durable_write(durable: &Durable, name: &str) -> Res {
+    let dir = open_at(
+        libc::AT_FDCWD,
+        durable.dir,
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+    )?;
+    let file = open_at(
+        dir.as_raw_fd(),
+        name,
+        libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC,
+    )?;
+    // A record is JSON text ending in a newline; its content costs nothing here.
+    let mut record = vec![b' '; durable.bytes];
+    if let Some(last) = record.last_mut() {
+        *last = b'\n';
+    }
+    // SAFETY: writes our own buffer to our own descriptor.
+    let written = unsafe { libc::write(file.as_raw_fd(), record.as_ptr().cast(), record.len()) };
+    if check(written as libc::c_long, name)? as usize != record.len() {
+        return Err(format!("{name}: short write"));
+    }
+    // SAFETY: plain fdatasync(2)/fsync(2) on descriptors we own.
+    check(
+        unsafe { libc::fdatasync(file.as_raw_fd()) } as libc::c_long,
+        "fdatasync",
+    )?;
+    // SAFETY: as above.
+    check(
+        unsafe { libc::fsync(dir.as_raw_fd()) } as libc::c_long,
+        "fsync",
+    )?;
+    Ok(())
+}
+
+/// The durable removal a disconnect makes of the record: `unlinkat`, then
+/// `fsync` of the directory.
+fn durable_remove(durable: &Durable, name: &str) -> Res {
+    let dir = open_at(
+        libc::AT_FDCWD,
+        durable.dir,
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+    )?;
+    let c = std::ffi::CString::new(name).map_err(|e| e.to_string())?;
+    // SAFETY: unlinkat(2) of a NUL-terminated name in a directory we opened.
+    let ret = unsafe { libc::unlinkat(dir.as_raw_fd(), c.as_ptr(), 0) };
+    check(ret as libc::c_long, name)?;
+    // SAFETY: plain fsync(2) on a descriptor we own.
+    check(
+        unsafe { libc::fsync(dir.as_raw_fd()) } as libc::c_long,
+        "fsync",
+    )?;
+    Ok(())
+}
+
+const FLOOR_USAGE: &str = "usage: floor attach|detach PARENT-INDEX NS-PREFIX SUBNET FIRST LAST \
+                           [--durable DIR BYTES]";
+
+/// The floor's arguments without a trailing `--durable DIR BYTES`, and those.
+fn durable_args(args: &[String]) -> Res<(&[String], Option<Durable<'_>>)> {
+    match args {
+        [head @ .., flag, dir, bytes] if flag == "--durable" => {
+            let bytes = bytes.parse().map_err(|e| format!("{bytes}: {e}"))?;
+            Ok((head, Some(Durable { dir, bytes })))
+        }
+        _ => Ok((args, None)),
+    }
+}
 
 fn floor_main(args: &[String]) -> Res {
+    let (args, durable) = durable_args(args)?;
     let [op, parent, ns, subnet, first, last] = args else {
         return Err(FLOOR_USAGE.into());
     };
@@ -399,6 +489,16 @@ fn floor_main(args: &[String]) -> Res {
             "attach" => floor_attach(&host, &host_ns, parent, &site, i)?,
             "detach" => floor_detach(&host_ns, &site, i)?,
             other => return Err(format!("floor: unknown operation {other}")),
+        }
+        if let Some(durable) = &durable {
+            let write = Instant::now();
+            let name = ns_name(ns, i);
+            if op == "attach" {
+                durable_write(durable, &name)?;
+            } else {
+                durable_remove(durable, &name)?;
+            }
+            let _ = writeln!(times, "D {i} {}", write.elapsed().as_nanos());
         }
         let _ = writeln!(times, "T {i} {}", start.elapsed().as_nanos());
     }
@@ -465,7 +565,13 @@ fn launch(args: &[String]) -> Res<u8> {
     } else {
         128u8.wrapping_add(libc::WTERMSIG(status) as u8)
     };
-    eprintln!("LAUNCH {} {}", wall.as_nanos(), usage.ru_maxrss);
+    eprintln!(
+        "LAUNCH {} {} {} {}",
+        wall.as_nanos(),
+        usage.ru_maxrss,
+        usage.ru_minflt,
+        usage.ru_majflt
+    );
     Ok(code)
 }
 
@@ -483,6 +589,9 @@ struct Config {
     small: u32,
     large: Option<u32>,
     parent_index: u32,
+    /// The size of one of our endpoint records (a probe connect's), the
+    /// durable floor's file size.
+    record_bytes: u64,
 }
 
 /// One command to launch.
@@ -506,7 +615,19 @@ impl Cmd {
 struct Launched {
     wall_ms: f64,
     maxrss_kib: u64,
+    /// The child's `ru_minflt` and `ru_majflt` (from the same `wait4`).
+    minflt: u64,
+    majflt: u64,
     stdout: String,
+}
+
+/// `WALL-NS MAXRSS-KIB MINFLT MAJFLT`, the launcher's report after `LAUNCH `.
+fn parse_report(report: &str) -> Option<[u64; 4]> {
+    let fields: Vec<u64> = report
+        .split_whitespace()
+        .map(|w| w.parse().ok())
+        .collect::<Option<_>>()?;
+    fields.try_into().ok()
 }
 
 fn launch_cmd(config: &Config, cmd: &Cmd) -> Res<Launched> {
@@ -544,16 +665,14 @@ fn launch_cmd(config: &Config, cmd: &Cmd) -> Res<Launched> {
         ));
     }
     let report = report.ok_or_else(|| format!("`{line}`: the launcher printed no report"))?;
-    let fields: Vec<u64> = report
-        .split_whitespace()
-        .map(|w| w.parse().unwrap_or(0))
-        .collect();
-    let [wall_ns, maxrss] = fields[..] else {
+    let Some([wall_ns, maxrss, minflt, majflt]) = parse_report(&report) else {
         return Err(format!("`{line}`: bad launcher report {report:?}"));
     };
     Ok(Launched {
         wall_ms: wall_ns as f64 / 1e6,
         maxrss_kib: maxrss,
+        minflt,
+        majflt,
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
     })
 }
@@ -725,11 +844,22 @@ struct Figures {
     /// Each command's peak RSS in KiB (the one-process floor: its one run).
     rss_attach: Vec<f64>,
     rss_detach: Vec<f64>,
+    /// Minor and major page faults per container (`ru_minflt`, `ru_majflt`
+    /// of its commands, summed; a command for many containers: its count
+    /// divided by their number).
+    minflt_attach: Vec<f64>,
+    minflt_detach: Vec<f64>,
+    majflt_attach: Vec<f64>,
+    majflt_detach: Vec<f64>,
     syscalls: Option<Syscalls>,
     /// Per-process floor: the work each process timed itself (its `T` line),
     /// without its start, exit and the wait for it.
     work_attach: Vec<f64>,
     work_detach: Vec<f64>,
+    /// Durable floor: the part of that work spent on the record's file (its
+    /// `D` line).
+    durable_attach: Vec<f64>,
+    durable_detach: Vec<f64>,
     /// Measured container by container together with other rows (the
     /// per-process floor among them), so their ratios share the load.
     together: bool,
@@ -746,6 +876,27 @@ fn floor_cmd(config: &Config, site: Site, op: &str, first: u32, last: u32) -> Cm
         &first.to_string(),
         &last.to_string(),
     ])
+}
+
+/// The durable floor's command for container `i`: the per-process floor's,
+/// plus the durable write (or removal) of a record-sized file named after
+/// the container, in [`DURABLE_DIR`] on the state directory's disk.
+fn durable_cmd(c: &Config, site: Site, op: &str, i: u32) -> Vec<Cmd> {
+    let mut cmd = floor_cmd(c, site, op, i, i);
+    cmd.argv.extend([
+        "--durable".to_string(),
+        format!("{}/{DURABLE_DIR}", c.disk),
+        c.record_bytes.to_string(),
+    ]);
+    vec![cmd]
+}
+
+fn durable_attach(c: &Config, site: Site, i: u32) -> Vec<Cmd> {
+    durable_cmd(c, site, "attach", i)
+}
+
+fn durable_detach(c: &Config, site: Site, i: u32) -> Vec<Cmd> {
+    durable_cmd(c, site, "detach", i)
 }
 
 fn floor_pp_attach(c: &Config, site: Site, i: u32) -> Vec<Cmd> {
@@ -910,10 +1061,16 @@ fn cni_conf(name: &str, subnet: u32, ipam_type: &str, ipam_extra: &str) -> Strin
     )
 }
 
+/// The floor's `T` lines (the work per container) in ms.
 fn parse_times(stdout: &str) -> Res<Vec<f64>> {
+    parse_marked(stdout, "T ")
+}
+
+/// The floor's lines `{mark}NUMBER NANOSECONDS`, in ms.
+fn parse_marked(stdout: &str, mark: &str) -> Res<Vec<f64>> {
     stdout
         .lines()
-        .filter_map(|l| l.strip_prefix("T "))
+        .filter_map(|l| l.strip_prefix(mark))
         .map(|l| {
             l.split_whitespace()
                 .nth(1)
@@ -922,6 +1079,38 @@ fn parse_times(stdout: &str) -> Res<Vec<f64>> {
                 .ok_or_else(|| format!("bad floor line {l:?}"))
         })
         .collect()
+}
+
+/// One row's figures of one phase (attach or detach) while it is measured.
+#[derive(Default)]
+struct Phase {
+    times: Vec<f64>,
+    rss: Vec<f64>,
+    minflt: Vec<f64>,
+    majflt: Vec<f64>,
+    /// The per-process floors' own work (`T` lines), and the durable
+    /// floor's part of it on the record's file (`D` lines).
+    work: Vec<f64>,
+    durable: Vec<f64>,
+}
+
+/// The durable floor's file of container `i`: there, of the record's size,
+/// after attach; gone after detach.
+fn check_durable_file(config: &Config, site: Site, i: u32, attached: bool) -> Res {
+    let path = format!("{}/{DURABLE_DIR}/{}", config.disk, ns_name(site.ns, i));
+    match (fs::metadata(&path), attached) {
+        (Ok(m), true) if m.len() == config.record_bytes => Ok(()),
+        (Err(e), false) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        (found, _) => Err(format!(
+            "{DURABLE_ROW}: {path} after {}: expected {}, found {found:?}",
+            if attached { "attach" } else { "detach" },
+            if attached {
+                format!("{} bytes", config.record_bytes)
+            } else {
+                "no file".to_string()
+            },
+        )),
+    }
 }
 
 /// Attaches then detaches containers 1..=n of each row (fresh namespaces),
@@ -947,9 +1136,7 @@ fn measure(config: &Config, rows: &[&Row], n: u32) -> Res<Vec<Figures>> {
         })
         .collect();
     for attach in [true, false] {
-        // Per row: times, peak RSS, the per-process floor's own work.
-        let mut phase: Vec<(Vec<f64>, Vec<f64>, Vec<f64>)> =
-            rows.iter().map(|_| Default::default()).collect();
+        let mut phase: Vec<Phase> = rows.iter().map(|_| Phase::default()).collect();
         if per_container {
             for i in 1..=n {
                 for k in 0..rows.len() {
@@ -962,8 +1149,8 @@ fn measure(config: &Config, rows: &[&Row], n: u32) -> Res<Vec<Figures>> {
                         unreachable!("checked above");
                     };
                     let site = rows[at].site;
-                    let (times, rss, work) = &mut phase[at];
-                    let mut ms = 0.0;
+                    let p = &mut phase[at];
+                    let (mut ms, mut minflt, mut majflt) = (0.0, 0, 0);
                     for cmd in if attach {
                         a(config, site, i)
                     } else {
@@ -971,21 +1158,25 @@ fn measure(config: &Config, rows: &[&Row], n: u32) -> Res<Vec<Figures>> {
                     } {
                         let out = launch_cmd(config, &cmd)?;
                         ms += out.wall_ms;
-                        rss.push(out.maxrss_kib as f64);
-                        work.extend(parse_times(&out.stdout)?);
+                        (minflt, majflt) = (minflt + out.minflt, majflt + out.majflt);
+                        p.rss.push(out.maxrss_kib as f64);
+                        p.work.extend(parse_times(&out.stdout)?);
+                        p.durable.extend(parse_marked(&out.stdout, "D ")?);
                     }
-                    times.push(ms);
+                    p.times.push(ms);
+                    p.minflt.push(minflt as f64);
+                    p.majflt.push(majflt as f64);
                 }
             }
         } else {
             let row = rows[0];
-            let (times, rss, _) = &mut phase[0];
-            match &row.method {
+            let p = &mut phase[0];
+            let out = match &row.method {
                 Method::OneProcess => {
                     let op = if attach { "attach" } else { "detach" };
                     let out = launch_cmd(config, &floor_cmd(config, row.site, op, 1, n))?;
-                    *times = parse_times(&out.stdout)?;
-                    rss.push(out.maxrss_kib as f64);
+                    p.times = parse_times(&out.stdout)?;
+                    out
                 }
                 Method::Batch {
                     attach: a,
@@ -998,27 +1189,37 @@ fn measure(config: &Config, rows: &[&Row], n: u32) -> Res<Vec<Figures>> {
                     };
                     let out = launch_cmd(config, &cmd)?;
                     let share = out.wall_ms / f64::from(n);
-                    *times = vec![share; n as usize];
-                    rss.push(out.maxrss_kib as f64);
+                    p.times = vec![share; n as usize];
+                    out
                 }
                 Method::PerContainer { .. } => unreachable!("handled above"),
-            }
+            };
+            p.rss.push(out.maxrss_kib as f64);
+            p.minflt.push(out.minflt as f64 / f64::from(n));
+            p.majflt.push(out.majflt as f64 / f64::from(n));
         }
-        for ((row, f), (times, rss, work)) in rows.iter().zip(&mut figures).zip(phase) {
-            if times.len() != n as usize {
+        for ((row, f), p) in rows.iter().zip(&mut figures).zip(phase) {
+            if p.times.len() != n as usize {
                 return Err(format!(
                     "{}: {} times for {n} containers",
                     row.name,
-                    times.len()
+                    p.times.len()
                 ));
             }
             for i in [1, n] {
                 check_container(row.site, i, attach).map_err(|e| format!("{}: {e}", row.name))?;
+                if row.name == DURABLE_ROW {
+                    check_durable_file(config, row.site, i, attach)?;
+                }
             }
             if attach {
-                (f.attach, f.rss_attach, f.work_attach) = (times, rss, work);
+                (f.attach, f.rss_attach, f.work_attach) = (p.times, p.rss, p.work);
+                (f.minflt_attach, f.majflt_attach) = (p.minflt, p.majflt);
+                f.durable_attach = p.durable;
             } else {
-                (f.detach, f.rss_detach, f.work_detach) = (times, rss, work);
+                (f.detach, f.rss_detach, f.work_detach) = (p.times, p.rss, p.work);
+                (f.minflt_detach, f.majflt_detach) = (p.minflt, p.majflt);
+                f.durable_detach = p.durable;
             }
         }
     }
@@ -1255,6 +1456,7 @@ fn parse_config(args: &[String]) -> Res<Config> {
         small: 100,
         large: Some(1000),
         parent_index: 0,
+        record_bytes: 0,
     };
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
@@ -1305,6 +1507,9 @@ fn orchestrate(args: &[String]) -> Res {
         ],
         None,
     )?;
+    config.record_bytes = probe_record_bytes(&config)?;
+    fs::create_dir(format!("{}/{DURABLE_DIR}", config.disk))
+        .map_err(|e| format!("{DURABLE_DIR}: {e}"))?;
     let write = |file: &str, text: String| {
         fs::write(format!("{}/{file}", config.disk), text).map_err(|e| format!("{file}: {e}"))
     };
@@ -1350,8 +1555,19 @@ fn orchestrate(args: &[String]) -> Res {
             detach: floor_pp_detach,
         },
     };
+    let durable = Row {
+        name: DURABLE_ROW,
+        site: Site {
+            ns: "d",
+            subnet: DURABLE_SUBNET,
+        },
+        method: Method::PerContainer {
+            attach: durable_attach,
+            detach: durable_detach,
+        },
+    };
     let cli = Row {
-        name: "ours: `ipvlan network connect` / `disconnect`",
+        name: CLI_ROW,
         site: ours,
         method: Method::PerContainer {
             attach: cli_attach,
@@ -1417,7 +1633,7 @@ fn orchestrate(args: &[String]) -> Res {
         // The rows compared with the per-process floor run together with it.
         let mut groups: Vec<Vec<&Row>> = vec![
             vec![&floor_one],
-            vec![&floor_pp, &cli, &ours_cni],
+            vec![&floor_pp, &durable, &cli, &ours_cni],
             vec![&bulk],
         ];
         if small {
@@ -1495,11 +1711,60 @@ fn orchestrate(args: &[String]) -> Res {
     for _ in 0..config.small {
         let out = launch_cmd(&config, &Cmd::new(&[&config.me, "noop"]))?;
         start.wall.push(out.wall_ms);
+        start.minflt.push(out.minflt as f64);
         start.maxrss_kib = start.maxrss_kib.max(out.maxrss_kib);
     }
-    let markdown = render(&table, &sizes, growth.as_ref(), &beside, size, &start);
+    let markdown = render(
+        &table,
+        &sizes,
+        growth.as_ref(),
+        &beside,
+        size,
+        &start,
+        config.record_bytes,
+    );
     println!("{RESULTS_BEGIN}\n{markdown}{RESULTS_END}");
     Ok(())
+}
+
+/// The size of the endpoint record a connect writes: one untimed connect of
+/// a namespace of its own, its record read back from the state directory
+/// (`endpoints/<network id>/<endpoint id>.json`, the only one there yet),
+/// then disconnected.
+fn probe_record_bytes(config: &Config) -> Res<u64> {
+    let state = std::env::var("IPVLAN_STATE_DIR")
+        .map_err(|_| "the durable floor's record size needs IPVLAN_STATE_DIR".to_string())?;
+    let probe = Site {
+        ns: "probe",
+        subnet: SUBNET,
+    };
+    make_namespaces(probe.ns, 1, 1)?;
+    let ns = ns_path(probe.ns, 1);
+    sh(&[&config.ipvlan, "network", "connect", NETWORK, &ns], None)?;
+    let endpoints = format!("{state}/endpoints");
+    let mut records = Vec::new();
+    for dir in fs::read_dir(&endpoints).map_err(|e| format!("{endpoints}: {e}"))? {
+        let dir = dir.map_err(|e| format!("{endpoints}: {e}"))?.path();
+        for file in fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))? {
+            let file = file.map_err(|e| format!("{}: {e}", dir.display()))?;
+            let name = file.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".json") && !name.starts_with('.') {
+                let meta = file.metadata().map_err(|e| format!("{name}: {e}"))?;
+                records.push((name, meta.len()));
+            }
+        }
+    }
+    let [(_, bytes)] = records[..] else {
+        return Err(format!(
+            "after one connect, expected one endpoint record under {endpoints}, found {records:?}"
+        ));
+    };
+    sh(
+        &[&config.ipvlan, "network", "disconnect", NETWORK, &ns],
+        None,
+    )?;
+    remove_namespaces(probe.ns, 1, 1)?;
+    Ok(bytes)
 }
 
 /// A static no-op process launched as the commands are: what starting,
@@ -1508,6 +1773,8 @@ fn orchestrate(args: &[String]) -> Res {
 #[derive(Default)]
 struct Start {
     wall: Vec<f64>,
+    /// Its minor page faults, each launch.
+    minflt: Vec<f64>,
     maxrss_kib: u64,
 }
 
@@ -1532,6 +1799,15 @@ const BULK_ROW: &str = "ours: library bulk API (`connect_many`, one `network con
 /// normalised by it).
 const FLOOR_PP_ROW: &str = "raw-netlink floor, one process per container";
 
+/// The per-process floor plus the durable write our connect makes of its
+/// endpoint record: what a durable attach cannot go below.
+const DURABLE_ROW: &str = "durable floor: the per-process floor + one record-sized file \
+                           (`write`, `fdatasync`, the directory's `fsync`)";
+
+/// Our CLI's row (the target `network connect` <= 1.5x the per-process
+/// floor is about it).
+const CLI_ROW: &str = "ours: `ipvlan network connect` / `disconnect`";
+
 /// The reference plugin's row (our CNI rows are compared with it).
 const REFERENCE_CNI_ROW: &str = "reference CNI `ipvlan` + `host-local`";
 
@@ -1542,6 +1818,7 @@ fn render(
     beside: &[Growth],
     binary_size: u64,
     start: &Start,
+    record_bytes: u64,
 ) -> String {
     let launcher_floor = start.maxrss_kib;
     let floor = |name: &str, n: u32| {
@@ -1559,18 +1836,21 @@ fn render(
     let mut s = String::new();
     s.push_str(
         "| per container | N | attach ms: median | p90 | mean | / floor 1 process | \
-         / floor per process | detach ms: median | p90 | mean | / floor 1 process | \
-         / floor per process | peak RSS KiB, max (median) attach / detach | system calls attach / detach |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+         / floor per process | / durable floor | detach ms: median | p90 | mean | \
+         / floor 1 process | / floor per process | / durable floor | \
+         peak RSS KiB, max (median) attach / detach | \
+         page faults, median attach / detach: minor (major) | system calls attach / detach |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for (name, n, outcome) in table {
         match outcome {
             Outcome::NotMeasured(why) => {
-                let _ = writeln!(s, "| {name} | {n} | {why} |||||||||||");
+                let _ = writeln!(s, "| {name} | {n} | {why} ||||||||||||||");
             }
             Outcome::Measured(f) => {
                 let one = floor("raw-netlink floor, one process for all", *n);
-                let pp = floor("raw-netlink floor, one process per container", *n);
+                let pp = floor(FLOOR_PP_ROW, *n);
+                let durable = floor(DURABLE_ROW, *n);
                 let (am, dm) = (median(&f.attach), median(&f.detach));
                 let calls = match &f.syscalls {
                     Some(c) => format!("{:.0} / {:.0}", c.attach, c.detach),
@@ -1578,24 +1858,31 @@ fn render(
                 };
                 let _ = writeln!(
                     s,
-                    "| {name} | {n} | {am:.2} | {:.2} | {:.2} | {} | {} | {dm:.2} | {:.2} | {:.2} | {} | {} | {:.0} ({:.0}) / {:.0} ({:.0}) | {calls} |",
+                    "| {name} | {n} | {am:.2} | {:.2} | {:.2} | {} | {} | {} | {dm:.2} | {:.2} | {:.2} | {} | {} | {} | {:.0} ({:.0}) / {:.0} ({:.0}) | {:.0} ({:.0}) / {:.0} ({:.0}) | {calls} |",
                     p90(&f.attach),
                     mean(&f.attach),
                     ratio(am, one.map(|x| x.0)),
                     ratio(am, pp.map(|x| x.0)),
+                    ratio(am, durable.map(|x| x.0)),
                     p90(&f.detach),
                     mean(&f.detach),
                     ratio(dm, one.map(|x| x.1)),
                     ratio(dm, pp.map(|x| x.1)),
+                    ratio(dm, durable.map(|x| x.1)),
                     sorted(&f.rss_attach).last().copied().unwrap_or(0.0),
                     median(&f.rss_attach),
                     sorted(&f.rss_detach).last().copied().unwrap_or(0.0),
                     median(&f.rss_detach),
+                    median(&f.minflt_attach),
+                    median(&f.majflt_attach),
+                    median(&f.minflt_detach),
+                    median(&f.majflt_detach),
                 );
             }
         }
     }
     s.push('\n');
+    durable_lines(&mut s, table, sizes, record_bytes);
     if let Some(&large) = sizes.get(1) {
         let tenth = (large / 10).max(1) as usize;
         // Medians of the first and the last tenth of a row's attaches.
@@ -1771,12 +2058,68 @@ fn render(
          {launcher_floor} KiB, what the launcher's own address space adds: a figure at or \
          below it means \"at most that\"; the floor's one-process row is the whole run's \
          process\n\
+         - page faults: the `ru_minflt` (`ru_majflt`) of each container's commands from the \
+         same `wait4`, summed per container (iproute2: its four commands), medians; the \
+         one-process floor and the bulk API: the one command's count divided by N; a static \
+         no-op launched the same way takes {:.0} minor faults (median), process start and \
+         exit alone\n\
          - system calls: `strace -f -c` of one container's commands (the one-process floor: \
          {STRACE_CONTAINERS} containers in one process, divided by {STRACE_CONTAINERS}), \
          process start included",
-        binary_size as f64 / 1024.0
+        binary_size as f64 / 1024.0,
+        median(&start.minflt),
     );
     s
+}
+
+/// The durable floor against the per-process floor, and our CLI against
+/// both, at each size (all run together, container by container).
+fn durable_lines(s: &mut String, table: &[(String, u32, Outcome)], sizes: &[u32], bytes: u64) {
+    let row = |name: &str, n: u32| {
+        table.iter().find_map(|(row, rn, o)| match o {
+            Outcome::Measured(f) if row == name && *rn == n => Some(f),
+            _ => None,
+        })
+    };
+    for &n in sizes {
+        let (Some(durable), Some(floor)) = (row(DURABLE_ROW, n), row(FLOOR_PP_ROW, n)) else {
+            continue;
+        };
+        let (da, dd) = (median(&durable.attach), median(&durable.detach));
+        let (fa, fd) = (median(&floor.attach), median(&floor.detach));
+        let _ = writeln!(
+            s,
+            "- durable floor, N = {n}: the per-process floor plus the durable write of one \
+             {bytes}-byte file named after the container (the size of our endpoint record; a \
+             new file, `write`, `fdatasync`, the directory's `fsync`), on the state \
+             directory's disk; medians, run together with the floor: attach {da:.2} / \
+             {fa:.2} ms = {:.2}x ({:+.2} ms; the write as its process timed it: {:.2} ms); \
+             detach, the file removed (`unlinkat`, the directory's `fsync`): {dd:.2} / \
+             {fd:.2} ms = {:.2}x ({:+.2} ms; the removal: {:.2} ms)",
+            da / fa,
+            da - fa,
+            median(&durable.durable_attach),
+            dd / fd,
+            dd - fd,
+            median(&durable.durable_detach),
+        );
+        if let Some(cli) = row(CLI_ROW, n) {
+            let (ca, cd) = (median(&cli.attach), median(&cli.detach));
+            let _ = writeln!(
+                s,
+                "- {CLI_ROW}, N = {n}: connect / durable floor {ca:.2} / {da:.2} ms = {:.2}x \
+                 (/ floor {:.2}x; the target, 1.5x the floor, is {:.2} ms; the durable floor \
+                 alone is {:.2}x the floor); disconnect / durable floor {cd:.2} / {dd:.2} ms = {:.2}x \
+                 (/ floor {:.2}x)",
+                ca / da,
+                ca / fa,
+                1.5 * fa,
+                da / fa,
+                cd / dd,
+                cd / fd,
+            );
+        }
+    }
 }
 
 #[cfg(test)]
@@ -1853,6 +2196,7 @@ mod tests {
             &[beside],
             1,
             &Start::default(),
+            464,
         );
         assert!(s.contains(&format!(
             "- {FLOOR_PP_ROW}: attaches 19-20 vs 1-2 (medians): 15.00 / 10.00 ms = 1.50x\n"
@@ -1882,6 +2226,117 @@ mod tests {
              batch of 20 (ms per container): 9.00 / 3.00 = 3.00x (the row's own figure is one \
              launch timed alone)\n"
         ));
+    }
+
+    #[test]
+    fn launcher_reports_faults() {
+        assert_eq!(
+            parse_report("2390000 456 97 0"),
+            Some([2390000, 456, 97, 0])
+        );
+        for bad in ["2390000 456", "2390000 456 97 0 1", "2390000 456 x 0", ""] {
+            assert_eq!(parse_report(bad), None, "{bad:?}");
+        }
+    }
+
+    fn words(list: &[&str]) -> Vec<String> {
+        list.iter().map(|w| w.to_string()).collect()
+    }
+
+    #[test]
+    fn durable_arguments() {
+        let plain = words(&["attach", "3", "d", "10.14.0.0", "1", "1"]);
+        let (rest, durable) = durable_args(&plain).unwrap();
+        assert_eq!(rest, &plain[..]);
+        assert!(durable.is_none());
+        let mut with = plain.clone();
+        with.extend(words(&["--durable", "/mnt/bench/durable-floor", "464"]));
+        let (rest, durable) = durable_args(&with).unwrap();
+        assert_eq!(rest, &plain[..]);
+        let durable = durable.unwrap();
+        assert_eq!(
+            (durable.dir, durable.bytes),
+            ("/mnt/bench/durable-floor", 464)
+        );
+        with.pop();
+        with.push("many".to_string());
+        assert!(durable_args(&with).is_err());
+    }
+
+    /// The durable floor's file: new, of the record's size, refused if it
+    /// is there already (never overwritten), gone after the removal.
+    #[test]
+    fn durable_write_and_removal() {
+        let dir = std::env::temp_dir().join(format!("attach-durable-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.to_string_lossy().into_owned();
+        let durable = Durable {
+            dir: &path,
+            bytes: 464,
+        };
+        durable_write(&durable, "d7").unwrap();
+        let text = fs::read(dir.join("d7")).unwrap();
+        assert_eq!(text.len(), 464);
+        assert_eq!(text.last(), Some(&b'\n'));
+        let again = durable_write(&durable, "d7").unwrap_err();
+        assert!(again.contains("File exists"), "{again}");
+        durable_remove(&durable, "d7").unwrap();
+        assert!(!dir.join("d7").exists());
+        assert!(durable_remove(&durable, "d7").is_err());
+        fs::remove_dir(&dir).unwrap();
+    }
+
+    /// The durable floor is printed against the floor, ours against it, and
+    /// every row gains its page faults.
+    #[test]
+    fn durable_floor_and_faults_are_printed() {
+        let row = |attach: f64, detach: f64, minflt: f64| {
+            Outcome::Measured(Box::new(Figures {
+                attach: vec![attach; 3],
+                detach: vec![detach; 3],
+                rss_attach: vec![400.0; 3],
+                rss_detach: vec![400.0; 3],
+                minflt_attach: vec![minflt, minflt + 1.0, minflt + 2.0],
+                minflt_detach: vec![minflt; 3],
+                majflt_attach: vec![0.0; 3],
+                majflt_detach: vec![1.0; 3],
+                durable_attach: vec![3.0; 3],
+                durable_detach: vec![1.5; 3],
+                together: true,
+                ..Figures::default()
+            }))
+        };
+        let table = vec![
+            (FLOOR_PP_ROW.to_string(), 3, row(7.0, 20.0, 90.0)),
+            (DURABLE_ROW.to_string(), 3, row(10.0, 22.0, 95.0)),
+            (CLI_ROW.to_string(), 3, row(20.0, 33.0, 300.0)),
+        ];
+        let s = render(&table, &[3], None, &[], 1, &Start::default(), 464);
+        // Attach / durable floor 2.00x, detach 1.50x; RSS; faults minor (major).
+        assert!(
+            s.contains(&format!(
+                "| {CLI_ROW} | 3 | 20.00 | 20.00 | 20.00 | - | 2.86x | 2.00x | 33.00 | 33.00 | \
+                 33.00 | - | 1.65x | 1.50x | 400 (400) / 400 (400) | 301 (0) / 300 (1) | - |\n"
+            )),
+            "{s}"
+        );
+        assert!(s.contains(&format!(
+            "| {DURABLE_ROW} | 3 | 10.00 | 10.00 | 10.00 | - | 1.43x | 1.00x |"
+        )));
+        assert!(s.contains(
+            "- durable floor, N = 3: the per-process floor plus the durable write of one \
+             464-byte file named after the container (the size of our endpoint record; a new \
+             file, `write`, `fdatasync`, the directory's `fsync`), on the state directory's \
+             disk; medians, run together with the floor: attach 10.00 / 7.00 ms = 1.43x \
+             (+3.00 ms; the write as its process timed it: 3.00 ms); detach, the file removed \
+             (`unlinkat`, the directory's `fsync`): 22.00 / 20.00 ms = 1.10x (+2.00 ms; the \
+             removal: 1.50 ms)\n"
+        ));
+        assert!(s.contains(&format!(
+            "- {CLI_ROW}, N = 3: connect / durable floor 20.00 / 10.00 ms = 2.00x (/ floor \
+             2.86x; the target, 1.5x the floor, is 10.50 ms; the durable floor alone is 1.43x \
+             the floor); disconnect / durable floor 33.00 / 22.00 ms = 1.50x (/ floor 1.65x)\n"
+        )));
     }
 
     #[test]

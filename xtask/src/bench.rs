@@ -1,6 +1,7 @@
 //! `cargo xtask bench`: one boot of the VM that measures attach and detach
-//! side by side (`benches/attach.rs`: a raw-netlink floor, our CLI, bulk
-//! API and CNI mode, iproute2, the reference CNI plugin), with the state directory on ext4 on
+//! side by side (`benches/attach.rs`: a raw-netlink floor, the same with the
+//! durable write of one record, our CLI, bulk API and CNI mode, iproute2,
+//! the reference CNI plugin), with the state directory on ext4 on
 //! a virtual disk, and records the table in `benches/RESULTS.md`. Not part
 //! of `cargo xtask test`: it takes many minutes under emulation.
 

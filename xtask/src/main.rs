@@ -77,10 +77,12 @@ commands:
   bench [--kernel K] [--containers N | --quick] [--timeout SECS] [--no-record]
         Boot the VM once and measure attach and detach per container side by
         side (benches/attach.rs): a raw-netlink floor (one process for all,
-        one per container), `ipvlan network connect/disconnect` with the state
-        directory on ext4 on a virtual disk, our CNI mode (ADD/DEL with
-        ipam ipvlan; with host-local at 100 only), iproute2 and the reference
-        CNI plugin (at 100 only); ours and the floor also at N (default 1000).
+        one per container, and one per container that also writes one
+        record-sized file durably: the durable floor), `ipvlan network
+        connect/disconnect` with the state directory on ext4 on a virtual
+        disk, our CNI mode (ADD/DEL with ipam ipvlan; with host-local at 100
+        only), iproute2 and the reference CNI plugin (at 100 only); ours and
+        the floors also at N (default 1000).
         --quick: 10 and 20 containers. Records the table in benches/RESULTS.md
         (not with --no-record). Release musl builds. Not part of `test`.
   criterion [ARGS]...

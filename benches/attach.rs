@@ -2031,11 +2031,14 @@ fn render(
             );
         }
     }
-    // The profile of one attach through the CLI and through our CNI mode,
-    // the rows the targets are about.
+    // The profile of one attach through the CLI, the bulk API and our CNI
+    // mode, the rows the targets are about, and of the per-process floors
+    // they are measured against.
     let mut profiled = Vec::new();
     for (name, _, outcome) in table {
-        if (name.contains("network connect") || name == CNI_OURS_ROW) && !profiled.contains(&name) {
+        let wanted = name.contains("network connect")
+            || [FLOOR_PP_ROW, DURABLE_ROW, CNI_OURS_ROW].contains(&name.as_str());
+        if wanted && !profiled.contains(&name) {
             profiled.push(name);
             if let Outcome::Measured(f) = outcome {
                 profile(&mut s, name, f);

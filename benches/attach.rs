@@ -2309,9 +2309,18 @@ mod tests {
                 ..Figures::default()
             }))
         };
+        let mut durable = row(10.0, 22.0, 95.0);
+        if let Outcome::Measured(f) = &mut durable {
+            f.syscalls = Some(Syscalls {
+                attach: 51.0,
+                detach: 44.0,
+                attach_calls: [("fsync".to_string(), 1), ("openat".to_string(), 4)].into(),
+                detach_calls: [("unlinkat".to_string(), 1)].into(),
+            });
+        }
         let table = vec![
             (FLOOR_PP_ROW.to_string(), 3, row(7.0, 20.0, 90.0)),
-            (DURABLE_ROW.to_string(), 3, row(10.0, 22.0, 95.0)),
+            (DURABLE_ROW.to_string(), 3, durable),
             (CLI_ROW.to_string(), 3, row(20.0, 33.0, 300.0)),
         ];
         let s = render(&table, &[3], None, &[], 1, &Start::default(), 464);
@@ -2325,6 +2334,11 @@ mod tests {
         );
         assert!(s.contains(&format!(
             "| {DURABLE_ROW} | 3 | 10.00 | 10.00 | 10.00 | - | 1.43x | 1.00x |"
+        )));
+        assert!(s.contains(&format!("| 51 / 44 |\n| {CLI_ROW} |")));
+        assert!(s.contains(&format!(
+            "- {DURABLE_ROW}: system calls of one attach by name: openat 4, fsync 1\n\
+             - {DURABLE_ROW}: system calls of one detach by name: unlinkat 1\n"
         )));
         assert!(s.contains(
             "- durable floor, N = 3: the per-process floor plus the durable write of one \

@@ -35,8 +35,9 @@
 //!   new `BYTES`-byte file named after the container in `DIR` (`openat`,
 //!   `write`, `fdatasync`, then `fsync` of `DIR`), the durable write a
 //!   connect makes of its endpoint record and nothing else, and on detach
-//!   removes it (`unlinkat`, `fsync` of `DIR`), as a disconnect does; that
-//!   part's time is its `D NUMBER NANOSECONDS` line, inside the `T` line's.
+//!   removes it (`unlinkat`, `fsync` of `DIR`), as a disconnect does; its
+//!   `T` lines cover both parts (timing the write apart would add clock
+//!   reads, system calls here, to what it is meant to show alone).
 //! - `launch [--env K=V]... [--stdin FILE] -- PROGRAM ARGS...`: runs one
 //!   command and prints `LAUNCH WALL-NS MAXRSS-KIB MINFLT MAJFLT` on stderr
 //!   (the child's `ru_maxrss`, `ru_minflt` and `ru_majflt` from `wait4`). The child's
@@ -491,14 +492,12 @@ fn floor_main(args: &[String]) -> Res {
             other => return Err(format!("floor: unknown operation {other}")),
         }
         if let Some(durable) = &durable {
-            let write = Instant::now();
             let name = ns_name(ns, i);
             if op == "attach" {
                 durable_write(durable, &name)?;
             } else {
                 durable_remove(durable, &name)?;
             }
-            let _ = writeln!(times, "D {i} {}", write.elapsed().as_nanos());
         }
         let _ = writeln!(times, "T {i} {}", start.elapsed().as_nanos());
     }
@@ -856,10 +855,6 @@ struct Figures {
     /// without its start, exit and the wait for it.
     work_attach: Vec<f64>,
     work_detach: Vec<f64>,
-    /// Durable floor: the part of that work spent on the record's file (its
-    /// `D` line).
-    durable_attach: Vec<f64>,
-    durable_detach: Vec<f64>,
     /// Measured container by container together with other rows (the
     /// per-process floor among them), so their ratios share the load.
     together: bool,
@@ -1061,16 +1056,10 @@ fn cni_conf(name: &str, subnet: u32, ipam_type: &str, ipam_extra: &str) -> Strin
     )
 }
 
-/// The floor's `T` lines (the work per container) in ms.
 fn parse_times(stdout: &str) -> Res<Vec<f64>> {
-    parse_marked(stdout, "T ")
-}
-
-/// The floor's lines `{mark}NUMBER NANOSECONDS`, in ms.
-fn parse_marked(stdout: &str, mark: &str) -> Res<Vec<f64>> {
     stdout
         .lines()
-        .filter_map(|l| l.strip_prefix(mark))
+        .filter_map(|l| l.strip_prefix("T "))
         .map(|l| {
             l.split_whitespace()
                 .nth(1)
@@ -1088,10 +1077,8 @@ struct Phase {
     rss: Vec<f64>,
     minflt: Vec<f64>,
     majflt: Vec<f64>,
-    /// The per-process floors' own work (`T` lines), and the durable
-    /// floor's part of it on the record's file (`D` lines).
+    /// The per-process floors' own work (`T` lines).
     work: Vec<f64>,
-    durable: Vec<f64>,
 }
 
 /// The durable floor's file of container `i`: there, of the record's size,
@@ -1161,7 +1148,6 @@ fn measure(config: &Config, rows: &[&Row], n: u32) -> Res<Vec<Figures>> {
                         (minflt, majflt) = (minflt + out.minflt, majflt + out.majflt);
                         p.rss.push(out.maxrss_kib as f64);
                         p.work.extend(parse_times(&out.stdout)?);
-                        p.durable.extend(parse_marked(&out.stdout, "D ")?);
                     }
                     p.times.push(ms);
                     p.minflt.push(minflt as f64);
@@ -1215,11 +1201,9 @@ fn measure(config: &Config, rows: &[&Row], n: u32) -> Res<Vec<Figures>> {
             if attach {
                 (f.attach, f.rss_attach, f.work_attach) = (p.times, p.rss, p.work);
                 (f.minflt_attach, f.majflt_attach) = (p.minflt, p.majflt);
-                f.durable_attach = p.durable;
             } else {
                 (f.detach, f.rss_detach, f.work_detach) = (p.times, p.rss, p.work);
                 (f.minflt_detach, f.majflt_detach) = (p.minflt, p.majflt);
-                f.durable_detach = p.durable;
             }
         }
     }
@@ -2096,15 +2080,17 @@ fn durable_lines(s: &mut String, table: &[(String, u32, Outcome)], sizes: &[u32]
              {bytes}-byte file named after the container (the size of our endpoint record; a \
              new file, `write`, `fdatasync`, the directory's `fsync`), on the state \
              directory's disk; medians, run together with the floor: attach {da:.2} / \
-             {fa:.2} ms = {:.2}x ({:+.2} ms; the write as its process timed it: {:.2} ms); \
-             detach, the file removed (`unlinkat`, the directory's `fsync`): {dd:.2} / \
-             {fd:.2} ms = {:.2}x ({:+.2} ms; the removal: {:.2} ms)",
+             {fa:.2} ms = {:.2}x ({:+.2} ms; the work each process timed itself: {:.2} \
+             against {:.2} ms); detach, the file removed (`unlinkat`, the directory's \
+             `fsync`): {dd:.2} / {fd:.2} ms = {:.2}x ({:+.2} ms; work {:.2} against {:.2} ms)",
             da / fa,
             da - fa,
-            median(&durable.durable_attach),
+            median(&durable.work_attach),
+            median(&floor.work_attach),
             dd / fd,
             dd - fd,
-            median(&durable.durable_detach),
+            median(&durable.work_detach),
+            median(&floor.work_detach),
         );
         if let Some(cli) = row(CLI_ROW, n) {
             let (ca, cd) = (median(&cli.attach), median(&cli.detach));
@@ -2303,8 +2289,8 @@ mod tests {
                 minflt_detach: vec![minflt; 3],
                 majflt_attach: vec![0.0; 3],
                 majflt_detach: vec![1.0; 3],
-                durable_attach: vec![3.0; 3],
-                durable_detach: vec![1.5; 3],
+                work_attach: vec![attach - 3.0; 3],
+                work_detach: vec![detach - 4.0; 3],
                 together: true,
                 ..Figures::default()
             }))
@@ -2345,9 +2331,9 @@ mod tests {
              464-byte file named after the container (the size of our endpoint record; a new \
              file, `write`, `fdatasync`, the directory's `fsync`), on the state directory's \
              disk; medians, run together with the floor: attach 10.00 / 7.00 ms = 1.43x \
-             (+3.00 ms; the write as its process timed it: 3.00 ms); detach, the file removed \
-             (`unlinkat`, the directory's `fsync`): 22.00 / 20.00 ms = 1.10x (+2.00 ms; the \
-             removal: 1.50 ms)\n"
+             (+3.00 ms; the work each process timed itself: 7.00 against 4.00 ms); detach, the \
+             file removed (`unlinkat`, the directory's `fsync`): 22.00 / 20.00 ms = 1.10x \
+             (+2.00 ms; work 18.00 against 16.00 ms)\n"
         ));
         assert!(s.contains(&format!(
             "- {CLI_ROW}, N = 3: connect / durable floor 20.00 / 10.00 ms = 2.00x (/ floor \

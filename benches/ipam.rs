@@ -159,7 +159,8 @@ impl Filled {
         for value in window_start..=window_end {
             let addr = from_u128(family, value);
             if !spec.is_reserved(addr) && rng.next_f64() < occupancy {
-                fs::write(subnet_dir.join(addr.to_string()), "prefill\n").unwrap();
+                // As the store makes them: a link naming the owner.
+                std::os::unix::fs::symlink("prefill", subnet_dir.join(addr.to_string())).unwrap();
             }
         }
         let filled = Filled {

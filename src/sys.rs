@@ -436,21 +436,6 @@ pub fn rename_at(dir: BorrowedFd<'_>, from: &CStr, to: &CStr) -> io::Result<()> 
     Ok(())
 }
 
-/// `linkat(2)` within one directory, never following a link at `from`.
-pub fn link_at(dir: BorrowedFd<'_>, from: &CStr, to: &CStr) -> io::Result<()> {
-    // SAFETY: descriptor kept open by the borrow, live NUL-terminated names.
-    retry(|| unsafe {
-        libc::linkat(
-            dir.as_raw_fd(),
-            from.as_ptr(),
-            dir.as_raw_fd(),
-            to.as_ptr(),
-            0,
-        )
-    })?;
-    Ok(())
-}
-
 /// `unlinkat(2)` of a file (`flags` 0) or an empty directory
 /// (`AT_REMOVEDIR`).
 pub fn unlink_at(dir: BorrowedFd<'_>, name: &CStr, flags: i32) -> io::Result<()> {
@@ -464,6 +449,38 @@ pub fn mkdir_at(dir: BorrowedFd<'_>, name: &CStr, mode: libc::mode_t) -> io::Res
     // SAFETY: descriptor kept open by the borrow, live NUL-terminated name.
     retry(|| unsafe { libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), mode) })?;
     Ok(())
+}
+
+/// `symlinkat(2)`: makes `name` in `dir` a symbolic link to `target`, in
+/// one call that fails with `EEXIST` when `name` is taken (never replaces,
+/// never follows what is there).
+pub fn symlink_at(target: &CStr, dir: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
+    // SAFETY: descriptor kept open by the borrow, live NUL-terminated strings.
+    retry(|| unsafe { libc::symlinkat(target.as_ptr(), dir.as_raw_fd(), name.as_ptr()) })?;
+    Ok(())
+}
+
+/// `readlinkat(2)` of `name` in `dir` (never followed), at most `max`
+/// bytes of its target: `EINVAL` when `name` is no symbolic link; a
+/// target of `max` bytes or more may have been cut, and is `ENAMETOOLONG`.
+pub fn readlink_at(dir: BorrowedFd<'_>, name: &CStr, max: usize) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; max];
+    // SAFETY: descriptor kept open by the borrow, live NUL-terminated name,
+    // `buf` a live exclusive buffer of `max` bytes the kernel writes into.
+    let n = retry(|| unsafe {
+        libc::readlinkat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    })?;
+    let n = n as usize;
+    if n >= max {
+        return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+    }
+    buf.truncate(n);
+    Ok(buf)
 }
 
 /// `fchmod(2)`.

@@ -22,9 +22,9 @@ use ipvlan::json::{self, Value};
 
 /// Budgets, in system calls a release build makes (see the module
 /// documentation), about 10% above what was reached on Linux 6.1: connect
-/// 122, disconnect 102, run -d 159, rm -f 200 (its `readlink` of every
+/// 112, disconnect 96, run -d 152, rm -f 197 (its `readlink` of every
 /// process's namespace grows with the processes running), ps 160,
-/// network ls 50, network inspect 65, CNI ADD 115, CNI DEL 83. Before this test, connect,
+/// network ls 50, network inspect 62, CNI ADD 105, CNI DEL 77. Before this test, connect,
 /// disconnect, run -d and rm -f made 415, 357, 538 and 452; before the
 /// name views used the store's descriptors and read only the target
 /// network, 254, 207, 292 and 304 (ps 350, quadratic in containers and
@@ -39,17 +39,21 @@ use ipvlan::json::{self, Value};
 /// attached the namespace it made without opening it again, 155, 144,
 /// 208 and 245 (ps 211, ls 66, inspect 83); before address files and
 /// container indexes were left out of the commit (derived, rebuilt by
-/// `restore`), 126, 104, 163 and 203 (CNI ADD 117, DEL 84). What is left of a connect:
+/// `restore`), 126, 104, 163 and 203 (CNI ADD 117, DEL 84); before address
+/// files and name hints were symbolic links (one `symlinkat` to take an
+/// address, one `readlinkat` to read an owner or a hint) and an allocation
+/// opened its cursor once, 122, 102, 159 and 200 (CNI ADD 115, DEL 83,
+/// inspect 65). What is left of a connect:
 /// the process's start and exit (about 13), the state directory (about
-/// 80: the network's name and record, the endpoint and index lookups,
+/// 70: the network's name and record, the endpoint and index lookups,
 /// address files, the two records, the hosts line and `/etc/netns` view,
 /// and the commit of the endpoint record) and the kernel's share (about 35: two netlink sockets,
 /// the namespace entered twice, once for `disable_ipv6`).
-const CONNECT_BUDGET: usize = 134;
+const CONNECT_BUDGET: usize = 123;
 /// `network disconnect`.
-const DISCONNECT_BUDGET: usize = 112;
+const DISCONNECT_BUDGET: usize = 106;
 /// `run -d --net` without a command: a container namespace and one attach.
-const RUN_BUDGET: usize = 175;
+const RUN_BUDGET: usize = 167;
 /// `rm -f` of that container.
 const RM_BUDGET: usize = 220;
 /// `ps` with 8 containers and 8 networks.
@@ -57,11 +61,11 @@ const PS_BUDGET: usize = 176;
 /// `network ls` with 8 networks.
 const LS_BUDGET: usize = 55;
 /// CNI ADD (`ipam.type: ipvlan`).
-const CNI_ADD_BUDGET: usize = 127;
+const CNI_ADD_BUDGET: usize = 116;
 /// CNI DEL of that attachment.
-const CNI_DEL_BUDGET: usize = 91;
+const CNI_DEL_BUDGET: usize = 85;
 /// `network inspect` of a network with 8 endpoints.
-const INSPECT_BUDGET: usize = 72;
+const INSPECT_BUDGET: usize = 68;
 
 /// `(fsync, fdatasync, syncfs)` of a `network connect`: the endpoint
 /// record and its directory. Before the address file and the container's
@@ -406,6 +410,83 @@ fn cni_vars<'a>(command: &'a str, id: &'a str, netns: &'a str) -> [(&'a str, &'a
         ("CNI_IFNAME", "eth0"),
         ("CNI_PATH", "/usr/bin"),
     ]
+}
+
+/// The state directory's share of an attach, call by call: the address is
+/// taken with one `symlinkat` (no temporary owner file, no `linkat`), the
+/// network's name hint and the address's owner are read with one
+/// `readlinkat` each (no `openat`), and the allocation cursor is opened
+/// once, to read it and write it back.
+#[test]
+fn an_address_and_a_name_hint_cost_one_call_each() {
+    let mut env = Env::new("links");
+    env.ok(&["network", "create", "--subnet", "192.168.92.0/24", "syslk"]);
+    // The cursor exists, as after any allocation.
+    env.container("syslk0");
+    env.ok(&["network", "connect", "syslk", "syslk0"]);
+    env.container("syslk1");
+    let connect = env.traced(&["network", "connect", "syslk", "syslk1"], &[]);
+    let disconnect = env.traced(&["network", "disconnect", "syslk", "syslk1"], &[]);
+    let calls = |trace: &Trace, call: &str, arg: &str| -> Vec<String> {
+        trace
+            .lines
+            .iter()
+            .filter(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .is_some_and(|c| c.starts_with(&format!("{call}(")))
+                    && l.contains(arg)
+            })
+            .cloned()
+            .collect()
+    };
+    let all = |trace: &Trace| trace.lines.join("\n");
+    let address = "\"192.168.92.3\"";
+    assert_eq!(
+        calls(&connect, "symlinkat", address).len(),
+        1,
+        "connect takes its address with one symlinkat:\n{}",
+        all(&connect)
+    );
+    for call in ["linkat", "openat", "unlinkat"] {
+        assert_eq!(
+            calls(&connect, call, ".tmp-owner"),
+            Vec::<String>::new(),
+            "connect makes no temporary owner file"
+        );
+    }
+    assert_eq!(
+        calls(&connect, "openat", "\"cursor\"").len(),
+        1,
+        "connect opens the cursor once:\n{}",
+        all(&connect)
+    );
+    for (what, trace) in [("connect", &connect), ("disconnect", &disconnect)] {
+        assert_eq!(
+            calls(trace, "readlinkat", "\"syslk\"").len(),
+            1,
+            "{what} reads the name hint with one readlinkat:\n{}",
+            all(trace)
+        );
+        assert_eq!(
+            calls(trace, "openat", "\"syslk\"").len(),
+            0,
+            "{what} opens no name hint:\n{}",
+            all(trace)
+        );
+    }
+    assert_eq!(
+        calls(&disconnect, "readlinkat", address).len(),
+        1,
+        "disconnect reads the owner with one readlinkat:\n{}",
+        all(&disconnect)
+    );
+    assert_eq!(
+        calls(&disconnect, "openat", address).len(),
+        0,
+        "disconnect opens no address file:\n{}",
+        all(&disconnect)
+    );
 }
 
 /// CNI ADD and DEL with `ipam.type: ipvlan`, one container among a few:

@@ -7,7 +7,7 @@ use std::fs;
 use std::net::IpAddr;
 use std::os::unix::fs::PermissionsExt;
 
-use common::{address_files, check_every_file_parses, endpoint, network, TempDir};
+use common::{address_files, check_every_file_parses, endpoint, network, plant, TempDir};
 use ipvlan::ipam::{IpFamily, Request};
 use ipvlan::json::Value;
 use ipvlan::store::{
@@ -79,10 +79,15 @@ fn directory_and_file_modes() {
     assert_eq!(mode(&root), 0o700);
     assert_eq!(mode(&root.join("networks")), 0o700);
     assert_eq!(mode(&root.join(format!("networks/{}.json", net.id))), 0o600);
-    assert_eq!(
-        mode(&root.join(format!("ipam/{}/10.0.0.0-24/10.0.0.2", net.id))),
-        0o600
-    );
+    // An address file is a symbolic link naming its owner: a link has no
+    // mode of its own (nothing reads through it), its directory's 0700
+    // is what guards it.
+    let address = root.join(format!("ipam/{}/10.0.0.0-24/10.0.0.2", net.id));
+    assert!(fs::symlink_metadata(&address)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(fs::read_link(&address).unwrap().to_str(), Some("e1"));
     assert_eq!(
         mode(&root.join(format!("ipam/{}/10.0.0.0-24/cursor", net.id))),
         0o600
@@ -278,9 +283,9 @@ fn address_files_a_power_cut_emptied_are_freed_and_made_again() {
             .unwrap();
     }
     let dir = tmp.path().join(format!("ipam/{}/10.0.0.0-24", net.id));
-    fs::write(dir.join("10.0.0.2"), "").unwrap();
-    fs::write(dir.join("10.0.0.9"), b"\xff").unwrap();
-    fs::write(dir.join("10.0.0.10"), " \n").unwrap();
+    plant(&dir.join("10.0.0.2"), "");
+    plant(&dir.join("10.0.0.9"), b"\xff");
+    plant(&dir.join("10.0.0.10"), " \n");
     // Taken: an exact request for it is refused, and it is no owner's.
     assert!(locked
         .allocate(&net, Request::Exact(ip("10.0.0.2")), "e3")
@@ -320,7 +325,7 @@ fn address_files_a_power_cut_emptied_are_freed_and_made_again() {
         locked.restore_address(&net, ip("10.0.0.3"), "e1").unwrap(),
         AddressRepair::HeldBy("e2".into())
     );
-    fs::write(dir.join("10.0.0.3"), "gone\n").unwrap();
+    plant(&dir.join("10.0.0.3"), "gone\n");
     assert_eq!(
         locked.restore_address(&net, ip("10.0.0.3"), "e2").unwrap(),
         AddressRepair::Remade
@@ -335,7 +340,10 @@ fn address_files_a_power_cut_emptied_are_freed_and_made_again() {
         files,
         [(ip("10.0.0.2"), "e1".into()), (ip("10.0.0.3"), "e2".into())]
     );
-    assert_eq!(fs::read_to_string(dir.join("10.0.0.2")).unwrap(), "e1\n");
+    assert_eq!(
+        fs::read_link(dir.join("10.0.0.2")).unwrap().to_str(),
+        Some("e1")
+    );
     check_every_file_parses(tmp.path());
 }
 
@@ -514,7 +522,7 @@ fn non_utf8_state_files_are_corrupt_or_ignored_hints() {
         .unwrap();
     assert_ne!(a, b);
     // An address file or a record that is not text is a damaged file.
-    fs::write(subnet_dir.join(a.addr().to_string()), b"\xff\n").unwrap();
+    plant(&subnet_dir.join(a.addr().to_string()), b"\xff\n");
     let err = state
         .address_owner(&net.id, &net.subnets[0], a.addr())
         .unwrap_err();
@@ -644,8 +652,9 @@ fn a_network_is_found_by_name_with_or_without_its_hint() {
     }
     let hint = root.join("names/first");
     assert_eq!(
-        fs::read_to_string(&hint).unwrap(),
-        format!("{}\n", first.id)
+        fs::read_link(&hint).unwrap().to_str(),
+        Some(first.id.as_str()),
+        "the hint is a link naming the id"
     );
     assert_eq!(state.network_by_name("first"), Some(first.clone()));
 
@@ -666,11 +675,11 @@ fn a_network_is_found_by_name_with_or_without_its_hint() {
     assert!(found(&inspect("first"), &first));
 
     // Stale: names the other network.
-    fs::write(&hint, format!("{}\n", second.id)).unwrap();
+    plant(&hint, format!("{}\n", second.id));
     assert_eq!(state.network_by_name("first"), None);
     assert!(found(&inspect("first"), &first));
     // Damaged, then missing (an older version's store).
-    fs::write(&hint, "not an id\n").unwrap();
+    plant(&hint, "not an id\n");
     assert_eq!(state.network_by_name("first"), None);
     assert!(found(&inspect("first"), &first));
     fs::remove_dir_all(root.join("names")).unwrap();
@@ -682,14 +691,14 @@ fn a_network_is_found_by_name_with_or_without_its_hint() {
     let locked = state.lock().unwrap();
     locked.put_network(&first).unwrap();
     locked.put_network(&second).unwrap();
-    fs::write(root.join("names/second"), format!("{}\n", first.id)).unwrap();
+    plant(&root.join("names/second"), format!("{}\n", first.id));
     locked.remove_network(&second.id).unwrap();
     assert!(
-        root.join("names/second").exists(),
+        fs::symlink_metadata(root.join("names/second")).is_ok(),
         "a hint naming another network stays"
     );
     locked.remove_network(&first.id).unwrap();
-    assert!(!hint.exists());
+    assert!(fs::symlink_metadata(&hint).is_err());
 }
 
 /// The allocation cursor is a hint nobody syncs: it is overwritten in

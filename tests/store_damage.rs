@@ -35,7 +35,7 @@ fn contents(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     common::all_files(root)
         .into_iter()
         .map(|p| {
-            let bytes = fs::read(&p).unwrap();
+            let bytes = common::entry_bytes(&p).unwrap();
             (p, bytes)
         })
         .collect()
@@ -275,9 +275,9 @@ fn the_driver_lists_inspects_and_removes_around_damaged_records() {
         assert_eq!(report.errors, expected);
         assert_eq!(fs::read(&bad_network).unwrap(), b"{\"version\": 1, \"id");
         assert_eq!(fs::read(&bad_endpoint).unwrap(), b"null");
-        assert!(root
-            .join(format!("ipam/{}/10.0.0.0-24/10.0.0.5", good.id))
-            .exists());
+        assert!(common::present(
+            &root.join(format!("ipam/{}/10.0.0.0-24/10.0.0.5", good.id))
+        ));
 
         // Once the damaged network record is gone, a removal deletes its
         // parent again (there is none here, so no note either).

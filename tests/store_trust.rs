@@ -367,6 +367,80 @@ fn a_symlinked_lock_is_refused_and_its_target_untouched() {
     assert!(!target.exists(), "the lock was created through a link");
 }
 
+/// Address files and name hints are symbolic links whose target is an id,
+/// read by `readlinkat` and never followed: a link whose target is a path
+/// (planted to make us read through it) is damage, refused by name where
+/// an owner must be known, ignored where a hint is only a hint, and what
+/// it points to is neither read nor changed. Removing the address takes
+/// the link away, not its target.
+#[test]
+fn a_linked_address_file_or_hint_naming_no_id_is_refused_not_followed() {
+    let tmp = TempDir::new("trust-address-link");
+    let root = tmp.path().join("state");
+    let state = StateDir::open(&root).unwrap();
+    let net = network("n1", &["10.0.0.0/24"]);
+    {
+        let locked = state.lock().unwrap();
+        locked.put_network(&net).unwrap();
+        locked
+            .allocate(&net, Request::Exact(ip("10.0.0.5")), "e1")
+            .unwrap();
+        locked
+            .put_endpoint(&endpoint(&net, "e1", Some("10.0.0.5/24"), None))
+            .unwrap();
+    }
+    // Each victim holds what following the link would take for ours: an
+    // owner id, the network's id.
+    let owner_victim = Victim::new(tmp.path(), "e1\n");
+    let other = tmp.path().join("other");
+    fs::create_dir(&other).unwrap();
+    let id_victim = Victim::new(&other, &format!("{}\n", net.id));
+
+    let planted = root.join(format!("ipam/{}/10.0.0.0-24/10.0.0.9", net.id));
+    symlink(&owner_victim.path, &planted).unwrap();
+    let refused = format!(
+        "refusing {}: is a symbolic link whose target is no endpoint id; state files are never followed",
+        planted.display()
+    );
+    let err = state
+        .address_owner(&net.id, &net.subnets[0], ip("10.0.0.9"))
+        .unwrap_err();
+    assert_eq!(err.to_string(), refused);
+    assert_eq!(state.addresses(&net).unwrap_err().to_string(), refused);
+    {
+        let locked = state.lock().unwrap();
+        assert_eq!(
+            locked.release_orphans(&net).unwrap_err().to_string(),
+            refused
+        );
+        // Taken all the same: it exists.
+        assert!(locked
+            .allocate(&net, Request::Exact(ip("10.0.0.9")), "e2")
+            .is_err());
+        assert!(locked.release(&net, ip("10.0.0.9")).unwrap());
+    }
+    assert!(fs::symlink_metadata(&planted).is_err(), "the link went");
+    owner_victim.assert_untouched();
+
+    let hint = root.join("names/n1");
+    assert_eq!(
+        state.network_id_hint("n1").as_deref(),
+        Some(net.id.as_str())
+    );
+    fs::remove_file(&hint).unwrap();
+    symlink(&id_victim.path, &hint).unwrap();
+    assert_eq!(state.network_id_hint("n1"), None);
+    assert_eq!(state.network_by_name("n1"), None);
+    id_victim.assert_untouched();
+    // Writing the network puts the hint back as a link naming the id.
+    state.lock().unwrap().put_network(&net).unwrap();
+    assert_eq!(
+        fs::read_link(&hint).unwrap().to_str(),
+        Some(net.id.as_str())
+    );
+    id_victim.assert_untouched();
+}
+
 #[test]
 fn a_symlinked_record_is_refused_not_read_and_replaced_not_followed() {
     let tmp = TempDir::new("trust-record");
@@ -532,8 +606,14 @@ fn modes_do_not_depend_on_the_umask() {
                 .to_str()
                 .unwrap()
                 .to_string();
-            let expected = if fs::symlink_metadata(&path).unwrap().is_dir() {
+            let kind = fs::symlink_metadata(&path).unwrap().file_type();
+            let expected = if kind.is_dir() {
                 0o700
+            } else if kind.is_symlink() {
+                // Address files and name hints: links, whose mode Linux
+                // fixes at 0777 and never checks (nothing reads through
+                // them); their 0700 directory is what guards them.
+                0o777
             } else if rel == format!("hosts/{}", net.id) {
                 0o644
             } else {
@@ -670,8 +750,7 @@ fn one_damaged_record_does_not_hide_the_others_from_ls_ps_inspect_and_rm() {
         assert_eq!(&fs::read(path).unwrap(), content, "{}", path.display());
     }
     assert!(
-        root.join(format!("ipam/{}/10.0.0.0-24/10.0.0.9", good.id))
-            .exists(),
+        common::present(&root.join(format!("ipam/{}/10.0.0.0-24/10.0.0.9", good.id))),
         "the damaged endpoint's address stays taken"
     );
 }
@@ -811,19 +890,19 @@ fn restore_repairs_everything_else_and_lists_the_damaged_files() {
     assert!(!root
         .join(format!("endpoints/{}/gone.json", good.id))
         .exists());
-    assert!(!root
-        .join(format!("ipam/{}/10.0.0.0-24/10.0.0.2", good.id))
-        .exists());
+    assert!(!common::present(
+        &root.join(format!("ipam/{}/10.0.0.0-24/10.0.0.2", good.id))
+    ));
     // The damaged files and what they hold are untouched.
     for (path, content) in damaged.iter().zip(&evidence) {
         assert_eq!(&fs::read(path).unwrap(), content, "{}", path.display());
     }
-    assert!(root
-        .join(format!("ipam/{}/10.0.0.0-24/10.0.0.9", good.id))
-        .exists());
-    assert!(root
-        .join(format!("ipam/{}/10.0.0.0-24/10.0.0.7", bad.id))
-        .exists());
+    assert!(common::present(
+        &root.join(format!("ipam/{}/10.0.0.0-24/10.0.0.9", good.id))
+    ));
+    assert!(common::present(
+        &root.join(format!("ipam/{}/10.0.0.0-24/10.0.0.7", bad.id))
+    ));
 }
 
 /// A FIFO, a link to `/dev/zero` and a 2 MiB file where records belong:

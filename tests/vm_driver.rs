@@ -20,6 +20,24 @@ struct World {
     kernel: BTreeMap<String, String>,
 }
 
+/// A state entry's text without following a link: an address file or a
+/// name hint is a symbolic link whose target is an id (read as the id and
+/// a newline, what older versions' regular files held).
+fn entry_text(path: &Path) -> std::io::Result<String> {
+    if fs::symlink_metadata(path)?.file_type().is_symlink() {
+        return Ok(format!("{}\n", fs::read_link(path)?.display()));
+    }
+    fs::read_to_string(path)
+}
+
+/// A regular file holding `contents` at `path`, in place of whatever entry
+/// is there (never written through a link): an older version's address
+/// file, or what a power cut left of one.
+fn plant(path: &Path, contents: impl AsRef<[u8]>) {
+    let _ = fs::remove_file(path);
+    fs::write(path, contents).unwrap();
+}
+
 fn world(config: &Config) -> World {
     fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
         let Ok(entries) = fs::read_dir(dir) else {
@@ -31,7 +49,9 @@ fn world(config: &Config) -> World {
             if key == "lock" {
                 continue;
             }
-            if path.is_dir() {
+            if fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+                out.insert(key, format!("-> {}", entry_text(&path).unwrap_or_default()));
+            } else if path.is_dir() {
                 out.insert(key, String::new());
                 walk(root, &path, out);
             } else {
@@ -1280,7 +1300,7 @@ fn restore_carries_on_past_a_namespace_it_cannot_open() {
         .join(&kn.id)
         .join("10.102.0.0-24")
         .join(k1.ipv4.unwrap().addr().to_string());
-    assert!(ipam.exists());
+    assert!(fs::symlink_metadata(&ipam).is_ok());
     // The command says so with its status.
     let bin = std::env::var("IPVLAN_BIN").unwrap_or_else(|_| "/usr/bin/ipvlan".into());
     let out = std::process::Command::new(&bin)
@@ -1433,12 +1453,12 @@ fn detach_frees_only_addresses_the_endpoint_still_holds() {
         .as_str()
         .unwrap()
         .to_string();
-    assert_eq!(fs::read_to_string(&file).unwrap().trim(), id);
-    fs::write(&file, "someone-else\n").unwrap();
+    assert_eq!(entry_text(&file).unwrap().trim(), id);
+    plant(&file, "someone-else\n");
     manager
         .disconnect("on", &Target::Container("o1".into()))
         .unwrap();
-    assert_eq!(fs::read_to_string(&file).unwrap().trim(), "someone-else");
+    assert_eq!(entry_text(&file).unwrap().trim(), "someone-else");
     fs::remove_file(&file).unwrap();
     manager.remove_container("o1", true).unwrap();
     manager.remove_network("on").unwrap();
@@ -1702,8 +1722,8 @@ fn file_as_older_versions_did(config: &Config, network_id: &str, record: &Path, 
         .join(network_id)
         .join(format!("{}-{}", net.network(), net.prefix_len()))
         .join(net.addr().to_string());
-    assert_eq!(fs::read_to_string(&owner).unwrap().trim(), id);
-    fs::write(&owner, format!("{old_id}\n")).unwrap();
+    assert_eq!(entry_text(&owner).unwrap().trim(), id);
+    plant(&owner, format!("{old_id}\n"));
     let older = record.with_file_name(format!("{old_id}.json"));
     fs::write(
         &older,
@@ -1952,8 +1972,8 @@ fn restore_rebuilds_address_files_and_indexes_a_power_cut_lost() {
     // What a power cut can leave of unsynced files: lost, empty, torn, or
     // an older version naming an endpoint that has no record.
     fs::remove_file(address(&e1)).unwrap();
-    fs::write(address(&e2), "").unwrap();
-    fs::write(address(&e3), "ghost\n").unwrap();
+    plant(&address(&e2), "");
+    plant(&address(&e3), "ghost\n");
     fs::write(ipam1.join("10.63.0.200"), "").unwrap();
     fs::write(ipam1.join("10.63.0.201"), b"\xff\xfe").unwrap();
     fs::write(ipam1.join("10.63.0.202"), "deadbeef\n").unwrap();

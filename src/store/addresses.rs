@@ -1,17 +1,19 @@
 //! Address files: `ipam/<network id>/<subnet key>/<address>` exists while
-//! the address is taken and holds its owner (an endpoint id), and `cursor`
-//! beside them holds the last address handed out. A taken-check is one
-//! `link(2)` attempt, so allocation never reads the other addresses.
+//! the address is taken and names its owner (an endpoint id): a symbolic
+//! link whose target is the owner, made by one `symlinkat` (atomic, and
+//! `EEXIST` when the address is taken, so allocation never reads the
+//! other addresses) and read by `readlinkat`, never followed. Stores made
+//! by older versions hold regular files with the owner as their content,
+//! read as before. `cursor` beside them holds the last address handed out.
 
-use std::ffi::CStr;
 use std::fs::File;
-use std::io::{self, Write};
+use std::io;
 use std::net::IpAddr;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use super::fsutil;
-use super::handles::{Dir, Handles};
+use super::handles::Handles;
 use super::StoreError;
 use crate::ipam::{AddressBook, SubnetSpec};
 
@@ -32,45 +34,24 @@ pub fn subnet_dir(network_dir: &Path, subnet: &SubnetSpec) -> PathBuf {
 pub(crate) struct DiskBook<'a> {
     state: &'a Handles,
     network_dir: PathBuf,
-    /// A file holding the owner, ready to be linked into place, in its
-    /// subnet directory; reused across taken candidates so a scan costs
-    /// one link each.
-    prepared: Option<(Arc<Dir>, File)>,
+    /// The cursor of the subnet last read, open read-write, so that the
+    /// allocation that read it rewrites it on the same descriptor.
+    cursor: Option<(PathBuf, File)>,
 }
-
-const PREPARED: &CStr = c".tmp-owner";
 
 impl<'a> DiskBook<'a> {
     pub(crate) fn new(state: &'a Handles, network_dir: PathBuf) -> Self {
         DiskBook {
             state,
             network_dir,
-            prepared: None,
+            cursor: None,
         }
     }
 
-    /// Removes the prepared file, if unused.
+    /// Lets the cursor's descriptor go; nothing is left to undo (a taken
+    /// check leaves no file behind).
     pub(crate) fn finish(&mut self) -> Result<(), StoreError> {
-        if let Some((dir, _)) = self.prepared.take() {
-            fsutil::remove_at(dir.fd(), PREPARED)
-                .map_err(StoreError::io("removing", dir.path.join(".tmp-owner")))?;
-        }
-        Ok(())
-    }
-
-    fn prepare(&mut self, dir: &Path, owner: &str) -> Result<(), StoreError> {
-        if matches!(&self.prepared, Some((d, _)) if d.path == dir) {
-            return Ok(());
-        }
-        self.finish()?;
-        // The subnet directory is made on first use (with `ipam/<network
-        // id>`): a network without allocations has none.
-        let open = self.state.ensure(dir)?;
-        let contents = format!("{owner}\n");
-        let file =
-            fsutil::write_new_at(open.fd(), PREPARED, contents.as_bytes(), fsutil::FILE_MODE)
-                .map_err(StoreError::io("writing", dir.join(".tmp-owner")))?;
-        self.prepared = Some((open, file));
+        self.cursor = None;
         Ok(())
     }
 }
@@ -79,6 +60,7 @@ impl DiskBook<'_> {
     /// Removes `subnet`'s cursor, if there is one (the walk starts over).
     pub(crate) fn clear_cursor(&mut self, subnet: &SubnetSpec) -> Result<(), StoreError> {
         let dir = subnet_dir(&self.network_dir, subnet);
+        self.cursor = None;
         let Some(open) = self.state.dir(&dir)? else {
             return Ok(());
         };
@@ -93,22 +75,33 @@ impl AddressBook for DiskBook<'_> {
 
     fn cursor(&mut self, subnet: &SubnetSpec) -> Result<Option<IpAddr>, StoreError> {
         let dir = subnet_dir(&self.network_dir, subnet);
+        self.cursor = None;
         let Some(open) = self.state.dir(&dir)? else {
             return Ok(None);
         };
-        // The cursor is only a hint: one that does not parse (not even as
-        // UTF-8), or is refused, means "start over".
-        let text = match fsutil::read_text_at(open.fd(), CURSOR_FILE, fsutil::RECORD_MAX) {
-            Err(e) if e.kind() == io::ErrorKind::InvalidData => None,
-            other => other.map_err(StoreError::io("reading", dir.join(CURSOR_FILE)))?,
+        // Opened read-write, so the allocation's `set_cursor` writes on
+        // this descriptor: one open for both. The cursor is only a hint:
+        // one that does not parse (not even as UTF-8), or is refused,
+        // means "start over".
+        let path = dir.join(CURSOR_FILE);
+        let (mut file, len) = match fsutil::open_regular_at(open.fd(), c"cursor", libc::O_RDWR, 0) {
+            Ok(found) => found,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => return Ok(None),
+            Err(e) => return Err(StoreError::io("reading", &path)(e)),
         };
+        let text = match fsutil::read_text_opened(&mut file, len, fsutil::RECORD_MAX) {
+            Ok(text) => Some(text),
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => None,
+            Err(e) => return Err(StoreError::io("reading", &path)(e)),
+        };
+        self.cursor = Some((dir, file));
         Ok(text.and_then(|t| t.trim().parse().ok()))
     }
 
     fn set_cursor(&mut self, subnet: &SubnetSpec, addr: IpAddr) -> Result<(), StoreError> {
         let dir = subnet_dir(&self.network_dir, subnet);
         let path = dir.join(CURSOR_FILE);
-        let open = self.state.ensure(&dir)?;
         // A hint: after a power cut an old, empty, torn or missing cursor
         // only means the walk starts elsewhere, so it is left out of the
         // commit, and it is written in place rather than replaced by a
@@ -119,37 +112,43 @@ impl AddressBook for DiskBook<'_> {
         // covers the one before whole; only allocations, under the lock,
         // read it.
         let line = format!("{addr:<CURSOR_WIDTH$}\n");
+        let file = match self.cursor.take() {
+            // Read by this allocation: checked (regular, in our checked
+            // directory) when it was opened.
+            Some((read_in, file)) if read_in == dir => file,
+            _ => {
+                let open = self.state.ensure(&dir)?;
+                fsutil::open_regular_at(
+                    open.fd(),
+                    c"cursor",
+                    libc::O_RDWR | libc::O_CREAT,
+                    fsutil::FILE_MODE,
+                )
+                .map_err(StoreError::io("writing", &path))?
+                .0
+            }
+        };
         crate::fault::point("store: before write");
-        fsutil::open_regular_at(
-            open.fd(),
-            c"cursor",
-            libc::O_WRONLY | libc::O_CREAT,
-            fsutil::FILE_MODE,
-        )
-        .and_then(|(mut file, _)| {
-            crate::fault::after("store: after write", file.write_all(line.as_bytes()))
-        })
-        .map_err(StoreError::io("writing", &path))?;
+        let written = file.write_all_at(line.as_bytes(), 0);
+        crate::fault::after("store: after write", written)
+            .map_err(StoreError::io("writing", &path))?;
+        self.cursor = Some((dir, file));
         Ok(())
     }
 
     fn take(&mut self, subnet: &SubnetSpec, addr: IpAddr, owner: &str) -> Result<bool, StoreError> {
         let dir = subnet_dir(&self.network_dir, subnet);
-        self.prepare(&dir, owner)?;
+        // The subnet directory is made on first use (with `ipam/<network
+        // id>`): a network without allocations has none.
+        let open = self.state.ensure(&dir)?;
         let target = dir.join(addr.to_string());
         let name =
             fsutil::c_name(&addr.to_string()).map_err(StoreError::io("creating", &target))?;
-        let (open, _) = self.prepared.as_ref().expect("prepared above");
-        let taken = fsutil::link_new_at(open.fd(), PREPARED, &name)
+        // Derived from the endpoint records, so not part of the commit:
+        // `restore` makes it again after a power cut.
+        let made = fsutil::symlink_new_at(open.fd(), owner, &name)
             .map_err(StoreError::io("creating", &target))?;
-        if taken {
-            let (open, _) = self.prepared.take().expect("prepared above");
-            fsutil::remove_at(open.fd(), PREPARED)
-                .map_err(StoreError::io("removing", dir.join(".tmp-owner")))?;
-            // Derived from the endpoint records, so not part of the
-            // commit: `restore` makes it again after a power cut.
-        }
-        Ok(taken)
+        Ok(made)
     }
 
     fn release(&mut self, subnet: &SubnetSpec, addr: IpAddr) -> Result<bool, StoreError> {

@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use ipnet::IpNet;
 
 use super::addresses::{subnet_dir, DiskBook, CURSOR_FILE};
-use super::fsutil::{self, FILE_MODE};
+use super::fsutil::{self, Entry, FILE_MODE};
 use super::handles::Handles;
 use super::records::{ContainerRecord, EndpointRecord, NetworkRecord, RecordError};
 use super::{Damaged, Listing, StoreError};
@@ -517,16 +517,22 @@ impl StateDir {
             .filter(|network| network.name == name)
     }
 
-    /// The id the hint of network `name` holds (one read), unchecked: it
-    /// may be stale or name a network of another name, which the caller
-    /// finds when it reads that record (see [`StateDir::network_by_name`]).
+    /// The id the hint of network `name` holds (one `readlinkat`: the
+    /// hint is a symbolic link whose target is the id, never followed; a
+    /// regular file of an older version holding it is read too),
+    /// unchecked: it may be stale or name a network of another name,
+    /// which the caller finds when it reads that record (see
+    /// [`StateDir::network_by_name`]).
     pub fn network_id_hint(&self, name: &str) -> Option<String> {
         if !is_valid_name(name) {
             return None;
         }
-        let hint = self.read_text(&self.root.join(NAMES).join(name)).ok()??;
-        let id = hint.trim();
-        is_valid_name(id).then(|| id.to_string())
+        let dir = self.handles.dir(&self.root.join(NAMES)).ok()??;
+        let id = match fsutil::read_entry_at(dir.fd(), name, fsutil::RECORD_MAX).ok()?? {
+            Entry::Link(target) => String::from_utf8(target).ok()?,
+            Entry::Text(text) => text.trim().to_string(),
+        };
+        is_valid_name(&id).then_some(id)
     }
 
     /// Every network, oldest first, and the network records that could
@@ -753,8 +759,13 @@ impl StateDir {
             return Ok(None);
         }
         let path = dir.join(addr.to_string());
-        let text = self.read_text(&path)?;
-        text.map(|t| parse_owner(&path, &t)).transpose()
+        match self.read_address_entry(&path)? {
+            None => Ok(None),
+            Some(Entry::Link(target)) => link_owner(&path, target).map(Some),
+            // An empty file reads as missing, as every state file does.
+            Some(Entry::Text(text)) if text.is_empty() => Ok(None),
+            Some(Entry::Text(text)) => parse_owner(&path, &text).map(Some),
+        }
     }
 
     /// Every taken address of a network with its owner (reads them all:
@@ -800,22 +811,36 @@ impl StateDir {
     }
 
     /// The owner an address file names: `None` when there is no file,
-    /// `Some(None)` when it names none that can be read.
+    /// `Some(None)` when it names none that can be read (a regular file of
+    /// an older version, empty, blank or not UTF-8). A link whose target
+    /// is no endpoint id is refused, as a link was before this version
+    /// wrote them: damage, never followed.
     fn read_owner(&self, path: &Path) -> Result<Option<Option<String>>, StoreError> {
+        match self.read_address_entry(path) {
+            Ok(None) => Ok(None),
+            Ok(Some(Entry::Link(target))) => link_owner(path, target).map(|o| Some(Some(o))),
+            Ok(Some(Entry::Text(text))) => Ok(Some(parse_owner(path, &text).ok())),
+            Err(StoreError::Corrupt { .. }) => Ok(Some(None)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// An address file as it is on disk (see `addresses.rs`): one
+    /// `readlinkat` for the link this version makes, the regular file of
+    /// an older version read under the usual rules. Not UTF-8 is
+    /// [`StoreError::Corrupt`].
+    fn read_address_entry(&self, path: &Path) -> Result<Option<Entry>, StoreError> {
         let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
             return Ok(None);
         };
         let Some(open) = self.handles.dir(dir)? else {
             return Ok(None);
         };
-        let name = name.to_string_lossy();
-        match fsutil::read_text_at(open.fd(), &name, fsutil::RECORD_MAX) {
-            Ok(None) => Ok(None),
-            Ok(Some(text)) => Ok(Some(parse_owner(path, &text).ok())),
+        match fsutil::read_entry_at(open.fd(), &name.to_string_lossy(), fsutil::RECORD_MAX) {
             Err(e) if e.kind() == io::ErrorKind::InvalidData && fsutil::refusal(&e).is_none() => {
-                Ok(Some(None))
+                Err(corrupt(path, "not UTF-8 text".into()))
             }
-            Err(e) => Err(StoreError::io("reading", path)(e)),
+            other => other.map_err(StoreError::io("reading", path)),
         }
     }
 
@@ -868,6 +893,21 @@ fn corrupt(path: &Path, reason: String) -> StoreError {
     StoreError::Corrupt {
         path: path.to_path_buf(),
         reason,
+    }
+}
+
+/// The owner a link at `path` names: its target, which must be an
+/// endpoint id (a valid name: no `/`, never a path); anything else is
+/// refused, as damage, and never followed.
+fn link_owner(path: &Path, target: Vec<u8>) -> Result<String, StoreError> {
+    match String::from_utf8(target) {
+        Ok(owner) if is_valid_name(&owner) => Ok(owner),
+        _ => Err(StoreError::Refused {
+            path: path.to_path_buf(),
+            reason:
+                "is a symbolic link whose target is no endpoint id; state files are never followed"
+                    .into(),
+        }),
     }
 }
 
@@ -1104,12 +1144,13 @@ impl Locked<'_> {
         // before the record changes. Not part of the commit: a hint lost
         // to a power cut costs one scan of the network records.
         if is_valid_name(&network.name) {
-            let hint = self.root.join(NAMES).join(&network.name);
-            self.replace_file_as(
-                &hint,
-                format!("{}\n", network.id).as_bytes(),
-                Durability::Derived,
-            )?;
+            let names = self.root.join(NAMES);
+            let hint = names.join(&network.name);
+            self.check_dir(&names)?;
+            let dir = self.handles.ensure(&names)?;
+            // A link whose target is the id: read back by one `readlinkat`.
+            fsutil::replace_with_symlink_at(dir.fd(), &network.name, &network.id)
+                .map_err(StoreError::io("writing", &hint))?;
         }
         self.replace_file(&path, text.as_bytes())
     }
@@ -1142,15 +1183,7 @@ impl Locked<'_> {
         // The name's hint, while it names this network.
         if let Ok(Some(network)) = self.network(id) {
             let hint = self.root.join(NAMES).join(&network.name);
-            if is_valid_name(&network.name)
-                && self
-                    .read_text(&hint)
-                    .ok()
-                    .flatten()
-                    .as_deref()
-                    .map(str::trim)
-                    == Some(id)
-            {
+            if self.network_id_hint(&network.name).as_deref() == Some(id) {
                 self.remove_file(&hint)?;
             }
         }
@@ -1420,13 +1453,9 @@ impl Locked<'_> {
             Some(None) | None => {}
         }
         let open = self.handles.ensure(&dir)?;
-        fsutil::replace_at(
-            open.fd(),
-            &addr.to_string(),
-            format!("{owner}\n").as_bytes(),
-            FILE_MODE,
-        )
-        .map_err(StoreError::io("writing", &path))?;
+        // The link this version makes, over the old file or link alike.
+        fsutil::replace_with_symlink_at(open.fd(), &addr.to_string(), owner)
+            .map_err(StoreError::io("writing", &path))?;
         Ok(AddressRepair::Remade)
     }
 

@@ -4,8 +4,9 @@
 //! A write is never visible half done: contents go to a temporary file in
 //! the same directory (`.tmp-<name>`, one per target, so a crash leaves at
 //! most one stale file per target and the next write removes it), are
-//! synced, then renamed (replace) or hard-linked (exclusive create, see
-//! the address files) into place. Directory syncs are left to the caller so a transaction touching
+//! synced, then renamed into place. An entry that only names an id (an
+//! address file, a name hint) is a symbolic link instead, made by one
+//! `symlinkat` (exclusive) and read by `readlinkat`, never followed. Directory syncs are left to the caller so a transaction touching
 //! several files in one directory syncs it once.
 //!
 //! Nothing here follows a symbolic link to a state file or blocks on one
@@ -534,15 +535,69 @@ pub fn replace_at(dir: BorrowedFd<'_>, name: &str, contents: &[u8], mode: u32) -
     Ok(file)
 }
 
-/// Hard-links `source` to `target` in `dir`; `Ok(false)` when `target`
-/// exists.
-pub fn link_new_at(dir: BorrowedFd<'_>, source: &CStr, target: &CStr) -> io::Result<bool> {
+/// Makes `name` in `dir` a symbolic link to `target` (one `symlinkat`,
+/// atomic: the entry appears whole or not at all, never empty or torn);
+/// `Ok(false)` when `name` exists, whatever it is.
+pub fn symlink_new_at(dir: BorrowedFd<'_>, target: &str, name: &CStr) -> io::Result<bool> {
+    let target = c_name(target)?;
+    crate::fault::point("store: before link");
     match crate::fault::after(
         "store: after link",
-        crate::sys::link_at(dir, source, target),
+        crate::sys::symlink_at(&target, dir, name),
     ) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Replaces `name` in `dir` with a symbolic link to `target`, atomically
+/// as other processes see it (a link at the temporary name, then
+/// `renameat`, which replaces a regular file or a link alike and never
+/// follows either).
+pub fn replace_with_symlink_at(dir: BorrowedFd<'_>, name: &str, target: &str) -> io::Result<()> {
+    let temp = c_name(&temp_name(name))?;
+    if !symlink_new_at(dir, target, &temp)? {
+        // A killed invocation's leftover: ours to replace.
+        crate::sys::unlink_at(dir, &temp, 0)?;
+        if !symlink_new_at(dir, target, &temp)? {
+            return Err(io::Error::from(io::ErrorKind::AlreadyExists));
+        }
+    }
+    let target = c_name(name)?;
+    crate::fault::after(
+        "store: after rename",
+        crate::sys::rename_at(dir, &temp, &target),
+    )
+}
+
+/// What a small state entry that may be a symbolic link holds (see the
+/// address files and name hints): the target of a link, read with one
+/// `readlinkat` and never followed, or the content of a regular file of
+/// an older version, read as [`read_text_at`] does (its trust rules).
+/// `Ok(None)` when there is none.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Entry {
+    /// A symbolic link's target, as bytes.
+    Link(Vec<u8>),
+    /// A regular file's text.
+    Text(String),
+}
+
+/// Reads `name` in `dir` as an [`Entry`]: `readlinkat` first (one call
+/// for the link this version writes), the file only when it is no link
+/// (`EINVAL`).
+pub fn read_entry_at(dir: BorrowedFd<'_>, name: &str, max: u64) -> io::Result<Option<Entry>> {
+    let c = c_name(name)?;
+    match crate::sys::readlink_at(dir, &c, 256) {
+        Ok(target) => Ok(Some(Entry::Link(target))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            Ok(read_text_at(dir, name, max)?.map(Entry::Text))
+        }
+        Err(e) if e.raw_os_error() == Some(libc::ENAMETOOLONG) => Err(refuse(
+            "is a symbolic link whose target is longer than any id; never followed",
+        )),
         Err(e) => Err(e),
     }
 }

@@ -12,7 +12,10 @@
 //! host-id                                 random id when /etc/machine-id is missing
 //! networks/<network id>.json              NetworkRecord
 //! endpoints/<network id>/<endpoint id>.json   EndpointRecord
-//! ipam/<network id>/<subnet>/<address>    exists = taken; holds the owner endpoint id
+//! names/<network name>                    -> <network id> (symbolic link), a hint
+//! ipam/<network id>/<subnet>/<address>    exists = taken; -> <owner endpoint id>
+//!                                         (symbolic link; a regular file holding
+//!                                         the id in stores of older versions)
 //! ipam/<network id>/<subnet>/cursor       last address handed out automatically
 //! hosts/<network id>                      the network's hosts file (0644)
 //! hosts/containers/<name>                 a container's union view (0644)
@@ -29,7 +32,10 @@
 //!
 //! `<subnet>` is `192.168.1.0-24`, `2001:db8::-64`. Every write is atomic
 //! as other processes see it (temporary `.tmp-<name>` in the same
-//! directory, then `renameat` or `linkat`) or, for hosts files, a
+//! directory, then `renameat`; or one `symlinkat`, for an address file
+//! and a name hint: a symbolic link whose target is an id, which appears
+//! whole or not at all and is only ever read by `readlinkat`, never
+//! followed, its target checked to be a valid id) or, for hosts files, a
 //! one-`write` append or line blanking, so a killed invocation never
 //! leaves a half-written file. The one exception is the allocation
 //! cursor, a hint rewritten in place as one padded line (a rename over it
@@ -78,7 +84,10 @@
 //! checked on its descriptor (`store/handles.rs`; `open` itself checks
 //! only the root and that it holds the lock, made after the layout); a
 //! record read is `openat`, `fstat`, `read`, `close` (no `fstatat` first:
-//! see `fsutil::open_regular_at`); a write `openat`, `write`, `renameat`.
+//! see `fsutil::open_regular_at`); a write `openat`, `write`, `renameat`;
+//! taking an address one `symlinkat`, reading its owner or a name hint
+//! one `readlinkat`; an allocation opens its subnet's cursor once, to
+//! read it and write it back.
 
 mod addresses;
 mod dir;

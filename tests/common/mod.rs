@@ -140,6 +140,47 @@ pub fn all_files(root: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// What a state entry names: a file's text, or a symbolic link's target
+/// followed by a newline (address files and name hints are links whose
+/// target is an id; older versions wrote files holding the id and a
+/// newline), never following the link.
+pub fn entry_text(path: &Path) -> std::io::Result<String> {
+    if fs::symlink_metadata(path)?.file_type().is_symlink() {
+        let target = fs::read_link(path)?;
+        return Ok(format!("{}\n", target.display()));
+    }
+    fs::read_to_string(path)
+}
+
+/// A state entry's content, never following a link: a file's bytes, or
+/// `-> ` and a symbolic link's target (see [`entry_text`]).
+pub fn entry_bytes(path: &Path) -> std::io::Result<Vec<u8>> {
+    if fs::symlink_metadata(path)?.file_type().is_symlink() {
+        let mut content = b"-> ".to_vec();
+        content.extend(fs::read_link(path)?.into_os_string().into_encoded_bytes());
+        return Ok(content);
+    }
+    fs::read(path)
+}
+
+/// Whether `path` names an entry, a link included (`Path::exists`
+/// follows links: an address file's link names an id, not a path).
+pub fn present(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok()
+}
+
+/// Puts a regular file holding `contents` at `path`, replacing whatever
+/// entry is there without following it: how a store of an older version
+/// (address files and name hints were regular files) or a power cut's
+/// leftover of one looks.
+pub fn plant(path: &Path, contents: impl AsRef<[u8]>) {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => panic!("{}: {e}", path.display()),
+        _ => {}
+    }
+    fs::write(path, contents).unwrap();
+}
+
 /// Address files under `root/ipam` as (address, owner).
 pub fn address_files(root: &Path) -> Vec<(IpAddr, String)> {
     all_files(&root.join("ipam"))
@@ -147,7 +188,7 @@ pub fn address_files(root: &Path) -> Vec<(IpAddr, String)> {
         .filter_map(|p| {
             let name = p.file_name()?.to_str()?.to_string();
             let addr: IpAddr = name.parse().ok()?;
-            Some((addr, fs::read_to_string(&p).unwrap().trim().to_string()))
+            Some((addr, entry_text(&p).unwrap().trim().to_string()))
         })
         .collect()
 }
@@ -169,7 +210,7 @@ pub fn check_every_file_parses(root: &Path) {
             .to_str()
             .unwrap()
             .to_string();
-        let text = fs::read_to_string(&path).unwrap();
+        let text = entry_text(&path).unwrap();
         match top.as_str() {
             "networks" => {
                 let v = json::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -210,7 +251,9 @@ pub fn snapshot(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
         };
         for entry in entries.flatten() {
             let path = entry.path();
-            if path.is_dir() {
+            if fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+                out.insert(path.clone(), entry_bytes(&path).unwrap_or_default());
+            } else if path.is_dir() {
                 out.insert(path.clone(), Vec::new());
                 walk(&path, out);
             } else {

@@ -633,6 +633,13 @@ fn snapshot(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
                     out.insert(path.clone(), b"<dir>".to_vec());
                     stack.push(path);
                 }
+                // Address files and name hints: links naming an id.
+                Ok(kind) if kind.is_symlink() => {
+                    let target = fs::read_link(&path).unwrap_or_default();
+                    let mut contents = b"-> ".to_vec();
+                    contents.extend(target.into_os_string().into_encoded_bytes());
+                    out.insert(path, contents);
+                }
                 _ => {
                     let contents = fs::read(&path).unwrap_or_else(|e| e.to_string().into_bytes());
                     out.insert(path, contents);

@@ -203,16 +203,6 @@ fn directories_others_may_write_in_are_refused_and_left_alone() {
     }
     let endpoints = root.join("endpoints").join(&net.id);
     let subnet = root.join("ipam").join(&net.id).join("10.0.0.0-24");
-    let cases: [(&Path, u32, &str); 4] = [
-        (&root, 0o777, "group and others (mode 0777)"),
-        (&root, 0o770, "its group (mode 0770)"),
-        (&root.join("networks"), 0o707, "others (mode 0707)"),
-        (
-            &root.join("hosts/unions"),
-            0o777,
-            "group and others (mode 0777)",
-        ),
-    ];
     // The root is checked by `open`; a subdirectory of a store whose
     // layout is made (it has its lock) where it is first used: here, the
     // network records listed, a union marker's directory looked into.
@@ -226,7 +216,7 @@ fn directories_others_may_write_in_are_refused_and_left_alone() {
             Ok(())
         }
     };
-    for (dir, bad, who) in cases {
+    let refused = |dir: &Path, bad: u32, who: &str| {
         chmod(dir, bad);
         let before = snapshot(tmp.path());
         let err = first_use(dir).unwrap_err().to_string();
@@ -239,48 +229,112 @@ fn directories_others_may_write_in_are_refused_and_left_alone() {
         );
         assert_eq!(snapshot(tmp.path()), before, "{}", dir.display());
         chmod(dir, 0o700);
+    };
+    refused(&root, 0o777, "group and others (mode 0777)");
+    refused(&root, 0o770, "its group (mode 0770)");
+
+    // Under a root that lets others in (a package's 0755, a group's
+    // 0750), each subdirectory is checked the same way.
+    for root_mode in [0o755, 0o750] {
+        chmod(&root, root_mode);
+        refused(&root.join("networks"), 0o707, "others (mode 0707)");
+        refused(
+            &root.join("hosts/unions"),
+            0o777,
+            "group and others (mode 0777)",
+        );
+
+        // Deeper directories are checked where they are used: an endpoint
+        // directory before it is listed, an address directory before an
+        // address is taken in it.
+        let state = StateDir::open(&root).unwrap();
+        chmod(&endpoints, 0o777);
+        let err = state.endpoints_of(&net.id).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!("refusing {}: is writable by", endpoints.display())),
+            "{err}"
+        );
+        let err = state.endpoint(&net.id, "e1").unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!("refusing {}: is writable by", endpoints.display())),
+            "{err}"
+        );
+        chmod(&endpoints, 0o700);
+        chmod(&subnet, 0o777);
+        let before = snapshot(tmp.path());
+        let locked = state.lock().unwrap();
+        let err = locked
+            .allocate(&net, Request::Exact(ip("10.0.0.6")), "e2")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(&format!("refusing {}: is writable by", subnet.display())),
+            "{err}"
+        );
+        let err = locked
+            .release(&net, ip("10.0.0.5"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(&format!("refusing {}: is writable by", subnet.display())),
+            "{err}"
+        );
+        drop(locked);
+        assert_eq!(
+            snapshot(tmp.path()),
+            before,
+            "a refused allocation changed something"
+        );
+        chmod(&subnet, 0o700);
     }
 
-    // Deeper directories are checked where they are used: an endpoint
-    // directory before it is listed, an address directory before an
-    // address is taken in it.
-    let state = StateDir::open(&root).unwrap();
+    // Under a private root (0700: group and others cannot even pass
+    // through it) nobody else can reach a subdirectory, so its modes do
+    // not matter to the commands, which use it as it is; a link or a
+    // non-directory where one belongs is still refused.
+    chmod(&root, 0o700);
+    chmod(&root.join("networks"), 0o777);
     chmod(&endpoints, 0o777);
-    let err = state.endpoints_of(&net.id).unwrap_err().to_string();
-    assert!(
-        err.starts_with(&format!("refusing {}: is writable by", endpoints.display())),
-        "{err}"
-    );
-    let err = state.endpoint(&net.id, "e1").unwrap_err().to_string();
-    assert!(
-        err.starts_with(&format!("refusing {}: is writable by", endpoints.display())),
-        "{err}"
-    );
-    chmod(&endpoints, 0o700);
     chmod(&subnet, 0o777);
-    let before = snapshot(tmp.path());
+    let state = StateDir::open(&root).unwrap();
+    assert_eq!(state.networks().unwrap().len(), 1);
+    assert_eq!(state.endpoints_of(&net.id).unwrap().len(), 1);
     let locked = state.lock().unwrap();
-    let err = locked
+    locked
         .allocate(&net, Request::Exact(ip("10.0.0.6")), "e2")
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.starts_with(&format!("refusing {}: is writable by", subnet.display())),
-        "{err}"
-    );
-    let err = locked
-        .release(&net, ip("10.0.0.5"))
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.starts_with(&format!("refusing {}: is writable by", subnet.display())),
-        "{err}"
-    );
+        .unwrap();
+    assert!(locked.release(&net, ip("10.0.0.6")).unwrap());
     drop(locked);
+    let unions = root.join("hosts/unions");
+    fs::rename(&unions, tmp.path().join("unions")).unwrap();
+    symlink(tmp.path().join("unions"), &unions).unwrap();
+    let err = StateDir::open(&root)
+        .unwrap()
+        .check_dir(&unions.join(&net.id))
+        .unwrap_err()
+        .to_string();
     assert_eq!(
-        snapshot(tmp.path()),
-        before,
-        "a refused allocation changed something"
+        err,
+        format!(
+            "refusing {}: is a symbolic link; the state directory and its subdirectories must be real directories",
+            unions.display()
+        )
+    );
+    fs::remove_file(&unions).unwrap();
+    fs::rename(tmp.path().join("unions"), &unions).unwrap();
+    // `restore` still checks every directory of the tree, and names the
+    // odd one.
+    chmod(&root.join("networks"), 0o700);
+    chmod(&endpoints, 0o700);
+    let output = isolated(&root, tmp.path(), &["restore"]);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert_eq!(
+        text(&output.stderr),
+        format!(
+            "ipvlan: restore: refusing {}: is writable by group and others (mode 0777); only its owner may write in it (chmod go-w)\n",
+            subnet.display()
+        ),
+        "{output:?}"
     );
 }
 

@@ -9,7 +9,11 @@
 //! moved `/var/lib`, are fine), owned by the effective uid and writable by
 //! nobody else; every subdirectory is checked the same way before it is
 //! read, written or listed, from the root down, once per command, on the
-//! descriptor it is then used through (`handles.rs`). Inside them every state
+//! descriptor it is then used through (`handles.rs`), unless the root is
+//! private (no group or other bit at all, as we make it): then nobody
+//! else can reach a subdirectory, and only the open's refusal of a link
+//! or a non-directory is left; `restore` and a network's removal still
+//! check every directory of the tree they walk. Inside them every state
 //! file is opened without following links and read only when it is a
 //! regular file under its size limit (see [`super::fsutil`]). Anything else
 //! is a [`StoreError::Refused`] naming the path and what is wrong, and
@@ -307,7 +311,8 @@ impl StateDir {
     }
 
     /// Checks `dir` from the root down and, when it exists, every
-    /// directory below it (before a removal of the whole tree).
+    /// directory below it (before a removal of the whole tree), `dir`
+    /// itself included below a private root too.
     fn check_tree_below(&self, dir: &Path) -> Result<(), StoreError> {
         fn below(state: &StateDir, dir: &Path) -> Result<(), StoreError> {
             for entry in fs::read_dir(dir).map_err(StoreError::io("listing", dir))? {
@@ -322,6 +327,9 @@ impl StateDir {
             Ok(())
         }
         if self.check_dir(dir)? {
+            if self.handles.private()? {
+                self.handles.check_one(dir)?;
+            }
             below(self, dir)?;
         }
         Ok(())

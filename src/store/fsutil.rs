@@ -614,7 +614,10 @@ pub fn remove_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<bool> {
 
 /// Checks the directory open at `dir` as [`check_dir`] does (owner,
 /// write bits; that it is a directory the `O_DIRECTORY | O_NOFOLLOW`
-/// open has already made sure).
-pub fn check_dir_fd(dir: &File, euid: u32) -> io::Result<()> {
-    check_dir_meta(&dir.metadata()?, euid)
+/// open has already made sure); returns its permission bits.
+pub fn check_dir_fd(dir: &File, euid: u32) -> io::Result<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = dir.metadata()?;
+    check_dir_meta(&meta, euid)?;
+    Ok(meta.mode() & 0o7777)
 }

@@ -5,6 +5,17 @@
 //! so no path is walked from `/` again and nothing checked can be swapped
 //! by a rename above it. What a locked command wrote waits here for the
 //! one commit that makes it durable (see the store's durability rules).
+//!
+//! The checks keep other users from planting or swapping state. When
+//! the root grants group and others nothing at all (mode `& 0o077 == 0`,
+//! as the store makes it whatever the umask; told by the `fstat` the
+//! root gets anyway, once per command), nobody else can reach anything
+//! below it, and a privileged process no check stops: its subdirectories
+//! are then opened the same way (a link or a non-directory is still
+//! refused by the open) but not checked one by one. `restore` walks and
+//! checks the whole tree, so an odd subdirectory is still named there.
+//! Under a root with any group or other bit, every subdirectory is
+//! checked.
 
 use std::fs::File;
 use std::io;
@@ -20,6 +31,10 @@ use super::StoreError;
 pub(crate) struct Dir {
     pub(crate) path: PathBuf,
     file: File,
+    /// Nobody but the owner (and privileged processes, which no check
+    /// stops) can reach it: the root grants group and others nothing, or
+    /// this directory lies below such a root.
+    private: bool,
 }
 
 impl Dir {
@@ -109,6 +124,12 @@ impl Handles {
         }
     }
 
+    /// Whether the root is private (see the module's documentation), so
+    /// that its subdirectories are not checked one by one.
+    pub(crate) fn private(&self) -> Result<bool, StoreError> {
+        Ok(self.dir(&self.root)?.is_some_and(|root| root.private))
+    }
+
     /// Whether `dir` is open and checked already (since the last start
     /// over).
     pub(crate) fn is_open(&self, dir: &Path) -> bool {
@@ -134,6 +155,7 @@ impl Handles {
             return Ok(Some(found.clone()));
         }
         let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW;
+        let mut below_private = false;
         let opened = if dir == self.root {
             use std::os::unix::ffi::OsStrExt;
             let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).map_err(|_| {
@@ -155,6 +177,7 @@ impl Handles {
             };
             let name =
                 fsutil::c_name(&name.to_string_lossy()).map_err(StoreError::io("opening", dir))?;
+            below_private = parent.private;
             crate::sys::openat(Some(parent.fd()), &name, flags, 0)
         };
         let file = match opened {
@@ -170,10 +193,21 @@ impl Handles {
                 };
             }
         };
-        fsutil::check_dir_fd(&file, self.euid).map_err(StoreError::io("checking", dir))?;
+        // Below a private root nobody else can plant or swap anything, so
+        // its subdirectories are not checked one by one (the open above
+        // still refuses a link or a non-directory); `restore` walks and
+        // checks the whole tree.
+        let private = if below_private {
+            true
+        } else {
+            let mode =
+                fsutil::check_dir_fd(&file, self.euid).map_err(StoreError::io("checking", dir))?;
+            dir == self.root && mode & 0o077 == 0
+        };
         let found = Arc::new(Dir {
             path: dir.to_path_buf(),
             file,
+            private,
         });
         self.shared().dirs.push(found.clone());
         Ok(Some(found))

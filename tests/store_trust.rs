@@ -291,7 +291,9 @@ fn directories_others_may_write_in_are_refused_and_left_alone() {
     // Under a private root (0700: group and others cannot even pass
     // through it) nobody else can reach a subdirectory, so its modes do
     // not matter to the commands, which use it as it is; a link or a
-    // non-directory where one belongs is still refused.
+    // non-directory where one belongs is still refused where it is opened
+    // (files below it are reached by their path from the root: only the
+    // owner or root could have planted a link on the way).
     chmod(&root, 0o700);
     chmod(&root.join("networks"), 0o777);
     chmod(&endpoints, 0o777);
@@ -310,7 +312,7 @@ fn directories_others_may_write_in_are_refused_and_left_alone() {
     symlink(tmp.path().join("unions"), &unions).unwrap();
     let err = StateDir::open(&root)
         .unwrap()
-        .check_dir(&unions.join(&net.id))
+        .check_dir(&unions)
         .unwrap_err()
         .to_string();
     assert_eq!(
@@ -322,6 +324,27 @@ fn directories_others_may_write_in_are_refused_and_left_alone() {
     );
     fs::remove_file(&unions).unwrap();
     fs::rename(tmp.path().join("unions"), &unions).unwrap();
+    // A file where an address directory belongs: named, nothing taken.
+    let moved = tmp.path().join("subnet");
+    fs::rename(&subnet, &moved).unwrap();
+    fs::write(&subnet, "").unwrap();
+    let before = snapshot(tmp.path());
+    let locked = state.lock().unwrap();
+    let err = locked
+        .allocate(&net, Request::Exact(ip("10.0.0.6")), "e2")
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        format!(
+            "refusing {}: is a regular file, not a directory",
+            subnet.display()
+        )
+    );
+    drop(locked);
+    assert_eq!(snapshot(tmp.path()), before, "a refusal changed something");
+    fs::remove_file(&subnet).unwrap();
+    fs::rename(&moved, &subnet).unwrap();
     // `restore` still checks every directory of the tree, and names the
     // odd one.
     chmod(&root.join("networks"), 0o700);

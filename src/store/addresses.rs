@@ -61,11 +61,15 @@ impl DiskBook<'_> {
     pub(crate) fn clear_cursor(&mut self, subnet: &SubnetSpec) -> Result<(), StoreError> {
         let dir = subnet_dir(&self.network_dir, subnet);
         self.cursor = None;
-        let Some(open) = self.state.dir(&dir)? else {
+        let Some(at) = self.state.reach(&dir)? else {
             return Ok(());
         };
-        fsutil::remove_at(open.fd(), c"cursor")
-            .map_err(StoreError::io("removing", dir.join(CURSOR_FILE)))?;
+        let path = dir.join(CURSOR_FILE);
+        let name = at
+            .c_entry(CURSOR_FILE)
+            .map_err(StoreError::io("removing", &path))?;
+        fsutil::remove_at(at.fd(), &name)
+            .map_err(|e| self.state.explain(&dir, e, "removing", &path))?;
         Ok(())
     }
 }
@@ -76,7 +80,7 @@ impl AddressBook for DiskBook<'_> {
     fn cursor(&mut self, subnet: &SubnetSpec) -> Result<Option<IpAddr>, StoreError> {
         let dir = subnet_dir(&self.network_dir, subnet);
         self.cursor = None;
-        let Some(open) = self.state.dir(&dir)? else {
+        let Some(at) = self.state.reach(&dir)? else {
             return Ok(None);
         };
         // Opened read-write, so the allocation's `set_cursor` writes on
@@ -84,11 +88,14 @@ impl AddressBook for DiskBook<'_> {
         // one that does not parse (not even as UTF-8), or is refused,
         // means "start over".
         let path = dir.join(CURSOR_FILE);
-        let (mut file, len) = match fsutil::open_regular_at(open.fd(), c"cursor", libc::O_RDWR, 0) {
+        let name = at
+            .c_entry(CURSOR_FILE)
+            .map_err(StoreError::io("reading", &path))?;
+        let (mut file, len) = match fsutil::open_regular_at(at.fd(), &name, libc::O_RDWR, 0) {
             Ok(found) => found,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) if e.kind() == io::ErrorKind::InvalidData => return Ok(None),
-            Err(e) => return Err(StoreError::io("reading", &path)(e)),
+            Err(e) => return Err(self.state.explain(&dir, e, "reading", &path)),
         };
         let text = match fsutil::read_text_opened(&mut file, len, fsutil::RECORD_MAX) {
             Ok(text) => Some(text),
@@ -117,15 +124,16 @@ impl AddressBook for DiskBook<'_> {
             // directory) when it was opened.
             Some((read_in, file)) if read_in == dir => file,
             _ => {
-                let open = self.state.ensure(&dir)?;
-                fsutil::open_regular_at(
-                    open.fd(),
-                    c"cursor",
-                    libc::O_RDWR | libc::O_CREAT,
-                    fsutil::FILE_MODE,
-                )
-                .map_err(StoreError::io("writing", &path))?
-                .0
+                self.state
+                    .write_in(&dir, "writing", &path, |at| {
+                        fsutil::open_regular_at(
+                            at.fd(),
+                            &at.c_entry(CURSOR_FILE)?,
+                            libc::O_RDWR | libc::O_CREAT,
+                            fsutil::FILE_MODE,
+                        )
+                    })?
+                    .0
             }
         };
         crate::fault::point("store: before write");
@@ -140,28 +148,27 @@ impl AddressBook for DiskBook<'_> {
         let dir = subnet_dir(&self.network_dir, subnet);
         // The subnet directory is made on first use (with `ipam/<network
         // id>`): a network without allocations has none.
-        let open = self.state.ensure(&dir)?;
         let target = dir.join(addr.to_string());
-        let name =
-            fsutil::c_name(&addr.to_string()).map_err(StoreError::io("creating", &target))?;
         // Derived from the endpoint records, so not part of the commit:
         // `restore` makes it again after a power cut.
-        let made = fsutil::symlink_new_at(open.fd(), owner, &name)
-            .map_err(StoreError::io("creating", &target))?;
-        Ok(made)
+        self.state.write_in(&dir, "creating", &target, |at| {
+            fsutil::symlink_new_at(at.fd(), owner, &at.c_entry(&addr.to_string())?)
+        })
     }
 
     fn release(&mut self, subnet: &SubnetSpec, addr: IpAddr) -> Result<bool, StoreError> {
         let dir = subnet_dir(&self.network_dir, subnet);
         let target = dir.join(addr.to_string());
-        let Some(open) = self.state.dir(&dir)? else {
+        let Some(at) = self.state.reach(&dir)? else {
             return Ok(false);
         };
-        let name =
-            fsutil::c_name(&addr.to_string()).map_err(StoreError::io("removing", &target))?;
+        let name = at
+            .c_entry(&addr.to_string())
+            .map_err(StoreError::io("removing", &target))?;
         // Not part of the commit either (see `take`): an address file a
         // power cut brings back names an owner without a record, which
         // `restore` releases.
-        fsutil::remove_at(open.fd(), &name).map_err(StoreError::io("removing", &target))
+        fsutil::remove_at(at.fd(), &name)
+            .map_err(|e| self.state.explain(&dir, e, "removing", &target))
     }
 }

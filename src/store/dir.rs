@@ -338,6 +338,11 @@ impl StateDir {
     /// Checks the address directories of a network that exist (the
     /// address book makes missing ones itself).
     fn check_ipam(&self, network: &NetworkRecord) -> Result<(), StoreError> {
+        if self.handles.private()? {
+            // Nothing to check, and nothing opened: the address book
+            // reaches its files by path from the root.
+            return Ok(());
+        }
         let dir = self.ipam_dir(&network.id);
         if self.check_dir(&dir)? {
             for spec in &network.subnets {
@@ -373,12 +378,11 @@ impl StateDir {
                 io::ErrorKind::InvalidInput,
             )));
         };
-        let dir = self.handles.ensure(dir)?;
-        let name =
-            fsutil::c_name(&name.to_string_lossy()).map_err(StoreError::io("opening", path))?;
+        let name = name.to_string_lossy();
         let flags = libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT;
-        let (mut file, len) = fsutil::open_regular_at(dir.fd(), &name, flags, mode)
-            .map_err(StoreError::io("opening", path))?;
+        let (mut file, len) = self.handles.write_in(dir, "opening", path, |at| {
+            fsutil::open_regular_at(at.fd(), &at.c_entry(&name)?, flags, mode)
+        })?;
         let mut all = String::new();
         if len == 0 {
             // Processes in containers read it whatever our umask was.
@@ -409,15 +413,16 @@ impl StateDir {
         let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
             return Ok(0);
         };
-        let Some(dir) = self.handles.dir(dir)? else {
+        let Some(at) = self.handles.reach(dir)? else {
             return Ok(0);
         };
-        let name =
-            fsutil::c_name(&name.to_string_lossy()).map_err(StoreError::io("opening", path))?;
-        let (mut file, len) = match fsutil::open_regular_at(dir.fd(), &name, libc::O_RDWR, 0) {
+        let name = at
+            .c_entry(&name.to_string_lossy())
+            .map_err(StoreError::io("opening", path))?;
+        let (mut file, len) = match fsutil::open_regular_at(at.fd(), &name, libc::O_RDWR, 0) {
             Ok(found) => found,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
-            Err(e) => return Err(StoreError::io("opening", path)(e)),
+            Err(e) => return Err(self.handles.explain(dir, e, "opening", path)),
         };
         let text = fsutil::read_text_opened(&mut file, len, fsutil::HOSTS_MAX)
             .map_err(StoreError::io("reading", path))?;
@@ -535,11 +540,12 @@ impl StateDir {
         if !is_valid_name(name) {
             return None;
         }
-        let dir = self.handles.dir(&self.root.join(NAMES)).ok()??;
-        let id = match fsutil::read_entry_at(dir.fd(), name, fsutil::RECORD_MAX).ok()?? {
-            Entry::Link(target) => String::from_utf8(target).ok()?,
-            Entry::Text(text) => text.trim().to_string(),
-        };
+        let at = self.handles.reach(&self.root.join(NAMES)).ok()??;
+        let id =
+            match fsutil::read_entry_at(at.fd(), &at.entry(name), fsutil::RECORD_MAX).ok()?? {
+                Entry::Link(target) => String::from_utf8(target).ok()?,
+                Entry::Text(text) => text.trim().to_string(),
+            };
         is_valid_name(&id).then_some(id)
     }
 
@@ -763,7 +769,7 @@ impl StateDir {
     ) -> Result<Option<String>, StoreError> {
         check_name("network id", network_id)?;
         let dir = subnet_dir(&self.ipam_dir(network_id), subnet);
-        if !self.check_dir(&dir)? {
+        if !self.handles.private()? && !self.check_dir(&dir)? {
             return Ok(None);
         }
         let path = dir.join(addr.to_string());
@@ -841,14 +847,18 @@ impl StateDir {
         let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
             return Ok(None);
         };
-        let Some(open) = self.handles.dir(dir)? else {
+        let Some(at) = self.handles.reach(dir)? else {
             return Ok(None);
         };
-        match fsutil::read_entry_at(open.fd(), &name.to_string_lossy(), fsutil::RECORD_MAX) {
+        match fsutil::read_entry_at(
+            at.fd(),
+            &at.entry(&name.to_string_lossy()),
+            fsutil::RECORD_MAX,
+        ) {
             Err(e) if e.kind() == io::ErrorKind::InvalidData && fsutil::refusal(&e).is_none() => {
                 Err(corrupt(path, "not UTF-8 text".into()))
             }
-            other => other.map_err(StoreError::io("reading", path)),
+            other => other.map_err(|e| self.handles.explain(dir, e, "reading", path)),
         }
     }
 
@@ -945,10 +955,14 @@ impl StateDir {
         let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
             return Ok(None);
         };
-        let Some(dir) = self.handles.dir(dir)? else {
+        let Some(at) = self.handles.reach(dir)? else {
             return Ok(None);
         };
-        match fsutil::read_text_at(dir.fd(), &name.to_string_lossy(), fsutil::RECORD_MAX) {
+        match fsutil::read_text_at(
+            at.fd(),
+            &at.entry(&name.to_string_lossy()),
+            fsutil::RECORD_MAX,
+        ) {
             Err(e) if e.kind() == io::ErrorKind::InvalidData && fsutil::refusal(&e).is_none() => {
                 Err(StoreError::Corrupt {
                     path: path.to_path_buf(),
@@ -956,7 +970,7 @@ impl StateDir {
                 })
             }
             Ok(Some(text)) if text.is_empty() => Ok(None),
-            other => other.map_err(StoreError::io("reading", path)),
+            other => other.map_err(|e| self.handles.explain(dir, e, "reading", path)),
         }
     }
 
@@ -1064,13 +1078,19 @@ impl StateDir {
                 io::ErrorKind::InvalidInput,
             )));
         };
+        let name = name.to_string_lossy();
+        if durability == Durability::Derived {
+            // No descriptor of the directory is needed (no sync).
+            self.handles.write_in(dir, "writing", path, |at| {
+                fsutil::replace_at(at.fd(), &at.entry(&name), contents, FILE_MODE)
+            })?;
+            return Ok(());
+        }
         self.check_dir(dir)?;
         let dir = self.handles.ensure(dir)?;
-        let file = fsutil::replace_at(dir.fd(), &name.to_string_lossy(), contents, FILE_MODE)
+        let file = fsutil::replace_at(dir.fd(), &name, contents, FILE_MODE)
             .map_err(StoreError::io("writing", path))?;
-        if durability == Durability::Committed {
-            self.handles.written(path, file, &dir);
-        }
+        self.handles.written(path, file, &dir);
         Ok(())
     }
 }
@@ -1130,15 +1150,26 @@ impl Locked<'_> {
         let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
             return Ok(false);
         };
-        let Some(dir) = self.handles.dir(dir)? else {
+        let name = name.to_string_lossy();
+        if durability == Durability::Derived {
+            // No descriptor of the directory is needed (no sync).
+            let Some(at) = self.handles.reach(dir)? else {
+                return Ok(false);
+            };
+            let entry = at
+                .c_entry(&name)
+                .map_err(StoreError::io("removing", path))?;
+            return fsutil::remove_at(at.fd(), &entry)
+                .map_err(|e| self.handles.explain(dir, e, "removing", path));
+        }
+        let Some(open) = self.handles.dir(dir)? else {
             return Ok(false);
         };
-        let name =
-            fsutil::c_name(&name.to_string_lossy()).map_err(StoreError::io("removing", path))?;
+        let entry = fsutil::c_name(&name).map_err(StoreError::io("removing", path))?;
         let removed =
-            fsutil::remove_at(dir.fd(), &name).map_err(StoreError::io("removing", path))?;
-        if removed && durability == Durability::Committed {
-            self.handles.removed(path, &dir);
+            fsutil::remove_at(open.fd(), &entry).map_err(StoreError::io("removing", path))?;
+        if removed {
+            self.handles.removed(path, &open);
         }
         Ok(removed)
     }
@@ -1154,11 +1185,10 @@ impl Locked<'_> {
         if is_valid_name(&network.name) {
             let names = self.root.join(NAMES);
             let hint = names.join(&network.name);
-            self.check_dir(&names)?;
-            let dir = self.handles.ensure(&names)?;
             // A link whose target is the id: read back by one `readlinkat`.
-            fsutil::replace_with_symlink_at(dir.fd(), &network.name, &network.id)
-                .map_err(StoreError::io("writing", &hint))?;
+            self.handles.write_in(&names, "writing", &hint, |at| {
+                fsutil::replace_with_symlink_at(at.fd(), &at.entry(&network.name), &network.id)
+            })?;
         }
         self.replace_file(&path, text.as_bytes())
     }
@@ -1460,10 +1490,10 @@ impl Locked<'_> {
             Some(Some(_)) => {}
             Some(None) | None => {}
         }
-        let open = self.handles.ensure(&dir)?;
         // The link this version makes, over the old file or link alike.
-        fsutil::replace_with_symlink_at(open.fd(), &addr.to_string(), owner)
-            .map_err(StoreError::io("writing", &path))?;
+        self.handles.write_in(&dir, "writing", &path, |at| {
+            fsutil::replace_with_symlink_at(at.fd(), &at.entry(&addr.to_string()), owner)
+        })?;
         Ok(AddressRepair::Remade)
     }
 

@@ -517,9 +517,13 @@ pub fn write_new_at(
     Ok(file)
 }
 
-/// The temporary that stands for `name` while it is written.
+/// The temporary that stands for `name` while it is written (in its
+/// directory, when `name` is a path through some).
 pub fn temp_name(name: &str) -> String {
-    format!(".tmp-{name}")
+    match name.rsplit_once('/') {
+        Some((dir, file)) => format!("{dir}/.tmp-{file}"),
+        None => format!(".tmp-{name}"),
+    }
 }
 
 /// Replaces `name` in `dir` atomically as far as other processes can tell

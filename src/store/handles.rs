@@ -43,6 +43,41 @@ impl Dir {
     }
 }
 
+/// A directory of the store as a file in it is reached: by its own
+/// descriptor, or, below a private root, by the root's descriptor and
+/// the path from it, without opening the directory (see the module's
+/// documentation). Either way [`At::fd`] and [`At::entry`] name the file
+/// for the `*at` calls.
+#[derive(Debug, Clone)]
+pub(crate) enum At {
+    /// Open (and, unless below a private root, checked).
+    Open(Arc<Dir>),
+    /// Not opened: `relative` from the private root `root`.
+    Below { root: Arc<Dir>, relative: String },
+}
+
+impl At {
+    pub(super) fn fd(&self) -> BorrowedFd<'_> {
+        match self {
+            At::Open(dir) => dir.fd(),
+            At::Below { root, .. } => root.fd(),
+        }
+    }
+
+    /// `name` in this directory, as a path from [`At::fd`].
+    pub(super) fn entry(&self, name: &str) -> String {
+        match self {
+            At::Open(_) => name.to_string(),
+            At::Below { relative, .. } => format!("{relative}/{name}"),
+        }
+    }
+
+    /// [`At::entry`] as a C string.
+    pub(super) fn c_entry(&self, name: &str) -> io::Result<std::ffi::CString> {
+        fsutil::c_name(&self.entry(name))
+    }
+}
+
 /// What the clones of a [`super::StateDir`] share.
 #[derive(Debug, Default)]
 pub(crate) struct Shared {
@@ -147,10 +182,120 @@ impl Handles {
         self.shared.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The directory `dir` reached as a file in it needs no more (see
+    /// [`At`]): open already, or below a private root, by its path from
+    /// the root (nothing opened: a missing directory shows as the file's
+    /// `ENOENT`, which reads as no file); else opened and checked as
+    /// [`Handles::dir`] does. `None` when the root is missing, or `dir`
+    /// opened and found missing.
+    pub(crate) fn reach(&self, dir: &Path) -> Result<Option<At>, StoreError> {
+        if let Some(found) = self.shared().dirs.iter().find(|d| d.path == dir) {
+            return Ok(Some(At::Open(found.clone())));
+        }
+        let Some(root) = self.dir(&self.root)? else {
+            return Ok(None);
+        };
+        if root.private && dir != self.root {
+            if let Some(relative) = self.relative(dir) {
+                return Ok(Some(At::Below { root, relative }));
+            }
+        }
+        Ok(self.dir(dir)?.map(At::Open))
+    }
+
+    /// `dir` as a path from the root, when it is one made of plain
+    /// components below it.
+    fn relative(&self, dir: &Path) -> Option<String> {
+        let relative = dir.strip_prefix(&self.root).ok()?;
+        let plain = relative
+            .components()
+            .all(|c| matches!(c, Component::Normal(_)));
+        let text = relative.to_str()?;
+        (plain && !text.is_empty()).then(|| text.to_string())
+    }
+
+    /// The error for `error`, which an `*at` call through `dir` (reached
+    /// by [`Handles::reach`]) failed with: when a directory on the way is
+    /// no directory (`ENOTDIR`), the refusal that opening it one by one
+    /// words.
+    pub(crate) fn explain(
+        &self,
+        dir: &Path,
+        error: io::Error,
+        what: &'static str,
+        path: &Path,
+    ) -> StoreError {
+        if error.raw_os_error() == Some(libc::ENOTDIR) {
+            if let Err(refused) = self.walk(dir) {
+                return refused;
+            }
+        }
+        StoreError::io(what, path)(error)
+    }
+
+    /// Runs `write` (which makes a file in the directory it is given) in
+    /// `dir` reached by [`Handles::reach`]; when `dir` turns out missing
+    /// (`ENOENT`), makes it ([`Handles::ensure`]) and runs `write` again.
+    pub(crate) fn write_in<T>(
+        &self,
+        dir: &Path,
+        what: &'static str,
+        path: &Path,
+        write: impl Fn(&At) -> io::Result<T>,
+    ) -> Result<T, StoreError> {
+        let first = match self.reach(dir)? {
+            Some(at) => write(&at),
+            None => Err(io::ErrorKind::NotFound.into()),
+        };
+        match first {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let open = At::Open(self.ensure(dir)?);
+                write(&open).map_err(StoreError::io(what, path))
+            }
+            Err(e) => Err(self.explain(dir, e, what, path)),
+            Ok(done) => Ok(done),
+        }
+    }
+
     /// The directory `dir` (the root or inside it), open and checked, each
     /// directory from the root down opened relative to its checked parent
-    /// with `O_DIRECTORY | O_NOFOLLOW`; `None` when one is missing.
+    /// with `O_DIRECTORY | O_NOFOLLOW`; `None` when one is missing. Below
+    /// a private root, `dir` is opened in one call by its path from the
+    /// root (the directories on the way are not opened: nobody else can
+    /// reach them), one by one only when that fails otherwise than by
+    /// `ENOENT`, to word why.
     pub(crate) fn dir(&self, dir: &Path) -> Result<Option<Arc<Dir>>, StoreError> {
+        if let Some(found) = self.shared().dirs.iter().find(|d| d.path == dir) {
+            return Ok(Some(found.clone()));
+        }
+        if dir != self.root {
+            let Some(root) = self.dir(&self.root)? else {
+                return Ok(None);
+            };
+            let relative = self.relative(dir);
+            if let (true, Some(relative)) = (root.private, relative) {
+                let name = fsutil::c_name(&relative).map_err(StoreError::io("opening", dir))?;
+                let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW;
+                match crate::sys::openat(Some(root.fd()), &name, flags, 0) {
+                    Ok(fd) => {
+                        let found = Arc::new(Dir {
+                            path: dir.to_path_buf(),
+                            file: File::from(fd),
+                            private: true,
+                        });
+                        self.shared().dirs.push(found.clone());
+                        return Ok(Some(found));
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                    Err(_) => {}
+                }
+            }
+        }
+        self.walk(dir)
+    }
+
+    /// [`Handles::dir`] one directory at a time from the root down.
+    fn walk(&self, dir: &Path) -> Result<Option<Arc<Dir>>, StoreError> {
         if let Some(found) = self.shared().dirs.iter().find(|d| d.path == dir) {
             return Ok(Some(found.clone()));
         }
@@ -172,7 +317,7 @@ impl Handles {
                     reason: format!("is not inside the state directory {}", self.root.display()),
                 });
             };
-            let Some(parent) = self.dir(parent_path)? else {
+            let Some(parent) = self.walk(parent_path)? else {
                 return Ok(None);
             };
             let name =

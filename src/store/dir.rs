@@ -11,9 +11,12 @@
 //! read, written or listed, from the root down, once per command, on the
 //! descriptor it is then used through (`handles.rs`), unless the root is
 //! private (no group or other bit at all, as we make it): then nobody
-//! else can reach a subdirectory, and only the open's refusal of a link
-//! or a non-directory is left; `restore` and a network's removal still
-//! check every directory of the tree they walk. Inside them every state
+//! else can reach a subdirectory, files are reached by their path from
+//! the root, and only the refusal of a link or a non-directory where a
+//! directory is opened (and of a non-directory on the way to a file) is
+//! left; `restore` and a
+//! network's removal still check every directory of the tree they walk.
+//! Inside them every state
 //! file is opened without following links and read only when it is a
 //! regular file under its size limit (see [`super::fsutil`]). Anything else
 //! is a [`StoreError::Refused`] naming the path and what is wrong, and

@@ -11,11 +11,21 @@
 //! as the store makes it whatever the umask; told by the `fstat` the
 //! root gets anyway, once per command), nobody else can reach anything
 //! below it, and a privileged process no check stops: its subdirectories
-//! are then opened the same way (a link or a non-directory is still
-//! refused by the open) but not checked one by one. `restore` walks and
-//! checks the whole tree, so an odd subdirectory is still named there.
-//! Under a root with any group or other bit, every subdirectory is
-//! checked.
+//! are then not checked one by one, and a file is reached by its path
+//! from the root's descriptor ([`At`]: `readlinkat(root,
+//! "names/<name>")`, `renameat` of `endpoints/<net>/.tmp-x`), without
+//! opening the directories on the way. A directory is opened only where
+//! its descriptor is needed (the commit's `fsync`, a listing, `mkdirat`),
+//! in one `openat` of its path from the root, `O_DIRECTORY | O_NOFOLLOW`
+//! (a link or a non-directory there is still refused). A missing
+//! directory reads as empty and is made by the first write into it, as
+//! before; a non-directory on the way is refused by name (the directories
+//! are then opened one by one to word it). A link on the way to a file
+//! would be followed, like a link above the root: only the owner or a
+//! privileged process can have made it. `restore` walks and checks the
+//! whole tree, so an odd subdirectory is still named there. Under a root
+//! with any group or other bit, every subdirectory is opened and checked
+//! from the root down, as above.
 
 use std::fs::File;
 use std::io;

@@ -81,9 +81,10 @@
 //! # System calls
 //!
 //! Each directory is opened once per command, at its first use, and
-//! checked on its descriptor unless the root is private
-//! (`store/handles.rs`; `open` itself checks only the root and that it
-//! holds the lock, made after the layout); a
+//! checked on its descriptor; below a private root only a directory whose
+//! descriptor is needed is opened, unchecked, and files are reached by
+//! their path from the root (`store/handles.rs`; `open` itself checks
+//! only the root and that it holds the lock, made after the layout); a
 //! record read is `openat`, `fstat`, `read`, `close` (no `fstatat` first:
 //! see `fsutil::open_regular_at`); a write `openat`, `write`, `renameat`;
 //! taking an address one `symlinkat`, reading its owner or a name hint

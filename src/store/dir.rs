@@ -125,10 +125,11 @@ const HELD_RECORDS_MAX: usize = 8;
 
 /// The state directory. Writes go through [`StateDir::lock`].
 ///
-/// Reads take no lock. Each one is consistent on its own: a record,
-/// address file or cursor is replaced by `rename(2)` or published by
-/// `link(2)`, so a reader sees it entirely before or entirely after a
-/// write, and a file or directory removed meanwhile reads as absent
+/// Reads take no lock. Each one is consistent on its own: a record is
+/// replaced by `rename(2)`, an address file or name hint made by one
+/// `symlinkat(2)` (or renamed into place), the cursor rewritten by one
+/// `pwrite` of a padded line (a torn one reads as none), so a reader
+/// sees each entirely before or entirely after a write, and a file or directory removed meanwhile reads as absent
 /// (listings skip it). Several reads together are no snapshot, though: a
 /// decision that depends on more than one file, or on a read staying true
 /// until a write (is the name free? which endpoints remain?), must be made
@@ -829,13 +830,17 @@ impl StateDir {
 
     /// The owner an address file names: `None` when there is no file,
     /// `Some(None)` when it names none that can be read (a regular file of
-    /// an older version, empty, blank or not UTF-8). A link whose target
-    /// is no endpoint id is refused, as a link was before this version
-    /// wrote them: damage, never followed.
+    /// an older version, empty, blank or not UTF-8, or a link whose target
+    /// is no endpoint id: never followed, and freed or remade like an
+    /// empty file, so damage from outside cannot pin a network's
+    /// repairs).
     fn read_owner(&self, path: &Path) -> Result<Option<Option<String>>, StoreError> {
         match self.read_address_entry(path) {
             Ok(None) => Ok(None),
-            Ok(Some(Entry::Link(target))) => link_owner(path, target).map(|o| Some(Some(o))),
+            // Unreadable like an empty file: it holds its address, and
+            // `release_orphans` or `restore_address` replace it (neither
+            // follows it); `address_owner` still names it as damage.
+            Ok(Some(Entry::Link(target))) => Ok(Some(link_owner(path, target).ok())),
             Ok(Some(Entry::Text(text))) => Ok(Some(parse_owner(path, &text).ok())),
             Err(StoreError::Corrupt { .. }) => Ok(Some(None)),
             Err(e) => Err(e),

@@ -596,12 +596,19 @@ pub fn read_entry_at(dir: BorrowedFd<'_>, name: &str, max: u64) -> io::Result<Op
     match crate::sys::readlink_at(dir, &c, 256) {
         Ok(target) => Ok(Some(Entry::Link(target))),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-            Ok(read_text_at(dir, name, max)?.map(Entry::Text))
-        }
-        Err(e) if e.raw_os_error() == Some(libc::ENAMETOOLONG) => Err(refuse(
-            "is a symbolic link whose target is longer than any id; never followed",
-        )),
+        // Longer than any id: a link naming none, as one with any other
+        // target that is no id.
+        Err(e) if e.raw_os_error() == Some(libc::ENAMETOOLONG) => Ok(Some(Entry::Link(Vec::new()))),
+        // An older version's file replaced by a link (restore, put_network)
+        // between the two calls: the link, as a lock-free reader must see
+        // the old entry or the new one, never a refusal.
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => match read_text_at(dir, name, max) {
+            Err(e) if refusal(&e).is_some() => match crate::sys::readlink_at(dir, &c, 256) {
+                Ok(target) => Ok(Some(Entry::Link(target))),
+                Err(_) => Err(e),
+            },
+            other => Ok(other?.map(Entry::Text)),
+        },
         Err(e) => Err(e),
     }
 }

@@ -417,12 +417,7 @@ impl Manager {
         let host = Handle::new()?;
         let parent = parent_link(&host, network)?;
         let mut pending = self.prepare(state, network, target, req)?;
-        let built = match endpoint_link::create(
-            &host,
-            &target.inside,
-            &pending.plan(network, &parent),
-            &pending.record.ifname,
-        ) {
+        let built = match pending.build(state, &host, network, &parent, &target.inside) {
             Ok(built) => built,
             Err(error) => {
                 pending.abandon(state, network);
@@ -464,7 +459,7 @@ impl Manager {
         req: &AttachRequest,
     ) -> Result<Pending, Error> {
         self.check_attach(state, network, target, req)?;
-        self.reserve(state, network, target, req)
+        self.reserve(state, network, target, req, true)
     }
 
     /// What refuses an attach before anything is taken: the target's path
@@ -509,17 +504,33 @@ impl Manager {
 
     /// The state of an attach that passed [`Manager::check_attach`]: a
     /// free `ethN`, the addresses, the index entry, the intent record.
+    /// `guess`: a container that our records show on no network gets
+    /// `eth0` without asking the kernel first (see [`Pending::name_guessed`]).
     pub(crate) fn reserve(
         &self,
         state: &Locked<'_>,
         network: &NetworkRecord,
         target: &ResolvedTarget,
         req: &AttachRequest,
+        guess: bool,
     ) -> Result<Pending, Error> {
         // Named before the kernel sees it, so restore knows what to delete
         // if this attach is interrupted; and before any address is taken,
-        // so a failure here has nothing to give back.
-        let ifname = endpoint_link::free_ifname(&target.inside)?;
+        // so a failure here has nothing to give back. A container with no
+        // endpoint of ours has nothing of ours named `ethN`: its `eth0` is
+        // only taken if another tool made it, which the create finds out.
+        let name_guessed = guess
+            && target.container.is_some()
+            && target
+                .index
+                .borrow()
+                .as_ref()
+                .is_some_and(ContainerIndex::is_empty);
+        let ifname = if name_guessed {
+            endpoint_link::FIRST_IFNAME.to_string()
+        } else {
+            endpoint_link::free_ifname(&target.inside)?
+        };
 
         // Addresses first (cheap to give back), then the intent record,
         // then the kernel.
@@ -541,6 +552,7 @@ impl Manager {
             },
             index: None,
             indexed: false,
+            name_guessed,
         };
         // The container's index entry before its record: an entry without
         // a record counts for nothing, a record is always found.
@@ -762,6 +774,10 @@ pub(crate) struct Pending {
     /// Whether the index was let go ([`Pending::shed_index`]) after its
     /// entry was added: it is read again where it is needed.
     indexed: bool,
+    /// Whether the record's `ifname` was chosen without asking the kernel
+    /// (see [`Manager::reserve`]): should the create find it taken, a free
+    /// one is asked for and recorded before the next create.
+    name_guessed: bool,
 }
 
 impl Pending {
@@ -780,6 +796,31 @@ impl Pending {
     pub(crate) fn plan(&self, network: &NetworkRecord, parent: &Link) -> EndpointPlan {
         let ipv4 = self.record.ipv4.expect("reserve takes an IPv4 address");
         EndpointPlan::new(network, parent, ipv4, self.record.ipv6)
+    }
+
+    /// Creates the endpoint's link in `inside` under the recorded name;
+    /// a guessed name found taken is replaced by a free one, recorded
+    /// before that create, so restore always reads the name of the link
+    /// that may exist. On failure nothing of it is in the kernel.
+    pub(crate) fn build(
+        &mut self,
+        state: &Locked<'_>,
+        host: &Handle,
+        network: &NetworkRecord,
+        parent: &Link,
+        inside: &OpenNetns,
+    ) -> Result<BuiltEndpoint, Error> {
+        let plan = self.plan(network, parent);
+        if self.name_guessed {
+            if let Some(built) =
+                endpoint_link::create_guessed(host, inside, &plan, &self.record.ifname)?
+            {
+                return Ok(built);
+            }
+            self.record.ifname = endpoint_link::free_ifname(inside)?;
+            state.put_endpoint(&self.record)?;
+        }
+        endpoint_link::create(host, inside, &plan, &self.record.ifname)
     }
 
     /// Records the built link (state `attached`) and adds the endpoint's

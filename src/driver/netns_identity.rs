@@ -354,6 +354,11 @@ pub(crate) struct ContainerIndex {
 const CONTAINER_ENDPOINTS: &str = "container-endpoints";
 
 impl ContainerIndex {
+    /// Whether it names no endpoint (on any network).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
     /// The index of `container`: empty when it has none, or one that
     /// cannot be read. The index is derived from the endpoint records and
     /// not synced (see the store's durability rules), so after a power cut

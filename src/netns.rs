@@ -314,9 +314,35 @@ pub fn run_in_new_here<T>(f: impl FnOnce() -> T) -> io::Result<T> {
     Ok(f())
 }
 
+/// The calling thread kept inside a network namespace until this is
+/// dropped, for work that must be done from inside at two moments with
+/// other work in between ([`Visit::enter`]). Not `Send`: it is dropped on
+/// the thread it moved, which then returns where it was, on every path
+/// (an error, a panic's unwinding), or the process aborts as with
+/// [`run_here`].
+#[derive(Debug)]
+pub struct Visit {
+    _away: Away,
+}
+
+impl Visit {
+    /// Moves the calling thread into `ns` until the visit is dropped,
+    /// saving the [`run_here`] that each later piece of inside work would
+    /// cost (four system calls). Between the two, the thread must only
+    /// use descriptors, and paths that do not depend on the network
+    /// namespace: a socket opened (or `/proc/net`, `/proc/sys/net`
+    /// read) meanwhile is `ns`'s.
+    pub fn enter(ns: &Netns) -> io::Result<Visit> {
+        Ok(Visit {
+            _away: Away::leave(|| sys::setns(ns.fd(), libc::CLONE_NEWNET))?,
+        })
+    }
+}
+
 /// The calling thread, moved into another network namespace until this
 /// is dropped (see [`run_here`]). Not `Send`: it must be dropped on the
 /// thread it moved.
+#[derive(Debug)]
 struct Away {
     home: OwnedFd,
     _this_thread: std::marker::PhantomData<*const ()>,
@@ -658,6 +684,17 @@ pub fn set_link_sysctls(
     ifname: &str,
     keys: &[(&str, &str, bool)],
 ) -> io::Result<Vec<io::Result<()>>> {
+    set_link_sysctls_in(ns, None, ifname, keys)
+}
+
+/// [`set_link_sysctls`] from a thread already inside `ns` (`visit`, which
+/// ends once the files are open), or, without one, by a visit of its own.
+pub fn set_link_sysctls_in(
+    ns: &Netns,
+    visit: Option<Visit>,
+    ifname: &str,
+    keys: &[(&str, &str, bool)],
+) -> io::Result<Vec<io::Result<()>>> {
     check_ifname(ifname)?;
     let paths = keys
         .iter()
@@ -666,12 +703,22 @@ pub fn set_link_sysctls(
                 .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "key contains NUL"))
         })
         .collect::<io::Result<Vec<CString>>>()?;
-    let opened: Vec<io::Result<OwnedFd>> = run_here(ns, || {
+    let open = || {
         paths
             .iter()
             .map(|path| sys::openat(None, path, libc::O_WRONLY, 0))
             .collect()
-    })?;
+    };
+    let opened: Vec<io::Result<OwnedFd>> = match visit {
+        // Already inside: opened here, then the visit ends before the
+        // writes, which go to `ns` from anywhere.
+        Some(visit) => {
+            let opened = open();
+            drop(visit);
+            opened
+        }
+        None => run_here(ns, open)?,
+    };
     Ok(opened
         .into_iter()
         .zip(keys)

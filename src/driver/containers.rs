@@ -218,11 +218,18 @@ impl Manager {
         }
         .map_err(|e| (Step::Container, e))?;
         let mut endpoints = Vec::new();
+        let mut host = None;
         for (network, attach) in joins {
-            let endpoint = self.attach(state, network, &target, attach).map_err(|e| {
-                let context = format!("connecting {name} to network {}", network.name);
-                (Step::Network, e.context(context))
-            })?;
+            let host = match &mut host {
+                Some(host) => host,
+                None => host.insert(Handle::new().map_err(|e| (Step::Network, e.into()))?),
+            };
+            let endpoint = self
+                .attach(host, state, network, &target, attach)
+                .map_err(|e| {
+                    let context = format!("connecting {name} to network {}", network.name);
+                    (Step::Network, e.context(context))
+                })?;
             endpoints.push(endpoint);
         }
         Ok(endpoints)

@@ -433,7 +433,9 @@ fn configure(
             error,
         )
     };
-    let set = crate::netns::set_link_sysctls(&inside.ns, ifname, &keys)
+    // From inside already when the thread stayed since the socket was
+    // opened: the visit ends here.
+    let set = crate::netns::set_link_sysctls_in(&inside.ns, inside.take_visit(), ifname, &keys)
         .map_err(|error| setting(&error))?;
     if let Some(Err(error)) = set.first() {
         // A kernel without IPv6 has nothing to disable.

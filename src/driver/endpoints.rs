@@ -104,12 +104,15 @@ impl Manager {
         // first, as before the target was checked; its record is read
         // once, under the lock.
         let found = lookup_network_id(&self.store, network)?;
+        // The host's socket before the thread goes into the target, where
+        // it stays until the link's settings are written (one visit).
+        let host = Handle::new()?;
         // Before the lock: a target that blocks or is refused must not
         // hold every other command up.
-        let target = self.resolve_target(target)?;
+        let target = self.resolve_target_staying(target, true)?;
         let state = self.store.lock()?;
         let network = locked_network(&state, network, &found)?;
-        let endpoint = self.attach(&state, &network, &target, req)?;
+        let endpoint = self.attach(&host, &state, &network, &target, req)?;
         // The final state durable before the command reports it.
         state.commit()?;
         Ok(endpoint)
@@ -298,12 +301,28 @@ impl Manager {
     /// Opens and identifies the target's namespace; nothing is locked or
     /// changed yet.
     pub(crate) fn resolve_target(&self, target: &Target) -> Result<ResolvedTarget, Error> {
+        self.resolve_target_staying(target, false)
+    }
+
+    /// [`Manager::resolve_target`]; `stay`: the calling thread stays in the
+    /// target's namespace until its link's settings are written (see
+    /// [`OpenNetns::with_handle_staying`]), for a single attach whose host
+    /// handle is open already.
+    pub(crate) fn resolve_target_staying(
+        &self,
+        target: &Target,
+        stay: bool,
+    ) -> Result<ResolvedTarget, Error> {
         let (path, container) = self.target_place(target)?;
         let ns = netns_identity::open_target(&path, || match &container {
             Some(name) => format!("container {name} not found"),
             None => format!("network namespace {} not found", target.label()),
         })?;
-        let inside = OpenNetns::with_handle(ns)?;
+        let inside = if stay {
+            OpenNetns::with_handle_staying(ns)?
+        } else {
+            OpenNetns::with_handle(ns)?
+        };
         let identity = inside.identity()?;
         let legacy_ids = match target {
             Target::Path(typed) => vec![legacy_path_id(typed), legacy_path_id(&path)],
@@ -409,15 +428,15 @@ impl Manager {
     /// Attaches `target` to `network` under the held lock.
     pub(crate) fn attach(
         &self,
+        host: &Handle,
         state: &Locked<'_>,
         network: &NetworkRecord,
         target: &ResolvedTarget,
         req: &AttachRequest,
     ) -> Result<EndpointInfo, Error> {
-        let host = Handle::new()?;
-        let parent = parent_link(&host, network)?;
+        let parent = parent_link(host, network)?;
         let mut pending = self.prepare(state, network, target, req)?;
-        let built = match pending.build(state, &host, network, &parent, &target.inside) {
+        let built = match pending.build(state, host, network, &parent, &target.inside) {
             Ok(built) => built,
             Err(error) => {
                 pending.abandon(state, network);

@@ -30,13 +30,43 @@ use crate::store::{is_valid_name, EndpointRecord, Locked, StateDir, StoreError, 
 pub(crate) struct OpenNetns {
     pub ns: Netns,
     pub handle: Handle,
+    /// The calling thread, kept inside since the handle's socket was
+    /// opened, until the link's settings are written (see
+    /// [`OpenNetns::with_handle_staying`]); dropped with it at the latest.
+    visit: std::cell::RefCell<Option<netns::Visit>>,
 }
 
 impl OpenNetns {
     /// A handle inside `ns`.
     pub(crate) fn with_handle(ns: Netns) -> Result<OpenNetns, Error> {
         let handle = Handle::in_netns(&ns)?;
-        Ok(OpenNetns { ns, handle })
+        Ok(OpenNetns {
+            ns,
+            handle,
+            visit: std::cell::RefCell::new(None),
+        })
+    }
+
+    /// A handle inside `ns`, the calling thread left there until the
+    /// endpoint's link settings are written ([`OpenNetns::take_visit`])
+    /// or this is dropped: one visit of the namespace per attach instead
+    /// of two. Meanwhile the thread must open no socket and read nothing
+    /// of `/proc/net` or `/proc/sys/net` (they would be the target's):
+    /// the host's handle is opened before, the store and `/etc/netns` are
+    /// paths and descriptors the network namespace does not change.
+    pub(crate) fn with_handle_staying(ns: Netns) -> Result<OpenNetns, Error> {
+        let (handle, visit) = Handle::in_netns_staying(&ns)?;
+        Ok(OpenNetns {
+            ns,
+            handle,
+            visit: std::cell::RefCell::new(Some(visit)),
+        })
+    }
+
+    /// The visit [`OpenNetns::with_handle_staying`] began, if it goes on:
+    /// the caller ends it (by dropping it) once its inside work is done.
+    pub(crate) fn take_visit(&self) -> Option<netns::Visit> {
+        self.visit.borrow_mut().take()
     }
 
     /// The namespace's name or path, for messages.

@@ -79,6 +79,22 @@ impl Handle {
         })
     }
 
+    /// A handle for `netns`, with the calling thread left inside it
+    /// until the returned [`netns::Visit`] is dropped: for a caller with
+    /// more to do from inside a little later (see [`netns::Visit::enter`]
+    /// for what the thread may do meanwhile), one visit instead of two.
+    pub fn in_netns_staying(netns: &Netns) -> Result<(Handle, netns::Visit)> {
+        let entering =
+            |e: std::io::Error| Error::from(e).op("enter netns").netns(Some(netns.label()));
+        let visit = netns::Visit::enter(netns).map_err(entering)?;
+        let socket = Socket::open()?;
+        let handle = Handle {
+            socket,
+            netns: Some(netns.label().to_owned()),
+        };
+        Ok((handle, visit))
+    }
+
     /// A handle for the named netns `run_dir/name` (`ip netns add` layout;
     /// run dir normally [`netns::DEFAULT_RUN_DIR`]).
     pub fn in_named_netns(run_dir: impl AsRef<Path>, name: &str) -> Result<Handle> {

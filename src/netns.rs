@@ -40,7 +40,23 @@ pub struct Netns {
 impl Netns {
     /// The calling thread's network namespace.
     pub fn current() -> io::Result<Netns> {
-        Self::open_path("/proc/thread-self/ns/net")
+        // Always a network namespace's nsfs file, the thread's own: none
+        // of [`Netns::open_path`]'s checks can refuse it, so it costs an
+        // open and the `fstat` that reads its identity.
+        let path = "/proc/thread-self/ns/net";
+        let file = File::from(sys::openat(
+            None,
+            &static_cstr(path),
+            libc::O_RDONLY | libc::O_NOCTTY,
+            0,
+        )?);
+        let meta = file.metadata()?;
+        Ok(Netns {
+            fd: file.into(),
+            label: path.to_string(),
+            file_id: (meta.dev(), meta.ino()),
+            openers_own: true,
+        })
     }
 
     /// The namespace at `path` (a bind mount such as `/run/netns/NAME`, or
@@ -440,6 +456,31 @@ pub fn create_anonymous() -> io::Result<Netns> {
     let mut ns = run_in_new_here(Netns::current)??;
     ns.label = "(anonymous)".to_owned();
     Ok(ns)
+}
+
+/// Creates an anonymous network namespace, as [`create_anonymous`] does,
+/// and leaves the calling thread in it until the returned [`Visit`] is
+/// dropped: for a caller with more to do from inside (open a socket there,
+/// name it with [`create_named_from_here`]), one visit instead of several.
+pub fn create_anonymous_staying() -> io::Result<(Netns, Visit)> {
+    let visit = Visit {
+        _away: Away::leave(|| sys::unshare(libc::CLONE_NEWNET))?,
+    };
+    let mut ns = Netns::current()?;
+    ns.label = "(anonymous)".to_owned();
+    Ok((ns, visit))
+}
+
+/// [`create_named_from`] by a thread that is inside the namespace to be
+/// named already (`_inside`: the visit that put it there, see
+/// [`create_anonymous_staying`]), which is bound as it is, without
+/// another visit.
+pub fn create_named_from_here(
+    run_dir: impl AsRef<Path>,
+    name: &str,
+    _inside: &Visit,
+) -> io::Result<()> {
+    bind_named(run_dir.as_ref(), name, |mount| Ok(mount()))
 }
 
 /// Makes `run_dir` a shared mount, as `ip netns add` does, so that a later

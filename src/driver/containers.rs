@@ -98,9 +98,12 @@ impl Manager {
         // before it gets its name: restore then deletes the namespace at
         // that path only if it is this one, never one another tool put
         // there after a crash.
-        let ns = netns::create_anonymous()
+        // Made, its socket opened and its name bound in one visit: the
+        // thread stays inside until the name is bound (nothing in between
+        // opens a socket or reads what the network namespace changes).
+        let (ns, visit) = netns::create_anonymous_staying()
             .map_err(|e| container(Error::io(format!("creating namespace {name}"), &e)))?;
-        let inside = OpenNetns::with_handle(ns).map_err(container)?;
+        let inside = OpenNetns::with_handle_inside(ns, &visit).map_err(container)?;
         let mut record = ContainerRecord {
             name: name.clone(),
             created: Some(Timestamp::now()),
@@ -111,11 +114,12 @@ impl Manager {
         state
             .put_container_record(&record)
             .map_err(|e| container(e.into()))?;
-        if let Err(error) = self.name_namespace(&inside, &name) {
+        if let Err(error) = self.name_namespace(&visit, &name) {
             // Nothing at the name is ours: only the record to take back.
             let _ = state.remove_container(&name);
             return Err(container(error));
         }
+        drop(visit);
         let identity = record.netns_id;
         let made = self
             .attach_all(&state, &joins, inside, identity, &name)
@@ -183,10 +187,11 @@ impl Manager {
         }
     }
 
-    /// Gives the namespace made for a new container its name.
-    fn name_namespace(&self, inside: &OpenNetns, name: &str) -> Result<(), Error> {
+    /// Gives the namespace made for a new container its name, from inside
+    /// it (`visit`).
+    fn name_namespace(&self, visit: &netns::Visit, name: &str) -> Result<(), Error> {
         let path = self.config.netns_dir.join(name);
-        netns::create_named_from(&self.config.netns_dir, name, &inside.ns).map_err(|e| {
+        netns::create_named_from_here(&self.config.netns_dir, name, visit).map_err(|e| {
             // Another tool took the name since it was checked.
             if fs::symlink_metadata(&path).is_ok() {
                 Error::already_exists(format!(

@@ -63,6 +63,17 @@ impl OpenNetns {
         })
     }
 
+    /// A handle inside `ns`, opened by a thread that is there already
+    /// (`visit`), without another visit.
+    pub(crate) fn with_handle_inside(ns: Netns, visit: &netns::Visit) -> Result<OpenNetns, Error> {
+        let handle = Handle::inside(&ns, visit)?;
+        Ok(OpenNetns {
+            ns,
+            handle,
+            visit: std::cell::RefCell::new(None),
+        })
+    }
+
     /// The visit [`OpenNetns::with_handle_staying`] began, if it goes on:
     /// the caller ends it (by dropping it) once its inside work is done.
     pub(crate) fn take_visit(&self) -> Option<netns::Visit> {

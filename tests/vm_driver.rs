@@ -2311,11 +2311,21 @@ fn a_guessed_name_taken_by_the_same_namespace_elsewhere_is_left_alone() {
         .unwrap();
     assert!(bound.success());
     let by_path = manager
-        .connect("ga", &Target::Path(alias.clone()), &AttachRequest::default())
+        .connect(
+            "ga",
+            &Target::Path(alias.clone()),
+            &AttachRequest::default(),
+        )
         .unwrap();
     assert_eq!(by_path.ifname, "eth0");
+    // One default route per namespace: the second network brings its own.
+    ip(&["-n", "g1", "route", "del", "default"]);
     let by_name = manager
-        .connect("gb", &Target::Container("g1".into()), &AttachRequest::default())
+        .connect(
+            "gb",
+            &Target::Container("g1".into()),
+            &AttachRequest::default(),
+        )
         .unwrap();
     assert_eq!(by_name.ifname, "eth1", "eth0 is the other endpoint's");
     let eth0 = ifindex_of(Some("g1"), "eth0");
@@ -2326,7 +2336,11 @@ fn a_guessed_name_taken_by_the_same_namespace_elsewhere_is_left_alone() {
     let record = record_of(&config, &gb.id, "g1");
     let text = fs::read_to_string(&record).unwrap();
     let index = format!("\"ifindex\": {}", ifindex_of_text(&text));
-    edit(&record, "\"state\": \"attached\"", "\"state\": \"attaching\"");
+    edit(
+        &record,
+        "\"state\": \"attached\"",
+        "\"state\": \"attaching\"",
+    );
     edit(&record, "\"ifname\": \"eth1\"", "\"ifname\": \"eth0\"");
     edit(&record, &index, "\"ifindex\": null");
 
@@ -2342,7 +2356,9 @@ fn a_guessed_name_taken_by_the_same_namespace_elsewhere_is_left_alone() {
     assert_eq!(ga.endpoints.len(), 1, "{ga:?}");
     assert!(manager.network("gb").unwrap().endpoints.is_empty());
 
-    manager.disconnect("ga", &Target::Path(alias.clone())).unwrap();
+    manager
+        .disconnect("ga", &Target::Path(alias.clone()))
+        .unwrap();
     let _ = std::process::Command::new("umount").arg(&alias).status();
     manager.remove_container("g1", true).unwrap();
     manager.remove_network("ga").unwrap();

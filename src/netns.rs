@@ -81,15 +81,24 @@ impl Netns {
     /// [`Netns::open_path`] without its type parameter, kept once.
     #[inline(never)]
     fn open_at_path(path: &Path) -> io::Result<Netns> {
-        let refuse = |found| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                NotANamespace {
-                    path: path.to_path_buf(),
-                    found,
-                },
-            )
-        };
+        let ns = Netns::open_nsfs(path, || {
+            // One look at our own namespace file gives both nsfs's device
+            // and whether this is our own namespace.
+            let own = fs::metadata("/proc/thread-self/ns/net")?;
+            Ok((own.dev(), own.ino()))
+        })?;
+        let kind = namespace_type(ns.fd())?;
+        if kind != "net" {
+            return Err(refusal(path, FileKind::Namespace(kind.to_string())));
+        }
+        Ok(ns)
+    }
+
+    /// The nsfs file at `path`, of any namespace type, with
+    /// [`Netns::open_path`]'s refusals of anything else; `own` gives the
+    /// `st_dev` and `st_ino` of the calling thread's network namespace.
+    fn open_nsfs(path: &Path, own: impl FnOnce() -> io::Result<(u64, u64)>) -> io::Result<Netns> {
+        let refuse = |found| refusal(path, found);
         // Opening a FIFO waits for a writer, opening a device may act on
         // it: their type is known from the path alone, before any open.
         let found = FileKind::of(&fs::metadata(path)?);
@@ -104,22 +113,15 @@ impl Netns {
         if found != FileKind::Regular {
             return Err(refuse(found));
         }
-        // One look at our own namespace file gives both nsfs's device and
-        // whether this is our own namespace.
-        let own = fs::metadata("/proc/thread-self/ns/net")?;
-        if meta.dev() != own.dev() {
+        let own = own()?;
+        if meta.dev() != own.0 {
             return Err(refuse(FileKind::Regular));
         }
-        let fd: OwnedFd = file.into();
-        let kind = namespace_type(fd.as_fd())?;
-        if kind != "net" {
-            return Err(refuse(FileKind::Namespace(kind.to_string())));
-        }
         Ok(Netns {
-            fd,
+            fd: file.into(),
             label: path.display().to_string(),
             file_id: (meta.dev(), meta.ino()),
-            openers_own: (meta.dev(), meta.ino()) == (own.dev(), own.ino()),
+            openers_own: (meta.dev(), meta.ino()) == own,
         })
     }
 
@@ -353,6 +355,68 @@ impl Visit {
             _away: Away::leave(|| sys::setns(ns.fd(), libc::CLONE_NEWNET))?,
         })
     }
+}
+
+impl Visit {
+    /// Opens the namespace at `path` as [`Netns::open_path`] does (the
+    /// same refusals, as the same errors) and, unless it is the calling
+    /// thread's own (then `None`: nothing to enter), moves the thread into
+    /// it until the visit is dropped, as [`Visit::enter`]. Two system
+    /// calls fewer than the two apart: the way home, opened first, gives
+    /// nsfs's device and our own namespace's identity with its `fstat`,
+    /// and the namespace's type is checked by the `setns` itself, which
+    /// refuses any other (the type is asked only to say which it was).
+    pub fn open_and_enter(path: impl AsRef<Path>) -> io::Result<(Netns, Option<Visit>)> {
+        let path = path.as_ref();
+        let mut home = None;
+        let ns = Netns::open_nsfs(path, || {
+            let fd = sys::openat(
+                None,
+                &static_cstr("/proc/thread-self/ns/net"),
+                libc::O_RDONLY,
+                0,
+            )?;
+            let file = File::from(fd);
+            let own = file.metadata()?;
+            home = Some(OwnedFd::from(file));
+            Ok((own.dev(), own.ino()))
+        })?;
+        let Some(home) = home.filter(|_| !ns.openers_own) else {
+            return Ok((ns, None));
+        };
+        match sys::setns(ns.fd(), libc::CLONE_NEWNET) {
+            Ok(()) => {}
+            Err(error) if error.raw_os_error() == Some(libc::EINVAL) => {
+                // Not entered: another kind of namespace, named as
+                // `open_path` names it.
+                let kind = namespace_type(ns.fd())?;
+                if kind != "net" {
+                    return Err(refusal(path, FileKind::Namespace(kind.to_string())));
+                }
+                return Err(error);
+            }
+            Err(error) => return Err(error),
+        }
+        let visit = Visit {
+            _away: Away {
+                home,
+                _this_thread: std::marker::PhantomData,
+            },
+        };
+        Ok((ns, Some(visit)))
+    }
+}
+
+/// The refusal of `path`, which holds `found` instead of a network
+/// namespace (see [`not_a_namespace`]).
+fn refusal(path: &Path, found: FileKind) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        NotANamespace {
+            path: path.to_path_buf(),
+            found,
+        },
+    )
 }
 
 /// The calling thread, moved into another network namespace until this

@@ -314,14 +314,15 @@ impl Manager {
         stay: bool,
     ) -> Result<ResolvedTarget, Error> {
         let (path, container) = self.target_place(target)?;
-        let ns = netns_identity::open_target(&path, || match &container {
+        let missing = || match &container {
             Some(name) => format!("container {name} not found"),
             None => format!("network namespace {} not found", target.label()),
-        })?;
+        };
         let inside = if stay {
-            OpenNetns::with_handle_staying(ns)?
+            let (ns, visit) = netns_identity::open_target_staying(&path, missing)?;
+            OpenNetns::with_handle_staying(ns, visit)?
         } else {
-            OpenNetns::with_handle(ns)?
+            OpenNetns::with_handle(netns_identity::open_target(&path, missing)?)?
         };
         let identity = inside.identity()?;
         let legacy_ids = match target {

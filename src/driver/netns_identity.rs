@@ -47,15 +47,16 @@ impl OpenNetns {
         })
     }
 
-    /// A handle inside `ns`, the calling thread left there until the
-    /// endpoint's link settings are written ([`OpenNetns::take_visit`])
-    /// or this is dropped: one visit of the namespace per attach instead
-    /// of two. Meanwhile the thread must open no socket and read nothing
-    /// of `/proc/net` or `/proc/sys/net` (they would be the target's):
-    /// the host's handle is opened before, the store and `/etc/netns` are
-    /// paths and descriptors the network namespace does not change.
-    pub(crate) fn with_handle_staying(ns: Netns) -> Result<OpenNetns, Error> {
-        let (handle, visit) = Handle::in_netns_staying(&ns)?;
+    /// A handle inside `ns`, which the calling thread entered (`visit`)
+    /// and stays in until the endpoint's link settings are written
+    /// ([`OpenNetns::take_visit`]) or this is dropped: one visit of the
+    /// namespace per attach instead of two. Meanwhile the thread must open
+    /// no socket and read nothing of `/proc/net` or `/proc/sys/net` (they
+    /// would be the target's): the host's handle is opened before, the
+    /// store and `/etc/netns` are paths and descriptors the network
+    /// namespace does not change.
+    pub(crate) fn with_handle_staying(ns: Netns, visit: netns::Visit) -> Result<OpenNetns, Error> {
+        let handle = Handle::inside(&ns, &visit)?;
         Ok(OpenNetns {
             ns,
             handle,
@@ -115,22 +116,46 @@ impl OpenNetns {
 /// nothing blocks), and the caller's own namespace, where the networks'
 /// parents live. `missing` is the message when nothing is there.
 pub(crate) fn open_target(path: &Path, missing: impl FnOnce() -> String) -> Result<Netns, Error> {
-    let ns = Netns::open_path(path).map_err(|error| {
-        if let Some(refusal) = netns::not_a_namespace(&error) {
-            Error::invalid(refusal.to_string())
-        } else if is_gone(&error) {
-            Error::not_found(missing())
-        } else {
-            Error::io(format!("opening namespace {}", path.display()), &error)
-        }
-    })?;
+    let ns = Netns::open_path(path).map_err(|error| opening_target(path, error, missing))?;
+    refuse_own(path, &ns)?;
+    Ok(ns)
+}
+
+/// [`open_target`], the calling thread left inside the namespace (see
+/// [`OpenNetns::with_handle_staying`]): the same refusals, with the same
+/// messages, and the visit's way home opened with the checks.
+pub(crate) fn open_target_staying(
+    path: &Path,
+    missing: impl FnOnce() -> String,
+) -> Result<(Netns, netns::Visit), Error> {
+    let (ns, visit) =
+        netns::Visit::open_and_enter(path).map_err(|error| opening_target(path, error, missing))?;
+    refuse_own(path, &ns)?;
+    match visit {
+        Some(visit) => Ok((ns, visit)),
+        None => Err(Error::failed(format!("{} was not entered", path.display()))),
+    }
+}
+
+fn opening_target(path: &Path, error: std::io::Error, missing: impl FnOnce() -> String) -> Error {
+    if let Some(refusal) = netns::not_a_namespace(&error) {
+        Error::invalid(refusal.to_string())
+    } else if is_gone(&error) {
+        Error::not_found(missing())
+    } else {
+        Error::io(format!("opening namespace {}", path.display()), &error)
+    }
+}
+
+/// Refuses the caller's own namespace, where the networks' parents live.
+fn refuse_own(path: &Path, ns: &Netns) -> Result<(), Error> {
     if ns.is_openers_own() {
         return Err(Error::invalid(format!(
             "{} is the network namespace ipvlan itself runs in, where the networks' parent interfaces are; only another namespace can be attached",
             path.display()
         )));
     }
-    Ok(ns)
+    Ok(())
 }
 
 /// What sits at the namespace file of one of our containers

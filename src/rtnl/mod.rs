@@ -79,22 +79,6 @@ impl Handle {
         })
     }
 
-    /// A handle for `netns`, with the calling thread left inside it
-    /// until the returned [`netns::Visit`] is dropped: for a caller with
-    /// more to do from inside a little later (see [`netns::Visit::enter`]
-    /// for what the thread may do meanwhile), one visit instead of two.
-    pub fn in_netns_staying(netns: &Netns) -> Result<(Handle, netns::Visit)> {
-        let entering =
-            |e: std::io::Error| Error::from(e).op("enter netns").netns(Some(netns.label()));
-        let visit = netns::Visit::enter(netns).map_err(entering)?;
-        let socket = Socket::open()?;
-        let handle = Handle {
-            socket,
-            netns: Some(netns.label().to_owned()),
-        };
-        Ok((handle, visit))
-    }
-
     /// A handle for `netns`, opened by a thread that is inside it already
     /// (`_inside`: the visit that put it there), without another visit.
     pub fn inside(netns: &Netns, _inside: &netns::Visit) -> Result<Handle> {

@@ -405,13 +405,12 @@ impl Manager {
         net: &CniNetwork,
         attach: &CniAttach<'_>,
     ) -> Result<CniAttached, CniAddError> {
-        let ns = Netns::open_path(attach.netns).map_err(|e| {
+        let inside = OpenNetns::open_path(attach.netns).map_err(|e| {
             Error::io(
                 format!("opening network namespace {}", attach.netns.display()),
                 &e,
             )
-        })?;
-        let inside = OpenNetns::with_handle(ns)?;
+        })??;
         let identity = inside.identity()?;
         // Asked again under the lock; here so that nothing, not even the
         // network record, is made for a namespace that cannot take it.
@@ -580,9 +579,9 @@ impl Manager {
         netns: &Path,
         ifname: &str,
     ) -> Result<(), CniAddError> {
-        let ns = Netns::open_path(netns)
-            .map_err(|e| Error::io(format!("opening network namespace {}", netns.display()), &e))?;
-        let inside = OpenNetns::with_handle(ns)?;
+        let inside = OpenNetns::open_path(netns).map_err(|e| {
+            Error::io(format!("opening network namespace {}", netns.display()), &e)
+        })??;
         if inside.handle.link_by_name(ifname)?.is_some() {
             return Err(Error::already_exists(format!(
                 "interface {ifname} already exists in {}; nothing was done",
@@ -721,9 +720,9 @@ impl Manager {
                 "container {container_id} has no attachment {ifname} on network {network}"
             )));
         }
-        let ns = Netns::open_path(netns)
-            .map_err(|e| Error::io(format!("opening network namespace {}", netns.display()), &e))?;
-        let inside = OpenNetns::with_handle(ns)?;
+        let inside = OpenNetns::open_path(netns).map_err(|e| {
+            Error::io(format!("opening network namespace {}", netns.display()), &e)
+        })??;
         let link = inside
             .handle
             .link_by_name(ifname)?
@@ -1023,10 +1022,10 @@ impl Manager {
         let link = if is_lease(endpoint) {
             None
         } else {
-            Netns::open_path(Path::new(&endpoint.netns)).ok()
+            OpenNetns::open_path(Path::new(&endpoint.netns)).ok()
         };
-        if let Some(ns) = link {
-            let inside = OpenNetns::with_handle(ns)?;
+        if let Some(inside) = link {
+            let inside = inside?;
             if endpoint
                 .netns_id
                 .is_some_and(|id| inside.identity().is_ok_and(|now| id.same_namespace(&now)))

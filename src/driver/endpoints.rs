@@ -20,7 +20,7 @@ use super::options::check_container_name;
 use super::report::endpoint_label;
 use super::{AttachRequest, EndpointInfo, Error, Manager, Target};
 use crate::ipam::{IpFamily, Request};
-use crate::netns::{self, Netns};
+use crate::netns;
 use crate::rtnl::{Handle, Link};
 use crate::store::records::NetnsId;
 use crate::store::{
@@ -154,9 +154,9 @@ impl Manager {
     pub(crate) fn place_for_detach(&self, target: &Target) -> Result<DetachPlace, Error> {
         let (path, container) = self.target_place(target)?;
         let mut refusal = None;
-        let opened = match Netns::open_path(&path) {
-            Ok(ns) => {
-                let open = OpenNetns::with_handle(ns)?;
+        let opened = match OpenNetns::open_path(&path) {
+            Ok(open) => {
+                let open = open?;
                 let identity = open.identity()?;
                 Some((open, identity))
             }

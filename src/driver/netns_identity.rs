@@ -75,6 +75,26 @@ impl OpenNetns {
         })
     }
 
+    /// The namespace at `path`, opened as [`Netns::open_path`] opens it
+    /// (the same refusals and errors: the outer result), with its handle
+    /// (the inner one) opened in the same visit: two system calls fewer
+    /// than [`Netns::open_path`] and [`OpenNetns::with_handle`] (see
+    /// [`netns::Visit::open_and_enter`]).
+    pub(crate) fn open_path(path: &Path) -> std::io::Result<Result<OpenNetns, Error>> {
+        let (ns, visit) = netns::Visit::open_and_enter(path)?;
+        Ok(match visit {
+            Some(visit) => Handle::inside(&ns, &visit)
+                .map_err(Error::from)
+                .map(|handle| OpenNetns {
+                    ns,
+                    handle,
+                    visit: std::cell::RefCell::new(None),
+                }),
+            // The caller's own: nothing was entered.
+            None => OpenNetns::with_handle(ns),
+        })
+    }
+
     /// The visit [`OpenNetns::with_handle_staying`] began, if it goes on:
     /// the caller ends it (by dropping it) once its inside work is done.
     pub(crate) fn take_visit(&self) -> Option<netns::Visit> {
@@ -254,8 +274,8 @@ pub(crate) enum NsAt {
 /// opening it (no namespace was ever bound there, and opening a FIFO
 /// would block).
 pub(crate) fn open_recorded(path: &str, recorded: Option<NetnsId>) -> Result<NsAt, Error> {
-    let ns = match Netns::open_path(path) {
-        Ok(ns) => ns,
+    let open = match OpenNetns::open_path(Path::new(path)) {
+        Ok(open) => open?,
         Err(error) if is_gone(&error) => return Ok(NsAt::Gone),
         Err(error) => {
             return match netns::not_a_namespace(&error) {
@@ -267,7 +287,6 @@ pub(crate) fn open_recorded(path: &str, recorded: Option<NetnsId>) -> Result<NsA
             }
         }
     };
-    let open = OpenNetns::with_handle(ns)?;
     let identity = open.identity()?;
     match recorded {
         Some(recorded) if !recorded.same_namespace(&identity) => Ok(NsAt::Gone),

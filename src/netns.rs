@@ -361,10 +361,11 @@ impl Visit {
     /// Opens the namespace at `path` as [`Netns::open_path`] does (the
     /// same refusals, as the same errors) and, unless it is the calling
     /// thread's own (then `None`: nothing to enter), moves the thread into
-    /// it until the visit is dropped, as [`Visit::enter`]. Two system
-    /// calls fewer than the two apart: the way home, opened first, gives
-    /// nsfs's device and our own namespace's identity with its `fstat`,
-    /// and the namespace's type is checked by the `setns` itself, which
+    /// it until the visit is dropped, as [`Visit::enter`]. One system
+    /// call fewer than the two apart: the way home, opened first, gives
+    /// nsfs's device and our own namespace's identity with its `fstat`
+    /// (where `open_path` looks at our namespace's file by its path), and
+    /// the namespace's type is checked by the `setns` itself, which
     /// refuses any other (the type is asked only to say which it was).
     pub fn open_and_enter(path: impl AsRef<Path>) -> io::Result<(Netns, Option<Visit>)> {
         let path = path.as_ref();

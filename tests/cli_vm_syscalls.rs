@@ -22,9 +22,9 @@ use ipvlan::json::{self, Value};
 
 /// Budgets, in system calls a release build makes (see the module
 /// documentation), about 10% above what was reached on Linux 6.1: connect
-/// 112, disconnect 102, run -d 143, rm -f 200 (its `readlink` of every
+/// 112, disconnect 101, run -d 143, rm -f 199 (its `readlink` of every
 /// process's namespace grows with the processes running), ps 160,
-/// network ls 50, network inspect 65, CNI ADD 113, CNI DEL 83. Before this test, connect,
+/// network ls 50, network inspect 65, CNI ADD 112, CNI DEL 83. Before this test, connect,
 /// disconnect, run -d and rm -f made 415, 357, 538 and 452; before the
 /// name views used the store's descriptors and read only the target
 /// network, 254, 207, 292 and 304 (ps 350, quadratic in containers and
@@ -43,7 +43,8 @@ use ipvlan::json::{self, Value};
 /// connect entered its target once (socket to `disable_ipv6`), asked no
 /// `eth0` of a container on no network, sent its address and link-up
 /// without reading the socket's buffer, and `run -d` made, opened and
-/// named its namespace in one visit, 122 and 159 (CNI ADD 115). What is
+/// named its namespace in one visit, and a namespace was opened and
+/// entered in one step, 122, 102, 159 and 200 (CNI ADD 115). What is
 /// left of a connect: the process's start and exit (about 13), the state
 /// directory (about 75: the network's name and record, the endpoint and
 /// index lookups, address files, the two records, the hosts line and
@@ -415,8 +416,9 @@ fn cni_vars<'a>(command: &'a str, id: &'a str, netns: &'a str) -> [(&'a str, &'a
 
 /// CNI ADD and DEL with `ipam.type: ipvlan`, one container among a few:
 /// each within a budget (about 10% above what was reached on Linux 6.1:
-/// ADD 113, DEL 83; 115 and 83 before its address and link-up went
-/// without reading the socket's buffer, 117 and 84 before the derived
+/// ADD 112, DEL 83; 115 and 83 before its address and link-up went
+/// without reading the socket's buffer and its namespace was opened and
+/// entered in one step, 117 and 84 before the derived
 /// files were left out of the commit, 156 and 116 before the cuts that
 /// took the CLI's connect from 155 to 127), no thread started.
 #[test]

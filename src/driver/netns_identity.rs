@@ -77,7 +77,7 @@ impl OpenNetns {
 
     /// The namespace at `path`, opened as [`Netns::open_path`] opens it
     /// (the same refusals and errors: the outer result), with its handle
-    /// (the inner one) opened in the same visit: two system calls fewer
+    /// (the inner one) opened in the same visit: one system call fewer
     /// than [`Netns::open_path`] and [`OpenNetns::with_handle`] (see
     /// [`netns::Visit::open_and_enter`]).
     pub(crate) fn open_path(path: &Path) -> std::io::Result<Result<OpenNetns, Error>> {

@@ -237,6 +237,7 @@ impl Manager {
                 })?;
             endpoints.push(endpoint);
         }
+        self.release((host, target));
         Ok(endpoints)
     }
 

@@ -115,6 +115,10 @@ impl Manager {
         let endpoint = self.attach(&host, &state, &network, &target, req)?;
         // The final state durable before the command reports it.
         state.commit()?;
+        // Back home before anything is let go (the link's settings ended
+        // the visit already).
+        drop(target.inside.take_visit());
+        self.release((host, target));
         Ok(endpoint)
     }
 

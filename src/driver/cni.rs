@@ -551,6 +551,7 @@ impl Manager {
             give_back(&state);
             return Err(Error::from(error).into());
         }
+        self.release((host, inside));
         Ok(CniAttached {
             ifname: built.ifname,
             mac: built.mac,

@@ -150,6 +150,7 @@ impl Manager {
         let host = Handle::new()?;
         let notes = self.detach(&host, &state, &network, endpoint, &at)?;
         state.commit()?;
+        self.release((host, at));
         Ok(notes)
     }
 

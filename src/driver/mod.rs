@@ -277,8 +277,8 @@ impl Manager {
     }
 
     /// For a program that exits once its command is done (the `ipvlan`
-    /// binary): the namespaces and netlink sockets a successful attach
-    /// opened are left open for the exit to close, as `close(2)` would
+    /// binary, a CNI plugin): the namespaces and netlink sockets a
+    /// successful attach or detach opened are left open for the exit to close, as `close(2)` would
     /// (nothing in them is buffered or waits), one `close` each saved. A
     /// program that goes on must not ask for it: they would stay open.
     pub fn leave_descriptors_to_exit(&mut self) {

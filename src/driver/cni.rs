@@ -657,9 +657,10 @@ impl Manager {
         let mut notes = Vec::new();
         // The link first, without the lock or the master: DEL never needs
         // the master, and a link made by the reference plugin goes too.
+        let mut opened = None;
         if let Some(path) = netns {
-            if let Ok(ns) = Netns::open_path(path) {
-                let inside = OpenNetns::with_handle(ns)?;
+            if let Ok(inside) = OpenNetns::open_path(path) {
+                let inside: &OpenNetns = opened.insert(inside?);
                 if let Some(link) = inside.handle.link_by_name(ifname)? {
                     if link.kind.as_deref() == Some("ipvlan") {
                         match inside.handle.link_del(link.index) {
@@ -692,8 +693,10 @@ impl Manager {
                 state.release_if_owner(&network, address.addr(), &id)?;
             }
             state.remove_endpoint(&network.id, &id)?;
-            self.drop_parent_if_idle(&Handle::new()?, &state, &network);
+            let host = Handle::new()?;
+            self.drop_parent_if_idle(&host, &state, &network);
             state.commit()?;
+            self.release((host, opened));
         } else if !state.release_owner(&network, &id)?.is_empty() {
             // An ADD killed between its leases and its record: the leases
             // name the attachment, nothing else does.

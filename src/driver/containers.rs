@@ -98,9 +98,14 @@ impl Manager {
         // before it gets its name: restore then deletes the namespace at
         // that path only if it is this one, never one another tool put
         // there after a crash.
-        // Made, its socket opened and its name bound in one visit: the
-        // thread stays inside until the name is bound (nothing in between
-        // opens a socket or reads what the network namespace changes).
+        // The host's socket first: the thread then stays in the new
+        // namespace from its making (its socket opened, its name bound)
+        // until its first endpoint's link settings are written, one visit
+        // (see `OpenNetns::with_handle_staying` for what it may do inside).
+        let host = match joins.is_empty() {
+            true => None,
+            false => Some(Handle::new().map_err(|e| container(e.into()))?),
+        };
         let (ns, visit) = netns::create_anonymous_staying()
             .map_err(|e| container(Error::io(format!("creating namespace {name}"), &e)))?;
         let inside = OpenNetns::with_handle_inside(ns, &visit).map_err(container)?;
@@ -119,10 +124,13 @@ impl Manager {
             let _ = state.remove_container(&name);
             return Err(container(error));
         }
-        drop(visit);
+        match host {
+            Some(_) => inside.keep_visit(visit),
+            None => drop(visit),
+        }
         let identity = record.netns_id;
         let made = self
-            .attach_all(&state, &joins, inside, identity, &name)
+            .attach_all(host, &state, &joins, inside, identity, &name)
             .and_then(|endpoints| {
                 record.state = ContainerState::Created;
                 state
@@ -208,6 +216,7 @@ impl Manager {
     /// returns the endpoints. Undoing is the caller's.
     fn attach_all(
         &self,
+        mut host: Option<Handle>,
         state: &Locked<'_>,
         joins: &[(&NetworkRecord, &AttachRequest)],
         inside: OpenNetns,
@@ -219,11 +228,14 @@ impl Manager {
         // by its name (check_attach makes sure the name still leads to it).
         let target = match identity {
             Some(identity) => self.made_target(name, inside, identity),
-            None => self.resolve_target(&Target::Container(name.to_string())),
+            None => {
+                // Opened again from home: inside, it would be our own.
+                drop(inside);
+                self.resolve_target(&Target::Container(name.to_string()))
+            }
         }
         .map_err(|e| (Step::Container, e))?;
         let mut endpoints = Vec::new();
-        let mut host = None;
         for (network, attach) in joins {
             let host = match &mut host {
                 Some(host) => host,

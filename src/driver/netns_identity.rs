@@ -95,6 +95,13 @@ impl OpenNetns {
         })
     }
 
+    /// Keeps `visit` (of this namespace, which the calling thread is in)
+    /// going until the endpoint's link settings are written, as
+    /// [`OpenNetns::with_handle_staying`] does.
+    pub(crate) fn keep_visit(&self, visit: netns::Visit) {
+        *self.visit.borrow_mut() = Some(visit);
+    }
+
     /// The visit [`OpenNetns::with_handle_staying`] began, if it goes on:
     /// the caller ends it (by dropping it) once its inside work is done.
     pub(crate) fn take_visit(&self) -> Option<netns::Visit> {

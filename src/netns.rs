@@ -40,7 +40,23 @@ pub struct Netns {
 impl Netns {
     /// The calling thread's network namespace.
     pub fn current() -> io::Result<Netns> {
-        Self::open_path("/proc/thread-self/ns/net")
+        // Always a network namespace's nsfs file, the thread's own: none
+        // of [`Netns::open_path`]'s checks can refuse it, so it costs an
+        // open and the `fstat` that reads its identity.
+        let path = "/proc/thread-self/ns/net";
+        let file = File::from(sys::openat(
+            None,
+            &static_cstr(path),
+            libc::O_RDONLY | libc::O_NOCTTY,
+            0,
+        )?);
+        let meta = file.metadata()?;
+        Ok(Netns {
+            fd: file.into(),
+            label: path.to_string(),
+            file_id: (meta.dev(), meta.ino()),
+            openers_own: true,
+        })
     }
 
     /// The namespace at `path` (a bind mount such as `/run/netns/NAME`, or
@@ -65,15 +81,24 @@ impl Netns {
     /// [`Netns::open_path`] without its type parameter, kept once.
     #[inline(never)]
     fn open_at_path(path: &Path) -> io::Result<Netns> {
-        let refuse = |found| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                NotANamespace {
-                    path: path.to_path_buf(),
-                    found,
-                },
-            )
-        };
+        let ns = Netns::open_nsfs(path, || {
+            // One look at our own namespace file gives both nsfs's device
+            // and whether this is our own namespace.
+            let own = fs::metadata("/proc/thread-self/ns/net")?;
+            Ok((own.dev(), own.ino()))
+        })?;
+        let kind = namespace_type(ns.fd())?;
+        if kind != "net" {
+            return Err(refusal(path, FileKind::Namespace(kind.to_string())));
+        }
+        Ok(ns)
+    }
+
+    /// The nsfs file at `path`, of any namespace type, with
+    /// [`Netns::open_path`]'s refusals of anything else; `own` gives the
+    /// `st_dev` and `st_ino` of the calling thread's network namespace.
+    fn open_nsfs(path: &Path, own: impl FnOnce() -> io::Result<(u64, u64)>) -> io::Result<Netns> {
+        let refuse = |found| refusal(path, found);
         // Opening a FIFO waits for a writer, opening a device may act on
         // it: their type is known from the path alone, before any open.
         let found = FileKind::of(&fs::metadata(path)?);
@@ -88,22 +113,15 @@ impl Netns {
         if found != FileKind::Regular {
             return Err(refuse(found));
         }
-        // One look at our own namespace file gives both nsfs's device and
-        // whether this is our own namespace.
-        let own = fs::metadata("/proc/thread-self/ns/net")?;
-        if meta.dev() != own.dev() {
+        let own = own()?;
+        if meta.dev() != own.0 {
             return Err(refuse(FileKind::Regular));
         }
-        let fd: OwnedFd = file.into();
-        let kind = namespace_type(fd.as_fd())?;
-        if kind != "net" {
-            return Err(refuse(FileKind::Namespace(kind.to_string())));
-        }
         Ok(Netns {
-            fd,
+            fd: file.into(),
             label: path.display().to_string(),
             file_id: (meta.dev(), meta.ino()),
-            openers_own: (meta.dev(), meta.ino()) == (own.dev(), own.ino()),
+            openers_own: (meta.dev(), meta.ino()) == own,
         })
     }
 
@@ -314,9 +332,98 @@ pub fn run_in_new_here<T>(f: impl FnOnce() -> T) -> io::Result<T> {
     Ok(f())
 }
 
+/// The calling thread kept inside a network namespace until this is
+/// dropped, for work that must be done from inside at two moments with
+/// other work in between ([`Visit::enter`]). Not `Send`: it is dropped on
+/// the thread it moved, which then returns where it was, on every path
+/// (an error, a panic's unwinding), or the process aborts as with
+/// [`run_here`].
+#[derive(Debug)]
+pub struct Visit {
+    _away: Away,
+}
+
+impl Visit {
+    /// Moves the calling thread into `ns` until the visit is dropped,
+    /// saving the [`run_here`] that each later piece of inside work would
+    /// cost (four system calls). Between the two, the thread must only
+    /// use descriptors, and paths that do not depend on the network
+    /// namespace: a socket opened (or `/proc/net`, `/proc/sys/net`
+    /// read) meanwhile is `ns`'s.
+    pub fn enter(ns: &Netns) -> io::Result<Visit> {
+        Ok(Visit {
+            _away: Away::leave(|| sys::setns(ns.fd(), libc::CLONE_NEWNET))?,
+        })
+    }
+}
+
+impl Visit {
+    /// Opens the namespace at `path` as [`Netns::open_path`] does (the
+    /// same refusals, as the same errors) and, unless it is the calling
+    /// thread's own (then `None`: nothing to enter), moves the thread into
+    /// it until the visit is dropped, as [`Visit::enter`]. One system
+    /// call fewer than the two apart: the way home, opened first, gives
+    /// nsfs's device and our own namespace's identity with its `fstat`
+    /// (where `open_path` looks at our namespace's file by its path), and
+    /// the namespace's type is checked by the `setns` itself, which
+    /// refuses any other (the type is asked only to say which it was).
+    pub fn open_and_enter(path: impl AsRef<Path>) -> io::Result<(Netns, Option<Visit>)> {
+        let path = path.as_ref();
+        let mut home = None;
+        let ns = Netns::open_nsfs(path, || {
+            let fd = sys::openat(
+                None,
+                &static_cstr("/proc/thread-self/ns/net"),
+                libc::O_RDONLY,
+                0,
+            )?;
+            let file = File::from(fd);
+            let own = file.metadata()?;
+            home = Some(OwnedFd::from(file));
+            Ok((own.dev(), own.ino()))
+        })?;
+        let Some(home) = home.filter(|_| !ns.openers_own) else {
+            return Ok((ns, None));
+        };
+        match sys::setns(ns.fd(), libc::CLONE_NEWNET) {
+            Ok(()) => {}
+            Err(error) if error.raw_os_error() == Some(libc::EINVAL) => {
+                // Not entered: another kind of namespace, named as
+                // `open_path` names it.
+                let kind = namespace_type(ns.fd())?;
+                if kind != "net" {
+                    return Err(refusal(path, FileKind::Namespace(kind.to_string())));
+                }
+                return Err(error);
+            }
+            Err(error) => return Err(error),
+        }
+        let visit = Visit {
+            _away: Away {
+                home,
+                _this_thread: std::marker::PhantomData,
+            },
+        };
+        Ok((ns, Some(visit)))
+    }
+}
+
+/// The refusal of `path`, which holds `found` instead of a network
+/// namespace (see [`not_a_namespace`]).
+fn refusal(path: &Path, found: FileKind) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        NotANamespace {
+            path: path.to_path_buf(),
+            found,
+        },
+    )
+}
+
 /// The calling thread, moved into another network namespace until this
 /// is dropped (see [`run_here`]). Not `Send`: it must be dropped on the
 /// thread it moved.
+#[derive(Debug)]
 struct Away {
     home: OwnedFd,
     _this_thread: std::marker::PhantomData<*const ()>,
@@ -414,6 +521,31 @@ pub fn create_anonymous() -> io::Result<Netns> {
     let mut ns = run_in_new_here(Netns::current)??;
     ns.label = "(anonymous)".to_owned();
     Ok(ns)
+}
+
+/// Creates an anonymous network namespace, as [`create_anonymous`] does,
+/// and leaves the calling thread in it until the returned [`Visit`] is
+/// dropped: for a caller with more to do from inside (open a socket there,
+/// name it with [`create_named_from_here`]), one visit instead of several.
+pub fn create_anonymous_staying() -> io::Result<(Netns, Visit)> {
+    let visit = Visit {
+        _away: Away::leave(|| sys::unshare(libc::CLONE_NEWNET))?,
+    };
+    let mut ns = Netns::current()?;
+    ns.label = "(anonymous)".to_owned();
+    Ok((ns, visit))
+}
+
+/// [`create_named_from`] by a thread that is inside the namespace to be
+/// named already (`_inside`: the visit that put it there, see
+/// [`create_anonymous_staying`]), which is bound as it is, without
+/// another visit.
+pub fn create_named_from_here(
+    run_dir: impl AsRef<Path>,
+    name: &str,
+    _inside: &Visit,
+) -> io::Result<()> {
+    bind_named(run_dir.as_ref(), name, |mount| Ok(mount()))
 }
 
 /// Makes `run_dir` a shared mount, as `ip netns add` does, so that a later
@@ -658,6 +790,17 @@ pub fn set_link_sysctls(
     ifname: &str,
     keys: &[(&str, &str, bool)],
 ) -> io::Result<Vec<io::Result<()>>> {
+    set_link_sysctls_in(ns, None, ifname, keys)
+}
+
+/// [`set_link_sysctls`] from a thread already inside `ns` (`visit`, which
+/// ends once the files are open), or, without one, by a visit of its own.
+pub fn set_link_sysctls_in(
+    ns: &Netns,
+    visit: Option<Visit>,
+    ifname: &str,
+    keys: &[(&str, &str, bool)],
+) -> io::Result<Vec<io::Result<()>>> {
     check_ifname(ifname)?;
     let paths = keys
         .iter()
@@ -666,12 +809,22 @@ pub fn set_link_sysctls(
                 .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "key contains NUL"))
         })
         .collect::<io::Result<Vec<CString>>>()?;
-    let opened: Vec<io::Result<OwnedFd>> = run_here(ns, || {
+    let open = || {
         paths
             .iter()
             .map(|path| sys::openat(None, path, libc::O_WRONLY, 0))
             .collect()
-    })?;
+    };
+    let opened: Vec<io::Result<OwnedFd>> = match visit {
+        // Already inside: opened here, then the visit ends before the
+        // writes, which go to `ns` from anywhere.
+        Some(visit) => {
+            let opened = open();
+            drop(visit);
+            opened
+        }
+        None => run_here(ns, open)?,
+    };
     Ok(opened
         .into_iter()
         .zip(keys)

@@ -903,3 +903,52 @@ fn doctor_reports_cni_readiness_from_the_plugin_and_config_directories() {
     assert!(configs.detail.contains(&broken), "{configs:?}");
     let _ = fs::remove_dir_all(&dir);
 }
+
+/// A connect keeps its thread in the target's namespace from the socket's
+/// opening to the link's settings (one visit): whichever way it ends
+/// before those, refused under the lock or failed at the kernel's create,
+/// the calling thread is back in its own namespace and nothing changed.
+#[test]
+fn a_failed_connect_leaves_its_thread_in_its_own_namespace() {
+    use ipvlan::driver::{AttachRequest, Target};
+    use std::os::unix::fs::MetadataExt;
+    in_fresh_netns("visit", |config| {
+        let manager = Manager::open(config.clone()).unwrap();
+        recorded_network(config, "n1");
+        drop(netns::create_named(&config.netns_dir, "c1").unwrap());
+        let own = || fs::metadata("/proc/thread-self/ns/net").unwrap().ino();
+        let home = own();
+        let connect = |request: &AttachRequest| {
+            manager
+                .connect("n1", &Target::Container("c1".into()), request)
+                .unwrap_err()
+        };
+        // The first attempt makes the network's directories; from then on
+        // a failed attempt changes nothing but the allocation cursor (a
+        // hint, see the store's layout).
+        connect(&AttachRequest::default());
+        assert_eq!(own(), home);
+        let snapshot = || {
+            let mut state = common::snapshot(&config.state_dir);
+            state.retain(|path, _| !path.ends_with("cursor"));
+            state
+        };
+        let before_state = snapshot();
+        let cases = [
+            // Refused under the lock, after the target was entered.
+            AttachRequest {
+                ipv4: None,
+                ipv6: Some("fd00::5".parse().unwrap()),
+            },
+            // Taken up to the kernel, whose create refuses an ipvlan link
+            // on `lo` (or has no ipvlan): given back.
+            AttachRequest::default(),
+        ];
+        for request in cases {
+            let err = connect(&request);
+            assert_eq!(own(), home, "{request:?}: {err}");
+            assert_eq!(snapshot(), before_state, "{request:?}: {err}");
+        }
+        drop(manager);
+    });
+}

@@ -1091,3 +1091,58 @@ fn a_pipeline_reports_the_step_that_failed() {
         h.pipeline(&[]).unwrap();
     });
 }
+
+/// `Visit::open_and_enter` refuses what `Netns::open_path` refuses, with
+/// the same errors (another kind of namespace is found by the `setns`
+/// refusing it), does not enter the caller's own namespace, and keeps the
+/// thread in another one until the visit is dropped; other threads never
+/// move.
+#[test]
+fn open_and_enter_refuses_like_open_path_and_returns_home() {
+    use std::os::unix::fs::MetadataExt;
+    in_fresh_netns(|| {
+        let own = || std::fs::metadata("/proc/thread-self/ns/net").unwrap().ino();
+        let home = own();
+        for path in [
+            "/proc/self/ns/mnt",
+            "/proc/self/ns/user",
+            "/dev/null",
+            "/proc/self/status",
+        ] {
+            let opened = Netns::open_path(path).unwrap_err();
+            let entered = netns::Visit::open_and_enter(path).unwrap_err();
+            assert_eq!(entered.to_string(), opened.to_string(), "{path}");
+            assert_eq!(
+                netns::not_a_namespace(&entered),
+                netns::not_a_namespace(&opened),
+                "{path}"
+            );
+            assert_eq!(own(), home, "{path}");
+        }
+        let (ns, visit) = netns::Visit::open_and_enter("/proc/thread-self/ns/net").unwrap();
+        assert!(ns.is_openers_own() && visit.is_none());
+        assert_eq!(own(), home);
+
+        let other = netns::create_anonymous().unwrap();
+        let path = format!("/proc/self/fd/{}", other.fd().as_raw_fd());
+        let (ask, asked) = std::sync::mpsc::channel::<()>();
+        let (tell, told) = std::sync::mpsc::channel();
+        std::thread::scope(|scope| {
+            // Started before the visit: it stays where it is.
+            scope.spawn(move || {
+                while asked.recv().is_ok() {
+                    tell.send(own()).unwrap();
+                }
+            });
+            let (ns, visit) = netns::Visit::open_and_enter(&path).unwrap();
+            assert_eq!(ns.file_id(), other.file_id());
+            assert!(!ns.is_openers_own());
+            assert_eq!(own(), other.file_id().1, "inside while the visit lasts");
+            ask.send(()).unwrap();
+            assert_eq!(told.recv().unwrap(), home, "another thread stays home");
+            drop(visit);
+            assert_eq!(own(), home);
+            drop(ask);
+        });
+    });
+}

@@ -2297,3 +2297,99 @@ fn addresses_of(ns: &str) -> Vec<String> {
         .filter(|a| !a.contains(':'))
         .collect()
 }
+
+/// A container on no network of ours gets `eth0` without a lookup first;
+/// when the namespace's `eth0` is someone else's (here: ours, attached by
+/// another path, on another network of the same parent, which the
+/// container's records do not show) the create finds it taken and the
+/// endpoint gets `eth1`. An attach killed between that refused create and
+/// the record of the new name leaves an intent naming `eth0`: restore must
+/// see that `eth0` of that namespace belongs to the other endpoint (same
+/// namespace by identity, another path) and leave it alone.
+#[test]
+fn a_guessed_name_taken_by_the_same_namespace_elsewhere_is_left_alone() {
+    topology_up();
+    let config = config("guessed");
+    let manager = Manager::open(config.clone()).unwrap();
+    ip(&["link", "add", "gp0", "type", "dummy"]);
+    ip(&["link", "set", "gp0", "up"]);
+    manager
+        .create_network(&net("ga", &["10.57.0.0/24"], &[], &[("parent", "gp0")]))
+        .unwrap();
+    let gb = manager
+        .create_network(&net("gb", &["10.58.0.0/24"], &[], &[("parent", "gp0")]))
+        .unwrap();
+    manager.create_container(Some("g1")).unwrap();
+    // The same namespace under another path: not the container's name.
+    let alias = config.state_dir.parent().unwrap().join("g1-alias");
+    fs::write(&alias, b"").unwrap();
+    let bound = std::process::Command::new("mount")
+        .arg("--bind")
+        .arg("/run/netns/g1")
+        .arg(&alias)
+        .status()
+        .unwrap();
+    assert!(bound.success());
+    let by_path = manager
+        .connect(
+            "ga",
+            &Target::Path(alias.clone()),
+            &AttachRequest::default(),
+        )
+        .unwrap();
+    assert_eq!(by_path.ifname, "eth0");
+    // One default route per namespace: the second network brings its own.
+    ip(&["-n", "g1", "route", "del", "default"]);
+    let by_name = manager
+        .connect(
+            "gb",
+            &Target::Container("g1".into()),
+            &AttachRequest::default(),
+        )
+        .unwrap();
+    assert_eq!(by_name.ifname, "eth1", "eth0 is the other endpoint's");
+    let eth0 = ifindex_of(Some("g1"), "eth0");
+
+    // Killed after the guessed create was refused, before `eth1` was
+    // recorded and made: the intent names `eth0`, no index.
+    ip(&["-n", "g1", "link", "del", "eth1"]);
+    let record = record_of(&config, &gb.id, "g1");
+    let text = fs::read_to_string(&record).unwrap();
+    let index = format!("\"ifindex\": {}", ifindex_of_text(&text));
+    edit(
+        &record,
+        "\"state\": \"attached\"",
+        "\"state\": \"attaching\"",
+    );
+    edit(&record, "\"ifname\": \"eth1\"", "\"ifname\": \"eth0\"");
+    edit(&record, &index, "\"ifindex\": null");
+
+    let report = manager.restore().unwrap();
+    assert!(report.errors.is_empty(), "{report:?}");
+    assert_eq!(report.intents_repaired, 1, "{report:?}");
+    assert_eq!(
+        ifindex_of(Some("g1"), "eth0"),
+        eth0,
+        "the other endpoint's eth0 stays"
+    );
+    let ga = manager.network("ga").unwrap();
+    assert_eq!(ga.endpoints.len(), 1, "{ga:?}");
+    assert!(manager.network("gb").unwrap().endpoints.is_empty());
+
+    manager
+        .disconnect("ga", &Target::Path(alias.clone()))
+        .unwrap();
+    let _ = std::process::Command::new("umount").arg(&alias).status();
+    manager.remove_container("g1", true).unwrap();
+    manager.remove_network("ga").unwrap();
+    manager.remove_network("gb").unwrap();
+    ip(&["link", "del", "gp0"]);
+}
+
+/// The `ifindex` an endpoint record's text holds.
+fn ifindex_of_text(text: &str) -> u64 {
+    ipvlan::json::parse(text)
+        .ok()
+        .and_then(|record| record.get("ifindex").and_then(|i| i.as_u64()))
+        .unwrap_or_else(|| panic!("no ifindex in {text}"))
+}

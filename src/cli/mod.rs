@@ -182,7 +182,7 @@ fn execute(invocation: Invocation, leave_to_exit: bool) -> Result<i32, Failure> 
             "this command needs root (CAP_NET_ADMIN)",
         ));
     }
-    let manager = match invocation.command {
+    let mut manager = match invocation.command {
         Command::Help(topic) => {
             out!("{}", help::usage(topic));
             return Ok(EXIT_OK);
@@ -194,6 +194,9 @@ fn execute(invocation: Invocation, leave_to_exit: bool) -> Result<i32, Failure> 
         Command::Doctor => return system::doctor(&config),
         _ => open(config)?,
     };
+    if leave_to_exit {
+        manager.leave_descriptors_to_exit();
+    }
     let result = match invocation.command {
         Command::Help(_) | Command::Version { .. } | Command::Doctor => Ok(EXIT_OK),
         Command::Restore => system::restore(&manager),

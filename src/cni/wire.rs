@@ -59,7 +59,12 @@ fn manager(env: &Env) -> Result<Held, CniError> {
     })
     .map_err(|e| CniError::config(e.to_string()))?;
     Manager::open(config)
-        .map(|m| Held(Some(m)))
+        .map(|mut m| {
+            if EXIT_FOLLOWS.load(Ordering::Relaxed) {
+                m.leave_descriptors_to_exit();
+            }
+            Held(Some(m))
+        })
         .map_err(runtime)
 }
 

@@ -96,7 +96,7 @@ impl Manager {
         };
         let mut pending: Vec<Pending> = Vec::with_capacity(resolved.len());
         for target in &resolved {
-            let reserved = self.reserve(&state, network, target, &request);
+            let reserved = self.reserve(&state, network, target, &request, false);
             // A thousand sockets' receive buffers would add up (32 KiB
             // each): each is let go once its namespace's work is done.
             target.inside.handle.socket().release_buffer();

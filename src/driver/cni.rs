@@ -405,13 +405,12 @@ impl Manager {
         net: &CniNetwork,
         attach: &CniAttach<'_>,
     ) -> Result<CniAttached, CniAddError> {
-        let ns = Netns::open_path(attach.netns).map_err(|e| {
+        let inside = OpenNetns::open_path(attach.netns).map_err(|e| {
             Error::io(
                 format!("opening network namespace {}", attach.netns.display()),
                 &e,
             )
-        })?;
-        let inside = OpenNetns::with_handle(ns)?;
+        })??;
         let identity = inside.identity()?;
         // Asked again under the lock; here so that nothing, not even the
         // network record, is made for a namespace that cannot take it.
@@ -552,6 +551,7 @@ impl Manager {
             give_back(&state);
             return Err(Error::from(error).into());
         }
+        self.release((host, inside));
         Ok(CniAttached {
             ifname: built.ifname,
             mac: built.mac,
@@ -580,9 +580,9 @@ impl Manager {
         netns: &Path,
         ifname: &str,
     ) -> Result<(), CniAddError> {
-        let ns = Netns::open_path(netns)
-            .map_err(|e| Error::io(format!("opening network namespace {}", netns.display()), &e))?;
-        let inside = OpenNetns::with_handle(ns)?;
+        let inside = OpenNetns::open_path(netns).map_err(|e| {
+            Error::io(format!("opening network namespace {}", netns.display()), &e)
+        })??;
         if inside.handle.link_by_name(ifname)?.is_some() {
             return Err(Error::already_exists(format!(
                 "interface {ifname} already exists in {}; nothing was done",
@@ -657,9 +657,10 @@ impl Manager {
         let mut notes = Vec::new();
         // The link first, without the lock or the master: DEL never needs
         // the master, and a link made by the reference plugin goes too.
+        let mut opened = None;
         if let Some(path) = netns {
-            if let Ok(ns) = Netns::open_path(path) {
-                let inside = OpenNetns::with_handle(ns)?;
+            if let Ok(inside) = OpenNetns::open_path(path) {
+                let inside: &OpenNetns = opened.insert(inside?);
                 if let Some(link) = inside.handle.link_by_name(ifname)? {
                     if link.kind.as_deref() == Some("ipvlan") {
                         match inside.handle.link_del(link.index) {
@@ -692,8 +693,10 @@ impl Manager {
                 state.release_if_owner(&network, address.addr(), &id)?;
             }
             state.remove_endpoint(&network.id, &id)?;
-            self.drop_parent_if_idle(&Handle::new()?, &state, &network);
+            let host = Handle::new()?;
+            self.drop_parent_if_idle(&host, &state, &network);
             state.commit()?;
+            self.release((host, opened));
         } else if !state.release_owner(&network, &id)?.is_empty() {
             // An ADD killed between its leases and its record: the leases
             // name the attachment, nothing else does.
@@ -721,9 +724,9 @@ impl Manager {
                 "container {container_id} has no attachment {ifname} on network {network}"
             )));
         }
-        let ns = Netns::open_path(netns)
-            .map_err(|e| Error::io(format!("opening network namespace {}", netns.display()), &e))?;
-        let inside = OpenNetns::with_handle(ns)?;
+        let inside = OpenNetns::open_path(netns).map_err(|e| {
+            Error::io(format!("opening network namespace {}", netns.display()), &e)
+        })??;
         let link = inside
             .handle
             .link_by_name(ifname)?
@@ -1023,10 +1026,10 @@ impl Manager {
         let link = if is_lease(endpoint) {
             None
         } else {
-            Netns::open_path(Path::new(&endpoint.netns)).ok()
+            OpenNetns::open_path(Path::new(&endpoint.netns)).ok()
         };
-        if let Some(ns) = link {
-            let inside = OpenNetns::with_handle(ns)?;
+        if let Some(inside) = link {
+            let inside = inside?;
             if endpoint
                 .netns_id
                 .is_some_and(|id| inside.identity().is_ok_and(|now| id.same_namespace(&now)))

@@ -98,9 +98,17 @@ impl Manager {
         // before it gets its name: restore then deletes the namespace at
         // that path only if it is this one, never one another tool put
         // there after a crash.
-        let ns = netns::create_anonymous()
+        // The host's socket first: the thread then stays in the new
+        // namespace from its making (its socket opened, its name bound)
+        // until its first endpoint's link settings are written, one visit
+        // (see `OpenNetns::with_handle_staying` for what it may do inside).
+        let host = match joins.is_empty() {
+            true => None,
+            false => Some(Handle::new().map_err(|e| container(e.into()))?),
+        };
+        let (ns, visit) = netns::create_anonymous_staying()
             .map_err(|e| container(Error::io(format!("creating namespace {name}"), &e)))?;
-        let inside = OpenNetns::with_handle(ns).map_err(container)?;
+        let inside = OpenNetns::with_handle_inside(ns, &visit).map_err(container)?;
         let mut record = ContainerRecord {
             name: name.clone(),
             created: Some(Timestamp::now()),
@@ -111,14 +119,18 @@ impl Manager {
         state
             .put_container_record(&record)
             .map_err(|e| container(e.into()))?;
-        if let Err(error) = self.name_namespace(&inside, &name) {
+        if let Err(error) = self.name_namespace(&visit, &name) {
             // Nothing at the name is ours: only the record to take back.
             let _ = state.remove_container(&name);
             return Err(container(error));
         }
+        match host {
+            Some(_) => inside.keep_visit(visit),
+            None => drop(visit),
+        }
         let identity = record.netns_id;
         let made = self
-            .attach_all(&state, &joins, inside, identity, &name)
+            .attach_all(host, &state, &joins, inside, identity, &name)
             .and_then(|endpoints| {
                 record.state = ContainerState::Created;
                 state
@@ -183,10 +195,11 @@ impl Manager {
         }
     }
 
-    /// Gives the namespace made for a new container its name.
-    fn name_namespace(&self, inside: &OpenNetns, name: &str) -> Result<(), Error> {
+    /// Gives the namespace made for a new container its name, from inside
+    /// it (`visit`).
+    fn name_namespace(&self, visit: &netns::Visit, name: &str) -> Result<(), Error> {
         let path = self.config.netns_dir.join(name);
-        netns::create_named_from(&self.config.netns_dir, name, &inside.ns).map_err(|e| {
+        netns::create_named_from_here(&self.config.netns_dir, name, visit).map_err(|e| {
             // Another tool took the name since it was checked.
             if fs::symlink_metadata(&path).is_ok() {
                 Error::already_exists(format!(
@@ -203,6 +216,7 @@ impl Manager {
     /// returns the endpoints. Undoing is the caller's.
     fn attach_all(
         &self,
+        mut host: Option<Handle>,
         state: &Locked<'_>,
         joins: &[(&NetworkRecord, &AttachRequest)],
         inside: OpenNetns,
@@ -214,17 +228,28 @@ impl Manager {
         // by its name (check_attach makes sure the name still leads to it).
         let target = match identity {
             Some(identity) => self.made_target(name, inside, identity),
-            None => self.resolve_target(&Target::Container(name.to_string())),
+            None => {
+                // Opened again from home: inside, it would be our own.
+                drop(inside);
+                self.resolve_target(&Target::Container(name.to_string()))
+            }
         }
         .map_err(|e| (Step::Container, e))?;
         let mut endpoints = Vec::new();
         for (network, attach) in joins {
-            let endpoint = self.attach(state, network, &target, attach).map_err(|e| {
-                let context = format!("connecting {name} to network {}", network.name);
-                (Step::Network, e.context(context))
-            })?;
+            let host = match &mut host {
+                Some(host) => host,
+                None => host.insert(Handle::new().map_err(|e| (Step::Network, e.into()))?),
+            };
+            let endpoint = self
+                .attach(host, state, network, &target, attach)
+                .map_err(|e| {
+                    let context = format!("connecting {name} to network {}", network.name);
+                    (Step::Network, e.context(context))
+                })?;
             endpoints.push(endpoint);
         }
+        self.release((host, target));
         Ok(endpoints)
     }
 

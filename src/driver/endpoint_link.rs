@@ -104,6 +104,9 @@ pub(crate) struct BuiltEndpoint {
     pub index: u32,
 }
 
+/// The name of a namespace's first endpoint.
+pub(crate) const FIRST_IFNAME: &str = "eth0";
+
 /// How many `ethN` names are asked for one by one before the namespace's
 /// links are listed instead.
 const NAMES_ASKED: u32 = 8;
@@ -168,10 +171,36 @@ pub(crate) fn create(
     plan: &EndpointPlan,
     ifname: &str,
 ) -> Result<BuiltEndpoint, Error> {
+    create_named(host, inside, plan, ifname, false)?
+        .ok_or_else(|| Error::failed(format!("{ifname} is taken in {}", inside.label())))
+}
+
+/// [`create`] of a name not asked for beforehand (`guessed`: our records
+/// know no endpoint in the namespace, so `eth0` is free unless another
+/// tool made it): the first create is sent straight away, and only when
+/// the kernel refuses it as taken is the name looked up. `None` when it is
+/// taken: nothing was made, the caller picks another name.
+pub(crate) fn create_guessed(
+    host: &Handle,
+    inside: &OpenNetns,
+    plan: &EndpointPlan,
+    ifname: &str,
+) -> Result<Option<BuiltEndpoint>, Error> {
+    create_named(host, inside, plan, ifname, true)
+}
+
+fn create_named(
+    host: &Handle,
+    inside: &OpenNetns,
+    plan: &EndpointPlan,
+    ifname: &str,
+    guessed: bool,
+) -> Result<Option<BuiltEndpoint>, Error> {
     let spec_named = |name: &str| plan.spec(name, inside);
-    let created = match create_with_index(host, inside, plan, ifname) {
-        Ok(Some(index)) => Ok((Some(index), None)),
-        Ok(None) => match host.link_add(&spec_named(ifname)) {
+    let created = match create_with_index(host, inside, plan, ifname, guessed) {
+        Ok(Indexed::Created(index)) => Ok((Some(index), None)),
+        Ok(Indexed::NameTaken) => return Ok(None),
+        Ok(Indexed::AllTaken) => match host.link_add(&spec_named(ifname)) {
             Ok(()) => Ok((None, None)),
             Err(error) if error.is_exists() => {
                 let temporary = format!("{TEMPORARY_PREFIX}{}", &random_hex(5)?[..9]);
@@ -213,12 +242,12 @@ pub(crate) fn create(
         },
     };
     match configure(inside, index, temporary.is_some(), ifname, plan) {
-        Ok(()) => Ok(BuiltEndpoint {
+        Ok(()) => Ok(Some(BuiltEndpoint {
             ifname: ifname.to_string(),
             // An ipvlan link takes its parent's MAC, and keeps following it.
             mac: plan.parent_mac.clone(),
             index,
-        }),
+        })),
         Err(error) => {
             let _ = inside.handle.link_del(index);
             Err(error)
@@ -322,27 +351,49 @@ fn random_indexes(count: usize) -> Result<Vec<u32>, crate::netlink::Error> {
     Ok(indexes)
 }
 
+/// What [`create_with_index`] made of it.
+enum Indexed {
+    /// Created with this index.
+    Created(u32),
+    /// Every index tried was taken.
+    AllTaken,
+    /// The name was guessed and is taken: nothing was made.
+    NameTaken,
+}
+
 /// Creates the link with an ifindex free in both namespaces, without
-/// asking which are: a taken index costs one refused request. The index
-/// it got, or `None` when every index tried was taken.
+/// asking which are: a taken index costs one refused request. A guessed
+/// name is looked up at the first refusal, which a taken name answers
+/// alike (`EEXIST`).
 fn create_with_index(
     host: &Handle,
     inside: &OpenNetns,
     plan: &EndpointPlan,
     ifname: &str,
-) -> Result<Option<u32>, crate::netlink::Error> {
+    guessed: bool,
+) -> Result<Indexed, crate::netlink::Error> {
+    let name_taken = || -> Result<bool, crate::netlink::Error> {
+        Ok(guessed && inside.handle.link_by_name(ifname)?.is_some())
+    };
     if crate::fault::forced("endpoint: every index taken") {
-        return Ok(None);
+        if name_taken()? {
+            return Ok(Indexed::NameTaken);
+        }
+        return Ok(Indexed::AllTaken);
     }
-    for _ in 0..INDEX_ATTEMPTS {
+    for attempt in 0..INDEX_ATTEMPTS {
         let index = random_index()?;
         match host.link_add(&plan.spec(ifname, inside).index(index)) {
-            Ok(()) => return Ok(Some(index)),
-            Err(error) if index_taken(&error) => continue,
+            Ok(()) => return Ok(Indexed::Created(index)),
+            Err(error) if index_taken(&error) => {
+                if attempt == 0 && name_taken()? {
+                    return Ok(Indexed::NameTaken);
+                }
+            }
             Err(error) => return Err(error),
         }
     }
-    Ok(None)
+    Ok(Indexed::AllTaken)
 }
 
 /// Deletes the ipvlan link `name` on the plan's parent inside, if it is
@@ -382,7 +433,9 @@ fn configure(
             error,
         )
     };
-    let set = crate::netns::set_link_sysctls(&inside.ns, ifname, &keys)
+    // From inside already when the thread stayed since the socket was
+    // opened: the visit ends here.
+    let set = crate::netns::set_link_sysctls_in(&inside.ns, inside.take_visit(), ifname, &keys)
         .map_err(|error| setting(&error))?;
     if let Some(Err(error)) = set.first() {
         // A kernel without IPv6 has nothing to disable.

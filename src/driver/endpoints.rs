@@ -20,7 +20,7 @@ use super::options::check_container_name;
 use super::report::endpoint_label;
 use super::{AttachRequest, EndpointInfo, Error, Manager, Target};
 use crate::ipam::{IpFamily, Request};
-use crate::netns::{self, Netns};
+use crate::netns;
 use crate::rtnl::{Handle, Link};
 use crate::store::records::NetnsId;
 use crate::store::{
@@ -104,14 +104,21 @@ impl Manager {
         // first, as before the target was checked; its record is read
         // once, under the lock.
         let found = lookup_network_id(&self.store, network)?;
+        // The host's socket before the thread goes into the target, where
+        // it stays until the link's settings are written (one visit).
+        let host = Handle::new()?;
         // Before the lock: a target that blocks or is refused must not
         // hold every other command up.
-        let target = self.resolve_target(target)?;
+        let target = self.resolve_target_staying(target, true)?;
         let state = self.store.lock()?;
         let network = locked_network(&state, network, &found)?;
-        let endpoint = self.attach(&state, &network, &target, req)?;
+        let endpoint = self.attach(&host, &state, &network, &target, req)?;
         // The final state durable before the command reports it.
         state.commit()?;
+        // Back home before anything is let go (the link's settings ended
+        // the visit already).
+        drop(target.inside.take_visit());
+        self.release((host, target));
         Ok(endpoint)
     }
 
@@ -143,6 +150,7 @@ impl Manager {
         let host = Handle::new()?;
         let notes = self.detach(&host, &state, &network, endpoint, &at)?;
         state.commit()?;
+        self.release((host, at));
         Ok(notes)
     }
 
@@ -151,9 +159,9 @@ impl Manager {
     pub(crate) fn place_for_detach(&self, target: &Target) -> Result<DetachPlace, Error> {
         let (path, container) = self.target_place(target)?;
         let mut refusal = None;
-        let opened = match Netns::open_path(&path) {
-            Ok(ns) => {
-                let open = OpenNetns::with_handle(ns)?;
+        let opened = match OpenNetns::open_path(&path) {
+            Ok(open) => {
+                let open = open?;
                 let identity = open.identity()?;
                 Some((open, identity))
             }
@@ -298,12 +306,29 @@ impl Manager {
     /// Opens and identifies the target's namespace; nothing is locked or
     /// changed yet.
     pub(crate) fn resolve_target(&self, target: &Target) -> Result<ResolvedTarget, Error> {
+        self.resolve_target_staying(target, false)
+    }
+
+    /// [`Manager::resolve_target`]; `stay`: the calling thread stays in the
+    /// target's namespace until its link's settings are written (see
+    /// [`OpenNetns::with_handle_staying`]), for a single attach whose host
+    /// handle is open already.
+    pub(crate) fn resolve_target_staying(
+        &self,
+        target: &Target,
+        stay: bool,
+    ) -> Result<ResolvedTarget, Error> {
         let (path, container) = self.target_place(target)?;
-        let ns = netns_identity::open_target(&path, || match &container {
+        let missing = || match &container {
             Some(name) => format!("container {name} not found"),
             None => format!("network namespace {} not found", target.label()),
-        })?;
-        let inside = OpenNetns::with_handle(ns)?;
+        };
+        let inside = if stay {
+            let (ns, visit) = netns_identity::open_target_staying(&path, missing)?;
+            OpenNetns::with_handle_staying(ns, visit)?
+        } else {
+            OpenNetns::with_handle(netns_identity::open_target(&path, missing)?)?
+        };
         let identity = inside.identity()?;
         let legacy_ids = match target {
             Target::Path(typed) => vec![legacy_path_id(typed), legacy_path_id(&path)],
@@ -409,20 +434,15 @@ impl Manager {
     /// Attaches `target` to `network` under the held lock.
     pub(crate) fn attach(
         &self,
+        host: &Handle,
         state: &Locked<'_>,
         network: &NetworkRecord,
         target: &ResolvedTarget,
         req: &AttachRequest,
     ) -> Result<EndpointInfo, Error> {
-        let host = Handle::new()?;
-        let parent = parent_link(&host, network)?;
+        let parent = parent_link(host, network)?;
         let mut pending = self.prepare(state, network, target, req)?;
-        let built = match endpoint_link::create(
-            &host,
-            &target.inside,
-            &pending.plan(network, &parent),
-            &pending.record.ifname,
-        ) {
+        let built = match pending.build(state, host, network, &parent, &target.inside) {
             Ok(built) => built,
             Err(error) => {
                 pending.abandon(state, network);
@@ -464,7 +484,7 @@ impl Manager {
         req: &AttachRequest,
     ) -> Result<Pending, Error> {
         self.check_attach(state, network, target, req)?;
-        self.reserve(state, network, target, req)
+        self.reserve(state, network, target, req, true)
     }
 
     /// What refuses an attach before anything is taken: the target's path
@@ -509,17 +529,33 @@ impl Manager {
 
     /// The state of an attach that passed [`Manager::check_attach`]: a
     /// free `ethN`, the addresses, the index entry, the intent record.
+    /// `guess`: a container that our records show on no network gets
+    /// `eth0` without asking the kernel first (see [`Pending::name_guessed`]).
     pub(crate) fn reserve(
         &self,
         state: &Locked<'_>,
         network: &NetworkRecord,
         target: &ResolvedTarget,
         req: &AttachRequest,
+        guess: bool,
     ) -> Result<Pending, Error> {
         // Named before the kernel sees it, so restore knows what to delete
         // if this attach is interrupted; and before any address is taken,
-        // so a failure here has nothing to give back.
-        let ifname = endpoint_link::free_ifname(&target.inside)?;
+        // so a failure here has nothing to give back. A container with no
+        // endpoint of ours has nothing of ours named `ethN`: its `eth0` is
+        // only taken if another tool made it, which the create finds out.
+        let name_guessed = guess
+            && target.container.is_some()
+            && target
+                .index
+                .borrow()
+                .as_ref()
+                .is_some_and(ContainerIndex::is_empty);
+        let ifname = if name_guessed {
+            endpoint_link::FIRST_IFNAME.to_string()
+        } else {
+            endpoint_link::free_ifname(&target.inside)?
+        };
 
         // Addresses first (cheap to give back), then the intent record,
         // then the kernel.
@@ -541,6 +577,7 @@ impl Manager {
             },
             index: None,
             indexed: false,
+            name_guessed,
         };
         // The container's index entry before its record: an entry without
         // a record counts for nothing, a record is always found.
@@ -762,6 +799,10 @@ pub(crate) struct Pending {
     /// Whether the index was let go ([`Pending::shed_index`]) after its
     /// entry was added: it is read again where it is needed.
     indexed: bool,
+    /// Whether the record's `ifname` was chosen without asking the kernel
+    /// (see [`Manager::reserve`]): should the create find it taken, a free
+    /// one is asked for and recorded before the next create.
+    name_guessed: bool,
 }
 
 impl Pending {
@@ -780,6 +821,31 @@ impl Pending {
     pub(crate) fn plan(&self, network: &NetworkRecord, parent: &Link) -> EndpointPlan {
         let ipv4 = self.record.ipv4.expect("reserve takes an IPv4 address");
         EndpointPlan::new(network, parent, ipv4, self.record.ipv6)
+    }
+
+    /// Creates the endpoint's link in `inside` under the recorded name;
+    /// a guessed name found taken is replaced by a free one, recorded
+    /// before that create, so restore always reads the name of the link
+    /// that may exist. On failure nothing of it is in the kernel.
+    pub(crate) fn build(
+        &mut self,
+        state: &Locked<'_>,
+        host: &Handle,
+        network: &NetworkRecord,
+        parent: &Link,
+        inside: &OpenNetns,
+    ) -> Result<BuiltEndpoint, Error> {
+        let plan = self.plan(network, parent);
+        if self.name_guessed {
+            if let Some(built) =
+                endpoint_link::create_guessed(host, inside, &plan, &self.record.ifname)?
+            {
+                return Ok(built);
+            }
+            self.record.ifname = endpoint_link::free_ifname(inside)?;
+            state.put_endpoint(&self.record)?;
+        }
+        endpoint_link::create(host, inside, &plan, &self.record.ifname)
     }
 
     /// Records the built link (state `attached`) and adds the endpoint's

@@ -323,18 +323,11 @@ fn make_dir(etc_netns_dir: &Path, container: &str, state_root: &Path) -> Result<
     // Parents are made only when missing, found by the create failing:
     // they exist on every attach but a host's first.
     let marker = made_dir_marker(state_root, container);
-    // One openat(2): std's open through the C library adds an fcntl.
-    // O_EXCL never follows a link.
+    // One mknodat(2), no descriptor to close; like O_EXCL it never
+    // follows a link.
     let marker_c = CString::new(marker.as_os_str().as_bytes())
         .map_err(|_| io("writing", &marker, std::io::ErrorKind::InvalidInput.into()))?;
-    let mark = || {
-        crate::sys::openat(
-            None,
-            &marker_c,
-            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL,
-            MARKER_MODE as libc::mode_t,
-        )
-    };
+    let mark = || crate::sys::create_empty_file(&marker_c, MARKER_MODE as libc::mode_t);
     crate::fault::point("etc netns: before marker");
     let marked = match mark() {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

@@ -253,6 +253,8 @@ impl Config {
 pub struct Manager {
     config: Config,
     store: StateDir,
+    /// See [`Manager::leave_descriptors_to_exit`].
+    leaves_to_exit: bool,
 }
 
 impl Manager {
@@ -267,7 +269,28 @@ impl Manager {
     pub fn open(config: Config) -> Result<Manager, Error> {
         let config = config.absolute()?;
         let store = StateDir::open(&config.state_dir)?;
-        Ok(Manager { config, store })
+        Ok(Manager {
+            config,
+            store,
+            leaves_to_exit: false,
+        })
+    }
+
+    /// For a program that exits once its command is done (the `ipvlan`
+    /// binary, a CNI plugin): the namespaces and netlink sockets a
+    /// successful attach or detach opened are left open for the exit to close, as `close(2)` would
+    /// (nothing in them is buffered or waits), one `close` each saved. A
+    /// program that goes on must not ask for it: they would stay open.
+    pub fn leave_descriptors_to_exit(&mut self) {
+        self.leaves_to_exit = true;
+    }
+
+    /// Lets `held` go without closing what it holds when
+    /// [`Manager::leave_descriptors_to_exit`] was asked for, else drops it.
+    pub(crate) fn release<T>(&self, held: T) {
+        if self.leaves_to_exit {
+            std::mem::forget(held);
+        }
     }
 
     /// The configuration in use.

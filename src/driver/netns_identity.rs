@@ -30,13 +30,82 @@ use crate::store::{is_valid_name, EndpointRecord, Locked, StateDir, StoreError, 
 pub(crate) struct OpenNetns {
     pub ns: Netns,
     pub handle: Handle,
+    /// The calling thread, kept inside since the handle's socket was
+    /// opened, until the link's settings are written (see
+    /// [`OpenNetns::with_handle_staying`]); dropped with it at the latest.
+    visit: std::cell::RefCell<Option<netns::Visit>>,
 }
 
 impl OpenNetns {
     /// A handle inside `ns`.
     pub(crate) fn with_handle(ns: Netns) -> Result<OpenNetns, Error> {
         let handle = Handle::in_netns(&ns)?;
-        Ok(OpenNetns { ns, handle })
+        Ok(OpenNetns {
+            ns,
+            handle,
+            visit: std::cell::RefCell::new(None),
+        })
+    }
+
+    /// A handle inside `ns`, which the calling thread entered (`visit`)
+    /// and stays in until the endpoint's link settings are written
+    /// ([`OpenNetns::take_visit`]) or this is dropped: one visit of the
+    /// namespace per attach instead of two. Meanwhile the thread must open
+    /// no socket and read nothing of `/proc/net` or `/proc/sys/net` (they
+    /// would be the target's): the host's handle is opened before, the
+    /// store and `/etc/netns` are paths and descriptors the network
+    /// namespace does not change.
+    pub(crate) fn with_handle_staying(ns: Netns, visit: netns::Visit) -> Result<OpenNetns, Error> {
+        let handle = Handle::inside(&ns, &visit)?;
+        Ok(OpenNetns {
+            ns,
+            handle,
+            visit: std::cell::RefCell::new(Some(visit)),
+        })
+    }
+
+    /// A handle inside `ns`, opened by a thread that is there already
+    /// (`visit`), without another visit.
+    pub(crate) fn with_handle_inside(ns: Netns, visit: &netns::Visit) -> Result<OpenNetns, Error> {
+        let handle = Handle::inside(&ns, visit)?;
+        Ok(OpenNetns {
+            ns,
+            handle,
+            visit: std::cell::RefCell::new(None),
+        })
+    }
+
+    /// The namespace at `path`, opened as [`Netns::open_path`] opens it
+    /// (the same refusals and errors: the outer result), with its handle
+    /// (the inner one) opened in the same visit: one system call fewer
+    /// than [`Netns::open_path`] and [`OpenNetns::with_handle`] (see
+    /// [`netns::Visit::open_and_enter`]).
+    pub(crate) fn open_path(path: &Path) -> std::io::Result<Result<OpenNetns, Error>> {
+        let (ns, visit) = netns::Visit::open_and_enter(path)?;
+        Ok(match visit {
+            Some(visit) => Handle::inside(&ns, &visit)
+                .map_err(Error::from)
+                .map(|handle| OpenNetns {
+                    ns,
+                    handle,
+                    visit: std::cell::RefCell::new(None),
+                }),
+            // The caller's own: nothing was entered.
+            None => OpenNetns::with_handle(ns),
+        })
+    }
+
+    /// Keeps `visit` (of this namespace, which the calling thread is in)
+    /// going until the endpoint's link settings are written, as
+    /// [`OpenNetns::with_handle_staying`] does.
+    pub(crate) fn keep_visit(&self, visit: netns::Visit) {
+        *self.visit.borrow_mut() = Some(visit);
+    }
+
+    /// The visit [`OpenNetns::with_handle_staying`] began, if it goes on:
+    /// the caller ends it (by dropping it) once its inside work is done.
+    pub(crate) fn take_visit(&self) -> Option<netns::Visit> {
+        self.visit.borrow_mut().take()
     }
 
     /// The namespace's name or path, for messages.
@@ -74,22 +143,46 @@ impl OpenNetns {
 /// nothing blocks), and the caller's own namespace, where the networks'
 /// parents live. `missing` is the message when nothing is there.
 pub(crate) fn open_target(path: &Path, missing: impl FnOnce() -> String) -> Result<Netns, Error> {
-    let ns = Netns::open_path(path).map_err(|error| {
-        if let Some(refusal) = netns::not_a_namespace(&error) {
-            Error::invalid(refusal.to_string())
-        } else if is_gone(&error) {
-            Error::not_found(missing())
-        } else {
-            Error::io(format!("opening namespace {}", path.display()), &error)
-        }
-    })?;
+    let ns = Netns::open_path(path).map_err(|error| opening_target(path, error, missing))?;
+    refuse_own(path, &ns)?;
+    Ok(ns)
+}
+
+/// [`open_target`], the calling thread left inside the namespace (see
+/// [`OpenNetns::with_handle_staying`]): the same refusals, with the same
+/// messages, and the visit's way home opened with the checks.
+pub(crate) fn open_target_staying(
+    path: &Path,
+    missing: impl FnOnce() -> String,
+) -> Result<(Netns, netns::Visit), Error> {
+    let (ns, visit) =
+        netns::Visit::open_and_enter(path).map_err(|error| opening_target(path, error, missing))?;
+    refuse_own(path, &ns)?;
+    match visit {
+        Some(visit) => Ok((ns, visit)),
+        None => Err(Error::failed(format!("{} was not entered", path.display()))),
+    }
+}
+
+fn opening_target(path: &Path, error: std::io::Error, missing: impl FnOnce() -> String) -> Error {
+    if let Some(refusal) = netns::not_a_namespace(&error) {
+        Error::invalid(refusal.to_string())
+    } else if is_gone(&error) {
+        Error::not_found(missing())
+    } else {
+        Error::io(format!("opening namespace {}", path.display()), &error)
+    }
+}
+
+/// Refuses the caller's own namespace, where the networks' parents live.
+fn refuse_own(path: &Path, ns: &Netns) -> Result<(), Error> {
     if ns.is_openers_own() {
         return Err(Error::invalid(format!(
             "{} is the network namespace ipvlan itself runs in, where the networks' parent interfaces are; only another namespace can be attached",
             path.display()
         )));
     }
-    Ok(ns)
+    Ok(())
 }
 
 /// What sits at the namespace file of one of our containers
@@ -188,8 +281,8 @@ pub(crate) enum NsAt {
 /// opening it (no namespace was ever bound there, and opening a FIFO
 /// would block).
 pub(crate) fn open_recorded(path: &str, recorded: Option<NetnsId>) -> Result<NsAt, Error> {
-    let ns = match Netns::open_path(path) {
-        Ok(ns) => ns,
+    let open = match OpenNetns::open_path(Path::new(path)) {
+        Ok(open) => open?,
         Err(error) if is_gone(&error) => return Ok(NsAt::Gone),
         Err(error) => {
             return match netns::not_a_namespace(&error) {
@@ -201,7 +294,6 @@ pub(crate) fn open_recorded(path: &str, recorded: Option<NetnsId>) -> Result<NsA
             }
         }
     };
-    let open = OpenNetns::with_handle(ns)?;
     let identity = open.identity()?;
     match recorded {
         Some(recorded) if !recorded.same_namespace(&identity) => Ok(NsAt::Gone),
@@ -354,6 +446,11 @@ pub(crate) struct ContainerIndex {
 const CONTAINER_ENDPOINTS: &str = "container-endpoints";
 
 impl ContainerIndex {
+    /// Whether it names no endpoint (on any network).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
     /// The index of `container`: empty when it has none, or one that
     /// cannot be read. The index is derived from the endpoint records and
     /// not synced (see the store's durability rules), so after a power cut

@@ -136,14 +136,30 @@ impl Manager {
                 Err(error) => report.errors.push(format!("{}: {error}", network.name)),
             }
         }
-        let claimed: Vec<(String, String)> = endpoints
+        let claimed: Vec<&EndpointRecord> = endpoints
             .iter()
             .flat_map(|(_, list)| list)
             .filter(|e| e.state == EndpointState::Attached && !e.ifname.is_empty())
-            .map(|e| (e.netns.clone(), e.ifname.clone()))
+            .collect();
+        // The same name in the same namespace, whatever path or name it
+        // was attached by (an attach guesses `eth0` for a container with
+        // no endpoint on record, which a path's endpoint may hold).
+        let claims = |endpoint: &EndpointRecord| {
+            claimed.iter().any(|other| {
+                other.ifname == endpoint.ifname
+                    && (other.netns == endpoint.netns
+                        || other
+                            .netns_id
+                            .zip(endpoint.netns_id)
+                            .is_some_and(|(a, b)| a.same_namespace(&b)))
+            })
+        };
+        let claimed: Vec<Vec<bool>> = endpoints
+            .iter()
+            .map(|(_, list)| list.iter().map(claims).collect())
             .collect();
 
-        for (at, list) in endpoints {
+        for ((at, list), claimed) in endpoints.into_iter().zip(claimed) {
             let network = &networks[at];
             // An idle CNI network's `NAME.VLANID` master went with its last
             // attachment: not made again until the next ADD.
@@ -164,11 +180,11 @@ impl Manager {
                     }
                 }
             };
-            for mut endpoint in list {
+            for (mut endpoint, claimed) in list.into_iter().zip(claimed) {
                 let who = format!("{}: {}", network.name, endpoint_label(&endpoint));
                 if endpoint.state != EndpointState::Attached
                     && endpoint.ifindex.is_none()
-                    && claimed.contains(&(endpoint.netns.clone(), endpoint.ifname.clone()))
+                    && claimed
                 {
                     // Killed before making its link; the name went to a
                     // later attach that must keep it.

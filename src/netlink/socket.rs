@@ -209,6 +209,29 @@ fn set_buffer(fd: &OwnedFd, name: i32, bytes: usize) -> io::Result<usize> {
     Ok(usize::try_from(granted).unwrap_or(0))
 }
 
+/// Largest pair of requests [`fits_unasked`] sends together.
+const UNASKED_PAIR_BYTES: usize = 1024;
+
+/// Whether `msgs` go in one datagram without reading or raising the
+/// socket buffers (two system calls saved on the pipelines of an attach,
+/// an address and the link up): one request, or two of at most
+/// [`UNASKED_PAIR_BYTES`] together. The kernel queues the first ACK
+/// whatever the receive buffer, and the second while the bytes charged
+/// to the queue do not exceed the buffer (`netlink_attachskb`). The
+/// buffer is never below `SOCK_MIN_RCVBUF` (2 KiB and a `struct sk_buff`;
+/// `net.core.rmem_default` cannot go lower), and one ACK is charged less
+/// than [`ACK_COST`] (`an_ack_costs_less_than_budgeted`), an uncapped
+/// error ACK a few hundred bytes more for a request this small, still
+/// within it. The datagram is well under half the send buffer every
+/// kernel grants ([`UNASKED_SEND_BUF`]).
+fn fits_unasked(msgs: &[MessageBuilder]) -> bool {
+    match msgs {
+        [] | [_] => true,
+        [a, b] => a.as_bytes().len() + b.as_bytes().len() <= UNASKED_PAIR_BYTES,
+        _ => false,
+    }
+}
+
 /// What a failed receive means: `None` when a read that was not to wait
 /// found the queue empty.
 fn recv_error(err: io::Error, wait: bool, timeout: Duration) -> Option<Error> {
@@ -508,10 +531,12 @@ impl Socket {
     /// the messages whose outcome is unknown.
     pub fn request_batch(&self, msgs: &[MessageBuilder]) -> Result<Vec<Result<()>>> {
         let setup = |err| Error::from(err).op("set up netlink socket");
-        // One request always goes alone: no budget to ask for.
-        let limits = match msgs.len() {
-            0 | 1 => BatchLimits::new(usize::MAX, usize::MAX, true),
-            _ => self.limits_for(msgs).map_err(setup)?,
+        // One request always goes alone, and two small ones together, with
+        // no budget to ask for (see `fits_unasked`).
+        let limits = if fits_unasked(msgs) {
+            BatchLimits::new(usize::MAX, usize::MAX, true)
+        } else {
+            self.limits_for(msgs).map_err(setup)?
         };
         let mut results = Vec::with_capacity(msgs.len());
         while let Some(rest) = msgs.get(results.len()..).filter(|r| !r.is_empty()) {
@@ -949,6 +974,42 @@ mod tests {
             // Nothing stale is left behind: the next request gets its own ACK.
             socket.request(&set_up_request(LO, true)).unwrap();
             assert_eq!(rmem_alloc(&socket), 0);
+        });
+    }
+
+    #[test]
+    fn a_small_pair_fits_the_smallest_buffer_unasked() {
+        in_fresh_netns(|| {
+            let accepted = set_up_request(LO, true);
+            let refused = RouteSpec::to("10.8.0.0/16".parse().unwrap())
+                .via("192.0.2.1".parse().unwrap())
+                .add_request()
+                .unwrap();
+            for pair in [
+                [accepted.clone(), accepted.clone()],
+                [refused.clone(), accepted.clone()],
+                [refused.clone(), refused.clone()],
+            ] {
+                assert!(fits_unasked(&pair));
+                // The smallest buffer the kernel grants, and ACKs not capped
+                // (an error then echoes its request): both answers still come.
+                let socket = Socket::open().unwrap();
+                socket.size_buffers(0).unwrap();
+                sys::setsockopt_int(socket.fd.as_fd(), SOL_NETLINK, NETLINK_CAP_ACK, 0).unwrap();
+                let results = socket.request_batch(&pair).unwrap();
+                let errnos: Vec<Option<i32>> = results
+                    .iter()
+                    .map(|r| r.as_ref().err().and_then(|e| e.errno()))
+                    .collect();
+                let expected: Vec<Option<i32>> = pair
+                    .iter()
+                    .map(|m| (m.as_bytes() == refused.as_bytes()).then_some(libc::ENETUNREACH))
+                    .collect();
+                assert_eq!(errnos, expected);
+                assert_eq!(rmem_alloc(&socket), 0);
+            }
+            let big = vec![accepted; 40];
+            assert!(!fits_unasked(&big[..3]));
         });
     }
 

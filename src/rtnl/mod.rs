@@ -79,6 +79,15 @@ impl Handle {
         })
     }
 
+    /// A handle for `netns`, opened by a thread that is inside it already
+    /// (`_inside`: the visit that put it there), without another visit.
+    pub fn inside(netns: &Netns, _inside: &netns::Visit) -> Result<Handle> {
+        Ok(Handle {
+            socket: Socket::open()?,
+            netns: Some(netns.label().to_owned()),
+        })
+    }
+
     /// A handle for the named netns `run_dir/name` (`ip netns add` layout;
     /// run dir normally [`netns::DEFAULT_RUN_DIR`]).
     pub fn in_named_netns(run_dir: impl AsRef<Path>, name: &str) -> Result<Handle> {

@@ -218,6 +218,47 @@ fn containers_are_records_of_their_own() {
 }
 
 #[test]
+fn a_derived_record_found_missing_is_made_in_place_or_replaces_an_empty_one() {
+    let tmp = TempDir::new("derived");
+    let state = StateDir::open(tmp.path()).unwrap();
+    let dir = tmp.path().join("records/index");
+    let value = |n: u64| {
+        Value::Object(vec![
+            ("version".into(), Value::from(1u64)),
+            ("n".into(), Value::from(n)),
+        ])
+    };
+    let locked = state.lock().unwrap();
+    // Found missing under the lock: made where it belongs, no temporary.
+    assert_eq!(locked.record("index", "a").unwrap(), None);
+    locked.put_derived_record("index", "a", &value(1)).unwrap();
+    assert_eq!(locked.record("index", "a").unwrap(), Some(value(1)));
+    // An empty file (a kill's leftover) reads as missing too; the write
+    // that finds it there replaces it rather than failing or keeping it.
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("b.json"), "").unwrap();
+    assert_eq!(locked.record("index", "b").unwrap(), None);
+    locked.put_derived_record("index", "b", &value(2)).unwrap();
+    drop(locked);
+    // Read from the disk by a new store, not from what the lock held.
+    let again = StateDir::open(tmp.path()).unwrap();
+    assert_eq!(again.record("index", "a").unwrap(), Some(value(1)));
+    assert_eq!(again.record("index", "b").unwrap(), Some(value(2)));
+    let mut names: Vec<String> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["a.json", "b.json"], "no temporary left");
+    let mode = fs::metadata(dir.join("a.json"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o7777;
+    assert_eq!(mode, 0o600);
+}
+
+#[test]
 fn release_if_owner_frees_only_what_the_owner_holds() {
     let tmp = TempDir::new("owner");
     let state = StateDir::open(tmp.path()).unwrap();

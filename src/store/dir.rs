@@ -1070,16 +1070,18 @@ impl StateDir {
     /// by a temporary and `renameat`, unsynced: the file and its directory
     /// wait for [`Locked::commit`].
     fn replace_file(&self, path: &Path, contents: &[u8]) -> Result<(), StoreError> {
-        self.replace_file_as(path, contents, Durability::Committed)
+        self.replace_file_as(path, contents, Durability::Committed, false)
     }
 
     /// [`StateDir::replace_file`]; a [`Durability::Derived`] file is not
-    /// noted for the commit at all.
+    /// noted for the commit at all, and one known to be `absent` (under the
+    /// lock) is made in place ([`fsutil::create_new_at`]).
     fn replace_file_as(
         &self,
         path: &Path,
         contents: &[u8],
         durability: Durability,
+        absent: bool,
     ) -> Result<(), StoreError> {
         let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
             return Err(StoreError::io("writing", path)(io::Error::from(
@@ -1089,9 +1091,16 @@ impl StateDir {
         let name = name.to_string_lossy();
         if durability == Durability::Derived {
             // No descriptor of the directory is needed (no sync).
-            self.handles.write_in(dir, "writing", path, |at| {
-                fsutil::replace_at(at.fd(), &at.entry(&name), contents, FILE_MODE)
-            })?;
+            let entry = |at: &super::handles::At| at.entry(&name);
+            let made = absent
+                && self.handles.write_in(dir, "writing", path, |at| {
+                    fsutil::create_new_at(at.fd(), &entry(at), contents, FILE_MODE)
+                })?;
+            if !made {
+                self.handles.write_in(dir, "writing", path, |at| {
+                    fsutil::replace_at(at.fd(), &entry(at), contents, FILE_MODE)
+                })?;
+            }
             return Ok(());
         }
         self.check_dir(dir)?;
@@ -1308,8 +1317,10 @@ impl Locked<'_> {
         check_name("record kind", kind)?;
         check_name("record id", id)?;
         let path = self.record_path(kind, id);
+        // Read under this lock and found missing: nobody else writes it.
+        let absent = self.record_held(&path) == Some(None);
         let written = encode(&path, value)
-            .and_then(|text| self.replace_file_as(&path, text.as_bytes(), durability));
+            .and_then(|text| self.replace_file_as(&path, text.as_bytes(), durability, absent));
         // A failed write may have replaced it or not: read again.
         self.forget_record(&path);
         written?;

@@ -517,6 +517,31 @@ pub fn write_new_at(
     Ok(file)
 }
 
+/// Creates `name` in `dir` with `contents` in place, for a derived file
+/// known to be absent (no temporary, no rename: one call fewer than
+/// [`replace_at`]). A reader sees no file, an empty one or all of it: the
+/// one `write` of a small file lands in the page cache before the file's
+/// size is raised. A kill between the create and the write leaves it
+/// empty, which every state file reader takes for none, as it was.
+/// `Ok(false)`, nothing written, when `name` exists after all.
+pub fn create_new_at(
+    dir: BorrowedFd<'_>,
+    name: &str,
+    contents: &[u8],
+    mode: u32,
+) -> io::Result<bool> {
+    let name = c_name(name)?;
+    crate::fault::point("store: before write");
+    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW;
+    let fd = match crate::sys::openat(Some(dir), &name, flags, mode) {
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => return Ok(false),
+        other => other?,
+    };
+    let mut file = File::from(fd);
+    crate::fault::after("store: after write", file.write_all(contents))?;
+    Ok(true)
+}
+
 /// The temporary that stands for `name` while it is written (in its
 /// directory, when `name` is a path through some).
 pub fn temp_name(name: &str) -> String {

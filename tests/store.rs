@@ -793,3 +793,52 @@ fn the_cursor_is_rewritten_in_place_as_one_padded_line() {
         "the cursor reads as the address it holds"
     );
 }
+
+/// Descriptors this process holds open on regular files under `dir` (the
+/// store keeps its directories open, and the lock while locked).
+fn open_under(dir: &std::path::Path) -> usize {
+    fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| fs::read_link(e.ok()?.path()).ok())
+        .filter(|target| target.starts_with(dir) && !target.ends_with("lock"))
+        .filter(|target| fs::symlink_metadata(target).is_ok_and(|m| m.is_file()))
+        .count()
+}
+
+#[test]
+fn files_left_to_the_exit_are_few_whatever_a_command_writes() {
+    let tmp = TempDir::new("leave-to-exit");
+    let root = tmp.path().join("state");
+    let record = |n: u64| Value::Object(vec![("version".into(), Value::from(n))]);
+    let state = StateDir::open(&root).unwrap();
+    {
+        let locked = state.lock().unwrap();
+        locked.put_container("a").unwrap();
+        locked.commit().unwrap();
+    }
+    assert_eq!(open_under(&root), 0, "closed once committed");
+    // Asked for: what one command writes stays open for its exit, but no
+    // more than a few, however many files a batch writes.
+    state.leave_descriptors_to_exit();
+    {
+        let locked = state.lock().unwrap();
+        locked.put_container("b").unwrap();
+        locked.commit().unwrap();
+    }
+    assert_eq!(open_under(&root), 1, "one record left to the exit");
+    {
+        let locked = state.lock().unwrap();
+        for n in 0..200 {
+            locked
+                .put_record("kind", &format!("r{n}"), &record(1))
+                .unwrap();
+            locked
+                .put_record("kind", &format!("r{n}"), &record(1))
+                .unwrap();
+        }
+        locked.commit().unwrap();
+    }
+    let left = open_under(&root);
+    assert!(left <= 8, "{left} state files left open");
+    assert_eq!(state.record("kind", "r199").unwrap(), Some(record(1)));
+}

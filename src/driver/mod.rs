@@ -278,11 +278,13 @@ impl Manager {
 
     /// For a program that exits once its command is done (the `ipvlan`
     /// binary, a CNI plugin): the namespaces and netlink sockets a
-    /// successful attach or detach opened are left open for the exit to close, as `close(2)` would
+    /// successful attach or detach opened, and the state files written
+    /// ([`StateDir::leave_descriptors_to_exit`]), are left open for the exit to close, as `close(2)` would
     /// (nothing in them is buffered or waits), one `close` each saved. A
     /// program that goes on must not ask for it: they would stay open.
     pub fn leave_descriptors_to_exit(&mut self) {
         self.leaves_to_exit = true;
+        self.store.leave_descriptors_to_exit();
     }
 
     /// Lets `held` go without closing what it holds when

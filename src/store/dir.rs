@@ -242,6 +242,16 @@ impl StateDir {
         }
     }
 
+    /// For a program that exits once its command is done (the `ipvlan`
+    /// binary, a CNI plugin): the state files it writes from now on are
+    /// left open for the exit to close, one `close(2)` each saved; they
+    /// are written whole, and synced by the commit, before. The lock is
+    /// still closed (that releases it). A program that goes on must not
+    /// ask for it: they would stay open.
+    pub fn leave_descriptors_to_exit(&self) {
+        self.handles.leave_files_to_exit();
+    }
+
     /// Forgets the directories checked so far, so the next access checks
     /// them again from the root: for a program that keeps a `StateDir`
     /// and wants a directory that changed hands meanwhile refused.
@@ -398,8 +408,11 @@ impl StateDir {
         if all.is_empty() {
             return Ok(());
         }
-        file.write_all(all.as_bytes())
-            .map_err(StoreError::io("appending to", path))
+        let appended = file
+            .write_all(all.as_bytes())
+            .map_err(StoreError::io("appending to", path));
+        self.handles.done_with(file);
+        appended
     }
 
     /// Blanks in place (see [`fsutil::blank_lines`]) the lines of the

@@ -105,6 +105,10 @@ pub(crate) struct Shared {
     /// descriptors were let go (a batch of a thousand endpoints would hold
     /// thousands open), and the commit syncs the file system.
     overflowed: bool,
+    /// See [`Handles::leave_files_to_exit`].
+    leave_to_exit: bool,
+    /// How many were left so far (at most [`LEFT_TO_EXIT_MAX`]).
+    left_to_exit: usize,
 }
 
 impl Shared {
@@ -113,11 +117,37 @@ impl Shared {
     fn spill(&mut self) {
         if self.overflowed || self.files.len() + self.changed.len() > SYNCFS_ABOVE {
             self.overflowed = true;
-            self.files.clear();
+            let files = std::mem::take(&mut self.files);
+            self.let_go(files);
             self.changed.clear();
         }
     }
+
+    /// Closes `files`, or leaves them to the exit (see
+    /// [`Handles::leave_files_to_exit`]).
+    fn let_go(&mut self, files: Vec<(PathBuf, File)>) {
+        for (_, file) in files {
+            if self.leave_to_exit && self.left_to_exit < LEFT_TO_EXIT_MAX {
+                self.left_to_exit += 1;
+                std::mem::forget(file);
+            }
+        }
+    }
+
+    /// Takes `path` out of the files waiting for the commit (it was
+    /// replaced or removed since), closing its descriptor or leaving it.
+    fn drop_pending(&mut self, path: &Path) {
+        if let Some(at) = self.files.iter().position(|(p, _)| p == path) {
+            let gone = self.files.remove(at);
+            self.let_go(vec![gone]);
+        }
+    }
 }
+
+/// How many state files a command leaves to its exit at most (see
+/// [`Handles::leave_files_to_exit`]): one attach writes three or four; a
+/// batch writes thousands, which must not stay open.
+const LEFT_TO_EXIT_MAX: usize = 8;
 
 /// How many files and directories a commit syncs one by one; above, it
 /// syncs the file system (see [`Handles::commit`]).
@@ -421,7 +451,7 @@ impl Handles {
     /// commit.
     pub(crate) fn written(&self, path: &Path, file: File, dir: &Arc<Dir>) {
         let mut shared = self.shared();
-        shared.files.retain(|(p, _)| p != path);
+        shared.drop_pending(path);
         shared.files.push((path.to_path_buf(), file));
         if !shared.changed.iter().any(|d| Arc::ptr_eq(d, dir)) {
             shared.changed.push(dir.clone());
@@ -432,7 +462,7 @@ impl Handles {
     /// Notes `path` removed from `dir` for the next commit.
     pub(crate) fn removed(&self, path: &Path, dir: &Arc<Dir>) {
         let mut shared = self.shared();
-        shared.files.retain(|(p, _)| p != path);
+        shared.drop_pending(path);
         if !shared.changed.iter().any(|d| Arc::ptr_eq(d, dir)) {
             shared.changed.push(dir.clone());
         }
@@ -478,6 +508,24 @@ impl Handles {
         if !files.is_empty() || !dirs.is_empty() {
             result = crate::fault::after("store: after fsync", result);
         }
+        self.shared().let_go(files);
         result
+    }
+
+    /// For a program that exits once its command is done: the state files
+    /// written from now on are left open for the exit to close, as
+    /// `close(2)` would (they are written whole and synced by the commit
+    /// already; nothing waits in a descriptor), one `close` each saved, up
+    /// to [`LEFT_TO_EXIT_MAX`] (a batch closes the rest). Not the lock,
+    /// whose `close` releases it. A program that goes on must not ask for
+    /// it.
+    pub(crate) fn leave_files_to_exit(&self) {
+        self.shared().leave_to_exit = true;
+    }
+
+    /// Closes `file` (written and done with), or leaves it to the exit
+    /// (see [`Handles::leave_files_to_exit`]).
+    pub(crate) fn done_with(&self, file: File) {
+        self.shared().let_go(vec![(PathBuf::new(), file)]);
     }
 }

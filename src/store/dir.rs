@@ -30,6 +30,7 @@ use std::net::IpAddr;
 use std::ops::Deref;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use ipnet::IpNet;
@@ -154,6 +155,9 @@ pub struct StateDir {
     /// The generic records read or written while this store is locked
     /// (`None` when it is not), shared by the clones.
     records_held: Arc<Mutex<Option<HeldRecords>>>,
+    /// `open` found the lock a regular file in a private root: the first
+    /// lock after it opens the lock without checking it again.
+    lock_seen_regular: Arc<AtomicBool>,
 }
 
 impl StateDir {
@@ -180,6 +184,7 @@ impl StateDir {
             handles: Handles::new(root.clone(), euid),
             by_identity_only: false,
             records_held: Arc::default(),
+            lock_seen_regular: Arc::default(),
         };
         match state.lock_len()? {
             Some(len) => state.by_identity_only = len > 0,
@@ -236,7 +241,12 @@ impl StateDir {
             return Ok(None);
         };
         match crate::sys::lstat_at(root.fd(), c"lock") {
-            Ok(st) => Ok(Some(u64::try_from(st.st_size).unwrap_or(0))),
+            Ok(st) => {
+                let regular = st.st_mode & libc::S_IFMT == libc::S_IFREG;
+                self.lock_seen_regular
+                    .store(regular && root.private, Ordering::Relaxed);
+                Ok(Some(u64::try_from(st.st_size).unwrap_or(0)))
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(StoreError::io("checking", &path)(e)),
         }
@@ -479,6 +489,13 @@ impl StateDir {
         let root = self.handles.dir(&self.root)?.ok_or_else(|| {
             StoreError::io("opening", &path)(io::Error::from(io::ErrorKind::NotFound))
         })?;
+        // Seen regular by `open` a moment ago, where only its owner could
+        // have changed it since: not checked twice (one `fstat` fewer in
+        // every command that writes). Later locks check it again.
+        if self.lock_seen_regular.swap(false, Ordering::Relaxed) {
+            return fsutil::open_seen_regular_at(root.fd(), c"lock", libc::O_RDWR, 0)
+                .map_err(StoreError::io("opening", &path));
+        }
         let (file, _) =
             fsutil::open_regular_at(root.fd(), c"lock", libc::O_RDWR | libc::O_CREAT, FILE_MODE)
                 .map_err(StoreError::io("opening", &path))?;

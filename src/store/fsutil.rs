@@ -440,6 +440,30 @@ pub fn open_regular_at(
     flags: i32,
     mode: u32,
 ) -> io::Result<(File, u64)> {
+    let file = open_at_refusing(dir, name, flags, mode)?;
+    let meta = file.metadata()?;
+    if !meta.file_type().is_file() {
+        return Err(not_regular(meta.file_type()));
+    }
+    Ok((file, meta.len()))
+}
+
+/// [`open_regular_at`] without the `fstat` after the open: for a file an
+/// `lstat` of this same command found regular, in a directory nobody else
+/// can reach (a private root's lock, see `StateDir::open`). A link is
+/// still refused by the open itself, and a failed open worded the same.
+pub fn open_seen_regular_at(
+    dir: BorrowedFd<'_>,
+    name: &CStr,
+    flags: i32,
+    mode: u32,
+) -> io::Result<File> {
+    open_at_refusing(dir, name, flags, mode)
+}
+
+/// The open of [`open_regular_at`]: never through a link, never waiting,
+/// a failure worded by an `lstat` (a FIFO, a link).
+fn open_at_refusing(dir: BorrowedFd<'_>, name: &CStr, flags: i32, mode: u32) -> io::Result<File> {
     let flags = flags | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY;
     let fd = crate::sys::openat(Some(dir), name, flags, mode).map_err(|e| {
         if e.kind() == io::ErrorKind::NotFound {
@@ -453,12 +477,7 @@ pub fn open_regular_at(
             _ => e,
         }
     })?;
-    let file = File::from(fd);
-    let meta = file.metadata()?;
-    if !meta.file_type().is_file() {
-        return Err(not_regular(meta.file_type()));
-    }
-    Ok((file, meta.len()))
+    Ok(File::from(fd))
 }
 
 /// Reads `name` in `dir` as text of at most `max` bytes through

@@ -44,7 +44,7 @@ pub(crate) struct Dir {
     /// Nobody but the owner (and privileged processes, which no check
     /// stops) can reach it: the root grants group and others nothing, or
     /// this directory lies below such a root.
-    private: bool,
+    pub(super) private: bool,
 }
 
 impl Dir {

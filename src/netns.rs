@@ -369,6 +369,22 @@ impl Visit {
     /// refuses any other (the type is asked only to say which it was).
     pub fn open_and_enter(path: impl AsRef<Path>) -> io::Result<(Netns, Option<Visit>)> {
         let path = path.as_ref();
+        match Visit::open(path)? {
+            (ns, Some(entry)) => {
+                let visit = entry.enter(&ns, path)?;
+                Ok((ns, Some(visit)))
+            }
+            (ns, None) => Ok((ns, None)),
+        }
+    }
+
+    /// The first half of [`Visit::open_and_enter`]: the namespace opened
+    /// and checked, and the way in kept for later ([`Entry::enter`]), so
+    /// a thread can wait (for a lock) in its own namespace, where no scan
+    /// of the target's processes finds it. `None` for the calling thread's
+    /// own namespace (nothing to enter).
+    pub fn open(path: impl AsRef<Path>) -> io::Result<(Netns, Option<Entry>)> {
+        let path = path.as_ref();
         let mut home = None;
         let ns = Netns::open_nsfs(path, || {
             let fd = sys::openat(
@@ -382,9 +398,23 @@ impl Visit {
             home = Some(OwnedFd::from(file));
             Ok((own.dev(), own.ino()))
         })?;
-        let Some(home) = home.filter(|_| !ns.openers_own) else {
-            return Ok((ns, None));
-        };
+        let entry = home.filter(|_| !ns.openers_own).map(|home| Entry { home });
+        Ok((ns, entry))
+    }
+}
+
+/// The way into a namespace opened by [`Visit::open`]: the calling
+/// thread's own namespace, to come back to.
+#[derive(Debug)]
+pub struct Entry {
+    home: OwnedFd,
+}
+
+impl Entry {
+    /// Moves the calling thread into `ns` (opened with this entry, from
+    /// `path`) until the visit is dropped, as [`Visit::enter`]; another
+    /// kind of namespace is refused as [`Netns::open_path`] refuses it.
+    pub fn enter(self, ns: &Netns, path: &Path) -> io::Result<Visit> {
         match sys::setns(ns.fd(), libc::CLONE_NEWNET) {
             Ok(()) => {}
             Err(error) if error.raw_os_error() == Some(libc::EINVAL) => {
@@ -398,13 +428,12 @@ impl Visit {
             }
             Err(error) => return Err(error),
         }
-        let visit = Visit {
+        Ok(Visit {
             _away: Away {
-                home,
+                home: self.home,
                 _this_thread: std::marker::PhantomData,
             },
-        };
-        Ok((ns, Some(visit)))
+        })
     }
 }
 

@@ -1134,3 +1134,54 @@ fn a_batch_holds_little_per_target() {
         large.saturating_sub(small)
     );
 }
+
+/// A connect waits for the store's lock in its own namespace: waiting
+/// inside the target, it would be one of the container's processes to a
+/// concurrent `rm` (refused as still running, or killed by `rm -f`) and
+/// to `ip netns pids`.
+#[test]
+fn a_connect_waiting_for_the_lock_waits_outside_its_target() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::MetadataExt;
+    let mut env = Env::with_iproute2_dirs("lockwait");
+    env.network("lw0", "192.168.77.0/24");
+    env.network("lw1", "192.168.78.0/24");
+    env.ok(&["run", "-d", "--name", "lwc", "--network", "lw0"]);
+    let container_ns = format!(
+        "net:[{}]",
+        std::fs::metadata(env.netns_dir().join("lwc"))
+            .unwrap()
+            .ino()
+    );
+    let lock = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(env.state_dir().join("lock"))
+        .unwrap();
+    // SAFETY: a live descriptor, a plain flag.
+    assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
+    let child = env
+        .command(&["network", "connect", "lw1", "lwc"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Until it blocks in flock(2) (73 on x86_64).
+    let syscall = format!("/proc/{}/syscall", child.id());
+    let blocked = (0..500).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        std::fs::read_to_string(&syscall).is_ok_and(|s| s.starts_with("73 "))
+    });
+    let waiting_in = std::fs::read_link(format!("/proc/{}/ns/net", child.id()));
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_UN) }, 0);
+    let output = child.wait_with_output().unwrap();
+    assert!(blocked, "the connect never waited for the lock");
+    let waiting_in = waiting_in.unwrap().to_string_lossy().into_owned();
+    assert_ne!(
+        waiting_in, container_ns,
+        "the connect waited for the lock inside its target"
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert_eq!(links_in("lwc").len(), 3, "{:?}", links_in("lwc"));
+}

@@ -107,10 +107,13 @@ impl Manager {
         // The host's socket before the thread goes into the target, where
         // it stays until the link's settings are written (one visit).
         let host = Handle::new()?;
-        // Before the lock: a target that blocks or is refused must not
-        // hold every other command up.
-        let target = self.resolve_target_staying(target, true)?;
+        // Opened before the lock: a target that blocks or is refused must
+        // not hold every other command up. Entered under it: a connect
+        // waiting for the lock inside a container would be one of the
+        // container's processes to a concurrent `rm`.
+        let opened = self.open_target_for_entry(target)?;
         let state = self.store.lock()?;
+        let target = self.enter_opened(opened)?;
         let network = locked_network(&state, network, &found)?;
         let endpoint = self.attach(&host, &state, &network, &target, req)?;
         // The final state durable before the command reports it.
@@ -318,17 +321,56 @@ impl Manager {
         target: &Target,
         stay: bool,
     ) -> Result<ResolvedTarget, Error> {
+        if stay {
+            let opened = self.open_target_for_entry(target)?;
+            return self.enter_opened(opened);
+        }
         let (path, container) = self.target_place(target)?;
-        let missing = || match &container {
-            Some(name) => format!("container {name} not found"),
-            None => format!("network namespace {} not found", target.label()),
-        };
-        let inside = if stay {
-            let (ns, visit) = netns_identity::open_target_staying(&path, missing)?;
-            OpenNetns::with_handle_staying(ns, visit)?
-        } else {
-            OpenNetns::with_handle(netns_identity::open_target(&path, missing)?)?
-        };
+        let missing = target_missing(target, &container);
+        let inside = OpenNetns::with_handle(netns_identity::open_target(&path, missing)?)?;
+        self.resolved(target, path, container, inside)
+    }
+
+    /// The first half of [`Manager::resolve_target_staying`] that stays:
+    /// the target opened and checked, not entered yet.
+    fn open_target_for_entry(&self, target: &Target) -> Result<OpenedTarget, Error> {
+        let (path, container) = self.target_place(target)?;
+        let missing = target_missing(target, &container);
+        let (ns, entry) = netns_identity::open_target_for_entry(&path, missing)?;
+        Ok(OpenedTarget {
+            target: target.clone(),
+            path,
+            container,
+            ns,
+            entry,
+        })
+    }
+
+    /// The second half: the thread enters the opened target and stays
+    /// there, its handle opened inside, and the target identified.
+    fn enter_opened(&self, opened: OpenedTarget) -> Result<ResolvedTarget, Error> {
+        let OpenedTarget {
+            target,
+            path,
+            container,
+            ns,
+            entry,
+        } = opened;
+        let missing = target_missing(&target, &container);
+        let visit = netns_identity::enter_target(&ns, entry, &path, missing)?;
+        let inside = OpenNetns::with_handle_staying(ns, visit)?;
+        self.resolved(&target, path, container, inside)
+    }
+
+    /// The target at `path` (of `container`), open with its handle:
+    /// identified.
+    fn resolved(
+        &self,
+        target: &Target,
+        path: PathBuf,
+        container: Option<String>,
+        inside: OpenNetns,
+    ) -> Result<ResolvedTarget, Error> {
         let identity = inside.identity()?;
         let legacy_ids = match target {
             Target::Path(typed) => vec![legacy_path_id(typed), legacy_path_id(&path)],
@@ -916,4 +958,26 @@ pub(crate) fn parent_link(host: &Handle, network: &NetworkRecord) -> Result<Link
             network.parent, network.name
         ))
     })
+}
+
+/// A target opened and checked before the lock, entered under it
+/// ([`Manager::resolve_target_staying`]).
+struct OpenedTarget {
+    target: Target,
+    path: PathBuf,
+    container: Option<String>,
+    ns: crate::netns::Netns,
+    entry: crate::netns::Entry,
+}
+
+/// The message for a target that is gone: by its container's name, else
+/// by what was given.
+fn target_missing<'a>(
+    target: &'a Target,
+    container: &'a Option<String>,
+) -> impl FnOnce() -> String + 'a {
+    move || match container {
+        Some(name) => format!("container {name} not found"),
+        None => format!("network namespace {} not found", target.label()),
+    }
 }

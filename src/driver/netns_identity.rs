@@ -148,20 +148,34 @@ pub(crate) fn open_target(path: &Path, missing: impl FnOnce() -> String) -> Resu
     Ok(ns)
 }
 
-/// [`open_target`], the calling thread left inside the namespace (see
-/// [`OpenNetns::with_handle_staying`]): the same refusals, with the same
-/// messages, and the visit's way home opened with the checks.
-pub(crate) fn open_target_staying(
+/// [`open_target`], with the way in kept for [`enter_target`]: the same
+/// refusals, with the same messages, and the visit's way home opened with
+/// the checks. The thread stays in its own namespace until it enters.
+pub(crate) fn open_target_for_entry(
     path: &Path,
     missing: impl FnOnce() -> String,
-) -> Result<(Netns, netns::Visit), Error> {
-    let (ns, visit) =
-        netns::Visit::open_and_enter(path).map_err(|error| opening_target(path, error, missing))?;
+) -> Result<(Netns, netns::Entry), Error> {
+    let (ns, entry) =
+        netns::Visit::open(path).map_err(|error| opening_target(path, error, missing))?;
     refuse_own(path, &ns)?;
-    match visit {
-        Some(visit) => Ok((ns, visit)),
+    match entry {
+        Some(entry) => Ok((ns, entry)),
         None => Err(Error::failed(format!("{} was not entered", path.display()))),
     }
+}
+
+/// Moves the calling thread into `ns`, opened by [`open_target_for_entry`]
+/// from `path`, until the visit is dropped (see
+/// [`OpenNetns::with_handle_staying`]).
+pub(crate) fn enter_target(
+    ns: &Netns,
+    entry: netns::Entry,
+    path: &Path,
+    missing: impl FnOnce() -> String,
+) -> Result<netns::Visit, Error> {
+    entry
+        .enter(ns, path)
+        .map_err(|error| opening_target(path, error, missing))
 }
 
 fn opening_target(path: &Path, error: std::io::Error, missing: impl FnOnce() -> String) -> Error {

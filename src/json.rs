@@ -47,10 +47,12 @@ impl Number {
 }
 
 macro_rules! number_from_int {
-    ($($t:ty),*) => {$(
+    ($wide:ty: $($t:ty),*) => {$(
         impl From<$t> for Number {
             fn from(v: $t) -> Number {
-                Number(v.to_string())
+                // Written as the widest integer of its sign (a lossless
+                // cast, the same digits): one formatting copy for all.
+                Number((v as $wide).to_string())
             }
         }
         impl From<$t> for Value {
@@ -60,7 +62,8 @@ macro_rules! number_from_int {
         }
     )*};
 }
-number_from_int!(u8, u16, u32, u64, usize, i8, i16, i32, i64);
+number_from_int!(u64: u8, u16, u32, u64, usize);
+number_from_int!(i64: i8, i16, i32, i64);
 
 /// A JSON value. Objects keep their members in order; duplicate keys are
 /// rejected by the reader and refused by the writer.

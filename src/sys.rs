@@ -15,6 +15,51 @@ use std::io;
 use std::mem;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
+/// Moves the element at `order[k]` to `k` for every `k`, one cycle of the
+/// permutation at a time, by swaps only (no element is cloned): the stable
+/// sort's last step (`crate::order`). `order` must be a permutation of
+/// `0..items.len()`; anything else leaves the elements in an unspecified
+/// order (or panics), never unsound.
+pub fn permute<T>(items: &mut [T], order: Vec<usize>) {
+    // A move of a `T` is a copy of its bytes: swapping them is `slice::swap`.
+    permute_bytes(
+        order,
+        items.as_mut_ptr().cast(),
+        items.len(),
+        mem::size_of::<T>(),
+    );
+}
+
+/// [`permute`] over raw elements of `size` bytes, not generic, so that
+/// every element type shares it. Sound for any `order`: every index read
+/// from it is checked against `len` before it is used.
+#[inline(never)]
+fn permute_bytes(mut order: Vec<usize>, base: *mut u8, len: usize, size: usize) {
+    order.truncate(len);
+    for start in 0..order.len() {
+        let mut at = start;
+        // Along the cycle through `start`, the element first at `start`
+        // travels with the swaps until it reaches the slot that wants it.
+        while order[at] != start {
+            let from = order[at];
+            // Only what is no permutation gets here; each step settles one
+            // slot, so that stops too.
+            if from >= len || from == at {
+                break;
+            }
+            // SAFETY: `at` and `from` are distinct indices below `len` into
+            // the `len` elements of `size` bytes at `base` (`permute`'s
+            // live mutable borrow).
+            unsafe {
+                std::ptr::swap_nonoverlapping(base.add(at * size), base.add(from * size), size)
+            };
+            order[at] = at;
+            at = from;
+        }
+        order[at] = at;
+    }
+}
+
 /// Turns a `-1`-on-error return value into `io::Result`, retrying on `EINTR`.
 fn retry<T: PartialEq + From<i8>>(mut call: impl FnMut() -> T) -> io::Result<T> {
     loop {

@@ -124,7 +124,11 @@ const OUTPUT_MAX: u64 = 4 << 20;
 fn read_back(file: &mut File) -> std::io::Result<Vec<u8>> {
     let mut bytes = Vec::new();
     file.seek(SeekFrom::Start(0))?;
-    file.take(OUTPUT_MAX).read_to_end(&mut bytes)?;
+    // Through `dyn Read`, as the store's and stdin's capped reads: one
+    // copy of the standard library's loop for all three.
+    (file as &mut dyn Read)
+        .take(OUTPUT_MAX)
+        .read_to_end(&mut bytes)?;
     Ok(bytes)
 }
 

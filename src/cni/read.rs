@@ -46,7 +46,12 @@ impl<'a> Obj<'a> {
         at: impl Into<String>,
         code: ErrorCode,
     ) -> Result<Obj<'a>, CniError> {
-        let at = at.into();
+        Obj::new_at(value, at.into(), code)
+    }
+
+    /// [`Obj::new`]'s body, kept once for every kind of `at`.
+    #[inline(never)]
+    fn new_at(value: &'a Value, at: String, code: ErrorCode) -> Result<Obj<'a>, CniError> {
         match value.as_object() {
             Some(members) => Ok(Obj { members, at, code }),
             None => Err(CniError::new(

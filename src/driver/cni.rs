@@ -24,7 +24,7 @@ use crate::netns::Netns;
 use crate::rtnl::{Handle, Link, LinkData};
 use crate::store::{
     EndpointRecord, EndpointState, Listing, Locked, NetworkRecord, NetworkState, ParentOrigin,
-    StoreError, Timestamp,
+    Timestamp,
 };
 
 /// The record option that marks a network as made by CNI ADD; its value
@@ -1277,7 +1277,8 @@ fn allocate_within(
             one.subnets[0].ip_range = block;
             match state.allocate(&one, Request::Any(family), owner) {
                 Ok(address) => return Ok(address),
-                Err(StoreError::Ipam(IpamError::NoAvailableAddresses { .. })) => {}
+                Err(error)
+                    if matches!(error.ipam(), Some(IpamError::NoAvailableAddresses { .. })) => {}
                 Err(error) => return Err(error.into()),
             }
         }

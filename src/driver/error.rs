@@ -124,6 +124,13 @@ impl Error {
 
     /// A failed file operation, with what was being done.
     pub fn io(what: impl fmt::Display, error: &std::io::Error) -> Error {
+        Error::io_dyn(&what, error)
+    }
+
+    /// [`Error::io`]'s body, kept once for every kind of `what`.
+    #[cold]
+    #[inline(never)]
+    fn io_dyn(what: &dyn fmt::Display, error: &std::io::Error) -> Error {
         match error.raw_os_error() {
             Some(errno) => Error::os(format!("{what}: {error}"), errno),
             None => Error::failed(format!("{what}: {error}")),

@@ -214,6 +214,12 @@ impl Config {
     /// # Ok::<(), ipvlan::driver::Error>(())
     /// ```
     pub fn from_vars(var: impl Fn(&str) -> Option<OsString>) -> Result<Config, Error> {
+        Config::from_vars_dyn(&var)
+    }
+
+    /// [`Config::from_vars`]'s body, kept once for every kind of `var`.
+    #[inline(never)]
+    fn from_vars_dyn(var: &dyn Fn(&str) -> Option<OsString>) -> Result<Config, Error> {
         let path = |name: &str, default: &str| match var(name) {
             None => Ok(PathBuf::from(default)),
             Some(value) if value.is_empty() => Err(Error::invalid(format!(

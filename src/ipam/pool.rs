@@ -37,11 +37,10 @@ impl Avoid<'_> {
 /// Docker's local IPv4 pools in order: the /16s of 172.17.0.0-172.31.255.255,
 /// then the /20s of 192.168.0.0/16.
 pub fn default_ipv4_candidates() -> impl Iterator<Item = Ipv4Net> {
-    let sixteens = (17u8..=31).map(|b| Ipv4Net::new(Ipv4Addr::new(172, b, 0, 0), 16));
-    let twenties = (0u8..16).map(|i| Ipv4Net::new(Ipv4Addr::new(192, 168, i * 16, 0), 20));
-    sixteens
-        .chain(twenties)
-        .map(|n| n.expect("prefix lengths are constants below 32"))
+    // Constant prefix lengths below 32: `new_assert` keeps no error path.
+    let sixteens = (17u8..=31).map(|b| Ipv4Net::new_assert(Ipv4Addr::new(172, b, 0, 0), 16));
+    let twenties = (0u8..16).map(|i| Ipv4Net::new_assert(Ipv4Addr::new(192, 168, i * 16, 0), 20));
+    sixteens.chain(twenties)
 }
 
 /// The first default IPv4 pool that clashes with nothing in `avoid`.
@@ -59,7 +58,7 @@ pub fn default_ipv4_subnet(avoid: Avoid<'_>) -> Result<IpNet, IpamError> {
 pub fn ula_prefix(host_id: &[u8]) -> Ipv6Net {
     let global_id = stable_hash(host_id) & ((1u64 << 40) - 1);
     let high = (0xfd_u128 << 120) | (u128::from(global_id) << 80);
-    Ipv6Net::new(Ipv6Addr::from(high), 48).expect("48 is a valid prefix length")
+    Ipv6Net::new_assert(Ipv6Addr::from(high), 48)
 }
 
 /// The first /64 of the host's ULA /48 that clashes with nothing in `avoid`.
@@ -68,7 +67,7 @@ pub fn default_ipv6_subnet(host_id: &[u8], avoid: Avoid<'_>) -> Result<IpNet, Ip
     (0u128..1 << 16)
         .map(|i| {
             let addr = Ipv6Addr::from(base | (i << 64));
-            IpNet::V6(Ipv6Net::new(addr, 64).expect("64 is a valid prefix length"))
+            IpNet::V6(Ipv6Net::new_assert(addr, 64))
         })
         .find(|c| !avoid.clashes(c))
         .ok_or(IpamError::DefaultPoolsExhausted {

@@ -1040,12 +1040,26 @@ impl StateDir {
         path: &Path,
         from_json: impl Fn(&Value) -> Result<T, RecordError>,
     ) -> Result<Option<T>, StoreError> {
+        let mut out = None;
+        self.read_record_with(path, &mut |value| {
+            out = Some(from_json(value)?);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// [`StateDir::read_record`]'s body, behind a `dyn`: kept once for
+    /// every record type. `parse` is not called when the file is missing.
+    #[inline(never)]
+    fn read_record_with(
+        &self,
+        path: &Path,
+        parse: &mut dyn FnMut(&Value) -> Result<(), RecordError>,
+    ) -> Result<(), StoreError> {
         let Some(value) = self.read_json(path)? else {
-            return Ok(None);
+            return Ok(());
         };
-        from_json(&value)
-            .map(Some)
-            .map_err(|e| corrupt(path, e.to_string()))
+        parse(&value).map_err(|e| corrupt(path, e.to_string()))
     }
 
     /// The JSON value of the file at `path`, `None` when it is missing:

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::ipam::IpamError;
 
@@ -42,8 +42,9 @@ pub enum StoreError {
         /// The name.
         name: String,
     },
-    /// Address management refused.
-    Ipam(IpamError),
+    /// Address management refused (boxed: every `?` on a store result
+    /// moves the error, and this is its largest variant).
+    Ipam(Box<IpamError>),
 }
 
 impl StoreError {
@@ -52,16 +53,19 @@ impl StoreError {
     /// [`StoreError::Refused`].
     pub(crate) fn io(
         action: &'static str,
-        path: impl Into<PathBuf>,
+        path: impl AsRef<Path>,
     ) -> impl FnOnce(io::Error) -> StoreError {
-        let path = path.into();
-        move |source| StoreError::from_io(action, path, source)
+        // The path is copied only when the error happens: the closure is
+        // inlined at every call site, and most never fail.
+        move |source| StoreError::from_io(action, path.as_ref(), source)
     }
 
     /// [`StoreError::io`]'s error. Out of line: the closure is inlined at
     /// every call site, this body is kept once.
+    #[cold]
     #[inline(never)]
-    fn from_io(action: &'static str, path: PathBuf, source: io::Error) -> StoreError {
+    fn from_io(action: &'static str, path: &Path, source: io::Error) -> StoreError {
+        let path = path.to_path_buf();
         match super::fsutil::refusal(&source) {
             Some(reason) => StoreError::Refused {
                 reason: reason.to_string(),
@@ -134,6 +138,6 @@ impl std::error::Error for StoreError {
 
 impl From<IpamError> for StoreError {
     fn from(e: IpamError) -> Self {
-        StoreError::Ipam(e)
+        StoreError::Ipam(Box::new(e))
     }
 }

@@ -208,7 +208,14 @@ impl Handles {
     /// Whether `dir` is open and checked already (since the last start
     /// over).
     pub(crate) fn is_open(&self, dir: &Path) -> bool {
-        self.shared().dirs.iter().any(|d| d.path == dir)
+        self.opened(dir).is_some()
+    }
+
+    /// `dir`, when it is open and checked already. Out of line: the
+    /// lookup begins every way to a directory.
+    #[inline(never)]
+    fn opened(&self, dir: &Path) -> Option<Arc<Dir>> {
+        self.shared().dirs.iter().find(|d| d.path == dir).cloned()
     }
 
     /// Marks what was checked as fresh: the next `refresh` keeps it.
@@ -229,8 +236,8 @@ impl Handles {
     /// [`Handles::dir`] does. `None` when the root is missing, or `dir`
     /// opened and found missing.
     pub(crate) fn reach(&self, dir: &Path) -> Result<Option<At>, StoreError> {
-        if let Some(found) = self.shared().dirs.iter().find(|d| d.path == dir) {
-            return Ok(Some(At::Open(found.clone())));
+        if let Some(found) = self.opened(dir) {
+            return Ok(Some(At::Open(found)));
         }
         let Some(root) = self.dir(&self.root)? else {
             return Ok(None);
@@ -283,6 +290,25 @@ impl Handles {
         path: &Path,
         write: impl Fn(&At) -> io::Result<T>,
     ) -> Result<T, StoreError> {
+        let mut out = None;
+        self.write_in_once(dir, what, path, &mut |at| {
+            out = Some(write(at)?);
+            Ok(())
+        })?;
+        // `write_in_once` succeeds only after a `write` that succeeded.
+        Ok(out.unwrap_or_else(|| unreachable!()))
+    }
+
+    /// [`Handles::write_in`]'s body, behind a `dyn`: kept once rather than
+    /// in each caller's copy.
+    #[inline(never)]
+    fn write_in_once(
+        &self,
+        dir: &Path,
+        what: &'static str,
+        path: &Path,
+        write: &mut dyn FnMut(&At) -> io::Result<()>,
+    ) -> Result<(), StoreError> {
         let first = match self.reach(dir)? {
             Some(at) => write(&at),
             None => Err(io::ErrorKind::NotFound.into()),
@@ -305,8 +331,8 @@ impl Handles {
     /// reach them), one by one only when that fails otherwise than by
     /// `ENOENT`, to word why.
     pub(crate) fn dir(&self, dir: &Path) -> Result<Option<Arc<Dir>>, StoreError> {
-        if let Some(found) = self.shared().dirs.iter().find(|d| d.path == dir) {
-            return Ok(Some(found.clone()));
+        if let Some(found) = self.opened(dir) {
+            return Ok(Some(found));
         }
         if dir != self.root {
             let Some(root) = self.dir(&self.root)? else {
@@ -336,8 +362,8 @@ impl Handles {
 
     /// [`Handles::dir`] one directory at a time from the root down.
     fn walk(&self, dir: &Path) -> Result<Option<Arc<Dir>>, StoreError> {
-        if let Some(found) = self.shared().dirs.iter().find(|d| d.path == dir) {
-            return Ok(Some(found.clone()));
+        if let Some(found) = self.opened(dir) {
+            return Ok(Some(found));
         }
         let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW;
         let mut below_private = false;

@@ -120,6 +120,7 @@ pub fn build_vm_tests(selected: &[String]) -> Result<Vec<(String, PathBuf)>> {
         MUSL_TARGET,
         "--no-run",
     ]);
+    unwinding(&mut cmd);
     for name in &targets {
         cmd.arg("--test").arg(name);
     }
@@ -134,6 +135,18 @@ pub fn build_vm_tests(selected: &[String]) -> Result<Vec<(String, PathBuf)>> {
                 .ok_or_else(|| format!("cargo built no executable for test target {name}").into())
         })
         .collect()
+}
+
+/// For a musl build whose profile unwinds on panic (the VM tests, the
+/// guest binary, examples): lld's `--eh-frame-hdr` after the
+/// `--no-eh-frame-hdr` of `.cargo/config.toml`'s musl flags, which
+/// `--config` extends (arrays join), so the unwinder finds its index and a
+/// failing test reports its panic and backtrace instead of aborting.
+fn unwinding(cmd: &mut Command) {
+    cmd.args([
+        "--config",
+        "target.x86_64-unknown-linux-musl.rustflags=[\"-C\", \"link-arg=--eh-frame-hdr\"]",
+    ]);
 }
 
 /// Builds the `ipvlan` binary for musl (static, profile `guest`) and returns
@@ -155,6 +168,7 @@ pub fn build_ipvlan() -> Result<PathBuf> {
         "--bin",
         "ipvlan",
     ]);
+    unwinding(&mut cmd);
     cargo_artifacts(&mut cmd)?
         .into_iter()
         .find(|a| a.kind == "bin" && a.name == "ipvlan")
@@ -238,6 +252,7 @@ pub fn build_vm_example(name: &str) -> Result<PathBuf> {
         "--example",
         name,
     ]);
+    unwinding(&mut cmd);
     cargo_artifacts(&mut cmd)?
         .into_iter()
         .find(|a| a.kind == "example" && a.name == name)

@@ -415,6 +415,10 @@ impl Entry {
     /// `path`) until the visit is dropped, as [`Visit::enter`]; another
     /// kind of namespace is refused as [`Netns::open_path`] refuses it.
     pub fn enter(self, ns: &Netns, path: &Path) -> io::Result<Visit> {
+        // Test builds: a policy (an LSM, seccomp) refusing the move.
+        if crate::fault::forced("netns: entering refused") {
+            return Err(io::Error::from_raw_os_error(libc::EPERM));
+        }
         match sys::setns(ns.fd(), libc::CLONE_NEWNET) {
             Ok(()) => {}
             Err(error) if error.raw_os_error() == Some(libc::EINVAL) => {

@@ -384,6 +384,35 @@ fn del_after_the_namespace_is_gone_leaves_nothing() {
     cni.plugin("DEL", "never-added", &ns, &conf).ok();
 }
 
+/// A namespace that is there but cannot be entered (a policy refusing
+/// `setns`) is no namespace gone: DEL fails and keeps the link, its
+/// record and its address (given out again, it would be a duplicate on
+/// the wire), until a DEL that can enter removes them.
+#[test]
+fn del_that_cannot_enter_a_live_namespace_fails_and_keeps_everything() {
+    let mut cni = Cni::new("noenter");
+    cni.master("cnim9");
+    let ns = cni.netns("cni-noenter");
+    let conf = conf("noenter", "cnim9", "");
+    cni.plugin("ADD", "ctr-noenter", &ns, &conf).ok();
+    let before = cni.records("noenter");
+    assert_eq!(before.0.len(), 1, "{before:?}");
+    let mut command = cni.command("DEL", "ctr-noenter", &ns, "eth0");
+    command.env("IPVLAN_FAULT_FORCE", "netns: entering refused");
+    let answer = run_with(command, &conf);
+    assert_eq!(answer.exit, Some(1), "{} {}", answer.stdout, answer.stderr);
+    assert!(
+        answer.stdout.contains("entering network namespace"),
+        "{}",
+        answer.stdout
+    );
+    assert!(link(Some("cni-noenter"), "eth0").is_some(), "the link went");
+    assert_eq!(cni.records("noenter"), before);
+    cni.plugin("DEL", "ctr-noenter", &ns, &conf).ok();
+    assert!(link(Some("cni-noenter"), "eth0").is_none());
+    assert_eq!(cni.records("noenter"), (Vec::new(), Vec::new()));
+}
+
 #[test]
 fn an_existing_ifname_is_refused_before_anything_is_made() {
     let mut cni = Cni::new("taken");

@@ -81,18 +81,32 @@ impl OpenNetns {
     /// than [`Netns::open_path`] and [`OpenNetns::with_handle`] (see
     /// [`netns::Visit::open_and_enter`]).
     pub(crate) fn open_path(path: &Path) -> std::io::Result<Result<OpenNetns, Error>> {
-        let (ns, visit) = netns::Visit::open_and_enter(path)?;
-        Ok(match visit {
-            Some(visit) => Handle::inside(&ns, &visit)
-                .map_err(Error::from)
-                .map(|handle| OpenNetns {
-                    ns,
-                    handle,
-                    visit: std::cell::RefCell::new(None),
-                }),
-            // The caller's own: nothing was entered.
-            None => OpenNetns::with_handle(ns),
-        })
+        let (ns, entry) = netns::Visit::open(path)?;
+        let Some(entry) = entry else {
+            // The caller's own: nothing to enter.
+            return Ok(OpenNetns::with_handle(ns));
+        };
+        // Entering is work in the namespace, as the socket is: its failure
+        // (a policy refusing setns, say) is the inner error, never taken
+        // for a namespace that is gone.
+        let visit = match entry.enter(&ns, path) {
+            Ok(visit) => visit,
+            // Another kind of namespace: refused as opening refuses it.
+            Err(error) if netns::not_a_namespace(&error).is_some() => return Err(error),
+            Err(error) => {
+                return Ok(Err(Error::io(
+                    format!("entering network namespace {}", path.display()),
+                    &error,
+                )))
+            }
+        };
+        Ok(Handle::inside(&ns, &visit)
+            .map_err(Error::from)
+            .map(|handle| OpenNetns {
+                ns,
+                handle,
+                visit: std::cell::RefCell::new(None),
+            }))
     }
 
     /// Keeps `visit` (of this namespace, which the calling thread is in)

@@ -209,25 +209,39 @@ fn set_buffer(fd: &OwnedFd, name: i32, bytes: usize) -> io::Result<usize> {
     Ok(usize::try_from(granted).unwrap_or(0))
 }
 
-/// Largest pair of requests [`fits_unasked`] sends together.
-const UNASKED_PAIR_BYTES: usize = 1024;
+/// Largest request of a pair [`fits_unasked`] sends together: an error
+/// ACK that echoes it with an extended-ack text still fits the kernel's
+/// smallest slab for an ACK (data and `struct skb_shared_info` within 512
+/// bytes), so two ACKs are charged at most twice [`ACK_TRUESIZE`].
+const UNASKED_REQUEST_BYTES: usize = 80;
+
+/// What the kernel charges the receive buffer for an ACK of a request of
+/// at most [`UNASKED_REQUEST_BYTES`], error or not, text or not (measured
+/// by `an_ack_costs_less_than_budgeted`: 832 on Linux 6.18), with room.
+const ACK_TRUESIZE: usize = 1024;
+
+/// The smallest receive buffer the kernel grants (`SOCK_MIN_RCVBUF`, 2 KiB
+/// and a `struct sk_buff`; `net.core.rmem_default` cannot go lower).
+const SMALLEST_RCVBUF: usize = 2048 + 200;
+const _: () = assert!(2 * ACK_TRUESIZE <= SMALLEST_RCVBUF);
 
 /// Whether `msgs` go in one datagram without reading or raising the
 /// socket buffers (two system calls saved on the pipelines of an attach,
 /// an address and the link up): one request, or two of at most
-/// [`UNASKED_PAIR_BYTES`] together. The kernel queues the first ACK
-/// whatever the receive buffer, and the second while the bytes charged
-/// to the queue do not exceed the buffer (`netlink_attachskb`). The
-/// buffer is never below `SOCK_MIN_RCVBUF` (2 KiB and a `struct sk_buff`;
-/// `net.core.rmem_default` cannot go lower), and one ACK is charged less
-/// than [`ACK_COST`] (`an_ack_costs_less_than_budgeted`), an uncapped
-/// error ACK a few hundred bytes more for a request this small, still
-/// within it. The datagram is well under half the send buffer every
-/// kernel grants ([`UNASKED_SEND_BUF`]).
+/// [`UNASKED_REQUEST_BYTES`] each. The kernel queues the first ACK
+/// whatever the receive buffer; the second, on kernels since the fix of
+/// `sk_rmem_alloc`'s wraparound (6.15, and the stable trees), only while
+/// both ACKs' charge stays within the buffer (older kernels: while the
+/// first's does). The buffer is never below [`SMALLEST_RCVBUF`], and two
+/// ACKs of requests this small, uncapped errors with text included, are
+/// charged less ([`ACK_TRUESIZE`]). The datagram is well under half the
+/// send buffer every kernel grants ([`UNASKED_SEND_BUF`]).
 fn fits_unasked(msgs: &[MessageBuilder]) -> bool {
     match msgs {
         [] | [_] => true,
-        [a, b] => a.as_bytes().len() + b.as_bytes().len() <= UNASKED_PAIR_BYTES,
+        [a, b] => [a, b]
+            .iter()
+            .all(|m| m.as_bytes().len() <= UNASKED_REQUEST_BYTES),
         _ => false,
     }
 }
@@ -985,10 +999,23 @@ mod tests {
                 .via("192.0.2.1".parse().unwrap())
                 .add_request()
                 .unwrap();
+            // Near the bound: an error ACK echoes the whole request.
+            let mut largest = RouteSpec::to("10.9.0.0/16".parse().unwrap())
+                .via("192.0.2.1".parse().unwrap())
+                .metric(7)
+                .table(200)
+                .add_request()
+                .unwrap();
+            while largest.as_bytes().len() + 8 <= UNASKED_REQUEST_BYTES {
+                largest.put(libc::RTA_PRIORITY, &9u32.to_ne_bytes());
+            }
+            let size = largest.as_bytes().len();
+            assert!(size > UNASKED_REQUEST_BYTES - 8 && size <= UNASKED_REQUEST_BYTES);
             for pair in [
                 [accepted.clone(), accepted.clone()],
                 [refused.clone(), accepted.clone()],
                 [refused.clone(), refused.clone()],
+                [largest.clone(), largest.clone()],
             ] {
                 assert!(fits_unasked(&pair));
                 // The smallest buffer the kernel grants, and ACKs not capped
@@ -1003,13 +1030,15 @@ mod tests {
                     .collect();
                 let expected: Vec<Option<i32>> = pair
                     .iter()
-                    .map(|m| (m.as_bytes() == refused.as_bytes()).then_some(libc::ENETUNREACH))
+                    .map(|m| (m.as_bytes() != accepted.as_bytes()).then_some(libc::ENETUNREACH))
                     .collect();
                 assert_eq!(errnos, expected);
                 assert_eq!(rmem_alloc(&socket), 0);
             }
-            let big = vec![accepted; 40];
+            let big = vec![accepted.clone(); 40];
             assert!(!fits_unasked(&big[..3]));
+            largest.put(libc::RTA_PRIORITY, &9u32.to_ne_bytes());
+            assert!(!fits_unasked(&[largest, accepted]));
         });
     }
 

@@ -1185,3 +1185,53 @@ fn a_connect_waiting_for_the_lock_waits_outside_its_target() {
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
     assert_eq!(links_in("lwc").len(), 3, "{:?}", links_in("lwc"));
 }
+
+/// A connect sends `eth0` without asking first when our records show the
+/// container on no network; if another tool's ipvlan `eth0` on the same
+/// parent is there and the answer to the lookup that follows the refusal
+/// is lost, the failed connect must not take that link for one it may
+/// have made: it is left alone, and nothing of ours stays.
+#[test]
+fn a_lost_answer_after_a_guessed_name_leaves_another_tools_eth0_alone() {
+    let mut env = Env::with_iproute2_dirs("guess");
+    let ip = vm_support::ip;
+    ip(&["link", "add", "lkp0", "type", "dummy"]);
+    ip(&["link", "set", "lkp0", "up"]);
+    env.ok(&[
+        "network",
+        "create",
+        "-o",
+        "parent=lkp0",
+        "--subnet",
+        "192.168.79.0/24",
+        "lk",
+    ]);
+    env.networks.push("lk".to_string());
+    ip(&["netns", "add", "lk1"]);
+    ip(&[
+        "link", "add", "theirs", "link", "lkp0", "type", "ipvlan", "mode", "l2",
+    ]);
+    ip(&["link", "set", "theirs", "netns", "lk1"]);
+    ip(&["-n", "lk1", "link", "set", "theirs", "name", "eth0"]);
+    let index_of = || -> Option<u64> {
+        let links = vm_support::ip_json(&["-n", "lk1", "link", "show", "eth0"]);
+        links.as_array()?.first()?.get("ifindex")?.as_u64()
+    };
+    let theirs = index_of().expect("their eth0");
+    let output = env
+        .command(&["network", "connect", "lk", "lk1"])
+        .env("IPVLAN_FAULT_FORCE", "endpoint: name lookup lost")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    assert_eq!(index_of(), Some(theirs), "their eth0 was deleted");
+    assert_eq!(links_in("lk1"), ["lo", "eth0"]);
+    let network = env.inspect("lk");
+    assert_eq!(
+        field(&network, &["Containers"]).as_object().map(<[_]>::len),
+        Some(0)
+    );
+    ip(&["netns", "del", "lk1"]);
+    drop(env);
+    ip(&["link", "del", "lkp0"]);
+}

@@ -200,6 +200,8 @@ fn create_named(
     let created = match create_with_index(host, inside, plan, ifname, guessed) {
         Ok(Indexed::Created(index)) => Ok((Some(index), None)),
         Ok(Indexed::NameTaken) => return Ok(None),
+        // Undone there, by the index it tried, never by the name.
+        Err(error) => return Err(error.into()),
         Ok(Indexed::AllTaken) => match host.link_add(&spec_named(ifname)) {
             Ok(()) => Ok((None, None)),
             Err(error) if error.is_exists() => {
@@ -211,7 +213,6 @@ fn create_named(
             }
             Err(error) => Err((error, None)),
         },
-        Err(error) => Err((error, None)),
     };
     let (index, temporary) = match created {
         Ok(created) => created,
@@ -373,6 +374,14 @@ fn create_with_index(
     guessed: bool,
 ) -> Result<Indexed, crate::netlink::Error> {
     let name_taken = || -> Result<bool, crate::netlink::Error> {
+        // Test builds: the lookup's answer lost.
+        if guessed && crate::fault::forced("endpoint: name lookup lost") {
+            return Err(crate::netlink::Error::new(
+                crate::netlink::ErrorKind::Timeout {
+                    after: std::time::Duration::from_secs(30),
+                },
+            ));
+        }
         Ok(guessed && inside.handle.link_by_name(ifname)?.is_some())
     };
     if crate::fault::forced("endpoint: every index taken") {
@@ -390,14 +399,33 @@ fn create_with_index(
                     return Ok(Indexed::NameTaken);
                 }
             }
-            Err(error) => return Err(error),
+            Err(error) => {
+                // A lost answer may hide a link that was made: if so, it
+                // has this index (a guessed name may be another tool's).
+                if outcome_unknown(&error) {
+                    undo_indexed(inside, index, plan);
+                }
+                return Err(error);
+            }
         }
     }
     Ok(Indexed::AllTaken)
 }
 
+/// Deletes the link at `index` inside if it is an ipvlan link on the
+/// plan's parent: the undo of a create with that index whose outcome is
+/// unknown (an index we chose at random: nobody else's link has it).
+fn undo_indexed(inside: &OpenNetns, index: u32, plan: &EndpointPlan) {
+    if let Ok(Some(link)) = inside.handle.link_by_index(index) {
+        if link.kind.as_deref() == Some("ipvlan") && link.parent == Some(plan.parent_index) {
+            let _ = inside.handle.link_del(link.index);
+        }
+    }
+}
+
 /// Deletes the ipvlan link `name` on the plan's parent inside, if it is
-/// there: the undo of a create whose outcome is unknown.
+/// there: the undo of a create by name whose outcome is unknown (a name
+/// found free under the lock just before).
 fn undo_create(inside: &OpenNetns, name: &str, plan: &EndpointPlan) {
     if let Ok(Some(link)) = inside.handle.link_by_name(name) {
         if link.kind.as_deref() == Some("ipvlan") && link.parent == Some(plan.parent_index) {

@@ -369,7 +369,7 @@ impl Visit {
     /// refuses any other (the type is asked only to say which it was).
     pub fn open_and_enter(path: impl AsRef<Path>) -> io::Result<(Netns, Option<Visit>)> {
         let path = path.as_ref();
-        match Visit::open(path)? {
+        match Visit::open_to_enter_at_once(path)? {
             (ns, Some(entry)) => {
                 let visit = entry.enter(&ns, path)?;
                 Ok((ns, Some(visit)))
@@ -384,6 +384,21 @@ impl Visit {
     /// of the target's processes finds it. `None` for the calling thread's
     /// own namespace (nothing to enter).
     pub fn open(path: impl AsRef<Path>) -> io::Result<(Netns, Option<Entry>)> {
+        let path = path.as_ref();
+        let (ns, entry) = Visit::open_to_enter_at_once(path)?;
+        // Entering comes later (after a lock, say): another kind of
+        // namespace is refused now, as `open_path` refuses it, not then.
+        let kind = namespace_type(ns.fd())?;
+        if kind != "net" {
+            return Err(refusal(path, FileKind::Namespace(kind.to_string())));
+        }
+        Ok((ns, entry))
+    }
+
+    /// [`Visit::open`] without asking the namespace's type (one system
+    /// call): for a caller that enters it at once, where `setns` refuses
+    /// any other type ([`Entry::enter`] words it as `open_path` would).
+    pub fn open_to_enter_at_once(path: impl AsRef<Path>) -> io::Result<(Netns, Option<Entry>)> {
         let path = path.as_ref();
         let mut home = None;
         let ns = Netns::open_nsfs(path, || {

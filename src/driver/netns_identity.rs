@@ -81,7 +81,7 @@ impl OpenNetns {
     /// than [`Netns::open_path`] and [`OpenNetns::with_handle`] (see
     /// [`netns::Visit::open_and_enter`]).
     pub(crate) fn open_path(path: &Path) -> std::io::Result<Result<OpenNetns, Error>> {
-        let (ns, entry) = netns::Visit::open(path)?;
+        let (ns, entry) = netns::Visit::open_to_enter_at_once(path)?;
         let Some(entry) = entry else {
             // The caller's own: nothing to enter.
             return Ok(OpenNetns::with_handle(ns));

@@ -309,30 +309,16 @@ impl Manager {
     /// Opens and identifies the target's namespace; nothing is locked or
     /// changed yet.
     pub(crate) fn resolve_target(&self, target: &Target) -> Result<ResolvedTarget, Error> {
-        self.resolve_target_staying(target, false)
-    }
-
-    /// [`Manager::resolve_target`]; `stay`: the calling thread stays in the
-    /// target's namespace until its link's settings are written (see
-    /// [`OpenNetns::with_handle_staying`]), for a single attach whose host
-    /// handle is open already.
-    pub(crate) fn resolve_target_staying(
-        &self,
-        target: &Target,
-        stay: bool,
-    ) -> Result<ResolvedTarget, Error> {
-        if stay {
-            let opened = self.open_target_for_entry(target)?;
-            return self.enter_opened(opened);
-        }
         let (path, container) = self.target_place(target)?;
         let missing = target_missing(target, &container);
         let inside = OpenNetns::with_handle(netns_identity::open_target(&path, missing)?)?;
         self.resolved(target, path, container, inside)
     }
 
-    /// The first half of [`Manager::resolve_target_staying`] that stays:
-    /// the target opened and checked, not entered yet.
+    /// [`Manager::resolve_target`] for a single attach, first half: the
+    /// target opened and checked, not entered yet ([`Manager::enter_opened`]
+    /// then keeps the calling thread in it until its link's settings are
+    /// written, see [`OpenNetns::with_handle_staying`]).
     fn open_target_for_entry(&self, target: &Target) -> Result<OpenedTarget, Error> {
         let (path, container) = self.target_place(target)?;
         let missing = target_missing(target, &container);
@@ -961,7 +947,7 @@ pub(crate) fn parent_link(host: &Handle, network: &NetworkRecord) -> Result<Link
 }
 
 /// A target opened and checked before the lock, entered under it
-/// ([`Manager::resolve_target_staying`]).
+/// ([`Manager::open_target_for_entry`], [`Manager::enter_opened`]).
 struct OpenedTarget {
     target: Target,
     path: PathBuf,

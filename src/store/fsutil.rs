@@ -527,17 +527,27 @@ pub fn write_new_at(
     mode: u32,
 ) -> io::Result<File> {
     crate::fault::point("store: before write");
-    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW;
-    let fd = match crate::sys::openat(Some(dir), name, flags, mode) {
-        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+    let mut file = match open_new_at(dir, name, mode)? {
+        Some(file) => file,
+        None => {
             crate::sys::unlink_at(dir, name, 0)?;
-            crate::sys::openat(Some(dir), name, flags, mode)?
+            open_new_at(dir, name, mode)?
+                .ok_or_else(|| io::Error::from(io::ErrorKind::AlreadyExists))?
         }
-        other => other?,
     };
-    let mut file = File::from(fd);
     crate::fault::after("store: after write", file.write_all(contents))?;
     Ok(file)
+}
+
+/// `name` in `dir` created for writing, never through a link; `None` when
+/// something is there already.
+fn open_new_at(dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> io::Result<Option<File>> {
+    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW;
+    match crate::sys::openat(Some(dir), name, flags, mode) {
+        Ok(fd) => Ok(Some(File::from(fd))),
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// Creates `name` in `dir` with `contents` in place, for a derived file
@@ -555,12 +565,9 @@ pub fn create_new_at(
 ) -> io::Result<bool> {
     let name = c_name(name)?;
     crate::fault::point("store: before write");
-    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW;
-    let fd = match crate::sys::openat(Some(dir), &name, flags, mode) {
-        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => return Ok(false),
-        other => other?,
+    let Some(mut file) = open_new_at(dir, &name, mode)? else {
+        return Ok(false);
     };
-    let mut file = File::from(fd);
     crate::fault::after("store: after write", file.write_all(contents))?;
     Ok(true)
 }

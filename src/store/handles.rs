@@ -118,15 +118,15 @@ impl Shared {
         if self.overflowed || self.files.len() + self.changed.len() > SYNCFS_ABOVE {
             self.overflowed = true;
             let files = std::mem::take(&mut self.files);
-            self.let_go(files);
+            self.let_go(files.into_iter().map(|(_, file)| file));
             self.changed.clear();
         }
     }
 
     /// Closes `files`, or leaves them to the exit (see
     /// [`Handles::leave_files_to_exit`]).
-    fn let_go(&mut self, files: Vec<(PathBuf, File)>) {
-        for (_, file) in files {
+    fn let_go(&mut self, files: impl IntoIterator<Item = File>) {
+        for file in files {
             if self.leave_to_exit && self.left_to_exit < LEFT_TO_EXIT_MAX {
                 self.left_to_exit += 1;
                 std::mem::forget(file);
@@ -138,8 +138,8 @@ impl Shared {
     /// replaced or removed since), closing its descriptor or leaving it.
     fn drop_pending(&mut self, path: &Path) {
         if let Some(at) = self.files.iter().position(|(p, _)| p == path) {
-            let gone = self.files.remove(at);
-            self.let_go(vec![gone]);
+            let (_, gone) = self.files.remove(at);
+            self.let_go([gone]);
         }
     }
 }
@@ -534,7 +534,8 @@ impl Handles {
         if !files.is_empty() || !dirs.is_empty() {
             result = crate::fault::after("store: after fsync", result);
         }
-        self.shared().let_go(files);
+        self.shared()
+            .let_go(files.into_iter().map(|(_, file)| file));
         result
     }
 
@@ -552,6 +553,6 @@ impl Handles {
     /// Closes `file` (written and done with), or leaves it to the exit
     /// (see [`Handles::leave_files_to_exit`]).
     pub(crate) fn done_with(&self, file: File) {
-        self.shared().let_go(vec![(PathBuf::new(), file)]);
+        self.shared().let_go([file]);
     }
 }

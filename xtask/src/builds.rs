@@ -143,10 +143,9 @@ pub fn build_vm_tests(selected: &[String]) -> Result<Vec<(String, PathBuf)>> {
 /// `--config` extends (arrays join), so the unwinder finds its index and a
 /// failing test reports its panic and backtrace instead of aborting.
 fn unwinding(cmd: &mut Command) {
-    cmd.args([
-        "--config",
-        "target.x86_64-unknown-linux-musl.rustflags=[\"-C\", \"link-arg=--eh-frame-hdr\"]",
-    ]);
+    cmd.arg("--config").arg(format!(
+        "target.{MUSL_TARGET}.rustflags=[\"-C\", \"link-arg=--eh-frame-hdr\"]"
+    ));
 }
 
 /// Builds the `ipvlan` binary for musl (static, profile `guest`) and returns

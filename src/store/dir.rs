@@ -1175,6 +1175,7 @@ impl Drop for Locked<'_> {
         // reports success calls `commit` itself first.
         let _ = self.state.handles.commit();
         *self.state.records_held() = None;
+        self.state.handles.forget_cursors();
     }
 }
 
@@ -1426,11 +1427,13 @@ impl Locked<'_> {
         check_name("network id", &network.id)?;
         self.check_ipam(network)?;
         let mut book = DiskBook::new(&self.handles, self.ipam_dir(&network.id));
-        network
+        let cursors = network
             .subnets
             .iter()
             .map(|s| crate::ipam::AddressBook::cursor(&mut book, s))
-            .collect()
+            .collect();
+        book.finish()?;
+        cursors
     }
 
     /// Puts back cursors read by [`Locked::cursors`]: a subnet that had
@@ -1449,7 +1452,7 @@ impl Locked<'_> {
                 None => book.clear_cursor(subnet)?,
             }
         }
-        Ok(())
+        book.finish()
     }
 
     /// Frees `addr` of `network`. Always succeeds when the address is

@@ -24,6 +24,7 @@ use super::netns_identity::{NsAt, OpenNetns};
 use super::networks::{find_network, lookup_network};
 use super::report::endpoint_label;
 use super::{AttachRequest, EndpointInfo, Error, Manager, Target};
+use crate::netns::Netns;
 use crate::rtnl::Handle;
 use crate::store::EndpointRecord;
 
@@ -59,9 +60,16 @@ impl Manager {
         // its own socket, and identified: two descriptors a target, held
         // to the end.
         make_room_for_descriptors(2 * targets.len())?;
+        // Our own namespace, opened once: each target is entered from it
+        // and left for it (for its socket, then for its link's settings)
+        // without opening it again.
+        let home = std::rc::Rc::new(
+            Netns::current()
+                .map_err(|e| Error::io("opening this thread's network namespace", &e))?,
+        );
         let mut resolved: Vec<ResolvedTarget> = Vec::with_capacity(targets.len());
         for given in targets {
-            let target = self.resolve_target(given)?;
+            let target = self.resolve_target_from(given, &home)?;
             if let Some(earlier) = resolved.iter().position(|r| r.same_namespace(&target)) {
                 // As given: both may name one container.
                 return Err(Error::invalid(format!(
@@ -96,7 +104,11 @@ impl Manager {
         };
         let mut pending: Vec<Pending> = Vec::with_capacity(resolved.len());
         for target in &resolved {
-            let reserved = self.reserve(&state, network, target, &request, false);
+            // A container on no network of ours gets `eth0` without asking
+            // its namespace (two system calls and a round trip each), as a
+            // single attach does; should another tool's `eth0` be there, the
+            // create finds out and that target goes the single way.
+            let reserved = self.reserve(&state, network, target, &request, true);
             // A thousand sockets' receive buffers would add up (32 KiB
             // each): each is let go once its namespace's work is done.
             target.inside.handle.socket().release_buffer();
@@ -142,6 +154,7 @@ impl Manager {
                     inside,
                     plan,
                     ifname: &prepared.record.ifname,
+                    guessed: prepared.name_guessed(),
                 })
                 .collect();
             let built = match endpoint_link::create_many(&host, &new) {
@@ -151,7 +164,16 @@ impl Manager {
                     break;
                 }
             };
-            for (prepared, link) in pending.iter_mut().zip(built) {
+            for ((prepared, link), inside) in pending.iter_mut().zip(built).zip(insides) {
+                // Its guessed name taken by another tool, nothing made: a
+                // free one, recorded before its create, as a single attach.
+                let link = match link {
+                    // Nothing made, and the batch is given up already.
+                    Ok(None) if failure.is_some() => continue,
+                    Ok(None) => prepared.build(&state, &host, network, &parent, inside),
+                    Ok(Some(link)) => Ok(link),
+                    Err(error) => Err(error),
+                };
                 match link {
                     Ok(link) => {
                         prepared.record.ifname = link.ifname;

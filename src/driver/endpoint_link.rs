@@ -261,6 +261,8 @@ pub(crate) struct NewEndpoint<'a> {
     pub inside: &'a OpenNetns,
     pub plan: &'a EndpointPlan,
     pub ifname: &'a str,
+    /// `ifname` was guessed (see [`create_guessed`]).
+    pub guessed: bool,
 }
 
 /// Builds many endpoints, as [`create`] builds one, with their creates
@@ -268,13 +270,15 @@ pub(crate) struct NewEndpoint<'a> {
 /// before each is configured in its namespace. One result per endpoint, in
 /// order; a failed one leaves nothing behind, the others stand (the
 /// caller decides whether they stay). An endpoint whose chosen index was
-/// taken goes the way of [`create`], with its fallbacks. When the answers
+/// taken goes the way of [`create`] (of [`create_guessed`] when its name
+/// was guessed: `None` when that name is taken, nothing made), with its
+/// fallbacks. When the answers
 /// of the batch are lost, nothing is known of any create: every endpoint
 /// that may have been made is deleted again and the error returned.
 pub(crate) fn create_many(
     host: &Handle,
     endpoints: &[NewEndpoint<'_>],
-) -> Result<Vec<Result<BuiltEndpoint, Error>>, Error> {
+) -> Result<Vec<Result<Option<BuiltEndpoint>, Error>>, Error> {
     let indexes = random_indexes(endpoints.len())?;
     let specs: Vec<LinkSpec<'_>> = endpoints
         .iter()
@@ -300,11 +304,11 @@ pub(crate) fn create_many(
     for ((e, answer), &index) in endpoints.iter().zip(answers).zip(&indexes) {
         let result = match answer {
             Some(Ok(())) => match configure(e.inside, index, false, e.ifname, e.plan) {
-                Ok(()) => Ok(BuiltEndpoint {
+                Ok(()) => Ok(Some(BuiltEndpoint {
                     ifname: e.ifname.to_string(),
                     mac: e.plan.parent_mac.clone(),
                     index,
-                }),
+                })),
                 Err(error) => {
                     let _ = e.inside.handle.link_del(index);
                     Err(error)
@@ -317,7 +321,8 @@ pub(crate) fn create_many(
                 Err(error.into())
             }
             // Taken (or forced so): the single path, with its fallbacks.
-            _ => create(host, e.inside, e.plan, e.ifname),
+            _ if e.guessed => create_guessed(host, e.inside, e.plan, e.ifname),
+            _ => create(host, e.inside, e.plan, e.ifname).map(Some),
         };
         // Many namespaces' sockets at once: their buffers must not add up.
         e.inside.handle.socket().release_buffer();
@@ -463,8 +468,12 @@ fn configure(
     };
     // From inside already when the thread stayed since the socket was
     // opened: the visit ends here.
-    let set = crate::netns::set_link_sysctls_in(&inside.ns, inside.take_visit(), ifname, &keys)
-        .map_err(|error| setting(&error))?;
+    let set = match (inside.take_visit(), inside.home()) {
+        // One of a batch's: from the caller's namespace, open already.
+        (None, Some(home)) => crate::netns::set_link_sysctls_from(home, &inside.ns, ifname, &keys),
+        (visit, _) => crate::netns::set_link_sysctls_in(&inside.ns, visit, ifname, &keys),
+    }
+    .map_err(|error| setting(&error))?;
     if let Some(Err(error)) = set.first() {
         // A kernel without IPv6 has nothing to disable.
         if !disable || error.kind() != std::io::ErrorKind::NotFound {

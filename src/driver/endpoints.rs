@@ -315,6 +315,19 @@ impl Manager {
         self.resolved(target, path, container, inside)
     }
 
+    /// [`Manager::resolve_target`] for one of many targets opened from the
+    /// caller's namespace `home` (see [`netns_identity::open_target_from`]).
+    pub(crate) fn resolve_target_from(
+        &self,
+        target: &Target,
+        home: &std::rc::Rc<crate::netns::Netns>,
+    ) -> Result<ResolvedTarget, Error> {
+        let (path, container) = self.target_place(target)?;
+        let missing = target_missing(target, &container);
+        let inside = netns_identity::open_target_from(&path, home, missing)?;
+        self.resolved(target, path, container, inside)
+    }
+
     /// [`Manager::resolve_target`] for a single attach, first half: the
     /// target opened and checked, not entered yet ([`Manager::enter_opened`]
     /// then keeps the calling thread in it until its link's settings are
@@ -841,6 +854,12 @@ impl Pending {
         if self.index.take().is_some() {
             self.indexed = true;
         }
+    }
+
+    /// Whether the record's `ifname` was chosen without asking the kernel
+    /// (see [`Manager::reserve`]).
+    pub(crate) fn name_guessed(&self) -> bool {
+        self.name_guessed
     }
 
     /// What the kernel is asked to build, made when it is asked: a batch

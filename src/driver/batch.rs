@@ -157,7 +157,7 @@ impl Manager {
                     guessed: prepared.name_guessed(),
                 })
                 .collect();
-            let built = match endpoint_link::create_many(&host, &new) {
+            let built = match endpoint_link::create_many(&host, &home, &new) {
                 Ok(built) => built,
                 Err(error) => {
                     failure = Some(error.context(format!("attaching to network {}", network.name)));

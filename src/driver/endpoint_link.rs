@@ -242,7 +242,7 @@ fn create_named(
             }
         },
     };
-    match configure(inside, index, temporary.is_some(), ifname, plan) {
+    match configure(None, inside, index, temporary.is_some(), ifname, plan) {
         Ok(()) => Ok(Some(BuiltEndpoint {
             ifname: ifname.to_string(),
             // An ipvlan link takes its parent's MAC, and keeps following it.
@@ -267,7 +267,8 @@ pub(crate) struct NewEndpoint<'a> {
 
 /// Builds many endpoints, as [`create`] builds one, with their creates
 /// sent together from `host` (as many to a datagram as the socket takes)
-/// before each is configured in its namespace. One result per endpoint, in
+/// before each is configured in its namespace (visited from `home`, the
+/// caller's own, open already). One result per endpoint, in
 /// order; a failed one leaves nothing behind, the others stand (the
 /// caller decides whether they stay). An endpoint whose chosen index was
 /// taken goes the way of [`create`] (of [`create_guessed`] when its name
@@ -277,6 +278,7 @@ pub(crate) struct NewEndpoint<'a> {
 /// that may have been made is deleted again and the error returned.
 pub(crate) fn create_many(
     host: &Handle,
+    home: &crate::netns::Netns,
     endpoints: &[NewEndpoint<'_>],
 ) -> Result<Vec<Result<Option<BuiltEndpoint>, Error>>, Error> {
     let indexes = random_indexes(endpoints.len())?;
@@ -303,7 +305,7 @@ pub(crate) fn create_many(
     let mut built = Vec::with_capacity(endpoints.len());
     for ((e, answer), &index) in endpoints.iter().zip(answers).zip(&indexes) {
         let result = match answer {
-            Some(Ok(())) => match configure(e.inside, index, false, e.ifname, e.plan) {
+            Some(Ok(())) => match configure(Some(home), e.inside, index, false, e.ifname, e.plan) {
                 Ok(()) => Ok(Some(BuiltEndpoint {
                     ifname: e.ifname.to_string(),
                     mac: e.plan.parent_mac.clone(),
@@ -442,8 +444,10 @@ fn undo_create(inside: &OpenNetns, name: &str, plan: &EndpointPlan) {
 /// Renames (when created under a temporary name), sets `disable_ipv6`,
 /// then adds the addresses, sets the link up and adds the default routes,
 /// those together in one round trip (on failure the caller deletes the
-/// link, and whatever the later steps did with it).
+/// link, and whatever the later steps did with it). `home`: the caller's
+/// own namespace, open already (a batch's), to visit `inside` from.
 fn configure(
+    home: Option<&crate::netns::Netns>,
     inside: &OpenNetns,
     index: u32,
     rename: bool,
@@ -468,7 +472,7 @@ fn configure(
     };
     // From inside already when the thread stayed since the socket was
     // opened: the visit ends here.
-    let set = match (inside.take_visit(), inside.home()) {
+    let set = match (inside.take_visit(), home) {
         // One of a batch's: from the caller's namespace, open already.
         (None, Some(home)) => crate::netns::set_link_sysctls_from(home, &inside.ns, ifname, &keys),
         (visit, _) => crate::netns::set_link_sysctls_in(&inside.ns, visit, ifname, &keys),

@@ -320,7 +320,7 @@ impl Manager {
     pub(crate) fn resolve_target_from(
         &self,
         target: &Target,
-        home: &std::rc::Rc<crate::netns::Netns>,
+        home: &crate::netns::Netns,
     ) -> Result<ResolvedTarget, Error> {
         let (path, container) = self.target_place(target)?;
         let missing = target_missing(target, &container);

@@ -16,7 +16,6 @@
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
-use std::rc::Rc;
 
 use super::Error;
 use crate::json::Value;
@@ -35,10 +34,6 @@ pub(crate) struct OpenNetns {
     /// opened, until the link's settings are written (see
     /// [`OpenNetns::with_handle_staying`]); dropped with it at the latest.
     visit: std::cell::RefCell<Option<netns::Visit>>,
-    /// The caller's own namespace, opened once for the many namespaces of
-    /// a batch ([`open_target_from`]): later visits go from it and back
-    /// without opening it again.
-    home: Option<Rc<Netns>>,
 }
 
 impl OpenNetns {
@@ -49,7 +44,6 @@ impl OpenNetns {
             ns,
             handle,
             visit: std::cell::RefCell::new(None),
-            home: None,
         })
     }
 
@@ -67,7 +61,6 @@ impl OpenNetns {
             ns,
             handle,
             visit: std::cell::RefCell::new(Some(visit)),
-            home: None,
         })
     }
 
@@ -79,7 +72,6 @@ impl OpenNetns {
             ns,
             handle,
             visit: std::cell::RefCell::new(None),
-            home: None,
         })
     }
 
@@ -114,7 +106,6 @@ impl OpenNetns {
                 ns,
                 handle,
                 visit: std::cell::RefCell::new(None),
-                home: None,
             }))
     }
 
@@ -129,12 +120,6 @@ impl OpenNetns {
     /// the caller ends it (by dropping it) once its inside work is done.
     pub(crate) fn take_visit(&self) -> Option<netns::Visit> {
         self.visit.borrow_mut().take()
-    }
-
-    /// The caller's own namespace, when this one was opened from it for a
-    /// batch ([`open_target_from`]).
-    pub(crate) fn home(&self) -> Option<&Netns> {
-        self.home.as_deref()
     }
 
     /// The namespace's name or path, for messages.
@@ -184,7 +169,7 @@ pub(crate) fn open_target(path: &Path, missing: impl FnOnce() -> String) -> Resu
 /// the move into it answers, no opening and closing of the way home).
 pub(crate) fn open_target_from(
     path: &Path,
-    home: &Rc<Netns>,
+    home: &Netns,
     missing: impl FnOnce() -> String,
 ) -> Result<OpenNetns, Error> {
     let ns = match Netns::open_path_from(path, home) {
@@ -200,7 +185,6 @@ pub(crate) fn open_target_from(
         ns,
         handle,
         visit: std::cell::RefCell::new(None),
-        home: Some(Rc::clone(home)),
     })
 }
 

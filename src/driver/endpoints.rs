@@ -618,6 +618,7 @@ impl Manager {
             },
             index: None,
             indexed: false,
+            indexed_alone: false,
             name_guessed,
         };
         // The container's index entry before its record: an entry without
@@ -639,7 +640,8 @@ impl Manager {
                 }
             }
         }
-        if let Err(error) = state.put_endpoint(&pending.record) {
+        // Read as missing by check_attach, under this lock: made in place.
+        if let Err(error) = state.put_new_endpoint(&pending.record) {
             pending.abandon(state, network);
             return Err(error.into());
         }
@@ -840,6 +842,10 @@ pub(crate) struct Pending {
     /// Whether the index was let go ([`Pending::shed_index`]) after its
     /// entry was added: it is read again where it is needed.
     indexed: bool,
+    /// Whether that index, when let go, filed this endpoint only (the
+    /// container was on no other network): it is then made again from
+    /// the record where it is needed, not read.
+    indexed_alone: bool,
     /// Whether the record's `ifname` was chosen without asking the kernel
     /// (see [`Manager::reserve`]): should the create find it taken, a free
     /// one is asked for and recorded before the next create.
@@ -851,8 +857,9 @@ impl Pending {
     /// added or the entry taken out: a batch holds a thousand pending
     /// endpoints, and an index is about 200 bytes of them.
     pub(crate) fn shed_index(&mut self) {
-        if self.index.take().is_some() {
+        if let Some(index) = self.index.take() {
             self.indexed = true;
+            self.indexed_alone = index.network_ids().len() == 1;
         }
     }
 
@@ -909,7 +916,15 @@ impl Pending {
         self.record.ifindex = Some(built.index);
         self.record.state = EndpointState::Attached;
         state.put_endpoint(&self.record)?;
-        names.add(network, &self.record, self.index.as_deref())
+        let made;
+        let index = match (self.index.as_deref(), &self.record.container) {
+            (None, Some(container)) if self.indexed_alone => {
+                made = ContainerIndex::of_one(container, &network.id, &self.record.id);
+                Some(&made)
+            }
+            (index, _) => index,
+        };
+        names.add(network, &self.record, index)
     }
 
     /// Undoes an attach whose link was built: the link (when it is still

@@ -494,6 +494,9 @@ pub(crate) struct ContainerIndex {
     container: String,
     /// `(network id, endpoint id)`.
     entries: Vec<(String, String)>,
+    /// Read as missing under the lock and not written since: the first
+    /// write makes it in place ([`Locked::put_new_derived_record`]).
+    absent: bool,
 }
 
 /// The generic record kind of [`ContainerIndex`].
@@ -517,14 +520,31 @@ impl ContainerIndex {
         let mut index = ContainerIndex {
             container: container.to_string(),
             entries: Vec::new(),
+            absent: false,
         };
         let value = match state.record(CONTAINER_ENDPOINTS, container) {
             Ok(Some(value)) => value,
-            Ok(None) | Err(StoreError::Corrupt { .. }) => return Ok(index),
+            Ok(None) => {
+                index.absent = true;
+                return Ok(index);
+            }
+            Err(StoreError::Corrupt { .. }) => return Ok(index),
             Err(error) => return Err(error.into()),
         };
         index.entries = ContainerIndex::parse(&value).unwrap_or_default();
         Ok(index)
+    }
+
+    /// The index of `container` that files endpoint `id` on network
+    /// `network_id` and nothing else, as written when its first endpoint
+    /// was added: for a caller that let it go meanwhile (a batch), made
+    /// again without a read.
+    pub(crate) fn of_one(container: &str, network_id: &str, id: &str) -> ContainerIndex {
+        ContainerIndex {
+            container: container.to_string(),
+            entries: vec![(network_id.to_string(), id.to_string())],
+            absent: false,
+        }
     }
 
     /// The `(network id, endpoint id)` entries of an index record; `None`
@@ -591,7 +611,9 @@ impl ContainerIndex {
         // reserves room for four entries (192 bytes), a container has one
         // or two.
         self.entries.shrink_to_fit();
-        self.write(state)
+        self.write(state)?;
+        self.absent = false;
+        Ok(())
     }
 
     /// Takes out the entry of network `network_id` while it names `id`.
@@ -720,6 +742,7 @@ impl ContainerIndex {
         let index = ContainerIndex {
             container: container.to_string(),
             entries: wanted,
+            absent: false,
         };
         index.write(state)?;
         Ok(true)
@@ -746,7 +769,11 @@ impl ContainerIndex {
             ("container", Value::from(self.container.as_str())),
             ("endpoints", Value::object(entries)),
         ]);
-        state.put_derived_record(CONTAINER_ENDPOINTS, &self.container, &value)?;
+        if self.absent {
+            state.put_new_derived_record(CONTAINER_ENDPOINTS, &self.container, &value)?;
+        } else {
+            state.put_derived_record(CONTAINER_ENDPOINTS, &self.container, &value)?;
+        }
         Ok(())
     }
 }

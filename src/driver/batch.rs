@@ -127,6 +127,9 @@ impl Manager {
         // What is left of each target is its namespace and the socket in
         // it (the rest is in its intent record now): the strings and ids
         // it was found by are let go (reusing the vector's room).
+        // Whether each container's `/etc/netns/NAME` was found empty under
+        // the lock: its view is made without looking again.
+        let views_missing: Vec<bool> = resolved.iter().map(ResolvedTarget::view_missing).collect();
         let insides: Vec<OpenNetns> = resolved
             .into_iter()
             .map(ResolvedTarget::into_inside)
@@ -204,9 +207,12 @@ impl Manager {
             return Err(error);
         }
 
-        let names = self.names(&state);
+        let mut names = self.names(&state);
         // Finished in place: a second list of the pending endpoints (about
-        // 300 bytes each) would be held at the batch's peak.
+        // 300 bytes each) would be held at the batch's peak. Each record
+        // first, then the names of all: the network's hosts file gets one
+        // write, its union views one refresh (derived files, which restore
+        // rebuilds should the batch be killed between the two).
         let mut failure = None;
         for prepared in pending.iter_mut() {
             let link = BuiltEndpoint {
@@ -214,11 +220,33 @@ impl Manager {
                 mac: prepared.record.mac.take().unwrap_or_default(),
                 index: prepared.record.ifindex.unwrap_or_default(),
             };
-            if let Err(error) = prepared.finish(&state, &names, network, &link) {
+            if let Err(error) = prepared.record_built(&state, &link) {
                 failure = Some(error.context(attaching_reserved(&prepared.record, &network.name)));
                 break;
             }
         }
+        if failure.is_none() {
+            if let Err(error) = names.append(network, pending.iter().map(|p| &p.record)) {
+                failure = Some(error.context(format!("attaching to network {}", network.name)));
+            }
+        }
+        if failure.is_none() {
+            for (prepared, &missing) in pending.iter().zip(&views_missing) {
+                names.missing_view = prepared.record.container.clone().filter(|_| missing);
+                if let Err(error) = prepared.add_view(&names, network) {
+                    failure =
+                        Some(error.context(attaching_reserved(&prepared.record, &network.name)));
+                    break;
+                }
+            }
+            names.missing_view = None;
+        }
+        if failure.is_none() {
+            if let Err(error) = names.refresh_network(network) {
+                failure = Some(error.context(format!("attaching to network {}", network.name)));
+            }
+        }
+        drop(views_missing);
         if let Some(error) = failure {
             for (prepared, inside) in pending.into_iter().zip(&insides) {
                 prepared.undo_built(&state, &names, network, &parent, inside);

@@ -55,6 +55,12 @@ impl ResolvedTarget {
         self.identity.same_namespace(&other.identity)
     }
 
+    /// Whether [`Manager::check_attach`] found nothing at the container's
+    /// `/etc/netns/NAME`.
+    pub(crate) fn view_missing(&self) -> bool {
+        self.view_missing.get()
+    }
+
     /// Lets go of the ids older versions gave it, once
     /// [`Manager::check_attach`] has looked for them: nothing else reads
     /// them, and a batch holds a thousand targets.
@@ -911,11 +917,32 @@ impl Pending {
         network: &NetworkRecord,
         built: &BuiltEndpoint,
     ) -> Result<(), Error> {
+        self.record_built(state, built)?;
+        names.add(network, &self.record, self.index.as_deref())
+    }
+
+    /// The first half of [`Pending::finish`], for a batch, which adds the
+    /// names of all its endpoints together ([`Names::append`], then
+    /// [`Pending::add_view`] for each): the built link recorded (state
+    /// `attached`).
+    pub(crate) fn record_built(
+        &mut self,
+        state: &Locked<'_>,
+        built: &BuiltEndpoint,
+    ) -> Result<(), Error> {
         self.record.ifname = built.ifname.clone();
         self.record.mac = Some(built.mac.clone());
         self.record.ifindex = Some(built.index);
         self.record.state = EndpointState::Attached;
         state.put_endpoint(&self.record)?;
+        Ok(())
+    }
+
+    /// The endpoint's container's name view ([`Names::add_view`]), once
+    /// its names are in its network's file; the index let go by
+    /// [`Pending::shed_index`] made again without a read when it filed
+    /// this endpoint only.
+    pub(crate) fn add_view(&self, names: &Names<'_>, network: &NetworkRecord) -> Result<(), Error> {
         let made;
         let index = match (self.index.as_deref(), &self.record.container) {
             (None, Some(container)) if self.indexed_alone => {
@@ -924,7 +951,7 @@ impl Pending {
             }
             (index, _) => index,
         };
-        names.add(network, &self.record, index)
+        names.add_view(&self.record, index)
     }
 
     /// Undoes an attach whose link was built: the link (when it is still

@@ -208,39 +208,35 @@ impl Manager {
         }
 
         let mut names = self.names(&state);
-        // Finished in place: a second list of the pending endpoints (about
-        // 300 bytes each) would be held at the batch's peak. Each record
-        // first, then the names of all: the network's hosts file gets one
-        // write, its union views one refresh (derived files, which restore
-        // rebuilds should the batch be killed between the two).
-        let mut failure = None;
-        for prepared in pending.iter_mut() {
+        // The names of all in the network's hosts file first, in one write
+        // (a derived file: restore takes out the lines of endpoints a kill
+        // leaves unattached); then each endpoint finished in place, its
+        // record and then its container's view, as a single attach does
+        // (a second list of the pending endpoints, about 300 bytes each,
+        // would be held at the batch's peak); the network's union views
+        // refreshed once at the end.
+        let mut failure = names
+            .append(network, pending.iter().map(|p| &p.record))
+            .err()
+            .map(|error| error.context(format!("attaching to network {}", network.name)));
+        for (prepared, &missing) in pending.iter_mut().zip(&views_missing) {
+            if failure.is_some() {
+                break;
+            }
             let link = BuiltEndpoint {
                 ifname: std::mem::take(&mut prepared.record.ifname),
                 mac: prepared.record.mac.take().unwrap_or_default(),
                 index: prepared.record.ifindex.unwrap_or_default(),
             };
-            if let Err(error) = prepared.record_built(&state, &link) {
+            names.missing_view = prepared.record.container.clone().filter(|_| missing);
+            let finished = prepared
+                .record_built(&state, &link)
+                .and_then(|()| prepared.add_view(&names, network));
+            if let Err(error) = finished {
                 failure = Some(error.context(attaching_reserved(&prepared.record, &network.name)));
-                break;
             }
         }
-        if failure.is_none() {
-            if let Err(error) = names.append(network, pending.iter().map(|p| &p.record)) {
-                failure = Some(error.context(format!("attaching to network {}", network.name)));
-            }
-        }
-        if failure.is_none() {
-            for (prepared, &missing) in pending.iter().zip(&views_missing) {
-                names.missing_view = prepared.record.container.clone().filter(|_| missing);
-                if let Err(error) = prepared.add_view(&names, network) {
-                    failure =
-                        Some(error.context(attaching_reserved(&prepared.record, &network.name)));
-                    break;
-                }
-            }
-            names.missing_view = None;
-        }
+        names.missing_view = None;
         if failure.is_none() {
             if let Err(error) = names.refresh_network(network) {
                 failure = Some(error.context(format!("attaching to network {}", network.name)));

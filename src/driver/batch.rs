@@ -274,10 +274,14 @@ impl Manager {
         // Before the lock, as disconnect does: what is at each path now
         // (two descriptors a target, as for connect_many).
         make_room_for_descriptors(2 * targets.len())?;
+        // Entered from our own namespace, opened once, as connect_many's.
+        let home = Netns::current()
+            .map_err(|e| Error::io("opening this thread's network namespace", &e))?;
         let placed = targets
             .iter()
-            .map(|target| self.place_for_detach(target))
+            .map(|target| self.place_for_detach_from(target, &home))
             .collect::<Result<Vec<_>, _>>()?;
+        drop(home);
         let state = self.store.lock()?;
         let networks = state.networks()?;
         let network = find_network(&networks, network)?;

@@ -166,9 +166,28 @@ impl Manager {
     /// Where a detach's target is, and what is there now (opened, before
     /// the lock is taken).
     pub(crate) fn place_for_detach(&self, target: &Target) -> Result<DetachPlace, Error> {
+        self.place_opened_by(target, &mut |path| OpenNetns::open_path(path))
+    }
+
+    /// [`Manager::place_for_detach`] for one of many targets, opened from
+    /// the caller's namespace `home` (see [`OpenNetns::open_path_from`]).
+    pub(crate) fn place_for_detach_from(
+        &self,
+        target: &Target,
+        home: &crate::netns::Netns,
+    ) -> Result<DetachPlace, Error> {
+        self.place_opened_by(target, &mut |path| OpenNetns::open_path_from(path, home))
+    }
+
+    /// [`Manager::place_for_detach`] with the namespace opened by `open`.
+    fn place_opened_by(
+        &self,
+        target: &Target,
+        open: &mut dyn FnMut(&Path) -> std::io::Result<Result<OpenNetns, Error>>,
+    ) -> Result<DetachPlace, Error> {
         let (path, container) = self.target_place(target)?;
         let mut refusal = None;
-        let opened = match OpenNetns::open_path(&path) {
+        let opened = match open(&path) {
             Ok(open) => {
                 let open = open?;
                 let identity = open.identity()?;

@@ -297,21 +297,45 @@ impl Manager {
             endpoints.push((endpoint, at));
         }
         let host = Handle::new()?;
+        // Looked up once for all (a CNI network without a host master
+        // names none).
+        let parent = match network.parent.as_str() {
+            "" => None,
+            name => host.link_by_name(name)?,
+        };
+        let names = self.names(&state);
+        // The names of the containers detached, taken out of the network's
+        // hosts file together at the end (one pass over it), and its union
+        // views refreshed once: derived files, which restore rebuilds
+        // should the batch be killed before.
+        let mut gone: Vec<String> = Vec::new();
         let mut notes = Vec::new();
+        let mut failure = None;
         for (done, (endpoint, at)) in endpoints.into_iter().enumerate() {
             let label = super::report::endpoint_label(&endpoint);
-            let detached = self.detach(&host, &state, network, endpoint, &at);
-            match detached {
-                Ok(more) => notes.extend(more),
+            let container = endpoint.container.clone();
+            match self.detach_in_batch(&host, &state, network, endpoint, &at, parent.as_ref()) {
+                Ok(more) => {
+                    notes.extend(more);
+                    gone.extend(container);
+                }
                 Err(error) => {
-                    let _ = state.commit();
-                    return Err(error.context(format!(
+                    failure = Some(error.context(format!(
                         "detaching {label} from network {} ({done} detached before it)",
                         network.name
                     )));
+                    break;
                 }
             }
         }
+        let names_taken_out = names
+            .remove_lines(network, &gone)
+            .and_then(|()| names.refresh_network(network));
+        if let Some(error) = failure {
+            let _ = state.commit();
+            return Err(error);
+        }
+        names_taken_out?;
         state.commit()?;
         Ok(notes)
     }

@@ -683,31 +683,71 @@ impl Manager {
         host: &Handle,
         state: &Locked<'_>,
         network: &NetworkRecord,
+        endpoint: EndpointRecord,
+        at: &NsAt,
+    ) -> Result<Vec<String>, Error> {
+        self.detach_as(host, state, network, endpoint, at, None)
+    }
+
+    /// [`Manager::detach`] as one endpoint of a batch: `parent` is the
+    /// network's parent, looked up once for all, and the endpoint's names
+    /// stay in the network's hosts file and its union views for the
+    /// caller to take out once for all ([`Names::remove_lines`],
+    /// [`Names::refresh_network`]).
+    pub(crate) fn detach_in_batch(
+        &self,
+        host: &Handle,
+        state: &Locked<'_>,
+        network: &NetworkRecord,
+        endpoint: EndpointRecord,
+        at: &NsAt,
+        parent: Option<&Link>,
+    ) -> Result<Vec<String>, Error> {
+        self.detach_as(host, state, network, endpoint, at, Some(parent))
+    }
+
+    /// [`Manager::detach`]; `batch`: see [`Manager::detach_in_batch`].
+    fn detach_as(
+        &self,
+        host: &Handle,
+        state: &Locked<'_>,
+        network: &NetworkRecord,
         mut endpoint: EndpointRecord,
         at: &NsAt,
+        batch: Option<Option<&Link>>,
     ) -> Result<Vec<String>, Error> {
         check_hosts_dir(state, network)?;
         endpoint.state = EndpointState::Detaching;
         state.put_endpoint(&endpoint)?;
         let mut notes = Vec::new();
         if let Some(inside) = at.open() {
-            // A CNI network without a host master names none.
-            let parent = match network.parent.as_str() {
-                "" => None,
-                name => host.link_by_name(name)?,
+            let looked_up;
+            let parent = match batch {
+                Some(parent) => parent,
+                None => {
+                    // A CNI network without a host master names none.
+                    looked_up = match network.parent.as_str() {
+                        "" => None,
+                        name => host.link_by_name(name)?,
+                    };
+                    looked_up.as_ref()
+                }
             };
             let removal = endpoint_link::delete_checked(
                 inside,
                 endpoint.ifindex,
                 &endpoint.ifname,
-                parent.as_ref(),
+                parent,
                 endpoint.mac.as_deref(),
             )?;
             if let LinkRemoval::NotOurs(why) = removal {
                 notes.push(why);
             }
         }
-        self.names(state).remove(network, &endpoint)?;
+        match batch {
+            None => self.names(state).remove(network, &endpoint)?,
+            Some(_) => self.names(state).remove_view(&endpoint)?,
+        }
         for address in endpoint.ipv4.iter().chain(endpoint.ipv6.iter()) {
             state.release_if_owner(network, address.addr(), &endpoint.id)?;
         }

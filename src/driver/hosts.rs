@@ -596,6 +596,35 @@ impl Names<'_> {
         Ok(())
     }
 
+    /// The first step of [`Names::remove`] for many endpoints of
+    /// `network` at once (a batch's), done last: the names of `containers`
+    /// blanked in its hosts file in one pass. Before it,
+    /// [`Names::remove_view`] for each; after it,
+    /// [`Names::refresh_network`] once.
+    pub(crate) fn remove_lines(
+        &self,
+        network: &NetworkRecord,
+        containers: &[String],
+    ) -> Result<(), Error> {
+        if containers.is_empty() {
+            return Ok(());
+        }
+        let file = self.state.hosts_path(&network.id);
+        self.state.blank_lines_in(&file, |line| {
+            containers.iter().any(|name| names_host(line, name))
+        })?;
+        Ok(())
+    }
+
+    /// The last step of [`Names::remove`], for one endpoint of a batch:
+    /// its container's view made what it should be without it.
+    pub(crate) fn remove_view(&self, endpoint: &EndpointRecord) -> Result<(), Error> {
+        match &endpoint.container {
+            Some(container) => self.refresh_views(container, None, Some(endpoint), None),
+            None => Ok(()),
+        }
+    }
+
     /// Rebuilds `network`'s hosts file from its endpoint records (see
     /// [`reconcile`]), then the union views built from it.
     pub(crate) fn rebuild(&self, network: &NetworkRecord) -> Result<(), Error> {

@@ -1043,6 +1043,71 @@ fn every_kill_point_of_every_command_then_restore_agrees() {
     }
 }
 
+/// A connect to a container's second network killed at any of its kill
+/// points, then `restore`: a container left attached to both sees both
+/// networks' names (its `/etc/netns/NAME/hosts` is their union). Killed
+/// between the endpoint record and the view, restore once left it the
+/// view of its first network: the union is listed by markers that the
+/// killed connect had not made yet. Walked for a single connect and a
+/// batch.
+#[test]
+fn restore_gives_a_container_on_two_networks_both_names() {
+    let lab = Lab::new("views");
+    lab.ok(&args("network create --subnet 10.43.0.0/16 va"));
+    lab.ok(&args("network create --subnet 10.44.0.0/16 vb"));
+    let members = ["u1", "u2"];
+    for name in members {
+        lab.ok(&args(&format!("run -d --net=va --name={name}")));
+    }
+    for given in [&members[..1], &members[..]] {
+        let connect = args(&format!("network connect vb {}", given.join(" ")));
+        let disconnect = args(&format!("network disconnect vb {}", given.join(" ")));
+        // Once through, so directories made on first use exist.
+        lab.ok(&connect);
+        lab.ok(&disconnect);
+        let hits = lab.hits(&connect);
+        lab.ok(&disconnect);
+        for n in 1..=hits.len() {
+            let passed = lab.kill_at(&connect, n);
+            let after = format!(
+                "{} killed at hit {n} ({}), then restore",
+                connect.join(" "),
+                passed[n - 1]
+            );
+            lab.restore();
+            let listed = lab.ps();
+            let on_both: Vec<&str> = given
+                .iter()
+                .copied()
+                .filter(|name| listed[*name].contains("vb"))
+                .collect();
+            for name in &on_both {
+                let view = Path::new(ETC_NETNS_DIR).join(name).join("hosts");
+                let seen = fs::read_to_string(&view).unwrap_or_default();
+                for subnet in ["10.43.", "10.44."] {
+                    assert!(
+                        seen.lines()
+                            .any(|l| l.starts_with(subnet) && l.ends_with(&format!("\t{name}"))),
+                        "{after}: {name} is on va and vb but {} shows no {subnet}* line of it:\n{seen}",
+                        view.display()
+                    );
+                }
+            }
+            if !on_both.is_empty() {
+                lab.ok(&args(&format!(
+                    "network disconnect vb {}",
+                    on_both.join(" ")
+                )));
+            }
+        }
+    }
+    for name in members {
+        lab.ok(&args(&format!("rm -f {name}")));
+    }
+    lab.ok(&args("network rm vb"));
+    lab.ok(&args("network rm va"));
+}
+
 /// A batch (`network connect NET c1 c2 c3`, the library's `connect_many`)
 /// killed at every one of its kill points, then `restore`: kernel and
 /// state agree, as after a killed single connect, and each container is

@@ -630,6 +630,7 @@ impl Names<'_> {
     pub(crate) fn rebuild(&self, network: &NetworkRecord) -> Result<(), Error> {
         let endpoints = self.state.endpoints_of(&network.id)?;
         let mut wanted = Vec::new();
+        let mut attached = Vec::new();
         for endpoint in endpoints.iter() {
             let Some(container) = &endpoint.container else {
                 continue;
@@ -640,10 +641,23 @@ impl Names<'_> {
             for address in endpoint.ipv4.iter().chain(endpoint.ipv6.iter()) {
                 wanted.push((address.addr(), container.clone()));
             }
+            attached.push(container);
         }
         let file = self.state.hosts_path(&network.id);
         self.check_parent(&file)?;
         reconcile(&file, &wanted)?;
+        // Each attached container's view too: an attach killed between its
+        // record and its view left a container on several networks with
+        // the view of one (no union, no marker here for refresh_network
+        // to find it by).
+        // A view another tool put there is left alone (refused as not
+        // ours), as an attach leaves it: no failure of the rebuild.
+        for container in attached {
+            match self.refresh_views(container, Some(&network.id), None, None) {
+                Err(error) if error.kind() != super::ErrorKind::AlreadyExists => return Err(error),
+                _ => {}
+            }
+        }
         self.refresh_network(network)
     }
 

@@ -428,19 +428,17 @@ fn one_attach_stays_within_its_system_call_budget() {
 /// `connect_many`), in system calls per target a release build makes
 /// (what one more target costs, measured between two batch sizes, so the
 /// process's start and the batch's fixed work are left out), about 10%
-/// above what was reached on Linux 6.1: connect BATCH_CONNECT_REACHED,
-/// disconnect BATCH_DISCONNECT_REACHED. Before these budgets, 70.6 and
-/// 52.6 (issue 8's "76 per container" was a batch on a network without a
-/// gateway in the bench's scenario): each target's namespace was opened
+/// above what was reached on Linux 6.1: connect 44, disconnect 45.
+/// Before these budgets, 71.7 and 55.0: each target's namespace was opened
 /// with a look at our own and a question of its type, entered through
 /// an open and close of our own (twice for connect: its socket, its
 /// link's settings), its `eth0` asked before the create, its allocation
 /// cursor opened and read, its intent record and first index written by
 /// a temporary and a rename, its index read again for its names, and its
 /// names appended to the network's hosts file by an open of their own.
-const BATCH_CONNECT_PER_TARGET: f64 = 1000.0;
+const BATCH_CONNECT_PER_TARGET: f64 = 48.0;
 /// `network disconnect NET c1 c2 ...`, per target.
-const BATCH_DISCONNECT_PER_TARGET: f64 = 1000.0;
+const BATCH_DISCONNECT_PER_TARGET: f64 = 49.0;
 
 /// A batch connect and disconnect of N containers: what each target adds
 /// stays within its budget (the difference between batches of 4 and 16,

@@ -435,7 +435,9 @@ fn one_attach_stays_within_its_system_call_budget() {
 /// link's settings), its `eth0` asked before the create, its allocation
 /// cursor opened and read, its intent record and first index written by
 /// a temporary and a rename, its index read again for its names, and its
-/// names appended to the network's hosts file by an open of their own.
+/// names appended to the network's hosts file by an open of their own;
+/// a disconnect's target had the network's parent looked up and its
+/// names blanked in the hosts file (an open and a read of it) each.
 const BATCH_CONNECT_PER_TARGET: f64 = 48.0;
 /// `network disconnect NET c1 c2 ...`, per target.
 const BATCH_DISCONNECT_PER_TARGET: f64 = 49.0;

@@ -412,51 +412,73 @@ impl Manager {
             )
         })??;
         let identity = inside.identity()?;
-        // Asked again under the lock; here so that nothing, not even the
-        // network record, is made for a namespace that cannot take it.
+        // Here so that nothing, not even the network record, is made for
+        // a namespace that cannot take the link; under the lock the create
+        // finds a link made since (`create_guessed`).
         if inside.handle.link_by_name(attach.ifname)?.is_some() {
             return Err(ifname_taken(attach).into());
         }
-        let found = self.cni_network_id(net).map_err(network_error)?;
         let id = attachment_id(attach.container_id, attach.ifname);
-        let state = self.store.lock()?;
-        // The record found before the lock, read again, while it still
-        // has this name; else the name looked up among every network.
-        let again = match &found {
-            Some(found) => state.network(found)?,
+        let usable = |record: &NetworkRecord| {
+            record.name == net.name
+                && record.state != NetworkState::Creating
+                && cni_config(record) == Some(net.config.as_str())
+        };
+        // The network as this config made it, through its name's hint,
+        // read once, under the lock. Else (none yet, another config, not
+        // CNI's, no hint) `cni_network` makes or refuses it, without the
+        // lock, which it takes itself.
+        let hinted = match self.store.network_id_hint(&net.name) {
+            Some(hint) => {
+                let state = self.store.lock()?;
+                let record = state.network(&hint)?.filter(usable);
+                record.map(|record| (state, record))
+            }
             None => None,
         };
-        let network = match again
-            .filter(|record| record.name == net.name && record.state != NetworkState::Creating)
-        {
-            Some(record) => record,
-            None => find_network(&state.networks()?, &net.name)?.clone(),
-        };
-        match cni_config(&network) {
+        let (state, network) = match hinted {
+            Some(found) => found,
             None => {
-                return Err(CniAddError::Config(config_error(format!(
-                    "network {} was not made by CNI",
-                    network.name
-                ))))
+                let found = self.cni_network_id(net).map_err(network_error)?;
+                let state = self.store.lock()?;
+                // The record found before the lock, read again, while it
+                // still has this name; else the name looked up among
+                // every network.
+                let again = match &found {
+                    Some(found) => state.network(found)?,
+                    None => None,
+                };
+                let network = match again.filter(|record| {
+                    record.name == net.name && record.state != NetworkState::Creating
+                }) {
+                    Some(record) => record,
+                    None => find_network(&state.networks()?, &net.name)?.clone(),
+                };
+                match cni_config(&network) {
+                    None => {
+                        return Err(CniAddError::Config(config_error(format!(
+                            "network {} was not made by CNI",
+                            network.name
+                        ))))
+                    }
+                    // Made again for another config since `cni_network` looked.
+                    Some(config) if config != net.config => {
+                        return Err(CniAddError::Config(config_error(format!(
+                            "network {} was made again meanwhile with another config ({config}); this one has {}",
+                            network.name, net.config
+                        ))))
+                    }
+                    Some(_) => {}
+                }
+                (state, network)
             }
-            // Made again for another config since `cni_network` looked.
-            Some(config) if config != net.config => {
-                return Err(CniAddError::Config(config_error(format!(
-                    "network {} was made again meanwhile with another config ({config}); this one has {}",
-                    network.name, net.config
-                ))))
-            }
-            Some(_) => {}
-        }
+        };
         if state.endpoint(&network.id, &id)?.is_some() {
             return Err(Error::already_exists(format!(
                 "container {} already has {} on network {}; DEL it first",
                 attach.container_id, attach.ifname, network.name
             ))
             .into());
-        }
-        if inside.handle.link_by_name(attach.ifname)?.is_some() {
-            return Err(ifname_taken(attach).into());
         }
         let host = Handle::new()?;
         let (parent, creator) = if net.link_in_container {
@@ -526,19 +548,24 @@ impl Manager {
         }
         // With `linkInContainer` the create is sent from inside, where the
         // master's index means the master.
-        let built = match endpoint_link::create(creator, &inside, &plan, attach.ifname) {
-            Ok(built) => built,
-            Err(error) => {
+        // The name was free before the lock: the first create is sent at
+        // once, and only a refusal as taken looks it up.
+        let built = match endpoint_link::create_guessed(creator, &inside, &plan, attach.ifname) {
+            Ok(Some(built)) => built,
+            failed => {
                 let _ = state.remove_endpoint(&network.id, &id);
                 give_back(&state);
                 self.drop_parent_if_idle(&host, &state, &network);
-                return Err(error
-                    .context(format!(
-                        "attaching {} to network {}",
-                        attach.netns.display(),
-                        network.name
-                    ))
-                    .into());
+                return Err(match failed {
+                    Err(error) => error
+                        .context(format!(
+                            "attaching {} to network {}",
+                            attach.netns.display(),
+                            network.name
+                        ))
+                        .into(),
+                    _ => ifname_taken(attach).into(),
+                });
             }
         };
         record.mac = Some(built.mac.clone());
@@ -678,12 +705,16 @@ impl Manager {
                 }
             }
         }
-        let Some(record) = self.store.network_by_name(network) else {
+        // The name's hint only: its record is read once, under the lock.
+        let Some(network_id) = self.store.network_id_hint(network) else {
             return Ok(notes);
         };
         let id = attachment_id(container_id, ifname);
         let state = self.store.lock()?;
-        let Some(network) = state.network(&record.id)? else {
+        let Some(network) = state
+            .network(&network_id)?
+            .filter(|record| record.name == network)
+        else {
             return Ok(notes);
         };
         if let Some(mut endpoint) = state.endpoint(&network.id, &id)? {
@@ -693,10 +724,14 @@ impl Manager {
                 state.release_if_owner(&network, address.addr(), &id)?;
             }
             state.remove_endpoint(&network.id, &id)?;
-            let host = Handle::new()?;
-            self.drop_parent_if_idle(&host, &state, &network);
+            // A socket in the host only for a master we made.
+            if matches!(network.parent_origin, ParentOrigin::VlanCreated { .. }) {
+                let host = Handle::new()?;
+                self.drop_parent_if_idle(&host, &state, &network);
+                self.release(host);
+            }
             state.commit()?;
-            self.release((host, opened));
+            self.release(opened);
         } else if !state.release_owner(&network, &id)?.is_empty() {
             // An ADD killed between its leases and its record: the leases
             // name the attachment, nothing else does.

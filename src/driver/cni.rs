@@ -405,7 +405,11 @@ impl Manager {
         net: &CniNetwork,
         attach: &CniAttach<'_>,
     ) -> Result<CniAttached, CniAddError> {
-        let inside = OpenNetns::open_path(attach.netns).map_err(|e| {
+        // The host's socket first: the thread then stays in the target
+        // from its socket to the link's settings (one visit, not two),
+        // where it opens no socket and reads nothing of `/proc/sys/net`.
+        let host = Handle::new()?;
+        let inside = OpenNetns::open_path_and_stay(attach.netns, true).map_err(|e| {
             Error::io(
                 format!("opening network namespace {}", attach.netns.display()),
                 &e,
@@ -439,6 +443,8 @@ impl Manager {
         let (state, network) = match hinted {
             Some(found) => found,
             None => {
+                // Back home for the host's links and sockets it may make.
+                drop(inside.take_visit());
                 let found = self.cni_network_id(net).map_err(network_error)?;
                 let state = self.store.lock()?;
                 // The record found before the lock, read again, while it
@@ -480,7 +486,6 @@ impl Manager {
             ))
             .into());
         }
-        let host = Handle::new()?;
         let (parent, creator) = if net.link_in_container {
             (in_container_master(&inside, net)?, &inside.handle)
         } else {

@@ -81,6 +81,16 @@ impl OpenNetns {
     /// than [`Netns::open_path`] and [`OpenNetns::with_handle`] (see
     /// [`netns::Visit::open_and_enter`]).
     pub(crate) fn open_path(path: &Path) -> std::io::Result<Result<OpenNetns, Error>> {
+        OpenNetns::open_path_and_stay(path, false)
+    }
+
+    /// [`OpenNetns::open_path`], the thread staying inside as
+    /// [`OpenNetns::with_handle_staying`] has it (`stay`), with the same
+    /// rules until the visit ends: two visits made one.
+    pub(crate) fn open_path_and_stay(
+        path: &Path,
+        stay: bool,
+    ) -> std::io::Result<Result<OpenNetns, Error>> {
         let (ns, entry) = netns::Visit::open_to_enter_at_once(path)?;
         let Some(entry) = entry else {
             // The caller's own: nothing to enter.
@@ -105,7 +115,7 @@ impl OpenNetns {
             .map(|handle| OpenNetns {
                 ns,
                 handle,
-                visit: std::cell::RefCell::new(None),
+                visit: std::cell::RefCell::new(stay.then_some(visit)),
             }))
     }
 

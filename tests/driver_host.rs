@@ -935,17 +935,21 @@ fn a_failed_connect_leaves_its_thread_in_its_own_namespace() {
         };
         let before_state = snapshot();
         let cases = [
-            // Refused under the lock, after the target was entered.
-            AttachRequest {
-                ipv4: None,
-                ipv6: Some("fd00::5".parse().unwrap()),
-            },
+            // Refused under the lock, after the target was opened.
+            (
+                AttachRequest {
+                    ipv4: None,
+                    ipv6: Some("fd00::5".parse().unwrap()),
+                },
+                "network n1 has no IPv6 subnet",
+            ),
             // Taken up to the kernel, whose create refuses an ipvlan link
             // on `lo` (or has no ipvlan): given back.
-            AttachRequest::default(),
+            (AttachRequest::default(), "attaching c1 to network n1: "),
         ];
-        for request in cases {
+        for (request, refusal) in cases {
             let err = connect(&request);
+            assert!(err.to_string().contains(refusal), "{request:?}: {err}");
             assert_eq!(own(), home, "{request:?}: {err}");
             assert_eq!(snapshot(), before_state, "{request:?}: {err}");
         }

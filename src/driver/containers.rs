@@ -139,11 +139,15 @@ impl Manager {
                 Ok(endpoints)
             });
         match made {
-            Ok(endpoints) => Ok(ContainerInfo {
-                netns_path: self.config.netns_dir.join(&name),
-                name,
-                endpoints,
-            }),
+            Ok(endpoints) => {
+                // The final state durable before the command reports it.
+                state.commit().map_err(|e| container(e.into()))?;
+                Ok(ContainerInfo {
+                    netns_path: self.config.netns_dir.join(&name),
+                    name,
+                    endpoints,
+                })
+            }
             Err(error) => {
                 // Best effort: what this cannot undo, the record (still
                 // `creating`) leaves to `restore`.
@@ -387,6 +391,7 @@ impl Manager {
         let _ = hosts::unlink(&self.config.etc_netns_dir, name, state.root());
         let _ = fs::remove_file(self.log_path(name));
         state.remove_container(name)?;
+        state.commit()?;
         Ok(notes)
     }
 

@@ -284,6 +284,12 @@ impl Manager {
                 }
             }
         }
+        // What was repaired durable before it is reported.
+        if let Err(error) = state.commit() {
+            report
+                .errors
+                .push(format!("making the repairs durable: {error}"));
+        }
         Ok(report)
     }
 

@@ -289,6 +289,15 @@ impl StateDir {
         self.handles.leave_files_to_exit();
     }
 
+    /// The failure of a commit that a lock's release made because its
+    /// holder returned without committing (see [`Locked::commit`]), if
+    /// one failed since the last call: the state that holder wrote may not
+    /// survive a power cut, so a command must not report success. A front
+    /// end asks once its command is done.
+    pub fn take_lost_commit(&self) -> Option<StoreError> {
+        self.handles.take_lost_commit()
+    }
+
     /// Forgets the directories checked so far, so the next access checks
     /// them again from the root: for a program that keeps a `StateDir`
     /// and wants a directory that changed hands meanwhile refused.
@@ -1202,8 +1211,11 @@ impl Drop for Locked<'_> {
     fn drop(&mut self) {
         // Before `_lock` closes: the next holder of the lock sees durable
         // state. An error here has no caller to go to; a command that
-        // reports success calls `commit` itself first.
-        let _ = self.state.handles.commit();
+        // reports success calls `commit` itself first, and one that forgot
+        // is caught by its front end (`StateDir::take_lost_commit`).
+        if let Err(error) = self.state.handles.commit() {
+            self.state.handles.lose_commit(error);
+        }
         *self.state.records_held() = None;
     }
 }

@@ -1192,11 +1192,11 @@ fn restore_twice_changes_nothing(cni: &Cni, why: &str) {
 
 /// A config whose one range holds nothing to hand out (its only address
 /// is the gateway): every ADD fails once the master is there.
-fn exhausted_conf(name: &str, master: &str) -> String {
+fn exhausted_conf(name: &str, master: &str, octet: u8) -> String {
     format!(
         r#"{{"cniVersion": "1.0.0", "name": "{name}", "type": "ipvlan", "master": "{master}",
-            "ipam": {{"type": "ipvlan", "ranges": [[{{"subnet": "10.79.0.0/24",
-                      "rangeStart": "10.79.0.1", "rangeEnd": "10.79.0.1"}}]]}}}}"#
+            "ipam": {{"type": "ipvlan", "ranges": [[{{"subnet": "10.{octet}.0.0/24",
+                      "rangeStart": "10.{octet}.0.1", "rangeEnd": "10.{octet}.0.1"}}]]}}}}"#
     )
 }
 
@@ -1234,7 +1234,7 @@ fn a_failed_add_leaves_no_vlan_master_and_never_removes_anothers() {
 
     // First use, failing once the master is made (the range is
     // exhausted): the master goes with the failure.
-    let exhausted = exhausted_conf("full", "cnim40.43");
+    let exhausted = exhausted_conf("full", "cnim40.43", 79);
     let msg = cni.plugin("ADD", "ctr-f", &ns, &exhausted).error(999);
     assert!(msg.contains("no available"), "{msg}");
     assert!(
@@ -1286,7 +1286,7 @@ fn a_failed_add_leaves_no_vlan_master_and_never_removes_anothers() {
         "id",
         "44",
     ]);
-    let theirs = exhausted_conf("theirs", "cnim40.44");
+    let theirs = exhausted_conf("theirs", "cnim40.44", 80);
     cni.plugin("ADD", "ctr-f", &ns, &theirs).error(999);
     assert!(
         link(None, "cnim40.44").is_some(),

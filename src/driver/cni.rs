@@ -410,9 +410,6 @@ impl Manager {
         attach: &CniAttach<'_>,
     ) -> Result<CniAttached, CniAddError> {
         let netns = absolute_netns(attach.netns)?;
-        if let CniAddresses::Allocate(wanted) = &attach.addresses {
-            refuse_unservable(net, wanted)?;
-        }
         let inside = OpenNetns::open_path(&netns).map_err(|e| {
             Error::io(
                 format!("opening network namespace {}", attach.netns.display()),
@@ -424,6 +421,9 @@ impl Manager {
         // network record, is made for a namespace that cannot take it.
         if inside.handle.link_by_name(attach.ifname)?.is_some() {
             return Err(ifname_taken(attach).into());
+        }
+        if let CniAddresses::Allocate(wanted) = &attach.addresses {
+            refuse_unservable(net, wanted)?;
         }
         let found = self.cni_network_id(net).map_err(network_error)?;
         // From here on the network's master may have been made, by

@@ -1128,3 +1128,64 @@ fn a_killed_batch_is_repaired_endpoint_by_endpoint() {
     lab.ok(&args("network rm bn"));
     lab.ok(&args("network rm bm"));
 }
+
+/// Item: a connect of a namespace another tool named (`ip netns add`) to
+/// its first network, killed at any point around the making of its
+/// `/etc/netns` view: after `restore`, it is either attached with its view
+/// (a symbolic link into our hosts files) or not attached and without one.
+/// Restore used to keep an endpoint killed after its final record without
+/// ever making the view its connect had not made yet.
+#[test]
+fn after_restore_an_attached_named_namespace_has_its_etc_netns_view() {
+    let lab = Lab::new("view");
+    lab.ok(&args("network create --subnet 10.41.0.0/16 vw"));
+    assert!(vm_support::ip_ok(&["netns", "add", "vw1"]));
+    let connect = args("network connect vw vw1");
+    // Once through, so directories made on first use exist for every
+    // connect counted and killed below.
+    lab.ok(&connect);
+    lab.ok(&args("network disconnect vw vw1"));
+    let hits = lab.hits(&connect);
+    lab.ok(&args("network disconnect vw vw1"));
+    let dir = Path::new(ETC_NETNS_DIR).join("vw1");
+    let view = dir.join("hosts");
+    assert!(!dir.exists(), "disconnect left {}", dir.display());
+    let around_the_view: Vec<usize> = hits
+        .iter()
+        .enumerate()
+        .filter(|(_, point)| point.starts_with("etc netns: "))
+        .map(|(at, _)| at + 1)
+        .collect();
+    assert!(!around_the_view.is_empty(), "{hits:?}");
+    for n in around_the_view {
+        let passed = lab.kill_at(&connect, n);
+        let after = format!("connect killed at hit {n} ({})", passed[n - 1]);
+        lab.restore();
+        let state = StateDir::open(lab.state_dir()).unwrap();
+        let networks = state.networks().unwrap().complete().unwrap();
+        let network = networks.iter().find(|n| n.name == "vw").unwrap();
+        let attached = state
+            .endpoints_of(&network.id)
+            .unwrap()
+            .complete()
+            .unwrap()
+            .len();
+        let linked = fs::read_link(&view).ok();
+        match attached {
+            1 => {
+                assert!(
+                    linked
+                        .as_ref()
+                        .is_some_and(|target| target.starts_with(lab.state_dir())),
+                    "{after}: attached, its view {linked:?}"
+                );
+                lab.ok(&args("network disconnect vw vw1"));
+            }
+            0 => assert!(!dir.exists(), "{after}: not attached, its view {linked:?}"),
+            more => panic!("{after}: {more} endpoints"),
+        }
+        assert!(!dir.exists(), "{after}: disconnect left {}", dir.display());
+    }
+    assert!(vm_support::ip_ok(&["netns", "del", "vw1"]));
+    lab.ok(&args("network rm vw"));
+}

@@ -38,7 +38,13 @@
 //! * **A `NAME.VLANID` master that ADD creates is recorded as ours** on
 //!   the network record and deleted with its last attachment, whether that
 //!   attachment goes by DEL, by GC or by `restore` after its namespace
-//!   vanished. An existing link of that name is used and never deleted.
+//!   vanished, and by an ADD that fails once it is made (or, for an ADD
+//!   killed before it recorded its attachment, by the DEL that follows,
+//!   which finds no record). An existing link of that name is used and
+//!   never deleted.
+//! * **`CNI_NETNS` is recorded absolute**: a relative path is opened from
+//!   the plugin's working directory, as the reference plugin opens it, and
+//!   recorded joined to it, so `restore` and GC read it from anywhere.
 //! * **`ipam.type` `ipvlan`**: with `type` `ipvlan` too, addresses come
 //!   from our allocator in-process, leases in the network's record; with
 //!   another `type` (the binary run as the IPAM plugin of the reference

@@ -575,10 +575,13 @@ impl Names<'_> {
     }
 
     /// Rebuilds `network`'s hosts file from its endpoint records (see
-    /// [`reconcile`]), then the union views built from it.
+    /// [`reconcile`]), then the views of the containers attached to it:
+    /// the union views built from it, and each one's `/etc/netns` view,
+    /// which a connect killed after its final record had not made yet.
     pub(crate) fn rebuild(&self, network: &NetworkRecord) -> Result<(), Error> {
         let endpoints = self.state.endpoints_of(&network.id)?;
         let mut wanted = Vec::new();
+        let mut attached = Vec::new();
         for endpoint in endpoints.iter() {
             let Some(container) = &endpoint.container else {
                 continue;
@@ -589,11 +592,24 @@ impl Names<'_> {
             for address in endpoint.ipv4.iter().chain(endpoint.ipv6.iter()) {
                 wanted.push((address.addr(), container.clone()));
             }
+            attached.push(endpoint);
         }
         let file = self.state.hosts_path(&network.id);
         self.check_parent(&file)?;
         reconcile(&file, &wanted)?;
-        self.refresh_network(network)
+        self.refresh_network(network)?;
+        for endpoint in attached {
+            let Some(container) = &endpoint.container else {
+                continue;
+            };
+            // A view another tool put there since is theirs: left as it
+            // is, and no reason to fail the repair of everything else.
+            if let Entry::Foreign(_) = entry(self.etc_netns_dir, container, self.state.root())? {
+                continue;
+            }
+            self.refresh_views(container, None, Some(endpoint), None)?;
+        }
+        Ok(())
     }
 
     /// Checks the store's directory holding `path` (from the root down,

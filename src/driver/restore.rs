@@ -251,9 +251,10 @@ impl Manager {
         // Container records whose namespace went away, or never came: an
         // empty mount point left by a process killed before its bind mount
         // goes with its record.
-        for name in whole.into_iter().map(|record| record.name) {
+        for record in whole {
+            let name = record.name;
             let path = self.config.netns_dir.join(&name);
-            let gone = match netns_identity::container_netns(&path) {
+            let gone = match netns_identity::container_netns(&path, record.netns_id) {
                 Ok(ContainerNetns::Missing) => true,
                 Ok(ContainerNetns::Leftover) => {
                     crate::fault::point("netns: before unlink");
@@ -268,6 +269,9 @@ impl Manager {
                     }
                 }
                 Ok(ContainerNetns::Present(_)) => false,
+                // Ours was deleted and another tool's put at its name: our
+                // container is gone, theirs is left as it is.
+                Ok(ContainerNetns::Replaced) => true,
                 Err(error) => {
                     report.errors.push(format!("container {name}: {error}"));
                     false
@@ -279,6 +283,12 @@ impl Manager {
                     report.errors.push(format!("container {name}: {error}"));
                 }
             }
+        }
+        // What was repaired durable before it is reported.
+        if let Err(error) = state.commit() {
+            report
+                .errors
+                .push(format!("making the repairs durable: {error}"));
         }
         Ok(report)
     }

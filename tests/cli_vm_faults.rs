@@ -1136,8 +1136,8 @@ fn link_in(ns: &str, name: &str) -> Option<(u64, String)> {
     Some((index, vm_support::link_kind(&link).unwrap_or_default()))
 }
 
-/// Every link of `ns` by `ip -d -j link`: name -> ifindex.
-fn links_of(ns: &str) -> BTreeMap<String, u64> {
+/// Every link of `ns` by `ip -d -j link`: name -> ifindex and kind.
+fn links_of(ns: &str) -> BTreeMap<String, (u64, String)> {
     let listed = vm_support::ip_json(&["-n", ns, "-d", "link", "show"]);
     listed
         .as_array()
@@ -1145,7 +1145,8 @@ fn links_of(ns: &str) -> BTreeMap<String, u64> {
         .iter()
         .map(|l| {
             let index = l.get("ifindex").and_then(Value::as_u64).unwrap_or(0);
-            (str_of(l, "ifname").to_string(), index)
+            let kind = vm_support::link_kind(l).unwrap_or_default();
+            (str_of(l, "ifname").to_string(), (index, kind))
         })
         .collect()
 }
@@ -1220,18 +1221,42 @@ fn walk_beside_another_tool(
     standing: &[(&str, &str, u64)],
     meddle: &dyn Fn(&Lab, &str) -> Meddled,
 ) -> (usize, usize) {
+    let detach = || {
+        for ns in spaces {
+            lab.ok(&args(&format!("network disconnect {network} {ns}")));
+        }
+    };
+    // Once through first: the first attach of a namespace makes files
+    // the later ones find.
+    lab.ok(command);
+    detach();
     let hits = lab.hits(command);
-    for ns in spaces {
-        lab.ok(&args(&format!("network disconnect {network} {ns}")));
-    }
+    detach();
     let (mut made, mut renamed) = (0, 0);
+    // Up to the first kill after which restore keeps every namespace
+    // attached: from there on the attach is recorded whole, and every later
+    // kill is too (walked by every_kill_point_of_every_command_then_restore_agrees).
     for n in 1..=hits.len() {
-        let passed = lab.kill_at(command, n);
-        let after = format!(
-            "{} killed at hit {n} ({})",
-            command.join(" "),
-            passed[n - 1]
-        );
+        let _ = fs::remove_file(lab.count_file());
+        let mut killed = lab.command(command);
+        killed
+            .env(COUNT_ENV, lab.count_file())
+            .env(KILL_AT_ENV, n.to_string());
+        let out = lab.output(&mut killed);
+        let passed = lab.counted();
+        // A run with fewer hits than the counted one simply completes.
+        let after = match out.status.signal() {
+            Some(libc::SIGKILL) => format!(
+                "{} killed at hit {n} ({})",
+                command.join(" "),
+                passed[n - 1]
+            ),
+            _ => {
+                assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+                format!("{} (not killed at hit {n}: fewer hits)", command.join(" "))
+            }
+        };
+        let mut all_attached = true;
         let meddled: Vec<(&str, Meddled)> =
             spaces.iter().map(|ns| (*ns, meddle(lab, ns))).collect();
         lab.restore();
@@ -1244,17 +1269,17 @@ fn walk_beside_another_tool(
                 .map(|(_, name, index)| (name.to_string(), *index))
                 .chain(meddled.theirs.iter().cloned())
                 .collect();
+            let links = links_of(ns);
             for (name, index) in &theirs {
                 assert_eq!(
-                    link_in(ns, name),
-                    Some((*index, "ipvlan".to_string())),
+                    links.get(name),
+                    Some(&(*index, "ipvlan".to_string())),
                     "{after}: another tool's {name} (ifindex {index}) in {ns} was deleted by restore"
                 );
             }
-            let links = links_of(ns);
             if let Some(index) = meddled.ours_renamed {
                 assert!(
-                    !links.values().any(|&i| i == index),
+                    !links.values().any(|(i, _)| *i == index),
                     "{after}: our link (ifindex {index}, renamed by another tool) left in {ns}: {links:?}"
                 );
             }
@@ -1270,8 +1295,11 @@ fn walk_beside_another_tool(
                 [ours] => {
                     assert_eq!(ours.state, EndpointState::Attached, "{after}: {ours:?}");
                     let index = u64::from(ours.ifindex.expect("an attached record's index"));
-                    assert_eq!(links.get(&ours.ifname), Some(&index), "{after}: {links:?}");
-                    assert_eq!(link_in(ns, &ours.ifname).unwrap().1, "ipvlan", "{after}");
+                    assert_eq!(
+                        links.get(&ours.ifname),
+                        Some(&(index, "ipvlan".to_string())),
+                        "{after}: {links:?}"
+                    );
                     expected.insert(ours.ifname.clone());
                 }
                 more => panic!("{after}: {} records for {ns}: {more:?}", more.len()),
@@ -1302,6 +1330,7 @@ fn walk_beside_another_tool(
                 .filter_map(|e| e.ipv4.map(|a| a.addr().to_string()))
                 .collect();
             assert_eq!(held, recorded, "{after}: addresses of {network}");
+            all_attached &= !records.is_empty();
             // Back to the start: ours detached, the other tool's new links
             // gone.
             if !records.is_empty() {
@@ -1310,6 +1339,9 @@ fn walk_beside_another_tool(
             for (name, _) in &meddled.theirs {
                 ip(&["-n", ns, "link", "del", name]);
             }
+        }
+        if all_attached {
+            break;
         }
     }
     (made, renamed)
@@ -1385,6 +1417,9 @@ fn restore_after_a_killed_connect_leaves_another_tools_link_of_its_name_alone() 
         "another tool took the name of a killed connect's link {single} times (single), {batch} times (batch)"
     ));
     assert!(single > 0 && batch > 0);
+    for ns in ["t1", "t2"] {
+        lab.ok(&args(&format!("network disconnect tm {ns}")));
+    }
     for ns in ["t1", "t2", "t3"] {
         ip(&["netns", "del", ns]);
     }

@@ -1432,7 +1432,8 @@ fn restore_after_a_killed_connect_leaves_another_tools_link_of_its_name_alone() 
 /// the name: walked at every kill point, with another tool renaming our
 /// link wherever the kill left it made and taking its name for an ipvlan
 /// link of its own on the same parent. Restore removes exactly ours (by
-/// its index) and keeps theirs; singly (a guessed `eth0`) and in a batch.
+/// its index) and keeps theirs. (A batch's intents name their indexes as
+/// well: the batch walk of the test above finds no link of ours left.)
 #[test]
 fn restore_after_a_connect_killed_past_its_create_removes_only_its_own_link() {
     foreign_things();
@@ -1472,18 +1473,10 @@ fn restore_after_a_connect_killed_past_its_create_removes_only_its_own_link() {
         &[],
         &meddle,
     );
-    let (_, batch) = walk_beside_another_tool(
-        &lab,
-        "tn",
-        &args("network connect tn u1 u2"),
-        &["u1", "u2"],
-        &[],
-        &meddle,
-    );
     show(&format!(
-        "a killed connect's link was renamed and its name taken {single} times (single), {batch} times (batch)"
+        "a killed connect's link was renamed and its name taken {single} times"
     ));
-    assert!(single > 0 && batch > 0);
+    assert!(single > 0);
     for ns in ["u1", "u2"] {
         ip(&["netns", "del", ns]);
     }

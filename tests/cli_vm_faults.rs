@@ -1483,3 +1483,56 @@ fn restore_after_a_connect_killed_past_its_create_removes_only_its_own_link() {
     lab.ok(&args("network rm tn"));
     lab.ok(&args("network rm tm"));
 }
+
+/// Item: an intent record of an older version names no ifindex, only the
+/// name its attach guessed or found free. Restore cannot tell a link of
+/// that name from another tool's (the kill may have come before our
+/// create, or our create been refused because theirs had the name): it
+/// releases the endpoint and leaves the link in place, reported (exit 1),
+/// here another tool's ipvlan `eth0` on our parent.
+#[test]
+fn restore_leaves_the_link_an_older_intent_names_in_place() {
+    foreign_things();
+    let lab = Lab::new("older");
+    lab.ok(&args("network create --subnet 10.47.0.0/16 on"));
+    let parent = parent_of(&lab, "on");
+    ip(&["netns", "add", "o1"]);
+    lab.ok(&args("network connect on o1"));
+    let [mut intent] = <[_; 1]>::try_from(records_in(&lab, "on", "o1")).unwrap();
+    lab.ok(&args("network disconnect on o1"));
+    let theirs = their_ipvlan("o1", &parent, "eth0").unwrap();
+    // As an older version wrote it before touching the kernel.
+    intent.state = EndpointState::Attaching;
+    intent.ifindex = None;
+    intent.mac = None;
+    {
+        let state = StateDir::open(lab.state_dir()).unwrap();
+        let locked = state.lock().unwrap();
+        locked.put_endpoint(&intent).unwrap();
+        locked.commit().unwrap();
+    }
+    let out = lab.output(&mut lab.command(&args("restore")));
+    let stderr = text(&out.stderr);
+    let links = links_of("o1");
+    assert_eq!(
+        links.get("eth0"),
+        Some(&(theirs, "ipvlan".to_string())),
+        "their eth0 after restore: {links:?}"
+    );
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("link eth0 (index {theirs}) in namespace"))
+            && stderr.contains("left in place"),
+        "{stderr}"
+    );
+    assert_eq!(links.len(), 2, "{links:?}");
+    assert_eq!(records_in(&lab, "on", "o1"), []);
+    let state = StateDir::open(lab.state_dir()).unwrap();
+    let network = state.networks().unwrap().complete().unwrap();
+    let network = network.iter().find(|n| n.name == "on").unwrap();
+    assert_eq!(state.addresses(network).unwrap(), []);
+    // A second restore has nothing left to say.
+    lab.restore();
+    ip(&["netns", "del", "o1"]);
+    lab.ok(&args("network rm on"));
+}

@@ -186,8 +186,9 @@ impl Manager {
                     && endpoint.ifindex.is_none()
                     && claimed
                 {
-                    // Killed before making its link; the name went to a
-                    // later attach that must keep it.
+                    // An older intent (no index): killed before making its
+                    // link; the name went to a later attach that must keep
+                    // it. (One that names its index is undone by that.)
                     endpoint.ifname.clear();
                 }
                 let restored = self.restore_endpoint(

@@ -538,6 +538,15 @@ impl Manager {
                 (dst, gw.or(family_gw))
             })
             .collect();
+        // Named in the intent before the kernel is asked: restore undoes
+        // the link at this index, never one by the runtime's name.
+        let index = match endpoint_link::chosen_index() {
+            Ok(index) => index,
+            Err(error) => {
+                give_back(state);
+                return Err(error.into());
+            }
+        };
         let mut record = EndpointRecord {
             id: id.clone(),
             network_id: network.id.clone(),
@@ -550,7 +559,7 @@ impl Manager {
             state: EndpointState::Attaching,
             created: Timestamp::now(),
             netns_id: Some(identity),
-            ifindex: None,
+            ifindex: Some(index),
         };
         if let Err(error) = state.put_endpoint(&record) {
             give_back(state);
@@ -558,7 +567,13 @@ impl Manager {
         }
         // With `linkInContainer` the create is sent from inside, where the
         // master's index means the master.
-        let built = match endpoint_link::create(creator, &inside, &plan, attach.ifname) {
+        let mut rerecord = |index: Option<u32>| -> Result<(), Error> {
+            record.ifindex = index;
+            Ok(state.put_endpoint(&record)?)
+        };
+        let created =
+            endpoint_link::create(creator, &inside, &plan, attach.ifname, index, &mut rerecord);
+        let built = match created {
             Ok(built) => built,
             Err(error) => {
                 let _ = state.remove_endpoint(&network.id, &id);

@@ -95,8 +95,11 @@ impl Manager {
             let _ = state.put_cursors(network, &cursors);
         };
         let mut pending: Vec<Pending> = Vec::with_capacity(resolved.len());
-        for target in &resolved {
-            let reserved = self.reserve(&state, network, target, &request, false);
+        // Each link's ifindex is in its intent record before its create is
+        // sent, so restore undoes that link and no other.
+        let indexes = endpoint_link::chosen_indexes(resolved.len())?;
+        for (target, &index) in resolved.iter().zip(&indexes) {
+            let reserved = self.reserve(&state, network, target, &request, false, index);
             // A thousand sockets' receive buffers would add up (32 KiB
             // each): each is let go once its namespace's work is done.
             target.inside.handle.socket().release_buffer();
@@ -142,9 +145,19 @@ impl Manager {
                     inside,
                     plan,
                     ifname: &prepared.record.ifname,
+                    index: prepared
+                        .record
+                        .ifindex
+                        .expect("reserve names the index of the first create"),
                 })
                 .collect();
-            let built = match endpoint_link::create_many(&host, &new) {
+            let records: Vec<&EndpointRecord> = pending.iter().map(|p| &p.record).collect();
+            let mut rerecord = |at: usize, index: Option<u32>| -> Result<(), Error> {
+                let mut record = records[at].clone();
+                record.ifindex = index;
+                Ok(state.put_endpoint(&record)?)
+            };
+            let built = match endpoint_link::create_many(&host, &new, &mut rerecord) {
                 Ok(built) => built,
                 Err(error) => {
                     failure = Some(error.context(format!("attaching to network {}", network.name)));
@@ -171,10 +184,11 @@ impl Manager {
             }
         }
         if let Some(error) = failure {
-            // The links made (those whose record has their index) stand in
-            // the kernel: taken down again.
+            // The links made (those whose record has their MAC: every
+            // record names the index its create asked for) stand in the
+            // kernel: taken down again.
             for (prepared, inside) in pending.iter().zip(&insides) {
-                if let Some(index) = prepared.record.ifindex {
+                if let (Some(index), Some(_)) = (prepared.record.ifindex, &prepared.record.mac) {
                     let _ = inside.handle.link_del(index);
                 }
             }

@@ -565,6 +565,15 @@ impl Manager {
                 (dst, gw.or(family_gw))
             })
             .collect();
+        // Named in the intent before the kernel is asked: restore undoes
+        // the link at this index, never one by the runtime's name.
+        let index = match endpoint_link::chosen_index() {
+            Ok(index) => index,
+            Err(error) => {
+                give_back(state);
+                return Err(error.into());
+            }
+        };
         let mut record = EndpointRecord {
             id: id.clone(),
             network_id: network.id.clone(),
@@ -577,7 +586,7 @@ impl Manager {
             state: EndpointState::Attaching,
             created: Timestamp::now(),
             netns_id: Some(identity),
-            ifindex: None,
+            ifindex: Some(index),
         };
         if let Err(error) = state.put_endpoint(&record) {
             give_back(state);
@@ -585,9 +594,21 @@ impl Manager {
         }
         // With `linkInContainer` the create is sent from inside, where the
         // master's index means the master.
+        let mut rerecord = |index: Option<u32>| -> Result<(), Error> {
+            record.ifindex = index;
+            Ok(state.put_endpoint(&record)?)
+        };
         // The name was free before the lock: the first create is sent at
         // once, and only a refusal as taken looks it up.
-        let built = match endpoint_link::create_guessed(creator, &inside, &plan, attach.ifname) {
+        let created = endpoint_link::create_guessed(
+            creator,
+            &inside,
+            &plan,
+            attach.ifname,
+            index,
+            &mut rerecord,
+        );
+        let built = match created {
             Ok(Some(built)) => built,
             failed => {
                 let _ = state.remove_endpoint(&network.id, &id);

@@ -382,7 +382,9 @@ pub fn run_in_new_here<T>(f: impl FnOnce() -> T) -> io::Result<T> {
 /// other work in between ([`Visit::enter`]). Not `Send`: it is dropped on
 /// the thread it moved, which then returns where it was, on every path
 /// (an error, a panic's unwinding), or the process aborts as with
-/// [`run_here`].
+/// [`run_here`]. Visits on one thread end in the reverse order they began
+/// (each returns the thread to where the one before it left it); a visit
+/// dropped before a later one aborts the process.
 #[derive(Debug)]
 pub struct Visit {
     _away: Away,
@@ -493,10 +495,7 @@ impl Entry {
             Err(error) => return Err(error),
         }
         Ok(Visit {
-            _away: Away {
-                home: self.home,
-                _this_thread: std::marker::PhantomData,
-            },
+            _away: Away::arrived(self.home),
         })
     }
 }
@@ -519,7 +518,19 @@ fn refusal(path: &Path, found: FileKind) -> io::Error {
 #[derive(Debug)]
 struct Away {
     home: OwnedFd,
+    /// How many moves of this thread are undone by dropping this one:
+    /// its place in the thread's stack of moves (see [`Away::arrived`]).
+    depth: u32,
     _this_thread: std::marker::PhantomData<*const ()>,
+}
+
+thread_local! {
+    /// Moves of this thread not yet undone. Each goes home to where the
+    /// one before it left the thread, so only the latest may be undone:
+    /// a [`Visit`] (a value, which can outlive a later one) dropped before
+    /// a later visit would leave the thread, at that later drop, in the
+    /// earlier visit's namespace.
+    static MOVES: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
 }
 
 impl Away {
@@ -532,22 +543,46 @@ impl Away {
             0,
         )?;
         go()?;
-        Ok(Away {
+        Ok(Away::arrived(home))
+    }
+
+    /// The move just made, whose way home is `home`, as the thread's latest.
+    fn arrived(home: OwnedFd) -> Away {
+        let depth = MOVES.with(|moves| {
+            moves.set(moves.get() + 1);
+            moves.get()
+        });
+        Away {
             home,
+            depth,
             _this_thread: std::marker::PhantomData,
-        })
+        }
     }
 }
 
 impl Drop for Away {
     fn drop(&mut self) {
+        let latest = MOVES.with(|moves| {
+            let latest = moves.get();
+            moves.set(latest.saturating_sub(1));
+            latest
+        });
+        if latest != self.depth {
+            give_up("a network namespace visit was ended before a later one");
+        }
         if let Err(error) = sys::setns(self.home.as_fd(), libc::CLONE_NEWNET) {
-            eprintln!(
-                "ipvlan: cannot return this thread to its network namespace ({error}); aborting rather than going on in another namespace"
-            );
-            std::process::abort();
+            give_up(&format!(
+                "cannot return this thread to its network namespace ({error})"
+            ));
         }
     }
+}
+
+/// Ends the process: going on would run its work in a network namespace it
+/// did not mean, where links and addresses may belong to someone else.
+fn give_up(why: &str) -> ! {
+    eprintln!("ipvlan: {why}; aborting rather than going on in another namespace");
+    std::process::abort();
 }
 
 /// Runs `f` on a scratch thread inside a brand-new anonymous network

@@ -1235,3 +1235,48 @@ fn a_lost_answer_after_a_guessed_name_leaves_another_tools_eth0_alone() {
     drop(env);
     ip(&["link", "del", "lkp0"]);
 }
+
+/// A disk that refuses the flush (EIO from `fdatasync`/`fsync`) fails
+/// every command that changed the state, whatever the command: what it
+/// wrote may not survive a power cut, so it must not report success.
+/// `run`, `rm` and `restore` used to leave their flush to the lock's
+/// release, which has no caller to give the error to, and exited 0.
+#[test]
+fn a_flush_the_disk_refuses_fails_every_command_that_changed_the_state() {
+    let mut env = Env::new("flush");
+    env.network("fl", "192.168.78.0/24");
+    env.networks.push("fl2".to_string());
+    let refused = |args: &[&str], code: i32| {
+        let output = env
+            .command(args)
+            .env("IPVLAN_FAULT_FORCE", "store: flush fails")
+            .output()
+            .unwrap();
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(code), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("syncing") && stderr.contains("(os error 5)"),
+            "{args:?}: {stderr}"
+        );
+        stderr
+    };
+    refused(
+        &["network", "create", "--subnet", "192.168.77.0/24", "fl2"],
+        1,
+    );
+    refused(
+        &["run", "-d", "--net=fl", "--name=fl1", "sleep", "1000"],
+        125,
+    );
+    refused(&["network", "disconnect", "fl", "fl1"], 1);
+    refused(&["rm", "-f", "fl1"], 1);
+    // Something for restore to repair: a container record whose namespace
+    // is gone.
+    env.ok(&["run", "-d", "--net=fl", "--name=fl3", "true"]);
+    let fl3 = env.netns_dir().join("fl3");
+    assert!(Command::new("umount").arg(&fl3).status().unwrap().success());
+    std::fs::remove_file(&fl3).unwrap();
+    assert!(refused(&["restore"], 1).contains("making the repairs durable"));
+    env.ok(&["restore"]);
+    assert!(env.containers().is_empty());
+}

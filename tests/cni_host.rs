@@ -632,6 +632,78 @@ fn a_lease_only_network_keeps_its_ranges_and_the_cli_overlap_rule() {
     );
 }
 
+/// `CNI_NETNS` is a path, opened from the plugin's working directory
+/// when relative (as the reference plugin opens it): a lease records it
+/// joined to that directory, so `restore`, run from anywhere, collects the
+/// lease once its namespace is gone.
+#[test]
+fn a_lease_records_a_relative_cni_netns_absolute() {
+    // Before: recorded as no namespace at all (""), the lease kept by
+    // every restore after its namespace was gone.
+    let dir = TempDir::new("cni-lease-relns");
+    let state = dir.path().join("state");
+    struct Ns(String);
+    impl Drop for Ns {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+        }
+    }
+    let ns = Ns(format!("cni-host-relns-{}", std::process::id()));
+    let made = Command::new("ip")
+        .args(["netns", "add", &ns.0])
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let env = set(
+        &add_env(),
+        &[
+            ("CNI_NETNS", Some(&ns.0)),
+            ("IPVLAN_STATE_DIR", Some(state.to_str().unwrap())),
+        ],
+    );
+    let mut child = Command::new(BIN)
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .current_dir("/run/netns")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let conf = macvlan_conf("relns", r#""subnet": "10.7.0.0/24""#);
+    let _ = child.stdin.take().unwrap().write_all(conf.as_bytes());
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let store = ipvlan::store::StateDir::open(&state).unwrap();
+    let network = store.network_by_name("relns").unwrap();
+    let recorded: Vec<String> = store
+        .endpoints_of(&network.id)
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|e| e.netns)
+        .collect();
+    assert_eq!(recorded, [format!("/run/netns/{}", ns.0)]);
+    let restore = || {
+        Command::new(BIN)
+            .arg("restore")
+            .env("IPVLAN_STATE_DIR", &state)
+            .output()
+            .unwrap()
+    };
+    let kept = restore();
+    assert_eq!(kept.status.code(), Some(0), "{kept:?}");
+    assert_eq!(lease_records(&state, "relns").0.len(), 1, "{kept:?}");
+    drop(ns);
+    let gone = restore();
+    assert_eq!(gone.status.code(), Some(0), "{gone:?}");
+    assert_eq!(
+        lease_records(&state, "relns"),
+        (Vec::new(), Vec::new()),
+        "{gone:?}"
+    );
+}
+
 /// A scratch `CNI_PATH` directory holding a fake IPAM plugin `name`.
 fn fake_plugin(dir: &Path, name: &str, script: &str) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;

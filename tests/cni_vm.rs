@@ -1142,3 +1142,239 @@ fn link_in_container_finds_the_master_in_the_namespace() {
     assert_eq!(link_names("cni-lic1"), ["eth1", "lo"]);
     assert_eq!(cni.records("lic"), (Vec::new(), Vec::new()));
 }
+
+/// Every file under the state directory with its content: what a command
+/// that must change nothing leaves as it was.
+fn state_files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    fn walk(dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                out.push((path.clone(), Vec::new()));
+                walk(&path, out);
+            } else {
+                out.push((path.clone(), std::fs::read(&path).unwrap_or_default()));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, &mut out);
+    out.sort();
+    out
+}
+
+/// The host's link names, sorted.
+fn host_links() -> Vec<String> {
+    let mut names: Vec<String> = ip_json(&["link", "show"])
+        .as_array()
+        .unwrap_or(&[])
+        .iter()
+        .filter_map(|l| l.get("ifname").and_then(Value::as_str).map(str::to_string))
+        .collect();
+    names.sort();
+    names
+}
+
+/// `restore`, twice: both succeed, and the second changes neither the
+/// host's links nor the state directory.
+fn restore_twice_changes_nothing(cni: &Cni, why: &str) {
+    let (code, text) = cni.cli(&["restore"]);
+    assert_eq!(code, Some(0), "{why}: {text}");
+    let (links, files) = (host_links(), state_files(&cni.state));
+    let (code, text) = cni.cli(&["restore"]);
+    assert_eq!(code, Some(0), "{why}: {text}");
+    assert_eq!(host_links(), links, "{why}: the second restore: {text}");
+    assert_eq!(state_files(&cni.state), files, "{why}: the second restore");
+}
+
+/// A config whose one range holds nothing to hand out (its only address
+/// is the gateway): every ADD fails once the master is there.
+fn exhausted_conf(name: &str, master: &str, octet: u8) -> String {
+    format!(
+        r#"{{"cniVersion": "1.0.0", "name": "{name}", "type": "ipvlan", "master": "{master}",
+            "ipam": {{"type": "ipvlan", "ranges": [[{{"subnet": "10.{octet}.0.0/24",
+                      "rangeStart": "10.{octet}.0.1", "rangeEnd": "10.{octet}.0.1"}}]]}}}}"#
+    )
+}
+
+#[test]
+fn a_failed_add_leaves_no_vlan_master_and_never_removes_anothers() {
+    // Before: the VLAN master of a failed ADD stayed ("the VLAN master
+    // of a failed first ADD stayed"), until the next boot's restore.
+    let mut cni = Cni::new("failmaster");
+    cni.master("cnim40");
+    let ns = cni.netns("cni-failmaster");
+    let asking = |ip: &str| {
+        conf(
+            "failed",
+            "cnim40.42",
+            &format!(r#", "runtimeConfig": {{"ips": ["{ip}"]}}"#),
+        )
+    };
+
+    // First use, an address the config's ranges cannot give: refused
+    // before anything is made, not even the network record.
+    let msg = cni
+        .plugin("ADD", "ctr-f", &ns, &asking("10.78.0.5"))
+        .error(999);
+    assert_eq!(msg, "no configured subnet contains IP address 10.78.0.5");
+    let msg = cni
+        .plugin("ADD", "ctr-f", &ns, &asking("10.77.0.1"))
+        .error(999);
+    assert!(msg.starts_with("10.77.0.1 is"), "{msg}");
+    assert!(
+        link(None, "cnim40.42").is_none(),
+        "the VLAN master of a refused ADD"
+    );
+    assert_eq!(cni.network_names(), Vec::<String>::new());
+    assert!(link(Some("cni-failmaster"), "eth0").is_none());
+
+    // First use, failing once the master is made (the range is
+    // exhausted): the master goes with the failure.
+    let exhausted = exhausted_conf("full", "cnim40.43", 79);
+    let msg = cni.plugin("ADD", "ctr-f", &ns, &exhausted).error(999);
+    assert!(msg.contains("no available"), "{msg}");
+    assert!(
+        link(None, "cnim40.43").is_none(),
+        "the VLAN master of a failed first ADD stayed"
+    );
+    assert_eq!(cni.records("full"), (Vec::new(), Vec::new()));
+    restore_twice_changes_nothing(&cni, "after a failed first ADD");
+    assert!(link(None, "cnim40.43").is_none(), "restore made the master");
+    // Again on the idle network: cni_parent makes the master again, the
+    // failure takes it away again.
+    cni.plugin("ADD", "ctr-f", &ns, &exhausted).error(999);
+    assert!(
+        link(None, "cnim40.43").is_none(),
+        "the VLAN master of a failed ADD on an idle network stayed"
+    );
+
+    // After an ADD and its DEL (the network idle, its master gone), the
+    // refused addresses (outside, the gateway, the broadcast address) make
+    // no master either.
+    let good = conf("failed", "cnim40.42", "");
+    let answer = cni.plugin("ADD", "ctr-ok", &ns, &good);
+    answer.ok();
+    assert!(link(None, "cnim40.42").is_some());
+    cni.plugin("DEL", "ctr-ok", &ns, &good).ok();
+    assert!(link(None, "cnim40.42").is_none());
+    for ip in ["10.78.0.5", "10.77.0.1", "10.77.255.255"] {
+        cni.plugin("ADD", "ctr-f", &ns, &asking(ip)).error(999);
+        assert!(link(None, "cnim40.42").is_none(), "{ip}: the master stayed");
+        assert_eq!(cni.records("failed"), (Vec::new(), Vec::new()), "{ip}");
+    }
+    restore_twice_changes_nothing(&cni, "after failed ADDs on an idle network");
+    assert!(link(None, "cnim40.42").is_none(), "restore made the master");
+    // A DEL of what was never added is no reason to make or keep it.
+    cni.plugin("DEL", "ctr-f", &ns, &good).ok();
+    assert!(link(None, "cnim40.42").is_none());
+
+    // A master someone else made: never removed, by a failure, a DEL or
+    // restore.
+    ip(&[
+        "link",
+        "add",
+        "link",
+        "cnim40",
+        "name",
+        "cnim40.44",
+        "type",
+        "vlan",
+        "id",
+        "44",
+    ]);
+    let theirs = exhausted_conf("theirs", "cnim40.44", 80);
+    cni.plugin("ADD", "ctr-f", &ns, &theirs).error(999);
+    assert!(
+        link(None, "cnim40.44").is_some(),
+        "their VLAN went with a failed ADD"
+    );
+    cni.plugin("DEL", "ctr-f", &ns, &theirs).ok();
+    restore_twice_changes_nothing(&cni, "with their VLAN master");
+    let vlan = link(None, "cnim40.44").expect("their VLAN stays");
+    assert_eq!(link_kind(&vlan).as_deref(), Some("vlan"));
+    ip(&["link", "del", "cnim40.44"]);
+}
+
+/// An ADD killed after it made the VLAN master and before it recorded
+/// the attachment leaves no record: the runtime's DEL then finds none, and
+/// must still take the master it made away.
+#[test]
+fn del_after_an_add_killed_at_any_point_leaves_no_vlan_master() {
+    let mut cni = Cni::new("killmaster");
+    cni.master("cnim41");
+    let ns = cni.netns("cni-killmaster");
+    let conf = conf("killm", "cnim41.42", "");
+    // The hits of a whole ADD on an idle network (the master made again
+    // by it), then one kill at each.
+    cni.plugin("ADD", "warmup", &ns, &conf).ok();
+    cni.plugin("DEL", "warmup", &ns, &conf).ok();
+    let count = cni.state.with_extension("hits");
+    let _ = std::fs::remove_file(&count);
+    let mut command = cni.command("ADD", "ctr-k", &ns, "eth0");
+    command.env("IPVLAN_FAULT_COUNT", &count);
+    run_with(command, &conf).ok();
+    cni.plugin("DEL", "ctr-k", &ns, &conf).ok();
+    let hits = std::fs::read_to_string(&count).unwrap().lines().count();
+    let _ = std::fs::remove_file(&count);
+    assert!(hits > 4, "{hits} hits");
+    for kill_at in 1..=hits {
+        let mut command = cni.command("ADD", "ctr-k", &ns, "eth0");
+        command.env("IPVLAN_FAULT_KILL_AT", kill_at.to_string());
+        let killed = run_with(command, &conf);
+        assert_eq!(killed.exit, None, "hit {kill_at}: not killed");
+        cni.plugin("DEL", "ctr-k", &ns, &conf).ok();
+        assert!(
+            link(None, "cnim41.42").is_none(),
+            "hit {kill_at} of {hits}: the VLAN master outlived the DEL"
+        );
+        assert!(
+            link(Some("cni-killmaster"), "eth0").is_none(),
+            "hit {kill_at}"
+        );
+        assert_eq!(
+            cni.records("killm"),
+            (Vec::new(), Vec::new()),
+            "hit {kill_at}"
+        );
+    }
+}
+
+/// `CNI_NETNS` is a path; a relative one is opened from the plugin's
+/// working directory (as the reference plugin does) and recorded
+/// absolute, so `restore`, run from anywhere, reads it back.
+#[test]
+fn a_relative_cni_netns_is_recorded_absolute() {
+    // Before: recorded as given ("cni-relns"); every restore after it
+    // exited 1 on the record.
+    let mut cni = Cni::new("relns");
+    cni.master("cnim42");
+    let ns = cni.netns("cni-relns");
+    let conf = conf("relns", "cnim42", "");
+    let mut command = cni.command("ADD", "ctr-rel", Path::new("cni-relns"), "eth0");
+    command.current_dir("/run/netns");
+    let answer = run_with(command, &conf);
+    answer.ok();
+    assert!(link(Some("cni-relns"), "eth0").is_some());
+    let store = StateDir::open(&cni.state).unwrap();
+    let network = store.network_by_name("relns").unwrap();
+    let recorded: Vec<String> = store
+        .endpoints_of(&network.id)
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|e| e.netns)
+        .collect();
+    assert_eq!(recorded, [ns.display().to_string()]);
+    let (code, text) = cni.cli(&["restore"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(link(Some("cni-relns"), "eth0").is_some(), "{text}");
+    // Gone, it is collected as any attachment whose namespace vanished.
+    ip(&["netns", "del", "cni-relns"]);
+    let (code, text) = cni.cli(&["restore"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(cni.records("relns"), (Vec::new(), Vec::new()), "{text}");
+}

@@ -935,20 +935,167 @@ fn a_failed_connect_leaves_its_thread_in_its_own_namespace() {
         };
         let before_state = snapshot();
         let cases = [
-            // Refused under the lock, after the target was entered.
-            AttachRequest {
-                ipv4: None,
-                ipv6: Some("fd00::5".parse().unwrap()),
-            },
+            // Refused under the lock, after the target was opened.
+            (
+                AttachRequest {
+                    ipv4: None,
+                    ipv6: Some("fd00::5".parse().unwrap()),
+                },
+                "network n1 has no IPv6 subnet",
+            ),
             // Taken up to the kernel, whose create refuses an ipvlan link
             // on `lo` (or has no ipvlan): given back.
-            AttachRequest::default(),
+            (AttachRequest::default(), "attaching c1 to network n1: "),
         ];
-        for request in cases {
+        for (request, refusal) in cases {
             let err = connect(&request);
+            assert!(err.to_string().contains(refusal), "{request:?}: {err}");
             assert_eq!(own(), home, "{request:?}: {err}");
             assert_eq!(snapshot(), before_state, "{request:?}: {err}");
         }
         drop(manager);
+    });
+}
+
+/// Another tool's process running in a new namespace at `path`, and that
+/// namespace's inode, once the process is inside.
+fn foreign_holder(path: &Path) -> (KillOnDrop, u64) {
+    let inode = fs::metadata(path).unwrap().ino();
+    let holder = KillOnDrop(
+        Command::new("nsenter")
+            .arg(format!("--net={}", path.display()))
+            .args(["sleep", "1000"])
+            .spawn()
+            .expect("nsenter (util-linux)"),
+    );
+    let inside = format!("net:[{inode}]");
+    let entered = (0..500).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        fs::read_link(format!("/proc/{}/ns/net", holder.0.id()))
+            .is_ok_and(|ns| ns.as_os_str() == inside.as_str())
+    });
+    assert!(entered, "the holder never entered {}", path.display());
+    (holder, inode)
+}
+
+/// Our container's namespace deleted (`ip netns del web`) and another
+/// tool's put at the same name (`ip netns add web`), with a process in it:
+/// `exec` refuses to run there, `rm -f` forgets our container without
+/// killing, unmounting or deleting theirs, and so does `restore`.
+#[test]
+fn another_tools_namespace_at_our_containers_name_is_never_run_in_killed_or_deleted() {
+    use ipvlan::driver::ExecOptions;
+    in_fresh_netns("reused", |config| {
+        let manager = Manager::open(config.clone()).unwrap();
+        let path = config.netns_dir.join("web");
+        let theirs_at_our_name = |name: &str| {
+            manager.create_container(Some(name)).unwrap();
+            netns::delete_named(&config.netns_dir, name).unwrap();
+            drop(netns::create_named(&config.netns_dir, name).unwrap());
+            foreign_holder(&config.netns_dir.join(name))
+        };
+        let (mut holder, inode) = theirs_at_our_name("web");
+        let still_theirs = |holder: &mut KillOnDrop, path: &Path, inode: u64| {
+            assert_eq!(
+                holder.0.try_wait().unwrap(),
+                None,
+                "their process was killed"
+            );
+            assert_eq!(fs::metadata(path).unwrap().ino(), inode);
+            assert!(
+                netns::Netns::open_path(path).is_ok(),
+                "their namespace was unmounted"
+            );
+        };
+
+        let argv = vec!["true".to_string()];
+        let refused = manager
+            .exec("web", &argv, &ExecOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            refused.contains("is not the namespace made for container web"),
+            "{refused}"
+        );
+        still_theirs(&mut holder, &path, inode);
+
+        let notes = manager.remove_container("web", true).unwrap();
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.contains("is not the namespace made for container web")),
+            "{notes:?}"
+        );
+        still_theirs(&mut holder, &path, inode);
+        assert!(manager.containers().unwrap().is_empty());
+
+        // The same found by restore (a reboot, then their tool first).
+        let (mut other, other_inode) = theirs_at_our_name("db");
+        let other_path = config.netns_dir.join("db");
+        let report = manager.restore().unwrap();
+        assert!(report.errors.is_empty(), "{report:?}");
+        assert!(manager.containers().unwrap().is_empty(), "{report:?}");
+        still_theirs(&mut other, &other_path, other_inode);
+        let gone = manager.remove_container("db", true).unwrap_err();
+        assert_eq!(gone.kind(), ErrorKind::NotFound, "{gone}");
+        still_theirs(&mut other, &other_path, other_inode);
+        let _ = netns::delete_named(&config.netns_dir, "db");
+        let _ = netns::delete_named(&config.netns_dir, "web");
+    });
+}
+
+/// Commands find a record by its file's name and act on its fields: a
+/// container record whose name is not its file's (here an absolute path,
+/// as a hand edit could make it) is damage, reported and left alone, and
+/// `restore` deletes nothing through it. Nor is a plain file with data in
+/// it at one of our container's names taken for the empty mount point a
+/// killed create leaves.
+#[test]
+fn records_naming_another_file_and_files_with_data_at_our_names_are_left_alone() {
+    in_fresh_netns("recname", |config| {
+        let manager = Manager::open(config.clone()).unwrap();
+        manager.create_container(Some("web")).unwrap();
+        let victim = config.state_dir.with_file_name("victim.conf");
+        fs::write(&victim, "precious\n").unwrap();
+        let dir = config.state_dir.join("records/containers");
+        let text = fs::read_to_string(dir.join("web.json")).unwrap();
+        let edited = text.replace(
+            "\"name\": \"web\"",
+            &format!("\"name\": \"{}\"", victim.display()),
+        );
+        assert_ne!(edited, text, "{text}");
+        fs::write(dir.join("web.json"), &edited).unwrap();
+        // The name of another container of ours: damage too.
+        manager.create_container(Some("api")).unwrap();
+        let renamed = fs::read_to_string(dir.join("api.json"))
+            .unwrap()
+            .replace("\"name\": \"api\"", "\"name\": \"web\"");
+        fs::write(dir.join("api.json"), &renamed).unwrap();
+        // Another tool's file, with data in it, at a name of ours.
+        manager.create_container(Some("db")).unwrap();
+        netns::delete_named(&config.netns_dir, "db").unwrap();
+        fs::write(config.netns_dir.join("db"), "theirs\n").unwrap();
+
+        let report = manager.restore().unwrap();
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "precious\n");
+        assert_eq!(
+            fs::read_to_string(config.netns_dir.join("db")).unwrap(),
+            "theirs\n"
+        );
+        assert!(netns::Netns::open_path(config.netns_dir.join("web")).is_ok());
+        assert_eq!(fs::read_to_string(dir.join("web.json")).unwrap(), edited);
+        assert_eq!(fs::read_to_string(dir.join("api.json")).unwrap(), renamed);
+        let said = report.errors.join("\n");
+        for expected in [
+            "web.json: field \"name\" is not a name",
+            "api.json: it is the record of container \"web\", filed as \"api\"",
+            "db is a regular file with data in it",
+        ] {
+            assert!(said.contains(expected), "{expected}: {said}");
+        }
+        let listed = manager.containers().unwrap();
+        assert_eq!(listed.damaged.len(), 2, "{:?}", listed.damaged);
+        let _ = netns::delete_named(&config.netns_dir, "web");
+        let _ = netns::delete_named(&config.netns_dir, "api");
     });
 }

@@ -774,6 +774,62 @@ fn routes_in_tables_beyond_255() {
     });
 }
 
+/// Set in the child process of `visits_ended_out_of_order_abort_the_process`.
+const VISIT_ORDER_ENV: &str = "IPVLAN_TEST_VISIT_ORDER";
+
+/// Each visit returns the thread to where the one before it left it, so
+/// ending an earlier visit before a later one would leave the thread, at
+/// the later one's end, in the earlier visit's namespace, going on there
+/// unnoticed. Visits ended in order are fine; out of order, the process
+/// aborts at the first wrong drop. Runs in a child process, which is the
+/// one that aborts.
+#[test]
+fn visits_ended_out_of_order_abort_the_process() {
+    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::process::ExitStatusExt;
+    const TEST: &str = "visits_ended_out_of_order_abort_the_process";
+    common::privilege::require_root();
+    if std::env::var_os(VISIT_ORDER_ENV).is_some() {
+        let own = || std::fs::metadata("/proc/thread-self/ns/net").unwrap().ino();
+        let home = own();
+        let (first, second) = (
+            netns::create_anonymous().unwrap(),
+            netns::create_anonymous().unwrap(),
+        );
+        let outer = netns::Visit::enter(&first).unwrap();
+        let inner = netns::Visit::enter(&second).unwrap();
+        assert_eq!(own(), second.file_id().1);
+        drop(inner);
+        assert_eq!(own(), first.file_id().1);
+        drop(outer);
+        assert_eq!(own(), home);
+        println!("@@in-order-ok");
+        let outer = netns::Visit::enter(&first).unwrap();
+        let inner = netns::Visit::enter(&second).unwrap();
+        drop(outer);
+        drop(inner);
+        println!("@@went-on-in {} (home {home})", own());
+        return;
+    }
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", TEST, "--nocapture", "--test-threads=1"])
+        .env(VISIT_ORDER_ENV, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stdout.contains("@@in-order-ok")
+            && !stdout.contains("@@went-on-in")
+            && out.status.signal() == Some(libc::SIGABRT)
+            && stderr.contains(
+                "ipvlan: a network namespace visit was ended before a later one; aborting"
+            ),
+        "child: {}\n{stdout}\n{stderr}",
+        out.status
+    );
+}
+
 /// Set in the child process of `thread_refusal_is_an_error_not_a_panic`:
 /// the pids cgroup directory (v1 or v2) it must confine itself to.
 const PIDS_CGROUP_ENV: &str = "IPVLAN_TEST_PIDS_CGROUP";

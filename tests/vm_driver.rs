@@ -1227,8 +1227,15 @@ fn detach_and_restore_leave_a_namespace_that_replaced_ours_alone() {
     assert_eq!(link_kind(&left).as_deref(), Some("dummy"));
     assert!(manager.network("idn").unwrap().endpoints.is_empty());
 
+    // Both containers' namespaces went and another tool's took their
+    // names: restore forgot the containers, and their namespaces stay
+    // another tool's (never ours to kill in or delete).
+    assert!(manager.containers().unwrap().is_empty());
     for c in ["ida", "idb"] {
-        manager.remove_container(c, true).unwrap();
+        let gone = manager.remove_container(c, true).unwrap_err();
+        assert_eq!(gone.kind(), ErrorKind::NotFound, "{gone}");
+        assert!(link(Some(c), "eth0").is_some(), "{c}: their eth0 stays");
+        ip(&["netns", "del", c]);
         ip(&["netns", "del", &format!("{c}-new")]);
     }
     manager.remove_network("idn").unwrap();

@@ -213,6 +213,14 @@ fn execute(invocation: Invocation, leave_to_exit: bool) -> Result<i32, Failure> 
         Command::Remove { force, names } => container::remove(&manager, force, &names),
         Command::Ps { quiet } => container::ps(&manager, quiet),
     };
+    // A change whose commit failed unseen must not exit 0.
+    let result = match (result, manager.take_lost_commit()) {
+        (Ok(_), Some(error)) => Err(Failure::driver(
+            format_args!("{}: making the state durable", topic.path()),
+            &error,
+        )),
+        (result, _) => result,
+    };
     if leave_to_exit {
         // The process exits next: what the manager holds is descriptors of
         // directories (and memory), which the kernel closes at exit as

@@ -103,12 +103,15 @@ impl Manager {
             let _ = state.put_cursors(network, &cursors);
         };
         let mut pending: Vec<Pending> = Vec::with_capacity(resolved.len());
-        for target in &resolved {
+        // Each link's ifindex is in its intent record before its create is
+        // sent, so restore undoes that link and no other.
+        let indexes = endpoint_link::chosen_indexes(resolved.len())?;
+        for (target, &index) in resolved.iter().zip(&indexes) {
             // A container on no network of ours gets `eth0` without asking
             // its namespace (two system calls and a round trip each), as a
             // single attach does; should another tool's `eth0` be there, the
             // create finds out and that target goes the single way.
-            let reserved = self.reserve(&state, network, target, &request, true);
+            let reserved = self.reserve(&state, network, target, &request, true, index);
             // A thousand sockets' receive buffers would add up (32 KiB
             // each): each is let go once its namespace's work is done.
             target.inside.handle.socket().release_buffer();
@@ -158,9 +161,19 @@ impl Manager {
                     plan,
                     ifname: &prepared.record.ifname,
                     guessed: prepared.name_guessed(),
+                    index: prepared
+                        .record
+                        .ifindex
+                        .expect("reserve names the index of the first create"),
                 })
                 .collect();
-            let built = match endpoint_link::create_many(&host, &home, &new) {
+            let records: Vec<&EndpointRecord> = pending.iter().map(|p| &p.record).collect();
+            let mut rerecord = |at: usize, index: Option<u32>| -> Result<(), Error> {
+                let mut record = records[at].clone();
+                record.ifindex = index;
+                Ok(state.put_endpoint(&record)?)
+            };
+            let built = match endpoint_link::create_many(&host, &home, &new, &mut rerecord) {
                 Ok(built) => built,
                 Err(error) => {
                     failure = Some(error.context(format!("attaching to network {}", network.name)));
@@ -196,10 +209,11 @@ impl Manager {
             }
         }
         if let Some(error) = failure {
-            // The links made (those whose record has their index) stand in
-            // the kernel: taken down again.
+            // The links made (those whose record has their MAC: every
+            // record names the index its create asked for) stand in the
+            // kernel: taken down again.
             for (prepared, inside) in pending.iter().zip(&insides) {
-                if let Some(index) = prepared.record.ifindex {
+                if let (Some(index), Some(_)) = (prepared.record.ifindex, &prepared.record.mac) {
                     let _ = inside.handle.link_del(index);
                 }
             }

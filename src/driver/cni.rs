@@ -10,7 +10,7 @@
 //! one without its namespace; their addresses are leased to that id.
 
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
 
@@ -398,56 +398,119 @@ impl Manager {
     /// network of `net` (made or checked by [`Manager::cni_network`] once
     /// the namespace is known good, so a bad `CNI_NETNS` makes nothing),
     /// its addresses and routes. Refused before anything is made when the
-    /// namespace has a link of that name or the attachment exists; any
-    /// later failure undoes all of it (link, leases, record).
+    /// namespace has a link of that name, or an asked-for address lies
+    /// outside the config's ranges or is reserved in them; refused when the
+    /// attachment exists. Any later failure undoes all of it (link, leases,
+    /// record, and a `NAME.VLANID` master nothing of ours uses any more).
+    /// A relative `CNI_NETNS` is recorded joined to the working directory,
+    /// where it was opened.
     pub fn cni_add(
         &self,
         net: &CniNetwork,
         attach: &CniAttach<'_>,
     ) -> Result<CniAttached, CniAddError> {
-        let inside = OpenNetns::open_path(attach.netns).map_err(|e| {
+        let netns = absolute_netns(attach.netns)?;
+        // The host's socket first: the thread then stays in the target
+        // from its socket to the link's settings (one visit, not two),
+        // where it opens no socket and reads nothing of `/proc/sys/net`.
+        let host = Handle::new()?;
+        let inside = OpenNetns::open_path_and_stay(&netns, true).map_err(|e| {
             Error::io(
                 format!("opening network namespace {}", attach.netns.display()),
                 &e,
             )
         })??;
         let identity = inside.identity()?;
-        // Asked again under the lock; here so that nothing, not even the
-        // network record, is made for a namespace that cannot take it.
+        // Here so that nothing, not even the network record, is made for
+        // a namespace that cannot take the link; under the lock the create
+        // finds a link made since (`create_guessed`).
         if inside.handle.link_by_name(attach.ifname)?.is_some() {
             return Err(ifname_taken(attach).into());
         }
-        let found = self.cni_network_id(net).map_err(network_error)?;
-        let id = attachment_id(attach.container_id, attach.ifname);
-        let state = self.store.lock()?;
-        // The record found before the lock, read again, while it still
-        // has this name; else the name looked up among every network.
-        let again = match &found {
-            Some(found) => state.network(found)?,
+        if let CniAddresses::Allocate(wanted) = &attach.addresses {
+            refuse_unservable(net, wanted)?;
+        }
+        // The network as this config made it, through its name's hint,
+        // read once, under the lock. Else (none yet, another config, not
+        // CNI's, no hint) `cni_network` makes or refuses it, without the
+        // lock, which it takes itself.
+        let usable = |record: &NetworkRecord| {
+            record.name == net.name
+                && record.state != NetworkState::Creating
+                && cni_config(record) == Some(net.config.as_str())
+        };
+        let hinted = match self.store.network_id_hint(&net.name) {
+            Some(hint) => {
+                let state = self.lock_outside(&inside)?;
+                let record = state.network(&hint)?.filter(usable);
+                record.map(|record| (state, record))
+            }
             None => None,
         };
-        let network = match again
-            .filter(|record| record.name == net.name && record.state != NetworkState::Creating)
-        {
-            Some(record) => record,
-            None => find_network(&state.networks()?, &net.name)?.clone(),
-        };
-        match cni_config(&network) {
+        let (state, network) = match hinted {
+            Some(found) => found,
             None => {
-                return Err(CniAddError::Config(config_error(format!(
-                    "network {} was not made by CNI",
-                    network.name
-                ))))
+                // Back home for the host's links and sockets it may make.
+                drop(inside.take_visit());
+                let found = self.cni_network_id(net).map_err(network_error)?;
+                let state = self.store.lock()?;
+                match cni_network_locked(&state, net, found) {
+                    Ok(network) => (state, network),
+                    Err(error) => {
+                        self.drop_idle_master_locked(&state, &net.name);
+                        return Err(error);
+                    }
+                }
             }
-            // Made again for another config since `cni_network` looked.
-            Some(config) if config != net.config => {
-                return Err(CniAddError::Config(config_error(format!(
-                    "network {} was made again meanwhile with another config ({config}); this one has {}",
-                    network.name, net.config
-                ))))
-            }
-            Some(_) => {}
+        };
+        // From here on the network's master may have been made, by
+        // `cni_network_id` or by `cni_parent`: every failure leaves through
+        // the one guard that drops it again when nothing of ours uses it.
+        let added = self.cni_add_locked(
+            &state, &host, net, attach, &netns, inside, identity, network,
+        );
+        if added.is_err() {
+            self.drop_idle_master_locked(&state, &net.name);
         }
+        added
+    }
+
+    /// The store's lock, waited for outside the target namespace `inside`
+    /// when another command holds it: a thread of ours waiting there would
+    /// be one of its processes to anything that looks (an `rm` of a
+    /// container of ours given to CNI, a runtime). Taken at once, as
+    /// nearly always, the thread stays in.
+    fn lock_outside(&self, inside: &OpenNetns) -> Result<Locked<'_>, Error> {
+        let mut left = false;
+        let state = self.store.lock_or(&mut || {
+            left = true;
+            drop(inside.take_visit());
+        })?;
+        if left {
+            let visit = crate::netns::Visit::enter(&inside.ns).map_err(|e| {
+                Error::io(format!("entering network namespace {}", inside.label()), &e)
+            })?;
+            inside.keep_visit(visit);
+        }
+        Ok(state)
+    }
+
+    /// [`Manager::cni_add`] under the lock, once the network is made or
+    /// checked; any failure undoes the link, the leases and the record,
+    /// the caller the master.
+    #[allow(clippy::too_many_arguments)]
+    fn cni_add_locked(
+        &self,
+        state: &Locked<'_>,
+        host: &Handle,
+        net: &CniNetwork,
+        attach: &CniAttach<'_>,
+        netns: &Path,
+        inside: OpenNetns,
+        identity: crate::store::records::NetnsId,
+        network: NetworkRecord,
+    ) -> Result<CniAttached, CniAddError> {
+        let id = attachment_id(attach.container_id, attach.ifname);
         if state.endpoint(&network.id, &id)?.is_some() {
             return Err(Error::already_exists(format!(
                 "container {} already has {} on network {}; DEL it first",
@@ -455,18 +518,14 @@ impl Manager {
             ))
             .into());
         }
-        if inside.handle.link_by_name(attach.ifname)?.is_some() {
-            return Err(ifname_taken(attach).into());
-        }
-        let host = Handle::new()?;
         let (parent, creator) = if net.link_in_container {
             (in_container_master(&inside, net)?, &inside.handle)
         } else {
-            (self.cni_parent(&host, &network)?, &host)
+            (self.cni_parent(host, &network)?, host)
         };
 
         let addresses = match &attach.addresses {
-            CniAddresses::Allocate(wanted) => allocate(&state, &network, wanted, &id, &net.bounds)?,
+            CniAddresses::Allocate(wanted) => allocate(state, &network, wanted, &id, &net.bounds)?,
             CniAddresses::Given(given) => given.clone(),
         };
         let leased = matches!(attach.addresses, CniAddresses::Allocate(_));
@@ -506,11 +565,20 @@ impl Manager {
                 (dst, gw.or(family_gw))
             })
             .collect();
+        // Named in the intent before the kernel is asked: restore undoes
+        // the link at this index, never one by the runtime's name.
+        let index = match endpoint_link::chosen_index() {
+            Ok(index) => index,
+            Err(error) => {
+                give_back(state);
+                return Err(error.into());
+            }
+        };
         let mut record = EndpointRecord {
             id: id.clone(),
             network_id: network.id.clone(),
             container: None,
-            netns: attach.netns.display().to_string(),
+            netns: netns.display().to_string(),
             ifname: attach.ifname.to_string(),
             mac: None,
             ipv4,
@@ -518,27 +586,43 @@ impl Manager {
             state: EndpointState::Attaching,
             created: Timestamp::now(),
             netns_id: Some(identity),
-            ifindex: None,
+            ifindex: Some(index),
         };
         if let Err(error) = state.put_endpoint(&record) {
-            give_back(&state);
+            give_back(state);
             return Err(Error::from(error).into());
         }
         // With `linkInContainer` the create is sent from inside, where the
         // master's index means the master.
-        let built = match endpoint_link::create(creator, &inside, &plan, attach.ifname) {
-            Ok(built) => built,
-            Err(error) => {
+        let mut rerecord = |index: Option<u32>| -> Result<(), Error> {
+            record.ifindex = index;
+            Ok(state.put_endpoint(&record)?)
+        };
+        // The name was free before the lock: the first create is sent at
+        // once, and only a refusal as taken looks it up.
+        let created = endpoint_link::create_guessed(
+            creator,
+            &inside,
+            &plan,
+            attach.ifname,
+            index,
+            &mut rerecord,
+        );
+        let built = match created {
+            Ok(Some(built)) => built,
+            failed => {
                 let _ = state.remove_endpoint(&network.id, &id);
-                give_back(&state);
-                self.drop_parent_if_idle(&host, &state, &network);
-                return Err(error
-                    .context(format!(
-                        "attaching {} to network {}",
-                        attach.netns.display(),
-                        network.name
-                    ))
-                    .into());
+                give_back(state);
+                return Err(match failed {
+                    Err(error) => error
+                        .context(format!(
+                            "attaching {} to network {}",
+                            attach.netns.display(),
+                            network.name
+                        ))
+                        .into(),
+                    _ => ifname_taken(attach).into(),
+                });
             }
         };
         record.mac = Some(built.mac.clone());
@@ -548,7 +632,7 @@ impl Manager {
         if let Err(error) = done {
             let _ = inside.handle.link_del(built.index);
             let _ = state.remove_endpoint(&network.id, &id);
-            give_back(&state);
+            give_back(state);
             return Err(Error::from(error).into());
         }
         self.release((host, inside));
@@ -598,14 +682,8 @@ impl Manager {
     /// no attachment uses it (after a delegated IPAM plugin failed the ADD
     /// that made it). Best effort, as a master left is re-used.
     pub fn cni_drop_idle_master(&self, network: &str) {
-        let (Ok(state), Ok(host)) = (self.store.lock(), Handle::new()) else {
-            return;
-        };
-        let Ok(networks) = state.networks() else {
-            return;
-        };
-        if let Some(record) = networks.iter().find(|n| n.name == network) {
-            self.drop_parent_if_idle(&host, &state, record);
+        if let Ok(state) = self.store.lock() {
+            self.drop_idle_master_locked(&state, network);
         }
     }
 
@@ -678,12 +756,16 @@ impl Manager {
                 }
             }
         }
-        let Some(record) = self.store.network_by_name(network) else {
+        // The name's hint only: its record is read once, under the lock.
+        let Some(network_id) = self.store.network_id_hint(network) else {
             return Ok(notes);
         };
         let id = attachment_id(container_id, ifname);
         let state = self.store.lock()?;
-        let Some(network) = state.network(&record.id)? else {
+        let Some(network) = state
+            .network(&network_id)?
+            .filter(|record| record.name == network)
+        else {
             return Ok(notes);
         };
         if let Some(mut endpoint) = state.endpoint(&network.id, &id)? {
@@ -693,14 +775,26 @@ impl Manager {
                 state.release_if_owner(&network, address.addr(), &id)?;
             }
             state.remove_endpoint(&network.id, &id)?;
-            let host = Handle::new()?;
-            self.drop_parent_if_idle(&host, &state, &network);
+            // A socket in the host only for a master we made.
+            if matches!(network.parent_origin, ParentOrigin::VlanCreated { .. }) {
+                let host = Handle::new()?;
+                self.drop_parent_if_idle(&host, &state, &network);
+                self.release(host);
+            }
             state.commit()?;
-            self.release((host, opened));
-        } else if !state.release_owner(&network, &id)?.is_empty() {
-            // An ADD killed between its leases and its record: the leases
-            // name the attachment, nothing else does.
-            state.commit()?;
+            self.release(opened);
+        } else {
+            if !state.release_owner(&network, &id)?.is_empty() {
+                // An ADD killed between its leases and its record: the
+                // leases name the attachment, nothing else does.
+                state.commit()?;
+            }
+            // An ADD that failed (or was killed) after making the master
+            // leaves no record for this DEL to find; the master goes here
+            // when nothing of ours uses it.
+            if matches!(network.parent_origin, ParentOrigin::VlanCreated { .. }) {
+                self.drop_parent_if_idle(&Handle::new()?, &state, &network);
+            }
         }
         Ok(notes)
     }
@@ -773,7 +867,8 @@ impl Manager {
     ) -> Result<Vec<(IpNet, Option<IpAddr>)>, CniAddError> {
         // The namespace's identity, when it opens: `restore` collects the
         // lease once that namespace is gone.
-        let identity = match lease.netns.map(Netns::open_path) {
+        let netns = lease.netns.map(absolute_netns).transpose()?;
+        let identity = match netns.as_deref().map(Netns::open_path) {
             Some(Ok(ns)) => Some(OpenNetns::with_handle(ns)?.identity()?),
             _ => None,
         };
@@ -828,10 +923,8 @@ impl Manager {
                 id: id.clone(),
                 network_id: network.id.clone(),
                 container: None,
-                // `restore` reads only absolute paths back.
-                netns: lease
-                    .netns
-                    .filter(|p| p.is_absolute())
+                netns: netns
+                    .as_ref()
                     .map(|p| p.display().to_string())
                     .unwrap_or_default(),
                 ifname: lease.ifname.to_string(),
@@ -1022,6 +1115,14 @@ impl Manager {
         endpoint: &EndpointRecord,
     ) -> Result<Vec<String>, Error> {
         let mut notes = Vec::new();
+        // The record as listed may be gone by now, its attachment DEL'd and
+        // ADDed again under the same id: link, leases and record go only
+        // while the record is still the one the listing saw, all under one
+        // lock, so no DEL or ADD of the id comes between.
+        let state = self.store.lock()?;
+        if state.endpoint(&network.id, &endpoint.id)?.as_ref() != Some(endpoint) {
+            return Ok(notes);
+        }
         // A lease's link is its plugin's: only the addresses go.
         let link = if is_lease(endpoint) {
             None
@@ -1053,7 +1154,6 @@ impl Manager {
                 }
             }
         }
-        let state = self.store.lock()?;
         state.release_owner(network, &endpoint.id)?;
         state.remove_endpoint(&network.id, &endpoint.id)?;
         self.drop_parent_if_idle(&Handle::new()?, &state, network);
@@ -1086,12 +1186,15 @@ impl Manager {
         if !matches!(network.parent_origin, ParentOrigin::VlanCreated { .. }) {
             return;
         }
-        let idle = state.endpoints_of(&network.id).is_ok_and(|e| e.is_empty());
-        let Ok(networks) = state.networks() else {
+        // A damaged record may be an attachment, or a network on the same
+        // master: the master stays until it is repaired.
+        let idle = state
+            .endpoints_of(&network.id)
+            .is_ok_and(|e| e.is_empty() && e.damaged.is_empty());
+        let Ok(Ok(networks)) = state.networks().map(Listing::complete) else {
             return;
         };
         let others: Vec<NetworkRecord> = networks
-            .items
             .into_iter()
             .filter(|n| n.id != network.id)
             .collect();
@@ -1099,6 +1202,109 @@ impl Manager {
             parent::delete_if_ours(host, network, &others);
         }
     }
+
+    /// The guard of a failed ADD: the `NAME.VLANID` master of CNI network
+    /// `name`, as recorded now, deleted when it is ours and idle.
+    fn drop_idle_master_locked(&self, state: &Locked<'_>, name: &str) {
+        let Ok(networks) = state.networks() else {
+            return;
+        };
+        let Some(network) = networks.iter().find(|n| n.name == name && is_cni(n)) else {
+            return;
+        };
+        if !matches!(network.parent_origin, ParentOrigin::VlanCreated { .. }) {
+            return;
+        }
+        if let Ok(host) = Handle::new() {
+            self.drop_parent_if_idle(&host, state, network);
+        }
+    }
+}
+
+/// The network `cni_network` made or checked for `net` (its id `found`),
+/// read again under the lock while it still has this name, else looked up
+/// by name among every network; refused when another config made it since,
+/// or it is not CNI's.
+fn cni_network_locked(
+    state: &Locked<'_>,
+    net: &CniNetwork,
+    found: Option<String>,
+) -> Result<NetworkRecord, CniAddError> {
+    let again = match &found {
+        Some(found) => state.network(found)?,
+        None => None,
+    };
+    let network = match again
+        .filter(|record| record.name == net.name && record.state != NetworkState::Creating)
+    {
+        Some(record) => record,
+        None => find_network(&state.networks()?, &net.name)?.clone(),
+    };
+    match cni_config(&network) {
+        None => Err(CniAddError::Config(config_error(format!(
+            "network {} was not made by CNI",
+            network.name
+        )))),
+        // Made again for another config since `cni_network` looked.
+        Some(config) if config != net.config => Err(CniAddError::Config(config_error(format!(
+            "network {} was made again meanwhile with another config ({config}); this one has {}",
+            network.name, net.config
+        )))),
+        Some(_) => Ok(network),
+    }
+}
+
+/// `CNI_NETNS` as every later reader must take it: a relative path (the
+/// spec's is a path, which the reference plugin opens from its working
+/// directory) joined to the working directory it is opened from, for
+/// `restore`, GC and the CLI read recorded paths from anywhere.
+fn absolute_netns(path: &Path) -> Result<PathBuf, Error> {
+    if path.is_absolute() {
+        return Ok(path.to_path_buf());
+    }
+    let cwd = std::env::current_dir().map_err(|e| {
+        Error::io(
+            format!(
+                "network namespace {}: reading the working directory it is relative to",
+                path.display()
+            ),
+            &e,
+        )
+    })?;
+    Ok(cwd.join(path))
+}
+
+/// Refuses, before anything is made, an asked-for address no network of
+/// `net` could lease: outside its subnets, outside `rangeStart`-`rangeEnd`,
+/// or reserved (a gateway, a subnet's first or last address), with the
+/// allocator's own words. What depends on the leases (taken, exhausted)
+/// is the allocator's to say under the lock.
+fn refuse_unservable(net: &CniNetwork, wanted: &[IpAddr]) -> Result<(), Error> {
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let mut req = NetworkCreate::new(net.name.clone());
+    for (subnet, gateway) in &net.subnets {
+        req.subnets.push(*subnet);
+        req.gateways.extend(gateway);
+    }
+    // Ranges the network cannot take are the network's checks to refuse.
+    let Ok(mut specs) = subnets::from_request(&req) else {
+        return Ok(());
+    };
+    crate::ipam::fill_default_gateways(&mut specs);
+    let mut book = crate::ipam::MemoryBook::default();
+    let name = crate::ipam::NetworkName {
+        name: &net.name,
+        id: "",
+    };
+    for &address in wanted {
+        if let Some(error) = outside_bounds(&net.bounds, address) {
+            return Err(error);
+        }
+        crate::ipam::allocate(&mut book, &specs, Request::Exact(address), "check", name)?;
+    }
+    Ok(())
 }
 
 /// The master of a `linkInContainer` ADD, in the container's namespace:
@@ -1379,6 +1585,67 @@ mod tests {
             error.to_string(),
             "address 10.0.0.21 is outside the range 10.0.0.10-10.0.0.20 of subnet 10.0.0.0/24"
         );
+    }
+
+    /// GC lists records without the lock; a DEL and a new ADD of the same
+    /// attachment may come before it takes the lock. Its step for the
+    /// record it listed must then leave the new record and its leases be.
+    #[test]
+    fn gc_removes_only_the_record_it_listed_not_a_newer_one_of_the_same_id() {
+        let dir = std::env::temp_dir().join(format!("ipvlan-cni-gc-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let manager = Manager::open(super::super::Config::new(&dir)).unwrap();
+        let ipam = "ipam=ipvlan ranges=10.66.0.0/24".to_string();
+        let net = CniNetwork {
+            name: "gcrace".into(),
+            master: None,
+            mode: IpvlanMode::L2,
+            flag: IpvlanFlag::Bridge,
+            mtu: None,
+            link_in_container: false,
+            subnets: vec![("10.66.0.0/24".parse().unwrap(), None)],
+            bounds: Vec::new(),
+            config: format!("lease-only {ipam}"),
+            ipam_config: ipam,
+        };
+        let lease = CniLease {
+            container_id: "c1",
+            ifname: "eth0",
+            netns: None,
+            wanted: Vec::new(),
+        };
+        manager.cni_lease_add(&net, &lease).unwrap();
+        let network = manager.store.network_by_name("gcrace").unwrap();
+        let listed = manager.store.endpoints_of(&network.id).unwrap().items;
+        assert_eq!(listed.len(), 1);
+        manager.cni_lease_del("gcrace", "c1", "eth0").unwrap();
+        let again = manager.cni_lease_add(&net, &lease).unwrap();
+        manager.cni_gc_one(&network, &listed[0]).unwrap();
+        let id = lease_id("c1", "eth0");
+        let kept: Vec<String> = manager
+            .store
+            .endpoints_of(&network.id)
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|e| e.id)
+            .collect();
+        let leases: Vec<(String, String)> = manager
+            .store
+            .addresses(&network)
+            .unwrap()
+            .into_iter()
+            .map(|(a, owner)| (a.to_string(), owner))
+            .collect();
+        assert_eq!(kept, [id.as_str()], "GC of the old record took the new one");
+        assert_eq!(leases, [(again[0].0.addr().to_string(), id)]);
+        // The record as it is now is GC's to remove.
+        let now = manager.store.endpoints_of(&network.id).unwrap().items;
+        manager.cni_gc_one(&network, &now[0]).unwrap();
+        assert!(manager.store.endpoints_of(&network.id).unwrap().is_empty());
+        assert!(manager.store.addresses(&network).unwrap().is_empty());
+        drop(manager);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

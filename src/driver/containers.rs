@@ -139,11 +139,15 @@ impl Manager {
                 Ok(endpoints)
             });
         match made {
-            Ok(endpoints) => Ok(ContainerInfo {
-                netns_path: self.config.netns_dir.join(&name),
-                name,
-                endpoints,
-            }),
+            Ok(endpoints) => {
+                // The final state durable before the command reports it.
+                state.commit().map_err(|e| container(e.into()))?;
+                Ok(ContainerInfo {
+                    netns_path: self.config.netns_dir.join(&name),
+                    name,
+                    endpoints,
+                })
+            }
             Err(error) => {
                 // Best effort: what this cannot undo, the record (still
                 // `creating`) leaves to `restore`.
@@ -282,28 +286,16 @@ impl Manager {
             notes.extend(self.detach(host, state, network, endpoint, &at)?);
         }
         let path = self.config.netns_dir.join(name);
-        match netns_identity::container_netns(&path)? {
-            ContainerNetns::Present(ns) => {
-                // Only the namespace made for it: one another tool put at
-                // the name after a crash is not ours.
-                let inside = OpenNetns::with_handle(ns)?;
-                let found = inside.identity()?;
-                if record
-                    .netns_id
-                    .map_or(true, |made| made.same_namespace(&found))
-                {
-                    for pid in processes_in(&inside.ns)? {
-                        kill(pid);
-                    }
-                    netns::delete_named(&self.config.netns_dir, name)
-                        .map_err(|e| Error::io(format!("deleting namespace {name}"), &e))?
-                } else {
-                    notes.push(format!(
-                        "{} is not the namespace made for container {name}; left alone",
-                        path.display()
-                    ));
+        match netns_identity::container_netns(&path, record.netns_id)? {
+            ContainerNetns::Present(inside) => {
+                for pid in processes_in(&inside.ns)? {
+                    kill(pid);
                 }
+                netns::delete_named(&self.config.netns_dir, name)
+                    .map_err(|e| Error::io(format!("deleting namespace {name}"), &e))?
             }
+            // One another tool put at the name after a crash is not ours.
+            ContainerNetns::Replaced => notes.push(replaced(&path, name)),
             // The mount point of a run killed before its bind mount.
             ContainerNetns::Leftover => {
                 crate::fault::point("netns: before unlink");
@@ -346,12 +338,15 @@ impl Manager {
             return Err(no_such_container(name));
         }
         let path = self.config.netns_dir.join(name);
+        let made = state.container(name)?.and_then(|record| record.netns_id);
         // Checked before anything changes: what another tool put there is
         // neither unmounted, deleted, nor a reason to kill anything.
-        let at = netns_identity::container_netns(&path)?;
+        let at = netns_identity::container_netns(&path, made)?;
         let pids = match &at {
-            ContainerNetns::Present(ns) => processes_in(ns)?,
-            ContainerNetns::Missing | ContainerNetns::Leftover => Vec::new(),
+            ContainerNetns::Present(inside) => processes_in(&inside.ns)?,
+            ContainerNetns::Missing | ContainerNetns::Leftover | ContainerNetns::Replaced => {
+                Vec::new()
+            }
         };
         if !pids.is_empty() && !force {
             let list: Vec<String> = pids.iter().map(u32::to_string).collect();
@@ -385,13 +380,18 @@ impl Manager {
         for pid in &pids {
             kill(*pid);
         }
-        if !matches!(at, ContainerNetns::Missing) {
-            netns::delete_named(&self.config.netns_dir, name)
-                .map_err(|e| Error::io(format!("deleting namespace {name}"), &e))?;
+        match at {
+            ContainerNetns::Present(_) | ContainerNetns::Leftover => {
+                netns::delete_named(&self.config.netns_dir, name)
+                    .map_err(|e| Error::io(format!("deleting namespace {name}"), &e))?;
+            }
+            ContainerNetns::Replaced => notes.push(replaced(&path, name)),
+            ContainerNetns::Missing => {}
         }
         let _ = hosts::unlink(&self.config.etc_netns_dir, name, state.root());
         let _ = fs::remove_file(self.log_path(name));
         state.remove_container(name)?;
+        state.commit()?;
         Ok(notes)
     }
 
@@ -485,9 +485,19 @@ impl Manager {
             return Err(no_such_container(container));
         }
         let path = self.config.netns_dir.join(container);
-        let ns = match netns_identity::container_netns(&path)? {
-            ContainerNetns::Present(ns) => ns,
+        let made = self
+            .store
+            .container(container)?
+            .and_then(|record| record.netns_id);
+        let ns = match netns_identity::container_netns(&path, made)? {
+            ContainerNetns::Present(inside) => inside.ns,
             ContainerNetns::Missing => return Err(no_such_container(container)),
+            ContainerNetns::Replaced => {
+                return Err(Error::failed(format!(
+                    "{}; `ipvlan rm {container}` forgets the container",
+                    replaced(&path, container)
+                )))
+            }
             ContainerNetns::Leftover => {
                 return Err(Error::failed(format!(
                     "opening namespace {container}: {} is not a network namespace: it is a regular file",
@@ -777,4 +787,12 @@ pub(crate) fn processes_in(ns: &Netns) -> Result<Vec<u32>, Error> {
 /// Sends SIGKILL to `pid`; one that is already gone is fine.
 fn kill(pid: u32) {
     let _ = crate::sys::kill(pid, libc::SIGKILL);
+}
+
+/// What is said of another tool's namespace found at our container's name.
+fn replaced(path: &Path, name: &str) -> String {
+    format!(
+        "{} is not the namespace made for container {name} (another tool's, put there since); left alone",
+        path.display()
+    )
 }

@@ -550,7 +550,8 @@ impl Manager {
         req: &AttachRequest,
     ) -> Result<Pending, Error> {
         self.check_attach(state, network, target, req)?;
-        self.reserve(state, network, target, req, true)
+        let index = endpoint_link::chosen_index()?;
+        self.reserve(state, network, target, req, true, index)
     }
 
     /// What refuses an attach before anything is taken: the target's path
@@ -597,6 +598,9 @@ impl Manager {
     /// free `ethN`, the addresses, the index entry, the intent record.
     /// `guess`: a container that our records show on no network gets
     /// `eth0` without asking the kernel first (see [`Pending::name_guessed`]).
+    /// `index`: the ifindex the link's first create will ask for
+    /// ([`endpoint_link::chosen_index`]), named in the intent so that
+    /// restore undoes that link and no other.
     pub(crate) fn reserve(
         &self,
         state: &Locked<'_>,
@@ -604,6 +608,7 @@ impl Manager {
         target: &ResolvedTarget,
         req: &AttachRequest,
         guess: bool,
+        index: u32,
     ) -> Result<Pending, Error> {
         // Named before the kernel sees it, so restore knows what to delete
         // if this attach is interrupted; and before any address is taken,
@@ -639,7 +644,8 @@ impl Manager {
                 state: EndpointState::Attaching,
                 created: Timestamp::now(),
                 netns_id: Some(target.identity),
-                ifindex: None,
+                // Before the kernel is asked: the link, if made, has it.
+                ifindex: Some(index),
             },
             index: None,
             indexed: false,
@@ -678,6 +684,13 @@ impl Manager {
     /// link is touched only in the very namespace that was attached (`at`,
     /// see [`locate`]) and only when it is ours; addresses are freed only
     /// while this endpoint still holds them.
+    ///
+    /// An interrupted attach's intent names the index its create asked
+    /// for: the link there, if any, is the one it made. An intent of an
+    /// older version names no index, only the name, which another tool
+    /// may have taken since (the kill may have come before our create, or
+    /// our create been refused because their link had it): no link is
+    /// deleted for it, one of that name is reported and left in place.
     pub(crate) fn detach(
         &self,
         host: &Handle,
@@ -717,10 +730,21 @@ impl Manager {
         batch: Option<Option<&Link>>,
     ) -> Result<Vec<String>, Error> {
         check_hosts_dir(state, network)?;
+        let unproven = endpoint.state == EndpointState::Attaching && endpoint.ifindex.is_none();
         endpoint.state = EndpointState::Detaching;
         state.put_endpoint(&endpoint)?;
         let mut notes = Vec::new();
-        if let Some(inside) = at.open() {
+        if let (Some(inside), true) = (at.open(), unproven && !endpoint.ifname.is_empty()) {
+            let found = inside.handle.link_by_name(&endpoint.ifname)?;
+            if let Some(link) = found.filter(|l| l.kind.as_deref() == Some("ipvlan")) {
+                notes.push(format!(
+                    "link {} (index {}) in namespace {} left in place: the interrupted attach recorded no index (a record of an older version), so nothing shows the link is the one it made rather than another tool's",
+                    link.name,
+                    link.index,
+                    inside.label()
+                ));
+            }
+        } else if let Some(inside) = at.open() {
             let looked_up;
             let parent = match batch {
                 Some(parent) => parent,
@@ -942,10 +966,12 @@ impl Pending {
         EndpointPlan::new(network, parent, ipv4, self.record.ipv6)
     }
 
-    /// Creates the endpoint's link in `inside` under the recorded name;
-    /// a guessed name found taken is replaced by a free one, recorded
-    /// before that create, so restore always reads the name of the link
-    /// that may exist. On failure nothing of it is in the kernel.
+    /// Creates the endpoint's link in `inside` under the recorded name,
+    /// asking for the recorded index; a guessed name found taken is
+    /// replaced by a free one, and any index refused by another, each
+    /// recorded before the create that asks for it, so restore always
+    /// reads the index of the link that may exist. On failure nothing of
+    /// it is in the kernel.
     pub(crate) fn build(
         &mut self,
         state: &Locked<'_>,
@@ -955,16 +981,36 @@ impl Pending {
         inside: &OpenNetns,
     ) -> Result<BuiltEndpoint, Error> {
         let plan = self.plan(network, parent);
+        let first = self
+            .record
+            .ifindex
+            .expect("reserve names the index of the first create");
+        let ifname = self.record.ifname.clone();
+        let record = &mut self.record;
+        let mut rerecord = |index: Option<u32>| -> Result<(), Error> {
+            record.ifindex = index;
+            Ok(state.put_endpoint(record)?)
+        };
         if self.name_guessed {
             if let Some(built) =
-                endpoint_link::create_guessed(host, inside, &plan, &self.record.ifname)?
+                endpoint_link::create_guessed(host, inside, &plan, &ifname, first, &mut rerecord)?
             {
                 return Ok(built);
             }
-            self.record.ifname = endpoint_link::free_ifname(inside)?;
+            let ifname = endpoint_link::free_ifname(inside)?;
+            // A fresh index too: the refused one may be another link's.
+            let index = endpoint_link::chosen_index()?;
+            self.record.ifname = ifname.clone();
+            self.record.ifindex = Some(index);
             state.put_endpoint(&self.record)?;
+            let record = &mut self.record;
+            let mut rerecord = |index: Option<u32>| -> Result<(), Error> {
+                record.ifindex = index;
+                Ok(state.put_endpoint(record)?)
+            };
+            return endpoint_link::create(host, inside, &plan, &ifname, index, &mut rerecord);
         }
-        endpoint_link::create(host, inside, &plan, &self.record.ifname)
+        endpoint_link::create(host, inside, &plan, &ifname, first, &mut rerecord)
     }
 
     /// Records the built link (state `attached`) and adds the endpoint's

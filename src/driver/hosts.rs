@@ -626,7 +626,9 @@ impl Names<'_> {
     }
 
     /// Rebuilds `network`'s hosts file from its endpoint records (see
-    /// [`reconcile`]), then the union views built from it.
+    /// [`reconcile`]), then the views of the containers attached to it:
+    /// the union views built from it, and each one's `/etc/netns` view,
+    /// which a connect killed after its final record had not made yet.
     pub(crate) fn rebuild(&self, network: &NetworkRecord) -> Result<(), Error> {
         let endpoints = self.state.endpoints_of(&network.id)?;
         let mut wanted = Vec::new();
@@ -641,24 +643,24 @@ impl Names<'_> {
             for address in endpoint.ipv4.iter().chain(endpoint.ipv6.iter()) {
                 wanted.push((address.addr(), container.clone()));
             }
-            attached.push(container);
+            attached.push(endpoint);
         }
         let file = self.state.hosts_path(&network.id);
         self.check_parent(&file)?;
         reconcile(&file, &wanted)?;
-        // Each attached container's view too: an attach killed between its
-        // record and its view left a container on several networks with
-        // the view of one (no union, no marker here for refresh_network
-        // to find it by).
-        // A view another tool put there is left alone (refused as not
-        // ours), as an attach leaves it: no failure of the rebuild.
-        for container in attached {
-            match self.refresh_views(container, Some(&network.id), None, None) {
-                Err(error) if error.kind() != super::ErrorKind::AlreadyExists => return Err(error),
-                _ => {}
+        self.refresh_network(network)?;
+        for endpoint in attached {
+            let Some(container) = &endpoint.container else {
+                continue;
+            };
+            // A view another tool put there since is theirs: left as it
+            // is, and no reason to fail the repair of everything else.
+            if let Entry::Foreign(_) = entry(self.etc_netns_dir, container, self.state.root())? {
+                continue;
             }
+            self.refresh_views(container, None, Some(endpoint), None)?;
         }
-        self.refresh_network(network)
+        Ok(())
     }
 
     /// Checks the store's directory holding `path` (from the root down,

@@ -293,6 +293,16 @@ impl Manager {
         self.store.leave_descriptors_to_exit();
     }
 
+    /// Whether a change this manager made since the last call may not be
+    /// durable: a commit that failed when the store's lock was let go by a
+    /// method that had not committed itself
+    /// ([`StateDir::take_lost_commit`]). Every method commits before it
+    /// reports success; a front end asks this after each command so that
+    /// one which does not can never make it exit 0.
+    pub fn take_lost_commit(&self) -> Option<Error> {
+        self.store.take_lost_commit().map(Error::from)
+    }
+
     /// Lets `held` go without closing what it holds when
     /// [`Manager::leave_descriptors_to_exit`] was asked for, else drops it.
     pub(crate) fn release<T>(&self, held: T) {

@@ -81,6 +81,16 @@ impl OpenNetns {
     /// than [`Netns::open_path`] and [`OpenNetns::with_handle`] (see
     /// [`netns::Visit::open_and_enter`]).
     pub(crate) fn open_path(path: &Path) -> std::io::Result<Result<OpenNetns, Error>> {
+        OpenNetns::open_path_and_stay(path, false)
+    }
+
+    /// [`OpenNetns::open_path`], the thread staying inside as
+    /// [`OpenNetns::with_handle_staying`] has it (`stay`), with the same
+    /// rules until the visit ends: two visits made one.
+    pub(crate) fn open_path_and_stay(
+        path: &Path,
+        stay: bool,
+    ) -> std::io::Result<Result<OpenNetns, Error>> {
         let (ns, entry) = netns::Visit::open_to_enter_at_once(path)?;
         let Some(entry) = entry else {
             // The caller's own: nothing to enter.
@@ -105,7 +115,7 @@ impl OpenNetns {
             .map(|handle| OpenNetns {
                 ns,
                 handle,
-                visit: std::cell::RefCell::new(None),
+                visit: std::cell::RefCell::new(stay.then_some(visit)),
             }))
     }
 
@@ -273,11 +283,18 @@ fn refuse_own(path: &Path, ns: &Netns) -> Result<(), Error> {
 pub(crate) enum ContainerNetns {
     /// Nothing.
     Missing,
-    /// A plain file: the mount point a create or delete was interrupted
-    /// at, with no namespace bound to it.
+    /// An empty plain file: the mount point a create or delete was
+    /// interrupted at, with no namespace bound to it.
     Leftover,
-    /// A network namespace, not the caller's own.
-    Present(Netns),
+    /// The network namespace made for the container (or, for a record
+    /// older than the namespace's identity, the one there, taken on
+    /// trust), opened with a socket in it.
+    Present(OpenNetns),
+    /// Another network namespace at the container's name: ours was
+    /// deleted and another tool put its own there (`ip netns del`, then
+    /// `ip netns add` of the same name). Ours is gone; that one is theirs,
+    /// never run in, killed in, unmounted or deleted.
+    Replaced,
 }
 
 /// Looks at the namespace file of one of our containers before anything
@@ -286,8 +303,10 @@ pub(crate) enum ContainerNetns {
 /// (a symbolic link, which `umount2` and `open` would follow elsewhere, a
 /// FIFO, a directory, another kind of namespace, or the caller's own
 /// namespace, whose processes are the host's) was put there by another
-/// tool and is refused.
-pub(crate) fn container_netns(path: &Path) -> Result<ContainerNetns, Error> {
+/// tool and is refused. So is a plain file with data in it (our mount
+/// points, as iproute2's, are made empty). A namespace other than `made`
+/// (the identity recorded for the container) is [`ContainerNetns::Replaced`].
+pub(crate) fn container_netns(path: &Path, made: Option<NetnsId>) -> Result<ContainerNetns, Error> {
     let not_ours = |what: String| {
         Error::failed(format!(
             "{what}; ipvlan did not make it and leaves it alone"
@@ -301,7 +320,7 @@ pub(crate) fn container_netns(path: &Path) -> Result<ContainerNetns, Error> {
         Ok(meta) if meta.file_type().is_symlink() => {
             return Err(not_ours(format!("{} is a symbolic link", path.display())))
         }
-        Ok(meta) => (meta.dev(), meta.ino()),
+        Ok(meta) => (meta.dev(), meta.ino(), meta.len()),
     };
     let ns = match Netns::open_path(path) {
         Ok(ns) => ns,
@@ -309,7 +328,14 @@ pub(crate) fn container_netns(path: &Path) -> Result<ContainerNetns, Error> {
         Err(error) => {
             return match netns::not_a_namespace(&error) {
                 Some(refusal) if refusal.found == netns::FileKind::Regular => {
-                    Ok(ContainerNetns::Leftover)
+                    if seen.2 == 0 {
+                        Ok(ContainerNetns::Leftover)
+                    } else {
+                        Err(not_ours(format!(
+                            "{} is a regular file with data in it, not the empty mount point of a namespace",
+                            path.display()
+                        )))
+                    }
                 }
                 Some(refusal) => Err(not_ours(refusal.to_string())),
                 None => Err(opening(&error)),
@@ -318,7 +344,7 @@ pub(crate) fn container_netns(path: &Path) -> Result<ContainerNetns, Error> {
     };
     let opened = nsfs_file_id(&ns)?;
     // The open follows links: a link put there since the look is refused.
-    if opened != seen {
+    if opened != (seen.0, seen.1) {
         return Err(not_ours(format!(
             "{} was replaced while ipvlan looked at it",
             path.display()
@@ -330,7 +356,11 @@ pub(crate) fn container_netns(path: &Path) -> Result<ContainerNetns, Error> {
             path.display()
         )));
     }
-    Ok(ContainerNetns::Present(ns))
+    let open = OpenNetns::with_handle(ns)?;
+    match made {
+        Some(made) if !made.same_namespace(&open.identity()?) => Ok(ContainerNetns::Replaced),
+        _ => Ok(ContainerNetns::Present(open)),
+    }
 }
 
 /// Whether an open failed because nothing is there (the name was

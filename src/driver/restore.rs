@@ -186,8 +186,9 @@ impl Manager {
                     && endpoint.ifindex.is_none()
                     && claimed
                 {
-                    // Killed before making its link; the name went to a
-                    // later attach that must keep it.
+                    // An older intent (no index): killed before making its
+                    // link; the name went to a later attach that must keep
+                    // it. (One that names its index is undone by that.)
                     endpoint.ifname.clear();
                 }
                 let restored = self.restore_endpoint(
@@ -251,9 +252,10 @@ impl Manager {
         // Container records whose namespace went away, or never came: an
         // empty mount point left by a process killed before its bind mount
         // goes with its record.
-        for name in whole.into_iter().map(|record| record.name) {
+        for record in whole {
+            let name = record.name;
             let path = self.config.netns_dir.join(&name);
-            let gone = match netns_identity::container_netns(&path) {
+            let gone = match netns_identity::container_netns(&path, record.netns_id) {
                 Ok(ContainerNetns::Missing) => true,
                 Ok(ContainerNetns::Leftover) => {
                     crate::fault::point("netns: before unlink");
@@ -268,6 +270,9 @@ impl Manager {
                     }
                 }
                 Ok(ContainerNetns::Present(_)) => false,
+                // Ours was deleted and another tool's put at its name: our
+                // container is gone, theirs is left as it is.
+                Ok(ContainerNetns::Replaced) => true,
                 Err(error) => {
                     report.errors.push(format!("container {name}: {error}"));
                     false
@@ -279,6 +284,12 @@ impl Manager {
                     report.errors.push(format!("container {name}: {error}"));
                 }
             }
+        }
+        // What was repaired durable before it is reported.
+        if let Err(error) = state.commit() {
+            report
+                .errors
+                .push(format!("making the repairs durable: {error}"));
         }
         Ok(report)
     }
@@ -383,7 +394,20 @@ impl Manager {
         } else {
             endpoint.ifname.clone()
         };
-        let built = endpoint_link::create(host, inside, &plan, &ifname)?;
+        // The index this create asks for is recorded first, as an attach's
+        // intent: should restore be killed after the create, the next one
+        // finds the link there and keeps it, rather than making a second
+        // link while the name is taken by the first.
+        let index = endpoint_link::chosen_index()?;
+        let mut intent = endpoint.clone();
+        intent.ifname = ifname.clone();
+        intent.ifindex = Some(index);
+        state.put_endpoint(&intent)?;
+        let mut rerecord = |index: Option<u32>| -> Result<(), Error> {
+            intent.ifindex = index;
+            Ok(state.put_endpoint(&intent)?)
+        };
+        let built = endpoint_link::create(host, inside, &plan, &ifname, index, &mut rerecord)?;
         let mut updated = endpoint;
         updated.ifname = built.ifname;
         updated.mac = Some(built.mac);

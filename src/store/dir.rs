@@ -38,7 +38,7 @@ use ipnet::IpNet;
 use super::addresses::{subnet_dir, DiskBook, CURSOR_FILE};
 use super::fsutil::{self, Entry, FILE_MODE};
 use super::handles::Handles;
-use super::records::{ContainerRecord, EndpointRecord, NetworkRecord, RecordError};
+use super::records::{is_valid_name, ContainerRecord, EndpointRecord, NetworkRecord, RecordError};
 use super::{Damaged, Listing, StoreError};
 use crate::ipam::{self, NetworkName, Request, SubnetSpec};
 use crate::json::{self, Value};
@@ -82,17 +82,6 @@ const FIXED_DIRS: [&str; 9] = [
     LOGS,
 ];
 
-/// Whether `name` can serve as a file name in the store: 1 to 128 of
-/// `[A-Za-z0-9_.-]`, not starting with `.`.
-pub fn is_valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 128
-        && !name.starts_with('.')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
-}
-
 fn check_name(what: &'static str, name: &str) -> Result<(), StoreError> {
     if is_valid_name(name) {
         Ok(())
@@ -102,6 +91,44 @@ fn check_name(what: &'static str, name: &str) -> Result<(), StoreError> {
             name: name.to_string(),
         })
     }
+}
+
+/// Records are found by their file's name and then acted on by their
+/// fields: a record whose own name is not its file's (one copied or edited
+/// by hand) is damage, never a way to another record, namespace or view.
+fn filed_as(file: &str, own: &str, what: &str) -> Result<(), RecordError> {
+    if own == file {
+        return Ok(());
+    }
+    Err(RecordError(format!(
+        "it is the record of {what} {own:?}, filed as {file:?}"
+    )))
+}
+
+/// A network record read from `networks/<id>.json`.
+fn network_filed_as(id: &str, value: &Value) -> Result<NetworkRecord, RecordError> {
+    let record = NetworkRecord::from_json(value)?;
+    filed_as(id, &record.id, "network")?;
+    Ok(record)
+}
+
+/// An endpoint record read from `endpoints/<network_id>/<id>.json`.
+fn endpoint_filed_as(
+    network_id: &str,
+    id: &str,
+    value: &Value,
+) -> Result<EndpointRecord, RecordError> {
+    let record = EndpointRecord::from_json(value)?;
+    filed_as(id, &record.id, "endpoint")?;
+    filed_as(network_id, &record.network_id, "an endpoint of network")?;
+    Ok(record)
+}
+
+/// A container record read from `records/containers/<name>.json`.
+fn container_filed_as(name: &str, value: &Value) -> Result<ContainerRecord, RecordError> {
+    let record = ContainerRecord::from_json(value)?;
+    filed_as(name, &record.name, "container")?;
+    Ok(record)
 }
 
 /// `bytes` random bytes from the kernel, as lowercase hex: the crate's
@@ -260,6 +287,15 @@ impl StateDir {
     /// ask for it: they would stay open.
     pub fn leave_descriptors_to_exit(&self) {
         self.handles.leave_files_to_exit();
+    }
+
+    /// The failure of a commit that a lock's release made because its
+    /// holder returned without committing (see [`Locked::commit`]), if
+    /// one failed since the last call: the state that holder wrote may not
+    /// survive a power cut, so a command must not report success. A front
+    /// end asks once its command is done.
+    pub fn take_lost_commit(&self) -> Option<StoreError> {
+        self.handles.take_lost_commit()
     }
 
     /// Forgets the directories checked so far, so the next access checks
@@ -469,11 +505,25 @@ impl StateDir {
     /// a program that embeds it, and the directory may have changed hands
     /// meanwhile.
     pub fn lock(&self) -> Result<Locked<'_>, StoreError> {
+        self.lock_or(&mut || {})
+    }
+
+    /// [`StateDir::lock`], calling `before_waiting` first when another
+    /// holder keeps it (for a caller that must not wait where it is: one
+    /// system call, as `lock`'s, when the lock is free).
+    pub fn lock_or(&self, before_waiting: &mut dyn FnMut()) -> Result<Locked<'_>, StoreError> {
         self.refresh();
         let path = self.root.join(LOCK_FILE);
         let file = self.open_lock()?;
-        crate::sys::flock(std::os::fd::AsFd::as_fd(&file), libc::LOCK_EX)
-            .map_err(StoreError::io("locking", &path))?;
+        let fd = std::os::fd::AsFd::as_fd(&file);
+        match crate::sys::flock(fd, libc::LOCK_EX | libc::LOCK_NB) {
+            Err(error) if error.raw_os_error() == Some(libc::EWOULDBLOCK) => {
+                before_waiting();
+                crate::sys::flock(fd, libc::LOCK_EX)
+            }
+            taken => taken,
+        }
+        .map_err(StoreError::io("locking", &path))?;
         *self.records_held() = Some(Vec::new());
         Ok(Locked {
             state: self,
@@ -547,7 +597,7 @@ impl StateDir {
     /// A network by ID.
     pub fn network(&self, id: &str) -> Result<Option<NetworkRecord>, StoreError> {
         check_name("network id", id)?;
-        self.read_record(&self.network_path(id), NetworkRecord::from_json)
+        self.read_record(&self.network_path(id), |value| network_filed_as(id, value))
     }
 
     /// The network named `name`, found through its hint (`names/<name>`,
@@ -586,7 +636,7 @@ impl StateDir {
     /// Every network, oldest first, and the network records that could
     /// not be read.
     pub fn networks(&self) -> Result<Listing<NetworkRecord>, StoreError> {
-        let mut all = self.read_all(&self.root.join(NETWORKS), NetworkRecord::from_json)?;
+        let mut all = self.read_all(&self.root.join(NETWORKS), network_filed_as)?;
         crate::order::sort_by(&mut all.items, |a, b| {
             (a.created, &a.name).cmp(&(b.created, &b.name))
         });
@@ -601,17 +651,18 @@ impl StateDir {
     ) -> Result<Option<EndpointRecord>, StoreError> {
         check_name("network id", network_id)?;
         check_name("endpoint id", id)?;
-        self.read_record(
-            &self.endpoint_path(network_id, id),
-            EndpointRecord::from_json,
-        )
+        self.read_record(&self.endpoint_path(network_id, id), |value| {
+            endpoint_filed_as(network_id, id, value)
+        })
     }
 
     /// The endpoints of one network, oldest first, and the endpoint
     /// records that could not be read.
     pub fn endpoints_of(&self, network_id: &str) -> Result<Listing<EndpointRecord>, StoreError> {
         check_name("network id", network_id)?;
-        let mut all = self.read_all(&self.endpoint_dir(network_id), EndpointRecord::from_json)?;
+        let mut all = self.read_all(&self.endpoint_dir(network_id), |id, value| {
+            endpoint_filed_as(network_id, id, value)
+        })?;
         crate::order::sort_by(&mut all.items, |a, b| {
             (a.created, &a.id).cmp(&(b.created, &b.id))
         });
@@ -769,7 +820,7 @@ impl StateDir {
         let Some(value) = self.record(CONTAINERS, name)? else {
             return Ok(None);
         };
-        ContainerRecord::from_json(&value)
+        container_filed_as(name, &value)
             .map(Some)
             .map_err(|e| StoreError::Corrupt {
                 path: self.record_path(CONTAINERS, name),
@@ -783,8 +834,9 @@ impl StateDir {
         let dir = self.root.join(RECORDS).join(CONTAINERS);
         let mut out = Listing::default();
         for name in self.list_names(&dir)? {
-            if name.ends_with(".json") {
-                match self.read_record(&dir.join(&name), ContainerRecord::from_json) {
+            if let Some(stem) = name.strip_suffix(".json") {
+                let filed_as = |value: &Value| container_filed_as(stem, value);
+                match self.read_record(&dir.join(&name), filed_as) {
                     Ok(Some(record)) => out.items.push(record),
                     Ok(None) => {}
                     Err(error) => out.note(error)?,
@@ -1080,11 +1132,11 @@ impl StateDir {
     fn read_all<T>(
         &self,
         dir: &Path,
-        from_json: impl Fn(&Value) -> Result<T, RecordError>,
+        from_json: impl Fn(&str, &Value) -> Result<T, RecordError>,
     ) -> Result<Listing<T>, StoreError> {
         let mut out = Listing::default();
-        self.each_record(dir, &mut |path| {
-            match self.read_record(path, &from_json) {
+        self.each_record(dir, &mut |path, file| {
+            match self.read_record(path, |value| from_json(file, value)) {
                 Ok(Some(record)) => out.items.push(record),
                 Ok(None) => {}
                 Err(error) => out.note(error)?,
@@ -1094,17 +1146,18 @@ impl StateDir {
         Ok(out)
     }
 
-    /// Hands the path of every `*.json` file of `dir` to `each`:
-    /// [`StateDir::read_all`]'s walk, kept once for every record type.
+    /// Hands the path of every `*.json` file of `dir`, and its name without
+    /// `.json`, to `each`: [`StateDir::read_all`]'s walk, kept once for every
+    /// record type.
     #[inline(never)]
     fn each_record(
         &self,
         dir: &Path,
-        each: &mut dyn FnMut(&Path) -> Result<(), StoreError>,
+        each: &mut dyn FnMut(&Path, &str) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         for name in self.list_names(dir)? {
-            if name.ends_with(".json") {
-                each(&dir.join(&name))?;
+            if let Some(file) = name.strip_suffix(".json") {
+                each(&dir.join(&name), file)?;
             }
         }
         Ok(())
@@ -1172,8 +1225,11 @@ impl Drop for Locked<'_> {
     fn drop(&mut self) {
         // Before `_lock` closes: the next holder of the lock sees durable
         // state. An error here has no caller to go to; a command that
-        // reports success calls `commit` itself first.
-        let _ = self.state.handles.commit();
+        // reports success calls `commit` itself first, and one that forgot
+        // is caught by its front end (`StateDir::take_lost_commit`).
+        if let Err(error) = self.state.handles.commit() {
+            self.state.handles.lose_commit(error);
+        }
         *self.state.records_held() = None;
         self.state.handles.forget_cursors();
     }

@@ -112,6 +112,9 @@ pub(crate) struct Shared {
     /// Allocation cursors read or written under the lock held now, open,
     /// with what they hold (see [`Handles::keep_cursor`]).
     cursors: Vec<HeldCursor>,
+    /// The failure of a commit made by a lock's release, which has no
+    /// caller to return it to (see [`Handles::lose_commit`]).
+    lost_commit: Option<StoreError>,
 }
 
 /// An allocation cursor kept open under the lock: its subnet directory,
@@ -532,11 +535,20 @@ impl Handles {
             let root = self.dir(&self.root)?.ok_or_else(|| {
                 StoreError::io("syncing", &self.root)(std::io::ErrorKind::NotFound.into())
             })?;
-            let result =
-                crate::sys::syncfs(root.fd()).map_err(StoreError::io("syncing", &self.root));
+            let result = match crate::fault::forced("store: flush fails") {
+                true => Err(io::Error::from_raw_os_error(libc::EIO)),
+                false => crate::sys::syncfs(root.fd()),
+            };
+            let result = result.map_err(StoreError::io("syncing", &self.root));
             return crate::fault::after("store: after fsync", result);
         }
         let mut result = Ok(());
+        // Test builds: the disk refusing the flush (an I/O error).
+        if (!files.is_empty() || !dirs.is_empty()) && crate::fault::forced("store: flush fails") {
+            result = Err(StoreError::io("syncing", &self.root)(
+                std::io::Error::from_raw_os_error(libc::EIO),
+            ));
+        }
         for (path, file) in &files {
             if let Err(e) = crate::sys::fsync(file.as_fd(), true) {
                 result = result.and(Err(StoreError::io("syncing", path)(e)));
@@ -592,6 +604,18 @@ impl Handles {
     /// to [`LEFT_TO_EXIT_MAX`] (a batch closes the rest). Not the lock,
     /// whose `close` releases it. A program that goes on must not ask for
     /// it.
+    /// Keeps the failure of a commit nobody asked for (a lock released
+    /// with writes pending) until [`Handles::take_lost_commit`]: the first
+    /// one, which the later ones would only repeat.
+    pub(crate) fn lose_commit(&self, error: StoreError) {
+        self.shared().lost_commit.get_or_insert(error);
+    }
+
+    /// See [`Handles::lose_commit`].
+    pub(crate) fn take_lost_commit(&self) -> Option<StoreError> {
+        self.shared().lost_commit.take()
+    }
+
     pub(crate) fn leave_files_to_exit(&self) {
         self.shared().leave_to_exit = true;
     }

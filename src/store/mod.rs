@@ -110,11 +110,10 @@ pub use listing::{Damaged, Listing};
 pub mod records;
 
 pub use dir::{
-    is_valid_name, random_hex, AddressRepair, Locked, StateDir, DEFAULT_STATE_DIR, MACHINE_ID_PATH,
-    STATE_DIR_ENV,
+    random_hex, AddressRepair, Locked, StateDir, DEFAULT_STATE_DIR, MACHINE_ID_PATH, STATE_DIR_ENV,
 };
 pub use error::StoreError;
-pub use records::{ContainerRecord, ContainerState};
+pub use records::{is_valid_name, ContainerRecord, ContainerState};
 pub use records::{
     EndpointRecord, EndpointState, NetworkRecord, NetworkState, ParentOrigin, RecordError,
     Timestamp, RECORD_VERSION,

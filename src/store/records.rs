@@ -73,6 +73,27 @@ impl<'a> Fields<'a> {
             .ok_or_else(|| bad(format_args!("field \"{key}\" is not a string")))
     }
 
+    /// A string a path is built from (a container's name, an id): one
+    /// file name of the store's rule ([`is_valid_name`]), so that a record
+    /// someone edited can never point a command outside its directories.
+    fn name(&self, key: &str) -> Result<&'a str, RecordError> {
+        let name = self.str(key)?;
+        if !is_valid_name(name) {
+            return Err(bad(format_args!(
+                "field \"{key}\" is not a name ([A-Za-z0-9_.-], not starting with '.'): {name:?}"
+            )));
+        }
+        Ok(name)
+    }
+
+    /// [`Fields::name`] that may be null.
+    fn opt_name(&self, key: &str) -> Result<Option<&'a str>, RecordError> {
+        if self.value(key)?.is_null() {
+            return Ok(None);
+        }
+        self.name(key).map(Some)
+    }
+
     fn opt_str(&self, key: &str) -> Result<Option<&'a str>, RecordError> {
         let v = self.value(key)?;
         if v.is_null() {
@@ -549,7 +570,11 @@ pub struct EndpointRecord {
     /// for it. Absent in older records. Stored as `netns_dev`, `netns_ino`
     /// and `netns_cookie`.
     pub netns_id: Option<NetnsId>,
-    /// The link's ifindex inside the namespace, once made.
+    /// The link's ifindex inside the namespace. In an intent record
+    /// (`attaching`) it is written before the kernel is asked to make the
+    /// link, and names the index the create asks for: the link, if made,
+    /// has it, and restore undoes that link and no other. Absent in
+    /// records of older versions, whose intents name only `ifname`.
     pub ifindex: Option<u32>,
 }
 
@@ -626,9 +651,9 @@ impl EndpointRecord {
     pub fn from_json(value: &Value) -> Result<Self, RecordError> {
         let f = Fields::of(value, "endpoint")?;
         Ok(EndpointRecord {
-            id: f.str("id")?.to_string(),
-            network_id: f.str("network_id")?.to_string(),
-            container: f.opt_str("container")?.map(str::to_string),
+            id: f.name("id")?.to_string(),
+            network_id: f.name("network_id")?.to_string(),
+            container: f.opt_name("container")?.map(str::to_string),
             netns: f.str("netns")?.to_string(),
             ifname: f.str("ifname")?.to_string(),
             mac: f.opt_str("mac")?.map(str::to_string),
@@ -653,6 +678,18 @@ text_enum!(
     /// `Removing` one.
     ContainerState { /** Being created and attached. */ Creating = "creating", /** Complete. */ Created = "created", /** Being removed. */ Removing = "removing" }
 );
+
+/// Whether `name` can serve as a file name in the store (and so as a
+/// name read from a record that a path is built from): 1 to 128 of
+/// `[A-Za-z0-9_.-]`, not starting with `.`.
+pub fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
+}
 
 /// A container the driver made (`records/containers/<name>.json`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -736,7 +773,7 @@ impl ContainerRecord {
                 .collect::<Result<_, _>>()?,
         };
         Ok(ContainerRecord {
-            name: f.str("name")?.to_string(),
+            name: f.name("name")?.to_string(),
             created: value
                 .get("created")
                 .and_then(Value::as_str)

@@ -71,18 +71,7 @@ pub fn allocate<B: AddressBook>(
 ) -> Result<IpNet, B::Error> {
     match request {
         Request::Exact(address) => {
-            let spec = subnets
-                .iter()
-                .find(|s| s.contains(address))
-                .ok_or(IpamError::NotInAnySubnet { address })?;
-            if let Some(reason) = spec.reservation(address) {
-                return Err(IpamError::ReservedAddress {
-                    address,
-                    subnet: spec.subnet,
-                    reason,
-                }
-                .into());
-            }
+            let spec = exact_spec(subnets, address)?;
             if !book.take(spec, address, owner)? {
                 return Err(IpamError::AddressInUse { address }.into());
             }
@@ -111,6 +100,24 @@ pub fn allocate<B: AddressBook>(
             .into())
         }
     }
+}
+
+/// The subnet of `subnets` an explicit request for `address` is served
+/// from, or the refusal of an address in none of them or reserved in its
+/// own ([`allocate`]'s checks before it asks the book).
+pub fn exact_spec(subnets: &[SubnetSpec], address: IpAddr) -> Result<&SubnetSpec, IpamError> {
+    let spec = subnets
+        .iter()
+        .find(|s| s.contains(address))
+        .ok_or(IpamError::NotInAnySubnet { address })?;
+    if let Some(reason) = spec.reservation(address) {
+        return Err(IpamError::ReservedAddress {
+            address,
+            subnet: spec.subnet,
+            reason,
+        });
+    }
+    Ok(spec)
 }
 
 /// Frees `address` in whichever subnet holds it. Returns whether it was

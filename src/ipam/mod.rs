@@ -7,7 +7,7 @@ mod error;
 mod pool;
 mod subnet;
 
-pub use allocator::{allocate, release, AddressBook, MemoryBook, NetworkName, Request};
+pub use allocator::{allocate, exact_spec, release, AddressBook, MemoryBook, NetworkName, Request};
 pub use error::{IpamError, Reserved};
 pub use pool::{
     default_ipv4_candidates, default_ipv4_subnet, default_ipv6_subnet, parse_resolv_conf,

@@ -474,6 +474,7 @@ impl NetworkRecord {
     }
 
     /// Reads a record; refuses another version or a missing or mistyped field.
+    #[inline(never)]
     pub fn from_json(value: &Value) -> Result<Self, RecordError> {
         let f = Fields::of(value, "network")?;
         let mtu = match f.value("mtu")? {
@@ -648,6 +649,7 @@ impl EndpointRecord {
     }
 
     /// Reads a record; refuses another version or a missing or mistyped field.
+    #[inline(never)]
     pub fn from_json(value: &Value) -> Result<Self, RecordError> {
         let f = Fields::of(value, "endpoint")?;
         Ok(EndpointRecord {

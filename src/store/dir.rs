@@ -86,10 +86,7 @@ fn check_name(what: &'static str, name: &str) -> Result<(), StoreError> {
     if is_valid_name(name) {
         Ok(())
     } else {
-        Err(StoreError::InvalidName {
-            what,
-            name: name.to_string(),
-        })
+        Err(StoreError::invalid_name(what, name))
     }
 }
 
@@ -100,9 +97,9 @@ fn filed_as(file: &str, own: &str, what: &str) -> Result<(), RecordError> {
     if own == file {
         return Ok(());
     }
-    Err(RecordError(format!(
-        "it is the record of {what} {own:?}, filed as {file:?}"
-    )))
+    Err(RecordError(
+        format!("it is the record of {what} {own:?}, filed as {file:?}").into(),
+    ))
 }
 
 /// A network record read from `networks/<id>.json`.
@@ -329,10 +326,10 @@ impl StateDir {
     /// everything under it).
     pub fn check_dir(&self, dir: &Path) -> Result<bool, StoreError> {
         if !dir.starts_with(&self.root) {
-            return Err(StoreError::Refused {
-                path: dir.to_path_buf(),
-                reason: format!("is not inside the state directory {}", self.root.display()),
-            });
+            return Err(StoreError::refused(
+                dir.to_path_buf(),
+                format!("is not inside the state directory {}", self.root.display()),
+            ));
         }
         Ok(self.handles.dir(dir)?.is_some())
     }
@@ -471,7 +468,17 @@ impl StateDir {
     pub fn blank_lines_in(
         &self,
         path: &Path,
-        remove: impl FnMut(&str) -> bool,
+        mut remove: impl FnMut(&str) -> bool,
+    ) -> Result<usize, StoreError> {
+        self.blank_lines_in_dyn(path, &mut remove)
+    }
+
+    /// [`StateDir::blank_lines_in`]'s body, kept once for every `remove`.
+    #[inline(never)]
+    fn blank_lines_in_dyn(
+        &self,
+        path: &Path,
+        remove: &mut dyn FnMut(&str) -> bool,
     ) -> Result<usize, StoreError> {
         let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
             return Ok(0);
@@ -822,10 +829,7 @@ impl StateDir {
         };
         container_filed_as(name, &value)
             .map(Some)
-            .map_err(|e| StoreError::Corrupt {
-                path: self.record_path(CONTAINERS, name),
-                reason: e.to_string(),
-            })
+            .map_err(|e| StoreError::corrupt(self.record_path(CONTAINERS, name), e.to_string()))
     }
 
     /// Every container record, sorted by name, and those that could not
@@ -898,9 +902,8 @@ impl StateDir {
                     continue;
                 }
                 let path = dir.join(&name);
-                let addr: IpAddr = name.parse().map_err(|_| StoreError::Corrupt {
-                    path: path.clone(),
-                    reason: "file name is not an IP address".into(),
+                let addr: IpAddr = name.parse().map_err(|_| {
+                    StoreError::corrupt(path.clone(), "file name is not an IP address".into())
                 })?;
                 if let Some(owner) = self.read_owner(&path)? {
                     out.push((addr, owner));
@@ -998,10 +1001,7 @@ fn encode(path: &Path, value: &Value) -> Result<String, StoreError> {
 /// The error of a record at `path` that cannot be read for `reason`.
 #[inline(never)]
 fn corrupt(path: &Path, reason: String) -> StoreError {
-    StoreError::Corrupt {
-        path: path.to_path_buf(),
-        reason,
-    }
+    StoreError::corrupt(path.to_path_buf(), reason)
 }
 
 /// The owner a link at `path` names: its target, which must be an
@@ -1010,22 +1010,21 @@ fn corrupt(path: &Path, reason: String) -> StoreError {
 fn link_owner(path: &Path, target: Vec<u8>) -> Result<String, StoreError> {
     match String::from_utf8(target) {
         Ok(owner) if is_valid_name(&owner) => Ok(owner),
-        _ => Err(StoreError::Refused {
-            path: path.to_path_buf(),
-            reason:
-                "is a symbolic link whose target is no endpoint id; state files are never followed"
-                    .into(),
-        }),
+        _ => Err(StoreError::refused(
+            path.to_path_buf(),
+            "is a symbolic link whose target is no endpoint id; state files are never followed"
+                .into(),
+        )),
     }
 }
 
 fn parse_owner(path: &Path, text: &str) -> Result<String, StoreError> {
     let owner = text.trim();
     if owner.is_empty() {
-        return Err(StoreError::Corrupt {
-            path: path.to_path_buf(),
-            reason: "address file names no owner".into(),
-        });
+        return Err(StoreError::corrupt(
+            path.to_path_buf(),
+            "address file names no owner".into(),
+        ));
     }
     Ok(owner.to_string())
 }
@@ -1054,10 +1053,10 @@ impl StateDir {
             fsutil::RECORD_MAX,
         ) {
             Err(e) if e.kind() == io::ErrorKind::InvalidData && fsutil::refusal(&e).is_none() => {
-                Err(StoreError::Corrupt {
-                    path: path.to_path_buf(),
-                    reason: "not UTF-8 text".into(),
-                })
+                Err(StoreError::corrupt(
+                    path.to_path_buf(),
+                    "not UTF-8 text".into(),
+                ))
             }
             Ok(Some(text)) if text.is_empty() => Ok(None),
             other => other.map_err(|e| self.handles.explain(dir, e, "reading", path)),

@@ -7,44 +7,85 @@ use std::path::{Path, PathBuf};
 use crate::ipam::IpamError;
 
 /// A state-store error.
-#[derive(Debug)]
+///
+/// Each variant holds one box, so that a `Result<(), StoreError>` is two
+/// words, returned in registers, and every `?` on a store result moves
+/// two words rather than seven (kilobytes of the release binary over the
+/// crate's store calls). Match a variant as `StoreError::Corrupt { .. }`.
 pub enum StoreError {
     /// A file operation failed.
-    Io {
-        /// What was being done (`"writing"`, `"locking"`, ...).
-        action: &'static str,
-        /// The file or directory.
-        path: PathBuf,
-        /// The system's error.
-        source: io::Error,
-    },
+    Io(Box<IoFailure>),
     /// A state file does not hold what it must.
-    Corrupt {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        reason: String,
-    },
+    Corrupt(Box<FileFault>),
     /// A path of the state directory that is not what the store may
     /// trust: a directory owned by another user or writable by others, a
     /// symbolic link, a FIFO or device where a file belongs, a file over
     /// its size limit. Nothing was written, followed or read through it.
-    Refused {
-        /// The file or directory.
-        path: PathBuf,
-        /// What is wrong with it.
-        reason: String,
-    },
+    Refused(Box<FileFault>),
     /// A name that cannot be used as a file name in the store.
-    InvalidName {
-        /// What the name is for (`"endpoint id"`, ...).
-        what: &'static str,
-        /// The name.
-        name: String,
-    },
+    InvalidName(Box<BadName>),
     /// Address management refused (boxed: every `?` on a store result
-    /// moves the error, and this is its largest variant).
+    /// moves the error).
     Ipam(Box<IpamError>),
+}
+
+/// What [`StoreError::Io`] holds.
+#[derive(Debug)]
+pub struct IoFailure {
+    /// What was being done (`"writing"`, `"locking"`, ...).
+    pub action: &'static str,
+    /// The file or directory.
+    pub path: PathBuf,
+    /// The system's error.
+    pub source: io::Error,
+}
+
+/// What [`StoreError::Corrupt`] and [`StoreError::Refused`] hold.
+#[derive(Debug)]
+pub struct FileFault {
+    /// The file or directory.
+    pub path: PathBuf,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// What [`StoreError::InvalidName`] holds.
+#[derive(Debug)]
+pub struct BadName {
+    /// What the name is for (`"endpoint id"`, ...).
+    pub what: &'static str,
+    /// The name.
+    pub name: String,
+}
+
+impl fmt::Debug for StoreError {
+    // As `#[derive(Debug)]` printed it when the variants held the fields.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Io(e) => f
+                .debug_struct("Io")
+                .field("action", &e.action)
+                .field("path", &e.path)
+                .field("source", &e.source)
+                .finish(),
+            StoreError::Corrupt(e) => f
+                .debug_struct("Corrupt")
+                .field("path", &e.path)
+                .field("reason", &e.reason)
+                .finish(),
+            StoreError::Refused(e) => f
+                .debug_struct("Refused")
+                .field("path", &e.path)
+                .field("reason", &e.reason)
+                .finish(),
+            StoreError::InvalidName(e) => f
+                .debug_struct("InvalidName")
+                .field("what", &e.what)
+                .field("name", &e.name)
+                .finish(),
+            StoreError::Ipam(e) => f.debug_tuple("Ipam").field(e).finish(),
+        }
+    }
 }
 
 impl StoreError {
@@ -67,24 +108,44 @@ impl StoreError {
     fn from_io(action: &'static str, path: &Path, source: io::Error) -> StoreError {
         let path = path.to_path_buf();
         match super::fsutil::refusal(&source) {
-            Some(reason) => StoreError::Refused {
-                reason: reason.to_string(),
-                path,
-            },
-            None => StoreError::Io {
+            Some(reason) => StoreError::refused(path, reason.to_string()),
+            None => StoreError::Io(Box::new(IoFailure {
                 action,
                 path,
                 source,
-            },
+            })),
         }
+    }
+
+    /// A [`StoreError::Corrupt`] of `path`.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn corrupt(path: PathBuf, reason: String) -> StoreError {
+        StoreError::Corrupt(Box::new(FileFault { path, reason }))
+    }
+
+    /// A [`StoreError::Refused`] of `path`.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn refused(path: PathBuf, reason: String) -> StoreError {
+        StoreError::Refused(Box::new(FileFault { path, reason }))
+    }
+
+    /// A [`StoreError::InvalidName`].
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn invalid_name(what: &'static str, name: &str) -> StoreError {
+        StoreError::InvalidName(Box::new(BadName {
+            what,
+            name: name.to_string(),
+        }))
     }
 
     /// The state file this error is about, if it is about one.
     pub fn path(&self) -> Option<&std::path::Path> {
         match self {
-            StoreError::Io { path, .. }
-            | StoreError::Corrupt { path, .. }
-            | StoreError::Refused { path, .. } => Some(path),
+            StoreError::Io(e) => Some(&e.path),
+            StoreError::Corrupt(e) | StoreError::Refused(e) => Some(&e.path),
             StoreError::InvalidName { .. } | StoreError::Ipam(_) => None,
         }
     }
@@ -99,27 +160,22 @@ impl StoreError {
 
     /// Whether this is a permission error (the caller needs root).
     pub fn is_permission_denied(&self) -> bool {
-        matches!(self, StoreError::Io { source, .. } if source.kind() == io::ErrorKind::PermissionDenied)
+        matches!(self, StoreError::Io(e) if e.source.kind() == io::ErrorKind::PermissionDenied)
     }
 }
 
 impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            StoreError::Io {
-                action,
-                path,
-                source,
-            } => write!(f, "{action} {}: {source}", path.display()),
-            StoreError::Corrupt { path, reason } => {
-                write!(f, "corrupt state file {}: {reason}", path.display())
+            StoreError::Io(e) => write!(f, "{} {}: {}", e.action, e.path.display(), e.source),
+            StoreError::Corrupt(e) => {
+                write!(f, "corrupt state file {}: {}", e.path.display(), e.reason)
             }
-            StoreError::Refused { path, reason } => {
-                write!(f, "refusing {}: {reason}", path.display())
-            }
-            StoreError::InvalidName { what, name } => write!(
+            StoreError::Refused(e) => write!(f, "refusing {}: {}", e.path.display(), e.reason),
+            StoreError::InvalidName(e) => write!(
                 f,
-                "invalid {what} {name:?}: use letters, digits, '_', '.' and '-', not starting with '.'"
+                "invalid {} {:?}: use letters, digits, '_', '.' and '-', not starting with '.'",
+                e.what, e.name
             ),
             StoreError::Ipam(e) => e.fmt(f),
         }
@@ -129,7 +185,7 @@ impl fmt::Display for StoreError {
 impl std::error::Error for StoreError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            StoreError::Io { source, .. } => Some(source),
+            StoreError::Io(e) => Some(&e.source),
             StoreError::Ipam(e) => Some(e),
             _ => None,
         }

@@ -397,10 +397,10 @@ impl Handles {
             let (Some(parent_path), Some(Component::Normal(name))) =
                 (parent_path, dir.components().next_back())
             else {
-                return Err(StoreError::Refused {
-                    path: dir.to_path_buf(),
-                    reason: format!("is not inside the state directory {}", self.root.display()),
-                });
+                return Err(StoreError::refused(
+                    dir.to_path_buf(),
+                    format!("is not inside the state directory {}", self.root.display()),
+                ));
             };
             let Some(parent) = self.walk(parent_path)? else {
                 return Ok(None);

@@ -81,7 +81,7 @@ impl<T> Listing<T> {
     pub fn complete(self) -> Result<Vec<T>, StoreError> {
         match self.damaged.into_iter().next() {
             None => Ok(self.items),
-            Some(Damaged { path, reason }) => Err(StoreError::Corrupt { path, reason }),
+            Some(Damaged { path, reason }) => Err(StoreError::corrupt(path, reason)),
         }
     }
 
@@ -97,14 +97,19 @@ impl<T> Listing<T> {
 #[inline(never)]
 fn note_damage(damaged: &mut Vec<Damaged>, error: StoreError) -> Result<(), StoreError> {
     let reason = match &error {
-        StoreError::Corrupt { reason, .. } | StoreError::Refused { reason, .. } => reason.clone(),
-        StoreError::Io { action, source, .. } => format!("{action}: {source}"),
+        StoreError::Corrupt(e) | StoreError::Refused(e) => e.reason.clone(),
+        StoreError::Io(e) => format!("{}: {}", e.action, e.source),
         StoreError::InvalidName { .. } | StoreError::Ipam(_) => return Err(error),
     };
     match error {
-        StoreError::Io { path, .. }
-        | StoreError::Corrupt { path, .. }
-        | StoreError::Refused { path, .. } => damaged.push(Damaged { path, reason }),
+        StoreError::Io(e) => damaged.push(Damaged {
+            path: e.path,
+            reason,
+        }),
+        StoreError::Corrupt(e) | StoreError::Refused(e) => damaged.push(Damaged {
+            path: e.path,
+            reason,
+        }),
         other => return Err(other),
     }
     Ok(())

@@ -112,7 +112,7 @@ pub mod records;
 pub use dir::{
     random_hex, AddressRepair, Locked, StateDir, DEFAULT_STATE_DIR, MACHINE_ID_PATH, STATE_DIR_ENV,
 };
-pub use error::StoreError;
+pub use error::{BadName, FileFault, IoFailure, StoreError};
 pub use records::{is_valid_name, ContainerRecord, ContainerState};
 pub use records::{
     EndpointRecord, EndpointState, NetworkRecord, NetworkState, ParentOrigin, RecordError,

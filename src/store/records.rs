@@ -19,9 +19,11 @@ use crate::rtnl::{IpvlanFlag, IpvlanMode};
 /// The record format version written and accepted.
 pub const RECORD_VERSION: u64 = 1;
 
-/// Why a record could not be read.
+/// Why a record could not be read. A `Box<str>`, two words: a
+/// `Result<(), RecordError>` is returned in registers (release binary
+/// size over the readers' many `?`s).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordError(pub String);
+pub struct RecordError(pub Box<str>);
 
 impl fmt::Display for RecordError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -32,7 +34,7 @@ impl fmt::Display for RecordError {
 impl std::error::Error for RecordError {}
 
 fn bad(what: impl fmt::Display) -> RecordError {
-    RecordError(what.to_string())
+    RecordError(what.to_string().into())
 }
 
 /// The error of field `key` whose `text` does not parse. Out of line: the

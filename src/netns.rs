@@ -340,18 +340,29 @@ pub fn run_here<T>(ns: &Netns, f: impl FnOnce() -> T) -> io::Result<T> {
 /// [`Netns::open_path`] refuses it; the way back is as safe as
 /// [`run_here`]'s (the process aborts when it is refused).
 pub fn run_here_from<T>(home: &Netns, ns: &Netns, f: impl FnOnce() -> T) -> io::Result<T> {
-    /// Back to `home` when dropped, on every path.
-    struct Back<'a>(BorrowedFd<'a>);
-    impl Drop for Back<'_> {
-        fn drop(&mut self) {
-            if let Err(error) = sys::setns(self.0, libc::CLONE_NEWNET) {
-                eprintln!(
-                    "ipvlan: cannot return this thread to its network namespace ({error}); aborting rather than going on in another namespace"
-                );
-                std::process::abort();
-            }
+    enter_from(ns)?;
+    let _back = Back(home.fd());
+    Ok(f())
+}
+
+/// Back to its namespace when dropped, on every path ([`run_here_from`]).
+struct Back<'a>(BorrowedFd<'a>);
+
+impl Drop for Back<'_> {
+    #[inline(never)]
+    fn drop(&mut self) {
+        if let Err(error) = sys::setns(self.0, libc::CLONE_NEWNET) {
+            eprintln!(
+                "ipvlan: cannot return this thread to its network namespace ({error}); aborting rather than going on in another namespace"
+            );
+            std::process::abort();
         }
     }
+}
+
+/// [`run_here_from`]'s move into `ns`, kept once for every `f`.
+#[inline(never)]
+fn enter_from(ns: &Netns) -> io::Result<()> {
     match sys::setns(ns.fd(), libc::CLONE_NEWNET) {
         Ok(()) => {}
         Err(error) if error.raw_os_error() == Some(libc::EINVAL) => {
@@ -364,8 +375,7 @@ pub fn run_here_from<T>(home: &Netns, ns: &Netns, f: impl FnOnce() -> T) -> io::
         }
         Err(error) => return Err(error),
     }
-    let _back = Back(home.fd());
-    Ok(f())
+    Ok(())
 }
 
 /// Runs `f` on the calling thread moved into a brand-new network namespace,

@@ -230,7 +230,10 @@ impl Manager {
         // would be held at the batch's peak); the network's union views
         // refreshed once at the end.
         let mut failure = names
-            .append(network, pending.iter().map(|p| &p.record))
+            .append(
+                network,
+                &pending.iter().map(|p| &p.record).collect::<Vec<_>>(),
+            )
             .err()
             .map(|error| error.context(format!("attaching to network {}", network.name)));
         for (prepared, &missing) in pending.iter_mut().zip(&views_missing) {

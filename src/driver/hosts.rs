@@ -531,7 +531,7 @@ impl Names<'_> {
         endpoint: &EndpointRecord,
         index: Option<&ContainerIndex>,
     ) -> Result<(), Error> {
-        self.append(network, [endpoint])?;
+        self.append(network, &[endpoint])?;
         self.add_view(endpoint, index)?;
         self.refresh_network(network)
     }
@@ -540,10 +540,10 @@ impl Names<'_> {
     /// at once (a batch's): their names appended to its hosts file in one
     /// write. Then [`Names::add_view`] for each, and
     /// [`Names::refresh_network`] once.
-    pub(crate) fn append<'e>(
+    pub(crate) fn append(
         &self,
         network: &NetworkRecord,
-        endpoints: impl IntoIterator<Item = &'e EndpointRecord>,
+        endpoints: &[&EndpointRecord],
     ) -> Result<(), Error> {
         let file = self.state.hosts_path(&network.id);
         let mut lines = String::new();

@@ -150,6 +150,21 @@ impl Read for Fd0 {
             read => read,
         }
     }
+
+    // What `serve` asks (through `take`) is `read` and `read_buf`; the
+    // rest go through that same reader, whose code the binary has, rather
+    // than through this type's own copies of the default methods.
+    fn read_to_end(&mut self, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+        (self as &mut dyn Read).take(u64::MAX).read_to_end(buf)
+    }
+
+    fn read_to_string(&mut self, buf: &mut String) -> std::io::Result<usize> {
+        (self as &mut dyn Read).take(u64::MAX).read_to_string(buf)
+    }
+
+    fn read_exact(&mut self, buf: &mut [u8]) -> std::io::Result<()> {
+        (self as &mut dyn Read).take(u64::MAX).read_exact(buf)
+    }
 }
 
 /// Serves one request: `vars` is the whole environment, `stdin` the

@@ -416,7 +416,7 @@ impl Manager {
         let host = Handle::new()?;
         let inside = OpenNetns::open_path_and_stay(&netns, true).map_err(|e| {
             Error::io(
-                format!("opening network namespace {}", attach.netns.display()),
+                format_args!("opening network namespace {}", attach.netns.display()),
                 &e,
             )
         })??;
@@ -488,7 +488,10 @@ impl Manager {
         })?;
         if left {
             let visit = crate::netns::Visit::enter(&inside.ns).map_err(|e| {
-                Error::io(format!("entering network namespace {}", inside.label()), &e)
+                Error::io(
+                    format_args!("entering network namespace {}", inside.label()),
+                    &e,
+                )
             })?;
             inside.keep_visit(visit);
         }
@@ -665,7 +668,10 @@ impl Manager {
         ifname: &str,
     ) -> Result<(), CniAddError> {
         let inside = OpenNetns::open_path(netns).map_err(|e| {
-            Error::io(format!("opening network namespace {}", netns.display()), &e)
+            Error::io(
+                format_args!("opening network namespace {}", netns.display()),
+                &e,
+            )
         })??;
         if inside.handle.link_by_name(ifname)?.is_some() {
             return Err(Error::already_exists(format!(
@@ -819,7 +825,10 @@ impl Manager {
             )));
         }
         let inside = OpenNetns::open_path(netns).map_err(|e| {
-            Error::io(format!("opening network namespace {}", netns.display()), &e)
+            Error::io(
+                format_args!("opening network namespace {}", netns.display()),
+                &e,
+            )
         })??;
         let link = inside
             .handle
@@ -1264,7 +1273,7 @@ fn absolute_netns(path: &Path) -> Result<PathBuf, Error> {
     }
     let cwd = std::env::current_dir().map_err(|e| {
         Error::io(
-            format!(
+            format_args!(
                 "network namespace {}: reading the working directory it is relative to",
                 path.display()
             ),

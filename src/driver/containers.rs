@@ -107,7 +107,7 @@ impl Manager {
             false => Some(Handle::new().map_err(|e| container(e.into()))?),
         };
         let (ns, visit) = netns::create_anonymous_staying()
-            .map_err(|e| container(Error::io(format!("creating namespace {name}"), &e)))?;
+            .map_err(|e| container(Error::io(format_args!("creating namespace {name}"), &e)))?;
         let inside = OpenNetns::with_handle_inside(ns, &visit).map_err(container)?;
         let mut record = ContainerRecord {
             name: name.clone(),
@@ -211,7 +211,7 @@ impl Manager {
                     path.display()
                 ))
             } else {
-                Error::io(format!("creating namespace {name}"), &e)
+                Error::io(format_args!("creating namespace {name}"), &e)
             }
         })
     }
@@ -292,7 +292,7 @@ impl Manager {
                     kill(pid);
                 }
                 netns::delete_named(&self.config.netns_dir, name)
-                    .map_err(|e| Error::io(format!("deleting namespace {name}"), &e))?
+                    .map_err(|e| Error::io(format_args!("deleting namespace {name}"), &e))?
             }
             // One another tool put at the name after a crash is not ours.
             ContainerNetns::Replaced => notes.push(replaced(&path, name)),
@@ -300,7 +300,7 @@ impl Manager {
             ContainerNetns::Leftover => {
                 crate::fault::point("netns: before unlink");
                 crate::fault::after("netns: after unlink", fs::remove_file(&path))
-                    .map_err(|e| Error::io(format!("removing {}", path.display()), &e))?
+                    .map_err(|e| Error::io(format_args!("removing {}", path.display()), &e))?
             }
             ContainerNetns::Missing => {}
         }
@@ -383,7 +383,7 @@ impl Manager {
         match at {
             ContainerNetns::Present(_) | ContainerNetns::Leftover => {
                 netns::delete_named(&self.config.netns_dir, name)
-                    .map_err(|e| Error::io(format!("deleting namespace {name}"), &e))?;
+                    .map_err(|e| Error::io(format_args!("deleting namespace {name}"), &e))?;
             }
             ContainerNetns::Replaced => notes.push(replaced(&path, name)),
             ContainerNetns::Missing => {}
@@ -560,7 +560,7 @@ impl Manager {
             .and_then(|pid| crate::sys::wait_child(pid, false));
             Ok::<_, Error>(status)
         })
-        .map_err(|e| Error::io(format!("entering container {container}"), &e))??;
+        .map_err(|e| Error::io(format_args!("entering container {container}"), &e))??;
         match spawned {
             Ok(status) => Ok(status.map_or(0, crate::sys::ChildStatus::code)),
             Err(error) => Err(Error::spawn(program, &error)),
@@ -605,7 +605,7 @@ impl Manager {
             })
             .map_err(|e| Error::spawn(program, &e))
         })
-        .map_err(|e| Error::io(format!("entering container {container}"), &e))??;
+        .map_err(|e| Error::io(format_args!("entering container {container}"), &e))??;
         Ok(pid)
     }
 }
@@ -660,7 +660,7 @@ fn enter_hosts_view(hosts_file: Option<&Path>) -> Result<(), Error> {
     let etc_hosts = Path::new("/etc/hosts");
     let mounting = |e: &std::io::Error| {
         Error::io(
-            format!("mounting {} on /etc/hosts", hosts_file.display()),
+            format_args!("mounting {} on /etc/hosts", hosts_file.display()),
             e,
         )
     };

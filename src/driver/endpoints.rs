@@ -203,7 +203,7 @@ impl Manager {
                 Some(found) => return Err(Error::invalid(found.to_string())),
                 None => {
                     return Err(Error::io(
-                        format!("opening namespace {}", path.display()),
+                        format_args!("opening namespace {}", path.display()),
                         &error,
                     ))
                 }

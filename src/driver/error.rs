@@ -163,7 +163,7 @@ impl Error {
                 | libc::ENAMETOOLONG
                 | libc::ELIBBAD,
             ) => ErrorKind::CommandNotExecutable,
-            _ => return Error::io(format!("starting {program}"), error),
+            _ => return Error::io(format_args!("starting {program}"), error),
         };
         let why = if kind == ErrorKind::CommandNotFound {
             "executable file not found".to_string()

@@ -31,7 +31,7 @@ fn io(what: &str, path: &Path, error: std::io::Error) -> Error {
     if let Some(reason) = crate::store::refusal(&error) {
         return Error::failed(format!("refusing {}: {reason}", path.display()));
     }
-    Error::io(format!("{what} {}", path.display()), &error)
+    Error::io(format_args!("{what} {}", path.display()), &error)
 }
 
 /// Creates a network's hosts file with the header if it does not exist.
@@ -552,7 +552,11 @@ impl Names<'_> {
                 continue;
             };
             for net in endpoint.ipv4.iter().chain(endpoint.ipv6.iter()) {
-                lines.push_str(&format!("{}\t{container}\n", net.addr()));
+                // Into the one string (writing to a `String` cannot fail).
+                let _ = std::fmt::Write::write_fmt(
+                    &mut lines,
+                    format_args!("{}\t{container}\n", net.addr()),
+                );
             }
         }
         // One open relative to the store's checked `hosts/` descriptor,

@@ -105,7 +105,7 @@ impl OpenNetns {
             Err(error) if netns::not_a_namespace(&error).is_some() => return Err(error),
             Err(error) => {
                 return Ok(Err(Error::io(
-                    format!("entering network namespace {}", path.display()),
+                    format_args!("entering network namespace {}", path.display()),
                     &error,
                 )))
             }
@@ -136,7 +136,7 @@ impl OpenNetns {
             // Another kind of namespace: refused as opening refuses it.
             Err(error) if netns::not_a_namespace(&error).is_some() => return Err(error),
             Err(error) => Err(Error::io(
-                format!("entering network namespace {}", path.display()),
+                format_args!("entering network namespace {}", path.display()),
                 &error,
             )),
         };
@@ -175,7 +175,7 @@ impl OpenNetns {
     fn cookie(&self) -> Result<Option<u64>, Error> {
         self.handle.socket().netns_cookie().map_err(|e| {
             Error::io(
-                format!("reading the cookie of namespace {}", self.label()),
+                format_args!("reading the cookie of namespace {}", self.label()),
                 &e,
             )
         })
@@ -262,7 +262,7 @@ fn opening_target(path: &Path, error: std::io::Error, missing: impl FnOnce() -> 
     } else if is_gone(&error) {
         Error::not_found(missing())
     } else {
-        Error::io(format!("opening namespace {}", path.display()), &error)
+        Error::io(format_args!("opening namespace {}", path.display()), &error)
     }
 }
 
@@ -312,8 +312,9 @@ pub(crate) fn container_netns(path: &Path, made: Option<NetnsId>) -> Result<Cont
             "{what}; ipvlan did not make it and leaves it alone"
         ))
     };
-    let opening =
-        |error: &std::io::Error| Error::io(format!("opening namespace {}", path.display()), error);
+    let opening = |error: &std::io::Error| {
+        Error::io(format_args!("opening namespace {}", path.display()), error)
+    };
     let seen = match std::fs::symlink_metadata(path) {
         Err(error) if is_gone(&error) => return Ok(ContainerNetns::Missing),
         Err(error) => return Err(opening(&error)),
@@ -402,7 +403,7 @@ pub(crate) fn open_recorded(path: &str, recorded: Option<NetnsId>) -> Result<NsA
                     Ok(NsAt::NotANamespace)
                 }
                 Some(refusal) => Err(Error::invalid(refusal.to_string())),
-                None => Err(Error::io(format!("opening namespace {path}"), &error)),
+                None => Err(Error::io(format_args!("opening namespace {path}"), &error)),
             }
         }
     };

@@ -981,36 +981,35 @@ impl Pending {
         inside: &OpenNetns,
     ) -> Result<BuiltEndpoint, Error> {
         let plan = self.plan(network, parent);
-        let first = self
+        let mut index = self
             .record
             .ifindex
             .expect("reserve names the index of the first create");
-        let ifname = self.record.ifname.clone();
-        let record = &mut self.record;
-        let mut rerecord = |index: Option<u32>| -> Result<(), Error> {
-            record.ifindex = index;
-            Ok(state.put_endpoint(record)?)
-        };
+        let mut ifname = self.record.ifname.clone();
         if self.name_guessed {
-            if let Some(built) =
-                endpoint_link::create_guessed(host, inside, &plan, &ifname, first, &mut rerecord)?
-            {
-                return Ok(built);
-            }
-            let ifname = endpoint_link::free_ifname(inside)?;
-            // A fresh index too: the refused one may be another link's.
-            let index = endpoint_link::chosen_index()?;
-            self.record.ifname = ifname.clone();
-            self.record.ifindex = Some(index);
-            state.put_endpoint(&self.record)?;
             let record = &mut self.record;
             let mut rerecord = |index: Option<u32>| -> Result<(), Error> {
                 record.ifindex = index;
                 Ok(state.put_endpoint(record)?)
             };
-            return endpoint_link::create(host, inside, &plan, &ifname, index, &mut rerecord);
+            if let Some(built) =
+                endpoint_link::create_guessed(host, inside, &plan, &ifname, index, &mut rerecord)?
+            {
+                return Ok(built);
+            }
+            ifname = endpoint_link::free_ifname(inside)?;
+            // A fresh index too: the refused one may be another link's.
+            index = endpoint_link::chosen_index()?;
+            self.record.ifname = ifname.clone();
+            self.record.ifindex = Some(index);
+            state.put_endpoint(&self.record)?;
         }
-        endpoint_link::create(host, inside, &plan, &ifname, first, &mut rerecord)
+        let record = &mut self.record;
+        let mut rerecord = |index: Option<u32>| -> Result<(), Error> {
+            record.ifindex = index;
+            Ok(state.put_endpoint(record)?)
+        };
+        endpoint_link::create(host, inside, &plan, &ifname, index, &mut rerecord)
     }
 
     /// Records the built link (state `attached`) and adds the endpoint's

@@ -372,8 +372,14 @@ fn optional<T>(
 ) -> Result<Option<T>, ArgError> {
     matches
         .last(long)
-        .map(|value| parse(&format!("--{long}"), value))
+        .map(|value| parse(&spelled(long), value))
         .transpose()
+}
+
+/// `--long`, as an option's values are reported with.
+#[inline(never)]
+fn spelled(long: &str) -> String {
+    format!("--{long}")
 }
 
 fn every<T>(
@@ -398,7 +404,7 @@ fn each_value(
     long: &str,
     each: &mut dyn FnMut(&str, &str) -> Result<(), ArgError>,
 ) -> Result<(), ArgError> {
-    let spelled = format!("--{long}");
+    let spelled = spelled(long);
     for value in matches.all(long) {
         each(&spelled, value)?;
     }

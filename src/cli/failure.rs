@@ -65,6 +65,13 @@ impl Failure {
 
     /// `what` failed because of `why`.
     pub fn failed(what: impl fmt::Display, why: impl fmt::Display) -> Failure {
+        Failure::failed_dyn(&what, &why)
+    }
+
+    /// [`Failure::failed`]'s body, kept once for every kind of argument.
+    #[cold]
+    #[inline(never)]
+    fn failed_dyn(what: &dyn fmt::Display, why: &dyn fmt::Display) -> Failure {
         Failure(Box::new(Details {
             kind: FailureKind::Failed,
             message: format!("{what}: {why}"),
@@ -116,6 +123,12 @@ impl Failure {
 
 /// Prints `ipvlan: warning: TEXT` on stderr, TEXT on one line.
 pub(crate) fn warn(text: impl fmt::Display) {
+    warn_dyn(&text);
+}
+
+/// [`warn`]'s body, kept once for every kind of text.
+#[inline(never)]
+fn warn_dyn(text: &dyn fmt::Display) {
     eprintln!("ipvlan: warning: {}", escape_controls(&text.to_string()));
 }
 

@@ -829,7 +829,7 @@ impl StateDir {
         };
         container_filed_as(name, &value)
             .map(Some)
-            .map_err(|e| StoreError::corrupt(self.record_path(CONTAINERS, name), e.to_string()))
+            .map_err(|e| StoreError::corrupt(self.record_path(CONTAINERS, name), e.0.into()))
     }
 
     /// Every container record, sorted by name, and those that could not
@@ -1110,7 +1110,7 @@ impl StateDir {
         let Some(value) = self.read_json(path)? else {
             return Ok(());
         };
-        parse(&value).map_err(|e| corrupt(path, e.to_string()))
+        parse(&value).map_err(|e| corrupt(path, e.0.into()))
     }
 
     /// The JSON value of the file at `path`, `None` when it is missing:

@@ -66,6 +66,25 @@ impl fmt::Display for Shown<'_> {
     }
 }
 
+/// `parts` joined with `sep` between them, as `[&str]::join` joins them:
+/// one body for the lists of names in messages and output, where the
+/// standard library keeps a copy per element type.
+///
+/// ```
+/// assert_eq!(ipvlan::text::join(&["a", "b", "c"], ", "), "a, b, c");
+/// assert_eq!(ipvlan::text::join(&[], ", "), "");
+/// ```
+pub fn join(parts: &[&str], sep: &str) -> String {
+    let mut out = String::new();
+    for (at, part) in parts.iter().enumerate() {
+        if at > 0 {
+            out.push_str(sep);
+        }
+        out.push_str(part);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -315,7 +315,7 @@ pub fn usage(topic: Topic) -> String {
             let alias_note = if aliases.is_empty() {
                 String::new()
             } else {
-                format!(" (alias: {})", aliases.join(", "))
+                format!(" (alias: {})", crate::text::join(aliases, ", "))
             };
             text.push_str(&format!(
                 "  {name:width$}   {}{alias_note}\n",

@@ -83,7 +83,7 @@ pub fn container_table(containers: &[ContainerInfo]) -> String {
             .collect();
         vec![
             container.name.clone(),
-            dash_if_empty(networks.join(",")),
+            dash_if_empty(crate::text::join(&networks, ",")),
             dash_if_empty(addresses.join(",")),
         ]
     }));

@@ -154,7 +154,7 @@ impl Env {
         if !missing.is_empty() {
             return Err(CniError::env(format!(
                 "required env variables [{}] missing",
-                missing.join(",")
+                crate::text::join(&missing, ",")
             )));
         }
         let attachment = match command {

@@ -97,7 +97,11 @@ pub fn doctor(config: &Config) -> DoctorReport {
         report.checks.push(check(
             "modes",
             !modes.is_empty(),
-            format!("modes {}; flags {}", modes.join(", "), flags.join(", ")),
+            format!(
+                "modes {}; flags {}",
+                crate::text::join(&modes, ", "),
+                crate::text::join(&flags, ", ")
+            ),
         ));
     }
 

@@ -118,7 +118,7 @@ pub(crate) fn reconcile(path: &Path, wanted: &[(IpAddr, String)]) -> Result<(), 
     if missing.is_empty() {
         return Ok(());
     }
-    crate::store::append_line(path, &missing.join("\n"), HOSTS_MODE)
+    crate::store::append_line(path, &crate::text::join(&missing, "\n"), HOSTS_MODE)
         .map_err(|e| io("appending to", path, e))
 }
 

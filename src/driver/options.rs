@@ -102,7 +102,7 @@ pub(crate) fn parse_options(options: &[(String, String)]) -> Result<NetworkOptio
             other => {
                 return Err(Error::invalid(format!(
                     "unknown option '{other}': valid options are {}",
-                    VALID_OPTION_KEYS.join(", ")
+                    crate::text::join(&VALID_OPTION_KEYS, ", ")
                 )))
             }
         }

@@ -290,11 +290,15 @@ pub fn recv_from(fd: BorrowedFd<'_>, buf: &mut [u8], flags: i32) -> io::Result<(
     Ok((len as usize, addr.nl_pid))
 }
 
-/// `read(2)` on a descriptor the caller does not own (fd 0): a `File`
-/// of it would need a duplicate, two system calls and a `close` more.
-pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
-    // SAFETY: `buf` is a live, writable slice of the length passed.
-    let read = retry(|| unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) })?;
+/// `read(2)` on fd 0, which the process does not own: a `File` of it
+/// would need a duplicate, two system calls and a `close` more, and
+/// `std::io::stdin()` sets up a buffered reader (8 KiB, and its code) for
+/// a read done once. A closed fd 0 answers `EBADF`.
+pub fn read_stdin(buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is a live, writable slice of the length passed; fd 0
+    // is only read, never closed or kept.
+    let read =
+        retry(|| unsafe { libc::read(libc::STDIN_FILENO, buf.as_mut_ptr().cast(), buf.len()) })?;
     Ok(read as usize)
 }
 

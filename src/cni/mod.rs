@@ -144,8 +144,7 @@ struct Fd0;
 
 impl Read for Fd0 {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        use std::os::fd::AsFd;
-        match crate::sys::read(std::io::stdin().as_fd(), buf) {
+        match crate::sys::read_stdin(buf) {
             Err(error) if error.raw_os_error() == Some(libc::EBADF) => Ok(0),
             read => read,
         }

@@ -403,6 +403,12 @@ pub struct NetworkRecord {
     pub parent: String,
     /// Who made the parent.
     pub parent_origin: ParentOrigin,
+    /// The ifindex of the parent we create, chosen at random and recorded
+    /// before the create: the proof a link of the parent's name is the one
+    /// we made (nobody else picks it), without which it is never deleted.
+    /// `None` for a parent that existed, and in records of earlier
+    /// releases.
+    pub parent_index: Option<u32>,
     /// `--internal` or no parent.
     pub internal: bool,
     /// IPv6 enabled.
@@ -463,6 +469,7 @@ impl NetworkRecord {
             ("flag", Value::from(self.flag.as_str())),
             ("parent", Value::from(self.parent.as_str())),
             ("parent_origin", self.parent_origin.to_json()),
+            ("parent_index", Value::from(self.parent_index)),
             ("internal", Value::from(self.internal)),
             ("ipv6", Value::from(self.ipv6)),
             ("mtu", Value::from(self.mtu)),
@@ -526,6 +533,15 @@ impl NetworkRecord {
             flag: f.parsed("flag")?,
             parent: f.str("parent")?.to_string(),
             parent_origin: ParentOrigin::from_json(f.value("parent_origin")?)?,
+            parent_index: f
+                .opt_u64("parent_index")?
+                .map(|i| {
+                    u32::try_from(i)
+                        .ok()
+                        .filter(|i| *i > 0)
+                        .ok_or_else(|| bad("field \"parent_index\" is not an ifindex"))
+                })
+                .transpose()?,
             internal: f.bool("internal")?,
             ipv6: f.bool("ipv6")?,
             mtu,

@@ -1221,6 +1221,9 @@ fn a_parent_another_tool_makes_under_our_name_survives_every_kill_and_restore() 
     let mut theirs_kept = 0;
     for (create, rm, name) in &cases {
         let (create, rm) = (args(create), args(rm));
+        // Once through, so directories made on first use exist for every run.
+        lab.ok(&create);
+        lab.ok(&rm);
         let create_hits = lab.hits(&create);
         let rm_hits = lab.hits(&rm);
         for (command, hits, made_first) in [(&create, &create_hits, false), (&rm, &rm_hits, true)] {

@@ -2479,8 +2479,8 @@ fn only_the_parent_link_we_made_is_deleted() {
     let index = recorded_parent_index(&config, &net_b.id).unwrap();
     edit(
         &record,
-        &format!("\"parent_index\":{index}"),
-        "\"parent_index\":null",
+        &format!("\"parent_index\": {index}"),
+        "\"parent_index\": null",
     );
     assert_eq!(
         manager.remove_network("pib").unwrap(),

@@ -843,6 +843,55 @@ mod tests {
     }
 
     #[test]
+    fn network_parent_index_round_trips_and_older_records_have_none() {
+        let record = NetworkRecord {
+            id: "a".repeat(64),
+            name: "n".into(),
+            driver: "ipvlan".into(),
+            mode: IpvlanMode::L2,
+            flag: IpvlanFlag::Bridge,
+            parent: "eth0.20".into(),
+            parent_origin: ParentOrigin::VlanCreated {
+                link: "eth0".into(),
+                vlan_id: 20,
+            },
+            parent_index: Some(1 << 21),
+            internal: false,
+            ipv6: false,
+            mtu: None,
+            subnets: Vec::new(),
+            created: Timestamp::now(),
+            options: Vec::new(),
+            state: NetworkState::Creating,
+        };
+        let json = record.to_json();
+        assert_eq!(NetworkRecord::from_json(&json).unwrap(), record);
+        let with = |index: Option<Value>| match json.clone() {
+            Value::Object(members) => Value::Object(
+                members
+                    .into_iter()
+                    .filter_map(|(k, v)| match k.as_str() {
+                        "parent_index" => index.clone().map(|i| (k, i)),
+                        _ => Some((k, v)),
+                    })
+                    .collect(),
+            ),
+            _ => unreachable!(),
+        };
+        // Written before the field existed.
+        let read = NetworkRecord::from_json(&with(None)).unwrap();
+        assert_eq!(read.parent_index, None);
+        for bad in [Value::from(0u32), Value::from(u64::from(u32::MAX) + 1)] {
+            assert_eq!(
+                NetworkRecord::from_json(&with(Some(bad)))
+                    .unwrap_err()
+                    .to_string(),
+                "field \"parent_index\" is not an ifindex"
+            );
+        }
+    }
+
+    #[test]
     fn endpoint_netns_cookie_round_trips_with_and_without() {
         let mut record = EndpointRecord {
             id: "c1".into(),

@@ -1141,6 +1141,9 @@ fn after_restore_an_attached_named_namespace_has_its_etc_netns_view() {
     lab.ok(&args("network create --subnet 10.41.0.0/16 vw"));
     assert!(vm_support::ip_ok(&["netns", "add", "vw1"]));
     let connect = args("network connect vw vw1");
+    // Once through, so directories made on first use exist for every run.
+    lab.ok(&connect);
+    lab.ok(&args("network disconnect vw vw1"));
     let hits = lab.hits(&connect);
     lab.ok(&args("network disconnect vw vw1"));
     let dir = Path::new(ETC_NETNS_DIR).join("vw1");

@@ -64,7 +64,9 @@
 //! 4. It picks a free `ethN` (`driver/endpoint_link.rs`), takes the
 //!    address (`store` writes `ipam/<network>/<subnet>/192.168.1.10`, the
 //!    allocator in `ipam` decides), and writes the endpoint record in state
-//!    `attaching`: from here a crash is repaired by `restore`.
+//!    `attaching`, naming the ifindex its create will ask for: from here a
+//!    crash is repaired by `restore`, which undoes the link at that index
+//!    and never one by its name.
 //! 5. `driver/endpoint_link.rs` asks `rtnl` for the requests: RTM_NEWLINK
 //!    of an ipvlan link created straight inside the namespace with a chosen
 //!    ifindex, then the address, link up and the default route, each sent

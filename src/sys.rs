@@ -290,6 +290,14 @@ pub fn recv_from(fd: BorrowedFd<'_>, buf: &mut [u8], flags: i32) -> io::Result<(
     Ok((len as usize, addr.nl_pid))
 }
 
+/// `read(2)` on a descriptor the caller does not own (fd 0): a `File`
+/// of it would need a duplicate, two system calls and a `close` more.
+pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is a live, writable slice of the length passed.
+    let read = retry(|| unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) })?;
+    Ok(read as usize)
+}
+
 /// `setns(2)`: moves the calling *thread* into the namespace `fd` refers to.
 pub fn setns(fd: BorrowedFd<'_>, nstype: i32) -> io::Result<()> {
     // SAFETY: setns(2) takes a descriptor (kept open by the borrow) and a flag.

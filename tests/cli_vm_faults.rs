@@ -1043,6 +1043,71 @@ fn every_kill_point_of_every_command_then_restore_agrees() {
     }
 }
 
+/// A connect to a container's second network killed at any of its kill
+/// points, then `restore`: a container left attached to both sees both
+/// networks' names (its `/etc/netns/NAME/hosts` is their union). Killed
+/// between the endpoint record and the view, restore once left it the
+/// view of its first network: the union is listed by markers that the
+/// killed connect had not made yet. Walked for a single connect and a
+/// batch.
+#[test]
+fn restore_gives_a_container_on_two_networks_both_names() {
+    let lab = Lab::new("views");
+    lab.ok(&args("network create --subnet 10.43.0.0/16 va"));
+    lab.ok(&args("network create --subnet 10.44.0.0/16 vb"));
+    let members = ["u1", "u2"];
+    for name in members {
+        lab.ok(&args(&format!("run -d --net=va --name={name}")));
+    }
+    for given in [&members[..1], &members[..]] {
+        let connect = args(&format!("network connect vb {}", given.join(" ")));
+        let disconnect = args(&format!("network disconnect vb {}", given.join(" ")));
+        // Once through, so directories made on first use exist.
+        lab.ok(&connect);
+        lab.ok(&disconnect);
+        let hits = lab.hits(&connect);
+        lab.ok(&disconnect);
+        for n in 1..=hits.len() {
+            let passed = lab.kill_at(&connect, n);
+            let after = format!(
+                "{} killed at hit {n} ({}), then restore",
+                connect.join(" "),
+                passed[n - 1]
+            );
+            lab.restore();
+            let listed = lab.ps();
+            let on_both: Vec<&str> = given
+                .iter()
+                .copied()
+                .filter(|name| listed[*name].contains("vb"))
+                .collect();
+            for name in &on_both {
+                let view = Path::new(ETC_NETNS_DIR).join(name).join("hosts");
+                let seen = fs::read_to_string(&view).unwrap_or_default();
+                for subnet in ["10.43.", "10.44."] {
+                    assert!(
+                        seen.lines()
+                            .any(|l| l.starts_with(subnet) && l.ends_with(&format!("\t{name}"))),
+                        "{after}: {name} is on va and vb but {} shows no {subnet}* line of it:\n{seen}",
+                        view.display()
+                    );
+                }
+            }
+            if !on_both.is_empty() {
+                lab.ok(&args(&format!(
+                    "network disconnect vb {}",
+                    on_both.join(" ")
+                )));
+            }
+        }
+    }
+    for name in members {
+        lab.ok(&args(&format!("rm -f {name}")));
+    }
+    lab.ok(&args("network rm vb"));
+    lab.ok(&args("network rm va"));
+}
+
 /// A batch (`network connect NET c1 c2 c3`, the library's `connect_many`)
 /// killed at every one of its kill points, then `restore`: kernel and
 /// state agree, as after a killed single connect, and each container is
@@ -1141,7 +1206,8 @@ fn after_restore_an_attached_named_namespace_has_its_etc_netns_view() {
     lab.ok(&args("network create --subnet 10.41.0.0/16 vw"));
     assert!(vm_support::ip_ok(&["netns", "add", "vw1"]));
     let connect = args("network connect vw vw1");
-    // Once through, so directories made on first use exist for every run.
+    // Once through, so directories made on first use exist for every
+    // connect counted and killed below.
     lab.ok(&connect);
     lab.ok(&args("network disconnect vw vw1"));
     let hits = lab.hits(&connect);
@@ -1309,4 +1375,412 @@ fn a_parent_another_tool_makes_under_our_name_survives_every_kill_and_restore() 
         theirs_kept >= 4,
         "another tool's parent tried only {theirs_kept} times"
     );
+}
+
+/// A link of namespace `ns` as `ip -d -j link` reads it: ifindex and kind.
+fn link_in(ns: &str, name: &str) -> Option<(u64, String)> {
+    let link = vm_support::link(Some(ns), name)?;
+    let index = link.get("ifindex")?.as_u64()?;
+    Some((index, vm_support::link_kind(&link).unwrap_or_default()))
+}
+
+/// Every link of `ns` by `ip -d -j link`: name -> ifindex and kind.
+fn links_of(ns: &str) -> BTreeMap<String, (u64, String)> {
+    let listed = vm_support::ip_json(&["-n", ns, "-d", "link", "show"]);
+    listed
+        .as_array()
+        .unwrap_or(&[])
+        .iter()
+        .map(|l| {
+            let index = l.get("ifindex").and_then(Value::as_u64).unwrap_or(0);
+            let kind = vm_support::link_kind(l).unwrap_or_default();
+            (str_of(l, "ifname").to_string(), (index, kind))
+        })
+        .collect()
+}
+
+/// Another tool's ipvlan link `name` on `parent` in `ns`, made as such a
+/// tool would (in the host under a name of its own, moved in, renamed
+/// there); its ifindex, or `None` when `name` is taken in `ns` (then
+/// nothing of it is left).
+fn their_ipvlan(ns: &str, parent: &str, name: &str) -> Option<u64> {
+    ip(&[
+        "link", "add", "theirtmp", "link", parent, "type", "ipvlan", "mode", "l2",
+    ]);
+    ip(&["link", "set", "theirtmp", "netns", ns]);
+    if !vm_support::ip_ok(&["-n", ns, "link", "set", "theirtmp", "name", name]) {
+        ip(&["-n", ns, "link", "del", "theirtmp"]);
+        return None;
+    }
+    let (index, kind) = link_in(ns, name).expect("their link");
+    assert_eq!(kind, "ipvlan");
+    Some(index)
+}
+
+/// What another tool did in a namespace while our command lay killed.
+#[derive(Default)]
+struct Meddled {
+    /// Links it made: name, ifindex.
+    theirs: Vec<(String, u64)>,
+    /// The ifindex of our link, which it renamed (our attach had made it).
+    ours_renamed: Option<u64>,
+}
+
+/// The endpoint records of `network` whose namespace is `ns`.
+fn records_in(lab: &Lab, network: &str, ns: &str) -> Vec<ipvlan::store::EndpointRecord> {
+    let state = StateDir::open(lab.state_dir()).unwrap();
+    let networks = state.networks().unwrap().complete().unwrap();
+    let network = networks.iter().find(|n| n.name == network).unwrap();
+    let path = Path::new(NETNS_DIR).join(ns).display().to_string();
+    state
+        .endpoints_of(&network.id)
+        .unwrap()
+        .complete()
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.netns == path)
+        .collect()
+}
+
+fn parent_of(lab: &Lab, network: &str) -> String {
+    let state = StateDir::open(lab.state_dir()).unwrap();
+    let networks = state.networks().unwrap().complete().unwrap();
+    networks
+        .into_iter()
+        .find(|n| n.name == network)
+        .map(|n| n.parent)
+        .unwrap()
+}
+
+/// Walks every kill point of `command`, which attaches each of `spaces`
+/// to `network` (`standing`: links of another tool there from the
+/// start, namespace, name, ifindex). After each kill `meddle` plays
+/// another tool in each namespace, then `restore` runs, and then: every
+/// link of the other tool is there with its ifindex and kind ipvlan, our
+/// renamed link (if any) is gone, and each namespace is attached whole
+/// (one `attached` record, its link at its index, its address held) or
+/// not at all (no record, no address held, no link of ours). Returns how
+/// many kills the other tool made a link after, and renamed ours after.
+fn walk_beside_another_tool(
+    lab: &Lab,
+    network: &str,
+    command: &[String],
+    spaces: &[&str],
+    standing: &[(&str, &str, u64)],
+    meddle: &dyn Fn(&Lab, &str) -> Meddled,
+) -> (usize, usize) {
+    let detach = || {
+        for ns in spaces {
+            lab.ok(&args(&format!("network disconnect {network} {ns}")));
+        }
+    };
+    // Once through first: the first attach of a namespace makes files
+    // the later ones find.
+    lab.ok(command);
+    detach();
+    let hits = lab.hits(command);
+    detach();
+    let (mut made, mut renamed) = (0, 0);
+    // Up to the first kill after which restore keeps every namespace
+    // attached: from there on the attach is recorded whole, and every later
+    // kill is too (walked by every_kill_point_of_every_command_then_restore_agrees).
+    for n in 1..=hits.len() {
+        let _ = fs::remove_file(lab.count_file());
+        let mut killed = lab.command(command);
+        killed
+            .env(COUNT_ENV, lab.count_file())
+            .env(KILL_AT_ENV, n.to_string());
+        let out = lab.output(&mut killed);
+        let passed = lab.counted();
+        // A run with fewer hits than the counted one simply completes.
+        let after = match out.status.signal() {
+            Some(libc::SIGKILL) => format!(
+                "{} killed at hit {n} ({})",
+                command.join(" "),
+                passed[n - 1]
+            ),
+            _ => {
+                assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+                format!("{} (not killed at hit {n}: fewer hits)", command.join(" "))
+            }
+        };
+        let mut all_attached = true;
+        let meddled: Vec<(&str, Meddled)> =
+            spaces.iter().map(|ns| (*ns, meddle(lab, ns))).collect();
+        lab.restore();
+        for (ns, meddled) in &meddled {
+            made += usize::from(!meddled.theirs.is_empty());
+            renamed += usize::from(meddled.ours_renamed.is_some());
+            let theirs: Vec<(String, u64)> = standing
+                .iter()
+                .filter(|(at, _, _)| at == ns)
+                .map(|(_, name, index)| (name.to_string(), *index))
+                .chain(meddled.theirs.iter().cloned())
+                .collect();
+            let links = links_of(ns);
+            for (name, index) in &theirs {
+                assert_eq!(
+                    links.get(name),
+                    Some(&(*index, "ipvlan".to_string())),
+                    "{after}: another tool's {name} (ifindex {index}) in {ns} was deleted by restore"
+                );
+            }
+            if let Some(index) = meddled.ours_renamed {
+                assert!(
+                    !links.values().any(|(i, _)| *i == index),
+                    "{after}: our link (ifindex {index}, renamed by another tool) left in {ns}: {links:?}"
+                );
+            }
+            let records = records_in(lab, network, ns);
+            let mut expected: BTreeSet<String> =
+                theirs.iter().map(|(name, _)| name.clone()).collect();
+            expected.insert("lo".to_string());
+            for other in records_in(lab, "tm", ns) {
+                expected.insert(other.ifname);
+            }
+            match records.as_slice() {
+                [] => {}
+                [ours] => {
+                    assert_eq!(ours.state, EndpointState::Attached, "{after}: {ours:?}");
+                    let index = u64::from(ours.ifindex.expect("an attached record's index"));
+                    assert_eq!(
+                        links.get(&ours.ifname),
+                        Some(&(index, "ipvlan".to_string())),
+                        "{after}: {links:?}"
+                    );
+                    expected.insert(ours.ifname.clone());
+                }
+                more => panic!("{after}: {} records for {ns}: {more:?}", more.len()),
+            }
+            let names: BTreeSet<String> = links.keys().cloned().collect();
+            assert_eq!(names, expected, "{after}: links of {ns}");
+            let state = StateDir::open(lab.state_dir()).unwrap();
+            let record = state
+                .networks()
+                .unwrap()
+                .complete()
+                .unwrap()
+                .into_iter()
+                .find(|n| n.name == network)
+                .unwrap();
+            let held: BTreeSet<String> = state
+                .addresses(&record)
+                .unwrap()
+                .into_iter()
+                .map(|(address, _)| address.to_string())
+                .collect();
+            let recorded: BTreeSet<String> = state
+                .endpoints_of(&record.id)
+                .unwrap()
+                .complete()
+                .unwrap()
+                .iter()
+                .filter_map(|e| e.ipv4.map(|a| a.addr().to_string()))
+                .collect();
+            assert_eq!(held, recorded, "{after}: addresses of {network}");
+            all_attached &= !records.is_empty();
+            // Back to the start: ours detached, the other tool's new links
+            // gone.
+            if !records.is_empty() {
+                lab.ok(&args(&format!("network disconnect {network} {ns}")));
+            }
+            for (name, _) in &meddled.theirs {
+                ip(&["-n", ns, "link", "del", name]);
+            }
+        }
+        if all_attached {
+            break;
+        }
+    }
+    (made, renamed)
+}
+
+/// Item: restore never deletes another tool's link by its name. An attach
+/// writes its intent before the kernel is touched; killed after that and
+/// before its link is recorded, restore undoes only the link at the
+/// ifindex the intent names (the one its create asked for). Walked at
+/// every kill point: a single connect whose `eth0` is guessed, beside
+/// another tool's ipvlan `eth0` on our parent in the same namespace; a
+/// single connect whose `eth1` another tool takes while our command lies
+/// killed; a batch connect likewise. Their links keep their ifindex and
+/// kind, ours is attached whole or not at all.
+#[test]
+fn restore_after_a_killed_connect_leaves_another_tools_link_of_its_name_alone() {
+    foreign_things();
+    let lab = Lab::new("theirs");
+    lab.ok(&args("network create --subnet 10.43.0.0/16 tn"));
+    lab.ok(&args("network create --subnet 10.44.0.0/16 tm"));
+    let parent = parent_of(&lab, "tn");
+    for ns in ["t1", "t2", "t3"] {
+        ip(&["netns", "add", ns]);
+    }
+    // Once through, so directories made on first use exist for every run.
+    lab.ok(&args("network connect tn t3"));
+    lab.ok(&args("network disconnect tn t3"));
+
+    // A guessed eth0, beside theirs from the start.
+    let theirs = their_ipvlan("t1", &parent, "eth0").unwrap();
+    walk_beside_another_tool(
+        &lab,
+        "tn",
+        &args("network connect tn t1"),
+        &["t1"],
+        &[("t1", "eth0", theirs)],
+        &|_, _| Meddled::default(),
+    );
+    ip(&["-n", "t1", "link", "del", "eth0"]);
+
+    // A name asked for (eth0 is ours, on tm), then taken by another tool
+    // while we lie killed: singly, and in a batch.
+    for ns in ["t1", "t2"] {
+        lab.ok(&args(&format!("network connect tm {ns}")));
+    }
+    let meddle = |lab: &Lab, ns: &str| {
+        let mut meddled = Meddled::default();
+        if links_of(ns).contains_key("eth1") {
+            return meddled;
+        }
+        if let Some(index) = their_ipvlan(ns, &parent_of(lab, "tn"), "eth1") {
+            meddled.theirs.push(("eth1".to_string(), index));
+        }
+        meddled
+    };
+    let (single, _) = walk_beside_another_tool(
+        &lab,
+        "tn",
+        &args("network connect tn t1"),
+        &["t1"],
+        &[],
+        &meddle,
+    );
+    let (batch, _) = walk_beside_another_tool(
+        &lab,
+        "tn",
+        &args("network connect tn t1 t2"),
+        &["t1", "t2"],
+        &[],
+        &meddle,
+    );
+    show(&format!(
+        "another tool took the name of a killed connect's link {single} times (single), {batch} times (batch)"
+    ));
+    assert!(single > 0 && batch > 0);
+    for ns in ["t1", "t2"] {
+        lab.ok(&args(&format!("network disconnect tm {ns}")));
+    }
+    for ns in ["t1", "t2", "t3"] {
+        ip(&["netns", "del", ns]);
+    }
+    lab.ok(&args("network rm tn"));
+    lab.ok(&args("network rm tm"));
+}
+
+/// Item: a connect killed after its create (before the record that says
+/// so) is undone by the ifindex its intent names, whatever has become of
+/// the name: walked at every kill point, with another tool renaming our
+/// link wherever the kill left it made and taking its name for an ipvlan
+/// link of its own on the same parent. Restore removes exactly ours (by
+/// its index) and keeps theirs. (A batch's intents name their indexes as
+/// well: the batch walk of the test above finds no link of ours left.)
+#[test]
+fn restore_after_a_connect_killed_past_its_create_removes_only_its_own_link() {
+    foreign_things();
+    let lab = Lab::new("ours");
+    lab.ok(&args("network create --subnet 10.45.0.0/16 tn"));
+    lab.ok(&args("network create --subnet 10.46.0.0/16 tm"));
+    for ns in ["u1", "u2"] {
+        ip(&["netns", "add", ns]);
+    }
+    lab.ok(&args("network connect tn u1 u2"));
+    lab.ok(&args("network disconnect tn u1 u2"));
+    let meddle = |lab: &Lab, ns: &str| {
+        let mut meddled = Meddled::default();
+        let records = records_in(lab, "tn", ns);
+        let Some(intent) = records.iter().find(|e| e.state != EndpointState::Attached) else {
+            return meddled;
+        };
+        let name = intent.ifname.clone();
+        // Nothing else of an ipvlan kind was in the namespace: an ipvlan
+        // link there is the one the attach made.
+        let Some((index, kind)) = link_in(ns, &name) else {
+            return meddled;
+        };
+        assert_eq!(kind, "ipvlan");
+        ip(&["-n", ns, "link", "set", &name, "down"]);
+        ip(&["-n", ns, "link", "set", &name, "name", "moved0"]);
+        meddled.ours_renamed = Some(index);
+        let theirs = their_ipvlan(ns, &parent_of(lab, "tn"), &name).expect("the name is free");
+        meddled.theirs.push((name, theirs));
+        meddled
+    };
+    let (_, single) = walk_beside_another_tool(
+        &lab,
+        "tn",
+        &args("network connect tn u1"),
+        &["u1"],
+        &[],
+        &meddle,
+    );
+    show(&format!(
+        "a killed connect's link was renamed and its name taken {single} times"
+    ));
+    assert!(single > 0);
+    for ns in ["u1", "u2"] {
+        ip(&["netns", "del", ns]);
+    }
+    lab.ok(&args("network rm tn"));
+    lab.ok(&args("network rm tm"));
+}
+
+/// Item: an intent record of an older version names no ifindex, only the
+/// name its attach guessed or found free. Restore cannot tell a link of
+/// that name from another tool's (the kill may have come before our
+/// create, or our create been refused because theirs had the name): it
+/// releases the endpoint and leaves the link in place, reported (exit 1),
+/// here another tool's ipvlan `eth0` on our parent.
+#[test]
+fn restore_leaves_the_link_an_older_intent_names_in_place() {
+    foreign_things();
+    let lab = Lab::new("older");
+    lab.ok(&args("network create --subnet 10.47.0.0/16 on"));
+    let parent = parent_of(&lab, "on");
+    ip(&["netns", "add", "o1"]);
+    lab.ok(&args("network connect on o1"));
+    let [mut intent] = <[_; 1]>::try_from(records_in(&lab, "on", "o1")).unwrap();
+    lab.ok(&args("network disconnect on o1"));
+    let theirs = their_ipvlan("o1", &parent, "eth0").unwrap();
+    // As an older version wrote it before touching the kernel.
+    intent.state = EndpointState::Attaching;
+    intent.ifindex = None;
+    intent.mac = None;
+    {
+        let state = StateDir::open(lab.state_dir()).unwrap();
+        let locked = state.lock().unwrap();
+        locked.put_endpoint(&intent).unwrap();
+        locked.commit().unwrap();
+    }
+    let out = lab.output(&mut lab.command(&args("restore")));
+    let stderr = text(&out.stderr);
+    let links = links_of("o1");
+    assert_eq!(
+        links.get("eth0"),
+        Some(&(theirs, "ipvlan".to_string())),
+        "their eth0 after restore: {links:?}"
+    );
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("link eth0 (index {theirs}) in namespace"))
+            && stderr.contains("left in place"),
+        "{stderr}"
+    );
+    assert_eq!(links.len(), 2, "{links:?}");
+    assert_eq!(records_in(&lab, "on", "o1"), []);
+    let state = StateDir::open(lab.state_dir()).unwrap();
+    let network = state.networks().unwrap().complete().unwrap();
+    let network = network.iter().find(|n| n.name == "on").unwrap();
+    assert_eq!(state.addresses(network).unwrap(), []);
+    // A second restore has nothing left to say.
+    lab.restore();
+    ip(&["netns", "del", "o1"]);
+    lab.ok(&args("network rm on"));
 }

@@ -26,7 +26,8 @@ use ipvlan::json::{self, Value};
 /// 10% above; 79 until the target's type was asked before the lock, as
 /// the entry into it moved under the lock), disconnect 72, run -d 109, rm -f 176 (its `readlink` of
 /// every process's namespace grows with the processes running), ps 150,
-/// network ls 49, network inspect 55, CNI ADD 83, CNI DEL 58. Until
+/// network ls 49, network inspect 55, CNI ADD 70, CNI DEL 49 (83 and 58
+/// until the CNI cuts listed at their budgets). Until
 /// these, the network had no parent and so no gateway: no default route
 /// (two system calls fewer: a batch of two needs no look at the socket's
 /// buffer). Before this test, connect,
@@ -82,10 +83,17 @@ const RM_BUDGET: usize = 195;
 const PS_BUDGET: usize = 165;
 /// `network ls` with 8 networks.
 const LS_BUDGET: usize = 54;
-/// CNI ADD (`ipam.type: ipvlan`).
-const CNI_ADD_BUDGET: usize = 92;
-/// CNI DEL of that attachment.
-const CNI_DEL_BUDGET: usize = 65;
+/// CNI ADD (`ipam.type: ipvlan`): 70 on Linux 6.1. Before it visited the
+/// target once (from its socket to the link's settings, as connect), 74;
+/// before its stdin was read in place (no duplicate of fd 0), its network
+/// record read once (under the lock, through the name's hint) and the
+/// name asked no second time under the lock (the create finds a link made
+/// since), 83.
+const CNI_ADD_BUDGET: usize = 77;
+/// CNI DEL of that attachment: 49 on Linux 6.1. Before its stdin was read
+/// in place, its network record read once and a socket in the host opened
+/// only for a master the network made, 58.
+const CNI_DEL_BUDGET: usize = 54;
 /// `network inspect` of a network with 8 endpoints.
 const INSPECT_BUDGET: usize = 61;
 
@@ -424,6 +432,126 @@ fn one_attach_stays_within_its_system_call_budget() {
     assert!(vm_support::ip_ok(&["link", "del", "sysp0"]));
 }
 
+/// Budgets of a batch (`network connect NET c1 c2 ...`, the library's
+/// `connect_many`), in system calls per target a release build makes
+/// (what one more target costs, measured between two batch sizes, so the
+/// process's start and the batch's fixed work are left out), about 10%
+/// above what was reached on Linux 6.1: connect 44, disconnect 45.
+/// Before these budgets, 71.7 and 55.0: each target's namespace was opened
+/// with a look at our own and a question of its type, entered through
+/// an open and close of our own (twice for connect: its socket, its
+/// link's settings), its `eth0` asked before the create, its allocation
+/// cursor opened and read, its intent record and first index written by
+/// a temporary and a rename, its index read again for its names, and its
+/// names appended to the network's hosts file by an open of their own;
+/// a disconnect's target had the network's parent looked up and its
+/// names blanked in the hosts file (an open and a read of it) each.
+const BATCH_CONNECT_PER_TARGET: f64 = 48.0;
+/// `network disconnect NET c1 c2 ...`, per target.
+const BATCH_DISCONNECT_PER_TARGET: f64 = 49.0;
+
+/// A batch connect and disconnect of N containers: what each target adds
+/// stays within its budget (the difference between batches of 4 and 16,
+/// per target), no thread is started, every link create succeeds at its
+/// first request (a container on no network gets `eth0` without asking),
+/// and each batch syncs once: a `fdatasync` per endpoint record (a
+/// removal none) and one `fsync` of the endpoint directory.
+#[test]
+fn a_batch_stays_within_its_system_call_budget_per_target() {
+    let mut env = Env::new("batch");
+    assert!(vm_support::ip_ok(&[
+        "link", "add", "sysbp0", "type", "dummy"
+    ]));
+    assert!(vm_support::ip_ok(&["link", "set", "sysbp0", "up"]));
+    env.ok(&[
+        "network",
+        "create",
+        "-o",
+        "parent=sysbp0",
+        "--subnet",
+        "192.168.94.0/24",
+        "--gateway",
+        "192.168.94.1",
+        "sysbn",
+    ]);
+    // Directories made on first use exist, as on a host in use.
+    env.container("sysbw");
+    env.ok(&["network", "connect", "sysbn", "sysbw"]);
+    let names: Vec<String> = (0..16).map(|n| format!("sysbt{n}")).collect();
+    for name in &names {
+        env.container(name);
+    }
+    let batch = |verb: &str, count: usize| -> Trace {
+        let mut args = vec!["network", verb, "sysbn"];
+        args.extend(names[..count].iter().map(String::as_str));
+        let trace = env.traced(&args, &[]);
+        println!(
+            "{}",
+            trace.report(&format!("batch network {verb} of {count}"))
+        );
+        trace
+    };
+    let (small, large) = (4, 16);
+    let connect_small = batch("connect", small);
+    let disconnect_small = batch("disconnect", small);
+    let connect_large = batch("connect", large);
+    let disconnect_large = batch("disconnect", large);
+    let per_target = |a: &Trace, b: &Trace| {
+        (b.release_total() as f64 - a.release_total() as f64) / (large - small) as f64
+    };
+    let connect = per_target(&connect_small, &connect_large);
+    let disconnect = per_target(&disconnect_small, &disconnect_large);
+    println!("batch: connect {connect:.1}, disconnect {disconnect:.1} system calls per target");
+    for (what, trace) in [
+        ("batch connect", &connect_small),
+        ("batch connect", &connect_large),
+        ("batch disconnect", &disconnect_small),
+        ("batch disconnect", &disconnect_large),
+    ] {
+        assert_eq!(
+            trace.threads(),
+            0,
+            "{what} starts no thread: {}",
+            trace.report(what)
+        );
+    }
+    for trace in [&connect_small, &connect_large] {
+        let refused = trace.refused_newlinks();
+        assert!(
+            refused.is_empty(),
+            "batch connect: the kernel refused a link create:\n{}",
+            refused
+                .iter()
+                .map(|l| l.as_str())
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+    assert_eq!(
+        connect_large.syncs(),
+        (1, large, 0),
+        "(fsync, fdatasync, syncfs) of a batch connect of {large}: {}",
+        connect_large.report("batch connect")
+    );
+    assert_eq!(
+        disconnect_large.syncs(),
+        (1, 0, 0),
+        "(fsync, fdatasync, syncfs) of a batch disconnect of {large}: {}",
+        disconnect_large.report("batch disconnect")
+    );
+    assert!(
+        connect <= BATCH_CONNECT_PER_TARGET,
+        "batch connect: {connect:.1} system calls per target (budget {BATCH_CONNECT_PER_TARGET})"
+    );
+    assert!(
+        disconnect <= BATCH_DISCONNECT_PER_TARGET,
+        "batch disconnect: {disconnect:.1} system calls per target (budget {BATCH_DISCONNECT_PER_TARGET})"
+    );
+    env.ok(&["network", "disconnect", "sysbn", "sysbw"]);
+    drop(env);
+    assert!(vm_support::ip_ok(&["link", "del", "sysbp0"]));
+}
+
 /// Runs `command` with `input` on its stdin; its output.
 fn with_input(command: &mut Command, input: &str) -> Output {
     use std::io::Write;
@@ -628,16 +756,17 @@ fn link_in(netns: &str, name: &str) -> Option<(u64, String, String)> {
 }
 
 /// With every chosen ifindex refused (forced: the kernels tests run on
-/// accept the first), the link is made by name, or under a temporary name
-/// renamed inside when the host has a link of that name (as kernel 6.1
-/// looks the name up there): the container still gets `eth0`, with the
-/// parent's MAC, and nothing under a temporary name is left.
+/// accept the first), the link is made under a temporary name, its index
+/// recorded, then renamed inside (never created by its final name, which
+/// restore could not tell from another tool's link): the container still
+/// gets `eth0`, with the parent's MAC, and nothing under a temporary name
+/// is left, even where the host has an `eth0` of its own.
 #[test]
 fn every_chosen_index_taken_falls_back_to_a_name_and_a_rename() {
     let mut env = Env::new("fallback");
     env.ok(&["network", "create", "--subnet", "192.168.93.0/24", "fb"]);
-    // A host link called eth0 makes the named create collide where the
-    // kernel looks names up in the sending namespace.
+    // A host link called eth0, which a create by that name would collide
+    // with where the kernel looks names up in the sending namespace.
     let made_eth0 = vm_support::link(None, "eth0").is_none();
     if made_eth0 {
         assert!(vm_support::ip_ok(&["link", "add", "eth0", "type", "dummy"]));
@@ -685,30 +814,8 @@ fn every_chosen_index_taken_falls_back_to_a_name_and_a_rename() {
         !names.contains("\"ipv"),
         "a temporary name is left: {names}"
     );
-    let renamed = trace.lines.iter().any(|l| l.contains("error=-EEXIST"));
-    println!(
-        "fallback: {}; the named create {} (a rename followed)",
-        trace.report("network connect"),
-        if renamed {
-            "collided with the host's eth0"
-        } else {
-            "did not collide"
-        }
-    );
-    if made_eth0 && kernel_release().starts_with("6.1.") {
-        assert!(
-            renamed,
-            "kernel 6.1 looks a new link's name up in the host: the named create must collide"
-        );
-    }
+    println!("fallback: {}", trace.report("network connect"));
     env.ok(&["network", "disconnect", "fb", "sysf1"]);
-}
-
-fn kernel_release() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .unwrap()
-        .trim()
-        .to_string()
 }
 
 /// `ps` goes through every container on every network: an older-format

@@ -127,24 +127,29 @@ pub struct Outcome {
 /// Entry point of the plugin mode: the process environment and stdin;
 /// returns the exit status.
 pub fn main() -> i32 {
-    use std::os::fd::AsFd;
     wire::EXIT_FOLLOWS.store(true, std::sync::atomic::Ordering::Relaxed);
-    // fd 0 read as a plain file: std's buffered stdin adds code for no gain
-    // when the whole input is read once. A closed fd 0 reads as empty.
-    let stdin = std::io::stdin()
-        .as_fd()
-        .try_clone_to_owned()
-        .map(std::fs::File::from);
-    let outcome = match stdin {
-        Ok(mut file) => run(std::env::vars_os().collect(), &mut file),
-        Err(_) => run(std::env::vars_os().collect(), &mut std::io::empty()),
-    };
+    let outcome = run(std::env::vars_os().collect(), &mut Fd0);
     let mut stdout = std::io::stdout().lock();
     // A runtime that went away cannot be told anything more.
     let _ = stdout
         .write_all(outcome.stdout.as_bytes())
         .and_then(|()| stdout.flush());
     outcome.exit
+}
+
+/// fd 0 read in place: std's buffered stdin adds code for no gain when
+/// the whole input is read once, and a `File` of it would be a duplicate
+/// (two system calls, and a `close`). A closed fd 0 reads as empty.
+struct Fd0;
+
+impl Read for Fd0 {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::os::fd::AsFd;
+        match crate::sys::read(std::io::stdin().as_fd(), buf) {
+            Err(error) if error.raw_os_error() == Some(libc::EBADF) => Ok(0),
+            read => read,
+        }
+    }
 }
 
 /// Serves one request: `vars` is the whole environment, `stdin` the

@@ -24,6 +24,7 @@ use super::netns_identity::{NsAt, OpenNetns};
 use super::networks::{find_network, lookup_network};
 use super::report::endpoint_label;
 use super::{AttachRequest, EndpointInfo, Error, Manager, Target};
+use crate::netns::Netns;
 use crate::rtnl::Handle;
 use crate::store::EndpointRecord;
 
@@ -59,9 +60,16 @@ impl Manager {
         // its own socket, and identified: two descriptors a target, held
         // to the end.
         make_room_for_descriptors(2 * targets.len())?;
+        // Our own namespace, opened once: each target is entered from it
+        // and left for it (for its socket, then for its link's settings)
+        // without opening it again.
+        let home = std::rc::Rc::new(
+            Netns::current()
+                .map_err(|e| Error::io("opening this thread's network namespace", &e))?,
+        );
         let mut resolved: Vec<ResolvedTarget> = Vec::with_capacity(targets.len());
         for given in targets {
-            let target = self.resolve_target(given)?;
+            let target = self.resolve_target_from(given, &home)?;
             if let Some(earlier) = resolved.iter().position(|r| r.same_namespace(&target)) {
                 // As given: both may name one container.
                 return Err(Error::invalid(format!(
@@ -95,8 +103,15 @@ impl Manager {
             let _ = state.put_cursors(network, &cursors);
         };
         let mut pending: Vec<Pending> = Vec::with_capacity(resolved.len());
-        for target in &resolved {
-            let reserved = self.reserve(&state, network, target, &request, false);
+        // Each link's ifindex is in its intent record before its create is
+        // sent, so restore undoes that link and no other.
+        let indexes = endpoint_link::chosen_indexes(resolved.len())?;
+        for (target, &index) in resolved.iter().zip(&indexes) {
+            // A container on no network of ours gets `eth0` without asking
+            // its namespace (two system calls and a round trip each), as a
+            // single attach does; should another tool's `eth0` be there, the
+            // create finds out and that target goes the single way.
+            let reserved = self.reserve(&state, network, target, &request, true, index);
             // A thousand sockets' receive buffers would add up (32 KiB
             // each): each is let go once its namespace's work is done.
             target.inside.handle.socket().release_buffer();
@@ -115,6 +130,9 @@ impl Manager {
         // What is left of each target is its namespace and the socket in
         // it (the rest is in its intent record now): the strings and ids
         // it was found by are let go (reusing the vector's room).
+        // Whether each container's `/etc/netns/NAME` was found empty under
+        // the lock: its view is made without looking again.
+        let views_missing: Vec<bool> = resolved.iter().map(ResolvedTarget::view_missing).collect();
         let insides: Vec<OpenNetns> = resolved
             .into_iter()
             .map(ResolvedTarget::into_inside)
@@ -142,16 +160,36 @@ impl Manager {
                     inside,
                     plan,
                     ifname: &prepared.record.ifname,
+                    guessed: prepared.name_guessed(),
+                    index: prepared
+                        .record
+                        .ifindex
+                        .expect("reserve names the index of the first create"),
                 })
                 .collect();
-            let built = match endpoint_link::create_many(&host, &new) {
+            let records: Vec<&EndpointRecord> = pending.iter().map(|p| &p.record).collect();
+            let mut rerecord = |at: usize, index: Option<u32>| -> Result<(), Error> {
+                let mut record = records[at].clone();
+                record.ifindex = index;
+                Ok(state.put_endpoint(&record)?)
+            };
+            let built = match endpoint_link::create_many(&host, &home, &new, &mut rerecord) {
                 Ok(built) => built,
                 Err(error) => {
                     failure = Some(error.context(format!("attaching to network {}", network.name)));
                     break;
                 }
             };
-            for (prepared, link) in pending.iter_mut().zip(built) {
+            for ((prepared, link), inside) in pending.iter_mut().zip(built).zip(insides) {
+                // Its guessed name taken by another tool, nothing made: a
+                // free one, recorded before its create, as a single attach.
+                let link = match link {
+                    // Nothing made, and the batch is given up already.
+                    Ok(None) if failure.is_some() => continue,
+                    Ok(None) => prepared.build(&state, &host, network, &parent, inside),
+                    Ok(Some(link)) => Ok(link),
+                    Err(error) => Err(error),
+                };
                 match link {
                     Ok(link) => {
                         prepared.record.ifname = link.ifname;
@@ -171,10 +209,11 @@ impl Manager {
             }
         }
         if let Some(error) = failure {
-            // The links made (those whose record has their index) stand in
-            // the kernel: taken down again.
+            // The links made (those whose record has their MAC: every
+            // record names the index its create asked for) stand in the
+            // kernel: taken down again.
             for (prepared, inside) in pending.iter().zip(&insides) {
-                if let Some(index) = prepared.record.ifindex {
+                if let (Some(index), Some(_)) = (prepared.record.ifindex, &prepared.record.mac) {
                     let _ = inside.handle.link_del(index);
                 }
             }
@@ -182,21 +221,42 @@ impl Manager {
             return Err(error);
         }
 
-        let names = self.names(&state);
-        // Finished in place: a second list of the pending endpoints (about
-        // 300 bytes each) would be held at the batch's peak.
-        let mut failure = None;
-        for prepared in pending.iter_mut() {
+        let mut names = self.names(&state);
+        // The names of all in the network's hosts file first, in one write
+        // (a derived file: restore takes out the lines of endpoints a kill
+        // leaves unattached); then each endpoint finished in place, its
+        // record and then its container's view, as a single attach does
+        // (a second list of the pending endpoints, about 300 bytes each,
+        // would be held at the batch's peak); the network's union views
+        // refreshed once at the end.
+        let mut failure = names
+            .append(network, pending.iter().map(|p| &p.record))
+            .err()
+            .map(|error| error.context(format!("attaching to network {}", network.name)));
+        for (prepared, &missing) in pending.iter_mut().zip(&views_missing) {
+            if failure.is_some() {
+                break;
+            }
             let link = BuiltEndpoint {
                 ifname: std::mem::take(&mut prepared.record.ifname),
                 mac: prepared.record.mac.take().unwrap_or_default(),
                 index: prepared.record.ifindex.unwrap_or_default(),
             };
-            if let Err(error) = prepared.finish(&state, &names, network, &link) {
+            names.missing_view = prepared.record.container.clone().filter(|_| missing);
+            let finished = prepared
+                .record_built(&state, &link)
+                .and_then(|()| prepared.add_view(&names, network));
+            if let Err(error) = finished {
                 failure = Some(error.context(attaching_reserved(&prepared.record, &network.name)));
-                break;
             }
         }
+        names.missing_view = None;
+        if failure.is_none() {
+            if let Err(error) = names.refresh_network(network) {
+                failure = Some(error.context(format!("attaching to network {}", network.name)));
+            }
+        }
+        drop(views_missing);
         if let Some(error) = failure {
             for (prepared, inside) in pending.into_iter().zip(&insides) {
                 prepared.undo_built(&state, &names, network, &parent, inside);
@@ -228,10 +288,14 @@ impl Manager {
         // Before the lock, as disconnect does: what is at each path now
         // (two descriptors a target, as for connect_many).
         make_room_for_descriptors(2 * targets.len())?;
+        // Entered from our own namespace, opened once, as connect_many's.
+        let home = Netns::current()
+            .map_err(|e| Error::io("opening this thread's network namespace", &e))?;
         let placed = targets
             .iter()
-            .map(|target| self.place_for_detach(target))
+            .map(|target| self.place_for_detach_from(target, &home))
             .collect::<Result<Vec<_>, _>>()?;
+        drop(home);
         let state = self.store.lock()?;
         let networks = state.networks()?;
         let network = find_network(&networks, network)?;
@@ -247,21 +311,45 @@ impl Manager {
             endpoints.push((endpoint, at));
         }
         let host = Handle::new()?;
+        // Looked up once for all (a CNI network without a host master
+        // names none).
+        let parent = match network.parent.as_str() {
+            "" => None,
+            name => host.link_by_name(name)?,
+        };
+        let names = self.names(&state);
+        // The names of the containers detached, taken out of the network's
+        // hosts file together at the end (one pass over it), and its union
+        // views refreshed once: derived files, which restore rebuilds
+        // should the batch be killed before.
+        let mut gone: Vec<String> = Vec::new();
         let mut notes = Vec::new();
+        let mut failure = None;
         for (done, (endpoint, at)) in endpoints.into_iter().enumerate() {
             let label = super::report::endpoint_label(&endpoint);
-            let detached = self.detach(&host, &state, network, endpoint, &at);
-            match detached {
-                Ok(more) => notes.extend(more),
+            let container = endpoint.container.clone();
+            match self.detach_in_batch(&host, &state, network, endpoint, &at, parent.as_ref()) {
+                Ok(more) => {
+                    notes.extend(more);
+                    gone.extend(container);
+                }
                 Err(error) => {
-                    let _ = state.commit();
-                    return Err(error.context(format!(
+                    failure = Some(error.context(format!(
                         "detaching {label} from network {} ({done} detached before it)",
                         network.name
                     )));
+                    break;
                 }
             }
         }
+        let names_taken_out = names
+            .remove_lines(network, &gone)
+            .and_then(|()| names.refresh_network(network));
+        if let Some(error) = failure {
+            let _ = state.commit();
+            return Err(error);
+        }
+        names_taken_out?;
         state.commit()?;
         Ok(notes)
     }

@@ -416,31 +416,89 @@ impl Manager {
         attach: &CniAttach<'_>,
     ) -> Result<CniAttached, CniAddError> {
         let netns = absolute_netns(attach.netns)?;
-        let inside = OpenNetns::open_path(&netns).map_err(|e| {
+        // The host's socket first: the thread then stays in the target
+        // from its socket to the link's settings (one visit, not two),
+        // where it opens no socket and reads nothing of `/proc/sys/net`.
+        let host = Handle::new()?;
+        let inside = OpenNetns::open_path_and_stay(&netns, true).map_err(|e| {
             Error::io(
                 format!("opening network namespace {}", attach.netns.display()),
                 &e,
             )
         })??;
         let identity = inside.identity()?;
-        // Asked again under the lock; here so that nothing, not even the
-        // network record, is made for a namespace that cannot take it.
+        // Here so that nothing, not even the network record, is made for
+        // a namespace that cannot take the link; under the lock the create
+        // finds a link made since (`create_guessed`).
         if inside.handle.link_by_name(attach.ifname)?.is_some() {
             return Err(ifname_taken(attach).into());
         }
         if let CniAddresses::Allocate(wanted) = &attach.addresses {
             refuse_unservable(net, wanted)?;
         }
-        let found = self.cni_network_id(net).map_err(network_error)?;
+        // The network as this config made it, through its name's hint,
+        // read once, under the lock. Else (none yet, another config, not
+        // CNI's, no hint) `cni_network` makes or refuses it, without the
+        // lock, which it takes itself.
+        let usable = |record: &NetworkRecord| {
+            record.name == net.name
+                && record.state != NetworkState::Creating
+                && cni_config(record) == Some(net.config.as_str())
+        };
+        let hinted = match self.store.network_id_hint(&net.name) {
+            Some(hint) => {
+                let state = self.lock_outside(&inside)?;
+                let record = state.network(&hint)?.filter(usable);
+                record.map(|record| (state, record))
+            }
+            None => None,
+        };
+        let (state, network) = match hinted {
+            Some(found) => found,
+            None => {
+                // Back home for the host's links and sockets it may make.
+                drop(inside.take_visit());
+                let found = self.cni_network_id(net).map_err(network_error)?;
+                let state = self.store.lock()?;
+                match cni_network_locked(&state, net, found) {
+                    Ok(network) => (state, network),
+                    Err(error) => {
+                        self.drop_idle_master_locked(&state, &net.name);
+                        return Err(error);
+                    }
+                }
+            }
+        };
         // From here on the network's master may have been made, by
         // `cni_network_id` or by `cni_parent`: every failure leaves through
         // the one guard that drops it again when nothing of ours uses it.
-        let state = self.store.lock()?;
-        let added = self.cni_add_locked(&state, net, attach, &netns, inside, identity, found);
+        let added = self.cni_add_locked(
+            &state, &host, net, attach, &netns, inside, identity, network,
+        );
         if added.is_err() {
             self.drop_idle_master_locked(&state, &net.name);
         }
         added
+    }
+
+    /// The store's lock, waited for outside the target namespace `inside`
+    /// when another command holds it: a thread of ours waiting there would
+    /// be one of its processes to anything that looks (an `rm` of a
+    /// container of ours given to CNI, a runtime). Taken at once, as
+    /// nearly always, the thread stays in.
+    fn lock_outside(&self, inside: &OpenNetns) -> Result<Locked<'_>, Error> {
+        let mut left = false;
+        let state = self.store.lock_or(&mut || {
+            left = true;
+            drop(inside.take_visit());
+        })?;
+        if left {
+            let visit = crate::netns::Visit::enter(&inside.ns).map_err(|e| {
+                Error::io(format!("entering network namespace {}", inside.label()), &e)
+            })?;
+            inside.keep_visit(visit);
+        }
+        Ok(state)
     }
 
     /// [`Manager::cni_add`] under the lock, once the network is made or
@@ -450,42 +508,15 @@ impl Manager {
     fn cni_add_locked(
         &self,
         state: &Locked<'_>,
+        host: &Handle,
         net: &CniNetwork,
         attach: &CniAttach<'_>,
         netns: &Path,
         inside: OpenNetns,
         identity: crate::store::records::NetnsId,
-        found: Option<String>,
+        network: NetworkRecord,
     ) -> Result<CniAttached, CniAddError> {
         let id = attachment_id(attach.container_id, attach.ifname);
-        // The record found before the lock, read again, while it still
-        // has this name; else the name looked up among every network.
-        let again = match &found {
-            Some(found) => state.network(found)?,
-            None => None,
-        };
-        let network = match again
-            .filter(|record| record.name == net.name && record.state != NetworkState::Creating)
-        {
-            Some(record) => record,
-            None => find_network(&state.networks()?, &net.name)?.clone(),
-        };
-        match cni_config(&network) {
-            None => {
-                return Err(CniAddError::Config(config_error(format!(
-                    "network {} was not made by CNI",
-                    network.name
-                ))))
-            }
-            // Made again for another config since `cni_network` looked.
-            Some(config) if config != net.config => {
-                return Err(CniAddError::Config(config_error(format!(
-                    "network {} was made again meanwhile with another config ({config}); this one has {}",
-                    network.name, net.config
-                ))))
-            }
-            Some(_) => {}
-        }
         if state.endpoint(&network.id, &id)?.is_some() {
             return Err(Error::already_exists(format!(
                 "container {} already has {} on network {}; DEL it first",
@@ -493,14 +524,10 @@ impl Manager {
             ))
             .into());
         }
-        if inside.handle.link_by_name(attach.ifname)?.is_some() {
-            return Err(ifname_taken(attach).into());
-        }
-        let host = Handle::new()?;
         let (parent, creator) = if net.link_in_container {
             (in_container_master(&inside, net)?, &inside.handle)
         } else {
-            (self.cni_parent(&host, state, &network)?, &host)
+            (self.cni_parent(host, state, &network)?, host)
         };
 
         let addresses = match &attach.addresses {
@@ -544,6 +571,15 @@ impl Manager {
                 (dst, gw.or(family_gw))
             })
             .collect();
+        // Named in the intent before the kernel is asked: restore undoes
+        // the link at this index, never one by the runtime's name.
+        let index = match endpoint_link::chosen_index() {
+            Ok(index) => index,
+            Err(error) => {
+                give_back(state);
+                return Err(error.into());
+            }
+        };
         let mut record = EndpointRecord {
             id: id.clone(),
             network_id: network.id.clone(),
@@ -556,7 +592,7 @@ impl Manager {
             state: EndpointState::Attaching,
             created: Timestamp::now(),
             netns_id: Some(identity),
-            ifindex: None,
+            ifindex: Some(index),
         };
         if let Err(error) = state.put_endpoint(&record) {
             give_back(state);
@@ -564,18 +600,35 @@ impl Manager {
         }
         // With `linkInContainer` the create is sent from inside, where the
         // master's index means the master.
-        let built = match endpoint_link::create(creator, &inside, &plan, attach.ifname) {
-            Ok(built) => built,
-            Err(error) => {
+        let mut rerecord = |index: Option<u32>| -> Result<(), Error> {
+            record.ifindex = index;
+            Ok(state.put_endpoint(&record)?)
+        };
+        // The name was free before the lock: the first create is sent at
+        // once, and only a refusal as taken looks it up.
+        let created = endpoint_link::create_guessed(
+            creator,
+            &inside,
+            &plan,
+            attach.ifname,
+            index,
+            &mut rerecord,
+        );
+        let built = match created {
+            Ok(Some(built)) => built,
+            failed => {
                 let _ = state.remove_endpoint(&network.id, &id);
                 give_back(state);
-                return Err(error
-                    .context(format!(
-                        "attaching {} to network {}",
-                        attach.netns.display(),
-                        network.name
-                    ))
-                    .into());
+                return Err(match failed {
+                    Err(error) => error
+                        .context(format!(
+                            "attaching {} to network {}",
+                            attach.netns.display(),
+                            network.name
+                        ))
+                        .into(),
+                    _ => ifname_taken(attach).into(),
+                });
             }
         };
         record.mac = Some(built.mac.clone());
@@ -709,12 +762,16 @@ impl Manager {
                 }
             }
         }
-        let Some(record) = self.store.network_by_name(network) else {
+        // The name's hint only: its record is read once, under the lock.
+        let Some(network_id) = self.store.network_id_hint(network) else {
             return Ok(notes);
         };
         let id = attachment_id(container_id, ifname);
         let state = self.store.lock()?;
-        let Some(network) = state.network(&record.id)? else {
+        let Some(network) = state
+            .network(&network_id)?
+            .filter(|record| record.name == network)
+        else {
             return Ok(notes);
         };
         if let Some(mut endpoint) = state.endpoint(&network.id, &id)? {
@@ -724,10 +781,14 @@ impl Manager {
                 state.release_if_owner(&network, address.addr(), &id)?;
             }
             state.remove_endpoint(&network.id, &id)?;
-            let host = Handle::new()?;
-            self.drop_parent_if_idle(&host, &state, &network);
+            // A socket in the host only for a master we made.
+            if matches!(network.parent_origin, ParentOrigin::VlanCreated { .. }) {
+                let host = Handle::new()?;
+                self.drop_parent_if_idle(&host, &state, &network);
+                self.release(host);
+            }
             state.commit()?;
-            self.release((host, opened));
+            self.release(opened);
         } else {
             if !state.release_owner(&network, &id)?.is_empty() {
                 // An ADD killed between its leases and its record: the
@@ -1169,6 +1230,39 @@ impl Manager {
         if let Ok(host) = Handle::new() {
             self.drop_parent_if_idle(&host, state, network);
         }
+    }
+}
+
+/// The network `cni_network` made or checked for `net` (its id `found`),
+/// read again under the lock while it still has this name, else looked up
+/// by name among every network; refused when another config made it since,
+/// or it is not CNI's.
+fn cni_network_locked(
+    state: &Locked<'_>,
+    net: &CniNetwork,
+    found: Option<String>,
+) -> Result<NetworkRecord, CniAddError> {
+    let again = match &found {
+        Some(found) => state.network(found)?,
+        None => None,
+    };
+    let network = match again
+        .filter(|record| record.name == net.name && record.state != NetworkState::Creating)
+    {
+        Some(record) => record,
+        None => find_network(&state.networks()?, &net.name)?.clone(),
+    };
+    match cni_config(&network) {
+        None => Err(CniAddError::Config(config_error(format!(
+            "network {} was not made by CNI",
+            network.name
+        )))),
+        // Made again for another config since `cni_network` looked.
+        Some(config) if config != net.config => Err(CniAddError::Config(config_error(format!(
+            "network {} was made again meanwhile with another config ({config}); this one has {}",
+            network.name, net.config
+        )))),
+        Some(_) => Ok(network),
     }
 }
 

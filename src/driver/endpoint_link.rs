@@ -152,8 +152,28 @@ fn index_taken(error: &crate::netlink::Error) -> bool {
     matches!(error.errno(), Some(libc::EEXIST | libc::EBUSY))
 }
 
+/// Writes the attach's intent record anew, naming the ifindex the next
+/// create asks for (`None`: a create under a temporary name, which names
+/// no index), before that create is sent: restore undoes only the link at
+/// the index the intent names, so the intent must name the index of any
+/// link that may exist. A failure sends no create.
+pub(crate) type Rerecord<'a> = dyn FnMut(Option<u32>) -> Result<(), Error> + 'a;
+
+/// The ifindex the first create of an endpoint asks for, chosen before its
+/// intent record is written so that the record can name it (see
+/// [`random_index`]).
+pub(crate) fn chosen_index() -> Result<u32, Error> {
+    Ok(random_index()?)
+}
+
+/// [`chosen_index`] for `count` endpoints at once.
+pub(crate) fn chosen_indexes(count: usize) -> Result<Vec<u32>, Error> {
+    Ok(random_indexes(count)?)
+}
+
 /// Builds the endpoint `ifname` in `inside` from `host` (the namespace of
-/// the parent); on failure nothing is left behind.
+/// the parent), asking first for ifindex `index` (the one the intent
+/// record names); on failure nothing is left behind.
 ///
 /// The kernel looks a new link's name up in the namespace of the socket
 /// (the host's) before creating it in the target, so "eth0" collides with a
@@ -162,16 +182,21 @@ fn index_taken(error: &crate::netlink::Error) -> bool {
 /// name is created directly, without the rename that costs several times
 /// the create. A random index far above what hosts reach is free in both
 /// in the common case, so the first create succeeds; a taken one is tried
-/// again with another, a few times. Should every one be taken (or a
-/// kernel refuse chosen indexes), the link is created by name, or under a
-/// temporary name renamed inside. Any other refusal is returned as it is.
+/// again with another, a few times, each named in the intent through
+/// `rerecord` before it is asked for. Should every one be taken, the link
+/// is created under a temporary name (which no other tool makes, and which
+/// restore sweeps) and renamed inside once the intent names its index:
+/// never by its final name, which another tool may hold by the time
+/// restore reads the intent. Any other refusal is returned as it is.
 pub(crate) fn create(
     host: &Handle,
     inside: &OpenNetns,
     plan: &EndpointPlan,
     ifname: &str,
+    index: u32,
+    rerecord: &mut Rerecord<'_>,
 ) -> Result<BuiltEndpoint, Error> {
-    create_named(host, inside, plan, ifname, false)?
+    create_named(host, inside, plan, ifname, false, index, rerecord)?
         .ok_or_else(|| Error::failed(format!("{ifname} is taken in {}", inside.label())))
 }
 
@@ -179,14 +204,17 @@ pub(crate) fn create(
 /// know no endpoint in the namespace, so `eth0` is free unless another
 /// tool made it): the first create is sent straight away, and only when
 /// the kernel refuses it as taken is the name looked up. `None` when it is
-/// taken: nothing was made, the caller picks another name.
+/// taken: nothing was made, the caller picks another name (and another
+/// index: the one refused may be taken as well).
 pub(crate) fn create_guessed(
     host: &Handle,
     inside: &OpenNetns,
     plan: &EndpointPlan,
     ifname: &str,
+    index: u32,
+    rerecord: &mut Rerecord<'_>,
 ) -> Result<Option<BuiltEndpoint>, Error> {
-    create_named(host, inside, plan, ifname, true)
+    create_named(host, inside, plan, ifname, true, index, rerecord)
 }
 
 fn create_named(
@@ -195,54 +223,17 @@ fn create_named(
     plan: &EndpointPlan,
     ifname: &str,
     guessed: bool,
+    first: u32,
+    rerecord: &mut Rerecord<'_>,
 ) -> Result<Option<BuiltEndpoint>, Error> {
-    let spec_named = |name: &str| plan.spec(name, inside);
-    let created = match create_with_index(host, inside, plan, ifname, guessed) {
-        Ok(Indexed::Created(index)) => Ok((Some(index), None)),
-        Ok(Indexed::NameTaken) => return Ok(None),
-        // Undone there, by the index it tried, never by the name.
-        Err(error) => return Err(error.into()),
-        Ok(Indexed::AllTaken) => match host.link_add(&spec_named(ifname)) {
-            Ok(()) => Ok((None, None)),
-            Err(error) if error.is_exists() => {
-                let temporary = format!("{TEMPORARY_PREFIX}{}", &random_hex(5)?[..9]);
-                match host.link_add(&spec_named(&temporary)) {
-                    Ok(()) => Ok((None, Some(temporary))),
-                    Err(error) => Err((error, Some(temporary))),
-                }
-            }
-            Err(error) => Err((error, None)),
-        },
-    };
-    let (index, temporary) = match created {
-        Ok(created) => created,
-        Err((error, temporary)) => {
-            // A lost answer may hide a link that was made.
-            if outcome_unknown(&error) {
-                undo_create(inside, temporary.as_deref().unwrap_or(ifname), plan);
-            }
-            return Err(error.into());
-        }
-    };
-    let created_name = temporary.as_deref().unwrap_or(ifname);
-    let index = match index {
-        // Chosen by us and accepted: nothing to ask.
-        Some(index) => index,
-        None => match inside.handle.link_by_name(created_name) {
-            Ok(Some(link)) => link.index,
-            Ok(None) => {
-                return Err(Error::failed(format!(
-                    "ipvlan link {created_name} vanished from namespace {} after creation",
-                    inside.label()
-                )))
-            }
-            Err(error) => {
-                undo_create(inside, created_name, plan);
-                return Err(error.into());
-            }
-        },
-    };
-    match configure(inside, index, temporary.is_some(), ifname, plan) {
+    // Undone there, on failure, by the index it tried, never by the name.
+    let (index, rename) =
+        match create_with_index(host, inside, plan, ifname, guessed, first, rerecord)? {
+            Indexed::Created(index) => (index, false),
+            Indexed::NameTaken => return Ok(None),
+            Indexed::AllTaken => (create_temporary(host, inside, plan, rerecord)?, true),
+        };
+    match configure(None, inside, index, rename, ifname, plan) {
         Ok(()) => Ok(Some(BuiltEndpoint {
             ifname: ifname.to_string(),
             // An ipvlan link takes its parent's MAC, and keeps following it.
@@ -256,30 +247,82 @@ fn create_named(
     }
 }
 
-/// One endpoint of [`create_many`]: the link `ifname` in `inside`.
+/// The fallback of [`create`] when every chosen index was taken: the link
+/// under a temporary name, its index named in the intent before anything
+/// else is done with it; returns that index. Until then restore finds it
+/// by its temporary name alone (see [`delete_temporary_links`]).
+fn create_temporary(
+    host: &Handle,
+    inside: &OpenNetns,
+    plan: &EndpointPlan,
+    rerecord: &mut Rerecord<'_>,
+) -> Result<u32, Error> {
+    // The intent still names the last index refused, which is another
+    // link's.
+    rerecord(None)?;
+    let temporary = format!("{TEMPORARY_PREFIX}{}", &random_hex(5)?[..9]);
+    if let Err(error) = host.link_add(&plan.spec(&temporary, inside)) {
+        // A lost answer may hide a link that was made.
+        if outcome_unknown(&error) {
+            undo_temporary(inside, &temporary, plan);
+        }
+        return Err(error.into());
+    }
+    let index = match inside.handle.link_by_name(&temporary) {
+        Ok(Some(link)) => link.index,
+        Ok(None) => {
+            return Err(Error::failed(format!(
+                "ipvlan link {temporary} vanished from namespace {} after creation",
+                inside.label()
+            )))
+        }
+        Err(error) => {
+            undo_temporary(inside, &temporary, plan);
+            return Err(error.into());
+        }
+    };
+    // Named before it takes the final name, under which restore would not
+    // know it from another tool's link.
+    if let Err(error) = rerecord(Some(index)) {
+        let _ = inside.handle.link_del(index);
+        return Err(error);
+    }
+    Ok(index)
+}
+
+/// One endpoint of [`create_many`]: the link `ifname` in `inside`, asked
+/// for with ifindex `index` (the one its intent record names).
 pub(crate) struct NewEndpoint<'a> {
     pub inside: &'a OpenNetns,
     pub plan: &'a EndpointPlan,
     pub ifname: &'a str,
+    /// `ifname` was guessed (see [`create_guessed`]).
+    pub guessed: bool,
+    /// The ifindex its intent record names, asked for first.
+    pub index: u32,
 }
 
 /// Builds many endpoints, as [`create`] builds one, with their creates
 /// sent together from `host` (as many to a datagram as the socket takes)
-/// before each is configured in its namespace. One result per endpoint, in
+/// before each is configured in its namespace (visited from `home`, the
+/// caller's own, open already). One result per endpoint, in
 /// order; a failed one leaves nothing behind, the others stand (the
 /// caller decides whether they stay). An endpoint whose chosen index was
-/// taken goes the way of [`create`], with its fallbacks. When the answers
-/// of the batch are lost, nothing is known of any create: every endpoint
-/// that may have been made is deleted again and the error returned.
+/// taken goes the way of [`create`] (of [`create_guessed`] when its name
+/// was guessed: `None` when that name is taken, nothing made), with its
+/// fallbacks, its intent written anew through `rerecord` (called with the
+/// endpoint's position). When the answers of the batch are lost, nothing
+/// is known of any create: every endpoint that may have been made is
+/// deleted again, by the index it asked for, and the error returned.
 pub(crate) fn create_many(
     host: &Handle,
+    home: &crate::netns::Netns,
     endpoints: &[NewEndpoint<'_>],
-) -> Result<Vec<Result<BuiltEndpoint, Error>>, Error> {
-    let indexes = random_indexes(endpoints.len())?;
+    rerecord: &mut dyn FnMut(usize, Option<u32>) -> Result<(), Error>,
+) -> Result<Vec<Result<Option<BuiltEndpoint>, Error>>, Error> {
     let specs: Vec<LinkSpec<'_>> = endpoints
         .iter()
-        .zip(&indexes)
-        .map(|(e, &index)| e.plan.spec(e.ifname, e.inside).index(index))
+        .map(|e| e.plan.spec(e.ifname, e.inside).index(e.index))
         .collect();
     // `None`: every chosen index counts as taken (a crash test's forcing).
     let answers: Vec<Option<crate::netlink::Result<()>>> =
@@ -290,21 +333,22 @@ pub(crate) fn create_many(
                 Ok(answers) => answers.into_iter().map(Some).collect(),
                 Err(error) => {
                     for e in endpoints {
-                        undo_create(e.inside, e.ifname, e.plan);
+                        undo_indexed(e.inside, e.index, e.plan);
                     }
                     return Err(error.into());
                 }
             }
         };
     let mut built = Vec::with_capacity(endpoints.len());
-    for ((e, answer), &index) in endpoints.iter().zip(answers).zip(&indexes) {
+    for (at, (e, answer)) in endpoints.iter().zip(answers).enumerate() {
+        let index = e.index;
         let result = match answer {
-            Some(Ok(())) => match configure(e.inside, index, false, e.ifname, e.plan) {
-                Ok(()) => Ok(BuiltEndpoint {
+            Some(Ok(())) => match configure(Some(home), e.inside, index, false, e.ifname, e.plan) {
+                Ok(()) => Ok(Some(BuiltEndpoint {
                     ifname: e.ifname.to_string(),
                     mac: e.plan.parent_mac.clone(),
                     index,
-                }),
+                })),
                 Err(error) => {
                     let _ = e.inside.handle.link_del(index);
                     Err(error)
@@ -312,12 +356,21 @@ pub(crate) fn create_many(
             },
             Some(Err(error)) if !index_taken(&error) => {
                 if outcome_unknown(&error) {
-                    undo_create(e.inside, e.ifname, e.plan);
+                    undo_indexed(e.inside, index, e.plan);
                 }
                 Err(error.into())
             }
-            // Taken (or forced so): the single path, with its fallbacks.
-            _ => create(host, e.inside, e.plan, e.ifname),
+            // Taken (or forced so): the single path, with its fallbacks,
+            // from another index (the one refused is another link's).
+            _ => chosen_index().and_then(|index| {
+                rerecord(at, Some(index))?;
+                let rerecord = &mut |index| rerecord(at, index);
+                if e.guessed {
+                    create_guessed(host, e.inside, e.plan, e.ifname, index, rerecord)
+                } else {
+                    create(host, e.inside, e.plan, e.ifname, index, rerecord).map(Some)
+                }
+            }),
         };
         // Many namespaces' sockets at once: their buffers must not add up.
         e.inside.handle.socket().release_buffer();
@@ -326,7 +379,7 @@ pub(crate) fn create_many(
     Ok(built)
 }
 
-/// How many random indexes are tried before creating by name.
+/// How many random indexes are tried before the temporary name.
 const INDEX_ATTEMPTS: usize = 3;
 
 /// A random ifindex: above what hosts reach (they count up from 1), below
@@ -363,16 +416,20 @@ enum Indexed {
 }
 
 /// Creates the link with an ifindex free in both namespaces, without
-/// asking which are: a taken index costs one refused request. A guessed
-/// name is looked up at the first refusal, which a taken name answers
-/// alike (`EEXIST`).
+/// asking which are: a taken index costs one refused request. The first
+/// is `first`, which the intent names already; each further one is named
+/// in it through `rerecord` before it is asked for. A guessed name is
+/// looked up at the first refusal, which a taken name answers alike
+/// (`EEXIST`).
 fn create_with_index(
     host: &Handle,
     inside: &OpenNetns,
     plan: &EndpointPlan,
     ifname: &str,
     guessed: bool,
-) -> Result<Indexed, crate::netlink::Error> {
+    first: u32,
+    rerecord: &mut Rerecord<'_>,
+) -> Result<Indexed, Error> {
     let name_taken = || -> Result<bool, crate::netlink::Error> {
         // Test builds: the lookup's answer lost.
         if guessed && crate::fault::forced("endpoint: name lookup lost") {
@@ -391,7 +448,13 @@ fn create_with_index(
         return Ok(Indexed::AllTaken);
     }
     for attempt in 0..INDEX_ATTEMPTS {
-        let index = random_index()?;
+        let index = if attempt == 0 {
+            first
+        } else {
+            let index = random_index()?;
+            rerecord(Some(index))?;
+            index
+        };
         match host.link_add(&plan.spec(ifname, inside).index(index)) {
             Ok(()) => return Ok(Indexed::Created(index)),
             Err(error) if index_taken(&error) => {
@@ -405,7 +468,7 @@ fn create_with_index(
                 if outcome_unknown(&error) {
                     undo_indexed(inside, index, plan);
                 }
-                return Err(error);
+                return Err(error.into());
             }
         }
     }
@@ -423,10 +486,11 @@ fn undo_indexed(inside: &OpenNetns, index: u32, plan: &EndpointPlan) {
     }
 }
 
-/// Deletes the ipvlan link `name` on the plan's parent inside, if it is
-/// there: the undo of a create by name whose outcome is unknown (a name
-/// found free under the lock just before).
-fn undo_create(inside: &OpenNetns, name: &str, plan: &EndpointPlan) {
+/// Deletes the ipvlan link on the plan's parent under our temporary
+/// `name` inside, if it is there: the undo of a create under that name
+/// whose outcome is unknown (a random name, which no other tool makes;
+/// a final name is never undone by name).
+fn undo_temporary(inside: &OpenNetns, name: &str, plan: &EndpointPlan) {
     if let Ok(Some(link)) = inside.handle.link_by_name(name) {
         if link.kind.as_deref() == Some("ipvlan") && link.parent == Some(plan.parent_index) {
             let _ = inside.handle.link_del(link.index);
@@ -437,8 +501,10 @@ fn undo_create(inside: &OpenNetns, name: &str, plan: &EndpointPlan) {
 /// Renames (when created under a temporary name), sets `disable_ipv6`,
 /// then adds the addresses, sets the link up and adds the default routes,
 /// those together in one round trip (on failure the caller deletes the
-/// link, and whatever the later steps did with it).
+/// link, and whatever the later steps did with it). `home`: the caller's
+/// own namespace, open already (a batch's), to visit `inside` from.
 fn configure(
+    home: Option<&crate::netns::Netns>,
     inside: &OpenNetns,
     index: u32,
     rename: bool,
@@ -463,8 +529,12 @@ fn configure(
     };
     // From inside already when the thread stayed since the socket was
     // opened: the visit ends here.
-    let set = crate::netns::set_link_sysctls_in(&inside.ns, inside.take_visit(), ifname, &keys)
-        .map_err(|error| setting(&error))?;
+    let set = match (inside.take_visit(), home) {
+        // One of a batch's: from the caller's namespace, open already.
+        (None, Some(home)) => crate::netns::set_link_sysctls_from(home, &inside.ns, ifname, &keys),
+        (visit, _) => crate::netns::set_link_sysctls_in(&inside.ns, visit, ifname, &keys),
+    }
+    .map_err(|error| setting(&error))?;
     if let Some(Err(error)) = set.first() {
         // A kernel without IPv6 has nothing to disable.
         if !disable || error.kind() != std::io::ErrorKind::NotFound {

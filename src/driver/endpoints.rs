@@ -55,6 +55,12 @@ impl ResolvedTarget {
         self.identity.same_namespace(&other.identity)
     }
 
+    /// Whether [`Manager::check_attach`] found nothing at the container's
+    /// `/etc/netns/NAME`.
+    pub(crate) fn view_missing(&self) -> bool {
+        self.view_missing.get()
+    }
+
     /// Lets go of the ids older versions gave it, once
     /// [`Manager::check_attach`] has looked for them: nothing else reads
     /// them, and a batch holds a thousand targets.
@@ -160,9 +166,28 @@ impl Manager {
     /// Where a detach's target is, and what is there now (opened, before
     /// the lock is taken).
     pub(crate) fn place_for_detach(&self, target: &Target) -> Result<DetachPlace, Error> {
+        self.place_opened_by(target, &mut |path| OpenNetns::open_path(path))
+    }
+
+    /// [`Manager::place_for_detach`] for one of many targets, opened from
+    /// the caller's namespace `home` (see [`OpenNetns::open_path_from`]).
+    pub(crate) fn place_for_detach_from(
+        &self,
+        target: &Target,
+        home: &crate::netns::Netns,
+    ) -> Result<DetachPlace, Error> {
+        self.place_opened_by(target, &mut |path| OpenNetns::open_path_from(path, home))
+    }
+
+    /// [`Manager::place_for_detach`] with the namespace opened by `open`.
+    fn place_opened_by(
+        &self,
+        target: &Target,
+        open: &mut dyn FnMut(&Path) -> std::io::Result<Result<OpenNetns, Error>>,
+    ) -> Result<DetachPlace, Error> {
         let (path, container) = self.target_place(target)?;
         let mut refusal = None;
-        let opened = match OpenNetns::open_path(&path) {
+        let opened = match open(&path) {
             Ok(open) => {
                 let open = open?;
                 let identity = open.identity()?;
@@ -312,6 +337,19 @@ impl Manager {
         let (path, container) = self.target_place(target)?;
         let missing = target_missing(target, &container);
         let inside = OpenNetns::with_handle(netns_identity::open_target(&path, missing)?)?;
+        self.resolved(target, path, container, inside)
+    }
+
+    /// [`Manager::resolve_target`] for one of many targets opened from the
+    /// caller's namespace `home` (see [`netns_identity::open_target_from`]).
+    pub(crate) fn resolve_target_from(
+        &self,
+        target: &Target,
+        home: &crate::netns::Netns,
+    ) -> Result<ResolvedTarget, Error> {
+        let (path, container) = self.target_place(target)?;
+        let missing = target_missing(target, &container);
+        let inside = netns_identity::open_target_from(&path, home, missing)?;
         self.resolved(target, path, container, inside)
     }
 
@@ -512,7 +550,8 @@ impl Manager {
         req: &AttachRequest,
     ) -> Result<Pending, Error> {
         self.check_attach(state, network, target, req)?;
-        self.reserve(state, network, target, req, true)
+        let index = endpoint_link::chosen_index()?;
+        self.reserve(state, network, target, req, true, index)
     }
 
     /// What refuses an attach before anything is taken: the target's path
@@ -559,6 +598,9 @@ impl Manager {
     /// free `ethN`, the addresses, the index entry, the intent record.
     /// `guess`: a container that our records show on no network gets
     /// `eth0` without asking the kernel first (see [`Pending::name_guessed`]).
+    /// `index`: the ifindex the link's first create will ask for
+    /// ([`endpoint_link::chosen_index`]), named in the intent so that
+    /// restore undoes that link and no other.
     pub(crate) fn reserve(
         &self,
         state: &Locked<'_>,
@@ -566,6 +608,7 @@ impl Manager {
         target: &ResolvedTarget,
         req: &AttachRequest,
         guess: bool,
+        index: u32,
     ) -> Result<Pending, Error> {
         // Named before the kernel sees it, so restore knows what to delete
         // if this attach is interrupted; and before any address is taken,
@@ -601,10 +644,12 @@ impl Manager {
                 state: EndpointState::Attaching,
                 created: Timestamp::now(),
                 netns_id: Some(target.identity),
-                ifindex: None,
+                // Before the kernel is asked: the link, if made, has it.
+                ifindex: Some(index),
             },
             index: None,
             indexed: false,
+            indexed_alone: false,
             name_guessed,
         };
         // The container's index entry before its record: an entry without
@@ -626,7 +671,8 @@ impl Manager {
                 }
             }
         }
-        if let Err(error) = state.put_endpoint(&pending.record) {
+        // Read as missing by check_attach, under this lock: made in place.
+        if let Err(error) = state.put_new_endpoint(&pending.record) {
             pending.abandon(state, network);
             return Err(error.into());
         }
@@ -638,36 +684,94 @@ impl Manager {
     /// link is touched only in the very namespace that was attached (`at`,
     /// see [`locate`]) and only when it is ours; addresses are freed only
     /// while this endpoint still holds them.
+    ///
+    /// An interrupted attach's intent names the index its create asked
+    /// for: the link there, if any, is the one it made. An intent of an
+    /// older version names no index, only the name, which another tool
+    /// may have taken since (the kill may have come before our create, or
+    /// our create been refused because their link had it): no link is
+    /// deleted for it, one of that name is reported and left in place.
     pub(crate) fn detach(
+        &self,
+        host: &Handle,
+        state: &Locked<'_>,
+        network: &NetworkRecord,
+        endpoint: EndpointRecord,
+        at: &NsAt,
+    ) -> Result<Vec<String>, Error> {
+        self.detach_as(host, state, network, endpoint, at, None)
+    }
+
+    /// [`Manager::detach`] as one endpoint of a batch: `parent` is the
+    /// network's parent, looked up once for all, and the endpoint's names
+    /// stay in the network's hosts file and its union views for the
+    /// caller to take out once for all ([`Names::remove_lines`],
+    /// [`Names::refresh_network`]).
+    pub(crate) fn detach_in_batch(
+        &self,
+        host: &Handle,
+        state: &Locked<'_>,
+        network: &NetworkRecord,
+        endpoint: EndpointRecord,
+        at: &NsAt,
+        parent: Option<&Link>,
+    ) -> Result<Vec<String>, Error> {
+        self.detach_as(host, state, network, endpoint, at, Some(parent))
+    }
+
+    /// [`Manager::detach`]; `batch`: see [`Manager::detach_in_batch`].
+    fn detach_as(
         &self,
         host: &Handle,
         state: &Locked<'_>,
         network: &NetworkRecord,
         mut endpoint: EndpointRecord,
         at: &NsAt,
+        batch: Option<Option<&Link>>,
     ) -> Result<Vec<String>, Error> {
         check_hosts_dir(state, network)?;
+        let unproven = endpoint.state == EndpointState::Attaching && endpoint.ifindex.is_none();
         endpoint.state = EndpointState::Detaching;
         state.put_endpoint(&endpoint)?;
         let mut notes = Vec::new();
-        if let Some(inside) = at.open() {
-            // A CNI network without a host master names none.
-            let parent = match network.parent.as_str() {
-                "" => None,
-                name => host.link_by_name(name)?,
+        if let (Some(inside), true) = (at.open(), unproven && !endpoint.ifname.is_empty()) {
+            let found = inside.handle.link_by_name(&endpoint.ifname)?;
+            if let Some(link) = found.filter(|l| l.kind.as_deref() == Some("ipvlan")) {
+                notes.push(format!(
+                    "link {} (index {}) in namespace {} left in place: the interrupted attach recorded no index (a record of an older version), so nothing shows the link is the one it made rather than another tool's",
+                    link.name,
+                    link.index,
+                    inside.label()
+                ));
+            }
+        } else if let Some(inside) = at.open() {
+            let looked_up;
+            let parent = match batch {
+                Some(parent) => parent,
+                None => {
+                    // A CNI network without a host master names none.
+                    looked_up = match network.parent.as_str() {
+                        "" => None,
+                        name => host.link_by_name(name)?,
+                    };
+                    looked_up.as_ref()
+                }
             };
             let removal = endpoint_link::delete_checked(
                 inside,
                 endpoint.ifindex,
                 &endpoint.ifname,
-                parent.as_ref(),
+                parent,
                 endpoint.mac.as_deref(),
             )?;
             if let LinkRemoval::NotOurs(why) = removal {
                 notes.push(why);
             }
         }
-        self.names(state).remove(network, &endpoint)?;
+        match batch {
+            None => self.names(state).remove(network, &endpoint)?,
+            Some(_) => self.names(state).remove_view(&endpoint)?,
+        }
         for address in endpoint.ipv4.iter().chain(endpoint.ipv6.iter()) {
             state.release_if_owner(network, address.addr(), &endpoint.id)?;
         }
@@ -827,6 +931,10 @@ pub(crate) struct Pending {
     /// Whether the index was let go ([`Pending::shed_index`]) after its
     /// entry was added: it is read again where it is needed.
     indexed: bool,
+    /// Whether that index, when let go, filed this endpoint only (the
+    /// container was on no other network): it is then made again from
+    /// the record where it is needed, not read.
+    indexed_alone: bool,
     /// Whether the record's `ifname` was chosen without asking the kernel
     /// (see [`Manager::reserve`]): should the create find it taken, a free
     /// one is asked for and recorded before the next create.
@@ -838,9 +946,16 @@ impl Pending {
     /// added or the entry taken out: a batch holds a thousand pending
     /// endpoints, and an index is about 200 bytes of them.
     pub(crate) fn shed_index(&mut self) {
-        if self.index.take().is_some() {
+        if let Some(index) = self.index.take() {
             self.indexed = true;
+            self.indexed_alone = index.network_ids().len() == 1;
         }
+    }
+
+    /// Whether the record's `ifname` was chosen without asking the kernel
+    /// (see [`Manager::reserve`]).
+    pub(crate) fn name_guessed(&self) -> bool {
+        self.name_guessed
     }
 
     /// What the kernel is asked to build, made when it is asked: a batch
@@ -851,10 +966,12 @@ impl Pending {
         EndpointPlan::new(network, parent, ipv4, self.record.ipv6)
     }
 
-    /// Creates the endpoint's link in `inside` under the recorded name;
-    /// a guessed name found taken is replaced by a free one, recorded
-    /// before that create, so restore always reads the name of the link
-    /// that may exist. On failure nothing of it is in the kernel.
+    /// Creates the endpoint's link in `inside` under the recorded name,
+    /// asking for the recorded index; a guessed name found taken is
+    /// replaced by a free one, and any index refused by another, each
+    /// recorded before the create that asks for it, so restore always
+    /// reads the index of the link that may exist. On failure nothing of
+    /// it is in the kernel.
     pub(crate) fn build(
         &mut self,
         state: &Locked<'_>,
@@ -864,16 +981,36 @@ impl Pending {
         inside: &OpenNetns,
     ) -> Result<BuiltEndpoint, Error> {
         let plan = self.plan(network, parent);
+        let first = self
+            .record
+            .ifindex
+            .expect("reserve names the index of the first create");
+        let ifname = self.record.ifname.clone();
+        let record = &mut self.record;
+        let mut rerecord = |index: Option<u32>| -> Result<(), Error> {
+            record.ifindex = index;
+            Ok(state.put_endpoint(record)?)
+        };
         if self.name_guessed {
             if let Some(built) =
-                endpoint_link::create_guessed(host, inside, &plan, &self.record.ifname)?
+                endpoint_link::create_guessed(host, inside, &plan, &ifname, first, &mut rerecord)?
             {
                 return Ok(built);
             }
-            self.record.ifname = endpoint_link::free_ifname(inside)?;
+            let ifname = endpoint_link::free_ifname(inside)?;
+            // A fresh index too: the refused one may be another link's.
+            let index = endpoint_link::chosen_index()?;
+            self.record.ifname = ifname.clone();
+            self.record.ifindex = Some(index);
             state.put_endpoint(&self.record)?;
+            let record = &mut self.record;
+            let mut rerecord = |index: Option<u32>| -> Result<(), Error> {
+                record.ifindex = index;
+                Ok(state.put_endpoint(record)?)
+            };
+            return endpoint_link::create(host, inside, &plan, &ifname, index, &mut rerecord);
         }
-        endpoint_link::create(host, inside, &plan, &self.record.ifname)
+        endpoint_link::create(host, inside, &plan, &ifname, first, &mut rerecord)
     }
 
     /// Records the built link (state `attached`) and adds the endpoint's
@@ -885,12 +1022,41 @@ impl Pending {
         network: &NetworkRecord,
         built: &BuiltEndpoint,
     ) -> Result<(), Error> {
+        self.record_built(state, built)?;
+        names.add(network, &self.record, self.index.as_deref())
+    }
+
+    /// The first half of [`Pending::finish`], for a batch, which adds the
+    /// names of all its endpoints together ([`Names::append`], then
+    /// [`Pending::add_view`] for each): the built link recorded (state
+    /// `attached`).
+    pub(crate) fn record_built(
+        &mut self,
+        state: &Locked<'_>,
+        built: &BuiltEndpoint,
+    ) -> Result<(), Error> {
         self.record.ifname = built.ifname.clone();
         self.record.mac = Some(built.mac.clone());
         self.record.ifindex = Some(built.index);
         self.record.state = EndpointState::Attached;
         state.put_endpoint(&self.record)?;
-        names.add(network, &self.record, self.index.as_deref())
+        Ok(())
+    }
+
+    /// The endpoint's container's name view ([`Names::add_view`]), once
+    /// its names are in its network's file; the index let go by
+    /// [`Pending::shed_index`] made again without a read when it filed
+    /// this endpoint only.
+    pub(crate) fn add_view(&self, names: &Names<'_>, network: &NetworkRecord) -> Result<(), Error> {
+        let made;
+        let index = match (self.index.as_deref(), &self.record.container) {
+            (None, Some(container)) if self.indexed_alone => {
+                made = ContainerIndex::of_one(container, &network.id, &self.record.id);
+                Some(&made)
+            }
+            (index, _) => index,
+        };
+        names.add_view(&self.record, index)
     }
 
     /// Undoes an attach whose link was built: the link (when it is still

@@ -531,28 +531,50 @@ impl Names<'_> {
         endpoint: &EndpointRecord,
         index: Option<&ContainerIndex>,
     ) -> Result<(), Error> {
+        self.append(network, [endpoint])?;
+        self.add_view(endpoint, index)?;
+        self.refresh_network(network)
+    }
+
+    /// The first step of [`Names::add`] for many endpoints of `network`
+    /// at once (a batch's): their names appended to its hosts file in one
+    /// write. Then [`Names::add_view`] for each, and
+    /// [`Names::refresh_network`] once.
+    pub(crate) fn append<'e>(
+        &self,
+        network: &NetworkRecord,
+        endpoints: impl IntoIterator<Item = &'e EndpointRecord>,
+    ) -> Result<(), Error> {
         let file = self.state.hosts_path(&network.id);
-        let lines: String = endpoint
-            .container
-            .iter()
-            .flat_map(|container| {
-                endpoint
-                    .ipv4
-                    .iter()
-                    .chain(endpoint.ipv6.iter())
-                    .map(move |net| format!("{}\t{container}\n", net.addr()))
-            })
-            .collect();
+        let mut lines = String::new();
+        for endpoint in endpoints {
+            let Some(container) = &endpoint.container else {
+                continue;
+            };
+            for net in endpoint.ipv4.iter().chain(endpoint.ipv6.iter()) {
+                lines.push_str(&format!("{}\t{container}\n", net.addr()));
+            }
+        }
         // One open relative to the store's checked `hosts/` descriptor,
         // making the file with its header when missing: a path-based
         // ensure-then-append walked the chain three times per connect.
         self.state
             .append_to(&file, HEADER, &lines, HOSTS_MODE)
-            .map_err(Error::from)?;
-        if let Some(container) = &endpoint.container {
-            self.refresh_views(container, None, Some(endpoint), index)?;
+            .map_err(Error::from)
+    }
+
+    /// The second step of [`Names::add`]: points the endpoint's container's
+    /// `/etc/netns/NAME/hosts` at what it should see (`index` as for
+    /// `add`).
+    pub(crate) fn add_view(
+        &self,
+        endpoint: &EndpointRecord,
+        index: Option<&ContainerIndex>,
+    ) -> Result<(), Error> {
+        match &endpoint.container {
+            Some(container) => self.refresh_views(container, None, Some(endpoint), index),
+            None => Ok(()),
         }
-        self.refresh_network(network)
     }
 
     /// Takes the endpoint's names out of its network's file and the views.
@@ -572,6 +594,35 @@ impl Names<'_> {
             self.refresh_views(container, None, Some(endpoint), None)?;
         }
         Ok(())
+    }
+
+    /// The first step of [`Names::remove`] for many endpoints of
+    /// `network` at once (a batch's), done last: the names of `containers`
+    /// blanked in its hosts file in one pass. Before it,
+    /// [`Names::remove_view`] for each; after it,
+    /// [`Names::refresh_network`] once.
+    pub(crate) fn remove_lines(
+        &self,
+        network: &NetworkRecord,
+        containers: &[String],
+    ) -> Result<(), Error> {
+        if containers.is_empty() {
+            return Ok(());
+        }
+        let file = self.state.hosts_path(&network.id);
+        self.state.blank_lines_in(&file, |line| {
+            containers.iter().any(|name| names_host(line, name))
+        })?;
+        Ok(())
+    }
+
+    /// The last step of [`Names::remove`], for one endpoint of a batch:
+    /// its container's view made what it should be without it.
+    pub(crate) fn remove_view(&self, endpoint: &EndpointRecord) -> Result<(), Error> {
+        match &endpoint.container {
+            Some(container) => self.refresh_views(container, None, Some(endpoint), None),
+            None => Ok(()),
+        }
     }
 
     /// Rebuilds `network`'s hosts file from its endpoint records (see
@@ -624,7 +675,7 @@ impl Names<'_> {
     /// Regenerates the union view of every container on `network` that is
     /// on several networks (they are listed as markers, so this costs
     /// nothing for single-network containers).
-    fn refresh_network(&self, network: &NetworkRecord) -> Result<(), Error> {
+    pub(crate) fn refresh_network(&self, network: &NetworkRecord) -> Result<(), Error> {
         let markers = self.state.union_markers_dir(&network.id);
         // Only there while a container of the network is on several.
         if !self.state.check_dir_if_present(&markers)? {

@@ -188,8 +188,9 @@ impl Manager {
                     && endpoint.ifindex.is_none()
                     && claimed
                 {
-                    // Killed before making its link; the name went to a
-                    // later attach that must keep it.
+                    // An older intent (no index): killed before making its
+                    // link; the name went to a later attach that must keep
+                    // it. (One that names its index is undone by that.)
                     endpoint.ifname.clear();
                 }
                 let restored = self.restore_endpoint(
@@ -395,7 +396,20 @@ impl Manager {
         } else {
             endpoint.ifname.clone()
         };
-        let built = endpoint_link::create(host, inside, &plan, &ifname)?;
+        // The index this create asks for is recorded first, as an attach's
+        // intent: should restore be killed after the create, the next one
+        // finds the link there and keeps it, rather than making a second
+        // link while the name is taken by the first.
+        let index = endpoint_link::chosen_index()?;
+        let mut intent = endpoint.clone();
+        intent.ifname = ifname.clone();
+        intent.ifindex = Some(index);
+        state.put_endpoint(&intent)?;
+        let mut rerecord = |index: Option<u32>| -> Result<(), Error> {
+            intent.ifindex = index;
+            Ok(state.put_endpoint(&intent)?)
+        };
+        let built = endpoint_link::create(host, inside, &plan, &ifname, index, &mut rerecord)?;
         let mut updated = endpoint;
         updated.ifname = built.ifname;
         updated.mac = Some(built.mac);

@@ -88,6 +88,19 @@ impl Handle {
         })
     }
 
+    /// A handle for `netns`, its socket opened by a thread whose own
+    /// namespace is `home`, open already ([`netns::run_here_from`]: two
+    /// system calls fewer than [`Handle::in_netns`]). The outer error is
+    /// the move's (another kind of namespace is refused there, as
+    /// [`Netns::open_path`] refuses it), the inner one the socket's.
+    pub fn in_netns_from(home: &Netns, netns: &Netns) -> std::io::Result<Result<Handle>> {
+        let socket = netns::run_here_from(home, netns, Socket::open)?;
+        Ok(socket.map(|socket| Handle {
+            socket,
+            netns: Some(netns.label().to_owned()),
+        }))
+    }
+
     /// A handle for the named netns `run_dir/name` (`ip netns add` layout;
     /// run dir normally [`netns::DEFAULT_RUN_DIR`]).
     pub fn in_named_netns(run_dir: impl AsRef<Path>, name: &str) -> Result<Handle> {

@@ -6,14 +6,13 @@
 //! by older versions hold regular files with the owner as their content,
 //! read as before. `cursor` beside them holds the last address handed out.
 
-use std::fs::File;
 use std::io;
 use std::net::IpAddr;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::fsutil;
-use super::handles::Handles;
+use super::handles::{Handles, HeldCursor};
 use super::StoreError;
 use crate::ipam::{AddressBook, SubnetSpec};
 
@@ -35,8 +34,9 @@ pub(crate) struct DiskBook<'a> {
     state: &'a Handles,
     network_dir: PathBuf,
     /// The cursor of the subnet last read, open read-write, so that the
-    /// allocation that read it rewrites it on the same descriptor.
-    cursor: Option<(PathBuf, File)>,
+    /// allocation that read it rewrites it on the same descriptor; handed
+    /// to the lock's holder by [`DiskBook::finish`] for the next one.
+    cursor: Option<HeldCursor>,
 }
 
 impl<'a> DiskBook<'a> {
@@ -48,10 +48,13 @@ impl<'a> DiskBook<'a> {
         }
     }
 
-    /// Lets the cursor's descriptor go; nothing is left to undo (a taken
-    /// check leaves no file behind).
+    /// Hands the cursor's descriptor, and what it holds, to the lock's
+    /// holder for the next allocation (see [`Handles::keep_cursor`]);
+    /// nothing is left to undo (a taken check leaves no file behind).
     pub(crate) fn finish(&mut self) -> Result<(), StoreError> {
-        self.cursor = None;
+        if let Some(cursor) = self.cursor.take() {
+            self.state.keep_cursor(cursor);
+        }
         Ok(())
     }
 }
@@ -61,6 +64,7 @@ impl DiskBook<'_> {
     pub(crate) fn clear_cursor(&mut self, subnet: &SubnetSpec) -> Result<(), StoreError> {
         let dir = subnet_dir(&self.network_dir, subnet);
         self.cursor = None;
+        drop(self.state.take_cursor(&dir));
         let Some(at) = self.state.reach(&dir)? else {
             return Ok(());
         };
@@ -79,7 +83,13 @@ impl AddressBook for DiskBook<'_> {
 
     fn cursor(&mut self, subnet: &SubnetSpec) -> Result<Option<IpAddr>, StoreError> {
         let dir = subnet_dir(&self.network_dir, subnet);
-        self.cursor = None;
+        self.finish()?;
+        // Read or written by an allocation before under this lock.
+        if let Some(held) = self.state.take_cursor(&dir) {
+            let value = held.value;
+            self.cursor = Some(held);
+            return Ok(value);
+        }
         let Some(at) = self.state.reach(&dir)? else {
             return Ok(None);
         };
@@ -102,8 +112,9 @@ impl AddressBook for DiskBook<'_> {
             Err(e) if e.kind() == io::ErrorKind::InvalidData => None,
             Err(e) => return Err(StoreError::io("reading", &path)(e)),
         };
-        self.cursor = Some((dir, file));
-        Ok(text.and_then(|t| t.trim().parse().ok()))
+        let value = text.and_then(|t| t.trim().parse().ok());
+        self.cursor = Some(HeldCursor { dir, file, value });
+        Ok(value)
     }
 
     fn set_cursor(&mut self, subnet: &SubnetSpec, addr: IpAddr) -> Result<(), StoreError> {
@@ -122,8 +133,11 @@ impl AddressBook for DiskBook<'_> {
         let file = match self.cursor.take() {
             // Read by this allocation: checked (regular, in our checked
             // directory) when it was opened.
-            Some((read_in, file)) if read_in == dir => file,
-            _ => {
+            Some(held) if held.dir == dir => held.file,
+            other => {
+                if let Some(other) = other {
+                    self.state.keep_cursor(other);
+                }
                 self.state
                     .write_in(&dir, "writing", &path, |at| {
                         fsutil::open_regular_at(
@@ -140,7 +154,11 @@ impl AddressBook for DiskBook<'_> {
         let written = file.write_all_at(line.as_bytes(), 0);
         crate::fault::after("store: after write", written)
             .map_err(StoreError::io("writing", &path))?;
-        self.cursor = Some((dir, file));
+        self.cursor = Some(HeldCursor {
+            dir,
+            file,
+            value: Some(addr),
+        });
         Ok(())
     }
 

@@ -505,11 +505,25 @@ impl StateDir {
     /// a program that embeds it, and the directory may have changed hands
     /// meanwhile.
     pub fn lock(&self) -> Result<Locked<'_>, StoreError> {
+        self.lock_or(&mut || {})
+    }
+
+    /// [`StateDir::lock`], calling `before_waiting` first when another
+    /// holder keeps it (for a caller that must not wait where it is: one
+    /// system call, as `lock`'s, when the lock is free).
+    pub fn lock_or(&self, before_waiting: &mut dyn FnMut()) -> Result<Locked<'_>, StoreError> {
         self.refresh();
         let path = self.root.join(LOCK_FILE);
         let file = self.open_lock()?;
-        crate::sys::flock(std::os::fd::AsFd::as_fd(&file), libc::LOCK_EX)
-            .map_err(StoreError::io("locking", &path))?;
+        let fd = std::os::fd::AsFd::as_fd(&file);
+        match crate::sys::flock(fd, libc::LOCK_EX | libc::LOCK_NB) {
+            Err(error) if error.raw_os_error() == Some(libc::EWOULDBLOCK) => {
+                before_waiting();
+                crate::sys::flock(fd, libc::LOCK_EX)
+            }
+            taken => taken,
+        }
+        .map_err(StoreError::io("locking", &path))?;
         *self.records_held() = Some(Vec::new());
         Ok(Locked {
             state: self,
@@ -1217,6 +1231,7 @@ impl Drop for Locked<'_> {
             self.state.handles.lose_commit(error);
         }
         *self.state.records_held() = None;
+        self.state.handles.forget_cursors();
     }
 }
 
@@ -1357,6 +1372,35 @@ impl Locked<'_> {
         )
     }
 
+    /// Writes the first record (of intent) of an endpoint whose record
+    /// the caller read as missing under this lock, as
+    /// [`Locked::put_endpoint`] would, but made in place: no temporary and
+    /// no rename, one call and one change of the directory fewer (see
+    /// `fsutil::create_new_at` for what a reader or a kill sees: an empty
+    /// record reads as missing, and `restore` removes it). One found there
+    /// after all is replaced. Made durable by the commit as any.
+    pub fn put_new_endpoint(&self, endpoint: &EndpointRecord) -> Result<(), StoreError> {
+        check_name("network id", &endpoint.network_id)?;
+        check_name("endpoint id", &endpoint.id)?;
+        let path = self.endpoint_path(&endpoint.network_id, &endpoint.id);
+        let text = encode(&path, &endpoint.to_json())?;
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+            return self.replace_file(&path, text.as_bytes());
+        };
+        let name = name.to_string_lossy();
+        self.check_dir(dir)?;
+        let open = self.handles.ensure(dir)?;
+        let made = fsutil::create_new_file_at(open.fd(), &name, text.as_bytes(), FILE_MODE)
+            .map_err(StoreError::io("writing", &path))?;
+        match made {
+            Some(file) => {
+                self.handles.written(&path, file, &open);
+                Ok(())
+            }
+            None => self.replace_file(&path, text.as_bytes()),
+        }
+    }
+
     /// Removes an endpoint record; `Ok(false)` when there was none.
     pub fn remove_endpoint(&self, network_id: &str, id: &str) -> Result<bool, StoreError> {
         check_name("network id", network_id)?;
@@ -1387,6 +1431,20 @@ impl Locked<'_> {
         self.put_record_as(kind, id, value, Durability::Derived)
     }
 
+    /// [`Locked::put_derived_record`] of a record the caller read as
+    /// missing under this lock (but no longer holds as read): made in
+    /// place, without a temporary and a rename (see
+    /// `fsutil::create_new_at`); one found there after all (an empty file
+    /// reads as missing) is replaced as `put_derived_record` replaces it.
+    pub fn put_new_derived_record(
+        &self,
+        kind: &str,
+        id: &str,
+        value: &Value,
+    ) -> Result<(), StoreError> {
+        self.put_record_hinted(kind, id, value, Durability::Derived, true)
+    }
+
     /// Removes a derived record ([`Locked::put_derived_record`]) without
     /// syncing its directory; `Ok(false)` when there was none.
     pub fn remove_derived_record(&self, kind: &str, id: &str) -> Result<bool, StoreError> {
@@ -1400,11 +1458,24 @@ impl Locked<'_> {
         value: &Value,
         durability: Durability,
     ) -> Result<(), StoreError> {
+        self.put_record_hinted(kind, id, value, durability, false)
+    }
+
+    /// [`Locked::put_record_as`], `read_absent` when the caller read the
+    /// record as missing under this lock.
+    fn put_record_hinted(
+        &self,
+        kind: &str,
+        id: &str,
+        value: &Value,
+        durability: Durability,
+        read_absent: bool,
+    ) -> Result<(), StoreError> {
         check_name("record kind", kind)?;
         check_name("record id", id)?;
         let path = self.record_path(kind, id);
         // Read under this lock and found missing: nobody else writes it.
-        let absent = self.record_held(&path) == Some(None);
+        let absent = read_absent || self.record_held(&path) == Some(None);
         let written = encode(&path, value)
             .and_then(|text| self.replace_file_as(&path, text.as_bytes(), durability, absent));
         // A failed write may have replaced it or not: read again.
@@ -1468,11 +1539,13 @@ impl Locked<'_> {
         check_name("network id", &network.id)?;
         self.check_ipam(network)?;
         let mut book = DiskBook::new(&self.handles, self.ipam_dir(&network.id));
-        network
+        let cursors = network
             .subnets
             .iter()
             .map(|s| crate::ipam::AddressBook::cursor(&mut book, s))
-            .collect()
+            .collect();
+        book.finish()?;
+        cursors
     }
 
     /// Puts back cursors read by [`Locked::cursors`]: a subnet that had
@@ -1491,7 +1564,7 @@ impl Locked<'_> {
                 None => book.clear_cursor(subnet)?,
             }
         }
-        Ok(())
+        book.finish()
     }
 
     /// Frees `addr` of `network`. Always succeeds when the address is

@@ -563,13 +563,25 @@ pub fn create_new_at(
     contents: &[u8],
     mode: u32,
 ) -> io::Result<bool> {
+    Ok(create_new_file_at(dir, name, contents, mode)?.is_some())
+}
+
+/// [`create_new_at`], the new file returned open and unsynced (for a
+/// durable one, which the commit syncs); `Ok(None)`, nothing written, when
+/// `name` exists after all.
+pub fn create_new_file_at(
+    dir: BorrowedFd<'_>,
+    name: &str,
+    contents: &[u8],
+    mode: u32,
+) -> io::Result<Option<File>> {
     let name = c_name(name)?;
     crate::fault::point("store: before write");
     let Some(mut file) = open_new_at(dir, &name, mode)? else {
-        return Ok(false);
+        return Ok(None);
     };
     crate::fault::after("store: after write", file.write_all(contents))?;
-    Ok(true)
+    Ok(Some(file))
 }
 
 /// The temporary that stands for `name` while it is written (in its

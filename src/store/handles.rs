@@ -109,9 +109,22 @@ pub(crate) struct Shared {
     leave_to_exit: bool,
     /// How many were left so far (at most [`LEFT_TO_EXIT_MAX`]).
     left_to_exit: usize,
+    /// Allocation cursors read or written under the lock held now, open,
+    /// with what they hold (see [`Handles::keep_cursor`]).
+    cursors: Vec<HeldCursor>,
     /// The failure of a commit made by a lock's release, which has no
     /// caller to return it to (see [`Handles::lose_commit`]).
     lost_commit: Option<StoreError>,
+}
+
+/// An allocation cursor kept open under the lock: its subnet directory,
+/// its descriptor and the address it holds (`None`: none, or one that did
+/// not parse).
+#[derive(Debug)]
+pub(crate) struct HeldCursor {
+    pub(crate) dir: PathBuf,
+    pub(crate) file: File,
+    pub(crate) value: Option<std::net::IpAddr>,
 }
 
 impl Shared {
@@ -151,6 +164,9 @@ impl Shared {
 /// [`Handles::leave_files_to_exit`]): one attach writes three or four; a
 /// batch writes thousands, which must not stay open.
 const LEFT_TO_EXIT_MAX: usize = 8;
+
+/// How many allocation cursors are kept open under a lock at most.
+const HELD_CURSORS_MAX: usize = 4;
 
 /// How many files and directories a commit syncs one by one; above, it
 /// syncs the file system (see [`Handles::commit`]).
@@ -549,6 +565,36 @@ impl Handles {
         self.shared()
             .let_go(files.into_iter().map(|(_, file)| file));
         result
+    }
+
+    /// The cursor of the subnet directory `dir` as the last allocation
+    /// under this lock left it, if one did: taken out, to be handed back
+    /// by [`Handles::keep_cursor`].
+    pub(crate) fn take_cursor(&self, dir: &Path) -> Option<HeldCursor> {
+        let mut shared = self.shared();
+        let at = shared.cursors.iter().position(|c| c.dir == dir)?;
+        Some(shared.cursors.swap_remove(at))
+    }
+
+    /// Keeps `cursor` open, with what it holds, until the lock is let go
+    /// ([`Handles::forget_cursors`]): a batch's allocations then read and
+    /// open it once, not once each (four system calls). Only allocations
+    /// under the lock read or write a cursor, so what it holds cannot
+    /// change meanwhile but by them.
+    pub(crate) fn keep_cursor(&self, cursor: HeldCursor) {
+        let mut shared = self.shared();
+        shared.cursors.retain(|c| c.dir != cursor.dir);
+        // A network has a subnet or two per family: a few at most.
+        if shared.cursors.len() < HELD_CURSORS_MAX {
+            shared.cursors.push(cursor);
+        }
+    }
+
+    /// Lets every held cursor go, when the lock is (another process may
+    /// move them next).
+    pub(crate) fn forget_cursors(&self) {
+        let held = std::mem::take(&mut self.shared().cursors);
+        drop(held);
     }
 
     /// For a program that exits once its command is done: the state files

@@ -37,7 +37,11 @@
 //! whole or not at all and is only ever read by `readlinkat`, never
 //! followed, its target checked to be a valid id) or, for hosts files, a
 //! one-`write` append or line blanking, so a killed invocation never
-//! leaves a half-written file. The one exception is the allocation
+//! leaves a half-written file. A file read as missing under the lock (an
+//! endpoint's first record, a container's first index) is instead made
+//! in place, `O_EXCL` and one `write`: a reader sees it missing, empty
+//! (which reads as missing) or whole, and `restore` removes one a kill
+//! left empty. The one exception is the allocation
 //! cursor, a hint rewritten in place as one padded line (a rename over it
 //! would start its writeback on ext4 at every allocation), which only
 //! allocations read, under the lock; a torn one reads as no cursor. Readers take no lock (see [`StateDir`] for
@@ -89,7 +93,8 @@
 //! see `fsutil::open_regular_at`); a write `openat`, `write`, `renameat`;
 //! taking an address one `symlinkat`, reading its owner or a name hint
 //! one `readlinkat`; an allocation opens its subnet's cursor once, to
-//! read it and write it back.
+//! read it and write it back, and later allocations under the same lock
+//! (a batch's) use that descriptor and what it read.
 
 mod addresses;
 mod dir;

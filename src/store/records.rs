@@ -586,7 +586,11 @@ pub struct EndpointRecord {
     /// for it. Absent in older records. Stored as `netns_dev`, `netns_ino`
     /// and `netns_cookie`.
     pub netns_id: Option<NetnsId>,
-    /// The link's ifindex inside the namespace, once made.
+    /// The link's ifindex inside the namespace. In an intent record
+    /// (`attaching`) it is written before the kernel is asked to make the
+    /// link, and names the index the create asks for: the link, if made,
+    /// has it, and restore undoes that link and no other. Absent in
+    /// records of older versions, whose intents name only `ifname`.
     pub ifindex: Option<u32>,
 }
 

@@ -105,6 +105,7 @@ fn network(name: &str, subnet: &str) -> NetworkRecord {
         flag: IpvlanFlag::Bridge,
         parent: "eth0".into(),
         parent_origin: ParentOrigin::Existing,
+        parent_index: None,
         internal: false,
         ipv6: net.addr().is_ipv6(),
         mtu: None,

@@ -1255,6 +1255,128 @@ fn after_restore_an_attached_named_namespace_has_its_etc_netns_view() {
     lab.ok(&args("network rm vw"));
 }
 
+/// The ifindex and kind of host link `name`, read by iproute2.
+fn host_link(name: &str) -> Option<(u64, Option<String>)> {
+    vm_support::link(None, name).map(|link| {
+        let index = link.get("ifindex").and_then(Value::as_u64).unwrap();
+        (index, vm_support::link_kind(&link))
+    })
+}
+
+/// Item: a parent we make (`NAME.VLANID`, a network's dummy) is deleted
+/// only when it is the very link we made. `network create` and `network
+/// rm` are killed around each of their netlink requests; wherever the kill
+/// leaves the network recorded and no link of its parent's name, another
+/// tool makes one (the admin, systemd-networkd), and `restore` rolls the
+/// network back without touching it: same name, same ifindex. Where the
+/// kill leaves our own parent, restore still deletes it.
+#[test]
+fn a_parent_another_tool_makes_under_our_name_survives_every_kill_and_restore() {
+    foreign_things();
+    let lab = Lab::new("parent-theirs");
+    let vlan = format!("{TRUNK}.77");
+    let cases = [
+        (
+            format!("network create -o parent={vlan} --subnet 10.42.0.0/16 pv"),
+            "network rm pv",
+            "pv",
+        ),
+        (
+            "network create --subnet 10.43.0.0/16 pd".to_string(),
+            "network rm pd",
+            "pd",
+        ),
+    ];
+    let mut theirs_kept = 0;
+    for (create, rm, name) in &cases {
+        let (create, rm) = (args(create), args(rm));
+        // Once through, so directories made on first use exist for every run.
+        lab.ok(&create);
+        lab.ok(&rm);
+        let create_hits = lab.hits(&create);
+        let rm_hits = lab.hits(&rm);
+        for (command, hits, made_first) in [(&create, &create_hits, false), (&rm, &rm_hits, true)] {
+            let around_requests: Vec<usize> = hits
+                .iter()
+                .enumerate()
+                .filter(|(_, point)| point.starts_with("netlink: "))
+                .map(|(at, _)| at + 1)
+                .collect();
+            assert!(!around_requests.is_empty(), "{hits:?}");
+            for n in around_requests {
+                if made_first {
+                    lab.ok(&create);
+                }
+                let passed = lab.kill_at(command, n);
+                let after = format!(
+                    "{} killed at hit {n} ({})",
+                    command.join(" "),
+                    passed[n - 1]
+                );
+                let recorded = StateDir::open(lab.state_dir())
+                    .unwrap()
+                    .networks()
+                    .unwrap()
+                    .complete()
+                    .unwrap()
+                    .into_iter()
+                    .find(|network| network.name == *name);
+                let parent = recorded.as_ref().map(|network| network.parent.clone());
+                // Another tool makes the parent's name where the kill left none.
+                let theirs = match &parent {
+                    Some(parent) if host_link(parent).is_none() => {
+                        if parent == &vlan {
+                            ip(&[
+                                "link", "add", "link", TRUNK, "name", parent, "type", "vlan", "id",
+                                "77",
+                            ]);
+                        } else {
+                            ip(&["link", "add", parent, "type", "dummy"]);
+                        }
+                        Some(host_link(parent).unwrap())
+                    }
+                    _ => None,
+                };
+                lab.restore();
+                let kept = lab.network_names().contains(*name);
+                match (&parent, theirs) {
+                    (Some(parent), Some(theirs)) => {
+                        assert_eq!(
+                            host_link(parent),
+                            Some(theirs.clone()),
+                            "{after}: restore touched {parent}, which another tool made after the kill"
+                        );
+                        assert!(
+                            !kept,
+                            "{after}: network {name} kept on a parent it did not make"
+                        );
+                        ip(&["link", "del", parent]);
+                        theirs_kept += 1;
+                    }
+                    (Some(parent), None) if !kept => assert_eq!(
+                        host_link(parent),
+                        None,
+                        "{after}: restore rolled the network back and left its parent {parent}"
+                    ),
+                    _ => {}
+                }
+                if kept {
+                    lab.ok(&rm);
+                }
+                if let Some(parent) = &parent {
+                    assert_eq!(host_link(parent), None, "{after}: {parent} left behind");
+                }
+            }
+        }
+    }
+    // Both commands, both kinds of parent: killed right before the create
+    // (and after the delete) the name was free for another tool.
+    assert!(
+        theirs_kept >= 4,
+        "another tool's parent tried only {theirs_kept} times"
+    );
+}
+
 /// A link of namespace `ns` as `ip -d -j link` reads it: ifindex and kind.
 fn link_in(ns: &str, name: &str) -> Option<(u64, String)> {
     let link = vm_support::link(Some(ns), name)?;

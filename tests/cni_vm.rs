@@ -1378,3 +1378,55 @@ fn a_relative_cni_netns_is_recorded_absolute() {
     assert_eq!(code, Some(0), "{text}");
     assert_eq!(cni.records("relns"), (Vec::new(), Vec::new()), "{text}");
 }
+
+/// The VLAN master of a CNI network is deleted only while it is the very
+/// link we made: one another tool makes under its name once ours went
+/// with the last DEL is used by the next ADD, and never removed, by that
+/// attachment's DEL or by restore.
+#[test]
+fn a_vlan_master_another_tool_remade_is_never_removed() {
+    let mut cni = Cni::new("remade");
+    cni.master("cnim42");
+    let ns = cni.netns("cni-remade");
+    let conf = conf("remade", "cnim42.45", "");
+    cni.plugin("ADD", "ctr-r", &ns, &conf).ok();
+    let ours = link(None, "cnim42.45").expect("our VLAN master");
+    cni.plugin("DEL", "ctr-r", &ns, &conf).ok();
+    assert!(link(None, "cnim42.45").is_none(), "our VLAN master stayed");
+
+    let vlan = [
+        "link",
+        "add",
+        "link",
+        "cnim42",
+        "name",
+        "cnim42.45",
+        "type",
+        "vlan",
+        "id",
+        "45",
+    ];
+    ip(&vlan);
+    let ifindex = |l: &Value| l.get("ifindex").and_then(Value::as_u64);
+    let theirs = ifindex(&link(None, "cnim42.45").unwrap());
+    assert_ne!(theirs, ifindex(&ours));
+    cni.plugin("ADD", "ctr-r", &ns, &conf).ok();
+    cni.plugin("DEL", "ctr-r", &ns, &conf).ok();
+    assert_eq!(
+        link(None, "cnim42.45").as_ref().and_then(ifindex),
+        theirs,
+        "the last DEL removed the VLAN master another tool made"
+    );
+    cni.plugin("ADD", "ctr-r", &ns, &conf).ok();
+    ip(&["netns", "del", "cni-remade"]);
+    // The namespace gone, restore releases the attachment and drops the
+    // masters left idle: ours only.
+    restore_twice_changes_nothing(&cni, "with their VLAN master");
+    assert_eq!(cni.records("remade"), (Vec::new(), Vec::new()));
+    assert_eq!(
+        link(None, "cnim42.45").as_ref().and_then(ifindex),
+        theirs,
+        "restore removed the VLAN master another tool made"
+    );
+    ip(&["link", "del", "cnim42.45"]);
+}

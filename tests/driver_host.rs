@@ -524,6 +524,7 @@ fn recorded_network(config: &Config, name: &str) {
             flag: IpvlanFlag::Bridge,
             parent: "lo".into(),
             parent_origin: ParentOrigin::Existing,
+            parent_index: None,
             internal: false,
             ipv6: false,
             mtu: None,

@@ -184,6 +184,7 @@ fn the_driver_lists_inspects_and_removes_around_damaged_records() {
         let good = NetworkRecord {
             parent: "lo".into(),
             parent_origin: ParentOrigin::Existing,
+            parent_index: None,
             ..network("good", &["10.0.0.0/24"])
         };
         let spare = dummy_network("spare", "10.2.0.0/24");
@@ -299,6 +300,7 @@ fn an_empty_record_counts_as_never_written_and_restore_removes_it() {
         let good = NetworkRecord {
             parent: "lo".into(),
             parent_origin: ParentOrigin::Existing,
+            parent_index: None,
             ..network("good", &["10.0.0.0/24"])
         };
         {

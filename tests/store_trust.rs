@@ -114,6 +114,7 @@ fn plain_network(name: &str) -> NetworkRecord {
     NetworkRecord {
         parent: "lo".into(),
         parent_origin: ParentOrigin::Existing,
+        parent_index: None,
         ..network(name, &["10.0.0.0/24"])
     }
 }

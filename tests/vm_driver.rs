@@ -2400,3 +2400,92 @@ fn ifindex_of_text(text: &str) -> u64 {
         .and_then(|record| record.get("ifindex").and_then(|i| i.as_u64()))
         .unwrap_or_else(|| panic!("no ifindex in {text}"))
 }
+
+/// The parent ifindex a network's record holds.
+fn recorded_parent_index(config: &Config, network_id: &str) -> Option<u32> {
+    ipvlan::store::StateDir::open(&config.state_dir)
+        .unwrap()
+        .network(network_id)
+        .unwrap()
+        .expect("the network's record")
+        .parent_index
+}
+
+/// A parent we make is recorded with its ifindex before it exists, also
+/// when `restore` makes it again, and only that link is ever deleted: one
+/// another tool made under its name after ours went is used, and left
+/// when the network goes. A record of an earlier release (no ifindex)
+/// keeps its parent, with a note saying why.
+#[test]
+fn only_the_parent_link_we_made_is_deleted() {
+    topology_up();
+    let config = config("parentindex");
+    let manager = Manager::open(config.clone()).unwrap();
+    let net_a = manager
+        .create_network(&net(
+            "pia",
+            &["10.97.1.0/24"],
+            &[],
+            &[("parent", "eth0.51")],
+        ))
+        .unwrap();
+    let first = ifindex_of(None, "eth0.51");
+    assert_eq!(
+        recorded_parent_index(&config, &net_a.id),
+        Some(first as u32)
+    );
+
+    // Gone (a reboot): restore makes it again, with a new index on record.
+    ip(&["link", "del", "eth0.51"]);
+    let report = manager.restore().unwrap();
+    assert_eq!(report.parents_recreated, vec!["pia: eth0.51".to_string()]);
+    let again = ifindex_of(None, "eth0.51");
+    assert_ne!(again, first);
+    assert_eq!(
+        recorded_parent_index(&config, &net_a.id),
+        Some(again as u32)
+    );
+
+    // Ours deleted, another tool's made under the name: used, never deleted.
+    ip(&["link", "del", "eth0.51"]);
+    ip(&[
+        "link", "add", "link", "eth0", "name", "eth0.51", "type", "vlan", "id", "51",
+    ]);
+    let theirs = ifindex_of(None, "eth0.51");
+    let report = manager.restore().unwrap();
+    assert!(report.parents_recreated.is_empty(), "{report:?}");
+    assert_eq!(ifindex_of(None, "eth0.51"), theirs);
+    assert_eq!(manager.remove_network("pia").unwrap(), Vec::<String>::new());
+    assert_eq!(
+        link(None, "eth0.51").and_then(|l| l.get("ifindex").and_then(|i| i.as_u64())),
+        Some(theirs),
+        "network rm deleted the eth0.51 another tool made"
+    );
+    ip(&["link", "del", "eth0.51"]);
+
+    // A record without the index: its parent stays, and rm says so.
+    let net_b = manager
+        .create_network(&net(
+            "pib",
+            &["10.97.2.0/24"],
+            &[],
+            &[("parent", "eth0.52")],
+        ))
+        .unwrap();
+    let record = config
+        .state_dir
+        .join("networks")
+        .join(format!("{}.json", net_b.id));
+    let index = recorded_parent_index(&config, &net_b.id).unwrap();
+    edit(
+        &record,
+        &format!("\"parent_index\": {index}"),
+        "\"parent_index\": null",
+    );
+    assert_eq!(
+        manager.remove_network("pib").unwrap(),
+        vec!["parent eth0.52 kept: network pib was recorded by an earlier release without the ifindex that proves the link ours; delete it with `ip link del eth0.52` if nothing else uses it".to_string()]
+    );
+    assert_eq!(ifindex_of(None, "eth0.52"), u64::from(index));
+    ip(&["link", "del", "eth0.52"]);
+}

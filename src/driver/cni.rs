@@ -269,6 +269,12 @@ pub(crate) fn drop_idle_parents(host: &Handle, state: &Locked<'_>, networks: &[N
         if !matches!(network.parent_origin, ParentOrigin::VlanCreated { .. }) {
             continue;
         }
+        // As recorded now: restore may have re-made the master, with
+        // another ifindex, since `networks` was read.
+        let Ok(Some(network)) = state.network(&network.id) else {
+            continue;
+        };
+        let network = &network;
         if state
             .endpoints_of(&network.id)
             .is_ok_and(|e| e.is_empty() && e.damaged.is_empty())
@@ -524,7 +530,7 @@ impl Manager {
         let (parent, creator) = if net.link_in_container {
             (in_container_master(&inside, net)?, &inside.handle)
         } else {
-            (self.cni_parent(host, &network)?, host)
+            (self.cni_parent(host, state, &network)?, host)
         };
 
         let addresses = match &attach.addresses {
@@ -1001,6 +1007,7 @@ impl Manager {
             flag: net.flag,
             parent: String::new(),
             parent_origin: ParentOrigin::Existing,
+            parent_index: None,
             internal: true,
             ipv6: specs.iter().any(|s| s.subnet.addr().is_ipv6()),
             mtu: net.mtu,
@@ -1172,13 +1179,18 @@ impl Manager {
 
     /// The network's master, re-made when it is a `NAME.VLANID` of ours
     /// that its last DEL removed.
-    fn cni_parent(&self, host: &Handle, network: &NetworkRecord) -> Result<Link, Error> {
+    fn cni_parent(
+        &self,
+        host: &Handle,
+        state: &Locked<'_>,
+        network: &NetworkRecord,
+    ) -> Result<Link, Error> {
         if let Some(link) = host.link_by_name(&network.parent)? {
             return Ok(link);
         }
         if matches!(network.parent_origin, ParentOrigin::VlanCreated { .. }) {
             let mut report = RestoreReport::default();
-            if let Some(link) = parent::restore(host, network, &mut report)? {
+            if let Some(link) = parent::restore(host, state, network, &mut report)? {
                 return Ok(link);
             }
         }

@@ -384,7 +384,7 @@ const INDEX_ATTEMPTS: usize = 3;
 
 /// A random ifindex: above what hosts reach (they count up from 1), below
 /// the kernel's INT_MAX.
-fn random_index() -> Result<u32, crate::netlink::Error> {
+pub(super) fn random_index() -> Result<u32, crate::netlink::Error> {
     Ok(random_indexes(1)?[0])
 }
 

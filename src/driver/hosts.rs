@@ -998,6 +998,7 @@ mod tests {
             flag: IpvlanFlag::Bridge,
             parent: "lo".into(),
             parent_origin: ParentOrigin::Existing,
+            parent_index: None,
             internal: false,
             ipv6: false,
             mtu: None,

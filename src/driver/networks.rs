@@ -134,7 +134,7 @@ impl Manager {
         // l3/l3s and internal networks it is reserved but never routed to.
         crate::ipam::fill_default_gateways(&mut subnets);
 
-        let (parent_name, parent_origin) = plan.origin(&networks);
+        let (parent_name, parent_origin, parent_index) = plan.origin(&networks)?;
         let mut record = NetworkRecord {
             id: replacing.map_or(id, |old| old.id.clone()),
             name: req.name.clone(),
@@ -143,6 +143,7 @@ impl Manager {
             flag: opts.flag,
             parent: parent_name,
             parent_origin,
+            parent_index,
             internal,
             ipv6,
             mtu: opts.mtu,
@@ -159,7 +160,8 @@ impl Manager {
         if let Some(old) = replacing {
             record.state = NetworkState::Created;
             state.put_network(&record)?;
-            if let Err(error) = plan.create(&host, opts.mtu) {
+            let put = |r: &NetworkRecord| state.put_network(r).map_err(Error::from);
+            if let Err(error) = plan.create(&host, &mut record, put) {
                 let _ = state.put_network(old);
                 let _ = state.commit();
                 return Err(error);
@@ -169,10 +171,12 @@ impl Manager {
             info.warnings = warnings;
             return Ok(info);
         }
-        // Intent first: a crash from here on leaves a record that restore
-        // rolls back (deleting a parent we made).
+        // Intent first, with the ifindex the parent will have: a crash from
+        // here on leaves a record that restore rolls back, deleting the
+        // parent only if it is the link we made.
         state.put_network(&record)?;
-        if let Err(error) = plan.create(&host, opts.mtu) {
+        let put = |r: &NetworkRecord| state.put_network(r).map_err(Error::from);
+        if let Err(error) = plan.create(&host, &mut record, put) {
             let _ = state.remove_network(&record.id);
             return Err(error);
         }
@@ -226,7 +230,7 @@ impl Manager {
         let others: Vec<NetworkRecord> =
             networks.into_iter().filter(|n| n.id != record.id).collect();
         if unreadable.is_empty() || record.parent_origin == ParentOrigin::Existing {
-            parent::delete_if_ours(&Handle::new()?, &record, &others);
+            notes.extend(parent::delete_if_ours(&Handle::new()?, &record, &others));
         } else {
             let paths: Vec<String> = unreadable
                 .iter()

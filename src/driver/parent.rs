@@ -13,7 +13,7 @@ use super::report::RestoreReport;
 use super::Error;
 use crate::netns::Netns;
 use crate::rtnl::{Handle, Link, LinkSpec, ProbeKind};
-use crate::store::{NetworkRecord, ParentOrigin};
+use crate::store::{Locked, NetworkRecord, ParentOrigin};
 
 /// `ARPHRD_ETHER`: the only device type ipvlan and 802.1Q sit on.
 const ARPHRD_ETHER: u16 = 1;
@@ -90,17 +90,24 @@ impl ParentPlan {
         })
     }
 
-    /// The parent's name and who made it. A parent another network of
-    /// ours created stays ours: whichever network goes last deletes it.
-    pub(crate) fn origin(&self, networks: &[NetworkRecord]) -> (String, ParentOrigin) {
-        match self {
-            ParentPlan::Existing(link) => (
-                link.name.clone(),
-                networks
+    /// The parent's name, who made it and the ifindex it has when we make
+    /// it (chosen here, to be recorded before the create). A parent
+    /// another network of ours created stays ours: whichever network goes
+    /// last deletes it.
+    pub(crate) fn origin(
+        &self,
+        networks: &[NetworkRecord],
+    ) -> Result<(String, ParentOrigin, Option<u32>), Error> {
+        Ok(match self {
+            ParentPlan::Existing(link) => {
+                let (origin, index) = networks
                     .iter()
                     .find(|n| n.parent == link.name)
-                    .map_or(ParentOrigin::Existing, |n| n.parent_origin.clone()),
-            ),
+                    .map_or((ParentOrigin::Existing, None), |n| {
+                        (n.parent_origin.clone(), n.parent_index)
+                    });
+                (link.name.clone(), origin, index)
+            }
             ParentPlan::Vlan {
                 name,
                 base,
@@ -111,98 +118,193 @@ impl ParentPlan {
                     link: base.name.clone(),
                     vlan_id: *vlan_id,
                 },
+                Some(random_index()?),
             ),
-            ParentPlan::Dummy(name) => (name.clone(), ParentOrigin::DummyCreated),
-        }
+            ParentPlan::Dummy(name) => (
+                name.clone(),
+                ParentOrigin::DummyCreated,
+                Some(random_index()?),
+            ),
+        })
     }
 
-    /// Creates the parent when it is ours to make (`mtu` for a dummy, so a
-    /// network may use an MTU above 1500).
-    pub(crate) fn create(&self, host: &Handle, mtu: Option<u32>) -> Result<(), Error> {
+    /// Creates the parent when it is ours to make, with the ifindex
+    /// `record` holds (already durable: see [`create_recorded`]); the
+    /// record's MTU for a dummy, so a network may use one above 1500.
+    pub(crate) fn create(
+        &self,
+        host: &Handle,
+        record: &mut NetworkRecord,
+        record_again: impl FnMut(&NetworkRecord) -> Result<(), Error>,
+    ) -> Result<(), Error> {
         match self {
             ParentPlan::Existing(_) => Ok(()),
-            ParentPlan::Vlan {
-                name,
-                base,
-                vlan_id,
-            } => create_vlan(host, name, base.index, *vlan_id).map(drop),
-            ParentPlan::Dummy(name) => create_dummy(host, name, mtu).map(drop),
+            ParentPlan::Vlan { base, vlan_id, .. } => {
+                create_vlan(host, record, base.index, *vlan_id, record_again).map(drop)
+            }
+            ParentPlan::Dummy(_) => create_dummy(host, record, record_again).map(drop),
         }
     }
 }
 
-/// Creates the dummy `name` (with `mtu`) and sets it up.
-fn create_dummy(host: &Handle, name: &str, mtu: Option<u32>) -> Result<Link, Error> {
-    let spec = LinkSpec::dummy(name);
-    let spec = match mtu {
-        Some(mtu) => spec.mtu(mtu),
-        None => spec,
+/// A random ifindex for a parent we create (see
+/// [`super::endpoint_link::random_index`]).
+fn random_index() -> Result<u32, Error> {
+    Ok(super::endpoint_link::random_index()?)
+}
+
+/// How many random ifindexes a create tries before giving up.
+const INDEX_ATTEMPTS: usize = 3;
+
+/// Creates the dummy `record.parent` (with the record's MTU) and sets it up.
+fn create_dummy(
+    host: &Handle,
+    record: &mut NetworkRecord,
+    record_again: impl FnMut(&NetworkRecord) -> Result<(), Error>,
+) -> Result<Link, Error> {
+    let name = record.parent.clone();
+    let mtu = record.mtu;
+    let spec = move |index: u32| {
+        let spec = LinkSpec::dummy(&name).index(index);
+        match mtu {
+            Some(mtu) => spec.mtu(mtu),
+            None => spec,
+        }
     };
-    create_and_up(host, &spec, "dummy")
+    create_recorded(host, record, spec, record_again)
 }
 
-/// Creates the 802.1Q link `name` on `base_index` and sets it up.
-fn create_vlan(host: &Handle, name: &str, base_index: u32, vlan_id: u16) -> Result<Link, Error> {
-    create_and_up(host, &LinkSpec::vlan(name, base_index, vlan_id), "vlan")
+/// Creates the 802.1Q link `record.parent` on `base_index` and sets it up.
+fn create_vlan(
+    host: &Handle,
+    record: &mut NetworkRecord,
+    base_index: u32,
+    vlan_id: u16,
+    record_again: impl FnMut(&NetworkRecord) -> Result<(), Error>,
+) -> Result<Link, Error> {
+    let name = record.parent.clone();
+    let spec = move |index: u32| LinkSpec::vlan(&name, base_index, vlan_id).index(index);
+    create_recorded(host, record, spec, record_again)
 }
 
-fn create_and_up(host: &Handle, spec: &LinkSpec, kind: &str) -> Result<Link, Error> {
-    if let Err(error) = host.link_add(spec) {
-        if super::endpoint_link::outcome_unknown(&error) {
-            undo_create(host, &spec.name, kind);
+/// Creates the parent `spec(index)` makes with the ifindex `record` holds,
+/// which the caller has made durable first: from the moment the link can
+/// exist, the state can tell it from one another tool makes under the same
+/// name (see [`is_ours`]). An index found taken is replaced by another,
+/// recorded by `record_again` before the next try. Sets the link up; on
+/// failure nothing of ours is left.
+fn create_recorded(
+    host: &Handle,
+    record: &mut NetworkRecord,
+    spec: impl Fn(u32) -> LinkSpec<'static>,
+    mut record_again: impl FnMut(&NetworkRecord) -> Result<(), Error>,
+) -> Result<Link, Error> {
+    let mut attempt = 0;
+    let index = loop {
+        attempt += 1;
+        let Some(index) = record.parent_index else {
+            return Err(Error::failed(format!(
+                "parent {} of network {} has no ifindex on record",
+                record.parent, record.name
+            )));
+        };
+        let error = match host.link_add(&spec(index)) {
+            Ok(()) => break index,
+            Err(error) => error,
+        };
+        if !super::endpoint_link::outcome_unknown(&error) {
+            return Err(error.into());
         }
-        return Err(error.into());
-    }
+        // EEXIST (EBUSY): the name or the index is taken, or an answer
+        // lost and the request sent again found the link it made.
+        if host
+            .link_by_index(index)?
+            .is_some_and(|l| is_ours(&l, record))
+        {
+            break index;
+        }
+        if host.link_by_name(&record.parent)?.is_some() || attempt == INDEX_ATTEMPTS {
+            return Err(error.into());
+        }
+        record.parent_index = Some(random_index()?);
+        record_again(record)?;
+    };
     // The link exists from here on: any failure deletes it.
     let finish = || -> Result<Link, Error> {
-        let vanished = || Error::failed(format!("link {} vanished after creation", spec.name));
-        let created = host.link_by_name(&spec.name)?.ok_or_else(vanished)?;
-        host.link_set_up(created.index)?;
-        host.link_by_index(created.index)?.ok_or_else(vanished)
+        host.link_set_up(index)?;
+        host.link_by_index(index)?
+            .ok_or_else(|| Error::failed(format!("link {} vanished after creation", record.parent)))
     };
     let finished = finish();
     if finished.is_err() {
-        undo_create(host, &spec.name, kind);
+        delete_ours(host, record);
     }
     finished
 }
 
-/// Deletes the host link `name` if it has `kind`: the undo of a create
-/// whose later steps failed.
-fn undo_create(host: &Handle, name: &str, kind: &str) {
-    if let Ok(Some(link)) = host.link_by_name(name) {
-        if link.kind.as_deref() == Some(kind) {
-            let _ = host.link_del(link.index);
+/// Whether `link` is the parent `record` says we made: the ifindex we
+/// chose and recorded before the create (which nobody else picks), under
+/// the recorded name, of the recorded kind (and VLAN id). A link of the
+/// parent's name with any other index is another tool's, made after ours
+/// went or before ours was made.
+fn is_ours(link: &Link, record: &NetworkRecord) -> bool {
+    let kind = match &record.parent_origin {
+        ParentOrigin::DummyCreated => link.kind.as_deref() == Some("dummy"),
+        ParentOrigin::VlanCreated { vlan_id, .. } => {
+            link.kind.as_deref() == Some("vlan") && link.vlan_id() == Some(*vlan_id)
+        }
+        ParentOrigin::Existing => false,
+    };
+    kind && Some(link.index) == record.parent_index && link.name == record.parent
+}
+
+/// Deletes the parent `record` says we made, if it is there and is ours
+/// (see [`is_ours`]).
+fn delete_ours(host: &Handle, record: &NetworkRecord) {
+    let Some(index) = record.parent_index else {
+        return;
+    };
+    if let Ok(Some(link)) = host.link_by_index(index) {
+        if is_ours(&link, record) {
+            let _ = host.link_del(index);
         }
     }
 }
 
-/// Deletes the parent of `record` when we created it and none of `others`
-/// uses it. Failures are ignored: the network goes anyway, as with Docker.
-pub(crate) fn delete_if_ours(host: &Handle, record: &NetworkRecord, others: &[NetworkRecord]) {
+/// Deletes the parent of `record` when we created it, it is the very link
+/// we made (see [`is_ours`]) and none of `others` uses it. Failures are
+/// ignored: the network goes anyway, as with Docker. A record of an
+/// earlier release holds no ifindex: its parent is left alone (nothing
+/// proves the link of that name is still ours), and the note saying so
+/// returned when a link of that name is there.
+pub(crate) fn delete_if_ours(
+    host: &Handle,
+    record: &NetworkRecord,
+    others: &[NetworkRecord],
+) -> Option<String> {
     if record.parent_origin == ParentOrigin::Existing
         || others.iter().any(|n| n.parent == record.parent)
     {
-        return;
+        return None;
     }
-    if let Ok(Some(link)) = host.link_by_name(&record.parent) {
-        let kind_matches = match &record.parent_origin {
-            ParentOrigin::DummyCreated => link.kind.as_deref() == Some("dummy"),
-            ParentOrigin::VlanCreated { vlan_id, .. } => {
-                link.kind.as_deref() == Some("vlan") && link.vlan_id() == Some(*vlan_id)
-            }
-            ParentOrigin::Existing => false,
-        };
-        if kind_matches {
-            let _ = host.link_del(link.index);
-        }
+    if record.parent_index.is_none() {
+        return host.link_by_name(&record.parent).ok().flatten().map(|_| {
+            format!(
+                "parent {} kept: network {} was recorded by an earlier release without the ifindex that proves the link ours; delete it with `ip link del {}` if nothing else uses it",
+                record.parent, record.name, record.parent
+            )
+        });
     }
+    delete_ours(host, record);
+    None
 }
 
 /// The network's parent, re-created when it is ours and missing (for
-/// `restore`, which reports what it did).
+/// `restore`, which reports what it did). The new link's ifindex is
+/// recorded (in `state`) before the create, as `network create` does.
 pub(crate) fn restore(
     host: &Handle,
+    state: &Locked<'_>,
     network: &NetworkRecord,
     report: &mut RestoreReport,
 ) -> Result<Option<Link>, Error> {
@@ -210,10 +312,10 @@ pub(crate) fn restore(
         return Ok(Some(link));
     }
     let label = format!("{}: {}", network.name, network.parent);
-    let created = match &network.parent_origin {
-        ParentOrigin::DummyCreated => create_dummy(host, &network.parent, network.mtu),
+    let base = match &network.parent_origin {
+        ParentOrigin::DummyCreated => None,
         ParentOrigin::VlanCreated { link, vlan_id } => match host.link_by_name(link)? {
-            Some(base) => create_vlan(host, &network.parent, base.index, *vlan_id),
+            Some(base) => Some((base.index, *vlan_id)),
             None => {
                 report
                     .parents_missing
@@ -226,7 +328,14 @@ pub(crate) fn restore(
             return Ok(None);
         }
     };
-    let created = created?;
+    let mut record = network.clone();
+    record.parent_index = Some(random_index()?);
+    let put = |r: &NetworkRecord| state.put_network(r).map_err(Error::from);
+    put(&record)?;
+    let created = match base {
+        None => create_dummy(host, &mut record, put)?,
+        Some((base, vlan_id)) => create_vlan(host, &mut record, base, vlan_id, put)?,
+    };
     report.parents_recreated.push(label);
     Ok(Some(created))
 }

@@ -82,7 +82,9 @@ impl Manager {
                     network.name, network.parent
                 ));
             } else {
-                parent::delete_if_ours(&host, network, &networks);
+                // A record of an earlier release keeps its parent (see
+                // `delete_if_ours`): not a failure of the restore.
+                let _ = parent::delete_if_ours(&host, network, &networks);
             }
             match state.remove_network(&network.id) {
                 Ok(_) => report.intents_repaired += 1,
@@ -170,7 +172,7 @@ impl Manager {
             let parent = if super::cni::is_masterless(network) {
                 None
             } else {
-                match parent::restore(&host, network, &mut report) {
+                match parent::restore(&host, &state, network, &mut report) {
                     Ok(parent) => parent,
                     Err(error) => {
                         report

@@ -405,6 +405,12 @@ pub struct NetworkRecord {
     pub parent: String,
     /// Who made the parent.
     pub parent_origin: ParentOrigin,
+    /// The ifindex of the parent we create, chosen at random and recorded
+    /// before the create: the proof a link of the parent's name is the one
+    /// we made (nobody else picks it), without which it is never deleted.
+    /// `None` for a parent that existed, and in records of earlier
+    /// releases.
+    pub parent_index: Option<u32>,
     /// `--internal` or no parent.
     pub internal: bool,
     /// IPv6 enabled.
@@ -465,6 +471,7 @@ impl NetworkRecord {
             ("flag", Value::from(self.flag.as_str())),
             ("parent", Value::from(self.parent.as_str())),
             ("parent_origin", self.parent_origin.to_json()),
+            ("parent_index", Value::from(self.parent_index)),
             ("internal", Value::from(self.internal)),
             ("ipv6", Value::from(self.ipv6)),
             ("mtu", Value::from(self.mtu)),
@@ -529,6 +536,15 @@ impl NetworkRecord {
             flag: f.parsed("flag")?,
             parent: f.str("parent")?.to_string(),
             parent_origin: ParentOrigin::from_json(f.value("parent_origin")?)?,
+            parent_index: f
+                .opt_u64("parent_index")?
+                .map(|i| {
+                    u32::try_from(i)
+                        .ok()
+                        .filter(|i| *i > 0)
+                        .ok_or_else(|| bad("field \"parent_index\" is not an ifindex"))
+                })
+                .transpose()?,
             internal: f.bool("internal")?,
             ipv6: f.bool("ipv6")?,
             mtu,
@@ -832,6 +848,55 @@ mod tests {
         };
         let read = EndpointRecord::from_json(&older).unwrap();
         assert_eq!((read.netns_id, read.ifindex), (None, None));
+    }
+
+    #[test]
+    fn network_parent_index_round_trips_and_older_records_have_none() {
+        let record = NetworkRecord {
+            id: "a".repeat(64),
+            name: "n".into(),
+            driver: "ipvlan".into(),
+            mode: IpvlanMode::L2,
+            flag: IpvlanFlag::Bridge,
+            parent: "eth0.20".into(),
+            parent_origin: ParentOrigin::VlanCreated {
+                link: "eth0".into(),
+                vlan_id: 20,
+            },
+            parent_index: Some(1 << 21),
+            internal: false,
+            ipv6: false,
+            mtu: None,
+            subnets: Vec::new(),
+            created: Timestamp::now(),
+            options: Vec::new(),
+            state: NetworkState::Creating,
+        };
+        let json = record.to_json();
+        assert_eq!(NetworkRecord::from_json(&json).unwrap(), record);
+        let with = |index: Option<Value>| match json.clone() {
+            Value::Object(members) => Value::Object(
+                members
+                    .into_iter()
+                    .filter_map(|(k, v)| match k.as_str() {
+                        "parent_index" => index.clone().map(|i| (k, i)),
+                        _ => Some((k, v)),
+                    })
+                    .collect(),
+            ),
+            _ => unreachable!(),
+        };
+        // Written before the field existed.
+        let read = NetworkRecord::from_json(&with(None)).unwrap();
+        assert_eq!(read.parent_index, None);
+        for bad in [Value::from(0u32), Value::from(u64::from(u32::MAX) + 1)] {
+            assert_eq!(
+                NetworkRecord::from_json(&with(Some(bad)))
+                    .unwrap_err()
+                    .to_string(),
+                "field \"parent_index\" is not an ifindex"
+            );
+        }
     }
 
     #[test]

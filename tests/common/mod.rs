@@ -86,6 +86,7 @@ pub fn network(name: &str, subnets: &[&str]) -> NetworkRecord {
             link: "eth0".into(),
             vlan_id: 20,
         },
+        parent_index: Some(1 << 21),
         internal: false,
         ipv6: subnets.iter().any(|s| s.contains(':')),
         mtu: Some(1500),

@@ -339,26 +339,12 @@ fn a_named_namespace_without_our_record_is_no_container() {
         // an admin's /etc/netns entry.
         netns::create_named(&config.netns_dir, "vpn").unwrap();
         let path = config.netns_dir.join("vpn");
-        let inode = fs::metadata(&path).unwrap().ino();
         let view = config.etc_netns_dir.join("vpn");
         fs::create_dir_all(&view).unwrap();
         let admin_hosts = config.state_dir.with_file_name("admin-hosts");
         fs::write(&admin_hosts, "10.9.9.9\tgateway\n").unwrap();
         std::os::unix::fs::symlink(&admin_hosts, view.join("hosts")).unwrap();
-        let holder = KillOnDrop(
-            Command::new("nsenter")
-                .arg(format!("--net={}", path.display()))
-                .args(["sleep", "1000"])
-                .spawn()
-                .expect("nsenter (util-linux)"),
-        );
-        let inside = format!("net:[{inode}]");
-        let entered = (0..200).any(|_| {
-            std::thread::sleep(std::time::Duration::from_millis(10));
-            fs::read_link(format!("/proc/{}/ns/net", holder.0.id()))
-                .is_ok_and(|ns| ns.as_os_str() == inside.as_str())
-        });
-        assert!(entered, "the holder never entered the namespace");
+        let (holder, inode) = foreign_holder(&path);
         // The first locked read creates the lock file; state proper starts here.
         assert!(manager.containers().unwrap().is_empty());
         let before = common::snapshot(&config.state_dir);

@@ -352,10 +352,9 @@ impl Drop for Back<'_> {
     #[inline(never)]
     fn drop(&mut self) {
         if let Err(error) = sys::setns(self.0, libc::CLONE_NEWNET) {
-            eprintln!(
-                "ipvlan: cannot return this thread to its network namespace ({error}); aborting rather than going on in another namespace"
-            );
-            std::process::abort();
+            give_up(&format!(
+                "cannot return this thread to its network namespace ({error})"
+            ));
         }
     }
 }
@@ -363,19 +362,23 @@ impl Drop for Back<'_> {
 /// [`run_here_from`]'s move into `ns`, kept once for every `f`.
 #[inline(never)]
 fn enter_from(ns: &Netns) -> io::Result<()> {
+    enter_net(ns, Path::new(ns.label()))
+}
+
+/// Moves the calling thread into `ns`, opened from `path`; another kind of
+/// namespace (which `setns` refuses with `EINVAL`) is refused as
+/// [`Netns::open_path`] refuses it.
+fn enter_net(ns: &Netns, path: &Path) -> io::Result<()> {
     match sys::setns(ns.fd(), libc::CLONE_NEWNET) {
-        Ok(()) => {}
         Err(error) if error.raw_os_error() == Some(libc::EINVAL) => {
             let kind = namespace_type(ns.fd())?;
             if kind != "net" {
-                let path = Path::new(ns.label());
                 return Err(refusal(path, FileKind::Namespace(kind.to_string())));
             }
-            return Err(error);
+            Err(error)
         }
-        Err(error) => return Err(error),
+        entered => entered,
     }
-    Ok(())
 }
 
 /// Runs `f` on the calling thread moved into a brand-new network namespace,
@@ -491,19 +494,7 @@ impl Entry {
         if crate::fault::forced("netns: entering refused") {
             return Err(io::Error::from_raw_os_error(libc::EPERM));
         }
-        match sys::setns(ns.fd(), libc::CLONE_NEWNET) {
-            Ok(()) => {}
-            Err(error) if error.raw_os_error() == Some(libc::EINVAL) => {
-                // Not entered: another kind of namespace, named as
-                // `open_path` names it.
-                let kind = namespace_type(ns.fd())?;
-                if kind != "net" {
-                    return Err(refusal(path, FileKind::Namespace(kind.to_string())));
-                }
-                return Err(error);
-            }
-            Err(error) => return Err(error),
-        }
+        enter_net(ns, path)?;
         Ok(Visit {
             _away: Away::arrived(self.home),
         })
@@ -940,12 +931,7 @@ pub fn set_link_sysctls_in(
     keys: &[(&str, &str, bool)],
 ) -> io::Result<Vec<io::Result<()>>> {
     let paths = link_sysctl_paths(ifname, keys)?;
-    let open = || {
-        paths
-            .iter()
-            .map(|path| sys::openat(None, path, libc::O_WRONLY, 0))
-            .collect()
-    };
+    let open = || open_for_writing(&paths);
     let opened: Vec<io::Result<OwnedFd>> = match visit {
         // Already inside: opened here, then the visit ends before the
         // writes, which go to `ns` from anywhere.
@@ -968,13 +954,17 @@ pub fn set_link_sysctls_from(
     keys: &[(&str, &str, bool)],
 ) -> io::Result<Vec<io::Result<()>>> {
     let paths = link_sysctl_paths(ifname, keys)?;
-    let opened: Vec<io::Result<OwnedFd>> = run_here_from(home, ns, || {
-        paths
-            .iter()
-            .map(|path| sys::openat(None, path, libc::O_WRONLY, 0))
-            .collect()
-    })?;
+    let opened = run_here_from(home, ns, || open_for_writing(&paths))?;
     Ok(write_opened(opened, keys))
+}
+
+/// Each of `paths` opened for writing, in the namespace of the calling
+/// thread (where `/proc/sys/net` shows that namespace's settings).
+fn open_for_writing(paths: &[CString]) -> Vec<io::Result<OwnedFd>> {
+    paths
+        .iter()
+        .map(|path| sys::openat(None, path, libc::O_WRONLY, 0))
+        .collect()
 }
 
 /// The `/proc/sys/net` files of `keys` (see [`set_link_sysctls`]) of the

@@ -159,8 +159,8 @@ fn index_taken(error: &crate::netlink::Error) -> bool {
 /// link that may exist. A failure sends no create.
 pub(crate) type Rerecord<'a> = dyn FnMut(Option<u32>) -> Result<(), Error> + 'a;
 
-/// The ifindex the first create of an endpoint asks for, chosen before its
-/// intent record is written so that the record can name it (see
+/// The ifindex a create of ours asks for (an endpoint's, a parent's),
+/// chosen before the record that names it is written (see
 /// [`random_index`]).
 pub(crate) fn chosen_index() -> Result<u32, Error> {
     Ok(random_index()?)
@@ -379,12 +379,13 @@ pub(crate) fn create_many(
     Ok(built)
 }
 
-/// How many random indexes are tried before the temporary name.
-const INDEX_ATTEMPTS: usize = 3;
+/// How many random indexes a create tries (an endpoint's before its
+/// temporary name, a parent's before it gives up).
+pub(super) const INDEX_ATTEMPTS: usize = 3;
 
 /// A random ifindex: above what hosts reach (they count up from 1), below
 /// the kernel's INT_MAX.
-pub(super) fn random_index() -> Result<u32, crate::netlink::Error> {
+fn random_index() -> Result<u32, crate::netlink::Error> {
     Ok(random_indexes(1)?[0])
 }
 

@@ -6,6 +6,7 @@
 
 use std::path::Path;
 
+use super::endpoint_link::{chosen_index, INDEX_ATTEMPTS};
 use super::kernel_support::require_kind;
 use super::netns_identity::OpenNetns;
 use super::options::{self, NetworkOptions};
@@ -118,12 +119,12 @@ impl ParentPlan {
                     link: base.name.clone(),
                     vlan_id: *vlan_id,
                 },
-                Some(random_index()?),
+                Some(chosen_index()?),
             ),
             ParentPlan::Dummy(name) => (
                 name.clone(),
                 ParentOrigin::DummyCreated,
-                Some(random_index()?),
+                Some(chosen_index()?),
             ),
         })
     }
@@ -146,15 +147,6 @@ impl ParentPlan {
         }
     }
 }
-
-/// A random ifindex for a parent we create (see
-/// [`super::endpoint_link::random_index`]).
-fn random_index() -> Result<u32, Error> {
-    Ok(super::endpoint_link::random_index()?)
-}
-
-/// How many random ifindexes a create tries before giving up.
-const INDEX_ATTEMPTS: usize = 3;
 
 /// Creates the dummy `record.parent` (with the record's MTU) and sets it up.
 fn create_dummy(
@@ -226,7 +218,7 @@ fn create_recorded(
         if host.link_by_name(&record.parent)?.is_some() || attempt == INDEX_ATTEMPTS {
             return Err(error.into());
         }
-        record.parent_index = Some(random_index()?);
+        record.parent_index = Some(chosen_index()?);
         record_again(record)?;
     };
     // The link exists from here on: any failure deletes it.
@@ -329,7 +321,7 @@ pub(crate) fn restore(
         }
     };
     let mut record = network.clone();
-    record.parent_index = Some(random_index()?);
+    record.parent_index = Some(chosen_index()?);
     let put = |r: &NetworkRecord| state.put_network(r).map_err(Error::from);
     put(&record)?;
     let created = match base {

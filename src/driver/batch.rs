@@ -19,7 +19,7 @@
 //! all are attached.
 
 use super::endpoint_link::{self, BuiltEndpoint, EndpointPlan, NewEndpoint};
-use super::endpoints::{parent_link, Pending, ResolvedTarget};
+use super::endpoints::{parent_link, DetachPlace, Pending, ResolvedTarget};
 use super::netns_identity::{NsAt, OpenNetns};
 use super::networks::{find_network, lookup_network};
 use super::report::endpoint_label;
@@ -67,10 +67,17 @@ impl Manager {
             Netns::current()
                 .map_err(|e| Error::io("opening this thread's network namespace", &e))?,
         );
-        let mut resolved: Vec<ResolvedTarget> = Vec::with_capacity(targets.len());
+        // One vector holds each target from its resolution to the end: a
+        // target reserved becomes its endpoint in its own slot, so the
+        // targets and the endpoints made of them (about 370 and 430 bytes
+        // each) are never held side by side.
+        let mut slots: Vec<Slot> = Vec::with_capacity(targets.len());
         for given in targets {
             let target = self.resolve_target_from(given, &home)?;
-            if let Some(earlier) = resolved.iter().position(|r| r.same_namespace(&target)) {
+            let earlier = slots
+                .iter()
+                .position(|slot| slot.target().is_some_and(|r| r.same_namespace(&target)));
+            if let Some(earlier) = earlier {
                 // As given: both may name one container.
                 return Err(Error::invalid(format!(
                     "{} and {} are the same network namespace: a namespace is attached to a network once",
@@ -78,7 +85,7 @@ impl Manager {
                     given.label()
                 )));
             }
-            resolved.push(target);
+            slots.push(Slot::Resolved(target));
         }
         let state = self.store.lock()?;
         let networks = state.networks()?;
@@ -90,23 +97,26 @@ impl Manager {
         // Every refusal before anything is taken; then, should the
         // addresses run out part-way, the allocation cursors are put back
         // with the rest, so a refused batch leaves even that hint as it was.
-        for target in &mut resolved {
+        for target in slots.iter_mut().filter_map(Slot::target_mut) {
             self.check_attach(&state, network, target, &request)
                 .map_err(|e| e.context(attaching(target, &network.name)))?;
             target.forget_legacy_ids();
         }
         let cursors = state.cursors(network)?;
-        let give_back = |pending: Vec<Pending>| {
+        let give_back = |pending: &mut dyn Iterator<Item = Pending>| {
             for prepared in pending {
                 prepared.abandon(&state, network);
             }
             let _ = state.put_cursors(network, &cursors);
         };
-        let mut pending: Vec<Pending> = Vec::with_capacity(resolved.len());
         // Each link's ifindex is in its intent record before its create is
         // sent, so restore undoes that link and no other.
-        let indexes = endpoint_link::chosen_indexes(resolved.len())?;
-        for (target, &index) in resolved.iter().zip(&indexes) {
+        let indexes = endpoint_link::chosen_indexes(slots.len())?;
+        let mut refused = None;
+        for (slot, &index) in slots.iter_mut().zip(&indexes) {
+            let Some(target) = slot.target_mut() else {
+                continue;
+            };
             // A container on no network of ours gets `eth0` without asking
             // its namespace (two system calls and a round trip each), as a
             // single attach does; should another tool's `eth0` be there, the
@@ -118,25 +128,29 @@ impl Manager {
             match reserved {
                 Ok(mut prepared) => {
                     prepared.shed_index();
-                    pending.push(prepared);
+                    slot.reserve(prepared);
                 }
                 Err(error) => {
-                    give_back(pending);
-                    return Err(error.context(attaching(target, &network.name)));
+                    refused = Some(error.context(attaching(target, &network.name)));
+                    break;
                 }
             }
         }
-
+        drop(indexes);
+        if let Some(error) = refused {
+            give_back(
+                &mut slots
+                    .into_iter()
+                    .filter_map(Slot::into_reserved)
+                    .map(|r| r.pending),
+            );
+            return Err(error);
+        }
         // What is left of each target is its namespace and the socket in
-        // it (the rest is in its intent record now): the strings and ids
-        // it was found by are let go (reusing the vector's room).
-        // Whether each container's `/etc/netns/NAME` was found empty under
-        // the lock: its view is made without looking again.
-        let views_missing: Vec<bool> = resolved.iter().map(ResolvedTarget::view_missing).collect();
-        let insides: Vec<OpenNetns> = resolved
-            .into_iter()
-            .map(ResolvedTarget::into_inside)
-            .collect();
+        // it (the rest is in its intent record now), in the room the
+        // targets had.
+        let mut reserved: Vec<Reserved> =
+            slots.into_iter().filter_map(Slot::into_reserved).collect();
 
         // The creates go to the kernel a chunk at a time: a plan, a request
         // and an answer per endpoint (about 400 bytes) are held for one
@@ -144,30 +158,27 @@ impl Manager {
         // together. What each create made goes into its record at once, so
         // no list of built links is held either.
         let mut failure = None;
-        for (pending, insides) in pending
-            .chunks_mut(CREATE_CHUNK)
-            .zip(insides.chunks(CREATE_CHUNK))
-        {
-            let plans: Vec<EndpointPlan> = pending
+        for chunk in reserved.chunks_mut(CREATE_CHUNK) {
+            let plans: Vec<EndpointPlan> = chunk
                 .iter()
-                .map(|prepared| prepared.plan(network, &parent))
+                .map(|r| r.pending.plan(network, &parent))
                 .collect();
-            let new: Vec<NewEndpoint<'_>> = pending
+            let new: Vec<NewEndpoint<'_>> = chunk
                 .iter()
-                .zip(insides)
                 .zip(&plans)
-                .map(|((prepared, inside), plan)| NewEndpoint {
-                    inside,
+                .map(|(r, plan)| NewEndpoint {
+                    inside: &r.inside,
                     plan,
-                    ifname: &prepared.record.ifname,
-                    guessed: prepared.name_guessed(),
-                    index: prepared
+                    ifname: &r.pending.record.ifname,
+                    guessed: r.pending.name_guessed(),
+                    index: r
+                        .pending
                         .record
                         .ifindex
                         .expect("reserve names the index of the first create"),
                 })
                 .collect();
-            let records: Vec<&EndpointRecord> = pending.iter().map(|p| &p.record).collect();
+            let records: Vec<&EndpointRecord> = chunk.iter().map(|r| &r.pending.record).collect();
             let mut rerecord = |at: usize, index: Option<u32>| -> Result<(), Error> {
                 let mut record = records[at].clone();
                 record.ifindex = index;
@@ -180,7 +191,15 @@ impl Manager {
                     break;
                 }
             };
-            for ((prepared, link), inside) in pending.iter_mut().zip(built).zip(insides) {
+            for (
+                Reserved {
+                    pending: prepared,
+                    inside,
+                    ..
+                },
+                link,
+            ) in chunk.iter_mut().zip(built)
+            {
                 // Its guessed name taken by another tool, nothing made: a
                 // free one, recorded before its create, as a single attach.
                 let link = match link {
@@ -212,12 +231,12 @@ impl Manager {
             // The links made (those whose record has their MAC: every
             // record names the index its create asked for) stand in the
             // kernel: taken down again.
-            for (prepared, inside) in pending.iter().zip(&insides) {
-                if let (Some(index), Some(_)) = (prepared.record.ifindex, &prepared.record.mac) {
-                    let _ = inside.handle.link_del(index);
+            for r in &reserved {
+                if let (Some(index), Some(_)) = (r.pending.record.ifindex, &r.pending.record.mac) {
+                    let _ = r.inside.handle.link_del(index);
                 }
             }
-            give_back(pending);
+            give_back(&mut reserved.into_iter().map(|r| r.pending));
             return Err(error);
         }
 
@@ -232,14 +251,18 @@ impl Manager {
         let mut failure = names
             .append(
                 network,
-                &pending.iter().map(|p| &p.record).collect::<Vec<_>>(),
+                &reserved
+                    .iter()
+                    .map(|r| &r.pending.record)
+                    .collect::<Vec<_>>(),
             )
             .err()
             .map(|error| error.context(format!("attaching to network {}", network.name)));
-        for (prepared, &missing) in pending.iter_mut().zip(&views_missing) {
+        for r in reserved.iter_mut() {
             if failure.is_some() {
                 break;
             }
+            let (prepared, missing) = (&mut r.pending, r.view_missing);
             let link = BuiltEndpoint {
                 ifname: std::mem::take(&mut prepared.record.ifname),
                 mac: prepared.record.mac.take().unwrap_or_default(),
@@ -259,20 +282,18 @@ impl Manager {
                 failure = Some(error.context(format!("attaching to network {}", network.name)));
             }
         }
-        drop(views_missing);
         if let Some(error) = failure {
-            for (prepared, inside) in pending.into_iter().zip(&insides) {
-                prepared.undo_built(&state, &names, network, &parent, inside);
+            for r in reserved {
+                r.pending
+                    .undo_built(&state, &names, network, &parent, &r.inside);
             }
             return Err(error);
         }
-        // Each namespace's descriptors are no longer needed.
-        drop(insides);
-        // Collected in place of the pending endpoints, each one's strings
-        // freed as its own are made.
-        let endpoints: Vec<EndpointInfo> = pending
+        // Collected in place of the endpoints, each one's descriptors and
+        // strings freed as its own are made.
+        let endpoints: Vec<EndpointInfo> = reserved
             .into_iter()
-            .map(|prepared| EndpointInfo::from_record(network, &prepared.record))
+            .map(|r| EndpointInfo::from_record(network, &r.pending.record))
             .collect();
         // The whole batch durable at once, before it is reported.
         state.commit()?;
@@ -294,25 +315,40 @@ impl Manager {
         // Entered from our own namespace, opened once, as connect_many's.
         let home = Netns::current()
             .map_err(|e| Error::io("opening this thread's network namespace", &e))?;
-        let placed = targets
+        // One vector holds each target from its place to its endpoint
+        // (found in its own slot), as in connect_many: the places and the
+        // endpoints (about 260 and 440 bytes each) are never held side by
+        // side.
+        let mut slots = targets
             .iter()
-            .map(|target| self.place_for_detach_from(target, &home))
+            .map(|target| {
+                self.place_for_detach_from(target, &home)
+                    .map(DetachSlot::Placed)
+            })
             .collect::<Result<Vec<_>, _>>()?;
         drop(home);
         let state = self.store.lock()?;
         let networks = state.networks()?;
         let network = find_network(&networks, network)?;
-        let mut endpoints: Vec<(EndpointRecord, NsAt)> = Vec::with_capacity(targets.len());
-        for (target, placed) in targets.iter().zip(placed) {
-            let (endpoint, at) = self.endpoint_to_detach(&state, network, target, placed)?;
-            if endpoints.iter().any(|(e, _)| e.id == endpoint.id) {
+        for at in 0..slots.len() {
+            let DetachSlot::Placed(placed) = std::mem::replace(&mut slots[at], DetachSlot::Moving)
+            else {
+                continue;
+            };
+            let target = &targets[at];
+            let (endpoint, ns) = self.endpoint_to_detach(&state, network, target, placed)?;
+            if slots[..at]
+                .iter()
+                .any(|slot| slot.endpoint_id() == Some(&endpoint.id))
+            {
                 return Err(Error::invalid(format!(
                     "{} names an endpoint given before it; nothing was detached",
                     target.label()
                 )));
             }
-            endpoints.push((endpoint, at));
+            slots[at] = DetachSlot::Found(endpoint, ns);
         }
+        let endpoints = slots.into_iter().filter_map(DetachSlot::into_found);
         let host = Handle::new()?;
         // Looked up once for all (a CNI network without a host master
         // names none).
@@ -355,6 +391,88 @@ impl Manager {
         names_taken_out?;
         state.commit()?;
         Ok(notes)
+    }
+}
+
+/// A target of `connect_many` in the one vector that holds it from its
+/// resolution to its create: a batch of a thousand held the resolved
+/// targets and the endpoints reserved for them in two vectors side by side
+/// at its peak.
+enum Slot {
+    Resolved(ResolvedTarget),
+    Reserved(Reserved),
+    /// Only while a resolved target becomes its endpoint.
+    Moving,
+}
+
+/// What a batch keeps of a target once its endpoint is reserved: the
+/// endpoint, its namespace and the socket in it.
+struct Reserved {
+    pending: Pending,
+    inside: OpenNetns,
+    /// Whether [`Manager::check_attach`] found nothing at the container's
+    /// `/etc/netns/NAME` under the lock: its view is made without looking
+    /// again.
+    view_missing: bool,
+}
+
+impl Slot {
+    fn target(&self) -> Option<&ResolvedTarget> {
+        match self {
+            Slot::Resolved(target) => Some(target),
+            _ => None,
+        }
+    }
+
+    fn target_mut(&mut self) -> Option<&mut ResolvedTarget> {
+        match self {
+            Slot::Resolved(target) => Some(target),
+            _ => None,
+        }
+    }
+
+    /// The target becomes the endpoint `pending` reserved for it; the
+    /// strings and ids it was found by are let go.
+    fn reserve(&mut self, pending: Pending) {
+        if let Slot::Resolved(target) = std::mem::replace(self, Slot::Moving) {
+            *self = Slot::Reserved(Reserved {
+                view_missing: target.view_missing(),
+                inside: target.into_inside(),
+                pending,
+            });
+        }
+    }
+
+    fn into_reserved(self) -> Option<Reserved> {
+        match self {
+            Slot::Reserved(reserved) => Some(reserved),
+            _ => None,
+        }
+    }
+}
+
+/// A target of `disconnect_many` in the one vector that holds it from
+/// its place (found before the lock) to its endpoint (found under it).
+enum DetachSlot {
+    Placed(DetachPlace),
+    Found(EndpointRecord, NsAt),
+    /// Only while a place becomes its endpoint.
+    Moving,
+}
+
+impl DetachSlot {
+    fn endpoint_id(&self) -> Option<&String> {
+        match self {
+            DetachSlot::Found(endpoint, _) => Some(&endpoint.id),
+            _ => None,
+        }
+    }
+
+    fn into_found(self) -> Option<(EndpointRecord, NsAt)> {
+        match self {
+            DetachSlot::Found(endpoint, at) => Some((endpoint, at)),
+            _ => None,
+        }
     }
 }
 

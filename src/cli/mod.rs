@@ -66,7 +66,14 @@ pub fn main_args(args: Vec<std::ffi::OsString>) -> i32 {
             return EXIT_USAGE;
         }
     };
-    run_then(&argv, true)
+    let invocation = match parse_or_report(&argv) {
+        Ok(invocation) => invocation,
+        Err(code) => return code,
+    };
+    // The command holds its own copies of the operands (a batch's thousand
+    // namespaces): the command line is not kept beside them.
+    drop(argv);
+    execute_and_report(invocation, true)
 }
 
 /// Parses and executes one command line (the arguments after the program
@@ -78,14 +85,23 @@ pub fn run(argv: &[String]) -> i32 {
 /// [`run`]; with `leave_to_exit` (the binary, which exits next), what the
 /// command's manager holds is left for the process's exit to release.
 fn run_then(argv: &[String], leave_to_exit: bool) -> i32 {
-    let invocation = match command::parse(argv) {
-        Ok(invocation) => invocation,
-        Err(error) => {
-            let failure = Failure::from(error);
-            eprintln!("{failure}");
-            return failure.exit_code();
-        }
-    };
+    match parse_or_report(argv) {
+        Ok(invocation) => execute_and_report(invocation, leave_to_exit),
+        Err(code) => code,
+    }
+}
+
+/// The command line parsed; a refusal is printed and its exit code returned.
+fn parse_or_report(argv: &[String]) -> Result<command::Invocation, i32> {
+    command::parse(argv).map_err(|error| {
+        let failure = Failure::from(error);
+        eprintln!("{failure}");
+        failure.exit_code()
+    })
+}
+
+/// Runs the command; a failure is printed and its exit code returned.
+fn execute_and_report(invocation: command::Invocation, leave_to_exit: bool) -> i32 {
     let topic = topic_of(&invocation.command);
     match execute(invocation, leave_to_exit) {
         Ok(code) => code,
@@ -206,7 +222,7 @@ fn execute(invocation: Invocation, leave_to_exit: bool) -> Result<i32, Failure> 
         Command::NetworkInspect { names } => network::inspect(&manager, &names),
         Command::NetworkConnect(args) => network::connect(&manager, args),
         Command::NetworkDisconnect { network, targets } => {
-            network::disconnect(&manager, &network, &targets)
+            network::disconnect(&manager, &network, targets)
         }
         Command::Run(args) => container::run(&manager, args),
         Command::Exec(args) => container::exec(&manager, args),

@@ -116,66 +116,83 @@ pub fn inspect(manager: &Manager, names: &[String]) -> Result<i32, Failure> {
     })
 }
 
-/// A namespace path made absolute: it is recorded, and read back by later
-/// commands (`restore` at boot) from other directories.
-fn absolute(target: &Target) -> Result<Target, driver::Error> {
-    Ok(match target {
-        Target::Path(path) => Target::Path(driver::absolute_path("namespace", path)?),
-        Target::Container(_) => target.clone(),
-    })
+/// Makes the relative namespace paths of `targets` absolute, as they are
+/// recorded and read back by later commands (`restore` at boot) from other
+/// directories; in place, so a batch of a thousand targets is not copied
+/// for it. Each one's form as typed goes to `as_typed` with its position,
+/// for messages.
+fn make_absolute(
+    targets: &mut [Target],
+    as_typed: &mut Vec<(usize, Target)>,
+) -> Result<(), driver::Error> {
+    for (at, target) in targets.iter_mut().enumerate() {
+        if let Target::Path(path) = target {
+            if !path.is_absolute() {
+                let absolute = Target::Path(driver::absolute_path("namespace", path)?);
+                as_typed.push((at, std::mem::replace(target, absolute)));
+            }
+        }
+    }
+    Ok(())
 }
 
-/// The operands as messages name them: `n1 c1 c2`.
-fn describe_all(network: &str, targets: &[Target]) -> String {
+/// The operands as messages name them, as typed: `n1 c1 c2`.
+fn describe_all(network: &str, targets: &[Target], as_typed: &[(usize, Target)]) -> String {
     let mut text = network.to_string();
-    for target in targets {
+    for (at, target) in targets.iter().enumerate() {
+        let typed = as_typed.iter().find(|(typed_at, _)| *typed_at == at);
         text.push(' ');
-        text.push_str(&describe(target));
+        text.push_str(&describe(typed.map_or(target, |(_, typed)| typed)));
     }
     text
 }
 
 /// Several targets are one batch (all attached, or none).
 pub fn connect(manager: &Manager, args: ConnectArgs) -> Result<i32, Failure> {
+    let ConnectArgs {
+        network,
+        mut targets,
+        request,
+    } = args;
+    let mut as_typed = Vec::new();
+    let made = make_absolute(&mut targets, &mut as_typed);
     let failure = |error: &driver::Error| {
         Failure::driver(
             format_args!(
                 "network connect {}",
-                describe_all(&args.network, &args.targets)
+                describe_all(&network, &targets, &as_typed)
             ),
             error,
         )
     };
-    let targets = args
-        .targets
-        .iter()
-        .map(absolute)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| failure(&e))?;
+    made.map_err(|e| failure(&e))?;
     match targets.as_slice() {
-        [target] => manager
-            .connect(&args.network, target, &args.request)
-            .map(drop),
-        targets => manager.connect_many(&args.network, targets).map(drop),
+        [target] => manager.connect(&network, target, &request).map(drop),
+        targets => manager.connect_many(&network, targets).map(drop),
     }
     .map_err(|e| failure(&e))?;
     Ok(EXIT_OK)
 }
 
 /// Several targets are one batch (every one must be attached).
-pub fn disconnect(manager: &Manager, network: &str, targets: &[Target]) -> Result<i32, Failure> {
+pub fn disconnect(
+    manager: &Manager,
+    network: &str,
+    mut targets: Vec<Target>,
+) -> Result<i32, Failure> {
+    let mut as_typed = Vec::new();
+    let made = make_absolute(&mut targets, &mut as_typed);
     let failure = |error: &driver::Error| {
         Failure::driver(
-            format_args!("network disconnect {}", describe_all(network, targets)),
+            format_args!(
+                "network disconnect {}",
+                describe_all(network, &targets, &as_typed)
+            ),
             error,
         )
     };
-    let absolute = targets
-        .iter()
-        .map(absolute)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| failure(&e))?;
-    let notes = match absolute.as_slice() {
+    made.map_err(|e| failure(&e))?;
+    let notes = match targets.as_slice() {
         [target] => manager.disconnect(network, target),
         targets => manager.disconnect_many(network, targets),
     }

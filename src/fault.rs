@@ -26,6 +26,11 @@
 /// the process's peak RSS in KiB.
 pub const PEAK_RSS_ENV: &str = "IPVLAN_PEAK_RSS_FILE";
 
+/// Environment variable naming a file to which [`report_peak_rss`] writes
+/// the process's heap peak in bytes (see `sys::heap_peak`): a figure the
+/// kernel's page counts do not blur.
+pub const PEAK_HEAP_ENV: &str = "IPVLAN_PEAK_HEAP_FILE";
+
 /// Environment variable naming the file hits are appended to.
 pub const COUNT_ENV: &str = "IPVLAN_FAULT_COUNT";
 /// Environment variable naming a file to which [`report_peak_rss`] writes,
@@ -85,7 +90,8 @@ pub fn note_start() {
 }
 
 /// With the `fault-injection` feature and [`PEAK_RSS_ENV`] set, writes this
-/// process's own peak RSS (`VmHWM`, KiB) to that file, and with
+/// process's own peak RSS (`VmHWM`, KiB) to that file, with
+/// [`PEAK_HEAP_ENV`] set its heap peak (bytes), and with
 /// [`TIMES_ENV`] set, the points hit and their times; nothing otherwise.
 /// Soak tests need it: `wait4`'s `ru_maxrss` also counts the address space
 /// the child had before `exec` (a copy of whoever forked it), while `VmHWM`
@@ -109,6 +115,10 @@ pub fn report_peak_rss() {
         if let Some(kib) = kib {
             let _ = std::fs::write(path, format!("{kib}\n"));
         }
+    }
+    #[cfg(feature = "fault-injection")]
+    if let Some(path) = std::env::var_os(PEAK_HEAP_ENV) {
+        let _ = std::fs::write(path, format!("{}\n", crate::sys::heap_peak::bytes()));
     }
 }
 

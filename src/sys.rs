@@ -884,6 +884,8 @@ impl Arena {
             start = self.next;
         }
         self.next = start + size;
+        #[cfg(feature = "fault-injection")]
+        heap_peak::grow(size);
         start as *mut u8
     }
 
@@ -902,16 +904,24 @@ unsafe impl std::alloc::GlobalAlloc for ProcessAllocator {
     unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
         match size_class(layout) {
             Some(class) => with_arena(|arena| arena.alloc(class)),
-            // SAFETY: forwarded as received.
-            None => unsafe { std::alloc::System.alloc(layout) },
+            None => {
+                #[cfg(feature = "fault-injection")]
+                heap_peak::grow(layout.size());
+                // SAFETY: forwarded as received.
+                unsafe { std::alloc::System.alloc(layout) }
+            }
         }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
         match size_class(layout) {
             Some(class) => with_arena(|arena| arena.free(ptr, class)),
-            // SAFETY: forwarded as received; it came from `System`.
-            None => unsafe { std::alloc::System.dealloc(ptr, layout) },
+            None => {
+                #[cfg(feature = "fault-injection")]
+                heap_peak::shrink(layout.size());
+                // SAFETY: forwarded as received; it came from `System`.
+                unsafe { std::alloc::System.dealloc(ptr, layout) }
+            }
         }
     }
 
@@ -925,6 +935,11 @@ unsafe impl std::alloc::GlobalAlloc for ProcessAllocator {
             return ptr;
         }
         if old_class.is_none() && new_class.is_none() {
+            #[cfg(feature = "fault-injection")]
+            {
+                heap_peak::grow(new_size);
+                heap_peak::shrink(layout.size());
+            }
             // SAFETY: forwarded as received; it came from `System`.
             return unsafe { std::alloc::System.realloc(ptr, layout, new_size) };
         }
@@ -939,6 +954,35 @@ unsafe impl std::alloc::GlobalAlloc for ProcessAllocator {
             }
         }
         fresh
+    }
+}
+
+/// The heap's peak, in test builds (feature `fault-injection`): the bytes
+/// [`ProcessAllocator`] carved from its mappings (kept to exit, as the
+/// arena keeps them) plus those of musl's allocations then live. Unlike a
+/// peak RSS read from the kernel, it is the same in every run of one
+/// command and on every kernel (Linux 6.1 brings a process's resident
+/// count up to date every 64 page faults only), so a test can hold a
+/// command's memory to a bound without a margin for the kernel's count.
+#[cfg(feature = "fault-injection")]
+pub mod heap_peak {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    static NOW: AtomicUsize = AtomicUsize::new(0);
+    static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+    pub(super) fn grow(bytes: usize) {
+        let now = NOW.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        PEAK.fetch_max(now, Ordering::Relaxed);
+    }
+
+    pub(super) fn shrink(bytes: usize) {
+        NOW.fetch_sub(bytes, Ordering::Relaxed);
+    }
+
+    /// The peak so far, in bytes.
+    pub fn bytes() -> usize {
+        PEAK.load(Ordering::Relaxed)
     }
 }
 

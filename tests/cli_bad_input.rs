@@ -254,6 +254,9 @@ const CASES: &[Case] = &[
     case(&["network", "connect", "n1", "ghost"], 1, "ipvlan: network connect n1 ghost: container ghost not found\n").with(NET),
     case(&["network", "connect", "n1", "./no/../such"], 1, "ipvlan: network connect n1 ./no/../such: network namespace $T/cwd/such not found\n").with(NET),
     case(&["network", "disconnect", "n1", "./such"], 1, "ipvlan: network disconnect n1 ./such: container $T/cwd/such is not connected to network n1\n").with(NET),
+    // A batch's operands as typed, the relative ones among the absolute.
+    case(&["network", "connect", "n1", "$T/no/ns", "./no/../such"], 1, "ipvlan: network connect n1 $T/no/ns ./no/../such: network namespace $T/no/ns not found\n").with(NET),
+    case(&["network", "disconnect", "n1", "./such", "$T/no/ns"], 1, "ipvlan: network disconnect n1 ./such $T/no/ns: container $T/cwd/such is not connected to network n1\n").with(NET),
     case(&["network", "connect", "n1", "$T/no/such/ns"], 1, "ipvlan: network connect n1 $T/no/such/ns: network namespace $T/no/such/ns not found\n").with(NET),
     case(&["network", "disconnect", "n1", "c1"], 1, "ipvlan: network disconnect n1 c1: container c1 is not connected to network n1\n").with(NET_C1),
     case(&["network", "connect", "--ip6=2001:db8::5", "n1", "c1"], 1, "ipvlan: network connect n1 c1: network n1 has no IPv6 subnet: --ip6 cannot be used (create it with --ipv6)\n").with(NET_C1),

@@ -1144,27 +1144,35 @@ fn a_killed_batch_is_repaired_endpoint_by_endpoint() {
             .collect()
     };
     let (mut partial, mut kept) = (0, 0);
-    for n in 1..=connect_hits.len() {
-        let passed = lab.kill_at(&connect, n);
-        let after = format!("batch connect killed at hit {n} ({})", passed[n - 1]);
-        lab.restore();
-        let (listed, _) = agree(&lab, "bm", Depth::Quick, &after);
-        let attached = on_bn(&listed);
-        if attached.len() == members.len() {
-            kept += 1;
+    // Every kill point of each command, however their counts differ: past
+    // the end of one, that command runs whole while the other is walked on.
+    for n in 1..=connect_hits.len().max(disconnect_hits.len()) {
+        if n > connect_hits.len() {
+            lab.ok(&connect);
+            let (listed, _) = agree(&lab, "bm", Depth::Quick, "batch connected whole");
+            assert_eq!(on_bn(&listed), members, "batch connected whole");
         } else {
-            if !attached.is_empty() {
-                partial += 1;
+            let passed = lab.kill_at(&connect, n);
+            let after = format!("batch connect killed at hit {n} ({})", passed[n - 1]);
+            lab.restore();
+            let (listed, _) = agree(&lab, "bm", Depth::Quick, &after);
+            let attached = on_bn(&listed);
+            if attached.len() == members.len() {
+                kept += 1;
+            } else {
+                if !attached.is_empty() {
+                    partial += 1;
+                }
+                // The rest attach as a batch of their own.
+                let rest: Vec<&str> = members
+                    .into_iter()
+                    .filter(|name| !attached.contains(name))
+                    .collect();
+                lab.ok(&args(&format!("network connect bn {}", rest.join(" "))));
             }
-            // The rest attach as a batch of their own.
-            let rest: Vec<&str> = members
-                .into_iter()
-                .filter(|name| !attached.contains(name))
-                .collect();
-            lab.ok(&args(&format!("network connect bn {}", rest.join(" "))));
+            let (listed, _) = agree(&lab, "bm", Depth::Quick, &format!("{after}, completed"));
+            assert_eq!(on_bn(&listed), members, "{after}");
         }
-        let (listed, _) = agree(&lab, "bm", Depth::Quick, &format!("{after}, completed"));
-        assert_eq!(on_bn(&listed), members, "{after}");
 
         // And back, killed at the same hit when it has one.
         if n <= disconnect_hits.len() {
@@ -1183,8 +1191,9 @@ fn a_killed_batch_is_repaired_endpoint_by_endpoint() {
         assert!(on_bn(&listed).is_empty(), "{listed:?}");
     }
     show(&format!(
-        "batch connect walked at {} kill points: {kept} kept whole by restore, {partial} left partly attached and finished by a second batch",
-        connect_hits.len()
+        "batch connect walked at {} kill points: {kept} kept whole by restore, {partial} left partly attached and finished by a second batch; batch disconnect at {}",
+        connect_hits.len(),
+        disconnect_hits.len()
     ));
     agree(&lab, "bm", Depth::Deep, "after the batch walk");
     for name in members {

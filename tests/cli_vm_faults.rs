@@ -25,7 +25,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Instant;
 
 use ipvlan::driver::{Config, Manager};
-use ipvlan::fault::{COUNT_ENV, KILL_AT_ENV};
+use ipvlan::fault::{COUNT_ENV, FORCE_ENV, KILL_AT_ENV};
 use ipvlan::json::{self, Value};
 use ipvlan::rtnl::Handle;
 use ipvlan::store::{EndpointState, NetworkState, StateDir};
@@ -1792,4 +1792,100 @@ fn restore_leaves_the_link_an_older_intent_names_in_place() {
     lab.restore();
     ip(&["netns", "del", "o1"]);
     lab.ok(&args("network rm on"));
+}
+
+/// The ifindex each network of ours on `parent` records, by network name.
+fn parent_indexes(lab: &Lab, parent: &str) -> BTreeMap<String, Option<u32>> {
+    let state = StateDir::open(lab.state_dir()).unwrap();
+    let networks = state.networks().unwrap().complete().unwrap();
+    networks
+        .into_iter()
+        .filter(|n| n.parent == parent)
+        .map(|n| (n.name, n.parent_index))
+        .collect()
+}
+
+/// Item: a VLAN parent shared by networks of ours goes with the last of
+/// them, however often it was made again meanwhile. Every network on it
+/// records the index of the link there now, whether `restore` re-made it
+/// after it went or a `network create` on the same parent did: each used
+/// to keep the index of the link it saw made, and the last to go, holding
+/// a gone link's index, left the live one behind, owned by nothing.
+#[test]
+fn a_shared_parent_made_again_goes_with_the_last_network_on_it() {
+    foreign_things();
+    let lab = Lab::new("shared-parent");
+    let vlan = format!("{TRUNK}.57");
+    lab.ok(&args(&format!(
+        "network create --subnet 10.57.1.0/24 -o parent={vlan} sp1"
+    )));
+    lab.ok(&args(&format!(
+        "network create --subnet 10.57.2.0/24 -o parent={vlan} sp2"
+    )));
+    let check = |when: &str| {
+        let (index, _) = host_link(&vlan).unwrap_or_else(|| panic!("{when}: {vlan} missing"));
+        let recorded = parent_indexes(&lab, &vlan);
+        assert!(
+            recorded.values().all(|i| *i == Some(index as u32)),
+            "{when}: {vlan} has ifindex {index}, the networks on it record {recorded:?}"
+        );
+    };
+    check("both created");
+    // Gone (a reboot, an admin), then made again by restore.
+    ip(&["link", "del", &vlan]);
+    lab.ok(&args("restore"));
+    check("after restore made it again");
+    // Gone again, then made again by a third network's create.
+    ip(&["link", "del", &vlan]);
+    lab.ok(&args(&format!(
+        "network create --subnet 10.57.3.0/24 -o parent={vlan} sp3"
+    )));
+    check("after a create made it again");
+    for name in ["sp3", "sp1"] {
+        lab.ok(&args(&format!("network rm {name}")));
+        assert!(
+            host_link(&vlan).is_some(),
+            "{vlan} went with {name}, sp2 is on it"
+        );
+    }
+    lab.ok(&args("network rm sp2"));
+    let left = host_link(&vlan);
+    if left.is_some() {
+        ip(&["link", "del", &vlan]);
+    }
+    assert!(
+        left.is_none(),
+        "{vlan} left after its last network went: {left:?}"
+    );
+}
+
+/// Item: a parent create refused because its chosen ifindex is taken
+/// (forced: the loopback's) is tried again with another, recorded first,
+/// as `create_recorded` promises: the network is made and records the
+/// link's index, which its removal then deletes.
+#[test]
+fn a_parent_whose_chosen_index_is_taken_is_made_with_another() {
+    foreign_things();
+    let lab = Lab::new("parent-index");
+    let vlan = format!("{TRUNK}.59");
+    let mut command = lab.command(&args(&format!(
+        "network create --subnet 10.59.1.0/24 -o parent={vlan} pi"
+    )));
+    command.env(FORCE_ENV, "parent: first index taken");
+    let out = lab.output(&mut command);
+    assert!(
+        out.status.success(),
+        "network create with the first index taken: {}",
+        text(&out.stderr)
+    );
+    let (index, kind) = host_link(&vlan).expect("the parent made");
+    assert_eq!(kind.as_deref(), Some("vlan"));
+    assert_ne!(index, 1);
+    assert_eq!(
+        parent_indexes(&lab, &vlan).get("pi").copied().flatten(),
+        Some(index as u32),
+        "the record names the link's index"
+    );
+    lab.ok(&args("network rm pi"));
+    assert!(host_link(&vlan).is_none(), "{vlan} left after network rm");
 }

@@ -1889,3 +1889,88 @@ fn a_parent_whose_chosen_index_is_taken_is_made_with_another() {
     lab.ok(&args("network rm pi"));
     assert!(host_link(&vlan).is_none(), "{vlan} left after network rm");
 }
+
+/// Item: a batch refused after its links were made (here a view it cannot
+/// write: `/etc/netns/b2` read-only) leaves everything as it found it, as a
+/// batch refused before its creates does. Its links, records and
+/// addresses were undone, but the cursor kept the addresses it had handed
+/// out (so the next attach skipped them), and the `/etc/netns` view made
+/// for b1 was made again rather than taken away: the undo counted b1's
+/// endpoint as still attached.
+#[test]
+fn a_batch_refused_after_its_creates_leaves_the_cursor_and_views_as_found() {
+    foreign_things();
+    let lab = Lab::new("batch-cursor");
+    lab.ok(&args("network create --subnet 10.59.0.0/24 rb"));
+    for ns in ["b1", "b2"] {
+        let _ = vm_support::ip_ok(&["netns", "del", ns]);
+        ip(&["netns", "add", ns]);
+    }
+    // The cursor file exists once an address was handed out.
+    lab.ok(&args("network connect rb b1"));
+    lab.ok(&args("network disconnect rb b1"));
+    let state = StateDir::open(lab.state_dir()).unwrap();
+    let networks = state.networks().unwrap().complete().unwrap();
+    let id = &networks.iter().find(|n| n.name == "rb").unwrap().id;
+    let cursor = lab
+        .state_dir()
+        .join("ipam")
+        .join(id)
+        .join("10.59.0.0-24")
+        .join("cursor");
+    let before = fs::read(&cursor).expect("the subnet's cursor");
+    assert!(
+        !Path::new(ETC_NETNS_DIR).join("b1").exists(),
+        "b1's view after its disconnect"
+    );
+    let view = Path::new(ETC_NETNS_DIR).join("b2");
+    fs::create_dir_all(&view).unwrap();
+    let read_only = |dir: &Path| {
+        let dir = dir.to_str().unwrap();
+        for options in [
+            &["--bind", dir, dir][..],
+            &["-o", "remount,ro,bind", dir, dir],
+        ] {
+            assert!(Command::new("mount")
+                .args(options)
+                .status()
+                .unwrap()
+                .success());
+        }
+    };
+    read_only(&view);
+    let out = lab.output(&mut lab.command(&args("network connect rb b1 b2")));
+    let after = fs::read(&cursor).ok();
+    let _ = Command::new("umount").arg(&view).status();
+    let _ = fs::remove_dir(&view);
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "the batch was to be refused at b2's view"
+    );
+    assert!(
+        text(&out.stderr).contains("b2"),
+        "the refusal names b2: {}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        after.as_deref(),
+        Some(&before[..]),
+        "the refused batch moved the cursor ({})",
+        text(&out.stderr).trim()
+    );
+    // Nothing else of the batch is left either.
+    let b1_view = Path::new(ETC_NETNS_DIR).join("b1");
+    assert!(
+        !b1_view.exists(),
+        "{} left by the refused batch",
+        b1_view.display()
+    );
+    assert!(link_in("b1", "eth0").is_none(), "b1's eth0 left");
+    lab.ok(&args("network connect rb b1"));
+    lab.ok(&args("network disconnect rb b1"));
+    for ns in ["b1", "b2"] {
+        ip(&["netns", "del", ns]);
+    }
+    lab.ok(&args("network rm rb"));
+}

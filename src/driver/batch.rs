@@ -168,10 +168,16 @@ impl Manager {
                 })
                 .collect();
             let records: Vec<&EndpointRecord> = pending.iter().map(|p| &p.record).collect();
+            // The index each intent names now, where a retry changed it: a
+            // target that goes the single way below starts from it, so its
+            // first create asks for the index its intent names.
+            let mut rerecorded: Vec<Option<Option<u32>>> = vec![None; records.len()];
             let mut rerecord = |at: usize, index: Option<u32>| -> Result<(), Error> {
                 let mut record = records[at].clone();
                 record.ifindex = index;
-                Ok(state.put_endpoint(&record)?)
+                state.put_endpoint(&record)?;
+                rerecorded[at] = Some(index);
+                Ok(())
             };
             let built = match endpoint_link::create_many(&host, &home, &new, &mut rerecord) {
                 Ok(built) => built,
@@ -180,7 +186,12 @@ impl Manager {
                     break;
                 }
             };
-            for ((prepared, link), inside) in pending.iter_mut().zip(built).zip(insides) {
+            for (((prepared, link), inside), rerecorded) in
+                pending.iter_mut().zip(built).zip(insides).zip(rerecorded)
+            {
+                if let Some(Some(index)) = rerecorded {
+                    prepared.record.ifindex = Some(index);
+                }
                 // Its guessed name taken by another tool, nothing made: a
                 // free one, recorded before its create, as a single attach.
                 let link = match link {
@@ -264,6 +275,8 @@ impl Manager {
             for (prepared, inside) in pending.into_iter().zip(&insides) {
                 prepared.undo_built(&state, &names, network, &parent, inside);
             }
+            // As a batch refused before its creates: the cursors as found.
+            let _ = state.put_cursors(network, &cursors);
             return Err(error);
         }
         // Each namespace's descriptors are no longer needed.

@@ -503,25 +503,6 @@ pub fn rename_at(dir: BorrowedFd<'_>, from: &CStr, to: &CStr) -> io::Result<()> 
     Ok(())
 }
 
-/// `renameat2(2)` with `RENAME_EXCHANGE` within one directory: `a` and
-/// `b`, both existing, trade places in one step.
-pub fn exchange_at(dir: BorrowedFd<'_>, a: &CStr, b: &CStr) -> io::Result<()> {
-    // The system call itself: the musl the Rust target links has no
-    // `renameat2` wrapper.
-    // SAFETY: descriptor kept open by the borrow, live NUL-terminated names.
-    retry(|| unsafe {
-        libc::syscall(
-            libc::SYS_renameat2,
-            dir.as_raw_fd(),
-            a.as_ptr(),
-            dir.as_raw_fd(),
-            b.as_ptr(),
-            libc::RENAME_EXCHANGE,
-        )
-    })?;
-    Ok(())
-}
-
 /// `unlinkat(2)` of a file (`flags` 0) or an empty directory
 /// (`AT_REMOVEDIR`).
 pub fn unlink_at(dir: BorrowedFd<'_>, name: &CStr, flags: i32) -> io::Result<()> {

@@ -276,8 +276,8 @@ fn an_endpoint_record_made_under_the_lock_is_replaced_whole_without_a_temporary_
     {
         let locked = state.lock().unwrap();
         locked.put_network(&net).unwrap();
-        // Intent made in place, then replaced twice (by exchange: it was
-        // made here), as an attach's retries and its final state do.
+        // Intent made in place, then replaced twice, as an attach's
+        // retries and its final state do.
         locked.put_new_endpoint(&ep).unwrap();
         for ifname in ["eth1", "eth2"] {
             ep.ifname = ifname.to_string();
@@ -286,7 +286,6 @@ fn an_endpoint_record_made_under_the_lock_is_replaced_whole_without_a_temporary_
             assert_eq!(names(), ["e1.json"], "no temporary left");
         }
         locked.commit().unwrap();
-        // Durable now: the next replace renames over it, as any.
         ep.ifname = "eth3".to_string();
         locked.put_endpoint(&ep).unwrap();
     }

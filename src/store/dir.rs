@@ -1205,11 +1205,7 @@ impl StateDir {
         }
         self.check_dir(dir)?;
         let dir = self.handles.ensure(dir)?;
-        let replace = match self.handles.was_made_here(path) {
-            true => fsutil::replace_fresh_at,
-            false => fsutil::replace_at,
-        };
-        let file = replace(dir.fd(), &name, contents, FILE_MODE)
+        let file = fsutil::replace_at(dir.fd(), &name, contents, FILE_MODE)
             .map_err(StoreError::io("writing", path))?;
         self.handles.written(path, file, &dir);
         Ok(())
@@ -1402,7 +1398,6 @@ impl Locked<'_> {
         match made {
             Some(file) => {
                 self.handles.written(&path, file, &open);
-                self.handles.made_here(&path);
                 Ok(())
             }
             None => self.replace_file(&path, text.as_bytes()),

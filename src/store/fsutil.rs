@@ -595,43 +595,6 @@ pub fn replace_at(dir: BorrowedFd<'_>, name: &str, contents: &[u8], mode: u32) -
     Ok(file)
 }
 
-/// [`replace_at`] for a file this command made and never synced (see
-/// the store's `Locked::put_new_endpoint`): the temporary trades places
-/// with it (`renameat2(RENAME_EXCHANGE)`), then the old version, now under
-/// the temporary's name, is unlinked. On ext4 a rename over an existing
-/// file starts writing the new one out at once (`auto_da_alloc`, which
-/// keeps a replaced file from reading empty after a power cut), a cost
-/// only a file that already survives a power cut needs: one that was new
-/// may be missing or empty after one anyway. Other processes see `name`
-/// old or new at every moment, as with a rename; a kill between the two
-/// calls leaves the old version under the temporary's name, which the
-/// next write of `name` or `restore` removes. A file system without
-/// exchange (`EINVAL`) gets the plain rename.
-pub fn replace_fresh_at(
-    dir: BorrowedFd<'_>,
-    name: &str,
-    contents: &[u8],
-    mode: u32,
-) -> io::Result<File> {
-    let temp = c_name(&temp_name(name))?;
-    let file = write_new_at(dir, &temp, contents, mode)?;
-    let target = c_name(name)?;
-    let traded = match crate::sys::exchange_at(dir, &temp, &target) {
-        Ok(()) => true,
-        // No exchange on this file system, or nothing to trade with.
-        Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOENT)) => {
-            crate::sys::rename_at(dir, &temp, &target)?;
-            false
-        }
-        Err(e) => return Err(e),
-    };
-    crate::fault::point("store: after rename");
-    if traded {
-        crate::fault::after("store: after unlink", crate::sys::unlink_at(dir, &temp, 0))?;
-    }
-    Ok(file)
-}
-
 /// Makes `name` in `dir` a symbolic link to `target` (one `symlinkat`,
 /// atomic: the entry appears whole or not at all, never empty or torn);
 /// `Ok(false)` when `name` exists, whatever it is.

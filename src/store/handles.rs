@@ -101,11 +101,6 @@ pub(crate) struct Shared {
     files: Vec<(PathBuf, File)>,
     /// Directories whose entries changed since the last commit.
     changed: Vec<Arc<Dir>>,
-    /// Durable files made in place under this lock where none was, not
-    /// synced since (at most [`MADE_MAX`]: a connect makes one; past
-    /// that a replace renames as for any file, which is only slower):
-    /// replaced by exchange ([`Handles::made_here`]).
-    made: Vec<PathBuf>,
     /// More than [`SYNCFS_ABOVE`] of them since the last commit: the
     /// descriptors were let go (a batch of a thousand endpoints would hold
     /// thousands open), and the commit syncs the file system.
@@ -169,10 +164,6 @@ impl Shared {
 /// [`Handles::leave_files_to_exit`]): one attach writes three or four; a
 /// batch writes thousands, which must not stay open.
 const LEFT_TO_EXIT_MAX: usize = 8;
-
-/// How many files made in place a lock remembers for
-/// [`Handles::made_here`] at most (a batch makes thousands).
-const MADE_MAX: usize = 4;
 
 /// How many allocation cursors are kept open under a lock at most.
 const HELD_CURSORS_MAX: usize = 4;
@@ -513,23 +504,6 @@ impl Handles {
         shared.spill();
     }
 
-    /// Notes that the durable file `path`, just written by
-    /// [`Handles::written`], was made in place where none was: until the
-    /// next commit no version of it need survive a power cut, so it is
-    /// replaced by exchange ([`Handles::was_made_here`]).
-    pub(crate) fn made_here(&self, path: &Path) {
-        let mut shared = self.shared();
-        if shared.made.len() < MADE_MAX {
-            shared.made.push(path.to_path_buf());
-        }
-    }
-
-    /// Whether `path` was made in place under this lock and not synced
-    /// since (see [`Handles::made_here`]).
-    pub(crate) fn was_made_here(&self, path: &Path) -> bool {
-        self.shared().made.iter().any(|p| p == path)
-    }
-
     /// Closes `file`, a derived file written and not synced, or leaves
     /// it to the exit (see [`Handles::leave_files_to_exit`]).
     pub(crate) fn let_go(&self, file: File) {
@@ -539,7 +513,6 @@ impl Handles {
     /// Notes `path` removed from `dir` for the next commit.
     pub(crate) fn removed(&self, path: &Path, dir: &Arc<Dir>) {
         let mut shared = self.shared();
-        shared.made.retain(|p| p != path);
         shared.drop_pending(path);
         if !shared.changed.iter().any(|d| Arc::ptr_eq(d, dir)) {
             shared.changed.push(dir.clone());
@@ -558,8 +531,6 @@ impl Handles {
     pub(crate) fn commit(&self) -> Result<(), StoreError> {
         let (files, dirs, overflowed) = {
             let mut shared = self.shared();
-            // Synced now (or failing, given up): a replace renames again.
-            shared.made.clear();
             (
                 std::mem::take(&mut shared.files),
                 std::mem::take(&mut shared.changed),

@@ -616,7 +616,8 @@ impl Manager {
             netns_id: Some(identity),
             ifindex: Some(index),
         };
-        if let Err(error) = state.put_endpoint(&record) {
+        // Read as missing above, under this lock: made in place.
+        if let Err(error) = state.put_new_endpoint(&record) {
             give_back(state);
             return Err(Error::from(error).into());
         }

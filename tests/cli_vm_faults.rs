@@ -25,7 +25,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Instant;
 
 use ipvlan::driver::{Config, Manager};
-use ipvlan::fault::{COUNT_ENV, KILL_AT_ENV};
+use ipvlan::fault::{COUNT_ENV, FORCE_ENV, KILL_AT_ENV};
 use ipvlan::json::{self, Value};
 use ipvlan::rtnl::Handle;
 use ipvlan::store::{EndpointState, NetworkState, StateDir};
@@ -1144,27 +1144,35 @@ fn a_killed_batch_is_repaired_endpoint_by_endpoint() {
             .collect()
     };
     let (mut partial, mut kept) = (0, 0);
-    for n in 1..=connect_hits.len() {
-        let passed = lab.kill_at(&connect, n);
-        let after = format!("batch connect killed at hit {n} ({})", passed[n - 1]);
-        lab.restore();
-        let (listed, _) = agree(&lab, "bm", Depth::Quick, &after);
-        let attached = on_bn(&listed);
-        if attached.len() == members.len() {
-            kept += 1;
+    // Every kill point of each command, however their counts differ: past
+    // the end of one, that command runs whole while the other is walked on.
+    for n in 1..=connect_hits.len().max(disconnect_hits.len()) {
+        if n > connect_hits.len() {
+            lab.ok(&connect);
+            let (listed, _) = agree(&lab, "bm", Depth::Quick, "batch connected whole");
+            assert_eq!(on_bn(&listed), members, "batch connected whole");
         } else {
-            if !attached.is_empty() {
-                partial += 1;
+            let passed = lab.kill_at(&connect, n);
+            let after = format!("batch connect killed at hit {n} ({})", passed[n - 1]);
+            lab.restore();
+            let (listed, _) = agree(&lab, "bm", Depth::Quick, &after);
+            let attached = on_bn(&listed);
+            if attached.len() == members.len() {
+                kept += 1;
+            } else {
+                if !attached.is_empty() {
+                    partial += 1;
+                }
+                // The rest attach as a batch of their own.
+                let rest: Vec<&str> = members
+                    .into_iter()
+                    .filter(|name| !attached.contains(name))
+                    .collect();
+                lab.ok(&args(&format!("network connect bn {}", rest.join(" "))));
             }
-            // The rest attach as a batch of their own.
-            let rest: Vec<&str> = members
-                .into_iter()
-                .filter(|name| !attached.contains(name))
-                .collect();
-            lab.ok(&args(&format!("network connect bn {}", rest.join(" "))));
+            let (listed, _) = agree(&lab, "bm", Depth::Quick, &format!("{after}, completed"));
+            assert_eq!(on_bn(&listed), members, "{after}");
         }
-        let (listed, _) = agree(&lab, "bm", Depth::Quick, &format!("{after}, completed"));
-        assert_eq!(on_bn(&listed), members, "{after}");
 
         // And back, killed at the same hit when it has one.
         if n <= disconnect_hits.len() {
@@ -1183,8 +1191,9 @@ fn a_killed_batch_is_repaired_endpoint_by_endpoint() {
         assert!(on_bn(&listed).is_empty(), "{listed:?}");
     }
     show(&format!(
-        "batch connect walked at {} kill points: {kept} kept whole by restore, {partial} left partly attached and finished by a second batch",
-        connect_hits.len()
+        "batch connect walked at {} kill points: {kept} kept whole by restore, {partial} left partly attached and finished by a second batch; batch disconnect at {}",
+        connect_hits.len(),
+        disconnect_hits.len()
     ));
     agree(&lab, "bm", Depth::Deep, "after the batch walk");
     for name in members {
@@ -1783,4 +1792,185 @@ fn restore_leaves_the_link_an_older_intent_names_in_place() {
     lab.restore();
     ip(&["netns", "del", "o1"]);
     lab.ok(&args("network rm on"));
+}
+
+/// The ifindex each network of ours on `parent` records, by network name.
+fn parent_indexes(lab: &Lab, parent: &str) -> BTreeMap<String, Option<u32>> {
+    let state = StateDir::open(lab.state_dir()).unwrap();
+    let networks = state.networks().unwrap().complete().unwrap();
+    networks
+        .into_iter()
+        .filter(|n| n.parent == parent)
+        .map(|n| (n.name, n.parent_index))
+        .collect()
+}
+
+/// Item: a VLAN parent shared by networks of ours goes with the last of
+/// them, however often it was made again meanwhile. Every network on it
+/// records the index of the link there now, whether `restore` re-made it
+/// after it went or a `network create` on the same parent did: each used
+/// to keep the index of the link it saw made, and the last to go, holding
+/// a gone link's index, left the live one behind, owned by nothing.
+#[test]
+fn a_shared_parent_made_again_goes_with_the_last_network_on_it() {
+    foreign_things();
+    let lab = Lab::new("shared-parent");
+    let vlan = format!("{TRUNK}.57");
+    lab.ok(&args(&format!(
+        "network create --subnet 10.57.1.0/24 -o parent={vlan} sp1"
+    )));
+    lab.ok(&args(&format!(
+        "network create --subnet 10.57.2.0/24 -o parent={vlan} sp2"
+    )));
+    let check = |when: &str| {
+        let (index, _) = host_link(&vlan).unwrap_or_else(|| panic!("{when}: {vlan} missing"));
+        let recorded = parent_indexes(&lab, &vlan);
+        assert!(
+            recorded.values().all(|i| *i == Some(index as u32)),
+            "{when}: {vlan} has ifindex {index}, the networks on it record {recorded:?}"
+        );
+    };
+    check("both created");
+    // Gone (a reboot, an admin), then made again by restore.
+    ip(&["link", "del", &vlan]);
+    lab.ok(&args("restore"));
+    check("after restore made it again");
+    // Gone again, then made again by a third network's create.
+    ip(&["link", "del", &vlan]);
+    lab.ok(&args(&format!(
+        "network create --subnet 10.57.3.0/24 -o parent={vlan} sp3"
+    )));
+    check("after a create made it again");
+    for name in ["sp3", "sp1"] {
+        lab.ok(&args(&format!("network rm {name}")));
+        assert!(
+            host_link(&vlan).is_some(),
+            "{vlan} went with {name}, sp2 is on it"
+        );
+    }
+    lab.ok(&args("network rm sp2"));
+    let left = host_link(&vlan);
+    if left.is_some() {
+        ip(&["link", "del", &vlan]);
+    }
+    assert!(
+        left.is_none(),
+        "{vlan} left after its last network went: {left:?}"
+    );
+}
+
+/// Item: a parent create refused because its chosen ifindex is taken
+/// (forced: the loopback's) is tried again with another, recorded first,
+/// as `create_recorded` promises: the network is made and records the
+/// link's index, which its removal then deletes.
+#[test]
+fn a_parent_whose_chosen_index_is_taken_is_made_with_another() {
+    foreign_things();
+    let lab = Lab::new("parent-index");
+    let vlan = format!("{TRUNK}.59");
+    let mut command = lab.command(&args(&format!(
+        "network create --subnet 10.59.1.0/24 -o parent={vlan} pi"
+    )));
+    command.env(FORCE_ENV, "parent: first index taken");
+    let out = lab.output(&mut command);
+    assert!(
+        out.status.success(),
+        "network create with the first index taken: {}",
+        text(&out.stderr)
+    );
+    let (index, kind) = host_link(&vlan).expect("the parent made");
+    assert_eq!(kind.as_deref(), Some("vlan"));
+    assert_ne!(index, 1);
+    assert_eq!(
+        parent_indexes(&lab, &vlan).get("pi").copied().flatten(),
+        Some(index as u32),
+        "the record names the link's index"
+    );
+    lab.ok(&args("network rm pi"));
+    assert!(host_link(&vlan).is_none(), "{vlan} left after network rm");
+}
+
+/// Item: a batch refused after its links were made (here a view it cannot
+/// write: `/etc/netns/b2` read-only) leaves everything as it found it, as a
+/// batch refused before its creates does. Its links, records and
+/// addresses were undone, but the cursor kept the addresses it had handed
+/// out (so the next attach skipped them), and the `/etc/netns` view made
+/// for b1 was made again rather than taken away: the undo counted b1's
+/// endpoint as still attached.
+#[test]
+fn a_batch_refused_after_its_creates_leaves_the_cursor_and_views_as_found() {
+    foreign_things();
+    let lab = Lab::new("batch-cursor");
+    lab.ok(&args("network create --subnet 10.59.0.0/24 rb"));
+    for ns in ["b1", "b2"] {
+        let _ = vm_support::ip_ok(&["netns", "del", ns]);
+        ip(&["netns", "add", ns]);
+    }
+    // The cursor file exists once an address was handed out.
+    lab.ok(&args("network connect rb b1"));
+    lab.ok(&args("network disconnect rb b1"));
+    let state = StateDir::open(lab.state_dir()).unwrap();
+    let networks = state.networks().unwrap().complete().unwrap();
+    let id = &networks.iter().find(|n| n.name == "rb").unwrap().id;
+    let cursor = lab
+        .state_dir()
+        .join("ipam")
+        .join(id)
+        .join("10.59.0.0-24")
+        .join("cursor");
+    let before = fs::read(&cursor).expect("the subnet's cursor");
+    assert!(
+        !Path::new(ETC_NETNS_DIR).join("b1").exists(),
+        "b1's view after its disconnect"
+    );
+    let view = Path::new(ETC_NETNS_DIR).join("b2");
+    fs::create_dir_all(&view).unwrap();
+    let read_only = |dir: &Path| {
+        let dir = dir.to_str().unwrap();
+        for options in [
+            &["--bind", dir, dir][..],
+            &["-o", "remount,ro,bind", dir, dir],
+        ] {
+            assert!(Command::new("mount")
+                .args(options)
+                .status()
+                .unwrap()
+                .success());
+        }
+    };
+    read_only(&view);
+    let out = lab.output(&mut lab.command(&args("network connect rb b1 b2")));
+    let after = fs::read(&cursor).ok();
+    let _ = Command::new("umount").arg(&view).status();
+    let _ = fs::remove_dir(&view);
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "the batch was to be refused at b2's view"
+    );
+    assert!(
+        text(&out.stderr).contains("b2"),
+        "the refusal names b2: {}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        after.as_deref(),
+        Some(&before[..]),
+        "the refused batch moved the cursor ({})",
+        text(&out.stderr).trim()
+    );
+    // Nothing else of the batch is left either.
+    let b1_view = Path::new(ETC_NETNS_DIR).join("b1");
+    assert!(
+        !b1_view.exists(),
+        "{} left by the refused batch",
+        b1_view.display()
+    );
+    assert!(link_in("b1", "eth0").is_none(), "b1's eth0 left");
+    lab.ok(&args("network connect rb b1"));
+    lab.ok(&args("network disconnect rb b1"));
+    for ns in ["b1", "b2"] {
+        ip(&["netns", "del", ns]);
+    }
+    lab.ok(&args("network rm rb"));
 }

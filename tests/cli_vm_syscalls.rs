@@ -298,6 +298,11 @@ impl Trace {
         )
     }
 
+    /// The lines of every rename.
+    fn renames(&self) -> Vec<&String> {
+        self.lines.iter().filter(|l| l.contains("rename")).collect()
+    }
+
     fn threads(&self) -> usize {
         self.count("clone") + self.count("clone3")
     }
@@ -713,6 +718,11 @@ fn cni_add_and_del_stay_within_their_budgets() {
         plugin(&cni_vars("DEL", name, &format!("/run/netns/{name}")));
     }
     assert!(vm_support::ip_ok(&["link", "del", "sysm0"]));
+    // As connect's: the intent record, read as missing under the lock,
+    // is made in place (no temporary, no rename); only the final one is
+    // renamed over it.
+    let renames = add.renames();
+    assert_eq!(renames.len(), 1, "CNI ADD renamed: {renames:?}");
     for (what, trace, budget) in [
         ("CNI ADD", &add, CNI_ADD_BUDGET),
         ("CNI DEL", &del, CNI_DEL_BUDGET),

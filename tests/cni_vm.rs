@@ -524,6 +524,39 @@ fn a_vlan_master_is_made_on_first_use_and_goes_with_the_last_attachment() {
     );
 }
 
+/// Two CNI networks on one `NAME.VLANID` master we made: the master goes
+/// with the last attachment of either, whichever made it. CNI network
+/// records stay when idle, and each used to keep the master for the other
+/// for good.
+#[test]
+fn a_vlan_master_shared_by_two_cni_networks_goes_with_the_last_attachment() {
+    let mut cni = Cni::new("shared");
+    cni.master("cnim43");
+    let ns1 = cni.netns("cni-shared1");
+    let ns2 = cni.netns("cni-shared2");
+    let one = conf("shared1", "cnim43.46", "");
+    let two = conf("shared2", "cnim43.46", "").replace("10.77.", "10.78.");
+    for (first, second) in [
+        (("ctr-s1", &ns1, &one), ("ctr-s2", &ns2, &two)),
+        (("ctr-s2", &ns2, &two), ("ctr-s1", &ns1, &one)),
+    ] {
+        cni.plugin("ADD", first.0, first.1, first.2).ok();
+        cni.plugin("ADD", second.0, second.1, second.2).ok();
+        cni.plugin("DEL", first.0, first.1, first.2).ok();
+        assert!(
+            link(None, "cnim43.46").is_some(),
+            "the master went while {} is attached",
+            second.0
+        );
+        cni.plugin("DEL", second.0, second.1, second.2).ok();
+        assert!(
+            link(None, "cnim43.46").is_none(),
+            "the master stayed after the last attachment ({}) went",
+            second.0
+        );
+    }
+}
+
 #[test]
 fn parallel_adds_get_distinct_addresses_and_dels_leave_nothing() {
     const N: usize = 32;

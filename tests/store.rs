@@ -259,6 +259,49 @@ fn a_derived_record_found_missing_is_made_in_place_or_replaces_an_empty_one() {
 }
 
 #[test]
+fn an_endpoint_record_made_under_the_lock_is_replaced_whole_without_a_temporary_left() {
+    let tmp = TempDir::new("made-here");
+    let state = StateDir::open(tmp.path()).unwrap();
+    let net = network("n1", &["192.168.7.0/24"]);
+    let mut ep = endpoint(&net, "e1", Some("192.168.7.2/24"), None);
+    let dir = tmp.path().join("endpoints").join(&net.id);
+    let names = || {
+        let mut names: Vec<String> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    };
+    {
+        let locked = state.lock().unwrap();
+        locked.put_network(&net).unwrap();
+        // Intent made in place, then replaced twice, as an attach's
+        // retries and its final state do.
+        locked.put_new_endpoint(&ep).unwrap();
+        for ifname in ["eth1", "eth2"] {
+            ep.ifname = ifname.to_string();
+            locked.put_endpoint(&ep).unwrap();
+            assert_eq!(locked.endpoint(&net.id, "e1").unwrap().as_ref(), Some(&ep));
+            assert_eq!(names(), ["e1.json"], "no temporary left");
+        }
+        locked.commit().unwrap();
+        ep.ifname = "eth3".to_string();
+        locked.put_endpoint(&ep).unwrap();
+    }
+    let again = StateDir::open(tmp.path()).unwrap();
+    assert_eq!(again.endpoint(&net.id, "e1").unwrap().as_ref(), Some(&ep));
+    assert_eq!(names(), ["e1.json"], "no temporary left");
+    let mode = fs::metadata(dir.join("e1.json"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o7777;
+    assert_eq!(mode, 0o600);
+    check_every_file_parses(tmp.path());
+}
+
+#[test]
 fn release_if_owner_frees_only_what_the_owner_holds() {
     let tmp = TempDir::new("owner");
     let state = StateDir::open(tmp.path()).unwrap();

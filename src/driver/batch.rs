@@ -179,10 +179,16 @@ impl Manager {
                 })
                 .collect();
             let records: Vec<&EndpointRecord> = chunk.iter().map(|r| &r.pending.record).collect();
+            // The index each intent names now, where a retry changed it: a
+            // target that goes the single way below starts from it, so its
+            // first create asks for the index its intent names.
+            let mut rerecorded: Vec<Option<Option<u32>>> = vec![None; records.len()];
             let mut rerecord = |at: usize, index: Option<u32>| -> Result<(), Error> {
                 let mut record = records[at].clone();
                 record.ifindex = index;
-                Ok(state.put_endpoint(&record)?)
+                state.put_endpoint(&record)?;
+                rerecorded[at] = Some(index);
+                Ok(())
             };
             let built = match endpoint_link::create_many(&host, &home, &new, &mut rerecord) {
                 Ok(built) => built,
@@ -192,14 +198,20 @@ impl Manager {
                 }
             };
             for (
-                Reserved {
-                    pending: prepared,
-                    inside,
-                    ..
-                },
-                link,
-            ) in chunk.iter_mut().zip(built)
+                (
+                    Reserved {
+                        pending: prepared,
+                        inside,
+                        ..
+                    },
+                    link,
+                ),
+                rerecorded,
+            ) in chunk.iter_mut().zip(built).zip(rerecorded)
             {
+                if let Some(Some(index)) = rerecorded {
+                    prepared.record.ifindex = Some(index);
+                }
                 // Its guessed name taken by another tool, nothing made: a
                 // free one, recorded before its create, as a single attach.
                 let link = match link {
@@ -287,6 +299,8 @@ impl Manager {
                 r.pending
                     .undo_built(&state, &names, network, &parent, &r.inside);
             }
+            // As a batch refused before its creates: the cursors as found.
+            let _ = state.put_cursors(network, &cursors);
             return Err(error);
         }
         // Collected in place of the endpoints, each one's descriptors and

@@ -275,18 +275,37 @@ pub(crate) fn drop_idle_parents(host: &Handle, state: &Locked<'_>, networks: &[N
             continue;
         };
         let network = &network;
-        if state
-            .endpoints_of(&network.id)
-            .is_ok_and(|e| e.is_empty() && e.damaged.is_empty())
-        {
-            let others: Vec<NetworkRecord> = networks
-                .iter()
-                .filter(|n| n.id != network.id)
-                .cloned()
-                .collect();
+        if is_idle(state, network) {
+            let others = master_users(state, networks, network);
             parent::delete_if_ours(host, network, &others);
         }
     }
+}
+
+/// Whether `network` has no attachment: no endpoint record, and no damaged
+/// one (which may be an attachment) either.
+fn is_idle(state: &Locked<'_>, network: &NetworkRecord) -> bool {
+    state
+        .endpoints_of(&network.id)
+        .is_ok_and(|e| e.is_empty() && e.damaged.is_empty())
+}
+
+/// The networks of `networks` other than `network` that keep its master in
+/// use: any CLI network on it, and each CNI network on it with an
+/// attachment. An idle CNI network holds it no more than `network` does
+/// (its next ADD makes it again), or two CNI networks on one master would
+/// each keep it for the other for good.
+fn master_users(
+    state: &Locked<'_>,
+    networks: &[NetworkRecord],
+    network: &NetworkRecord,
+) -> Vec<NetworkRecord> {
+    networks
+        .iter()
+        .filter(|n| n.id != network.id && n.parent == network.parent)
+        .filter(|n| !is_cni(n) || !is_idle(state, n))
+        .cloned()
+        .collect()
 }
 
 /// A failure of [`Manager::cni_network`]: the config's fault (code 7) when
@@ -597,7 +616,8 @@ impl Manager {
             netns_id: Some(identity),
             ifindex: Some(index),
         };
-        if let Err(error) = state.put_endpoint(&record) {
+        // Read as missing above, under this lock: made in place.
+        if let Err(error) = state.put_new_endpoint(&record) {
             give_back(state);
             return Err(Error::from(error).into());
         }
@@ -1209,19 +1229,14 @@ impl Manager {
         }
         // A damaged record may be an attachment, or a network on the same
         // master: the master stays until it is repaired.
-        let idle = state
-            .endpoints_of(&network.id)
-            .is_ok_and(|e| e.is_empty() && e.damaged.is_empty());
+        if !is_idle(state, network) {
+            return;
+        }
         let Ok(Ok(networks)) = state.networks().map(Listing::complete) else {
             return;
         };
-        let others: Vec<NetworkRecord> = networks
-            .into_iter()
-            .filter(|n| n.id != network.id)
-            .collect();
-        if idle {
-            parent::delete_if_ours(host, network, &others);
-        }
+        let others = master_users(state, &networks, network);
+        parent::delete_if_ours(host, network, &others);
     }
 
     /// The guard of a failed ADD: the `NAME.VLANID` master of CNI network

@@ -148,7 +148,7 @@ pub(crate) fn outcome_unknown(error: &crate::netlink::Error) -> bool {
 /// Errnos of a create with an ifindex that only say the index is taken:
 /// on 6.1, EEXIST in the host (the socket's namespace) and EBUSY in the
 /// target; later kernels look in the target only and answer EEXIST.
-fn index_taken(error: &crate::netlink::Error) -> bool {
+pub(crate) fn index_taken(error: &crate::netlink::Error) -> bool {
     matches!(error.errno(), Some(libc::EEXIST | libc::EBUSY))
 }
 

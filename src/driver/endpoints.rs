@@ -1061,7 +1061,7 @@ impl Pending {
     /// Undoes an attach whose link was built: the link (when it is still
     /// ours), the names, then all [`Pending::abandon`] gives back.
     pub(crate) fn undo_built(
-        self,
+        mut self,
         state: &Locked<'_>,
         names: &Names<'_>,
         network: &NetworkRecord,
@@ -1075,6 +1075,9 @@ impl Pending {
             Some(parent),
             self.record.mac.as_deref(),
         );
+        // Leaving: its names are worked out without it (as `attached`, a
+        // view made for it would be made again rather than taken away).
+        self.record.state = EndpointState::Detaching;
         let _ = names.remove(network, &self.record);
         self.abandon(state, network);
     }

@@ -159,8 +159,8 @@ impl Manager {
         };
         if let Some(old) = replacing {
             record.state = NetworkState::Created;
-            state.put_network(&record)?;
-            let put = |r: &NetworkRecord| state.put_network(r).map_err(Error::from);
+            parent::put_naming_parent(&state, &record)?;
+            let put = |r: &NetworkRecord| parent::put_naming_parent(&state, r);
             if let Err(error) = plan.create(&host, &mut record, put) {
                 let _ = state.put_network(old);
                 let _ = state.commit();
@@ -174,8 +174,8 @@ impl Manager {
         // Intent first, with the ifindex the parent will have: a crash from
         // here on leaves a record that restore rolls back, deleting the
         // parent only if it is the link we made.
-        state.put_network(&record)?;
-        let put = |r: &NetworkRecord| state.put_network(r).map_err(Error::from);
+        parent::put_naming_parent(&state, &record)?;
+        let put = |r: &NetworkRecord| parent::put_naming_parent(&state, r);
         if let Err(error) = plan.create(&host, &mut record, put) {
             let _ = state.remove_network(&record.id);
             return Err(error);

@@ -194,6 +194,11 @@ fn create_recorded(
     let mut attempt = 0;
     let index = loop {
         attempt += 1;
+        if attempt == 1 && crate::fault::forced("parent: first index taken") {
+            // Test builds: the loopback's index, taken in every namespace.
+            record.parent_index = Some(1);
+            record_again(record)?;
+        }
         let Some(index) = record.parent_index else {
             return Err(Error::failed(format!(
                 "parent {} of network {} has no ifindex on record",
@@ -204,7 +209,9 @@ fn create_recorded(
             Ok(()) => break index,
             Err(error) => error,
         };
-        if !super::endpoint_link::outcome_unknown(&error) {
+        if !super::endpoint_link::outcome_unknown(&error)
+            && !super::endpoint_link::index_taken(&error)
+        {
             return Err(error.into());
         }
         // EEXIST (EBUSY): the name or the index is taken, or an answer
@@ -232,6 +239,29 @@ fn create_recorded(
         delete_ours(host, record);
     }
     finished
+}
+
+/// Writes `record` and gives every other network of ours on the same
+/// parent, made by us the same way, the ifindex `record` names: the one of
+/// them that goes last deletes the link by the index it holds (see
+/// [`delete_if_ours`]), so none may keep the index of a link made before
+/// this one, which `restore` or a `network create` is about to replace.
+pub(crate) fn put_naming_parent(state: &Locked<'_>, record: &NetworkRecord) -> Result<(), Error> {
+    state.put_network(record)?;
+    if record.parent_origin == ParentOrigin::Existing {
+        return Ok(());
+    }
+    for mut sibling in state.networks()?.items {
+        if sibling.id != record.id
+            && sibling.parent == record.parent
+            && sibling.parent_origin == record.parent_origin
+            && sibling.parent_index != record.parent_index
+        {
+            sibling.parent_index = record.parent_index;
+            state.put_network(&sibling)?;
+        }
+    }
+    Ok(())
 }
 
 /// Whether `link` is the parent `record` says we made: the ifindex we
@@ -322,7 +352,7 @@ pub(crate) fn restore(
     };
     let mut record = network.clone();
     record.parent_index = Some(chosen_index()?);
-    let put = |r: &NetworkRecord| state.put_network(r).map_err(Error::from);
+    let put = |r: &NetworkRecord| put_naming_parent(state, r);
     put(&record)?;
     let created = match base {
         None => create_dummy(host, &mut record, put)?,

@@ -1171,7 +1171,7 @@ impl StateDir {
 
     /// [`StateDir::replace_file`]; a [`Durability::Derived`] file is not
     /// noted for the commit at all, and one known to be `absent` (under the
-    /// lock) is made in place ([`fsutil::create_new_at`]).
+    /// lock) is made in place ([`fsutil::create_new_file_at`]).
     fn replace_file_as(
         &self,
         path: &Path,
@@ -1188,11 +1188,15 @@ impl StateDir {
         if durability == Durability::Derived {
             // No descriptor of the directory is needed (no sync).
             let entry = |at: &super::handles::At| at.entry(&name);
-            let made = absent
-                && self.handles.write_in(dir, "writing", path, |at| {
-                    fsutil::create_new_at(at.fd(), &entry(at), contents, FILE_MODE)
-                })?;
-            if !made {
+            let made = match absent {
+                true => self.handles.write_in(dir, "writing", path, |at| {
+                    fsutil::create_new_file_at(at.fd(), &entry(at), contents, FILE_MODE)
+                })?,
+                false => None,
+            };
+            if let Some(file) = made {
+                self.handles.let_go(file);
+            } else {
                 self.handles.write_in(dir, "writing", path, |at| {
                     fsutil::replace_at(at.fd(), &entry(at), contents, FILE_MODE)
                 })?;
@@ -1375,7 +1379,7 @@ impl Locked<'_> {
     /// the caller read as missing under this lock, as
     /// [`Locked::put_endpoint`] would, but made in place: no temporary and
     /// no rename, one call and one change of the directory fewer (see
-    /// `fsutil::create_new_at` for what a reader or a kill sees: an empty
+    /// `fsutil::create_new_file_at` for what a reader or a kill sees: an empty
     /// record reads as missing, and `restore` removes it). One found there
     /// after all is replaced. Made durable by the commit as any.
     pub fn put_new_endpoint(&self, endpoint: &EndpointRecord) -> Result<(), StoreError> {
@@ -1433,7 +1437,7 @@ impl Locked<'_> {
     /// [`Locked::put_derived_record`] of a record the caller read as
     /// missing under this lock (but no longer holds as read): made in
     /// place, without a temporary and a rename (see
-    /// `fsutil::create_new_at`); one found there after all (an empty file
+    /// `fsutil::create_new_file_at`); one found there after all (an empty file
     /// reads as missing) is replaced as `put_derived_record` replaces it.
     pub fn put_new_derived_record(
         &self,

@@ -550,25 +550,14 @@ fn open_new_at(dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> io::Result<Option
     }
 }
 
-/// Creates `name` in `dir` with `contents` in place, for a derived file
-/// known to be absent (no temporary, no rename: one call fewer than
+/// Creates `name` in `dir` with `contents` in place, for a file known to
+/// be absent (no temporary, no rename: one call fewer than
 /// [`replace_at`]). A reader sees no file, an empty one or all of it: the
 /// one `write` of a small file lands in the page cache before the file's
 /// size is raised. A kill between the create and the write leaves it
 /// empty, which every state file reader takes for none, as it was.
-/// `Ok(false)`, nothing written, when `name` exists after all.
-pub fn create_new_at(
-    dir: BorrowedFd<'_>,
-    name: &str,
-    contents: &[u8],
-    mode: u32,
-) -> io::Result<bool> {
-    Ok(create_new_file_at(dir, name, contents, mode)?.is_some())
-}
-
-/// [`create_new_at`], the new file returned open and unsynced (for a
-/// durable one, which the commit syncs); `Ok(None)`, nothing written, when
-/// `name` exists after all.
+/// Returns the new file, open and unsynced (a durable one is synced by
+/// the commit); `Ok(None)`, nothing written, when `name` exists after all.
 pub fn create_new_file_at(
     dir: BorrowedFd<'_>,
     name: &str,

@@ -504,6 +504,12 @@ impl Handles {
         shared.spill();
     }
 
+    /// Closes `file`, a derived file written and not synced, or leaves
+    /// it to the exit (see [`Handles::leave_files_to_exit`]).
+    pub(crate) fn let_go(&self, file: File) {
+        self.shared().let_go([file]);
+    }
+
     /// Notes `path` removed from `dir` for the next commit.
     pub(crate) fn removed(&self, path: &Path, dir: &Arc<Dir>) {
         let mut shared = self.shared();

@@ -1986,6 +1986,9 @@ fn restore_killed_while_remaking_a_link_keeps_the_endpoint_and_never_takes_anoth
     ip(&["-n", "r1", "link", "del", "eth0"]);
     let (out, hits) = restore_run(&lab, force, None);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // Kills that left a record naming no index (the link under its
+    // temporary name) when another tool took the name.
+    let mut unproven = 0;
     for n in 1..=hits.len() {
         for then_restore in [false, true] {
             ip(&["-n", "r1", "link", "del", "eth0"]);
@@ -2008,6 +2011,9 @@ fn restore_killed_while_remaking_a_link_keeps_the_endpoint_and_never_takes_anoth
                 Some(_) => None,
             };
             let after = format!("{after}, their eth0 made after it: {theirs:?}; record {record:?}");
+            if theirs.is_some() && matches!(record.as_slice(), [("relinking", None, _)]) {
+                unproven += 1;
+            }
             if then_restore {
                 let out = lab.output(&mut lab.command(&args("restore")));
                 let stderr = text(&out.stderr);
@@ -2018,7 +2024,11 @@ fn restore_killed_while_remaking_a_link_keeps_the_endpoint_and_never_takes_anoth
                 let links = links_of("r1");
                 match theirs {
                     Some(theirs) => {
-                        if out.status.code() != Some(1) || links != only(Some(theirs)) {
+                        let said = format!("name eth0 taken by another link (index {theirs})");
+                        if out.status.code() != Some(1)
+                            || !stderr.contains(&said)
+                            || links != only(Some(theirs))
+                        {
                             problems.push(format!("{after}: links {links:?}"));
                         }
                     }
@@ -2044,6 +2054,9 @@ fn restore_killed_while_remaking_a_link_keeps_the_endpoint_and_never_takes_anoth
         whole.0.len() == 1 && whole.1 && whole.2.len() == 1,
         "{whole:?}"
     );
+    // Kills that left a link of ours at the index a `relinking` record
+    // names: made, not yet whole or not yet recorded so.
+    let mut half_made = 0;
     for force in REMAKES {
         ip(&["-n", "r1", "link", "del", "eth0"]);
         let (out, hits) = restore_run(&lab, force, None);
@@ -2060,6 +2073,16 @@ fn restore_killed_while_remaking_a_link_keeps_the_endpoint_and_never_takes_anoth
                 &mut problems,
             );
             still_attached(&lab, &after, &mut problems);
+            if let [record] = records_in(&lab, "rl", "r1").as_slice() {
+                let made = record.ifindex.map(u64::from);
+                if record.state.as_str() == "relinking"
+                    && links_of("r1")
+                        .values()
+                        .any(|(index, _)| Some(*index) == made)
+                {
+                    half_made += 1;
+                }
+            }
             let out = lab.output(&mut lab.command(&args("restore")));
             let seen = eth0_of("r1");
             let record: Vec<_> = records_in(&lab, "rl", "r1")
@@ -2085,6 +2108,9 @@ fn restore_killed_while_remaking_a_link_keeps_the_endpoint_and_never_takes_anoth
             }
         }
     }
+    show(&format!(
+        "restore re-making a link: killed {unproven} times with no index recorded before another tool took the name, {half_made} times with the link made"
+    ));
     for problem in &problems {
         show(problem);
     }
@@ -2094,6 +2120,8 @@ fn restore_killed_while_remaking_a_link_keeps_the_endpoint_and_never_takes_anoth
         problems.len(),
         problems.join("\n")
     );
+    // Neither walk missed what it is for.
+    assert!(unproven > 0 && half_made > 0, "{unproven} {half_made}");
     lab.ok(&disconnect);
     ip(&["netns", "del", "r1"]);
     lab.ok(&args("network rm rl"));

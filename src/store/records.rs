@@ -831,6 +831,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_relinking_endpoint_reads_back_and_counts_as_attached() {
+        let states = [
+            (EndpointState::Attaching, false),
+            (EndpointState::Attached, true),
+            (EndpointState::Detaching, false),
+            (EndpointState::Relinking, true),
+        ];
+        for (state, attached) in states {
+            assert_eq!(state.as_str().parse::<EndpointState>().unwrap(), state);
+            assert_eq!(state.is_attached(), attached, "{state}");
+        }
+        assert_eq!(EndpointState::Relinking.as_str(), "relinking");
+        // As a version without the value reads it: damage, never a guess.
+        assert!("relinked".parse::<EndpointState>().is_err());
+    }
+
+    #[test]
     fn endpoint_identity_fields_are_optional() {
         let record = EndpointRecord {
             id: "c1".into(),

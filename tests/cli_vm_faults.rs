@@ -1974,3 +1974,336 @@ fn a_batch_refused_after_its_creates_leaves_the_cursor_and_views_as_found() {
     }
     lab.ok(&args("network rm rb"));
 }
+
+/// The ways `restore` re-makes an attached endpoint's missing link: with
+/// an ifindex of its choosing, and (forced) under a temporary name, as
+/// when every index it tried was taken.
+const REMAKES: [Option<&str>; 2] = [None, Some("endpoint: every index taken")];
+
+/// `restore`, counted, forced down `force` and killed at hit `kill` when
+/// given: its output and the points it passed.
+fn restore_run(lab: &Lab, force: Option<&str>, kill: Option<usize>) -> (Output, Vec<String>) {
+    let _ = fs::remove_file(lab.count_file());
+    let mut command = lab.command(&args("restore"));
+    command.env(COUNT_ENV, lab.count_file());
+    if let Some(force) = force {
+        command.env(FORCE_ENV, force);
+    }
+    if let Some(n) = kill {
+        command.env(KILL_AT_ENV, n.to_string());
+    }
+    let out = lab.output(&mut command);
+    (out, lab.counted())
+}
+
+/// `eth0` of `ns` as iproute2 reads it: its ifindex, then what makes it
+/// usable (its global addresses, whether it is up, its IPv4 default
+/// routes).
+type Seen = (u64, (Vec<String>, bool, Vec<(Option<String>, String)>));
+
+fn eth0_of(ns: &str) -> Option<Seen> {
+    let link = vm_support::link(Some(ns), "eth0")?;
+    let index = link.get("ifindex")?.as_u64()?;
+    let up = vm_support::link_flags(&link).iter().any(|f| f == "UP");
+    let usable = (
+        vm_support::addresses(ns, "eth0"),
+        up,
+        vm_support::default_routes(ns, "-4"),
+    );
+    Some((index, usable))
+}
+
+/// Item: `restore` re-making the missing link of an attached endpoint,
+/// killed at any point, leaves the endpoint attached (`network inspect`
+/// and the namespace's hosts view keep it) and a record that says the
+/// link is being made again (`relinking`), never an `attached` one: the
+/// next `restore` deletes the half-made link (by the index recorded, or
+/// its temporary name) and makes it whole (address, up, default route),
+/// and a `network disconnect` deletes no link by name alone. Walked at
+/// every kill point of restore: with another tool's ipvlan `eth0` on our
+/// parent in place of ours from the start (restore makes nothing, and
+/// says the name is taken); with the name free and every index taken
+/// (forced: the link is made under a temporary name), another tool then
+/// taking the name while restore lies killed, before a disconnect or a
+/// restore; with no other tool, both ways of making the link, before a
+/// second restore. Their link keeps its ifindex, none of ours is left
+/// under a temporary name.
+#[test]
+fn restore_killed_while_remaking_a_link_keeps_the_endpoint_and_never_takes_another_tools() {
+    foreign_things();
+    let lab = Lab::new("relink");
+    // A parent of its own (not an internal network's): its endpoints get
+    // a default route, which a whole link has.
+    lab.ok(&args(&format!(
+        "network create --subnet 10.58.0.0/16 -o parent={TRUNK}.58 rl"
+    )));
+    let parent = parent_of(&lab, "rl");
+    ip(&["netns", "add", "r1"]);
+    let connect = args("network connect rl r1");
+    let disconnect = args("network disconnect rl r1");
+    let inspect = args("network inspect rl");
+    let view = Path::new(ETC_NETNS_DIR).join("r1").join("hosts");
+    lab.ok(&connect);
+    let mut problems: Vec<String> = Vec::new();
+    let only = |theirs: Option<u64>| {
+        let mut links = BTreeMap::from([("lo".to_string(), (1, String::new()))]);
+        if let Some(index) = theirs {
+            links.insert("eth0".to_string(), (index, "ipvlan".to_string()));
+        }
+        links
+    };
+    // The address our endpoint holds, in the notation `inspect` and the
+    // hosts view use.
+    let attached = |lab: &Lab| -> Option<(String, String)> {
+        let [record] = <[_; 1]>::try_from(records_in(lab, "rl", "r1")).ok()?;
+        let address = record.ipv4?;
+        Some((address.to_string(), address.addr().to_string()))
+    };
+    let held = |lab: &Lab| {
+        let state = StateDir::open(lab.state_dir()).unwrap();
+        let networks = state.networks().unwrap().complete().unwrap();
+        let network = networks.iter().find(|n| n.name == "rl").unwrap();
+        state.addresses(network).unwrap()
+    };
+    // What must be true of an endpoint a killed restore left: attached,
+    // and listed as such.
+    let still_attached = |lab: &Lab, after: &str, problems: &mut Vec<String>| {
+        let records = records_in(lab, "rl", "r1");
+        let Some((net, addr)) = attached(lab) else {
+            problems.push(format!("{after}: records {records:?}"));
+            return;
+        };
+        // By its text, which records hold.
+        if !["attached", "relinking"].contains(&records[0].state.as_str()) {
+            problems.push(format!("{after}: record {:?}", records[0].state));
+        }
+        if !lab.ok(&inspect).contains(&net) {
+            problems.push(format!("{after}: inspect does not list {net}"));
+        }
+        let hosts = fs::read_to_string(&view).unwrap_or_default();
+        if !hosts.lines().any(|line| line == format!("{addr}\tr1")) {
+            problems.push(format!("{after}: hosts view {hosts:?}"));
+        }
+    };
+    // What a disconnect must do, whatever the record a killed restore
+    // left: release the endpoint, leave their link, and none of ours.
+    let disconnected = |lab: &Lab, after: &str, theirs: Option<u64>, problems: &mut Vec<String>| {
+        let out = lab.output(&mut lab.command(&disconnect));
+        let links = links_of("r1");
+        if out.status.code() != Some(0) || links != only(theirs) {
+            problems.push(format!(
+                "{after}, then disconnect (exit {:?}: {}): links {links:?}, their eth0 {theirs:?}",
+                out.status.code(),
+                text(&out.stderr).trim()
+            ));
+        }
+        if !records_in(lab, "rl", "r1").is_empty() || !held(lab).is_empty() {
+            problems.push(format!("{after}, then disconnect: record or address left"));
+        }
+    };
+    // Every run from the same state passes the same points: one that
+    // ends before hit `n` found another state (a problem of its own).
+    let killed =
+        |out: &Output, n: usize, passed: &[String], what: &str, problems: &mut Vec<String>| {
+            match passed.get(n - 1) {
+                Some(point) if out.status.signal() == Some(libc::SIGKILL) => {
+                    format!("{what} killed at hit {n} ({point})")
+                }
+                // Every run from the same state passes the same points.
+                _ => {
+                    let after = format!(
+                        "{what} not killed at hit {n}: it passed only {} ({:?}: {})",
+                        passed.len(),
+                        out.status.code(),
+                        text(&out.stderr).trim()
+                    );
+                    problems.push(after.clone());
+                    after
+                }
+            }
+        };
+
+    // Another tool's eth0 on our parent in place of ours: nothing made.
+    let replace = || {
+        ip(&["-n", "r1", "link", "del", "eth0"]);
+        their_ipvlan("r1", &parent, "eth0").expect("eth0 is free")
+    };
+    let mut theirs = replace();
+    let (out, hits) = restore_run(&lab, None, None);
+    let stderr = text(&out.stderr);
+    let said = format!("r1: name eth0 taken by another link (index {theirs}) in namespace /run/netns/r1; endpoint kept");
+    if out.status.code() != Some(1)
+        || !stderr.contains(&said)
+        || links_of("r1") != only(Some(theirs))
+    {
+        problems.push(format!(
+            "restore beside their eth0 (exit {:?}): {stderr}; links {:?}",
+            out.status.code(),
+            links_of("r1")
+        ));
+    }
+    still_attached(&lab, "restore beside their eth0", &mut problems);
+    for n in 1..=hits.len() {
+        let (out, passed) = restore_run(&lab, None, Some(n));
+        let after = killed(&out, n, &passed, "restore beside their eth0", &mut problems);
+        disconnected(&lab, &after, Some(theirs), &mut problems);
+        // Theirs, unless the disconnect took it (counted above).
+        vm_support::ip_ok(&["-n", "r1", "link", "del", "eth0"]);
+        lab.ok(&connect);
+        theirs = replace();
+    }
+    disconnected(
+        &lab,
+        "restore beside their eth0",
+        Some(theirs),
+        &mut problems,
+    );
+    ip(&["-n", "r1", "link", "del", "eth0"]);
+    lab.ok(&connect);
+
+    // The name free, every index taken; another tool takes the name
+    // while restore lies killed, if ours does not hold it yet.
+    let force = REMAKES[1];
+    ip(&["-n", "r1", "link", "del", "eth0"]);
+    let (out, hits) = restore_run(&lab, force, None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // Kills that left a record naming no index (the link under its
+    // temporary name) when another tool took the name.
+    let mut unproven = 0;
+    for n in 1..=hits.len() {
+        for then_restore in [false, true] {
+            ip(&["-n", "r1", "link", "del", "eth0"]);
+            let (out, passed) = restore_run(&lab, force, Some(n));
+            let after = killed(
+                &out,
+                n,
+                &passed,
+                "restore under a temporary name",
+                &mut problems,
+            );
+            still_attached(&lab, &after, &mut problems);
+            let record: Vec<_> = records_in(&lab, "rl", "r1")
+                .into_iter()
+                .map(|r| (r.state.as_str(), r.ifindex, r.ifname))
+                .collect();
+            let ours = link_in("r1", "eth0");
+            let theirs = match ours {
+                None => their_ipvlan("r1", &parent, "eth0"),
+                Some(_) => None,
+            };
+            let after = format!("{after}, their eth0 made after it: {theirs:?}; record {record:?}");
+            if theirs.is_some() && matches!(record.as_slice(), [("relinking", None, _)]) {
+                unproven += 1;
+            }
+            if then_restore {
+                let out = lab.output(&mut lab.command(&args("restore")));
+                let stderr = text(&out.stderr);
+                let after = format!(
+                    "{after}, then restore (exit {:?}: {stderr})",
+                    out.status.code()
+                );
+                let links = links_of("r1");
+                match theirs {
+                    Some(theirs) => {
+                        let said = format!("name eth0 taken by another link (index {theirs})");
+                        if out.status.code() != Some(1)
+                            || !stderr.contains(&said)
+                            || links != only(Some(theirs))
+                        {
+                            problems.push(format!("{after}: links {links:?}"));
+                        }
+                    }
+                    None => {
+                        if out.status.code() != Some(0) || links.len() != 2 {
+                            problems.push(format!("{after}: links {links:?}"));
+                        }
+                    }
+                }
+                still_attached(&lab, &after, &mut problems);
+            }
+            disconnected(&lab, &after, theirs, &mut problems);
+            if theirs.is_some() {
+                vm_support::ip_ok(&["-n", "r1", "link", "del", "eth0"]);
+            }
+            lab.ok(&connect);
+        }
+    }
+
+    // No other tool, both ways: a second restore makes the link whole.
+    let whole = eth0_of("r1").expect("connect made eth0").1;
+    assert!(
+        whole.0.len() == 1 && whole.1 && whole.2.len() == 1,
+        "{whole:?}"
+    );
+    // Kills that left a link of ours at the index a `relinking` record
+    // names: made, not yet whole or not yet recorded so.
+    let mut half_made = 0;
+    for force in REMAKES {
+        ip(&["-n", "r1", "link", "del", "eth0"]);
+        let (out, hits) = restore_run(&lab, force, None);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        for n in 1..=hits.len() {
+            // Ours, unless the last restore did not make it (counted).
+            vm_support::ip_ok(&["-n", "r1", "link", "del", "eth0"]);
+            let (out, passed) = restore_run(&lab, force, Some(n));
+            let after = killed(
+                &out,
+                n,
+                &passed,
+                &format!("restore ({force:?})"),
+                &mut problems,
+            );
+            still_attached(&lab, &after, &mut problems);
+            if let [record] = records_in(&lab, "rl", "r1").as_slice() {
+                let made = record.ifindex.map(u64::from);
+                if record.state.as_str() == "relinking"
+                    && links_of("r1")
+                        .values()
+                        .any(|(index, _)| Some(*index) == made)
+                {
+                    half_made += 1;
+                }
+            }
+            let out = lab.output(&mut lab.command(&args("restore")));
+            let seen = eth0_of("r1");
+            let record: Vec<_> = records_in(&lab, "rl", "r1")
+                .into_iter()
+                .map(|r| (r.state.as_str(), r.ifindex, r.ifname))
+                .collect();
+            let recorded = record
+                .first()
+                .filter(|r| r.0 == "attached")
+                .and_then(|r| r.1)
+                .map(u64::from);
+            if out.status.code() != Some(0)
+                || seen.as_ref().map(|(_, usable)| usable) != Some(&whole)
+                || seen.as_ref().map(|(index, _)| *index) != recorded
+                || links_of("r1").len() != 2
+            {
+                problems.push(format!(
+                    "{after}, then restore ({:?}: {}): eth0 {seen:?}, not {whole:?}; record {record:?}; links {:?}",
+                    out.status.code(),
+                    text(&out.stdout).trim(),
+                    links_of("r1")
+                ));
+            }
+        }
+    }
+    show(&format!(
+        "restore re-making a link: killed {unproven} times with no index recorded before another tool took the name, {half_made} times with the link made"
+    ));
+    for problem in &problems {
+        show(problem);
+    }
+    assert!(
+        problems.is_empty(),
+        "{} problems:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+    // Neither walk missed what it is for.
+    assert!(unproven > 0 && half_made > 0, "{unproven} {half_made}");
+    lab.ok(&disconnect);
+    ip(&["netns", "del", "r1"]);
+    lab.ok(&args("network rm rl"));
+}

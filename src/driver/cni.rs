@@ -1103,7 +1103,7 @@ impl Manager {
         report: &mut RestoreReport,
         who: &str,
     ) -> Result<(), Error> {
-        let gone = if endpoint.state != EndpointState::Attached {
+        let gone = if !endpoint.state.is_attached() {
             true
         } else if endpoint.netns.is_empty() {
             false

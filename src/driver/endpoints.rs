@@ -691,6 +691,9 @@ impl Manager {
     /// may have taken since (the kill may have come before our create, or
     /// our create been refused because their link had it): no link is
     /// deleted for it, one of that name is reported and left in place.
+    /// Nor is one for a re-make by `restore` (`relinking`) that names no
+    /// index; for both, links of ours under a temporary name go, since a
+    /// create under one is what such a record can be left by.
     pub(crate) fn detach(
         &self,
         host: &Handle,
@@ -730,21 +733,13 @@ impl Manager {
         batch: Option<Option<&Link>>,
     ) -> Result<Vec<String>, Error> {
         check_hosts_dir(state, network)?;
-        let unproven = endpoint.state == EndpointState::Attaching && endpoint.ifindex.is_none();
+        let was = endpoint.state;
+        let unproven = matches!(was, EndpointState::Attaching | EndpointState::Relinking)
+            && endpoint.ifindex.is_none();
         endpoint.state = EndpointState::Detaching;
         state.put_endpoint(&endpoint)?;
         let mut notes = Vec::new();
-        if let (Some(inside), true) = (at.open(), unproven && !endpoint.ifname.is_empty()) {
-            let found = inside.handle.link_by_name(&endpoint.ifname)?;
-            if let Some(link) = found.filter(|l| l.kind.as_deref() == Some("ipvlan")) {
-                notes.push(format!(
-                    "link {} (index {}) in namespace {} left in place: the interrupted attach recorded no index (a record of an older version), so nothing shows the link is the one it made rather than another tool's",
-                    link.name,
-                    link.index,
-                    inside.label()
-                ));
-            }
-        } else if let Some(inside) = at.open() {
+        if let Some(inside) = at.open() {
             let looked_up;
             let parent = match batch {
                 Some(parent) => parent,
@@ -757,13 +752,37 @@ impl Manager {
                     looked_up.as_ref()
                 }
             };
-            let removal = endpoint_link::delete_checked(
-                inside,
-                endpoint.ifindex,
-                &endpoint.ifname,
-                parent,
-                endpoint.mac.as_deref(),
-            )?;
+            let removal = if unproven {
+                // Recorded without an index, the link can only be under a
+                // temporary name, which no other tool makes (an intent of
+                // an older version never made one: nothing is found).
+                endpoint_link::delete_temporary_links(inside, parent)?;
+                let found = match endpoint.ifname.as_str() {
+                    "" => None,
+                    name => inside.handle.link_by_name(name)?,
+                };
+                let why = match was {
+                    EndpointState::Relinking => "the interrupted re-make by restore recorded no index (its link was under a temporary name)",
+                    _ => "the interrupted attach recorded no index (a record of an older version)",
+                };
+                match found.filter(|l| l.kind.as_deref() == Some("ipvlan")) {
+                    Some(link) => LinkRemoval::NotOurs(format!(
+                        "link {} (index {}) in namespace {} left in place: {why}, so nothing shows the link is the one it made rather than another tool's",
+                        link.name,
+                        link.index,
+                        inside.label()
+                    )),
+                    None => LinkRemoval::Missing,
+                }
+            } else {
+                endpoint_link::delete_checked(
+                    inside,
+                    endpoint.ifindex,
+                    &endpoint.ifname,
+                    parent,
+                    endpoint.mac.as_deref(),
+                )?
+            };
             if let LinkRemoval::NotOurs(why) = removal {
                 notes.push(why);
             }

@@ -641,7 +641,7 @@ impl Names<'_> {
             let Some(container) = &endpoint.container else {
                 continue;
             };
-            if endpoint.state != EndpointState::Attached {
+            if !endpoint.state.is_attached() {
                 continue;
             }
             for address in endpoint.ipv4.iter().chain(endpoint.ipv6.iter()) {

@@ -10,7 +10,8 @@
 //!
 //! Every change follows the same order: validate everything that can be
 //! checked without touching anything, write the intent (a record in state
-//! `creating` / `attaching` / `removing` / `detaching`), change the kernel,
+//! `creating` / `attaching` / `removing` / `detaching`, or `relinking`
+//! for a link `restore` makes again), change the kernel,
 //! then mark the record done. A failure undoes the steps already taken; a
 //! process killed at any point leaves an intent that [`Manager::restore`]
 //! rolls back or finishes.

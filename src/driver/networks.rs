@@ -8,8 +8,8 @@ use super::report::endpoint_label;
 use super::{random_hex, subnets, Error, Manager, NetworkCreate, NetworkInfo};
 use crate::rtnl::{Handle, ProbeKind};
 use crate::store::{
-    Damaged, EndpointRecord, EndpointState, Listing, NetworkRecord, NetworkState, ParentOrigin,
-    StateDir, Timestamp,
+    Damaged, EndpointRecord, Listing, NetworkRecord, NetworkState, ParentOrigin, StateDir,
+    Timestamp,
 };
 
 impl Manager {
@@ -406,9 +406,8 @@ fn refuse_when_damaged(damaged: &[Damaged]) -> Result<(), Error> {
 /// killed command left half-done first, since `ipvlan restore` is what
 /// clears them, not another disconnect.
 fn endpoints_in_the_way(network: &NetworkRecord, endpoints: &[EndpointRecord]) -> Error {
-    let (active, unfinished): (Vec<&EndpointRecord>, Vec<&EndpointRecord>) = endpoints
-        .iter()
-        .partition(|e| e.state == EndpointState::Attached);
+    let (active, unfinished): (Vec<&EndpointRecord>, Vec<&EndpointRecord>) =
+        endpoints.iter().partition(|e| e.state.is_attached());
     let active_clause = |names: &[&EndpointRecord]| {
         let names: Vec<String> = names.iter().map(|e| endpoint_label(e)).collect();
         format!(

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use super::{IpvlanFlag, IpvlanMode};
-use crate::store::{EndpointRecord, EndpointState, NetworkRecord, ParentOrigin, Timestamp};
+use crate::store::{EndpointRecord, NetworkRecord, ParentOrigin, Timestamp};
 
 /// One subnet of a network with what belongs to it (`IPAM.Config[]`): the
 /// address manager's own description, also what is stored. Its gateway is
@@ -115,7 +115,7 @@ impl NetworkInfo {
             subnets,
             endpoints: endpoints
                 .iter()
-                .filter(|e| e.state == EndpointState::Attached)
+                .filter(|e| e.state.is_attached())
                 .map(|e| EndpointInfo::from_record(record, e))
                 .collect(),
             warnings: Vec::new(),

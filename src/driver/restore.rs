@@ -11,7 +11,7 @@
 //! its addresses stay taken, and a parent it might share is not deleted.
 
 use super::endpoint_link::{self, EndpointPlan};
-use super::netns_identity::{self, ContainerIndex, ContainerNetns, NsAt};
+use super::netns_identity::{self, ContainerIndex, ContainerNetns, NsAt, OpenNetns};
 use super::report::endpoint_label;
 use super::{hosts, parent, Error, Manager, RestoreReport};
 use crate::rtnl::{Handle, Link};
@@ -141,7 +141,7 @@ impl Manager {
         let claimed: Vec<&EndpointRecord> = endpoints
             .iter()
             .flat_map(|(_, list)| list)
-            .filter(|e| e.state == EndpointState::Attached && !e.ifname.is_empty())
+            .filter(|e| e.state.is_attached() && !e.ifname.is_empty())
             .collect();
         // The same name in the same namespace, whatever path or name it
         // was attached by (an attach guesses `eth0` for a container with
@@ -184,10 +184,7 @@ impl Manager {
             };
             for (mut endpoint, claimed) in list.into_iter().zip(claimed) {
                 let who = format!("{}: {}", network.name, endpoint_label(&endpoint));
-                if endpoint.state != EndpointState::Attached
-                    && endpoint.ifindex.is_none()
-                    && claimed
-                {
+                if !endpoint.state.is_attached() && endpoint.ifindex.is_none() && claimed {
                     // An older intent (no index): killed before making its
                     // link; the name went to a later attach that must keep
                     // it. (One that names its index is undone by that.)
@@ -312,7 +309,7 @@ impl Manager {
             return self.restore_lease(state, network, endpoint, report, who);
         }
         let at = netns_identity::open_endpoint_netns(&endpoint)?;
-        if endpoint.state != EndpointState::Attached {
+        if !endpoint.state.is_attached() {
             // The interrupted attach or detach is undone or finished the
             // same way: no link, no addresses, no record.
             if let Some(inside) = at.open() {
@@ -336,7 +333,14 @@ impl Manager {
                 return Ok(());
             }
         };
-        let found = endpoint_link::recorded_link(inside, endpoint.ifindex, &endpoint.ifname)?;
+        let found = if endpoint.state == EndpointState::Relinking {
+            // A re-make killed part way: its link may lack its addresses,
+            // routes or final name, so it goes and is made again whole.
+            undo_relink(inside, parent, &endpoint)?;
+            None
+        } else {
+            endpoint_link::recorded_link(inside, endpoint.ifindex, &endpoint.ifname)?
+        };
         // A `linkInContainer` link sits on a master in its own namespace,
         // which the host cannot name: an ipvlan link is taken as ours.
         let in_container = super::cni::is_masterless(network);
@@ -394,14 +398,29 @@ impl Manager {
         let ifname = if endpoint.ifname.is_empty() {
             endpoint_link::free_ifname(inside)?
         } else {
+            // Looked for by index above: another tool's link may hold the
+            // name since ours went, and would make the create fail late
+            // (after a fallback to a temporary name, at the rename).
+            if let Some(link) = inside.handle.link_by_name(&endpoint.ifname)? {
+                report.errors.push(format!(
+                    "{who}: name {} taken by another link (index {}) in namespace {}; endpoint kept",
+                    link.name,
+                    link.index,
+                    inside.label()
+                ));
+                return Ok(());
+            }
             endpoint.ifname.clone()
         };
-        // The index this create asks for is recorded first, as an attach's
-        // intent: should restore be killed after the create, the next one
-        // finds the link there and keeps it, rather than making a second
-        // link while the name is taken by the first.
+        // The index this create asks for is recorded first, in a record
+        // that says the link is being made again (not `attached`, which
+        // would have the next restore keep a link killed before it was
+        // configured, and a detach look it up by name when a fallback to
+        // a temporary name names no index): should restore be killed, the
+        // next one deletes what it made and makes it again.
         let index = endpoint_link::chosen_index()?;
         let mut intent = endpoint.clone();
+        intent.state = EndpointState::Relinking;
         intent.ifname = ifname.clone();
         intent.ifindex = Some(index);
         state.put_endpoint(&intent)?;
@@ -411,6 +430,7 @@ impl Manager {
         };
         let built = endpoint_link::create(host, inside, &plan, &ifname, index, &mut rerecord)?;
         let mut updated = endpoint;
+        updated.state = EndpointState::Attached;
         updated.ifname = built.ifname;
         updated.mac = Some(built.mac);
         updated.ifindex = Some(built.index);
@@ -419,6 +439,30 @@ impl Manager {
         report.links_recreated.push(who.to_string());
         Ok(())
     }
+}
+
+/// Deletes what a re-make of `endpoint`'s link (`relinking`) killed part
+/// way may have left in `inside`: the link at the index it recorded, if
+/// ours (never one found by name alone), and our links under a temporary
+/// name, which its fallback makes before the index is recorded.
+fn undo_relink(
+    inside: &OpenNetns,
+    parent: Option<&Link>,
+    endpoint: &EndpointRecord,
+) -> Result<(), Error> {
+    if endpoint.ifindex.is_some() {
+        // Not ours (or no parent to tell): left, and the name check
+        // before the create reports it should it hold the name.
+        endpoint_link::delete_checked(
+            inside,
+            endpoint.ifindex,
+            "",
+            parent,
+            endpoint.mac.as_deref(),
+        )?;
+    }
+    endpoint_link::delete_temporary_links(inside, parent)?;
+    Ok(())
 }
 
 /// Makes the address files of `endpoint` (a record `restore` keeps) exist

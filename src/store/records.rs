@@ -219,9 +219,30 @@ text_enum!(
 );
 text_enum!(
     /// Where an endpoint is in its life: written `Attaching` before the
-    /// link is made, `Attached` after, `Detaching` before teardown.
-    EndpointState { /** Being attached. */ Attaching = "attaching", /** Attached. */ Attached = "attached", /** Being detached. */ Detaching = "detaching" }
+    /// link is made, `Attached` after, `Detaching` before teardown;
+    /// `Relinking` while `restore` makes the missing link of an attached
+    /// endpoint again.
+    EndpointState {
+        /** Being attached. */ Attaching = "attaching",
+        /** Attached. */ Attached = "attached",
+        /** Being detached. */ Detaching = "detaching",
+        /// Attached, its link being made again by `restore`: whatever link
+        /// the record names may be half made (not configured, not renamed
+        /// yet), so it is never kept as it is, nor looked for by name.
+        /// Versions before it read such a record as damaged and leave it,
+        /// and everything filed under it, alone.
+        Relinking = "relinking",
+    }
 );
+
+impl EndpointState {
+    /// Whether the endpoint holds its attachment (listed, named in hosts
+    /// files, kept by `restore`): `Attached`, or `Relinking`, which only
+    /// its link's re-make sets apart.
+    pub fn is_attached(self) -> bool {
+        matches!(self, EndpointState::Attached | EndpointState::Relinking)
+    }
+}
 
 /// Who made a network's parent link, which decides whether `network rm`
 /// and `restore` may delete or re-create it.
@@ -808,6 +829,23 @@ impl ContainerRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_relinking_endpoint_reads_back_and_counts_as_attached() {
+        let states = [
+            (EndpointState::Attaching, false),
+            (EndpointState::Attached, true),
+            (EndpointState::Detaching, false),
+            (EndpointState::Relinking, true),
+        ];
+        for (state, attached) in states {
+            assert_eq!(state.as_str().parse::<EndpointState>().unwrap(), state);
+            assert_eq!(state.is_attached(), attached, "{state}");
+        }
+        assert_eq!(EndpointState::Relinking.as_str(), "relinking");
+        // As a version without the value reads it: damage, never a guess.
+        assert!("relinked".parse::<EndpointState>().is_err());
+    }
 
     #[test]
     fn endpoint_identity_fields_are_optional() {

@@ -14,6 +14,16 @@ use ipvlan::store::{
     append_line, remove_lines, EndpointRecord, NetworkRecord, StateDir, StoreError, Timestamp,
 };
 
+/// The names of the files in `dir`, sorted.
+fn file_names(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
@@ -265,14 +275,7 @@ fn an_endpoint_record_made_under_the_lock_is_replaced_whole_without_a_temporary_
     let net = network("n1", &["192.168.7.0/24"]);
     let mut ep = endpoint(&net, "e1", Some("192.168.7.2/24"), None);
     let dir = tmp.path().join("endpoints").join(&net.id);
-    let names = || {
-        let mut names: Vec<String> = fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
-        names.sort();
-        names
-    };
+    let names = || file_names(&dir);
     {
         let locked = state.lock().unwrap();
         locked.put_network(&net).unwrap();
@@ -384,14 +387,7 @@ fn address_files_a_power_cut_emptied_are_freed_and_made_again() {
     let damaged = tmp.path().join(format!("endpoints/{}/e9.json", net.id));
     fs::write(&damaged, "{").unwrap();
     assert_eq!(locked.release_orphans(&net).unwrap(), 0);
-    let names = || {
-        let mut names: Vec<String> = fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
-        names.sort();
-        names
-    };
+    let names = || file_names(&dir);
     assert_eq!(names(), ["10.0.0.10", "10.0.0.2", "10.0.0.3", "10.0.0.9"]);
     fs::remove_file(&damaged).unwrap();
     assert_eq!(locked.release_orphans(&net).unwrap(), 3);

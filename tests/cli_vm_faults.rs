@@ -1896,7 +1896,10 @@ fn a_parent_whose_chosen_index_is_taken_is_made_with_another() {
 /// addresses were undone, but the cursor kept the addresses it had handed
 /// out (so the next attach skipped them), and the `/etc/netns` view made
 /// for b1 was made again rather than taken away: the undo counted b1's
-/// endpoint as still attached.
+/// endpoint as still attached. Killed at each point of that refusal,
+/// `restore` leaves kernel and state agreeing; killed once b1's link was
+/// undone, it finishes the undo (the undo now writes b1's record
+/// `detaching` first) where it used to make b1's link anew.
 #[test]
 fn a_batch_refused_after_its_creates_leaves_the_cursor_and_views_as_found() {
     foreign_things();
@@ -1967,6 +1970,72 @@ fn a_batch_refused_after_its_creates_leaves_the_cursor_and_views_as_found() {
         b1_view.display()
     );
     assert!(link_in("b1", "eth0").is_none(), "b1's eth0 left");
+
+    // The same refusal killed at each of its points: after restore b1 is
+    // attached with its link or neither, never attached again (its link
+    // made anew) after its undo had begun.
+    let refused = args("network connect rb b1 b2");
+    fs::create_dir_all(&view).unwrap();
+    read_only(&view);
+    let records = lab.state_dir().join("endpoints").join(id);
+    let recorded = || fs::read_dir(&records).map_or(0, |d| d.count());
+    let _ = fs::remove_file(lab.count_file());
+    let mut counting = lab.command(&refused);
+    counting.env(COUNT_ENV, lab.count_file());
+    let out = lab.output(&mut counting);
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let points = lab.counted().len();
+    // Kills that leave b1's record with its link already deleted: the
+    // window the undo's on-disk `detaching` is for.
+    let mut undone_then_killed = 0;
+    let on_rb = || -> BTreeSet<String> {
+        let listed = json::parse(&lab.ok(&args("network inspect rb"))).expect("JSON");
+        match listed.as_array().expect("array")[0].get("Containers") {
+            Some(Value::Object(fields)) => fields.iter().map(|(k, _)| k.clone()).collect(),
+            _ => BTreeSet::new(),
+        }
+    };
+    for n in 1..=points {
+        if n > 1 {
+            read_only(&view);
+        }
+        let passed = lab.kill_at(&refused, n);
+        let after = format!("refused batch killed at hit {n} ({})", passed[n - 1]);
+        let made = passed.iter().any(|p| p.as_str() == "netlink: after acks");
+        let undoing = made && link_in("b1", "eth0").is_none() && recorded() > 0;
+        undone_then_killed += usize::from(undoing);
+        // The view writable again, so that restore can finish whatever
+        // the kill left attached.
+        let _ = Command::new("umount").arg(&view).status();
+        lab.restore();
+        // Killed before the refusal, a target may stay attached (finished
+        // as a single attach would be); either way kernel and state agree.
+        let attached = on_rb();
+        // Its undo begun, the refusal is finished, not b1's link made anew.
+        assert!(
+            !(undoing && attached.contains("b1")),
+            "{after}: killed with b1's link undone, restore attached b1 again"
+        );
+        for ns in ["b1", "b2"] {
+            let linked = link_in(ns, "eth0").is_some();
+            assert_eq!(
+                linked,
+                attached.contains(ns),
+                "{after}: {ns} has an eth0: {linked}; attached to rb: {attached:?}"
+            );
+            if linked {
+                lab.ok(&args(&format!("network disconnect rb {ns}")));
+            }
+        }
+    }
+    let _ = fs::remove_dir(&view);
+    show(&format!(
+        "refused batch walked at {points} kill points, {undone_then_killed} with b1's link undone and its record left"
+    ));
+    assert!(
+        undone_then_killed > 0,
+        "no kill fell between an undone link and its record's removal"
+    );
     lab.ok(&args("network connect rb b1"));
     lab.ok(&args("network disconnect rb b1"));
     for ns in ["b1", "b2"] {

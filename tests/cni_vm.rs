@@ -1463,3 +1463,216 @@ fn a_vlan_master_another_tool_remade_is_never_removed() {
     );
     ip(&["link", "del", "cnim42.45"]);
 }
+
+/// The file named `name` anywhere under `dir`.
+fn find_named(dir: &Path, name: &str) -> Option<PathBuf> {
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        if path.file_name().is_some_and(|n| n == name) {
+            return Some(path);
+        }
+        if path.is_dir() {
+            if let Some(found) = find_named(&path, name) {
+                return Some(found);
+            }
+        }
+    }
+    None
+}
+
+/// A CLI network sharing a VLAN parent with an idle CNI network, the CLI
+/// network's record damaged: `restore` leaves the parent (a damaged record
+/// may be a network on it). It used to drop it as the idle CNI network's
+/// master, and the damaged network's container lost its link.
+#[test]
+fn restore_keeps_a_master_a_damaged_network_record_may_use() {
+    let mut cni = Cni::new("dmgm");
+    cni.master("cnim90");
+    let ns = cni.netns("cni-dmgm1");
+    let pod_ns = cni.netns("cni-dmgm2");
+    let (code, text) = cni.cli(&[
+        "network",
+        "create",
+        "-d",
+        "ipvlan",
+        "--subnet",
+        "10.91.0.0/24",
+        "-o",
+        "parent=cnim90.50",
+        "webd",
+    ]);
+    assert_eq!(code, Some(0), "{text}");
+    let (code, text) = cni.cli(&["network", "connect", "webd", ns.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{text}");
+    let pod = conf("dmgpod", "cnim90.50", "");
+    cni.plugin("ADD", "ctr-d1", &pod_ns, &pod).ok();
+    cni.plugin("DEL", "ctr-d1", &pod_ns, &pod).ok();
+    assert!(link(None, "cnim90.50").is_some(), "webd uses the master");
+    let store = StateDir::open(&cni.state).unwrap();
+    let web = store.network_by_name("webd").unwrap();
+    drop(store);
+    let path = find_named(&cni.state, &format!("{}.json", web.id)).unwrap();
+    std::fs::write(&path, "{").unwrap();
+    let (_, text) = cni.cli(&["restore"]);
+    assert!(
+        link(None, "cnim90.50").is_some(),
+        "restore deleted the master a damaged network record may use: {text}"
+    );
+    assert!(
+        link(Some("cni-dmgm1"), "eth0").is_some(),
+        "the damaged network's endpoint link went with it: {text}"
+    );
+}
+
+/// Two networks on one VLAN parent we made, their records naming different
+/// indexes (as an earlier release's restore or CNI ADD left them: the
+/// network that re-made the link got its index, the other kept the old
+/// one): `restore` makes them agree on the live link's, so the link goes
+/// with the last network, whichever it is.
+#[test]
+fn a_shared_parent_whose_records_disagree_goes_with_the_last_network() {
+    let mut cni = Cni::new("stale");
+    cni.master("cnim91");
+    for (name, subnet) in [("sa", "10.92.0.0/24"), ("sb", "10.93.0.0/24")] {
+        let (code, text) = cni.cli(&[
+            "network",
+            "create",
+            "-d",
+            "ipvlan",
+            "--subnet",
+            subnet,
+            "-o",
+            "parent=cnim91.60",
+            name,
+        ]);
+        assert_eq!(code, Some(0), "{text}");
+    }
+    let store = StateDir::open(&cni.state).unwrap();
+    let sb = store.network_by_name("sb").unwrap();
+    drop(store);
+    let path = find_named(&cni.state, &format!("{}.json", sb.id)).unwrap();
+    let doc = json::parse(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let Value::Object(fields) = doc else { panic!() };
+    let stale = sb.parent_index.unwrap() ^ 1;
+    let fields: Vec<(String, Value)> = fields
+        .into_iter()
+        .map(|(k, v)| {
+            if k == "parent_index" {
+                (k, Value::from(stale as u64))
+            } else {
+                (k, v)
+            }
+        })
+        .collect();
+    std::fs::write(&path, Value::object(fields).to_compact().unwrap()).unwrap();
+    let (_, text) = cni.cli(&["restore"]);
+    // Every network removed, the one whose record kept the old index last.
+    for name in ["sa", "sb"] {
+        let (code, t) = cni.cli(&["network", "rm", name]);
+        assert_eq!(code, Some(0), "{t}");
+    }
+    assert!(
+        link(None, "cnim91.60").is_none(),
+        "the parent we made outlived every network on it (restore: {text})"
+    );
+}
+
+/// The last CLI network on a VLAN parent it made goes while only an idle
+/// CNI network names that parent: the parent goes with it (an idle CNI
+/// network holds a master no more than the network itself does).
+#[test]
+fn network_rm_of_the_last_cli_network_beside_an_idle_cni_network_drops_the_master() {
+    let mut cni = Cni::new("idlerm");
+    cni.master("cnim92");
+    let pod_ns = cni.netns("cni-idlerm1");
+    let (code, text) = cni.cli(&[
+        "network",
+        "create",
+        "-d",
+        "ipvlan",
+        "--subnet",
+        "10.95.0.0/24",
+        "-o",
+        "parent=cnim92.70",
+        "webr",
+    ]);
+    assert_eq!(code, Some(0), "{text}");
+    let pod = conf("idlepod", "cnim92.70", "");
+    cni.plugin("ADD", "ctr-i1", &pod_ns, &pod).ok();
+    cni.plugin("DEL", "ctr-i1", &pod_ns, &pod).ok();
+    assert!(link(None, "cnim92.70").is_some());
+    let (code, text) = cni.cli(&["network", "rm", "webr"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        link(None, "cnim92.70").is_none(),
+        "the master stayed for an idle CNI network: {text}"
+    );
+}
+
+/// Records on one parent that disagree (left by an earlier release): a
+/// `network create` on the parent takes the index of the network that
+/// proves the link ours, not of the first listed, since it passes that
+/// index on to every network on the parent: a stale one would leave no
+/// record naming the live link.
+#[test]
+fn a_network_created_on_a_parent_whose_records_disagree_keeps_the_live_index() {
+    let mut cni = Cni::new("poison");
+    cni.master("cnim93");
+    for (name, subnet) in [("pa", "10.96.0.0/24"), ("pb", "10.97.0.0/24")] {
+        let (code, text) = cni.cli(&[
+            "network",
+            "create",
+            "-d",
+            "ipvlan",
+            "--subnet",
+            subnet,
+            "-o",
+            "parent=cnim93.80",
+            name,
+        ]);
+        assert_eq!(code, Some(0), "{text}");
+    }
+    let store = StateDir::open(&cni.state).unwrap();
+    let first = store.networks().unwrap().items.into_iter().next().unwrap();
+    let live = first.parent_index.unwrap();
+    drop(store);
+    let path = find_named(&cni.state, &format!("{}.json", first.id)).unwrap();
+    let doc = json::parse(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let Value::Object(fields) = doc else { panic!() };
+    let fields: Vec<(String, Value)> = fields
+        .into_iter()
+        .map(|(k, v)| {
+            if k == "parent_index" {
+                (k, Value::from((live ^ 1) as u64))
+            } else {
+                (k, v)
+            }
+        })
+        .collect();
+    std::fs::write(&path, Value::object(fields).to_compact().unwrap()).unwrap();
+    let (code, text) = cni.cli(&[
+        "network",
+        "create",
+        "-d",
+        "ipvlan",
+        "--subnet",
+        "10.98.0.0/24",
+        "-o",
+        "parent=cnim93.80",
+        "pc",
+    ]);
+    assert_eq!(code, Some(0), "{text}");
+    let store = StateDir::open(&cni.state).unwrap();
+    let indexes: Vec<(String, Option<u32>)> = store
+        .networks()
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|n| (n.name, n.parent_index))
+        .collect();
+    drop(store);
+    assert!(
+        indexes.iter().any(|(_, i)| *i == Some(live)),
+        "no record names the live parent (index {live}) any more: {indexes:?}"
+    );
+}

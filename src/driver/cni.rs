@@ -29,7 +29,7 @@ use crate::store::{
 
 /// The record option that marks a network as made by CNI ADD; its value
 /// is the config's [`CniNetwork::config`].
-pub const CNI_MARK: &str = "cni.config";
+pub const CNI_MARK: &str = super::options::CNI_MARK;
 
 /// Prefix of the endpoint ids of CNI attachments.
 const ID_PREFIX: &str = "cni-";
@@ -275,37 +275,11 @@ pub(crate) fn drop_idle_parents(host: &Handle, state: &Locked<'_>, networks: &[N
             continue;
         };
         let network = &network;
-        if is_idle(state, network) {
-            let others = master_users(state, networks, network);
+        if parent::is_idle(state, network) {
+            let others = parent::users_of_parent(state, networks, network);
             parent::delete_if_ours(host, network, &others);
         }
     }
-}
-
-/// Whether `network` has no attachment: no endpoint record, and no damaged
-/// one (which may be an attachment) either.
-fn is_idle(state: &Locked<'_>, network: &NetworkRecord) -> bool {
-    state
-        .endpoints_of(&network.id)
-        .is_ok_and(|e| e.is_empty() && e.damaged.is_empty())
-}
-
-/// The networks of `networks` other than `network` that keep its master in
-/// use: any CLI network on it, and each CNI network on it with an
-/// attachment. An idle CNI network holds it no more than `network` does
-/// (its next ADD makes it again), or two CNI networks on one master would
-/// each keep it for the other for good.
-fn master_users(
-    state: &Locked<'_>,
-    networks: &[NetworkRecord],
-    network: &NetworkRecord,
-) -> Vec<NetworkRecord> {
-    networks
-        .iter()
-        .filter(|n| n.id != network.id && n.parent == network.parent)
-        .filter(|n| !is_cni(n) || !is_idle(state, n))
-        .cloned()
-        .collect()
 }
 
 /// A failure of [`Manager::cni_network`]: the config's fault (code 7) when
@@ -1206,6 +1180,7 @@ impl Manager {
         network: &NetworkRecord,
     ) -> Result<Link, Error> {
         if let Some(link) = host.link_by_name(&network.parent)? {
+            parent::adopt_live_index(state, network, &link)?;
             return Ok(link);
         }
         if matches!(network.parent_origin, ParentOrigin::VlanCreated { .. }) {
@@ -1229,13 +1204,13 @@ impl Manager {
         }
         // A damaged record may be an attachment, or a network on the same
         // master: the master stays until it is repaired.
-        if !is_idle(state, network) {
+        if !parent::is_idle(state, network) {
             return;
         }
         let Ok(Ok(networks)) = state.networks().map(Listing::complete) else {
             return;
         };
-        let others = master_users(state, &networks, network);
+        let others = parent::users_of_parent(state, &networks, network);
         parent::delete_if_ours(host, network, &others);
     }
 

@@ -1087,6 +1087,13 @@ impl Pending {
         parent: &Link,
         inside: &OpenNetns,
     ) {
+        // Leaving, on disk before the kernel is touched, as a disconnect
+        // does: killed from here on, restore finishes the undo rather than
+        // re-making the link of an `attached` record. Its names are then
+        // worked out without it (as `attached`, a view made for it would
+        // be made again rather than taken away).
+        self.record.state = EndpointState::Detaching;
+        let _ = state.put_endpoint(&self.record);
         let _ = endpoint_link::delete_checked(
             inside,
             self.record.ifindex,
@@ -1094,9 +1101,6 @@ impl Pending {
             Some(parent),
             self.record.mac.as_deref(),
         );
-        // Leaving: its names are worked out without it (as `attached`, a
-        // view made for it would be made again rather than taken away).
-        self.record.state = EndpointState::Detaching;
         let _ = names.remove(network, &self.record);
         self.abandon(state, network);
     }

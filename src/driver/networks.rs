@@ -227,8 +227,7 @@ impl Manager {
         state.put_network(&record)?;
         let mut notes = Vec::new();
         let unreadable = networks.damaged.clone();
-        let others: Vec<NetworkRecord> =
-            networks.into_iter().filter(|n| n.id != record.id).collect();
+        let others = parent::users_of_parent(&state, &networks, &record);
         if unreadable.is_empty() || record.parent_origin == ParentOrigin::Existing {
             notes.extend(parent::delete_if_ours(&Handle::new()?, &record, &others));
         } else {

@@ -5,6 +5,16 @@ use std::path::{Component, Path, PathBuf};
 
 use super::{Error, IpvlanFlag, IpvlanMode};
 use crate::netns::{is_valid_ifname, IFNAME_MAX};
+use crate::store::NetworkRecord;
+
+/// The option key under which a network made by CNI ADD holds its config
+/// (see `cni`).
+pub(crate) const CNI_MARK: &str = "cni.config";
+
+/// Whether CNI ADD made `network`.
+pub(crate) fn made_by_cni(network: &NetworkRecord) -> bool {
+    network.options.iter().any(|(key, _)| key == CNI_MARK)
+}
 
 /// Longest network or container name, in bytes.
 pub const MAX_NAME_LEN: usize = 64;

@@ -101,9 +101,13 @@ impl ParentPlan {
     ) -> Result<(String, ParentOrigin, Option<u32>), Error> {
         Ok(match self {
             ParentPlan::Existing(link) => {
+                // The network that proves the link ours, if one does: a
+                // record naming another index (a link gone since) would
+                // pass that index on to every network on the parent.
                 let (origin, index) = networks
                     .iter()
-                    .find(|n| n.parent == link.name)
+                    .find(|n| is_ours(link, n))
+                    .or_else(|| networks.iter().find(|n| n.parent == link.name))
                     .map_or((ParentOrigin::Existing, None), |n| {
                         (n.parent_origin.clone(), n.parent_index)
                     });
@@ -264,6 +268,61 @@ pub(crate) fn put_naming_parent(state: &Locked<'_>, record: &NetworkRecord) -> R
     Ok(())
 }
 
+/// Makes every network of ours on `network`'s parent record the index of
+/// `link`, the parent there now, when `network` records another and some
+/// network of ours proves `link` ours (see [`is_ours`]): records an older
+/// release left disagreeing (it recorded a re-made parent's index in the
+/// network that re-made it only) agree again, so whichever goes last
+/// deletes the link. Costs nothing when `network` already agrees.
+pub(crate) fn adopt_live_index(
+    state: &Locked<'_>,
+    network: &NetworkRecord,
+    link: &Link,
+) -> Result<(), Error> {
+    if network.parent_origin == ParentOrigin::Existing || network.parent_index == Some(link.index) {
+        return Ok(());
+    }
+    let networks = state.networks()?.items;
+    let proven = networks
+        .iter()
+        .any(|n| n.parent_origin == network.parent_origin && is_ours(link, n));
+    if !proven {
+        return Ok(());
+    }
+    let mut record = match networks.into_iter().find(|n| n.id == network.id) {
+        Some(record) => record,
+        None => return Ok(()),
+    };
+    record.parent_index = Some(link.index);
+    put_naming_parent(state, &record)
+}
+
+/// Whether `network` has no attachment: no endpoint record, and no damaged
+/// one (which may be an attachment) either.
+pub(crate) fn is_idle(state: &Locked<'_>, network: &NetworkRecord) -> bool {
+    state
+        .endpoints_of(&network.id)
+        .is_ok_and(|e| e.is_empty() && e.damaged.is_empty())
+}
+
+/// The networks of `networks` other than `network` that keep its parent
+/// in use: any CLI network on it, and each CNI network on it with an
+/// attachment. An idle CNI network holds it no more than `network` does
+/// (its next ADD makes it again), or two networks on one parent, one of
+/// them an idle CNI network, would keep it for each other for good.
+pub(crate) fn users_of_parent(
+    state: &Locked<'_>,
+    networks: &[NetworkRecord],
+    network: &NetworkRecord,
+) -> Vec<NetworkRecord> {
+    networks
+        .iter()
+        .filter(|n| n.id != network.id && n.parent == network.parent)
+        .filter(|n| !options::made_by_cni(n) || !is_idle(state, n))
+        .cloned()
+        .collect()
+}
+
 /// Whether `link` is the parent `record` says we made: the ifindex we
 /// chose and recorded before the create (which nobody else picks), under
 /// the recorded name, of the recorded kind (and VLAN id). A link of the
@@ -331,6 +390,7 @@ pub(crate) fn restore(
     report: &mut RestoreReport,
 ) -> Result<Option<Link>, Error> {
     if let Some(link) = host.link_by_name(&network.parent)? {
+        adopt_live_index(state, network, &link)?;
         return Ok(Some(link));
     }
     let label = format!("{}: {}", network.name, network.parent);

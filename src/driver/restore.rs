@@ -84,7 +84,8 @@ impl Manager {
             } else {
                 // A record of an earlier release keeps its parent (see
                 // `delete_if_ours`): not a failure of the restore.
-                let _ = parent::delete_if_ours(&host, network, &networks);
+                let users = parent::users_of_parent(&state, &networks, network);
+                let _ = parent::delete_if_ours(&host, network, &users);
             }
             match state.remove_network(&network.id) {
                 Ok(_) => report.intents_repaired += 1,
@@ -205,7 +206,11 @@ impl Manager {
             }
         }
 
-        super::cni::drop_idle_parents(&host, &state, &networks);
+        // A damaged network record may be one on the same master: none is
+        // dropped until it is repaired.
+        if !unreadable_networks {
+            super::cni::drop_idle_parents(&host, &state, &networks);
+        }
         // Address files and container indexes are derived from the
         // endpoint records and not synced: a power cut may have lost,
         // emptied or brought them back. Made to agree with the records.

@@ -1490,18 +1490,7 @@ fn restore_keeps_a_master_a_damaged_network_record_may_use() {
     cni.master("cnim90");
     let ns = cni.netns("cni-dmgm1");
     let pod_ns = cni.netns("cni-dmgm2");
-    let (code, text) = cni.cli(&[
-        "network",
-        "create",
-        "-d",
-        "ipvlan",
-        "--subnet",
-        "10.91.0.0/24",
-        "-o",
-        "parent=cnim90.50",
-        "webd",
-    ]);
-    assert_eq!(code, Some(0), "{text}");
+    cli_network(&cni, "webd", "10.91.0.0/24", "cnim90.50");
     let (code, text) = cni.cli(&["network", "connect", "webd", ns.to_str().unwrap()]);
     assert_eq!(code, Some(0), "{text}");
     let pod = conf("dmgpod", "cnim90.50", "");
@@ -1533,38 +1522,8 @@ fn restore_keeps_a_master_a_damaged_network_record_may_use() {
 fn a_shared_parent_whose_records_disagree_goes_with_the_last_network() {
     let mut cni = Cni::new("stale");
     cni.master("cnim91");
-    for (name, subnet) in [("sa", "10.92.0.0/24"), ("sb", "10.93.0.0/24")] {
-        let (code, text) = cni.cli(&[
-            "network",
-            "create",
-            "-d",
-            "ipvlan",
-            "--subnet",
-            subnet,
-            "-o",
-            "parent=cnim91.60",
-            name,
-        ]);
-        assert_eq!(code, Some(0), "{text}");
-    }
-    let store = StateDir::open(&cni.state).unwrap();
-    let sb = store.network_by_name("sb").unwrap();
-    drop(store);
-    let path = find_named(&cni.state, &format!("{}.json", sb.id)).unwrap();
-    let doc = json::parse(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    let Value::Object(fields) = doc else { panic!() };
-    let stale = sb.parent_index.unwrap() ^ 1;
-    let fields: Vec<(String, Value)> = fields
-        .into_iter()
-        .map(|(k, v)| {
-            if k == "parent_index" {
-                (k, Value::from(stale as u64))
-            } else {
-                (k, v)
-            }
-        })
-        .collect();
-    std::fs::write(&path, Value::object(fields).to_compact().unwrap()).unwrap();
+    let nets = [("sa", "10.92.0.0/24"), ("sb", "10.93.0.0/24")];
+    networks_disagreeing_on(&cni, "cnim91.60", &nets, "sb");
     let (_, text) = cni.cli(&["restore"]);
     // Every network removed, the one whose record kept the old index last.
     for name in ["sa", "sb"] {
@@ -1585,18 +1544,7 @@ fn network_rm_of_the_last_cli_network_beside_an_idle_cni_network_drops_the_maste
     let mut cni = Cni::new("idlerm");
     cni.master("cnim92");
     let pod_ns = cni.netns("cni-idlerm1");
-    let (code, text) = cni.cli(&[
-        "network",
-        "create",
-        "-d",
-        "ipvlan",
-        "--subnet",
-        "10.95.0.0/24",
-        "-o",
-        "parent=cnim92.70",
-        "webr",
-    ]);
-    assert_eq!(code, Some(0), "{text}");
+    cli_network(&cni, "webr", "10.95.0.0/24", "cnim92.70");
     let pod = conf("idlepod", "cnim92.70", "");
     cni.plugin("ADD", "ctr-i1", &pod_ns, &pod).ok();
     cni.plugin("DEL", "ctr-i1", &pod_ns, &pod).ok();
@@ -1618,50 +1566,10 @@ fn network_rm_of_the_last_cli_network_beside_an_idle_cni_network_drops_the_maste
 fn a_network_created_on_a_parent_whose_records_disagree_keeps_the_live_index() {
     let mut cni = Cni::new("poison");
     cni.master("cnim93");
-    for (name, subnet) in [("pa", "10.96.0.0/24"), ("pb", "10.97.0.0/24")] {
-        let (code, text) = cni.cli(&[
-            "network",
-            "create",
-            "-d",
-            "ipvlan",
-            "--subnet",
-            subnet,
-            "-o",
-            "parent=cnim93.80",
-            name,
-        ]);
-        assert_eq!(code, Some(0), "{text}");
-    }
-    let store = StateDir::open(&cni.state).unwrap();
-    let first = store.networks().unwrap().items.into_iter().next().unwrap();
-    let live = first.parent_index.unwrap();
-    drop(store);
-    let path = find_named(&cni.state, &format!("{}.json", first.id)).unwrap();
-    let doc = json::parse(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    let Value::Object(fields) = doc else { panic!() };
-    let fields: Vec<(String, Value)> = fields
-        .into_iter()
-        .map(|(k, v)| {
-            if k == "parent_index" {
-                (k, Value::from((live ^ 1) as u64))
-            } else {
-                (k, v)
-            }
-        })
-        .collect();
-    std::fs::write(&path, Value::object(fields).to_compact().unwrap()).unwrap();
-    let (code, text) = cni.cli(&[
-        "network",
-        "create",
-        "-d",
-        "ipvlan",
-        "--subnet",
-        "10.98.0.0/24",
-        "-o",
-        "parent=cnim93.80",
-        "pc",
-    ]);
-    assert_eq!(code, Some(0), "{text}");
+    // The stale record is the first listed (the oldest).
+    let nets = [("pa", "10.96.0.0/24"), ("pb", "10.97.0.0/24")];
+    let live = networks_disagreeing_on(&cni, "cnim93.80", &nets, "pa");
+    cli_network(&cni, "pc", "10.98.0.0/24", "cnim93.80");
     let store = StateDir::open(&cni.state).unwrap();
     let indexes: Vec<(String, Option<u32>)> = store
         .networks()
@@ -1675,4 +1583,41 @@ fn a_network_created_on_a_parent_whose_records_disagree_keeps_the_live_index() {
         indexes.iter().any(|(_, i)| *i == Some(live)),
         "no record names the live parent (index {live}) any more: {indexes:?}"
     );
+}
+
+/// Networks `nets` (name, subnet) made on the VLAN parent `parent`, then
+/// the record of `stale` rewritten to name another index than the link's,
+/// as an earlier release could leave it; returns the link's index.
+fn networks_disagreeing_on(cni: &Cni, parent: &str, nets: &[(&str, &str)], stale: &str) -> u32 {
+    for (name, subnet) in nets {
+        cli_network(cni, name, subnet, parent);
+    }
+    let store = StateDir::open(&cni.state).unwrap();
+    let record = store.network_by_name(stale).unwrap();
+    drop(store);
+    let live = record.parent_index.unwrap();
+    let path = find_named(&cni.state, &format!("{}.json", record.id)).unwrap();
+    let doc = json::parse(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let Value::Object(fields) = doc else {
+        panic!("{} is not an object", path.display())
+    };
+    let fields: Vec<(String, Value)> = fields
+        .into_iter()
+        .map(|(k, v)| match k.as_str() {
+            "parent_index" => (k, Value::from(u64::from(live ^ 1))),
+            _ => (k, v),
+        })
+        .collect();
+    std::fs::write(&path, Value::object(fields).to_compact().unwrap()).unwrap();
+    live
+}
+
+/// `ipvlan network create` of `name` on `subnet` with parent `parent`,
+/// which must succeed.
+fn cli_network(cni: &Cni, name: &str, subnet: &str, parent: &str) {
+    let option = format!("parent={parent}");
+    let (code, text) = cni.cli(&[
+        "network", "create", "-d", "ipvlan", "--subnet", subnet, "-o", &option, name,
+    ]);
+    assert_eq!(code, Some(0), "network create {name}: {text}");
 }

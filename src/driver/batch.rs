@@ -103,11 +103,14 @@ impl Manager {
             target.forget_legacy_ids();
         }
         let cursors = state.cursors(network)?;
+        let put_back_cursors = || {
+            let _ = state.put_cursors(network, &cursors);
+        };
         let give_back = |pending: &mut dyn Iterator<Item = Pending>| {
             for prepared in pending {
                 prepared.abandon(&state, network);
             }
-            let _ = state.put_cursors(network, &cursors);
+            put_back_cursors();
         };
         // Each link's ifindex is in its intent record before its create is
         // sent, so restore undoes that link and no other.
@@ -300,7 +303,7 @@ impl Manager {
                     .undo_built(&state, &names, network, &parent, &r.inside);
             }
             // As a batch refused before its creates: the cursors as found.
-            let _ = state.put_cursors(network, &cursors);
+            put_back_cursors();
             return Err(error);
         }
         // Collected in place of the endpoints, each one's descriptors and

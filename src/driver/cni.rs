@@ -17,6 +17,7 @@ use ipnet::IpNet;
 use super::endpoint_link::{self, DefaultRoute, EndpointPlan};
 use super::netns_identity::{self, NsAt, OpenNetns};
 use super::networks::find_network;
+use super::options::cni_config;
 use super::report::RestoreReport;
 use super::{parent, subnets, Error, ErrorKind, IpvlanFlag, IpvlanMode, Manager, NetworkCreate};
 use crate::ipam::{from_u128, to_u128, IpFamily, IpamError, Request};
@@ -228,18 +229,9 @@ fn ifname_taken(attach: &CniAttach<'_>) -> Error {
     ))
 }
 
-/// The config a network was made from by CNI ADD, if it was.
-fn cni_config(network: &NetworkRecord) -> Option<&str> {
-    network
-        .options
-        .iter()
-        .find(|(key, _)| key == CNI_MARK)
-        .map(|(_, value)| value.as_str())
-}
-
 /// Whether CNI ADD made the network.
 pub(crate) fn is_cni(network: &NetworkRecord) -> bool {
-    cni_config(network).is_some()
+    super::options::made_by_cni(network)
 }
 
 /// Whether the CNI network has no master in the host: made by a

@@ -11,9 +11,18 @@ use crate::store::NetworkRecord;
 /// (see `cni`).
 pub(crate) const CNI_MARK: &str = "cni.config";
 
+/// The config CNI ADD made `network` from, if it made it.
+pub(crate) fn cni_config(network: &NetworkRecord) -> Option<&str> {
+    network
+        .options
+        .iter()
+        .find(|(key, _)| key == CNI_MARK)
+        .map(|(_, value)| value.as_str())
+}
+
 /// Whether CNI ADD made `network`.
 pub(crate) fn made_by_cni(network: &NetworkRecord) -> bool {
-    network.options.iter().any(|(key, _)| key == CNI_MARK)
+    cni_config(network).is_some()
 }
 
 /// Longest network or container name, in bytes.

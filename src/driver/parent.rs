@@ -251,11 +251,21 @@ fn create_recorded(
 /// [`delete_if_ours`]), so none may keep the index of a link made before
 /// this one, which `restore` or a `network create` is about to replace.
 pub(crate) fn put_naming_parent(state: &Locked<'_>, record: &NetworkRecord) -> Result<(), Error> {
-    state.put_network(record)?;
     if record.parent_origin == ParentOrigin::Existing {
-        return Ok(());
+        return Ok(state.put_network(record)?);
     }
-    for mut sibling in state.networks()?.items {
+    put_naming_parent_among(state, record, state.networks()?.items)
+}
+
+/// [`put_naming_parent`], `networks` being every network as read under
+/// the held lock.
+fn put_naming_parent_among(
+    state: &Locked<'_>,
+    record: &NetworkRecord,
+    networks: Vec<NetworkRecord>,
+) -> Result<(), Error> {
+    state.put_network(record)?;
+    for mut sibling in networks {
         if sibling.id != record.id
             && sibling.parent == record.parent
             && sibling.parent_origin == record.parent_origin
@@ -289,12 +299,11 @@ pub(crate) fn adopt_live_index(
     if !proven {
         return Ok(());
     }
-    let mut record = match networks.into_iter().find(|n| n.id == network.id) {
-        Some(record) => record,
-        None => return Ok(()),
+    let Some(mut record) = networks.iter().find(|n| n.id == network.id).cloned() else {
+        return Ok(());
     };
     record.parent_index = Some(link.index);
-    put_naming_parent(state, &record)
+    put_naming_parent_among(state, &record, networks)
 }
 
 /// Whether `network` has no attachment: no endpoint record, and no damaged

@@ -11,7 +11,8 @@ use common::{address_files, check_every_file_parses, endpoint, network, plant, T
 use ipvlan::ipam::{IpFamily, Request};
 use ipvlan::json::Value;
 use ipvlan::store::{
-    append_line, remove_lines, EndpointRecord, NetworkRecord, StateDir, StoreError, Timestamp,
+    append_line, remove_lines, EndpointRecord, EndpointState, NetworkRecord, StateDir, StoreError,
+    Timestamp,
 };
 
 /// The names of the files in `dir`, sorted.
@@ -301,6 +302,72 @@ fn an_endpoint_record_made_under_the_lock_is_replaced_whole_without_a_temporary_
         .mode()
         & 0o7777;
     assert_eq!(mode, 0o600);
+    check_every_file_parses(tmp.path());
+}
+
+#[test]
+fn the_intents_a_dead_batch_left_become_records_of_their_own_when_the_lock_is_taken() {
+    let tmp = TempDir::new("batch-intents");
+    let state = StateDir::open(tmp.path()).unwrap();
+    let net = network("n1", &["192.168.8.0/24"]);
+    let dir = tmp.path().join("endpoints").join(&net.id);
+    let batch_file = tmp.path().join("batch-intents");
+    let intents: Vec<EndpointRecord> = (1..=4)
+        .map(|i| EndpointRecord {
+            state: EndpointState::Attaching,
+            mac: None,
+            ifindex: Some(1000 + i),
+            ..endpoint(
+                &net,
+                &format!("e{i}"),
+                Some(&format!("192.168.8.{i}/24")),
+                None,
+            )
+        })
+        .collect();
+    let finished = EndpointRecord {
+        state: EndpointState::Attached,
+        mac: Some("02:42:ac:11:00:09".into()),
+        ..intents[0].clone()
+    };
+    {
+        let locked = state.lock().unwrap();
+        locked.put_network(&net).unwrap();
+        locked.put_batch_intents(&mut intents.iter()).unwrap();
+        assert!(batch_file.exists());
+        // e1 finished (its final record made in place); e3's final record
+        // cut short by the kill (created, not written); e2 and e4 not
+        // reached. The batch dies holding the lock: its file stays.
+        locked.put_new_endpoint(&finished).unwrap();
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("e3.json"), "").unwrap();
+        fs::set_permissions(dir.join("e3.json"), fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    // The kill came while the last line was written.
+    let text = fs::read_to_string(&batch_file).unwrap();
+    assert_eq!(text.lines().count(), 4, "one line an intent: {text}");
+    fs::write(&batch_file, &text[..text.len() - 20]).unwrap();
+    // Lock-free readers see no intents: only the record that was made.
+    assert_eq!(state.endpoint_ids(&net.id).unwrap(), ["e1", "e3"]);
+
+    let locked = state.lock().unwrap();
+    assert!(!batch_file.exists(), "expanded, then removed");
+    assert_eq!(locked.endpoint(&net.id, "e1").unwrap(), Some(finished));
+    assert_eq!(
+        locked.endpoint(&net.id, "e2").unwrap().as_ref(),
+        Some(&intents[1])
+    );
+    assert_eq!(
+        locked.endpoint(&net.id, "e3").unwrap().as_ref(),
+        Some(&intents[2]),
+        "an empty record is one never written: the intent takes its place"
+    );
+    assert_eq!(
+        locked.endpoint(&net.id, "e4").unwrap(),
+        None,
+        "its line was cut short"
+    );
+    drop(locked);
     check_every_file_parses(tmp.path());
 }
 

@@ -8,10 +8,14 @@
 //! `Handle::link_add_many`, so that what a create needs is held for one
 //! chunk only), each namespace then gets its address, link-up and routes
 //! in one round trip on its own socket; the state is made durable once, at
-//! the end (`Locked::commit`). Every endpoint still has its own intent record,
-//! written before the kernel is touched, so an interrupted batch is what
-//! `restore` already repairs: each endpoint of it is finished or undone
-//! as a single attach would be.
+//! the end (`Locked::commit`). The intents of all its endpoints are
+//! written before the kernel is touched, in one file
+//! (`Locked::put_batch_intents`), and each final record is made in place
+//! (no intent file per endpoint to create and rename over): the next
+//! holder of the lock turns the intents of a batch that died into intent
+//! records of their own, so an interrupted batch is what `restore` already
+//! repairs: each endpoint of it is finished or undone as a single attach
+//! would be.
 //!
 //! A batch is all or nothing: when one target cannot be attached, the
 //! endpoints this call made are removed again and the error names the
@@ -19,7 +23,7 @@
 //! all are attached.
 
 use super::endpoint_link::{self, BuiltEndpoint, EndpointPlan, NewEndpoint};
-use super::endpoints::{parent_link, DetachPlace, Pending, ResolvedTarget};
+use super::endpoints::{parent_link, DetachPlace, Intent, Pending, ResolvedTarget};
 use super::netns_identity::{NsAt, OpenNetns};
 use super::networks::{find_network, lookup_network};
 use super::report::endpoint_label;
@@ -106,14 +110,18 @@ impl Manager {
         let put_back_cursors = || {
             let _ = state.put_cursors(network, &cursors);
         };
+        // The batch's intents go last: killed while giving back, the
+        // next lock finds them and restore finishes the job.
         let give_back = |pending: &mut dyn Iterator<Item = Pending>| {
             for prepared in pending {
                 prepared.abandon(&state, network);
             }
             put_back_cursors();
+            let _ = state.remove_batch_intents();
         };
-        // Each link's ifindex is in its intent record before its create is
-        // sent, so restore undoes that link and no other.
+        // Each link's ifindex is in its intent before its create is sent,
+        // so restore undoes that link and no other. The intents of all go
+        // into one file once all are reserved (see `Intent::InBatch`).
         let indexes = endpoint_link::chosen_indexes(slots.len())?;
         let mut refused = None;
         for (slot, &index) in slots.iter_mut().zip(&indexes) {
@@ -124,7 +132,15 @@ impl Manager {
             // its namespace (two system calls and a round trip each), as a
             // single attach does; should another tool's `eth0` be there, the
             // create finds out and that target goes the single way.
-            let reserved = self.reserve(&state, network, target, &request, true, index);
+            let reserved = self.reserve(
+                &state,
+                network,
+                target,
+                &request,
+                true,
+                index,
+                Intent::InBatch,
+            );
             // A thousand sockets' receive buffers would add up (32 KiB
             // each): each is let go once its namespace's work is done.
             target.inside.handle.socket().release_buffer();
@@ -154,6 +170,13 @@ impl Manager {
         // targets had.
         let mut reserved: Vec<Reserved> =
             slots.into_iter().filter_map(Slot::into_reserved).collect();
+        if let Err(error) = state.put_batch_intents(&mut reserved.iter().map(|r| &r.pending.record))
+        {
+            give_back(&mut reserved.into_iter().map(|r| r.pending));
+            return Err(
+                Error::from(error).context(format!("attaching to network {}", network.name))
+            );
+        }
 
         // The creates go to the kernel a chunk at a time: a plan, a request
         // and an answer per endpoint (about 400 bytes) are held for one
@@ -285,7 +308,7 @@ impl Manager {
             };
             names.missing_view = prepared.record.container.clone().filter(|_| missing);
             let finished = prepared
-                .record_built(&state, &link)
+                .record_built(&state, &link, Intent::InBatch)
                 .and_then(|()| prepared.add_view(&names, network));
             if let Err(error) = finished {
                 failure = Some(error.context(attaching_reserved(&prepared.record, &network.name)));
@@ -304,6 +327,7 @@ impl Manager {
             }
             // As a batch refused before its creates: the cursors as found.
             put_back_cursors();
+            let _ = state.remove_batch_intents();
             return Err(error);
         }
         // Collected in place of the endpoints, each one's descriptors and
@@ -312,7 +336,12 @@ impl Manager {
             .into_iter()
             .map(|r| EndpointInfo::from_record(network, &r.pending.record))
             .collect();
-        // The whole batch durable at once, before it is reported.
+        // Every endpoint has its final record: the intents go, and with
+        // the records the whole batch is made durable at once, before it
+        // is reported.
+        // Should the removal fail, the next lock finds every intent with
+        // its record and removes the file then.
+        let _ = state.remove_batch_intents();
         state.commit()?;
         Ok(endpoints)
     }

@@ -551,7 +551,7 @@ impl Manager {
     ) -> Result<Pending, Error> {
         self.check_attach(state, network, target, req)?;
         let index = endpoint_link::chosen_index()?;
-        self.reserve(state, network, target, req, true, index)
+        self.reserve(state, network, target, req, true, index, Intent::OwnRecord)
     }
 
     /// What refuses an attach before anything is taken: the target's path
@@ -600,7 +600,9 @@ impl Manager {
     /// `eth0` without asking the kernel first (see [`Pending::name_guessed`]).
     /// `index`: the ifindex the link's first create will ask for
     /// ([`endpoint_link::chosen_index`]), named in the intent so that
-    /// restore undoes that link and no other.
+    /// restore undoes that link and no other. `intent`: where the intent
+    /// record goes (a batch writes all of its own together).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn reserve(
         &self,
         state: &Locked<'_>,
@@ -609,6 +611,7 @@ impl Manager {
         req: &AttachRequest,
         guess: bool,
         index: u32,
+        intent: Intent,
     ) -> Result<Pending, Error> {
         // Named before the kernel sees it, so restore knows what to delete
         // if this attach is interrupted; and before any address is taken,
@@ -670,6 +673,9 @@ impl Manager {
                     return Err(error);
                 }
             }
+        }
+        if intent == Intent::InBatch {
+            return Ok(pending);
         }
         // Read as missing by check_attach, under this lock: made in place.
         if let Err(error) = state.put_new_endpoint(&pending.record) {
@@ -938,6 +944,16 @@ pub(crate) struct DetachPlace {
     refusal: Option<Error>,
 }
 
+/// Where [`Manager::reserve`] puts an endpoint's intent record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Intent {
+    /// A record of its own, made in place, before `reserve` returns.
+    OwnRecord,
+    /// None yet: the batch writes the intents of all its endpoints in
+    /// one file ([`Locked::put_batch_intents`]) before its first create.
+    InBatch,
+}
+
 /// An attach between [`Manager::prepare`] and its end: what it holds, so
 /// that a failure anywhere gives all of it back.
 pub(crate) struct Pending {
@@ -1040,7 +1056,7 @@ impl Pending {
         network: &NetworkRecord,
         built: &BuiltEndpoint,
     ) -> Result<(), Error> {
-        self.record_built(state, built)?;
+        self.record_built(state, built, Intent::OwnRecord)?;
         names.add(network, &self.record, self.index.as_deref())
     }
 
@@ -1048,16 +1064,24 @@ impl Pending {
     /// names of all its endpoints together ([`Names::append`], then
     /// [`Pending::add_view`] for each): the built link recorded (state
     /// `attached`).
+    /// `intent`: where its intent was written; a batch's endpoint has no
+    /// record yet (unless a retried create gave it one), so its final
+    /// record is made in place ([`Locked::put_new_endpoint`], which
+    /// replaces one found there after all).
     pub(crate) fn record_built(
         &mut self,
         state: &Locked<'_>,
         built: &BuiltEndpoint,
+        intent: Intent,
     ) -> Result<(), Error> {
         self.record.ifname = built.ifname.clone();
         self.record.mac = Some(built.mac.clone());
         self.record.ifindex = Some(built.index);
         self.record.state = EndpointState::Attached;
-        state.put_endpoint(&self.record)?;
+        match intent {
+            Intent::OwnRecord => state.put_endpoint(&self.record)?,
+            Intent::InBatch => state.put_new_endpoint(&self.record)?,
+        }
         Ok(())
     }
 

@@ -35,6 +35,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use ipnet::IpNet;
 
+mod batch_intents;
+
 use super::addresses::{subnet_dir, DiskBook, CURSOR_FILE};
 use super::fsutil::{self, Entry, FILE_MODE};
 use super::handles::Handles;
@@ -532,10 +534,14 @@ impl StateDir {
         }
         .map_err(StoreError::io("locking", &path))?;
         *self.records_held() = Some(Vec::new());
-        Ok(Locked {
+        let locked = Locked {
             state: self,
             _lock: file,
-        })
+        };
+        // Before anything reads an endpoint: what a dead batch left is
+        // read as a dead single attach's would be.
+        locked.expand_batch_intents()?;
+        Ok(locked)
     }
 
     /// The lock file, opened (made 0600 when missing) through the root's

@@ -541,7 +541,7 @@ pub fn write_new_at(
 
 /// `name` in `dir` created for writing, never through a link; `None` when
 /// something is there already.
-fn open_new_at(dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> io::Result<Option<File>> {
+pub fn open_new_at(dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> io::Result<Option<File>> {
     let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW;
     match crate::sys::openat(Some(dir), name, flags, mode) {
         Ok(fd) => Ok(Some(File::from(fd))),

@@ -10,6 +10,11 @@
 //!                                         files endpoints by namespace identity
 //!                                         only (StateDir::by_identity_only)
 //! host-id                                 random id when /etc/machine-id is missing
+//! batch-intents                           the intent records of a batch attach, one
+//!                                         JSON line each, while it runs (see
+//!                                         `dir/batch_intents.rs`); one found when
+//!                                         the lock is taken is turned into intent
+//!                                         records of their own
 //! networks/<network id>.json              NetworkRecord
 //! endpoints/<network id>/<endpoint id>.json   EndpointRecord
 //! names/<network name>                    -> <network id> (symbolic link), a hint

@@ -1,0 +1,175 @@
+//! The intent records of a batch attach, held in one file.
+//!
+//! A single attach writes its endpoint's intent record (`attaching`) as a
+//! file of its own and later renames the final record over it. A batch of
+//! N endpoints doing the same pays N file creates and N renames over an
+//! existing file, each of which, on ext4, starts the new file's writeback
+//! at once: the larger part of a batch's own work per endpoint. A batch
+//! instead writes every intent as one line of `batch-intents` (in the
+//! root), before its first create, and each final record in place, as a
+//! new file ([`Locked::put_new_endpoint`]).
+//!
+//! The file is removed by the batch before it releases the lock; one found
+//! by the next holder was left by a batch that died. Taking the lock
+//! turns it back into what a single attach leaves
+//! ([`Locked::expand_batch_intents`]): each intent whose endpoint has no
+//! record (missing, or empty: its in-place create was cut short) becomes
+//! that endpoint's intent record, then the file goes. From there on
+//! `restore`, and every other command, sees the intents one by one, as it
+//! would after interrupted single attaches.
+//!
+//! Like any intent, the file is never synced: it only has to outlive the
+//! process (a power cut resets the kernel whose links it names). Its
+//! removal is committed with the batch's records, so a power cut cannot
+//! bring back the intents of a batch that returned.
+
+use std::io::{BufRead, BufReader, Read, Write};
+
+use super::{check_name, Locked, StoreError};
+use crate::json;
+use crate::store::fsutil::{self, FILE_MODE, RECORD_MAX};
+use crate::store::records::{EndpointRecord, EndpointState};
+
+/// The file's name in the root.
+pub(super) const BATCH_INTENTS: &str = "batch-intents";
+
+/// How much of the file is built before one `write`: 128 endpoints' lines
+/// or so, so that a batch of a thousand writes a few times and never holds
+/// all its lines at once.
+const WRITE_CHUNK: usize = 64 << 10;
+
+impl Locked<'_> {
+    /// Writes the intent records (state `attaching`) of a batch's
+    /// endpoints, one compact JSON line each, in one new `batch-intents`
+    /// file, unsynced: in place of one intent record each
+    /// ([`Locked::put_new_endpoint`]), before the kernel is asked for
+    /// anything. An endpoint that needs its intent changed later (a create
+    /// retried under another index) gets a record of its own, which takes
+    /// precedence. The caller removes the file
+    /// ([`Locked::remove_batch_intents`]) once every final record is
+    /// written, or every endpoint undone, and before its commit.
+    pub fn put_batch_intents(
+        &self,
+        records: &mut dyn Iterator<Item = &EndpointRecord>,
+    ) -> Result<(), StoreError> {
+        let path = self.root.join(BATCH_INTENTS);
+        // Expanded when this lock was taken: one here now is this lock's
+        // own, from an earlier batch that gave up; replaced.
+        self.remove_batch_intents()?;
+        let root = self.handles.ensure(&self.root)?;
+        let name = fsutil::c_name(BATCH_INTENTS).map_err(StoreError::io("writing", &path))?;
+        crate::fault::point("store: before write");
+        let mut file = fsutil::open_new_at(root.fd(), &name, FILE_MODE)
+            .map_err(StoreError::io("writing", &path))?
+            .ok_or_else(|| {
+                StoreError::io("writing", &path)(std::io::ErrorKind::AlreadyExists.into())
+            })?;
+        let mut chunk = String::with_capacity(WRITE_CHUNK);
+        let mut records = records.peekable();
+        while let Some(record) = records.next() {
+            check_name("network id", &record.network_id)?;
+            check_name("endpoint id", &record.id)?;
+            let line = record.to_json().to_compact().map_err(|error| {
+                StoreError::io("encoding", &path)(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    error,
+                ))
+            })?;
+            chunk.push_str(&line);
+            chunk.push('\n');
+            if chunk.len() >= WRITE_CHUNK || records.peek().is_none() {
+                crate::fault::after("store: after write", file.write_all(chunk.as_bytes()))
+                    .map_err(StoreError::io("writing", &path))?;
+                chunk.clear();
+            }
+        }
+        self.handles.let_go(file);
+        Ok(())
+    }
+
+    /// Removes `batch-intents`, noting the root for the commit;
+    /// `Ok(false)` when there was none.
+    pub fn remove_batch_intents(&self) -> Result<bool, StoreError> {
+        self.remove_file(&self.root.join(BATCH_INTENTS))
+    }
+
+    /// Turns a `batch-intents` file that a dead batch left into intent
+    /// records of their own (see the module), then removes it; nothing
+    /// when there is none, which costs one failed `openat`. Called when
+    /// the lock is taken, before anything reads the endpoints.
+    ///
+    /// A line that does not read as an `attaching` endpoint record is
+    /// passed over: the last one may have been cut short by the kill (the
+    /// batch had not sent a create for it yet), and the file is ours, made
+    /// in the root that only we may write. An endpoint whose record exists
+    /// keeps it, damaged or not.
+    pub(super) fn expand_batch_intents(&self) -> Result<(), StoreError> {
+        let path = self.root.join(BATCH_INTENTS);
+        let Some(root) = self.handles.dir(&self.root)? else {
+            return Ok(());
+        };
+        let name = fsutil::c_name(BATCH_INTENTS).map_err(StoreError::io("opening", &path))?;
+        let file = match fsutil::open_regular_at(root.fd(), &name, libc::O_RDONLY, 0) {
+            Ok((file, _)) => file,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(error) => return Err(StoreError::io("opening", &path)(error)),
+        };
+        let mut lines = BufReader::new(file);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            // No line of ours is longer than a record may be.
+            let read = (&mut lines)
+                .take(RECORD_MAX + 1)
+                .read_until(b'\n', &mut line)
+                .map_err(StoreError::io("reading", &path))?;
+            if read == 0 {
+                break;
+            }
+            if line.last() != Some(&b'\n') {
+                if line.len() as u64 > RECORD_MAX {
+                    skip_line(&mut lines).map_err(StoreError::io("reading", &path))?;
+                    continue;
+                }
+                // Cut short: its batch died writing it.
+                break;
+            }
+            let Some(intent) = std::str::from_utf8(&line)
+                .ok()
+                .and_then(|text| json::parse(text).ok())
+                .and_then(|value| EndpointRecord::from_json(&value).ok())
+                .filter(|record| record.state == EndpointState::Attaching)
+            else {
+                continue;
+            };
+            match self.endpoint(&intent.network_id, &intent.id) {
+                Ok(None) => self.put_endpoint(&intent)?,
+                Ok(Some(_)) | Err(StoreError::Corrupt(_)) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        self.remove_batch_intents()?;
+        Ok(())
+    }
+}
+
+/// Reads past the rest of a line, up to and with its end, holding no more
+/// of it than the reader's buffer.
+fn skip_line(lines: &mut impl BufRead) -> std::io::Result<()> {
+    loop {
+        let buf = lines.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(());
+        }
+        match buf.iter().position(|&b| b == b'\n') {
+            Some(end) => {
+                lines.consume(end + 1);
+                return Ok(());
+            }
+            None => {
+                let all = buf.len();
+                lines.consume(all);
+            }
+        }
+    }
+}

@@ -441,7 +441,10 @@ fn one_attach_stays_within_its_system_call_budget() {
 /// `connect_many`), in system calls per target a release build makes
 /// (what one more target costs, measured between two batch sizes, so the
 /// process's start and the batch's fixed work are left out), about 10%
-/// above what was reached on Linux 6.1: connect 44, disconnect 45.
+/// above what was reached on Linux 6.1: connect 44, disconnect 45. The
+/// connect's budget is 42 since its intents are lines of one file and
+/// each final record is made in place, not an intent file per target and
+/// a final one renamed over it (40 reached; 44 before).
 /// Before these budgets, 71.7 and 55.0: each target's namespace was opened
 /// with a look at our own and a question of its type, entered through
 /// an open and close of our own (twice for connect: its socket, its
@@ -451,7 +454,7 @@ fn one_attach_stays_within_its_system_call_budget() {
 /// names appended to the network's hosts file by an open of their own;
 /// a disconnect's target had the network's parent looked up and its
 /// names blanked in the hosts file (an open and a read of it) each.
-const BATCH_CONNECT_PER_TARGET: f64 = 48.0;
+const BATCH_CONNECT_PER_TARGET: f64 = 42.0;
 /// `network disconnect NET c1 c2 ...`, per target.
 const BATCH_DISCONNECT_PER_TARGET: f64 = 49.0;
 
@@ -532,9 +535,12 @@ fn a_batch_stays_within_its_system_call_budget_per_target() {
                 .join("\n")
         );
     }
+    // One `fsync` for the endpoints' directory, one for the root, whose
+    // `batch-intents` went: a batch that returned is never brought back
+    // as intents by a power cut.
     assert_eq!(
         connect_large.syncs(),
-        (1, large, 0),
+        (2, large, 0),
         "(fsync, fdatasync, syncfs) of a batch connect of {large}: {}",
         connect_large.report("batch connect")
     );

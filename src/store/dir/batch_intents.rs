@@ -23,7 +23,7 @@
 //! removal is committed with the batch's records, so a power cut cannot
 //! bring back the intents of a batch that returned.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 
 use super::{check_name, Locked, StoreError};
 use crate::json;
@@ -37,6 +37,9 @@ pub(super) const BATCH_INTENTS: &str = "batch-intents";
 /// or so, so that a batch of a thousand writes a few times and never holds
 /// all its lines at once.
 const WRITE_CHUNK: usize = 64 << 10;
+
+/// How much of it is read at once when it is expanded.
+const READ_CHUNK: usize = 64 << 10;
 
 impl Locked<'_> {
     /// Writes the intent records (state `attaching`) of a batch's
@@ -65,22 +68,28 @@ impl Locked<'_> {
                 StoreError::io("writing", &path)(std::io::ErrorKind::AlreadyExists.into())
             })?;
         let mut chunk = String::with_capacity(WRITE_CHUNK);
-        let mut records = records.peekable();
-        while let Some(record) = records.next() {
-            check_name("network id", &record.network_id)?;
-            check_name("endpoint id", &record.id)?;
-            let line = record.to_json().to_compact().map_err(|error| {
-                StoreError::io("encoding", &path)(std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    error,
-                ))
-            })?;
-            chunk.push_str(&line);
-            chunk.push('\n');
-            if chunk.len() >= WRITE_CHUNK || records.peek().is_none() {
+        let mut records = records.fuse();
+        loop {
+            let record = records.next();
+            if let Some(record) = record {
+                check_name("network id", &record.network_id)?;
+                check_name("endpoint id", &record.id)?;
+                let line = record.to_json().to_compact().map_err(|error| {
+                    StoreError::io("encoding", &path)(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        error,
+                    ))
+                })?;
+                chunk.push_str(&line);
+                chunk.push('\n');
+            }
+            if chunk.len() >= WRITE_CHUNK || (record.is_none() && !chunk.is_empty()) {
                 crate::fault::after("store: after write", file.write_all(chunk.as_bytes()))
                     .map_err(StoreError::io("writing", &path))?;
                 chunk.clear();
+            }
+            if record.is_none() {
+                break;
             }
         }
         self.handles.let_go(file);
@@ -114,62 +123,56 @@ impl Locked<'_> {
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(error) => return Err(StoreError::io("opening", &path)(error)),
         };
-        let mut lines = BufReader::new(file);
-        let mut line = Vec::new();
+        // Read a chunk at a time; each whole line expanded as it comes.
+        let mut file = file;
+        let mut held: Vec<u8> = Vec::new();
+        // Within a line longer than any record: dropped up to its end.
+        let mut overlong = false;
         loop {
-            line.clear();
-            // No line of ours is longer than a record may be.
-            let read = (&mut lines)
-                .take(RECORD_MAX + 1)
-                .read_until(b'\n', &mut line)
+            let filled = held.len();
+            held.resize(filled + READ_CHUNK, 0);
+            let read = file
+                .read(&mut held[filled..])
                 .map_err(StoreError::io("reading", &path))?;
-            if read == 0 {
-                break;
-            }
-            if line.last() != Some(&b'\n') {
-                if line.len() as u64 > RECORD_MAX {
-                    skip_line(&mut lines).map_err(StoreError::io("reading", &path))?;
-                    continue;
+            held.truncate(filled + read);
+            let mut done = 0;
+            while let Some(end) = held[done..].iter().position(|&b| b == b'\n') {
+                if !std::mem::take(&mut overlong) {
+                    self.expand_line(&held[done..done + end])?;
                 }
-                // Cut short: its batch died writing it.
+                done += end + 1;
+            }
+            held.copy_within(done.., 0);
+            held.truncate(held.len() - done);
+            if read == 0 {
+                // What is left has no end: cut short, its batch died
+                // writing it (before any create for it).
                 break;
             }
-            let Some(intent) = std::str::from_utf8(&line)
-                .ok()
-                .and_then(|text| json::parse(text).ok())
-                .and_then(|value| EndpointRecord::from_json(&value).ok())
-                .filter(|record| record.state == EndpointState::Attaching)
-            else {
-                continue;
-            };
-            match self.endpoint(&intent.network_id, &intent.id) {
-                Ok(None) => self.put_endpoint(&intent)?,
-                Ok(Some(_)) | Err(StoreError::Corrupt(_)) => {}
-                Err(error) => return Err(error),
+            if held.len() as u64 > RECORD_MAX {
+                held.clear();
+                overlong = true;
             }
         }
         self.remove_batch_intents()?;
         Ok(())
     }
-}
 
-/// Reads past the rest of a line, up to and with its end, holding no more
-/// of it than the reader's buffer.
-fn skip_line(lines: &mut impl BufRead) -> std::io::Result<()> {
-    loop {
-        let buf = lines.fill_buf()?;
-        if buf.is_empty() {
+    /// One line of `batch-intents`: the intent record of an endpoint that
+    /// has none, unless the line is no `attaching` endpoint record.
+    fn expand_line(&self, line: &[u8]) -> Result<(), StoreError> {
+        let Some(intent) = std::str::from_utf8(line)
+            .ok()
+            .and_then(|text| json::parse(text).ok())
+            .and_then(|value| EndpointRecord::from_json(&value).ok())
+            .filter(|record| record.state == EndpointState::Attaching)
+        else {
             return Ok(());
-        }
-        match buf.iter().position(|&b| b == b'\n') {
-            Some(end) => {
-                lines.consume(end + 1);
-                return Ok(());
-            }
-            None => {
-                let all = buf.len();
-                lines.consume(all);
-            }
+        };
+        match self.endpoint(&intent.network_id, &intent.id) {
+            Ok(None) => self.put_endpoint(&intent),
+            Ok(Some(_)) | Err(StoreError::Corrupt(_)) => Ok(()),
+            Err(error) => Err(error),
         }
     }
 }

@@ -2012,7 +2012,10 @@ const BULK_ROW: &str = "ours: library bulk API (`connect_many`, one `network con
 const FLOOR_PP_ROW: &str = "raw-netlink floor, one process per container";
 
 /// The per-process floor plus the durable write our connect makes of its
-/// endpoint record: what a durable attach cannot go below.
+/// endpoint record (a new file): what a durable attach cannot go below
+/// while it writes a new file per record. The floor of that layout, not of
+/// the disk: an overwrite of a preallocated block costs far less (the
+/// `durable-writes` table).
 const DURABLE_ROW: &str = "durable floor: the per-process floor + one record-sized file \
                            (`write`, `fdatasync`, the directory's `fsync`)";
 

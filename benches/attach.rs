@@ -38,6 +38,17 @@
 //!   removes it (`unlinkat`, `fsync` of `DIR`), as a disconnect does; its
 //!   `T` lines cover both parts (timing the write apart would add clock
 //!   reads, system calls here, to what it is meant to show alone).
+//! - `durable-writes DIR COUNT BYTES`: what a durable write of a
+//!   `BYTES`-byte record costs by kind, on files in `DIR` (made here, and
+//!   removed with what it holds): a new file with `fdatasync` and the
+//!   directory's `fsync` (the durable floor's write), a new file with
+//!   `fdatasync` only, `pwrite` into a block of a file preallocated (written
+//!   with zeros and synced before timing) with `fdatasync`, and an append
+//!   with `fdatasync`; `COUNT` rounds of one write of each kind, the order
+//!   rotating, so the host's load drifts under all alike. Raw libc, as the
+//!   floor. Prints a Markdown table: median, p10, p90 per kind and each
+//!   median against the new file's. The orchestrator runs it once, before
+//!   the rows, and adds the table to its results.
 //! - `launch [--env K=V]... [--stdin FILE] -- PROGRAM ARGS...`: runs one
 //!   command and prints `LAUNCH WALL-NS MAXRSS-KIB MINFLT MAJFLT` on stderr
 //!   (the child's `ru_maxrss`, `ru_minflt` and `ru_majflt` from `wait4`). The child's
@@ -83,6 +94,10 @@ const DURABLE_SUBNET: u32 = 0x0a0e_0000;
 /// The durable floor's directory on the disk (beside the state directory,
 /// on the same ext4): one file per attached container.
 const DURABLE_DIR: &str = "durable-floor";
+/// Where `durable-writes` writes (beside the durable floor's directory), and
+/// how many writes of each kind it times.
+const DURABLE_WRITES_DIR: &str = "durable-writes";
+const DURABLE_WRITES: usize = 100;
 const PARENT: &str = "p0";
 const NETWORK: &str = "benchnet";
 /// Containers whose system calls are counted per kind (the one-process
@@ -95,10 +110,11 @@ fn main() -> ExitCode {
         Some("run") => orchestrate(&args[1..]),
         Some("floor") => floor_main(&args[1..]),
         Some("launch") => return launch_main(&args[1..]),
+        Some("durable-writes") => durable_writes_main(&args[1..]),
         Some("noop") => Ok(()),
         _ => Err(
             "usage: attach run ... | floor attach|detach PARENT-INDEX NS-PREFIX SUBNET FIRST LAST \
-                  [--durable DIR BYTES] | \
+                  [--durable DIR BYTES] | durable-writes DIR COUNT BYTES | \
                   launch [--env K=V]... [--stdin FILE] -- PROGRAM ARGS... \
                   (the guest program of `cargo xtask bench`)"
                 .to_string(),
@@ -502,6 +518,197 @@ fn floor_main(args: &[String]) -> Res {
         let _ = writeln!(times, "T {i} {}", start.elapsed().as_nanos());
     }
     print!("{times}");
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Durable writes by kind.
+
+const DURABLE_WRITES_USAGE: &str = "usage: durable-writes DIR COUNT BYTES";
+
+/// The durable writes of one record that `durable-writes` compares, in the
+/// order of its table (the first is the one the ratios are to).
+const WRITE_KINDS: [&str; 4] = [
+    "new file (`openat` `O_CREAT|O_EXCL`, `write`, `fdatasync`, `close`), then `fsync` of \
+     the directory: the durable floor's write",
+    "new file (`openat` `O_CREAT|O_EXCL`, `write`, `fdatasync`, `close`), no directory `fsync`",
+    "`pwrite` into a preallocated block of a file (written with zeros and synced before \
+     timing), `fdatasync`",
+    "append (`write` with `O_APPEND`, the file grows), `fdatasync`",
+];
+
+/// `durable-writes DIR COUNT BYTES`: a directory it makes (and removes), how
+/// many rounds, the record's size.
+fn durable_writes_args(args: &[String]) -> Res<(&str, usize, usize)> {
+    let [dir, count, bytes] = args else {
+        return Err(DURABLE_WRITES_USAGE.into());
+    };
+    let positive = |s: &String| {
+        s.parse::<usize>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("{s}: not a positive number\n{DURABLE_WRITES_USAGE}"))
+    };
+    let (count, bytes) = (positive(count)?, positive(bytes)?);
+    if bytes > SLOT {
+        return Err(format!(
+            "a record of {bytes} bytes does not fit a {SLOT}-byte block"
+        ));
+    }
+    Ok((dir, count, bytes))
+}
+
+fn sync_fd(fd: &OwnedFd, data_only: bool, what: &str) -> Res {
+    // SAFETY: plain fdatasync(2)/fsync(2) on a descriptor we own.
+    let ret = unsafe {
+        if data_only {
+            libc::fdatasync(fd.as_raw_fd())
+        } else {
+            libc::fsync(fd.as_raw_fd())
+        }
+    };
+    check(ret as libc::c_long, what).map(drop)
+}
+
+/// `pwrite(2)` (or `write(2)` when `at` is `None`) of all of `buf`.
+fn write_all_at(fd: &OwnedFd, buf: &[u8], at: Option<u64>, what: &str) -> Res {
+    // SAFETY: writes our own buffer to our own descriptor.
+    let n = unsafe {
+        match at {
+            Some(at) => libc::pwrite(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), at as i64),
+            None => libc::write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()),
+        }
+    };
+    if check(n as libc::c_long, what)? as usize != buf.len() {
+        return Err(format!("{what}: short write"));
+    }
+    Ok(())
+}
+
+/// A new file of `record` in `dir`, made durable by `fdatasync`, and by
+/// `fsync` of the directory too if `dir_fsync`.
+fn new_file_write(dir: &OwnedFd, name: &str, record: &[u8], dir_fsync: bool) -> Res {
+    let file = open_at(
+        dir.as_raw_fd(),
+        name,
+        libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC,
+    )?;
+    write_all_at(&file, record, None, name)?;
+    sync_fd(&file, true, name)?;
+    drop(file);
+    if dir_fsync {
+        sync_fd(dir, false, "fsync of the directory")?;
+    }
+    Ok(())
+}
+
+/// The block size of the preallocated file: one record per block.
+const SLOT: usize = 4096;
+
+/// Times `count` durable writes of a `bytes`-byte record of each of
+/// [`WRITE_KINDS`] in `dir` (made here, removed at the end with what it
+/// holds, all of it ours): round by round, one write of each kind per
+/// round, the order rotating, so the host's load drifts under all kinds
+/// alike. Milliseconds per write, by kind.
+fn durable_writes(dir: &str, count: usize, bytes: usize) -> Res<[Vec<f64>; 4]> {
+    fs::create_dir(dir).map_err(|e| format!("{dir}: {e}"))?;
+    let result = durable_writes_in(dir, count, bytes);
+    let removed = fs::remove_dir_all(dir).map_err(|e| format!("{dir}: {e}"));
+    let times = result?;
+    removed?;
+    Ok(times)
+}
+
+fn durable_writes_in(dir: &str, count: usize, bytes: usize) -> Res<[Vec<f64>; 4]> {
+    let d = open_at(
+        libc::AT_FDCWD,
+        dir,
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+    )?;
+    let mut record = vec![b' '; bytes];
+    if let Some(last) = record.last_mut() {
+        *last = b'\n';
+    }
+    // The preallocated file: every block written and synced, so an overwrite
+    // changes neither its size nor its extents; the append file exists, and
+    // both names are durable, before the first timed write.
+    let slots = open_at(
+        d.as_raw_fd(),
+        "slots",
+        libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC,
+    )?;
+    let zeros = vec![0u8; SLOT];
+    for k in 0..count {
+        write_all_at(&slots, &zeros, Some((k * SLOT) as u64), "slots")?;
+    }
+    sync_fd(&slots, false, "slots")?;
+    let log = open_at(
+        d.as_raw_fd(),
+        "log",
+        libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_APPEND | libc::O_CLOEXEC,
+    )?;
+    sync_fd(&log, false, "log")?;
+    sync_fd(&d, false, "fsync of the directory")?;
+    let mut times: [Vec<f64>; 4] = Default::default();
+    for round in 0..count {
+        for step in 0..WRITE_KINDS.len() {
+            let kind = (round + step) % WRITE_KINDS.len();
+            let start = Instant::now();
+            match kind {
+                0 => new_file_write(&d, &format!("n{round}"), &record, true)?,
+                1 => new_file_write(&d, &format!("m{round}"), &record, false)?,
+                2 => {
+                    write_all_at(&slots, &record, Some((round * SLOT) as u64), "slots")?;
+                    sync_fd(&slots, true, "slots")?;
+                }
+                _ => {
+                    write_all_at(&log, &record, None, "log")?;
+                    sync_fd(&log, true, "log")?;
+                }
+            }
+            times[kind].push(start.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    Ok(times)
+}
+
+/// The nearest-rank percentile `q` (0 < q <= 1) of `v`.
+fn percentile(v: &[f64], q: f64) -> f64 {
+    let s = sorted(v);
+    if s.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((s.len() as f64) * q).ceil() as usize;
+    s[rank.clamp(1, s.len()) - 1]
+}
+
+/// The table `durable-writes` prints: one line per kind, its median, p10
+/// and p90, and its median against the first kind's.
+fn durable_writes_table(bytes: usize, times: &[Vec<f64>; 4]) -> String {
+    let base = median(&times[0]);
+    let mut s = format!(
+        "| durable write of one {bytes}-byte record, {} each | median ms | p10 | p90 | / new \
+         file + directory `fsync` |\n|---|---|---|---|---|\n",
+        times[0].len()
+    );
+    for (kind, t) in WRITE_KINDS.iter().zip(times) {
+        let m = median(t);
+        let _ = writeln!(
+            s,
+            "| {} | {m:.2} | {:.2} | {:.2} | {:.2}x |",
+            kind.replace('|', "\\|"),
+            percentile(t, 0.1),
+            percentile(t, 0.9),
+            m / base
+        );
+    }
+    s
+}
+
+fn durable_writes_main(args: &[String]) -> Res {
+    let (dir, count, bytes) = durable_writes_args(args)?;
+    let times = durable_writes(dir, count, bytes)?;
+    print!("{}", durable_writes_table(bytes, &times));
     Ok(())
 }
 
@@ -1407,12 +1614,7 @@ fn median(v: &[f64]) -> f64 {
 }
 
 fn p90(v: &[f64]) -> f64 {
-    let s = sorted(v);
-    if s.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((s.len() as f64) * 0.9).ceil() as usize;
-    s[rank.clamp(1, s.len()) - 1]
+    percentile(v, 0.9)
 }
 
 fn mean(v: &[f64]) -> f64 {
@@ -1494,6 +1696,19 @@ fn orchestrate(args: &[String]) -> Res {
     config.record_bytes = probe_record_bytes(&config)?;
     fs::create_dir(format!("{}/{DURABLE_DIR}", config.disk))
         .map_err(|e| format!("{DURABLE_DIR}: {e}"))?;
+    // What a durable write of the record costs by kind, on the same disk,
+    // before any row (untimed relative to them: its own table).
+    eprintln!("bench: durable writes by kind, {DURABLE_WRITES} each");
+    let durable_writes = sh(
+        &[
+            &config.me,
+            "durable-writes",
+            &format!("{}/{DURABLE_WRITES_DIR}", config.disk),
+            &DURABLE_WRITES.to_string(),
+            &config.record_bytes.to_string(),
+        ],
+        None,
+    )?;
     let write = |file: &str, text: String| {
         fs::write(format!("{}/{file}", config.disk), text).map_err(|e| format!("{file}: {e}"))
     };
@@ -1698,7 +1913,7 @@ fn orchestrate(args: &[String]) -> Res {
         start.minflt.push(out.minflt as f64);
         start.maxrss_kib = start.maxrss_kib.max(out.maxrss_kib);
     }
-    let markdown = render(
+    let mut markdown = render(
         &table,
         &sizes,
         growth.as_ref(),
@@ -1707,6 +1922,7 @@ fn orchestrate(args: &[String]) -> Res {
         &start,
         config.record_bytes,
     );
+    markdown.push_str(&durable_writes_section(&durable_writes));
     println!("{RESULTS_BEGIN}\n{markdown}{RESULTS_END}");
     Ok(())
 }
@@ -1751,6 +1967,18 @@ fn probe_record_bytes(config: &Config) -> Res<u64> {
     Ok(bytes)
 }
 
+/// The results' table of durable writes by kind (printed by the
+/// `durable-writes` role), under its heading.
+fn durable_writes_section(table: &str) -> String {
+    format!(
+        "\n#### Durable write of one record, by kind\n\n\
+         `durable-writes`, run once before the rows on the state directory's disk (a directory \
+         beside the durable floor's), raw libc: {DURABLE_WRITES} rounds, each one write of \
+         every kind in an order rotating with the round; ms per write, from the `openat` of a \
+         new file (or the `write`) to the return of the last sync.\n\n{table}"
+    )
+}
+
 /// A static no-op process launched as the commands are: what starting,
 /// exiting and waiting for a process cost, and the peak RSS the launcher
 /// itself adds.
@@ -1784,7 +2012,10 @@ const BULK_ROW: &str = "ours: library bulk API (`connect_many`, one `network con
 const FLOOR_PP_ROW: &str = "raw-netlink floor, one process per container";
 
 /// The per-process floor plus the durable write our connect makes of its
-/// endpoint record: what a durable attach cannot go below.
+/// endpoint record (a new file): what a durable attach cannot go below
+/// while it writes a new file per record. The floor of that layout, not of
+/// the disk: an overwrite of a preallocated block costs far less (the
+/// `durable-writes` table).
 const DURABLE_ROW: &str = "durable floor: the per-process floor + one record-sized file \
                            (`write`, `fdatasync`, the directory's `fsync`)";
 
@@ -2340,6 +2571,72 @@ mod tests {
              2.86x; the target, 1.5x the floor, is 10.50 ms; the durable floor alone is 1.43x \
              the floor); disconnect / durable floor 33.00 / 22.00 ms = 1.50x (/ floor 1.65x)\n"
         )));
+    }
+
+    #[test]
+    fn durable_writes_arguments() {
+        let good = words(&["/mnt/bench/durable-writes", "100", "469"]);
+        let (dir, count, bytes) = durable_writes_args(&good).unwrap();
+        assert_eq!((dir, count, bytes), ("/mnt/bench/durable-writes", 100, 469));
+        for bad in [
+            &["d", "100"][..],
+            &["d", "100", "469", "extra"][..],
+            &["d", "0", "469"][..],
+            &["d", "100", "0"][..],
+            &["d", "ten", "469"][..],
+            &["d", "100", "4097"][..],
+        ] {
+            assert!(
+                durable_writes_args(&words(bad)).is_err(),
+                "{bad:?} must be refused"
+            );
+        }
+    }
+
+    /// Every kind is timed once a round, the directory made is removed, and
+    /// one that was there already is refused and left alone.
+    #[test]
+    fn durable_writes_time_every_kind_and_clean_up() {
+        let dir = std::env::temp_dir().join(format!("attach-writes-{}", std::process::id()));
+        let path = dir.to_str().unwrap();
+        let times = durable_writes(path, 5, 469).unwrap();
+        for t in &times {
+            assert_eq!(t.len(), 5);
+            assert!(t.iter().all(|ms| *ms > 0.0), "{t:?}");
+        }
+        assert!(!dir.exists());
+        fs::create_dir(&dir).unwrap();
+        fs::write(dir.join("theirs"), "x").unwrap();
+        let refused = durable_writes(path, 5, 469).unwrap_err();
+        assert!(refused.contains("File exists"), "{refused}");
+        assert_eq!(fs::read_to_string(dir.join("theirs")).unwrap(), "x");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn durable_writes_table_gives_ratios_to_the_new_file() {
+        let ten = |base: f64| (1..=10).map(|i| base * i as f64).collect::<Vec<_>>();
+        let times = [ten(1.0), ten(0.9), ten(0.25), ten(0.75)];
+        let table = durable_writes_table(469, &times);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 6, "{table}");
+        assert!(lines[0].starts_with("| durable write of one 469-byte record, 10 each |"));
+        assert_eq!(
+            lines[2],
+            "| new file (`openat` `O_CREAT\\|O_EXCL`, `write`, `fdatasync`, `close`), then \
+             `fsync` of the directory: the durable floor's write | 5.50 | 1.00 | 9.00 | 1.00x |"
+        );
+        assert!(
+            lines[4].ends_with("| 1.38 | 0.25 | 2.25 | 0.25x |"),
+            "{table}"
+        );
+        assert!(
+            lines[5].ends_with("| 4.12 | 0.75 | 6.75 | 0.75x |"),
+            "{table}"
+        );
+        let section = durable_writes_section(&table);
+        assert!(section.contains("#### Durable write of one record, by kind\n"));
+        assert!(section.ends_with(&table));
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! side by side (`benches/attach.rs`: a raw-netlink floor, the same with the
 //! durable write of one record, our CLI, bulk API and CNI mode, iproute2,
 //! the reference CNI plugin), with the state directory on ext4 on
-//! a virtual disk, and records the table in `benches/RESULTS.md`. Not part
+//! a virtual disk, and what one durable write of a record costs by kind on
+//! that disk (a new file, an overwrite of a preallocated block, an append),
+//! and records the tables in `benches/RESULTS.md`. Not part
 //! of `cargo xtask test`: it takes many minutes under emulation.
 
 use crate::builds::{build_release, target_dir};

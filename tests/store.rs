@@ -343,10 +343,21 @@ fn the_intents_a_dead_batch_left_become_records_of_their_own_when_the_lock_is_ta
         fs::write(dir.join("e3.json"), "").unwrap();
         fs::set_permissions(dir.join("e3.json"), fs::Permissions::from_mode(0o600)).unwrap();
     }
-    // The kill came while the last line was written.
+    // The kill came while the last line was written. Before it, a line
+    // longer than any record, and the intent of an endpoint of a network
+    // that has no record: neither is of any use, and neither must leave
+    // a record behind.
     let text = fs::read_to_string(&batch_file).unwrap();
     assert_eq!(text.lines().count(), 4, "one line an intent: {text}");
-    fs::write(&batch_file, &text[..text.len() - 20]).unwrap();
+    let elsewhere = EndpointRecord {
+        network_id: "f".repeat(64),
+        ..intents[1].clone()
+    };
+    let foreign = elsewhere.to_json().to_compact().unwrap();
+    let (first, rest) = text.split_at(text.find('\n').unwrap() + 1);
+    let overlong = format!("{{\"pad\": \"{}\"}}\n", "x".repeat(100_000));
+    let planted = format!("{first}{overlong}{foreign}\n{rest}");
+    fs::write(&batch_file, &planted[..planted.len() - 20]).unwrap();
     // Lock-free readers see no intents: only the record that was made.
     assert_eq!(state.endpoint_ids(&net.id).unwrap(), ["e1", "e3"]);
 
@@ -367,8 +378,18 @@ fn the_intents_a_dead_batch_left_become_records_of_their_own_when_the_lock_is_ta
         None,
         "its line was cut short"
     );
+    assert!(
+        !tmp.path().join("endpoints").join("f".repeat(64)).exists(),
+        "a record made for a network that has none"
+    );
     drop(locked);
     check_every_file_parses(tmp.path());
+
+    // One that cannot be read stops no command; its expansion says why.
+    fs::create_dir(&batch_file).unwrap();
+    let locked = state.lock().expect("a lock despite the file");
+    let error = locked.expand_batch_intents().unwrap_err().to_string();
+    assert!(error.contains("batch-intents"), "{error}");
 }
 
 #[test]

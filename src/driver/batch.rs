@@ -110,14 +110,13 @@ impl Manager {
         let put_back_cursors = || {
             let _ = state.put_cursors(network, &cursors);
         };
-        // The batch's intents go last: killed while giving back, the
-        // next lock finds them and restore finishes the job.
+        // Only once nothing of the batch is left in the kernel, and after
+        // `batch-intents` is gone (see `Pending::undo_from_the_kernel`).
         let give_back = |pending: &mut dyn Iterator<Item = Pending>| {
             for prepared in pending {
                 prepared.abandon(&state, network);
             }
             put_back_cursors();
-            let _ = state.remove_batch_intents();
         };
         // Each link's ifindex is in its intent before its create is sent,
         // so restore undoes that link and no other. The intents of all go
@@ -172,6 +171,8 @@ impl Manager {
             slots.into_iter().filter_map(Slot::into_reserved).collect();
         if let Err(error) = state.put_batch_intents(&mut reserved.iter().map(|r| &r.pending.record))
         {
+            // Nothing was asked of the kernel: the intents go first.
+            let _ = state.remove_batch_intents();
             give_back(&mut reserved.into_iter().map(|r| r.pending));
             return Err(
                 Error::from(error).context(format!("attaching to network {}", network.name))
@@ -274,6 +275,7 @@ impl Manager {
                     let _ = r.inside.handle.link_del(index);
                 }
             }
+            let _ = state.remove_batch_intents();
             give_back(&mut reserved.into_iter().map(|r| r.pending));
             return Err(error);
         }
@@ -321,13 +323,13 @@ impl Manager {
             }
         }
         if let Some(error) = failure {
-            for r in reserved {
+            for r in reserved.iter_mut() {
                 r.pending
-                    .undo_built(&state, &names, network, &parent, &r.inside);
+                    .undo_from_the_kernel(&state, &names, network, &parent, &r.inside);
             }
-            // As a batch refused before its creates: the cursors as found.
-            put_back_cursors();
             let _ = state.remove_batch_intents();
+            // As a batch refused before its creates: the cursors as found.
+            give_back(&mut reserved.into_iter().map(|r| r.pending));
             return Err(error);
         }
         // Collected in place of the endpoints, each one's descriptors and

@@ -1111,6 +1111,26 @@ impl Pending {
         parent: &Link,
         inside: &OpenNetns,
     ) {
+        self.undo_from_the_kernel(state, names, network, parent, inside);
+        self.abandon(state, network);
+    }
+
+    /// The first half of [`Pending::undo_built`]: the endpoint's record
+    /// `detaching`, its link (when it is still ours) and its names, not
+    /// yet what [`Pending::abandon`] gives back. A batch undoes every
+    /// endpoint this far, removes its `batch-intents`, and only then
+    /// gives back: each endpoint keeps a record of its own (the
+    /// `detaching` one) for as long as that file may bring back its
+    /// intent, whose index may be one a retried create found another
+    /// link's.
+    pub(crate) fn undo_from_the_kernel(
+        &mut self,
+        state: &Locked<'_>,
+        names: &Names<'_>,
+        network: &NetworkRecord,
+        parent: &Link,
+        inside: &OpenNetns,
+    ) {
         // Leaving, on disk before the kernel is touched, as a disconnect
         // does: killed from here on, restore finishes the undo rather than
         // re-making the link of an `attached` record. Its names are then
@@ -1126,7 +1146,6 @@ impl Pending {
             self.record.mac.as_deref(),
         );
         let _ = names.remove(network, &self.record);
-        self.abandon(state, network);
     }
 
     /// Gives back what [`Manager::prepare`] took: the intent record, the

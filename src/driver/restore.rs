@@ -40,6 +40,12 @@ impl Manager {
         let state = self.store.lock()?;
         let host = Handle::new()?;
         let mut report = RestoreReport::default();
+        // Taking the lock turned what a dead batch left into intent
+        // records; should that have failed, the file is still there and
+        // said so here (every command goes on meanwhile).
+        if let Err(error) = state.expand_batch_intents() {
+            report.errors.push(error.to_string());
+        }
         // Half-written files of killed invocations first: nothing reads them.
         if let Err(error) = state.clean_temporaries() {
             report.errors.push(error.to_string());

@@ -539,8 +539,9 @@ impl StateDir {
             _lock: file,
         };
         // Before anything reads an endpoint: what a dead batch left is
-        // read as a dead single attach's would be.
-        locked.expand_batch_intents()?;
+        // read as a dead single attach's would be. A file that cannot be
+        // expanded stops no command: `restore` reports it.
+        let _ = locked.expand_batch_intents();
         Ok(locked)
     }
 

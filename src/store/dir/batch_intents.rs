@@ -27,7 +27,7 @@ use std::io::{Read, Write};
 
 use super::{check_name, Locked, StoreError};
 use crate::json;
-use crate::store::fsutil::{self, FILE_MODE, RECORD_MAX};
+use crate::store::fsutil::{self, FILE_MODE};
 use crate::store::records::{EndpointRecord, EndpointState};
 
 /// The file's name in the root.
@@ -39,7 +39,11 @@ pub(super) const BATCH_INTENTS: &str = "batch-intents";
 const WRITE_CHUNK: usize = 64 << 10;
 
 /// How much of it is read at once when it is expanded.
-const READ_CHUNK: usize = 64 << 10;
+const READ_CHUNK: usize = 16 << 10;
+
+/// The longest line taken for an intent: a record is well under 4 KiB. A
+/// longer line is none of ours, and is passed over without being held.
+const LINE_MAX: usize = 16 << 10;
 
 impl Locked<'_> {
     /// Writes the intent records (state `attaching`) of a batch's
@@ -47,10 +51,13 @@ impl Locked<'_> {
     /// file, unsynced: in place of one intent record each
     /// ([`Locked::put_new_endpoint`]), before the kernel is asked for
     /// anything. An endpoint that needs its intent changed later (a create
-    /// retried under another index) gets a record of its own, which takes
-    /// precedence. The caller removes the file
-    /// ([`Locked::remove_batch_intents`]) once every final record is
-    /// written, or every endpoint undone, and before its commit.
+    /// retried under another index) gets a record of its own, which
+    /// shadows its line for as long as that record exists: the caller
+    /// removes the file ([`Locked::remove_batch_intents`]) once every
+    /// final record is written, or, on failure, once nothing of the batch
+    /// is left in the kernel and before any endpoint's own record goes (a
+    /// line brought back would name the index another link refused), and
+    /// before its commit.
     pub fn put_batch_intents(
         &self,
         records: &mut dyn Iterator<Item = &EndpointRecord>,
@@ -103,16 +110,20 @@ impl Locked<'_> {
     }
 
     /// Turns a `batch-intents` file that a dead batch left into intent
-    /// records of their own (see the module), then removes it; nothing
-    /// when there is none, which costs one failed `openat`. Called when
-    /// the lock is taken, before anything reads the endpoints.
+    /// records of their own (see the module), removes it and makes that
+    /// removal durable; nothing when there is none, which costs one failed
+    /// `openat`. Called when the lock is taken, before anything reads the
+    /// endpoints (an error there stops no command: the file stays), and by
+    /// `restore`, which reports one.
     ///
     /// A line that does not read as an `attaching` endpoint record is
     /// passed over: the last one may have been cut short by the kill (the
     /// batch had not sent a create for it yet), and the file is ours, made
-    /// in the root that only we may write. An endpoint whose record exists
-    /// keeps it, damaged or not.
-    pub(super) fn expand_batch_intents(&self) -> Result<(), StoreError> {
+    /// in the root that only we may write. So is the intent of an endpoint
+    /// whose network has no record (gone since, or never ours): nothing
+    /// would ever read it. An endpoint whose record exists keeps it,
+    /// damaged or not.
+    pub fn expand_batch_intents(&self) -> Result<(), StoreError> {
         let path = self.root.join(BATCH_INTENTS);
         let Some(root) = self.handles.dir(&self.root)? else {
             return Ok(());
@@ -128,6 +139,9 @@ impl Locked<'_> {
         let mut held: Vec<u8> = Vec::new();
         // Within a line longer than any record: dropped up to its end.
         let mut overlong = false;
+        // The network last asked about, and whether it has a record (a
+        // batch is one network's).
+        let mut known: Option<(String, bool)> = None;
         loop {
             let filled = held.len();
             held.resize(filled + READ_CHUNK, 0);
@@ -138,7 +152,7 @@ impl Locked<'_> {
             let mut done = 0;
             while let Some(end) = held[done..].iter().position(|&b| b == b'\n') {
                 if !std::mem::take(&mut overlong) {
-                    self.expand_line(&held[done..done + end])?;
+                    self.expand_line(&held[done..done + end], &mut known)?;
                 }
                 done += end + 1;
             }
@@ -149,18 +163,24 @@ impl Locked<'_> {
                 // writing it (before any create for it).
                 break;
             }
-            if held.len() as u64 > RECORD_MAX {
+            if held.len() > LINE_MAX {
                 held.clear();
                 overlong = true;
             }
         }
         self.remove_batch_intents()?;
-        Ok(())
+        // At once: a file brought back by a power cut would bring back
+        // intents whose endpoints may be long gone.
+        self.commit()
     }
 
     /// One line of `batch-intents`: the intent record of an endpoint that
     /// has none, unless the line is no `attaching` endpoint record.
-    fn expand_line(&self, line: &[u8]) -> Result<(), StoreError> {
+    fn expand_line(
+        &self,
+        line: &[u8],
+        known: &mut Option<(String, bool)>,
+    ) -> Result<(), StoreError> {
         let Some(intent) = std::str::from_utf8(line)
             .ok()
             .and_then(|text| json::parse(text).ok())
@@ -169,6 +189,21 @@ impl Locked<'_> {
         else {
             return Ok(());
         };
+        let recorded = match known {
+            Some((id, recorded)) if *id == intent.network_id => *recorded,
+            _ => {
+                let recorded = match self.network(&intent.network_id) {
+                    Ok(found) => found.is_some(),
+                    Err(StoreError::Corrupt(_)) => true,
+                    Err(error) => return Err(error),
+                };
+                *known = Some((intent.network_id.clone(), recorded));
+                recorded
+            }
+        };
+        if !recorded {
+            return Ok(());
+        }
         match self.endpoint(&intent.network_id, &intent.id) {
             Ok(None) => self.put_endpoint(&intent),
             Ok(Some(_)) | Err(StoreError::Corrupt(_)) => Ok(()),

@@ -260,11 +260,19 @@ impl Lab {
     /// Runs `args` killed at hit `n`; the points it passed, the last one
     /// the one it died at.
     fn kill_at(&self, args: &[String], n: usize) -> Vec<String> {
+        self.kill_at_forced(args, n, None)
+    }
+
+    /// [`Lab::kill_at`], forced down `force` when given.
+    fn kill_at_forced(&self, args: &[String], n: usize, force: Option<&str>) -> Vec<String> {
         let _ = fs::remove_file(self.count_file());
         let mut command = self.command(args);
         command
             .env(COUNT_ENV, self.count_file())
             .env(KILL_AT_ENV, n.to_string());
+        if let Some(force) = force {
+            command.env(FORCE_ENV, force);
+        }
         let out = self.output(&mut command);
         assert_eq!(
             out.status.signal(),
@@ -1928,19 +1936,6 @@ fn a_batch_refused_after_its_creates_leaves_the_cursor_and_views_as_found() {
     );
     let view = Path::new(ETC_NETNS_DIR).join("b2");
     fs::create_dir_all(&view).unwrap();
-    let read_only = |dir: &Path| {
-        let dir = dir.to_str().unwrap();
-        for options in [
-            &["--bind", dir, dir][..],
-            &["-o", "remount,ro,bind", dir, dir],
-        ] {
-            assert!(Command::new("mount")
-                .args(options)
-                .status()
-                .unwrap()
-                .success());
-        }
-    };
     read_only(&view);
     let out = lab.output(&mut lab.command(&args("network connect rb b1 b2")));
     let after = fs::read(&cursor).ok();
@@ -2042,6 +2037,141 @@ fn a_batch_refused_after_its_creates_leaves_the_cursor_and_views_as_found() {
         ip(&["netns", "del", ns]);
     }
     lab.ok(&args("network rm rb"));
+}
+
+/// Bind-mounts `dir` on itself read-only (undone by `umount dir`).
+fn read_only(dir: &Path) {
+    let dir = dir.to_str().unwrap();
+    for options in [
+        &["--bind", dir, dir][..],
+        &["-o", "remount,ro,bind", dir, dir],
+    ] {
+        assert!(Command::new("mount")
+            .args(options)
+            .status()
+            .unwrap()
+            .success());
+    }
+}
+
+/// Item: a batch whose every create was refused at the index it asked
+/// for (forced: each link is then made under a temporary name, its record
+/// naming no index) and which is then refused itself (b2's view
+/// read-only), killed at any point past its creates: `restore` deletes no
+/// link at an index a create of it was refused, here another tool's
+/// ipvlan link made there (on the same parent, in the same namespace)
+/// while the batch lay killed. A failed batch used to give its endpoints'
+/// own records back before it removed `batch-intents`: killed between,
+/// the next lock brought back their intents from the file's lines, which
+/// name the first index asked for, and restore deleted the link there.
+#[test]
+fn a_refused_batch_killed_anywhere_never_deletes_a_link_at_an_index_it_was_refused() {
+    const FORCE: &str = "endpoint: every index taken";
+    foreign_things();
+    let lab = Lab::new("batch-refused-index");
+    lab.ok(&args("network create --subnet 10.61.0.0/24 ri"));
+    let parent = parent_of(&lab, "ri");
+    for ns in ["b1", "b2"] {
+        let _ = vm_support::ip_ok(&["netns", "del", ns]);
+        ip(&["netns", "add", ns]);
+    }
+    let view = Path::new(ETC_NETNS_DIR).join("b2");
+    fs::create_dir_all(&view).unwrap();
+    let refused = args("network connect ri b1 b2");
+    read_only(&view);
+    // Once before counting, so that directories made on first use exist
+    // for every run.
+    let mut warm_up = lab.command(&refused);
+    warm_up.env(FORCE_ENV, FORCE);
+    assert_ne!(lab.output(&mut warm_up).status.code(), Some(0));
+    let _ = fs::remove_file(lab.count_file());
+    let mut counting = lab.command(&refused);
+    counting
+        .env(COUNT_ENV, lab.count_file())
+        .env(FORCE_ENV, FORCE);
+    let out = lab.output(&mut counting);
+    assert_ne!(out.status.code(), Some(0), "the batch was to be refused");
+    assert!(text(&out.stderr).contains("b2"), "{}", text(&out.stderr));
+    let points = lab.counted().len();
+    let intents_file = lab.state_dir().join("batch-intents");
+    let mut planted_in_all = 0;
+    for n in 1..=points {
+        if n > 1 {
+            read_only(&view);
+        }
+        let passed = lab.kill_at_forced(&refused, n, Some(FORCE));
+        let after = format!("refused batch killed at hit {n} ({})", passed[n - 1]);
+        // Past the creates, every index a line of the file names was
+        // refused: another tool's link may stand there.
+        let past_creates = passed.iter().any(|p| p.starts_with("etc netns"));
+        let lines = fs::read_to_string(&intents_file).unwrap_or_default();
+        let mut planted = Vec::new();
+        for line in lines.lines().filter(|_| past_creates) {
+            let Ok(intent) = json::parse(line) else {
+                continue;
+            };
+            let (Some(index), Some(path)) = (
+                intent.get("ifindex").and_then(Value::as_u64),
+                intent.get("netns").and_then(Value::as_str),
+            ) else {
+                continue;
+            };
+            let ns = path.rsplit('/').next().unwrap().to_string();
+            if links_of(&ns).values().any(|(at, _)| *at == index) {
+                continue;
+            }
+            let name = format!("their{}", planted.len());
+            let index_text = index.to_string();
+            ip(&[
+                "link",
+                "add",
+                "link",
+                &parent,
+                "name",
+                &name,
+                "index",
+                &index_text,
+                "type",
+                "ipvlan",
+                "mode",
+                "l2",
+            ]);
+            ip(&["link", "set", &name, "netns", &ns]);
+            if link_in(&ns, &name).map(|(at, _)| at) == Some(index) {
+                planted.push((ns, name, index));
+            } else {
+                ip(&["-n", &ns, "link", "del", &name]);
+            }
+        }
+        let _ = Command::new("umount").arg(&view).status();
+        lab.restore();
+        for (ns, name, index) in &planted {
+            assert_eq!(
+                link_in(ns, name),
+                Some((*index, "ipvlan".to_string())),
+                "{after}: restore deleted another tool's link {name} in {ns}, at index {index}, which the batch's create was refused"
+            );
+            ip(&["-n", ns, "link", "del", name]);
+        }
+        planted_in_all += planted.len();
+        for ns in ["b1", "b2"] {
+            if !records_in(&lab, "ri", ns).is_empty() {
+                lab.ok(&args(&format!("network disconnect ri {ns}")));
+            }
+        }
+    }
+    let _ = fs::remove_dir(&view);
+    show(&format!(
+        "refused batch (every index taken) walked at {points} kill points; another tool's link planted {planted_in_all} times at an index a line named"
+    ));
+    assert!(
+        planted_in_all > 0,
+        "no kill past the creates left batch-intents behind"
+    );
+    for ns in ["b1", "b2"] {
+        ip(&["netns", "del", ns]);
+    }
+    lab.ok(&args("network rm ri"));
 }
 
 /// The ways `restore` re-makes an attached endpoint's missing link: with

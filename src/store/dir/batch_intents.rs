@@ -33,10 +33,10 @@ use crate::store::records::{EndpointRecord, EndpointState};
 /// The file's name in the root.
 pub(super) const BATCH_INTENTS: &str = "batch-intents";
 
-/// How much of the file is built before one `write`: 128 endpoints' lines
-/// or so, so that a batch of a thousand writes a few times and never holds
-/// all its lines at once.
-const WRITE_CHUNK: usize = 64 << 10;
+/// How much of the file is built before one `write`: 30 endpoints' lines
+/// or so, so that a batch of a thousand writes some 30 times and never
+/// holds more than a few pages of its lines (its peak memory is bounded).
+const WRITE_CHUNK: usize = 16 << 10;
 
 /// How much of it is read at once when it is expanded.
 const READ_CHUNK: usize = 16 << 10;

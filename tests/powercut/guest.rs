@@ -19,7 +19,8 @@
 //! the previous boot printed before QEMU was killed, handed over by the
 //! host), it first checks the previous round; with `--load`, it then
 //! starts the next one: a network, then [`LOOP_MARKER`], then `ipvlan
-//! network connect`, `ipvlan run -d`, `network disconnect`, `rm -f` and a
+//! network connect` (one namespace, or a batch of three), `ipvlan run -d`,
+//! `network disconnect`, `rm -f` and a
 //! second network's `create` / `rm` back to back until QEMU dies. Each
 //! command is printed as `PC-CMD <n> START <argv>` before it starts and
 //! `PC-CMD <n> END <status>` after it returned, so the host knows which
@@ -92,6 +93,8 @@ const CHECK_FAIL: &str = "PC-CHECK-FAIL";
 const MAX_COMMANDS: usize = 400;
 /// Containers alive at once at most (the subnets are /24).
 const MAX_LIVE: usize = 120;
+/// Namespaces a batch connect attaches at once.
+const BATCH: usize = 3;
 /// The namespace of invariant 7.
 const PROBE: &str = "pcprobe";
 
@@ -374,11 +377,22 @@ fn run_load(load: &Load, plant: Option<&str>) -> Result<(), String> {
     for index in 0..MAX_COMMANDS {
         let live = connected.len() + running.len();
         let roll = rng.below(100);
-        if roll < 40 && live < MAX_LIVE {
+        if roll < 28 && live < MAX_LIVE {
             let name = format!("c{index}");
             ip(&["netns", "add", &name])?;
             logged_ok(&mut seq, &["network", "connect", &net, &name])?;
             connected.push(name);
+        } else if roll < 40 && live + BATCH <= MAX_LIVE {
+            // A batch (`connect_many`): its intents are one file, its
+            // records made in place, one commit for all.
+            let names: Vec<String> = (0..BATCH).map(|i| format!("c{index}b{i}")).collect();
+            for name in &names {
+                ip(&["netns", "add", name])?;
+            }
+            let mut argv = vec!["network", "connect", net.as_str()];
+            argv.extend(names.iter().map(String::as_str));
+            logged_ok(&mut seq, &argv)?;
+            connected.extend(names);
         } else if roll < 70 && live < MAX_LIVE {
             let name = format!("d{index}");
             logged_ok(
@@ -575,10 +589,19 @@ fn expectations(commands: &[Logged]) -> Expectations {
                     out.networks.insert(name.to_string(), must);
                 }
             }
-            ["network", "connect", net, name] | ["run", "-d", "--net", net, "--name", name, ..] => {
+            ["run", "-d", "--net", net, "--name", name, ..] => {
                 if let Some(must) = outcome(command.status, Must::Exist) {
                     out.endpoints
                         .insert((net.to_string(), name.to_string()), must);
+                }
+            }
+            // One target, or a batch of several.
+            ["network", "connect", net, names @ ..] => {
+                if let Some(must) = outcome(command.status, Must::Exist) {
+                    for name in names {
+                        out.endpoints
+                            .insert((net.to_string(), name.to_string()), must);
+                    }
                 }
             }
             ["network", "disconnect", net, name] => {

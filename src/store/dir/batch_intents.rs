@@ -63,17 +63,24 @@ impl Locked<'_> {
         records: &mut dyn Iterator<Item = &EndpointRecord>,
     ) -> Result<(), StoreError> {
         let path = self.root.join(BATCH_INTENTS);
-        // Expanded when this lock was taken: one here now is this lock's
-        // own, from an earlier batch that gave up; replaced.
-        self.remove_batch_intents()?;
         let root = self.handles.ensure(&self.root)?;
         let name = fsutil::c_name(BATCH_INTENTS).map_err(StoreError::io("writing", &path))?;
-        crate::fault::point("store: before write");
-        let mut file = fsutil::open_new_at(root.fd(), &name, FILE_MODE)
-            .map_err(StoreError::io("writing", &path))?
-            .ok_or_else(|| {
-                StoreError::io("writing", &path)(std::io::ErrorKind::AlreadyExists.into())
-            })?;
+        let create = || {
+            crate::fault::point("store: before write");
+            fsutil::open_new_at(root.fd(), &name, FILE_MODE)
+                .map_err(StoreError::io("writing", &path))
+        };
+        // Expanded when this lock was taken: one here now is this lock's
+        // own, from an earlier attach that gave up; replaced.
+        let mut file = match create()? {
+            Some(file) => file,
+            None => {
+                self.remove_batch_intents()?;
+                create()?.ok_or_else(|| {
+                    StoreError::io("writing", &path)(std::io::ErrorKind::AlreadyExists.into())
+                })?
+            }
+        };
         let mut chunk = String::with_capacity(WRITE_CHUNK);
         let mut records = records.fuse();
         loop {

@@ -969,3 +969,121 @@ fn files_left_to_the_exit_are_few_whatever_a_command_writes() {
     assert!(left <= 8, "{left} state files left open");
     assert_eq!(state.record("kind", "r199").unwrap(), Some(record(1)));
 }
+
+/// The intents of `ids` of a dead batch on `net`, as `connect_many` writes
+/// them before its first create.
+fn batch_intents_of(
+    net: &NetworkRecord,
+    ids: std::ops::RangeInclusive<u32>,
+) -> Vec<EndpointRecord> {
+    ids.map(|i| EndpointRecord {
+        state: EndpointState::Attaching,
+        mac: None,
+        ifindex: Some(1000 + i),
+        ..endpoint(
+            net,
+            &format!("e{i}"),
+            Some(&format!("192.168.8.{i}/24")),
+            None,
+        )
+    })
+    .collect()
+}
+
+/// A dead batch's file that taking the lock could not turn into records
+/// (here the disk is full) is never thrown away by the next batch: that
+/// batch expands it first, or is refused with the reason and leaves it.
+/// It used to remove the file unread and write its own, and the dead
+/// batch's links were then never undone.
+#[test]
+fn a_dead_batchs_file_the_lock_could_not_expand_is_expanded_or_kept_by_the_next_batch() {
+    use std::process::Command;
+    let tmp = TempDir::new("batch-intents-full");
+    assert!(Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs"])
+        .arg(tmp.path())
+        .status()
+        .unwrap()
+        .success());
+    struct Unmount<'a>(&'a std::path::Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(self.0).status();
+        }
+    }
+    let _unmount = Unmount(tmp.path());
+    let batch_file = tmp.path().join("batch-intents");
+    let net = network("n1", &["192.168.8.0/24"]);
+    {
+        let state = StateDir::open(tmp.path()).unwrap();
+        let locked = state.lock().unwrap();
+        locked.put_network(&net).unwrap();
+        locked
+            .put_batch_intents(&mut batch_intents_of(&net, 1..=3).iter())
+            .unwrap();
+        locked.commit().unwrap();
+        // The batch dies holding the lock: its file stays.
+    }
+    let filler = tmp.path().join("filler");
+    let _ = fs::write(&filler, vec![0u8; 1 << 20]);
+    let state = StateDir::open(tmp.path()).unwrap();
+    {
+        let locked = state.lock().expect("a lock despite the full disk");
+        assert!(batch_file.exists(), "not expanded: the file stays");
+        let refused = locked
+            .put_batch_intents(&mut batch_intents_of(&net, 5..=6).iter())
+            .expect_err("a batch that cannot expand the dead one's file is refused");
+        assert!(
+            refused.to_string().contains("e1.json"),
+            "the reason: {refused}"
+        );
+        assert!(batch_file.exists(), "the dead batch's file kept");
+    }
+    fs::remove_file(&filler).unwrap();
+    let locked = state.lock().unwrap();
+    for i in 1..=3 {
+        assert!(
+            locked
+                .endpoint(&net.id, &format!("e{i}"))
+                .unwrap()
+                .is_some(),
+            "e{i}'s intent became its record"
+        );
+    }
+    assert!(!batch_file.exists());
+}
+
+/// An endpoint record the store refuses (a symbolic link) is kept as it
+/// is, as a damaged one is, and the lines after it are still expanded: it
+/// used to stop the expansion there, every time.
+#[test]
+fn a_refused_record_does_not_stop_the_expansion_of_the_lines_after_it() {
+    let tmp = TempDir::new("batch-intents-refused");
+    let state = StateDir::open(tmp.path()).unwrap();
+    let net = network("n1", &["192.168.8.0/24"]);
+    let dir = tmp.path().join("endpoints").join(&net.id);
+    {
+        let locked = state.lock().unwrap();
+        locked.put_network(&net).unwrap();
+        locked
+            .put_batch_intents(&mut batch_intents_of(&net, 1..=3).iter())
+            .unwrap();
+    }
+    fs::create_dir_all(&dir).unwrap();
+    std::os::unix::fs::symlink("/nonexistent", dir.join("e1.json")).unwrap();
+    let locked = state.lock().unwrap();
+    assert!(!tmp.path().join("batch-intents").exists(), "expanded");
+    assert!(fs::symlink_metadata(dir.join("e1.json"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    for i in 2..=3 {
+        assert!(
+            locked
+                .endpoint(&net.id, &format!("e{i}"))
+                .unwrap()
+                .is_some(),
+            "e{i}'s intent became its record"
+        );
+    }
+}

@@ -42,10 +42,18 @@ impl Manager {
         let mut report = RestoreReport::default();
         // Taking the lock turned what a dead batch left into intent
         // records; should that have failed, the file is still there and
-        // said so here (every command goes on meanwhile).
-        if let Err(error) = state.expand_batch_intents() {
-            report.errors.push(error.to_string());
-        }
+        // said so here (every command but a batch attach goes on
+        // meanwhile). The endpoints it names have no record yet: their
+        // addresses are not orphans, and none is freed until it is read.
+        let batch_left = match state.expand_batch_intents() {
+            Ok(()) => false,
+            Err(error) => {
+                report.errors.push(format!(
+                    "batch-intents (left by a batch attach that died) not turned into intent records: {error}; the endpoints it names are not repaired, and no address without a record is freed, until it is"
+                ));
+                true
+            }
+        };
         // Half-written files of killed invocations first: nothing reads them.
         if let Err(error) = state.clean_temporaries() {
             report.errors.push(error.to_string());
@@ -221,7 +229,11 @@ impl Manager {
         // endpoint records and not synced: a power cut may have lost,
         // emptied or brought them back. Made to agree with the records.
         for network in &networks {
-            match state.release_orphans(network) {
+            let freed = match batch_left {
+                true => Ok(0),
+                false => state.release_orphans(network),
+            };
+            match freed {
                 Ok(freed) => report.intents_repaired += freed,
                 Err(error) => report.errors.push(format!("{}: {error}", network.name)),
             }

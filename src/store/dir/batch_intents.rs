@@ -10,7 +10,8 @@
 //! new file ([`Locked::put_new_endpoint`]).
 //!
 //! The file is removed by the batch before it releases the lock; one found
-//! by the next holder was left by a batch that died. Taking the lock
+//! by the next holder was left by a batch that died (or by a holder that
+//! could not expand it since). Taking the lock
 //! turns it back into what a single attach leaves
 //! ([`Locked::expand_batch_intents`]): each intent whose endpoint has no
 //! record (missing, or empty: its in-place create was cut short) becomes
@@ -70,12 +71,13 @@ impl Locked<'_> {
             fsutil::open_new_at(root.fd(), &name, FILE_MODE)
                 .map_err(StoreError::io("writing", &path))
         };
-        // Expanded when this lock was taken: one here now is this lock's
-        // own, from an earlier attach that gave up; replaced.
+        // One here now was left by a batch that died, and taking this lock
+        // could not turn it into records (a full disk, say): that is done
+        // now, or this batch is refused with the reason, never thrown away.
         let mut file = match create()? {
             Some(file) => file,
             None => {
-                self.remove_batch_intents()?;
+                self.expand_batch_intents()?;
                 create()?.ok_or_else(|| {
                     StoreError::io("writing", &path)(std::io::ErrorKind::AlreadyExists.into())
                 })?
@@ -129,7 +131,7 @@ impl Locked<'_> {
     /// in the root that only we may write. So is the intent of an endpoint
     /// whose network has no record (gone since, or never ours): nothing
     /// would ever read it. An endpoint whose record exists keeps it,
-    /// damaged or not.
+    /// damaged or refused (a link, say) or not.
     pub fn expand_batch_intents(&self) -> Result<(), StoreError> {
         let path = self.root.join(BATCH_INTENTS);
         let Some(root) = self.handles.dir(&self.root)? else {
@@ -201,7 +203,7 @@ impl Locked<'_> {
             _ => {
                 let recorded = match self.network(&intent.network_id) {
                     Ok(found) => found.is_some(),
-                    Err(StoreError::Corrupt(_)) => true,
+                    Err(StoreError::Corrupt(_) | StoreError::Refused(_)) => true,
                     Err(error) => return Err(error),
                 };
                 *known = Some((intent.network_id.clone(), recorded));
@@ -213,7 +215,7 @@ impl Locked<'_> {
         }
         match self.endpoint(&intent.network_id, &intent.id) {
             Ok(None) => self.put_endpoint(&intent),
-            Ok(Some(_)) | Err(StoreError::Corrupt(_)) => Ok(()),
+            Ok(Some(_)) | Err(StoreError::Corrupt(_) | StoreError::Refused(_)) => Ok(()),
             Err(error) => Err(error),
         }
     }

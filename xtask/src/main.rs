@@ -358,6 +358,7 @@ mod tests {
             summary: summary.map(str::to_string),
             timed_out: false,
             booted_kernel: None,
+            kernel_crash: None,
         }
     }
 

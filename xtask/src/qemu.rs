@@ -81,6 +81,7 @@ pub fn interactive(
         summary: None,
         timed_out: false,
         booted_kernel: None,
+        kernel_crash: None,
     })
 }
 
@@ -155,6 +156,7 @@ pub fn boot_with_cut(
         summary: None,
         timed_out: false,
         booted_kernel: None,
+        kernel_crash: None,
     };
     let mut booted_at = None;
     let mut cut_at: Option<Instant> = None;
@@ -175,6 +177,9 @@ pub fn boot_with_cut(
                 }
                 if is_summary(&line) {
                     outcome.summary = Some(line.trim().to_string());
+                }
+                if outcome.kernel_crash.is_none() {
+                    outcome.kernel_crash = kernel_crash(&line);
                 }
                 if let Some(pos) = line.find(RESULT_MARKER) {
                     outcome.status = line[pos + RESULT_MARKER.len()..].trim().parse().ok();
@@ -261,6 +266,17 @@ pub fn is_summary(line: &str) -> bool {
     matches!(words.as_slice(), [p, "passed,", f, "failed"] if p.parse::<u64>().is_ok() && f.parse::<u64>().is_ok())
 }
 
+/// A guest kernel's report of its own crash, from the console (`[ 4.51]
+/// Oops: int3: 0000 [#1] PREEMPT SMP NOPTI`): the line from the report's
+/// first word on.
+fn kernel_crash(line: &str) -> Option<String> {
+    ["Oops: ", "BUG: ", "Kernel panic - not syncing"]
+        .iter()
+        .filter_map(|word| line.find(word))
+        .min()
+        .map(|at| line[at..].trim().to_string())
+}
+
 /// `ipvlan-vm: booted kernel 6.12.x+deb12-cloud-amd64` -> the version.
 fn booted_kernel(line: &str) -> Option<String> {
     let pos = line.find(BOOTED_KERNEL)?;
@@ -279,6 +295,20 @@ mod tests {
             Some("6.12.117+deb12-cloud-amd64")
         );
         assert_eq!(booted_kernel("ipvlan-vm: booted"), None);
+    }
+
+    #[test]
+    fn reads_a_kernel_crash() {
+        assert_eq!(
+            kernel_crash("test a_batch ... [    4.517221] Oops: int3: 0000 [#1] PREEMPT SMP NOPTI")
+                .as_deref(),
+            Some("Oops: int3: 0000 [#1] PREEMPT SMP NOPTI")
+        );
+        assert_eq!(
+            kernel_crash("[    4.519720] Kernel panic - not syncing: Fatal exception").as_deref(),
+            Some("Kernel panic - not syncing: Fatal exception")
+        );
+        assert_eq!(kernel_crash("test oops_are_reported ... ok"), None);
     }
 
     #[test]

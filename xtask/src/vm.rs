@@ -88,6 +88,10 @@ pub struct Outcome {
     pub timed_out: bool,
     /// `uname -r` in the guest, from /init's boot line.
     pub booted_kernel: Option<String>,
+    /// The guest kernel's first `Oops:`, `BUG:` or `Kernel panic` line,
+    /// if it printed one: a run that ends without its marker is then the
+    /// kernel's crash, to be told apart from a test's failure.
+    pub kernel_crash: Option<String>,
 }
 
 impl Outcome {
@@ -99,9 +103,12 @@ impl Outcome {
     pub fn describe(&self) -> String {
         match (self.timed_out, self.status) {
             (true, _) => "timed out".to_string(),
-            (false, None) => {
-                "ended without its result marker (crash or early power-off)".to_string()
-            }
+            (false, None) => match &self.kernel_crash {
+                Some(line) => {
+                    format!("ended without its result marker: the guest kernel crashed ({line})")
+                }
+                None => "ended without its result marker (crash or early power-off)".to_string(),
+            },
             (false, Some(status)) => format!("exited with status {status}"),
         }
     }
@@ -198,6 +205,9 @@ pub fn run_with_cut(options: Options, cut: Option<crate::qemu::Cut>) -> Result<(
             "vm: the guest ended without printing its result marker (see {})",
             cache.join("console.log").display()
         );
+        if let Some(line) = &outcome.kernel_crash {
+            println!("vm: the guest kernel crashed: {line}");
+        }
     }
     Ok((outcome, cut_done))
 }

@@ -990,6 +990,23 @@ fn batch_intents_of(
     .collect()
 }
 
+/// Each of endpoints `ids` of `net` has a record (its intent, expanded).
+fn assert_intents_became_records(
+    locked: &ipvlan::store::Locked<'_>,
+    net: &NetworkRecord,
+    ids: std::ops::RangeInclusive<u32>,
+) {
+    for i in ids {
+        assert!(
+            locked
+                .endpoint(&net.id, &format!("e{i}"))
+                .unwrap()
+                .is_some(),
+            "e{i}'s intent became its record"
+        );
+    }
+}
+
 /// A dead batch's file that taking the lock could not turn into records
 /// (here the disk is full) is never thrown away by the next batch: that
 /// batch expands it first, or is refused with the reason and leaves it.
@@ -1041,15 +1058,7 @@ fn a_dead_batchs_file_the_lock_could_not_expand_is_expanded_or_kept_by_the_next_
     }
     fs::remove_file(&filler).unwrap();
     let locked = state.lock().unwrap();
-    for i in 1..=3 {
-        assert!(
-            locked
-                .endpoint(&net.id, &format!("e{i}"))
-                .unwrap()
-                .is_some(),
-            "e{i}'s intent became its record"
-        );
-    }
+    assert_intents_became_records(&locked, &net, 1..=3);
     assert!(!batch_file.exists());
 }
 
@@ -1077,13 +1086,5 @@ fn a_refused_record_does_not_stop_the_expansion_of_the_lines_after_it() {
         .unwrap()
         .file_type()
         .is_symlink());
-    for i in 2..=3 {
-        assert!(
-            locked
-                .endpoint(&net.id, &format!("e{i}"))
-                .unwrap()
-                .is_some(),
-            "e{i}'s intent became its record"
-        );
-    }
+    assert_intents_became_records(&locked, &net, 2..=3);
 }

@@ -338,11 +338,10 @@ impl Manager {
             .into_iter()
             .map(|r| EndpointInfo::from_record(network, &r.pending.record))
             .collect();
-        // Every endpoint has its final record: the intents go, and with
-        // the records the whole batch is made durable at once, before it
-        // is reported.
-        // Should the removal fail, the next lock finds every intent with
-        // its record and removes the file then.
+        // Every endpoint has its final record: the intents go (should the
+        // removal fail, the next lock finds every intent with its record
+        // and removes the file then), and with the records the whole batch
+        // is made durable at once, before it is reported.
         let _ = state.remove_batch_intents();
         state.commit()?;
         Ok(endpoints)

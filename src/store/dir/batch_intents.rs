@@ -83,30 +83,31 @@ impl Locked<'_> {
                 })?
             }
         };
+        // What is built so far, written whole and let go.
+        let write = |file: &mut std::fs::File, chunk: &mut String| {
+            let written =
+                crate::fault::after("store: after write", file.write_all(chunk.as_bytes()));
+            chunk.clear();
+            written.map_err(StoreError::io("writing", &path))
+        };
         let mut chunk = String::with_capacity(WRITE_CHUNK);
-        let mut records = records.fuse();
-        loop {
-            let record = records.next();
-            if let Some(record) = record {
-                check_name("network id", &record.network_id)?;
-                check_name("endpoint id", &record.id)?;
-                let line = record.to_json().to_compact().map_err(|error| {
-                    StoreError::io("encoding", &path)(std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        error,
-                    ))
-                })?;
-                chunk.push_str(&line);
-                chunk.push('\n');
+        for record in records {
+            check_name("network id", &record.network_id)?;
+            check_name("endpoint id", &record.id)?;
+            let line = record.to_json().to_compact().map_err(|error| {
+                StoreError::io("encoding", &path)(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    error,
+                ))
+            })?;
+            chunk.push_str(&line);
+            chunk.push('\n');
+            if chunk.len() >= WRITE_CHUNK {
+                write(&mut file, &mut chunk)?;
             }
-            if chunk.len() >= WRITE_CHUNK || (record.is_none() && !chunk.is_empty()) {
-                crate::fault::after("store: after write", file.write_all(chunk.as_bytes()))
-                    .map_err(StoreError::io("writing", &path))?;
-                chunk.clear();
-            }
-            if record.is_none() {
-                break;
-            }
+        }
+        if !chunk.is_empty() {
+            write(&mut file, &mut chunk)?;
         }
         self.handles.let_go(file);
         Ok(())
@@ -138,13 +139,12 @@ impl Locked<'_> {
             return Ok(());
         };
         let name = fsutil::c_name(BATCH_INTENTS).map_err(StoreError::io("opening", &path))?;
-        let file = match fsutil::open_regular_at(root.fd(), &name, libc::O_RDONLY, 0) {
+        let mut file = match fsutil::open_regular_at(root.fd(), &name, libc::O_RDONLY, 0) {
             Ok((file, _)) => file,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(error) => return Err(StoreError::io("opening", &path)(error)),
         };
         // Read a chunk at a time; each whole line expanded as it comes.
-        let mut file = file;
         let mut held: Vec<u8> = Vec::new();
         // Within a line longer than any record: dropped up to its end.
         let mut overlong = false;
@@ -213,10 +213,10 @@ impl Locked<'_> {
         if !recorded {
             return Ok(());
         }
-        match self.endpoint(&intent.network_id, &intent.id) {
-            Ok(None) => self.put_endpoint(&intent),
-            Ok(Some(_)) | Err(StoreError::Corrupt(_) | StoreError::Refused(_)) => Ok(()),
-            Err(error) => Err(error),
+        // A damaged or refused record is kept, as everywhere.
+        match self.has_endpoint_record(&intent.network_id, &intent.id)? {
+            true => Ok(()),
+            false => self.put_endpoint(&intent),
         }
     }
 }

@@ -36,6 +36,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use ipnet::IpNet;
 
 mod batch_intents;
+mod commit;
 
 use super::addresses::{subnet_dir, DiskBook, CURSOR_FILE};
 use super::fsutil::{self, Entry, FILE_MODE};
@@ -538,10 +539,15 @@ impl StateDir {
             state: self,
             _lock: file,
         };
-        // Before anything reads an endpoint: what a dead batch left is
-        // read as a dead single attach's would be. A file that cannot be
-        // expanded stops no command: `restore` reports it.
-        let _ = locked.expand_batch_intents();
+        // Before anything reads a record: what a power cut took from the
+        // records the commit log made durable is written again.
+        let batch_intents = locked.take_up_log()?;
+        // Then what a dead batch left is read as a dead single attach's
+        // would be. A file that cannot be expanded stops no command:
+        // `restore` reports it.
+        if batch_intents {
+            let _ = locked.expand_batch_intents();
+        }
         Ok(locked)
     }
 
@@ -1214,7 +1220,7 @@ impl StateDir {
         let dir = self.handles.ensure(dir)?;
         let file = fsutil::replace_at(dir.fd(), &name, contents, FILE_MODE)
             .map_err(StoreError::io("writing", path))?;
-        self.handles.written(path, file, &dir);
+        self.handles.written(path, file, &dir, contents);
         Ok(())
     }
 }
@@ -1237,7 +1243,7 @@ impl Drop for Locked<'_> {
         // state. An error here has no caller to go to; a command that
         // reports success calls `commit` itself first, and one that forgot
         // is caught by its front end (`StateDir::take_lost_commit`).
-        if let Err(error) = self.state.handles.commit() {
+        if let Err(error) = self.state.commit_under(&self._lock) {
             self.state.handles.lose_commit(error);
         }
         *self.state.records_held() = None;
@@ -1260,7 +1266,7 @@ impl Locked<'_> {
     /// power cut (it resets the kernel they describe), only the death of
     /// the process, which the page cache survives.
     pub fn commit(&self) -> Result<(), StoreError> {
-        self.state.handles.commit()
+        self.state.commit_under(&self._lock)
     }
 
     fn write_json(&self, path: &Path, value: &Value) -> Result<(), StoreError> {
@@ -1404,7 +1410,7 @@ impl Locked<'_> {
             .map_err(StoreError::io("writing", &path))?;
         match made {
             Some(file) => {
-                self.handles.written(&path, file, &open);
+                self.handles.written(&path, file, &open, text.as_bytes());
                 Ok(())
             }
             None => self.replace_file(&path, text.as_bytes()),

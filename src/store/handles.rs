@@ -101,6 +101,15 @@ pub(crate) struct Shared {
     files: Vec<(PathBuf, File)>,
     /// Directories whose entries changed since the last commit.
     changed: Vec<Arc<Dir>>,
+    /// What the durable writes and removals since the last commit left at
+    /// each path, in order, for the commit log (see `commit_log.rs`):
+    /// `Some` the bytes written, `None` removed. Dropped with the
+    /// descriptors past [`SYNCFS_ABOVE`] (such a commit syncs the file
+    /// system, not the log).
+    changes: Vec<(PathBuf, Option<Vec<u8>>)>,
+    /// The commit log as the lock held now found it (see
+    /// [`Handles::log`]).
+    log: LogHold,
     /// More than [`SYNCFS_ABOVE`] of them since the last commit: the
     /// descriptors were let go (a batch of a thousand endpoints would hold
     /// thousands open), and the commit syncs the file system.
@@ -127,6 +136,48 @@ pub(crate) struct HeldCursor {
     pub(crate) value: Option<std::net::IpAddr>,
 }
 
+/// What a command wrote and removed since its last commit (see
+/// [`Handles::take_pending`]).
+#[derive(Debug, Default)]
+pub(crate) struct Pending {
+    files: Vec<(PathBuf, File)>,
+    dirs: Vec<Arc<Dir>>,
+    overflowed: bool,
+    /// What each path holds now (see `Shared::changes`); empty when
+    /// `overflowed`.
+    pub(crate) changes: Vec<(PathBuf, Option<Vec<u8>>)>,
+}
+
+impl Pending {
+    /// Whether nothing is to be made durable.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.files.is_empty() && self.dirs.is_empty() && !self.overflowed
+    }
+
+    /// Whether more than [`SYNCFS_ABOVE`] files and directories changed.
+    pub(crate) fn overflowed(&self) -> bool {
+        self.overflowed
+    }
+}
+
+/// The commit log of the lock held now (`dir/commit.rs`): its head as
+/// read when the lock was taken, kept up to date by this command's writes
+/// of it.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct LogHold {
+    /// The head read with the lock; `None` before the first lock, or when
+    /// the log must not be used (while it is replayed).
+    pub(crate) head: Option<super::commit_log::Head>,
+    /// This boot's id, once read.
+    pub(crate) boot: Option<super::commit_log::BootId>,
+    /// Whether a batch's intents file may exist (written into the
+    /// volatile page with the next write of it).
+    pub(crate) batch_intents: bool,
+    /// Changes written again from a log a power cut left, not yet
+    /// reported (see `StateDir::take_log_replayed`).
+    pub(crate) replayed: usize,
+}
+
 impl Shared {
     /// Past [`SYNCFS_ABOVE`] pending files and directories, lets their
     /// descriptors go and marks the commit as a whole-file-system one.
@@ -136,6 +187,17 @@ impl Shared {
             let files = std::mem::take(&mut self.files);
             self.let_go(files.into_iter().map(|(_, file)| file));
             self.changed.clear();
+            self.changes.clear();
+        }
+    }
+
+    /// Notes what `path` holds now for the commit log, in place of what an
+    /// earlier change of it under this lock left.
+    fn note_change(&mut self, path: &Path, contents: Option<&[u8]>) {
+        self.changes.retain(|(p, _)| p != path);
+        if !self.overflowed {
+            self.changes
+                .push((path.to_path_buf(), contents.map(<[u8]>::to_vec)));
         }
     }
 
@@ -494,9 +556,10 @@ impl Handles {
 
     /// Notes a file written (or linked into place) in `dir` for the next
     /// commit.
-    pub(crate) fn written(&self, path: &Path, file: File, dir: &Arc<Dir>) {
+    pub(crate) fn written(&self, path: &Path, file: File, dir: &Arc<Dir>, contents: &[u8]) {
         let mut shared = self.shared();
         shared.drop_pending(path);
+        shared.note_change(path, Some(contents));
         shared.files.push((path.to_path_buf(), file));
         if !shared.changed.iter().any(|d| Arc::ptr_eq(d, dir)) {
             shared.changed.push(dir.clone());
@@ -514,30 +577,44 @@ impl Handles {
     pub(crate) fn removed(&self, path: &Path, dir: &Arc<Dir>) {
         let mut shared = self.shared();
         shared.drop_pending(path);
+        shared.note_change(path, None);
         if !shared.changed.iter().any(|d| Arc::ptr_eq(d, dir)) {
             shared.changed.push(dir.clone());
         }
         shared.spill();
     }
 
-    /// Makes what was written and removed since the last commit durable:
-    /// `fdatasync` of each file still in place (its last version), then
-    /// `fsync` of each directory whose entries changed, once each. A commit
-    /// of more than [`SYNCFS_ABOVE`] files and directories (a batch of many
-    /// endpoints) is one `syncfs(2)` of the state directory's file system
-    /// instead: it also flushes other programs' dirty data there, but one
-    /// journal commit and one cache flush of the disk cost less than
-    /// hundreds of them.
-    pub(crate) fn commit(&self) -> Result<(), StoreError> {
-        let (files, dirs, overflowed) = {
-            let mut shared = self.shared();
-            (
-                std::mem::take(&mut shared.files),
-                std::mem::take(&mut shared.changed),
-                std::mem::take(&mut shared.overflowed),
-            )
-        };
-        if overflowed {
+    /// Takes what was written and removed since the last commit, for the
+    /// commit to make durable (`dir/commit.rs`).
+    pub(crate) fn take_pending(&self) -> Pending {
+        let mut shared = self.shared();
+        Pending {
+            files: std::mem::take(&mut shared.files),
+            dirs: std::mem::take(&mut shared.changed),
+            overflowed: std::mem::take(&mut shared.overflowed),
+            changes: std::mem::take(&mut shared.changes),
+        }
+    }
+
+    /// Makes `pending` durable without the commit log: `fdatasync` of
+    /// each file still in place (its last version), then `fsync` of each
+    /// directory whose entries changed, once each; or, for a commit of
+    /// more than [`SYNCFS_ABOVE`] files and directories (a batch of many
+    /// endpoints) or when `whole` asks for it, one `syncfs(2)` of the
+    /// state directory's file system: it also flushes other programs'
+    /// dirty data there, but one journal commit and one cache flush of the
+    /// disk cost less than hundreds of them, and it makes every earlier
+    /// write durable too (what the commit log needs before it is emptied).
+    pub(crate) fn sync_pending(&self, pending: Pending, whole: bool) -> Result<(), StoreError> {
+        let Pending {
+            files,
+            dirs,
+            overflowed,
+            ..
+        } = pending;
+        if overflowed || whole {
+            self.shared()
+                .let_go(files.into_iter().map(|(_, file)| file));
             let root = self.dir(&self.root)?.ok_or_else(|| {
                 StoreError::io("syncing", &self.root)(std::io::ErrorKind::NotFound.into())
             })?;
@@ -571,6 +648,24 @@ impl Handles {
         self.shared()
             .let_go(files.into_iter().map(|(_, file)| file));
         result
+    }
+
+    /// Lets the files of a commit made by the log go: written, not synced
+    /// (the log holds what they hold).
+    pub(crate) fn let_go_pending(&self, pending: Pending) {
+        self.shared()
+            .let_go(pending.files.into_iter().map(|(_, file)| file));
+    }
+
+    /// The commit log as the lock held now found it, and what this
+    /// command learnt of it since.
+    pub(crate) fn log(&self) -> LogHold {
+        self.shared().log
+    }
+
+    /// See [`Handles::log`].
+    pub(crate) fn set_log(&self, log: LogHold) {
+        self.shared().log = log;
     }
 
     /// The cursor of the subnet directory `dir` as the last allocation

@@ -102,6 +102,7 @@
 //! (a batch's) use that descriptor and what it read.
 
 mod addresses;
+mod commit_log;
 mod dir;
 mod error;
 mod fsutil;

@@ -66,6 +66,8 @@ impl Locked<'_> {
         let path = self.root.join(BATCH_INTENTS);
         let root = self.handles.ensure(&self.root)?;
         let name = fsutil::c_name(BATCH_INTENTS).map_err(StoreError::io("writing", &path))?;
+        // Announced before it exists, so that the next lock looks for it.
+        self.note_batch_intents(true)?;
         let create = || {
             crate::fault::point("store: before write");
             fsutil::open_new_at(root.fd(), &name, FILE_MODE)
@@ -116,7 +118,9 @@ impl Locked<'_> {
     /// Removes `batch-intents`, noting the root for the commit;
     /// `Ok(false)` when there was none.
     pub fn remove_batch_intents(&self) -> Result<bool, StoreError> {
-        self.remove_file(&self.root.join(BATCH_INTENTS))
+        let removed = self.remove_file(&self.root.join(BATCH_INTENTS))?;
+        self.note_batch_intents(false)?;
+        Ok(removed)
     }
 
     /// Turns a `batch-intents` file that a dead batch left into intent
@@ -141,7 +145,9 @@ impl Locked<'_> {
         let name = fsutil::c_name(BATCH_INTENTS).map_err(StoreError::io("opening", &path))?;
         let mut file = match fsutil::open_regular_at(root.fd(), &name, libc::O_RDONLY, 0) {
             Ok((file, _)) => file,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return self.note_batch_intents(false);
+            }
             Err(error) => return Err(StoreError::io("opening", &path)(error)),
         };
         // Read a chunk at a time; each whole line expanded as it comes.

@@ -1,0 +1,304 @@
+//! How a command's writes are made durable: through the commit log in the
+//! lock file (`store/commit_log.rs`) when the store has one, else file by
+//! file; and how the log a power cut left is taken up when the lock is.
+//!
+//! A commit through the log writes one entry holding every durable file's
+//! bytes and every removal, then the volatile page, then one `fdatasync`
+//! of the lock file. A commit that cannot go through it (more than
+//! `SYNCFS_ABOVE` files, an entry longer than the log takes at once, a
+//! full log) is one `syncfs` of the file system, which makes every earlier
+//! write durable too, and then the log is emptied (a new generation,
+//! synced): so no entry is ever older than a synced file it names.
+
+use std::fs::File;
+use std::path::{Component, Path};
+
+use super::{Locked, StateDir, StoreError, LOCK_FILE};
+use crate::store::commit_log::{self, BootId, Change, Head, Volatile};
+use crate::store::handles::LogHold;
+
+impl StateDir {
+    /// Makes what was written and removed under the lock `lock` since the
+    /// last commit durable (see the module).
+    pub(super) fn commit_under(&self, lock: &File) -> Result<(), StoreError> {
+        let pending = self.handles.take_pending();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let mut hold = self.handles.log();
+        let head = match hold.head {
+            Some(head) => head,
+            None => return self.handles.sync_pending(pending, false),
+        };
+        let generation = match head.generation {
+            Some(generation) => generation,
+            // A store made by this version: its log is made on its first
+            // commit; an older store's lock keeps its meaning (empty).
+            None if self.by_identity_only => {
+                let volatile = Volatile {
+                    generation: 0,
+                    tail: 0,
+                    batch_intents: hold.batch_intents,
+                    boot: self.boot_id(&mut hold)?,
+                };
+                // Its name synced too, if the power cut came right after
+                // `open`. Not made (a full disk), the lock is cut back to
+                // its length, so the zeros take no space the records need,
+                // and this commit and the next go file by file.
+                let root = self.handles.dir(&self.root)?;
+                let before = lock
+                    .metadata()
+                    .map_err(StoreError::io("reading", self.root.join(LOCK_FILE)))?
+                    .len();
+                let made = commit_log::prepare(lock, &volatile)
+                    .and_then(|()| crate::sys::fsync(std::os::fd::AsFd::as_fd(lock), false))
+                    .and_then(|()| match &root {
+                        Some(root) => crate::sys::fsync(root.fd(), false),
+                        None => Ok(()),
+                    });
+                if made.is_err() {
+                    let _ = lock.set_len(before);
+                    return self.handles.sync_pending(pending, false);
+                }
+                hold.head = Some(Head {
+                    generation: Some(0),
+                    volatile: Some(volatile),
+                });
+                self.handles.set_log(hold);
+                0
+            }
+            None => return self.handles.sync_pending(pending, false),
+        };
+        let tail = head.volatile.map_or(commit_log::SLOTS, |v| v.tail);
+        let payload = match pending.overflowed() {
+            true => None,
+            false => self.log_payload(&pending.changes),
+        };
+        let fits = payload.as_ref().is_some_and(|payload| {
+            let slots = commit_log::slots_for(payload.len());
+            slots <= commit_log::ENTRY_SLOTS_MAX && tail + slots <= commit_log::SLOTS
+        });
+        let (true, Some(payload)) = (fits, payload) else {
+            // Everything durable at once, then the log emptied (if it
+            // holds anything).
+            self.handles.sync_pending(pending, true)?;
+            return match head.may_hold_entries() {
+                true => self.empty_log(lock, generation),
+                false => Ok(()),
+            };
+        };
+        let boot = self.boot_id(&mut hold)?;
+        let next = Volatile {
+            generation,
+            tail: tail + commit_log::slots_for(payload.len()),
+            batch_intents: hold.batch_intents,
+            boot,
+        };
+        let path = self.root.join(LOCK_FILE);
+        let mut result = commit_log::append(lock, generation, tail, &payload, &next)
+            .map_err(StoreError::io("writing", &path));
+        if result.is_ok() {
+            // Test builds: the disk refusing the flush (an I/O error).
+            result = match crate::fault::forced("store: flush fails") {
+                true => Err(std::io::Error::from_raw_os_error(libc::EIO)),
+                false => crate::sys::fsync(std::os::fd::AsFd::as_fd(lock), true),
+            }
+            .map_err(StoreError::io("syncing", &path));
+            result = crate::fault::after("store: after fsync", result);
+        }
+        // Whatever the outcome, the slots up to `next.tail` may hold this
+        // entry: the next commit appends after them.
+        hold.head = Some(Head {
+            generation: Some(generation),
+            volatile: Some(next),
+        });
+        self.handles.set_log(hold);
+        self.handles.let_go_pending(pending);
+        result
+    }
+
+    /// The payload of an entry for `changes` (paths made relative to the
+    /// root); `None` when one is not below it.
+    fn log_payload(&self, changes: &[(std::path::PathBuf, Option<Vec<u8>>)]) -> Option<Vec<u8>> {
+        let mut entry = Vec::with_capacity(changes.len());
+        for (path, contents) in changes {
+            let relative = path.strip_prefix(&self.root).ok()?.to_str()?.to_string();
+            entry.push(match contents {
+                Some(bytes) => Change::Written(relative, bytes.clone()),
+                None => Change::Removed(relative),
+            });
+        }
+        commit_log::encode_changes(&entry)
+    }
+
+    /// This boot's id, read once per command.
+    fn boot_id(&self, hold: &mut LogHold) -> Result<BootId, StoreError> {
+        if let Some(boot) = hold.boot {
+            return Ok(boot);
+        }
+        let (boot, file) =
+            commit_log::read_boot_id(commit_log::BOOT_ID_PATH).map_err(StoreError::io(
+                "reading",
+                Path::new(&*commit_log::BOOT_ID_PATH.to_string_lossy()),
+            ))?;
+        self.handles.let_go(file);
+        hold.boot = Some(boot);
+        self.handles.set_log(*hold);
+        Ok(boot)
+    }
+
+    /// Starts the log's next generation, synced: every entry of the
+    /// current one is passed over from now on. The caller made what they
+    /// name durable first.
+    fn empty_log(&self, lock: &File, generation: u64) -> Result<(), StoreError> {
+        let mut hold = self.handles.log();
+        let boot = self.boot_id(&mut hold)?;
+        let next = Volatile {
+            generation: generation + 1,
+            tail: 0,
+            batch_intents: hold.batch_intents,
+            boot,
+        };
+        let path = self.root.join(LOCK_FILE);
+        commit_log::write_generation(lock, next.generation)
+            .and_then(|()| commit_log::write_volatile(lock, &next))
+            .map_err(StoreError::io("writing", &path))?;
+        let synced = crate::sys::fsync(std::os::fd::AsFd::as_fd(lock), true)
+            .map_err(StoreError::io("syncing", &path));
+        hold.head = Some(Head {
+            generation: Some(next.generation),
+            volatile: Some(next),
+        });
+        self.handles.set_log(hold);
+        synced
+    }
+
+    /// Writes the volatile page as this command holds it now (unsynced):
+    /// so a batch's intents file is announced before it is made.
+    fn write_volatile_now(&self, lock: &File) -> Result<(), StoreError> {
+        let mut hold = self.handles.log();
+        let Some(Head {
+            generation: Some(generation),
+            volatile: Some(volatile),
+        }) = hold.head
+        else {
+            return Ok(());
+        };
+        let next = Volatile {
+            batch_intents: hold.batch_intents,
+            ..volatile
+        };
+        debug_assert_eq!(next.generation, generation);
+        commit_log::write_volatile(lock, &next)
+            .map_err(StoreError::io("writing", self.root.join(LOCK_FILE)))?;
+        hold.head = Some(Head {
+            generation: Some(generation),
+            volatile: Some(next),
+        });
+        self.handles.set_log(hold);
+        Ok(())
+    }
+
+    /// How many changes the last lock taken wrote again from the commit
+    /// log a power cut left (see [`Locked::take_up_log`]), once.
+    pub fn take_log_replayed(&self) -> usize {
+        let mut hold = self.handles.log();
+        let replayed = std::mem::take(&mut hold.replayed);
+        self.handles.set_log(hold);
+        replayed
+    }
+}
+
+impl Locked<'_> {
+    /// Reads the commit log's head, once the lock is held, and writes
+    /// again what a log written in another boot holds (a power cut may
+    /// have taken the files it made durable): each change in order, then
+    /// synced file by file, then the log emptied. Only a log that may hold
+    /// entries costs this boot's id (two system calls). Returns whether a
+    /// batch's intents file may exist (look for it).
+    pub(super) fn take_up_log(&self) -> Result<bool, StoreError> {
+        let path = self.root.join(LOCK_FILE);
+        let head = Head::read(&self._lock).map_err(StoreError::io("reading", &path))?;
+        let mut hold = self.handles.log();
+        hold.head = Some(head);
+        hold.batch_intents = head.volatile.map_or(true, |v| v.batch_intents);
+        self.handles.set_log(hold);
+        let Some(generation) = head.generation else {
+            return Ok(true);
+        };
+        if !head.may_hold_entries() {
+            return Ok(hold.batch_intents);
+        }
+        let boot = self.state.boot_id(&mut hold)?;
+        if head.volatile.is_some_and(|v| v.boot == boot) {
+            return Ok(hold.batch_intents);
+        }
+        let changes = commit_log::read_entries(&self._lock, generation)
+            .map_err(StoreError::io("reading", &path))?;
+        // Written as any command's writes, but synced file by file: the
+        // log must not be written while it is read.
+        hold.head = None;
+        self.handles.set_log(hold);
+        let replayed = self.write_again(&changes);
+        let replayed = replayed.and_then(|n| self.commit().map(|()| n));
+        // Failed, the log stays as it is, unused by this process (its
+        // writes are synced file by file), for the next lock to take up.
+        let replayed = replayed?;
+        let mut hold = self.handles.log();
+        hold.head = Some(head);
+        hold.batch_intents = true;
+        self.handles.set_log(hold);
+        self.state.empty_log(&self._lock, generation)?;
+        let mut hold = self.handles.log();
+        hold.replayed += replayed;
+        self.handles.set_log(hold);
+        Ok(true)
+    }
+
+    /// Writes `changes` again; returns how many. A path that is not a
+    /// plain relative one, or whose directory is gone (removed with its
+    /// network since), is passed over.
+    fn write_again(&self, changes: &[Change]) -> Result<usize, StoreError> {
+        let mut done = 0;
+        for change in changes {
+            let (Change::Written(relative, _) | Change::Removed(relative)) = change;
+            let relative = Path::new(relative);
+            if relative.as_os_str().is_empty()
+                || !relative
+                    .components()
+                    .all(|c| matches!(c, Component::Normal(_)))
+            {
+                continue;
+            }
+            let path = self.root.join(relative);
+            let Some(dir) = path.parent() else {
+                continue;
+            };
+            if !self.present(dir)? {
+                continue;
+            }
+            match change {
+                Change::Written(_, bytes) => self.replace_file(&path, bytes)?,
+                Change::Removed(_) => {
+                    self.remove_file(&path)?;
+                }
+            }
+            done += 1;
+        }
+        Ok(done)
+    }
+
+    /// Notes whether a batch's intents file may exist; announced in the
+    /// log's volatile page at once when it may (before it is made), so
+    /// that the next lock looks for it.
+    pub(super) fn note_batch_intents(&self, may_exist: bool) -> Result<(), StoreError> {
+        let mut hold = self.handles.log();
+        let changed = hold.batch_intents != may_exist;
+        hold.batch_intents = may_exist;
+        self.handles.set_log(hold);
+        match may_exist && changed {
+            true => self.state.write_volatile_now(&self._lock),
+            false => Ok(()),
+        }
+    }
+}

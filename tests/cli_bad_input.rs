@@ -598,6 +598,15 @@ fn files(root: &Path) -> BTreeMap<PathBuf, String> {
                 format!("symlink -> {}", fs::read_link(&path).unwrap().display())
             } else if kind.is_file() {
                 match fs::read(&path) {
+                    // The store's lock: its first page is the format mark;
+                    // the rest, the commit log, records commits (a refused
+                    // command may commit the undoing of its own writes),
+                    // not state, and is shown by its length only.
+                    Ok(bytes) if relative.ends_with("state/lock") && bytes.len() > 4096 => format!(
+                        "file {mode:o} {:?} and a commit log of {} bytes",
+                        String::from_utf8_lossy(&bytes[..4096]),
+                        bytes.len() - 4096
+                    ),
                     Ok(bytes) => format!("file {mode:o} {:?}", String::from_utf8_lossy(&bytes)),
                     // A namespace file (nsfs) cannot be read; its identity can.
                     Err(_) => format!("file {mode:o} inode {}", meta.ino()),

@@ -1088,3 +1088,182 @@ fn a_refused_record_does_not_stop_the_expansion_of_the_lines_after_it() {
         .is_symlink());
     assert_intents_became_records(&locked, &net, 2..=3);
 }
+
+/// The lock file's length once it holds the commit log: its format mark's
+/// page, two generation pages, the volatile page and 64 slots.
+const LOG_LOCK_LEN: u64 = (4 + 64) * 4096;
+
+/// Where the commit log's slot `slot` starts in the lock file.
+fn log_slot(slot: u64) -> u64 {
+    (4 + slot) * 4096
+}
+
+/// What a power cut can leave after commits made through the commit log:
+/// `lost` files gone, `back` files as they were before (a removal lost),
+/// and the log's volatile page never written (it names the boot, so the
+/// next lock reads the log again, as it would after a real reboot).
+fn cut_power(root: &std::path::Path, lost: &[&std::path::Path], back: &[(&std::path::Path, &str)]) {
+    use std::os::unix::fs::FileExt;
+    for path in lost {
+        fs::remove_file(path).unwrap();
+    }
+    for (path, text) in back {
+        fs::write(path, text).unwrap();
+        fs::set_permissions(path, fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let lock = fs::OpenOptions::new()
+        .write(true)
+        .open(root.join("lock"))
+        .unwrap();
+    lock.write_all_at(&[0u8; 4096], 3 * 4096).unwrap();
+}
+
+fn endpoint_file(root: &std::path::Path, net: &NetworkRecord, id: &str) -> std::path::PathBuf {
+    root.join("endpoints")
+        .join(&net.id)
+        .join(format!("{id}.json"))
+}
+
+/// A command's records are made durable by one entry of the commit log in
+/// the lock file (no `fsync` of their own). After a power cut took them
+/// (and brought back a removed one), the next lock writes each again, in
+/// order, from the log; once, not again in the same boot.
+#[test]
+fn records_a_power_cut_took_are_written_again_from_the_commit_log_when_the_lock_is_taken() {
+    let tmp = TempDir::new("commit-log");
+    let root = tmp.path();
+    let state = StateDir::open(root).unwrap();
+    let net = network("n1", &["192.168.8.0/24"]);
+    let e1 = endpoint(&net, "e1", Some("192.168.8.2/24"), None);
+    let e2 = endpoint(&net, "e2", Some("192.168.8.3/24"), None);
+    let e2_moved = EndpointRecord {
+        ifname: "eth1".into(),
+        ..e2.clone()
+    };
+    let lock_len = || fs::metadata(root.join("lock")).unwrap().len();
+    let before = lock_len();
+    for step in 0..3 {
+        let locked = state.lock().unwrap();
+        match step {
+            0 => locked.put_network(&net).unwrap(),
+            1 => {
+                locked.put_endpoint(&e1).unwrap();
+                locked.put_endpoint(&e2).unwrap();
+            }
+            _ => {
+                assert!(locked.remove_endpoint(&net.id, "e1").unwrap());
+                locked.put_endpoint(&e2_moved).unwrap();
+            }
+        }
+        locked.commit().unwrap();
+        assert_eq!(lock_len(), LOG_LOCK_LEN, "the log made by the first commit");
+    }
+    assert!(before < 4096, "no log before the first commit: {before}");
+    let e1_text = serde_free_text(&e1);
+    cut_power(
+        root,
+        &[
+            &root.join("networks").join(format!("{}.json", net.id)),
+            &endpoint_file(root, &net, "e2"),
+        ],
+        &[(&endpoint_file(root, &net, "e1"), &e1_text)],
+    );
+
+    let state = StateDir::open(root).unwrap();
+    assert_eq!(state.network(&net.id).unwrap(), None, "readers see the cut");
+    let locked = state.lock().unwrap();
+    assert_eq!(locked.network(&net.id).unwrap(), Some(net.clone()));
+    assert_eq!(
+        locked.endpoint(&net.id, "e1").unwrap(),
+        None,
+        "removed again"
+    );
+    assert_eq!(locked.endpoint(&net.id, "e2").unwrap(), Some(e2_moved));
+    assert_eq!(
+        state.take_log_replayed(),
+        5,
+        "1 + 2 + 2 changes written again"
+    );
+    drop(locked);
+    check_every_file_parses(root);
+
+    // Taken up, the log is emptied: in this same boot a lock finds
+    // nothing to write again.
+    fs::remove_file(endpoint_file(root, &net, "e2")).unwrap();
+    let locked = state.lock().unwrap();
+    assert_eq!(locked.endpoint(&net.id, "e2").unwrap(), None);
+    assert_eq!(state.take_log_replayed(), 0);
+}
+
+/// An endpoint record's text as the store writes it.
+fn serde_free_text(record: &EndpointRecord) -> String {
+    record.to_json().to_pretty().unwrap()
+}
+
+/// A full log is emptied by the commit that finds it so (after one
+/// `syncfs`): a power cut after that writes again only what was committed
+/// through the log since. An entry torn by the cut ends the log there.
+#[test]
+fn only_the_commit_logs_current_entries_are_written_again_up_to_a_torn_one() {
+    use std::os::unix::fs::FileExt;
+    let tmp = TempDir::new("commit-log-full");
+    let root = tmp.path();
+    let state = StateDir::open(root).unwrap();
+    let net = network("n1", &["192.168.8.0/24"]);
+    {
+        let locked = state.lock().unwrap();
+        locked.put_network(&net).unwrap();
+        locked.commit().unwrap();
+    }
+    // Slot 0 the network; e1..e63 fill the log; e64 finds it full: synced
+    // with everything before it, and the log emptied; e65..e70 are slots
+    // 0..5 of the next generation.
+    let ids: Vec<String> = (1..=70).map(|i| format!("e{i}")).collect();
+    for id in &ids {
+        let locked = state.lock().unwrap();
+        locked
+            .put_endpoint(&endpoint(&net, id, None, None))
+            .unwrap();
+        locked.commit().unwrap();
+    }
+    let lost: Vec<std::path::PathBuf> =
+        ids.iter().map(|id| endpoint_file(root, &net, id)).collect();
+    let lost_refs: Vec<&std::path::Path> = lost.iter().map(|p| p.as_path()).collect();
+    cut_power(root, &lost_refs, &[]);
+    // Slot 4's entry (e69) torn: e65..e68 come back, not e69 and e70.
+    let lock = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(root.join("lock"))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    lock.read_exact_at(&mut byte, log_slot(4) + 100).unwrap();
+    lock.write_all_at(&[byte[0] ^ 0x40], log_slot(4) + 100)
+        .unwrap();
+
+    let state = StateDir::open(root).unwrap();
+    let locked = state.lock().unwrap();
+    let back = locked.endpoint_ids(&net.id).unwrap();
+    assert_eq!(back, ["e65", "e66", "e67", "e68"]);
+    assert_eq!(state.take_log_replayed(), 4);
+}
+
+/// A store made by an older version (its lock file empty, the mark that
+/// its endpoints may be filed by container name) keeps its lock as it is:
+/// its commits sync file by file.
+#[test]
+fn an_older_stores_lock_gets_no_commit_log() {
+    let tmp = TempDir::new("commit-log-old");
+    let root = tmp.path();
+    drop(StateDir::open(root).unwrap());
+    fs::write(root.join("lock"), "").unwrap();
+    let state = StateDir::open(root).unwrap();
+    assert!(!state.by_identity_only());
+    let net = network("n1", &["192.168.8.0/24"]);
+    let locked = state.lock().unwrap();
+    locked.put_network(&net).unwrap();
+    locked.commit().unwrap();
+    drop(locked);
+    assert_eq!(fs::metadata(root.join("lock")).unwrap().len(), 0);
+    assert_eq!(state.network(&net.id).unwrap(), Some(net));
+}

@@ -26,48 +26,18 @@ impl StateDir {
             return Ok(());
         }
         let mut hold = self.handles.log();
-        let head = match hold.head {
-            Some(head) => head,
-            None => return self.handles.sync_pending(pending, false),
+        let Some(mut head) = hold.head else {
+            return self.handles.sync_pending(pending, false);
         };
-        let generation = match head.generation {
-            Some(generation) => generation,
-            // A store made by this version: its log is made on its first
-            // commit; an older store's lock keeps its meaning (empty).
-            None if self.by_identity_only => {
-                let volatile = Volatile {
-                    generation: 0,
-                    tail: 0,
-                    batch_intents: hold.batch_intents,
-                    boot: self.boot_id(&mut hold)?,
-                };
-                // Its name synced too, if the power cut came right after
-                // `open`. Not made (a full disk), the lock is cut back to
-                // its length, so the zeros take no space the records need,
-                // and this commit and the next go file by file.
-                let root = self.handles.dir(&self.root)?;
-                let before = lock
-                    .metadata()
-                    .map_err(StoreError::io("reading", self.root.join(LOCK_FILE)))?
-                    .len();
-                let made = commit_log::prepare(lock, &volatile)
-                    .and_then(|()| crate::sys::fsync(std::os::fd::AsFd::as_fd(lock), false))
-                    .and_then(|()| match &root {
-                        Some(root) => crate::sys::fsync(root.fd(), false),
-                        None => Ok(()),
-                    });
-                if made.is_err() {
-                    let _ = lock.set_len(before);
-                    return self.handles.sync_pending(pending, false);
-                }
-                hold.head = Some(Head {
-                    generation: Some(0),
-                    volatile: Some(volatile),
-                });
-                self.handles.set_log(hold);
-                0
+        // A store made by this version has its log made by its first
+        // commit; an older store's lock keeps its meaning (empty).
+        if head.generation.is_none() && self.by_identity_only {
+            if let Some(made) = self.make_log(lock, &mut hold)? {
+                head = made;
             }
-            None => return self.handles.sync_pending(pending, false),
+        }
+        let Some(generation) = head.generation else {
+            return self.handles.sync_pending(pending, false);
         };
         let tail = head.volatile.map_or(commit_log::SLOTS, |v| v.tail);
         let payload = match pending.overflowed() {
@@ -115,6 +85,42 @@ impl StateDir {
         self.handles.set_log(hold);
         self.handles.let_go_pending(pending);
         result
+    }
+
+    /// Makes the log in the lock file (see `commit_log::prepare`), synced
+    /// with the lock's name; `None` when it could not be (a full disk):
+    /// the lock is then cut back to its length, so the zeros take no
+    /// space the records need, and commits go file by file.
+    fn make_log(&self, lock: &File, hold: &mut LogHold) -> Result<Option<Head>, StoreError> {
+        let volatile = Volatile {
+            generation: 0,
+            tail: 0,
+            batch_intents: hold.batch_intents,
+            boot: self.boot_id(hold)?,
+        };
+        let root = self.handles.dir(&self.root)?;
+        let before = lock
+            .metadata()
+            .map_err(StoreError::io("reading", self.root.join(LOCK_FILE)))?
+            .len();
+        // The lock's name too, if the power cut came right after `open`.
+        let made = commit_log::prepare(lock, &volatile)
+            .and_then(|()| crate::sys::fsync(std::os::fd::AsFd::as_fd(lock), false))
+            .and_then(|()| match &root {
+                Some(root) => crate::sys::fsync(root.fd(), false),
+                None => Ok(()),
+            });
+        if made.is_err() {
+            let _ = lock.set_len(before);
+            return Ok(None);
+        }
+        let head = Head {
+            generation: Some(0),
+            volatile: Some(volatile),
+        };
+        hold.head = Some(head);
+        self.handles.set_log(*hold);
+        Ok(Some(head))
     }
 
     /// The payload of an entry for `changes` (paths made relative to the

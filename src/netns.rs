@@ -518,7 +518,8 @@ fn refusal(path: &Path, found: FileKind) -> io::Error {
 /// thread it moved.
 #[derive(Debug)]
 struct Away {
-    home: OwnedFd,
+    /// The way home; taken by the drop, which goes there.
+    home: Option<OwnedFd>,
     /// How many moves of this thread are undone by dropping this one:
     /// its place in the thread's stack of moves (see [`Away::arrived`]).
     depth: u32,
@@ -554,7 +555,7 @@ impl Away {
             moves.get()
         });
         Away {
-            home,
+            home: Some(home),
             depth,
             _this_thread: std::marker::PhantomData,
         }
@@ -571,11 +572,15 @@ impl Drop for Away {
         if latest != self.depth {
             give_up("a network namespace visit was ended before a later one");
         }
-        if let Err(error) = sys::setns(self.home.as_fd(), libc::CLONE_NEWNET) {
+        let Some(home) = self.home.take() else {
+            return;
+        };
+        if let Err(error) = sys::setns(home.as_fd(), libc::CLONE_NEWNET) {
             give_up(&format!(
                 "cannot return this thread to its network namespace ({error})"
             ));
         }
+        sys::done_with(home);
     }
 }
 
@@ -906,7 +911,15 @@ fn write_sysctl(ns: &Netns, key: &str, ifname: &str, on: bool) -> io::Result<()>
     // The file is found in the namespace of the thread that opens it; the
     // write goes to that namespace's setting wherever it is made from.
     let file = run_here(ns, || sys::openat(None, &path, libc::O_WRONLY, 0))??;
-    File::from(file).write_all(if on { b"1" } else { b"0" })
+    write_flag(file, on)
+}
+
+/// Writes `1` or `0` to the sysctl file `file`, then is done with it.
+fn write_flag(file: OwnedFd, on: bool) -> io::Result<()> {
+    let mut file = File::from(file);
+    let written = file.write_all(if on { b"1" } else { b"0" });
+    sys::done_with(file);
+    written
 }
 
 /// Sets several keys of the link `ifname` inside `ns`, each given as
@@ -987,7 +1000,7 @@ fn write_opened(
     opened
         .into_iter()
         .zip(keys)
-        .map(|(file, (_, _, on))| File::from(file?).write_all(if *on { b"1" } else { b"0" }))
+        .map(|(file, (_, _, on))| write_flag(file?, *on))
         .collect()
 }
 

@@ -603,9 +603,8 @@ fn files(root: &Path) -> BTreeMap<PathBuf, String> {
                     // command may commit the undoing of its own writes),
                     // not state, and is shown by its length only.
                     Ok(bytes) if relative.ends_with("state/lock") && bytes.len() > 4096 => format!(
-                        "file {mode:o} {:?} and a commit log of {} bytes",
-                        String::from_utf8_lossy(&bytes[..4096]),
-                        bytes.len() - 4096
+                        "file {mode:o} {:?} and a commit log",
+                        String::from_utf8_lossy(&bytes[..4096]).trim_end_matches('\0'),
                     ),
                     Ok(bytes) => format!("file {mode:o} {:?}", String::from_utf8_lossy(&bytes)),
                     // A namespace file (nsfs) cannot be read; its identity can.

@@ -53,7 +53,7 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (u32, u32, Vec<u8>)> {
                     .into_os_string()
                     .into_encoded_bytes()
             } else if meta.is_file() {
-                fs::read(&path).unwrap()
+                common::state_bytes(&path)
             } else {
                 Vec::new()
             };

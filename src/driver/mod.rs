@@ -253,6 +253,12 @@ impl Config {
     }
 }
 
+/// How many descriptors only read, or ways home from a namespace, a
+/// program that exits next leaves to its exit at most (see
+/// [`Manager::leave_descriptors_to_exit`]): a command reads a few; a
+/// listing of thousands closes the rest.
+pub const LEFT_TO_EXIT_MAX: usize = 8;
+
 /// The entry point: networks, containers and endpoints over one state
 /// directory. Its operations live with the room they belong to
 /// (`networks`, `endpoints`, `containers`, `restore`).
@@ -285,13 +291,17 @@ impl Manager {
 
     /// For a program that exits once its command is done (the `ipvlan`
     /// binary, a CNI plugin): the namespaces and netlink sockets a
-    /// successful attach or detach opened, and the state files written
-    /// ([`StateDir::leave_descriptors_to_exit`]), are left open for the exit to close, as `close(2)` would
-    /// (nothing in them is buffered or waits), one `close` each saved. A
-    /// program that goes on must not ask for it: they would stay open.
+    /// successful attach or detach opened, the state files written
+    /// ([`StateDir::leave_descriptors_to_exit`]), and up to
+    /// [`LEFT_TO_EXIT_MAX`] of the files only read (records, sysctls) and
+    /// ways home from a namespace ([`crate::sys::done_with`]) are left
+    /// open for the exit to close, as `close(2)` would (nothing in them is
+    /// buffered or waits), one `close` each saved. A program that goes on
+    /// must not ask for it: they would stay open.
     pub fn leave_descriptors_to_exit(&mut self) {
         self.leaves_to_exit = true;
         self.store.leave_descriptors_to_exit();
+        crate::sys::leave_descriptors_to_exit(LEFT_TO_EXIT_MAX);
     }
 
     /// Whether a change this manager made since the last call may not be

@@ -494,7 +494,9 @@ pub fn read_text_at(dir: BorrowedFd<'_>, name: &str, max: u64) -> io::Result<Opt
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
-    read_text_opened(&mut file, len, max).map(Some)
+    let text = read_text_opened(&mut file, len, max).map(Some);
+    crate::sys::done_with(file);
+    text
 }
 
 /// Reads the regular file `file` of `len` bytes (as [`open_regular_at`]

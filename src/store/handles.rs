@@ -694,8 +694,9 @@ impl Handles {
     /// Lets every held cursor go, when the lock is (another process may
     /// move them next).
     pub(crate) fn forget_cursors(&self) {
-        let held = std::mem::take(&mut self.shared().cursors);
-        drop(held);
+        let mut shared = self.shared();
+        let held = std::mem::take(&mut shared.cursors);
+        shared.let_go(held.into_iter().map(|cursor| cursor.file));
     }
 
     /// For a program that exits once its command is done: the state files

@@ -258,6 +258,18 @@ pub fn check_every_file_parses(root: &Path) {
     }
 }
 
+/// The bytes of the state file `path` that say what the state is: all of
+/// them, but for the store's lock, whose first page is its format mark and
+/// the rest its commit log, which records commits (a refused command
+/// commits the undoing of its own writes), not state.
+pub fn state_bytes(path: &Path) -> Vec<u8> {
+    let mut bytes = fs::read(path).unwrap_or_default();
+    if path.file_name().is_some_and(|name| name == "lock") {
+        bytes.truncate(4096);
+    }
+    bytes
+}
+
 /// Every file under `dir` with its content (directories with none): what a
 /// refusal must leave exactly as it was.
 pub fn snapshot(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
@@ -273,7 +285,7 @@ pub fn snapshot(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
                 out.insert(path.clone(), Vec::new());
                 walk(&path, out);
             } else {
-                out.insert(path.clone(), fs::read(&path).unwrap_or_default());
+                out.insert(path.clone(), state_bytes(&path));
             }
         }
     }

@@ -518,8 +518,8 @@ fn refusal(path: &Path, found: FileKind) -> io::Error {
 /// thread it moved.
 #[derive(Debug)]
 struct Away {
-    /// The way home; taken by the drop, which goes there.
-    home: Option<OwnedFd>,
+    /// The way home, closed (or left to the exit) once gone there.
+    home: sys::ClosedOrLeft,
     /// How many moves of this thread are undone by dropping this one:
     /// its place in the thread's stack of moves (see [`Away::arrived`]).
     depth: u32,
@@ -555,7 +555,7 @@ impl Away {
             moves.get()
         });
         Away {
-            home: Some(home),
+            home: sys::ClosedOrLeft::new(home),
             depth,
             _this_thread: std::marker::PhantomData,
         }
@@ -572,15 +572,11 @@ impl Drop for Away {
         if latest != self.depth {
             give_up("a network namespace visit was ended before a later one");
         }
-        let Some(home) = self.home.take() else {
-            return;
-        };
-        if let Err(error) = sys::setns(home.as_fd(), libc::CLONE_NEWNET) {
+        if let Err(error) = sys::setns(self.home.as_fd(), libc::CLONE_NEWNET) {
             give_up(&format!(
                 "cannot return this thread to its network namespace ({error})"
             ));
         }
-        sys::done_with(home);
     }
 }
 

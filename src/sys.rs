@@ -573,14 +573,38 @@ pub fn leave_descriptors_to_exit(max: usize) {
 /// Closes `fd`, done with, or leaves it to the exit (see
 /// [`leave_descriptors_to_exit`]).
 pub fn done_with(fd: impl Into<OwnedFd>) {
-    let fd = fd.into();
-    let left = LEAVE_TO_EXIT.fetch_update(
-        std::sync::atomic::Ordering::Relaxed,
-        std::sync::atomic::Ordering::Relaxed,
-        |n| n.checked_sub(1),
-    );
-    if left.is_ok() {
-        mem::forget(fd);
+    drop(ClosedOrLeft::new(fd.into()));
+}
+
+/// A descriptor that, dropped, is closed or left to the exit (see
+/// [`leave_descriptors_to_exit`]): for a field, which a `Drop` cannot
+/// move out to [`done_with`]. The size of an `OwnedFd`, whose niche it
+/// keeps.
+#[derive(Debug)]
+pub struct ClosedOrLeft(mem::ManuallyDrop<OwnedFd>);
+
+impl ClosedOrLeft {
+    pub fn new(fd: OwnedFd) -> ClosedOrLeft {
+        ClosedOrLeft(mem::ManuallyDrop::new(fd))
+    }
+
+    pub fn as_fd(&self) -> BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&*self.0)
+    }
+}
+
+impl Drop for ClosedOrLeft {
+    fn drop(&mut self) {
+        let left = LEAVE_TO_EXIT.fetch_update(
+            std::sync::atomic::Ordering::Relaxed,
+            std::sync::atomic::Ordering::Relaxed,
+            |n| n.checked_sub(1),
+        );
+        if left.is_err() {
+            // SAFETY: the descriptor is dropped once, here, and never
+            // used after: `self` is being dropped.
+            unsafe { mem::ManuallyDrop::drop(&mut self.0) };
+        }
     }
 }
 

@@ -66,6 +66,8 @@ pub(super) const SLOTS: u32 = 64;
 /// The most slots one entry takes; a commit needing more syncs the file
 /// system instead.
 pub(super) const ENTRY_SLOTS_MAX: u32 = 8;
+/// The most bytes of changes one entry holds.
+pub(super) const PAYLOAD_MAX: usize = ENTRY_SLOTS_MAX as usize * PAGE - ENTRY_HEADER;
 /// The lock file's length once the log is prepared.
 pub(super) const PREPARED_LEN: u64 = (FIRST_SLOT_PAGE + SLOTS as u64) * PAGE as u64;
 

@@ -107,6 +107,10 @@ pub(crate) struct Shared {
     /// descriptors past [`SYNCFS_ABOVE`] (such a commit syncs the file
     /// system, not the log).
     changes: Vec<(PathBuf, Option<Vec<u8>>)>,
+    /// What `changes` would take in an entry of the commit log, at most;
+    /// past [`commit_log::PAYLOAD_MAX`] the changes are dropped (such a
+    /// commit syncs the file system) and `overflowed` is set.
+    changes_bytes: usize,
     /// The commit log as the lock held now found it (see
     /// [`Handles::log`]).
     log: LogHold,
@@ -187,18 +191,30 @@ impl Shared {
             let files = std::mem::take(&mut self.files);
             self.let_go(files.into_iter().map(|(_, file)| file));
             self.changed.clear();
-            self.changes.clear();
+            self.changes = Vec::new();
         }
     }
 
     /// Notes what `path` holds now for the commit log, in place of what an
     /// earlier change of it under this lock left.
     fn note_change(&mut self, path: &Path, contents: Option<&[u8]>) {
-        self.changes.retain(|(p, _)| p != path);
-        if !self.overflowed {
-            self.changes
-                .push((path.to_path_buf(), contents.map(<[u8]>::to_vec)));
+        if self.overflowed {
+            return;
         }
+        self.changes.retain(|(p, _)| p != path);
+        // Its kind, the path's length and path, the contents' length and
+        // contents (an upper bound: the path is made relative later).
+        self.changes_bytes += 1 + 2 + path.as_os_str().len() + contents.map_or(0, |c| 4 + c.len());
+        if self.changes_bytes > super::commit_log::PAYLOAD_MAX {
+            // A batch of many removals from one directory: its commit is
+            // one `syncfs` (see `spill`, which the caller calls next), and
+            // nothing is held per target.
+            self.overflowed = true;
+            self.changes = Vec::new();
+            return;
+        }
+        self.changes
+            .push((path.to_path_buf(), contents.map(<[u8]>::to_vec)));
     }
 
     /// Closes `files`, or leaves them to the exit (see
@@ -592,7 +608,10 @@ impl Handles {
             files: std::mem::take(&mut shared.files),
             dirs: std::mem::take(&mut shared.changed),
             overflowed: std::mem::take(&mut shared.overflowed),
-            changes: std::mem::take(&mut shared.changes),
+            changes: {
+                shared.changes_bytes = 0;
+                std::mem::take(&mut shared.changes)
+            },
         }
     }
 

@@ -46,6 +46,16 @@ pub fn restore_summary(report: &RestoreReport) -> String {
             )
         ));
     }
+    if report.records_written_again > 0 {
+        text.push_str(&format!(
+            "  written again from the commit log (a power cut had taken them): {}\n",
+            count(
+                report.records_written_again,
+                "record or removal",
+                "records and removals"
+            )
+        ));
+    }
     let sections = [
         ("parent re-created", &report.parents_recreated),
         ("parent missing", &report.parents_missing),
@@ -142,6 +152,14 @@ mod tests {
         };
         assert!(restore_summary(&rebuilt).contains(
             "\n  rebuilt from the endpoint records: 3 address files and container indexes\n"
+        ));
+        assert!(!restore_summary(&rebuilt).contains("commit log"));
+        let replayed = RestoreReport {
+            records_written_again: 1,
+            ..RestoreReport::default()
+        };
+        assert!(restore_summary(&replayed).contains(
+            "\n  written again from the commit log (a power cut had taken them): 1 record or removal\n"
         ));
     }
 

@@ -221,6 +221,9 @@ pub struct RestoreReport {
     /// indexes), which are not synced, made again, rewritten or removed to
     /// agree with the records: what a power cut lost or left stale.
     pub derived_rebuilt: usize,
+    /// Durable records written again (or removed again) from the store's
+    /// commit log, which a power cut had taken from the files.
+    pub records_written_again: usize,
     /// Failures that did not stop the restore.
     pub errors: Vec<String>,
 }

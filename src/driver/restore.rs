@@ -39,7 +39,12 @@ impl Manager {
     pub fn restore(&self) -> Result<RestoreReport, Error> {
         let state = self.store.lock()?;
         let host = Handle::new()?;
-        let mut report = RestoreReport::default();
+        let mut report = RestoreReport {
+            // Taking the lock wrote again what the commit log held, if a
+            // power cut came since its last entry.
+            records_written_again: state.take_log_replayed(),
+            ..RestoreReport::default()
+        };
         // Taking the lock turned what a dead batch left into intent
         // records; should that have failed, the file is still there and
         // said so here (every command but a batch attach goes on
@@ -307,8 +312,10 @@ impl Manager {
                 }
             }
         }
-        // What was repaired durable before it is reported.
-        if let Err(error) = state.commit() {
+        // What was repaired durable before it is reported, and the commit
+        // log emptied (everything it names synced first): an older version,
+        // which does not read it, can take over from here.
+        if let Err(error) = state.empty_commit_log() {
             report
                 .errors
                 .push(format!("making the repairs durable: {error}"));

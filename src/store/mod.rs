@@ -5,10 +5,12 @@
 //! umask):
 //!
 //! ```text
-//! lock                                    flock(2)ed by every writer; its content
-//!                                         marks a store made by a version that
-//!                                         files endpoints by namespace identity
-//!                                         only (StateDir::by_identity_only)
+//! lock                                    flock(2)ed by every writer; its first
+//!                                         page marks a store made by a version
+//!                                         that files endpoints by namespace
+//!                                         identity only (StateDir::by_identity_only);
+//!                                         the pages after it, the commit log
+//!                                         (`commit_log.rs`)
 //! host-id                                 random id when /etc/machine-id is missing
 //! batch-intents                           the intent records of a batch attach, one
 //!                                         JSON line each, while it runs (see
@@ -61,12 +63,17 @@
 //! is synced when it is made. What a command wrote is made durable once,
 //! by [`Locked::commit`] (called by the driver when the final state is
 //! written, and by the guard's drop for whatever is left, before the lock
-//! is released): `fdatasync` of the last version of each durable file
-//! written, then `fsync` of each directory whose durable entries changed,
-//! once each. A new directory is synced into its parent when made. Above
-//! 24 files and directories the commit is one `syncfs(2)` instead (a
-//! batch); nothing else calls it, as it flushes every tenant's dirty data
-//! on the file system.
+//! is released): one entry of the commit log in the lock file holding the
+//! last version of each durable file written and each one removed, then
+//! one `fdatasync` of the lock (`commit_log.rs`, `dir/commit.rs`); the next
+//! lock taken in another boot writes them again. Above 24 files and
+//! directories, or past what one entry holds, or with the log full, the
+//! commit is one `syncfs(2)` instead (a batch), and the log is emptied;
+//! nothing else calls it, as it flushes every tenant's dirty data on the
+//! file system. A store of an older version (its lock empty) has no log:
+//! `fdatasync` of each durable file, then `fsync` of each directory whose
+//! durable entries changed. A new directory is synced into its parent
+//! when made.
 //!
 //! Durable, the source of truth: network records, endpoint records and
 //! generic records (container records). Derived, never synced, rebuilt by
@@ -77,7 +84,8 @@
 //! files. A derived file but the cursor is still replaced atomically, so
 //! a killed command leaves it whole.
 //!
-//! When a command has returned, its durable state survives a power cut; a
+//! When a command has returned, its durable state survives a power cut (in
+//! the files once the next lock has written again what the log holds); a
 //! power cut during a command leaves each file old, new, or (if new)
 //! missing, empty or truncated. An empty record reads as missing; a
 //! truncated one is damage, reported, never deleted. A derived file may

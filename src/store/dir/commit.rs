@@ -294,6 +294,22 @@ impl Locked<'_> {
         Ok(done)
     }
 
+    /// Makes everything durable (one `syncfs`) and empties the commit log,
+    /// if it holds entries: what `restore` leaves, so that a version that
+    /// does not read the log can take over. Nothing when it holds none.
+    pub fn empty_commit_log(&self) -> Result<(), StoreError> {
+        self.commit()?;
+        let Some(head) = self.handles.log().head else {
+            return Ok(());
+        };
+        let Some(generation) = head.generation.filter(|_| head.may_hold_entries()) else {
+            return Ok(());
+        };
+        self.handles
+            .sync_pending(crate::store::handles::Pending::default(), true)?;
+        self.state.empty_log(&self._lock, generation)
+    }
+
     /// Notes whether a batch's intents file may exist; announced in the
     /// log's volatile page at once when it may (before it is made), so
     /// that the next lock looks for it.

@@ -1267,3 +1267,68 @@ fn an_older_stores_lock_gets_no_commit_log() {
     assert_eq!(fs::metadata(root.join("lock")).unwrap().len(), 0);
     assert_eq!(state.network(&net.id).unwrap(), Some(net));
 }
+
+/// A single attach's intent lives in the commit log's volatile page, not
+/// in a file: killed with it there (here the lock is let go without the
+/// attach's end), the next lock turns it into the endpoint's intent record
+/// when the endpoint has none, and takes it out of the page. Made, the
+/// final record shadows it: the next lock passes it over.
+#[test]
+fn a_single_attachs_intent_in_the_commit_log_becomes_its_record_if_it_died() {
+    let tmp = TempDir::new("single-intent");
+    let root = tmp.path();
+    let state = StateDir::open(root).unwrap();
+    let net = network("n1", &["192.168.8.0/24"]);
+    let intent = |id: &str| EndpointRecord {
+        state: EndpointState::Attaching,
+        mac: None,
+        ifindex: Some(4242),
+        created: Timestamp {
+            secs: 1_700_000_000,
+            nanos: 0,
+        },
+        ..endpoint(&net, id, Some("192.168.8.7/24"), None)
+    };
+    {
+        let locked = state.lock().unwrap();
+        locked.put_network(&net).unwrap();
+        locked.commit().unwrap();
+    }
+    {
+        let locked = state.lock().unwrap();
+        assert!(locked.put_single_intent(&intent("e1")).unwrap());
+        // Only the page holds it: no file.
+        assert!(!endpoint_file(root, &net, "e1").exists());
+        assert_eq!(state.endpoint(&net.id, "e1").unwrap(), None);
+    }
+    let locked = state.lock().unwrap();
+    assert_eq!(locked.endpoint(&net.id, "e1").unwrap(), Some(intent("e1")));
+    drop(locked);
+    // Taken out of the page: the record removed, nothing brings it back.
+    {
+        let locked = state.lock().unwrap();
+        assert!(locked.remove_endpoint(&net.id, "e1").unwrap());
+        locked.commit().unwrap();
+    }
+    let locked = state.lock().unwrap();
+    assert_eq!(locked.endpoint(&net.id, "e1").unwrap(), None);
+    // A finished attach: its final record made, the intent settled; killed
+    // before the commit, the record shadows the intent the page still has.
+    assert!(locked.put_single_intent(&intent("e2")).unwrap());
+    let finished = EndpointRecord {
+        state: EndpointState::Attached,
+        ..intent("e2")
+    };
+    locked.put_new_endpoint(&finished).unwrap();
+    locked.settle_single_intent();
+    drop(locked);
+    let locked = state.lock().unwrap();
+    assert_eq!(locked.endpoint(&net.id, "e2").unwrap(), Some(finished));
+    // Given up (nothing in the kernel), the intent leaves the page first.
+    assert!(locked.put_single_intent(&intent("e3")).unwrap());
+    locked.clear_single_intent().unwrap();
+    drop(locked);
+    let locked = state.lock().unwrap();
+    assert_eq!(locked.endpoint(&net.id, "e3").unwrap(), None);
+    check_every_file_parses(root);
+}

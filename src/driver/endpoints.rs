@@ -654,6 +654,7 @@ impl Manager {
             indexed: false,
             indexed_alone: false,
             name_guessed,
+            intent,
         };
         // The container's index entry before its record: an entry without
         // a record counts for nothing, a record is always found.
@@ -674,8 +675,19 @@ impl Manager {
                 }
             }
         }
-        if intent == Intent::InBatch {
+        if intent != Intent::OwnRecord {
             return Ok(pending);
+        }
+        match state.put_single_intent(&pending.record) {
+            Ok(true) => {
+                pending.intent = Intent::InLog;
+                return Ok(pending);
+            }
+            Ok(false) => {}
+            Err(error) => {
+                pending.abandon(state, network);
+                return Err(error.into());
+            }
         }
         // Read as missing by check_attach, under this lock: made in place.
         if let Err(error) = state.put_new_endpoint(&pending.record) {
@@ -947,8 +959,15 @@ pub(crate) struct DetachPlace {
 /// Where [`Manager::reserve`] puts an endpoint's intent record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Intent {
-    /// A record of its own, made in place, before `reserve` returns.
+    /// A record of its own, made in place, before `reserve` returns; or,
+    /// when the store has a commit log, in its volatile page
+    /// ([`Locked::put_single_intent`]), which `reserve` then says
+    /// ([`Intent::InLog`]).
     OwnRecord,
+    /// In the commit log's volatile page: the final record is made in
+    /// place, and an attach given up takes the intent out of the page
+    /// before its records go.
+    InLog,
     /// None yet: the batch writes the intents of all its endpoints in
     /// one file ([`Locked::put_batch_intents`]) before its first create.
     InBatch,
@@ -974,6 +993,8 @@ pub(crate) struct Pending {
     /// (see [`Manager::reserve`]): should the create find it taken, a free
     /// one is asked for and recorded before the next create.
     name_guessed: bool,
+    /// Where its intent was written.
+    intent: Intent,
 }
 
 impl Pending {
@@ -1056,7 +1077,7 @@ impl Pending {
         network: &NetworkRecord,
         built: &BuiltEndpoint,
     ) -> Result<(), Error> {
-        self.record_built(state, built, Intent::OwnRecord)?;
+        self.record_built(state, built, self.intent)?;
         names.add(network, &self.record, self.index.as_deref())
     }
 
@@ -1081,6 +1102,10 @@ impl Pending {
         match intent {
             Intent::OwnRecord => state.put_endpoint(&self.record)?,
             Intent::InBatch => state.put_new_endpoint(&self.record)?,
+            Intent::InLog => {
+                state.put_new_endpoint(&self.record)?;
+                state.settle_single_intent();
+            }
         }
         Ok(())
     }
@@ -1151,6 +1176,13 @@ impl Pending {
     /// Gives back what [`Manager::prepare`] took: the intent record, the
     /// index entry, the addresses. Nothing of it is in the kernel.
     pub(crate) fn abandon(mut self, state: &Locked<'_>, network: &NetworkRecord) {
+        // The intent in the log's page first: brought back after its
+        // record went, it would name an index a retried create may have
+        // found another link's. Not taken out (the page could not be
+        // written), everything is left for `restore`.
+        if self.intent == Intent::InLog && state.clear_single_intent().is_err() {
+            return;
+        }
         let _ = state.remove_endpoint(&self.record.network_id, &self.record.id);
         if let Some(index) = self.index.as_deref_mut() {
             let _ = index.remove(state, &network.id, &self.record.id);

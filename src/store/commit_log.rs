@@ -153,36 +153,56 @@ pub(super) struct Volatile {
     pub boot: BootId,
 }
 
-/// Bytes of the volatile page's content: magic, generation, tail, flags,
-/// boot id, CRC-32.
-const VOLATILE_LEN: usize = 8 + 8 + 4 + 4 + BOOT_ID_LEN + 4;
+/// Bytes of the volatile page's fixed part: magic, generation, tail,
+/// flags, boot id, the length of the single attach's intent.
+const VOLATILE_FIXED: usize = 8 + 8 + 4 + 4 + BOOT_ID_LEN + 4;
+/// The longest intent record the volatile page holds (its fixed part and
+/// CRC-32 take the rest).
+pub(super) const INTENT_MAX: usize = PAGE - VOLATILE_FIXED - 4;
 
 impl Volatile {
-    fn encode(&self) -> [u8; VOLATILE_LEN] {
-        let mut out = [0u8; VOLATILE_LEN];
+    /// The page's bytes, with `intent` (the intent record of a single
+    /// attach under way, compact JSON; empty: none), then a CRC-32 of all.
+    fn encode(&self, intent: &[u8]) -> Vec<u8> {
+        let mut out = vec![0u8; VOLATILE_FIXED + intent.len() + 4];
         out[..8].copy_from_slice(VOLATILE_MAGIC);
         out[8..16].copy_from_slice(&self.generation.to_le_bytes());
         out[16..20].copy_from_slice(&self.tail.to_le_bytes());
         out[20..24].copy_from_slice(&u32::from(self.batch_intents).to_le_bytes());
         out[24..24 + BOOT_ID_LEN].copy_from_slice(&self.boot);
-        let crc = crc32(&[&out[..VOLATILE_LEN - 4]]);
-        out[VOLATILE_LEN - 4..].copy_from_slice(&crc.to_le_bytes());
+        out[VOLATILE_FIXED - 4..VOLATILE_FIXED]
+            .copy_from_slice(&(intent.len() as u32).to_le_bytes());
+        out[VOLATILE_FIXED..VOLATILE_FIXED + intent.len()].copy_from_slice(intent);
+        let end = VOLATILE_FIXED + intent.len();
+        let crc = crc32(&[&out[..end]]);
+        out[end..].copy_from_slice(&crc.to_le_bytes());
         out
     }
 
-    fn parse(page: &[u8]) -> Option<Volatile> {
-        let bytes = page.get(..VOLATILE_LEN)?;
-        if &bytes[..8] != VOLATILE_MAGIC
-            || crc32(&[&bytes[..VOLATILE_LEN - 4]]) != u32_at(bytes, VOLATILE_LEN - 4)
-        {
+    /// The page's fields and its intent (empty: none); `None` when it is
+    /// not a whole volatile page.
+    fn parse(page: &[u8]) -> Option<(Volatile, &[u8])> {
+        let fixed = page.get(..VOLATILE_FIXED)?;
+        if &fixed[..8] != VOLATILE_MAGIC {
             return None;
         }
-        let tail = u32_at(bytes, 16);
-        (tail <= SLOTS).then(|| Volatile {
-            generation: u64_at(bytes, 8),
-            tail,
-            batch_intents: u32_at(bytes, 20) & 1 != 0,
-            boot: bytes[24..24 + BOOT_ID_LEN].try_into().expect("boot id"),
+        let len = u32_at(fixed, VOLATILE_FIXED - 4) as usize;
+        if len > INTENT_MAX {
+            return None;
+        }
+        let end = VOLATILE_FIXED + len;
+        if crc32(&[page.get(..end)?]) != u32_at(page.get(end..end + 4)?, 0) {
+            return None;
+        }
+        let tail = u32_at(fixed, 16);
+        (tail <= SLOTS).then(|| {
+            let volatile = Volatile {
+                generation: u64_at(fixed, 8),
+                tail,
+                batch_intents: u32_at(fixed, 20) & 1 != 0,
+                boot: fixed[24..24 + BOOT_ID_LEN].try_into().expect("boot id"),
+            };
+            (volatile, &page[VOLATILE_FIXED..end])
         })
     }
 }
@@ -199,8 +219,9 @@ pub(super) struct Head {
 }
 
 impl Head {
-    /// Reads pages 1 to 3 of the lock file.
-    pub fn read(lock: &std::fs::File) -> io::Result<Head> {
+    /// Reads pages 1 to 3 of the lock file: the head, and the intent
+    /// record of a single attach its volatile page holds (empty: none).
+    pub fn read(lock: &std::fs::File) -> io::Result<(Head, Vec<u8>)> {
         let mut pages = [0u8; 3 * PAGE];
         let mut got = 0;
         while got < pages.len() {
@@ -215,27 +236,34 @@ impl Head {
             }
         }
         if got < pages.len() {
-            return Ok(Head {
+            let none = Head {
                 generation: None,
                 volatile: None,
-            });
+            };
+            return Ok((none, Vec::new()));
         }
-        Ok(Head::parse(&pages))
+        let (head, intent) = Head::parse(&pages);
+        Ok((head, intent.to_vec()))
     }
 
-    fn parse(pages: &[u8]) -> Head {
+    fn parse(pages: &[u8]) -> (Head, &[u8]) {
         let first = parse_generation(&pages[..PAGE]);
         let second = parse_generation(&pages[PAGE..2 * PAGE]);
         let generation = match (first, second) {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),
         };
-        let volatile =
-            Volatile::parse(&pages[2 * PAGE..]).filter(|v| Some(v.generation) == generation);
-        Head {
+        let (volatile, intent) = match Volatile::parse(&pages[2 * PAGE..]) {
+            Some((volatile, intent)) if Some(volatile.generation) == generation => {
+                (Some(volatile), intent)
+            }
+            _ => (None, &[][..]),
+        };
+        let head = Head {
             generation,
             volatile,
-        }
+        };
+        (head, intent)
     }
 
     /// Whether the log may hold entries a power cut left to write again:
@@ -340,14 +368,16 @@ fn write_all_at(lock: &std::fs::File, bytes: &[u8], offset: u64) -> io::Result<(
 }
 
 /// Writes the entry of `payload` at `slot`, then the volatile page naming
-/// the slot after it as the next free one (not synced: the caller's
-/// `fdatasync` of the lock file makes both durable).
+/// the slot after it as the next free one, with `intent` (see
+/// [`write_volatile_with`]; not synced: the caller's `fdatasync` of the
+/// lock file makes both durable).
 pub(super) fn append(
     lock: &std::fs::File,
     generation: u64,
     slot: u32,
     payload: &[u8],
     volatile: &Volatile,
+    intent: &[u8],
 ) -> io::Result<()> {
     write_all_at(
         lock,
@@ -355,12 +385,23 @@ pub(super) fn append(
         slot_offset(slot),
     )?;
     crate::fault::point("store: after log entry");
-    write_volatile(lock, volatile)
+    write_volatile_with(lock, volatile, intent)
 }
 
-/// Writes the volatile page (unsynced).
+/// Writes the volatile page (unsynced) holding no intent.
 pub(super) fn write_volatile(lock: &std::fs::File, volatile: &Volatile) -> io::Result<()> {
-    write_all_at(lock, &volatile.encode(), VOLATILE_PAGE * PAGE as u64)
+    write_volatile_with(lock, volatile, &[])
+}
+
+/// Writes the volatile page (unsynced) holding `intent`, the intent record
+/// of a single attach under way (at most [`INTENT_MAX`] bytes): one
+/// `pwrite` of less than a page, which a kill cannot cut short.
+pub(super) fn write_volatile_with(
+    lock: &std::fs::File,
+    volatile: &Volatile,
+    intent: &[u8],
+) -> io::Result<()> {
+    write_all_at(lock, &volatile.encode(intent), VOLATILE_PAGE * PAGE as u64)
 }
 
 /// Writes `generation` into the copy it owns (by its parity), unsynced.
@@ -467,7 +508,8 @@ mod tests {
             }
         }
         if let Some(v) = volatile {
-            pages[2 * PAGE..2 * PAGE + VOLATILE_LEN].copy_from_slice(&v.encode());
+            let page = v.encode(b"");
+            pages[2 * PAGE..2 * PAGE + page.len()].copy_from_slice(&page);
         }
         pages
     }
@@ -480,22 +522,22 @@ mod tests {
             batch_intents: true,
             boot: [b'a'; BOOT_ID_LEN],
         };
-        let head = Head::parse(&pages([Some(4), Some(5)], Some(volatile(5, 3))));
+        let head = Head::parse(&pages([Some(4), Some(5)], Some(volatile(5, 3)))).0;
         assert_eq!(head.generation, Some(5));
         assert_eq!(head.volatile, Some(volatile(5, 3)));
         assert!(head.may_hold_entries());
         // A volatile page of an older generation says nothing.
-        let head = Head::parse(&pages([Some(6), Some(5)], Some(volatile(5, 0))));
+        let head = Head::parse(&pages([Some(6), Some(5)], Some(volatile(5, 0)))).0;
         assert_eq!((head.generation, head.volatile), (Some(6), None));
         assert!(head.may_hold_entries());
         // A torn copy leaves the other.
         let mut torn = pages([Some(6), Some(7)], Some(volatile(6, 0)));
         torn[PAGE + 9] ^= 1;
-        let head = Head::parse(&torn);
+        let head = Head::parse(&torn).0;
         assert_eq!(head.generation, Some(6));
         assert!(!head.may_hold_entries());
         // No copy: no log.
-        let head = Head::parse(&pages([None, None], Some(volatile(0, 1))));
+        let head = Head::parse(&pages([None, None], Some(volatile(0, 1)))).0;
         assert_eq!(
             head,
             Head {
@@ -505,7 +547,15 @@ mod tests {
         );
         assert!(!head.may_hold_entries());
         // A tail past the slots is no volatile page.
-        assert_eq!(Volatile::parse(&volatile(1, SLOTS + 1).encode()), None);
+        assert_eq!(Volatile::parse(&volatile(1, SLOTS + 1).encode(b"")), None);
+        // The intent of a single attach is kept whole, or the page is none.
+        let v = volatile(2, 1);
+        let mut page = v.encode(b"{\"id\":\"e1\"}");
+        page.resize(PAGE, 0);
+        assert_eq!(Volatile::parse(&page), Some((v, &b"{\"id\":\"e1\"}"[..])));
+        page[VOLATILE_FIXED + 3] ^= 1;
+        assert_eq!(Volatile::parse(&page), None);
+        assert_eq!(v.encode(&[b'x'; INTENT_MAX]).len(), PAGE);
     }
 
     #[test]

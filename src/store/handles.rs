@@ -114,6 +114,9 @@ pub(crate) struct Shared {
     /// The commit log as the lock held now found it (see
     /// [`Handles::log`]).
     log: LogHold,
+    /// The intent record of a single attach under way that the log's
+    /// volatile page holds (empty: none), written again with the page.
+    single_intent: Vec<u8>,
     /// More than [`SYNCFS_ABOVE`] of them since the last commit: the
     /// descriptors were let go (a batch of a thousand endpoints would hold
     /// thousands open), and the commit syncs the file system.
@@ -685,6 +688,17 @@ impl Handles {
     /// See [`Handles::log`].
     pub(crate) fn set_log(&self, log: LogHold) {
         self.shared().log = log;
+    }
+
+    /// The intent the log's volatile page holds for this command (empty:
+    /// none).
+    pub(crate) fn single_intent(&self) -> Vec<u8> {
+        self.shared().single_intent.clone()
+    }
+
+    /// See [`Handles::single_intent`].
+    pub(crate) fn set_single_intent(&self, intent: Vec<u8>) {
+        self.shared().single_intent = intent;
     }
 
     /// The cursor of the subnet directory `dir` as the last allocation

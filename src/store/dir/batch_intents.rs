@@ -191,7 +191,7 @@ impl Locked<'_> {
 
     /// One line of `batch-intents`: the intent record of an endpoint that
     /// has none, unless the line is no `attaching` endpoint record.
-    fn expand_line(
+    pub(super) fn expand_line(
         &self,
         line: &[u8],
         known: &mut Option<(String, bool)>,

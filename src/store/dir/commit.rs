@@ -13,9 +13,10 @@
 use std::fs::File;
 use std::path::{Component, Path};
 
-use super::{Locked, StateDir, StoreError, LOCK_FILE};
+use super::{check_name, Locked, StateDir, StoreError, LOCK_FILE};
 use crate::store::commit_log::{self, BootId, Change, Head, Volatile};
 use crate::store::handles::LogHold;
+use crate::store::records::EndpointRecord;
 
 impl StateDir {
     /// Makes what was written and removed under the lock `lock` since the
@@ -65,7 +66,8 @@ impl StateDir {
             boot,
         };
         let path = self.root.join(LOCK_FILE);
-        let mut result = commit_log::append(lock, generation, tail, &payload, &next)
+        let intent = self.handles.single_intent();
+        let mut result = commit_log::append(lock, generation, tail, &payload, &next, &intent)
             .map_err(StoreError::io("writing", &path));
         if result.is_ok() {
             // Test builds: the disk refusing the flush (an I/O error).
@@ -167,7 +169,9 @@ impl StateDir {
         };
         let path = self.root.join(LOCK_FILE);
         commit_log::write_generation(lock, next.generation)
-            .and_then(|()| commit_log::write_volatile(lock, &next))
+            .and_then(|()| {
+                commit_log::write_volatile_with(lock, &next, &self.handles.single_intent())
+            })
             .map_err(StoreError::io("writing", &path))?;
         let synced = crate::sys::fsync(std::os::fd::AsFd::as_fd(lock), true)
             .map_err(StoreError::io("syncing", &path));
@@ -179,9 +183,13 @@ impl StateDir {
         synced
     }
 
-    /// Writes the volatile page as this command holds it now (unsynced):
-    /// so a batch's intents file is announced before it is made.
+    /// Writes the volatile page as this command holds it now (unsynced),
+    /// with its single attach's intent, if any (see
+    /// [`Locked::put_single_intent`]): so a batch's intents file is
+    /// announced before it is made, and an intent before the kernel is
+    /// asked for anything.
     fn write_volatile_now(&self, lock: &File) -> Result<(), StoreError> {
+        let intent = self.handles.single_intent();
         let mut hold = self.handles.log();
         let Some(Head {
             generation: Some(generation),
@@ -195,7 +203,7 @@ impl StateDir {
             ..volatile
         };
         debug_assert_eq!(next.generation, generation);
-        commit_log::write_volatile(lock, &next)
+        commit_log::write_volatile_with(lock, &next, &intent)
             .map_err(StoreError::io("writing", self.root.join(LOCK_FILE)))?;
         hold.head = Some(Head {
             generation: Some(generation),
@@ -224,7 +232,8 @@ impl Locked<'_> {
     /// batch's intents file may exist (look for it).
     pub(super) fn take_up_log(&self) -> Result<bool, StoreError> {
         let path = self.root.join(LOCK_FILE);
-        let head = Head::read(&self._lock).map_err(StoreError::io("reading", &path))?;
+        let (head, intent) = Head::read(&self._lock).map_err(StoreError::io("reading", &path))?;
+        self.handles.set_single_intent(Vec::new());
         let mut hold = self.handles.log();
         hold.head = Some(head);
         hold.batch_intents = head.volatile.map_or(true, |v| v.batch_intents);
@@ -232,13 +241,19 @@ impl Locked<'_> {
         let Some(generation) = head.generation else {
             return Ok(true);
         };
-        if !head.may_hold_entries() {
+        if !head.may_hold_entries() && intent.is_empty() {
             return Ok(hold.batch_intents);
         }
         let boot = self.state.boot_id(&mut hold)?;
         if head.volatile.is_some_and(|v| v.boot == boot) {
+            if !intent.is_empty() {
+                // A single attach of this boot died after writing it.
+                self.expand_single_intent(&intent)?;
+            }
             return Ok(hold.batch_intents);
         }
+        // Another boot: the kernel the log's intent spoke of is gone with
+        // it (the emptied log holds none).
         let changes = commit_log::read_entries(&self._lock, generation)
             .map_err(StoreError::io("reading", &path))?;
         // Written as any command's writes, but synced file by file: the
@@ -322,5 +337,72 @@ impl Locked<'_> {
             true => self.state.write_volatile_now(&self._lock),
             false => Ok(()),
         }
+    }
+
+    /// Writes the intent record (`attaching`) of a single attach into the
+    /// commit log's volatile page, unsynced, in place of a record of its
+    /// own: one `pwrite` where a record is a file made, later replaced by
+    /// a rename (on ext4 a rename over a file starts its writeback at
+    /// once). The final record is then made in place
+    /// ([`Locked::put_new_endpoint`]) and the commit's rewrite of the page
+    /// takes the intent away. A record written for the endpoint meanwhile
+    /// (a create retried under another index) shadows it, as a record
+    /// shadows a batch's line. Killed with the intent in the page, the
+    /// next lock taken in this boot turns it into a record of its own if
+    /// the endpoint has none (in another boot it is dropped: the kernel
+    /// it spoke of is gone). `false` when the store has no log, or the
+    /// record is longer than the page holds: the caller writes a record.
+    pub fn put_single_intent(&self, record: &EndpointRecord) -> Result<bool, StoreError> {
+        let hold = self.handles.log();
+        let usable = hold
+            .head
+            .is_some_and(|h| h.generation.is_some() && h.volatile.is_some());
+        if !usable {
+            return Ok(false);
+        }
+        check_name("network id", &record.network_id)?;
+        check_name("endpoint id", &record.id)?;
+        let path = self.root.join(LOCK_FILE);
+        let line = record.to_json().to_compact().map_err(|error| {
+            StoreError::io("encoding", &path)(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                error,
+            ))
+        })?;
+        if line.len() > commit_log::INTENT_MAX {
+            return Ok(false);
+        }
+        self.handles.set_single_intent(line.into_bytes());
+        crate::fault::point("store: before write");
+        let written = self.state.write_volatile_now(&self._lock);
+        crate::fault::after("store: after write", written)?;
+        Ok(true)
+    }
+
+    /// The single attach's final record is made: its intent leaves the
+    /// volatile page with the next write of the page (the commit's), not
+    /// at once (a kill in between leaves it beside the record that
+    /// shadows it).
+    pub fn settle_single_intent(&self) {
+        self.handles.set_single_intent(Vec::new());
+    }
+
+    /// Takes the single attach's intent out of the volatile page
+    /// (unsynced): for an attach given up, once nothing of it is in the
+    /// kernel and before its records go (see [`Locked::put_single_intent`]).
+    pub fn clear_single_intent(&self) -> Result<(), StoreError> {
+        self.handles.set_single_intent(Vec::new());
+        crate::fault::point("store: before write");
+        let cleared = self.state.write_volatile_now(&self._lock);
+        crate::fault::after("store: after write", cleared)
+    }
+
+    /// The intent a single attach of this boot left in the volatile page
+    /// when it died: a record of its own when the endpoint has none (and
+    /// its network has one), then taken out of the page, then committed.
+    fn expand_single_intent(&self, intent: &[u8]) -> Result<(), StoreError> {
+        self.expand_line(intent, &mut None)?;
+        self.clear_single_intent()?;
+        self.commit()
     }
 }

@@ -14,7 +14,12 @@
 //! ```text
 //! IPVLAN_FAULT_COUNT=FILE   append each point's name to FILE, one line per hit
 //! IPVLAN_FAULT_KILL_AT=N    SIGKILL this process at its N-th hit (1 = the first)
+//! IPVLAN_FAULT_KILL_AT=NAME#K  ... at its K-th hit of the point NAME (1 = the first)
 //! ```
+//!
+//! The second form finds the same moment of a command whatever ran before
+//! it under its lock (the commit log's intent of a killed attach, turned
+//! into a record by the next lock, adds points before the command's own).
 //!
 //! Together, FILE ends with the point the process died at. A test first runs
 //! a command with `IPVLAN_FAULT_COUNT` to learn its hits, then once per hit
@@ -132,8 +137,28 @@ mod hook {
 
     struct Settings {
         count: Option<PathBuf>,
-        kill_at: Option<u64>,
+        kill_at: Option<KillAt>,
         times: Option<PathBuf>,
+    }
+
+    /// Where to die: the N-th hit, or the K-th hit of one point.
+    #[derive(PartialEq)]
+    enum KillAt {
+        Hit(u64),
+        Point(String, u64),
+    }
+
+    fn kill_at(value: &str) -> KillAt {
+        let parsed = match value.trim().rsplit_once('#') {
+            Some((name, k)) => k.parse().ok().map(|k| KillAt::Point(name.to_string(), k)),
+            None => value.trim().parse().ok().map(KillAt::Hit),
+        };
+        parsed.unwrap_or_else(|| {
+            panic!(
+                "{}={value:?} is neither a hit number nor NAME#K",
+                crate::fault::KILL_AT_ENV
+            )
+        })
     }
 
     /// The points hit so far and their times, for [`crate::fault::TIMES_ENV`].
@@ -184,11 +209,7 @@ mod hook {
             kill_at: std::env::var(crate::fault::KILL_AT_ENV)
                 .ok()
                 .filter(|v| !v.is_empty())
-                .map(|v| {
-                    v.trim().parse().unwrap_or_else(|_| {
-                        panic!("{}={v:?} is not a hit number", crate::fault::KILL_AT_ENV)
-                    })
-                }),
+                .map(|v| kill_at(&v)),
             times: std::env::var_os(crate::fault::TIMES_ENV)
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from),
@@ -216,7 +237,15 @@ mod hook {
                 panic!("fault injection: writing {}: {error}", path.display());
             }
         }
-        if settings.kill_at == Some(n) {
+        static OF_POINT: AtomicU64 = AtomicU64::new(0);
+        let die = match &settings.kill_at {
+            Some(KillAt::Hit(at)) => *at == n,
+            Some(KillAt::Point(point, k)) if point == name => {
+                OF_POINT.fetch_add(1, Ordering::SeqCst) + 1 == *k
+            }
+            _ => false,
+        };
+        if die {
             let _ = crate::sys::kill(std::process::id(), libc::SIGKILL);
             // SIGKILL to oneself ends the process on the way back to user
             // space; nothing after this point may run meanwhile.

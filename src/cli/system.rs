@@ -48,7 +48,7 @@ pub fn restore_summary(report: &RestoreReport) -> String {
     }
     if report.records_written_again > 0 {
         text.push_str(&format!(
-            "  written again from the commit log (a power cut had taken them): {}\n",
+            "  written again from the commit log after a reboot: {}\n",
             count(
                 report.records_written_again,
                 "record or removal",
@@ -159,7 +159,7 @@ mod tests {
             ..RestoreReport::default()
         };
         assert!(restore_summary(&replayed).contains(
-            "\n  written again from the commit log (a power cut had taken them): 1 record or removal\n"
+            "\n  written again from the commit log after a reboot: 1 record or removal\n"
         ));
     }
 

@@ -307,7 +307,7 @@ impl Manager {
     fn cni_network_id(&self, net: &CniNetwork) -> Result<Option<String>, Error> {
         // Two first ADDs at once: one creates, the other finds it.
         for _ in 0..3 {
-            let existing = self.store.network_by_name(&net.name);
+            let existing = self.store.network_named(&net.name)?;
             let mut over = None;
             if let Some(record) = existing {
                 match cni_config(&record) {
@@ -582,11 +582,32 @@ impl Manager {
             netns_id: Some(identity),
             ifindex: Some(index),
         };
-        // Read as missing above, under this lock: made in place.
-        if let Err(error) = state.put_new_endpoint(&record) {
-            give_back(state);
-            return Err(Error::from(error).into());
+        // In the commit log's page when the store has one, else read as
+        // missing above, under this lock: made in place.
+        let in_log = match state.put_single_intent(&record) {
+            Ok(in_log) => in_log,
+            Err(error) => {
+                give_back(state);
+                return Err(Error::from(error).into());
+            }
+        };
+        if !in_log {
+            if let Err(error) = state.put_new_endpoint(&record) {
+                give_back(state);
+                return Err(Error::from(error).into());
+            }
         }
+        // Given up with nothing in the kernel: the intent out of the page
+        // before the record goes (brought back after it, it would name an
+        // index a retried create may have found another link's); not taken
+        // out, everything is left for `restore`.
+        let forget = |state: &Locked<'_>| {
+            if in_log && state.clear_single_intent().is_err() {
+                return;
+            }
+            let _ = state.remove_endpoint(&network.id, &id);
+            give_back(state);
+        };
         // With `linkInContainer` the create is sent from inside, where the
         // master's index means the master.
         let mut rerecord = |index: Option<u32>| -> Result<(), Error> {
@@ -606,8 +627,7 @@ impl Manager {
         let built = match created {
             Ok(Some(built)) => built,
             failed => {
-                let _ = state.remove_endpoint(&network.id, &id);
-                give_back(state);
+                forget(state);
                 return Err(match failed {
                     Err(error) => error
                         .context(format!(
@@ -623,11 +643,15 @@ impl Manager {
         record.mac = Some(built.mac.clone());
         record.ifindex = Some(built.index);
         record.state = EndpointState::Attached;
-        let done = state.put_endpoint(&record).and_then(|()| state.commit());
-        if let Err(error) = done {
+        let recorded = match in_log {
+            true => state
+                .put_new_endpoint(&record)
+                .map(|()| state.settle_single_intent()),
+            false => state.put_endpoint(&record),
+        };
+        if let Err(error) = recorded.and_then(|()| state.commit()) {
             let _ = inside.handle.link_del(built.index);
-            let _ = state.remove_endpoint(&network.id, &id);
-            give_back(state);
+            forget(state);
             return Err(Error::from(error).into());
         }
         self.release((host, inside));
@@ -808,7 +832,7 @@ impl Manager {
     ) -> Result<CniLinkState, Error> {
         let record = self
             .store
-            .network_by_name(network)
+            .network_named(network)?
             .ok_or_else(|| Error::not_found(format!("network {network} does not exist")))?;
         let id = attachment_id(container_id, ifname);
         if self.store.endpoint(&record.id, &id)?.is_none() {
@@ -1016,7 +1040,7 @@ impl Manager {
         container_id: &str,
         ifname: &str,
     ) -> Result<(), Error> {
-        let Some(record) = self.store.network_by_name(network) else {
+        let Some(record) = self.store.network_named(network)? else {
             return Ok(());
         };
         let id = lease_id(container_id, ifname);
@@ -1049,7 +1073,7 @@ impl Manager {
                 "container {container_id} holds no address for {ifname} on network {network}"
             ))
         };
-        let record = self.store.network_by_name(network).ok_or_else(missing)?;
+        let record = self.store.network_named(network)?.ok_or_else(missing)?;
         let endpoint = self
             .store
             .endpoint(&record.id, &lease_id(container_id, ifname))?
@@ -1092,7 +1116,7 @@ impl Manager {
     /// namespace as recorded; leases too, without touching a link.
     /// Returns what was left alone.
     pub fn cni_gc(&self, network: &str, valid: &[(String, String)]) -> Result<Vec<String>, Error> {
-        let Some(record) = self.store.network_by_name(network) else {
+        let Some(record) = self.store.network_named(network)? else {
             return Ok(Vec::new());
         };
         let keep: Vec<String> = valid.iter().map(|(c, i)| key_hash(c, i)).collect();

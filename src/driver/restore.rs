@@ -39,12 +39,18 @@ impl Manager {
     pub fn restore(&self) -> Result<RestoreReport, Error> {
         let state = self.store.lock()?;
         let host = Handle::new()?;
+        // Taking the lock wrote again what the commit log held, if it was
+        // written in another boot (a power cut may have taken it).
+        let (records_written_again, passed_over) = state.take_log_replayed();
         let mut report = RestoreReport {
-            // Taking the lock wrote again what the commit log held, if a
-            // power cut came since its last entry.
-            records_written_again: state.take_log_replayed(),
+            records_written_again,
             ..RestoreReport::default()
         };
+        for why in passed_over {
+            report
+                .errors
+                .push(format!("commit log: a change not written again: {why}"));
+        }
         // Taking the lock turned what a dead batch left into intent
         // records; should that have failed, the file is still there and
         // said so here (every command but a batch attach goes on

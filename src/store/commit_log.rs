@@ -43,9 +43,16 @@
 //!   then empties the log, so an entry is never older than a synced file
 //!   it would overwrite.
 //! - Within one boot the page cache holds every file as the log says (the
-//!   log was written after them), so the log is only read back after a
-//!   power cut, which a new boot id tells. The boot id is read
-//!   (`/proc/sys/kernel/random/boot_id`) only when the log holds entries.
+//!   log was written after them), so the log is only read back in another
+//!   boot, which a new boot id tells: after any reboot (a power cut or a
+//!   crash of the kernel may have taken pages; after a clean one, writing
+//!   them again changes nothing). The boot id
+//!   (`/proc/sys/kernel/random/boot_id`) is read by a command whose lock
+//!   finds entries (or an intent) in the log, or that commits.
+//! - A failed write or sync of the log leaves it marked full, so the next
+//!   commit syncs everything and empties it: pages the kernel took for
+//!   written may never have reached the disk, and an entry after such a
+//!   hole would be passed over.
 //! - A command killed or cut between its writes and its entry did not
 //!   return: its files may be old or new, as without the log.
 
@@ -280,10 +287,13 @@ pub(super) enum Change {
     Written(String, Vec<u8>),
     /// The file at the path is gone.
     Removed(String),
+    /// The directory at the path is gone, with everything in it.
+    RemovedTree(String),
 }
 
 const WRITTEN: u8 = b'W';
 const REMOVED: u8 = b'R';
+const REMOVED_TREE: u8 = b'T';
 
 /// An entry's payload: its changes in order. `None` when a path is longer
 /// than 65,535 bytes (the caller commits otherwise).
@@ -293,6 +303,7 @@ pub(super) fn encode_changes(changes: &[Change]) -> Option<Vec<u8>> {
         let (kind, path) = match change {
             Change::Written(path, _) => (WRITTEN, path),
             Change::Removed(path) => (REMOVED, path),
+            Change::RemovedTree(path) => (REMOVED_TREE, path),
         };
         out.push(kind);
         out.extend_from_slice(&u16::try_from(path.len()).ok()?.to_le_bytes());
@@ -325,6 +336,7 @@ pub(super) fn parse_changes(mut payload: &[u8]) -> Option<Vec<Change>> {
                 changes.push(Change::Written(path, take(&mut payload, len)?.to_vec()));
             }
             REMOVED => changes.push(Change::Removed(path)),
+            REMOVED_TREE => changes.push(Change::RemovedTree(path)),
             _ => return None,
         }
     }
@@ -486,6 +498,7 @@ mod tests {
         let changes = vec![
             Change::Written("endpoints/n/e.json".into(), b"{}\n".to_vec()),
             Change::Removed("records/containers/c.json".into()),
+            Change::RemovedTree("endpoints/n".into()),
             Change::Written("networks/n.json".into(), Vec::new()),
         ];
         let payload = encode_changes(&changes).unwrap();
@@ -493,7 +506,7 @@ mod tests {
         for cut in 1..payload.len() {
             let parsed = parse_changes(&payload[..cut]);
             assert!(
-                parsed.as_ref().map_or(true, |p| p.len() < 3),
+                parsed.as_ref().map_or(true, |p| p.len() < 4),
                 "cut at {cut} parsed as {parsed:?}"
             );
         }

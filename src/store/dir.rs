@@ -282,7 +282,7 @@ impl StateDir {
     /// For a program that exits once its command is done (the `ipvlan`
     /// binary, a CNI plugin): the state files it writes from now on are
     /// left open for the exit to close, one `close(2)` each saved; they
-    /// are written whole, and synced by the commit, before. The lock is
+    /// are written whole, and made durable by the commit, before. The lock is
     /// still closed (that releases it). A program that goes on must not
     /// ask for it: they would stay open.
     pub fn leave_descriptors_to_exit(&self) {
@@ -618,6 +618,16 @@ impl StateDir {
     pub fn network(&self, id: &str) -> Result<Option<NetworkRecord>, StoreError> {
         check_name("network id", id)?;
         self.read_record(&self.network_path(id), |value| network_filed_as(id, value))
+    }
+
+    /// The network named `name`: through its hint
+    /// ([`StateDir::network_by_name`]), else by reading every network
+    /// record (a hint lost to a power cut, or never written).
+    pub fn network_named(&self, name: &str) -> Result<Option<NetworkRecord>, StoreError> {
+        if let Some(found) = self.network_by_name(name) {
+            return Ok(Some(found));
+        }
+        Ok(self.networks()?.items.into_iter().find(|n| n.name == name))
     }
 
     /// The network named `name`, found through its hint (`names/<name>`,
@@ -1260,8 +1270,8 @@ impl Deref for Locked<'_> {
 
 impl Locked<'_> {
     /// Makes everything written or removed under this lock so far durable
-    /// (`fdatasync` of each file written, then `fsync` of each directory
-    /// changed, once each). A command calls it once, when its final state
+    /// (one entry of the commit log and one `fdatasync` of the lock; see
+    /// the store's durability rules). A command calls it once, when its final state
     /// is written; records of intent written before need not survive a
     /// power cut (it resets the kernel they describe), only the death of
     /// the process, which the page cache survives.
@@ -1343,23 +1353,35 @@ impl Locked<'_> {
         }
         self.check_dir(&self.root.join(HOSTS))?;
         for dir in dirs {
-            crate::fault::point("store: before rmdir");
-            match crate::fault::after("store: after rmdir", fs::remove_dir_all(&dir)) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                    return Err(StoreError::io("removing", &dir)(e));
-                }
-                _ => {}
-            }
+            self.remove_tree(&dir)?;
         }
         self.remove_file(&self.hosts_path(id))?;
-        // The name's hint, while it names this network.
+        // The name's hint, while it names this network. Derived, as its
+        // write is: a removal made durable (and written again after a
+        // reboot) would take the hint of a network made since under the
+        // same name.
         if let Ok(Some(network)) = self.network(id) {
             let hint = self.root.join(NAMES).join(&network.name);
             if self.network_id_hint(&network.name).as_deref() == Some(id) {
-                self.remove_file(&hint)?;
+                self.remove_file_as(&hint, Durability::Derived)?;
             }
         }
         self.remove_file(&self.network_path(id))
+    }
+
+    /// Removes the directory `dir` with everything in it (checked by the
+    /// caller), noted for the commit log: a record written into it before
+    /// is not written again after a reboot.
+    fn remove_tree(&self, dir: &Path) -> Result<(), StoreError> {
+        crate::fault::point("store: before rmdir");
+        match crate::fault::after("store: after rmdir", fs::remove_dir_all(dir)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                return Err(StoreError::io("removing", dir)(e));
+            }
+            _ => {}
+        }
+        self.handles.removed_tree(dir);
+        Ok(())
     }
 
     /// Records `name` as a complete container the driver created, on no

@@ -106,7 +106,7 @@ pub(crate) struct Shared {
     /// `Some` the bytes written, `None` removed. Dropped with the
     /// descriptors past [`SYNCFS_ABOVE`] (such a commit syncs the file
     /// system, not the log).
-    changes: Vec<(PathBuf, Option<Vec<u8>>)>,
+    changes: Vec<(PathBuf, Noted)>,
     /// What `changes` would take in an entry of the commit log, at most;
     /// past [`commit_log::PAYLOAD_MAX`] the changes are dropped (such a
     /// commit syncs the file system) and `overflowed` is set.
@@ -117,6 +117,8 @@ pub(crate) struct Shared {
     /// The intent record of a single attach under way that the log's
     /// volatile page holds (empty: none), written again with the page.
     single_intent: Vec<u8>,
+    /// Why the last replay of the commit log passed over changes.
+    replay_refusals: Vec<String>,
     /// More than [`SYNCFS_ABOVE`] of them since the last commit: the
     /// descriptors were let go (a batch of a thousand endpoints would hold
     /// thousands open), and the commit syncs the file system.
@@ -152,7 +154,18 @@ pub(crate) struct Pending {
     overflowed: bool,
     /// What each path holds now (see `Shared::changes`); empty when
     /// `overflowed`.
-    pub(crate) changes: Vec<(PathBuf, Option<Vec<u8>>)>,
+    pub(crate) changes: Vec<(PathBuf, Noted)>,
+}
+
+/// What a command left at a path, for the commit log.
+#[derive(Debug)]
+pub(crate) enum Noted {
+    /// These bytes, written.
+    Written(Vec<u8>),
+    /// Nothing: the file removed.
+    Removed,
+    /// Nothing: the directory removed with everything in it.
+    RemovedTree,
 }
 
 impl Pending {
@@ -200,14 +213,18 @@ impl Shared {
 
     /// Notes what `path` holds now for the commit log, in place of what an
     /// earlier change of it under this lock left.
-    fn note_change(&mut self, path: &Path, contents: Option<&[u8]>) {
+    fn note_change(&mut self, path: &Path, noted: Noted) {
         if self.overflowed {
             return;
         }
         self.changes.retain(|(p, _)| p != path);
         // Its kind, the path's length and path, the contents' length and
         // contents (an upper bound: the path is made relative later).
-        self.changes_bytes += 1 + 2 + path.as_os_str().len() + contents.map_or(0, |c| 4 + c.len());
+        let contents = match &noted {
+            Noted::Written(bytes) => 4 + bytes.len(),
+            Noted::Removed | Noted::RemovedTree => 0,
+        };
+        self.changes_bytes += 1 + 2 + path.as_os_str().len() + contents;
         if self.changes_bytes > super::commit_log::PAYLOAD_MAX {
             // A batch of many removals from one directory: its commit is
             // one `syncfs` (see `spill`, which the caller calls next), and
@@ -216,8 +233,7 @@ impl Shared {
             self.changes = Vec::new();
             return;
         }
-        self.changes
-            .push((path.to_path_buf(), contents.map(<[u8]>::to_vec)));
+        self.changes.push((path.to_path_buf(), noted));
     }
 
     /// Closes `files`, or leaves them to the exit (see
@@ -578,7 +594,7 @@ impl Handles {
     pub(crate) fn written(&self, path: &Path, file: File, dir: &Arc<Dir>, contents: &[u8]) {
         let mut shared = self.shared();
         shared.drop_pending(path);
-        shared.note_change(path, Some(contents));
+        shared.note_change(path, Noted::Written(contents.to_vec()));
         shared.files.push((path.to_path_buf(), file));
         if !shared.changed.iter().any(|d| Arc::ptr_eq(d, dir)) {
             shared.changed.push(dir.clone());
@@ -596,11 +612,18 @@ impl Handles {
     pub(crate) fn removed(&self, path: &Path, dir: &Arc<Dir>) {
         let mut shared = self.shared();
         shared.drop_pending(path);
-        shared.note_change(path, None);
+        shared.note_change(path, Noted::Removed);
         if !shared.changed.iter().any(|d| Arc::ptr_eq(d, dir)) {
             shared.changed.push(dir.clone());
         }
         shared.spill();
+    }
+
+    /// Notes the directory `path` removed with everything in it, for the
+    /// commit log (whose replay would otherwise make it again for a record
+    /// written into it before); not synced (the log's entry is).
+    pub(crate) fn removed_tree(&self, path: &Path) {
+        self.shared().note_change(path, Noted::RemovedTree);
     }
 
     /// Takes what was written and removed since the last commit, for the
@@ -690,6 +713,17 @@ impl Handles {
         self.shared().log = log;
     }
 
+    /// Notes a change of the commit log its replay passed over (see
+    /// `StateDir::take_log_replayed`).
+    pub(crate) fn replay_refused(&self, why: String) {
+        self.shared().replay_refusals.push(why);
+    }
+
+    /// See [`Handles::replay_refused`].
+    pub(crate) fn take_replay_refusals(&self) -> Vec<String> {
+        std::mem::take(&mut self.shared().replay_refusals)
+    }
+
     /// The intent the log's volatile page holds for this command (empty:
     /// none).
     pub(crate) fn single_intent(&self) -> Vec<u8> {
@@ -734,8 +768,8 @@ impl Handles {
 
     /// For a program that exits once its command is done: the state files
     /// written from now on are left open for the exit to close, as
-    /// `close(2)` would (they are written whole and synced by the commit
-    /// already; nothing waits in a descriptor), one `close` each saved, up
+    /// `close(2)` would (they are written whole and made durable by the
+    /// commit already; nothing waits in a descriptor), one `close` each saved, up
     /// to [`LEFT_TO_EXIT_MAX`] (a batch closes the rest). Not the lock,
     /// whose `close` releases it. A program that goes on must not ask for
     /// it.

@@ -15,7 +15,7 @@ use std::path::{Component, Path};
 
 use super::{check_name, Locked, StateDir, StoreError, LOCK_FILE};
 use crate::store::commit_log::{self, BootId, Change, Head, Volatile};
-use crate::store::handles::LogHold;
+use crate::store::handles::{LogHold, Noted};
 use crate::store::records::EndpointRecord;
 
 impl StateDir {
@@ -78,14 +78,18 @@ impl StateDir {
             .map_err(StoreError::io("syncing", &path));
             result = crate::fault::after("store: after fsync", result);
         }
-        // Whatever the outcome, the slots up to `next.tail` may hold this
-        // entry: the next commit appends after them.
         hold.head = Some(Head {
             generation: Some(generation),
             volatile: Some(next),
         });
         self.handles.set_log(hold);
         self.handles.let_go_pending(pending);
+        if result.is_err() {
+            // The failed pages may never reach the disk, the page cache
+            // taking them for written: an entry appended after them would
+            // be cut off from the log by the hole.
+            self.poison_log(lock);
+        }
         result
     }
 
@@ -127,13 +131,14 @@ impl StateDir {
 
     /// The payload of an entry for `changes` (paths made relative to the
     /// root); `None` when one is not below it.
-    fn log_payload(&self, changes: &[(std::path::PathBuf, Option<Vec<u8>>)]) -> Option<Vec<u8>> {
+    fn log_payload(&self, changes: &[(std::path::PathBuf, Noted)]) -> Option<Vec<u8>> {
         let mut entry = Vec::with_capacity(changes.len());
         for (path, contents) in changes {
             let relative = path.strip_prefix(&self.root).ok()?.to_str()?.to_string();
             entry.push(match contents {
-                Some(bytes) => Change::Written(relative, bytes.clone()),
-                None => Change::Removed(relative),
+                Noted::Written(bytes) => Change::Written(relative, bytes.clone()),
+                Noted::Removed => Change::Removed(relative),
+                Noted::RemovedTree => Change::RemovedTree(relative),
             });
         }
         commit_log::encode_changes(&entry)
@@ -180,7 +185,37 @@ impl StateDir {
             volatile: Some(next),
         });
         self.handles.set_log(hold);
+        if synced.is_err() {
+            // The new generation may not be on the disk: entries appended
+            // under it could be passed over after a power cut.
+            self.poison_log(lock);
+        }
         synced
+    }
+
+    /// After a write or sync of the log failed: its volatile page says the
+    /// log is full, so that the next commit (of any process) syncs the file
+    /// system and empties the log, writing every page of it again, rather
+    /// than appending after pages that may never reach the disk.
+    fn poison_log(&self, lock: &File) {
+        let mut hold = self.handles.log();
+        let Some(Head {
+            generation,
+            volatile: Some(volatile),
+        }) = hold.head
+        else {
+            return;
+        };
+        let full = Volatile {
+            tail: commit_log::SLOTS,
+            ..volatile
+        };
+        let _ = commit_log::write_volatile_with(lock, &full, &self.handles.single_intent());
+        hold.head = Some(Head {
+            generation,
+            volatile: Some(full),
+        });
+        self.handles.set_log(hold);
     }
 
     /// Writes the volatile page as this command holds it now (unsynced),
@@ -213,13 +248,15 @@ impl StateDir {
         Ok(())
     }
 
-    /// How many changes the last lock taken wrote again from the commit
-    /// log a power cut left (see [`Locked::take_up_log`]), once.
-    pub fn take_log_replayed(&self) -> usize {
+    /// How many changes the last lock taken wrote again from a commit log
+    /// written in another boot (see [`Locked::take_up_log`]), and why it
+    /// passed over those it could not (the store refused their paths),
+    /// once.
+    pub fn take_log_replayed(&self) -> (usize, Vec<String>) {
         let mut hold = self.handles.log();
         let replayed = std::mem::take(&mut hold.replayed);
         self.handles.set_log(hold);
-        replayed
+        (replayed, self.handles.take_replay_refusals())
     }
 }
 
@@ -276,13 +313,19 @@ impl Locked<'_> {
         Ok(true)
     }
 
-    /// Writes `changes` again; returns how many. A path that is not a
-    /// plain relative one, or whose directory is gone (removed with its
-    /// network since), is passed over.
+    /// Writes `changes` again, in order; returns how many. A directory
+    /// missing for a file written is made (its `mkdir` may not have been
+    /// durable; one removed since is removed again by a later change). A
+    /// path that is not a plain relative one is passed over, and one the
+    /// store refuses now (another owner, a link, a directory where the
+    /// file goes) is passed over and reported (see
+    /// [`StateDir::take_log_replayed`]): only an I/O failure stops it.
     fn write_again(&self, changes: &[Change]) -> Result<usize, StoreError> {
         let mut done = 0;
         for change in changes {
-            let (Change::Written(relative, _) | Change::Removed(relative)) = change;
+            let (Change::Written(relative, _)
+            | Change::Removed(relative)
+            | Change::RemovedTree(relative)) = change;
             let relative = Path::new(relative);
             if relative.as_os_str().is_empty()
                 || !relative
@@ -295,16 +338,23 @@ impl Locked<'_> {
             let Some(dir) = path.parent() else {
                 continue;
             };
-            if !self.present(dir)? {
-                continue;
+            let result = match change {
+                Change::Written(_, bytes) => self
+                    .ensure_dir(dir)
+                    .and_then(|()| self.replace_file(&path, bytes)),
+                Change::Removed(_) => self.remove_file(&path).map(drop),
+                Change::RemovedTree(_) => match self.present(&path) {
+                    Ok(true) => self
+                        .check_tree_below(&path)
+                        .and_then(|()| self.remove_tree(&path)),
+                    other => other.map(drop),
+                },
+            };
+            match result {
+                Ok(()) => done += 1,
+                Err(error @ StoreError::Io(_)) => return Err(error),
+                Err(refused) => self.handles.replay_refused(refused.to_string()),
             }
-            match change {
-                Change::Written(_, bytes) => self.replace_file(&path, bytes)?,
-                Change::Removed(_) => {
-                    self.remove_file(&path)?;
-                }
-            }
-            done += 1;
         }
         Ok(done)
     }

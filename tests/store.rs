@@ -1411,16 +1411,19 @@ fn a_single_attachs_intent_in_the_commit_log_becomes_its_record_if_it_died() {
     }
     let locked = state.lock().unwrap();
     assert_eq!(locked.endpoint(&net.id, "e1").unwrap(), None);
-    // A finished attach: its final record made, the intent settled; killed
-    // before the commit, the record shadows the intent the page still has.
+    // A finished attach: its final record made (here by hand, so that the
+    // lock let go has nothing to commit and the page keeps the intent, as
+    // a kill before the commit leaves it): the record shadows the intent.
     assert!(locked.put_single_intent(&intent("e2")).unwrap());
     let finished = EndpointRecord {
         state: EndpointState::Attached,
         ..intent("e2")
     };
-    locked.put_new_endpoint(&finished).unwrap();
-    locked.settle_single_intent();
+    let e2_file = endpoint_file(root, &net, "e2");
+    fs::write(&e2_file, finished.to_json().to_pretty().unwrap()).unwrap();
+    fs::set_permissions(&e2_file, fs::Permissions::from_mode(0o600)).unwrap();
     drop(locked);
+    assert!(volatile_page(root).windows(9).any(|w| w == br#""id":"e2""#));
     let locked = state.lock().unwrap();
     assert_eq!(locked.endpoint(&net.id, "e2").unwrap(), Some(finished));
     // Given up (nothing in the kernel), the intent leaves the page first.
@@ -1430,4 +1433,116 @@ fn a_single_attachs_intent_in_the_commit_log_becomes_its_record_if_it_died() {
     let locked = state.lock().unwrap();
     assert_eq!(locked.endpoint(&net.id, "e3").unwrap(), None);
     check_every_file_parses(root);
+}
+
+/// The commit log's volatile page (page 3 of the lock).
+fn volatile_page(root: &std::path::Path) -> Vec<u8> {
+    fs::read(root.join("lock")).unwrap()[3 * 4096..4 * 4096].to_vec()
+}
+
+/// CRC-32 (IEEE, as zlib's), to forge a whole volatile page.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &byte in bytes {
+        crc ^= byte as u32;
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                0xEDB8_8320 ^ (crc >> 1)
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// Rewrites the boot id the volatile page names (a page last written in
+/// another boot), keeping it whole.
+fn forge_page_boot(root: &std::path::Path, boot: &[u8; 36]) {
+    use std::os::unix::fs::FileExt;
+    let lock = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(root.join("lock"))
+        .unwrap();
+    let mut page = vec![0u8; 4096];
+    lock.read_exact_at(&mut page, 3 * 4096).unwrap();
+    assert_eq!(&page[..8], b"ipvlvol1");
+    page[24..60].copy_from_slice(boot);
+    let len = u32::from_le_bytes(page[60..64].try_into().unwrap()) as usize;
+    let crc = crc32(&page[..64 + len]);
+    page[64 + len..68 + len].copy_from_slice(&crc.to_le_bytes());
+    lock.write_all_at(&page, 3 * 4096).unwrap();
+}
+
+/// An intent written into a page whose boot id is that of the boot before
+/// (the log emptied then, nothing written to the page since) is stamped
+/// with this boot's: killed, its attach is taken up by the next lock. It
+/// used to keep the old boot id, and the next lock dropped the intent as
+/// another boot's: the link was never undone.
+#[test]
+fn a_single_attachs_intent_is_taken_up_in_its_boot_whatever_boot_the_page_named_before() {
+    let tmp = TempDir::new("single-intent-boot");
+    let root = tmp.path();
+    let state = StateDir::open(root).unwrap();
+    let net = network("n1", &["192.168.8.0/24"]);
+    {
+        let locked = state.lock().unwrap();
+        locked.put_network(&net).unwrap();
+        locked.commit().unwrap();
+        locked.empty_commit_log().unwrap();
+    }
+    forge_page_boot(root, &[b'0'; 36]);
+    let intent = EndpointRecord {
+        state: EndpointState::Attaching,
+        mac: None,
+        ifindex: Some(4242),
+        ..endpoint(&net, "e1", Some("192.168.8.7/24"), None)
+    };
+    {
+        let locked = state.lock().unwrap();
+        assert!(locked.put_single_intent(&intent).unwrap());
+        // Killed: nothing to commit.
+    }
+    let locked = state.lock().unwrap();
+    assert_eq!(locked.endpoint(&net.id, "e1").unwrap(), Some(intent));
+}
+
+/// A settled intent (its final record made) still in the page is taken
+/// out before that record is removed under the same lock (an attach of a
+/// `run` on several networks given up after the first): it used to stay,
+/// and a kill before the commit brought it back as a record naming the
+/// index of the first create, which may be another link's.
+#[test]
+fn a_settled_intent_leaves_the_page_before_its_record_goes() {
+    let tmp = TempDir::new("single-intent-settled");
+    let root = tmp.path();
+    let state = StateDir::open(root).unwrap();
+    let net = network("n1", &["192.168.8.0/24"]);
+    {
+        let locked = state.lock().unwrap();
+        locked.put_network(&net).unwrap();
+        locked.commit().unwrap();
+    }
+    let intent = EndpointRecord {
+        state: EndpointState::Attaching,
+        mac: None,
+        ifindex: Some(4242),
+        ..endpoint(&net, "e1", Some("192.168.8.7/24"), None)
+    };
+    let locked = state.lock().unwrap();
+    assert!(locked.put_single_intent(&intent).unwrap());
+    let has_intent = || volatile_page(root).windows(9).any(|w| w == br#""id":"e1""#);
+    assert!(has_intent());
+    locked
+        .put_new_endpoint(&EndpointRecord {
+            state: EndpointState::Attached,
+            ifindex: Some(5555),
+            ..intent.clone()
+        })
+        .unwrap();
+    locked.settle_single_intent();
+    assert!(has_intent(), "settled: left for the commit to take out");
+    assert!(locked.remove_endpoint(&net.id, "e1").unwrap());
+    assert!(!has_intent(), "taken out before the record went");
 }

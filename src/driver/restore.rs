@@ -51,6 +51,12 @@ impl Manager {
                 .errors
                 .push(format!("commit log: a change not written again: {why}"));
         }
+        let intent_left = state.single_intent_left().is_some();
+        if let Some(why) = state.single_intent_left() {
+            report.errors.push(format!(
+                "commit log: the intent of an attach that died could not be made a record: {why}; it is kept, and that endpoint is not repaired until it can be"
+            ));
+        }
         // Taking the lock turned what a dead batch left into intent
         // records; should that have failed, the file is still there and
         // said so here (every command but a batch attach goes on
@@ -240,7 +246,9 @@ impl Manager {
         // endpoint records and not synced: a power cut may have lost,
         // emptied or brought them back. Made to agree with the records.
         for network in &networks {
-            let freed = match batch_left {
+            // An endpoint named only by an intent not yet made a record
+            // (a batch's file, the commit log's page) may hold addresses.
+            let freed = match batch_left || intent_left {
                 true => Ok(0),
                 false => state.release_orphans(network),
             };

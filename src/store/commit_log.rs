@@ -21,9 +21,11 @@
 //!                only when the log is emptied, then synced: a torn one
 //!                leaves the other
 //! page 3         the volatile page: the generation it belongs to, the next
-//!                free slot, the boot that wrote it last, and whether a
-//!                batch's intents file may exist; rewritten by every commit,
-//!                never relied on after a power cut
+//!                free slot, the boot that wrote it last, whether a batch's
+//!                intents file may exist, and the intent record of a single
+//!                attach under way (its boot is then always this one's);
+//!                rewritten by every commit, never relied on after a power
+//!                cut
 //! pages 4..      SLOTS slots; an entry starts at a slot and takes as many
 //!                whole slots as it needs, so a page holding a committed
 //!                entry is never written again while it counts
@@ -169,9 +171,10 @@ pub(super) const INTENT_MAX: usize = PAGE - VOLATILE_FIXED - 4;
 
 impl Volatile {
     /// The page's bytes, with `intent` (the intent record of a single
-    /// attach under way, compact JSON; empty: none), then a CRC-32 of all.
+    /// attach under way, compact JSON; empty: none), then a CRC-32 of all,
+    /// then zeros to the page's end (nothing of an earlier intent is left).
     fn encode(&self, intent: &[u8]) -> Vec<u8> {
-        let mut out = vec![0u8; VOLATILE_FIXED + intent.len() + 4];
+        let mut out = vec![0u8; PAGE.max(VOLATILE_FIXED + intent.len() + 4)];
         out[..8].copy_from_slice(VOLATILE_MAGIC);
         out[8..16].copy_from_slice(&self.generation.to_le_bytes());
         out[16..20].copy_from_slice(&self.tail.to_le_bytes());
@@ -182,7 +185,7 @@ impl Volatile {
         out[VOLATILE_FIXED..VOLATILE_FIXED + intent.len()].copy_from_slice(intent);
         let end = VOLATILE_FIXED + intent.len();
         let crc = crc32(&[&out[..end]]);
-        out[end..].copy_from_slice(&crc.to_le_bytes());
+        out[end..end + 4].copy_from_slice(&crc.to_le_bytes());
         out
     }
 
@@ -564,7 +567,7 @@ mod tests {
         // The intent of a single attach is kept whole, or the page is none.
         let v = volatile(2, 1);
         let mut page = v.encode(b"{\"id\":\"e1\"}");
-        page.resize(PAGE, 0);
+        assert_eq!(page.len(), PAGE);
         assert_eq!(Volatile::parse(&page), Some((v, &b"{\"id\":\"e1\"}"[..])));
         page[VOLATILE_FIXED + 3] ^= 1;
         assert_eq!(Volatile::parse(&page), None);

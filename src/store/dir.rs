@@ -1439,10 +1439,13 @@ impl Locked<'_> {
         }
     }
 
-    /// Removes an endpoint record; `Ok(false)` when there was none.
+    /// Removes an endpoint record; `Ok(false)` when there was none. A
+    /// single attach's intent still in the commit log's page, settled, is
+    /// taken out of it first.
     pub fn remove_endpoint(&self, network_id: &str, id: &str) -> Result<bool, StoreError> {
         check_name("network id", network_id)?;
         check_name("endpoint id", id)?;
+        self.drop_settled_intent()?;
         self.remove_file(&self.endpoint_path(network_id, id))
     }
 

@@ -119,6 +119,13 @@ pub(crate) struct Shared {
     single_intent: Vec<u8>,
     /// Why the last replay of the commit log passed over changes.
     replay_refusals: Vec<String>,
+    /// Whether the volatile page, as last written by this command, holds
+    /// an intent (that of `single_intent`, or one settled since).
+    page_intent: bool,
+    /// Why the intent a killed attach left in the page could not be made
+    /// a record when the lock was taken (it is then held in
+    /// `single_intent`, carried by every write of the page).
+    intent_left: Option<String>,
     /// More than [`SYNCFS_ABOVE`] of them since the last commit: the
     /// descriptors were let go (a batch of a thousand endpoints would hold
     /// thousands open), and the commit syncs the file system.
@@ -719,11 +726,6 @@ impl Handles {
         self.shared().replay_refusals.push(why);
     }
 
-    /// See [`Handles::replay_refused`].
-    pub(crate) fn take_replay_refusals(&self) -> Vec<String> {
-        std::mem::take(&mut self.shared().replay_refusals)
-    }
-
     /// The intent the log's volatile page holds for this command (empty:
     /// none).
     pub(crate) fn single_intent(&self) -> Vec<u8> {
@@ -733,6 +735,37 @@ impl Handles {
     /// See [`Handles::single_intent`].
     pub(crate) fn set_single_intent(&self, intent: Vec<u8>) {
         self.shared().single_intent = intent;
+    }
+
+    /// Notes that the volatile page was written, with an intent or none.
+    pub(crate) fn page_written(&self, with_intent: bool) {
+        self.shared().page_intent = with_intent;
+    }
+
+    /// Whether the page holds an intent this command no longer holds (one
+    /// settled: its final record made).
+    pub(crate) fn page_holds_settled_intent(&self) -> bool {
+        let shared = self.shared();
+        shared.page_intent && shared.single_intent.is_empty()
+    }
+
+    /// See `Shared::intent_left`.
+    pub(crate) fn set_intent_left(&self, why: Option<String>) {
+        self.shared().intent_left = why;
+    }
+
+    /// See `Shared::intent_left`.
+    pub(crate) fn intent_left(&self) -> Option<String> {
+        self.shared().intent_left.clone()
+    }
+
+    /// Takes what the last replay wrote again and passed over, at once
+    /// (a clone may ask without the lock, while a commit updates the rest
+    /// of the hold).
+    pub(crate) fn take_replayed(&self) -> (usize, Vec<String>) {
+        let mut shared = self.shared();
+        let replayed = std::mem::take(&mut shared.log.replayed);
+        (replayed, std::mem::take(&mut shared.replay_refusals))
     }
 
     /// The cursor of the subnet directory `dir` as the last allocation

@@ -70,6 +70,9 @@ impl StateDir {
         let mut result = commit_log::append(lock, generation, tail, &payload, &next, &intent)
             .map_err(StoreError::io("writing", &path));
         if result.is_ok() {
+            self.handles.page_written(!intent.is_empty());
+        }
+        if result.is_ok() {
             // Test builds: the disk refusing the flush (an I/O error).
             result = match crate::fault::forced("store: flush fails") {
                 true => Err(std::io::Error::from_raw_os_error(libc::EIO)),
@@ -175,7 +178,9 @@ impl StateDir {
         let path = self.root.join(LOCK_FILE);
         commit_log::write_generation(lock, next.generation)
             .and_then(|()| {
-                commit_log::write_volatile_with(lock, &next, &self.handles.single_intent())
+                let intent = self.handles.single_intent();
+                commit_log::write_volatile_with(lock, &next, &intent)
+                    .map(|()| self.handles.page_written(!intent.is_empty()))
             })
             .map_err(StoreError::io("writing", &path))?;
         let synced = crate::sys::fsync(std::os::fd::AsFd::as_fd(lock), true)
@@ -233,13 +238,22 @@ impl StateDir {
         else {
             return Ok(());
         };
+        // An intent is taken up only by a lock of the boot the page names:
+        // the page carries this boot's (an emptied log's page may still
+        // name the boot before).
+        let boot = match intent.is_empty() {
+            true => volatile.boot,
+            false => self.boot_id(&mut hold)?,
+        };
         let next = Volatile {
             batch_intents: hold.batch_intents,
+            boot,
             ..volatile
         };
         debug_assert_eq!(next.generation, generation);
         commit_log::write_volatile_with(lock, &next, &intent)
             .map_err(StoreError::io("writing", self.root.join(LOCK_FILE)))?;
+        self.handles.page_written(!intent.is_empty());
         hold.head = Some(Head {
             generation: Some(generation),
             volatile: Some(next),
@@ -253,10 +267,14 @@ impl StateDir {
     /// passed over those it could not (the store refused their paths),
     /// once.
     pub fn take_log_replayed(&self) -> (usize, Vec<String>) {
-        let mut hold = self.handles.log();
-        let replayed = std::mem::take(&mut hold.replayed);
-        self.handles.set_log(hold);
-        (replayed, self.handles.take_replay_refusals())
+        self.handles.take_replayed()
+    }
+
+    /// Why the intent a killed single attach left in the commit log could
+    /// not be made a record when the lock was last taken, if it could not:
+    /// it is kept, for the next lock (see [`Locked::put_single_intent`]).
+    pub fn single_intent_left(&self) -> Option<String> {
+        self.handles.intent_left()
     }
 }
 
@@ -271,6 +289,8 @@ impl Locked<'_> {
         let path = self.root.join(LOCK_FILE);
         let (head, intent) = Head::read(&self._lock).map_err(StoreError::io("reading", &path))?;
         self.handles.set_single_intent(Vec::new());
+        self.handles.page_written(false);
+        self.handles.set_intent_left(None);
         let mut hold = self.handles.log();
         hold.head = Some(head);
         hold.batch_intents = head.volatile.map_or(true, |v| v.batch_intents);
@@ -285,7 +305,7 @@ impl Locked<'_> {
         if head.volatile.is_some_and(|v| v.boot == boot) {
             if !intent.is_empty() {
                 // A single attach of this boot died after writing it.
-                self.expand_single_intent(&intent)?;
+                self.expand_single_intent(&intent);
             }
             return Ok(hold.batch_intents);
         }
@@ -407,7 +427,9 @@ impl Locked<'_> {
         let usable = hold
             .head
             .is_some_and(|h| h.generation.is_some() && h.volatile.is_some());
-        if !usable {
+        // One a killed attach left, which this lock could not make a record
+        // (see `take_up_log`), stays in the page: this one goes in a file.
+        if !usable || !self.handles.single_intent().is_empty() {
             return Ok(false);
         }
         check_name("network id", &record.network_id)?;
@@ -425,6 +447,10 @@ impl Locked<'_> {
         self.handles.set_single_intent(line.into_bytes());
         crate::fault::point("store: before write");
         let written = self.state.write_volatile_now(&self._lock);
+        if written.is_err() {
+            // Not in the page: no later write of it may put it there.
+            self.handles.set_single_intent(Vec::new());
+        }
         crate::fault::after("store: after write", written)?;
         Ok(true)
     }
@@ -441,18 +467,51 @@ impl Locked<'_> {
     /// (unsynced): for an attach given up, once nothing of it is in the
     /// kernel and before its records go (see [`Locked::put_single_intent`]).
     pub fn clear_single_intent(&self) -> Result<(), StoreError> {
+        let held = self.handles.single_intent();
         self.handles.set_single_intent(Vec::new());
         crate::fault::point("store: before write");
         let cleared = self.state.write_volatile_now(&self._lock);
+        if cleared.is_err() {
+            // Still in the page: kept, so that every later write of the
+            // page keeps it too, beside the records the caller then keeps.
+            self.handles.set_single_intent(held);
+        }
         crate::fault::after("store: after write", cleared)
     }
 
     /// The intent a single attach of this boot left in the volatile page
     /// when it died: a record of its own when the endpoint has none (and
     /// its network has one), then taken out of the page, then committed.
-    fn expand_single_intent(&self, intent: &[u8]) -> Result<(), StoreError> {
-        self.expand_line(intent, &mut None)?;
-        self.clear_single_intent()?;
-        self.commit()
+    /// Not made (a full disk, a directory the store refuses), it is kept:
+    /// held by this command, so that every write of the page keeps it, and
+    /// a single attach of this command writes its own intent in a file;
+    /// `restore` reports it ([`StateDir::single_intent_left`]). One that is
+    /// no endpoint record of ours (a name the store cannot file) is dropped.
+    fn expand_single_intent(&self, intent: &[u8]) {
+        match self.expand_line(intent, &mut None) {
+            Ok(()) | Err(StoreError::InvalidName(_)) => {
+                self.handles.set_intent_left(None);
+                // Taken out of the page by this commit (the record's), or
+                // by the write here when there was none to make.
+                if self.clear_single_intent().is_ok() {
+                    let _ = self.commit();
+                }
+            }
+            Err(error) => {
+                self.handles.set_single_intent(intent.to_vec());
+                self.handles.page_written(true);
+                self.handles.set_intent_left(Some(error.to_string()));
+            }
+        }
+    }
+
+    /// Takes a settled intent out of the page before a record goes (see
+    /// [`Locked::settle_single_intent`]): brought back after it, the intent
+    /// would name an index a retried create may have found another link's.
+    pub(super) fn drop_settled_intent(&self) -> Result<(), StoreError> {
+        match self.handles.page_holds_settled_intent() {
+            true => self.state.write_volatile_now(&self._lock),
+            false => Ok(()),
+        }
     }
 }

@@ -137,15 +137,26 @@ pub fn build_vm_tests(selected: &[String]) -> Result<Vec<(String, PathBuf)>> {
         .collect()
 }
 
-/// For a musl build whose profile unwinds on panic (the VM tests, the
-/// guest binary, examples): lld's `--eh-frame-hdr` after the
-/// `--no-eh-frame-hdr` of `.cargo/config.toml`'s musl flags, which
-/// `--config` extends (arrays join), so the unwinder finds its index and a
-/// failing test reports its panic and backtrace instead of aborting.
+/// `.cargo/config.toml`'s musl flags for a build whose profile unwinds on
+/// panic: the same, but with lld's `--eh-frame-hdr` and without the
+/// linker script that drops `.eh_frame` (both are for the release profile,
+/// which aborts), so the unwinder finds the tables and a failing test
+/// reports its panic and backtrace instead of aborting.
+const UNWINDING_RUSTFLAGS: &str = "-C relocation-model=static -C linker-flavor=ld.lld \
+     -C linker=rust-lld -C link-arg=--icf=all -C link-arg=--eh-frame-hdr";
+
+/// The flags of `.cargo/config.toml` only the release profile takes.
+const RELEASE_ONLY_FLAGS: [&str; 2] = [
+    "link-arg=--no-eh-frame-hdr",
+    "link-arg=-T.cargo/no-unwind-tables.ld",
+];
+
+/// For a musl build whose profile unwinds (the VM tests, the guest binary,
+/// examples): [`UNWINDING_RUSTFLAGS`] as `RUSTFLAGS`, which replaces the
+/// config's list (`--config` would only extend it, and a section the
+/// linker script drops cannot be added back).
 fn unwinding(cmd: &mut Command) {
-    cmd.arg("--config").arg(format!(
-        "target.{MUSL_TARGET}.rustflags=[\"-C\", \"link-arg=--eh-frame-hdr\"]"
-    ));
+    cmd.env("RUSTFLAGS", UNWINDING_RUSTFLAGS);
 }
 
 /// Builds the `ipvlan` binary for musl (static, profile `guest`) and returns
@@ -292,4 +303,39 @@ pub fn build_release(example: &str) -> Result<(PathBuf, PathBuf)> {
             .ok_or_else(|| format!("cargo built no {kind} {name}"))
     };
     Ok((find("bin", "ipvlan")?, find("example", example)?))
+}
+
+#[cfg(test)]
+mod flags_tests {
+    use super::{RELEASE_ONLY_FLAGS, UNWINDING_RUSTFLAGS};
+
+    /// The unwinding builds' flags are the config's musl flags but the
+    /// release-only ones (and `--eh-frame-hdr`): a flag added there is
+    /// added here too.
+    #[test]
+    fn unwinding_flags_are_the_configs_but_the_release_only_ones() {
+        let config = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.cargo/config.toml"),
+        )
+        .unwrap();
+        let list = config
+            .split("[target.x86_64-unknown-linux-musl]")
+            .nth(1)
+            .and_then(|rest| rest.split(']').next())
+            .expect("the musl rustflags list");
+        let configured: Vec<&str> = list
+            .split('"')
+            .skip(1)
+            .step_by(2)
+            .filter(|flag| *flag != "-C" && !RELEASE_ONLY_FLAGS.contains(flag))
+            .collect();
+        let unwinding: Vec<&str> = UNWINDING_RUSTFLAGS
+            .split_whitespace()
+            .filter(|flag| *flag != "-C" && *flag != "link-arg=--eh-frame-hdr")
+            .collect();
+        assert_eq!(configured, unwinding);
+        for flag in RELEASE_ONLY_FLAGS {
+            assert!(list.contains(flag), "{flag} is in the config's list");
+        }
+    }
 }

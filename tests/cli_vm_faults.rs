@@ -267,31 +267,22 @@ impl Lab {
     /// moment of the command whatever its lock runs first (the intent a
     /// killed attach left in the commit log, turned into a record).
     fn kill_at_point(&self, args: &[String], point: &str, k: usize) -> Vec<String> {
-        let _ = fs::remove_file(self.count_file());
-        let at = format!("{point}#{k}");
-        let mut command = self.command(args);
-        command
-            .env(COUNT_ENV, self.count_file())
-            .env(KILL_AT_ENV, &at);
-        let out = self.output(&mut command);
-        assert_eq!(
-            out.status.signal(),
-            Some(libc::SIGKILL),
-            "ipvlan {} with {KILL_AT_ENV}={at} was not killed ({:?}): {}",
-            args.join(" "),
-            out.status,
-            text(&out.stderr)
-        );
-        self.counted()
+        self.killed_at(args, &format!("{point}#{k}"), None)
     }
 
     /// [`Lab::kill_at`], forced down `force` when given.
     fn kill_at_forced(&self, args: &[String], n: usize, force: Option<&str>) -> Vec<String> {
+        self.killed_at(args, &n.to_string(), force)
+    }
+
+    /// Runs `args` with `IPVLAN_FAULT_KILL_AT=at` (forced down `force`),
+    /// insisting it was killed; returns the points it passed.
+    fn killed_at(&self, args: &[String], at: &str, force: Option<&str>) -> Vec<String> {
         let _ = fs::remove_file(self.count_file());
         let mut command = self.command(args);
         command
             .env(COUNT_ENV, self.count_file())
-            .env(KILL_AT_ENV, n.to_string());
+            .env(KILL_AT_ENV, at);
         if let Some(force) = force {
             command.env(FORCE_ENV, force);
         }
@@ -299,7 +290,7 @@ impl Lab {
         assert_eq!(
             out.status.signal(),
             Some(libc::SIGKILL),
-            "ipvlan {} with {KILL_AT_ENV}={n} was not killed ({:?}): {}",
+            "ipvlan {} with {KILL_AT_ENV}={at} was not killed ({:?}): {}",
             args.join(" "),
             out.status,
             text(&out.stderr)

@@ -1208,13 +1208,7 @@ fn only_the_commit_logs_current_entries_are_written_again_up_to_a_torn_one() {
     use std::os::unix::fs::FileExt;
     let tmp = TempDir::new("commit-log-full");
     let root = tmp.path();
-    let state = StateDir::open(root).unwrap();
-    let net = network("n1", &["192.168.8.0/24"]);
-    {
-        let locked = state.lock().unwrap();
-        locked.put_network(&net).unwrap();
-        locked.commit().unwrap();
-    }
+    let (state, net) = store_with_a_network(root);
     let connect = |ids: std::ops::RangeInclusive<u32>| {
         for i in ids {
             let locked = state.lock().unwrap();
@@ -1484,21 +1478,10 @@ fn forge_page_boot(root: &std::path::Path, boot: &[u8; 36]) {
 fn a_single_attachs_intent_is_taken_up_in_its_boot_whatever_boot_the_page_named_before() {
     let tmp = TempDir::new("single-intent-boot");
     let root = tmp.path();
-    let state = StateDir::open(root).unwrap();
-    let net = network("n1", &["192.168.8.0/24"]);
-    {
-        let locked = state.lock().unwrap();
-        locked.put_network(&net).unwrap();
-        locked.commit().unwrap();
-        locked.empty_commit_log().unwrap();
-    }
+    let (state, net) = store_with_a_network(root);
+    state.lock().unwrap().empty_commit_log().unwrap();
     forge_page_boot(root, &[b'0'; 36]);
-    let intent = EndpointRecord {
-        state: EndpointState::Attaching,
-        mac: None,
-        ifindex: Some(4242),
-        ..endpoint(&net, "e1", Some("192.168.8.7/24"), None)
-    };
+    let intent = attaching(&net, "e1");
     {
         let locked = state.lock().unwrap();
         assert!(locked.put_single_intent(&intent).unwrap());
@@ -1517,19 +1500,8 @@ fn a_single_attachs_intent_is_taken_up_in_its_boot_whatever_boot_the_page_named_
 fn a_settled_intent_leaves_the_page_before_its_record_goes() {
     let tmp = TempDir::new("single-intent-settled");
     let root = tmp.path();
-    let state = StateDir::open(root).unwrap();
-    let net = network("n1", &["192.168.8.0/24"]);
-    {
-        let locked = state.lock().unwrap();
-        locked.put_network(&net).unwrap();
-        locked.commit().unwrap();
-    }
-    let intent = EndpointRecord {
-        state: EndpointState::Attaching,
-        mac: None,
-        ifindex: Some(4242),
-        ..endpoint(&net, "e1", Some("192.168.8.7/24"), None)
-    };
+    let (state, net) = store_with_a_network(root);
+    let intent = attaching(&net, "e1");
     let locked = state.lock().unwrap();
     assert!(locked.put_single_intent(&intent).unwrap());
     let has_intent = || volatile_page(root).windows(9).any(|w| w == br#""id":"e1""#);
@@ -1545,4 +1517,30 @@ fn a_settled_intent_leaves_the_page_before_its_record_goes() {
     assert!(has_intent(), "settled: left for the commit to take out");
     assert!(locked.remove_endpoint(&net.id, "e1").unwrap());
     assert!(!has_intent(), "taken out before the record went");
+}
+
+/// A store at `root` with network `n1` recorded (and its commit log made).
+fn store_with_a_network(root: &std::path::Path) -> (StateDir, NetworkRecord) {
+    let state = StateDir::open(root).unwrap();
+    let net = network("n1", &["192.168.8.0/24"]);
+    let locked = state.lock().unwrap();
+    locked.put_network(&net).unwrap();
+    locked.commit().unwrap();
+    drop(locked);
+    (state, net)
+}
+
+/// The intent record (`attaching`) of endpoint `id` of `net`, asking for
+/// index 4242.
+fn attaching(net: &NetworkRecord, id: &str) -> EndpointRecord {
+    EndpointRecord {
+        state: EndpointState::Attaching,
+        mac: None,
+        ifindex: Some(4242),
+        created: Timestamp {
+            secs: 1_700_000_000,
+            nanos: 0,
+        },
+        ..endpoint(net, id, Some("192.168.8.7/24"), None)
+    }
 }

@@ -145,12 +145,6 @@ pub fn build_vm_tests(selected: &[String]) -> Result<Vec<(String, PathBuf)>> {
 const UNWINDING_RUSTFLAGS: &str = "-C relocation-model=static -C linker-flavor=ld.lld \
      -C linker=rust-lld -C link-arg=--icf=all -C link-arg=--eh-frame-hdr";
 
-/// The flags of `.cargo/config.toml` only the release profile takes.
-const RELEASE_ONLY_FLAGS: [&str; 2] = [
-    "link-arg=--no-eh-frame-hdr",
-    "link-arg=-T.cargo/no-unwind-tables.ld",
-];
-
 /// For a musl build whose profile unwinds (the VM tests, the guest binary,
 /// examples): [`UNWINDING_RUSTFLAGS`] as `RUSTFLAGS`, which replaces the
 /// config's list (`--config` would only extend it, and a section the
@@ -307,7 +301,13 @@ pub fn build_release(example: &str) -> Result<(PathBuf, PathBuf)> {
 
 #[cfg(test)]
 mod flags_tests {
-    use super::{RELEASE_ONLY_FLAGS, UNWINDING_RUSTFLAGS};
+    use super::UNWINDING_RUSTFLAGS;
+
+    /// The flags of `.cargo/config.toml` only the release profile takes.
+    const RELEASE_ONLY_FLAGS: [&str; 2] = [
+        "link-arg=--no-eh-frame-hdr",
+        "link-arg=-T.cargo/no-unwind-tables.ld",
+    ];
 
     /// The unwinding builds' flags are the config's musl flags but the
     /// release-only ones (and `--eh-frame-hdr`): a flag added there is

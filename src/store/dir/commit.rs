@@ -71,8 +71,6 @@ impl StateDir {
             .map_err(StoreError::io("writing", &path));
         if result.is_ok() {
             self.handles.page_written(!intent.is_empty());
-        }
-        if result.is_ok() {
             // Test builds: the disk refusing the flush (an I/O error).
             result = match crate::fault::forced("store: flush fails") {
                 true => Err(std::io::Error::from_raw_os_error(libc::EIO)),
@@ -366,7 +364,8 @@ impl Locked<'_> {
                 Change::RemovedTree(_) => match self.present(&path) {
                     Ok(true) => self
                         .check_tree_below(&path)
-                        .and_then(|()| self.remove_tree(&path)),
+                        .and_then(|()| self.remove_tree(&path))
+                        .and_then(|()| self.note_dir_changed(dir, &path)),
                     other => other.map(drop),
                 },
             };
@@ -377,6 +376,16 @@ impl Locked<'_> {
             }
         }
         Ok(done)
+    }
+
+    /// Notes `dir`, whose entry `path` went, for the commit's `fsync` (the
+    /// replay's commit syncs file by file, and a tree's removal is no
+    /// file's).
+    fn note_dir_changed(&self, dir: &Path, path: &Path) -> Result<(), StoreError> {
+        if let Some(open) = self.handles.dir(dir)? {
+            self.handles.removed(path, &open);
+        }
+        Ok(())
     }
 
     /// Makes everything durable (one `syncfs`) and empties the commit log,

@@ -1142,20 +1142,19 @@ fn records_a_power_cut_took_are_written_again_from_the_commit_log_when_the_lock_
     };
     let lock_len = || fs::metadata(root.join("lock")).unwrap().len();
     let before = lock_len();
-    for step in 0..3 {
-        let locked = state.lock().unwrap();
-        match step {
-            0 => locked.put_network(&net).unwrap(),
-            1 => {
-                locked.put_endpoint(&e1).unwrap();
-                locked.put_endpoint(&e2).unwrap();
-            }
-            _ => {
-                assert!(locked.remove_endpoint(&net.id, "e1").unwrap());
-                locked.put_endpoint(&e2_moved).unwrap();
-            }
-        }
-        locked.commit().unwrap();
+    let steps: [&dyn Fn(&ipvlan::store::Locked<'_>); 3] = [
+        &|locked| locked.put_network(&net).unwrap(),
+        &|locked| {
+            locked.put_endpoint(&e1).unwrap();
+            locked.put_endpoint(&e2).unwrap();
+        },
+        &|locked| {
+            assert!(locked.remove_endpoint(&net.id, "e1").unwrap());
+            locked.put_endpoint(&e2_moved).unwrap();
+        },
+    ];
+    for step in steps {
+        commit_in_turn(&state, &[step]);
         assert_eq!(lock_len(), LOG_LOCK_LEN, "the log made by the first commit");
     }
     assert!(before < 4096, "no log before the first commit: {before}");
@@ -1271,15 +1270,14 @@ fn writing_the_commit_log_again_keeps_the_hint_of_a_network_made_since_under_the
         id: "7f".repeat(32),
         ..first.clone()
     };
-    for step in 0..3 {
-        let locked = state.lock().unwrap();
-        match step {
-            0 => locked.put_network(&first).unwrap(),
-            1 => assert!(locked.remove_network(&first.id).unwrap()),
-            _ => locked.put_network(&second).unwrap(),
-        }
-        locked.commit().unwrap();
-    }
+    commit_in_turn(
+        &state,
+        &[
+            &|locked| locked.put_network(&first).unwrap(),
+            &|locked| assert!(locked.remove_network(&first.id).unwrap()),
+            &|locked| locked.put_network(&second).unwrap(),
+        ],
+    );
     cut_power(root, &[], &[]);
     let state = StateDir::open(root).unwrap();
     drop(state.lock().unwrap());
@@ -1307,21 +1305,20 @@ fn writing_the_commit_log_again_makes_a_lost_directory_and_removes_a_removed_one
     };
     let e1 = endpoint(&kept, "e1", None, None);
     let e2 = endpoint(&gone, "e2", None, None);
-    for step in 0..3 {
-        let locked = state.lock().unwrap();
-        match step {
-            0 => {
+    commit_in_turn(
+        &state,
+        &[
+            &|locked| {
                 locked.put_network(&kept).unwrap();
                 locked.put_network(&gone).unwrap();
-            }
-            1 => {
+            },
+            &|locked| {
                 locked.put_endpoint(&e1).unwrap();
                 locked.put_endpoint(&e2).unwrap();
-            }
-            _ => assert!(locked.remove_network(&gone.id).unwrap()),
-        }
-        locked.commit().unwrap();
-    }
+            },
+            &|locked| assert!(locked.remove_network(&gone.id).unwrap()),
+        ],
+    );
     // The cut took n1's endpoint directory and brought n2's back.
     let e2_text = e2.to_json().to_pretty().unwrap();
     fs::remove_dir_all(root.join("endpoints").join(&kept.id)).unwrap();
@@ -1542,5 +1539,15 @@ fn attaching(net: &NetworkRecord, id: &str) -> EndpointRecord {
             nanos: 0,
         },
         ..endpoint(net, id, Some("192.168.8.7/24"), None)
+    }
+}
+
+/// Runs each of `commands` under a lock of its own, then commits it: as
+/// many commands one after the other.
+fn commit_in_turn(state: &StateDir, commands: &[&dyn Fn(&ipvlan::store::Locked<'_>)]) {
+    for command in commands {
+        let locked = state.lock().unwrap();
+        command(&locked);
+        locked.commit().unwrap();
     }
 }

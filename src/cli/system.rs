@@ -36,25 +36,25 @@ pub fn restore_summary(report: &RestoreReport) -> String {
         count(report.endpoints_released.len(), "endpoint", "endpoints"),
         count(report.intents_repaired, "interrupted operation", "interrupted operations"),
     );
-    if report.derived_rebuilt > 0 {
-        text.push_str(&format!(
-            "  rebuilt from the endpoint records: {}\n",
-            count(
-                report.derived_rebuilt,
-                "address file or container index",
-                "address files and container indexes"
-            )
-        ));
-    }
-    if report.records_written_again > 0 {
-        text.push_str(&format!(
-            "  written again from the commit log after a reboot: {}\n",
-            count(
-                report.records_written_again,
-                "record or removal",
-                "records and removals"
-            )
-        ));
+    // Counts shown only when not zero.
+    let totals = [
+        (
+            "rebuilt from the endpoint records",
+            report.derived_rebuilt,
+            "address file or container index",
+            "address files and container indexes",
+        ),
+        (
+            "written again from the commit log after a reboot",
+            report.records_written_again,
+            "record or removal",
+            "records and removals",
+        ),
+    ];
+    for (label, number, singular, plural) in totals {
+        if number > 0 {
+            text.push_str(&format!("  {label}: {}\n", count(number, singular, plural)));
+        }
     }
     let sections = [
         ("parent re-created", &report.parents_recreated),

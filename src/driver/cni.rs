@@ -582,21 +582,14 @@ impl Manager {
             netns_id: Some(identity),
             ifindex: Some(index),
         };
-        // In the commit log's page when the store has one, else read as
-        // missing above, under this lock: made in place.
-        let in_log = match state.put_single_intent(&record) {
+        // Read as missing above, under this lock.
+        let in_log = match state.put_intent(&record) {
             Ok(in_log) => in_log,
             Err(error) => {
                 give_back(state);
                 return Err(Error::from(error).into());
             }
         };
-        if !in_log {
-            if let Err(error) = state.put_new_endpoint(&record) {
-                give_back(state);
-                return Err(Error::from(error).into());
-            }
-        }
         // Given up with nothing in the kernel: the intent out of the page
         // before the record goes (brought back after it, it would name an
         // index a retried create may have found another link's); not taken
@@ -643,12 +636,7 @@ impl Manager {
         record.mac = Some(built.mac.clone());
         record.ifindex = Some(built.index);
         record.state = EndpointState::Attached;
-        let recorded = match in_log {
-            true => state
-                .put_new_endpoint(&record)
-                .map(|()| state.settle_single_intent()),
-            false => state.put_endpoint(&record),
-        };
+        let recorded = state.put_attached_endpoint(&record, in_log);
         if let Err(error) = recorded.and_then(|()| state.commit()) {
             let _ = inside.handle.link_del(built.index);
             forget(state);

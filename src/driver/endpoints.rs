@@ -678,23 +678,19 @@ impl Manager {
         if intent != Intent::OwnRecord {
             return Ok(pending);
         }
-        match state.put_single_intent(&pending.record) {
-            Ok(true) => {
-                pending.intent = Intent::InLog;
-                return Ok(pending);
+        // Read as missing by check_attach, under this lock.
+        match state.put_intent(&pending.record) {
+            Ok(in_log) => {
+                if in_log {
+                    pending.intent = Intent::InLog;
+                }
+                Ok(pending)
             }
-            Ok(false) => {}
             Err(error) => {
                 pending.abandon(state, network);
-                return Err(error.into());
+                Err(error.into())
             }
         }
-        // Read as missing by check_attach, under this lock: made in place.
-        if let Err(error) = state.put_new_endpoint(&pending.record) {
-            pending.abandon(state, network);
-            return Err(error.into());
-        }
-        Ok(pending)
     }
 
     /// Detaches one endpoint under the held lock: link deleted first, then
@@ -1100,12 +1096,8 @@ impl Pending {
         self.record.ifindex = Some(built.index);
         self.record.state = EndpointState::Attached;
         match intent {
-            Intent::OwnRecord => state.put_endpoint(&self.record)?,
             Intent::InBatch => state.put_new_endpoint(&self.record)?,
-            Intent::InLog => {
-                state.put_new_endpoint(&self.record)?;
-                state.settle_single_intent();
-            }
+            _ => state.put_attached_endpoint(&self.record, intent == Intent::InLog)?,
         }
         Ok(())
     }

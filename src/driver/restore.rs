@@ -51,8 +51,8 @@ impl Manager {
                 .errors
                 .push(format!("commit log: a change not written again: {why}"));
         }
-        let intent_left = state.single_intent_left().is_some();
-        if let Some(why) = state.single_intent_left() {
+        let intent_left = state.single_intent_left();
+        if let Some(why) = &intent_left {
             report.errors.push(format!(
                 "commit log: the intent of an attach that died could not be made a record: {why}; it is kept, and that endpoint is not repaired until it can be"
             ));
@@ -248,7 +248,7 @@ impl Manager {
         for network in &networks {
             // An endpoint named only by an intent not yet made a record
             // (a batch's file, the commit log's page) may hold addresses.
-            let freed = match batch_left || intent_left {
+            let freed = match batch_left || intent_left.is_some() {
                 true => Ok(0),
                 false => state.release_orphans(network),
             };

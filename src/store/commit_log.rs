@@ -229,6 +229,14 @@ pub(super) struct Head {
 }
 
 impl Head {
+    /// The head of a log whose volatile page, just written, is `volatile`.
+    pub fn of(volatile: Volatile) -> Head {
+        Head {
+            generation: Some(volatile.generation),
+            volatile: Some(volatile),
+        }
+    }
+
     /// Reads pages 1 to 3 of the lock file: the head, and the intent
     /// record of a single attach its volatile page holds (empty: none).
     pub fn read(lock: &std::fs::File) -> io::Result<(Head, Vec<u8>)> {

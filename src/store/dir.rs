@@ -1021,6 +1021,18 @@ fn encode(path: &Path, value: &Value) -> Result<String, StoreError> {
     Ok(text)
 }
 
+/// An endpoint's intent as one compact JSON line (without its newline),
+/// for a file or page that holds intents by value (`batch-intents`, the
+/// commit log's volatile page) at `path`; its ids checked as a record's
+/// file name would be.
+fn intent_line(path: &Path, record: &EndpointRecord) -> Result<String, StoreError> {
+    check_name("network id", &record.network_id)?;
+    check_name("endpoint id", &record.id)?;
+    record.to_json().to_compact().map_err(|error| {
+        StoreError::io("encoding", path)(io::Error::new(io::ErrorKind::InvalidData, error))
+    })
+}
+
 /// The error of a record at `path` that cannot be read for `reason`.
 #[inline(never)]
 fn corrupt(path: &Path, reason: String) -> StoreError {

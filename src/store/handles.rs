@@ -102,10 +102,9 @@ pub(crate) struct Shared {
     /// Directories whose entries changed since the last commit.
     changed: Vec<Arc<Dir>>,
     /// What the durable writes and removals since the last commit left at
-    /// each path, in order, for the commit log (see `commit_log.rs`):
-    /// `Some` the bytes written, `None` removed. Dropped with the
-    /// descriptors past [`SYNCFS_ABOVE`] (such a commit syncs the file
-    /// system, not the log).
+    /// each path, in order, for the commit log (see `commit_log.rs`).
+    /// Dropped with the descriptors past [`SYNCFS_ABOVE`] (such a commit
+    /// syncs the file system, not the log).
     changes: Vec<(PathBuf, Noted)>,
     /// What `changes` would take in an entry of the commit log, at most;
     /// past [`commit_log::PAYLOAD_MAX`] the changes are dropped (such a
@@ -176,9 +175,10 @@ pub(crate) enum Noted {
 }
 
 impl Pending {
-    /// Whether nothing is to be made durable.
+    /// Whether nothing is to be made durable (a tree's removal, noted for
+    /// the log alone, counts).
     pub(crate) fn is_empty(&self) -> bool {
-        self.files.is_empty() && self.dirs.is_empty() && !self.overflowed
+        self.files.is_empty() && self.dirs.is_empty() && self.changes.is_empty() && !self.overflowed
     }
 
     /// Whether more than [`SYNCFS_ABOVE`] files and directories changed.
@@ -637,14 +637,12 @@ impl Handles {
     /// commit to make durable (`dir/commit.rs`).
     pub(crate) fn take_pending(&self) -> Pending {
         let mut shared = self.shared();
+        shared.changes_bytes = 0;
         Pending {
             files: std::mem::take(&mut shared.files),
             dirs: std::mem::take(&mut shared.changed),
             overflowed: std::mem::take(&mut shared.overflowed),
-            changes: {
-                shared.changes_bytes = 0;
-                std::mem::take(&mut shared.changes)
-            },
+            changes: std::mem::take(&mut shared.changes),
         }
     }
 

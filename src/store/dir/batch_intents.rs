@@ -26,7 +26,7 @@
 
 use std::io::{Read, Write};
 
-use super::{check_name, Locked, StoreError};
+use super::{intent_line, Locked, StoreError};
 use crate::json;
 use crate::store::fsutil::{self, FILE_MODE};
 use crate::store::records::{EndpointRecord, EndpointState};
@@ -94,15 +94,7 @@ impl Locked<'_> {
         };
         let mut chunk = String::with_capacity(WRITE_CHUNK);
         for record in records {
-            check_name("network id", &record.network_id)?;
-            check_name("endpoint id", &record.id)?;
-            let line = record.to_json().to_compact().map_err(|error| {
-                StoreError::io("encoding", &path)(std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    error,
-                ))
-            })?;
-            chunk.push_str(&line);
+            chunk.push_str(&intent_line(&path, record)?);
             chunk.push('\n');
             if chunk.len() >= WRITE_CHUNK {
                 write(&mut file, &mut chunk)?;

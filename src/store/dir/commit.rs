@@ -13,7 +13,7 @@
 use std::fs::File;
 use std::path::{Component, Path};
 
-use super::{check_name, Locked, StateDir, StoreError, LOCK_FILE};
+use super::{intent_line, Locked, StateDir, StoreError, LOCK_FILE};
 use crate::store::commit_log::{self, BootId, Change, Head, Volatile};
 use crate::store::handles::{LogHold, Noted};
 use crate::store::records::EndpointRecord;
@@ -79,10 +79,7 @@ impl StateDir {
             .map_err(StoreError::io("syncing", &path));
             result = crate::fault::after("store: after fsync", result);
         }
-        hold.head = Some(Head {
-            generation: Some(generation),
-            volatile: Some(next),
-        });
+        hold.head = Some(Head::of(next));
         self.handles.set_log(hold);
         self.handles.let_go_pending(pending);
         if result.is_err() {
@@ -121,10 +118,7 @@ impl StateDir {
             let _ = lock.set_len(before);
             return Ok(None);
         }
-        let head = Head {
-            generation: Some(0),
-            volatile: Some(volatile),
-        };
+        let head = Head::of(volatile);
         hold.head = Some(head);
         self.handles.set_log(*hold);
         Ok(Some(head))
@@ -175,18 +169,11 @@ impl StateDir {
         };
         let path = self.root.join(LOCK_FILE);
         commit_log::write_generation(lock, next.generation)
-            .and_then(|()| {
-                let intent = self.handles.single_intent();
-                commit_log::write_volatile_with(lock, &next, &intent)
-                    .map(|()| self.handles.page_written(!intent.is_empty()))
-            })
+            .and_then(|()| self.write_page(lock, &next))
             .map_err(StoreError::io("writing", &path))?;
         let synced = crate::sys::fsync(std::os::fd::AsFd::as_fd(lock), true)
             .map_err(StoreError::io("syncing", &path));
-        hold.head = Some(Head {
-            generation: Some(next.generation),
-            volatile: Some(next),
-        });
+        hold.head = Some(Head::of(next));
         self.handles.set_log(hold);
         if synced.is_err() {
             // The new generation may not be on the disk: entries appended
@@ -202,23 +189,25 @@ impl StateDir {
     /// than appending after pages that may never reach the disk.
     fn poison_log(&self, lock: &File) {
         let mut hold = self.handles.log();
-        let Some(Head {
-            generation,
-            volatile: Some(volatile),
-        }) = hold.head
-        else {
+        let Some(volatile) = hold.head.and_then(|head| head.volatile) else {
             return;
         };
         let full = Volatile {
             tail: commit_log::SLOTS,
             ..volatile
         };
-        let _ = commit_log::write_volatile_with(lock, &full, &self.handles.single_intent());
-        hold.head = Some(Head {
-            generation,
-            volatile: Some(full),
-        });
+        let _ = self.write_page(lock, &full);
+        hold.head = Some(Head::of(full));
         self.handles.set_log(hold);
+    }
+
+    /// Writes the volatile page `volatile` (unsynced) with the intent this
+    /// command holds, if any, and notes whether the page holds one now.
+    fn write_page(&self, lock: &File, volatile: &Volatile) -> std::io::Result<()> {
+        let intent = self.handles.single_intent();
+        commit_log::write_volatile_with(lock, volatile, &intent)?;
+        self.handles.page_written(!intent.is_empty());
+        Ok(())
     }
 
     /// Writes the volatile page as this command holds it now (unsynced),
@@ -227,19 +216,14 @@ impl StateDir {
     /// announced before it is made, and an intent before the kernel is
     /// asked for anything.
     fn write_volatile_now(&self, lock: &File) -> Result<(), StoreError> {
-        let intent = self.handles.single_intent();
         let mut hold = self.handles.log();
-        let Some(Head {
-            generation: Some(generation),
-            volatile: Some(volatile),
-        }) = hold.head
-        else {
+        let Some(volatile) = hold.head.and_then(|head| head.volatile) else {
             return Ok(());
         };
         // An intent is taken up only by a lock of the boot the page names:
         // the page carries this boot's (an emptied log's page may still
         // name the boot before).
-        let boot = match intent.is_empty() {
+        let boot = match self.handles.single_intent().is_empty() {
             true => volatile.boot,
             false => self.boot_id(&mut hold)?,
         };
@@ -248,14 +232,9 @@ impl StateDir {
             boot,
             ..volatile
         };
-        debug_assert_eq!(next.generation, generation);
-        commit_log::write_volatile_with(lock, &next, &intent)
+        self.write_page(lock, &next)
             .map_err(StoreError::io("writing", self.root.join(LOCK_FILE)))?;
-        self.handles.page_written(!intent.is_empty());
-        hold.head = Some(Head {
-            generation: Some(generation),
-            volatile: Some(next),
-        });
+        hold.head = Some(Head::of(next));
         self.handles.set_log(hold);
         Ok(())
     }
@@ -441,15 +420,7 @@ impl Locked<'_> {
         if !usable || !self.handles.single_intent().is_empty() {
             return Ok(false);
         }
-        check_name("network id", &record.network_id)?;
-        check_name("endpoint id", &record.id)?;
-        let path = self.root.join(LOCK_FILE);
-        let line = record.to_json().to_compact().map_err(|error| {
-            StoreError::io("encoding", &path)(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                error,
-            ))
-        })?;
+        let line = intent_line(&self.root.join(LOCK_FILE), record)?;
         if line.len() > commit_log::INTENT_MAX {
             return Ok(false);
         }
@@ -462,6 +433,34 @@ impl Locked<'_> {
         }
         crate::fault::after("store: after write", written)?;
         Ok(true)
+    }
+
+    /// The intent record of a single attach whose endpoint the caller read
+    /// as missing under this lock: in the commit log's page when it can be
+    /// ([`Locked::put_single_intent`]), else a record of its own made in
+    /// place ([`Locked::put_new_endpoint`]). Returns whether it went into
+    /// the page.
+    pub fn put_intent(&self, record: &EndpointRecord) -> Result<bool, StoreError> {
+        if self.put_single_intent(record)? {
+            return Ok(true);
+        }
+        self.put_new_endpoint(record).map(|()| false)
+    }
+
+    /// The final record of a single attach whose intent
+    /// [`Locked::put_intent`] wrote (`in_log`: into the page): made in place
+    /// and the intent settled, or put over the intent record.
+    pub fn put_attached_endpoint(
+        &self,
+        record: &EndpointRecord,
+        in_log: bool,
+    ) -> Result<(), StoreError> {
+        if !in_log {
+            return self.put_endpoint(record);
+        }
+        self.put_new_endpoint(record)?;
+        self.settle_single_intent();
+        Ok(())
     }
 
     /// The single attach's final record is made: its intent leaves the

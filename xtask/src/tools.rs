@@ -235,10 +235,13 @@ pub fn apt_install(packages: &[&str]) -> Result {
     let status = child.wait()?;
     if !status.success() {
         let removed = removed_packages(&transcript);
-        if !removed.is_empty() {
-            return Err(removal_refused(packages, &removed).into());
+        if removed.is_empty() {
+            return Err(format!("`{}` failed ({status})", describe(&install)).into());
         }
-        return Err(format!("`{}` failed ({status})", describe(&install)).into());
+        match backports_suite(&removed)? {
+            Some(suite) => install_from_backports(packages, &suite)?,
+            None => return Err(removal_refused(packages, &removed).into()),
+        }
     }
     println!(
         "installed {} in {}",
@@ -260,6 +263,67 @@ fn install_command(packages: &[&str]) -> Command {
     ])
     .args(packages);
     cmd
+}
+
+/// The backports suite (`bookworm-backports`) that every package apt would
+/// remove came from, when they all did: a machine that has, say, qemu-utils
+/// from backports cannot take qemu-system-x86 from the main suite without
+/// losing it, but takes the backports build of the same version beside it.
+fn backports_suite(removed: &[String]) -> Result<Option<String>> {
+    for package in removed {
+        let version = output(Command::new("dpkg-query").args([
+            "--show",
+            "--showformat=${Version}",
+            package,
+        ]))?;
+        if !is_backports_version(&version) {
+            return Ok(None);
+        }
+    }
+    let os_release = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
+    Ok(os_release_codename(&os_release).map(|codename| format!("{codename}-backports")))
+}
+
+/// Debian's backports builds carry `~bpoNN` in their version.
+fn is_backports_version(version: &str) -> bool {
+    version.contains("~bpo")
+}
+
+fn os_release_codename(os_release: &str) -> Option<String> {
+    os_release.lines().find_map(|line| {
+        let value = line.strip_prefix("VERSION_CODENAME=")?.trim_matches('"');
+        (!value.is_empty()).then(|| value.to_string())
+    })
+}
+
+/// Installs `packages` preferring `suite` (a backports suite), still removing
+/// nothing. The machine's apt configuration is left as it was: the suite is
+/// named in a sources list of ours (the machine's own `sources.list`, if any,
+/// plus one line), given to apt for these two commands only.
+fn install_from_backports(packages: &[&str], suite: &str) -> Result {
+    let dir = crate::builds::target_dir()?.join("apt");
+    std::fs::create_dir_all(&dir)?;
+    let list = dir.join("sources.list");
+    let machine_list = std::fs::read_to_string("/etc/apt/sources.list").unwrap_or_default();
+    std::fs::write(&list, backports_sources(&machine_list, suite))?;
+    let source_list = format!("Dir::Etc::SourceList={}", list.display());
+    println!(
+        "installing {} from {suite}, where the packages apt would remove came from",
+        packages.join(" ")
+    );
+    run(apt_get().args(["-o", &source_list, "update", "-q"]))?;
+    let mut install = install_command(packages);
+    install.args(["-o", &source_list, "--target-release", suite]);
+    run(&mut install)
+}
+
+fn backports_sources(machine_list: &str, suite: &str) -> String {
+    let mut list = machine_list.to_string();
+    if !list.is_empty() && !list.ends_with('\n') {
+        list.push('\n');
+    }
+    list.push_str(&format!("deb http://deb.debian.org/debian {suite} main\n"));
+    list
 }
 
 /// The packages under apt's `The following packages will be REMOVED:` heading.
@@ -322,6 +386,25 @@ mod tests {
         assert_eq!(
             args[args.len() - 2..],
             ["qemu-system-x86".to_string(), "busybox-static".to_string()]
+        );
+    }
+
+    #[test]
+    fn backports_are_recognised_by_version_and_codename() {
+        assert!(is_backports_version("1:10.0.2+ds-2+deb13u1~bpo12+1"));
+        assert!(!is_backports_version("1:7.2+dfsg-7+deb12u18+b3"));
+        let os_release = "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n\
+                          VERSION_CODENAME=bookworm\nID=debian\n";
+        assert_eq!(os_release_codename(os_release).as_deref(), Some("bookworm"));
+        assert_eq!(os_release_codename("ID=debian\nVERSION_CODENAME=\n"), None);
+        assert_eq!(
+            backports_sources("deb http://x/debian bookworm main", "bookworm-backports"),
+            "deb http://x/debian bookworm main\n\
+             deb http://deb.debian.org/debian bookworm-backports main\n"
+        );
+        assert_eq!(
+            backports_sources("", "trixie-backports"),
+            "deb http://deb.debian.org/debian trixie-backports main\n"
         );
     }
 

@@ -904,12 +904,18 @@ fn size_class(layout: std::alloc::Layout) -> Option<usize> {
 
 impl Arena {
     fn alloc(&mut self, class: usize) -> *mut u8 {
+        self.alloc_reporting_fresh(class).0
+    }
+
+    /// A block of `class`, and whether it was never handed out before: a
+    /// fresh block is still as its anonymous mapping made it, all zeros.
+    fn alloc_reporting_fresh(&mut self, class: usize) -> (*mut u8, bool) {
         let head = self.free[class];
         if head != 0 {
             // SAFETY: a block on the free list is ours, unused, at least 16
             // bytes and aligned, and holds the next block's address.
             self.free[class] = unsafe { *(head as *const usize) };
-            return head as *mut u8;
+            return (head as *mut u8, false);
         }
         let size = 1usize << (class as u32 + MIN_SHIFT);
         let align = size.min(PAGE);
@@ -928,16 +934,18 @@ impl Arena {
                 )
             };
             if region == libc::MAP_FAILED {
-                return std::ptr::null_mut();
+                return (std::ptr::null_mut(), false);
             }
             self.next = region as usize;
             self.end = self.next + REGION;
             start = self.next;
         }
+        // The bump pointer only moves forward through a mapping: the block
+        // has never been written.
         self.next = start + size;
         #[cfg(feature = "fault-injection")]
         heap_peak::grow(size);
-        start as *mut u8
+        (start as *mut u8, true)
     }
 
     fn free(&mut self, ptr: *mut u8, class: usize) {
@@ -960,6 +968,29 @@ unsafe impl std::alloc::GlobalAlloc for ProcessAllocator {
                 heap_peak::grow(layout.size());
                 // SAFETY: forwarded as received.
                 unsafe { std::alloc::System.alloc(layout) }
+            }
+        }
+    }
+
+    /// A fresh block is zero already: a netlink receive buffer (`vec![0;
+    /// 32 KiB]`) costs neither a pass over its bytes nor page faults for the
+    /// pages no datagram reaches.
+    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
+        match size_class(layout) {
+            Some(class) => {
+                let (block, fresh) = with_arena(|arena| arena.alloc_reporting_fresh(class));
+                if !block.is_null() && !fresh {
+                    // SAFETY: a block of this class is at least
+                    // `layout.size()` bytes, ours, and not in use.
+                    unsafe { std::ptr::write_bytes(block, 0, layout.size()) };
+                }
+                block
+            }
+            None => {
+                #[cfg(feature = "fault-injection")]
+                heap_peak::grow(layout.size());
+                // SAFETY: forwarded as received.
+                unsafe { std::alloc::System.alloc_zeroed(layout) }
             }
         }
     }
@@ -1421,6 +1452,36 @@ mod tests {
         assert_eq!(class(65536, 8), Some(CLASSES - 1));
         assert_eq!(class(65537, 8), None, "larger blocks are musl's");
         assert_eq!(class(64, 8192), None, "so are alignments above a page");
+    }
+
+    #[test]
+    fn zeroed_blocks_are_zero_whether_fresh_or_given_back_dirty() {
+        use std::alloc::{GlobalAlloc, Layout};
+        let a = ProcessAllocator;
+        for size in [24, 4000, 32 * 1024, 200_000] {
+            let layout = Layout::from_size_align(size, 8).unwrap();
+            // SAFETY: a valid non-zero layout.
+            let dirty = unsafe { a.alloc(layout) };
+            assert!(!dirty.is_null());
+            // SAFETY: the block is ours and `size` bytes long; freed once.
+            unsafe {
+                std::ptr::write_bytes(dirty, 0xa5, size);
+                a.dealloc(dirty, layout);
+            }
+            // The first takes the dirty block back (its class's free list,
+            // or musl's), the second is new.
+            for _ in 0..2 {
+                // SAFETY: a valid non-zero layout.
+                let zeroed = unsafe { a.alloc_zeroed(layout) };
+                assert!(!zeroed.is_null());
+                // SAFETY: live and `size` bytes long.
+                let bytes = unsafe { std::slice::from_raw_parts(zeroed, size) };
+                assert!(bytes.iter().all(|b| *b == 0), "{size} bytes, all zero");
+                // SAFETY: the block is ours; written over so a later
+                // reuse starts dirty.
+                unsafe { std::ptr::write_bytes(zeroed, 0x5a, size) };
+            }
+        }
     }
 
     #[test]

@@ -111,6 +111,7 @@ fn main() -> ExitCode {
         Some("floor") => floor_main(&args[1..]),
         Some("launch") => return launch_main(&args[1..]),
         Some("durable-writes") => durable_writes_main(&args[1..]),
+        Some("profile-loop") => profile_loop_main(&args[1..]),
         Some("noop") => Ok(()),
         _ => Err(
             "usage: attach run ... | floor attach|detach PARENT-INDEX NS-PREFIX SUBNET FIRST LAST \
@@ -782,8 +783,291 @@ fn launch(args: &[String]) -> Res<u8> {
 }
 
 // ---------------------------------------------------------------------------
+// Where the CPU goes: a `perf` profile of ours and the floors, side by side.
+
+/// The commands [`cpu_profile`] compares, by the name each process runs under
+/// (its `comm`: the last part of the path it was started by), with the
+/// column's heading.
+const PROFILED: [(&str, &str); 3] = [
+    ("ipvlan", "ours: `network connect`"),
+    ("durable", "durable floor"),
+    ("floor", "floor, one process per container"),
+];
+/// `perf record -F`: samples per second and CPU.
+const PROFILE_HZ: u32 = 1000;
+/// Containers of each kind attached before the profile starts (first use
+/// of the state directory, page cache).
+const PROFILE_WARMUP: u32 = 5;
+/// The file of commands `profile-loop` runs, one per line, words separated
+/// by tabs.
+const PROFILE_COMMANDS: &str = "profile-commands";
+
+/// `profile-loop FILE`: runs each command of FILE in turn and waits for it
+/// (the process `perf record` follows, with everything else on the CPUs).
+fn profile_loop_main(args: &[String]) -> Res {
+    let [file] = args else {
+        return Err("usage: profile-loop FILE".into());
+    };
+    let text = fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?;
+    for line in text.lines().filter(|l| !l.is_empty()) {
+        let argv: Vec<&str> = line.split('\t').collect();
+        let status = Command::new(argv[0])
+            .args(&argv[1..])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .status()
+            .map_err(|e| format!("{}: {e}", argv[0]))?;
+        if !status.success() {
+            return Err(format!("`{}` failed ({status})", argv.join(" ")));
+        }
+    }
+    Ok(())
+}
+
+/// The profile: our connect, the durable floor and the per-process floor,
+/// container by container in turn, under `perf record -a -g -e cpu-clock`;
+/// every sample of their processes is put in a category by its call chain
+/// (the system call it is in, a page fault, user space) and the categories'
+/// CPU time is printed per container, side by side. CPU time, not wall
+/// time: a flush's wait for the disk is in neither.
+fn cpu_profile(config: &Config, perf: &str) -> Res<String> {
+    let n = config.small;
+    if n <= PROFILE_WARMUP {
+        return Err(format!(
+            "the profile needs more than {PROFILE_WARMUP} containers"
+        ));
+    }
+    let ours = Site {
+        ns: "c",
+        subnet: SUBNET,
+    };
+    let durable = Site {
+        ns: "d",
+        subnet: DURABLE_SUBNET,
+    };
+    let floor = Site {
+        ns: "f",
+        subnet: FLOOR_SUBNET,
+    };
+    for site in [ours, durable, floor] {
+        make_namespaces(site.ns, 1, n)?;
+    }
+    // The floors run as `durable` and `floor` (this program by other names),
+    // so that their samples are told apart from ours and from the loop's.
+    let bin = format!("{}/profile-bin", config.disk);
+    fs::create_dir_all(&bin).map_err(|e| format!("{bin}: {e}"))?;
+    let named = |name: &str| -> Res<String> {
+        let path = format!("{bin}/{name}");
+        std::os::unix::fs::symlink(&config.me, &path).map_err(|e| format!("{path}: {e}"))?;
+        Ok(path)
+    };
+    let as_floor = Config {
+        me: named("floor")?,
+        ..config.clone()
+    };
+    let as_durable = Config {
+        me: named("durable")?,
+        ..config.clone()
+    };
+    let commands = |i: u32| -> Vec<Cmd> {
+        let mut all = cli_attach(config, ours, i);
+        all.extend(durable_attach(&as_durable, durable, i));
+        all.extend(floor_pp_attach(&as_floor, floor, i));
+        all
+    };
+    for i in 1..=PROFILE_WARMUP {
+        for cmd in commands(i) {
+            let argv: Vec<&str> = cmd.argv.iter().map(String::as_str).collect();
+            sh(&argv, None)?;
+        }
+    }
+    let lines: String = (PROFILE_WARMUP + 1..=n)
+        .flat_map(commands)
+        .map(|cmd| cmd.argv.join("\t") + "\n")
+        .collect();
+    let list = format!("{}/{PROFILE_COMMANDS}", config.disk);
+    fs::write(&list, lines).map_err(|e| format!("{list}: {e}"))?;
+    // Kernel symbols for root's samples.
+    fs::write("/proc/sys/kernel/kptr_restrict", "0").map_err(|e| format!("kptr_restrict: {e}"))?;
+    let data = "/tmp/ipvlan-profile.data";
+    fs::create_dir_all("/tmp").map_err(|e| format!("/tmp: {e}"))?;
+    wait_until_idle()?;
+    eprintln!(
+        "bench: profile of {} containers of each kind",
+        n - PROFILE_WARMUP
+    );
+    sh(
+        &[
+            perf,
+            "record",
+            "--quiet",
+            "-a",
+            "-g",
+            "-e",
+            "cpu-clock",
+            "-F",
+            &PROFILE_HZ.to_string(),
+            "-o",
+            data,
+            "--",
+            &config.me,
+            "profile-loop",
+            &list,
+        ],
+        None,
+    )?;
+    let script = sh(
+        &[perf, "script", "-i", data, "-F", "comm,period,ip,sym"],
+        None,
+    )?;
+    let totals = profile_totals(&script);
+    Ok(profile_table(&totals, n - PROFILE_WARMUP))
+}
+
+/// CPU nanoseconds by (command, category), from `perf script -F
+/// comm,period,ip,sym`: a sample is a line `COMM PERIOD` followed by its
+/// call chain, one indented `ADDRESS SYMBOL` line per frame, leaf first.
+fn profile_totals(script: &str) -> BTreeMap<(String, &'static str), u64> {
+    let mut totals = BTreeMap::new();
+    let mut flush = |head: &mut Option<(String, u64)>, frames: &mut Vec<(bool, String)>| {
+        if let Some((comm, period)) = head.take() {
+            if PROFILED.iter().any(|(name, _)| *name == comm) {
+                *totals.entry((comm, profile_category(frames))).or_insert(0) += period;
+            }
+        }
+        frames.clear();
+    };
+    let mut head = None;
+    let mut frames = Vec::new();
+    for line in script.lines() {
+        if line.trim().is_empty() {
+            flush(&mut head, &mut frames);
+        } else if line.starts_with(char::is_whitespace) {
+            let mut words = line.split_whitespace();
+            let address = words.next().unwrap_or_default();
+            let symbol = words.next().unwrap_or_default();
+            frames.push((address.starts_with("ffff"), symbol.to_string()));
+        } else {
+            flush(&mut head, &mut frames);
+            let mut words = line.split_whitespace();
+            let comm = words.next().unwrap_or_default().to_string();
+            let period = words.next_back().and_then(|w| w.parse().ok()).unwrap_or(0);
+            head = Some((comm, period));
+        }
+    }
+    flush(&mut head, &mut frames);
+    totals
+}
+
+/// What a sample was doing, from its call chain (`(in the kernel, symbol)`,
+/// leaf first): the system call it is in, a page fault, user space.
+fn profile_category(frames: &[(bool, String)]) -> &'static str {
+    let has = |name: &str| frames.iter().any(|(_, f)| f == name);
+    let has_prefix = |prefix: &str| frames.iter().any(|(_, f)| f.starts_with(prefix));
+    if let Some(at) = frames.iter().position(|(_, f)| f == "do_syscall_64") {
+        // The system call's own function is the frame below the dispatcher
+        // (`x64_sys_call` on newer kernels).
+        let call = frames[..at]
+            .iter()
+            .rev()
+            .map(|(_, f)| f.as_str())
+            .find(|f| *f != "x64_sys_call")
+            .unwrap_or("");
+        let call = call
+            .trim_start_matches("__x64_sys_")
+            .trim_start_matches("__do_sys_")
+            .trim_start_matches("ksys_");
+        return match call {
+            c if c.contains("execve") => "process: exec",
+            "exit" | "exit_group" => "process: exit",
+            "sendto" | "sendmsg" if has("rtnl_newlink") => "netlink: create the link",
+            "sendto" | "sendmsg" if has("rtnl_getlink") => "netlink: look a link up",
+            "sendto" | "sendmsg" => "netlink: other requests (address, up, route)",
+            "recvfrom" | "recvmsg" => "netlink: receive",
+            "openat" if has("ext4_create") => "files: create (`openat` with `O_CREAT`)",
+            "openat" if has_prefix("proc_") => "files: open under /proc",
+            "openat" | "open" => "files: open",
+            "symlink" | "symlinkat" | "mknodat" | "mkdir" | "mkdirat" | "chmod" | "fchmodat"
+            | "unlink" | "unlinkat" | "rename" | "renameat" | "renameat2" => {
+                "files: other changes (symlink, mknod, mkdir, chmod)"
+            }
+            "write" | "pwrite64" if has("proc_sys_call_handler") => "sysctl write",
+            "write" | "pwrite64" => "files: write",
+            "read" | "pread64" => "files: read",
+            "fsync" | "fdatasync" | "syncfs" => "files: flush (CPU only)",
+            "newstat" | "newlstat" | "newfstat" | "newfstatat" | "statx" | "readlink"
+            | "readlinkat" | "getdents64" => "files: stat, readlink",
+            "setns" => "namespaces: setns",
+            _ => "other system calls",
+        };
+    }
+    if has_prefix("asm_exc_page_fault") || has("exc_page_fault") || has("handle_mm_fault") {
+        return "process: page faults";
+    }
+    if has("do_exit") || has("do_group_exit") {
+        return "process: exit";
+    }
+    if frames.first().is_some_and(|(kernel, _)| *kernel) {
+        return "kernel, other (interrupts, scheduling)";
+    }
+    "user space"
+}
+
+fn profile_table(totals: &BTreeMap<(String, &'static str), u64>, containers: u32) -> String {
+    let ms = |comm: &str, category: &'static str| {
+        totals
+            .get(&(comm.to_string(), category))
+            .copied()
+            .unwrap_or(0) as f64
+            / 1e6
+            / containers as f64
+    };
+    let mut categories: Vec<&'static str> = totals.keys().map(|(_, c)| *c).collect();
+    categories.sort_unstable();
+    categories.dedup();
+    let (ours, floor) = (PROFILED[0].0, PROFILED[2].0);
+    categories.sort_by(|a, b| ms(ours, b).total_cmp(&ms(ours, a)));
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "CPU ms per container, from `perf record -a -g -e cpu-clock -F {PROFILE_HZ}` over \
+         {containers} containers of each kind, run in turn container by container; every \
+         sample of their processes (by name) is put in a category by its call chain. CPU \
+         time only: the wait for a flush, or for another process, is in no row.\n"
+    );
+    let mut head = String::from("| category |");
+    let mut rule = String::from("|---|");
+    for (_, heading) in PROFILED {
+        let _ = write!(head, " {heading} |");
+        rule.push_str("---|");
+    }
+    let _ = writeln!(out, "{head} ours − floor |\n{rule}---|");
+    let mut sums = [0.0; 3];
+    for &category in &categories {
+        let mut line = format!("| {category} |");
+        for (k, (comm, _)) in PROFILED.iter().enumerate() {
+            let v = ms(comm, category);
+            sums[k] += v;
+            let _ = write!(line, " {v:.2} |");
+        }
+        let _ = writeln!(line, " {:+.2} |", ms(ours, category) - ms(floor, category));
+        out.push_str(&line);
+    }
+    let _ = writeln!(
+        out,
+        "| **total** | **{:.2}** | **{:.2}** | **{:.2}** | **{:+.2}** |",
+        sums[0],
+        sums[1],
+        sums[2],
+        sums[0] - sums[2]
+    );
+    out
+}
+
+// ---------------------------------------------------------------------------
 // The orchestrator.
 
+#[derive(Clone)]
 struct Config {
     /// This program, for the floor and the launcher.
     me: String,
@@ -798,6 +1082,8 @@ struct Config {
     /// The size of one of our endpoint records (a probe connect's), the
     /// durable floor's file size.
     record_bytes: u64,
+    /// `perf` in the guest: profile instead of the rows (see [`cpu_profile`]).
+    perf: Option<String>,
 }
 
 /// One command to launch.
@@ -1643,6 +1929,7 @@ fn parse_config(args: &[String]) -> Res<Config> {
         large: Some(1000),
         parent_index: 0,
         record_bytes: 0,
+        perf: None,
     };
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
@@ -1651,6 +1938,7 @@ fn parse_config(args: &[String]) -> Res<Config> {
             "--ipvlan" => config.ipvlan = value()?,
             "--disk" => config.disk = value()?,
             "--cni" => config.cni = Some(value()?),
+            "--perf" => config.perf = Some(value()?),
             "--small" => config.small = value()?.parse().map_err(|e| format!("--small: {e}"))?,
             "--large" => {
                 let n: u32 = value()?.parse().map_err(|e| format!("--large: {e}"))?;
@@ -1696,6 +1984,11 @@ fn orchestrate(args: &[String]) -> Res {
     config.record_bytes = probe_record_bytes(&config)?;
     fs::create_dir(format!("{}/{DURABLE_DIR}", config.disk))
         .map_err(|e| format!("{DURABLE_DIR}: {e}"))?;
+    if let Some(perf) = &config.perf {
+        let markdown = cpu_profile(&config, perf)?;
+        println!("{RESULTS_BEGIN}\n{markdown}{RESULTS_END}");
+        return Ok(());
+    }
     // What a durable write of the record costs by kind, on the same disk,
     // before any row (untimed relative to them: its own table).
     eprintln!("bench: durable writes by kind, {DURABLE_WRITES} each");
@@ -2655,5 +2948,69 @@ mod tests {
         assert_eq!(i32::from_ne_bytes(buf[20..24].try_into().unwrap()), 10_001);
         // The nest covers its one attribute (4 + 4 + "ipvlan" padded to 8).
         assert_eq!(u16::from_ne_bytes(buf[32..34].try_into().unwrap()), 4 + 12);
+    }
+
+    #[test]
+    fn profile_samples_are_put_in_categories_by_their_call_chain() {
+        // `perf script -F comm,period,ip,sym`, as 6.1 and 6.12 print it
+        // (6.12's dispatcher `x64_sys_call` between `do_syscall_64` and
+        // the call's function).
+        let script = "\
+ipvlan     500000 \n\
+\tffffffff94f4aa4a ext4_create\n\
+\tffffffff94f61dcd path_openat\n\
+\tffffffff94f4aa4a __x64_sys_openat\n\
+\tffffffff95603f4d do_syscall_64\n\
+\tffffffff95800126 entry_SYSCALL_64_after_hwframe\n\
+\t           e159b [unknown]\n\
+\n\
+ipvlan     500000 \n\
+\tffffffff94f4aa4a rtnl_newlink\n\
+\tffffffff94f4aa4a __x64_sys_sendto\n\
+\tffffffff94f4aa4a x64_sys_call\n\
+\tffffffff95603f4d do_syscall_64\n\
+\n\
+ipvlan     250000 \n\
+\t          2483fd <alloc::string::String as core::fmt::Write>::write_str\n\
+\t          2483fd main\n\
+\n\
+floor     500000 \n\
+\tffffffff94f4aa4a filemap_map_pages\n\
+\tffffffff94f4aa4a handle_mm_fault\n\
+\tffffffff94f4aa4a asm_exc_page_fault\n\
+\n\
+floor     500000 \n\
+\tffffffff94f4aa4a addrconf_sysctl_disable\n\
+\tffffffff94f4aa4a proc_sys_call_handler\n\
+\tffffffff94f4aa4a ksys_write\n\
+\tffffffff95603f4d do_syscall_64\n\
+\n\
+attach     500000 \n\
+\t          2483fd main\n";
+        let totals = profile_totals(script);
+        let get =
+            |comm: &str, category: &'static str| totals.get(&(comm.to_string(), category)).copied();
+        assert_eq!(
+            get("ipvlan", "files: create (`openat` with `O_CREAT`)"),
+            Some(500_000)
+        );
+        assert_eq!(get("ipvlan", "netlink: create the link"), Some(500_000));
+        assert_eq!(get("ipvlan", "user space"), Some(250_000));
+        assert_eq!(get("floor", "process: page faults"), Some(500_000));
+        assert_eq!(get("floor", "sysctl write"), Some(500_000));
+        assert_eq!(
+            totals.len(),
+            5,
+            "the loop's own samples are not counted: {totals:?}"
+        );
+        let table = profile_table(&totals, 2);
+        assert!(
+            table.contains("| netlink: create the link | 0.25 | 0.00 | 0.00 | +0.25 |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| **total** | **0.62** | **0.00** | **0.50** | **+0.12** |"),
+            "{table}"
+        );
     }
 }

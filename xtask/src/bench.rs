@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 const USAGE: &str = "usage: cargo xtask bench [--kernel K] [--containers N | --quick] \
-     [--timeout SECS] [--no-record]";
+     [--profile] [--timeout SECS] [--no-record]";
 
 /// The guest program prints its Markdown between these lines
 /// (`RESULTS_BEGIN`, `RESULTS_END` in benches/attach.rs).
@@ -27,6 +27,10 @@ const RESULTS_END: &str = "BENCH-RESULTS-END";
 const RESULTS_FILE: &str = "benches/RESULTS.md";
 const SECTION_BEGIN: &str = "<!-- bench:begin (written by `cargo xtask bench`) -->";
 const SECTION_END: &str = "<!-- bench:end -->";
+/// `--profile` records its own section.
+const PROFILE_BEGIN: &str =
+    "<!-- bench-profile:begin (written by `cargo xtask bench --profile`) -->";
+const PROFILE_END: &str = "<!-- bench-profile:end -->";
 
 /// Where the guest finds what the bench runs.
 const GUEST_DIR: &str = "/usr/lib/ipvlan-bench";
@@ -52,6 +56,8 @@ struct Options {
     large: u64,
     timeout: Option<Duration>,
     record: bool,
+    /// Where the CPU goes instead of the rows (`perf` in the guest).
+    profile: bool,
 }
 
 fn parse(args: &[String]) -> Result<Options> {
@@ -61,6 +67,7 @@ fn parse(args: &[String]) -> Result<Options> {
         large: LARGE,
         timeout: None,
         record: true,
+        profile: false,
     };
     let mut iter = args.iter();
     let positive = |flag: &str, value: Option<&String>| -> Result<u64> {
@@ -91,6 +98,7 @@ fn parse(args: &[String]) -> Result<Options> {
             }
             "--timeout" => options.timeout = Some(Duration::from_secs(positive(arg, iter.next())?)),
             "--no-record" => options.record = false,
+            "--profile" => options.profile = true,
             other => return Err(format!("unknown argument {other}\n{USAGE}").into()),
         }
     }
@@ -123,6 +131,11 @@ pub fn run(args: &[String]) -> Result {
             .ok_or_else(|| format!("the reference CNI plugin {name} is missing"))
     };
     let (cni_ipvlan, cni_host_local) = (plugin("ipvlan")?, plugin("host-local")?);
+    let perf = if options.profile {
+        Some(tools::ensure_perf()?)
+    } else {
+        None
+    };
     let (ipvlan, program) = build_release("attach")?;
     let data = fs::read(&ipvlan).map_err(|e| format!("{}: {e}", ipvlan.display()))?;
     let facts = crate::elf::inspect(&data)?;
@@ -157,6 +170,12 @@ pub fn run(args: &[String]) -> Result {
         "--large".to_string(),
         options.large.to_string(),
     ];
+    let mut executables = vec![cni_ipvlan, cni_host_local];
+    if let Some(perf) = perf {
+        // At its host path in the guest, with its libraries.
+        words.extend(["--perf".to_string(), perf.to_string_lossy().into_owned()]);
+        executables.push(perf);
+    }
     words = words.iter().map(|w| shell_quote(w)).collect();
     let script = format!(
         "set -e\nmkdir -p {GUEST_DISK}\nmount -t ext4 /dev/vda {GUEST_DISK}\n\
@@ -168,7 +187,7 @@ pub fn run(args: &[String]) -> Result {
         job: vm::Job::ScriptWithFiles {
             script,
             files: vec![(guest_ipvlan, ipvlan), (guest_program, program)],
-            executables: vec![cni_ipvlan, cni_host_local],
+            executables,
         },
         timeout,
         kernel: options.kernel,
@@ -197,9 +216,14 @@ pub fn run(args: &[String]) -> Result {
     if options.record {
         let path = workspace_root().join(RESULTS_FILE);
         let old = fs::read_to_string(&path).unwrap_or_default();
+        let (begin, end) = if options.profile {
+            (PROFILE_BEGIN, PROFILE_END)
+        } else {
+            (SECTION_BEGIN, SECTION_END)
+        };
         fs::write(
             &path,
-            splice_between(&old, SECTION_BEGIN, SECTION_END, "# Results\n\n", &section),
+            splice_between(&old, begin, end, "# Results\n\n", &section),
         )?;
         println!("bench: figures recorded in {RESULTS_FILE}");
     } else {
@@ -217,6 +241,9 @@ fn section(options: &Options, kernel: &str, figures: &str) -> String {
         command.push_str(" --quick");
     } else if options.large != LARGE {
         command.push_str(&format!(" --containers {}", options.large));
+    }
+    if options.profile {
+        command.push_str(" --profile");
     }
     command.push_str(&format!(" --kernel {}", options.kernel.name()));
     format!(
@@ -250,6 +277,8 @@ mod tests {
         assert_eq!((quick.small, quick.large), (QUICK, QUICK_LARGE));
         assert!(!quick.record);
         assert_eq!(quick.kernel, Series::V6_12);
+        assert!(!default.profile);
+        assert!(parse(&args(&["--profile"])).unwrap().profile);
         let sized = parse(&args(&["--containers", "50"])).unwrap();
         assert_eq!((sized.small, sized.large), (50, 50));
         for bad in [

@@ -74,7 +74,7 @@ commands:
         --plant-leak leaves an ipvlan link behind (must fail).
   size  Build the release musl binary, check it is static non-PIE and carries
         no fault-injection hook, print its size; fail above 1 MiB stripped.
-  bench [--kernel K] [--containers N | --quick] [--timeout SECS] [--no-record]
+  bench [--kernel K] [--containers N | --quick] [--profile] [--timeout SECS] [--no-record]
         Boot the VM once and measure attach and detach per container side by
         side (benches/attach.rs): a raw-netlink floor (one process for all,
         one per container, and one per container that also writes one
@@ -85,6 +85,11 @@ commands:
         the floors also at N (default 1000).
         --quick: 10 and 20 containers. Records the table in benches/RESULTS.md
         (not with --no-record). Release musl builds. Not part of `test`.
+        --profile: instead of the rows, where the CPU goes: our connect, the
+        durable floor and the per-process floor in turn under `perf record`
+        (Debian's linux-perf, installed when missing), CPU ms per container
+        by category (system call, page faults, user space), side by side;
+        N (--containers) defaults to 100.
   criterion [ARGS]...
         Run the criterion benchmarks (`cargo bench`).
   fuzz [--secs N] [TARGET]...

@@ -130,6 +130,20 @@ pub fn ensure_cni_plugins() -> Result<Vec<PathBuf>> {
         .collect()
 }
 
+/// `perf` (Debian's `linux-perf`), installed when missing: `cargo xtask
+/// bench --profile` runs it in the guest with its libraries.
+pub fn ensure_perf() -> Result<PathBuf> {
+    let perf = Path::new("/usr/bin/perf");
+    if !perf.is_file() {
+        apt_install(&["linux-perf"])?;
+    }
+    if perf.is_file() {
+        Ok(perf.to_path_buf())
+    } else {
+        Err(format!("{} still missing after install", perf.display()).into())
+    }
+}
+
 /// Podman and what it runs containers with, from Debian's packages
 /// (`cargo xtask podman-test`).
 pub struct PodmanTools {

@@ -398,29 +398,44 @@ fn write_value(out: &mut String, value: &Value, indent: Option<usize>, level: us
 }
 
 fn newline(out: &mut String, indent: Option<usize>, level: usize) {
+    const SPACES: &str = "                                ";
     if let Some(width) = indent {
         out.push('\n');
-        out.push_str(&" ".repeat(width * level));
+        let mut left = width * level;
+        while left > 0 {
+            let run = left.min(SPACES.len());
+            out.push_str(&SPACES[..run]);
+            left -= run;
+        }
     }
 }
 
 fn write_string(out: &mut String, s: &str) {
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            c if (c as u32) < 0x20 => {
-                out.push_str(&format!("\\u{:04x}", c as u32));
-            }
-            c => out.push(c),
+    // Runs of bytes that need no escape are copied whole; every byte that
+    // does is ASCII, so a run always ends on a character boundary.
+    let mut run_start = 0;
+    for (at, byte) in s.bytes().enumerate() {
+        let escaped = match byte {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0x00..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&s[run_start..at]);
+        run_start = at + 1;
+        if escaped.is_empty() {
+            out.push_str(&format!("\\u{byte:04x}"));
+        } else {
+            out.push_str(escaped);
         }
     }
+    out.push_str(&s[run_start..]);
     out.push('"');
 }
 
@@ -776,6 +791,13 @@ mod tests {
         assert_eq!(parse(&v.to_compact().unwrap()).unwrap(), v);
         assert_eq!(parse(&v.to_pretty().unwrap()).unwrap(), v);
         assert_eq!(v.get("Count").unwrap().as_u64(), Some(u64::MAX));
+        assert_eq!(
+            Value::from("a\"b\\c\nd\re\tf\u{8}\u{c}\u{1}\u{1f} é")
+                .to_compact()
+                .unwrap(),
+            r#""a\"b\\c\nd\re\tf\b\f\u0001\u001f é""#,
+            "each escape as JSON spells it, everything else as it is"
+        );
     }
 
     #[test]

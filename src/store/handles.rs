@@ -376,12 +376,7 @@ impl Handles {
     /// `dir` as a path from the root, when it is one made of plain
     /// components below it.
     fn relative(&self, dir: &Path) -> Option<String> {
-        let relative = dir.strip_prefix(&self.root).ok()?;
-        let plain = relative
-            .components()
-            .all(|c| matches!(c, Component::Normal(_)));
-        let text = relative.to_str()?;
-        (plain && !text.is_empty()).then(|| text.to_string())
+        plain_relative(&self.root, dir).map(str::to_string)
     }
 
     /// The error for `error`, which an `*at` call through `dir` (reached
@@ -824,5 +819,76 @@ impl Handles {
     /// (see [`Handles::leave_files_to_exit`]).
     pub(crate) fn done_with(&self, file: File) {
         self.shared().let_go([file]);
+    }
+}
+
+/// `dir` below `root` as the text of a relative path, when `dir` is `root`,
+/// a `/` and plain components (no `.`, `..` or empty one, no trailing `/`),
+/// all UTF-8: the paths the store builds by joining names to its root. Read
+/// byte by byte rather than through `Path::components` (every file the
+/// store reaches passes here); anything else is `None`, and is opened one
+/// directory at a time instead.
+fn plain_relative<'a>(root: &Path, dir: &'a Path) -> Option<&'a str> {
+    use std::os::unix::ffi::OsStrExt;
+    let root = root.as_os_str().as_bytes();
+    let root = match root.strip_suffix(b"/") {
+        Some(trimmed) if !trimmed.is_empty() => trimmed,
+        _ => root,
+    };
+    let rest = dir.as_os_str().as_bytes().strip_prefix(root)?;
+    let rest = if root == b"/" {
+        rest
+    } else {
+        rest.strip_prefix(b"/")?
+    };
+    let plain = !rest.is_empty()
+        && rest
+            .split(|b| *b == b'/')
+            .all(|name| !name.is_empty() && name != b"." && name != b"..");
+    if !plain {
+        return None;
+    }
+    std::str::from_utf8(rest).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain_relative;
+    use std::path::Path;
+
+    #[test]
+    fn plain_relative_paths_are_the_joined_names_only() {
+        let root = Path::new("/var/lib/ipvlan");
+        let below = |dir: &'static str| plain_relative(root, Path::new(dir));
+        assert_eq!(below("/var/lib/ipvlan/endpoints/n1"), Some("endpoints/n1"));
+        assert_eq!(below("/var/lib/ipvlan/lock"), Some("lock"));
+        assert_eq!(
+            plain_relative(
+                Path::new("/var/lib/ipvlan/"),
+                Path::new("/var/lib/ipvlan/a")
+            ),
+            Some("a"),
+            "a root given with a trailing slash"
+        );
+        assert_eq!(
+            plain_relative(Path::new("/"), Path::new("/a/b")),
+            Some("a/b")
+        );
+        for refused in [
+            "/var/lib/ipvlan",
+            "/var/lib/ipvlan/",
+            "/var/lib/ipvlanx/a",
+            "/var/lib/ipvlan//a",
+            "/var/lib/ipvlan/./a",
+            "/var/lib/ipvlan/a/../b",
+            "/var/lib/ipvlan/a/",
+            "/var/lib/other/a",
+            "relative/a",
+        ] {
+            assert_eq!(below(refused), None, "{refused}");
+        }
+        use std::os::unix::ffi::OsStrExt;
+        let not_utf8 = std::ffi::OsStr::from_bytes(b"/var/lib/ipvlan/\xff");
+        assert_eq!(plain_relative(root, Path::new(not_utf8)), None);
     }
 }

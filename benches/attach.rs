@@ -157,6 +157,21 @@ struct Site {
     subnet: u32,
 }
 
+/// Our CLI's containers, on the network's subnet.
+const OURS_SITE: Site = Site {
+    ns: "c",
+    subnet: SUBNET,
+};
+/// The floors', each on a subnet of its own.
+const FLOOR_SITE: Site = Site {
+    ns: "f",
+    subnet: FLOOR_SUBNET,
+};
+const DURABLE_SITE: Site = Site {
+    ns: "d",
+    subnet: DURABLE_SUBNET,
+};
+
 // ---------------------------------------------------------------------------
 // The floor: raw rtnetlink.
 
@@ -837,18 +852,7 @@ fn cpu_profile(config: &Config, perf: &str) -> Res<String> {
             "the profile needs more than {PROFILE_WARMUP} containers"
         ));
     }
-    let ours = Site {
-        ns: "c",
-        subnet: SUBNET,
-    };
-    let durable = Site {
-        ns: "d",
-        subnet: DURABLE_SUBNET,
-    };
-    let floor = Site {
-        ns: "f",
-        subnet: FLOOR_SUBNET,
-    };
+    let (ours, durable, floor) = (OURS_SITE, DURABLE_SITE, FLOOR_SITE);
     for site in [ours, durable, floor] {
         make_namespaces(site.ns, 1, n)?;
     }
@@ -2026,14 +2030,7 @@ fn orchestrate(args: &[String]) -> Res {
 
     // The floor's rows on their own subnet and namespaces, so they can run
     // together with ours; our CNI row on its network's subnet.
-    let floor_site = Site {
-        ns: "f",
-        subnet: FLOOR_SUBNET,
-    };
-    let ours = Site {
-        ns: "c",
-        subnet: SUBNET,
-    };
+    let (floor_site, ours) = (FLOOR_SITE, OURS_SITE);
     let floor_one = Row {
         name: "raw-netlink floor, one process for all",
         site: floor_site,
@@ -2049,10 +2046,7 @@ fn orchestrate(args: &[String]) -> Res {
     };
     let durable = Row {
         name: DURABLE_ROW,
-        site: Site {
-            ns: "d",
-            subnet: DURABLE_SUBNET,
-        },
+        site: DURABLE_SITE,
         method: Method::PerContainer {
             attach: durable_attach,
             detach: durable_detach,

@@ -879,6 +879,16 @@ fn cpu_profile(config: &Config, perf: &str) -> Res<String> {
         all.extend(floor_pp_attach(&as_floor, floor, i));
         all
     };
+    // `profile-loop` runs argument lists only.
+    if let Some(cmd) = commands(1)
+        .iter()
+        .find(|cmd| !cmd.env.is_empty() || cmd.stdin.is_some())
+    {
+        return Err(format!(
+            "the profile cannot run `{}`: it has an environment or stdin of its own",
+            cmd.argv.join(" ")
+        ));
+    }
     for i in 1..=PROFILE_WARMUP {
         for cmd in commands(i) {
             let argv: Vec<&str> = cmd.argv.iter().map(String::as_str).collect();
@@ -924,14 +934,16 @@ fn cpu_profile(config: &Config, perf: &str) -> Res<String> {
         &[perf, "script", "-i", data, "-F", "comm,period,ip,sym"],
         None,
     )?;
-    let totals = profile_totals(&script);
+    let totals = profile_totals(&script)?;
     Ok(profile_table(&totals, n - PROFILE_WARMUP))
 }
 
 /// CPU nanoseconds by (command, category), from `perf script -F
 /// comm,period,ip,sym`: a sample is a line `COMM PERIOD` followed by its
-/// call chain, one indented `ADDRESS SYMBOL` line per frame, leaf first.
-fn profile_totals(script: &str) -> BTreeMap<(String, &'static str), u64> {
+/// call chain, one indented `ADDRESS SYMBOL` line per frame, leaf first
+/// (a sample without a chain has its one frame on the same line). A
+/// sample whose line does not read so is an error, not a sample lost.
+fn profile_totals(script: &str) -> Res<BTreeMap<(String, &'static str), u64>> {
     let mut totals = BTreeMap::new();
     let mut flush = |head: &mut Option<(String, u64)>, frames: &mut Vec<(bool, String)>| {
         if let Some((comm, period)) = head.take() {
@@ -941,6 +953,12 @@ fn profile_totals(script: &str) -> BTreeMap<(String, &'static str), u64> {
         }
         frames.clear();
     };
+    let frame = |address: &str, symbol: Option<&str>| {
+        (
+            address.starts_with("ffff"),
+            symbol.unwrap_or_default().to_string(),
+        )
+    };
     let mut head = None;
     let mut frames = Vec::new();
     for line in script.lines() {
@@ -949,18 +967,23 @@ fn profile_totals(script: &str) -> BTreeMap<(String, &'static str), u64> {
         } else if line.starts_with(char::is_whitespace) {
             let mut words = line.split_whitespace();
             let address = words.next().unwrap_or_default();
-            let symbol = words.next().unwrap_or_default();
-            frames.push((address.starts_with("ffff"), symbol.to_string()));
+            frames.push(frame(address, words.next()));
         } else {
             flush(&mut head, &mut frames);
             let mut words = line.split_whitespace();
             let comm = words.next().unwrap_or_default().to_string();
-            let period = words.next_back().and_then(|w| w.parse().ok()).unwrap_or(0);
+            let period = words
+                .next()
+                .and_then(|w| w.parse().ok())
+                .ok_or_else(|| format!("perf script: no period in {line:?}"))?;
+            if let Some(address) = words.next() {
+                frames.push(frame(address, words.next()));
+            }
             head = Some((comm, period));
         }
     }
     flush(&mut head, &mut frames);
-    totals
+    Ok(totals)
 }
 
 /// What a sample was doing, from its call chain (`(in the kernel, symbol)`,
@@ -977,20 +1000,36 @@ fn profile_category(frames: &[(bool, String)]) -> &'static str {
             .map(|(_, f)| f.as_str())
             .find(|f| *f != "x64_sys_call")
             .unwrap_or("");
-        let call = call
-            .trim_start_matches("__x64_sys_")
-            .trim_start_matches("__do_sys_")
-            .trim_start_matches("ksys_");
+        // Its name as the kernel's wrappers spell it, or a helper's
+        // reached by a tail call (`__sys_sendmsg`, `do_sys_openat2`).
+        let call = [
+            "__x64_sys_",
+            "__se_sys_",
+            "__do_sys_",
+            "__sys_",
+            "do_sys_",
+            "ksys_",
+        ]
+        .iter()
+        .fold(call, |name, prefix| name.trim_start_matches(prefix));
         return match call {
             c if c.contains("execve") => "process: exec",
             "exit" | "exit_group" => "process: exit",
-            "sendto" | "sendmsg" if has("rtnl_newlink") => "netlink: create the link",
+            // RTM_NEWLINK also sets a link up (`do_setlink`): a create
+            // is one that reaches the link's creation.
+            "sendto" | "sendmsg"
+                if has("rtnl_create_link")
+                    || has("rtnl_newlink_create")
+                    || has_prefix("ipvlan_link_new") =>
+            {
+                "netlink: create the link"
+            }
             "sendto" | "sendmsg" if has("rtnl_getlink") => "netlink: look a link up",
             "sendto" | "sendmsg" => "netlink: other requests (address, up, route)",
             "recvfrom" | "recvmsg" => "netlink: receive",
-            "openat" if has("ext4_create") => "files: create (`openat` with `O_CREAT`)",
-            "openat" if has_prefix("proc_") => "files: open under /proc",
-            "openat" | "open" => "files: open",
+            "openat" | "openat2" if has("ext4_create") => "files: create (`openat` with `O_CREAT`)",
+            "openat" | "openat2" if has_prefix("proc_") => "files: open under /proc",
+            "openat" | "openat2" | "open" => "files: open",
             "symlink" | "symlinkat" | "mknodat" | "mkdir" | "mkdirat" | "chmod" | "fchmodat"
             | "unlink" | "unlinkat" | "rename" | "renameat" | "renameat2" => {
                 "files: other changes (symlink, mknod, mkdir, chmod)"
@@ -2959,6 +2998,7 @@ ipvlan     500000 \n\
 \t           e159b [unknown]\n\
 \n\
 ipvlan     500000 \n\
+\tffffffff94f4aa4a ipvlan_link_new\n\
 \tffffffff94f4aa4a rtnl_newlink\n\
 \tffffffff94f4aa4a __x64_sys_sendto\n\
 \tffffffff94f4aa4a x64_sys_call\n\
@@ -2979,9 +3019,18 @@ floor     500000 \n\
 \tffffffff94f4aa4a ksys_write\n\
 \tffffffff95603f4d do_syscall_64\n\
 \n\
+ipvlan     250000 \n\
+\tffffffff94f4aa4a dev_open\n\
+\tffffffff94f4aa4a do_setlink\n\
+\tffffffff94f4aa4a rtnl_newlink\n\
+\tffffffff94f4aa4a __sys_sendto\n\
+\tffffffff95603f4d do_syscall_64\n\
+\n\
+floor     250000 ffffffff94f4aa4a memset\n\
+\n\
 attach     500000 \n\
 \t          2483fd main\n";
-        let totals = profile_totals(script);
+        let totals = profile_totals(script).unwrap();
         let get =
             |comm: &str, category: &'static str| totals.get(&(comm.to_string(), category)).copied();
         assert_eq!(
@@ -2993,8 +3042,18 @@ attach     500000 \n\
         assert_eq!(get("floor", "process: page faults"), Some(500_000));
         assert_eq!(get("floor", "sysctl write"), Some(500_000));
         assert_eq!(
+            get("ipvlan", "netlink: other requests (address, up, route)"),
+            Some(250_000),
+            "setting a link up is no create"
+        );
+        assert_eq!(
+            get("floor", "kernel, other (interrupts, scheduling)"),
+            Some(250_000),
+            "a sample without a chain has its frame on its first line"
+        );
+        assert_eq!(
             totals.len(),
-            5,
+            7,
             "the loop's own samples are not counted: {totals:?}"
         );
         let table = profile_table(&totals, 2);
@@ -3003,8 +3062,9 @@ attach     500000 \n\
             "{table}"
         );
         assert!(
-            table.contains("| **total** | **0.62** | **0.00** | **0.50** | **+0.12** |"),
+            table.contains("| **total** | **0.75** | **0.00** | **0.62** | **+0.12** |"),
             "{table}"
         );
+        assert!(profile_totals("ipvlan\n\tffff x\n").is_err(), "no period");
     }
 }

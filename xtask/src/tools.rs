@@ -295,7 +295,19 @@ fn backports_suite(removed: &[String]) -> Result<Option<String>> {
         }
     }
     let os_release = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
-    Ok(os_release_codename(&os_release).map(|codename| format!("{codename}-backports")))
+    Ok(debian_backports_suite(&os_release))
+}
+
+/// `CODENAME-backports` on Debian (other distributions' `~bpo` builds come
+/// from suites of their own, which deb.debian.org does not serve).
+fn debian_backports_suite(os_release: &str) -> Option<String> {
+    let debian = os_release
+        .lines()
+        .any(|line| line.trim() == "ID=debian" || line.trim() == "ID=\"debian\"");
+    if !debian {
+        return None;
+    }
+    os_release_codename(os_release).map(|codename| format!("{codename}-backports"))
 }
 
 /// Debian's backports builds carry `~bpoNN` in their version.
@@ -315,20 +327,37 @@ fn os_release_codename(os_release: &str) -> Option<String> {
 /// named in a sources list of ours (the machine's own `sources.list`, if any,
 /// plus one line), given to apt for these two commands only.
 fn install_from_backports(packages: &[&str], suite: &str) -> Result {
+    println!(
+        "installing {} from {suite}, where the packages apt would remove came from",
+        packages.join(" ")
+    );
+    let policy = output(apt_cache().arg("policy"))?;
+    let mut install = install_command(packages);
+    install.args(["--target-release", suite]);
+    if suite_is_configured(&policy, suite) {
+        // The machine's own entry, with its own key options: adding ours
+        // beside it could conflict (`Signed-By`).
+        return run(&mut install);
+    }
     let dir = crate::builds::target_dir()?.join("apt");
     std::fs::create_dir_all(&dir)?;
     let list = dir.join("sources.list");
     let machine_list = std::fs::read_to_string("/etc/apt/sources.list").unwrap_or_default();
     std::fs::write(&list, backports_sources(&machine_list, suite))?;
     let source_list = format!("Dir::Etc::SourceList={}", list.display());
-    println!(
-        "installing {} from {suite}, where the packages apt would remove came from",
-        packages.join(" ")
-    );
     run(apt_get().args(["-o", &source_list, "update", "-q"]))?;
-    let mut install = install_command(packages);
-    install.args(["-o", &source_list, "--target-release", suite]);
+    install.args(["-o", &source_list]);
     run(&mut install)
+}
+
+/// Whether `apt-cache policy` (its release lines, `n=SUITE`) knows `suite`.
+fn suite_is_configured(policy: &str, suite: &str) -> bool {
+    let wanted = format!("n={suite}");
+    policy.lines().any(|line| {
+        line.trim_start()
+            .strip_prefix("release ")
+            .is_some_and(|fields| fields.split(',').any(|field| field.trim() == wanted))
+    })
 }
 
 fn backports_sources(machine_list: &str, suite: &str) -> String {
@@ -336,7 +365,10 @@ fn backports_sources(machine_list: &str, suite: &str) -> String {
     if !list.is_empty() && !list.ends_with('\n') {
         list.push('\n');
     }
-    list.push_str(&format!("deb http://deb.debian.org/debian {suite} main\n"));
+    list.push_str(&format!(
+        "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] \
+         http://deb.debian.org/debian {suite} main\n"
+    ));
     list
 }
 
@@ -376,6 +408,13 @@ fn removal_refused(packages: &[&str], removed: &[String]) -> String {
     )
 }
 
+/// apt-cache with English messages (its output is read).
+fn apt_cache() -> Command {
+    let mut cmd = Command::new("apt-cache");
+    cmd.env("LC_ALL", "C");
+    cmd
+}
+
 /// apt-get without questions (CI has no stdin).
 pub fn apt_get() -> Command {
     let mut cmd = Command::new("apt-get");
@@ -412,14 +451,33 @@ mod tests {
         assert_eq!(os_release_codename(os_release).as_deref(), Some("bookworm"));
         assert_eq!(os_release_codename("ID=debian\nVERSION_CODENAME=\n"), None);
         assert_eq!(
+            debian_backports_suite(os_release).as_deref(),
+            Some("bookworm-backports")
+        );
+        assert_eq!(
+            debian_backports_suite("ID=ubuntu\nVERSION_CODENAME=jammy\n"),
+            None,
+            "deb.debian.org serves Debian's suites only"
+        );
+        let key = "[signed-by=/usr/share/keyrings/debian-archive-keyring.gpg]";
+        assert_eq!(
             backports_sources("deb http://x/debian bookworm main", "bookworm-backports"),
-            "deb http://x/debian bookworm main\n\
-             deb http://deb.debian.org/debian bookworm-backports main\n"
+            format!(
+                "deb http://x/debian bookworm main\n\
+                 deb {key} http://deb.debian.org/debian bookworm-backports main\n"
+            )
         );
         assert_eq!(
             backports_sources("", "trixie-backports"),
-            "deb http://deb.debian.org/debian trixie-backports main\n"
+            format!("deb {key} http://deb.debian.org/debian trixie-backports main\n")
         );
+        let policy = "Package files:\n 100 /var/lib/dpkg/status\n     release a=now\n \
+                      100 http://deb.debian.org/debian bookworm-backports/main amd64 Packages\n     \
+                      release o=Debian Backports,a=oldstable-backports,n=bookworm-backports,l=Debian Backports,c=main,b=amd64\n";
+        assert!(suite_is_configured(policy, "bookworm-backports"));
+        assert!(!suite_is_configured(policy, "trixie-backports"));
+        assert!(!suite_is_configured(policy, "bookworm"));
+        assert!(suite_is_configured("     release n=sid,c=main\n", "sid"));
     }
 
     #[test]

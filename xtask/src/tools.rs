@@ -248,13 +248,14 @@ pub fn apt_install(packages: &[&str]) -> Result {
     }
     let status = child.wait()?;
     if !status.success() {
+        // What stands in the way: packages apt would remove, or installed
+        // ones the wanted versions cannot go beside.
         let removed = removed_packages(&transcript);
-        if removed.is_empty() {
-            return Err(format!("`{}` failed ({status})", describe(&install)).into());
-        }
-        match backports_suite(&removed)? {
+        let blocking = [removed.clone(), unmet_dependencies(&transcript)].concat();
+        match backports_suite(&blocking) {
             Some(suite) => install_from_backports(packages, &suite)?,
-            None => return Err(removal_refused(packages, &removed).into()),
+            None if !removed.is_empty() => return Err(removal_refused(packages, &removed).into()),
+            None => return Err(format!("`{}` failed ({status})", describe(&install)).into()),
         }
     }
     println!(
@@ -279,23 +280,38 @@ fn install_command(packages: &[&str]) -> Command {
     cmd
 }
 
-/// The backports suite (`bookworm-backports`) that every package apt would
-/// remove came from, when they all did: a machine that has, say, qemu-utils
-/// from backports cannot take qemu-system-x86 from the main suite without
-/// losing it, but takes the backports build of the same version beside it.
-fn backports_suite(removed: &[String]) -> Result<Option<String>> {
-    for package in removed {
-        let version = output(Command::new("dpkg-query").args([
-            "--show",
-            "--showformat=${Version}",
-            package,
-        ]))?;
+/// The backports suite (`bookworm-backports`) that every installed package
+/// in the way (one apt would remove, or one an unmet dependency names) came
+/// from, when they all did: a machine that has, say, qemu-utils from
+/// backports cannot take qemu-system-x86 from the main suite without losing
+/// it, but takes the backports build of the same version beside it.
+fn backports_suite(blocking: &[String]) -> Option<String> {
+    if blocking.is_empty() {
+        return None;
+    }
+    for package in blocking {
+        // Not installed (or no dpkg): no backports build in the way.
+        let version =
+            output(Command::new("dpkg-query").args(["--show", "--showformat=${Version}", package]))
+                .ok()?;
         if !is_backports_version(&version) {
-            return Ok(None);
+            return None;
         }
     }
     let os_release = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
-    Ok(debian_backports_suite(&os_release))
+    debian_backports_suite(&os_release)
+}
+
+/// The packages named after `Depends:` in apt's `unmet dependencies`
+/// report (`qemu-system-x86 : Depends: qemu-system-common (= 1:7.2...) but
+/// 1:10.0.2...~bpo12+1 is to be installed`).
+fn unmet_dependencies(apt_output: &str) -> Vec<String> {
+    apt_output
+        .lines()
+        .filter_map(|line| line.split_once("Depends: ").map(|(_, rest)| rest))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .map(str::to_string)
+        .collect()
 }
 
 /// `CODENAME-backports` on Debian (other distributions' `~bpo` builds come
@@ -328,7 +344,7 @@ fn os_release_codename(os_release: &str) -> Option<String> {
 /// plus one line), given to apt for these two commands only.
 fn install_from_backports(packages: &[&str], suite: &str) -> Result {
     println!(
-        "installing {} from {suite}, where the packages apt would remove came from",
+        "installing {} from {suite}, where the installed packages in the way came from",
         packages.join(" ")
     );
     let policy = output(apt_cache().arg("policy"))?;
@@ -478,6 +494,17 @@ mod tests {
         assert!(!suite_is_configured(policy, "trixie-backports"));
         assert!(!suite_is_configured(policy, "bookworm"));
         assert!(suite_is_configured("     release n=sid,c=main\n", "sid"));
+    }
+
+    #[test]
+    fn reads_the_packages_unmet_dependencies_name() {
+        let text = "The following packages have unmet dependencies:\n \
+                    qemu-system-x86 : Depends: qemu-system-common (= 1:7.2+dfsg-7+deb12u18+b3) \
+                    but 1:10.0.2+ds-2+deb13u1~bpo12+1 is to be installed\n                   \
+                    Depends: seabios (> 1.16.3-1~) but 1.16.2-1 is to be installed\n\
+                    E: Unable to correct problems, you have held broken packages.\n";
+        assert_eq!(unmet_dependencies(text), ["qemu-system-common", "seabios"]);
+        assert!(unmet_dependencies("Reading package lists...\n").is_empty());
     }
 
     #[test]

@@ -171,6 +171,11 @@ const DURABLE_SITE: Site = Site {
     ns: "d",
     subnet: DURABLE_SUBNET,
 };
+/// Our CNI mode's containers, on its network's subnet.
+const CNI_OURS_SITE: Site = Site {
+    ns: "n",
+    subnet: CNI_OURS_SUBNET,
+};
 
 // ---------------------------------------------------------------------------
 // The floor: raw rtnetlink.
@@ -803,8 +808,9 @@ fn launch(args: &[String]) -> Res<u8> {
 /// The commands [`cpu_profile`] compares, by the name each process runs under
 /// (its `comm`: the last part of the path it was started by), with the
 /// column's heading.
-const PROFILED: [(&str, &str); 3] = [
+const PROFILED: [(&str, &str); 4] = [
     ("ipvlan", "ours: `network connect`"),
+    ("ipvlan-cni", "ours: CNI ADD"),
     ("durable", "durable floor"),
     ("floor", "floor, one process per container"),
 ];
@@ -813,9 +819,53 @@ const PROFILE_HZ: u32 = 1000;
 /// Containers of each kind attached before the profile starts (first use
 /// of the state directory, page cache).
 const PROFILE_WARMUP: u32 = 5;
-/// The file of commands `profile-loop` runs, one per line, words separated
-/// by tabs.
+/// The file of commands `profile-loop` runs, one per line (see
+/// [`profile_line`]).
 const PROFILE_COMMANDS: &str = "profile-commands";
+/// Separates a command line's environment entries (never in a path or a
+/// value of ours).
+const ENV_SEPARATOR: char = '\u{1f}';
+
+/// A command as a line of [`PROFILE_COMMANDS`]: its stdin file (empty: none),
+/// its environment entries `K=V`, then its words, separated by tabs.
+fn profile_line(cmd: &Cmd) -> String {
+    let env: Vec<String> = cmd.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let mut fields = vec![
+        cmd.stdin.clone().unwrap_or_default(),
+        env.join(&ENV_SEPARATOR.to_string()),
+    ];
+    fields.extend(cmd.argv.iter().cloned());
+    fields.join("\t") + "\n"
+}
+
+/// Runs a line of [`PROFILE_COMMANDS`] and waits for it.
+fn run_profile_line(line: &str) -> Res {
+    let fields: Vec<&str> = line.split('\t').collect();
+    let [stdin, env, argv @ ..] = fields.as_slice() else {
+        return Err(format!("bad command line {line:?}"));
+    };
+    let (program, args) = argv
+        .split_first()
+        .ok_or("a command line without a program")?;
+    let mut command = Command::new(program);
+    command.args(args).stdout(Stdio::null());
+    for entry in env.split(ENV_SEPARATOR).filter(|e| !e.is_empty()) {
+        let (k, v) = entry
+            .split_once('=')
+            .ok_or("an environment entry without =")?;
+        command.env(k, v);
+    }
+    if stdin.is_empty() {
+        command.stdin(Stdio::null());
+    } else {
+        command.stdin(fs::File::open(stdin).map_err(|e| format!("{stdin}: {e}"))?);
+    }
+    let status = command.status().map_err(|e| format!("{program}: {e}"))?;
+    if !status.success() {
+        return Err(format!("`{}` failed ({status})", argv.join(" ")));
+    }
+    Ok(())
+}
 
 /// `profile-loop FILE`: runs each command of FILE in turn and waits for it
 /// (the process `perf record` follows, with everything else on the CPUs).
@@ -824,19 +874,9 @@ fn profile_loop_main(args: &[String]) -> Res {
         return Err("usage: profile-loop FILE".into());
     };
     let text = fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?;
-    for line in text.lines().filter(|l| !l.is_empty()) {
-        let argv: Vec<&str> = line.split('\t').collect();
-        let status = Command::new(argv[0])
-            .args(&argv[1..])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .status()
-            .map_err(|e| format!("{}: {e}", argv[0]))?;
-        if !status.success() {
-            return Err(format!("`{}` failed ({status})", argv.join(" ")));
-        }
-    }
-    Ok(())
+    text.lines()
+        .filter(|l| !l.is_empty())
+        .try_for_each(run_profile_line)
 }
 
 /// The profile: our connect, the durable floor and the per-process floor,
@@ -852,12 +892,13 @@ fn cpu_profile(config: &Config, perf: &str) -> Res<String> {
             "the profile needs more than {PROFILE_WARMUP} containers"
         ));
     }
-    let (ours, durable, floor) = (OURS_SITE, DURABLE_SITE, FLOOR_SITE);
-    for site in [ours, durable, floor] {
+    let (ours, cni, durable, floor) = (OURS_SITE, CNI_OURS_SITE, DURABLE_SITE, FLOOR_SITE);
+    for site in [ours, cni, durable, floor] {
         make_namespaces(site.ns, 1, n)?;
     }
     // The floors run as `durable` and `floor` (this program by other names),
-    // so that their samples are told apart from ours and from the loop's.
+    // our CNI mode as `ipvlan-cni` (our binary by another name), so that
+    // their samples are told apart from the CLI's and from the loop's.
     let bin = format!("{}/profile-bin", config.disk);
     fs::create_dir_all(&bin).map_err(|e| format!("{bin}: {e}"))?;
     let named = |name: &str| -> Res<String> {
@@ -873,32 +914,33 @@ fn cpu_profile(config: &Config, perf: &str) -> Res<String> {
         me: named("durable")?,
         ..config.clone()
     };
+    let cni_program = format!("{bin}/ipvlan-cni");
+    std::os::unix::fs::symlink(&config.ipvlan, &cni_program)
+        .map_err(|e| format!("{cni_program}: {e}"))?;
     let commands = |i: u32| -> Vec<Cmd> {
         let mut all = cli_attach(config, ours, i);
+        all.extend(cni_request(
+            config,
+            cni,
+            &cni_program,
+            CNI_OURS_CONF,
+            "ADD",
+            i,
+        ));
         all.extend(durable_attach(&as_durable, durable, i));
         all.extend(floor_pp_attach(&as_floor, floor, i));
         all
     };
-    // `profile-loop` runs argument lists only.
-    if let Some(cmd) = commands(1)
-        .iter()
-        .find(|cmd| !cmd.env.is_empty() || cmd.stdin.is_some())
-    {
-        return Err(format!(
-            "the profile cannot run `{}`: it has an environment or stdin of its own",
-            cmd.argv.join(" ")
-        ));
+    let lines = |range: std::ops::RangeInclusive<u32>| -> String {
+        range
+            .flat_map(commands)
+            .map(|cmd| profile_line(&cmd))
+            .collect()
+    };
+    for line in lines(1..=PROFILE_WARMUP).lines() {
+        run_profile_line(line)?;
     }
-    for i in 1..=PROFILE_WARMUP {
-        for cmd in commands(i) {
-            let argv: Vec<&str> = cmd.argv.iter().map(String::as_str).collect();
-            sh(&argv, None)?;
-        }
-    }
-    let lines: String = (PROFILE_WARMUP + 1..=n)
-        .flat_map(commands)
-        .map(|cmd| cmd.argv.join("\t") + "\n")
-        .collect();
+    let lines = lines(PROFILE_WARMUP + 1..=n);
     let list = format!("{}/{PROFILE_COMMANDS}", config.disk);
     fs::write(&list, lines).map_err(|e| format!("{list}: {e}"))?;
     // Kernel symbols for root's samples.
@@ -1068,7 +1110,7 @@ fn profile_table(totals: &BTreeMap<(String, &'static str), u64>, containers: u32
     let mut categories: Vec<&'static str> = totals.keys().map(|(_, c)| *c).collect();
     categories.sort_unstable();
     categories.dedup();
-    let (ours, floor) = (PROFILED[0].0, PROFILED[2].0);
+    let (ours, floor) = (PROFILED[0].0, PROFILED[PROFILED.len() - 1].0);
     categories.sort_by(|a, b| ms(ours, b).total_cmp(&ms(ours, a)));
     let mut out = String::new();
     let _ = writeln!(
@@ -1085,7 +1127,7 @@ fn profile_table(totals: &BTreeMap<(String, &'static str), u64>, containers: u32
         rule.push_str("---|");
     }
     let _ = writeln!(out, "{head} ours − floor |\n{rule}---|");
-    let mut sums = [0.0; 3];
+    let mut sums = [0.0; PROFILED.len()];
     for &category in &categories {
         let mut line = format!("| {category} |");
         for (k, (comm, _)) in PROFILED.iter().enumerate() {
@@ -1096,14 +1138,12 @@ fn profile_table(totals: &BTreeMap<(String, &'static str), u64>, containers: u32
         let _ = writeln!(line, " {:+.2} |", ms(ours, category) - ms(floor, category));
         out.push_str(&line);
     }
-    let _ = writeln!(
-        out,
-        "| **total** | **{:.2}** | **{:.2}** | **{:.2}** | **{:+.2}** |",
-        sums[0],
-        sums[1],
-        sums[2],
-        sums[0] - sums[2]
-    );
+    let mut total = String::from("| **total** |");
+    for sum in sums {
+        let _ = write!(total, " **{sum:.2}** |");
+    }
+    let _ = writeln!(total, " **{:+.2}** |", sums[0] - sums[PROFILED.len() - 1]);
+    out.push_str(&total);
     out
 }
 
@@ -2027,24 +2067,6 @@ fn orchestrate(args: &[String]) -> Res {
     config.record_bytes = probe_record_bytes(&config)?;
     fs::create_dir(format!("{}/{DURABLE_DIR}", config.disk))
         .map_err(|e| format!("{DURABLE_DIR}: {e}"))?;
-    if let Some(perf) = &config.perf {
-        let markdown = cpu_profile(&config, perf)?;
-        println!("{RESULTS_BEGIN}\n{markdown}{RESULTS_END}");
-        return Ok(());
-    }
-    // What a durable write of the record costs by kind, on the same disk,
-    // before any row (untimed relative to them: its own table).
-    eprintln!("bench: durable writes by kind, {DURABLE_WRITES} each");
-    let durable_writes = sh(
-        &[
-            &config.me,
-            "durable-writes",
-            &format!("{}/{DURABLE_WRITES_DIR}", config.disk),
-            &DURABLE_WRITES.to_string(),
-            &config.record_bytes.to_string(),
-        ],
-        None,
-    )?;
     let write = |file: &str, text: String| {
         fs::write(format!("{}/{file}", config.disk), text).map_err(|e| format!("{file}: {e}"))
     };
@@ -2067,6 +2089,24 @@ fn orchestrate(args: &[String]) -> Res {
         ),
     )?;
 
+    if let Some(perf) = &config.perf {
+        let markdown = cpu_profile(&config, perf)?;
+        println!("{RESULTS_BEGIN}\n{markdown}{RESULTS_END}");
+        return Ok(());
+    }
+    // What a durable write of the record costs by kind, on the same disk,
+    // before any row (untimed relative to them: its own table).
+    eprintln!("bench: durable writes by kind, {DURABLE_WRITES} each");
+    let durable_writes = sh(
+        &[
+            &config.me,
+            "durable-writes",
+            &format!("{}/{DURABLE_WRITES_DIR}", config.disk),
+            &DURABLE_WRITES.to_string(),
+            &config.record_bytes.to_string(),
+        ],
+        None,
+    )?;
     // The floor's rows on their own subnet and namespaces, so they can run
     // together with ours; our CNI row on its network's subnet.
     let (floor_site, ours) = (FLOOR_SITE, OURS_SITE);
@@ -2130,10 +2170,7 @@ fn orchestrate(args: &[String]) -> Res {
             attach: ours_cni_attach,
             detach: ours_cni_detach,
         },
-        site: Site {
-            ns: "n",
-            subnet: CNI_OURS_SUBNET,
-        },
+        site: CNI_OURS_SITE,
     };
     let ours_cni_hl = Row {
         name: "ours: CNI mode, `ipam.type: host-local` (delegated), ADD / DEL",
@@ -2984,6 +3021,36 @@ mod tests {
     }
 
     #[test]
+    fn profile_lines_carry_a_commands_environment_and_stdin() {
+        let dir = std::env::temp_dir().join(format!("attach-profile-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let input = dir.join("stdin");
+        fs::write(&input, "hello\n").unwrap();
+        let mut cmd = Cmd::new(&[
+            "/bin/sh",
+            "-c",
+            "test \"$A\" = 1 && test \"$B\" = 'x y' && read l && test \"$l\" = hello",
+        ]);
+        cmd.env = vec![("A".into(), "1".into()), ("B".into(), "x y".into())];
+        cmd.stdin = Some(input.to_string_lossy().into_owned());
+        let line = profile_line(&cmd);
+        assert!(
+            line.ends_with('\n') && line.matches('\n').count() == 1,
+            "{line:?}"
+        );
+        run_profile_line(line.trim_end()).unwrap();
+        cmd.env[0].1 = "2".into();
+        assert!(
+            run_profile_line(profile_line(&cmd).trim_end()).is_err(),
+            "a failure is one"
+        );
+        let plain = profile_line(&Cmd::new(&["/bin/true"]));
+        assert_eq!(plain, "\t\t/bin/true\n");
+        run_profile_line(plain.trim_end()).unwrap();
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn profile_samples_are_put_in_categories_by_their_call_chain() {
         // `perf script -F comm,period,ip,sym`, as 6.1 and 6.12 print it
         // (6.12's dispatcher `x64_sys_call` between `do_syscall_64` and
@@ -3058,11 +3125,11 @@ attach     500000 \n\
         );
         let table = profile_table(&totals, 2);
         assert!(
-            table.contains("| netlink: create the link | 0.25 | 0.00 | 0.00 | +0.25 |"),
+            table.contains("| netlink: create the link | 0.25 | 0.00 | 0.00 | 0.00 | +0.25 |"),
             "{table}"
         );
         assert!(
-            table.contains("| **total** | **0.75** | **0.00** | **0.62** | **+0.12** |"),
+            table.contains("| **total** | **0.75** | **0.00** | **0.00** | **0.62** | **+0.12** |"),
             "{table}"
         );
         assert!(profile_totals("ipvlan\n\tffff x\n").is_err(), "no period");

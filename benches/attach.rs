@@ -157,25 +157,18 @@ struct Site {
     subnet: u32,
 }
 
-/// Our CLI's containers, on the network's subnet.
-const OURS_SITE: Site = Site {
-    ns: "c",
-    subnet: SUBNET,
-};
-/// The floors', each on a subnet of its own.
-const FLOOR_SITE: Site = Site {
-    ns: "f",
-    subnet: FLOOR_SUBNET,
-};
-const DURABLE_SITE: Site = Site {
-    ns: "d",
-    subnet: DURABLE_SUBNET,
-};
-/// Our CNI mode's containers, on its network's subnet.
-const CNI_OURS_SITE: Site = Site {
-    ns: "n",
-    subnet: CNI_OURS_SUBNET,
-};
+impl Site {
+    const fn new(ns: &'static str, subnet: u32) -> Site {
+        Site { ns, subnet }
+    }
+}
+
+/// Our CLI's containers, on the network's subnet; our CNI mode's, on its
+/// network's; the floors', each on a subnet of its own.
+const OURS_SITE: Site = Site::new("c", SUBNET);
+const CNI_OURS_SITE: Site = Site::new("n", CNI_OURS_SUBNET);
+const FLOOR_SITE: Site = Site::new("f", FLOOR_SUBNET);
+const DURABLE_SITE: Site = Site::new("d", DURABLE_SUBNET);
 
 // ---------------------------------------------------------------------------
 // The floor: raw rtnetlink.

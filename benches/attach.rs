@@ -3,7 +3,7 @@
 //! our CNI mode, iproute2 and the reference CNI plugin, in one boot of the
 //! VM.
 //!
-//! One program, three roles (the first argument):
+//! One program, several roles (the first argument):
 //!
 //! - `run ...`: the orchestrator. Builds the host side (a dummy `eth0`, as
 //!   most hosts have one; a dummy parent `p0`), then for each row makes the
@@ -49,6 +49,10 @@
 //!   floor. Prints a Markdown table: median, p10, p90 per kind and each
 //!   median against the new file's. The orchestrator runs it once, before
 //!   the rows, and adds the table to its results.
+//! - `profile-loop FILE` (with `run --perf PERF`, which measures where the
+//!   CPU goes instead of the rows): runs the commands of FILE in turn, one
+//!   per line, each line the words `launch` takes separated by tabs, under
+//!   `perf record`; see `cpu_profile`.
 //! - `launch [--env K=V]... [--stdin FILE] -- PROGRAM ARGS...`: runs one
 //!   command and prints `LAUNCH WALL-NS MAXRSS-KIB MINFLT MAJFLT` on stderr
 //!   (the child's `ru_maxrss`, `ru_minflt` and `ru_majflt` from `wait4`). The child's
@@ -739,7 +743,9 @@ fn launch_main(args: &[String]) -> ExitCode {
     }
 }
 
-fn launch(args: &[String]) -> Res<u8> {
+/// The command `[--env K=V]... [--stdin FILE] -- PROGRAM ARGS...` names
+/// ([`Cmd::launch_words`]), and its program.
+fn launched_command(args: &[String]) -> Res<(Command, &str)> {
     let mut iter = args.iter();
     let mut env = Vec::new();
     let mut stdin = None;
@@ -764,6 +770,11 @@ fn launch(args: &[String]) -> Res<u8> {
     if let Some(file) = stdin {
         cmd.stdin(fs::File::open(file).map_err(|e| format!("{file}: {e}"))?);
     }
+    Ok((cmd, program.as_str()))
+}
+
+fn launch(args: &[String]) -> Res<u8> {
+    let (mut cmd, program) = launched_command(args)?;
     let start = Instant::now();
     let child = cmd.spawn().map_err(|e| format!("{program}: {e}"))?;
     let mut status = 0;
@@ -812,50 +823,24 @@ const PROFILE_HZ: u32 = 1000;
 /// Containers of each kind attached before the profile starts (first use
 /// of the state directory, page cache).
 const PROFILE_WARMUP: u32 = 5;
-/// The file of commands `profile-loop` runs, one per line (see
-/// [`profile_line`]).
+/// The file of commands `profile-loop` runs, one per line: the launcher's
+/// words for it ([`Cmd::launch_words`]) separated by tabs.
 const PROFILE_COMMANDS: &str = "profile-commands";
-/// Separates a command line's environment entries (never in a path or a
-/// value of ours).
-const ENV_SEPARATOR: char = '\u{1f}';
 
-/// A command as a line of [`PROFILE_COMMANDS`]: its stdin file (empty: none),
-/// its environment entries `K=V`, then its words, separated by tabs.
 fn profile_line(cmd: &Cmd) -> String {
-    let env: Vec<String> = cmd.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    let mut fields = vec![
-        cmd.stdin.clone().unwrap_or_default(),
-        env.join(&ENV_SEPARATOR.to_string()),
-    ];
-    fields.extend(cmd.argv.iter().cloned());
-    fields.join("\t") + "\n"
+    cmd.launch_words().join("\t") + "\n"
 }
 
 /// Runs a line of [`PROFILE_COMMANDS`] and waits for it.
 fn run_profile_line(line: &str) -> Res {
-    let fields: Vec<&str> = line.split('\t').collect();
-    let [stdin, env, argv @ ..] = fields.as_slice() else {
-        return Err(format!("bad command line {line:?}"));
-    };
-    let (program, args) = argv
-        .split_first()
-        .ok_or("a command line without a program")?;
-    let mut command = Command::new(program);
-    command.args(args).stdout(Stdio::null());
-    for entry in env.split(ENV_SEPARATOR).filter(|e| !e.is_empty()) {
-        let (k, v) = entry
-            .split_once('=')
-            .ok_or("an environment entry without =")?;
-        command.env(k, v);
-    }
-    if stdin.is_empty() {
-        command.stdin(Stdio::null());
-    } else {
-        command.stdin(fs::File::open(stdin).map_err(|e| format!("{stdin}: {e}"))?);
-    }
-    let status = command.status().map_err(|e| format!("{program}: {e}"))?;
+    let words: Vec<String> = line.split('\t').map(str::to_string).collect();
+    let (mut command, program) = launched_command(&words)?;
+    let status = command
+        .stdout(Stdio::null())
+        .status()
+        .map_err(|e| format!("{program}: {e}"))?;
     if !status.success() {
-        return Err(format!("`{}` failed ({status})", argv.join(" ")));
+        return Err(format!("`{}` failed ({status})", words.join(" ")));
     }
     Ok(())
 }
@@ -872,8 +857,8 @@ fn profile_loop_main(args: &[String]) -> Res {
         .try_for_each(run_profile_line)
 }
 
-/// The profile: our connect, the durable floor and the per-process floor,
-/// container by container in turn, under `perf record -a -g -e cpu-clock`;
+/// The profile: our connect, our CNI ADD, the durable floor and the
+/// per-process floor, container by container in turn, under `perf record -a -g -e cpu-clock`;
 /// every sample of their processes is put in a category by its call chain
 /// (the system call it is in, a page fault, user space) and the categories'
 /// CPU time is printed per container, side by side. CPU time, not wall
@@ -894,22 +879,20 @@ fn cpu_profile(config: &Config, perf: &str) -> Res<String> {
     // their samples are told apart from the CLI's and from the loop's.
     let bin = format!("{}/profile-bin", config.disk);
     fs::create_dir_all(&bin).map_err(|e| format!("{bin}: {e}"))?;
-    let named = |name: &str| -> Res<String> {
+    let named = |name: &str, target: &str| -> Res<String> {
         let path = format!("{bin}/{name}");
-        std::os::unix::fs::symlink(&config.me, &path).map_err(|e| format!("{path}: {e}"))?;
+        std::os::unix::fs::symlink(target, &path).map_err(|e| format!("{path}: {e}"))?;
         Ok(path)
     };
     let as_floor = Config {
-        me: named("floor")?,
+        me: named("floor", &config.me)?,
         ..config.clone()
     };
     let as_durable = Config {
-        me: named("durable")?,
+        me: named("durable", &config.me)?,
         ..config.clone()
     };
-    let cni_program = format!("{bin}/ipvlan-cni");
-    std::os::unix::fs::symlink(&config.ipvlan, &cni_program)
-        .map_err(|e| format!("{cni_program}: {e}"))?;
+    let cni_program = named("ipvlan-cni", &config.ipvlan)?;
     let commands = |i: u32| -> Vec<Cmd> {
         let mut all = cli_attach(config, ours, i);
         all.extend(cni_request(
@@ -1177,6 +1160,21 @@ impl Cmd {
             stdin: None,
         }
     }
+
+    /// The command as the launcher's arguments read it
+    /// ([`launched_command`]).
+    fn launch_words(&self) -> Vec<String> {
+        let mut words = Vec::new();
+        for (k, v) in &self.env {
+            words.extend(["--env".to_string(), format!("{k}={v}")]);
+        }
+        if let Some(file) = &self.stdin {
+            words.extend(["--stdin".to_string(), file.clone()]);
+        }
+        words.push("--".to_string());
+        words.extend(self.argv.iter().cloned());
+        words
+    }
 }
 
 /// What one launched command reported.
@@ -1200,14 +1198,7 @@ fn parse_report(report: &str) -> Option<[u64; 4]> {
 
 fn launch_cmd(config: &Config, cmd: &Cmd) -> Res<Launched> {
     let mut c = Command::new(&config.me);
-    c.arg("launch");
-    for (k, v) in &cmd.env {
-        c.arg("--env").arg(format!("{k}={v}"));
-    }
-    if let Some(file) = &cmd.stdin {
-        c.arg("--stdin").arg(file);
-    }
-    c.arg("--").args(&cmd.argv);
+    c.arg("launch").args(cmd.launch_words());
     let out = c
         .stdin(Stdio::null())
         .output()
@@ -3038,7 +3029,7 @@ mod tests {
             "a failure is one"
         );
         let plain = profile_line(&Cmd::new(&["/bin/true"]));
-        assert_eq!(plain, "\t\t/bin/true\n");
+        assert_eq!(plain, "--\t/bin/true\n", "the launcher's words");
         run_profile_line(plain.trim_end()).unwrap();
         fs::remove_dir_all(&dir).unwrap();
     }

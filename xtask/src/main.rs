@@ -85,11 +85,11 @@ commands:
         the floors also at N (default 1000).
         --quick: 10 and 20 containers. Records the table in benches/RESULTS.md
         (not with --no-record). Release musl builds. Not part of `test`.
-        --profile: instead of the rows, where the CPU goes: our connect, the
-        durable floor and the per-process floor in turn under `perf record`
-        (Debian's linux-perf, installed when missing), CPU ms per container
-        by category (system call, page faults, user space), side by side;
-        N (--containers) defaults to 100.
+        --profile: instead of the rows, where the CPU goes: our connect, our
+        CNI ADD, the durable floor and the per-process floor in turn under
+        `perf record` (Debian's linux-perf, installed when missing), CPU ms
+        per container by category (system call, page faults, user space),
+        side by side; N (--containers) defaults to 100.
   criterion [ARGS]...
         Run the criterion benchmarks (`cargo bench`).
   fuzz [--secs N] [TARGET]...

@@ -47,6 +47,11 @@ const XZ: Package = Package {
     name: "xz-utils",
     provides: "xz",
 };
+/// For `cargo xtask bench --profile`: it runs in the guest with its libraries.
+const PERF: Package = Package {
+    name: "linux-perf",
+    provides: "perf",
+};
 
 /// The host programs the VM harness uses.
 pub struct VmTools {
@@ -92,11 +97,25 @@ pub fn ensure_vm_tools() -> Result<VmTools> {
 
 /// `xz`, for kernels whose modules are `.ko.xz`; installed when missing.
 pub fn ensure_xz() -> Result<PathBuf> {
-    if find_program(XZ.provides).is_none() {
-        apt_install(&[XZ.name])?;
+    ensure_program(&XZ)
+}
+
+/// The program `package` provides, the package installed when it is missing.
+fn ensure_program(package: &Package) -> Result<PathBuf> {
+    if find_program(package.provides).is_none() {
+        apt_install(&[package.name])?;
     }
-    find_program(XZ.provides)
-        .ok_or_else(|| format!("{} still missing after install", XZ.provides).into())
+    find_program(package.provides)
+        .ok_or_else(|| format!("{} still missing after install", package.provides).into())
+}
+
+/// `path`, which an install just made sure of.
+fn installed_file(path: &Path) -> Result<PathBuf> {
+    if path.is_file() {
+        Ok(path.to_path_buf())
+    } else {
+        Err(format!("{} still missing after install", path.display()).into())
+    }
 }
 
 fn static_busybox_present() -> bool {
@@ -119,29 +138,13 @@ pub fn ensure_cni_plugins() -> Result<Vec<PathBuf>> {
     }
     PLUGINS
         .iter()
-        .map(|p| {
-            let path = dir.join(p);
-            if path.is_file() {
-                Ok(path)
-            } else {
-                Err(format!("{} still missing after install", path.display()).into())
-            }
-        })
+        .map(|p| installed_file(&dir.join(p)))
         .collect()
 }
 
-/// `perf` (Debian's `linux-perf`), installed when missing: `cargo xtask
-/// bench --profile` runs it in the guest with its libraries.
+/// `perf` (Debian's `linux-perf`), installed when missing.
 pub fn ensure_perf() -> Result<PathBuf> {
-    let perf = Path::new("/usr/bin/perf");
-    if !perf.is_file() {
-        apt_install(&["linux-perf"])?;
-    }
-    if perf.is_file() {
-        Ok(perf.to_path_buf())
-    } else {
-        Err(format!("{} still missing after install", perf.display()).into())
-    }
+    ensure_program(&PERF)
 }
 
 /// Podman and what it runs containers with, from Debian's packages
@@ -170,14 +173,7 @@ pub fn ensure_podman() -> Result<PodmanTools> {
     if !missing.is_empty() {
         apt_install(&missing)?;
     }
-    let need = |index: usize| -> Result<PathBuf> {
-        let path = Path::new(PACKAGES[index].1);
-        if path.is_file() {
-            Ok(path.to_path_buf())
-        } else {
-            Err(format!("{} still missing after install", path.display()).into())
-        }
-    };
+    let need = |index: usize| installed_file(Path::new(PACKAGES[index].1));
     Ok(PodmanTools {
         podman: need(0)?,
         crun: need(1)?,

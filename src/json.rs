@@ -398,15 +398,9 @@ fn write_value(out: &mut String, value: &Value, indent: Option<usize>, level: us
 }
 
 fn newline(out: &mut String, indent: Option<usize>, level: usize) {
-    const SPACES: &str = "                                ";
     if let Some(width) = indent {
         out.push('\n');
-        let mut left = width * level;
-        while left > 0 {
-            let run = left.min(SPACES.len());
-            out.push_str(&SPACES[..run]);
-            left -= run;
-        }
+        out.extend(std::iter::repeat(' ').take(width * level));
     }
 }
 

@@ -400,7 +400,9 @@ fn write_value(out: &mut String, value: &Value, indent: Option<usize>, level: us
 fn newline(out: &mut String, indent: Option<usize>, level: usize) {
     if let Some(width) = indent {
         out.push('\n');
-        out.extend(std::iter::repeat(' ').take(width * level));
+        for _ in 0..width * level {
+            out.push(' ');
+        }
     }
 }
 

@@ -1516,6 +1516,119 @@ fn a_settled_intent_leaves_the_page_before_its_record_goes() {
     assert!(!has_intent(), "taken out before the record went");
 }
 
+/// A detach's intent (`detaching`) goes into the commit log's page, not
+/// over the endpoint's record by a temporary file and a rename: killed
+/// with it there, the next lock writes it over the record that is still
+/// there, and passes it over when the record is gone (the detach removed
+/// it), was made anew since (another time of creation), or is damaged.
+/// A detach that stops short writes it over its record itself.
+#[test]
+fn a_detachs_intent_in_the_commit_log_marks_its_record_if_it_died() {
+    use std::os::unix::fs::MetadataExt;
+    let tmp = TempDir::new("detach-intent");
+    let root = tmp.path();
+    let (state, net) = store_with_a_network(root);
+    let attached = |id: &str| EndpointRecord {
+        state: EndpointState::Attached,
+        mac: Some("02:00:00:00:00:01".into()),
+        ..attaching(&net, id)
+    };
+    let detaching = |record: &EndpointRecord| EndpointRecord {
+        state: EndpointState::Detaching,
+        ..record.clone()
+    };
+    let has_intent = |id: &str| {
+        let needle = format!(r#""id":"{id}""#);
+        volatile_page(root)
+            .windows(needle.len())
+            .any(|w| w == needle.as_bytes())
+    };
+    let records: Vec<EndpointRecord> = ["e1", "e2", "e3", "e4", "e5"].map(attached).to_vec();
+    commit_in_turn(
+        &state,
+        &[&|locked| {
+            for record in &records {
+                locked.put_endpoint(record).unwrap();
+            }
+        }],
+    );
+    let e1_file = endpoint_file(root, &net, "e1");
+    let e1_written = fs::metadata(&e1_file).unwrap().ino();
+
+    // Killed after its intent: the record becomes the intent.
+    {
+        let locked = state.lock().unwrap();
+        assert!(locked.put_detach_intent(&detaching(&records[0])).unwrap());
+        assert!(has_intent("e1"));
+        // Only the page holds it: the record is as it was, the same file.
+        assert_eq!(
+            state.endpoint(&net.id, "e1").unwrap(),
+            Some(records[0].clone())
+        );
+        assert_eq!(fs::metadata(&e1_file).unwrap().ino(), e1_written);
+    }
+    let locked = state.lock().unwrap();
+    assert_eq!(
+        locked.endpoint(&net.id, "e1").unwrap(),
+        Some(detaching(&records[0]))
+    );
+    assert!(
+        !has_intent("e1"),
+        "taken out of the page once made the record"
+    );
+    drop(locked);
+
+    // Killed once the record was removed: nothing comes back.
+    {
+        let locked = state.lock().unwrap();
+        assert!(locked.put_detach_intent(&detaching(&records[1])).unwrap());
+        assert!(locked.remove_endpoint(&net.id, "e2").unwrap());
+    }
+    assert_eq!(state.lock().unwrap().endpoint(&net.id, "e2").unwrap(), None);
+
+    // Killed, and the record made anew since (by hand here): another
+    // endpoint under the same id, which keeps its record.
+    let anew = EndpointRecord {
+        created: Timestamp {
+            secs: 1_800_000_000,
+            nanos: 0,
+        },
+        ..records[2].clone()
+    };
+    {
+        let locked = state.lock().unwrap();
+        assert!(locked.put_detach_intent(&detaching(&records[2])).unwrap());
+        locked.put_endpoint(&anew).unwrap();
+    }
+    assert_eq!(
+        state.lock().unwrap().endpoint(&net.id, "e3").unwrap(),
+        Some(anew)
+    );
+
+    // Killed with the record damaged meanwhile: it is kept as it is.
+    let e4_file = endpoint_file(root, &net, "e4");
+    {
+        let locked = state.lock().unwrap();
+        assert!(locked.put_detach_intent(&detaching(&records[3])).unwrap());
+        fs::write(&e4_file, "{ torn").unwrap();
+    }
+    drop(state.lock().unwrap());
+    assert_eq!(fs::read_to_string(&e4_file).unwrap(), "{ torn");
+    fs::remove_file(&e4_file).unwrap();
+
+    // Stopped short: the caller keeps the intent as the record.
+    let locked = state.lock().unwrap();
+    assert!(locked.put_detach_intent(&detaching(&records[4])).unwrap());
+    locked.keep_detach_intent(&detaching(&records[4])).unwrap();
+    assert!(!has_intent("e5"));
+    assert_eq!(
+        locked.endpoint(&net.id, "e5").unwrap(),
+        Some(detaching(&records[4]))
+    );
+    drop(locked);
+    check_every_file_parses(root);
+}
+
 /// A store at `root` with network `n1` recorded (and its commit log made).
 fn store_with_a_network(root: &std::path::Path) -> (StateDir, NetworkRecord) {
     let state = StateDir::open(root).unwrap();

@@ -751,7 +751,41 @@ impl Manager {
         let unproven = matches!(was, EndpointState::Attaching | EndpointState::Relinking)
             && endpoint.ifindex.is_none();
         endpoint.state = EndpointState::Detaching;
-        state.put_endpoint(&endpoint)?;
+        let in_page = state.put_detach_intent(&endpoint)?;
+        let detached =
+            self.detach_recorded(host, state, network, &endpoint, at, batch, was, unproven);
+        if in_page {
+            match &detached {
+                // Gone with the record: nothing left for it to speak of.
+                // Left in the page, it is passed over when found (the
+                // record is gone).
+                Ok(_) => {
+                    let _ = state.clear_single_intent();
+                }
+                // Stopped short: the record says what a detach without
+                // the page would have left.
+                Err(_) => {
+                    let _ = state.keep_detach_intent(&endpoint);
+                }
+            }
+        }
+        detached
+    }
+
+    /// The work of [`Manager::detach_as`] once its intent is written:
+    /// the link, the names, the addresses, the record.
+    #[allow(clippy::too_many_arguments)]
+    fn detach_recorded(
+        &self,
+        host: &Handle,
+        state: &Locked<'_>,
+        network: &NetworkRecord,
+        endpoint: &EndpointRecord,
+        at: &NsAt,
+        batch: Option<Option<&Link>>,
+        was: EndpointState,
+        unproven: bool,
+    ) -> Result<Vec<String>, Error> {
         let mut notes = Vec::new();
         if let Some(inside) = at.open() {
             let looked_up;
@@ -802,8 +836,8 @@ impl Manager {
             }
         }
         match batch {
-            None => self.names(state).remove(network, &endpoint)?,
-            Some(_) => self.names(state).remove_view(&endpoint)?,
+            None => self.names(state).remove(network, endpoint)?,
+            Some(_) => self.names(state).remove_view(endpoint)?,
         }
         for address in endpoint.ipv4.iter().chain(endpoint.ipv6.iter()) {
             state.release_if_owner(network, address.addr(), &endpoint.id)?;

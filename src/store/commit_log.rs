@@ -163,7 +163,7 @@ pub(super) struct Volatile {
 }
 
 /// Bytes of the volatile page's fixed part: magic, generation, tail,
-/// flags, boot id, the length of the single attach's intent.
+/// flags, boot id, the length of the single attach's or detach's intent.
 const VOLATILE_FIXED: usize = 8 + 8 + 4 + 4 + BOOT_ID_LEN + 4;
 /// The longest intent record the volatile page holds (its fixed part and
 /// CRC-32 take the rest).
@@ -238,7 +238,8 @@ impl Head {
     }
 
     /// Reads pages 1 to 3 of the lock file: the head, and the intent
-    /// record of a single attach its volatile page holds (empty: none).
+    /// record of a single attach or detach its volatile page holds
+    /// (empty: none).
     pub fn read(lock: &std::fs::File) -> io::Result<(Head, Vec<u8>)> {
         let mut pages = [0u8; 3 * PAGE];
         let mut got = 0;
@@ -417,7 +418,7 @@ pub(super) fn write_volatile(lock: &std::fs::File, volatile: &Volatile) -> io::R
 }
 
 /// Writes the volatile page (unsynced) holding `intent`, the intent record
-/// of a single attach under way (at most [`INTENT_MAX`] bytes): one
+/// of a single attach or detach under way (at most [`INTENT_MAX`] bytes): one
 /// `pwrite` of less than a page, which a kill cannot cut short.
 pub(super) fn write_volatile_with(
     lock: &std::fs::File,

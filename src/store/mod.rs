@@ -54,7 +54,11 @@
 //! allocations read, under the lock; a torn one reads as no cursor. Readers take no lock (see [`StateDir`] for
 //! what that guarantees). Records carry `"version": 1`; network, endpoint
 //! and container records carry a `state` that is written before kernel
-//! changes and updated after, the intent journal `restore` reads.
+//! changes and updated after, the intent journal `restore` reads. An
+//! endpoint's intent (`attaching`, `detaching`) may instead sit in the
+//! commit log's page while its command runs (`dir/commit.rs`), or in a
+//! batch's `batch-intents`: the next lock turns one a killed command left
+//! into the record.
 //!
 //! # Durability
 //!

@@ -9,6 +9,11 @@
 //! root), before its first create, and each final record in place, as a
 //! new file ([`Locked::put_new_endpoint`]).
 //!
+//! A single attach's intent, and a detach's (single or in a batch, one
+//! endpoint at a time), goes into the commit log's page instead when it
+//! can (`commit.rs`); one a killed command left there is read by the same
+//! [`Locked::expand_line`] as a line of this file.
+//!
 //! The file is removed by the batch before it releases the lock; one found
 //! by the next holder was left by a batch that died (or by a holder that
 //! could not expand it since). Taking the lock
@@ -181,8 +186,12 @@ impl Locked<'_> {
         self.commit()
     }
 
-    /// One line of `batch-intents`: the intent record of an endpoint that
-    /// has none, unless the line is no `attaching` endpoint record.
+    /// One line of `batch-intents`, or the intent a single attach or
+    /// detach left in the commit log's page: an attach's (`attaching`)
+    /// becomes the record of an endpoint that has none; a detach's
+    /// (`detaching`) is written over the record it was made from, still
+    /// there (the detach had not removed it yet). Any other line is
+    /// passed over.
     pub(super) fn expand_line(
         &self,
         line: &[u8],
@@ -192,7 +201,12 @@ impl Locked<'_> {
             .ok()
             .and_then(|text| json::parse(text).ok())
             .and_then(|value| EndpointRecord::from_json(&value).ok())
-            .filter(|record| record.state == EndpointState::Attaching)
+            .filter(|record| {
+                matches!(
+                    record.state,
+                    EndpointState::Attaching | EndpointState::Detaching
+                )
+            })
         else {
             return Ok(());
         };
@@ -211,10 +225,33 @@ impl Locked<'_> {
         if !recorded {
             return Ok(());
         }
+        if intent.state == EndpointState::Detaching {
+            return self.expand_detach_intent(&intent);
+        }
         // A damaged or refused record is kept, as everywhere.
         match self.has_endpoint_record(&intent.network_id, &intent.id)? {
             true => Ok(()),
             false => self.put_endpoint(&intent),
+        }
+    }
+
+    /// A detach's intent, made from the endpoint's record: written over
+    /// that record when it is still there, as the same endpoint (made at
+    /// the same time, on the same index) and not marked `detaching`
+    /// already. A record that is gone was removed by the detach, which had
+    /// done its kernel work; a damaged or refused one is kept, as
+    /// everywhere.
+    pub(super) fn expand_detach_intent(&self, intent: &EndpointRecord) -> Result<(), StoreError> {
+        match self.endpoint(&intent.network_id, &intent.id) {
+            Ok(Some(record))
+                if record.state != EndpointState::Detaching
+                    && record.created == intent.created
+                    && record.ifindex == intent.ifindex =>
+            {
+                self.put_endpoint(intent)
+            }
+            Ok(_) | Err(StoreError::Corrupt { .. } | StoreError::Refused { .. }) => Ok(()),
+            Err(error) => Err(error),
         }
     }
 }

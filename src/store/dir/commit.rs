@@ -16,7 +16,7 @@ use std::path::{Component, Path};
 use super::{intent_line, Locked, StateDir, StoreError, LOCK_FILE};
 use crate::store::commit_log::{self, BootId, Change, Head, Volatile};
 use crate::store::handles::{LogHold, Noted};
-use crate::store::records::EndpointRecord;
+use crate::store::records::{EndpointRecord, EndpointState};
 
 impl StateDir {
     /// Makes what was written and removed under the lock `lock` since the
@@ -397,7 +397,8 @@ impl Locked<'_> {
         }
     }
 
-    /// Writes the intent record (`attaching`) of a single attach into the
+    /// Writes the intent record (`attaching`) of a single attach, or a
+    /// detach's (`detaching`, see [`Locked::put_detach_intent`]), into the
     /// commit log's volatile page, unsynced, in place of a record of its
     /// own: one `pwrite` where a record is a file made, later replaced by
     /// a rename (on ext4 a rename over a file starts its writeback at
@@ -447,6 +448,34 @@ impl Locked<'_> {
         self.put_new_endpoint(record).map(|()| false)
     }
 
+    /// The intent record (`detaching`) of a detach, made from the
+    /// endpoint's record, which exists: in the commit log's page when it
+    /// can be ([`Locked::put_single_intent`]), where a record of its own
+    /// would be a temporary file renamed over the record; else written
+    /// over the record. Returns whether it went into the page: if so, the
+    /// caller takes it out ([`Locked::clear_single_intent`]) once the
+    /// record is removed, or, when the detach stops short, writes it over
+    /// the record first ([`Locked::keep_detach_intent`]). Killed
+    /// meanwhile, the next lock taken in this boot writes it over the
+    /// record if that is still there (`Locked::expand_line`).
+    pub fn put_detach_intent(&self, record: &EndpointRecord) -> Result<bool, StoreError> {
+        debug_assert_eq!(record.state, EndpointState::Detaching);
+        if self.put_single_intent(record)? {
+            return Ok(true);
+        }
+        self.put_endpoint(record).map(|()| false)
+    }
+
+    /// A detach whose intent is in the page ([`Locked::put_detach_intent`])
+    /// stopped short: the intent is written over the record, as a detach
+    /// without the page leaves it, when the record is still there (as the
+    /// next lock would), then leaves the page. Kept in the page when the
+    /// record cannot be written (the next lock makes it the record).
+    pub fn keep_detach_intent(&self, record: &EndpointRecord) -> Result<(), StoreError> {
+        self.expand_detach_intent(record)?;
+        self.clear_single_intent()
+    }
+
     /// The final record of a single attach whose intent
     /// [`Locked::put_intent`] wrote (`in_log`: into the page): made in place
     /// and the intent settled, or put over the intent record.
@@ -473,7 +502,8 @@ impl Locked<'_> {
 
     /// Takes the single attach's intent out of the volatile page
     /// (unsynced): for an attach given up, once nothing of it is in the
-    /// kernel and before its records go (see [`Locked::put_single_intent`]).
+    /// kernel and before its records go (see [`Locked::put_single_intent`]);
+    /// for a detach's, once its record is gone ([`Locked::put_detach_intent`]).
     pub fn clear_single_intent(&self) -> Result<(), StoreError> {
         let held = self.handles.single_intent();
         self.handles.set_single_intent(Vec::new());
@@ -490,6 +520,8 @@ impl Locked<'_> {
     /// The intent a single attach of this boot left in the volatile page
     /// when it died: a record of its own when the endpoint has none (and
     /// its network has one), then taken out of the page, then committed.
+    /// A detach's is written over the endpoint's record if that is still
+    /// there ([`Locked::expand_line`]).
     /// Not made (a full disk, a directory the store refuses), it is kept:
     /// held by this command, so that every write of the page keeps it, and
     /// a single attach of this command writes its own intent in a file;

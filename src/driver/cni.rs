@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use ipnet::IpNet;
 
 use super::endpoint_link::{self, DefaultRoute, EndpointPlan};
+use super::endpoints::under_detach_intent;
 use super::netns_identity::{self, NsAt, OpenNetns};
 use super::networks::find_network;
 use super::options::cni_config;
@@ -780,11 +781,13 @@ impl Manager {
         };
         if let Some(mut endpoint) = state.endpoint(&network.id, &id)? {
             endpoint.state = EndpointState::Detaching;
-            state.put_endpoint(&endpoint)?;
-            for address in endpoint.ipv4.iter().chain(endpoint.ipv6.iter()) {
-                state.release_if_owner(&network, address.addr(), &id)?;
-            }
-            state.remove_endpoint(&network.id, &id)?;
+            under_detach_intent(&state, &endpoint, || {
+                for address in endpoint.ipv4.iter().chain(endpoint.ipv6.iter()) {
+                    state.release_if_owner(&network, address.addr(), &id)?;
+                }
+                state.remove_endpoint(&network.id, &id)?;
+                Ok(())
+            })?;
             // A socket in the host only for a master we made.
             if matches!(network.parent_origin, ParentOrigin::VlanCreated { .. }) {
                 let host = Handle::new()?;
@@ -1038,9 +1041,11 @@ impl Manager {
         };
         if let Some(mut endpoint) = state.endpoint(&network.id, &id)? {
             endpoint.state = EndpointState::Detaching;
-            state.put_endpoint(&endpoint)?;
-            state.release_owner(&network, &id)?;
-            state.remove_endpoint(&network.id, &id)?;
+            under_detach_intent(&state, &endpoint, || {
+                state.release_owner(&network, &id)?;
+                state.remove_endpoint(&network.id, &id)?;
+                Ok(())
+            })?;
             state.commit()?;
         } else if !state.release_owner(&network, &id)?.is_empty() {
             state.commit()?;

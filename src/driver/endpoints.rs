@@ -751,25 +751,9 @@ impl Manager {
         let unproven = matches!(was, EndpointState::Attaching | EndpointState::Relinking)
             && endpoint.ifindex.is_none();
         endpoint.state = EndpointState::Detaching;
-        let in_page = state.put_detach_intent(&endpoint)?;
-        let detached =
-            self.detach_recorded(host, state, network, &endpoint, at, batch, was, unproven);
-        if in_page {
-            match &detached {
-                // Gone with the record: nothing left for it to speak of.
-                // Left in the page, it is passed over when found (the
-                // record is gone).
-                Ok(_) => {
-                    let _ = state.clear_single_intent();
-                }
-                // Stopped short: the record says what a detach without
-                // the page would have left.
-                Err(_) => {
-                    let _ = state.keep_detach_intent(&endpoint);
-                }
-            }
-        }
-        detached
+        under_detach_intent(state, &endpoint, || {
+            self.detach_recorded(host, state, network, &endpoint, at, batch, was, unproven)
+        })
     }
 
     /// The work of [`Manager::detach_as`] once its intent is written:
@@ -884,6 +868,29 @@ impl Manager {
         }
         Ok(found)
     }
+}
+
+/// Runs `detach`, the work of a detach that ends with the removal of
+/// `endpoint`'s record, once `endpoint` (state `detaching`) is written as
+/// its intent ([`Locked::put_detach_intent`]: into the commit log's page
+/// when it can be). An intent in the page leaves it when `detach` is done
+/// (the record is gone: left there, it would be passed over), or, when
+/// `detach` fails, is first written over the record, as a detach without
+/// the page leaves it.
+pub(crate) fn under_detach_intent<T>(
+    state: &Locked<'_>,
+    endpoint: &EndpointRecord,
+    detach: impl FnOnce() -> Result<T, Error>,
+) -> Result<T, Error> {
+    let in_page = state.put_detach_intent(endpoint)?;
+    let detached = detach();
+    if in_page {
+        let _ = match &detached {
+            Ok(_) => state.clear_single_intent(),
+            Err(_) => state.keep_detach_intent(endpoint),
+        };
+    }
+    detached
 }
 
 /// The network `name_or_id` under the lock, `found` before it: its record

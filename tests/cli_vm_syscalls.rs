@@ -751,6 +751,10 @@ fn cni_add_and_del_stay_within_their_budgets() {
     // the final record renamed over the intent's).
     let renames = add.renames();
     assert_eq!(renames.len(), 0, "CNI ADD renamed: {renames:?}");
+    // And DEL's intent too: no temporary record renamed over the
+    // attachment's (one before).
+    let renames = del.renames();
+    assert_eq!(renames.len(), 0, "CNI DEL renamed: {renames:?}");
     for (what, trace, budget) in [
         ("CNI ADD", &add, CNI_ADD_BUDGET),
         ("CNI DEL", &del, CNI_DEL_BUDGET),

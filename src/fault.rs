@@ -18,8 +18,9 @@
 //! ```
 //!
 //! The second form finds the same moment of a command whatever ran before
-//! it under its lock (the commit log's intent of a killed attach, turned
-//! into a record by the next lock, adds points before the command's own).
+//! it under its lock (the commit log's intent of a killed attach or
+//! detach, made a record by the next lock, adds points before the
+//! command's own).
 //!
 //! Together, FILE ends with the point the process died at. A test first runs
 //! a command with `IPVLAN_FAULT_COUNT` to learn its hits, then once per hit

@@ -425,7 +425,9 @@ fn one_attach_stays_within_its_system_call_budget() {
     }
     // A detach's intent goes into the commit log's page: no temporary
     // record renamed over the endpoint's (on ext4 a rename over a file
-    // starts the new file's writeback at once).
+    // starts the new file's writeback at once). The container is on one
+    // network, so its index goes whole (on several, the index left is
+    // rewritten, by a rename).
     assert!(
         disconnect.renames().is_empty(),
         "network disconnect renames nothing: {:?}",
@@ -452,8 +454,9 @@ fn one_attach_stays_within_its_system_call_budget() {
 /// (what one more target costs, measured between two batch sizes, so the
 /// process's start and the batch's fixed work are left out), about 10%
 /// above what was reached on Linux 6.1: connect 44, disconnect 47 (43.3
-/// since each target's intent goes into the commit log's page instead of
-/// a temporary record renamed over its record; 45 before). The
+/// reached since each target's intent goes into the commit log's page
+/// instead of a temporary record renamed over its record; 45 before, and
+/// a budget of 49). The
 /// connect's budget is 42 since its intents are lines of one file and
 /// each final record is made in place, not an intent file per target and
 /// a final one renamed over it (40 reached; 44 before).

@@ -1543,7 +1543,9 @@ fn a_detachs_intent_in_the_commit_log_marks_its_record_if_it_died() {
             .windows(needle.len())
             .any(|w| w == needle.as_bytes())
     };
-    let records: Vec<EndpointRecord> = ["e1", "e2", "e3", "e4", "e5"].map(attached).to_vec();
+    let records: Vec<EndpointRecord> = ["e1", "e2", "e3", "e4", "e5", "e6", "e7", "e8"]
+        .map(attached)
+        .to_vec();
     commit_in_turn(
         &state,
         &[&|locked| {
@@ -1616,6 +1618,41 @@ fn a_detachs_intent_in_the_commit_log_marks_its_record_if_it_died() {
     assert_eq!(fs::read_to_string(&e4_file).unwrap(), "{ torn");
     fs::remove_file(&e4_file).unwrap();
 
+    // Killed, and the record re-made since on another index (as restore
+    // re-makes a link, keeping the time of creation): kept.
+    let remade = EndpointRecord {
+        ifindex: Some(4343),
+        ..records[5].clone()
+    };
+    {
+        let locked = state.lock().unwrap();
+        assert!(locked.put_detach_intent(&detaching(&records[5])).unwrap());
+        locked.put_endpoint(&remade).unwrap();
+    }
+    assert_eq!(
+        state.lock().unwrap().endpoint(&net.id, "e6").unwrap(),
+        Some(remade)
+    );
+
+    // Killed with the record `detaching` already (a detach without the
+    // page wrote it): left as it is, not written again.
+    let e7_file = endpoint_file(root, &net, "e7");
+    let e7_detaching = detaching(&records[6]);
+    {
+        let locked = state.lock().unwrap();
+        locked.put_endpoint(&e7_detaching).unwrap();
+    }
+    let e7_written = fs::metadata(&e7_file).unwrap().ino();
+    {
+        let locked = state.lock().unwrap();
+        assert!(locked.put_detach_intent(&e7_detaching).unwrap());
+    }
+    assert_eq!(
+        state.lock().unwrap().endpoint(&net.id, "e7").unwrap(),
+        Some(e7_detaching)
+    );
+    assert_eq!(fs::metadata(&e7_file).unwrap().ino(), e7_written);
+
     // Stopped short: the caller keeps the intent as the record.
     let locked = state.lock().unwrap();
     assert!(locked.put_detach_intent(&detaching(&records[4])).unwrap());
@@ -1625,6 +1662,12 @@ fn a_detachs_intent_in_the_commit_log_marks_its_record_if_it_died() {
         locked.endpoint(&net.id, "e5").unwrap(),
         Some(detaching(&records[4]))
     );
+    // Stopped short once its record was gone: nothing is made again.
+    assert!(locked.put_detach_intent(&detaching(&records[7])).unwrap());
+    assert!(locked.remove_endpoint(&net.id, "e8").unwrap());
+    locked.keep_detach_intent(&detaching(&records[7])).unwrap();
+    assert!(!has_intent("e8"));
+    assert_eq!(locked.endpoint(&net.id, "e8").unwrap(), None);
     drop(locked);
     check_every_file_parses(root);
 }

@@ -592,7 +592,10 @@ impl Names<'_> {
             self.state
                 .blank_lines_in(&file, |line| names_host(line, container))?;
         }
-        self.refresh_network(network)?;
+        // The endpoint as leaving: its intent may not be on disk yet
+        // (the commit log's page holds it), where its record still says
+        // `attached`.
+        self.refresh_network_knowing(network, Some(endpoint))?;
         if let Some(container) = &endpoint.container {
             // The container itself may have left its last network.
             self.refresh_views(container, None, Some(endpoint), None)?;
@@ -680,6 +683,16 @@ impl Names<'_> {
     /// on several networks (they are listed as markers, so this costs
     /// nothing for single-network containers).
     pub(crate) fn refresh_network(&self, network: &NetworkRecord) -> Result<(), Error> {
+        self.refresh_network_knowing(network, None)
+    }
+
+    /// [`Names::refresh_network`], `known` an endpoint of the network as
+    /// the caller holds it (a detach's, leaving), not read again.
+    fn refresh_network_knowing(
+        &self,
+        network: &NetworkRecord,
+        known: Option<&EndpointRecord>,
+    ) -> Result<(), Error> {
         let markers = self.state.union_markers_dir(&network.id);
         // Only there while a container of the network is on several.
         if !self.state.check_dir_if_present(&markers)? {
@@ -692,7 +705,8 @@ impl Names<'_> {
             let container = entry.file_name().to_string_lossy().into_owned();
             // This network named too: the container may have just left it,
             // and only the networks it has a record on are looked at.
-            self.refresh_views(&container, Some(&network.id), None, None)?;
+            let known = known.filter(|known| known.container.as_deref() == Some(&container));
+            self.refresh_views(&container, Some(&network.id), known, None)?;
         }
         Ok(())
     }

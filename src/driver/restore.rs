@@ -54,9 +54,10 @@ impl Manager {
         let intent_left = state.single_intent_left();
         if let Some(why) = &intent_left {
             report.errors.push(format!(
-                "commit log: the intent of an attach that died could not be made a record: {why}; it is kept, and that endpoint is not repaired until it can be"
+                "commit log: the intent of an attach or detach that died could not be made a record: {why}; it is kept, and that endpoint is not repaired until it can be"
             ));
         }
+        let left_endpoint = state.single_intent_left_endpoint();
         // Taking the lock turned what a dead batch left into intent
         // records; should that have failed, the file is still there and
         // said so here (every command but a batch attach goes on
@@ -216,6 +217,18 @@ impl Manager {
             };
             for (mut endpoint, claimed) in list.into_iter().zip(claimed) {
                 let who = format!("{}: {}", network.name, endpoint_label(&endpoint));
+                if left_endpoint
+                    .as_ref()
+                    .is_some_and(|(net, id)| *net == endpoint.network_id && *id == endpoint.id)
+                {
+                    // Its record may say `attached` while the detach that
+                    // died had deleted its link: re-made, the detach would
+                    // be undone. Left until the intent can be written.
+                    report.errors.push(format!(
+                        "{who}: not repaired: the commit log holds its intent, not yet made its record"
+                    ));
+                    continue;
+                }
                 if !endpoint.state.is_attached() && endpoint.ifindex.is_none() && claimed {
                     // An older intent (no index): killed before making its
                     // link; the name went to a later attach that must keep

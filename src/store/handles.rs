@@ -113,16 +113,17 @@ pub(crate) struct Shared {
     /// The commit log as the lock held now found it (see
     /// [`Handles::log`]).
     log: LogHold,
-    /// The intent record of a single attach under way that the log's
-    /// volatile page holds (empty: none), written again with the page.
+    /// The intent record of a single attach or detach under way that the
+    /// log's volatile page holds (empty: none), written again with the
+    /// page.
     single_intent: Vec<u8>,
     /// Why the last replay of the commit log passed over changes.
     replay_refusals: Vec<String>,
     /// Whether the volatile page, as last written by this command, holds
     /// an intent (that of `single_intent`, or one settled since).
     page_intent: bool,
-    /// Why the intent a killed attach left in the page could not be made
-    /// a record when the lock was taken (it is then held in
+    /// Why the intent a killed attach or detach left in the page could not
+    /// be made a record when the lock was taken (it is then held in
     /// `single_intent`, carried by every write of the page).
     intent_left: Option<String>,
     /// More than [`SYNCFS_ABOVE`] of them since the last commit: the

@@ -247,11 +247,25 @@ impl StateDir {
         self.handles.take_replayed()
     }
 
-    /// Why the intent a killed single attach left in the commit log could
-    /// not be made a record when the lock was last taken, if it could not:
+    /// Why the intent a killed single attach or detach left in the commit
+    /// log could not be made a record when the lock was last taken, if it
+    /// could not:
     /// it is kept, for the next lock (see [`Locked::put_single_intent`]).
     pub fn single_intent_left(&self) -> Option<String> {
         self.handles.intent_left()
+    }
+
+    /// The endpoint (network id, endpoint id) whose intent
+    /// [`Locked::single_intent_left`] reports: `restore` leaves it as it
+    /// is, since its record may not say what its command was doing (a
+    /// detach's intent left there names a record still `attached`, whose
+    /// link the detach may have deleted).
+    pub fn single_intent_left_endpoint(&self) -> Option<(String, String)> {
+        self.handles.intent_left()?;
+        let held = self.handles.single_intent();
+        let text = std::str::from_utf8(&held).ok()?;
+        let record = EndpointRecord::from_json(&crate::json::parse(text).ok()?).ok()?;
+        Some((record.network_id, record.id))
     }
 }
 
@@ -281,7 +295,8 @@ impl Locked<'_> {
         let boot = self.state.boot_id(&mut hold)?;
         if head.volatile.is_some_and(|v| v.boot == boot) {
             if !intent.is_empty() {
-                // A single attach of this boot died after writing it.
+                // A single attach or detach of this boot died after
+                // writing it.
                 self.expand_single_intent(&intent);
             }
             return Ok(hold.batch_intents);
@@ -402,15 +417,17 @@ impl Locked<'_> {
     /// commit log's volatile page, unsynced, in place of a record of its
     /// own: one `pwrite` where a record is a file made, later replaced by
     /// a rename (on ext4 a rename over a file starts its writeback at
-    /// once). The final record is then made in place
+    /// once). An attach's final record is then made in place
     /// ([`Locked::put_new_endpoint`]) and the commit's rewrite of the page
     /// takes the intent away. A record written for the endpoint meanwhile
     /// (a create retried under another index) shadows it, as a record
     /// shadows a batch's line. Killed with the intent in the page, the
     /// next lock taken in this boot turns it into a record of its own if
-    /// the endpoint has none (in another boot it is dropped: the kernel
-    /// it spoke of is gone). `false` when the store has no log, or the
-    /// record is longer than the page holds: the caller writes a record.
+    /// the endpoint has none (a detach's: writes it over the record it was
+    /// made from, if that is still there; in another boot it is dropped:
+    /// the kernel it spoke of is gone). `false` when the page is in use
+    /// (an intent held), the store has no log, or the record is longer
+    /// than the page holds: the caller writes a record.
     pub fn put_single_intent(&self, record: &EndpointRecord) -> Result<bool, StoreError> {
         let hold = self.handles.log();
         let usable = hold

@@ -1672,6 +1672,53 @@ fn a_detachs_intent_in_the_commit_log_marks_its_record_if_it_died() {
     check_every_file_parses(root);
 }
 
+/// A detach's intent the next lock cannot write over its record (here the
+/// temporary's name is taken by a directory) stays in the page, and the
+/// store names its endpoint, so that `restore` leaves that endpoint as it
+/// is rather than re-make a link the detach may have deleted; once it can
+/// be written, it is.
+#[test]
+fn a_detachs_intent_that_cannot_be_written_is_kept_and_named() {
+    let tmp = TempDir::new("detach-intent-left");
+    let root = tmp.path();
+    let (state, net) = store_with_a_network(root);
+    let attached = EndpointRecord {
+        state: EndpointState::Attached,
+        ..attaching(&net, "e1")
+    };
+    let detaching = EndpointRecord {
+        state: EndpointState::Detaching,
+        ..attached.clone()
+    };
+    commit_in_turn(&state, &[&|locked| locked.put_endpoint(&attached).unwrap()]);
+    {
+        let locked = state.lock().unwrap();
+        assert!(locked.put_detach_intent(&detaching).unwrap());
+        // Killed here.
+    }
+    let blocker = endpoint_file(root, &net, "e1")
+        .parent()
+        .unwrap()
+        .join(".tmp-e1.json");
+    fs::create_dir_all(blocker.join("in-the-way")).unwrap();
+    {
+        let locked = state.lock().unwrap();
+        assert!(locked.single_intent_left().is_some());
+        assert_eq!(
+            locked.single_intent_left_endpoint(),
+            Some((net.id.clone(), "e1".to_string()))
+        );
+        assert_eq!(locked.endpoint(&net.id, "e1").unwrap(), Some(attached));
+    }
+    fs::remove_dir_all(&blocker).unwrap();
+    let locked = state.lock().unwrap();
+    assert_eq!(locked.single_intent_left(), None);
+    assert_eq!(locked.single_intent_left_endpoint(), None);
+    assert_eq!(locked.endpoint(&net.id, "e1").unwrap(), Some(detaching));
+    drop(locked);
+    check_every_file_parses(root);
+}
+
 /// A store at `root` with network `n1` recorded (and its commit log made).
 fn store_with_a_network(root: &std::path::Path) -> (StateDir, NetworkRecord) {
     let state = StateDir::open(root).unwrap();

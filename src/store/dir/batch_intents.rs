@@ -197,17 +197,12 @@ impl Locked<'_> {
         line: &[u8],
         known: &mut Option<(String, bool)>,
     ) -> Result<(), StoreError> {
-        let Some(intent) = std::str::from_utf8(line)
-            .ok()
-            .and_then(|text| json::parse(text).ok())
-            .and_then(|value| EndpointRecord::from_json(&value).ok())
-            .filter(|record| {
-                matches!(
-                    record.state,
-                    EndpointState::Attaching | EndpointState::Detaching
-                )
-            })
-        else {
+        let Some(intent) = intent_record(line).filter(|record| {
+            matches!(
+                record.state,
+                EndpointState::Attaching | EndpointState::Detaching
+            )
+        }) else {
             return Ok(());
         };
         let recorded = match known {
@@ -254,4 +249,11 @@ impl Locked<'_> {
             Err(error) => Err(error),
         }
     }
+}
+
+/// The endpoint record a line of `batch-intents` or the commit log's page
+/// holds; `None` when it holds none (cut short, or none of ours).
+pub(super) fn intent_record(line: &[u8]) -> Option<EndpointRecord> {
+    let value = json::parse(std::str::from_utf8(line).ok()?).ok()?;
+    EndpointRecord::from_json(&value).ok()
 }

@@ -13,6 +13,7 @@
 use std::fs::File;
 use std::path::{Component, Path};
 
+use super::batch_intents::intent_record;
 use super::{intent_line, Locked, StateDir, StoreError, LOCK_FILE};
 use crate::store::commit_log::{self, BootId, Change, Head, Volatile};
 use crate::store::handles::{LogHold, Noted};
@@ -262,9 +263,7 @@ impl StateDir {
     /// link the detach may have deleted).
     pub fn single_intent_left_endpoint(&self) -> Option<(String, String)> {
         self.handles.intent_left()?;
-        let held = self.handles.single_intent();
-        let text = std::str::from_utf8(&held).ok()?;
-        let record = EndpointRecord::from_json(&crate::json::parse(text).ok()?).ok()?;
+        let record = intent_record(&self.handles.single_intent())?;
         Some((record.network_id, record.id))
     }
 }

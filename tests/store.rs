@@ -1588,23 +1588,30 @@ fn a_detachs_intent_in_the_commit_log_marks_its_record_if_it_died() {
     }
     assert_eq!(state.lock().unwrap().endpoint(&net.id, "e2").unwrap(), None);
 
-    // Killed, and the record made anew since (by hand here): another
-    // endpoint under the same id, which keeps its record.
-    let anew = EndpointRecord {
-        created: Timestamp {
-            secs: 1_800_000_000,
-            nanos: 0,
-        },
-        ..records[2].clone()
+    // Killed, and the record written since as `since` (by hand here):
+    // the next lock keeps that record.
+    let killed_then_rewritten = |record: &EndpointRecord, since: &EndpointRecord| {
+        {
+            let locked = state.lock().unwrap();
+            assert!(locked.put_detach_intent(&detaching(record)).unwrap());
+            locked.put_endpoint(since).unwrap();
+        }
+        assert_eq!(
+            state.lock().unwrap().endpoint(&net.id, &record.id).unwrap(),
+            Some(since.clone())
+        );
     };
-    {
-        let locked = state.lock().unwrap();
-        assert!(locked.put_detach_intent(&detaching(&records[2])).unwrap());
-        locked.put_endpoint(&anew).unwrap();
-    }
-    assert_eq!(
-        state.lock().unwrap().endpoint(&net.id, "e3").unwrap(),
-        Some(anew)
+
+    // Made anew: another endpoint under the same id.
+    killed_then_rewritten(
+        &records[2],
+        &EndpointRecord {
+            created: Timestamp {
+                secs: 1_800_000_000,
+                nanos: 0,
+            },
+            ..records[2].clone()
+        },
     );
 
     // Killed with the record damaged meanwhile: it is kept as it is.
@@ -1618,20 +1625,14 @@ fn a_detachs_intent_in_the_commit_log_marks_its_record_if_it_died() {
     assert_eq!(fs::read_to_string(&e4_file).unwrap(), "{ torn");
     fs::remove_file(&e4_file).unwrap();
 
-    // Killed, and the record re-made since on another index (as restore
-    // re-makes a link, keeping the time of creation): kept.
-    let remade = EndpointRecord {
-        ifindex: Some(4343),
-        ..records[5].clone()
-    };
-    {
-        let locked = state.lock().unwrap();
-        assert!(locked.put_detach_intent(&detaching(&records[5])).unwrap());
-        locked.put_endpoint(&remade).unwrap();
-    }
-    assert_eq!(
-        state.lock().unwrap().endpoint(&net.id, "e6").unwrap(),
-        Some(remade)
+    // Re-made on another index (as restore re-makes a link, keeping the
+    // time of creation).
+    killed_then_rewritten(
+        &records[5],
+        &EndpointRecord {
+            ifindex: Some(4343),
+            ..records[5].clone()
+        },
     );
 
     // Killed with the record `detaching` already (a detach without the

@@ -1290,6 +1290,100 @@ fn after_restore_an_attached_named_namespace_has_its_etc_netns_view() {
     lab.ok(&args("network rm vw"));
 }
 
+/// A disconnect killed right after its link went, its `detaching` intent
+/// still in the commit log's page, then a `restore` whose lock cannot make
+/// that intent the endpoint's record (the disk refusing that one write):
+/// the record on disk still says `attached` and the namespace is there,
+/// but restore must not make the link again, which would undo the detach;
+/// it names the endpoint and leaves it, its address still taken. The next
+/// restore, whose write goes through, finishes the detach.
+#[test]
+fn restore_leaves_an_endpoint_whose_detach_intent_it_cannot_write() {
+    let lab = Lab::new("detach-intent");
+    lab.ok(&args("network create --subnet 10.43.0.0/16 di"));
+    assert!(vm_support::ip_ok(&["netns", "add", "di1"]));
+    let disconnect = args("network disconnect di di1");
+    lab.ok(&args("network connect di di1"));
+    let ours = |ns: &str| -> Vec<String> {
+        links_of(ns)
+            .into_iter()
+            .filter(|(_, (_, kind))| kind == "ipvlan")
+            .map(|(name, _)| name)
+            .collect()
+    };
+    assert_eq!(ours("di1"), ["eth0"]);
+    let [endpoint] = &records_in(&lab, "di", "di1")[..] else {
+        panic!("one endpoint record of di1");
+    };
+    let address = endpoint.ipv4.expect("an IPv4 address").addr().to_string();
+    let address_file = lab
+        .state_dir()
+        .join("ipam")
+        .join(&endpoint.network_id)
+        .join("10.43.0.0-16")
+        .join(&address);
+    // An address file is a symbolic link naming its owner, never followed.
+    let held = || fs::symlink_metadata(&address_file).is_ok();
+    assert!(held(), "{} holds the address", address_file.display());
+
+    let passed = lab.kill_at_point(&disconnect, "netlink: after acks", 1);
+    assert_eq!(
+        passed.last().map(String::as_str),
+        Some("netlink: after acks"),
+        "{passed:?}"
+    );
+    assert!(
+        ours("di1").is_empty(),
+        "the killed disconnect deleted the link"
+    );
+    assert_eq!(
+        records_in(&lab, "di", "di1")
+            .iter()
+            .map(|r| r.state)
+            .collect::<Vec<_>>(),
+        [EndpointState::Attached],
+        "the record on disk is the one before the detach"
+    );
+
+    let mut command = lab.command(&args("restore"));
+    command.env(FORCE_ENV, "store: detach intent not written");
+    let out = lab.output(&mut command);
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "restore reports what it left: {said}"
+    );
+    assert!(
+        said.contains("not repaired: the commit log holds its intent"),
+        "restore names the endpoint it leaves: {said}"
+    );
+    assert!(
+        ours("di1").is_empty(),
+        "restore made the link of a detach that had deleted it: {:?}",
+        links_of("di1")
+    );
+    assert_eq!(records_in(&lab, "di", "di1").len(), 1, "the record is left");
+    assert!(held(), "the address stays taken while the endpoint is left");
+
+    lab.restore();
+    assert!(
+        records_in(&lab, "di", "di1").is_empty(),
+        "the detach finished"
+    );
+    assert!(ours("di1").is_empty(), "{:?}", links_of("di1"));
+    assert!(!held(), "the finished detach released its address");
+    assert!(
+        !Path::new(ETC_NETNS_DIR).join("di1").exists(),
+        "the finished detach took the view with it"
+    );
+    lab.ok(&args("network connect di di1"));
+    assert_eq!(ours("di1"), ["eth0"], "attached again");
+    lab.ok(&disconnect);
+    assert!(vm_support::ip_ok(&["netns", "del", "di1"]));
+    lab.ok(&args("network rm di"));
+}
+
 /// The ifindex and kind of host link `name`, read by iproute2.
 fn host_link(name: &str) -> Option<(u64, Option<String>)> {
     vm_support::link(None, name).map(|link| {

@@ -243,6 +243,16 @@ impl Locked<'_> {
                     && record.created == intent.created
                     && record.ifindex == intent.ifindex =>
             {
+                // Test builds: the disk refusing this one write (an I/O
+                // error) while later ones go through, so that what
+                // `restore` does with an intent it holds but could not
+                // write is seen on its own.
+                if crate::fault::forced("store: detach intent not written") {
+                    let path = self.endpoint_path(&intent.network_id, &intent.id);
+                    return Err(StoreError::io("writing", &path)(
+                        std::io::Error::from_raw_os_error(libc::EIO),
+                    ));
+                }
                 self.put_endpoint(intent)
             }
             Ok(_) | Err(StoreError::Corrupt { .. } | StoreError::Refused { .. }) => Ok(()),

@@ -1349,6 +1349,11 @@ fn restore_leaves_an_endpoint_whose_detach_intent_it_cannot_write() {
     command.env(FORCE_ENV, "store: detach intent not written");
     let out = lab.output(&mut command);
     let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        ours("di1").is_empty(),
+        "restore made the link of a detach that had deleted it: {:?}; {said}",
+        links_of("di1")
+    );
     assert_ne!(
         out.status.code(),
         Some(0),
@@ -1357,11 +1362,6 @@ fn restore_leaves_an_endpoint_whose_detach_intent_it_cannot_write() {
     assert!(
         said.contains("not repaired: the commit log holds its intent"),
         "restore names the endpoint it leaves: {said}"
-    );
-    assert!(
-        ours("di1").is_empty(),
-        "restore made the link of a detach that had deleted it: {:?}",
-        links_of("di1")
     );
     assert_eq!(records_in(&lab, "di", "di1").len(), 1, "the record is left");
     assert!(held(), "the address stays taken while the endpoint is left");

@@ -1199,6 +1199,40 @@ fn serde_free_text(record: &EndpointRecord) -> String {
     record.to_json().to_pretty().unwrap()
 }
 
+/// One commit of more files than a store without a log would sync one by
+/// one (a batch of 40 endpoints, above `SYNCFS_ABOVE`): the commit log
+/// holds them all, however many descriptors were let go on the way, so a
+/// power cut that takes every one has each written again. Such a commit
+/// used to sync the whole file system instead, and so to flush every
+/// derived file the batch had written too.
+#[test]
+fn a_commit_of_many_files_goes_through_the_commit_log_whole() {
+    let tmp = TempDir::new("commit-log-many");
+    let root = tmp.path();
+    let (state, net) = store_with_a_network(root);
+    let ids: Vec<String> = (1..=40).map(|i| format!("e{i:02}")).collect();
+    {
+        let locked = state.lock().unwrap();
+        for id in &ids {
+            locked
+                .put_endpoint(&endpoint(&net, id, None, None))
+                .unwrap();
+        }
+        locked.commit().unwrap();
+    }
+    let lost: Vec<std::path::PathBuf> =
+        ids.iter().map(|id| endpoint_file(root, &net, id)).collect();
+    let lost: Vec<&std::path::Path> = lost.iter().map(|p| p.as_path()).collect();
+    cut_power(root, &lost, &[]);
+    let state = StateDir::open(root).unwrap();
+    let locked = state.lock().unwrap();
+    assert_eq!(locked.endpoint_ids(&net.id).unwrap(), ids);
+    // And the network's record, committed through the log before.
+    assert_eq!(state.take_log_replayed().0, ids.len() + 1);
+    drop(locked);
+    check_every_file_parses(root);
+}
+
 /// A full log is emptied by the commit that finds it so (after one
 /// `syncfs`): a power cut after that writes again only what was committed
 /// through the log since. An entry torn by the cut ends the log there.

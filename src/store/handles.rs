@@ -126,10 +126,16 @@ pub(crate) struct Shared {
     /// be made a record when the lock was taken (it is then held in
     /// `single_intent`, carried by every write of the page).
     intent_left: Option<String>,
-    /// More than [`SYNCFS_ABOVE`] of them since the last commit: the
-    /// descriptors were let go (a batch of a thousand endpoints would hold
-    /// thousands open), and the commit syncs the file system.
+    /// More than [`SYNCFS_ABOVE`] of them since the last commit in a store
+    /// without a commit log, or more changes than one entry of the log
+    /// holds: the descriptors were let go (a batch of a thousand endpoints
+    /// would hold thousands open), and the commit syncs the file system.
     overflowed: bool,
+    /// More than [`SYNCFS_ABOVE`] of them since the last commit, with the
+    /// commit log there: their descriptors were let go, as a commit
+    /// through the log syncs none of them, and `changes` kept for it. A
+    /// commit that then cannot go through the log syncs the file system.
+    files_let_go: bool,
     /// See [`Handles::leave_files_to_exit`].
     leave_to_exit: bool,
     /// How many were left so far (at most [`LEFT_TO_EXIT_MAX`]).
@@ -159,6 +165,8 @@ pub(crate) struct Pending {
     files: Vec<(PathBuf, File)>,
     dirs: Vec<Arc<Dir>>,
     overflowed: bool,
+    /// See `Shared::files_let_go`.
+    files_let_go: bool,
     /// What each path holds now (see `Shared::changes`); empty when
     /// `overflowed`.
     pub(crate) changes: Vec<(PathBuf, Noted)>,
@@ -179,7 +187,11 @@ impl Pending {
     /// Whether nothing is to be made durable (a tree's removal, noted for
     /// the log alone, counts).
     pub(crate) fn is_empty(&self) -> bool {
-        self.files.is_empty() && self.dirs.is_empty() && self.changes.is_empty() && !self.overflowed
+        self.files.is_empty()
+            && self.dirs.is_empty()
+            && self.changes.is_empty()
+            && !self.overflowed
+            && !self.files_let_go
     }
 
     /// Whether more than [`SYNCFS_ABOVE`] files and directories changed.
@@ -208,13 +220,23 @@ pub(crate) struct LogHold {
 
 impl Shared {
     /// Past [`SYNCFS_ABOVE`] pending files and directories, lets their
-    /// descriptors go and marks the commit as a whole-file-system one.
+    /// descriptors go. With the commit log there, the changes stay for
+    /// it: it holds their contents, which a power cut's next lock writes
+    /// again, so how many files they are in does not matter, only whether
+    /// one entry holds them ([`Shared::note_change`]). Without it, the
+    /// commit becomes a whole-file-system one.
     fn spill(&mut self) {
-        if self.overflowed || self.files.len() + self.changed.len() > SYNCFS_ABOVE {
+        if !self.overflowed && self.files.len() + self.changed.len() <= SYNCFS_ABOVE {
+            return;
+        }
+        let files = std::mem::take(&mut self.files);
+        self.let_go(files.into_iter().map(|(_, file)| file));
+        self.changed.clear();
+        let log_there = self.log.head.is_some_and(|head| head.generation.is_some());
+        if log_there && !self.overflowed {
+            self.files_let_go = true;
+        } else {
             self.overflowed = true;
-            let files = std::mem::take(&mut self.files);
-            self.let_go(files.into_iter().map(|(_, file)| file));
-            self.changed.clear();
             self.changes = Vec::new();
         }
     }
@@ -273,8 +295,10 @@ const LEFT_TO_EXIT_MAX: usize = 8;
 /// How many allocation cursors are kept open under a lock at most.
 const HELD_CURSORS_MAX: usize = 4;
 
-/// How many files and directories a commit syncs one by one; above, it
-/// syncs the file system (see [`Handles::commit`]).
+/// How many files and directories a commit keeps descriptors of, to sync
+/// them one by one in a store without a commit log; above, their
+/// descriptors are let go and such a commit syncs the file system (one
+/// through the log needs none of them).
 pub(crate) const SYNCFS_ABOVE: usize = 24;
 
 /// The directories and pending writes of a state directory, shared by
@@ -638,6 +662,7 @@ impl Handles {
             files: std::mem::take(&mut shared.files),
             dirs: std::mem::take(&mut shared.changed),
             overflowed: std::mem::take(&mut shared.overflowed),
+            files_let_go: std::mem::take(&mut shared.files_let_go),
             changes: std::mem::take(&mut shared.changes),
         }
     }
@@ -646,7 +671,8 @@ impl Handles {
     /// each file still in place (its last version), then `fsync` of each
     /// directory whose entries changed, once each; or, for a commit of
     /// more than [`SYNCFS_ABOVE`] files and directories (a batch of many
-    /// endpoints) or when `whole` asks for it, one `syncfs(2)` of the
+    /// endpoints, whose descriptors were let go) or when `whole` asks for
+    /// it, one `syncfs(2)` of the
     /// state directory's file system: it also flushes other programs'
     /// dirty data there, but one journal commit and one cache flush of the
     /// disk cost less than hundreds of them, and it makes every earlier
@@ -656,9 +682,10 @@ impl Handles {
             files,
             dirs,
             overflowed,
+            files_let_go,
             ..
         } = pending;
-        if overflowed || whole {
+        if overflowed || whole || files_let_go {
             self.shared()
                 .let_go(files.into_iter().map(|(_, file)| file));
             let root = self.dir(&self.root)?.ok_or_else(|| {

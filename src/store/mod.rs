@@ -70,14 +70,15 @@
 //! is released): one entry of the commit log in the lock file holding the
 //! last version of each durable file written and each one removed, then
 //! one `fdatasync` of the lock (`commit_log.rs`, `dir/commit.rs`); the next
-//! lock taken in another boot writes them again. Above 24 files and
-//! directories, or past what one entry holds, or with the log full, the
-//! commit is one `syncfs(2)` instead (a batch), and the log is emptied;
-//! nothing else calls it, as it flushes every tenant's dirty data on the
-//! file system. A store of an older version (its lock empty) has no log:
-//! `fdatasync` of each durable file, then `fsync` of each directory whose
-//! durable entries changed. A new directory is synced into its parent
-//! when made.
+//! lock taken in another boot writes them again, however many files they
+//! are. Past what one entry holds (32 KiB: a batch of some fifty
+//! endpoints) or with the log full, the commit is one `syncfs(2)` instead,
+//! and the log is emptied; nothing else calls it, as it flushes every
+//! tenant's dirty data on the file system. A store of an older version
+//! (its lock empty) has no log: `fdatasync` of each durable file, then
+//! `fsync` of each directory whose durable entries changed, or above 24 of
+//! them one `syncfs(2)`. A new directory is synced into its parent when
+//! made.
 //!
 //! Durable, the source of truth: network records, endpoint records and
 //! generic records (container records). Derived, never synced, rebuilt by

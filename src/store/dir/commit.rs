@@ -4,9 +4,10 @@
 //!
 //! A commit through the log writes one entry holding every durable file's
 //! bytes and every removal, then the volatile page, then one `fdatasync`
-//! of the lock file. A commit that cannot go through it (more than
-//! `SYNCFS_ABOVE` files, an entry longer than the log takes at once, a
-//! full log) is one `syncfs` of the file system, which makes every earlier
+//! of the lock file, however many files it names (their descriptors are
+//! let go past `SYNCFS_ABOVE`: none is synced). A commit that cannot go
+//! through it (an entry longer than the log takes at once, a full log) is
+//! one `syncfs` of the file system, which makes every earlier
 //! write durable too, and then the log is emptied (a new generation,
 //! synced): so no entry is ever older than a synced file it names.
 

@@ -1233,6 +1233,96 @@ fn a_commit_of_many_files_goes_through_the_commit_log_whole() {
     check_every_file_parses(root);
 }
 
+/// A commit whose changes one entry of the log does not hold (a batch of
+/// 120 endpoints) is several entries, one after the other, with one
+/// `fdatasync`: a power cut that takes every record has each written
+/// again; one that tears an entry keeps the changes of the entries before
+/// it, the command's up to a point, never one of a later entry.
+#[test]
+fn a_commit_longer_than_one_entry_is_several_and_a_torn_one_keeps_those_before_it() {
+    let ids: Vec<String> = (1..=120).map(|i| format!("e{i:03}")).collect();
+    let committed = |tag: &str| {
+        let tmp = TempDir::new(tag);
+        let (state, net) = store_with_a_network(tmp.path());
+        let locked = state.lock().unwrap();
+        for id in &ids {
+            locked
+                .put_endpoint(&endpoint(&net, id, None, None))
+                .unwrap();
+        }
+        locked.commit().unwrap();
+        drop(locked);
+        let lost: Vec<std::path::PathBuf> = ids
+            .iter()
+            .map(|id| endpoint_file(tmp.path(), &net, id))
+            .collect();
+        (tmp, net, lost)
+    };
+    let (tmp, net, lost) = committed("commit-log-entries");
+    let lost_paths: Vec<&std::path::Path> = lost.iter().map(|p| p.as_path()).collect();
+    cut_power(tmp.path(), &lost_paths, &[]);
+    let state = StateDir::open(tmp.path()).unwrap();
+    let locked = state.lock().unwrap();
+    assert_eq!(locked.endpoint_ids(&net.id).unwrap(), ids);
+    // And the network's record, committed through the log before.
+    assert_eq!(state.take_log_replayed().0, ids.len() + 1);
+    drop(locked);
+    check_every_file_parses(tmp.path());
+
+    // The same, the second entry torn: slot 0 is the network's, the first
+    // entry of the batch fills slots 1 to 8.
+    let (tmp, net, lost) = committed("commit-log-entries-torn");
+    let lost_paths: Vec<&std::path::Path> = lost.iter().map(|p| p.as_path()).collect();
+    cut_power(tmp.path(), &lost_paths, &[]);
+    {
+        use std::os::unix::fs::FileExt;
+        let lock = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(tmp.path().join("lock"))
+            .unwrap();
+        let mut byte = [0u8; 1];
+        lock.read_exact_at(&mut byte, log_slot(9) + 100).unwrap();
+        lock.write_all_at(&[byte[0] ^ 0x40], log_slot(9) + 100)
+            .unwrap();
+    }
+    let state = StateDir::open(tmp.path()).unwrap();
+    let locked = state.lock().unwrap();
+    let back = locked.endpoint_ids(&net.id).unwrap();
+    assert!(
+        !back.is_empty() && back.len() < ids.len(),
+        "the first entry's records, not the second's: {back:?}"
+    );
+    assert_eq!(back[..], ids[..back.len()], "a prefix of the command's");
+    drop(locked);
+    check_every_file_parses(tmp.path());
+}
+
+/// A commit of more than the whole log holds (700 endpoint records) is
+/// one `syncfs` instead, and the log is emptied: a power cut after it
+/// finds nothing to write again, and every record there.
+#[test]
+fn a_commit_longer_than_the_log_syncs_the_file_system_and_empties_the_log() {
+    let tmp = TempDir::new("commit-log-longer");
+    let root = tmp.path();
+    let (state, net) = store_with_a_network(root);
+    let ids: Vec<String> = (1..=700).map(|i| format!("e{i:03}")).collect();
+    {
+        let locked = state.lock().unwrap();
+        for id in &ids {
+            locked
+                .put_endpoint(&endpoint(&net, id, None, None))
+                .unwrap();
+        }
+        locked.commit().unwrap();
+    }
+    cut_power(root, &[], &[]);
+    let state = StateDir::open(root).unwrap();
+    let locked = state.lock().unwrap();
+    assert_eq!(locked.endpoint_ids(&net.id).unwrap(), ids);
+    assert_eq!(state.take_log_replayed().0, 0, "the log was emptied");
+}
+
 /// A full log is emptied by the commit that finds it so (after one
 /// `syncfs`): a power cut after that writes again only what was committed
 /// through the log since. An entry torn by the cut ends the log there.

@@ -40,8 +40,8 @@
 //! # What makes it sound
 //!
 //! - The log only ever holds the newest durable version of what it names:
-//!   every commit that does not go through it (a batch's `syncfs`, a log
-//!   that is full) first makes everything durable with one `syncfs` and
+//!   every commit that does not go through it (one longer than the log
+//!   has room for) first makes everything durable with one `syncfs` and
 //!   then empties the log, so an entry is never older than a synced file
 //!   it would overwrite.
 //! - Within one boot the page cache holds every file as the log says (the
@@ -56,7 +56,11 @@
 //!   written may never have reached the disk, and an entry after such a
 //!   hole would be passed over.
 //! - A command killed or cut between its writes and its entry did not
-//!   return: its files may be old or new, as without the log.
+//!   return: its files may be old or new, as without the log. A commit
+//!   longer than one entry is several in a row: cut among them, the
+//!   entries before the cut are its changes up to a point, in order, as
+//!   if the command had been cut there (a `syncfs` cut short keeps any of
+//!   its files).
 
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -72,11 +76,14 @@ const FIRST_SLOT_PAGE: u64 = 4;
 /// Slots in the log: a log fills after this many one-slot commits, and
 /// the commit that finds it full syncs the file system and empties it.
 pub(super) const SLOTS: u32 = 64;
-/// The most slots one entry takes; a commit needing more syncs the file
-/// system instead.
+/// The most slots one entry takes; a commit needing more is several
+/// entries in a row.
 pub(super) const ENTRY_SLOTS_MAX: u32 = 8;
 /// The most bytes of changes one entry holds.
 pub(super) const PAYLOAD_MAX: usize = ENTRY_SLOTS_MAX as usize * PAGE - ENTRY_HEADER;
+/// The most bytes of changes one commit's entries hold, the whole log's:
+/// past it a commit syncs the file system.
+pub(super) const COMMIT_PAYLOAD_MAX: usize = (SLOTS / ENTRY_SLOTS_MAX) as usize * PAYLOAD_MAX;
 /// The lock file's length once the log is prepared.
 pub(super) const PREPARED_LEN: u64 = (FIRST_SLOT_PAGE + SLOTS as u64) * PAGE as u64;
 
@@ -391,24 +398,30 @@ fn write_all_at(lock: &std::fs::File, bytes: &[u8], offset: u64) -> io::Result<(
     lock.write_all_at(bytes, offset)
 }
 
-/// Writes the entry of `payload` at `slot`, then the volatile page naming
-/// the slot after it as the next free one, with `intent` (see
-/// [`write_volatile_with`]; not synced: the caller's `fdatasync` of the
-/// lock file makes both durable).
+/// Writes the entries of `payloads` in turn from `slot` on, then the
+/// volatile page naming the slot after the last as the next free one, with
+/// `intent` (see [`write_volatile_with`]; not synced: the caller's
+/// `fdatasync` of the lock file makes them durable). A commit too long for
+/// one entry is several: a power cut that keeps only the first of them
+/// keeps the changes of the command up to a point, as it would have cut
+/// the command there.
 pub(super) fn append(
     lock: &std::fs::File,
     generation: u64,
-    slot: u32,
-    payload: &[u8],
+    mut slot: u32,
+    payloads: &[Vec<u8>],
     volatile: &Volatile,
     intent: &[u8],
 ) -> io::Result<()> {
-    write_all_at(
-        lock,
-        &encode_entry(generation, slot, payload),
-        slot_offset(slot),
-    )?;
-    crate::fault::point("store: after log entry");
+    for payload in payloads {
+        write_all_at(
+            lock,
+            &encode_entry(generation, slot, payload),
+            slot_offset(slot),
+        )?;
+        crate::fault::point("store: after log entry");
+        slot += slots_for(payload.len());
+    }
     write_volatile_with(lock, volatile, intent)
 }
 

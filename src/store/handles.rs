@@ -107,7 +107,7 @@ pub(crate) struct Shared {
     /// syncs the file system, not the log).
     changes: Vec<(PathBuf, Noted)>,
     /// What `changes` would take in an entry of the commit log, at most;
-    /// past [`commit_log::PAYLOAD_MAX`] the changes are dropped (such a
+    /// past [`commit_log::COMMIT_PAYLOAD_MAX`] the changes are dropped (such a
     /// commit syncs the file system) and `overflowed` is set.
     changes_bytes: usize,
     /// The commit log as the lock held now found it (see
@@ -255,7 +255,7 @@ impl Shared {
             Noted::Removed | Noted::RemovedTree => 0,
         };
         self.changes_bytes += 1 + 2 + path.as_os_str().len() + contents;
-        if self.changes_bytes > super::commit_log::PAYLOAD_MAX {
+        if self.changes_bytes > super::commit_log::COMMIT_PAYLOAD_MAX {
             // A batch of many removals from one directory: its commit is
             // one `syncfs` (see `spill`, which the caller calls next), and
             // nothing is held per target.

@@ -71,9 +71,10 @@
 //! last version of each durable file written and each one removed, then
 //! one `fdatasync` of the lock (`commit_log.rs`, `dir/commit.rs`); the next
 //! lock taken in another boot writes them again, however many files they
-//! are. Past what one entry holds (32 KiB: a batch of some fifty
-//! endpoints) or with the log full, the commit is one `syncfs(2)` instead,
-//! and the log is emptied; nothing else calls it, as it flushes every
+//! are (a commit longer than one entry is several in a row). Past what the
+//! log has room for (at most 64 pages: some four hundred endpoint records
+//! in an empty log), the commit is one `syncfs(2)` instead, and the log is
+//! emptied; nothing else calls it, as it flushes every
 //! tenant's dirty data on the file system. A store of an older version
 //! (its lock empty) has no log: `fdatasync` of each durable file, then
 //! `fsync` of each directory whose durable entries changed, or above 24 of

@@ -3,11 +3,12 @@
 //! file; and how the log a power cut left is taken up when the lock is.
 //!
 //! A commit through the log writes one entry holding every durable file's
-//! bytes and every removal, then the volatile page, then one `fdatasync`
-//! of the lock file, however many files it names (their descriptors are
-//! let go past `SYNCFS_ABOVE`: none is synced). A commit that cannot go
-//! through it (an entry longer than the log takes at once, a full log) is
-//! one `syncfs` of the file system, which makes every earlier
+//! bytes and every removal (or, longer than one entry holds, several in a
+//! row), then the volatile page, then one `fdatasync` of the lock file,
+//! however many files it names (their descriptors are let go past
+//! `SYNCFS_ABOVE`: none is synced). A commit that cannot go through it
+//! (more than the log has room for) is one `syncfs` of the file system,
+//! which makes every earlier
 //! write durable too, and then the log is emptied (a new generation,
 //! synced): so no entry is ever older than a synced file it names.
 
@@ -43,15 +44,17 @@ impl StateDir {
             return self.handles.sync_pending(pending, false);
         };
         let tail = head.volatile.map_or(commit_log::SLOTS, |v| v.tail);
-        let payload = match pending.overflowed() {
+        let payloads = match pending.overflowed() {
             true => None,
-            false => self.log_payload(&pending.changes),
+            false => self.log_payloads(&pending.changes),
         };
-        let fits = payload.as_ref().is_some_and(|payload| {
-            let slots = commit_log::slots_for(payload.len());
-            slots <= commit_log::ENTRY_SLOTS_MAX && tail + slots <= commit_log::SLOTS
-        });
-        let (true, Some(payload)) = (fits, payload) else {
+        let slots: u32 = payloads
+            .iter()
+            .flatten()
+            .map(|payload| commit_log::slots_for(payload.len()))
+            .sum();
+        let fits = tail + slots <= commit_log::SLOTS;
+        let (true, Some(payloads)) = (fits, payloads) else {
             // Everything durable at once, then the log emptied (if it
             // holds anything).
             self.handles.sync_pending(pending, true)?;
@@ -63,13 +66,13 @@ impl StateDir {
         let boot = self.boot_id(&mut hold)?;
         let next = Volatile {
             generation,
-            tail: tail + commit_log::slots_for(payload.len()),
+            tail: tail + slots,
             batch_intents: hold.batch_intents,
             boot,
         };
         let path = self.root.join(LOCK_FILE);
         let intent = self.handles.single_intent();
-        let mut result = commit_log::append(lock, generation, tail, &payload, &next, &intent)
+        let mut result = commit_log::append(lock, generation, tail, &payloads, &next, &intent)
             .map_err(StoreError::io("writing", &path));
         if result.is_ok() {
             self.handles.page_written(!intent.is_empty());
@@ -126,19 +129,36 @@ impl StateDir {
         Ok(Some(head))
     }
 
-    /// The payload of an entry for `changes` (paths made relative to the
-    /// root); `None` when one is not below it.
-    fn log_payload(&self, changes: &[(std::path::PathBuf, Noted)]) -> Option<Vec<u8>> {
-        let mut entry = Vec::with_capacity(changes.len());
+    /// The payloads of the entries for `changes` (paths made relative to
+    /// the root), in order, each as many changes as one entry holds (most
+    /// commits: one entry); `None` when a path is not below the root or a
+    /// change alone is more than an entry holds.
+    fn log_payloads(&self, changes: &[(std::path::PathBuf, Noted)]) -> Option<Vec<Vec<u8>>> {
+        let mut payloads: Vec<Vec<u8>> = Vec::new();
         for (path, contents) in changes {
             let relative = path.strip_prefix(&self.root).ok()?.to_str()?.to_string();
-            entry.push(match contents {
+            let change = match contents {
                 Noted::Written(bytes) => Change::Written(relative, bytes.clone()),
                 Noted::Removed => Change::Removed(relative),
                 Noted::RemovedTree => Change::RemovedTree(relative),
-            });
+            };
+            // A payload is its changes' encodings one after the other.
+            let encoded = commit_log::encode_changes(std::slice::from_ref(&change))?;
+            if encoded.len() > commit_log::PAYLOAD_MAX {
+                return None;
+            }
+            match payloads.last_mut() {
+                Some(last) if last.len() + encoded.len() <= commit_log::PAYLOAD_MAX => {
+                    last.extend_from_slice(&encoded)
+                }
+                _ => payloads.push(encoded),
+            }
         }
-        commit_log::encode_changes(&entry)
+        if payloads.is_empty() {
+            // Still one entry: the commit is one, if of nothing.
+            payloads.push(Vec::new());
+        }
+        Some(payloads)
     }
 
     /// This boot's id, read once per command.

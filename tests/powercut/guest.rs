@@ -19,7 +19,9 @@
 //! the previous boot printed before QEMU was killed, handed over by the
 //! host), it first checks the previous round; with `--load`, it then
 //! starts the next one: a network, then [`LOOP_MARKER`], then `ipvlan
-//! network connect` (one namespace, or a batch of three), `ipvlan run -d`,
+//! network connect` (one namespace, or a batch of three, or, one batch in
+//! four when there is room, of sixty: more records than one entry of the
+//! commit log holds), `ipvlan run -d`,
 //! `network disconnect`, `rm -f` and a
 //! second network's `create` / `rm` back to back until QEMU dies. Each
 //! command is printed as `PC-CMD <n> START <argv>` before it starts and
@@ -95,6 +97,10 @@ const MAX_COMMANDS: usize = 400;
 const MAX_LIVE: usize = 120;
 /// Namespaces a batch connect attaches at once.
 const BATCH: usize = 3;
+/// Namespaces a large batch attaches (one batch in four, when there is
+/// room): more records than one entry of the commit log holds, so its
+/// commit is several entries in a row.
+const LARGE_BATCH: usize = 60;
 /// The namespace of invariant 7.
 const PROBE: &str = "pcprobe";
 
@@ -385,7 +391,11 @@ fn run_load(load: &Load, plant: Option<&str>) -> Result<(), String> {
         } else if roll < 40 && live + BATCH <= MAX_LIVE {
             // A batch (`connect_many`): its intents are one file, its
             // records made in place, one commit for all.
-            let names: Vec<String> = (0..BATCH).map(|i| format!("c{index}b{i}")).collect();
+            let size = match rng.below(4) == 0 && live + LARGE_BATCH <= MAX_LIVE {
+                true => LARGE_BATCH,
+                false => BATCH,
+            };
+            let names: Vec<String> = (0..size).map(|i| format!("c{index}b{i}")).collect();
             for name in &names {
                 ip(&["netns", "add", name])?;
             }

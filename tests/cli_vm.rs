@@ -922,51 +922,39 @@ fn connect_and_disconnect_make_their_final_state_durable_once() {
         (0, 1, 0),
         "(fsync, fdatasync, syncfs) of a disconnect"
     );
+    // Containers `first..last` made on n1, then connected to n2 in one
+    // batch: that batch's (fsync, fdatasync, syncfs), and how many n2 has.
+    let batch_syncs = |first: u32, last: u32| {
+        let names: Vec<String> = (first..last).map(|i| format!("c{i}")).collect();
+        for name in &names {
+            env.ok(&["run", "-d", "--name", name.as_str(), "--network", "n1"]);
+        }
+        let mut connect = vec!["network", "connect", "n2"];
+        connect.extend(names.iter().map(String::as_str));
+        let syncs = syncs_of(&env, &connect);
+        let on_n2 = field(&env.inspect("n2"), &["Containers"])
+            .as_object()
+            .map(<[_]>::len);
+        (syncs, on_n2)
+    };
     // A batch of many (24 endpoint records and their directory, more than
     // a store without a commit log syncs one by one): still one entry of
     // the log and one `fdatasync`, however many files it names. It used
     // to be one `syncfs`, which flushed every derived file the batch had
     // written too, then the log emptied.
-    let batch: Vec<String> = (2..26).map(|i| format!("c{i}")).collect();
-    for name in &batch {
-        env.ok(&["run", "-d", "--name", name.as_str(), "--network", "n1"]);
-    }
-    let mut connect = vec!["network", "connect", "n2"];
-    connect.extend(batch.iter().map(String::as_str));
     assert_eq!(
-        syncs_of(&env, &connect),
-        (0, 1, 0),
-        "(fsync, fdatasync, syncfs) of a batch of 24"
-    );
-    assert_eq!(
-        field(&env.inspect("n2"), &["Containers"])
-            .as_object()
-            .map(<[_]>::len),
-        Some(25),
-        "c0 and the batch"
+        batch_syncs(2, 26),
+        ((0, 1, 0), Some(25)),
+        "(fsync, fdatasync, syncfs) of a batch of 24, and c0 and the batch on n2"
     );
     // A batch whose records one entry of the log does not hold (32 KiB,
     // some fifty records): several entries in a row, still one
     // `fdatasync`. (One longer than the whole log is one `syncfs`, then
     // the log emptied: `tests/store.rs`.)
-    let large: Vec<String> = (26..96).map(|i| format!("c{i}")).collect();
-    for name in &large {
-        env.ok(&["run", "-d", "--name", name.as_str(), "--network", "n1"]);
-    }
-    let mut connect = vec!["network", "connect", "n2"];
-    connect.extend(large.iter().map(String::as_str));
     assert_eq!(
-        syncs_of(&env, &connect),
-        (0, 1, 0),
-        "(fsync, fdatasync, syncfs) of a batch of {}",
-        large.len()
-    );
-    assert_eq!(
-        field(&env.inspect("n2"), &["Containers"])
-            .as_object()
-            .map(<[_]>::len),
-        Some(1 + batch.len() + large.len()),
-        "c0 and both batches"
+        batch_syncs(26, 96),
+        ((0, 1, 0), Some(95)),
+        "(fsync, fdatasync, syncfs) of a batch of 70, and c0 and both batches on n2"
     );
     // Listings write nothing and sync nothing.
     for args in [

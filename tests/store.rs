@@ -1209,21 +1209,8 @@ fn serde_free_text(record: &EndpointRecord) -> String {
 fn a_commit_of_many_files_goes_through_the_commit_log_whole() {
     let tmp = TempDir::new("commit-log-many");
     let root = tmp.path();
-    let (state, net) = store_with_a_network(root);
-    let ids: Vec<String> = (1..=40).map(|i| format!("e{i:02}")).collect();
-    {
-        let locked = state.lock().unwrap();
-        for id in &ids {
-            locked
-                .put_endpoint(&endpoint(&net, id, None, None))
-                .unwrap();
-        }
-        locked.commit().unwrap();
-    }
-    let lost: Vec<std::path::PathBuf> =
-        ids.iter().map(|id| endpoint_file(root, &net, id)).collect();
-    let lost: Vec<&std::path::Path> = lost.iter().map(|p| p.as_path()).collect();
-    cut_power(root, &lost, &[]);
+    let (net, ids) = endpoints_committed_at_once(root, 40);
+    cut_power_losing_endpoints(root, &net, &ids);
     let state = StateDir::open(root).unwrap();
     let locked = state.lock().unwrap();
     assert_eq!(locked.endpoint_ids(&net.id).unwrap(), ids);
@@ -1240,27 +1227,9 @@ fn a_commit_of_many_files_goes_through_the_commit_log_whole() {
 /// it, the command's up to a point, never one of a later entry.
 #[test]
 fn a_commit_longer_than_one_entry_is_several_and_a_torn_one_keeps_those_before_it() {
-    let ids: Vec<String> = (1..=120).map(|i| format!("e{i:03}")).collect();
-    let committed = |tag: &str| {
-        let tmp = TempDir::new(tag);
-        let (state, net) = store_with_a_network(tmp.path());
-        let locked = state.lock().unwrap();
-        for id in &ids {
-            locked
-                .put_endpoint(&endpoint(&net, id, None, None))
-                .unwrap();
-        }
-        locked.commit().unwrap();
-        drop(locked);
-        let lost: Vec<std::path::PathBuf> = ids
-            .iter()
-            .map(|id| endpoint_file(tmp.path(), &net, id))
-            .collect();
-        (tmp, net, lost)
-    };
-    let (tmp, net, lost) = committed("commit-log-entries");
-    let lost_paths: Vec<&std::path::Path> = lost.iter().map(|p| p.as_path()).collect();
-    cut_power(tmp.path(), &lost_paths, &[]);
+    let tmp = TempDir::new("commit-log-entries");
+    let (net, ids) = endpoints_committed_at_once(tmp.path(), 120);
+    cut_power_losing_endpoints(tmp.path(), &net, &ids);
     let state = StateDir::open(tmp.path()).unwrap();
     let locked = state.lock().unwrap();
     assert_eq!(locked.endpoint_ids(&net.id).unwrap(), ids);
@@ -1271,9 +1240,9 @@ fn a_commit_longer_than_one_entry_is_several_and_a_torn_one_keeps_those_before_i
 
     // The same, the second entry torn: slot 0 is the network's, the first
     // entry of the batch fills slots 1 to 8.
-    let (tmp, net, lost) = committed("commit-log-entries-torn");
-    let lost_paths: Vec<&std::path::Path> = lost.iter().map(|p| p.as_path()).collect();
-    cut_power(tmp.path(), &lost_paths, &[]);
+    let tmp = TempDir::new("commit-log-entries-torn");
+    let (net, ids) = endpoints_committed_at_once(tmp.path(), 120);
+    cut_power_losing_endpoints(tmp.path(), &net, &ids);
     {
         use std::os::unix::fs::FileExt;
         let lock = fs::OpenOptions::new()
@@ -1305,17 +1274,7 @@ fn a_commit_longer_than_one_entry_is_several_and_a_torn_one_keeps_those_before_i
 fn a_commit_longer_than_the_log_syncs_the_file_system_and_empties_the_log() {
     let tmp = TempDir::new("commit-log-longer");
     let root = tmp.path();
-    let (state, net) = store_with_a_network(root);
-    let ids: Vec<String> = (1..=700).map(|i| format!("e{i:03}")).collect();
-    {
-        let locked = state.lock().unwrap();
-        for id in &ids {
-            locked
-                .put_endpoint(&endpoint(&net, id, None, None))
-                .unwrap();
-        }
-        locked.commit().unwrap();
-    }
+    let (net, ids) = endpoints_committed_at_once(root, 700);
     cut_power(root, &[], &[]);
     let state = StateDir::open(root).unwrap();
     let locked = state.lock().unwrap();
@@ -1853,6 +1812,29 @@ fn store_with_a_network(root: &std::path::Path) -> (StateDir, NetworkRecord) {
     locked.commit().unwrap();
     drop(locked);
     (state, net)
+}
+
+/// A store at `root` with network `n1` (see [`store_with_a_network`]) and
+/// `count` endpoint records of it written under one lock and committed
+/// at once, as a batch's; their ids, in order.
+fn endpoints_committed_at_once(root: &std::path::Path, count: u32) -> (NetworkRecord, Vec<String>) {
+    let (state, net) = store_with_a_network(root);
+    let ids: Vec<String> = (1..=count).map(|i| format!("e{i:03}")).collect();
+    let locked = state.lock().unwrap();
+    for id in &ids {
+        locked
+            .put_endpoint(&endpoint(&net, id, None, None))
+            .unwrap();
+    }
+    locked.commit().unwrap();
+    (net, ids)
+}
+
+/// [`cut_power`] that takes the records of endpoints `ids` of `net`.
+fn cut_power_losing_endpoints(root: &std::path::Path, net: &NetworkRecord, ids: &[String]) {
+    let lost: Vec<std::path::PathBuf> = ids.iter().map(|id| endpoint_file(root, net, id)).collect();
+    let lost: Vec<&std::path::Path> = lost.iter().map(|p| p.as_path()).collect();
+    cut_power(root, &lost, &[]);
 }
 
 /// The intent record (`attaching`) of endpoint `id` of `net`, asking for

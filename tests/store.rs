@@ -1224,7 +1224,7 @@ fn a_commit_of_many_files_goes_through_the_commit_log_whole() {
 /// 120 endpoints) is several entries, one after the other, with one
 /// `fdatasync`: a power cut that takes every record has each written
 /// again; one that tears an entry keeps the changes of the entries before
-/// it, the command's up to a point, never one of a later entry.
+/// it (here the first records of the batch), never one of a later entry.
 #[test]
 fn a_commit_longer_than_one_entry_is_several_and_a_torn_one_keeps_those_before_it() {
     let tmp = TempDir::new("commit-log-entries");

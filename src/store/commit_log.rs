@@ -41,7 +41,8 @@
 //!
 //! - The log only ever holds the newest durable version of what it names:
 //!   every commit that does not go through it (one longer than the log
-//!   has room for) first makes everything durable with one `syncfs` and
+//!   has room for, a change longer than an entry, a log that is full or
+//!   was marked so) first makes everything durable with one `syncfs` and
 //!   then empties the log, so an entry is never older than a synced file
 //!   it would overwrite.
 //! - Within one boot the page cache holds every file as the log says (the
@@ -58,9 +59,11 @@
 //! - A command killed or cut between its writes and its entry did not
 //!   return: its files may be old or new, as without the log. A commit
 //!   longer than one entry is several in a row: cut among them, the
-//!   entries before the cut are its changes up to a point, in order, as
-//!   if the command had been cut there (a `syncfs` cut short keeps any of
-//!   its files).
+//!   entries before the cut keep some of its files new (a `syncfs` cut
+//!   short keeps any of them). Each entry after a commit's first carries
+//!   the CRC-32 of the entry before it, so the later entries of a commit
+//!   killed before its volatile page, which the next commits write over
+//!   from its first slot on, are never read as the log's next entries.
 
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -91,7 +94,8 @@ const GENERATION_MAGIC: &[u8; 8] = b"ipvlgen1";
 const VOLATILE_MAGIC: &[u8; 8] = b"ipvlvol1";
 const ENTRY_MAGIC: &[u8; 8] = b"ipvlent1";
 /// Bytes of an entry's header: magic, generation, slot, payload length,
-/// CRC-32, four reserved bytes.
+/// CRC-32, link: zero in the first (or only) entry of a commit, in each
+/// later one the CRC-32 of the entry before it (see [`read_entries`]).
 const ENTRY_HEADER: usize = 32;
 /// Bytes of a boot id as the kernel prints it (without the newline).
 pub(super) const BOOT_ID_LEN: usize = 36;
@@ -369,17 +373,31 @@ pub(super) fn slots_for(payload_len: usize) -> u32 {
 
 /// An entry as written at `slot`: header and payload, padded to whole
 /// slots with zeros.
-fn encode_entry(generation: u64, slot: u32, payload: &[u8]) -> Vec<u8> {
+/// The entry of `payload` at `slot`, `link` as [`ENTRY_HEADER`] says.
+fn encode_entry(generation: u64, slot: u32, payload: &[u8], link: u32) -> Vec<u8> {
     let len = slots_for(payload.len()) as usize * PAGE;
     let mut out = vec![0u8; len];
     out[..8].copy_from_slice(ENTRY_MAGIC);
     out[8..16].copy_from_slice(&generation.to_le_bytes());
     out[16..20].copy_from_slice(&slot.to_le_bytes());
     out[20..24].copy_from_slice(&(payload.len() as u32).to_le_bytes());
-    let crc = crc32(&[&out[..24], payload]);
+    out[28..32].copy_from_slice(&link.to_le_bytes());
+    let crc = entry_crc(&out, payload);
     out[24..28].copy_from_slice(&crc.to_le_bytes());
     out[ENTRY_HEADER..ENTRY_HEADER + payload.len()].copy_from_slice(payload);
     out
+}
+
+/// The CRC-32 an entry carries: of its header's first 24 bytes, its link
+/// when it has one, and its payload. (Entries of a commit of one entry,
+/// the only ones of earlier versions, have no link, and their CRC covers
+/// what it always did.)
+fn entry_crc(entry: &[u8], payload: &[u8]) -> u32 {
+    let link = &entry[28..32];
+    match u32_at(link, 0) {
+        0 => crc32(&[&entry[..24], payload]),
+        _ => crc32(&[&entry[..24], link, payload]),
+    }
 }
 
 /// The payload length of the entry whose header is `header`, if it is one
@@ -402,9 +420,10 @@ fn write_all_at(lock: &std::fs::File, bytes: &[u8], offset: u64) -> io::Result<(
 /// volatile page naming the slot after the last as the next free one, with
 /// `intent` (see [`write_volatile_with`]; not synced: the caller's
 /// `fdatasync` of the lock file makes them durable). A commit too long for
-/// one entry is several: a power cut that keeps only the first of them
-/// keeps the changes of the command up to a point, as it would have cut
-/// the command there.
+/// one entry is several, each after the first linked to the one before
+/// it: a power cut that keeps only the first of them keeps some of the
+/// command's changes, as a cut during the command itself may (the command
+/// had not returned).
 pub(super) fn append(
     lock: &std::fs::File,
     generation: u64,
@@ -413,13 +432,12 @@ pub(super) fn append(
     volatile: &Volatile,
     intent: &[u8],
 ) -> io::Result<()> {
+    let mut link = 0;
     for payload in payloads {
-        write_all_at(
-            lock,
-            &encode_entry(generation, slot, payload),
-            slot_offset(slot),
-        )?;
+        let entry = encode_entry(generation, slot, payload, link);
+        write_all_at(lock, &entry, slot_offset(slot))?;
         crate::fault::point("store: after log entry");
+        link = u32_at(&entry, 24);
         slot += slots_for(payload.len());
     }
     write_volatile_with(lock, volatile, intent)
@@ -463,6 +481,7 @@ pub(super) fn read_entries(lock: &std::fs::File, generation: u64) -> io::Result<
     let mut changes = Vec::new();
     let mut slot = 0;
     let mut page = vec![0u8; PAGE];
+    let mut previous_crc = None;
     while slot < SLOTS {
         if lock.read_at(&mut page, slot_offset(slot))? < ENTRY_HEADER {
             break;
@@ -479,9 +498,18 @@ pub(super) fn read_entries(lock: &std::fs::File, generation: u64) -> io::Result<
             break;
         }
         let payload = &entry[ENTRY_HEADER..ENTRY_HEADER + len];
-        if crc32(&[&entry[..24], payload]) != u32_at(&entry, 24) {
+        if entry_crc(&entry, payload) != u32_at(&entry, 24) {
             break;
         }
+        // A later entry of a commit follows the entry it was written
+        // after, or it is what a killed commit left past the tail, whose
+        // first entries later commits wrote over: passed over, with all
+        // after it.
+        let link = u32_at(&entry, 28);
+        if link != 0 && Some(link) != previous_crc {
+            break;
+        }
+        previous_crc = Some(u32_at(&entry, 24));
         let Some(mut these) = parse_changes(payload) else {
             break;
         };
@@ -599,12 +627,80 @@ mod tests {
     #[test]
     fn an_entry_is_found_only_at_its_slot_in_its_generation_and_whole() {
         let payload = encode_changes(&[Change::Removed("x".into())]).unwrap();
-        let entry = encode_entry(9, 2, &payload);
+        let entry = encode_entry(9, 2, &payload, 0);
         assert_eq!(entry.len(), PAGE);
         assert_eq!(entry_len(&entry, 9, 2), Some(payload.len()));
         assert_eq!(entry_len(&entry, 8, 2), None);
         assert_eq!(entry_len(&entry, 9, 3), None);
         assert_eq!(slots_for(PAGE - ENTRY_HEADER), 1);
         assert_eq!(slots_for(PAGE - ENTRY_HEADER + 1), 2);
+    }
+
+    /// A commit of three entries read back whole; cut at a torn second
+    /// entry, the first alone; and killed before its volatile page, its
+    /// first entry then written over by a later commit of exactly its
+    /// length: the later commit's entry alone, never the killed one's
+    /// second and third, which a scan from slot 0 would otherwise take for
+    /// the log's next entries.
+    #[test]
+    fn the_entries_of_a_commit_are_read_only_in_the_chain_they_were_written_in() {
+        let path = std::env::temp_dir().join(format!("ipvlan-log-chain-{}", std::process::id()));
+        let lock = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        let _ = std::fs::remove_file(&path);
+        let generation = 7;
+        let volatile = |tail| Volatile {
+            generation,
+            tail,
+            batch_intents: false,
+            boot: [b'a'; BOOT_ID_LEN],
+        };
+        prepare(&lock, &volatile(0)).unwrap();
+        // A payload of one change of `name`, filling `slots` slots.
+        let payload = |name: &str, slots: usize| {
+            let size = slots * PAGE - ENTRY_HEADER - (1 + 2 + name.len() + 4);
+            encode_changes(&[Change::Written(name.into(), vec![b'x'; size])]).unwrap()
+        };
+        let names = |changes: Vec<Change>| -> Vec<String> {
+            changes
+                .into_iter()
+                .map(|change| match change {
+                    Change::Written(name, _)
+                    | Change::Removed(name)
+                    | Change::RemovedTree(name) => name,
+                })
+                .collect()
+        };
+        let killed = [payload("k1", 8), payload("k2", 8), payload("k3", 1)];
+        append(&lock, generation, 0, &killed, &volatile(17), &[]).unwrap();
+        assert_eq!(
+            names(read_entries(&lock, generation).unwrap()),
+            ["k1", "k2", "k3"]
+        );
+
+        let mut torn = [0u8; 1];
+        lock.read_exact_at(&mut torn, slot_offset(8) + 100).unwrap();
+        lock.write_all_at(&[torn[0] ^ 1], slot_offset(8) + 100)
+            .unwrap();
+        assert_eq!(names(read_entries(&lock, generation).unwrap()), ["k1"]);
+        lock.write_all_at(&torn, slot_offset(8) + 100).unwrap();
+
+        // Killed before its page: the tail stayed 0, where the next
+        // commit writes.
+        append(
+            &lock,
+            generation,
+            0,
+            &[payload("later", 8)],
+            &volatile(8),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(names(read_entries(&lock, generation).unwrap()), ["later"]);
     }
 }

@@ -103,9 +103,12 @@ pub(crate) struct Shared {
     changed: Vec<Arc<Dir>>,
     /// What the durable writes and removals since the last commit left at
     /// each path, in order, for the commit log (see `commit_log.rs`).
-    /// Dropped with the descriptors past [`SYNCFS_ABOVE`] (such a commit
-    /// syncs the file system, not the log).
+    /// Dropped when the commit is to sync the file system instead
+    /// (`overflowed`).
     changes: Vec<(PathBuf, Noted)>,
+    /// The paths in `changes`: a batch notes hundreds, nearly all once,
+    /// and only a path noted before is looked for among them.
+    noted: std::collections::HashSet<PathBuf>,
     /// What `changes` would take in an entry of the commit log, at most;
     /// past [`commit_log::COMMIT_PAYLOAD_MAX`] the changes are dropped (such a
     /// commit syncs the file system) and `overflowed` is set.
@@ -127,9 +130,10 @@ pub(crate) struct Shared {
     /// `single_intent`, carried by every write of the page).
     intent_left: Option<String>,
     /// More than [`SYNCFS_ABOVE`] of them since the last commit in a store
-    /// without a commit log, or more changes than one entry of the log
-    /// holds: the descriptors were let go (a batch of a thousand endpoints
-    /// would hold thousands open), and the commit syncs the file system.
+    /// without a commit log, or more changes than the log holds
+    /// ([`commit_log::COMMIT_PAYLOAD_MAX`]): the descriptors were let go (a
+    /// batch of a thousand endpoints would hold thousands open), and the
+    /// commit syncs the file system.
     overflowed: bool,
     /// More than [`SYNCFS_ABOVE`] of them since the last commit, with the
     /// commit log there: their descriptors were let go, as a commit
@@ -194,7 +198,9 @@ impl Pending {
             && !self.files_let_go
     }
 
-    /// Whether more than [`SYNCFS_ABOVE`] files and directories changed.
+    /// Whether the commit is to sync the file system: more than
+    /// [`SYNCFS_ABOVE`] files and directories changed in a store without a
+    /// commit log, or more than the log holds.
     pub(crate) fn overflowed(&self) -> bool {
         self.overflowed
     }
@@ -223,8 +229,8 @@ impl Shared {
     /// descriptors go. With the commit log there, the changes stay for
     /// it: it holds their contents, which a power cut's next lock writes
     /// again, so how many files they are in does not matter, only whether
-    /// one entry holds them ([`Shared::note_change`]). Without it, the
-    /// commit becomes a whole-file-system one.
+    /// the log has room for them ([`Shared::note_change`], the commit).
+    /// Without it, the commit becomes a whole-file-system one.
     fn spill(&mut self) {
         if !self.overflowed && self.files.len() + self.changed.len() <= SYNCFS_ABOVE {
             return;
@@ -238,6 +244,7 @@ impl Shared {
         } else {
             self.overflowed = true;
             self.changes = Vec::new();
+            self.noted.clear();
         }
     }
 
@@ -247,7 +254,9 @@ impl Shared {
         if self.overflowed {
             return;
         }
-        self.changes.retain(|(p, _)| p != path);
+        if !self.noted.insert(path.to_path_buf()) {
+            self.changes.retain(|(p, _)| p != path);
+        }
         // Its kind, the path's length and path, the contents' length and
         // contents (an upper bound: the path is made relative later).
         let contents = match &noted {
@@ -261,6 +270,7 @@ impl Shared {
             // nothing is held per target.
             self.overflowed = true;
             self.changes = Vec::new();
+            self.noted.clear();
             return;
         }
         self.changes.push((path.to_path_buf(), noted));
@@ -658,6 +668,7 @@ impl Handles {
     pub(crate) fn take_pending(&self) -> Pending {
         let mut shared = self.shared();
         shared.changes_bytes = 0;
+        shared.noted.clear();
         Pending {
             files: std::mem::take(&mut shared.files),
             dirs: std::mem::take(&mut shared.changed),

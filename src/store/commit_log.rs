@@ -84,9 +84,13 @@ pub(super) const SLOTS: u32 = 64;
 pub(super) const ENTRY_SLOTS_MAX: u32 = 8;
 /// The most bytes of changes one entry holds.
 pub(super) const PAYLOAD_MAX: usize = ENTRY_SLOTS_MAX as usize * PAGE - ENTRY_HEADER;
-/// The most bytes of changes one commit's entries hold, the whole log's:
-/// past it a commit syncs the file system.
-pub(super) const COMMIT_PAYLOAD_MAX: usize = (SLOTS / ENTRY_SLOTS_MAX) as usize * PAYLOAD_MAX;
+/// The most bytes of changes one commit's entries hold, half the log's
+/// (some two hundred endpoint records): past it a commit syncs the file
+/// system. The changes are held in memory until the commit, so a batch of
+/// a thousand holds no more than this before it gives them up; and a
+/// commit that took the whole log would leave the next one to find it
+/// full.
+pub(super) const COMMIT_PAYLOAD_MAX: usize = (SLOTS / ENTRY_SLOTS_MAX / 2) as usize * PAYLOAD_MAX;
 /// The lock file's length once the log is prepared.
 pub(super) const PREPARED_LEN: u64 = (FIRST_SLOT_PAGE + SLOTS as u64) * PAGE as u64;
 

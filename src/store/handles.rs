@@ -106,9 +106,10 @@ pub(crate) struct Shared {
     /// Dropped when the commit is to sync the file system instead
     /// (`overflowed`).
     changes: Vec<(PathBuf, Noted)>,
-    /// The paths in `changes`: a batch notes hundreds, nearly all once,
-    /// and only a path noted before is looked for among them.
-    noted: std::collections::HashSet<PathBuf>,
+    /// A hash of each path in `changes` (of its bytes): a batch notes
+    /// hundreds, nearly all once, and only a path that may have been
+    /// noted before is looked for among them.
+    noted: std::collections::HashSet<u64>,
     /// What `changes` would take in an entry of the commit log, at most;
     /// past [`commit_log::COMMIT_PAYLOAD_MAX`] the changes are dropped (such a
     /// commit syncs the file system) and `overflowed` is set.
@@ -254,7 +255,13 @@ impl Shared {
         if self.overflowed {
             return;
         }
-        if !self.noted.insert(path.to_path_buf()) {
+        let hash = {
+            use std::hash::{Hash, Hasher};
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            path.as_os_str().hash(&mut hasher);
+            hasher.finish()
+        };
+        if !self.noted.insert(hash) {
             self.changes.retain(|(p, _)| p != path);
         }
         // Its kind, the path's length and path, the contents' length and
@@ -264,7 +271,9 @@ impl Shared {
             Noted::Removed | Noted::RemovedTree => 0,
         };
         self.changes_bytes += 1 + 2 + path.as_os_str().len() + contents;
-        if self.changes_bytes > super::commit_log::COMMIT_PAYLOAD_MAX {
+        if self.changes_bytes > super::commit_log::COMMIT_PAYLOAD_MAX
+            || self.changes.len() >= CHANGES_MAX
+        {
             // A batch of many removals from one directory: its commit is
             // one `syncfs` (see `spill`, which the caller calls next), and
             // nothing is held per target.
@@ -304,6 +313,13 @@ const LEFT_TO_EXIT_MAX: usize = 8;
 
 /// How many allocation cursors are kept open under a lock at most.
 const HELD_CURSORS_MAX: usize = 4;
+
+/// The most changes a commit holds for the commit log (each a path and
+/// what it holds, in memory until the commit); past them, or past
+/// [`super::commit_log::COMMIT_PAYLOAD_MAX`] bytes of them, it syncs the
+/// file system instead. A batch of many removals holds little per change
+/// in the log but a path each in memory.
+const CHANGES_MAX: usize = 256;
 
 /// How many files and directories a commit keeps descriptors of, to sync
 /// them one by one in a store without a commit log; above, their

@@ -40,9 +40,10 @@
 //! # What makes it sound
 //!
 //! - The log only ever holds the newest durable version of what it names:
-//!   every commit that does not go through it (one longer than the log
-//!   has room for, a change longer than an entry, a log that is full or
-//!   was marked so) first makes everything durable with one `syncfs` and
+//!   every commit that does not go through it (one of more changes than
+//!   a commit holds for it, longer than the log has room for, a change
+//!   longer than an entry, a log that is full or was marked so) first
+//!   makes everything durable with one `syncfs` and
 //!   then empties the log, so an entry is never older than a synced file
 //!   it would overwrite.
 //! - Within one boot the page cache holds every file as the log says (the

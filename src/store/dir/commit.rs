@@ -6,11 +6,12 @@
 //! bytes and every removal (or, longer than one entry holds, several in a
 //! row), then the volatile page, then one `fdatasync` of the lock file,
 //! however many files it names (their descriptors are let go past
-//! `SYNCFS_ABOVE`: none is synced). A commit that cannot go through it
-//! (more than the log has room for) is one `syncfs` of the file system,
-//! which makes every earlier
-//! write durable too, and then the log is emptied (a new generation,
-//! synced): so no entry is ever older than a synced file it names.
+//! `SYNCFS_ABOVE`: none is synced). A commit that does not go through it
+//! (more changes than a commit holds for it, see `handles.rs`, or more
+//! than the log has room for) is one `syncfs` of the file system, which
+//! makes every earlier write durable too, and then the log is emptied (a
+//! new generation, synced): so no entry is ever older than a synced file
+//! it names.
 
 use std::fs::File;
 use std::path::{Component, Path};

@@ -101,7 +101,7 @@ commands:
 Each is downloaded once and kept in target/vm/kernel-K.
 
 environment:
-  IPVLAN_VM_TIMEOUT   seconds before the VM is killed (default 900)
+  IPVLAN_VM_TIMEOUT   seconds before the VM is killed (default 1800)
   IPVLAN_VM_KERNEL    the kernel when no --kernel is given (default 6.1)
 ";
 

@@ -376,9 +376,8 @@ pub(super) fn slots_for(payload_len: usize) -> u32 {
     (ENTRY_HEADER + payload_len).div_ceil(PAGE) as u32
 }
 
-/// An entry as written at `slot`: header and payload, padded to whole
-/// slots with zeros.
-/// The entry of `payload` at `slot`, `link` as [`ENTRY_HEADER`] says.
+/// The entry of `payload` as written at `slot`: header (`link` as
+/// [`ENTRY_HEADER`] says) and payload, padded to whole slots with zeros.
 fn encode_entry(generation: u64, slot: u32, payload: &[u8], link: u32) -> Vec<u8> {
     let len = slots_for(payload.len()) as usize * PAGE;
     let mut out = vec![0u8; len];

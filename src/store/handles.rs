@@ -699,8 +699,8 @@ impl Handles {
     /// directory whose entries changed, once each; or, for a commit of
     /// more than [`SYNCFS_ABOVE`] files and directories (a batch of many
     /// endpoints, whose descriptors were let go) or when `whole` asks for
-    /// it, one `syncfs(2)` of the
-    /// state directory's file system: it also flushes other programs'
+    /// it, one `syncfs(2)` of the state directory's file system: it also
+    /// flushes other programs'
     /// dirty data there, but one journal commit and one cache flush of the
     /// disk cost less than hundreds of them, and it makes every earlier
     /// write durable too (what the commit log needs before it is emptied).

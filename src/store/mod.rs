@@ -73,13 +73,12 @@
 //! lock taken in another boot writes them again, however many files they
 //! are (a commit longer than one entry is several in a row). Past 256
 //! changes, half the log (32 pages: some two hundred endpoint records) or
-//! what it has room for, the commit is one `syncfs(2)` instead, and the log is
-//! emptied; nothing else calls it, as it flushes every tenant's dirty
-//! data on the file system. A store of an older version
-//! (its lock empty) has no log: `fdatasync` of each durable file, then
-//! `fsync` of each directory whose durable entries changed, or above 24 of
-//! them one `syncfs(2)`. A new directory is synced into its parent when
-//! made.
+//! what it has room for, the commit is one `syncfs(2)` instead, and the
+//! log is emptied; nothing else calls it, as it flushes every tenant's
+//! dirty data on the file system. A store of an older version (its lock
+//! empty) has no log: `fdatasync` of each durable file, then `fsync` of
+//! each directory whose durable entries changed, or above 24 of them one
+//! `syncfs(2)`. A new directory is synced into its parent when made.
 //!
 //! Durable, the source of truth: network records, endpoint records and
 //! generic records (container records). Derived, never synced, rebuilt by

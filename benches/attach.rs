@@ -812,12 +812,25 @@ fn launch(args: &[String]) -> Res<u8> {
 /// The commands [`cpu_profile`] compares, by the name each process runs under
 /// (its `comm`: the last part of the path it was started by), with the
 /// column's heading.
-const PROFILED: [(&str, &str); 4] = [
+const PROFILED: [(&str, &str); 6] = [
     ("ipvlan", "ours: `network connect`"),
     ("ipvlan-cni", "ours: CNI ADD"),
     ("durable", "durable floor"),
     ("floor", "floor, one process per container"),
+    ("ipvlan-bulk", "ours: bulk API, batches of 10"),
+    ("floor-all", "floor, one process for 10"),
 ];
+/// The columns of [`PROFILED`] subtracted in the table's last columns: our
+/// connect from the per-process floor, our batch from the one-process floor.
+const PROFILE_DIFFERENCES: [(usize, usize, &str); 2] =
+    [(0, 3, "connect − floor"), (4, 5, "bulk − floor for all")];
+/// Containers per batch of the profile's two batch columns (the last
+/// batch may be shorter).
+const PROFILE_BATCH: u32 = 10;
+/// The profile's batches: ours on the network's subnet (beside the CLI's
+/// containers), the one-process floor's on 10.15.0.0/20.
+const BULK_PROFILE_SITE: Site = Site::new("b", SUBNET);
+const FLOOR_ALL_PROFILE_SITE: Site = Site::new("g", 0x0a0f_0000);
 /// `perf record -F`: samples per second and CPU.
 const PROFILE_HZ: u32 = 1000;
 /// Containers of each kind attached before the profile starts (first use
@@ -858,7 +871,9 @@ fn profile_loop_main(args: &[String]) -> Res {
 }
 
 /// The profile: our connect, our CNI ADD, the durable floor and the
-/// per-process floor, container by container in turn, under `perf record -a -g -e cpu-clock`;
+/// per-process floor, container by container in turn, and after every
+/// [`PROFILE_BATCH`] containers a batch of as many through our bulk API and
+/// through the one-process floor, under `perf record -a -g -e cpu-clock`;
 /// every sample of their processes is put in a category by its call chain
 /// (the system call it is in, a page fault, user space) and the categories'
 /// CPU time is printed per container, side by side. CPU time, not wall
@@ -871,7 +886,8 @@ fn cpu_profile(config: &Config, perf: &str) -> Res<String> {
         ));
     }
     let (ours, cni, durable, floor) = (OURS_SITE, CNI_OURS_SITE, DURABLE_SITE, FLOOR_SITE);
-    for site in [ours, cni, durable, floor] {
+    let (bulk, floor_all) = (BULK_PROFILE_SITE, FLOOR_ALL_PROFILE_SITE);
+    for site in [ours, cni, durable, floor, bulk, floor_all] {
         make_namespaces(site.ns, 1, n)?;
     }
     // The floors run as `durable` and `floor` (this program by other names),
@@ -892,7 +908,15 @@ fn cpu_profile(config: &Config, perf: &str) -> Res<String> {
         me: named("durable", &config.me)?,
         ..config.clone()
     };
+    let as_floor_all = Config {
+        me: named("floor-all", &config.me)?,
+        ..config.clone()
+    };
     let cni_program = named("ipvlan-cni", &config.ipvlan)?;
+    let as_bulk = Config {
+        ipvlan: named("ipvlan-bulk", &config.ipvlan)?,
+        ..config.clone()
+    };
     let commands = |i: u32| -> Vec<Cmd> {
         let mut all = cli_attach(config, ours, i);
         all.extend(cni_request(
@@ -907,16 +931,21 @@ fn cpu_profile(config: &Config, perf: &str) -> Res<String> {
         all.extend(floor_pp_attach(&as_floor, floor, i));
         all
     };
-    let lines = |range: std::ops::RangeInclusive<u32>| -> String {
-        range
-            .flat_map(commands)
-            .map(|cmd| profile_line(&cmd))
-            .collect()
+    // The containers `first..=last` one by one, then as one batch of each
+    // kind.
+    let lines = |first: u32, last: u32| -> String {
+        let mut all: Vec<Cmd> = (first..=last).flat_map(commands).collect();
+        all.push(bulk_attach(&as_bulk, bulk, first, last));
+        all.push(floor_cmd(&as_floor_all, floor_all, "attach", first, last));
+        all.iter().map(profile_line).collect()
     };
-    for line in lines(1..=PROFILE_WARMUP).lines() {
+    for line in lines(1, PROFILE_WARMUP).lines() {
         run_profile_line(line)?;
     }
-    let lines = lines(PROFILE_WARMUP + 1..=n);
+    let lines: String = (PROFILE_WARMUP + 1..=n)
+        .step_by(PROFILE_BATCH as usize)
+        .map(|first| lines(first, (first + PROFILE_BATCH - 1).min(n)))
+        .collect();
     let list = format!("{}/{PROFILE_COMMANDS}", config.disk);
     fs::write(&list, lines).map_err(|e| format!("{list}: {e}"))?;
     // Kernel symbols for root's samples.
@@ -952,8 +981,66 @@ fn cpu_profile(config: &Config, perf: &str) -> Res<String> {
         &[perf, "script", "-i", data, "-F", "comm,period,ip,sym"],
         None,
     )?;
-    let totals = profile_totals(&script)?;
-    Ok(profile_table(&totals, n - PROFILE_WARMUP))
+    let profile = profile_totals(&script)?;
+    let mut out = profile_table(&profile.categories, n - PROFILE_WARMUP);
+    out.push_str(&user_functions_table(
+        &profile.user_functions,
+        n - PROFILE_WARMUP,
+    ));
+    Ok(out)
+}
+
+/// What [`profile_totals`] adds up, in CPU nanoseconds.
+struct Profile {
+    /// By (command, category).
+    categories: BTreeMap<(String, &'static str), u64>,
+    /// By (command, function) for the samples taken in user space, by the
+    /// function the sample's address is in (its own time only: the binaries
+    /// keep no frame pointers, so a user-space chain stops at its first
+    /// frame).
+    user_functions: BTreeMap<(String, String), u64>,
+}
+
+/// Commands whose user-space functions [`user_functions_table`] lists.
+const PROFILED_FUNCTIONS_OF: [usize; 2] = [0, 4];
+/// Functions listed per command.
+const PROFILED_FUNCTIONS: usize = 25;
+
+/// The user-space functions our samples fell in, most CPU first, when the
+/// binary has its symbols (`cargo xtask bench --profile --symbols`); empty
+/// otherwise.
+fn user_functions_table(functions: &BTreeMap<(String, String), u64>, containers: u32) -> String {
+    let named = |symbol: &str| !symbol.is_empty() && symbol != "[unknown]";
+    if !functions.keys().any(|(_, symbol)| named(symbol)) {
+        return String::new();
+    }
+    let mut out = String::new();
+    for index in PROFILED_FUNCTIONS_OF {
+        let (comm, heading) = PROFILED[index];
+        let mut rows: Vec<(&str, u64)> = functions
+            .iter()
+            .filter(|((c, _), _)| c == comm)
+            .map(|((_, symbol), ns)| (symbol.as_str(), *ns))
+            .collect();
+        let total: u64 = rows.iter().map(|(_, ns)| ns).sum();
+        rows.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        let _ = writeln!(
+            out,
+            "\nUser space of {heading}, by function (its own time; {:.2} ms per container in all):\n\n\
+             | function | CPU ms per container | share of user space |\n|---|---|---|",
+            total as f64 / 1e6 / containers as f64
+        );
+        for (symbol, ns) in rows.iter().take(PROFILED_FUNCTIONS) {
+            let _ = writeln!(
+                out,
+                "| `{}` | {:.3} | {:.1}% |",
+                symbol.replace('|', "\\|"),
+                *ns as f64 / 1e6 / containers as f64,
+                100.0 * *ns as f64 / total.max(1) as f64
+            );
+        }
+    }
+    out
 }
 
 /// CPU nanoseconds by (command, category), from `perf script -F
@@ -961,21 +1048,27 @@ fn cpu_profile(config: &Config, perf: &str) -> Res<String> {
 /// call chain, one indented `ADDRESS SYMBOL` line per frame, leaf first
 /// (a sample without a chain has its one frame on the same line). A
 /// sample whose line does not read so is an error, not a sample lost.
-fn profile_totals(script: &str) -> Res<BTreeMap<(String, &'static str), u64>> {
+fn profile_totals(script: &str) -> Res<Profile> {
     let mut totals = BTreeMap::new();
+    let mut user_functions = BTreeMap::new();
     let mut flush = |head: &mut Option<(String, u64)>, frames: &mut Vec<(bool, String)>| {
         if let Some((comm, period)) = head.take() {
             if PROFILED.iter().any(|(name, _)| *name == comm) {
-                *totals.entry((comm, profile_category(frames))).or_insert(0) += period;
+                let category = profile_category(frames);
+                if category == "user space" {
+                    let leaf = frames.first().map(|(_, f)| f.clone()).unwrap_or_default();
+                    *user_functions.entry((comm.clone(), leaf)).or_insert(0) += period;
+                }
+                *totals.entry((comm, category)).or_insert(0) += period;
             }
         }
         frames.clear();
     };
-    let frame = |address: &str, symbol: Option<&str>| {
-        (
-            address.starts_with("ffff"),
-            symbol.unwrap_or_default().to_string(),
-        )
+    // `ADDRESS SYMBOL`, the symbol the rest of the line (a Rust symbol
+    // may hold spaces: `<String as core::fmt::Write>::write_str`).
+    let frame = |text: &str| {
+        let (address, symbol) = text.trim().split_once(' ').unwrap_or((text.trim(), ""));
+        (address.starts_with("ffff"), symbol.trim().to_string())
     };
     let mut head = None;
     let mut frames = Vec::new();
@@ -983,25 +1076,32 @@ fn profile_totals(script: &str) -> Res<BTreeMap<(String, &'static str), u64>> {
         if line.trim().is_empty() {
             flush(&mut head, &mut frames);
         } else if line.starts_with(char::is_whitespace) {
-            let mut words = line.split_whitespace();
-            let address = words.next().unwrap_or_default();
-            frames.push(frame(address, words.next()));
+            frames.push(frame(line));
         } else {
             flush(&mut head, &mut frames);
-            let mut words = line.split_whitespace();
-            let comm = words.next().unwrap_or_default().to_string();
-            let period = words
+            let comm = line
+                .split_whitespace()
                 .next()
-                .and_then(|w| w.parse().ok())
-                .ok_or_else(|| format!("perf script: no period in {line:?}"))?;
-            if let Some(address) = words.next() {
-                frames.push(frame(address, words.next()));
+                .unwrap_or_default()
+                .to_string();
+            let rest = line
+                .trim_start_matches(|c: char| !c.is_whitespace())
+                .trim_start();
+            let (period, frame_text) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+            let period = period
+                .parse()
+                .map_err(|_| format!("perf script: no period in {line:?}"))?;
+            if !frame_text.trim().is_empty() {
+                frames.push(frame(frame_text));
             }
             head = Some((comm, period));
         }
     }
     flush(&mut head, &mut frames);
-    Ok(totals)
+    Ok(Profile {
+        categories: totals,
+        user_functions,
+    })
 }
 
 /// What a sample was doing, from its call chain (`(in the kernel, symbol)`,
@@ -1086,23 +1186,25 @@ fn profile_table(totals: &BTreeMap<(String, &'static str), u64>, containers: u32
     let mut categories: Vec<&'static str> = totals.keys().map(|(_, c)| *c).collect();
     categories.sort_unstable();
     categories.dedup();
-    let (ours, floor) = (PROFILED[0].0, PROFILED[PROFILED.len() - 1].0);
+    let ours = PROFILED[0].0;
     categories.sort_by(|a, b| ms(ours, b).total_cmp(&ms(ours, a)));
     let mut out = String::new();
     let _ = writeln!(
         out,
         "CPU ms per container, from `perf record -a -g -e cpu-clock -F {PROFILE_HZ}` over \
-         {containers} containers of each kind, run in turn container by container; every \
+         {containers} containers of each kind, run in turn container by container, and \
+         after every {PROFILE_BATCH} the same number as one batch of each batch kind; every \
          sample of their processes (by name) is put in a category by its call chain. CPU \
          time only: the wait for a flush, or for another process, is in no row.\n"
     );
     let mut head = String::from("| category |");
     let mut rule = String::from("|---|");
-    for (_, heading) in PROFILED {
+    let headings = PROFILED.iter().map(|(_, heading)| *heading);
+    for heading in headings.chain(PROFILE_DIFFERENCES.iter().map(|(_, _, heading)| *heading)) {
         let _ = write!(head, " {heading} |");
         rule.push_str("---|");
     }
-    let _ = writeln!(out, "{head} ours − floor |\n{rule}---|");
+    let _ = writeln!(out, "{head}\n{rule}");
     let mut sums = [0.0; PROFILED.len()];
     for &category in &categories {
         let mut line = format!("| {category} |");
@@ -1111,14 +1213,21 @@ fn profile_table(totals: &BTreeMap<(String, &'static str), u64>, containers: u32
             sums[k] += v;
             let _ = write!(line, " {v:.2} |");
         }
-        let _ = writeln!(line, " {:+.2} |", ms(ours, category) - ms(floor, category));
+        for (from, to, _) in PROFILE_DIFFERENCES {
+            let difference = ms(PROFILED[from].0, category) - ms(PROFILED[to].0, category);
+            let _ = write!(line, " {difference:+.2} |");
+        }
+        line.push('\n');
         out.push_str(&line);
     }
     let mut total = String::from("| **total** |");
     for sum in sums {
         let _ = write!(total, " **{sum:.2}** |");
     }
-    let _ = writeln!(total, " **{:+.2}** |", sums[0] - sums[PROFILED.len() - 1]);
+    for (from, to, _) in PROFILE_DIFFERENCES {
+        let _ = write!(total, " **{:+.2}** |", sums[from] - sums[to]);
+    }
+    total.push('\n');
     out.push_str(&total);
     out
 }
@@ -3088,9 +3197,16 @@ ipvlan     250000 \n\
 \n\
 floor     250000 ffffffff94f4aa4a memset\n\
 \n\
+ipvlan-bulk     500000 \n\
+\t          2483fd main\n\
+\n\
+floor-all     250000 \n\
+\t          2483fd main\n\
+\n\
 attach     500000 \n\
 \t          2483fd main\n";
-        let totals = profile_totals(script).unwrap();
+        let profile = profile_totals(script).unwrap();
+        let totals = &profile.categories;
         let get =
             |comm: &str, category: &'static str| totals.get(&(comm.to_string(), category)).copied();
         assert_eq!(
@@ -3113,17 +3229,44 @@ attach     500000 \n\
         );
         assert_eq!(
             totals.len(),
-            7,
+            9,
             "the loop's own samples are not counted: {totals:?}"
         );
-        let table = profile_table(&totals, 2);
+        let table = profile_table(totals, 2);
         assert!(
-            table.contains("| netlink: create the link | 0.25 | 0.00 | 0.00 | 0.00 | +0.25 |"),
+            table.contains(
+                "| netlink: create the link | 0.25 | 0.00 | 0.00 | 0.00 | 0.00 | 0.00 | +0.25 | +0.00 |"
+            ),
             "{table}"
         );
         assert!(
-            table.contains("| **total** | **0.75** | **0.00** | **0.00** | **0.62** | **+0.12** |"),
+            table.contains(
+                "| user space | 0.12 | 0.00 | 0.00 | 0.00 | 0.25 | 0.12 | +0.12 | +0.12 |"
+            ),
+            "the batches' columns and their difference: {table}"
+        );
+        assert!(
+            table.contains(
+                "| **total** | **0.75** | **0.00** | **0.00** | **0.62** | **0.25** | **0.12** | **+0.12** | **+0.12** |"
+            ),
             "{table}"
+        );
+        let functions = user_functions_table(&profile.user_functions, 2);
+        assert!(
+            functions.contains(
+                "| `<alloc::string::String as core::fmt::Write>::write_str` | 0.125 | 100.0% |"
+            ),
+            "{functions}"
+        );
+        assert!(
+            functions.contains("| `main` | 0.250 | 100.0% |"),
+            "{functions}"
+        );
+        let unnamed = BTreeMap::from([(("ipvlan".to_string(), "[unknown]".to_string()), 1)]);
+        assert_eq!(
+            user_functions_table(&unnamed, 1),
+            "",
+            "a stripped binary's samples name no function"
         );
         assert!(profile_totals("ipvlan\n\tffff x\n").is_err(), "no period");
     }

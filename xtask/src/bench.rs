@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 const USAGE: &str = "usage: cargo xtask bench [--kernel K] [--containers N | --quick] \
-     [--profile] [--timeout SECS] [--no-record]";
+     [--profile [--symbols]] [--timeout SECS] [--no-record]";
 
 /// The guest program prints its Markdown between these lines
 /// (`RESULTS_BEGIN`, `RESULTS_END` in benches/attach.rs).
@@ -58,6 +58,9 @@ struct Options {
     record: bool,
     /// Where the CPU goes instead of the rows (`perf` in the guest).
     profile: bool,
+    /// With `profile`: our binary keeps its symbol table, so the profile
+    /// also names the user-space functions the samples fell in.
+    symbols: bool,
 }
 
 fn parse(args: &[String]) -> Result<Options> {
@@ -68,6 +71,7 @@ fn parse(args: &[String]) -> Result<Options> {
         timeout: None,
         record: true,
         profile: false,
+        symbols: false,
     };
     let mut iter = args.iter();
     let positive = |flag: &str, value: Option<&String>| -> Result<u64> {
@@ -99,8 +103,12 @@ fn parse(args: &[String]) -> Result<Options> {
             "--timeout" => options.timeout = Some(Duration::from_secs(positive(arg, iter.next())?)),
             "--no-record" => options.record = false,
             "--profile" => options.profile = true,
+            "--symbols" => options.symbols = true,
             other => return Err(format!("unknown argument {other}\n{USAGE}").into()),
         }
+    }
+    if options.symbols && !options.profile {
+        return Err(format!("--symbols goes with --profile\n{USAGE}").into());
     }
     Ok(options)
 }
@@ -136,13 +144,18 @@ pub fn run(args: &[String]) -> Result {
     } else {
         None
     };
-    let (ipvlan, program) = build_release("attach")?;
+    let (ipvlan, program) = build_release("attach", options.symbols)?;
     let data = fs::read(&ipvlan).map_err(|e| format!("{}: {e}", ipvlan.display()))?;
     let facts = crate::elf::inspect(&data)?;
-    if facts.has_interpreter || facts.has_symtab {
+    if facts.has_interpreter || facts.has_symtab != options.symbols {
         return Err(format!(
-            "{} is not a static stripped binary as users get it",
-            ipvlan.display()
+            "{} is not a static {} binary as this run needs it",
+            ipvlan.display(),
+            if options.symbols {
+                "unstripped"
+            } else {
+                "stripped"
+            }
         )
         .into());
     }
@@ -245,6 +258,9 @@ fn section(options: &Options, kernel: &str, figures: &str) -> String {
     if options.profile {
         command.push_str(" --profile");
     }
+    if options.symbols {
+        command.push_str(" --symbols");
+    }
     command.push_str(&format!(" --kernel {}", options.kernel.name()));
     format!(
         "### `{command}`, {date}\n\n\
@@ -279,6 +295,11 @@ mod tests {
         assert_eq!(quick.kernel, Series::V6_12);
         assert!(!default.profile);
         assert!(parse(&args(&["--profile"])).unwrap().profile);
+        assert!(parse(&args(&["--profile", "--symbols"])).unwrap().symbols);
+        assert!(
+            parse(&args(&["--symbols"])).is_err(),
+            "--symbols is for a profile"
+        );
         let sized = parse(&args(&["--containers", "50"])).unwrap();
         assert_eq!((sized.small, sized.large), (50, 50));
         for bad in [

@@ -284,10 +284,17 @@ pub fn release_build() -> Command {
 
 /// Builds the `ipvlan` binary as users get it (profile release, musl) and
 /// an example with the same profile (`cargo xtask bench`, so both pay the
-/// same process start); returns (ipvlan, example).
-pub fn build_release(example: &str) -> Result<(PathBuf, PathBuf)> {
+/// same process start); returns (ipvlan, example). `symbols`: the same
+/// code with its symbol table kept (not stripped), in a target directory
+/// of its own so that the stripped build is not made again after it, for
+/// a profile that names user-space functions.
+pub fn build_release(example: &str, symbols: bool) -> Result<(PathBuf, PathBuf)> {
     let mut cmd = release_build();
     cmd.args(["--example", example]);
+    if symbols {
+        cmd.env("CARGO_PROFILE_RELEASE_STRIP", "false");
+        cmd.arg("--target-dir").arg(target_dir()?.join("symbols"));
+    }
     let artifacts = cargo_artifacts(&mut cmd)?;
     let find = |kind: &str, name: &str| {
         artifacts

@@ -74,7 +74,7 @@ commands:
         --plant-leak leaves an ipvlan link behind (must fail).
   size  Build the release musl binary, check it is static non-PIE and carries
         no fault-injection hook, print its size; fail above 1 MiB stripped.
-  bench [--kernel K] [--containers N | --quick] [--profile] [--timeout SECS] [--no-record]
+  bench [--kernel K] [--containers N | --quick] [--profile [--symbols]] [--timeout SECS] [--no-record]
         Boot the VM once and measure attach and detach per container side by
         side (benches/attach.rs): a raw-netlink floor (one process for all,
         one per container, and one per container that also writes one
@@ -86,10 +86,13 @@ commands:
         --quick: 10 and 20 containers. Records the table in benches/RESULTS.md
         (not with --no-record). Release musl builds. Not part of `test`.
         --profile: instead of the rows, where the CPU goes: our connect, our
-        CNI ADD, the durable floor and the per-process floor in turn under
+        CNI ADD, the durable floor and the per-process floor in turn, and
+        batches of 10 through our bulk API and the one-process floor, under
         `perf record` (Debian's linux-perf, installed when missing), CPU ms
         per container by category (system call, page faults, user space),
-        side by side; N (--containers) defaults to 100.
+        side by side; N (--containers) defaults to 100. --symbols: our
+        binary unstripped (same code), and the user-space functions our
+        samples fell in, by CPU time.
   criterion [ARGS]...
         Run the criterion benchmarks (`cargo bench`).
   fuzz [--secs N] [TARGET]...

@@ -1148,9 +1148,11 @@ fn profile_category(frames: &[(bool, String)]) -> &'static str {
             "openat" | "openat2" if has("ext4_create") => "files: create (`openat` with `O_CREAT`)",
             "openat" | "openat2" if has_prefix("proc_") => "files: open under /proc",
             "openat" | "openat2" | "open" => "files: open",
-            "symlink" | "symlinkat" | "mknodat" | "mkdir" | "mkdirat" | "chmod" | "fchmodat"
-            | "unlink" | "unlinkat" | "rename" | "renameat" | "renameat2" => {
-                "files: other changes (symlink, mknod, mkdir, chmod)"
+            "symlink" | "symlinkat" => "files: symlink",
+            "mknodat" => "files: mknod",
+            "mkdir" | "mkdirat" | "chmod" | "fchmodat" | "fchmod" => "files: mkdir, chmod",
+            "unlink" | "unlinkat" | "rmdir" | "rename" | "renameat" | "renameat2" => {
+                "files: unlink, rename"
             }
             "write" | "pwrite64" if has("proc_sys_call_handler") => "sysctl write",
             "write" | "pwrite64" => "files: write",

@@ -124,15 +124,43 @@ pub(crate) fn reconcile(path: &Path, wanted: &[(IpAddr, String)]) -> Result<(), 
 
 /// A line naming a host: not the header's, not blank, not a comment.
 fn is_host_line(line: &str) -> bool {
-    !HEADER.lines().any(|header| header == line)
+    !is_header_line(line)
         && line
             .split_whitespace()
             .next()
             .is_some_and(|addr| !addr.starts_with('#'))
 }
 
+/// The lines of [`HEADER`], compared with a line of a hosts file by
+/// [`is_header_line`] without walking the header's text for each.
+const HEADER_LINES: [&str; 2] = [
+    "127.0.0.1\tlocalhost",
+    "::1\tlocalhost ip6-localhost ip6-loopback",
+];
+
+fn is_header_line(line: &str) -> bool {
+    HEADER_LINES.contains(&line)
+}
+
+/// Whether `line` is a host line that names `name`. A detach asks it of
+/// every line of its network's file: the names are compared first, as
+/// nearly every line names another container.
 fn names_host(line: &str, name: &str) -> bool {
-    is_host_line(line) && line.split_whitespace().skip(1).any(|field| field == name)
+    names_host_where(line, |field| field == name)
+}
+
+/// Whether `line` is a host line that names one of `names` (a batch
+/// detach's containers, asked of each line once).
+fn names_any_host(line: &str, names: &std::collections::HashSet<&str>) -> bool {
+    names_host_where(line, |field| names.contains(field))
+}
+
+fn names_host_where(line: &str, mut named: impl FnMut(&str) -> bool) -> bool {
+    let mut fields = line.split_whitespace();
+    let Some(address) = fields.next() else {
+        return false;
+    };
+    fields.any(&mut named) && !address.starts_with('#') && !is_header_line(line)
 }
 
 /// Makes `target` the union of the network files `sources` (one header,
@@ -151,7 +179,7 @@ pub(crate) fn write_union(target: &Path, sources: &[PathBuf]) -> Result<(), Erro
         wanted.extend(
             content
                 .lines()
-                .filter(|l| !l.trim().is_empty() && !HEADER.lines().any(|h| h == *l))
+                .filter(|l| !l.trim().is_empty() && !is_header_line(l))
                 .map(str::to_string),
         );
     }
@@ -190,7 +218,7 @@ pub(crate) fn write_union(target: &Path, sources: &[PathBuf]) -> Result<(), Erro
     // header stays; the rest goes.
     let mut missing = wanted;
     crate::store::blank_lines(&mut file, &text, |line| {
-        if HEADER.lines().any(|h| h == line) {
+        if is_header_line(line) {
             return false;
         }
         match missing.iter().position(|w| w == line) {
@@ -617,9 +645,10 @@ impl Names<'_> {
             return Ok(());
         }
         let file = self.state.hosts_path(&network.id);
-        self.state.blank_lines_in(&file, |line| {
-            containers.iter().any(|name| names_host(line, name))
-        })?;
+        let names: std::collections::HashSet<&str> =
+            containers.iter().map(String::as_str).collect();
+        self.state
+            .blank_lines_in(&file, |line| names_any_host(line, &names))?;
         Ok(())
     }
 
@@ -824,6 +853,42 @@ mod tests {
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
         dir
+    }
+
+    #[test]
+    fn the_header_lines_are_the_headers() {
+        assert_eq!(HEADER.lines().collect::<Vec<_>>(), HEADER_LINES);
+    }
+
+    #[test]
+    fn a_line_names_a_host_only_after_its_address_and_never_in_the_header() {
+        let cases = [
+            ("10.0.0.2\tweb", "web", true),
+            ("10.0.0.2\tweb alias", "alias", true),
+            ("10.0.0.2 \t web  ", "web", true),
+            ("10.0.0.2\tweb", "10.0.0.2", false),
+            ("10.0.0.2\twebserver", "web", false),
+            ("# 10.0.0.2\tweb", "web", false),
+            ("#10.0.0.2\tweb", "web", false),
+            ("127.0.0.1\tlocalhost", "localhost", false),
+            (
+                "::1\tlocalhost ip6-localhost ip6-loopback",
+                "ip6-localhost",
+                false,
+            ),
+            ("10.0.0.9\tlocalhost", "localhost", true),
+            ("", "web", false),
+            ("   ", "web", false),
+        ];
+        for (line, name, named) in cases {
+            assert_eq!(names_host(line, name), named, "{line:?} names {name:?}");
+            let set = std::collections::HashSet::from([name, "other"]);
+            assert_eq!(
+                names_any_host(line, &set),
+                named,
+                "{line:?} names one of {set:?}"
+            );
+        }
     }
 
     #[test]

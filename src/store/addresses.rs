@@ -133,7 +133,7 @@ impl AddressBook for DiskBook<'_> {
         let file = match self.cursor.take() {
             // Read by this allocation: checked (regular, in our checked
             // directory) when it was opened.
-            Some(held) if held.dir == dir => held.file,
+            Some(held) if super::fsutil::same_path(&held.dir, &dir) => held.file,
             other => {
                 if let Some(other) = other {
                     self.state.keep_cursor(other);

@@ -774,14 +774,17 @@ impl StateDir {
 
     fn record_held(&self, path: &Path) -> Option<Option<Value>> {
         let held = self.records_held();
-        let found = held.as_ref()?.iter().find(|(p, _)| p == path)?;
+        let found = held
+            .as_ref()?
+            .iter()
+            .find(|(p, _)| fsutil::same_path(p, path))?;
         Some(found.1.clone())
     }
 
     /// Notes what the record at `path` now is, while the store is locked.
     fn hold_record(&self, path: &Path, value: Option<Value>) {
         if let Some(held) = self.records_held().as_mut() {
-            held.retain(|(p, _)| p != path);
+            held.retain(|(p, _)| !fsutil::same_path(p, path));
             if held.len() >= HELD_RECORDS_MAX {
                 held.remove(0);
             }
@@ -1557,7 +1560,7 @@ impl Locked<'_> {
     /// Forgets the record at `path`, read from disk again when next asked.
     fn forget_record(&self, path: &Path) {
         if let Some(held) = self.records_held().as_mut() {
-            held.retain(|(p, _)| p != path);
+            held.retain(|(p, _)| !fsutil::same_path(p, path));
         }
     }
 

@@ -55,6 +55,18 @@ fn refuse(reason: impl Into<String>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, Refused(reason.into()))
 }
 
+/// Whether `a` and `b` are the same path, byte for byte. The store's
+/// lookups among what a command holds (open directories, pending files,
+/// held records and changes) compare this way: every path they hold is
+/// built from the root by the same joins, so one file never has two
+/// spellings there, and `Path`'s own equality, which parses both paths
+/// into components whenever their bytes differ, was a fifth of a batch's
+/// instructions. A miss would cost a second descriptor or a second held
+/// change of the same file, never another file's.
+pub fn same_path(a: &Path, b: &Path) -> bool {
+    a.as_os_str().as_encoded_bytes() == b.as_os_str().as_encoded_bytes()
+}
+
 /// The reason when `error` is a refusal of [`open_regular`],
 /// [`read_capped`] or the checks of the state directory.
 pub fn refusal(error: &io::Error) -> Option<&str> {
@@ -359,25 +371,33 @@ fn blank_lines_dyn(
     text: &str,
     remove: &mut dyn FnMut(&str) -> bool,
 ) -> io::Result<usize> {
-    let mut removed = 0;
+    // Where each removed line starts, for a compaction's second pass
+    // (`remove` is asked once per line: it may keep count).
+    let mut removed_at = Vec::new();
     let mut blank = 0;
-    let mut offset = 0u64;
-    let mut kept = String::with_capacity(text.len());
+    let mut offset = 0;
     for line in text.split_inclusive('\n') {
         let content = line.trim_end_matches('\n');
-        if !content.trim().is_empty() && remove(content) {
+        let is_blank = content.trim().is_empty();
+        if !is_blank && remove(content) {
             // One pwrite(2) each (the file is never opened to append).
-            file.write_all_at(" ".repeat(content.len()).as_bytes(), offset)?;
-            removed += 1;
-            blank += line.len();
-        } else if content.trim().is_empty() {
-            blank += line.len();
-        } else {
-            kept.push_str(line);
+            file.write_all_at(" ".repeat(content.len()).as_bytes(), offset as u64)?;
+            removed_at.push(offset);
         }
-        offset += line.len() as u64;
+        if is_blank || removed_at.last() == Some(&offset) {
+            blank += line.len();
+        }
+        offset += line.len();
     }
     if text.len() > 4096 && blank * 2 > text.len() {
+        let mut kept = String::with_capacity(text.len());
+        let mut offset = 0;
+        for line in text.split_inclusive('\n') {
+            if !line.trim().is_empty() && removed_at.binary_search(&offset).is_err() {
+                kept.push_str(line);
+            }
+            offset += line.len();
+        }
         if !kept.is_empty() && !kept.ends_with('\n') {
             kept.push('\n');
         }
@@ -386,7 +406,7 @@ fn blank_lines_dyn(
         file.write_all_at(kept.as_bytes(), 0)?;
         file.set_len(new_len as u64)?;
     }
-    Ok(removed)
+    Ok(removed_at.len())
 }
 
 // ---- The same primitives relative to a checked directory's descriptor ----
@@ -689,4 +709,60 @@ pub fn check_dir_fd(dir: &File, euid: u32) -> io::Result<u32> {
     let meta = dir.metadata()?;
     check_dir_meta(&meta, euid)?;
     Ok(meta.mode() & 0o7777)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    fn scratch(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("ipvlan-fsutil-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// Lines are blanked in place, to their length; `remove` is asked once
+    /// for each line that is not blank; past 4 KiB, a file more than half
+    /// blank is compacted to its kept lines, on the same inode.
+    #[test]
+    fn lines_are_blanked_in_place_and_a_mostly_blank_file_compacted() {
+        let dir = scratch("blank");
+        let path = dir.join("hosts");
+        fs::write(&path, "a 1\n\nb 2\n   \nc 3").unwrap();
+        let inode = fs::metadata(&path).unwrap().ino();
+        let mut asked = Vec::new();
+        let removed = remove_lines(&path, |line| {
+            asked.push(line.to_string());
+            line.starts_with('b') || line.starts_with('c')
+        })
+        .unwrap();
+        assert_eq!(
+            (removed, asked),
+            (2, vec!["a 1".into(), "b 2".into(), "c 3".into()])
+        );
+        assert_eq!(fs::read_to_string(&path).unwrap(), "a 1\n\n   \n   \n   ");
+
+        // 300 lines, 5,700 bytes: blanking seven in ten leaves the file mostly blank.
+        let text: String = (0..300)
+            .map(|i| format!("10.0.{:03}.{:03}\tx{i:03}\n", i / 256, i % 256))
+            .collect();
+        assert!(text.len() > 4096);
+        fs::write(&path, &text).unwrap();
+        let removed = remove_lines(&path, |line| {
+            !line.ends_with('7') && !line.ends_with('3') && !line.ends_with('5')
+        })
+        .unwrap();
+        let kept: String = text
+            .lines()
+            .filter(|line| line.ends_with('7') || line.ends_with('3') || line.ends_with('5'))
+            .map(|line| format!("{line}\n"))
+            .collect();
+        assert_eq!(removed, 300 - kept.lines().count());
+        assert!(removed * 2 > 300, "more than half blanked: {removed}");
+        assert_eq!(fs::read_to_string(&path).unwrap(), kept, "compacted");
+        assert_eq!(fs::metadata(&path).unwrap().ino(), inode, "in place");
+        fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -262,7 +262,7 @@ impl Shared {
             hasher.finish()
         };
         if !self.noted.insert(hash) {
-            self.changes.retain(|(p, _)| p != path);
+            self.changes.retain(|(p, _)| !fsutil::same_path(p, path));
         }
         // Its kind, the path's length and path, the contents' length and
         // contents (an upper bound: the path is made relative later).
@@ -299,7 +299,11 @@ impl Shared {
     /// Takes `path` out of the files waiting for the commit (it was
     /// replaced or removed since), closing its descriptor or leaving it.
     fn drop_pending(&mut self, path: &Path) {
-        if let Some(at) = self.files.iter().position(|(p, _)| p == path) {
+        if let Some(at) = self
+            .files
+            .iter()
+            .position(|(p, _)| fsutil::same_path(p, path))
+        {
             let (_, gone) = self.files.remove(at);
             self.let_go([gone]);
         }
@@ -389,7 +393,12 @@ impl Handles {
     /// lookup begins every way to a directory.
     #[inline(never)]
     fn opened(&self, dir: &Path) -> Option<Arc<Dir>> {
-        self.shared().dirs.iter().find(|d| d.path == dir).cloned()
+        let shared = self.shared();
+        shared
+            .dirs
+            .iter()
+            .find(|d| fsutil::same_path(&d.path, dir))
+            .cloned()
     }
 
     /// Marks what was checked as fresh: the next `refresh` keeps it.
@@ -416,7 +425,7 @@ impl Handles {
         let Some(root) = self.dir(&self.root)? else {
             return Ok(None);
         };
-        if root.private && dir != self.root {
+        if root.private && !fsutil::same_path(dir, &self.root) {
             if let Some(relative) = self.relative(dir) {
                 return Ok(Some(At::Below { root, relative }));
             }
@@ -503,7 +512,7 @@ impl Handles {
         if let Some(found) = self.opened(dir) {
             return Ok(Some(found));
         }
-        if dir != self.root {
+        if !fsutil::same_path(dir, &self.root) {
             let Some(root) = self.dir(&self.root)? else {
                 return Ok(None);
             };
@@ -536,7 +545,7 @@ impl Handles {
         }
         let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW;
         let mut below_private = false;
-        let opened = if dir == self.root {
+        let opened = if fsutil::same_path(dir, &self.root) {
             use std::os::unix::ffi::OsStrExt;
             let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).map_err(|_| {
                 StoreError::io("opening", dir)(io::Error::from(io::ErrorKind::InvalidInput))
@@ -582,7 +591,7 @@ impl Handles {
         } else {
             let mode =
                 fsutil::check_dir_fd(&file, self.euid).map_err(StoreError::io("checking", dir))?;
-            dir == self.root && mode & 0o077 == 0
+            fsutil::same_path(dir, &self.root) && mode & 0o077 == 0
         };
         let found = Arc::new(Dir {
             path: dir.to_path_buf(),
@@ -603,7 +612,7 @@ impl Handles {
             return Ok(found);
         }
         let parent = match dir.parent().filter(|p| p.starts_with(&self.root)) {
-            Some(parent) if dir != self.root => self.ensure(parent)?,
+            Some(parent) if !fsutil::same_path(dir, &self.root) => self.ensure(parent)?,
             _ => {
                 // The root itself: made by path, its parent synced.
                 fsutil::create_dir(dir).map_err(StoreError::io("creating", dir))?;
@@ -821,7 +830,10 @@ impl Handles {
     /// by [`Handles::keep_cursor`].
     pub(crate) fn take_cursor(&self, dir: &Path) -> Option<HeldCursor> {
         let mut shared = self.shared();
-        let at = shared.cursors.iter().position(|c| c.dir == dir)?;
+        let at = shared
+            .cursors
+            .iter()
+            .position(|c| fsutil::same_path(&c.dir, dir))?;
         Some(shared.cursors.swap_remove(at))
     }
 

@@ -5,10 +5,11 @@
 //! Bottom up; a file uses only its own layer and those below (checked by
 //! `cargo xtask layers`):
 //!
-//! 1. `sys`, [`json`], [`text`], [`fault`], [`order`], [`process`]: system
-//!    calls (the only `unsafe`), JSON, user-supplied text made safe for
-//!    messages, the kill points of crash tests, the one shared stable sort,
-//!    and the binary's process start and allocator.
+//! 1. `sys`, [`json`], [`text`], [`digits`], [`fault`], [`order`],
+//!    [`process`]: system calls (the only `unsafe`), JSON, user-supplied
+//!    text made safe for messages, numbers and addresses as text, the kill
+//!    points of crash tests, the one shared stable sort, and the binary's
+//!    process start and allocator.
 //! 2. [`netlink`]: the netlink transport.
 //! 3. [`netns`]: network namespaces.
 //! 4. [`rtnl`]: typed rtnetlink requests.
@@ -24,6 +25,7 @@
 //! sys.rs               every unsafe call (setns, unshare, mount, flock, signals, sockets)
 //! json.rs              the one JSON reader and writer (inspect output, records)
 //! text.rs              user-supplied text in messages: control characters escaped
+//! digits.rs            numbers and IP addresses as text, without core::fmt
 //! fault.rs             kill points where effects happen, live only with the
 //!                      `fault-injection` feature (crash tests)
 //! order.rs             stable sorting through one copy of std's sort (binary size)
@@ -83,6 +85,7 @@
 
 pub mod cli;
 pub mod cni;
+pub mod digits;
 pub mod driver;
 pub mod fault;
 pub mod ipam;

@@ -580,11 +580,10 @@ impl Names<'_> {
                 continue;
             };
             for net in endpoint.ipv4.iter().chain(endpoint.ipv6.iter()) {
-                // Into the one string (writing to a `String` cannot fail).
-                let _ = std::fmt::Write::write_fmt(
-                    &mut lines,
-                    format_args!("{}\t{container}\n", net.addr()),
-                );
+                crate::digits::push_ip(&mut lines, net.addr());
+                lines.push('\t');
+                lines.push_str(container);
+                lines.push('\n');
             }
         }
         // One open relative to the store's checked `hosts/` descriptor,

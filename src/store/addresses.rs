@@ -129,7 +129,12 @@ impl AddressBook for DiskBook<'_> {
         // one width (an IPv6 address has at most 39 characters), each line
         // covers the one before whole; only allocations, under the lock,
         // read it.
-        let line = format!("{addr:<CURSOR_WIDTH$}\n");
+        // The address, padded with spaces to the cursor's width.
+        let mut line = crate::digits::ip_text(addr);
+        while line.len() < CURSOR_WIDTH {
+            line.push(' ');
+        }
+        line.push('\n');
         let file = match self.cursor.take() {
             // Read by this allocation: checked (regular, in our checked
             // directory) when it was opened.
@@ -166,22 +171,24 @@ impl AddressBook for DiskBook<'_> {
         let dir = subnet_dir(&self.network_dir, subnet);
         // The subnet directory is made on first use (with `ipam/<network
         // id>`): a network without allocations has none.
-        let target = dir.join(addr.to_string());
+        let name = crate::digits::ip_text(addr);
+        let target = dir.join(&name);
         // Derived from the endpoint records, so not part of the commit:
         // `restore` makes it again after a power cut.
         self.state.write_in(&dir, "creating", &target, |at| {
-            fsutil::symlink_new_at(at.fd(), owner, &at.c_entry(&addr.to_string())?)
+            fsutil::symlink_new_at(at.fd(), owner, &at.c_entry(&name)?)
         })
     }
 
     fn release(&mut self, subnet: &SubnetSpec, addr: IpAddr) -> Result<bool, StoreError> {
         let dir = subnet_dir(&self.network_dir, subnet);
-        let target = dir.join(addr.to_string());
+        let name = crate::digits::ip_text(addr);
+        let target = dir.join(&name);
         let Some(at) = self.state.reach(&dir)? else {
             return Ok(false);
         };
         let name = at
-            .c_entry(&addr.to_string())
+            .c_entry(&name)
             .map_err(StoreError::io("removing", &target))?;
         // Not part of the commit either (see `take`): an address file a
         // power cut brings back names an owner without a record, which

@@ -181,6 +181,12 @@ fn text_of<T: ToString>(v: &Option<T>) -> Value {
     Value::from(v.as_ref().map(ToString::to_string))
 }
 
+/// An address with its prefix as text, or `null` (see
+/// [`crate::digits::ipnet_text`]).
+fn net_text(net: &Option<IpNet>) -> Value {
+    Value::from(net.as_ref().map(crate::digits::ipnet_text))
+}
+
 macro_rules! text_enum {
     ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
         $(#[$doc])*
@@ -673,8 +679,8 @@ impl EndpointRecord {
             ("netns", Value::from(self.netns.as_str())),
             ("ifname", Value::from(self.ifname.as_str())),
             ("mac", Value::from(self.mac.clone())),
-            ("ipv4", text_of(&self.ipv4)),
-            ("ipv6", text_of(&self.ipv6)),
+            ("ipv4", net_text(&self.ipv4)),
+            ("ipv6", net_text(&self.ipv6)),
             ("state", Value::from(self.state.as_str())),
             ("created", Value::from(self.created.to_string())),
             ("netns_dev", Value::from(self.netns_id.map(|id| id.dev))),

@@ -63,8 +63,13 @@ fn refuse(reason: impl Into<String>) -> io::Error {
 /// into components whenever their bytes differ, was a fifth of a batch's
 /// instructions. A miss would cost a second descriptor or a second held
 /// change of the same file, never another file's.
+///
+/// Compared from the end: the paths held share the root and most of their
+/// directories, and differ in their last name (an id), while musl's
+/// `memcmp` goes a byte at a time from the front.
 pub fn same_path(a: &Path, b: &Path) -> bool {
-    a.as_os_str().as_encoded_bytes() == b.as_os_str().as_encoded_bytes()
+    let (a, b) = (a.as_os_str().as_encoded_bytes(), b.as_os_str().as_encoded_bytes());
+    a.len() == b.len() && a.iter().rev().eq(b.iter().rev())
 }
 
 /// The reason when `error` is a refusal of [`open_regular`],

@@ -218,7 +218,8 @@ impl Value {
     /// refuses.
     pub fn to_compact(&self) -> Result<String, WriteError> {
         self.check()?;
-        let mut out = String::new();
+        // A record's size: most writes then grow the text once or never.
+        let mut out = String::with_capacity(512);
         write_value(&mut out, self, None, 0);
         Ok(out)
     }
@@ -227,7 +228,7 @@ impl Value {
     /// does; refuses what [`Value::check`] refuses.
     pub fn to_pretty(&self) -> Result<String, WriteError> {
         self.check()?;
-        let mut out = String::new();
+        let mut out = String::with_capacity(512);
         write_value(&mut out, self, Some(4), 0);
         Ok(out)
     }
@@ -398,10 +399,16 @@ fn write_value(out: &mut String, value: &Value, indent: Option<usize>, level: us
 }
 
 fn newline(out: &mut String, indent: Option<usize>, level: usize) {
+    /// Indentation is copied from here, a slice at a time rather than a
+    /// space at a time.
+    const SPACES: &str = "                                ";
     if let Some(width) = indent {
         out.push('\n');
-        for _ in 0..width * level {
-            out.push(' ');
+        let mut left = width * level;
+        while left > 0 {
+            let run = left.min(SPACES.len());
+            out.push_str(&SPACES[..run]);
+            left -= run;
         }
     }
 }
@@ -794,6 +801,30 @@ mod tests {
             r#""a\"b\\c\nd\re\tf\b\f\u0001\u001f é""#,
             "each escape as JSON spells it, everything else as it is"
         );
+    }
+
+    #[test]
+    fn deep_values_are_indented_four_spaces_a_level() {
+        let mut v = Value::from(1u64);
+        for _ in 0..12 {
+            v = Value::from(vec![v]);
+        }
+        let text = v.to_pretty().unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 25);
+        for (at, line) in lines.iter().enumerate() {
+            let level = at.min(24 - at);
+            let expected = match at {
+                12 => "1",
+                _ if at < 12 => "[",
+                _ => "]",
+            };
+            assert_eq!(
+                *line,
+                format!("{}{expected}", " ".repeat(4 * level)),
+                "line {at}"
+            );
+        }
     }
 
     #[test]

@@ -68,7 +68,10 @@ fn refuse(reason: impl Into<String>) -> io::Error {
 /// directories, and differ in their last name (an id), while musl's
 /// `memcmp` goes a byte at a time from the front.
 pub fn same_path(a: &Path, b: &Path) -> bool {
-    let (a, b) = (a.as_os_str().as_encoded_bytes(), b.as_os_str().as_encoded_bytes());
+    let (a, b) = (
+        a.as_os_str().as_encoded_bytes(),
+        b.as_os_str().as_encoded_bytes(),
+    );
     a.len() == b.len() && a.iter().rev().eq(b.iter().rev())
 }
 

@@ -1235,6 +1235,179 @@ fn profile_table(totals: &BTreeMap<(String, &'static str), u64>, containers: u32
 }
 
 // ---------------------------------------------------------------------------
+// Instructions: what each command executes, counted by callgrind, ours and
+// the floor's side by side. Unlike time, the count is the same run to run
+// and host to host, so a change of a few percent shows.
+
+/// The two batch sizes whose difference, divided by theirs, is what one
+/// more target of a batch executes (the process's start and the batch's
+/// fixed work cancel out).
+const INSTRUCTION_BATCHES: [u32; 2] = [10, 20];
+
+/// The instructions `cmd` executes, its whole process: `valgrind
+/// --tool=callgrind`'s count (`I refs`), the profile itself thrown away.
+fn instructions_of(valgrind: &str, cmd: &Cmd) -> Res<u64> {
+    let mut command = Command::new(valgrind);
+    command
+        .args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
+        .args(&cmd.argv)
+        .envs(cmd.env.iter().map(|(k, v)| (k, v)))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    match &cmd.stdin {
+        Some(file) => command.stdin(fs::File::open(file).map_err(|e| format!("{file}: {e}"))?),
+        None => command.stdin(Stdio::null()),
+    };
+    let out = command.output().map_err(|e| format!("{valgrind}: {e}"))?;
+    let log = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        return Err(format!(
+            "`{}` failed under callgrind ({}): {log}",
+            cmd.argv.join(" "),
+            out.status
+        ));
+    }
+    parse_instructions(&log).ok_or_else(|| format!("callgrind printed no count: {log}"))
+}
+
+/// The count in callgrind's summary line `==PID== I   refs:      1,234`.
+fn parse_instructions(log: &str) -> Option<u64> {
+    let line = log.lines().find(|l| l.contains("I   refs:"))?;
+    let figure = line.split("I   refs:").nth(1)?.trim().replace(',', "");
+    figure.parse().ok()
+}
+
+/// One row of the instruction table: ours and the floor's counts.
+struct Counted {
+    what: String,
+    ours: u64,
+    floor: u64,
+}
+
+/// The instruction counts: a single attach and detach through our CLI and
+/// our CNI mode (`ipam.type: ipvlan`) against the per-process floor's, and
+/// one more target of a batch through the bulk API against one more
+/// container of the one-process floor's, each after a few attaches of its
+/// kind (the store and the namespaces in use).
+fn instruction_counts(config: &Config, valgrind: &str) -> Res<String> {
+    let [small, large] = INSTRUCTION_BATCHES;
+    // Containers 1-5: attached first, not counted; 6: the single commands;
+    // 11 onwards: the batches.
+    let (warm, single, first_batch) = (5, 6, 11);
+    let last = first_batch + small + large - 1;
+    let (ours, cni, floor) = (OURS_SITE, CNI_OURS_SITE, FLOOR_SITE);
+    for site in [ours, cni, floor] {
+        make_namespaces(site.ns, 1, last)?;
+    }
+    let mut warming = vec![
+        bulk_attach(config, ours, 1, warm),
+        floor_cmd(config, floor, "attach", 1, warm),
+    ];
+    warming.extend((1..=warm).flat_map(|i| ours_cni_attach(config, cni, i)));
+    for cmd in &warming {
+        run_profile_line(profile_line(cmd).trim_end())?;
+    }
+    let count = |cmds: Vec<Cmd>| -> Res<u64> {
+        cmds.iter().map(|cmd| instructions_of(valgrind, cmd)).sum()
+    };
+    let floor_attach = count(floor_pp_attach(config, floor, single))?;
+    let floor_detach = count(floor_pp_detach(config, floor, single))?;
+    let mut rows = Vec::new();
+    for (what, cmds, floor) in [
+        (
+            "attach: `network connect`",
+            cli_attach(config, ours, single),
+            floor_attach,
+        ),
+        (
+            "detach: `network disconnect`",
+            cli_detach(config, ours, single),
+            floor_detach,
+        ),
+        (
+            "attach: CNI ADD",
+            ours_cni_attach(config, cni, single),
+            floor_attach,
+        ),
+        (
+            "detach: CNI DEL",
+            ours_cni_detach(config, cni, single),
+            floor_detach,
+        ),
+    ] {
+        let what = what.to_string();
+        rows.push(Counted {
+            what,
+            ours: count(cmds)?,
+            floor,
+        });
+    }
+    // Each batch: ours and the floor's attach, then their detach.
+    let mut batches = Vec::new();
+    let mut first = first_batch;
+    for n in INSTRUCTION_BATCHES {
+        let (a, b) = (first, first + n - 1);
+        let counts = [
+            count(vec![bulk_attach(config, ours, a, b)])?,
+            count(vec![floor_cmd(config, floor, "attach", a, b)])?,
+            count(vec![bulk_detach(config, ours, a, b)])?,
+            count(vec![floor_cmd(config, floor, "detach", a, b)])?,
+        ];
+        for (kind, at) in [("attach", 0), ("detach", 2)] {
+            rows.push(Counted {
+                what: format!("a batch of {n}, {kind} (the whole process)"),
+                ours: counts[at],
+                floor: counts[at + 1],
+            });
+        }
+        batches.push(counts);
+        first += n;
+    }
+    let per_target = |k: usize| (batches[1][k] - batches[0][k]) / u64::from(large - small);
+    for (kind, at) in [("attach", 0), ("detach", 2)] {
+        rows.push(Counted {
+            what: format!("one more target of a batch, {kind} (from {small} to {large})"),
+            ours: per_target(at),
+            floor: per_target(at + 1),
+        });
+    }
+    Ok(instruction_table(&rows))
+}
+
+fn instruction_table(rows: &[Counted]) -> String {
+    let mut out = String::from(
+        "Instructions executed (user space, the whole process: `valgrind --tool=callgrind`'s \
+         count), ours against the raw-netlink floor's (one process per container for the \
+         single commands, one process for all for the batches); the kernel's work is in no \
+         figure.\n\n| command | ours | floor | ours / floor |\n|---|---|---|---|\n",
+    );
+    for row in rows {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {:.2}x |",
+            row.what,
+            thousands(row.ours),
+            thousands(row.floor),
+            row.ours as f64 / row.floor.max(1) as f64
+        );
+    }
+    out
+}
+
+/// `n` with a comma every three digits.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (at, digit) in digits.chars().enumerate() {
+        if at > 0 && (digits.len() - at) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------
 // The orchestrator.
 
 #[derive(Clone)]
@@ -1254,6 +1427,9 @@ struct Config {
     record_bytes: u64,
     /// `perf` in the guest: profile instead of the rows (see [`cpu_profile`]).
     perf: Option<String>,
+    /// Valgrind in the guest: instruction counts instead of the rows (see
+    /// [`instruction_counts`]).
+    valgrind: Option<String>,
 }
 
 /// One command to launch.
@@ -2108,6 +2284,7 @@ fn parse_config(args: &[String]) -> Res<Config> {
         parent_index: 0,
         record_bytes: 0,
         perf: None,
+        valgrind: None,
     };
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
@@ -2117,6 +2294,7 @@ fn parse_config(args: &[String]) -> Res<Config> {
             "--disk" => config.disk = value()?,
             "--cni" => config.cni = Some(value()?),
             "--perf" => config.perf = Some(value()?),
+            "--valgrind" => config.valgrind = Some(value()?),
             "--small" => config.small = value()?.parse().map_err(|e| format!("--small: {e}"))?,
             "--large" => {
                 let n: u32 = value()?.parse().map_err(|e| format!("--large: {e}"))?;
@@ -2186,6 +2364,11 @@ fn orchestrate(args: &[String]) -> Res {
 
     if let Some(perf) = &config.perf {
         let markdown = cpu_profile(&config, perf)?;
+        println!("{RESULTS_BEGIN}\n{markdown}{RESULTS_END}");
+        return Ok(());
+    }
+    if let Some(valgrind) = &config.valgrind {
+        let markdown = instruction_counts(&config, valgrind)?;
         println!("{RESULTS_BEGIN}\n{markdown}{RESULTS_END}");
         return Ok(());
     }
@@ -3104,6 +3287,33 @@ mod tests {
         let section = durable_writes_section(&table);
         assert!(section.contains("#### Durable write of one record, by kind\n"));
         assert!(section.ends_with(&table));
+    }
+
+    #[test]
+    fn callgrind_counts_are_read_and_tables_written() {
+        let log = "==164== Callgrind, a call-graph generating cache profiler\n\
+                   ==164== Events    : Ir\n==164== Collected : 2801838\n==164== \n\
+                   ==164== I   refs:      2,801,838\n";
+        assert_eq!(parse_instructions(log), Some(2_801_838));
+        assert_eq!(parse_instructions("==1== no summary\n"), None);
+        for (n, text) in [
+            (0, "0"),
+            (999, "999"),
+            (1_000, "1,000"),
+            (361_468, "361,468"),
+            (12_345_678, "12,345,678"),
+        ] {
+            assert_eq!(thousands(n), text);
+        }
+        let table = instruction_table(&[Counted {
+            what: "attach: `network connect`".into(),
+            ours: 332_553,
+            floor: 41_000,
+        }]);
+        assert!(
+            table.ends_with("| attach: `network connect` | 332,553 | 41,000 | 8.11x |\n"),
+            "{table}"
+        );
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 const USAGE: &str = "usage: cargo xtask bench [--kernel K] [--containers N | --quick] \
-     [--profile [--symbols]] [--timeout SECS] [--no-record]";
+     [--profile [--symbols] | --instructions] [--timeout SECS] [--no-record]";
 
 /// The guest program prints its Markdown between these lines
 /// (`RESULTS_BEGIN`, `RESULTS_END` in benches/attach.rs).
@@ -31,6 +31,10 @@ const SECTION_END: &str = "<!-- bench:end -->";
 const PROFILE_BEGIN: &str =
     "<!-- bench-profile:begin (written by `cargo xtask bench --profile`) -->";
 const PROFILE_END: &str = "<!-- bench-profile:end -->";
+/// So does `--instructions`.
+const INSTRUCTIONS_BEGIN: &str =
+    "<!-- bench-instructions:begin (written by `cargo xtask bench --instructions`) -->";
+const INSTRUCTIONS_END: &str = "<!-- bench-instructions:end -->";
 
 /// Where the guest finds what the bench runs.
 const GUEST_DIR: &str = "/usr/lib/ipvlan-bench";
@@ -61,6 +65,9 @@ struct Options {
     /// With `profile`: our binary keeps its symbol table, so the profile
     /// also names the user-space functions the samples fell in.
     symbols: bool,
+    /// Instructions each command executes (callgrind in the guest) instead
+    /// of the rows.
+    instructions: bool,
 }
 
 fn parse(args: &[String]) -> Result<Options> {
@@ -72,6 +79,7 @@ fn parse(args: &[String]) -> Result<Options> {
         record: true,
         profile: false,
         symbols: false,
+        instructions: false,
     };
     let mut iter = args.iter();
     let positive = |flag: &str, value: Option<&String>| -> Result<u64> {
@@ -104,11 +112,15 @@ fn parse(args: &[String]) -> Result<Options> {
             "--no-record" => options.record = false,
             "--profile" => options.profile = true,
             "--symbols" => options.symbols = true,
+            "--instructions" => options.instructions = true,
             other => return Err(format!("unknown argument {other}\n{USAGE}").into()),
         }
     }
     if options.symbols && !options.profile {
         return Err(format!("--symbols goes with --profile\n{USAGE}").into());
+    }
+    if options.instructions && options.profile {
+        return Err(format!("--instructions and --profile go alone\n{USAGE}").into());
     }
     Ok(options)
 }
@@ -141,6 +153,11 @@ pub fn run(args: &[String]) -> Result {
     let (cni_ipvlan, cni_host_local) = (plugin("ipvlan")?, plugin("host-local")?);
     let perf = if options.profile {
         Some(tools::ensure_perf()?)
+    } else {
+        None
+    };
+    let callgrind = if options.instructions {
+        Some(tools::ensure_callgrind()?)
     } else {
         None
     };
@@ -184,10 +201,21 @@ pub fn run(args: &[String]) -> Result {
         options.large.to_string(),
     ];
     let mut executables = vec![cni_ipvlan, cni_host_local];
+    let mut files = vec![(guest_ipvlan, ipvlan), (guest_program, program)];
     if let Some(perf) = perf {
         // At its host path in the guest, with its libraries.
         words.extend(["--perf".to_string(), perf.to_string_lossy().into_owned()]);
         executables.push(perf);
+    }
+    if let Some(callgrind) = callgrind {
+        // The launcher at its host path with its libraries; the tool where
+        // the launcher looks for it, its host path too.
+        let launcher = callgrind.launcher.to_string_lossy().into_owned();
+        words.extend(["--valgrind".to_string(), launcher]);
+        executables.push(callgrind.launcher);
+        for file in callgrind.files {
+            files.push((file.to_string_lossy().into_owned(), file));
+        }
     }
     words = words.iter().map(|w| shell_quote(w)).collect();
     let script = format!(
@@ -199,7 +227,7 @@ pub fn run(args: &[String]) -> Result {
     let outcome = vm::run(vm::Options {
         job: vm::Job::ScriptWithFiles {
             script,
-            files: vec![(guest_ipvlan, ipvlan), (guest_program, program)],
+            files,
             executables,
         },
         timeout,
@@ -231,6 +259,8 @@ pub fn run(args: &[String]) -> Result {
         let old = fs::read_to_string(&path).unwrap_or_default();
         let (begin, end) = if options.profile {
             (PROFILE_BEGIN, PROFILE_END)
+        } else if options.instructions {
+            (INSTRUCTIONS_BEGIN, INSTRUCTIONS_END)
         } else {
             (SECTION_BEGIN, SECTION_END)
         };
@@ -260,6 +290,9 @@ fn section(options: &Options, kernel: &str, figures: &str) -> String {
     }
     if options.symbols {
         command.push_str(" --symbols");
+    }
+    if options.instructions {
+        command.push_str(" --instructions");
     }
     command.push_str(&format!(" --kernel {}", options.kernel.name()));
     format!(
@@ -300,6 +333,8 @@ mod tests {
             parse(&args(&["--symbols"])).is_err(),
             "--symbols is for a profile"
         );
+        assert!(parse(&args(&["--instructions"])).unwrap().instructions);
+        assert!(parse(&args(&["--instructions", "--profile"])).is_err());
         let sized = parse(&args(&["--containers", "50"])).unwrap();
         assert_eq!((sized.small, sized.large), (50, 50));
         for bad in [

@@ -74,7 +74,7 @@ commands:
         --plant-leak leaves an ipvlan link behind (must fail).
   size  Build the release musl binary, check it is static non-PIE and carries
         no fault-injection hook, print its size; fail above 1 MiB stripped.
-  bench [--kernel K] [--containers N | --quick] [--profile [--symbols]] [--timeout SECS] [--no-record]
+  bench [--kernel K] [--containers N | --quick] [--profile [--symbols] | --instructions] [--timeout SECS] [--no-record]
         Boot the VM once and measure attach and detach per container side by
         side (benches/attach.rs): a raw-netlink floor (one process for all,
         one per container, and one per container that also writes one
@@ -92,7 +92,11 @@ commands:
         per container by category (system call, page faults, user space),
         side by side; N (--containers) defaults to 100. --symbols: our
         binary unstripped (same code), and the user-space functions our
-        samples fell in, by CPU time.
+        samples fell in, by CPU time. --instructions: instead of the rows,
+        the instructions each command executes (Debian's valgrind,
+        callgrind in the guest): a single connect, disconnect, CNI ADD and
+        DEL, and one more target of a batch, against the floor's; the same
+        on any host, so a small change shows.
   criterion [ARGS]...
         Run the criterion benchmarks (`cargo bench`).
   fuzz [--secs N] [TARGET]...

@@ -53,6 +53,12 @@ const PERF: Package = Package {
     provides: "perf",
 };
 
+/// For `cargo xtask bench --instructions`: callgrind counts in the guest.
+const VALGRIND: Package = Package {
+    name: "valgrind",
+    provides: "valgrind",
+};
+
 /// The host programs the VM harness uses.
 pub struct VmTools {
     pub qemu: PathBuf,
@@ -145,6 +151,29 @@ pub fn ensure_cni_plugins() -> Result<Vec<PathBuf>> {
 /// `perf` (Debian's `linux-perf`), installed when missing.
 pub fn ensure_perf() -> Result<PathBuf> {
     ensure_program(&PERF)
+}
+
+/// What `cargo xtask bench --instructions` puts in the guest to run
+/// callgrind there: Debian's `valgrind` (installed when missing).
+pub struct Callgrind {
+    /// The launcher proper (`/usr/bin/valgrind` is a shell wrapper that
+    /// execs it), a dynamic executable.
+    pub launcher: PathBuf,
+    /// The tool and the default suppressions, static files the launcher
+    /// finds in its library directory.
+    pub files: Vec<PathBuf>,
+}
+
+pub fn ensure_callgrind() -> Result<Callgrind> {
+    ensure_program(&VALGRIND)?;
+    const LIB: &str = "/usr/libexec/valgrind";
+    Ok(Callgrind {
+        launcher: installed_file(Path::new("/usr/bin/valgrind.bin"))?,
+        files: vec![
+            installed_file(&Path::new(LIB).join("callgrind-amd64-linux"))?,
+            installed_file(&Path::new(LIB).join("default.supp"))?,
+        ],
+    })
 }
 
 /// Podman and what it runs containers with, from Debian's packages

@@ -106,6 +106,41 @@ fn directory_and_file_modes() {
     assert_eq!(mode(&root.join("lock")), 0o600);
 }
 
+/// A directory named with a trailing `/`, a `.` or a doubled `/` is the
+/// same directory: the store compares the paths it holds byte for byte,
+/// and normalises what a caller names.
+#[test]
+fn a_directory_spelled_otherwise_is_the_same_directory() {
+    let tmp = TempDir::new("spelling");
+    let root = tmp.path().join("state");
+    let state = StateDir::open(&root).unwrap();
+    let text = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    for spelled in [
+        format!("{}/", text(&root)),
+        format!("{}/.", text(&root)),
+        format!("{}/networks/", text(&root)),
+        format!("{}//networks", text(&root)),
+        format!("{}/./records", text(&root)),
+    ] {
+        let dir = std::path::Path::new(&spelled);
+        assert_eq!(
+            state.check_dir(dir).map_err(|e| e.to_string()),
+            Ok(true),
+            "{spelled}"
+        );
+        assert_eq!(
+            state.ensure_dir(dir).map_err(|e| e.to_string()),
+            Ok(()),
+            "{spelled}"
+        );
+    }
+    let made = format!("{}/records/made//", text(&root));
+    state.ensure_dir(std::path::Path::new(&made)).unwrap();
+    assert!(root.join("records/made").is_dir());
+    let outside = format!("{}/../elsewhere", text(&root));
+    assert!(state.check_dir(std::path::Path::new(&outside)).is_err());
+}
+
 #[test]
 fn default_path_honours_environment() {
     std::env::set_var("IPVLAN_STATE_DIR", "/some/where");

@@ -58,11 +58,12 @@ fn refuse(reason: impl Into<String>) -> io::Error {
 /// Whether `a` and `b` are the same path, byte for byte. The store's
 /// lookups among what a command holds (open directories, pending files,
 /// held records and changes) compare this way: every path they hold is
-/// built from the root by the same joins, so one file never has two
+/// built from the root by the same joins (the root normalised when the
+/// store is opened, a directory a caller names normalised by
+/// `StateDir::check_dir` and `ensure_dir`), so one file never has two
 /// spellings there, and `Path`'s own equality, which parses both paths
 /// into components whenever their bytes differ, was a fifth of a batch's
-/// instructions. A miss would cost a second descriptor or a second held
-/// change of the same file, never another file's.
+/// instructions.
 ///
 /// Compared from the end: the paths held share the root and most of their
 /// directories, and differ in their last name (an id), while musl's

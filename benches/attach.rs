@@ -1313,34 +1313,22 @@ fn instruction_counts(config: &Config, valgrind: &str) -> Res<String> {
     let floor_attach = count(floor_pp_attach(config, floor, single))?;
     let floor_detach = count(floor_pp_detach(config, floor, single))?;
     let mut rows = Vec::new();
-    for (what, cmds, floor) in [
-        (
-            "attach: `network connect`",
-            cli_attach(config, ours, single),
-            floor_attach,
-        ),
+    type Commands = fn(&Config, Site, u32) -> Vec<Cmd>;
+    let singles: [(&str, Commands, Site, u64); 4] = [
+        ("attach: `network connect`", cli_attach, ours, floor_attach),
         (
             "detach: `network disconnect`",
-            cli_detach(config, ours, single),
+            cli_detach,
+            ours,
             floor_detach,
         ),
-        (
-            "attach: CNI ADD",
-            ours_cni_attach(config, cni, single),
-            floor_attach,
-        ),
-        (
-            "detach: CNI DEL",
-            ours_cni_detach(config, cni, single),
-            floor_detach,
-        ),
-    ] {
+        ("attach: CNI ADD", ours_cni_attach, cni, floor_attach),
+        ("detach: CNI DEL", ours_cni_detach, cni, floor_detach),
+    ];
+    for (what, commands, site, floor) in singles {
+        let ours = count(commands(config, site, single))?;
         let what = what.to_string();
-        rows.push(Counted {
-            what,
-            ours: count(cmds)?,
-            floor,
-        });
+        rows.push(Counted { what, ours, floor });
     }
     // Each batch: ours and the floor's attach, then their detach.
     let mut batches = Vec::new();

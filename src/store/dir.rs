@@ -330,7 +330,7 @@ impl StateDir {
     pub fn check_dir(&self, dir: &Path) -> Result<bool, StoreError> {
         // Spelled as the store spells its own paths (no trailing `/`, no
         // `.` or empty component): it compares them byte for byte.
-        let dir: &Path = &dir.components().collect::<PathBuf>();
+        let dir: &Path = &fsutil::plain_spelling(dir);
         if !dir.starts_with(&self.root) {
             return Err(StoreError::refused(
                 dir.to_path_buf(),
@@ -419,9 +419,7 @@ impl StateDir {
     /// whatever the umask, each synced into its parent).
     pub fn ensure_dir(&self, dir: &Path) -> Result<(), StoreError> {
         self.check_dir(dir)?;
-        self.handles
-            .ensure(&dir.components().collect::<PathBuf>())
-            .map(drop)
+        self.handles.ensure(&fsutil::plain_spelling(dir)).map(drop)
     }
 
     /// Appends `text` (whole lines) to the driver's file `path` (under

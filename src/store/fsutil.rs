@@ -76,6 +76,21 @@ pub fn same_path(a: &Path, b: &Path) -> bool {
     a.len() == b.len() && a.iter().rev().eq(b.iter().rev())
 }
 
+/// `path` spelled as the store spells the paths it builds (see
+/// [`same_path`]): without a trailing `/`, a `.` or an empty component
+/// after the first. Borrowed when it is spelled so already, as every path
+/// the store builds is (a scan, not a parse into components).
+pub fn plain_spelling(path: &Path) -> std::borrow::Cow<'_, Path> {
+    let bytes = path.as_os_str().as_encoded_bytes();
+    let mut names = bytes.split(|b| *b == b'/').skip(1);
+    let plain = !bytes.ends_with(b"/") && names.all(|name| !name.is_empty() && name != b".");
+    if plain {
+        std::borrow::Cow::Borrowed(path)
+    } else {
+        std::borrow::Cow::Owned(path.components().collect())
+    }
+}
+
 /// The reason when `error` is a refusal of [`open_regular`],
 /// [`read_capped`] or the checks of the state directory.
 pub fn refusal(error: &io::Error) -> Option<&str> {
@@ -724,12 +739,46 @@ pub fn check_dir_fd(dir: &File, euid: u32) -> io::Result<u32> {
 mod tests {
     use super::*;
     use std::os::unix::fs::MetadataExt;
+    use std::path::PathBuf;
 
     fn scratch(name: &str) -> std::path::PathBuf {
         let dir = std::env::temp_dir().join(format!("ipvlan-fsutil-{}-{name}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
         dir
+    }
+
+    #[test]
+    fn a_plainly_spelled_path_is_borrowed_and_any_other_normalised() {
+        use std::borrow::Cow;
+        for text in [
+            "/var/lib/ipvlan",
+            "",
+            "s/x",
+            "./s/x",
+            "/a/b.json",
+            "/a/.hidden",
+        ] {
+            let path = Path::new(text);
+            let spelled = plain_spelling(path);
+            assert!(matches!(spelled, Cow::Borrowed(_)), "{text:?}");
+            assert_eq!(
+                spelled.as_os_str(),
+                path.components().collect::<PathBuf>().as_os_str()
+            );
+        }
+        for (text, plain) in [
+            ("/var/lib/ipvlan/", "/var/lib/ipvlan"),
+            ("/var/lib/ipvlan/.", "/var/lib/ipvlan"),
+            ("/var//lib/./ipvlan", "/var/lib/ipvlan"),
+            ("s/x/", "s/x"),
+            ("/", "/"),
+        ] {
+            let spelled = plain_spelling(Path::new(text));
+            assert!(matches!(spelled, Cow::Owned(_)), "{text:?}");
+            assert_eq!(spelled, Path::new(plain));
+            assert!(same_path(&spelled, Path::new(plain)), "{text:?}");
+        }
     }
 
     /// Lines are blanked in place, to their length; `remove` is asked once

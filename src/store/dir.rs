@@ -330,7 +330,11 @@ impl StateDir {
     pub fn check_dir(&self, dir: &Path) -> Result<bool, StoreError> {
         // Spelled as the store spells its own paths (no trailing `/`, no
         // `.` or empty component): it compares them byte for byte.
-        let dir: &Path = &fsutil::plain_spelling(dir);
+        self.check_plain_dir(&fsutil::plain_spelling(dir))
+    }
+
+    /// [`StateDir::check_dir`] of a directory spelled plainly already.
+    fn check_plain_dir(&self, dir: &Path) -> Result<bool, StoreError> {
         if !dir.starts_with(&self.root) {
             return Err(StoreError::refused(
                 dir.to_path_buf(),
@@ -418,8 +422,9 @@ impl StateDir {
     /// [`StateDir::check_dir`], then creates what is missing (0700
     /// whatever the umask, each synced into its parent).
     pub fn ensure_dir(&self, dir: &Path) -> Result<(), StoreError> {
-        self.check_dir(dir)?;
-        self.handles.ensure(&fsutil::plain_spelling(dir)).map(drop)
+        let dir = fsutil::plain_spelling(dir);
+        self.check_plain_dir(&dir)?;
+        self.handles.ensure(&dir).map(drop)
     }
 
     /// Appends `text` (whole lines) to the driver's file `path` (under

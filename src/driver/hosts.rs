@@ -155,12 +155,8 @@ fn names_any_host(line: &str, names: &std::collections::HashSet<&str>) -> bool {
     names_host_where(line, |field| names.contains(field))
 }
 
-fn names_host_where(line: &str, mut named: impl FnMut(&str) -> bool) -> bool {
-    let mut fields = line.split_whitespace();
-    let Some(address) = fields.next() else {
-        return false;
-    };
-    fields.any(&mut named) && !address.starts_with('#') && !is_header_line(line)
+fn names_host_where(line: &str, named: impl FnMut(&str) -> bool) -> bool {
+    line.split_whitespace().skip(1).any(named) && is_host_line(line)
 }
 
 /// Makes `target` the union of the network files `sources` (one header,

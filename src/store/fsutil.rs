@@ -403,12 +403,13 @@ fn blank_lines_dyn(
     for line in text.split_inclusive('\n') {
         let content = line.trim_end_matches('\n');
         let is_blank = content.trim().is_empty();
-        if !is_blank && remove(content) {
+        let removed = !is_blank && remove(content);
+        if removed {
             // One pwrite(2) each (the file is never opened to append).
             file.write_all_at(" ".repeat(content.len()).as_bytes(), offset as u64)?;
             removed_at.push(offset);
         }
-        if is_blank || removed_at.last() == Some(&offset) {
+        if is_blank || removed {
             blank += line.len();
         }
         offset += line.len();

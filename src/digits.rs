@@ -1,15 +1,12 @@
-//! Numbers and IP addresses as text, without `core::fmt`.
+//! IP addresses as text, without `core::fmt`.
 //!
-//! The standard formatters support widths, padding and precision, and pay
-//! for it at every call: some 1,400 instructions an IPv4 address and 200
-//! an integer. A batch attach writes each target's address a dozen times
-//! and a few dozen integers (records, address files, hosts lines,
-//! intents), so these are written digit by digit, as `Display` would.
+//! The standard formatter supports widths, padding and precision, and pays
+//! for it at every call: some 1,400 instructions an IPv4 address. An attach
+//! writes its address about nine times (records, address file, cursor,
+//! hosts line, intent), so IPv4 is written digit by digit, as `Display`
+//! would.
 
-/// `addr` as text, as `Display` writes it. IPv4 is written digit by digit:
-/// the standard formatter, which supports widths and padding, cost some
-/// 1,400 instructions an address, and an attach writes its address a
-/// dozen times (records, address file, hosts line, intent).
+/// `addr` as text, as `Display` writes it.
 pub fn ip_text(addr: std::net::IpAddr) -> String {
     let mut out = String::with_capacity(15);
     push_ip(&mut out, addr);
@@ -45,7 +42,7 @@ pub fn ipnet_text(net: &ipnet::IpNet) -> String {
 }
 
 /// Appends `n` in decimal.
-pub fn push_decimal(out: &mut String, mut n: u64) {
+fn push_decimal(out: &mut String, mut n: u64) {
     let mut digits = [0u8; 20];
     let mut at = digits.len();
     loop {

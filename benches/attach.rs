@@ -847,7 +847,13 @@ fn profile_line(cmd: &Cmd) -> String {
 /// Runs a line of [`PROFILE_COMMANDS`] and waits for it.
 fn run_profile_line(line: &str) -> Res {
     let words: Vec<String> = line.split('\t').map(str::to_string).collect();
-    let (mut command, program) = launched_command(&words)?;
+    run_launched(&words)
+}
+
+/// Runs the command the launcher's `words` describe ([`launched_command`])
+/// and waits for it.
+fn run_launched(words: &[String]) -> Res {
+    let (mut command, program) = launched_command(words)?;
     let status = command
         .stdout(Stdio::null())
         .status()
@@ -1247,18 +1253,23 @@ const INSTRUCTION_BATCHES: [u32; 2] = [10, 20];
 /// The instructions `cmd` executes, its whole process: `valgrind
 /// --tool=callgrind`'s count (`I refs`), the profile itself thrown away.
 fn instructions_of(valgrind: &str, cmd: &Cmd) -> Res<u64> {
-    let mut command = Command::new(valgrind);
-    command
-        .args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
-        .args(&cmd.argv)
-        .envs(cmd.env.iter().map(|(k, v)| (k, v)))
+    let mut words = cmd.launch_words();
+    let program = words.iter().position(|w| w == "--").map_or(0, |at| at + 1);
+    words.splice(
+        program..program,
+        [
+            valgrind,
+            "--tool=callgrind",
+            "--callgrind-out-file=/dev/null",
+        ]
+        .map(String::from),
+    );
+    let (mut command, _) = launched_command(&words)?;
+    let out = command
         .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    match &cmd.stdin {
-        Some(file) => command.stdin(fs::File::open(file).map_err(|e| format!("{file}: {e}"))?),
-        None => command.stdin(Stdio::null()),
-    };
-    let out = command.output().map_err(|e| format!("{valgrind}: {e}"))?;
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(|e| format!("{valgrind}: {e}"))?;
     let log = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() {
         return Err(format!(
@@ -1305,7 +1316,7 @@ fn instruction_counts(config: &Config, valgrind: &str) -> Res<String> {
     ];
     warming.extend((1..=warm).flat_map(|i| ours_cni_attach(config, cni, i)));
     for cmd in &warming {
-        run_profile_line(profile_line(cmd).trim_end())?;
+        run_launched(&cmd.launch_words())?;
     }
     let count = |cmds: Vec<Cmd>| -> Res<u64> {
         cmds.iter().map(|cmd| instructions_of(valgrind, cmd)).sum()

@@ -21,7 +21,7 @@ pub fn push_ip(out: &mut String, addr: std::net::IpAddr) {
                 if at > 0 {
                     out.push('.');
                 }
-                push_decimal(out, u64::from(octet));
+                crate::json::push_u64(out, u64::from(octet));
             }
         }
         std::net::IpAddr::V6(v6) => {
@@ -35,27 +35,15 @@ pub fn push_ip(out: &mut String, addr: std::net::IpAddr) {
 /// `net` as `ADDRESS/PREFIX`, as `Display` writes it (see [`ip_text`]).
 pub fn ipnet_text(net: &ipnet::IpNet) -> String {
     let mut out = String::with_capacity(18);
-    push_ip(&mut out, net.addr());
-    out.push('/');
-    push_decimal(&mut out, u64::from(net.prefix_len()));
+    push_ipnet(&mut out, net);
     out
 }
 
-/// Appends `n` in decimal.
-fn push_decimal(out: &mut String, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for &digit in &digits[at..] {
-        out.push(char::from(digit));
-    }
+/// Appends `net` as [`ipnet_text`] writes it.
+pub fn push_ipnet(out: &mut String, net: &ipnet::IpNet) {
+    push_ip(out, net.addr());
+    out.push('/');
+    crate::json::push_u64(out, u64::from(net.prefix_len()));
 }
 
 #[cfg(test)]
@@ -87,14 +75,5 @@ mod tests {
         }
         let net: ipnet::IpNet = "2001:db8::5/64".parse().unwrap();
         assert_eq!(ipnet_text(&net), "2001:db8::5/64");
-    }
-
-    #[test]
-    fn integers_are_written_as_display_writes_them() {
-        for n in [0, 1, 9, 10, 99, 100, 4_294_967_295, 4_294_967_296, u64::MAX] {
-            let mut out = String::from("x");
-            push_decimal(&mut out, n);
-            assert_eq!(out, format!("x{n}"));
-        }
     }
 }

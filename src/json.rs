@@ -52,7 +52,7 @@ macro_rules! number_from_int {
             fn from(v: $t) -> Number {
                 // Written as the widest integer of its sign (a lossless
                 // cast, the same digits): one formatting copy for all.
-                Number((v as $wide).to_string())
+                Number(integer_text(v as $wide))
             }
         }
         impl From<$t> for Value {
@@ -64,6 +64,51 @@ macro_rules! number_from_int {
 }
 number_from_int!(u64: u8, u16, u32, u64, usize);
 number_from_int!(i64: i8, i16, i32, i64);
+
+/// An integer's digits, as `Display` writes them (see [`push_u64`]).
+trait IntegerText {
+    fn push_to(self, out: &mut String);
+}
+
+impl IntegerText for u64 {
+    fn push_to(self, out: &mut String) {
+        push_u64(out, self);
+    }
+}
+
+impl IntegerText for i64 {
+    fn push_to(self, out: &mut String) {
+        if self < 0 {
+            out.push('-');
+        }
+        push_u64(out, self.unsigned_abs());
+    }
+}
+
+fn integer_text(n: impl IntegerText) -> String {
+    let mut text = String::with_capacity(20);
+    n.push_to(&mut text);
+    text
+}
+
+/// Appends `n` in decimal, as `Display` writes it, without `core::fmt`:
+/// its support for widths and padding costs some 185 instructions a
+/// number, and records hold several.
+pub fn push_u64(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &digit in &digits[at..] {
+        out.push(char::from(digit));
+    }
+}
 
 /// A JSON value. Objects keep their members in order; duplicate keys are
 /// rejected by the reader and refused by the writer.
@@ -442,6 +487,139 @@ fn write_string(out: &mut String, s: &str) {
     out.push('"');
 }
 
+/// Writes one flat object (members whose values are strings, integers,
+/// booleans or null) straight into text, laid out exactly as
+/// [`Value::to_pretty`] or [`Value::to_compact`] lays out the same object.
+/// For the records every attach writes: building a [`Value`] first costs
+/// an allocation a member, another a key, and a walk of the tree to check
+/// and write it, a quarter of a batch's instructions.
+///
+/// Nothing nests, and the keys are the caller's literals, distinct
+/// (checked in test builds), so the text is always what [`parse`] reads.
+///
+/// ```
+/// use ipvlan::json::{ObjectWriter, Value};
+/// let mut object = ObjectWriter::new(true);
+/// object.str("name", "db_net").opt_u64("mtu", None).bool("internal", false);
+/// let same = Value::object([
+///     ("name", Value::from("db_net")),
+///     ("mtu", Value::Null),
+///     ("internal", Value::from(false)),
+/// ]);
+/// assert_eq!(object.finish(), same.to_pretty().unwrap());
+/// ```
+pub struct ObjectWriter {
+    out: String,
+    pretty: bool,
+    members: usize,
+    #[cfg(test)]
+    keys: Vec<&'static str>,
+}
+
+impl ObjectWriter {
+    /// An empty object, laid out as `to_pretty` (`pretty`) or `to_compact`.
+    pub fn new(pretty: bool) -> ObjectWriter {
+        // A record's size: most records then grow the text once or never.
+        let mut out = String::with_capacity(512);
+        out.push('{');
+        ObjectWriter {
+            out,
+            pretty,
+            members: 0,
+            #[cfg(test)]
+            keys: Vec::new(),
+        }
+    }
+
+    fn key(&mut self, key: &'static str) -> &mut String {
+        #[cfg(test)]
+        {
+            assert!(!self.keys.contains(&key), "key {key:?} written twice");
+            self.keys.push(key);
+        }
+        if self.members > 0 {
+            self.out.push(',');
+        }
+        self.members += 1;
+        if self.pretty {
+            self.out.push_str("\n    ");
+        }
+        write_string(&mut self.out, key);
+        self.out.push_str(if self.pretty { ": " } else { ":" });
+        &mut self.out
+    }
+
+    /// A string member.
+    pub fn str(&mut self, key: &'static str, value: &str) -> &mut Self {
+        write_string(self.key(key), value);
+        self
+    }
+
+    /// A string member, or `null`.
+    pub fn opt_str(&mut self, key: &'static str, value: Option<&str>) -> &mut Self {
+        match value {
+            Some(value) => self.str(key, value),
+            None => self.null(key),
+        }
+    }
+
+    /// A string member whose text `write` appends: it must write only
+    /// characters that JSON strings hold unescaped (digits, letters,
+    /// `.:-/`), as an address or a timestamp; checked in test builds.
+    pub fn plain_str(&mut self, key: &'static str, write: impl FnOnce(&mut String)) -> &mut Self {
+        let out = self.key(key);
+        out.push('"');
+        #[cfg(test)]
+        let start = out.len();
+        write(out);
+        #[cfg(test)]
+        assert!(
+            !out[start..]
+                .bytes()
+                .any(|b| b == b'"' || b == b'\\' || b < 0x20),
+            "{:?} needs escapes",
+            &out[start..]
+        );
+        out.push('"');
+        self
+    }
+
+    /// An integer member.
+    pub fn u64(&mut self, key: &'static str, value: u64) -> &mut Self {
+        push_u64(self.key(key), value);
+        self
+    }
+
+    /// An integer member, or `null`.
+    pub fn opt_u64(&mut self, key: &'static str, value: Option<u64>) -> &mut Self {
+        match value {
+            Some(value) => self.u64(key, value),
+            None => self.null(key),
+        }
+    }
+
+    /// A boolean member.
+    pub fn bool(&mut self, key: &'static str, value: bool) -> &mut Self {
+        self.key(key).push_str(if value { "true" } else { "false" });
+        self
+    }
+
+    /// A `null` member.
+    pub fn null(&mut self, key: &'static str) -> &mut Self {
+        self.key(key).push_str("null");
+        self
+    }
+
+    /// The object's text.
+    pub fn finish(mut self) -> String {
+        if self.members > 0 && self.pretty {
+            self.out.push('\n');
+        }
+        self.out.push('}');
+        self.out
+    }
+}
+
 // ---------------------------------------------------------------- reader
 
 /// Why and where a text is not acceptable JSON.
@@ -766,6 +944,69 @@ mod tests {
         assert_eq!(v.get("b").unwrap().as_str(), Some("x\nyé😀"));
         assert_eq!(v.get("c").unwrap().as_object(), Some(&[][..]));
         assert_eq!(v.get("missing"), None);
+    }
+
+    #[test]
+    fn integers_are_written_as_display_writes_them() {
+        for n in [0, 1, 9, 10, 99, 100, 4_294_967_295, 4_294_967_296, u64::MAX] {
+            let mut out = String::from("x");
+            push_u64(&mut out, n);
+            assert_eq!(out, format!("x{n}"));
+            assert_eq!(Value::from(n).to_compact().unwrap(), n.to_string());
+        }
+        for n in [0i64, -1, 42, -42, i64::MIN, i64::MAX] {
+            assert_eq!(Value::from(n).to_compact().unwrap(), n.to_string());
+        }
+    }
+
+    #[test]
+    fn an_object_written_member_by_member_is_the_values_text() {
+        let writer = |pretty| {
+            let mut object = ObjectWriter::new(pretty);
+            object
+                .str("name", "tab\t quote\" back\\ nul\u{0} é")
+                .opt_str("gone", None)
+                .opt_str("here", Some("x"))
+                .plain_str("addr", |out| out.push_str("10.9.0.7/16"))
+                .u64("zero", 0)
+                .opt_u64("max", Some(u64::MAX))
+                .opt_u64("none", None)
+                .bool("yes", true)
+                .bool("no", false)
+                .null("nothing");
+            object.finish()
+        };
+        let value = Value::object([
+            ("name", Value::from("tab\t quote\" back\\ nul\u{0} é")),
+            ("gone", Value::Null),
+            ("here", Value::from("x")),
+            ("addr", Value::from("10.9.0.7/16")),
+            ("zero", Value::from(0u64)),
+            ("max", Value::from(u64::MAX)),
+            ("none", Value::Null),
+            ("yes", Value::from(true)),
+            ("no", Value::from(false)),
+            ("nothing", Value::Null),
+        ]);
+        assert_eq!(writer(true), value.to_pretty().unwrap());
+        assert_eq!(writer(false), value.to_compact().unwrap());
+        assert_eq!(parse(&writer(true)).unwrap(), value);
+        let empty = Value::object(Vec::<(String, Value)>::new());
+        assert_eq!(ObjectWriter::new(true).finish(), empty.to_pretty().unwrap());
+        assert_eq!(ObjectWriter::new(false).finish(), "{}");
+    }
+
+    #[test]
+    #[should_panic(expected = "written twice")]
+    fn an_object_writer_refuses_a_key_twice_in_tests() {
+        let mut object = ObjectWriter::new(false);
+        object.u64("mtu", 1400).u64("mtu", 1500);
+    }
+
+    #[test]
+    #[should_panic(expected = "needs escapes")]
+    fn a_plain_string_that_needs_escapes_is_caught_in_tests() {
+        ObjectWriter::new(false).plain_str("quote", |out| out.push('"'));
     }
 
     #[test]

@@ -1034,14 +1034,20 @@ fn encode(path: &Path, value: &Value) -> Result<String, StoreError> {
 
 /// An endpoint's intent as one compact JSON line (without its newline),
 /// for a file or page that holds intents by value (`batch-intents`, the
-/// commit log's volatile page) at `path`; its ids checked as a record's
-/// file name would be.
-fn intent_line(path: &Path, record: &EndpointRecord) -> Result<String, StoreError> {
+/// commit log's volatile page); its ids checked as a record's file name
+/// would be.
+fn intent_line(record: &EndpointRecord) -> Result<String, StoreError> {
     check_name("network id", &record.network_id)?;
     check_name("endpoint id", &record.id)?;
-    record.to_json().to_compact().map_err(|error| {
-        StoreError::io("encoding", path)(io::Error::new(io::ErrorKind::InvalidData, error))
-    })
+    Ok(record.to_text(false))
+}
+
+/// An endpoint record's text, as [`encode`] writes its value: a flat
+/// object of fixed keys, which is always what the reader accepts.
+fn endpoint_text(record: &EndpointRecord) -> String {
+    let mut text = record.to_text(true);
+    text.push('\n');
+    text
 }
 
 /// The error of a record at `path` that cannot be read for `reason`.
@@ -1302,13 +1308,6 @@ impl Locked<'_> {
         self.state.commit_under(&self._lock)
     }
 
-    fn write_json(&self, path: &Path, value: &Value) -> Result<(), StoreError> {
-        let text = encode(path, value)?;
-        // The directory is checked (made when missing) first; the file
-        // itself is replaced by rename(2), which never follows a link.
-        self.replace_file(path, text.as_bytes())
-    }
-
     fn remove_file(&self, path: &Path) -> Result<bool, StoreError> {
         self.remove_file_as(path, Durability::Committed)
     }
@@ -1427,10 +1426,8 @@ impl Locked<'_> {
     pub fn put_endpoint(&self, endpoint: &EndpointRecord) -> Result<(), StoreError> {
         check_name("network id", &endpoint.network_id)?;
         check_name("endpoint id", &endpoint.id)?;
-        self.write_json(
-            &self.endpoint_path(&endpoint.network_id, &endpoint.id),
-            &endpoint.to_json(),
-        )
+        let path = self.endpoint_path(&endpoint.network_id, &endpoint.id);
+        self.replace_file(&path, endpoint_text(endpoint).as_bytes())
     }
 
     /// Writes the first record (of intent) of an endpoint whose record
@@ -1444,7 +1441,7 @@ impl Locked<'_> {
         check_name("network id", &endpoint.network_id)?;
         check_name("endpoint id", &endpoint.id)?;
         let path = self.endpoint_path(&endpoint.network_id, &endpoint.id);
-        let text = encode(&path, &endpoint.to_json())?;
+        let text = endpoint_text(endpoint);
         let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
             return self.replace_file(&path, text.as_bytes());
         };

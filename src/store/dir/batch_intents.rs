@@ -99,7 +99,7 @@ impl Locked<'_> {
         };
         let mut chunk = String::with_capacity(WRITE_CHUNK);
         for record in records {
-            chunk.push_str(&intent_line(&path, record)?);
+            chunk.push_str(&intent_line(record)?);
             chunk.push('\n');
             if chunk.len() >= WRITE_CHUNK {
                 write(&mut file, &mut chunk)?;

@@ -459,7 +459,7 @@ impl Locked<'_> {
         if !usable || !self.handles.single_intent().is_empty() {
             return Ok(false);
         }
-        let line = intent_line(&self.root.join(LOCK_FILE), record)?;
+        let line = intent_line(record)?;
         if line.len() > commit_log::INTENT_MAX {
             return Ok(false);
         }

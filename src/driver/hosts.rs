@@ -497,31 +497,51 @@ pub(crate) fn unlink(
     state_root: &Path,
 ) -> Result<(), Error> {
     let dir = etc_netns_dir.join(container);
-    for name in ["hosts", TEMPORARY] {
-        let path = dir.join(name);
-        let is_symlink =
-            fs::symlink_metadata(&path).is_ok_and(|meta| meta.file_type().is_symlink());
-        if is_symlink && is_ours(&path, state_root) {
-            crate::fault::point("etc netns: before unlink");
-            crate::fault::after("etc netns: after unlink", fs::remove_file(&path))
-                .map_err(|e| io("removing", &path, e))?;
-        }
-    }
+    remove_if_ours(&dir.join("hosts"), state_root)?;
     let marker = made_dir_marker(state_root, container);
-    if marker.exists() {
-        crate::fault::point("etc netns: before rmdir");
-        match crate::fault::after("etc netns: after rmdir", fs::remove_dir(&dir)) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            // Not empty: someone put something in it; the marker stays so
-            // a later unlink can still remove the directory.
-            Err(_) => return Ok(()),
-        }
-        crate::fault::point("etc netns: before unmark");
-        crate::fault::after("etc netns: after unmark", fs::remove_file(&marker))
-            .map_err(|e| io("removing", &marker, e))?;
+    if !marker.exists() {
+        // Not our directory: only our leftover temporary (a replace
+        // killed before its rename) is taken out of it.
+        remove_if_ours(&dir.join(TEMPORARY), state_root)?;
+        return Ok(());
     }
+    // Our directory: removed, and only if that finds it not empty is it
+    // searched for our leftover temporary (one look fewer per detach).
+    let mut removed = remove_made_dir(&dir);
+    if removed.is_err() && remove_if_ours(&dir.join(TEMPORARY), state_root)? {
+        removed = remove_made_dir(&dir);
+    }
+    if removed.is_err() {
+        // Not empty: someone put something in it; the marker stays so a
+        // later unlink can still remove the directory.
+        return Ok(());
+    }
+    crate::fault::point("etc netns: before unmark");
+    crate::fault::after("etc netns: after unmark", fs::remove_file(&marker))
+        .map_err(|e| io("removing", &marker, e))?;
     Ok(())
+}
+
+/// Removes the symlink at `path` if it is ours (see [`is_ours`], whose
+/// `readlink` finds nothing, or no link, as well as a look first would);
+/// returns whether it did.
+fn remove_if_ours(path: &Path, state_root: &Path) -> Result<bool, Error> {
+    if !is_ours(path, state_root) {
+        return Ok(false);
+    }
+    crate::fault::point("etc netns: before unlink");
+    crate::fault::after("etc netns: after unlink", fs::remove_file(path))
+        .map_err(|e| io("removing", path, e))?;
+    Ok(true)
+}
+
+/// Removes `ETC_NETNS/NAME`, which we made: gone already counts as done.
+fn remove_made_dir(dir: &Path) -> std::io::Result<()> {
+    crate::fault::point("etc netns: before rmdir");
+    match crate::fault::after("etc netns: after rmdir", fs::remove_dir(dir)) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
 }
 
 /// The file `/etc/netns/NAME/hosts` resolves to, for mounting it. Whoever
@@ -976,6 +996,52 @@ mod tests {
             format!("{HEADER}          \n10.1.0.2\ty\n10.1.0.3\tz\n")
         );
         assert_eq!(fs::metadata(&union).unwrap().ino(), inode);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_leftover_temporary_of_ours_is_removed_with_the_view() {
+        let dir = scratch("leftover");
+        let root = dir.join("state");
+        let a = root.join("hosts").join("a");
+        append(&a, "x", &["10.0.0.2".parse().unwrap()]).unwrap();
+        let etc = dir.join("etc");
+        let leftover = |name: &str| {
+            let temporary = etc.join(name).join(TEMPORARY);
+            std::os::unix::fs::symlink(&a, &temporary).unwrap();
+            temporary
+        };
+
+        // Our directory, with the temporary a killed replace left: all of
+        // it goes, marker included.
+        link(&etc, "c1", &a, &root).unwrap();
+        leftover("c1");
+        unlink(&etc, "c1", &root).unwrap();
+        assert!(!etc.join("c1").exists());
+        assert!(!made_dir_marker(&root, "c1").exists());
+
+        // Our directory holding someone else's file too: our link and
+        // temporary go, their file, the directory and its marker stay.
+        link(&etc, "c2", &a, &root).unwrap();
+        let temporary = leftover("c2");
+        fs::write(etc.join("c2/resolv.conf"), "nameserver 10.0.0.1\n").unwrap();
+        unlink(&etc, "c2", &root).unwrap();
+        assert!(fs::symlink_metadata(&temporary).is_err());
+        assert!(fs::symlink_metadata(etc.join("c2/hosts")).is_err());
+        assert!(etc.join("c2/resolv.conf").is_file());
+        assert!(made_dir_marker(&root, "c2").exists());
+        // Once it is empty, the next unlink takes it.
+        fs::remove_file(etc.join("c2/resolv.conf")).unwrap();
+        unlink(&etc, "c2", &root).unwrap();
+        assert!(!etc.join("c2").exists());
+        assert!(!made_dir_marker(&root, "c2").exists());
+
+        // An admin's directory: our temporary goes, the directory stays.
+        fs::create_dir_all(etc.join("admin")).unwrap();
+        let temporary = leftover("admin");
+        unlink(&etc, "admin", &root).unwrap();
+        assert!(fs::symlink_metadata(&temporary).is_err());
+        assert!(etc.join("admin").is_dir());
         fs::remove_dir_all(dir).unwrap();
     }
 

@@ -59,6 +59,14 @@ impl<'a> DiskBook<'a> {
     }
 }
 
+/// A book dropped on an error path still hands its cursor back, so a move
+/// it made is written when the lock lets it go.
+impl Drop for DiskBook<'_> {
+    fn drop(&mut self) {
+        let _ = self.finish();
+    }
+}
+
 impl DiskBook<'_> {
     /// Removes `subnet`'s cursor, if there is one (the walk starts over).
     pub(crate) fn clear_cursor(&mut self, subnet: &SubnetSpec) -> Result<(), StoreError> {
@@ -75,6 +83,42 @@ impl DiskBook<'_> {
         fsutil::remove_at(at.fd(), &name)
             .map_err(|e| self.state.explain(&dir, e, "removing", &path))?;
         Ok(())
+    }
+}
+
+impl HeldCursor {
+    /// Writes the address an allocation moved the cursor to, if one did.
+    ///
+    /// A hint: after a power cut, or a command killed before its lock let
+    /// the cursor go, an old, empty, torn or missing cursor only means the
+    /// walk starts elsewhere (and finds the addresses taken since). So it
+    /// is left out of the commit, a failure to write it fails nothing, and
+    /// it is written in place rather than replaced by a rename: on ext4 a
+    /// rename over an existing file starts the new file's writeback at once
+    /// (`auto_da_alloc`), about 1 ms of every connect in the project's VM
+    /// for a file nobody syncs. Padded to one width (an IPv6 address has at
+    /// most 39 characters), each line covers the one before whole; only
+    /// allocations, under the lock, read it.
+    pub(crate) fn write_if_moved(&self) {
+        if self.unwritten {
+            let _ = self.write();
+        }
+    }
+
+    /// Writes the address the cursor holds.
+    fn write(&self) -> io::Result<()> {
+        let Some(addr) = self.value else {
+            return Ok(());
+        };
+        // The address, padded with spaces to the cursor's width.
+        let mut line = crate::digits::ip_text(addr);
+        while line.len() < CURSOR_WIDTH {
+            line.push(' ');
+        }
+        line.push('\n');
+        crate::fault::point("store: before write");
+        let written = self.file.write_all_at(line.as_bytes(), 0);
+        crate::fault::after("store: after write", written)
     }
 }
 
@@ -113,57 +157,54 @@ impl AddressBook for DiskBook<'_> {
             Err(e) => return Err(StoreError::io("reading", &path)(e)),
         };
         let value = text.and_then(|t| t.trim().parse().ok());
-        self.cursor = Some(HeldCursor { dir, file, value });
+        self.cursor = Some(HeldCursor {
+            dir,
+            file,
+            value,
+            unwritten: false,
+        });
         Ok(value)
     }
 
     fn set_cursor(&mut self, subnet: &SubnetSpec, addr: IpAddr) -> Result<(), StoreError> {
         let dir = subnet_dir(&self.network_dir, subnet);
-        let path = dir.join(CURSOR_FILE);
-        // A hint: after a power cut an old, empty, torn or missing cursor
-        // only means the walk starts elsewhere, so it is left out of the
-        // commit, and it is written in place rather than replaced by a
-        // rename: on ext4 a rename over an existing file starts the new
-        // file's writeback at once (`auto_da_alloc`), about 1 ms of every
-        // connect in the project's VM for a file nobody syncs. Padded to
-        // one width (an IPv6 address has at most 39 characters), each line
-        // covers the one before whole; only allocations, under the lock,
-        // read it.
-        // The address, padded with spaces to the cursor's width.
-        let mut line = crate::digits::ip_text(addr);
-        while line.len() < CURSOR_WIDTH {
-            line.push(' ');
-        }
-        line.push('\n');
-        let file = match self.cursor.take() {
+        // A cursor this lock read is written when the lock lets it go
+        // ([`HeldCursor::write_if_moved`]): a batch's allocations move it
+        // once each and write it once. One opened here (made when
+        // missing) is written at once, so that no cursor is ever left
+        // empty for a whole command.
+        let cursor = match self.cursor.take() {
             // Read by this allocation: checked (regular, in our checked
             // directory) when it was opened.
-            Some(held) if super::fsutil::same_path(&held.dir, &dir) => held.file,
+            Some(held) if super::fsutil::same_path(&held.dir, &dir) => HeldCursor {
+                value: Some(addr),
+                unwritten: true,
+                ..held
+            },
             other => {
                 if let Some(other) = other {
                     self.state.keep_cursor(other);
                 }
-                self.state
-                    .write_in(&dir, "writing", &path, |at| {
-                        fsutil::open_regular_at(
-                            at.fd(),
-                            &at.c_entry(CURSOR_FILE)?,
-                            libc::O_RDWR | libc::O_CREAT,
-                            fsutil::FILE_MODE,
-                        )
-                    })?
-                    .0
+                let path = dir.join(CURSOR_FILE);
+                let (file, _) = self.state.write_in(&dir, "writing", &path, |at| {
+                    fsutil::open_regular_at(
+                        at.fd(),
+                        &at.c_entry(CURSOR_FILE)?,
+                        libc::O_RDWR | libc::O_CREAT,
+                        fsutil::FILE_MODE,
+                    )
+                })?;
+                let cursor = HeldCursor {
+                    dir,
+                    file,
+                    value: Some(addr),
+                    unwritten: false,
+                };
+                cursor.write().map_err(StoreError::io("writing", &path))?;
+                cursor
             }
         };
-        crate::fault::point("store: before write");
-        let written = file.write_all_at(line.as_bytes(), 0);
-        crate::fault::after("store: after write", written)
-            .map_err(StoreError::io("writing", &path))?;
-        self.cursor = Some(HeldCursor {
-            dir,
-            file,
-            value: Some(addr),
-        });
+        self.cursor = Some(cursor);
         Ok(())
     }
 

@@ -161,6 +161,10 @@ pub(crate) struct HeldCursor {
     pub(crate) dir: PathBuf,
     pub(crate) file: File,
     pub(crate) value: Option<std::net::IpAddr>,
+    /// Whether `value` is newer than the file: an allocation moved the
+    /// cursor, which is written once when the lock lets it go (see
+    /// [`Handles::forget_cursors`]), not once per allocation of a batch.
+    pub(crate) unwritten: bool,
 }
 
 /// What a command wrote and removed since its last commit (see
@@ -848,15 +852,21 @@ impl Handles {
         // A network has a subnet or two per family: a few at most.
         if shared.cursors.len() < HELD_CURSORS_MAX {
             shared.cursors.push(cursor);
+        } else {
+            drop(shared);
+            cursor.write_if_moved();
         }
     }
 
     /// Lets every held cursor go, when the lock is (another process may
-    /// move them next).
+    /// move them next), each written first if an allocation moved it.
     pub(crate) fn forget_cursors(&self) {
-        let mut shared = self.shared();
-        let held = std::mem::take(&mut shared.cursors);
-        shared.let_go(held.into_iter().map(|cursor| cursor.file));
+        let held = std::mem::take(&mut self.shared().cursors);
+        for cursor in &held {
+            cursor.write_if_moved();
+        }
+        self.shared()
+            .let_go(held.into_iter().map(|cursor| cursor.file));
     }
 
     /// For a program that exits once its command is done: the state files

@@ -694,10 +694,12 @@ impl Reader<'_> {
         }
     }
 
+    #[inline]
     fn peek(&self) -> Option<u8> {
         self.bytes.get(self.pos).copied()
     }
 
+    #[inline]
     fn skip_whitespace(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
             self.pos += 1;
@@ -839,15 +841,18 @@ impl Reader<'_> {
 
     fn string(&mut self) -> Result<String, ParseError> {
         self.pos += 1; // opening quote
+        // Most strings hold no escape: taken whole, one allocation of
+        // their size.
+        let run_end = self.run_end();
+        if self.bytes.get(run_end) == Some(&b'"') {
+            let out = self.text[self.pos..run_end].to_owned();
+            self.pos = run_end + 1;
+            return Ok(out);
+        }
         let mut out = String::new();
         loop {
             let run_start = self.pos;
-            while let Some(b) = self.peek() {
-                if b == b'"' || b == b'\\' || b < 0x20 {
-                    break;
-                }
-                self.pos += 1;
-            }
+            self.pos = self.run_end();
             // The run ends on an ASCII byte or the end, so it is whole UTF-8.
             out.push_str(&self.text[run_start..self.pos]);
             match self.peek() {
@@ -864,6 +869,17 @@ impl Reader<'_> {
                 Some(_) => return Err(self.error("control character in a string")),
             }
         }
+    }
+
+    /// Where the run of string bytes from here that need no unescaping
+    /// ends: at a quote, a backslash, a control character or the end.
+    fn run_end(&self) -> usize {
+        let rest = &self.bytes[self.pos..];
+        self.pos
+            + rest
+                .iter()
+                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+                .unwrap_or(rest.len())
     }
 
     fn escape(&mut self) -> Result<char, ParseError> {

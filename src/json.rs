@@ -105,8 +105,15 @@ pub fn push_u64(out: &mut String, mut n: u64) {
             break;
         }
     }
-    for &digit in &digits[at..] {
-        out.push(char::from(digit));
+    push_ascii(out, &digits[at..]);
+}
+
+/// Appends ASCII `bytes` in one copy (a `push` a character costs a call
+/// and a capacity check each).
+pub fn push_ascii(out: &mut String, bytes: &[u8]) {
+    // Never fails on ASCII; anything else is left out rather than mangled.
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        out.push_str(text);
     }
 }
 
@@ -458,7 +465,20 @@ fn newline(out: &mut String, indent: Option<usize>, level: usize) {
     }
 }
 
+/// Whether `s` holds a byte a JSON string must escape.
+fn needs_escape(s: &str) -> bool {
+    s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20)
+}
+
 fn write_string(out: &mut String, s: &str) {
+    // Most strings need no escape: copied whole, between their quotes.
+    if !needs_escape(s) {
+        out.reserve(s.len() + 2);
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     out.push('"');
     // Runs of bytes that need no escape are copied whole; every byte that
     // does is ASCII, so a run always ends on a character boundary.
@@ -537,15 +557,20 @@ impl ObjectWriter {
             assert!(!self.keys.contains(&key), "key {key:?} written twice");
             self.keys.push(key);
         }
-        if self.members > 0 {
-            self.out.push(',');
-        }
+        // Keys are the caller's literals, which need no escape: written
+        // as they are, between their punctuation, in three copies.
+        #[cfg(test)]
+        assert!(!needs_escape(key), "key {key:?} needs escapes");
+        let before = match (self.members > 0, self.pretty) {
+            (false, false) => "\"",
+            (true, false) => ",\"",
+            (false, true) => "\n    \"",
+            (true, true) => ",\n    \"",
+        };
         self.members += 1;
-        if self.pretty {
-            self.out.push_str("\n    ");
-        }
-        write_string(&mut self.out, key);
-        self.out.push_str(if self.pretty { ": " } else { ":" });
+        self.out.push_str(before);
+        self.out.push_str(key);
+        self.out.push_str(if self.pretty { "\": " } else { "\":" });
         &mut self.out
     }
 
@@ -574,9 +599,7 @@ impl ObjectWriter {
         write(out);
         #[cfg(test)]
         assert!(
-            !out[start..]
-                .bytes()
-                .any(|b| b == b'"' || b == b'\\' || b < 0x20),
+            !needs_escape(&out[start..]),
             "{:?} needs escapes",
             &out[start..]
         );
@@ -840,9 +863,9 @@ impl Reader<'_> {
     }
 
     fn string(&mut self) -> Result<String, ParseError> {
-        self.pos += 1; // opening quote
-        // Most strings hold no escape: taken whole, one allocation of
-        // their size.
+        // Past the opening quote. Most strings hold no escape: taken
+        // whole, one allocation of their size.
+        self.pos += 1;
         let run_end = self.run_end();
         if self.bytes.get(run_end) == Some(&b'"') {
             let out = self.text[self.pos..run_end].to_owned();

@@ -330,39 +330,37 @@ impl Timestamp {
     /// by digit: `core::fmt`'s padded fields cost a thousand instructions
     /// a timestamp, and every record holds one.
     pub fn push_to(&self, out: &mut String) {
-        /// `n`'s last `width` (at most 9) digits, zero-padded.
-        fn padded(out: &mut String, mut n: u64, width: usize) {
-            let mut digits = [b'0'; 9];
-            for digit in digits[..width].iter_mut().rev() {
+        /// `n`'s last `digits.len()` digits, zero-padded.
+        fn padded(digits: &mut [u8], mut n: u64) {
+            for digit in digits.iter_mut().rev() {
                 *digit = b'0' + (n % 10) as u8;
                 n /= 10;
-            }
-            for &digit in &digits[..width] {
-                out.push(char::from(digit));
             }
         }
         let days = self.secs / 86_400;
         let rem = self.secs % 86_400;
         let (y, m, d) = civil_from_days(days as i64);
+        let mut text = *b"0000-00-00T00:00:00.000000000Z";
         // Years past 9999 (refused when read) in full, as `Display`
         // writes them, never cut to four digits.
-        if y > 9999 {
+        let from = if y > 9999 {
             crate::json::push_u64(out, y as u64);
+            4
         } else {
-            padded(out, y as u64, 4);
-        }
-        for (separator, n, width) in [
-            ('-', u64::from(m), 2),
-            ('-', u64::from(d), 2),
-            ('T', rem / 3600, 2),
-            (':', rem / 60 % 60, 2),
-            (':', rem % 60, 2),
-            ('.', u64::from(self.nanos), 9),
+            padded(&mut text[..4], y as u64);
+            0
+        };
+        for (at, n, width) in [
+            (5, u64::from(m), 2),
+            (8, u64::from(d), 2),
+            (11, rem / 3600, 2),
+            (14, rem / 60 % 60, 2),
+            (17, rem % 60, 2),
+            (20, u64::from(self.nanos), 9),
         ] {
-            out.push(separator);
-            padded(out, n, width);
+            padded(&mut text[at..at + width], n);
         }
-        out.push('Z');
+        crate::json::push_ascii(out, &text[from..]);
     }
 }
 

@@ -1,10 +1,14 @@
-//! IP addresses as text, without `core::fmt`.
+//! IP addresses and integers as text, without `core::fmt`.
 //!
 //! The standard formatter supports widths, padding and precision, and pays
 //! for it at every call: some 1,400 instructions an IPv4 address. An attach
 //! writes its address about nine times (records, address file, cursor,
 //! hosts line, intent), so IPv4 is written digit by digit, as `Display`
 //! would.
+
+/// Appends an integer in decimal, as `Display` writes it (the one writer,
+/// kept in `json`, which cannot reach this module from `xtask`).
+pub use crate::json::push_u64 as push_decimal;
 
 /// `addr` as text, as `Display` writes it.
 pub fn ip_text(addr: std::net::IpAddr) -> String {
@@ -21,7 +25,7 @@ pub fn push_ip(out: &mut String, addr: std::net::IpAddr) {
                 if at > 0 {
                     out.push('.');
                 }
-                crate::json::push_u64(out, u64::from(octet));
+                push_decimal(out, u64::from(octet));
             }
         }
         std::net::IpAddr::V6(v6) => {
@@ -43,7 +47,7 @@ pub fn ipnet_text(net: &ipnet::IpNet) -> String {
 pub fn push_ipnet(out: &mut String, net: &ipnet::IpNet) {
     push_ip(out, net.addr());
     out.push('/');
-    crate::json::push_u64(out, u64::from(net.prefix_len()));
+    push_decimal(out, u64::from(net.prefix_len()));
 }
 
 #[cfg(test)]

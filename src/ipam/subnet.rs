@@ -125,7 +125,12 @@ impl SubnetSpec {
     /// A file-name-safe key naming the subnet: `192.168.1.0-24`,
     /// `2001:db8::-64`.
     pub fn key(&self) -> String {
-        format!("{}-{}", self.subnet.addr(), self.subnet.prefix_len())
+        // Digit by digit (see `digits`): every allocation and release
+        // names the subnet's directory.
+        let mut key = crate::digits::ip_text(self.subnet.addr());
+        key.push('-');
+        crate::digits::push_decimal(&mut key, u64::from(self.subnet.prefix_len()));
+        key
     }
 }
 
@@ -304,5 +309,26 @@ pub fn from_u128(family: IpFamily, value: u128) -> IpAddr {
     match family {
         IpFamily::V4 => IpAddr::V4(Ipv4Addr::from(value as u32)),
         IpFamily::V6 => IpAddr::V6(Ipv6Addr::from(value)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_subnets_key_is_its_address_and_prefix() {
+        for (text, key) in [
+            ("192.168.1.0/24", "192.168.1.0-24"),
+            ("10.0.0.0/8", "10.0.0.0-8"),
+            ("0.0.0.0/0", "0.0.0.0-0"),
+            ("2001:db8::/64", "2001:db8::-64"),
+            ("fd00:1:2:3::/120", "fd00:1:2:3::-120"),
+        ] {
+            let subnet: IpNet = text.parse().unwrap();
+            let spec = SubnetSpec::new(subnet);
+            assert_eq!(spec.key(), key);
+            assert_eq!(key, format!("{}-{}", subnet.addr(), subnet.prefix_len()));
+        }
     }
 }

@@ -78,7 +78,13 @@ impl At {
     pub(super) fn entry(&self, name: &str) -> String {
         match self {
             At::Open(_) => name.to_string(),
-            At::Below { relative, .. } => format!("{relative}/{name}"),
+            At::Below { relative, .. } => {
+                let mut entry = String::with_capacity(relative.len() + 1 + name.len());
+                entry.push_str(relative);
+                entry.push('/');
+                entry.push_str(name);
+                entry
+            }
         }
     }
 

@@ -23,7 +23,7 @@ const CURSOR_WIDTH: usize = 39;
 
 /// The directory of one subnet of one network.
 pub fn subnet_dir(network_dir: &Path, subnet: &SubnetSpec) -> PathBuf {
-    network_dir.join(subnet.key())
+    fsutil::under(network_dir, &[&subnet.key()], "")
 }
 
 /// An [`AddressBook`] on disk for one network. Used under the store lock.

@@ -965,6 +965,43 @@ fn the_cursor_is_rewritten_in_place_as_one_padded_line() {
     );
 }
 
+/// Cursors put back (a refused batch's) are what the disk holds once the
+/// lock is let go, whatever the batch moved meanwhile: also when a later
+/// subnet of the network had no cursor to put back (the cursor moved by
+/// the batch, held unwritten until the lock's end, once overwrote the one
+/// put back).
+#[test]
+fn cursors_put_back_are_what_the_lock_leaves() {
+    let tmp = TempDir::new("cursors-put-back");
+    let state = StateDir::open(tmp.path()).unwrap();
+    for subnets in [&["10.0.0.0/24"][..], &["10.0.0.0/24", "10.0.1.0/24"]] {
+        let net = network("n1", subnets);
+        {
+            let locked = state.lock().unwrap();
+            locked.put_network(&net).unwrap();
+            locked
+                .allocate(&net, Request::Any(IpFamily::V4), "e0")
+                .unwrap();
+        }
+        let locked = state.lock().unwrap();
+        let saved = locked.cursors(&net).unwrap();
+        assert!(saved[0].is_some(), "{subnets:?}: {saved:?}");
+        for owner in ["e1", "e2", "e3"] {
+            locked
+                .allocate(&net, Request::Any(IpFamily::V4), owner)
+                .unwrap();
+        }
+        locked.put_cursors(&net, &saved).unwrap();
+        drop(locked);
+        let locked = state.lock().unwrap();
+        assert_eq!(locked.cursors(&net).unwrap(), saved, "{subnets:?}");
+        for addr in ["10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5"] {
+            locked.release(&net, ip(addr)).unwrap();
+        }
+        locked.remove_network(&net.id).unwrap();
+    }
+}
+
 /// Descriptors this process holds open on regular files under `dir` (the
 /// store keeps its directories open, and the lock while locked).
 fn open_under(dir: &std::path::Path) -> usize {

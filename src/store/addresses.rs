@@ -71,7 +71,14 @@ impl DiskBook<'_> {
     /// Removes `subnet`'s cursor, if there is one (the walk starts over).
     pub(crate) fn clear_cursor(&mut self, subnet: &SubnetSpec) -> Result<(), StoreError> {
         let dir = subnet_dir(&self.network_dir, subnet);
-        self.cursor = None;
+        // Another subnet's cursor this book holds goes back to the lock's
+        // holder, to be written; this one's, held here or there, goes
+        // with its file.
+        if let Some(other) = self.cursor.take() {
+            if !super::fsutil::same_path(&other.dir, &dir) {
+                self.state.keep_cursor(other);
+            }
+        }
         drop(self.state.take_cursor(&dir));
         let Some(at) = self.state.reach(&dir)? else {
             return Ok(());
@@ -171,8 +178,9 @@ impl AddressBook for DiskBook<'_> {
         // A cursor this lock read is written when the lock lets it go
         // ([`HeldCursor::write_if_moved`]): a batch's allocations move it
         // once each and write it once. One opened here (made when
-        // missing) is written at once, so that no cursor is ever left
-        // empty for a whole command.
+        // missing) is written at once, its failure the allocation's as
+        // before, so that no cursor is ever left empty for a whole
+        // command.
         let cursor = match self.cursor.take() {
             // Read by this allocation: checked (regular, in our checked
             // directory) when it was opened.
@@ -185,6 +193,10 @@ impl AddressBook for DiskBook<'_> {
                 if let Some(other) = other {
                     self.state.keep_cursor(other);
                 }
+                // One held for this directory (moved by an earlier
+                // allocation, unwritten) is superseded: written at the
+                // lock's end, it would undo this one.
+                drop(self.state.take_cursor(&dir));
                 let path = dir.join(CURSOR_FILE);
                 let (file, _) = self.state.write_in(&dir, "writing", &path, |at| {
                     fsutil::open_regular_at(

@@ -154,14 +154,20 @@ fn field<'a>(value: &'a Value, path: &[&str]) -> &'a Value {
 }
 
 /// The names of the links in the named namespace `ns` (`ip -n NS -d -j link`).
+/// The names of the links in namespace `ns`: `lo` first, then the rest by
+/// name. The kernel lists them in the order of its index hash (the index
+/// modulo 256), and our links get random indexes, so one lands before
+/// `lo` (index 1) once in 256.
 fn links_in(ns: &str) -> Vec<String> {
     let links = vm_support::ip_json(&["-n", ns, "-d", "link", "show"]);
-    links
+    let mut names: Vec<String> = links
         .as_array()
         .expect("array")
         .iter()
         .map(|link| field(link, &["ifname"]).as_str().unwrap().to_string())
-        .collect()
+        .collect();
+    names.sort_by(|a, b| (a != "lo", a).cmp(&(b != "lo", b)));
+    names
 }
 
 fn mode(path: &Path) -> Option<u32> {

@@ -381,10 +381,13 @@ fn check_container(name: &str, id: &str) -> Result<Ipv4Addr, String> {
     }
 
     let links = in_netns(&sandbox, &["-j", "-d", "link", "show"])?;
-    let names: Vec<&str> = array(&links)
+    let mut names: Vec<&str> = array(&links)
         .iter()
         .filter_map(|l| l.get("ifname").and_then(Value::as_str))
         .collect();
+    // Listed in the order of the kernel's index hash (the index modulo
+    // 256): the link's random index puts it before `lo` once in 256.
+    names.sort_by_key(|name| (*name != "lo", *name));
     if names != ["lo", "eth0"] {
         return Err(format!(
             "{name}'s namespace holds {names:?}, not lo and eth0"

@@ -1,4 +1,4 @@
-//! IP addresses and integers as text, without `core::fmt`.
+//! IP addresses, integers and hex as text, without `core::fmt`.
 //!
 //! The standard formatter supports widths, padding and precision, and pays
 //! for it at every call: some 1,400 instructions an IPv4 address. An attach
@@ -9,6 +9,22 @@
 /// Appends an integer in decimal, as `Display` writes it (the one writer,
 /// kept in `json`, which cannot reach this module from `xtask`).
 pub use crate::json::push_u64 as push_decimal;
+
+/// Appends `bytes` as lowercase hex, two digits a byte (as `{:02x}`).
+pub fn push_hex(out: &mut String, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for byte in bytes {
+        out.push(char::from(HEX[usize::from(byte >> 4)]));
+        out.push(char::from(HEX[usize::from(byte & 0xf)]));
+    }
+}
+
+/// `bytes` as lowercase hex (see [`push_hex`]).
+pub fn hex_text(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(2 * bytes.len());
+    push_hex(&mut out, bytes);
+    out
+}
 
 /// `addr` as text, as `Display` writes it.
 pub fn ip_text(addr: std::net::IpAddr) -> String {
@@ -79,5 +95,13 @@ mod tests {
         }
         let net: ipnet::IpNet = "2001:db8::5/64".parse().unwrap();
         assert_eq!(ipnet_text(&net), "2001:db8::5/64");
+    }
+
+    #[test]
+    fn hex_is_written_as_the_format_writes_it() {
+        let bytes: Vec<u8> = (0..=255).collect();
+        let expected: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex_text(&bytes), expected);
+        assert_eq!(hex_text(&[]), "");
     }
 }

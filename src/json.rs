@@ -465,9 +465,15 @@ fn newline(out: &mut String, indent: Option<usize>, level: usize) {
     }
 }
 
+/// Whether a JSON string holds byte `b` only escaped: a quote, a
+/// backslash, a control character.
+fn is_escaped(b: u8) -> bool {
+    b == b'"' || b == b'\\' || b < 0x20
+}
+
 /// Whether `s` holds a byte a JSON string must escape.
 fn needs_escape(s: &str) -> bool {
-    s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20)
+    s.bytes().any(is_escaped)
 }
 
 fn write_string(out: &mut String, s: &str) {
@@ -552,15 +558,14 @@ impl ObjectWriter {
     }
 
     fn key(&mut self, key: &'static str) -> &mut String {
+        // Keys are the caller's literals, distinct and needing no escape:
+        // written as they are, between their punctuation, in three copies.
         #[cfg(test)]
         {
             assert!(!self.keys.contains(&key), "key {key:?} written twice");
+            assert!(!needs_escape(key), "key {key:?} needs escapes");
             self.keys.push(key);
         }
-        // Keys are the caller's literals, which need no escape: written
-        // as they are, between their punctuation, in three copies.
-        #[cfg(test)]
-        assert!(!needs_escape(key), "key {key:?} needs escapes");
         let before = match (self.members > 0, self.pretty) {
             (false, false) => "\"",
             (true, false) => ",\"",
@@ -901,7 +906,7 @@ impl Reader<'_> {
         self.pos
             + rest
                 .iter()
-                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+                .position(|&b| is_escaped(b))
                 .unwrap_or(rest.len())
     }
 

@@ -337,5 +337,5 @@ impl Manager {
 pub(crate) fn random_hex(bytes: usize) -> Result<String, Error> {
     let mut buf = vec![0u8; bytes];
     crate::sys::random_bytes(&mut buf).map_err(|e| Error::io("reading random bytes", &e))?;
-    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(crate::digits::hex_text(&buf))
 }

@@ -814,15 +814,13 @@ impl Link {
     /// The hardware address as `aa:bb:cc:dd:ee:ff` (lower case, any
     /// length); the empty string when the link has none.
     pub fn mac_text(&self) -> String {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
         let mac = self.mac.as_deref().unwrap_or_default();
         let mut text = String::with_capacity(mac.len() * 3);
         for (at, byte) in mac.iter().enumerate() {
             if at > 0 {
                 text.push(':');
             }
-            text.push(char::from(HEX[usize::from(byte >> 4)]));
-            text.push(char::from(HEX[usize::from(byte & 0xf)]));
+            crate::digits::push_hex(&mut text, std::slice::from_ref(byte));
         }
         text
     }

@@ -136,7 +136,7 @@ fn container_filed_as(name: &str, value: &Value) -> Result<ContainerRecord, Reco
 pub fn random_hex(bytes: usize) -> io::Result<String> {
     let mut buf = vec![0u8; bytes];
     File::open("/dev/urandom")?.read_exact(&mut buf)?;
-    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(crate::digits::hex_text(&buf))
 }
 
 /// Generic records as this process last read or wrote them under the

@@ -770,6 +770,8 @@ pub fn check_dir_fd(dir: &File, euid: u32) -> io::Result<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::MetadataExt;
+    use std::path::PathBuf;
 
     #[test]
     fn a_path_built_under_a_directory_is_the_joined_path() {
@@ -793,7 +795,7 @@ mod tests {
                 for suffix in ["", ".json"] {
                     let mut joined = names
                         .iter()
-                        .fold(std::path::PathBuf::from(dir), |path, name| path.join(name));
+                        .fold(PathBuf::from(dir), |path, name| path.join(name));
                     joined.as_mut_os_string().push(suffix);
                     let built = under(Path::new(dir), names, suffix);
                     assert_eq!(
@@ -806,8 +808,6 @@ mod tests {
             }
         }
     }
-    use std::os::unix::fs::MetadataExt;
-    use std::path::PathBuf;
 
     fn scratch(name: &str) -> std::path::PathBuf {
         let dir = std::env::temp_dir().join(format!("ipvlan-fsutil-{}-{name}", std::process::id()));

@@ -5,26 +5,22 @@
 //! not ours, and hosts without `/etc/hosts`.
 
 mod common;
-use common::HIDE_ETC_HOSTS;
+use common::{TempDir, HIDE_ETC_HOSTS};
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ipvlan::driver::{Config, Manager};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ipvlan");
 
-fn scratch_dir(tag: &str) -> PathBuf {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let path = std::env::temp_dir().join(format!(
-        "ipvlan-host-{tag}-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&path).unwrap();
-    path
+/// A scratch directory, removed when the test ends, pass or fail. Made
+/// only once the privilege check passed: an unprivileged run leaves
+/// nothing behind.
+fn scratch_dir(tag: &str) -> TempDir {
+    common::privilege::require_root();
+    TempDir::new(&format!("host-{tag}"))
 }
 
 /// Runs `script` (with `$BIN` and `$T`, a scratch directory) in a private
@@ -137,7 +133,6 @@ fn exec_exits_with_the_commands_status_or_docker_codes() {
         inside.starts_with("net:[") && inside != outside,
         "{inside} vs {outside}"
     );
-    std::fs::remove_dir_all(&scratch).ok();
 }
 
 #[test]
@@ -176,7 +171,6 @@ fn exec_outlives_ctrl_c_and_ctrl_backslash_and_reports_the_commands_status() {
         0,
         "the command must get the default dispositions"
     );
-    std::fs::remove_dir_all(&scratch).ok();
 }
 
 #[test]
@@ -226,7 +220,6 @@ fn rm_and_exec_refuse_a_namespace_that_is_not_our_container() {
         std::fs::read_to_string(scratch.join("admin-hosts")).unwrap(),
         "10.9.9.9\tgateway\n"
     );
-    std::fs::remove_dir_all(&scratch).ok();
 }
 
 #[test]
@@ -295,7 +288,6 @@ fn exec_shows_the_containers_names_on_a_host_without_etc_hosts() {
     assert_eq!(listing("inside"), expected);
     // Nothing was created in the host's /etc but the test's own symlink.
     assert_eq!(listing("after"), expected);
-    std::fs::remove_dir_all(&scratch).ok();
 }
 
 #[test]
@@ -318,7 +310,6 @@ fn run_whose_attach_fails_exits_125_and_leaves_no_container() {
         ),
         "{stderr}"
     );
-    std::fs::remove_dir_all(&scratch).ok();
 }
 
 #[test]
@@ -356,7 +347,6 @@ fn unknown_names_are_errors_with_exit_1() {
             assert_eq!(stderr, *expected_stderr, "{args}");
         }
     }
-    std::fs::remove_dir_all(&scratch).ok();
 }
 
 #[test]
@@ -371,7 +361,6 @@ fn empty_lists_print_only_their_headers() {
         text(&output.stdout),
         "NETWORK ID   NAME      DRIVER    SCOPE\nNAME      NETWORKS   ADDRESSES\n"
     );
-    std::fs::remove_dir_all(&scratch).ok();
 }
 
 #[test]
@@ -393,7 +382,6 @@ fn state_dir_flag_overrides_the_environment() {
     assert!(from_env.is_dir());
     let mode = std::fs::metadata(&from_env).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o700);
-    std::fs::remove_dir_all(&scratch).ok();
 }
 
 #[test]
@@ -453,7 +441,6 @@ fn invalid_network_requests_exit_1_with_the_specified_texts_and_record_nothing()
             "{args}: printed an ID or a network was recorded"
         );
     }
-    std::fs::remove_dir_all(&scratch).ok();
 }
 
 /// Without root, each test that needs it fails with the same one line.
@@ -482,5 +469,4 @@ fn doctor_finds_the_cni_plugin_in_cni_path() {
         t = scratch.display()
     );
     assert!(stdout.contains(&expected), "{stdout}");
-    std::fs::remove_dir_all(&scratch).ok();
 }

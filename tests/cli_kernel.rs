@@ -7,22 +7,19 @@
 //! with iproute2 first, so the test asserts on every kernel.
 
 mod common;
+use common::TempDir;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ipvlan");
 
-fn scratch_dir(tag: &str) -> PathBuf {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let path = std::env::temp_dir().join(format!(
-        "ipvlan-kernel-{tag}-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&path).unwrap();
-    path
+/// A scratch directory, removed when the test ends, pass or fail. Made
+/// only once the privilege check passed: an unprivileged run leaves
+/// nothing behind.
+fn scratch_dir(tag: &str) -> TempDir {
+    common::privilege::require_root();
+    TempDir::new(&format!("kernel-{tag}"))
 }
 
 /// In a fresh network namespace: a veth pair `v0`/`v1` (v0 up), then
@@ -49,7 +46,6 @@ fn kernel_has_ipvlan() -> bool {
         &scratch,
         &scratch,
     );
-    std::fs::remove_dir_all(&scratch).ok();
     output.status.success()
 }
 
@@ -70,7 +66,6 @@ fn create_in_fresh_netns(args: &str, state_dir: &Path) -> (Output, String, Strin
     );
     let before = std::fs::read_to_string(out_dir.join("before")).unwrap_or_default();
     let after = std::fs::read_to_string(out_dir.join("after")).unwrap_or_default();
-    std::fs::remove_dir_all(&out_dir).ok();
     assert!(
         before.contains("v0@v1"),
         "namespace setup failed: {output:?}"
@@ -122,7 +117,6 @@ fn network_create_names_the_missing_kernel_feature_or_succeeds() {
         assert_eq!(before, after, "links changed");
         assert_eq!(stored_networks(&state_dir), "", "a network was recorded");
     }
-    std::fs::remove_dir_all(&state_dir).ok();
 }
 
 #[test]
@@ -154,7 +148,6 @@ fn every_kind_of_parent_fails_cleanly_without_ipvlan_or_works_with_it() {
                 "{args}: a network was recorded"
             );
         }
-        std::fs::remove_dir_all(&state_dir).ok();
     }
 }
 

@@ -28,7 +28,7 @@ use ipvlan::driver::{Config, Manager};
 use ipvlan::fault::{COUNT_ENV, FORCE_ENV, KILL_AT_ENV};
 use ipvlan::json::{self, Value};
 use ipvlan::rtnl::Handle;
-use ipvlan::store::{EndpointState, NetworkState, StateDir};
+use ipvlan::store::{EndpointRecord, EndpointState, NetworkState, StateDir};
 use vm_support::ip_path;
 
 const NETNS_DIR: &str = "/run/netns";
@@ -2022,6 +2022,89 @@ fn a_parent_whose_chosen_index_is_taken_is_made_with_another() {
     );
     lab.ok(&args("network rm pi"));
     assert!(host_link(&vlan).is_none(), "{vlan} left after network rm");
+}
+
+/// A batch disconnect that stops part-way, while its links are deleted on
+/// a thread of their own ahead of the files it writes (here at s2's view,
+/// which it cannot rewrite: `/etc/netns/s2` read-only): s1 is detached
+/// whole, the error says where it stopped, and every endpoint whose link
+/// went ahead of the failure keeps its record as its intent (`detaching`)
+/// for `restore` to finish; the rest stay attached with their links.
+/// After `restore`, kernel and state agree, and s1 and s2 are detached.
+#[test]
+fn a_batch_disconnect_stopped_part_way_leaves_the_rest_for_restore() {
+    foreign_things();
+    let lab = Lab::new("batch-stop");
+    lab.ok(&args("network create --subnet 10.57.0.0/24 sn"));
+    lab.ok(&args("network create --subnet 10.56.0.0/24 sm"));
+    let members = ["s1", "s2", "s3", "s4"];
+    for name in members {
+        lab.ok(&args(&format!("run -d --net=sm --name={name}")));
+    }
+    lab.ok(&args("network connect sn s1 s2 s3 s4"));
+    let view = Path::new(ETC_NETNS_DIR).join("s2");
+    read_only(&view);
+    let out = lab.output(&mut lab.command(&args("network disconnect sn s1 s2 s3 s4")));
+    let _ = Command::new("umount").arg(&view).status();
+    let stderr = text(&out.stderr);
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "the batch was to stop at s2's view"
+    );
+    assert!(
+        stderr.contains("s2") && stderr.contains("(1 detached before it)"),
+        "the error names s2 and what was detached before it: {stderr}"
+    );
+    let on_sn = |listed: &Ps| -> Vec<&str> {
+        members
+            .into_iter()
+            .filter(|name| listed[*name].contains("sn"))
+            .collect()
+    };
+    // Straight after the failure: s1 is gone from sn, s2 is left to
+    // restore, and each endpoint not yet reached still has its link.
+    let state = StateDir::open(lab.state_dir()).unwrap();
+    let networks = state.networks().unwrap().complete().unwrap();
+    let sn = networks.iter().find(|n| n.name == "sn").unwrap();
+    let endpoints = state.endpoints_of(&sn.id).unwrap().complete().unwrap();
+    let container_of = |endpoint: &EndpointRecord| endpoint.container.clone().unwrap_or_default();
+    assert!(
+        !endpoints.iter().any(|e| container_of(e) == "s1"),
+        "s1's record after its detach: {endpoints:?}"
+    );
+    for endpoint in &endpoints {
+        let name = container_of(endpoint);
+        let link = link_in(&name, &endpoint.ifname);
+        match endpoint.state {
+            EndpointState::Detaching => {}
+            EndpointState::Attached => assert!(
+                link.is_some(),
+                "{name} is recorded attached without its link"
+            ),
+            other => panic!("{name}'s record is {other:?} after the stopped batch"),
+        }
+        if name == "s2" {
+            assert_eq!(endpoint.state, EndpointState::Detaching, "s2's record");
+        }
+    }
+    lab.restore();
+    let (listed, _) = agree(&lab, "sm", Depth::Deep, "the stopped batch and restore");
+    let still = on_sn(&listed);
+    assert!(
+        !still.contains(&"s1") && !still.contains(&"s2"),
+        "s1 and s2 are detached after restore: {listed:?}"
+    );
+    if !still.is_empty() {
+        lab.ok(&args(&format!("network disconnect sn {}", still.join(" "))));
+    }
+    let (listed, _) = agree(&lab, "sm", Depth::Quick, "the rest disconnected");
+    assert!(on_sn(&listed).is_empty(), "{listed:?}");
+    for name in members {
+        lab.ok(&args(&format!("rm -f {name}")));
+    }
+    lab.ok(&args("network rm sn"));
+    lab.ok(&args("network rm sm"));
 }
 
 /// Item: a batch refused after its links were made (here a view it cannot

@@ -23,14 +23,16 @@
 //! all are attached.
 
 use super::endpoint_link::{self, BuiltEndpoint, EndpointPlan, NewEndpoint};
-use super::endpoints::{parent_link, DetachPlace, Intent, Pending, ResolvedTarget};
+use super::endpoints::{
+    check_hosts_dir, parent_link, DetachPlace, Intent, LinkToRemove, Pending, ResolvedTarget,
+};
 use super::netns_identity::{NsAt, OpenNetns};
 use super::networks::{find_network, lookup_network};
 use super::report::endpoint_label;
 use super::{AttachRequest, EndpointInfo, Error, Manager, Target};
 use crate::netns::Netns;
-use crate::rtnl::Handle;
-use crate::store::EndpointRecord;
+use crate::rtnl::{Handle, Link};
+use crate::store::{EndpointRecord, EndpointState};
 
 impl Manager {
     /// Attaches every namespace of `targets` to `network`, each as
@@ -395,7 +397,6 @@ impl Manager {
             }
             slots[at] = DetachSlot::Found(endpoint, ns);
         }
-        let endpoints = slots.into_iter().filter_map(DetachSlot::into_found);
         let host = Handle::new()?;
         // Looked up once for all (a CNI network without a host master
         // names none).
@@ -403,6 +404,27 @@ impl Manager {
             "" => None,
             name => host.link_by_name(name)?,
         };
+        drop(host);
+        check_hosts_dir(&state, network)?;
+        // Each endpoint's record as its intent (`detaching`), and what its
+        // link's removal needs, its namespace and socket taken apart to go
+        // to the thread that deletes the links.
+        let mut records = Vec::with_capacity(slots.len());
+        let mut links = Vec::with_capacity(slots.len());
+        for (mut endpoint, at) in slots.into_iter().filter_map(DetachSlot::into_found) {
+            let how = LinkToRemove::of(&endpoint);
+            endpoint.state = EndpointState::Detaching;
+            let inside = match at {
+                NsAt::Present(open, _) => Some(open.into_parts()?),
+                NsAt::Gone | NsAt::NotANamespace => None,
+            };
+            records.push(endpoint);
+            links.push((how, inside));
+        }
+        // Every intent in one file before the first link goes: a batch
+        // killed anywhere is finished by the next lock and `restore`, an
+        // endpoint at a time.
+        state.put_batch_intents(&mut records.iter())?;
         let names = self.names(&state);
         // The names of the containers detached, taken out of the network's
         // hosts file together at the end (one pass over it), and its union
@@ -410,24 +432,29 @@ impl Manager {
         // should the batch be killed before.
         let mut gone: Vec<String> = Vec::new();
         let mut notes = Vec::new();
-        let mut failure = None;
-        for (done, (endpoint, at)) in endpoints.into_iter().enumerate() {
-            let label = super::report::endpoint_label(&endpoint);
-            let container = endpoint.container.clone();
-            match self.detach_in_batch(&host, &state, network, endpoint, &at, parent.as_ref()) {
-                Ok(more) => {
-                    notes.extend(more);
-                    gone.extend(container);
-                }
-                Err(error) => {
-                    failure = Some(error.context(format!(
-                        "detaching {label} from network {} ({done} detached before it)",
-                        network.name
-                    )));
-                    break;
-                }
-            }
+        let (removals, failure) = unlink_ahead(links, &records, parent.as_ref(), |at, removal| {
+            notes.extend(removal?);
+            let endpoint = &records[at];
+            names.remove_view(endpoint)?;
+            self.forget_detached(&state, network, endpoint)?;
+            gone.extend(endpoint.container.clone());
+            Ok(())
+        });
+        let failure = failure.map(|(at, error)| {
+            error.context(format!(
+                "detaching {} from network {} ({at} detached before it)",
+                endpoint_label(&records[at]),
+                network.name
+            ))
+        });
+        // An endpoint whose link went, or may have gone, without the rest
+        // of its detach keeps its intent as its record, for restore to
+        // finish; the lines of those never reached then go with the file.
+        let mut kept = Ok(());
+        for at in removals {
+            kept = kept.and(state.keep_batch_detach_intent(&records[at]));
         }
+        let settled = kept.and_then(|()| state.remove_batch_intents().map(drop));
         let names_taken_out = names
             .remove_lines(network, &gone)
             .and_then(|()| names.refresh_network(network));
@@ -435,10 +462,90 @@ impl Manager {
             let _ = state.commit();
             return Err(error);
         }
+        settled?;
         names_taken_out?;
         state.commit()?;
         Ok(notes)
     }
+}
+
+/// How much stack the thread that deletes a batch's links gets: its
+/// requests' buffers are on the heap.
+const UNLINK_STACK: usize = 256 << 10;
+
+/// Deletes the links of a batch's endpoints (`links[i]`, for
+/// `records[i]`) in order on a thread of its own, while `forget` writes,
+/// on the calling thread, the files of each endpoint whose removal is
+/// done, in the same order. A link's removal is mostly the kernel's
+/// wait for other CPUs to let go of it (RCU grace periods, some 15 ms a
+/// link here); an endpoint's files are written meanwhile, instead of
+/// after it. The thread runs at most two links ahead.
+///
+/// Returns the endpoints whose removal ran (or may have) but whose files
+/// were not all written, and the first failure (a removal's, `forget`'s,
+/// or the thread's start: then nothing ran) with the endpoint's place;
+/// the thread stops at the first failure, starting no other removal.
+#[allow(clippy::type_complexity)]
+fn unlink_ahead(
+    links: Vec<(LinkToRemove, Option<(Netns, Handle)>)>,
+    records: &[EndpointRecord],
+    parent: Option<&Link>,
+    mut forget: impl FnMut(usize, Result<Option<String>, Error>) -> Result<(), Error>,
+) -> (Vec<usize>, Option<(usize, Error)>) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let (removed, removals) = std::sync::mpsc::sync_channel(1);
+        let stop = &stop;
+        let unlinker = std::thread::Builder::new()
+            .stack_size(UNLINK_STACK)
+            .spawn_scoped(scope, move || {
+                for ((how, inside), endpoint) in links.into_iter().zip(records) {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let removal = match inside {
+                        Some((ns, handle)) => {
+                            how.remove(&OpenNetns::from_parts(ns, handle), endpoint, parent)
+                        }
+                        None => Ok(None),
+                    };
+                    let failed = removal.is_err();
+                    if removed.send(removal).is_err() || failed {
+                        break;
+                    }
+                }
+            });
+        let unlinker = match unlinker {
+            Ok(unlinker) => unlinker,
+            // No removal ran.
+            Err(error) => {
+                let error = Error::io("starting the thread that deletes the links", &error);
+                return (Vec::new(), Some((0, error)));
+            }
+        };
+        let mut unfinished = Vec::new();
+        let mut failure = None;
+        for at in 0..records.len() {
+            let Ok(removal) = removals.recv() else {
+                // It died, maybe after this removal.
+                unfinished.push(at);
+                failure = Some((at, Error::failed("the thread deleting the links stopped")));
+                break;
+            };
+            if let Err(error) = forget(at, removal) {
+                unfinished.push(at);
+                failure = Some((at, error));
+                break;
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        // Removals that ran past the failure, each with its endpoint.
+        let next = failure.as_ref().map_or(records.len(), |(at, _)| at + 1);
+        unfinished.extend((next..).zip(removals.iter()).map(|(at, _)| at));
+        let _ = unlinker.join();
+        (unfinished, failure)
+    })
 }
 
 /// A target of `connect_many` in the one vector that holds it from its

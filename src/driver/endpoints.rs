@@ -716,27 +716,10 @@ impl Manager {
         endpoint: EndpointRecord,
         at: &NsAt,
     ) -> Result<Vec<String>, Error> {
-        self.detach_as(host, state, network, endpoint, at, None)
+        self.detach_as(host, state, network, endpoint, at)
     }
 
-    /// [`Manager::detach`] as one endpoint of a batch: `parent` is the
-    /// network's parent, looked up once for all, and the endpoint's names
-    /// stay in the network's hosts file and its union views for the
-    /// caller to take out once for all ([`Names::remove_lines`],
-    /// [`Names::refresh_network`]).
-    pub(crate) fn detach_in_batch(
-        &self,
-        host: &Handle,
-        state: &Locked<'_>,
-        network: &NetworkRecord,
-        endpoint: EndpointRecord,
-        at: &NsAt,
-        parent: Option<&Link>,
-    ) -> Result<Vec<String>, Error> {
-        self.detach_as(host, state, network, endpoint, at, Some(parent))
-    }
-
-    /// [`Manager::detach`]; `batch`: see [`Manager::detach_in_batch`].
+    /// [`Manager::detach`], its arguments taken apart.
     fn detach_as(
         &self,
         host: &Handle,
@@ -744,85 +727,35 @@ impl Manager {
         network: &NetworkRecord,
         mut endpoint: EndpointRecord,
         at: &NsAt,
-        batch: Option<Option<&Link>>,
     ) -> Result<Vec<String>, Error> {
         check_hosts_dir(state, network)?;
-        let was = endpoint.state;
-        let unproven = matches!(was, EndpointState::Attaching | EndpointState::Relinking)
-            && endpoint.ifindex.is_none();
+        let how = LinkToRemove::of(&endpoint);
         endpoint.state = EndpointState::Detaching;
         under_detach_intent(state, &endpoint, || {
-            self.detach_recorded(host, state, network, &endpoint, at, batch, was, unproven)
+            let mut notes = Vec::new();
+            if let Some(inside) = at.open() {
+                // A CNI network without a host master names none.
+                let parent = match network.parent.as_str() {
+                    "" => None,
+                    name => host.link_by_name(name)?,
+                };
+                notes.extend(how.remove(inside, &endpoint, parent.as_ref())?);
+            }
+            self.names(state).remove(network, &endpoint)?;
+            self.forget_detached(state, network, &endpoint)?;
+            Ok(notes)
         })
     }
 
-    /// The work of [`Manager::detach_as`] once its intent is written:
-    /// the link, the names, the addresses, the record.
-    #[allow(clippy::too_many_arguments)]
-    fn detach_recorded(
+    /// What a detach does once the endpoint's link is gone (or was never
+    /// there), its names aside: its addresses, its record, its place in
+    /// its container's index.
+    pub(crate) fn forget_detached(
         &self,
-        host: &Handle,
         state: &Locked<'_>,
         network: &NetworkRecord,
         endpoint: &EndpointRecord,
-        at: &NsAt,
-        batch: Option<Option<&Link>>,
-        was: EndpointState,
-        unproven: bool,
-    ) -> Result<Vec<String>, Error> {
-        let mut notes = Vec::new();
-        if let Some(inside) = at.open() {
-            let looked_up;
-            let parent = match batch {
-                Some(parent) => parent,
-                None => {
-                    // A CNI network without a host master names none.
-                    looked_up = match network.parent.as_str() {
-                        "" => None,
-                        name => host.link_by_name(name)?,
-                    };
-                    looked_up.as_ref()
-                }
-            };
-            let removal = if unproven {
-                // Recorded without an index, the link can only be under a
-                // temporary name, which no other tool makes (an intent of
-                // an older version never made one: nothing is found).
-                endpoint_link::delete_temporary_links(inside, parent)?;
-                let found = match endpoint.ifname.as_str() {
-                    "" => None,
-                    name => inside.handle.link_by_name(name)?,
-                };
-                let why = match was {
-                    EndpointState::Relinking => "the interrupted re-make by restore recorded no index (its link was under a temporary name)",
-                    _ => "the interrupted attach recorded no index (a record of an older version)",
-                };
-                match found.filter(|l| l.kind.as_deref() == Some("ipvlan")) {
-                    Some(link) => LinkRemoval::NotOurs(format!(
-                        "link {} (index {}) in namespace {} left in place: {why}, so nothing shows the link is the one it made rather than another tool's",
-                        link.name,
-                        link.index,
-                        inside.label()
-                    )),
-                    None => LinkRemoval::Missing,
-                }
-            } else {
-                endpoint_link::delete_checked(
-                    inside,
-                    endpoint.ifindex,
-                    &endpoint.ifname,
-                    parent,
-                    endpoint.mac.as_deref(),
-                )?
-            };
-            if let LinkRemoval::NotOurs(why) = removal {
-                notes.push(why);
-            }
-        }
-        match batch {
-            None => self.names(state).remove(network, endpoint)?,
-            Some(_) => self.names(state).remove_view(endpoint)?,
-        }
+    ) -> Result<(), Error> {
         for address in endpoint.ipv4.iter().chain(endpoint.ipv6.iter()) {
             state.release_if_owner(network, address.addr(), &endpoint.id)?;
         }
@@ -833,7 +766,7 @@ impl Manager {
             let _ = ContainerIndex::read(state, name)
                 .and_then(|mut index| index.remove(state, &endpoint.network_id, &endpoint.id));
         }
-        Ok(notes)
+        Ok(())
     }
 
     /// The endpoints of container `name`, with the index of their network
@@ -867,6 +800,76 @@ impl Manager {
             }
         }
         Ok(found)
+    }
+}
+
+/// How an endpoint's link is found for its removal: read from its record
+/// before the record is marked `detaching`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LinkToRemove {
+    was: EndpointState,
+    /// Recorded without an index by an attach or a re-make that may have
+    /// run its create: the link can only be under a temporary name.
+    unproven: bool,
+}
+
+impl LinkToRemove {
+    pub(crate) fn of(endpoint: &EndpointRecord) -> LinkToRemove {
+        let was = endpoint.state;
+        LinkToRemove {
+            was,
+            unproven: matches!(was, EndpointState::Attaching | EndpointState::Relinking)
+                && endpoint.ifindex.is_none(),
+        }
+    }
+
+    /// Deletes `endpoint`'s link in `inside`, the namespace attached, when
+    /// it is ours (on `parent`, the network's host master, when it has
+    /// one); returns why a link found there was left in place. Requests
+    /// on `inside`'s socket only: no file is touched, so a batch runs it
+    /// on a thread of its own while it writes the files of the endpoint
+    /// before.
+    pub(crate) fn remove(
+        self,
+        inside: &OpenNetns,
+        endpoint: &EndpointRecord,
+        parent: Option<&Link>,
+    ) -> Result<Option<String>, Error> {
+        let removal = if self.unproven {
+            // Recorded without an index, the link can only be under a
+            // temporary name, which no other tool makes (an intent of an
+            // older version never made one: nothing is found).
+            endpoint_link::delete_temporary_links(inside, parent)?;
+            let found = match endpoint.ifname.as_str() {
+                "" => None,
+                name => inside.handle.link_by_name(name)?,
+            };
+            let why = match self.was {
+                EndpointState::Relinking => "the interrupted re-make by restore recorded no index (its link was under a temporary name)",
+                _ => "the interrupted attach recorded no index (a record of an older version)",
+            };
+            match found.filter(|l| l.kind.as_deref() == Some("ipvlan")) {
+                Some(link) => LinkRemoval::NotOurs(format!(
+                    "link {} (index {}) in namespace {} left in place: {why}, so nothing shows the link is the one it made rather than another tool's",
+                    link.name,
+                    link.index,
+                    inside.label()
+                )),
+                None => LinkRemoval::Missing,
+            }
+        } else {
+            endpoint_link::delete_checked(
+                inside,
+                endpoint.ifindex,
+                &endpoint.ifname,
+                parent,
+                endpoint.mac.as_deref(),
+            )?
+        };
+        Ok(match removal {
+            LinkRemoval::NotOurs(why) => Some(why),
+            LinkRemoval::Deleted | LinkRemoval::Missing => None,
+        })
     }
 }
 
@@ -919,7 +922,7 @@ fn locked_network(
 /// after the kernel changed: a refused one must stop the command before
 /// anything changes. The check opens it for that later write, so it costs
 /// nothing.
-fn check_hosts_dir(state: &Locked<'_>, network: &NetworkRecord) -> Result<(), Error> {
+pub(crate) fn check_hosts_dir(state: &Locked<'_>, network: &NetworkRecord) -> Result<(), Error> {
     if let Some(dir) = state.hosts_path(&network.id).parent() {
         state.check_dir(dir)?;
     }

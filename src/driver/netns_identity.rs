@@ -160,6 +160,29 @@ impl OpenNetns {
         self.visit.borrow_mut().take()
     }
 
+    /// The namespace and its handle, to be used on another thread
+    /// ([`OpenNetns::from_parts`] there); refused while the calling thread
+    /// is held inside ([`OpenNetns::with_handle_staying`]): that visit can
+    /// only end on this thread.
+    pub(crate) fn into_parts(self) -> Result<(Netns, Handle), Error> {
+        if self.visit.borrow().is_some() {
+            return Err(Error::failed(format!(
+                "namespace {} is held by this thread",
+                self.label()
+            )));
+        }
+        Ok((self.ns, self.handle))
+    }
+
+    /// A namespace and its handle taken apart by [`OpenNetns::into_parts`].
+    pub(crate) fn from_parts(ns: Netns, handle: Handle) -> OpenNetns {
+        OpenNetns {
+            ns,
+            handle,
+            visit: std::cell::RefCell::new(None),
+        }
+    }
+
     /// The namespace's name or path, for messages.
     pub(crate) fn label(&self) -> &str {
         self.ns.label()

@@ -112,6 +112,17 @@ impl Locked<'_> {
         Ok(())
     }
 
+    /// The line of a batch detach's `record` written over its record now,
+    /// as the next lock would write it were the batch to die (see
+    /// [`Locked::expand_line`]): for an endpoint whose link went, or may
+    /// have gone, before the batch stopped short, ahead of the removal of
+    /// `batch-intents` that drops the lines of the endpoints it never
+    /// reached.
+    pub fn keep_batch_detach_intent(&self, record: &EndpointRecord) -> Result<(), StoreError> {
+        debug_assert_eq!(record.state, EndpointState::Detaching);
+        self.expand_detach_intent(record)
+    }
+
     /// Removes `batch-intents`, noting the root for the commit;
     /// `Ok(false)` when there was none.
     pub fn remove_batch_intents(&self) -> Result<bool, StoreError> {

@@ -406,25 +406,26 @@ impl Manager {
         };
         drop(host);
         check_hosts_dir(&state, network)?;
-        // Each endpoint's record as its intent (`detaching`), and what its
-        // link's removal needs, its namespace and socket taken apart to go
-        // to the thread that deletes the links.
-        let mut records = Vec::with_capacity(slots.len());
-        let mut links = Vec::with_capacity(slots.len());
-        for (mut endpoint, at) in slots.into_iter().filter_map(DetachSlot::into_found) {
+        // Each endpoint's record becomes its intent (`detaching`), in its
+        // slot, with what its link's removal needs: the namespace and its
+        // socket taken apart, to go to the thread that deletes the links.
+        for slot in &mut slots {
+            let DetachSlot::Found(mut endpoint, at) = std::mem::replace(slot, DetachSlot::Moving)
+            else {
+                return Err(Error::failed("a target of the batch was not looked up"));
+            };
             let how = LinkToRemove::of(&endpoint);
             endpoint.state = EndpointState::Detaching;
             let inside = match at {
                 NsAt::Present(open, _) => Some(open.into_parts()?),
                 NsAt::Gone | NsAt::NotANamespace => None,
             };
-            records.push(endpoint);
-            links.push((how, inside));
+            *slot = DetachSlot::Detaching(endpoint, Some(Unlink { how, inside }));
         }
         // Every intent in one file before the first link goes: a batch
         // killed anywhere is finished by the next lock and `restore`, an
         // endpoint at a time.
-        state.put_batch_intents(&mut records.iter())?;
+        state.put_batch_intents(&mut slots.iter().filter_map(DetachSlot::detaching))?;
         let names = self.names(&state);
         // The names of the containers detached, taken out of the network's
         // hosts file together at the end (one pass over it), and its union
@@ -432,18 +433,19 @@ impl Manager {
         // should the batch be killed before.
         let mut gone: Vec<String> = Vec::new();
         let mut notes = Vec::new();
-        let (removals, failure) = unlink_ahead(links, &records, parent.as_ref(), |at, removal| {
-            notes.extend(removal?);
-            let endpoint = &records[at];
-            names.remove_view(endpoint)?;
-            self.forget_detached(&state, network, endpoint)?;
-            gone.extend(endpoint.container.clone());
-            Ok(())
-        });
+        let (unfinished, failure) =
+            unlink_ahead(&mut slots, parent.as_ref(), |endpoint, removal| {
+                notes.extend(removal?);
+                names.remove_view(endpoint)?;
+                self.forget_detached(&state, network, endpoint)?;
+                gone.extend(endpoint.container.clone());
+                Ok(())
+            });
         let failure = failure.map(|(at, error)| {
+            let label = slots[at].detaching().map(endpoint_label);
             error.context(format!(
                 "detaching {} from network {} ({at} detached before it)",
-                endpoint_label(&records[at]),
+                label.unwrap_or_default(),
                 network.name
             ))
         });
@@ -451,8 +453,8 @@ impl Manager {
         // of its detach keeps its intent as its record, for restore to
         // finish; the lines of those never reached then go with the file.
         let mut kept = Ok(());
-        for at in removals {
-            kept = kept.and(state.keep_batch_detach_intent(&records[at]));
+        for endpoint in unfinished.iter().filter_map(|&at| slots[at].detaching()) {
+            kept = kept.and(state.keep_batch_detach_intent(endpoint));
         }
         let settled = kept.and_then(|()| state.remove_batch_intents().map(drop));
         let names_taken_out = names
@@ -469,49 +471,64 @@ impl Manager {
     }
 }
 
-/// How much stack the thread that deletes a batch's links gets: its
-/// requests' buffers are on the heap.
+/// What the removal of one endpoint's link needs, sent to the thread that
+/// deletes a batch's links.
+struct Unlink {
+    how: LinkToRemove,
+    /// The namespace attached and the socket in it; `None` when it is
+    /// gone (nothing to delete).
+    inside: Option<(Netns, Handle)>,
+}
+
+/// How many links the thread deleting them may be given ahead of the
+/// endpoint whose files are being written: one in its hands, one waiting.
+const UNLINK_AHEAD: usize = 2;
+
+/// How much stack that thread gets: its requests' buffers are on the heap.
 const UNLINK_STACK: usize = 256 << 10;
 
-/// Deletes the links of a batch's endpoints (`links[i]`, for
-/// `records[i]`) in order on a thread of its own, while `forget` writes,
-/// on the calling thread, the files of each endpoint whose removal is
-/// done, in the same order. A link's removal is mostly the kernel's
-/// wait for other CPUs to let go of it (RCU grace periods, some 15 ms a
-/// link here); an endpoint's files are written meanwhile, instead of
-/// after it. The thread runs at most two links ahead.
+/// Deletes the links of a batch's endpoints (`slots`, each
+/// [`DetachSlot::Detaching`]) in order on a thread of its own, while
+/// `forget` writes, on the calling thread, the files of each endpoint
+/// whose removal is done, in the same order. A link's removal is mostly
+/// the kernel waiting for the other CPUs to let go of it (RCU grace
+/// periods: some 15 ms a link in the test VM); each endpoint's files are
+/// written meanwhile, instead of after it. The thread is handed one
+/// endpoint at a time, at most [`UNLINK_AHEAD`] ahead, so what it holds
+/// does not grow with the batch.
 ///
 /// Returns the endpoints whose removal ran (or may have) but whose files
 /// were not all written, and the first failure (a removal's, `forget`'s,
 /// or the thread's start: then nothing ran) with the endpoint's place;
-/// the thread stops at the first failure, starting no other removal.
-#[allow(clippy::type_complexity)]
+/// after a failure no other removal starts.
 fn unlink_ahead(
-    links: Vec<(LinkToRemove, Option<(Netns, Handle)>)>,
-    records: &[EndpointRecord],
+    slots: &mut [DetachSlot],
     parent: Option<&Link>,
-    mut forget: impl FnMut(usize, Result<Option<String>, Error>) -> Result<(), Error>,
+    mut forget: impl FnMut(&EndpointRecord, Result<Option<String>, Error>) -> Result<(), Error>,
 ) -> (Vec<usize>, Option<(usize, Error)>) {
     use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::mpsc::sync_channel;
     let stop = AtomicBool::new(false);
     std::thread::scope(|scope| {
-        let (removed, removals) = std::sync::mpsc::sync_channel(1);
+        let (jobs, to_unlink) = sync_channel::<Option<Unlink>>(UNLINK_AHEAD);
+        let (unlinked, removals) = sync_channel(UNLINK_AHEAD);
         let stop = &stop;
         let unlinker = std::thread::Builder::new()
             .stack_size(UNLINK_STACK)
             .spawn_scoped(scope, move || {
-                for ((how, inside), endpoint) in links.into_iter().zip(records) {
+                for job in to_unlink {
                     if stop.load(Ordering::Relaxed) {
                         break;
                     }
-                    let removal = match inside {
-                        Some((ns, handle)) => {
-                            how.remove(&OpenNetns::from_parts(ns, handle), endpoint, parent)
-                        }
-                        None => Ok(None),
+                    let removal = match job {
+                        Some(Unlink {
+                            how,
+                            inside: Some((ns, handle)),
+                        }) => how.remove(&OpenNetns::from_parts(ns, handle), parent),
+                        Some(Unlink { inside: None, .. }) | None => Ok(None),
                     };
                     let failed = removal.is_err();
-                    if removed.send(removal).is_err() || failed {
+                    if unlinked.send(removal).is_err() || failed {
                         break;
                     }
                 }
@@ -524,24 +541,39 @@ fn unlink_ahead(
                 return (Vec::new(), Some((0, error)));
             }
         };
+        let mut given = 0;
         let mut unfinished = Vec::new();
         let mut failure = None;
-        for at in 0..records.len() {
+        for at in 0..slots.len() {
+            while given < slots.len() && given <= at + UNLINK_AHEAD {
+                let job = slots[given].unlink_job();
+                given += 1;
+                if jobs.send(job).is_err() {
+                    // It stopped: its last removal failed, and that is
+                    // what is received next.
+                    break;
+                }
+            }
             let Ok(removal) = removals.recv() else {
                 // It died, maybe after this removal.
                 unfinished.push(at);
                 failure = Some((at, Error::failed("the thread deleting the links stopped")));
                 break;
             };
-            if let Err(error) = forget(at, removal) {
+            let forgotten = match slots[at].detaching() {
+                Some(endpoint) => forget(endpoint, removal),
+                None => removal.map(drop),
+            };
+            if let Err(error) = forgotten {
                 unfinished.push(at);
                 failure = Some((at, error));
                 break;
             }
         }
         stop.store(true, Ordering::Relaxed);
+        drop(jobs);
         // Removals that ran past the failure, each with its endpoint.
-        let next = failure.as_ref().map_or(records.len(), |(at, _)| at + 1);
+        let next = failure.as_ref().map_or(slots.len(), |(at, _)| at + 1);
         unfinished.extend((next..).zip(removals.iter()).map(|(at, _)| at));
         let _ = unlinker.join();
         (unfinished, failure)
@@ -610,7 +642,10 @@ impl Slot {
 enum DetachSlot {
     Placed(DetachPlace),
     Found(EndpointRecord, NsAt),
-    /// Only while a place becomes its endpoint.
+    /// The endpoint's intent, with its link's removal until that is handed
+    /// to the thread that deletes the links.
+    Detaching(EndpointRecord, Option<Unlink>),
+    /// Only while a place becomes its endpoint, or an endpoint its intent.
     Moving,
 }
 
@@ -622,9 +657,18 @@ impl DetachSlot {
         }
     }
 
-    fn into_found(self) -> Option<(EndpointRecord, NsAt)> {
+    fn detaching(&self) -> Option<&EndpointRecord> {
         match self {
-            DetachSlot::Found(endpoint, at) => Some((endpoint, at)),
+            DetachSlot::Detaching(endpoint, _) => Some(endpoint),
+            _ => None,
+        }
+    }
+
+    /// The removal of this endpoint's link, for the thread that deletes
+    /// links; once only (then nothing is left to remove).
+    fn unlink_job(&mut self) -> Option<Unlink> {
+        match self {
+            DetachSlot::Detaching(_, unlink) => unlink.take(),
             _ => None,
         }
     }

@@ -739,7 +739,7 @@ impl Manager {
                     "" => None,
                     name => host.link_by_name(name)?,
                 };
-                notes.extend(how.remove(inside, &endpoint, parent.as_ref())?);
+                notes.extend(how.remove(inside, parent.as_ref())?);
             }
             self.names(state).remove(network, &endpoint)?;
             self.forget_detached(state, network, &endpoint)?;
@@ -805,12 +805,15 @@ impl Manager {
 
 /// How an endpoint's link is found for its removal: read from its record
 /// before the record is marked `detaching`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub(crate) struct LinkToRemove {
     was: EndpointState,
     /// Recorded without an index by an attach or a re-make that may have
     /// run its create: the link can only be under a temporary name.
     unproven: bool,
+    ifindex: Option<u32>,
+    ifname: String,
+    mac: Option<String>,
 }
 
 impl LinkToRemove {
@@ -820,19 +823,21 @@ impl LinkToRemove {
             was,
             unproven: matches!(was, EndpointState::Attaching | EndpointState::Relinking)
                 && endpoint.ifindex.is_none(),
+            ifindex: endpoint.ifindex,
+            ifname: endpoint.ifname.clone(),
+            mac: endpoint.mac.clone(),
         }
     }
 
-    /// Deletes `endpoint`'s link in `inside`, the namespace attached, when
-    /// it is ours (on `parent`, the network's host master, when it has
-    /// one); returns why a link found there was left in place. Requests
-    /// on `inside`'s socket only: no file is touched, so a batch runs it
-    /// on a thread of its own while it writes the files of the endpoint
-    /// before.
+    /// Deletes the endpoint's link in `inside`, the namespace attached,
+    /// when it is ours (on `parent`, the network's host master, when it
+    /// has one); returns why a link found there was left in place.
+    /// Requests on `inside`'s socket only: no file is touched, so a batch
+    /// runs it on a thread of its own while it writes the files of the
+    /// endpoint before.
     pub(crate) fn remove(
-        self,
+        &self,
         inside: &OpenNetns,
-        endpoint: &EndpointRecord,
         parent: Option<&Link>,
     ) -> Result<Option<String>, Error> {
         let removal = if self.unproven {
@@ -840,7 +845,7 @@ impl LinkToRemove {
             // temporary name, which no other tool makes (an intent of an
             // older version never made one: nothing is found).
             endpoint_link::delete_temporary_links(inside, parent)?;
-            let found = match endpoint.ifname.as_str() {
+            let found = match self.ifname.as_str() {
                 "" => None,
                 name => inside.handle.link_by_name(name)?,
             };
@@ -860,10 +865,10 @@ impl LinkToRemove {
         } else {
             endpoint_link::delete_checked(
                 inside,
-                endpoint.ifindex,
-                &endpoint.ifname,
+                self.ifindex,
+                &self.ifname,
                 parent,
-                endpoint.mac.as_deref(),
+                self.mac.as_deref(),
             )?
         };
         Ok(match removal {

@@ -407,25 +407,33 @@ impl Manager {
         drop(host);
         check_hosts_dir(&state, network)?;
         // Each endpoint's record becomes its intent (`detaching`), in its
-        // slot, with what its link's removal needs: the namespace and its
-        // socket taken apart, to go to the thread that deletes the links.
+        // slot; every intent is written in one file before the first link
+        // goes: a batch killed anywhere is finished by the next lock and
+        // `restore`, an endpoint at a time.
+        let mut was = Vec::with_capacity(slots.len());
         for slot in &mut slots {
-            let DetachSlot::Found(mut endpoint, at) = std::mem::replace(slot, DetachSlot::Moving)
-            else {
+            let DetachSlot::Found(endpoint, _) = slot else {
                 return Err(Error::failed("a target of the batch was not looked up"));
             };
-            let how = LinkToRemove::of(&endpoint);
+            was.push(endpoint.state);
             endpoint.state = EndpointState::Detaching;
+        }
+        state.put_batch_intents(&mut slots.iter().filter_map(DetachSlot::endpoint))?;
+        // Then what each link's removal needs: its place, taken from the
+        // record until the removal is done, and the namespace and its
+        // socket taken apart, to go to the thread that deletes the links.
+        for (slot, was) in slots.iter_mut().zip(was) {
+            let DetachSlot::Found(mut endpoint, at) = std::mem::replace(slot, DetachSlot::Moving)
+            else {
+                continue;
+            };
+            let how = LinkToRemove::take_from(&mut endpoint, was);
             let inside = match at {
                 NsAt::Present(open, _) => Some(open.into_parts()?),
                 NsAt::Gone | NsAt::NotANamespace => None,
             };
             *slot = DetachSlot::Detaching(endpoint, Some(Unlink { how, inside }));
         }
-        // Every intent in one file before the first link goes: a batch
-        // killed anywhere is finished by the next lock and `restore`, an
-        // endpoint at a time.
-        state.put_batch_intents(&mut slots.iter().filter_map(DetachSlot::detaching))?;
         let names = self.names(&state);
         // The names of the containers detached, taken out of the network's
         // hosts file together at the end (one pass over it), and its union
@@ -520,15 +528,18 @@ fn unlink_ahead(
                     if stop.load(Ordering::Relaxed) {
                         break;
                     }
-                    let removal = match job {
-                        Some(Unlink {
-                            how,
-                            inside: Some((ns, handle)),
-                        }) => how.remove(&OpenNetns::from_parts(ns, handle), parent),
-                        Some(Unlink { inside: None, .. }) | None => Ok(None),
+                    let (how, inside) = match job {
+                        Some(Unlink { how, inside }) => (Some(how), inside),
+                        None => (None, None),
+                    };
+                    let removal = match (&how, inside) {
+                        (Some(how), Some((ns, handle))) => {
+                            how.remove(&OpenNetns::from_parts(ns, handle), parent)
+                        }
+                        _ => Ok(None),
                     };
                     let failed = removal.is_err();
-                    if unlinked.send(removal).is_err() || failed {
+                    if unlinked.send((removal, how)).is_err() || failed {
                         break;
                     }
                 }
@@ -554,12 +565,13 @@ fn unlink_ahead(
                     break;
                 }
             }
-            let Ok(removal) = removals.recv() else {
+            let Ok((removal, how)) = removals.recv() else {
                 // It died, maybe after this removal.
                 unfinished.push(at);
                 failure = Some((at, Error::failed("the thread deleting the links stopped")));
                 break;
             };
+            slots[at].give_back(how);
             let forgotten = match slots[at].detaching() {
                 Some(endpoint) => forget(endpoint, removal),
                 None => removal.map(drop),
@@ -574,7 +586,10 @@ fn unlink_ahead(
         drop(jobs);
         // Removals that ran past the failure, each with its endpoint.
         let next = failure.as_ref().map_or(slots.len(), |(at, _)| at + 1);
-        unfinished.extend((next..).zip(removals.iter()).map(|(at, _)| at));
+        for (at, (_, how)) in (next..).zip(removals.iter()) {
+            slots[at].give_back(how);
+            unfinished.push(at);
+        }
         let _ = unlinker.join();
         (unfinished, failure)
     })
@@ -654,6 +669,21 @@ impl DetachSlot {
         match self {
             DetachSlot::Found(endpoint, _) => Some(&endpoint.id),
             _ => None,
+        }
+    }
+
+    fn endpoint(&self) -> Option<&EndpointRecord> {
+        match self {
+            DetachSlot::Found(endpoint, _) | DetachSlot::Detaching(endpoint, _) => Some(endpoint),
+            _ => None,
+        }
+    }
+
+    /// Puts back into the endpoint's record the place of its link, which
+    /// went to the thread that deleted it.
+    fn give_back(&mut self, how: Option<LinkToRemove>) {
+        if let (DetachSlot::Detaching(endpoint, _), Some(how)) = (self, how) {
+            how.give_back(endpoint);
         }
     }
 

@@ -829,6 +829,27 @@ impl LinkToRemove {
         }
     }
 
+    /// [`LinkToRemove::of`] an endpoint whose record was in state `was`
+    /// (it is its intent now), with the link's name and MAC address moved
+    /// out of it (a batch holds a thousand) until they are given back
+    /// ([`LinkToRemove::give_back`]).
+    pub(crate) fn take_from(endpoint: &mut EndpointRecord, was: EndpointState) -> LinkToRemove {
+        LinkToRemove {
+            was,
+            unproven: matches!(was, EndpointState::Attaching | EndpointState::Relinking)
+                && endpoint.ifindex.is_none(),
+            ifindex: endpoint.ifindex,
+            ifname: std::mem::take(&mut endpoint.ifname),
+            mac: endpoint.mac.take(),
+        }
+    }
+
+    /// Puts back into `endpoint` what [`LinkToRemove::take_from`] took.
+    pub(crate) fn give_back(self, endpoint: &mut EndpointRecord) {
+        endpoint.ifname = self.ifname;
+        endpoint.mac = self.mac;
+    }
+
     /// Deletes the endpoint's link in `inside`, the namespace attached,
     /// when it is ours (on `parent`, the network's host master, when it
     /// has one); returns why a link found there was left in place.

@@ -1,4 +1,4 @@
-//! The intent records of a batch attach, held in one file.
+//! The intent records of a batch (attach or detach), held in one file.
 //!
 //! A single attach writes its endpoint's intent record (`attaching`) as a
 //! file of its own and later renames the final record over it. A batch of
@@ -7,22 +7,26 @@
 //! at once: the larger part of a batch's own work per endpoint. A batch
 //! instead writes every intent as one line of `batch-intents` (in the
 //! root), before its first create, and each final record in place, as a
-//! new file ([`Locked::put_new_endpoint`]).
+//! new file ([`Locked::put_new_endpoint`]). A batch detach writes every
+//! endpoint's record marked `detaching` as a line before its first link
+//! goes, where it used to write each one into the commit log's page and
+//! take it out again (two writes of a page an endpoint).
 //!
-//! A single attach's intent, and a detach's (single or in a batch, one
-//! endpoint at a time), goes into the commit log's page instead when it
-//! can (`commit.rs`); one a killed command left there is read by the same
-//! [`Locked::expand_line`] as a line of this file.
+//! A single attach's intent, and a single detach's, goes into the commit
+//! log's page instead when it can (`commit.rs`); one a killed command left
+//! there is read by the same [`Locked::expand_line`] as a line of this
+//! file.
 //!
 //! The file is removed by the batch before it releases the lock; one found
 //! by the next holder was left by a batch that died (or by a holder that
 //! could not expand it since). Taking the lock
-//! turns it back into what a single attach leaves
-//! ([`Locked::expand_batch_intents`]): each intent whose endpoint has no
-//! record (missing, or empty: its in-place create was cut short) becomes
-//! that endpoint's intent record, then the file goes. From there on
-//! `restore`, and every other command, sees the intents one by one, as it
-//! would after interrupted single attaches.
+//! turns it back into what single attaches and detaches leave
+//! ([`Locked::expand_batch_intents`]): each attach intent whose endpoint
+//! has no record (missing, or empty: its in-place create was cut short)
+//! becomes that endpoint's intent record, each detach intent is written
+//! over its endpoint's record if that is still there, then the file goes.
+//! From there on `restore`, and every other command, sees the intents one
+//! by one, as it would after interrupted single commands.
 //!
 //! Like any intent, the file is never synced: it only has to outlive the
 //! process (a power cut resets the kernel whose links it names). Its
@@ -52,9 +56,9 @@ const READ_CHUNK: usize = 16 << 10;
 const LINE_MAX: usize = 16 << 10;
 
 impl Locked<'_> {
-    /// Writes the intent records (state `attaching`) of a batch's
-    /// endpoints, one compact JSON line each, in one new `batch-intents`
-    /// file, unsynced: in place of one intent record each
+    /// Writes the intent records (state `attaching`, or `detaching` for a
+    /// batch detach) of a batch's endpoints, one compact JSON line each, in
+    /// one new `batch-intents` file, unsynced: in place of one intent each
     /// ([`Locked::put_new_endpoint`]), before the kernel is asked for
     /// anything. An endpoint that needs its intent changed later (a create
     /// retried under another index) gets a record of its own, which
@@ -138,8 +142,8 @@ impl Locked<'_> {
     /// endpoints (an error there stops no command: the file stays), and by
     /// `restore`, which reports one.
     ///
-    /// A line that does not read as an `attaching` endpoint record is
-    /// passed over: the last one may have been cut short by the kill (the
+    /// A line that does not read as an `attaching` or `detaching` endpoint
+    /// record is passed over: the last one may have been cut short by the kill (the
     /// batch had not sent a create for it yet), and the file is ours, made
     /// in the root that only we may write. So is the intent of an endpoint
     /// whose network has no record (gone since, or never ours): nothing

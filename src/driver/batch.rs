@@ -747,3 +747,73 @@ fn attaching_reserved(reserved: &EndpointRecord, network: &str) -> String {
         endpoint_label(reserved)
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Timestamp;
+
+    /// A batch's slot whose endpoint `n` is being detached, its namespace
+    /// gone (so the thread's removal asks nothing of the kernel).
+    fn detaching(n: usize) -> DetachSlot {
+        let mut endpoint = EndpointRecord {
+            id: format!("e{n}"),
+            network_id: "net".into(),
+            container: Some(format!("c{n}")),
+            netns: format!("/run/netns/c{n}"),
+            ifname: "eth0".into(),
+            mac: Some(format!("02:00:00:00:00:{n:02x}")),
+            ipv4: None,
+            ipv6: None,
+            state: EndpointState::Detaching,
+            created: Timestamp::now(),
+            netns_id: None,
+            ifindex: Some(10 + n as u32),
+        };
+        let how = LinkToRemove::take_from(&mut endpoint, EndpointState::Attached);
+        DetachSlot::Detaching(endpoint, Some(Unlink { how, inside: None }))
+    }
+
+    /// Every endpoint's files are written in order, each after its link's
+    /// removal, with the link's place given back; a failure stops the
+    /// batch there and names every endpoint whose removal ran past it
+    /// (at most [`UNLINK_AHEAD`]), each with its place given back too.
+    #[test]
+    fn links_go_ahead_of_the_files_and_a_failure_names_what_ran_past_it() {
+        for fail_at in [None, Some(0), Some(3), Some(9)] {
+            let mut slots: Vec<DetachSlot> = (0..10).map(detaching).collect();
+            let mut forgotten = Vec::new();
+            let (unfinished, failure) = unlink_ahead(&mut slots, None, |endpoint, removal| {
+                assert_eq!(removal.unwrap(), None);
+                assert_eq!(endpoint.ifname, "eth0", "{}'s name given back", endpoint.id);
+                assert!(endpoint.mac.is_some(), "{}'s MAC given back", endpoint.id);
+                let n: usize = endpoint.id[1..].parse().unwrap();
+                if Some(n) == fail_at {
+                    return Err(Error::failed("refused"));
+                }
+                forgotten.push(n);
+                Ok(())
+            });
+            match fail_at {
+                None => {
+                    assert_eq!(forgotten, (0..10).collect::<Vec<_>>());
+                    assert!(unfinished.is_empty() && failure.is_none());
+                }
+                Some(at) => {
+                    assert_eq!(forgotten, (0..at).collect::<Vec<_>>());
+                    assert_eq!(failure.map(|(n, _)| n), Some(at));
+                    assert_eq!(unfinished.first(), Some(&at), "{unfinished:?}");
+                    assert!(
+                        unfinished.windows(2).all(|w| w[1] == w[0] + 1)
+                            && unfinished.len() <= 1 + UNLINK_AHEAD,
+                        "{unfinished:?}"
+                    );
+                    for &n in &unfinished {
+                        let endpoint = slots[n].detaching().unwrap();
+                        assert_eq!(endpoint.ifname, "eth0", "e{n}'s name given back");
+                    }
+                }
+            }
+        }
+    }
+}

@@ -6,10 +6,11 @@
 //! `cargo xtask layers`):
 //!
 //! 1. `sys`, [`json`], [`text`], [`digits`], [`fault`], [`order`],
-//!    [`process`]: system calls (the only `unsafe`), JSON, user-supplied
-//!    text made safe for messages, numbers and addresses as text, the kill
-//!    points of crash tests, the one shared stable sort, and the binary's
-//!    process start and allocator.
+//!    [`handoff`], [`process`]: system calls (the only `unsafe`), JSON,
+//!    user-supplied text made safe for messages, numbers and addresses as
+//!    text, the kill points of crash tests, the one shared stable sort, a
+//!    queue between two threads, and the binary's process start and
+//!    allocator.
 //! 2. [`netlink`]: the netlink transport.
 //! 3. [`netns`]: network namespaces.
 //! 4. [`rtnl`]: typed rtnetlink requests.
@@ -29,6 +30,7 @@
 //! fault.rs             kill points where effects happen, live only with the
 //!                      `fault-injection` feature (crash tests)
 //! order.rs             stable sorting through one copy of std's sort (binary size)
+//! handoff.rs           a bounded queue between two threads (std's channels: binary size)
 //! process.rs           the binary's start from C `main` (args, stdio, SIGPIPE), its allocator
 //! netlink/             uapi constants, attributes, message builder and checked views,
 //!                      the readers of the kernel's answers (reply.rs: ACKs, dumps,
@@ -88,6 +90,7 @@ pub mod cni;
 pub mod digits;
 pub mod driver;
 pub mod fault;
+pub mod handoff;
 pub mod ipam;
 pub mod json;
 pub mod netlink;

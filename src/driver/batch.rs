@@ -488,6 +488,9 @@ struct Unlink {
     inside: Option<(Netns, Handle)>,
 }
 
+/// A link's removal done, with the link's place it took from the record.
+type Removal = (Result<Option<String>, Error>, Option<LinkToRemove>);
+
 /// How many links the thread deleting them may be given ahead of the
 /// endpoint whose files are being written: one in its hands, one waiting.
 const UNLINK_AHEAD: usize = 2;
@@ -514,17 +517,19 @@ fn unlink_ahead(
     parent: Option<&Link>,
     mut forget: impl FnMut(&EndpointRecord, Result<Option<String>, Error>) -> Result<(), Error>,
 ) -> (Vec<usize>, Option<(usize, Error)>) {
+    use crate::handoff::{CloseOnDrop, Handoff};
     use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::mpsc::sync_channel;
     let stop = AtomicBool::new(false);
+    let jobs: Handoff<Option<Unlink>> = Handoff::new(UNLINK_AHEAD);
+    let removals: Handoff<Removal> = Handoff::new(UNLINK_AHEAD);
     std::thread::scope(|scope| {
-        let (jobs, to_unlink) = sync_channel::<Option<Unlink>>(UNLINK_AHEAD);
-        let (unlinked, removals) = sync_channel(UNLINK_AHEAD);
-        let stop = &stop;
+        let (stop, jobs, removals) = (&stop, &jobs, &removals);
         let unlinker = std::thread::Builder::new()
             .stack_size(UNLINK_STACK)
             .spawn_scoped(scope, move || {
-                for job in to_unlink {
+                // However it ends, neither side waits for it any more.
+                let _closed = (CloseOnDrop(jobs), CloseOnDrop(removals));
+                while let Some(job) = jobs.pop() {
                     if stop.load(Ordering::Relaxed) {
                         break;
                     }
@@ -539,7 +544,7 @@ fn unlink_ahead(
                         _ => Ok(None),
                     };
                     let failed = removal.is_err();
-                    if unlinked.send((removal, how)).is_err() || failed {
+                    if removals.push((removal, how)).is_err() || failed {
                         break;
                     }
                 }
@@ -559,13 +564,13 @@ fn unlink_ahead(
             while given < slots.len() && given <= at + UNLINK_AHEAD {
                 let job = slots[given].unlink_job();
                 given += 1;
-                if jobs.send(job).is_err() {
+                if jobs.push(job).is_err() {
                     // It stopped: its last removal failed, and that is
-                    // what is received next.
+                    // what comes next.
                     break;
                 }
             }
-            let Ok((removal, how)) = removals.recv() else {
+            let Some((removal, how)) = removals.pop() else {
                 // It died, maybe after this removal.
                 unfinished.push(at);
                 failure = Some((at, Error::failed("the thread deleting the links stopped")));
@@ -583,12 +588,13 @@ fn unlink_ahead(
             }
         }
         stop.store(true, Ordering::Relaxed);
-        drop(jobs);
+        jobs.close();
         // Removals that ran past the failure, each with its endpoint.
-        let next = failure.as_ref().map_or(slots.len(), |(at, _)| at + 1);
-        for (at, (_, how)) in (next..).zip(removals.iter()) {
+        let mut at = failure.as_ref().map_or(slots.len(), |(at, _)| at + 1);
+        while let Some((_, how)) = removals.pop() {
             slots[at].give_back(how);
             unfinished.push(at);
+            at += 1;
         }
         let _ = unlinker.join();
         (unfinished, failure)

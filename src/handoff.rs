@@ -1,0 +1,157 @@
+//! A bounded queue that hands items from one thread to another: what a
+//! batch needs of `std::sync::mpsc`, whose channels added some 20 KiB to
+//! the binary (a mutex and a condition variable are already in it).
+//!
+//! Either side may close it: pushes are then refused, and pops return
+//! what is still queued, then `None`. Waiting is for room (a push) or an
+//! item (a pop), never after a close.
+
+use std::collections::VecDeque;
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+
+/// Items of `T` on their way from one thread to another, at most `bound`
+/// of them at once.
+pub struct Handoff<T> {
+    queue: Mutex<Queue<T>>,
+    /// Signalled on every push, pop and close.
+    changed: Condvar,
+    bound: usize,
+}
+
+struct Queue<T> {
+    items: VecDeque<T>,
+    closed: bool,
+}
+
+impl<T> Handoff<T> {
+    /// An open, empty queue holding at most `bound` items (at least one).
+    pub fn new(bound: usize) -> Handoff<T> {
+        Handoff {
+            queue: Mutex::new(Queue {
+                items: VecDeque::with_capacity(bound.max(1)),
+                closed: false,
+            }),
+            changed: Condvar::new(),
+            bound: bound.max(1),
+        }
+    }
+
+    /// Queues `item`, waiting for room; gives it back once closed.
+    pub fn push(&self, item: T) -> Result<(), T> {
+        let mut queue = self.lock();
+        while !queue.closed && queue.items.len() >= self.bound {
+            queue = self.wait(queue);
+        }
+        if queue.closed {
+            return Err(item);
+        }
+        queue.items.push_back(item);
+        self.changed.notify_all();
+        Ok(())
+    }
+
+    /// The oldest item, waiting for one; `None` once closed and empty.
+    pub fn pop(&self) -> Option<T> {
+        let mut queue = self.lock();
+        while !queue.closed && queue.items.is_empty() {
+            queue = self.wait(queue);
+        }
+        let item = queue.items.pop_front();
+        if item.is_some() {
+            self.changed.notify_all();
+        }
+        item
+    }
+
+    /// Refuses every later push and ends every wait.
+    pub fn close(&self) {
+        self.lock().closed = true;
+        self.changed.notify_all();
+    }
+
+    // A panic while the lock was held (none of the code above can) leaves
+    // the queue as consistent as any other moment: poisoning is ignored.
+    fn lock(&self) -> MutexGuard<'_, Queue<T>> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn wait<'a>(&self, queue: MutexGuard<'a, Queue<T>>) -> MutexGuard<'a, Queue<T>> {
+        self.changed
+            .wait(queue)
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Closes a [`Handoff`] when dropped: a thread's side of it, closed
+/// however the thread ends.
+pub struct CloseOnDrop<'a, T>(pub &'a Handoff<T>);
+
+impl<T> Drop for CloseOnDrop<'_, T> {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn items_arrive_in_order_and_a_close_ends_the_waits() {
+        let jobs = Handoff::new(2);
+        let done = Handoff::new(1);
+        let sum = std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let _closed = CloseOnDrop(&done);
+                while let Some(n) = jobs.pop() {
+                    if done.push(n * 2).is_err() {
+                        break;
+                    }
+                }
+            });
+            // At most two items out at once (one waiting, one in the
+            // worker's hands), as its users keep them: more, and both
+            // sides could wait for room at once.
+            let mut got = Vec::new();
+            for n in 0..100u64 {
+                assert!(jobs.push(n).is_ok());
+                if n >= 1 {
+                    got.push(done.pop().unwrap());
+                }
+            }
+            jobs.close();
+            assert_eq!(jobs.push(7), Err(7), "a closed queue refuses");
+            while let Some(n) = done.pop() {
+                got.push(n);
+            }
+            got
+        });
+        assert_eq!(sum, (0..100u64).map(|n| n * 2).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_closed_queue_still_gives_what_it_holds() {
+        let queue = Handoff::new(3);
+        queue.push('a').unwrap();
+        queue.push('b').unwrap();
+        queue.close();
+        assert_eq!(queue.pop(), Some('a'));
+        assert_eq!(queue.pop(), Some('b'));
+        assert_eq!(queue.pop(), None);
+    }
+
+    #[test]
+    fn a_full_queue_waits_for_room() {
+        let queue = Handoff::new(1);
+        std::thread::scope(|scope| {
+            queue.push(1).unwrap();
+            let pusher = scope.spawn(|| queue.push(2));
+            // Time for a push that did not wait to show.
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            assert_eq!(queue.lock().items.len(), 1, "a push past the bound");
+            assert_eq!(queue.pop(), Some(1));
+            assert_eq!(pusher.join().unwrap(), Ok(()));
+            assert_eq!(queue.pop(), Some(2));
+        });
+    }
+}

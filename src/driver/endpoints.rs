@@ -818,15 +818,12 @@ pub(crate) struct LinkToRemove {
 
 impl LinkToRemove {
     pub(crate) fn of(endpoint: &EndpointRecord) -> LinkToRemove {
-        let was = endpoint.state;
-        LinkToRemove {
-            was,
-            unproven: matches!(was, EndpointState::Attaching | EndpointState::Relinking)
-                && endpoint.ifindex.is_none(),
-            ifindex: endpoint.ifindex,
-            ifname: endpoint.ifname.clone(),
-            mac: endpoint.mac.clone(),
-        }
+        LinkToRemove::found_by(
+            endpoint.state,
+            endpoint.ifindex,
+            endpoint.ifname.clone(),
+            endpoint.mac.clone(),
+        )
     }
 
     /// [`LinkToRemove::of`] an endpoint whose record was in state `was`
@@ -834,13 +831,23 @@ impl LinkToRemove {
     /// out of it (a batch holds a thousand) until they are given back
     /// ([`LinkToRemove::give_back`]).
     pub(crate) fn take_from(endpoint: &mut EndpointRecord, was: EndpointState) -> LinkToRemove {
+        let ifname = std::mem::take(&mut endpoint.ifname);
+        LinkToRemove::found_by(was, endpoint.ifindex, ifname, endpoint.mac.take())
+    }
+
+    fn found_by(
+        was: EndpointState,
+        ifindex: Option<u32>,
+        ifname: String,
+        mac: Option<String>,
+    ) -> LinkToRemove {
         LinkToRemove {
             was,
             unproven: matches!(was, EndpointState::Attaching | EndpointState::Relinking)
-                && endpoint.ifindex.is_none(),
-            ifindex: endpoint.ifindex,
-            ifname: std::mem::take(&mut endpoint.ifname),
-            mac: endpoint.mac.take(),
+                && ifindex.is_none(),
+            ifindex,
+            ifname,
+            mac,
         }
     }
 

@@ -429,7 +429,14 @@ impl Manager {
             };
             let how = LinkToRemove::take_from(&mut endpoint, was);
             let inside = match at {
-                NsAt::Present(open, _) => Some(open.into_parts()?),
+                NsAt::Present(open, _) => match open.into_parts() {
+                    Ok(parts) => Some(parts),
+                    Err(error) => {
+                        // Nothing was asked of the kernel: no intent stays.
+                        let _ = state.remove_batch_intents();
+                        return Err(error);
+                    }
+                },
                 NsAt::Gone | NsAt::NotANamespace => None,
             };
             *slot = DetachSlot::Detaching(endpoint, Some(Unlink { how, inside }));

@@ -224,6 +224,12 @@ mod hook {
         if settings.count.is_none() && settings.kill_at.is_none() {
             return;
         }
+        // One hit at a time: with two threads (a batch's link thread), a
+        // kill at hit N must find the lines of hits 1 to N-1 written.
+        static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _alone = ONE_AT_A_TIME
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let n = HITS.fetch_add(1, Ordering::SeqCst) + 1;
         if let Some(path) = &settings.count {
             // One `write` on an O_APPEND file: a line is whole even when

@@ -21,6 +21,9 @@ pub struct Handoff<T> {
 struct Queue<T> {
     items: VecDeque<T>,
     closed: bool,
+    /// Threads waiting on `changed`: only then is it signalled (a
+    /// signal is a system call).
+    waiting: usize,
 }
 
 impl<T> Handoff<T> {
@@ -30,6 +33,7 @@ impl<T> Handoff<T> {
             queue: Mutex::new(Queue {
                 items: VecDeque::with_capacity(bound.max(1)),
                 closed: false,
+                waiting: 0,
             }),
             changed: Condvar::new(),
             bound: bound.max(1),
@@ -46,7 +50,7 @@ impl<T> Handoff<T> {
             return Err(item);
         }
         queue.items.push_back(item);
-        self.changed.notify_all();
+        self.signal(&queue);
         Ok(())
     }
 
@@ -58,15 +62,22 @@ impl<T> Handoff<T> {
         }
         let item = queue.items.pop_front();
         if item.is_some() {
-            self.changed.notify_all();
+            self.signal(&queue);
         }
         item
     }
 
     /// Refuses every later push and ends every wait.
     pub fn close(&self) {
-        self.lock().closed = true;
-        self.changed.notify_all();
+        let mut queue = self.lock();
+        queue.closed = true;
+        self.signal(&queue);
+    }
+
+    fn signal(&self, queue: &Queue<T>) {
+        if queue.waiting > 0 {
+            self.changed.notify_all();
+        }
     }
 
     // A panic while the lock was held (none of the code above can) leaves
@@ -75,10 +86,14 @@ impl<T> Handoff<T> {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn wait<'a>(&self, queue: MutexGuard<'a, Queue<T>>) -> MutexGuard<'a, Queue<T>> {
-        self.changed
+    fn wait<'a>(&self, mut queue: MutexGuard<'a, Queue<T>>) -> MutexGuard<'a, Queue<T>> {
+        queue.waiting += 1;
+        let mut queue = self
+            .changed
             .wait(queue)
-            .unwrap_or_else(PoisonError::into_inner)
+            .unwrap_or_else(PoisonError::into_inner);
+        queue.waiting -= 1;
+        queue
     }
 }
 

@@ -1143,6 +1143,52 @@ fn a_dead_batchs_file_the_lock_could_not_expand_is_expanded_or_kept_by_the_next_
     assert!(!batch_file.exists());
 }
 
+/// A batch's intents that cannot be written whole (here the last record's
+/// id, which the writer refuses, after more than one chunk of lines went
+/// to the disk) leave no file: the lines written must not outlive the
+/// refusal, or the next lock would act on them for a batch that never
+/// touched the kernel. A batch detach's would mark endpoints `detaching`
+/// that its caller was told stayed attached.
+#[test]
+fn intents_not_written_whole_leave_no_file() {
+    let tmp = TempDir::new("batch-intents-refused-write");
+    let state = StateDir::open(tmp.path()).unwrap();
+    let net = network("n1", &["192.168.8.0/24"]);
+    let mut attached = batch_intents_of(&net, 1..=60);
+    for record in &mut attached {
+        record.state = EndpointState::Attached;
+    }
+    {
+        let locked = state.lock().unwrap();
+        locked.put_network(&net).unwrap();
+        for record in &attached {
+            locked.put_endpoint(record).unwrap();
+        }
+        locked.commit().unwrap();
+    }
+    let mut detaching = attached.clone();
+    for record in &mut detaching {
+        record.state = EndpointState::Detaching;
+    }
+    detaching.last_mut().unwrap().id = "../e60".into();
+    {
+        let locked = state.lock().unwrap();
+        locked
+            .put_batch_intents(&mut detaching.iter())
+            .expect_err("an id the writer refuses");
+        assert!(
+            !tmp.path().join("batch-intents").exists(),
+            "the lines written before the refusal were left"
+        );
+        locked.commit().unwrap();
+    }
+    let locked = state.lock().unwrap();
+    for record in &attached {
+        let read = locked.endpoint(&net.id, &record.id).unwrap().unwrap();
+        assert_eq!(read.state, EndpointState::Attached, "{}", record.id);
+    }
+}
+
 /// An endpoint record the store refuses (a symbolic link) is kept as it
 /// is, as a damaged one is, and the lines after it are still expanded: it
 /// used to stop the expansion there, every time.

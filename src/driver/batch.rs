@@ -457,7 +457,10 @@ impl Manager {
                 Ok(())
             });
         let failure = failure.map(|(at, error)| {
-            let label = slots[at].detaching().map(endpoint_label);
+            let label = slots
+                .get(at)
+                .and_then(DetachSlot::detaching)
+                .map(endpoint_label);
             error.context(format!(
                 "detaching {} from network {} ({at} detached before it)",
                 label.unwrap_or_default(),
@@ -467,6 +470,9 @@ impl Manager {
         // An endpoint whose link went, or may have gone, without the rest
         // of its detach keeps its intent as its record, for restore to
         // finish; the lines of those never reached then go with the file.
+        // Should a keep fail (the store's disk refusing writes), the file
+        // stays for the next lock, which finishes every line's detach
+        // rather than leave an endpoint recorded attached without its link.
         let mut kept = Ok(());
         for endpoint in unfinished.iter().filter_map(|&at| slots[at].detaching()) {
             kept = kept.and(state.keep_batch_detach_intent(endpoint));
@@ -526,6 +532,9 @@ fn unlink_ahead(
 ) -> (Vec<usize>, Option<(usize, Error)>) {
     use crate::handoff::{CloseOnDrop, Handoff};
     use std::sync::atomic::{AtomicBool, Ordering};
+    if slots.is_empty() {
+        return (Vec::new(), None);
+    }
     let stop = AtomicBool::new(false);
     let jobs: Handoff<Option<Unlink>> = Handoff::new(UNLINK_AHEAD);
     let removals: Handoff<Removal> = Handoff::new(UNLINK_AHEAD);

@@ -102,15 +102,28 @@ impl Locked<'_> {
             written.map_err(StoreError::io("writing", &path))
         };
         let mut chunk = String::with_capacity(WRITE_CHUNK);
-        for record in records {
-            chunk.push_str(&intent_line(record)?);
-            chunk.push('\n');
-            if chunk.len() >= WRITE_CHUNK {
+        let written = || -> Result<(), StoreError> {
+            for record in records {
+                chunk.push_str(&intent_line(record)?);
+                chunk.push('\n');
+                if chunk.len() >= WRITE_CHUNK {
+                    write(&mut file, &mut chunk)?;
+                }
+            }
+            if !chunk.is_empty() {
                 write(&mut file, &mut chunk)?;
             }
-        }
-        if !chunk.is_empty() {
-            write(&mut file, &mut chunk)?;
+            Ok(())
+        };
+        if let Err(error) = written() {
+            // Made by this call and not written whole (a full disk, a
+            // record the writer refuses): its whole lines must not outlive
+            // the refusal, or the next lock would act on them for a batch
+            // that never touched the kernel (a batch detach's would detach
+            // endpoints its caller was told stayed).
+            drop(file);
+            let _ = self.remove_batch_intents();
+            return Err(error);
         }
         self.handles.let_go(file);
         Ok(())

@@ -1,6 +1,6 @@
 //! A bounded queue that hands items from one thread to another: what a
-//! batch needs of `std::sync::mpsc`, whose channels added some 20 KiB to
-//! the binary (a mutex and a condition variable are already in it).
+//! batch needs of `std::sync::mpsc`, whose channels added 17.6 KiB to the
+//! binary (a mutex and a condition variable are already in it).
 //!
 //! Either side may close it: pushes are then refused, and pops return
 //! what is still queued, then `None`. Waiting is for room (a push) or an
@@ -13,7 +13,7 @@ use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 /// of them at once.
 pub struct Handoff<T> {
     queue: Mutex<Queue<T>>,
-    /// Signalled on every push, pop and close.
+    /// Signalled on a push, pop or close while a thread waits.
     changed: Condvar,
     bound: usize,
 }

@@ -173,8 +173,9 @@ impl Manager {
             slots.into_iter().filter_map(Slot::into_reserved).collect();
         if let Err(error) = state.put_batch_intents(&mut reserved.iter().map(|r| &r.pending.record))
         {
-            // Nothing was asked of the kernel: the intents go first.
-            let _ = state.remove_batch_intents();
+            // Nothing was asked of the kernel, and no intent of this batch
+            // stays (a file it made is removed with the refusal; one still
+            // there is a dead batch's, kept for the next lock).
             give_back(&mut reserved.into_iter().map(|r| r.pending));
             return Err(
                 Error::from(error).context(format!("attaching to network {}", network.name))

@@ -22,6 +22,30 @@ use std::path::{Path, PathBuf};
 
 use crate::sys;
 
+/// The calling thread's network namespace in procfs.
+const OWN_PATH: &str = "/proc/thread-self/ns/net";
+
+/// The calling thread's network namespace, opened. With `socket`, a
+/// socket the caller made in that namespace, asked of it (`SIOCGSKNS`):
+/// opening [`OWN_PATH`] makes procfs build this process's
+/// `/proc/PID/task/TID` entries first, which costs a short-lived command
+/// more than the ioctl. The path is taken without a socket (making one
+/// for the purpose costs about what it saves), and where the kernel
+/// refuses the ioctl (no `CAP_NET_ADMIN` over the namespace, or a kernel
+/// before 4.9).
+fn open_own(socket: Option<BorrowedFd<'_>>) -> io::Result<File> {
+    let asked = socket.map(sys::socket_netns);
+    match asked {
+        Some(Ok(fd)) if !crate::fault::forced("netns: SIOCGSKNS refused") => Ok(File::from(fd)),
+        _ => Ok(File::from(sys::openat(
+            None,
+            &static_cstr(OWN_PATH),
+            libc::O_RDONLY | libc::O_NOCTTY,
+            0,
+        )?)),
+    }
+}
+
 /// Where iproute2 keeps named network namespaces.
 pub const DEFAULT_RUN_DIR: &str = "/run/netns";
 
@@ -41,19 +65,13 @@ impl Netns {
     /// The calling thread's network namespace.
     pub fn current() -> io::Result<Netns> {
         // Always a network namespace's nsfs file, the thread's own: none
-        // of [`Netns::open_path`]'s checks can refuse it, so it costs an
-        // open and the `fstat` that reads its identity.
-        let path = "/proc/thread-self/ns/net";
-        let file = File::from(sys::openat(
-            None,
-            &static_cstr(path),
-            libc::O_RDONLY | libc::O_NOCTTY,
-            0,
-        )?);
+        // of [`Netns::open_path`]'s checks can refuse it, so it costs
+        // [`open_own`] and the `fstat` that reads its identity.
+        let file = open_own(None)?;
         let meta = file.metadata()?;
         Ok(Netns {
             fd: file.into(),
-            label: path.to_string(),
+            label: OWN_PATH.to_string(),
             file_id: (meta.dev(), meta.ino()),
             openers_own: true,
         })
@@ -84,7 +102,7 @@ impl Netns {
         let ns = Netns::open_nsfs(path, || {
             // One look at our own namespace file gives both nsfs's device
             // and whether this is our own namespace.
-            let own = fs::metadata("/proc/thread-self/ns/net")?;
+            let own = fs::metadata(OWN_PATH)?;
             Ok((own.dev(), own.ino()))
         })?;
         let kind = namespace_type(ns.fd())?;
@@ -444,8 +462,22 @@ impl Visit {
     /// of the target's processes finds it. `None` for the calling thread's
     /// own namespace (nothing to enter).
     pub fn open(path: impl AsRef<Path>) -> io::Result<(Netns, Option<Entry>)> {
-        let path = path.as_ref();
-        let (ns, entry) = Visit::open_to_enter_at_once(path)?;
+        Visit::open_told(path.as_ref(), None)
+    }
+
+    /// [`Visit::open`], with `socket`, a socket made in the calling
+    /// thread's namespace (the caller's socket of its own namespace), to
+    /// tell that namespace (see [`open_own`]).
+    pub fn open_beside(path: &Path, socket: BorrowedFd<'_>) -> io::Result<(Netns, Option<Entry>)> {
+        Visit::open_told(path, Some(socket))
+    }
+
+    /// [`Visit::open`]; `socket` as [`open_own`] takes it.
+    fn open_told(
+        path: &Path,
+        socket: Option<BorrowedFd<'_>>,
+    ) -> io::Result<(Netns, Option<Entry>)> {
+        let (ns, entry) = Visit::open_at_once_told(path, socket)?;
         // Entering comes later (after a lock, say): another kind of
         // namespace is refused now, as `open_path` refuses it, not then.
         let kind = namespace_type(ns.fd())?;
@@ -459,16 +491,26 @@ impl Visit {
     /// call): for a caller that enters it at once, where `setns` refuses
     /// any other type ([`Entry::enter`] words it as `open_path` would).
     pub fn open_to_enter_at_once(path: impl AsRef<Path>) -> io::Result<(Netns, Option<Entry>)> {
-        let path = path.as_ref();
+        Visit::open_at_once_told(path.as_ref(), None)
+    }
+
+    /// [`Visit::open_to_enter_at_once`], the calling thread's namespace
+    /// told by `socket` as [`Visit::open_beside`] has it.
+    pub fn open_to_enter_at_once_beside(
+        path: &Path,
+        socket: BorrowedFd<'_>,
+    ) -> io::Result<(Netns, Option<Entry>)> {
+        Visit::open_at_once_told(path, Some(socket))
+    }
+
+    /// [`Visit::open_to_enter_at_once`]; `socket` as [`open_own`] takes it.
+    fn open_at_once_told(
+        path: &Path,
+        socket: Option<BorrowedFd<'_>>,
+    ) -> io::Result<(Netns, Option<Entry>)> {
         let mut home = None;
         let ns = Netns::open_nsfs(path, || {
-            let fd = sys::openat(
-                None,
-                &static_cstr("/proc/thread-self/ns/net"),
-                libc::O_RDONLY,
-                0,
-            )?;
-            let file = File::from(fd);
+            let file = open_own(socket)?;
             let own = file.metadata()?;
             home = Some(OwnedFd::from(file));
             Ok((own.dev(), own.ino()))
@@ -538,12 +580,7 @@ thread_local! {
 impl Away {
     /// Keeps the way home, then moves the thread with `go`.
     fn leave(go: impl FnOnce() -> io::Result<()>) -> io::Result<Away> {
-        let home = sys::openat(
-            None,
-            &static_cstr("/proc/thread-self/ns/net"),
-            libc::O_RDONLY,
-            0,
-        )?;
+        let home = OwnedFd::from(open_own(None)?);
         go()?;
         Ok(Away::arrived(home))
     }
@@ -754,7 +791,7 @@ fn bind_named(
     crate::fault::point("netns: before mount");
     let mount = || {
         sys::mount(
-            &static_cstr("/proc/thread-self/ns/net"),
+            &static_cstr(OWN_PATH),
             &target,
             &static_cstr("none"),
             libc::MS_BIND,
@@ -1007,4 +1044,30 @@ pub fn disable_ipv6(ns: &Netns, ifname: &str) -> io::Result<bool> {
     let file = run_here(ns, || File::open(&path))??;
     let text = io::read_to_string(file)?;
     Ok(text.trim() == "1")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Asked of a socket, the calling thread's namespace is the nsfs file
+    /// its path names; without `CAP_NET_ADMIN` the kernel refuses the
+    /// ioctl and the path is taken.
+    #[test]
+    fn own_namespace_told_by_a_socket_is_the_one_at_its_path() {
+        let by_path = fs::metadata(OWN_PATH).unwrap();
+        let expected = (by_path.dev(), by_path.ino());
+        let socket = sys::netlink_socket(libc::NETLINK_ROUTE).unwrap();
+        for told in [None, Some(socket.as_fd())] {
+            let own = open_own(told).unwrap().metadata().unwrap();
+            assert_eq!((own.dev(), own.ino()), expected);
+        }
+        match sys::socket_netns(socket.as_fd()) {
+            Ok(fd) => {
+                let meta = File::from(fd).metadata().unwrap();
+                assert_eq!((meta.dev(), meta.ino()), expected);
+            }
+            Err(error) => assert_eq!(error.raw_os_error(), Some(libc::EPERM), "{error}"),
+        }
+    }
 }

@@ -317,6 +317,18 @@ pub fn ns_get_nstype(fd: BorrowedFd<'_>) -> io::Result<i32> {
     retry(|| unsafe { libc::ioctl(fd.as_raw_fd(), libc::NS_GET_NSTYPE) })
 }
 
+/// `ioctl(socket, SIOCGSKNS)` (Linux 4.9): a new descriptor (close-on-exec)
+/// of the network namespace `socket` was made in. `EPERM` without
+/// `CAP_NET_ADMIN` over that namespace.
+pub fn socket_netns(socket: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    // SAFETY: SIOCGSKNS takes no argument pointer; the socket is kept open by
+    // the borrow; a non-negative return value is a new descriptor nobody
+    // else owns.
+    let fd = retry(|| unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCGSKNS as _) })?;
+    // SAFETY: see above.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 /// `unshare(2)`: for `CLONE_NEWNET`, gives the calling thread a new netns.
 pub fn unshare(flags: i32) -> io::Result<()> {
     // SAFETY: unshare(2) takes no pointers.

@@ -8,7 +8,7 @@
 mod common;
 
 use std::net::IpAddr;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::process::Command;
 
 use ipnet::IpNet;
@@ -217,6 +217,33 @@ fn netns_cookie_tells_namespaces_apart() {
         // Opened twice (a second descriptor, a second socket): same cookie.
         let again = Netns::open_path(format!("/proc/self/fd/{}", other.fd().as_raw_fd())).unwrap();
         assert_eq!(cookie_of(&Handle::in_netns(&again).unwrap()), there);
+    });
+}
+
+/// A visit opened beside a socket of the calling thread's namespace goes
+/// back there, not to the process's (the main thread's): here a scratch
+/// thread in a fresh namespace; and its own namespace, so opened, is no
+/// visit at all.
+#[test]
+fn a_visit_opened_beside_a_socket_goes_back_to_the_threads_namespace() {
+    in_fresh_netns(|| {
+        let host = Handle::new().unwrap();
+        let home = cookie_of(&host);
+        let other = netns::create_anonymous().unwrap();
+        let there = cookie_of(&Handle::in_netns(&other).unwrap());
+        let path = format!("/proc/self/fd/{}", other.fd().as_raw_fd());
+        let path = std::path::Path::new(&path);
+        let (ns, entry) = netns::Visit::open_beside(path, host.socket().as_fd()).unwrap();
+        assert!(!ns.is_openers_own());
+        let visit = entry.expect("another namespace").enter(&ns, path).unwrap();
+        assert_eq!(cookie_of(&Handle::new().unwrap()), there);
+        drop(visit);
+        assert_eq!(cookie_of(&Handle::new().unwrap()), home, "back home");
+
+        let own = std::path::Path::new("/proc/thread-self/ns/net");
+        let (ns, entry) = netns::Visit::open_beside(own, host.socket().as_fd()).unwrap();
+        assert!(ns.is_openers_own());
+        assert!(entry.is_none());
     });
 }
 

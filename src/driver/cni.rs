@@ -10,6 +10,7 @@
 //! one without its namespace; their addresses are leased to that id.
 
 use std::net::IpAddr;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
@@ -406,12 +407,13 @@ impl Manager {
         // from its socket to the link's settings (one visit, not two),
         // where it opens no socket and reads nothing of `/proc/sys/net`.
         let host = Handle::new()?;
-        let inside = OpenNetns::open_path_and_stay(&netns, true).map_err(|e| {
-            Error::io(
-                format_args!("opening network namespace {}", attach.netns.display()),
-                &e,
-            )
-        })??;
+        let inside = OpenNetns::open_path_and_stay(&netns, true, Some(host.socket().as_fd()))
+            .map_err(|e| {
+                Error::io(
+                    format_args!("opening network namespace {}", attach.netns.display()),
+                    &e,
+                )
+            })??;
         let identity = inside.identity()?;
         // Here so that nothing, not even the network record, is made for
         // a namespace that cannot take the link; under the lock the create

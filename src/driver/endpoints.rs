@@ -4,6 +4,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::net::IpAddr;
+use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -111,13 +112,14 @@ impl Manager {
         // once, under the lock.
         let found = lookup_network_id(&self.store, network)?;
         // The host's socket before the thread goes into the target, where
-        // it stays until the link's settings are written (one visit).
+        // it stays until the link's settings are written (one visit); it
+        // also tells the way back (the namespace it was made in).
         let host = Handle::new()?;
         // Opened before the lock: a target that blocks or is refused must
         // not hold every other command up. Entered under it: a connect
         // waiting for the lock inside a container would be one of the
         // container's processes to a concurrent `rm`.
-        let opened = self.open_target_for_entry(target)?;
+        let opened = self.open_target_for_entry(target, &host)?;
         let state = self.store.lock()?;
         let target = self.enter_opened(opened)?;
         let network = locked_network(&state, network, &found)?;
@@ -151,12 +153,13 @@ impl Manager {
     /// ```
     pub fn disconnect(&self, network: &str, target: &Target) -> Result<Vec<String>, Error> {
         let found = lookup_network_id(&self.store, network)?;
+        // The host's socket first: it tells the way back from the target.
+        let host = Handle::new()?;
         // Before the lock, like connect: what is at the path now.
-        let placed = self.place_for_detach(target)?;
+        let placed = self.place_for_detach(target, &host)?;
         let state = self.store.lock()?;
         let network = locked_network(&state, network, &found)?;
         let (endpoint, at) = self.endpoint_to_detach(&state, &network, target, placed)?;
-        let host = Handle::new()?;
         let notes = self.detach(&host, &state, &network, endpoint, &at)?;
         state.commit()?;
         self.release((host, at));
@@ -164,9 +167,16 @@ impl Manager {
     }
 
     /// Where a detach's target is, and what is there now (opened, before
-    /// the lock is taken).
-    pub(crate) fn place_for_detach(&self, target: &Target) -> Result<DetachPlace, Error> {
-        self.place_opened_by(target, &mut |path| OpenNetns::open_path(path))
+    /// the lock is taken); `host`, the caller's socket of its namespace,
+    /// tells the way back.
+    pub(crate) fn place_for_detach(
+        &self,
+        target: &Target,
+        host: &Handle,
+    ) -> Result<DetachPlace, Error> {
+        self.place_opened_by(target, &mut |path| {
+            OpenNetns::open_path_beside(path, host.socket().as_fd())
+        })
     }
 
     /// [`Manager::place_for_detach`] for one of many targets, opened from
@@ -357,10 +367,11 @@ impl Manager {
     /// target opened and checked, not entered yet ([`Manager::enter_opened`]
     /// then keeps the calling thread in it until its link's settings are
     /// written, see [`OpenNetns::with_handle_staying`]).
-    fn open_target_for_entry(&self, target: &Target) -> Result<OpenedTarget, Error> {
+    fn open_target_for_entry(&self, target: &Target, host: &Handle) -> Result<OpenedTarget, Error> {
         let (path, container) = self.target_place(target)?;
         let missing = target_missing(target, &container);
-        let (ns, entry) = netns_identity::open_target_for_entry(&path, missing)?;
+        let (ns, entry) =
+            netns_identity::open_target_for_entry(&path, host.socket().as_fd(), missing)?;
         Ok(OpenedTarget {
             target: target.clone(),
             path,

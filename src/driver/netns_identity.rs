@@ -14,6 +14,7 @@
 //! are container names, or `path_` and the path's text) are still found
 //! under those ids.
 
+use std::os::fd::BorrowedFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
@@ -81,17 +82,31 @@ impl OpenNetns {
     /// than [`Netns::open_path`] and [`OpenNetns::with_handle`] (see
     /// [`netns::Visit::open_and_enter`]).
     pub(crate) fn open_path(path: &Path) -> std::io::Result<Result<OpenNetns, Error>> {
-        OpenNetns::open_path_and_stay(path, false)
+        OpenNetns::open_path_and_stay(path, false, None)
+    }
+
+    /// [`OpenNetns::open_path`], with `host`, a socket of the calling
+    /// thread's namespace, which tells that namespace (the way back).
+    pub(crate) fn open_path_beside(
+        path: &Path,
+        host: BorrowedFd<'_>,
+    ) -> std::io::Result<Result<OpenNetns, Error>> {
+        OpenNetns::open_path_and_stay(path, false, Some(host))
     }
 
     /// [`OpenNetns::open_path`], the thread staying inside as
     /// [`OpenNetns::with_handle_staying`] has it (`stay`), with the same
-    /// rules until the visit ends: two visits made one.
+    /// rules until the visit ends: two visits made one. `host` as
+    /// [`OpenNetns::open_path_beside`] takes it.
     pub(crate) fn open_path_and_stay(
         path: &Path,
         stay: bool,
+        host: Option<BorrowedFd<'_>>,
     ) -> std::io::Result<Result<OpenNetns, Error>> {
-        let (ns, entry) = netns::Visit::open_to_enter_at_once(path)?;
+        let (ns, entry) = match host {
+            Some(host) => netns::Visit::open_to_enter_at_once_beside(path, host)?,
+            None => netns::Visit::open_to_enter_at_once(path)?,
+        };
         let Some(entry) = entry else {
             // The caller's own: nothing to enter.
             return Ok(OpenNetns::with_handle(ns));
@@ -252,12 +267,14 @@ pub(crate) fn open_target_from(
 /// [`open_target`], with the way in kept for [`enter_target`]: the same
 /// refusals, with the same messages, and the visit's way home opened with
 /// the checks. The thread stays in its own namespace until it enters.
+/// `host`: a socket of the calling thread's namespace, which tells it.
 pub(crate) fn open_target_for_entry(
     path: &Path,
+    host: BorrowedFd<'_>,
     missing: impl FnOnce() -> String,
 ) -> Result<(Netns, netns::Entry), Error> {
-    let (ns, entry) =
-        netns::Visit::open(path).map_err(|error| opening_target(path, error, missing))?;
+    let (ns, entry) = netns::Visit::open_beside(path, host)
+        .map_err(|error| opening_target(path, error, missing))?;
     refuse_own(path, &ns)?;
     match entry {
         Some(entry) => Ok((ns, entry)),

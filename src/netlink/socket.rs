@@ -25,7 +25,7 @@
 use std::cell::Cell;
 use std::fmt;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
 use super::consts::*;
@@ -294,6 +294,14 @@ impl Acks<'_> {
 
     fn finish(self) -> Option<Vec<Result<()>>> {
         self.reader.and_then(AckReader::finish)
+    }
+}
+
+/// The descriptor, for what the kernel tells of the socket itself (the
+/// namespace it was made in, `SIOCGSKNS`); requests go through [`Socket`].
+impl AsFd for Socket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
     }
 }
 

@@ -162,6 +162,8 @@ pub fn run(args: &[String]) -> Result {
         None
     };
     let (ipvlan, program) = build_release("attach", options.symbols)?;
+    // The tree the binaries were built from: it may change while the guest runs.
+    let built_from = commit();
     let data = fs::read(&ipvlan).map_err(|e| format!("{}: {e}", ipvlan.display()))?;
     let facts = crate::elf::inspect(&data)?;
     if facts.has_interpreter || facts.has_symtab != options.symbols {
@@ -250,7 +252,7 @@ pub fn run(args: &[String]) -> Result {
         .booted_kernel
         .clone()
         .unwrap_or_else(|| "unknown".to_string());
-    let section = section(&options, &kernel, &figures);
+    let section = section(&options, &kernel, &figures, &built_from);
     let kept: PathBuf = cache.join("bench.md");
     fs::write(&kept, &section)?;
     println!("\n{section}");
@@ -278,7 +280,8 @@ pub fn run(args: &[String]) -> Result {
     Ok(())
 }
 
-fn section(options: &Options, kernel: &str, figures: &str) -> String {
+/// `built_from`: [`commit`] when the binaries were built.
+fn section(options: &Options, kernel: &str, figures: &str, built_from: &str) -> String {
     let mut command = "cargo xtask bench".to_string();
     if (options.small, options.large) == (QUICK, QUICK_LARGE) {
         command.push_str(" --quick");
@@ -304,7 +307,7 @@ fn section(options: &Options, kernel: &str, figures: &str) -> String {
          - `ipvlan` and the floor: release musl builds (profile `release`, static)\n\n\
          {figures}",
         date = today(),
-        commit = commit(),
+        commit = built_from,
         cpu = host_cpu(),
     )
 }

@@ -87,6 +87,8 @@ pub fn run(args: &[String]) -> Result {
     let program = build_vm_example("soak")?;
     // Built again (a no-op) by vm::run; asked here for its profile only.
     let ipvlan = build_ipvlan()?;
+    // The tree the binaries were built from: it may change while the guest runs.
+    let built_from = commit();
     let mut guest_args = vec!["--seconds".to_string(), (options.minutes * 60).to_string()];
     if let Some(containers) = options.containers {
         guest_args.extend(["--containers".to_string(), containers.to_string()]);
@@ -121,7 +123,7 @@ pub fn run(args: &[String]) -> Result {
         .booted_kernel
         .clone()
         .unwrap_or_else(|| "unknown".to_string());
-    let section = section(&options, &kernel, &profile(&ipvlan), &figures);
+    let section = section(&options, &kernel, &profile(&ipvlan), &figures, &built_from);
     let kept = target_dir()?.join("vm").join("soak.md");
     fs::write(&kept, &section)?;
     println!("soak figures: {}", kept.display());
@@ -170,7 +172,14 @@ fn profile(binary: &Path) -> String {
         .unwrap_or_else(|| "unknown".to_string())
 }
 
-fn section(options: &Options, kernel: &str, profile: &str, figures: &str) -> String {
+/// `built_from`: [`commit`] when the binaries were built.
+fn section(
+    options: &Options,
+    kernel: &str,
+    profile: &str,
+    figures: &str,
+    built_from: &str,
+) -> String {
     let mut command = format!("cargo xtask soak --minutes {}", options.minutes);
     if let Some(containers) = options.containers {
         command.push_str(&format!(" --containers {containers}"));
@@ -184,7 +193,7 @@ fn section(options: &Options, kernel: &str, profile: &str, figures: &str) -> Str
          - `ipvlan` binary: the VM tests' musl build (profile `{profile}`)\n\n\
          {figures}",
         date = today(),
-        commit = commit(),
+        commit = built_from,
         cpu = host_cpu(),
     )
 }

@@ -34,9 +34,8 @@ const OWN_PATH: &str = "/proc/thread-self/ns/net";
 /// refuses the ioctl (no `CAP_NET_ADMIN` over the namespace, or a kernel
 /// before 4.9).
 fn open_own(socket: Option<BorrowedFd<'_>>) -> io::Result<File> {
-    let asked = socket.map(sys::socket_netns);
-    match asked {
-        Some(Ok(fd)) if !crate::fault::forced("netns: SIOCGSKNS refused") => Ok(File::from(fd)),
+    match socket.map(sys::socket_netns) {
+        Some(Ok(fd)) => Ok(File::from(fd)),
         _ => Ok(File::from(sys::openat(
             None,
             &static_cstr(OWN_PATH),
@@ -465,9 +464,11 @@ impl Visit {
         Visit::open_told(path.as_ref(), None)
     }
 
-    /// [`Visit::open`], with `socket`, a socket made in the calling
-    /// thread's namespace (the caller's socket of its own namespace), to
-    /// tell that namespace (see [`open_own`]).
+    /// [`Visit::open`], with `socket`, a socket the calling thread made
+    /// in its namespace and has not left since (the caller's socket of its
+    /// own namespace), to tell that namespace (see [`open_own`]): the way
+    /// back is where the socket was made, so a socket of another namespace
+    /// would send the thread there.
     pub fn open_beside(path: &Path, socket: BorrowedFd<'_>) -> io::Result<(Netns, Option<Entry>)> {
         Visit::open_told(path, Some(socket))
     }
@@ -1049,24 +1050,28 @@ pub fn disable_ipv6(ns: &Netns, ifname: &str) -> io::Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::net::UnixDatagram;
 
-    /// Asked of a socket, the calling thread's namespace is the nsfs file
-    /// its path names; without `CAP_NET_ADMIN` the kernel refuses the
-    /// ioctl and the path is taken.
+    fn identity(file: &File) -> (u64, u64) {
+        let meta = file.metadata().unwrap();
+        (meta.dev(), meta.ino())
+    }
+
+    /// Told by a socket, by something that is no socket (the ioctl
+    /// refused, the path taken) or by nothing, the calling thread's
+    /// namespace is the nsfs file its path names. Without `CAP_NET_ADMIN`
+    /// the kernel refuses the ioctl itself and the path is taken too.
     #[test]
-    fn own_namespace_told_by_a_socket_is_the_one_at_its_path() {
+    fn own_namespace_told_by_a_socket_or_not_is_the_one_at_its_path() {
         let by_path = fs::metadata(OWN_PATH).unwrap();
         let expected = (by_path.dev(), by_path.ino());
-        let socket = sys::netlink_socket(libc::NETLINK_ROUTE).unwrap();
-        for told in [None, Some(socket.as_fd())] {
-            let own = open_own(told).unwrap().metadata().unwrap();
-            assert_eq!((own.dev(), own.ino()), expected);
+        let socket = UnixDatagram::unbound().unwrap();
+        let not_a_socket = File::open("/dev/null").unwrap();
+        for told in [Some(socket.as_fd()), Some(not_a_socket.as_fd()), None] {
+            assert_eq!(identity(&open_own(told).unwrap()), expected);
         }
         match sys::socket_netns(socket.as_fd()) {
-            Ok(fd) => {
-                let meta = File::from(fd).metadata().unwrap();
-                assert_eq!((meta.dev(), meta.ino()), expected);
-            }
+            Ok(fd) => assert_eq!(identity(&File::from(fd)), expected),
             Err(error) => assert_eq!(error.raw_os_error(), Some(libc::EPERM), "{error}"),
         }
     }

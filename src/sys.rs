@@ -324,7 +324,7 @@ pub fn socket_netns(socket: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     // SAFETY: SIOCGSKNS takes no argument pointer; the socket is kept open by
     // the borrow; a non-negative return value is a new descriptor nobody
     // else owns.
-    let fd = retry(|| unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCGSKNS as _) })?;
+    let fd = retry(|| unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCGSKNS as libc::Ioctl) })?;
     // SAFETY: see above.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }

@@ -9,6 +9,8 @@ mod common;
 
 use std::net::IpAddr;
 use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
 use std::process::Command;
 
 use ipnet::IpNet;
@@ -222,28 +224,32 @@ fn netns_cookie_tells_namespaces_apart() {
 
 /// A visit opened beside a socket of the calling thread's namespace goes
 /// back there, not to the process's (the main thread's): here a scratch
-/// thread in a fresh namespace; and its own namespace, so opened, is no
-/// visit at all.
+/// thread in a fresh namespace. The namespace the socket tells is the one
+/// taken for the thread's own: the thread's, so opened, is no visit, and
+/// another one, told by a socket made in it, is taken for it.
 #[test]
-fn a_visit_opened_beside_a_socket_goes_back_to_the_threads_namespace() {
+fn a_visit_opened_beside_a_socket_goes_back_to_where_the_socket_was_made() {
     in_fresh_netns(|| {
-        let host = Handle::new().unwrap();
-        let home = cookie_of(&host);
+        let home = cookie_of(&Handle::new().unwrap());
+        let socket = UnixDatagram::unbound().unwrap();
         let other = netns::create_anonymous().unwrap();
         let there = cookie_of(&Handle::in_netns(&other).unwrap());
         let path = format!("/proc/self/fd/{}", other.fd().as_raw_fd());
-        let path = std::path::Path::new(&path);
-        let (ns, entry) = netns::Visit::open_beside(path, host.socket().as_fd()).unwrap();
+        let path = Path::new(&path);
+        let (ns, entry) = netns::Visit::open_beside(path, socket.as_fd()).unwrap();
         assert!(!ns.is_openers_own());
         let visit = entry.expect("another namespace").enter(&ns, path).unwrap();
         assert_eq!(cookie_of(&Handle::new().unwrap()), there);
         drop(visit);
         assert_eq!(cookie_of(&Handle::new().unwrap()), home, "back home");
 
-        let own = std::path::Path::new("/proc/thread-self/ns/net");
-        let (ns, entry) = netns::Visit::open_beside(own, host.socket().as_fd()).unwrap();
-        assert!(ns.is_openers_own());
-        assert!(entry.is_none());
+        let own = Path::new("/proc/thread-self/ns/net");
+        let (ns, entry) = netns::Visit::open_beside(own, socket.as_fd()).unwrap();
+        assert!(ns.is_openers_own() && entry.is_none());
+
+        let made_there = netns::run_in(&other, || UnixDatagram::unbound().unwrap()).unwrap();
+        let (ns, entry) = netns::Visit::open_beside(path, made_there.as_fd()).unwrap();
+        assert!(ns.is_openers_own() && entry.is_none(), "told by the socket");
     });
 }
 

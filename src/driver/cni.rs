@@ -10,7 +10,6 @@
 //! one without its namespace; their addresses are leased to that id.
 
 use std::net::IpAddr;
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
@@ -407,7 +406,7 @@ impl Manager {
         // from its socket to the link's settings (one visit, not two),
         // where it opens no socket and reads nothing of `/proc/sys/net`.
         let host = Handle::new()?;
-        let inside = OpenNetns::open_path_and_stay(&netns, true, Some(host.socket().as_fd()))
+        let inside = OpenNetns::open_path_and_stay(&netns, true, Some(host.socket().fd()))
             .map_err(|e| {
                 Error::io(
                     format_args!("opening network namespace {}", attach.netns.display()),

@@ -4,7 +4,6 @@
 
 use std::cell::{Cell, RefCell};
 use std::net::IpAddr;
-use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -175,7 +174,7 @@ impl Manager {
         host: &Handle,
     ) -> Result<DetachPlace, Error> {
         self.place_opened_by(target, &mut |path| {
-            OpenNetns::open_path_beside(path, host.socket().as_fd())
+            OpenNetns::open_path_beside(path, host.socket().fd())
         })
     }
 
@@ -371,7 +370,7 @@ impl Manager {
         let (path, container) = self.target_place(target)?;
         let missing = target_missing(target, &container);
         let (ns, entry) =
-            netns_identity::open_target_for_entry(&path, host.socket().as_fd(), missing)?;
+            netns_identity::open_target_for_entry(&path, host.socket().fd(), missing)?;
         Ok(OpenedTarget {
             target: target.clone(),
             path,

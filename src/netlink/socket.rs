@@ -297,15 +297,14 @@ impl Acks<'_> {
     }
 }
 
-/// The descriptor, for what the kernel tells of the socket itself (the
-/// namespace it was made in, `SIOCGSKNS`); requests go through [`Socket`].
-impl AsFd for Socket {
-    fn as_fd(&self) -> BorrowedFd<'_> {
+impl Socket {
+    /// The descriptor, for what the kernel tells of the socket itself (the
+    /// namespace it was made in, `SIOCGSKNS`); requests, whose sequence
+    /// numbers the socket keeps, go through its methods.
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
     }
-}
 
-impl Socket {
     /// Lets the receive buffer go (it is made again, at its first size,
     /// by the next receive): for a caller holding many sockets at once,
     /// e.g. one per namespace of a batch, so their buffers do not add up.

@@ -495,17 +495,9 @@ impl Visit {
         Visit::open_at_once_told(path.as_ref(), None)
     }
 
-    /// [`Visit::open_to_enter_at_once`], the calling thread's namespace
-    /// told by `socket` as [`Visit::open_beside`] has it.
-    pub fn open_to_enter_at_once_beside(
-        path: &Path,
-        socket: BorrowedFd<'_>,
-    ) -> io::Result<(Netns, Option<Entry>)> {
-        Visit::open_at_once_told(path, Some(socket))
-    }
-
-    /// [`Visit::open_to_enter_at_once`]; `socket` as [`open_own`] takes it.
-    fn open_at_once_told(
+    /// [`Visit::open_to_enter_at_once`]; `socket`, when given, tells the
+    /// calling thread's namespace as [`Visit::open_beside`] has it.
+    pub(crate) fn open_at_once_told(
         path: &Path,
         socket: Option<BorrowedFd<'_>>,
     ) -> io::Result<(Netns, Option<Entry>)> {

@@ -103,10 +103,7 @@ impl OpenNetns {
         stay: bool,
         host: Option<BorrowedFd<'_>>,
     ) -> std::io::Result<Result<OpenNetns, Error>> {
-        let (ns, entry) = match host {
-            Some(host) => netns::Visit::open_to_enter_at_once_beside(path, host)?,
-            None => netns::Visit::open_to_enter_at_once(path)?,
-        };
+        let (ns, entry) = netns::Visit::open_at_once_told(path, host)?;
         let Some(entry) = entry else {
             // The caller's own: nothing to enter.
             return Ok(OpenNetns::with_handle(ns));

@@ -43,13 +43,9 @@ run_binary() {
     shift 2
     name=${bin##*/}
     rm -f "$work/$name.status"
-    if [ "$show" = show ]; then
-        { unshare -m -n --propagation private /bin/sh "$isolate" "$bin" --test-threads=1 "$@"
-          echo $? > "$work/$name.status"; } 2>&1 | tee "$work/$name.output"
-    else
-        { unshare -m -n --propagation private /bin/sh "$isolate" "$bin" --test-threads=1 "$@"
-          echo $? > "$work/$name.status"; } > "$work/$name.output" 2>&1
-    fi
+    { unshare -m -n --propagation private /bin/sh "$isolate" "$bin" --test-threads=1 "$@"
+      echo $? > "$work/$name.status"; } 2>&1 |
+        if [ "$show" = show ]; then tee "$work/$name.output"; else cat > "$work/$name.output"; fi
 }
 
 # Counts what the binary NAME's run left in $work.

@@ -48,6 +48,8 @@ enum Fixture {
     DualStack,
     /// Network `half`, left `creating` by a killed `network create`.
     Creating,
+    /// A network of this name (192.168.8.0/24), left `creating`.
+    CreatingAs(&'static str),
     /// `n1`'s endpoint `c1`, left `detaching` by a killed disconnect.
     Detaching,
     /// `n1`'s endpoint `c2`, attached (its namespace is not there).
@@ -375,6 +377,12 @@ const CASES: &[Case] = &[
     case(&["restore"], 1, "ipvlan: restore: damaged state file left as it is: $T/state/networks/bad.json: invalid JSON at line 1 column 2: expected a string as object key\n").stdout(RESTORED_NOTHING).with(&[BAD_JSON]),
     case(&["network", "ls"], 0, "ipvlan: warning: damaged state file left as it is: $T/state/networks/bad.json: invalid JSON at line 1 column 2: expected a string as object key\n").stdout(LS_HEADER).with(&[BAD_JSON]),
     case(&["network", "rm", "n2"], 1, "ipvlan: network rm n2: network n2 not found; a damaged state file may hold it: $T/state/networks/bad.json: invalid JSON at line 1 column 2: expected a string as object key\n").with(&[BAD_JSON]),
+    // A name that is another network's ID prefix ("6e31" starts n1's ID)
+    // names the network of that name, even half-created or damaged: before,
+    // `rm` removed n1 and `connect` attached to it.
+    case(&["network", "rm", "6e31"], 1, "ipvlan: network rm 6e31: network 6e31 was left half-created by an interrupted `network create`; run `ipvlan restore` to roll it back\n").with(&[Network, CreatingAs("6e31")]),
+    case(&["network", "connect", "6e31", "c1"], 1, "ipvlan: network connect 6e31 c1: network 6e31 was left half-created by an interrupted `network create`; run `ipvlan restore` to roll it back\n").with(&[Network, CreatingAs("6e31"), Container]),
+    case(&["network", "rm", "6e31"], 1, "ipvlan: network rm 6e31: network 6e31 may be the one in a damaged state file, so it is not taken for an ID prefix: $T/state/networks/bad.json: invalid JSON at line 1 column 2: expected a string as object key\n").with(&[Network, BAD_JSON]),
     case(&["network", "connect", "n2", "c1"], 1, "ipvlan: network connect n2 c1: network n2 not found; a damaged state file may hold it: $T/state/networks/bad.json: invalid JSON at line 1 column 2: expected a string as object key\n").with(&[BAD_JSON, Container]),
     case(&["network", "disconnect", "n2", "c1"], 1, "ipvlan: network disconnect n2 c1: network n2 not found; a damaged state file may hold it: $T/state/networks/bad.json: invalid JSON at line 1 column 2: expected a string as object key\n").with(&[BAD_JSON]),
     case(&["network", "inspect", "n2"], 1, "ipvlan: network inspect: network n2 not found; a damaged state file may hold it: $T/state/networks/bad.json: invalid JSON at line 1 column 2: expected a string as object key\n").stdout("[]\n").with(&[BAD_JSON]),
@@ -507,6 +515,9 @@ fn set_up(dir: &CaseDir, fixtures: &[Fixture]) {
             }
             Creating => {
                 record_network(&state, "half", &["192.168.9.0/24"], true);
+            }
+            CreatingAs(name) => {
+                record_network(&state, name, &["192.168.8.0/24"], true);
             }
             Detaching | Attached => {
                 let network = state

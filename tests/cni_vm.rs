@@ -156,7 +156,7 @@ impl Cni {
     /// The network's endpoint records and address leases (owner ids).
     fn records(&self, network: &str) -> (Vec<String>, Vec<(String, String)>) {
         let store = StateDir::open(&self.state).unwrap();
-        let Some(record) = store.network_by_name(network) else {
+        let Some(record) = store.network_named(network).unwrap() else {
             return (Vec::new(), Vec::new());
         };
         let endpoints = store
@@ -1627,4 +1627,173 @@ fn cli_network(cni: &Cni, name: &str, subnet: &str, parent: &str) {
         "network", "create", "-d", "ipvlan", "--subnet", subnet, "-o", &option, name,
     ]);
     assert_eq!(code, Some(0), "network create {name}: {text}");
+}
+
+/// DEL finds its network whether or not the name's hint (`names/NAME`,
+/// which is not part of the commit) survived, and leaves a CLI network of
+/// the config's name alone.
+#[test]
+fn del_finds_its_network_without_the_name_hint_and_leaves_a_cli_network_alone() {
+    // Before: without the hint DEL deleted the link, kept the record and
+    // the lease and answered success; the next ADD of that container was
+    // refused for good ("already has eth0 ... DEL it first"). And a DEL
+    // naming a CLI network (after its ADD was refused with code 7, as a
+    // runtime sends it) deleted that network's VLAN parent.
+    let mut cni = Cni::new("nohint");
+    cni.master("cnim50");
+    let ns = cni.netns("cni-nohint");
+    let conf = conf("nohint", "cnim50", "");
+    cni.plugin("ADD", "ctr-nohint", &ns, &conf).ok();
+    std::fs::remove_file(cni.state.join("names/nohint")).unwrap();
+    cni.plugin("DEL", "ctr-nohint", &ns, &conf).ok();
+    assert!(link(Some("cni-nohint"), "eth0").is_none());
+    assert_eq!(cni.records("nohint"), (Vec::new(), Vec::new()));
+    cni.plugin("ADD", "ctr-nohint", &ns, &conf).ok();
+    assert_eq!(addresses("cni-nohint", "eth0"), vec!["10.77.0.2/16"]);
+    cni.plugin("DEL", "ctr-nohint", &ns, &conf).ok();
+
+    cli_network(&cni, "clivlan", "10.86.0.0/24", "cnim50.31");
+    let cli_conf = conf_on("clivlan", "cnim50.31", "10.86.0.0/24");
+    let msg = cni.plugin("ADD", "ctr-nohint", &ns, &cli_conf).error(7);
+    assert!(msg.contains("was not made by CNI"), "{msg}");
+    cni.plugin("DEL", "ctr-nohint", &ns, &cli_conf).ok();
+    assert!(
+        link(None, "cnim50.31").is_some(),
+        "a CNI DEL deleted the CLI network's VLAN parent"
+    );
+    assert!(cni.network_names().contains(&"clivlan".to_string()));
+    let (code, text) = cni.cli(&["network", "rm", "clivlan"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(link(None, "cnim50.31").is_none());
+}
+
+/// `conf` on its own subnet, a /24 (`A.B.C.0/24`): its extra route's
+/// gateway is the subnet's `.254`.
+fn conf_on(name: &str, master: &str, subnet: &str) -> String {
+    let prefix = subnet.strip_suffix("0/24").expect("a /24");
+    conf(name, master, "")
+        .replace("10.77.0.0/16", subnet)
+        .replace("10.77.0.254", &format!("{prefix}254"))
+}
+
+/// With `linkInContainer`, the master is looked up in the container's
+/// namespace whatever the IPAM: before, with a delegated one the host was
+/// asked first, and a master only the namespace has failed the ADD.
+#[test]
+fn link_in_container_with_a_delegated_ipam_finds_the_master_in_the_namespace() {
+    let mut cni = Cni::new("lichl");
+    let ns = cni.netns("cni-lichl");
+    ip(&["-n", "cni-lichl", "link", "add", "eth7", "type", "dummy"]);
+    ip(&["-n", "cni-lichl", "link", "set", "eth7", "up"]);
+    let data = cni.state.with_extension("host-local");
+    let _ = std::fs::remove_dir_all(&data);
+    let conf = host_local_conf("lichl", "eth7", &data).replacen(
+        r#""type": "ipvlan","#,
+        r#""type": "ipvlan", "linkInContainer": true,"#,
+        1,
+    );
+    assert!(link(None, "eth7").is_none());
+    let mut add = cni.command("ADD", "ctr-lichl", &ns, "eth0");
+    add.env("CNI_PATH", "/usr/lib/cni");
+    run_with(add, &conf).ok();
+    let l = link(Some("cni-lichl"), "eth0").expect("eth0 in the namespace");
+    assert_eq!(l.get("link").and_then(Value::as_str), Some("eth7"), "{l:?}");
+    assert_eq!(addresses("cni-lichl", "eth0"), vec!["10.78.0.2/24"]);
+    let mut del = cni.command("DEL", "ctr-lichl", &ns, "eth0");
+    del.env("CNI_PATH", "/usr/lib/cni");
+    run_with(del, &conf).ok();
+    assert_eq!(link_names("cni-lichl"), ["eth7", "lo"]);
+    assert_eq!(host_local_leases(&data, "lichl"), Vec::<String>::new());
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+/// Our IPAM answers with `resolvConf`'s DNS when it is the plugin's own,
+/// as when it is another plugin's (and as the README says).
+#[test]
+fn our_ipam_answers_with_the_dns_of_its_resolv_conf() {
+    let mut cni = Cni::new("resolv");
+    cni.master("cnim51");
+    let ns = cni.netns("cni-resolv");
+    let resolv = cni.state.with_extension("resolv.conf");
+    std::fs::write(&resolv, "nameserver 192.0.2.53\nsearch example.test\n").unwrap();
+    let conf = conf_on("resolv", "cnim51", "10.87.0.0/24").replacen(
+        r#""subnet": "10.87.0.0/24","#,
+        &format!(
+            r#""subnet": "10.87.0.0/24", "resolvConf": "{}","#,
+            resolv.display()
+        ),
+        1,
+    );
+    let answer = cni.plugin("ADD", "ctr-resolv", &ns, &conf);
+    answer.ok();
+    let dns = answer.json().get("dns").cloned();
+    assert_eq!(
+        dns.map(|d| sorted(&d)),
+        Some(sorted(
+            &json::parse(r#"{"nameservers": ["192.0.2.53"], "search": ["example.test"]}"#).unwrap()
+        )),
+        "{}",
+        answer.stdout
+    );
+    cni.plugin("DEL", "ctr-resolv", &ns, &conf).ok();
+    // A resolvConf that cannot be read fails the ADD before anything is
+    // taken.
+    std::fs::remove_file(&resolv).unwrap();
+    cni.plugin("ADD", "ctr-resolv", &ns, &conf).error(999);
+    assert!(link(Some("cni-resolv"), "eth0").is_none());
+    assert_eq!(cni.records("resolv"), (Vec::new(), Vec::new()));
+}
+
+/// GC collects what it can when one attachment cannot be collected, then
+/// reports the error (the spec's GC: remove as much as possible).
+#[test]
+fn gc_goes_on_past_an_attachment_it_cannot_collect() {
+    // Before: GC stopped at the first attachment that failed, and the
+    // stale ones after it stayed.
+    let mut cni = Cni::new("gcerr");
+    cni.master("cnim52");
+    let conf = conf_on("gcerr", "cnim52", "10.88.0.0/24").replace("1.0.0", "1.1.0");
+    let mut ids: Vec<(String, &str, &str)> = [
+        ("ctr-gcerr-a", "cni-gcerr-a"),
+        ("ctr-gcerr-b", "cni-gcerr-b"),
+    ]
+    .into_iter()
+    .map(|(ctr, ns)| (ipvlan::driver::attachment_id(ctr, "eth0"), ctr, ns))
+    .collect();
+    // Listed (and collected) in the order of their ids.
+    ids.sort();
+    let [(_, first, first_ns), (second_id, second, second_ns)] = [ids[0].clone(), ids[1].clone()];
+    for (ctr, ns) in [(first, first_ns), (second, second_ns)] {
+        let path = cni.netns(ns);
+        cni.plugin("ADD", ctr, &path, &conf).ok();
+    }
+    // The second's namespace is gone: collected without entering it. The
+    // first's is live, and entering it is refused.
+    ip(&["netns", "del", second_ns]);
+    let gc = conf.replacen('{', r#"{"cni.dev/valid-attachments": [], "#, 1);
+    let mut command = cni.command("GC", "unused", Path::new("/nonexistent"), "eth0");
+    for var in ["CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME"] {
+        command.env_remove(var);
+    }
+    command.env("IPVLAN_FAULT_FORCE", "netns: entering refused");
+    let answer = run_with(command, &gc);
+    assert_eq!(answer.exit, Some(1), "{} {}", answer.stdout, answer.stderr);
+    assert!(
+        answer.stdout.contains("entering network namespace"),
+        "{}",
+        answer.stdout
+    );
+    let (endpoints, leases) = cni.records("gcerr");
+    assert_eq!(endpoints.len(), 1, "{endpoints:?}");
+    assert!(!endpoints.contains(&second_id), "{endpoints:?}");
+    assert_eq!(leases.len(), 1, "{leases:?}");
+    assert!(link(Some(first_ns), "eth0").is_some());
+    // Once it can be entered, the next GC takes it.
+    let mut command = cni.command("GC", "unused", Path::new("/nonexistent"), "eth0");
+    for var in ["CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME"] {
+        command.env_remove(var);
+    }
+    run_with(command, &gc).ok();
+    assert_eq!(cni.records("gcerr"), (Vec::new(), Vec::new()));
+    assert!(link(Some(first_ns), "eth0").is_none());
 }

@@ -628,6 +628,45 @@ fn corrupt_and_foreign_records_are_refused() {
 }
 
 #[test]
+fn a_record_the_reader_would_refuse_is_never_written() {
+    // Before: a network given ~200 KB of aux-address names (1.2 MB once
+    // written as JSON) was written whole, and every later command that
+    // read the networks refused it: `network create` of any other network,
+    // `network rm` of this one, `restore`.
+    let tmp = TempDir::new("oversized");
+    let state = StateDir::open(tmp.path()).unwrap();
+    let locked = state.lock().unwrap();
+    let small = network("small", &["10.0.0.0/24"]);
+    locked.put_network(&small).unwrap();
+    let room = usize::try_from(ipvlan::store::RECORD_MAX).unwrap();
+    let mut big = network("big", &["10.1.0.0/24"]);
+    big.options
+        .push(("note".into(), "\u{1}".repeat(room / 6 + 1)));
+    let err = locked.put_network(&big).unwrap_err();
+    assert!(matches!(err, StoreError::Refused { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains("a record may hold; nothing was written"),
+        "{err}"
+    );
+    // The same record replacing one that is there: the old text stays.
+    let mut grown = small.clone();
+    grown.options = big.options.clone();
+    assert!(locked.put_network(&grown).is_err());
+    let huge = Value::object([("name", Value::from("x".repeat(room)))]);
+    assert!(locked.put_record("containers", "huge", &huge).is_err());
+    locked.commit().unwrap();
+    drop(locked);
+    assert_eq!(
+        state.networks().unwrap().complete().unwrap(),
+        vec![small.clone()]
+    );
+    assert!(state.network_by_name("big").is_none());
+    assert!(state.record("containers", "huge").unwrap().is_none());
+    check_every_file_parses(tmp.path());
+}
+
+#[test]
 fn network_removal_takes_its_files() {
     let tmp = TempDir::new("netrm");
     let state = StateDir::open(tmp.path()).unwrap();

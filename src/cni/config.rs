@@ -607,12 +607,18 @@ fn read_requests(top: &Obj<'_>) -> Result<(Vec<IpAddr>, Vec<RangeSet>), CniError
 
 /// GC's attachment list: `cni.dev/valid-attachments`, else the name it had
 /// before (`cni.dev/attachments`). A list that cannot be read is refused:
-/// guessing would collect attachments still in use.
+/// guessing would collect attachments still in use. A `null` list is an
+/// empty one: libcni sends the runtime's list as it is, and Go writes an
+/// empty one that was never filled as `null` (the reference plugins read
+/// it back as empty, and collect everything).
 fn read_attachments(top: &Obj<'_>) -> Result<Option<Vec<Attachment>>, CniError> {
     let key = ["cni.dev/valid-attachments", "cni.dev/attachments"]
         .into_iter()
-        .find(|k| top.get(k).is_some());
+        .find(|k| top.get(k).is_some() || top.is_null(k));
     let Some(key) = key else { return Ok(None) };
+    if top.is_null(key) {
+        return Ok(Some(Vec::new()));
+    }
     let mut list = Vec::new();
     for (i, item) in top.array(key)?.iter().enumerate() {
         let obj = Obj::new(item, format!("{key}[{i}]"), ErrorCode::InvalidConfig)?;

@@ -86,6 +86,16 @@ impl<'a> Obj<'a> {
             .filter(|v| !v.is_null())
     }
 
+    /// Whether member `key` is there and a JSON `null` (which
+    /// [`Obj::get`] counts as absent).
+    pub fn is_null(&self, key: &str) -> bool {
+        self.members
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .is_some_and(|(_, v)| v.is_null())
+    }
+
     fn wrong(&self, key: &str, want: &str, value: &Value) -> CniError {
         self.error(format!(
             "{} must be {want}, not {}",

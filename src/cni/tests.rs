@@ -361,6 +361,10 @@ fn gc_reads_the_valid_attachments_under_either_name() {
         );
     }
     assert_eq!(gc("other", "[]").unwrap().valid_attachments, None);
+    // libcni's list of none, as Go marshals a nil slice: nothing is valid.
+    for key in ["cni.dev/valid-attachments", "cni.dev/attachments"] {
+        assert_eq!(gc(key, "null").unwrap().valid_attachments, Some(Vec::new()));
+    }
     let bad = gc(
         "cni.dev/valid-attachments",
         r#"[{"containerID": "c 1", "ifname": "eth0"}]"#,

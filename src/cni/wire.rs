@@ -278,10 +278,7 @@ fn lease_network(conf: &NetConf) -> Result<CniNetwork, CniError> {
 fn lease_add(env: &Env, conf: &NetConf, host_local: &HostLocal) -> Result<CniResult, CniError> {
     let who = attachment(env)?;
     let spec = lease_network(conf)?;
-    let dns = match &host_local.resolv_conf {
-        Some(path) => read_resolv_conf(path)?,
-        None => Default::default(),
-    };
+    let dns = ipam_dns(host_local)?;
     let lease = CniLease {
         container_id: &who.container_id,
         ifname: &who.ifname,
@@ -318,6 +315,14 @@ fn route(r: &super::config::IpamRoute) -> Route {
         priority: None,
         table: None,
         scope: None,
+    }
+}
+
+/// The DNS our IPAM answers with: `resolvConf`'s, else none.
+fn ipam_dns(host_local: &HostLocal) -> Result<super::result::Dns, CniError> {
+    match &host_local.resolv_conf {
+        Some(path) => read_resolv_conf(path),
+        None => Ok(Default::default()),
     }
 }
 
@@ -361,8 +366,11 @@ pub fn add(env: &Env, conf: &NetConf, input: &[u8]) -> Result<CniResult, CniErro
     let mut delegated = None;
     let (addresses, from) = match source {
         AddressSource::Ipam(Ipam::Ours(host_local)) => {
+            // As an IPAM plugin answers (see `lease_add`), read before
+            // anything is taken.
             let from = CniResult {
                 routes: host_local.routes.iter().map(route).collect(),
+                dns: ipam_dns(host_local)?,
                 ..CniResult::default()
             };
             (CniAddresses::Allocate(wanted(env, conf)?), from)
@@ -588,21 +596,29 @@ fn list(addresses: &[IpNet]) -> String {
 
 /// GC: the attachments of the network not in the runtime's list go, as by
 /// DEL; then the delegated plugin's GC. Without a list nothing goes.
+/// An error of ours does not keep the delegated plugin from its GC (the
+/// spec: remove what can be, then report); ours is the one reported.
 pub fn gc(env: &Env, conf: &NetConf, input: &[u8]) -> Result<(), CniError> {
+    let mut ours = Ok(());
     if let Some(valid) = &conf.valid_attachments {
         let valid: Vec<(String, String)> = valid
             .iter()
             .map(|a| (a.container_id.clone(), a.ifname.clone()))
             .collect();
-        let manager = manager(env)?;
-        for note in manager.cni_gc(&conf.name, &valid).map_err(runtime)? {
-            eprintln!("ipvlan: {note}");
+        ours = manager(env).and_then(|manager| {
+            for note in manager.cni_gc(&conf.name, &valid).map_err(runtime)? {
+                eprintln!("ipvlan: {note}");
+            }
+            Ok(())
+        });
+    }
+    let delegated = match &conf.ipam {
+        Some(Ipam::Delegated { plugin }) => {
+            attach::run_ipam(env, plugin, Command::Gc, input).map(drop)
         }
-    }
-    if let Some(Ipam::Delegated { plugin }) = &conf.ipam {
-        attach::run_ipam(env, plugin, Command::Gc, input)?;
-    }
-    Ok(())
+        _ => Ok(()),
+    };
+    ours.and(delegated)
 }
 
 /// STATUS: the master must be there (or what ADD makes it from, or a

@@ -686,7 +686,13 @@ impl Manager {
             ))
             .into());
         }
-        self.cni_master_ready(net.master.as_deref())?;
+        // With linkInContainer the master is the namespace's, as ADD
+        // looks it up.
+        if net.link_in_container {
+            in_container_master(&inside, net)?;
+        } else {
+            self.cni_master_ready(net.master.as_deref())?;
+        }
         self.cni_network(net).map_err(network_error)
     }
 
@@ -768,16 +774,30 @@ impl Manager {
                 }
             }
         }
-        // The name's hint only: its record is read once, under the lock.
-        let Some(network_id) = self.store.network_id_hint(network) else {
-            return Ok(notes);
-        };
         let id = attachment_id(container_id, ifname);
+        let hint = self.store.network_id_hint(network);
         let state = self.store.lock()?;
-        let Some(network) = state
-            .network(&network_id)?
-            .filter(|record| record.name == network)
-        else {
+        // Through the name's hint, else among every record: the hint is not
+        // part of the commit (a power cut may lose it, an older store may
+        // lack one), and a DEL that missed the record would leave the
+        // leases and the record behind while telling the runtime it is done.
+        // A network of the CLI under the config's name is not CNI's: its
+        // ADD was refused (code 7), and its DEL leaves it alone.
+        let hinted = match &hint {
+            Some(network_id) => state
+                .network(network_id)?
+                .filter(|record| record.name == network),
+            None => None,
+        };
+        let found = match hinted {
+            Some(record) => Some(record),
+            None => state
+                .networks()?
+                .items
+                .into_iter()
+                .find(|n| n.name == network),
+        };
+        let Some(network) = found.filter(is_cni) else {
             return Ok(notes);
         };
         if let Some(mut endpoint) = state.endpoint(&network.id, &id)? {
@@ -1108,13 +1128,18 @@ impl Manager {
     /// GC: every attachment of CNI network `network` not in `valid`
     /// (container id, ifname) goes as by [`Manager::cni_del`], its
     /// namespace as recorded; leases too, without touching a link.
-    /// Returns what was left alone.
+    /// Returns what was left alone. One attachment that cannot be collected
+    /// does not keep the others: the spec asks GC to remove what it can
+    /// and then report the errors, so the first error comes back after
+    /// every attachment was tried.
     pub fn cni_gc(&self, network: &str, valid: &[(String, String)]) -> Result<Vec<String>, Error> {
         let Some(record) = self.store.network_named(network)? else {
             return Ok(Vec::new());
         };
         let keep: Vec<String> = valid.iter().map(|(c, i)| key_hash(c, i)).collect();
         let mut notes = Vec::new();
+        let mut failed: Option<Error> = None;
+        let mut failures = 0;
         for endpoint in self.store.endpoints_of(&record.id)?.items {
             let key = endpoint
                 .id
@@ -1124,9 +1149,24 @@ impl Manager {
             if key.is_none() || listed {
                 continue;
             }
-            notes.extend(self.cni_gc_one(&record, &endpoint)?);
+            match self.cni_gc_one(&record, &endpoint) {
+                Ok(left) => notes.extend(left),
+                Err(error) => {
+                    failures += 1;
+                    failed.get_or_insert(error.context(format!(
+                        "collecting attachment {} of network {}",
+                        endpoint.id, record.name
+                    )));
+                }
+            }
         }
-        Ok(notes)
+        match failed {
+            None => Ok(notes),
+            Some(error) if failures == 1 => Err(error),
+            Some(error) => Err(error.context(format!(
+                "{failures} attachments could not be collected (the others were); the first"
+            ))),
+        }
     }
 
     fn cni_gc_one(
@@ -1386,15 +1426,25 @@ fn delete_in_container_link(
 /// plugin's choice when `master` is not set): the host's, or with
 /// `linkInContainer` the container's.
 fn default_route_link(host: &Handle) -> Result<String, Error> {
-    let route = host
-        .routes(IpFamily::V4)?
-        .into_iter()
-        .find(|r| r.is_default() && r.oif.is_some());
+    // IPv4's first, then IPv6's, as the reference looks through both
+    // families: an IPv6-only host has a master too.
+    let mut index = None;
+    for family in [IpFamily::V4, IpFamily::V6] {
+        index = host
+            .routes(family)?
+            .into_iter()
+            .find(|r| r.is_default() && r.is_unicast() && r.oif.is_some())
+            .and_then(|r| r.oif);
+        if index.is_some() {
+            break;
+        }
+    }
     // Not the config's fault: the host lacks the route (the reference's
     // 999 too).
-    let index = route.and_then(|r| r.oif).ok_or_else(|| {
+    let index = index.ok_or_else(|| {
         Error::not_found(
-            "no master given and the host has no IPv4 default route to take it from".to_string(),
+            "no master given and the host has no default route (IPv4 or IPv6) to take it from"
+                .to_string(),
         )
     })?;
     let link = host.link_by_index(index)?.ok_or_else(|| {

@@ -488,8 +488,25 @@ pub(crate) fn find_network<'a>(
     if let Some(network) = usable().find(|n| n.name == name_or_id || n.id == name_or_id) {
         return Ok(network);
     }
+    // A name is never taken for another network's ID prefix while it may
+    // be the exact name of one we cannot use: half-created, or in a record
+    // that cannot be read (whose name nobody knows). `network rm db` would
+    // otherwise remove whichever network's ID starts with "db".
+    if let Some(half) = networks
+        .iter()
+        .find(|n| n.name == name_or_id || n.id == name_or_id)
+    {
+        return Err(half_created(half));
+    }
     let mut by_prefix = usable().filter(|n| !name_or_id.is_empty() && n.id.starts_with(name_or_id));
     match (by_prefix.next(), by_prefix.next()) {
+        (Some(_), None) if !networks.damaged.is_empty() => {
+            let damaged: Vec<String> = networks.damaged.iter().map(Damaged::to_string).collect();
+            Err(Error::failed(format!(
+                "network {name_or_id} may be the one in a damaged state file, so it is not taken for an ID prefix: {}",
+                damaged.join("; ")
+            )))
+        }
         (Some(network), None) => Ok(network),
         (Some(_), Some(_)) => Err(Error::invalid(format!(
             "network {name_or_id} is ambiguous: several network IDs start with it"

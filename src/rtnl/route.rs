@@ -336,6 +336,12 @@ impl Route {
         self.dst.prefix_len() == 0
     }
 
+    /// Whether packets go out through it (`RTN_UNICAST`), not a route that
+    /// drops or refuses them (an IPv6 `unreachable default` sits on `lo`).
+    pub fn is_unicast(&self) -> bool {
+        self.kind == RTN_UNICAST
+    }
+
     /// Whether this is the route of a prefix directly on a link (a subnet
     /// the host sits on), not a default route nor a route via a gateway.
     /// IPv4 marks those with link scope; IPv6 routes are all of universe

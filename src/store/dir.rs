@@ -1029,6 +1029,19 @@ fn encode(path: &Path, value: &Value) -> Result<String, StoreError> {
         StoreError::io("encoding", path)(io::Error::new(io::ErrorKind::InvalidData, error))
     })?;
     text.push('\n');
+    // The reader stops at `RECORD_MAX`: a longer record (a network given
+    // thousands of subnets or aux-addresses, a `run` of huge arguments)
+    // would be written, then refused by every later read.
+    if text.len() as u64 > fsutil::RECORD_MAX {
+        return Err(StoreError::refused(
+            path.to_path_buf(),
+            format!(
+                "would be {} bytes, more than the {} a record may hold; nothing was written",
+                text.len(),
+                fsutil::RECORD_MAX
+            ),
+        ));
+    }
     Ok(text)
 }
 

@@ -1797,3 +1797,50 @@ fn gc_goes_on_past_an_attachment_it_cannot_collect() {
     assert_eq!(cni.records("gcerr"), (Vec::new(), Vec::new()));
     assert!(link(Some(first_ns), "eth0").is_none());
 }
+
+/// Every address an IPAM plugin gives goes on the link, several of a
+/// family too (host-local hands out one per range set), as the reference
+/// configures them; the result lists what the link has, and CHECK agrees.
+#[test]
+fn every_address_of_a_delegated_ipam_goes_on_the_link() {
+    // Before: only the first address of each family was configured, while
+    // the result listed all of them; CHECK then failed ("lacks address").
+    let mut cni = Cni::new("hl2");
+    cni.master("cnim53");
+    let ns = cni.netns("cni-hl2");
+    let data = cni.state.with_extension("host-local");
+    let _ = std::fs::remove_dir_all(&data);
+    let conf = format!(
+        r#"{{"cniVersion": "1.0.0", "name": "hl2", "type": "ipvlan", "master": "cnim53",
+            "ipam": {{"type": "host-local", "dataDir": "{}",
+                      "ranges": [[{{"subnet": "10.89.0.0/24"}}], [{{"subnet": "10.90.0.0/24"}}]]}}}}"#,
+        data.display()
+    );
+    let mut add = cni.command("ADD", "ctr-hl2", &ns, "eth0");
+    add.env("CNI_PATH", "/usr/lib/cni");
+    let answer = run_with(add, &conf);
+    answer.ok();
+    let result = answer.json();
+    let listed: Vec<&str> = result
+        .get("ips")
+        .and_then(Value::as_array)
+        .unwrap()
+        .iter()
+        .filter_map(|ip| ip.get("address").and_then(Value::as_str))
+        .collect();
+    assert_eq!(listed, ["10.89.0.2/24", "10.90.0.2/24"]);
+    assert_eq!(
+        addresses("cni-hl2", "eth0"),
+        vec!["10.89.0.2/24", "10.90.0.2/24"]
+    );
+    let prev = with_prev(&conf, &result);
+    let mut check = cni.command("CHECK", "ctr-hl2", &ns, "eth0");
+    check.env("CNI_PATH", "/usr/lib/cni");
+    run_with(check, &prev).ok();
+    let mut del = cni.command("DEL", "ctr-hl2", &ns, "eth0");
+    del.env("CNI_PATH", "/usr/lib/cni");
+    run_with(del, &prev).ok();
+    assert!(link(Some("cni-hl2"), "eth0").is_none());
+    assert_eq!(host_local_leases(&data, "hl2"), Vec::<String>::new());
+    let _ = std::fs::remove_dir_all(&data);
+}

@@ -2489,3 +2489,70 @@ fn only_the_parent_link_we_made_is_deleted() {
     assert_eq!(ifindex_of(None, "eth0.52"), u64::from(index));
     ip(&["link", "del", "eth0.52"]);
 }
+
+/// A parent we made goes with its last network only while nothing of
+/// another tool's sits on it: deleting it would delete their links too.
+#[test]
+fn a_parent_another_tool_stacked_a_link_on_is_kept() {
+    // Before: `network rm` deleted eth0.53, and the kernel took the
+    // macvlan (and the ipvlan in a named namespace) with it.
+    topology_up();
+    let config = config("stacked");
+    let manager = Manager::open(config.clone()).unwrap();
+    manager
+        .create_network(&net(
+            "stk",
+            &["10.97.3.0/24"],
+            &[],
+            &[("parent", "eth0.53")],
+        ))
+        .unwrap();
+    ip(&[
+        "link", "add", "link", "eth0.53", "name", "mv53", "type", "macvlan",
+    ]);
+    assert_eq!(
+        manager.remove_network("stk").unwrap(),
+        vec!["parent eth0.53 kept: macvlan link mv53 in the host namespace sits on it, and would go with it; delete it with `ip link del eth0.53` once nothing uses it".to_string()]
+    );
+    assert!(link(None, "eth0.53").is_some());
+    assert!(link(None, "mv53").is_some());
+    ip(&["link", "del", "eth0.53"]);
+    assert!(link(None, "mv53").is_none());
+
+    // In a named namespace: an ipvlan link on it, moved there.
+    manager
+        .create_network(&net(
+            "stk2",
+            &["10.97.4.0/24"],
+            &[],
+            &[("parent", "eth0.54")],
+        ))
+        .unwrap();
+    ip(&["netns", "add", "stacked"]);
+    ip(&[
+        "link", "add", "link", "eth0.54", "name", "ipv54", "type", "ipvlan", "mode", "l2",
+    ]);
+    ip(&["link", "set", "ipv54", "netns", "stacked"]);
+    assert_eq!(
+        manager.remove_network("stk2").unwrap(),
+        vec!["parent eth0.54 kept: ipvlan link ipv54 in namespace stacked sits on it, and would go with it; delete it with `ip link del eth0.54` once nothing uses it".to_string()]
+    );
+    assert!(link(Some("stacked"), "ipv54").is_some());
+    ip(&["netns", "del", "stacked"]);
+    ip(&["link", "del", "eth0.54"]);
+
+    // Nothing on it: it goes, as before.
+    manager
+        .create_network(&net(
+            "stk3",
+            &["10.97.5.0/24"],
+            &[],
+            &[("parent", "eth0.55")],
+        ))
+        .unwrap();
+    assert_eq!(
+        manager.remove_network("stk3").unwrap(),
+        Vec::<String>::new()
+    );
+    assert!(link(None, "eth0.55").is_none());
+}

@@ -257,7 +257,12 @@ fn same_ipam(config: &str, ipam: &str) -> bool {
 
 /// Deletes the `NAME.VLANID` masters we made for CNI networks left
 /// without attachments (by `restore`, after their namespaces vanished).
-pub(crate) fn drop_idle_parents(host: &Handle, state: &Locked<'_>, networks: &[NetworkRecord]) {
+pub(crate) fn drop_idle_parents(
+    host: &Handle,
+    netns_dir: &Path,
+    state: &Locked<'_>,
+    networks: &[NetworkRecord],
+) {
     for network in networks.iter().filter(|n| is_cni(n)) {
         if !matches!(network.parent_origin, ParentOrigin::VlanCreated { .. }) {
             continue;
@@ -270,7 +275,7 @@ pub(crate) fn drop_idle_parents(host: &Handle, state: &Locked<'_>, networks: &[N
         let network = &network;
         if parent::is_idle(state, network) {
             let others = parent::users_of_parent(state, networks, network);
-            parent::delete_if_ours(host, network, &others);
+            parent::delete_if_ours(host, netns_dir, network, &others);
         }
     }
 }
@@ -546,6 +551,14 @@ impl Manager {
             Some(IpNet::V6(net)) => Some(net),
             _ => None,
         };
+        // Every address of the result goes on the link, as the reference
+        // configures it: the first of each family is recorded, the others
+        // come with the link and go with it.
+        plan.extra_addresses = addresses
+            .iter()
+            .copied()
+            .filter(|a| Some(*a) != ipv4 && Some(*a) != ipv6)
+            .collect();
         plan.arp_notify = true;
         // A CNI result names every route; none is implied.
         plan.route4 = DefaultRoute::None;
@@ -1261,7 +1274,7 @@ impl Manager {
             return;
         };
         let others = parent::users_of_parent(state, &networks, network);
-        parent::delete_if_ours(host, network, &others);
+        parent::delete_if_ours(host, &self.config.netns_dir, network, &others);
     }
 
     /// The guard of a failed ADD: the `NAME.VLANID` master of CNI network

@@ -38,6 +38,10 @@ pub(crate) struct EndpointPlan {
     /// Further routes (a CNI result's): destination and next hop, through
     /// the link; empty for the CLI's endpoints.
     pub routes: Vec<(IpNet, Option<IpAddr>)>,
+    /// Addresses beyond `ipv4` and `ipv6` (a CNI result may give several
+    /// of a family: host-local with two range sets, a chained
+    /// `prevResult`); empty for the CLI's endpoints.
+    pub extra_addresses: Vec<IpNet>,
     /// Set `arp_notify` on the link before it goes up, so that its first
     /// address is announced (a CNI ADD does, as the reference plugin does;
     /// the CLI's endpoints keep the kernel's default, as Docker's).
@@ -78,6 +82,7 @@ impl EndpointPlan {
             route4: route_for(ipv4.addr()),
             route6: ipv6.map_or(DefaultRoute::None, |a| route_for(a.addr())),
             routes: Vec::new(),
+            extra_addresses: Vec::new(),
             arp_notify: false,
         }
     }
@@ -551,6 +556,13 @@ fn configure(
     }
     if let Some(v6) = plan.ipv6 {
         let (net, flags) = (IpNet::V6(v6), AddrFlags::NODAD);
+        steps.push(Step::AddrAdd { index, net, flags });
+    }
+    for &net in &plan.extra_addresses {
+        let flags = match net {
+            IpNet::V4(_) => AddrFlags::empty(),
+            IpNet::V6(_) => AddrFlags::NODAD,
+        };
         steps.push(Step::AddrAdd { index, net, flags });
     }
     steps.push(Step::LinkUp { index });

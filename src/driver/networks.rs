@@ -182,7 +182,7 @@ impl Manager {
         }
         record.state = NetworkState::Created;
         if let Err(error) = state.put_network(&record) {
-            parent::delete_if_ours(&host, &record, &[]);
+            parent::delete_if_ours(&host, &self.config.netns_dir, &record, &[]);
             let _ = state.remove_network(&record.id);
             return Err(error.into());
         }
@@ -229,7 +229,12 @@ impl Manager {
         let unreadable = networks.damaged.clone();
         let others = parent::users_of_parent(&state, &networks, &record);
         if unreadable.is_empty() || record.parent_origin == ParentOrigin::Existing {
-            notes.extend(parent::delete_if_ours(&Handle::new()?, &record, &others));
+            notes.extend(parent::delete_if_ours(
+                &Handle::new()?,
+                &self.config.netns_dir,
+                &record,
+                &others,
+            ));
         } else {
             let paths: Vec<String> = unreadable
                 .iter()

@@ -366,9 +366,13 @@ fn delete_ours(host: &Handle, record: &NetworkRecord) {
 /// ignored: the network goes anyway, as with Docker. A record of an
 /// earlier release holds no ifindex: its parent is left alone (nothing
 /// proves the link of that name is still ours), and the note saying so
-/// returned when a link of that name is there.
+/// returned when a link of that name is there. So is a parent another
+/// tool stacked a link on (a macvlan, an ipvlan, a VLAN), in the host
+/// namespace or a named one under `netns_dir`: deleting ours would take
+/// theirs with it.
 pub(crate) fn delete_if_ours(
     host: &Handle,
+    netns_dir: &Path,
     record: &NetworkRecord,
     others: &[NetworkRecord],
 ) -> Option<String> {
@@ -377,15 +381,41 @@ pub(crate) fn delete_if_ours(
     {
         return None;
     }
-    if record.parent_index.is_none() {
+    let Some(index) = record.parent_index else {
         return host.link_by_name(&record.parent).ok().flatten().map(|_| {
             format!(
                 "parent {} kept: network {} was recorded by an earlier release without the ifindex that proves the link ours; delete it with `ip link del {}` if nothing else uses it",
                 record.parent, record.name, record.parent
             )
         });
+    };
+    let Ok(Some(link)) = host.link_by_index(index) else {
+        return None;
+    };
+    if !is_ours(&link, record) {
+        return None;
     }
-    delete_ours(host, record);
+    let stacked = links_beside_the_host(host, netns_dir).map(|links| {
+        links.into_iter().find(|(other, place)| {
+            other.parent == Some(index) && !(place.is_host() && other.index == index)
+        })
+    });
+    let keep = match stacked {
+        Ok(None) => None,
+        Ok(Some((other, place))) => Some(format!(
+            "{} link {} in {place} sits on it",
+            other.kind.as_deref().unwrap_or("a"),
+            other.name
+        )),
+        Err(error) => Some(format!("the links on it could not be listed ({error})")),
+    };
+    if let Some(why) = keep {
+        return Some(format!(
+            "parent {} kept: {why}, and would go with it; delete it with `ip link del {}` once nothing uses it",
+            record.parent, record.parent
+        ));
+    }
+    let _ = host.link_del(index);
     None
 }
 
@@ -475,38 +505,8 @@ pub(crate) fn check_shared(
             )));
         }
     }
-    // ipvlan links made outside this tool, in the host namespace and in
-    // every named namespace. An ifindex counts in one namespace: a host
-    // link's parent is a host link only without IFLA_LINK_NETNSID, and a
-    // link elsewhere sits on a host link only when its IFLA_LINK_NETNSID is
-    // the id that namespace gives the host (else its parent lives in its
-    // own or a third namespace, where the same index is another link).
-    let mut foreign = Vec::new();
-    for host_link in host.links()? {
-        if host_link.link_netnsid.is_none() {
-            foreign.push((host_link, "the host namespace".to_string()));
-        }
-    }
-    let here = Netns::current().map_err(|e| Error::io("opening the host namespace", &e))?;
-    for (name, ns) in named_namespaces(netns_dir) {
-        let Ok(inside) = OpenNetns::with_handle(ns) else {
-            continue;
-        };
-        // Without an answer, any link with a peer namespace counts.
-        let host_id = inside.host_nsid(&here);
-        if let Ok(links) = inside.handle.links() {
-            foreign.extend(
-                links
-                    .into_iter()
-                    .filter(|l| match &host_id {
-                        Ok(id) => l.link_netnsid.is_some() && l.link_netnsid == *id,
-                        Err(_) => l.link_netnsid.is_some(),
-                    })
-                    .map(|l| (l, format!("namespace {name}"))),
-            );
-        }
-    }
-    for (other, place) in foreign {
+    // ipvlan links made outside this tool.
+    for (other, place) in links_beside_the_host(host, netns_dir)? {
         let Some((mode, flag)) = other.ipvlan() else {
             continue;
         };
@@ -526,6 +526,65 @@ pub(crate) fn check_shared(
         }
     }
     Ok(())
+}
+
+/// Where a link of [`links_beside_the_host`] was found.
+pub(crate) enum Place {
+    Host,
+    Named(String),
+}
+
+impl Place {
+    fn is_host(&self) -> bool {
+        matches!(self, Place::Host)
+    }
+}
+
+impl std::fmt::Display for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Place::Host => f.write_str("the host namespace"),
+            Place::Named(name) => write!(f, "namespace {name}"),
+        }
+    }
+}
+
+/// The links whose lower link (`parent`) may be a host link: every link
+/// of the host namespace, and in every named namespace under `netns_dir`
+/// the links whose lower link is in the host. An ifindex counts in one
+/// namespace: a host link's parent is a host link only without
+/// IFLA_LINK_NETNSID, and a link elsewhere sits on a host link only when
+/// its IFLA_LINK_NETNSID is the id that namespace gives the host (else its
+/// parent lives in its own or a third namespace, where the same index is
+/// another link). Namespaces without a name (a runtime's own) are not
+/// seen.
+fn links_beside_the_host(host: &Handle, netns_dir: &Path) -> Result<Vec<(Link, Place)>, Error> {
+    let mut found = Vec::new();
+    for host_link in host.links()? {
+        if host_link.link_netnsid.is_none() {
+            found.push((host_link, Place::Host));
+        }
+    }
+    let here = Netns::current().map_err(|e| Error::io("opening the host namespace", &e))?;
+    for (name, ns) in named_namespaces(netns_dir) {
+        let Ok(inside) = OpenNetns::with_handle(ns) else {
+            continue;
+        };
+        // Without an answer, any link with a peer namespace counts.
+        let host_id = inside.host_nsid(&here);
+        if let Ok(links) = inside.handle.links() {
+            found.extend(
+                links
+                    .into_iter()
+                    .filter(|l| match &host_id {
+                        Ok(id) => l.link_netnsid.is_some() && l.link_netnsid == *id,
+                        Err(_) => l.link_netnsid.is_some(),
+                    })
+                    .map(|l| (l, Place::Named(name.clone()))),
+            );
+        }
+    }
+    Ok(found)
 }
 
 /// Every namespace under `netns_dir` that opens, by name.

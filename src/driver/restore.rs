@@ -117,7 +117,7 @@ impl Manager {
                 // A record of an earlier release keeps its parent (see
                 // `delete_if_ours`): not a failure of the restore.
                 let users = parent::users_of_parent(&state, &networks, network);
-                let _ = parent::delete_if_ours(&host, network, &users);
+                let _ = parent::delete_if_ours(&host, &self.config.netns_dir, network, &users);
             }
             match state.remove_network(&network.id) {
                 Ok(_) => report.intents_repaired += 1,
@@ -253,7 +253,7 @@ impl Manager {
         // A damaged network record may be one on the same master: none is
         // dropped until it is repaired.
         if !unreadable_networks {
-            super::cni::drop_idle_parents(&host, &state, &networks);
+            super::cni::drop_idle_parents(&host, &self.config.netns_dir, &state, &networks);
         }
         // Address files and container indexes are derived from the
         // endpoint records and not synced: a power cut may have lost,

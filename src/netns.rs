@@ -803,10 +803,35 @@ fn bind_named(
 /// iproute2, refuses (`InvalidInput`) a symbolic link or anything but a
 /// plain file at the name, which no `create_named` left there.
 pub fn delete_named(run_dir: impl AsRef<Path>, name: &str) -> io::Result<()> {
-    let path = named_path(run_dir.as_ref(), name)?;
+    delete_named_expecting(run_dir.as_ref(), name, None).map(drop)
+}
+
+/// [`delete_named`], only while the name still holds `expected`: the
+/// `(st_dev, st_ino)` seen at the name (through the mount: the namespace's
+/// nsfs inode, or the plain file of a mount point nothing is bound to).
+/// `Ok(false)`, and nothing done, when something else is there now: a
+/// caller that looked at the name earlier (and did other work since)
+/// never unmounts or unlinks what another tool put there meanwhile. The
+/// look and the unmount are two calls; the window between them is this
+/// function's, not the caller's.
+pub fn delete_named_if(
+    run_dir: impl AsRef<Path>,
+    name: &str,
+    expected: (u64, u64),
+) -> io::Result<bool> {
+    delete_named_expecting(run_dir.as_ref(), name, Some(expected))
+}
+
+fn delete_named_expecting(
+    run_dir: &Path,
+    name: &str,
+    expected: Option<(u64, u64)>,
+) -> io::Result<bool> {
+    let path = named_path(run_dir, name)?;
     // Only the plain file a namespace is bound to: a link is never
     // followed (umount2 would unmount whatever it leads to).
     match fs::symlink_metadata(&path) {
+        Ok(meta) if expected.is_some_and(|id| id != (meta.dev(), meta.ino())) => return Ok(false),
         Ok(meta) if meta.file_type().is_symlink() => {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -843,7 +868,7 @@ pub fn delete_named(run_dir: impl AsRef<Path>, name: &str) -> io::Result<()> {
         _ => {}
     }
     crate::fault::point("netns: before unlink");
-    crate::fault::after("netns: after unlink", fs::remove_file(&path))
+    crate::fault::after("netns: after unlink", fs::remove_file(&path)).map(|()| true)
 }
 
 /// Undoes the self bind mount [`create_named`] made of `run_dir`, for

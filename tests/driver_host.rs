@@ -1086,3 +1086,33 @@ fn records_naming_another_file_and_files_with_data_at_our_names_are_left_alone()
         let _ = netns::delete_named(&config.netns_dir, "api");
     });
 }
+
+/// `rm` looks at a container's namespace, detaches its endpoints, then
+/// deletes the namespace: what another tool put at the name in between
+/// (`ip netns del NAME; ip netns add NAME`) is left alone, because the
+/// deletion checks the name still holds what was looked at.
+#[test]
+fn a_namespace_put_at_a_name_since_it_was_looked_at_is_never_deleted() {
+    in_fresh_netns("deleteif", |config| {
+        let run_dir = &config.netns_dir;
+        // Held open, as `rm` holds it: its inode number stays taken.
+        let ours = netns::create_named(run_dir, "c1").unwrap();
+        netns::delete_named(run_dir, "c1").unwrap();
+        let theirs = netns::create_named(run_dir, "c1").unwrap();
+        assert_ne!(ours.file_id(), theirs.file_id());
+        assert!(!netns::delete_named_if(run_dir, "c1", ours.file_id()).unwrap());
+        let there = netns::Netns::open_named(run_dir, "c1").unwrap();
+        assert_eq!(there.file_id(), theirs.file_id(), "theirs was unmounted");
+        assert!(netns::delete_named_if(run_dir, "c1", theirs.file_id()).unwrap());
+        assert!(!run_dir.join("c1").exists());
+        // A mount point nothing is bound to (a create killed before its
+        // mount), by its own inode.
+        fs::write(run_dir.join("c2"), b"").unwrap();
+        let leftover = fs::metadata(run_dir.join("c2")).unwrap();
+        assert!(
+            !netns::delete_named_if(run_dir, "c2", (leftover.dev(), leftover.ino() + 1)).unwrap()
+        );
+        assert!(netns::delete_named_if(run_dir, "c2", (leftover.dev(), leftover.ino())).unwrap());
+        assert!(!run_dir.join("c2").exists());
+    });
+}

@@ -291,13 +291,12 @@ impl Manager {
                 for pid in processes_in(&inside.ns)? {
                     kill(pid);
                 }
-                netns::delete_named(&self.config.netns_dir, name)
-                    .map_err(|e| Error::io(format_args!("deleting namespace {name}"), &e))?
+                self.delete_netns_if_same(name, inside.ns.file_id(), &mut notes)?;
             }
             // One another tool put at the name after a crash is not ours.
             ContainerNetns::Replaced => notes.push(replaced(&path, name)),
             // The mount point of a run killed before its bind mount.
-            ContainerNetns::Leftover => {
+            ContainerNetns::Leftover(_) => {
                 crate::fault::point("netns: before unlink");
                 crate::fault::after("netns: after unlink", fs::remove_file(&path))
                     .map_err(|e| Error::io(format_args!("removing {}", path.display()), &e))?
@@ -344,7 +343,7 @@ impl Manager {
         let at = netns_identity::container_netns(&path, made)?;
         let pids = match &at {
             ContainerNetns::Present(inside) => processes_in(&inside.ns)?,
-            ContainerNetns::Missing | ContainerNetns::Leftover | ContainerNetns::Replaced => {
+            ContainerNetns::Missing | ContainerNetns::Leftover(_) | ContainerNetns::Replaced => {
                 Vec::new()
             }
         };
@@ -380,10 +379,14 @@ impl Manager {
         for pid in &pids {
             kill(*pid);
         }
+        // As seen before the detaches, which take a while: a namespace
+        // another tool put at the name meanwhile is left alone.
         match at {
-            ContainerNetns::Present(_) | ContainerNetns::Leftover => {
-                netns::delete_named(&self.config.netns_dir, name)
-                    .map_err(|e| Error::io(format_args!("deleting namespace {name}"), &e))?;
+            ContainerNetns::Present(inside) => {
+                self.delete_netns_if_same(name, inside.ns.file_id(), &mut notes)?;
+            }
+            ContainerNetns::Leftover(file) => {
+                self.delete_netns_if_same(name, file, &mut notes)?;
             }
             ContainerNetns::Replaced => notes.push(replaced(&path, name)),
             ContainerNetns::Missing => {}
@@ -498,7 +501,7 @@ impl Manager {
                     replaced(&path, container)
                 )))
             }
-            ContainerNetns::Leftover => {
+            ContainerNetns::Leftover(_) => {
                 return Err(Error::failed(format!(
                     "opening namespace {container}: {} is not a network namespace: it is a regular file",
                     path.display()
@@ -790,6 +793,25 @@ fn kill(pid: u32) {
 }
 
 /// What is said of another tool's namespace found at our container's name.
+impl Manager {
+    /// Deletes container `name`'s namespace while the name still holds
+    /// `seen` (the file looked at before the work in between); else notes
+    /// that another tool's is there now, and leaves it.
+    fn delete_netns_if_same(
+        &self,
+        name: &str,
+        seen: (u64, u64),
+        notes: &mut Vec<String>,
+    ) -> Result<(), Error> {
+        let deleted = netns::delete_named_if(&self.config.netns_dir, name, seen)
+            .map_err(|e| Error::io(format_args!("deleting namespace {name}"), &e))?;
+        if !deleted {
+            notes.push(replaced(&self.config.netns_dir.join(name), name));
+        }
+        Ok(())
+    }
+}
+
 fn replaced(path: &Path, name: &str) -> String {
     format!(
         "{} is not the namespace made for container {name} (another tool's, put there since); left alone",

@@ -321,8 +321,9 @@ pub(crate) enum ContainerNetns {
     /// Nothing.
     Missing,
     /// An empty plain file: the mount point a create or delete was
-    /// interrupted at, with no namespace bound to it.
-    Leftover,
+    /// interrupted at, with no namespace bound to it; its `(st_dev,
+    /// st_ino)`.
+    Leftover((u64, u64)),
     /// The network namespace made for the container (or, for a record
     /// older than the namespace's identity, the one there, taken on
     /// trust), opened with a socket in it.
@@ -367,7 +368,7 @@ pub(crate) fn container_netns(path: &Path, made: Option<NetnsId>) -> Result<Cont
             return match netns::not_a_namespace(&error) {
                 Some(refusal) if refusal.found == netns::FileKind::Regular => {
                     if seen.2 == 0 {
-                        Ok(ContainerNetns::Leftover)
+                        Ok(ContainerNetns::Leftover((seen.0, seen.1)))
                     } else {
                         Err(not_ours(format!(
                             "{} is a regular file with data in it, not the empty mount point of a namespace",

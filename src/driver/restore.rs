@@ -311,7 +311,7 @@ impl Manager {
             let path = self.config.netns_dir.join(&name);
             let gone = match netns_identity::container_netns(&path, record.netns_id) {
                 Ok(ContainerNetns::Missing) => true,
-                Ok(ContainerNetns::Leftover) => {
+                Ok(ContainerNetns::Leftover(_)) => {
                     crate::fault::point("netns: before unlink");
                     match crate::fault::after("netns: after unlink", std::fs::remove_file(&path)) {
                         Ok(()) => true,

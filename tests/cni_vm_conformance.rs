@@ -98,6 +98,9 @@ enum Prev {
     Last,
     /// That result with another MAC for the interface.
     LastOtherMac,
+    /// That result with a host interface of a later plugin beside ours
+    /// (`bandwidth`'s `ifb`), as the cached result of a chain holds it.
+    LastWithHostLink,
 }
 
 /// One plugin run.
@@ -267,7 +270,7 @@ const IFNAME_FIRST: &str =
 const ADD_UNDO: &str =
     "defect fixed: a failed ADD deletes our link and runs IPAM DEL (the reference leaves the link, and the lease when the address is refused)";
 const CHECK_MASTER: &str =
-    "defect fixed: CHECK resolves the master as ADD does (the reference fails without master)";
+    "defect fixed: CHECK needs no master (the reference fails without one)";
 const DEL_NO_MASTER: &str = "defect fixed: DEL never needs the master";
 const DEL_IPVLAN_ONLY: &str = "defect fixed: DEL deletes CNI_IFNAME only if it is an ipvlan link";
 const IPAM_DNS: &str = "defect fixed: IPAM DNS is kept when the config's dns is empty";
@@ -777,15 +780,27 @@ fn table() -> Vec<Case> {
         ),
         case(
             28,
-            "CHECK with master omitted",
+            "CHECK with master omitted; with a chain's result of two interfaces",
             1,
-            vec![add(BASE), check(&no_master())],
-            differs(&[(
-                1,
-                CHECK_MASTER,
-                r#"CHECK exit=0"#,
-                r#"CHECK exit=1 code=999 msg=failed to lookup master "": Link not found"#,
-            )]),
+            vec![
+                add(BASE),
+                check(&no_master()),
+                call(Call::new("CHECK", &no_master()).prev(Prev::LastWithHostLink)),
+            ],
+            differs(&[
+                (
+                    1,
+                    CHECK_MASTER,
+                    r#"CHECK exit=0"#,
+                    r#"CHECK exit=1 code=999 msg=failed to lookup master "": Link not found"#,
+                ),
+                (
+                    2,
+                    CHECK_MASTER,
+                    r#"CHECK exit=0"#,
+                    r#"CHECK exit=1 code=999 msg=failed to lookup master "": Link not found"#,
+                ),
+            ]),
         ),
         case(
             29,
@@ -1215,7 +1230,9 @@ impl World {
         let conf = c.conf.replace("$DATA", &self.data().display().to_string());
         let prev = match c.prev {
             Prev::None => return conf,
-            Prev::Last | Prev::LastOtherMac => self.last.clone().expect("an ADD before"),
+            Prev::Last | Prev::LastOtherMac | Prev::LastWithHostLink => {
+                self.last.clone().expect("an ADD before")
+            }
         };
         let mut prev = json::parse(&prev).unwrap();
         if let Prev::LastOtherMac = c.prev {
@@ -1223,6 +1240,12 @@ impl World {
                 if let Some(mac) = field_mut(&mut interfaces[0], "mac") {
                     *mac = Value::from("02:00:00:00:00:01");
                 }
+            }
+        }
+        if let Prev::LastWithHostLink = c.prev {
+            if let Some(Value::Array(interfaces)) = field_mut(&mut prev, "interfaces") {
+                interfaces
+                    .push(json::parse(r#"{"name": "ifb0", "mac": "02:00:00:00:00:02"}"#).unwrap());
             }
         }
         let mut doc = json::parse(&conf).unwrap();

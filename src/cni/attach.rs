@@ -21,9 +21,9 @@ pub enum MasterChoice {
     Chained(Master),
 }
 
-/// The master of an ADD, CHECK or STATUS, chosen as the reference plugin
-/// chooses it on ADD (it skips this on CHECK, which then fails without a
-/// `master`; we do not). DEL never asks.
+/// The master of an ADD or STATUS, chosen as the reference plugin chooses
+/// it on ADD. CHECK and DEL never ask: the attachment's record names its
+/// network.
 pub fn choose_master(conf: &NetConf) -> Result<MasterChoice, CniError> {
     if let Some(master) = conf.link.as_ref().and_then(|l| l.master.clone()) {
         return Ok(MasterChoice::Configured(master));

@@ -504,7 +504,9 @@ pub fn check(env: &Env, conf: &NetConf, input: &[u8]) -> Result<(), CniError> {
         .prev_result
         .as_ref()
         .ok_or_else(|| CniError::config("Required prevResult missing"))?;
-    attach::choose_master(conf)?;
+    // No master is chosen: the attachment's record names its network, and
+    // CHECK's `prevResult` is the chain's final result (a later plugin's
+    // interfaces beside ours), not the input ADD chose a master from.
     if let Some(Ipam::Delegated { plugin }) = &conf.ipam {
         attach::run_ipam(env, plugin, Command::Check, input)?;
     }

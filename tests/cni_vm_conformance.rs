@@ -269,8 +269,7 @@ const IFNAME_FIRST: &str =
     "defect fixed: an existing CNI_IFNAME is refused before anything is made (the reference leaks a temporary link)";
 const ADD_UNDO: &str =
     "defect fixed: a failed ADD deletes our link and runs IPAM DEL (the reference leaves the link, and the lease when the address is refused)";
-const CHECK_MASTER: &str =
-    "defect fixed: CHECK needs no master (the reference fails without one)";
+const CHECK_MASTER: &str = "defect fixed: CHECK needs no master (the reference fails without one)";
 const DEL_NO_MASTER: &str = "defect fixed: DEL never needs the master";
 const DEL_IPVLAN_ONLY: &str = "defect fixed: DEL deletes CNI_IFNAME only if it is an ipvlan link";
 const IPAM_DNS: &str = "defect fixed: IPAM DNS is kept when the config's dns is empty";

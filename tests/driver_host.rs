@@ -1116,3 +1116,26 @@ fn a_namespace_put_at_a_name_since_it_was_looked_at_is_never_deleted() {
         assert!(!run_dir.join("c2").exists());
     });
 }
+
+/// A network's name hint (`names/<name>`) is not part of the commit: a
+/// power cut may lose it, and every lookup by name then reads every
+/// network record. `restore` writes it again.
+#[test]
+fn restore_writes_a_lost_name_hint_again() {
+    in_fresh_netns("hint", |config| {
+        recorded_network(config, "hinted");
+        let hint = config.state_dir.join("names/hinted");
+        fs::remove_file(&hint).unwrap();
+        let manager = Manager::open(config.clone()).unwrap();
+        let report = manager.restore().unwrap();
+        assert!(report.errors.is_empty(), "{report:?}");
+        assert_eq!(report.derived_rebuilt, 1, "{report:?}");
+        assert_eq!(fs::read_link(&hint).unwrap(), Path::new(&"ab".repeat(32)));
+        // One naming another network (a crash between hint and record).
+        fs::remove_file(&hint).unwrap();
+        std::os::unix::fs::symlink("cd".repeat(32), &hint).unwrap();
+        assert_eq!(manager.restore().unwrap().derived_rebuilt, 1);
+        assert_eq!(fs::read_link(&hint).unwrap(), Path::new(&"ab".repeat(32)));
+        assert_eq!(manager.restore().unwrap().derived_rebuilt, 0);
+    });
+}

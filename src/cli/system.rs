@@ -39,10 +39,10 @@ pub fn restore_summary(report: &RestoreReport) -> String {
     // Counts shown only when not zero.
     let totals = [
         (
-            "rebuilt from the endpoint records",
+            "rebuilt from the records",
             report.derived_rebuilt,
-            "address file or container index",
-            "address files and container indexes",
+            "address file, container index or name hint",
+            "address files, container indexes and name hints",
         ),
         (
             "written again from the commit log after a reboot",
@@ -151,7 +151,7 @@ mod tests {
             ..RestoreReport::default()
         };
         assert!(restore_summary(&rebuilt).contains(
-            "\n  rebuilt from the endpoint records: 3 address files and container indexes\n"
+            "\n  rebuilt from the records: 3 address files, container indexes and name hints\n"
         ));
         assert!(!restore_summary(&rebuilt).contains("commit log"));
         let replayed = RestoreReport {

@@ -217,8 +217,9 @@ pub struct RestoreReport {
     pub endpoints_released: Vec<String>,
     /// Interrupted operations finished or rolled back.
     pub intents_repaired: usize,
-    /// Files derived from the endpoint records (address files, container
-    /// indexes), which are not synced, made again, rewritten or removed to
+    /// Files derived from the records (address files and container
+    /// indexes from the endpoint records, name hints from the network
+    /// records), which are not synced, made again, rewritten or removed to
     /// agree with the records: what a power cut lost or left stale.
     pub derived_rebuilt: usize,
     /// Durable records written again (or removed again) from the store's

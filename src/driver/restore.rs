@@ -259,6 +259,12 @@ impl Manager {
         // endpoint records and not synced: a power cut may have lost,
         // emptied or brought them back. Made to agree with the records.
         for network in &networks {
+            // The name's hint: a lookup by name without it reads every
+            // network record.
+            match state.put_name_hint(network) {
+                Ok(written) => report.derived_rebuilt += usize::from(written),
+                Err(error) => report.errors.push(format!("{}: {error}", network.name)),
+            }
             // An endpoint named only by an intent not yet made a record
             // (a batch's file, the commit log's page) may hold addresses.
             let freed = match batch_left || intent_left.is_some() {

@@ -1362,14 +1362,33 @@ impl Locked<'_> {
         // before the record changes. Not part of the commit: a hint lost
         // to a power cut costs one scan of the network records.
         if is_valid_name(&network.name) {
-            let names = self.root.join(NAMES);
-            let hint = names.join(&network.name);
-            // A link whose target is the id: read back by one `readlinkat`.
-            self.handles.write_in(&names, "writing", &hint, |at| {
-                fsutil::replace_with_symlink_at(at.fd(), &at.entry(&network.name), &network.id)
-            })?;
+            self.write_name_hint(network)?;
         }
         self.replace_file(&path, text.as_bytes())
+    }
+
+    /// Writes the name's hint of `network` when it is missing or names
+    /// another id (lost to a power cut: it is not part of the commit);
+    /// whether it wrote one.
+    pub fn put_name_hint(&self, network: &NetworkRecord) -> Result<bool, StoreError> {
+        if !is_valid_name(&network.name)
+            || self.network_id_hint(&network.name).as_deref() == Some(network.id.as_str())
+        {
+            return Ok(false);
+        }
+        check_name("network id", &network.id)?;
+        self.write_name_hint(network)?;
+        Ok(true)
+    }
+
+    /// `names/<name>`: a link whose target is the id, read back by one
+    /// `readlinkat`.
+    fn write_name_hint(&self, network: &NetworkRecord) -> Result<(), StoreError> {
+        let names = self.root.join(NAMES);
+        let hint = names.join(&network.name);
+        self.handles.write_in(&names, "writing", &hint, |at| {
+            fsutil::replace_with_symlink_at(at.fd(), &at.entry(&network.name), &network.id)
+        })
     }
 
     /// Removes a network with everything filed under it: its endpoint

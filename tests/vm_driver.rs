@@ -2556,3 +2556,83 @@ fn a_parent_another_tool_stacked_a_link_on_is_kept() {
     );
     assert!(link(None, "eth0.55").is_none());
 }
+
+/// A container joins a second network that routes (l2 with a gateway,
+/// l3): its default route is added beside the first one's, with a higher
+/// metric, so the first stays the one taken and the second takes over when
+/// the first network goes.
+#[test]
+fn a_container_joins_a_second_routed_network_and_keeps_one_preferred_default_route() {
+    // Before: the second default route was refused as a duplicate
+    // (EEXIST), and `network connect` of any second non-internal network
+    // failed.
+    topology_up();
+    let config = config("tworoutes");
+    let manager = Manager::open(config.clone()).unwrap();
+    manager
+        .create_network(&net(
+            "r20",
+            &["192.168.20.0/24"],
+            &[],
+            &[("parent", "eth0.20")],
+        ))
+        .unwrap();
+    manager
+        .create_network(&net(
+            "r30",
+            &["192.168.30.0/24"],
+            &[],
+            &[("parent", "eth0.30")],
+        ))
+        .unwrap();
+    start(&manager, "r20", "tworoutes", None, None);
+    let target = Target::Container("tworoutes".into());
+    manager
+        .connect("r30", &target, &AttachRequest::default())
+        .unwrap();
+    let metrics = || -> Vec<(String, String, Option<u64>)> {
+        ip_json(&["-n", "tworoutes", "-4", "route", "show", "default"])
+            .as_array()
+            .unwrap_or(&[])
+            .iter()
+            .map(|r| {
+                let text = |k: &str| {
+                    r.get(k)
+                        .and_then(ipvlan::json::Value::as_str)
+                        .unwrap_or("")
+                        .to_string()
+                };
+                (
+                    text("gateway"),
+                    text("dev"),
+                    r.get("metric").and_then(ipvlan::json::Value::as_u64),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        metrics(),
+        [
+            ("192.168.20.1".to_string(), "eth0".to_string(), None),
+            ("192.168.30.1".to_string(), "eth1".to_string(), Some(1)),
+        ]
+    );
+    // The first network's gateway is the one taken.
+    let route = ip(&["-n", "tworoutes", "-4", "route", "get", "198.51.100.7"]);
+    assert!(route.contains("via 192.168.20.1 dev eth0"), "{route}");
+    // Leaving it, the second's route already carries the traffic.
+    manager.disconnect("r20", &target).unwrap();
+    assert_eq!(
+        default_routes("tworoutes", "-4"),
+        [(Some("192.168.30.1".to_string()), "eth1".to_string())]
+    );
+    // Back, as eth0 again: preferred again.
+    manager
+        .connect("r20", &target, &AttachRequest::default())
+        .unwrap();
+    let route = ip(&["-n", "tworoutes", "-4", "route", "get", "198.51.100.7"]);
+    assert!(route.contains("via 192.168.20.1 dev eth0"), "{route}");
+    manager.remove_container("tworoutes", true).unwrap();
+    manager.remove_network("r20").unwrap();
+    manager.remove_network("r30").unwrap();
+}

@@ -575,6 +575,10 @@ fn configure(
         if family == IpFamily::V6 && plan.ipv6.is_none() {
             continue;
         }
+        let spec = match default_route_metric(family, ifname) {
+            Some(metric) => spec.metric(metric),
+            None => spec,
+        };
         steps.push(Step::RouteAdd(spec));
     }
     for &(dst, gateway) in &plan.routes {
@@ -587,6 +591,28 @@ fn configure(
     handle.pipeline(&steps)?;
     Ok(())
 }
+
+/// The metric of the default route an endpoint named `ifname` adds: the
+/// kernel's own (none given: 0 for IPv4, 1024 for IPv6) on `eth0`, one
+/// more per `ethN` after it. A container joins a second network as
+/// `eth1`: its default route then sits beside the first one's, which stays
+/// the one taken (one default gateway, as in Docker), instead of being
+/// refused as a duplicate (the kernel's EEXIST, which failed the connect);
+/// and when the first network goes, the second's already routes.
+fn default_route_metric(family: IpFamily, ifname: &str) -> Option<u32> {
+    let n: u32 = ifname.strip_prefix("eth")?.parse().ok()?;
+    if n == 0 {
+        return None;
+    }
+    Some(match family {
+        IpFamily::V4 => n,
+        IpFamily::V6 => IPV6_DEFAULT_METRIC.saturating_add(n),
+    })
+}
+
+/// The metric the kernel gives an IPv6 route added without one
+/// (`IP6_RT_PRIO_USER`).
+const IPV6_DEFAULT_METRIC: u32 = 1024;
 
 /// Why a link is not an endpoint link of ours, or `None` when it is: an
 /// ipvlan link whose lower link is `parent` in the host namespace (index

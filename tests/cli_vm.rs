@@ -1346,6 +1346,49 @@ fn a_lost_answer_after_a_guessed_name_leaves_another_tools_eth0_alone() {
     ip(&["link", "del", "lkp0"]);
 }
 
+/// The commit log's volatile page in the state's lock file: its
+/// generation and its tail (the next free slot; 64: full).
+fn log_page(env: &Env) -> (u64, u32) {
+    use std::os::unix::fs::FileExt;
+    let lock = std::fs::File::open(env.state_dir().join("lock")).unwrap();
+    let mut page = [0u8; 24];
+    lock.read_exact_at(&mut page, 3 * 4096).unwrap();
+    assert_eq!(&page[..8], b"ipvlvol1");
+    (
+        u64::from_le_bytes(page[8..16].try_into().unwrap()),
+        u32::from_le_bytes(page[16..20].try_into().unwrap()),
+    )
+}
+
+/// Emptying the commit log (a new generation, after everything was made
+/// durable) that fails to write marks the log full, as a failed write of
+/// an entry does: the next commit then syncs the file system and empties
+/// it, rather than appending after entries a replay after a power cut
+/// would bring back over what the failed command made durable.
+#[test]
+fn a_log_that_could_not_be_emptied_is_marked_full() {
+    // Before: the error was returned and the log kept its entries and
+    // its tail, for the next command to append after.
+    let mut env = Env::new("logfull");
+    env.network("lf", "192.168.79.0/24");
+    env.ok(&["run", "-d", "--net=lf", "--name=lf1", "sleep", "1000"]);
+    let (generation, tail) = log_page(&env);
+    assert!(tail > 0 && tail < 64, "{tail}");
+    let output = env
+        .command(&["restore"])
+        .env("IPVLAN_FAULT_FORCE", "store: log write fails")
+        .output()
+        .unwrap();
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("(os error 5)"), "{stderr}");
+    assert_eq!(log_page(&env), (generation, 64));
+    // The next commit syncs and empties it.
+    env.ok(&["restore"]);
+    assert_eq!(log_page(&env), (generation + 1, 0));
+    env.ok(&["rm", "-f", "lf1"]);
+}
+
 /// A disk that refuses the flush (EIO from `fdatasync`/`fsync`) fails
 /// every command that changed the state, whatever the command: what it
 /// wrote may not survive a power cut, so it must not report success.

@@ -410,6 +410,9 @@ fn entry_len(header: &[u8], generation: u64, slot: u32) -> Option<usize> {
     let header = header.get(..ENTRY_HEADER)?;
     (&header[..8] == ENTRY_MAGIC && u64_at(header, 8) == generation && u32_at(header, 16) == slot)
         .then(|| u32_at(header, 20) as usize)
+        // Bounded before any sum with it: a damaged length near `u32::MAX`
+        // must not wrap a 32-bit `usize`.
+        .filter(|&len| len <= PAYLOAD_MAX)
 }
 
 fn slot_offset(slot: u32) -> u64 {
@@ -582,6 +585,20 @@ mod tests {
             pages[2 * PAGE..2 * PAGE + page.len()].copy_from_slice(&page);
         }
         pages
+    }
+
+    #[test]
+    fn an_entry_longer_than_any_written_is_no_entry() {
+        let entry = encode_entry(7, 3, b"{}", 0);
+        assert_eq!(entry_len(&entry, 7, 3), Some(2));
+        assert_eq!(entry_len(&entry, 8, 3), None);
+        let mut damaged = entry.clone();
+        for len in [PAYLOAD_MAX as u32 + 1, u32::MAX - 16, u32::MAX] {
+            damaged[20..24].copy_from_slice(&len.to_le_bytes());
+            assert_eq!(entry_len(&damaged, 7, 3), None, "{len}");
+        }
+        damaged[20..24].copy_from_slice(&(PAYLOAD_MAX as u32).to_le_bytes());
+        assert_eq!(entry_len(&damaged, 7, 3), Some(PAYLOAD_MAX));
     }
 
     #[test]

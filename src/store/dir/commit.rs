@@ -191,9 +191,23 @@ impl StateDir {
             boot,
         };
         let path = self.root.join(LOCK_FILE);
-        commit_log::write_generation(lock, next.generation)
-            .and_then(|()| self.write_page(lock, &next))
-            .map_err(StoreError::io("writing", &path))?;
+        // Test builds: the disk refusing the write (an I/O error).
+        let generation_written = match crate::fault::forced("store: log write fails") {
+            true => Err(std::io::Error::from_raw_os_error(libc::EIO)),
+            false => commit_log::write_generation(lock, next.generation),
+        };
+        if generation_written.is_ok() {
+            hold.head = Some(Head::of(next));
+            self.handles.set_log(hold);
+        }
+        if let Err(error) = generation_written.and_then(|()| self.write_page(lock, &next)) {
+            // As a failed sync: the log is marked full (under whichever
+            // generation is on the page now), so that the next commit
+            // syncs the file system and empties it rather than appending
+            // after entries a replay would bring back.
+            self.poison_log(lock);
+            return Err(StoreError::io("writing", &path)(error));
+        }
         let synced = crate::sys::fsync(std::os::fd::AsFd::as_fd(lock), true)
             .map_err(StoreError::io("syncing", &path));
         hold.head = Some(Head::of(next));

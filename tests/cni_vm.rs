@@ -1648,8 +1648,10 @@ fn del_finds_its_network_without_the_name_hint_and_leaves_a_cli_network_alone() 
     cni.plugin("DEL", "ctr-nohint", &ns, &conf).ok();
     assert!(link(Some("cni-nohint"), "eth0").is_none());
     assert_eq!(cni.records("nohint"), (Vec::new(), Vec::new()));
+    // Its record and lease gone, the same attachment is made again (the
+    // allocation cursor has moved on to the next address).
     cni.plugin("ADD", "ctr-nohint", &ns, &conf).ok();
-    assert_eq!(addresses("cni-nohint", "eth0"), vec!["10.77.0.2/16"]);
+    assert_eq!(addresses("cni-nohint", "eth0"), vec!["10.77.0.3/16"]);
     cni.plugin("DEL", "ctr-nohint", &ns, &conf).ok();
 
     cli_network(&cni, "clivlan", "10.86.0.0/24", "cnim50.31");

@@ -2727,3 +2727,54 @@ fn restore_killed_while_remaking_a_link_keeps_the_endpoint_and_never_takes_anoth
     ip(&["netns", "del", "r1"]);
     lab.ok(&args("network rm rl"));
 }
+
+/// A connect killed after its create leaves its intent in the commit log;
+/// should the next lock fail to make it a record, `network rm` sees no
+/// endpoint record. It must not remove the network: on a parent of
+/// another tool's, the link the connect made would be left to nobody.
+#[test]
+fn network_rm_keeps_a_network_whose_attach_intent_is_not_yet_a_record() {
+    // Before: `network rm` removed the network, and the next lock dropped
+    // the intent (its network had no record); the link stayed in ai1.
+    let lab = Lab::new("attach-intent");
+    let _ = vm_support::ip_ok(&["link", "del", "aip0"]);
+    ip(&["link", "add", "aip0", "type", "dummy"]);
+    ip(&["link", "set", "aip0", "up"]);
+    lab.ok(&args(
+        "network create --subnet 10.44.0.0/16 -o parent=aip0 ai",
+    ));
+    assert!(vm_support::ip_ok(&["netns", "add", "ai1"]));
+    let ours = || -> Vec<String> {
+        links_of("ai1")
+            .into_iter()
+            .filter(|(_, (_, kind))| kind == "ipvlan")
+            .map(|(name, _)| name)
+            .collect()
+    };
+    let passed = lab.kill_at_point(&args("network connect ai ai1"), "netlink: after acks", 1);
+    assert_eq!(
+        passed.last().map(String::as_str),
+        Some("netlink: after acks"),
+        "{passed:?}"
+    );
+    assert_eq!(ours().len(), 1, "the killed connect made its link");
+
+    let mut command = lab.command(&args("network rm ai"));
+    command.env(FORCE_ENV, "store: attach intent not written");
+    let out = lab.output(&mut command);
+    let said = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("may have an endpoint no record names yet"),
+        "{said}"
+    );
+    assert!(lab.network_names().contains("ai"), "{said}");
+    assert_eq!(ours().len(), 1);
+
+    // Once the intent is a record, restore undoes the attach.
+    lab.restore();
+    assert!(ours().is_empty(), "{:?}", links_of("ai1"));
+    lab.ok(&args("network rm ai"));
+    assert!(vm_support::ip_ok(&["netns", "del", "ai1"]));
+    ip(&["link", "del", "aip0"]);
+}

@@ -8,7 +8,7 @@ use super::report::endpoint_label;
 use super::{random_hex, subnets, Error, Manager, NetworkCreate, NetworkInfo};
 use crate::rtnl::{Handle, ProbeKind};
 use crate::store::{
-    Damaged, EndpointRecord, Listing, NetworkRecord, NetworkState, ParentOrigin, StateDir,
+    Damaged, EndpointRecord, Listing, Locked, NetworkRecord, NetworkState, ParentOrigin, StateDir,
     Timestamp,
 };
 
@@ -210,6 +210,14 @@ impl Manager {
         let state = self.store.lock()?;
         let networks = state.networks()?;
         let mut record = find_network(&networks, name_or_id)?.clone();
+        // Before the records are listed: a dead batch's intents made
+        // records here are listed with them.
+        if let Some(why) = intent_pending(&state, &record.id) {
+            return Err(Error::in_use(format!(
+                "network {} may have an endpoint no record names yet: {why}; run `ipvlan restore` first",
+                record.name
+            )));
+        }
         let endpoints = state.endpoints_of(&record.id)?;
         if !endpoints.is_empty() {
             return Err(endpoints_in_the_way(&record, &endpoints));
@@ -444,6 +452,24 @@ fn endpoints_in_the_way(network: &NetworkRecord, endpoints: &[EndpointRecord]) -
 
 /// What an operation on a network that a killed `network create` left
 /// behind is told.
+/// Why network `network_id` may have an endpoint that no record names
+/// yet, whose link removing the network would leave behind: the intent of
+/// a single attach or detach that died, kept in the commit log because the
+/// lock could not make it a record, or a dead batch's intents file not yet
+/// made records (which may be any network's).
+pub(crate) fn intent_pending(state: &Locked<'_>, network_id: &str) -> Option<String> {
+    if let Some((network, endpoint)) = state.single_intent_left_endpoint() {
+        if network == network_id {
+            return Some(format!(
+                "the intent of endpoint {endpoint}, left by an attach or detach that died, could not be made a record"
+            ));
+        }
+    }
+    state.expand_batch_intents().err().map(|error| {
+        format!("the intents a batch that died left could not be made records ({error})")
+    })
+}
+
 fn half_created(network: &NetworkRecord) -> Error {
     Error::in_use(format!(
         "network {} was left half-created by an interrupted `network create`; run `ipvlan restore` to roll it back",

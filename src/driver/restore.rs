@@ -87,8 +87,14 @@ impl Manager {
                 NetworkState::Creating => true,
                 NetworkState::Removing => match state.endpoints_of(&network.id) {
                     // A damaged endpoint record still counts: finishing the
-                    // removal would delete it.
-                    Ok(endpoints) => endpoints.is_empty() && endpoints.damaged.is_empty(),
+                    // removal would delete it; so does an intent not yet
+                    // a record (its link would be left to nobody).
+                    Ok(endpoints) => {
+                        endpoints.is_empty()
+                            && endpoints.damaged.is_empty()
+                            && (left_endpoint.as_ref().map(|(n, _)| n) != Some(&network.id))
+                            && !batch_left
+                    }
                     Err(error) => {
                         report.errors.push(format!("{}: {error}", network.name));
                         false

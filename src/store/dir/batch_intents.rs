@@ -254,6 +254,14 @@ impl Locked<'_> {
         // A damaged or refused record is kept, as everywhere.
         match self.has_endpoint_record(&intent.network_id, &intent.id)? {
             true => Ok(()),
+            // Test builds: the disk refusing this write (an I/O error), so
+            // that what holds an intent it could not make a record is seen.
+            false if crate::fault::forced("store: attach intent not written") => {
+                let path = self.endpoint_path(&intent.network_id, &intent.id);
+                Err(StoreError::io("writing", &path)(
+                    std::io::Error::from_raw_os_error(libc::EIO),
+                ))
+            }
             false => self.put_endpoint(&intent),
         }
     }

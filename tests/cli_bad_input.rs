@@ -50,6 +50,9 @@ enum Fixture {
     Creating,
     /// A network of this name (192.168.8.0/24), left `creating`.
     CreatingAs(&'static str),
+    /// A network of this name (192.168.7.0/24), left `removing` by a
+    /// killed `network rm`.
+    RemovingAs(&'static str),
     /// `n1`'s endpoint `c1`, left `detaching` by a killed disconnect.
     Detaching,
     /// `n1`'s endpoint `c2`, attached (its namespace is not there).
@@ -382,6 +385,10 @@ const CASES: &[Case] = &[
     // `rm` removed n1 and `connect` attached to it.
     case(&["network", "rm", "6e31"], 1, "ipvlan: network rm 6e31: network 6e31 was left half-created by an interrupted `network create`; run `ipvlan restore` to roll it back\n").with(&[Network, CreatingAs("6e31")]),
     case(&["network", "connect", "6e31", "c1"], 1, "ipvlan: network connect 6e31 c1: network 6e31 was left half-created by an interrupted `network create`; run `ipvlan restore` to roll it back\n").with(&[Network, CreatingAs("6e31"), Container]),
+    // A network a killed `network rm` left half-removed takes no endpoint
+    // (before: attached, and restore could then not finish the removal).
+    case(&["network", "connect", "gone", "c1"], 1, "ipvlan: network connect gone c1: network gone was left half-removed by an interrupted `network rm`; run `ipvlan restore` or `ipvlan network rm gone` to finish it\n").with(&[RemovingAs("gone"), Container]),
+    case(&["run", "--net", "gone", "--name", "r1", "true"], 125, "ipvlan: run: connecting r1 to network gone: network gone was left half-removed by an interrupted `network rm`; run `ipvlan restore` or `ipvlan network rm gone` to finish it\n").with(&[RemovingAs("gone")]),
     case(&["network", "rm", "6e31"], 1, "ipvlan: network rm 6e31: network 6e31 may be the one in a damaged state file, so it is not taken for an ID prefix: $T/state/networks/bad.json: invalid JSON at line 1 column 2: expected a string as object key\n").with(&[Network, BAD_JSON]),
     case(&["network", "connect", "n2", "c1"], 1, "ipvlan: network connect n2 c1: network n2 not found; a damaged state file may hold it: $T/state/networks/bad.json: invalid JSON at line 1 column 2: expected a string as object key\n").with(&[BAD_JSON, Container]),
     case(&["network", "disconnect", "n2", "c1"], 1, "ipvlan: network disconnect n2 c1: network n2 not found; a damaged state file may hold it: $T/state/networks/bad.json: invalid JSON at line 1 column 2: expected a string as object key\n").with(&[BAD_JSON]),
@@ -518,6 +525,12 @@ fn set_up(dir: &CaseDir, fixtures: &[Fixture]) {
             }
             CreatingAs(name) => {
                 record_network(&state, name, &["192.168.8.0/24"], true);
+            }
+            RemovingAs(name) => {
+                record_network(&state, name, &["192.168.7.0/24"], false);
+                let mut record = state.network_by_name(name).unwrap();
+                record.state = NetworkState::Removing;
+                state.lock().unwrap().put_network(&record).unwrap();
             }
             Detaching | Attached => {
                 let network = state

@@ -27,7 +27,7 @@ use super::endpoints::{
     check_hosts_dir, parent_link, DetachPlace, Intent, LinkToRemove, Pending, ResolvedTarget,
 };
 use super::netns_identity::{NsAt, OpenNetns};
-use super::networks::{find_network, lookup_network};
+use super::networks::{find_network, find_network_to_join, lookup_network};
 use super::report::endpoint_label;
 use super::{AttachRequest, EndpointInfo, Error, Manager, Target};
 use crate::netns::Netns;
@@ -95,7 +95,7 @@ impl Manager {
         }
         let state = self.store.lock()?;
         let networks = state.networks()?;
-        let network = find_network(&networks, network)?;
+        let network = find_network_to_join(&networks, network)?;
         let host = Handle::new()?;
         let parent = parent_link(&host, network)?;
         let request = AttachRequest::default();

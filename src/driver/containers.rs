@@ -11,7 +11,7 @@ use super::endpoint_link;
 use super::endpoints::locate;
 use super::hosts;
 use super::netns_identity::{self, ContainerNetns, OpenNetns};
-use super::networks::find_network;
+use super::networks::find_network_to_join;
 use super::options::check_container_name;
 use super::{random_hex, ContainerInfo, EndpointInfo, Error, ExecOptions, ExitStatusCode, Manager};
 use super::{AttachRequest, RunRequest, Target};
@@ -85,7 +85,7 @@ impl Manager {
         let mut joins: Vec<(&NetworkRecord, &AttachRequest)> = Vec::new();
         for (wanted, attach) in &request.networks {
             let context = || format!("connecting {name} to network {wanted}");
-            let network = find_network(&networks, wanted)
+            let network = find_network_to_join(&networks, wanted)
                 .map_err(|e| (Step::Network, e.context(context())))?;
             if joins.iter().any(|(joined, _)| joined.id == network.id) {
                 let twice = format!("{}: the network is given twice", context());

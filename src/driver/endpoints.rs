@@ -15,7 +15,7 @@ use super::netns_identity::{
     self, absolute, endpoint_at, endpoint_of_namespace, legacy_path_id, normalise, ContainerIndex,
     NsAt, OpenNetns,
 };
-use super::networks::{find_network, lookup_network_id};
+use super::networks::{find_network_to_join, joinable, lookup_network_id};
 use super::options::check_container_name;
 use super::report::endpoint_label;
 use super::{AttachRequest, EndpointInfo, Error, Manager, Target};
@@ -939,14 +939,12 @@ pub(crate) fn under_detach_intent<T>(
     detached
 }
 
-/// The network `name_or_id` under the lock, `found` before it: its record
-/// read again by id (the state may have changed meanwhile), or, when it
-/// is gone or no longer answers to that name, looked up among every
-/// network as before. Reading every record under the lock cost a read
-/// per network on every connect.
 /// The network `name_or_id` as it is under the lock: the record of `found`
-/// (what [`lookup_network_id`] gave without it) when it still answers to
-/// that name, else the lookup again.
+/// (what [`lookup_network_id`] gave without it, read again by id: the
+/// state may have changed meanwhile) when it still answers to that name,
+/// else the lookup among every network again. Reading every record under
+/// the lock cost a read per network on every connect. A network left
+/// half-removed takes no endpoint ([`joinable`]).
 fn locked_network(
     state: &Locked<'_>,
     name_or_id: &str,
@@ -956,9 +954,10 @@ fn locked_network(
         network.state != NetworkState::Creating
             && (network.name == name_or_id || network.id == name_or_id)
     }) {
+        joinable(&network)?;
         return Ok(network);
     }
-    find_network(&state.networks()?, name_or_id).cloned()
+    find_network_to_join(&state.networks()?, name_or_id).cloned()
 }
 
 /// Checks the store's `hosts/` directory, which the names are written in

@@ -470,6 +470,29 @@ pub(crate) fn intent_pending(state: &Locked<'_>, network_id: &str) -> Option<Str
     })
 }
 
+/// [`find_network`], for an attach: a network an interrupted `network rm`
+/// left half-removed takes no new endpoint (its parent may be gone
+/// already, and `restore` finishes the removal only once it has none).
+pub(crate) fn find_network_to_join<'a>(
+    networks: &'a Listing<NetworkRecord>,
+    name_or_id: &str,
+) -> Result<&'a NetworkRecord, Error> {
+    let network = find_network(networks, name_or_id)?;
+    joinable(network)?;
+    Ok(network)
+}
+
+/// Refuses a network left half-removed (see [`find_network_to_join`]).
+pub(crate) fn joinable(network: &NetworkRecord) -> Result<(), Error> {
+    if network.state == NetworkState::Removing {
+        return Err(Error::in_use(format!(
+            "network {} was left half-removed by an interrupted `network rm`; run `ipvlan restore` or `ipvlan network rm {}` to finish it",
+            network.name, network.name
+        )));
+    }
+    Ok(())
+}
+
 fn half_created(network: &NetworkRecord) -> Error {
     Error::in_use(format!(
         "network {} was left half-created by an interrupted `network create`; run `ipvlan restore` to roll it back",

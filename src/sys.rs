@@ -1252,6 +1252,7 @@ unsafe fn child_exec(
         if process_group && libc::setpgid(0, 0) == -1 {
             fail(report);
         }
+        close_inherited_at_exec(report);
         let default: libc::sigaction = mem::zeroed();
         for &signal in default_signals.iter().chain(&[libc::SIGPIPE]) {
             if libc::sigaction(signal, &default, std::ptr::null_mut()) == -1 {
@@ -1266,6 +1267,47 @@ unsafe fn child_exec(
             None => libc::execvp(program.as_ptr(), argv.as_ptr()),
         };
         fail(report)
+    }
+}
+
+/// In a child just forked: every descriptor above 2 goes at `execve`, so
+/// that the command gets only its standard streams, as a container does.
+/// Ours are close-on-exec already; these are what the caller of ipvlan
+/// left open (a lock it holds, a test runner's pipe), which a detached
+/// command would otherwise hold for its whole life. `report` (the pipe an
+/// exec failure is written to, close-on-exec) stays open until then.
+///
+/// # Safety
+///
+/// Only in a child just forked: async-signal-safe system calls only.
+unsafe fn close_inherited_at_exec(report: libc::c_int) {
+    let close_range = |first: libc::c_uint, last: libc::c_uint, flags: libc::c_uint| {
+        // SAFETY: close_range(2) on descriptor numbers; no memory passed.
+        unsafe { libc::syscall(libc::SYS_close_range, first, last, flags) == 0 }
+    };
+    // Linux 5.11: marked, none closed before the exec.
+    if close_range(3, libc::c_uint::MAX, libc::CLOSE_RANGE_CLOEXEC) {
+        return;
+    }
+    // Linux 5.9 and 5.10: closed now, all but `report`.
+    let report = libc::c_uint::try_from(report).unwrap_or(libc::c_uint::MAX);
+    let below = report <= 3 || close_range(3, report - 1, 0);
+    if below && close_range(report.saturating_add(1), libc::c_uint::MAX, 0) {
+        return;
+    }
+    // Older: one at a time, up to the soft limit on descriptors.
+    // SAFETY: rlimit is plain integers; all zeros is a valid value.
+    let mut limit: libc::rlimit = unsafe { mem::zeroed() };
+    // SAFETY: getrlimit writes the struct it is given.
+    let top = match unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } {
+        0 => limit.rlim_cur.min(1 << 20) as libc::c_uint,
+        _ => 1024,
+    };
+    for fd in 3..top {
+        if fd != report {
+            // SAFETY: closing a descriptor number; EBADF is harmless.
+            unsafe { libc::close(fd as libc::c_int) };
+        }
     }
 }
 

@@ -357,6 +357,13 @@ fn detached_run_prints_the_name_and_rm_needs_force_while_it_runs() {
         "{}",
         text(&output.stdout)
     );
+    // The hosts file is the network's, shared by every container on it:
+    // read-only inside. Before, `: > /etc/hosts` in one container emptied
+    // the names of all of them.
+    let output = env.run(&["exec", "bg", "sh", "-c", ": > /etc/hosts"]);
+    assert_ne!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let output = env.run(&["exec", "idle", "grep", "-w", "bg", "/etc/hosts"]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
 
     let output = env.run(&["rm", "bg"]);
     assert_eq!(output.status.code(), Some(1));

@@ -1139,3 +1139,33 @@ fn restore_writes_a_lost_name_hint_again() {
         assert_eq!(manager.restore().unwrap().derived_rebuilt, 0);
     });
 }
+
+/// The command a container runs gets its standard streams and nothing
+/// else of its caller's: a descriptor the caller left open (a lock it
+/// holds, a test runner's pipe) would otherwise be held by the command,
+/// for good with `run -d`.
+#[test]
+fn a_command_gets_none_of_its_callers_other_descriptors() {
+    // Before: the command inherited every descriptor above 2 that was not
+    // close-on-exec.
+    in_fresh_netns("fds", |config| {
+        let manager = Manager::open(config.clone()).unwrap();
+        manager.create_container(Some("fds")).unwrap();
+        let file = fs::File::open("/proc/self/status").unwrap();
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
+        // Inheritable, as a shell's `exec 9>file` leaves it.
+        // SAFETY: clearing FD_CLOEXEC on a descriptor this test owns.
+        assert_eq!(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) }, 0);
+        let check = format!("test -e /proc/self/fd/{fd} && exit 3; exit 0");
+        let status = manager
+            .exec(
+                "fds",
+                &["/bin/sh".into(), "-c".into(), check],
+                &Default::default(),
+            )
+            .unwrap();
+        assert_eq!(status, 0, "the command holds descriptor {fd}");
+        manager.remove_container("fds", false).unwrap();
+        drop(file);
+    });
+}

@@ -667,7 +667,7 @@ fn enter_hosts_view(hosts_file: Option<&Path>) -> Result<(), Error> {
             e,
         )
     };
-    match bind(hosts_file, etc_hosts, 0) {
+    match bind_read_only(hosts_file, etc_hosts) {
         // No /etc/hosts (or a dangling symlink) to mount on: an
         // initramfs, a minimal busybox system.
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) && !etc_hosts.exists() => {
@@ -726,10 +726,24 @@ fn etc_with_hosts(hosts_file: &Path) -> std::io::Result<()> {
         .create_new(true)
         .mode(0o644)
         .open(&etc_hosts)?;
-    bind(hosts_file, &etc_hosts, 0)?;
+    bind_read_only(hosts_file, &etc_hosts)?;
     crate::sys::mount(
         &cstr("none"),
         &path_cstr(etc),
+        &cstr(""),
+        (libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY) as libc::c_ulong,
+    )
+}
+
+/// Bind-mounts the hosts file `source` on `target`, read-only: the file is
+/// the network's (or the container's union view), shared with every other
+/// container on it, so a command writing `/etc/hosts` must not change
+/// what they resolve (Docker gives each container a file of its own).
+fn bind_read_only(source: &Path, target: &Path) -> std::io::Result<()> {
+    bind(source, target, 0)?;
+    crate::sys::mount(
+        &cstr("none"),
+        &path_cstr(target),
         &cstr(""),
         (libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY) as libc::c_ulong,
     )

@@ -80,6 +80,17 @@ pub fn forced(name: &'static str) -> bool {
     }
 }
 
+/// `Err(EIO)` when a test asked for the rare path `name` ([`forced`]):
+/// the disk refusing a write or a flush, for a caller to put before the
+/// call it stands for (`io_refused(..).and_then(|()| write(..))`).
+#[inline(always)]
+pub fn io_refused(name: &'static str) -> std::io::Result<()> {
+    match forced(name) {
+        true => Err(std::io::Error::from_raw_os_error(libc::EIO)),
+        false => Ok(()),
+    }
+}
+
 /// `value`, after a kill point named `name`: marks the moment right after
 /// the effect whose result `value` is, in the expression that makes it.
 #[inline(always)]

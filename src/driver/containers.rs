@@ -806,7 +806,6 @@ fn kill(pid: u32) {
     let _ = crate::sys::kill(pid, libc::SIGKILL);
 }
 
-/// What is said of another tool's namespace found at our container's name.
 impl Manager {
     /// Deletes container `name`'s namespace while the name still holds
     /// `seen` (the file looked at before the work in between); else notes
@@ -826,6 +825,7 @@ impl Manager {
     }
 }
 
+/// What is said of another tool's namespace found at our container's name.
 fn replaced(path: &Path, name: &str) -> String {
     format!(
         "{} is not the namespace made for container {name} (another tool's, put there since); left alone",

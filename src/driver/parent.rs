@@ -348,16 +348,18 @@ fn is_ours(link: &Link, record: &NetworkRecord) -> bool {
     kind && Some(link.index) == record.parent_index && link.name == record.parent
 }
 
-/// Deletes the parent `record` says we made, if it is there and is ours
-/// (see [`is_ours`]).
+/// The index of the parent `record` says we made, if it is there and is
+/// ours (see [`is_ours`]).
+fn ours_there(host: &Handle, record: &NetworkRecord) -> Option<u32> {
+    let index = record.parent_index?;
+    let link = host.link_by_index(index).ok()??;
+    is_ours(&link, record).then_some(index)
+}
+
+/// Deletes the parent `record` says we made, if it is there and is ours.
 fn delete_ours(host: &Handle, record: &NetworkRecord) {
-    let Some(index) = record.parent_index else {
-        return;
-    };
-    if let Ok(Some(link)) = host.link_by_index(index) {
-        if is_ours(&link, record) {
-            let _ = host.link_del(index);
-        }
+    if let Some(index) = ours_there(host, record) {
+        let _ = host.link_del(index);
     }
 }
 
@@ -381,20 +383,15 @@ pub(crate) fn delete_if_ours(
     {
         return None;
     }
-    let Some(index) = record.parent_index else {
+    if record.parent_index.is_none() {
         return host.link_by_name(&record.parent).ok().flatten().map(|_| {
             format!(
                 "parent {} kept: network {} was recorded by an earlier release without the ifindex that proves the link ours; delete it with `ip link del {}` if nothing else uses it",
                 record.parent, record.name, record.parent
             )
         });
-    };
-    let Ok(Some(link)) = host.link_by_index(index) else {
-        return None;
-    };
-    if !is_ours(&link, record) {
-        return None;
     }
+    let index = ours_there(host, record)?;
     let stacked = links_beside_the_host(host, netns_dir).map(|links| {
         links.into_iter().find(|(other, place)| {
             other.parent == Some(index) && !(place.is_host() && other.index == index)

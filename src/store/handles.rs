@@ -737,19 +737,15 @@ impl Handles {
             let root = self.dir(&self.root)?.ok_or_else(|| {
                 StoreError::io("syncing", &self.root)(std::io::ErrorKind::NotFound.into())
             })?;
-            let result = match crate::fault::forced("store: flush fails") {
-                true => Err(io::Error::from_raw_os_error(libc::EIO)),
-                false => crate::sys::syncfs(root.fd()),
-            };
-            let result = result.map_err(StoreError::io("syncing", &self.root));
+            let result = crate::fault::io_refused("store: flush fails")
+                .and_then(|()| crate::sys::syncfs(root.fd()))
+                .map_err(StoreError::io("syncing", &self.root));
             return crate::fault::after("store: after fsync", result);
         }
         let mut result = Ok(());
-        // Test builds: the disk refusing the flush (an I/O error).
-        if (!files.is_empty() || !dirs.is_empty()) && crate::fault::forced("store: flush fails") {
-            result = Err(StoreError::io("syncing", &self.root)(
-                std::io::Error::from_raw_os_error(libc::EIO),
-            ));
+        if !files.is_empty() || !dirs.is_empty() {
+            result = crate::fault::io_refused("store: flush fails")
+                .map_err(StoreError::io("syncing", &self.root));
         }
         for (path, file) in &files {
             if let Err(e) = crate::sys::fsync(file.as_fd(), true) {

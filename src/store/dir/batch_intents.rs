@@ -254,15 +254,14 @@ impl Locked<'_> {
         // A damaged or refused record is kept, as everywhere.
         match self.has_endpoint_record(&intent.network_id, &intent.id)? {
             true => Ok(()),
-            // Test builds: the disk refusing this write (an I/O error), so
-            // that what holds an intent it could not make a record is seen.
-            false if crate::fault::forced("store: attach intent not written") => {
-                let path = self.endpoint_path(&intent.network_id, &intent.id);
-                Err(StoreError::io("writing", &path)(
-                    std::io::Error::from_raw_os_error(libc::EIO),
-                ))
-            }
-            false => self.put_endpoint(&intent),
+            // Test builds: the disk refusing this write, so that what holds
+            // an intent it could not make a record is seen.
+            false => crate::fault::io_refused("store: attach intent not written")
+                .map_err(|e| {
+                    let path = self.endpoint_path(&intent.network_id, &intent.id);
+                    StoreError::io("writing", &path)(e)
+                })
+                .and_then(|()| self.put_endpoint(&intent)),
         }
     }
 
@@ -279,16 +278,13 @@ impl Locked<'_> {
                     && record.created == intent.created
                     && record.ifindex == intent.ifindex =>
             {
-                // Test builds: the disk refusing this one write (an I/O
-                // error) while later ones go through, so that what
-                // `restore` does with an intent it holds but could not
-                // write is seen on its own.
-                if crate::fault::forced("store: detach intent not written") {
+                // Test builds: the disk refusing this one write while later
+                // ones go through, so that what `restore` does with an
+                // intent it holds but could not write is seen on its own.
+                crate::fault::io_refused("store: detach intent not written").map_err(|e| {
                     let path = self.endpoint_path(&intent.network_id, &intent.id);
-                    return Err(StoreError::io("writing", &path)(
-                        std::io::Error::from_raw_os_error(libc::EIO),
-                    ));
-                }
+                    StoreError::io("writing", &path)(e)
+                })?;
                 self.put_endpoint(intent)
             }
             Ok(_) | Err(StoreError::Corrupt { .. } | StoreError::Refused { .. }) => Ok(()),

@@ -77,12 +77,9 @@ impl StateDir {
             .map_err(StoreError::io("writing", &path));
         if result.is_ok() {
             self.handles.page_written(!intent.is_empty());
-            // Test builds: the disk refusing the flush (an I/O error).
-            result = match crate::fault::forced("store: flush fails") {
-                true => Err(std::io::Error::from_raw_os_error(libc::EIO)),
-                false => crate::sys::fsync(std::os::fd::AsFd::as_fd(lock), true),
-            }
-            .map_err(StoreError::io("syncing", &path));
+            result = crate::fault::io_refused("store: flush fails")
+                .and_then(|()| crate::sys::fsync(std::os::fd::AsFd::as_fd(lock), true))
+                .map_err(StoreError::io("syncing", &path));
             result = crate::fault::after("store: after fsync", result);
         }
         hold.head = Some(Head::of(next));
@@ -191,11 +188,8 @@ impl StateDir {
             boot,
         };
         let path = self.root.join(LOCK_FILE);
-        // Test builds: the disk refusing the write (an I/O error).
-        let generation_written = match crate::fault::forced("store: log write fails") {
-            true => Err(std::io::Error::from_raw_os_error(libc::EIO)),
-            false => commit_log::write_generation(lock, next.generation),
-        };
+        let generation_written = crate::fault::io_refused("store: log write fails")
+            .and_then(|()| commit_log::write_generation(lock, next.generation));
         if generation_written.is_ok() {
             hold.head = Some(Head::of(next));
             self.handles.set_log(hold);
@@ -210,8 +204,6 @@ impl StateDir {
         }
         let synced = crate::sys::fsync(std::os::fd::AsFd::as_fd(lock), true)
             .map_err(StoreError::io("syncing", &path));
-        hold.head = Some(Head::of(next));
-        self.handles.set_log(hold);
         if synced.is_err() {
             // The new generation may not be on the disk: entries appended
             // under it could be passed over after a power cut.

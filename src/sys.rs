@@ -428,6 +428,134 @@ pub fn restore_signal(saved: &SavedSignal) -> io::Result<()> {
     Ok(())
 }
 
+/// Sets `signal` to its default disposition in this process, for as long
+/// as a child is waited for: `SIGCHLD` ignored by whoever started us (a
+/// disposition that survives `execve`) would have the kernel reap the
+/// child itself, and `waitpid` would fail with `ECHILD` instead of giving
+/// its status.
+pub fn default_signal(signal: i32) -> io::Result<SavedSignal> {
+    // SAFETY: sigaction is plain old data; all-zero is SIG_DFL, no flags
+    // (so no SA_NOCLDWAIT), an empty mask.
+    let action: libc::sigaction = unsafe { mem::zeroed() };
+    // SAFETY: as in `ignore_signal`.
+    let mut previous: libc::sigaction = unsafe { mem::zeroed() };
+    // SAFETY: both pointers are live borrows of sigaction values for the call.
+    retry(|| unsafe { libc::sigaction(signal, &action, &mut previous) })?;
+    Ok(SavedSignal { signal, previous })
+}
+
+/// The signals `docker run` passes on to its command (its sig-proxy),
+/// those a terminal or a supervisor sends to stop, reload or poke a
+/// program: hang-up, interrupt, quit, terminate and the two user signals.
+pub const FORWARDED_SIGNALS: [libc::c_int; 6] = [
+    libc::SIGHUP,
+    libc::SIGINT,
+    libc::SIGQUIT,
+    libc::SIGTERM,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+];
+
+fn signal_set(signals: &[libc::c_int]) -> libc::sigset_t {
+    // SAFETY: sigset_t is plain old data, made valid by sigemptyset.
+    let mut set: libc::sigset_t = unsafe { mem::zeroed() };
+    // SAFETY: `set` is a live sigset_t; the signals are valid numbers.
+    unsafe {
+        libc::sigemptyset(&mut set);
+        for &signal in signals {
+            libc::sigaddset(&mut set, signal);
+        }
+    }
+    set
+}
+
+/// Signals blocked in the calling thread until [`SignalBlock::end`] (or
+/// the drop) puts its mask back. Threads it starts meanwhile inherit the
+/// mask: a signal sent to the process then waits, pending, for
+/// [`wait_child_forwarding`] (or for the end of the block).
+pub struct SignalBlock {
+    previous: libc::sigset_t,
+    /// The signals of the block that were not blocked before it.
+    added: Vec<libc::c_int>,
+}
+
+impl SignalBlock {
+    pub fn new(signals: &[libc::c_int]) -> io::Result<SignalBlock> {
+        let set = signal_set(signals);
+        // SAFETY: sigset_t is plain old data; the kernel fills it in.
+        let mut previous: libc::sigset_t = unsafe { mem::zeroed() };
+        // SAFETY: both pointers are live sigset_t values for the call.
+        let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut previous) };
+        if rc != 0 {
+            return Err(io::Error::from_raw_os_error(rc));
+        }
+        let added = signals
+            .iter()
+            .copied()
+            // SAFETY: `previous` is a live sigset_t the kernel filled in.
+            .filter(|&signal| unsafe { libc::sigismember(&previous, signal) } == 0)
+            .collect();
+        Ok(SignalBlock { previous, added })
+    }
+
+    /// Ends the block, first taking (and dropping) what is pending of the
+    /// signals it blocked: they were meant for a command that has ended,
+    /// and unblocked now their default action would end this process
+    /// before it finishes (say, removes the container of `run --rm`).
+    /// Signals that were blocked before the block stay pending for the
+    /// caller.
+    pub fn end(self) {
+        let set = signal_set(&self.added);
+        let none = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `set` and `none` are live for the call; no siginfo is
+        // asked for. Each call takes one pending signal; EAGAIN: none left.
+        while unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &none) } > 0 {}
+    }
+}
+
+impl Drop for SignalBlock {
+    fn drop(&mut self) {
+        // SAFETY: `previous` is the mask the kernel gave us; a null
+        // old-mask pointer is allowed.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.previous, std::ptr::null_mut()) };
+    }
+}
+
+/// Waits for the child `pid` to end, passing each of `forward` that
+/// another process sends this one (`kill`, `sigqueue`: a supervisor
+/// stopping us) on to the child, as `docker run` does. Signals the kernel
+/// sends (a terminal's Ctrl-C or hang-up) are not passed on: they went to
+/// the terminal's foreground process group, which the child shares with
+/// us, so it has them already. `forward` and `SIGCHLD` must be blocked in
+/// every thread of the process ([`SignalBlock`], before any thread
+/// starts), or a thread that does not block them takes them instead.
+pub fn wait_child_forwarding(pid: u32, forward: &[libc::c_int]) -> io::Result<ChildStatus> {
+    let mut signals = forward.to_vec();
+    signals.push(libc::SIGCHLD);
+    let set = signal_set(&signals);
+    loop {
+        // Checked before each wait: a child that ended before the first
+        // left its SIGCHLD pending, and sigwaitinfo returns at once.
+        if let Some(status) = wait_child(pid, true)? {
+            return Ok(status);
+        }
+        // SAFETY: siginfo_t is plain old data, filled in by the kernel.
+        let mut info: libc::siginfo_t = unsafe { mem::zeroed() };
+        // SAFETY: `set` and `info` are live for the call.
+        let signal = retry(|| unsafe { libc::sigwaitinfo(&set, &mut info) })?;
+        // si_code <= 0: sent by a process (SI_USER, SI_QUEUE, SI_TKILL);
+        // the kernel's own signals have a positive code (SI_KERNEL).
+        if signal != libc::SIGCHLD && info.si_code <= 0 {
+            // Not yet reaped, so `pid` is still our child, even if it has
+            // just ended: the signal can reach no other process.
+            let _ = kill(pid, signal);
+        }
+    }
+}
+
 /// The signals of `saved` that this process did not already ignore
 /// before [`ignore_signal`]: a child gets their default disposition back
 /// ([`Spawn::default_signals`]; an ignored disposition survives `execve`).

@@ -136,21 +136,31 @@ fn exec_exits_with_the_commands_status_or_docker_codes() {
 }
 
 #[test]
-fn exec_outlives_ctrl_c_and_ctrl_backslash_and_reports_the_commands_status() {
+fn exec_passes_on_the_signals_a_process_sends_it_and_reports_the_commands_status() {
     let scratch = scratch_dir("signals");
-    // The command sends SIGINT and SIGQUIT to ipvlan (its parent), as a
-    // terminal does to the whole foreground group, then exits 7 at once;
-    // it also records which signals it starts with ignored (SigIgn).
-    // Repeated: a signal still pending when ipvlan restores the default
-    // disposition would kill it only now and then.
+    // The command sends ipvlan (its parent) SIGHUP, SIGINT, SIGQUIT,
+    // SIGTERM, SIGUSR1 and SIGUSR2, as a supervisor would, and counts
+    // those that reach it through its traps; it exits 7 once all six have,
+    // 10 + the count if they have not after about 5 s. It also records
+    // which signals it starts with ignored (SigIgn). Repeated: a signal
+    // still pending when ipvlan puts its mask back would kill it only now
+    // and then. Before, ipvlan ignored SIGINT and SIGQUIT and died of the
+    // others, leaving the command running.
     let output = with_containers(
         &["sig"],
         "set -e\n\
          c=sig\n\
          set +e\n\
          grep SigIgn /proc/self/status > \"$T/outer\"\n\
-         for i in $(seq 50); do\n\
-           \"$BIN\" exec $c sh -c 'grep SigIgn /proc/self/status > \"$T/inner\"; kill -INT $PPID; kill -QUIT $PPID; exit 7'\n\
+         for i in $(seq 20); do\n\
+           \"$BIN\" exec $c sh -c 'grep SigIgn /proc/self/status > \"$T/inner\"\n\
+             n=0\n\
+             trap \"n=\\$((n + 1))\" HUP INT QUIT TERM USR1 USR2\n\
+             for s in HUP INT QUIT TERM USR1 USR2; do kill -$s $PPID; done\n\
+             i=0\n\
+             while [ $n -lt 6 ] && [ $i -lt 500 ]; do sleep 0.01; i=$((i + 1)); done\n\
+             [ $n -eq 6 ] && exit 7\n\
+             exit $((10 + n))'\n\
            echo \"rc=$?\"\n\
          done | sort | uniq -c | tr -s ' '\n\
          \"$BIN\" rm $c > /dev/null; echo \"rm=$?\"",
@@ -158,7 +168,7 @@ fn exec_outlives_ctrl_c_and_ctrl_backslash_and_reports_the_commands_status() {
     );
     let stdout = text(&output.stdout);
     let stderr = text(&output.stderr);
-    assert_eq!(stdout, " 50 rc=7\nrm=0\n", "{stderr}");
+    assert_eq!(stdout, " 20 rc=7\nrm=0\n", "{stderr}");
     let ignored = |file: &str| {
         let line = std::fs::read_to_string(scratch.join(file)).unwrap();
         let hex = line.trim().trim_start_matches("SigIgn:").trim();
@@ -171,6 +181,55 @@ fn exec_outlives_ctrl_c_and_ctrl_backslash_and_reports_the_commands_status() {
         0,
         "the command must get the default dispositions"
     );
+}
+
+#[test]
+fn exec_stopped_by_a_supervisor_stops_its_command_and_exits_with_its_status() {
+    let scratch = scratch_dir("sigterm");
+    // SIGTERM to ipvlan alone, as a supervisor stopping a service sends
+    // it. The command must get it (its default action ends it: 143) and
+    // ipvlan exit with that status once it has, leaving no command behind.
+    // Before, ipvlan died of the signal at once and the command kept
+    // running in the container ("left-running").
+    let output = with_containers(
+        &["stop"],
+        "\"$BIN\" exec stop sh -c 'echo $$ > \"$T/pid\"; exec sleep 1000' > /dev/null 2>&1 &\n\
+         p=$!\n\
+         while [ ! -s \"$T/pid\" ]; do sleep 0.01; done\n\
+         kill -TERM $p\n\
+         wait $p; echo \"rc=$?\"\n\
+         kill $(cat \"$T/pid\") 2> /dev/null && echo left-running\n\
+         \"$BIN\" rm stop > /dev/null; echo \"rm=$?\"",
+        &scratch,
+    );
+    let stdout = text(&output.stdout);
+    let stderr = text(&output.stderr);
+    assert_eq!(stdout, "rc=143\nrm=0\n", "{stderr}");
+}
+
+#[test]
+fn exec_reports_the_commands_status_to_a_caller_that_ignores_sigchld() {
+    let scratch = scratch_dir("sigchld");
+    // ipvlan starts with SIGCHLD ignored (`env --ignore-signal`, a
+    // disposition that survives `execve`), as a child of a careless
+    // supervisor might. The kernel would then reap the command itself, and
+    // `waitpid` fail with ECHILD: before, ipvlan reported an error for a
+    // command that exited 7.
+    let output = with_containers(
+        &["chld"],
+        "env --ignore-signal=CHLD grep SigIgn /proc/self/status > \"$T/ignored\"\n\
+         exec env --ignore-signal=CHLD \"$BIN\" exec chld sh -c 'exit 7'",
+        &scratch,
+    );
+    let line = std::fs::read_to_string(scratch.join("ignored")).unwrap();
+    let ignored =
+        u64::from_str_radix(line.trim().trim_start_matches("SigIgn:").trim(), 16).unwrap();
+    assert_ne!(
+        ignored & (1 << (libc::SIGCHLD - 1)),
+        0,
+        "precondition: {line}"
+    );
+    assert_eq!(output.status.code(), Some(7), "{}", text(&output.stderr));
 }
 
 #[test]

@@ -38,10 +38,22 @@ pub fn run(manager: &Manager, args: RunArgs) -> Result<i32, Failure> {
     let options = ExecOptions {
         interactive: args.interactive,
         tty: args.tty,
+        forward_signals: true,
+    };
+    // With --rm, a signal that comes once the command has ended waits
+    // (blocked) until the container is removed, then is dropped: the
+    // command it was meant for is gone, and ending here would leave the
+    // container behind.
+    let removal_guard = match args.remove {
+        true => crate::sys::SignalBlock::new(&crate::sys::FORWARDED_SIGNALS).ok(),
+        false => None,
     };
     let status = manager.exec(&name, &args.argv(), &options);
     if args.remove {
         discard(manager, &name);
+    }
+    if let Some(guard) = removal_guard {
+        guard.end();
     }
     status.map_err(|error| {
         exec_failure(&error).unwrap_or_else(|| {
@@ -99,6 +111,7 @@ pub fn exec(manager: &Manager, args: ExecArgs) -> Result<i32, Failure> {
     let options = ExecOptions {
         interactive: args.interactive,
         tty: args.tty,
+        forward_signals: true,
     };
     manager
         .exec(&args.container, &args.command, &options)

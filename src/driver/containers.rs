@@ -22,7 +22,7 @@ use crate::store::{
     ContainerRecord, ContainerState, Damaged, EndpointState, Listing, Locked, NetworkRecord,
     Timestamp,
 };
-use crate::sys::{ChildIo, Spawn};
+use crate::sys::{ChildIo, ChildStatus, SignalBlock, Spawn, FORWARDED_SIGNALS};
 
 impl Manager {
     /// Creates a container (a named namespace under the netns directory)
@@ -540,13 +540,24 @@ impl Manager {
             .split_first()
             .ok_or_else(|| Error::invalid("no command given"))?;
         let (ns, hosts_file) = self.container_namespace(container)?;
+        // Blocked here, before the scratch thread starts (it inherits the
+        // mask), so that no thread of ours takes a signal meant for the
+        // command; ended after the wait.
+        let forwarding = match opts.forward_signals {
+            true => Some(
+                SignalBlock::new(&forwarded_and_sigchld())
+                    .map_err(|e| Error::io("blocking the signals to forward", &e))?,
+            ),
+            false => None,
+        };
         let spawned = netns::run_in(&ns, || {
             enter_hosts_view(hosts_file.as_deref())?;
             // A Ctrl-C or Ctrl-\ meant for the command reaches us too (same
             // process group): we must outlive the command to report its
-            // status and, for `run --rm`, to remove the container.
-            let shield = SignalShield::raise();
-            let default_signals = crate::sys::signals_to_default(&shield.0);
+            // status and, for `run --rm`, to remove the container. When
+            // forwarding, they are blocked and taken by the wait instead.
+            let shield = SignalShield::raise(!opts.forward_signals);
+            let default_signals = crate::sys::signals_to_default(&shield.ignored);
             let stdin = if opts.interactive {
                 ChildIo::Inherit
             } else {
@@ -560,12 +571,19 @@ impl Manager {
                 process_group: false,
                 default_signals: &default_signals,
             })
-            .and_then(|pid| crate::sys::wait_child(pid, false));
+            .and_then(|pid| match opts.forward_signals {
+                true => crate::sys::wait_child_forwarding(pid, &FORWARDED_SIGNALS),
+                false => crate::sys::wait_child(pid, false)
+                    .map(|status| status.unwrap_or(ChildStatus::Exited(0))),
+            });
             Ok::<_, Error>(status)
         })
         .map_err(|e| Error::io(format_args!("entering container {container}"), &e))??;
+        if let Some(block) = forwarding {
+            block.end();
+        }
         match spawned {
-            Ok(status) => Ok(status.map_or(0, crate::sys::ChildStatus::code)),
+            Ok(status) => Ok(status.code()),
             Err(error) => Err(Error::spawn(program, &error)),
         }
     }
@@ -620,28 +638,46 @@ enum Step {
     Network,
 }
 
-/// SIGINT and SIGQUIT ignored by this process while it waits for a
-/// foreground command (which gets the default dispositions back).
-/// Restored when dropped.
-struct SignalShield(Vec<crate::sys::SavedSignal>);
+/// While this process waits for a foreground command: `SIGCHLD` at its
+/// default disposition (ignored, the kernel would reap the command
+/// before we could read its status), and unless the signals are
+/// forwarded, SIGINT and SIGQUIT ignored (the command gets the default
+/// dispositions back). Restored when dropped.
+struct SignalShield {
+    ignored: Vec<crate::sys::SavedSignal>,
+    sigchld: Option<crate::sys::SavedSignal>,
+}
 
 impl SignalShield {
-    fn raise() -> SignalShield {
-        SignalShield(
-            [libc::SIGINT, libc::SIGQUIT]
-                .into_iter()
-                .filter_map(|signal| crate::sys::ignore_signal(signal).ok())
+    fn raise(ignore_interrupts: bool) -> SignalShield {
+        let interrupts: &[i32] = match ignore_interrupts {
+            true => &[libc::SIGINT, libc::SIGQUIT],
+            false => &[],
+        };
+        SignalShield {
+            ignored: interrupts
+                .iter()
+                .filter_map(|&signal| crate::sys::ignore_signal(signal).ok())
                 .collect(),
-        )
+            sigchld: crate::sys::default_signal(libc::SIGCHLD).ok(),
+        }
     }
 }
 
 impl Drop for SignalShield {
     fn drop(&mut self) {
-        for saved in &self.0 {
+        for saved in self.ignored.iter().chain(&self.sigchld) {
             let _ = crate::sys::restore_signal(saved);
         }
     }
+}
+
+/// What a forwarding wait blocks: the signals it passes on, and the
+/// `SIGCHLD` that tells it the command ended.
+fn forwarded_and_sigchld() -> Vec<i32> {
+    let mut signals = FORWARDED_SIGNALS.to_vec();
+    signals.push(libc::SIGCHLD);
+    signals
 }
 
 /// On the current (scratch) thread: a private mount namespace with the

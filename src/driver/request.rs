@@ -125,4 +125,16 @@ pub struct ExecOptions {
     pub interactive: bool,
     /// `-t`: accepted for Docker compatibility; the terminal is inherited.
     pub tty: bool,
+    /// Pass on to the command each signal of
+    /// [`FORWARDED_SIGNALS`](crate::sys::FORWARDED_SIGNALS) that another
+    /// process sends this one, as `docker run` does (its sig-proxy): a
+    /// supervisor that stops us with `SIGTERM` stops the command, and
+    /// we outlive it to report its status. The signals are blocked in the
+    /// calling thread while the command runs and taken by the thread
+    /// that waits for it; in a process with other threads they must be
+    /// blocked in those too, or one of them takes them instead. Off: the
+    /// command gets only what is sent to it (or to its process group),
+    /// and this process ignores Ctrl-C and Ctrl-\ meanwhile, as
+    /// `system(3)` does.
+    pub forward_signals: bool,
 }

@@ -237,10 +237,18 @@ fn foreground_run_exits_with_the_commands_status_and_rm_removes() {
         (&["no-such-command"], 127),
         (&["/etc/hosts"], 126),
         (&["sh", "-c", "kill -KILL $$"], 137),
-        // Ctrl-C and Ctrl-\ as a terminal sends them to ipvlan too: it
-        // survives, reports the command's status and still removes.
+        // SIGINT and SIGQUIT sent to ipvlan: it passes them on to the
+        // command (whose traps count them; it exits 7 once both came, 10
+        // + the count after about 5 s), survives, reports the command's
+        // status and still removes.
         (
-            &["sh", "-c", "kill -INT $PPID; kill -QUIT $PPID; exit 7"],
+            &[
+                "sh",
+                "-c",
+                "n=0; trap 'n=$((n + 1))' INT QUIT; kill -INT $PPID; kill -QUIT $PPID; \
+                 i=0; while [ $n -lt 2 ] && [ $i -lt 500 ]; do sleep 0.01; i=$((i + 1)); done; \
+                 [ $n -eq 2 ] && exit 7; exit $((10 + n))",
+            ],
             7,
         ),
     ];
@@ -282,6 +290,73 @@ fn foreground_run_exits_with_the_commands_status_and_rm_removes() {
     // Without --rm the container stays.
     env.ok(&["run", "--net=n1", "--name=kept", "true"]);
     assert_eq!(env.containers(), ["kept"]);
+}
+
+#[test]
+fn run_rm_stopped_by_a_supervisor_stops_its_command_and_removes_the_container() {
+    // SIGTERM to ipvlan alone, as a supervisor (systemd, a runtime)
+    // stopping a service sends it. Before, ipvlan died of it at once: the
+    // command kept running and --rm left the container, its namespace and
+    // its address. Now the command gets it, ends (143), and ipvlan removes
+    // the container, then exits with the command's status.
+    let mut env = Env::new("stop");
+    env.network("n1", "192.168.75.0/24");
+    let pid_file = env.root.join("pid");
+    // A file, not a pipe: a command left running (before) would hold a
+    // pipe open and the read never end.
+    let stderr_file = env.root.join("stderr");
+    let script = format!("echo $$ > {}; exec sleep 1000", pid_file.display());
+    let mut run = env
+        .command(&[
+            "run",
+            "--net=n1",
+            "--rm",
+            "--name=stopme",
+            "--ip=192.168.75.9",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr_file).unwrap())
+        .spawn()
+        .expect("runs ipvlan");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let command_pid = loop {
+        if let Ok(pid) = std::fs::read_to_string(&pid_file) {
+            if pid.ends_with('\n') {
+                break pid.trim().to_string();
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the command never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(env.containers(), ["stopme"]);
+    // SAFETY: kill(2) of our own child, which we have not waited for yet.
+    assert_eq!(
+        unsafe { libc::kill(run.id() as libc::pid_t, libc::SIGTERM) },
+        0
+    );
+    let status = run.wait().unwrap();
+    let stderr = std::fs::read_to_string(&stderr_file).unwrap();
+    let command_left = Path::new("/proc").join(&command_pid).exists();
+    if command_left {
+        // SAFETY: kill(2) of the command this test started, still running.
+        unsafe { libc::kill(command_pid.parse().unwrap(), libc::SIGKILL) };
+    }
+    assert_eq!(
+        status.code(),
+        Some(143),
+        "ipvlan must exit with the command's status, not die of the signal ({status:?}): {stderr}"
+    );
+    assert!(!command_left, "the command still runs");
+    assert!(env.containers().is_empty(), "--rm left the container");
+    assert_eq!(env.namespaces(), 0, "--rm left its namespace");
+    // Its address is free again.
+    env.ok(&["run", "--net=n1", "--rm", "--ip=192.168.75.9", "true"]);
 }
 
 #[test]

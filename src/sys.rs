@@ -388,6 +388,36 @@ pub fn kill(pid: u32, signal: i32) -> io::Result<()> {
     Ok(())
 }
 
+/// A descriptor of the process that has `pid` now (`pidfd_open(2)`, Linux
+/// 5.3): signals sent through it reach that process or nobody, even once
+/// the number is another process's.
+pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+    let pid = libc::pid_t::try_from(pid)
+        .ok()
+        .filter(|pid| *pid > 0)
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: pidfd_open(2) takes a pid and flags, no memory.
+    let fd = retry(|| unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })?;
+    // SAFETY: the kernel just made this descriptor; nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
+}
+
+/// Sends `signal` to the process `pidfd` names (`pidfd_send_signal(2)`).
+pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: i32) -> io::Result<()> {
+    // SAFETY: a live descriptor, a signal number, no siginfo (null), no
+    // flags.
+    retry(|| unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            signal,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    })?;
+    Ok(())
+}
+
 /// A signal's disposition before [`ignore_signal`] changed it, for
 /// [`restore_signal`] and [`default_signals_in_child`].
 pub struct SavedSignal {

@@ -289,7 +289,7 @@ impl Manager {
         match netns_identity::container_netns(&path, record.netns_id)? {
             ContainerNetns::Present(inside) => {
                 for pid in processes_in(&inside.ns)? {
-                    kill(pid);
+                    kill_if_inside(pid, &inside.ns)?;
                 }
                 self.delete_netns_if_same(name, inside.ns.file_id(), &mut notes)?;
             }
@@ -376,8 +376,12 @@ impl Manager {
             let at = locate(&endpoint)?;
             notes.extend(self.detach(&host, &state, network, endpoint, &at)?);
         }
-        for pid in &pids {
-            kill(*pid);
+        // Listed before the detaches, which take a while: a number whose
+        // process ended meanwhile may be another's now.
+        if let ContainerNetns::Present(inside) = &at {
+            for pid in &pids {
+                kill_if_inside(*pid, &inside.ns)?;
+            }
         }
         // As seen before the detaches, which take a while: a namespace
         // another tool put at the name meanwhile is left alone.
@@ -818,8 +822,7 @@ fn set_loopback_up(inside: &OpenNetns) -> Result<(), Error> {
 
 /// Processes whose network namespace is `ns`.
 pub(crate) fn processes_in(ns: &Netns) -> Result<Vec<u32>, Error> {
-    let (_, ino) = netns_identity::nsfs_file_id(ns)?;
-    let wanted = format!("net:[{ino}]");
+    let wanted = netns_link(ns)?;
     let me = std::process::id();
     let Ok(entries) = fs::read_dir("/proc") else {
         return Ok(Vec::new());
@@ -828,18 +831,45 @@ pub(crate) fn processes_in(ns: &Netns) -> Result<Vec<u32>, Error> {
         .flatten()
         .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| *pid != me)
-        .filter(|pid| {
-            fs::read_link(format!("/proc/{pid}/ns/net"))
-                .is_ok_and(|link| link.as_os_str() == wanted.as_str())
-        })
+        .filter(|pid| is_inside(*pid, &wanted))
         .collect();
     crate::order::sort(&mut pids);
     Ok(pids)
 }
 
-/// Sends SIGKILL to `pid`; one that is already gone is fine.
-fn kill(pid: u32) {
-    let _ = crate::sys::kill(pid, libc::SIGKILL);
+/// What `/proc/PID/ns/net` reads for a process in `ns`.
+fn netns_link(ns: &Netns) -> Result<String, Error> {
+    let (_, ino) = netns_identity::nsfs_file_id(ns)?;
+    Ok(format!("net:[{ino}]"))
+}
+
+fn is_inside(pid: u32, netns_link: &str) -> bool {
+    fs::read_link(format!("/proc/{pid}/ns/net")).is_ok_and(|link| link.as_os_str() == netns_link)
+}
+
+/// Sends SIGKILL to `pid` if it is still a process of `ns`; one that is
+/// gone is fine. The number was read from `/proc` a moment before: the
+/// process may have ended since and its number gone to another, which is
+/// not ours to kill. So the process is taken by a pidfd first, then
+/// checked: the signal reaches the process that was checked, or nobody.
+/// On a kernel without pidfds (before 5.3), checked and killed by number.
+fn kill_if_inside(pid: u32, ns: &Netns) -> Result<(), Error> {
+    let wanted = netns_link(ns)?;
+    match crate::sys::pidfd_open(pid) {
+        Ok(pidfd) => {
+            if is_inside(pid, &wanted) {
+                let _ = crate::sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+            }
+        }
+        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+            if is_inside(pid, &wanted) {
+                let _ = crate::sys::kill(pid, libc::SIGKILL);
+            }
+        }
+        // ESRCH: it has ended.
+        Err(_) => {}
+    }
+    Ok(())
 }
 
 impl Manager {
@@ -867,4 +897,33 @@ fn replaced(path: &Path, name: &str) -> String {
         "{} is not the namespace made for container {name} (another tool's, put there since); left alone",
         path.display()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_process_outside_the_namespace_is_not_killed_by_its_number() {
+        // As when a process listed in the container ended and its number
+        // went to a process elsewhere before the kill: before, `rm -f`
+        // killed whatever had the number by then.
+        let elsewhere = netns::create_anonymous().unwrap();
+        let mut sleeper = std::process::Command::new("sleep")
+            .arg("100")
+            .spawn()
+            .unwrap();
+        kill_if_inside(sleeper.id(), &elsewhere).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let survived = sleeper.try_wait().unwrap().is_none();
+        // And one that is inside is.
+        let here = Netns::current().unwrap();
+        kill_if_inside(sleeper.id(), &here).unwrap();
+        let status = sleeper.wait().unwrap();
+        assert!(survived, "a process of another namespace was killed");
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(libc::SIGKILL)
+        );
+    }
 }

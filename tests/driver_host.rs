@@ -1031,6 +1031,81 @@ fn another_tools_namespace_at_our_containers_name_is_never_run_in_killed_or_dele
     });
 }
 
+/// The identity our container's namespace had in the last boot carried by
+/// a namespace of this one, another tool's: cookies count from 1 at each
+/// boot and inodes are handed out again, so one made early in a boot (at
+/// our container's name, before `ipvlan restore` runs) can repeat it.
+/// Shown here by the record's boot alone changing (ours is left where it
+/// is, with its identity, and a process in it): `exec` refuses to run
+/// there, `rm -f` and `restore` forget our container and kill, unmount
+/// and delete nothing. Before records named the boot, this namespace was
+/// taken for ours: `exec` ran in it, `rm -f` killed its process and
+/// deleted it.
+#[test]
+fn an_identity_from_another_boot_is_never_our_namespace() {
+    use ipvlan::driver::ExecOptions;
+    in_fresh_netns("lastboot", |config| {
+        let manager = Manager::open(config.clone()).unwrap();
+        let records = config.state_dir.join("records/containers");
+        let from_another_boot = |name: &str| {
+            manager.create_container(Some(name)).unwrap();
+            let file = records.join(format!("{name}.json"));
+            let text = fs::read_to_string(&file).unwrap();
+            let this_boot = fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+            let this_boot = this_boot.trim();
+            assert!(
+                text.contains(this_boot),
+                "the record names this boot: {text}"
+            );
+            let last_boot = "00000000-1111-2222-3333-444444444444";
+            fs::write(&file, text.replace(this_boot, last_boot)).unwrap();
+            foreign_holder(&config.netns_dir.join(name))
+        };
+        let still_theirs = |holder: &mut KillOnDrop, path: &Path, inode: u64| {
+            assert_eq!(
+                holder.0.try_wait().unwrap(),
+                None,
+                "their process was killed"
+            );
+            assert_eq!(fs::metadata(path).unwrap().ino(), inode);
+            assert!(
+                netns::Netns::open_path(path).is_ok(),
+                "their namespace was unmounted"
+            );
+        };
+
+        let (mut holder, inode) = from_another_boot("web");
+        let path = config.netns_dir.join("web");
+        let refused = manager
+            .exec("web", &["true".to_string()], &ExecOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            refused.contains("is not the namespace made for container web"),
+            "{refused}"
+        );
+        still_theirs(&mut holder, &path, inode);
+        let notes = manager.remove_container("web", true).unwrap();
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.contains("is not the namespace made for container web")),
+            "{notes:?}"
+        );
+        still_theirs(&mut holder, &path, inode);
+        assert!(manager.containers().unwrap().is_empty());
+
+        let (mut other, other_inode) = from_another_boot("db");
+        let other_path = config.netns_dir.join("db");
+        let report = manager.restore().unwrap();
+        assert!(report.errors.is_empty(), "{report:?}");
+        assert!(manager.containers().unwrap().is_empty(), "{report:?}");
+        still_theirs(&mut other, &other_path, other_inode);
+        let _ = netns::delete_named(&config.netns_dir, "db");
+        let _ = netns::delete_named(&config.netns_dir, "web");
+    });
+}
+
 /// Commands find a record by its file's name and act on its fields: a
 /// container record whose name is not its file's (here an absolute path,
 /// as a hand edit could make it) is damage, reported and left alone, and

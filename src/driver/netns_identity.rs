@@ -200,11 +200,18 @@ impl OpenNetns {
         self.ns.label()
     }
 
-    /// Its identity: nsfs file id and cookie.
+    /// Its identity: nsfs file id, cookie, and the boot.
     pub(crate) fn identity(&self) -> Result<NetnsId, Error> {
         let (dev, ino) = nsfs_file_id(&self.ns)?;
         let cookie = self.cookie()?;
-        Ok(NetnsId { dev, ino, cookie })
+        let boot = crate::store::this_boot()
+            .map_err(|e| Error::io("reading /proc/sys/kernel/random/boot_id", &e))?;
+        Ok(NetnsId {
+            dev,
+            ino,
+            cookie,
+            boot: Some(boot),
+        })
     }
 
     fn cookie(&self) -> Result<Option<u64>, Error> {
@@ -409,6 +416,8 @@ fn is_gone(error: &std::io::Error) -> bool {
 }
 
 /// What sits at an endpoint's recorded namespace path now.
+// One lives at a time, briefly, on the stack of a detach or a restore.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(crate) enum NsAt {
     /// The namespace attached, opened, with its identity.

@@ -106,7 +106,7 @@ const ENTRY_HEADER: usize = 32;
 pub(super) const BOOT_ID_LEN: usize = 36;
 
 /// What the kernel calls this boot (`/proc/sys/kernel/random/boot_id`).
-pub(super) type BootId = [u8; BOOT_ID_LEN];
+pub(super) use super::records::BootId;
 
 /// Where the kernel says which boot this is.
 pub(super) const BOOT_ID_PATH: &std::ffi::CStr = c"/proc/sys/kernel/random/boot_id";
@@ -524,6 +524,19 @@ pub(super) fn read_entries(lock: &std::fs::File, generation: u64) -> io::Result<
         slot += taken;
     }
     Ok(changes)
+}
+
+/// This boot's id, read once per process (a process lives in one boot):
+/// the commit log's entries and the namespace identities of records both
+/// name it. The descriptor stays open for the process's life, one
+/// `close` a command need not make.
+pub fn this_boot() -> io::Result<BootId> {
+    static THIS_BOOT: std::sync::OnceLock<(BootId, std::fs::File)> = std::sync::OnceLock::new();
+    if let Some((boot, _)) = THIS_BOOT.get() {
+        return Ok(*boot);
+    }
+    let read = read_boot_id(BOOT_ID_PATH)?;
+    Ok(THIS_BOOT.get_or_init(|| read).0)
 }
 
 /// This boot's id, read from `path` (one `openat`, one `read`; the

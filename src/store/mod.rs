@@ -127,6 +127,7 @@ pub use fsutil::{
 };
 pub use listing::{Damaged, Listing};
 pub mod records;
+pub use commit_log::this_boot;
 
 pub use dir::{
     random_hex, AddressRepair, Locked, StateDir, DEFAULT_STATE_DIR, MACHINE_ID_PATH, STATE_DIR_ENV,

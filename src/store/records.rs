@@ -126,8 +126,8 @@ impl<'a> Fields<'a> {
     }
 
     /// The namespace identity of a record (`netns_dev`, `netns_ino` and,
-    /// since kernels have it, `netns_cookie`); `None` in records older than
-    /// the identity fields.
+    /// since kernels have it, `netns_cookie`; `netns_boot` since records
+    /// carry it); `None` in records older than the identity fields.
     fn netns_id(&self) -> Result<Option<NetnsId>, RecordError> {
         Ok(
             match (
@@ -135,10 +135,31 @@ impl<'a> Fields<'a> {
                 self.opt_u64("netns_ino")?,
                 self.opt_u64("netns_cookie")?,
             ) {
-                (Some(dev), Some(ino), cookie) => Some(NetnsId { dev, ino, cookie }),
+                (Some(dev), Some(ino), cookie) => Some(NetnsId {
+                    dev,
+                    ino,
+                    cookie,
+                    boot: self.opt_boot("netns_boot")?,
+                }),
                 _ => None,
             },
         )
+    }
+
+    /// A boot id (36 printable characters, as the kernel gives it) that
+    /// may be null or absent (records older than the field).
+    fn opt_boot(&self, key: &str) -> Result<Option<BootId>, RecordError> {
+        match self.0.get(key) {
+            None => Ok(None),
+            Some(v) if v.is_null() => Ok(None),
+            Some(v) => v
+                .as_str()
+                .map(str::as_bytes)
+                .filter(|b| b.iter().all(u8::is_ascii_graphic))
+                .and_then(|b| BootId::try_from(b).ok())
+                .map(Some)
+                .ok_or_else(|| bad(format_args!("field \"{key}\" is not a boot id"))),
+        }
     }
 
     fn parsed<T: FromStr>(&self, key: &str) -> Result<T, RecordError> {
@@ -655,6 +676,17 @@ pub struct EndpointRecord {
     pub ifindex: Option<u32>,
 }
 
+/// A boot's id as the kernel prints it (`/proc/sys/kernel/random/boot_id`,
+/// 36 characters without the newline).
+pub type BootId = [u8; 36];
+
+/// An identity's boot as a record holds it.
+fn boot_text(id: &Option<NetnsId>) -> Option<&str> {
+    id.as_ref()
+        .and_then(|id| id.boot.as_ref())
+        .and_then(|boot| std::str::from_utf8(boot).ok())
+}
+
 /// What tells one network namespace from every other one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NetnsId {
@@ -663,9 +695,15 @@ pub struct NetnsId {
     /// `st_ino` of its nsfs file: unique among living namespaces, but
     /// handed out again (lowest free first) once a namespace is freed.
     pub ino: u64,
-    /// Its cookie (`SO_NETNS_COOKIE`), never reused; `None` before Linux
-    /// 5.14 or in records older than the field.
+    /// Its cookie (`SO_NETNS_COOKIE`), never reused within a boot; `None`
+    /// before Linux 5.14 or in records older than the field.
     pub cookie: Option<u64>,
+    /// The boot it was seen in. No namespace outlives a boot, and both the
+    /// cookie (a counter from 1 at every boot) and the inode come again in
+    /// the next one: a namespace another tool makes early in a boot may
+    /// carry the very identity ours had in the last. `None` in records
+    /// older than the field.
+    pub boot: Option<BootId>,
 }
 
 impl NetnsId {
@@ -677,7 +715,7 @@ impl NetnsId {
     ///
     /// ```
     /// use ipvlan::store::records::NetnsId;
-    /// let id = NetnsId { dev: 4, ino: 4026532281, cookie: Some(4097) };
+    /// let id = NetnsId { dev: 4, ino: 4026532281, cookie: Some(4097), boot: None };
     /// assert_eq!(id.endpoint_id(), "_netns_cookie_4097");
     /// let old_kernel = NetnsId { cookie: None, ..id };
     /// assert_eq!(old_kernel.endpoint_id(), "_netns_dev_4_ino_4026532281");
@@ -689,9 +727,15 @@ impl NetnsId {
         }
     }
 
-    /// Whether both name the same namespace: by cookie when both have
-    /// one (it alone decides), else by `st_dev` and `st_ino`.
+    /// Whether both name the same namespace: never when they were seen in
+    /// different boots; then by cookie when both have one (it alone
+    /// decides), else by `st_dev` and `st_ino`.
     pub fn same_namespace(&self, other: &NetnsId) -> bool {
+        if let (Some(mine), Some(theirs)) = (self.boot, other.boot) {
+            if mine != theirs {
+                return false;
+            }
+        }
         match (self.cookie, other.cookie) {
             (Some(mine), Some(theirs)) => mine == theirs,
             _ => (self.dev, self.ino) == (other.dev, other.ino),
@@ -727,6 +771,7 @@ impl EndpointRecord {
             .opt_u64("netns_dev", self.netns_id.map(|id| id.dev))
             .opt_u64("netns_ino", self.netns_id.map(|id| id.ino))
             .opt_u64("netns_cookie", self.netns_id.and_then(|id| id.cookie))
+            .opt_str("netns_boot", boot_text(&self.netns_id))
             .opt_u64("ifindex", self.ifindex.map(u64::from));
         object.finish()
     }
@@ -751,6 +796,7 @@ impl EndpointRecord {
                 "netns_cookie",
                 Value::from(self.netns_id.and_then(|id| id.cookie)),
             ),
+            ("netns_boot", Value::from(boot_text(&self.netns_id))),
             ("ifindex", Value::from(self.ifindex)),
         ])
     }
@@ -854,6 +900,7 @@ impl ContainerRecord {
                 "netns_cookie",
                 Value::from(self.netns_id.and_then(|id| id.cookie)),
             ),
+            ("netns_boot", Value::from(boot_text(&self.netns_id))),
         ])
     }
 
@@ -932,6 +979,7 @@ mod tests {
                 dev: 4,
                 ino: 4026532281,
                 cookie: Some(u64::MAX - 1),
+                boot: Some(*b"2f3c8a4e-6b1d-4c59-9e7a-0d5b8c1f4a62"),
             }),
             ifindex: Some(1048577),
         };
@@ -945,7 +993,7 @@ mod tests {
                     .filter(|(k, _)| {
                         !matches!(
                             k.as_str(),
-                            "netns_dev" | "netns_ino" | "netns_cookie" | "ifindex"
+                            "netns_dev" | "netns_ino" | "netns_cookie" | "netns_boot" | "ifindex"
                         )
                     })
                     .collect(),
@@ -976,6 +1024,7 @@ mod tests {
                 dev: 4,
                 ino: 4026532281,
                 cookie: Some(u64::MAX),
+                boot: Some(*b"2f3c8a4e-6b1d-4c59-9e7a-0d5b8c1f4a62"),
             }),
             ifindex: Some(2),
         };
@@ -1104,6 +1153,7 @@ mod tests {
             dev: 4,
             ino: 4026532281,
             cookie: Some(12345),
+            boot: None,
         };
         record.netns_id = Some(with);
         let read = EndpointRecord::from_json(&parse_json(&record.to_json())).unwrap();
@@ -1146,6 +1196,7 @@ mod tests {
             dev: 4,
             ino: 4026532281,
             cookie: Some(7),
+            boot: None,
         };
         // The inode reused by a later namespace: the cookie tells them apart.
         let reused_inode = NetnsId {
@@ -1170,6 +1221,43 @@ mod tests {
     }
 
     #[test]
+    fn an_identity_seen_in_another_boot_is_another_namespace() {
+        // Cookies count from 1 at every boot and inodes are handed out
+        // again: the same numbers in two boots are two namespaces.
+        let last_boot = NetnsId {
+            dev: 4,
+            ino: 4026532281,
+            cookie: Some(7),
+            boot: Some(*b"2f3c8a4e-6b1d-4c59-9e7a-0d5b8c1f4a62"),
+        };
+        let this_boot = NetnsId {
+            boot: Some(*b"9c0e7d21-5a3b-4f18-8b6c-e2a4d7f90b35"),
+            ..last_boot
+        };
+        assert!(!last_boot.same_namespace(&this_boot));
+        assert!(!this_boot.same_namespace(&last_boot));
+        // Without cookies too (kernels before 5.14: the inode alone).
+        let (old_kernel_last, old_kernel_this) = (
+            NetnsId {
+                cookie: None,
+                ..last_boot
+            },
+            NetnsId {
+                cookie: None,
+                ..this_boot
+            },
+        );
+        assert!(!old_kernel_last.same_namespace(&old_kernel_this));
+        assert!(this_boot.same_namespace(&this_boot));
+        // A record older than the field is taken as before.
+        let unknown = NetnsId {
+            boot: None,
+            ..last_boot
+        };
+        assert!(unknown.same_namespace(&this_boot));
+    }
+
+    #[test]
     fn container_records_round_trip_and_older_ones_read_as_created() {
         let record = ContainerRecord {
             name: "web".into(),
@@ -1180,6 +1268,7 @@ mod tests {
                 dev: 4,
                 ino: 4026532281,
                 cookie: Some(77),
+                boot: Some(*b"2f3c8a4e-6b1d-4c59-9e7a-0d5b8c1f4a62"),
             }),
         };
         let read = ContainerRecord::from_json(&parse_json(&record.to_json())).unwrap();

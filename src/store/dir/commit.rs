@@ -164,12 +164,10 @@ impl StateDir {
         if let Some(boot) = hold.boot {
             return Ok(boot);
         }
-        let (boot, file) =
-            commit_log::read_boot_id(commit_log::BOOT_ID_PATH).map_err(StoreError::io(
-                "reading",
-                Path::new(&*commit_log::BOOT_ID_PATH.to_string_lossy()),
-            ))?;
-        self.handles.let_go(file);
+        let boot = commit_log::this_boot().map_err(StoreError::io(
+            "reading",
+            Path::new(&*commit_log::BOOT_ID_PATH.to_string_lossy()),
+        ))?;
         hold.boot = Some(boot);
         self.handles.set_log(*hold);
         Ok(boot)

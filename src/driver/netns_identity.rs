@@ -457,6 +457,11 @@ pub(crate) fn open_recorded(path: &str, recorded: Option<NetnsId>) -> Result<NsA
     let identity = open.identity()?;
     match recorded {
         Some(recorded) if !recorded.same_namespace(&identity) => Ok(NsAt::Gone),
+        // Taken on trust (a record older than identities), but never the
+        // namespace ipvlan runs in: none is ever attached there (see
+        // `refuse_own`), so the path leads elsewhere now (a reused pid's
+        // `/proc/PID/ns/net`), and restore must not make the link there.
+        None if open.ns.is_openers_own() => Ok(NsAt::Gone),
         _ => Ok(NsAt::Present(open, identity)),
     }
 }
@@ -887,6 +892,20 @@ impl ContainerIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_record_without_identity_never_leads_to_our_own_namespace() {
+        // A record of an older release (no identity) whose path now leads
+        // to the namespace ipvlan runs in: before, it was taken for the
+        // attached one, and restore made the container's link and default
+        // route in the host.
+        let at = open_recorded("/proc/self/ns/net", None).unwrap();
+        assert!(matches!(at, NsAt::Gone), "{at:?}");
+        let elsewhere = crate::netns::create_anonymous().unwrap();
+        let path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&elsewhere.fd()));
+        let at = open_recorded(&path, None).unwrap();
+        assert!(matches!(at, NsAt::Present(..)), "{at:?}");
+    }
 
     #[test]
     fn paths_are_made_absolute_and_normal_without_the_file_system() {

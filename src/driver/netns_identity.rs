@@ -210,7 +210,7 @@ impl OpenNetns {
             dev,
             ino,
             cookie,
-            boot: Some(boot),
+            boot: Some(crate::store::records::Boot::of(&boot)),
         })
     }
 
@@ -902,7 +902,10 @@ mod tests {
         let at = open_recorded("/proc/self/ns/net", None).unwrap();
         assert!(matches!(at, NsAt::Gone), "{at:?}");
         let elsewhere = crate::netns::create_anonymous().unwrap();
-        let path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&elsewhere.fd()));
+        let path = format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&elsewhere.fd())
+        );
         let at = open_recorded(&path, None).unwrap();
         assert!(matches!(at, NsAt::Present(..)), "{at:?}");
     }

@@ -148,7 +148,7 @@ impl<'a> Fields<'a> {
 
     /// A boot id (36 printable characters, as the kernel gives it) that
     /// may be null or absent (records older than the field).
-    fn opt_boot(&self, key: &str) -> Result<Option<BootId>, RecordError> {
+    fn opt_boot(&self, key: &str) -> Result<Option<Boot>, RecordError> {
         match self.0.get(key) {
             None => Ok(None),
             Some(v) if v.is_null() => Ok(None),
@@ -157,7 +157,7 @@ impl<'a> Fields<'a> {
                 .map(str::as_bytes)
                 .filter(|b| b.iter().all(u8::is_ascii_graphic))
                 .and_then(|b| BootId::try_from(b).ok())
-                .map(Some)
+                .map(|id| Some(Boot::of(&id)))
                 .ok_or_else(|| bad(format_args!("field \"{key}\" is not a boot id"))),
         }
     }
@@ -681,10 +681,45 @@ pub struct EndpointRecord {
 pub type BootId = [u8; 36];
 
 /// An identity's boot as a record holds it.
-fn boot_text(id: &Option<NetnsId>) -> Option<&str> {
-    id.as_ref()
-        .and_then(|id| id.boot.as_ref())
-        .and_then(|boot| std::str::from_utf8(boot).ok())
+fn boot_text(id: &Option<NetnsId>) -> Option<String> {
+    let boot = id.as_ref()?.boot?.id();
+    std::str::from_utf8(&boot).ok().map(str::to_owned)
+}
+
+/// A boot as identities name it: the place of its id among the boot ids
+/// this process has met. An identity stays small (a batch holds several
+/// a target) and two compare as integers; a process meets few boots
+/// (its own, and those its records were written in).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Boot(std::num::NonZeroU32);
+
+/// The boot ids met, [`Boot`]'s places.
+static BOOTS: std::sync::Mutex<Vec<BootId>> = std::sync::Mutex::new(Vec::new());
+
+impl Boot {
+    /// The boot whose id is `id`.
+    pub fn of(id: &BootId) -> Boot {
+        let mut boots = BOOTS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let at = match boots.iter().position(|met| met == id) {
+            Some(at) => at,
+            None => {
+                boots.push(*id);
+                boots.len() - 1
+            }
+        };
+        let place = u32::try_from(at + 1).expect("fewer boots than u32::MAX");
+        Boot(std::num::NonZeroU32::new(place).expect("a place from 1"))
+    }
+
+    /// Its id.
+    pub fn id(self) -> BootId {
+        let boots = BOOTS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        boots[self.0.get() as usize - 1]
+    }
 }
 
 /// What tells one network namespace from every other one.
@@ -703,7 +738,7 @@ pub struct NetnsId {
     /// the next one: a namespace another tool makes early in a boot may
     /// carry the very identity ours had in the last. `None` in records
     /// older than the field.
-    pub boot: Option<BootId>,
+    pub boot: Option<Boot>,
 }
 
 impl NetnsId {
@@ -771,7 +806,7 @@ impl EndpointRecord {
             .opt_u64("netns_dev", self.netns_id.map(|id| id.dev))
             .opt_u64("netns_ino", self.netns_id.map(|id| id.ino))
             .opt_u64("netns_cookie", self.netns_id.and_then(|id| id.cookie))
-            .opt_str("netns_boot", boot_text(&self.netns_id))
+            .opt_str("netns_boot", boot_text(&self.netns_id).as_deref())
             .opt_u64("ifindex", self.ifindex.map(u64::from));
         object.finish()
     }
@@ -979,7 +1014,7 @@ mod tests {
                 dev: 4,
                 ino: 4026532281,
                 cookie: Some(u64::MAX - 1),
-                boot: Some(*b"2f3c8a4e-6b1d-4c59-9e7a-0d5b8c1f4a62"),
+                boot: Some(Boot::of(b"2f3c8a4e-6b1d-4c59-9e7a-0d5b8c1f4a62")),
             }),
             ifindex: Some(1048577),
         };
@@ -1024,7 +1059,7 @@ mod tests {
                 dev: 4,
                 ino: 4026532281,
                 cookie: Some(u64::MAX),
-                boot: Some(*b"2f3c8a4e-6b1d-4c59-9e7a-0d5b8c1f4a62"),
+                boot: Some(Boot::of(b"2f3c8a4e-6b1d-4c59-9e7a-0d5b8c1f4a62")),
             }),
             ifindex: Some(2),
         };
@@ -1228,10 +1263,10 @@ mod tests {
             dev: 4,
             ino: 4026532281,
             cookie: Some(7),
-            boot: Some(*b"2f3c8a4e-6b1d-4c59-9e7a-0d5b8c1f4a62"),
+            boot: Some(Boot::of(b"2f3c8a4e-6b1d-4c59-9e7a-0d5b8c1f4a62")),
         };
         let this_boot = NetnsId {
-            boot: Some(*b"9c0e7d21-5a3b-4f18-8b6c-e2a4d7f90b35"),
+            boot: Some(Boot::of(b"9c0e7d21-5a3b-4f18-8b6c-e2a4d7f90b35")),
             ..last_boot
         };
         assert!(!last_boot.same_namespace(&this_boot));
@@ -1268,7 +1303,7 @@ mod tests {
                 dev: 4,
                 ino: 4026532281,
                 cookie: Some(77),
-                boot: Some(*b"2f3c8a4e-6b1d-4c59-9e7a-0d5b8c1f4a62"),
+                boot: Some(Boot::of(b"2f3c8a4e-6b1d-4c59-9e7a-0d5b8c1f4a62")),
             }),
         };
         let read = ContainerRecord::from_json(&parse_json(&record.to_json())).unwrap();

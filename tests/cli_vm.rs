@@ -360,6 +360,64 @@ fn run_rm_stopped_by_a_supervisor_stops_its_command_and_removes_the_container() 
 }
 
 #[test]
+fn the_hosts_own_address_on_the_parent_is_never_a_containers() {
+    // The walkthrough's layout: the host has an address of the network's
+    // subnet on the parent. Before, nothing reserved it: the first
+    // container here got it (the cursor reaches it on a /24 after some
+    // 250 containers), and `--ip` of it was taken, so the parent's traffic
+    // for the host's address went to the container.
+    let mut env = Env::new("hostaddr");
+    assert!(vm_support::ip_ok(&["link", "add", "hp0", "type", "dummy"]));
+    assert!(vm_support::ip_ok(&["link", "set", "hp0", "up"]));
+    assert!(vm_support::ip_ok(&[
+        "addr",
+        "add",
+        "192.168.76.2/24",
+        "dev",
+        "hp0"
+    ]));
+    env.ok(&[
+        "network",
+        "create",
+        "-o",
+        "parent=hp0",
+        "--subnet",
+        "192.168.76.0/24",
+        "hn",
+    ]);
+    env.networks.push("hn".into());
+    let output = env.run(&["run", "--net=hn", "--ip=192.168.76.2", "true"]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(125), "{stderr}");
+    assert!(
+        stderr.contains("192.168.76.2 is the host's own address on the network's parent"),
+        "{stderr}"
+    );
+    assert!(
+        env.containers().is_empty(),
+        "the refused run left a container"
+    );
+    env.ok(&["run", "--net=hn", "--name=first", "-d"]);
+    let network = env.inspect("hn");
+    let first = &field(&network, &["Containers"])
+        .as_object()
+        .expect("Containers")[0]
+        .1;
+    assert_eq!(
+        field(first, &["IPv4Address"]).as_str(),
+        Some("192.168.76.3/24"),
+        "{network:?}"
+    );
+    // Docker's layout: the reservation is ours, not an aux address.
+    let config = &field(&network, &["IPAM", "Config"]).as_array().unwrap()[0];
+    assert!(config.get("AuxiliaryAddresses").is_none(), "{config:?}");
+    env.ok(&["rm", "-f", "first"]);
+    env.ok(&["network", "rm", "hn"]);
+    env.networks.clear();
+    assert!(vm_support::ip_ok(&["link", "del", "hp0"]));
+}
+
+#[test]
 fn run_failures_exit_125_and_leave_nothing() {
     let mut env = Env::new("fail");
     env.network("n1", "192.168.73.0/24");

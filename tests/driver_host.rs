@@ -519,6 +519,7 @@ fn recorded_network(config: &Config, name: &str) {
                 gateway: Some("10.200.0.1".parse().unwrap()),
                 ip_range: None,
                 aux: Vec::new(),
+                host: Vec::new(),
             }],
             created: Timestamp::now(),
             options: vec![("parent".into(), "lo".into())],
@@ -1051,14 +1052,13 @@ fn an_identity_from_another_boot_is_never_our_namespace() {
             manager.create_container(Some(name)).unwrap();
             let file = records.join(format!("{name}.json"));
             let text = fs::read_to_string(&file).unwrap();
-            let this_boot = fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
-            let this_boot = this_boot.trim();
-            assert!(
-                text.contains(this_boot),
-                "the record names this boot: {text}"
-            );
-            let last_boot = "00000000-1111-2222-3333-444444444444";
-            fs::write(&file, text.replace(this_boot, last_boot)).unwrap();
+            // The boot as records name it: the first 32 bits of its id.
+            let boot_id = fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+            let this_boot = u32::from_str_radix(&boot_id[..8], 16).unwrap();
+            let named = format!("\"netns_boot\": {this_boot}");
+            assert!(text.contains(&named), "the record names this boot: {text}");
+            let last_boot = format!("\"netns_boot\": {}", this_boot ^ 1);
+            fs::write(&file, text.replace(&named, &last_boot)).unwrap();
             foreign_holder(&config.netns_dir.join(name))
         };
         let still_theirs = |holder: &mut KillOnDrop, path: &Path, inode: u64| {

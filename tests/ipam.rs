@@ -346,6 +346,29 @@ fn aux_addresses_are_skipped() {
 }
 
 #[test]
+fn the_hosts_own_addresses_are_never_handed_out() {
+    // The walkthrough's host: 192.168.1.250 on eth0, the network's parent.
+    // Before, nothing reserved it: the cursor reached it after some 250
+    // containers, and `--ip=192.168.1.250` was taken.
+    let mut specs = specs(&["192.168.1.0/24"], &[], &[]);
+    specs[0].host = vec![ip("192.168.1.250")];
+    let mut book = MemoryBook::default();
+    assert_eq!(
+        exact(&mut book, &specs, "192.168.1.250").unwrap_err(),
+        "192.168.1.250 is the host's own address on the network's parent (subnet 192.168.1.0/24)"
+    );
+    let handed: Vec<String> = (0..252)
+        .map(|n| auto(&mut book, &specs, IpFamily::V4, &format!("c{n}")))
+        .collect();
+    assert!(
+        !handed.contains(&"192.168.1.250/24".to_string()),
+        "{handed:?}"
+    );
+    assert_eq!(handed.last().unwrap(), "192.168.1.254/24");
+    assert!(allocate(&mut book, &specs, Request::Any(IpFamily::V4), "x", NET).is_err());
+}
+
+#[test]
 fn explicit_address_taken_twice() {
     let specs = specs(&["192.168.1.0/24"], &[], &[]);
     let mut book = MemoryBook::default();

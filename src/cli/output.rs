@@ -224,12 +224,14 @@ mod tests {
                 gateway: Some("192.168.1.1".parse().unwrap()),
                 ip_range: Some("192.168.1.128/25".parse().unwrap()),
                 aux: vec![("router".into(), "192.168.1.5".parse().unwrap())],
+                host: vec!["192.168.1.250".parse().unwrap()],
             },
             SubnetInfo {
                 subnet: "2001:db8::/64".parse().unwrap(),
                 gateway: None,
                 ip_range: None,
                 aux: Vec::new(),
+                host: Vec::new(),
             },
         ];
         network.endpoints = vec![EndpointInfo {

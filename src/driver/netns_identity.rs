@@ -203,14 +203,15 @@ impl OpenNetns {
     /// Its identity: nsfs file id, cookie, and the boot.
     pub(crate) fn identity(&self) -> Result<NetnsId, Error> {
         let (dev, ino) = nsfs_file_id(&self.ns)?;
-        let cookie = self.cookie()?;
+        // Cookies count from 1: none is 0.
+        let cookie = self.cookie()?.and_then(std::num::NonZeroU64::new);
         let boot = crate::store::this_boot()
             .map_err(|e| Error::io("reading /proc/sys/kernel/random/boot_id", &e))?;
         Ok(NetnsId {
             dev,
             ino,
             cookie,
-            boot: Some(crate::store::records::Boot::of(&boot)),
+            boot: Some(crate::store::records::boot_mark(&boot)),
         })
     }
 
@@ -416,8 +417,6 @@ fn is_gone(error: &std::io::Error) -> bool {
 }
 
 /// What sits at an endpoint's recorded namespace path now.
-// One lives at a time, briefly, on the stack of a detach or a restore.
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(crate) enum NsAt {
     /// The namespace attached, opened, with its identity.

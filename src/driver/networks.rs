@@ -133,6 +133,12 @@ impl Manager {
         // Every subnet has a gateway, as in the docs (Docker up to v27): in
         // l3/l3s and internal networks it is reserved but never routed to.
         crate::ipam::fill_default_gateways(&mut subnets);
+        // The host's own addresses on the parent it already has (eth0 on
+        // the LAN the network shares): a container given one would take
+        // the host's traffic for it.
+        if let ParentPlan::Existing(link) = &plan {
+            reserve_host_addresses(&host, link.index, &mut subnets)?;
+        }
 
         let (parent_name, parent_origin, parent_index) = plan.origin(&networks)?;
         let mut record = NetworkRecord {
@@ -401,6 +407,24 @@ pub struct NetworkList {
     pub networks: Listing<NetworkInfo>,
     /// Names of the networks a killed `network create` left half-created.
     pub half_created: Vec<String>,
+}
+
+/// Puts the addresses link `index` has in the host into the subnets that
+/// hold them, as addresses no container gets.
+fn reserve_host_addresses(
+    host: &Handle,
+    index: u32,
+    subnets: &mut [crate::ipam::SubnetSpec],
+) -> Result<(), Error> {
+    for address in host.addrs_of(index)? {
+        let address = address.net.addr();
+        for spec in subnets.iter_mut().filter(|s| s.contains(address)) {
+            if !spec.host.contains(&address) {
+                spec.host.push(address);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Refuses a decision that needs every network record (is the name free?

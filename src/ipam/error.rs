@@ -23,6 +23,8 @@ pub enum Reserved {
     Gateway,
     /// An `--aux-address`, with its name.
     Aux(String),
+    /// An address the host has on the network's parent.
+    Host,
 }
 
 /// An address-management error. `Display` gives the user-facing text.
@@ -237,6 +239,10 @@ impl fmt::Display for IpamError {
                     f,
                     "{address} is reserved as aux-address {} of subnet {subnet}",
                     Shown(name)
+                ),
+                Reserved::Host => write!(
+                    f,
+                    "{address} is the host's own address on the network's parent (subnet {subnet})"
                 ),
             },
             Self::NoAvailableAddresses {

@@ -20,6 +20,11 @@ pub struct SubnetSpec {
     pub ip_range: Option<IpNet>,
     /// Named reserved addresses, in the order given.
     pub aux: Vec<(String, IpAddr)>,
+    /// The host's own addresses in the subnet, on the parent, when the
+    /// network was made: never handed to a container (the kernel checks
+    /// an ipvlan address against the other ipvlan links only, and the
+    /// parent's traffic for it would go to the container).
+    pub host: Vec<IpAddr>,
 }
 
 impl SubnetSpec {
@@ -30,6 +35,7 @@ impl SubnetSpec {
             gateway: None,
             ip_range: None,
             aux: Vec::new(),
+            host: Vec::new(),
         }
     }
 
@@ -68,6 +74,9 @@ impl SubnetSpec {
         }
         if self.gateway == Some(addr) {
             return Some(Reserved::Gateway);
+        }
+        if self.host.contains(&addr) {
+            return Some(Reserved::Host);
         }
         self.aux
             .iter()

@@ -7,6 +7,7 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::num::NonZeroU64;
 use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -138,28 +139,41 @@ impl<'a> Fields<'a> {
                 (Some(dev), Some(ino), cookie) => Some(NetnsId {
                     dev,
                     ino,
-                    cookie,
-                    boot: self.opt_boot("netns_boot")?,
+                    cookie: cookie.and_then(NonZeroU64::new),
+                    boot: self
+                        .opt_u64("netns_boot")?
+                        .map(|boot| {
+                            u32::try_from(boot)
+                                .map_err(|_| bad("field \"netns_boot\" is not a 32-bit number"))
+                        })
+                        .transpose()?,
                 }),
                 _ => None,
             },
         )
     }
 
-    /// A boot id (36 printable characters, as the kernel gives it) that
-    /// may be null or absent (records older than the field).
-    fn opt_boot(&self, key: &str) -> Result<Option<Boot>, RecordError> {
-        match self.0.get(key) {
-            None => Ok(None),
-            Some(v) if v.is_null() => Ok(None),
-            Some(v) => v
-                .as_str()
-                .map(str::as_bytes)
-                .filter(|b| b.iter().all(u8::is_ascii_graphic))
-                .and_then(|b| BootId::try_from(b).ok())
-                .map(|id| Some(Boot::of(&id)))
-                .ok_or_else(|| bad(format_args!("field \"{key}\" is not a boot id"))),
-        }
+    /// A subnet's `host` addresses, each inside it; none in records older
+    /// than the field.
+    fn host_addresses(&self, subnet: &IpNet) -> Result<Vec<IpAddr>, RecordError> {
+        let Some(list) = self.0.get("host").filter(|v| !v.is_null()) else {
+            return Ok(Vec::new());
+        };
+        let list = list
+            .as_array()
+            .ok_or_else(|| bad("field \"host\" is not an array"))?;
+        list.iter()
+            .map(|v| {
+                v.as_str()
+                    .and_then(|text| text.parse::<IpAddr>().ok())
+                    .filter(|address| subnet.contains(address))
+                    .ok_or_else(|| {
+                        bad(format_args!(
+                            "host address {v:?} is not an address of subnet {subnet}"
+                        ))
+                    })
+            })
+            .collect()
     }
 
     fn parsed<T: FromStr>(&self, key: &str) -> Result<T, RecordError> {
@@ -538,6 +552,15 @@ impl NetworkRecord {
                                 .map(|(k, v)| (k.as_str(), Value::from(v.to_string()))),
                         ),
                     ),
+                    (
+                        "host",
+                        Value::from(
+                            s.host
+                                .iter()
+                                .map(|a| Value::from(a.to_string()))
+                                .collect::<Vec<_>>(),
+                        ),
+                    ),
                 ])
             })
             .collect::<Vec<_>>();
@@ -604,6 +627,7 @@ impl NetworkRecord {
                     gateway: sf.opt_parsed("gateway")?,
                     ip_range,
                     aux,
+                    host: sf.host_addresses(&subnet)?,
                 })
             })
             .collect::<Result<Vec<_>, RecordError>>()?;
@@ -680,46 +704,14 @@ pub struct EndpointRecord {
 /// 36 characters without the newline).
 pub type BootId = [u8; 36];
 
-/// An identity's boot as a record holds it.
-fn boot_text(id: &Option<NetnsId>) -> Option<String> {
-    let boot = id.as_ref()?.boot?.id();
-    std::str::from_utf8(&boot).ok().map(str::to_owned)
-}
-
-/// A boot as identities name it: the place of its id among the boot ids
-/// this process has met. An identity stays small (a batch holds several
-/// a target) and two compare as integers; a process meets few boots
-/// (its own, and those its records were written in).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Boot(std::num::NonZeroU32);
-
-/// The boot ids met, [`Boot`]'s places.
-static BOOTS: std::sync::Mutex<Vec<BootId>> = std::sync::Mutex::new(Vec::new());
-
-impl Boot {
-    /// The boot whose id is `id`.
-    pub fn of(id: &BootId) -> Boot {
-        let mut boots = BOOTS
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let at = match boots.iter().position(|met| met == id) {
-            Some(at) => at,
-            None => {
-                boots.push(*id);
-                boots.len() - 1
-            }
-        };
-        let place = u32::try_from(at + 1).expect("fewer boots than u32::MAX");
-        Boot(std::num::NonZeroU32::new(place).expect("a place from 1"))
-    }
-
-    /// Its id.
-    pub fn id(self) -> BootId {
-        let boots = BOOTS
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        boots[self.0.get() as usize - 1]
-    }
+/// A boot as identities name it: the first 32 bits of its id (a random
+/// UUID), which tell two boots apart but once in four billion and keep
+/// records and identities small (a batch holds several a target).
+pub fn boot_mark(id: &BootId) -> u32 {
+    id.iter()
+        .filter_map(|c| (*c as char).to_digit(16))
+        .take(8)
+        .fold(0, |mark, digit| mark << 4 | digit)
 }
 
 /// What tells one network namespace from every other one.
@@ -732,13 +724,13 @@ pub struct NetnsId {
     pub ino: u64,
     /// Its cookie (`SO_NETNS_COOKIE`), never reused within a boot; `None`
     /// before Linux 5.14 or in records older than the field.
-    pub cookie: Option<u64>,
-    /// The boot it was seen in. No namespace outlives a boot, and both the
-    /// cookie (a counter from 1 at every boot) and the inode come again in
-    /// the next one: a namespace another tool makes early in a boot may
-    /// carry the very identity ours had in the last. `None` in records
-    /// older than the field.
-    pub boot: Option<Boot>,
+    pub cookie: Option<NonZeroU64>,
+    /// The boot it was seen in ([`boot_mark`]). No namespace outlives a
+    /// boot, and both the cookie (a counter from 1 at every boot) and the
+    /// inode come again in the next one: a namespace another tool makes
+    /// early in a boot may carry the very identity ours had in the last.
+    /// `None` in records older than the field.
+    pub boot: Option<u32>,
 }
 
 impl NetnsId {
@@ -750,7 +742,7 @@ impl NetnsId {
     ///
     /// ```
     /// use ipvlan::store::records::NetnsId;
-    /// let id = NetnsId { dev: 4, ino: 4026532281, cookie: Some(4097), boot: None };
+    /// let id = NetnsId { dev: 4, ino: 4026532281, cookie: std::num::NonZeroU64::new(4097), boot: None };
     /// assert_eq!(id.endpoint_id(), "_netns_cookie_4097");
     /// let old_kernel = NetnsId { cookie: None, ..id };
     /// assert_eq!(old_kernel.endpoint_id(), "_netns_dev_4_ino_4026532281");
@@ -805,8 +797,14 @@ impl EndpointRecord {
             .plain_str("created", |out| self.created.push_to(out))
             .opt_u64("netns_dev", self.netns_id.map(|id| id.dev))
             .opt_u64("netns_ino", self.netns_id.map(|id| id.ino))
-            .opt_u64("netns_cookie", self.netns_id.and_then(|id| id.cookie))
-            .opt_str("netns_boot", boot_text(&self.netns_id).as_deref())
+            .opt_u64(
+                "netns_cookie",
+                self.netns_id.and_then(|id| id.cookie).map(NonZeroU64::get),
+            )
+            .opt_u64(
+                "netns_boot",
+                self.netns_id.and_then(|id| id.boot).map(u64::from),
+            )
             .opt_u64("ifindex", self.ifindex.map(u64::from));
         object.finish()
     }
@@ -829,9 +827,12 @@ impl EndpointRecord {
             ("netns_ino", Value::from(self.netns_id.map(|id| id.ino))),
             (
                 "netns_cookie",
-                Value::from(self.netns_id.and_then(|id| id.cookie)),
+                Value::from(self.netns_id.and_then(|id| id.cookie).map(NonZeroU64::get)),
             ),
-            ("netns_boot", Value::from(boot_text(&self.netns_id))),
+            (
+                "netns_boot",
+                Value::from(self.netns_id.and_then(|id| id.boot).map(u64::from)),
+            ),
             ("ifindex", Value::from(self.ifindex)),
         ])
     }
@@ -933,9 +934,12 @@ impl ContainerRecord {
             ("netns_ino", Value::from(self.netns_id.map(|id| id.ino))),
             (
                 "netns_cookie",
-                Value::from(self.netns_id.and_then(|id| id.cookie)),
+                Value::from(self.netns_id.and_then(|id| id.cookie).map(NonZeroU64::get)),
             ),
-            ("netns_boot", Value::from(boot_text(&self.netns_id))),
+            (
+                "netns_boot",
+                Value::from(self.netns_id.and_then(|id| id.boot).map(u64::from)),
+            ),
         ])
     }
 
@@ -1013,8 +1017,8 @@ mod tests {
             netns_id: Some(NetnsId {
                 dev: 4,
                 ino: 4026532281,
-                cookie: Some(u64::MAX - 1),
-                boot: Some(Boot::of(b"2f3c8a4e-6b1d-4c59-9e7a-0d5b8c1f4a62")),
+                cookie: NonZeroU64::new(u64::MAX - 1),
+                boot: Some(boot_mark(b"2f3c8a4e-6b1d-4c59-9e7a-0d5b8c1f4a62")),
             }),
             ifindex: Some(1048577),
         };
@@ -1058,8 +1062,8 @@ mod tests {
             netns_id: Some(NetnsId {
                 dev: 4,
                 ino: 4026532281,
-                cookie: Some(u64::MAX),
-                boot: Some(Boot::of(b"2f3c8a4e-6b1d-4c59-9e7a-0d5b8c1f4a62")),
+                cookie: NonZeroU64::new(u64::MAX),
+                boot: Some(boot_mark(b"2f3c8a4e-6b1d-4c59-9e7a-0d5b8c1f4a62")),
             }),
             ifindex: Some(2),
         };
@@ -1187,12 +1191,15 @@ mod tests {
         let with = NetnsId {
             dev: 4,
             ino: 4026532281,
-            cookie: Some(12345),
+            cookie: NonZeroU64::new(12345),
             boot: None,
         };
         record.netns_id = Some(with);
         let read = EndpointRecord::from_json(&parse_json(&record.to_json())).unwrap();
-        assert_eq!(read.netns_id.and_then(|id| id.cookie), Some(12345));
+        assert_eq!(
+            read.netns_id.and_then(|id| id.cookie),
+            NonZeroU64::new(12345)
+        );
         assert_eq!(read.netns_id, Some(with));
 
         // Recorded on a kernel without cookies: dev/ino only.
@@ -1230,12 +1237,12 @@ mod tests {
         let ours = NetnsId {
             dev: 4,
             ino: 4026532281,
-            cookie: Some(7),
+            cookie: NonZeroU64::new(7),
             boot: None,
         };
         // The inode reused by a later namespace: the cookie tells them apart.
         let reused_inode = NetnsId {
-            cookie: Some(9),
+            cookie: NonZeroU64::new(9),
             ..ours
         };
         assert!(!ours.same_namespace(&reused_inode));
@@ -1262,13 +1269,14 @@ mod tests {
         let last_boot = NetnsId {
             dev: 4,
             ino: 4026532281,
-            cookie: Some(7),
-            boot: Some(Boot::of(b"2f3c8a4e-6b1d-4c59-9e7a-0d5b8c1f4a62")),
+            cookie: NonZeroU64::new(7),
+            boot: Some(boot_mark(b"2f3c8a4e-6b1d-4c59-9e7a-0d5b8c1f4a62")),
         };
         let this_boot = NetnsId {
-            boot: Some(Boot::of(b"9c0e7d21-5a3b-4f18-8b6c-e2a4d7f90b35")),
+            boot: Some(boot_mark(b"9c0e7d21-5a3b-4f18-8b6c-e2a4d7f90b35")),
             ..last_boot
         };
+        assert_eq!(last_boot.boot, Some(0x2f3c_8a4e));
         assert!(!last_boot.same_namespace(&this_boot));
         assert!(!this_boot.same_namespace(&last_boot));
         // Without cookies too (kernels before 5.14: the inode alone).
@@ -1302,8 +1310,8 @@ mod tests {
             netns_id: Some(NetnsId {
                 dev: 4,
                 ino: 4026532281,
-                cookie: Some(77),
-                boot: Some(Boot::of(b"2f3c8a4e-6b1d-4c59-9e7a-0d5b8c1f4a62")),
+                cookie: NonZeroU64::new(77),
+                boot: Some(boot_mark(b"2f3c8a4e-6b1d-4c59-9e7a-0d5b8c1f4a62")),
             }),
         };
         let read = ContainerRecord::from_json(&parse_json(&record.to_json())).unwrap();

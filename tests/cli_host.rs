@@ -478,6 +478,12 @@ fn invalid_network_requests_exit_1_with_the_specified_texts_and_record_nothing()
             "--subnet 10.0.0.0/24 --gateway 10.1.0.1 n1",
             "ipvlan: network create n1: ",
         ),
+        // Before, made: every run on it then failed.
+        (
+            "--subnet 10.9.9.7/32 -o ipvlan_mode=l3 n1",
+            "ipvlan: network create n1: subnet 10.9.9.7/32 has no address a container could get: \
+             its network, broadcast, anycast, gateway and aux addresses take them all\n",
+        ),
     ];
     for (args, expected) in cases {
         let output = isolated(

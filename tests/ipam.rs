@@ -369,6 +369,25 @@ fn the_hosts_own_addresses_are_never_handed_out() {
 }
 
 #[test]
+fn a_subnet_whose_addresses_are_all_reserved_has_no_room() {
+    for (subnet, room) in [
+        ("10.9.9.7/32", false),
+        ("2001:db8::7/128", false),
+        ("2001:db8::6/127", false),
+        ("10.9.9.6/31", true),
+        ("10.9.9.4/30", true),
+        ("10.9.9.0/24", true),
+    ] {
+        let specs = specs(&[subnet], &[], &[]);
+        assert_eq!(specs[0].has_room(), room, "{subnet}");
+    }
+    // Aux addresses fill the rest of a /30.
+    let mut full = specs(&["10.9.9.4/30"], &[], &[]);
+    full[0].aux = vec![("a".into(), ip("10.9.9.6"))];
+    assert!(!full[0].has_room());
+}
+
+#[test]
 fn explicit_address_taken_twice() {
     let specs = specs(&["192.168.1.0/24"], &[], &[]);
     let mut book = MemoryBook::default();

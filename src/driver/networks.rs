@@ -71,6 +71,7 @@ impl Manager {
         }
         let internal = req.internal || opts.parent.is_none();
         let mut subnets = subnets::from_request(req)?;
+        refuse_subnets_without_room(&subnets)?;
         let ipv6 = req.ipv6 || subnets.iter().any(|s| s.subnet.addr().is_ipv6());
         options::check_mtu_for_ipv6(opts.mtu, ipv6)?;
 
@@ -407,6 +408,20 @@ pub struct NetworkList {
     pub networks: Listing<NetworkInfo>,
     /// Names of the networks a killed `network create` left half-created.
     pub half_created: Vec<String>,
+}
+
+/// Refuses a subnet no container could get an address of (its gateway
+/// filled in as it will be): every attach would fail.
+fn refuse_subnets_without_room(subnets: &[crate::ipam::SubnetSpec]) -> Result<(), Error> {
+    let mut filled = subnets.to_vec();
+    crate::ipam::fill_default_gateways(&mut filled);
+    match filled.iter().find(|spec| !spec.has_room()) {
+        Some(spec) => Err(Error::invalid(format!(
+            "subnet {} has no address a container could get: its network, broadcast, anycast, gateway and aux addresses take them all",
+            spec.subnet
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Puts the addresses link `index` has in the host into the subnets that

@@ -966,64 +966,82 @@ fn foreign_holder(path: &Path) -> (KillOnDrop, u64) {
     (holder, inode)
 }
 
+/// Asserts that the process `holder` still runs in the namespace of inode
+/// `inode` at `path`, still mounted there.
+fn still_theirs(holder: &mut KillOnDrop, path: &Path, inode: u64) {
+    assert_eq!(
+        holder.0.try_wait().unwrap(),
+        None,
+        "their process was killed"
+    );
+    assert_eq!(fs::metadata(path).unwrap().ino(), inode);
+    assert!(
+        netns::Netns::open_path(path).is_ok(),
+        "their namespace was unmounted"
+    );
+}
+
+/// With `theirs(NAME)` making our container NAME and then putting another
+/// tool's namespace (with a process in it) where ours is: `exec` of `web`
+/// refuses to run there, `rm -f web` forgets our container and leaves
+/// theirs, and so does `restore` for `db`; returns `db`'s holder, path and
+/// inode.
+fn none_of_theirs_is_touched(
+    manager: &Manager,
+    config: &Config,
+    theirs: &dyn Fn(&str) -> (KillOnDrop, u64),
+) -> (KillOnDrop, PathBuf, u64) {
+    let (mut holder, inode) = theirs("web");
+    let path = config.netns_dir.join("web");
+    let refused = manager
+        .exec(
+            "web",
+            &["true".to_string()],
+            &ipvlan::driver::ExecOptions::default(),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("is not the namespace made for container web"),
+        "{refused}"
+    );
+    still_theirs(&mut holder, &path, inode);
+    let notes = manager.remove_container("web", true).unwrap();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("is not the namespace made for container web")),
+        "{notes:?}"
+    );
+    still_theirs(&mut holder, &path, inode);
+    assert!(manager.containers().unwrap().is_empty());
+
+    // The same found by restore (a reboot, then their tool first).
+    let (mut other, other_inode) = theirs("db");
+    let other_path = config.netns_dir.join("db");
+    let report = manager.restore().unwrap();
+    assert!(report.errors.is_empty(), "{report:?}");
+    assert!(manager.containers().unwrap().is_empty(), "{report:?}");
+    still_theirs(&mut other, &other_path, other_inode);
+    (other, other_path, other_inode)
+}
+
 /// Our container's namespace deleted (`ip netns del web`) and another
 /// tool's put at the same name (`ip netns add web`), with a process in it:
 /// `exec` refuses to run there, `rm -f` forgets our container without
 /// killing, unmounting or deleting theirs, and so does `restore`.
 #[test]
 fn another_tools_namespace_at_our_containers_name_is_never_run_in_killed_or_deleted() {
-    use ipvlan::driver::ExecOptions;
     in_fresh_netns("reused", |config| {
         let manager = Manager::open(config.clone()).unwrap();
-        let path = config.netns_dir.join("web");
         let theirs_at_our_name = |name: &str| {
             manager.create_container(Some(name)).unwrap();
             netns::delete_named(&config.netns_dir, name).unwrap();
             drop(netns::create_named(&config.netns_dir, name).unwrap());
             foreign_holder(&config.netns_dir.join(name))
         };
-        let (mut holder, inode) = theirs_at_our_name("web");
-        let still_theirs = |holder: &mut KillOnDrop, path: &Path, inode: u64| {
-            assert_eq!(
-                holder.0.try_wait().unwrap(),
-                None,
-                "their process was killed"
-            );
-            assert_eq!(fs::metadata(path).unwrap().ino(), inode);
-            assert!(
-                netns::Netns::open_path(path).is_ok(),
-                "their namespace was unmounted"
-            );
-        };
-
-        let argv = vec!["true".to_string()];
-        let refused = manager
-            .exec("web", &argv, &ExecOptions::default())
-            .unwrap_err()
-            .to_string();
-        assert!(
-            refused.contains("is not the namespace made for container web"),
-            "{refused}"
-        );
-        still_theirs(&mut holder, &path, inode);
-
-        let notes = manager.remove_container("web", true).unwrap();
-        assert!(
-            notes
-                .iter()
-                .any(|n| n.contains("is not the namespace made for container web")),
-            "{notes:?}"
-        );
-        still_theirs(&mut holder, &path, inode);
-        assert!(manager.containers().unwrap().is_empty());
-
-        // The same found by restore (a reboot, then their tool first).
-        let (mut other, other_inode) = theirs_at_our_name("db");
-        let other_path = config.netns_dir.join("db");
-        let report = manager.restore().unwrap();
-        assert!(report.errors.is_empty(), "{report:?}");
-        assert!(manager.containers().unwrap().is_empty(), "{report:?}");
-        still_theirs(&mut other, &other_path, other_inode);
+        let (mut other, other_path, other_inode) =
+            none_of_theirs_is_touched(&manager, config, &theirs_at_our_name);
         let gone = manager.remove_container("db", true).unwrap_err();
         assert_eq!(gone.kind(), ErrorKind::NotFound, "{gone}");
         still_theirs(&mut other, &other_path, other_inode);
@@ -1044,7 +1062,6 @@ fn another_tools_namespace_at_our_containers_name_is_never_run_in_killed_or_dele
 /// deleted it.
 #[test]
 fn an_identity_from_another_boot_is_never_our_namespace() {
-    use ipvlan::driver::ExecOptions;
     in_fresh_netns("lastboot", |config| {
         let manager = Manager::open(config.clone()).unwrap();
         let records = config.state_dir.join("records/containers");
@@ -1061,46 +1078,11 @@ fn an_identity_from_another_boot_is_never_our_namespace() {
             fs::write(&file, text.replace(&named, &last_boot)).unwrap();
             foreign_holder(&config.netns_dir.join(name))
         };
-        let still_theirs = |holder: &mut KillOnDrop, path: &Path, inode: u64| {
-            assert_eq!(
-                holder.0.try_wait().unwrap(),
-                None,
-                "their process was killed"
-            );
-            assert_eq!(fs::metadata(path).unwrap().ino(), inode);
-            assert!(
-                netns::Netns::open_path(path).is_ok(),
-                "their namespace was unmounted"
-            );
-        };
-
-        let (mut holder, inode) = from_another_boot("web");
-        let path = config.netns_dir.join("web");
-        let refused = manager
-            .exec("web", &["true".to_string()], &ExecOptions::default())
-            .unwrap_err()
-            .to_string();
-        assert!(
-            refused.contains("is not the namespace made for container web"),
-            "{refused}"
-        );
-        still_theirs(&mut holder, &path, inode);
-        let notes = manager.remove_container("web", true).unwrap();
-        assert!(
-            notes
-                .iter()
-                .any(|n| n.contains("is not the namespace made for container web")),
-            "{notes:?}"
-        );
-        still_theirs(&mut holder, &path, inode);
-        assert!(manager.containers().unwrap().is_empty());
-
-        let (mut other, other_inode) = from_another_boot("db");
-        let other_path = config.netns_dir.join("db");
-        let report = manager.restore().unwrap();
-        assert!(report.errors.is_empty(), "{report:?}");
-        assert!(manager.containers().unwrap().is_empty(), "{report:?}");
-        still_theirs(&mut other, &other_path, other_inode);
+        drop(none_of_theirs_is_touched(
+            &manager,
+            config,
+            &from_another_boot,
+        ));
         let _ = netns::delete_named(&config.netns_dir, "db");
         let _ = netns::delete_named(&config.netns_dir, "web");
     });

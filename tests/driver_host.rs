@@ -1088,6 +1088,40 @@ fn an_identity_from_another_boot_is_never_our_namespace() {
     });
 }
 
+/// After a reboot our container's namespace is gone; a symbolic link
+/// another tool put at its name (`ln -s /proc/PID/ns/net /run/netns/web`, a
+/// common idiom) is theirs. Before, `restore` refused the link on every
+/// boot and kept our record for good (and `rm` refused too); now a record
+/// made in another boot is forgotten without opening what is there.
+#[test]
+fn a_link_at_the_name_of_a_container_of_another_boot_is_left_and_the_container_forgotten() {
+    in_fresh_netns("linkboot", |config| {
+        let manager = Manager::open(config.clone()).unwrap();
+        manager.create_container(Some("web")).unwrap();
+        let file = config.state_dir.join("records/containers/web.json");
+        let text = fs::read_to_string(&file).unwrap();
+        let boot_id = fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+        let this_boot = u32::from_str_radix(&boot_id[..8], 16).unwrap();
+        let named = format!("\"netns_boot\": {this_boot}");
+        assert!(text.contains(&named), "{text}");
+        let last_boot = format!("\"netns_boot\": {}", this_boot ^ 1);
+        fs::write(&file, text.replace(&named, &last_boot)).unwrap();
+        // The reboot took ours; their link is at the name.
+        netns::delete_named(&config.netns_dir, "web").unwrap();
+        let target = config.state_dir.with_file_name("their-target");
+        fs::write(&target, "theirs\n").unwrap();
+        let path = config.netns_dir.join("web");
+        std::os::unix::fs::symlink(&target, &path).unwrap();
+
+        let report = manager.restore().unwrap();
+        assert!(report.errors.is_empty(), "{report:?}");
+        assert!(manager.containers().unwrap().is_empty(), "{report:?}");
+        assert_eq!(fs::read_link(&path).unwrap(), target);
+        assert_eq!(fs::read_to_string(&target).unwrap(), "theirs\n");
+        fs::remove_file(&path).unwrap();
+    });
+}
+
 /// Commands find a record by its file's name and act on its fields: a
 /// container record whose name is not its file's (here an absolute path,
 /// as a hand edit could make it) is damage, reported and left alone, and

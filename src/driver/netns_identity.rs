@@ -343,6 +343,16 @@ pub(crate) enum ContainerNetns {
     Replaced,
 }
 
+/// Whether `made` was seen in another boot than this one.
+fn made_in_another_boot(made: Option<NetnsId>) -> Result<bool, Error> {
+    let Some(boot) = made.and_then(|id| id.boot) else {
+        return Ok(false);
+    };
+    let this = crate::store::this_boot()
+        .map_err(|e| Error::io("reading /proc/sys/kernel/random/boot_id", &e))?;
+    Ok(boot != crate::store::records::boot_mark(&this))
+}
+
 /// Looks at the namespace file of one of our containers before anything
 /// is run in it, killed in it, unmounted or deleted. We only ever put a
 /// plain file there with a network namespace bound to it; anything else
@@ -364,6 +374,10 @@ pub(crate) fn container_netns(path: &Path, made: Option<NetnsId>) -> Result<Cont
     let seen = match std::fs::symlink_metadata(path) {
         Err(error) if is_gone(&error) => return Ok(ContainerNetns::Missing),
         Err(error) => return Err(opening(&error)),
+        // Made in another boot: ours went with it (no namespace outlives
+        // a boot), so whatever is at the name now is another tool's, a
+        // link or a FIFO as much as a namespace, and nothing is opened.
+        Ok(_) if made_in_another_boot(made)? => return Ok(ContainerNetns::Replaced),
         Ok(meta) if meta.file_type().is_symlink() => {
             return Err(not_ours(format!("{} is a symbolic link", path.display())))
         }

@@ -395,7 +395,9 @@ impl Manager {
             ContainerNetns::Replaced => notes.push(replaced(&path, name)),
             ContainerNetns::Missing => {}
         }
-        let _ = hosts::unlink(&self.config.etc_netns_dir, name, state.root());
+        // A view of ours left behind with no record would never be taken
+        // out: the record stays (removing) for `restore` or another `rm`.
+        hosts::unlink(&self.config.etc_netns_dir, name, state.root())?;
         let _ = fs::remove_file(self.log_path(name));
         state.remove_container(name)?;
         state.commit()?;

@@ -345,8 +345,11 @@ impl Manager {
                 }
             };
             if gone {
-                let _ = hosts::unlink(&self.config.etc_netns_dir, &name, state.root());
-                if let Err(error) = state.remove_container(&name) {
+                // The record is kept while our view stays: without it,
+                // nothing would ever take the view out.
+                let removed = hosts::unlink(&self.config.etc_netns_dir, &name, state.root())
+                    .and_then(|()| state.remove_container(&name).map_err(Error::from));
+                if let Err(error) = removed {
                     report.errors.push(format!("container {name}: {error}"));
                 }
             }

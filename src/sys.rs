@@ -438,10 +438,16 @@ impl SavedSignal {
 /// ignored signal is dropped when it is sent, so none is left pending to
 /// strike (another thread) once the disposition is restored.
 pub fn ignore_signal(signal: i32) -> io::Result<SavedSignal> {
+    set_disposition(signal, libc::SIG_IGN)
+}
+
+/// Sets `signal`'s handler to `handler` (`SIG_IGN`, `SIG_DFL`), with no
+/// flags (so no `SA_NOCLDWAIT`) and an empty mask; returns what it was.
+fn set_disposition(signal: i32, handler: libc::sighandler_t) -> io::Result<SavedSignal> {
     // SAFETY: sigaction is plain old data; all-zero is a valid value
     // (SIG_DFL, no flags, empty mask) that is then filled in.
     let mut action: libc::sigaction = unsafe { mem::zeroed() };
-    action.sa_sigaction = libc::SIG_IGN;
+    action.sa_sigaction = handler;
     // SAFETY: sigaction is plain old data; all-zero is a valid value, and
     // the kernel overwrites it with the previous disposition.
     let mut previous: libc::sigaction = unsafe { mem::zeroed() };
@@ -464,14 +470,7 @@ pub fn restore_signal(saved: &SavedSignal) -> io::Result<()> {
 /// child itself, and `waitpid` would fail with `ECHILD` instead of giving
 /// its status.
 pub fn default_signal(signal: i32) -> io::Result<SavedSignal> {
-    // SAFETY: sigaction is plain old data; all-zero is SIG_DFL, no flags
-    // (so no SA_NOCLDWAIT), an empty mask.
-    let action: libc::sigaction = unsafe { mem::zeroed() };
-    // SAFETY: as in `ignore_signal`.
-    let mut previous: libc::sigaction = unsafe { mem::zeroed() };
-    // SAFETY: both pointers are live borrows of sigaction values for the call.
-    retry(|| unsafe { libc::sigaction(signal, &action, &mut previous) })?;
-    Ok(SavedSignal { signal, previous })
+    set_disposition(signal, libc::SIG_DFL)
 }
 
 /// The signals `docker run` passes on to its command (its sig-proxy),
@@ -485,6 +484,14 @@ pub const FORWARDED_SIGNALS: [libc::c_int; 6] = [
     libc::SIGUSR1,
     libc::SIGUSR2,
 ];
+
+/// What a forwarding wait takes: the signals it passes on, and the
+/// `SIGCHLD` that tells it the child ended.
+fn forwarding_signals() -> [libc::c_int; FORWARDED_SIGNALS.len() + 1] {
+    let mut signals = [libc::SIGCHLD; FORWARDED_SIGNALS.len() + 1];
+    signals[..FORWARDED_SIGNALS.len()].copy_from_slice(&FORWARDED_SIGNALS);
+    signals
+}
 
 fn signal_set(signals: &[libc::c_int]) -> libc::sigset_t {
     // SAFETY: sigset_t is plain old data, made valid by sigemptyset.
@@ -510,6 +517,12 @@ pub struct SignalBlock {
 }
 
 impl SignalBlock {
+    /// What [`wait_child_forwarding`] needs blocked: [`FORWARDED_SIGNALS`]
+    /// and `SIGCHLD`.
+    pub fn for_forwarding() -> io::Result<SignalBlock> {
+        SignalBlock::new(&forwarding_signals())
+    }
+
     pub fn new(signals: &[libc::c_int]) -> io::Result<SignalBlock> {
         let set = signal_set(signals);
         // SAFETY: sigset_t is plain old data; the kernel fills it in.
@@ -554,18 +567,17 @@ impl Drop for SignalBlock {
     }
 }
 
-/// Waits for the child `pid` to end, passing each of `forward` that
-/// another process sends this one (`kill`, `sigqueue`: a supervisor
-/// stopping us) on to the child, as `docker run` does. Signals the kernel
-/// sends (a terminal's Ctrl-C or hang-up) are not passed on: they went to
-/// the terminal's foreground process group, which the child shares with
-/// us, so it has them already. `forward` and `SIGCHLD` must be blocked in
-/// every thread of the process ([`SignalBlock`], before any thread
-/// starts), or a thread that does not block them takes them instead.
-pub fn wait_child_forwarding(pid: u32, forward: &[libc::c_int]) -> io::Result<ChildStatus> {
-    let mut signals = forward.to_vec();
-    signals.push(libc::SIGCHLD);
-    let set = signal_set(&signals);
+/// Waits for the child `pid` to end, passing each of
+/// [`FORWARDED_SIGNALS`] that another process sends this one (`kill`,
+/// `sigqueue`: a supervisor stopping us) on to the child, as `docker run`
+/// does. Signals the kernel sends (a terminal's Ctrl-C or hang-up) are not
+/// passed on: they went to the terminal's foreground process group, which
+/// the child shares with us, so it has them already. They and `SIGCHLD`
+/// must be blocked in every thread of the process
+/// ([`SignalBlock::for_forwarding`], before any thread starts), or a
+/// thread that does not block them takes them instead.
+pub fn wait_child_forwarding(pid: u32) -> io::Result<ChildStatus> {
+    let set = signal_set(&forwarding_signals());
     loop {
         // Checked before each wait: a child that ended before the first
         // left its SIGCHLD pending, and sigwaitinfo returns at once.

@@ -1050,6 +1050,22 @@ fn another_tools_namespace_at_our_containers_name_is_never_run_in_killed_or_dele
     });
 }
 
+/// Rewrites container `name`'s record as if made in another boot: its
+/// identity's boot (the first 32 bits of the boot id) changed, nothing
+/// else.
+fn record_another_boot(config: &Config, name: &str) {
+    let file = config
+        .state_dir
+        .join(format!("records/containers/{name}.json"));
+    let text = fs::read_to_string(&file).unwrap();
+    let boot_id = fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    let this_boot = u32::from_str_radix(&boot_id[..8], 16).unwrap();
+    let named = format!("\"netns_boot\": {this_boot}");
+    assert!(text.contains(&named), "the record names this boot: {text}");
+    let last_boot = format!("\"netns_boot\": {}", this_boot ^ 1);
+    fs::write(&file, text.replace(&named, &last_boot)).unwrap();
+}
+
 /// The identity our container's namespace had in the last boot carried by
 /// a namespace of this one, another tool's: cookies count from 1 at each
 /// boot and inodes are handed out again, so one made early in a boot (at
@@ -1064,18 +1080,9 @@ fn another_tools_namespace_at_our_containers_name_is_never_run_in_killed_or_dele
 fn an_identity_from_another_boot_is_never_our_namespace() {
     in_fresh_netns("lastboot", |config| {
         let manager = Manager::open(config.clone()).unwrap();
-        let records = config.state_dir.join("records/containers");
         let from_another_boot = |name: &str| {
             manager.create_container(Some(name)).unwrap();
-            let file = records.join(format!("{name}.json"));
-            let text = fs::read_to_string(&file).unwrap();
-            // The boot as records name it: the first 32 bits of its id.
-            let boot_id = fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
-            let this_boot = u32::from_str_radix(&boot_id[..8], 16).unwrap();
-            let named = format!("\"netns_boot\": {this_boot}");
-            assert!(text.contains(&named), "the record names this boot: {text}");
-            let last_boot = format!("\"netns_boot\": {}", this_boot ^ 1);
-            fs::write(&file, text.replace(&named, &last_boot)).unwrap();
+            record_another_boot(config, name);
             foreign_holder(&config.netns_dir.join(name))
         };
         drop(none_of_theirs_is_touched(
@@ -1098,14 +1105,7 @@ fn a_link_at_the_name_of_a_container_of_another_boot_is_left_and_the_container_f
     in_fresh_netns("linkboot", |config| {
         let manager = Manager::open(config.clone()).unwrap();
         manager.create_container(Some("web")).unwrap();
-        let file = config.state_dir.join("records/containers/web.json");
-        let text = fs::read_to_string(&file).unwrap();
-        let boot_id = fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
-        let this_boot = u32::from_str_radix(&boot_id[..8], 16).unwrap();
-        let named = format!("\"netns_boot\": {this_boot}");
-        assert!(text.contains(&named), "{text}");
-        let last_boot = format!("\"netns_boot\": {}", this_boot ^ 1);
-        fs::write(&file, text.replace(&named, &last_boot)).unwrap();
+        record_another_boot(config, "web");
         // The reboot took ours; their link is at the name.
         netns::delete_named(&config.netns_dir, "web").unwrap();
         let target = config.state_dir.with_file_name("their-target");

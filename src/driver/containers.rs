@@ -22,7 +22,7 @@ use crate::store::{
     ContainerRecord, ContainerState, Damaged, EndpointState, Listing, Locked, NetworkRecord,
     Timestamp,
 };
-use crate::sys::{ChildIo, ChildStatus, SignalBlock, Spawn, FORWARDED_SIGNALS};
+use crate::sys::{ChildIo, ChildStatus, SignalBlock, Spawn};
 
 impl Manager {
     /// Creates a container (a named namespace under the netns directory)
@@ -288,8 +288,9 @@ impl Manager {
         let path = self.config.netns_dir.join(name);
         match netns_identity::container_netns(&path, record.netns_id)? {
             ContainerNetns::Present(inside) => {
+                let inside_link = netns_link(&inside.ns)?;
                 for pid in processes_in(&inside.ns)? {
-                    kill_if_inside(pid, &inside.ns)?;
+                    kill_if_inside(pid, &inside_link);
                 }
                 self.delete_netns_if_same(name, inside.ns.file_id(), &mut notes)?;
             }
@@ -379,8 +380,9 @@ impl Manager {
         // Listed before the detaches, which take a while: a number whose
         // process ended meanwhile may be another's now.
         if let ContainerNetns::Present(inside) = &at {
+            let inside_link = netns_link(&inside.ns)?;
             for pid in &pids {
-                kill_if_inside(*pid, &inside.ns)?;
+                kill_if_inside(*pid, &inside_link);
             }
         }
         // As seen before the detaches, which take a while: a namespace
@@ -551,7 +553,7 @@ impl Manager {
         // command; ended after the wait.
         let forwarding = match opts.forward_signals {
             true => Some(
-                SignalBlock::new(&forwarded_and_sigchld())
+                SignalBlock::for_forwarding()
                     .map_err(|e| Error::io("blocking the signals to forward", &e))?,
             ),
             false => None,
@@ -578,7 +580,7 @@ impl Manager {
                 default_signals: &default_signals,
             })
             .and_then(|pid| match opts.forward_signals {
-                true => crate::sys::wait_child_forwarding(pid, &FORWARDED_SIGNALS),
+                true => crate::sys::wait_child_forwarding(pid),
                 false => crate::sys::wait_child(pid, false)
                     .map(|status| status.unwrap_or(ChildStatus::Exited(0))),
             });
@@ -676,14 +678,6 @@ impl Drop for SignalShield {
             let _ = crate::sys::restore_signal(saved);
         }
     }
-}
-
-/// What a forwarding wait blocks: the signals it passes on, and the
-/// `SIGCHLD` that tells it the command ended.
-fn forwarded_and_sigchld() -> Vec<i32> {
-    let mut signals = FORWARDED_SIGNALS.to_vec();
-    signals.push(libc::SIGCHLD);
-    signals
 }
 
 /// On the current (scratch) thread: a private mount namespace with the
@@ -849,29 +843,28 @@ fn is_inside(pid: u32, netns_link: &str) -> bool {
     fs::read_link(format!("/proc/{pid}/ns/net")).is_ok_and(|link| link.as_os_str() == netns_link)
 }
 
-/// Sends SIGKILL to `pid` if it is still a process of `ns`; one that is
-/// gone is fine. The number was read from `/proc` a moment before: the
-/// process may have ended since and its number gone to another, which is
-/// not ours to kill. So the process is taken by a pidfd first, then
-/// checked: the signal reaches the process that was checked, or nobody.
-/// On a kernel without pidfds (before 5.3), checked and killed by number.
-fn kill_if_inside(pid: u32, ns: &Netns) -> Result<(), Error> {
-    let wanted = netns_link(ns)?;
+/// Sends SIGKILL to `pid` if it is still a process of the namespace whose
+/// [`netns_link`] is `inside`; one that is gone is fine. The number was
+/// read from `/proc` a moment before: the process may have ended since
+/// and its number gone to another, which is not ours to kill. So the
+/// process is taken by a pidfd first, then checked: the signal reaches
+/// the process that was checked, or nobody. On a kernel without pidfds
+/// (before 5.3), checked and killed by number.
+fn kill_if_inside(pid: u32, inside: &str) {
     match crate::sys::pidfd_open(pid) {
         Ok(pidfd) => {
-            if is_inside(pid, &wanted) {
+            if is_inside(pid, inside) {
                 let _ = crate::sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
             }
         }
         Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
-            if is_inside(pid, &wanted) {
+            if is_inside(pid, inside) {
                 let _ = crate::sys::kill(pid, libc::SIGKILL);
             }
         }
         // ESRCH: it has ended.
         Err(_) => {}
     }
-    Ok(())
 }
 
 impl Manager {
@@ -915,12 +908,12 @@ mod tests {
             .arg("100")
             .spawn()
             .unwrap();
-        kill_if_inside(sleeper.id(), &elsewhere).unwrap();
+        kill_if_inside(sleeper.id(), &netns_link(&elsewhere).unwrap());
         std::thread::sleep(std::time::Duration::from_millis(100));
         let survived = sleeper.try_wait().unwrap().is_none();
         // And one that is inside is.
         let here = Netns::current().unwrap();
-        kill_if_inside(sleeper.id(), &here).unwrap();
+        kill_if_inside(sleeper.id(), &netns_link(&here).unwrap());
         let status = sleeper.wait().unwrap();
         assert!(survived, "a process of another namespace was killed");
         assert_eq!(

@@ -205,13 +205,11 @@ impl OpenNetns {
         let (dev, ino) = nsfs_file_id(&self.ns)?;
         // Cookies count from 1: none is 0.
         let cookie = self.cookie()?.and_then(std::num::NonZeroU64::new);
-        let boot = crate::store::this_boot()
-            .map_err(|e| Error::io("reading /proc/sys/kernel/random/boot_id", &e))?;
         Ok(NetnsId {
             dev,
             ino,
             cookie,
-            boot: Some(crate::store::records::boot_mark(&boot)),
+            boot: Some(this_boot_mark()?),
         })
     }
 
@@ -343,14 +341,19 @@ pub(crate) enum ContainerNetns {
     Replaced,
 }
 
+/// This boot as identities name it ([`crate::store::records::boot_mark`]).
+fn this_boot_mark() -> Result<u32, Error> {
+    let boot = crate::store::this_boot()
+        .map_err(|e| Error::io("reading /proc/sys/kernel/random/boot_id", &e))?;
+    Ok(crate::store::records::boot_mark(&boot))
+}
+
 /// Whether `made` was seen in another boot than this one.
 fn made_in_another_boot(made: Option<NetnsId>) -> Result<bool, Error> {
-    let Some(boot) = made.and_then(|id| id.boot) else {
-        return Ok(false);
-    };
-    let this = crate::store::this_boot()
-        .map_err(|e| Error::io("reading /proc/sys/kernel/random/boot_id", &e))?;
-    Ok(boot != crate::store::records::boot_mark(&this))
+    match made.and_then(|id| id.boot) {
+        Some(boot) => Ok(boot != this_boot_mark()?),
+        None => Ok(false),
+    }
 }
 
 /// Looks at the namespace file of one of our containers before anything

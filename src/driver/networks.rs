@@ -410,12 +410,10 @@ pub struct NetworkList {
     pub half_created: Vec<String>,
 }
 
-/// Refuses a subnet no container could get an address of (its gateway
-/// filled in as it will be): every attach would fail.
+/// Refuses a subnet no container could get an address of: every attach
+/// would fail.
 fn refuse_subnets_without_room(subnets: &[crate::ipam::SubnetSpec]) -> Result<(), Error> {
-    let mut filled = subnets.to_vec();
-    crate::ipam::fill_default_gateways(&mut filled);
-    match filled.iter().find(|spec| !spec.has_room()) {
+    match subnets.iter().find(|spec| !spec.has_room()) {
         Some(spec) => Err(Error::invalid(format!(
             "subnet {} has no address a container could get: its network, broadcast, anycast, gateway and aux addresses take them all",
             spec.subnet

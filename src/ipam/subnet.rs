@@ -120,21 +120,23 @@ impl SubnetSpec {
     }
 
     /// Whether any address of the subnet could go to a container, on
-    /// request or automatically: one that is not reserved. A /32 whose one
-    /// address is its gateway has none, nor a /128 (its one address is the
-    /// subnet-router anycast) or a /127 with a gateway.
+    /// request or automatically: one that is not reserved, nor the gateway
+    /// it gets when none is set. A /32 whose one address is its gateway
+    /// has none, nor a /128 (its one address is the subnet-router
+    /// anycast) or a /127 with a gateway.
     pub fn has_room(&self) -> bool {
         let (first, last) = (
             to_u128(self.subnet.network()),
             to_u128(self.subnet.broadcast()),
         );
+        let gateway = self.gateway_or_default();
         // At most 3 structural and gateway addresses, and the aux and host
         // ones, can come before a free one.
         let tries = self.aux.len() + self.host.len() + 4;
         (first..=last)
             .take(tries)
             .map(|v| from_u128(self.family(), v))
-            .any(|a| !self.is_reserved(a))
+            .any(|a| !self.is_reserved(a) && Some(a) != gateway)
     }
 
     /// The gateway, or the default one when none is set.

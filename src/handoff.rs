@@ -50,7 +50,7 @@ impl<T> Handoff<T> {
             return Err(item);
         }
         queue.items.push_back(item);
-        self.signal(&queue);
+        self.signal(queue);
         Ok(())
     }
 
@@ -62,7 +62,7 @@ impl<T> Handoff<T> {
         }
         let item = queue.items.pop_front();
         if item.is_some() {
-            self.signal(&queue);
+            self.signal(queue);
         }
         item
     }
@@ -71,11 +71,18 @@ impl<T> Handoff<T> {
     pub fn close(&self) {
         let mut queue = self.lock();
         queue.closed = true;
-        self.signal(&queue);
+        self.signal(queue);
     }
 
-    fn signal(&self, queue: &Queue<T>) {
-        if queue.waiting > 0 {
+    /// Lets the lock go, then wakes the waiting threads, if any. Woken
+    /// while the lock is still held, a waiter would first block on it
+    /// (two more `futex` calls, and how many depends on how the threads
+    /// meet); a wait began under the lock, so a wake after it is never
+    /// missed.
+    fn signal(&self, queue: MutexGuard<'_, Queue<T>>) {
+        let anyone_waiting = queue.waiting > 0;
+        drop(queue);
+        if anyone_waiting {
             self.changed.notify_all();
         }
     }

@@ -1478,6 +1478,26 @@ impl Locked<'_> {
             return self.replace_file(&path, text.as_bytes());
         };
         let name = name.to_string_lossy();
+        let logged = self
+            .handles
+            .log()
+            .head
+            .is_some_and(|head| head.generation.is_some());
+        if logged {
+            // The commit log's entry makes it durable, not a sync of its
+            // directory: reached as any file (below a private root, by
+            // its path from the root, the directory not opened).
+            let made = self.handles.write_in(dir, "writing", &path, |at| {
+                fsutil::create_new_file_at(at.fd(), &at.entry(&name), text.as_bytes(), FILE_MODE)
+            })?;
+            return match made {
+                Some(file) => {
+                    self.handles.written_logged(&path, file, text.as_bytes());
+                    Ok(())
+                }
+                None => self.replace_file(&path, text.as_bytes()),
+            };
+        }
         self.check_dir(dir)?;
         let open = self.handles.ensure(dir)?;
         let made = fsutil::create_new_file_at(open.fd(), &name, text.as_bytes(), FILE_MODE)

@@ -674,6 +674,17 @@ impl Handles {
         shared.spill();
     }
 
+    /// Notes a file written in a store with a commit log for the next
+    /// commit, whose entry makes it durable: no directory of it is synced,
+    /// so none needs a descriptor.
+    pub(crate) fn written_logged(&self, path: &Path, file: File, contents: &[u8]) {
+        let mut shared = self.shared();
+        shared.drop_pending(path);
+        shared.note_change(path, Noted::Written(contents.to_vec()));
+        shared.files.push((path.to_path_buf(), file));
+        shared.spill();
+    }
+
     /// Closes `file`, a derived file written and not synced, or leaves
     /// it to the exit (see [`Handles::leave_files_to_exit`]).
     pub(crate) fn let_go(&self, file: File) {

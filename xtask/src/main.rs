@@ -34,12 +34,16 @@ commands:
         Boot the Debian cloud kernel in QEMU once and run the VM test targets
         (tests with required-features = [\"vm\"]) inside it. FILTER and
         LIBTEST-ARGS go to every test binary. Ends with `N passed, N failed`.
-  vm-run [--kernel K] [--topology] [--disk IMAGE] [--memory MIB] [--timeout SECS] (SCRIPT-FILE | -c COMMANDS)
+  vm-run [--kernel K] [--topology | --callgrind] [--file GUEST=HOST]... [--disk IMAGE] [--memory MIB] [--timeout SECS] (SCRIPT-FILE | -c COMMANDS)
         Boot the VM and run a shell script in it (after building the
         walkthrough topology with --topology). --disk attaches IMAGE as
         /dev/vda (cache=none), first made an empty 256 MiB ext4 image if
         it does not exist; the script mounts it. --memory: guest memory
-        (default 1024 MiB; the bench's boot has 3072).
+        (default 1024 MiB; the bench's boot has 3072). --callgrind puts
+        Debian's valgrind with its callgrind tool in the guest, the
+        launcher's path in $VALGRIND (`$VALGRIND --tool=callgrind ...`).
+        --file copies a static file or program of the host into the guest
+        (two builds side by side, say).
   vm-shell [--kernel K] [--topology]
         Boot the VM with an interactive shell on this terminal.
   demo [--kernel K] [--timeout SECS]
@@ -248,11 +252,24 @@ fn vm_run(args: &[String]) -> Result {
     let mut kernel = Series::from_env()?;
     let mut disk = None;
     let mut memory_mib = None;
+    let mut callgrind = false;
+    let mut files: Vec<(String, std::path::PathBuf)> = Vec::new();
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
         match arg.as_str() {
             "--kernel" => kernel = kernel_value(&mut iter)?,
             "--topology" => topology = true,
+            "--callgrind" => callgrind = true,
+            "--file" => {
+                let value = flag_value(&mut iter, arg)?;
+                let (guest, host) = value
+                    .split_once('=')
+                    .filter(|(guest, host)| guest.starts_with('/') && !host.is_empty())
+                    .ok_or_else(|| {
+                        format!("--file needs GUEST=HOST, GUEST absolute, got {value:?}")
+                    })?;
+                files.push((guest.to_string(), std::path::PathBuf::from(host)));
+            }
             "--disk" => disk = Some(std::path::PathBuf::from(flag_value(&mut iter, arg)?)),
             "--memory" => {
                 let value = flag_value(&mut iter, arg)?;
@@ -278,7 +295,35 @@ fn vm_run(args: &[String]) -> Result {
             disk::create(disk, 256)?;
         }
     }
-    run_script(script, topology, timeout, kernel, disk, memory_mib)
+    let job = if callgrind || !files.is_empty() {
+        if topology {
+            return Err("vm-run: --topology goes without --callgrind and --file".into());
+        }
+        let mut script = script;
+        let mut executables = Vec::new();
+        if callgrind {
+            // The launcher and the tool at their host paths, where the
+            // launcher looks for the tool.
+            let tools = tools::ensure_callgrind()?;
+            let launcher = tools.launcher.to_string_lossy().into_owned();
+            script = format!("export VALGRIND={launcher}\n{script}");
+            files.extend(
+                tools
+                    .files
+                    .into_iter()
+                    .map(|file| (file.to_string_lossy().into_owned(), file)),
+            );
+            executables.push(tools.launcher);
+        }
+        vm::Job::ScriptWithFiles {
+            script,
+            files,
+            executables,
+        }
+    } else {
+        vm::Job::Script { script, topology }
+    };
+    run_script(job, timeout, kernel, disk, memory_mib)
 }
 
 fn vm_shell(args: &[String]) -> Result {
@@ -315,8 +360,10 @@ fn demo(args: &[String]) -> Result {
         }
     }
     run_script(
-        "/bin/sh /usr/share/ipvlan-test/demo.sh".into(),
-        true,
+        vm::Job::Script {
+            script: "/bin/sh /usr/share/ipvlan-test/demo.sh".into(),
+            topology: true,
+        },
         timeout,
         kernel,
         None,
@@ -325,15 +372,14 @@ fn demo(args: &[String]) -> Result {
 }
 
 fn run_script(
-    script: String,
-    topology: bool,
+    job: vm::Job,
     timeout: Duration,
     kernel: Series,
     disk: Option<std::path::PathBuf>,
     memory_mib: Option<u32>,
 ) -> Result {
     let outcome = vm::run(vm::Options {
-        job: vm::Job::Script { script, topology },
+        job,
         timeout,
         kernel,
         disk,

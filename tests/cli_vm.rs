@@ -418,6 +418,80 @@ fn the_hosts_own_address_on_the_parent_is_never_a_containers() {
 }
 
 #[test]
+fn a_container_whose_namespace_name_was_deleted_is_kept_then_removed_whole() {
+    // `ip netns del` of a running container: its name goes, its command
+    // keeps the namespace, and its link the address, alive. Before,
+    // `restore` and `rm -f` took the namespace for gone: they forgot the
+    // container and released its address, left its command running, and
+    // the next container given the address failed in the kernel
+    // ("Address already assigned to an ipvlan device").
+    let mut env = Env::new("unnamed");
+    env.network("un", "192.168.79.0/24");
+    env.ok(&[
+        "run",
+        "--net=un",
+        "--name=web",
+        "--ip=192.168.79.9",
+        "-d",
+        "sleep",
+        "1000",
+    ]);
+    let path = env.netns_dir().join("web");
+    let inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&path).unwrap());
+    let inside = || -> Vec<String> {
+        let wanted = format!("net:[{inode}]");
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            .filter(|pid| pid.bytes().all(|b| b.is_ascii_digit()))
+            .filter(|pid| {
+                std::fs::read_link(format!("/proc/{pid}/ns/net"))
+                    .is_ok_and(|link| link.as_os_str() == wanted.as_str())
+            })
+            .collect()
+    };
+    assert_eq!(inside().len(), 1, "the sleep runs in the container");
+    // What `ip netns del web` does.
+    let unmounted = Command::new("umount").arg(&path).status().unwrap();
+    assert!(unmounted.success());
+    std::fs::remove_file(&path).unwrap();
+
+    env.ok(&["restore"]);
+    assert_eq!(
+        env.containers(),
+        ["web"],
+        "restore kept the running container"
+    );
+    let output = env.run(&["run", "--net=un", "--ip=192.168.79.9", "true"]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(125), "{stderr}");
+    assert!(
+        stderr.contains("Address already in use") && !stderr.contains("already assigned"),
+        "refused by the allocation, not by the kernel: {stderr}"
+    );
+    // exec still enters it.
+    let output = env.run(&["exec", "web", "true"]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+
+    env.ok(&["rm", "-f", "web"]);
+    for _ in 0..100 {
+        if inside().is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(
+        inside().is_empty(),
+        "rm -f killed the command: {:?}",
+        inside()
+    );
+    assert!(env.containers().is_empty());
+    env.ok(&["run", "--net=un", "--name=web2", "--ip=192.168.79.9", "-d"]);
+    env.ok(&["rm", "-f", "web2"]);
+}
+
+#[test]
 fn rm_that_cannot_take_out_its_etc_netns_view_keeps_the_container_for_restore() {
     // The container's /etc/netns view cannot be removed (the directory is
     // read-only here). Before, `rm -f` said nothing, exited 0 and dropped

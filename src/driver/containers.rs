@@ -294,6 +294,13 @@ impl Manager {
                 }
                 self.delete_netns_if_same(name, inside.ns.file_id(), &mut notes)?;
             }
+            // Its name deleted: it ends with its last process.
+            ContainerNetns::Unnamed(inside) => {
+                let inside_link = netns_link(&inside.ns)?;
+                for pid in processes_in(&inside.ns)? {
+                    kill_if_inside(pid, &inside_link);
+                }
+            }
             // One another tool put at the name after a crash is not ours.
             ContainerNetns::Replaced => notes.push(replaced(&path, name)),
             // The mount point of a run killed before its bind mount.
@@ -343,7 +350,9 @@ impl Manager {
         // neither unmounted, deleted, nor a reason to kill anything.
         let at = netns_identity::container_netns(&path, made)?;
         let pids = match &at {
-            ContainerNetns::Present(inside) => processes_in(&inside.ns)?,
+            ContainerNetns::Present(inside) | ContainerNetns::Unnamed(inside) => {
+                processes_in(&inside.ns)?
+            }
             ContainerNetns::Missing | ContainerNetns::Leftover(_) | ContainerNetns::Replaced => {
                 Vec::new()
             }
@@ -379,7 +388,7 @@ impl Manager {
         }
         // Listed before the detaches, which take a while: a number whose
         // process ended meanwhile may be another's now.
-        if let ContainerNetns::Present(inside) = &at {
+        if let ContainerNetns::Present(inside) | ContainerNetns::Unnamed(inside) = &at {
             let inside_link = netns_link(&inside.ns)?;
             for pid in &pids {
                 kill_if_inside(*pid, &inside_link);
@@ -395,7 +404,8 @@ impl Manager {
                 self.delete_netns_if_same(name, file, &mut notes)?;
             }
             ContainerNetns::Replaced => notes.push(replaced(&path, name)),
-            ContainerNetns::Missing => {}
+            // Its name deleted: it ends with its last process, killed above.
+            ContainerNetns::Unnamed(_) | ContainerNetns::Missing => {}
         }
         // A view of ours left behind with no record would never be taken
         // out: the record stays (removing) for `restore` or another `rm`.
@@ -501,7 +511,9 @@ impl Manager {
             .container(container)?
             .and_then(|record| record.netns_id);
         let ns = match netns_identity::container_netns(&path, made)? {
-            ContainerNetns::Present(inside) => inside.ns,
+            // Its name deleted, it still runs: entered through a process
+            // in it.
+            ContainerNetns::Present(inside) | ContainerNetns::Unnamed(inside) => inside.ns,
             ContainerNetns::Missing => return Err(no_such_container(container)),
             ContainerNetns::Replaced => {
                 return Err(Error::failed(format!(

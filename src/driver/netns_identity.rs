@@ -339,6 +339,11 @@ pub(crate) enum ContainerNetns {
     /// `ip netns add` of the same name). Ours is gone; that one is theirs,
     /// never run in, killed in, unmounted or deleted.
     Replaced,
+    /// The namespace made for the container, its name gone (`ip netns
+    /// del` while a process in it still runs) but alive: found through a
+    /// process in it ([`held_by_a_process`]), opened. Nothing is at the
+    /// name to unmount.
+    Unnamed(OpenNetns),
 }
 
 /// This boot as identities name it ([`crate::store::records::boot_mark`]).
@@ -375,7 +380,7 @@ pub(crate) fn container_netns(path: &Path, made: Option<NetnsId>) -> Result<Cont
         Error::io(format_args!("opening namespace {}", path.display()), error)
     };
     let seen = match std::fs::symlink_metadata(path) {
-        Err(error) if is_gone(&error) => return Ok(ContainerNetns::Missing),
+        Err(error) if is_gone(&error) => return missing_or_held(made),
         Err(error) => return Err(opening(&error)),
         // Made in another boot: ours went with it (no namespace outlives
         // a boot), so whatever is at the name now is another tool's, a
@@ -388,7 +393,7 @@ pub(crate) fn container_netns(path: &Path, made: Option<NetnsId>) -> Result<Cont
     };
     let ns = match Netns::open_path(path) {
         Ok(ns) => ns,
-        Err(error) if is_gone(&error) => return Ok(ContainerNetns::Missing),
+        Err(error) if is_gone(&error) => return missing_or_held(made),
         Err(error) => {
             return match netns::not_a_namespace(&error) {
                 Some(refusal) if refusal.found == netns::FileKind::Regular => {
@@ -427,6 +432,73 @@ pub(crate) fn container_netns(path: &Path, made: Option<NetnsId>) -> Result<Cont
     }
 }
 
+/// [`ContainerNetns::Missing`], unless a process still holds the
+/// namespace made for the container ([`ContainerNetns::Unnamed`]).
+fn missing_or_held(made: Option<NetnsId>) -> Result<ContainerNetns, Error> {
+    Ok(match held_by_a_process(made)? {
+        Some(open) => ContainerNetns::Unnamed(open),
+        None => ContainerNetns::Missing,
+    })
+}
+
+/// [`NsAt::Gone`], unless a process still holds the namespace `recorded`
+/// names, which is then opened through it.
+fn gone_or_held(recorded: Option<NetnsId>) -> Result<NsAt, Error> {
+    match held_by_a_process(recorded)? {
+        Some(open) => {
+            let identity = open.identity()?;
+            Ok(NsAt::Present(open, identity))
+        }
+        None => Ok(NsAt::Gone),
+    }
+}
+
+/// The namespace `recorded` names, alive though its path is gone or
+/// leads elsewhere, because a process is in it: `ip netns del NAME` of a
+/// container whose command still runs, the `/proc/PID/ns/net` of a
+/// process that exited while its children run on. Its link still holds
+/// its addresses on the parent, so it is not gone: taken for gone, its
+/// addresses would be handed out again, and the kernel would refuse them
+/// to the next container ("Address already assigned to an ipvlan
+/// device"). Found by the nsfs inode its processes' `/proc/PID/ns/net`
+/// names, then checked whole (cookie and boot); looked for only when
+/// `recorded` was seen in this boot (no namespace outlives one, and a
+/// restore at boot of many endpoints then reads no process), and only
+/// through processes: one held by a descriptor or a bind mount elsewhere
+/// is not found.
+pub(crate) fn held_by_a_process(recorded: Option<NetnsId>) -> Result<Option<OpenNetns>, Error> {
+    let Some(recorded) = recorded else {
+        return Ok(None);
+    };
+    match recorded.boot {
+        Some(boot) if boot == this_boot_mark()? => {}
+        _ => return Ok(None),
+    }
+    let wanted = format!("net:[{}]", recorded.ino);
+    let me = std::process::id();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Ok(None);
+    };
+    for pid in entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| *pid != me)
+    {
+        let path = PathBuf::from(format!("/proc/{pid}/ns/net"));
+        if !std::fs::read_link(&path).is_ok_and(|link| link.as_os_str() == wanted.as_str()) {
+            continue;
+        }
+        // Exited meanwhile, or not ours to open: the next one.
+        let Ok(Ok(open)) = OpenNetns::open_path(&path) else {
+            continue;
+        };
+        if !open.ns.is_openers_own() && recorded.same_namespace(&open.identity()?) {
+            return Ok(Some(open));
+        }
+    }
+    Ok(None)
+}
+
 /// Whether an open failed because nothing is there (the name was
 /// deleted, the process exited).
 fn is_gone(error: &std::io::Error) -> bool {
@@ -459,7 +531,7 @@ pub(crate) enum NsAt {
 pub(crate) fn open_recorded(path: &str, recorded: Option<NetnsId>) -> Result<NsAt, Error> {
     let open = match OpenNetns::open_path(Path::new(path)) {
         Ok(open) => open?,
-        Err(error) if is_gone(&error) => return Ok(NsAt::Gone),
+        Err(error) if is_gone(&error) => return gone_or_held(recorded),
         Err(error) => {
             return match netns::not_a_namespace(&error) {
                 Some(refusal) if refusal.found.may_have_held_a_namespace() => {
@@ -472,7 +544,7 @@ pub(crate) fn open_recorded(path: &str, recorded: Option<NetnsId>) -> Result<NsA
     };
     let identity = open.identity()?;
     match recorded {
-        Some(recorded) if !recorded.same_namespace(&identity) => Ok(NsAt::Gone),
+        Some(recorded) if !recorded.same_namespace(&identity) => gone_or_held(Some(recorded)),
         // Taken on trust (a record older than identities), but never the
         // namespace ipvlan runs in: none is ever attached there (see
         // `refuse_own`), so the path leads elsewhere now (a reused pid's
@@ -924,6 +996,52 @@ mod tests {
         );
         let at = open_recorded(&path, None).unwrap();
         assert!(matches!(at, NsAt::Present(..)), "{at:?}");
+    }
+
+    #[test]
+    fn a_namespace_whose_path_is_gone_is_found_while_a_process_holds_it() {
+        // As after `ip netns del NAME` of a container whose command still
+        // runs: before, its path gone, it was taken for gone, and its
+        // addresses handed out again while its link held them.
+        let mut holder = std::process::Command::new("unshare")
+            .args(["--net", "sleep", "100"])
+            .spawn()
+            .expect("unshare (util-linux)");
+        let held_path = PathBuf::from(format!("/proc/{}/ns/net", holder.id()));
+        // Until `unshare` has made the namespace and become `sleep`.
+        let own = std::fs::read_link("/proc/self/ns/net").unwrap();
+        for _ in 0..200 {
+            if std::fs::read_link(&held_path).is_ok_and(|link| link != own) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let recorded = OpenNetns::open_path(&held_path)
+            .unwrap()
+            .unwrap()
+            .identity()
+            .unwrap();
+        let gone_path = "/run/ipvlan-test-no-such-namespace";
+        match open_recorded(gone_path, Some(recorded)).unwrap() {
+            NsAt::Present(_, found) => assert!(found.same_namespace(&recorded)),
+            other => panic!("the held namespace was not found: {other:?}"),
+        }
+        // Of another boot, it is never looked for (none outlives a boot).
+        let other_boot = NetnsId {
+            boot: recorded.boot.map(|mark| mark ^ 1),
+            ..recorded
+        };
+        assert!(matches!(
+            open_recorded(gone_path, Some(other_boot)).unwrap(),
+            NsAt::Gone
+        ));
+        holder.kill().unwrap();
+        holder.wait().unwrap();
+        // With its last process gone, so is the namespace.
+        assert!(matches!(
+            open_recorded(gone_path, Some(recorded)).unwrap(),
+            NsAt::Gone
+        ));
     }
 
     #[test]

@@ -484,6 +484,12 @@ fn invalid_network_requests_exit_1_with_the_specified_texts_and_record_nothing()
             "ipvlan: network create n1: subnet 10.9.9.7/32 has no address a container could get: \
              its network, broadcast, anycast, gateway and aux addresses take them all\n",
         ),
+        // Before, made: no container could take an address of it.
+        (
+            "--subnet 239.1.0.0/16 n1",
+            "ipvlan: network create n1: invalid subnet 239.1.0.0/16: it overlaps the multicast \
+             block 224.0.0.0/4, whose addresses no container interface can take\n",
+        ),
     ];
     for (args, expected) in cases {
         let output = isolated(

@@ -388,6 +388,46 @@ fn a_subnet_whose_addresses_are_all_reserved_has_no_room() {
 }
 
 #[test]
+fn multicast_and_loopback_subnets_are_refused() {
+    // Before, accepted: the network was made, and each container's
+    // address was one no interface can take as its own.
+    for (subnet, block, what) in [
+        ("224.1.0.0/16", "224.0.0.0/4", "multicast"),
+        ("192.0.0.0/2", "224.0.0.0/4", "multicast"),
+        ("127.0.0.0/24", "127.0.0.0/8", "loopback"),
+        ("126.0.0.0/7", "127.0.0.0/8", "loopback"),
+        ("ff02::/64", "ff00::/8", "multicast"),
+        ("::/64", "::1/128", "loopback"),
+    ] {
+        let refused = match_subnets(&[net(subnet)], &[], &[], &[]).unwrap_err();
+        assert_eq!(
+            refused,
+            IpamError::NotUnicast {
+                subnet: net(subnet),
+                block: net(block),
+                what,
+            }
+        );
+        assert_eq!(
+            refused.to_string(),
+            format!("invalid subnet {subnet}: it overlaps the {what} block {block}, whose addresses no container interface can take")
+        );
+    }
+    // Their neighbours are fine.
+    for subnet in [
+        "223.255.0.0/16",
+        "128.0.0.0/24",
+        "fe80::/64",
+        "2001:db8::/64",
+    ] {
+        assert!(
+            match_subnets(&[net(subnet)], &[], &[], &[]).is_ok(),
+            "{subnet}"
+        );
+    }
+}
+
+#[test]
 fn explicit_address_taken_twice() {
     let specs = specs(&["192.168.1.0/24"], &[], &[]);
     let mut book = MemoryBook::default();

@@ -54,6 +54,16 @@ pub enum IpamError {
         /// The same prefix with the host bits cleared, to suggest to the user.
         expected: IpNet,
     },
+    /// A `--subnet` of addresses no interface can take as its own: it
+    /// overlaps the multicast or loopback block `block`.
+    NotUnicast {
+        /// The subnet as given.
+        subnet: IpNet,
+        /// The block it overlaps.
+        block: IpNet,
+        /// What `block` is ("multicast", "loopback").
+        what: &'static str,
+    },
     /// Two `--subnet`s of one network overlap.
     OverlappingSubnets {
         /// The earlier of the two subnets.
@@ -169,6 +179,14 @@ impl fmt::Display for IpamError {
             Self::HostBitsSet { subnet, expected } => {
                 write!(f, "invalid subnet {subnet}: it should be {expected}")
             }
+            Self::NotUnicast {
+                subnet,
+                block,
+                what,
+            } => write!(
+                f,
+                "invalid subnet {subnet}: it overlaps the {what} block {block}, whose addresses no container interface can take"
+            ),
             Self::RangeHostBitsSet { range, expected } => {
                 write!(f, "invalid ip-range {range}: it should be {expected}")
             }

@@ -213,10 +213,36 @@ fn check_host_bits(net: IpNet) -> Result<(), IpamError> {
     Ok(())
 }
 
+/// Refuses a subnet overlapping a block whose addresses are no
+/// interface's own: multicast (`224.0.0.0/4`, `ff00::/8`) and loopback
+/// (`127.0.0.0/8`, `::1`; so also any `::/N`, which holds it). The kernel
+/// would refuse each container's address, or take it to mean another
+/// thing than a host on the network.
+fn check_unicast(net: IpNet) -> Result<(), IpamError> {
+    const BLOCKS: [(&str, &str); 4] = [
+        ("224.0.0.0/4", "multicast"),
+        ("127.0.0.0/8", "loopback"),
+        ("ff00::/8", "multicast"),
+        ("::1/128", "loopback"),
+    ];
+    for (block, what) in BLOCKS {
+        let block: IpNet = block.parse().expect("a CIDR");
+        if block.addr().is_ipv4() == net.addr().is_ipv4() && overlaps(&block, &net) {
+            return Err(IpamError::NotUnicast {
+                subnet: net,
+                block,
+                what,
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Builds a network's subnets from the flags as given, matching each
 /// gateway, ip-range and aux address to the subnet that contains it.
 ///
-/// Refuses: host bits set, subnets overlapping each other, a gateway,
+/// Refuses: host bits set, multicast and loopback subnets, subnets
+/// overlapping each other, a gateway,
 /// range or aux address in no subnet, two gateways or two ranges in one
 /// subnet, a gateway that is the network/broadcast/anycast address.
 pub fn match_subnets(
@@ -228,6 +254,7 @@ pub fn match_subnets(
     let mut specs: Vec<SubnetSpec> = Vec::with_capacity(subnets.len());
     for &net in subnets {
         check_host_bits(net)?;
+        check_unicast(net)?;
         if let Some(other) = specs.iter().find(|s| overlaps(&s.subnet, &net)) {
             return Err(IpamError::OverlappingSubnets {
                 first: other.subnet,

@@ -438,19 +438,7 @@ fn a_container_whose_namespace_name_was_deleted_is_kept_then_removed_whole() {
     ]);
     let path = env.netns_dir().join("web");
     let inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&path).unwrap());
-    let inside = || -> Vec<String> {
-        let wanted = format!("net:[{inode}]");
-        std::fs::read_dir("/proc")
-            .unwrap()
-            .flatten()
-            .map(|entry| entry.file_name().to_string_lossy().into_owned())
-            .filter(|pid| pid.bytes().all(|b| b.is_ascii_digit()))
-            .filter(|pid| {
-                std::fs::read_link(format!("/proc/{pid}/ns/net"))
-                    .is_ok_and(|link| link.as_os_str() == wanted.as_str())
-            })
-            .collect()
-    };
+    let inside = || processes_in_namespace(inode);
     assert_eq!(inside().len(), 1, "the sleep runs in the container");
     // What `ip netns del web` does.
     let unmounted = Command::new("umount").arg(&path).status().unwrap();
@@ -489,6 +477,62 @@ fn a_container_whose_namespace_name_was_deleted_is_kept_then_removed_whole() {
     assert!(env.containers().is_empty());
     env.ok(&["run", "--net=un", "--name=web2", "--ip=192.168.79.9", "-d"]);
     env.ok(&["rm", "-f", "web2"]);
+}
+
+/// The pids of the processes whose network namespace is nsfs inode
+/// `inode`.
+fn processes_in_namespace(inode: u64) -> Vec<String> {
+    let wanted = format!("net:[{inode}]");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|pid| pid.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/ns/net"))
+                .is_ok_and(|link| link.as_os_str() == wanted.as_str())
+        })
+        .collect()
+}
+
+#[test]
+fn rm_f_kills_what_the_container_forks_while_it_is_removed() {
+    // A command that keeps forking. Before, `rm -f` killed the processes
+    // it had listed before its detaches, which take a while: those forked
+    // meanwhile lived on in the namespace, which lost its name and links.
+    let mut env = Env::new("forker");
+    env.network("fk", "192.168.81.0/24");
+    env.ok(&[
+        "run",
+        "--net=fk",
+        "--name=forker",
+        "-d",
+        "sh",
+        "-c",
+        "while :; do sleep 1000 & sleep 0.005; done",
+    ]);
+    let path = env.netns_dir().join("forker");
+    let inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&path).unwrap());
+    for _ in 0..100 {
+        if processes_in_namespace(inode).len() > 3 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    env.ok(&["rm", "-f", "forker"]);
+    // Signals land at once; exits follow.
+    for _ in 0..50 {
+        if processes_in_namespace(inode).is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let left = processes_in_namespace(inode);
+    for pid in &left {
+        let _ = Command::new("kill").args(["-9", pid]).status();
+    }
+    assert!(left.is_empty(), "left running in the container: {left:?}");
+    assert!(env.containers().is_empty());
 }
 
 #[test]

@@ -1095,6 +1095,47 @@ fn an_identity_from_another_boot_is_never_our_namespace() {
     });
 }
 
+/// A container whose record says it is being removed (an `rm` under way,
+/// or one interrupted) or not made yet (a `run` under way, or one
+/// interrupted) runs nothing new: a process `exec` started in a container
+/// `rm -f` is taking apart could outlive it. Before, `exec` ran in it.
+#[test]
+fn exec_runs_nothing_in_a_container_being_removed_or_made() {
+    in_fresh_netns("removing", |config| {
+        let manager = Manager::open(config.clone()).unwrap();
+        manager.create_container(Some("web")).unwrap();
+        let file = config.state_dir.join("records/containers/web.json");
+        let set_state = |from: &str, to: &str| {
+            let text = fs::read_to_string(&file).unwrap();
+            let from = format!("\"state\": \"{from}\"");
+            assert!(text.contains(&from), "{text}");
+            fs::write(&file, text.replace(&from, &format!("\"state\": \"{to}\""))).unwrap();
+        };
+        let exec = || {
+            manager.exec(
+                "web",
+                &["true".to_string()],
+                &ipvlan::driver::ExecOptions::default(),
+            )
+        };
+        set_state("created", "removing");
+        let refused = exec().unwrap_err().to_string();
+        assert!(
+            refused.contains("container web is being removed"),
+            "{refused}"
+        );
+        set_state("removing", "creating");
+        let refused = exec().unwrap_err().to_string();
+        assert!(
+            refused.contains("container web is not made yet"),
+            "{refused}"
+        );
+        set_state("creating", "created");
+        assert!(exec().is_ok());
+        manager.remove_container("web", true).unwrap();
+    });
+}
+
 /// After a reboot our container's namespace is gone; a symbolic link
 /// another tool put at its name (`ln -s /proc/PID/ns/net /run/netns/web`, a
 /// common idiom) is theirs. Before, `restore` refused the link on every

@@ -288,19 +288,11 @@ impl Manager {
         let path = self.config.netns_dir.join(name);
         match netns_identity::container_netns(&path, record.netns_id)? {
             ContainerNetns::Present(inside) => {
-                let inside_link = netns_link(&inside.ns)?;
-                for pid in processes_in(&inside.ns)? {
-                    kill_if_inside(pid, &inside_link);
-                }
+                kill_everything_inside(&inside.ns, &[])?;
                 self.delete_netns_if_same(name, inside.ns.file_id(), &mut notes)?;
             }
             // Its name deleted: it ends with its last process.
-            ContainerNetns::Unnamed(inside) => {
-                let inside_link = netns_link(&inside.ns)?;
-                for pid in processes_in(&inside.ns)? {
-                    kill_if_inside(pid, &inside_link);
-                }
-            }
+            ContainerNetns::Unnamed(inside) => kill_everything_inside(&inside.ns, &[])?,
             // One another tool put at the name after a crash is not ours.
             ContainerNetns::Replaced => notes.push(replaced(&path, name)),
             // The mount point of a run killed before its bind mount.
@@ -386,12 +378,9 @@ impl Manager {
             let at = locate(&endpoint)?;
             notes.extend(self.detach(&host, &state, network, endpoint, &at)?);
         }
-        // Listed before the detaches, which take a while: a number whose
-        // process ended meanwhile may be another's now.
         if let ContainerNetns::Present(inside) | ContainerNetns::Unnamed(inside) = &at {
-            let inside_link = netns_link(&inside.ns)?;
-            for pid in &pids {
-                kill_if_inside(*pid, &inside_link);
+            if force {
+                kill_everything_inside(&inside.ns, &pids)?;
             }
         }
         // As seen before the detaches, which take a while: a namespace
@@ -506,10 +495,23 @@ impl Manager {
             return Err(no_such_container(container));
         }
         let path = self.config.netns_dir.join(container);
-        let made = self
-            .store
-            .container(container)?
-            .and_then(|record| record.netns_id);
+        let record = self.store.container(container)?;
+        // A process started in a container `rm` is taking apart could
+        // outlive it: `rm -f` kills what it finds inside.
+        match record.as_ref().map(|record| record.state) {
+            Some(ContainerState::Removing) => {
+                return Err(Error::failed(format!(
+                    "container {container} is being removed"
+                )))
+            }
+            Some(ContainerState::Creating) => {
+                return Err(Error::failed(format!(
+                    "container {container} is not made yet: a run is making it, or one was interrupted (`ipvlan restore` rolls it back)"
+                )))
+            }
+            _ => {}
+        }
+        let made = record.and_then(|record| record.netns_id);
         let ns = match netns_identity::container_netns(&path, made)? {
             // Its name deleted, it still runs: entered through a process
             // in it.
@@ -862,6 +864,37 @@ fn is_inside(pid: u32, netns_link: &str) -> bool {
 /// process is taken by a pidfd first, then checked: the signal reaches
 /// the process that was checked, or nobody. On a kernel without pidfds
 /// (before 5.3), checked and killed by number.
+/// Kills every process in `ns`: `listed` (read from `/proc` before the
+/// caller's detaches, which take a while: a number whose process ended
+/// meanwhile may be another's now, see [`kill_if_inside`]), then whatever
+/// `/proc` shows there, again until nothing is left: a process forked
+/// after a look, or one an `exec` started just before the container was
+/// marked `removing`, is caught by the next. A process that outlives
+/// [`KILL_ROUNDS`] looks (a fork faster than the kills, for seconds) is
+/// left, and the namespace with it.
+fn kill_everything_inside(ns: &Netns, listed: &[u32]) -> Result<(), Error> {
+    let inside = netns_link(ns)?;
+    for pid in listed {
+        kill_if_inside(*pid, &inside);
+    }
+    for _ in 0..KILL_ROUNDS {
+        let left = processes_in(ns)?;
+        if left.is_empty() {
+            break;
+        }
+        for pid in left {
+            kill_if_inside(pid, &inside);
+        }
+        // A killed process leaves `/proc`'s namespace links once it has
+        // exited, soon after the signal.
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    Ok(())
+}
+
+/// How many times [`kill_everything_inside`] looks again.
+const KILL_ROUNDS: usize = 200;
+
 fn kill_if_inside(pid: u32, inside: &str) {
     match crate::sys::pidfd_open(pid) {
         Ok(pidfd) => {

@@ -536,6 +536,56 @@ fn rm_f_kills_what_the_container_forks_while_it_is_removed() {
 }
 
 #[test]
+fn restore_never_switches_another_tools_ipvlan_links_to_our_mode() {
+    // Another tool's ipvlan link, in another mode, on our network's parent
+    // since the network was made; our container's link went meanwhile.
+    // The kernel keeps one mode per parent, set by every new link: before,
+    // restore made our link again and switched theirs to l2.
+    let mut env = Env::new("othermode");
+    assert!(vm_support::ip_ok(&["link", "add", "om0", "type", "dummy"]));
+    assert!(vm_support::ip_ok(&["link", "set", "om0", "up"]));
+    env.ok(&[
+        "network",
+        "create",
+        "-o",
+        "parent=om0",
+        "--subnet",
+        "192.168.82.0/24",
+        "omn",
+    ]);
+    env.networks.push("omn".into());
+    env.ok(&["run", "--net=omn", "--name=web", "-d"]);
+    env.ok(&["exec", "web", "/usr/sbin/ip", "link", "del", "eth0"]);
+    assert!(vm_support::ip_ok(&[
+        "link", "add", "their0", "link", "om0", "type", "ipvlan", "mode", "l3"
+    ]));
+    let output = env.run(&["restore"]);
+    let said = format!("{}{}", text(&output.stdout), text(&output.stderr));
+    assert_eq!(output.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("not made again: parent interface om0 carries ipvlan link their0 in the host namespace with mode l3"),
+        "{said}"
+    );
+    let theirs = vm_support::ip_json(&["-d", "link", "show", "their0"]);
+    let mode = theirs.as_array().unwrap()[0]
+        .get("linkinfo")
+        .and_then(|l| l.get("info_data"))
+        .and_then(|d| d.get("mode"))
+        .and_then(|m| m.as_str())
+        .map(str::to_string);
+    assert!(vm_support::ip_ok(&["link", "del", "their0"]));
+    assert_eq!(mode.as_deref(), Some("l3"), "their link's mode");
+    // Kept, for a restore once the parent is ours alone again.
+    assert_eq!(env.containers(), ["web"]);
+    env.ok(&["restore"]);
+    env.ok(&["exec", "web", "/usr/sbin/ip", "link", "show", "eth0"]);
+    env.ok(&["rm", "-f", "web"]);
+    env.ok(&["network", "rm", "omn"]);
+    env.networks.clear();
+    assert!(vm_support::ip_ok(&["link", "del", "om0"]));
+}
+
+#[test]
 fn rm_that_cannot_take_out_its_etc_netns_view_keeps_the_container_for_restore() {
     // The container's /etc/netns view cannot be removed (the directory is
     // read-only here). Before, `rm -f` said nothing, exited 0 and dropped

@@ -11,7 +11,7 @@ use super::kernel_support::require_kind;
 use super::netns_identity::OpenNetns;
 use super::options::{self, NetworkOptions};
 use super::report::RestoreReport;
-use super::Error;
+use super::{Error, IpvlanFlag, IpvlanMode};
 use crate::netns::Netns;
 use crate::rtnl::{Handle, Link, LinkSpec, ProbeKind};
 use crate::store::{Locked, NetworkRecord, ParentOrigin};
@@ -476,12 +476,7 @@ pub(crate) fn check_shared(
         ParentPlan::Dummy(_) => return Ok(()),
     };
     // A parent that is itself an ipvlan link shares its master's port.
-    let port = match (link.ipvlan(), link.parent) {
-        (Some(_), Some(master)) if link.link_netnsid.is_none() => {
-            host.link_by_index(master)?.unwrap_or_else(|| link.clone())
-        }
-        _ => link.clone(),
-    };
+    let port = port_of(host, link)?;
     // A CNI network without a host master (lease-only, linkInContainer)
     // shares no port here.
     for network in networks.iter().filter(|n| !n.parent.is_empty()) {
@@ -503,26 +498,69 @@ pub(crate) fn check_shared(
         }
     }
     // ipvlan links made outside this tool.
+    match other_mode_on_port(host, netns_dir, link, &port, opts.mode, opts.flag)? {
+        Some(why) => Err(Error::in_use(format!(
+            "{why}; a network on the same parent must use the same mode and flag"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// An ipvlan link on `link`'s port (`port`: `link`, or its master when
+/// `link` is itself an ipvlan link) in the host namespace or a named one
+/// under `netns_dir` whose mode or flag is not `mode` and `flag`, said in
+/// words: every new ipvlan link sets the port's mode and flag for every
+/// link on it (`ipvlan_set_port_mode`), so one made with ours would
+/// switch that link's.
+fn other_mode_on_port(
+    host: &Handle,
+    netns_dir: &Path,
+    link: &Link,
+    port: &Link,
+    mode: IpvlanMode,
+    flag: IpvlanFlag,
+) -> Result<Option<String>, Error> {
     for (other, place) in links_beside_the_host(host, netns_dir)? {
-        let Some((mode, flag)) = other.ipvlan() else {
+        let Some((other_mode, other_flag)) = other.ipvlan() else {
             continue;
         };
         // A value the kernel reports that we do not know differs from any
         // we would configure.
         if other.parent == Some(port.index)
             && other.index != link.index
-            && !(mode.is(opts.mode) && flag.is(opts.flag))
+            && !(other_mode.is(mode) && other_flag.is(flag))
         {
-            return Err(Error::in_use(format!(
-                "parent interface {} carries ipvlan link {} in {place} with mode {} and flag {}; a network on the same parent must use the same mode and flag",
-                port.name,
-                other.name,
-                mode,
-                flag
+            return Ok(Some(format!(
+                "parent interface {} carries ipvlan link {} in {place} with mode {other_mode} and flag {other_flag}",
+                port.name, other.name
             )));
         }
     }
-    Ok(())
+    Ok(None)
+}
+
+/// [`other_mode_on_port`] for a link of `network` about to be made again
+/// on `parent` (`restore`): another tool may have put links of another
+/// mode on the port since the network was made.
+pub(crate) fn other_mode_for(
+    host: &Handle,
+    netns_dir: &Path,
+    network: &NetworkRecord,
+    parent: &Link,
+) -> Result<Option<String>, Error> {
+    let port = port_of(host, parent)?;
+    other_mode_on_port(host, netns_dir, parent, &port, network.mode, network.flag)
+}
+
+/// The link whose ipvlan port `link` is on: its master when `link` is
+/// itself an ipvlan link of the host, else `link`.
+fn port_of(host: &Handle, link: &Link) -> Result<Link, Error> {
+    Ok(match (link.ipvlan(), link.parent) {
+        (Some(_), Some(master)) if link.link_netnsid.is_none() => {
+            host.link_by_index(master)?.unwrap_or_else(|| link.clone())
+        }
+        _ => link.clone(),
+    })
 }
 
 /// Where a link of [`links_beside_the_host`] was found.

@@ -468,6 +468,17 @@ impl Manager {
                 .push(format!("{who}: record has no IPv4 address"));
             return Ok(());
         };
+        // Another tool may have put ipvlan links of another mode on the
+        // parent since the network was made: a link made here would switch
+        // theirs (the kernel keeps one mode per parent).
+        if let Some(why) = parent::other_mode_for(host, &self.config.netns_dir, network, parent)? {
+            report.errors.push(format!(
+                "{who}: link missing, not made again: {why}, and a link in mode {} and flag {} would switch it; endpoint kept",
+                network.mode.as_str(),
+                network.flag.as_str()
+            ));
+            return Ok(());
+        }
         let plan = EndpointPlan::new(network, parent, ipv4, endpoint.ipv6);
         let ifname = if endpoint.ifname.is_empty() {
             endpoint_link::free_ifname(inside)?

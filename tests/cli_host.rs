@@ -488,7 +488,7 @@ fn invalid_network_requests_exit_1_with_the_specified_texts_and_record_nothing()
         (
             "--subnet 239.1.0.0/16 n1",
             "ipvlan: network create n1: invalid subnet 239.1.0.0/16: it overlaps the multicast \
-             block 224.0.0.0/4, whose addresses no container interface can take\n",
+             block 224.0.0.0/4, which holds no addresses of hosts on a network\n",
         ),
     ];
     for (args, expected) in cases {

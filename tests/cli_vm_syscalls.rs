@@ -64,12 +64,11 @@ use ipvlan::json::{self, Value};
 /// place (no temporary, no rename) and the binary left the state files it
 /// wrote to its exit (at most 8, never the lock), and the first lock after
 /// the store's opening took the lock for regular without an `fstat`, 81,
-/// 74, 113 and 179 (CNI ADD 86, DEL 60); before a single attach's first
-/// ifindex came from the random bytes the kernel gives every program at
-/// `exec` (no `getrandom`) and its endpoint record was made by its path
-/// from the store's root (its directory not opened: the commit log's entry
-/// makes it durable, no `fsync` of the directory), 78 (CNI ADD 68; 75 and
-/// 66 since, Linux 6.1). What is left of a connect: the process's start
+/// 74, 113 and 179 (CNI ADD 86, DEL 60); before a single attach's
+/// endpoint record was made by its path from the store's root (its
+/// directory not opened: the commit log's entry makes it durable, no
+/// `fsync` of the directory), 77 (CNI ADD 68; 76 and 67 since, Linux
+/// 6.1). What is left of a connect: the process's start
 /// and exit (about 12), the state directory (about 35: the network's name
 /// and record, the endpoint and index lookups, the cursor and address
 /// link, the index, the endpoint record written twice (intent, final), the
@@ -91,9 +90,9 @@ const RM_BUDGET: usize = 195;
 const PS_BUDGET: usize = 165;
 /// `network ls` with 8 networks.
 const LS_BUDGET: usize = 54;
-/// CNI ADD (`ipam.type: ipvlan`): 66 on Linux 6.1 (70 before its index
-/// came from `AT_RANDOM` and its record was made by its path from the
-/// root, and a budget of 77). Before it visited the
+/// CNI ADD (`ipam.type: ipvlan`): 67 on Linux 6.1 (68 before its record
+/// was made by its path from the root, and a budget of 77). Before it
+/// visited the
 /// target once (from its socket to the link's settings, as connect), 74;
 /// before its stdin was read in place (no duplicate of fd 0), its network
 /// record read once (under the lock, through the name's hint) and the
@@ -441,19 +440,11 @@ fn one_attach_stays_within_its_system_call_budget() {
             trace.report(what)
         );
     }
-    // A single attach asks the kernel for no random bytes of its own (its
-    // first ifindex comes from those `exec` gave it; the one `getrandom`
-    // left is the standard library's, for its hash maps), and makes its
-    // endpoint record by the path from the store's root: the record's
-    // directory is not opened, as the commit log's entry, not an `fsync`
-    // of the directory, makes the record durable.
+    // A single attach makes its endpoint record by the path from the
+    // store's root: the record's directory is not opened, as the commit
+    // log's entry, not an `fsync` of the directory, makes the record
+    // durable.
     for (what, trace) in [("network connect", &connect), ("run -d", &run)] {
-        assert!(
-            trace.count("getrandom") <= 1,
-            "{what}: getrandom {}: {}",
-            trace.count("getrandom"),
-            trace.report(what)
-        );
         let endpoint_dirs = trace.lines_with(&["\"endpoints/", "O_DIRECTORY"]);
         assert!(
             endpoint_dirs.is_empty(),

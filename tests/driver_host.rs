@@ -294,12 +294,7 @@ fn containers_are_named_namespaces() {
         let named = manager.create_container(Some("web")).unwrap();
         assert_eq!(named.netns_path, config.netns_dir.join("web"));
         let random = manager.create_container(None).unwrap();
-        let names: Vec<String> = manager
-            .containers()
-            .unwrap()
-            .into_iter()
-            .map(|c| c.name)
-            .collect();
+        let names = container_names(&manager);
         let mut expected = vec!["web".to_string(), random.name.clone()];
         expected.sort();
         assert_eq!(names, expected);
@@ -481,12 +476,7 @@ fn restore_removes_a_container_whose_mount_never_came() {
         let report = manager.restore().unwrap();
         assert!(report.errors.is_empty(), "{report:?}");
         assert!(!half.exists(), "the empty mount point goes");
-        let names: Vec<String> = manager
-            .containers()
-            .unwrap()
-            .into_iter()
-            .map(|c| c.name)
-            .collect();
+        let names = container_names(&manager);
         assert_eq!(names, vec!["whole".to_string()]);
         assert!(config.netns_dir.join("whole").exists(), "a live one stays");
         manager.remove_container("whole", false).unwrap();
@@ -1048,6 +1038,53 @@ fn another_tools_namespace_at_our_containers_name_is_never_run_in_killed_or_dele
         let _ = netns::delete_named(&config.netns_dir, "db");
         let _ = netns::delete_named(&config.netns_dir, "web");
     });
+}
+
+/// Our container's name deleted and another tool's namespace put there
+/// (`ip netns del web`, `ip netns add web`) while a process of ours still
+/// runs in ours: ours lives on, held by that process. `restore` keeps our
+/// container, `rm -f` kills our process and leaves theirs (process,
+/// namespace and mount) alone. Before, both took ours for gone: restore
+/// forgot the container while its process, link and address lived on.
+#[test]
+fn our_namespace_held_by_a_process_beside_another_tools_at_its_name() {
+    in_fresh_netns("heldbeside", |config| {
+        let manager = Manager::open(config.clone()).unwrap();
+        manager.create_container(Some("web")).unwrap();
+        let ours = manager
+            .spawn_detached("web", &["sleep".to_string(), "1000".to_string()])
+            .unwrap();
+        let our_link = fs::read_link(format!("/proc/{ours}/ns/net")).unwrap();
+        netns::delete_named(&config.netns_dir, "web").unwrap();
+        drop(netns::create_named(&config.netns_dir, "web").unwrap());
+        let path = config.netns_dir.join("web");
+        let (mut theirs, inode) = foreign_holder(&path);
+
+        let report = manager.restore().unwrap();
+        assert!(report.errors.is_empty(), "{report:?}");
+        let names = container_names(&manager);
+        assert_eq!(names, ["web"], "{report:?}");
+        manager.remove_container("web", true).unwrap();
+        // Ours killed (a zombie of ours now, which has no namespace).
+        let ended = (0..200).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            fs::read_link(format!("/proc/{ours}/ns/net")).map_or(true, |l| l != our_link)
+        });
+        assert!(ended, "our process outlived rm -f");
+        still_theirs(&mut theirs, &path, inode);
+        assert!(manager.containers().unwrap().is_empty());
+        let _ = netns::delete_named(&config.netns_dir, "web");
+    });
+}
+
+/// The names of the containers `manager` lists.
+fn container_names(manager: &Manager) -> Vec<String> {
+    manager
+        .containers()
+        .unwrap()
+        .into_iter()
+        .map(|c| c.name)
+        .collect()
 }
 
 /// Rewrites container `name`'s record as if made in another boot: its

@@ -398,6 +398,7 @@ fn multicast_and_loopback_subnets_are_refused() {
         ("126.0.0.0/7", "127.0.0.0/8", "loopback"),
         ("ff02::/64", "ff00::/8", "multicast"),
         ("::/64", "::1/128", "loopback"),
+        ("::ffff:224.0.0.0/100", "::ffff:0.0.0.0/96", "IPv4-mapped"),
     ] {
         let refused = match_subnets(&[net(subnet)], &[], &[], &[]).unwrap_err();
         assert_eq!(
@@ -410,7 +411,7 @@ fn multicast_and_loopback_subnets_are_refused() {
         );
         assert_eq!(
             refused.to_string(),
-            format!("invalid subnet {subnet}: it overlaps the {what} block {block}, whose addresses no container interface can take")
+            format!("invalid subnet {subnet}: it overlaps the {what} block {block}, which holds no addresses of hosts on a network")
         );
     }
     // Their neighbours are fine.

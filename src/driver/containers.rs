@@ -288,11 +288,15 @@ impl Manager {
         let path = self.config.netns_dir.join(name);
         match netns_identity::container_netns(&path, record.netns_id)? {
             ContainerNetns::Present(inside) => {
-                kill_everything_inside(&inside.ns, &[])?;
+                let left = kill_everything_inside(&inside.ns, &[])?;
+                notes.extend(outlived(name, &left));
                 self.delete_netns_if_same(name, inside.ns.file_id(), &mut notes)?;
             }
             // Its name deleted: it ends with its last process.
-            ContainerNetns::Unnamed(inside) => kill_everything_inside(&inside.ns, &[])?,
+            ContainerNetns::Unnamed(inside) => {
+                let left = kill_everything_inside(&inside.ns, &[])?;
+                notes.extend(outlived(name, &left));
+            }
             // One another tool put at the name after a crash is not ours.
             ContainerNetns::Replaced => notes.push(replaced(&path, name)),
             // The mount point of a run killed before its bind mount.
@@ -380,7 +384,8 @@ impl Manager {
         }
         if let ContainerNetns::Present(inside) | ContainerNetns::Unnamed(inside) = &at {
             if force {
-                kill_everything_inside(&inside.ns, &pids)?;
+                let left = kill_everything_inside(&inside.ns, &pids)?;
+                notes.extend(outlived(name, &left));
             }
         }
         // As seen before the detaches, which take a while: a namespace
@@ -585,29 +590,53 @@ impl Manager {
             } else {
                 ChildIo::Null
             };
-            let status = crate::sys::spawn(&Spawn {
+            let spawned = crate::sys::spawn(&Spawn {
                 program: OsStr::new(program),
                 args,
                 env: None,
                 stdio: [stdin, ChildIo::Inherit, ChildIo::Inherit],
                 process_group: false,
                 default_signals: &default_signals,
-            })
-            .and_then(|pid| match opts.forward_signals {
+            });
+            let removed = spawned
+                .as_ref()
+                .is_ok_and(|pid| self.stop_if_removed(container, *pid));
+            let status = spawned.and_then(|pid| match opts.forward_signals {
                 true => crate::sys::wait_child_forwarding(pid),
                 false => crate::sys::wait_child(pid, false)
                     .map(|status| status.unwrap_or(ChildStatus::Exited(0))),
             });
-            Ok::<_, Error>(status)
+            Ok::<_, Error>((status, removed))
         })
         .map_err(|e| Error::io(format_args!("entering container {container}"), &e))??;
         if let Some(block) = forwarding {
             block.end();
         }
         match spawned {
-            Ok(status) => Ok(status.code()),
-            Err(error) => Err(Error::spawn(program, &error)),
+            (_, true) => Err(removed_meanwhile(container)),
+            (Ok(status), false) => Ok(status.code()),
+            (Err(error), false) => Err(Error::spawn(program, &error)),
         }
+    }
+
+    /// Kills `pid`, a child just started in `container`, when the
+    /// container's record says it is being removed (or is gone) now:
+    /// the record was read before the start, and an `rm -f` that marked
+    /// it since may have made its last look for processes before this
+    /// one was there. Either this read sees the mark, or the mark came
+    /// after the child was in the namespace, where `rm -f` finds it.
+    /// Returns whether it killed it. `pid` is an unreaped child of ours:
+    /// its number is no one else's.
+    fn stop_if_removed(&self, container: &str, pid: u32) -> bool {
+        let removed = match self.store.container(container) {
+            Ok(Some(record)) => record.state == ContainerState::Removing,
+            Ok(None) => true,
+            Err(_) => false,
+        };
+        if removed {
+            let _ = crate::sys::kill(pid, libc::SIGKILL);
+        }
+        removed
     }
 
     /// Starts `argv` in the background inside the container's namespace
@@ -649,8 +678,20 @@ impl Manager {
             .map_err(|e| Error::spawn(program, &e))
         })
         .map_err(|e| Error::io(format_args!("entering container {container}"), &e))??;
+        if self.stop_if_removed(container, pid) {
+            let _ = crate::sys::wait_child(pid, false);
+            return Err(removed_meanwhile(container));
+        }
         Ok(pid)
     }
+}
+
+/// A command started in a container whose removal began meanwhile: it
+/// was killed at once.
+fn removed_meanwhile(container: &str) -> Error {
+    Error::failed(format!(
+        "container {container} is being removed: the command was stopped as it started"
+    ))
 }
 
 /// Which step of a run an error ended: making the container, or
@@ -832,17 +873,8 @@ fn set_loopback_up(inside: &OpenNetns) -> Result<(), Error> {
 
 /// Processes whose network namespace is `ns`.
 pub(crate) fn processes_in(ns: &Netns) -> Result<Vec<u32>, Error> {
-    let wanted = netns_link(ns)?;
-    let me = std::process::id();
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return Ok(Vec::new());
-    };
-    let mut pids: Vec<u32> = entries
-        .flatten()
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| *pid != me)
-        .filter(|pid| is_inside(*pid, &wanted))
-        .collect();
+    let (_, ino) = netns_identity::nsfs_file_id(ns)?;
+    let mut pids = netns_identity::processes_by_namespace_inode(ino);
     crate::order::sort(&mut pids);
     Ok(pids)
 }
@@ -857,22 +889,16 @@ fn is_inside(pid: u32, netns_link: &str) -> bool {
     fs::read_link(format!("/proc/{pid}/ns/net")).is_ok_and(|link| link.as_os_str() == netns_link)
 }
 
-/// Sends SIGKILL to `pid` if it is still a process of the namespace whose
-/// [`netns_link`] is `inside`; one that is gone is fine. The number was
-/// read from `/proc` a moment before: the process may have ended since
-/// and its number gone to another, which is not ours to kill. So the
-/// process is taken by a pidfd first, then checked: the signal reaches
-/// the process that was checked, or nobody. On a kernel without pidfds
-/// (before 5.3), checked and killed by number.
 /// Kills every process in `ns`: `listed` (read from `/proc` before the
 /// caller's detaches, which take a while: a number whose process ended
 /// meanwhile may be another's now, see [`kill_if_inside`]), then whatever
 /// `/proc` shows there, again until nothing is left: a process forked
 /// after a look, or one an `exec` started just before the container was
 /// marked `removing`, is caught by the next. A process that outlives
-/// [`KILL_ROUNDS`] looks (a fork faster than the kills, for seconds) is
-/// left, and the namespace with it.
-fn kill_everything_inside(ns: &Netns, listed: &[u32]) -> Result<(), Error> {
+/// [`KILL_ROUNDS`] looks (a fork faster than the kills, for seconds; one
+/// in uninterruptible sleep) is left, and the namespace with it: their
+/// pids are returned, for the caller to say so.
+fn kill_everything_inside(ns: &Netns, listed: &[u32]) -> Result<Vec<u32>, Error> {
     let inside = netns_link(ns)?;
     for pid in listed {
         kill_if_inside(*pid, &inside);
@@ -880,7 +906,7 @@ fn kill_everything_inside(ns: &Netns, listed: &[u32]) -> Result<(), Error> {
     for _ in 0..KILL_ROUNDS {
         let left = processes_in(ns)?;
         if left.is_empty() {
-            break;
+            return Ok(left);
         }
         for pid in left {
             kill_if_inside(pid, &inside);
@@ -889,12 +915,30 @@ fn kill_everything_inside(ns: &Netns, listed: &[u32]) -> Result<(), Error> {
         // exited, soon after the signal.
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
-    Ok(())
+    processes_in(ns)
+}
+
+/// What is said of processes [`kill_everything_inside`] could not end.
+fn outlived(name: &str, left: &[u32]) -> Option<String> {
+    (!left.is_empty()).then(|| {
+        let pids: Vec<String> = left.iter().map(u32::to_string).collect();
+        format!(
+            "processes {} of container {name} outlived {KILL_ROUNDS} kills and are left running",
+            pids.join(" ")
+        )
+    })
 }
 
 /// How many times [`kill_everything_inside`] looks again.
 const KILL_ROUNDS: usize = 200;
 
+/// Sends SIGKILL to `pid` if it is still a process of the namespace whose
+/// [`netns_link`] is `inside`; one that is gone is fine. The number was
+/// read from `/proc` a moment before: the process may have ended since
+/// and its number gone to another, which is not ours to kill. So the
+/// process is taken by a pidfd first, then checked: the signal reaches
+/// the process that was checked, or nobody. On a kernel without pidfds
+/// (before 5.3), checked and killed by number.
 fn kill_if_inside(pid: u32, inside: &str) {
     match crate::sys::pidfd_open(pid) {
         Ok(pidfd) => {

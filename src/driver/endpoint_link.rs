@@ -395,27 +395,18 @@ fn random_index() -> Result<u32, crate::netlink::Error> {
 }
 
 /// `count` random ifindexes (see [`random_index`]) from one read of the
-/// kernel's pool per 64 of them. The process's first single index comes
-/// from the random bytes the kernel gave it at `exec` (`AT_RANDOM`, read
-/// without a system call; bytes the netlink sockets' sequence numbers and
-/// the C library's stack guard leave alone), as random as a read of the
-/// pool and never drawn twice: a connect or a CNI ADD needs one index.
+/// kernel's pool per 64 of them.
 fn random_indexes(count: usize) -> Result<Vec<u32>, crate::netlink::Error> {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    static EXEC_BYTES_USED: AtomicBool = AtomicBool::new(false);
-    let in_range = |b: &[u8]| (1 << 20) + u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) % (1 << 30);
     let mut indexes = Vec::with_capacity(count);
-    if count == 1 && !EXEC_BYTES_USED.swap(true, Ordering::Relaxed) {
-        if let Some(bytes) = crate::sys::exec_random() {
-            indexes.push(in_range(&bytes[8..12]));
-            return Ok(indexes);
-        }
-    }
     let mut bytes = [0u8; 256];
     while indexes.len() < count {
         let want = (count - indexes.len()).min(64);
         crate::sys::random_bytes(&mut bytes[..want * 4])?;
-        indexes.extend(bytes[..want * 4].chunks_exact(4).map(in_range));
+        indexes.extend(
+            bytes[..want * 4]
+                .chunks_exact(4)
+                .map(|b| (1 << 20) + u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) % (1 << 30)),
+        );
     }
     Ok(indexes)
 }

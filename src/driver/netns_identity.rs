@@ -340,9 +340,10 @@ pub(crate) enum ContainerNetns {
     /// never run in, killed in, unmounted or deleted.
     Replaced,
     /// The namespace made for the container, its name gone (`ip netns
-    /// del` while a process in it still runs) but alive: found through a
-    /// process in it ([`held_by_a_process`]), opened. Nothing is at the
-    /// name to unmount.
+    /// del` while a process in it still runs, perhaps another tool's
+    /// namespace at the name since) but alive: found through a process in
+    /// it ([`held_by_a_process`]), opened. Nothing of ours is at the name
+    /// to unmount.
     Unnamed(OpenNetns),
 }
 
@@ -427,7 +428,13 @@ pub(crate) fn container_netns(path: &Path, made: Option<NetnsId>) -> Result<Cont
     }
     let open = OpenNetns::with_handle(ns)?;
     match made {
-        Some(made) if !made.same_namespace(&open.identity()?) => Ok(ContainerNetns::Replaced),
+        // Another tool's at the name; ours may live on, held by a process.
+        Some(made) if !made.same_namespace(&open.identity()?) => {
+            match held_by_a_process(Some(made))? {
+                Some(ours) => Ok(ContainerNetns::Unnamed(ours)),
+                None => Ok(ContainerNetns::Replaced),
+            }
+        }
         _ => Ok(ContainerNetns::Present(open)),
     }
 }
@@ -461,42 +468,60 @@ fn gone_or_held(recorded: Option<NetnsId>) -> Result<NsAt, Error> {
 /// addresses would be handed out again, and the kernel would refuse them
 /// to the next container ("Address already assigned to an ipvlan
 /// device"). Found by the nsfs inode its processes' `/proc/PID/ns/net`
-/// names, then checked whole (cookie and boot); looked for only when
-/// `recorded` was seen in this boot (no namespace outlives one, and a
-/// restore at boot of many endpoints then reads no process), and only
-/// through processes: one held by a descriptor or a bind mount elsewhere
-/// is not found.
+/// names, then checked whole. Looked for only when `recorded` carries a
+/// cookie (Linux 5.14): inodes are handed out again at once, and without
+/// the path to anchor it an inode alone could lead to another
+/// namespace, whose processes `rm -f` would kill; and only when it was
+/// seen in this boot (none outlives one, so a restore at boot reads no
+/// process). Only through processes this one can see (its PID namespace;
+/// with `hidepid`, those it may trace) and their main threads: one held
+/// by a descriptor, a bind mount elsewhere or a thread alone is not
+/// found, and counts as gone.
 pub(crate) fn held_by_a_process(recorded: Option<NetnsId>) -> Result<Option<OpenNetns>, Error> {
-    let Some(recorded) = recorded else {
+    let Some(recorded) = recorded.filter(|r| r.cookie.is_some()) else {
         return Ok(None);
     };
     match recorded.boot {
         Some(boot) if boot == this_boot_mark()? => {}
         _ => return Ok(None),
     }
-    let wanted = format!("net:[{}]", recorded.ino);
-    let me = std::process::id();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Ok(None);
-    };
-    for pid in entries
-        .flatten()
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| *pid != me)
-    {
+    for pid in processes_by_namespace_inode(recorded.ino) {
         let path = PathBuf::from(format!("/proc/{pid}/ns/net"));
-        if !std::fs::read_link(&path).is_ok_and(|link| link.as_os_str() == wanted.as_str()) {
-            continue;
-        }
         // Exited meanwhile, or not ours to open: the next one.
         let Ok(Ok(open)) = OpenNetns::open_path(&path) else {
             continue;
         };
-        if !open.ns.is_openers_own() && recorded.same_namespace(&open.identity()?) {
+        let same = open
+            .identity()
+            .is_ok_and(|found| found.cookie.is_some() && recorded.same_namespace(&found));
+        if same && !open.ns.is_openers_own() {
             return Ok(Some(open));
         }
     }
     Ok(None)
+}
+
+/// The processes whose `/proc/PID/ns/net` names nsfs inode `ino`, read
+/// now: a process that entered since an earlier read (`nsenter` through
+/// another's `/proc/PID/ns/net`, a command started just before the name
+/// went) would be missed by a copy kept from it, and its namespace given
+/// up while alive. One `readlink` a process, for each namespace given up
+/// in this boot.
+pub(crate) fn processes_by_namespace_inode(ino: u64) -> Vec<u32> {
+    let wanted = format!("net:[{ino}]");
+    let me = std::process::id();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| *pid != me)
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/ns/net"))
+                .is_ok_and(|link| link.as_os_str() == wanted.as_str())
+        })
+        .collect()
 }
 
 /// Whether an open failed because nothing is there (the name was
@@ -1026,6 +1051,16 @@ mod tests {
             NsAt::Present(_, found) => assert!(found.same_namespace(&recorded)),
             other => panic!("the held namespace was not found: {other:?}"),
         }
+        // Without a cookie (before Linux 5.14), an inode alone could lead
+        // to another namespace: never looked for.
+        let no_cookie = NetnsId {
+            cookie: None,
+            ..recorded
+        };
+        assert!(matches!(
+            open_recorded(gone_path, Some(no_cookie)).unwrap(),
+            NsAt::Gone
+        ));
         // Of another boot, it is never looked for (none outlives a boot).
         let other_boot = NetnsId {
             boot: recorded.boot.map(|mark| mark ^ 1),

@@ -61,7 +61,7 @@ pub enum IpamError {
         subnet: IpNet,
         /// The block it overlaps.
         block: IpNet,
-        /// What `block` is ("multicast", "loopback").
+        /// What `block` is ("multicast", "loopback", "IPv4-mapped").
         what: &'static str,
     },
     /// Two `--subnet`s of one network overlap.
@@ -185,7 +185,7 @@ impl fmt::Display for IpamError {
                 what,
             } => write!(
                 f,
-                "invalid subnet {subnet}: it overlaps the {what} block {block}, whose addresses no container interface can take"
+                "invalid subnet {subnet}: it overlaps the {what} block {block}, which holds no addresses of hosts on a network"
             ),
             Self::RangeHostBitsSet { range, expected } => {
                 write!(f, "invalid ip-range {range}: it should be {expected}")

@@ -213,17 +213,19 @@ fn check_host_bits(net: IpNet) -> Result<(), IpamError> {
     Ok(())
 }
 
-/// Refuses a subnet overlapping a block whose addresses are no
-/// interface's own: multicast (`224.0.0.0/4`, `ff00::/8`) and loopback
-/// (`127.0.0.0/8`, `::1`; so also any `::/N`, which holds it). The kernel
-/// would refuse each container's address, or take it to mean another
-/// thing than a host on the network.
+/// Refuses a subnet overlapping a block that holds no addresses of hosts
+/// on a network: multicast (`224.0.0.0/4`, `ff00::/8`), loopback
+/// (`127.0.0.0/8`, `::1`; so also any `::/N`, which holds it) and
+/// IPv4-mapped IPv6 (`::ffff:0:0/96`, which holds the IPv4 blocks
+/// again). The kernel would refuse each container's address, or take it
+/// for another thing than a host on the network.
 fn check_unicast(net: IpNet) -> Result<(), IpamError> {
-    const BLOCKS: [(&str, &str); 4] = [
+    const BLOCKS: [(&str, &str); 5] = [
         ("224.0.0.0/4", "multicast"),
         ("127.0.0.0/8", "loopback"),
         ("ff00::/8", "multicast"),
         ("::1/128", "loopback"),
+        ("::ffff:0:0/96", "IPv4-mapped"),
     ];
     for (block, what) in BLOCKS {
         let block: IpNet = block.parse().expect("a CIDR");

@@ -288,13 +288,13 @@ impl Manager {
         let path = self.config.netns_dir.join(name);
         match netns_identity::container_netns(&path, record.netns_id)? {
             ContainerNetns::Present(inside) => {
-                let left = kill_everything_inside(&inside.ns, &[])?;
+                let left = kill_everything_inside(&inside.ns)?;
                 notes.extend(outlived(name, &left));
                 self.delete_netns_if_same(name, inside.ns.file_id(), &mut notes)?;
             }
             // Its name deleted: it ends with its last process.
             ContainerNetns::Unnamed(inside) => {
-                let left = kill_everything_inside(&inside.ns, &[])?;
+                let left = kill_everything_inside(&inside.ns)?;
                 notes.extend(outlived(name, &left));
             }
             // One another tool put at the name after a crash is not ours.
@@ -345,15 +345,17 @@ impl Manager {
         // Checked before anything changes: what another tool put there is
         // neither unmounted, deleted, nor a reason to kill anything.
         let at = netns_identity::container_netns(&path, made)?;
+        // Without `force`, refused while anything runs inside. With it,
+        // what runs is looked for once the record says `removing` (an
+        // `exec` that starts a command later kills it itself) and the
+        // networks are detached, and killed then.
         let pids = match &at {
-            ContainerNetns::Present(inside) | ContainerNetns::Unnamed(inside) => {
+            ContainerNetns::Present(inside) | ContainerNetns::Unnamed(inside) if !force => {
                 processes_in(&inside.ns)?
             }
-            ContainerNetns::Missing | ContainerNetns::Leftover(_) | ContainerNetns::Replaced => {
-                Vec::new()
-            }
+            _ => Vec::new(),
         };
-        if !pids.is_empty() && !force {
+        if !pids.is_empty() {
             let list: Vec<String> = pids.iter().map(u32::to_string).collect();
             return Err(Error::in_use(format!(
                 "container {name} still has processes running (pids {}); stop them or use rm -f",
@@ -384,7 +386,7 @@ impl Manager {
         }
         if let ContainerNetns::Present(inside) | ContainerNetns::Unnamed(inside) = &at {
             if force {
-                let left = kill_everything_inside(&inside.ns, &pids)?;
+                let left = kill_everything_inside(&inside.ns)?;
                 notes.extend(outlived(name, &left));
             }
         }
@@ -889,20 +891,15 @@ fn is_inside(pid: u32, netns_link: &str) -> bool {
     fs::read_link(format!("/proc/{pid}/ns/net")).is_ok_and(|link| link.as_os_str() == netns_link)
 }
 
-/// Kills every process in `ns`: `listed` (read from `/proc` before the
-/// caller's detaches, which take a while: a number whose process ended
-/// meanwhile may be another's now, see [`kill_if_inside`]), then whatever
-/// `/proc` shows there, again until nothing is left: a process forked
-/// after a look, or one an `exec` started just before the container was
-/// marked `removing`, is caught by the next. A process that outlives
+/// Kills every process `/proc` shows in `ns`, and looks again until
+/// nothing is left: a process forked after a look is caught by the next
+/// (each is checked again through a pidfd before its signal, see
+/// [`kill_if_inside`]). A process that outlives
 /// [`KILL_ROUNDS`] looks (a fork faster than the kills, for seconds; one
 /// in uninterruptible sleep) is left, and the namespace with it: their
 /// pids are returned, for the caller to say so.
-fn kill_everything_inside(ns: &Netns, listed: &[u32]) -> Result<Vec<u32>, Error> {
+fn kill_everything_inside(ns: &Netns) -> Result<Vec<u32>, Error> {
     let inside = netns_link(ns)?;
-    for pid in listed {
-        kill_if_inside(*pid, &inside);
-    }
     for _ in 0..KILL_ROUNDS {
         let left = processes_in(ns)?;
         if left.is_empty() {

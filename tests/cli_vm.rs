@@ -437,7 +437,7 @@ fn a_container_whose_namespace_name_was_deleted_is_kept_then_removed_whole() {
         "1000",
     ]);
     let path = env.netns_dir().join("web");
-    let inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&path).unwrap());
+    let inode = namespace_inode(&path);
     let inside = || processes_in_namespace(inode);
     assert_eq!(inside().len(), 1, "the sleep runs in the container");
     // What `ip netns del web` does.
@@ -463,17 +463,8 @@ fn a_container_whose_namespace_name_was_deleted_is_kept_then_removed_whole() {
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
 
     env.ok(&["rm", "-f", "web"]);
-    for _ in 0..100 {
-        if inside().is_empty() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    assert!(
-        inside().is_empty(),
-        "rm -f killed the command: {:?}",
-        inside()
-    );
+    let left = left_in_namespace(inode, 100);
+    assert!(left.is_empty(), "rm -f killed the command: {left:?}");
     assert!(env.containers().is_empty());
     env.ok(&["run", "--net=un", "--name=web2", "--ip=192.168.79.9", "-d"]);
     env.ok(&["rm", "-f", "web2"]);
@@ -495,6 +486,23 @@ fn processes_in_namespace(inode: u64) -> Vec<String> {
         .collect()
 }
 
+/// The nsfs inode of the namespace bound at `path`.
+fn namespace_inode(path: &Path) -> u64 {
+    std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(path).unwrap())
+}
+
+/// [`processes_in_namespace`] once it is empty, or after `rounds` looks
+/// 20 ms apart: killed processes take a moment to exit.
+fn left_in_namespace(inode: u64, rounds: usize) -> Vec<String> {
+    for _ in 0..rounds {
+        if processes_in_namespace(inode).is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    processes_in_namespace(inode)
+}
+
 #[test]
 fn rm_f_kills_what_the_container_forks_while_it_is_removed() {
     // A command that keeps forking. Before, `rm -f` killed the processes
@@ -512,7 +520,7 @@ fn rm_f_kills_what_the_container_forks_while_it_is_removed() {
         "while :; do sleep 1000 & sleep 0.005; done",
     ]);
     let path = env.netns_dir().join("forker");
-    let inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&path).unwrap());
+    let inode = namespace_inode(&path);
     for _ in 0..100 {
         if processes_in_namespace(inode).len() > 3 {
             break;
@@ -521,13 +529,7 @@ fn rm_f_kills_what_the_container_forks_while_it_is_removed() {
     }
     env.ok(&["rm", "-f", "forker"]);
     // Signals land at once; exits follow.
-    for _ in 0..50 {
-        if processes_in_namespace(inode).is_empty() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let left = processes_in_namespace(inode);
+    let left = left_in_namespace(inode, 50);
     for pid in &left {
         let _ = Command::new("kill").args(["-9", pid]).status();
     }

@@ -881,16 +881,6 @@ pub(crate) fn processes_in(ns: &Netns) -> Result<Vec<u32>, Error> {
     Ok(pids)
 }
 
-/// What `/proc/PID/ns/net` reads for a process in `ns`.
-fn netns_link(ns: &Netns) -> Result<String, Error> {
-    let (_, ino) = netns_identity::nsfs_file_id(ns)?;
-    Ok(format!("net:[{ino}]"))
-}
-
-fn is_inside(pid: u32, netns_link: &str) -> bool {
-    fs::read_link(format!("/proc/{pid}/ns/net")).is_ok_and(|link| link.as_os_str() == netns_link)
-}
-
 /// Kills every process `/proc` shows in `ns`, and looks again until
 /// nothing is left: a process forked after a look is caught by the next
 /// (each is checked again through a pidfd before its signal, see
@@ -899,9 +889,10 @@ fn is_inside(pid: u32, netns_link: &str) -> bool {
 /// in uninterruptible sleep) is left, and the namespace with it: their
 /// pids are returned, for the caller to say so.
 fn kill_everything_inside(ns: &Netns) -> Result<Vec<u32>, Error> {
-    let inside = netns_link(ns)?;
+    let (_, ino) = netns_identity::nsfs_file_id(ns)?;
+    let inside = netns_identity::namespace_link(ino);
     for _ in 0..KILL_ROUNDS {
-        let left = processes_in(ns)?;
+        let left = netns_identity::processes_by_namespace_inode(ino);
         if left.is_empty() {
             return Ok(left);
         }
@@ -912,7 +903,7 @@ fn kill_everything_inside(ns: &Netns) -> Result<Vec<u32>, Error> {
         // exited, soon after the signal.
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
-    processes_in(ns)
+    Ok(netns_identity::processes_by_namespace_inode(ino))
 }
 
 /// What is said of processes [`kill_everything_inside`] could not end.
@@ -929,22 +920,23 @@ fn outlived(name: &str, left: &[u32]) -> Option<String> {
 /// How many times [`kill_everything_inside`] looks again.
 const KILL_ROUNDS: usize = 200;
 
-/// Sends SIGKILL to `pid` if it is still a process of the namespace whose
-/// [`netns_link`] is `inside`; one that is gone is fine. The number was
-/// read from `/proc` a moment before: the process may have ended since
-/// and its number gone to another, which is not ours to kill. So the
+/// Sends SIGKILL to `pid` if it is still a process of the namespace
+/// whose [`netns_identity::namespace_link`] is `inside`; one that is gone
+/// is fine. The number was read from `/proc` a moment before: the process
+/// may have ended since and its number gone to another, which is not
+/// ours to kill. So the
 /// process is taken by a pidfd first, then checked: the signal reaches
 /// the process that was checked, or nobody. On a kernel without pidfds
 /// (before 5.3), checked and killed by number.
 fn kill_if_inside(pid: u32, inside: &str) {
     match crate::sys::pidfd_open(pid) {
         Ok(pidfd) => {
-            if is_inside(pid, inside) {
+            if netns_identity::is_in_namespace(pid, inside) {
                 let _ = crate::sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
             }
         }
         Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
-            if is_inside(pid, inside) {
+            if netns_identity::is_in_namespace(pid, inside) {
                 let _ = crate::sys::kill(pid, libc::SIGKILL);
             }
         }
@@ -983,6 +975,12 @@ fn replaced(path: &Path, name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What `/proc/PID/ns/net` reads for a process in `ns`.
+    fn netns_link(ns: &Netns) -> Result<String, Error> {
+        let (_, ino) = netns_identity::nsfs_file_id(ns)?;
+        Ok(netns_identity::namespace_link(ino))
+    }
 
     #[test]
     fn a_process_outside_the_namespace_is_not_killed_by_its_number() {

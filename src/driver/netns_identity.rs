@@ -431,7 +431,7 @@ pub(crate) fn container_netns(path: &Path, made: Option<NetnsId>) -> Result<Cont
         // Another tool's at the name; ours may live on, held by a process.
         Some(made) if !made.same_namespace(&open.identity()?) => {
             match held_by_a_process(Some(made))? {
-                Some(ours) => Ok(ContainerNetns::Unnamed(ours)),
+                Some((ours, _)) => Ok(ContainerNetns::Unnamed(ours)),
                 None => Ok(ContainerNetns::Replaced),
             }
         }
@@ -443,7 +443,7 @@ pub(crate) fn container_netns(path: &Path, made: Option<NetnsId>) -> Result<Cont
 /// namespace made for the container ([`ContainerNetns::Unnamed`]).
 fn missing_or_held(made: Option<NetnsId>) -> Result<ContainerNetns, Error> {
     Ok(match held_by_a_process(made)? {
-        Some(open) => ContainerNetns::Unnamed(open),
+        Some((open, _)) => ContainerNetns::Unnamed(open),
         None => ContainerNetns::Missing,
     })
 }
@@ -451,13 +451,10 @@ fn missing_or_held(made: Option<NetnsId>) -> Result<ContainerNetns, Error> {
 /// [`NsAt::Gone`], unless a process still holds the namespace `recorded`
 /// names, which is then opened through it.
 fn gone_or_held(recorded: Option<NetnsId>) -> Result<NsAt, Error> {
-    match held_by_a_process(recorded)? {
-        Some(open) => {
-            let identity = open.identity()?;
-            Ok(NsAt::Present(open, identity))
-        }
-        None => Ok(NsAt::Gone),
-    }
+    Ok(match held_by_a_process(recorded)? {
+        Some((open, identity)) => NsAt::Present(open, identity),
+        None => NsAt::Gone,
+    })
 }
 
 /// The namespace `recorded` names, alive though its path is gone or
@@ -477,7 +474,9 @@ fn gone_or_held(recorded: Option<NetnsId>) -> Result<NsAt, Error> {
 /// with `hidepid`, those it may trace) and their main threads: one held
 /// by a descriptor, a bind mount elsewhere or a thread alone is not
 /// found, and counts as gone.
-pub(crate) fn held_by_a_process(recorded: Option<NetnsId>) -> Result<Option<OpenNetns>, Error> {
+pub(crate) fn held_by_a_process(
+    recorded: Option<NetnsId>,
+) -> Result<Option<(OpenNetns, NetnsId)>, Error> {
     let Some(recorded) = recorded.filter(|r| r.cookie.is_some()) else {
         return Ok(None);
     };
@@ -491,11 +490,11 @@ pub(crate) fn held_by_a_process(recorded: Option<NetnsId>) -> Result<Option<Open
         let Ok(Ok(open)) = OpenNetns::open_path(&path) else {
             continue;
         };
-        let same = open
-            .identity()
-            .is_ok_and(|found| found.cookie.is_some() && recorded.same_namespace(&found));
-        if same && !open.ns.is_openers_own() {
-            return Ok(Some(open));
+        let Ok(found) = open.identity() else {
+            continue;
+        };
+        if found.cookie.is_some() && recorded.same_namespace(&found) && !open.ns.is_openers_own() {
+            return Ok(Some((open, found)));
         }
     }
     Ok(None)
@@ -508,7 +507,7 @@ pub(crate) fn held_by_a_process(recorded: Option<NetnsId>) -> Result<Option<Open
 /// up while alive. One `readlink` a process, for each namespace given up
 /// in this boot.
 pub(crate) fn processes_by_namespace_inode(ino: u64) -> Vec<u32> {
-    let wanted = format!("net:[{ino}]");
+    let wanted = namespace_link(ino);
     let me = std::process::id();
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
@@ -517,11 +516,20 @@ pub(crate) fn processes_by_namespace_inode(ino: u64) -> Vec<u32> {
         .flatten()
         .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| *pid != me)
-        .filter(|pid| {
-            std::fs::read_link(format!("/proc/{pid}/ns/net"))
-                .is_ok_and(|link| link.as_os_str() == wanted.as_str())
-        })
+        .filter(|pid| is_in_namespace(*pid, &wanted))
         .collect()
+}
+
+/// What `/proc/PID/ns/net` reads for a process in the network namespace
+/// of nsfs inode `ino`.
+pub(crate) fn namespace_link(ino: u64) -> String {
+    format!("net:[{ino}]")
+}
+
+/// Whether process `pid` is in the namespace whose [`namespace_link`] is
+/// `link` (its main thread, as `/proc/PID/ns/net` tells).
+pub(crate) fn is_in_namespace(pid: u32, link: &str) -> bool {
+    std::fs::read_link(format!("/proc/{pid}/ns/net")).is_ok_and(|found| found.as_os_str() == link)
 }
 
 /// Whether an open failed because nothing is there (the name was

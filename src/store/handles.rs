@@ -664,24 +664,28 @@ impl Handles {
     /// Notes a file written (or linked into place) in `dir` for the next
     /// commit.
     pub(crate) fn written(&self, path: &Path, file: File, dir: &Arc<Dir>, contents: &[u8]) {
-        let mut shared = self.shared();
-        shared.drop_pending(path);
-        shared.note_change(path, Noted::Written(contents.to_vec()));
-        shared.files.push((path.to_path_buf(), file));
-        if !shared.changed.iter().any(|d| Arc::ptr_eq(d, dir)) {
-            shared.changed.push(dir.clone());
-        }
-        shared.spill();
+        self.note_written(path, file, Some(dir), contents);
     }
 
     /// Notes a file written in a store with a commit log for the next
     /// commit, whose entry makes it durable: no directory of it is synced,
     /// so none needs a descriptor.
     pub(crate) fn written_logged(&self, path: &Path, file: File, contents: &[u8]) {
+        self.note_written(path, file, None, contents);
+    }
+
+    /// [`Handles::written`], its directory (`dir`) noted for the commit's
+    /// `fsync` when it has one.
+    fn note_written(&self, path: &Path, file: File, dir: Option<&Arc<Dir>>, contents: &[u8]) {
         let mut shared = self.shared();
         shared.drop_pending(path);
         shared.note_change(path, Noted::Written(contents.to_vec()));
         shared.files.push((path.to_path_buf(), file));
+        if let Some(dir) = dir {
+            if !shared.changed.iter().any(|d| Arc::ptr_eq(d, dir)) {
+                shared.changed.push(dir.clone());
+            }
+        }
         shared.spill();
     }
 

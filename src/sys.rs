@@ -895,23 +895,6 @@ pub fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
     Ok(())
 }
 
-/// The 16 random bytes the kernel put on the process's initial stack at
-/// `exec` (`AT_RANDOM`), read from the auxiliary vector without a system
-/// call; `None` where the vector has none. Not secret from the process
-/// itself (the C library seeds its stack protector from them): for values
-/// that only have to differ between processes.
-pub fn exec_random() -> Option<[u8; 16]> {
-    // SAFETY: `getauxval` only reads the auxiliary vector the C library
-    // saved at start.
-    let at = unsafe { libc::getauxval(libc::AT_RANDOM) } as *const [u8; 16];
-    if at.is_null() {
-        return None;
-    }
-    // SAFETY: AT_RANDOM is the address of 16 bytes the kernel placed on
-    // the initial stack, which stay there for the life of the process.
-    Some(unsafe { std::ptr::read_unaligned(at) })
-}
-
 /// The effective capability set of the calling thread (`capget(2)`, both
 /// 32-bit words of version 3), one call where `/proc/self/status` takes a
 /// handful.

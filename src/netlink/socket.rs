@@ -178,17 +178,21 @@ impl fmt::Debug for Socket {
     }
 }
 
-/// The first sequence number of a socket: from the random bytes the
-/// kernel gives every program at `exec` (`AT_RANDOM`, read without a
-/// system call), so two processes rarely start alike, plus a count of the
-/// sockets this process opened before, so its own sockets do not either.
+/// The first sequence number of a socket: a count of the sockets this
+/// process opened before, a step of 2^16 apart, so no two of its sockets
+/// share a number. Nothing random: rtnetlink answers a request on the
+/// sender's own socket before `sendmsg` returns (dumps, on its later
+/// reads), and a closed socket's queue goes with it, so no reply meant for
+/// another socket, of this process or an earlier one with the same port
+/// id, can reach this one. The number is not private either: the kernel
+/// copies it into the notifications it multicasts for our requests
+/// (`ip monitor` shows them), which is why it must not come from the
+/// bytes the C library keeps secret (`AT_RANDOM` seeds its stack
+/// protector and its allocator's check).
 fn seq_seed() -> u32 {
     use std::sync::atomic::{AtomicU32, Ordering};
     static OPENED: AtomicU32 = AtomicU32::new(0);
-    let random = sys::exec_random().map_or(0, |bytes| {
-        u32::from_ne_bytes([bytes[12], bytes[13], bytes[14], bytes[15]])
-    });
-    random.wrapping_add(OPENED.fetch_add(1 << 16, Ordering::Relaxed))
+    OPENED.fetch_add(1 << 16, Ordering::Relaxed)
 }
 
 /// Sets a socket option the running kernel may not know (`ENOPROTOOPT`);
@@ -323,9 +327,6 @@ impl Socket {
     fn open_inner() -> io::Result<Socket> {
         let fd = sys::netlink_socket(NETLINK_ROUTE)?;
         set_optional(&fd, NETLINK_EXT_ACK)?;
-        // Start where no earlier process that used the same port id is
-        // likely to have been, so its late replies cannot match by accident
-        // (iproute2 starts from the clock, a system call here each socket).
         let seed = seq_seed();
         Ok(Socket {
             fd,
@@ -821,6 +822,23 @@ mod tests {
             fail(libc::EBADF, true).unwrap().kind(),
             ErrorKind::Io(_)
         ));
+    }
+
+    /// A socket's sequence numbers leave the process in the notifications
+    /// the kernel multicasts for its requests, so they carry nothing but the
+    /// count of sockets opened: never bytes the C library keeps secret.
+    #[test]
+    fn sequence_numbers_count_sockets_and_carry_nothing_random() {
+        in_fresh_netns(|| {
+            let first = Socket::open().unwrap();
+            first.request(&set_up_request(LO, true)).unwrap();
+            let sent = first.seq.get();
+            assert_eq!(sent & 0xffff, 1, "the first request of a socket: {sent:#x}");
+            let second = Socket::open().unwrap();
+            let start = second.seq.get();
+            assert_eq!(start & 0xffff, 0, "a socket's first number: {start:#x}");
+            assert_ne!(start, sent - 1, "each socket starts apart");
+        });
     }
 
     #[test]

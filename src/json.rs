@@ -396,7 +396,7 @@ fn repeated_key(members: &[(String, Value)]) -> Option<&str> {
             .find(|(at, (key, _))| members[..*at].iter().any(|(k, _)| k == key))
             .map(|(_, (key, _))| key.as_str());
     }
-    let mut seen = std::collections::HashSet::with_capacity(members.len());
+    let mut seen = std::collections::BTreeSet::new();
     members
         .iter()
         .map(|(key, _)| key.as_str())

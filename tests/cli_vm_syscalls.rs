@@ -421,6 +421,22 @@ fn one_attach_stays_within_its_system_call_budget() {
             trace.report(what)
         );
     }
+    // Random bytes are asked of the kernel only for a new link's index:
+    // nothing at start (a hashed map or set's keys: the store's sets are
+    // ordered), nothing in a detach.
+    for (what, trace, wanted) in [
+        ("network connect", &connect, 1),
+        ("network disconnect", &disconnect, 0),
+        ("run -d", &run, 1),
+        ("rm -f", &rm, 0),
+    ] {
+        assert_eq!(
+            trace.count("getrandom"),
+            wanted,
+            "getrandom calls of {what}: {}",
+            trace.report(what)
+        );
+    }
     // Only what a command made durable is synced, once (README, "What
     // survives a power cut"): the endpoint record (connect), the container
     // record and the endpoint record (run -d), or their removals, by one

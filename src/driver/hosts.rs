@@ -151,7 +151,7 @@ fn names_host(line: &str, name: &str) -> bool {
 
 /// Whether `line` is a host line that names one of `names` (a batch
 /// detach's containers, asked of each line once).
-fn names_any_host(line: &str, names: &std::collections::HashSet<&str>) -> bool {
+fn names_any_host(line: &str, names: &std::collections::BTreeSet<&str>) -> bool {
     names_host_where(line, |field| names.contains(field))
 }
 
@@ -660,7 +660,7 @@ impl Names<'_> {
             return Ok(());
         }
         let file = self.state.hosts_path(&network.id);
-        let names: std::collections::HashSet<&str> =
+        let names: std::collections::BTreeSet<&str> =
             containers.iter().map(String::as_str).collect();
         self.state
             .blank_lines_in(&file, |line| names_any_host(line, &names))?;
@@ -897,7 +897,7 @@ mod tests {
         ];
         for (line, name, named) in cases {
             assert_eq!(names_host(line, name), named, "{line:?} names {name:?}");
-            let set = std::collections::HashSet::from([name, "other"]);
+            let set = std::collections::BTreeSet::from([name, "other"]);
             assert_eq!(
                 names_any_host(line, &set),
                 named,

@@ -7,7 +7,7 @@
 //! Where "taken" is recorded is the [`AddressBook`]'s business: the state
 //! store keeps one file per address, [`MemoryBook`] a map.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -174,9 +174,9 @@ fn next_free<B: AddressBook>(
 #[derive(Debug, Default, Clone)]
 pub struct MemoryBook {
     /// Taken addresses and their owners, per subnet.
-    pub taken: HashMap<IpNet, BTreeMap<IpAddr, String>>,
+    pub taken: BTreeMap<IpNet, BTreeMap<IpAddr, String>>,
     /// The cursor per subnet.
-    pub cursors: HashMap<IpNet, IpAddr>,
+    pub cursors: BTreeMap<IpNet, IpAddr>,
 }
 
 impl AddressBook for MemoryBook {

@@ -114,8 +114,10 @@ pub(crate) struct Shared {
     changes: Vec<(PathBuf, Noted)>,
     /// A hash of each path in `changes` (of its bytes): a batch notes
     /// hundreds, nearly all once, and only a path that may have been
-    /// noted before is looked for among them.
-    noted: std::collections::HashSet<u64>,
+    /// noted before is looked for among them. Ordered, not hashed: a
+    /// `HashSet` asks the kernel for its random keys (`getrandom`) in every
+    /// command that opens the store.
+    noted: std::collections::BTreeSet<u64>,
     /// What `changes` would take in an entry of the commit log, at most;
     /// past [`commit_log::COMMIT_PAYLOAD_MAX`] the changes are dropped (such a
     /// commit syncs the file system) and `overflowed` is set.

@@ -67,8 +67,11 @@ use ipvlan::json::{self, Value};
 /// 74, 113 and 179 (CNI ADD 86, DEL 60); before a single attach's
 /// endpoint record was made by its path from the store's root (its
 /// directory not opened: the commit log's entry makes it durable, no
-/// `fsync` of the directory), 77 (CNI ADD 68; 76 and 67 since, Linux
-/// 6.1). What is left of a connect: the process's start
+/// `fsync` of the directory), 77 (CNI ADD 68); before the store's sets
+/// were ordered, not hashed (a hashed set asked `getrandom` for its keys,
+/// and its thread-local keys made the TLS block too large for the C
+/// library's own, an `mmap` at start), 76 (CNI ADD 67; 74 and 65 since,
+/// Linux 6.1, and 2 fewer for every other command). What is left of a connect: the process's start
 /// and exit (about 12), the state directory (about 35: the network's name
 /// and record, the endpoint and index lookups, the cursor and address
 /// link, the index, the endpoint record written twice (intent, final), the

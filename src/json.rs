@@ -385,7 +385,8 @@ fn check_value<'a>(
     Ok(())
 }
 
-/// The first key that appears twice, in document order.
+/// A key that appears twice: the first in document order among a
+/// record's dozen members, the first in byte order past that.
 fn repeated_key(members: &[(String, Value)]) -> Option<&str> {
     // Records have a dozen members; `inspect` may list thousands of
     // containers, where comparing every pair would take seconds.
@@ -396,11 +397,11 @@ fn repeated_key(members: &[(String, Value)]) -> Option<&str> {
             .find(|(at, (key, _))| members[..*at].iter().any(|(k, _)| k == key))
             .map(|(_, (key, _))| key.as_str());
     }
-    let mut seen = std::collections::BTreeSet::new();
-    members
-        .iter()
-        .map(|(key, _)| key.as_str())
-        .find(|key| !seen.insert(*key))
+    let mut keys: Vec<&str> = members.iter().map(|(key, _)| key.as_str()).collect();
+    crate::order::sort(&mut keys);
+    keys.windows(2)
+        .find(|pair| pair[0] == pair[1])
+        .map(|pair| pair[0])
 }
 
 fn write_value(out: &mut String, value: &Value, indent: Option<usize>, level: usize) {

@@ -151,8 +151,10 @@ fn names_host(line: &str, name: &str) -> bool {
 
 /// Whether `line` is a host line that names one of `names` (a batch
 /// detach's containers, asked of each line once).
-fn names_any_host(line: &str, names: &std::collections::BTreeSet<&str>) -> bool {
-    names_host_where(line, |field| names.contains(field))
+/// Whether `line` names one of `names`, which are sorted (a batch's
+/// containers, looked up for every line of a network's file).
+fn names_any_host(line: &str, names: &[&str]) -> bool {
+    names_host_where(line, |field| names.binary_search(&field).is_ok())
 }
 
 fn names_host_where(line: &str, named: impl FnMut(&str) -> bool) -> bool {
@@ -660,8 +662,8 @@ impl Names<'_> {
             return Ok(());
         }
         let file = self.state.hosts_path(&network.id);
-        let names: std::collections::BTreeSet<&str> =
-            containers.iter().map(String::as_str).collect();
+        let mut names: Vec<&str> = containers.iter().map(String::as_str).collect();
+        crate::order::sort(&mut names);
         self.state
             .blank_lines_in(&file, |line| names_any_host(line, &names))?;
         Ok(())
@@ -897,7 +899,8 @@ mod tests {
         ];
         for (line, name, named) in cases {
             assert_eq!(names_host(line, name), named, "{line:?} names {name:?}");
-            let set = std::collections::BTreeSet::from([name, "other"]);
+            let mut set = [name, "other"];
+            set.sort_unstable();
             assert_eq!(
                 names_any_host(line, &set),
                 named,

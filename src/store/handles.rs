@@ -114,10 +114,10 @@ pub(crate) struct Shared {
     changes: Vec<(PathBuf, Noted)>,
     /// A hash of each path in `changes` (of its bytes): a batch notes
     /// hundreds, nearly all once, and only a path that may have been
-    /// noted before is looked for among them. Ordered, not hashed: a
-    /// `HashSet` asks the kernel for its random keys (`getrandom`) in every
-    /// command that opens the store.
-    noted: std::collections::BTreeSet<u64>,
+    /// noted before is looked for among them. Kept sorted, not in a
+    /// `HashSet`, which asks the kernel for its random keys (`getrandom`)
+    /// in every command that opens the store.
+    noted: Vec<u64>,
     /// What `changes` would take in an entry of the commit log, at most;
     /// past [`commit_log::COMMIT_PAYLOAD_MAX`] the changes are dropped (such a
     /// commit syncs the file system) and `overflowed` is set.
@@ -273,8 +273,9 @@ impl Shared {
             path.as_os_str().hash(&mut hasher);
             hasher.finish()
         };
-        if !self.noted.insert(hash) {
-            self.changes.retain(|(p, _)| !fsutil::same_path(p, path));
+        match self.noted.binary_search(&hash) {
+            Ok(_) => self.changes.retain(|(p, _)| !fsutil::same_path(p, path)),
+            Err(at) => self.noted.insert(at, hash),
         }
         // Its kind, the path's length and path, the contents' length and
         // contents (an upper bound: the path is made relative later).

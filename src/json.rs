@@ -1041,6 +1041,35 @@ mod tests {
         assert_eq!(ObjectWriter::new(false).finish(), "{}");
     }
 
+    /// Small objects are searched pair by pair, large ones through a
+    /// sorted list of their keys: both find a repeated key, wherever it is.
+    #[test]
+    fn a_repeated_key_is_found_in_small_and_large_objects() {
+        for size in [2, 16, 17, 300] {
+            for (first, second) in [
+                (0, size - 1),
+                (size / 2, size / 2 + 1),
+                (size - 2, size - 1),
+            ] {
+                let members: Vec<(String, Value)> = (0..size)
+                    .map(|at| {
+                        let key = if at == second { first } else { at };
+                        (format!("k{key}"), Value::Null)
+                    })
+                    .collect();
+                assert_eq!(
+                    repeated_key(&members),
+                    Some(format!("k{first}").as_str()),
+                    "{size} members, k{first} at {first} and {second}"
+                );
+                let distinct: Vec<(String, Value)> = (0..size)
+                    .map(|at| (format!("k{at}"), Value::Null))
+                    .collect();
+                assert_eq!(repeated_key(&distinct), None, "{size} distinct members");
+            }
+        }
+    }
+
     #[test]
     #[should_panic(expected = "written twice")]
     fn an_object_writer_refuses_a_key_twice_in_tests() {

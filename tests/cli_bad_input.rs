@@ -257,7 +257,7 @@ const CASES: &[Case] = &[
     case(&["network", "inspect", "nope"], 1, "ipvlan: network inspect: network nope not found\n").stdout("[]\n"),
     case(&["network", "connect", "nope", "c1"], 1, "ipvlan: network connect nope c1: network nope not found\n"),
     case(&["network", "connect", "n1", "ghost"], 1, "ipvlan: network connect n1 ghost: container ghost not found\n").with(NET),
-    case(&["network", "connect", "n1", "./no/../such"], 1, "ipvlan: network connect n1 ./no/../such: network namespace $T/cwd/such not found\n").with(NET),
+    case(&["network", "connect", "n1", "./no/../such"], 1, "ipvlan: network connect n1 ./no/../such: network namespace $T/cwd/no/../such not found\n").with(NET),
     case(&["network", "disconnect", "n1", "./such"], 1, "ipvlan: network disconnect n1 ./such: container $T/cwd/such is not connected to network n1\n").with(NET),
     // A batch's operands as typed, the relative ones among the absolute.
     case(&["network", "connect", "n1", "$T/no/ns", "./no/../such"], 1, "ipvlan: network connect n1 $T/no/ns ./no/../such: network namespace $T/no/ns not found\n").with(NET),
@@ -315,8 +315,9 @@ const CASES: &[Case] = &[
     case(&["network", "ls"], 1, "ipvlan: IPVLAN_ETC_NETNS_DIR is set but empty: unset it for /etc/netns, or name a directory\n").env(&[("IPVLAN_ETC_NETNS_DIR", "")]),
     case(&["run", "--net=n1", "true"], 125, "ipvlan: IPVLAN_ETC_NETNS_DIR is set but empty: unset it for /etc/netns, or name a directory\n").env(&[("IPVLAN_ETC_NETNS_DIR", "")]),
     case(&["--state-dir", "file/state", "network", "ls"], 1, "ipvlan: opening state directory $T/cwd/file/state: state directory: checking $T/cwd/file/state: Not a directory (os error 20)\n").bare().with(&[File]),
-    case(&["--state-dir", "./x/../file/./state", "network", "ls"], 1, "ipvlan: opening state directory $T/cwd/file/state: state directory: checking $T/cwd/file/state: Not a directory (os error 20)\n").bare().with(&[File]),
-    case(&["network", "ls"], 1, "ipvlan: opening state directory $T/cwd/file/state: state directory: checking $T/cwd/file/state: Not a directory (os error 20)\n").bare().with(&[File]).env(&[("IPVLAN_STATE_DIR", "x/../file/state")]),
+    case(&["--state-dir", "./x/../file/./state", "network", "ls"], 1, "ipvlan: opening state directory $T/cwd/x/../file/state: state directory: creating $T/cwd/x/../file/state: Not a directory (os error 20)\n").bare().with(&[File]),
+    case(&["network", "ls"], 1, "ipvlan: opening state directory $T/cwd/x/../file/state: state directory: creating $T/cwd/x/../file/state: Not a directory (os error 20)\n").bare().with(&[File]).env(&[("IPVLAN_STATE_DIR", "x/../file/state")]),
+    case(&["--state-dir", "./file/./state", "network", "ls"], 1, "ipvlan: opening state directory $T/cwd/file/state: state directory: checking $T/cwd/file/state: Not a directory (os error 20)\n").bare().with(&[File]),
     // Namespace paths: anything but another network namespace is refused
     // before the lock is taken, without opening what could block.
     case(&["network", "connect", "n1", "$T/cwd/fifo"], 1, "ipvlan: network connect n1 $T/cwd/fifo: $T/cwd/fifo is not a network namespace: it is a FIFO\n").with(&[Network, Fifo("cwd/fifo")]),
@@ -337,7 +338,7 @@ const CASES: &[Case] = &[
     // namespace is a fresh one: /proc/1/ns/net is the host's, another).
     case(&["network", "connect", "n1", "/proc/self/ns/net"], 1, "ipvlan: network connect n1 /proc/self/ns/net: /proc/self/ns/net is the network namespace ipvlan itself runs in, where the networks' parent interfaces are; only another namespace can be attached\n").with(NET),
     case(&["network", "connect", "n1", "/proc/thread-self/ns/net"], 1, "ipvlan: network connect n1 /proc/thread-self/ns/net: /proc/thread-self/ns/net is the network namespace ipvlan itself runs in, where the networks' parent interfaces are; only another namespace can be attached\n").with(NET),
-    case(&["network", "connect", "n1", "/proc/self/../thread-self/ns/./net"], 1, "ipvlan: network connect n1 /proc/self/../thread-self/ns/./net: /proc/thread-self/ns/net is the network namespace ipvlan itself runs in, where the networks' parent interfaces are; only another namespace can be attached\n").with(NET),
+    case(&["network", "connect", "n1", "/proc/self/../thread-self/ns/./net"], 1, "ipvlan: network connect n1 /proc/self/../thread-self/ns/./net: /proc/self/../thread-self/ns/net is the network namespace ipvlan itself runs in, where the networks' parent interfaces are; only another namespace can be attached\n").with(NET),
     case(&["network", "connect", "n1", "own"], 1, "ipvlan: network connect n1 own: $T/netns/own is the network namespace ipvlan itself runs in, where the networks' parent interfaces are; only another namespace can be attached\n").with(&[Network, Own("own")]),
     case(&["network", "connect", "n1", "$T/netns/own"], 1, "ipvlan: network connect n1 $T/netns/own: $T/netns/own is the network namespace ipvlan itself runs in, where the networks' parent interfaces are; only another namespace can be attached\n").with(&[Network, Own("own")]),
     case(&["network", "connect", "n1", "c9"], 1, "ipvlan: network connect n1 c9: $T/netns/c9 is the network namespace ipvlan itself runs in, where the networks' parent interfaces are; only another namespace can be attached\n").with(&[Network, C9, Symlink("netns/c9", "/proc/self/ns/net")]),

@@ -617,9 +617,9 @@ impl NsAt {
     }
 }
 
-/// `path` made absolute against the current directory and normalised
-/// lexically (see [`normalise`]): what is recorded must name the same
-/// file whatever directory a later command runs in. Refuses a path that
+/// `path` made absolute against the current directory (see
+/// [`normalise`]): what is recorded must name the same file whatever
+/// directory a later command runs in. Refuses a path that
 /// is not UTF-8, which a record could not hold as it is.
 pub(crate) fn absolute(path: &Path) -> Result<PathBuf, Error> {
     if path.to_str().is_none() {
@@ -636,20 +636,47 @@ pub(crate) fn absolute(path: &Path) -> Result<PathBuf, Error> {
     Ok(normalise(&cwd, path))
 }
 
-/// `path` joined to `cwd` (when relative), with `.` and empty components
-/// dropped and each `..` taking away the component before it (none above
-/// the root), without asking the file system: no symlink is followed, so
-/// `/proc/self/...` stays as the caller wrote it.
+/// `path` joined to `cwd` (when relative): the file the kernel finds
+/// from `cwd`, spelled without asking the file system. `.` and empty
+/// components go; a `..` takes away a component of `cwd` (the kernel's
+/// own spelling of the working directory, which holds no symbolic link)
+/// and is nothing at the root, but after a component of `path` it stays:
+/// that component may be a symbolic link, and `link/..` is the parent of
+/// the link's target, not the directory holding the link. So
+/// `/proc/self/...` stays as the caller wrote it too.
 pub(crate) fn normalise(cwd: &Path, path: &Path) -> PathBuf {
     let mut out = PathBuf::from("/");
-    for component in cwd.components().chain(path.components()) {
+    // How many of `out`'s components are `cwd`'s, which a `..` may take.
+    let mut of_cwd = 0usize;
+    for component in cwd.components() {
         match component {
-            Component::RootDir => out = PathBuf::from("/"),
-            Component::ParentDir => {
+            Component::RootDir => (out, of_cwd) = (PathBuf::from("/"), 0),
+            Component::ParentDir if of_cwd > 0 => {
                 out.pop();
+                of_cwd -= 1;
             }
-            Component::Normal(part) => out.push(part),
-            Component::CurDir | Component::Prefix(_) => {}
+            Component::Normal(part) => {
+                out.push(part);
+                of_cwd += 1;
+            }
+            _ => {}
+        }
+    }
+    // Whether `out` ends in a component `path` gave, which `..` may not take.
+    let mut written = false;
+    for component in path.components() {
+        match component {
+            Component::RootDir => (out, of_cwd, written) = (PathBuf::from("/"), 0, false),
+            Component::ParentDir if written => out.push(".."),
+            Component::ParentDir if of_cwd > 0 => {
+                out.pop();
+                of_cwd -= 1;
+            }
+            Component::Normal(part) => {
+                out.push(part);
+                written = true;
+            }
+            _ => {}
         }
     }
     out
@@ -1088,17 +1115,21 @@ mod tests {
     }
 
     #[test]
-    fn paths_are_made_absolute_and_normal_without_the_file_system() {
+    fn paths_are_made_absolute_as_the_kernel_resolves_them_without_the_file_system() {
         let cwd = Path::new("/tmp/work");
         for (path, expected) in [
             ("ns/x", "/tmp/work/ns/x"),
             ("./ns//x/", "/tmp/work/ns/x"),
             ("../ns/./x", "/tmp/ns/x"),
-            ("/proc/self/../self/ns/net", "/proc/self/ns/net"),
+            ("/proc/self/../self/ns/net", "/proc/self/../self/ns/net"),
             ("//run///netns/web", "/run/netns/web"),
             ("/../../run/netns/web", "/run/netns/web"),
             ("../../../..", "/"),
             ("/run/netns/a b", "/run/netns/a b"),
+            // A component given may be a symbolic link: `..` after it stays.
+            ("link/../ns", "/tmp/work/link/../ns"),
+            ("../x/../../y", "/tmp/x/../../y"),
+            ("/a/..", "/a/.."),
         ] {
             assert_eq!(
                 normalise(cwd, Path::new(path)),
@@ -1108,7 +1139,7 @@ mod tests {
         }
         assert_eq!(
             absolute(Path::new("/var/run/netns/../netns/x")).unwrap(),
-            PathBuf::from("/var/run/netns/x")
+            PathBuf::from("/var/run/netns/../netns/x")
         );
     }
 

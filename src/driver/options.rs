@@ -1,7 +1,7 @@
 //! Validation of what callers give that does not need the kernel: names,
 //! driver, `-o` options, parent syntax, directory paths.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use super::{Error, IpvlanFlag, IpvlanMode};
 use crate::netns::{is_valid_ifname, IFNAME_MAX};
@@ -237,15 +237,17 @@ pub(crate) fn check_vlan_id(parent: &str, base: String, id: &str) -> Result<Vlan
 ///
 /// Paths end up in records and in the `/etc/netns` symlinks, read later
 /// from other directories; a relative one would then point elsewhere.
-/// Lexically, not through the file system: the directory may not exist
-/// yet, and a symlink the user chose (`/var/lib/ipvlan` -> a data disk)
-/// stays the path recorded.
+/// Without the file system: the directory may not exist yet, and a
+/// symlink the user chose (`/var/lib/ipvlan` -> a data disk) stays the
+/// path recorded. `.` goes; a `..` after a component given stays, as
+/// that component may be a symlink (`link/..` is not the directory
+/// holding `link`).
 ///
 /// ```
 /// use std::path::Path;
 /// let cwd = std::env::current_dir().unwrap();
 /// let path = ipvlan::driver::absolute_path("state directory", Path::new("a/./b/../c")).unwrap();
-/// assert_eq!(path, cwd.join("a/c"));
+/// assert_eq!(path, cwd.join("a/b/../c"));
 /// assert_eq!(
 ///     ipvlan::driver::absolute_path("state directory", Path::new("")).unwrap_err().to_string(),
 ///     "the state directory path is empty"
@@ -267,24 +269,7 @@ pub fn absolute_path(what: &str, path: &Path) -> Result<PathBuf, Error> {
             &error,
         )
     })?;
-    Ok(normalise_lexically(&cwd.join(path)))
-}
-
-/// `.` dropped, `..` removing the component before it (never the root).
-fn normalise_lexically(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for component in path.components() {
-        match component {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                if out.parent().is_some() {
-                    out.pop();
-                }
-            }
-            other => out.push(other.as_os_str()),
-        }
-    }
-    out
+    Ok(super::netns_identity::normalise(&cwd, path))
 }
 
 #[cfg(test)]
@@ -410,24 +395,20 @@ mod tests {
     }
 
     #[test]
-    fn relative_paths_are_resolved_lexically() {
-        for (given, expected) in [
-            ("/a/b/c", "/a/b/c"),
-            ("/a/./b/../c", "/a/c"),
-            ("/../..", "/"),
-            ("/a/b/../../..", "/"),
-            ("/a//b/", "/a/b"),
-        ] {
-            assert_eq!(
-                normalise_lexically(Path::new(given)),
-                Path::new(expected),
-                "{given}"
-            );
-        }
+    fn relative_paths_are_made_absolute_keeping_what_a_link_may_change() {
         let cwd = std::env::current_dir().unwrap();
+        // `s` may be a symbolic link: `s/..` is not the working directory.
         assert_eq!(
             absolute_path("x", Path::new("./s/../t")).unwrap(),
-            cwd.join("t")
+            cwd.join("s/../t")
+        );
+        assert_eq!(
+            absolute_path("x", Path::new("a//b/.")).unwrap(),
+            cwd.join("a/b")
+        );
+        assert_eq!(
+            absolute_path("x", Path::new("..")).unwrap(),
+            cwd.parent().unwrap_or(Path::new("/"))
         );
         // An absolute path is the user's choice, `..` and all.
         assert_eq!(

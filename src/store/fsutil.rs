@@ -320,7 +320,10 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 /// (which could only take bits away, never add them), durably: after each
 /// `mkdir` its parent is synced, since a new directory's entry lives in
 /// the parent and a power cut could otherwise lose the directory with
-/// every synced file in it. Directories that exist cost one `stat`.
+/// every synced file in it. Directories that exist cost one `stat`. A
+/// failure takes away the directories this call made (a path such as
+/// `new/../file/state` makes `new` before it finds that `file` is not a
+/// directory): a refused path changes nothing.
 pub fn create_dir(dir: &Path) -> io::Result<()> {
     let mut missing = Vec::new();
     let mut next = Some(dir);
@@ -338,23 +341,33 @@ pub fn create_dir(dir: &Path) -> io::Result<()> {
         }
         next = path.parent();
     }
-    for path in missing.into_iter().rev() {
+    let mut made = Vec::new();
+    let result = missing.into_iter().rev().try_for_each(|path| {
         crate::fault::point("store: before mkdir");
-        let made = fs::DirBuilder::new().mode(DIR_MODE).create(path);
-        match crate::fault::after("store: after mkdir", made) {
+        let created = fs::DirBuilder::new().mode(DIR_MODE).create(path);
+        match crate::fault::after("store: after mkdir", created) {
             // Someone else made it meanwhile; syncing again is harmless.
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            // A umask such as 0277 would leave even us without access.
-            Ok(()) => fs::set_permissions(path, fs::Permissions::from_mode(DIR_MODE))?,
+            Ok(()) => {
+                made.push(path);
+                // A umask such as 0277 would leave even us without access.
+                fs::set_permissions(path, fs::Permissions::from_mode(DIR_MODE))?;
+            }
             Err(e) => return Err(e),
         }
         let parent = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
         };
-        sync_dir(parent)?;
+        sync_dir(parent)
+    });
+    if result.is_err() {
+        // Empty, as just made (`rmdir` leaves a directory someone filled).
+        for path in made.into_iter().rev() {
+            let _ = fs::remove_dir(path);
+        }
     }
-    Ok(())
+    result
 }
 
 /// Appends one line (a `\n` is added) with a single `write`, creating the

@@ -732,6 +732,75 @@ fn detached_run_prints_the_name_and_rm_needs_force_while_it_runs() {
     assert!(env.containers().is_empty());
 }
 
+/// A container's namespace reached by another path (a bind mount of its
+/// file elsewhere; `..` after a symbolic link) is that container: `ps` and
+/// `inspect` name it, and `rm -f` detaches that endpoint too and frees its
+/// address. Before, it was an endpoint of no container, which `rm -f` left
+/// recorded with its address held (`network rm` then refused). And
+/// `link/../ns` is where the kernel goes (the link target's parent), not
+/// `ns` beside the link, which was attached instead.
+#[test]
+fn a_named_namespace_given_by_another_path_is_that_container() {
+    let mut env = Env::new("alias");
+    env.network("n1", "192.168.79.0/24");
+    env.network("n2", "192.168.78.0/24");
+    let output = env.shell(
+        r#"set -e
+cd "$T"
+for c in al1 al2 al3; do "$BIN" run --net=n1 --name=$c -d >/dev/null; done
+touch alias
+mount --bind "$IPVLAN_NETNS_DIR/al1" alias
+mkdir -p x/d/sub
+ln -s d/sub x/l
+touch x/d/ns x/ns
+mount --bind "$IPVLAN_NETNS_DIR/al2" x/d/ns
+mount --bind "$IPVLAN_NETNS_DIR/al3" x/ns
+"$BIN" network connect n2 "$T/alias"
+(cd x && "$BIN" network connect n2 l/../ns)
+"$BIN" network inspect n2 > attached.json
+"$BIN" ps > ps.txt
+"$BIN" rm -f al1 al2 al3
+"$BIN" network inspect n2 > removed.json
+"$BIN" network rm n2
+"#,
+    );
+    let read = |name: &str| std::fs::read_to_string(env.root.join(name)).unwrap_or_default();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}{}\nattached: {}\nremoved: {}",
+        text(&output.stdout),
+        text(&output.stderr),
+        read("attached.json"),
+        read("removed.json")
+    );
+    let attached = json::parse(&read("attached.json")).unwrap();
+    let names: Vec<&str> = field(&attached.as_array().unwrap()[0], &["Containers"])
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(name, _)| name.as_str())
+        .collect();
+    assert_eq!(names, ["al1", "al2"], "{attached}");
+    let ps = read("ps.txt");
+    for (name, networks) in [("al1", "n1,n2"), ("al2", "n1,n2"), ("al3", "n1 ")] {
+        assert!(
+            ps.lines()
+                .any(|line| line.starts_with(&format!("{name} ")) && line.contains(networks)),
+            "{name} on {networks}:\n{ps}"
+        );
+    }
+    let removed = json::parse(&read("removed.json")).unwrap();
+    assert_eq!(
+        field(&removed.as_array().unwrap()[0], &["Containers"])
+            .as_object()
+            .map(<[_]>::len),
+        Some(0),
+        "{removed}"
+    );
+    env.networks.retain(|name| name != "n2");
+}
+
 #[test]
 fn connect_and_disconnect_any_namespace_by_path() {
     let mut env = Env::new("connect");

@@ -632,6 +632,46 @@ fn a_lease_only_network_keeps_its_ranges_and_the_cli_overlap_rule() {
     );
 }
 
+/// A network CNI made that holds nothing any more gives way to another
+/// config's network on an overlapping subnet (a conflist renamed): it is
+/// removed. Before, it refused every such network until someone ran
+/// `ipvlan network rm`. One that still holds a lease refuses (code 7).
+#[test]
+fn an_idle_cni_network_gives_way_to_an_overlapping_one() {
+    let dir = TempDir::new("cni-idle-overlap");
+    let state = dir.path().join("state");
+    let env = |command: &str, container: &str| {
+        set(
+            &add_env(),
+            &[
+                ("CNI_COMMAND", Some(command)),
+                ("CNI_CONTAINERID", Some(container)),
+                ("IPVLAN_STATE_DIR", Some(state.to_str().unwrap())),
+            ],
+        )
+    };
+    let one = macvlan_conf("one", r#""subnet": "10.7.0.0/24""#);
+    let two = macvlan_conf("two", r#""subnet": "10.7.0.0/25""#);
+    let answer = plugin(&env("ADD", "a"), &one);
+    assert_eq!(answer.exit, Some(0), "{}{}", answer.stdout, answer.stderr);
+    plugin(&env("ADD", "b"), &two).assert_error(
+        7,
+        "Pool overlaps with other one on this address space: 10.7.0.0/25 overlaps 10.7.0.0/24 of network one",
+        "1.0.0",
+    );
+    let answer = plugin(&env("DEL", "a"), &one);
+    assert_eq!(answer.exit, Some(0), "{}{}", answer.stdout, answer.stderr);
+    let answer = plugin(&env("ADD", "b"), &two);
+    assert_eq!(answer.exit, Some(0), "{}{}", answer.stdout, answer.stderr);
+    let store = ipvlan::store::StateDir::open(&state).unwrap();
+    assert!(
+        store.network_by_name("one").is_none(),
+        "the idle network stays"
+    );
+    let (ids, leases) = lease_records(&state, "two");
+    assert_eq!((ids.len(), leases.len()), (1, 1), "{ids:?} {leases:?}");
+}
+
 /// `CNI_NETNS` is a path, opened from the plugin's working directory
 /// when relative (as the reference plugin opens it): a lease records it
 /// joined to that directory, so `restore`, run from anywhere, collects the

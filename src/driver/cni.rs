@@ -353,6 +353,7 @@ impl Manager {
                     }
                 }
             }
+            self.retire_idle_overlaps(net)?;
             let mut req = NetworkCreate::new(net.name.clone());
             for (subnet, gateway) in &net.subnets {
                 req.subnets.push(*subnet);
@@ -923,6 +924,9 @@ impl Manager {
             _ => None,
         };
         let id = lease_id(lease.container_id, lease.ifname);
+        if self.store.network_named(&net.name)?.is_none() {
+            self.retire_idle_overlaps(net)?;
+        }
         for _ in 0..3 {
             let state = self.store.lock()?;
             let networks = state.networks()?;
@@ -1001,6 +1005,35 @@ impl Manager {
             net.name
         ))
         .into())
+    }
+
+    /// Removes the networks CNI made for other configs that overlap `net`'s
+    /// subnets and hold nothing (no link, no lease): a conflist renamed, or
+    /// a network removed from the runtime and made again under another
+    /// name, is not refused for a network no one uses any more (the
+    /// reference `host-local` checks no overlap at all). One in use stays,
+    /// as its removal is refused under the lock, and the create then
+    /// refuses the overlap as `network create` does; so does one the CLI
+    /// made.
+    fn retire_idle_overlaps(&self, net: &CniNetwork) -> Result<(), Error> {
+        let networks = self.store.networks()?;
+        let overlapping = networks.iter().filter(|record| {
+            is_cni(record)
+                && record.name != net.name
+                && record.subnets.iter().any(|held| {
+                    net.subnets
+                        .iter()
+                        .any(|(wanted, _)| crate::ipam::overlaps(&held.subnet, wanted))
+                })
+        });
+        for record in overlapping {
+            match self.remove_network(&record.id) {
+                Ok(_) => {}
+                Err(error) if matches!(error.kind(), ErrorKind::NotFound | ErrorKind::InUse) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(())
     }
 
     /// A network for `net` with no master in the host (lease-only, or

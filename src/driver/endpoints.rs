@@ -340,12 +340,40 @@ impl Manager {
         }
     }
 
+    /// A target given by a path that is a named namespace's file: that
+    /// container, at its place under the netns directory (see
+    /// [`netns_identity::names_of`]); any other target as it is. Two
+    /// names of the one namespace leave it to the caller to choose.
+    fn named_place(
+        &self,
+        target: &Target,
+        place: (PathBuf, Option<String>),
+        ns: &crate::netns::Netns,
+    ) -> Result<(PathBuf, Option<String>), Error> {
+        let (Target::Path(given), (_, None)) = (target, &place) else {
+            return Ok(place);
+        };
+        let netns_dir = absolute(&self.config.netns_dir)?;
+        match netns_identity::names_of(&netns_dir, ns.file_id()).as_slice() {
+            [] => Ok(place),
+            [name] => Ok((netns_dir.join(name), Some(name.clone()))),
+            several => Err(Error::invalid(format!(
+                "{} is the namespace named {} in {}: give one of those names",
+                given.display(),
+                several.join(" and "),
+                netns_dir.display()
+            ))),
+        }
+    }
+
     /// Opens and identifies the target's namespace; nothing is locked or
     /// changed yet.
     pub(crate) fn resolve_target(&self, target: &Target) -> Result<ResolvedTarget, Error> {
         let (path, container) = self.target_place(target)?;
         let missing = target_missing(target, &container);
-        let inside = OpenNetns::with_handle(netns_identity::open_target(&path, missing)?)?;
+        let ns = netns_identity::open_target(&path, missing)?;
+        let (path, container) = self.named_place(target, (path, container), &ns)?;
+        let inside = OpenNetns::with_handle(ns)?;
         self.resolved(target, path, container, inside)
     }
 
@@ -359,6 +387,7 @@ impl Manager {
         let (path, container) = self.target_place(target)?;
         let missing = target_missing(target, &container);
         let inside = netns_identity::open_target_from(&path, home, missing)?;
+        let (path, container) = self.named_place(target, (path, container), &inside.ns)?;
         self.resolved(target, path, container, inside)
     }
 
@@ -371,6 +400,7 @@ impl Manager {
         let missing = target_missing(target, &container);
         let (ns, entry) =
             netns_identity::open_target_for_entry(&path, host.socket().fd(), missing)?;
+        let (path, container) = self.named_place(target, (path, container), &ns)?;
         Ok(OpenedTarget {
             target: target.clone(),
             path,

@@ -600,6 +600,30 @@ pub(crate) fn open_endpoint_netns(endpoint: &EndpointRecord) -> Result<NsAt, Err
     open_recorded(&endpoint.netns, endpoint.netns_id)
 }
 
+/// The names under `netns_dir` (sorted) of the namespace whose nsfs file
+/// is `file_id` ([`Netns::file_id`]): a namespace reached by another path
+/// (`/proc/PID/ns/net`, `/var/run/netns/NAME` through the `/var/run` link,
+/// a bind mount elsewhere, a spelling with `..`) is still the container
+/// of its name. One `lstat` a name: a name's file is a bind mount of the
+/// namespace's (`lstat` looks through a mount, never a symbolic link), and
+/// a plain file left there is not it.
+pub(crate) fn names_of(netns_dir: &Path, file_id: (u64, u64)) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(netns_dir) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name().into_string().ok()?;
+            let meta = std::fs::symlink_metadata(entry.path()).ok()?;
+            (is_valid_name(&name) && (meta.dev(), meta.ino()) == file_id).then_some(name)
+        })
+        .collect();
+    crate::order::sort(&mut names);
+    names
+}
+
 /// `st_dev` and `st_ino` of an open namespace's nsfs file, stable for the
 /// namespace's whole life and never shared by two living ones.
 pub(crate) fn nsfs_file_id(ns: &Netns) -> Result<(u64, u64), Error> {

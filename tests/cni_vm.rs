@@ -256,6 +256,51 @@ fn mac_of(ns: Option<&str>, dev: &str) -> String {
         .unwrap()
 }
 
+/// A config's routes are added as the reference plugin adds them: one
+/// that repeats a route there already (another network's default route,
+/// as under Multus; the kernel's own route to the subnet) goes in beside
+/// it. Before, the kernel refused it (`EEXIST`) and the ADD failed.
+#[test]
+fn routes_that_repeat_one_there_are_added_beside_it() {
+    let mut cni = Cni::new("rep");
+    cni.master("cnim9");
+    let ns = cni.netns("cni-rep");
+    for args in [
+        &["-n", "cni-rep", "link", "add", "d0", "type", "dummy"][..],
+        &["-n", "cni-rep", "link", "set", "d0", "up"],
+        &["-n", "cni-rep", "addr", "add", "10.98.0.2/24", "dev", "d0"],
+        &[
+            "-n",
+            "cni-rep",
+            "route",
+            "add",
+            "default",
+            "via",
+            "10.98.0.1",
+        ],
+    ] {
+        assert!(ip_ok(args), "ip {args:?}");
+    }
+    let conf = r#"{"cniVersion": "1.0.0", "name": "rep", "type": "ipvlan", "master": "cnim9",
+        "ipam": {"type": "ipvlan", "subnet": "10.76.0.0/16",
+                 "routes": [{"dst": "0.0.0.0/0"}, {"dst": "10.76.0.0/16"}]}}"#;
+    cni.plugin("ADD", "ctr-rep", &ns, conf).ok();
+    assert_eq!(
+        routes("cni-rep", "eth0"),
+        ["10.76.0.0/16", "10.76.0.0/16", "default via 10.76.0.1"]
+    );
+    assert_eq!(
+        routes("cni-rep", "d0"),
+        ["10.98.0.0/24", "default via 10.98.0.1"],
+        "the route there first stays"
+    );
+    cni.plugin("DEL", "ctr-rep", &ns, conf).ok();
+    assert_eq!(
+        routes("cni-rep", "d0"),
+        ["10.98.0.0/24", "default via 10.98.0.1"]
+    );
+}
+
 #[test]
 fn add_check_del_with_our_ipam() {
     let mut cni = Cni::new("acd");

@@ -363,6 +363,7 @@ fn emit(rng: &mut Rng, msg: &MessageBuilder, kind: u16, flags: u16, family_len: 
 
 const ADD_FLAGS: u16 = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
 const SET_FLAGS: u16 = NLM_F_REQUEST | NLM_F_ACK;
+const APPEND_FLAGS: u16 = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_APPEND;
 const GET_EXT_MASK: u32 = RTEXT_FILTER_VF | RTEXT_FILTER_SKIP_STATS;
 
 /// Open files whose descriptors a request may carry (a `LinkSpec` borrows
@@ -826,10 +827,11 @@ fn routes_round_trip() {
     property("routes_round_trip", |rng| {
         let spec = random_route(rng);
         let add = rng.one_in(2);
-        let (msg, kind, nl_flags) = if add {
-            (spec.add_request(), RTM_NEWROUTE, ADD_FLAGS)
-        } else {
-            (spec.del_request(), RTM_DELROUTE, SET_FLAGS)
+        let (msg, kind, nl_flags) = match (add, rng.one_in(2)) {
+            (true, false) => (spec.add_request(), RTM_NEWROUTE, ADD_FLAGS),
+            // Beside a route of the same key (a CNI config's routes).
+            (true, true) => (spec.append_request(), RTM_NEWROUTE, APPEND_FLAGS),
+            (false, _) => (spec.del_request(), RTM_DELROUTE, SET_FLAGS),
         };
         let msg = msg.unwrap_or_else(|e| panic!("{spec:?}: {e}"));
         let p = emit(rng, &msg, kind, nl_flags, RtMsg::LEN);

@@ -65,7 +65,7 @@ pub fn address_source(conf: &NetConf) -> Result<AddressSource<'_>, CniError> {
         (Some(ipam), _) => Ok(AddressSource::Ipam(ipam)),
         (None, Some(prev)) if !prev.ips.is_empty() => Ok(AddressSource::PrevResult(prev)),
         (None, _) => Err(CniError::config(
-            "IPAM plugin returned missing IP config: the config has no ipam section and no prevResult with addresses",
+            "IPAM plugin returned missing IP config: the config names no IPAM plugin (ipam.type) and has no prevResult with addresses",
         )),
     }
 }

@@ -193,6 +193,10 @@ impl NetConf {
         let releasing = matches!(command, Command::Del | Command::Gc);
         let ipam = match top.obj("ipam")? {
             None => None,
+            // As Go reads it for the reference plugins: a section without
+            // a type names no IPAM plugin (chained on ADD, nothing to
+            // release on DEL), so `"ipam": {}` is no section.
+            Some(ipam) if matches!(ipam.str("type")?, None | Some("")) => None,
             Some(ipam) => Some(Ipam::read(&ipam, releasing)?),
         };
         // As another plugin's IPAM, the link keys are that plugin's (a
@@ -392,13 +396,8 @@ impl Master {
 
 impl Ipam {
     fn read(ipam: &Obj<'_>, releasing: bool) -> Result<Ipam, CniError> {
-        let plugin = match ipam.str("type")? {
-            None | Some("") => {
-                return Err(ipam
-                    .error("ipam.type is missing: name the IPAM plugin (host-local, ipvlan, ...)"))
-            }
-            Some(plugin) => plugin,
-        };
+        // A section without a type is none (see `NetConf::read`).
+        let plugin = ipam.str("type")?.unwrap_or_default();
         // A plugin is looked up by name in each CNI_PATH directory; a path
         // would escape them.
         if plugin.contains('/') || plugin == "." || plugin == ".." {

@@ -581,9 +581,12 @@ fn configure(
         };
         steps.push(Step::RouteAdd(spec));
     }
+    // A CNI config's routes, added as the reference plugin adds them: one
+    // that repeats a route there already (the kernel's own to the subnet,
+    // another network's default) is added beside it, not refused.
     for &(dst, gateway) in &plan.routes {
         let spec = RouteSpec::to(dst).dev(index);
-        steps.push(Step::RouteAdd(match gateway {
+        steps.push(Step::RouteAppend(match gateway {
             Some(gateway) => spec.via(gateway),
             None => spec,
         }));

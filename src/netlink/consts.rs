@@ -51,6 +51,7 @@ pub const NLM_F_DUMP: u16 = NLM_F_ROOT | NLM_F_MATCH;
 pub const NLM_F_REPLACE: u16 = 0x100;
 pub const NLM_F_EXCL: u16 = 0x200;
 pub const NLM_F_CREATE: u16 = 0x400;
+pub const NLM_F_APPEND: u16 = 0x800;
 pub const NLM_F_CAPPED: u16 = 0x100;
 pub const NLM_F_ACK_TLVS: u16 = 0x200;
 
@@ -181,6 +182,7 @@ mod tests {
         assert_eq!(i32::from(NLM_F_DUMP), libc::NLM_F_DUMP);
         assert_eq!(i32::from(NLM_F_CREATE), libc::NLM_F_CREATE);
         assert_eq!(i32::from(NLM_F_EXCL), libc::NLM_F_EXCL);
+        assert_eq!(i32::from(NLM_F_APPEND), libc::NLM_F_APPEND);
         assert_eq!(i32::from(NLM_F_CAPPED), libc::NLM_F_CAPPED);
         assert_eq!(i32::from(NLM_F_ACK_TLVS), libc::NLM_F_ACK_TLVS);
         assert_eq!(i32::from(NLA_F_NESTED), libc::NLA_F_NESTED);

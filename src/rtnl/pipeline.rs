@@ -24,6 +24,9 @@ pub enum Step {
     },
     /// [`Handle::route_add`].
     RouteAdd(RouteSpec),
+    /// [`RouteSpec::append_request`]: added beside a route of the same
+    /// destination and metric.
+    RouteAppend(RouteSpec),
 }
 
 impl Step {
@@ -42,6 +45,7 @@ impl Step {
                 Some(LinkRef::Index(*index)),
             ),
             Step::RouteAdd(spec) => (spec.add_request()?, "add route", None),
+            Step::RouteAppend(spec) => (spec.append_request()?, "add route", None),
         })
     }
 }

@@ -260,6 +260,21 @@ impl RouteSpec {
     /// defaults: protocol boot, unicast, scope link for IPv4 routes without
     /// gateway, universe otherwise.
     pub fn add_request(&self) -> Result<MessageBuilder> {
+        self.new_route(NLM_F_EXCL)
+    }
+
+    /// [`RouteSpec::add_request`] with `CREATE | APPEND`: a route whose
+    /// destination and metric another route already has is added beside
+    /// it (IPv4: after it, so the first stays the one taken; IPv6: as a
+    /// further next hop), where `EXCL` fails with `EEXIST`. What the
+    /// reference CNI plugins do with a config's routes: a container's
+    /// second network may repeat a default route, and a route to the
+    /// link's own subnet repeats the kernel's prefix route.
+    pub fn append_request(&self) -> Result<MessageBuilder> {
+        self.new_route(NLM_F_APPEND)
+    }
+
+    fn new_route(&self, mode: u16) -> Result<MessageBuilder> {
         let link_scope = self.family() == IpFamily::V4 && self.gateway.is_none();
         let header = RtMsg {
             protocol: RTPROT_BOOT,
@@ -273,7 +288,7 @@ impl RouteSpec {
         };
         self.message(
             RTM_NEWROUTE,
-            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | mode,
             header,
         )
     }

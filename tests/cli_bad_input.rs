@@ -211,6 +211,8 @@ const CASES: &[Case] = &[
     case(&["ps", "-a"], 2, "ipvlan: ps: unknown shorthand flag: 'a' in -a\nSee 'ipvlan ps --help'.\n"),
     case(&["restore", "now"], 2, "ipvlan: restore: \"ipvlan restore\" accepts no arguments\nSee 'ipvlan restore --help'.\n"),
     case(&["run", "ls"], 125, "ipvlan: run: --network is required\nSee 'ipvlan run --help'.\n"),
+    case(&["run", "--net=n1", "--net", "n1", "ls"], 125, "ipvlan: run: --network n1 is given twice\nSee 'ipvlan run --help'.\n"),
+    case(&["run", "--net=n1", "--net=n2", "--ip=10.0.0.5", "ls"], 125, "ipvlan: run: --ip and --ip6 go with one --network: connect the other networks with `ipvlan network connect --ip`\nSee 'ipvlan run --help'.\n"),
     case(&["run", "--net=n1", "-d", "--rm", "sleep", "9"], 125, "ipvlan: run: conflicting options: --rm and -d (--detach) cannot be combined\nSee 'ipvlan run --help'.\n"),
     case(&["exec", "c1"], 125, "ipvlan: exec: \"ipvlan exec\" requires at least 2 arguments\nSee 'ipvlan exec --help'.\n"),
     case(&["--state-dir"], 2, "ipvlan: flag needs an argument: --state-dir\nSee 'ipvlan --help'.\n").bare(),

@@ -43,7 +43,7 @@ fn create(name: &str, subnets: &[&str], gateways: &[&str], opts: &[(&str, &str)]
 
 fn run(network: &str, command: &[&str]) -> RunArgs {
     RunArgs {
-        network: network.to_string(),
+        networks: vec![network.to_string()],
         command: command.iter().map(|arg| arg.to_string()).collect(),
         ..RunArgs::default()
     }
@@ -233,6 +233,15 @@ fn walkthrough_run_lines() {
         (
             "ipvlan run --net=n1 sh -c -h",
             run("n1", &["sh", "-c", "-h"]),
+        ),
+        // Every network given, in order (Docker 25 takes several).
+        (
+            "ipvlan run --net=n1 --network n2 -d",
+            RunArgs {
+                networks: words(&["n1", "n2"]),
+                detach: true,
+                ..run("n1", &[])
+            },
         ),
     ];
     for (line, expected) in cases {

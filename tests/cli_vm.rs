@@ -801,6 +801,32 @@ mount --bind "$IPVLAN_NETNS_DIR/al3" x/ns
     env.networks.retain(|name| name != "n2");
 }
 
+/// `run` with `--network` given twice attaches both, in order (Docker
+/// 25); before, the last one alone, the other dropped without a word.
+#[test]
+fn run_attaches_every_network_given() {
+    let mut env = Env::new("multi");
+    env.network("n1", "192.168.82.0/24");
+    env.network("n2", "192.168.83.0/24");
+    assert_eq!(
+        env.ok(&["run", "--net=n1", "--net=n2", "--name=mn", "-d"]),
+        "mn\n"
+    );
+    let ps = env.ok(&["ps"]);
+    assert!(
+        ps.lines()
+            .any(|line| line.starts_with("mn ") && line.contains("n1,n2")),
+        "{ps}"
+    );
+    for network in ["n1", "n2"] {
+        let inspected = env.inspect(network);
+        assert!(
+            !field(&inspected, &["Containers", "mn"]).is_null(),
+            "{network}: {inspected}"
+        );
+    }
+}
+
 #[test]
 fn connect_and_disconnect_any_namespace_by_path() {
     let mut env = Env::new("connect");

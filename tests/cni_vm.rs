@@ -287,7 +287,13 @@ fn routes_that_repeat_one_there_are_added_beside_it() {
     cni.plugin("ADD", "ctr-rep", &ns, conf).ok();
     assert_eq!(
         routes("cni-rep", "eth0"),
-        ["10.76.0.0/16", "10.76.0.0/16", "default via 10.76.0.1"]
+        // A route without `gw` goes through the subnet's gateway, as the
+        // reference plugin's do.
+        [
+            "10.76.0.0/16",
+            "10.76.0.0/16 via 10.76.0.1",
+            "default via 10.76.0.1"
+        ]
     );
     assert_eq!(
         routes("cni-rep", "d0"),

@@ -98,8 +98,9 @@ pub struct ConnectArgs {
 /// Options and command of `run`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunArgs {
-    /// `--network`: the network to attach the container to (required).
-    pub network: String,
+    /// `--network`, once or more: the networks to attach the container
+    /// to, in order (at least one).
+    pub networks: Vec<String>,
     /// `--name`: the container name; `None`: a generated one.
     pub name: Option<String>,
     /// `--ip`: the IPv4 address to use instead of an allocated one.
@@ -439,12 +440,30 @@ fn run(matches: &Matches) -> Result<RunArgs, ArgError> {
             "conflicting options: --rm and -d (--detach) cannot be combined".to_string(),
         ));
     }
-    let network = match matches.last("network") {
-        Some(network) if !network.is_empty() => network.to_string(),
-        _ => return Err(ArgError::Usage("--network is required".to_string())),
-    };
+    // Every `--network` given, as Docker 25 takes them (before, the last
+    // one alone, the others dropped without a word).
+    let mut networks: Vec<String> = Vec::new();
+    for network in matches.all("network") {
+        if network.is_empty() {
+            continue;
+        }
+        if networks.iter().any(|n| n == network) {
+            return Err(ArgError::Usage(format!(
+                "--network {network} is given twice"
+            )));
+        }
+        networks.push(network.to_string());
+    }
+    if networks.is_empty() {
+        return Err(ArgError::Usage("--network is required".to_string()));
+    }
+    if networks.len() > 1 && (matches.last("ip").is_some() || matches.last("ip6").is_some()) {
+        return Err(ArgError::Usage(
+            "--ip and --ip6 go with one --network: connect the other networks with `ipvlan network connect --ip`".to_string(),
+        ));
+    }
     Ok(RunArgs {
-        network,
+        networks,
         name: matches.last("name").map(str::to_string),
         ipv4: optional(matches, "ip", values::ipv4)?,
         ipv6: optional(matches, "ip6", values::ipv6)?,

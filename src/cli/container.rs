@@ -10,15 +10,18 @@ use super::{output, warn, Failure, EXIT_CANNOT_RUN, EXIT_FAILED, EXIT_NOT_FOUND,
 /// the command's) or in the background (`-d`). A container this call
 /// created is removed again when starting its command fails.
 pub fn run(manager: &Manager, args: RunArgs) -> Result<i32, Failure> {
+    // `--ip`/`--ip6` come with one network only (see `command::run`).
+    let addresses = AttachRequest {
+        ipv4: args.ipv4,
+        ipv6: args.ipv6,
+    };
     let request = RunRequest {
         name: args.name.clone(),
-        networks: vec![(
-            args.network.clone(),
-            AttachRequest {
-                ipv4: args.ipv4,
-                ipv6: args.ipv6,
-            },
-        )],
+        networks: args
+            .networks
+            .iter()
+            .map(|network| (network.clone(), addresses))
+            .collect(),
     };
     let container = manager
         .run_container(&request)

@@ -143,7 +143,7 @@ pub const RUN_FLAGS: &[Flag] = &[
         "network",
         None,
         "string",
-        "Connect the container to a network (required)",
+        "Connect the container to a network (required; repeat for more)",
     )
     .with_aliases(&["net"]),
     Flag::boolean(

@@ -385,6 +385,22 @@ fn a_subnet_whose_addresses_are_all_reserved_has_no_room() {
     let mut full = specs(&["10.9.9.4/30"], &[], &[]);
     full[0].aux = vec![("a".into(), ip("10.9.9.6"))];
     assert!(!full[0].has_room());
+    // An ip-range is where automatic allocation looks: one holding only
+    // the network address, or only the gateway, leaves every `run` without
+    // `--ip` to fail (before, the subnet's room was enough).
+    for (subnet, range, room) in [
+        ("10.9.0.0/24", "10.9.0.0/32", false),
+        ("10.9.0.0/24", "10.9.0.1/32", false),
+        ("10.9.0.0/24", "10.9.0.2/32", true),
+        ("10.9.0.0/24", "10.9.0.0/30", true),
+        ("2001:db8::/64", "2001:db8::/128", false),
+        ("2001:db8::/64", "2001:db8::/127", false),
+        ("2001:db8::/64", "2001:db8::/126", true),
+    ] {
+        let mut spec = specs(&[subnet], &[], &[]).remove(0);
+        spec.ip_range = Some(range.parse().unwrap());
+        assert_eq!(spec.has_room(), room, "{subnet} range {range}");
+    }
 }
 
 #[test]

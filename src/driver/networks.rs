@@ -414,10 +414,15 @@ pub struct NetworkList {
 /// would fail.
 fn refuse_subnets_without_room(subnets: &[crate::ipam::SubnetSpec]) -> Result<(), Error> {
     match subnets.iter().find(|spec| !spec.has_room()) {
-        Some(spec) => Err(Error::invalid(format!(
-            "subnet {} has no address a container could get: its network, broadcast, anycast, gateway and aux addresses take them all",
-            spec.subnet
-        ))),
+        Some(spec) => {
+            let place = match spec.ip_range {
+                Some(range) => format!("ip range {range} of subnet {}", spec.subnet),
+                None => format!("subnet {}", spec.subnet),
+            };
+            Err(Error::invalid(format!(
+                "{place} has no address a container could get: its network, broadcast, anycast, gateway and aux addresses take them all"
+            )))
+        }
         None => Ok(()),
     }
 }

@@ -119,16 +119,14 @@ impl SubnetSpec {
             .find(|a| !self.is_structural(*a) && !self.aux.iter().any(|(_, x)| x == a))
     }
 
-    /// Whether any address of the subnet could go to a container, on
-    /// request or automatically: one that is not reserved, nor the gateway
-    /// it gets when none is set. A /32 whose one address is its gateway
-    /// has none, nor a /128 (its one address is the subnet-router
-    /// anycast) or a /127 with a gateway.
+    /// Whether automatic allocation has an address to give a container:
+    /// one of the ip-range (or of the subnet) that is not reserved, nor the
+    /// gateway it gets when none is set. A /32 whose one address is its
+    /// gateway has none, nor a /128 (its one address is the subnet-router
+    /// anycast) or a /127 with a gateway, nor an ip-range that holds only
+    /// such addresses (every `run` without `--ip` would fail).
     pub fn has_room(&self) -> bool {
-        let (first, last) = (
-            to_u128(self.subnet.network()),
-            to_u128(self.subnet.broadcast()),
-        );
+        let (first, last) = self.allocation_bounds();
         let gateway = self.gateway_or_default();
         // At most 3 structural and gateway addresses, and the aux and host
         // ones, can come before a free one.

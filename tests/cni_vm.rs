@@ -372,6 +372,29 @@ fn add_check_del_with_our_ipam() {
             ns.display()
         )
     );
+    // A result that lists our interface in another namespace, or not at
+    // all, is not this attachment's: refused, as the reference refuses it.
+    // Before, CHECK compared nothing of it but the link's kind and mode.
+    let sandbox = format!("\"sandbox\": \"{}\"", ns.display());
+    for elsewhere in [
+        answer
+            .stdout
+            .replace(&sandbox, "\"sandbox\": \"/run/netns/other\""),
+        answer
+            .stdout
+            .replace("\"name\": \"eth0\"", "\"name\": \"eth9\""),
+    ] {
+        assert_ne!(elsewhere, answer.stdout, "the result is changed");
+        let elsewhere = with_prev(&conf, &json::parse(&elsewhere).unwrap());
+        let msg = cni.plugin("CHECK", "ctr-acd", &ns, &elsewhere).error(999);
+        assert_eq!(
+            msg,
+            format!(
+                "prevResult lists no interface eth0 in {}: it is not this attachment's result",
+                ns.display()
+            )
+        );
+    }
     ip(&[
         "-n",
         "cni-acd",

@@ -538,8 +538,21 @@ pub fn check(env: &Env, conf: &NetConf, input: &[u8]) -> Result<(), CniError> {
             }
         }
     }
-    let listed = prev.interfaces.iter().find(|i| i.name == who.ifname);
-    if let Some(mac) = listed.and_then(|i| i.mac.as_deref()) {
+    // The result is this attachment's only if it lists our interface in
+    // this namespace (the reference's rule, by the same text): else its
+    // addresses and MAC are another's, and none would be checked.
+    let sandbox = netns.display().to_string();
+    let Some(ours) = prev
+        .interfaces
+        .iter()
+        .position(|i| i.name == who.ifname && i.sandbox.as_deref() == Some(sandbox.as_str()))
+    else {
+        return Err(CniError::internal(format!(
+            "prevResult lists no interface {} in {sandbox}: it is not this attachment's result",
+            who.ifname
+        )));
+    };
+    if let Some(mac) = prev.interfaces[ours].mac.as_deref() {
         if !mac.eq_ignore_ascii_case(&found.mac) {
             return Err(CniError::internal(format!(
                 "{} in {} has MAC {}, the result says {mac}",
@@ -549,12 +562,8 @@ pub fn check(env: &Env, conf: &NetConf, input: &[u8]) -> Result<(), CniError> {
             )));
         }
     }
-    let ours = prev
-        .interfaces
-        .iter()
-        .position(|i| i.name == who.ifname && i.sandbox.as_deref().map_or(true, |s| !s.is_empty()));
     for ip in &prev.ips {
-        if ip.interface.is_some() && ip.interface != ours {
+        if ip.interface.is_some_and(|index| index != ours) {
             continue;
         }
         if !found.addresses.contains(&ip.address) {

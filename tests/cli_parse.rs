@@ -234,6 +234,11 @@ fn walkthrough_run_lines() {
             "ipvlan run --net=n1 sh -c -h",
             run("n1", &["sh", "-c", "-h"]),
         ),
+        // An empty address is none, as Docker reads it.
+        (
+            "ipvlan run --net=n1 --ip= --ip6= ls",
+            run("n1", &["ls"]),
+        ),
         // Every network given, in order (Docker 25 takes several).
         (
             "ipvlan run --net=n1 --network n2 -d",

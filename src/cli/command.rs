@@ -366,6 +366,9 @@ fn build(topic: Topic, matches: Matches) -> Result<Command, ArgError> {
     Ok(command)
 }
 
+/// The last value of `long`, parsed; none when it is not given or empty
+/// (Docker reads `--ip ""` as no address: a script's `--ip "$IP"` with
+/// `IP` unset).
 fn optional<T>(
     matches: &Matches,
     long: &str,
@@ -373,6 +376,7 @@ fn optional<T>(
 ) -> Result<Option<T>, ArgError> {
     matches
         .last(long)
+        .filter(|value| !value.is_empty())
         .map(|value| parse(&spelled(long), value))
         .transpose()
 }
@@ -457,7 +461,8 @@ fn run(matches: &Matches) -> Result<RunArgs, ArgError> {
     if networks.is_empty() {
         return Err(ArgError::Usage("--network is required".to_string()));
     }
-    if networks.len() > 1 && (matches.last("ip").is_some() || matches.last("ip6").is_some()) {
+    let given = |long| matches.last(long).is_some_and(|value| !value.is_empty());
+    if networks.len() > 1 && (given("ip") || given("ip6")) {
         return Err(ArgError::Usage(
             "--ip and --ip6 go with one --network: connect the other networks with `ipvlan network connect --ip`".to_string(),
         ));

@@ -531,34 +531,44 @@ fn another_config_for_a_live_network_is_code_7() {
     let l = link(Some("cni-conf-b"), "eth0").unwrap();
     let data = l.get("linkinfo").and_then(|i| i.get("info_data")).unwrap();
     assert_eq!(data.get("mode").and_then(Value::as_str), Some("l3"));
-    cni.plugin("DEL", "ctr-b", &b, &l3).ok();
     // A CLI network's name is not taken over, and the CLI's shared-parent
     // guard holds across both: one mode and flag per master.
+    let c = cni.netns("cni-conf-c");
     cni.master("cnim5b");
     let (code, text) = cni.cli(&["network", "create", "-o", "parent=cnim5b", "clinet"]);
     assert_eq!(code, Some(0), "{text}");
     let msg = cni
-        .plugin("ADD", "ctr-b", &b, &conf("clinet", "cnim5b", ""))
+        .plugin("ADD", "ctr-c", &c, &conf("clinet", "cnim5b", ""))
         .error(7);
     assert!(msg.contains("was not made by CNI"), "{msg}");
-    // The overlap check too: "conflict" holds 10.77.0.0/16.
+    // The overlap check too, while "conflict" holds 10.77.0.0/16 for ctr-b.
     let other = conf("other", "cnim5b", "");
-    let msg = cni.plugin("ADD", "ctr-b", &b, &other).error(7);
+    let msg = cni.plugin("ADD", "ctr-c", &c, &other).error(7);
     assert_eq!(
         msg,
         "Pool overlaps with other one on this address space: 10.77.0.0/16 overlaps 10.77.0.0/16 of network conflict"
     );
-    let other = other.replace("10.77.0.0/16", "10.79.0.0/16").replace(
+    let moved = other.replace("10.77.0.0/16", "10.79.0.0/16").replace(
         r#""master": "cnim5b""#,
         r#""master": "cnim5b", "mode": "l3""#,
     );
-    let msg = cni.plugin("ADD", "ctr-b", &b, &other).error(7);
+    let msg = cni.plugin("ADD", "ctr-c", &c, &moved).error(7);
     assert_eq!(
         msg,
         "network clinet is already using parent interface cnim5b with ipvlan mode l2 and flag bridge; a network on the same parent must use the same mode and flag"
     );
     assert!(!cni.network_names().contains(&"other".to_string()));
-    assert!(link(Some("cni-conf-b"), "eth0").is_none());
+    assert!(link(Some("cni-conf-c"), "eth0").is_none());
+    // Once "conflict" holds nothing, a network on its subnet takes its
+    // place: the idle one goes (a conflist renamed).
+    cni.plugin("DEL", "ctr-b", &b, &l3).ok();
+    cni.plugin("ADD", "ctr-c", &c, &other).ok();
+    let names = cni.network_names();
+    assert!(
+        names.contains(&"other".to_string()) && !names.contains(&"conflict".to_string()),
+        "{names:?}"
+    );
+    cni.plugin("DEL", "ctr-c", &c, &other).ok();
     cni.cli(&["network", "rm", "clinet"]);
 }
 

@@ -1543,34 +1543,16 @@ fn one_namespace_attaches_to_a_network_once_whatever_it_is_called() {
         .unwrap();
     let alias = Path::new("/tmp/ipvlan-once/alias1");
     bind("/run/netns/on1", alias);
-    let of_on1 = |path: &str| {
-        format!(
-            "container {path} is already connected to network once (it is the namespace of on1)"
-        )
-    };
-    for (path, text) in [
-        (
-            "/var/run/netns/on1".to_string(),
-            of_on1("/var/run/netns/on1"),
-        ),
-        (
-            format!("/proc/{pid}/ns/net"),
-            of_on1(&format!("/proc/{pid}/ns/net")),
-        ),
-        (
-            format!("/proc/{pid}/../{pid}/ns//net"),
-            of_on1(&format!("/proc/{pid}/ns/net")),
-        ),
-        (
-            alias.display().to_string(),
-            of_on1(&alias.display().to_string()),
-        ),
-        (
-            "/run/netns/../netns/on1".to_string(),
-            "container on1 is already connected to network once".to_string(),
-        ),
+    // Each path of on1's namespace is container on1.
+    let text = "container on1 is already connected to network once";
+    for path in [
+        "/var/run/netns/on1".to_string(),
+        format!("/proc/{pid}/ns/net"),
+        format!("/proc/{pid}/../{pid}/ns//net"),
+        alias.display().to_string(),
+        "/run/netns/../netns/on1".to_string(),
     ] {
-        refused(&config, ErrorKind::AlreadyExists, &text, || {
+        refused(&config, ErrorKind::AlreadyExists, text, || {
             manager.connect(
                 "once",
                 &Target::Path(path.clone().into()),
@@ -1579,10 +1561,12 @@ fn one_namespace_attaches_to_a_network_once_whatever_it_is_called() {
         });
     }
 
-    // The other way round: attached by a path, then named as a container.
+    // The other way round: attached by a path while it had no name, then
+    // named as a container.
     manager.create_container(Some("on2")).unwrap();
     let alias2 = Path::new("/tmp/ipvlan-once/alias2");
     bind("/run/netns/on2", alias2);
+    ip(&["netns", "del", "on2"]);
     manager
         .connect(
             "once",
@@ -1590,6 +1574,7 @@ fn one_namespace_attaches_to_a_network_once_whatever_it_is_called() {
             &AttachRequest::default(),
         )
         .unwrap();
+    bind(&alias2.display().to_string(), Path::new("/run/netns/on2"));
     refused(
         &config,
         ErrorKind::AlreadyExists,
@@ -1764,12 +1749,16 @@ fn endpoints_recorded_by_older_versions_are_still_found() {
         .create_network(&net("lg", &["10.112.0.0/24"], &[], &[]))
         .unwrap();
     start(&manager, "lg", "lg1", None, None);
+    // A namespace with no name when it is attached by its path (a named
+    // one's path is that container), named afterwards for `ip -n`.
     ip(&["netns", "add", "lgp"]);
     let path = Path::new("/tmp/ipvlan-legacy/lgp");
     bind("/run/netns/lgp", path);
+    ip(&["netns", "del", "lgp"]);
     manager
         .connect("lg", &Target::Path(path.into()), &AttachRequest::default())
         .unwrap();
+    bind(&path.display().to_string(), Path::new("/run/netns/lgp"));
     let path_record = {
         let dir = config.state_dir.join("endpoints").join(&lg.id);
         fs::read_dir(&dir)
@@ -1820,7 +1809,8 @@ fn endpoints_recorded_by_older_versions_are_still_found() {
     refused(
         &config,
         ErrorKind::AlreadyExists,
-        "container /tmp/ipvlan-legacy/lgp is already connected to network lg",
+        // Named since it was attached: its path is container lgp now.
+        "container lgp is already connected to network lg (it is the namespace of /tmp/ipvlan-legacy/lgp)",
         || manager.connect("lg", &Target::Path(path.into()), &AttachRequest::default()),
     );
     // A second network, attached the new way: ps and the names see both.

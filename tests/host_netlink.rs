@@ -374,6 +374,62 @@ fn routes_default_via_and_default_dev_v4_v6() {
     });
 }
 
+/// An appended route of the same destination and metric: IPv4 keeps two
+/// routes (the first one taken), IPv6 makes one route with two next hops,
+/// read through `Route::hops` (before `RTA_MULTIPATH` was read, that route
+/// had no gateway and no device, and a CNI CHECK of it failed).
+#[test]
+fn an_appended_route_sits_beside_the_first_and_ipv6_makes_it_multipath() {
+    in_fresh_netns(|| {
+        let h = Handle::new().unwrap();
+        let (a, _) = veth(&h, "va0", "vb0");
+        let (b, _) = veth(&h, "va1", "vb1");
+        for (index, v4, v6) in [
+            (a, "10.1.2.3/24", "2001:db8:1::5/64"),
+            (b, "10.1.3.3/24", "2001:db8:2::5/64"),
+        ] {
+            h.link_set_up(index).unwrap();
+            h.addr_add(index, net(v4), AddrFlags::empty()).unwrap();
+            h.addr_add(index, net(v6), AddrFlags::NODAD).unwrap();
+        }
+        for (gateway, index) in [("10.1.2.1", a), ("2001:db8:1::1", a)] {
+            h.route_add(&RouteSpec::default_via(ip(gateway)).dev(index))
+                .unwrap();
+        }
+        for (gateway, index) in [("10.1.3.1", b), ("2001:db8:2::1", b)] {
+            let spec = RouteSpec::default_via(ip(gateway)).dev(index);
+            assert!(h.route_add(&spec).unwrap_err().is_exists(), "{gateway}");
+            h.socket().request(&spec.append_request().unwrap()).unwrap();
+        }
+        let hops = |family| -> Vec<(Option<IpAddr>, Option<u32>)> {
+            h.routes(family)
+                .unwrap()
+                .iter()
+                .filter(|r| r.is_default())
+                .flat_map(|r| r.hops())
+                .map(|hop| (hop.gateway, hop.oif))
+                .collect()
+        };
+        let expected = |first: &str, second: &str| {
+            vec![(Some(ip(first)), Some(a)), (Some(ip(second)), Some(b))]
+        };
+        assert_eq!(hops(IpFamily::V4), expected("10.1.2.1", "10.1.3.1"));
+        assert_eq!(
+            hops(IpFamily::V6),
+            expected("2001:db8:1::1", "2001:db8:2::1")
+        );
+        let v6: Vec<_> = h
+            .routes(IpFamily::V6)
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.is_default())
+            .collect();
+        assert_eq!(v6.len(), 1, "one IPv6 route with two next hops: {v6:?}");
+        let json = ip_json(&["-6", "route", "show", "default"]);
+        assert!(json.contains("\"nexthops\""), "{json}");
+    });
+}
+
 #[test]
 fn onlink_route_to_prefix() {
     in_fresh_netns(|| {

@@ -881,6 +881,7 @@ fn routes_round_trip() {
             kind: route_kind,
             flags: want_header.flags,
             metric: spec.metric,
+            multipath: Vec::new(),
         };
         assert_eq!(route, expected, "{ctx}");
     });

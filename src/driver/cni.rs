@@ -886,8 +886,12 @@ impl Manager {
         let mut routes = Vec::new();
         for family in [IpFamily::V4, IpFamily::V6] {
             for route in inside.handle.routes(family)? {
-                if route.oif == Some(link.index) {
-                    routes.push((route.dst, route.gateway));
+                // Each next hop through the link (an IPv6 route appended
+                // to one of the same destination is multipath).
+                for hop in route.hops() {
+                    if hop.oif == Some(link.index) {
+                        routes.push((route.dst, hop.gateway));
+                    }
                 }
             }
         }
@@ -1479,8 +1483,9 @@ fn default_route_link(host: &Handle) -> Result<String, Error> {
         index = host
             .routes(family)?
             .into_iter()
-            .find(|r| r.is_default() && r.is_unicast() && r.oif.is_some())
-            .and_then(|r| r.oif);
+            .filter(|r| r.is_default() && r.is_unicast())
+            // An ECMP default route's first next hop.
+            .find_map(|r| r.hops().into_iter().find_map(|hop| hop.oif));
         if index.is_some() {
             break;
         }

@@ -98,6 +98,7 @@ pub const RTA_OIF: u16 = 4;
 pub const RTA_GATEWAY: u16 = 5;
 pub const RTA_PRIORITY: u16 = 6;
 pub const RTA_PREFSRC: u16 = 7;
+pub const RTA_MULTIPATH: u16 = 9;
 pub const RTA_TABLE: u16 = 15;
 pub const RTA_MAX: u16 = 30;
 
@@ -196,6 +197,7 @@ mod tests {
         assert_eq!(IFA_FLAGS, libc::IFA_FLAGS);
         assert_eq!(IFA_F_NODAD, libc::IFA_F_NODAD);
         assert_eq!(RTA_TABLE, libc::RTA_TABLE);
+        assert_eq!(RTA_MULTIPATH, libc::RTA_MULTIPATH);
         assert_eq!(RT_SCOPE_LINK, libc::RT_SCOPE_LINK);
         assert_eq!(
             RTEXT_FILTER_SKIP_STATS,

@@ -343,9 +343,70 @@ pub struct Route {
     pub flags: u32,
     /// Metric.
     pub metric: Option<u32>,
+    /// The next hops of a multipath route (`RTA_MULTIPATH`), whose
+    /// `gateway` and `oif` are then in each hop, not at the top; empty
+    /// otherwise. See [`Route::hops`].
+    pub multipath: Vec<NextHop>,
+}
+
+/// One next hop of a multipath route: a `struct rtnexthop` and its
+/// attributes in `RTA_MULTIPATH`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NextHop {
+    /// Its gateway (`RTA_GATEWAY`; one given by `RTA_VIA`, of another
+    /// family, is not read).
+    pub gateway: Option<IpAddr>,
+    /// Its output interface (`rtnh_ifindex`; none when 0).
+    pub oif: Option<u32>,
+}
+
+/// `sizeof(struct rtnexthop)`: `rtnh_len` u16, `rtnh_flags` u8,
+/// `rtnh_hops` u8, `rtnh_ifindex` int.
+const RTNEXTHOP_LEN: usize = 8;
+
+/// The next hops in an `RTA_MULTIPATH` payload, each `RTNH_ALIGN`ed (4),
+/// its attributes within its `rtnh_len`; a tail shorter than a next hop
+/// is ignored, as the kernel's `rtnh_ok` ignores it.
+fn parse_multipath(mut rest: &[u8], family: IpFamily) -> Result<Vec<NextHop>> {
+    let mut hops = Vec::new();
+    while rest.len() >= RTNEXTHOP_LEN {
+        let len = usize::from(u16::from_ne_bytes([rest[0], rest[1]]));
+        if len < RTNEXTHOP_LEN || len > rest.len() {
+            return Err(Error::malformed("multipath next hop of a bad length"));
+        }
+        let ifindex = u32::from_ne_bytes([rest[4], rest[5], rest[6], rest[7]]);
+        let tb = AttrTable::<{ RTA_MAX as usize + 1 }>::parse(&rest[RTNEXTHOP_LEN..len])?;
+        let gateway = match tb.get(RTA_GATEWAY).map(|a| a.ip()).transpose()? {
+            Some(ip) if IpFamily::of(ip) != family => {
+                return Err(Error::malformed("next hop address of the wrong family"))
+            }
+            other => other,
+        };
+        hops.push(NextHop {
+            gateway,
+            oif: (ifindex != 0).then_some(ifindex),
+        });
+        let aligned = len.saturating_add(3) & !3;
+        rest = rest.get(aligned..).unwrap_or(&[]);
+    }
+    Ok(hops)
 }
 
 impl Route {
+    /// Where the route sends packets: its one next hop (`gateway`,
+    /// `oif`), or each of a multipath route's. An IPv6 route appended to
+    /// one of the same destination and metric becomes multipath, and a
+    /// host's ECMP default route is one.
+    pub fn hops(&self) -> Vec<NextHop> {
+        match self.multipath.is_empty() {
+            true => vec![NextHop {
+                gateway: self.gateway,
+                oif: self.oif,
+            }],
+            false => self.multipath.clone(),
+        }
+    }
+
     /// Whether this is a default route.
     pub fn is_default(&self) -> bool {
         self.dst.prefix_len() == 0
@@ -410,6 +471,10 @@ impl Route {
             kind: header.kind,
             flags: header.flags,
             metric: tb.get(RTA_PRIORITY).map(|a| a.u32()).transpose()?,
+            multipath: match tb.get(RTA_MULTIPATH) {
+                Some(attr) => parse_multipath(attr.payload(), family)?,
+                None => Vec::new(),
+            },
         })
     }
 }
@@ -480,7 +545,82 @@ mod tests {
             kind,
             flags: 0,
             metric: None,
+            multipath: Vec::new(),
         }
+    }
+
+    /// `ip -6 route append` of a second gateway to a default route makes
+    /// one route with two next hops: each is read, with its gateway and
+    /// device; a next hop longer than what is left is refused, a tail
+    /// shorter than one ignored.
+    #[test]
+    fn a_multipath_routes_next_hops_are_read() {
+        let hop = |gateway: &str, ifindex: u32| {
+            let mut bytes = Vec::new();
+            let gateway: Ipv6Addr = gateway.parse().unwrap();
+            bytes.extend_from_slice(&(8u16 + 20).to_ne_bytes());
+            bytes.extend_from_slice(&[0, 0]);
+            bytes.extend_from_slice(&ifindex.to_ne_bytes());
+            bytes.extend_from_slice(&20u16.to_ne_bytes());
+            bytes.extend_from_slice(&RTA_GATEWAY.to_ne_bytes());
+            bytes.extend_from_slice(&gateway.octets());
+            bytes
+        };
+        let message = |multipath: &[u8]| {
+            let mut msg = MessageBuilder::new(RTM_NEWROUTE, 0);
+            let header = RtMsg {
+                family: AF_INET6,
+                table: RT_TABLE_MAIN,
+                protocol: RTPROT_BOOT,
+                kind: RTN_UNICAST,
+                ..RtMsg::default()
+            };
+            msg.family_header(&header.to_bytes());
+            msg.put_u32(RTA_PRIORITY, 1024);
+            msg.put(RTA_MULTIPATH, multipath);
+            msg.to_bytes(1, 0).unwrap()
+        };
+        let parse = |bytes: &[u8]| {
+            let view = crate::netlink::Messages::new(bytes)
+                .next()
+                .unwrap()
+                .unwrap();
+            Route::parse(&view)
+        };
+        let two = [hop("2001:db8:1::1", 3), hop("2001:db8:2::1", 4)].concat();
+        let ecmp = parse(&message(&two)).unwrap();
+        assert_eq!((ecmp.gateway, ecmp.oif), (None, None));
+        let hops: Vec<(String, Option<u32>)> = ecmp
+            .hops()
+            .iter()
+            .map(|h| (h.gateway.unwrap().to_string(), h.oif))
+            .collect();
+        assert_eq!(
+            hops,
+            [
+                ("2001:db8:1::1".into(), Some(3)),
+                ("2001:db8:2::1".into(), Some(4))
+            ]
+        );
+        let with_tail = [two.clone(), vec![0; 4]].concat();
+        assert_eq!(parse(&message(&with_tail)).unwrap().hops().len(), 2);
+        let mut too_long = two;
+        too_long[0] = 200;
+        assert!(parse(&message(&too_long)).is_err());
+        // A plain route's one next hop is its own gateway and device.
+        let plain = route(
+            "10.1.2.0/24",
+            Some("10.1.2.1"),
+            RT_SCOPE_UNIVERSE,
+            RTN_UNICAST,
+        );
+        assert_eq!(
+            plain.hops(),
+            [NextHop {
+                gateway: Some("10.1.2.1".parse().unwrap()),
+                oif: Some(2)
+            }]
+        );
     }
 
     #[test]

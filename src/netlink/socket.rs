@@ -496,7 +496,9 @@ impl Socket {
                     // we did not ask for: every answer the kernel sends us is
                     // addressed to it, so the first one tells it, without a
                     // getsockname.
-                    if let Some(pid) = buf.get(12..16) {
+                    // Only from a datagram that holds a whole header: the
+                    // bytes past a shorter one are an earlier datagram's.
+                    if let Some(pid) = buf.get(..len).and_then(|d| d.get(12..16)) {
                         let pid = u32::from_ne_bytes([pid[0], pid[1], pid[2], pid[3]]);
                         self.port_id.set(pid);
                     }

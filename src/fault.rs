@@ -15,7 +15,13 @@
 //! IPVLAN_FAULT_COUNT=FILE   append each point's name to FILE, one line per hit
 //! IPVLAN_FAULT_KILL_AT=N    SIGKILL this process at its N-th hit (1 = the first)
 //! IPVLAN_FAULT_KILL_AT=NAME#K  ... at its K-th hit of the point NAME (1 = the first)
+//! IPVLAN_FAULT_PAUSE_AT=NAME#K  at that hit, make IPVLAN_FAULT_PAUSE_FILE and
+//!                               wait until it is removed (at most a minute)
 //! ```
+//!
+//! A pause lets a test put another command's effect at an exact moment of
+//! this one (a race made deterministic): it waits for the file, acts, and
+//! removes the file.
 //!
 //! The second form finds the same moment of a command whatever ran before
 //! it under its lock (the commit log's intent of a killed attach or
@@ -49,6 +55,11 @@ pub const COUNT_ENV: &str = "IPVLAN_FAULT_COUNT";
 pub const TIMES_ENV: &str = "IPVLAN_FAULT_TIMES";
 /// Environment variable giving the hit (1-based) to die at.
 pub const KILL_AT_ENV: &str = "IPVLAN_FAULT_KILL_AT";
+/// Environment variable naming the hit (`NAME#K`) to pause at.
+pub const PAUSE_AT_ENV: &str = "IPVLAN_FAULT_PAUSE_AT";
+/// Environment variable naming the file a pause makes, and waits to see
+/// removed.
+pub const PAUSE_FILE_ENV: &str = "IPVLAN_FAULT_PAUSE_FILE";
 
 /// A kill point named `name` (a constant, so a count file of one run can
 /// be compared with another's). Nothing without the `fault-injection`
@@ -151,6 +162,42 @@ mod hook {
         count: Option<PathBuf>,
         kill_at: Option<KillAt>,
         times: Option<PathBuf>,
+        /// The point and hit to pause at, and the file that says so.
+        pause: Option<(String, u64, PathBuf)>,
+    }
+
+    fn pause_at(value: &str) -> (String, u64, PathBuf) {
+        let point = match kill_at(value) {
+            KillAt::Point(name, k) => (name, k),
+            KillAt::Hit(_) => panic!("{}={value:?} is not NAME#K", crate::fault::PAUSE_AT_ENV),
+        };
+        let file = std::env::var_os(crate::fault::PAUSE_FILE_ENV)
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| {
+                panic!(
+                    "{} needs {}",
+                    crate::fault::PAUSE_AT_ENV,
+                    crate::fault::PAUSE_FILE_ENV
+                )
+            });
+        (point.0, point.1, PathBuf::from(file))
+    }
+
+    /// Makes `file`, then waits until someone removes it.
+    fn pause(file: &std::path::Path) {
+        if let Err(error) = std::fs::write(file, format!("{}\n", std::process::id())) {
+            panic!("fault injection: writing {}: {error}", file.display());
+        }
+        for _ in 0..30_000 {
+            if !file.exists() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        panic!(
+            "fault injection: {} was not removed within a minute",
+            file.display()
+        );
     }
 
     /// Where to die: the N-th hit, or the K-th hit of one point.
@@ -225,6 +272,10 @@ mod hook {
             times: std::env::var_os(crate::fault::TIMES_ENV)
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from),
+            pause: std::env::var(crate::fault::PAUSE_AT_ENV)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .map(|v| pause_at(&v)),
         })
     }
 
@@ -232,6 +283,12 @@ mod hook {
         static HITS: AtomicU64 = AtomicU64::new(0);
         time(name);
         let settings = settings();
+        if let Some((point, k, file)) = &settings.pause {
+            static OF_PAUSED_POINT: AtomicU64 = AtomicU64::new(0);
+            if point == name && OF_PAUSED_POINT.fetch_add(1, Ordering::SeqCst) + 1 == *k {
+                pause(file);
+            }
+        }
         if settings.count.is_none() && settings.kill_at.is_none() {
             return;
         }

@@ -503,6 +503,75 @@ fn left_in_namespace(inode: u64, rounds: usize) -> Vec<String> {
     processes_in_namespace(inode)
 }
 
+/// `rm` without `-f` looks for processes again once its record says
+/// `removing`: one that came in between (an `exec` that read the record
+/// before the mark, and so does not stop its command) makes it refuse, the
+/// record put back. Before, it looked once, before the mark, and removed a
+/// container with a command running in it: the namespace left with no
+/// name and no record, the command running on. A pause right after the
+/// mark's write puts the process there at that moment.
+#[test]
+fn rm_looks_again_after_its_mark_and_refuses_a_process_that_came_meanwhile() {
+    let mut env = Env::new("rmrace");
+    env.network("n1", "192.168.84.0/24");
+    assert_eq!(env.ok(&["run", "--net=n1", "--name=rr", "-d"]), "rr\n");
+    let ns = env.netns_dir().join("rr");
+    let inode = namespace_inode(&ns);
+    let pause = env.root.join("pause");
+    let rm = env
+        .command(&["rm", "rr"])
+        .env("IPVLAN_FAULT_PAUSE_AT", "store: after rename#1")
+        .env("IPVLAN_FAULT_PAUSE_FILE", &pause)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    for _ in 0..1500 {
+        if pause.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(pause.exists(), "rm never reached its pause");
+    let record = env.state_dir().join("records/containers/rr.json");
+    let marked = std::fs::read_to_string(&record).unwrap();
+    assert!(marked.contains("removing"), "paused after the mark: {marked}");
+    let mut sleeper = Command::new("nsenter")
+        .arg(format!("--net={}", ns.display()))
+        .args(["sleep", "1000"])
+        .spawn()
+        .unwrap();
+    let pid = sleeper.id().to_string();
+    for _ in 0..500 {
+        if processes_in_namespace(inode).contains(&pid) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(
+        processes_in_namespace(inode).contains(&pid),
+        "the sleep entered"
+    );
+    std::fs::remove_file(&pause).unwrap();
+    let output = rm.wait_with_output().unwrap();
+    let stderr = text(&output.stderr);
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("container rr still has processes running"),
+        "{stderr}"
+    );
+    assert!(
+        !std::fs::read_to_string(&record)
+            .unwrap()
+            .contains("removing"),
+        "the record is put back"
+    );
+    assert_eq!(env.containers(), ["rr"]);
+    env.ok(&["rm", "-f", "rr"]);
+}
+
 #[test]
 fn rm_f_kills_what_the_container_forks_while_it_is_removed() {
     // A command that keeps forking. Before, `rm -f` killed the processes

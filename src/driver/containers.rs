@@ -356,11 +356,7 @@ impl Manager {
             _ => Vec::new(),
         };
         if !pids.is_empty() {
-            let list: Vec<String> = pids.iter().map(u32::to_string).collect();
-            return Err(Error::in_use(format!(
-                "container {name} still has processes running (pids {}); stop them or use rm -f",
-                list.join(" ")
-            )));
+            return Err(still_running(name, &pids));
         }
         // The store's directories its names and log are removed from,
         // last, checked before anything changes (a refusal there would
@@ -372,9 +368,27 @@ impl Manager {
         }
         // From here `ps` no longer lists it, and a kill leaves restore to
         // finish the removal.
-        if let Some(mut record) = state.container(name)? {
-            record.state = ContainerState::Removing;
-            state.put_container_record(&record)?;
+        let before = state.container(name)?;
+        if let Some(record) = &before {
+            let mut removing = record.clone();
+            removing.state = ContainerState::Removing;
+            state.put_container_record(&removing)?;
+        }
+        // Without `force`, looked at again once the record says
+        // `removing`: an `exec` that started its command between the look
+        // above and the mark read the record before it (a later one reads
+        // the mark and kills its command itself). Anything there now, and
+        // the record is put back as it was.
+        if let ContainerNetns::Present(inside) | ContainerNetns::Unnamed(inside) = &at {
+            if !force {
+                let pids = processes_in(&inside.ns)?;
+                if !pids.is_empty() {
+                    if let Some(record) = &before {
+                        state.put_container_record(record)?;
+                    }
+                    return Err(still_running(name, &pids));
+                }
+            }
         }
         let networks = state.networks()?;
         let host = Handle::new()?;
@@ -904,6 +918,15 @@ fn kill_everything_inside(ns: &Netns) -> Result<Vec<u32>, Error> {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     Ok(netns_identity::processes_by_namespace_inode(ino))
+}
+
+/// The refusal of an `rm` without force while `pids` run in the container.
+fn still_running(name: &str, pids: &[u32]) -> Error {
+    let list: Vec<String> = pids.iter().map(u32::to_string).collect();
+    Error::in_use(format!(
+        "container {name} still has processes running (pids {}); stop them or use rm -f",
+        list.join(" ")
+    ))
 }
 
 /// What is said of processes [`kill_everything_inside`] could not end.

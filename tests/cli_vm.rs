@@ -535,7 +535,10 @@ fn rm_looks_again_after_its_mark_and_refuses_a_process_that_came_meanwhile() {
     assert!(pause.exists(), "rm never reached its pause");
     let record = env.state_dir().join("records/containers/rr.json");
     let marked = std::fs::read_to_string(&record).unwrap();
-    assert!(marked.contains("removing"), "paused after the mark: {marked}");
+    assert!(
+        marked.contains("removing"),
+        "paused after the mark: {marked}"
+    );
     let mut sleeper = Command::new("nsenter")
         .arg(format!("--net={}", ns.display()))
         .args(["sleep", "1000"])

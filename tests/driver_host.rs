@@ -1136,6 +1136,84 @@ fn an_identity_from_another_boot_is_never_our_namespace() {
 /// or one interrupted) or not made yet (a `run` under way, or one
 /// interrupted) runs nothing new: a process `exec` started in a container
 /// `rm -f` is taking apart could outlive it. Before, `exec` ran in it.
+/// The argument that makes this test binary, started inside a container
+/// by the test below, the process that test looks for.
+const ZOMBIE_LEADER_ROLE: &str = "ZOMBIE-LEADER-ROLE";
+
+/// A process whose main thread has ended while another runs on (a zombie
+/// thread-group leader, whose `/proc/PID/ns/net` reads nothing) is still
+/// inside: `rm` refuses, and `rm -f` kills it. Before, only the main
+/// thread's link was read: `rm` removed the container and left the
+/// thread running in a namespace with no name and no record. The process
+/// is this test binary, run with the role's argument.
+#[test]
+fn a_process_whose_main_thread_ended_is_still_found_inside() {
+    if std::env::args().any(|arg| arg == ZOMBIE_LEADER_ROLE) {
+        return end_the_main_thread_and_run_on();
+    }
+    in_fresh_netns("zombie-leader", |config| {
+        let manager = Manager::open(config.clone()).unwrap();
+        manager.create_container(Some("web")).unwrap();
+        let exe = std::env::current_exe().unwrap().display().to_string();
+        let argv: Vec<String> = [
+            exe.as_str(),
+            "--exact",
+            "a_process_whose_main_thread_ended_is_still_found_inside",
+            ZOMBIE_LEADER_ROLE,
+        ]
+        .map(String::from)
+        .to_vec();
+        let pid = manager.spawn_detached("web", &argv).unwrap();
+        let ended = (0..500).any(|_| {
+            let main_gone = fs::read_link(format!("/proc/{pid}/ns/net")).is_err();
+            let threads = fs::read_dir(format!("/proc/{pid}/task")).map_or(0, Iterator::count);
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            main_gone && threads > 0
+        });
+        assert!(ended, "the main thread of {pid} never ended alone");
+        let refused = manager
+            .remove_container("web", false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            refused.contains(&format!(
+                "container web still has processes running (pids {pid})"
+            )),
+            "{refused}"
+        );
+        manager.remove_container("web", true).unwrap();
+        let killed = (0..500).any(|_| {
+            let alive = fs::read_to_string(format!("/proc/{pid}/status"))
+                .is_ok_and(|status| !status.contains("State:\tZ"));
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            !alive
+        });
+        assert!(killed, "rm -f left {pid} running");
+    });
+}
+
+/// The role: the main thread ends (a signal's handler calls `exit(2)`,
+/// which ends the calling thread alone), this one runs on for a minute.
+fn end_the_main_thread_and_run_on() {
+    extern "C" fn end_this_thread(_: libc::c_int) {
+        // SAFETY: exit(2) (not exit_group) ends only the calling thread.
+        unsafe { libc::syscall(libc::SYS_exit, 0) };
+    }
+    let handler: extern "C" fn(libc::c_int) = end_this_thread;
+    // SAFETY: a handler that only makes a system call; SIGUSR1 goes to the
+    // main thread alone (tgkill with its tid, the process id).
+    unsafe {
+        libc::signal(libc::SIGUSR1, handler as libc::sighandler_t);
+        libc::syscall(
+            libc::SYS_tgkill,
+            libc::getpid(),
+            libc::getpid(),
+            libc::SIGUSR1,
+        );
+    }
+    std::thread::sleep(std::time::Duration::from_secs(60));
+}
+
 #[test]
 fn exec_runs_nothing_in_a_container_being_removed_or_made() {
     in_fresh_netns("removing", |config| {

@@ -527,9 +527,27 @@ pub(crate) fn namespace_link(ino: u64) -> String {
 }
 
 /// Whether process `pid` is in the namespace whose [`namespace_link`] is
-/// `link` (its main thread, as `/proc/PID/ns/net` tells).
+/// `link`: its main thread, as `/proc/PID/ns/net` tells; or, when that
+/// thread has ended while others run on (its link reads nothing then),
+/// any of its threads.
 pub(crate) fn is_in_namespace(pid: u32, link: &str) -> bool {
-    std::fs::read_link(format!("/proc/{pid}/ns/net")).is_ok_and(|found| found.as_os_str() == link)
+    match std::fs::read_link(format!("/proc/{pid}/ns/net")) {
+        Ok(found) => found.as_os_str() == link,
+        Err(_) => any_thread_in_namespace(pid, link),
+    }
+}
+
+/// Whether a thread of process `pid` is in the namespace of `link`: one
+/// `readlink` a thread, only for a process whose main thread's link
+/// could not be read (ended, or the process is going).
+fn any_thread_in_namespace(pid: u32, link: &str) -> bool {
+    let Ok(threads) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    threads.flatten().any(|thread| {
+        std::fs::read_link(thread.path().join("ns/net"))
+            .is_ok_and(|found| found.as_os_str() == link)
+    })
 }
 
 /// Whether an open failed because nothing is there (the name was

@@ -156,7 +156,9 @@ impl DumpReader {
                     parse_error(&msg)?;
                     return self.finish();
                 }
-                NLMSG_NOOP => {}
+                // Nothing, whatever its flags: not a part, so not a
+                // single-part answer that would end the dump.
+                NLMSG_NOOP => continue,
                 NLMSG_OVERRUN => return Err(Error::malformed("netlink overrun")),
                 _ => {
                     if self.first_error.is_none() {
@@ -363,6 +365,20 @@ mod tests {
         .concat();
         let (seen, outcome) = run_dump(&[first, foreign, last]);
         assert_eq!(seen, [1, 2, 4]);
+        assert_eq!(outcome.unwrap(), Some(false));
+    }
+
+    /// An `NLMSG_NOOP` carries nothing: without `NLM_F_MULTI` it is not a
+    /// single-part answer, and the dump goes on (it ended there before).
+    #[test]
+    fn a_noop_in_a_dump_is_skipped_whatever_its_flags() {
+        let datagram = [
+            part(NLMSG_NOOP, 0, 9, &[7; 4]),
+            part(16, NLM_F_MULTI, 9, &[1; 4]),
+            part(NLMSG_DONE, NLM_F_MULTI, 9, &[0; 4]),
+        ];
+        let (seen, outcome) = run_dump(&[datagram.concat()]);
+        assert_eq!(seen, [1]);
         assert_eq!(outcome.unwrap(), Some(false));
     }
 

@@ -266,6 +266,32 @@ fn config_errors_are_code_7_in_the_requests_version() {
     // keep an attachment.
     let del = plugin(&set(&add_env(), &[("CNI_COMMAND", Some("DEL"))]), &mode).json();
     assert_ne!(del.get("code").and_then(Value::as_u64), Some(7), "{del}");
+    // A name longer than a record's: ADD refuses it (code 7), so nothing
+    // was ever added under it, and its DEL succeeds (it was code 7 too,
+    // for good).
+    let dir = TempDir::new("cni-long-name");
+    let state = dir.path().join("state");
+    let long = format!(
+        r#"{{"cniVersion": "1.0.0", "name": "{}", "type": "ipvlan", "master": "eth0",
+            "ipam": {{"type": "ipvlan", "subnet": "10.1.2.0/24"}}}}"#,
+        "n".repeat(70)
+    );
+    let env = |command: &str| {
+        set(
+            &add_env(),
+            &[
+                ("CNI_COMMAND", Some(command)),
+                ("IPVLAN_STATE_DIR", Some(state.to_str().unwrap())),
+            ],
+        )
+    };
+    plugin(&env("ADD"), &long).assert_error(
+        7,
+        "network name is 70 bytes long: at most 64 are allowed (it names the network's record)",
+        "1.0.0",
+    );
+    let answer = plugin(&env("DEL"), &long);
+    assert_eq!(answer.exit, Some(0), "{}{}", answer.stdout, answer.stderr);
 }
 
 #[test]

@@ -177,7 +177,7 @@ impl NetConf {
         // Anything but an object fails to decode into a config at all.
         Obj::new(doc, "", ErrorCode::DecodingFailure)?;
         let top = Obj::new(doc, "", ErrorCode::InvalidConfig)?;
-        let name = read_name(&top)?;
+        let name = read_name(&top, command)?;
         let cni_version = Version::negotiate(match top.get("cniVersion") {
             None => None,
             Some(Value::String(s)) => Some(s),
@@ -255,8 +255,10 @@ impl NetConf {
 }
 
 /// The reference library's name check (its messages), and our record's
-/// length limit.
-fn read_name(top: &Obj<'_>) -> Result<String, CniError> {
+/// length limit, which only a verb that could make a record applies: a
+/// longer name never had one, so its DEL and GC have nothing to release
+/// and succeed (the spec sets no limit, and a DEL must not fail for good).
+fn read_name(top: &Obj<'_>, command: Command) -> Result<String, CniError> {
     let name = match top.get("name") {
         None => "",
         Some(Value::String(s)) => s,
@@ -274,7 +276,7 @@ fn read_name(top: &Obj<'_>) -> Result<String, CniError> {
         return Err(CniError::config("invalid characters found in network name")
             .with_details(escape_controls(name).into_owned()));
     }
-    if name.len() > MAX_NAME_LEN {
+    if name.len() > MAX_NAME_LEN && !matches!(command, Command::Del | Command::Gc) {
         return Err(CniError::config(format!(
             "network name is {} bytes long: at most {MAX_NAME_LEN} are allowed (it names the network's record)",
             name.len()

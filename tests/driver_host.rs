@@ -670,9 +670,12 @@ fn the_callers_own_namespace_is_refused_by_any_path_or_name() {
                 Target::Path("/proc/thread-self/ns/net".into()),
                 own("/proc/thread-self/ns/net"),
             ),
+            // `..` as the kernel takes it: `self` is `PID`, and `PID/..`
+            // is `/proc` (`thread-self/..` would be `PID/task`, where no
+            // `thread-self` is: not found, as `ls` says).
             (
-                Target::Path("/proc/thread-self/../thread-self//ns/net".into()),
-                own("/proc/thread-self/ns/net"),
+                Target::Path("/proc/self/../thread-self//ns/net".into()),
+                own("/proc/self/../thread-self/ns/net"),
             ),
             (
                 Target::Path(format!("/proc/{tid}/ns/net").into()),

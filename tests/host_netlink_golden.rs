@@ -335,6 +335,11 @@ fn route_requests() {
         .dev(VP0)
         .onlink();
     assert_golden("route_add_onlink", &onlink.add_request().unwrap());
+    // Beside a route of the same key (a CNI config's routes).
+    let beside = RouteSpec::to(net("192.0.2.0/24"))
+        .via("10.1.2.1".parse().unwrap())
+        .dev(VP0);
+    assert_golden("route_append_via_dev", &beside.append_request().unwrap());
     assert_golden("dump_route_v4", &route::dump_request(IpFamily::V4, 254));
     assert_golden("dump_route_v6", &route::dump_request(IpFamily::V6, 254));
     assert_golden(
@@ -401,7 +406,7 @@ fn every_request_builder_has_a_golden() {
             );
         }
     }
-    assert_eq!(builders, 19, "builders found in src/rtnl");
+    assert_eq!(builders, 20, "builders found in src/rtnl");
 }
 
 /// An `RTM_NEWLINK` payload captured from a kernel with nlmon (published with

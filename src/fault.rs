@@ -1,7 +1,7 @@
 //! Kill points for crash tests: [`point`] marks a moment right before or
 //! right after an effect (a netlink request, a durable write, rename, link,
 //! unlink or fsync of a state file, a change under `/run/netns` or
-//! `/etc/netns`). Where one effect always follows another at once (a
+//! `/etc/netns`, a command started in a container). Where one effect always follows another at once (a
 //! temporary's rename after its write, a directory's fsync after the
 //! change it makes durable), the point after the first is the moment
 //! before the second, and the second has only a point after: no moment

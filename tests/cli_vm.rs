@@ -575,6 +575,60 @@ fn rm_looks_again_after_its_mark_and_refuses_a_process_that_came_meanwhile() {
     env.ok(&["rm", "-f", "rr"]);
 }
 
+/// `exec` reads the container's record again once its command has
+/// started, and stops the command when the container's removal began
+/// meanwhile: it would run on in a namespace `rm -f` already took out (no
+/// name, no record). A pause right before the start puts a whole `rm -f`
+/// there.
+#[test]
+fn exec_stops_its_command_when_the_container_was_removed_meanwhile() {
+    let mut env = Env::new("execrace");
+    env.network("n1", "192.168.85.0/24");
+    assert_eq!(env.ok(&["run", "--net=n1", "--name=er", "-d"]), "er\n");
+    let inode = namespace_inode(&env.netns_dir().join("er"));
+    let pause = env.root.join("pause");
+    // Its error to a file, not a pipe: a command left running would hold
+    // a pipe open, and reading it to its end would wait for the command.
+    let errors = env.root.join("exec.err");
+    let mut exec = env
+        .command(&["exec", "er", "sleep", "1000"])
+        .env("IPVLAN_FAULT_PAUSE_AT", "container: before spawn#1")
+        .env("IPVLAN_FAULT_PAUSE_FILE", &pause)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&errors).unwrap())
+        .spawn()
+        .unwrap();
+    for _ in 0..1500 {
+        if pause.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(pause.exists(), "exec never reached its pause");
+    env.ok(&["rm", "-f", "er"]);
+    std::fs::remove_file(&pause).unwrap();
+    let ended = (0..1500).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        exec.try_wait().unwrap().is_some()
+    });
+    if !ended {
+        let _ = exec.kill();
+    }
+    let status = exec.wait().unwrap();
+    let left = left_in_namespace(inode, 100);
+    assert!(
+        ended,
+        "exec ran its command on; left in the namespace: {left:?}"
+    );
+    let stderr = std::fs::read_to_string(&errors).unwrap();
+    assert_eq!(status.code(), Some(125), "{stderr}");
+    assert!(
+        stderr.contains("container er is being removed: the command was stopped as it started"),
+        "{stderr}"
+    );
+    assert_eq!(left, Vec::<String>::new());
+}
+
 #[test]
 fn rm_f_kills_what_the_container_forks_while_it_is_removed() {
     // A command that keeps forking. Before, `rm -f` killed the processes

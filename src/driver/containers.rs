@@ -606,6 +606,7 @@ impl Manager {
             } else {
                 ChildIo::Null
             };
+            crate::fault::point("container: before spawn");
             let spawned = crate::sys::spawn(&Spawn {
                 program: OsStr::new(program),
                 args,
@@ -677,6 +678,7 @@ impl Manager {
         let stderr = open_log()?;
         let pid = netns::run_in(&ns, || {
             enter_hosts_view(hosts_file.as_deref())?;
+            crate::fault::point("container: before spawn");
             crate::sys::spawn(&Spawn {
                 program: OsStr::new(program),
                 args,

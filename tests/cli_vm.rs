@@ -503,6 +503,18 @@ fn left_in_namespace(inode: u64, rounds: usize) -> Vec<String> {
     processes_in_namespace(inode)
 }
 
+/// Waits (30 s at most) for the file a paused command makes (the
+/// fault-injection build's `IPVLAN_FAULT_PAUSE_FILE`).
+fn wait_for_pause(pause: &Path, command: &str) {
+    for _ in 0..1500 {
+        if pause.exists() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    panic!("{command} never reached its pause");
+}
+
 /// `rm` without `-f` looks for processes again once its record says
 /// `removing`: one that came in between (an `exec` that read the record
 /// before the mark, and so does not stop its command) makes it refuse, the
@@ -526,13 +538,7 @@ fn rm_looks_again_after_its_mark_and_refuses_a_process_that_came_meanwhile() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    for _ in 0..1500 {
-        if pause.exists() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    assert!(pause.exists(), "rm never reached its pause");
+    wait_for_pause(&pause, "rm");
     let record = env.state_dir().join("records/containers/rr.json");
     let marked = std::fs::read_to_string(&record).unwrap();
     assert!(
@@ -598,13 +604,7 @@ fn exec_stops_its_command_when_the_container_was_removed_meanwhile() {
         .stderr(std::fs::File::create(&errors).unwrap())
         .spawn()
         .unwrap();
-    for _ in 0..1500 {
-        if pause.exists() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    assert!(pause.exists(), "exec never reached its pause");
+    wait_for_pause(&pause, "exec");
     env.ok(&["rm", "-f", "er"]);
     std::fs::remove_file(&pause).unwrap();
     let ended = (0..1500).any(|_| {

@@ -397,11 +397,11 @@ fn repeated_key(members: &[(String, Value)]) -> Option<&str> {
             .find(|(at, (key, _))| members[..*at].iter().any(|(k, _)| k == key))
             .map(|(_, (key, _))| key.as_str());
     }
-    let mut keys: Vec<&str> = members.iter().map(|(key, _)| key.as_str()).collect();
-    keys.sort_unstable();
-    keys.windows(2)
-        .find(|pair| pair[0] == pair[1])
-        .map(|pair| pair[0])
+    let mut seen = std::collections::BTreeSet::new();
+    members
+        .iter()
+        .map(|(key, _)| key.as_str())
+        .find(|key| !seen.insert(*key))
 }
 
 fn write_value(out: &mut String, value: &Value, indent: Option<usize>, level: usize) {

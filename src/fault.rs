@@ -1,11 +1,11 @@
 //! Kill points for crash tests: [`point`] marks a moment right before or
 //! right after an effect (a netlink request, a durable write, rename, link,
 //! unlink or fsync of a state file, a change under `/run/netns` or
-//! `/etc/netns`, a command started in a container). Where one effect always follows another at once (a
-//! temporary's rename after its write, a directory's fsync after the
-//! change it makes durable), the point after the first is the moment
-//! before the second, and the second has only a point after: no moment
-//! is counted twice.
+//! `/etc/netns`, a command started in a container). Where one effect
+//! always follows another at once (a temporary's rename after its write,
+//! a directory's fsync after the change it makes durable), the point
+//! after the first is the moment before the second, and the second has
+//! only a point after: no moment is counted twice.
 //!
 //! Without the cargo feature `fault-injection` a point is an empty inline
 //! function: release builds carry no hook, no environment lookup, no

@@ -150,9 +150,7 @@ fn names_host(line: &str, name: &str) -> bool {
 }
 
 /// Whether `line` is a host line that names one of `names` (a batch
-/// detach's containers, asked of each line once).
-/// Whether `line` names one of `names`, which are sorted (a batch's
-/// containers, looked up for every line of a network's file).
+/// detach's containers, sorted, asked of each line once).
 fn names_any_host(line: &str, names: &[&str]) -> bool {
     names_host_where(line, |field| names.binary_search(&field).is_ok())
 }

@@ -688,25 +688,12 @@ pub(crate) fn absolute(path: &Path) -> Result<PathBuf, Error> {
 /// `/proc/self/...` stays as the caller wrote it too.
 pub(crate) fn normalise(cwd: &Path, path: &Path) -> PathBuf {
     let mut out = PathBuf::from("/");
-    // How many of `out`'s components are `cwd`'s, which a `..` may take.
-    let mut of_cwd = 0usize;
-    for component in cwd.components() {
-        match component {
-            Component::RootDir => (out, of_cwd) = (PathBuf::from("/"), 0),
-            Component::ParentDir if of_cwd > 0 => {
-                out.pop();
-                of_cwd -= 1;
-            }
-            Component::Normal(part) => {
-                out.push(part);
-                of_cwd += 1;
-            }
-            _ => {}
-        }
-    }
-    // Whether `out` ends in a component `path` gave, which `..` may not take.
-    let mut written = false;
-    for component in path.components() {
+    // How many of `out`'s components are `cwd`'s, which a `..` may take,
+    // and whether a component `path` gave follows them (then none may).
+    let (mut of_cwd, mut written) = (0usize, false);
+    let cwd_then_path =
+        (cwd.components().map(|c| (c, false))).chain(path.components().map(|c| (c, true)));
+    for (component, given) in cwd_then_path {
         match component {
             Component::RootDir => (out, of_cwd, written) = (PathBuf::from("/"), 0, false),
             Component::ParentDir if written => out.push(".."),
@@ -716,7 +703,10 @@ pub(crate) fn normalise(cwd: &Path, path: &Path) -> PathBuf {
             }
             Component::Normal(part) => {
                 out.push(part);
-                written = true;
+                match given {
+                    true => written = true,
+                    false => of_cwd += 1,
+                }
             }
             _ => {}
         }

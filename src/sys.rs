@@ -473,23 +473,48 @@ pub fn default_signal(signal: i32) -> io::Result<SavedSignal> {
     set_disposition(signal, libc::SIG_DFL)
 }
 
-/// The signals `docker run` passes on to its command (its sig-proxy),
-/// those a terminal or a supervisor sends to stop, reload or poke a
-/// program: hang-up, interrupt, quit, terminate and the two user signals.
-pub const FORWARDED_SIGNALS: [libc::c_int; 6] = [
-    libc::SIGHUP,
-    libc::SIGINT,
-    libc::SIGQUIT,
-    libc::SIGTERM,
-    libc::SIGUSR1,
-    libc::SIGUSR2,
-];
+/// The signals `run` and `exec` pass on to their command, as `docker
+/// run`'s sig-proxy does: every signal a process can catch (the real-time
+/// ones the C library leaves to programs included) but those with a job
+/// of their own here. `SIGCHLD` tells the wait that the child ended;
+/// `SIGPIPE` is ignored by the binary; `SIGTSTP`, `SIGTTIN` and `SIGTTOU`
+/// stop ipvlan with its command (job control: blocked, the shell would
+/// wait for a stopped command under a running ipvlan); `SIGILL`,
+/// `SIGTRAP`, `SIGABRT`, `SIGBUS`, `SIGFPE`, `SIGSEGV` and `SIGSYS` report
+/// a fault of ipvlan's own, which must end it. Any other signal that
+/// ended ipvlan (`SIGALRM`, `SIGXCPU`, a real-time signal) would leave
+/// the command running and the container of `run --rm` behind.
+pub fn forwarded_signals() -> Vec<libc::c_int> {
+    let mut signals = vec![
+        libc::SIGHUP,
+        libc::SIGINT,
+        libc::SIGQUIT,
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+        libc::SIGALRM,
+        libc::SIGTERM,
+        libc::SIGSTKFLT,
+        libc::SIGCONT,
+        libc::SIGURG,
+        libc::SIGXCPU,
+        libc::SIGXFSZ,
+        libc::SIGVTALRM,
+        libc::SIGPROF,
+        libc::SIGWINCH,
+        libc::SIGIO,
+        libc::SIGPWR,
+    ];
+    // Those below the C library's SIGRTMIN are its own (threads,
+    // cancellation, set*id), never sent to a program.
+    signals.extend(libc::SIGRTMIN()..=libc::SIGRTMAX());
+    signals
+}
 
 /// What a forwarding wait takes: the signals it passes on, and the
 /// `SIGCHLD` that tells it the child ended.
-fn forwarding_signals() -> [libc::c_int; FORWARDED_SIGNALS.len() + 1] {
-    let mut signals = [libc::SIGCHLD; FORWARDED_SIGNALS.len() + 1];
-    signals[..FORWARDED_SIGNALS.len()].copy_from_slice(&FORWARDED_SIGNALS);
+fn forwarding_signals() -> Vec<libc::c_int> {
+    let mut signals = forwarded_signals();
+    signals.push(libc::SIGCHLD);
     signals
 }
 
@@ -517,7 +542,7 @@ pub struct SignalBlock {
 }
 
 impl SignalBlock {
-    /// What [`wait_child_forwarding`] needs blocked: [`FORWARDED_SIGNALS`]
+    /// What [`wait_child_forwarding`] needs blocked: [`forwarded_signals`]
     /// and `SIGCHLD`.
     pub fn for_forwarding() -> io::Result<SignalBlock> {
         SignalBlock::new(&forwarding_signals())
@@ -568,7 +593,7 @@ impl Drop for SignalBlock {
 }
 
 /// Waits for the child `pid` to end, passing each of
-/// [`FORWARDED_SIGNALS`] that another process sends this one (`kill`,
+/// [`forwarded_signals`] that another process sends this one (`kill`,
 /// `sigqueue`: a supervisor stopping us) on to the child, as `docker run`
 /// does. Signals the kernel sends (a terminal's Ctrl-C or hang-up) are not
 /// passed on: they went to the terminal's foreground process group, which

@@ -360,6 +360,98 @@ fn run_rm_stopped_by_a_supervisor_stops_its_command_and_removes_the_container() 
 }
 
 #[test]
+fn run_passes_on_every_signal_a_process_can_catch() {
+    // Before, only HUP, INT, QUIT, TERM, USR1 and USR2 were passed on: a
+    // SIGALRM (or SIGXCPU, a real-time signal) sent to ipvlan killed it,
+    // the command ran on and --rm left the container. Now each one the
+    // command traps reaches it, ipvlan among them stays, and the command's
+    // own exit ends the run.
+    let mut env = Env::new("sigs");
+    env.network("n1", "192.168.79.0/24");
+    let log = env.root.join("caught");
+    let ready = env.root.join("ready");
+    // The real-time signal the C library gives programs third (musl's
+    // SIGRTMIN is 35, glibc's 34; either way a number above both).
+    let realtime = libc::SIGRTMIN() + 3;
+    let caught = [
+        ("ALRM", libc::SIGALRM),
+        ("XCPU", libc::SIGXCPU),
+        ("VTALRM", libc::SIGVTALRM),
+        ("PWR", libc::SIGPWR),
+        ("WINCH", libc::SIGWINCH),
+        ("CONT", libc::SIGCONT),
+    ];
+    let mut script = String::new();
+    for (name, _) in &caught {
+        script.push_str(&format!("trap 'echo {name} >> {}' {name}; ", log.display()));
+    }
+    script.push_str(&format!(
+        "trap 'echo RT >> {log}' {realtime}; trap 'exit 7' TERM; touch {ready}; \
+         while :; do sleep 0.05; done",
+        log = log.display(),
+        ready = ready.display()
+    ));
+    let stderr_file = env.root.join("stderr");
+    let mut run = env
+        .command(&[
+            "run",
+            "--net=n1",
+            "--rm",
+            "--name=sigs",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr_file).unwrap())
+        .spawn()
+        .expect("runs ipvlan");
+    let wait_for = |what: &mut dyn FnMut() -> bool, about: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !what() {
+            assert!(std::time::Instant::now() < deadline, "{about}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+    wait_for(&mut || ready.exists(), "the command never started");
+    let lines = || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let signals = caught
+        .iter()
+        .copied()
+        .chain([("RT", realtime)])
+        .collect::<Vec<_>>();
+    for (count, (name, signal)) in signals.iter().enumerate() {
+        // SAFETY: kill(2) of our own child, which we have not waited for yet.
+        assert_eq!(unsafe { libc::kill(run.id() as libc::pid_t, *signal) }, 0);
+        wait_for(
+            &mut || lines().len() > count || run.try_wait().unwrap().is_some(),
+            &format!("SIG{name} never reached the command"),
+        );
+        let stderr = std::fs::read_to_string(&stderr_file).unwrap();
+        assert!(
+            run.try_wait().unwrap().is_none(),
+            "SIG{name} ended ipvlan: {stderr}"
+        );
+        assert_eq!(lines().last().map(String::as_str), Some(*name), "{stderr}");
+    }
+    // SAFETY: as above.
+    assert_eq!(
+        unsafe { libc::kill(run.id() as libc::pid_t, libc::SIGTERM) },
+        0
+    );
+    let status = run.wait().unwrap();
+    let stderr = std::fs::read_to_string(&stderr_file).unwrap();
+    assert_eq!(status.code(), Some(7), "{status:?}: {stderr}");
+    assert!(env.containers().is_empty(), "--rm left the container");
+}
+
+#[test]
 fn the_hosts_own_address_on_the_parent_is_never_a_containers() {
     // The walkthrough's layout: the host has an address of the network's
     // subnet on the parent. Before, nothing reserved it: the first

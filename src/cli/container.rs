@@ -48,7 +48,7 @@ pub fn run(manager: &Manager, args: RunArgs) -> Result<i32, Failure> {
     // command it was meant for is gone, and ending here would leave the
     // container behind.
     let removal_guard = match args.remove {
-        true => crate::sys::SignalBlock::new(&crate::sys::FORWARDED_SIGNALS).ok(),
+        true => crate::sys::SignalBlock::new(&crate::sys::forwarded_signals()).ok(),
         false => None,
     };
     let status = manager.exec(&name, &args.argv(), &options);

@@ -11,6 +11,7 @@ mod common;
 use common::HIDE_ETC_HOSTS;
 mod vm_support;
 
+use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -719,6 +720,140 @@ fn exec_stops_its_command_when_the_container_was_removed_meanwhile() {
         "{stderr}"
     );
     assert_eq!(left, Vec::<String>::new());
+}
+
+/// Every file, directory and link under `root`, with what a file holds or
+/// a link names (a hosts file: its lines that are not blank); the store's
+/// lock (its commit log) left out.
+fn tree_of(root: &Path) -> BTreeMap<String, String> {
+    fn walk(root: &Path, dir: &Path, into: &mut BTreeMap<String, String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            let name = path.strip_prefix(root).unwrap().display().to_string();
+            let kind = std::fs::symlink_metadata(&path).unwrap().file_type();
+            if kind.is_symlink() {
+                let target = std::fs::read_link(&path).unwrap();
+                into.insert(name, format!("-> {}", target.display()));
+            } else if kind.is_dir() {
+                into.insert(name, "(directory)".to_string());
+                walk(root, &path, into);
+            } else if name.starts_with("hosts/") {
+                // A removed line is blanked in place (one write), not taken
+                // out: the names a hosts file holds are what counts.
+                let content = text(&std::fs::read(&path).unwrap());
+                let lines = content.lines().filter(|line| !line.trim().is_empty());
+                into.insert(name, lines.collect::<Vec<_>>().join("\n"));
+            } else if name != "lock" {
+                into.insert(name, text(&std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    let mut tree = BTreeMap::new();
+    walk(root, root, &mut tree);
+    tree
+}
+
+/// A connect the kernel refuses after the address was handed out (its
+/// parent deleted meanwhile: the link's create fails) gives everything
+/// back: the state directory and the name views are as before, file for
+/// file; so does a run refused at its second network. Before, the
+/// allocation cursor stayed moved (a batch put it back, a single connect
+/// and a run did not).
+#[test]
+fn a_connect_the_kernel_refuses_leaves_the_state_as_it_was() {
+    let mut env = Env::new("refused");
+    assert!(vm_support::ip_ok(&["link", "add", "kr0", "type", "dummy"]));
+    assert!(vm_support::ip_ok(&["link", "set", "kr0", "up"]));
+    env.ok(&[
+        "network",
+        "create",
+        "-d",
+        "ipvlan",
+        "--subnet",
+        "192.168.87.0/24",
+        "-o",
+        "parent=kr0",
+        "n1",
+    ]);
+    env.networks.push("n1".to_string());
+    env.network("n2", "192.168.88.0/24");
+    env.ok(&["run", "--net=n1", "--name=a", "-d"]);
+    env.ok(&["run", "--net=n2", "--name=b", "-d"]);
+    let before = (tree_of(&env.state_dir()), tree_of(&env.etc_netns_dir));
+    let pause = env.root.join("pause");
+    let connect = env
+        .command(&["network", "connect", "n1", "b"])
+        .env("IPVLAN_FAULT_PAUSE_AT", "netlink: before request#1")
+        .env("IPVLAN_FAULT_PAUSE_FILE", &pause)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_pause(&pause, "connect");
+    let deleted = vm_support::ip_ok(&["link", "del", "kr0"]);
+    std::fs::remove_file(&pause).unwrap();
+    let output = connect.wait_with_output().unwrap();
+    let stderr = text(&output.stderr);
+    assert!(deleted, "the parent deleted during the pause");
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("attaching b to network n1"), "{stderr}");
+    let after = (tree_of(&env.state_dir()), tree_of(&env.etc_netns_dir));
+    let changed = |was: &BTreeMap<String, String>, is: &BTreeMap<String, String>| {
+        was.keys()
+            .chain(is.keys())
+            .filter(|name| was.get(*name) != is.get(*name))
+            .map(|name| format!("{name}: {:?} -> {:?}", was.get(name), is.get(name)))
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    assert_eq!(
+        changed(&before.0, &after.0),
+        Default::default(),
+        "the state directory changed"
+    );
+    assert_eq!(
+        changed(&before.1, &after.1),
+        Default::default(),
+        "the name views changed"
+    );
+
+    // A run whose second network's create is refused: the first network's
+    // attach, which succeeded, is undone with it, its cursor included.
+    assert!(vm_support::ip_ok(&["link", "add", "kr0", "type", "dummy"]));
+    assert!(vm_support::ip_ok(&["link", "set", "kr0", "up"]));
+    let before = (tree_of(&env.state_dir()), tree_of(&env.etc_netns_dir));
+    let run = env
+        .command(&["run", "--net=n2", "--net=n1", "--name=c", "-d"])
+        // The first request sets `lo` up; then each network's create and
+        // the settings of its link.
+        .env("IPVLAN_FAULT_PAUSE_AT", "netlink: before request#4")
+        .env("IPVLAN_FAULT_PAUSE_FILE", &pause)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_pause(&pause, "run");
+    let deleted = vm_support::ip_ok(&["link", "del", "kr0"]);
+    std::fs::remove_file(&pause).unwrap();
+    let output = run.wait_with_output().unwrap();
+    let stderr = text(&output.stderr);
+    assert!(deleted, "the parent deleted during the pause");
+    assert_eq!(output.status.code(), Some(125), "{stderr}");
+    assert!(stderr.contains("connecting c to network n1"), "{stderr}");
+    assert_eq!(env.containers(), ["a", "b"]);
+    let after = (tree_of(&env.state_dir()), tree_of(&env.etc_netns_dir));
+    assert_eq!(
+        changed(&before.0, &after.0),
+        Default::default(),
+        "the state directory changed"
+    );
+    assert_eq!(
+        changed(&before.1, &after.1),
+        Default::default(),
+        "the name views changed"
+    );
 }
 
 #[test]

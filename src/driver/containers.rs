@@ -93,6 +93,14 @@ impl Manager {
             }
             joins.push((network, attach));
         }
+        // The allocation cursors as found: a run that fails puts them back
+        // once its container is taken apart (an attach that succeeded
+        // moved its network's).
+        let mut cursors = Vec::new();
+        for (network, _) in &joins {
+            let found = state.cursors(network).map_err(|e| container(e.into()))?;
+            cursors.push((*network, found));
+        }
 
         // The namespace is made anonymous and its identity written down
         // before it gets its name: restore then deletes the namespace at
@@ -153,6 +161,9 @@ impl Manager {
                 // `creating`) leaves to `restore`.
                 if let Ok(host) = Handle::new() {
                     let _ = self.dismantle_container(&host, &state, &networks, &record);
+                }
+                for (network, found) in &cursors {
+                    let _ = state.put_cursors(network, found);
                 }
                 Err(error)
             }

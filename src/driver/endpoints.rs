@@ -547,8 +547,35 @@ impl Manager {
         req: &AttachRequest,
     ) -> Result<EndpointInfo, Error> {
         let parent = parent_link(host, network)?;
-        let mut pending = self.prepare(state, network, target, req)?;
-        let built = match pending.build(state, host, network, &parent, &target.inside) {
+        self.check_attach(state, network, target, req)?;
+        // As found, put back with the rest should the attach fail later:
+        // a refused attach leaves even that hint as it was, as a batch
+        // does. Read once: the allocation reuses what this read.
+        let cursors = state.cursors(network)?;
+        let attached = self.attach_checked(host, state, network, &parent, target, req);
+        if attached.is_err() {
+            let _ = state.put_cursors(network, &cursors);
+        }
+        attached
+    }
+
+    /// [`Manager::attach`] once its checks passed: a free `ethN` in the
+    /// target, the addresses, the container's index entry and the intent
+    /// record (in that order), then the kernel's part and the final
+    /// record; on failure what was taken is given back.
+    fn attach_checked(
+        &self,
+        host: &Handle,
+        state: &Locked<'_>,
+        network: &NetworkRecord,
+        parent: &Link,
+        target: &ResolvedTarget,
+        req: &AttachRequest,
+    ) -> Result<EndpointInfo, Error> {
+        let index = endpoint_link::chosen_index()?;
+        let mut pending =
+            self.reserve(state, network, target, req, true, index, Intent::OwnRecord)?;
+        let built = match pending.build(state, host, network, parent, &target.inside) {
             Ok(built) => built,
             Err(error) => {
                 pending.abandon(state, network);
@@ -564,7 +591,7 @@ impl Manager {
             names.missing_view = target.container.clone();
         }
         if let Err(error) = pending.finish(state, &names, network, &built) {
-            pending.undo_built(state, &names, network, &parent, &target.inside);
+            pending.undo_built(state, &names, network, parent, &target.inside);
             return Err(error);
         }
         Ok(EndpointInfo::from_record(network, &pending.record))
@@ -577,21 +604,6 @@ impl Manager {
             etc_netns_dir: &self.config.etc_netns_dir,
             missing_view: None,
         }
-    }
-
-    /// An attach up to the kernel: the checks, a free `ethN` in the
-    /// target, the addresses, the container's index entry and the intent
-    /// record (in that order; on failure what was taken is given back).
-    pub(crate) fn prepare(
-        &self,
-        state: &Locked<'_>,
-        network: &NetworkRecord,
-        target: &ResolvedTarget,
-        req: &AttachRequest,
-    ) -> Result<Pending, Error> {
-        self.check_attach(state, network, target, req)?;
-        let index = endpoint_link::chosen_index()?;
-        self.reserve(state, network, target, req, true, index, Intent::OwnRecord)
     }
 
     /// What refuses an attach before anything is taken: the target's path

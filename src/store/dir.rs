@@ -1662,18 +1662,23 @@ impl Locked<'_> {
     }
 
     /// Puts back cursors read by [`Locked::cursors`]: a subnet that had
-    /// none has its cursor file removed.
+    /// none has its cursor file removed; one that has not moved since is
+    /// not written.
     pub fn put_cursors(
         &self,
         network: &NetworkRecord,
         saved: &[Option<IpAddr>],
     ) -> Result<(), StoreError> {
+        use crate::ipam::AddressBook;
         check_name("network id", &network.id)?;
         self.check_ipam(network)?;
         let mut book = DiskBook::new(&self.handles, self.ipam_dir(&network.id));
         for (subnet, cursor) in network.subnets.iter().zip(saved) {
+            if book.cursor(subnet)? == *cursor {
+                continue;
+            }
             match cursor {
-                Some(addr) => crate::ipam::AddressBook::set_cursor(&mut book, subnet, *addr)?,
+                Some(addr) => book.set_cursor(subnet, *addr)?,
                 None => book.clear_cursor(subnet)?,
             }
         }

@@ -1423,6 +1423,57 @@ fn a_failed_add_leaves_no_vlan_master_and_never_removes_anothers() {
     ip(&["link", "del", "cnim40.44"]);
 }
 
+/// An ADD refused after its addresses were leased changes nothing in the
+/// state directory, its allocation cursors included: one whose second
+/// family has no address to give (the first family's lease given back),
+/// and one whose link the kernel refuses (its master deleted while the
+/// ADD waits before the create). Before, each moved the cursor of the
+/// address it had leased and given back.
+#[test]
+fn an_add_refused_after_its_leases_leaves_the_state_as_it_was() {
+    let mut cni = Cni::new("refusedadd");
+    cni.master("cnim60");
+    let ns = cni.netns("cni-refusedadd");
+    let no_ipv6 = r#"{"cniVersion": "1.0.0", "name": "nov6", "type": "ipvlan", "master": "cnim60",
+        "ipam": {"type": "ipvlan", "ranges": [[{"subnet": "10.71.0.0/24"}],
+                 [{"subnet": "2001:db8:71::/64", "rangeStart": "2001:db8:71::1",
+                   "rangeEnd": "2001:db8:71::1"}]]}}"#;
+    // The first ADD makes the network's record, which stays (a network a
+    // config made outlives its attachments).
+    let msg = cni.plugin("ADD", "ctr-a", &ns, no_ipv6).error(999);
+    assert!(msg.contains("no available"), "{msg}");
+    let before = state_files(&cni.state);
+    let msg = cni.plugin("ADD", "ctr-b", &ns, no_ipv6).error(999);
+    assert!(msg.contains("no available"), "{msg}");
+    assert_eq!(state_files(&cni.state), before, "an ADD refused at IPv6");
+
+    let good = conf_on("refused", "cnim60", "10.72.0.0/24");
+    cni.plugin("ADD", "ctr-a", &ns, &good).ok();
+    let other = cni.netns("cni-refusedadd2");
+    let before = state_files(&cni.state);
+    let pause = cni.state.with_extension("pause");
+    let _ = std::fs::remove_file(&pause);
+    let mut add = cni.command("ADD", "ctr-b", &other, "eth0");
+    add.env("IPVLAN_FAULT_PAUSE_AT", "netlink: before request#1")
+        .env("IPVLAN_FAULT_PAUSE_FILE", &pause);
+    let mut child = add.spawn().expect("runs the plugin");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(good.as_bytes()).unwrap();
+    drop(stdin);
+    let paused = (0..1500).any(|_| {
+        std::thread::sleep(Duration::from_millis(20));
+        pause.exists()
+    });
+    let deleted = paused && ip_ok(&["link", "del", "cnim60"]);
+    let _ = std::fs::remove_file(&pause);
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(paused, "the ADD never reached its pause: {stdout}");
+    assert!(deleted, "the master deleted during the pause");
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert_eq!(state_files(&cni.state), before, "an ADD the kernel refused");
+}
+
 /// An ADD killed after it made the VLAN master and before it recorded
 /// the attachment leaves no record: the runtime's DEL then finds none, and
 /// must still take the master it made away.

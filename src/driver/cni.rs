@@ -526,14 +526,16 @@ impl Manager {
             (self.cni_parent(host, state, &network)?, host)
         };
 
-        let addresses = match &attach.addresses {
-            CniAddresses::Allocate(wanted) => allocate(state, &network, wanted, &id, &net.bounds)?,
-            CniAddresses::Given(given) => given.clone(),
+        let (addresses, leases) = match &attach.addresses {
+            CniAddresses::Allocate(wanted) => {
+                let leases = allocate(state, &network, wanted, &id, &net.bounds)?;
+                (leases.addresses.clone(), Some(leases))
+            }
+            CniAddresses::Given(given) => (given.clone(), None),
         };
-        let leased = matches!(attach.addresses, CniAddresses::Allocate(_));
         let give_back = |state: &Locked<'_>| {
-            if leased {
-                let _ = state.release_owner(&network, &id);
+            if let Some(leases) = &leases {
+                leases.give_back(state, &network, &id);
             }
         };
         let ipv4 = addresses.iter().copied().find(|a| a.addr().is_ipv4());
@@ -976,7 +978,8 @@ impl Manager {
                 ))
                 .into());
             }
-            let addresses = allocate(&state, &network, &lease.wanted, &id, &net.bounds)?;
+            let leases = allocate(&state, &network, &lease.wanted, &id, &net.bounds)?;
+            let addresses = &leases.addresses;
             let record = EndpointRecord {
                 id: id.clone(),
                 network_id: network.id.clone(),
@@ -996,7 +999,7 @@ impl Manager {
             };
             if let Err(error) = state.put_endpoint(&record).and_then(|()| state.commit()) {
                 let _ = state.remove_endpoint(&network.id, &id);
-                let _ = state.release_owner(&network, &id);
+                leases.give_back(&state, &network, &id);
                 return Err(Error::from(error).into());
             }
             return Ok(addresses
@@ -1506,16 +1509,38 @@ fn default_route_link(host: &Handle) -> Result<String, Error> {
     Ok(link.name)
 }
 
+/// Addresses leased by [`allocate`], and the allocation cursors as they
+/// were before: [`Leases::give_back`] undoes both.
+struct Leases {
+    addresses: Vec<IpNet>,
+    cursors: Vec<Option<IpAddr>>,
+}
+
+impl Leases {
+    /// Releases what `owner` holds on `network` and puts the cursors back:
+    /// an ADD refused after its allocation leaves even that hint as it was.
+    fn give_back(&self, state: &Locked<'_>, network: &NetworkRecord, owner: &str) {
+        give_back(state, network, owner, &self.cursors);
+    }
+}
+
+fn give_back(state: &Locked<'_>, network: &NetworkRecord, owner: &str, cursors: &[Option<IpAddr>]) {
+    let _ = state.release_owner(network, owner);
+    let _ = state.put_cursors(network, cursors);
+}
+
 /// Leases one address per family of the network's subnets to `owner`:
 /// the `wanted` ones first, then the next free, within `bounds` (host-local's
-/// `rangeStart`/`rangeEnd` per subnet). On failure none stays.
+/// `rangeStart`/`rangeEnd` per subnet). On failure none stays, and the
+/// cursors are as found.
 fn allocate(
     state: &Locked<'_>,
     network: &NetworkRecord,
     wanted: &[IpAddr],
     owner: &str,
     bounds: &[(IpNet, IpAddr, IpAddr)],
-) -> Result<Vec<IpNet>, Error> {
+) -> Result<Leases, Error> {
+    let cursors = state.cursors(network)?;
     let mut families: Vec<IpFamily> = Vec::new();
     for subnet in &network.subnets {
         let family = IpFamily::of(subnet.subnet.addr());
@@ -1541,12 +1566,15 @@ fn allocate(
         match got {
             Ok(address) => taken.push(address),
             Err(error) => {
-                let _ = state.release_owner(network, owner);
+                give_back(state, network, owner, &cursors);
                 return Err(error);
             }
         }
     }
-    Ok(taken)
+    Ok(Leases {
+        addresses: taken,
+        cursors,
+    })
 }
 
 /// Why `address` may not be asked for: it lies in a bounded subnet but

@@ -856,6 +856,47 @@ fn a_connect_the_kernel_refuses_leaves_the_state_as_it_was() {
     );
 }
 
+/// `run --rm` removes the container it made, not one given its name
+/// meanwhile: a supervisor's `rm -f` and a new `run --name` of the same
+/// name between the command's end and the removal. Before, the removal
+/// went by name and took the new container. A pause right before the
+/// removal puts both there.
+#[test]
+fn run_rm_removes_its_own_container_not_a_new_one_of_its_name() {
+    let mut env = Env::new("rmname");
+    env.network("n1", "192.168.89.0/24");
+    let pause = env.root.join("pause");
+    let run = env
+        .command(&["run", "--net=n1", "--rm", "--name=same", "true"])
+        .env("IPVLAN_FAULT_PAUSE_AT", "container: before removal#1")
+        .env("IPVLAN_FAULT_PAUSE_FILE", &pause)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_pause(&pause, "run --rm");
+    env.ok(&["rm", "-f", "same"]);
+    assert_eq!(env.ok(&["run", "--net=n1", "--name=same", "-d"]), "same\n");
+    let inode = namespace_inode(&env.netns_dir().join("same"));
+    std::fs::remove_file(&pause).unwrap();
+    let output = run.wait_with_output().unwrap();
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("container same was removed meanwhile"),
+        "{stderr}"
+    );
+    assert_eq!(env.containers(), ["same"], "{stderr}");
+    assert_eq!(
+        namespace_inode(&env.netns_dir().join("same")),
+        inode,
+        "the new container's namespace"
+    );
+    let inspect = env.inspect("n1");
+    let containers = inspect.get("Containers").and_then(Value::as_object);
+    assert_eq!(containers.map(<[_]>::len), Some(1), "{inspect:?}");
+}
+
 #[test]
 fn rm_f_kills_what_the_container_forks_while_it_is_removed() {
     // A command that keeps forking. Before, `rm -f` killed the processes

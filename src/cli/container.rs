@@ -1,6 +1,8 @@
 //! `ipvlan run|exec|rm|ps`.
 
-use crate::driver::{self, AttachRequest, ErrorKind, ExecOptions, Manager, RunRequest};
+use crate::driver::{
+    self, AttachRequest, ContainerInfo, ErrorKind, ExecOptions, Manager, RunRequest,
+};
 
 use super::command::{ExecArgs, RunArgs};
 use super::{output, warn, Failure, EXIT_CANNOT_RUN, EXIT_FAILED, EXIT_NOT_FOUND, EXIT_OK};
@@ -26,12 +28,12 @@ pub fn run(manager: &Manager, args: RunArgs) -> Result<i32, Failure> {
     let container = manager
         .run_container(&request)
         .map_err(|error| Failure::driver("run", &error))?;
-    let name = container.name;
+    let name = container.name.clone();
     if args.detach {
         if !args.command.is_empty() {
             if let Err(error) = manager.spawn_detached(&name, &args.command) {
                 let failure = spawn_failure(&name, &args.command[0], &error);
-                discard(manager, &name);
+                discard(manager, &container);
                 return Err(failure);
             }
         }
@@ -53,7 +55,7 @@ pub fn run(manager: &Manager, args: RunArgs) -> Result<i32, Failure> {
     };
     let status = manager.exec(&name, &args.argv(), &options);
     if args.remove {
-        discard(manager, &name);
+        discard(manager, &container);
     }
     if let Some(guard) = removal_guard {
         guard.end();
@@ -94,10 +96,12 @@ fn spawn_failure(container: &str, program: &str, error: &driver::Error) -> Failu
     }
 }
 
-/// Removes a container after a failure or at the end of `run --rm`,
-/// reporting (not returning) a failure to do so.
-fn discard(manager: &Manager, name: &str) {
-    match manager.remove_container(name, true) {
+/// Removes the container this run made after a failure or at the end of
+/// `run --rm` (not another one given its name meanwhile), reporting (not
+/// returning) a failure to do so.
+fn discard(manager: &Manager, container: &ContainerInfo) {
+    let name = &container.name;
+    match manager.remove_made_container(container, true) {
         Ok(notes) => {
             for note in notes {
                 warn(note);

@@ -280,11 +280,13 @@ mod tests {
                 name: "ipv1".into(),
                 netns_path: "/run/netns/ipv1".into(),
                 endpoints: network.endpoints.clone(),
+                netns_id: None,
             },
             ContainerInfo {
                 name: "lonely".into(),
                 netns_path: "/run/netns/lonely".into(),
                 endpoints: Vec::new(),
+                netns_id: None,
             },
         ];
         let text = container_table(&containers);

@@ -154,6 +154,7 @@ impl Manager {
                     netns_path: self.config.netns_dir.join(&name),
                     name,
                     endpoints,
+                    netns_id: record.netns_id,
                 })
             }
             Err(error) => {
@@ -346,8 +347,46 @@ impl Manager {
     /// # Ok::<(), ipvlan::driver::Error>(())
     /// ```
     pub fn remove_container(&self, name: &str, force: bool) -> Result<Vec<String>, Error> {
+        self.remove_container_if(name, force, None)
+    }
+
+    /// [`Manager::remove_container`] of a container this process made
+    /// ([`Manager::run_container`]), only while its name is still that
+    /// container's: another process may have removed it and given its
+    /// name to a new one meanwhile (`run --rm` removing its container
+    /// once its command ended). A container that is gone, or is another
+    /// one now, is left alone, and said so in the notes.
+    pub fn remove_made_container(
+        &self,
+        container: &ContainerInfo,
+        force: bool,
+    ) -> Result<Vec<String>, Error> {
+        crate::fault::point("container: before removal");
+        match &container.netns_id {
+            Some(made) => self.remove_container_if(&container.name, force, Some(made)),
+            // Made by a version that recorded no identity: by its name.
+            None => self.remove_container(&container.name, force),
+        }
+    }
+
+    /// [`Manager::remove_container`]; with `made`, only the container
+    /// whose namespace that was.
+    fn remove_container_if(
+        &self,
+        name: &str,
+        force: bool,
+        made: Option<&NetnsId>,
+    ) -> Result<Vec<String>, Error> {
         check_container_name(name)?;
         let state = self.store.lock()?;
+        if let Some(made) = made {
+            let recorded = state.container(name)?.and_then(|record| record.netns_id);
+            if !recorded.is_some_and(|id| id.same_namespace(made)) {
+                return Ok(vec![format!(
+                    "container {name} was removed meanwhile: left alone what has its name now"
+                )]);
+            }
+        }
         if !state.has_container(name)? {
             return Err(no_such_container(name));
         }
@@ -472,7 +511,8 @@ impl Manager {
             .items
             .into_iter()
             .filter(|record| record.state == ContainerState::Created);
-        let whole: Vec<String> = whole.map(|record| record.name).collect();
+        let whole: Vec<(String, Option<NetnsId>)> =
+            whole.map(|record| (record.name, record.netns_id)).collect();
         // Older-format endpoint records are filed under the container's
         // name: one listing per network finds them for every container,
         // where a probe per container and network made `ps` quadratic.
@@ -489,7 +529,7 @@ impl Manager {
         } else {
             None
         };
-        for name in whole {
+        for (name, netns_id) in whole {
             let endpoints =
                 match self.container_endpoints_listed(state, &networks, &name, listed.as_deref()) {
                     Ok(found) => found
@@ -510,6 +550,7 @@ impl Manager {
                 netns_path: self.config.netns_dir.join(&name),
                 name,
                 endpoints,
+                netns_id,
             });
         }
         Ok(containers)

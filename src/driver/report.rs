@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use super::{IpvlanFlag, IpvlanMode};
+use crate::store::records::NetnsId;
 use crate::store::{EndpointRecord, NetworkRecord, ParentOrigin, Timestamp};
 
 /// One subnet of a network with what belongs to it (`IPAM.Config[]`): the
@@ -192,6 +193,10 @@ pub struct ContainerInfo {
     pub netns_path: PathBuf,
     /// Its endpoints, one per network.
     pub endpoints: Vec<EndpointInfo>,
+    /// The identity of the namespace made for it (`None` in records of
+    /// older versions): what tells it from a container given its name
+    /// later (see [`Manager::remove_made_container`](super::Manager::remove_made_container)).
+    pub netns_id: Option<NetnsId>,
 }
 
 /// A command's exit status as `docker run` reports it: the command's own

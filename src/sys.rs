@@ -1272,8 +1272,8 @@ pub enum ChildIo<'a> {
 pub struct Spawn<'a> {
     /// The program: a path, or a name looked up in `PATH` (ours).
     pub program: &'a std::ffi::OsStr,
-    /// Its arguments after `argv[0]` (which is `program`).
-    pub args: &'a [String],
+    /// Its arguments after `argv[0]` (which is `program`), any bytes but NUL.
+    pub args: &'a [std::ffi::OsString],
     /// Its environment; `None`: ours.
     pub env: Option<&'a [(std::ffi::OsString, std::ffi::OsString)]>,
     /// Its stdin, stdout and stderr.
@@ -1305,7 +1305,7 @@ pub fn spawn(what: &Spawn<'_>) -> io::Result<u32> {
     let program = c_os(what.program)?;
     let mut args = vec![program.clone()];
     for arg in what.args {
-        args.push(c_os(std::ffi::OsStr::new(arg))?);
+        args.push(c_os(arg)?);
     }
     let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
     argv.push(std::ptr::null());
@@ -1602,7 +1602,7 @@ mod tests {
         // SAFETY: both descriptors were just made by pipe2 and are ours.
         let (reader, writer) =
             unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-        let args = ["/proc/self/status".to_string()];
+        let args = ["/proc/self/status".into()];
         let pid = spawn(&Spawn {
             program: std::ffi::OsStr::new("cat"),
             args: &args,
@@ -1633,7 +1633,7 @@ mod tests {
         let run = |program: &str,
                    args: &[&str],
                    env: Option<&[(std::ffi::OsString, std::ffi::OsString)]>| {
-            let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            let args: Vec<std::ffi::OsString> = args.iter().map(Into::into).collect();
             spawn(&Spawn {
                 program: std::ffi::OsStr::new(program),
                 args: &args,

@@ -216,6 +216,17 @@ const CASES: &[Case] = &[
     case(&["run", "--net=n1", "-d", "--rm", "sleep", "9"], 125, "ipvlan: run: conflicting options: --rm and -d (--detach) cannot be combined\nSee 'ipvlan run --help'.\n"),
     case(&["exec", "c1"], 125, "ipvlan: exec: \"ipvlan exec\" requires at least 2 arguments\nSee 'ipvlan exec --help'.\n"),
     case(&["--state-dir"], 2, "ipvlan: flag needs an argument: --state-dir\nSee 'ipvlan --help'.\n").bare(),
+    // Arguments that are not UTF-8 (`%FF`: the byte 0xFF) where text is
+    // needed: refused by the command's rules (125 for run/exec). A
+    // command's own arguments may be any bytes (`cli_vm`).
+    case(&["network", "create", "%FF"], 1, "ipvlan: network create: invalid argument \"\\xFF\": not valid UTF-8\n"),
+    case(&["network", "rm", "n1", "%FF"], 1, "ipvlan: network rm: invalid argument \"\\xFF\": not valid UTF-8\n"),
+    case(&["network", "create", "--subnet", "%FF", "n2"], 1, "ipvlan: network create: invalid value \"\\xFF\" for --subnet: not valid UTF-8\n"),
+    case(&["network", "create", "--subnet=%FF", "n2"], 1, "ipvlan: network create: invalid argument \"--subnet=\\xFF\": not valid UTF-8\n"),
+    case(&["run", "--net=n1", "--name", "%FF", "true"], 125, "ipvlan: run: invalid value \"\\xFF\" for --name: not valid UTF-8\n"),
+    case(&["network", "connect", "n1", "$T/ns%FF"], 1, "ipvlan: network connect: invalid argument \"$T/ns\\xFF\": not valid UTF-8\n"),
+    case(&["exec", "%FF", "true"], 125, "ipvlan: exec: invalid argument \"\\xFF\": not valid UTF-8\n"),
+    case(&["%FF"], 2, "ipvlan: '\u{FFFD}' is not an ipvlan command\nSee 'ipvlan --help'.\n"),
     // Values: exit 1 (125 for run).
     case(&["network", "create", "--subnet=192.168.1.0/33", "n1"], 1, "ipvlan: network create: invalid value \"192.168.1.0/33\" for --subnet: invalid CIDR address\n"),
     case(&["network", "create", "--gateway=192.168.1.300", "n1"], 1, "ipvlan: network create: invalid value \"192.168.1.300\" for --gateway: invalid IP address\n"),
@@ -675,7 +686,7 @@ fn run_case(case: &Case, dir: &CaseDir) -> Vec<String> {
     if case.state_flag {
         command.arg("--state-dir").arg(dir.config().state_dir);
     }
-    command.args(case.args.iter().map(|arg| dir.expand(arg)));
+    command.args(case.args.iter().map(|arg| raw_bytes(&dir.expand(arg))));
     for (name, value) in case.env {
         command.env(name, dir.expand(value));
     }
@@ -708,6 +719,20 @@ fn run_case(case: &Case, dir: &CaseDir) -> Vec<String> {
         ));
     }
     wrong
+}
+
+/// An argument as the kernel hands it over: `%FF` in the catalogue stands
+/// for the byte 0xFF, which no UTF-8 text holds.
+fn raw_bytes(arg: &str) -> std::ffi::OsString {
+    use std::os::unix::ffi::OsStringExt;
+    let mut bytes = Vec::new();
+    for (at, piece) in arg.split("%FF").enumerate() {
+        if at > 0 {
+            bytes.push(0xFF);
+        }
+        bytes.extend_from_slice(piece.as_bytes());
+    }
+    std::ffi::OsString::from_vec(bytes)
 }
 
 /// Runs `command` with no input; its exit code (`None` when killed at

@@ -1,5 +1,6 @@
 //! Every command line of the walkthrough parses to what it means.
 
+use std::ffi::OsString;
 use std::net::IpAddr;
 
 use ipvlan::cli::command::{parse, Command, ConnectArgs, ExecArgs, Invocation, RunArgs};
@@ -44,13 +45,18 @@ fn create(name: &str, subnets: &[&str], gateways: &[&str], opts: &[(&str, &str)]
 fn run(network: &str, command: &[&str]) -> RunArgs {
     RunArgs {
         networks: vec![network.to_string()],
-        command: command.iter().map(|arg| arg.to_string()).collect(),
+        command: argv(command),
         ..RunArgs::default()
     }
 }
 
 fn words(list: &[&str]) -> Vec<String> {
     list.iter().map(|word| word.to_string()).collect()
+}
+
+/// A command's arguments, as `run` and `exec` keep them (any bytes).
+fn argv(list: &[&str]) -> Vec<OsString> {
+    list.iter().map(OsString::from).collect()
 }
 
 #[test]
@@ -260,7 +266,7 @@ fn run_without_command_uses_the_default_shell() {
         panic!("not a run");
     };
     assert!(args.command.is_empty());
-    assert_eq!(args.argv(), vec!["/bin/sh".to_string()]);
+    assert_eq!(args.argv(), argv(&["/bin/sh"]));
 }
 
 #[test]
@@ -304,7 +310,7 @@ fn walkthrough_other_lines() {
                 container: "cid1".into(),
                 interactive: true,
                 tty: true,
-                command: words(&["/bin/sh"]),
+                command: argv(&["/bin/sh"]),
             }),
         ),
         (
@@ -313,7 +319,7 @@ fn walkthrough_other_lines() {
                 container: "ipv2".into(),
                 interactive: false,
                 tty: false,
-                command: words(&["ping", "-c", "4", "ipv1"]),
+                command: argv(&["ping", "-c", "4", "ipv1"]),
             }),
         ),
         (
@@ -426,4 +432,45 @@ fn an_empty_state_dir_is_refused_and_a_given_one_kept_as_typed() {
         invocation.state_dir,
         Some(std::path::PathBuf::from("rel/dir"))
     );
+}
+
+#[test]
+fn a_commands_arguments_are_kept_as_bytes_and_text_is_asked_of_the_rest() {
+    use ipvlan::cli::args::ArgError;
+    use ipvlan::cli::help::Topic;
+    use std::os::unix::ffi::OsStringExt;
+    let raw = OsString::from_vec(b"caf\xe9".to_vec());
+    let line = |words: &[&str]| {
+        let mut argv: Vec<OsString> = words.iter().map(OsString::from).collect();
+        argv.push(raw.clone());
+        argv
+    };
+    let Command::Run(run) = parse(&line(&["run", "--net=n1", "echo"])).unwrap().command else {
+        panic!("not a run");
+    };
+    assert_eq!(run.command, [OsString::from("echo"), raw.clone()]);
+    let Command::Exec(exec) = parse(&line(&["exec", "c1", "echo"])).unwrap().command else {
+        panic!("not an exec");
+    };
+    assert_eq!(exec.command, [OsString::from("echo"), raw.clone()]);
+    // Names, values and paths the state keeps as text: refused, by the
+    // command's usage (so `run` and `exec` exit 125).
+    for (words, topic) in [
+        (&["network", "create"][..], Topic::NetworkCreate),
+        (&["network", "connect", "n1"][..], Topic::NetworkConnect),
+        (&["rm"][..], Topic::Remove),
+        (&["run", "--net=n1", "--name"][..], Topic::Run),
+    ] {
+        let error = parse(&line(words)).unwrap_err();
+        assert_eq!(error.topic, topic, "{words:?}");
+        assert!(
+            matches!(&error.error, ArgError::Value(text) if text.ends_with("not valid UTF-8")),
+            "{words:?}: {error:?}"
+        );
+    }
+    let mut argv: Vec<OsString> = vec!["exec".into(), raw, "true".into()];
+    let error = parse(&argv).unwrap_err();
+    assert_eq!(error.topic, Topic::Exec);
+    argv[1] = "c1".into();
+    assert!(parse(&argv).is_ok());
 }

@@ -452,6 +452,32 @@ fn run_passes_on_every_signal_a_process_can_catch() {
     assert!(env.containers().is_empty(), "--rm left the container");
 }
 
+/// A command's arguments are bytes, as `docker run` passes them: `run`
+/// and `exec` hand the command what they were given, UTF-8 or not.
+/// Before, any argument that was not UTF-8 was refused (exit 2).
+#[test]
+fn run_and_exec_pass_arguments_that_are_not_utf8() {
+    use std::os::unix::ffi::OsStrExt;
+    let mut env = Env::new("bytes");
+    env.network("n1", "192.168.91.0/24");
+    let bytes = std::ffi::OsStr::from_bytes(b"caf\xe9\xff");
+    let output = env
+        .command(&["run", "--net=n1", "--rm", "printf", "%s"])
+        .arg(bytes)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert_eq!(output.stdout, bytes.as_bytes());
+    env.ok(&["run", "--net=n1", "--name=b1", "-d"]);
+    let output = env
+        .command(&["exec", "b1", "printf", "%s"])
+        .arg(bytes)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert_eq!(output.stdout, bytes.as_bytes());
+}
+
 #[test]
 fn the_hosts_own_address_on_the_parent_is_never_a_containers() {
     // The walkthrough's layout: the host has an address of the network's

@@ -240,7 +240,7 @@ fn unknown_network_and_container_are_not_found() {
         let err = manager.remove_container("ghost", false).unwrap_err();
         assert_eq!(err.to_string(), "No such container: ghost");
         let err = manager
-            .exec("ghost", &["true".to_string()], &Default::default())
+            .exec("ghost", &["true".into()], &Default::default())
             .unwrap_err();
         assert_eq!(err.to_string(), "No such container: ghost");
     });
@@ -265,7 +265,7 @@ fn messages_escape_control_characters_the_caller_gave() {
             manager.network("x\ny").unwrap_err(),
             manager.remove_network("\u{9b}31m").unwrap_err(),
             manager
-                .exec("a\nb", &["true".to_string()], &Default::default())
+                .exec("a\nb", &["true".into()], &Default::default())
                 .unwrap_err(),
             manager.remove_container("a\tb", false).unwrap_err(),
             manager.create_container(Some("\u{202e}x")).unwrap_err(),
@@ -350,12 +350,10 @@ fn a_named_namespace_without_our_record_is_no_container() {
             assert_eq!(err.to_string(), "No such container: vpn");
         }
         let err = manager
-            .exec("vpn", &["true".to_string()], &Default::default())
+            .exec("vpn", &["true".into()], &Default::default())
             .unwrap_err();
         assert_eq!(err.to_string(), "No such container: vpn");
-        let err = manager
-            .spawn_detached("vpn", &["true".to_string()])
-            .unwrap_err();
+        let err = manager.spawn_detached("vpn", &["true".into()]).unwrap_err();
         assert_eq!(err.to_string(), "No such container: vpn");
 
         assert!(manager.containers().unwrap().is_empty());
@@ -989,7 +987,7 @@ fn none_of_theirs_is_touched(
     let refused = manager
         .exec(
             "web",
-            &["true".to_string()],
+            &["true".into()],
             &ipvlan::driver::ExecOptions::default(),
         )
         .unwrap_err()
@@ -1055,7 +1053,7 @@ fn our_namespace_held_by_a_process_beside_another_tools_at_its_name() {
         let manager = Manager::open(config.clone()).unwrap();
         manager.create_container(Some("web")).unwrap();
         let ours = manager
-            .spawn_detached("web", &["sleep".to_string(), "1000".to_string()])
+            .spawn_detached("web", &["sleep".into(), "1000".into()])
             .unwrap();
         let our_link = fs::read_link(format!("/proc/{ours}/ns/net")).unwrap();
         netns::delete_named(&config.netns_dir, "web").unwrap();
@@ -1158,13 +1156,13 @@ fn a_process_whose_main_thread_ended_is_still_found_inside() {
         let manager = Manager::open(config.clone()).unwrap();
         manager.create_container(Some("web")).unwrap();
         let exe = std::env::current_exe().unwrap().display().to_string();
-        let argv: Vec<String> = [
+        let argv: Vec<std::ffi::OsString> = [
             exe.as_str(),
             "--exact",
             "a_process_whose_main_thread_ended_is_still_found_inside",
             ZOMBIE_LEADER_ROLE,
         ]
-        .map(String::from)
+        .map(Into::into)
         .to_vec();
         let pid = manager.spawn_detached("web", &argv).unwrap();
         let ended = (0..500).any(|_| {
@@ -1232,7 +1230,7 @@ fn exec_runs_nothing_in_a_container_being_removed_or_made() {
         let exec = || {
             manager.exec(
                 "web",
-                &["true".to_string()],
+                &["true".into()],
                 &ipvlan::driver::ExecOptions::default(),
             )
         };
@@ -1410,7 +1408,7 @@ fn a_command_gets_none_of_its_callers_other_descriptors() {
         let status = manager
             .exec(
                 "fds",
-                &["/bin/sh".into(), "-c".into(), check],
+                &["/bin/sh".into(), "-c".into(), check.into()],
                 &Default::default(),
             )
             .unwrap();

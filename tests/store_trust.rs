@@ -623,9 +623,9 @@ fn a_symlinked_log_file_is_refused_and_its_target_untouched() {
         let log = manager.log_path("c1");
         fs::create_dir_all(log.parent().unwrap()).unwrap();
         symlink(&victim.path, &log).unwrap();
-        let argv: Vec<String> = ["sh", "-c", "echo '* * * * * root evil'"]
+        let argv: Vec<std::ffi::OsString> = ["sh", "-c", "echo '* * * * * root evil'"]
             .iter()
-            .map(|s| s.to_string())
+            .map(Into::into)
             .collect();
         let result = manager.spawn_detached("c1", &argv);
         // Time for a command that did start to write.
@@ -659,7 +659,7 @@ fn modes_do_not_depend_on_the_umask() {
         scratch.in_fresh_netns(|config| {
             let manager = Manager::open(config.clone()).unwrap();
             manager.create_container(Some("c1")).unwrap();
-            let argv = vec!["true".to_string()];
+            let argv = vec!["true".into()];
             manager.spawn_detached("c1", &argv).unwrap();
             let state = StateDir::open(&config.state_dir).unwrap();
             let net = network("n1", &["10.0.0.0/24"]);

@@ -152,15 +152,15 @@ fn records(data: &[u8]) {
 }
 
 /// The arguments after the program name: the input split at NUL bytes (no
-/// input: no argument). `main` refuses arguments that are not UTF-8 before
-/// parsing; replacing the bad bytes keeps such inputs useful here.
+/// input: no argument), as the kernel hands them over: any bytes.
 #[cfg(feature = "cli")]
-fn argv_of(data: &[u8]) -> Vec<String> {
+fn argv_of(data: &[u8]) -> Vec<std::ffi::OsString> {
+    use std::os::unix::ffi::OsStringExt;
     if data.is_empty() {
         return Vec::new();
     }
     data.split(|&b| b == 0)
-        .map(|arg| String::from_utf8_lossy(arg).into_owned())
+        .map(|arg| std::ffi::OsString::from_vec(arg.to_vec()))
         .collect()
 }
 

@@ -6,6 +6,9 @@
 //! (`network create NAME -d ipvlan`) or options that stop at the first operand
 //! (`run ... CMD ARG...`, where the rest belongs to CMD).
 
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+
 /// One option a command accepts.
 #[derive(Debug, Clone, Copy)]
 pub struct Flag {
@@ -75,8 +78,9 @@ pub struct Matches {
     /// `(canonical long name, value)`; booleans store `"true"` or `"false"`.
     pub flags: Vec<(&'static str, String)>,
     /// Arguments that are not options, in order (with
-    /// [`Operands::StopAtFirst`], everything from the first one on).
-    pub operands: Vec<String>,
+    /// [`Operands::StopAtFirst`], everything from the first one on), as
+    /// given: a command's arguments and a path need not be UTF-8.
+    pub operands: Vec<OsString>,
     /// `-h` or `--help` was given.
     pub help: bool,
 }
@@ -94,6 +98,16 @@ impl Matches {
             .rev()
             .find(|(name, _)| *name == long)
             .map(|(_, value)| value.as_str())
+    }
+
+    /// The operands from `from` on as text (names, addresses): one that
+    /// is not UTF-8 is refused.
+    pub fn text_operands(&self, from: usize) -> Result<Vec<String>, ArgError> {
+        self.operands
+            .iter()
+            .skip(from)
+            .map(|operand| text(operand))
+            .collect()
     }
 
     /// Every value of a repeatable flag, in order.
@@ -118,13 +132,28 @@ pub enum Operands {
 /// The help flag every command accepts.
 pub const HELP: Flag = Flag::boolean("help", Some('h'), "Print usage");
 
-/// Parses `args` against `flags` (plus `-h|--help`).
-pub fn parse(flags: &[Flag], args: &[String], mode: Operands) -> Result<Matches, ArgError> {
+/// `arg` as text, or the usage error of an argument that is not UTF-8.
+pub fn text(arg: &OsStr) -> Result<String, ArgError> {
+    arg.to_str()
+        .map(str::to_string)
+        .ok_or_else(|| ArgError::Value(format!("invalid argument {arg:?}: not valid UTF-8")))
+}
+
+/// Parses `args` against `flags` (plus `-h|--help`). Options and their
+/// values are text; an operand may be any bytes.
+pub fn parse(flags: &[Flag], args: &[OsString], mode: Operands) -> Result<Matches, ArgError> {
     let mut matches = Matches::default();
     let mut index = 0;
     while index < args.len() {
-        let arg = &args[index];
+        let raw = &args[index];
         index += 1;
+        let arg = match raw.to_str() {
+            Some(arg) => arg,
+            // Not UTF-8: an operand, or an option whose inline value is
+            // not text.
+            None if raw.as_bytes().first() == Some(&b'-') => return Err(text(raw).unwrap_err()),
+            None => "",
+        };
         if arg == "--" {
             matches.operands.extend(args[index..].iter().cloned());
             break;
@@ -154,7 +183,7 @@ pub fn parse(flags: &[Flag], args: &[String], mode: Operands) -> Result<Matches,
                 return Ok(matches);
             }
         } else {
-            matches.operands.push(arg.clone());
+            matches.operands.push(raw.clone());
             if mode == Operands::StopAtFirst {
                 matches.operands.extend(args[index..].iter().cloned());
                 break;
@@ -168,7 +197,7 @@ pub fn parse(flags: &[Flag], args: &[String], mode: Operands) -> Result<Matches,
 fn parse_short_bundle(
     flags: &[Flag],
     bundle: &str,
-    args: &[String],
+    args: &[OsString],
     index: &mut usize,
     matches: &mut Matches,
 ) -> Result<bool, ArgError> {
@@ -214,12 +243,16 @@ fn find_short(flags: &[Flag], letter: char) -> Option<&Flag> {
         .find(|flag| flag.short == Some(letter))
 }
 
-fn next_value(args: &[String], index: &mut usize, spelled: &str) -> Result<String, ArgError> {
+fn next_value(args: &[OsString], index: &mut usize, spelled: &str) -> Result<String, ArgError> {
     let value = args
         .get(*index)
         .ok_or_else(|| ArgError::Usage(format!("flag needs an argument: {spelled}")))?;
     *index += 1;
-    Ok(value.clone())
+    value.to_str().map(str::to_string).ok_or_else(|| {
+        ArgError::Value(format!(
+            "invalid value {value:?} for {spelled}: not valid UTF-8"
+        ))
+    })
 }
 
 fn parse_bool(spelled: &str, inline: Option<&str>) -> Result<String, ArgError> {
@@ -246,8 +279,8 @@ mod tests {
         Flag::boolean("detach", Some('x'), ""),
     ];
 
-    fn strings(args: &[&str]) -> Vec<String> {
-        args.iter().map(|arg| arg.to_string()).collect()
+    fn strings(args: &[&str]) -> Vec<OsString> {
+        args.iter().map(OsString::from).collect()
     }
 
     fn parse_ok(args: &[&str], mode: Operands) -> Matches {

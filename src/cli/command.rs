@@ -1,5 +1,6 @@
 //! The command-line grammar: `argv` to a [`Command`], with no side effects.
 
+use std::ffi::{OsStr, OsString};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
@@ -116,15 +117,16 @@ pub struct RunArgs {
     pub tty: bool,
     /// `--rm`: remove the container when the command exits (never with `detach`).
     pub remove: bool,
-    /// The command as given; empty when none was (see [`RunArgs::argv`]).
-    pub command: Vec<String>,
+    /// The command as given (any bytes, as `execve` takes them); empty
+    /// when none was (see [`RunArgs::argv`]).
+    pub command: Vec<OsString>,
 }
 
 impl RunArgs {
     /// The command to run in the foreground: the given one or the default shell.
-    pub fn argv(&self) -> Vec<String> {
+    pub fn argv(&self) -> Vec<OsString> {
         if self.command.is_empty() {
-            vec![DEFAULT_COMMAND.to_string()]
+            vec![DEFAULT_COMMAND.into()]
         } else {
             self.command.clone()
         }
@@ -140,8 +142,8 @@ pub struct ExecArgs {
     pub interactive: bool,
     /// `-t`: accepted for Docker compatibility; the terminal is inherited.
     pub tty: bool,
-    /// The program and its arguments; never empty.
-    pub command: Vec<String>,
+    /// The program and its arguments (any bytes); never empty.
+    pub command: Vec<OsString>,
 }
 
 /// Why a command line was refused, and which command's usage applies.
@@ -166,12 +168,15 @@ fn at(topic: Topic) -> impl Fn(ArgError) -> ParseError {
     move |error| ParseError { topic, error }
 }
 
-/// Parses the arguments after the program name.
-pub fn parse(argv: &[String]) -> Result<Invocation, ParseError> {
+/// Parses the arguments after the program name. Options, names and
+/// addresses are text; a command's arguments and a namespace's path may be
+/// any bytes.
+pub fn parse<A: AsRef<OsStr>>(argv: &[A]) -> Result<Invocation, ParseError> {
+    let argv: Vec<OsString> = argv.iter().map(|arg| arg.as_ref().to_owned()).collect();
     // Global options come before the command word, as in docker; the first
     // operand is the command and everything after it is the command's.
     let global =
-        args::parse(Topic::Root.flags(), argv, Operands::StopAtFirst).map_err(at(Topic::Root))?;
+        args::parse(Topic::Root.flags(), &argv, Operands::StopAtFirst).map_err(at(Topic::Root))?;
     let state_dir = match global.last("state-dir") {
         // Not the current directory, which is what an empty path would open.
         Some("") => return Err(ParseError {
@@ -200,10 +205,13 @@ fn lookup(table: &[(&str, &[&str], Topic)], word: &str) -> Option<Topic> {
         .map(|(_, _, topic)| *topic)
 }
 
-fn parse_command(argv: &[String]) -> Result<Command, ParseError> {
+fn parse_command(argv: &[OsString]) -> Result<Command, ParseError> {
     let Some((word, rest)) = argv.split_first() else {
         return Ok(Command::Help(Topic::Root));
     };
+    // Not UTF-8: no command's name, and said so as text.
+    let word = word.to_string_lossy();
+    let word = word.as_ref();
     let topic = lookup(ROOT_COMMANDS, word).ok_or_else(|| {
         ParseError::usage(Topic::Root, format!("'{word}' is not an ipvlan command"))
     })?;
@@ -213,10 +221,12 @@ fn parse_command(argv: &[String]) -> Result<Command, ParseError> {
     parse_leaf(topic, rest)
 }
 
-fn parse_network(argv: &[String]) -> Result<Command, ParseError> {
+fn parse_network(argv: &[OsString]) -> Result<Command, ParseError> {
     let Some((word, rest)) = argv.split_first() else {
         return Ok(Command::Help(Topic::Network));
     };
+    let word = word.to_string_lossy();
+    let word = word.as_ref();
     if word == "-h" || word == "--help" {
         return Ok(Command::Help(Topic::Network));
     }
@@ -235,7 +245,7 @@ fn parse_network(argv: &[String]) -> Result<Command, ParseError> {
     parse_leaf(topic, rest)
 }
 
-fn parse_leaf(topic: Topic, argv: &[String]) -> Result<Command, ParseError> {
+fn parse_leaf(topic: Topic, argv: &[OsString]) -> Result<Command, ParseError> {
     let mode = if topic.runs_a_command() {
         Operands::StopAtFirst
     } else {
@@ -279,7 +289,7 @@ fn build(topic: Topic, matches: Matches) -> Result<Command, ArgError> {
         Topic::NetworkRemove => {
             operands(&matches, topic, 1, None)?;
             Command::NetworkRemove {
-                names: matches.operands,
+                names: matches.text_operands(0)?,
             }
         }
         Topic::NetworkList => {
@@ -292,7 +302,7 @@ fn build(topic: Topic, matches: Matches) -> Result<Command, ArgError> {
         Topic::NetworkInspect => {
             operands(&matches, topic, 1, None)?;
             Command::NetworkInspect {
-                names: matches.operands,
+                names: matches.text_operands(0)?,
             }
         }
         Topic::NetworkConnect => {
@@ -301,7 +311,9 @@ fn build(topic: Topic, matches: Matches) -> Result<Command, ArgError> {
                 ipv4: optional(&matches, "ip", values::ipv4)?,
                 ipv6: optional(&matches, "ip6", values::ipv6)?,
             };
-            let targets: Vec<Target> = matches.operands[1..]
+            // A path as text too: the state records it so.
+            let targets: Vec<Target> = matches
+                .text_operands(1)?
                 .iter()
                 .map(|arg| Target::from_arg(arg))
                 .collect();
@@ -311,7 +323,7 @@ fn build(topic: Topic, matches: Matches) -> Result<Command, ArgError> {
                 ));
             }
             Command::NetworkConnect(ConnectArgs {
-                network: matches.operands[0].clone(),
+                network: args::text(&matches.operands[0])?,
                 targets,
                 request,
             })
@@ -319,8 +331,9 @@ fn build(topic: Topic, matches: Matches) -> Result<Command, ArgError> {
         Topic::NetworkDisconnect => {
             operands(&matches, topic, 2, None)?;
             Command::NetworkDisconnect {
-                network: matches.operands[0].clone(),
-                targets: matches.operands[1..]
+                network: args::text(&matches.operands[0])?,
+                targets: matches
+                    .text_operands(1)?
                     .iter()
                     .map(|arg| Target::from_arg(arg))
                     .collect(),
@@ -330,7 +343,7 @@ fn build(topic: Topic, matches: Matches) -> Result<Command, ArgError> {
         Topic::Exec => {
             operands(&matches, topic, 2, None)?;
             Command::Exec(ExecArgs {
-                container: matches.operands[0].clone(),
+                container: args::text(&matches.operands[0])?,
                 interactive: matches.is_set("interactive"),
                 tty: matches.is_set("tty"),
                 command: matches.operands[1..].to_vec(),
@@ -340,7 +353,7 @@ fn build(topic: Topic, matches: Matches) -> Result<Command, ArgError> {
             operands(&matches, topic, 1, None)?;
             Command::Remove {
                 force: matches.is_set("force"),
-                names: matches.operands,
+                names: matches.text_operands(0)?,
             }
         }
         Topic::Ps => {
@@ -424,7 +437,7 @@ fn network_create(matches: &Matches) -> Result<NetworkCreate, ArgError> {
         )));
     }
     Ok(NetworkCreate {
-        name: matches.operands[0].clone(),
+        name: args::text(&matches.operands[0])?,
         driver,
         subnets: every(matches, "subnet", values::cidr)?,
         gateways: every(matches, "gateway", values::ip)?,

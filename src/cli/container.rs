@@ -32,7 +32,8 @@ pub fn run(manager: &Manager, args: RunArgs) -> Result<i32, Failure> {
     if args.detach {
         if !args.command.is_empty() {
             if let Err(error) = manager.spawn_detached(&name, &args.command) {
-                let failure = spawn_failure(&name, &args.command[0], &error);
+                let program = args.command[0].to_string_lossy();
+                let failure = spawn_failure(&name, &program, &error);
                 discard(manager, &container);
                 return Err(failure);
             }

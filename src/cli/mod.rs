@@ -54,45 +54,29 @@ pub fn main() -> i32 {
 /// directory's descriptors are left open for the process's exit to close:
 /// call it only when the process exits next ([`run`] otherwise).
 pub fn main_args(args: Vec<std::ffi::OsString>) -> i32 {
-    let argv: Vec<String> = match args
-        .into_iter()
-        .skip(1)
-        .map(|arg| arg.into_string())
-        .collect::<Result<_, _>>()
-    {
-        Ok(argv) => argv,
-        Err(arg) => {
-            eprintln!("ipvlan: invalid argument {arg:?}: not valid UTF-8");
-            return EXIT_USAGE;
-        }
-    };
-    let invocation = match parse_or_report(&argv) {
+    // Any bytes: a command's arguments and a namespace's path need not be
+    // UTF-8 (the parser refuses what must be text, by its command's rules).
+    let invocation = match parse_or_report(args.get(1..).unwrap_or_default()) {
         Ok(invocation) => invocation,
         Err(code) => return code,
     };
     // The command holds its own copies of the operands (a batch's thousand
     // namespaces): the command line is not kept beside them.
-    drop(argv);
+    drop(args);
     execute_and_report(invocation, true)
 }
 
 /// Parses and executes one command line (the arguments after the program
 /// name); prints results on stdout, errors on stderr; returns the exit code.
-pub fn run(argv: &[String]) -> i32 {
-    run_then(argv, false)
-}
-
-/// [`run`]; with `leave_to_exit` (the binary, which exits next), what the
-/// command's manager holds is left for the process's exit to release.
-fn run_then(argv: &[String], leave_to_exit: bool) -> i32 {
+pub fn run<A: AsRef<std::ffi::OsStr>>(argv: &[A]) -> i32 {
     match parse_or_report(argv) {
-        Ok(invocation) => execute_and_report(invocation, leave_to_exit),
+        Ok(invocation) => execute_and_report(invocation, false),
         Err(code) => code,
     }
 }
 
 /// The command line parsed; a refusal is printed and its exit code returned.
-fn parse_or_report(argv: &[String]) -> Result<command::Invocation, i32> {
+fn parse_or_report<A: AsRef<std::ffi::OsStr>>(argv: &[A]) -> Result<command::Invocation, i32> {
     command::parse(argv).map_err(|error| {
         let failure = Failure::from(error);
         eprintln!("{failure}");

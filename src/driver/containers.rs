@@ -1,7 +1,7 @@
 //! Containers: named network namespaces, the commands run inside them,
 //! and their removal.
 
-use std::ffi::{CString, OsStr};
+use std::ffi::{CString, OsString};
 use std::fs::{self, OpenOptions};
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
@@ -620,7 +620,7 @@ impl Manager {
     /// ```no_run
     /// # use ipvlan::driver::{Config, ExecOptions, Manager};
     /// # let manager = Manager::open(Config::from_env())?;
-    /// let argv = vec!["ping".to_string(), "-c".into(), "1".into(), "ipv1".into()];
+    /// let argv = ["ping".into(), "-c".into(), "1".into(), "ipv1".into()];
     /// let status = manager.exec("ipv2", &argv, &ExecOptions::default())?;
     /// println!("exit status {status}");
     /// # Ok::<(), ipvlan::driver::Error>(())
@@ -628,7 +628,7 @@ impl Manager {
     pub fn exec(
         &self,
         container: &str,
-        argv: &[String],
+        argv: &[OsString],
         opts: &ExecOptions,
     ) -> Result<ExitStatusCode, Error> {
         let (program, args) = argv
@@ -660,7 +660,7 @@ impl Manager {
             };
             crate::fault::point("container: before spawn");
             let spawned = crate::sys::spawn(&Spawn {
-                program: OsStr::new(program),
+                program,
                 args,
                 env: None,
                 stdio: [stdin, ChildIo::Inherit, ChildIo::Inherit],
@@ -684,7 +684,7 @@ impl Manager {
         match spawned {
             (_, true) => Err(removed_meanwhile(container)),
             (Ok(status), false) => Ok(status.code()),
-            (Err(error), false) => Err(Error::spawn(program, &error)),
+            (Err(error), false) => Err(Error::spawn(&program.to_string_lossy(), &error)),
         }
     }
 
@@ -718,7 +718,7 @@ impl Manager {
     /// println!("started {pid}, output in {}", manager.log_path("web").display());
     /// # Ok::<(), ipvlan::driver::Error>(())
     /// ```
-    pub fn spawn_detached(&self, container: &str, argv: &[String]) -> Result<u32, Error> {
+    pub fn spawn_detached(&self, container: &str, argv: &[OsString]) -> Result<u32, Error> {
         let (program, args) = argv
             .split_first()
             .ok_or_else(|| Error::invalid("no command given"))?;
@@ -732,7 +732,7 @@ impl Manager {
             enter_hosts_view(hosts_file.as_deref())?;
             crate::fault::point("container: before spawn");
             crate::sys::spawn(&Spawn {
-                program: OsStr::new(program),
+                program,
                 args,
                 env: None,
                 stdio: [
@@ -745,7 +745,7 @@ impl Manager {
                 process_group: true,
                 default_signals: &[],
             })
-            .map_err(|e| Error::spawn(program, &e))
+            .map_err(|e| Error::spawn(&program.to_string_lossy(), &e))
         })
         .map_err(|e| Error::io(format_args!("entering container {container}"), &e))??;
         if self.stop_if_removed(container, pid) {

@@ -743,10 +743,16 @@ impl Socket {
                     reader.feed(d, &mut each)
                 };
                 match self.recv(part)? {
-                    Ok(fed) => {
-                        if let Some(interrupted) = fed? {
-                            break interrupted;
-                        }
+                    Ok(Ok(Some(interrupted))) => break interrupted,
+                    Ok(Ok(None)) => {}
+                    Ok(Err(error)) => {
+                        // Given up on a part that does not parse (or on
+                        // what the caller made of it): the rest is read
+                        // and dropped, or the kernel's dump would stay
+                        // under way on this socket and refuse the next
+                        // one with EBUSY.
+                        while self.try_recv(|_| ())?.is_some() {}
+                        return Err(error);
                     }
                     Err(_) => {
                         // A part is lost: read the rest of this dump (the
@@ -772,7 +778,7 @@ mod tests {
     use super::*;
     use crate::netns;
     use crate::rtnl::link::{dump_request, get_by_index_request, set_up_request};
-    use crate::rtnl::RouteSpec;
+    use crate::rtnl::{LinkSpec, RouteSpec};
 
     /// The loopback device, the one link of a fresh namespace.
     const LO: u32 = 1;
@@ -1089,6 +1095,32 @@ mod tests {
                 assert_eq!(links.len(), 1);
                 assert_eq!(socket.recv_buf_identity(), buffer, "reused, not grown");
             }
+        });
+    }
+
+    /// A caller's refusal of the first message: the dump is read to its
+    /// end before the error is returned (a part that does not parse is
+    /// drained the same way, but the kernel sends none to test it with).
+    #[test]
+    fn a_dump_given_up_midway_leaves_the_socket_ready_for_the_next() {
+        in_fresh_netns(|| {
+            let socket = Socket::open().unwrap();
+            // Enough links for a dump of several parts.
+            for pair in 0..100 {
+                let spec = LinkSpec::veth(&format!("dv{pair}a"), &format!("dv{pair}b"));
+                socket.request(&spec.request().unwrap()).unwrap();
+            }
+            let mut seen = 0;
+            let refused = socket.dump(&dump_request(), |_| -> Result<Option<()>> {
+                seen += 1;
+                Err(Error::malformed("refused by the test"))
+            });
+            assert!(refused.is_err());
+            assert_eq!(seen, 1);
+            // The first dump is over: the next one is not refused (EBUSY).
+            let links = socket.dump(&dump_request(), |_| Ok(Some(()))).unwrap();
+            assert_eq!(links.len(), 201);
+            assert_eq!(rmem_alloc(&socket), 0);
         });
     }
 

@@ -1278,8 +1278,10 @@ pub struct Spawn<'a> {
     pub env: Option<&'a [(std::ffi::OsString, std::ffi::OsString)]>,
     /// Its stdin, stdout and stderr.
     pub stdio: [ChildIo<'a>; 3],
-    /// In a process group of its own (a Ctrl-C meant for us misses it).
-    pub process_group: bool,
+    /// In a session (and so a process group) of its own, with no
+    /// controlling terminal: a Ctrl-C or hang-up of our terminal misses it,
+    /// as it misses a container's processes under Docker.
+    pub own_session: bool,
     /// Signals set back to their default disposition in the child (one
     /// that we ignore would stay ignored across `execve`).
     pub default_signals: &'a [i32],
@@ -1359,7 +1361,7 @@ pub fn spawn(what: &Spawn<'_>) -> io::Result<u32> {
                 &argv,
                 envp.as_deref(),
                 raw_sources,
-                what.process_group,
+                what.own_session,
                 what.default_signals,
                 report_write.as_raw_fd(),
             )
@@ -1407,7 +1409,7 @@ unsafe fn child_exec(
     argv: &[*const libc::c_char],
     envp: Option<&[*const libc::c_char]>,
     sources: [libc::c_int; 3],
-    process_group: bool,
+    own_session: bool,
     default_signals: &[i32],
     report: libc::c_int,
 ) -> ! {
@@ -1427,7 +1429,8 @@ unsafe fn child_exec(
                 fail(report);
             }
         }
-        if process_group && libc::setpgid(0, 0) == -1 {
+        // A child just forked leads no process group, so setsid succeeds.
+        if own_session && libc::setsid() == -1 {
             fail(report);
         }
         close_inherited_at_exec(report);
@@ -1612,7 +1615,7 @@ mod tests {
                 ChildIo::Fd(std::os::fd::AsFd::as_fd(&writer)),
                 ChildIo::Inherit,
             ],
-            process_group: false,
+            own_session: false,
             default_signals,
         })
         .unwrap();
@@ -1629,6 +1632,36 @@ mod tests {
     }
 
     #[test]
+    fn a_child_of_its_own_session_leads_it() {
+        let args: Vec<std::ffi::OsString> = vec!["1000".into()];
+        let pid = spawn(&Spawn {
+            program: std::ffi::OsStr::new("sleep"),
+            args: &args,
+            env: None,
+            stdio: [ChildIo::Null, ChildIo::Null, ChildIo::Null],
+            own_session: true,
+            default_signals: &[],
+        })
+        .unwrap();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        // After the command's name in parentheses: state, ppid, pgrp,
+        // session, tty_nr.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .collect();
+        kill(pid, libc::SIGKILL).unwrap();
+        wait_child(pid, false).unwrap();
+        let ours = std::process::id().to_string();
+        assert_eq!(fields[2], pid.to_string(), "its own process group");
+        assert_eq!(fields[3], pid.to_string(), "its own session");
+        assert_eq!(fields[4], "0", "no controlling terminal");
+        assert_ne!(fields[3], ours);
+    }
+
+    #[test]
     fn spawn_reports_why_a_program_did_not_run_and_how_one_ended() {
         let run = |program: &str,
                    args: &[&str],
@@ -1639,7 +1672,7 @@ mod tests {
                 args: &args,
                 env,
                 stdio: [ChildIo::Null, ChildIo::Null, ChildIo::Null],
-                process_group: true,
+                own_session: true,
                 default_signals: &[],
             })
         };

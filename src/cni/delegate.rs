@@ -170,7 +170,7 @@ fn spawn(
             args: &[],
             env: Some(&env),
             stdio: files.map(|file| ChildIo::Fd(file.as_fd())),
-            process_group: false,
+            own_session: false,
             default_signals: &[],
         });
         match spawned {

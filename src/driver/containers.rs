@@ -664,7 +664,7 @@ impl Manager {
                 args,
                 env: None,
                 stdio: [stdin, ChildIo::Inherit, ChildIo::Inherit],
-                process_group: false,
+                own_session: false,
                 default_signals: &default_signals,
             });
             let removed = spawned
@@ -709,8 +709,9 @@ impl Manager {
     }
 
     /// Starts `argv` in the background inside the container's namespace
-    /// (stdin `/dev/null`, output to a log file in the state directory);
-    /// returns its pid. Names and refusals as for [`Manager::exec`].
+    /// (stdin `/dev/null`, output to a log file in the state directory, a
+    /// session of its own without a terminal); returns its pid. Names and
+    /// refusals as for [`Manager::exec`].
     ///
     /// ```no_run
     /// # let manager = ipvlan::driver::Manager::open(ipvlan::driver::Config::from_env())?;
@@ -740,9 +741,10 @@ impl Manager {
                     ChildIo::Fd(stdout.as_fd()),
                     ChildIo::Fd(stderr.as_fd()),
                 ],
-                // Its own process group: a Ctrl-C meant for the caller
-                // must not reach it.
-                process_group: true,
+                // Its own session, as a container's processes have under
+                // Docker: the caller's terminal (its Ctrl-C, its hang-up)
+                // is not its.
+                own_session: true,
                 default_signals: &[],
             })
             .map_err(|e| Error::spawn(&program.to_string_lossy(), &e))

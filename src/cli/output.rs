@@ -127,9 +127,25 @@ pub fn network_json(network: &NetworkInfo) -> Value {
             Value::object(members)
         })
         .collect();
+    // Keyed by the container (or namespace path) as Docker keys by
+    // container; a namespace attached twice (CNI's two interfaces, a path
+    // reused by another namespace since) by each endpoint's id: a key
+    // repeated would make the document one the writer refuses.
+    let key = |endpoint: &EndpointInfo| {
+        let label = &endpoint.container;
+        match network
+            .endpoints
+            .iter()
+            .filter(|e| e.container == *label)
+            .count()
+        {
+            1 => label.clone(),
+            _ => endpoint.endpoint_id.clone(),
+        }
+    };
     let containers = network.endpoints.iter().map(|endpoint| {
         (
-            endpoint.container.clone(),
+            key(endpoint),
             Value::object([
                 ("Name", Value::from(endpoint.container.as_str())),
                 ("EndpointID", Value::from(endpoint.endpoint_id.as_str())),
@@ -390,6 +406,37 @@ mod tests {
             options.get("ipvlan_flag").and_then(Value::as_str),
             Some("private")
         );
+    }
+
+    #[test]
+    fn a_namespace_attached_twice_is_keyed_by_its_endpoints() {
+        // CNI's two interfaces of one pod on one network: one namespace
+        // path, two endpoints. Before, the path keyed both, and the writer
+        // refused the whole document (inspect printed nothing).
+        let mut network = network();
+        let first = EndpointInfo {
+            endpoint_id: "0123".into(),
+            container: "/var/run/netns/pod1".into(),
+            netns_path: "/var/run/netns/pod1".into(),
+            ifname: "net1".into(),
+            ..network.endpoints[0].clone()
+        };
+        let second = EndpointInfo {
+            endpoint_id: "4567".into(),
+            ifname: "net2".into(),
+            ..first.clone()
+        };
+        network.endpoints.extend([first, second]);
+        let text = inspect_document(&[network]).unwrap();
+        let document = crate::json::parse(&text).unwrap();
+        let containers = document.as_array().unwrap()[0]
+            .get("Containers")
+            .and_then(Value::as_object)
+            .unwrap();
+        let keys: Vec<&str> = containers.iter().map(|(key, _)| key.as_str()).collect();
+        assert_eq!(keys, ["ipv1", "0123", "4567"]);
+        let name = containers[2].1.get("Name").and_then(Value::as_str);
+        assert_eq!(name, Some("/var/run/netns/pod1"));
     }
 
     #[test]

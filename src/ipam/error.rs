@@ -128,6 +128,14 @@ pub enum IpamError {
         /// The repeated name.
         name: String,
     },
+    /// An aux-address already reserved: the subnet's network, broadcast
+    /// or anycast address, its gateway, another name's aux address.
+    AuxInUse {
+        /// The aux-address's name.
+        name: String,
+        /// Its address.
+        address: IpAddr,
+    },
     /// Every default pool overlaps something.
     DefaultPoolsExhausted {
         /// The family a subnet was needed for.
@@ -231,6 +239,11 @@ impl fmt::Display for IpamError {
                 "invalid gateway {gateway}: it is not a host address of subnet {subnet}"
             ),
             Self::DuplicateAuxName { name } => write!(f, "aux-address {} given twice", Shown(name)),
+            Self::AuxInUse { name, address } => write!(
+                f,
+                "failed to allocate secondary ip address ({}:{address}): Address already in use",
+                Shown(name)
+            ),
             Self::DefaultPoolsExhausted { family } => write!(
                 f,
                 "could not find an available, non-overlapping {family} address pool among the defaults to assign to the network"

@@ -314,6 +314,18 @@ pub fn match_subnets(
                 name: name.clone(),
                 address: *address,
             })?;
+        // Reserved already: the subnet's own addresses, its gateway, an
+        // aux address of another name (Docker's IPAM refuses the second
+        // reservation of an address).
+        if spec.is_structural(*address)
+            || spec.gateway == Some(*address)
+            || spec.aux.iter().any(|(_, taken)| taken == address)
+        {
+            return Err(IpamError::AuxInUse {
+                name: name.clone(),
+                address: *address,
+            });
+        }
         spec.aux.push((name.clone(), *address));
     }
     Ok(specs)

@@ -681,3 +681,70 @@ fn allocation_work_depends_on_occupancy_not_on_size() {
     assert!((8.0..12.0).contains(&dense_small), "{dense_small}");
     assert!((8.0..12.0).contains(&dense_large), "{dense_large}");
 }
+
+/// A [`MemoryBook`] that counts its `take` calls: what an allocation costs.
+#[derive(Default)]
+struct TakeCountingBook {
+    book: MemoryBook,
+    takes: usize,
+}
+
+impl ipvlan::ipam::AddressBook for TakeCountingBook {
+    type Error = IpamError;
+
+    fn cursor(&mut self, subnet: &SubnetSpec) -> Result<Option<IpAddr>, IpamError> {
+        self.book.cursor(subnet)
+    }
+
+    fn set_cursor(&mut self, subnet: &SubnetSpec, addr: IpAddr) -> Result<(), IpamError> {
+        self.book.set_cursor(subnet, addr)
+    }
+
+    fn take(&mut self, subnet: &SubnetSpec, addr: IpAddr, owner: &str) -> Result<bool, IpamError> {
+        self.takes += 1;
+        self.book.take(subnet, addr, owner)
+    }
+
+    fn release(&mut self, subnet: &SubnetSpec, addr: IpAddr) -> Result<bool, IpamError> {
+        self.book.release(subnet, addr)
+    }
+}
+
+#[test]
+fn a_full_first_subnet_is_walked_once_not_at_every_allocation() {
+    // Before, once the first subnet was full every allocation walked it
+    // whole (a `symlinkat` per address on disk, under the store's lock)
+    // before moving to the second: 4,093 takes here, 65,533 for a /16.
+    use ipvlan::ipam::AddressBook;
+    let specs = specs(&["10.0.0.0/20", "10.1.0.0/24"], &[], &[]);
+    let mut book = TakeCountingBook::default();
+    let any = Request::Any(IpFamily::V4);
+    for n in 0..4093 {
+        let got = allocate(&mut book, &specs, any, &format!("c{n}"), NET).unwrap();
+        assert!(specs[0].subnet.contains(&got.addr()), "{got}");
+    }
+    // The walk that finds the first subnet full, once.
+    let got = allocate(&mut book, &specs, any, "first", NET).unwrap();
+    assert_eq!(got.to_string(), "10.1.0.2/24");
+    for n in 3..10 {
+        book.takes = 0;
+        let got = allocate(&mut book, &specs, any, &format!("d{n}"), NET).unwrap();
+        assert_eq!(got.to_string(), format!("10.1.0.{n}/24"));
+        assert!(book.takes <= 2, "{} takes for one allocation", book.takes);
+    }
+    // An address freed in the first subnet comes back once the second is
+    // full too: nothing is lost to the skipping.
+    assert!(release(&mut book, &specs, ip("10.0.3.7")).unwrap());
+    while allocate(&mut book, &specs, any, "fill", NET)
+        .unwrap()
+        .addr()
+        != ip("10.0.3.7")
+    {}
+    let none = allocate(&mut book, &specs, any, "more", NET).unwrap_err();
+    assert!(
+        matches!(none, IpamError::NoAvailableAddresses { .. }),
+        "{none}"
+    );
+    // What older versions read: a cursor they take for one before the range.
+    assert_eq!(book.cursor(&specs[1]).unwrap(), Some(ip("10.1.0.0")));
+}

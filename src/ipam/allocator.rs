@@ -57,7 +57,9 @@ pub struct NetworkName<'a> {
 /// and returns it with its subnet's prefix length.
 ///
 /// Automatic requests try the subnets of the family in order and move to
-/// the next one only when a subnet is full. Explicit requests must lie in
+/// the next one only when a subnet is full; a subnet found full is marked
+/// so (its cursor) and passed over until the later ones are full too, so
+/// an allocation never walks a full subnet whole again. Explicit requests must lie in
 /// a subnet (`no configured subnet contains IP address X`), not be
 /// reserved (`X is the gateway of subnet S`, ...) and be free (`Address
 /// already in use`); they may lie outside the ip-range and do not move the
@@ -79,9 +81,28 @@ pub fn allocate<B: AddressBook>(
         }
         Request::Any(family) => {
             let mut any_subnet = false;
+            // Subnets a walk found full before: skipped, so that the next
+            // subnet's allocation does not walk them whole again.
+            let mut found_full = Vec::new();
             for spec in subnets.iter().filter(|s| s.family() == family) {
                 any_subnet = true;
-                if let Some(address) = next_free(book, spec, owner)? {
+                let cursor = book.cursor(spec)?;
+                let mark = full_mark(spec);
+                if cursor.is_some() && cursor == mark {
+                    found_full.push(spec);
+                    continue;
+                }
+                if let Some(address) = next_free(book, spec, cursor, owner)? {
+                    return Ok(with_prefix(spec, address));
+                }
+                if let Some(mark) = mark {
+                    book.set_cursor(spec, mark)?;
+                }
+            }
+            // Every other subnet is full: those skipped are walked again
+            // (an address may have been released in them since).
+            for spec in found_full {
+                if let Some(address) = next_free(book, spec, None, owner)? {
                     return Ok(with_prefix(spec, address));
                 }
             }
@@ -138,16 +159,26 @@ fn with_prefix(spec: &SubnetSpec, address: IpAddr) -> IpNet {
     IpNet::new(address, spec.subnet.prefix_len()).expect("prefix length comes from a valid subnet")
 }
 
-/// Walks from the cursor to the end of the range, then from its start back
+/// The cursor that says a walk found `spec` full: its network address,
+/// which is never handed out. Older versions read it as a cursor before
+/// the range and walk from the range's start. None for an IPv4 /31 or /32,
+/// whose walk is two addresses at most.
+fn full_mark(spec: &SubnetSpec) -> Option<IpAddr> {
+    let network = spec.subnet.network();
+    spec.is_reserved(network).then_some(network)
+}
+
+/// Walks from `cursor` to the end of the range, then from its start back
 /// to the cursor, taking the first address that is neither reserved nor taken.
 fn next_free<B: AddressBook>(
     book: &mut B,
     spec: &SubnetSpec,
+    cursor: Option<IpAddr>,
     owner: &str,
 ) -> Result<Option<IpAddr>, B::Error> {
     let family = spec.family();
     let (first, last) = spec.allocation_bounds();
-    let start = match book.cursor(spec)?.map(to_u128) {
+    let start = match cursor.map(to_u128) {
         Some(cursor) if cursor >= first && cursor < last => cursor + 1,
         _ => first,
     };

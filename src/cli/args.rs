@@ -141,12 +141,22 @@ pub fn text(arg: &OsStr) -> Result<String, ArgError> {
 
 /// Parses `args` against `flags` (plus `-h|--help`). Options and their
 /// values are text; an operand may be any bytes.
-pub fn parse(flags: &[Flag], args: &[OsString], mode: Operands) -> Result<Matches, ArgError> {
+pub fn parse<A: AsRef<OsStr>>(
+    flags: &[Flag],
+    args: &[A],
+    mode: Operands,
+) -> Result<Matches, ArgError> {
+    parse_os(flags, &mut args.iter().map(AsRef::as_ref), mode)
+}
+
+/// [`parse`] over the arguments one by one, kept once for every caller.
+fn parse_os(
+    flags: &[Flag],
+    args: &mut dyn Iterator<Item = &OsStr>,
+    mode: Operands,
+) -> Result<Matches, ArgError> {
     let mut matches = Matches::default();
-    let mut index = 0;
-    while index < args.len() {
-        let raw = &args[index];
-        index += 1;
+    while let Some(raw) = args.next() {
         let arg = match raw.to_str() {
             Some(arg) => arg,
             // Not UTF-8: an operand, or an option whose inline value is
@@ -155,7 +165,7 @@ pub fn parse(flags: &[Flag], args: &[OsString], mode: Operands) -> Result<Matche
             None => "",
         };
         if arg == "--" {
-            matches.operands.extend(args[index..].iter().cloned());
+            matches.operands.extend(args.map(OsStr::to_owned));
             break;
         }
         if let Some(long) = arg.strip_prefix("--") {
@@ -172,20 +182,20 @@ pub fn parse(flags: &[Flag], args: &[OsString], mode: Operands) -> Result<Matche
             let value = if flag.takes_value() {
                 match inline {
                     Some(value) => value.to_string(),
-                    None => next_value(args, &mut index, &format!("--{name}"))?,
+                    None => next_value(args, &format!("--{name}"))?,
                 }
             } else {
                 parse_bool(&format!("--{name}"), inline)?
             };
             matches.flags.push((flag.long, value));
         } else if arg.len() > 1 && arg.starts_with('-') {
-            if parse_short_bundle(flags, &arg[1..], args, &mut index, &mut matches)? {
+            if parse_short_bundle(flags, &arg[1..], args, &mut matches)? {
                 return Ok(matches);
             }
         } else {
-            matches.operands.push(raw.clone());
+            matches.operands.push(raw.to_owned());
             if mode == Operands::StopAtFirst {
-                matches.operands.extend(args[index..].iter().cloned());
+                matches.operands.extend(args.map(OsStr::to_owned));
                 break;
             }
         }
@@ -197,8 +207,7 @@ pub fn parse(flags: &[Flag], args: &[OsString], mode: Operands) -> Result<Matche
 fn parse_short_bundle(
     flags: &[Flag],
     bundle: &str,
-    args: &[OsString],
-    index: &mut usize,
+    args: &mut dyn Iterator<Item = &OsStr>,
     matches: &mut Matches,
 ) -> Result<bool, ArgError> {
     for (offset, letter) in bundle.char_indices() {
@@ -212,7 +221,7 @@ fn parse_short_bundle(
         let rest = &bundle[offset + letter.len_utf8()..];
         if flag.takes_value() {
             let value = if rest.is_empty() {
-                next_value(args, index, &format!("-{letter}"))?
+                next_value(args, &format!("-{letter}"))?
             } else {
                 rest.strip_prefix('=').unwrap_or(rest).to_string()
             };
@@ -243,11 +252,10 @@ fn find_short(flags: &[Flag], letter: char) -> Option<&Flag> {
         .find(|flag| flag.short == Some(letter))
 }
 
-fn next_value(args: &[OsString], index: &mut usize, spelled: &str) -> Result<String, ArgError> {
+fn next_value(args: &mut dyn Iterator<Item = &OsStr>, spelled: &str) -> Result<String, ArgError> {
     let value = args
-        .get(*index)
+        .next()
         .ok_or_else(|| ArgError::Usage(format!("flag needs an argument: {spelled}")))?;
-    *index += 1;
     value.to_str().map(str::to_string).ok_or_else(|| {
         ArgError::Value(format!(
             "invalid value {value:?} for {spelled}: not valid UTF-8"

@@ -172,11 +172,10 @@ fn at(topic: Topic) -> impl Fn(ArgError) -> ParseError {
 /// addresses are text; a command's arguments and a namespace's path may be
 /// any bytes.
 pub fn parse<A: AsRef<OsStr>>(argv: &[A]) -> Result<Invocation, ParseError> {
-    let argv: Vec<OsString> = argv.iter().map(|arg| arg.as_ref().to_owned()).collect();
     // Global options come before the command word, as in docker; the first
     // operand is the command and everything after it is the command's.
     let global =
-        args::parse(Topic::Root.flags(), &argv, Operands::StopAtFirst).map_err(at(Topic::Root))?;
+        args::parse(Topic::Root.flags(), argv, Operands::StopAtFirst).map_err(at(Topic::Root))?;
     let state_dir = match global.last("state-dir") {
         // Not the current directory, which is what an empty path would open.
         Some("") => return Err(ParseError {
@@ -311,12 +310,7 @@ fn build(topic: Topic, matches: Matches) -> Result<Command, ArgError> {
                 ipv4: optional(&matches, "ip", values::ipv4)?,
                 ipv6: optional(&matches, "ip6", values::ipv6)?,
             };
-            // A path as text too: the state records it so.
-            let targets: Vec<Target> = matches
-                .text_operands(1)?
-                .iter()
-                .map(|arg| Target::from_arg(arg))
-                .collect();
+            let targets = targets(&matches)?;
             if targets.len() > 1 && request != AttachRequest::default() {
                 return Err(ArgError::Usage(
                     "--ip and --ip6 give one container its address: connect several containers without them".into(),
@@ -332,11 +326,7 @@ fn build(topic: Topic, matches: Matches) -> Result<Command, ArgError> {
             operands(&matches, topic, 2, None)?;
             Command::NetworkDisconnect {
                 network: args::text(&matches.operands[0])?,
-                targets: matches
-                    .text_operands(1)?
-                    .iter()
-                    .map(|arg| Target::from_arg(arg))
-                    .collect(),
+                targets: targets(&matches)?,
             }
         }
         Topic::Run => Command::Run(run(&matches)?),
@@ -377,6 +367,16 @@ fn build(topic: Topic, matches: Matches) -> Result<Command, ArgError> {
         Topic::Root | Topic::Network => Command::Help(topic),
     };
     Ok(command)
+}
+
+/// The targets of `network connect|disconnect`, after the network: a path
+/// as text too (the state records it so). Made one by one from the
+/// operands: a batch's thousand are not copied once more on the way.
+fn targets(matches: &Matches) -> Result<Vec<Target>, ArgError> {
+    matches.operands[1..]
+        .iter()
+        .map(|operand| Ok(Target::from_arg(&args::text(operand)?)))
+        .collect()
 }
 
 /// The last value of `long`, parsed; none when it is not given or empty

@@ -1360,6 +1360,50 @@ fn records_a_power_cut_took_are_written_again_from_the_commit_log_when_the_lock_
     assert_eq!(state.take_log_replayed().0, 0);
 }
 
+/// A file of the commit log whose place holds a directory now (another
+/// tool, a hand) is passed over and reported, as the replay's doc says,
+/// and the lock taken: before, the replay stopped at its `EISDIR`, every
+/// later lock (and `restore`) failed the same way, and the temporary it
+/// had written stayed beside the directory.
+#[test]
+fn a_replay_passes_over_a_directory_where_a_record_goes() {
+    let tmp = TempDir::new("commit-log-dir");
+    let root = tmp.path();
+    let state = StateDir::open(root).unwrap();
+    let net = network("n1", &["192.168.9.0/24"]);
+    let e1 = endpoint(&net, "e1", Some("192.168.9.2/24"), None);
+    commit_in_turn(
+        &state,
+        &[&|locked| locked.put_network(&net).unwrap(), &|locked| {
+            locked.put_endpoint(&e1).unwrap()
+        }],
+    );
+    let record = root.join("networks").join(format!("{}.json", net.id));
+    cut_power(root, &[&record, &endpoint_file(root, &net, "e1")], &[]);
+    fs::create_dir(&record).unwrap();
+    fs::set_permissions(&record, fs::Permissions::from_mode(0o700)).unwrap();
+
+    let state = StateDir::open(root).unwrap();
+    let locked = state.lock().expect("the lock is taken");
+    assert_eq!(locked.endpoint(&net.id, "e1").unwrap(), Some(e1));
+    let (replayed, refused) = state.take_log_replayed();
+    assert_eq!(replayed, 1, "the endpoint written again");
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(
+        refused[0].contains(&format!("{}.json", net.id)),
+        "{refused:?}"
+    );
+    drop(locked);
+    assert!(record.is_dir(), "left as it is");
+    let leftovers: Vec<_> = fs::read_dir(root.join("networks"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .filter(|name| name.to_string_lossy().starts_with(".tmp-"))
+        .collect();
+    assert_eq!(leftovers, Vec::<std::ffi::OsString>::new());
+    state.lock().expect("and again");
+}
+
 /// An endpoint record's text as the store writes it.
 fn serde_free_text(record: &EndpointRecord) -> String {
     record.to_json().to_pretty().unwrap()

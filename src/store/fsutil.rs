@@ -679,10 +679,15 @@ pub fn replace_at(dir: BorrowedFd<'_>, name: &str, contents: &[u8], mode: u32) -
     let temp = c_name(&temp_name(name))?;
     let file = write_new_at(dir, &temp, contents, mode)?;
     let target = c_name(name)?;
-    crate::fault::after(
+    let renamed = crate::fault::after(
         "store: after rename",
         crate::sys::rename_at(dir, &temp, &target),
-    )?;
+    );
+    if let Err(error) = renamed {
+        // Refused (a directory where the file goes): no temporary left.
+        let _ = crate::sys::unlink_at(dir, &temp, 0);
+        return Err(error);
+    }
     Ok(file)
 }
 

@@ -354,9 +354,10 @@ impl Locked<'_> {
     /// missing for a file written is made (its `mkdir` may not have been
     /// durable; one removed since is removed again by a later change). A
     /// path that is not a plain relative one is passed over, and one the
-    /// store refuses now (another owner, a link, a directory where the
-    /// file goes) is passed over and reported (see
-    /// [`StateDir::take_log_replayed`]): only an I/O failure stops it.
+    /// store or the kernel refuses now (another owner, a link, a directory
+    /// where the file goes) is passed over and reported (see
+    /// [`StateDir::take_log_replayed`]): only a failure of the file system
+    /// stops it ([`refused_by_the_place`]).
     fn write_again(&self, changes: &[Change]) -> Result<usize, StoreError> {
         let mut done = 0;
         for change in changes {
@@ -390,7 +391,7 @@ impl Locked<'_> {
             };
             match result {
                 Ok(()) => done += 1,
-                Err(error @ StoreError::Io(_)) => return Err(error),
+                Err(error) if !refused_by_the_place(&error) => return Err(error),
                 Err(refused) => self.handles.replay_refused(refused.to_string()),
             }
         }
@@ -595,5 +596,21 @@ impl Locked<'_> {
             true => self.state.write_volatile_now(&self._lock),
             false => Ok(()),
         }
+    }
+}
+
+/// Whether a replayed change failed because of what is at its place (the
+/// store's refusal, or the kernel's: a directory where the file goes, a
+/// file where a directory goes, a link), not because the file system
+/// failed: such a change is passed over and reported, never retried; a
+/// failure of the file system (`EIO`, `ENOSPC`, `EROFS`) stops the replay
+/// with the log kept.
+fn refused_by_the_place(error: &StoreError) -> bool {
+    match error {
+        StoreError::Io(failure) => matches!(
+            failure.source.raw_os_error(),
+            Some(libc::EISDIR | libc::ENOTDIR | libc::ELOOP | libc::ENOTEMPTY)
+        ),
+        _ => true,
     }
 }

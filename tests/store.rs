@@ -244,6 +244,38 @@ fn reuse_explicit_v4_and_v6_ten_thousand_times() {
     );
 }
 
+/// `restore`'s cleanup removes empty records (a new record a power cut
+/// emptied) and temporaries, nothing else: the empty marker that says a
+/// container's `/etc/netns` directory is ours (`hosts/etc-netns/NAME`) is
+/// kept whatever the name, `web.json` included. Before, every empty
+/// `*.json` of the tree went, and `/etc/netns/web.json` was then taken for
+/// another tool's and left behind at the container's removal.
+#[test]
+fn restores_cleanup_removes_empty_records_only() {
+    let tmp = TempDir::new("cleanup");
+    let root = tmp.path();
+    let state = StateDir::open(root).unwrap();
+    let locked = state.lock().unwrap();
+    locked.put_container("web.json").unwrap();
+    let markers = root.join("hosts").join("etc-netns");
+    fs::create_dir_all(&markers).unwrap();
+    fs::set_permissions(root.join("hosts"), fs::Permissions::from_mode(0o700)).unwrap();
+    fs::set_permissions(&markers, fs::Permissions::from_mode(0o700)).unwrap();
+    let marker = markers.join("web.json");
+    fs::write(&marker, "").unwrap();
+    fs::set_permissions(&marker, fs::Permissions::from_mode(0o600)).unwrap();
+    let emptied = root.join("records").join("containers").join("db.json");
+    fs::write(&emptied, "").unwrap();
+    fs::set_permissions(&emptied, fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(locked.clean_temporaries().unwrap(), 1);
+    assert!(marker.exists(), "the marker went");
+    assert!(!emptied.exists());
+    assert_eq!(
+        state.containers().unwrap().complete().unwrap(),
+        ["web.json"]
+    );
+}
+
 #[test]
 fn containers_are_records_of_their_own() {
     let tmp = TempDir::new("containers");

@@ -1833,13 +1833,22 @@ impl Locked<'_> {
     }
 
     /// Removes temporary files a killed invocation left behind, and empty
-    /// records (`*.json` of no bytes: a new record whose data a power cut
-    /// lost, which every read takes for one never written); returns how
-    /// many. Walks the whole directory: for `restore`. A directory that
+    /// records (`*.json` of no bytes under `networks/`, `endpoints/` or
+    /// `records/`: a new record whose data a power cut lost, which every
+    /// read takes for one never written); returns how many. Walks the whole directory: for `restore`. A directory that
     /// fails the trust check stops the walk before anything in it is
     /// removed.
     pub fn clean_temporaries(&self) -> Result<usize, StoreError> {
-        fn walk(state: &StateDir, dir: &Path, count: &mut usize) -> Result<(), StoreError> {
+        // Where records are: an empty file elsewhere is no record (the
+        // `/etc/netns` marker `hosts/etc-netns/NAME` is empty by design,
+        // and a container may be named `web.json`).
+        const RECORD_DIRS: [&str; 3] = ["networks", "endpoints", "records"];
+        fn walk(
+            state: &StateDir,
+            dir: &Path,
+            records: bool,
+            count: &mut usize,
+        ) -> Result<(), StoreError> {
             if !state.handles.check_one(dir)? {
                 return Ok(());
             }
@@ -1853,10 +1862,14 @@ impl Locked<'_> {
                 let path = entry.path();
                 let kind = entry.file_type().map_err(StoreError::io("listing", dir))?;
                 if kind.is_dir() {
-                    walk(state, &path, count)?;
+                    let records = records
+                        || (dir == state.root.as_path()
+                            && RECORD_DIRS.iter().any(|d| entry.file_name() == *d));
+                    walk(state, &path, records, count)?;
                 } else if entry.file_name().to_str().is_some_and(|name| {
                     fsutil::is_temp_name(name)
-                        || (name.ends_with(".json")
+                        || (records
+                            && name.ends_with(".json")
                             && kind.is_file()
                             && entry.metadata().is_ok_and(|m| m.len() == 0))
                 }) {
@@ -1869,7 +1882,7 @@ impl Locked<'_> {
             Ok(())
         }
         let mut count = 0;
-        walk(self, &self.root, &mut count)?;
+        walk(self, &self.root, false, &mut count)?;
         Ok(count)
     }
 }

@@ -1214,6 +1214,48 @@ fn a_dead_batchs_file_the_lock_could_not_expand_is_expanded_or_kept_by_the_next_
     assert!(!batch_file.exists());
 }
 
+/// A batch that expands a dead batch's file first (one the lock did not:
+/// its expansion failed then) announces its own file again: the
+/// expansion's removal of the dead file cleared the mark that tells the
+/// next lock to look for one, and a batch killed after its creates then
+/// left its file unread by every later command but `restore` (its links
+/// never undone by a connect that came first).
+#[test]
+fn a_batch_that_expands_a_dead_batchs_file_first_still_announces_its_own() {
+    let tmp = TempDir::new("batch-intents-announce");
+    let root = tmp.path();
+    let state = StateDir::open(root).unwrap();
+    let net = network("n1", &["192.168.8.0/24"]);
+    commit_in_turn(&state, &[&|locked| locked.put_network(&net).unwrap()]);
+    {
+        let locked = state.lock().unwrap();
+        // The dead batch's file, there though this lock did not expand it.
+        let mut text = String::new();
+        for record in batch_intents_of(&net, 1..=2) {
+            text.push_str(&record.to_text(false));
+            text.push('\n');
+        }
+        fs::write(root.join("batch-intents"), text).unwrap();
+        fs::set_permissions(
+            root.join("batch-intents"),
+            fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
+        locked
+            .put_batch_intents(&mut batch_intents_of(&net, 5..=6).iter())
+            .unwrap();
+        assert_intents_became_records(&locked, &net, 1..=2);
+        // This batch dies after its creates: its file stays.
+    }
+    assert!(root.join("batch-intents").exists());
+    let locked = state.lock().unwrap();
+    assert_intents_became_records(&locked, &net, 5..=6);
+    assert!(
+        !root.join("batch-intents").exists(),
+        "expanded by the next lock"
+    );
+}
+
 /// A batch's intents that cannot be written whole (here the last record's
 /// id, which the writer refuses, after more than one chunk of lines went
 /// to the disk) leave no file: the lines written must not outlive the

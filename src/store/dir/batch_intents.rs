@@ -89,6 +89,8 @@ impl Locked<'_> {
             Some(file) => file,
             None => {
                 self.expand_batch_intents()?;
+                // Its removal took the announcement away: made again.
+                self.note_batch_intents(true)?;
                 create()?.ok_or_else(|| {
                     StoreError::io("writing", &path)(std::io::ErrorKind::AlreadyExists.into())
                 })?

@@ -923,6 +923,108 @@ fn run_rm_removes_its_own_container_not_a_new_one_of_its_name() {
     assert_eq!(containers.map(<[_]>::len), Some(1), "{inspect:?}");
 }
 
+/// The links in the namespace at `path` (`ip -br link`, names only, sorted).
+fn links_at(path: &Path) -> Vec<String> {
+    let ip = std::env::var("IPVLAN_IP").unwrap_or_else(|_| "/usr/sbin/ip".to_string());
+    let output = Command::new("nsenter")
+        .arg(format!("--net={}", path.display()))
+        .args([ip.as_str(), "-br", "link"])
+        .output()
+        .unwrap();
+    text(&output.stdout)
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .map(|name| name.split('@').next().unwrap_or(name).to_string())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+/// An attach undone after its link was made (its network's hosts file
+/// cannot be written) whose link the kernel would not delete keeps its
+/// record, `detaching`, and its address, for `restore` to finish; then
+/// `restore` takes the link, the record and the address away; a batch's
+/// likewise. Before, the record and the address went and the link stayed,
+/// named by nothing, its address free for the next container.
+#[test]
+fn an_undone_attach_whose_link_stays_keeps_its_record_for_restore() {
+    let mut env = Env::new("undo");
+    let id = env.network("n1", "192.168.92.0/24");
+    env.network("n2", "192.168.93.0/24");
+    env.ok(&["run", "--net=n2", "--name=k1", "-d"]);
+    let ns = env.netns_dir().join("k1");
+    let hosts = env.state_dir().join("hosts").join(&id);
+    let _ = std::fs::remove_file(&hosts);
+    std::fs::create_dir(&hosts).unwrap();
+    let output = env
+        .command(&["network", "connect", "n1", "k1"])
+        .env("IPVLAN_FAULT_FORCE", "endpoint: delete refused")
+        .output()
+        .unwrap();
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        links_at(&ns),
+        ["eth0", "eth1", "lo"],
+        "the link stays: {stderr}"
+    );
+    let records: Vec<String> = std::fs::read_dir(env.state_dir().join("endpoints").join(&id))
+        .unwrap()
+        .map(|entry| std::fs::read_to_string(entry.unwrap().path()).unwrap())
+        .collect();
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert!(records[0].contains("\"detaching\""), "{}", records[0]);
+    let taken = env
+        .state_dir()
+        .join("ipam")
+        .join(&id)
+        .join("192.168.92.0-24")
+        .join("192.168.92.2");
+    assert!(
+        taken.symlink_metadata().is_ok(),
+        "its address is still held"
+    );
+
+    std::fs::remove_dir(&hosts).unwrap();
+    env.ok(&["restore"]);
+    assert_eq!(links_at(&ns), ["eth0", "lo"], "restore deleted it");
+    assert_eq!(
+        std::fs::read_dir(env.state_dir().join("endpoints").join(&id)).map_or(0, |dir| dir.count()),
+        0
+    );
+    assert!(taken.symlink_metadata().is_err(), "its address is free");
+
+    // A batch, undone the same way: each link kept keeps its record.
+    env.ok(&["run", "--net=n2", "--name=k2", "-d"]);
+    let ns2 = env.netns_dir().join("k2");
+    std::fs::create_dir(&hosts).unwrap();
+    let output = env
+        .command(&["network", "connect", "n1", "k1", "k2"])
+        .env("IPVLAN_FAULT_FORCE", "endpoint: delete refused")
+        .output()
+        .unwrap();
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    for at in [&ns, &ns2] {
+        assert_eq!(links_at(at), ["eth0", "eth1", "lo"], "{stderr}");
+    }
+    let records: Vec<String> = std::fs::read_dir(env.state_dir().join("endpoints").join(&id))
+        .unwrap()
+        .map(|entry| std::fs::read_to_string(entry.unwrap().path()).unwrap())
+        .collect();
+    assert_eq!(records.len(), 2, "{records:?}");
+    assert!(
+        records.iter().all(|r| r.contains("\"detaching\"")),
+        "{records:?}"
+    );
+    std::fs::remove_dir(&hosts).unwrap();
+    env.ok(&["restore"]);
+    for at in [&ns, &ns2] {
+        assert_eq!(links_at(at), ["eth0", "lo"]);
+    }
+    env.ok(&["network", "connect", "n1", "k1", "k2"]);
+}
+
 #[test]
 fn rm_f_kills_what_the_container_forks_while_it_is_removed() {
     // A command that keeps forking. Before, `rm -f` killed the processes

@@ -273,13 +273,28 @@ impl Manager {
             // The links made (those whose record has their MAC: every
             // record names the index its create asked for) stand in the
             // kernel: taken down again.
-            for r in &reserved {
+            // One the kernel would not delete keeps a `detaching` record
+            // of its own (its line goes with `batch-intents`) and its
+            // addresses, for `restore`.
+            let mut kept = vec![false; reserved.len()];
+            for (r, kept) in reserved.iter_mut().zip(&mut kept) {
                 if let (Some(index), Some(_)) = (r.pending.record.ifindex, &r.pending.record.mac) {
-                    let _ = r.inside.handle.link_del(index);
+                    if let Err(error) = r.inside.handle.link_del(index) {
+                        if !error.is_not_found() {
+                            r.pending.record.state = EndpointState::Detaching;
+                            *kept = state.put_endpoint(&r.pending.record).is_ok();
+                        }
+                    }
                 }
             }
             let _ = state.remove_batch_intents();
-            give_back(&mut reserved.into_iter().map(|r| r.pending));
+            give_back(
+                &mut reserved
+                    .into_iter()
+                    .zip(kept)
+                    .filter(|(_, kept)| !kept)
+                    .map(|(r, _)| r.pending),
+            );
             return Err(error);
         }
 
@@ -326,13 +341,24 @@ impl Manager {
             }
         }
         if let Some(error) = failure {
-            for r in reserved.iter_mut() {
-                r.pending
-                    .undo_from_the_kernel(&state, &names, network, &parent, &r.inside);
-            }
+            // A link the kernel would not delete keeps its record and
+            // addresses (see `Pending::undo_built`).
+            let gone: Vec<bool> = reserved
+                .iter_mut()
+                .map(|r| {
+                    r.pending
+                        .undo_from_the_kernel(&state, &names, network, &parent, &r.inside)
+                })
+                .collect();
             let _ = state.remove_batch_intents();
             // As a batch refused before its creates: the cursors as found.
-            give_back(&mut reserved.into_iter().map(|r| r.pending));
+            give_back(
+                &mut reserved
+                    .into_iter()
+                    .zip(gone)
+                    .filter(|(_, gone)| *gone)
+                    .map(|(r, _)| r.pending),
+            );
             return Err(error);
         }
         // Collected in place of the endpoints, each one's descriptors and

@@ -695,7 +695,14 @@ pub(crate) fn delete_checked(
             inside.label()
         )));
     }
-    match inside.handle.link_del(link.index) {
+    // Tests only (feature `fault-injection`): the kernel refusing.
+    let deleted = match crate::fault::forced("endpoint: delete refused") {
+        true => Err(crate::netlink::Error::from(
+            std::io::Error::from_raw_os_error(libc::EBUSY),
+        )),
+        false => inside.handle.link_del(link.index),
+    };
+    match deleted {
         Ok(()) => Ok(LinkRemoval::Deleted),
         Err(error) if error.is_not_found() => Ok(LinkRemoval::Missing),
         Err(error) => Err(error.into()),

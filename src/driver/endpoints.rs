@@ -1247,7 +1247,10 @@ impl Pending {
     }
 
     /// Undoes an attach whose link was built: the link (when it is still
-    /// ours), the names, then all [`Pending::abandon`] gives back.
+    /// ours), the names, then all [`Pending::abandon`] gives back. A link
+    /// the kernel would not delete keeps its `detaching` record and its
+    /// addresses, for `restore` to finish: given back, they would leave a
+    /// link no record names and its address to the next container.
     pub(crate) fn undo_built(
         mut self,
         state: &Locked<'_>,
@@ -1256,8 +1259,12 @@ impl Pending {
         parent: &Link,
         inside: &OpenNetns,
     ) {
-        self.undo_from_the_kernel(state, names, network, parent, inside);
-        self.abandon(state, network);
+        if self.undo_from_the_kernel(state, names, network, parent, inside) {
+            self.abandon(state, network);
+        } else if self.intent == Intent::InLog {
+            // The `detaching` record stands for it now.
+            let _ = state.clear_single_intent();
+        }
     }
 
     /// The first half of [`Pending::undo_built`]: the endpoint's record
@@ -1267,7 +1274,9 @@ impl Pending {
     /// gives back: each endpoint keeps a record of its own (the
     /// `detaching` one) for as long as that file may bring back its
     /// intent, whose index may be one a retried create found another
-    /// link's.
+    /// link's. Returns whether the link is out of the kernel (deleted,
+    /// gone, or another's at its place): when not, the endpoint must keep
+    /// its record and addresses.
     pub(crate) fn undo_from_the_kernel(
         &mut self,
         state: &Locked<'_>,
@@ -1275,22 +1284,26 @@ impl Pending {
         network: &NetworkRecord,
         parent: &Link,
         inside: &OpenNetns,
-    ) {
+    ) -> bool {
         // Leaving, on disk before the kernel is touched, as a disconnect
         // does: killed from here on, restore finishes the undo rather than
         // re-making the link of an `attached` record. Its names are then
         // worked out without it (as `attached`, a view made for it would
         // be made again rather than taken away).
         self.record.state = EndpointState::Detaching;
-        let _ = state.put_endpoint(&self.record);
-        let _ = endpoint_link::delete_checked(
+        let recorded = state.put_endpoint(&self.record).is_ok();
+        let deleted = endpoint_link::delete_checked(
             inside,
             self.record.ifindex,
             &self.record.ifname,
             Some(parent),
             self.record.mac.as_deref(),
-        );
+        )
+        .is_ok();
         let _ = names.remove(network, &self.record);
+        // Not deleted and not recorded `detaching`: given back all the
+        // same, as nothing could keep it for `restore`.
+        deleted || !recorded
     }
 
     /// Gives back what [`Manager::prepare`] took: the intent record, the

@@ -923,6 +923,17 @@ fn run_rm_removes_its_own_container_not_a_new_one_of_its_name() {
     assert_eq!(containers.map(<[_]>::len), Some(1), "{inspect:?}");
 }
 
+/// What the endpoint records of network `id` hold (none when its
+/// directory is missing).
+fn endpoint_records(env: &Env, id: &str) -> Vec<String> {
+    std::fs::read_dir(env.state_dir().join("endpoints").join(id))
+        .map(|dir| {
+            dir.map(|entry| std::fs::read_to_string(entry.unwrap().path()).unwrap())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The links in the namespace at `path` (`ip -br link`, names only, sorted).
 fn links_at(path: &Path) -> Vec<String> {
     let ip = std::env::var("IPVLAN_IP").unwrap_or_else(|_| "/usr/sbin/ip".to_string());
@@ -968,10 +979,7 @@ fn an_undone_attach_whose_link_stays_keeps_its_record_for_restore() {
         ["eth0", "eth1", "lo"],
         "the link stays: {stderr}"
     );
-    let records: Vec<String> = std::fs::read_dir(env.state_dir().join("endpoints").join(&id))
-        .unwrap()
-        .map(|entry| std::fs::read_to_string(entry.unwrap().path()).unwrap())
-        .collect();
+    let records = endpoint_records(&env, &id);
     assert_eq!(records.len(), 1, "{records:?}");
     assert!(records[0].contains("\"detaching\""), "{}", records[0]);
     let taken = env
@@ -1008,10 +1016,7 @@ fn an_undone_attach_whose_link_stays_keeps_its_record_for_restore() {
     for at in [&ns, &ns2] {
         assert_eq!(links_at(at), ["eth0", "eth1", "lo"], "{stderr}");
     }
-    let records: Vec<String> = std::fs::read_dir(env.state_dir().join("endpoints").join(&id))
-        .unwrap()
-        .map(|entry| std::fs::read_to_string(entry.unwrap().path()).unwrap())
-        .collect();
+    let records = endpoint_records(&env, &id);
     assert_eq!(records.len(), 2, "{records:?}");
     assert!(
         records.iter().all(|r| r.contains("\"detaching\"")),
@@ -1023,6 +1028,88 @@ fn an_undone_attach_whose_link_stays_keeps_its_record_for_restore() {
         assert_eq!(links_at(at), ["eth0", "lo"]);
     }
     env.ok(&["network", "connect", "n1", "k1", "k2"]);
+}
+
+/// The same for an attach whose link was made but not configured (a
+/// default route of another tool's where the link's would go): the link
+/// the kernel would not delete keeps a `detaching` record and its
+/// address, and `restore` takes them away. Before, the record and the
+/// address went.
+#[test]
+fn a_link_left_by_a_failed_configure_keeps_its_record_for_restore() {
+    let mut env = Env::new("undo2");
+    assert!(vm_support::ip_ok(&["link", "add", "kr1", "type", "dummy"]));
+    assert!(vm_support::ip_ok(&["link", "set", "kr1", "up"]));
+    let id = env
+        .ok(&[
+            "network",
+            "create",
+            "--subnet",
+            "192.168.94.0/24",
+            "-o",
+            "parent=kr1",
+            "n1",
+        ])
+        .trim()
+        .to_string();
+    env.networks.push("n1".to_string());
+    env.network("n2", "192.168.95.0/24");
+    env.ok(&["run", "--net=n2", "--name=k3", "-d"]);
+    let ns = env.netns_dir().join("k3");
+    let ip = std::env::var("IPVLAN_IP").unwrap_or_else(|_| "/usr/sbin/ip".to_string());
+    let in_k3 = |args: &[&str]| {
+        let status = Command::new("nsenter")
+            .arg(format!("--net={}", ns.display()))
+            .arg(&ip)
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(status.success(), "{args:?}");
+    };
+    // Where eth1's default route goes (metric 1): refused with EEXIST.
+    in_k3(&[
+        "route",
+        "add",
+        "default",
+        "via",
+        "192.168.95.1",
+        "dev",
+        "eth0",
+        "metric",
+        "1",
+    ]);
+    let output = env
+        .command(&["network", "connect", "n1", "k3"])
+        .env("IPVLAN_FAULT_FORCE", "endpoint: delete refused")
+        .output()
+        .unwrap();
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        links_at(&ns),
+        ["eth0", "eth1", "lo"],
+        "the link stays: {stderr}"
+    );
+    let records = endpoint_records(&env, &id);
+    assert_eq!(records.len(), 1, "{records:?}: {stderr}");
+    assert!(records[0].contains("\"detaching\""), "{}", records[0]);
+    in_k3(&[
+        "route",
+        "del",
+        "default",
+        "via",
+        "192.168.95.1",
+        "dev",
+        "eth0",
+        "metric",
+        "1",
+    ]);
+    env.ok(&["restore"]);
+    assert_eq!(links_at(&ns), ["eth0", "lo"], "restore deleted it");
+    env.ok(&["network", "connect", "n1", "k3"]);
+    assert_eq!(links_at(&ns), ["eth0", "eth1", "lo"]);
+    env.ok(&["rm", "-f", "k3"]);
+    assert!(vm_support::ip_ok(&["link", "del", "kr1"]));
 }
 
 #[test]

@@ -307,6 +307,42 @@ fn routes_that_repeat_one_there_are_added_beside_it() {
     );
 }
 
+/// An ADD whose link was made but not configured (a config route the
+/// kernel refuses: its gateway is off-link) and which the kernel would not
+/// let delete keeps the attachment's record, `detaching`, and its lease,
+/// for `restore` to take away; before, both went and the link stayed,
+/// named by nothing. The runtime's DEL then finds nothing left.
+#[test]
+fn an_add_whose_link_stays_keeps_its_record_for_restore() {
+    let mut cni = Cni::new("stays");
+    cni.master("cnim61");
+    let ns = cni.netns("cni-stays");
+    let conf = r#"{"cniVersion": "1.0.0", "name": "stays", "type": "ipvlan", "master": "cnim61",
+        "ipam": {"type": "ipvlan", "subnet": "10.73.0.0/24",
+                 "routes": [{"dst": "10.99.0.0/16", "gw": "172.31.0.1"}]}}"#;
+    let mut add = cni.command("ADD", "ctr-stays", &ns, "eth0");
+    add.env("IPVLAN_FAULT_FORCE", "endpoint: delete refused");
+    let mut child = add.spawn().expect("runs the plugin");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(conf.as_bytes()).unwrap();
+    drop(stdin);
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(link(Some("cni-stays"), "eth0").is_some(), "the link stays");
+    let (endpoints, leases) = cni.records("stays");
+    assert_eq!(endpoints.len(), 1, "its record kept: {stdout}");
+    assert_eq!(leases.len(), 1, "its lease kept");
+    let (code, text) = cni.cli(&["restore"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        link(Some("cni-stays"), "eth0").is_none(),
+        "restore deleted it"
+    );
+    assert_eq!(cni.records("stays"), (Vec::new(), Vec::new()));
+    cni.plugin("DEL", "ctr-stays", &ns, conf).ok();
+}
+
 #[test]
 fn add_check_del_with_our_ipam() {
     let mut cni = Cni::new("acd");

@@ -635,10 +635,25 @@ impl Manager {
             index,
             &mut rerecord,
         );
+        // A link the kernel would not delete keeps its record, `detaching`,
+        // and its leases, for `restore` (see `Pending::undo_unbuilt`).
+        let keep_for_restore = |state: &Locked<'_>, record: &mut EndpointRecord| {
+            record.state = EndpointState::Detaching;
+            let kept = state.put_endpoint(record).is_ok();
+            if kept && in_log {
+                let _ = state.clear_single_intent();
+            }
+            kept
+        };
         let built = match created {
             Ok(Some(built)) => built,
             failed => {
-                forget(state);
+                let stands = record.ifindex.is_some_and(|index| {
+                    endpoint_link::left_standing(&inside, index, attach.ifname, &parent)
+                });
+                if !(stands && keep_for_restore(state, &mut record)) {
+                    forget(state);
+                }
                 return Err(match failed {
                     Err(error) => error
                         .context(format!(
@@ -656,8 +671,11 @@ impl Manager {
         record.state = EndpointState::Attached;
         let recorded = state.put_attached_endpoint(&record, in_log);
         if let Err(error) = recorded.and_then(|()| state.commit()) {
-            let _ = inside.handle.link_del(built.index);
-            forget(state);
+            let stands = endpoint_link::delete_link(&inside, built.index)
+                .is_err_and(|error| !error.is_not_found());
+            if !(stands && keep_for_restore(state, &mut record)) {
+                forget(state);
+            }
             return Err(Error::from(error).into());
         }
         self.release((host, inside));

@@ -246,7 +246,7 @@ fn create_named(
             index,
         })),
         Err(error) => {
-            let _ = inside.handle.link_del(index);
+            let _ = delete_link(inside, index);
             Err(error)
         }
     }
@@ -289,7 +289,7 @@ fn create_temporary(
     // Named before it takes the final name, under which restore would not
     // know it from another tool's link.
     if let Err(error) = rerecord(Some(index)) {
-        let _ = inside.handle.link_del(index);
+        let _ = delete_link(inside, index);
         return Err(error);
     }
     Ok(index)
@@ -355,7 +355,7 @@ pub(crate) fn create_many(
                     index,
                 })),
                 Err(error) => {
-                    let _ = e.inside.handle.link_del(index);
+                    let _ = delete_link(e.inside, index);
                     Err(error)
                 }
             },
@@ -487,7 +487,7 @@ fn create_with_index(
 fn undo_indexed(inside: &OpenNetns, index: u32, plan: &EndpointPlan) {
     if let Ok(Some(link)) = inside.handle.link_by_index(index) {
         if link.kind.as_deref() == Some("ipvlan") && link.parent == Some(plan.parent_index) {
-            let _ = inside.handle.link_del(link.index);
+            let _ = delete_link(inside, link.index);
         }
     }
 }
@@ -499,7 +499,7 @@ fn undo_indexed(inside: &OpenNetns, index: u32, plan: &EndpointPlan) {
 fn undo_temporary(inside: &OpenNetns, name: &str, plan: &EndpointPlan) {
     if let Ok(Some(link)) = inside.handle.link_by_name(name) {
         if link.kind.as_deref() == Some("ipvlan") && link.parent == Some(plan.parent_index) {
-            let _ = inside.handle.link_del(link.index);
+            let _ = delete_link(inside, link.index);
         }
     }
 }
@@ -695,18 +695,35 @@ pub(crate) fn delete_checked(
             inside.label()
         )));
     }
-    // Tests only (feature `fault-injection`): the kernel refusing.
-    let deleted = match crate::fault::forced("endpoint: delete refused") {
-        true => Err(crate::netlink::Error::from(
-            std::io::Error::from_raw_os_error(libc::EBUSY),
-        )),
-        false => inside.handle.link_del(link.index),
-    };
-    match deleted {
+    match delete_link(inside, link.index) {
         Ok(()) => Ok(LinkRemoval::Deleted),
         Err(error) if error.is_not_found() => Ok(LinkRemoval::Missing),
         Err(error) => Err(error.into()),
     }
+}
+
+/// Whether the link of a failed build stands at `index` in `inside`: an
+/// ipvlan link on `parent` named `ifname` or one of our temporary names
+/// (the index a create asked for may be another's link that refused it,
+/// which no name of ours has).
+pub(crate) fn left_standing(inside: &OpenNetns, index: u32, ifname: &str, parent: &Link) -> bool {
+    match inside.handle.link_by_index(index) {
+        Ok(Some(link)) => {
+            (link.name == ifname || is_temporary_name(&link.name))
+                && not_ours(&link, Some(parent), None).is_none()
+        }
+        _ => false,
+    }
+}
+
+/// Deletes the link at `index` in `inside`: every undo of an endpoint's
+/// link goes through here, so that a test can have the kernel refuse it
+/// (forced path `endpoint: delete refused`, fault-injection builds).
+pub(crate) fn delete_link(inside: &OpenNetns, index: u32) -> Result<(), crate::netlink::Error> {
+    if crate::fault::forced("endpoint: delete refused") {
+        return Err(std::io::Error::from_raw_os_error(libc::EBUSY).into());
+    }
+    inside.handle.link_del(index)
 }
 
 /// Deletes ipvlan links on `parent` left under a temporary name in

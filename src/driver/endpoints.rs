@@ -578,7 +578,7 @@ impl Manager {
         let built = match pending.build(state, host, network, parent, &target.inside) {
             Ok(built) => built,
             Err(error) => {
-                pending.abandon(state, network);
+                pending.undo_unbuilt(state, network, parent, &target.inside);
                 return Err(error.context(format!(
                     "attaching {} to network {}",
                     target.label(),
@@ -1304,6 +1304,34 @@ impl Pending {
         // Not deleted and not recorded `detaching`: given back all the
         // same, as nothing could keep it for `restore`.
         deleted || !recorded
+    }
+
+    /// Undoes an attach whose build failed: what [`Pending::abandon`]
+    /// gives back, unless its link still stands at the index its intent
+    /// names (made, then not configured, and the kernel refused its
+    /// delete): then the endpoint keeps a `detaching` record and its
+    /// addresses for `restore`. One lookup, on this failure path only.
+    pub(crate) fn undo_unbuilt(
+        mut self,
+        state: &Locked<'_>,
+        network: &NetworkRecord,
+        parent: &Link,
+        inside: &OpenNetns,
+    ) {
+        let stays = self.record.ifindex.is_some_and(|index| {
+            endpoint_link::left_standing(inside, index, &self.record.ifname, parent)
+        });
+        if !stays {
+            return self.abandon(state, network);
+        }
+        self.record.state = EndpointState::Detaching;
+        match state.put_endpoint(&self.record) {
+            Ok(()) if self.intent == Intent::InLog => {
+                let _ = state.clear_single_intent();
+            }
+            Ok(()) => {}
+            Err(_) => self.abandon(state, network),
+        }
     }
 
     /// Gives back what [`Manager::prepare`] took: the intent record, the

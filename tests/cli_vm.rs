@@ -809,23 +809,54 @@ fn a_connect_the_kernel_refuses_leaves_the_state_as_it_was() {
     env.ok(&["run", "--net=n1", "--name=a", "-d"]);
     env.ok(&["run", "--net=n2", "--name=b", "-d"]);
     let before = (tree_of(&env.state_dir()), tree_of(&env.etc_netns_dir));
+    let output = refused_at_a_create(&env, &["network", "connect", "n1", "b"], 1);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("attaching b to network n1"), "{stderr}");
+    unchanged_since(&env, before);
+
+    // A run whose second network's create is refused: the first network's
+    // attach, which succeeded, is undone with it, its cursor included.
+    assert!(vm_support::ip_ok(&["link", "add", "kr0", "type", "dummy"]));
+    assert!(vm_support::ip_ok(&["link", "set", "kr0", "up"]));
+    let before = (tree_of(&env.state_dir()), tree_of(&env.etc_netns_dir));
+    // The first request sets `lo` up; then each network's create and the
+    // settings of its link.
+    let run = ["run", "--net=n2", "--net=n1", "--name=c", "-d"];
+    let output = refused_at_a_create(&env, &run, 4);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(125), "{stderr}");
+    assert!(stderr.contains("connecting c to network n1"), "{stderr}");
+    assert_eq!(env.containers(), ["a", "b"]);
+    unchanged_since(&env, before);
+}
+
+/// Runs `args`, paused before its netlink request number `request` (a
+/// create) while the parent `kr0` is deleted: the create is refused.
+fn refused_at_a_create(env: &Env, args: &[&str], request: usize) -> Output {
     let pause = env.root.join("pause");
-    let connect = env
-        .command(&["network", "connect", "n1", "b"])
-        .env("IPVLAN_FAULT_PAUSE_AT", "netlink: before request#1")
+    let command = env
+        .command(args)
+        .env(
+            "IPVLAN_FAULT_PAUSE_AT",
+            format!("netlink: before request#{request}"),
+        )
         .env("IPVLAN_FAULT_PAUSE_FILE", &pause)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_for_pause(&pause, "connect");
+    wait_for_pause(&pause, args[0]);
     let deleted = vm_support::ip_ok(&["link", "del", "kr0"]);
     std::fs::remove_file(&pause).unwrap();
-    let output = connect.wait_with_output().unwrap();
-    let stderr = text(&output.stderr);
+    let output = command.wait_with_output().unwrap();
     assert!(deleted, "the parent deleted during the pause");
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("attaching b to network n1"), "{stderr}");
+    output
+}
+
+/// The state directory and the name views are as `before` says (see
+/// [`tree_of`]), file for file.
+fn unchanged_since(env: &Env, before: (BTreeMap<String, String>, BTreeMap<String, String>)) {
     let after = (tree_of(&env.state_dir()), tree_of(&env.etc_netns_dir));
     let changed = |was: &BTreeMap<String, String>, is: &BTreeMap<String, String>| {
         was.keys()
@@ -834,42 +865,6 @@ fn a_connect_the_kernel_refuses_leaves_the_state_as_it_was() {
             .map(|name| format!("{name}: {:?} -> {:?}", was.get(name), is.get(name)))
             .collect::<std::collections::BTreeSet<_>>()
     };
-    assert_eq!(
-        changed(&before.0, &after.0),
-        Default::default(),
-        "the state directory changed"
-    );
-    assert_eq!(
-        changed(&before.1, &after.1),
-        Default::default(),
-        "the name views changed"
-    );
-
-    // A run whose second network's create is refused: the first network's
-    // attach, which succeeded, is undone with it, its cursor included.
-    assert!(vm_support::ip_ok(&["link", "add", "kr0", "type", "dummy"]));
-    assert!(vm_support::ip_ok(&["link", "set", "kr0", "up"]));
-    let before = (tree_of(&env.state_dir()), tree_of(&env.etc_netns_dir));
-    let run = env
-        .command(&["run", "--net=n2", "--net=n1", "--name=c", "-d"])
-        // The first request sets `lo` up; then each network's create and
-        // the settings of its link.
-        .env("IPVLAN_FAULT_PAUSE_AT", "netlink: before request#4")
-        .env("IPVLAN_FAULT_PAUSE_FILE", &pause)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_for_pause(&pause, "run");
-    let deleted = vm_support::ip_ok(&["link", "del", "kr0"]);
-    std::fs::remove_file(&pause).unwrap();
-    let output = run.wait_with_output().unwrap();
-    let stderr = text(&output.stderr);
-    assert!(deleted, "the parent deleted during the pause");
-    assert_eq!(output.status.code(), Some(125), "{stderr}");
-    assert!(stderr.contains("connecting c to network n1"), "{stderr}");
-    assert_eq!(env.containers(), ["a", "b"]);
-    let after = (tree_of(&env.state_dir()), tree_of(&env.etc_netns_dir));
     assert_eq!(
         changed(&before.0, &after.0),
         Default::default(),
@@ -934,6 +929,28 @@ fn endpoint_records(env: &Env, id: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// `network connect n1 CONTAINER` (`n1` of id `id`), failing with the
+/// kernel refusing every delete of its link: the link must stay in the
+/// container's namespace `ns`, beside its `eth0`, and its endpoint be
+/// recorded `detaching`.
+fn connect_failing_to_delete(env: &Env, container: &str, ns: &Path, id: &str) {
+    let output = env
+        .command(&["network", "connect", "n1", container])
+        .env("IPVLAN_FAULT_FORCE", "endpoint: delete refused")
+        .output()
+        .unwrap();
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        links_at(ns),
+        ["eth0", "eth1", "lo"],
+        "the link stays: {stderr}"
+    );
+    let records = endpoint_records(env, id);
+    assert_eq!(records.len(), 1, "{records:?}: {stderr}");
+    assert!(records[0].contains("\"detaching\""), "{}", records[0]);
+}
+
 /// The links in the namespace at `path` (`ip -br link`, names only, sorted).
 fn links_at(path: &Path) -> Vec<String> {
     let ip = std::env::var("IPVLAN_IP").unwrap_or_else(|_| "/usr/sbin/ip".to_string());
@@ -967,21 +984,7 @@ fn an_undone_attach_whose_link_stays_keeps_its_record_for_restore() {
     let hosts = env.state_dir().join("hosts").join(&id);
     let _ = std::fs::remove_file(&hosts);
     std::fs::create_dir(&hosts).unwrap();
-    let output = env
-        .command(&["network", "connect", "n1", "k1"])
-        .env("IPVLAN_FAULT_FORCE", "endpoint: delete refused")
-        .output()
-        .unwrap();
-    let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert_eq!(
-        links_at(&ns),
-        ["eth0", "eth1", "lo"],
-        "the link stays: {stderr}"
-    );
-    let records = endpoint_records(&env, &id);
-    assert_eq!(records.len(), 1, "{records:?}");
-    assert!(records[0].contains("\"detaching\""), "{}", records[0]);
+    connect_failing_to_delete(&env, "k1", &ns, &id);
     let taken = env
         .state_dir()
         .join("ipam")
@@ -1078,21 +1081,7 @@ fn a_link_left_by_a_failed_configure_keeps_its_record_for_restore() {
         "metric",
         "1",
     ]);
-    let output = env
-        .command(&["network", "connect", "n1", "k3"])
-        .env("IPVLAN_FAULT_FORCE", "endpoint: delete refused")
-        .output()
-        .unwrap();
-    let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert_eq!(
-        links_at(&ns),
-        ["eth0", "eth1", "lo"],
-        "the link stays: {stderr}"
-    );
-    let records = endpoint_records(&env, &id);
-    assert_eq!(records.len(), 1, "{records:?}: {stderr}");
-    assert!(records[0].contains("\"detaching\""), "{}", records[0]);
+    connect_failing_to_delete(&env, "k3", &ns, &id);
     in_k3(&[
         "route",
         "del",

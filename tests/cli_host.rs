@@ -482,14 +482,14 @@ fn invalid_network_requests_exit_1_with_the_specified_texts_and_record_nothing()
         (
             "--subnet 10.9.9.7/32 -o ipvlan_mode=l3 n1",
             "ipvlan: network create n1: subnet 10.9.9.7/32 has no address a container could get: \
-             its network, broadcast, anycast, gateway and aux addresses take them all\n",
+             its network, broadcast, anycast, gateway, aux addresses and the host's own take them all\n",
         ),
         // Before, made: every run without --ip on it then failed.
         (
             "--subnet 10.9.0.0/24 --ip-range 10.9.0.1/32 n1",
             "ipvlan: network create n1: ip range 10.9.0.1/32 of subnet 10.9.0.0/24 has no address \
-             a container could get: its network, broadcast, anycast, gateway and aux addresses take \
-             them all\n",
+             a container could get: its network, broadcast, anycast, gateway, aux addresses and the \
+             host's own take them all\n",
         ),
         // Before, made: no container could take an address of it.
         (

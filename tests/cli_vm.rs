@@ -495,6 +495,25 @@ fn the_hosts_own_address_on_the_parent_is_never_a_containers() {
         "dev",
         "hp0"
     ]));
+    // A range the host's address fills is refused like one the gateway
+    // fills (before, every run without --ip failed on it).
+    let output = env.run(&[
+        "network",
+        "create",
+        "-o",
+        "parent=hp0",
+        "--subnet",
+        "192.168.76.0/24",
+        "--ip-range",
+        "192.168.76.2/32",
+        "full",
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr).contains("ip range 192.168.76.2/32 of subnet 192.168.76.0/24 has no address a container could get"),
+        "{}",
+        text(&output.stderr)
+    );
     env.ok(&[
         "network",
         "create",

@@ -139,6 +139,9 @@ impl Manager {
         // the host's traffic for it.
         if let ParentPlan::Existing(link) = &plan {
             reserve_host_addresses(&host, link.index, &mut subnets)?;
+            // Again with them: a range the host's addresses fill leaves
+            // every `run` without `--ip` to fail.
+            refuse_subnets_without_room(&subnets)?;
         }
 
         let (parent_name, parent_origin, parent_index) = plan.origin(&networks)?;
@@ -420,7 +423,7 @@ fn refuse_subnets_without_room(subnets: &[crate::ipam::SubnetSpec]) -> Result<()
                 None => format!("subnet {}", spec.subnet),
             };
             Err(Error::invalid(format!(
-                "{place} has no address a container could get: its network, broadcast, anycast, gateway and aux addresses take them all"
+                "{place} has no address a container could get: its network, broadcast, anycast, gateway, aux addresses and the host's own take them all"
             )))
         }
         None => Ok(()),

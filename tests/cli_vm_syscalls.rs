@@ -71,7 +71,9 @@ use ipvlan::json::{self, Value};
 /// were ordered, not hashed (a hashed set asked `getrandom` for its keys,
 /// and its thread-local keys made the TLS block too large for the C
 /// library's own, an `mmap` at start), 76 (CNI ADD 67; 74 and 65 since,
-/// Linux 6.1, and 2 fewer for every other command). What is left of a connect: the process's start
+/// Linux 6.1, and 2 fewer for every other command); before a hosts
+/// append read its file's last byte (a line a kill cut short is ended
+/// first), 74 (`run -d` 101; 75 and 102 since). What is left of a connect: the process's start
 /// and exit (about 12), the state directory (about 35: the network's name
 /// and record, the endpoint and index lookups, the cursor and address
 /// link, the index, the endpoint record written twice (intent, final), the

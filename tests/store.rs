@@ -276,6 +276,41 @@ fn restores_cleanup_removes_empty_records_only() {
     );
 }
 
+/// An append to a hosts file whose last line a kill cut short (a write
+/// stops at a page boundary when a fatal signal is pending, and a
+/// batch's append spans pages) ends that line first: the next name stays
+/// on a line of its own. Before, it was glued to the cut line, and
+/// neither resolved until `restore`.
+#[test]
+fn an_append_ends_a_line_a_kill_cut_short() {
+    let tmp = TempDir::new("hosts-append");
+    let root = tmp.path();
+    let state = StateDir::open(root).unwrap();
+    let locked = state.lock().unwrap();
+    let file = root.join("hosts").join("n1");
+    locked
+        .append_to(&file, "# header\n", "192.168.1.2\ta\n", 0o644)
+        .unwrap();
+    // A second append killed after its first bytes.
+    let mut text = fs::read_to_string(&file).unwrap();
+    text.push_str("192.168.1.3\tb");
+    fs::write(&file, &text).unwrap();
+    locked
+        .append_to(&file, "# header\n", "192.168.1.4\tc\n", 0o644)
+        .unwrap();
+    assert_eq!(
+        fs::read_to_string(&file).unwrap(),
+        "# header\n192.168.1.2\ta\n192.168.1.3\tb\n192.168.1.4\tc\n"
+    );
+    // A whole file gets no blank line.
+    locked
+        .append_to(&file, "# header\n", "192.168.1.5\td\n", 0o644)
+        .unwrap();
+    assert!(fs::read_to_string(&file)
+        .unwrap()
+        .ends_with("\tc\n192.168.1.5\td\n"));
+}
+
 #[test]
 fn containers_are_records_of_their_own() {
     let tmp = TempDir::new("containers");

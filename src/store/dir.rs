@@ -105,6 +105,14 @@ fn filed_as(file: &str, own: &str, what: &str) -> Result<(), RecordError> {
     ))
 }
 
+/// Whether the file of `len` bytes ends with a newline (or cannot be read
+/// there, which changes nothing about the append).
+fn ends_a_line(file: &File, len: u64) -> bool {
+    use std::os::unix::fs::FileExt;
+    let mut last = [0u8];
+    !matches!(file.read_at(&mut last, len - 1), Ok(1) if last[0] != b'\n')
+}
+
 /// A network record read from `networks/<id>.json`.
 fn network_filed_as(id: &str, value: &Value) -> Result<NetworkRecord, RecordError> {
     let record = NetworkRecord::from_json(value)?;
@@ -447,7 +455,8 @@ impl StateDir {
             )));
         };
         let name = name.to_string_lossy();
-        let flags = libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT;
+        // Read-write: its last byte is looked at (below).
+        let flags = libc::O_RDWR | libc::O_APPEND | libc::O_CREAT;
         let (mut file, len) = self.handles.write_in(dir, "opening", path, |at| {
             fsutil::open_regular_at(at.fd(), &at.c_entry(&name)?, flags, mode)
         })?;
@@ -457,6 +466,11 @@ impl StateDir {
             crate::sys::fchmod(std::os::fd::AsFd::as_fd(&file), mode)
                 .map_err(StoreError::io("setting the mode of", path))?;
             all.push_str(header);
+        } else if !ends_a_line(&file, len) {
+            // A write cut short: a kill stops a write at a page boundary,
+            // and a batch's append spans pages. Its last line ends here,
+            // so the next name is not glued to it.
+            all.push('\n');
         }
         all.push_str(text);
         if all.is_empty() {

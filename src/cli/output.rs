@@ -131,16 +131,19 @@ pub fn network_json(network: &NetworkInfo) -> Value {
     // container; a namespace attached twice (CNI's two interfaces, a path
     // reused by another namespace since) by each endpoint's id: a key
     // repeated would make the document one the writer refuses.
+    // Counted once, sorted: a network holds thousands of endpoints.
+    let mut labels: Vec<&str> = network
+        .endpoints
+        .iter()
+        .map(|e| e.container.as_str())
+        .collect();
+    labels.sort_unstable();
     let key = |endpoint: &EndpointInfo| {
-        let label = &endpoint.container;
-        match network
-            .endpoints
-            .iter()
-            .filter(|e| e.container == *label)
-            .count()
-        {
-            1 => label.clone(),
-            _ => endpoint.endpoint_id.clone(),
+        let label = endpoint.container.as_str();
+        let first = labels.partition_point(|l| *l < label);
+        match labels.get(first + 1) == Some(&label) {
+            false => label.to_string(),
+            true => endpoint.endpoint_id.clone(),
         }
     };
     let containers = network.endpoints.iter().map(|endpoint| {

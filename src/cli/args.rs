@@ -132,6 +132,30 @@ pub enum Operands {
 /// The help flag every command accepts.
 pub const HELP: Flag = Flag::boolean("help", Some('h'), "Print usage");
 
+/// Why an option that is not UTF-8 is refused: a known long option's
+/// inline value that is not text is a bad value (`--subnet=\xff`, as
+/// `--subnet \xff` is); anything else, an unknown option (a usage error,
+/// as `-é` is).
+fn option_not_text(flags: &[Flag], raw: &OsStr) -> ArgError {
+    let bytes = raw.as_bytes();
+    if let Some(long) = bytes.strip_prefix(b"--") {
+        let mut parts = long.splitn(2, |&b| b == b'=');
+        let name = parts.next().unwrap_or_default();
+        let known = std::str::from_utf8(name)
+            .ok()
+            .and_then(|n| find_long(flags, n));
+        if let (Some(flag), Some(value)) = (known, parts.next()) {
+            return ArgError::Value(format!(
+                "invalid value {:?} for --{}: not valid UTF-8",
+                OsStr::from_bytes(value),
+                flag.long
+            ));
+        }
+        return ArgError::Usage(format!("unknown flag: {raw:?}"));
+    }
+    ArgError::Usage(format!("unknown shorthand flag in {raw:?}"))
+}
+
 /// `arg` as text, or the usage error of an argument that is not UTF-8.
 pub fn text(arg: &OsStr) -> Result<String, ArgError> {
     arg.to_str()
@@ -159,9 +183,10 @@ fn parse_os(
     while let Some(raw) = args.next() {
         let arg = match raw.to_str() {
             Some(arg) => arg,
-            // Not UTF-8: an operand, or an option whose inline value is
-            // not text.
-            None if raw.as_bytes().first() == Some(&b'-') => return Err(text(raw).unwrap_err()),
+            // Not UTF-8: an operand, or an option (see `option_not_text`).
+            None if raw.as_bytes().first() == Some(&b'-') => {
+                return Err(option_not_text(flags, raw))
+            }
             None => "",
         };
         if arg == "--" {

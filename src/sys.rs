@@ -595,9 +595,10 @@ impl Drop for SignalBlock {
 /// Waits for the child `pid` to end, passing each of
 /// [`forwarded_signals`] that another process sends this one (`kill`,
 /// `sigqueue`: a supervisor stopping us) on to the child, as `docker run`
-/// does. Signals the kernel sends (a terminal's Ctrl-C or hang-up) are not
-/// passed on: they went to the terminal's foreground process group, which
-/// the child shares with us, so it has them already. They and `SIGCHLD`
+/// does, and those the kernel sends to us alone (an inherited `alarm`).
+/// The terminal's (a Ctrl-C, a hang-up) are not passed on: they went to
+/// its foreground process group, which the child shares with us, so it has
+/// them already ([`reached_the_child_too`]). They and `SIGCHLD`
 /// must be blocked in every thread of the process
 /// ([`SignalBlock::for_forwarding`], before any thread starts), or a
 /// thread that does not block them takes them instead.
@@ -613,14 +614,28 @@ pub fn wait_child_forwarding(pid: u32) -> io::Result<ChildStatus> {
         let mut info: libc::siginfo_t = unsafe { mem::zeroed() };
         // SAFETY: `set` and `info` are live for the call.
         let signal = retry(|| unsafe { libc::sigwaitinfo(&set, &mut info) })?;
-        // si_code <= 0: sent by a process (SI_USER, SI_QUEUE, SI_TKILL);
-        // the kernel's own signals have a positive code (SI_KERNEL).
-        if signal != libc::SIGCHLD && info.si_code <= 0 {
+        if signal != libc::SIGCHLD && !reached_the_child_too(signal, info.si_code) {
             // Not yet reaped, so `pid` is still our child, even if it has
             // just ended: the signal can reach no other process.
             let _ = kill(pid, signal);
         }
     }
+}
+
+/// Whether `signal` (of code `si_code`) reached the child as well, so
+/// that passing it on would give it twice: one the kernel sent for the
+/// terminal (SI_KERNEL, a positive code: a Ctrl-C, Ctrl-\\, hang-up or
+/// window change), which went to the terminal's foreground process group,
+/// ours and the child's. A signal a process sent (SI_USER, SI_QUEUE,
+/// SI_TKILL: a code of 0 or less) came to us alone, and so did the
+/// kernel's others (an `alarm` or CPU limit inherited from whoever ran
+/// us): those are passed on.
+fn reached_the_child_too(signal: libc::c_int, si_code: libc::c_int) -> bool {
+    si_code > 0
+        && matches!(
+            signal,
+            libc::SIGINT | libc::SIGQUIT | libc::SIGHUP | libc::SIGWINCH | libc::SIGCONT
+        )
 }
 
 /// The signals of `saved` that this process did not already ignore

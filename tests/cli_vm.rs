@@ -478,6 +478,36 @@ fn run_and_exec_pass_arguments_that_are_not_utf8() {
     assert_eq!(output.stdout, bytes.as_bytes());
 }
 
+/// A signal the kernel sends ipvlan alone (an `alarm` set by whoever ran
+/// it, inherited across `exec`: a wrapper's timeout) is passed on too: the
+/// command ends of it and `--rm` removes the container. Before, such a
+/// signal was taken for the terminal's, which the command gets by itself,
+/// and dropped: the run went on to its end.
+#[test]
+fn run_passes_on_an_alarm_it_inherited() {
+    use std::os::unix::process::CommandExt;
+    let mut env = Env::new("alarm");
+    env.network("n1", "192.168.96.0/24");
+    let mut command = env.command(&["run", "--net=n1", "--rm", "--name=al", "sleep", "60"]);
+    // SAFETY: alarm(2) is async-signal-safe; nothing else runs between
+    // fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            libc::alarm(2);
+            Ok(())
+        });
+    }
+    let started = std::time::Instant::now();
+    let output = command.output().unwrap();
+    let stderr = text(&output.stderr);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(50),
+        "the run went on to its end: {stderr}"
+    );
+    assert_eq!(output.status.code(), Some(128 + libc::SIGALRM), "{stderr}");
+    assert!(env.containers().is_empty(), "--rm left the container");
+}
+
 #[test]
 fn the_hosts_own_address_on_the_parent_is_never_a_containers() {
     // The walkthrough's layout: the host has an address of the network's

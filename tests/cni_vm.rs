@@ -341,6 +341,31 @@ fn an_add_whose_link_stays_keeps_its_record_for_restore() {
     );
     assert_eq!(cni.records("stays"), (Vec::new(), Vec::new()));
     cni.plugin("DEL", "ctr-stays", &ns, conf).ok();
+
+    // The same with the master in the namespace (`linkInContainer`).
+    let ns = cni.netns("cni-stays2");
+    ip(&["-n", "cni-stays2", "link", "add", "eth1", "type", "dummy"]);
+    ip(&["-n", "cni-stays2", "link", "set", "eth1", "up"]);
+    let inside = r#"{"cniVersion": "1.0.0", "name": "stays2", "type": "ipvlan", "master": "eth1",
+        "linkInContainer": true,
+        "ipam": {"type": "ipvlan", "subnet": "10.74.0.0/24",
+                 "routes": [{"dst": "10.99.0.0/16", "gw": "172.31.0.1"}]}}"#;
+    let mut add = cni.command("ADD", "ctr-stays2", &ns, "eth0");
+    add.env("IPVLAN_FAULT_FORCE", "endpoint: delete refused");
+    let mut child = add.spawn().expect("runs the plugin");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(inside.as_bytes()).unwrap();
+    drop(stdin);
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(link(Some("cni-stays2"), "eth0").is_some(), "the link stays");
+    let (endpoints, leases) = cni.records("stays2");
+    assert_eq!(endpoints.len(), 1, "its record kept: {stdout}");
+    assert_eq!(leases.len(), 1, "its lease kept");
+    cni.plugin("DEL", "ctr-stays2", &ns, inside).ok();
+    assert!(link(Some("cni-stays2"), "eth0").is_none(), "DEL deleted it");
+    assert_eq!(cni.records("stays2"), (Vec::new(), Vec::new()));
 }
 
 #[test]

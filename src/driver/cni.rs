@@ -649,7 +649,13 @@ impl Manager {
             Ok(Some(built)) => built,
             failed => {
                 let stands = record.ifindex.is_some_and(|index| {
-                    endpoint_link::left_standing(&inside, index, attach.ifname, &parent)
+                    endpoint_link::left_standing(
+                        &inside,
+                        index,
+                        attach.ifname,
+                        &parent,
+                        net.link_in_container,
+                    )
                 });
                 if !(stands && keep_for_restore(state, &mut record)) {
                     forget(state);

@@ -705,12 +705,23 @@ pub(crate) fn delete_checked(
 /// Whether the link of a failed build stands at `index` in `inside`: an
 /// ipvlan link on `parent` named `ifname` or one of our temporary names
 /// (the index a create asked for may be another's link that refused it,
-/// which no name of ours has).
-pub(crate) fn left_standing(inside: &OpenNetns, index: u32, ifname: &str, parent: &Link) -> bool {
+/// which no name of ours has). `parent` is in the host, or, with
+/// `parent_inside` (CNI's `linkInContainer`), in `inside` itself.
+pub(crate) fn left_standing(
+    inside: &OpenNetns,
+    index: u32,
+    ifname: &str,
+    parent: &Link,
+    parent_inside: bool,
+) -> bool {
     match inside.handle.link_by_index(index) {
         Ok(Some(link)) => {
             (link.name == ifname || is_temporary_name(&link.name))
-                && not_ours(&link, Some(parent), None).is_none()
+                && link.kind.as_deref() == Some("ipvlan")
+                && link.parent == Some(parent.index)
+                // An index names a link of the namespace it is read in:
+                // a parent in the host comes with the host's netnsid.
+                && link.link_netnsid.is_some() != parent_inside
         }
         _ => false,
     }

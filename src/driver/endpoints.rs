@@ -1319,7 +1319,7 @@ impl Pending {
         inside: &OpenNetns,
     ) {
         let stays = self.record.ifindex.is_some_and(|index| {
-            endpoint_link::left_standing(inside, index, &self.record.ifname, parent)
+            endpoint_link::left_standing(inside, index, &self.record.ifname, parent, false)
         });
         if !stays {
             return self.abandon(state, network);

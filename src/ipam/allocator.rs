@@ -58,8 +58,8 @@ pub struct NetworkName<'a> {
 ///
 /// Automatic requests try the subnets of the family in order and move to
 /// the next one only when a subnet is full; a subnet found full is marked
-/// so (its cursor) and passed over until the later ones are full too, so
-/// an allocation never walks a full subnet whole again. Explicit requests must lie in
+/// so (its cursor) and passed over, so an allocation never walks a full
+/// subnet whole again, until [`release`] frees one of its addresses. Explicit requests must lie in
 /// a subnet (`no configured subnet contains IP address X`), not be
 /// reserved (`X is the gateway of subnet S`, ...) and be free (`Address
 /// already in use`); they may lie outside the ip-range and do not move the
@@ -149,10 +149,26 @@ pub fn release<B: AddressBook>(
     subnets: &[SubnetSpec],
     address: IpAddr,
 ) -> Result<bool, B::Error> {
-    match subnets.iter().find(|s| s.contains(address)) {
-        Some(spec) => book.release(spec, address),
-        None => Ok(false),
+    let Some(spec) = subnets.iter().find(|s| s.contains(address)) else {
+        return Ok(false);
+    };
+    let released = book.release(spec, address)?;
+    // A subnet marked full has room again, and is the one the next
+    // allocation takes (subnets are used in order, as Docker's pools):
+    // its walk starts at the address freed. Looked at only where a family
+    // has several subnets, the only ones ever marked.
+    let family = spec.family();
+    let several = subnets.iter().filter(|s| s.family() == family).count() > 1;
+    if released && several && book.cursor(spec)? == full_mark(spec) {
+        let (first, last) = spec.allocation_bounds();
+        let before = to_u128(address).saturating_sub(1);
+        let cursor = match before >= first && Some(from_u128(family, before)) != full_mark(spec) {
+            true => before,
+            false => last,
+        };
+        book.set_cursor(spec, from_u128(family, cursor))?;
     }
+    Ok(released)
 }
 
 fn with_prefix(spec: &SubnetSpec, address: IpAddr) -> IpNet {

@@ -1144,9 +1144,56 @@ fn a_link_left_by_a_failed_configure_keeps_its_record_for_restore() {
     ]);
     env.ok(&["restore"]);
     assert_eq!(links_at(&ns), ["eth0", "lo"], "restore deleted it");
-    env.ok(&["network", "connect", "n1", "k3"]);
+
+    // A batch: k3's configure fails, k4's link was made; neither can be
+    // deleted, and both keep their records.
+    env.ok(&["run", "--net=n2", "--name=k4", "-d"]);
+    let ns4 = env.netns_dir().join("k4");
+    in_k3(&[
+        "route",
+        "add",
+        "default",
+        "via",
+        "192.168.95.1",
+        "dev",
+        "eth0",
+        "metric",
+        "1",
+    ]);
+    let output = env
+        .command(&["network", "connect", "n1", "k4", "k3"])
+        .env("IPVLAN_FAULT_FORCE", "endpoint: delete refused")
+        .output()
+        .unwrap();
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    for at in [&ns, &ns4] {
+        assert_eq!(links_at(at), ["eth0", "eth1", "lo"], "{stderr}");
+    }
+    let records = endpoint_records(&env, &id);
+    assert_eq!(records.len(), 2, "{records:?}: {stderr}");
+    assert!(
+        records.iter().all(|r| r.contains("\"detaching\"")),
+        "{records:?}"
+    );
+    in_k3(&[
+        "route",
+        "del",
+        "default",
+        "via",
+        "192.168.95.1",
+        "dev",
+        "eth0",
+        "metric",
+        "1",
+    ]);
+    env.ok(&["restore"]);
+    for at in [&ns, &ns4] {
+        assert_eq!(links_at(at), ["eth0", "lo"], "restore deleted it");
+    }
+    env.ok(&["network", "connect", "n1", "k3", "k4"]);
     assert_eq!(links_at(&ns), ["eth0", "eth1", "lo"]);
-    env.ok(&["rm", "-f", "k3"]);
+    env.ok(&["rm", "-f", "k3", "k4"]);
     assert!(vm_support::ip_ok(&["link", "del", "kr1"]));
 }
 

@@ -232,6 +232,7 @@ impl Manager {
                     Reserved {
                         pending: prepared,
                         inside,
+                        build_failed,
                         ..
                     },
                     link,
@@ -257,12 +258,14 @@ impl Manager {
                         prepared.record.mac = Some(link.mac);
                         prepared.record.ifindex = Some(link.index);
                     }
-                    Err(error) if failure.is_none() => {
-                        failure = Some(
-                            error.context(attaching_reserved(&prepared.record, &network.name)),
-                        );
+                    Err(error) => {
+                        *build_failed = true;
+                        if failure.is_none() {
+                            failure = Some(
+                                error.context(attaching_reserved(&prepared.record, &network.name)),
+                            );
+                        }
                     }
-                    Err(_) => {}
                 }
             }
             if failure.is_some() {
@@ -278,13 +281,25 @@ impl Manager {
             // addresses, for `restore`.
             let mut kept = vec![false; reserved.len()];
             for (r, kept) in reserved.iter_mut().zip(&mut kept) {
-                if let (Some(index), Some(_)) = (r.pending.record.ifindex, &r.pending.record.mac) {
-                    if let Err(error) = r.inside.handle.link_del(index) {
-                        if !error.is_not_found() {
-                            r.pending.record.state = EndpointState::Detaching;
-                            *kept = state.put_endpoint(&r.pending.record).is_ok();
-                        }
-                    }
+                let Some(index) = r.pending.record.ifindex else {
+                    continue;
+                };
+                let stands = match (&r.pending.record.mac, r.build_failed) {
+                    (Some(_), _) => endpoint_link::delete_link(&r.inside, index)
+                        .is_err_and(|error| !error.is_not_found()),
+                    // Its build's own undo may have been refused.
+                    (None, true) => endpoint_link::left_standing(
+                        &r.inside,
+                        index,
+                        &r.pending.record.ifname,
+                        &parent,
+                        false,
+                    ),
+                    (None, false) => false,
+                };
+                if stands {
+                    r.pending.record.state = EndpointState::Detaching;
+                    *kept = state.put_endpoint(&r.pending.record).is_ok();
                 }
             }
             let _ = state.remove_batch_intents();
@@ -664,6 +679,9 @@ struct Reserved {
     /// `/etc/netns/NAME` under the lock: its view is made without looking
     /// again.
     view_missing: bool,
+    /// Its create was answered and the rest of its build failed: its link
+    /// may stand, if the kernel refused the undo's delete.
+    build_failed: bool,
 }
 
 impl Slot {
@@ -689,6 +707,7 @@ impl Slot {
                 view_missing: target.view_missing(),
                 inside: target.into_inside(),
                 pending,
+                build_failed: false,
             });
         }
     }

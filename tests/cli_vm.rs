@@ -978,26 +978,33 @@ fn endpoint_records(env: &Env, id: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// `network connect n1 CONTAINER` (`n1` of id `id`), failing with the
-/// kernel refusing every delete of its link: the link must stay in the
-/// container's namespace `ns`, beside its `eth0`, and its endpoint be
-/// recorded `detaching`.
-fn connect_failing_to_delete(env: &Env, container: &str, ns: &Path, id: &str) {
+/// `network connect n1 CONTAINER...` (`n1` of id `id`), failing with the
+/// kernel refusing every delete of an endpoint's link: each link must
+/// stay in its container's namespace (`namespaces`, in order), beside its
+/// `eth0`, and each endpoint be recorded `detaching`.
+fn connect_failing_to_delete(env: &Env, containers: &[&str], namespaces: &[&Path], id: &str) {
+    let mut args = vec!["network", "connect", "n1"];
+    args.extend_from_slice(containers);
     let output = env
-        .command(&["network", "connect", "n1", container])
+        .command(&args)
         .env("IPVLAN_FAULT_FORCE", "endpoint: delete refused")
         .output()
         .unwrap();
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert_eq!(
-        links_at(ns),
-        ["eth0", "eth1", "lo"],
-        "the link stays: {stderr}"
-    );
+    for ns in namespaces {
+        assert_eq!(
+            links_at(ns),
+            ["eth0", "eth1", "lo"],
+            "the link stays: {stderr}"
+        );
+    }
     let records = endpoint_records(env, id);
-    assert_eq!(records.len(), 1, "{records:?}: {stderr}");
-    assert!(records[0].contains("\"detaching\""), "{}", records[0]);
+    assert_eq!(records.len(), containers.len(), "{records:?}: {stderr}");
+    assert!(
+        records.iter().all(|r| r.contains("\"detaching\"")),
+        "{records:?}"
+    );
 }
 
 /// The links in the namespace at `path` (`ip -br link`, names only, sorted).
@@ -1033,7 +1040,7 @@ fn an_undone_attach_whose_link_stays_keeps_its_record_for_restore() {
     let hosts = env.state_dir().join("hosts").join(&id);
     let _ = std::fs::remove_file(&hosts);
     std::fs::create_dir(&hosts).unwrap();
-    connect_failing_to_delete(&env, "k1", &ns, &id);
+    connect_failing_to_delete(&env, &["k1"], &[&ns], &id);
     let taken = env
         .state_dir()
         .join("ipam")
@@ -1058,22 +1065,7 @@ fn an_undone_attach_whose_link_stays_keeps_its_record_for_restore() {
     env.ok(&["run", "--net=n2", "--name=k2", "-d"]);
     let ns2 = env.netns_dir().join("k2");
     std::fs::create_dir(&hosts).unwrap();
-    let output = env
-        .command(&["network", "connect", "n1", "k1", "k2"])
-        .env("IPVLAN_FAULT_FORCE", "endpoint: delete refused")
-        .output()
-        .unwrap();
-    let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
-    for at in [&ns, &ns2] {
-        assert_eq!(links_at(at), ["eth0", "eth1", "lo"], "{stderr}");
-    }
-    let records = endpoint_records(&env, &id);
-    assert_eq!(records.len(), 2, "{records:?}");
-    assert!(
-        records.iter().all(|r| r.contains("\"detaching\"")),
-        "{records:?}"
-    );
+    connect_failing_to_delete(&env, &["k1", "k2"], &[&ns, &ns2], &id);
     std::fs::remove_dir(&hosts).unwrap();
     env.ok(&["restore"]);
     for at in [&ns, &ns2] {
@@ -1118,30 +1110,24 @@ fn a_link_left_by_a_failed_configure_keeps_its_record_for_restore() {
             .unwrap();
         assert!(status.success(), "{args:?}");
     };
-    // Where eth1's default route goes (metric 1): refused with EEXIST.
-    in_k3(&[
-        "route",
-        "add",
-        "default",
-        "via",
-        "192.168.95.1",
-        "dev",
-        "eth0",
-        "metric",
-        "1",
-    ]);
-    connect_failing_to_delete(&env, "k3", &ns, &id);
-    in_k3(&[
-        "route",
-        "del",
-        "default",
-        "via",
-        "192.168.95.1",
-        "dev",
-        "eth0",
-        "metric",
-        "1",
-    ]);
+    // Another tool's default route where eth1's goes (metric 1): eth1's
+    // own is refused with EEXIST.
+    let planted = |verb: &str| {
+        in_k3(&[
+            "route",
+            verb,
+            "default",
+            "via",
+            "192.168.95.1",
+            "dev",
+            "eth0",
+            "metric",
+            "1",
+        ])
+    };
+    planted("add");
+    connect_failing_to_delete(&env, &["k3"], &[&ns], &id);
+    planted("del");
     env.ok(&["restore"]);
     assert_eq!(links_at(&ns), ["eth0", "lo"], "restore deleted it");
 
@@ -1149,44 +1135,9 @@ fn a_link_left_by_a_failed_configure_keeps_its_record_for_restore() {
     // deleted, and both keep their records.
     env.ok(&["run", "--net=n2", "--name=k4", "-d"]);
     let ns4 = env.netns_dir().join("k4");
-    in_k3(&[
-        "route",
-        "add",
-        "default",
-        "via",
-        "192.168.95.1",
-        "dev",
-        "eth0",
-        "metric",
-        "1",
-    ]);
-    let output = env
-        .command(&["network", "connect", "n1", "k4", "k3"])
-        .env("IPVLAN_FAULT_FORCE", "endpoint: delete refused")
-        .output()
-        .unwrap();
-    let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
-    for at in [&ns, &ns4] {
-        assert_eq!(links_at(at), ["eth0", "eth1", "lo"], "{stderr}");
-    }
-    let records = endpoint_records(&env, &id);
-    assert_eq!(records.len(), 2, "{records:?}: {stderr}");
-    assert!(
-        records.iter().all(|r| r.contains("\"detaching\"")),
-        "{records:?}"
-    );
-    in_k3(&[
-        "route",
-        "del",
-        "default",
-        "via",
-        "192.168.95.1",
-        "dev",
-        "eth0",
-        "metric",
-        "1",
-    ]);
+    planted("add");
+    connect_failing_to_delete(&env, &["k4", "k3"], &[&ns4, &ns], &id);
+    planted("del");
     env.ok(&["restore"]);
     for at in [&ns, &ns4] {
         assert_eq!(links_at(at), ["eth0", "lo"], "restore deleted it");

@@ -320,19 +320,7 @@ fn an_add_whose_link_stays_keeps_its_record_for_restore() {
     let conf = r#"{"cniVersion": "1.0.0", "name": "stays", "type": "ipvlan", "master": "cnim61",
         "ipam": {"type": "ipvlan", "subnet": "10.73.0.0/24",
                  "routes": [{"dst": "10.99.0.0/16", "gw": "172.31.0.1"}]}}"#;
-    let mut add = cni.command("ADD", "ctr-stays", &ns, "eth0");
-    add.env("IPVLAN_FAULT_FORCE", "endpoint: delete refused");
-    let mut child = add.spawn().expect("runs the plugin");
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(conf.as_bytes()).unwrap();
-    drop(stdin);
-    let output = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(output.status.code(), Some(1), "{stdout}");
-    assert!(link(Some("cni-stays"), "eth0").is_some(), "the link stays");
-    let (endpoints, leases) = cni.records("stays");
-    assert_eq!(endpoints.len(), 1, "its record kept: {stdout}");
-    assert_eq!(leases.len(), 1, "its lease kept");
+    add_failing_to_delete(&cni, "ctr-stays", "cni-stays", "stays", conf);
     let (code, text) = cni.cli(&["restore"]);
     assert_eq!(code, Some(0), "{text}");
     assert!(
@@ -350,22 +338,25 @@ fn an_add_whose_link_stays_keeps_its_record_for_restore() {
         "linkInContainer": true,
         "ipam": {"type": "ipvlan", "subnet": "10.74.0.0/24",
                  "routes": [{"dst": "10.99.0.0/16", "gw": "172.31.0.1"}]}}"#;
-    let mut add = cni.command("ADD", "ctr-stays2", &ns, "eth0");
-    add.env("IPVLAN_FAULT_FORCE", "endpoint: delete refused");
-    let mut child = add.spawn().expect("runs the plugin");
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(inside.as_bytes()).unwrap();
-    drop(stdin);
-    let output = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(output.status.code(), Some(1), "{stdout}");
-    assert!(link(Some("cni-stays2"), "eth0").is_some(), "the link stays");
-    let (endpoints, leases) = cni.records("stays2");
-    assert_eq!(endpoints.len(), 1, "its record kept: {stdout}");
-    assert_eq!(leases.len(), 1, "its lease kept");
+    add_failing_to_delete(&cni, "ctr-stays2", "cni-stays2", "stays2", inside);
     cni.plugin("DEL", "ctr-stays2", &ns, inside).ok();
     assert!(link(Some("cni-stays2"), "eth0").is_none(), "DEL deleted it");
     assert_eq!(cni.records("stays2"), (Vec::new(), Vec::new()));
+}
+
+/// ADD of `conf` for `container` in the namespace `ns` (under
+/// `/run/netns`), with the kernel refusing every delete of the link: the
+/// ADD fails, the link stays, and the attachment keeps its record and its
+/// lease on network `network`.
+fn add_failing_to_delete(cni: &Cni, container: &str, ns: &str, network: &str, conf: &str) {
+    let mut add = cni.command("ADD", container, &Path::new("/run/netns").join(ns), "eth0");
+    add.env("IPVLAN_FAULT_FORCE", "endpoint: delete refused");
+    let answer = run_with(add, conf);
+    assert_eq!(answer.exit, Some(1), "{}", answer.stdout);
+    assert!(link(Some(ns), "eth0").is_some(), "the link stays");
+    let (endpoints, leases) = cni.records(network);
+    assert_eq!(endpoints.len(), 1, "its record kept: {}", answer.stdout);
+    assert_eq!(leases.len(), 1, "its lease kept");
 }
 
 #[test]

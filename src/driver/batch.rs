@@ -24,7 +24,8 @@
 
 use super::endpoint_link::{self, BuiltEndpoint, EndpointPlan, NewEndpoint};
 use super::endpoints::{
-    check_hosts_dir, parent_link, DetachPlace, Intent, LinkToRemove, Pending, ResolvedTarget,
+    check_hosts_dir, keep_for_restore, parent_link, DetachPlace, Intent, LinkToRemove, Pending,
+    ResolvedTarget,
 };
 use super::netns_identity::{NsAt, OpenNetns};
 use super::networks::{find_network, find_network_to_join, lookup_network};
@@ -285,8 +286,7 @@ impl Manager {
                     continue;
                 };
                 let stands = match (&r.pending.record.mac, r.build_failed) {
-                    (Some(_), _) => endpoint_link::delete_link(&r.inside, index)
-                        .is_err_and(|error| !error.is_not_found()),
+                    (Some(_), _) => endpoint_link::stays_after_delete(&r.inside, index),
                     // Its build's own undo may have been refused.
                     (None, true) => endpoint_link::left_standing(
                         &r.inside,
@@ -297,10 +297,8 @@ impl Manager {
                     ),
                     (None, false) => false,
                 };
-                if stands {
-                    r.pending.record.state = EndpointState::Detaching;
-                    *kept = state.put_endpoint(&r.pending.record).is_ok();
-                }
+                // Its intent is a line of `batch-intents`, which goes below.
+                *kept = stands && keep_for_restore(&state, &mut r.pending.record, false);
             }
             let _ = state.remove_batch_intents();
             give_back(

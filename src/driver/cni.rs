@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use ipnet::IpNet;
 
 use super::endpoint_link::{self, DefaultRoute, EndpointPlan};
-use super::endpoints::under_detach_intent;
+use super::endpoints::{keep_for_restore, under_detach_intent};
 use super::netns_identity::{self, NsAt, OpenNetns};
 use super::networks::find_network;
 use super::options::cni_config;
@@ -637,14 +637,6 @@ impl Manager {
         );
         // A link the kernel would not delete keeps its record, `detaching`,
         // and its leases, for `restore` (see `Pending::undo_unbuilt`).
-        let keep_for_restore = |state: &Locked<'_>, record: &mut EndpointRecord| {
-            record.state = EndpointState::Detaching;
-            let kept = state.put_endpoint(record).is_ok();
-            if kept && in_log {
-                let _ = state.clear_single_intent();
-            }
-            kept
-        };
         let built = match created {
             Ok(Some(built)) => built,
             failed => {
@@ -657,7 +649,7 @@ impl Manager {
                         net.link_in_container,
                     )
                 });
-                if !(stands && keep_for_restore(state, &mut record)) {
+                if !(stands && keep_for_restore(state, &mut record, in_log)) {
                     forget(state);
                 }
                 return Err(match failed {
@@ -677,9 +669,8 @@ impl Manager {
         record.state = EndpointState::Attached;
         let recorded = state.put_attached_endpoint(&record, in_log);
         if let Err(error) = recorded.and_then(|()| state.commit()) {
-            let stands = endpoint_link::delete_link(&inside, built.index)
-                .is_err_and(|error| !error.is_not_found());
-            if !(stands && keep_for_restore(state, &mut record)) {
+            let stands = endpoint_link::stays_after_delete(&inside, built.index);
+            if !(stands && keep_for_restore(state, &mut record, in_log)) {
                 forget(state);
             }
             return Err(Error::from(error).into());

@@ -737,6 +737,12 @@ pub(crate) fn delete_link(inside: &OpenNetns, index: u32) -> Result<(), crate::n
     inside.handle.link_del(index)
 }
 
+/// Deletes the link at `index` in `inside`, known ours; whether it stays
+/// there (the kernel refused, and not because it was gone already).
+pub(crate) fn stays_after_delete(inside: &OpenNetns, index: u32) -> bool {
+    delete_link(inside, index).is_err_and(|error| !error.is_not_found())
+}
+
 /// Deletes ipvlan links on `parent` left under a temporary name in
 /// `inside` (an attach interrupted between create and rename); returns
 /// how many.

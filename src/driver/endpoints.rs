@@ -1097,7 +1097,7 @@ pub(crate) enum Intent {
     InBatch,
 }
 
-/// An attach between [`Manager::prepare`] and its end: what it holds, so
+/// An attach between [`Manager::reserve`] and its end: what it holds, so
 /// that a failure anywhere gives all of it back.
 pub(crate) struct Pending {
     /// The intent record (`attaching`), the endpoint's record once built.
@@ -1321,20 +1321,13 @@ impl Pending {
         let stays = self.record.ifindex.is_some_and(|index| {
             endpoint_link::left_standing(inside, index, &self.record.ifname, parent, false)
         });
-        if !stays {
-            return self.abandon(state, network);
-        }
-        self.record.state = EndpointState::Detaching;
-        match state.put_endpoint(&self.record) {
-            Ok(()) if self.intent == Intent::InLog => {
-                let _ = state.clear_single_intent();
-            }
-            Ok(()) => {}
-            Err(_) => self.abandon(state, network),
+        let in_log = self.intent == Intent::InLog;
+        if !(stays && keep_for_restore(state, &mut self.record, in_log)) {
+            self.abandon(state, network);
         }
     }
 
-    /// Gives back what [`Manager::prepare`] took: the intent record, the
+    /// Gives back what [`Manager::reserve`] took: the intent record, the
     /// index entry, the addresses. Nothing of it is in the kernel.
     pub(crate) fn abandon(mut self, state: &Locked<'_>, network: &NetworkRecord) {
         // The intent in the log's page first: brought back after its
@@ -1355,6 +1348,24 @@ impl Pending {
             let _ = state.release(network, address.addr());
         }
     }
+}
+
+/// Keeps an endpoint whose link the kernel would not delete for `restore`
+/// to finish: its record `detaching`, its addresses still its; with
+/// `in_log`, its intent taken out of the commit log's page (the record
+/// stands for it). Whether the record was written: when not, nothing can
+/// keep it, and the caller gives it back all the same.
+pub(crate) fn keep_for_restore(
+    state: &Locked<'_>,
+    record: &mut EndpointRecord,
+    in_log: bool,
+) -> bool {
+    record.state = EndpointState::Detaching;
+    let kept = state.put_endpoint(record).is_ok();
+    if kept && in_log {
+        let _ = state.clear_single_intent();
+    }
+    kept
 }
 
 /// The network's parent link in the host, which must exist.

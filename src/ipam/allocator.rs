@@ -59,11 +59,11 @@ pub struct NetworkName<'a> {
 /// Automatic requests try the subnets of the family in order and move to
 /// the next one only when a subnet is full; a subnet found full is marked
 /// so (its cursor) and passed over, so an allocation never walks a full
-/// subnet whole again, until [`release`] frees one of its addresses. Explicit requests must lie in
-/// a subnet (`no configured subnet contains IP address X`), not be
-/// reserved (`X is the gateway of subnet S`, ...) and be free (`Address
-/// already in use`); they may lie outside the ip-range and do not move the
-/// cursor.
+/// subnet whole again, until [`release`] frees one of its addresses.
+/// Explicit requests must lie in a subnet (`no configured subnet contains
+/// IP address X`), not be reserved (`X is the gateway of subnet S`, ...)
+/// and be free (`Address already in use`); they may lie outside the
+/// ip-range and do not move the cursor.
 pub fn allocate<B: AddressBook>(
     book: &mut B,
     subnets: &[SubnetSpec],
@@ -157,12 +157,12 @@ pub fn release<B: AddressBook>(
     // allocation takes (subnets are used in order, as Docker's pools):
     // its walk starts at the address freed. Looked at only where a family
     // has several subnets, the only ones ever marked.
-    let family = spec.family();
+    let (family, mark) = (spec.family(), full_mark(spec));
     let several = subnets.iter().filter(|s| s.family() == family).count() > 1;
-    if released && several && book.cursor(spec)? == full_mark(spec) {
+    if released && several && mark.is_some() && book.cursor(spec)? == mark {
         let (first, last) = spec.allocation_bounds();
         let before = to_u128(address).saturating_sub(1);
-        let cursor = match before >= first && Some(from_u128(family, before)) != full_mark(spec) {
+        let cursor = match before >= first && Some(from_u128(family, before)) != mark {
             true => before,
             false => last,
         };

@@ -1849,9 +1849,9 @@ impl Locked<'_> {
     /// Removes temporary files a killed invocation left behind, and empty
     /// records (`*.json` of no bytes under `networks/`, `endpoints/` or
     /// `records/`: a new record whose data a power cut lost, which every
-    /// read takes for one never written); returns how many. Walks the whole directory: for `restore`. A directory that
-    /// fails the trust check stops the walk before anything in it is
-    /// removed.
+    /// read takes for one never written); returns how many. Walks the
+    /// whole directory: for `restore`. A directory that fails the trust
+    /// check stops the walk before anything in it is removed.
     pub fn clean_temporaries(&self) -> Result<usize, StoreError> {
         // Where records are: an empty file elsewhere is no record (the
         // `/etc/netns` marker `hosts/etc-netns/NAME` is empty by design,

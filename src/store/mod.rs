@@ -46,9 +46,9 @@
 //! one-`write` append or line blanking, so a killed invocation never
 //! leaves a half-written file (a write a kill cuts short at a page
 //! boundary, a batch's long append, leaves a last line the next append
-//! ends first, and `restore` rebuilds the hosts files). A file read as missing under the lock (an
-//! endpoint's first record, a container's first index) is instead made
-//! in place, `O_EXCL` and one `write`: a reader sees it missing, empty
+//! ends first, and `restore` rebuilds the hosts files). A file read as
+//! missing under the lock (an endpoint's first record, a container's
+//! first index) is instead made in place, `O_EXCL` and one `write`: a reader sees it missing, empty
 //! (which reads as missing) or whole, and `restore` removes one a kill
 //! left empty. The one exception is the allocation
 //! cursor, a hint rewritten in place as one padded line (a rename over it

@@ -481,6 +481,44 @@ fn restore_removes_a_container_whose_mount_never_came() {
     });
 }
 
+#[test]
+fn restore_forgets_a_gone_containers_log_with_it() {
+    in_fresh_netns("restore-log", |config| {
+        fs::create_dir_all(&config.netns_dir).unwrap();
+        let manager = Manager::open(config.clone()).unwrap();
+        manager.create_container(Some("web")).unwrap();
+        let pid = manager
+            .spawn_detached("web", &["sh".into(), "-c".into(), "echo OLD".into()])
+            .unwrap();
+        wait_for_exit(pid);
+        let log = manager.log_path("web");
+        assert_eq!(fs::read_to_string(&log).unwrap(), "OLD\n", "precondition");
+        // Its namespace gone, as after a reboot: restore forgets the
+        // container, and its log with it, as `rm` removes it.
+        netns::delete_named(&config.netns_dir, "web").unwrap();
+        let report = manager.restore().unwrap();
+        assert!(report.errors.is_empty(), "{report:?}");
+        assert!(container_names(&manager).is_empty());
+        assert!(!log.exists(), "the forgotten container's log stays");
+        // A new container of its name logs only its own output.
+        manager.create_container(Some("web")).unwrap();
+        let pid = manager
+            .spawn_detached("web", &["sh".into(), "-c".into(), "echo NEW".into()])
+            .unwrap();
+        wait_for_exit(pid);
+        assert_eq!(fs::read_to_string(&log).unwrap(), "NEW\n");
+        manager.remove_container("web", true).unwrap();
+    });
+}
+
+/// Waits for the detached process `pid` (our child) to end.
+fn wait_for_exit(pid: u32) {
+    let mut status = 0;
+    // SAFETY: waitpid on a child of this process, into a live int.
+    let waited = unsafe { libc::waitpid(pid as libc::pid_t, &mut status, 0) };
+    assert_eq!(waited, pid as libc::pid_t);
+}
+
 /// A network written straight into the state (this kernel may have no
 /// ipvlan to create one): enough for an attach to get as far as its
 /// target, with `lo` as parent.

@@ -351,9 +351,14 @@ impl Manager {
                 // nothing would ever take the view out.
                 let removed = hosts::unlink(&self.config.etc_netns_dir, &name, state.root())
                     .and_then(|()| state.remove_container(&name).map_err(Error::from));
-                if let Err(error) = removed {
-                    report.errors.push(format!("container {name}: {error}"));
-                }
+                match removed {
+                    // Its `run -d` output goes with it, as with `rm`: a
+                    // new container of its name would append to it.
+                    Ok(_) => {
+                        let _ = std::fs::remove_file(self.log_path(&name));
+                    }
+                    Err(error) => report.errors.push(format!("container {name}: {error}")),
+                };
             }
         }
         // What was repaired durable before it is reported, and the commit

@@ -598,7 +598,8 @@ impl Drop for SignalBlock {
 /// does, and those the kernel sends to us alone (an inherited `alarm`).
 /// The terminal's (a Ctrl-C, a hang-up) are not passed on: they went to
 /// its foreground process group, which the child shares with us, so it has
-/// them already ([`reached_the_child_too`]). They and `SIGCHLD`
+/// them already ([`reached_the_child_too`]); but a hang-up that came to us
+/// as our session's leader is. They and `SIGCHLD`
 /// must be blocked in every thread of the process
 /// ([`SignalBlock::for_forwarding`], before any thread starts), or a
 /// thread that does not block them takes them instead.
@@ -629,13 +630,25 @@ pub fn wait_child_forwarding(pid: u32) -> io::Result<ChildStatus> {
 /// ours and the child's. A signal a process sent (SI_USER, SI_QUEUE,
 /// SI_TKILL: a code of 0 or less) came to us alone, and so did the
 /// kernel's others (an `alarm` or CPU limit inherited from whoever ran
-/// us): those are passed on.
+/// us): those are passed on. So are a hang-up's `SIGHUP` and `SIGCONT`
+/// when we lead our session: the kernel sends those to the session's
+/// leader alone (`ssh -t host ipvlan exec ...`, `setsid -c`, a getty),
+/// and the rest of the group gets its `SIGHUP` only once the leader has
+/// ended, which we would not before the child.
 fn reached_the_child_too(signal: libc::c_int, si_code: libc::c_int) -> bool {
     si_code > 0
-        && matches!(
-            signal,
-            libc::SIGINT | libc::SIGQUIT | libc::SIGHUP | libc::SIGWINCH | libc::SIGCONT
-        )
+        && match signal {
+            libc::SIGINT | libc::SIGQUIT | libc::SIGWINCH => true,
+            libc::SIGHUP | libc::SIGCONT => !leads_its_session(),
+            _ => false,
+        }
+}
+
+/// Whether this process leads its session (its id is the session's).
+fn leads_its_session() -> bool {
+    // SAFETY: getsid(0) and getpid() take no pointers and cannot fail
+    // for the calling process.
+    unsafe { libc::getsid(0) == libc::getpid() }
 }
 
 /// The signals of `saved` that this process did not already ignore

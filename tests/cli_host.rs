@@ -11,7 +11,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use ipvlan::driver::{Config, Manager};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ipvlan");
 
@@ -31,16 +31,23 @@ fn isolated(script: &str, scratch: &Path) -> Output {
 
 /// [`isolated`] with `IPVLAN_NETNS_DIR` set to `netns_dir`.
 fn isolated_in(script: &str, scratch: &Path, netns_dir: &Path) -> Output {
+    isolated_command(script, scratch, netns_dir)
+        .output()
+        .expect("unshare (util-linux) is needed")
+}
+
+/// The command [`isolated_in`] runs.
+fn isolated_command(script: &str, scratch: &Path, netns_dir: &Path) -> Command {
     common::privilege::require_root();
-    Command::new("unshare")
+    let mut command = Command::new("unshare");
+    command
         .args(["-m", "-n", "--propagation", "private", "sh", "-c", script])
         .env("BIN", BIN)
         .env("T", scratch)
         .env("IPVLAN_STATE_DIR", scratch.join("state"))
         .env("IPVLAN_NETNS_DIR", netns_dir)
-        .env("IPVLAN_ETC_NETNS_DIR", scratch.join("etc-netns"))
-        .output()
-        .expect("unshare (util-linux) is needed")
+        .env("IPVLAN_ETC_NETNS_DIR", scratch.join("etc-netns"));
+    command
 }
 
 /// Runs `script` as [`isolated`] does, with `/run` a private tmpfs (so
@@ -50,6 +57,16 @@ fn isolated_in(script: &str, scratch: &Path, netns_dir: &Path) -> Output {
 /// cannot attach them to an ipvlan network). Their mounts go with the
 /// scratch thread's mount namespace.
 fn with_containers(ours: &[&str], script: &str, scratch: &Path) -> Output {
+    with_containers_stdin(ours, script, scratch, Stdio::null())
+}
+
+/// [`with_containers`], the script's stdin `stdin`.
+fn with_containers_stdin(
+    ours: &[&str],
+    script: &str,
+    scratch: &Path,
+    stdin: impl Into<Stdio> + Send,
+) -> Output {
     common::privilege::require_root();
     let netns_dir = Path::new("/run/netns");
     ipvlan::netns::run_in_new_with_private_dir("/run", || {
@@ -62,7 +79,10 @@ fn with_containers(ours: &[&str], script: &str, scratch: &Path) -> Output {
         for name in ours {
             manager.create_container(Some(name)).unwrap();
         }
-        isolated_in(script, scratch, netns_dir)
+        isolated_command(script, scratch, netns_dir)
+            .stdin(stdin)
+            .output()
+            .expect("unshare (util-linux) is needed")
     })
     .expect("a private /run")
 }
@@ -205,6 +225,47 @@ fn exec_stopped_by_a_supervisor_stops_its_command_and_exits_with_its_status() {
     let stdout = text(&output.stdout);
     let stderr = text(&output.stderr);
     assert_eq!(stdout, "rc=143\nrm=0\n", "{stderr}");
+}
+
+#[test]
+fn exec_leading_its_session_passes_a_hang_up_on_and_ends() {
+    let scratch = scratch_dir("hangup");
+    // ipvlan leads a session whose terminal is a pty (`setsid -c`, as
+    // `ssh -t host ipvlan exec ...` or a getty makes it); the pty's master
+    // is closed, a hang-up. The kernel then sends SIGHUP and SIGCONT to the
+    // session's leader alone. Before, ipvlan took that SIGHUP for one the
+    // command had too and waited on, the command running for ever.
+    let (master, slave) = common::pty::open();
+    // (A command run with `&` gets /dev/null as stdin unless it is given
+    // one: the pty is kept at 3 for it.)
+    let script = "exec 3<&0\n\
+         setsid -c -w \"$BIN\" exec hup sh -c 'echo $$ > \"$T/pid\"; exec sleep 1000' <&3 3<&- > /dev/null 2> \"$T/err\" &\n\
+         p=$!\n\
+         i=0\n\
+         while [ ! -s \"$T/pid\" ] && [ $i -lt 1000 ]; do sleep 0.01; i=$((i + 1)); done\n\
+         [ -s \"$T/pid\" ] && echo started\n\
+         : > \"$T/ready\"\n\
+         i=0\n\
+         while kill -0 $p 2> /dev/null && [ $i -lt 500 ]; do sleep 0.01; i=$((i + 1)); done\n\
+         kill -0 $p 2> /dev/null && echo ipvlan-running\n\
+         kill -0 $(cat \"$T/pid\") 2> /dev/null && echo command-running\n\
+         kill -9 $p $(cat \"$T/pid\") 2> /dev/null\n\
+         \"$BIN\" rm -f hup > /dev/null; echo \"rm=$?\"";
+    let ready = scratch.join("ready");
+    let output = std::thread::scope(|scope| {
+        let run = scope.spawn(|| with_containers_stdin(&["hup"], script, &scratch, slave));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !ready.exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(ready.exists(), "the command never started");
+        drop(master);
+        run.join().unwrap()
+    });
+    let stdout = text(&output.stdout);
+    let stderr = text(&output.stderr);
+    let err = std::fs::read_to_string(scratch.join("err")).unwrap_or_default();
+    assert_eq!(stdout, "started\nrm=0\n", "{stderr} {err}");
 }
 
 #[test]

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod privilege;
+pub mod pty;
 
 use std::fs;
 use std::net::IpAddr;

@@ -928,18 +928,21 @@ pub fn set_arp_notify(ns: &Netns, ifname: &str, on: bool) -> io::Result<()> {
 /// Longest interface name the kernel accepts (`IFNAMSIZ - 1`).
 pub const IFNAME_MAX: usize = 15;
 
-/// Whether the kernel accepts `name` as an interface name (its
-/// `dev_valid_name`): 1 to 15 bytes, not `.` or `..`, no '/', ':',
-/// whitespace or NUL. Such a name is also safe as one path component
-/// (`/proc/sys/net/ipv6/conf/NAME`).
+/// Whether the kernel takes `name` as an interface name, as it is (its
+/// `dev_valid_name`): 1 to 15 bytes, not `.` or `..`, no '/', ':', NUL or
+/// byte its `isspace` calls a space (9 to 13, 32 and 0xA0, which UTF-8
+/// text holds inside `à` or a no-break space); and no '%', which makes a
+/// name a template the kernel fills in (`eth%d` becomes `eth0`), so the
+/// link would get another name than the one asked for. Such a name is
+/// also safe as one path component (`/proc/sys/net/ipv6/conf/NAME`).
 pub fn is_valid_ifname(name: &str) -> bool {
     !(name.is_empty()
         || name.len() > IFNAME_MAX
         || name == "."
         || name == ".."
-        || name
-            .bytes()
-            .any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace() || b == 0))
+        || name.bytes().any(|b| {
+            matches!(b, b'/' | b':' | b'%' | 0 | b' ' | 0xa0) || (0x09..=0x0d).contains(&b)
+        }))
 }
 
 /// Interface names go into a `/proc/sys` path: the kernel's own rule
@@ -1068,6 +1071,37 @@ pub fn disable_ipv6(ns: &Netns, ifname: &str) -> io::Result<bool> {
 mod tests {
     use super::*;
     use std::os::unix::net::UnixDatagram;
+
+    /// The kernel's `isspace` (9-13, 32, 0xA0) and its name templates
+    /// (`%`) refuse these; a vertical tab, a no-break space (inside `à`
+    /// too) and a `%` were taken before.
+    #[test]
+    fn interface_names_follow_the_kernels_rule_byte_for_byte() {
+        for name in ["eth0", "eth0.10", "v-1_a", "abcdefghijklmno", "é"] {
+            assert!(is_valid_ifname(name), "{name:?}");
+        }
+        for name in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "a:b",
+            "a b",
+            "a\tb",
+            "a\nb",
+            "a\u{b}b",
+            "a\u{c}b",
+            "a\rb",
+            "eth\u{a0}",
+            "a\u{e0}",
+            "eth%d",
+            "a%b",
+            "a\0b",
+            "abcdefghijklmnop",
+        ] {
+            assert!(!is_valid_ifname(name), "{name:?}");
+        }
+    }
 
     fn identity(file: &File) -> (u64, u64) {
         let meta = file.metadata().unwrap();

@@ -232,6 +232,10 @@ pub fn check_ifname(ifname: &str) -> Result<(), CniError> {
         format!("interface name is too long: at most {IFNAME_MAX} bytes")
     } else if ifname == "." || ifname == ".." {
         "interface name is . or ..".to_string()
+    } else if ifname.contains('%') {
+        // The reference library takes it; the kernel then names the
+        // link itself (`eth%d` is `eth0`), not as asked.
+        "interface name contains %, which the kernel reads as a template".to_string()
     } else {
         "interface name contains / or : or whitespace characters".to_string()
     };
@@ -434,6 +438,14 @@ mod tests {
             ),
             (
                 "a b",
+                "interface name contains / or : or whitespace characters",
+            ),
+            (
+                "eth%d",
+                "interface name contains %, which the kernel reads as a template",
+            ),
+            (
+                "a\u{b}b",
                 "interface name contains / or : or whitespace characters",
             ),
         ] {

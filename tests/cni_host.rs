@@ -658,6 +658,49 @@ fn a_lease_only_network_keeps_its_ranges_and_the_cli_overlap_rule() {
     );
 }
 
+/// Two addresses of one family asked for: host-local leases one a range
+/// set and refuses the rest, and so do we (one range set a family).
+/// Before, both were leased; as an ipvlan ADD's, the second went on the
+/// link but not into the record, and DEL left it leased.
+#[test]
+fn a_second_address_of_a_family_asked_for_is_refused_and_nothing_leased() {
+    let dir = TempDir::new("cni-two-of-a-family");
+    let state = dir.path().join("state");
+    let conf = macvlan_conf("pair", r#""subnet": "10.7.0.0/24""#);
+    for ips in ["10.7.0.5,10.7.0.6", "10.7.0.5,fd00::6,10.7.0.6"] {
+        let env = set(
+            &add_env(),
+            &[
+                ("CNI_ARGS", Some(&format!("IP={ips}"))),
+                ("IPVLAN_STATE_DIR", Some(state.to_str().unwrap())),
+            ],
+        );
+        plugin(&env, &conf).assert_error(
+            999,
+            "failed to allocate all requested IPs: 10.7.0.6",
+            "1.0.0",
+        );
+        assert_eq!(lease_records(&state, "pair").1, Vec::new(), "{ips}");
+    }
+    // One of each family, and one asked for twice, as before.
+    let dual = macvlan_conf(
+        "dual",
+        r#""ranges": [[{"subnet": "10.6.0.0/24"}], [{"subnet": "fd00:6::/64"}]]"#,
+    );
+    let env = |ips: &str| {
+        set(
+            &add_env(),
+            &[
+                ("CNI_ARGS", Some(&format!("IP={ips}"))),
+                ("IPVLAN_STATE_DIR", Some(state.to_str().unwrap())),
+            ],
+        )
+    };
+    let answer = plugin(&env("10.6.0.5,fd00:6::5"), &dual);
+    assert_eq!(answer.exit, Some(0), "{} {}", answer.stdout, answer.stderr);
+    assert_eq!(lease_records(&state, "dual").1.len(), 2);
+}
+
 /// A network CNI made that holds nothing any more gives way to another
 /// config's network on an overlapping subnet (a conflist renamed): it is
 /// removed. Before, it refused every such network until someone ran

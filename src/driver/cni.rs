@@ -1412,6 +1412,7 @@ fn refuse_unservable(net: &CniNetwork, wanted: &[IpAddr]) -> Result<(), Error> {
     if wanted.is_empty() {
         return Ok(());
     }
+    one_per_family(wanted)?;
     let mut req = NetworkCreate::new(net.name.clone());
     for (subnet, gateway) in &net.subnets {
         req.subnets.push(*subnet);
@@ -1555,6 +1556,7 @@ fn allocate(
     owner: &str,
     bounds: &[(IpNet, IpAddr, IpAddr)],
 ) -> Result<Leases, Error> {
+    one_per_family(wanted)?;
     let cursors = state.cursors(network)?;
     let mut families: Vec<IpFamily> = Vec::new();
     for subnet in &network.subnets {
@@ -1590,6 +1592,35 @@ fn allocate(
         addresses: taken,
         cursors,
     })
+}
+
+/// Refuses a second asked-for address of a family: a network has one
+/// range set a family, and host-local leases one address a range set,
+/// refusing the others with these words. (Leased, the second went on the
+/// link but not into the record, and DEL, which releases what the record
+/// names, left it leased.)
+fn one_per_family(wanted: &[IpAddr]) -> Result<(), Error> {
+    // One asked for twice is refused as taken, where it is leased.
+    let extra: Vec<String> = wanted
+        .iter()
+        .enumerate()
+        .filter(|&(at, address)| {
+            let before = &wanted[..at];
+            !before.contains(address)
+                && before
+                    .iter()
+                    .any(|other| IpFamily::of(*other) == IpFamily::of(*address))
+        })
+        .map(|(_, address)| address)
+        .map(ToString::to_string)
+        .collect();
+    match extra.is_empty() {
+        true => Ok(()),
+        false => Err(Error::failed(format!(
+            "failed to allocate all requested IPs: {}",
+            extra.join(" ")
+        ))),
+    }
 }
 
 /// Why `address` may not be asked for: it lies in a bounded subnet but

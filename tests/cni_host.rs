@@ -822,6 +822,49 @@ fn fake_plugin(dir: &Path, name: &str, script: &str) -> PathBuf {
     path
 }
 
+/// DEL runs the delegated IPAM plugin's DEL even when its own part fails
+/// (the spec: DEL executes its delegated plugins and cleans up as far as
+/// it can), and answers with its own error. Before, a state directory our
+/// DEL could not open (or a damaged record) kept host-local's lease
+/// through every retry of the runtime.
+#[test]
+fn del_runs_the_ipam_plugins_del_when_its_own_part_fails() {
+    let dir = TempDir::new("cni-del-delegates");
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let seen = dir.path().join("seen");
+    fake_plugin(
+        &bin,
+        "fake-ipam",
+        &format!("echo \"$CNI_COMMAND\" >> {}\nexit 0", seen.display()),
+    );
+    // A file where the state directory goes: our DEL cannot start.
+    let not_a_dir = dir.path().join("state");
+    std::fs::write(&not_a_dir, "").unwrap();
+    let conf = CONF.replace("host-local", "fake-ipam");
+    let env = set(
+        &add_env(),
+        &[
+            ("CNI_COMMAND", Some("DEL")),
+            ("CNI_NETNS", None),
+            ("CNI_PATH", Some(bin.to_str().unwrap())),
+            ("IPVLAN_STATE_DIR", Some(not_a_dir.to_str().unwrap())),
+        ],
+    );
+    let answer = plugin(&env, &conf);
+    let value = answer.json();
+    assert_eq!(answer.exit, Some(1), "{}", answer.stdout);
+    assert_eq!(value.get("code").and_then(Value::as_u64), Some(999));
+    assert!(
+        value
+            .get("msg")
+            .and_then(Value::as_str)
+            .is_some_and(|msg| msg.contains("state directory")),
+        "{value:?}"
+    );
+    assert_eq!(std::fs::read_to_string(&seen).unwrap_or_default(), "DEL\n");
+}
+
 #[test]
 fn status_is_forwarded_to_the_ipam_plugin_with_our_stdin_and_environment() {
     let dir = TempDir::new("cni-status");

@@ -457,30 +457,39 @@ pub fn add(env: &Env, conf: &NetConf, input: &[u8]) -> Result<CniResult, CniErro
 }
 
 /// DEL: ours first (the link if it is an ipvlan one, the lease, the
-/// record), then the delegated plugin's DEL. Gone is success.
+/// record), then the delegated plugin's DEL, which runs even when ours
+/// failed (the spec: DEL executes its delegated plugins and cleans up as
+/// far as it can; a state our DEL cannot read would otherwise keep the
+/// delegate's lease through every retry). Our error is the answer, else
+/// the delegate's. Gone is success.
 pub fn del(env: &Env, conf: &NetConf, input: &[u8]) -> Result<(), CniError> {
     let who = attachment(env)?;
-    let manager = manager(env)?;
     if as_ipam(conf) {
-        return manager
+        return manager(env)?
             .cni_lease_del(&conf.name, &who.container_id, &who.ifname)
             .map_err(runtime);
     }
-    let notes = manager
-        .cni_del(
-            &conf.name,
-            &who.container_id,
-            &who.ifname,
-            env.netns.as_deref(),
-        )
-        .map_err(runtime)?;
-    for note in notes {
-        eprintln!("ipvlan: {note}");
-    }
-    if let Some(Ipam::Delegated { plugin }) = &conf.ipam {
-        attach::run_ipam(env, plugin, Command::Del, input)?;
-    }
-    Ok(())
+    let ours = manager(env).and_then(|manager| {
+        let notes = manager
+            .cni_del(
+                &conf.name,
+                &who.container_id,
+                &who.ifname,
+                env.netns.as_deref(),
+            )
+            .map_err(runtime)?;
+        for note in notes {
+            eprintln!("ipvlan: {note}");
+        }
+        Ok(())
+    });
+    let delegated = match &conf.ipam {
+        Some(Ipam::Delegated { plugin }) => {
+            attach::run_ipam(env, plugin, Command::Del, input).map(drop)
+        }
+        _ => Ok(()),
+    };
+    ours.and(delegated)
 }
 
 /// CHECK: the delegated plugin's CHECK, then the namespace against the

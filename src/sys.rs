@@ -224,8 +224,9 @@ pub fn getsockopt_u64(fd: BorrowedFd<'_>, level: i32, name: i32) -> io::Result<u
 }
 
 /// `setsockopt(2)` with a `struct timeval` value (`SO_RCVTIMEO`,
-/// `SO_SNDTIMEO`); sub-microsecond parts are dropped, and a duration too
-/// long for `time_t` is clamped.
+/// `SO_SNDTIMEO`); sub-microsecond parts are dropped (a duration under a
+/// microsecond is one), a duration too long for `time_t` is clamped, and
+/// zero is refused.
 // libc marks musl's `time_t`/`suseconds_t` deprecated only to announce
 // their move to 64 bits; naming them keeps this right at either width.
 #[allow(deprecated)]
@@ -235,6 +236,16 @@ pub fn setsockopt_timeval(
     name: i32,
     value: std::time::Duration,
 ) -> io::Result<()> {
+    // The kernel reads {0, 0} as "wait for ever": zero is refused (as std
+    // refuses it for its sockets), and what is shorter than the option's
+    // unit, a microsecond, is one.
+    if value.is_zero() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "a zero timeout (the kernel would wait for ever)",
+        ));
+    }
+    let value = value.max(std::time::Duration::from_micros(1));
     let timeval = libc::timeval {
         tv_sec: libc::time_t::try_from(value.as_secs()).unwrap_or(libc::time_t::MAX),
         tv_usec: value.subsec_micros() as libc::suseconds_t,
@@ -1577,6 +1588,45 @@ pub fn wait_child(pid: u32, nohang: bool) -> io::Result<Option<ChildStatus>> {
 
 #[cfg(test)]
 mod tests {
+    /// The receive timeout the kernel holds for `fd`.
+    #[allow(deprecated)]
+    fn recv_timeout_of(fd: BorrowedFd<'_>) -> (i64, i64) {
+        // SAFETY: timeval is plain integers; zeros are a valid value.
+        let mut value: libc::timeval = unsafe { mem::zeroed() };
+        let mut len = mem::size_of::<libc::timeval>() as libc::socklen_t;
+        // SAFETY: getsockopt writes at most `len` bytes into `value`.
+        let got = unsafe {
+            libc::getsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&mut value as *mut libc::timeval).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!(got, 0);
+        (value.tv_sec as i64, value.tv_usec as i64)
+    }
+
+    /// {0, 0} is "for ever" to the kernel: a timeout under a microsecond
+    /// was sent as that, and a request waited without end. Read back from
+    /// the kernel.
+    #[test]
+    fn a_timeout_never_reaches_the_kernel_as_for_ever() {
+        let (left, _right) = std::os::unix::net::UnixDatagram::pair().unwrap();
+        let fd = std::os::fd::AsFd::as_fd(&left);
+        let set = |value| setsockopt_timeval(fd, libc::SOL_SOCKET, libc::SO_RCVTIMEO, value);
+        set(std::time::Duration::from_nanos(500)).unwrap();
+        // Rounded up to a jiffy by the kernel: not zero, not a second.
+        let short = recv_timeout_of(fd);
+        assert!(short.0 == 0 && short.1 > 0, "{short:?}");
+        set(std::time::Duration::from_millis(1500)).unwrap();
+        assert_eq!(recv_timeout_of(fd), (1, 500_000));
+        let zero = set(std::time::Duration::ZERO).unwrap_err();
+        assert_eq!(zero.kind(), io::ErrorKind::InvalidInput);
+        assert_eq!(recv_timeout_of(fd), (1, 500_000), "left as it was");
+    }
+
     use std::os::unix::process::ExitStatusExt;
 
     use super::*;

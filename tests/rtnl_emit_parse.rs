@@ -108,8 +108,10 @@ impl Rng {
         IpNet::new(addr, self.below(max + 1) as u8).unwrap()
     }
 
-    /// A name the kernel accepts: 1 to 15 bytes, any UTF-8 but '/', ':',
-    /// whitespace and NUL, not "." or "..".
+    /// A name the kernel takes as it is: 1 to 15 bytes, any UTF-8 but '/',
+    /// ':', '%' (a template the kernel fills in), NUL and the bytes its
+    /// `isspace` calls spaces (0x0B and 0xA0 among them: no 'à'), not "."
+    /// or "..".
     fn ifname(&mut self) -> String {
         const PIECES: &[&str] = &[
             "a",
@@ -123,7 +125,6 @@ impl Rng {
             "-",
             "_",
             "@",
-            "%",
             "é",
             "€",
             "\u{1f600}",
@@ -160,7 +161,10 @@ impl Rng {
                     .filter(|&i| name.is_char_boundary(i))
                     .nth(self.below(name.chars().count() as u64 + 1) as usize)
                     .unwrap_or(0);
-                name.insert(at, self.pick(&['/', ':', ' ', '\t', '\n', '\0']));
+                name.insert(
+                    at,
+                    self.pick(&['/', ':', '%', ' ', '\t', '\n', '\u{b}', '\0', '\u{a0}']),
+                );
                 name
             }
         }

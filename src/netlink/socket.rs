@@ -146,9 +146,9 @@ pub struct Socket {
     /// the first answer, addressed to that port, tells it.
     port_id: Cell<u32>,
     seq: Cell<u32>,
-    recv_timeout: Cell<Duration>,
-    /// Whether `SO_RCVTIMEO` is set (at the first answer not yet queued).
-    timeout_set: Cell<bool>,
+    /// The timeout `SO_RCVTIMEO` holds, `None` until set (at the first
+    /// answer not yet queued; [`RECV_TIMEOUT`] then).
+    recv_timeout: Cell<Option<Duration>>,
     /// Whether `NETLINK_GET_STRICT_CHK` was asked for (before the first
     /// dump; see the module documentation).
     strict_asked: Cell<bool>,
@@ -164,6 +164,9 @@ pub struct Socket {
     /// while a datagram is read and handed over, so a callback that uses
     /// this same socket gets a buffer of its own rather than a borrow panic.
     recv_buf: Cell<Vec<u8>>,
+    /// Whether a dump is under way, its callback running: no request may be
+    /// sent then (see [`Socket::send`]).
+    dumping: Cell<bool>,
 }
 
 impl fmt::Debug for Socket {
@@ -172,7 +175,7 @@ impl fmt::Debug for Socket {
             .field("fd", &self.fd)
             .field("port_id", &self.port_id.get())
             .field("seq", &self.seq.get())
-            .field("recv_timeout", &self.recv_timeout.get())
+            .field("recv_timeout", &self.timeout())
             .field("limits", &self.limits.get())
             .finish_non_exhaustive()
     }
@@ -332,13 +335,13 @@ impl Socket {
             fd,
             port_id: Cell::new(0),
             seq: Cell::new(seed),
-            recv_timeout: Cell::new(RECV_TIMEOUT),
-            timeout_set: Cell::new(false),
+            recv_timeout: Cell::new(None),
             strict_asked: Cell::new(false),
             capped_acks: Cell::new(None),
             limits: Cell::new(None),
             sized: Cell::new(false),
             recv_buf: Cell::new(Vec::new()),
+            dumping: Cell::new(false),
         })
     }
 
@@ -402,9 +405,13 @@ impl Socket {
             timeout,
         )
         .map_err(|err| Error::from(err).op("set netlink receive timeout"))?;
-        self.recv_timeout.set(timeout);
-        self.timeout_set.set(true);
+        self.recv_timeout.set(Some(timeout));
         Ok(())
+    }
+
+    /// How long a request waits for each datagram of its answer.
+    fn timeout(&self) -> Duration {
+        self.recv_timeout.get().unwrap_or(RECV_TIMEOUT)
     }
 
     /// The cookie of the network namespace the socket was opened in
@@ -436,7 +443,17 @@ impl Socket {
         seq
     }
 
+    /// Sends one datagram: refused while a dump on this socket is under
+    /// way (from its callback). The kernel makes a dump's next part inside
+    /// the read that returned the one before, so that part is queued
+    /// already: the nested request would read it and drop it as not its
+    /// own, and the dump would end without it, and without an error.
     fn send(&self, bytes: &[u8]) -> Result<()> {
+        if self.dumping.get() {
+            return Err(Error::invalid(
+                "a request on a netlink socket whose dump is under way (from the dump's callback): use another socket",
+            ));
+        }
         let sent = sys::send_to_kernel(self.fd.as_fd(), bytes)?;
         if sent != bytes.len() {
             return Err(Error::malformed("short send on netlink socket"));
@@ -452,7 +469,7 @@ impl Socket {
             Some(value) => Ok(value),
             // A waiting read that finds nothing has timed out (recv_error).
             None => Err(Error::new(ErrorKind::Timeout {
-                after: self.recv_timeout.get(),
+                after: self.timeout(),
             })),
         }
     }
@@ -518,15 +535,15 @@ impl Socket {
     /// without waiting: the kernel answers inside `sendmsg`, so the answer
     /// is nearly always there, and only when it is not is the timeout set.
     fn recv_into(&self, buf: &mut [u8], wait: bool) -> Result<Option<usize>> {
-        let failed = |err| match recv_error(err, wait, self.recv_timeout.get()) {
+        let failed = |err| match recv_error(err, wait, self.timeout()) {
             Some(err) => Err(err),
             None => Ok(None),
         };
         loop {
             let received = match sys::recv_from(self.fd.as_fd(), buf, libc::MSG_DONTWAIT) {
                 Err(err) if wait && err.kind() == io::ErrorKind::WouldBlock => {
-                    if !self.timeout_set.get() {
-                        self.set_recv_timeout(self.recv_timeout.get())?;
+                    if self.recv_timeout.get().is_none() {
+                        self.set_recv_timeout(RECV_TIMEOUT)?;
                     }
                     sys::recv_from(self.fd.as_fd(), buf, 0)
                 }
@@ -732,6 +749,7 @@ impl Socket {
         for _ in 0..DUMP_ATTEMPTS {
             let seq = self.next_seq();
             self.send(&msg.to_bytes(seq, self.port_id.get())?)?;
+            let _dumping = Dumping::start(&self.dumping);
             // Made at the first part, once the port is known (see `receive`).
             let mut reader: Option<DumpReader> = None;
             each(None)?;
@@ -770,6 +788,23 @@ impl Socket {
         Err(Error::new(ErrorKind::DumpInterrupted {
             attempts: DUMP_ATTEMPTS,
         }))
+    }
+}
+
+/// Marks a dump under way on its socket until dropped (every way out of
+/// the dump's reading, an error's too).
+struct Dumping<'a>(&'a Cell<bool>);
+
+impl<'a> Dumping<'a> {
+    fn start(flag: &'a Cell<bool>) -> Dumping<'a> {
+        flag.set(true);
+        Dumping(flag)
+    }
+}
+
+impl Drop for Dumping<'_> {
+    fn drop(&mut self) {
+        self.0.set(false);
     }
 }
 
@@ -1132,6 +1167,40 @@ mod tests {
                 socket.request(&set_up_request(LO, true))
             });
             nested.unwrap();
+        });
+    }
+
+    /// A request from a dump's callback on the dump's own socket would read
+    /// the dump's next part (already queued) and drop it: the dump ended
+    /// `Ok` without those links. It is refused; the dump still gives every
+    /// link, and the socket serves the next request.
+    #[test]
+    fn a_dumps_callback_cannot_take_the_dumps_answers() {
+        in_fresh_netns(|| {
+            let socket = Socket::open().unwrap();
+            // Enough links for a dump of several parts.
+            for pair in 0..100 {
+                let spec = LinkSpec::veth(&format!("dn{pair}a"), &format!("dn{pair}b"));
+                socket.request(&spec.request().unwrap()).unwrap();
+            }
+            let mut nested = Vec::new();
+            let links = socket
+                .dump(&dump_request(), |_| {
+                    if nested.is_empty() {
+                        nested.push(socket.request_reply(&get_by_index_request(LO), |_| Ok(())));
+                    }
+                    Ok(Some(()))
+                })
+                .unwrap();
+            assert_eq!(links.len(), 201, "every link, lo included");
+            let refused = nested.pop().unwrap().unwrap_err();
+            assert!(
+                matches!(refused.kind(), ErrorKind::InvalidInput { .. }),
+                "{refused}"
+            );
+            socket
+                .request_reply(&get_by_index_request(LO), |_| Ok(()))
+                .unwrap();
         });
     }
 }

@@ -571,7 +571,7 @@ impl<'fd> LinkSpec<'fd> {
 pub fn check_ifname(name: &str) -> Result<()> {
     if !is_valid_ifname(name) {
         return Err(Error::invalid(format!(
-            "invalid interface name {name:?} (1 to {IFNAME_MAX} bytes, no '/', ':' or spaces)"
+            "invalid interface name {name:?} (1 to {IFNAME_MAX} bytes, no '/', ':', '%' or spaces)"
         )));
     }
     Ok(())

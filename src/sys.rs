@@ -1341,6 +1341,82 @@ fn c_os(text: &std::ffi::OsStr) -> io::Result<std::ffi::CString> {
 /// and pidfd paths) for the three ways the crate starts programs. The
 /// child is not waited for: see [`wait_child`].
 pub fn spawn(what: &Spawn<'_>) -> io::Result<u32> {
+    start(what, false)?.release()
+}
+
+/// [`spawn`], the child held before it runs the program: it waits (in its
+/// namespace, with its standard streams) until [`HeldChild::release`]
+/// lets it go, and ends without running anything when the [`HeldChild`]
+/// is dropped (or this process ends) first. Lets the caller check, once
+/// the child exists, that it should run at all, before any of the
+/// program's code (or a process it would start) exists.
+pub fn spawn_held(what: &Spawn<'_>) -> io::Result<HeldChild> {
+    start(what, true)
+}
+
+/// A child forked by [`spawn_held`], waiting to run its program.
+#[derive(Debug)]
+pub struct HeldChild {
+    pid: u32,
+    /// Where `execve`'s error comes from; closed at a successful exec.
+    report: OwnedFd,
+    /// The write end of the child's gate: one byte lets it go, closing
+    /// it without one ends it. `None` for a child not held.
+    gate: Option<OwnedFd>,
+}
+
+impl HeldChild {
+    /// Lets the child run its program; returns its pid once it runs, or
+    /// the error that kept it from running (the child reaped).
+    pub fn release(mut self) -> io::Result<u32> {
+        if let Some(gate) = self.gate.take() {
+            // SAFETY: writes one byte from a live array to our descriptor.
+            let wrote =
+                retry(|| unsafe { libc::write(gate.as_raw_fd(), [1u8].as_ptr().cast(), 1) })?;
+            if wrote != 1 {
+                return Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "releasing a held child",
+                ));
+            }
+        }
+        let mut errno = [0u8; 4];
+        let mut got = 0;
+        while got < errno.len() {
+            // SAFETY: reads into the live tail of `errno` from our pipe.
+            let n = unsafe {
+                libc::read(
+                    self.report.as_raw_fd(),
+                    errno[got..].as_mut_ptr().cast(),
+                    errno.len() - got,
+                )
+            };
+            match n {
+                0 => break,
+                n if n > 0 => got += n as usize,
+                _ if io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) => {}
+                _ => return Err(io::Error::last_os_error()),
+            }
+        }
+        if got == 0 {
+            // The pipe closed on exec: the program runs.
+            return Ok(self.pid);
+        }
+        // It did not run: reap the child, which exits at once.
+        let _ = wait_child(self.pid, false);
+        Err(io::Error::from_raw_os_error(i32::from_ne_bytes(errno)))
+    }
+
+    /// Ends the held child without letting it run anything, and reaps it.
+    pub fn stop(mut self) {
+        let _ = kill(self.pid, libc::SIGKILL);
+        drop(self.gate.take());
+        let _ = wait_child(self.pid, false);
+    }
+}
+
+/// Forks the child of [`spawn`] and [`spawn_held`].
+fn start(what: &Spawn<'_>, held: bool) -> io::Result<HeldChild> {
     // Everything the child needs is built here: between fork and exec
     // only async-signal-safe calls, no allocation.
     let program = c_os(what.program)?;
@@ -1389,6 +1465,19 @@ pub fn spawn(what: &Spawn<'_>) -> io::Result<u32> {
         unsafe { (OwnedFd::from_raw_fd(pipe[0]), OwnedFd::from_raw_fd(pipe[1])) };
     let raw = |at: usize| sources[at].as_ref().map_or(-1, |fd| fd.as_raw_fd());
     let raw_sources = [raw(0), raw(1), raw(2)];
+    let gate = match held {
+        true => {
+            let mut ends = [-1; 2];
+            // SAFETY: `ends` is a live array of two ints for pipe2 to fill.
+            retry(|| unsafe { libc::pipe2(ends.as_mut_ptr(), libc::O_CLOEXEC) })?;
+            // SAFETY: both descriptors were just made by pipe2 and are ours.
+            Some(unsafe { (OwnedFd::from_raw_fd(ends[0]), OwnedFd::from_raw_fd(ends[1])) })
+        }
+        false => None,
+    };
+    let raw_gate = gate
+        .as_ref()
+        .map_or([-1, -1], |(wait, go)| [wait.as_raw_fd(), go.as_raw_fd()]);
     // SAFETY: fork(2); the child below only makes async-signal-safe calls
     // on memory prepared above and ends in execve or _exit.
     let pid = unsafe { libc::fork() };
@@ -1402,7 +1491,10 @@ pub fn spawn(what: &Spawn<'_>) -> io::Result<u32> {
                 raw_sources,
                 what.own_session,
                 what.default_signals,
-                report_write.as_raw_fd(),
+                ChildPipes {
+                    report: report_write.as_raw_fd(),
+                    gate: raw_gate,
+                },
             )
         }
     }
@@ -1411,31 +1503,20 @@ pub fn spawn(what: &Spawn<'_>) -> io::Result<u32> {
     }
     drop(report_write);
     drop(sources);
-    let mut errno = [0u8; 4];
-    let mut got = 0;
-    while got < errno.len() {
-        // SAFETY: reads into the live tail of `errno` from our pipe.
-        let n = unsafe {
-            libc::read(
-                report_read.as_raw_fd(),
-                errno[got..].as_mut_ptr().cast(),
-                errno.len() - got,
-            )
-        };
-        match n {
-            0 => break,
-            n if n > 0 => got += n as usize,
-            _ if io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) => {}
-            _ => return Err(io::Error::last_os_error()),
-        }
-    }
-    if got == 0 {
-        // The pipe closed on exec: the program runs.
-        return Ok(pid as u32);
-    }
-    // It did not run: reap the child, which exits at once.
-    let _ = wait_child(pid as u32, false);
-    Err(io::Error::from_raw_os_error(i32::from_ne_bytes(errno)))
+    Ok(HeldChild {
+        pid: pid as u32,
+        report: report_read,
+        gate: gate.map(|(_, go)| go),
+    })
+}
+
+/// The child's ends of [`spawn`]'s pipes.
+#[derive(Clone, Copy)]
+struct ChildPipes {
+    /// Where an `execve` error is written (close-on-exec).
+    report: libc::c_int,
+    /// The gate's read and write ends ([`spawn_held`]), -1 when not held.
+    gate: [libc::c_int; 2],
 }
 
 /// The child's half of [`spawn`]: never returns.
@@ -1450,8 +1531,9 @@ unsafe fn child_exec(
     sources: [libc::c_int; 3],
     own_session: bool,
     default_signals: &[i32],
-    report: libc::c_int,
+    pipes: ChildPipes,
 ) -> ! {
+    let ChildPipes { report, gate } = pipes;
     // SAFETY: async-signal-safe calls only, on memory the parent built
     // before fork; every path ends in execve or _exit.
     unsafe {
@@ -1471,6 +1553,22 @@ unsafe fn child_exec(
         // A child just forked leads no process group, so setsid succeeds.
         if own_session && libc::setsid() == -1 {
             fail(report);
+        }
+        if gate[0] >= 0 {
+            // Our copy of the write end goes, so that the parent's alone
+            // keeps the gate open: it closing (or ending) without a byte
+            // ends us here, before anything runs.
+            libc::close(gate[1]);
+            let mut go = 0u8;
+            let read = loop {
+                let n = libc::read(gate[0], (&mut go as *mut u8).cast(), 1);
+                if n != -1 || *libc::__errno_location() != libc::EINTR {
+                    break n;
+                }
+            };
+            if read != 1 {
+                libc::_exit(127);
+            }
         }
         close_inherited_at_exec(report);
         let default: libc::sigaction = mem::zeroed();

@@ -791,10 +791,104 @@ fn exec_stops_its_command_when_the_container_was_removed_meanwhile() {
     let stderr = std::fs::read_to_string(&errors).unwrap();
     assert_eq!(status.code(), Some(125), "{stderr}");
     assert!(
-        stderr.contains("container er is being removed: the command was stopped as it started"),
+        stderr.contains("container er is being removed: the command was not started"),
         "{stderr}"
     );
     assert_eq!(left, Vec::<String>::new());
+}
+
+/// The command's process is made, then held until `exec` has read the
+/// container's record again: when its removal began in between, the
+/// process ends before the command runs anything. Before, the command ran
+/// until that read, time enough to start processes of its own that an
+/// `rm -f` whose last look came before them never saw (they ran on in a
+/// namespace with no name and no record). A pause between the start and
+/// the read puts a whole `rm -f` there.
+#[test]
+fn a_command_whose_container_is_being_removed_runs_nothing() {
+    let mut env = Env::new("execheld");
+    env.network("n1", "192.168.86.0/24");
+    assert_eq!(env.ok(&["run", "--net=n1", "--name=eh", "-d"]), "eh\n");
+    let inode = namespace_inode(&env.netns_dir().join("eh"));
+    let pause = env.root.join("pause");
+    let ran = env.root.join("ran");
+    let errors = env.root.join("exec.err");
+    let script = format!("echo ran > {}; sleep 1000 & exec sleep 1000", ran.display());
+    let mut exec = env
+        .command(&["exec", "eh", "sh", "-c", &script])
+        .env("IPVLAN_FAULT_PAUSE_AT", "container: after spawn#1")
+        .env("IPVLAN_FAULT_PAUSE_FILE", &pause)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&errors).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for_pause(&pause, "exec");
+    env.ok(&["rm", "-f", "eh"]);
+    std::fs::remove_file(&pause).unwrap();
+    let ended = (0..1500).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        exec.try_wait().unwrap().is_some()
+    });
+    if !ended {
+        let _ = exec.kill();
+    }
+    let status = exec.wait().unwrap();
+    let left = left_in_namespace(inode, 100);
+    let stderr = std::fs::read_to_string(&errors).unwrap();
+    assert!(ended, "exec ran on: {stderr}; left: {left:?}");
+    assert_eq!(status.code(), Some(125), "{stderr}");
+    assert!(
+        stderr.contains("container eh is being removed: the command was not started"),
+        "{stderr}"
+    );
+    assert!(
+        !ran.exists(),
+        "the command ran in a container being removed"
+    );
+    assert_eq!(left, Vec::<String>::new());
+}
+
+/// `run` starts its command in the container it made, not in one another
+/// process gave that name since (an `rm -f` and a `run --name` of the
+/// same name between the making and the start): that one is refused
+/// (125) and left as it is. Before, the command ran in the new container,
+/// with its networks and names, and `--rm` then left it alone.
+#[test]
+fn run_starts_its_command_in_its_own_container_not_a_new_one_of_its_name() {
+    let mut env = Env::new("runname");
+    env.network("n1", "192.168.87.0/24");
+    let pause = env.root.join("pause");
+    let ran = env.root.join("ran");
+    let script = format!("echo ran > {}", ran.display());
+    for detach in [false, true] {
+        let mut args = vec!["run", "--net=n1", "--name=same"];
+        args.push(if detach { "-d" } else { "--rm" });
+        args.extend(["sh", "-c", &script]);
+        let run = env
+            .command(&args)
+            .env("IPVLAN_FAULT_PAUSE_AT", "container: before entering#1")
+            .env("IPVLAN_FAULT_PAUSE_FILE", &pause)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_for_pause(&pause, "run");
+        env.ok(&["rm", "-f", "same"]);
+        assert_eq!(env.ok(&["run", "--net=n1", "--name=same", "-d"]), "same\n");
+        let inode = namespace_inode(&env.netns_dir().join("same"));
+        std::fs::remove_file(&pause).unwrap();
+        let output = run.wait_with_output().unwrap();
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(125), "detach {detach}: {stderr}");
+        assert!(
+            stderr.contains("container same was removed meanwhile (its name is another container's now): nothing was started"),
+            "{stderr}"
+        );
+        assert!(!ran.exists(), "detach {detach}: ran in the new container");
+        assert_eq!(env.containers(), ["same"], "{stderr}");
+        assert_eq!(namespace_inode(&env.netns_dir().join("same")), inode);
+        env.ok(&["rm", "-f", "same"]);
+    }
 }
 
 /// Every file, directory and link under `root`, with what a file holds or

@@ -31,7 +31,8 @@ pub fn run(manager: &Manager, args: RunArgs) -> Result<i32, Failure> {
     let name = container.name.clone();
     if args.detach {
         if !args.command.is_empty() {
-            if let Err(error) = manager.spawn_detached(&name, &args.command) {
+            if let Err(error) = manager.spawn_detached_in_made_container(&container, &args.command)
+            {
                 let program = args.command[0].to_string_lossy();
                 let failure = spawn_failure(&name, &program, &error);
                 discard(manager, &container);
@@ -54,7 +55,7 @@ pub fn run(manager: &Manager, args: RunArgs) -> Result<i32, Failure> {
         true => crate::sys::SignalBlock::new(&crate::sys::forwarded_signals()).ok(),
         false => None,
     };
-    let status = manager.exec(&name, &args.argv(), &options);
+    let status = manager.exec_in_made_container(&container, &args.argv(), &options);
     if args.remove {
         discard(manager, &container);
     }

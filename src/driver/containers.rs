@@ -560,7 +560,15 @@ impl Manager {
     /// in it. Another tool's namespace is no container of ours (`ip netns
     /// exec` is there for those): commands are run only where we know
     /// what we are entering.
-    fn container_namespace(&self, container: &str) -> Result<(Netns, Option<PathBuf>), Error> {
+    /// `made`: the namespace the container must be (a run's own, see
+    /// [`Manager::exec_in_made_container`]); the identity returned is the
+    /// one its record names, for [`Manager::start_unless_removed`].
+    fn container_namespace(
+        &self,
+        container: &str,
+        made: Option<&NetnsId>,
+    ) -> Result<ContainerEntry, Error> {
+        crate::fault::point("container: before entering");
         check_container_name(container)?;
         // A lock-free read: a command may run for as long as it likes and
         // must not hold up other invocations.
@@ -584,8 +592,13 @@ impl Manager {
             }
             _ => {}
         }
-        let made = record.and_then(|record| record.netns_id);
-        let ns = match netns_identity::container_netns(&path, made)? {
+        let recorded = record.and_then(|record| record.netns_id);
+        if let Some(made) = made {
+            if !recorded.as_ref().is_some_and(|id| id.same_namespace(made)) {
+                return Err(replaced_meanwhile(container));
+            }
+        }
+        let ns = match netns_identity::container_netns(&path, recorded)? {
             // Its name deleted, it still runs: entered through a process
             // in it.
             ContainerNetns::Present(inside) | ContainerNetns::Unnamed(inside) => inside.ns,
@@ -603,7 +616,11 @@ impl Manager {
                 )))
             }
         };
-        Ok((ns, hosts::resolve(&self.config.etc_netns_dir, container)))
+        Ok(ContainerEntry {
+            ns,
+            hosts_file: hosts::resolve(&self.config.etc_netns_dir, container),
+            recorded,
+        })
     }
 
     /// Runs `argv` inside the container's namespace in the foreground, with
@@ -631,10 +648,36 @@ impl Manager {
         argv: &[OsString],
         opts: &ExecOptions,
     ) -> Result<ExitStatusCode, Error> {
+        self.exec_checked(container, None, argv, opts)
+    }
+
+    /// [`Manager::exec`] in a container this process made
+    /// ([`Manager::run_container`]), only while its name is still that
+    /// container's: another process may have removed it and given its name
+    /// to a new one since (`run` starting its command). A container that
+    /// is another one now is an error, and nothing is started.
+    pub fn exec_in_made_container(
+        &self,
+        container: &ContainerInfo,
+        argv: &[OsString],
+        opts: &ExecOptions,
+    ) -> Result<ExitStatusCode, Error> {
+        self.exec_checked(&container.name, container.netns_id.as_ref(), argv, opts)
+    }
+
+    /// [`Manager::exec`]; with `made`, only in the container whose
+    /// namespace that is.
+    fn exec_checked(
+        &self,
+        container: &str,
+        made: Option<&NetnsId>,
+        argv: &[OsString],
+        opts: &ExecOptions,
+    ) -> Result<ExitStatusCode, Error> {
         let (program, args) = argv
             .split_first()
             .ok_or_else(|| Error::invalid("no command given"))?;
-        let (ns, hosts_file) = self.container_namespace(container)?;
+        let entry = self.container_namespace(container, made)?;
         // Blocked here, before the scratch thread starts (it inherits the
         // mask), so that no thread of ours takes a signal meant for the
         // command; ended after the wait.
@@ -645,8 +688,8 @@ impl Manager {
             ),
             false => None,
         };
-        let spawned = netns::run_in(&ns, || {
-            enter_hosts_view(hosts_file.as_deref())?;
+        let spawned = netns::run_in(&entry.ns, || {
+            enter_hosts_view(entry.hosts_file.as_deref())?;
             // A Ctrl-C or Ctrl-\ meant for the command reaches us too (same
             // process group): we must outlive the command to report its
             // status and, for `run --rm`, to remove the container. When
@@ -659,7 +702,7 @@ impl Manager {
                 ChildIo::Null
             };
             crate::fault::point("container: before spawn");
-            let spawned = crate::sys::spawn(&Spawn {
+            let held = crate::sys::spawn_held(&Spawn {
                 program,
                 args,
                 env: None,
@@ -667,45 +710,61 @@ impl Manager {
                 own_session: false,
                 default_signals: &default_signals,
             });
-            let removed = spawned
-                .as_ref()
-                .is_ok_and(|pid| self.stop_if_removed(container, *pid));
-            let status = spawned.and_then(|pid| match opts.forward_signals {
+            let started = match held {
+                Ok(held) => match self.start_unless_removed(container, entry.recorded, held) {
+                    Some(started) => started,
+                    None => return Ok::<_, Error>(None),
+                },
+                Err(error) => Err(error),
+            };
+            let status = started.and_then(|pid| match opts.forward_signals {
                 true => crate::sys::wait_child_forwarding(pid),
                 false => crate::sys::wait_child(pid, false)
                     .map(|status| status.unwrap_or(ChildStatus::Exited(0))),
             });
-            Ok::<_, Error>((status, removed))
+            Ok(Some(status))
         })
         .map_err(|e| Error::io(format_args!("entering container {container}"), &e))??;
         if let Some(block) = forwarding {
             block.end();
         }
         match spawned {
-            (_, true) => Err(removed_meanwhile(container)),
-            (Ok(status), false) => Ok(status.code()),
-            (Err(error), false) => Err(Error::spawn(&program.to_string_lossy(), &error)),
+            None => Err(removed_meanwhile(container)),
+            Some(Ok(status)) => Ok(status.code()),
+            Some(Err(error)) => Err(Error::spawn(&program.to_string_lossy(), &error)),
         }
     }
 
-    /// Kills `pid`, a child just started in `container`, when the
-    /// container's record says it is being removed (or is gone) now:
-    /// the record was read before the start, and an `rm -f` that marked
-    /// it since may have made its last look for processes before this
-    /// one was there. Either this read sees the mark, or the mark came
-    /// after the child was in the namespace, where `rm -f` finds it.
-    /// Returns whether it killed it. `pid` is an unreaped child of ours:
-    /// its number is no one else's.
-    fn stop_if_removed(&self, container: &str, pid: u32) -> bool {
+    /// Lets `held`, a child just made in `container`, run its program,
+    /// unless the container's record now says it is being removed, is
+    /// gone, or is another container's (not the namespace `recorded`, read
+    /// before the child was made): then the child ends without having run
+    /// anything, and `None` is returned. An `rm -f` that marked the record
+    /// since the first read may have made its last look for processes
+    /// before the child was there; either this read sees the mark, or the
+    /// mark came after the child was in the namespace, where `rm -f` finds
+    /// it and whatever it starts. Held until this read, the program cannot
+    /// have started a process that `rm -f` missed.
+    fn start_unless_removed(
+        &self,
+        container: &str,
+        recorded: Option<NetnsId>,
+        held: crate::sys::HeldChild,
+    ) -> Option<std::io::Result<u32>> {
+        crate::fault::point("container: after spawn");
         let removed = match self.store.container(container) {
-            Ok(Some(record)) => record.state == ContainerState::Removing,
+            Ok(Some(record)) => {
+                record.state == ContainerState::Removing
+                    || (recorded.is_some() && record.netns_id != recorded)
+            }
             Ok(None) => true,
             Err(_) => false,
         };
         if removed {
-            let _ = crate::sys::kill(pid, libc::SIGKILL);
+            held.stop();
+            return None;
         }
-        removed
+        Some(held.release())
     }
 
     /// Starts `argv` in the background inside the container's namespace
@@ -720,19 +779,41 @@ impl Manager {
     /// # Ok::<(), ipvlan::driver::Error>(())
     /// ```
     pub fn spawn_detached(&self, container: &str, argv: &[OsString]) -> Result<u32, Error> {
+        self.spawn_detached_checked(container, None, argv)
+    }
+
+    /// [`Manager::spawn_detached`] in a container this process made, only
+    /// while its name is still that container's (see
+    /// [`Manager::exec_in_made_container`]).
+    pub fn spawn_detached_in_made_container(
+        &self,
+        container: &ContainerInfo,
+        argv: &[OsString],
+    ) -> Result<u32, Error> {
+        self.spawn_detached_checked(&container.name, container.netns_id.as_ref(), argv)
+    }
+
+    /// [`Manager::spawn_detached`]; with `made`, only in the container
+    /// whose namespace that is.
+    fn spawn_detached_checked(
+        &self,
+        container: &str,
+        made: Option<&NetnsId>,
+        argv: &[OsString],
+    ) -> Result<u32, Error> {
         let (program, args) = argv
             .split_first()
             .ok_or_else(|| Error::invalid("no command given"))?;
-        let (ns, hosts_file) = self.container_namespace(container)?;
+        let entry = self.container_namespace(container, made)?;
         // 0600 in a checked directory, never through a link: root would
         // append the command's output to whatever a planted link names.
         let open_log = || self.store.open_log(container).map_err(Error::from);
         let stdout = open_log()?;
         let stderr = open_log()?;
-        let pid = netns::run_in(&ns, || {
-            enter_hosts_view(hosts_file.as_deref())?;
+        let held = netns::run_in(&entry.ns, || {
+            enter_hosts_view(entry.hosts_file.as_deref())?;
             crate::fault::point("container: before spawn");
-            crate::sys::spawn(&Spawn {
+            crate::sys::spawn_held(&Spawn {
                 program,
                 args,
                 env: None,
@@ -750,19 +831,34 @@ impl Manager {
             .map_err(|e| Error::spawn(&program.to_string_lossy(), &e))
         })
         .map_err(|e| Error::io(format_args!("entering container {container}"), &e))??;
-        if self.stop_if_removed(container, pid) {
-            let _ = crate::sys::wait_child(pid, false);
-            return Err(removed_meanwhile(container));
+        match self.start_unless_removed(container, entry.recorded, held) {
+            None => Err(removed_meanwhile(container)),
+            Some(started) => started.map_err(|e| Error::spawn(&program.to_string_lossy(), &e)),
         }
-        Ok(pid)
     }
 }
 
-/// A command started in a container whose removal began meanwhile: it
-/// was killed at once.
+/// What [`Manager::container_namespace`] finds: the namespace, the hosts
+/// file to show in it, and the identity its record names.
+struct ContainerEntry {
+    ns: Netns,
+    hosts_file: Option<PathBuf>,
+    recorded: Option<NetnsId>,
+}
+
+/// A container asked for by what this process made of it, whose name is
+/// another container's now.
+fn replaced_meanwhile(container: &str) -> Error {
+    Error::failed(format!(
+        "container {container} was removed meanwhile (its name is another container's now): nothing was started"
+    ))
+}
+
+/// A command about to start in a container whose removal began meanwhile:
+/// its process ended before it ran anything.
 fn removed_meanwhile(container: &str) -> Error {
     Error::failed(format!(
-        "container {container} is being removed: the command was stopped as it started"
+        "container {container} is being removed: the command was not started"
     ))
 }
 

@@ -363,6 +363,16 @@ pub fn mount(source: &CStr, target: &CStr, fstype: &CStr, flags: libc::c_ulong) 
     Ok(())
 }
 
+/// Whether the file system at `path` is mounted read-only (`statvfs(3)`).
+pub fn is_read_only_mount(path: &CStr) -> io::Result<bool> {
+    // SAFETY: statvfs is plain integers; all zeros is a valid value.
+    let mut stats: libc::statvfs = unsafe { mem::zeroed() };
+    // SAFETY: `path` is a NUL-terminated borrow and `stats` a live struct
+    // for statvfs to fill.
+    retry(|| unsafe { libc::statvfs(path.as_ptr(), &mut stats) })?;
+    Ok(stats.f_flag & libc::ST_RDONLY != 0)
+}
+
 /// `umount2(2)`.
 pub fn umount2(target: &CStr, flags: i32) -> io::Result<()> {
     // SAFETY: `target` is a NUL-terminated borrow alive for the call.

@@ -269,6 +269,31 @@ fn exec_leading_its_session_passes_a_hang_up_on_and_ends() {
 }
 
 #[test]
+fn exec_shows_the_containers_own_links_under_sys() {
+    let scratch = scratch_dir("sysfs");
+    // A command in a container sees a sysfs of the container's network
+    // namespace, as under `ip netns exec` (and Docker): its links under
+    // /sys/class/net. Before, it saw the host's (its eth0's MTU, state and
+    // index were the host eth0's), also with no network attached.
+    let output = with_containers(
+        &["sysv"],
+        "ip -n sysv link add v0 type veth peer name v1\n\
+         \"$BIN\" exec sysv ls /sys/class/net\n\
+         \"$BIN\" exec sysv cat /sys/class/net/v0/ifindex\n\
+         ip -n sysv -o link show v0 | cut -d: -f1\n\
+         \"$BIN\" rm sysv > /dev/null; echo \"rm=$?\"",
+        &scratch,
+    );
+    let stdout = text(&output.stdout);
+    let stderr = text(&output.stderr);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 6, "{stdout} {stderr}");
+    assert_eq!(lines[..3], ["lo", "v0", "v1"], "{stderr}");
+    assert_eq!(lines[3], lines[4], "v0's index, by sysfs and by netlink");
+    assert_eq!(lines[5], "rm=0", "{stderr}");
+}
+
+#[test]
 fn exec_reports_the_commands_status_to_a_caller_that_ignores_sigchld() {
     let scratch = scratch_dir("sigchld");
     // ipvlan starts with SIGCHLD ignored (`env --ignore-signal`, a

@@ -689,7 +689,7 @@ impl Manager {
             false => None,
         };
         let spawned = netns::run_in(&entry.ns, || {
-            enter_hosts_view(entry.hosts_file.as_deref())?;
+            enter_container_view(entry.hosts_file.as_deref())?;
             // A Ctrl-C or Ctrl-\ meant for the command reaches us too (same
             // process group): we must outlive the command to report its
             // status and, for `run --rm`, to remove the container. When
@@ -811,7 +811,7 @@ impl Manager {
         let stdout = open_log()?;
         let stderr = open_log()?;
         let held = netns::run_in(&entry.ns, || {
-            enter_hosts_view(entry.hosts_file.as_deref())?;
+            enter_container_view(entry.hosts_file.as_deref())?;
             crate::fault::point("container: before spawn");
             crate::sys::spawn_held(&Spawn {
                 program,
@@ -903,15 +903,15 @@ impl Drop for SignalShield {
     }
 }
 
-/// On the current (scratch) thread: a private mount namespace with the
-/// container's hosts file over `/etc/hosts`, as `ip netns exec` does.
-fn enter_hosts_view(hosts_file: Option<&Path>) -> Result<(), Error> {
-    let Some(hosts_file) = hosts_file else {
-        return Ok(());
-    };
+/// On the current (scratch) thread, inside the container's network
+/// namespace: a private mount namespace in which `/sys` is a sysfs of that
+/// network namespace (its links under `/sys/class/net`, not the host's)
+/// and the container's hosts file is over `/etc/hosts`, as `ip netns
+/// exec` does.
+fn enter_container_view(hosts_file: Option<&Path>) -> Result<(), Error> {
     crate::sys::unshare(libc::CLONE_NEWNS)
         .map_err(|e| Error::io("creating a mount namespace", &e))?;
-    // Keep our bind mount from propagating back to the host.
+    // Keep our mounts from propagating back to the host.
     crate::sys::mount(
         &cstr("none"),
         &cstr("/"),
@@ -919,6 +919,11 @@ fn enter_hosts_view(hosts_file: Option<&Path>) -> Result<(), Error> {
         (libc::MS_SLAVE | libc::MS_REC) as libc::c_ulong,
     )
     .map_err(|e| Error::io("making / a slave mount", &e))?;
+    netns_sysfs()
+        .map_err(|e| Error::io("mounting a sysfs of the container's namespace on /sys", &e))?;
+    let Some(hosts_file) = hosts_file else {
+        return Ok(());
+    };
     let etc_hosts = Path::new("/etc/hosts");
     let mounting = |e: &std::io::Error| {
         Error::io(
@@ -934,6 +939,25 @@ fn enter_hosts_view(hosts_file: Option<&Path>) -> Result<(), Error> {
         }
         other => other.map_err(|e| mounting(&e)),
     }
+}
+
+/// A sysfs mounted on `/sys` here shows the network namespace of the
+/// thread that mounts it. The one there (the host's) is detached first,
+/// with what is mounted under it, as `ip netns exec` does; one that cannot
+/// be detached is covered, read-only when it is. No `/sys` at all (a
+/// minimal initramfs): nothing to show it on, nothing done.
+fn netns_sysfs() -> std::io::Result<()> {
+    let sys = cstr("/sys");
+    let mut flags: libc::c_ulong = 0;
+    if crate::sys::umount2(&sys, libc::MNT_DETACH).is_err() {
+        match crate::sys::is_read_only_mount(&sys) {
+            Ok(true) => flags = libc::MS_RDONLY,
+            Ok(false) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+    crate::sys::mount(&cstr("sysfs"), &sys, &cstr("sysfs"), flags)
 }
 
 /// Replaces `/etc`, in this private mount namespace only, by a tmpfs that

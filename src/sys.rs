@@ -1364,7 +1364,8 @@ pub fn spawn_held(what: &Spawn<'_>) -> io::Result<HeldChild> {
     start(what, true)
 }
 
-/// A child forked by [`spawn_held`], waiting to run its program.
+/// A child forked by [`spawn_held`], waiting to run its program. Dropped
+/// before [`HeldChild::release`], the child is killed and reaped.
 #[derive(Debug)]
 pub struct HeldChild {
     pid: u32,
@@ -1378,16 +1379,20 @@ pub struct HeldChild {
 impl HeldChild {
     /// Lets the child run its program; returns its pid once it runs, or
     /// the error that kept it from running (the child reaped).
+    /// A child that ended while held (killed: an `rm -f` looking for
+    /// processes in its namespace) is reaped, and the error is `EPIPE`.
     pub fn release(mut self) -> io::Result<u32> {
         if let Some(gate) = self.gate.take() {
             // SAFETY: writes one byte from a live array to our descriptor.
             let wrote =
-                retry(|| unsafe { libc::write(gate.as_raw_fd(), [1u8].as_ptr().cast(), 1) })?;
-            if wrote != 1 {
-                return Err(io::Error::new(
-                    io::ErrorKind::WriteZero,
-                    "releasing a held child",
-                ));
+                retry(|| unsafe { libc::write(gate.as_raw_fd(), [1u8].as_ptr().cast(), 1) });
+            if !matches!(wrote, Ok(1)) {
+                let _ = kill(self.pid, libc::SIGKILL);
+                let _ = wait_child(self.pid, false);
+                return Err(match wrote {
+                    Err(error) => error,
+                    Ok(_) => io::Error::new(io::ErrorKind::WriteZero, "releasing a held child"),
+                });
             }
         }
         let mut errno = [0u8; 4];
@@ -1418,10 +1423,18 @@ impl HeldChild {
     }
 
     /// Ends the held child without letting it run anything, and reaps it.
-    pub fn stop(mut self) {
-        let _ = kill(self.pid, libc::SIGKILL);
-        drop(self.gate.take());
-        let _ = wait_child(self.pid, false);
+    pub fn stop(self) {
+        drop(self);
+    }
+}
+
+impl Drop for HeldChild {
+    fn drop(&mut self) {
+        // Still held: never let go, so never to run.
+        if self.gate.take().is_some() {
+            let _ = kill(self.pid, libc::SIGKILL);
+            let _ = wait_child(self.pid, false);
+        }
     }
 }
 
@@ -1565,10 +1578,13 @@ unsafe fn child_exec(
             fail(report);
         }
         if gate[0] >= 0 {
-            // Our copy of the write end goes, so that the parent's alone
-            // keeps the gate open: it closing (or ending) without a byte
-            // ends us here, before anything runs.
-            libc::close(gate[1]);
+            // Every descriptor but the gate's read end and the report goes
+            // now (exec would close them anyway): our copy of the gate's
+            // write end, and those of children other threads are making,
+            // so that the parent's alone keeps the gate open, and it
+            // closing (or ending) without a byte ends us here, before
+            // anything runs.
+            close_from_3_except([gate[0], report]);
             let mut go = 0u8;
             let read = loop {
                 let n = libc::read(gate[0], (&mut go as *mut u8).cast(), 1);
@@ -1633,6 +1649,44 @@ unsafe fn close_inherited_at_exec(report: libc::c_int) {
     };
     for fd in 3..top {
         if fd != report {
+            // SAFETY: closing a descriptor number; EBADF is harmless.
+            unsafe { libc::close(fd as libc::c_int) };
+        }
+    }
+}
+
+/// In a child just forked: closes every descriptor from 3 up but the two
+/// of `keep` (each 3 or above).
+///
+/// # Safety
+///
+/// Only in a child just forked: async-signal-safe system calls only.
+unsafe fn close_from_3_except(keep: [libc::c_int; 2]) {
+    let as_uint = |fd: libc::c_int| libc::c_uint::try_from(fd).unwrap_or(libc::c_uint::MAX);
+    let (low, high) = match keep[0] <= keep[1] {
+        true => (as_uint(keep[0]), as_uint(keep[1])),
+        false => (as_uint(keep[1]), as_uint(keep[0])),
+    };
+    let close_range = |first: libc::c_uint, last: libc::c_uint| {
+        // SAFETY: close_range(2) on descriptor numbers; no memory passed.
+        first > last || unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) == 0 }
+    };
+    if close_range(3, low.saturating_sub(1))
+        && close_range(low.saturating_add(1), high.saturating_sub(1))
+        && close_range(high.saturating_add(1), libc::c_uint::MAX)
+    {
+        return;
+    }
+    // Older than 5.9: one at a time, up to the soft limit on descriptors.
+    // SAFETY: rlimit is plain integers; all zeros is a valid value.
+    let mut limit: libc::rlimit = unsafe { mem::zeroed() };
+    // SAFETY: getrlimit writes the struct it is given.
+    let top = match unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } {
+        0 => limit.rlim_cur.min(1 << 20) as libc::c_uint,
+        _ => 1024,
+    };
+    for fd in 3..top {
+        if fd != low && fd != high {
             // SAFETY: closing a descriptor number; EBADF is harmless.
             unsafe { libc::close(fd as libc::c_int) };
         }
@@ -1845,6 +1899,82 @@ mod tests {
         assert_eq!(fields[3], pid.to_string(), "its own session");
         assert_eq!(fields[4], "0", "no controlling terminal");
         assert_ne!(fields[3], ours);
+    }
+
+    /// A `sh -c SCRIPT` held at its gate.
+    fn held_sh(script: &str) -> HeldChild {
+        let args: Vec<std::ffi::OsString> = vec!["-c".into(), script.into()];
+        spawn_held(&Spawn {
+            program: std::ffi::OsStr::new("sh"),
+            args: &args,
+            env: None,
+            stdio: [ChildIo::Null, ChildIo::Null, ChildIo::Null],
+            own_session: false,
+            default_signals: &[],
+        })
+        .unwrap()
+    }
+
+    /// The descriptors a process holds (`/proc/PID/fd`).
+    fn descriptors_of(pid: u32) -> usize {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .map(Iterator::count)
+            .unwrap_or(0)
+    }
+
+    /// Held, the child runs nothing; released, its program runs; dropped
+    /// while held, it is killed and reaped (no zombie left).
+    #[test]
+    fn a_held_child_runs_only_once_released_and_dropped_is_reaped() {
+        let dir = std::env::temp_dir().join(format!("ipvlan-held-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ran = dir.join("ran");
+        let script = format!("echo ran > {}", ran.display());
+        let held = held_sh(&script);
+        let pid = held.pid;
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert!(!ran.exists(), "ran while held");
+        drop(held);
+        let mut status = 0;
+        // SAFETY: waitpid with WNOHANG on a pid into a live int.
+        let waited = unsafe { libc::waitpid(pid as libc::pid_t, &mut status, libc::WNOHANG) };
+        assert_eq!(waited, -1, "reaped already");
+        assert!(!ran.exists(), "ran once dropped");
+        let pid = held_sh(&script).release().unwrap();
+        assert_eq!(
+            wait_child(pid, false).unwrap(),
+            Some(ChildStatus::Exited(0))
+        );
+        assert_eq!(std::fs::read_to_string(&ran).unwrap(), "ran\n");
+        // Killed while held (as `rm -f` kills what it finds in a
+        // namespace): the release says so, and reaps it.
+        let held = held_sh(&script);
+        kill(held.pid, libc::SIGKILL).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let pid = held.pid;
+        let error = held.release().unwrap_err();
+        assert_eq!(error.raw_os_error(), Some(libc::EPIPE), "{error}");
+        // SAFETY: as above.
+        let waited = unsafe { libc::waitpid(pid as libc::pid_t, &mut status, libc::WNOHANG) };
+        assert_eq!(waited, -1, "reaped");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// While held, the child keeps only its standard streams, the gate's
+    /// read end and the report: not another descriptor of ours, such as
+    /// the gate of a child another thread is making, whose copy would keep
+    /// that gate open after we end (that child waiting for ever).
+    #[test]
+    fn a_held_child_keeps_none_of_our_other_descriptors() {
+        let (_a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let held = held_sh("exit 0");
+        let settled = (0..250).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            descriptors_of(held.pid) == 5
+        });
+        let count = descriptors_of(held.pid);
+        drop(held);
+        assert!(settled, "the held child holds {count} descriptors, not 5");
     }
 
     #[test]

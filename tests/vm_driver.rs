@@ -370,7 +370,7 @@ fn every_refusal_names_the_problem_and_changes_nothing() {
         (invalid, "vlan id must be between 1-4094, received: 4095 (parent eth0.4095)", net("n", &[], &[], &[("parent", "eth0.4095")])),
         (invalid, "unable to parse a valid vlan id from: eth0.x (ex. eth0.10 for vlan 10)", net("n", &[], &[], &[("parent", "eth0.x")])),
         (invalid, "required interface name format is: name.vlan_id, ex. eth0.10 for vlan 10, instead received eth0.1.2", net("n", &[], &[], &[("parent", "eth0.1.2")])),
-        (invalid, "invalid parent interface name 'averyverylongname.20': at most 15 bytes, no '/', ':' or whitespace, not '.' or '..'", net("n", &[], &[], &[("parent", "averyverylongname.20")])),
+        (invalid, "invalid parent interface name 'averyverylongname.20': at most 15 bytes, no '/', ':', '%' or whitespace, not '.' or '..'", net("n", &[], &[], &[("parent", "averyverylongname.20")])),
         (invalid, "mtu 9000 is larger than the MTU 1500 of parent eth0", net("n", &[], &[], &[("parent", "eth0"), ("mtu", "9000")])),
         (invalid, "invalid mtu '67': must be a number from 68 to the parent's MTU", net("n", &[], &[], &[("mtu", "67")])),
         (ErrorKind::AlreadyExists, "network with name taken already exists", net("taken", &[], &[], &[])),

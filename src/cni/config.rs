@@ -17,7 +17,7 @@ use std::path::PathBuf;
 
 use ipnet::IpNet;
 
-use super::env::{check_ifname, is_valid_id, Attachment, Command};
+use super::env::{check_ifname_to_release, is_valid_id, Attachment, Command};
 use super::error::{CniError, ErrorCode};
 use super::read::Obj;
 use super::result::{CniResult, Dns};
@@ -368,7 +368,7 @@ impl Master {
     pub fn parse(name: &str) -> Result<Master, CniError> {
         if !is_valid_ifname(name) {
             return Err(CniError::config(format!(
-                "master {:?} is not a valid interface name: 1 to 15 bytes, no '/', ':' or whitespace",
+                "master {:?} is not a valid interface name: 1 to 15 bytes, no '/', ':', '%' or whitespace",
                 escape_controls(name)
             )));
         }
@@ -637,7 +637,8 @@ fn read_attachments(top: &Obj<'_>) -> Result<Option<Vec<Attachment>>, CniError> 
                 escape_controls(&container_id)
             )));
         }
-        check_ifname(&ifname)
+        // As DEL: the names of attachments older versions made, '%' too.
+        check_ifname_to_release(&ifname)
             .map_err(|e| obj.error(format!("{}: {}", obj.path("ifname"), e.msg)))?;
         list.push(Attachment {
             container_id,

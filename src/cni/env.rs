@@ -162,7 +162,10 @@ impl Env {
                 let container_id = text(CONTAINERID)?.unwrap_or_default();
                 check_container_id(&container_id)?;
                 let ifname = text(IFNAME)?.unwrap_or_default();
-                check_ifname(&ifname)?;
+                match command {
+                    Command::Del => check_ifname_to_release(&ifname)?,
+                    _ => check_ifname(&ifname)?,
+                }
                 Some(Attachment {
                     container_id,
                     ifname,
@@ -240,6 +243,18 @@ pub fn check_ifname(ifname: &str) -> Result<(), CniError> {
         "interface name contains / or : or whitespace characters".to_string()
     };
     Err(CniError::env(msg).with_details(crate::text::escape_controls(ifname).into_owned()))
+}
+
+/// [`check_ifname`] for an attachment to let go of (DEL, GC's list of
+/// those to keep): a '%' passes, as it did when older versions made such
+/// attachments (the kernel named their link from the template; the
+/// attachment's record and leases still carry the name asked for), so
+/// that they can still be released.
+pub fn check_ifname_to_release(ifname: &str) -> Result<(), CniError> {
+    match check_ifname(&ifname.replace('%', "_")) {
+        Ok(()) => Ok(()),
+        Err(_) => check_ifname(ifname),
+    }
 }
 
 /// `CNI_ARGS`, as host-local reads it: `K=V` pairs separated by `;`.
@@ -334,6 +349,22 @@ mod tests {
             }
         }
         Env::parse(vars(&pairs))
+    }
+
+    /// ADD and CHECK refuse a '%' (the kernel would name the link itself);
+    /// DEL takes it, as older versions let an ADD make such an attachment,
+    /// whose record and leases DEL must still release.
+    #[test]
+    fn a_percent_in_the_interface_name_is_refused_but_by_del() {
+        for command in ["ADD", "CHECK"] {
+            let error = with(&[(COMMAND, Some(command)), (IFNAME, Some("eth%d"))]).unwrap_err();
+            assert_eq!(error.code, ErrorCode::InvalidEnvironment, "{command}");
+        }
+        let del = with(&[(COMMAND, Some("DEL")), (IFNAME, Some("eth%d"))]).unwrap();
+        assert_eq!(del.attachment.unwrap().ifname, "eth%d");
+        // What no version let an ADD make stays refused.
+        assert!(with(&[(COMMAND, Some("DEL")), (IFNAME, Some("a/%"))]).is_err());
+        assert!(check_ifname_to_release("a\u{b}b").is_err());
     }
 
     #[test]

@@ -126,7 +126,7 @@ fn bad_link_keys_are_code_7_with_a_specific_message() {
         (r#", "mtu": "1500""#, "mtu must be a number, not a string"),
         (
             r#", "master": "a very long name!""#,
-            r#"master "a very long name!" is not a valid interface name: 1 to 15 bytes, no '/', ':' or whitespace"#,
+            r#"master "a very long name!" is not a valid interface name: 1 to 15 bytes, no '/', ':', '%' or whitespace"#,
         ),
         (r#", "master": 5"#, "master must be a string, not a number"),
         (

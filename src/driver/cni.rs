@@ -785,6 +785,10 @@ impl Manager {
         // The link first, without the lock or the master: DEL never needs
         // the master, and a link made by the reference plugin goes too.
         let mut opened = None;
+        // A name no link can have (a '%', which older versions let an ADD
+        // ask for: the kernel named the link from it) has no link to look
+        // up; the record and leases still go.
+        let netns = netns.filter(|_| crate::netns::is_valid_ifname(ifname));
         if let Some(path) = netns {
             if let Ok(inside) = OpenNetns::open_path(path) {
                 let inside: &OpenNetns = opened.insert(inside?);

@@ -624,7 +624,10 @@ impl Manager {
     }
 
     /// Runs `argv` inside the container's namespace in the foreground, with
-    /// the container's hosts file as `/etc/hosts`; returns its exit status.
+    /// the container's hosts file as `/etc/hosts` and a sysfs of its
+    /// namespace on `/sys` (without what the host mounts under `/sys`, as
+    /// under `ip netns exec`), in a mount namespace of its own; returns
+    /// its exit status.
     /// The container must be one we created (else
     /// [`ErrorKind::NotFound`](super::ErrorKind::NotFound), `No such
     /// container`). On a host without `/etc/hosts` the command sees the
@@ -752,7 +755,7 @@ impl Manager {
         held: crate::sys::HeldChild,
     ) -> Option<std::io::Result<u32>> {
         crate::fault::point("container: after spawn");
-        let removed = match self.store.container(container) {
+        let removed = || match self.store.container(container) {
             Ok(Some(record)) => {
                 record.state == ContainerState::Removing
                     || (recorded.is_some() && record.netns_id != recorded)
@@ -760,11 +763,16 @@ impl Manager {
             Ok(None) => true,
             Err(_) => false,
         };
-        if removed {
+        if removed() {
             held.stop();
             return None;
         }
-        Some(held.release())
+        match held.release() {
+            // Killed while held, after the read: an `rm -f` that marked
+            // the record since found it in the namespace.
+            Err(error) if error.raw_os_error() == Some(libc::EPIPE) && removed() => None,
+            started => Some(started),
+        }
     }
 
     /// Starts `argv` in the background inside the container's namespace

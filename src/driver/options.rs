@@ -134,7 +134,7 @@ pub(crate) fn parse_options(options: &[(String, String)]) -> Result<NetworkOptio
         }
         if !is_valid_ifname(parent) {
             return Err(Error::invalid(format!(
-                "invalid parent interface name '{parent}': at most {IFNAME_MAX} bytes, no '/', ':' or whitespace, not '.' or '..'"
+                "invalid parent interface name '{parent}': at most {IFNAME_MAX} bytes, no '/', ':', '%' or whitespace, not '.' or '..'"
             )));
         }
     }

@@ -397,6 +397,8 @@ impl Socket {
 
     /// Changes how long to wait for each datagram of an answer (default
     /// [`RECV_TIMEOUT`]); past it, requests fail with [`ErrorKind::Timeout`].
+    /// Zero is refused (the kernel would wait for ever); under a
+    /// microsecond is one, and the kernel rounds up to its clock's tick.
     pub fn set_recv_timeout(&self, timeout: Duration) -> Result<()> {
         sys::setsockopt_timeval(
             self.fd.as_fd(),

@@ -1633,30 +1633,15 @@ unsafe fn close_inherited_at_exec(report: libc::c_int) {
     if close_range(3, libc::c_uint::MAX, libc::CLOSE_RANGE_CLOEXEC) {
         return;
     }
-    // Linux 5.9 and 5.10: closed now, all but `report`.
-    let report = libc::c_uint::try_from(report).unwrap_or(libc::c_uint::MAX);
-    let below = report <= 3 || close_range(3, report - 1, 0);
-    if below && close_range(report.saturating_add(1), libc::c_uint::MAX, 0) {
-        return;
-    }
-    // Older: one at a time, up to the soft limit on descriptors.
-    // SAFETY: rlimit is plain integers; all zeros is a valid value.
-    let mut limit: libc::rlimit = unsafe { mem::zeroed() };
-    // SAFETY: getrlimit writes the struct it is given.
-    let top = match unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } {
-        0 => limit.rlim_cur.min(1 << 20) as libc::c_uint,
-        _ => 1024,
-    };
-    for fd in 3..top {
-        if fd != report {
-            // SAFETY: closing a descriptor number; EBADF is harmless.
-            unsafe { libc::close(fd as libc::c_int) };
-        }
-    }
+    // Older: closed now, all but `report`.
+    // SAFETY: in a child just forked, as this function.
+    unsafe { close_from_3_except([report, report]) }
 }
 
 /// In a child just forked: closes every descriptor from 3 up but the two
-/// of `keep` (each 3 or above).
+/// of `keep` (each 3 or above; the same one twice keeps one): in three
+/// `close_range` calls (Linux 5.9), else one at a time up to the soft
+/// limit on descriptors.
 ///
 /// # Safety
 ///
@@ -1677,7 +1662,7 @@ unsafe fn close_from_3_except(keep: [libc::c_int; 2]) {
     {
         return;
     }
-    // Older than 5.9: one at a time, up to the soft limit on descriptors.
+    // Older than 5.9.
     // SAFETY: rlimit is plain integers; all zeros is a valid value.
     let mut limit: libc::rlimit = unsafe { mem::zeroed() };
     // SAFETY: getrlimit writes the struct it is given.

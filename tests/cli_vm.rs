@@ -749,52 +749,18 @@ fn rm_looks_again_after_its_mark_and_refuses_a_process_that_came_meanwhile() {
     env.ok(&["rm", "-f", "rr"]);
 }
 
-/// `exec` reads the container's record again once its command has
-/// started, and stops the command when the container's removal began
-/// meanwhile: it would run on in a namespace `rm -f` already took out (no
-/// name, no record). A pause right before the start puts a whole `rm -f`
-/// there.
+/// `exec` reads the container's record again once its command's process
+/// exists, and ends it when the container's removal began meanwhile: it
+/// would run on in a namespace `rm -f` already took out (no name, no
+/// record). A pause right before the start puts a whole `rm -f` there.
 #[test]
 fn exec_stops_its_command_when_the_container_was_removed_meanwhile() {
-    let mut env = Env::new("execrace");
-    env.network("n1", "192.168.85.0/24");
-    assert_eq!(env.ok(&["run", "--net=n1", "--name=er", "-d"]), "er\n");
-    let inode = namespace_inode(&env.netns_dir().join("er"));
-    let pause = env.root.join("pause");
-    // Its error to a file, not a pipe: a command left running would hold
-    // a pipe open, and reading it to its end would wait for the command.
-    let errors = env.root.join("exec.err");
-    let mut exec = env
-        .command(&["exec", "er", "sleep", "1000"])
-        .env("IPVLAN_FAULT_PAUSE_AT", "container: before spawn#1")
-        .env("IPVLAN_FAULT_PAUSE_FILE", &pause)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&errors).unwrap())
-        .spawn()
-        .unwrap();
-    wait_for_pause(&pause, "exec");
-    env.ok(&["rm", "-f", "er"]);
-    std::fs::remove_file(&pause).unwrap();
-    let ended = (0..1500).any(|_| {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        exec.try_wait().unwrap().is_some()
-    });
-    if !ended {
-        let _ = exec.kill();
-    }
-    let status = exec.wait().unwrap();
-    let left = left_in_namespace(inode, 100);
-    assert!(
-        ended,
-        "exec ran its command on; left in the namespace: {left:?}"
+    exec_while_removed(
+        "execrace",
+        "192.168.85.0/24",
+        "container: before spawn#1",
+        "sleep 1000",
     );
-    let stderr = std::fs::read_to_string(&errors).unwrap();
-    assert_eq!(status.code(), Some(125), "{stderr}");
-    assert!(
-        stderr.contains("container er is being removed: the command was not started"),
-        "{stderr}"
-    );
-    assert_eq!(left, Vec::<String>::new());
 }
 
 /// The command's process is made, then held until `exec` has read the
@@ -806,24 +772,39 @@ fn exec_stops_its_command_when_the_container_was_removed_meanwhile() {
 /// the read puts a whole `rm -f` there.
 #[test]
 fn a_command_whose_container_is_being_removed_runs_nothing() {
-    let mut env = Env::new("execheld");
-    env.network("n1", "192.168.86.0/24");
-    assert_eq!(env.ok(&["run", "--net=n1", "--name=eh", "-d"]), "eh\n");
-    let inode = namespace_inode(&env.netns_dir().join("eh"));
+    exec_while_removed(
+        "execheld",
+        "192.168.86.0/24",
+        "container: after spawn#1",
+        "echo ran > \"$1\"; sleep 1000 & exec sleep 1000",
+    );
+}
+
+/// `exec c1 sh -c SCRIPT RAN` (RAN: a file of the test's) paused at
+/// `pause_at` while `rm -f c1` runs whole: `exec` must end with 125 ("is
+/// being removed"), RAN never made, nothing left in the namespace. `tag`
+/// and `subnet`: the test's own.
+fn exec_while_removed(tag: &str, subnet: &str, pause_at: &str, script: &str) {
+    let mut env = Env::new(tag);
+    env.network("n1", subnet);
+    assert_eq!(env.ok(&["run", "--net=n1", "--name=c1", "-d"]), "c1\n");
+    let inode = namespace_inode(&env.netns_dir().join("c1"));
     let pause = env.root.join("pause");
     let ran = env.root.join("ran");
+    // Its error to a file, not a pipe: a command left running would hold
+    // a pipe open, and reading it to its end would wait for the command.
     let errors = env.root.join("exec.err");
-    let script = format!("echo ran > {}; sleep 1000 & exec sleep 1000", ran.display());
+    let ran_arg = ran.display().to_string();
     let mut exec = env
-        .command(&["exec", "eh", "sh", "-c", &script])
-        .env("IPVLAN_FAULT_PAUSE_AT", "container: after spawn#1")
+        .command(&["exec", "c1", "sh", "-c", script, "sh", &ran_arg])
+        .env("IPVLAN_FAULT_PAUSE_AT", pause_at)
         .env("IPVLAN_FAULT_PAUSE_FILE", &pause)
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&errors).unwrap())
         .spawn()
         .unwrap();
     wait_for_pause(&pause, "exec");
-    env.ok(&["rm", "-f", "eh"]);
+    env.ok(&["rm", "-f", "c1"]);
     std::fs::remove_file(&pause).unwrap();
     let ended = (0..1500).any(|_| {
         std::thread::sleep(std::time::Duration::from_millis(20));
@@ -835,10 +816,10 @@ fn a_command_whose_container_is_being_removed_runs_nothing() {
     let status = exec.wait().unwrap();
     let left = left_in_namespace(inode, 100);
     let stderr = std::fs::read_to_string(&errors).unwrap();
-    assert!(ended, "exec ran on: {stderr}; left: {left:?}");
+    assert!(ended, "exec ran its command on: {stderr}; left: {left:?}");
     assert_eq!(status.code(), Some(125), "{stderr}");
     assert!(
-        stderr.contains("container eh is being removed: the command was not started"),
+        stderr.contains("container c1 is being removed: the command was not started"),
         "{stderr}"
     );
     assert!(
@@ -857,27 +838,13 @@ fn a_command_whose_container_is_being_removed_runs_nothing() {
 fn run_starts_its_command_in_its_own_container_not_a_new_one_of_its_name() {
     let mut env = Env::new("runname");
     env.network("n1", "192.168.87.0/24");
-    let pause = env.root.join("pause");
     let ran = env.root.join("ran");
     let script = format!("echo ran > {}", ran.display());
     for detach in [false, true] {
         let mut args = vec!["run", "--net=n1", "--name=same"];
         args.push(if detach { "-d" } else { "--rm" });
         args.extend(["sh", "-c", &script]);
-        let run = env
-            .command(&args)
-            .env("IPVLAN_FAULT_PAUSE_AT", "container: before entering#1")
-            .env("IPVLAN_FAULT_PAUSE_FILE", &pause)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        wait_for_pause(&pause, "run");
-        env.ok(&["rm", "-f", "same"]);
-        assert_eq!(env.ok(&["run", "--net=n1", "--name=same", "-d"]), "same\n");
-        let inode = namespace_inode(&env.netns_dir().join("same"));
-        std::fs::remove_file(&pause).unwrap();
-        let output = run.wait_with_output().unwrap();
+        let (output, inode) = replaced_while_paused(&env, &args, "container: before entering#1");
         let stderr = text(&output.stderr);
         assert_eq!(output.status.code(), Some(125), "detach {detach}: {stderr}");
         assert!(
@@ -889,6 +856,29 @@ fn run_starts_its_command_in_its_own_container_not_a_new_one_of_its_name() {
         assert_eq!(namespace_inode(&env.netns_dir().join("same")), inode);
         env.ok(&["rm", "-f", "same"]);
     }
+}
+
+/// Runs `args` (a `run --name=same` on `n1`) paused at `pause_at`, where
+/// container `same` is removed and another made under its name; returns
+/// the command's output once released, and the new container's namespace
+/// inode.
+fn replaced_while_paused(env: &Env, args: &[&str], pause_at: &str) -> (Output, u64) {
+    let pause = env.root.join("pause");
+    let _ = std::fs::remove_file(&pause);
+    let run = env
+        .command(args)
+        .env("IPVLAN_FAULT_PAUSE_AT", pause_at)
+        .env("IPVLAN_FAULT_PAUSE_FILE", &pause)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_pause(&pause, "run");
+    env.ok(&["rm", "-f", "same"]);
+    assert_eq!(env.ok(&["run", "--net=n1", "--name=same", "-d"]), "same\n");
+    let inode = namespace_inode(&env.netns_dir().join("same"));
+    std::fs::remove_file(&pause).unwrap();
+    (run.wait_with_output().unwrap(), inode)
 }
 
 /// Every file, directory and link under `root`, with what a file holds or
@@ -1029,21 +1019,11 @@ fn unchanged_since(env: &Env, before: (BTreeMap<String, String>, BTreeMap<String
 fn run_rm_removes_its_own_container_not_a_new_one_of_its_name() {
     let mut env = Env::new("rmname");
     env.network("n1", "192.168.89.0/24");
-    let pause = env.root.join("pause");
-    let run = env
-        .command(&["run", "--net=n1", "--rm", "--name=same", "true"])
-        .env("IPVLAN_FAULT_PAUSE_AT", "container: before removal#1")
-        .env("IPVLAN_FAULT_PAUSE_FILE", &pause)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_for_pause(&pause, "run --rm");
-    env.ok(&["rm", "-f", "same"]);
-    assert_eq!(env.ok(&["run", "--net=n1", "--name=same", "-d"]), "same\n");
-    let inode = namespace_inode(&env.netns_dir().join("same"));
-    std::fs::remove_file(&pause).unwrap();
-    let output = run.wait_with_output().unwrap();
+    let (output, inode) = replaced_while_paused(
+        &env,
+        &["run", "--net=n1", "--rm", "--name=same", "true"],
+        "container: before removal#1",
+    );
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert!(

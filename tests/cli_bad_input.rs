@@ -181,11 +181,18 @@ const INSPECT_N1: &str = r#"[
             ]
         },
         "Internal": false,
+        "Attachable": false,
+        "Ingress": false,
+        "ConfigFrom": {
+            "Network": ""
+        },
+        "ConfigOnly": false,
         "Containers": {},
         "Options": {
             "parent": "lo",
             "ipvlan_mode": "l2"
-        }
+        },
+        "Labels": {}
     }
 ]
 "#;

@@ -881,6 +881,53 @@ fn replaced_while_paused(env: &Env, args: &[&str], pause_at: &str) -> (Output, u
     (run.wait_with_output().unwrap(), inode)
 }
 
+/// A create that fails at its last step (its record's final write), on a
+/// parent another network made (a VLAN sub-interface both share), leaves
+/// that parent: it is the other network's. Before, the failed create
+/// deleted it (it looked for no other user), and the first network lost
+/// its parent and every link on it.
+#[test]
+fn a_failed_create_leaves_the_parent_another_network_made() {
+    let mut env = Env::new("sharedparent");
+    assert!(vm_support::ip_ok(&["link", "add", "sp0", "type", "dummy"]));
+    assert!(vm_support::ip_ok(&["link", "set", "sp0", "up"]));
+    let create = |name: &'static str, subnet: &'static str| {
+        [
+            "network",
+            "create",
+            "-d",
+            "ipvlan",
+            "--subnet",
+            subnet,
+            "-o",
+            "parent=sp0.53",
+            name,
+        ]
+    };
+    env.ok(&create("a", "192.168.90.0/24"));
+    env.networks.push("a".to_string());
+    let index = |name: &str| {
+        vm_support::link(None, name).and_then(|l| l.get("ifindex").and_then(Value::as_u64))
+    };
+    let made = index("sp0.53");
+    assert!(made.is_some(), "network a made sp0.53");
+    let output = env
+        .command(&create("b", "192.168.91.0/24"))
+        .env("IPVLAN_FAULT_FORCE", "network: final record refused")
+        .output()
+        .unwrap();
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(index("sp0.53"), made, "network a's parent: {stderr}");
+    assert_ne!(env.run(&["network", "inspect", "b"]).status.code(), Some(0));
+    assert_eq!(env.ok(&["run", "--net=a", "--name=sp1", "-d"]), "sp1\n");
+    env.ok(&["rm", "-f", "sp1"]);
+    env.ok(&["network", "rm", "a"]);
+    env.networks.clear();
+    assert_eq!(index("sp0.53"), None, "network a's parent goes with it");
+    assert!(vm_support::ip_ok(&["link", "del", "sp0"]));
+}
+
 /// Every file, directory and link under `root`, with what a file holds or
 /// a link names (a hosts file: its lines that are not blank); the store's
 /// lock (its commit log) left out.

@@ -174,8 +174,16 @@ pub fn network_json(network: &NetworkInfo) -> Value {
             ]),
         ),
         ("Internal", Value::from(network.internal)),
+        // Docker prints these for every network; ours has none of what
+        // they describe (swarm attachment, the ingress network, config
+        // networks, labels).
+        ("Attachable", Value::from(false)),
+        ("Ingress", Value::from(false)),
+        ("ConfigFrom", Value::object([("Network", Value::from(""))])),
+        ("ConfigOnly", Value::from(false)),
         ("Containers", Value::object(containers)),
         ("Options", Value::object(network_options(network))),
+        ("Labels", Value::object(Vec::<(String, Value)>::new())),
     ])
 }
 
@@ -319,6 +327,45 @@ mod tests {
     fn inspect_has_docker_fields() {
         let document = json::parse(&inspect_document(&[network()]).unwrap()).expect("valid JSON");
         let network = &document.as_array().expect("array")[0];
+        // Docker's keys, in Docker's order (`EnableIPv4` aside, Docker 28's):
+        // a script reading `.Labels` or `.ConfigOnly` finds them.
+        let keys: Vec<&str> = network
+            .as_object()
+            .expect("object")
+            .iter()
+            .map(|(key, _)| key.as_str())
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "Name",
+                "Id",
+                "Created",
+                "Scope",
+                "Driver",
+                "EnableIPv6",
+                "IPAM",
+                "Internal",
+                "Attachable",
+                "Ingress",
+                "ConfigFrom",
+                "ConfigOnly",
+                "Containers",
+                "Options",
+                "Labels"
+            ]
+        );
+        assert_eq!(
+            network.get("ConfigFrom"),
+            Some(&json::parse(r#"{"Network": ""}"#).unwrap())
+        );
+        assert_eq!(
+            network
+                .get("Labels")
+                .and_then(Value::as_object)
+                .map(<[_]>::len),
+            Some(0)
+        );
         assert_eq!(network.get("Name").and_then(Value::as_str), Some("db_net"));
         assert_eq!(network.get("Scope").and_then(Value::as_str), Some("local"));
         assert_eq!(

@@ -191,8 +191,17 @@ impl Manager {
             return Err(error);
         }
         record.state = NetworkState::Created;
-        if let Err(error) = state.put_network(&record) {
-            parent::delete_if_ours(&host, &self.config.netns_dir, &record, &[]);
+        let written = match crate::fault::forced("network: final record refused") {
+            true => Err(crate::store::StoreError::io("writing", &record.id)(
+                std::io::Error::from_raw_os_error(libc::ENOSPC),
+            )),
+            false => state.put_network(&record),
+        };
+        if let Err(error) = written {
+            // The parent goes only if this create made it: one another
+            // network made (and this one shares) stays theirs.
+            let others = parent::users_of_parent(&state, &networks, &record);
+            parent::delete_if_ours(&host, &self.config.netns_dir, &record, &others);
             let _ = state.remove_network(&record.id);
             return Err(error.into());
         }

@@ -7,6 +7,7 @@
 //! one line of plain text.
 
 use std::borrow::Cow;
+use std::cmp::Ordering;
 use std::fmt;
 
 /// Whether `c` must not reach a terminal as it is: control characters
@@ -85,9 +86,79 @@ pub fn join(parts: &[&str], sep: &str) -> String {
     out
 }
 
+/// `a` against `b` in natural order, as `docker network ls` sorts names:
+/// runs of digits compare as numbers (`n9` before `n10`; of two equal
+/// numbers, the one with fewer leading zeros first), a digit before any
+/// other byte, other bytes one by one; a name that is the start of the
+/// other comes first.
+///
+/// ```
+/// use std::cmp::Ordering::Less;
+/// assert_eq!(ipvlan::text::natural_cmp("n9", "n10"), Less);
+/// assert_eq!(ipvlan::text::natural_cmp("a", "b9"), Less);
+/// ```
+pub fn natural_cmp(a: &str, b: &str) -> Ordering {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        let (x, y) = (a[i], b[j]);
+        match (x.is_ascii_digit(), y.is_ascii_digit()) {
+            (true, false) => return Ordering::Less,
+            (false, true) => return Ordering::Greater,
+            (false, false) => {
+                if x != y {
+                    return x.cmp(&y);
+                }
+                i += 1;
+                j += 1;
+            }
+            (true, true) => {
+                let zeros_a = a[i..].iter().take_while(|&&c| c == b'0').count();
+                let zeros_b = b[j..].iter().take_while(|&&c| c == b'0').count();
+                let (start_a, start_b) = (i + zeros_a, j + zeros_b);
+                let end_a = start_a
+                    + a[start_a..]
+                        .iter()
+                        .take_while(|c| c.is_ascii_digit())
+                        .count();
+                let end_b = start_b
+                    + b[start_b..]
+                        .iter()
+                        .take_while(|c| c.is_ascii_digit())
+                        .count();
+                // Without their leading zeros: the shorter number is the
+                // smaller, and of two as long, the digits tell.
+                let number = (end_a - start_a)
+                    .cmp(&(end_b - start_b))
+                    .then_with(|| a[start_a..end_a].cmp(&b[start_b..end_b]))
+                    .then_with(|| zeros_a.cmp(&zeros_b));
+                if number != Ordering::Equal {
+                    return number;
+                }
+                (i, j) = (end_a, end_b);
+            }
+        }
+    }
+    (a.len() - i).cmp(&(b.len() - j))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_sort_as_docker_network_ls_sorts_them() {
+        let mut names = vec![
+            "b10", "a", "b9", "b09", "B1", "a1b", "a1", "10", "9", "é", "b", "",
+        ];
+        crate::order::sort_by(&mut names, |x, y| natural_cmp(x, y));
+        assert_eq!(
+            names,
+            ["", "9", "10", "B1", "a", "a1", "a1b", "b", "b9", "b09", "b10", "é"]
+        );
+        assert_eq!(natural_cmp("n1", "n1"), Ordering::Equal);
+        assert_eq!(natural_cmp("n01", "n1"), Ordering::Greater);
+    }
 
     #[test]
     fn every_control_character_is_escaped_and_nothing_else() {

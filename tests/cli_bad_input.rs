@@ -838,6 +838,43 @@ fn every_bad_input_is_refused_with_its_message_and_changes_nothing() {
 
 /// Without root, the catalogue fails with the one line every privileged
 /// test gives.
+/// `network ls` (and `-q`) lists networks in natural order of their
+/// names, as `docker network ls` does (`b9` before `b10`); before, in the
+/// order they were made.
+#[test]
+fn network_ls_lists_names_in_natural_order() {
+    let dir = common::TempDir::new("ls-order");
+    let state_dir = dir.path().join("state");
+    let state = StateDir::open(&state_dir).unwrap();
+    let mut ids = BTreeMap::new();
+    for (name, subnet) in [
+        ("b10", "10.1.0.0/24"),
+        ("a", "10.2.0.0/24"),
+        ("b9", "10.3.0.0/24"),
+    ] {
+        ids.insert(name, record_network(&state, name, &[subnet], false));
+    }
+    let ls = |args: &[&str]| {
+        let output = Command::new(BIN)
+            .args(args)
+            .env("IPVLAN_STATE_DIR", &state_dir)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(0), "{output:?}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let table = ls(&["network", "ls"]);
+    let names: Vec<&str> = table
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split_whitespace().nth(1))
+        .collect();
+    assert_eq!(names, ["a", "b9", "b10"], "{table}");
+    let quiet = ls(&["network", "ls", "-q", "--no-trunc"]);
+    let expected: Vec<&str> = ["a", "b9", "b10"].iter().map(|n| ids[n].as_str()).collect();
+    assert_eq!(quiet.lines().collect::<Vec<_>>(), expected);
+}
+
 #[test]
 fn without_root_the_catalogue_fails_with_one_reason() {
     common::privilege::assert_unprivileged_run_fails_with_one_reason(

@@ -63,7 +63,11 @@ pub fn list(manager: &Manager, quiet: bool, no_trunc: bool) -> Result<i32, Failu
     let list = manager
         .network_list()
         .map_err(|error| Failure::driver("network ls", &error))?;
-    let networks = list.networks;
+    let mut networks = list.networks;
+    // In natural order of their names, as `docker network ls` prints them.
+    crate::order::sort_by(&mut networks.items, |a, b| {
+        crate::text::natural_cmp(&a.name, &b.name)
+    });
     // Not listed, as no other command accepts them; but not hidden either,
     // since their names are taken until restore rolls them back.
     for name in list.half_created {

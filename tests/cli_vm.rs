@@ -928,6 +928,47 @@ fn a_failed_create_leaves_the_parent_another_network_made() {
     assert!(vm_support::ip_ok(&["link", "del", "sp0"]));
 }
 
+/// A network that used another tool's `NAME.VLANID` (gone since), and a
+/// second network for which we made a link under that name: the link is
+/// ours, and goes with whichever of them goes last. Before, the first
+/// kept recording it as another tool's, so removing the second and then
+/// the first left the link we made, named by no record.
+#[test]
+fn a_parent_made_under_the_name_of_one_gone_goes_with_the_last_network() {
+    let env = Env::new("adopted");
+    assert!(vm_support::ip_ok(&["link", "add", "ap0", "type", "dummy"]));
+    assert!(vm_support::ip_ok(&["link", "set", "ap0", "up"]));
+    assert!(vm_support::ip_ok(&[
+        "link", "add", "link", "ap0", "name", "ap0.54", "type", "vlan", "id", "54"
+    ]));
+    let create = |name: &'static str, subnet: &'static str| {
+        [
+            "network",
+            "create",
+            "-d",
+            "ipvlan",
+            "--subnet",
+            subnet,
+            "-o",
+            "parent=ap0.54",
+            name,
+        ]
+    };
+    env.ok(&create("a", "192.168.92.0/24"));
+    assert!(vm_support::ip_ok(&["link", "del", "ap0.54"]));
+    env.ok(&create("b", "192.168.93.0/24"));
+    assert!(vm_support::link(None, "ap0.54").is_some(), "b made ap0.54");
+    env.ok(&["network", "rm", "b"]);
+    assert!(
+        vm_support::link(None, "ap0.54").is_some(),
+        "a still uses it"
+    );
+    env.ok(&["network", "rm", "a"]);
+    let left = vm_support::link(None, "ap0.54");
+    let _ = vm_support::ip_ok(&["link", "del", "ap0"]);
+    assert!(left.is_none(), "the ap0.54 we made was left: {left:?}");
+}
+
 /// Every file, directory and link under `root`, with what a file holds or
 /// a link names (a hosts file: its lines that are not blank); the store's
 /// lock (its commit log) left out.

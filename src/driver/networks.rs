@@ -194,8 +194,13 @@ impl Manager {
         let written = match crate::fault::forced("network: final record refused") {
             true => Err(crate::store::StoreError::io("writing", &record.id)(
                 std::io::Error::from_raw_os_error(libc::ENOSPC),
-            )),
-            false => state.put_network(&record),
+            )
+            .into()),
+            false => match plan.makes_link() {
+                true => parent::adopt_made_parent(&state, &networks, &record),
+                false => Ok(()),
+            }
+            .and_then(|()| Ok(state.put_network(&record)?)),
         };
         if let Err(error) = written {
             // The parent goes only if this create made it: one another
@@ -203,7 +208,7 @@ impl Manager {
             let others = parent::users_of_parent(&state, &networks, &record);
             parent::delete_if_ours(&host, &self.config.netns_dir, &record, &others);
             let _ = state.remove_network(&record.id);
-            return Err(error.into());
+            return Err(error);
         }
         // The final state durable before the command reports it.
         state.commit()?;

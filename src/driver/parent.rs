@@ -38,6 +38,11 @@ pub(crate) enum ParentPlan {
 }
 
 impl ParentPlan {
+    /// Whether the create makes the link (it does not exist yet).
+    pub(crate) fn makes_link(&self) -> bool {
+        !matches!(self, ParentPlan::Existing(_))
+    }
+
     /// What `-o parent=` names (`None`: a dummy named after the network's
     /// short id), checked against the host's links; a parent or VLAN base
     /// that is down adds a warning.
@@ -271,6 +276,30 @@ fn put_naming_parent_among(
             && sibling.parent_origin == record.parent_origin
             && sibling.parent_index != record.parent_index
         {
+            sibling.parent_index = record.parent_index;
+            state.put_network(&sibling)?;
+        }
+    }
+    Ok(())
+}
+
+/// Gives every other network on `record`'s parent that records it as
+/// another tool's the origin and index `record` holds: this create made
+/// the link under that name (the one they used is gone), and whichever of
+/// them goes last must delete it. Else, gone last, such a network would
+/// leave the link we made, named by no record.
+pub(crate) fn adopt_made_parent(
+    state: &Locked<'_>,
+    networks: &[NetworkRecord],
+    record: &NetworkRecord,
+) -> Result<(), Error> {
+    for sibling in networks {
+        if sibling.id != record.id
+            && sibling.parent == record.parent
+            && sibling.parent_origin == ParentOrigin::Existing
+        {
+            let mut sibling = sibling.clone();
+            sibling.parent_origin = record.parent_origin.clone();
             sibling.parent_index = record.parent_index;
             state.put_network(&sibling)?;
         }

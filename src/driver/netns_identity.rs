@@ -399,7 +399,12 @@ pub(crate) fn container_netns(path: &Path, made: Option<NetnsId>) -> Result<Cont
             return match netns::not_a_namespace(&error) {
                 Some(refusal) if refusal.found == netns::FileKind::Regular => {
                     if seen.2 == 0 {
-                        Ok(ContainerNetns::Leftover((seen.0, seen.1)))
+                        // Unmounted, not removed: the namespace may still
+                        // run, held by a process, as with its name gone.
+                        Ok(match held_by_a_process(made)? {
+                            Some((open, _)) => ContainerNetns::Unnamed(open),
+                            None => ContainerNetns::Leftover((seen.0, seen.1)),
+                        })
                     } else {
                         Err(not_ours(format!(
                             "{} is a regular file with data in it, not the empty mount point of a namespace",
@@ -409,7 +414,7 @@ pub(crate) fn container_netns(path: &Path, made: Option<NetnsId>) -> Result<Cont
                 }
                 Some(refusal) => Err(not_ours(refusal.to_string())),
                 None => Err(opening(&error)),
-            }
+            };
         }
     };
     let opened = nsfs_file_id(&ns)?;
@@ -585,12 +590,18 @@ pub(crate) fn open_recorded(path: &str, recorded: Option<NetnsId>) -> Result<NsA
         Err(error) if is_gone(&error) => return gone_or_held(recorded),
         Err(error) => {
             return match netns::not_a_namespace(&error) {
+                // The empty mount point an unmount left (`umount`, or `ip
+                // netns del` whose unlink failed): the namespace that was
+                // bound there may still be held by a process.
                 Some(refusal) if refusal.found.may_have_held_a_namespace() => {
-                    Ok(NsAt::NotANamespace)
+                    Ok(match gone_or_held(recorded)? {
+                        NsAt::Gone => NsAt::NotANamespace,
+                        held => held,
+                    })
                 }
                 Some(refusal) => Err(Error::invalid(refusal.to_string())),
                 None => Err(Error::io(format_args!("opening namespace {path}"), &error)),
-            }
+            };
         }
     };
     let identity = open.identity()?;
@@ -1118,6 +1129,22 @@ mod tests {
             NsAt::Present(_, found) => assert!(found.same_namespace(&recorded)),
             other => panic!("the held namespace was not found: {other:?}"),
         }
+        // Unmounted and not removed: an empty plain file at the path. The
+        // namespace still runs; before, it was taken for gone (its
+        // addresses released while its link held them, its container
+        // record dropped while its command ran).
+        let leftover = std::env::temp_dir().join(format!("ipvlan-leftover-{}", std::process::id()));
+        std::fs::write(&leftover, b"").unwrap();
+        let at = open_recorded(leftover.to_str().unwrap(), Some(recorded));
+        let container = container_netns(&leftover, Some(recorded));
+        match at.unwrap() {
+            NsAt::Present(_, found) => assert!(found.same_namespace(&recorded)),
+            other => panic!("the held namespace behind a leftover: {other:?}"),
+        }
+        assert!(
+            matches!(container.unwrap(), ContainerNetns::Unnamed(_)),
+            "a container whose namespace still runs"
+        );
         // Without a cookie (before Linux 5.14), an inode alone could lead
         // to another namespace: never looked for.
         let no_cookie = NetnsId {
@@ -1144,6 +1171,15 @@ mod tests {
             open_recorded(gone_path, Some(recorded)).unwrap(),
             NsAt::Gone
         ));
+        assert!(matches!(
+            open_recorded(leftover.to_str().unwrap(), Some(recorded)).unwrap(),
+            NsAt::NotANamespace
+        ));
+        assert!(matches!(
+            container_netns(&leftover, Some(recorded)).unwrap(),
+            ContainerNetns::Leftover(_)
+        ));
+        std::fs::remove_file(&leftover).unwrap();
     }
 
     #[test]

@@ -511,6 +511,36 @@ fn restore_forgets_a_gone_containers_log_with_it() {
     });
 }
 
+#[test]
+fn rm_f_of_a_held_container_whose_mount_went_removes_its_mount_point() {
+    in_fresh_netns("rm-unmounted", |config| {
+        fs::create_dir_all(&config.netns_dir).unwrap();
+        let manager = Manager::open(config.clone()).unwrap();
+        manager.create_container(Some("held")).unwrap();
+        let pid = manager
+            .spawn_detached("held", &["sleep".into(), "100".into()])
+            .unwrap();
+        // Unmounted by another hand (`umount`, or an `ip netns del` whose
+        // unlink failed): the empty mount point stays at the name, the
+        // namespace runs on, held by the command.
+        let path = config.netns_dir.join("held");
+        let status = std::process::Command::new("umount")
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        assert_eq!(fs::read(&path).unwrap(), b"", "precondition");
+        let notes = manager.remove_container("held", true).unwrap();
+        wait_for_exit(pid);
+        assert!(container_names(&manager).is_empty(), "{notes:?}");
+        // Before, it stayed: `ip netns list` named it, and a new container
+        // of the name found a file that was no namespace.
+        assert!(!path.exists(), "the empty mount point was left: {notes:?}");
+        manager.create_container(Some("held")).unwrap();
+        manager.remove_container("held", false).unwrap();
+    });
+}
+
 /// Waits for the detached process `pid` (our child) to end.
 fn wait_for_exit(pid: u32) {
     let mut status = 0;

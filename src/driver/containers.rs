@@ -305,9 +305,12 @@ impl Manager {
                 self.delete_netns_if_same(name, inside.ns.file_id(), &mut notes)?;
             }
             // Its name deleted: it ends with its last process.
-            ContainerNetns::Unnamed(inside) => {
+            ContainerNetns::Unnamed(inside, leftover) => {
                 let left = kill_everything_inside(&inside.ns)?;
                 notes.extend(outlived(name, &left));
+                if let Some(file) = leftover {
+                    self.delete_netns_if_same(name, file, &mut notes)?;
+                }
             }
             // One another tool put at the name after a crash is not ours.
             ContainerNetns::Replaced => notes.push(replaced(&path, name)),
@@ -400,7 +403,7 @@ impl Manager {
         // `exec` that starts a command later kills it itself) and the
         // networks are detached, and killed then.
         let pids = match &at {
-            ContainerNetns::Present(inside) | ContainerNetns::Unnamed(inside) if !force => {
+            ContainerNetns::Present(inside) | ContainerNetns::Unnamed(inside, _) if !force => {
                 processes_in(&inside.ns)?
             }
             _ => Vec::new(),
@@ -429,7 +432,7 @@ impl Manager {
         // above and the mark read the record before it (a later one reads
         // the mark and kills its command itself). Anything there now, and
         // the record is put back as it was.
-        if let ContainerNetns::Present(inside) | ContainerNetns::Unnamed(inside) = &at {
+        if let ContainerNetns::Present(inside) | ContainerNetns::Unnamed(inside, _) = &at {
             if !force {
                 let pids = processes_in(&inside.ns)?;
                 if !pids.is_empty() {
@@ -448,7 +451,7 @@ impl Manager {
             let at = locate(&endpoint)?;
             notes.extend(self.detach(&host, &state, network, endpoint, &at)?);
         }
-        if let ContainerNetns::Present(inside) | ContainerNetns::Unnamed(inside) = &at {
+        if let ContainerNetns::Present(inside) | ContainerNetns::Unnamed(inside, _) = &at {
             if force {
                 let left = kill_everything_inside(&inside.ns)?;
                 notes.extend(outlived(name, &left));
@@ -460,12 +463,12 @@ impl Manager {
             ContainerNetns::Present(inside) => {
                 self.delete_netns_if_same(name, inside.ns.file_id(), &mut notes)?;
             }
-            ContainerNetns::Leftover(file) => {
+            ContainerNetns::Leftover(file) | ContainerNetns::Unnamed(_, Some(file)) => {
                 self.delete_netns_if_same(name, file, &mut notes)?;
             }
             ContainerNetns::Replaced => notes.push(replaced(&path, name)),
             // Its name deleted: it ends with its last process, killed above.
-            ContainerNetns::Unnamed(_) | ContainerNetns::Missing => {}
+            ContainerNetns::Unnamed(_, None) | ContainerNetns::Missing => {}
         }
         // A view of ours left behind with no record would never be taken
         // out: the record stays (removing) for `restore` or another `rm`.
@@ -601,7 +604,7 @@ impl Manager {
         let ns = match netns_identity::container_netns(&path, recorded)? {
             // Its name deleted, it still runs: entered through a process
             // in it.
-            ContainerNetns::Present(inside) | ContainerNetns::Unnamed(inside) => inside.ns,
+            ContainerNetns::Present(inside) | ContainerNetns::Unnamed(inside, _) => inside.ns,
             ContainerNetns::Missing => return Err(no_such_container(container)),
             ContainerNetns::Replaced => {
                 return Err(Error::failed(format!(

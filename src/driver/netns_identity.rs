@@ -343,8 +343,11 @@ pub(crate) enum ContainerNetns {
     /// del` while a process in it still runs, perhaps another tool's
     /// namespace at the name since) but alive: found through a process in
     /// it ([`held_by_a_process`]), opened. Nothing of ours is at the name
-    /// to unmount.
-    Unnamed(OpenNetns),
+    /// to unmount, but perhaps the empty mount point an unmount left at
+    /// the name (`umount`, or `ip netns del` whose unlink failed): its
+    /// `(st_dev, st_ino)`, removed with the container as a
+    /// [`ContainerNetns::Leftover`] is.
+    Unnamed(OpenNetns, Option<(u64, u64)>),
 }
 
 /// This boot as identities name it ([`crate::store::records::boot_mark`]).
@@ -402,7 +405,9 @@ pub(crate) fn container_netns(path: &Path, made: Option<NetnsId>) -> Result<Cont
                         // Unmounted, not removed: the namespace may still
                         // run, held by a process, as with its name gone.
                         Ok(match held_by_a_process(made)? {
-                            Some((open, _)) => ContainerNetns::Unnamed(open),
+                            Some((open, _)) => {
+                                ContainerNetns::Unnamed(open, Some((seen.0, seen.1)))
+                            }
                             None => ContainerNetns::Leftover((seen.0, seen.1)),
                         })
                     } else {
@@ -436,7 +441,7 @@ pub(crate) fn container_netns(path: &Path, made: Option<NetnsId>) -> Result<Cont
         // Another tool's at the name; ours may live on, held by a process.
         Some(made) if !made.same_namespace(&open.identity()?) => {
             match held_by_a_process(Some(made))? {
-                Some((ours, _)) => Ok(ContainerNetns::Unnamed(ours)),
+                Some((ours, _)) => Ok(ContainerNetns::Unnamed(ours, None)),
                 None => Ok(ContainerNetns::Replaced),
             }
         }
@@ -448,7 +453,7 @@ pub(crate) fn container_netns(path: &Path, made: Option<NetnsId>) -> Result<Cont
 /// namespace made for the container ([`ContainerNetns::Unnamed`]).
 fn missing_or_held(made: Option<NetnsId>) -> Result<ContainerNetns, Error> {
     Ok(match held_by_a_process(made)? {
-        Some((open, _)) => ContainerNetns::Unnamed(open),
+        Some((open, _)) => ContainerNetns::Unnamed(open, None),
         None => ContainerNetns::Missing,
     })
 }
@@ -1142,7 +1147,7 @@ mod tests {
             other => panic!("the held namespace behind a leftover: {other:?}"),
         }
         assert!(
-            matches!(container.unwrap(), ContainerNetns::Unnamed(_)),
+            matches!(container.unwrap(), ContainerNetns::Unnamed(_, Some(_))),
             "a container whose namespace still runs"
         );
         // Without a cookie (before Linux 5.14), an inode alone could lead

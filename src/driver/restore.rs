@@ -337,7 +337,7 @@ impl Manager {
                 }
                 // Its name deleted while a process in it runs: it still
                 // holds its links and addresses.
-                Ok(ContainerNetns::Present(_) | ContainerNetns::Unnamed(_)) => false,
+                Ok(ContainerNetns::Present(_) | ContainerNetns::Unnamed(..)) => false,
                 // Ours was deleted and another tool's put at its name: our
                 // container is gone, theirs is left as it is.
                 Ok(ContainerNetns::Replaced) => true,

@@ -975,6 +975,58 @@ fn a_parent_made_under_the_name_of_one_gone_goes_with_the_last_network() {
     assert!(left.is_none(), "the ap0.54 we made was left: {left:?}");
 }
 
+/// A host parent renamed while containers sit on it (udev, `ip link set
+/// eth1 name lan0`), or whose name another link took, still carries their
+/// links: `disconnect` deletes them (by the index and MAC recorded at
+/// attach) before their addresses go. Before, judged by the parent's name
+/// alone, the link looked another tool's and was left in place, holding
+/// the addresses handed back for the next container.
+#[test]
+fn a_disconnect_deletes_its_link_from_a_renamed_parent() {
+    let mut env = Env::with_iproute2_dirs("renamedparent");
+    assert!(vm_support::ip_ok(&["link", "add", "rn0", "type", "dummy"]));
+    assert!(vm_support::ip_ok(&["link", "set", "rn0", "up"]));
+    env.ok(&[
+        "network",
+        "create",
+        "-d",
+        "ipvlan",
+        "--subnet",
+        "192.168.94.0/24",
+        "-o",
+        "parent=rn0",
+        "rn",
+    ]);
+    env.networks.push("rn".to_string());
+    for name in ["rn1", "rn2"] {
+        env.ok(&["run", "--net=rn", &format!("--name={name}"), "-d"]);
+    }
+    // A link is renamed only while it is down.
+    for step in [
+        &["link", "set", "rn0", "down"][..],
+        &["link", "set", "rn0", "name", "rn0x"],
+        &["link", "set", "rn0x", "up"],
+    ] {
+        assert!(vm_support::ip_ok(step), "ip {step:?}");
+    }
+    let disconnect = |container: &str| {
+        let output = env.run(&["network", "disconnect", "rn", container]);
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+        assert_eq!(text(&output.stderr), "", "disconnect {container}");
+    };
+    disconnect("rn1");
+    assert_eq!(links_in("rn1"), ["lo"], "the link on the renamed rn0");
+    // Another link under the parent's old name.
+    assert!(vm_support::ip_ok(&["link", "add", "rn0", "type", "dummy"]));
+    disconnect("rn2");
+    assert_eq!(links_in("rn2"), ["lo"], "the link on rn0x, not rn0");
+    env.ok(&["rm", "-f", "rn1", "rn2"]);
+    env.ok(&["network", "rm", "rn"]);
+    env.networks.clear();
+    assert!(vm_support::ip_ok(&["link", "del", "rn0"]));
+    assert!(vm_support::ip_ok(&["link", "del", "rn0x"]));
+}
+
 /// Every file, directory and link under `root`, with what a file holds or
 /// a link names (a hosts file: its lines that are not blank); the store's
 /// lock (its commit log) left out.

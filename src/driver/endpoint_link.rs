@@ -621,6 +621,13 @@ const IPV6_DEFAULT_METRIC: u32 = 1024;
 /// ipvlan link whose lower link is `parent` in the host namespace (index
 /// counted in another namespace: `IFLA_LINK_NETNSID` set) and whose MAC is
 /// the parent's (or the one recorded at attach).
+///
+/// A parent renamed since the attach (udev, `ip link set eth1 name lan0`),
+/// or whose name another link took, still carries the links made on it:
+/// one that sits on a link in another namespace and has the MAC recorded
+/// at attach (`mac`, the parent's then) is ours all the same. Judged by
+/// the parent's name alone it looked another tool's, and a detach left it
+/// holding the addresses it gave back.
 pub(crate) fn not_ours(link: &Link, parent: Option<&Link>, mac: Option<&str>) -> Option<String> {
     if link.kind.as_deref() != Some("ipvlan") {
         return Some(format!(
@@ -628,26 +635,26 @@ pub(crate) fn not_ours(link: &Link, parent: Option<&Link>, mac: Option<&str>) ->
             link.name, link.index
         ));
     }
-    let Some(parent) = parent else {
-        return Some(format!(
-            "link {} (index {}): the network's parent is missing, so it cannot sit on it",
-            link.name, link.index
-        ));
-    };
-    if link.parent != Some(parent.index) || link.link_netnsid.is_none() {
-        return Some(format!(
-            "link {} (index {}) does not sit on parent {} of the host",
-            link.name, link.index, parent.name
-        ));
-    }
     let text = link.mac_text();
-    if text != parent.mac_text() && !mac.is_some_and(|m| m.eq_ignore_ascii_case(&text)) {
-        return Some(format!(
+    let recorded_mac = mac.is_some_and(|m| m.eq_ignore_ascii_case(&text));
+    let on_another_namespace = link.parent.is_some() && link.link_netnsid.is_some();
+    let on_parent = parent.filter(|p| link.parent == Some(p.index) && on_another_namespace);
+    match (parent, on_parent) {
+        (_, Some(parent)) if text == parent.mac_text() || recorded_mac => None,
+        (_, Some(_)) => Some(format!(
             "link {} (index {}) has MAC {text}, not the parent's",
             link.name, link.index
-        ));
+        )),
+        (_, None) if on_another_namespace && recorded_mac => None,
+        (None, None) => Some(format!(
+            "link {} (index {}): the network's parent is missing, so it cannot sit on it",
+            link.name, link.index
+        )),
+        (Some(parent), None) => Some(format!(
+            "link {} (index {}) does not sit on parent {} of the host",
+            link.name, link.index, parent.name
+        )),
     }
-    None
 }
 
 /// The endpoint link recorded as `ifindex` (or, in records made before the

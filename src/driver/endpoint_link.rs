@@ -770,3 +770,68 @@ pub(crate) fn delete_temporary_links(
     }
     Ok(deleted)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rtnl::LinkData;
+
+    fn link(index: u32, name: &str, kind: &str, mac: [u8; 6]) -> Link {
+        Link {
+            index,
+            name: name.into(),
+            raw_name: None,
+            flags: 0,
+            link_type: 1,
+            mtu: Some(1500),
+            mac: Some(mac.to_vec()),
+            parent: None,
+            link_netnsid: None,
+            master: None,
+            group: None,
+            operstate: None,
+            kind: Some(kind.into()),
+            data: LinkData::None,
+        }
+    }
+
+    #[test]
+    fn a_link_is_ours_on_its_parent_or_by_the_mac_recorded_at_attach() {
+        const PARENT_MAC: [u8; 6] = [2, 0, 0, 0, 0, 7];
+        let parent = link(7, "eth1", "dummy", PARENT_MAC);
+        let mut endpoint = link(900, "eth0", "ipvlan", PARENT_MAC);
+        endpoint.parent = Some(7);
+        endpoint.link_netnsid = Some(0);
+        let recorded = Some("02:00:00:00:00:07");
+        assert_eq!(not_ours(&endpoint, Some(&parent), None), None);
+        assert_eq!(not_ours(&endpoint, Some(&parent), recorded), None);
+        // The parent renamed (none has its name), or its name another
+        // link's: the recorded MAC proves the link ours; without it,
+        // nothing does.
+        let newcomer = link(12, "eth1", "dummy", [2, 0, 0, 0, 0, 12]);
+        for named in [None, Some(&newcomer)] {
+            assert_eq!(not_ours(&endpoint, named, recorded), None, "{named:?}");
+            assert!(not_ours(&endpoint, named, None).is_some(), "{named:?}");
+            assert!(
+                not_ours(&endpoint, named, Some("02:00:00:00:00:12")).is_some(),
+                "{named:?}"
+            );
+        }
+        // Never one whose lower link is in its own namespace, nor one of
+        // another kind, whatever its MAC.
+        let mut local = endpoint.clone();
+        local.link_netnsid = None;
+        assert!(not_ours(&local, None, recorded).is_some());
+        let mut macvlan = endpoint.clone();
+        macvlan.kind = Some("macvlan".into());
+        assert!(not_ours(&macvlan, Some(&parent), recorded).is_some());
+        // On its parent with another MAC than the parent's or the
+        // recorded one.
+        let mut other_mac = endpoint;
+        other_mac.mac = Some(vec![2, 0, 0, 0, 0, 9]);
+        assert_eq!(
+            not_ours(&other_mac, Some(&parent), recorded).as_deref(),
+            Some("link eth0 (index 900) has MAC 02:00:00:00:00:09, not the parent's")
+        );
+    }
+}

@@ -1373,6 +1373,36 @@ fn log_slot(slot: u64) -> u64 {
     (4 + slot) * 4096
 }
 
+/// A command that looks its network up before it takes the lock finds one
+/// whose file a power cut took but the commit log holds: taking the lock
+/// writes it again. Before, `network disconnect` (and `connect`, and their
+/// batches) named it missing, before the lock that would have brought it
+/// back, until another command or `restore` took the lock.
+#[test]
+fn a_network_only_the_commit_log_holds_is_found_by_disconnect() {
+    let tmp = TempDir::new("log-lookup");
+    let root = tmp.path().join("state");
+    let state = StateDir::open(&root).unwrap();
+    let net = network("n1", &["192.168.8.0/24"]);
+    commit_in_turn(&state, &[&|locked| locked.put_network(&net).unwrap()]);
+    let file = root.join("networks").join(format!("{}.json", net.id));
+    // The name's hint is derived (never synced): lost with the record.
+    cut_power(&root, &[&file, &root.join("names").join("n1")], &[]);
+    let manager = ipvlan::driver::Manager::open(ipvlan::driver::Config {
+        state_dir: root.clone(),
+        netns_dir: tmp.path().join("netns"),
+        etc_netns_dir: tmp.path().join("etc-netns"),
+    })
+    .unwrap();
+    let target = ipvlan::driver::Target::Container("c1".into());
+    let error = manager.disconnect("n1", &target).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "container c1 is not connected to network n1"
+    );
+    assert!(file.exists(), "the network written again from the log");
+}
+
 /// What a power cut can leave after commits made through the commit log:
 /// `lost` files gone, `back` files as they were before (a removal lost),
 /// and the log's volatile page never written (it names the boot, so the

@@ -28,7 +28,7 @@ use super::endpoints::{
     ResolvedTarget,
 };
 use super::netns_identity::{NsAt, OpenNetns};
-use super::networks::{find_network, find_network_to_join, lookup_network};
+use super::networks::{find_network, find_network_to_join, lookup_network_id_to_lock};
 use super::report::endpoint_label;
 use super::{AttachRequest, EndpointInfo, Error, Manager, Target};
 use crate::netns::Netns;
@@ -62,7 +62,7 @@ impl Manager {
         network: &str,
         targets: &[Target],
     ) -> Result<Vec<EndpointInfo>, Error> {
-        lookup_network(&self.store, network)?;
+        lookup_network_id_to_lock(&self.store, network)?;
         // Before the lock, as connect does: each namespace opened, with
         // its own socket, and identified: two descriptors a target, held
         // to the end.
@@ -397,7 +397,7 @@ impl Manager {
     /// is changed. A failure part-way (the kernel refusing a delete) stops
     /// there; the error says how many were detached before it.
     pub fn disconnect_many(&self, network: &str, targets: &[Target]) -> Result<Vec<String>, Error> {
-        lookup_network(&self.store, network)?;
+        lookup_network_id_to_lock(&self.store, network)?;
         // Before the lock, as disconnect does: what is at each path now
         // (two descriptors a target, as for connect_many).
         make_room_for_descriptors(2 * targets.len())?;

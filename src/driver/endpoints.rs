@@ -15,7 +15,7 @@ use super::netns_identity::{
     self, absolute, endpoint_at, endpoint_of_namespace, legacy_path_id, normalise, ContainerIndex,
     NsAt, OpenNetns,
 };
-use super::networks::{find_network_to_join, joinable, lookup_network_id};
+use super::networks::{find_network_to_join, joinable, lookup_network_id_to_lock};
 use super::options::check_container_name;
 use super::report::endpoint_label;
 use super::{AttachRequest, EndpointInfo, Error, Manager, Target};
@@ -109,7 +109,7 @@ impl Manager {
         // Without the lock, so a network that does not exist is named
         // first, as before the target was checked; its record is read
         // once, under the lock.
-        let found = lookup_network_id(&self.store, network)?;
+        let found = lookup_network_id_to_lock(&self.store, network)?;
         // The host's socket before the thread goes into the target, where
         // it stays until the link's settings are written (one visit); it
         // also tells the way back (the namespace it was made in).
@@ -151,7 +151,7 @@ impl Manager {
     /// # Ok::<(), ipvlan::driver::Error>(())
     /// ```
     pub fn disconnect(&self, network: &str, target: &Target) -> Result<Vec<String>, Error> {
-        let found = lookup_network_id(&self.store, network)?;
+        let found = lookup_network_id_to_lock(&self.store, network)?;
         // The host's socket first: it tells the way back from the target.
         let host = Handle::new()?;
         // Before the lock, like connect: what is at the path now.

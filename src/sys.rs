@@ -759,6 +759,22 @@ pub fn rename_at(dir: BorrowedFd<'_>, from: &CStr, to: &CStr) -> io::Result<()> 
     Ok(())
 }
 
+/// `linkat(2)` within one directory: `to` made a hard link to `from`,
+/// never following either; `EEXIST` when `to` is taken (nothing replaced).
+pub fn link_at(dir: BorrowedFd<'_>, from: &CStr, to: &CStr) -> io::Result<()> {
+    // SAFETY: descriptor kept open by the borrow, live NUL-terminated names.
+    retry(|| unsafe {
+        libc::linkat(
+            dir.as_raw_fd(),
+            from.as_ptr(),
+            dir.as_raw_fd(),
+            to.as_ptr(),
+            0,
+        )
+    })?;
+    Ok(())
+}
+
 /// `unlinkat(2)` of a file (`flags` 0) or an empty directory
 /// (`AT_REMOVEDIR`).
 pub fn unlink_at(dir: BorrowedFd<'_>, name: &CStr, flags: i32) -> io::Result<()> {

@@ -647,6 +647,8 @@ pub fn open_new_at(dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> io::Result<Op
 /// one `write` of a small file lands in the page cache before the file's
 /// size is raised. A kill between the create and the write leaves it
 /// empty, which every state file reader takes for none, as it was.
+/// Contents longer than [`WHOLE_WRITE`] are written under the temporary
+/// name first (see [`create_new_by_link_at`]).
 /// Returns the new file, open and unsynced (a durable one is synced by
 /// the commit); `Ok(None)`, nothing written, when `name` exists after all.
 pub fn create_new_file_at(
@@ -655,6 +657,9 @@ pub fn create_new_file_at(
     contents: &[u8],
     mode: u32,
 ) -> io::Result<Option<File>> {
+    if contents.len() > WHOLE_WRITE {
+        return create_new_by_link_at(dir, name, contents, mode);
+    }
     let name = c_name(name)?;
     crate::fault::point("store: before write");
     let Some(mut file) = open_new_at(dir, &name, mode)? else {
@@ -662,6 +667,41 @@ pub fn create_new_file_at(
     };
     crate::fault::after("store: after write", file.write_all(contents))?;
     Ok(Some(file))
+}
+
+/// The most bytes a file made in place may hold: the kernel copies a
+/// `write` into the page cache a page at a time, raising the file's size
+/// after each, and stops between pages for a fatal signal, so a longer
+/// one can be read, or left by a kill, cut at a page's end (a record
+/// naming a long namespace path, a container on many networks). 4 KiB is
+/// the smallest page Linux has.
+pub const WHOLE_WRITE: usize = 4096;
+
+/// [`create_new_file_at`] for contents longer than [`WHOLE_WRITE`]:
+/// written whole under the temporary name, then linked at `name`
+/// (`linkat`, which never replaces: `Ok(None)` when `name` exists), the
+/// temporary unlinked. A kill leaves `name` missing or whole, and at most
+/// a temporary, which the next write of the name replaces.
+fn create_new_by_link_at(
+    dir: BorrowedFd<'_>,
+    name: &str,
+    contents: &[u8],
+    mode: u32,
+) -> io::Result<Option<File>> {
+    let temp = c_name(&temp_name(name))?;
+    let file = write_new_at(dir, &temp, contents, mode)?;
+    let target = c_name(name)?;
+    let linked = crate::fault::after(
+        "store: after rename",
+        crate::sys::link_at(dir, &temp, &target),
+    );
+    // Left (a refusal), it is a stale temporary as a kill leaves one.
+    let _ = crate::sys::unlink_at(dir, &temp, 0);
+    match linked {
+        Ok(()) => Ok(Some(file)),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// The temporary that stands for `name` while it is written (in its
@@ -832,6 +872,96 @@ mod tests {
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
         dir
+    }
+
+    #[test]
+    fn a_file_made_in_place_is_whole_and_never_replaces_one_there() {
+        let dir = scratch("in-place");
+        let open = File::open(&dir).unwrap();
+        let fd = std::os::fd::AsFd::as_fd(&open);
+        for len in [0, 10, WHOLE_WRITE, WHOLE_WRITE + 1, 5 * WHOLE_WRITE + 3] {
+            let name = format!("f{len}");
+            let contents: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+            let made = create_new_file_at(fd, &name, &contents, 0o600).unwrap();
+            assert!(made.is_some(), "{len}");
+            assert_eq!(fs::read(dir.join(&name)).unwrap(), contents, "{len}");
+            let meta = fs::metadata(dir.join(&name)).unwrap();
+            assert_eq!((meta.nlink(), meta.mode() & 0o777), (1, 0o600), "{len}");
+            // Taken: left as it is, nothing written.
+            assert!(create_new_file_at(fd, &name, b"other", 0o600)
+                .unwrap()
+                .is_none());
+            assert!(
+                create_new_file_at(fd, &name, &[b'x'; 3 * WHOLE_WRITE], 0o600)
+                    .unwrap()
+                    .is_none()
+            );
+            assert_eq!(fs::read(dir.join(&name)).unwrap(), contents, "{len}");
+        }
+        let mut left: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|name| is_temp_name(name))
+            .collect();
+        left.sort();
+        assert_eq!(left, Vec::<String>::new(), "no temporary left");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// Set in the process [`a_killed_write_leaves_no_file_cut_short`]
+    /// starts: the file it writes, then waits to be killed.
+    const KILLED_WRITER_ENV: &str = "IPVLAN_TEST_KILLED_WRITER";
+
+    /// Bytes the killed writer writes: long enough that the kill lands
+    /// while the kernel copies them.
+    const KILLED_WRITE_LEN: usize = 64 << 20;
+
+    /// A process killed while it makes a long file leaves the file
+    /// missing, empty or whole. Made in place with one `write`, as every
+    /// file was, it was left cut at a page's end, a torn record `restore`
+    /// reports as damage.
+    #[test]
+    fn a_killed_write_leaves_no_file_cut_short() {
+        if let Some(path) = std::env::var_os(KILLED_WRITER_ENV) {
+            let path = PathBuf::from(path);
+            let dir = File::open(path.parent().unwrap()).unwrap();
+            let name = path.file_name().unwrap().to_str().unwrap();
+            let contents = vec![b'x'; KILLED_WRITE_LEN];
+            let fd = std::os::fd::AsFd::as_fd(&dir);
+            create_new_file_at(fd, name, &contents, 0o600).unwrap();
+            std::thread::sleep(std::time::Duration::from_secs(60));
+            return;
+        }
+        let dir = scratch("killed-write");
+        for round in 0..4 {
+            let path = dir.join(format!("record{round}"));
+            let mut writer = std::process::Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--exact",
+                    "store::fsutil::tests::a_killed_write_leaves_no_file_cut_short",
+                    "--test-threads=1",
+                ])
+                .env(KILLED_WRITER_ENV, &path)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            // Killed as soon as the name is there (or a little after the
+            // temporary is: the name may come only once it is written).
+            let temp = dir.join(temp_name(&format!("record{round}")));
+            let start = std::time::Instant::now();
+            while !path.exists() && !temp.exists() {
+                assert!(start.elapsed().as_secs() < 30, "the writer made nothing");
+            }
+            writer.kill().unwrap();
+            writer.wait().unwrap();
+            let len = fs::metadata(&path).map_or(0, |meta| meta.len() as usize);
+            assert!(
+                len == 0 || len == KILLED_WRITE_LEN,
+                "round {round}: a file of {len} bytes, cut short"
+            );
+        }
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]

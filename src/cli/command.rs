@@ -413,6 +413,24 @@ fn every<T>(
     Ok(out)
 }
 
+/// [`every`] for an option Docker's CLI takes as a list (`--subnet
+/// 192.168.1.0/24,2001:db8::/64`, as `--subnet` twice): each value split
+/// at its commas, each part parsed in turn.
+fn every_listed<T>(
+    matches: &Matches,
+    long: &str,
+    parse: fn(&str, &str) -> Result<T, ArgError>,
+) -> Result<Vec<T>, ArgError> {
+    let mut out = Vec::new();
+    each_value(matches, long, &mut |spelled, value| {
+        for part in value.split(',') {
+            out.push(parse(spelled, part)?);
+        }
+        Ok(())
+    })?;
+    Ok(out)
+}
+
 /// Hands each value of `--long`, in order, to `each` with the option's
 /// spelling; stops at its first error. [`every`]'s walk, kept once for
 /// every value type.
@@ -439,9 +457,9 @@ fn network_create(matches: &Matches) -> Result<NetworkCreate, ArgError> {
     Ok(NetworkCreate {
         name: args::text(&matches.operands[0])?,
         driver,
-        subnets: every(matches, "subnet", values::cidr)?,
-        gateways: every(matches, "gateway", values::ip)?,
-        ip_ranges: every(matches, "ip-range", values::cidr)?,
+        subnets: every_listed(matches, "subnet", values::cidr)?,
+        gateways: every_listed(matches, "gateway", values::ip)?,
+        ip_ranges: every_listed(matches, "ip-range", values::cidr)?,
         aux_addresses: every(matches, "aux-address", values::named_ip)?,
         ipv6: matches.is_set("ipv6"),
         internal: matches.is_set("internal"),

@@ -88,7 +88,7 @@ pub const NETWORK_CREATE_FLAGS: &[Flag] = &[
         "gateway",
         None,
         "IP",
-        "IPv4 or IPv6 gateway of the subnet that contains it (repeatable)",
+        "IPv4 or IPv6 gateway of the subnet that contains it (repeatable, or comma-separated)",
     ),
     Flag::boolean(
         "internal",
@@ -99,7 +99,7 @@ pub const NETWORK_CREATE_FLAGS: &[Flag] = &[
         "ip-range",
         None,
         "CIDR",
-        "Allocate container addresses from a sub-range (repeatable)",
+        "Allocate container addresses from a sub-range (repeatable, or comma-separated)",
     ),
     Flag::boolean("ipv6", None, "Enable IPv6 networking"),
     Flag::valued(
@@ -112,7 +112,7 @@ pub const NETWORK_CREATE_FLAGS: &[Flag] = &[
         "subnet",
         None,
         "CIDR",
-        "Subnet in CIDR format that represents a network segment (repeatable)",
+        "Subnet in CIDR format that represents a network segment (repeatable, or comma-separated)",
     ),
 ];
 

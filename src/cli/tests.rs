@@ -37,6 +37,62 @@ fn invalid_values_exit_1_without_the_help_hint() {
     );
 }
 
+/// `--subnet`, `--gateway` and `--ip-range` take comma-separated lists,
+/// as Docker's CLI does (its `strings` flags): each part as if given with
+/// the flag again. They were refused whole ("invalid CIDR address").
+#[test]
+fn subnets_gateways_and_ranges_may_be_comma_separated() {
+    let parsed = command::parse(&strings(&[
+        "network",
+        "create",
+        "--subnet",
+        "192.168.1.0/24,2001:db8::/64",
+        "--subnet=10.1.0.0/16",
+        "--gateway",
+        "192.168.1.254,2001:db8::fe",
+        "--ip-range",
+        "192.168.1.128/25,2001:db8::/80",
+        "n1",
+    ]))
+    .unwrap();
+    let command::Command::NetworkCreate(create) = parsed.command else {
+        panic!("not a network create: {parsed:?}");
+    };
+    fn joined<T: ToString>(items: &[T]) -> String {
+        let texts: Vec<String> = items.iter().map(ToString::to_string).collect();
+        texts.join(" ")
+    }
+    assert_eq!(
+        joined(&create.subnets),
+        "192.168.1.0/24 2001:db8::/64 10.1.0.0/16"
+    );
+    assert_eq!(joined(&create.gateways), "192.168.1.254 2001:db8::fe");
+    assert_eq!(joined(&create.ip_ranges), "192.168.1.128/25 2001:db8::/80");
+    // A bad part is named alone; an empty one is a bad value.
+    for (args, message) in [
+        (
+            &["--subnet", "192.168.1.0/24,10.0.0.0/40"][..],
+            "invalid value \"10.0.0.0/40\" for --subnet: invalid CIDR address",
+        ),
+        (
+            &["--subnet", "192.168.1.0/24,"][..],
+            "invalid value \"\" for --subnet: invalid CIDR address",
+        ),
+        (
+            &["--gateway", "192.168.1.1,nope"][..],
+            "invalid value \"nope\" for --gateway: invalid IP address",
+        ),
+    ] {
+        let mut argv = vec!["network", "create"];
+        argv.extend_from_slice(args);
+        argv.push("n1");
+        assert_eq!(
+            parse_failure(&argv).to_string(),
+            format!("ipvlan: network create: {message}")
+        );
+    }
+}
+
 #[test]
 fn run_and_exec_report_their_own_failures_as_125() {
     for args in [

@@ -701,6 +701,37 @@ fn a_second_address_of_a_family_asked_for_is_refused_and_nothing_leased() {
     assert_eq!(lease_records(&state, "dual").1.len(), 2);
 }
 
+/// An address asked for in `runtimeConfig.ips`, `args.cni.ips` and
+/// `CNI_ARGS` at once (or twice in one) is one request, as host-local
+/// takes it. Before, the copies were requests of their own, and the ADD
+/// failed with "Address already in use" for an address that was free.
+#[test]
+fn an_address_asked_for_in_several_places_is_leased_once() {
+    let dir = TempDir::new("cni-same-address");
+    let state = dir.path().join("state");
+    let conf = r#"{"cniVersion": "1.0.0", "name": "same", "type": "macvlan", "master": "eth9",
+        "mode": "bridge", "ipam": {"type": "ipvlan", "subnet": "10.7.0.0/24"},
+        "runtimeConfig": {"ips": ["10.7.0.5/24", "10.7.0.5"]},
+        "args": {"cni": {"ips": ["10.7.0.5"]}}}"#;
+    let env = set(
+        &add_env(),
+        &[
+            ("CNI_ARGS", Some("IP=10.7.0.5")),
+            ("IPVLAN_STATE_DIR", Some(state.to_str().unwrap())),
+        ],
+    );
+    let answer = plugin(&env, conf);
+    assert_eq!(answer.exit, Some(0), "{} {}", answer.stdout, answer.stderr);
+    assert!(
+        answer.stdout.contains("\"10.7.0.5/24\""),
+        "{}",
+        answer.stdout
+    );
+    let leases = lease_records(&state, "same").1;
+    let addresses: Vec<&str> = leases.iter().map(|(address, _)| address.as_str()).collect();
+    assert_eq!(addresses, ["10.7.0.5"]);
+}
+
 /// A network CNI made that holds nothing any more gives way to another
 /// config's network on an overlapping subnet (a conflist renamed): it is
 /// removed. Before, it refused every such network until someone ran

@@ -241,14 +241,19 @@ fn run_by_another_ipvlan() -> bool {
 }
 
 /// The addresses asked for: `runtimeConfig.ips`, `args.cni.ips`, then
-/// `CNI_ARGS` `IP=`.
+/// `CNI_ARGS` `IP=`, each once: an address asked for in several of them
+/// (or twice in one) is one request, as host-local keeps them (by
+/// address). Each copy was a request of its own, and the second found
+/// its address taken by the first.
 fn wanted(env: &Env, conf: &NetConf) -> Result<Vec<IpAddr>, CniError> {
-    let mut wanted = conf.requested_ips.clone();
-    if let Some(args) = &env.args {
-        for ip in CniArgs::parse(args)?.ips {
-            if !wanted.contains(&ip) {
-                wanted.push(ip);
-            }
+    let from_args = match &env.args {
+        Some(args) => CniArgs::parse(args)?.ips,
+        None => Vec::new(),
+    };
+    let mut wanted: Vec<IpAddr> = Vec::new();
+    for ip in conf.requested_ips.iter().chain(&from_args) {
+        if !wanted.contains(ip) {
+            wanted.push(*ip);
         }
     }
     Ok(wanted)

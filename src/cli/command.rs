@@ -405,12 +405,7 @@ fn every<T>(
     long: &str,
     parse: fn(&str, &str) -> Result<T, ArgError>,
 ) -> Result<Vec<T>, ArgError> {
-    let mut out = Vec::new();
-    each_value(matches, long, &mut |spelled, value| {
-        out.push(parse(spelled, value)?);
-        Ok(())
-    })?;
-    Ok(out)
+    gather(matches, long, false, parse)
 }
 
 /// [`every`] for an option Docker's CLI takes as a list (`--subnet
@@ -421,28 +416,43 @@ fn every_listed<T>(
     long: &str,
     parse: fn(&str, &str) -> Result<T, ArgError>,
 ) -> Result<Vec<T>, ArgError> {
+    gather(matches, long, true, parse)
+}
+
+/// Each value of `--long` (each part of it, `listed`) parsed, in order.
+fn gather<T>(
+    matches: &Matches,
+    long: &str,
+    listed: bool,
+    parse: fn(&str, &str) -> Result<T, ArgError>,
+) -> Result<Vec<T>, ArgError> {
     let mut out = Vec::new();
-    each_value(matches, long, &mut |spelled, value| {
-        for part in value.split(',') {
-            out.push(parse(spelled, part)?);
-        }
+    each_value(matches, long, listed, &mut |spelled, value| {
+        out.push(parse(spelled, value)?);
         Ok(())
     })?;
     Ok(out)
 }
 
-/// Hands each value of `--long`, in order, to `each` with the option's
-/// spelling; stops at its first error. [`every`]'s walk, kept once for
-/// every value type.
+/// Hands each value of `--long` (each comma-separated part of it, when
+/// `listed`), in order, to `each` with the option's spelling; stops at its
+/// first error. [`gather`]'s walk, kept once for every value type.
 #[inline(never)]
 fn each_value(
     matches: &Matches,
     long: &str,
+    listed: bool,
     each: &mut dyn FnMut(&str, &str) -> Result<(), ArgError>,
 ) -> Result<(), ArgError> {
     let spelled = spelled(long);
     for value in matches.all(long) {
-        each(&spelled, value)?;
+        if listed {
+            for part in value.split(',') {
+                each(&spelled, part)?;
+            }
+        } else {
+            each(&spelled, value)?;
+        }
     }
     Ok(())
 }

@@ -1373,6 +1373,89 @@ fn log_slot(slot: u64) -> u64 {
     (4 + slot) * 4096
 }
 
+/// Page `n` of the store's lock file (the commit log's pages).
+fn lock_page(root: &std::path::Path, n: u64) -> Vec<u8> {
+    use std::os::unix::fs::FileExt;
+    let mut page = vec![0u8; 4096];
+    let lock = fs::File::open(root.join("lock")).unwrap();
+    lock.read_exact_at(&mut page, n * 4096).unwrap();
+    page
+}
+
+/// Writes page `n` of the store's lock file back as `bytes`.
+fn put_lock_page(root: &std::path::Path, n: u64, bytes: &[u8]) {
+    use std::os::unix::fs::FileExt;
+    let lock = fs::OpenOptions::new()
+        .write(true)
+        .open(root.join("lock"))
+        .unwrap();
+    lock.write_all_at(bytes, n * 4096).unwrap();
+}
+
+/// A commit killed between its entry and the log's volatile page leaves
+/// the entry past the page's tail; a later commit too large for the log
+/// (one `syncfs`) must empty the log all the same, and so must `restore`'s
+/// emptying. Before, both went by the page's tail (0), kept the log, and
+/// after a power cut the next lock wrote the killed commit's old version
+/// of a record over the removal the large commit had made durable.
+#[test]
+fn an_entry_a_killed_commit_left_is_never_replayed_over_a_later_syncfs_commit() {
+    let tmp = TempDir::new("stale-entry");
+    let root = tmp.path();
+    let state = StateDir::open(root).unwrap();
+    let net = network("n1", &["10.0.0.0/16"]);
+    let e1 = endpoint(&net, "e1", Some("10.0.0.2/16"), None);
+    commit_in_turn(
+        &state,
+        &[&|locked| {
+            locked.put_network(&net).unwrap();
+            locked.put_endpoint(&e1).unwrap();
+        }],
+    );
+    state.lock().unwrap().empty_commit_log().unwrap();
+    for large_commit_first in [true, false] {
+        let page = lock_page(root, 3);
+        // A commit rewrites e1, its entry at slot 0, and is killed before
+        // the page: the page is as it was (tail 0).
+        let killed = EndpointRecord {
+            ifname: "eth7".into(),
+            ..e1.clone()
+        };
+        commit_in_turn(&state, &[&|locked| locked.put_endpoint(&killed).unwrap()]);
+        put_lock_page(root, 3, &page);
+        let locked = state.lock().unwrap();
+        if large_commit_first {
+            // e1 removed with 300 other records: more than the log takes.
+            assert!(locked.remove_endpoint(&net.id, "e1").unwrap());
+            for i in 0..300u32 {
+                let address = format!("10.0.{}.{}/16", 1 + i / 200, i % 200 + 1);
+                let other = endpoint(&net, &format!("x{i}"), Some(&address), None);
+                locked.put_endpoint(&other).unwrap();
+            }
+            locked.commit().unwrap();
+        } else {
+            // As restore leaves the store.
+            assert!(locked.remove_endpoint(&net.id, "e1").unwrap());
+            locked.commit().unwrap();
+            locked.empty_commit_log().unwrap();
+        }
+        drop(locked);
+        // A power cut: the page lost (the files as the commits left them,
+        // synced).
+        put_lock_page(root, 3, &[0u8; 4096]);
+        let state = StateDir::open(root).unwrap();
+        let locked = state.lock().unwrap();
+        assert_eq!(
+            locked.endpoint(&net.id, "e1").unwrap(),
+            None,
+            "the removal undone (large commit first: {large_commit_first})"
+        );
+        locked.put_endpoint(&e1).unwrap();
+        locked.commit().unwrap();
+        locked.empty_commit_log().unwrap();
+    }
+}
+
 /// A command that looks its network up before it takes the lock finds one
 /// whose file a power cut took but the commit log holds: taking the lock
 /// writes it again. Before, `network disconnect` (and `connect`, and their

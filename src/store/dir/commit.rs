@@ -56,13 +56,12 @@ impl StateDir {
             .sum();
         let fits = tail + slots <= commit_log::SLOTS;
         let (true, Some(payloads)) = (fits, payloads) else {
-            // Everything durable at once, then the log emptied (if it
-            // holds anything).
+            // Everything durable at once, then the log emptied, whatever
+            // its page's tail says: a commit killed between its entry
+            // and the page left the entry past the tail, valid, and
+            // older than what this sync made durable.
             self.handles.sync_pending(pending, true)?;
-            return match head.may_hold_entries() {
-                true => self.empty_log(lock, generation),
-                false => Ok(()),
-            };
+            return self.empty_log(lock, generation);
         };
         let boot = self.boot_id(&mut hold)?;
         let next = Volatile {
@@ -408,15 +407,18 @@ impl Locked<'_> {
         Ok(())
     }
 
-    /// Makes everything durable (one `syncfs`) and empties the commit log,
-    /// if it holds entries: what `restore` leaves, so that a version that
-    /// does not read the log can take over. Nothing when it holds none.
+    /// Makes everything durable (one `syncfs`) and empties the commit log:
+    /// what `restore` leaves, so that a version that does not read the
+    /// log can take over. Emptied even when its page names no entry: a
+    /// commit killed between its entry and the page left one past the
+    /// page's tail, which a power cut would bring back over what this
+    /// sync made durable.
     pub fn empty_commit_log(&self) -> Result<(), StoreError> {
         self.commit()?;
         let Some(head) = self.handles.log().head else {
             return Ok(());
         };
-        let Some(generation) = head.generation.filter(|_| head.may_hold_entries()) else {
+        let Some(generation) = head.generation else {
             return Ok(());
         };
         self.handles

@@ -617,6 +617,62 @@ fn address_files_a_power_cut_emptied_are_freed_and_made_again() {
     check_every_file_parses(tmp.path());
 }
 
+/// An address file whose owner's record holds another address is stale
+/// (the owner detached and attached again with another address, and a
+/// power cut took the unsynced files' changes): `restore_address` makes
+/// it the recorded holder's, and `release_orphans` frees one no record
+/// holds. Before, any owner with a record counted: restore reported a
+/// clash with an endpoint that did not hold the address, on every run,
+/// and the address stayed named after it, so its holder's detach never
+/// freed it.
+#[test]
+fn an_address_file_naming_an_owner_that_holds_another_address_is_stale() {
+    use ipvlan::store::AddressRepair;
+    let tmp = TempDir::new("stale-owner");
+    let state = StateDir::open(tmp.path()).unwrap();
+    let net = network("n1", &["10.0.0.0/24"]);
+    let locked = state.lock().unwrap();
+    locked.put_network(&net).unwrap();
+    // Files as the cut left them: .2 and .4 still name e2, whose record
+    // holds .3; e1's record holds .2; no record holds .4.
+    for addr in ["10.0.0.2", "10.0.0.4"] {
+        locked
+            .allocate(&net, Request::Exact(ip(addr)), "e2")
+            .unwrap();
+    }
+    locked
+        .put_endpoint(&endpoint(&net, "e1", Some("10.0.0.2/24"), None))
+        .unwrap();
+    locked
+        .put_endpoint(&endpoint(&net, "e2", Some("10.0.0.3/24"), None))
+        .unwrap();
+    assert_eq!(locked.release_orphans(&net).unwrap(), 2, "10.0.0.2 and .4");
+    assert_eq!(
+        locked.restore_address(&net, ip("10.0.0.2"), "e1").unwrap(),
+        AddressRepair::Remade
+    );
+    assert_eq!(
+        locked.restore_address(&net, ip("10.0.0.3"), "e2").unwrap(),
+        AddressRepair::Remade
+    );
+    let mut files = address_files(tmp.path());
+    files.sort();
+    assert_eq!(
+        files,
+        [(ip("10.0.0.2"), "e1".into()), (ip("10.0.0.3"), "e2".into())]
+    );
+    // Without the orphans' pass first, restore_address alone takes .2.
+    locked.release(&net, ip("10.0.0.2")).unwrap();
+    locked
+        .allocate(&net, Request::Exact(ip("10.0.0.2")), "e2")
+        .unwrap();
+    assert_eq!(
+        locked.restore_address(&net, ip("10.0.0.2"), "e1").unwrap(),
+        AddressRepair::Remade
+    );
+    check_every_file_parses(tmp.path());
+}
+
 #[test]
 fn hosts_file_append_and_remove_in_place() {
     use std::os::unix::fs::MetadataExt;

@@ -1750,7 +1750,7 @@ impl Locked<'_> {
         for (addr, owner) in files {
             let orphan = match owner {
                 None => !unknown_may_be_damaged,
-                Some(owner) => !self.has_endpoint_record(&network.id, &owner)?,
+                Some(owner) => !self.record_holds(&network.id, &owner, addr)?,
             };
             if orphan && self.release(network, addr)? {
                 freed += 1;
@@ -1771,12 +1771,31 @@ impl Locked<'_> {
         }
     }
 
+    /// Whether endpoint `id` of network `network_id` holds `addr` by its
+    /// record: a readable record names it (an address file's owner whose
+    /// record holds another address is stale: the endpoint detached and
+    /// attached again before a power cut took the unsynced file's
+    /// change), a damaged record may (it still holds its addresses); an
+    /// id that is no valid name, or has no record, holds nothing.
+    fn record_holds(&self, network_id: &str, id: &str, addr: IpAddr) -> Result<bool, StoreError> {
+        match self.endpoint(network_id, id) {
+            Ok(record) => Ok(record.is_some_and(|record| {
+                let held = [record.ipv4.map(IpNet::from), record.ipv6.map(IpNet::from)];
+                held.iter().flatten().any(|net| net.addr() == addr)
+            })),
+            Err(StoreError::Corrupt { .. } | StoreError::Refused { .. }) => Ok(true),
+            Err(StoreError::InvalidName { .. }) => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+
     /// Makes the address file of `addr` name `owner` (an endpoint whose
     /// record holds `addr`), for `restore` after a power cut lost or
     /// emptied it: made when missing, rewritten when it names no owner that
-    /// can be read or an owner without a record; left alone when it
-    /// already names `owner` or another endpoint with a record (two
-    /// records cannot both hold one address: the caller reports it). Not
+    /// can be read or an owner whose record does not hold `addr`; left
+    /// alone when it already names `owner` or another endpoint whose
+    /// record holds it (two records cannot both hold one address: the
+    /// caller reports it). Not
     /// part of the commit, like every address file.
     pub fn restore_address(
         &self,
@@ -1794,7 +1813,7 @@ impl Locked<'_> {
         let path = dir.join(addr.to_string());
         match self.read_owner(&path)? {
             Some(Some(held)) if held == owner => return Ok(AddressRepair::Kept),
-            Some(Some(held)) if self.has_endpoint_record(&network.id, &held)? => {
+            Some(Some(held)) if self.record_holds(&network.id, &held, addr)? => {
                 return Ok(AddressRepair::HeldBy(held))
             }
             Some(Some(_)) => {}

@@ -1780,8 +1780,10 @@ impl Locked<'_> {
     fn record_holds(&self, network_id: &str, id: &str, addr: IpAddr) -> Result<bool, StoreError> {
         match self.endpoint(network_id, id) {
             Ok(record) => Ok(record.is_some_and(|record| {
-                let held = [record.ipv4.map(IpNet::from), record.ipv6.map(IpNet::from)];
-                held.iter().flatten().any(|net| net.addr() == addr)
+                [record.ipv4, record.ipv6]
+                    .iter()
+                    .flatten()
+                    .any(|net| net.addr() == addr)
             })),
             Err(StoreError::Corrupt { .. } | StoreError::Refused { .. }) => Ok(true),
             Err(StoreError::InvalidName { .. }) => Ok(false),

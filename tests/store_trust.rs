@@ -127,6 +127,65 @@ fn network_file(root: &Path, net: &NetworkRecord) -> PathBuf {
 // Directories: owner, write bits, links.
 // ---------------------------------------------------------------------------
 
+/// A directory given as the state directory by mistake (`--state-dir
+/// /var/lib`): one that holds other things and no store is refused, and
+/// nothing is made in it; and in a store, `restore`'s cleanup removes no
+/// temporary but the store's own. Before, the layout was made in any
+/// directory, and the cleanup then removed every `.tmp-*` file of the
+/// tree: Docker's writes in progress under `/var/lib/docker` among them.
+#[test]
+fn a_directory_that_holds_no_store_is_not_made_one_nor_cleaned() {
+    common::privilege::require_root();
+    let tmp = TempDir::new("trust-foreign");
+    let root = tmp.path().join("lib");
+    fs::create_dir_all(root.join("docker")).unwrap();
+    chmod(&root, 0o700);
+    fs::write(root.join("docker").join(".tmp-daemon.json"), "{}").unwrap();
+    let before = snapshot(tmp.path());
+    let err = StateDir::open(&root).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        format!(
+            "refusing {}: it holds docker and no ipvlan state (no lock file); give an empty or new directory",
+            root.display()
+        )
+    );
+    assert_eq!(
+        snapshot(tmp.path()),
+        before,
+        "the refusal changed something"
+    );
+
+    // A store's root: what is not the store's stays, temporaries included.
+    let root = tmp.path().join("state");
+    let state = StateDir::open(&root).unwrap();
+    fs::create_dir(root.join("docker")).unwrap();
+    chmod(&root.join("docker"), 0o700);
+    let foreign = [
+        root.join("docker").join(".tmp-daemon.json"),
+        root.join(".tmp-notes"),
+    ];
+    for path in &foreign {
+        fs::write(path, "{}").unwrap();
+    }
+    let ours = root.join(".tmp-host-id");
+    fs::write(&ours, "x").unwrap();
+    let locked = state.lock().unwrap();
+    assert_eq!(locked.clean_temporaries().unwrap(), 1);
+    assert!(!ours.exists(), "the store's own temporary stays");
+    for path in &foreign {
+        assert!(path.exists(), "{} went", path.display());
+    }
+    // A root the layout was made in before a crash took the lock: taken.
+    drop(locked);
+    fs::remove_file(root.join("lock")).unwrap();
+    for path in foreign.iter().chain([&root.join("docker")]) {
+        let _ = fs::remove_file(path);
+        let _ = fs::remove_dir(path);
+    }
+    StateDir::open(&root).unwrap();
+}
+
 #[test]
 fn a_state_directory_owned_by_another_user_is_refused_and_left_alone() {
     common::privilege::require_root();

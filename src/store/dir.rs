@@ -85,6 +85,28 @@ const FIXED_DIRS: [&str; 9] = [
     LOGS,
 ];
 
+/// Every name the store puts in its root (the layout's directories, its
+/// files); with their temporaries, nothing else is the store's there.
+const ROOT_NAMES: [&str; 10] = [
+    LOCK_FILE,
+    HOST_ID_FILE,
+    NETWORKS,
+    ENDPOINTS,
+    IPAM,
+    HOSTS,
+    RECORDS,
+    LOGS,
+    NAMES,
+    batch_intents::BATCH_INTENTS,
+];
+
+/// Whether `name`, in the store's root, is one of its names or a
+/// temporary of one.
+fn is_root_name(name: &str) -> bool {
+    let name = name.strip_prefix(".tmp-").unwrap_or(name);
+    ROOT_NAMES.contains(&name)
+}
+
 fn check_name(what: &'static str, name: &str) -> Result<(), StoreError> {
     if is_valid_name(name) {
         Ok(())
@@ -225,6 +247,7 @@ impl StateDir {
             Some(len) => state.by_identity_only = len > 0,
             None => {
                 let missing = state.check_fixed()?;
+                state.refuse_foreign_root()?;
                 if !missing.is_empty() {
                     // No endpoint directory: no record of an older version.
                     let new = missing.contains(&root.join(ENDPOINTS));
@@ -313,6 +336,34 @@ impl StateDir {
     /// [`StateDir::open`]).
     pub fn refresh(&self) {
         self.handles.refresh();
+    }
+
+    /// Refuses a root without a lock (no store made it) that holds
+    /// anything but the store's own names ([`ROOT_NAMES`]): a directory
+    /// given by mistake (`--state-dir /var/lib`) is not made a store,
+    /// whose `restore` would remove what looks like its temporaries.
+    /// One the layout was made in before a crash took the lock is taken.
+    fn refuse_foreign_root(&self) -> Result<(), StoreError> {
+        let entries = match fs::read_dir(&self.root) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(StoreError::io("listing", &self.root)(e)),
+        };
+        for entry in entries {
+            let name = entry
+                .map_err(StoreError::io("listing", &self.root))?
+                .file_name();
+            if !name.to_str().is_some_and(is_root_name) {
+                return Err(StoreError::refused(
+                    self.root.clone(),
+                    format!(
+                        "it holds {} and no ipvlan state (no lock file); give an empty or new directory",
+                        Path::new(&name).display()
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Checks the root and [`FIXED_DIRS`]; returns the missing ones.
@@ -1892,10 +1943,16 @@ impl Locked<'_> {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
                 Err(e) => return Err(StoreError::io("listing", dir)(e)),
             };
+            let at_root = dir == state.root.as_path();
             for entry in entries {
                 let entry = entry.map_err(StoreError::io("listing", dir))?;
                 let path = entry.path();
                 let kind = entry.file_type().map_err(StoreError::io("listing", dir))?;
+                // In the root, only the store's own names: anything else
+                // there is not the store's to clean.
+                if at_root && !entry.file_name().to_str().is_some_and(is_root_name) {
+                    continue;
+                }
                 if kind.is_dir() {
                     let records = records
                         || (dir == state.root.as_path()

@@ -175,7 +175,7 @@ pub(crate) fn write_union(target: &Path, sources: &[PathBuf]) -> Result<(), Erro
         wanted.extend(
             content
                 .lines()
-                .filter(|l| !l.trim().is_empty() && !is_header_line(l))
+                .filter(|l| is_host_line(l))
                 .map(str::to_string),
         );
     }

@@ -404,7 +404,8 @@ pub fn append_line(path: &Path, line: &str, mode: u32) -> io::Result<()> {
 /// Each removed line is overwritten with spaces, one small write each, so
 /// the file stays well formed at every instant. When blank lines make up
 /// more than half of a file over 4 KiB it is compacted: the kept lines
-/// padded with newlines to the old length in one write, then truncated.
+/// laid out so that no line crosses a page's end (see [`compacted`]) and
+/// padded with newlines to the old length, in one write, then truncated.
 /// No fsync, as for [`append_line`].
 pub fn remove_lines(path: &Path, remove: impl FnMut(&str) -> bool) -> io::Result<usize> {
     let mut file = match open_regular(path, OpenOptions::new().read(true).write(true)) {
@@ -421,8 +422,8 @@ pub fn remove_lines(path: &Path, remove: impl FnMut(&str) -> bool) -> io::Result
 /// which `remove` is true with as many spaces, one small write each, so a
 /// reader sees every line whole, old or blank, never a stale tail of a
 /// shorter rewrite. When blank lines make up more than half of a file over
-/// 4 KiB it is compacted: kept lines padded with newlines to the old length
-/// in one write, then truncated. Returns how many lines were removed.
+/// 4 KiB it is compacted, as [`remove_lines`] says. Returns how many lines
+/// were removed.
 pub fn blank_lines(
     file: &mut File,
     text: &str,
@@ -446,7 +447,7 @@ fn blank_lines_dyn(
     let mut offset = 0;
     for line in text.split_inclusive('\n') {
         let content = line.trim_end_matches('\n');
-        let is_blank = content.trim().is_empty();
+        let is_blank = is_blank_line(content);
         let removed = !is_blank && remove(content);
         if removed {
             // One pwrite(2) each (the file is never opened to append).
@@ -458,24 +459,79 @@ fn blank_lines_dyn(
         }
         offset += line.len();
     }
-    if text.len() > 4096 && blank * 2 > text.len() {
-        let mut kept = String::with_capacity(text.len());
+    if text.len() > PAGE && blank * 2 > text.len() {
         let mut offset = 0;
+        let mut kept = Vec::new();
         for line in text.split_inclusive('\n') {
-            if !line.trim().is_empty() && removed_at.binary_search(&offset).is_err() {
-                kept.push_str(line);
+            if !is_blank_line(line) && removed_at.binary_search(&offset).is_err() {
+                kept.push(line);
             }
             offset += line.len();
         }
-        if !kept.is_empty() && !kept.ends_with('\n') {
-            kept.push('\n');
+        if let Some((laid_out, new_len)) = compacted(&kept, text.len()) {
+            file.write_all_at(laid_out.as_bytes(), 0)?;
+            file.set_len(new_len as u64)?;
         }
-        let new_len = kept.len();
-        kept.extend(std::iter::repeat('\n').take(text.len().saturating_sub(new_len)));
-        file.write_all_at(kept.as_bytes(), 0)?;
-        file.set_len(new_len as u64)?;
     }
     Ok(removed_at.len())
+}
+
+/// The unit a `write` is copied into the page cache in, and cut at by a
+/// kill (or seen in part by a reader): a page, 4 KiB at least.
+const PAGE: usize = 4096;
+
+/// Whether a hosts line holds no name: blank, or a comment (the filler
+/// [`compacted`] ends its pages with; our hosts files hold no other).
+fn is_blank_line(content: &str) -> bool {
+    let content = content.trim();
+    content.is_empty() || content.starts_with('#')
+}
+
+/// The `kept` lines laid out for a compaction written over a file of
+/// `old_len` bytes in one `write` from offset 0, and the length to cut the
+/// file to then. A kill (or a reader) can find the write cut at any
+/// page's end, with the old content after it; so no line crosses a page
+/// end: each page but the last of the lines ends with `#` and spaces, a
+/// comment the next page's first byte (a newline) ends, which takes in
+/// the cut old line a torn write leaves at the next page's start instead
+/// of a glued line naming a wrong address. The rest, up to `old_len`, is
+/// newlines (each page ending with `#` too), cut off by the truncation.
+/// `None` (no compaction) when a line does not fit in a page.
+fn compacted(kept: &[&str], old_len: usize) -> Option<(String, usize)> {
+    let mut out = String::with_capacity(old_len.max(PAGE));
+    let end_page = |out: &mut String| {
+        out.push('#');
+        while out.len() % PAGE != 0 {
+            out.push(' ');
+        }
+        out.push('\n');
+    };
+    for line in kept {
+        let line_len = line.len() + usize::from(!line.ends_with('\n'));
+        // The line, then at least the comment's `#`, before the page's end.
+        if line_len + 2 > PAGE {
+            return None;
+        }
+        if out.len() % PAGE + line_len + 1 > PAGE {
+            end_page(&mut out);
+        }
+        out.push_str(line);
+        if !line.ends_with('\n') {
+            out.push('\n');
+        }
+    }
+    let new_len = out.len();
+    if new_len >= old_len {
+        return None;
+    }
+    while out.len() < old_len {
+        if out.len() % PAGE == PAGE - 1 {
+            out.push('#');
+        } else {
+            out.push('\n');
+        }
+    }
+    Some((out, new_len))
 }
 
 // ---- The same primitives relative to a checked directory's descriptor ----
@@ -872,6 +928,68 @@ mod tests {
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
         dir
+    }
+
+    /// A compaction is one `write` of many pages, which a kill (or a
+    /// reader) can find cut at any page's end, the old content after it:
+    /// every line such a cut leaves must be a whole line of the old file
+    /// (or a comment). Before, the kept lines were packed across page
+    /// ends, and a cut glued the start of a new line to the rest of an old
+    /// one (`10.1.118.161\tname48200`, an address of one name with another).
+    #[test]
+    fn a_compaction_cut_at_any_page_leaves_only_whole_lines() {
+        let dir = scratch("compact-cut");
+        let path = dir.join("hosts");
+        // Lines of many lengths, so that they cross page ends.
+        let old: String = (0..5000u32)
+            .map(|i| {
+                let name = "n".repeat(1 + (i as usize * 7) % 40);
+                format!(
+                    "10.{}.{}.{}\t{name}{i}\n",
+                    i / 65536,
+                    (i / 256) % 256,
+                    i % 256
+                )
+            })
+            .collect();
+        fs::write(&path, &old).unwrap();
+        let gone = |line: &str| !line.ends_with('0') && !line.ends_with('5');
+        let removed = remove_lines(&path, gone).unwrap();
+        assert!(removed * 2 > 5000, "{removed}: compacted");
+        let new = fs::read_to_string(&path).unwrap();
+        assert!(
+            new.len() * 2 < old.len(),
+            "{} of {} bytes",
+            new.len(),
+            old.len()
+        );
+        // What the write found on the disk: the removed lines blanked.
+        let blanked: String = old
+            .split_inclusive('\n')
+            .map(|line| match gone(line.trim_end()) {
+                true => format!("{}\n", " ".repeat(line.len() - 1)),
+                false => line.to_string(),
+            })
+            .collect();
+        let whole: std::collections::HashSet<&str> = old.lines().collect();
+        let kept: Vec<&str> = old.lines().filter(|line| !gone(line)).collect();
+        let names = |text: &str| -> Vec<String> {
+            text.lines()
+                .filter(|line| !is_blank_line(line))
+                .map(str::to_string)
+                .collect()
+        };
+        assert_eq!(names(&new), kept, "the kept lines, in order");
+        for cut in (PAGE..new.len()).step_by(PAGE) {
+            let torn = format!("{}{}", &new[..cut], &blanked[cut..]);
+            for line in names(&torn) {
+                assert!(
+                    whole.contains(line.as_str()),
+                    "cut at {cut}: {line:?} is no line of the file"
+                );
+            }
+        }
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]

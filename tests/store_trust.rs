@@ -156,6 +156,13 @@ fn a_directory_that_holds_no_store_is_not_made_one_nor_cleaned() {
         "the refusal changed something"
     );
 
+    // A disk's mount point (its `lost+found`) is no foreign directory.
+    let mount_point = tmp.path().join("disk");
+    fs::create_dir_all(mount_point.join("lost+found")).unwrap();
+    chmod(&mount_point, 0o700);
+    StateDir::open(&mount_point).unwrap();
+    assert!(mount_point.join("lock").exists());
+
     // A store's root: what is not the store's stays, temporaries included.
     let root = tmp.path().join("state");
     let state = StateDir::open(&root).unwrap();

@@ -353,7 +353,12 @@ impl StateDir {
             let name = entry
                 .map_err(StoreError::io("listing", &self.root))?
                 .file_name();
-            if !name.to_str().is_some_and(is_root_name) {
+            // A file system's own directory: the state directory may be
+            // the mount point of a disk of its own.
+            if !name
+                .to_str()
+                .is_some_and(|n| is_root_name(n) || n == "lost+found")
+            {
                 return Err(StoreError::refused(
                     self.root.clone(),
                     format!(

@@ -732,6 +732,55 @@ fn an_address_asked_for_in_several_places_is_leased_once() {
     assert_eq!(addresses, ["10.7.0.5"]);
 }
 
+/// A DEL (and a GC) that finds no network of its name reports success: so
+/// one whose record a power cut took from its file, which only the commit
+/// log holds until a lock writes it again, must be looked for again after
+/// that. Before, a DEL before `restore` at boot answered success and left
+/// the lease for ever (the next lock brought the network back with it).
+#[test]
+fn a_del_after_a_power_cut_finds_the_network_the_commit_log_holds() {
+    use std::os::unix::fs::FileExt;
+    let dir = TempDir::new("cni-del-after-cut");
+    let state = dir.path().join("state");
+    let conf = macvlan_conf("cut", r#""subnet": "10.7.9.0/24""#);
+    let env = |verb: &str| {
+        set(
+            &add_env(),
+            &[
+                ("CNI_COMMAND", Some(verb)),
+                ("IPVLAN_STATE_DIR", Some(state.to_str().unwrap())),
+            ],
+        )
+    };
+    let answer = plugin(&env("ADD"), &conf);
+    assert_eq!(answer.exit, Some(0), "{} {}", answer.stdout, answer.stderr);
+    let id = ipvlan::store::StateDir::open(&state)
+        .unwrap()
+        .network_named("cut")
+        .unwrap()
+        .unwrap()
+        .id;
+    // The cut: the network's file and name hint lost, the log's page too.
+    std::fs::remove_file(state.join("networks").join(format!("{id}.json"))).unwrap();
+    std::fs::remove_file(state.join("names").join("cut")).unwrap();
+    let lock = std::fs::OpenOptions::new()
+        .write(true)
+        .open(state.join("lock"))
+        .unwrap();
+    lock.write_all_at(&[0u8; 4096], 3 * 4096).unwrap();
+    let answer = plugin(&env("DEL"), &conf);
+    assert_eq!(answer.exit, Some(0), "{} {}", answer.stdout, answer.stderr);
+    let store = ipvlan::store::StateDir::open(&state).unwrap();
+    drop(store.lock().unwrap());
+    let network = store.network(&id).unwrap().expect("written again");
+    assert_eq!(store.endpoints_of(&id).unwrap().items, Vec::new());
+    assert_eq!(
+        store.addresses(&network).unwrap(),
+        Vec::new(),
+        "the lease left"
+    );
+}
+
 /// A network CNI made that holds nothing any more gives way to another
 /// config's network on an overlapping subnet (a conflist renamed): it is
 /// removed. Before, it refused every such network until someone ran

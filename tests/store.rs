@@ -1542,6 +1542,37 @@ fn a_network_only_the_commit_log_holds_is_found_by_disconnect() {
     assert!(file.exists(), "the network written again from the log");
 }
 
+/// A network name that is no network's is named at once, even while
+/// another command holds the store's lock (a batch of a thousand): the
+/// look again after the commit log does not wait for the lock, whose
+/// holder took the log up already.
+#[test]
+fn a_network_that_does_not_exist_is_named_without_waiting_for_the_lock() {
+    let tmp = TempDir::new("lookup-busy");
+    let root = tmp.path().join("state");
+    let state = StateDir::open(&root).unwrap();
+    let held = state.lock().unwrap();
+    let config = ipvlan::driver::Config {
+        state_dir: root.clone(),
+        netns_dir: tmp.path().join("netns"),
+        etc_netns_dir: tmp.path().join("etc-netns"),
+    };
+    let (done, answer) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let manager = ipvlan::driver::Manager::open(config).unwrap();
+        let target = ipvlan::driver::Target::Container("c1".into());
+        let _ = done.send(
+            manager
+                .disconnect("nosuch", &target)
+                .unwrap_err()
+                .to_string(),
+        );
+    });
+    let said = answer.recv_timeout(std::time::Duration::from_secs(20));
+    drop(held);
+    assert_eq!(said.as_deref(), Ok("network nosuch not found"));
+}
+
 /// What a power cut can leave after commits made through the commit log:
 /// `lost` files gone, `back` files as they were before (a removal lost),
 /// and the log's volatile page never written (it names the boot, so the

@@ -879,7 +879,7 @@ impl Manager {
     ) -> Result<CniLinkState, Error> {
         let record = self
             .store
-            .network_named(network)?
+            .network_named_settled(network)?
             .ok_or_else(|| Error::not_found(format!("network {network} does not exist")))?;
         let id = attachment_id(container_id, ifname);
         if self.store.endpoint(&record.id, &id)?.is_none() {
@@ -1124,7 +1124,7 @@ impl Manager {
         container_id: &str,
         ifname: &str,
     ) -> Result<(), Error> {
-        let Some(record) = self.store.network_named(network)? else {
+        let Some(record) = self.store.network_named_settled(network)? else {
             return Ok(());
         };
         let id = lease_id(container_id, ifname);
@@ -1159,7 +1159,10 @@ impl Manager {
                 "container {container_id} holds no address for {ifname} on network {network}"
             ))
         };
-        let record = self.store.network_named(network)?.ok_or_else(missing)?;
+        let record = self
+            .store
+            .network_named_settled(network)?
+            .ok_or_else(missing)?;
         let endpoint = self
             .store
             .endpoint(&record.id, &lease_id(container_id, ifname))?
@@ -1205,7 +1208,7 @@ impl Manager {
     /// and then report the errors, so the first error comes back after
     /// every attachment was tried.
     pub fn cni_gc(&self, network: &str, valid: &[(String, String)]) -> Result<Vec<String>, Error> {
-        let Some(record) = self.store.network_named(network)? else {
+        let Some(record) = self.store.network_named_settled(network)? else {
             return Ok(Vec::new());
         };
         let keep: Vec<String> = valid.iter().map(|(c, i)| key_hash(c, i)).collect();

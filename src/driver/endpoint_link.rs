@@ -625,9 +625,13 @@ const IPV6_DEFAULT_METRIC: u32 = 1024;
 /// A parent renamed since the attach (udev, `ip link set eth1 name lan0`),
 /// or whose name another link took, still carries the links made on it:
 /// one that sits on a link in another namespace and has the MAC recorded
-/// at attach (`mac`, the parent's then) is ours all the same. Judged by
-/// the parent's name alone it looked another tool's, and a detach left it
-/// holding the addresses it gave back.
+/// at attach (`mac`, the parent's then) is ours all the same, when no
+/// link of the parent's name has that MAC. Judged by the parent's name
+/// alone it looked another tool's, and a detach left it holding the
+/// addresses it gave back. While a link of the parent's name has the
+/// recorded MAC, it is the device the link was made on, and a link on
+/// another (a sibling VLAN, a bond's port: they share the MAC) is not
+/// ours.
 pub(crate) fn not_ours(link: &Link, parent: Option<&Link>, mac: Option<&str>) -> Option<String> {
     if link.kind.as_deref() != Some("ipvlan") {
         return Some(format!(
@@ -636,16 +640,18 @@ pub(crate) fn not_ours(link: &Link, parent: Option<&Link>, mac: Option<&str>) ->
         ));
     }
     let text = link.mac_text();
-    let recorded_mac = mac.is_some_and(|m| m.eq_ignore_ascii_case(&text));
+    let is_recorded = |mac_text: &str| mac.is_some_and(|m| m.eq_ignore_ascii_case(mac_text));
     let on_another_namespace = link.parent.is_some() && link.link_netnsid.is_some();
     let on_parent = parent.filter(|p| link.parent == Some(p.index) && on_another_namespace);
+    // The parent's name no longer names the device the link was made on.
+    let parent_moved = parent.map_or(true, |p| !is_recorded(&p.mac_text()));
     match (parent, on_parent) {
-        (_, Some(parent)) if text == parent.mac_text() || recorded_mac => None,
+        (_, Some(parent)) if text == parent.mac_text() || is_recorded(&text) => None,
         (_, Some(_)) => Some(format!(
             "link {} (index {}) has MAC {text}, not the parent's",
             link.name, link.index
         )),
-        (_, None) if on_another_namespace && recorded_mac => None,
+        (_, None) if parent_moved && on_another_namespace && is_recorded(&text) => None,
         (None, None) => Some(format!(
             "link {} (index {}): the network's parent is missing, so it cannot sit on it",
             link.name, link.index
@@ -805,6 +811,15 @@ mod tests {
         let recorded = Some("02:00:00:00:00:07");
         assert_eq!(not_ours(&endpoint, Some(&parent), None), None);
         assert_eq!(not_ours(&endpoint, Some(&parent), recorded), None);
+        // A sibling of the parent's MAC (another VLAN of its device, a
+        // bond's port) under the parent's name: the link on the other is
+        // not ours.
+        let mut sibling = endpoint.clone();
+        sibling.parent = Some(8);
+        assert_eq!(
+            not_ours(&sibling, Some(&parent), recorded).as_deref(),
+            Some("link eth0 (index 900) does not sit on parent eth1 of the host")
+        );
         // The parent renamed (none has its name), or its name another
         // link's: the recorded MAC proves the link ours; without it,
         // nothing does.

@@ -106,9 +106,9 @@ impl Manager {
         target: &Target,
         req: &AttachRequest,
     ) -> Result<EndpointInfo, Error> {
-        // Without the lock, so a network that does not exist is named
-        // first, as before the target was checked; its record is read
-        // once, under the lock.
+        // Without waiting for the lock, so a network that does not exist
+        // is named first, as before the target was checked; its record
+        // is read once, under the lock.
         let found = lookup_network_id_to_lock(&self.store, network)?;
         // The host's socket before the thread goes into the target, where
         // it stays until the link's settings are written (one visit); it

@@ -577,21 +577,18 @@ pub(crate) fn lookup_network_id(store: &StateDir, name_or_id: &str) -> Result<St
 
 /// [`lookup_network_id`] for a command that takes the store's lock next
 /// and reads the record again under it: a network not found is looked up
-/// once more after the lock was taken and let go. Taking it first writes
-/// again what the commit log of another boot holds, so a network whose
-/// file a power cut took is found, as under the lock, rather than named
-/// missing by the command that would have brought it back (before
-/// `restore` ran at boot).
+/// once more after [`StateDir::settle_log`] (which writes again what the
+/// commit log of another boot holds, without waiting for the lock), so a
+/// network whose file a power cut took is found, as under the lock,
+/// rather than named missing by the command that would have brought it
+/// back (before `restore` ran at boot).
 pub(crate) fn lookup_network_id_to_lock(
     store: &StateDir,
     name_or_id: &str,
 ) -> Result<String, Error> {
     match lookup_network_id(store, name_or_id) {
-        Err(error) if error.kind() == super::ErrorKind::NotFound => match store.lock() {
-            Ok(locked) => {
-                drop(locked);
-                lookup_network_id(store, name_or_id)
-            }
+        Err(error) if error.kind() == super::ErrorKind::NotFound => match store.settle_log() {
+            Ok(()) => lookup_network_id(store, name_or_id),
             Err(_) => Err(error),
         },
         found => found,

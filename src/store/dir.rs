@@ -600,15 +600,37 @@ impl StateDir {
     /// holder keeps it (for a caller that must not wait where it is: one
     /// system call, as `lock`'s, when the lock is free).
     pub fn lock_or(&self, before_waiting: &mut dyn FnMut()) -> Result<Locked<'_>, StoreError> {
+        let locked = self.lock_as(Some(before_waiting))?;
+        Ok(locked.expect("a lock taken by waiting"))
+    }
+
+    /// Writes again what the commit log of another boot holds, as a lock
+    /// does, when the lock is free, without waiting: a holder took the
+    /// log up when it took the lock. For a lookup made without the lock
+    /// that found nothing: what a power cut took from the files (before
+    /// `restore` ran) is then found by looking again.
+    pub fn settle_log(&self) -> Result<(), StoreError> {
+        self.lock_as(None).map(drop)
+    }
+
+    /// [`StateDir::lock_or`]; without `before_waiting`, `None` at once
+    /// when another holder keeps the lock.
+    fn lock_as(
+        &self,
+        before_waiting: Option<&mut dyn FnMut()>,
+    ) -> Result<Option<Locked<'_>>, StoreError> {
         self.refresh();
         let path = self.root.join(LOCK_FILE);
         let file = self.open_lock()?;
         let fd = std::os::fd::AsFd::as_fd(&file);
         match crate::sys::flock(fd, libc::LOCK_EX | libc::LOCK_NB) {
-            Err(error) if error.raw_os_error() == Some(libc::EWOULDBLOCK) => {
-                before_waiting();
-                crate::sys::flock(fd, libc::LOCK_EX)
-            }
+            Err(error) if error.raw_os_error() == Some(libc::EWOULDBLOCK) => match before_waiting {
+                Some(before_waiting) => {
+                    before_waiting();
+                    crate::sys::flock(fd, libc::LOCK_EX)
+                }
+                None => return Ok(None),
+            },
             taken => taken,
         }
         .map_err(StoreError::io("locking", &path))?;
@@ -626,7 +648,7 @@ impl StateDir {
         if batch_intents {
             let _ = locked.expand_batch_intents();
         }
-        Ok(locked)
+        Ok(Some(locked))
     }
 
     /// The lock file, opened (made 0600 when missing) through the root's
@@ -706,6 +728,21 @@ impl StateDir {
             return Ok(Some(found));
         }
         Ok(self.networks()?.items.into_iter().find(|n| n.name == name))
+    }
+
+    /// [`StateDir::network_named`], looked for again after
+    /// [`StateDir::settle_log`] when not found: for a command that takes
+    /// "no such network" for done (a CNI DEL, a GC), which would otherwise
+    /// report success for a network only the commit log holds after a
+    /// power cut, and leave its leases for ever.
+    pub fn network_named_settled(&self, name: &str) -> Result<Option<NetworkRecord>, StoreError> {
+        match self.network_named(name)? {
+            Some(found) => Ok(Some(found)),
+            None => {
+                self.settle_log()?;
+                self.network_named(name)
+            }
+        }
     }
 
     /// The network named `name`, found through its hint (`names/<name>`,

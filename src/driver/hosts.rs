@@ -63,7 +63,8 @@ pub(crate) fn ensure_file(path: &Path) -> Result<(), Error> {
         .map_err(|e| io("writing", path, e))
 }
 
-/// Appends one `ADDR\tNAME` line per address (one write, `O_APPEND`).
+/// Appends one `ADDR\tNAME` line per address (one write at its end: see
+/// [`crate::store::append_lines`]).
 #[cfg(test)]
 pub(crate) fn append(path: &Path, name: &str, addresses: &[IpAddr]) -> Result<(), Error> {
     if addresses.is_empty() {
@@ -206,9 +207,7 @@ pub(crate) fn write_union(target: &Path, sources: &[PathBuf]) -> Result<(), Erro
             all.push_str(line);
             all.push('\n');
         }
-        return file
-            .write_all(all.as_bytes())
-            .map_err(|e| io("writing", target, e));
+        return crate::store::append_lines(&file, 0, &all).map_err(|e| io("writing", target, e));
     }
     // Lines present and still wanted are matched off one for one; the
     // header stays; the rest goes.
@@ -230,11 +229,8 @@ pub(crate) fn write_union(target: &Path, sources: &[PathBuf]) -> Result<(), Erro
         return Ok(());
     }
     let appended: String = missing.iter().map(|line| format!("{line}\n")).collect();
-    let mut append = crate::store::open_regular(target, OpenOptions::new().append(true))
-        .map_err(|e| io("opening", target, e))?;
-    append
-        .write_all(appended.as_bytes())
-        .map_err(|e| io("appending to", target, e))
+    let len = file.metadata().map_err(|e| io("reading", target, e))?.len();
+    crate::store::append_lines(&file, len, &appended).map_err(|e| io("appending to", target, e))
 }
 
 /// Name of the temporary symlink that replaces our own `hosts` symlink in

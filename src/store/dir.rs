@@ -127,14 +127,6 @@ fn filed_as(file: &str, own: &str, what: &str) -> Result<(), RecordError> {
     ))
 }
 
-/// Whether the file of `len` bytes ends with a newline (or cannot be read
-/// there, which changes nothing about the append).
-fn ends_a_line(file: &File, len: u64) -> bool {
-    use std::os::unix::fs::FileExt;
-    let mut last = [0u8];
-    !matches!(file.read_at(&mut last, len - 1), Ok(1) if last[0] != b'\n')
-}
-
 /// A network record read from `networks/<id>.json`.
 fn network_filed_as(id: &str, value: &Value) -> Result<NetworkRecord, RecordError> {
     let record = NetworkRecord::from_json(value)?;
@@ -492,11 +484,12 @@ impl StateDir {
     }
 
     /// Appends `text` (whole lines) to the driver's file `path` (under
-    /// `hosts/`) in one `write`, opened relative to its checked directory
-    /// (made when missing) like every state file: never through a link,
-    /// nothing but a regular file. A missing or empty file is made with
-    /// `mode` whatever the umask and gets `header` first. Not synced (see
-    /// the durability rules).
+    /// `hosts/`) in one `write` ([`fsutil::append_lines`]: laid out by
+    /// page, a line a kill cut short before blanked), opened relative to
+    /// its checked directory (made when missing) like every state file:
+    /// never through a link, nothing but a regular file. A missing or
+    /// empty file is made with `mode` whatever the umask and gets `header`
+    /// first. Not synced (see the durability rules).
     pub fn append_to(
         &self,
         path: &Path,
@@ -504,16 +497,16 @@ impl StateDir {
         text: &str,
         mode: u32,
     ) -> Result<(), StoreError> {
-        use std::io::Write;
         let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
             return Err(StoreError::io("opening", path)(io::Error::from(
                 io::ErrorKind::InvalidInput,
             )));
         };
         let name = name.to_string_lossy();
-        // Read-write: its last byte is looked at (below).
-        let flags = libc::O_RDWR | libc::O_APPEND | libc::O_CREAT;
-        let (mut file, len) = self.handles.write_in(dir, "opening", path, |at| {
+        // Read-write, not appending: a cut last line is blanked in place
+        // (below), and the append goes at the length read.
+        let flags = libc::O_RDWR | libc::O_CREAT;
+        let (file, len) = self.handles.write_in(dir, "opening", path, |at| {
             fsutil::open_regular_at(at.fd(), &at.c_entry(&name)?, flags, mode)
         })?;
         let mut all = String::new();
@@ -522,19 +515,10 @@ impl StateDir {
             crate::sys::fchmod(std::os::fd::AsFd::as_fd(&file), mode)
                 .map_err(StoreError::io("setting the mode of", path))?;
             all.push_str(header);
-        } else if !ends_a_line(&file, len) {
-            // A write cut short: a kill stops a write at a page boundary,
-            // and a batch's append spans pages. Its last line ends here,
-            // so the next name is not glued to it.
-            all.push('\n');
         }
         all.push_str(text);
-        if all.is_empty() {
-            return Ok(());
-        }
-        let appended = file
-            .write_all(all.as_bytes())
-            .map_err(StoreError::io("appending to", path));
+        let appended =
+            fsutil::append_lines(&file, len, &all).map_err(StoreError::io("appending to", path));
         self.handles.done_with(file);
         appended
     }

@@ -370,13 +370,15 @@ pub fn create_dir(dir: &Path) -> io::Result<()> {
     result
 }
 
-/// Appends one line (a `\n` is added) with a single `write`, creating the
-/// file with exactly `mode` (whatever the umask) if needed. Appends never rewrite what is there, so a
-/// reader never sees a torn file. No fsync: this serves hosts files, which
-/// describe containers that a power cut ends as well.
-pub fn append_line(path: &Path, line: &str, mode: u32) -> io::Result<()> {
-    let mut file = match OpenOptions::new()
-        .append(true)
+/// Appends `lines` (a `\n` added when missing) with [`append_lines`],
+/// creating the file with exactly `mode` (whatever the umask) if needed.
+/// Appends never rewrite a line that is there, so a reader never sees a
+/// torn one. No fsync: this serves hosts files, which describe containers
+/// that a power cut ends as well.
+pub fn append_line(path: &Path, lines: &str, mode: u32) -> io::Result<()> {
+    let file = match OpenOptions::new()
+        .read(true)
+        .write(true)
         .create_new(true)
         .mode(mode)
         .open(path)
@@ -388,15 +390,67 @@ pub fn append_line(path: &Path, line: &str, mode: u32) -> io::Result<()> {
             file
         }
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            open_regular(path, OpenOptions::new().append(true))?
+            open_regular(path, OpenOptions::new().read(true).write(true))?
         }
         Err(e) => return Err(e),
     };
-    let mut buf = String::with_capacity(line.len() + 1);
-    buf.push_str(line.trim_end_matches('\n'));
-    buf.push('\n');
-    file.write_all(buf.as_bytes())
+    let len = file.metadata()?.len();
+    let mut text = String::with_capacity(lines.len() + 1);
+    text.push_str(lines.trim_end_matches('\n'));
+    text.push('\n');
+    append_lines(&file, len, &text)
 }
+
+/// Appends the whole lines `text` to `file`, which holds `len` bytes, by
+/// one `write` at its end (the caller holds the store's lock: nobody else
+/// writes it). A kill stops a write at a page's end, and a reader may
+/// find the file cut there while it is written; so the lines are laid out
+/// by page ([`lay_out_by_page`]: none crosses a page's end), and a last
+/// line a kill cut short before (no newline ends the file) is blanked
+/// first: cut within a name it would give another container's name (the
+/// name's start) this one's address.
+pub fn append_lines(file: &File, len: u64, text: &str) -> io::Result<()> {
+    let mut start = len;
+    let mut out = String::new();
+    if len > 0 {
+        let tail = cut_line_start(file, len)?;
+        if tail < len {
+            file.write_all_at(" ".repeat((len - tail) as usize).as_bytes(), tail)?;
+            out.push('\n');
+            start += 1;
+        }
+    }
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    match lay_out_by_page(&lines, start as usize) {
+        Some(laid_out) => out.push_str(&laid_out),
+        // A line longer than a page: none of ours; written as it is.
+        None => out.push_str(text),
+    }
+    if out.is_empty() {
+        return Ok(());
+    }
+    file.write_all_at(out.as_bytes(), len)
+}
+
+/// Where the last line of `file` (`len` bytes) starts when no newline
+/// ends it (a write cut short), else `len`. Looked for in the file's last
+/// [`LINE_LOOKBACK`] bytes: a longer line is no host line of ours, and is
+/// blanked from there on.
+fn cut_line_start(file: &File, len: u64) -> io::Result<u64> {
+    let from = len.saturating_sub(LINE_LOOKBACK);
+    let mut tail = vec![0u8; (len - from) as usize];
+    file.read_exact_at(&mut tail, from)?;
+    if tail.last() == Some(&b'\n') {
+        return Ok(len);
+    }
+    Ok(match tail.iter().rposition(|&b| b == b'\n') {
+        Some(at) => from + at as u64 + 1,
+        None => from,
+    })
+}
+
+/// How far back [`cut_line_start`] looks for the start of a cut line.
+const LINE_LOOKBACK: u64 = 2 * PAGE as u64;
 
 /// Removes, in place (same inode: bind mounts of the file stay valid), the
 /// lines for which `remove` is true, and returns how many went.
@@ -480,6 +534,36 @@ fn blank_lines_dyn(
 /// kill (or seen in part by a reader): a page, 4 KiB at least.
 const PAGE: usize = 4096;
 
+/// `lines` (a newline added to one that lacks it) laid out to be written
+/// at file offset `start` so that a write cut at any page's end (by a
+/// kill, or as a reader finds it while it is written) leaves whole lines
+/// only: no line crosses a page's end; a page the lines go on past ends
+/// with `#` and spaces, a comment the next page's first byte (a newline)
+/// closes. `None` when a line does not fit in a page.
+fn lay_out_by_page(lines: &[&str], start: usize) -> Option<String> {
+    let mut out = String::new();
+    let at = |out: &String| (start + out.len()) % PAGE;
+    for line in lines {
+        let line_len = line.len() + usize::from(!line.ends_with('\n'));
+        // The line, then at least the comment's `#`, before the page's end.
+        if line_len + 2 > PAGE {
+            return None;
+        }
+        if at(&out) + line_len + 1 > PAGE {
+            out.push('#');
+            while at(&out) != 0 {
+                out.push(' ');
+            }
+            out.push('\n');
+        }
+        out.push_str(line);
+        if !line.ends_with('\n') {
+            out.push('\n');
+        }
+    }
+    Some(out)
+}
+
 /// Whether a hosts line holds no name: blank, or a comment (the filler
 /// [`compacted`] ends its pages with; our hosts files hold no other).
 fn is_blank_line(content: &str) -> bool {
@@ -489,37 +573,15 @@ fn is_blank_line(content: &str) -> bool {
 
 /// The `kept` lines laid out for a compaction written over a file of
 /// `old_len` bytes in one `write` from offset 0, and the length to cut the
-/// file to then. A kill (or a reader) can find the write cut at any
-/// page's end, with the old content after it; so no line crosses a page
-/// end: each page but the last of the lines ends with `#` and spaces, a
-/// comment the next page's first byte (a newline) ends, which takes in
-/// the cut old line a torn write leaves at the next page's start instead
-/// of a glued line naming a wrong address. The rest, up to `old_len`, is
-/// newlines (each page ending with `#` too), cut off by the truncation.
-/// `None` (no compaction) when a line does not fit in a page.
+/// file to then: [`lay_out_by_page`], whose comments at the pages' ends
+/// also take in the cut old line a torn write leaves at the next page's
+/// start, instead of a glued line naming a wrong address. The rest, up to
+/// `old_len`, is newlines (each page ending with `#` too), cut off by the
+/// truncation. `None` (no compaction) when a line does not fit in a page
+/// or the file would not shrink.
 fn compacted(kept: &[&str], old_len: usize) -> Option<(String, usize)> {
-    let mut out = String::with_capacity(old_len.max(PAGE));
-    let end_page = |out: &mut String| {
-        out.push('#');
-        while out.len() % PAGE != 0 {
-            out.push(' ');
-        }
-        out.push('\n');
-    };
-    for line in kept {
-        let line_len = line.len() + usize::from(!line.ends_with('\n'));
-        // The line, then at least the comment's `#`, before the page's end.
-        if line_len + 2 > PAGE {
-            return None;
-        }
-        if out.len() % PAGE + line_len + 1 > PAGE {
-            end_page(&mut out);
-        }
-        out.push_str(line);
-        if !line.ends_with('\n') {
-            out.push('\n');
-        }
-    }
+    let mut out = lay_out_by_page(kept, 0)?;
+    out.reserve(old_len.saturating_sub(out.len()));
     let new_len = out.len();
     if new_len >= old_len {
         return None;
@@ -987,6 +1049,55 @@ mod tests {
                     whole.contains(line.as_str()),
                     "cut at {cut}: {line:?} is no line of the file"
                 );
+            }
+        }
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// An append of many lines is cut by a kill at a page's end, and a
+    /// reader may find the file ending there while it is written: every
+    /// line up to any page's end is whole (or a comment). Before, the
+    /// lines ran across the pages' ends, and a cut within a name named
+    /// another container (`web-1` of `web-12`).
+    #[test]
+    fn an_append_cut_at_any_page_leaves_only_whole_lines() {
+        let dir = scratch("append-cut");
+        let path = dir.join("hosts");
+        let before = "127.0.0.1\tlocalhost\n10.0.0.1\tgw\n";
+        fs::write(&path, before).unwrap();
+        let lines: String = (0..3000u32)
+            .map(|i| format!("10.0.{}.{}\tweb-{i}\n", i / 250, i % 250))
+            .collect();
+        for (round, text) in [&lines, &lines].into_iter().enumerate() {
+            let file = File::options().read(true).write(true).open(&path).unwrap();
+            let len = file.metadata().unwrap().len();
+            append_lines(&file, len, text).unwrap();
+            let after = fs::read_to_string(&path).unwrap();
+            let whole: std::collections::HashSet<&str> =
+                before.lines().chain(lines.lines()).collect();
+            let names = |text: &str| -> Vec<String> {
+                text.lines()
+                    .filter(|line| !is_blank_line(line))
+                    .map(str::to_string)
+                    .collect()
+            };
+            let mut expected = names(before);
+            for _ in 0..=round {
+                expected.extend(names(&lines));
+            }
+            assert_eq!(
+                names(&after),
+                expected,
+                "round {round}: every line, in order"
+            );
+            let first_cut = (len as usize / PAGE + 1) * PAGE;
+            for cut in (first_cut..after.len()).step_by(PAGE) {
+                for line in names(&after[..cut]) {
+                    assert!(
+                        whole.contains(line.as_str()),
+                        "round {round}, cut at {cut}: {line:?} names no host of the file"
+                    );
+                }
             }
         }
         let _ = fs::remove_dir_all(&dir);

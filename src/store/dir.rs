@@ -65,6 +65,8 @@ const LOGS: &str = "logs";
 /// `names/<network name>`: the id of the network of that name, a hint
 /// (see [`StateDir::network_by_name`]).
 const NAMES: &str = "names";
+/// A batch's intents file in the root (see `dir/batch_intents.rs`).
+const BATCH_INTENTS: &str = "batch-intents";
 /// What the lock file of a store made by this version holds (see
 /// [`StateDir::by_identity_only`]).
 const BY_IDENTITY_ONLY: &str = "endpoints filed by namespace identity only\n";
@@ -97,7 +99,7 @@ const ROOT_NAMES: [&str; 10] = [
     RECORDS,
     LOGS,
     NAMES,
-    batch_intents::BATCH_INTENTS,
+    BATCH_INTENTS,
 ];
 
 /// Whether `name`, in the store's root, is one of its names or a

@@ -35,13 +35,10 @@
 
 use std::io::{Read, Write};
 
-use super::{intent_line, Locked, StoreError};
+use super::{intent_line, Locked, StoreError, BATCH_INTENTS};
 use crate::json;
 use crate::store::fsutil::{self, FILE_MODE};
 use crate::store::records::{EndpointRecord, EndpointState};
-
-/// The file's name in the root.
-pub(super) const BATCH_INTENTS: &str = "batch-intents";
 
 /// How much of the file is built before one `write`: 30 endpoints' lines
 /// or so, so that a batch of a thousand writes some 30 times and never

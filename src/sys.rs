@@ -822,6 +822,22 @@ pub fn readlink_at(dir: BorrowedFd<'_>, name: &CStr, max: usize) -> io::Result<V
     Ok(buf)
 }
 
+/// Sets or clears `O_APPEND` on the open file `fd` (`fcntl(2)`
+/// `F_GETFL`, then `F_SETFL`): while it is set, Linux writes at the
+/// file's end whatever offset `pwrite` is given.
+pub fn set_append(fd: BorrowedFd<'_>, append: bool) -> io::Result<()> {
+    // SAFETY: descriptor kept open by the borrow; F_GETFL takes no
+    // argument.
+    let flags = retry(|| unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) })?;
+    let flags = match append {
+        true => flags | libc::O_APPEND,
+        false => flags & !libc::O_APPEND,
+    };
+    // SAFETY: as above; F_SETFL takes the int flags.
+    retry(|| unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags) })?;
+    Ok(())
+}
+
 /// `fchmod(2)`.
 pub fn fchmod(fd: BorrowedFd<'_>, mode: libc::mode_t) -> io::Result<()> {
     // SAFETY: descriptor kept open by the borrow.

@@ -781,6 +781,59 @@ fn a_del_after_a_power_cut_finds_the_network_the_commit_log_holds() {
     );
 }
 
+/// A DEL or GC of a network that does not exist is done, also where the
+/// commit log cannot be settled first (a read-only state directory):
+/// the second look is given up, not the answer. It failed ("Read-only
+/// file system"), and a runtime retries a failing DEL for ever.
+#[test]
+fn a_del_of_no_network_succeeds_on_a_read_only_state_directory() {
+    let dir = TempDir::new("cni-del-read-only");
+    let state = dir.path().join("state");
+    ipvlan::store::StateDir::open(&state).unwrap();
+    let conf = macvlan_conf("nosuch", r#""subnet": "10.7.10.0/24""#);
+    for verb in ["DEL", "GC"] {
+        let env = set(
+            &add_env(),
+            &[
+                ("CNI_COMMAND", Some(verb)),
+                ("IPVLAN_STATE_DIR", Some(state.to_str().unwrap())),
+            ],
+        );
+        // The binary under a read-only bind mount of the state directory,
+        // in a mount namespace of its own.
+        let script = format!(
+            "mount --bind -o ro {s} {s} && exec {BIN}",
+            s = state.display()
+        );
+        let mut child = Command::new("unshare")
+            .args(["-m", "--propagation", "private", "sh", "-c", &script])
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("runs unshare");
+        let mut input = child.stdin.take().unwrap();
+        // GC is of CNI 1.1.
+        let conf = match verb {
+            "GC" => conf.replace("\"1.0.0\"", "\"1.1.0\""),
+            _ => conf.clone(),
+        };
+        let _ = input.write_all(conf.as_bytes());
+        drop(input);
+        let output = child.wait_with_output().unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{verb}: {} {}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
 /// A network CNI made that holds nothing any more gives way to another
 /// config's network on an overlapping subnet (a conflist renamed): it is
 /// removed. Before, it refused every such network until someone ran

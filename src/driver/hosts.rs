@@ -173,9 +173,12 @@ pub(crate) fn write_union(target: &Path, sources: &[PathBuf]) -> Result<(), Erro
             Ok(None) => continue,
             Err(e) => return Err(io("reading", source, e)),
         };
+        // Whole lines only: a last one no newline ends was cut by a kill
+        // (cut within a name, it would name another container).
         wanted.extend(
             content
-                .lines()
+                .split_inclusive('\n')
+                .filter_map(|l| l.strip_suffix('\n'))
                 .filter(|l| is_host_line(l))
                 .map(str::to_string),
         );
@@ -201,13 +204,22 @@ pub(crate) fn write_union(target: &Path, sources: &[PathBuf]) -> Result<(), Erro
                 .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
         })
         .map_err(|e| io("reading", target, e))?;
+    // Appends go through a descriptor of their own, with `O_APPEND` (see
+    // `append_lines`); `file`'s writes are in place.
+    let append = |len: u64, lines: &str| {
+        let appending =
+            crate::store::open_regular(target, OpenOptions::new().read(true).append(true))
+                .map_err(|e| io("opening", target, e))?;
+        crate::store::append_lines(&appending, len, lines)
+            .map_err(|e| io("appending to", target, e))
+    };
     if text.is_empty() {
         let mut all = String::from(HEADER);
         for line in &wanted {
             all.push_str(line);
             all.push('\n');
         }
-        return crate::store::append_lines(&file, 0, &all).map_err(|e| io("writing", target, e));
+        return append(0, &all);
     }
     // Lines present and still wanted are matched off one for one; the
     // header stays; the rest goes.
@@ -230,7 +242,7 @@ pub(crate) fn write_union(target: &Path, sources: &[PathBuf]) -> Result<(), Erro
     }
     let appended: String = missing.iter().map(|line| format!("{line}\n")).collect();
     let len = file.metadata().map_err(|e| io("reading", target, e))?.len();
-    crate::store::append_lines(&file, len, &appended).map_err(|e| io("appending to", target, e))
+    append(len, &appended)
 }
 
 /// Name of the temporary symlink that replaces our own `hosts` symlink in
@@ -965,6 +977,41 @@ mod tests {
         // No file and nothing wanted: none made.
         reconcile(&dir.join("none"), &[]).unwrap();
         assert!(!dir.join("none").exists());
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// A last line no newline ends was cut by a kill (or written so by an
+    /// older version): restore's reconcile makes it again whole when it
+    /// is wanted, and a union view never copies it from its source. Both
+    /// took it for a line that is there: reconcile then left it to be
+    /// blanked by the next append (the name lost), and a union gave a cut
+    /// name (`web-1` of `web-12`) its address.
+    #[test]
+    fn a_cut_last_line_is_made_again_or_left_out_never_taken() {
+        let dir = scratch("cut-line");
+        let file = dir.join("net");
+        fs::write(&file, format!("{HEADER}10.0.0.5\tweb-1")).unwrap();
+        let wanted = [
+            ("10.0.0.5".parse().unwrap(), "web-1".to_string()),
+            ("10.0.0.6".parse().unwrap(), "web-2".to_string()),
+        ];
+        reconcile(&file, &wanted).unwrap();
+        let text = fs::read_to_string(&file).unwrap();
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|line| is_host_line(line) && !line.trim().is_empty())
+            .collect();
+        assert_eq!(lines, ["10.0.0.5\tweb-1", "10.0.0.6\tweb-2"], "{text:?}");
+        assert!(text.ends_with('\n'), "{text:?}");
+
+        let cut = dir.join("cut");
+        fs::write(&cut, format!("{HEADER}10.0.0.7\tdb\n10.0.0.12\tweb-1")).unwrap();
+        let union = dir.join("union");
+        write_union(&union, std::slice::from_ref(&cut)).unwrap();
+        assert_eq!(
+            fs::read_to_string(&union).unwrap(),
+            format!("{HEADER}10.0.0.7\tdb\n")
+        );
         fs::remove_dir_all(dir).unwrap();
     }
 

@@ -587,7 +587,7 @@ pub(crate) fn lookup_network_id_to_lock(
     name_or_id: &str,
 ) -> Result<String, Error> {
     match lookup_network_id(store, name_or_id) {
-        Err(error) if error.kind() == super::ErrorKind::NotFound => match store.settle_log() {
+        Err(error) if error.kind() == super::ErrorKind::NotFound => match store.settle_log(false) {
             Ok(()) => lookup_network_id(store, name_or_id),
             Err(_) => Err(error),
         },

@@ -505,9 +505,9 @@ impl StateDir {
             )));
         };
         let name = name.to_string_lossy();
-        // Read-write, not appending: a cut last line is blanked in place
-        // (below), and the append goes at the length read.
-        let flags = libc::O_RDWR | libc::O_CREAT;
+        // Read-write: a last line a kill cut short is blanked in place
+        // (see `fsutil::append_lines`).
+        let flags = libc::O_RDWR | libc::O_APPEND | libc::O_CREAT;
         let (file, len) = self.handles.write_in(dir, "opening", path, |at| {
             fsutil::open_regular_at(at.fd(), &at.c_entry(&name)?, flags, mode)
         })?;
@@ -592,11 +592,15 @@ impl StateDir {
 
     /// Writes again what the commit log of another boot holds, as a lock
     /// does, when the lock is free, without waiting: a holder took the
-    /// log up when it took the lock. For a lookup made without the lock
-    /// that found nothing: what a power cut took from the files (before
-    /// `restore` ran) is then found by looking again.
-    pub fn settle_log(&self) -> Result<(), StoreError> {
-        self.lock_as(None).map(drop)
+    /// log up when it took the lock (or is taking it up: a lookup that
+    /// must not miss waits, with `wait`). For a lookup made without the
+    /// lock that found nothing: what a power cut took from the files
+    /// (before `restore` ran) is then found by looking again.
+    pub fn settle_log(&self, wait: bool) -> Result<(), StoreError> {
+        match wait {
+            true => self.lock().map(drop),
+            false => self.lock_as(None).map(drop),
+        }
     }
 
     /// [`StateDir::lock_or`]; without `before_waiting`, `None` at once
@@ -717,17 +721,18 @@ impl StateDir {
     }
 
     /// [`StateDir::network_named`], looked for again after
-    /// [`StateDir::settle_log`] when not found: for a command that takes
-    /// "no such network" for done (a CNI DEL, a GC), which would otherwise
-    /// report success for a network only the commit log holds after a
-    /// power cut, and leave its leases for ever.
+    /// [`StateDir::settle_log`] (waiting for the lock) when not found: for
+    /// a command that takes "no such network" for done (a CNI DEL, a GC),
+    /// which would otherwise report success for a network only the commit
+    /// log holds after a power cut, and leave its leases for ever. A log
+    /// that cannot be settled (a read-only state directory) leaves the
+    /// first answer: the command that could not write it could not have
+    /// brought the network back either.
     pub fn network_named_settled(&self, name: &str) -> Result<Option<NetworkRecord>, StoreError> {
         match self.network_named(name)? {
             Some(found) => Ok(Some(found)),
-            None => {
-                self.settle_log()?;
-                self.network_named(name)
-            }
+            None if self.settle_log(true).is_err() => Ok(None),
+            None => self.network_named(name),
         }
     }
 

@@ -378,7 +378,7 @@ pub fn create_dir(dir: &Path) -> io::Result<()> {
 pub fn append_line(path: &Path, lines: &str, mode: u32) -> io::Result<()> {
     let file = match OpenOptions::new()
         .read(true)
-        .write(true)
+        .append(true)
         .create_new(true)
         .mode(mode)
         .open(path)
@@ -390,7 +390,7 @@ pub fn append_line(path: &Path, lines: &str, mode: u32) -> io::Result<()> {
             file
         }
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            open_regular(path, OpenOptions::new().read(true).write(true))?
+            open_regular(path, OpenOptions::new().read(true).append(true))?
         }
         Err(e) => return Err(e),
     };
@@ -401,35 +401,60 @@ pub fn append_line(path: &Path, lines: &str, mode: u32) -> io::Result<()> {
     append_lines(&file, len, &text)
 }
 
-/// Appends the whole lines `text` to `file`, which holds `len` bytes, by
-/// one `write` at its end (the caller holds the store's lock: nobody else
-/// writes it). A kill stops a write at a page's end, and a reader may
-/// find the file cut there while it is written; so the lines are laid out
-/// by page ([`lay_out_by_page`]: none crosses a page's end), and a last
-/// line a kill cut short before (no newline ends the file) is blanked
-/// first: cut within a name it would give another container's name (the
-/// name's start) this one's address.
+/// Appends the whole lines `text` to `file` (opened readable, with
+/// `O_APPEND`: a write by anyone else, a process that was given the file
+/// as its `/etc/hosts` by `ip netns exec`, is never written over), which
+/// held `len` bytes when the caller looked, by one `write`. A kill stops a
+/// write at a page's end, and a reader may find the file cut there while
+/// it is written; so the lines are laid out by page ([`lay_out_by_page`]:
+/// none crosses a page's end), and a last line a kill cut short before
+/// (no newline ends the file) is blanked first: cut within a name it
+/// would give another container's name (the name's start) this one's
+/// address.
 pub fn append_lines(file: &File, len: u64, text: &str) -> io::Result<()> {
     let mut start = len;
     let mut out = String::new();
-    if len > 0 {
-        let tail = cut_line_start(file, len)?;
-        if tail < len {
-            file.write_all_at(" ".repeat((len - tail) as usize).as_bytes(), tail)?;
-            out.push('\n');
-            start += 1;
-        }
+    if blank_cut_line(file, len)? {
+        out.push('\n');
+        start += 1;
     }
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
     match lay_out_by_page(&lines, start as usize) {
         Some(laid_out) => out.push_str(&laid_out),
         // A line longer than a page: none of ours; written as it is.
-        None => out.push_str(text),
+        None => {
+            out.push_str(text);
+            if !text.ends_with('\n') {
+                out.push('\n');
+            }
+        }
     }
     if out.is_empty() {
         return Ok(());
     }
-    file.write_all_at(out.as_bytes(), len)
+    let mut writer = file;
+    writer.write_all(out.as_bytes())
+}
+
+/// Blanks (in place, spaces) the last line of `file`, `len` bytes, when
+/// no newline ends it: a write a kill cut short (or one of an older
+/// version), whose name may be cut. Whether it did. `file` may have
+/// `O_APPEND`, which is lifted for the one `pwrite` (Linux appends
+/// whatever the offset while it is set) and set again.
+fn blank_cut_line(file: &File, len: u64) -> io::Result<bool> {
+    if len == 0 {
+        return Ok(false);
+    }
+    let tail = cut_line_start(file, len)?;
+    if tail == len {
+        return Ok(false);
+    }
+    let fd = std::os::fd::AsFd::as_fd(file);
+    crate::sys::set_append(fd, false)?;
+    let blanked = file.write_all_at(" ".repeat((len - tail) as usize).as_bytes(), tail);
+    crate::sys::set_append(fd, true)?;
+    blanked?;
+    Ok(true)
 }
 
 /// Where the last line of `file` (`len` bytes) starts when no newline
@@ -473,7 +498,9 @@ pub fn remove_lines(path: &Path, remove: impl FnMut(&str) -> bool) -> io::Result
 }
 
 /// Overwrites each non-blank line of `file` (whose content is `text`) for
-/// which `remove` is true with as many spaces, one small write each, so a
+/// which `remove` is true, and a last line no newline ends (cut short by
+/// a kill: `remove` is not asked, nor is it counted), with as many
+/// spaces, one small write each, so a
 /// reader sees every line whole, old or blank, never a stale tail of a
 /// shorter rewrite. When blank lines make up more than half of a file over
 /// 4 KiB it is compacted, as [`remove_lines`] says. Returns how many lines
@@ -497,12 +524,18 @@ fn blank_lines_dyn(
     // Where each removed line starts, for a compaction's second pass
     // (`remove` is asked once per line: it may keep count).
     let mut removed_at = Vec::new();
+    let mut cut_short = 0;
     let mut blank = 0;
     let mut offset = 0;
     for line in text.split_inclusive('\n') {
         let content = line.trim_end_matches('\n');
         let is_blank = is_blank_line(content);
-        let removed = !is_blank && remove(content);
+        // A last line no newline ends was cut by a kill (within a name,
+        // it would name another container): blanked, never taken for a
+        // line that is there.
+        let cut = !is_blank && !line.ends_with('\n');
+        cut_short += usize::from(cut);
+        let removed = !is_blank && (cut || remove(content));
         if removed {
             // One pwrite(2) each (the file is never opened to append).
             file.write_all_at(" ".repeat(content.len()).as_bytes(), offset as u64)?;
@@ -527,7 +560,7 @@ fn blank_lines_dyn(
             file.set_len(new_len as u64)?;
         }
     }
-    Ok(removed_at.len())
+    Ok(removed_at.len() - cut_short)
 }
 
 /// The unit a `write` is copied into the page cache in, and cut at by a
@@ -1069,7 +1102,7 @@ mod tests {
             .map(|i| format!("10.0.{}.{}\tweb-{i}\n", i / 250, i % 250))
             .collect();
         for (round, text) in [&lines, &lines].into_iter().enumerate() {
-            let file = File::options().read(true).write(true).open(&path).unwrap();
+            let file = File::options().read(true).append(true).open(&path).unwrap();
             let len = file.metadata().unwrap().len();
             append_lines(&file, len, text).unwrap();
             let after = fs::read_to_string(&path).unwrap();
@@ -1100,6 +1133,27 @@ mod tests {
                 }
             }
         }
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// An append goes at the file's end as it is when written, not as the
+    /// caller last saw it: a line another process appended meanwhile (one
+    /// given the file as its `/etc/hosts` by `ip netns exec`) stays. The
+    /// append written at the length seen wrote over it.
+    #[test]
+    fn an_append_never_writes_over_a_line_appended_meanwhile() {
+        let dir = scratch("append-race");
+        let path = dir.join("hosts");
+        fs::write(&path, "10.0.0.1\ta\n").unwrap();
+        let ours = File::options().read(true).append(true).open(&path).unwrap();
+        let seen = ours.metadata().unwrap().len();
+        let mut theirs = File::options().append(true).open(&path).unwrap();
+        theirs.write_all(b"10.0.0.2\tb\n").unwrap();
+        append_lines(&ours, seen, "10.0.0.3\tc\n").unwrap();
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            "10.0.0.1\ta\n10.0.0.2\tb\n10.0.0.3\tc\n"
+        );
         let _ = fs::remove_dir_all(&dir);
     }
 
@@ -1227,8 +1281,10 @@ mod tests {
     }
 
     /// Lines are blanked in place, to their length; `remove` is asked once
-    /// for each line that is not blank; past 4 KiB, a file more than half
-    /// blank is compacted to its kept lines, on the same inode.
+    /// for each whole line that is not blank, and a last line no newline
+    /// ends (cut by a kill) is blanked unasked and uncounted; past 4 KiB,
+    /// a file more than half blank is compacted to its kept lines, on the
+    /// same inode.
     #[test]
     fn lines_are_blanked_in_place_and_a_mostly_blank_file_compacted() {
         let dir = scratch("blank");
@@ -1238,13 +1294,10 @@ mod tests {
         let mut asked = Vec::new();
         let removed = remove_lines(&path, |line| {
             asked.push(line.to_string());
-            line.starts_with('b') || line.starts_with('c')
+            line.starts_with('b')
         })
         .unwrap();
-        assert_eq!(
-            (removed, asked),
-            (2, vec!["a 1".into(), "b 2".into(), "c 3".into()])
-        );
+        assert_eq!((removed, asked), (1, vec!["a 1".into(), "b 2".into()]));
         assert_eq!(fs::read_to_string(&path).unwrap(), "a 1\n\n   \n   \n   ");
 
         // 300 lines, 5,700 bytes: blanking seven in ten leaves the file mostly blank.

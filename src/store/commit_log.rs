@@ -485,8 +485,28 @@ pub(super) fn prepare(lock: &std::fs::File, volatile: &Volatile) -> io::Result<(
 /// The changes of every entry of `generation`, in order, read slot by
 /// slot from slot 0 up to the first that is not one of its entries whole.
 pub(super) fn read_entries(lock: &std::fs::File, generation: u64) -> io::Result<Vec<Change>> {
+    read_entries_from(lock, generation, 0)
+}
+
+/// Whether an entry of `generation` that a replay would read begins at
+/// `slot`, the volatile page's tail: what a commit killed between its
+/// entries and the page left there.
+pub(super) fn entry_begins_at(
+    lock: &std::fs::File,
+    generation: u64,
+    slot: u32,
+) -> io::Result<bool> {
+    Ok(!read_entries_from(lock, generation, slot)?.is_empty())
+}
+
+/// [`read_entries`] from `slot` on (an entry there the first of its
+/// commit).
+fn read_entries_from(
+    lock: &std::fs::File,
+    generation: u64,
+    mut slot: u32,
+) -> io::Result<Vec<Change>> {
     let mut changes = Vec::new();
-    let mut slot = 0;
     let mut page = vec![0u8; PAGE];
     let mut previous_crc = None;
     while slot < SLOTS {

@@ -56,12 +56,15 @@ impl StateDir {
             .sum();
         let fits = tail + slots <= commit_log::SLOTS;
         let (true, Some(payloads)) = (fits, payloads) else {
-            // Everything durable at once, then the log emptied, whatever
-            // its page's tail says: a commit killed between its entry
-            // and the page left the entry past the tail, valid, and
-            // older than what this sync made durable.
+            // Everything durable at once, then the log emptied if it holds
+            // entries, those past its page's tail included: a commit
+            // killed between its entry and the page left one there, valid,
+            // and older than what this sync made durable.
             self.handles.sync_pending(pending, true)?;
-            return self.empty_log(lock, generation);
+            return match self.log_holds_entries(lock, &head, generation)? {
+                true => self.empty_log(lock, generation),
+                false => Ok(()),
+            };
         };
         let boot = self.boot_id(&mut hold)?;
         let next = Volatile {
@@ -91,6 +94,23 @@ impl StateDir {
             self.poison_log(lock);
         }
         result
+    }
+
+    /// Whether the log (`head`, of `generation`) may hold entries a power
+    /// cut would bring back: its page says so ([`Head::may_hold_entries`]),
+    /// or an entry begins at the page's tail (one read of the lock).
+    fn log_holds_entries(
+        &self,
+        lock: &File,
+        head: &Head,
+        generation: u64,
+    ) -> Result<bool, StoreError> {
+        if head.may_hold_entries() {
+            return Ok(true);
+        }
+        let tail = head.volatile.map_or(0, |v| v.tail);
+        commit_log::entry_begins_at(lock, generation, tail)
+            .map_err(StoreError::io("reading", self.root.join(LOCK_FILE)))
     }
 
     /// Makes the log in the lock file (see `commit_log::prepare`), synced
@@ -407,12 +427,12 @@ impl Locked<'_> {
         Ok(())
     }
 
-    /// Makes everything durable (one `syncfs`) and empties the commit log:
-    /// what `restore` leaves, so that a version that does not read the
-    /// log can take over. Emptied even when its page names no entry: a
-    /// commit killed between its entry and the page left one past the
-    /// page's tail, which a power cut would bring back over what this
-    /// sync made durable.
+    /// Makes everything durable (one `syncfs`) and empties the commit log,
+    /// if it holds entries: what `restore` leaves, so that a version that
+    /// does not read the log can take over. Nothing when it holds none;
+    /// an entry past the page's tail counts (a commit killed between its
+    /// entry and the page left it, and a power cut would bring it back
+    /// over what this sync made durable).
     pub fn empty_commit_log(&self) -> Result<(), StoreError> {
         self.commit()?;
         let Some(head) = self.handles.log().head else {
@@ -421,6 +441,12 @@ impl Locked<'_> {
         let Some(generation) = head.generation else {
             return Ok(());
         };
+        if !self
+            .state
+            .log_holds_entries(&self._lock, &head, generation)?
+        {
+            return Ok(());
+        }
         self.handles
             .sync_pending(crate::store::handles::Pending::default(), true)?;
         self.state.empty_log(&self._lock, generation)

@@ -1025,6 +1025,14 @@ mod tests {
         dir
     }
 
+    /// The lines of `text` that name a host (not blank, not a comment).
+    fn host_lines(text: &str) -> Vec<String> {
+        text.lines()
+            .filter(|line| !is_blank_line(line))
+            .map(str::to_string)
+            .collect()
+    }
+
     /// A compaction is one `write` of many pages, which a kill (or a
     /// reader) can find cut at any page's end, the old content after it:
     /// every line such a cut leaves must be a whole line of the old file
@@ -1068,16 +1076,10 @@ mod tests {
             .collect();
         let whole: std::collections::HashSet<&str> = old.lines().collect();
         let kept: Vec<&str> = old.lines().filter(|line| !gone(line)).collect();
-        let names = |text: &str| -> Vec<String> {
-            text.lines()
-                .filter(|line| !is_blank_line(line))
-                .map(str::to_string)
-                .collect()
-        };
-        assert_eq!(names(&new), kept, "the kept lines, in order");
+        assert_eq!(host_lines(&new), kept, "the kept lines, in order");
         for cut in (PAGE..new.len()).step_by(PAGE) {
             let torn = format!("{}{}", &new[..cut], &blanked[cut..]);
-            for line in names(&torn) {
+            for line in host_lines(&torn) {
                 assert!(
                     whole.contains(line.as_str()),
                     "cut at {cut}: {line:?} is no line of the file"
@@ -1108,24 +1110,18 @@ mod tests {
             let after = fs::read_to_string(&path).unwrap();
             let whole: std::collections::HashSet<&str> =
                 before.lines().chain(lines.lines()).collect();
-            let names = |text: &str| -> Vec<String> {
-                text.lines()
-                    .filter(|line| !is_blank_line(line))
-                    .map(str::to_string)
-                    .collect()
-            };
-            let mut expected = names(before);
+            let mut expected = host_lines(before);
             for _ in 0..=round {
-                expected.extend(names(&lines));
+                expected.extend(host_lines(&lines));
             }
             assert_eq!(
-                names(&after),
+                host_lines(&after),
                 expected,
                 "round {round}: every line, in order"
             );
             let first_cut = (len as usize / PAGE + 1) * PAGE;
             for cut in (first_cut..after.len()).step_by(PAGE) {
-                for line in names(&after[..cut]) {
+                for line in host_lines(&after[..cut]) {
                     assert!(
                         whole.contains(line.as_str()),
                         "round {round}, cut at {cut}: {line:?} names no host of the file"

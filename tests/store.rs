@@ -1307,6 +1307,48 @@ fn a_dead_batchs_file_the_lock_could_not_expand_is_expanded_or_kept_by_the_next_
     assert!(!batch_file.exists());
 }
 
+/// A dead batch's file whose lines name namespaces of another boot (a
+/// power cut kept the file while the log's page lost its announcement,
+/// and a later batch found it) makes no record of them: their kernel is
+/// gone, as a single attach's intent of another boot is dropped. Before,
+/// each became an `attaching` record holding its addresses until
+/// `restore`. Lines of this boot are expanded as ever.
+#[test]
+fn a_dead_batchs_lines_of_another_boot_make_no_record() {
+    use ipvlan::store::records::{boot_mark, NetnsId};
+    let tmp = TempDir::new("batch-intents-other-boot");
+    let root = tmp.path();
+    let state = StateDir::open(root).unwrap();
+    let net = network("n1", &["192.168.8.0/24"]);
+    commit_in_turn(&state, &[&|locked| locked.put_network(&net).unwrap()]);
+    let this = boot_mark(&ipvlan::store::this_boot().unwrap());
+    let mut intents = batch_intents_of(&net, 1..=2);
+    for (intent, boot) in intents.iter_mut().zip([this.wrapping_add(1), this]) {
+        intent.netns_id = Some(NetnsId {
+            dev: 4,
+            ino: 4026532000 + u64::from(boot % 1000),
+            cookie: std::num::NonZeroU64::new(4097),
+            boot: Some(boot),
+        });
+    }
+    {
+        let locked = state.lock().unwrap();
+        locked.put_batch_intents(&mut intents.iter()).unwrap();
+        // The batch dies holding the lock: its file stays.
+    }
+    let locked = state.lock().unwrap();
+    assert_eq!(
+        locked.endpoint(&net.id, "e1").unwrap(),
+        None,
+        "another boot's"
+    );
+    assert!(
+        locked.endpoint(&net.id, "e2").unwrap().is_some(),
+        "this boot's"
+    );
+    assert!(!root.join("batch-intents").exists());
+}
+
 /// A batch that expands a dead batch's file first (one the lock did not:
 /// its expansion failed then) announces its own file again: the
 /// expansion's removal of the dead file cleared the mark that tells the

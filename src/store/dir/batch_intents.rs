@@ -218,7 +218,9 @@ impl Locked<'_> {
     /// becomes the record of an endpoint that has none; a detach's
     /// (`detaching`) is written over the record it was made from, still
     /// there (the detach had not removed it yet). Any other line is
-    /// passed over.
+    /// passed over, and so is the intent of a namespace seen in another
+    /// boot: the kernel it spoke of is gone (a file a power cut kept while
+    /// the log's page lost its announcement, found by a later batch).
     pub(super) fn expand_line(
         &self,
         line: &[u8],
@@ -232,6 +234,16 @@ impl Locked<'_> {
         }) else {
             return Ok(());
         };
+        if let Some(seen) = intent.netns_id.and_then(|id| id.boot) {
+            let boot_id_path = super::super::commit_log::BOOT_ID_PATH.to_string_lossy();
+            let this = crate::store::this_boot().map_err(StoreError::io(
+                "reading",
+                std::path::Path::new(&*boot_id_path),
+            ))?;
+            if seen != crate::store::records::boot_mark(&this) {
+                return Ok(());
+            }
+        }
         let recorded = match known {
             Some((id, recorded)) if *id == intent.network_id => *recorded,
             _ => {

@@ -564,7 +564,9 @@ fn blank_lines_dyn(
 }
 
 /// The unit a `write` is copied into the page cache in, and cut at by a
-/// kill (or seen in part by a reader): a page, 4 KiB at least.
+/// kill (or seen in part by a reader): the kernel copies a page at a
+/// time, raising the file's size after each, and stops between pages for
+/// a fatal signal. 4 KiB is the smallest page Linux has.
 const PAGE: usize = 4096;
 
 /// `lines` (a newline added to one that lacks it) laid out to be written
@@ -820,13 +822,10 @@ pub fn create_new_file_at(
     Ok(Some(file))
 }
 
-/// The most bytes a file made in place may hold: the kernel copies a
-/// `write` into the page cache a page at a time, raising the file's size
-/// after each, and stops between pages for a fatal signal, so a longer
-/// one can be read, or left by a kill, cut at a page's end (a record
-/// naming a long namespace path, a container on many networks). 4 KiB is
-/// the smallest page Linux has.
-pub const WHOLE_WRITE: usize = 4096;
+/// The most bytes a file made in place may hold: one [`PAGE`], as a
+/// longer one can be read, or left by a kill, cut at a page's end (a
+/// record naming a long namespace path, a container on many networks).
+pub const WHOLE_WRITE: usize = PAGE;
 
 /// [`create_new_file_at`] for contents longer than [`WHOLE_WRITE`]:
 /// written whole under the temporary name, then linked at `name`
@@ -1033,6 +1032,17 @@ mod tests {
             .collect()
     }
 
+    /// Every host line of `text` (a file as a cut left it) is one of
+    /// `whole`, the lines the file was written with.
+    fn assert_only_whole_lines(text: &str, whole: &std::collections::HashSet<&str>, context: &str) {
+        for line in host_lines(text) {
+            assert!(
+                whole.contains(line.as_str()),
+                "{context}: {line:?} is no line of the file"
+            );
+        }
+    }
+
     /// A compaction is one `write` of many pages, which a kill (or a
     /// reader) can find cut at any page's end, the old content after it:
     /// every line such a cut leaves must be a whole line of the old file
@@ -1079,12 +1089,7 @@ mod tests {
         assert_eq!(host_lines(&new), kept, "the kept lines, in order");
         for cut in (PAGE..new.len()).step_by(PAGE) {
             let torn = format!("{}{}", &new[..cut], &blanked[cut..]);
-            for line in host_lines(&torn) {
-                assert!(
-                    whole.contains(line.as_str()),
-                    "cut at {cut}: {line:?} is no line of the file"
-                );
-            }
+            assert_only_whole_lines(&torn, &whole, &format!("cut at {cut}"));
         }
         let _ = fs::remove_dir_all(&dir);
     }
@@ -1121,12 +1126,8 @@ mod tests {
             );
             let first_cut = (len as usize / PAGE + 1) * PAGE;
             for cut in (first_cut..after.len()).step_by(PAGE) {
-                for line in host_lines(&after[..cut]) {
-                    assert!(
-                        whole.contains(line.as_str()),
-                        "round {round}, cut at {cut}: {line:?} names no host of the file"
-                    );
-                }
+                let context = format!("round {round}, cut at {cut}");
+                assert_only_whole_lines(&after[..cut], &whole, &context);
             }
         }
         let _ = fs::remove_dir_all(&dir);

@@ -235,11 +235,7 @@ impl Locked<'_> {
             return Ok(());
         };
         if let Some(seen) = intent.netns_id.and_then(|id| id.boot) {
-            let boot_id_path = super::super::commit_log::BOOT_ID_PATH.to_string_lossy();
-            let this = crate::store::this_boot().map_err(StoreError::io(
-                "reading",
-                std::path::Path::new(&*boot_id_path),
-            ))?;
+            let this = self.state.boot_id(&mut self.handles.log())?;
             if seen != crate::store::records::boot_mark(&this) {
                 return Ok(());
             }

@@ -179,7 +179,7 @@ impl StateDir {
     }
 
     /// This boot's id, read once per command.
-    fn boot_id(&self, hold: &mut LogHold) -> Result<BootId, StoreError> {
+    pub(super) fn boot_id(&self, hold: &mut LogHold) -> Result<BootId, StoreError> {
         if let Some(boot) = hold.boot {
             return Ok(boot);
         }

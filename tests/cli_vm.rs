@@ -683,6 +683,88 @@ fn wait_for_pause(pause: &Path, command: &str) {
     panic!("{command} never reached its pause");
 }
 
+/// A foreground `run` whose command cannot be started leaves no
+/// container behind, as a `-d` one does (before, the container stayed,
+/// its name and address taken until an `rm`).
+#[test]
+fn a_foreground_run_whose_command_cannot_start_leaves_no_container() {
+    let mut env = Env::new("runnostart");
+    env.network("n1", "192.168.151.0/24");
+    for (command, code) in [("no-such-command", 127), ("/etc/hosts", 126)] {
+        let output = env.run(&["run", "--net=n1", "--name=ns1", command]);
+        assert_eq!(output.status.code(), Some(code), "{}", text(&output.stderr));
+        assert!(
+            env.containers().is_empty(),
+            "{command}: its container stayed"
+        );
+        assert_eq!(env.namespaces(), 0, "{command}: its namespace stayed");
+    }
+    assert_eq!(
+        env.run(&["run", "--net=n1", "--name=ns1", "true"])
+            .status
+            .code(),
+        Some(0)
+    );
+    env.ok(&["rm", "ns1"]);
+}
+
+/// A supervisor's `SIGTERM` that comes while `run` makes its container
+/// (paused right after the namespace's mount) neither kills it half-way
+/// nor starts the command: the run stops once the container is whole,
+/// takes it out again and exits 143, and the name is free at once.
+/// Before, the signal killed it there: a `creating` record, the named
+/// namespace and its links stayed, and `run` of the name was refused
+/// until `restore`.
+#[test]
+fn a_signal_while_run_makes_its_container_stops_it_whole() {
+    let mut env = Env::new("runsig");
+    env.network("n1", "192.168.152.0/24");
+    let pause = env.root.join("pause");
+    for detach in [false, true] {
+        let mut args = vec!["run", "--net=n1", "--name=sg1"];
+        if detach {
+            args.push("-d");
+        }
+        args.extend(["sh", "-c", "echo started > /dev/stderr"]);
+        let run = env
+            .command(&args)
+            .env("IPVLAN_FAULT_PAUSE_AT", "netns: after mount#1")
+            .env("IPVLAN_FAULT_PAUSE_FILE", &pause)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_for_pause(&pause, "run");
+        // SAFETY: kill with the pid of our own child, not yet reaped.
+        assert_eq!(
+            unsafe { libc::kill(run.id() as libc::pid_t, libc::SIGTERM) },
+            0
+        );
+        std::fs::remove_file(&pause).unwrap();
+        let output = run.wait_with_output().unwrap();
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(143), "-d {detach}: {stderr}");
+        assert!(
+            stderr.contains("stopped by signal 15 before its command started")
+                && !stderr.contains("started\n"),
+            "-d {detach}: {stderr}"
+        );
+        assert!(
+            env.containers().is_empty(),
+            "-d {detach}: its container stayed"
+        );
+        assert_eq!(env.namespaces(), 0, "-d {detach}: its namespace stayed");
+        assert_eq!(
+            env.run(&["run", "--net=n1", "--name=sg1", "true"])
+                .status
+                .code(),
+            Some(0),
+            "-d {detach}: the name is free"
+        );
+        env.ok(&["rm", "sg1"]);
+    }
+}
+
 /// `rm` without `-f` looks for processes again once its record says
 /// `removing`: one that came in between (an `exec` that read the record
 /// before the mark, and so does not stop its command) makes it refuse, the

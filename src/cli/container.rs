@@ -10,7 +10,12 @@ use super::{output, warn, Failure, EXIT_CANNOT_RUN, EXIT_FAILED, EXIT_NOT_FOUND,
 /// Creates the container attached to its network (one driver call: all
 /// of it or nothing), then runs its command in the foreground (exit code:
 /// the command's) or in the background (`-d`). A container this call
-/// created is removed again when starting its command fails.
+/// created is removed again when its command could not be started, or
+/// when a signal (a supervisor's `SIGTERM`, a Ctrl-C) came before it
+/// started: the signals are held from the start, so that none ends this
+/// process half-way through making the container, and one that came
+/// meanwhile stops the run there (exit 128 + its number), the container
+/// taken out again, nothing started.
 pub fn run(manager: &Manager, args: RunArgs) -> Result<i32, Failure> {
     // `--ip`/`--ip6` come with one network only (see `command::run`).
     let addresses = AttachRequest {
@@ -25,10 +30,25 @@ pub fn run(manager: &Manager, args: RunArgs) -> Result<i32, Failure> {
             .map(|network| (network.clone(), addresses))
             .collect(),
     };
+    let signals = crate::sys::forwarded_signals();
+    // Blocked in this thread before any thread starts (they inherit it).
+    // A failure to make the container ends the block with a drop: a
+    // signal that came meanwhile then takes its default action, with
+    // nothing of the container left.
+    let held = crate::sys::SignalBlock::new(&signals).ok();
     let container = manager
         .run_container(&request)
         .map_err(|error| Failure::driver("run", &error))?;
     let name = container.name.clone();
+    if let Ok(Some(signal)) = crate::sys::take_pending(&signals) {
+        discard(manager, &container);
+        return Err(Failure::not_started(
+            128 + signal,
+            format!(
+                "run: stopped by signal {signal} before its command started; {name} was removed"
+            ),
+        ));
+    }
     if args.detach {
         if !args.command.is_empty() {
             if let Err(error) = manager.spawn_detached_in_made_container(&container, &args.command)
@@ -40,6 +60,9 @@ pub fn run(manager: &Manager, args: RunArgs) -> Result<i32, Failure> {
             }
         }
         outln!("{name}");
+        // A signal that came meanwhile now takes its default action: the
+        // container and its command are whole.
+        drop(held);
         return Ok(EXIT_OK);
     }
     let options = ExecOptions {
@@ -47,20 +70,19 @@ pub fn run(manager: &Manager, args: RunArgs) -> Result<i32, Failure> {
         tty: args.tty,
         forward_signals: true,
     };
-    // With --rm, a signal that comes once the command has ended waits
-    // (blocked) until the container is removed, then is dropped: the
-    // command it was meant for is gone, and ending here would leave the
-    // container behind.
-    let removal_guard = match args.remove {
-        true => crate::sys::SignalBlock::new(&crate::sys::forwarded_signals()).ok(),
-        false => None,
-    };
+    // The forwarding wait passes on what comes once the command runs
+    // (see `sys::wait_child_forwarding`, which takes the held signals).
     let status = manager.exec_in_made_container(&container, &args.argv(), &options);
-    if args.remove {
+    // A command that never started leaves no container behind, as `-d`.
+    if args.remove || status.is_err() {
         discard(manager, &container);
     }
-    if let Some(guard) = removal_guard {
-        guard.end();
+    // What came once the command had ended waits (blocked) until the
+    // container is removed, then is dropped: the command it was meant for
+    // is gone, and ending here would leave the container behind, or lose
+    // the command's status.
+    if let Some(held) = held {
+        held.end();
     }
     status.map_err(|error| {
         exec_failure(&error).unwrap_or_else(|| {

@@ -700,8 +700,8 @@ impl Manager {
             // process group): we must outlive the command to report its
             // status and, for `run --rm`, to remove the container. When
             // forwarding, they are blocked and taken by the wait instead.
-            let shield = SignalShield::raise(!opts.forward_signals);
-            let default_signals = crate::sys::signals_to_default(&shield.ignored);
+            let mut shield = SignalShield::raise(!opts.forward_signals);
+            let default_signals = shield.child_defaults();
             let stdin = if opts.interactive {
                 ChildIo::Inherit
             } else {
@@ -716,6 +716,7 @@ impl Manager {
                 own_session: false,
                 default_signals: &default_signals,
             });
+            shield.spawned();
             let started = match held {
                 Ok(held) => match self.start_unless_removed(container, entry.recorded, held) {
                     Some(started) => started,
@@ -780,8 +781,11 @@ impl Manager {
 
     /// Starts `argv` in the background inside the container's namespace
     /// (stdin `/dev/null`, output to a log file in the state directory, a
-    /// session of its own without a terminal); returns its pid. Names and
-    /// refusals as for [`Manager::exec`].
+    /// session of its own without a terminal, `SIGCHLD` at its default);
+    /// returns its pid. Names and refusals as for [`Manager::exec`]. The
+    /// process is the caller's child: a caller that lives on waits for it
+    /// (`waitpid`), as for a `std::process::Child`, or it stays a zombie
+    /// once it ends; `ipvlan run -d` exits and leaves it to init.
     ///
     /// ```no_run
     /// # let manager = ipvlan::driver::Manager::open(ipvlan::driver::Config::from_env())?;
@@ -881,35 +885,106 @@ enum Step {
 }
 
 /// While this process waits for a foreground command: `SIGCHLD` at its
-/// default disposition (ignored, the kernel would reap the command
-/// before we could read its status), and unless the signals are
-/// forwarded, SIGINT and SIGQUIT ignored (the command gets the default
-/// dispositions back). Restored when dropped.
+/// default disposition if it was ignored (the kernel would reap the
+/// command before we could read its status; a handler is left as it is),
+/// and unless the signals are forwarded, `SIGINT` and `SIGQUIT` ignored,
+/// as `system(3)` does (the command gets their dispositions from before
+/// back). Dispositions are the process's: the waits in progress (threads
+/// of a program embedding the library) share one change, made by the
+/// first and undone by the last ([`SHIELDS`]).
 struct SignalShield {
-    ignored: Vec<crate::sys::SavedSignal>,
-    sigchld: Option<crate::sys::SavedSignal>,
+    ignores_interrupts: bool,
+    /// Held from the raise until the command's process exists, so that
+    /// no other wait changes a disposition in between: the child copies
+    /// them at its fork.
+    until_spawned: Option<std::sync::MutexGuard<'static, Shields>>,
 }
+
+/// What the shields of the waits in progress changed.
+struct Shields {
+    waits: usize,
+    /// `SIGCHLD` as it was before the first wait, when that wait changed it.
+    sigchld: Option<crate::sys::SavedSignal>,
+    interrupt_waits: usize,
+    /// `SIGINT` and `SIGQUIT` as they were before the first wait that
+    /// ignores them.
+    interrupts: Vec<crate::sys::SavedSignal>,
+}
+
+static SHIELDS: std::sync::Mutex<Shields> = std::sync::Mutex::new(Shields {
+    waits: 0,
+    sigchld: None,
+    interrupt_waits: 0,
+    interrupts: Vec::new(),
+});
 
 impl SignalShield {
     fn raise(ignore_interrupts: bool) -> SignalShield {
-        let interrupts: &[i32] = match ignore_interrupts {
-            true => &[libc::SIGINT, libc::SIGQUIT],
-            false => &[],
-        };
-        SignalShield {
-            ignored: interrupts
-                .iter()
-                .filter_map(|&signal| crate::sys::ignore_signal(signal).ok())
-                .collect(),
-            sigchld: crate::sys::default_signal(libc::SIGCHLD).ok(),
+        let mut shields = SHIELDS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if shields.waits == 0 {
+            shields.sigchld = match crate::sys::signal_disposition(libc::SIGCHLD) {
+                Ok(found) if found.reaped_children() => {
+                    crate::sys::default_signal(libc::SIGCHLD).ok()
+                }
+                _ => None,
+            };
         }
+        shields.waits += 1;
+        if ignore_interrupts {
+            if shields.interrupt_waits == 0 {
+                shields.interrupts = [libc::SIGINT, libc::SIGQUIT]
+                    .iter()
+                    .filter_map(|&signal| crate::sys::ignore_signal(signal).ok())
+                    .collect();
+            }
+            shields.interrupt_waits += 1;
+        }
+        SignalShield {
+            ignores_interrupts: ignore_interrupts,
+            until_spawned: Some(shields),
+        }
+    }
+
+    /// The signals the command gets back at their default: those a wait
+    /// ignores now that were not ignored before the first did.
+    fn child_defaults(&self) -> Vec<i32> {
+        match &self.until_spawned {
+            Some(shields) if shields.interrupt_waits > 0 => {
+                crate::sys::signals_to_default(&shields.interrupts)
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// The command's process exists: other waits may change dispositions.
+    fn spawned(&mut self) {
+        self.until_spawned = None;
     }
 }
 
 impl Drop for SignalShield {
     fn drop(&mut self) {
-        for saved in self.ignored.iter().chain(&self.sigchld) {
-            let _ = crate::sys::restore_signal(saved);
+        let mut shields = match self.until_spawned.take() {
+            Some(held) => held,
+            None => SHIELDS
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        };
+        if self.ignores_interrupts {
+            shields.interrupt_waits -= 1;
+            if shields.interrupt_waits == 0 {
+                for saved in std::mem::take(&mut shields.interrupts) {
+                    let _ = crate::sys::restore_signal(&saved);
+                }
+            }
+        }
+        shields.waits -= 1;
+        if shields.waits == 0 {
+            if let Some(saved) = shields.sigchld.take() {
+                let _ = crate::sys::restore_signal(&saved);
+            }
         }
     }
 }

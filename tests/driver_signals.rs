@@ -1,0 +1,190 @@
+//! Signal dispositions around the library's `exec` and `spawn_detached`,
+//! on any Linux host (a container with no network). A binary of its own:
+//! dispositions are the process's, so no other test may run beside these
+//! (the driver's host tests would change them under this one's checks).
+
+mod common;
+
+use std::ffi::OsString;
+use std::fs;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use ipvlan::driver::{Config, Manager};
+use ipvlan::netns;
+
+static HITS: AtomicUsize = AtomicUsize::new(0);
+
+extern "C" fn count(_: libc::c_int) {
+    HITS.fetch_add(1, Ordering::Relaxed);
+}
+
+fn handler_of_count() -> libc::sighandler_t {
+    count as extern "C" fn(libc::c_int) as libc::sighandler_t
+}
+
+/// Sets `signal`'s handler (a function, `SIG_IGN`, `SIG_DFL`).
+fn set_handler(signal: libc::c_int, handler: libc::sighandler_t) {
+    // SAFETY: sigaction is plain old data; all-zero is a valid value.
+    let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+    action.sa_sigaction = handler;
+    // SAFETY: `action` is a live sigaction for the call.
+    assert_eq!(
+        unsafe { libc::sigaction(signal, &action, std::ptr::null_mut()) },
+        0
+    );
+}
+
+/// `signal`'s handler now.
+fn handler(signal: libc::c_int) -> libc::sighandler_t {
+    // SAFETY: sigaction is plain old data, filled in by the kernel.
+    let mut now: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: a null new action only reads; `now` is live for the call.
+    assert_eq!(
+        unsafe { libc::sigaction(signal, std::ptr::null(), &mut now) },
+        0
+    );
+    now.sa_sigaction
+}
+
+fn argv(words: &[&str]) -> Vec<OsString> {
+    words.iter().map(OsString::from).collect()
+}
+
+/// The `SigIgn:` mask a command wrote to `path` (`grep SigIgn
+/// /proc/self/status > path`), once it is there (at most 10 s).
+fn ignored_mask(path: &Path) -> u64 {
+    for _ in 0..1000 {
+        if let Ok(text) = fs::read_to_string(path) {
+            if let Some(hex) = text.trim().strip_prefix("SigIgn:") {
+                return u64::from_str_radix(hex.trim(), 16).unwrap();
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("{} never written", path.display());
+}
+
+fn bit(signal: libc::c_int) -> u64 {
+    1 << (signal - 1)
+}
+
+/// Two `exec`s at once (as the threads of a runtime make them) share one
+/// change of the process's dispositions: `SIGINT` and `SIGQUIT` ignored
+/// while either waits (as `system(3)`), a `SIGCHLD` handler left as it
+/// is, and everything as before once the last one is done; each command
+/// gets the dispositions from before the first. Before, the second
+/// saved the first's change and put it back last: `SIGINT` stayed
+/// ignored and `SIGCHLD` at its default for good, and the second command
+/// started with `SIGINT` and `SIGQUIT` ignored. And with `SIGCHLD`
+/// ignored by the caller (the kernel then reaps its children), `exec`
+/// still reports its command's status, and neither its command nor one
+/// `spawn_detached` starts inherits the ignored `SIGCHLD` (before, the
+/// detached one did).
+#[test]
+fn waits_share_one_change_of_the_dispositions_and_commands_start_with_theirs() {
+    common::privilege::require_root();
+    let dir = common::TempDir::new("driver-signals");
+    let config = Config {
+        state_dir: dir.path().join("state"),
+        netns_dir: dir.path().join("netns"),
+        etc_netns_dir: dir.path().join("etc-netns"),
+    };
+    let probe = dir.path().join("second");
+    let detached_probe = dir.path().join("detached");
+    let exec_probe = dir.path().join("exec");
+    netns::run_in_new(|| {
+        let manager = Manager::open(config.clone()).unwrap();
+        manager.create_container(Some("web")).unwrap();
+        set_handler(libc::SIGINT, handler_of_count());
+        set_handler(libc::SIGCHLD, handler_of_count());
+
+        std::thread::scope(|scope| {
+            let first = scope.spawn(|| {
+                let manager = Manager::open(config.clone()).unwrap();
+                manager.exec("web", &argv(&["sleep", "1.5"]), &Default::default())
+            });
+            std::thread::sleep(Duration::from_millis(300));
+            let script = format!(
+                "grep SigIgn /proc/self/status > {}; sleep 1.5",
+                probe.display()
+            );
+            let config = &config;
+            let second = scope.spawn(move || {
+                let manager = Manager::open(config.clone()).unwrap();
+                manager.exec("web", &argv(&["sh", "-c", &script]), &Default::default())
+            });
+            std::thread::sleep(Duration::from_millis(600));
+            assert_eq!(
+                handler(libc::SIGCHLD),
+                handler_of_count(),
+                "a SIGCHLD handler is left as it is while the commands run"
+            );
+            assert_eq!(
+                handler(libc::SIGINT),
+                libc::SIG_IGN,
+                "SIGINT ignored meanwhile"
+            );
+            assert_eq!(first.join().unwrap().unwrap(), 0);
+            assert_eq!(second.join().unwrap().unwrap(), 0);
+        });
+        assert_eq!(
+            handler(libc::SIGINT),
+            handler_of_count(),
+            "SIGINT as before"
+        );
+        assert_eq!(handler(libc::SIGQUIT), libc::SIG_DFL, "SIGQUIT as before");
+        assert_eq!(
+            handler(libc::SIGCHLD),
+            handler_of_count(),
+            "SIGCHLD as before"
+        );
+        let second = ignored_mask(&probe);
+        assert_eq!(
+            second & (bit(libc::SIGINT) | bit(libc::SIGQUIT)),
+            0,
+            "the second command's SIGINT and SIGQUIT at their default: {second:#x}"
+        );
+
+        set_handler(libc::SIGCHLD, libc::SIG_IGN);
+        let script = format!(
+            "grep SigIgn /proc/self/status > {}; exit 3",
+            exec_probe.display()
+        );
+        assert_eq!(
+            manager
+                .exec("web", &argv(&["sh", "-c", &script]), &Default::default())
+                .unwrap(),
+            3,
+            "the status of a command whose SIGCHLD the caller ignores"
+        );
+        assert_eq!(
+            handler(libc::SIGCHLD),
+            libc::SIG_IGN,
+            "SIGCHLD ignored again"
+        );
+        let script = format!(
+            "grep SigIgn /proc/self/status > {}",
+            detached_probe.display()
+        );
+        manager
+            .spawn_detached("web", &argv(&["sh", "-c", &script]))
+            .unwrap();
+        for (what, path) in [("exec", &exec_probe), ("spawn_detached", &detached_probe)] {
+            let mask = ignored_mask(path);
+            assert_eq!(
+                mask & bit(libc::SIGCHLD),
+                0,
+                "{what}: SIGCHLD at its default in the command: {mask:#x}"
+            );
+        }
+        set_handler(libc::SIGCHLD, libc::SIG_DFL);
+        set_handler(libc::SIGINT, libc::SIG_DFL);
+
+        manager.remove_container("web", true).unwrap();
+        let released = netns::release_run_dir(&config.netns_dir);
+        released.expect("releasing the run dir mount");
+    })
+    .expect("creating a network namespace");
+}

@@ -1203,3 +1203,88 @@ exit 0"#,
         "{missing}"
     );
 }
+
+/// As another plugin's IPAM with no ranges of its own, the ranges of
+/// `runtimeConfig.ipRanges` (a runtime's `ipRanges` capability, the
+/// node's pod CIDR) are leased from, as host-local does; before, every
+/// ADD was code 7 "no IP ranges specified". A DEL releases the lease.
+#[test]
+fn ranges_from_runtime_config_alone_are_leased_from() {
+    let dir = TempDir::new("cni-runtime-ranges");
+    let state = dir.path().join("state");
+    let conf = r#"{"cniVersion": "1.0.0", "name": "podcidr", "type": "macvlan", "master": "eth9",
+        "ipam": {"type": "ipvlan"},
+        "runtimeConfig": {"ipRanges": [[{"subnet": "10.8.0.0/24"}]]}}"#;
+    let live = format!("/proc/{}/ns/net", std::process::id());
+    let env_of = |verb: &str| {
+        set(
+            &add_env(),
+            &[
+                ("CNI_COMMAND", Some(verb)),
+                ("CNI_CONTAINERID", Some("c1")),
+                ("CNI_NETNS", Some(&live)),
+                ("IPVLAN_STATE_DIR", Some(state.to_str().unwrap())),
+            ],
+        )
+    };
+    let added = plugin(&env_of("ADD"), conf);
+    assert_eq!(added.exit, Some(0), "{} {}", added.stdout, added.stderr);
+    assert_eq!(
+        added.json().get("ips"),
+        json::parse(r#"[{"address": "10.8.0.2/24", "gateway": "10.8.0.1"}]"#)
+            .ok()
+            .as_ref()
+    );
+    assert_eq!(lease_records(&state, "podcidr").1.len(), 1);
+    let deleted = plugin(&env_of("DEL"), conf);
+    assert_eq!(
+        deleted.exit,
+        Some(0),
+        "{} {}",
+        deleted.stdout,
+        deleted.stderr
+    );
+    assert!(lease_records(&state, "podcidr").1.is_empty());
+}
+
+/// STATUS in a network namespace with no default route: a config with
+/// neither a master nor `ipam` is chained (its ADD takes both from
+/// `prevResult`), so it is ready (before, code 50 for the missing
+/// default route, and a runtime's STATUS of the conflist said not
+/// ready); one with `ipam` and no master makes its link on the default
+/// route's link, and is not ready without one.
+#[test]
+fn status_of_a_chained_config_asks_for_no_default_route() {
+    common::privilege::require_root();
+    let dir = TempDir::new("cni-status-chained");
+    let state = dir.path().join("state");
+    let status = |conf: &str| {
+        let mut child = Command::new("unshare")
+            .args(["--net", BIN])
+            .env_clear()
+            .env("CNI_COMMAND", "STATUS")
+            .env("CNI_PATH", "/nonexistent/cni/bin")
+            .env("IPVLAN_STATE_DIR", &state)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let _ = child.stdin.take().unwrap().write_all(conf.as_bytes());
+        child.wait_with_output().unwrap()
+    };
+    let chained = status(r#"{"cniVersion": "1.1.0", "name": "d2", "type": "ipvlan"}"#);
+    assert_eq!(
+        chained.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&chained.stdout)
+    );
+    let standalone = status(
+        r#"{"cniVersion": "1.1.0", "name": "d3", "type": "ipvlan",
+            "ipam": {"type": "ipvlan", "subnet": "10.1.2.0/24"}}"#,
+    );
+    let answer = String::from_utf8_lossy(&standalone.stdout);
+    assert_eq!(standalone.status.code(), Some(1), "{answer}");
+    assert!(answer.contains(r#""code": 50"#), "{answer}");
+}

@@ -226,6 +226,14 @@ impl NetConf {
         } else {
             (Vec::new(), Vec::new())
         };
+        if let Some(Ipam::Ours(host_local)) = &ipam {
+            if !releasing && host_local.range_sets.is_empty() && runtime_ranges.is_empty() {
+                return Err(CniError::new(
+                    ErrorCode::InvalidConfig,
+                    "ipam: no IP ranges specified (set ipam.ranges or ipam.subnet, or pass runtimeConfig.ipRanges)",
+                ));
+            }
+        }
         let valid_attachments = if command == Command::Gc {
             read_attachments(&top)?
         } else {
@@ -438,10 +446,10 @@ impl HostLocal {
                 }
             }
         }
+        // None at all is refused once `runtimeConfig.ipRanges` is read
+        // too (see `NetConf::read`): host-local takes ranges from there
+        // alone.
         range_sets.extend(read_range_sets(ipam, "ranges")?);
-        if range_sets.is_empty() {
-            return Err(ipam.error("ipam: no IP ranges specified (set ipam.ranges or ipam.subnet)"));
-        }
         check_sets(&range_sets, &ipam.path("ranges"))?;
         let mut routes = Vec::new();
         for (i, item) in ipam.array("routes")?.iter().enumerate() {

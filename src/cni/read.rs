@@ -174,9 +174,12 @@ impl<'a> Obj<'a> {
             .collect()
     }
 
-    /// An IP address member (`10.1.2.1`, `2001:db8::1`).
+    /// An IP address member (`10.1.2.1`, `2001:db8::1`). An empty string
+    /// is none, as Go's `net.IP` reads it for the reference plugins (an
+    /// IPAM plugin's `"gateway": ""` is no gateway).
     pub fn ip(&self, key: &str) -> Result<Option<IpAddr>, CniError> {
         self.str(key)?
+            .filter(|s| !s.is_empty())
             .map(|s| {
                 s.parse().map_err(|_| {
                     self.error(format!(

@@ -292,7 +292,7 @@ fn our_ipam_reads_host_locals_keys() {
 fn bad_ipam_sections_are_code_7_naming_the_key() {
     for (ipam, msg) in [
         (r#"{"type": "../../bin/sh"}"#, r#"ipam.type "../../bin/sh" must be a plugin name, not a path"#),
-        (r#"{"type": "ipvlan"}"#, "ipam: no IP ranges specified (set ipam.ranges or ipam.subnet)"),
+        (r#"{"type": "ipvlan"}"#, "ipam: no IP ranges specified (set ipam.ranges or ipam.subnet, or pass runtimeConfig.ipRanges)"),
         (r#"{"type": "ipvlan", "rangeStart": "10.0.0.1"}"#, "ipam.rangeStart is set but ipam.subnet is not"),
         (r#"{"type": "ipvlan", "subnet": "10.1.2.5/24"}"#, "ipam.subnet 10.1.2.5/24 has host bits set (the subnet is 10.1.2.0/24)"),
         (r#"{"type": "ipvlan", "subnet": "10.1.2.0/31"}"#, "ipam.subnet 10.1.2.0/31 is too small: at most /30"),
@@ -470,4 +470,49 @@ fn plugins_are_found_in_path_order_as_regular_files() {
     );
     assert!(find_in_path("host-local", &[]).is_err());
     std::fs::remove_dir_all(&base).unwrap();
+}
+
+/// host-local takes its ranges from `runtimeConfig.ipRanges` alone (the
+/// `ipRanges` capability a runtime fills with the node's pod CIDR); so
+/// does our IPAM. Before, it was code 7 "no IP ranges specified". Without
+/// either it still is.
+#[test]
+fn ranges_from_runtime_config_alone_are_enough() {
+    let text = |runtime: &str| {
+        format!(
+            r#"{{"cniVersion": "1.0.0", "name": "n", "type": "macvlan",
+                "ipam": {{"type": "ipvlan"}}{runtime}}}"#
+        )
+    };
+    let conf = add(&text(
+        r#", "runtimeConfig": {"ipRanges": [[{"subnet": "10.8.0.0/24"}]]}"#,
+    ))
+    .unwrap_or_else(|e| panic!("{}", e.msg));
+    assert_eq!(conf.runtime_ranges.len(), 1);
+    for runtime in ["", r#", "runtimeConfig": {"ipRanges": []}"#] {
+        let (code, msg) = fails(&text(runtime), Command::Add);
+        assert_eq!(code, ErrorCode::InvalidConfig, "{runtime}");
+        assert!(
+            msg.starts_with("ipam: no IP ranges specified"),
+            "{runtime}: {msg}"
+        );
+    }
+    // A release needs no ranges.
+    assert!(read(&text(""), Command::Del).is_ok());
+}
+
+/// An empty string where an address may be is no address, as Go's
+/// `net.IP` reads it for the reference plugins: `"gateway": ""` of a
+/// range, `"gw": ""` of a route. Before, code 7 "is not an IP address".
+#[test]
+fn an_empty_address_is_none_as_go_reads_it() {
+    let host_local = ours(
+        r#"{"type": "ipvlan", "ranges": [[{"subnet": "10.5.0.0/24", "gateway": ""}]],
+            "routes": [{"dst": "0.0.0.0/0", "gw": ""}]}"#,
+    )
+    .unwrap_or_else(|e| panic!("{}", e.msg));
+    assert_eq!(host_local.range_sets[0].0[0].gateway, None);
+    assert_eq!(host_local.routes[0].gw, None);
+    let error = ours(r#"{"type": "ipvlan", "subnet": "10.5.0.0/24", "gateway": " "}"#).unwrap_err();
+    assert_eq!(error.msg, r#"ipam.gateway " " is not an IP address"#);
 }

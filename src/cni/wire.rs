@@ -647,7 +647,10 @@ pub fn gc(env: &Env, conf: &NetConf, input: &[u8]) -> Result<(), CniError> {
 }
 
 /// STATUS: the master must be there (or what ADD makes it from, or a
-/// default route when none is named): code 50 when it is not. Then a
+/// default route when none is named and an `ipam` section gives the
+/// addresses): code 50 when it is not. A config with neither a master nor
+/// `ipam` is chained (its ADD takes both from `prevResult`, which STATUS
+/// never has), so there is nothing of the host's to check. Then a
 /// delegated plugin is asked (its error is the answer); our IPAM is ready
 /// when the state directory opens.
 pub fn status(env: &Env, conf: &NetConf, input: &[u8]) -> Result<(), CniError> {
@@ -657,13 +660,16 @@ pub fn status(env: &Env, conf: &NetConf, input: &[u8]) -> Result<(), CniError> {
     // told of.
     if conf.link.as_ref().is_some_and(|l| !l.link_in_container) {
         let master = match attach::choose_master(conf)? {
-            MasterChoice::Configured(m) | MasterChoice::Chained(m) => Some(m.name),
+            MasterChoice::Configured(m) | MasterChoice::Chained(m) => Some(Some(m.name)),
+            MasterChoice::DefaultRoute if conf.ipam.is_some() => Some(None),
             MasterChoice::DefaultRoute => None,
         };
-        manager(env)
-            .map_err(not_available)?
-            .cni_master_ready(master.as_deref())
-            .map_err(|e| not_available(runtime(e)))?;
+        if let Some(master) = master {
+            manager(env)
+                .map_err(not_available)?
+                .cni_master_ready(master.as_deref())
+                .map_err(|e| not_available(runtime(e)))?;
+        }
     }
     match &conf.ipam {
         Some(Ipam::Delegated { plugin }) => {

@@ -673,6 +673,21 @@ fn left_in_namespace(inode: u64, rounds: usize) -> Vec<String> {
 
 /// Waits (30 s at most) for the file a paused command makes (the
 /// fault-injection build's `IPVLAN_FAULT_PAUSE_FILE`).
+/// `args` started with its output piped, once it has paused at `point`
+/// (making the file `pause`, and waiting until it is removed).
+fn spawn_paused(env: &Env, args: &[&str], point: &str, pause: &Path) -> std::process::Child {
+    let child = env
+        .command(args)
+        .env("IPVLAN_FAULT_PAUSE_AT", point)
+        .env("IPVLAN_FAULT_PAUSE_FILE", pause)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_pause(pause, args[0]);
+    child
+}
+
 fn wait_for_pause(pause: &Path, command: &str) {
     for _ in 0..1500 {
         if pause.exists() {
@@ -693,19 +708,23 @@ fn a_foreground_run_whose_command_cannot_start_leaves_no_container() {
     for (command, code) in [("no-such-command", 127), ("/etc/hosts", 126)] {
         let output = env.run(&["run", "--net=n1", "--name=ns1", command]);
         assert_eq!(output.status.code(), Some(code), "{}", text(&output.stderr));
-        assert!(
-            env.containers().is_empty(),
-            "{command}: its container stayed"
-        );
-        assert_eq!(env.namespaces(), 0, "{command}: its namespace stayed");
+        assert_nothing_left_and_the_name_free(&env, "ns1", command);
     }
+}
+
+/// No container or namespace is left, and a `run` of `name` on `n1`
+/// succeeds (then removed).
+fn assert_nothing_left_and_the_name_free(env: &Env, name: &str, what: &str) {
+    assert!(env.containers().is_empty(), "{what}: its container stayed");
+    assert_eq!(env.namespaces(), 0, "{what}: its namespace stayed");
+    let again = env.run(&["run", "--net=n1", &format!("--name={name}"), "true"]);
     assert_eq!(
-        env.run(&["run", "--net=n1", "--name=ns1", "true"])
-            .status
-            .code(),
-        Some(0)
+        again.status.code(),
+        Some(0),
+        "{what}: {}",
+        text(&again.stderr)
     );
-    env.ok(&["rm", "ns1"]);
+    env.ok(&["rm", name]);
 }
 
 /// A supervisor's `SIGTERM` that comes while `run` makes its container
@@ -726,15 +745,7 @@ fn a_signal_while_run_makes_its_container_stops_it_whole() {
             args.push("-d");
         }
         args.extend(["sh", "-c", "echo started > /dev/stderr"]);
-        let run = env
-            .command(&args)
-            .env("IPVLAN_FAULT_PAUSE_AT", "netns: after mount#1")
-            .env("IPVLAN_FAULT_PAUSE_FILE", &pause)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        wait_for_pause(&pause, "run");
+        let run = spawn_paused(&env, &args, "netns: after mount#1", &pause);
         // SAFETY: kill with the pid of our own child, not yet reaped.
         assert_eq!(
             unsafe { libc::kill(run.id() as libc::pid_t, libc::SIGTERM) },
@@ -749,19 +760,7 @@ fn a_signal_while_run_makes_its_container_stops_it_whole() {
                 && !stderr.contains("started\n"),
             "-d {detach}: {stderr}"
         );
-        assert!(
-            env.containers().is_empty(),
-            "-d {detach}: its container stayed"
-        );
-        assert_eq!(env.namespaces(), 0, "-d {detach}: its namespace stayed");
-        assert_eq!(
-            env.run(&["run", "--net=n1", "--name=sg1", "true"])
-                .status
-                .code(),
-            Some(0),
-            "-d {detach}: the name is free"
-        );
-        env.ok(&["rm", "sg1"]);
+        assert_nothing_left_and_the_name_free(&env, "sg1", &format!("-d {detach}"));
     }
 }
 
@@ -780,15 +779,7 @@ fn rm_looks_again_after_its_mark_and_refuses_a_process_that_came_meanwhile() {
     let ns = env.netns_dir().join("rr");
     let inode = namespace_inode(&ns);
     let pause = env.root.join("pause");
-    let rm = env
-        .command(&["rm", "rr"])
-        .env("IPVLAN_FAULT_PAUSE_AT", "store: after rename#1")
-        .env("IPVLAN_FAULT_PAUSE_FILE", &pause)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_for_pause(&pause, "rm");
+    let rm = spawn_paused(&env, &["rm", "rr"], "store: after rename#1", &pause);
     let record = env.state_dir().join("records/containers/rr.json");
     let marked = std::fs::read_to_string(&record).unwrap();
     assert!(

@@ -307,6 +307,97 @@ fn routes_that_repeat_one_there_are_added_beside_it() {
     );
 }
 
+/// CNI 1.1.0's route keys `table`, `priority` and `scope` are applied as
+/// the reference plugins apply them (`mtu` and `advmss` left, as theirs
+/// leave them), and our IPAM hands them on in its result as host-local
+/// does; CHECK looks for a route in its table. Before, every route went to
+/// the main table with the kernel's metric, the keys dropped from our
+/// IPAM's result (and kept in a delegated one's, which then named routes
+/// that were not there).
+#[test]
+fn route_table_priority_and_scope_are_applied() {
+    let mut cni = Cni::new("rtab");
+    cni.master("cnim70");
+    let ns = cni.netns("cni-rtab");
+    let conf = r#"{"cniVersion": "1.1.0", "name": "rtab", "type": "ipvlan", "master": "cnim70",
+        "ipam": {"type": "ipvlan", "subnet": "10.68.0.0/24",
+                 "routes": [{"dst": "0.0.0.0/0", "table": 100, "priority": 200},
+                            {"dst": "192.0.2.0/24", "priority": 7, "mtu": 1400},
+                            {"dst": "198.51.100.0/24", "scope": 253, "table": 1000}]}}"#;
+    let added = cni.plugin("ADD", "ctr-rtab", &ns, conf);
+    let result = added.ok().json();
+    assert_eq!(
+        result.get("routes").map(sorted),
+        json::parse(
+            r#"[{"dst": "0.0.0.0/0", "table": 100, "priority": 200},
+                {"dst": "192.0.2.0/24", "priority": 7, "mtu": 1400},
+                {"dst": "198.51.100.0/24", "scope": 253, "table": 1000}]"#
+        )
+        .ok()
+        .as_ref()
+        .map(sorted),
+        "the keys handed on"
+    );
+    let shown = |table: &str| {
+        let v = ip_json(&[
+            "-n", "cni-rtab", "-4", "route", "show", "table", table, "dev", "eth0",
+        ]);
+        let mut out: Vec<String> = v
+            .as_array()
+            .unwrap_or(&[])
+            .iter()
+            .map(|r| {
+                let field = |key: &str| match r.get(key) {
+                    Some(Value::String(text)) => text.clone(),
+                    Some(number @ Value::Number(_)) => number.as_u64().unwrap().to_string(),
+                    _ => "-".to_string(),
+                };
+                format!(
+                    "{} via {} metric {} scope {}",
+                    field("dst"),
+                    field("gateway"),
+                    field("metric"),
+                    field("scope")
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    };
+    assert_eq!(
+        shown("100"),
+        ["default via 10.68.0.1 metric 200 scope -"],
+        "table 100"
+    );
+    assert_eq!(
+        shown("1000"),
+        ["198.51.100.0/24 via 10.68.0.1 metric - scope link"],
+        "table 1000 (past rtm_table's byte)"
+    );
+    assert!(
+        shown("main").contains(&"192.0.2.0/24 via 10.68.0.1 metric 7 scope -".to_string()),
+        "main: {:?}",
+        shown("main")
+    );
+    assert!(
+        !shown("main").iter().any(|r| r.starts_with("default")),
+        "no default route in main"
+    );
+
+    // CHECK finds each route in its table; one that is not in the table
+    // its result names fails.
+    let check = with_prev(conf, &result);
+    cni.plugin("CHECK", "ctr-rtab", &ns, &check).ok();
+    let elsewhere = check.replace(r#""table": 100"#, r#""table": 101"#);
+    let msg = cni.plugin("CHECK", "ctr-rtab", &ns, &elsewhere).error(999);
+    assert!(
+        msg.contains("lacks route 0.0.0.0/0 via 10.68.0.1 in table 101"),
+        "{msg}"
+    );
+    cni.plugin("DEL", "ctr-rtab", &ns, &check).ok();
+    assert!(shown("100").is_empty() && shown("1000").is_empty());
+}
+
 /// An ADD whose link was made but not configured (a config route the
 /// kernel refuses: its gateway is off-link) and which the kernel would not
 /// let delete keeps the attachment's record, `detaching`, and its lease,

@@ -335,6 +335,17 @@ fn route_requests() {
         .dev(VP0)
         .onlink();
     assert_golden("route_add_onlink", &onlink.add_request().unwrap());
+    // A CNI result's route with its table, metric and scope (1.1.0).
+    let scoped = RouteSpec::to(net("198.51.100.0/24"))
+        .via("10.1.2.1".parse().unwrap())
+        .dev(VP0)
+        .metric(7)
+        .table(100)
+        .scope(libc::RT_SCOPE_LINK);
+    assert_golden(
+        "route_append_via_dev_metric_table_scope",
+        &scoped.append_request().unwrap(),
+    );
     // Beside a route of the same key (a CNI config's routes).
     let beside = RouteSpec::to(net("192.0.2.0/24"))
         .via("10.1.2.1".parse().unwrap())

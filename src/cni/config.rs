@@ -20,7 +20,7 @@ use ipnet::IpNet;
 use super::env::{check_ifname_to_release, is_valid_id, Attachment, Command};
 use super::error::{CniError, ErrorCode};
 use super::read::Obj;
-use super::result::{CniResult, Dns};
+use super::result::{CniResult, Dns, Route};
 use super::version::Version;
 use crate::driver::{IpvlanFlag, IpvlanMode, MAX_NAME_LEN};
 use crate::json::{self, Value};
@@ -116,7 +116,9 @@ pub struct HostLocal {
     /// Each set yields one address.
     pub range_sets: Vec<RangeSet>,
     /// `routes` to install.
-    pub routes: Vec<IpamRoute>,
+    /// `ipam.routes`, every key kept (CNI 1.1.0's `table`, `priority`,
+    /// `scope`, `mtu`, `advmss` too), as host-local hands them on.
+    pub routes: Vec<Route>,
     /// `dataDir`: host-local's lease directory; we keep leases in our state
     /// directory, so it is read and ignored.
     pub data_dir: Option<PathBuf>,
@@ -139,15 +141,6 @@ pub struct Range {
     pub range_end: Option<IpAddr>,
     /// The gateway; default: the subnet's first host address.
     pub gateway: Option<IpAddr>,
-}
-
-/// One of `ipam.routes`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct IpamRoute {
-    /// Destination.
-    pub dst: IpNet,
-    /// Next hop; none means the range set's gateway.
-    pub gw: Option<IpAddr>,
 }
 
 /// Parses `text` as JSON; code 6 when it is not.
@@ -458,13 +451,7 @@ impl HostLocal {
                 format!("{}[{i}]", ipam.path("routes")),
                 ErrorCode::InvalidConfig,
             )?;
-            let dst = route
-                .cidr("dst")?
-                .ok_or_else(|| route.error(format!("{} is missing", route.path("dst"))))?;
-            routes.push(IpamRoute {
-                dst,
-                gw: route.ip("gw")?,
-            });
+            routes.push(Route::read(&route)?);
         }
         Ok(HostLocal {
             range_sets,

@@ -74,6 +74,34 @@ pub struct Route {
     pub scope: Option<u8>,
 }
 
+impl Route {
+    /// Reads a route object (of a result, or of `ipam.routes`, which
+    /// host-local hands on as they are).
+    pub fn read(obj: &Obj<'_>) -> Result<Route, CniError> {
+        let dst = obj
+            .cidr("dst")?
+            .ok_or_else(|| obj.error(format!("{} is missing", obj.path("dst"))))?;
+        let scope = match obj.u32("scope")? {
+            None => None,
+            Some(scope) => Some(u8::try_from(scope).map_err(|_| {
+                obj.error(format!(
+                    "{} must be at most 255, not {scope}",
+                    obj.path("scope")
+                ))
+            })?),
+        };
+        Ok(Route {
+            dst,
+            gw: obj.ip("gw")?,
+            mtu: obj.u32("mtu")?,
+            advmss: obj.u32("advmss")?,
+            priority: obj.u32("priority")?,
+            table: obj.u32("table")?,
+            scope,
+        })
+    }
+}
+
 /// DNS settings of a result or a config.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Dns {
@@ -192,27 +220,7 @@ impl CniResult {
         }
         for (i, item) in top.array("routes")?.iter().enumerate() {
             let obj = Obj::new(item, format!("{}[{i}]", top.path("routes")), code)?;
-            let dst = obj
-                .cidr("dst")?
-                .ok_or_else(|| obj.error(format!("{} is missing", obj.path("dst"))))?;
-            let scope = match obj.u32("scope")? {
-                None => None,
-                Some(scope) => Some(u8::try_from(scope).map_err(|_| {
-                    obj.error(format!(
-                        "{} must be at most 255, not {scope}",
-                        obj.path("scope")
-                    ))
-                })?),
-            };
-            result.routes.push(Route {
-                dst,
-                gw: obj.ip("gw")?,
-                mtu: obj.u32("mtu")?,
-                advmss: obj.u32("advmss")?,
-                priority: obj.u32("priority")?,
-                table: obj.u32("table")?,
-                scope,
-            });
+            result.routes.push(Route::read(&obj)?);
         }
         if let Some(dns) = top.obj("dns")? {
             result.dns = Dns::read(&dns)?;

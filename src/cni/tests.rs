@@ -516,3 +516,34 @@ fn an_empty_address_is_none_as_go_reads_it() {
     let error = ours(r#"{"type": "ipvlan", "subnet": "10.5.0.0/24", "gateway": " "}"#).unwrap_err();
     assert_eq!(error.msg, r#"ipam.gateway " " is not an IP address"#);
 }
+
+/// `ipam.routes` keeps CNI 1.1.0's keys (`table`, `priority`, `scope`,
+/// `mtu`, `advmss`), which host-local hands on in its result; before, our
+/// IPAM dropped them.
+#[test]
+fn ipam_routes_keep_their_1_1_keys() {
+    let host_local = ours(
+        r#"{"type": "ipvlan", "subnet": "10.7.0.0/24", "routes": [{"dst": "0.0.0.0/0",
+            "priority": 200, "table": 100, "scope": 0, "mtu": 1400, "advmss": 1360}]}"#,
+    )
+    .unwrap_or_else(|e| panic!("{}", e.msg));
+    let route = &host_local.routes[0];
+    assert_eq!(
+        (
+            route.priority,
+            route.table,
+            route.scope,
+            route.mtu,
+            route.advmss
+        ),
+        (Some(200), Some(100), Some(0), Some(1400), Some(1360))
+    );
+    let error = ours(
+        r#"{"type": "ipvlan", "subnet": "10.7.0.0/24", "routes": [{"dst": "0.0.0.0/0", "scope": 256}]}"#,
+    )
+    .unwrap_err();
+    assert_eq!(
+        error.msg,
+        "ipam.routes[0].scope must be at most 255, not 256"
+    );
+}

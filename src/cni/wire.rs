@@ -13,10 +13,10 @@ use super::attach::{self, AddressSource, MasterChoice};
 use super::config::{HostLocal, Ipam, NetConf, Range, OUR_TYPE};
 use super::env::{Attachment, CniArgs, Command, Env};
 use super::error::{CniError, ErrorCode};
-use super::result::{CniResult, Interface, IpConfig, Route};
+use super::result::{CniResult, Interface, IpConfig};
 use crate::driver::{
     CniAddError, CniAddresses, CniAttach, CniLease, CniNetwork, Config, Error, IpvlanFlag,
-    IpvlanMode, Manager,
+    IpvlanMode, Manager, ResultRoute,
 };
 use crate::ipam::{from_u128, to_u128, IpFamily};
 
@@ -306,21 +306,9 @@ fn lease_add(env: &Env, conf: &NetConf, host_local: &HostLocal) -> Result<CniRes
                 interface: None,
             })
             .collect(),
-        routes: host_local.routes.iter().map(route).collect(),
+        routes: host_local.routes.clone(),
         dns,
     })
-}
-
-fn route(r: &super::config::IpamRoute) -> Route {
-    Route {
-        dst: r.dst,
-        gw: r.gw,
-        mtu: None,
-        advmss: None,
-        priority: None,
-        table: None,
-        scope: None,
-    }
 }
 
 /// The DNS our IPAM answers with: `resolvConf`'s, else none.
@@ -374,7 +362,7 @@ pub fn add(env: &Env, conf: &NetConf, input: &[u8]) -> Result<CniResult, CniErro
             // As an IPAM plugin answers (see `lease_add`), read before
             // anything is taken.
             let from = CniResult {
-                routes: host_local.routes.iter().map(route).collect(),
+                routes: host_local.routes.clone(),
                 dns: ipam_dns(host_local)?,
                 ..CniResult::default()
             };
@@ -420,7 +408,15 @@ pub fn add(env: &Env, conf: &NetConf, input: &[u8]) -> Result<CniResult, CniErro
                     .iter()
                     .filter(|ip| ip.address.addr().is_ipv4() == r.dst.addr().is_ipv4())
                     .find_map(|ip| ip.gateway);
-                (r.dst, r.gw.or(gateway))
+                // `mtu` and `advmss` are left, as the reference plugins
+                // leave them.
+                ResultRoute {
+                    dst: r.dst,
+                    gw: r.gw.or(gateway),
+                    table: r.table,
+                    priority: r.priority,
+                    scope: r.scope,
+                }
             })
             .collect(),
     };
@@ -525,8 +521,9 @@ pub fn check(env: &Env, conf: &NetConf, input: &[u8]) -> Result<(), CniError> {
         attach::run_ipam(env, plugin, Command::Check, input)?;
     }
     let manager = manager(env)?;
+    let tables: Vec<u32> = prev.routes.iter().filter_map(|r| r.table).collect();
     let found = manager
-        .cni_check(&conf.name, &who.container_id, &who.ifname, netns)
+        .cni_check(&conf.name, &who.container_id, &who.ifname, netns, &tables)
         .map_err(runtime)?;
     if found.kind.as_deref() != Some("ipvlan") {
         return Err(CniError::internal(format!(
@@ -591,17 +588,21 @@ pub fn check(env: &Env, conf: &NetConf, input: &[u8]) -> Result<(), CniError> {
         }
     }
     for route in &prev.routes {
-        let there = found
-            .routes
-            .iter()
-            .any(|&(dst, gw)| dst == route.dst.trunc() && route.gw.map_or(true, |g| gw == Some(g)));
+        let there = found.routes.iter().any(|&(dst, gw, table)| {
+            dst == route.dst.trunc()
+                && route.gw.map_or(true, |g| gw == Some(g))
+                && table == route.table.unwrap_or(crate::rtnl::route::MAIN_TABLE)
+        });
         if !there {
             return Err(CniError::internal(format!(
-                "{} in {} lacks route {}{} of the result",
+                "{} in {} lacks route {}{}{} of the result",
                 who.ifname,
                 netns.display(),
                 route.dst,
-                route.gw.map_or(String::new(), |g| format!(" via {g}"))
+                route.gw.map_or(String::new(), |g| format!(" via {g}")),
+                route
+                    .table
+                    .map_or(String::new(), |t| format!(" in table {t}"))
             )));
         }
     }

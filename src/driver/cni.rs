@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
 
-use super::endpoint_link::{self, DefaultRoute, EndpointPlan};
+use super::endpoint_link::{self, DefaultRoute, EndpointPlan, ResultRoute};
 use super::endpoints::{keep_for_restore, under_detach_intent};
 use super::netns_identity::{self, NsAt, OpenNetns};
 use super::networks::find_network;
@@ -109,9 +109,9 @@ pub struct CniAttach<'a> {
     pub netns: &'a Path,
     /// The addresses.
     pub addresses: CniAddresses,
-    /// Routes through the link: destination and next hop (`None`: the
-    /// gateway of the address of its family, when there is one).
-    pub routes: Vec<(IpNet, Option<IpAddr>)>,
+    /// Routes through the link (a next hop of `None`: the gateway of the
+    /// address of its family, when there is one).
+    pub routes: Vec<ResultRoute>,
 }
 
 /// What ADD built.
@@ -137,8 +137,9 @@ pub struct CniLinkState {
     pub ipvlan: Option<(String, String)>,
     /// Its global addresses.
     pub addresses: Vec<IpNet>,
-    /// The routes through it: destination and next hop.
-    pub routes: Vec<(IpNet, Option<IpAddr>)>,
+    /// The routes through it, in the main table and those asked for:
+    /// destination, next hop and table.
+    pub routes: Vec<(IpNet, Option<IpAddr>, u32)>,
 }
 
 /// The endpoint id of the attachment (`container_id`, `ifname`): the key
@@ -569,12 +570,15 @@ impl Manager {
         plan.routes = attach
             .routes
             .iter()
-            .map(|&(dst, gw)| {
+            .map(|route| {
                 let family_gw = addresses
                     .iter()
-                    .filter(|a| a.addr().is_ipv4() == dst.addr().is_ipv4())
+                    .filter(|a| a.addr().is_ipv4() == route.dst.addr().is_ipv4())
                     .find_map(|a| network.gateway_for(a.addr()));
-                (dst, gw.or(family_gw))
+                ResultRoute {
+                    gw: route.gw.or(family_gw),
+                    ..route.clone()
+                }
             })
             .collect();
         // Named in the intent before the kernel is asked: restore undoes
@@ -876,6 +880,7 @@ impl Manager {
         container_id: &str,
         ifname: &str,
         netns: &Path,
+        tables: &[u32],
     ) -> Result<CniLinkState, Error> {
         let record = self
             .store
@@ -905,13 +910,19 @@ impl Manager {
             .map(|a| a.net)
             .collect();
         let mut routes = Vec::new();
+        let mut tables = tables.to_vec();
+        tables.push(crate::rtnl::route::MAIN_TABLE);
+        tables.sort_unstable();
+        tables.dedup();
         for family in [IpFamily::V4, IpFamily::V6] {
-            for route in inside.handle.routes(family)? {
-                // Each next hop through the link (an IPv6 route appended
-                // to one of the same destination is multipath).
-                for hop in route.hops() {
-                    if hop.oif == Some(link.index) {
-                        routes.push((route.dst, hop.gateway));
+            for &table in &tables {
+                for route in inside.handle.routes_in_table(family, table)? {
+                    // Each next hop through the link (an IPv6 route appended
+                    // to one of the same destination is multipath).
+                    for hop in route.hops() {
+                        if hop.oif == Some(link.index) {
+                            routes.push((route.dst, hop.gateway, table));
+                        }
                     }
                 }
             }

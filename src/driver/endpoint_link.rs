@@ -35,9 +35,9 @@ pub(crate) struct EndpointPlan {
     pub ipv6: Option<Ipv6Net>,
     pub route4: DefaultRoute,
     pub route6: DefaultRoute,
-    /// Further routes (a CNI result's): destination and next hop, through
-    /// the link; empty for the CLI's endpoints.
-    pub routes: Vec<(IpNet, Option<IpAddr>)>,
+    /// Further routes (a CNI result's), through the link; empty for the
+    /// CLI's endpoints.
+    pub routes: Vec<ResultRoute>,
     /// Addresses beyond `ipv4` and `ipv6` (a CNI result may give several
     /// of a family: host-local with two range sets, a chained
     /// `prevResult`); empty for the CLI's endpoints.
@@ -46,6 +46,24 @@ pub(crate) struct EndpointPlan {
     /// address is announced (a CNI ADD does, as the reference plugin does;
     /// the CLI's endpoints keep the kernel's default, as Docker's).
     pub arp_notify: bool,
+}
+
+/// A route a CNI result names, added through the endpoint's link as the
+/// reference plugins add it: its table, metric and scope when given (CNI
+/// 1.1.0's `table`, `priority`, `scope`), the main table and the kernel's
+/// defaults otherwise.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResultRoute {
+    /// Destination.
+    pub dst: IpNet,
+    /// Next hop; none: a route on the link.
+    pub gw: Option<IpAddr>,
+    /// Routing table; none: the main one.
+    pub table: Option<u32>,
+    /// Metric (`RTA_PRIORITY`).
+    pub priority: Option<u32>,
+    /// Scope (`RT_SCOPE_*`).
+    pub scope: Option<u8>,
 }
 
 impl EndpointPlan {
@@ -584,12 +602,21 @@ fn configure(
     // A CNI config's routes, added as the reference plugin adds them: one
     // that repeats a route there already (the kernel's own to the subnet,
     // another network's default) is added beside it, not refused.
-    for &(dst, gateway) in &plan.routes {
-        let spec = RouteSpec::to(dst).dev(index);
-        steps.push(Step::RouteAppend(match gateway {
-            Some(gateway) => spec.via(gateway),
-            None => spec,
-        }));
+    for route in &plan.routes {
+        let mut spec = RouteSpec::to(route.dst).dev(index);
+        if let Some(gateway) = route.gw {
+            spec = spec.via(gateway);
+        }
+        if let Some(table) = route.table {
+            spec = spec.table(table);
+        }
+        if let Some(priority) = route.priority {
+            spec = spec.metric(priority);
+        }
+        if let Some(scope) = route.scope {
+            spec = spec.scope(scope);
+        }
+        steps.push(Step::RouteAppend(spec));
     }
     handle.pipeline(&steps)?;
     Ok(())

@@ -107,6 +107,7 @@ pub use cni::{
 };
 pub use cni_readiness::{cni_readiness, CniDirs, DEFAULT_BIN_DIRS, DEFAULT_CONF_DIRS};
 pub use doctor::doctor;
+pub use endpoint_link::ResultRoute;
 pub use error::{Error, ErrorKind};
 pub use kernel_support::KernelVersion;
 pub use networks::NetworkList;

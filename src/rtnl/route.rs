@@ -146,6 +146,9 @@ pub struct RouteSpec {
     pub table: u32,
     /// Metric (`RTA_PRIORITY`).
     pub metric: Option<u32>,
+    /// Scope (`rtm_scope`) of an added route; unset: iproute2's default
+    /// (link for an IPv4 route without gateway, universe otherwise).
+    pub scope: Option<u8>,
 }
 
 impl RouteSpec {
@@ -158,6 +161,7 @@ impl RouteSpec {
             onlink: false,
             table: MAIN_TABLE,
             metric: None,
+            scope: None,
         }
     }
 
@@ -204,6 +208,12 @@ impl RouteSpec {
     /// Sets the metric.
     pub fn metric(mut self, metric: u32) -> RouteSpec {
         self.metric = Some(metric);
+        self
+    }
+
+    /// Sets the scope an added route gets (`RT_SCOPE_*`).
+    pub fn scope(mut self, scope: u8) -> RouteSpec {
+        self.scope = Some(scope);
         self
     }
 
@@ -278,10 +288,10 @@ impl RouteSpec {
         let link_scope = self.family() == IpFamily::V4 && self.gateway.is_none();
         let header = RtMsg {
             protocol: RTPROT_BOOT,
-            scope: if link_scope {
-                RT_SCOPE_LINK
-            } else {
-                RT_SCOPE_UNIVERSE
+            scope: match self.scope {
+                Some(scope) => scope,
+                None if link_scope => RT_SCOPE_LINK,
+                None => RT_SCOPE_UNIVERSE,
             },
             kind: RTN_UNICAST,
             ..RtMsg::default()

@@ -725,7 +725,7 @@ fn make_run_dir_shared(run_dir: &Path) -> io::Result<()> {
     let lock = File::open(run_dir)?;
     // Parallel `ip netns add` runs once stacked bind mounts without this lock
     // (Debian bug 949235); like iproute2, carry on if it cannot be taken.
-    let _ = sys::flock(lock.as_fd(), libc::LOCK_EX);
+    let _held = sys::flock_exclusive(lock.as_fd());
     let none = static_cstr("none");
     let mut made_mount_point = false;
     loop {

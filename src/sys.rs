@@ -387,6 +387,24 @@ pub fn flock(fd: BorrowedFd<'_>, operation: i32) -> io::Result<()> {
     Ok(())
 }
 
+/// An exclusive `flock` taken by [`flock_exclusive`], let go by `LOCK_UN`
+/// when dropped: a lock belongs to the open file, which a process forked
+/// meanwhile by another thread shares until it execs or ends, so closing
+/// the descriptor alone would leave it locked for that long.
+pub struct FlockHeld<'a>(BorrowedFd<'a>);
+
+impl Drop for FlockHeld<'_> {
+    fn drop(&mut self) {
+        let _ = flock(self.0, libc::LOCK_UN);
+    }
+}
+
+/// `flock(fd, LOCK_EX)`, waiting, held until the guard drops.
+pub fn flock_exclusive(fd: BorrowedFd<'_>) -> io::Result<FlockHeld<'_>> {
+    flock(fd, libc::LOCK_EX)?;
+    Ok(FlockHeld(fd))
+}
+
 /// `geteuid(2)`: the effective user id, which owns what this process creates.
 pub fn geteuid() -> u32 {
     // SAFETY: geteuid(2) takes no arguments and cannot fail.

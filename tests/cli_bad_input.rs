@@ -265,6 +265,9 @@ const CASES: &[Case] = &[
     case(&["network", "create", "--subnet=192.168.2.0/24", "--aux-address=r=10.0.0.1", "n2"], 1, "ipvlan: network create n2: no matching subnet for aux-address 10.0.0.1 (r)\n"),
     case(&["network", "create", "--subnet=192.168.2.0/24", "--aux-address=r=192.168.2.5", "--aux-address=r=192.168.2.6", "n2"], 1, "ipvlan: network create n2: aux-address r given twice\n"),
     case(&["network", "create", "--subnet=192.168.2.0/24", "--gateway=192.168.2.1", "--aux-address=r=192.168.2.1", "n2"], 1, "ipvlan: network create n2: failed to allocate secondary ip address (r:192.168.2.1): Address already in use\n"),
+    // On the default gateway (Docker takes it first); before, the gateway
+    // moved to .2, an address nobody has.
+    case(&["network", "create", "--subnet=192.168.2.0/24", "--aux-address=r=192.168.2.1", "n2"], 1, "ipvlan: network create n2: failed to allocate secondary ip address (r:192.168.2.1): Address already in use\n"),
     case(&["network", "create", "--subnet=192.168.2.0/24", "--aux-address=r=192.168.2.5", "--aux-address=s=192.168.2.5", "n2"], 1, "ipvlan: network create n2: failed to allocate secondary ip address (s:192.168.2.5): Address already in use\n"),
     case(&["network", "create", "--subnet=192.168.2.0/24", "--aux-address=r=192.168.2.255", "n2"], 1, "ipvlan: network create n2: failed to allocate secondary ip address (r:192.168.2.255): Address already in use\n"),
     case(&["network", "create", "--subnet=2001:db8:2::/64", "--aux-address=r=2001:db8:2::", "n2"], 1, "ipvlan: network create n2: failed to allocate secondary ip address (r:2001:db8:2::): Address already in use\n"),

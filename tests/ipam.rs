@@ -86,13 +86,32 @@ fn default_gateway_with_an_ip_range_is_the_ranges_first_usable() {
     );
 }
 
+/// Docker takes the default gateway (the first address) before the aux
+/// addresses, so an aux address there is refused in its words. Before, the
+/// gateway moved past it to `.2`, an address nobody has, silently: l2
+/// containers routed through it. With the gateway given, or an aux address
+/// elsewhere, the network is made.
 #[test]
-fn default_gateway_skips_aux_addresses() {
+fn an_aux_address_on_the_default_gateway_is_refused() {
     let subnets = [net("10.9.0.0/24")];
     let aux = vec![parse_aux("router=10.9.0.1").unwrap()];
-    let mut specs = match_subnets(&subnets, &[], &[], &aux).unwrap();
+    assert_eq!(
+        match_subnets(&subnets, &[], &[], &aux)
+            .unwrap_err()
+            .to_string(),
+        "failed to allocate secondary ip address (router:10.9.0.1): Address already in use"
+    );
+    let mut given = match_subnets(&subnets, &[ip("10.9.0.254")], &[], &aux).unwrap();
+    fill_default_gateways(&mut given);
+    assert_eq!(given[0].gateway, Some(ip("10.9.0.254")));
+    // In an ip-range, the range's first address is the gateway.
+    let ranged = [parse_ip_range("10.9.0.128/25").unwrap()];
+    let aux = vec![parse_aux("r=10.9.0.128").unwrap()];
+    assert!(match_subnets(&subnets, &[], &ranged, &aux).is_err());
+    let aux = vec![parse_aux("r=10.9.0.1").unwrap()];
+    let mut specs = match_subnets(&subnets, &[], &ranged, &aux).unwrap();
     fill_default_gateways(&mut specs);
-    assert_eq!(specs[0].gateway, Some(ip("10.9.0.2")));
+    assert_eq!(specs[0].gateway, Some(ip("10.9.0.128")));
 }
 
 #[test]

@@ -2428,3 +2428,43 @@ fn commit_in_turn(state: &StateDir, commands: &[&dyn Fn(&ipvlan::store::Locked<'
         locked.commit().unwrap();
     }
 }
+
+/// The lock is free once its holder lets it go, even while a process
+/// forked meanwhile (by another thread of a program that embeds the
+/// library) still holds a copy of the lock file's descriptor: it is
+/// unlocked, not only closed. Before, the copy kept it locked until that
+/// process exec'd or ended: every command waited (and a lookup that does
+/// not wait named a network only the commit log held missing, as this
+/// suite's parallel tests once showed).
+#[test]
+fn the_lock_is_free_once_let_go_whatever_a_forked_process_holds() {
+    let tmp = TempDir::new("lock-fork");
+    let root = tmp.path().join("state");
+    let first = StateDir::open(&root).unwrap();
+    let held = first.lock().unwrap();
+    // SAFETY: the child only sleeps and exits (async-signal-safe calls),
+    // holding copies of every descriptor, the lock file's among them.
+    let child = unsafe { libc::fork() };
+    assert!(child >= 0, "fork");
+    if child == 0 {
+        unsafe {
+            libc::usleep(2_000_000);
+            libc::_exit(0);
+        }
+    }
+    drop(held);
+    let second = StateDir::open(&root).unwrap();
+    let started = std::time::Instant::now();
+    let taken = second.lock();
+    let waited = started.elapsed();
+    // SAFETY: kill and reap our own child.
+    unsafe {
+        libc::kill(child, libc::SIGKILL);
+        libc::waitpid(child, std::ptr::null_mut(), 0);
+    }
+    taken.unwrap();
+    assert!(
+        waited < std::time::Duration::from_secs(1),
+        "the lock waited {waited:?} for the forked process"
+    );
+}

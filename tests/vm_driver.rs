@@ -941,6 +941,69 @@ fn a_vlan_parent_we_made_goes_with_the_last_network_using_it() {
     );
 }
 
+/// A VLAN parent on a base that is down (a NIC not up yet when `restore`
+/// runs at boot) is made, left down with a warning, and comes up with its
+/// base (the kernel's doing); `restore` makes it again the same way.
+/// Before, setting it up failed (`ENETDOWN`): the create was refused and
+/// `restore` left every VLAN network of a down NIC without its parent.
+#[test]
+fn a_vlan_parent_on_a_down_base_is_made_and_comes_up_with_it() {
+    topology_up();
+    let config = config("vlandown");
+    let manager = Manager::open(config.clone()).unwrap();
+    ip(&["link", "add", "vbase0", "type", "dummy"]);
+    let up = |name: &str| {
+        link(None, name)
+            .and_then(|l| l.get("flags").cloned())
+            .and_then(|flags| {
+                flags
+                    .as_array()
+                    .map(|f| f.iter().any(|x| x.as_str() == Some("UP")))
+            })
+    };
+    let info = manager
+        .create_network(&net(
+            "vd",
+            &["10.98.7.0/24"],
+            &[],
+            &[("parent", "vbase0.7")],
+        ))
+        .unwrap();
+    assert_eq!(
+        info.warnings,
+        vec!["interface vbase0 under parent vbase0.7 is down; containers on this network have no connectivity until it is up".to_string()]
+    );
+    assert_eq!(up("vbase0.7"), Some(false), "made, down");
+    manager.create_container(Some("vd1")).unwrap();
+    manager
+        .connect(
+            "vd",
+            &Target::Container("vd1".into()),
+            &AttachRequest::default(),
+        )
+        .unwrap();
+    assert!(
+        link(Some("vd1"), "eth0").is_some(),
+        "attached on the down parent"
+    );
+    ip(&["link", "set", "vbase0", "up"]);
+    assert_eq!(up("vbase0.7"), Some(true), "up with its base");
+
+    // Gone while the base is down: restore makes it again.
+    ip(&["link", "set", "vbase0", "down"]);
+    ip(&["link", "del", "vbase0.7"]);
+    let report = manager.restore().unwrap();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(up("vbase0.7"), Some(false), "made again, down");
+    manager.remove_container("vd1", true).unwrap();
+    manager.remove_network("vd").unwrap();
+    assert!(
+        link(None, "vbase0.7").is_none(),
+        "ours, deleted with its network"
+    );
+    ip(&["link", "del", "vbase0"]);
+}
+
 /// A small deterministic generator (the seed is printed to replay a run).
 struct Lcg(u64);
 

@@ -239,7 +239,15 @@ fn create_recorded(
     };
     // The link exists from here on: any failure deletes it.
     let finish = || -> Result<Link, Error> {
-        host.link_set_up(index)?;
+        match host.link_set_up(index) {
+            Ok(()) => {}
+            // A VLAN whose base is down (a NIC not up yet at boot, when
+            // `restore` runs): the kernel refuses it up, and brings it up
+            // itself when its base comes up (a VLAN without loose
+            // binding). Left down meanwhile, as `create` warned.
+            Err(error) if error.errno() == Some(libc::ENETDOWN) => {}
+            Err(error) => return Err(error.into()),
+        }
         host.link_by_index(index)?
             .ok_or_else(|| Error::failed(format!("link {} vanished after creation", record.parent)))
     };

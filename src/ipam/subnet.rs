@@ -107,16 +107,17 @@ impl SubnetSpec {
     }
 
     /// The gateway Docker (up to v27) picks when none is given: the first
-    /// address of the ip-range (or of the subnet) that is neither structural
-    /// nor an aux address: `.1`, `prefix::1` without a range. `None` when
-    /// the range holds no such address.
+    /// address of the ip-range (or of the subnet) that is not structural:
+    /// `.1`, `prefix::1` without a range. `None` when the range holds no
+    /// such address. Docker takes it before the aux addresses, so an aux
+    /// address there is refused ([`match_subnets`]), not skipped.
     pub fn default_gateway(&self) -> Option<IpAddr> {
         let (first, last) = self.allocation_bounds();
-        // Stops after at most aux.len() + 2 steps: only the network address
-        // and the aux addresses can be skipped before a usable one.
+        // Only the network address (and an IPv6 anycast) can come first.
         (first..=last)
+            .take(3)
             .map(|v| from_u128(self.family(), v))
-            .find(|a| !self.is_structural(*a) && !self.aux.iter().any(|(_, x)| x == a))
+            .find(|a| !self.is_structural(*a))
     }
 
     /// Whether automatic allocation has an address to give a container:
@@ -314,11 +315,13 @@ pub fn match_subnets(
                 name: name.clone(),
                 address: *address,
             })?;
-        // Reserved already: the subnet's own addresses, its gateway, an
-        // aux address of another name (Docker's IPAM refuses the second
-        // reservation of an address).
+        // Reserved already: the subnet's own addresses, its gateway (the
+        // default one too: Docker takes it before the aux addresses; moved
+        // past one, it would be an address nobody has, and l2 containers
+        // would route through it), an aux address of another name
+        // (Docker's IPAM refuses the second reservation of an address).
         if spec.is_structural(*address)
-            || spec.gateway == Some(*address)
+            || spec.gateway.or_else(|| spec.default_gateway()) == Some(*address)
             || spec.aux.iter().any(|(_, taken)| taken == address)
         {
             return Err(IpamError::AuxInUse {
@@ -332,7 +335,8 @@ pub fn match_subnets(
 }
 
 /// Gives every subnet without a gateway its default one
-/// ([`SubnetSpec::default_gateway`]).
+/// ([`SubnetSpec::default_gateway`]); [`match_subnets`] refused an aux
+/// address there.
 pub fn fill_default_gateways(specs: &mut [SubnetSpec]) {
     for spec in specs {
         if spec.gateway.is_none() {

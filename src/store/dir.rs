@@ -1398,6 +1398,11 @@ impl Drop for Locked<'_> {
         }
         *self.state.records_held() = None;
         self.state.handles.forget_cursors();
+        // Unlocked, not only closed: a `flock` belongs to the open file,
+        // which a process forked meanwhile by another thread of the
+        // program (a runtime embedding the library spawns one) shares
+        // until it execs or ends, keeping the lock from every command.
+        let _ = crate::sys::flock(std::os::fd::AsFd::as_fd(&self._lock), libc::LOCK_UN);
     }
 }
 

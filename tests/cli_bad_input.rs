@@ -230,6 +230,10 @@ const CASES: &[Case] = &[
     case(&["network", "rm", "n1", "%FF"], 1, "ipvlan: network rm: invalid argument \"\\xFF\": not valid UTF-8\n"),
     case(&["network", "create", "--subnet", "%FF", "n2"], 1, "ipvlan: network create: invalid value \"\\xFF\" for --subnet: not valid UTF-8\n"),
     case(&["network", "create", "--subnet=%FF", "n2"], 1, "ipvlan: network create: invalid value \"\\xFF\" for --subnet: not valid UTF-8\n"),
+    // A short flag's value that is not text is a bad value, as the long
+    // flag's is (before: "unknown shorthand flag", a usage error).
+    case(&["network", "create", "-oparent=eth%FF", "n2"], 1, "ipvlan: network create: invalid value \"parent=eth\\xFF\" for -o: not valid UTF-8\n"),
+    case(&["network", "create", "-o=parent=eth%FF", "n2"], 1, "ipvlan: network create: invalid value \"parent=eth\\xFF\" for -o: not valid UTF-8\n"),
     case(&["network", "ls", "-%FF"], 2, "ipvlan: network ls: unknown shorthand flag in \"-\\xFF\"\nSee 'ipvlan network ls --help'.\n"),
     case(&["network", "ls", "--%FF"], 2, "ipvlan: network ls: unknown flag: \"--\\xFF\"\nSee 'ipvlan network ls --help'.\n"),
     case(&["run", "--net=n1", "-%FF", "true"], 125, "ipvlan: run: unknown shorthand flag in \"-\\xFF\"\nSee 'ipvlan run --help'.\n"),

@@ -474,3 +474,52 @@ fn a_commands_arguments_are_kept_as_bytes_and_text_is_asked_of_the_rest() {
     argv[1] = "c1".into();
     assert!(parse(&argv).is_ok());
 }
+
+/// Docker habits read as Docker reads them: a boolean flag's value in any
+/// of Go's `ParseBool` spellings; a list flag given empty (a script's
+/// `--subnet "$SUBNET"` with it unset) is an empty list; `--name ""` makes a
+/// name up. Before, each was refused as an invalid value.
+#[test]
+fn docker_spellings_of_booleans_and_empty_values_are_read_as_docker_reads_them() {
+    for (spelling, on) in [
+        ("True", true),
+        ("TRUE", true),
+        ("t", true),
+        ("T", true),
+        ("1", true),
+        ("False", false),
+        ("FALSE", false),
+        ("f", false),
+        ("F", false),
+        ("0", false),
+    ] {
+        let line = format!("ipvlan network create --ipv6={spelling} --internal={spelling} n1");
+        let Command::NetworkCreate(create) = parse_line(&line) else {
+            panic!("{line}");
+        };
+        assert_eq!((create.ipv6, create.internal), (on, on), "{line}");
+    }
+    let given: Vec<String> = [
+        "network",
+        "create",
+        "--subnet",
+        "",
+        "--gateway=",
+        "--ip-range",
+        "",
+        "n1",
+    ]
+    .map(str::to_string)
+    .to_vec();
+    let Command::NetworkCreate(create) = parse(&given).unwrap().command else {
+        panic!("not a create");
+    };
+    assert!(create.subnets.is_empty() && create.gateways.is_empty() && create.ip_ranges.is_empty());
+    let named: Vec<String> = ["run", "--net=n1", "--name", "", "true"]
+        .map(str::to_string)
+        .to_vec();
+    let Command::Run(run) = parse(&named).unwrap().command else {
+        panic!("not a run");
+    };
+    assert_eq!(run.name, None);
+}

@@ -153,6 +153,26 @@ fn option_not_text(flags: &[Flag], raw: &OsStr) -> ArgError {
         }
         return ArgError::Usage(format!("unknown flag: {raw:?}"));
     }
+    // A cluster of known short flags whose last takes a value (`-oVALUE`,
+    // `-o=VALUE`, `-dtoVALUE`): a bad value, as `-o VALUE` is.
+    for (at, &byte) in bytes.iter().enumerate().skip(1) {
+        let Some(flag) = byte
+            .is_ascii()
+            .then(|| find_short(flags, char::from(byte)))
+            .flatten()
+        else {
+            break;
+        };
+        if flag.value.is_some() {
+            let value = &bytes[at + 1..];
+            let value = value.strip_prefix(b"=").unwrap_or(value);
+            return ArgError::Value(format!(
+                "invalid value {:?} for -{}: not valid UTF-8",
+                OsStr::from_bytes(value),
+                char::from(byte)
+            ));
+        }
+    }
     ArgError::Usage(format!("unknown shorthand flag in {raw:?}"))
 }
 
@@ -288,10 +308,12 @@ fn next_value(args: &mut dyn Iterator<Item = &OsStr>, spelled: &str) -> Result<S
     })
 }
 
+/// `--flag=VALUE` of a boolean flag, read as Go's `strconv.ParseBool`
+/// reads it for Docker's flags.
 fn parse_bool(spelled: &str, inline: Option<&str>) -> Result<String, ArgError> {
     match inline {
-        None | Some("true") | Some("1") => Ok("true".to_string()),
-        Some("false") | Some("0") => Ok("false".to_string()),
+        None | Some("1" | "t" | "T" | "true" | "TRUE" | "True") => Ok("true".to_string()),
+        Some("0" | "f" | "F" | "false" | "FALSE" | "False") => Ok("false".to_string()),
         Some(other) => Err(ArgError::Value(format!(
             "invalid value \"{other}\" for {spelled}: expected true or false"
         ))),

@@ -446,6 +446,11 @@ fn each_value(
 ) -> Result<(), ArgError> {
     let spelled = spelled(long);
     for value in matches.all(long) {
+        // A list flag given empty is an empty list, as Docker's (a
+        // script's `--subnet "$SUBNET"` with it unset).
+        if listed && value.is_empty() {
+            continue;
+        }
         if listed {
             for part in value.split(',') {
                 each(&spelled, part)?;
@@ -510,7 +515,11 @@ fn run(matches: &Matches) -> Result<RunArgs, ArgError> {
     }
     Ok(RunArgs {
         networks,
-        name: matches.last("name").map(str::to_string),
+        // Empty is none, as Docker reads it: a name is made up.
+        name: matches
+            .last("name")
+            .filter(|name| !name.is_empty())
+            .map(str::to_string),
         ipv4: optional(matches, "ip", values::ipv4)?,
         ipv6: optional(matches, "ip6", values::ipv6)?,
         detach,

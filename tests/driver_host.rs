@@ -1485,3 +1485,42 @@ fn a_command_gets_none_of_its_callers_other_descriptors() {
         drop(file);
     });
 }
+
+/// `restore` that cannot make a parent of ours again (here: no dummy
+/// support in this kernel; in the field, a VLAN id another device of the
+/// NIC holds) leaves the network's record as it found it, so a second
+/// `restore` changes nothing. Before, each run recorded a new random
+/// ifindex for the parent (chosen before the create) and kept it.
+#[test]
+fn a_parent_restore_cannot_make_leaves_the_record_as_it_was() {
+    in_fresh_netns("parent-unmade", |config| {
+        let mut net = common::network("lost", &["10.77.0.0/24"]);
+        net.parent = "di-lost".into();
+        net.parent_origin = ipvlan::store::ParentOrigin::DummyCreated;
+        net.options = vec![];
+        {
+            let store = ipvlan::store::StateDir::open(&config.state_dir).unwrap();
+            let state = store.lock().unwrap();
+            state.put_network(&net).unwrap();
+            state.commit().unwrap();
+        }
+        let file = config
+            .state_dir
+            .join("networks")
+            .join(format!("{}.json", net.id));
+        let before = fs::read(&file).unwrap();
+        let manager = Manager::open(config.clone()).unwrap();
+        for run in 1..=2 {
+            let report = manager.restore().unwrap();
+            assert!(
+                !report.errors.is_empty(),
+                "run {run}: the parent could not be made: {report:?}"
+            );
+            assert_eq!(
+                String::from_utf8_lossy(&fs::read(&file).unwrap()),
+                String::from_utf8_lossy(&before),
+                "run {run}: the record as it was"
+            );
+        }
+    });
+}

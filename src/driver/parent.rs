@@ -488,8 +488,24 @@ pub(crate) fn restore(
     let put = |r: &NetworkRecord| put_naming_parent(state, r);
     put(&record)?;
     let created = match base {
-        None => create_dummy(host, &mut record, put)?,
-        Some((base, vlan_id)) => create_vlan(host, &mut record, base, vlan_id, put)?,
+        None => create_dummy(host, &mut record, put),
+        Some((base, vlan_id)) => create_vlan(host, &mut record, base, vlan_id, put),
+    };
+    let created = match created {
+        Ok(link) => link,
+        Err(error) => {
+            // Nothing made (no link at the index last recorded): the
+            // records name the index they named before, so that a
+            // `restore` failing here again and again changes nothing.
+            let made = match record.parent_index {
+                Some(index) => !matches!(host.link_by_index(index), Ok(None)),
+                None => false,
+            };
+            if !made {
+                let _ = put(network);
+            }
+            return Err(error);
+        }
     };
     report.parents_recreated.push(label);
     Ok(Some(created))

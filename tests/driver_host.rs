@@ -1524,3 +1524,39 @@ fn a_parent_restore_cannot_make_leaves_the_record_as_it_was() {
         }
     });
 }
+
+/// An interrupted `network rm` (the network `removing`, nothing attached)
+/// that `restore` cannot finish while a dead batch's intents file cannot be
+/// read stays `removing`, said in the report, and the next `restore`, once
+/// the file is gone, finishes it. Before, it was taken back to `created`
+/// for good (and its parent of ours made again): the rm undone.
+#[test]
+fn an_interrupted_rm_is_not_taken_back_while_a_batch_file_cannot_be_read() {
+    in_fresh_netns("rm-held", |config| {
+        let mut net = common::network("going", &["10.78.0.0/24"]);
+        net.state = ipvlan::store::NetworkState::Removing;
+        {
+            let store = ipvlan::store::StateDir::open(&config.state_dir).unwrap();
+            let state = store.lock().unwrap();
+            state.put_network(&net).unwrap();
+            state.commit().unwrap();
+        }
+        let batch = config.state_dir.join("batch-intents");
+        fs::create_dir(&batch).unwrap();
+        let manager = Manager::open(config.clone()).unwrap();
+        let report = manager.restore().unwrap();
+        assert!(
+            report.errors.iter().any(|e| e
+                == "going: its removal is left for a later restore: a batch's intents file cannot be read"),
+            "{report:?}"
+        );
+        let store = ipvlan::store::StateDir::open(&config.state_dir).unwrap();
+        let kept = store.network(&net.id).unwrap().expect("kept");
+        assert_eq!(kept.state, ipvlan::store::NetworkState::Removing);
+        assert!(report.parents_recreated.is_empty(), "{report:?}");
+        fs::remove_dir(&batch).unwrap();
+        manager.restore().unwrap();
+        let store = ipvlan::store::StateDir::open(&config.state_dir).unwrap();
+        assert!(store.network(&net.id).unwrap().is_none(), "removed");
+    });
+}

@@ -82,6 +82,11 @@ impl Manager {
 
         // Interrupted creates are rolled back, interrupted removals finished.
         let mut rolled_back: Vec<&str> = Vec::new();
+        // Interrupted removals of networks with nothing attached, left
+        // `removing` (not taken back, their parent not made again) while a
+        // batch's intents file cannot be read: the next `restore` finishes
+        // them once it can.
+        let mut held: Vec<&str> = Vec::new();
         for network in &all {
             let unfinished = match network.state {
                 NetworkState::Creating => true,
@@ -90,10 +95,17 @@ impl Manager {
                     // removal would delete it; so does an intent not yet
                     // a record (its link would be left to nobody).
                     Ok(endpoints) => {
-                        endpoints.is_empty()
+                        let empty = endpoints.is_empty()
                             && endpoints.damaged.is_empty()
-                            && (left_endpoint.as_ref().map(|(n, _)| n) != Some(&network.id))
-                            && !batch_left
+                            && (left_endpoint.as_ref().map(|(n, _)| n) != Some(&network.id));
+                        if empty && batch_left {
+                            held.push(&network.id);
+                            report.errors.push(format!(
+                                "{}: its removal is left for a later restore: a batch's intents file cannot be read",
+                                network.name
+                            ));
+                        }
+                        empty && !batch_left
                     }
                     Err(error) => {
                         report.errors.push(format!("{}: {error}", network.name));
@@ -131,7 +143,7 @@ impl Manager {
             }
         }
         for network in &mut networks {
-            if network.state == NetworkState::Removing {
+            if network.state == NetworkState::Removing && !held.contains(&network.id.as_str()) {
                 network.state = NetworkState::Created;
                 if let Err(error) = state.put_network(network) {
                     report.errors.push(format!("{}: {error}", network.name));
@@ -203,8 +215,11 @@ impl Manager {
         for ((at, list), claimed) in endpoints.into_iter().zip(claimed) {
             let network = &networks[at];
             // An idle CNI network's `NAME.VLANID` master went with its last
-            // attachment: not made again until the next ADD.
-            if list.is_empty() && super::cni::is_cni(network) {
+            // attachment: not made again until the next ADD; nor the parent
+            // of a removal left for later.
+            if list.is_empty()
+                && (super::cni::is_cni(network) || held.contains(&network.id.as_str()))
+            {
                 continue;
             }
             // A lease-only network has no master to find or make.

@@ -1004,6 +1004,67 @@ fn a_vlan_parent_on_a_down_base_is_made_and_comes_up_with_it() {
     ip(&["link", "del", "vbase0"]);
 }
 
+/// A create rolled back by `restore` (killed before its final record) made
+/// a VLAN parent that another network of ours uses by name, recorded as
+/// another tool's (the link it used had gone): that network takes the
+/// link over, so its `network rm` deletes it. Before, the link was kept
+/// for it and owned by no record: nothing ever deleted it.
+#[test]
+fn a_parent_a_rolled_back_create_made_is_taken_over_by_its_user() {
+    topology_up();
+    let config = config("adoptback");
+    let manager = Manager::open(config.clone()).unwrap();
+    ip(&["link", "add", "trkb0", "type", "dummy"]);
+    ip(&["link", "set", "trkb0", "up"]);
+    manager
+        .create_network(&net("ab", &["10.98.8.0/24"], &[], &[("parent", "trkb0.7")]))
+        .unwrap();
+    {
+        let store = ipvlan::store::StateDir::open(&config.state_dir).unwrap();
+        let locked = store.lock().unwrap();
+        let mut made = store.network_named("ab").unwrap().unwrap();
+        let mut user = made.clone();
+        user.id = "a".repeat(64);
+        user.name = "aa".into();
+        user.subnets[0].subnet = "10.98.9.0/24".parse().unwrap();
+        user.subnets[0].gateway = Some("10.98.9.1".parse().unwrap());
+        user.parent_origin = ipvlan::store::ParentOrigin::Existing;
+        user.parent_index = None;
+        locked.put_network(&user).unwrap();
+        made.state = ipvlan::store::NetworkState::Creating;
+        locked.put_network(&made).unwrap();
+        locked.commit().unwrap();
+    }
+    let report = manager.restore().unwrap();
+    assert!(report.errors.is_empty(), "{report:?}");
+    let index = link(None, "trkb0.7")
+        .and_then(|l| l.get("ifindex").and_then(|i| i.as_u64()))
+        .expect("kept for aa");
+    let store = ipvlan::store::StateDir::open(&config.state_dir).unwrap();
+    let user = store.network_named("aa").unwrap().unwrap();
+    assert_eq!(
+        (user.parent_origin.clone(), user.parent_index),
+        (
+            ipvlan::store::ParentOrigin::VlanCreated {
+                link: "trkb0".into(),
+                vlan_id: 7
+            },
+            Some(index as u32)
+        ),
+        "aa owns the link now"
+    );
+    assert!(
+        store.network_named("ab").unwrap().is_none(),
+        "ab rolled back"
+    );
+    manager.remove_network("aa").unwrap();
+    assert!(
+        link(None, "trkb0.7").is_none(),
+        "deleted with the last network using it"
+    );
+    ip(&["link", "del", "trkb0"]);
+}
+
 /// A small deterministic generator (the seed is printed to replay a run).
 struct Lcg(u64);
 

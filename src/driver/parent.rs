@@ -315,6 +315,34 @@ pub(crate) fn adopt_made_parent(
     Ok(())
 }
 
+/// For `restore` rolling back `record`'s create: when the parent it made is
+/// there and ours (see [`is_ours`]) and networks of `networks` on the same
+/// name record it as another tool's, they take it over (records and
+/// `networks` alike, see [`adopt_made_parent`]), so that the last of them
+/// to go deletes it.
+pub(crate) fn adopt_kept_parent(
+    host: &Handle,
+    state: &Locked<'_>,
+    networks: &mut [NetworkRecord],
+    record: &NetworkRecord,
+) -> Result<(), Error> {
+    let adopters = |n: &NetworkRecord| {
+        n.id != record.id && n.parent == record.parent && n.parent_origin == ParentOrigin::Existing
+    };
+    if record.parent_origin == ParentOrigin::Existing
+        || !networks.iter().any(adopters)
+        || ours_there(host, record).is_none()
+    {
+        return Ok(());
+    }
+    adopt_made_parent(state, networks, record)?;
+    for network in networks.iter_mut().filter(|n| adopters(n)) {
+        network.parent_origin = record.parent_origin.clone();
+        network.parent_index = record.parent_index;
+    }
+    Ok(())
+}
+
 /// Makes every network of ours on `network`'s parent record the index of
 /// `link`, the parent there now, when `network` records another and some
 /// network of ours proves `link` ours (see [`is_ours`]): records an older

@@ -132,6 +132,14 @@ impl Manager {
                     network.name, network.parent
                 ));
             } else {
+                // The link this create made, kept below for a network that
+                // records the name as another tool's (the link it used was
+                // gone): that network takes it over, as a create that
+                // finishes hands it over, or nothing would ever delete it.
+                if let Err(error) = parent::adopt_kept_parent(&host, &state, &mut networks, network)
+                {
+                    report.errors.push(format!("{}: {error}", network.name));
+                }
                 // A record of an earlier release keeps its parent (see
                 // `delete_if_ours`): not a failure of the restore.
                 let users = parent::users_of_parent(&state, &networks, network);

@@ -288,6 +288,10 @@ const CASES: &[Case] = &[
     case(&["network", "create", "--internal", "-o", "parent=eth0", "n2"], 1, "ipvlan: network create n2: --internal cannot be combined with -o parent=eth0: an internal network gets its own dummy parent and no external connectivity; drop one of the two\n"),
     // Lookups.
     case(&["network", "rm", "nope"], 1, "ipvlan: network rm nope: network nope not found\n"),
+    // `-f`: a network that is not there is no error, as Docker's; any
+    // other refusal still is.
+    case(&["network", "rm", "-f", "nope"], 0, ""),
+    case(&["network", "rm", "--force", "half"], 1, "ipvlan: network rm half: network half was left half-created by an interrupted `network create`; run `ipvlan restore` to roll it back\n").with(&[Creating]),
     case(&["network", "inspect", "nope"], 1, "ipvlan: network inspect: network nope not found\n").stdout("[]\n"),
     case(&["network", "connect", "nope", "c1"], 1, "ipvlan: network connect nope c1: network nope not found\n"),
     case(&["network", "connect", "n1", "ghost"], 1, "ipvlan: network connect n1 ghost: container ghost not found\n").with(NET),

@@ -276,12 +276,21 @@ fn walkthrough_other_lines() {
             "ipvlan network rm db_net",
             Command::NetworkRemove {
                 names: words(&["db_net"]),
+                force: false,
             },
         ),
         (
             "ipvlan network remove ipvlan20 ipvlan30",
             Command::NetworkRemove {
                 names: words(&["ipvlan20", "ipvlan30"]),
+                force: false,
+            },
+        ),
+        (
+            "ipvlan network rm -f gone",
+            Command::NetworkRemove {
+                names: words(&["gone"]),
+                force: true,
             },
         ),
         (

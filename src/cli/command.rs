@@ -38,6 +38,8 @@ pub enum Command {
     NetworkRemove {
         /// Networks to remove, by name or ID, in command-line order.
         names: Vec<String>,
+        /// `-f`: a network that does not exist is no error (Docker's).
+        force: bool,
     },
     /// `network ls`.
     NetworkList {
@@ -289,6 +291,7 @@ fn build(topic: Topic, matches: Matches) -> Result<Command, ArgError> {
             operands(&matches, topic, 1, None)?;
             Command::NetworkRemove {
                 names: matches.text_operands(0)?,
+                force: matches.is_set("force"),
             }
         }
         Topic::NetworkList => {

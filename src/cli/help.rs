@@ -116,6 +116,13 @@ pub const NETWORK_CREATE_FLAGS: &[Flag] = &[
     ),
 ];
 
+/// Options of `network rm`.
+pub const NETWORK_REMOVE_FLAGS: &[Flag] = &[Flag::boolean(
+    "force",
+    Some('f'),
+    "Do not error if the network does not exist",
+)];
+
 /// Options of `network ls`.
 pub const NETWORK_LIST_FLAGS: &[Flag] = &[
     Flag::boolean("no-trunc", None, "Do not truncate the output"),
@@ -201,6 +208,7 @@ impl Topic {
         match self {
             Topic::Root => ROOT_FLAGS,
             Topic::NetworkCreate => NETWORK_CREATE_FLAGS,
+            Topic::NetworkRemove => NETWORK_REMOVE_FLAGS,
             Topic::NetworkList => NETWORK_LIST_FLAGS,
             Topic::NetworkConnect => NETWORK_CONNECT_FLAGS,
             Topic::Run => RUN_FLAGS,

@@ -201,7 +201,7 @@ fn execute(invocation: Invocation, leave_to_exit: bool) -> Result<i32, Failure> 
         Command::Help(_) | Command::Version { .. } | Command::Doctor => Ok(EXIT_OK),
         Command::Restore => system::restore(&manager),
         Command::NetworkCreate(args) => network::create(&manager, args),
-        Command::NetworkRemove { names } => network::remove(&manager, &names),
+        Command::NetworkRemove { names, force } => network::remove(&manager, &names, force),
         Command::NetworkList { quiet, no_trunc } => network::list(&manager, quiet, no_trunc),
         Command::NetworkInspect { names } => network::inspect(&manager, &names),
         Command::NetworkConnect(args) => network::connect(&manager, args),

@@ -25,7 +25,7 @@ pub fn create(manager: &Manager, request: NetworkCreate) -> Result<i32, Failure>
 
 /// Removes each network in turn, like docker: the ones that can go, go;
 /// the others are reported and make the exit code 1.
-pub fn remove(manager: &Manager, names: &[String]) -> Result<i32, Failure> {
+pub fn remove(manager: &Manager, names: &[String], force: bool) -> Result<i32, Failure> {
     let mut code = EXIT_OK;
     for name in names {
         match manager.remove_network(name) {
@@ -35,6 +35,8 @@ pub fn remove(manager: &Manager, names: &[String]) -> Result<i32, Failure> {
                 }
                 outln!("{name}");
             }
+            // `-f`: as Docker's, nothing said of a network that is not there.
+            Err(error) if force && error.kind() == crate::driver::ErrorKind::NotFound => {}
             Err(error) => {
                 eprintln!(
                     "{}",

@@ -420,6 +420,9 @@ const CASES: &[Case] = &[
     case(&["restore"], 1, "ipvlan: restore: damaged state file left as it is: $T/state/networks/bad.json: invalid JSON at line 1 column 2: expected a string as object key\n").stdout(RESTORED_NOTHING).with(&[BAD_JSON]),
     case(&["network", "ls"], 0, "ipvlan: warning: damaged state file left as it is: $T/state/networks/bad.json: invalid JSON at line 1 column 2: expected a string as object key\n").stdout(LS_HEADER).with(&[BAD_JSON]),
     case(&["network", "rm", "n2"], 1, "ipvlan: network rm n2: network n2 not found; a damaged state file may hold it: $T/state/networks/bad.json: invalid JSON at line 1 column 2: expected a string as object key\n").with(&[BAD_JSON]),
+    // `-f` passes over a network that is not there, not one a damaged
+    // record may hold.
+    case(&["network", "rm", "-f", "n2"], 1, "ipvlan: network rm n2: network n2 not found; a damaged state file may hold it: $T/state/networks/bad.json: invalid JSON at line 1 column 2: expected a string as object key\n").with(&[BAD_JSON]),
     // A name that is another network's ID prefix ("6e31" starts n1's ID)
     // names the network of that name, even half-created or damaged: before,
     // `rm` removed n1 and `connect` attached to it.

@@ -634,3 +634,41 @@ fn doctor_finds_the_cni_plugin_in_cni_path() {
     );
     assert!(stdout.contains(&expected), "{stdout}");
 }
+
+/// A `run` waiting for the store's lock (another command holds it) is
+/// still ended at once by a supervisor's `SIGTERM`: nothing of the
+/// container is made yet, and its signals are held only once it has the
+/// lock. Before, they were held from the start: the `SIGTERM` waited until
+/// the lock was let go (an `ipvlan` stopped with Ctrl-Z held it for good).
+#[test]
+fn a_run_waiting_for_the_lock_is_ended_by_a_signal_at_once() {
+    let scratch = scratch_dir("runlockwait");
+    let output = isolated(
+        "mkdir -p \"$IPVLAN_STATE_DIR\"\n\
+         \"$BIN\" network ls > /dev/null\n\
+         flock \"$IPVLAN_STATE_DIR/lock\" sleep 4 &\n\
+         sleep 0.5\n\
+         \"$BIN\" run --net=n1 --name=w1 true &\n\
+         run=$!\n\
+         sleep 0.5\n\
+         kill -TERM $run\n\
+         start=$(date +%s%N)\n\
+         wait $run; echo \"rc=$?\"\n\
+         echo \"ms=$(( ($(date +%s%N) - start) / 1000000 ))\"\n\
+         wait",
+        &scratch,
+    );
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.contains("rc=143"),
+        "{stdout}{}",
+        text(&output.stderr)
+    );
+    let ms: u64 = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("ms="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(ms < 2000, "ended {ms} ms after the signal: {stdout}");
+}

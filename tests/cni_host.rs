@@ -1280,6 +1280,18 @@ fn status_of_a_chained_config_asks_for_no_default_route() {
         "{}",
         String::from_utf8_lossy(&chained.stdout)
     );
+    // Ranges from `runtimeConfig.ipRanges` alone (which STATUS is never
+    // given): ready all the same.
+    let runtime_ranged = status(
+        r#"{"cniVersion": "1.1.0", "name": "d4", "type": "ipvlan", "master": "lo",
+            "ipam": {"type": "ipvlan"}}"#,
+    );
+    assert_eq!(
+        runtime_ranged.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&runtime_ranged.stdout)
+    );
     let standalone = status(
         r#"{"cniVersion": "1.1.0", "name": "d3", "type": "ipvlan",
             "ipam": {"type": "ipvlan", "subnet": "10.1.2.0/24"}}"#,

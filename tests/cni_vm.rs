@@ -322,7 +322,7 @@ fn route_table_priority_and_scope_are_applied() {
     let conf = r#"{"cniVersion": "1.1.0", "name": "rtab", "type": "ipvlan", "master": "cnim70",
         "ipam": {"type": "ipvlan", "subnet": "10.68.0.0/24",
                  "routes": [{"dst": "0.0.0.0/0", "table": 100, "priority": 200},
-                            {"dst": "192.0.2.0/24", "priority": 7, "mtu": 1400},
+                            {"dst": "192.0.2.0/24", "priority": 7, "mtu": 1400, "table": 0},
                             {"dst": "198.51.100.0/24", "scope": 200, "table": 1000}]}}"#;
     let added = cni.plugin("ADD", "ctr-rtab", &ns, conf);
     let result = added.ok().json();
@@ -330,7 +330,7 @@ fn route_table_priority_and_scope_are_applied() {
         result.get("routes").map(sorted),
         json::parse(
             r#"[{"dst": "0.0.0.0/0", "table": 100, "priority": 200},
-                {"dst": "192.0.2.0/24", "priority": 7, "mtu": 1400},
+                {"dst": "192.0.2.0/24", "priority": 7, "mtu": 1400, "table": 0},
                 {"dst": "198.51.100.0/24", "scope": 200, "table": 1000}]"#
         )
         .ok()
@@ -384,8 +384,8 @@ fn route_table_priority_and_scope_are_applied() {
         "no default route in main"
     );
 
-    // CHECK finds each route in its table; one that is not in the table
-    // its result names fails.
+    // CHECK finds each route in its table (table 0 is main, as the kernel
+    // files it); one that is not in the table its result names fails.
     let check = with_prev(conf, &result);
     cni.plugin("CHECK", "ctr-rtab", &ns, &check).ok();
     let elsewhere = check.replace(r#""table": 100"#, r#""table": 101"#);

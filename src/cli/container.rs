@@ -11,9 +11,9 @@ use super::{output, warn, Failure, EXIT_CANNOT_RUN, EXIT_FAILED, EXIT_NOT_FOUND,
 /// of it or nothing), then runs its command in the foreground (exit code:
 /// the command's) or in the background (`-d`). A container this call
 /// created is removed again when its command could not be started, or
-/// when a signal (a supervisor's `SIGTERM`, a Ctrl-C) came before it
-/// started: the signals are held from the start, so that none ends this
-/// process half-way through making the container, and one that came
+/// when a signal (a supervisor's `SIGTERM`, a Ctrl-C) came while it was
+/// made: the signals are held once the store's lock is, so that none ends
+/// this process half-way through making the container, and one that came
 /// meanwhile stops the run there (exit 128 + its number), the container
 /// taken out again, nothing started.
 pub fn run(manager: &Manager, args: RunArgs) -> Result<i32, Failure> {
@@ -31,13 +31,16 @@ pub fn run(manager: &Manager, args: RunArgs) -> Result<i32, Failure> {
             .collect(),
     };
     let signals = crate::sys::forwarded_signals();
-    // Blocked in this thread before any thread starts (they inherit it).
-    // A failure to make the container ends the block with a drop: a
-    // signal that came meanwhile then takes its default action, with
-    // nothing of the container left.
-    let held = crate::sys::SignalBlock::new(&signals).ok();
+    // Blocked in this thread once the store's lock is held (a signal
+    // still ends a run that waits for it), before anything is made and
+    // any thread starts (they inherit the mask). A failure to make the
+    // container ends the block with a drop: a signal that came meanwhile
+    // then takes its default action, with nothing of the container left.
+    let mut held = None;
     let container = manager
-        .run_container(&request)
+        .run_container_once_locked(&request, &mut || {
+            held = crate::sys::SignalBlock::new(&signals).ok();
+        })
         .map_err(|error| Failure::driver("run", &error))?;
     let name = container.name.clone();
     if let Ok(Some(signal)) = crate::sys::take_pending(&signals) {

@@ -35,8 +35,12 @@ pub fn remove(manager: &Manager, names: &[String], force: bool) -> Result<i32, F
                 }
                 outln!("{name}");
             }
-            // `-f`: as Docker's, nothing said of a network that is not there.
-            Err(error) if force && error.kind() == crate::driver::ErrorKind::NotFound => {}
+            // `-f`: as Docker's, nothing said of a network that is not
+            // there; one that a damaged record may hold is still said.
+            Err(error)
+                if force
+                    && error.kind() == crate::driver::ErrorKind::NotFound
+                    && manager.networks().is_ok_and(|l| l.damaged.is_empty()) => {}
             Err(error) => {
                 eprintln!(
                     "{}",

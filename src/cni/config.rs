@@ -219,8 +219,13 @@ impl NetConf {
         } else {
             (Vec::new(), Vec::new())
         };
+        // Only an ADD allocates: STATUS is never given `runtimeConfig`, so
+        // a config whose ranges come only from there is ready without.
         if let Some(Ipam::Ours(host_local)) = &ipam {
-            if !releasing && host_local.range_sets.is_empty() && runtime_ranges.is_empty() {
+            if command == Command::Add
+                && host_local.range_sets.is_empty()
+                && runtime_ranges.is_empty()
+            {
                 return Err(CniError::new(
                     ErrorCode::InvalidConfig,
                     "ipam: no IP ranges specified (set ipam.ranges or ipam.subnet, or pass runtimeConfig.ipRanges)",

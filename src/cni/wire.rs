@@ -413,7 +413,7 @@ pub fn add(env: &Env, conf: &NetConf, input: &[u8]) -> Result<CniResult, CniErro
                 ResultRoute {
                     dst: r.dst,
                     gw: r.gw.or(gateway),
-                    table: r.table,
+                    table: route_table(r),
                     priority: r.priority,
                     scope: r.scope,
                 }
@@ -521,7 +521,7 @@ pub fn check(env: &Env, conf: &NetConf, input: &[u8]) -> Result<(), CniError> {
         attach::run_ipam(env, plugin, Command::Check, input)?;
     }
     let manager = manager(env)?;
-    let tables: Vec<u32> = prev.routes.iter().filter_map(|r| r.table).collect();
+    let tables: Vec<u32> = prev.routes.iter().filter_map(route_table).collect();
     let found = manager
         .cni_check(&conf.name, &who.container_id, &who.ifname, netns, &tables)
         .map_err(runtime)?;
@@ -591,7 +591,7 @@ pub fn check(env: &Env, conf: &NetConf, input: &[u8]) -> Result<(), CniError> {
         let there = found.routes.iter().any(|&(dst, gw, table)| {
             dst == route.dst.trunc()
                 && route.gw.map_or(true, |g| gw == Some(g))
-                && table == route.table.unwrap_or(crate::rtnl::route::MAIN_TABLE)
+                && table == route_table(route).unwrap_or(crate::rtnl::route::MAIN_TABLE)
         });
         if !there {
             return Err(CniError::internal(format!(
@@ -600,13 +600,18 @@ pub fn check(env: &Env, conf: &NetConf, input: &[u8]) -> Result<(), CniError> {
                 netns.display(),
                 route.dst,
                 route.gw.map_or(String::new(), |g| format!(" via {g}")),
-                route
-                    .table
-                    .map_or(String::new(), |t| format!(" in table {t}"))
+                route_table(route).map_or(String::new(), |t| format!(" in table {t}"))
             )));
         }
     }
     Ok(())
+}
+
+/// A result route's table; none for the main one, which `"table": 0`
+/// names too (the kernel files a route of table 0 in main, as Go's
+/// netlink does for the reference plugins).
+fn route_table(route: &super::result::Route) -> Option<u32> {
+    route.table.filter(|&table| table != 0)
 }
 
 fn list(addresses: &[IpNet]) -> String {

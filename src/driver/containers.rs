@@ -41,7 +41,8 @@ impl Manager {
             name: name.map(str::to_string),
             networks: Vec::new(),
         };
-        self.make_run(&request).map_err(|(_, error)| error)
+        self.make_run(&request, &mut || {})
+            .map_err(|(_, error)| error)
     }
 
     /// What `run` does before its command starts, as one change: creates
@@ -68,16 +69,34 @@ impl Manager {
     /// # Ok::<(), ipvlan::driver::Error>(())
     /// ```
     pub fn run_container(&self, request: &RunRequest) -> Result<ContainerInfo, Error> {
-        self.make_run(request).map_err(|(step, error)| match step {
-            Step::Container => error.context("creating the container"),
-            Step::Network => error,
-        })
+        self.run_container_once_locked(request, &mut || {})
+    }
+
+    /// [`Manager::run_container`], calling `once_locked` as soon as the
+    /// store's lock is held, before anything is made: a caller that must
+    /// not be ended half-way through (`ipvlan run` blocks its signals
+    /// there) can still be ended while it waits for the lock.
+    pub fn run_container_once_locked(
+        &self,
+        request: &RunRequest,
+        once_locked: &mut dyn FnMut(),
+    ) -> Result<ContainerInfo, Error> {
+        self.make_run(request, once_locked)
+            .map_err(|(step, error)| match step {
+                Step::Container => error.context("creating the container"),
+                Step::Network => error,
+            })
     }
 
     /// [`Manager::run_container`]; an error comes with the step it ended.
-    fn make_run(&self, request: &RunRequest) -> Result<ContainerInfo, (Step, Error)> {
+    fn make_run(
+        &self,
+        request: &RunRequest,
+        once_locked: &mut dyn FnMut(),
+    ) -> Result<ContainerInfo, (Step, Error)> {
         let container = |error: Error| (Step::Container, error);
         let state = self.store.lock().map_err(|e| container(e.into()))?;
+        once_locked();
         let name = self
             .free_container_name(&state, request.name.as_deref())
             .map_err(container)?;

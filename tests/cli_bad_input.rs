@@ -419,6 +419,17 @@ const CASES: &[Case] = &[
     case(&["network", "create", "n2"], 1, "ipvlan: network create n2: damaged state file $T/state/networks/bad.json: invalid JSON at line 1 column 2: expected a string as object key; a new network could clash with the one it records (name, subnets, parent): repair it or move it out of the state directory first\n").with(&[BAD_JSON]),
     case(&["restore"], 1, "ipvlan: restore: damaged state file left as it is: $T/state/networks/bad.json: invalid JSON at line 1 column 2: expected a string as object key\n").stdout(RESTORED_NOTHING).with(&[BAD_JSON]),
     case(&["network", "ls"], 0, "ipvlan: warning: damaged state file left as it is: $T/state/networks/bad.json: invalid JSON at line 1 column 2: expected a string as object key\n").stdout(LS_HEADER).with(&[BAD_JSON]),
+    // `ls --filter`, as Docker's: unknown keys and values named; filters of
+    // one key are alternatives, of several keys all apply.
+    case(&["network", "ls", "-f", "foo=bar"], 1, "ipvlan: network ls: invalid filter 'foo'\n"),
+    case(&["network", "ls", "--filter", "name"], 1, "ipvlan: network ls: bad format of filter \"name\" (expected name=value)\n"),
+    case(&["network", "ls", "-f", "type=x"], 1, "ipvlan: network ls: invalid filter 'type=x'\n"),
+    case(&["network", "ls", "-q", "-f", "name=n1"], 0, "").stdout("6e3100000000\n").with(&[Network, DualStack]),
+    case(&["network", "ls", "-q", "-f", "name=n1", "-f", "name=n6"], 0, "").stdout("6e3100000000\n6e3600000000\n").with(&[Network, DualStack]),
+    case(&["network", "ls", "-q", "-f", "name=^n", "-f", "id=6e36"], 0, "").stdout("6e3600000000\n").with(&[Network, DualStack]),
+    case(&["network", "ls", "-q", "-f", "name=1$", "-f", "driver=ipvlan", "-f", "type=custom", "-f", "scope=local"], 0, "").stdout("6e3100000000\n").with(&[Network, DualStack]),
+    case(&["network", "ls", "-f", "label=a=b"], 0, "").stdout(LS_HEADER).with(&[Network]),
+    case(&["network", "ls", "-f", "name=^1"], 0, "").stdout(LS_HEADER).with(&[Network]),
     case(&["network", "rm", "n2"], 1, "ipvlan: network rm n2: network n2 not found; a damaged state file may hold it: $T/state/networks/bad.json: invalid JSON at line 1 column 2: expected a string as object key\n").with(&[BAD_JSON]),
     // `-f` passes over a network that is not there, not one a damaged
     // record may hold.

@@ -298,6 +298,7 @@ fn walkthrough_other_lines() {
             Command::NetworkList {
                 quiet: false,
                 no_trunc: false,
+                filters: Vec::new(),
             },
         ),
         (
@@ -305,6 +306,7 @@ fn walkthrough_other_lines() {
             Command::NetworkList {
                 quiet: true,
                 no_trunc: true,
+                filters: Vec::new(),
             },
         ),
         (
@@ -417,7 +419,8 @@ fn state_dir_is_a_global_option() {
             invocation.command,
             Command::NetworkList {
                 quiet: false,
-                no_trunc: false
+                no_trunc: false,
+                filters: Vec::new(),
             }
         );
     }

@@ -47,6 +47,8 @@ pub enum Command {
         quiet: bool,
         /// `--no-trunc`: print full IDs instead of the short ones.
         no_trunc: bool,
+        /// `-f KEY=VALUE`, in command-line order (see [`NetworkFilter`]).
+        filters: Vec<NetworkFilter>,
     },
     /// `network inspect`.
     NetworkInspect {
@@ -281,6 +283,105 @@ fn operands(
     Err(ArgError::Usage(message))
 }
 
+/// One `network ls --filter KEY=VALUE`, as Docker's: filters of one key
+/// match when any of them does, filters of several keys when each key's
+/// does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NetworkFilter {
+    /// `name=TEXT`: the name holds TEXT (`^` and `$` anchor it at its
+    /// start and end; Docker reads a regular expression).
+    Name(String),
+    /// `id=TEXT`: the ID holds TEXT, anchored the same way.
+    Id(String),
+    /// `driver=NAME`: the driver is NAME.
+    Driver(String),
+    /// `type=custom|builtin`: every network of ours is a custom one.
+    Custom(bool),
+    /// `scope=local|swarm|global`: every network of ours is local.
+    Local(bool),
+    /// `label=...`: our networks carry no labels; matches none.
+    Label,
+}
+
+impl NetworkFilter {
+    fn parse(text: &str) -> Result<NetworkFilter, ArgError> {
+        let Some((key, value)) = text.split_once('=') else {
+            return Err(ArgError::Value(format!(
+                "bad format of filter {text:?} (expected name=value)"
+            )));
+        };
+        let value = value.to_string();
+        Ok(match key {
+            "name" => NetworkFilter::Name(value),
+            "id" => NetworkFilter::Id(value),
+            "driver" => NetworkFilter::Driver(value),
+            "label" => NetworkFilter::Label,
+            "type" if value == "custom" || value == "builtin" => {
+                NetworkFilter::Custom(value == "custom")
+            }
+            "scope" if ["local", "swarm", "global"].contains(&value.as_str()) => {
+                NetworkFilter::Local(value == "local")
+            }
+            "type" | "scope" => {
+                return Err(ArgError::Value(format!("invalid filter '{key}={value}'")))
+            }
+            _ => return Err(ArgError::Value(format!("invalid filter '{key}'"))),
+        })
+    }
+
+    /// The key it filters on: filters of one key are alternatives.
+    fn key(&self) -> u8 {
+        match self {
+            NetworkFilter::Name(_) => 0,
+            NetworkFilter::Id(_) => 1,
+            NetworkFilter::Driver(_) => 2,
+            NetworkFilter::Custom(_) => 3,
+            NetworkFilter::Local(_) => 4,
+            NetworkFilter::Label => 5,
+        }
+    }
+
+    fn matches_one(&self, name: &str, id: &str, driver: &str) -> bool {
+        match self {
+            NetworkFilter::Name(text) => holds(name, text),
+            NetworkFilter::Id(text) => holds(id, text),
+            NetworkFilter::Driver(wanted) => driver == wanted,
+            NetworkFilter::Custom(custom) | NetworkFilter::Local(custom) => *custom,
+            NetworkFilter::Label => false,
+        }
+    }
+
+    /// Whether a network (`name`, `id`, `driver`) passes every key of
+    /// `filters`.
+    pub fn all_match(filters: &[NetworkFilter], name: &str, id: &str, driver: &str) -> bool {
+        filters.iter().all(|filter| {
+            filters
+                .iter()
+                .filter(|other| other.key() == filter.key())
+                .any(|other| other.matches_one(name, id, driver))
+        })
+    }
+}
+
+/// Whether `text` holds `wanted`, a `^` before it anchoring it at the
+/// start and a `$` after it at the end.
+fn holds(text: &str, wanted: &str) -> bool {
+    let (start, wanted) = match wanted.strip_prefix('^') {
+        Some(rest) => (true, rest),
+        None => (false, wanted),
+    };
+    let (end, wanted) = match wanted.strip_suffix('$') {
+        Some(rest) => (true, rest),
+        None => (false, wanted),
+    };
+    match (start, end) {
+        (true, true) => text == wanted,
+        (true, false) => text.starts_with(wanted),
+        (false, true) => text.ends_with(wanted),
+        (false, false) => text.contains(wanted),
+    }
+}
+
 fn build(topic: Topic, matches: Matches) -> Result<Command, ArgError> {
     let command = match topic {
         Topic::NetworkCreate => {
@@ -299,6 +400,11 @@ fn build(topic: Topic, matches: Matches) -> Result<Command, ArgError> {
             Command::NetworkList {
                 quiet: matches.is_set("quiet"),
                 no_trunc: matches.is_set("no-trunc"),
+                filters: matches
+                    .all("filter")
+                    .into_iter()
+                    .map(NetworkFilter::parse)
+                    .collect::<Result<_, _>>()?,
             }
         }
         Topic::NetworkInspect => {

@@ -125,6 +125,12 @@ pub const NETWORK_REMOVE_FLAGS: &[Flag] = &[Flag::boolean(
 
 /// Options of `network ls`.
 pub const NETWORK_LIST_FLAGS: &[Flag] = &[
+    Flag::valued(
+        "filter",
+        Some('f'),
+        "KEY=VALUE",
+        "Filter the networks: name, id, driver, type, scope, label (repeatable)",
+    ),
     Flag::boolean("no-trunc", None, "Do not truncate the output"),
     Flag::boolean("quiet", Some('q'), "Only display network IDs"),
 ];

@@ -202,7 +202,11 @@ fn execute(invocation: Invocation, leave_to_exit: bool) -> Result<i32, Failure> 
         Command::Restore => system::restore(&manager),
         Command::NetworkCreate(args) => network::create(&manager, args),
         Command::NetworkRemove { names, force } => network::remove(&manager, &names, force),
-        Command::NetworkList { quiet, no_trunc } => network::list(&manager, quiet, no_trunc),
+        Command::NetworkList {
+            quiet,
+            no_trunc,
+            filters,
+        } => network::list(&manager, quiet, no_trunc, &filters),
         Command::NetworkInspect { names } => network::inspect(&manager, &names),
         Command::NetworkConnect(args) => network::connect(&manager, args),
         Command::NetworkDisconnect { network, targets } => {

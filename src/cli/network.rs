@@ -63,13 +63,26 @@ pub fn warn_damaged(damaged: &[Damaged]) {
 /// Lists what can be read; each damaged record is a warning on stderr
 /// and the exit code stays 0, so a boot script still sees every good
 /// network (`restore` is the command that fails on damage).
-pub fn list(manager: &Manager, quiet: bool, no_trunc: bool) -> Result<i32, Failure> {
+pub fn list(
+    manager: &Manager,
+    quiet: bool,
+    no_trunc: bool,
+    filters: &[super::command::NetworkFilter],
+) -> Result<i32, Failure> {
     // Network records only, read once and without the lock: `ls` must
     // neither wait for nor hold up a writer.
     let list = manager
         .network_list()
         .map_err(|error| Failure::driver("network ls", &error))?;
     let mut networks = list.networks;
+    networks.items.retain(|network| {
+        super::command::NetworkFilter::all_match(
+            filters,
+            &network.name,
+            &network.id,
+            &network.driver,
+        )
+    });
     // In natural order of their names, as `docker network ls` prints them.
     crate::order::sort_by(&mut networks.items, |a, b| {
         crate::text::natural_cmp(&a.name, &b.name)

@@ -632,14 +632,20 @@ impl SignalBlock {
     /// caller.
     pub fn end(self) {
         let set = signal_set(&self.added);
-        let none = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: `set` and `none` are live for the call; no siginfo is
-        // asked for. Each call takes one pending signal; EAGAIN: none left.
-        while unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &none) } > 0 {}
+        while take_now(&set) > 0 {}
     }
+}
+
+/// Takes one pending signal of `set`, without waiting: its number, or -1
+/// (`EAGAIN`) when none of them is pending.
+fn take_now(set: &libc::sigset_t) -> libc::c_int {
+    let none = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `set` and `none` are live for the call; no siginfo is asked
+    // for.
+    unsafe { libc::sigtimedwait(set, std::ptr::null_mut(), &none) }
 }
 
 /// Takes one of `signals` that is pending (blocked, sent meanwhile) and
@@ -668,14 +674,7 @@ pub fn take_pending(signals: &[libc::c_int]) -> io::Result<Option<libc::c_int>> 
         {
             continue;
         }
-        let one = signal_set(&[signal]);
-        let none = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: `one` and `none` are live for the call; no siginfo is
-        // asked for.
-        if unsafe { libc::sigtimedwait(&one, std::ptr::null_mut(), &none) } == signal {
+        if take_now(&signal_set(&[signal])) == signal {
             return Ok(Some(signal));
         }
     }

@@ -329,18 +329,6 @@ impl NetworkFilter {
         })
     }
 
-    /// The key it filters on: filters of one key are alternatives.
-    fn key(&self) -> u8 {
-        match self {
-            NetworkFilter::Name(_) => 0,
-            NetworkFilter::Id(_) => 1,
-            NetworkFilter::Driver(_) => 2,
-            NetworkFilter::Custom(_) => 3,
-            NetworkFilter::Local(_) => 4,
-            NetworkFilter::Label => 5,
-        }
-    }
-
     fn matches_one(&self, name: &str, id: &str, driver: &str) -> bool {
         match self {
             NetworkFilter::Name(text) => holds(name, text),
@@ -352,12 +340,13 @@ impl NetworkFilter {
     }
 
     /// Whether a network (`name`, `id`, `driver`) passes every key of
-    /// `filters`.
+    /// `filters` (a variant is a key: filters of one are alternatives).
     pub fn all_match(filters: &[NetworkFilter], name: &str, id: &str, driver: &str) -> bool {
+        let key = std::mem::discriminant::<NetworkFilter>;
         filters.iter().all(|filter| {
             filters
                 .iter()
-                .filter(|other| other.key() == filter.key())
+                .filter(|other| key(other) == key(filter))
                 .any(|other| other.matches_one(name, id, driver))
         })
     }

@@ -444,9 +444,9 @@ impl HostLocal {
                 }
             }
         }
-        // None at all is refused once `runtimeConfig.ipRanges` is read
-        // too (see `NetConf::read`): host-local takes ranges from there
-        // alone.
+        // None at all is refused by an ADD once `runtimeConfig.ipRanges`
+        // is read too (see `NetConf::read`): host-local takes ranges from
+        // there alone.
         range_sets.extend(read_range_sets(ipam, "ranges")?);
         check_sets(&range_sets, &ipam.path("ranges"))?;
         let mut routes = Vec::new();

@@ -302,10 +302,7 @@ pub(crate) fn adopt_made_parent(
     record: &NetworkRecord,
 ) -> Result<(), Error> {
     for sibling in networks {
-        if sibling.id != record.id
-            && sibling.parent == record.parent
-            && sibling.parent_origin == ParentOrigin::Existing
-        {
+        if takes_over(sibling, record) {
             let mut sibling = sibling.clone();
             sibling.parent_origin = record.parent_origin.clone();
             sibling.parent_index = record.parent_index;
@@ -318,29 +315,34 @@ pub(crate) fn adopt_made_parent(
 /// For `restore` rolling back `record`'s create: when the parent it made is
 /// there and ours (see [`is_ours`]) and networks of `networks` on the same
 /// name record it as another tool's, they take it over (records and
-/// `networks` alike, see [`adopt_made_parent`]), so that the last of them
-/// to go deletes it.
+/// `networks` alike, as [`adopt_made_parent`] hands it over), so that the
+/// last of them to go deletes it.
 pub(crate) fn adopt_kept_parent(
     host: &Handle,
     state: &Locked<'_>,
     networks: &mut [NetworkRecord],
     record: &NetworkRecord,
 ) -> Result<(), Error> {
-    let adopters = |n: &NetworkRecord| {
-        n.id != record.id && n.parent == record.parent && n.parent_origin == ParentOrigin::Existing
-    };
     if record.parent_origin == ParentOrigin::Existing
-        || !networks.iter().any(adopters)
+        || !networks.iter().any(|n| takes_over(n, record))
         || ours_there(host, record).is_none()
     {
         return Ok(());
     }
-    adopt_made_parent(state, networks, record)?;
-    for network in networks.iter_mut().filter(|n| adopters(n)) {
+    for network in networks.iter_mut().filter(|n| takes_over(n, record)) {
         network.parent_origin = record.parent_origin.clone();
         network.parent_index = record.parent_index;
+        state.put_network(network)?;
     }
     Ok(())
+}
+
+/// Whether `sibling` takes over the parent `record` made: another network
+/// on the same parent name that records it as another tool's.
+fn takes_over(sibling: &NetworkRecord, record: &NetworkRecord) -> bool {
+    sibling.id != record.id
+        && sibling.parent == record.parent
+        && sibling.parent_origin == ParentOrigin::Existing
 }
 
 /// Makes every network of ours on `network`'s parent record the index of

@@ -472,6 +472,29 @@ fn one_attach_stays_within_its_system_call_budget() {
             "{what} opens an endpoint directory: {endpoint_dirs:?}"
         );
     }
+    // A container's view is one symlink, `/etc/netns/NAME` to its
+    // network's view directory (made by the network's first attach): no
+    // directory made and its mode set, no marker of ours made beside it;
+    // a detach removes the link alone. Before, a mkdir, a chmod, a mknodat
+    // (the marker) and a symlink an attach; a readlink, two unlinks, a
+    // stat and a rmdir a detach.
+    for (what, trace) in [("network connect", &connect), ("run -d", &run)] {
+        for call in ["mkdir(", "mknodat(", "chmod("] {
+            let made = trace.lines_with(&[call, "/etc-netns/"]);
+            assert!(made.is_empty(), "{what}: {made:?}");
+        }
+        let views = trace.lines_with(&["symlink(", "/etc-netns/"]);
+        assert_eq!(views.len(), 1, "{what}: one view link: {views:?}");
+    }
+    for call in ["rmdir", "unlink"] {
+        let wanted = usize::from(call == "unlink");
+        assert_eq!(
+            disconnect.count(call),
+            wanted,
+            "network disconnect: {call}: {}",
+            disconnect.report("network disconnect")
+        );
+    }
     // A detach's intent goes into the commit log's page: no temporary
     // record renamed over the endpoint's (on ext4 a rename over a file
     // starts the new file's writeback at once). The container is on one
@@ -608,6 +631,22 @@ fn a_batch_stays_within_its_system_call_budget_per_target() {
             threads,
             "{what} starts {threads} threads: {}",
             trace.report(what)
+        );
+    }
+    for (trace, count) in [(&connect_small, small), (&connect_large, large)] {
+        for call in ["mkdir", "mknodat", "chmod"] {
+            assert_eq!(
+                trace.count(call),
+                0,
+                "batch connect: {call}: {}",
+                trace.report("batch connect")
+            );
+        }
+        let views = trace.lines_with(&["symlink(", "/etc-netns/"]);
+        assert_eq!(
+            views.len(),
+            count,
+            "batch connect: a view link each: {views:?}"
         );
     }
     for trace in [&connect_small, &connect_large] {

@@ -599,11 +599,7 @@ impl Manager {
 
     /// The name views under the held lock.
     pub(crate) fn names<'a>(&'a self, state: &'a Locked<'a>) -> Names<'a> {
-        Names {
-            state,
-            etc_netns_dir: &self.config.etc_netns_dir,
-            missing_view: None,
-        }
+        Names::new(state, &self.config.etc_netns_dir)
     }
 
     /// What refuses an attach before anything is taken: the target's path

@@ -6,9 +6,9 @@
 //! 0), carry our port id and the request's sequence number; anything else (a
 //! late reply to an abandoned request) is skipped. Errors carry the kernel's
 //! extended-ack text (`NETLINK_EXT_ACK`); the ACKs of batches are capped
-//! (`NETLINK_CAP_ACK`, asked for before the first batch: a single request
-//! needs no budget, and its error ACK, which then echoes the request, fits
-//! the buffer all the same).
+//! (`NETLINK_CAP_ACK`) only when a batch would not fit the receive buffer
+//! without it: a single request needs no budget, and a few requests' error
+//! ACKs, which then echo their requests, fit the buffer all the same.
 //!
 //! A command sends a handful of requests, so a socket costs only what it
 //! uses: the kernel binds it at the first send and its first answer tells
@@ -365,13 +365,27 @@ impl Socket {
             None => {
                 let recv = sys::getsockopt_int(self.fd.as_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF)?;
                 let recv = usize::try_from(recv).unwrap_or(0);
-                let limits = BatchLimits::new(UNASKED_SEND_BUF, recv, self.capped_acks()?);
+                // Budgeted as uncapped (each error's ACK echoing its
+                // request) until a batch needs capped ACKs to fit: an
+                // attach's few requests fit either way, and ask nothing.
+                let capped = self.capped_acks.get().unwrap_or(false);
+                let limits = BatchLimits::new(UNASKED_SEND_BUF, recv, capped);
                 self.limits.set(Some(limits));
                 limits
             }
         };
         if self.sized.get() || limits.next_batch(msgs) == msgs.len() {
             return Ok(limits);
+        }
+        if self.capped_acks.get().is_none() {
+            let capped = BatchLimits {
+                capped_acks: self.capped_acks()?,
+                ..limits
+            };
+            self.limits.set(Some(capped));
+            if capped.next_batch(msgs) == msgs.len() {
+                return Ok(capped);
+            }
         }
         self.size_buffers(RECV_BUF)
     }
@@ -926,14 +940,15 @@ mod tests {
                 let bytes = sys::getsockopt_int(socket.fd.as_fd(), libc::SOL_SOCKET, name);
                 bytes.unwrap() as usize
             };
-            // A few requests go with the buffers the socket was born with.
+            // A few requests go with the buffers the socket was born with,
+            // and ACKs uncapped.
             let default_recv = granted(libc::SO_RCVBUF);
             socket
                 .request_batch(&vec![set_up_request(LO, true); 4])
                 .unwrap();
             assert_eq!(
                 socket.limits.get(),
-                Some(BatchLimits::new(UNASKED_SEND_BUF, default_recv, true))
+                Some(BatchLimits::new(UNASKED_SEND_BUF, default_recv, false))
             );
             assert!(!socket.sized.get());
             // A batch larger than those allow raises them first.
@@ -1061,6 +1076,54 @@ mod tests {
             assert!(err.to_string().contains("of 100 is unknown"), "{err}");
             // Nothing stale is left behind: the next request gets its own ACK.
             socket.request(&set_up_request(LO, true)).unwrap();
+            assert_eq!(rmem_alloc(&socket), 0);
+        });
+    }
+
+    /// `NETLINK_CAP_ACK` is asked for only by a batch that needs it to
+    /// fit: an attach's pipeline (address, up, route) asks for the
+    /// receive buffer and nothing else (one `setsockopt` fewer a
+    /// namespace); a batch too large for uncapped ACKs still gets them
+    /// capped before the buffers are raised.
+    #[test]
+    fn acks_are_capped_only_for_a_batch_that_needs_it() {
+        in_fresh_netns(|| {
+            let capped = |socket: &Socket| {
+                sys::getsockopt_int(socket.fd.as_fd(), SOL_NETLINK, NETLINK_CAP_ACK).unwrap()
+            };
+            let refused = RouteSpec::to("10.8.0.0/16".parse().unwrap())
+                .via("192.0.2.1".parse().unwrap())
+                .add_request()
+                .unwrap();
+            let socket = Socket::open().unwrap();
+            let three = [set_up_request(LO, true), refused.clone(), refused.clone()];
+            let results = socket.request_batch(&three).unwrap();
+            assert!(results[0].is_ok());
+            assert_eq!(
+                results[2].as_ref().err().and_then(|e| e.errno()),
+                Some(libc::ENETUNREACH)
+            );
+            assert_eq!(
+                capped(&socket),
+                0,
+                "a pipeline of three asked for capped ACKs"
+            );
+            assert!(!socket.sized.get());
+            assert_eq!(rmem_alloc(&socket), 0);
+
+            // The smallest buffer: 64 uncapped error ACKs do not fit it.
+            let socket = Socket::open().unwrap();
+            socket.size_buffers(0).unwrap();
+            socket.capped_acks.set(None);
+            socket.sized.set(false);
+            socket.limits.set(None);
+            sys::setsockopt_int(socket.fd.as_fd(), SOL_NETLINK, NETLINK_CAP_ACK, 0).unwrap();
+            let many = vec![refused.clone(); 64];
+            let results = socket.request_batch(&many).unwrap();
+            assert!(results
+                .iter()
+                .all(|r| r.as_ref().err().and_then(|e| e.errno()) == Some(libc::ENETUNREACH)));
+            assert_eq!(capped(&socket), 1, "a batch that needed capped ACKs");
             assert_eq!(rmem_alloc(&socket), 0);
         });
     }

@@ -486,6 +486,11 @@ fn one_attach_stays_within_its_system_call_budget() {
         let views = trace.lines_with(&["symlink(", "/etc-netns/"]);
         assert_eq!(views.len(), 1, "{what}: one view link: {views:?}");
     }
+    // The network's union markers (a directory only there while one of
+    // its containers is on several networks) are looked for once: twice
+    // before, by the hosts file's refresh and by the container's view.
+    let markers = disconnect.lines_with(&["hosts/unions/"]);
+    assert_eq!(markers.len(), 1, "network disconnect: {markers:?}");
     for call in ["rmdir", "unlink"] {
         let wanted = usize::from(call == "unlink");
         assert_eq!(

@@ -696,6 +696,8 @@ pub(crate) struct Names<'a> {
     /// View directories found whole (or made) by this operation: a batch's
     /// targets on one network link to the same one, looked at once.
     views_whole: RefCell<Vec<PathBuf>>,
+    /// Networks whose union markers directory this operation found missing.
+    markers_absent: RefCell<Vec<String>>,
 }
 
 impl<'a> Names<'a> {
@@ -707,6 +709,7 @@ impl<'a> Names<'a> {
             etc_netns_dir,
             missing_view: None,
             views_whole: RefCell::new(Vec::new()),
+            markers_absent: RefCell::new(Vec::new()),
         }
     }
     /// Appends the endpoint's names to its network's hosts file and points
@@ -881,11 +884,11 @@ impl<'a> Names<'a> {
         network: &NetworkRecord,
         known: Option<&EndpointRecord>,
     ) -> Result<(), Error> {
-        let markers = self.state.union_markers_dir(&network.id);
         // Only there while a container of the network is on several.
-        if !self.state.check_dir_if_present(&markers)? {
+        if !self.markers_present(&network.id)? {
             return Ok(());
         }
+        let markers = self.state.union_markers_dir(&network.id);
         let Ok(entries) = fs::read_dir(&markers) else {
             return Ok(());
         };
@@ -963,6 +966,9 @@ impl<'a> Names<'a> {
                 // A link where the marker belongs is refused, not followed.
                 if !fs::symlink_metadata(&marker).is_ok_and(|m| m.is_file()) {
                     state.ensure_dir(&markers)?;
+                    self.markers_absent
+                        .borrow_mut()
+                        .retain(|id| id != network_id);
                     crate::store::open_regular(
                         &marker,
                         OpenOptions::new()
@@ -973,7 +979,7 @@ impl<'a> Names<'a> {
                     )
                     .map_err(|e| io("writing", &marker, e))?;
                 }
-            } else if state.check_dir_if_present(&markers)? {
+            } else if self.markers_present(network_id)? {
                 let _ = fs::remove_file(&marker);
             }
         }
@@ -1005,6 +1011,28 @@ impl<'a> Names<'a> {
             let _ = fs::remove_file(&union);
         }
         Ok(())
+    }
+
+    /// Whether the network's union markers directory is there (checked),
+    /// a directory found missing not looked for again by this operation
+    /// (a detach asks for its network's twice) until it makes one.
+    fn markers_present(&self, network_id: &str) -> Result<bool, Error> {
+        if self
+            .markers_absent
+            .borrow()
+            .iter()
+            .any(|id| id == network_id)
+        {
+            return Ok(false);
+        }
+        let markers = self.state.union_markers_dir(network_id);
+        let present = self.state.check_dir_if_present(&markers)?;
+        if !present {
+            self.markers_absent
+                .borrow_mut()
+                .push(network_id.to_string());
+        }
+        Ok(present)
     }
 
     /// [`link_view`] of `target` through `view` (its view directory in

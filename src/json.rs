@@ -633,6 +633,37 @@ impl ObjectWriter {
         self
     }
 
+    /// An object member whose members are `entries`, strings under keys
+    /// of the caller's (escaped as needed), in that order: a record's map
+    /// of ids, written as `to_pretty` (or `to_compact`) writes one.
+    pub fn str_map<'e>(
+        &mut self,
+        key: &'static str,
+        entries: impl IntoIterator<Item = (&'e str, &'e str)>,
+    ) -> &mut Self {
+        let pretty = self.pretty;
+        let out = self.key(key);
+        let mut members = 0;
+        for (name, value) in entries {
+            out.push_str(match (members > 0, pretty) {
+                (false, false) => "{",
+                (true, false) => ",",
+                (false, true) => "{\n        ",
+                (true, true) => ",\n        ",
+            });
+            write_string(out, name);
+            out.push_str(if pretty { ": " } else { ":" });
+            write_string(out, value);
+            members += 1;
+        }
+        out.push_str(match (members > 0, pretty) {
+            (false, _) => "{}",
+            (true, false) => "}",
+            (true, true) => "\n    }",
+        });
+        self
+    }
+
     /// A `null` member.
     pub fn null(&mut self, key: &'static str) -> &mut Self {
         self.key(key).push_str("null");
@@ -1018,7 +1049,10 @@ mod tests {
                 .opt_u64("none", None)
                 .bool("yes", true)
                 .bool("no", false)
-                .null("nothing");
+                .null("nothing")
+                .str_map("ids", [("a\"b", "1"), ("c", "2\n")])
+                .str_map("one", [("k", "v")])
+                .str_map("none_at_all", []);
             object.finish()
         };
         let value = Value::object([
@@ -1032,6 +1066,12 @@ mod tests {
             ("yes", Value::from(true)),
             ("no", Value::from(false)),
             ("nothing", Value::Null),
+            (
+                "ids",
+                Value::object([("a\"b", Value::from("1")), ("c", Value::from("2\n"))]),
+            ),
+            ("one", Value::object([("k", Value::from("v"))])),
+            ("none_at_all", Value::object(Vec::<(String, Value)>::new())),
         ]);
         assert_eq!(writer(true), value.to_pretty().unwrap());
         assert_eq!(writer(false), value.to_compact().unwrap());

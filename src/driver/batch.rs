@@ -109,6 +109,7 @@ impl Manager {
                 .map_err(|e| e.context(attaching(target, &network.name)))?;
             target.forget_legacy_ids();
         }
+        check_hosts_dir(&state, network)?;
         let cursors = state.cursors(network)?;
         let put_back_cursors = || {
             let _ = state.put_cursors(network, &cursors);

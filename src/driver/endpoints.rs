@@ -548,6 +548,7 @@ impl Manager {
     ) -> Result<EndpointInfo, Error> {
         let parent = parent_link(host, network)?;
         self.check_attach(state, network, target, req)?;
+        check_hosts_dir(state, network)?;
         // As found, put back with the rest should the attach fail later:
         // a refused attach leaves even that hint as it was, as a batch
         // does. Read once: the allocation reuses what this read.
@@ -604,7 +605,9 @@ impl Manager {
 
     /// What refuses an attach before anything is taken: the target's path
     /// leads elsewhere now, it is attached already, an address family the
-    /// network lacks, a name view that is not ours.
+    /// network lacks, a name view that is not ours. The network's hosts
+    /// directory is the caller's to check ([`check_hosts_dir`]), once for
+    /// all its targets.
     pub(crate) fn check_attach(
         &self,
         state: &Locked<'_>,
@@ -639,7 +642,7 @@ impl Manager {
             )?;
             target.view_missing.set(missing);
         }
-        check_hosts_dir(state, network)
+        Ok(())
     }
 
     /// The state of an attach that passed [`Manager::check_attach`]: a

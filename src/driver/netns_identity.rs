@@ -1067,20 +1067,24 @@ impl ContainerIndex {
             state.remove_derived_record(CONTAINER_ENDPOINTS, &self.container)?;
             return Ok(());
         }
-        let entries = self
-            .entries
-            .iter()
-            .map(|(network, id)| (network.as_str(), Value::from(id.as_str())));
-        let value = Value::object([
-            ("version", Value::from(RECORD_VERSION)),
-            ("container", Value::from(self.container.as_str())),
-            ("endpoints", Value::object(entries)),
-        ]);
-        if self.absent {
-            state.put_new_derived_record(CONTAINER_ENDPOINTS, &self.container, &value)?;
-        } else {
-            state.put_derived_record(CONTAINER_ENDPOINTS, &self.container, &value)?;
-        }
+        // Written as text: a value tree built, encoded and held cost a
+        // batch's target more than any other of its records.
+        let mut object = crate::json::ObjectWriter::new(true);
+        object
+            .u64("version", RECORD_VERSION)
+            .str("container", &self.container)
+            .str_map(
+                "endpoints",
+                self.entries
+                    .iter()
+                    .map(|(network, id)| (network.as_str(), id.as_str())),
+            );
+        state.put_derived_text(
+            CONTAINER_ENDPOINTS,
+            &self.container,
+            object.finish(),
+            self.absent,
+        )?;
         Ok(())
     }
 }
@@ -1235,5 +1239,59 @@ mod tests {
             "path_proc_42_ns_net"
         );
         assert_eq!(legacy_path_id(Path::new("/tmp/a b")), "path_tmp_a_b");
+    }
+
+    /// The index is written as text, as the value tree was written
+    /// before (the same bytes: older versions read it, and `restore`
+    /// compares), and read back whole.
+    #[test]
+    fn the_index_is_written_as_its_value_was() {
+        let root = std::env::temp_dir().join(format!("ipvlan-index-{}", std::process::id()));
+        let state = StateDir::open(&root).unwrap();
+        let locked = state.lock().unwrap();
+        let (a, b) = ("a".repeat(64), "b".repeat(64));
+        let index = ContainerIndex {
+            container: "web.1".into(),
+            entries: vec![
+                (b.clone(), "_netns_cookie_7".into()),
+                (a.clone(), "e1".into()),
+            ],
+            absent: true,
+        };
+        index.write(&locked).unwrap();
+        let value = Value::object([
+            ("version", Value::from(RECORD_VERSION)),
+            ("container", Value::from("web.1")),
+            (
+                "endpoints",
+                Value::object([
+                    (b.as_str(), Value::from("_netns_cookie_7")),
+                    (a.as_str(), Value::from("e1")),
+                ]),
+            ),
+        ]);
+        let file = root.join("records/container-endpoints/web.1.json");
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            format!("{}\n", value.to_pretty().unwrap())
+        );
+        let read = ContainerIndex::read(&locked, "web.1").unwrap();
+        assert_eq!(read.entries, index.entries);
+        assert!(!read.absent);
+        // Rewritten in place of the first, then removed when empty.
+        let one = ContainerIndex::of_one("web.1", &a, "e2");
+        one.write(&locked).unwrap();
+        assert_eq!(
+            ContainerIndex::read(&locked, "web.1").unwrap().entries,
+            one.entries
+        );
+        let empty = ContainerIndex {
+            container: "web.1".into(),
+            ..ContainerIndex::default()
+        };
+        empty.write(&locked).unwrap();
+        assert!(!file.exists());
+        drop(locked);
+        let _ = std::fs::remove_dir_all(&root);
     }
 }

@@ -1161,9 +1161,15 @@ enum Durability {
 /// A record's text. Refused before any file is touched: a record the
 /// reader refuses would stop every later command.
 fn encode(path: &Path, value: &Value) -> Result<String, StoreError> {
-    let mut text = value.to_pretty().map_err(|error| {
+    let text = value.to_pretty().map_err(|error| {
         StoreError::io("encoding", path)(io::Error::new(io::ErrorKind::InvalidData, error))
     })?;
+    record_text(path, text)
+}
+
+/// A record's text from its object's (a `\n` ended), refused as
+/// [`encode`] refuses one.
+fn record_text(path: &Path, mut text: String) -> Result<String, StoreError> {
     text.push('\n');
     // The reader stops at `RECORD_MAX`: a longer record (a network given
     // thousands of subnets or aux-addresses, a `run` of huge arguments)
@@ -1698,6 +1704,28 @@ impl Locked<'_> {
         value: &Value,
     ) -> Result<(), StoreError> {
         self.put_record_hinted(kind, id, value, Durability::Derived, true)
+    }
+
+    /// [`Locked::put_derived_record`] of a record's text as the caller
+    /// wrote it (one JSON object, as [`crate::json::ObjectWriter`] writes
+    /// it): no value built, encoded and held; the next read parses the
+    /// file. `read_absent`: the caller read it as missing under this lock
+    /// (as [`Locked::put_new_derived_record`]).
+    pub fn put_derived_text(
+        &self,
+        kind: &str,
+        id: &str,
+        text: String,
+        read_absent: bool,
+    ) -> Result<(), StoreError> {
+        check_name("record kind", kind)?;
+        check_name("record id", id)?;
+        let path = self.record_path(kind, id);
+        let text = record_text(&path, text)?;
+        let absent = read_absent || self.record_held(&path) == Some(None);
+        let written = self.replace_file_as(&path, text.as_bytes(), Durability::Derived, absent);
+        self.forget_record(&path);
+        written
     }
 
     /// Removes a derived record ([`Locked::put_derived_record`]) without

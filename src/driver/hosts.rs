@@ -1681,6 +1681,9 @@ mod tests {
                 (format!("hosts/unions/{a}"), 0o700),
                 (format!("hosts/unions/{a}/c1"), 0o600),
                 (format!("hosts/unions/{b}/c1"), 0o600),
+                ("hosts/views".to_string(), 0o700),
+                ("hosts/views/containers".to_string(), 0o700),
+                ("hosts/views/containers/c1".to_string(), 0o700),
             ] {
                 assert_eq!(mode(&rel), expected, "umask {umask}: {rel}");
             }

@@ -441,7 +441,7 @@ fn disagreements(lab: &Lab, run_with: &str, depth: Depth) -> (Vec<String>, Ps, B
         for name in dir_names(&lab.state_dir().join(sub)) {
             let ours = ids.contains(name.as_str())
                 || (sub == "hosts"
-                    && ["containers", "unions", "etc-netns", "views"].contains(&name.as_str()));
+                    && ["containers", "unions", "etc-netns"].contains(&name.as_str()));
             if !ours {
                 problems.push(format!("{sub}/{name} belongs to no network"));
             }
@@ -557,37 +557,14 @@ fn disagreements(lab: &Lab, run_with: &str, depth: Depth) -> (Vec<String>, Ps, B
             "{ETC_NETNS_DIR} holds {etc_entries:?}, expected {expected_etc:?}"
         ));
     }
-    // Each /etc/netns entry of ours is one symlink to a view directory
-    // in the state directory: no directory made, none marked.
-    let views = lab.state_dir().join("hosts").join("views");
-    for name in expected_etc.iter().filter(|name| *name != FOREIGN_NS) {
-        let entry = Path::new(ETC_NETNS_DIR).join(name);
-        match fs::read_link(&entry) {
-            Ok(target) if target.starts_with(&views) => {}
-            other => problems.push(format!(
-                "{} is not a link to a view of ours: {other:?}",
-                entry.display()
-            )),
-        }
-    }
-    let marked = dir_names(&lab.state_dir().join("hosts").join("etc-netns"));
-    if !marked.is_empty() {
+    // Each /etc/netns directory we made is marked in the state directory
+    // (so that we alone remove it): exactly those of listed containers.
+    let mut marked = dir_names(&lab.state_dir().join("hosts").join("etc-netns"));
+    marked.insert(FOREIGN_NS.to_string());
+    if marked != expected_etc {
         problems.push(format!(
-            "{ETC_NETNS_DIR} directories marked ours: {marked:?}"
+            "{ETC_NETNS_DIR} directories marked ours: {marked:?}, expected {expected_etc:?}"
         ));
-    }
-    // View directories: a network's, or a union view of a listed container.
-    for name in dir_names(&views) {
-        if name != "containers" && !ids.contains(name.as_str()) {
-            problems.push(format!("hosts/views/{name} belongs to no network"));
-        }
-    }
-    for name in dir_names(&views.join("containers")) {
-        if !listed.get(&name).is_some_and(|networks| networks.len() > 1) {
-            problems.push(format!(
-                "hosts/views/containers/{name}: a union view of a container on fewer than two networks"
-            ));
-        }
     }
     let foreign_hosts = Path::new(ETC_NETNS_DIR).join(FOREIGN_NS).join("hosts");
     if fs::read_to_string(&foreign_hosts).ok().as_deref() != Some(FOREIGN_HOSTS) {
@@ -2049,8 +2026,7 @@ fn a_parent_whose_chosen_index_is_taken_is_made_with_another() {
 
 /// A batch disconnect that stops part-way, while its links are deleted on
 /// a thread of their own ahead of the files it writes (here at s2's view,
-/// which it cannot switch: another tool's file is where the temporary
-/// link that replaces `/etc/netns/s2` goes): s1 is detached
+/// which it cannot rewrite: `/etc/netns/s2` read-only): s1 is detached
 /// whole, the error says where it stopped, and every endpoint whose link
 /// went ahead of the failure keeps its record as its intent (`detaching`)
 /// for `restore` to finish; the rest stay attached with their links.
@@ -2066,15 +2042,10 @@ fn a_batch_disconnect_stopped_part_way_leaves_the_rest_for_restore() {
         lab.ok(&args(&format!("run -d --net=sm --name={name}")));
     }
     lab.ok(&args("network connect sn s1 s2 s3 s4"));
-    let in_the_way = Path::new(ETC_NETNS_DIR).join(".s2.ipvlan-tmp");
-    fs::write(&in_the_way, "another tool's\n").unwrap();
+    let view = Path::new(ETC_NETNS_DIR).join("s2");
+    read_only(&view);
     let out = lab.output(&mut lab.command(&args("network disconnect sn s1 s2 s3 s4")));
-    assert_eq!(
-        fs::read_to_string(&in_the_way).unwrap(),
-        "another tool's\n",
-        "the file in the way was left as it was"
-    );
-    fs::remove_file(&in_the_way).unwrap();
+    let _ = Command::new("umount").arg(&view).status();
     let stderr = text(&out.stderr);
     assert_ne!(
         out.status.code(),

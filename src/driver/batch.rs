@@ -109,7 +109,8 @@ impl Manager {
                 .map_err(|e| e.context(attaching(target, &network.name)))?;
             target.forget_legacy_ids();
         }
-        check_hosts_dir(&state, network)?;
+        check_hosts_dir(&state, network)
+            .map_err(|e| e.context(format_args!("attaching to network {}", network.name)))?;
         let cursors = state.cursors(network)?;
         let put_back_cursors = || {
             let _ = state.put_cursors(network, &cursors);

@@ -6,7 +6,8 @@
 //! container on several points at a union file of its own, regenerated
 //! whenever one of its networks changes.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
+use std::ffi::CString;
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::net::IpAddr;
@@ -256,10 +257,9 @@ fn hosts_tree(state_root: &Path) -> PathBuf {
     absolute(state_root).join("hosts")
 }
 
-/// Marks `ETC_NETNS/NAME` as a directory an older version of ipvlan made,
-/// and so may remove once it is empty (views are symlinks now, which say
-/// whose they are themselves). Kept in the state directory: a file inside
-/// the directory would be bind-mounted by `ip netns exec` like any entry.
+/// Marks `ETC_NETNS/NAME` as a directory we created, and so may remove
+/// once it is empty. Kept in the state directory: a file inside the
+/// directory would be bind-mounted by `ip netns exec` like any entry.
 fn made_dir_marker(state_root: &Path, container: &str) -> PathBuf {
     hosts_tree(state_root).join("etc-netns").join(container)
 }
@@ -269,7 +269,7 @@ fn absolute(path: &Path) -> PathBuf {
         return path.to_path_buf();
     }
     // A relative state directory (`--state-dir s`) would otherwise give a
-    // symlink resolved against /etc/netns.
+    // symlink resolved against /etc/netns/NAME.
     std::env::current_dir()
         .map(|cwd| cwd.join(path))
         .unwrap_or_else(|_| path.to_path_buf())
@@ -292,46 +292,30 @@ fn is_ours(path: &Path, state_root: &Path) -> bool {
             || fs::canonicalize(&tree).is_ok_and(|tree| target.starts_with(tree)))
 }
 
-/// What sits at `ETC_NETNS/NAME`.
+/// What sits at `ETC_NETNS/NAME/hosts`.
 enum Entry {
-    /// Nothing at `hosts`; `dir`: a directory is there (another tool's, or
-    /// one an older version of ipvlan made).
+    /// Nothing; `dir`: the directory is there.
     Missing { dir: bool },
-    /// Our symlink to a view directory (see [`link_view`]).
-    Linked,
-    /// A directory holding our `hosts` symlink.
+    /// Our symlink.
     Ours,
     /// Someone else's; the text says what and why we leave it.
     Foreign(String),
 }
 
-fn not_a_directory(dir: &Path) -> Entry {
-    Entry::Foreign(format!(
-        "{} exists and is not a directory; ipvlan does not replace it",
-        dir.display()
-    ))
-}
-
 fn entry(etc_netns_dir: &Path, container: &str, state_root: &Path) -> Result<Entry, Error> {
     let dir = etc_netns_dir.join(container);
-    let meta = match fs::symlink_metadata(&dir) {
-        Ok(meta) => meta,
+    match fs::metadata(&dir) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => {
+            return Ok(Entry::Foreign(format!(
+                "{} exists and is not a directory; ipvlan does not replace it",
+                dir.display()
+            )))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Ok(Entry::Missing { dir: false })
         }
         Err(e) => return Err(io("reading", &dir, e)),
-    };
-    if meta.file_type().is_symlink() {
-        if is_ours(&dir, state_root) {
-            return Ok(Entry::Linked);
-        }
-        // Another tool's link: taken for what it names, as `ip netns
-        // exec` takes it.
-        if !fs::metadata(&dir).is_ok_and(|meta| meta.is_dir()) {
-            return Ok(not_a_directory(&dir));
-        }
-    } else if !meta.is_dir() {
-        return Ok(not_a_directory(&dir));
     }
     let hosts = dir.join("hosts");
     match fs::symlink_metadata(&hosts) {
@@ -357,160 +341,75 @@ pub(crate) fn check_view_is_ours(
 ) -> Result<bool, Error> {
     match entry(etc_netns_dir, container, state_root)? {
         Entry::Missing { dir } => Ok(!dir),
-        Entry::Linked | Entry::Ours => Ok(false),
+        Entry::Ours => Ok(false),
         Entry::Foreign(why) => Err(Error::already_exists(why)),
     }
 }
 
-fn not_ours(path: &Path) -> Error {
-    Error::already_exists(format!(
-        "{} exists and is not ours; ipvlan does not replace it",
-        path.display()
-    ))
-}
-
-/// Points `ETC_NETNS/NAME` at `target`, the hosts file the container
-/// should see, through `view`, the view directory of `target` in our
-/// hosts tree ([`crate::store::StateDir::network_view_dir`], shared by
-/// every container that sees the network's file, or
-/// [`crate::store::StateDir::union_view_dir`]): nothing there becomes
-/// one symlink of ours to `view` (no directory to make and mark, and
-/// one `unlink` takes it out); our symlink is switched in one
-/// `rename(2)`. A directory there (another tool's, or one an older
-/// version made) gets our `hosts` symlink to `target` in it, and ours
-/// is switched alike; anything else is refused and left as it is.
-/// `make_view` makes `view` (checked) when it is needed; `missing`: the
-/// caller found nothing at `ETC_NETNS/NAME` a moment before, so it is
-/// not looked at again.
-fn link_view(
-    etc_netns_dir: &Path,
-    container: &str,
-    view: &View<'_>,
-    state_root: &Path,
-    missing: bool,
-) -> Result<(), Error> {
-    let seen = if missing {
-        Entry::Missing { dir: false }
-    } else {
-        entry(etc_netns_dir, container, state_root)?
-    };
-    link_seen(etc_netns_dir, container, view, state_root, seen, true)
-}
-
-/// A view directory to link to, and how to make it: see [`link_view`].
-struct View<'a> {
-    /// The hosts file the container sees (absolute).
-    target: PathBuf,
-    /// Its view directory (absolute).
-    dir: PathBuf,
-    make_dir: &'a dyn Fn() -> Result<(), Error>,
-    /// Found whole (or made so) by this operation: not looked at again.
-    whole: Cell<bool>,
-}
-
-impl View<'_> {
-    /// Makes the view directory hold `hosts`, our symlink to the target:
-    /// one `readlink` when it does already.
-    fn ensure(&self, state_root: &Path) -> Result<(), Error> {
-        if !self.whole.get() {
-            self.make_whole(state_root)?;
-            self.whole.set(true);
-        }
-        Ok(())
-    }
-
-    fn make_whole(&self, state_root: &Path) -> Result<(), Error> {
-        let hosts = self.dir.join("hosts");
-        match fs::read_link(&hosts) {
-            Ok(current) if current == self.target => return Ok(()),
-            // Not ours as it should be (a link somewhere else, or not a
-            // link), in our own directory: replaced.
-            Ok(_) => return replace_our_symlink(&self.dir, &self.target, state_root),
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                return replace_our_symlink(&self.dir, &self.target, state_root)
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io("reading", &hosts, e)),
-        }
-        (self.make_dir)()?;
-        crate::fault::point("etc netns: before view");
-        let linked = std::os::unix::fs::symlink(&self.target, &hosts);
-        match crate::fault::after("etc netns: after view", linked) {
-            Ok(()) => Ok(()),
-            // A leftover of our own directory's: ours to replace.
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                replace_our_symlink(&self.dir, &self.target, state_root)
-            }
-            Err(e) => Err(io("linking", &hosts, e)),
-        }
-    }
-}
-
-/// [`link_view`] of what was found at `ETC_NETNS/NAME`; `look_again`: a
-/// symlink that finds something appeared meanwhile looks once more.
-fn link_seen(
-    etc_netns_dir: &Path,
-    container: &str,
-    view: &View<'_>,
-    state_root: &Path,
-    seen: Entry,
-    look_again: bool,
-) -> Result<(), Error> {
+/// Makes `ETC_NETNS/NAME` (0755, recorded as ours), found missing by the
+/// caller; one made meanwhile by someone else stays theirs, mode and
+/// owner. Returns whether this call created it.
+fn make_dir(etc_netns_dir: &Path, container: &str, state_root: &Path) -> Result<bool, Error> {
     let dir = etc_netns_dir.join(container);
-    let hosts = dir.join("hosts");
-    match seen {
-        Entry::Foreign(why) => Err(Error::already_exists(why)),
-        Entry::Ours if fs::read_link(&hosts).is_ok_and(|current| current == view.target) => Ok(()),
-        Entry::Ours => replace_our_symlink(&dir, &view.target, state_root),
-        Entry::Missing { dir: true } => {
-            // symlink(2) fails if anything appeared there meanwhile: that
-            // is never replaced.
-            crate::fault::point("etc netns: before symlink");
-            let linked = std::os::unix::fs::symlink(&view.target, &hosts);
-            crate::fault::after("etc netns: after symlink", linked).map_err(|e| {
-                if e.kind() == std::io::ErrorKind::AlreadyExists {
-                    not_ours(&hosts)
-                } else {
-                    io("linking", &hosts, e)
-                }
-            })
-        }
-        Entry::Linked => {
-            view.ensure(state_root)?;
-            if fs::read_link(&dir).is_ok_and(|current| current == view.dir) {
-                return Ok(());
+    // Marked before it exists: a crash in between leaves a marker for a
+    // missing directory (harmless), never an unmarked directory of ours.
+    // Parents are made only when missing, found by the create failing:
+    // they exist on every attach but a host's first.
+    let marker = made_dir_marker(state_root, container);
+    // One mknodat(2), no descriptor to close; like O_EXCL it never
+    // follows a link.
+    let marker_c = CString::new(marker.as_os_str().as_bytes())
+        .map_err(|_| io("writing", &marker, std::io::ErrorKind::InvalidInput.into()))?;
+    let mark = || crate::sys::create_empty_file(&marker_c, MARKER_MODE as libc::mode_t);
+    crate::fault::point("etc netns: before marker");
+    let marked = match mark() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(parent) = marker.parent() {
+                fs::create_dir_all(parent).map_err(|e| io("creating", parent, e))?;
             }
-            replace_view_link(etc_netns_dir, container, &view.dir, state_root)
+            mark()
         }
-        Entry::Missing { dir: false } => {
-            view.ensure(state_root)?;
-            crate::fault::point("etc netns: before symlink");
-            let linked = match std::os::unix::fs::symlink(&view.dir, &dir) {
-                // `/etc/netns` exists on every attach but a host's first.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    fs::create_dir_all(etc_netns_dir)
-                        .map_err(|e| io("creating", etc_netns_dir, e))?;
-                    std::os::unix::fs::symlink(&view.dir, &dir)
-                }
-                other => other,
-            };
-            match crate::fault::after("etc netns: after symlink", linked) {
-                Ok(()) => Ok(()),
-                // Another tool put something there meanwhile: dealt with
-                // as if it had been found.
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && look_again => {
-                    let seen = entry(etc_netns_dir, container, state_root)?;
-                    link_seen(etc_netns_dir, container, view, state_root, seen, false)
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(not_ours(&dir)),
-                Err(e) => Err(io("linking", &dir, e)),
+        other => other,
+    };
+    let marked_before = match marked {
+        Ok(_) => false,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => true,
+        Err(e) => return Err(io("writing", &marker, e)),
+    };
+    crate::fault::point("etc netns: before mkdir");
+    let made = match fs::create_dir(&dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            fs::create_dir_all(etc_netns_dir).map_err(|e| io("creating", etc_netns_dir, e))?;
+            fs::create_dir(&dir)
+        }
+        other => other,
+    };
+    match crate::fault::after("etc netns: after mkdir", made) {
+        Ok(()) => {
+            // Processes in the container read it whatever our umask was.
+            fs::set_permissions(&dir, fs::Permissions::from_mode(0o755))
+                .map_err(|e| io("setting the mode of", &dir, e))?;
+            Ok(true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => {
+            // Someone else made it just now: theirs.
+            if !marked_before {
+                let _ = fs::remove_file(&marker);
             }
+            Ok(false)
+        }
+        Err(e) => {
+            if !marked_before {
+                let _ = fs::remove_file(&marker);
+            }
+            Err(io("creating", &dir, e))
         }
     }
 }
 
-/// Points `ETC_NETNS/NAME/hosts` at `target` as an attach does, with the
-/// view directory of `target` where the store would keep it (for tests).
+/// Points `ETC_NETNS/NAME/hosts` at `target`: a missing entry is created,
+/// our own symlink replaced atomically; anything else is refused and left
+/// as it is.
 #[cfg(test)]
 pub(crate) fn link(
     etc_netns_dir: &Path,
@@ -518,26 +417,74 @@ pub(crate) fn link(
     target: &Path,
     state_root: &Path,
 ) -> Result<(), Error> {
+    link_after(etc_netns_dir, container, target, state_root, false)
+}
+
+/// [`link`]; `missing`: the caller found nothing at `ETC_NETNS/NAME` a
+/// moment before, so it is not looked at again. What another tool puts
+/// there meanwhile makes the `mkdir` (a directory: theirs, kept) or the
+/// `symlink` (anything at `hosts`: refused) fail, as when it is found.
+fn link_after(
+    etc_netns_dir: &Path,
+    container: &str,
+    target: &Path,
+    state_root: &Path,
+    missing: bool,
+) -> Result<(), Error> {
     let target = absolute(target);
-    let relative = target
-        .strip_prefix(hosts_tree(state_root))
-        .expect("a hosts file of the tree");
-    let dir = hosts_tree(state_root).join("views").join(relative);
-    let make_dir = || fs::create_dir_all(&dir).map_err(|e| io("creating", &dir, e));
-    let view = View {
-        target: target.clone(),
-        dir: dir.clone(),
-        make_dir: &make_dir,
-        whole: Cell::new(false),
+    let dir = etc_netns_dir.join(container);
+    let hosts = dir.join("hosts");
+    let mut has_dir = false;
+    let seen = if missing {
+        Entry::Missing { dir: false }
+    } else {
+        entry(etc_netns_dir, container, state_root)?
     };
-    link_view(etc_netns_dir, container, &view, state_root, false)
+    let ours = match seen {
+        Entry::Foreign(why) => return Err(Error::already_exists(why)),
+        Entry::Ours if fs::read_link(&hosts).is_ok_and(|current| current == target) => {
+            return Ok(())
+        }
+        Entry::Ours => true,
+        Entry::Missing { dir } => {
+            has_dir = dir;
+            false
+        }
+    };
+    let made = !ours && !has_dir && make_dir(etc_netns_dir, container, state_root)?;
+    let linked = if ours {
+        replace_our_symlink(&dir, &target, state_root)
+    } else {
+        // symlink(2) fails if anything appeared there meanwhile: that is
+        // never replaced.
+        crate::fault::point("etc netns: before symlink");
+        let linked = std::os::unix::fs::symlink(&target, &hosts);
+        crate::fault::after("etc netns: after symlink", linked).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                Error::already_exists(format!(
+                    "{} exists and is not ours; ipvlan does not replace it",
+                    hosts.display()
+                ))
+            } else {
+                io("linking", &hosts, e)
+            }
+        })
+    };
+    if linked.is_err() && made {
+        let _ = fs::remove_dir(&dir);
+        let _ = fs::remove_file(made_dir_marker(state_root, container));
+    }
+    linked
 }
 
 fn replace_our_symlink(dir: &Path, target: &Path, state_root: &Path) -> Result<(), Error> {
     let temporary = dir.join(TEMPORARY);
     if fs::symlink_metadata(&temporary).is_ok() {
         if !is_ours(&temporary, state_root) {
-            return Err(not_ours(&temporary));
+            return Err(Error::already_exists(format!(
+                "{} exists and is not ours; ipvlan does not replace it",
+                temporary.display()
+            )));
         }
         fs::remove_file(&temporary).map_err(|e| io("removing", &temporary, e))?;
     }
@@ -551,82 +498,14 @@ fn replace_our_symlink(dir: &Path, target: &Path, state_root: &Path) -> Result<(
     })
 }
 
-/// The temporary symlink beside `ETC_NETNS/NAME` that replaces our link
-/// there in one `rename(2)`. A container name starts with a letter or a
-/// digit, so no container of ours is ever named so; a leftover one is
-/// ours to remove (see [`remove_leftover_links`]).
-fn view_temporary(container: &str) -> String {
-    format!(".{container}{VIEW_TEMPORARY_SUFFIX}")
-}
-
-const VIEW_TEMPORARY_SUFFIX: &str = ".ipvlan-tmp";
-
-/// Switches our symlink `ETC_NETNS/NAME` to `view`: a temporary symlink
-/// renamed over it, so `ip netns exec` finds the old view or the new one,
-/// never none. A directory put there meanwhile makes the rename fail
-/// (`EISDIR`), and stays.
-fn replace_view_link(
-    etc_netns_dir: &Path,
-    container: &str,
-    view: &Path,
-    state_root: &Path,
-) -> Result<(), Error> {
-    let link = etc_netns_dir.join(container);
-    let temporary = etc_netns_dir.join(view_temporary(container));
-    if fs::symlink_metadata(&temporary).is_ok() {
-        if !is_ours(&temporary, state_root) {
-            return Err(not_ours(&temporary));
-        }
-        fs::remove_file(&temporary).map_err(|e| io("removing", &temporary, e))?;
-    }
-    crate::fault::point("etc netns: before symlink");
-    std::os::unix::fs::symlink(view, &temporary).map_err(|e| io("linking", &temporary, e))?;
-    crate::fault::point("etc netns: before rename");
-    crate::fault::after("etc netns: after rename", fs::rename(&temporary, &link)).map_err(|e| {
-        let _ = fs::remove_file(&temporary);
-        io("linking", &link, e)
-    })
-}
-
-/// Removes the temporaries a switch of our `ETC_NETNS/NAME` links left
-/// when it was killed before its rename (for `restore`): only symlinks of
-/// ours named as [`view_temporary`] names them. Returns how many.
-pub(crate) fn remove_leftover_links(
-    etc_netns_dir: &Path,
-    state_root: &Path,
-) -> Result<usize, Error> {
-    let entries = match fs::read_dir(etc_netns_dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(io("reading", etc_netns_dir, e)),
-    };
-    let mut removed = 0;
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let name = name.as_bytes();
-        if !(name.starts_with(b".") && name.ends_with(VIEW_TEMPORARY_SUFFIX.as_bytes())) {
-            continue;
-        }
-        if remove_if_ours(&entry.path(), state_root)? {
-            removed += 1;
-        }
-    }
-    Ok(removed)
-}
-
-/// Removes the container's view: our symlink `ETC_NETNS/NAME`, or our
-/// `hosts` symlink in a directory there and the directory if an older
-/// version made it and it is empty; anything else there stays.
+/// Removes `ETC_NETNS/NAME/hosts` if it is our symlink, and the directory
+/// if we created it and it is empty; anything else there stays.
 pub(crate) fn unlink(
     etc_netns_dir: &Path,
     container: &str,
     state_root: &Path,
 ) -> Result<(), Error> {
     let dir = etc_netns_dir.join(container);
-    // Our link to a view: one `readlink` and one `unlink`.
-    if remove_if_ours(&dir, state_root)? {
-        return Ok(());
-    }
     remove_if_ours(&dir.join("hosts"), state_root)?;
     let marker = made_dir_marker(state_root, container);
     if !marker.exists() {
@@ -665,8 +544,7 @@ fn remove_if_ours(path: &Path, state_root: &Path) -> Result<bool, Error> {
     Ok(true)
 }
 
-/// Removes `ETC_NETNS/NAME`, which an older version made: gone already
-/// counts as done.
+/// Removes `ETC_NETNS/NAME`, which we made: gone already counts as done.
 fn remove_made_dir(dir: &Path) -> std::io::Result<()> {
     crate::fault::point("etc netns: before rmdir");
     match crate::fault::after("etc netns: after rmdir", fs::remove_dir(dir)) {
@@ -693,9 +571,6 @@ pub(crate) struct Names<'a> {
     /// the lock and before its attach: its view is made without looking
     /// there again.
     pub missing_view: Option<String>,
-    /// View directories found whole (or made) by this operation: a batch's
-    /// targets on one network link to the same one, looked at once.
-    views_whole: RefCell<Vec<PathBuf>>,
     /// Networks whose union markers directory this operation found missing.
     markers_absent: RefCell<Vec<String>>,
 }
@@ -708,7 +583,6 @@ impl<'a> Names<'a> {
             state,
             etc_netns_dir,
             missing_view: None,
-            views_whole: RefCell::new(Vec::new()),
             markers_absent: RefCell::new(Vec::new()),
         }
     }
@@ -984,33 +858,21 @@ impl<'a> Names<'a> {
             }
         }
         let fresh = self.missing_view.as_deref() == Some(container);
+        let files: Vec<PathBuf> = attached.iter().map(|id| state.hosts_path(id)).collect();
         let union = state.union_hosts_path(container);
-        match attached.as_slice() {
-            [] => unlink(self.etc_netns_dir, container, state.root())?,
-            [only] => {
-                let target = state.hosts_path(only);
-                self.link(container, &target, &state.network_view_dir(only), fresh)?;
-            }
-            _ => {
-                let files: Vec<PathBuf> = attached.iter().map(|id| state.hosts_path(id)).collect();
-                self.check_parent(&union)?;
-                write_union(&union, &files)?;
-                return self.link(container, &union, &state.union_view_dir(container), fresh);
-            }
-        }
-        // On one network or none: its union view goes, once no link of
-        // ours names it (its directory first: a kill between the two
-        // leaves the union file, which the next refresh finds).
-        if !first && state.present(&union)? {
-            // Never followed: a link there would go, not what it names.
-            let view = state.union_view_dir(container);
-            if state.present(&view)? {
-                fs::remove_dir_all(&view).map_err(|e| io("removing", &view, e))?;
-            }
+        if files.len() < 2 && !first && state.present(&union)? {
             self.check_parent(&union)?;
             let _ = fs::remove_file(&union);
         }
-        Ok(())
+        match files.as_slice() {
+            [] => unlink(self.etc_netns_dir, container, state.root()),
+            [only] => link_after(self.etc_netns_dir, container, only, state.root(), fresh),
+            _ => {
+                self.check_parent(&union)?;
+                write_union(&union, &files)?;
+                link_after(self.etc_netns_dir, container, &union, state.root(), fresh)
+            }
+        }
     }
 
     /// Whether the network's union markers directory is there (checked),
@@ -1033,33 +895,6 @@ impl<'a> Names<'a> {
                 .push(network_id.to_string());
         }
         Ok(present)
-    }
-
-    /// [`link_view`] of `target` through `view` (its view directory in
-    /// the store, made checked when it is needed).
-    fn link(&self, container: &str, target: &Path, view: &Path, fresh: bool) -> Result<(), Error> {
-        let make_dir = || self.state.ensure_derived_dir(view).map_err(Error::from);
-        let dir = absolute(view);
-        let whole = self.views_whole.borrow().contains(&dir);
-        let view = View {
-            target: absolute(target),
-            dir,
-            make_dir: &make_dir,
-            whole: Cell::new(whole),
-        };
-        link_view(
-            self.etc_netns_dir,
-            container,
-            &view,
-            self.state.root(),
-            fresh,
-        )?;
-        // Only once it was looked at: a link put in a directory there
-        // (another tool's) leaves the view directory unseen.
-        if !whole && view.whole.get() {
-            self.views_whole.borrow_mut().push(view.dir);
-        }
-        Ok(())
     }
 }
 
@@ -1246,24 +1081,12 @@ mod tests {
         fs::remove_dir_all(dir).unwrap();
     }
 
-    /// The view an older version made: `ETC_NETNS/NAME` a directory,
-    /// marked ours, holding our `hosts` symlink to `target`.
-    fn older_view(etc: &Path, name: &str, target: &Path, root: &Path) {
-        fs::create_dir_all(etc.join(name)).unwrap();
-        let marker = made_dir_marker(root, name);
-        fs::create_dir_all(marker.parent().unwrap()).unwrap();
-        fs::write(&marker, "").unwrap();
-        std::os::unix::fs::symlink(target, etc.join(name).join("hosts")).unwrap();
-    }
-
     #[test]
-    fn an_older_versions_directory_is_used_and_removed_as_it_was() {
+    fn a_leftover_temporary_of_ours_is_removed_with_the_view() {
         let dir = scratch("leftover");
         let root = dir.join("state");
         let a = root.join("hosts").join("a");
-        let b = root.join("hosts").join("b");
         append(&a, "x", &["10.0.0.2".parse().unwrap()]).unwrap();
-        append(&b, "y", &["10.1.0.2".parse().unwrap()]).unwrap();
         let etc = dir.join("etc");
         let leftover = |name: &str| {
             let temporary = etc.join(name).join(TEMPORARY);
@@ -1271,22 +1094,17 @@ mod tests {
             temporary
         };
 
-        // Its link is switched in place (the directory stays, no view
-        // directory is made); then all of it goes with the temporary a
-        // killed replace left, marker included.
-        older_view(&etc, "c1", &a, &root);
-        link(&etc, "c1", &b, &root).unwrap();
-        assert!(fs::symlink_metadata(etc.join("c1")).unwrap().is_dir());
-        assert_eq!(fs::read_link(etc.join("c1/hosts")).unwrap(), b);
-        assert!(!root.join("hosts/views").exists());
+        // Our directory, with the temporary a killed replace left: all of
+        // it goes, marker included.
+        link(&etc, "c1", &a, &root).unwrap();
         leftover("c1");
         unlink(&etc, "c1", &root).unwrap();
-        assert!(fs::symlink_metadata(etc.join("c1")).is_err());
+        assert!(!etc.join("c1").exists());
         assert!(!made_dir_marker(&root, "c1").exists());
 
-        // Holding someone else's file too: our link and temporary go,
-        // their file, the directory and its marker stay.
-        older_view(&etc, "c2", &a, &root);
+        // Our directory holding someone else's file too: our link and
+        // temporary go, their file, the directory and its marker stay.
+        link(&etc, "c2", &a, &root).unwrap();
         let temporary = leftover("c2");
         fs::write(etc.join("c2/resolv.conf"), "nameserver 10.0.0.1\n").unwrap();
         unlink(&etc, "c2", &root).unwrap();
@@ -1309,128 +1127,6 @@ mod tests {
         fs::remove_dir_all(dir).unwrap();
     }
 
-    /// A view is one symlink `ETC_NETNS/NAME` to a view directory in our
-    /// tree, shared by the containers that see the same file: an attach
-    /// makes no directory and no marker, a detach removes one link.
-    /// Before, each container had a directory made (and its mode set), a
-    /// marker in the state directory and a `hosts` symlink.
-    #[test]
-    fn a_view_is_one_link_to_a_shared_view_directory() {
-        let dir = scratch("linked");
-        let root = dir.join("state");
-        let a = root.join("hosts").join("a");
-        let union = root.join("hosts").join("containers").join("c1");
-        append(&a, "x", &["10.0.0.2".parse().unwrap()]).unwrap();
-        write_union(&union, std::slice::from_ref(&a)).unwrap();
-        let etc = dir.join("etc");
-        let views = root.join("hosts").join("views");
-
-        link(&etc, "c1", &a, &root).unwrap();
-        link(&etc, "c2", &a, &root).unwrap();
-        for name in ["c1", "c2"] {
-            assert_eq!(fs::read_link(etc.join(name)).unwrap(), views.join("a"));
-            assert_eq!(resolve(&etc, name).unwrap(), fs::canonicalize(&a).unwrap());
-        }
-        assert_eq!(fs::read_link(views.join("a/hosts")).unwrap(), a);
-        assert!(!root.join("hosts/etc-netns").exists());
-        check_view_is_ours(&etc, "c1", &root).unwrap();
-        assert!(!check_view_is_ours(&etc, "c1", &root).unwrap());
-
-        // Switched to its union view by a rename: nothing left beside it.
-        link(&etc, "c1", &union, &root).unwrap();
-        assert_eq!(
-            fs::read_link(etc.join("c1")).unwrap(),
-            views.join("containers/c1")
-        );
-        assert_eq!(
-            resolve(&etc, "c1").unwrap(),
-            fs::canonicalize(&union).unwrap()
-        );
-        let mut names: Vec<String> = fs::read_dir(&etc)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        assert_eq!(names, ["c1", "c2"]);
-
-        // The view directory's link, taken away or changed, is made again.
-        fs::remove_file(views.join("a/hosts")).unwrap();
-        link(&etc, "c2", &a, &root).unwrap();
-        assert_eq!(resolve(&etc, "c2").unwrap(), fs::canonicalize(&a).unwrap());
-        fs::remove_file(views.join("a/hosts")).unwrap();
-        fs::write(views.join("a/hosts"), "10.6.6.6\tplanted\n").unwrap();
-        link(&etc, "c2", &a, &root).unwrap();
-        assert_eq!(fs::read_link(views.join("a/hosts")).unwrap(), a);
-
-        // A detach removes the link alone; the shared directory stays.
-        unlink(&etc, "c1", &root).unwrap();
-        unlink(&etc, "c2", &root).unwrap();
-        assert_eq!(fs::read_dir(&etc).unwrap().count(), 0);
-        assert!(views.join("a/hosts").exists());
-        fs::remove_dir_all(dir).unwrap();
-    }
-
-    /// What another tool puts at `ETC_NETNS/NAME` between the check and
-    /// the attach's link is dealt with as if it had been found: a
-    /// directory gets our `hosts` link in it, a file is refused.
-    #[test]
-    fn what_appears_before_the_link_is_never_replaced() {
-        let dir = scratch("appears");
-        let root = dir.join("state");
-        let a = root.join("hosts").join("a");
-        append(&a, "x", &["10.0.0.2".parse().unwrap()]).unwrap();
-        let etc = dir.join("etc");
-        let view_dir = root.join("hosts").join("views").join("a");
-        let make_dir = || fs::create_dir_all(&view_dir).map_err(|e| io("creating", &view_dir, e));
-        let view = View {
-            target: a.clone(),
-            dir: view_dir.clone(),
-            make_dir: &make_dir,
-            whole: Cell::new(false),
-        };
-        fs::create_dir_all(etc.join("made")).unwrap();
-        link_view(&etc, "made", &view, &root, true).unwrap();
-        assert!(fs::symlink_metadata(etc.join("made")).unwrap().is_dir());
-        assert_eq!(fs::read_link(etc.join("made/hosts")).unwrap(), a);
-        fs::write(etc.join("file"), "theirs").unwrap();
-        let err = link_view(&etc, "file", &view, &root, true).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            format!(
-                "{} exists and is not a directory; ipvlan does not replace it",
-                etc.join("file").display()
-            )
-        );
-        assert_eq!(fs::read_to_string(etc.join("file")).unwrap(), "theirs");
-        fs::remove_dir_all(dir).unwrap();
-    }
-
-    /// `restore` removes the temporaries of link switches killed before
-    /// their rename, and nothing else of `/etc/netns`.
-    #[test]
-    fn leftover_switch_temporaries_are_removed_and_nothing_else() {
-        let dir = scratch("temporaries");
-        let root = dir.join("state");
-        let a = root.join("hosts").join("a");
-        append(&a, "x", &["10.0.0.2".parse().unwrap()]).unwrap();
-        let etc = dir.join("etc");
-        link(&etc, "c1", &a, &root).unwrap();
-        let ours = etc.join(view_temporary("c1"));
-        std::os::unix::fs::symlink(root.join("hosts/views/a"), &ours).unwrap();
-        let theirs = etc.join(view_temporary("c2"));
-        fs::write(&theirs, "").unwrap();
-        let elsewhere = etc.join(view_temporary("c3"));
-        std::os::unix::fs::symlink(dir.join("elsewhere"), &elsewhere).unwrap();
-        assert_eq!(remove_leftover_links(&etc, &root).unwrap(), 1);
-        assert!(fs::symlink_metadata(&ours).is_err());
-        assert!(theirs.is_file());
-        assert!(fs::symlink_metadata(&elsewhere).is_ok());
-        assert!(fs::symlink_metadata(etc.join("c1")).is_ok());
-        // Nothing at all there: nothing to do.
-        assert_eq!(remove_leftover_links(&dir.join("none"), &root).unwrap(), 0);
-        fs::remove_dir_all(dir).unwrap();
-    }
-
     #[test]
     fn views_replace_only_what_is_ours() {
         let dir = scratch("views");
@@ -1441,16 +1137,18 @@ mod tests {
         write_union(&union, std::slice::from_ref(&a)).unwrap();
         let etc = dir.join("etc");
 
-        // Nothing there: our link, switched between our files, then
-        // removed.
+        // Nothing there: our directory (0755, whatever the umask) and link,
+        // switched between our files, then all of it removed.
         link(&etc, "c1", &a, &root).unwrap();
         assert_eq!(resolve(&etc, "c1").unwrap(), fs::canonicalize(&a).unwrap());
         let mode = |path: &Path| fs::metadata(path).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode(&etc.join("c1")), 0o755);
         link(&etc, "c1", &union, &root).unwrap();
         assert_eq!(fs::read_link(etc.join("c1/hosts")).unwrap(), union);
         check_view_is_ours(&etc, "c1", &root).unwrap();
         unlink(&etc, "c1", &root).unwrap();
-        assert!(fs::symlink_metadata(etc.join("c1")).is_err());
+        assert!(!etc.join("c1").exists());
+        assert!(!made_dir_marker(&root, "c1").exists());
 
         // An admin's directory: our link goes in and out, the directory
         // keeps its mode and stays.
@@ -1681,9 +1379,6 @@ mod tests {
                 (format!("hosts/unions/{a}"), 0o700),
                 (format!("hosts/unions/{a}/c1"), 0o600),
                 (format!("hosts/unions/{b}/c1"), 0o600),
-                ("hosts/views".to_string(), 0o700),
-                ("hosts/views/containers".to_string(), 0o700),
-                ("hosts/views/containers/c1".to_string(), 0o700),
             ] {
                 assert_eq!(mode(&rel), expected, "umask {umask}: {rel}");
             }

@@ -52,18 +52,14 @@
 //! hosts/<network id>            the network's hosts file, updated in place
 //! hosts/containers/<name>       union view of a container on several networks
 //! hosts/unions/<network id>/<name>  marks containers of the network with a union view
-//! hosts/views/<network id>/hosts   symlink to the network's hosts file
-//! hosts/views/containers/<name>/hosts  symlink to the container's union view
-//! hosts/etc-netns/<name>        marks a directory /etc/netns/<name> an older version made
+//! hosts/etc-netns/<name>        marks /etc/netns/<name> as made by us (ours to remove)
 //! records/containers/<name>.json    the containers we created (state, networks run with)
 //! records/container-endpoints/<name>.json  a container's endpoint id per network
 //! logs/<name>.log               output of `run -d` commands
 //! ```
 //!
-//! and `/etc/netns/<name>`, a symlink to the view directory of the file the
-//! container sees, whose `hosts` is mounted over `/etc/hosts` by `ip netns
-//! exec` and by [`Manager::exec`] (or our `hosts` symlink in a directory
-//! another tool, or an older version, made there).
+//! and `/etc/netns/<name>/hosts`, a symlink to the file the container sees
+//! (mounted over `/etc/hosts` by `ip netns exec` and by [`Manager::exec`]).
 //!
 //! ```no_run
 //! use ipvlan::driver::{AttachRequest, Config, Manager, NetworkCreate, Target};

@@ -76,9 +76,6 @@ impl Manager {
         if let Err(error) = state.clean_temporaries() {
             report.errors.push(error.to_string());
         }
-        if let Err(error) = hosts::remove_leftover_links(&self.config.etc_netns_dir, state.root()) {
-            report.errors.push(error.to_string());
-        }
         let all = state.networks()?;
         report.errors.extend(all.damaged.iter().map(damaged_error));
         let unreadable_networks = !all.damaged.is_empty();

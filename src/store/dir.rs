@@ -60,8 +60,6 @@ const NETWORKS: &str = "networks";
 const ENDPOINTS: &str = "endpoints";
 const IPAM: &str = "ipam";
 const HOSTS: &str = "hosts";
-/// Under `hosts/`: the directories `/etc/netns/NAME` links to.
-const VIEWS: &str = "views";
 const RECORDS: &str = "records";
 const LOGS: &str = "logs";
 /// `names/<network name>`: the id of the network of that name, a hint
@@ -487,28 +485,6 @@ impl StateDir {
         self.handles.ensure(&dir).map(drop)
     }
 
-    /// Makes `dir`, a directory of the driver's derived files which
-    /// `restore` makes again (a view directory), when missing: its parent
-    /// checked (made when missing) through the store's descriptors, itself
-    /// by its path (0700 whatever the umask), neither synced nor kept
-    /// open (a batch may make one a target).
-    pub fn ensure_derived_dir(&self, dir: &Path) -> Result<(), StoreError> {
-        let dir = fsutil::plain_spelling(dir);
-        let Some(parent) = dir.parent().filter(|parent| parent.starts_with(&self.root)) else {
-            return self.check_plain_dir(&dir).map(drop);
-        };
-        self.check_plain_dir(parent)?;
-        self.handles.ensure_derived(parent)?;
-        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-        let made = fs::DirBuilder::new().mode(fsutil::DIR_MODE).create(&dir);
-        match made {
-            Ok(()) => fs::set_permissions(&dir, fs::Permissions::from_mode(fsutil::DIR_MODE))
-                .map_err(StoreError::io("setting the mode of", &dir)),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
-            Err(e) => Err(StoreError::io("creating", &dir)(e)),
-        }
-    }
-
     /// Appends `text` (whole lines) to the driver's file `path` (under
     /// `hosts/`) in one `write` ([`fsutil::append_lines`]: laid out by
     /// page, a line a kill cut short before blanked), opened relative to
@@ -719,20 +695,6 @@ impl StateDir {
     /// (`hosts/containers/<name>`); its content is the driver's.
     pub fn union_hosts_path(&self, container: &str) -> PathBuf {
         fsutil::under(&self.root, &[HOSTS, "containers", container], "")
-    }
-
-    /// The view directory of a network's hosts file
-    /// (`hosts/views/<network id>`): it holds one symlink, `hosts`, naming
-    /// that file, and `/etc/netns/NAME` of each container that sees the
-    /// file links to it; its content is the driver's.
-    pub fn network_view_dir(&self, network_id: &str) -> PathBuf {
-        fsutil::under(&self.root, &[HOSTS, VIEWS, network_id], "")
-    }
-
-    /// The view directory of a container's union hosts file
-    /// (`hosts/views/containers/<name>`), as [`StateDir::network_view_dir`].
-    pub fn union_view_dir(&self, container: &str) -> PathBuf {
-        fsutil::under(&self.root, &[HOSTS, VIEWS, "containers", container], "")
     }
 
     /// Markers (`hosts/unions/<network id>/<name>`) of the containers of a
@@ -1547,7 +1509,6 @@ impl Locked<'_> {
             self.endpoint_dir(id),
             self.ipam_dir(id),
             self.union_markers_dir(id),
-            self.network_view_dir(id),
         ];
         // All checked before the first removal: a refusal changes nothing.
         for dir in &dirs {

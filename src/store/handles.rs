@@ -621,24 +621,11 @@ impl Handles {
     /// address of a network), and a later commit would have to remember
     /// it.
     pub(crate) fn ensure(&self, dir: &Path) -> Result<Arc<Dir>, StoreError> {
-        self.ensure_synced(dir, true)
-    }
-
-    /// [`Handles::ensure`] of a directory of derived files (which
-    /// `restore` makes again): a new one, and the parents made with it,
-    /// are not synced.
-    pub(crate) fn ensure_derived(&self, dir: &Path) -> Result<Arc<Dir>, StoreError> {
-        self.ensure_synced(dir, false)
-    }
-
-    fn ensure_synced(&self, dir: &Path, sync: bool) -> Result<Arc<Dir>, StoreError> {
         if let Some(found) = self.dir(dir)? {
             return Ok(found);
         }
         let parent = match dir.parent().filter(|p| p.starts_with(&self.root)) {
-            Some(parent) if !fsutil::same_path(dir, &self.root) => {
-                self.ensure_synced(parent, sync)?
-            }
+            Some(parent) if !fsutil::same_path(dir, &self.root) => self.ensure(parent)?,
             _ => {
                 // The root itself: made by path, its parent synced.
                 fsutil::create_dir(dir).map_err(StoreError::io("creating", dir))?;
@@ -668,10 +655,8 @@ impl Handles {
             crate::sys::fchmod(found.fd(), fsutil::DIR_MODE)
                 .map_err(StoreError::io("setting the mode of", dir))?;
         }
-        if sync {
-            crate::fault::after("store: after fsync", crate::sys::fsync(parent.fd(), false))
-                .map_err(StoreError::io("syncing", &parent.path))?;
-        }
+        crate::fault::after("store: after fsync", crate::sys::fsync(parent.fd(), false))
+            .map_err(StoreError::io("syncing", &parent.path))?;
         Ok(found)
     }
 

@@ -304,6 +304,24 @@ enum Entry {
 
 fn entry(etc_netns_dir: &Path, container: &str, state_root: &Path) -> Result<Entry, Error> {
     let dir = etc_netns_dir.join(container);
+    // One look in the usual case (a directory, or nothing); a link is
+    // followed, as `ip netns exec` follows it, unless it leads to another
+    // entry of `ETC_NETNS`: that entry's view (another container's, ours
+    // perhaps) would be edited under this container's name.
+    let linked = match fs::symlink_metadata(&dir) {
+        Ok(meta) => meta.file_type().is_symlink(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Entry::Missing { dir: false })
+        }
+        Err(e) => return Err(io("reading", &dir, e)),
+    };
+    if linked && leads_to_another_entry(etc_netns_dir, &dir) {
+        return Ok(Entry::Foreign(format!(
+            "{} is a link to another entry of {}; ipvlan does not follow it",
+            dir.display(),
+            etc_netns_dir.display()
+        )));
+    }
     match fs::metadata(&dir) {
         Ok(meta) if meta.is_dir() => {}
         Ok(_) => {
@@ -327,6 +345,15 @@ fn entry(etc_netns_dir: &Path, container: &str, state_root: &Path) -> Result<Ent
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Entry::Missing { dir: true }),
         Err(e) => Err(io("reading", &hosts, e)),
     }
+}
+
+/// Whether the link `link` (an entry of `etc_netns_dir`) resolves to an
+/// entry of `etc_netns_dir` itself, by whatever spelling.
+fn leads_to_another_entry(etc_netns_dir: &Path, link: &Path) -> bool {
+    let (Ok(target), Ok(dir)) = (fs::canonicalize(link), fs::canonicalize(etc_netns_dir)) else {
+        return false;
+    };
+    target.parent() == Some(dir.as_path())
 }
 
 /// Refuses a container whose `ETC_NETNS/NAME/hosts` is someone else's (an
@@ -1194,6 +1221,37 @@ mod tests {
             );
             fs::remove_file(&hosts).unwrap();
         }
+        // An admin's alias of another entry (`x` for `c2`, ours): refused
+        // by its name, and c2's view left as it is. Before, it was taken
+        // for a directory holding our link, which the attach of `x`
+        // switched to x's file and its detach removed.
+        let b = root.join("hosts").join("b");
+        append(&b, "y", &["10.1.0.2".parse().unwrap()]).unwrap();
+        link(&etc, "c2", &a, &root).unwrap();
+        std::os::unix::fs::symlink("c2", etc.join("x")).unwrap();
+        let why = format!(
+            "{} is a link to another entry of {}; ipvlan does not follow it",
+            etc.join("x").display(),
+            etc.display()
+        );
+        assert_eq!(
+            check_view_is_ours(&etc, "x", &root)
+                .unwrap_err()
+                .to_string(),
+            why
+        );
+        assert_eq!(link(&etc, "x", &b, &root).unwrap_err().to_string(), why);
+        assert_eq!(fs::read_link(etc.join("c2/hosts")).unwrap(), a);
+        // A link to a directory elsewhere is followed, as before.
+        let elsewhere_dir = dir.join("conf-x");
+        fs::create_dir_all(&elsewhere_dir).unwrap();
+        fs::remove_file(etc.join("x")).unwrap();
+        std::os::unix::fs::symlink(&elsewhere_dir, etc.join("x")).unwrap();
+        link(&etc, "x", &b, &root).unwrap();
+        assert_eq!(fs::read_link(elsewhere_dir.join("hosts")).unwrap(), b);
+        unlink(&etc, "x", &root).unwrap();
+        assert!(fs::symlink_metadata(elsewhere_dir.join("hosts")).is_err());
+        unlink(&etc, "c2", &root).unwrap();
         fs::write(etc.join("plain"), "").unwrap();
         let err = link(&etc, "plain", &a, &root).unwrap_err();
         assert_eq!(

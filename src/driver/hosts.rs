@@ -308,13 +308,14 @@ fn entry(etc_netns_dir: &Path, container: &str, state_root: &Path) -> Result<Ent
     // followed, as `ip netns exec` follows it, unless it leads to another
     // entry of `ETC_NETNS`: that entry's view (another container's, ours
     // perhaps) would be edited under this container's name.
-    let linked = match fs::symlink_metadata(&dir) {
-        Ok(meta) => meta.file_type().is_symlink(),
+    let found = match fs::symlink_metadata(&dir) {
+        Ok(meta) => meta,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Ok(Entry::Missing { dir: false })
         }
         Err(e) => return Err(io("reading", &dir, e)),
     };
+    let linked = found.file_type().is_symlink();
     if linked && leads_to_another_entry(etc_netns_dir, &dir) {
         return Ok(Entry::Foreign(format!(
             "{} is a link to another entry of {}; ipvlan does not follow it",
@@ -322,7 +323,12 @@ fn entry(etc_netns_dir: &Path, container: &str, state_root: &Path) -> Result<Ent
             etc_netns_dir.display()
         )));
     }
-    match fs::metadata(&dir) {
+    let followed = if linked {
+        fs::metadata(&dir)
+    } else {
+        Ok(found)
+    };
+    match followed {
         Ok(meta) if meta.is_dir() => {}
         Ok(_) => {
             return Ok(Entry::Foreign(format!(

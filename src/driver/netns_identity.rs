@@ -802,7 +802,7 @@ pub(crate) struct ContainerIndex {
     /// `(network id, endpoint id)`.
     entries: Vec<(String, String)>,
     /// Read as missing under the lock and not written since: the first
-    /// write makes it in place ([`Locked::put_new_derived_record`]).
+    /// write makes it in place ([`Locked::put_derived_text`]).
     absent: bool,
 }
 

@@ -1653,25 +1653,14 @@ impl Locked<'_> {
         self.put_record_as(kind, id, value, Durability::Derived)
     }
 
-    /// [`Locked::put_derived_record`] of a record the caller read as
-    /// missing under this lock (but no longer holds as read): made in
-    /// place, without a temporary and a rename (see
-    /// `fsutil::create_new_file_at`); one found there after all (an empty file
-    /// reads as missing) is replaced as `put_derived_record` replaces it.
-    pub fn put_new_derived_record(
-        &self,
-        kind: &str,
-        id: &str,
-        value: &Value,
-    ) -> Result<(), StoreError> {
-        self.put_record_hinted(kind, id, value, Durability::Derived, true)
-    }
-
     /// [`Locked::put_derived_record`] of a record's text as the caller
     /// wrote it (one JSON object, as [`crate::json::ObjectWriter`] writes
     /// it): no value built, encoded and held; the next read parses the
     /// file. `read_absent`: the caller read it as missing under this lock
-    /// (as [`Locked::put_new_derived_record`]).
+    /// (but no longer holds it as read): made in place, without a
+    /// temporary and a rename (see `fsutil::create_new_file_at`); one found
+    /// there after all (an empty file reads as missing) is replaced as
+    /// `put_derived_record` replaces it.
     pub fn put_derived_text(
         &self,
         kind: &str,
@@ -1679,14 +1668,10 @@ impl Locked<'_> {
         text: String,
         read_absent: bool,
     ) -> Result<(), StoreError> {
-        check_name("record kind", kind)?;
-        check_name("record id", id)?;
-        let path = self.record_path(kind, id);
-        let text = record_text(&path, text)?;
-        let absent = read_absent || self.record_held(&path) == Some(None);
-        let written = self.replace_file_as(&path, text.as_bytes(), Durability::Derived, absent);
-        self.forget_record(&path);
-        written
+        self.write_record(kind, id, Durability::Derived, read_absent, |path| {
+            record_text(path, text)
+        })
+        .map(drop)
     }
 
     /// Removes a derived record ([`Locked::put_derived_record`]) without
@@ -1702,31 +1687,33 @@ impl Locked<'_> {
         value: &Value,
         durability: Durability,
     ) -> Result<(), StoreError> {
-        self.put_record_hinted(kind, id, value, durability, false)
+        let path = self.write_record(kind, id, durability, false, |path| encode(path, value))?;
+        self.hold_record(&path, Some(value.clone()));
+        Ok(())
     }
 
-    /// [`Locked::put_record_as`], `read_absent` when the caller read the
-    /// record as missing under this lock.
-    fn put_record_hinted(
+    /// Writes the record `id` of `kind` whose text `text` makes for its
+    /// path (refused before any file is touched) and returns that path;
+    /// what this lock held of the record is forgotten. `read_absent`: the
+    /// caller read it as missing under this lock.
+    fn write_record(
         &self,
         kind: &str,
         id: &str,
-        value: &Value,
         durability: Durability,
         read_absent: bool,
-    ) -> Result<(), StoreError> {
+        text: impl FnOnce(&Path) -> Result<String, StoreError>,
+    ) -> Result<PathBuf, StoreError> {
         check_name("record kind", kind)?;
         check_name("record id", id)?;
         let path = self.record_path(kind, id);
         // Read under this lock and found missing: nobody else writes it.
         let absent = read_absent || self.record_held(&path) == Some(None);
-        let written = encode(&path, value)
+        let written = text(&path)
             .and_then(|text| self.replace_file_as(&path, text.as_bytes(), durability, absent));
         // A failed write may have replaced it or not: read again.
         self.forget_record(&path);
-        written?;
-        self.hold_record(&path, Some(value.clone()));
-        Ok(())
+        written.map(|()| path)
     }
 
     fn remove_record_as(

@@ -86,8 +86,8 @@
 //! generic records (container records). Derived, never synced, rebuilt by
 //! the driver's `restore` from the endpoint records: address files
 //! (written and removed outside the commit, see `addresses.rs`), records
-//! written with [`Locked::put_derived_record`] (the driver's container
-//! index), the allocation cursor, the network name hints and the hosts
+//! written with [`Locked::put_derived_record`] or
+//! [`Locked::put_derived_text`] (the driver's container index), the allocation cursor, the network name hints and the hosts
 //! files. A derived file but the cursor is still replaced atomically, so
 //! a killed command leaves it whole.
 //!

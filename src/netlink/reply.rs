@@ -17,7 +17,18 @@ fn is_reply_to(header: &Header, port_id: u32, seq: u32) -> bool {
     header.pid == port_id && header.seq == seq
 }
 
-/// Collects the ACKs (or errors) of a batch, datagram by datagram.
+/// Collects the answers to the requests of one datagram, sent in the order
+/// of `seqs` with only the last asking for an ACK (`NLM_F_ACK`).
+///
+/// The kernel handles the requests of a datagram one after the other
+/// inside `sendmsg` and queues their answers in that order: an error for
+/// every request that fails, ACK asked or not, and the ACK of the last.
+/// So once the last request is answered, every earlier one without an
+/// answer succeeded: one datagram read for a pipeline instead of one a
+/// request. Unless answers were dropped on the way ([`AckReader::overrun`]:
+/// the receive queue was full and the kernel said so with `ENOBUFS`), when
+/// an error may be missing while the last ACK came: then only the answers
+/// read count.
 ///
 /// Public for the fuzzer and for tests on recorded replies; the socket is
 /// its only user in the crate.
@@ -27,19 +38,19 @@ pub struct AckReader {
     port_id: u32,
     seqs: Vec<u32>,
     results: Vec<Option<Result<()>>>,
-    pending: usize,
+    /// Whether answers were dropped: silence no longer means success.
+    overrun: bool,
 }
 
 impl AckReader {
-    /// Waits for the answers to the requests numbered `seqs`, sent from
-    /// port `port_id`.
+    /// Waits for the answers to the requests numbered `seqs`, sent in this
+    /// order in one datagram from port `port_id`, the last with `NLM_F_ACK`.
     pub fn new(port_id: u32, seqs: Vec<u32>) -> AckReader {
-        let pending = seqs.len();
         AckReader {
             port_id,
             results: seqs.iter().map(|_| None).collect(),
             seqs,
-            pending,
+            overrun: false,
         }
     }
 
@@ -56,10 +67,22 @@ impl AckReader {
             };
             if let Some(result @ None) = self.results.get_mut(slot) {
                 *result = Some(parse_error(&msg));
-                self.pending -= 1;
             }
         }
-        Ok(self.pending == 0)
+        let last_answered = matches!(self.results.last(), Some(Some(_)));
+        if last_answered && !self.overrun {
+            // Answered in order: an earlier request still silent succeeded.
+            for result in self.results.iter_mut().filter(|r| r.is_none()) {
+                *result = Some(Ok(()));
+            }
+        }
+        Ok(self.results.iter().all(Option::is_some))
+    }
+
+    /// The kernel dropped answers (`ENOBUFS`): from now on a request counts
+    /// as answered only by an answer read, the last one's included.
+    pub fn overrun(&mut self) {
+        self.overrun = true;
     }
 
     /// Positions (in `seqs`) of the requests not answered so far.
@@ -421,18 +444,38 @@ mod tests {
     }
 
     #[test]
-    fn batch_acks_match_by_seq_in_any_order() {
+    fn silence_before_the_last_ack_is_success() {
         let mut acks = AckReader::new(PORT, vec![5, 6, 7]);
         assert!(!acks.feed(&[ack(6, -17), ack(4, 0)].concat()).unwrap());
-        let mut not_ours = ack(5, -1);
+        let mut not_ours = ack(7, 0);
         not_ours[12] ^= 1; // another port's answer
         assert!(!acks.feed(&not_ours).unwrap());
         assert_eq!(acks.unanswered(), [0, 2]);
-        assert!(acks.feed(&[ack(7, 0), ack(5, 0)].concat()).unwrap());
+        assert!(acks.feed(&ack(7, 0)).unwrap());
         assert!(acks.unanswered().is_empty());
         let results = acks.finish().unwrap();
         assert!(results[0].is_ok() && results[2].is_ok());
         assert_eq!(results[1].as_ref().unwrap_err().errno(), Some(libc::EEXIST));
+        // The last one failing ends the datagram alike.
+        let mut acks = AckReader::new(PORT, vec![5, 6]);
+        assert!(acks.feed(&ack(6, -19)).unwrap());
+        let results = acks.finish().unwrap();
+        assert!(results[0].is_ok());
+        assert_eq!(results[1].as_ref().unwrap_err().errno(), Some(libc::ENODEV));
+    }
+
+    #[test]
+    fn after_an_overrun_only_answers_read_count() {
+        let mut acks = AckReader::new(PORT, vec![5, 6, 7]);
+        assert!(!acks.feed(&ack(5, -17)).unwrap());
+        acks.overrun();
+        // The last ACK came, but an error before it may have been dropped.
+        assert!(!acks.feed(&ack(7, 0)).unwrap());
+        assert_eq!(acks.unanswered(), [1]);
+        assert!(acks.feed(&ack(6, -1)).unwrap());
+        let results = acks.finish().unwrap();
+        assert_eq!(results[1].as_ref().unwrap_err().errno(), Some(libc::EPERM));
+        assert!(results[2].is_ok());
     }
 
     #[test]

@@ -90,10 +90,11 @@ const ACK_COST: usize = 2048;
 /// How many requests [`Socket::request_batch`] puts in one datagram, from
 /// the buffer sizes the kernel granted (read back after setting them).
 ///
-/// The kernel answers every request of a datagram inside `sendmsg`, one
-/// ACK skb each, and drops an ACK (`ENOBUFS`) when the bytes already
-/// charged to our receive queue exceed the receive buffer. So the ACKs of
-/// one datagram must fit the receive buffer with room to spare (other
+/// The kernel answers the requests of a datagram inside `sendmsg`, an
+/// error skb for each that fails and an ACK for the last, and drops an
+/// answer (`ENOBUFS`) when the bytes already charged to our receive queue
+/// exceed the receive buffer. So the answers of one datagram, every request
+/// failing at worst, must fit the receive buffer with room to spare (other
 /// answers may be queued, our truesize estimate may be low): they may take
 /// half of it. The datagram itself may take half of what `sendmsg` accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -281,15 +282,29 @@ struct Acks<'s> {
     socket: &'s Socket,
     seqs: Vec<u32>,
     reader: Option<AckReader>,
+    /// Whether the kernel dropped answers before the reader was made.
+    overrun: bool,
 }
 
 impl Acks<'_> {
     fn feed(&mut self, datagram: &[u8]) -> Result<bool> {
-        let (port_id, seqs) = (self.socket.port_id.get(), &self.seqs);
-        let reader = self
-            .reader
-            .get_or_insert_with(|| AckReader::new(port_id, seqs.clone()));
+        let (port_id, seqs, overrun) = (self.socket.port_id.get(), &self.seqs, self.overrun);
+        let reader = self.reader.get_or_insert_with(|| {
+            let mut reader = AckReader::new(port_id, seqs.clone());
+            if overrun {
+                reader.overrun();
+            }
+            reader
+        });
         reader.feed(datagram)
+    }
+
+    /// Answers were dropped: see [`AckReader::overrun`].
+    fn overrun(&mut self) {
+        self.overrun = true;
+        if let Some(reader) = &mut self.reader {
+            reader.overrun();
+        }
     }
 
     fn unanswered(&self) -> Vec<usize> {
@@ -582,10 +597,11 @@ impl Socket {
         results.pop().unwrap_or(Ok(()))
     }
 
-    /// Sends all `msgs` (with `NLM_F_ACK`) and returns one result per
-    /// message, in order. They go in as few datagrams as the socket buffers
-    /// the kernel granted allow (see `BatchLimits`); the kernel processes
-    /// every message even after one fails. The outer `Result` fails only if
+    /// Sends all `msgs` and returns one result per message, in order. They
+    /// go in as few datagrams as the socket buffers the kernel granted
+    /// allow (see `BatchLimits`), each datagram's last with `NLM_F_ACK`, so
+    /// a pipeline that succeeds is one answer to read (see [`AckReader`]);
+    /// the kernel processes every message even after one fails. The outer `Result` fails only if
     /// sending or receiving itself failed; then the messages of earlier
     /// datagrams have been processed, and those of later ones not sent. If
     /// the kernel dropped answers ([`ErrorKind::Overrun`]), the error lists
@@ -607,15 +623,21 @@ impl Socket {
         Ok(results)
     }
 
-    /// Sends `msgs` (with `NLM_F_ACK`) in one datagram; the reader of their
-    /// answers.
+    /// Sends `msgs` in one datagram, the last with `NLM_F_ACK` (the kernel
+    /// answers the others only if they fail; see [`AckReader`]); the reader
+    /// of their answers.
     fn send_batch(&self, msgs: &[MessageBuilder]) -> Result<Acks<'_>> {
         let mut datagram = Vec::new();
         let mut seqs = Vec::with_capacity(msgs.len());
-        for msg in msgs {
+        for (position, msg) in msgs.iter().enumerate() {
             let seq = self.next_seq();
             let mut msg = msg.clone();
-            msg.set_flags(msg.flags() | NLM_F_REQUEST | NLM_F_ACK);
+            let flags = msg.flags() | NLM_F_REQUEST;
+            msg.set_flags(if position + 1 == msgs.len() {
+                flags | NLM_F_ACK
+            } else {
+                flags & !NLM_F_ACK
+            });
             datagram.extend(msg.to_bytes(seq, self.port_id.get())?);
             seqs.push(seq);
         }
@@ -624,10 +646,11 @@ impl Socket {
             socket: self,
             seqs,
             reader: None,
+            overrun: false,
         })
     }
 
-    /// Sends `msgs` (with `NLM_F_ACK`) in one datagram; one result each.
+    /// Sends `msgs` in one datagram; one result each.
     /// `first` is the position of `msgs[0]` among the `total` messages of
     /// the caller's batch, for [`ErrorKind::Overrun`].
     fn request_datagram(
@@ -646,6 +669,7 @@ impl Socket {
                     }
                 }
                 Err(err) if matches!(err.kind(), ErrorKind::Overrun { .. }) => {
+                    acks.overrun();
                     if self.drain(&mut acks)? {
                         break;
                     }
@@ -1037,17 +1061,67 @@ mod tests {
                 ("plain ACK", accepted, None),
                 ("error with extended ack", refused, Some(libc::ENETUNREACH)),
             ] {
+                // One datagram each: only a datagram's last request is
+                // ACKed when it succeeds.
                 const COUNT: usize = 32;
-                let mut acks = socket.send_batch(&vec![msg; COUNT]).unwrap();
+                let mut pending: Vec<Acks<'_>> = (0..COUNT)
+                    .map(|_| socket.send_batch(std::slice::from_ref(&msg)).unwrap())
+                    .collect();
                 let cost = rmem_alloc(&socket) / COUNT;
                 eprintln!("{what}: {cost} bytes of receive buffer each");
                 assert!(cost > 36 && cost <= ACK_COST, "{what}: {cost} bytes");
-                while !socket.recv_whole(|d| acks.feed(d)).unwrap().unwrap() {}
-                for result in acks.finish().unwrap() {
+                for acks in &mut pending {
+                    while !socket.recv_whole(|d| acks.feed(d)).unwrap().unwrap() {}
+                }
+                for acks in pending {
+                    let result = acks.finish().unwrap().pop().unwrap();
                     assert_eq!(result.err().and_then(|e| e.errno()), errno, "{what}");
                 }
                 assert_eq!(rmem_alloc(&socket), 0);
             }
+        });
+    }
+
+    /// A datagram's requests are answered only when they fail, but for
+    /// the last one's ACK: a pipeline that succeeds queues one answer (one
+    /// read), and each failure still comes back as its request's result,
+    /// wherever it sits.
+    #[test]
+    fn a_pipeline_is_acked_once_and_its_failures_each() {
+        in_fresh_netns(|| {
+            let socket = Socket::open().unwrap();
+            let accepted = set_up_request(LO, true);
+            let refused = RouteSpec::to("10.8.0.0/16".parse().unwrap())
+                .via("192.0.2.1".parse().unwrap())
+                .add_request()
+                .unwrap();
+            let queued = |msgs: &[MessageBuilder]| {
+                let mut acks = socket.send_batch(msgs).unwrap();
+                let queued = rmem_alloc(&socket);
+                while !socket.recv_whole(|d| acks.feed(d)).unwrap().unwrap() {}
+                assert_eq!(rmem_alloc(&socket), 0, "every answer read");
+                (queued, acks.finish().unwrap())
+            };
+            let (one, _) = queued(std::slice::from_ref(&accepted));
+            let (three, results) = queued(&vec![accepted.clone(); 3]);
+            assert_eq!(three, one, "three requests that succeed, one ACK queued");
+            assert!(results.iter().all(Result::is_ok));
+            let errno = |r: &Result<()>| r.as_ref().err().and_then(|e| e.errno());
+            let mixed = [
+                refused.clone(),
+                accepted.clone(),
+                refused.clone(),
+                accepted.clone(),
+            ];
+            let (_, results) = queued(&mixed);
+            let errnos: Vec<_> = results.iter().map(errno).collect();
+            let unreachable = Some(libc::ENETUNREACH);
+            assert_eq!(errnos, [unreachable, None, unreachable, None]);
+            let (_, results) = queued(&[accepted.clone(), refused.clone()]);
+            assert_eq!(
+                results.iter().map(errno).collect::<Vec<_>>(),
+                [None, unreachable]
+            );
         });
     }
 
@@ -1062,9 +1136,15 @@ mod tests {
             assert_eq!(results.len(), 64);
             assert!(results.iter().all(Result::is_ok));
 
-            // The same requests in one datagram overrun it. The ACKs queued
-            // before the first drop are read; from then on the kernel drops
-            // every answer until the queue is read empty.
+            // Refused requests in one datagram overrun it (every one is
+            // answered, ACK asked or not). The answers queued before the
+            // first drop are read; from then on the kernel drops every
+            // answer until the queue is read empty.
+            let refused = RouteSpec::to("10.8.0.0/16".parse().unwrap())
+                .via("192.0.2.1".parse().unwrap())
+                .add_request()
+                .unwrap();
+            let msgs = vec![refused; 64];
             let err = socket.request_datagram(&msgs, 10, 100).unwrap_err();
             let ErrorKind::Overrun { unknown, total } = err.kind() else {
                 panic!("{err}");

@@ -51,8 +51,9 @@ impl Step {
 }
 
 impl Handle {
-    /// Sends `steps` together, in one datagram, and then reads their ACKs:
-    /// one round trip instead of one each. The kernel carries them out in
+    /// Sends `steps` together, in one datagram, and then reads their
+    /// answers: one round trip instead of one each, and one answer when
+    /// all succeed (only the last asks for an ACK). The kernel carries them out in
     /// order and goes on after one fails, so a later step may act on what
     /// an earlier failed one should have made (a route through a link that
     /// stayed down, say): a caller undoes the whole lot on failure, e.g. by

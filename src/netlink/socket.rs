@@ -866,6 +866,15 @@ mod tests {
         netns::run_in_new(test).expect("unshare(CLONE_NEWNET) (are we root?)");
     }
 
+    /// A route the kernel refuses (`ENETUNREACH`, "Nexthop has invalid
+    /// gateway": an error with extended-ack text) in any fresh namespace.
+    fn refused_route() -> MessageBuilder {
+        RouteSpec::to("10.8.0.0/16".parse().unwrap())
+            .via("192.0.2.1".parse().unwrap())
+            .add_request()
+            .unwrap()
+    }
+
     /// Bytes charged to the socket's receive queue (`SK_MEMINFO_RMEM_ALLOC`).
     fn rmem_alloc(socket: &Socket) -> usize {
         let mut info = [0u32; 16];
@@ -1053,10 +1062,7 @@ mod tests {
             let socket = Socket::open().unwrap();
             let accepted = set_up_request(LO, true);
             // ENETUNREACH with "Nexthop has invalid gateway": an ACK with text.
-            let refused = RouteSpec::to("10.8.0.0/16".parse().unwrap())
-                .via("192.0.2.1".parse().unwrap())
-                .add_request()
-                .unwrap();
+            let refused = refused_route();
             for (what, msg, errno) in [
                 ("plain ACK", accepted, None),
                 ("error with extended ack", refused, Some(libc::ENETUNREACH)),
@@ -1091,10 +1097,7 @@ mod tests {
         in_fresh_netns(|| {
             let socket = Socket::open().unwrap();
             let accepted = set_up_request(LO, true);
-            let refused = RouteSpec::to("10.8.0.0/16".parse().unwrap())
-                .via("192.0.2.1".parse().unwrap())
-                .add_request()
-                .unwrap();
+            let refused = refused_route();
             let queued = |msgs: &[MessageBuilder]| {
                 let mut acks = socket.send_batch(msgs).unwrap();
                 let queued = rmem_alloc(&socket);
@@ -1140,10 +1143,7 @@ mod tests {
             // answered, ACK asked or not). The answers queued before the
             // first drop are read; from then on the kernel drops every
             // answer until the queue is read empty.
-            let refused = RouteSpec::to("10.8.0.0/16".parse().unwrap())
-                .via("192.0.2.1".parse().unwrap())
-                .add_request()
-                .unwrap();
+            let refused = refused_route();
             let msgs = vec![refused; 64];
             let err = socket.request_datagram(&msgs, 10, 100).unwrap_err();
             let ErrorKind::Overrun { unknown, total } = err.kind() else {
@@ -1171,10 +1171,7 @@ mod tests {
             let capped = |socket: &Socket| {
                 sys::getsockopt_int(socket.fd.as_fd(), SOL_NETLINK, NETLINK_CAP_ACK).unwrap()
             };
-            let refused = RouteSpec::to("10.8.0.0/16".parse().unwrap())
-                .via("192.0.2.1".parse().unwrap())
-                .add_request()
-                .unwrap();
+            let refused = refused_route();
             let socket = Socket::open().unwrap();
             let three = [set_up_request(LO, true), refused.clone(), refused.clone()];
             let results = socket.request_batch(&three).unwrap();
@@ -1212,10 +1209,7 @@ mod tests {
     fn a_small_pair_fits_the_smallest_buffer_unasked() {
         in_fresh_netns(|| {
             let accepted = set_up_request(LO, true);
-            let refused = RouteSpec::to("10.8.0.0/16".parse().unwrap())
-                .via("192.0.2.1".parse().unwrap())
-                .add_request()
-                .unwrap();
+            let refused = refused_route();
             // Near the bound: an error ACK echoes the whole request.
             let mut largest = RouteSpec::to("10.9.0.0/16".parse().unwrap())
                 .via("192.0.2.1".parse().unwrap())

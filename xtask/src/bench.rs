@@ -128,7 +128,9 @@ fn parse(args: &[String]) -> Result<Options> {
 /// VM time for a run: boot, setup, and a generous 0.5 s per container and
 /// row under emulation (the slowest rows, iproute2 and the reference
 /// plugin, cost about 0.2 s per container per attach; the long size also
-/// runs the bulk API's batches with the floor's).
+/// runs the bulk API's batches with the floor's), and 0.3 s a container
+/// for the nine pairs of batches of all (ours beside the floor's; about
+/// 70 ms a container a pair at N = 1,000).
 /// Guest memory of the bench's boot: at N = 1,000 the interleaved rows hold
 /// 3,000 namespaces at once, about 200 KiB of kernel memory each (600 MB),
 /// with the one-process floor's 1,000 still being freed; the default 1 GiB
@@ -137,7 +139,8 @@ fn parse(args: &[String]) -> Result<Options> {
 const BENCH_MEMORY_MIB: u32 = 3072;
 
 fn default_timeout(options: &Options) -> Duration {
-    Duration::from_secs(600 + (options.small * 6 + options.large * 5) / 2)
+    let pairs = (options.small + options.large) * 3 / 10;
+    Duration::from_secs(600 + (options.small * 6 + options.large * 5) / 2 + pairs)
 }
 
 pub fn run(args: &[String]) -> Result {

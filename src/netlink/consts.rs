@@ -65,6 +65,7 @@ pub const NLMSGERR_ATTR_OFFS: u16 = 2;
 pub const NLMSGERR_ATTR_MAX: u16 = 6;
 
 // linux/rtnetlink.h: message types
+pub const RTM_BASE: u16 = 16;
 pub const RTM_NEWLINK: u16 = 16;
 pub const RTM_DELLINK: u16 = 17;
 pub const RTM_GETLINK: u16 = 18;

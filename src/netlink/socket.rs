@@ -93,8 +93,9 @@ const ACK_COST: usize = 2048;
 /// The kernel answers the requests of a datagram inside `sendmsg`, an
 /// error skb for each that fails and an ACK for the last, and drops an
 /// answer (`ENOBUFS`) when the bytes already charged to our receive queue
-/// exceed the receive buffer. So the answers of one datagram, every request
-/// failing at worst, must fit the receive buffer with room to spare (other
+/// exceed the receive buffer (since 6.15 and in the stable trees: when
+/// they would with the answer). So the answers of one datagram, every
+/// request failing at worst, must fit the receive buffer with room to spare (other
 /// answers may be queued, our truesize estimate may be low): they may take
 /// half of it. The datagram itself may take half of what `sendmsg` accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -252,6 +253,16 @@ fn fits_unasked(msgs: &[MessageBuilder]) -> bool {
             .all(|m| m.as_bytes().len() <= UNASKED_REQUEST_BYTES),
         _ => false,
     }
+}
+
+/// Whether `msg` starts a dump. rtnetlink reads `NLM_F_DUMP` on a `GET`
+/// only (the low two bits of its type 2; on a `NEW` the same bits are
+/// `NLM_F_REPLACE` and `NLM_F_EXCL`), and `netlink_rcv_skb` answers a
+/// dump's start with neither an ACK nor an error, which a batch, where
+/// silence before the last answer means success, would take for one.
+fn starts_dump(msg: &MessageBuilder) -> bool {
+    const RTNL_KIND_GET: u16 = 2;
+    msg.kind() >= RTM_BASE && msg.kind() & 3 == RTNL_KIND_GET && msg.flags() & NLM_F_DUMP != 0
 }
 
 /// What a failed receive means: `None` when a read that was not to wait
@@ -607,6 +618,11 @@ impl Socket {
     /// the kernel dropped answers ([`ErrorKind::Overrun`]), the error lists
     /// the messages whose outcome is unknown.
     pub fn request_batch(&self, msgs: &[MessageBuilder]) -> Result<Vec<Result<()>>> {
+        if msgs.iter().any(starts_dump) {
+            return Err(Error::invalid(
+                "a dump request cannot go in a batch (the kernel answers its start with no ACK)",
+            ));
+        }
         let setup = |err| Error::from(err).op("set up netlink socket");
         // One request always goes alone, and two small ones together, with
         // no budget to ask for (see `fits_unasked`).
@@ -688,9 +704,11 @@ impl Socket {
     }
 
     /// After an overrun: reads, without waiting, the answers still queued;
-    /// whether every request is answered. The kernel answered every request
-    /// of the datagram inside `sendmsg`, so an answer not queued now was
-    /// dropped and will never come.
+    /// whether every request is answered (by an answer read: silence no
+    /// longer counts, see [`AckReader::overrun`]). The kernel answered the
+    /// requests of the datagram inside `sendmsg`, so an answer not queued
+    /// now was dropped, or never sent (a request that succeeded silently),
+    /// and will never come.
     fn drain(&self, acks: &mut Acks<'_>) -> Result<bool> {
         loop {
             match self.try_recv(|datagram| acks.feed(datagram)) {
@@ -1128,23 +1146,65 @@ mod tests {
         });
     }
 
+    /// A dump's start is answered with no ACK and no error, which a batch
+    /// would take for success: refused before anything is sent. The same
+    /// flag bits on a `NEW` (`NLM_F_REPLACE`, `NLM_F_EXCL`) are no dump.
+    #[test]
+    fn a_dump_cannot_go_in_a_batch() {
+        in_fresh_netns(|| {
+            let socket = Socket::open().unwrap();
+            let mut dump = dump_request();
+            dump.set_flags(dump.flags() | NLM_F_DUMP);
+            let refused = socket
+                .request_batch(&[set_up_request(LO, true), dump])
+                .unwrap_err();
+            assert!(
+                matches!(refused.kind(), ErrorKind::InvalidInput { .. }),
+                "{refused}"
+            );
+            assert_eq!(rmem_alloc(&socket), 0, "nothing was sent");
+            let mut excl = refused_route();
+            excl.set_flags(excl.flags() | NLM_F_DUMP);
+            let results = socket.request_batch(&[excl.clone(), excl]).unwrap();
+            assert!(results
+                .iter()
+                .all(|r| r.as_ref().err().and_then(|e| e.errno()) == Some(libc::ENETUNREACH)));
+        });
+    }
+
+    /// Answers dropped before the first is read (the reader not made yet):
+    /// the last one's ACK does not vouch for a request left silent.
+    #[test]
+    fn an_overrun_before_the_first_answer_counts() {
+        in_fresh_netns(|| {
+            let socket = Socket::open().unwrap();
+            let accepted = set_up_request(LO, true);
+            let mut acks = socket.send_batch(&[accepted.clone(), accepted]).unwrap();
+            acks.overrun();
+            assert!(!socket.recv_whole(|d| acks.feed(d)).unwrap().unwrap());
+            assert_eq!(acks.unanswered(), [0]);
+        });
+    }
+
     #[test]
     fn batches_fit_the_receive_buffer_the_kernel_granted() {
         in_fresh_netns(|| {
             // The smallest buffer the kernel grants (SOCK_MIN_RCVBUF, ~2.3 KiB).
+            // Refused requests: each is answered, ACK asked or not, so the
+            // answers' budget is what splits them into datagrams.
             let socket = Socket::open().unwrap();
             socket.size_buffers(0).unwrap();
-            let msgs = vec![set_up_request(LO, true); 64];
+            let msgs = vec![refused_route(); 64];
             let results = socket.request_batch(&msgs).unwrap();
             assert_eq!(results.len(), 64);
-            assert!(results.iter().all(Result::is_ok));
+            assert!(results
+                .iter()
+                .all(|r| r.as_ref().err().and_then(|e| e.errno()) == Some(libc::ENETUNREACH)));
+            assert_eq!(rmem_alloc(&socket), 0);
 
-            // Refused requests in one datagram overrun it (every one is
-            // answered, ACK asked or not). The answers queued before the
-            // first drop are read; from then on the kernel drops every
-            // answer until the queue is read empty.
-            let refused = refused_route();
-            let msgs = vec![refused; 64];
+            // The same requests in one datagram overrun it. The answers
+            // queued before the first drop are read; from then on the
+            // kernel drops every answer until the queue is read empty.
             let err = socket.request_datagram(&msgs, 10, 100).unwrap_err();
             let ErrorKind::Overrun { unknown, total } = err.kind() else {
                 panic!("{err}");

@@ -466,7 +466,7 @@ impl Visit {
 
     /// [`Visit::open`], with `socket`, a socket the calling thread made
     /// in its namespace and has not left since (the caller's socket of its
-    /// own namespace), to tell that namespace (see [`open_own`]): the way
+    /// own namespace), to tell that namespace (see `open_own`): the way
     /// back is where the socket was made, so a socket of another namespace
     /// would send the thread there.
     pub fn open_beside(path: &Path, socket: BorrowedFd<'_>) -> io::Result<(Netns, Option<Entry>)> {

@@ -458,7 +458,7 @@ pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: i32) -> io::Result<()> {
 }
 
 /// A signal's disposition before [`ignore_signal`] changed it, for
-/// [`restore_signal`] and [`default_signals_in_child`].
+/// [`restore_signal`] and [`signals_to_default`].
 pub struct SavedSignal {
     signal: i32,
     previous: libc::sigaction,

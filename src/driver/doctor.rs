@@ -20,7 +20,7 @@ fn check(name: &str, ok: bool, detail: impl Into<String>) -> DoctorCheck {
 
 /// Probes what this host supports: kernel version, ipvlan/dummy/8021q in a
 /// throwaway namespace, modes and flags, privileges, the state directory,
-/// and CNI readiness ([`cni_readiness`](super::cni_readiness)).
+/// and CNI readiness ([`cni_readiness`](fn@super::cni_readiness)).
 ///
 /// ```no_run
 /// let report = ipvlan::driver::doctor(&ipvlan::driver::Config::from_env());

@@ -453,7 +453,7 @@ pub(crate) fn link(
     link_after(etc_netns_dir, container, target, state_root, false)
 }
 
-/// [`link`]; `missing`: the caller found nothing at `ETC_NETNS/NAME` a
+/// `link` (tests); `missing`: the caller found nothing at `ETC_NETNS/NAME` a
 /// moment before, so it is not looked at again. What another tool puts
 /// there meanwhile makes the `mkdir` (a directory: theirs, kept) or the
 /// `symlink` (anything at `hosts`: refused) fail, as when it is found.

@@ -295,7 +295,7 @@ impl Manager {
     /// successful attach or detach opened, the state files written
     /// ([`StateDir::leave_descriptors_to_exit`]), and up to
     /// [`LEFT_TO_EXIT_MAX`] of the files only read (records, sysctls) and
-    /// ways home from a namespace ([`crate::sys::done_with`]) are left
+    /// ways home from a namespace (`crate::sys::done_with`) are left
     /// open for the exit to close, as `close(2)` would (nothing in them is
     /// buffered or waits), one `close` each saved. A program that goes on
     /// must not ask for it: they would stay open.

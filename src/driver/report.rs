@@ -234,7 +234,7 @@ pub struct RestoreReport {
     pub errors: Vec<String>,
 }
 
-/// One line of [`doctor`](super::doctor)'s report.
+/// One line of [`doctor`](fn@super::doctor)'s report.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DoctorCheck {
     /// What was checked.
@@ -245,7 +245,7 @@ pub struct DoctorCheck {
     pub detail: String,
 }
 
-/// What [`doctor`](super::doctor) found.
+/// What [`doctor`](fn@super::doctor) found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DoctorReport {
     /// The checks, in order.

@@ -1207,7 +1207,7 @@ impl StateDir {
     /// never reached the disk, which only a command that had not returned
     /// can have written (every command commits before it returns), so it
     /// counts as never written; `restore` removes it
-    /// ([`StateDir::clean_temporaries`]). A truncated file (not empty)
+    /// ([`Locked::clean_temporaries`]). A truncated file (not empty)
     /// fails to parse: damage, reported, never deleted.
     fn read_text(&self, path: &Path) -> Result<Option<String>, StoreError> {
         let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {

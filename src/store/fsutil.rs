@@ -406,7 +406,7 @@ pub fn append_line(path: &Path, lines: &str, mode: u32) -> io::Result<()> {
 /// as its `/etc/hosts` by `ip netns exec`, is never written over), which
 /// held `len` bytes when the caller looked, by one `write`. A kill stops a
 /// write at a page's end, and a reader may find the file cut there while
-/// it is written; so the lines are laid out by page ([`lay_out_by_page`]:
+/// it is written; so the lines are laid out by page (`lay_out_by_page`:
 /// none crosses a page's end), and a last line a kill cut short before
 /// (no newline ends the file) is blanked first: cut within a name it
 /// would give another container's name (the name's start) this one's
@@ -483,7 +483,7 @@ const LINE_LOOKBACK: u64 = 2 * PAGE as u64;
 /// Each removed line is overwritten with spaces, one small write each, so
 /// the file stays well formed at every instant. When blank lines make up
 /// more than half of a file over 4 KiB it is compacted: the kept lines
-/// laid out so that no line crosses a page's end (see [`compacted`]) and
+/// laid out so that no line crosses a page's end (see `compacted`) and
 /// padded with newlines to the old length, in one write, then truncated.
 /// No fsync, as for [`append_line`].
 pub fn remove_lines(path: &Path, remove: impl FnMut(&str) -> bool) -> io::Result<usize> {

@@ -119,7 +119,7 @@ pub(crate) struct Shared {
     /// in every command that opens the store.
     noted: Vec<u64>,
     /// What `changes` would take in an entry of the commit log, at most;
-    /// past [`commit_log::COMMIT_PAYLOAD_MAX`] the changes are dropped (such a
+    /// past [`super::commit_log::COMMIT_PAYLOAD_MAX`] the changes are dropped (such a
     /// commit syncs the file system) and `overflowed` is set.
     changes_bytes: usize,
     /// The commit log as the lock held now found it (see
@@ -140,7 +140,7 @@ pub(crate) struct Shared {
     intent_left: Option<String>,
     /// More than [`SYNCFS_ABOVE`] of them since the last commit in a store
     /// without a commit log, or more changes than the log holds
-    /// ([`commit_log::COMMIT_PAYLOAD_MAX`]): the descriptors were let go (a
+    /// ([`super::commit_log::COMMIT_PAYLOAD_MAX`]): the descriptors were let go (a
     /// batch of a thousand endpoints would hold thousands open), and the
     /// commit syncs the file system.
     overflowed: bool,

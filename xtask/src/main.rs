@@ -49,8 +49,8 @@ commands:
   demo [--kernel K] [--timeout SECS]
         Boot the VM, build the walkthrough topology, run tests/vm/demo.sh.
   test [--kernel K]
-        Everything CI checks: fmt, clippy (also with --features vm), layers,
-        size, host tests, a bounded fuzz run, then the VM tests, the
+        Everything CI checks: fmt, clippy (also with --features vm), the
+        documentation (rustdoc warnings denied), layers, size, host tests, a bounded fuzz run, then the VM tests, the
         Podman test and a few power-cut rounds.
   layers
         Check that no files under src/ use each other in a circle and no file

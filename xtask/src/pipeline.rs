@@ -16,7 +16,7 @@ const CI_FUZZ_TOTAL_SECS: u64 = 60;
 /// no cycle or upward use can come back.
 const LAYERS_IN_TEST: bool = true;
 
-/// fmt, clippy, layers, size, host tests, fuzz, VM tests, the Podman
+/// fmt, clippy, doc, layers, size, host tests, fuzz, VM tests, the Podman
 /// test and a few power-cut rounds (on `kernel`); stops at the first failure.
 pub fn test(kernel: Series) -> Result {
     let start = Instant::now();
@@ -54,6 +54,21 @@ pub fn test(kernel: Series) -> Result {
             "-D",
             "warnings",
         ]),
+    )?;
+    // The documentation, private items included (most of the design is
+    // written there): no link that leads nowhere, nor from a public item
+    // to a private one.
+    step(
+        "doc",
+        cargo()
+            .args([
+                "doc",
+                "-p",
+                "ipvlan",
+                "--no-deps",
+                "--document-private-items",
+            ])
+            .env("RUSTDOCFLAGS", "-D warnings"),
     )?;
     if LAYERS_IN_TEST {
         banner("layers");

@@ -130,7 +130,7 @@ impl Locked<'_> {
 
     /// The line of a batch detach's `record` written over its record now,
     /// as the next lock would write it were the batch to die (see
-    /// [`Locked::expand_line`]): for an endpoint whose link went, or may
+    /// `Locked::expand_line`): for an endpoint whose link went, or may
     /// have gone, before the batch stopped short, ahead of the removal of
     /// `batch-intents` that drops the lines of the endpoints it never
     /// reached.

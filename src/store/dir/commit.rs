@@ -286,7 +286,7 @@ impl StateDir {
     }
 
     /// How many changes the last lock taken wrote again from a commit log
-    /// written in another boot (see [`Locked::take_up_log`]), and why it
+    /// written in another boot (see `Locked::take_up_log`), and why it
     /// passed over those it could not (the store refused their paths),
     /// once.
     pub fn take_log_replayed(&self) -> (usize, Vec<String>) {
@@ -302,7 +302,7 @@ impl StateDir {
     }
 
     /// The endpoint (network id, endpoint id) whose intent
-    /// [`Locked::single_intent_left`] reports: `restore` leaves it as it
+    /// [`StateDir::single_intent_left`] reports: `restore` leaves it as it
     /// is, since its record may not say what its command was doing (a
     /// detach's intent left there names a record still `attached`, whose
     /// link the detach may have deleted).

@@ -615,14 +615,17 @@ fn a_batch_stays_within_its_system_call_budget_per_target() {
     let per_target = |a: &Trace, b: &Trace| {
         (b.release_total() as f64 - a.release_total() as f64) / (large - small) as f64
     };
+    // What one more target adds of one system call.
+    let calls_per_target = |a: &Trace, b: &Trace, syscall: &str| {
+        (b.count(syscall) as f64 - a.count(syscall) as f64) / (large - small) as f64
+    };
     let connect = per_target(&connect_small, &connect_large);
     let disconnect = per_target(&disconnect_small, &disconnect_large);
     // The link thread's queue wakes a waiter once its lock is let go: a
     // waiter woken under it blocks on it at once (two more calls), as
     // many times as the threads happen to meet there (5.4 a target, and
     // a disconnect over its budget on some runs, before).
-    let futex = (disconnect_large.count("futex") as f64 - disconnect_small.count("futex") as f64)
-        / (large - small) as f64;
+    let futex = calls_per_target(&disconnect_small, &disconnect_large, "futex");
     assert!(
         futex <= BATCH_DISCONNECT_FUTEX_PER_TARGET,
         "batch disconnect: {futex:.1} futex calls per target (at most {BATCH_DISCONNECT_FUTEX_PER_TARGET})"
@@ -681,8 +684,7 @@ fn a_batch_stays_within_its_system_call_budget_per_target() {
     }
     // A target's pipeline (address, up, route) is one answer read; the
     // links' creates, in datagrams of many, a fraction of one each.
-    let reads = (connect_large.count("recvfrom") as f64 - connect_small.count("recvfrom") as f64)
-        / (large - small) as f64;
+    let reads = calls_per_target(&connect_small, &connect_large, "recvfrom");
     assert!(
         reads <= BATCH_CONNECT_READS_PER_TARGET,
         "batch connect: {reads:.2} netlink reads per target (at most {BATCH_CONNECT_READS_PER_TARGET})"

@@ -981,8 +981,9 @@ pub(crate) fn under_detach_intent<T>(
 }
 
 /// The network `name_or_id` as it is under the lock: the record of `found`
-/// (what [`lookup_network_id`](super::networks::lookup_network_id) gave without it, read again by id: the
-/// state may have changed meanwhile) when it still answers to that name,
+/// (what [`lookup_network_id`](super::networks::lookup_network_id) gave
+/// without it, read again by id: the state may have changed meanwhile)
+/// when it still answers to that name,
 /// else the lookup among every network again. Reading every record under
 /// the lock cost a read per network on every connect. A network left
 /// half-removed takes no endpoint ([`joinable`]).

@@ -51,8 +51,8 @@ impl Manager {
     /// back would take the leases with it. The final record is written
     /// before the parent is made and put back as it was when making fails;
     /// a crash in between leaves a record whose parent `restore` or the
-    /// next ADD makes. [`super::ErrorKind::AlreadyExists`] when `replacing` is no
-    /// longer the network of the name, as it was.
+    /// next ADD makes. [`super::ErrorKind::AlreadyExists`] when `replacing`
+    /// is no longer the network of the name, as it was.
     pub(crate) fn create_network_over(
         &self,
         req: &NetworkCreate,

@@ -125,9 +125,8 @@ pub struct ExecOptions {
     pub interactive: bool,
     /// `-t`: accepted for Docker compatibility; the terminal is inherited.
     pub tty: bool,
-    /// Pass on to the command each signal of
-    /// `forwarded_signals` that another
-    /// process sends this one, as `docker run` does (its sig-proxy): a
+    /// Pass on to the command each signal of `forwarded_signals` that
+    /// another process sends this one, as `docker run` does (its sig-proxy): a
     /// supervisor that stops us with `SIGTERM` stops the command, and
     /// we outlive it to report its status. The signals are blocked in the
     /// calling thread while the command runs and taken by the thread

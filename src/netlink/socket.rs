@@ -95,9 +95,9 @@ const ACK_COST: usize = 2048;
 /// answer (`ENOBUFS`) when the bytes already charged to our receive queue
 /// exceed the receive buffer (since 6.15 and in the stable trees: when
 /// they would with the answer). So the answers of one datagram, every
-/// request failing at worst, must fit the receive buffer with room to spare (other
-/// answers may be queued, our truesize estimate may be low): they may take
-/// half of it. The datagram itself may take half of what `sendmsg` accepts.
+/// request failing at worst, must fit the receive buffer with room to
+/// spare (other answers may be queued, our truesize estimate may be low):
+/// they may take half of it. The datagram itself may take half of what `sendmsg` accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct BatchLimits {
     /// Largest datagram sent (a request larger than this still goes, alone).
@@ -612,8 +612,8 @@ impl Socket {
     /// go in as few datagrams as the socket buffers the kernel granted
     /// allow (see `BatchLimits`), each datagram's last with `NLM_F_ACK`, so
     /// a pipeline that succeeds is one answer to read (see [`AckReader`]);
-    /// the kernel processes every message even after one fails. The outer `Result` fails only if
-    /// sending or receiving itself failed; then the messages of earlier
+    /// the kernel processes every message even after one fails. The outer
+    /// `Result` fails only if sending or receiving itself failed; then the messages of earlier
     /// datagrams have been processed, and those of later ones not sent. If
     /// the kernel dropped answers ([`ErrorKind::Overrun`]), the error lists
     /// the messages whose outcome is unknown.

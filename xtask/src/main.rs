@@ -50,8 +50,9 @@ commands:
         Boot the VM, build the walkthrough topology, run tests/vm/demo.sh.
   test [--kernel K]
         Everything CI checks: fmt, clippy (also with --features vm), the
-        documentation (rustdoc warnings denied), layers, size, host tests, a bounded fuzz run, then the VM tests, the
-        Podman test and a few power-cut rounds.
+        documentation (rustdoc warnings denied), layers, size, host tests,
+        a bounded fuzz run, then the VM tests, the Podman test and a few
+        power-cut rounds.
   layers
         Check that no files under src/ use each other in a circle and no file
         uses a higher layer than its own (the `# Layers` list in src/lib.rs).

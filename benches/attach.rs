@@ -45,8 +45,9 @@
 //!   directory's `fsync` (the durable floor's write), a new file with
 //!   `fdatasync` only, `pwrite` into a block of a file preallocated (written
 //!   with zeros and synced before timing) with `fdatasync`, and an append
-//!   with `fdatasync`; `COUNT` rounds of one write of each kind, the order
-//!   rotating, so the host's load drifts under all alike. Raw libc, as the
+//!   with `fdatasync`; `COUNT` rounds of one write of each kind, in an order
+//!   balanced so that the host's load drifts under all alike and no kind
+//!   always follows the same one. Raw libc, as the
 //!   floor. Prints a Markdown table: median, p10, p90 per kind and each
 //!   median against the new file's. The orchestrator runs it once, before
 //!   the rows, and adds the table to its results.
@@ -627,8 +628,9 @@ const SLOT: usize = 4096;
 /// Times `count` durable writes of a `bytes`-byte record of each of
 /// [`WRITE_KINDS`] in `dir` (made here, removed at the end with what it
 /// holds, all of it ours): round by round, one write of each kind per
-/// round, the order rotating, so the host's load drifts under all kinds
-/// alike. Milliseconds per write, by kind.
+/// round in a balanced order ([`balanced_order`]), so the host's load
+/// drifts under all kinds alike and none always follows the same one.
+/// Milliseconds per write, by kind.
 fn durable_writes(dir: &str, count: usize, bytes: usize) -> Res<[Vec<f64>; 4]> {
     fs::create_dir(dir).map_err(|e| format!("{dir}: {e}"))?;
     let result = durable_writes_in(dir, count, bytes);
@@ -670,8 +672,7 @@ fn durable_writes_in(dir: &str, count: usize, bytes: usize) -> Res<[Vec<f64>; 4]
     sync_fd(&d, false, "fsync of the directory")?;
     let mut times: [Vec<f64>; 4] = Default::default();
     for round in 0..count {
-        for step in 0..WRITE_KINDS.len() {
-            let kind = (round + step) % WRITE_KINDS.len();
+        for kind in balanced_order(round, WRITE_KINDS.len()) {
             let start = Instant::now();
             match kind {
                 0 => new_file_write(&d, &format!("n{round}"), &record, true)?,
@@ -689,6 +690,38 @@ fn durable_writes_in(dir: &str, count: usize, bytes: usize) -> Res<[Vec<f64>; 4]
         }
     }
     Ok(times)
+}
+
+/// The order in which `kinds` things compared side by side run in round
+/// `round`: a balanced Latin square (Williams' design), so that over a
+/// period (`kinds` rounds, twice as many when `kinds` is odd) every kind
+/// runs at every position equally often and right after every other kind
+/// equally often. A plain rotation keeps each kind behind the same one
+/// (with four, three rounds in four): what one leaves the kernel to finish
+/// (a journal commit, a namespace's teardown) then always weighs on the
+/// same next one.
+fn balanced_order(round: usize, kinds: usize) -> Vec<usize> {
+    if kinds == 0 {
+        return Vec::new();
+    }
+    // 0, 1, n-1, 2, n-2, ...: consecutive differences 1, -2, 3, -4, ...
+    // cover every nonzero step once.
+    let first = (0..kinds).map(|j| {
+        if j % 2 == 1 {
+            j.div_ceil(2)
+        } else {
+            (kinds - j / 2) % kinds
+        }
+    });
+    let shift = round % kinds;
+    let order: Vec<usize> = first.map(|k| (k + shift) % kinds).collect();
+    // With an odd number of kinds the square alone counts one direction
+    // of each pair twice: its mirror, the next `kinds` rounds, the other.
+    if kinds % 2 == 1 && round % (2 * kinds) >= kinds {
+        order.into_iter().rev().collect()
+    } else {
+        order
+    }
 }
 
 /// The nearest-rank percentile `q` (0 < q <= 1) of `v`.
@@ -924,19 +957,18 @@ fn cpu_profile(config: &Config, perf: &str) -> Res<String> {
         ipvlan: named("ipvlan-bulk", &config.ipvlan)?,
         ..config.clone()
     };
+    // Container `i` of each kind, in a balanced order.
     let commands = |i: u32| -> Vec<Cmd> {
-        let mut all = cli_attach(config, ours, i);
-        all.extend(cni_request(
-            config,
-            cni,
-            &cni_program,
-            CNI_OURS_CONF,
-            "ADD",
-            i,
-        ));
-        all.extend(durable_attach(&as_durable, durable, i));
-        all.extend(floor_pp_attach(&as_floor, floor, i));
-        all
+        let mut kinds = [
+            cli_attach(config, ours, i),
+            cni_request(config, cni, &cni_program, CNI_OURS_CONF, "ADD", i),
+            durable_attach(&as_durable, durable, i),
+            floor_pp_attach(&as_floor, floor, i),
+        ];
+        balanced_order(i as usize, kinds.len())
+            .into_iter()
+            .flat_map(|kind| std::mem::take(&mut kinds[kind]))
+            .collect()
     };
     // The containers `first..=last` one by one, then as one batch of each
     // kind.
@@ -1949,9 +1981,11 @@ fn check_durable_file(config: &Config, site: Site, i: u32, attached: bool) -> Re
 
 /// Attaches then detaches containers 1..=n of each row (fresh namespaces),
 /// checking the kernel's state after each phase. Rows given together (all
-/// per-container) advance together: container `i` of each row in turn (the
-/// order rotating with `i`), before container `i + 1` of any, so they see the
-/// host's load at the same moments and their ratios do not drift with it.
+/// per-container) advance together: container `i` of each row in turn, before
+/// container `i + 1` of any, so they see the host's load at the same moments
+/// and their ratios do not drift with it; the order changes with `i` so that
+/// each row runs at each position, and after each other row, equally often
+/// ([`balanced_order`]).
 fn measure(config: &Config, rows: &[&Row], n: u32) -> Res<Vec<Figures>> {
     let per_container = rows
         .iter()
@@ -1973,8 +2007,7 @@ fn measure(config: &Config, rows: &[&Row], n: u32) -> Res<Vec<Figures>> {
         let mut phase: Vec<Phase> = rows.iter().map(|_| Phase::default()).collect();
         if per_container {
             for i in 1..=n {
-                for k in 0..rows.len() {
-                    let at = (k + i as usize) % rows.len();
+                for at in balanced_order(i as usize, rows.len()) {
                     let Method::PerContainer {
                         attach: a,
                         detach: d,
@@ -2651,8 +2684,9 @@ fn durable_writes_section(table: &str) -> String {
         "\n#### Durable write of one record, by kind\n\n\
          `durable-writes`, run once before the rows on the state directory's disk (a directory \
          beside the durable floor's), raw libc: {DURABLE_WRITES} rounds, each one write of \
-         every kind in an order rotating with the round; ms per write, from the `openat` of a \
-         new file (or the `write`) to the return of the last sync.\n\n{table}"
+         every kind in a balanced order (each kind after every other equally often); ms per \
+         write, from the `openat` of a new file (or the `write`) to the return of the last \
+         sync.\n\n{table}"
     )
 }
 
@@ -3177,6 +3211,52 @@ mod tests {
         with.pop();
         with.push("many".to_string());
         assert!(durable_args(&with).is_err());
+    }
+
+    /// Over one period every kind runs once a round, at each position
+    /// equally often, and right after each other kind equally often.
+    #[test]
+    fn a_balanced_order_puts_each_kind_after_every_other_alike() {
+        for kinds in 1..=7 {
+            let period = if kinds % 2 == 1 { 2 * kinds } else { kinds };
+            let rounds: Vec<Vec<usize>> = (0..period).map(|r| balanced_order(r, kinds)).collect();
+            let mut at = vec![vec![0; kinds]; kinds];
+            let mut within = vec![vec![0; kinds]; kinds];
+            for order in &rounds {
+                let mut sorted = order.clone();
+                sorted.sort_unstable();
+                assert_eq!(sorted, (0..kinds).collect::<Vec<_>>(), "{kinds}: {order:?}");
+                for (position, &kind) in order.iter().enumerate() {
+                    at[kind][position] += 1;
+                }
+                for pair in order.windows(2) {
+                    within[pair[0]][pair[1]] += 1;
+                }
+            }
+            let per_position = period / kinds;
+            assert!(
+                at.iter().flatten().all(|&n| n == per_position),
+                "{kinds}: {at:?}"
+            );
+            let per_pair = if kinds == 1 { 0 } else { period / kinds };
+            for (a, row) in within.iter().enumerate() {
+                for (b, &n) in row.iter().enumerate() {
+                    let expected = if a == b { 0 } else { per_pair };
+                    assert_eq!(n, expected, "{kinds}: {a} before {b}: {within:?}");
+                }
+            }
+            // The round after a period's last is the first again.
+            assert_eq!(balanced_order(period, kinds), rounds[0]);
+        }
+        // The plain rotation it replaced kept row 2 behind row 1 in three
+        // rounds of four.
+        let behind = (0..4)
+            .filter(|&r| {
+                let order = balanced_order(r, 4);
+                order.windows(2).any(|p| p == [1, 2])
+            })
+            .count();
+        assert_eq!(behind, 1);
     }
 
     /// The durable floor's file: new, of the record's size, refused if it

@@ -34,7 +34,7 @@ commands:
         Boot the Debian cloud kernel in QEMU once and run the VM test targets
         (tests with required-features = [\"vm\"]) inside it. FILTER and
         LIBTEST-ARGS go to every test binary. Ends with `N passed, N failed`.
-  vm-run [--kernel K] [--topology | --callgrind] [--file GUEST=HOST]... [--disk IMAGE] [--memory MIB] [--timeout SECS] (SCRIPT-FILE | -c COMMANDS)
+  vm-run [--kernel K] [--topology | --callgrind | --perf] [--file GUEST=HOST]... [--disk IMAGE] [--memory MIB] [--timeout SECS] (SCRIPT-FILE | -c COMMANDS)
         Boot the VM and run a shell script in it (after building the
         walkthrough topology with --topology). --disk attaches IMAGE as
         /dev/vda (cache=none), first made an empty 256 MiB ext4 image if
@@ -42,6 +42,8 @@ commands:
         (default 1024 MiB; the bench's boot has 3072). --callgrind puts
         Debian's valgrind with its callgrind tool in the guest, the
         launcher's path in $VALGRIND (`$VALGRIND --tool=callgrind ...`).
+        --perf puts Debian's perf (linux-perf) in the guest with its
+        libraries, its path in $PERF (`$PERF record -a -g ...`).
         --file copies a static file or program of the host into the guest
         (two builds side by side, say).
   vm-shell [--kernel K] [--topology]
@@ -254,6 +256,7 @@ fn vm_run(args: &[String]) -> Result {
     let mut disk = None;
     let mut memory_mib = None;
     let mut callgrind = false;
+    let mut perf = false;
     let mut files: Vec<(String, std::path::PathBuf)> = Vec::new();
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
@@ -261,6 +264,7 @@ fn vm_run(args: &[String]) -> Result {
             "--kernel" => kernel = kernel_value(&mut iter)?,
             "--topology" => topology = true,
             "--callgrind" => callgrind = true,
+            "--perf" => perf = true,
             "--file" => {
                 let value = flag_value(&mut iter, arg)?;
                 let (guest, host) = value
@@ -296,9 +300,9 @@ fn vm_run(args: &[String]) -> Result {
             disk::create(disk, 256)?;
         }
     }
-    let job = if callgrind || !files.is_empty() {
+    let job = if callgrind || perf || !files.is_empty() {
         if topology {
-            return Err("vm-run: --topology goes without --callgrind and --file".into());
+            return Err("vm-run: --topology goes without --callgrind, --perf and --file".into());
         }
         let mut script = script;
         let mut executables = Vec::new();
@@ -315,6 +319,12 @@ fn vm_run(args: &[String]) -> Result {
                     .map(|file| (file.to_string_lossy().into_owned(), file)),
             );
             executables.push(tools.launcher);
+        }
+        if perf {
+            // At its host path in the guest, with its libraries.
+            let perf = tools::ensure_perf()?;
+            script = format!("export PERF={}\n{script}", perf.display());
+            executables.push(perf);
         }
         vm::Job::ScriptWithFiles {
             script,

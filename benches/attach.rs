@@ -100,6 +100,10 @@ const DURABLE_SUBNET: u32 = 0x0a0e_0000;
 /// The durable floor's directory on the disk (beside the state directory,
 /// on the same ext4): one file per attached container.
 const DURABLE_DIR: &str = "durable-floor";
+/// The behaviour floor's subnet, 10.16.0.0/20, and its directory on the disk
+/// (beside the durable floor's).
+const BEHAVIOUR_SUBNET: u32 = 0x0a10_0000;
+const BEHAVIOUR_DIR: &str = "behaviour-floor";
 /// Where `durable-writes` writes (beside the durable floor's directory), and
 /// how many writes of each kind it times.
 const DURABLE_WRITES_DIR: &str = "durable-writes";
@@ -175,6 +179,7 @@ const OURS_SITE: Site = Site::new("c", SUBNET);
 const CNI_OURS_SITE: Site = Site::new("n", CNI_OURS_SUBNET);
 const FLOOR_SITE: Site = Site::new("f", FLOOR_SUBNET);
 const DURABLE_SITE: Site = Site::new("d", DURABLE_SUBNET);
+const BEHAVIOUR_SITE: Site = Site::new("q", BEHAVIOUR_SUBNET);
 
 // ---------------------------------------------------------------------------
 // The floor: raw rtnetlink.
@@ -348,7 +353,17 @@ struct FloorSite<'a> {
     subnet: u32,
 }
 
-fn floor_attach(host: &OwnedFd, host_ns: &OwnedFd, parent: u32, site: &FloorSite, i: u32) -> Res {
+/// The floor's attach of container `i`; `ipv6_off` (the behaviour floor's
+/// only addition here): IPv6 turned off on the new link before its address,
+/// as our connect does on a network without an IPv6 subnet.
+fn floor_attach(
+    host: &OwnedFd,
+    host_ns: &OwnedFd,
+    parent: u32,
+    site: &FloorSite,
+    i: u32,
+    ipv6_off: bool,
+) -> Res {
     let index = INDEX_BASE + i;
     let ns = open_ro(&ns_path(site.ns, i))?;
     let mut link = Msg::new(
@@ -370,8 +385,19 @@ fn floor_attach(host: &OwnedFd, host_ns: &OwnedFd, parent: u32, site: &FloorSite
 
     setns(&ns)?;
     let inner = netlink_socket();
+    // The namespace's sysctl is opened from inside it.
+    let sysctl = ipv6_off.then(|| {
+        open_at(
+            libc::AT_FDCWD,
+            "/proc/sys/net/ipv6/conf/eth0/disable_ipv6",
+            libc::O_WRONLY | libc::O_CLOEXEC,
+        )
+    });
     setns(host_ns)?;
     let inner = inner?;
+    if let Some(sysctl) = sysctl {
+        write_all_at(&sysctl?, b"1", None, "disable_ipv6")?;
+    }
     let addr = container_addr(site.subnet, i).to_be_bytes();
     let mut ifa = [0u8; 8];
     ifa[0] = libc::AF_INET as u8;
@@ -491,22 +517,186 @@ fn durable_remove(durable: &Durable, name: &str) -> Res {
     Ok(())
 }
 
-const FLOOR_USAGE: &str = "usage: floor attach|detach PARENT-INDEX NS-PREFIX SUBNET FIRST LAST \
-                           [--durable DIR BYTES]";
+// ---------------------------------------------------------------------------
+// The behaviour floor: what the documented behaviour asks of every connect
+// besides the kernel's link work, each done the cheapest way known, with
+// nothing of our own bookkeeping. A lower bound for any implementation of
+// the behaviour on this disk and kernel, not a design: its "network
+// record" is a file of a record's size, its endpoint records live in
+// preallocated blocks, its hosts lines have a fixed width, and it leaves
+// its descriptors (and the lock) to the process's exit.
 
-/// The floor's arguments without a trailing `--durable DIR BYTES`, and those.
-fn durable_args(args: &[String]) -> Res<(&[String], Option<Durable<'_>>)> {
+/// In the behaviour floor's directory: the lock every writer takes, the
+/// network's record it reads, the blocks its endpoint records go to (one
+/// [`SLOT`] per container, preallocated and synced before the rows), and
+/// the network's hosts file.
+const BEHAVIOUR_LOCK: &str = "lock";
+const BEHAVIOUR_NETWORK: &str = "network";
+const BEHAVIOUR_SLOTS: &str = "slots";
+const BEHAVIOUR_HOSTS: &str = "hosts";
+/// The hosts file's first lines, as ours starts it.
+const BEHAVIOUR_HOSTS_BASE: &str =
+    "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n";
+/// Bytes of one container's hosts line (padded), so that a detach finds
+/// container `i`'s at a known offset (containers attach in order).
+const BEHAVIOUR_HOSTS_LINE: usize = 32;
+/// Where `ip netns exec` looks for a container's files.
+const ETC_NETNS: &str = "/etc/netns";
+
+/// Makes the behaviour floor's directory for `containers` containers
+/// (removing one left from another size): the lock, a network record of
+/// `bytes`, the slots written with zeros and synced, the hosts file.
+fn behaviour_prepare(dir: &str, bytes: usize, containers: u32) -> Res {
+    match fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(format!("{dir}: {e}")),
+        _ => {}
+    }
+    fs::create_dir_all(dir).map_err(|e| format!("{dir}: {e}"))?;
+    fs::create_dir_all(ETC_NETNS).map_err(|e| format!("{ETC_NETNS}: {e}"))?;
+    let file = |name: &str, contents: &[u8]| -> Res {
+        let path = format!("{dir}/{name}");
+        fs::write(&path, contents).map_err(|e| format!("{path}: {e}"))?;
+        fs::File::open(&path)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| format!("{path}: {e}"))
+    };
+    file(BEHAVIOUR_LOCK, b"")?;
+    file(BEHAVIOUR_NETWORK, &vec![b' '; bytes])?;
+    file(
+        BEHAVIOUR_SLOTS,
+        &vec![0u8; SLOT * (containers as usize + 1)],
+    )?;
+    file(BEHAVIOUR_HOSTS, BEHAVIOUR_HOSTS_BASE.as_bytes())?;
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| format!("{dir}: {e}"))
+}
+
+/// Opens `name` in the behaviour floor's directory.
+fn behaviour_open(place: &Durable, name: &str, flags: i32) -> Res<OwnedFd> {
+    open_at(libc::AT_FDCWD, &format!("{}/{name}", place.dir), flags)
+}
+
+/// Leaves `fd` open to the process's exit, which closes it (one `close`
+/// fewer, as ours leaves its own descriptors; the lock's is released so).
+fn leave_to_exit(fd: OwnedFd) {
+    std::mem::forget(fd);
+}
+
+/// Before the kernel's work: the store's lock taken (`flock`, released at
+/// exit) and the network's record read.
+fn behaviour_begin(place: &Durable) -> Res {
+    let lock = behaviour_open(place, BEHAVIOUR_LOCK, libc::O_RDWR | libc::O_CLOEXEC)?;
+    // SAFETY: flock(2) on a descriptor we opened.
+    check(
+        unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } as libc::c_long,
+        "flock",
+    )?;
+    leave_to_exit(lock);
+    let network = behaviour_open(place, BEHAVIOUR_NETWORK, libc::O_RDONLY | libc::O_CLOEXEC)?;
+    let mut buf = [0u8; SLOT];
+    // SAFETY: reads into our own buffer from a descriptor we opened.
+    let n = unsafe { libc::read(network.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+    if check(n as libc::c_long, "network record")? as usize != place.bytes {
+        return Err(format!(
+            "network record: read {n} bytes, not {}",
+            place.bytes
+        ));
+    }
+    leave_to_exit(network);
+    Ok(())
+}
+
+/// Container `i`'s hosts line, padded to [`BEHAVIOUR_HOSTS_LINE`].
+fn behaviour_hosts_line(site: &FloorSite, i: u32) -> Vec<u8> {
+    let text = format!(
+        "{}\t{}",
+        ipv4(container_addr(site.subnet, i)),
+        ns_name(site.ns, i)
+    );
+    let mut line = format!("{text:<width$}\n", width = BEHAVIOUR_HOSTS_LINE - 1).into_bytes();
+    line.truncate(BEHAVIOUR_HOSTS_LINE);
+    line
+}
+
+/// Writes `record` into container `i`'s block and makes it durable.
+fn behaviour_record(place: &Durable, i: u32, record: &[u8]) -> Res {
+    let slots = behaviour_open(place, BEHAVIOUR_SLOTS, libc::O_WRONLY | libc::O_CLOEXEC)?;
+    write_all_at(&slots, record, Some(u64::from(i) * SLOT as u64), "record")?;
+    sync_fd(&slots, true, "fdatasync of the record")?;
+    leave_to_exit(slots);
+    Ok(())
+}
+
+/// After the kernel's work of an attach: the network's hosts line
+/// appended, the container's `/etc/netns` view (a directory and a `hosts`
+/// link to that file), and the endpoint's record made durable (a
+/// `pwrite` into its preallocated block, `fdatasync`).
+fn behaviour_attach_end(place: &Durable, site: &FloorSite, i: u32) -> Res {
+    let hosts_path = format!("{}/{BEHAVIOUR_HOSTS}", place.dir);
+    let hosts = behaviour_open(
+        place,
+        BEHAVIOUR_HOSTS,
+        libc::O_WRONLY | libc::O_APPEND | libc::O_CLOEXEC,
+    )?;
+    write_all_at(&hosts, &behaviour_hosts_line(site, i), None, "hosts line")?;
+    leave_to_exit(hosts);
+    let view = format!("{ETC_NETNS}/{}", ns_name(site.ns, i));
+    fs::create_dir(&view).map_err(|e| format!("{view}: {e}"))?;
+    std::os::unix::fs::symlink(&hosts_path, format!("{view}/hosts"))
+        .map_err(|e| format!("{view}/hosts: {e}"))?;
+    let mut record = vec![b' '; place.bytes];
+    if let Some(last) = record.last_mut() {
+        *last = b'\n';
+    }
+    behaviour_record(place, i, &record)
+}
+
+/// After the kernel's work of a detach: the hosts line blanked, the view
+/// removed, the record's block cleared and made durable.
+fn behaviour_detach_end(place: &Durable, site: &FloorSite, i: u32) -> Res {
+    let hosts = behaviour_open(place, BEHAVIOUR_HOSTS, libc::O_WRONLY | libc::O_CLOEXEC)?;
+    let at = BEHAVIOUR_HOSTS_BASE.len() + (i as usize - 1) * BEHAVIOUR_HOSTS_LINE;
+    let mut blank = vec![b' '; BEHAVIOUR_HOSTS_LINE - 1];
+    blank.push(b'\n');
+    write_all_at(&hosts, &blank, Some(at as u64), "hosts line")?;
+    leave_to_exit(hosts);
+    let view = format!("{ETC_NETNS}/{}", ns_name(site.ns, i));
+    fs::remove_file(format!("{view}/hosts")).map_err(|e| format!("{view}/hosts: {e}"))?;
+    fs::remove_dir(&view).map_err(|e| format!("{view}: {e}"))?;
+    behaviour_record(place, i, &vec![0u8; place.bytes])
+}
+
+const FLOOR_USAGE: &str = "usage: floor attach|detach PARENT-INDEX NS-PREFIX SUBNET FIRST LAST \
+                           [--durable DIR BYTES | --behaviour DIR BYTES]";
+
+/// What the floor does besides its netlink work: nothing, the durable
+/// floor's file, or the behaviour floor's share.
+enum Extra<'a> {
+    Durable(Durable<'a>),
+    Behaviour(Durable<'a>),
+}
+
+/// The floor's arguments without a trailing `--durable DIR BYTES` or
+/// `--behaviour DIR BYTES`, and those.
+fn durable_args(args: &[String]) -> Res<(&[String], Option<Extra<'_>>)> {
     match args {
-        [head @ .., flag, dir, bytes] if flag == "--durable" => {
+        [head @ .., flag, dir, bytes] if flag == "--durable" || flag == "--behaviour" => {
             let bytes = bytes.parse().map_err(|e| format!("{bytes}: {e}"))?;
-            Ok((head, Some(Durable { dir, bytes })))
+            let place = Durable { dir, bytes };
+            let extra = if flag == "--durable" {
+                Extra::Durable(place)
+            } else {
+                Extra::Behaviour(place)
+            };
+            Ok((head, Some(extra)))
         }
         _ => Ok((args, None)),
     }
 }
 
 fn floor_main(args: &[String]) -> Res {
-    let (args, durable) = durable_args(args)?;
+    let (args, extra) = durable_args(args)?;
     let [op, parent, ns, subnet, first, last] = args else {
         return Err(FLOOR_USAGE.into());
     };
@@ -520,20 +710,27 @@ fn floor_main(args: &[String]) -> Res {
     let host_ns = open_ro("/proc/self/ns/net")?;
     let host = netlink_socket()?;
     let mut times = String::new();
+    let behaviour = match &extra {
+        Some(Extra::Behaviour(place)) => Some(place),
+        _ => None,
+    };
     for i in first..=last {
         let start = Instant::now();
+        if let Some(place) = behaviour {
+            behaviour_begin(place)?;
+        }
         match op.as_str() {
-            "attach" => floor_attach(&host, &host_ns, parent, &site, i)?,
+            "attach" => floor_attach(&host, &host_ns, parent, &site, i, behaviour.is_some())?,
             "detach" => floor_detach(&host_ns, &site, i)?,
             other => return Err(format!("floor: unknown operation {other}")),
         }
-        if let Some(durable) = &durable {
-            let name = ns_name(ns, i);
-            if op == "attach" {
-                durable_write(durable, &name)?;
-            } else {
-                durable_remove(durable, &name)?;
-            }
+        let name = ns_name(ns, i);
+        match (&extra, op == "attach") {
+            (Some(Extra::Durable(durable)), true) => durable_write(durable, &name)?,
+            (Some(Extra::Durable(durable)), false) => durable_remove(durable, &name)?,
+            (Some(Extra::Behaviour(place)), true) => behaviour_attach_end(place, &site, i)?,
+            (Some(Extra::Behaviour(place)), false) => behaviour_detach_end(place, &site, i)?,
+            (None, _) => {}
         }
         let _ = writeln!(times, "T {i} {}", start.elapsed().as_nanos());
     }
@@ -1765,6 +1962,26 @@ fn durable_cmd(c: &Config, site: Site, op: &str, i: u32) -> Vec<Cmd> {
     vec![cmd]
 }
 
+/// The behaviour floor's command for container `i`: the per-process
+/// floor's, plus the behaviour's share (see [`behaviour_begin`]).
+fn behaviour_cmd(c: &Config, site: Site, op: &str, i: u32) -> Vec<Cmd> {
+    let mut cmd = floor_cmd(c, site, op, i, i);
+    cmd.argv.extend([
+        "--behaviour".to_string(),
+        format!("{}/{BEHAVIOUR_DIR}", c.disk),
+        c.record_bytes.to_string(),
+    ]);
+    vec![cmd]
+}
+
+fn behaviour_attach(c: &Config, site: Site, i: u32) -> Vec<Cmd> {
+    behaviour_cmd(c, site, "attach", i)
+}
+
+fn behaviour_detach(c: &Config, site: Site, i: u32) -> Vec<Cmd> {
+    behaviour_cmd(c, site, "detach", i)
+}
+
 fn durable_attach(c: &Config, site: Site, i: u32) -> Vec<Cmd> {
     durable_cmd(c, site, "attach", i)
 }
@@ -1960,6 +2177,21 @@ struct Phase {
     work: Vec<f64>,
 }
 
+/// The behaviour floor's view of container `i`: its `hosts` link there
+/// after attach, the directory gone after detach.
+fn check_behaviour_view(site: Site, i: u32, attached: bool) -> Res {
+    let view = format!("{ETC_NETNS}/{}", ns_name(site.ns, i));
+    let link = fs::symlink_metadata(format!("{view}/hosts"));
+    match (link, fs::symlink_metadata(&view), attached) {
+        (Ok(m), _, true) if m.file_type().is_symlink() => Ok(()),
+        (_, Err(e), false) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        (link, dir, _) => Err(format!(
+            "{BEHAVIOUR_ROW}: {view} after {}: found {dir:?}, its hosts {link:?}",
+            if attached { "attach" } else { "detach" },
+        )),
+    }
+}
+
 /// The durable floor's file of container `i`: there, of the record's size,
 /// after attach; gone after detach.
 fn check_durable_file(config: &Config, site: Site, i: u32, attached: bool) -> Res {
@@ -2076,6 +2308,9 @@ fn measure(config: &Config, rows: &[&Row], n: u32) -> Res<Vec<Figures>> {
                 check_container(row.site, i, attach).map_err(|e| format!("{}: {e}", row.name))?;
                 if row.name == DURABLE_ROW {
                     check_durable_file(config, row.site, i, attach)?;
+                }
+                if row.name == BEHAVIOUR_ROW {
+                    check_behaviour_view(row.site, i, attach)?;
                 }
             }
             if attach {
@@ -2468,6 +2703,14 @@ fn orchestrate(args: &[String]) -> Res {
             detach: durable_detach,
         },
     };
+    let behaviour = Row {
+        name: BEHAVIOUR_ROW,
+        site: BEHAVIOUR_SITE,
+        method: Method::PerContainer {
+            attach: behaviour_attach,
+            detach: behaviour_detach,
+        },
+    };
     let cli = Row {
         name: CLI_ROW,
         site: ours,
@@ -2532,7 +2775,7 @@ fn orchestrate(args: &[String]) -> Res {
         // The rows compared with the per-process floor run together with it.
         let mut groups: Vec<Vec<&Row>> = vec![
             vec![&floor_one],
-            vec![&floor_pp, &durable, &cli, &ours_cni],
+            vec![&floor_pp, &durable, &behaviour, &cli, &ours_cni],
             vec![&bulk],
         ];
         if small {
@@ -2546,6 +2789,13 @@ fn orchestrate(args: &[String]) -> Res {
             let names: Vec<&str> = rows.iter().map(|r| r.name).collect();
             let names = names.join(" + ");
             eprintln!("bench: {names} at N = {n}");
+            if rows.iter().any(|row| row.name == BEHAVIOUR_ROW) {
+                behaviour_prepare(
+                    &format!("{}/{BEHAVIOUR_DIR}", config.disk),
+                    config.record_bytes as usize,
+                    n,
+                )?;
+            }
             let start = Instant::now();
             let measured = measure(&config, &rows, n)?;
             for (row, mut figures) in rows.iter().zip(measured) {
@@ -2729,6 +2979,15 @@ const FLOOR_PP_ROW: &str = "raw-netlink floor, one process per container";
 /// `durable-writes` table).
 const DURABLE_ROW: &str = "durable floor: the per-process floor + one record-sized file \
                            (`write`, `fdatasync`, the directory's `fsync`)";
+
+/// The per-process floor plus what the behaviour asks of every connect,
+/// the cheapest way (see [`behaviour_begin`]): a lower bound for any
+/// implementation of the behaviour, against which the 1.5x target can be
+/// judged reachable or not.
+const BEHAVIOUR_ROW: &str = "behaviour floor: the per-process floor + what the behaviour asks \
+                             of every connect, the cheapest way (the lock, the network's record \
+                             read, IPv6 off, a hosts line and the `/etc/netns` view, the record \
+                             by `pwrite` into a preallocated block and `fdatasync`)";
 
 /// Our CLI's row (the target `network connect` <= 1.5x the per-process
 /// floor is about it).
@@ -3046,6 +3305,36 @@ fn durable_lines(s: &mut String, table: &[(String, u32, Outcome)], sizes: &[u32]
             median(&durable.work_detach),
             median(&floor.work_detach),
         );
+        if let Some(behaviour) = row(BEHAVIOUR_ROW, n) {
+            let (ba, bd) = (median(&behaviour.attach), median(&behaviour.detach));
+            let _ = writeln!(
+                s,
+                "- behaviour floor, N = {n}: the per-process floor plus, the cheapest way, \
+                 what the behaviour asks of every connect besides the link (the store's lock, \
+                 the network's record read, IPv6 off on the link, the network's hosts line, \
+                 the `/etc/netns` directory and its `hosts` link, the endpoint's record durable \
+                 by `pwrite` into a preallocated block and `fdatasync`); medians, run together \
+                 with the floor: attach {ba:.2} / {fa:.2} ms = {:.2}x ({:+.2} ms; work {:.2} \
+                 against {:.2} ms); detach {bd:.2} / {fd:.2} ms = {:.2}x ({:+.2} ms)",
+                ba / fa,
+                ba - fa,
+                median(&behaviour.work_attach),
+                median(&floor.work_attach),
+                bd / fd,
+                bd - fd,
+            );
+            if let Some(cli) = row(CLI_ROW, n) {
+                let _ = writeln!(
+                    s,
+                    "- {CLI_ROW}, N = {n}: against the behaviour floor: connect {:.2} / {ba:.2} \
+                     ms = {:.2}x, disconnect {:.2} / {bd:.2} ms = {:.2}x",
+                    median(&cli.attach),
+                    median(&cli.attach) / ba,
+                    median(&cli.detach),
+                    median(&cli.detach) / bd,
+                );
+            }
+        }
         if let Some(cli) = row(CLI_ROW, n) {
             let (ca, cd) = (median(&cli.attach), median(&cli.detach));
             let _ = writeln!(
@@ -3203,14 +3492,47 @@ mod tests {
         with.extend(words(&["--durable", "/mnt/bench/durable-floor", "464"]));
         let (rest, durable) = durable_args(&with).unwrap();
         assert_eq!(rest, &plain[..]);
-        let durable = durable.unwrap();
+        let Some(Extra::Durable(durable)) = durable else {
+            panic!("--durable read as another option");
+        };
         assert_eq!(
             (durable.dir, durable.bytes),
             ("/mnt/bench/durable-floor", 464)
         );
+        let mut behaviour = plain.clone();
+        behaviour.extend(words(&["--behaviour", "/mnt/bench/behaviour-floor", "499"]));
+        let (rest, extra) = durable_args(&behaviour).unwrap();
+        assert_eq!(rest, &plain[..]);
+        let Some(Extra::Behaviour(place)) = extra else {
+            panic!("--behaviour read as another option");
+        };
+        assert_eq!(
+            (place.dir, place.bytes),
+            ("/mnt/bench/behaviour-floor", 499)
+        );
         with.pop();
         with.push("many".to_string());
         assert!(durable_args(&with).is_err());
+    }
+
+    /// The behaviour floor's hosts lines have one width, so that a detach
+    /// finds container `i`'s where its attach appended it.
+    #[test]
+    fn behaviour_hosts_lines_have_one_width() {
+        let site = FloorSite {
+            ns: "q",
+            subnet: BEHAVIOUR_SUBNET,
+        };
+        for i in [1, 9, 99, 1000] {
+            let line = behaviour_hosts_line(&site, i);
+            assert_eq!(line.len(), BEHAVIOUR_HOSTS_LINE, "{i}");
+            assert_eq!(line.last(), Some(&b'\n'));
+            let text = String::from_utf8(line).unwrap();
+            assert!(
+                text.starts_with(&format!("{}\tq{i} ", ipv4(container_addr(site.subnet, i)))),
+                "{text:?}"
+            );
+        }
     }
 
     /// Over one period every kind runs once a round, at each position

@@ -85,7 +85,9 @@ commands:
         Boot the VM once and measure attach and detach per container side by
         side (benches/attach.rs): a raw-netlink floor (one process for all,
         one per container, and one per container that also writes one
-        record-sized file durably: the durable floor), `ipvlan network
+        record-sized file durably: the durable floor, or that also does the
+        cheapest way what the behaviour asks of a connect: the behaviour
+        floor), `ipvlan network
         connect/disconnect` with the state directory on ext4 on a virtual
         disk, our CNI mode (ADD/DEL with ipam ipvlan; with host-local at 100
         only), iproute2 and the reference CNI plugin (at 100 only); ours and

@@ -454,8 +454,9 @@ fn floor_detach(host_ns: &OwnedFd, site: &FloorSite, i: u32) -> Res {
     transact(&inner, &[del.finish()], "RTM_DELLINK")
 }
 
-/// Where the durable floor writes: one directory, the size of each file.
-struct Durable<'a> {
+/// Where a floor above the per-process one keeps its files (a directory on
+/// the state directory's disk), and the size of a record.
+struct FloorFiles<'a> {
     dir: &'a str,
     bytes: usize,
 }
@@ -463,7 +464,7 @@ struct Durable<'a> {
 /// The durable write a connect makes of its endpoint record, and nothing
 /// else: a new file of the record's size in one directory, `write`,
 /// `fdatasync`, then `fsync` of the directory (the new entry).
-fn durable_write(durable: &Durable, name: &str) -> Res {
+fn durable_write(durable: &FloorFiles, name: &str) -> Res {
     let dir = open_at(
         libc::AT_FDCWD,
         durable.dir,
@@ -499,7 +500,7 @@ fn durable_write(durable: &Durable, name: &str) -> Res {
 
 /// The durable removal a disconnect makes of the record: `unlinkat`, then
 /// `fsync` of the directory.
-fn durable_remove(durable: &Durable, name: &str) -> Res {
+fn durable_remove(durable: &FloorFiles, name: &str) -> Res {
     let dir = open_at(
         libc::AT_FDCWD,
         durable.dir,
@@ -573,7 +574,7 @@ fn behaviour_prepare(dir: &str, bytes: usize, containers: u32) -> Res {
 }
 
 /// Opens `name` in the behaviour floor's directory.
-fn behaviour_open(place: &Durable, name: &str, flags: i32) -> Res<OwnedFd> {
+fn behaviour_open(place: &FloorFiles, name: &str, flags: i32) -> Res<OwnedFd> {
     open_at(libc::AT_FDCWD, &format!("{}/{name}", place.dir), flags)
 }
 
@@ -585,7 +586,7 @@ fn leave_to_exit(fd: OwnedFd) {
 
 /// Before the kernel's work: the store's lock taken (`flock`, released at
 /// exit) and the network's record read.
-fn behaviour_begin(place: &Durable) -> Res {
+fn behaviour_begin(place: &FloorFiles) -> Res {
     let lock = behaviour_open(place, BEHAVIOUR_LOCK, libc::O_RDWR | libc::O_CLOEXEC)?;
     // SAFETY: flock(2) on a descriptor we opened.
     check(
@@ -620,7 +621,7 @@ fn behaviour_hosts_line(site: &FloorSite, i: u32) -> Vec<u8> {
 }
 
 /// Writes `record` into container `i`'s block and makes it durable.
-fn behaviour_record(place: &Durable, i: u32, record: &[u8]) -> Res {
+fn behaviour_record(place: &FloorFiles, i: u32, record: &[u8]) -> Res {
     let slots = behaviour_open(place, BEHAVIOUR_SLOTS, libc::O_WRONLY | libc::O_CLOEXEC)?;
     write_all_at(&slots, record, Some(u64::from(i) * SLOT as u64), "record")?;
     sync_fd(&slots, true, "fdatasync of the record")?;
@@ -632,7 +633,7 @@ fn behaviour_record(place: &Durable, i: u32, record: &[u8]) -> Res {
 /// appended, the container's `/etc/netns` view (a directory and a `hosts`
 /// link to that file), and the endpoint's record made durable (a
 /// `pwrite` into its preallocated block, `fdatasync`).
-fn behaviour_attach_end(place: &Durable, site: &FloorSite, i: u32) -> Res {
+fn behaviour_attach_end(place: &FloorFiles, site: &FloorSite, i: u32) -> Res {
     let hosts_path = format!("{}/{BEHAVIOUR_HOSTS}", place.dir);
     let hosts = behaviour_open(
         place,
@@ -654,7 +655,7 @@ fn behaviour_attach_end(place: &Durable, site: &FloorSite, i: u32) -> Res {
 
 /// After the kernel's work of a detach: the hosts line blanked, the view
 /// removed, the record's block cleared and made durable.
-fn behaviour_detach_end(place: &Durable, site: &FloorSite, i: u32) -> Res {
+fn behaviour_detach_end(place: &FloorFiles, site: &FloorSite, i: u32) -> Res {
     let hosts = behaviour_open(place, BEHAVIOUR_HOSTS, libc::O_WRONLY | libc::O_CLOEXEC)?;
     let at = BEHAVIOUR_HOSTS_BASE.len() + (i as usize - 1) * BEHAVIOUR_HOSTS_LINE;
     let mut blank = vec![b' '; BEHAVIOUR_HOSTS_LINE - 1];
@@ -673,17 +674,17 @@ const FLOOR_USAGE: &str = "usage: floor attach|detach PARENT-INDEX NS-PREFIX SUB
 /// What the floor does besides its netlink work: nothing, the durable
 /// floor's file, or the behaviour floor's share.
 enum Extra<'a> {
-    Durable(Durable<'a>),
-    Behaviour(Durable<'a>),
+    Durable(FloorFiles<'a>),
+    Behaviour(FloorFiles<'a>),
 }
 
 /// The floor's arguments without a trailing `--durable DIR BYTES` or
 /// `--behaviour DIR BYTES`, and those.
-fn durable_args(args: &[String]) -> Res<(&[String], Option<Extra<'_>>)> {
+fn floor_extra_args(args: &[String]) -> Res<(&[String], Option<Extra<'_>>)> {
     match args {
         [head @ .., flag, dir, bytes] if flag == "--durable" || flag == "--behaviour" => {
             let bytes = bytes.parse().map_err(|e| format!("{bytes}: {e}"))?;
-            let place = Durable { dir, bytes };
+            let place = FloorFiles { dir, bytes };
             let extra = if flag == "--durable" {
                 Extra::Durable(place)
             } else {
@@ -696,7 +697,7 @@ fn durable_args(args: &[String]) -> Res<(&[String], Option<Extra<'_>>)> {
 }
 
 fn floor_main(args: &[String]) -> Res {
-    let (args, extra) = durable_args(args)?;
+    let (args, extra) = floor_extra_args(args)?;
     let [op, parent, ns, subnet, first, last] = args else {
         return Err(FLOOR_USAGE.into());
     };
@@ -3485,34 +3486,29 @@ mod tests {
     #[test]
     fn durable_arguments() {
         let plain = words(&["attach", "3", "d", "10.14.0.0", "1", "1"]);
-        let (rest, durable) = durable_args(&plain).unwrap();
+        let (rest, durable) = floor_extra_args(&plain).unwrap();
         assert_eq!(rest, &plain[..]);
         assert!(durable.is_none());
+        for (flag, dir) in [
+            ("--durable", "/mnt/bench/durable-floor"),
+            ("--behaviour", "/mnt/bench/behaviour-floor"),
+        ] {
+            let mut with = plain.clone();
+            with.extend(words(&[flag, dir, "464"]));
+            let (rest, extra) = floor_extra_args(&with).unwrap();
+            assert_eq!(rest, &plain[..]);
+            let (read_as, place) = match extra {
+                Some(Extra::Durable(place)) => ("--durable", place),
+                Some(Extra::Behaviour(place)) => ("--behaviour", place),
+                None => panic!("{flag} not read"),
+            };
+            assert_eq!((read_as, place.dir, place.bytes), (flag, dir, 464));
+        }
         let mut with = plain.clone();
         with.extend(words(&["--durable", "/mnt/bench/durable-floor", "464"]));
-        let (rest, durable) = durable_args(&with).unwrap();
-        assert_eq!(rest, &plain[..]);
-        let Some(Extra::Durable(durable)) = durable else {
-            panic!("--durable read as another option");
-        };
-        assert_eq!(
-            (durable.dir, durable.bytes),
-            ("/mnt/bench/durable-floor", 464)
-        );
-        let mut behaviour = plain.clone();
-        behaviour.extend(words(&["--behaviour", "/mnt/bench/behaviour-floor", "499"]));
-        let (rest, extra) = durable_args(&behaviour).unwrap();
-        assert_eq!(rest, &plain[..]);
-        let Some(Extra::Behaviour(place)) = extra else {
-            panic!("--behaviour read as another option");
-        };
-        assert_eq!(
-            (place.dir, place.bytes),
-            ("/mnt/bench/behaviour-floor", 499)
-        );
         with.pop();
         with.push("many".to_string());
-        assert!(durable_args(&with).is_err());
+        assert!(floor_extra_args(&with).is_err());
     }
 
     /// The behaviour floor's hosts lines have one width, so that a detach
@@ -3588,7 +3584,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("attach-durable-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
         let path = dir.to_string_lossy().into_owned();
-        let durable = Durable {
+        let durable = FloorFiles {
             dir: &path,
             bytes: 464,
         };

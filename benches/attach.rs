@@ -13,17 +13,17 @@
 //!   of an endpoint record, the durable floor's file size); then counts the system calls of one attach and one detach
 //!   of each kind under `strace -f -c` (untimed); prints a Markdown table
 //!   between [`RESULTS_BEGIN`] and [`RESULTS_END`]. The rows compared with
-//!   the per-process floor (the durable floor, our CLI and CNI mode) run
-//!   together with it,
-//!   container by container, each on its own namespaces and subnet, so the
-//!   host's load drifts under all of them alike; at the long size the bulk
+//!   the per-process floor (the durable and behaviour floors, our CLI and
+//!   CNI mode) run together with it, container by container, in a balanced
+//!   order ([`balanced_rounds`]), each on its own namespaces and subnet, so
+//!   the host's load drifts under all of them alike; at the long size the bulk
 //!   API's growth is measured as ten batches, each next to a one-process
 //!   floor batch of the same size, and at each size a batch of all
 //!   containers is launched next to a floor batch of all, nine times,
 //!   which of the two goes first alternating, the ratio the median of the
 //!   nine pairs' (the bulk row itself is one launch timed alone).
 //! - `floor attach|detach PARENT-INDEX NS-PREFIX SUBNET FIRST LAST [--durable
-//!   DIR BYTES]`: the
+//!   DIR BYTES | --behaviour DIR BYTES]`: the
 //!   floor, on namespaces `NS-PREFIX{FIRST..=LAST}`. Per container it sends RTM_NEWLINK (kind ipvlan on the parent, the chosen
 //!   `ifi_index`, `IFLA_NET_NS_FD`, the final name `eth0`) on a socket of
 //!   the host namespace, then RTM_NEWADDR, link up and RTM_NEWROUTE (default
@@ -38,7 +38,11 @@
 //!   connect makes of its endpoint record and nothing else, and on detach
 //!   removes it (`unlinkat`, `fsync` of `DIR`), as a disconnect does; its
 //!   `T` lines cover both parts (timing the write apart would add clock
-//!   reads, system calls here, to what it is meant to show alone).
+//!   reads, system calls here, to what it is meant to show alone). With
+//!   `--behaviour DIR BYTES` it is the behaviour floor: it also does, the
+//!   cheapest way, what the behaviour asks of every connect besides the
+//!   link (see `behaviour_begin` and `behaviour_attach_end`), on files in
+//!   `DIR` the orchestrator prepared (`behaviour_prepare`).
 //! - `durable-writes DIR COUNT BYTES`: what a durable write of a
 //!   `BYTES`-byte record costs by kind, on files in `DIR` (made here, and
 //!   removed with what it holds): a new file with `fdatasync` and the
@@ -396,7 +400,9 @@ fn floor_attach(
     setns(host_ns)?;
     let inner = inner?;
     if let Some(sysctl) = sysctl {
-        write_all_at(&sysctl?, b"1", None, "disable_ipv6")?;
+        let sysctl = sysctl?;
+        write_all_at(&sysctl, b"1", None, "disable_ipv6")?;
+        leave_to_exit(sysctl);
     }
     let addr = container_addr(site.subnet, i).to_be_bytes();
     let mut ifa = [0u8; 8];
@@ -646,11 +652,12 @@ fn behaviour_attach_end(place: &FloorFiles, site: &FloorSite, i: u32) -> Res {
     fs::create_dir(&view).map_err(|e| format!("{view}: {e}"))?;
     std::os::unix::fs::symlink(&hosts_path, format!("{view}/hosts"))
         .map_err(|e| format!("{view}/hosts: {e}"))?;
-    let mut record = vec![b' '; place.bytes];
+    let mut record = [b' '; SLOT];
+    let record = &mut record[..place.bytes.min(SLOT)];
     if let Some(last) = record.last_mut() {
         *last = b'\n';
     }
-    behaviour_record(place, i, &record)
+    behaviour_record(place, i, record)
 }
 
 /// After the kernel's work of a detach: the hosts line blanked, the view
@@ -658,14 +665,14 @@ fn behaviour_attach_end(place: &FloorFiles, site: &FloorSite, i: u32) -> Res {
 fn behaviour_detach_end(place: &FloorFiles, site: &FloorSite, i: u32) -> Res {
     let hosts = behaviour_open(place, BEHAVIOUR_HOSTS, libc::O_WRONLY | libc::O_CLOEXEC)?;
     let at = BEHAVIOUR_HOSTS_BASE.len() + (i as usize - 1) * BEHAVIOUR_HOSTS_LINE;
-    let mut blank = vec![b' '; BEHAVIOUR_HOSTS_LINE - 1];
-    blank.push(b'\n');
+    let mut blank = [b' '; BEHAVIOUR_HOSTS_LINE];
+    blank[BEHAVIOUR_HOSTS_LINE - 1] = b'\n';
     write_all_at(&hosts, &blank, Some(at as u64), "hosts line")?;
     leave_to_exit(hosts);
     let view = format!("{ETC_NETNS}/{}", ns_name(site.ns, i));
     fs::remove_file(format!("{view}/hosts")).map_err(|e| format!("{view}/hosts: {e}"))?;
     fs::remove_dir(&view).map_err(|e| format!("{view}: {e}"))?;
-    behaviour_record(place, i, &vec![0u8; place.bytes])
+    behaviour_record(place, i, &[0u8; SLOT][..place.bytes.min(SLOT)])
 }
 
 const FLOOR_USAGE: &str = "usage: floor attach|detach PARENT-INDEX NS-PREFIX SUBNET FIRST LAST \
@@ -891,35 +898,94 @@ fn durable_writes_in(dir: &str, count: usize, bytes: usize) -> Res<[Vec<f64>; 4]
 }
 
 /// The order in which `kinds` things compared side by side run in round
-/// `round`: a balanced Latin square (Williams' design), so that over a
-/// period (`kinds` rounds, twice as many when `kinds` is odd) every kind
-/// runs at every position equally often and right after every other kind
-/// equally often. A plain rotation keeps each kind behind the same one
-/// (with four, three rounds in four): what one leaves the kernel to finish
-/// (a journal commit, a namespace's teardown) then always weighs on the
-/// same next one.
+/// `round` ([`balanced_rounds`], one period after another).
 fn balanced_order(round: usize, kinds: usize) -> Vec<usize> {
-    if kinds == 0 {
-        return Vec::new();
+    let rounds = balanced_rounds(kinds);
+    rounds
+        .get(round % rounds.len().max(1))
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// One period of rounds, each an order of `kinds` things compared side by
+/// side, run one round after another: over the period each kind runs at
+/// each position equally often, and right after each other kind equally
+/// often, within a round and across the step from one round to the next
+/// (`kinds * (kinds - 1)` rounds; with one or two kinds, they alternate). A
+/// plain rotation keeps each kind behind the same one (with four, three
+/// rounds in four): what one leaves the kernel to finish (a journal commit,
+/// a namespace's teardown) then always weighs on the same next one.
+///
+/// The rounds are Williams' balanced Latin square (rows `0, 1, n-1, 2,
+/// n-2, ...` shifted; with an odd number of kinds, their mirrors too), which
+/// balances the pairs within rounds, each row used as often; their order is
+/// an Eulerian circuit of the graph whose edges are the rounds (from the
+/// kind a round starts with to the one it ends with) and the steps between
+/// them (from the kind a round ends with to any other the next starts
+/// with, each once), which balances the steps between rounds.
+fn balanced_rounds(kinds: usize) -> Vec<Vec<usize>> {
+    if kinds < 3 {
+        return (0..kinds)
+            .map(|r| (0..kinds).map(|j| (j + r) % kinds).collect())
+            .collect();
     }
-    // 0, 1, n-1, 2, n-2, ...: consecutive differences 1, -2, 3, -4, ...
-    // cover every nonzero step once.
-    let first = (0..kinds).map(|j| {
-        if j % 2 == 1 {
-            j.div_ceil(2)
-        } else {
-            (kinds - j / 2) % kinds
-        }
-    });
-    let shift = round % kinds;
-    let order: Vec<usize> = first.map(|k| (k + shift) % kinds).collect();
-    // With an odd number of kinds the square alone counts one direction
-    // of each pair twice: its mirror, the next `kinds` rounds, the other.
-    if kinds % 2 == 1 && round % (2 * kinds) >= kinds {
-        order.into_iter().rev().collect()
+    // Consecutive differences 1, -2, 3, -4, ...: every nonzero step once.
+    let first: Vec<usize> = (0..kinds)
+        .map(|j| {
+            if j % 2 == 1 {
+                j.div_ceil(2)
+            } else {
+                (kinds - j / 2) % kinds
+            }
+        })
+        .collect();
+    let mut rows: Vec<Vec<usize>> = (0..kinds)
+        .map(|shift| first.iter().map(|k| (k + shift) % kinds).collect())
+        .collect();
+    if kinds % 2 == 1 {
+        let mirrors: Vec<Vec<usize>> = rows
+            .iter()
+            .map(|row| row.iter().rev().copied().collect())
+            .collect();
+        rows.extend(mirrors);
+    }
+    // Each row as often as makes every vertex's edges in and out equal:
+    // `kinds - 1` steps reach a round's start at a kind, and as many rounds
+    // start there.
+    let copies = if kinds % 2 == 0 {
+        kinds - 1
     } else {
-        order
+        (kinds - 1) / 2
+    };
+    // Vertex `x`: a round about to start with kind `x`; `kinds + x`: one
+    // that ended with it. An edge's label: the row it runs, or none for a
+    // step between rounds.
+    let mut edges: Vec<std::collections::VecDeque<(usize, Option<usize>)>> =
+        vec![Default::default(); 2 * kinds];
+    for (label, row) in rows.iter().enumerate() {
+        for _ in 0..copies {
+            edges[row[0]].push_back((kinds + row[kinds - 1], Some(label)));
+        }
     }
+    for x in 0..kinds {
+        for y in (0..kinds).filter(|&y| y != x) {
+            edges[kinds + x].push_back((y, None));
+        }
+    }
+    // Hierholzer's algorithm, from a round starting with kind 0.
+    let mut walk = vec![(0, None)];
+    let mut circuit = Vec::new();
+    while let Some(&(at, _)) = walk.last() {
+        match edges[at].pop_front() {
+            Some(edge) => walk.push(edge),
+            None => circuit.extend(walk.pop()),
+        }
+    }
+    circuit.reverse();
+    circuit
+        .into_iter()
+        .filter_map(|(_, label)| label.map(|row| rows[row].clone()))
+        .collect()
 }
 
 /// The nearest-rank percentile `q` (0 < q <= 1) of `v`.
@@ -2801,6 +2867,15 @@ fn orchestrate(args: &[String]) -> Res {
             let measured = measure(&config, &rows, n)?;
             for (row, mut figures) in rows.iter().zip(measured) {
                 if small {
+                    if row.name == BEHAVIOUR_ROW {
+                        // Container 1's hosts line first again, where its
+                        // detach blanks it.
+                        behaviour_prepare(
+                            &format!("{}/{BEHAVIOUR_DIR}", config.disk),
+                            config.record_bytes as usize,
+                            1,
+                        )?;
+                    }
                     let counts = count_syscalls(&config, row)?;
                     syscalls.insert(row.name, counts);
                 }
@@ -3235,7 +3310,7 @@ fn render(
     let mut profiled = Vec::new();
     for (name, _, outcome) in table {
         let wanted = name.contains("network connect")
-            || [FLOOR_PP_ROW, DURABLE_ROW, CNI_OURS_ROW].contains(&name.as_str());
+            || [FLOOR_PP_ROW, DURABLE_ROW, BEHAVIOUR_ROW, CNI_OURS_ROW].contains(&name.as_str());
         if wanted && !profiled.contains(&name) {
             profiled.push(name);
             if let Outcome::Measured(f) = outcome {
@@ -3531,50 +3606,58 @@ mod tests {
         }
     }
 
-    /// Over one period every kind runs once a round, at each position
-    /// equally often, and right after each other kind equally often.
+    /// Over one period, one round after another, every kind runs once a
+    /// round, at each position equally often, and right after each other
+    /// kind equally often (never after itself): a wrong order, or the plain
+    /// rotation it replaced, fails.
     #[test]
     fn a_balanced_order_puts_each_kind_after_every_other_alike() {
-        for kinds in 1..=7 {
-            let period = if kinds % 2 == 1 { 2 * kinds } else { kinds };
-            let rounds: Vec<Vec<usize>> = (0..period).map(|r| balanced_order(r, kinds)).collect();
+        // Whether `rounds`, repeated, is balanced so; the counts if not.
+        let balanced = |rounds: &[Vec<usize>], kinds: usize| -> Result<(), String> {
             let mut at = vec![vec![0; kinds]; kinds];
-            let mut within = vec![vec![0; kinds]; kinds];
-            for order in &rounds {
+            let mut after = vec![vec![0; kinds]; kinds];
+            for order in rounds {
                 let mut sorted = order.clone();
                 sorted.sort_unstable();
-                assert_eq!(sorted, (0..kinds).collect::<Vec<_>>(), "{kinds}: {order:?}");
+                if sorted != (0..kinds).collect::<Vec<_>>() {
+                    return Err(format!("not a round: {order:?}"));
+                }
                 for (position, &kind) in order.iter().enumerate() {
                     at[kind][position] += 1;
                 }
-                for pair in order.windows(2) {
-                    within[pair[0]][pair[1]] += 1;
-                }
             }
-            let per_position = period / kinds;
-            assert!(
-                at.iter().flatten().all(|&n| n == per_position),
-                "{kinds}: {at:?}"
-            );
-            let per_pair = if kinds == 1 { 0 } else { period / kinds };
-            for (a, row) in within.iter().enumerate() {
-                for (b, &n) in row.iter().enumerate() {
-                    let expected = if a == b { 0 } else { per_pair };
-                    assert_eq!(n, expected, "{kinds}: {a} before {b}: {within:?}");
-                }
+            // Cyclically: the period's last runs before its first again.
+            let flat: Vec<usize> = rounds.concat();
+            for (k, &kind) in flat.iter().enumerate() {
+                after[flat[(k + flat.len() - 1) % flat.len()]][kind] += 1;
             }
-            // The round after a period's last is the first again.
-            assert_eq!(balanced_order(period, kinds), rounds[0]);
+            let per_position = rounds.len() / kinds;
+            let per_pair = rounds.len() / (kinds - 1);
+            let positions_even = at.iter().flatten().all(|&n| n == per_position);
+            let pairs_even = (0..kinds)
+                .all(|a| (0..kinds).all(|b| after[a][b] == if a == b { 0 } else { per_pair }));
+            if positions_even && pairs_even {
+                Ok(())
+            } else {
+                Err(format!("positions {at:?}, after {after:?}"))
+            }
+        };
+        for kinds in 3..=7 {
+            let rounds = balanced_rounds(kinds);
+            assert_eq!(rounds.len(), kinds * (kinds - 1));
+            balanced(&rounds, kinds).unwrap_or_else(|e| panic!("{kinds} kinds: {e}"));
+            for (round, order) in rounds.iter().enumerate() {
+                assert_eq!(&balanced_order(round + rounds.len(), kinds), order);
+            }
+            // The rotation it replaced, over as many rounds, is not.
+            let rotation: Vec<Vec<usize>> = (0..rounds.len())
+                .map(|r| (0..kinds).map(|k| (k + r) % kinds).collect())
+                .collect();
+            assert!(balanced(&rotation, kinds).is_err(), "{kinds}");
         }
-        // The plain rotation it replaced kept row 2 behind row 1 in three
-        // rounds of four.
-        let behind = (0..4)
-            .filter(|&r| {
-                let order = balanced_order(r, 4);
-                order.windows(2).any(|p| p == [1, 2])
-            })
-            .count();
-        assert_eq!(behind, 1);
+        assert_eq!(balanced_order(5, 1), vec![0]);
+        assert_eq!(balanced_order(1, 2), vec![1, 0]);
+        assert!(balanced_order(3, 0).is_empty());
     }
 
     /// The durable floor's file: new, of the record's size, refused if it

@@ -2016,45 +2016,35 @@ fn floor_cmd(config: &Config, site: Site, op: &str, first: u32, last: u32) -> Cm
     ])
 }
 
-/// The durable floor's command for container `i`: the per-process floor's,
-/// plus the durable write (or removal) of a record-sized file named after
-/// the container, in [`DURABLE_DIR`] on the state directory's disk.
-fn durable_cmd(c: &Config, site: Site, op: &str, i: u32) -> Vec<Cmd> {
+/// The command for container `i` of a floor above the per-process one: the
+/// per-process floor's, plus `flag` (`--durable`: the durable write, or
+/// removal, of a record-sized file named after the container; `--behaviour`:
+/// the behaviour's share, see [`behaviour_begin`]) with its files in `dir`
+/// on the state directory's disk.
+fn floor_files_cmd(c: &Config, site: Site, op: &str, i: u32, flag: &str, dir: &str) -> Vec<Cmd> {
     let mut cmd = floor_cmd(c, site, op, i, i);
     cmd.argv.extend([
-        "--durable".to_string(),
-        format!("{}/{DURABLE_DIR}", c.disk),
-        c.record_bytes.to_string(),
-    ]);
-    vec![cmd]
-}
-
-/// The behaviour floor's command for container `i`: the per-process
-/// floor's, plus the behaviour's share (see [`behaviour_begin`]).
-fn behaviour_cmd(c: &Config, site: Site, op: &str, i: u32) -> Vec<Cmd> {
-    let mut cmd = floor_cmd(c, site, op, i, i);
-    cmd.argv.extend([
-        "--behaviour".to_string(),
-        format!("{}/{BEHAVIOUR_DIR}", c.disk),
+        flag.to_string(),
+        format!("{}/{dir}", c.disk),
         c.record_bytes.to_string(),
     ]);
     vec![cmd]
 }
 
 fn behaviour_attach(c: &Config, site: Site, i: u32) -> Vec<Cmd> {
-    behaviour_cmd(c, site, "attach", i)
+    floor_files_cmd(c, site, "attach", i, "--behaviour", BEHAVIOUR_DIR)
 }
 
 fn behaviour_detach(c: &Config, site: Site, i: u32) -> Vec<Cmd> {
-    behaviour_cmd(c, site, "detach", i)
+    floor_files_cmd(c, site, "detach", i, "--behaviour", BEHAVIOUR_DIR)
 }
 
 fn durable_attach(c: &Config, site: Site, i: u32) -> Vec<Cmd> {
-    durable_cmd(c, site, "attach", i)
+    floor_files_cmd(c, site, "attach", i, "--durable", DURABLE_DIR)
 }
 
 fn durable_detach(c: &Config, site: Site, i: u32) -> Vec<Cmd> {
-    durable_cmd(c, site, "detach", i)
+    floor_files_cmd(c, site, "detach", i, "--durable", DURABLE_DIR)
 }
 
 fn floor_pp_attach(c: &Config, site: Site, i: u32) -> Vec<Cmd> {

@@ -1110,18 +1110,24 @@ fn launch(args: &[String]) -> Res<u8> {
 /// The commands [`cpu_profile`] compares, by the name each process runs under
 /// (its `comm`: the last part of the path it was started by), with the
 /// column's heading.
-const PROFILED: [(&str, &str); 6] = [
+const PROFILED: [(&str, &str); 7] = [
     ("ipvlan", "ours: `network connect`"),
     ("ipvlan-cni", "ours: CNI ADD"),
     ("durable", "durable floor"),
+    ("behaviour", "behaviour floor"),
     ("floor", "floor, one process per container"),
     ("ipvlan-bulk", "ours: bulk API, batches of 10"),
     ("floor-all", "floor, one process for 10"),
 ];
 /// The columns of [`PROFILED`] subtracted in the table's last columns: our
-/// connect from the per-process floor, our batch from the one-process floor.
-const PROFILE_DIFFERENCES: [(usize, usize, &str); 2] =
-    [(0, 3, "connect − floor"), (4, 5, "bulk − floor for all")];
+/// connect from the per-process floor and from the behaviour floor (what
+/// our own store and code add to what the behaviour needs), our batch from
+/// the one-process floor.
+const PROFILE_DIFFERENCES: [(usize, usize, &str); 3] = [
+    (0, 4, "connect − floor"),
+    (0, 3, "connect − behaviour floor"),
+    (5, 6, "bulk − floor for all"),
+];
 /// Containers per batch of the profile's two batch columns (the last
 /// batch may be shorter).
 const PROFILE_BATCH: u32 = 10;
@@ -1174,8 +1180,8 @@ fn profile_loop_main(args: &[String]) -> Res {
         .try_for_each(run_profile_line)
 }
 
-/// The profile: our connect, our CNI ADD, the durable floor and the
-/// per-process floor, container by container in turn, and after every
+/// The profile: our connect, our CNI ADD, the durable, behaviour and
+/// per-process floors, container by container in turn, and after every
 /// [`PROFILE_BATCH`] containers a batch of as many through our bulk API and
 /// through the one-process floor, under `perf record -a -g -e cpu-clock`;
 /// every sample of their processes is put in a category by its call chain
@@ -1190,11 +1196,17 @@ fn cpu_profile(config: &Config, perf: &str) -> Res<String> {
         ));
     }
     let (ours, cni, durable, floor) = (OURS_SITE, CNI_OURS_SITE, DURABLE_SITE, FLOOR_SITE);
-    let (bulk, floor_all) = (BULK_PROFILE_SITE, FLOOR_ALL_PROFILE_SITE);
-    for site in [ours, cni, durable, floor, bulk, floor_all] {
+    let (behaviour, bulk, floor_all) = (BEHAVIOUR_SITE, BULK_PROFILE_SITE, FLOOR_ALL_PROFILE_SITE);
+    for site in [ours, cni, durable, behaviour, floor, bulk, floor_all] {
         make_namespaces(site.ns, 1, n)?;
     }
-    // The floors run as `durable` and `floor` (this program by other names),
+    behaviour_prepare(
+        &format!("{}/{BEHAVIOUR_DIR}", config.disk),
+        config.record_bytes as usize,
+        n,
+    )?;
+    // The floors run as `durable`, `behaviour` and `floor` (this program by
+    // other names),
     // our CNI mode as `ipvlan-cni` (our binary by another name), so that
     // their samples are told apart from the CLI's and from the loop's.
     let bin = format!("{}/profile-bin", config.disk);
@@ -1212,6 +1224,10 @@ fn cpu_profile(config: &Config, perf: &str) -> Res<String> {
         me: named("durable", &config.me)?,
         ..config.clone()
     };
+    let as_behaviour = Config {
+        me: named("behaviour", &config.me)?,
+        ..config.clone()
+    };
     let as_floor_all = Config {
         me: named("floor-all", &config.me)?,
         ..config.clone()
@@ -1227,6 +1243,7 @@ fn cpu_profile(config: &Config, perf: &str) -> Res<String> {
             cli_attach(config, ours, i),
             cni_request(config, cni, &cni_program, CNI_OURS_CONF, "ADD", i),
             durable_attach(&as_durable, durable, i),
+            behaviour_attach(&as_behaviour, behaviour, i),
             floor_pp_attach(&as_floor, floor, i),
         ];
         balanced_order(i as usize, kinds.len())
@@ -1305,7 +1322,7 @@ struct Profile {
 }
 
 /// Commands whose user-space functions [`user_functions_table`] lists.
-const PROFILED_FUNCTIONS_OF: [usize; 2] = [0, 4];
+const PROFILED_FUNCTIONS_OF: [usize; 2] = [0, 5];
 /// Functions listed per command.
 const PROFILED_FUNCTIONS: usize = 25;
 
@@ -3929,6 +3946,9 @@ floor     250000 ffffffff94f4aa4a memset\n\
 ipvlan-bulk     500000 \n\
 \t          2483fd main\n\
 \n\
+behaviour     250000 \n\
+\t          2483fd main\n\
+\n\
 floor-all     250000 \n\
 \t          2483fd main\n\
 \n\
@@ -3958,25 +3978,25 @@ attach     500000 \n\
         );
         assert_eq!(
             totals.len(),
-            9,
+            10,
             "the loop's own samples are not counted: {totals:?}"
         );
         let table = profile_table(totals, 2);
         assert!(
             table.contains(
-                "| netlink: create the link | 0.25 | 0.00 | 0.00 | 0.00 | 0.00 | 0.00 | +0.25 | +0.00 |"
+                "| netlink: create the link | 0.25 | 0.00 | 0.00 | 0.00 | 0.00 | 0.00 | 0.00 | +0.25 | +0.25 | +0.00 |"
             ),
             "{table}"
         );
         assert!(
             table.contains(
-                "| user space | 0.12 | 0.00 | 0.00 | 0.00 | 0.25 | 0.12 | +0.12 | +0.12 |"
+                "| user space | 0.12 | 0.00 | 0.00 | 0.12 | 0.00 | 0.25 | 0.12 | +0.12 | +0.00 | +0.12 |"
             ),
-            "the batches' columns and their difference: {table}"
+            "the floors' and batches' columns and their differences: {table}"
         );
         assert!(
             table.contains(
-                "| **total** | **0.75** | **0.00** | **0.00** | **0.62** | **0.25** | **0.12** | **+0.12** | **+0.12** |"
+                "| **total** | **0.75** | **0.00** | **0.00** | **0.12** | **0.62** | **0.25** | **0.12** | **+0.12** | **+0.62** | **+0.12** |"
             ),
             "{table}"
         );

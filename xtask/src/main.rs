@@ -95,7 +95,7 @@ commands:
         --quick: 10 and 20 containers. Records the table in benches/RESULTS.md
         (not with --no-record). Release musl builds. Not part of `test`.
         --profile: instead of the rows, where the CPU goes: our connect, our
-        CNI ADD, the durable floor and the per-process floor in turn, and
+        CNI ADD, the durable, behaviour and per-process floors in turn, and
         batches of 10 through our bulk API and the one-process floor, under
         `perf record` (Debian's linux-perf, installed when missing), CPU ms
         per container by category (system call, page faults, user space),

@@ -550,6 +550,22 @@ const BEHAVIOUR_HOSTS_LINE: usize = 32;
 /// Where `ip netns exec` looks for a container's files.
 const ETC_NETNS: &str = "/etc/netns";
 
+/// The behaviour floor's `/etc/netns` view of container `i` of namespace
+/// prefix `ns`.
+fn behaviour_view(ns: &str, i: u32) -> String {
+    format!("{ETC_NETNS}/{}", ns_name(ns, i))
+}
+
+/// [`behaviour_prepare`] of the behaviour floor's directory on the run's
+/// disk, with a record of the run's size.
+fn prepare_behaviour_floor(config: &Config, containers: u32) -> Res {
+    behaviour_prepare(
+        &format!("{}/{BEHAVIOUR_DIR}", config.disk),
+        config.record_bytes as usize,
+        containers,
+    )
+}
+
 /// Makes the behaviour floor's directory for `containers` containers
 /// (removing one left from another size): the lock, a network record of
 /// `bytes`, the slots written with zeros and synced, the hosts file.
@@ -648,7 +664,7 @@ fn behaviour_attach_end(place: &FloorFiles, site: &FloorSite, i: u32) -> Res {
     )?;
     write_all_at(&hosts, &behaviour_hosts_line(site, i), None, "hosts line")?;
     leave_to_exit(hosts);
-    let view = format!("{ETC_NETNS}/{}", ns_name(site.ns, i));
+    let view = behaviour_view(site.ns, i);
     fs::create_dir(&view).map_err(|e| format!("{view}: {e}"))?;
     std::os::unix::fs::symlink(&hosts_path, format!("{view}/hosts"))
         .map_err(|e| format!("{view}/hosts: {e}"))?;
@@ -669,7 +685,7 @@ fn behaviour_detach_end(place: &FloorFiles, site: &FloorSite, i: u32) -> Res {
     blank[BEHAVIOUR_HOSTS_LINE - 1] = b'\n';
     write_all_at(&hosts, &blank, Some(at as u64), "hosts line")?;
     leave_to_exit(hosts);
-    let view = format!("{ETC_NETNS}/{}", ns_name(site.ns, i));
+    let view = behaviour_view(site.ns, i);
     fs::remove_file(format!("{view}/hosts")).map_err(|e| format!("{view}/hosts: {e}"))?;
     fs::remove_dir(&view).map_err(|e| format!("{view}: {e}"))?;
     behaviour_record(place, i, &[0u8; SLOT][..place.bytes.min(SLOT)])
@@ -833,7 +849,7 @@ const SLOT: usize = 4096;
 /// Times `count` durable writes of a `bytes`-byte record of each of
 /// [`WRITE_KINDS`] in `dir` (made here, removed at the end with what it
 /// holds, all of it ours): round by round, one write of each kind per
-/// round in a balanced order ([`balanced_order`]), so the host's load
+/// round in a balanced order ([`BalancedOrder`]), so the host's load
 /// drifts under all kinds alike and none always follows the same one.
 /// Milliseconds per write, by kind.
 fn durable_writes(dir: &str, count: usize, bytes: usize) -> Res<[Vec<f64>; 4]> {
@@ -876,8 +892,9 @@ fn durable_writes_in(dir: &str, count: usize, bytes: usize) -> Res<[Vec<f64>; 4]
     sync_fd(&log, false, "log")?;
     sync_fd(&d, false, "fsync of the directory")?;
     let mut times: [Vec<f64>; 4] = Default::default();
+    let order = BalancedOrder::new(WRITE_KINDS.len());
     for round in 0..count {
-        for kind in balanced_order(round, WRITE_KINDS.len()) {
+        for &kind in order.round(round) {
             let start = Instant::now();
             match kind {
                 0 => new_file_write(&d, &format!("n{round}"), &record, true)?,
@@ -897,14 +914,26 @@ fn durable_writes_in(dir: &str, count: usize, bytes: usize) -> Res<[Vec<f64>; 4]
     Ok(times)
 }
 
-/// The order in which `kinds` things compared side by side run in round
-/// `round` ([`balanced_rounds`], one period after another).
-fn balanced_order(round: usize, kinds: usize) -> Vec<usize> {
-    let rounds = balanced_rounds(kinds);
-    rounds
-        .get(round % rounds.len().max(1))
-        .cloned()
-        .unwrap_or_default()
+/// The orders in which a number of things compared side by side run,
+/// round after round ([`balanced_rounds`], one period after another),
+/// made once for all the rounds of a run.
+struct BalancedOrder {
+    period: Vec<Vec<usize>>,
+}
+
+impl BalancedOrder {
+    fn new(kinds: usize) -> BalancedOrder {
+        BalancedOrder {
+            period: balanced_rounds(kinds),
+        }
+    }
+
+    /// The order of round `round`.
+    fn round(&self, round: usize) -> &[usize] {
+        self.period
+            .get(round % self.period.len().max(1))
+            .map_or(&[], Vec::as_slice)
+    }
 }
 
 /// One period of rounds, each an order of `kinds` things compared side by
@@ -1119,6 +1148,9 @@ const PROFILED: [(&str, &str); 7] = [
     ("ipvlan-bulk", "ours: bulk API, batches of 10"),
     ("floor-all", "floor, one process for 10"),
 ];
+/// How many of [`PROFILED`] run one process per container (the first
+/// five; the last two are batches).
+const PROFILED_PER_CONTAINER: usize = 5;
 /// The columns of [`PROFILED`] subtracted in the table's last columns: our
 /// connect from the per-process floor and from the behaviour floor (what
 /// our own store and code add to what the behaviour needs), our batch from
@@ -1200,11 +1232,7 @@ fn cpu_profile(config: &Config, perf: &str) -> Res<String> {
     for site in [ours, cni, durable, behaviour, floor, bulk, floor_all] {
         make_namespaces(site.ns, 1, n)?;
     }
-    behaviour_prepare(
-        &format!("{}/{BEHAVIOUR_DIR}", config.disk),
-        config.record_bytes as usize,
-        n,
-    )?;
+    prepare_behaviour_floor(config, n)?;
     // The floors run as `durable`, `behaviour` and `floor` (this program by
     // other names),
     // our CNI mode as `ipvlan-cni` (our binary by another name), so that
@@ -1238,17 +1266,19 @@ fn cpu_profile(config: &Config, perf: &str) -> Res<String> {
         ..config.clone()
     };
     // Container `i` of each kind, in a balanced order.
+    let order = BalancedOrder::new(PROFILED_PER_CONTAINER);
     let commands = |i: u32| -> Vec<Cmd> {
-        let mut kinds = [
+        let mut kinds: [Vec<Cmd>; PROFILED_PER_CONTAINER] = [
             cli_attach(config, ours, i),
             cni_request(config, cni, &cni_program, CNI_OURS_CONF, "ADD", i),
             durable_attach(&as_durable, durable, i),
             behaviour_attach(&as_behaviour, behaviour, i),
             floor_pp_attach(&as_floor, floor, i),
         ];
-        balanced_order(i as usize, kinds.len())
-            .into_iter()
-            .flat_map(|kind| std::mem::take(&mut kinds[kind]))
+        order
+            .round(i as usize)
+            .iter()
+            .flat_map(|&kind| std::mem::take(&mut kinds[kind]))
             .collect()
     };
     // The containers `first..=last` one by one, then as one batch of each
@@ -2254,7 +2284,7 @@ struct Phase {
 /// The behaviour floor's view of container `i`: its `hosts` link there
 /// after attach, the directory gone after detach.
 fn check_behaviour_view(site: Site, i: u32, attached: bool) -> Res {
-    let view = format!("{ETC_NETNS}/{}", ns_name(site.ns, i));
+    let view = behaviour_view(site.ns, i);
     let link = fs::symlink_metadata(format!("{view}/hosts"));
     match (link, fs::symlink_metadata(&view), attached) {
         (Ok(m), _, true) if m.file_type().is_symlink() => Ok(()),
@@ -2291,7 +2321,7 @@ fn check_durable_file(config: &Config, site: Site, i: u32, attached: bool) -> Re
 /// container `i + 1` of any, so they see the host's load at the same moments
 /// and their ratios do not drift with it; the order changes with `i` so that
 /// each row runs at each position, and after each other row, equally often
-/// ([`balanced_order`]).
+/// ([`BalancedOrder`]).
 fn measure(config: &Config, rows: &[&Row], n: u32) -> Res<Vec<Figures>> {
     let per_container = rows
         .iter()
@@ -2309,11 +2339,12 @@ fn measure(config: &Config, rows: &[&Row], n: u32) -> Res<Vec<Figures>> {
             ..Figures::default()
         })
         .collect();
+    let order = BalancedOrder::new(rows.len());
     for attach in [true, false] {
         let mut phase: Vec<Phase> = rows.iter().map(|_| Phase::default()).collect();
         if per_container {
             for i in 1..=n {
-                for at in balanced_order(i as usize, rows.len()) {
+                for &at in order.round(i as usize) {
                     let Method::PerContainer {
                         attach: a,
                         detach: d,
@@ -2864,11 +2895,7 @@ fn orchestrate(args: &[String]) -> Res {
             let names = names.join(" + ");
             eprintln!("bench: {names} at N = {n}");
             if rows.iter().any(|row| row.name == BEHAVIOUR_ROW) {
-                behaviour_prepare(
-                    &format!("{}/{BEHAVIOUR_DIR}", config.disk),
-                    config.record_bytes as usize,
-                    n,
-                )?;
+                prepare_behaviour_floor(&config, n)?;
             }
             let start = Instant::now();
             let measured = measure(&config, &rows, n)?;
@@ -2877,11 +2904,7 @@ fn orchestrate(args: &[String]) -> Res {
                     if row.name == BEHAVIOUR_ROW {
                         // Container 1's hosts line first again, where its
                         // detach blanks it.
-                        behaviour_prepare(
-                            &format!("{}/{BEHAVIOUR_DIR}", config.disk),
-                            config.record_bytes as usize,
-                            1,
-                        )?;
+                        prepare_behaviour_floor(&config, 1)?;
                     }
                     let counts = count_syscalls(&config, row)?;
                     syscalls.insert(row.name, counts);
@@ -3654,7 +3677,7 @@ mod tests {
             assert_eq!(rounds.len(), kinds * (kinds - 1));
             balanced(&rounds, kinds).unwrap_or_else(|e| panic!("{kinds} kinds: {e}"));
             for (round, order) in rounds.iter().enumerate() {
-                assert_eq!(&balanced_order(round + rounds.len(), kinds), order);
+                assert_eq!(BalancedOrder::new(kinds).round(round + rounds.len()), order);
             }
             // The rotation it replaced, over as many rounds, is not.
             let rotation: Vec<Vec<usize>> = (0..rounds.len())
@@ -3662,9 +3685,9 @@ mod tests {
                 .collect();
             assert!(balanced(&rotation, kinds).is_err(), "{kinds}");
         }
-        assert_eq!(balanced_order(5, 1), vec![0]);
-        assert_eq!(balanced_order(1, 2), vec![1, 0]);
-        assert!(balanced_order(3, 0).is_empty());
+        assert_eq!(BalancedOrder::new(1).round(5), [0]);
+        assert_eq!(BalancedOrder::new(2).round(1), [1, 0]);
+        assert!(BalancedOrder::new(0).round(3).is_empty());
     }
 
     /// The durable floor's file: new, of the record's size, refused if it

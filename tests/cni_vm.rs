@@ -2127,3 +2127,127 @@ fn every_address_of_a_delegated_ipam_goes_on_the_link() {
     assert_eq!(host_local_leases(&data, "hl2"), Vec::<String>::new());
     let _ = std::fs::remove_dir_all(&data);
 }
+
+/// A delegated IPAM plugin runs once our link exists in the namespace,
+/// under its final name, down and without addresses, as the reference
+/// plugin runs it (`dhcp`'s daemon takes its lease on that link), and from
+/// the runtime's namespace, not the container's; what it gives then goes
+/// on the link. When it fails, its error is the answer, the link is gone
+/// and no record is left; its DEL is the runtime's to call, as with the
+/// reference. Before, the plugin ran before the link was made: it found
+/// no link (this fake plugin, the way `dhcp`'s daemon does).
+#[test]
+fn a_delegated_ipam_plugin_runs_once_the_link_exists() {
+    let mut cni = Cni::new("late-ipam");
+    cni.master("cnim94");
+    let ns = cni.netns("cni-late-ipam");
+    let failing_ns = cni.netns("cni-late-ipam2");
+    let dir = cni.state.with_extension("fake-ipam");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (seen, fail, dels) = (dir.join("seen"), dir.join("fail"), dir.join("dels"));
+    let plugin = dir.join("fake-ipam");
+    std::fs::write(
+        &plugin,
+        format!(
+            r#"#!/bin/sh
+PATH=/usr/sbin:/usr/bin:/sbin:/bin
+cat > /dev/null
+case "$CNI_COMMAND" in
+ADD)
+    {{ {ip} -n "$(basename "$CNI_NETNS")" -o link show "$CNI_IFNAME" || echo "no link"
+      readlink /proc/self/ns/net; }} > {seen} 2>&1
+    if [ -e {fail} ]; then
+        echo '{{"cniVersion": "1.0.0", "code": 11, "msg": "no lease for you"}}'
+        exit 1
+    fi
+    echo '{{"cniVersion": "1.0.0", "ips": [{{"address": "10.77.0.9/24", "gateway": "10.77.0.1"}}], "routes": [{{"dst": "0.0.0.0/0"}}]}}'
+    ;;
+DEL) echo "DEL $CNI_CONTAINERID" >> {dels} ;;
+esac
+exit 0
+"#,
+            ip = vm_support::ip_path(),
+            seen = seen.display(),
+            fail = fail.display(),
+            dels = dels.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&plugin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let conf = r#"{"cniVersion": "1.0.0", "name": "late-ipam", "type": "ipvlan", "master": "cnim94",
+        "ipam": {"type": "fake-ipam"}}"#;
+    let ours = std::fs::read_link("/proc/self/ns/net").unwrap();
+
+    let mut add = cni.command("ADD", "ctr-late", &ns, "eth0");
+    add.env("CNI_PATH", &dir);
+    let answer = run_with(add, conf);
+    answer.ok();
+    let seen_text = std::fs::read_to_string(&seen).unwrap();
+    let mut lines = seen_text.lines();
+    let link_line = lines.next().unwrap_or("");
+    assert!(
+        link_line.contains(": eth0@"),
+        "the plugin found no eth0 in the namespace: {seen_text:?}"
+    );
+    let flags = link_line
+        .split('<')
+        .nth(1)
+        .and_then(|f| f.split('>').next());
+    assert!(
+        flags.is_some_and(|f| !f.split(',').any(|flag| flag == "UP")),
+        "the link was up when the plugin ran: {seen_text:?}"
+    );
+    assert_eq!(
+        lines.next().map(Path::new),
+        Some(ours.as_path()),
+        "the plugin ran outside the runtime's namespace: {seen_text:?}"
+    );
+    assert_eq!(addresses("cni-late-ipam", "eth0"), vec!["10.77.0.9/24"]);
+    assert_eq!(
+        routes("cni-late-ipam", "eth0"),
+        ["10.77.0.0/24", "default via 10.77.0.1"]
+    );
+    let up = link(Some("cni-late-ipam"), "eth0").unwrap();
+    assert!(
+        up.get("flags")
+            .and_then(Value::as_array)
+            .is_some_and(|flags| flags.iter().any(|f| f.as_str() == Some("UP"))),
+        "{up:?}"
+    );
+    let result = answer.json();
+    let ips = result.get("ips").and_then(Value::as_array).unwrap();
+    assert_eq!(
+        ips[0].get("address").and_then(Value::as_str),
+        Some("10.77.0.9/24")
+    );
+    assert_eq!(cni.records("late-ipam").0.len(), 1);
+
+    // The plugin refuses: its answer is ours, nothing of ours is left.
+    std::fs::write(&fail, "").unwrap();
+    let mut add = cni.command("ADD", "ctr-late2", &failing_ns, "eth0");
+    add.env("CNI_PATH", &dir);
+    let msg = run_with(add, conf).error(11);
+    assert_eq!(msg, "no lease for you");
+    assert!(
+        std::fs::read_to_string(&seen).unwrap().contains(": eth0@"),
+        "the failing plugin found no link either"
+    );
+    assert!(link(Some("cni-late-ipam2"), "eth0").is_none());
+    assert_eq!(cni.records("late-ipam").0.len(), 1);
+    assert!(
+        !dels.exists(),
+        "a DEL ran: {:?}",
+        std::fs::read_to_string(&dels)
+    );
+
+    let prev = with_prev(conf, &result);
+    let mut del = cni.command("DEL", "ctr-late", &ns, "eth0");
+    del.env("CNI_PATH", &dir);
+    run_with(del, &prev).ok();
+    assert_eq!(std::fs::read_to_string(&dels).unwrap(), "DEL ctr-late\n");
+    assert!(link(Some("cni-late-ipam"), "eth0").is_none());
+    assert_eq!(cni.records("late-ipam"), (Vec::new(), Vec::new()));
+    let _ = std::fs::remove_dir_all(&dir);
+}

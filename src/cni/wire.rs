@@ -15,8 +15,8 @@ use super::env::{Attachment, CniArgs, Command, Env};
 use super::error::{CniError, ErrorCode};
 use super::result::{CniResult, Interface, IpConfig};
 use crate::driver::{
-    CniAddError, CniAddresses, CniAttach, CniLease, CniNetwork, Config, Error, IpvlanFlag,
-    IpvlanMode, Manager, ResultRoute,
+    CniAddError, CniAddresses, CniAttach, CniDelegated, CniLease, CniNetwork, Config, Error,
+    IpvlanFlag, IpvlanMode, Manager, ResultRoute,
 };
 use crate::ipam::{from_u128, to_u128, IpFamily};
 
@@ -338,9 +338,11 @@ fn read_resolv_conf(path: &std::path::Path) -> Result<super::result::Dns, CniErr
     Ok(dns)
 }
 
-/// ADD: the network record, the addresses (ours, the delegated plugin's,
-/// or `prevResult`'s), the link; the result in the request's version.
-/// As another plugin's IPAM: the addresses only.
+/// ADD: the network record, the link, its addresses (ours or
+/// `prevResult`'s, known before the link is made; a delegated plugin's,
+/// asked for once the link exists, as the reference plugin asks); the
+/// result in the request's version. As another plugin's IPAM: the
+/// addresses only.
 pub fn add(env: &Env, conf: &NetConf, input: &[u8]) -> Result<CniResult, CniError> {
     if let (true, Some(Ipam::Ours(host_local))) = (as_ipam(conf), &conf.ipam) {
         return lease_add(env, conf, host_local);
@@ -355,9 +357,14 @@ pub fn add(env: &Env, conf: &NetConf, input: &[u8]) -> Result<CniResult, CniErro
     let spec = network(conf, &master)?;
     let manager = manager(env)?;
 
-    // Where the addresses come from, and what to undo if the link fails.
-    let mut delegated = None;
-    let (addresses, from) = match source {
+    // Where the addresses come from; a delegated plugin's, once our link
+    // exists (as the reference has it: `dhcp`'s daemon takes its lease on
+    // the link), through the callback below.
+    enum Known<'a> {
+        Result(CniResult),
+        AfterTheLink { plugin: &'a str },
+    }
+    let (addresses, known) = match source {
         AddressSource::Ipam(Ipam::Ours(host_local)) => {
             // As an IPAM plugin answers (see `lease_add`), read before
             // anything is taken.
@@ -366,69 +373,74 @@ pub fn add(env: &Env, conf: &NetConf, input: &[u8]) -> Result<CniResult, CniErro
                 dns: ipam_dns(host_local)?,
                 ..CniResult::default()
             };
-            (CniAddresses::Allocate(wanted(env, conf)?), from)
+            (
+                CniAddresses::Allocate(wanted(env, conf)?),
+                Known::Result(from),
+            )
         }
         AddressSource::Ipam(Ipam::Delegated { plugin }) => {
-            // Before the plugin allocates: a namespace, master or config
-            // that cannot take the link costs it nothing (ours is checked
-            // in the driver).
-            manager
-                .cni_check_target(&spec, netns, &who.ifname)
-                .map_err(add_error)?;
-            let result = match attach::ipam_add(env, conf, plugin, input) {
-                Ok(result) => result,
-                Err(error) => {
-                    manager.cni_drop_idle_master(&spec.name);
-                    return Err(error);
-                }
-            };
-            delegated = Some(plugin.clone());
-            let given = result.ips.iter().map(|ip| ip.address).collect();
-            (CniAddresses::Given(given), result)
+            (CniAddresses::Delegated, Known::AfterTheLink { plugin })
         }
         AddressSource::PrevResult(prev) => {
             let given = prev.ips.iter().map(|ip| ip.address).collect();
-            (CniAddresses::Given(given), prev.clone())
+            (CniAddresses::Given(given), Known::Result(prev.clone()))
         }
     };
-    let request = CniAttach {
+    let mut request = CniAttach {
         container_id: &who.container_id,
         ifname: &who.ifname,
         netns,
         addresses,
-        // A route without a next hop goes through the gateway of its
-        // family's address, as the reference configures it; ours are the
-        // driver's to fill (the subnet's gateway).
-        routes: from
-            .routes
-            .iter()
-            .map(|r| {
-                let gateway = from
-                    .ips
-                    .iter()
-                    .filter(|ip| ip.address.addr().is_ipv4() == r.dst.addr().is_ipv4())
-                    .find_map(|ip| ip.gateway);
-                // `mtu` and `advmss` are left, as the reference plugins
-                // leave them.
-                ResultRoute {
-                    dst: r.dst,
-                    gw: r.gw.or(gateway),
-                    table: route_table(r),
-                    priority: r.priority,
-                    scope: r.scope,
-                }
-            })
-            .collect(),
+        routes: Vec::new(),
     };
-    let attached = match manager.cni_add(&spec, &request) {
-        Ok(attached) => attached,
-        Err(error) => {
-            if let Some(plugin) = &delegated {
-                attach::ipam_undo(env, plugin, input);
+    let attached = match known {
+        Known::Result(from) => {
+            request.routes = result_routes(&from);
+            manager
+                .cni_add(&spec, &request)
+                .map(|attached| (attached, from))
+        }
+        Known::AfterTheLink { plugin } => {
+            // What the plugin answered: its result, or its error, which is
+            // then ours.
+            let mut answer: Option<Result<CniResult, CniError>> = None;
+            let mut ask = || -> Result<CniDelegated, Error> {
+                let given = attach::ipam_add(env, conf, plugin, input);
+                let asked = match &given {
+                    Ok(result) => Ok(CniDelegated {
+                        addresses: result.ips.iter().map(|ip| ip.address).collect(),
+                        routes: result_routes(result),
+                    }),
+                    Err(error) => Err(Error::failed(format!(
+                        "IPAM plugin {plugin} failed: {}",
+                        error.msg
+                    ))),
+                };
+                answer = Some(given);
+                asked
+            };
+            let added = manager.cni_add_delegated(&spec, &request, &mut ask);
+            match (added, answer) {
+                (Ok(attached), Some(Ok(from))) => Ok((attached, from)),
+                (Err(_), Some(Err(error))) => return Err(error),
+                (added, ran) => {
+                    // Ours failed after the plugin gave its addresses:
+                    // they go back.
+                    if matches!(ran, Some(Ok(_))) {
+                        attach::ipam_undo(env, plugin, input);
+                    }
+                    return Err(match added {
+                        Err(error) => add_error(error),
+                        Ok(_) => CniError::new(
+                            ErrorCode::Internal,
+                            "the delegated IPAM plugin was not run",
+                        ),
+                    });
+                }
             }
-            return Err(add_error(error));
         }
     };
+    let (attached, from) = attached.map_err(add_error)?;
     let mut addresses = from.clone();
     addresses.ips = attached
         .addresses
@@ -455,6 +467,31 @@ pub fn add(env: &Env, conf: &NetConf, input: &[u8]) -> Result<CniResult, CniErro
         ..Interface::default()
     };
     Ok(attach::add_result(conf, &addresses, link))
+}
+
+/// The routes of an IPAM result, to add through the link: a route without
+/// a next hop goes through the gateway of its family's address, as the
+/// reference configures it (ours are the driver's to fill: the subnet's
+/// gateway); `mtu` and `advmss` are left, as the reference plugins leave
+/// them.
+fn result_routes(from: &CniResult) -> Vec<ResultRoute> {
+    from.routes
+        .iter()
+        .map(|r| {
+            let gateway = from
+                .ips
+                .iter()
+                .filter(|ip| ip.address.addr().is_ipv4() == r.dst.addr().is_ipv4())
+                .find_map(|ip| ip.gateway);
+            ResultRoute {
+                dst: r.dst,
+                gw: r.gw.or(gateway),
+                table: route_table(r),
+                priority: r.priority,
+                scope: r.scope,
+            }
+        })
+        .collect()
 }
 
 /// DEL: ours first (the link if it is an ipvlan one, the lease, the

@@ -94,9 +94,31 @@ pub enum CniAddresses {
     /// Our allocator: one address per family of the network's subnets,
     /// these exact ones first (`runtimeConfig.ips`, `CNI_ARGS` `IP=`).
     Allocate(Vec<IpAddr>),
-    /// Given by a delegated IPAM plugin: recorded, not leased.
+    /// Given by a delegated IPAM plugin, or a chained `prevResult`:
+    /// recorded, not leased.
     Given(Vec<IpNet>),
+    /// Asked of a delegated IPAM plugin once the link exists (its `dhcp`
+    /// daemon takes its lease on the link), through the callback of
+    /// [`Manager::cni_add_delegated`]: recorded, not leased. `routes` of
+    /// the [`CniAttach`] are then the callback's.
+    Delegated,
 }
+
+/// What a delegated IPAM plugin gave: the addresses and the routes to add
+/// through the link (a next hop of `None`: the gateway of the address of
+/// its family, when there is one).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CniDelegated {
+    /// Every address, in the plugin's order.
+    pub addresses: Vec<IpNet>,
+    /// The routes.
+    pub routes: Vec<ResultRoute>,
+}
+
+/// The callback of [`Manager::cni_add_delegated`]: runs the delegated
+/// IPAM plugin. Its error is the ADD's answer (the link is deleted
+/// again).
+pub type AskDelegate<'a> = dyn FnMut() -> Result<CniDelegated, Error> + 'a;
 
 /// One ADD.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -408,6 +430,37 @@ impl Manager {
         net: &CniNetwork,
         attach: &CniAttach<'_>,
     ) -> Result<CniAttached, CniAddError> {
+        self.add_attachment(net, attach, None)
+    }
+
+    /// [`Manager::cni_add`] with addresses [`CniAddresses::Delegated`]:
+    /// `ask` runs the delegated IPAM plugin once the link exists in the
+    /// namespace, still down and without addresses, as the reference
+    /// plugin's order has it (the `dhcp` plugin's daemon takes its lease
+    /// on the link), from the caller's own namespace and under the
+    /// store's lock; then what it gave goes on the link. Should the
+    /// plugin fail, the link is deleted again and its error returned.
+    pub fn cni_add_delegated(
+        &self,
+        net: &CniNetwork,
+        attach: &CniAttach<'_>,
+        ask: &mut AskDelegate<'_>,
+    ) -> Result<CniAttached, CniAddError> {
+        self.add_attachment(net, attach, Some(ask))
+    }
+
+    fn add_attachment(
+        &self,
+        net: &CniNetwork,
+        attach: &CniAttach<'_>,
+        ask: Option<&mut AskDelegate<'_>>,
+    ) -> Result<CniAttached, CniAddError> {
+        if matches!(attach.addresses, CniAddresses::Delegated) != ask.is_some() {
+            return Err(Error::invalid(
+                "the addresses of a CNI ADD are delegated exactly when a delegated IPAM plugin is given",
+            )
+            .into());
+        }
         let netns = absolute_netns(attach.netns)?;
         // The host's socket first: the thread then stays in the target
         // from its socket to the link's settings (one visit, not two),
@@ -467,7 +520,7 @@ impl Manager {
         // `cni_network_id` or by `cni_parent`: every failure leaves through
         // the one guard that drops it again when nothing of ours uses it.
         let added = self.cni_add_locked(
-            &state, &host, net, attach, &netns, inside, identity, network,
+            &state, &host, net, attach, &netns, inside, identity, network, ask,
         );
         if added.is_err() {
             self.drop_idle_master_locked(&state, &net.name);
@@ -512,6 +565,7 @@ impl Manager {
         inside: OpenNetns,
         identity: crate::store::records::NetnsId,
         network: NetworkRecord,
+        ask: Option<&mut AskDelegate<'_>>,
     ) -> Result<CniAttached, CniAddError> {
         let id = attachment_id(attach.container_id, attach.ifname);
         if state.endpoint(&network.id, &id)?.is_some() {
@@ -533,54 +587,18 @@ impl Manager {
                 (leases.addresses.clone(), Some(leases))
             }
             CniAddresses::Given(given) => (given.clone(), None),
+            // The plugin's, once the link exists.
+            CniAddresses::Delegated => (Vec::new(), None),
         };
         let give_back = |state: &Locked<'_>| {
             if let Some(leases) = &leases {
                 leases.give_back(state, &network, &id);
             }
         };
-        let ipv4 = addresses.iter().copied().find(|a| a.addr().is_ipv4());
-        let ipv6 = addresses.iter().copied().find(|a| a.addr().is_ipv6());
-        let mut plan = EndpointPlan::new(
-            &network,
-            &parent,
-            ipv4.or(ipv6).unwrap_or(IpNet::V4(Default::default())),
-            ipv6,
-        );
-        plan.ipv4 = match ipv4 {
-            Some(IpNet::V4(net)) => Some(net),
-            _ => None,
-        };
-        plan.ipv6 = match ipv6 {
-            Some(IpNet::V6(net)) => Some(net),
-            _ => None,
-        };
-        // Every address of the result goes on the link, as the reference
-        // configures it: the first of each family is recorded, the others
-        // come with the link and go with it.
-        plan.extra_addresses = addresses
-            .iter()
-            .copied()
-            .filter(|a| Some(*a) != ipv4 && Some(*a) != ipv6)
-            .collect();
+        let mut plan = EndpointPlan::new(&network, &parent, IpNet::V4(Default::default()), None);
         plan.arp_notify = true;
-        // A CNI result names every route; none is implied.
-        plan.route4 = DefaultRoute::None;
-        plan.route6 = DefaultRoute::None;
-        plan.routes = attach
-            .routes
-            .iter()
-            .map(|route| {
-                let family_gw = addresses
-                    .iter()
-                    .filter(|a| a.addr().is_ipv4() == route.dst.addr().is_ipv4())
-                    .find_map(|a| network.gateway_for(a.addr()));
-                ResultRoute {
-                    gw: route.gw.or(family_gw),
-                    ..route.clone()
-                }
-            })
-            .collect();
+        plan_addresses(&mut plan, &network, &addresses, &attach.routes);
+        let (ipv4, ipv6) = (plan.ipv4.map(IpNet::V4), plan.ipv6.map(IpNet::V6));
         // Named in the intent before the kernel is asked: restore undoes
         // the link at this index, never one by the runtime's name.
         let index = match endpoint_link::chosen_index() {
@@ -631,14 +649,38 @@ impl Manager {
         };
         // The name was free before the lock: the first create is sent at
         // once, and only a refusal as taken looks it up.
-        let created = endpoint_link::create_guessed(
-            creator,
-            &inside,
-            &plan,
-            attach.ifname,
-            index,
-            &mut rerecord,
-        );
+        // A delegated plugin's addresses, once it ran.
+        let mut delegated: Option<Vec<IpNet>> = None;
+        let created = match ask {
+            None => endpoint_link::create_guessed(
+                creator,
+                &inside,
+                &plan,
+                attach.ifname,
+                index,
+                &mut rerecord,
+            ),
+            Some(ask) => {
+                let mut fill = |plan: &mut EndpointPlan| -> Result<(), Error> {
+                    // The plugin runs in our own namespace, as a runtime
+                    // runs it, not in the target's.
+                    drop(inside.take_visit());
+                    let given = ask()?;
+                    plan_addresses(plan, &network, &given.addresses, &given.routes);
+                    delegated = Some(given.addresses);
+                    Ok(())
+                };
+                endpoint_link::create_guessed_then_fill(
+                    creator,
+                    &inside,
+                    &plan,
+                    attach.ifname,
+                    index,
+                    &mut rerecord,
+                    &mut fill,
+                )
+            }
+        };
         // A link the kernel would not delete keeps its record, `detaching`,
         // and its leases, for `restore` (see `Pending::undo_unbuilt`).
         let built = match created {
@@ -668,6 +710,9 @@ impl Manager {
                 });
             }
         };
+        let addresses = delegated.unwrap_or(addresses);
+        record.ipv4 = addresses.iter().copied().find(|a| a.addr().is_ipv4());
+        record.ipv6 = addresses.iter().copied().find(|a| a.addr().is_ipv6());
         record.mac = Some(built.mac.clone());
         record.ifindex = Some(built.index);
         record.state = EndpointState::Attached;
@@ -688,56 +733,6 @@ impl Manager {
                 .map(|a| (*a, network.gateway_for(a.addr())))
                 .collect(),
         })
-    }
-
-    /// Refuses, before a delegated IPAM plugin allocates anything, what
-    /// would make the ADD fail after it: a namespace that cannot be
-    /// opened or holds a link named `ifname` already, a master that does
-    /// not exist (nor, for a `NAME.VLANID` one, the link to make it on),
-    /// no default route when `net` names no master, a config the network
-    /// cannot take (made or checked as [`Manager::cni_network`] does: the
-    /// MTU against the master, another config with live attachments, the
-    /// shared-parent guard). Bad input thus costs the plugin nothing, not
-    /// even its cursor; the reference plugin looks its master up before
-    /// its IPAM runs too. [`Manager::cni_add`] asks again. Should the
-    /// plugin then fail, [`Manager::cni_drop_idle_master`] removes a
-    /// `NAME.VLANID` master made here.
-    pub fn cni_check_target(
-        &self,
-        net: &CniNetwork,
-        netns: &Path,
-        ifname: &str,
-    ) -> Result<(), CniAddError> {
-        let inside = OpenNetns::open_path(netns).map_err(|e| {
-            Error::io(
-                format_args!("opening network namespace {}", netns.display()),
-                &e,
-            )
-        })??;
-        if inside.handle.link_by_name(ifname)?.is_some() {
-            return Err(Error::already_exists(format!(
-                "interface {ifname} already exists in {}; nothing was done",
-                netns.display()
-            ))
-            .into());
-        }
-        // With linkInContainer the master is the namespace's, as ADD
-        // looks it up.
-        if net.link_in_container {
-            in_container_master(&inside, net)?;
-        } else {
-            self.cni_master_ready(net.master.as_deref())?;
-        }
-        self.cni_network(net).map_err(network_error)
-    }
-
-    /// Deletes the `NAME.VLANID` master made for CNI network `network` if
-    /// no attachment uses it (after a delegated IPAM plugin failed the ADD
-    /// that made it). Best effort, as a master left is re-used.
-    pub fn cni_drop_idle_master(&self, network: &str) {
-        if let Ok(state) = self.store.lock() {
-            self.drop_idle_master_locked(&state, network);
-        }
     }
 
     /// Whether ADD would find `master` (STATUS asks this too): it exists,
@@ -1452,6 +1447,49 @@ fn refuse_unservable(net: &CniNetwork, wanted: &[IpAddr]) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// Puts an attachment's addresses and routes in `plan`: every address on
+/// the link, as the reference configures them (the first of each family
+/// is the record's, the others come with the link and go with it), the
+/// routes a CNI result names (a next hop of `None`: the gateway of the
+/// network's subnet holding the address of the route's family) and no
+/// other, none being implied.
+fn plan_addresses(
+    plan: &mut EndpointPlan,
+    network: &NetworkRecord,
+    addresses: &[IpNet],
+    routes: &[ResultRoute],
+) {
+    plan.ipv4 = addresses.iter().find_map(|a| match a {
+        IpNet::V4(net) => Some(*net),
+        IpNet::V6(_) => None,
+    });
+    plan.ipv6 = addresses.iter().find_map(|a| match a {
+        IpNet::V6(net) => Some(*net),
+        IpNet::V4(_) => None,
+    });
+    let (ipv4, ipv6) = (plan.ipv4.map(IpNet::V4), plan.ipv6.map(IpNet::V6));
+    plan.extra_addresses = addresses
+        .iter()
+        .copied()
+        .filter(|a| Some(*a) != ipv4 && Some(*a) != ipv6)
+        .collect();
+    plan.route4 = DefaultRoute::None;
+    plan.route6 = DefaultRoute::None;
+    plan.routes = routes
+        .iter()
+        .map(|route| {
+            let family_gw = addresses
+                .iter()
+                .filter(|a| a.addr().is_ipv4() == route.dst.addr().is_ipv4())
+                .find_map(|a| network.gateway_for(a.addr()));
+            ResultRoute {
+                gw: route.gw.or(family_gw),
+                ..route.clone()
+            }
+        })
+        .collect();
 }
 
 /// The master of a `linkInContainer` ADD, in the container's namespace:

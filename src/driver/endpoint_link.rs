@@ -219,7 +219,7 @@ pub(crate) fn create(
     index: u32,
     rerecord: &mut Rerecord<'_>,
 ) -> Result<BuiltEndpoint, Error> {
-    create_named(host, inside, plan, ifname, false, index, rerecord)?
+    create_named(host, inside, plan, ifname, false, index, rerecord, None)?
         .ok_or_else(|| Error::failed(format!("{ifname} is taken in {}", inside.label())))
 }
 
@@ -237,9 +237,41 @@ pub(crate) fn create_guessed(
     index: u32,
     rerecord: &mut Rerecord<'_>,
 ) -> Result<Option<BuiltEndpoint>, Error> {
-    create_named(host, inside, plan, ifname, true, index, rerecord)
+    create_named(host, inside, plan, ifname, true, index, rerecord, None)
 }
 
+/// Completes an [`EndpointPlan`] once its link exists (see
+/// [`create_guessed_then_fill`]).
+pub(crate) type Fill<'a> = dyn FnMut(&mut EndpointPlan) -> Result<(), Error> + 'a;
+
+/// [`create_guessed`] of a link whose addresses and routes are known only
+/// once it exists: `fill` is called with the link made under its final
+/// name, still down and without addresses (a delegated IPAM plugin runs
+/// then), and completes the plan, which is then configured. A failed
+/// `fill` deletes the link again, its error returned.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn create_guessed_then_fill(
+    host: &Handle,
+    inside: &OpenNetns,
+    plan: &EndpointPlan,
+    ifname: &str,
+    index: u32,
+    rerecord: &mut Rerecord<'_>,
+    fill: &mut Fill<'_>,
+) -> Result<Option<BuiltEndpoint>, Error> {
+    create_named(
+        host,
+        inside,
+        plan,
+        ifname,
+        true,
+        index,
+        rerecord,
+        Some(fill),
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
 fn create_named(
     host: &Handle,
     inside: &OpenNetns,
@@ -248,14 +280,39 @@ fn create_named(
     guessed: bool,
     first: u32,
     rerecord: &mut Rerecord<'_>,
+    fill: Option<&mut Fill<'_>>,
 ) -> Result<Option<BuiltEndpoint>, Error> {
     // Undone there, on failure, by the index it tried, never by the name.
-    let (index, rename) =
+    let (index, mut rename) =
         match create_with_index(host, inside, plan, ifname, guessed, first, rerecord)? {
             Indexed::Created(index) => (index, false),
             Indexed::NameTaken => return Ok(None),
             Indexed::AllTaken => (create_temporary(host, inside, plan, rerecord)?, true),
         };
+    let filled;
+    let plan = match fill {
+        None => plan,
+        Some(fill) => {
+            // Under its final name before `fill` looks, as it will be
+            // looked up by that name.
+            let mut completed = plan.clone();
+            let ready = match rename {
+                true => inside
+                    .handle
+                    .link_rename(index, ifname)
+                    .map_err(Error::from),
+                false => Ok(()),
+            }
+            .and_then(|()| fill(&mut completed));
+            if let Err(error) = ready {
+                let _ = delete_link(inside, index);
+                return Err(error);
+            }
+            rename = false;
+            filled = completed;
+            &filled
+        }
+    };
     match configure(None, inside, index, rename, ifname, plan) {
         Ok(()) => Ok(Some(BuiltEndpoint {
             ifname: ifname.to_string(),

@@ -38,6 +38,11 @@
 //!    (it keeps the allocator's position, as the state model says) until
 //!    `ipvlan network rm` removes it, after which the state directory holds
 //!    no record.
+//! 7. The same master and subnet with Debian's `host-local` as the IPAM
+//!    plugin ([`HOST_LOCAL_CONFLIST`]), which our plugin runs once its link
+//!    exists: a container gets an address from `rangeStart` on, host-local
+//!    holds its lease, it pings the gateway; `podman rm -f` leaves no link
+//!    and no lease, the networks' removal nothing.
 //!
 //! `--plant-leak` leaves an ipvlan link of our master in the gateway's
 //! namespace after `podman rm -f`, as a DEL that forgot its link would:
@@ -73,6 +78,31 @@ const CONFLIST: &str = r#"{
 }
 "#;
 const NETWORK: &str = "podnet";
+/// The same network with Debian's `host-local` as its IPAM plugin, which
+/// our plugin delegates to once its link exists; made after [`NETWORK`]
+/// is gone, on the same master and subnet, from `rangeStart` on.
+const HOST_LOCAL_CONFLIST: &str = r#"{
+  "cniVersion": "1.0.0",
+  "name": "podhl",
+  "plugins": [
+    {
+      "type": "ipvlan",
+      "master": "pdm0",
+      "mode": "l2",
+      "ipam": {
+        "type": "host-local",
+        "subnet": "10.89.0.0/24",
+        "rangeStart": "10.89.0.100",
+        "gateway": "10.89.0.1",
+        "routes": [{"dst": "0.0.0.0/0"}]
+      }
+    }
+  ]
+}
+"#;
+const HOST_LOCAL_NETWORK: &str = "podhl";
+/// Where host-local keeps its leases by default, one file per address.
+const HOST_LOCAL_DIR: &str = "/var/lib/cni/networks";
 const MASTER: &str = "pdm0";
 /// The master's veth peer, in [`GATEWAY_NS`].
 const PEER: &str = "pdm0gw";
@@ -160,33 +190,12 @@ fn run(rootfs: &str, plant_leak: bool) -> Result<(), String> {
 
     let mut ids = Vec::new();
     for name in CONTAINERS {
-        let id = must(
-            "podman",
-            &[
-                "run",
-                "-d",
-                "--name",
-                name,
-                "--network",
-                NETWORK,
-                "--rootfs",
-                rootfs,
-                "sleep",
-                "1000",
-            ],
-        )?;
-        let id = id.trim().to_string();
-        if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(format!(
-                "podman run -d --name {name} printed {id:?}, not an ID"
-            ));
-        }
-        ids.push(id);
+        ids.push(run_container(name, NETWORK, rootfs)?);
         step(&format!("podman run -d --name {name}"));
     }
     let mut addresses = Vec::new();
     for (name, id) in CONTAINERS.iter().zip(&ids) {
-        addresses.push(check_container(name, id)?);
+        addresses.push(check_container(name, id, NETWORK)?);
     }
     if addresses[0] == addresses[1] {
         return Err(format!("both containers got {}", addresses[0]));
@@ -251,7 +260,86 @@ fn run(rootfs: &str, plant_leak: bool) -> Result<(), String> {
         return Err(format!("{REFERENCE_PLUGIN} changed during the test"));
     }
     step("podman network rm, ipvlan network rm: nothing left");
+    host_local(rootfs)?;
+    step("with host-local as the IPAM plugin: attached, pinged, removed");
     Ok(())
+}
+
+/// A container on [`HOST_LOCAL_NETWORK`]: host-local, which our plugin
+/// runs once its link exists, leases its address; the container pings
+/// the gateway; `podman rm -f` leaves no link and no lease, and the
+/// networks' removal nothing.
+fn host_local(rootfs: &str) -> Result<(), String> {
+    let conf = Path::new(CNI_CONF_DIR).join(format!("{HOST_LOCAL_NETWORK}.conflist"));
+    write(&conf, HOST_LOCAL_CONFLIST)?;
+    let name = "pod-hl";
+    let id = run_container(name, HOST_LOCAL_NETWORK, rootfs)?;
+    let address = check_container(name, &id, HOST_LOCAL_NETWORK)?;
+    if address.octets()[3] < 100 {
+        return Err(format!(
+            "{name} holds {address}, below host-local's rangeStart 10.89.0.100"
+        ));
+    }
+    let leases = Path::new(HOST_LOCAL_DIR).join(HOST_LOCAL_NETWORK);
+    let lease = leases.join(address.to_string());
+    if !lease.is_file() {
+        return Err(format!("host-local holds no lease {}", lease.display()));
+    }
+    let gateway = GATEWAY.to_string();
+    must(
+        "podman",
+        &[
+            "exec",
+            "--privileged",
+            name,
+            "ping",
+            "-c",
+            "1",
+            "-W",
+            "10",
+            &gateway,
+        ],
+    )
+    .map_err(|e| format!("{name} cannot ping {gateway}: {e}"))?;
+    must("podman", &["rm", "-f", "-t", "0", name])?;
+    check_nothing_left()?;
+    if lease.exists() {
+        return Err(format!(
+            "podman rm -f left host-local's lease {}",
+            lease.display()
+        ));
+    }
+    must("podman", &["network", "rm", HOST_LOCAL_NETWORK])?;
+    must("ipvlan", &["network", "rm", HOST_LOCAL_NETWORK])?;
+    check_state_empty()?;
+    check_nothing_left()
+}
+
+/// `podman run -d --name NAME --network NETWORK` of a `sleep`; the
+/// container's ID.
+fn run_container(name: &str, network: &str, rootfs: &str) -> Result<String, String> {
+    let id = must(
+        "podman",
+        &[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            network,
+            "--rootfs",
+            rootfs,
+            "sleep",
+            "1000",
+        ],
+    )?;
+    let id = id.trim().to_string();
+    if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!(
+            "podman run -d --name {name} printed {id:?}, not an ID"
+        ));
+    }
+    Ok(id)
 }
 
 /// What Podman needs beyond the harness's guest: cgroup2, `/dev/shm`,
@@ -347,7 +435,7 @@ fn check_doctor() -> Result<(), String> {
 
 /// One container's namespace as the kernel holds it, against what Podman
 /// reports; its address.
-fn check_container(name: &str, id: &str) -> Result<Ipv4Addr, String> {
+fn check_container(name: &str, id: &str, network_name: &str) -> Result<Ipv4Addr, String> {
     let inspect = parse(&must("podman", &["inspect", name])?)?;
     let container = first(&inspect)?;
     let found_id = container.get("Id").and_then(Value::as_str);
@@ -367,8 +455,8 @@ fn check_container(name: &str, id: &str) -> Result<Ipv4Addr, String> {
         .to_string();
     let network = settings
         .get("Networks")
-        .and_then(|n| n.get(NETWORK))
-        .ok_or(format!("podman inspect {name}: not on {NETWORK}"))?;
+        .and_then(|n| n.get(network_name))
+        .ok_or(format!("podman inspect {name}: not on {network_name}"))?;
     let reported = network
         .get("IPAddress")
         .and_then(Value::as_str)

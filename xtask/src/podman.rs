@@ -8,7 +8,9 @@
 //! libraries `ldd` lists, `/etc/containers` and `/usr/share/containers`
 //! from the host with our `storage.conf` and `containers.conf` over them,
 //! Debian's reference `ipvlan` plugin in `/usr/lib/cni` (so the test shows
-//! Podman picking ours from `/usr/local/libexec/cni` first), and a root
+//! Podman picking ours from `/usr/local/libexec/cni` first) and its
+//! `host-local` (the IPAM plugin ours delegates to in the test's last
+//! network), and a root
 //! file system of a static busybox for `podman run --rootfs`.
 
 use crate::builds::build_vm_example;
@@ -17,7 +19,7 @@ use crate::kernel::Series;
 use crate::util::seconds;
 use crate::vm;
 use crate::Result;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 const USAGE: &str = "usage: cargo xtask podman-test [--kernel K] [--timeout SECS] [--plant-leak]";
@@ -81,10 +83,15 @@ pub fn run_test(kernel: Series, timeout: Duration, plant_leak: bool) -> Result<D
     let start = Instant::now();
     let tools = crate::tools::ensure_vm_tools()?;
     let podman = crate::tools::ensure_podman()?;
-    let reference = crate::tools::ensure_cni_plugins()?
-        .into_iter()
-        .find(|p| p.file_name().is_some_and(|n| n == "ipvlan"))
-        .ok_or("no reference ipvlan plugin")?;
+    let plugins = crate::tools::ensure_cni_plugins()?;
+    let plugin = |name: &str| {
+        plugins
+            .iter()
+            .find(|p| p.file_name().is_some_and(|n| n == name))
+            .cloned()
+            .ok_or(format!("no reference {name} plugin"))
+    };
+    let reference = [plugin("ipvlan")?, plugin("host-local")?];
     let program = build_vm_example("podman")?;
     let extra = guest_files(&podman, &tools.busybox, &reference)?;
     let mut args = vec!["--rootfs".to_string(), ROOTFS.to_string()];
@@ -130,16 +137,19 @@ pub fn run_test(kernel: Series, timeout: Duration, plant_leak: bool) -> Result<D
     Ok(elapsed)
 }
 
-/// Podman, its helpers and configuration, the reference plugin and the
-/// containers' root file system.
+/// Podman, its helpers and configuration, the reference plugins (`ipvlan`
+/// and `host-local`) and the containers' root file system.
 fn guest_files(
     podman: &crate::tools::PodmanTools,
     busybox: &Path,
-    reference: &Path,
+    reference: &[PathBuf],
 ) -> Result<Tree> {
     let mut tree = Tree::new();
-    for program in [&podman.podman, &podman.crun, &podman.conmon, reference] {
+    for program in [&podman.podman, &podman.crun, &podman.conmon] {
         tree.dynamic_executable(program)?;
+    }
+    for plugin in reference {
+        executable(&mut tree, plugin)?;
     }
     executable(&mut tree, &podman.catatonit)?;
     tree.symlink(

@@ -2251,3 +2251,135 @@ exit 0
     assert_eq!(cni.records("late-ipam"), (Vec::new(), Vec::new()));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Processes a test started, killed and reaped when it ends.
+struct Daemons(Vec<Child>);
+
+impl Drop for Daemons {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Debian's `dhcp` IPAM plugin, a real client of the order above: its
+/// daemon (started here, as a host runs it) enters the namespace, takes
+/// the link `CNI_IFNAME` up and asks for a lease on it; busybox's `udhcpd`
+/// serves it from another namespace, on an ipvlan link of the same master
+/// (l2, bridge: the two links reach each other, and the server's answers
+/// are broadcast, as a client without an address gets them). The leased
+/// address goes on our link; DEL releases it. Before, our ADD ran the
+/// plugin before the link existed and the daemon failed to find it.
+#[test]
+fn the_dhcp_ipam_plugin_leases_an_address_on_our_link() {
+    let mut cni = Cni::new("dhcp");
+    cni.master("cnim95");
+    let ns = cni.netns("cni-dhcp");
+    cni.netns("cni-dhcp-server");
+    let dir = cni.state.with_extension("dhcp");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    ip(&[
+        "link", "add", "dhcpsrv0", "link", "cnim95", "type", "ipvlan", "mode", "l2",
+    ]);
+    ip(&["link", "set", "dhcpsrv0", "netns", "cni-dhcp-server"]);
+    ip(&[
+        "-n",
+        "cni-dhcp-server",
+        "addr",
+        "add",
+        "10.79.0.2/24",
+        "dev",
+        "dhcpsrv0",
+    ]);
+    ip(&["-n", "cni-dhcp-server", "link", "set", "dhcpsrv0", "up"]);
+    let config = dir.join("udhcpd.conf");
+    std::fs::write(
+        &config,
+        format!(
+            "start 10.79.0.10\nend 10.79.0.20\ninterface dhcpsrv0\n\
+             option subnet 255.255.255.0\noption router 10.79.0.1\noption lease 600\n\
+             lease_file {}\npidfile {}\n",
+            dir.join("leases").display(),
+            dir.join("udhcpd.pid").display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.join("leases"), "").unwrap();
+    let socket = Path::new("/run/cni/dhcp.sock");
+    std::fs::create_dir_all(socket.parent().unwrap()).unwrap();
+    let _ = std::fs::remove_file(socket);
+    let spawn = |program: &str, args: &[&str], log: &str| {
+        Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(dir.join(log)).unwrap())
+            .stderr(std::fs::File::create(dir.join(format!("{log}.err"))).unwrap())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{program}: {e}"))
+    };
+    let daemons = Daemons(vec![
+        spawn(
+            "nsenter",
+            &[
+                "--net=/run/netns/cni-dhcp-server",
+                "busybox",
+                "udhcpd",
+                "-f",
+                config.to_str().unwrap(),
+            ],
+            "udhcpd",
+        ),
+        spawn("/usr/lib/cni/dhcp", &["daemon"], "dhcp-daemon"),
+    ]);
+    let started = std::time::Instant::now();
+    while !socket.exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the dhcp daemon made no socket: {:?}",
+            std::fs::read_to_string(dir.join("dhcp-daemon.err"))
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let conf = r#"{"cniVersion": "1.0.0", "name": "dhcpnet", "type": "ipvlan", "master": "cnim95",
+        "ipam": {"type": "dhcp"}}"#;
+    let mut add = cni.command("ADD", "ctr-dhcp", &ns, "eth0");
+    add.env("CNI_PATH", "/usr/lib/cni");
+    let answer = run_with(add, conf);
+    let logs = || {
+        ["dhcp-daemon", "dhcp-daemon.err", "udhcpd", "udhcpd.err"]
+            .map(|log| std::fs::read_to_string(dir.join(log)).unwrap_or_default())
+            .join("\n")
+    };
+    assert_eq!(
+        answer.exit,
+        Some(0),
+        "{} {}\n{}",
+        answer.stdout,
+        answer.stderr,
+        logs()
+    );
+    let result = answer.json();
+    let leased = result.get("ips").and_then(Value::as_array).unwrap()[0]
+        .get("address")
+        .and_then(Value::as_str)
+        .unwrap()
+        .to_string();
+    let (address, len) = leased.split_once('/').unwrap();
+    let last: u8 = address.strip_prefix("10.79.0.").unwrap().parse().unwrap();
+    assert!((10..=20).contains(&last) && len == "24", "leased {leased}");
+    assert_eq!(addresses("cni-dhcp", "eth0"), vec![leased.clone()]);
+    assert_eq!(cni.records("dhcpnet").0.len(), 1);
+
+    let prev = with_prev(conf, &result);
+    let mut del = cni.command("DEL", "ctr-dhcp", &ns, "eth0");
+    del.env("CNI_PATH", "/usr/lib/cni");
+    run_with(del, &prev).ok();
+    assert!(link(Some("cni-dhcp"), "eth0").is_none());
+    assert_eq!(cni.records("dhcpnet"), (Vec::new(), Vec::new()));
+    drop(daemons);
+    let _ = std::fs::remove_file(socket);
+    let _ = std::fs::remove_dir_all(&dir);
+}

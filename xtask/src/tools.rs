@@ -137,7 +137,7 @@ pub const CNI_PLUGIN_DIR: &str = "/usr/lib/cni";
 /// The reference CNI plugins the CNI VM tests compare with and delegate
 /// to, installed (`containernetworking-plugins`) when missing; their paths.
 pub fn ensure_cni_plugins() -> Result<Vec<PathBuf>> {
-    const PLUGINS: [&str; 3] = ["host-local", "ipvlan", "macvlan"];
+    const PLUGINS: [&str; 4] = ["dhcp", "host-local", "ipvlan", "macvlan"];
     let dir = Path::new(CNI_PLUGIN_DIR);
     if PLUGINS.iter().any(|p| !dir.join(p).is_file()) {
         apt_install(&["containernetworking-plugins"])?;

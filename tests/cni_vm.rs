@@ -2383,3 +2383,99 @@ fn the_dhcp_ipam_plugin_leases_an_address_on_our_link() {
     let _ = std::fs::remove_file(socket);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// An ADD killed while its delegated IPAM plugin runs (the link made, down,
+/// no address; the intent written) leaves what a killed attach leaves:
+/// `restore` deletes the link and the intent, twice changing nothing more,
+/// and the runtime's DEL then succeeds and runs the plugin's DEL; or the
+/// DEL alone does all of it.
+#[test]
+fn an_add_killed_while_its_delegated_plugin_runs_leaves_nothing_after_restore_or_del() {
+    let mut cni = Cni::new("late-kill");
+    cni.master("cnim96");
+    let ns = cni.netns("cni-late-kill");
+    let dir = cni.state.with_extension("fake-ipam");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (running, dels) = (dir.join("running"), dir.join("dels"));
+    let plugin = dir.join("slow-ipam");
+    std::fs::write(
+        &plugin,
+        format!(
+            r#"#!/bin/sh
+PATH=/usr/sbin:/usr/bin:/sbin:/bin
+cat > /dev/null
+case "$CNI_COMMAND" in
+ADD)
+    echo $$ > {running}
+    sleep 60
+    echo '{{"cniVersion": "1.0.0", "ips": [{{"address": "10.76.0.9/24"}}]}}'
+    ;;
+DEL) echo "DEL $CNI_CONTAINERID" >> {dels} ;;
+esac
+exit 0
+"#,
+            running = running.display(),
+            dels = dels.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&plugin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let conf = r#"{"cniVersion": "1.0.0", "name": "late-kill", "type": "ipvlan", "master": "cnim96",
+        "ipam": {"type": "slow-ipam"}}"#;
+    for restore_first in [true, false] {
+        let why = if restore_first { "restore, DEL" } else { "DEL" };
+        let _ = std::fs::remove_file(&running);
+        let _ = std::fs::remove_file(&dels);
+        let mut add = cni.command("ADD", "ctr-late-kill", &ns, "eth0");
+        add.env("CNI_PATH", &dir);
+        let mut child = add.spawn().unwrap();
+        drop(child.stdin.take());
+        let started = std::time::Instant::now();
+        let pid = loop {
+            if let Some(pid) = std::fs::read_to_string(&running)
+                .ok()
+                .and_then(|text| text.trim().parse::<i32>().ok())
+            {
+                break pid;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "{why}: the plugin never ran"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        // The link exists while the plugin runs.
+        assert!(
+            link(Some("cni-late-kill"), "eth0").is_some(),
+            "{why}: no link while the plugin ran"
+        );
+        let _ = child.kill();
+        let _ = child.wait();
+        // The plugin outlives our process: its own pid, as it wrote it.
+        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        if restore_first {
+            restore_twice_changes_nothing(&cni, why);
+            assert!(
+                link(Some("cni-late-kill"), "eth0").is_none(),
+                "{why}: eth0 left by restore"
+            );
+            assert_eq!(cni.records("late-kill").0, Vec::<String>::new(), "{why}");
+        }
+        let mut del = cni.command("DEL", "ctr-late-kill", &ns, "eth0");
+        del.env("CNI_PATH", &dir);
+        run_with(del, conf).ok();
+        assert!(
+            link(Some("cni-late-kill"), "eth0").is_none(),
+            "{why}: eth0 left"
+        );
+        assert_eq!(cni.records("late-kill"), (Vec::new(), Vec::new()), "{why}");
+        assert_eq!(
+            std::fs::read_to_string(&dels).unwrap_or_default(),
+            "DEL ctr-late-kill\n",
+            "{why}: the plugin's DEL"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

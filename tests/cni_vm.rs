@@ -2431,7 +2431,9 @@ exit 0
         let mut add = cni.command("ADD", "ctr-late-kill", &ns, "eth0");
         add.env("CNI_PATH", &dir);
         let mut child = add.spawn().unwrap();
-        drop(child.stdin.take());
+        let mut input = child.stdin.take().unwrap();
+        input.write_all(conf.as_bytes()).unwrap();
+        drop(input);
         let started = std::time::Instant::now();
         let pid = loop {
             if let Some(pid) = std::fs::read_to_string(&running)

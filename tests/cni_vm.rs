@@ -2481,3 +2481,129 @@ exit 0
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A delegated IPAM plugin runs without our lock: while it waits (a DHCP
+/// server may take seconds, or never answer), another ADD of ours goes
+/// through. Before, the lock was held across the plugin's run and the
+/// other ADD waited for it. An attachment undone meanwhile (here a DEL
+/// the runtime sent while the ADD hung) fails the ADD, which then leaves
+/// nothing: no link, no record, the plugin's DEL run.
+#[test]
+fn a_delegated_plugin_runs_without_our_lock_and_an_undo_meanwhile_fails_the_add() {
+    let mut cni = Cni::new("gate");
+    cni.master("cnim97");
+    cni.master("cnim98");
+    let ns = cni.netns("cni-gate");
+    let other_ns = cni.netns("cni-gate-other");
+    let dir = cni.state.with_extension("fake-ipam");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (running, go, dels) = (dir.join("running"), dir.join("go"), dir.join("dels"));
+    let plugin = dir.join("gated-ipam");
+    std::fs::write(
+        &plugin,
+        format!(
+            r#"#!/bin/sh
+PATH=/usr/sbin:/usr/bin:/sbin:/bin
+cat > /dev/null
+case "$CNI_COMMAND" in
+ADD)
+    touch {running}
+    n=0
+    while [ ! -e {go} ] && [ $n -lt 600 ]; do sleep 0.1; n=$((n + 1)); done
+    echo '{{"cniVersion": "1.0.0", "ips": [{{"address": "10.75.0.9/24"}}]}}'
+    ;;
+DEL) echo "DEL $CNI_CONTAINERID" >> {dels} ;;
+esac
+exit 0
+"#,
+            running = running.display(),
+            go = go.display(),
+            dels = dels.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&plugin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let conf = r#"{"cniVersion": "1.0.0", "name": "gate", "type": "ipvlan", "master": "cnim97",
+        "ipam": {"type": "gated-ipam"}}"#;
+    let start_gated_add = || {
+        for file in [&running, &go, &dels] {
+            let _ = std::fs::remove_file(file);
+        }
+        let mut add = cni.command("ADD", "ctr-gate", &ns, "eth0");
+        add.env("CNI_PATH", &dir);
+        let mut child = add.spawn().unwrap();
+        let mut input = child.stdin.take().unwrap();
+        input.write_all(conf.as_bytes()).unwrap();
+        drop(input);
+        let started = std::time::Instant::now();
+        while !running.exists() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the plugin never ran"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child
+    };
+    let finish = |child: Child| {
+        std::fs::write(&go, "").unwrap();
+        let output = child.wait_with_output().unwrap();
+        Answer {
+            exit: output.status.code(),
+            stdout: String::from_utf8(output.stdout).unwrap(),
+            stderr: String::from_utf8(output.stderr).unwrap(),
+        }
+    };
+
+    // Another ADD, with our own IPAM, while the plugin waits.
+    let gated = start_gated_add();
+    let other_conf = conf_on("gate-other", "cnim98", "10.74.0.0/24");
+    let mut other = cni.spawn("ADD", "ctr-gate-other", &other_ns, &other_conf);
+    let started = std::time::Instant::now();
+    let other_status = loop {
+        if let Some(status) = other.try_wait().unwrap() {
+            break Some(status);
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let answer = finish(gated);
+    let _ = other.wait();
+    assert!(
+        other_status.is_some_and(|status| status.success()),
+        "the other ADD waited for the plugin ({other_status:?})"
+    );
+    answer.ok();
+    assert_eq!(addresses("cni-gate", "eth0"), vec!["10.75.0.9/24"]);
+    assert_eq!(addresses("cni-gate-other", "eth0"), vec!["10.74.0.2/24"]);
+    let result = answer.json();
+    let mut del = cni.command("DEL", "ctr-gate", &ns, "eth0");
+    del.env("CNI_PATH", &dir);
+    run_with(del, &with_prev(conf, &result)).ok();
+    assert!(link(Some("cni-gate"), "eth0").is_none());
+
+    // The runtime gives up on the ADD and sends DEL while the plugin waits.
+    let gated = start_gated_add();
+    assert!(link(Some("cni-gate"), "eth0").is_some());
+    let mut del = cni.command("DEL", "ctr-gate", &ns, "eth0");
+    del.env("CNI_PATH", &dir);
+    run_with(del, conf).ok();
+    assert!(link(Some("cni-gate"), "eth0").is_none());
+    let msg = finish(gated).error(999);
+    assert!(
+        msg.contains("the attachment was undone while its IPAM plugin ran"),
+        "{msg}"
+    );
+    assert!(link(Some("cni-gate"), "eth0").is_none());
+    assert_eq!(cni.records("gate"), (Vec::new(), Vec::new()));
+    // The runtime's DEL ran it once, our undo of the ADD once more.
+    assert_eq!(
+        std::fs::read_to_string(&dels).unwrap(),
+        "DEL ctr-gate\nDEL ctr-gate\n"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

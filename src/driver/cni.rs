@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
 
-use super::endpoint_link::{self, DefaultRoute, EndpointPlan, ResultRoute};
+use super::endpoint_link::{self, BuiltEndpoint, DefaultRoute, EndpointPlan, ResultRoute};
 use super::endpoints::{keep_for_restore, under_detach_intent};
 use super::netns_identity::{self, NsAt, OpenNetns};
 use super::networks::find_network;
@@ -119,6 +119,30 @@ pub struct CniDelegated {
 /// IPAM plugin. Its error is the ADD's answer (the link is deleted
 /// again).
 pub type AskDelegate<'a> = dyn FnMut() -> Result<CniDelegated, Error> + 'a;
+
+/// What [`Manager::cni_add_locked`] made.
+enum Added {
+    Attached(CniAttached),
+    /// The link, down and without addresses, for a delegated IPAM plugin.
+    LinkDown(Box<LinkDown>),
+}
+
+/// An ADD's link made down for a delegated IPAM plugin, its intent a
+/// record of its own (naming its index).
+struct LinkDown {
+    inside: OpenNetns,
+    parent: Link,
+    plan: EndpointPlan,
+    record: EndpointRecord,
+    /// The link's, in `inside` (the record's `ifindex`).
+    index: u32,
+}
+
+/// What a create made.
+enum Made {
+    Configured(BuiltEndpoint),
+    Down(u32),
+}
 
 /// One ADD.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -437,9 +461,12 @@ impl Manager {
     /// `ask` runs the delegated IPAM plugin once the link exists in the
     /// namespace, still down and without addresses, as the reference
     /// plugin's order has it (the `dhcp` plugin's daemon takes its lease
-    /// on the link), from the caller's own namespace and under the
-    /// store's lock; then what it gave goes on the link. Should the
-    /// plugin fail, the link is deleted again and its error returned.
+    /// on the link), from the caller's own namespace and without the
+    /// store's lock (its intent a record of its own meanwhile); then, under
+    /// the lock again, what it gave goes on the link. Should the plugin
+    /// fail, the link is deleted again and its error returned; should the
+    /// attachment have been undone meanwhile (`restore`, a DEL, a GC),
+    /// the ADD fails and the link goes if it is still there.
     pub fn cni_add_delegated(
         &self,
         net: &CniNetwork,
@@ -520,10 +547,43 @@ impl Manager {
         // `cni_network_id` or by `cni_parent`: every failure leaves through
         // the one guard that drops it again when nothing of ours uses it.
         let added = self.cni_add_locked(
-            &state, &host, net, attach, &netns, inside, identity, network, ask,
+            &state,
+            &host,
+            net,
+            attach,
+            &netns,
+            inside,
+            identity,
+            network.clone(),
+            ask.is_some(),
         );
-        if added.is_err() {
-            self.drop_idle_master_locked(&state, &net.name);
+        let (state, added) = match (added, ask) {
+            (Ok(Added::Attached(attached)), _) => (Some(state), Ok(attached)),
+            (Ok(Added::LinkDown(down)), Some(ask)) => {
+                // The plugin runs from our own namespace, as a runtime runs
+                // it, and without the lock: a DHCP exchange may take
+                // seconds, and no other command of ours waits for it.
+                drop(down.inside.take_visit());
+                drop(state);
+                let given = ask();
+                match self.store.lock() {
+                    Ok(state) => {
+                        let added =
+                            self.cni_add_given(&state, &host, net, attach, &network, *down, given);
+                        (Some(state), added)
+                    }
+                    // The link and its intent stay for `restore`.
+                    Err(error) => (None, Err(Error::from(error).into())),
+                }
+            }
+            (Ok(Added::LinkDown(_)), None) => (
+                Some(state),
+                Err(Error::failed("a link made for a delegated IPAM plugin without one").into()),
+            ),
+            (Err(error), _) => (Some(state), Err(error)),
+        };
+        if let (Err(_), Some(state)) = (&added, &state) {
+            self.drop_idle_master_locked(state, &net.name);
         }
         added
     }
@@ -565,8 +625,8 @@ impl Manager {
         inside: OpenNetns,
         identity: crate::store::records::NetnsId,
         network: NetworkRecord,
-        ask: Option<&mut AskDelegate<'_>>,
-    ) -> Result<CniAttached, CniAddError> {
+        delegated: bool,
+    ) -> Result<Added, CniAddError> {
         let id = attachment_id(attach.container_id, attach.ifname);
         if state.endpoint(&network.id, &id)?.is_some() {
             return Err(Error::already_exists(format!(
@@ -622,8 +682,15 @@ impl Manager {
             netns_id: Some(identity),
             ifindex: Some(index),
         };
-        // Read as missing above, under this lock.
-        let in_log = match state.put_intent(&record) {
+        // Read as missing above, under this lock. With a delegated plugin,
+        // which runs without the lock, a record of its own: an intent in
+        // the commit log's page would be taken by the next lock for one a
+        // killed command left.
+        let intent = match delegated {
+            true => state.put_new_endpoint(&record).map(|()| false),
+            false => state.put_intent(&record),
+        };
+        let in_log = match intent {
             Ok(in_log) => in_log,
             Err(error) => {
                 give_back(state);
@@ -649,42 +716,40 @@ impl Manager {
         };
         // The name was free before the lock: the first create is sent at
         // once, and only a refusal as taken looks it up.
-        // A delegated plugin's addresses, once it ran.
-        let mut delegated: Option<Vec<IpNet>> = None;
-        let created = match ask {
-            None => endpoint_link::create_guessed(
+        let created = match delegated {
+            false => endpoint_link::create_guessed(
                 creator,
                 &inside,
                 &plan,
                 attach.ifname,
                 index,
                 &mut rerecord,
-            ),
-            Some(ask) => {
-                let mut fill = |plan: &mut EndpointPlan| -> Result<(), Error> {
-                    // The plugin runs in our own namespace, as a runtime
-                    // runs it, not in the target's.
-                    drop(inside.take_visit());
-                    let given = ask()?;
-                    plan_addresses(plan, &network, &given.addresses, &given.routes);
-                    delegated = Some(given.addresses);
-                    Ok(())
-                };
-                endpoint_link::create_guessed_then_fill(
-                    creator,
-                    &inside,
-                    &plan,
-                    attach.ifname,
-                    index,
-                    &mut rerecord,
-                    &mut fill,
-                )
-            }
+            )
+            .map(|built| built.map(Made::Configured)),
+            true => endpoint_link::create_guessed_unconfigured(
+                creator,
+                &inside,
+                &plan,
+                attach.ifname,
+                index,
+                &mut rerecord,
+            )
+            .map(|index| index.map(Made::Down)),
         };
         // A link the kernel would not delete keeps its record, `detaching`,
         // and its leases, for `restore` (see `Pending::undo_unbuilt`).
         let built = match created {
-            Ok(Some(built)) => built,
+            Ok(Some(Made::Configured(built))) => built,
+            Ok(Some(Made::Down(index))) => {
+                record.ifindex = Some(index);
+                return Ok(Added::LinkDown(Box::new(LinkDown {
+                    inside,
+                    parent,
+                    plan,
+                    record,
+                    index,
+                })));
+            }
             failed => {
                 let stands = record.ifindex.is_some_and(|index| {
                     endpoint_link::left_standing(
@@ -710,7 +775,29 @@ impl Manager {
                 });
             }
         };
-        let addresses = delegated.unwrap_or(addresses);
+        self.record_attached(
+            state, host, inside, &network, record, built, &addresses, in_log, &forget,
+        )
+        .map(Added::Attached)
+    }
+
+    /// The end of an ADD: the endpoint's final record, committed, over its
+    /// intent (in the commit log's page when `in_log`); should that fail,
+    /// the link goes, and the intent (`forget`) unless the kernel keeps
+    /// the link, when the record stays for `restore`.
+    #[allow(clippy::too_many_arguments)]
+    fn record_attached(
+        &self,
+        state: &Locked<'_>,
+        host: &Handle,
+        inside: OpenNetns,
+        network: &NetworkRecord,
+        mut record: EndpointRecord,
+        built: BuiltEndpoint,
+        addresses: &[IpNet],
+        in_log: bool,
+        forget: &dyn Fn(&Locked<'_>),
+    ) -> Result<CniAttached, CniAddError> {
         record.ipv4 = addresses.iter().copied().find(|a| a.addr().is_ipv4());
         record.ipv6 = addresses.iter().copied().find(|a| a.addr().is_ipv6());
         record.mac = Some(built.mac.clone());
@@ -733,6 +820,95 @@ impl Manager {
                 .map(|a| (*a, network.gateway_for(a.addr())))
                 .collect(),
         })
+    }
+
+    /// The rest of an ADD whose link [`Manager::cni_add_locked`] made
+    /// down for a delegated IPAM plugin, which ran since, without the lock
+    /// (`given`, its answer), under the lock taken again: the intent must
+    /// still be the one written (`restore`, a DEL or a GC may have undone
+    /// the attachment meanwhile: the ADD fails, the link goes if it is
+    /// still there); the plugin's addresses and routes go on the link, and
+    /// the final record. A failed plugin, or a failure here, deletes the
+    /// link and the intent, as a failed create does.
+    #[allow(clippy::too_many_arguments)]
+    fn cni_add_given(
+        &self,
+        state: &Locked<'_>,
+        host: &Handle,
+        net: &CniNetwork,
+        attach: &CniAttach<'_>,
+        network: &NetworkRecord,
+        down: LinkDown,
+        given: Result<CniDelegated, Error>,
+    ) -> Result<CniAttached, CniAddError> {
+        let LinkDown {
+            inside,
+            parent,
+            mut plan,
+            mut record,
+            index,
+        } = down;
+        let attaching = format!(
+            "attaching {} to network {}",
+            attach.netns.display(),
+            network.name
+        );
+        let stands = || {
+            endpoint_link::left_standing(
+                &inside,
+                index,
+                attach.ifname,
+                &parent,
+                net.link_in_container,
+            )
+        };
+        // The same intent: the same link (index), the same namespace.
+        let same = |found: &EndpointRecord| {
+            found.state == EndpointState::Attaching
+                && found.ifindex == record.ifindex
+                && found.netns_id == record.netns_id
+                && found.netns == record.netns
+        };
+        match state.endpoint(&network.id, &record.id) {
+            Ok(Some(found)) if same(&found) => {}
+            Ok(_) => {
+                // Another command's now: only the link goes, if it stands.
+                if stands() {
+                    let _ = endpoint_link::delete_link(&inside, index);
+                }
+                return Err(Error::failed(format!(
+                    "{attaching}: the attachment was undone while its IPAM plugin ran (by `ipvlan restore`, a DEL or a GC); nothing of it is left"
+                ))
+                .into());
+            }
+            // Unreadable: everything stays for `restore`.
+            Err(error) => return Err(Error::from(error).into()),
+        }
+        let id = record.id.clone();
+        let forget = |state: &Locked<'_>| {
+            let _ = state.remove_endpoint(&network.id, &id);
+        };
+        let built = given.and_then(|given| {
+            plan_addresses(&mut plan, network, &given.addresses, &given.routes);
+            let built = endpoint_link::configure_made(&inside, &plan, attach.ifname, index)
+                .map_err(|error| error.context(attaching.clone()))?;
+            Ok((built, given.addresses))
+        });
+        let (built, addresses) = match built {
+            Ok(built) => built,
+            Err(error) => {
+                // A plugin's failure leaves the link to delete here
+                // (`configure_made` deletes it on its own).
+                let _ = endpoint_link::delete_link(&inside, index);
+                if !(stands() && keep_for_restore(state, &mut record, false)) {
+                    forget(state);
+                }
+                return Err(error.into());
+            }
+        };
+        self.record_attached(
+            state, host, inside, network, record, built, &addresses, false, &forget,
+        )
     }
 
     /// Whether ADD would find `master` (STATUS asks this too): it exists,

@@ -219,7 +219,7 @@ pub(crate) fn create(
     index: u32,
     rerecord: &mut Rerecord<'_>,
 ) -> Result<BuiltEndpoint, Error> {
-    create_named(host, inside, plan, ifname, false, index, rerecord, None)?
+    create_named(host, inside, plan, ifname, false, index, rerecord)?
         .ok_or_else(|| Error::failed(format!("{ifname} is taken in {}", inside.label())))
 }
 
@@ -237,41 +237,68 @@ pub(crate) fn create_guessed(
     index: u32,
     rerecord: &mut Rerecord<'_>,
 ) -> Result<Option<BuiltEndpoint>, Error> {
-    create_named(host, inside, plan, ifname, true, index, rerecord, None)
+    create_named(host, inside, plan, ifname, true, index, rerecord)
 }
 
-/// Completes an [`EndpointPlan`] once its link exists (see
-/// [`create_guessed_then_fill`]).
-pub(crate) type Fill<'a> = dyn FnMut(&mut EndpointPlan) -> Result<(), Error> + 'a;
-
-/// [`create_guessed`] of a link whose addresses and routes are known only
-/// once it exists: `fill` is called with the link made under its final
-/// name, still down and without addresses (a delegated IPAM plugin runs
-/// then), and completes the plan, which is then configured. A failed
-/// `fill` deletes the link again, its error returned.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn create_guessed_then_fill(
+/// [`create_guessed`] without the configuration: the link made under its
+/// final name, down, without addresses, its index returned (`None`: the
+/// name is taken, nothing made). [`configure_made`] finishes it; in
+/// between its index is in the caller's intent, so `restore` deletes it
+/// should the caller die (a delegated IPAM plugin runs then).
+pub(crate) fn create_guessed_unconfigured(
     host: &Handle,
     inside: &OpenNetns,
     plan: &EndpointPlan,
     ifname: &str,
     index: u32,
     rerecord: &mut Rerecord<'_>,
-    fill: &mut Fill<'_>,
-) -> Result<Option<BuiltEndpoint>, Error> {
-    create_named(
-        host,
-        inside,
-        plan,
-        ifname,
-        true,
-        index,
-        rerecord,
-        Some(fill),
+) -> Result<Option<u32>, Error> {
+    let Some((index, rename)) =
+        create_unconfigured(host, inside, plan, ifname, true, index, rerecord)?
+    else {
+        return Ok(None);
+    };
+    if rename {
+        if let Err(error) = inside.handle.link_rename(index, ifname) {
+            let _ = delete_link(inside, index);
+            return Err(error.into());
+        }
+    }
+    Ok(Some(index))
+}
+
+/// Configures the link made by [`create_guessed_unconfigured`] at `index`
+/// as [`create`] does; a failure deletes it.
+pub(crate) fn configure_made(
+    inside: &OpenNetns,
+    plan: &EndpointPlan,
+    ifname: &str,
+    index: u32,
+) -> Result<BuiltEndpoint, Error> {
+    configured(inside, plan, ifname, index, false)
+}
+
+/// The link made and, when it came under a temporary name, whether it
+/// must be renamed; `None` when the guessed name is taken.
+fn create_unconfigured(
+    host: &Handle,
+    inside: &OpenNetns,
+    plan: &EndpointPlan,
+    ifname: &str,
+    guessed: bool,
+    first: u32,
+    rerecord: &mut Rerecord<'_>,
+) -> Result<Option<(u32, bool)>, Error> {
+    // Undone there, on failure, by the index it tried, never by the name.
+    Ok(
+        match create_with_index(host, inside, plan, ifname, guessed, first, rerecord)? {
+            Indexed::Created(index) => Some((index, false)),
+            Indexed::NameTaken => None,
+            Indexed::AllTaken => Some((create_temporary(host, inside, plan, rerecord)?, true)),
+        },
     )
 }
 
-#[allow(clippy::too_many_arguments)]
 fn create_named(
     host: &Handle,
     inside: &OpenNetns,
@@ -280,46 +307,28 @@ fn create_named(
     guessed: bool,
     first: u32,
     rerecord: &mut Rerecord<'_>,
-    fill: Option<&mut Fill<'_>>,
 ) -> Result<Option<BuiltEndpoint>, Error> {
-    // Undone there, on failure, by the index it tried, never by the name.
-    let (index, mut rename) =
-        match create_with_index(host, inside, plan, ifname, guessed, first, rerecord)? {
-            Indexed::Created(index) => (index, false),
-            Indexed::NameTaken => return Ok(None),
-            Indexed::AllTaken => (create_temporary(host, inside, plan, rerecord)?, true),
-        };
-    let filled;
-    let plan = match fill {
-        None => plan,
-        Some(fill) => {
-            // Under its final name before `fill` looks, as it will be
-            // looked up by that name.
-            let mut completed = plan.clone();
-            let ready = match rename {
-                true => inside
-                    .handle
-                    .link_rename(index, ifname)
-                    .map_err(Error::from),
-                false => Ok(()),
-            }
-            .and_then(|()| fill(&mut completed));
-            if let Err(error) = ready {
-                let _ = delete_link(inside, index);
-                return Err(error);
-            }
-            rename = false;
-            filled = completed;
-            &filled
-        }
-    };
+    match create_unconfigured(host, inside, plan, ifname, guessed, first, rerecord)? {
+        Some((index, rename)) => configured(inside, plan, ifname, index, rename).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// [`configure`] of the link at `index`; a failure deletes it.
+fn configured(
+    inside: &OpenNetns,
+    plan: &EndpointPlan,
+    ifname: &str,
+    index: u32,
+    rename: bool,
+) -> Result<BuiltEndpoint, Error> {
     match configure(None, inside, index, rename, ifname, plan) {
-        Ok(()) => Ok(Some(BuiltEndpoint {
+        Ok(()) => Ok(BuiltEndpoint {
             ifname: ifname.to_string(),
             // An ipvlan link takes its parent's MAC, and keeps following it.
             mac: plan.parent_mac.clone(),
             index,
-        })),
+        }),
         Err(error) => {
             let _ = delete_link(inside, index);
             Err(error)

@@ -2270,8 +2270,10 @@ impl Drop for Daemons {
 /// serves it from another namespace, on an ipvlan link of the same master
 /// (l2, bridge: the two links reach each other, and the server's answers
 /// are broadcast, as a client without an address gets them). The leased
-/// address goes on our link; DEL releases it. Before, our ADD ran the
-/// plugin before the link existed and the daemon failed to find it.
+/// address goes on our link; DEL releases it at the server. Before, our
+/// ADD ran the plugin before the link existed and the daemon failed to
+/// find it; and our DEL deleted the link before the plugin's DEL ran, so
+/// the daemon could not send its release and the server kept the lease.
 #[test]
 fn the_dhcp_ipam_plugin_leases_an_address_on_our_link() {
     let mut cni = Cni::new("dhcp");
@@ -2373,12 +2375,42 @@ fn the_dhcp_ipam_plugin_leases_an_address_on_our_link() {
     assert_eq!(addresses("cni-dhcp", "eth0"), vec![leased.clone()]);
     assert_eq!(cni.records("dhcpnet").0.len(), 1);
 
+    // udhcpd's view of the lease, written out on SIGUSR1: its line of
+    // `dumpleases` once it says "expired" or not, as `expired` asks.
+    let server = std::fs::read_to_string(dir.join("udhcpd.pid")).unwrap();
+    let server = server.trim();
+    let lease_line = |expired: bool| {
+        let started = std::time::Instant::now();
+        loop {
+            let _ = Command::new("kill").args(["-USR1", server]).status();
+            std::thread::sleep(Duration::from_millis(100));
+            let dump = Command::new("busybox")
+                .args(["dumpleases", "-f"])
+                .arg(dir.join("leases"))
+                .output()
+                .unwrap();
+            let dump = String::from_utf8_lossy(&dump.stdout).into_owned();
+            let line = dump.lines().find(|l| l.contains(&format!(" {address} ")));
+            if line.is_some_and(|l| l.contains("expired") == expired) {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "udhcpd's leases, expired {expired} wanted: {dump}\n{}",
+                logs()
+            );
+        }
+    };
+    lease_line(false);
+
     let prev = with_prev(conf, &result);
     let mut del = cni.command("DEL", "ctr-dhcp", &ns, "eth0");
     del.env("CNI_PATH", "/usr/lib/cni");
     run_with(del, &prev).ok();
     assert!(link(Some("cni-dhcp"), "eth0").is_none());
     assert_eq!(cni.records("dhcpnet"), (Vec::new(), Vec::new()));
+    // Released through the link, which DEL deleted after the plugin's DEL.
+    lease_line(true);
     drop(daemons);
     let _ = std::fs::remove_file(socket);
     let _ = std::fs::remove_dir_all(&dir);

@@ -15,8 +15,8 @@ use super::env::{Attachment, CniArgs, Command, Env};
 use super::error::{CniError, ErrorCode};
 use super::result::{CniResult, Interface, IpConfig};
 use crate::driver::{
-    CniAddError, CniAddresses, CniAttach, CniDelegated, CniLease, CniNetwork, Config, Error,
-    IpvlanFlag, IpvlanMode, Manager, ResultRoute,
+    CniAddError, CniAddresses, CniAttach, CniDelegated, CniLease, CniNetwork, Config, Delegate,
+    Error, IpvlanFlag, IpvlanMode, Manager, ResultRoute,
 };
 use crate::ipam::{from_u128, to_u128, IpFamily};
 
@@ -79,7 +79,7 @@ fn runtime(error: Error) -> CniError {
 fn add_error(error: CniAddError) -> CniError {
     match error {
         CniAddError::Config(error) => CniError::config(error.to_string()),
-        CniAddError::Failed(error) => runtime(error),
+        CniAddError::Failed(error) | CniAddError::Delegate(error) => runtime(error),
     }
 }
 
@@ -294,7 +294,7 @@ fn lease_add(env: &Env, conf: &NetConf, host_local: &HostLocal) -> Result<CniRes
         .cni_lease_add(&spec, &lease)
         .map_err(|error| match error {
             CniAddError::Config(error) => CniError::config(error.to_string()),
-            CniAddError::Failed(error) => runtime(error),
+            CniAddError::Failed(error) | CniAddError::Delegate(error) => runtime(error),
         })?;
     Ok(CniResult {
         interfaces: Vec::new(),
@@ -403,40 +403,40 @@ pub fn add(env: &Env, conf: &NetConf, input: &[u8]) -> Result<CniResult, CniErro
         Known::AfterTheLink { plugin } => {
             // What the plugin answered: its result, or its error, which is
             // then ours.
-            let mut answer: Option<Result<CniResult, CniError>> = None;
+            let mut result: Option<CniResult> = None;
+            let mut refusal: Option<CniError> = None;
             let mut ask = || -> Result<CniDelegated, Error> {
-                let given = attach::ipam_add(env, conf, plugin, input);
-                let asked = match &given {
-                    Ok(result) => Ok(CniDelegated {
-                        addresses: result.ips.iter().map(|ip| ip.address).collect(),
-                        routes: result_routes(result),
-                    }),
-                    Err(error) => Err(Error::failed(format!(
-                        "IPAM plugin {plugin} failed: {}",
-                        error.msg
-                    ))),
-                };
-                answer = Some(given);
-                asked
-            };
-            let added = manager.cni_add_delegated(&spec, &request, &mut ask);
-            match (added, answer) {
-                (Ok(attached), Some(Ok(from))) => Ok((attached, from)),
-                (Err(_), Some(Err(error))) => return Err(error),
-                (added, ran) => {
-                    // Ours failed after the plugin gave its addresses:
-                    // they go back.
-                    if matches!(ran, Some(Ok(_))) {
-                        attach::ipam_undo(env, plugin, input);
+                match attach::ipam_add(env, conf, plugin, input) {
+                    Ok(given) => {
+                        let asked = CniDelegated {
+                            addresses: given.ips.iter().map(|ip| ip.address).collect(),
+                            routes: result_routes(&given),
+                        };
+                        result = Some(given);
+                        Ok(asked)
                     }
-                    return Err(match added {
-                        Err(error) => add_error(error),
-                        Ok(_) => CniError::new(
-                            ErrorCode::Internal,
-                            "the delegated IPAM plugin was not run",
-                        ),
-                    });
+                    Err(error) => {
+                        let failed =
+                            Error::failed(format!("IPAM plugin {plugin} failed: {}", error.msg));
+                        refusal = Some(error);
+                        Err(failed)
+                    }
                 }
+            };
+            let mut undo = || attach::ipam_undo(env, plugin, input);
+            let delegate = Delegate {
+                ask: &mut ask,
+                undo: &mut undo,
+            };
+            match manager.cni_add_delegated(&spec, &request, delegate) {
+                Ok(attached) => match result {
+                    Some(from) => Ok((attached, from)),
+                    None => return Err(CniError::internal("the IPAM plugin's result was lost")),
+                },
+                Err(CniAddError::Delegate(error)) => {
+                    return Err(refusal.unwrap_or_else(|| runtime(error)))
+                }
+                Err(error) => Err(error),
             }
         }
     };
@@ -494,12 +494,14 @@ fn result_routes(from: &CniResult) -> Vec<ResultRoute> {
         .collect()
 }
 
-/// DEL: ours first (the link if it is an ipvlan one, the lease, the
-/// record), then the delegated plugin's DEL, which runs even when ours
-/// failed (the spec: DEL executes its delegated plugins and cleans up as
-/// far as it can; a state our DEL cannot read would otherwise keep the
-/// delegate's lease through every retry). Our error is the answer, else
-/// the delegate's. Gone is success.
+/// DEL: the delegated plugin's DEL first, while our link stands (as the
+/// reference orders it: `dhcp`'s daemon releases its lease through the
+/// link), then ours (the link if it is an ipvlan one, the lease, the
+/// record), which runs whatever the plugin answered; each runs whatever
+/// the other does (the spec: DEL executes its delegated plugins and
+/// cleans up as far as it can; a state our DEL cannot read would otherwise
+/// keep the delegate's lease through every retry). Our error is the
+/// answer, else the delegate's. Gone is success.
 pub fn del(env: &Env, conf: &NetConf, input: &[u8]) -> Result<(), CniError> {
     let who = attachment(env)?;
     if as_ipam(conf) {
@@ -507,6 +509,14 @@ pub fn del(env: &Env, conf: &NetConf, input: &[u8]) -> Result<(), CniError> {
             .cni_lease_del(&conf.name, &who.container_id, &who.ifname)
             .map_err(runtime);
     }
+    // The delegated plugin's first, while our link stands: `dhcp`'s daemon
+    // releases its lease through the link (the reference's order too).
+    let delegated = match &conf.ipam {
+        Some(Ipam::Delegated { plugin }) => {
+            attach::run_ipam(env, plugin, Command::Del, input).map(drop)
+        }
+        _ => Ok(()),
+    };
     let ours = manager(env).and_then(|manager| {
         let notes = manager
             .cni_del(
@@ -521,12 +531,6 @@ pub fn del(env: &Env, conf: &NetConf, input: &[u8]) -> Result<(), CniError> {
         }
         Ok(())
     });
-    let delegated = match &conf.ipam {
-        Some(Ipam::Delegated { plugin }) => {
-            attach::run_ipam(env, plugin, Command::Del, input).map(drop)
-        }
-        _ => Ok(()),
-    };
     ours.and(delegated)
 }
 

@@ -94,8 +94,7 @@ pub enum CniAddresses {
     /// Our allocator: one address per family of the network's subnets,
     /// these exact ones first (`runtimeConfig.ips`, `CNI_ARGS` `IP=`).
     Allocate(Vec<IpAddr>),
-    /// Given by a delegated IPAM plugin, or a chained `prevResult`:
-    /// recorded, not leased.
+    /// Given by a chained `prevResult`: recorded, not leased.
     Given(Vec<IpNet>),
     /// Asked of a delegated IPAM plugin once the link exists (its `dhcp`
     /// daemon takes its lease on the link), through the callback of
@@ -115,10 +114,17 @@ pub struct CniDelegated {
     pub routes: Vec<ResultRoute>,
 }
 
-/// The callback of [`Manager::cni_add_delegated`]: runs the delegated
-/// IPAM plugin. Its error is the ADD's answer (the link is deleted
-/// again).
-pub type AskDelegate<'a> = dyn FnMut() -> Result<CniDelegated, Error> + 'a;
+/// The callbacks of [`Manager::cni_add_delegated`]: `ask` runs the
+/// delegated IPAM plugin's ADD (its error fails the ADD as
+/// [`CniAddError::Delegate`], the link deleted again); `undo` its DEL, for
+/// an ADD that fails once the plugin gave its addresses, run while the
+/// link still stands (`dhcp`'s daemon releases its lease through it).
+pub struct Delegate<'a> {
+    /// The plugin's ADD.
+    pub ask: &'a mut dyn FnMut() -> Result<CniDelegated, Error>,
+    /// The plugin's DEL.
+    pub undo: &'a mut dyn FnMut(),
+}
 
 /// What [`Manager::cni_add_locked`] made.
 enum Added {
@@ -241,6 +247,10 @@ pub enum CniAddError {
     Config(Error),
     /// Anything else.
     Failed(Error),
+    /// The delegated IPAM plugin of [`Manager::cni_add_delegated`] failed
+    /// (its callback's error); the link is gone again, and the plugin's
+    /// own answer is the ADD's.
+    Delegate(Error),
 }
 
 impl From<Error> for CniAddError {
@@ -264,7 +274,9 @@ impl From<crate::netlink::Error> for CniAddError {
 impl std::fmt::Display for CniAddError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            CniAddError::Config(error) | CniAddError::Failed(error) => error.fmt(f),
+            CniAddError::Config(error)
+            | CniAddError::Failed(error)
+            | CniAddError::Delegate(error) => error.fmt(f),
         }
     }
 }
@@ -466,23 +478,26 @@ impl Manager {
     /// the lock again, what it gave goes on the link. Should the plugin
     /// fail, the link is deleted again and its error returned; should the
     /// attachment have been undone meanwhile (`restore`, a DEL, a GC),
-    /// the ADD fails and the link goes if it is still there.
+    /// the ADD fails and the link goes if it is still there. The plugin's
+    /// DEL (`undo`) runs for an ADD that fails after the plugin gave its
+    /// addresses, before the link goes; not when another ADD of the same
+    /// attachment holds it by then (the plugin's lease is that one's).
     pub fn cni_add_delegated(
         &self,
         net: &CniNetwork,
         attach: &CniAttach<'_>,
-        ask: &mut AskDelegate<'_>,
+        delegate: Delegate<'_>,
     ) -> Result<CniAttached, CniAddError> {
-        self.add_attachment(net, attach, Some(ask))
+        self.add_attachment(net, attach, Some(delegate))
     }
 
     fn add_attachment(
         &self,
         net: &CniNetwork,
         attach: &CniAttach<'_>,
-        ask: Option<&mut AskDelegate<'_>>,
+        delegate: Option<Delegate<'_>>,
     ) -> Result<CniAttached, CniAddError> {
-        if matches!(attach.addresses, CniAddresses::Delegated) != ask.is_some() {
+        if matches!(attach.addresses, CniAddresses::Delegated) != delegate.is_some() {
             return Err(Error::invalid(
                 "the addresses of a CNI ADD are delegated exactly when a delegated IPAM plugin is given",
             )
@@ -554,32 +569,50 @@ impl Manager {
             &netns,
             inside,
             identity,
-            network.clone(),
-            ask.is_some(),
+            &network,
+            delegate.is_some(),
         );
-        let (state, added) = match (added, ask) {
+        let (state, added) = match (added, delegate) {
             (Ok(Added::Attached(attached)), _) => (Some(state), Ok(attached)),
-            (Ok(Added::LinkDown(down)), Some(ask)) => {
+            (Ok(Added::LinkDown(down)), Some(delegate)) => {
                 // The plugin runs from our own namespace, as a runtime runs
                 // it, and without the lock: a DHCP exchange may take
                 // seconds, and no other command of ours waits for it.
                 drop(down.inside.take_visit());
                 drop(state);
-                let given = ask();
+                let given = (delegate.ask)();
                 match self.store.lock() {
                     Ok(state) => {
-                        let added =
-                            self.cni_add_given(&state, &host, net, attach, &network, *down, given);
+                        let added = self.cni_add_given(
+                            &state,
+                            &host,
+                            net,
+                            attach,
+                            &network,
+                            *down,
+                            given,
+                            delegate.undo,
+                        );
                         (Some(state), added)
                     }
-                    // The link and its intent stay for `restore`.
-                    Err(error) => (None, Err(Error::from(error).into())),
+                    // The link and its intent stay for `restore`; the
+                    // plugin's lease goes while the link stands.
+                    Err(error) => {
+                        if given.is_ok() {
+                            (delegate.undo)();
+                        }
+                        (None, Err(Error::from(error).into()))
+                    }
                 }
             }
-            (Ok(Added::LinkDown(_)), None) => (
-                Some(state),
-                Err(Error::failed("a link made for a delegated IPAM plugin without one").into()),
-            ),
+            // `cni_add_locked` makes a link down only when asked to.
+            (Ok(Added::LinkDown(down)), None) => {
+                let _ = endpoint_link::delete_link(&down.inside, down.index);
+                let _ = state.remove_endpoint(&network.id, &down.record.id);
+                let made =
+                    Error::failed("a link made down for a delegated IPAM plugin without one");
+                (Some(state), Err(made.into()))
+            }
             (Err(error), _) => (Some(state), Err(error)),
         };
         if let (Err(_), Some(state)) = (&added, &state) {
@@ -624,7 +657,7 @@ impl Manager {
         netns: &Path,
         inside: OpenNetns,
         identity: crate::store::records::NetnsId,
-        network: NetworkRecord,
+        network: &NetworkRecord,
         delegated: bool,
     ) -> Result<Added, CniAddError> {
         let id = attachment_id(attach.container_id, attach.ifname);
@@ -638,12 +671,12 @@ impl Manager {
         let (parent, creator) = if net.link_in_container {
             (in_container_master(&inside, net)?, &inside.handle)
         } else {
-            (self.cni_parent(host, state, &network)?, host)
+            (self.cni_parent(host, state, network)?, host)
         };
 
         let (addresses, leases) = match &attach.addresses {
             CniAddresses::Allocate(wanted) => {
-                let leases = allocate(state, &network, wanted, &id, &net.bounds)?;
+                let leases = allocate(state, network, wanted, &id, &net.bounds)?;
                 (leases.addresses.clone(), Some(leases))
             }
             CniAddresses::Given(given) => (given.clone(), None),
@@ -652,12 +685,12 @@ impl Manager {
         };
         let give_back = |state: &Locked<'_>| {
             if let Some(leases) = &leases {
-                leases.give_back(state, &network, &id);
+                leases.give_back(state, network, &id);
             }
         };
-        let mut plan = EndpointPlan::new(&network, &parent, IpNet::V4(Default::default()), None);
+        let mut plan = EndpointPlan::new(network, &parent, IpNet::V4(Default::default()), None);
         plan.arp_notify = true;
-        plan_addresses(&mut plan, &network, &addresses, &attach.routes);
+        plan_addresses(&mut plan, network, &addresses, &attach.routes);
         let (ipv4, ipv6) = (plan.ipv4.map(IpNet::V4), plan.ipv6.map(IpNet::V6));
         // Named in the intent before the kernel is asked: restore undoes
         // the link at this index, never one by the runtime's name.
@@ -776,15 +809,25 @@ impl Manager {
             }
         };
         self.record_attached(
-            state, host, inside, &network, record, built, &addresses, in_log, &forget,
+            state,
+            host,
+            inside,
+            network,
+            record,
+            built,
+            &addresses,
+            in_log,
+            &forget,
+            &mut || {},
         )
         .map(Added::Attached)
     }
 
     /// The end of an ADD: the endpoint's final record, committed, over its
     /// intent (in the commit log's page when `in_log`); should that fail,
-    /// the link goes, and the intent (`forget`) unless the kernel keeps
-    /// the link, when the record stays for `restore`.
+    /// the link goes (after `before_delete`: a delegated plugin's DEL, run
+    /// while the link stands), and the intent (`forget`) unless the kernel
+    /// keeps the link, when the record stays for `restore`.
     #[allow(clippy::too_many_arguments)]
     fn record_attached(
         &self,
@@ -797,6 +840,7 @@ impl Manager {
         addresses: &[IpNet],
         in_log: bool,
         forget: &dyn Fn(&Locked<'_>),
+        before_delete: &mut dyn FnMut(),
     ) -> Result<CniAttached, CniAddError> {
         record.ipv4 = addresses.iter().copied().find(|a| a.addr().is_ipv4());
         record.ipv6 = addresses.iter().copied().find(|a| a.addr().is_ipv6());
@@ -805,6 +849,7 @@ impl Manager {
         record.state = EndpointState::Attached;
         let recorded = state.put_attached_endpoint(&record, in_log);
         if let Err(error) = recorded.and_then(|()| state.commit()) {
+            before_delete();
             let stands = endpoint_link::stays_after_delete(&inside, built.index);
             if !(stands && keep_for_restore(state, &mut record, in_log)) {
                 forget(state);
@@ -840,6 +885,7 @@ impl Manager {
         network: &NetworkRecord,
         down: LinkDown,
         given: Result<CniDelegated, Error>,
+        undo: &mut dyn FnMut(),
     ) -> Result<CniAttached, CniAddError> {
         let LinkDown {
             inside,
@@ -871,8 +917,12 @@ impl Manager {
         };
         match state.endpoint(&network.id, &record.id) {
             Ok(Some(found)) if same(&found) => {}
-            Ok(_) => {
-                // Another command's now: only the link goes, if it stands.
+            Ok(None) => {
+                // Undone: a DEL or GC ran the plugin's DEL, `restore`
+                // cannot; ours runs while a link of ours may stand.
+                if given.is_ok() {
+                    undo();
+                }
                 if stands() {
                     let _ = endpoint_link::delete_link(&inside, index);
                 }
@@ -881,33 +931,58 @@ impl Manager {
                 ))
                 .into());
             }
-            // Unreadable: everything stays for `restore`.
+            Ok(Some(found)) => {
+                // Another ADD of the attachment's: the plugin's lease under
+                // its key is that one's now, and so is a link at its index.
+                if found.ifindex != Some(index) && stands() {
+                    let _ = endpoint_link::delete_link(&inside, index);
+                }
+                return Err(Error::failed(format!(
+                    "{attaching}: the attachment was undone while its IPAM plugin ran, and another ADD of it holds it now"
+                ))
+                .into());
+            }
+            // Unreadable: everything stays for `restore`, and the
+            // runtime's DEL.
             Err(error) => return Err(Error::from(error).into()),
         }
         let id = record.id.clone();
         let forget = |state: &Locked<'_>| {
             let _ = state.remove_endpoint(&network.id, &id);
         };
-        let built = given.and_then(|given| {
-            plan_addresses(&mut plan, network, &given.addresses, &given.routes);
-            let built = endpoint_link::configure_made(&inside, &plan, attach.ifname, index)
-                .map_err(|error| error.context(attaching.clone()))?;
-            Ok((built, given.addresses))
-        });
-        let (built, addresses) = match built {
+        let failed = |state: &Locked<'_>, record: &mut EndpointRecord| {
+            let _ = endpoint_link::delete_link(&inside, index);
+            if !(stands() && keep_for_restore(state, record, false)) {
+                forget(state);
+            }
+        };
+        let given = match given {
+            Ok(given) => given,
+            Err(error) => {
+                failed(state, &mut record);
+                return Err(CniAddError::Delegate(error));
+            }
+        };
+        plan_addresses(&mut plan, network, &given.addresses, &given.routes);
+        let built = match endpoint_link::configure_made(&inside, &plan, attach.ifname, index) {
             Ok(built) => built,
             Err(error) => {
-                // A plugin's failure leaves the link to delete here
-                // (`configure_made` deletes it on its own).
-                let _ = endpoint_link::delete_link(&inside, index);
-                if !(stands() && keep_for_restore(state, &mut record, false)) {
-                    forget(state);
-                }
-                return Err(error.into());
+                undo();
+                failed(state, &mut record);
+                return Err(error.context(attaching).into());
             }
         };
         self.record_attached(
-            state, host, inside, network, record, built, &addresses, false, &forget,
+            state,
+            host,
+            inside,
+            network,
+            record,
+            built,
+            &given.addresses,
+            false,
+            &forget,
+            undo,
         )
     }
 

@@ -268,14 +268,26 @@ pub(crate) fn create_guessed_unconfigured(
 }
 
 /// Configures the link made by [`create_guessed_unconfigured`] at `index`
-/// as [`create`] does; a failure deletes it.
+/// as [`create`] does. A failure leaves it to the caller to delete (what
+/// it set up on the link, a delegated IPAM plugin's lease, goes first).
 pub(crate) fn configure_made(
     inside: &OpenNetns,
     plan: &EndpointPlan,
     ifname: &str,
     index: u32,
 ) -> Result<BuiltEndpoint, Error> {
-    configured(inside, plan, ifname, index, false)
+    configure(None, inside, index, false, ifname, plan)?;
+    Ok(built(plan, ifname, index))
+}
+
+/// What [`configure`] made of the link at `index`.
+fn built(plan: &EndpointPlan, ifname: &str, index: u32) -> BuiltEndpoint {
+    BuiltEndpoint {
+        ifname: ifname.to_string(),
+        // An ipvlan link takes its parent's MAC, and keeps following it.
+        mac: plan.parent_mac.clone(),
+        index,
+    }
 }
 
 /// The link made and, when it came under a temporary name, whether it
@@ -323,12 +335,7 @@ fn configured(
     rename: bool,
 ) -> Result<BuiltEndpoint, Error> {
     match configure(None, inside, index, rename, ifname, plan) {
-        Ok(()) => Ok(BuiltEndpoint {
-            ifname: ifname.to_string(),
-            // An ipvlan link takes its parent's MAC, and keeps following it.
-            mac: plan.parent_mac.clone(),
-            index,
-        }),
+        Ok(()) => Ok(built(plan, ifname, index)),
         Err(error) => {
             let _ = delete_link(inside, index);
             Err(error)

@@ -102,8 +102,8 @@ mod restore;
 mod subnets;
 
 pub use cni::{
-    attachment_id, lease_id, AskDelegate, CniAddError, CniAddresses, CniAttach, CniAttached,
-    CniDelegated, CniLease, CniLinkState, CniNetwork, CNI_MARK,
+    attachment_id, lease_id, CniAddError, CniAddresses, CniAttach, CniAttached, CniDelegated,
+    CniLease, CniLinkState, CniNetwork, Delegate, CNI_MARK,
 };
 pub use cni_readiness::{cni_readiness, CniDirs, DEFAULT_BIN_DIRS, DEFAULT_CONF_DIRS};
 pub use doctor::doctor;

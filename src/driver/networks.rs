@@ -502,6 +502,11 @@ fn endpoints_in_the_way(network: &NetworkRecord, endpoints: &[EndpointRecord]) -
         network.name,
         names.join(", ")
     );
+    if super::cni::is_cni(network) {
+        message.push_str(
+            " (or wait: on a CNI network, an ADD waiting for its delegated IPAM plugin is `attaching` too, and `restore` fails it)",
+        );
+    }
     if !active.is_empty() {
         message.push_str("; it also has ");
         message.push_str(&active_clause(&active));

@@ -2128,6 +2128,53 @@ fn every_address_of_a_delegated_ipam_goes_on_the_link() {
     let _ = std::fs::remove_dir_all(&data);
 }
 
+/// A test's directory for fake plugins and what they leave, made afresh.
+fn fake_dir(cni: &Cni) -> PathBuf {
+    let dir = cni.state.with_extension("fake-ipam");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A fake IPAM plugin `name` in `dir`: a shell script that reads its
+/// config and then runs `body` (a `case "$CNI_COMMAND"`), exiting 0
+/// unless `body` exits.
+fn fake_ipam(dir: &Path, name: &str, body: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let plugin = dir.join(name);
+    std::fs::write(
+        &plugin,
+        format!("#!/bin/sh\nPATH=/usr/sbin:/usr/bin:/sbin:/bin\ncat > /dev/null\n{body}\nexit 0\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&plugin, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// ADD of `container` in `ns` started as a runtime starts it, with `conf`
+/// on stdin and the plugins of `cni_path`.
+fn spawn_add(cni: &Cni, container: &str, ns: &Path, conf: &str, cni_path: &Path) -> Child {
+    let mut add = cni.command("ADD", container, ns, "eth0");
+    add.env("CNI_PATH", cni_path);
+    let mut child = add.spawn().expect("runs the plugin");
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(conf.as_bytes()).unwrap();
+    drop(input);
+    child
+}
+
+/// The text of the file a fake plugin writes at `path` once it has, within
+/// 30 s.
+fn wait_for_file(path: &Path, what: &str) -> String {
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(text) = std::fs::read_to_string(path).ok().filter(|t| !t.is_empty()) {
+            return text;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A delegated IPAM plugin runs once our link exists in the namespace,
 /// under its final name, down and without addresses, as the reference
 /// plugin runs it (`dhcp`'s daemon takes its lease on that link), and from
@@ -2142,18 +2189,13 @@ fn a_delegated_ipam_plugin_runs_once_the_link_exists() {
     cni.master("cnim94");
     let ns = cni.netns("cni-late-ipam");
     let failing_ns = cni.netns("cni-late-ipam2");
-    let dir = cni.state.with_extension("fake-ipam");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = fake_dir(&cni);
     let (seen, fail, dels) = (dir.join("seen"), dir.join("fail"), dir.join("dels"));
-    let plugin = dir.join("fake-ipam");
-    std::fs::write(
-        &plugin,
-        format!(
-            r#"#!/bin/sh
-PATH=/usr/sbin:/usr/bin:/sbin:/bin
-cat > /dev/null
-case "$CNI_COMMAND" in
+    fake_ipam(
+        &dir,
+        "fake-ipam",
+        &format!(
+            r#"case "$CNI_COMMAND" in
 ADD)
     {{ {ip} -n "$(basename "$CNI_NETNS")" -o link show "$CNI_IFNAME" || echo "no link"
       readlink /proc/self/ns/net; }} > {seen} 2>&1
@@ -2164,18 +2206,13 @@ ADD)
     echo '{{"cniVersion": "1.0.0", "ips": [{{"address": "10.77.0.9/24", "gateway": "10.77.0.1"}}], "routes": [{{"dst": "0.0.0.0/0"}}]}}'
     ;;
 DEL) echo "DEL $CNI_CONTAINERID" >> {dels} ;;
-esac
-exit 0
-"#,
+esac"#,
             ip = vm_support::ip_path(),
             seen = seen.display(),
             fail = fail.display(),
             dels = dels.display()
         ),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&plugin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    );
     let conf = r#"{"cniVersion": "1.0.0", "name": "late-ipam", "type": "ipvlan", "master": "cnim94",
         "ipam": {"type": "fake-ipam"}}"#;
     let ours = std::fs::read_link("/proc/self/ns/net").unwrap();
@@ -2426,60 +2463,32 @@ fn an_add_killed_while_its_delegated_plugin_runs_leaves_nothing_after_restore_or
     let mut cni = Cni::new("late-kill");
     cni.master("cnim96");
     let ns = cni.netns("cni-late-kill");
-    let dir = cni.state.with_extension("fake-ipam");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = fake_dir(&cni);
     let (running, dels) = (dir.join("running"), dir.join("dels"));
-    let plugin = dir.join("slow-ipam");
-    std::fs::write(
-        &plugin,
-        format!(
-            r#"#!/bin/sh
-PATH=/usr/sbin:/usr/bin:/sbin:/bin
-cat > /dev/null
-case "$CNI_COMMAND" in
+    fake_ipam(
+        &dir,
+        "slow-ipam",
+        &format!(
+            r#"case "$CNI_COMMAND" in
 ADD)
     echo $$ > {running}
     sleep 60
     echo '{{"cniVersion": "1.0.0", "ips": [{{"address": "10.76.0.9/24"}}]}}'
     ;;
 DEL) echo "DEL $CNI_CONTAINERID" >> {dels} ;;
-esac
-exit 0
-"#,
+esac"#,
             running = running.display(),
             dels = dels.display()
         ),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&plugin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    );
     let conf = r#"{"cniVersion": "1.0.0", "name": "late-kill", "type": "ipvlan", "master": "cnim96",
         "ipam": {"type": "slow-ipam"}}"#;
     for restore_first in [true, false] {
         let why = if restore_first { "restore, DEL" } else { "DEL" };
         let _ = std::fs::remove_file(&running);
         let _ = std::fs::remove_file(&dels);
-        let mut add = cni.command("ADD", "ctr-late-kill", &ns, "eth0");
-        add.env("CNI_PATH", &dir);
-        let mut child = add.spawn().unwrap();
-        let mut input = child.stdin.take().unwrap();
-        input.write_all(conf.as_bytes()).unwrap();
-        drop(input);
-        let started = std::time::Instant::now();
-        let pid = loop {
-            if let Some(pid) = std::fs::read_to_string(&running)
-                .ok()
-                .and_then(|text| text.trim().parse::<i32>().ok())
-            {
-                break pid;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "{why}: the plugin never ran"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let mut child = spawn_add(&cni, "ctr-late-kill", &ns, conf, &dir);
+        let pid = wait_for_file(&running, &format!("{why}: the plugin never ran"));
         // The link exists while the plugin runs.
         assert!(
             link(Some("cni-late-kill"), "eth0").is_some(),
@@ -2488,7 +2497,7 @@ exit 0
         let _ = child.kill();
         let _ = child.wait();
         // The plugin outlives our process: its own pid, as it wrote it.
-        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        let _ = Command::new("kill").args(["-9", pid.trim()]).status();
         if restore_first {
             restore_twice_changes_nothing(&cni, why);
             assert!(
@@ -2527,56 +2536,34 @@ fn a_delegated_plugin_runs_without_our_lock_and_an_undo_meanwhile_fails_the_add(
     cni.master("cnim98");
     let ns = cni.netns("cni-gate");
     let other_ns = cni.netns("cni-gate-other");
-    let dir = cni.state.with_extension("fake-ipam");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = fake_dir(&cni);
     let (running, go, dels) = (dir.join("running"), dir.join("go"), dir.join("dels"));
-    let plugin = dir.join("gated-ipam");
-    std::fs::write(
-        &plugin,
-        format!(
-            r#"#!/bin/sh
-PATH=/usr/sbin:/usr/bin:/sbin:/bin
-cat > /dev/null
-case "$CNI_COMMAND" in
+    fake_ipam(
+        &dir,
+        "gated-ipam",
+        &format!(
+            r#"case "$CNI_COMMAND" in
 ADD)
-    touch {running}
+    echo running > {running}
     n=0
     while [ ! -e {go} ] && [ $n -lt 600 ]; do sleep 0.1; n=$((n + 1)); done
     echo '{{"cniVersion": "1.0.0", "ips": [{{"address": "10.75.0.9/24"}}]}}'
     ;;
 DEL) echo "DEL $CNI_CONTAINERID" >> {dels} ;;
-esac
-exit 0
-"#,
+esac"#,
             running = running.display(),
             go = go.display(),
             dels = dels.display()
         ),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&plugin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    );
     let conf = r#"{"cniVersion": "1.0.0", "name": "gate", "type": "ipvlan", "master": "cnim97",
         "ipam": {"type": "gated-ipam"}}"#;
     let start_gated_add = || {
         for file in [&running, &go, &dels] {
             let _ = std::fs::remove_file(file);
         }
-        let mut add = cni.command("ADD", "ctr-gate", &ns, "eth0");
-        add.env("CNI_PATH", &dir);
-        let mut child = add.spawn().unwrap();
-        let mut input = child.stdin.take().unwrap();
-        input.write_all(conf.as_bytes()).unwrap();
-        drop(input);
-        let started = std::time::Instant::now();
-        while !running.exists() {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "the plugin never ran"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let child = spawn_add(&cni, "ctr-gate", &ns, conf, &dir);
+        wait_for_file(&running, "the plugin never ran");
         child
     };
     let finish = |child: Child| {

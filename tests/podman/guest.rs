@@ -206,21 +206,7 @@ fn run(rootfs: &str, plant_leak: bool) -> Result<(), String> {
     for (index, name) in CONTAINERS.iter().enumerate() {
         let other = addresses[1 - index];
         for target in [other, GATEWAY] {
-            must(
-                "podman",
-                &[
-                    "exec",
-                    "--privileged",
-                    name,
-                    "ping",
-                    "-c",
-                    "1",
-                    "-W",
-                    "10",
-                    &target.to_string(),
-                ],
-            )
-            .map_err(|e| format!("{name} cannot ping {target}: {e}"))?;
+            ping(name, target)?;
         }
     }
     step("each container pings the other and the gateway");
@@ -285,22 +271,7 @@ fn host_local(rootfs: &str) -> Result<(), String> {
     if !lease.is_file() {
         return Err(format!("host-local holds no lease {}", lease.display()));
     }
-    let gateway = GATEWAY.to_string();
-    must(
-        "podman",
-        &[
-            "exec",
-            "--privileged",
-            name,
-            "ping",
-            "-c",
-            "1",
-            "-W",
-            "10",
-            &gateway,
-        ],
-    )
-    .map_err(|e| format!("{name} cannot ping {gateway}: {e}"))?;
+    ping(name, GATEWAY)?;
     must("podman", &["rm", "-f", "-t", "0", name])?;
     check_nothing_left()?;
     if lease.exists() {
@@ -313,6 +284,28 @@ fn host_local(rootfs: &str) -> Result<(), String> {
     must("ipvlan", &["network", "rm", HOST_LOCAL_NETWORK])?;
     check_state_empty()?;
     check_nothing_left()
+}
+
+/// One ping from container `name` to `target` (`podman exec --privileged`:
+/// containers lack `CAP_NET_RAW`) must be answered.
+fn ping(name: &str, target: Ipv4Addr) -> Result<(), String> {
+    let target = target.to_string();
+    must(
+        "podman",
+        &[
+            "exec",
+            "--privileged",
+            name,
+            "ping",
+            "-c",
+            "1",
+            "-W",
+            "10",
+            &target,
+        ],
+    )
+    .map(drop)
+    .map_err(|e| format!("{name} cannot ping {target}: {e}"))
 }
 
 /// `podman run -d --name NAME --network NETWORK` of a `sleep`; the

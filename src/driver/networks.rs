@@ -502,7 +502,7 @@ fn endpoints_in_the_way(network: &NetworkRecord, endpoints: &[EndpointRecord]) -
         network.name,
         names.join(", ")
     );
-    if super::cni::is_cni(network) {
+    if super::options::made_by_cni(network) {
         message.push_str(
             " (or wait: on a CNI network, an ADD waiting for its delegated IPAM plugin is `attaching` too, and `restore` fails it)",
         );

@@ -268,6 +268,8 @@ const CASES: &[Case] = &[
     case(&["network", "create", "--subnet=192.168.2.0/24", "--ip-range=10.0.0.0/24", "n2"], 1, "ipvlan: network create n2: no matching subnet for range 10.0.0.0/24\n"),
     case(&["network", "create", "--subnet=192.168.2.0/24", "--aux-address=r=10.0.0.1", "n2"], 1, "ipvlan: network create n2: no matching subnet for aux-address 10.0.0.1 (r)\n"),
     case(&["network", "create", "--subnet=192.168.2.0/24", "--aux-address=r=192.168.2.5", "--aux-address=r=192.168.2.6", "n2"], 1, "ipvlan: network create n2: aux-address r given twice\n"),
+    case(&["network", "create", "--ipv6=false", "--subnet=2001:db8:9::/64", "n2"], 1, "ipvlan: network create: --ipv6=false contradicts the IPv6 subnet 2001:db8:9::/64: leave --ipv6 out, or give no IPv6 subnet\n"),
+    case(&["network", "create", "--ipv6=0", "--subnet=10.9.0.0/16,2001:db8:9::/64", "n2"], 1, "ipvlan: network create: --ipv6=false contradicts the IPv6 subnet 2001:db8:9::/64: leave --ipv6 out, or give no IPv6 subnet\n"),
     case(&["network", "create", "--subnet=192.168.2.0/24", "--gateway=192.168.2.1", "--aux-address=r=192.168.2.1", "n2"], 1, "ipvlan: network create n2: failed to allocate secondary ip address (r:192.168.2.1): Address already in use\n"),
     // On the default gateway (Docker takes it first); before, the gateway
     // moved to .2, an address nobody has.

@@ -567,10 +567,20 @@ fn network_create(matches: &Matches) -> Result<NetworkCreate, ArgError> {
             "invalid value \"{driver}\" for --driver: only the ipvlan driver is supported"
         )));
     }
+    let subnets = every_listed(matches, "subnet", values::cidr)?;
+    // An IPv6 subnet turns IPv6 on (see the README); said off in so many
+    // words beside one, the two contradict each other.
+    if matches.last("ipv6") == Some("false") {
+        if let Some(v6) = subnets.iter().find(|s| s.addr().is_ipv6()) {
+            return Err(ArgError::Value(format!(
+                "--ipv6=false contradicts the IPv6 subnet {v6}: leave --ipv6 out, or give no IPv6 subnet"
+            )));
+        }
+    }
     Ok(NetworkCreate {
         name: args::text(&matches.operands[0])?,
         driver,
-        subnets: every_listed(matches, "subnet", values::cidr)?,
+        subnets,
         gateways: every_listed(matches, "gateway", values::ip)?,
         ip_ranges: every_listed(matches, "ip-range", values::cidr)?,
         aux_addresses: every(matches, "aux-address", values::named_ip)?,

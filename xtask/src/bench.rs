@@ -146,14 +146,10 @@ fn default_timeout(options: &Options) -> Duration {
 pub fn run(args: &[String]) -> Result {
     let options = parse(args)?;
     let plugins = tools::ensure_cni_plugins()?;
-    let plugin = |name: &str| {
-        plugins
-            .iter()
-            .find(|p| p.file_name().is_some_and(|n| n == name))
-            .cloned()
-            .ok_or_else(|| format!("the reference CNI plugin {name} is missing"))
-    };
-    let (cni_ipvlan, cni_host_local) = (plugin("ipvlan")?, plugin("host-local")?);
+    let (cni_ipvlan, cni_host_local) = (
+        tools::reference_plugin(&plugins, "ipvlan")?,
+        tools::reference_plugin(&plugins, "host-local")?,
+    );
     let perf = if options.profile {
         Some(tools::ensure_perf()?)
     } else {

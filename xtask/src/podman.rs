@@ -84,14 +84,10 @@ pub fn run_test(kernel: Series, timeout: Duration, plant_leak: bool) -> Result<D
     let tools = crate::tools::ensure_vm_tools()?;
     let podman = crate::tools::ensure_podman()?;
     let plugins = crate::tools::ensure_cni_plugins()?;
-    let plugin = |name: &str| {
-        plugins
-            .iter()
-            .find(|p| p.file_name().is_some_and(|n| n == name))
-            .cloned()
-            .ok_or(format!("no reference {name} plugin"))
-    };
-    let reference = [plugin("ipvlan")?, plugin("host-local")?];
+    let reference = [
+        crate::tools::reference_plugin(&plugins, "ipvlan")?,
+        crate::tools::reference_plugin(&plugins, "host-local")?,
+    ];
     let program = build_vm_example("podman")?;
     let extra = guest_files(&podman, &tools.busybox, &reference)?;
     let mut args = vec!["--rootfs".to_string(), ROOTFS.to_string()];

@@ -148,6 +148,16 @@ pub fn ensure_cni_plugins() -> Result<Vec<PathBuf>> {
         .collect()
 }
 
+/// The path of the reference plugin `name` among `plugins` (what
+/// [`ensure_cni_plugins`] returned).
+pub fn reference_plugin(plugins: &[PathBuf], name: &str) -> Result<PathBuf> {
+    plugins
+        .iter()
+        .find(|p| p.file_name().is_some_and(|n| n == name))
+        .cloned()
+        .ok_or_else(|| format!("the reference CNI plugin {name} is missing").into())
+}
+
 /// `perf` (Debian's `linux-perf`), installed when missing.
 pub fn ensure_perf() -> Result<PathBuf> {
     ensure_program(&PERF)

@@ -292,10 +292,7 @@ fn lease_add(env: &Env, conf: &NetConf, host_local: &HostLocal) -> Result<CniRes
     };
     let leased = manager(env)?
         .cni_lease_add(&spec, &lease)
-        .map_err(|error| match error {
-            CniAddError::Config(error) => CniError::config(error.to_string()),
-            CniAddError::Failed(error) | CniAddError::Delegate(error) => runtime(error),
-        })?;
+        .map_err(add_error)?;
     Ok(CniResult {
         interfaces: Vec::new(),
         ips: leased

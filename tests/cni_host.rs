@@ -7,11 +7,11 @@
 mod common;
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::TempDir;
+use common::{fake_plugin, TempDir};
 use ipvlan::cni::delegate;
 use ipvlan::cni::env::Command as Verb;
 use ipvlan::cni::error::ErrorCode;
@@ -944,15 +944,6 @@ fn a_lease_records_a_relative_cni_netns_absolute() {
         (Vec::new(), Vec::new()),
         "{gone:?}"
     );
-}
-
-/// A scratch `CNI_PATH` directory holding a fake IPAM plugin `name`.
-fn fake_plugin(dir: &Path, name: &str, script: &str) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    let path = dir.join(name);
-    std::fs::write(&path, format!("#!/bin/sh\n{script}\n")).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    path
 }
 
 /// DEL runs the delegated IPAM plugin's DEL even when its own part fails

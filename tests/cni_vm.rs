@@ -7,6 +7,7 @@
 //! Each test has its own state directory, its own dummy master and its
 //! own namespaces (`ip netns add`, in the guest's `/run/netns`).
 
+mod common;
 mod vm_support;
 
 use std::io::Write;
@@ -2140,14 +2141,11 @@ fn fake_dir(cni: &Cni) -> PathBuf {
 /// config and then runs `body` (a `case "$CNI_COMMAND"`), exiting 0
 /// unless `body` exits.
 fn fake_ipam(dir: &Path, name: &str, body: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    let plugin = dir.join(name);
-    std::fs::write(
-        &plugin,
-        format!("#!/bin/sh\nPATH=/usr/sbin:/usr/bin:/sbin:/bin\ncat > /dev/null\n{body}\nexit 0\n"),
-    )
-    .unwrap();
-    std::fs::set_permissions(&plugin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    common::fake_plugin(
+        dir,
+        name,
+        &format!("PATH=/usr/sbin:/usr/bin:/sbin:/bin\ncat > /dev/null\n{body}\nexit 0"),
+    );
 }
 
 /// ADD of `container` in `ns` started as a runtime starts it, with `conf`

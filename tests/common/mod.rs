@@ -318,3 +318,13 @@ pub const HIDE_ETC_HOSTS: &str = "mkdir \"$T/etc-view\"\n\
        fi\n\
      done\n\
      mount -o rbind \"$T/etc-view\" /etc\n";
+
+/// A fake CNI plugin `name` in the `CNI_PATH` directory `dir`: a shell
+/// script running `script`; its path.
+pub fn fake_plugin(dir: &Path, name: &str, script: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    fs::write(&path, format!("#!/bin/sh\n{script}\n")).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}

@@ -2495,9 +2495,17 @@ esac"#,
         let _ = child.kill();
         let _ = child.wait();
         // The plugin outlives our process: its own pid, as it wrote it.
-        let _ = Command::new("kill").args(["-9", pid.trim()]).status();
+        // Killed after `restore`, which must not take a descriptor the
+        // plugin inherited for our ADD still running.
+        let kill_plugin = || {
+            let _ = Command::new("kill").args(["-9", pid.trim()]).status();
+        };
+        if !restore_first {
+            kill_plugin();
+        }
         if restore_first {
             restore_twice_changes_nothing(&cni, why);
+            kill_plugin();
             assert!(
                 link(Some("cni-late-kill"), "eth0").is_none(),
                 "{why}: eth0 left by restore"
@@ -2527,6 +2535,83 @@ esac"#,
 /// other ADD waited for it. An attachment undone meanwhile (here a DEL
 /// the runtime sent while the ADD hung) fails the ADD, which then leaves
 /// nothing: no link, no record, the plugin's DEL run.
+#[test]
+fn restore_while_a_delegated_plugin_runs_leaves_the_add_to_finish() {
+    // Before: restore took the live ADD's intent for one a dead command
+    // left and undid it ("the attachment was undone while its IPAM plugin
+    // ran"), as it must still undo a killed ADD's (the test above).
+    let mut cni = Cni::new("livegate");
+    cni.master("cnim99");
+    let ns = cni.netns("cni-livegate");
+    let dir = fake_dir(&cni);
+    let (running, go, dels) = (dir.join("running"), dir.join("go"), dir.join("dels"));
+    fake_ipam(
+        &dir,
+        "waiting-ipam",
+        &format!(
+            r#"case "$CNI_COMMAND" in
+ADD)
+    echo running > {running}
+    n=0
+    while [ ! -e {go} ] && [ $n -lt 600 ]; do sleep 0.1; n=$((n + 1)); done
+    echo '{{"cniVersion": "1.0.0", "ips": [{{"address": "10.73.0.9/24"}}]}}'
+    ;;
+DEL) echo "DEL $CNI_CONTAINERID" >> {dels} ;;
+esac"#,
+            running = running.display(),
+            go = go.display(),
+            dels = dels.display()
+        ),
+    );
+    let conf = r#"{"cniVersion": "1.0.0", "name": "livegate", "type": "ipvlan", "master": "cnim99",
+        "ipam": {"type": "waiting-ipam"}}"#;
+    let child = spawn_add(&cni, "ctr-livegate", &ns, conf, &dir);
+    wait_for_file(&running, "the plugin never ran");
+    let (links, files) = (host_links(), state_files(&cni.state));
+    let made = link(Some("cni-livegate"), "eth0").expect("the link while the plugin runs");
+
+    let (code, text) = cni.cli(&["restore"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("attach in progress, left to it: livegate: "),
+        "{text}"
+    );
+    assert_eq!(
+        host_links(),
+        links,
+        "restore changed the host's links: {text}"
+    );
+    assert_eq!(
+        state_files(&cni.state),
+        files,
+        "restore changed the store: {text}"
+    );
+    let kept = link(Some("cni-livegate"), "eth0").expect("restore deleted the ADD's link");
+    assert_eq!(kept.get("ifindex"), made.get("ifindex"));
+    assert_eq!(cni.records("livegate").0.len(), 1, "{text}");
+
+    std::fs::write(&go, "").unwrap();
+    let output = child.wait_with_output().unwrap();
+    let answer = Answer {
+        exit: output.status.code(),
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    };
+    answer.ok();
+    assert_eq!(addresses("cni-livegate", "eth0"), vec!["10.73.0.9/24"]);
+    // Once the ADD is done, restore keeps the attachment as any other.
+    restore_twice_changes_nothing(&cni, "after the ADD");
+    assert_eq!(addresses("cni-livegate", "eth0"), vec!["10.73.0.9/24"]);
+    assert!(!dels.exists(), "the plugin's DEL ran");
+
+    let mut del = cni.command("DEL", "ctr-livegate", &ns, "eth0");
+    del.env("CNI_PATH", &dir);
+    run_with(del, &with_prev(conf, &answer.json())).ok();
+    assert!(link(Some("cni-livegate"), "eth0").is_none());
+    assert_eq!(cni.records("livegate"), (Vec::new(), Vec::new()));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn a_delegated_plugin_runs_without_our_lock_and_an_undo_meanwhile_fails_the_add() {
     let mut cni = Cni::new("gate");

@@ -65,6 +65,10 @@ pub fn restore_summary(report: &RestoreReport) -> String {
             &report.links_left_to_runtime,
         ),
         ("endpoint released", &report.endpoints_released),
+        (
+            "attach in progress, left to it",
+            &report.attaches_in_progress,
+        ),
     ];
     for (label, items) in sections {
         for item in items {

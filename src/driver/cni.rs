@@ -25,8 +25,8 @@ use crate::ipam::{from_u128, to_u128, IpFamily, IpamError, Request};
 use crate::netns::Netns;
 use crate::rtnl::{Handle, Link, LinkData};
 use crate::store::{
-    EndpointRecord, EndpointState, Listing, Locked, NetworkRecord, NetworkState, ParentOrigin,
-    Timestamp,
+    EndpointHold, EndpointRecord, EndpointState, Listing, Locked, NetworkRecord, NetworkState,
+    ParentOrigin, Timestamp,
 };
 
 /// The record option that marks a network as made by CNI ADD; its value
@@ -142,6 +142,8 @@ struct LinkDown {
     record: EndpointRecord,
     /// The link's, in `inside` (the record's `ifindex`).
     index: u32,
+    /// The intent record's, until the ADD ends.
+    _hold: EndpointHold,
 }
 
 /// What a create made.
@@ -476,8 +478,9 @@ impl Manager {
     /// on the link), from the caller's own namespace and without the
     /// store's lock (its intent a record of its own meanwhile); then, under
     /// the lock again, what it gave goes on the link. Should the plugin
-    /// fail, the link is deleted again and its error returned; should the
-    /// attachment have been undone meanwhile (`restore`, a DEL, a GC),
+    /// fail, the link is deleted again and its error returned. The ADD
+    /// holds its intent meanwhile ([`Locked::hold_endpoint`]): `restore`
+    /// leaves it alone; should a DEL or a GC have undone the attachment,
     /// the ADD fails and the link goes if it is still there. The plugin's
     /// DEL (`undo`) runs for an ADD that fails after the plugin gave its
     /// addresses, before the link goes; not when another ADD of the same
@@ -775,12 +778,23 @@ impl Manager {
             Ok(Some(Made::Configured(built))) => built,
             Ok(Some(Made::Down(index))) => {
                 record.ifindex = Some(index);
+                // Held while the plugin runs without the lock, so that
+                // `restore` tells this live ADD's intent from a dead one's.
+                let hold = match state.hold_endpoint(&network.id, &id) {
+                    Ok(hold) => hold,
+                    Err(error) => {
+                        let _ = endpoint_link::delete_link(&inside, index);
+                        forget(state);
+                        return Err(Error::from(error).into());
+                    }
+                };
                 return Ok(Added::LinkDown(Box::new(LinkDown {
                     inside,
                     parent,
                     plan,
                     record,
                     index,
+                    _hold: hold,
                 })));
             }
             failed => {
@@ -870,9 +884,9 @@ impl Manager {
     /// The rest of an ADD whose link [`Manager::cni_add_locked`] made
     /// down for a delegated IPAM plugin, which ran since, without the lock
     /// (`given`, its answer), under the lock taken again: the intent must
-    /// still be the one written (`restore`, a DEL or a GC may have undone
-    /// the attachment meanwhile: the ADD fails, the link goes if it is
-    /// still there); the plugin's addresses and routes go on the link, and
+    /// still be the one written (a DEL or a GC may have undone the
+    /// attachment meanwhile: the ADD fails, the link goes if it is still
+    /// there); the plugin's addresses and routes go on the link, and
     /// the final record. A failed plugin, or a failure here, deletes the
     /// link and the intent, as a failed create does.
     #[allow(clippy::too_many_arguments)]
@@ -893,6 +907,7 @@ impl Manager {
             mut plan,
             mut record,
             index,
+            _hold,
         } = down;
         let attaching = format!(
             "attaching {} to network {}",
@@ -927,7 +942,7 @@ impl Manager {
                     let _ = endpoint_link::delete_link(&inside, index);
                 }
                 return Err(Error::failed(format!(
-                    "{attaching}: the attachment was undone while its IPAM plugin ran (by `ipvlan restore`, a DEL or a GC); nothing of it is left"
+                    "{attaching}: the attachment was undone while its IPAM plugin ran (by a DEL or a GC); nothing of it is left"
                 ))
                 .into());
             }

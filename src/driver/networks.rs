@@ -504,7 +504,7 @@ fn endpoints_in_the_way(network: &NetworkRecord, endpoints: &[EndpointRecord]) -
     );
     if super::options::made_by_cni(network) {
         message.push_str(
-            " (or wait: on a CNI network, an ADD waiting for its delegated IPAM plugin is `attaching` too, and `restore` fails it)",
+            " (or wait: on a CNI network, an ADD waiting for its delegated IPAM plugin is `attaching` too, and `restore` leaves it to finish)",
         );
     }
     if !active.is_empty() {

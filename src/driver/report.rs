@@ -220,6 +220,10 @@ pub struct RestoreReport {
     pub links_left_to_runtime: Vec<String>,
     /// Endpoints released because their namespace is gone, as `network: container`.
     pub endpoints_released: Vec<String>,
+    /// Attaches still running, as `network: container`: a CNI ADD whose
+    /// IPAM plugin runs (without the store's lock) holds its intent, which
+    /// is left to it, not undone.
+    pub attaches_in_progress: Vec<String>,
     /// Interrupted operations finished or rolled back.
     pub intents_repaired: usize,
     /// Files derived from the records (address files and container

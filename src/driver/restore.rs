@@ -258,6 +258,21 @@ impl Manager {
                     ));
                     continue;
                 }
+                if endpoint.state == EndpointState::Attaching {
+                    // A live ADD's intent, its IPAM plugin running: the ADD
+                    // finishes it or undoes it.
+                    match state.endpoint_held(&endpoint.network_id, &endpoint.id) {
+                        Ok(false) => {}
+                        Ok(true) => {
+                            report.attaches_in_progress.push(who);
+                            continue;
+                        }
+                        Err(error) => {
+                            report.errors.push(format!("{who}: not repaired: {error}"));
+                            continue;
+                        }
+                    }
+                }
                 if !endpoint.state.is_attached() && endpoint.ifindex.is_none() && claimed {
                     // An older intent (no index): killed before making its
                     // link; the name went to a later attach that must keep

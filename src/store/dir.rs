@@ -1412,6 +1412,18 @@ impl Drop for Locked<'_> {
     }
 }
 
+/// An endpoint's record held by [`Locked::hold_endpoint`] until dropped.
+#[derive(Debug)]
+pub struct EndpointHold(File);
+
+impl Drop for EndpointHold {
+    fn drop(&mut self) {
+        // Unlocked, not only closed: a process forked meanwhile by another
+        // thread shares the open file until it execs (see `Locked`'s drop).
+        let _ = crate::sys::flock(std::os::fd::AsFd::as_fd(&self.0), libc::LOCK_UN);
+    }
+}
+
 impl Deref for Locked<'_> {
     type Target = StateDir;
     fn deref(&self) -> &StateDir {
@@ -1617,6 +1629,75 @@ impl Locked<'_> {
                 Ok(())
             }
             None => self.replace_file(&path, text.as_bytes()),
+        }
+    }
+
+    /// Holds the endpoint's record as it stands for as long as the hold
+    /// lives: a command that lets the lock go while its intent is on record
+    /// (a CNI ADD whose IPAM plugin runs) takes one first, so that
+    /// [`Locked::endpoint_held`] tells its intent from one a dead command
+    /// left. A `flock(2)` on the record's file, which the kernel lets go
+    /// when the process ends, however it ends; a record written again
+    /// afterwards (a new file) is no longer held.
+    pub fn hold_endpoint(&self, network_id: &str, id: &str) -> Result<EndpointHold, StoreError> {
+        let path = self.endpoint_path(network_id, id);
+        let Some(file) = self.open_endpoint_file(network_id, id, &path)? else {
+            return Err(StoreError::io("holding", &path)(
+                io::ErrorKind::NotFound.into(),
+            ));
+        };
+        // Nobody else takes it: every other taker only tries, under the
+        // store's lock, which this command holds.
+        crate::sys::flock(
+            std::os::fd::AsFd::as_fd(&file),
+            libc::LOCK_EX | libc::LOCK_NB,
+        )
+        .map_err(StoreError::io("holding", &path))?;
+        Ok(EndpointHold(file))
+    }
+
+    /// Whether a live command holds the endpoint's record
+    /// ([`Locked::hold_endpoint`], this process included); `false` when
+    /// there is no record.
+    pub fn endpoint_held(&self, network_id: &str, id: &str) -> Result<bool, StoreError> {
+        let path = self.endpoint_path(network_id, id);
+        let Some(file) = self.open_endpoint_file(network_id, id, &path)? else {
+            return Ok(false);
+        };
+        let fd = std::os::fd::AsFd::as_fd(&file);
+        match crate::sys::flock(fd, libc::LOCK_EX | libc::LOCK_NB) {
+            Ok(()) => {
+                // Unlocked, not only closed: see `Locked`'s drop.
+                let _ = crate::sys::flock(fd, libc::LOCK_UN);
+                Ok(false)
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(true),
+            Err(e) => Err(StoreError::io("reading", &path)(e)),
+        }
+    }
+
+    /// The endpoint record's file at `path`, opened to read; `None` when
+    /// it (or its directory) does not exist.
+    fn open_endpoint_file(
+        &self,
+        network_id: &str,
+        id: &str,
+        path: &Path,
+    ) -> Result<Option<File>, StoreError> {
+        check_name("network id", network_id)?;
+        check_name("endpoint id", id)?;
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+            return Ok(None);
+        };
+        let Some(at) = self.handles.reach(dir)? else {
+            return Ok(None);
+        };
+        let entry = fsutil::c_name(&at.entry(&name.to_string_lossy()))
+            .map_err(StoreError::io("reading", path))?;
+        match fsutil::open_regular_at(at.fd(), &entry, libc::O_RDONLY, 0) {
+            Ok((file, _)) => Ok(Some(file)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.handles.explain(dir, e, "reading", path)),
         }
     }
 

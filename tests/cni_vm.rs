@@ -963,6 +963,12 @@ fn delegated_host_local_add_check_del() {
     let mut check = cni.command("CHECK", "ctr-hl", &ns, "eth0");
     check.env("CNI_PATH", "/usr/lib/cni");
     run_with(check, &prev).ok();
+    // host-local's address is none of our IPAM's to file: restore keeps
+    // the attachment as it is (before: "address 10.78.0.2 lies in no
+    // subnet of the network", exit 1).
+    restore_twice_changes_nothing(&cni, "host-local");
+    assert_eq!(addresses("cni-hl", "eth0"), vec!["10.78.0.2/24"]);
+    assert_eq!(cni.records("hl"), (endpoints, Vec::new()));
 
     let mut del = cni.command("DEL", "ctr-hl", &ns, "eth0");
     del.env("CNI_PATH", "/usr/lib/cni");

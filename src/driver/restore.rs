@@ -601,6 +601,11 @@ fn restore_addresses(
     endpoint: &EndpointRecord,
     report: &mut RestoreReport,
 ) {
+    // Served by another IPAM (a delegated plugin, a chained `prevResult`):
+    // the addresses are that one's, with no file of ours.
+    if network.subnets.is_empty() {
+        return;
+    }
     for address in endpoint.ipv4.iter().chain(endpoint.ipv6.iter()) {
         let who = || format!("{}: {}", network.name, endpoint_label(endpoint));
         match state.restore_address(network, address.addr(), &endpoint.id) {

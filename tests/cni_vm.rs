@@ -1467,6 +1467,149 @@ fn restore_twice_changes_nothing(cni: &Cni, why: &str) {
     assert_eq!(state_files(&cni.state), files, "{why}: the second restore");
 }
 
+/// `restore` on a host where every attachment is whole changes nothing
+/// and reports nothing, whatever made the attachment: our IPAM on a host
+/// master and on a `NAME.VLANID` one, a delegated IPAM plugin (Debian's
+/// host-local), a chained `prevResult`, `linkInContainer`, our IPAM
+/// serving the reference plugin (a lease-only record), a CLI network's
+/// `network connect`.
+#[test]
+fn restore_on_whole_attachments_of_every_kind_changes_nothing() {
+    // Before: "hy-hl: /run/netns/cni-hy-hl: address 10.78.0.2 lies in no
+    // subnet of the network" (and the chained one's), exit 1.
+    let mut cni = Cni::new("healthy");
+    for master in ["cnim80", "cnim81", "cnim82", "cnim83", "cnim84", "cnim85"] {
+        cni.master(master);
+    }
+    let data = cni.state.with_extension("host-local");
+    let _ = std::fs::remove_dir_all(&data);
+    let ipam_dir = our_ipam_dir(&cni);
+    let lic = cni.netns("cni-hy-lic");
+    ip(&["-n", "cni-hy-lic", "link", "add", "eth1", "type", "dummy"]);
+    ip(&["-n", "cni-hy-lic", "link", "set", "eth1", "up"]);
+    let chained_prev = json::parse(
+        r#"{"cniVersion": "1.0.0", "ips": [{"address": "10.63.0.5/24", "gateway": "10.63.0.1"}],
+            "routes": [{"dst": "0.0.0.0/0"}]}"#,
+    )
+    .unwrap();
+    let kinds: Vec<(&str, String, Option<Value>)> = vec![
+        ("ours", conf_on("hy-ours", "cnim80", "10.60.0.0/24"), None),
+        ("vlan", conf_on("hy-vlan", "cnim81.7", "10.61.0.0/24"), None),
+        ("hl", host_local_conf("hy-hl", "cnim82", &data), None),
+        (
+            "chain",
+            r#"{"cniVersion": "1.0.0", "name": "hy-chain", "type": "ipvlan", "master": "cnim83"}"#
+                .to_string(),
+            Some(chained_prev),
+        ),
+        (
+            "lic",
+            r#"{"cniVersion": "1.0.0", "name": "hy-lic", "type": "ipvlan", "master": "eth1",
+                "linkInContainer": true, "ipam": {"type": "ipvlan", "subnet": "10.64.0.0/24"}}"#
+                .to_string(),
+            None,
+        ),
+        (
+            "ref",
+            r#"{"cniVersion": "1.0.0", "name": "hy-ref", "type": "ipvlan", "master": "cnim84",
+                "ipam": {"type": "ipvlan", "subnet": "10.65.0.0/24"}}"#
+                .to_string(),
+            None,
+        ),
+    ];
+    let mut added = Vec::new();
+    for (kind, conf, prev) in &kinds {
+        let name = format!("cni-hy-{kind}");
+        let ns = if *kind == "lic" {
+            lic.clone()
+        } else {
+            cni.netns(&name)
+        };
+        let container = format!("ctr-hy-{kind}");
+        let conf = match prev {
+            Some(result) => with_prev(conf, result),
+            None => conf.clone(),
+        };
+        let answer = match *kind {
+            "ref" => reference(&cni, "ipvlan", "ADD", &container, &ns, &ipam_dir, &conf),
+            _ => {
+                let mut add = cni.command("ADD", &container, &ns, "eth0");
+                add.env("CNI_PATH", "/usr/lib/cni");
+                run_with(add, &conf)
+            }
+        };
+        answer.ok();
+        added.push((*kind, name, ns, container, conf, answer.json()));
+    }
+    // A CLI network and a namespace connected by path.
+    cli_network(&cni, "hy-cli", "10.66.0.0/24", "cnim85");
+    let cli_ns = cni.netns("cni-hy-cli");
+    let (code, text) = cni.cli(&[
+        "network",
+        "connect",
+        "hy-cli",
+        &cli_ns.display().to_string(),
+    ]);
+    assert_eq!(code, Some(0), "{text}");
+
+    let addresses_now = || -> Vec<(String, Vec<String>)> {
+        let mut all: Vec<(String, Vec<String>)> = added
+            .iter()
+            .map(|(_, name, ..)| (name.clone(), addresses(name, "eth0")))
+            .collect();
+        all.push(("cni-hy-cli".into(), addresses("cni-hy-cli", "eth0")));
+        all
+    };
+    let before = (host_links(), state_files(&cni.state), addresses_now());
+    for (_, name, ..) in &added {
+        assert_eq!(addresses(name, "eth0").len(), 1, "{name}");
+    }
+    for round in ["first", "second"] {
+        let (code, text) = cni.cli(&["restore"]);
+        assert_eq!(code, Some(0), "the {round} restore: {text}");
+        assert!(
+            text.starts_with("restore: 0 parents re-created, 0 parents missing, 0 links re-created, 7 endpoints kept, 0 endpoints released, 0 interrupted operations repaired\n"),
+            "the {round} restore: {text}"
+        );
+        assert_eq!(text.lines().count(), 1, "the {round} restore: {text}");
+        let after = (host_links(), state_files(&cni.state), addresses_now());
+        assert_eq!(after.0, before.0, "the {round} restore: host links");
+        assert_eq!(after.1, before.1, "the {round} restore: the store");
+        assert_eq!(after.2, before.2, "the {round} restore: addresses");
+    }
+
+    // Each still checks, and goes whole.
+    for (kind, name, ns, container, conf, result) in &added {
+        let prev = with_prev(conf, result);
+        let answer = |verb: &str| match *kind {
+            "ref" => reference(&cni, "ipvlan", verb, container, ns, &ipam_dir, &prev),
+            _ => {
+                let mut command = cni.command(verb, container, ns, "eth0");
+                command.env("CNI_PATH", "/usr/lib/cni");
+                run_with(command, &prev)
+            }
+        };
+        answer("CHECK").ok();
+        answer("DEL").ok();
+        assert!(link(Some(name), "eth0").is_none(), "{kind}");
+    }
+    let (code, text) = cni.cli(&[
+        "network",
+        "disconnect",
+        "hy-cli",
+        &cli_ns.display().to_string(),
+    ]);
+    assert_eq!(code, Some(0), "{text}");
+    for network in [
+        "hy-ours", "hy-vlan", "hy-hl", "hy-chain", "hy-lic", "hy-ref",
+    ] {
+        assert_eq!(cni.records(network), (Vec::new(), Vec::new()), "{network}");
+    }
+    assert_eq!(host_local_leases(&data, "hy-hl"), Vec::<String>::new());
+    let _ = std::fs::remove_dir_all(&data);
+    let _ = std::fs::remove_dir_all(&ipam_dir);
+}
+
 /// A config whose one range holds nothing to hand out (its only address
 /// is the gateway): every ADD fails once the master is there.
 fn exhausted_conf(name: &str, master: &str, octet: u8) -> String {

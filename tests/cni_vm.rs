@@ -1526,20 +1526,20 @@ fn restore_on_whole_attachments_of_every_kind_changes_nothing() {
             cni.netns(&name)
         };
         let container = format!("ctr-hy-{kind}");
-        let conf = match prev {
+        let asked = match prev {
             Some(result) => with_prev(conf, result),
             None => conf.clone(),
         };
         let answer = match *kind {
-            "ref" => reference(&cni, "ipvlan", "ADD", &container, &ns, &ipam_dir, &conf),
+            "ref" => reference(&cni, "ipvlan", "ADD", &container, &ns, &ipam_dir, &asked),
             _ => {
                 let mut add = cni.command("ADD", &container, &ns, "eth0");
                 add.env("CNI_PATH", "/usr/lib/cni");
-                run_with(add, &conf)
+                run_with(add, &asked)
             }
         };
         answer.ok();
-        added.push((*kind, name, ns, container, conf, answer.json()));
+        added.push((*kind, name, ns, container, conf.clone(), answer.json()));
     }
     // A CLI network and a namespace connected by path.
     cli_network(&cni, "hy-cli", "10.66.0.0/24", "cnim85");

@@ -644,6 +644,33 @@ fn a_lease_only_network_keeps_its_ranges_and_the_cli_overlap_rule() {
         ),
         "{connect:?}"
     );
+    // Nor detach a lease by its namespace's path (one outside our netns
+    // directory, as CRI-O's `/var/run/netns/...`): macvlan's link keeps
+    // using the address, which our allocator would hand out again.
+    // Before: exit 0, the lease and its record gone.
+    let pod = Path::new("/run/netns").join(&ns.0);
+    let leased = set(&env("e"), &[("CNI_NETNS", Some(pod.to_str().unwrap()))]);
+    let answer = plugin(&leased, &conf);
+    assert_eq!(answer.exit, Some(0), "{}", answer.stdout);
+    let before = lease_records(&state, "one");
+    let disconnect = Command::new(BIN)
+        .args(["network", "disconnect", "one"])
+        .arg(&pod)
+        .env("IPVLAN_STATE_DIR", &state)
+        .env("IPVLAN_NETNS_DIR", dir.path().join("netns"))
+        .output()
+        .unwrap();
+    assert_eq!(disconnect.status.code(), Some(1), "{disconnect:?}");
+    assert!(
+        String::from_utf8_lossy(&disconnect.stderr).ends_with(&format!(
+            ": {} is attached to network one by a CNI runtime (interface eth0): its runtime's DEL removes it, not `network disconnect`; nothing was detached\n",
+            pod.display()
+        )),
+        "{disconnect:?}"
+    );
+    assert_eq!(lease_records(&state, "one"), before);
+    let answer = plugin(&set(&leased, &[("CNI_COMMAND", Some("DEL"))]), &conf);
+    assert_eq!(answer.exit, Some(0), "{}", answer.stdout);
     // A bad macvlan config is macvlan's to judge; a bad IPAM one is ours.
     let bad = macvlan_conf(
         "one",

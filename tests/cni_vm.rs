@@ -1552,6 +1552,50 @@ fn restore_on_whole_attachments_of_every_kind_changes_nothing() {
     ]);
     assert_eq!(code, Some(0), "{text}");
 
+    // The CLI neither attaches to a network whose addresses another IPAM
+    // gives, nor detaches a runtime's attachment: each refusal changes
+    // nothing. (Paths given outside our netns directory, as CRI-O's are,
+    // which a detach reads as paths, not as names of our containers.)
+    let snapshot = (host_links(), state_files(&cni.state));
+    let elsewhere = cni.state.with_extension("netns");
+    let cli_elsewhere = |args: &[&str]| {
+        let output = Command::new(binary())
+            .args(args)
+            .env("IPVLAN_STATE_DIR", &cni.state)
+            .env("IPVLAN_NETNS_DIR", &elsewhere)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    for (kind, _, ns, ..) in &added {
+        let network = format!("hy-{kind}");
+        let path = ns.display().to_string();
+        let (code, text) = cli_elsewhere(&["network", "disconnect", &network, &path]);
+        assert_eq!(code, Some(1), "disconnect {kind}: {text}");
+        assert!(
+            text.ends_with(&format!(
+                ": {path} is attached to network {network} by a CNI runtime (interface eth0): its runtime's DEL removes it, not `network disconnect`; nothing was detached\n"
+            )),
+            "disconnect {kind}: {text}"
+        );
+    }
+    let cli_path = cli_ns.display().to_string();
+    for network in ["hy-hl", "hy-chain"] {
+        let (code, text) = cli_elsewhere(&["network", "connect", network, &cli_path]);
+        assert_eq!(code, Some(1), "connect {network}: {text}");
+        assert!(
+            text.ends_with(&format!(
+                "network {network} takes its addresses from its CNI config's IPAM plugin (or a chained plugin's result), not from ipvlan: only its CNI plugin attaches to it\n"
+            )),
+            "connect {network}: {text}"
+        );
+    }
+    assert_eq!((host_links(), state_files(&cni.state)), snapshot);
+
     let addresses_now = || -> Vec<(String, Vec<String>)> {
         let mut all: Vec<(String, Vec<String>)> = added
             .iter()
@@ -2738,6 +2782,26 @@ esac"#,
     let kept = link(Some("cni-livegate"), "eth0").expect("restore deleted the ADD's link");
     assert_eq!(kept.get("ifindex"), made.get("ifindex"));
     assert_eq!(cni.records("livegate").0.len(), 1, "{text}");
+    // Nor does `network disconnect` undo it (by a path outside our netns
+    // directory, which a detach reads as a path). Before: exit 0, link and
+    // intent gone, and the ADD failed "undone by a DEL or a GC".
+    let disconnect = Command::new(binary())
+        .args(["network", "disconnect", "livegate"])
+        .arg(&ns)
+        .env("IPVLAN_STATE_DIR", &cni.state)
+        .env("IPVLAN_NETNS_DIR", cni.state.with_extension("netns"))
+        .output()
+        .unwrap();
+    assert_eq!(disconnect.status.code(), Some(1), "{disconnect:?}");
+    assert_eq!(
+        state_files(&cni.state),
+        files,
+        "disconnect changed the store"
+    );
+    assert!(
+        link(Some("cni-livegate"), "eth0").is_some(),
+        "disconnect deleted the link"
+    );
 
     std::fs::write(&go, "").unwrap();
     let output = child.wait_with_output().unwrap();

@@ -33,13 +33,7 @@ use crate::store::{
 /// is the config's [`CniNetwork::config`].
 pub const CNI_MARK: &str = super::options::CNI_MARK;
 
-/// Prefix of the endpoint ids of CNI attachments.
-const ID_PREFIX: &str = "cni-";
-
-/// Prefix of the endpoint ids of lease-only records: the addresses our
-/// binary hands out as the IPAM plugin of another plugin, which makes
-/// the link itself. No link, no master belongs to such a record.
-const LEASE_PREFIX: &str = "cnl-";
+use super::options::{CNI_ID_PREFIX as ID_PREFIX, CNI_LEASE_PREFIX as LEASE_PREFIX};
 
 /// A CNI network as its config describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -16,7 +16,7 @@ use super::netns_identity::{
     NsAt, OpenNetns,
 };
 use super::networks::{find_network_to_join, joinable, lookup_network_id_to_lock};
-use super::options::check_container_name;
+use super::options::{attached_by_cni, check_container_name};
 use super::report::endpoint_label;
 use super::{AttachRequest, EndpointInfo, Error, Manager, Target};
 use crate::ipam::{IpFamily, Request};
@@ -252,6 +252,16 @@ impl Manager {
                 ))
             }));
         };
+        if attached_by_cni(&endpoint) {
+            // Its runtime still counts on it (its lease, its link, an ADD
+            // that may still be running): its DEL takes it out.
+            return Err(Error::invalid(format!(
+                "{} is attached to network {} by a CNI runtime (interface {}): its runtime's DEL removes it, not `network disconnect`; nothing was detached",
+                target.label(),
+                network.name,
+                endpoint.ifname
+            )));
+        }
         if !Path::new(&endpoint.netns).is_absolute() {
             // Recorded as typed by an older version: the caller named it
             // again, from where it resolves.
@@ -311,10 +321,17 @@ impl Manager {
             }
         }
         let endpoints = state.endpoints_of(&network.id)?;
-        Ok(endpoints.into_iter().find(|endpoint| match &container {
+        let named = |endpoint: &EndpointRecord| match &container {
             Some(name) => endpoint.container.as_deref() == Some(name.as_str()),
             None => endpoint.container.is_none() && same_path(endpoint),
-        }))
+        };
+        // One of ours before a CNI runtime's attachment at the same path
+        // (which a detach refuses).
+        let (runtimes, ours): (Vec<EndpointRecord>, Vec<EndpointRecord>) = endpoints
+            .into_iter()
+            .filter(named)
+            .partition(attached_by_cni);
+        Ok(ours.into_iter().chain(runtimes).next())
     }
 
     /// Where `target`'s namespace file is (absolute, normal) and the
@@ -1368,8 +1385,17 @@ pub(crate) fn keep_for_restore(
     kept
 }
 
-/// The network's parent link in the host, which must exist.
+/// The network's parent link in the host, which must exist, for an attach
+/// of ours (`network connect`, `run`, the library's): a CNI network takes
+/// one only when its master is in the host and its addresses come from
+/// our allocator.
 pub(crate) fn parent_link(host: &Handle, network: &NetworkRecord) -> Result<Link, Error> {
+    if super::options::made_by_cni(network) && network.subnets.is_empty() {
+        return Err(Error::invalid(format!(
+            "network {} takes its addresses from its CNI config's IPAM plugin (or a chained plugin's result), not from ipvlan: only its CNI plugin attaches to it",
+            network.name
+        )));
+    }
     if network.parent.is_empty() {
         return Err(Error::invalid(format!(
             "network {} has no master in the host (a CNI network that serves leases only, or whose links sit on a master in each container): only its CNI plugin attaches to it",

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::{Error, IpvlanFlag, IpvlanMode};
 use crate::netns::{is_valid_ifname, IFNAME_MAX};
-use crate::store::NetworkRecord;
+use crate::store::{EndpointRecord, NetworkRecord};
 
 /// The option key under which a network made by CNI ADD holds its config
 /// (see `cni`).
@@ -23,6 +23,20 @@ pub(crate) fn cni_config(network: &NetworkRecord) -> Option<&str> {
 /// Whether CNI ADD made `network`.
 pub(crate) fn made_by_cni(network: &NetworkRecord) -> bool {
     cni_config(network).is_some()
+}
+
+/// Prefix of the endpoint ids of CNI attachments.
+pub(crate) const CNI_ID_PREFIX: &str = "cni-";
+
+/// Prefix of the endpoint ids of lease-only records: the addresses our
+/// binary hands out as the IPAM plugin of another plugin, which makes
+/// the link itself. No link, no master belongs to such a record.
+pub(crate) const CNI_LEASE_PREFIX: &str = "cnl-";
+
+/// Whether a CNI ADD made `endpoint` (an attachment or a lease): its
+/// runtime's, which its DEL or GC removes.
+pub(crate) fn attached_by_cni(endpoint: &EndpointRecord) -> bool {
+    endpoint.id.starts_with(CNI_ID_PREFIX) || endpoint.id.starts_with(CNI_LEASE_PREFIX)
 }
 
 /// Longest network or container name, in bytes.

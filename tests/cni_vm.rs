@@ -1622,6 +1622,52 @@ fn restore_on_whole_attachments_of_every_kind_changes_nothing() {
         assert_eq!(after.2, before.2, "the {round} restore: addresses");
     }
 
+    // A GC that lists every attachment of its network changes nothing
+    // (the reference plugin speaks no GC: its lease network is left out);
+    // the listings read everything without a word on stderr.
+    for (kind, _, ns, container, conf, _) in added.iter().filter(|a| a.0 != "ref") {
+        let gc = conf.replacen("1.0.0", "1.1.0", 1).replacen(
+            r#""type": "ipvlan","#,
+            &format!(
+                r#""type": "ipvlan", "cni.dev/valid-attachments": [{{"containerID": "{container}", "ifname": "eth0"}}],"#
+            ),
+            1,
+        );
+        let mut command = cni.command("GC", container, ns, "eth0");
+        command.env("CNI_PATH", "/usr/lib/cni");
+        run_with(command, &gc).ok();
+        assert_eq!(host_links(), before.0, "GC {kind}: host links");
+        assert_eq!(state_files(&cni.state), before.1, "GC {kind}: the store");
+        assert_eq!(addresses_now(), before.2, "GC {kind}: addresses");
+    }
+    let networks = [
+        "hy-ours", "hy-vlan", "hy-hl", "hy-chain", "hy-lic", "hy-ref", "hy-cli",
+    ];
+    let mut inspect = vec!["network", "inspect"];
+    inspect.extend(networks);
+    for args in [&["ps"][..], &["network", "ls"], &inspect] {
+        let output = Command::new(binary())
+            .args(args)
+            .env("IPVLAN_STATE_DIR", &cni.state)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {output:?}");
+        assert!(output.stderr.is_empty(), "{args:?}: {output:?}");
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        if args[1..].first() == Some(&"inspect") {
+            let doc = json::parse(&text).unwrap();
+            assert_eq!(
+                doc.as_array().map(<[Value]>::len),
+                Some(networks.len()),
+                "{text}"
+            );
+        } else if args == ["network", "ls"] {
+            for network in networks {
+                assert!(text.contains(network), "{network}: {text}");
+            }
+        }
+    }
+
     // Each still checks, and goes whole.
     for (kind, name, ns, container, conf, result) in &added {
         let prev = with_prev(conf, result);

@@ -18,7 +18,7 @@ use super::endpoint_link::{self, BuiltEndpoint, DefaultRoute, EndpointPlan, Resu
 use super::endpoints::{keep_for_restore, under_detach_intent};
 use super::netns_identity::{self, NsAt, OpenNetns};
 use super::networks::find_network;
-use super::options::cni_config;
+use super::options::{cni_config, CNI_ID_PREFIX as ID_PREFIX, CNI_LEASE_PREFIX as LEASE_PREFIX};
 use super::report::RestoreReport;
 use super::{parent, subnets, Error, ErrorKind, IpvlanFlag, IpvlanMode, Manager, NetworkCreate};
 use crate::ipam::{from_u128, to_u128, IpFamily, IpamError, Request};
@@ -32,8 +32,6 @@ use crate::store::{
 /// The record option that marks a network as made by CNI ADD; its value
 /// is the config's [`CniNetwork::config`].
 pub const CNI_MARK: &str = super::options::CNI_MARK;
-
-use super::options::{CNI_ID_PREFIX as ID_PREFIX, CNI_LEASE_PREFIX as LEASE_PREFIX};
 
 /// A CNI network as its config describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]

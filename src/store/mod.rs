@@ -18,7 +18,10 @@
 //!                                         the lock is taken is turned into intent
 //!                                         records of their own
 //! networks/<network id>.json              NetworkRecord
-//! endpoints/<network id>/<endpoint id>.json   EndpointRecord
+//! endpoints/<network id>/<endpoint id>.json   EndpointRecord; an intent one
+//!                                         flock(2)ed while its command runs
+//!                                         without the lock
+//!                                         (Locked::hold_endpoint)
 //! names/<network name>                    -> <network id> (symbolic link), a hint
 //! ipam/<network id>/<subnet>/<address>    exists = taken; -> <owner endpoint id>
 //!                                         (symbolic link; a regular file holding

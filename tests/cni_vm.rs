@@ -2420,6 +2420,45 @@ fn wait_for_file(path: &Path, what: &str) -> String {
     }
 }
 
+/// A fake IPAM plugin `name` in `dir` whose ADD writes its `running`
+/// file, waits (a minute at most) for a `go` file, then gives `address`;
+/// its DEL appends `DEL <container id>` to its `dels` file. Returns the
+/// three paths: `running`, `go`, `dels`.
+fn gated_ipam(dir: &Path, name: &str, address: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let (running, go, dels) = (dir.join("running"), dir.join("go"), dir.join("dels"));
+    fake_ipam(
+        dir,
+        name,
+        &format!(
+            r#"case "$CNI_COMMAND" in
+ADD)
+    echo running > {running}
+    n=0
+    while [ ! -e {go} ] && [ $n -lt 600 ]; do sleep 0.1; n=$((n + 1)); done
+    echo '{{"cniVersion": "1.0.0", "ips": [{{"address": "{address}"}}]}}'
+    ;;
+DEL) echo "DEL $CNI_CONTAINERID" >> {dels} ;;
+esac"#,
+            running = running.display(),
+            go = go.display(),
+            dels = dels.display()
+        ),
+    );
+    (running, go, dels)
+}
+
+/// Lets a [`gated_ipam`] plugin go on (its `go` file) and waits for the
+/// ADD that runs it.
+fn finish_gated(child: Child, go: &Path) -> Answer {
+    std::fs::write(go, "").unwrap();
+    let output = child.wait_with_output().unwrap();
+    Answer {
+        exit: output.status.code(),
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}
+
 /// A delegated IPAM plugin runs once our link exists in the namespace,
 /// under its final name, down and without addresses, as the reference
 /// plugin runs it (`dhcp`'s daemon takes its lease on that link), and from
@@ -2791,25 +2830,7 @@ fn restore_while_a_delegated_plugin_runs_leaves_the_add_to_finish() {
     cni.master("cnim99");
     let ns = cni.netns("cni-livegate");
     let dir = fake_dir(&cni);
-    let (running, go, dels) = (dir.join("running"), dir.join("go"), dir.join("dels"));
-    fake_ipam(
-        &dir,
-        "waiting-ipam",
-        &format!(
-            r#"case "$CNI_COMMAND" in
-ADD)
-    echo running > {running}
-    n=0
-    while [ ! -e {go} ] && [ $n -lt 600 ]; do sleep 0.1; n=$((n + 1)); done
-    echo '{{"cniVersion": "1.0.0", "ips": [{{"address": "10.73.0.9/24"}}]}}'
-    ;;
-DEL) echo "DEL $CNI_CONTAINERID" >> {dels} ;;
-esac"#,
-            running = running.display(),
-            go = go.display(),
-            dels = dels.display()
-        ),
-    );
+    let (running, go, dels) = gated_ipam(&dir, "waiting-ipam", "10.73.0.9/24");
     let conf = r#"{"cniVersion": "1.0.0", "name": "livegate", "type": "ipvlan", "master": "cnim99",
         "ipam": {"type": "waiting-ipam"}}"#;
     let child = spawn_add(&cni, "ctr-livegate", &ns, conf, &dir);
@@ -2857,13 +2878,7 @@ esac"#,
         "disconnect deleted the link"
     );
 
-    std::fs::write(&go, "").unwrap();
-    let output = child.wait_with_output().unwrap();
-    let answer = Answer {
-        exit: output.status.code(),
-        stdout: String::from_utf8(output.stdout).unwrap(),
-        stderr: String::from_utf8(output.stderr).unwrap(),
-    };
+    let answer = finish_gated(child, &go);
     answer.ok();
     assert_eq!(addresses("cni-livegate", "eth0"), vec!["10.73.0.9/24"]);
     // Once the ADD is done, restore keeps the attachment as any other.
@@ -2887,25 +2902,7 @@ fn a_delegated_plugin_runs_without_our_lock_and_an_undo_meanwhile_fails_the_add(
     let ns = cni.netns("cni-gate");
     let other_ns = cni.netns("cni-gate-other");
     let dir = fake_dir(&cni);
-    let (running, go, dels) = (dir.join("running"), dir.join("go"), dir.join("dels"));
-    fake_ipam(
-        &dir,
-        "gated-ipam",
-        &format!(
-            r#"case "$CNI_COMMAND" in
-ADD)
-    echo running > {running}
-    n=0
-    while [ ! -e {go} ] && [ $n -lt 600 ]; do sleep 0.1; n=$((n + 1)); done
-    echo '{{"cniVersion": "1.0.0", "ips": [{{"address": "10.75.0.9/24"}}]}}'
-    ;;
-DEL) echo "DEL $CNI_CONTAINERID" >> {dels} ;;
-esac"#,
-            running = running.display(),
-            go = go.display(),
-            dels = dels.display()
-        ),
-    );
+    let (running, go, dels) = gated_ipam(&dir, "gated-ipam", "10.75.0.9/24");
     let conf = r#"{"cniVersion": "1.0.0", "name": "gate", "type": "ipvlan", "master": "cnim97",
         "ipam": {"type": "gated-ipam"}}"#;
     let start_gated_add = || {
@@ -2916,15 +2913,7 @@ esac"#,
         wait_for_file(&running, "the plugin never ran");
         child
     };
-    let finish = |child: Child| {
-        std::fs::write(&go, "").unwrap();
-        let output = child.wait_with_output().unwrap();
-        Answer {
-            exit: output.status.code(),
-            stdout: String::from_utf8(output.stdout).unwrap(),
-            stderr: String::from_utf8(output.stderr).unwrap(),
-        }
-    };
+    let finish = |child: Child| finish_gated(child, &go);
 
     // Another ADD, with our own IPAM, while the plugin waits.
     let gated = start_gated_add();

@@ -728,6 +728,45 @@ fn a_second_address_of_a_family_asked_for_is_refused_and_nothing_leased() {
     assert_eq!(lease_records(&state, "dual").1.len(), 2);
 }
 
+/// The result's addresses come in the order of the range sets, as
+/// host-local's, whichever was asked for: a runtime takes the first for
+/// the pod's primary address. Before, an asked-for address came first
+/// (`fd00:20::5`, then `10.20.0.2`).
+#[test]
+fn result_addresses_follow_the_order_of_the_range_sets() {
+    let dir = TempDir::new("cni-result-order");
+    let state = dir.path().join("state");
+    let dual = macvlan_conf(
+        "order",
+        r#""ranges": [[{"subnet": "10.20.0.0/24"}], [{"subnet": "fd00:20::/64"}]]"#,
+    );
+    for (container, ips, expected) in [
+        ("a", "fd00:20::5", ["10.20.0.2/24", "fd00:20::5/64"]),
+        ("b", "", ["10.20.0.3/24", "fd00:20::2/64"]),
+        ("c", "10.20.0.9/24", ["10.20.0.9/24", "fd00:20::3/64"]),
+    ] {
+        let env = set(
+            &add_env(),
+            &[
+                ("CNI_CONTAINERID", Some(container)),
+                ("CNI_ARGS", Some(&format!("IgnoreUnknown=1;IP={ips}"))),
+                ("IPVLAN_STATE_DIR", Some(state.to_str().unwrap())),
+            ],
+        );
+        let answer = plugin(&env, &dual);
+        assert_eq!(answer.exit, Some(0), "{} {}", answer.stdout, answer.stderr);
+        let result = answer.json();
+        let got: Vec<&str> = result
+            .get("ips")
+            .and_then(Value::as_array)
+            .unwrap()
+            .iter()
+            .filter_map(|ip| ip.get("address").and_then(Value::as_str))
+            .collect();
+        assert_eq!(got, expected, "{container}: IP={ips}");
+    }
+}
+
 /// An address asked for in `runtimeConfig.ips`, `args.cni.ips` and
 /// `CNI_ARGS` at once (or twice in one) is one request, as host-local
 /// takes it. Before, the copies were requests of their own, and the ADD

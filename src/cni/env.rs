@@ -297,9 +297,15 @@ impl CniArgs {
                         }
                     }
                 }
+                // As host-local reads it: an address, or one with a prefix
+                // length (which says nothing more); empty asks for none.
+                "IP" if value.is_empty() => {}
                 "IP" => {
                     for ip in value.split(',') {
-                        let ip = ip.parse().map_err(|_| {
+                        let parsed = ip
+                            .parse()
+                            .or_else(|_| ip.parse::<ipnet::IpNet>().map(|net| net.addr()));
+                        let ip = parsed.map_err(|_| {
                             CniError::env(format!(
                                 "CNI_ARGS: IP {:?} is not an IP address",
                                 shown(ip)
@@ -519,5 +525,17 @@ mod tests {
             "CNI_ARGS: IP \"10.0.0.300\" is not an IP address"
         );
         assert!(CniArgs::parse("IgnoreUnknown=yes").is_err());
+        // host-local's `ip.IP` takes a prefix length (and ignores it), and
+        // an empty `IP=` asks for nothing. Before: code 4 for both.
+        let prefixed = CniArgs::parse("IgnoreUnknown=1;IP=10.12.0.5/24,fd00::5/64").unwrap();
+        assert_eq!(
+            prefixed.ips,
+            ["10.12.0.5", "fd00::5"].map(|ip| ip.parse::<IpAddr>().unwrap())
+        );
+        assert_eq!(CniArgs::parse("IP=").unwrap().ips, Vec::<IpAddr>::new());
+        assert_eq!(
+            CniArgs::parse("IP=10.0.0.5/33").unwrap_err().msg,
+            "CNI_ARGS: IP \"10.0.0.5/33\" is not an IP address"
+        );
     }
 }

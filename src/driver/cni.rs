@@ -1880,7 +1880,7 @@ fn allocate(
         }
     }
     let mut requests: Vec<Request> = wanted.iter().map(|a| Request::Exact(*a)).collect();
-    for family in families {
+    for &family in &families {
         if !wanted.iter().any(|a| IpFamily::of(*a) == family) {
             requests.push(Request::Any(family));
         }
@@ -1902,6 +1902,13 @@ fn allocate(
             }
         }
     }
+    // In the order of the range sets, as host-local answers, whichever was
+    // asked for: a runtime takes the first for the pod's primary address.
+    taken.sort_by_key(|address| {
+        families
+            .iter()
+            .position(|family| *family == IpFamily::of(address.addr()))
+    });
     Ok(Leases {
         addresses: taken,
         cursors,

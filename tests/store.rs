@@ -2468,3 +2468,46 @@ fn the_lock_is_free_once_let_go_whatever_a_forked_process_holds() {
         "the lock waited {waited:?} for the forked process"
     );
 }
+
+/// A `StateDir` (and so a `Manager`) is shared by an embedder's threads: a
+/// read without the lock on one (as `exec`, `containers()` and
+/// `has_container` make) never changes what a command holding the lock on
+/// another reads back of its own write. Before, the unlocked read put the
+/// version it had read into the holder's records, and the holder read an
+/// older version back (16 to 137 times in 20,000 rounds); `run` on two
+/// networks then wrote its container's index without the first one.
+#[test]
+fn reads_without_the_lock_on_other_threads_never_give_the_holder_an_older_record() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = TempDir::in_memory("store-threads");
+    let store = StateDir::open(dir.path().join("state")).unwrap();
+    let (kind, id) = ("container-endpoints", "x");
+    let locked = store.lock().unwrap();
+    locked.put_record(kind, id, &Value::from("v0")).unwrap();
+    locked.commit().unwrap();
+    drop(locked);
+    let stop = AtomicBool::new(false);
+    let mut stale = 0;
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = store.record(kind, id);
+                }
+            });
+        }
+        for round in 1..20_000u32 {
+            let locked = store.lock().unwrap();
+            let written = Value::from(format!("v{round}"));
+            locked.put_record(kind, id, &written).unwrap();
+            if locked.record(kind, id).unwrap().as_ref() != Some(&written) {
+                stale += 1;
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+    });
+    assert_eq!(
+        stale, 0,
+        "the holder read an older version back {stale} times"
+    );
+}

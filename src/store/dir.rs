@@ -166,7 +166,15 @@ pub fn random_hex(bytes: usize) -> io::Result<String> {
 /// Generic records as this process last read or wrote them under the
 /// lock: `None` for one that is not there. The most recent
 /// [`HELD_RECORDS_MAX`], oldest first.
-type HeldRecords = Vec<(PathBuf, Option<Value>)>;
+#[derive(Debug)]
+struct HeldRecords {
+    /// The thread that took the lock. A read on another thread (a
+    /// library user's, which takes no lock) neither uses nor fills them:
+    /// it may have read a record just before the holder wrote it, and put
+    /// back, the older version would be what the holder reads next.
+    holder: std::thread::ThreadId,
+    records: Vec<(PathBuf, Option<Value>)>,
+}
 
 /// How many records [`HeldRecords`] keeps. A single command touches one
 /// or two (a container's index); a batch touches one per target and would
@@ -624,7 +632,10 @@ impl StateDir {
             taken => taken,
         }
         .map_err(StoreError::io("locking", &path))?;
-        *self.records_held() = Some(Vec::new());
+        *self.records_held() = Some(HeldRecords {
+            holder: std::thread::current().id(),
+            records: Vec::new(),
+        });
         let locked = Locked {
             state: self,
             _lock: file,
@@ -858,13 +869,21 @@ impl StateDir {
     /// A generic record of `kind` (e.g. `containers`).
     ///
     /// While the store is locked, a record read or written before under
-    /// the lock is not read again (a command reads a container's endpoint
-    /// index at each of its steps): every writer holds the lock, so the
-    /// record is as this process last read or wrote it.
+    /// the lock is not read again by the thread that took it (a command
+    /// reads a container's endpoint index at each of its steps): every
+    /// writer holds the lock, so the record is as this process last read
+    /// or wrote it. Other threads read the file.
     pub fn record(&self, kind: &str, id: &str) -> Result<Option<Value>, StoreError> {
         check_name("record kind", kind)?;
         check_name("record id", id)?;
         let path = self.record_path(kind, id);
+        let holder = self
+            .records_held()
+            .as_ref()
+            .is_some_and(|held| held.holder == std::thread::current().id());
+        if !holder {
+            return self.read_record(&path, |v| Ok(v.clone()));
+        }
         if let Some(held) = self.record_held(&path) {
             return Ok(held);
         }
@@ -882,6 +901,7 @@ impl StateDir {
         let held = self.records_held();
         let found = held
             .as_ref()?
+            .records
             .iter()
             .find(|(p, _)| fsutil::same_path(p, path))?;
         Some(found.1.clone())
@@ -890,11 +910,12 @@ impl StateDir {
     /// Notes what the record at `path` now is, while the store is locked.
     fn hold_record(&self, path: &Path, value: Option<Value>) {
         if let Some(held) = self.records_held().as_mut() {
-            held.retain(|(p, _)| !fsutil::same_path(p, path));
-            if held.len() >= HELD_RECORDS_MAX {
-                held.remove(0);
+            let records = &mut held.records;
+            records.retain(|(p, _)| !fsutil::same_path(p, path));
+            if records.len() >= HELD_RECORDS_MAX {
+                records.remove(0);
             }
-            held.push((path.to_path_buf(), value));
+            records.push((path.to_path_buf(), value));
         }
     }
 
@@ -1816,7 +1837,7 @@ impl Locked<'_> {
     /// Forgets the record at `path`, read from disk again when next asked.
     fn forget_record(&self, path: &Path) {
         if let Some(held) = self.records_held().as_mut() {
-            held.retain(|(p, _)| !fsutil::same_path(p, path));
+            held.records.retain(|(p, _)| !fsutil::same_path(p, path));
         }
     }
 

@@ -1483,8 +1483,8 @@ pub struct HeldChild {
     pid: u32,
     /// Where `execve`'s error comes from; closed at a successful exec.
     report: OwnedFd,
-    /// The write end of the child's gate: one byte lets it go, closing
-    /// it without one ends it. `None` for a child not held.
+    /// Our end of the child's gate (a socket pair): one byte lets it go,
+    /// closing it without one ends it. `None` for a child not held.
     gate: Option<OwnedFd>,
 }
 
@@ -1495,9 +1495,15 @@ impl HeldChild {
     /// processes in its namespace) is reaped, and the error is `EPIPE`.
     pub fn release(mut self) -> io::Result<u32> {
         if let Some(gate) = self.gate.take() {
-            // SAFETY: writes one byte from a live array to our descriptor.
-            let wrote =
-                retry(|| unsafe { libc::write(gate.as_raw_fd(), [1u8].as_ptr().cast(), 1) });
+            // SAFETY: sends one byte from a live array on our socket.
+            let wrote = retry(|| unsafe {
+                libc::send(
+                    gate.as_raw_fd(),
+                    [1u8].as_ptr().cast(),
+                    1,
+                    libc::MSG_NOSIGNAL,
+                )
+            });
             if !matches!(wrote, Ok(1)) {
                 let _ = kill(self.pid, libc::SIGKILL);
                 let _ = wait_child(self.pid, false);
@@ -1602,10 +1608,21 @@ fn start(what: &Spawn<'_>, held: bool) -> io::Result<HeldChild> {
     let raw_sources = [raw(0), raw(1), raw(2)];
     let gate = match held {
         true => {
+            // A socket pair, not a pipe: the release's `send` to a child
+            // killed meanwhile is an `EPIPE` (`MSG_NOSIGNAL`), never a
+            // `SIGPIPE`, which would end a host program that keeps it at
+            // its default.
             let mut ends = [-1; 2];
-            // SAFETY: `ends` is a live array of two ints for pipe2 to fill.
-            retry(|| unsafe { libc::pipe2(ends.as_mut_ptr(), libc::O_CLOEXEC) })?;
-            // SAFETY: both descriptors were just made by pipe2 and are ours.
+            // SAFETY: `ends` is a live array of two ints for socketpair to fill.
+            retry(|| unsafe {
+                libc::socketpair(
+                    libc::AF_UNIX,
+                    libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+                    0,
+                    ends.as_mut_ptr(),
+                )
+            })?;
+            // SAFETY: both descriptors were just made by socketpair and are ours.
             Some(unsafe { (OwnedFd::from_raw_fd(ends[0]), OwnedFd::from_raw_fd(ends[1])) })
         }
         false => None,
@@ -2083,6 +2100,42 @@ mod tests {
         let waited = unsafe { libc::waitpid(pid as libc::pid_t, &mut status, libc::WNOHANG) };
         assert_eq!(waited, -1, "reaped");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A host program that keeps `SIGPIPE` at its default (one with a
+    /// `main` of its own, or in C) lives through the release of a held
+    /// child killed meanwhile: the release fails with `EPIPE`. Before, the
+    /// gate was a pipe and its write killed the host. Run in a process of
+    /// its own (this test binary again), which sets `SIGPIPE` to default.
+    #[test]
+    fn releasing_a_child_killed_while_held_raises_no_sigpipe() {
+        const INNER: &str = "IPVLAN_TEST_SIGPIPE_DEFAULT";
+        if std::env::var_os(INNER).is_some() {
+            // SAFETY: signal(2) with a valid signal and disposition.
+            unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+            let held = held_sh("exit 0");
+            kill(held.pid, libc::SIGKILL).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            let error = held.release().unwrap_err();
+            assert_eq!(error.raw_os_error(), Some(libc::EPIPE), "{error}");
+            return;
+        }
+        let output = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "sys::tests::releasing_a_child_killed_while_held_raises_no_sigpipe",
+                "--test-threads=1",
+            ])
+            .env(INNER, "1")
+            .output()
+            .unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(output.status.signal(), None, "{output:?}");
+        assert!(output.status.success(), "{output:?}");
+        assert!(
+            String::from_utf8_lossy(&output.stdout).contains("1 passed"),
+            "{output:?}"
+        );
     }
 
     /// While held, the child keeps only its standard streams, the gate's

@@ -1560,3 +1560,83 @@ fn an_interrupted_rm_is_not_taken_back_while_a_batch_file_cannot_be_read() {
         assert!(store.network(&net.id).unwrap().is_none(), "removed");
     });
 }
+
+/// The batch API raises the soft `RLIMIT_NOFILE` for its descriptors
+/// only while it runs: a host program's limit (which its children
+/// inherit, and `select(2)` needs below 1,024) is as it was after the
+/// call, however the call ended. Before, a `connect_many` of 100 targets
+/// refused at once left it at 264 for good. Run in a process of its own
+/// (this test binary again): the limit is the whole process's.
+#[test]
+fn the_batch_api_puts_the_limit_on_open_files_back() {
+    use ipvlan::driver::{IpvlanFlag, IpvlanMode, Target};
+    use ipvlan::store::{NetworkRecord, NetworkState, ParentOrigin, StateDir, Timestamp};
+    const INNER: &str = "IPVLAN_TEST_RLIMIT";
+    let limits = || {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit(2) into a live struct.
+        assert_eq!(
+            unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
+            0
+        );
+        limit
+    };
+    if std::env::var_os(INNER).is_none() {
+        let output = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "the_batch_api_puts_the_limit_on_open_files_back",
+                "--test-threads=1",
+            ])
+            .env(INNER, "1")
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        assert!(
+            String::from_utf8_lossy(&output.stdout).contains("1 passed"),
+            "{output:?}"
+        );
+        return;
+    }
+    let dir = scratch("rlimit");
+    let config = config(&dir);
+    let store = StateDir::open(&config.state_dir).unwrap();
+    let state = store.lock().unwrap();
+    state
+        .put_network(&NetworkRecord {
+            id: "ab".repeat(32),
+            name: "n1".into(),
+            driver: "ipvlan".into(),
+            mode: IpvlanMode::L2,
+            flag: IpvlanFlag::Bridge,
+            parent: "lo".into(),
+            parent_origin: ParentOrigin::Existing,
+            parent_index: None,
+            internal: false,
+            ipv6: false,
+            mtu: None,
+            subnets: Vec::new(),
+            created: Timestamp::now(),
+            options: Vec::new(),
+            state: NetworkState::Created,
+        })
+        .unwrap();
+    state.commit().unwrap();
+    drop(state);
+    let manager = Manager::open(config).unwrap();
+    let mut limit = limits();
+    limit.rlim_cur = 100;
+    // SAFETY: setrlimit(2) from a live struct.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) }, 0);
+    let targets: Vec<Target> = (0..100)
+        .map(|i| Target::Container(format!("missing{i}")))
+        .collect();
+    let error = manager.connect_many("n1", &targets).unwrap_err();
+    assert_eq!(limits().rlim_cur, 100, "connect_many: {error}");
+    let error = manager.disconnect_many("n1", &targets).unwrap_err();
+    assert_eq!(limits().rlim_cur, 100, "disconnect_many: {error}");
+    let _ = fs::remove_dir_all(&dir);
+}

@@ -22,6 +22,8 @@
 //! target. Detaching checks every target first and changes nothing unless
 //! all are attached.
 
+use std::sync::Mutex;
+
 use super::endpoint_link::{self, BuiltEndpoint, EndpointPlan, NewEndpoint};
 use super::endpoints::{
     check_hosts_dir, keep_for_restore, parent_link, DetachPlace, Intent, LinkToRemove, Pending,
@@ -47,7 +49,9 @@ impl Manager {
     /// Each target holds two descriptors (its namespace, a netlink socket
     /// in it) until the end: when the process's soft `RLIMIT_NOFILE` is too
     /// low for the batch, it is raised (never above the hard limit; a batch
-    /// that does not fit under that is refused before anything is done).
+    /// that does not fit under that is refused before anything is done)
+    /// while the call runs, and put back as it was when the last batch
+    /// running meanwhile ends.
     ///
     /// ```no_run
     /// # use ipvlan::driver::{Config, Manager, Target};
@@ -66,7 +70,7 @@ impl Manager {
         // Before the lock, as connect does: each namespace opened, with
         // its own socket, and identified: two descriptors a target, held
         // to the end.
-        make_room_for_descriptors(2 * targets.len())?;
+        let _room = make_room_for_descriptors(2 * targets.len())?;
         // Our own namespace, opened once: each target is entered from it
         // and left for it (for its socket, then for its link's settings)
         // without opening it again.
@@ -397,12 +401,14 @@ impl Manager {
     ///
     /// Every target is looked up first: if one is not attached, nothing
     /// is changed. A failure part-way (the kernel refusing a delete) stops
-    /// there; the error says how many were detached before it.
+    /// there; the error says how many were detached before it. Its
+    /// descriptors and the limit on them are as [`Manager::connect_many`]'s.
     pub fn disconnect_many(&self, network: &str, targets: &[Target]) -> Result<Vec<String>, Error> {
         lookup_network_id_to_lock(&self.store, network)?;
         // Before the lock, as disconnect does: what is at each path now
-        // (two descriptors a target, as for connect_many).
-        make_room_for_descriptors(2 * targets.len())?;
+        // (two descriptors a target, and the limit on them, as for
+        // connect_many).
+        let _room = make_room_for_descriptors(2 * targets.len())?;
         // Entered from our own namespace, opened once, as connect_many's.
         let home = Netns::current()
             .map_err(|e| Error::io("opening this thread's network namespace", &e))?;
@@ -781,16 +787,53 @@ const CREATE_CHUNK: usize = 64;
 /// streams, the state directory's, the host socket, a few files at once).
 const DESCRIPTORS_BESIDES_TARGETS: usize = 64;
 
+/// The soft limit on open descriptors as it was before a batch raised
+/// it, and how many batches run while it is raised: the last of them to
+/// end puts it back (a host program's children inherit the limit, and
+/// `select(2)` cannot take descriptors above 1,023).
+static RAISED_LIMIT: Mutex<Option<RaisedLimit>> = Mutex::new(None);
+
+struct RaisedLimit {
+    batches: usize,
+    soft_before: u64,
+}
+
+/// The room a batch's descriptors have ([`make_room_for_descriptors`]),
+/// until it drops.
+struct DescriptorRoom {
+    /// Counted in [`RAISED_LIMIT`].
+    counted: bool,
+}
+
+impl Drop for DescriptorRoom {
+    fn drop(&mut self) {
+        if !self.counted {
+            return;
+        }
+        let mut raised = RAISED_LIMIT.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(limit) = raised.as_mut() {
+            limit.batches -= 1;
+            if limit.batches == 0 {
+                let _ = crate::sys::set_open_files_soft_limit(limit.soft_before);
+                *raised = None;
+            }
+        }
+    }
+}
+
 /// Raises the soft limit on open descriptors (up to the hard limit, which
 /// only a privileged process could raise) when `for_targets` more would
-/// not fit under it; a batch too big for the hard limit is refused before
-/// anything is opened.
-fn make_room_for_descriptors(for_targets: usize) -> Result<(), Error> {
+/// not fit under it, until the returned room drops; a batch too big for
+/// the hard limit is refused before anything is opened.
+fn make_room_for_descriptors(for_targets: usize) -> Result<DescriptorRoom, Error> {
     let needed = (for_targets + DESCRIPTORS_BESIDES_TARGETS) as u64;
+    let mut raised = RAISED_LIMIT.lock().unwrap_or_else(|e| e.into_inner());
     let (soft, hard) = crate::sys::open_files_limit()
         .map_err(|e| Error::io("reading the limit on open files", &e))?;
     if needed <= soft {
-        return Ok(());
+        // Room enough, maybe another batch's: this one keeps it too.
+        let counted = raised.as_mut().map(|limit| limit.batches += 1).is_some();
+        return Ok(DescriptorRoom { counted });
     }
     if needed > hard {
         return Err(Error::invalid(format!(
@@ -799,7 +842,17 @@ fn make_room_for_descriptors(for_targets: usize) -> Result<(), Error> {
         )));
     }
     crate::sys::set_open_files_soft_limit(needed)
-        .map_err(|e| Error::io("raising the limit on open files", &e))
+        .map_err(|e| Error::io("raising the limit on open files", &e))?;
+    match raised.as_mut() {
+        Some(limit) => limit.batches += 1,
+        None => {
+            *raised = Some(RaisedLimit {
+                batches: 1,
+                soft_before: soft,
+            })
+        }
+    }
+    Ok(DescriptorRoom { counted: true })
 }
 
 /// The context of an attach error of `target`.

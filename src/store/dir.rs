@@ -1658,8 +1658,10 @@ impl Locked<'_> {
     /// (a CNI ADD whose IPAM plugin runs) takes one first, so that
     /// [`Locked::endpoint_held`] tells its intent from one a dead command
     /// left. A `flock(2)` on the record's file, which the kernel lets go
-    /// when the process ends, however it ends; a record written again
-    /// afterwards (a new file) is no longer held.
+    /// when the process ends, however it ends (unless a child it forked
+    /// without exec still holds the open file: the descriptor is
+    /// close-on-exec, and dropped, the hold is let go first); a record
+    /// written again afterwards (a new file) is no longer held.
     pub fn hold_endpoint(&self, network_id: &str, id: &str) -> Result<EndpointHold, StoreError> {
         let path = self.endpoint_path(network_id, id);
         let Some(file) = self.open_endpoint_file(network_id, id, &path)? else {

@@ -172,8 +172,19 @@ struct HeldRecords {
     /// library user's, which takes no lock) neither uses nor fills them:
     /// it may have read a record just before the holder wrote it, and put
     /// back, the older version would be what the holder reads next.
-    holder: std::thread::ThreadId,
+    holder: usize,
     records: Vec<(PathBuf, Option<Value>)>,
+}
+
+/// The calling thread, as [`HeldRecords::holder`] names it: the address of
+/// a thread-local, distinct for every thread alive. Not
+/// `thread::current()`, which a thread's first call makes allocate (system
+/// calls in every command).
+fn this_thread() -> usize {
+    thread_local! {
+        static MARK: std::cell::Cell<u8> = const { std::cell::Cell::new(0) };
+    }
+    MARK.with(|mark| mark.as_ptr() as usize)
 }
 
 /// How many records [`HeldRecords`] keeps. A single command touches one
@@ -633,7 +644,7 @@ impl StateDir {
         }
         .map_err(StoreError::io("locking", &path))?;
         *self.records_held() = Some(HeldRecords {
-            holder: std::thread::current().id(),
+            holder: this_thread(),
             records: Vec::new(),
         });
         let locked = Locked {
@@ -880,7 +891,7 @@ impl StateDir {
         let holder = self
             .records_held()
             .as_ref()
-            .is_some_and(|held| held.holder == std::thread::current().id());
+            .is_some_and(|held| held.holder == this_thread());
         if !holder {
             return self.read_record(&path, |v| Ok(v.clone()));
         }

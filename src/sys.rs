@@ -2057,6 +2057,23 @@ mod tests {
         .unwrap()
     }
 
+    /// Waits until the child `pid` has ended, leaving it to be reaped.
+    fn wait_until_ended(pid: u32) {
+        // SAFETY: a zeroed siginfo_t is a valid value for waitid to fill.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: waitid(2) on our child into a live siginfo_t; WNOWAIT
+        // leaves it a zombie.
+        let waited = retry(|| unsafe {
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT,
+            )
+        });
+        waited.unwrap();
+    }
+
     /// The descriptors a process holds (`/proc/PID/fd`).
     fn descriptors_of(pid: u32) -> usize {
         std::fs::read_dir(format!("/proc/{pid}/fd"))
@@ -2092,7 +2109,7 @@ mod tests {
         // namespace): the release says so, and reaps it.
         let held = held_sh(&script);
         kill(held.pid, libc::SIGKILL).unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        wait_until_ended(held.pid);
         let pid = held.pid;
         let error = held.release().unwrap_err();
         assert_eq!(error.raw_os_error(), Some(libc::EPIPE), "{error}");
@@ -2115,7 +2132,7 @@ mod tests {
             unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
             let held = held_sh("exit 0");
             kill(held.pid, libc::SIGKILL).unwrap();
-            std::thread::sleep(std::time::Duration::from_millis(100));
+            wait_until_ended(held.pid);
             let error = held.release().unwrap_err();
             assert_eq!(error.raw_os_error(), Some(libc::EPIPE), "{error}");
             return;

@@ -2815,17 +2815,13 @@ esac"#,
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A delegated IPAM plugin runs without our lock: while it waits (a DHCP
-/// server may take seconds, or never answer), another ADD of ours goes
-/// through. Before, the lock was held across the plugin's run and the
-/// other ADD waited for it. An attachment undone meanwhile (here a DEL
-/// the runtime sent while the ADD hung) fails the ADD, which then leaves
-/// nothing: no link, no record, the plugin's DEL run.
+/// `restore` run while a delegated IPAM plugin waits leaves the ADD to
+/// finish (its intent held), as it must still undo a killed ADD's (the
+/// test above); nor does `network disconnect` undo it. Before: restore
+/// took the live ADD's intent for one a dead command left and undid it
+/// ("the attachment was undone while its IPAM plugin ran").
 #[test]
 fn restore_while_a_delegated_plugin_runs_leaves_the_add_to_finish() {
-    // Before: restore took the live ADD's intent for one a dead command
-    // left and undid it ("the attachment was undone while its IPAM plugin
-    // ran"), as it must still undo a killed ADD's (the test above).
     let mut cni = Cni::new("livegate");
     cni.master("cnim99");
     let ns = cni.netns("cni-livegate");
@@ -2894,6 +2890,12 @@ fn restore_while_a_delegated_plugin_runs_leaves_the_add_to_finish() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A delegated IPAM plugin runs without our lock: while it waits (a DHCP
+/// server may take seconds, or never answer), another ADD of ours goes
+/// through. Before, the lock was held across the plugin's run and the
+/// other ADD waited for it. An attachment undone meanwhile (here a DEL
+/// the runtime sent while the ADD hung) fails the ADD, which then leaves
+/// nothing: no link, no record, the plugin's DEL run.
 #[test]
 fn a_delegated_plugin_runs_without_our_lock_and_an_undo_meanwhile_fails_the_add() {
     let mut cni = Cni::new("gate");

@@ -796,6 +796,9 @@ static RAISED_LIMIT: Mutex<Option<RaisedLimit>> = Mutex::new(None);
 struct RaisedLimit {
     batches: usize,
     soft_before: u64,
+    /// What the batches set it to last: a limit the host program has
+    /// changed since is its own, and stays.
+    raised_to: u64,
 }
 
 /// The room a batch's descriptors have ([`make_room_for_descriptors`]),
@@ -814,7 +817,11 @@ impl Drop for DescriptorRoom {
         if let Some(limit) = raised.as_mut() {
             limit.batches -= 1;
             if limit.batches == 0 {
-                let _ = crate::sys::set_open_files_soft_limit(limit.soft_before);
+                let ours =
+                    crate::sys::open_files_limit().is_ok_and(|(soft, _)| soft == limit.raised_to);
+                if ours {
+                    let _ = crate::sys::set_open_files_soft_limit(limit.soft_before);
+                }
                 *raised = None;
             }
         }
@@ -844,11 +851,15 @@ fn make_room_for_descriptors(for_targets: usize) -> Result<DescriptorRoom, Error
     crate::sys::set_open_files_soft_limit(needed)
         .map_err(|e| Error::io("raising the limit on open files", &e))?;
     match raised.as_mut() {
-        Some(limit) => limit.batches += 1,
+        Some(limit) => {
+            limit.batches += 1;
+            limit.raised_to = needed;
+        }
         None => {
             *raised = Some(RaisedLimit {
                 batches: 1,
                 soft_before: soft,
+                raised_to: needed,
             })
         }
     }

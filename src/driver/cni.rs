@@ -775,8 +775,19 @@ impl Manager {
                 let hold = match state.hold_endpoint(&network.id, &id) {
                     Ok(hold) => hold,
                     Err(error) => {
+                        // As a failed create: a link the kernel would not
+                        // delete keeps its record for `restore`.
                         let _ = endpoint_link::delete_link(&inside, index);
-                        forget(state);
+                        let stands = endpoint_link::left_standing(
+                            &inside,
+                            index,
+                            attach.ifname,
+                            &parent,
+                            net.link_in_container,
+                        );
+                        if !(stands && keep_for_restore(state, &mut record, in_log)) {
+                            forget(state);
+                        }
                         return Err(Error::from(error).into());
                     }
                 };

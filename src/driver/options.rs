@@ -34,9 +34,12 @@ pub(crate) const CNI_ID_PREFIX: &str = "cni-";
 pub(crate) const CNI_LEASE_PREFIX: &str = "cnl-";
 
 /// Whether a CNI ADD made `endpoint` (an attachment or a lease): its
-/// runtime's, which its DEL or GC removes.
+/// runtime's, which its DEL or GC removes. Such a record names no
+/// container (older versions filed a container's endpoint under the
+/// container's name, which may start as these ids do).
 pub(crate) fn attached_by_cni(endpoint: &EndpointRecord) -> bool {
-    endpoint.id.starts_with(CNI_ID_PREFIX) || endpoint.id.starts_with(CNI_LEASE_PREFIX)
+    endpoint.container.is_none()
+        && (endpoint.id.starts_with(CNI_ID_PREFIX) || endpoint.id.starts_with(CNI_LEASE_PREFIX))
 }
 
 /// Longest network or container name, in bytes.
@@ -289,6 +292,30 @@ pub fn absolute_path(what: &str, path: &Path) -> Result<PathBuf, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A CNI ADD's records name no container; an older version's record of
+    /// a container named `cni-db` is that container's.
+    #[test]
+    fn only_records_naming_no_container_are_a_cni_runtimes() {
+        let record = |id: &str, container: Option<&str>| EndpointRecord {
+            id: id.into(),
+            network_id: "ab".repeat(32),
+            container: container.map(str::to_string),
+            netns: "/run/netns/x".into(),
+            ifname: "eth0".into(),
+            mac: None,
+            ipv4: None,
+            ipv6: None,
+            state: crate::store::EndpointState::Attached,
+            created: crate::store::Timestamp::now(),
+            netns_id: None,
+            ifindex: None,
+        };
+        assert!(attached_by_cni(&record("cni-0123", None)));
+        assert!(attached_by_cni(&record("cnl-0123", None)));
+        assert!(!attached_by_cni(&record("cni-db", Some("cni-db"))));
+        assert!(!attached_by_cni(&record("_netns_0123", None)));
+    }
 
     fn opts(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs

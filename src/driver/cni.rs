@@ -766,6 +766,20 @@ impl Manager {
         };
         // A link the kernel would not delete keeps its record, `detaching`,
         // and its leases, for `restore` (see `Pending::undo_unbuilt`).
+        let leave = |record: &mut EndpointRecord| {
+            let stands = record.ifindex.is_some_and(|index| {
+                endpoint_link::left_standing(
+                    &inside,
+                    index,
+                    attach.ifname,
+                    &parent,
+                    net.link_in_container,
+                )
+            });
+            if !(stands && keep_for_restore(state, record, in_log)) {
+                forget(state);
+            }
+        };
         let built = match created {
             Ok(Some(Made::Configured(built))) => built,
             Ok(Some(Made::Down(index))) => {
@@ -775,19 +789,9 @@ impl Manager {
                 let hold = match state.hold_endpoint(&network.id, &id) {
                     Ok(hold) => hold,
                     Err(error) => {
-                        // As a failed create: a link the kernel would not
-                        // delete keeps its record for `restore`.
+                        // As a failed create's.
                         let _ = endpoint_link::delete_link(&inside, index);
-                        let stands = endpoint_link::left_standing(
-                            &inside,
-                            index,
-                            attach.ifname,
-                            &parent,
-                            net.link_in_container,
-                        );
-                        if !(stands && keep_for_restore(state, &mut record, in_log)) {
-                            forget(state);
-                        }
+                        leave(&mut record);
                         return Err(Error::from(error).into());
                     }
                 };
@@ -801,18 +805,7 @@ impl Manager {
                 })));
             }
             failed => {
-                let stands = record.ifindex.is_some_and(|index| {
-                    endpoint_link::left_standing(
-                        &inside,
-                        index,
-                        attach.ifname,
-                        &parent,
-                        net.link_in_container,
-                    )
-                });
-                if !(stands && keep_for_restore(state, &mut record, in_log)) {
-                    forget(state);
-                }
+                leave(&mut record);
                 return Err(match failed {
                     Err(error) => error
                         .context(format!(

@@ -1908,11 +1908,17 @@ fn allocate(
     }
     // In the order of the range sets, as host-local answers, whichever was
     // asked for: a runtime takes the first for the pod's primary address.
-    taken.sort_by_key(|address| {
+    // One a family (`one_per_family`): two at most, swapped if need be.
+    let rank = |address: &IpNet| {
         families
             .iter()
             .position(|family| *family == IpFamily::of(address.addr()))
-    });
+    };
+    if let [first, second] = taken.as_mut_slice() {
+        if rank(second) < rank(first) {
+            std::mem::swap(first, second);
+        }
+    }
     Ok(Leases {
         addresses: taken,
         cursors,

@@ -320,18 +320,18 @@ impl Manager {
                 }
             }
         }
-        let endpoints = state.endpoints_of(&network.id)?;
+        let mut endpoints = state.endpoints_of(&network.id)?.items;
         let named = |endpoint: &EndpointRecord| match &container {
             Some(name) => endpoint.container.as_deref() == Some(name.as_str()),
             None => endpoint.container.is_none() && same_path(endpoint),
         };
         // One of ours before a CNI runtime's attachment at the same path
         // (which a detach refuses).
-        let (runtimes, ours): (Vec<EndpointRecord>, Vec<EndpointRecord>) = endpoints
-            .into_iter()
-            .filter(named)
-            .partition(attached_by_cni);
-        Ok(ours.into_iter().chain(runtimes).next())
+        let found = endpoints
+            .iter()
+            .position(|endpoint| named(endpoint) && !attached_by_cni(endpoint))
+            .or_else(|| endpoints.iter().position(named));
+        Ok(found.map(|at| endpoints.swap_remove(at)))
     }
 
     /// Where `target`'s namespace file is (absolute, normal) and the

@@ -1569,8 +1569,7 @@ fn an_interrupted_rm_is_not_taken_back_while_a_batch_file_cannot_be_read() {
 /// (this test binary again): the limit is the whole process's.
 #[test]
 fn the_batch_api_puts_the_limit_on_open_files_back() {
-    use ipvlan::driver::{IpvlanFlag, IpvlanMode, Target};
-    use ipvlan::store::{NetworkRecord, NetworkState, ParentOrigin, StateDir, Timestamp};
+    use ipvlan::driver::Target;
     const INNER: &str = "IPVLAN_TEST_RLIMIT";
     let limits = || {
         let mut limit = libc::rlimit {
@@ -1603,29 +1602,7 @@ fn the_batch_api_puts_the_limit_on_open_files_back() {
     }
     let dir = scratch("rlimit");
     let config = config(&dir);
-    let store = StateDir::open(&config.state_dir).unwrap();
-    let state = store.lock().unwrap();
-    state
-        .put_network(&NetworkRecord {
-            id: "ab".repeat(32),
-            name: "n1".into(),
-            driver: "ipvlan".into(),
-            mode: IpvlanMode::L2,
-            flag: IpvlanFlag::Bridge,
-            parent: "lo".into(),
-            parent_origin: ParentOrigin::Existing,
-            parent_index: None,
-            internal: false,
-            ipv6: false,
-            mtu: None,
-            subnets: Vec::new(),
-            created: Timestamp::now(),
-            options: Vec::new(),
-            state: NetworkState::Created,
-        })
-        .unwrap();
-    state.commit().unwrap();
-    drop(state);
+    recorded_network(&config, "n1");
     let manager = Manager::open(config).unwrap();
     let mut limit = limits();
     // Room for the batch to raise it into, or the test tests nothing.

@@ -756,13 +756,7 @@ fn result_addresses_follow_the_order_of_the_range_sets() {
         let answer = plugin(&env, &dual);
         assert_eq!(answer.exit, Some(0), "{} {}", answer.stdout, answer.stderr);
         let result = answer.json();
-        let got: Vec<&str> = result
-            .get("ips")
-            .and_then(Value::as_array)
-            .unwrap()
-            .iter()
-            .filter_map(|ip| ip.get("address").and_then(Value::as_str))
-            .collect();
+        let got = common::result_addresses(&result);
         assert_eq!(got, expected, "{container}: IP={ips}");
     }
 }

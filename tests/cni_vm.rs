@@ -2352,13 +2352,7 @@ fn every_address_of_a_delegated_ipam_goes_on_the_link() {
     let answer = run_with(add, &conf);
     answer.ok();
     let result = answer.json();
-    let listed: Vec<&str> = result
-        .get("ips")
-        .and_then(Value::as_array)
-        .unwrap()
-        .iter()
-        .filter_map(|ip| ip.get("address").and_then(Value::as_str))
-        .collect();
+    let listed = common::result_addresses(&result);
     assert_eq!(listed, ["10.89.0.2/24", "10.90.0.2/24"]);
     assert_eq!(
         addresses("cni-hl2", "eth0"),

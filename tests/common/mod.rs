@@ -319,6 +319,17 @@ pub const HIDE_ETC_HOSTS: &str = "mkdir \"$T/etc-view\"\n\
      done\n\
      mount -o rbind \"$T/etc-view\" /etc\n";
 
+/// The addresses a CNI result lists (`ips[].address`), in its order.
+pub fn result_addresses(result: &json::Value) -> Vec<&str> {
+    result
+        .get("ips")
+        .and_then(json::Value::as_array)
+        .expect("a result with ips")
+        .iter()
+        .filter_map(|ip| ip.get("address").and_then(json::Value::as_str))
+        .collect()
+}
+
 /// A fake CNI plugin `name` in the `CNI_PATH` directory `dir`: a shell
 /// script running `script`; its path.
 pub fn fake_plugin(dir: &Path, name: &str, script: &str) -> PathBuf {

@@ -143,7 +143,18 @@ impl Cni {
     }
 
     fn cli(&self, args: &[&str]) -> (Option<i32>, String) {
-        let output = Command::new(binary())
+        self.cli_in(args, None)
+    }
+
+    /// [`Cni::cli`] with our netns directory at `netns_dir`, when given:
+    /// a path under `/run/netns` is then a path to the CLI, as CRI-O's
+    /// `/var/run/netns/...` are, not the name of a container of ours.
+    fn cli_in(&self, args: &[&str], netns_dir: Option<&Path>) -> (Option<i32>, String) {
+        let mut command = Command::new(binary());
+        if let Some(dir) = netns_dir {
+            command.env("IPVLAN_NETNS_DIR", dir);
+        }
+        let output = command
             .args(args)
             .env("IPVLAN_STATE_DIR", &self.state)
             .stdin(Stdio::null())
@@ -1558,19 +1569,7 @@ fn restore_on_whole_attachments_of_every_kind_changes_nothing() {
     // which a detach reads as paths, not as names of our containers.)
     let snapshot = (host_links(), state_files(&cni.state));
     let elsewhere = cni.state.with_extension("netns");
-    let cli_elsewhere = |args: &[&str]| {
-        let output = Command::new(binary())
-            .args(args)
-            .env("IPVLAN_STATE_DIR", &cni.state)
-            .env("IPVLAN_NETNS_DIR", &elsewhere)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        (
-            output.status.code(),
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        )
-    };
+    let cli_elsewhere = |args: &[&str]| cni.cli_in(args, Some(&elsewhere));
     for (kind, _, ns, ..) in &added {
         let network = format!("hy-{kind}");
         let path = ns.display().to_string();
@@ -2850,14 +2849,19 @@ fn restore_while_a_delegated_plugin_runs_leaves_the_add_to_finish() {
     // Nor does `network disconnect` undo it (by a path outside our netns
     // directory, which a detach reads as a path). Before: exit 0, link and
     // intent gone, and the ADD failed "undone by a DEL or a GC".
-    let disconnect = Command::new(binary())
-        .args(["network", "disconnect", "livegate"])
-        .arg(&ns)
-        .env("IPVLAN_STATE_DIR", &cni.state)
-        .env("IPVLAN_NETNS_DIR", cni.state.with_extension("netns"))
-        .output()
-        .unwrap();
-    assert_eq!(disconnect.status.code(), Some(1), "{disconnect:?}");
+    let path = ns.display().to_string();
+    let elsewhere = cni.state.with_extension("netns");
+    let (code, text) = cni.cli_in(
+        &["network", "disconnect", "livegate", &path],
+        Some(&elsewhere),
+    );
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.ends_with(
+            ": its runtime's DEL removes it, not `network disconnect`; nothing was detached\n"
+        ),
+        "{text}"
+    );
     assert_eq!(
         state_files(&cni.state),
         files,

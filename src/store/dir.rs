@@ -176,6 +176,23 @@ struct HeldRecords {
     records: Vec<(PathBuf, Option<Value>)>,
 }
 
+impl HeldRecords {
+    /// Whether the calling thread took the lock.
+    fn by_this_thread(&self) -> bool {
+        self.holder == this_thread()
+    }
+
+    /// Notes what the record at `path` now is, the oldest let go past
+    /// [`HELD_RECORDS_MAX`].
+    fn note(&mut self, path: &Path, value: Option<Value>) {
+        self.records.retain(|(p, _)| !fsutil::same_path(p, path));
+        if self.records.len() >= HELD_RECORDS_MAX {
+            self.records.remove(0);
+        }
+        self.records.push((path.to_path_buf(), value));
+    }
+}
+
 /// The calling thread, as [`HeldRecords::holder`] names it: the address of
 /// a thread-local, distinct for every thread alive. Not
 /// `thread::current()`, which a thread's first call makes allocate (system
@@ -888,18 +905,17 @@ impl StateDir {
         check_name("record kind", kind)?;
         check_name("record id", id)?;
         let path = self.record_path(kind, id);
-        let holder = self
-            .records_held()
-            .as_ref()
-            .is_some_and(|held| held.holder == this_thread());
-        if !holder {
-            return self.read_record(&path, |v| Ok(v.clone()));
-        }
         if let Some(held) = self.record_held(&path) {
             return Ok(held);
         }
         let value = self.read_record(&path, |v| Ok(v.clone()))?;
-        self.hold_record(&path, value.clone());
+        if let Some(held) = self
+            .records_held()
+            .as_mut()
+            .filter(|held| held.by_this_thread())
+        {
+            held.note(&path, value.clone());
+        }
         Ok(value)
     }
 
@@ -908,10 +924,13 @@ impl StateDir {
         self.records_held.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// What the records held say of `path`; `None` when they hold
+    /// nothing of it, or when the calling thread is not the lock's holder.
     fn record_held(&self, path: &Path) -> Option<Option<Value>> {
         let held = self.records_held();
         let found = held
-            .as_ref()?
+            .as_ref()
+            .filter(|held| held.by_this_thread())?
             .records
             .iter()
             .find(|(p, _)| fsutil::same_path(p, path))?;
@@ -921,12 +940,7 @@ impl StateDir {
     /// Notes what the record at `path` now is, while the store is locked.
     fn hold_record(&self, path: &Path, value: Option<Value>) {
         if let Some(held) = self.records_held().as_mut() {
-            let records = &mut held.records;
-            records.retain(|(p, _)| !fsutil::same_path(p, path));
-            if records.len() >= HELD_RECORDS_MAX {
-                records.remove(0);
-            }
-            records.push((path.to_path_buf(), value));
+            held.note(path, value);
         }
     }
 

@@ -1623,3 +1623,47 @@ fn the_batch_api_puts_the_limit_on_open_files_back() {
     assert_eq!(limits().rlim_cur, 100, "disconnect_many: {error}");
     let _ = fs::remove_dir_all(&dir);
 }
+
+/// An admin's alias `/etc/netns/x -> c2`, c2's view being ours: a `run
+/// --name=x` is refused for it (README) and its rollback, like an `rm x`
+/// of a container made without networks, leaves c2's view as it was
+/// (both removed it through the alias).
+#[test]
+fn an_alias_of_another_containers_view_is_never_unlinked_through() {
+    in_fresh_netns("alias-view", |config| {
+        use ipvlan::driver::{AttachRequest, RunRequest};
+        fs::create_dir_all(&config.netns_dir).unwrap();
+        let manager = Manager::open(config.clone()).unwrap();
+        recorded_network(config, "n1");
+        let c2 = config.etc_netns_dir.join("c2");
+        let ours = config.state_dir.join("hosts").join("ab".repeat(32));
+        fs::create_dir_all(&c2).unwrap();
+        std::os::unix::fs::symlink(&ours, c2.join("hosts")).unwrap();
+        std::os::unix::fs::symlink("c2", config.etc_netns_dir.join("x")).unwrap();
+        let err = manager
+            .run_container(&RunRequest {
+                name: Some("x".into()),
+                networks: vec![("n1".into(), AttachRequest::default())],
+            })
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("is a link to another entry"),
+            "{err}"
+        );
+        assert_eq!(
+            fs::read_link(c2.join("hosts")).ok(),
+            Some(ours.clone()),
+            "run"
+        );
+
+        fs::remove_file(config.etc_netns_dir.join("x")).unwrap();
+        manager.create_container(Some("x")).unwrap();
+        std::os::unix::fs::symlink("c2", config.etc_netns_dir.join("x")).unwrap();
+        manager.remove_container("x", false).unwrap();
+        assert_eq!(fs::read_link(c2.join("hosts")).ok(), Some(ours), "rm");
+        assert_eq!(
+            fs::read_link(config.etc_netns_dir.join("x")).unwrap(),
+            Path::new("c2")
+        );
+    });
+}

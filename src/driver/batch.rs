@@ -345,7 +345,7 @@ impl Manager {
                 mac: prepared.record.mac.take().unwrap_or_default(),
                 index: prepared.record.ifindex.unwrap_or_default(),
             };
-            names.missing_view = prepared.record.container.clone().filter(|_| missing);
+            names.expect_missing_view(prepared.record.container.clone().filter(|_| missing));
             let finished = prepared
                 .record_built(&state, &link, Intent::InBatch)
                 .and_then(|()| prepared.add_view(&names, network));
@@ -353,7 +353,7 @@ impl Manager {
                 failure = Some(error.context(attaching_reserved(&prepared.record, &network.name)));
             }
         }
-        names.missing_view = None;
+        names.expect_missing_view(None);
         if failure.is_none() {
             if let Err(error) = names.refresh_network(network) {
                 failure = Some(error.context(format!("attaching to network {}", network.name)));

@@ -714,7 +714,9 @@ impl Manager {
             false => None,
         };
         let spawned = netns::run_in(&entry.ns, || {
-            enter_container_view(entry.hosts_file.as_deref())?;
+            enter_container_view(entry.hosts_file.as_deref(), || {
+                hosts::resolve(&self.config.etc_netns_dir, container)
+            })?;
             // A Ctrl-C or Ctrl-\ meant for the command reaches us too (same
             // process group): we must outlive the command to report its
             // status and, for `run --rm`, to remove the container. When
@@ -845,7 +847,9 @@ impl Manager {
         let stdout = open_log()?;
         let stderr = open_log()?;
         let held = netns::run_in(&entry.ns, || {
-            enter_container_view(entry.hosts_file.as_deref())?;
+            enter_container_view(entry.hosts_file.as_deref(), || {
+                hosts::resolve(&self.config.etc_netns_dir, container)
+            })?;
             crate::fault::point("container: before spawn");
             crate::sys::spawn_held(&Spawn {
                 program,
@@ -1012,8 +1016,12 @@ impl Drop for SignalShield {
 /// namespace: a private mount namespace in which `/sys` is a sysfs of that
 /// network namespace (its links under `/sys/class/net`, not the host's)
 /// and the container's hosts file is over `/etc/hosts`, as `ip netns
-/// exec` does.
-fn enter_container_view(hosts_file: Option<&Path>) -> Result<(), Error> {
+/// exec` does. `resolve_again`: the file the container's view names now,
+/// asked when the one resolved before is gone.
+fn enter_container_view(
+    hosts_file: Option<&Path>,
+    resolve_again: impl FnOnce() -> Option<PathBuf>,
+) -> Result<(), Error> {
     crate::sys::unshare(libc::CLONE_NEWNS)
         .map_err(|e| Error::io("creating a mount namespace", &e))?;
     // Keep our mounts from propagating back to the host.
@@ -1026,21 +1034,38 @@ fn enter_container_view(hosts_file: Option<&Path>) -> Result<(), Error> {
     .map_err(|e| Error::io("making / a slave mount", &e))?;
     netns_sysfs()
         .map_err(|e| Error::io("mounting a sysfs of the container's namespace on /sys", &e))?;
-    let Some(hosts_file) = hosts_file else {
+    let Some(mut hosts_file) = hosts_file.map(Path::to_path_buf) else {
         return Ok(());
     };
     let etc_hosts = Path::new("/etc/hosts");
+    let mut bound = bind_read_only(&hosts_file, etc_hosts);
+    if bound
+        .as_ref()
+        .is_err_and(|e| e.raw_os_error() == Some(libc::ENOENT))
+        && !hosts_file.exists()
+    {
+        // Resolved without the lock, then removed by a detach (the union
+        // file of a container that left one of two networks): the view
+        // names another file now, or none (no names, as on no network).
+        match resolve_again() {
+            Some(now) => {
+                hosts_file = now;
+                bound = bind_read_only(&hosts_file, etc_hosts);
+            }
+            None => return Ok(()),
+        }
+    }
     let mounting = |e: &std::io::Error| {
         Error::io(
             format_args!("mounting {} on /etc/hosts", hosts_file.display()),
             e,
         )
     };
-    match bind_read_only(hosts_file, etc_hosts) {
+    match bound {
         // No /etc/hosts (or a dangling symlink) to mount on: an
         // initramfs, a minimal busybox system.
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) && !etc_hosts.exists() => {
-            etc_with_hosts(hosts_file).map_err(|e| mounting(&e))
+            etc_with_hosts(&hosts_file).map_err(|e| mounting(&e))
         }
         other => other.map_err(|e| mounting(&e)),
     }
@@ -1308,5 +1333,37 @@ mod tests {
             std::os::unix::process::ExitStatusExt::signal(&status),
             Some(libc::SIGKILL)
         );
+    }
+    /// A hosts file resolved before a detach removed it (the union file
+    /// of a container that left one of its two networks, between `exec`
+    /// resolving its view and mounting it) is resolved again: the command
+    /// gets the file named now, or no names when none is (it failed with
+    /// "mounting ... on /etc/hosts: No such file", exit 125).
+    #[test]
+    fn a_view_removed_after_it_was_resolved_is_resolved_again() {
+        let dir = std::env::temp_dir().join(format!("ipvlan-view-again-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let gone = dir.join("union");
+        let now = dir.join("network");
+        std::fs::write(&now, "127.0.0.1\tlocalhost\n10.0.0.2\tc1\n").unwrap();
+        let host = std::fs::read_to_string("/etc/hosts").ok();
+        let seen = |again: Option<PathBuf>| {
+            let gone = gone.clone();
+            std::thread::spawn(move || {
+                enter_container_view(Some(&gone), || again)?;
+                Ok::<_, Error>(std::fs::read_to_string("/etc/hosts").ok())
+            })
+            .join()
+            .unwrap()
+        };
+        let named = seen(Some(now.clone())).unwrap();
+        assert_eq!(
+            named.as_deref(),
+            Some("127.0.0.1\tlocalhost\n10.0.0.2\tc1\n")
+        );
+        let none = seen(None).unwrap();
+        assert_eq!(none, host, "no view left: the host's /etc/hosts, unmounted");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

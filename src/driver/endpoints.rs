@@ -45,7 +45,7 @@ pub(crate) struct ResolvedTarget {
     /// lock, nothing written in between), so one attach reads it once.
     index: RefCell<Option<ContainerIndex>>,
     /// Whether [`Manager::check_attach`] found nothing at the container's
-    /// `/etc/netns/NAME` (see [`Names::missing_view`]).
+    /// `/etc/netns/NAME` (see [`Names::expect_missing_view`]).
     view_missing: Cell<bool>,
 }
 
@@ -606,7 +606,7 @@ impl Manager {
         };
         let mut names = self.names(state);
         if target.view_missing.get() {
-            names.missing_view = target.container.clone();
+            names.expect_missing_view(target.container.clone());
         }
         if let Err(error) = pending.finish(state, &names, network, &built) {
             pending.undo_built(state, &names, network, parent, &target.inside);

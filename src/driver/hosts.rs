@@ -12,7 +12,7 @@ use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::net::IpAddr;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::netns_identity::ContainerIndex;
@@ -336,8 +336,14 @@ fn entry(etc_netns_dir: &Path, container: &str, state_root: &Path) -> Result<Ent
                 dir.display()
             )))
         }
+        // Only a followed link can lead nowhere: someone else's entry, whose
+        // directory may yet appear; refused now, before anything is taken,
+        // rather than by the `mkdir` of the attach.
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(Entry::Missing { dir: false })
+            return Ok(Entry::Foreign(format!(
+                "{} is a symbolic link to a missing directory; ipvlan does not replace it",
+                dir.display()
+            )))
         }
         Err(e) => return Err(io("reading", &dir, e)),
     }
@@ -366,7 +372,7 @@ fn leads_to_another_entry(etc_netns_dir: &Path, link: &Path) -> bool {
 /// admin's file or symlink, or a non-directory at `ETC_NETNS/NAME`): the
 /// attach would have to replace it. Called before anything is taken, so
 /// the refusal changes nothing. Returns whether nothing is at
-/// `ETC_NETNS/NAME` (see [`Names::missing_view`]).
+/// `ETC_NETNS/NAME` (see [`Names::expect_missing_view`]).
 pub(crate) fn check_view_is_ours(
     etc_netns_dir: &Path,
     container: &str,
@@ -397,8 +403,9 @@ fn make_dir(etc_netns_dir: &Path, container: &str, state_root: &Path) -> Result<
     crate::fault::point("etc netns: before marker");
     let marked = match mark() {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // A state directory: 0700 whatever the umask, as every other.
             if let Some(parent) = marker.parent() {
-                fs::create_dir_all(parent).map_err(|e| io("creating", parent, e))?;
+                crate::store::create_dir(parent).map_err(|e| io("creating", parent, e))?;
             }
             mark()
         }
@@ -412,7 +419,14 @@ fn make_dir(etc_netns_dir: &Path, container: &str, state_root: &Path) -> Result<
     crate::fault::point("etc netns: before mkdir");
     let made = match fs::create_dir(&dir) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            fs::create_dir_all(etc_netns_dir).map_err(|e| io("creating", etc_netns_dir, e))?;
+            // At most 0755 (a umask only takes bits away): a directory
+            // others may write lets them plant the files `ip netns exec`
+            // mounts over `/etc` as root.
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(etc_netns_dir)
+                .map_err(|e| io("creating", etc_netns_dir, e))?;
             fs::create_dir(&dir)
         }
         other => other,
@@ -539,7 +553,18 @@ pub(crate) fn unlink(
     state_root: &Path,
 ) -> Result<(), Error> {
     let dir = etc_netns_dir.join(container);
-    remove_if_ours(&dir.join("hosts"), state_root)?;
+    let hosts = dir.join("hosts");
+    // A link to another entry leads to that entry's view (another
+    // container's): nothing is removed through it, as `entry` refuses to
+    // make a view through it.
+    if is_ours(&hosts, state_root)
+        && !(fs::symlink_metadata(&dir).is_ok_and(|m| m.file_type().is_symlink())
+            && leads_to_another_entry(etc_netns_dir, &dir))
+    {
+        crate::fault::point("etc netns: before unlink");
+        crate::fault::after("etc netns: after unlink", fs::remove_file(&hosts))
+            .map_err(|e| io("removing", &hosts, e))?;
+    }
     let marker = made_dir_marker(state_root, container);
     if !marker.exists() {
         // Not our directory: only our leftover temporary (a replace
@@ -553,10 +578,16 @@ pub(crate) fn unlink(
     if removed.is_err() && remove_if_ours(&dir.join(TEMPORARY), state_root)? {
         removed = remove_made_dir(&dir);
     }
-    if removed.is_err() {
-        // Not empty: someone put something in it; the marker stays so a
-        // later unlink can still remove the directory.
-        return Ok(());
+    match removed {
+        Ok(()) => {}
+        // Not empty: someone put something in it (a `resolv.conf`, say),
+        // which makes it theirs from now on: the marker goes, so that no
+        // later unlink takes it, nor a directory made in its place after
+        // they remove it (which nothing could tell from ours once its
+        // inode number is reused).
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTEMPTY | libc::EEXIST)) => {}
+        // Anything else: left as it is, still ours.
+        Err(_) => return Ok(()),
     }
     crate::fault::point("etc netns: before unmark");
     crate::fault::after("etc netns: after unmark", fs::remove_file(&marker))
@@ -602,8 +633,8 @@ pub(crate) struct Names<'a> {
     pub etc_netns_dir: &'a Path,
     /// A container the caller found nothing at `ETC_NETNS/NAME` for, under
     /// the lock and before its attach: its view is made without looking
-    /// there again.
-    pub missing_view: Option<String>,
+    /// there again, once (see [`Names::expect_missing_view`]).
+    missing_view: RefCell<Option<String>>,
     /// Networks whose union markers directory this operation found missing.
     markers_absent: RefCell<Vec<String>>,
 }
@@ -615,10 +646,18 @@ impl<'a> Names<'a> {
         Names {
             state,
             etc_netns_dir,
-            missing_view: None,
+            missing_view: RefCell::new(None),
             markers_absent: RefCell::new(Vec::new()),
         }
     }
+
+    /// Tells the next view made for `container` that nothing was at
+    /// `ETC_NETNS/NAME` under this lock (see [`check_view_is_ours`]); the
+    /// view made, later refreshes look again.
+    pub(crate) fn expect_missing_view(&mut self, container: Option<String>) {
+        *self.missing_view.get_mut() = container;
+    }
+
     /// Appends the endpoint's names to its network's hosts file and points
     /// the container's `/etc/netns/NAME/hosts` at what it should see.
     /// `index`: the container's index as the caller just wrote it, so it
@@ -890,7 +929,16 @@ impl<'a> Names<'a> {
                 let _ = fs::remove_file(&marker);
             }
         }
-        let fresh = self.missing_view.as_deref() == Some(container);
+        // Only the first view made for it: a later refresh of the same
+        // operation (its network's, which lists it too) finds that view.
+        let fresh = {
+            let mut missing = self.missing_view.borrow_mut();
+            let fresh = missing.as_deref() == Some(container);
+            if fresh {
+                *missing = None;
+            }
+            fresh
+        };
         let files: Vec<PathBuf> = attached.iter().map(|id| state.hosts_path(id)).collect();
         let union = state.union_hosts_path(container);
         if files.len() < 2 && !first && state.present(&union)? {
@@ -1136,7 +1184,8 @@ mod tests {
         assert!(!made_dir_marker(&root, "c1").exists());
 
         // Our directory holding someone else's file too: our link and
-        // temporary go, their file, the directory and its marker stay.
+        // temporary go, their file and the directory stay, theirs now (no
+        // marker), even once it is empty.
         link(&etc, "c2", &a, &root).unwrap();
         let temporary = leftover("c2");
         fs::write(etc.join("c2/resolv.conf"), "nameserver 10.0.0.1\n").unwrap();
@@ -1144,12 +1193,10 @@ mod tests {
         assert!(fs::symlink_metadata(&temporary).is_err());
         assert!(fs::symlink_metadata(etc.join("c2/hosts")).is_err());
         assert!(etc.join("c2/resolv.conf").is_file());
-        assert!(made_dir_marker(&root, "c2").exists());
-        // Once it is empty, the next unlink takes it.
+        assert!(!made_dir_marker(&root, "c2").exists());
         fs::remove_file(etc.join("c2/resolv.conf")).unwrap();
         unlink(&etc, "c2", &root).unwrap();
-        assert!(!etc.join("c2").exists());
-        assert!(!made_dir_marker(&root, "c2").exists());
+        assert!(etc.join("c2").is_dir());
 
         // An admin's directory: our temporary goes, the directory stays.
         fs::create_dir_all(etc.join("admin")).unwrap();
@@ -1443,10 +1490,138 @@ mod tests {
                 (format!("hosts/unions/{a}"), 0o700),
                 (format!("hosts/unions/{a}/c1"), 0o600),
                 (format!("hosts/unions/{b}/c1"), 0o600),
+                ("hosts/etc-netns".to_string(), 0o700),
+                ("hosts/etc-netns/c1".to_string(), 0o600),
             ] {
                 assert_eq!(mode(&rel), expected, "umask {umask}: {rel}");
             }
+            // `/etc/netns/NAME` 0755; `/etc/netns`, made by the first
+            // attach, never more open than 0755 (others could plant what
+            // `ip netns exec` mounts over `/etc`).
+            let etc_mode = |p: &Path| fs::metadata(p).unwrap().mode() & 0o7777;
+            let narrowed = 0o755 & !u32::from_str_radix(umask, 8).unwrap();
+            assert_eq!(etc_mode(&dir.join("etc/c1")), 0o755, "umask {umask}");
+            assert_eq!(etc_mode(&dir.join("etc")), narrowed, "umask {umask}");
+            // And the walk of `restore` accepts every directory made.
+            let state = StateDir::open(&root).unwrap();
+            let walked = state.lock().and_then(|locked| locked.clean_temporaries());
+            assert!(walked.is_ok(), "umask {umask}: {walked:?}");
             fs::remove_dir_all(dir).unwrap();
         }
+    }
+    /// Files `endpoint` as an attach does (the container's index, the
+    /// record) and adds its names with the view expected missing when the
+    /// check before the attach found nothing at `ETC_NETNS/NAME`, as
+    /// `Manager::attach_checked` does.
+    fn attach(
+        locked: &Locked<'_>,
+        etc: &Path,
+        network: &NetworkRecord,
+        endpoint: &EndpointRecord,
+    ) -> Result<(), Error> {
+        let container = endpoint.container.as_deref().unwrap();
+        let missing = check_view_is_ours(etc, container, locked.root())?;
+        let mut index = ContainerIndex::read(locked, container)?;
+        index.add(locked, &endpoint.network_id, &endpoint.id)?;
+        locked.put_endpoint(endpoint)?;
+        let mut names = Names::new(locked, etc);
+        names.expect_missing_view(Some(container.to_string()).filter(|_| missing));
+        names.add(network, endpoint, Some(&index))
+    }
+
+    /// A container on one network whose `/etc/netns/NAME` an admin (or a
+    /// cleanup script) removed, then attached to a second: the view made
+    /// fresh for it is found, not made twice, by its network's refresh
+    /// (which failed with "exists and is not ours" and left the view
+    /// dangling once undone).
+    #[test]
+    fn a_second_network_after_the_view_was_removed_makes_the_union_view() {
+        let dir = scratch("missing-view");
+        let (root, etc) = (dir.join("state"), dir.join("etc"));
+        let state = StateDir::open(&root).unwrap();
+        let locked = state.lock().unwrap();
+        let (n1, n2) = (record("n1", 'a'), record("n2", 'b'));
+        locked.put_network(&n1).unwrap();
+        locked.put_network(&n2).unwrap();
+        attach(&locked, &etc, &n1, &attached(&n1, "c1", "10.0.0.2/24")).unwrap();
+        fs::remove_dir_all(etc.join("c1")).unwrap();
+        attach(&locked, &etc, &n2, &attached(&n2, "c1", "10.1.0.2/24")).unwrap();
+        let view = fs::read_to_string(etc.join("c1/hosts")).unwrap();
+        assert!(
+            view.contains("10.0.0.2\tc1") && view.contains("10.1.0.2\tc1"),
+            "{view}"
+        );
+        assert_eq!(
+            fs::read_link(etc.join("c1/hosts")).unwrap(),
+            root.join("hosts/containers/c1")
+        );
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// A symbolic link at `ETC_NETNS/NAME` to a directory that is not
+    /// there (yet) is someone else's entry: refused by the check made
+    /// before anything is taken, not by the attach's `mkdir` after its
+    /// link was made; an unlink leaves it.
+    #[test]
+    fn a_dangling_link_at_the_entry_is_refused_before_anything_is_taken() {
+        let dir = scratch("dangling-entry");
+        let (root, etc) = (dir.join("state"), dir.join("etc"));
+        fs::create_dir_all(&etc).unwrap();
+        let elsewhere = dir.join("not-mounted-yet");
+        std::os::unix::fs::symlink(&elsewhere, etc.join("c1")).unwrap();
+        let err = check_view_is_ours(&etc, "c1", &root).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("is a symbolic link to a missing directory"),
+            "{err}"
+        );
+        let a = root.join("hosts").join("a".repeat(64));
+        assert!(link(&etc, "c1", &a, &root).is_err());
+        unlink(&etc, "c1", &root).unwrap();
+        assert_eq!(fs::read_link(etc.join("c1")).unwrap(), elsewhere);
+        assert!(!elsewhere.exists());
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// Our `ETC_NETNS/NAME` kept by a detach for an admin's file, then
+    /// removed by the admin, who later makes a directory of their own at
+    /// that name: an attach and detach there leave that directory (the
+    /// marker names the directory it marked).
+    #[test]
+    fn a_marker_outliving_our_directory_never_claims_a_new_one() {
+        let dir = scratch("stale-marker");
+        let (root, etc) = (dir.join("state"), dir.join("etc"));
+        let a = root.join("hosts").join("a".repeat(64));
+        link(&etc, "c1", &a, &root).unwrap();
+        fs::write(etc.join("c1/resolv.conf"), "nameserver 10.0.0.1\n").unwrap();
+        unlink(&etc, "c1", &root).unwrap();
+        assert!(etc.join("c1/resolv.conf").exists());
+        fs::remove_dir_all(etc.join("c1")).unwrap();
+        fs::create_dir(etc.join("c1")).unwrap();
+        link(&etc, "c1", &a, &root).unwrap();
+        unlink(&etc, "c1", &root).unwrap();
+        assert!(etc.join("c1").is_dir(), "the admin's directory was removed");
+        assert!(!made_dir_marker(&root, "c1").exists());
+        // Ours, given a file, then emptied by whoever put it there: theirs
+        // still, left for them to remove.
+        link(&etc, "c2", &a, &root).unwrap();
+        fs::write(etc.join("c2/resolv.conf"), "nameserver 10.0.0.1\n").unwrap();
+        unlink(&etc, "c2", &root).unwrap();
+        fs::remove_file(etc.join("c2/resolv.conf")).unwrap();
+        link(&etc, "c2", &a, &root).unwrap();
+        unlink(&etc, "c2", &root).unwrap();
+        assert!(etc.join("c2").is_dir());
+        assert!(!made_dir_marker(&root, "c2").exists());
+        // Theirs removed: the next attach makes the directory, ours again,
+        // removed by the detach.
+        link(&etc, "c3", &a, &root).unwrap();
+        fs::write(etc.join("c3/resolv.conf"), "nameserver 10.0.0.1\n").unwrap();
+        unlink(&etc, "c3", &root).unwrap();
+        fs::remove_dir_all(etc.join("c3")).unwrap();
+        link(&etc, "c3", &a, &root).unwrap();
+        unlink(&etc, "c3", &root).unwrap();
+        assert!(!etc.join("c3").exists());
+        assert!(!made_dir_marker(&root, "c3").exists());
+        fs::remove_dir_all(dir).unwrap();
     }
 }

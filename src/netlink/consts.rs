@@ -101,6 +101,7 @@ pub const RTA_PRIORITY: u16 = 6;
 pub const RTA_PREFSRC: u16 = 7;
 pub const RTA_MULTIPATH: u16 = 9;
 pub const RTA_TABLE: u16 = 15;
+pub const RTA_VIA: u16 = 18;
 pub const RTA_MAX: u16 = 30;
 
 // linux/if_link.h

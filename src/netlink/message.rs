@@ -42,6 +42,43 @@ impl Header {
     }
 }
 
+/// A request that names a descriptor by its number (`IFLA_NET_NS_FD`,
+/// `NETNSA_FD`): the kernel acts on whatever file the number names when
+/// the request is sent, so it borrows the descriptor and cannot outlive it.
+/// Read as the [`MessageBuilder`] it holds.
+///
+/// ```compile_fail
+/// # use ipvlan::netns::Netns;
+/// let request = {
+///     let ns = Netns::current().unwrap();
+///     ipvlan::rtnl::link::set_netns_request(7, ns.fd())
+/// }; // error: `ns` does not live long enough (its descriptor closes here)
+/// let _ = request.to_bytes(1, 0);
+/// ```
+#[derive(Debug, Clone)]
+pub struct FdRequest<'fd> {
+    msg: MessageBuilder,
+    _fd: std::marker::PhantomData<std::os::fd::BorrowedFd<'fd>>,
+}
+
+impl<'fd> FdRequest<'fd> {
+    /// `msg`, which names `fd` by its number.
+    pub fn new(msg: MessageBuilder, _fd: std::os::fd::BorrowedFd<'fd>) -> FdRequest<'fd> {
+        FdRequest {
+            msg,
+            _fd: std::marker::PhantomData,
+        }
+    }
+}
+
+impl std::ops::Deref for FdRequest<'_> {
+    type Target = MessageBuilder;
+
+    fn deref(&self) -> &MessageBuilder {
+        &self.msg
+    }
+}
+
 /// Builds one request: header, family header and attributes in one `Vec<u8>`.
 ///
 /// `nlmsg_len` is kept up to date after every call, so the bytes are a valid

@@ -16,5 +16,5 @@ pub mod socket;
 
 pub use attr::{Attr, AttrTable, Attrs};
 pub use error::{Error, ErrorKind, Result};
-pub use message::{Header, MessageBuilder, MessageView, Messages};
+pub use message::{FdRequest, Header, MessageBuilder, MessageView, Messages};
 pub use socket::Socket;

@@ -179,18 +179,16 @@ impl DumpReader {
                     parse_error(&msg)?;
                     return self.finish();
                 }
-                // Nothing, whatever its flags: not a part, so not a
-                // single-part answer that would end the dump.
                 NLMSG_NOOP => continue,
                 NLMSG_OVERRUN => return Err(Error::malformed("netlink overrun")),
+                // A part, with `NLM_F_MULTI` or not (phonet's address and
+                // route dumps set none): only `NLMSG_DONE` or an error ends
+                // a dump, which the kernel sends for every one.
                 _ => {
                     if self.first_error.is_none() {
                         self.first_error = each(&msg).err();
                     }
                 }
-            }
-            if msg.header.flags & NLM_F_MULTI == 0 {
-                return self.finish(); // a single-part answer is the whole dump
             }
         }
         Ok(None)
@@ -402,6 +400,23 @@ mod tests {
         ];
         let (seen, outcome) = run_dump(&[datagram.concat()]);
         assert_eq!(seen, [1]);
+        assert_eq!(outcome.unwrap(), Some(false));
+    }
+
+    /// A part without `NLM_F_MULTI` (phonet's address and route dumps, met
+    /// by every `AF_UNSPEC` address dump of a host with phonet) is a part:
+    /// the dump goes on to its `NLMSG_DONE` (it ended at that part, the
+    /// rest left queued and the kernel's dump running).
+    #[test]
+    fn a_part_without_nlm_f_multi_does_not_end_a_dump() {
+        let datagram = [
+            part(16, NLM_F_MULTI, 9, &[2; 4]),
+            part(16, 0, 9, &[35; 4]),
+            part(16, NLM_F_MULTI, 9, &[45; 4]),
+            part(NLMSG_DONE, NLM_F_MULTI, 9, &[0; 4]),
+        ];
+        let (seen, outcome) = run_dump(&[datagram.concat()]);
+        assert_eq!(seen, [2, 35, 45]);
         assert_eq!(outcome.unwrap(), Some(false));
     }
 

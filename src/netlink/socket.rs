@@ -751,6 +751,13 @@ impl Socket {
         msg: &MessageBuilder,
         parse: &mut dyn FnMut(&MessageView<'_>) -> Result<()>,
     ) -> Result<()> {
+        if starts_dump(msg) {
+            // Its first part would be taken for the answer and the rest
+            // left running in the kernel (the socket's next dump: EBUSY).
+            return Err(Error::invalid(
+                "a dump request has many answers, not one: it is read as a dump",
+            ));
+        }
         let mut msg = msg.clone();
         msg.set_flags((msg.flags() | NLM_F_REQUEST) & !NLM_F_ACK);
         for _ in 0..TRUNCATED_ATTEMPTS {
@@ -1169,6 +1176,26 @@ mod tests {
             assert!(results
                 .iter()
                 .all(|r| r.as_ref().err().and_then(|e| e.errno()) == Some(libc::ENETUNREACH)));
+        });
+    }
+
+    /// A dump asked as one request: refused before anything is sent (its
+    /// first part was taken for the answer and the rest left running in
+    /// the kernel, so that the socket's next dump failed with `EBUSY`).
+    #[test]
+    fn a_dump_is_not_one_answer() {
+        in_fresh_netns(|| {
+            let socket = Socket::open().unwrap();
+            let mut dump = dump_request();
+            dump.set_flags(dump.flags() | NLM_F_DUMP);
+            let refused = socket.request_reply(&dump, |_| Ok(())).unwrap_err();
+            assert!(
+                matches!(refused.kind(), ErrorKind::InvalidInput { .. }),
+                "{refused}"
+            );
+            assert_eq!(rmem_alloc(&socket), 0, "nothing was sent");
+            let links = socket.dump(&dump_request(), |_| Ok(Some(()))).unwrap();
+            assert_eq!(links.len(), 1, "lo");
         });
     }
 

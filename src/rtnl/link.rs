@@ -11,7 +11,9 @@ use std::str::FromStr;
 use super::error::{unknown_kind_to_unsupported, LinkRef};
 use super::Handle;
 use crate::netlink::consts::*;
-use crate::netlink::{attr, AttrTable, Error, ErrorKind, MessageBuilder, MessageView, Result};
+use crate::netlink::{
+    attr, AttrTable, Error, ErrorKind, FdRequest, MessageBuilder, MessageView, Result,
+};
 use crate::netns::Netns;
 
 pub use crate::netns::{is_valid_ifname, IFNAME_MAX};
@@ -634,12 +636,12 @@ pub fn del_group_request(group: u32) -> MessageBuilder {
     msg
 }
 
-/// Moves link `index` into the netns `netns_fd` refers to (the
-/// descriptor must stay open until the request is sent).
-pub fn set_netns_request(index: u32, netns_fd: BorrowedFd<'_>) -> MessageBuilder {
+/// Moves link `index` into the netns `netns_fd` refers to (the request
+/// borrows the descriptor: see [`FdRequest`]).
+pub fn set_netns_request(index: u32, netns_fd: BorrowedFd<'_>) -> FdRequest<'_> {
     let mut msg = modify(index);
     msg.put_u32(IFLA_NET_NS_FD, netns_fd.as_raw_fd() as u32);
-    msg
+    FdRequest::new(msg, netns_fd)
 }
 
 /// Non-dump `RTM_GETLINK` by name.

@@ -8,7 +8,7 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 
 use super::Handle;
 use crate::netlink::consts::{AF_UNSPEC, NLM_F_REQUEST};
-use crate::netlink::{AttrTable, Error, MessageBuilder, MessageView, Result};
+use crate::netlink::{AttrTable, Error, FdRequest, MessageBuilder, MessageView, Result};
 
 /// A namespace id, in a reply or a notification.
 pub const RTM_NEWNSID: u16 = 88;
@@ -37,14 +37,14 @@ pub const NETNSA_NSID_NOT_ASSIGNED: i32 = -1;
 /// `struct rtgenmsg`: the family byte; padded to 4 bytes on the wire.
 const RTGENMSG_LEN: usize = 1;
 
-/// `RTM_GETNSID` for the namespace `netns_fd` refers to (the descriptor
-/// must stay open until the request is sent), answered by one
+/// `RTM_GETNSID` for the namespace `netns_fd` refers to (the request
+/// borrows the descriptor: see [`FdRequest`]), answered by one
 /// `RTM_NEWNSID`, like iproute2's `ip netns list`.
-pub fn get_request(netns_fd: BorrowedFd<'_>) -> MessageBuilder {
+pub fn get_request(netns_fd: BorrowedFd<'_>) -> FdRequest<'_> {
     let mut msg = MessageBuilder::new(RTM_GETNSID, NLM_F_REQUEST);
     msg.family_header(&[AF_UNSPEC]);
     msg.put_u32(NETNSA_FD, netns_fd.as_raw_fd() as u32);
-    msg
+    FdRequest::new(msg, netns_fd)
 }
 
 /// The id in an `RTM_NEWNSID` reply: `None` for

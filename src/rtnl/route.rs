@@ -335,7 +335,8 @@ pub fn dump_request(family: IpFamily, table: u32) -> MessageBuilder {
 pub struct Route {
     /// Destination (prefix length 0: default route).
     pub dst: IpNet,
-    /// Next hop.
+    /// Next hop: `RTA_GATEWAY`, or `RTA_VIA`, whose address may be of the
+    /// other family (an IPv4 route `via inet6`, RFC 5549).
     pub gateway: Option<IpAddr>,
     /// Output interface.
     pub oif: Option<u32>,
@@ -363,11 +364,38 @@ pub struct Route {
 /// attributes in `RTA_MULTIPATH`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NextHop {
-    /// Its gateway (`RTA_GATEWAY`; one given by `RTA_VIA`, of another
-    /// family, is not read).
+    /// Its gateway (`RTA_GATEWAY`, or `RTA_VIA` as for [`Route::gateway`]).
     pub gateway: Option<IpAddr>,
     /// Its output interface (`rtnh_ifindex`; none when 0).
     pub oif: Option<u32>,
+}
+
+/// The gateway of a route or next hop: `RTA_GATEWAY` (of the route's
+/// family), else `RTA_VIA` (`struct rtvia`: a `u16` family, then the
+/// address; an IPv4 route `via inet6`), whose address is that family's. A
+/// `RTA_VIA` of no IP family (MPLS) is no gateway read here.
+fn gateway(tb: &AttrTable<{ RTA_MAX as usize + 1 }>, family: IpFamily) -> Result<Option<IpAddr>> {
+    if let Some(ip) = tb.get(RTA_GATEWAY).map(|a| a.ip()).transpose()? {
+        if IpFamily::of(ip) != family {
+            return Err(Error::malformed("gateway address of the wrong family"));
+        }
+        return Ok(Some(ip));
+    }
+    let Some(via) = tb.get(RTA_VIA) else {
+        return Ok(None);
+    };
+    let wrong = || Error::malformed("rtvia of a bad length for its family");
+    let payload = via.payload();
+    let (Some(head), Some(addr)) = (payload.get(..2), payload.get(2..)) else {
+        return Err(wrong());
+    };
+    match u16::from_ne_bytes([head[0], head[1]]) {
+        f if f == u16::from(AF_INET) => <[u8; 4]>::try_from(addr).map(IpAddr::from),
+        f if f == u16::from(AF_INET6) => <[u8; 16]>::try_from(addr).map(IpAddr::from),
+        _ => return Ok(None),
+    }
+    .map(Some)
+    .map_err(|_| wrong())
 }
 
 /// `sizeof(struct rtnexthop)`: `rtnh_len` u16, `rtnh_flags` u8,
@@ -386,14 +414,8 @@ fn parse_multipath(mut rest: &[u8], family: IpFamily) -> Result<Vec<NextHop>> {
         }
         let ifindex = u32::from_ne_bytes([rest[4], rest[5], rest[6], rest[7]]);
         let tb = AttrTable::<{ RTA_MAX as usize + 1 }>::parse(&rest[RTNEXTHOP_LEN..len])?;
-        let gateway = match tb.get(RTA_GATEWAY).map(|a| a.ip()).transpose()? {
-            Some(ip) if IpFamily::of(ip) != family => {
-                return Err(Error::malformed("next hop address of the wrong family"))
-            }
-            other => other,
-        };
         hops.push(NextHop {
-            gateway,
+            gateway: gateway(&tb, family)?,
             oif: (ifindex != 0).then_some(ifindex),
         });
         let aligned = len.saturating_add(3) & !3;
@@ -472,7 +494,7 @@ impl Route {
         };
         Ok(Route {
             dst,
-            gateway: ip_of_family(RTA_GATEWAY)?,
+            gateway: gateway(&tb, family)?,
             oif: tb.get(RTA_OIF).map(|a| a.u32()).transpose()?,
             prefsrc: ip_of_family(RTA_PREFSRC)?,
             table,
@@ -631,6 +653,68 @@ mod tests {
                 oif: Some(2)
             }]
         );
+    }
+
+    /// An IPv4 route `via inet6` (RFC 5549) carries `RTA_VIA`, not
+    /// `RTA_GATEWAY`: its gateway is read, at the top and in a next hop
+    /// (it was read as none, a route straight through its device); one of
+    /// no IP family (MPLS) is none; a bad length is refused.
+    #[test]
+    fn a_gateway_via_the_other_family_is_read() {
+        let via = |family: u16, addr: &[u8]| [&family.to_ne_bytes()[..], addr].concat();
+        let v6: Ipv6Addr = "fd00::9".parse().unwrap();
+        let parse = |top: Option<&[u8]>, multipath: Option<&[u8]>| {
+            let mut msg = MessageBuilder::new(RTM_NEWROUTE, 0);
+            let header = RtMsg {
+                family: AF_INET,
+                dst_len: 16,
+                table: RT_TABLE_MAIN,
+                kind: RTN_UNICAST,
+                ..RtMsg::default()
+            };
+            msg.family_header(&header.to_bytes());
+            msg.put(RTA_DST, &[10, 50, 0, 0]);
+            if let Some(top) = top {
+                msg.put(RTA_VIA, top);
+            }
+            if let Some(hop_via) = multipath {
+                let len = 8 + 4 + hop_via.len();
+                let mut hop = Vec::new();
+                hop.extend_from_slice(&(len as u16).to_ne_bytes());
+                hop.extend_from_slice(&[0, 0]);
+                hop.extend_from_slice(&3u32.to_ne_bytes());
+                hop.extend_from_slice(&((4 + hop_via.len()) as u16).to_ne_bytes());
+                hop.extend_from_slice(&RTA_VIA.to_ne_bytes());
+                hop.extend_from_slice(hop_via);
+                hop.resize(len.next_multiple_of(4), 0);
+                msg.put(RTA_MULTIPATH, &hop);
+            }
+            let bytes = msg.to_bytes(1, 0).unwrap();
+            let view = crate::netlink::Messages::new(&bytes)
+                .next()
+                .unwrap()
+                .unwrap();
+            Route::parse(&view)
+        };
+        let inet6 = via(u16::from(AF_INET6), &v6.octets());
+        let route = parse(Some(&inet6), None).unwrap();
+        assert_eq!(route.gateway, Some(IpAddr::V6(v6)));
+        let hops = parse(None, Some(&inet6)).unwrap().hops();
+        assert_eq!(hops[0].gateway, Some(IpAddr::V6(v6)));
+        let inet = via(u16::from(AF_INET), &[10, 0, 0, 1]);
+        assert_eq!(
+            parse(Some(&inet), None).unwrap().gateway,
+            Some("10.0.0.1".parse().unwrap())
+        );
+        const AF_MPLS: u16 = 28;
+        assert_eq!(
+            parse(Some(&via(AF_MPLS, &[0, 1, 0x41, 0])), None)
+                .unwrap()
+                .gateway,
+            None
+        );
+        assert!(parse(Some(&via(u16::from(AF_INET6), &[10, 0, 0, 1])), None).is_err());
+        assert!(parse(Some(&[10]), None).is_err());
     }
 
     #[test]

@@ -348,6 +348,11 @@ fn walkthrough_other_lines() {
             },
         ),
         ("ipvlan ps", Command::Ps { quiet: false }),
+        // Docker's `ps -a`/`-aq` (`rm -f $(ps -aq)`): every container is
+        // listed already (a usage error, exit 2, before).
+        ("ipvlan ps -a", Command::Ps { quiet: false }),
+        ("ipvlan ps -aq", Command::Ps { quiet: true }),
+        ("ipvlan ps --all --quiet", Command::Ps { quiet: true }),
         ("ipvlan restore", Command::Restore),
         ("ipvlan doctor", Command::Doctor),
         ("ipvlan version", Command::Version { brief: false }),

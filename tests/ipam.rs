@@ -434,6 +434,15 @@ fn multicast_and_loopback_subnets_are_refused() {
         ("ff02::/64", "ff00::/8", "multicast"),
         ("::/64", "::1/128", "loopback"),
         ("::ffff:224.0.0.0/100", "::ffff:0.0.0.0/96", "IPv4-mapped"),
+        // A /31 at either end of the IPv4 space: one handed out
+        // 255.255.255.255, the other made 0.0.0.0 its gateway.
+        (
+            "255.255.255.254/31",
+            "255.255.255.255/32",
+            "limited broadcast",
+        ),
+        ("0.0.0.0/31", "0.0.0.0/32", "unspecified"),
+        ("0.0.0.0/8", "0.0.0.0/32", "unspecified"),
     ] {
         let refused = match_subnets(&[net(subnet)], &[], &[], &[]).unwrap_err();
         assert_eq!(
@@ -453,6 +462,9 @@ fn multicast_and_loopback_subnets_are_refused() {
     for subnet in [
         "223.255.0.0/16",
         "128.0.0.0/24",
+        "240.0.0.0/31",
+        "255.255.255.252/31",
+        "1.0.0.0/31",
         "fe80::/64",
         "2001:db8::/64",
     ] {

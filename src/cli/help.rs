@@ -181,11 +181,14 @@ pub const REMOVE_FLAGS: &[Flag] = &[Flag::boolean(
 )];
 
 /// Options of `ps`.
-pub const PS_FLAGS: &[Flag] = &[Flag::boolean(
-    "quiet",
-    Some('q'),
-    "Only display container names",
-)];
+pub const PS_FLAGS: &[Flag] = &[
+    Flag::boolean(
+        "all",
+        Some('a'),
+        "Show all containers (every one is shown: as Docker's `ps -a`, for scripts)",
+    ),
+    Flag::boolean("quiet", Some('q'), "Only display container names"),
+];
 
 impl Topic {
     /// The words that invoke it after `ipvlan` (empty for the root).

@@ -214,14 +214,18 @@ fn check_host_bits(net: IpNet) -> Result<(), IpamError> {
 
 /// Refuses a subnet overlapping a block that holds no addresses of hosts
 /// on a network: multicast (`224.0.0.0/4`, `ff00::/8`), loopback
-/// (`127.0.0.0/8`, `::1`; so also any `::/N`, which holds it) and
+/// (`127.0.0.0/8`, `::1`; so also any `::/N`, which holds it),
 /// IPv4-mapped IPv6 (`::ffff:0:0/96`, which holds the IPv4 blocks
-/// again). The kernel would refuse each container's address, or take it
-/// for another thing than a host on the network.
+/// again), and the two IPv4 addresses a /31 or /32 would otherwise hand
+/// out or make its gateway: the limited broadcast `255.255.255.255` and
+/// the unspecified `0.0.0.0`. The kernel would refuse each container's
+/// address, or take it for another thing than a host on the network.
 fn check_unicast(net: IpNet) -> Result<(), IpamError> {
-    const BLOCKS: [(&str, &str); 5] = [
+    const BLOCKS: [(&str, &str); 7] = [
         ("224.0.0.0/4", "multicast"),
         ("127.0.0.0/8", "loopback"),
+        ("255.255.255.255/32", "limited broadcast"),
+        ("0.0.0.0/32", "unspecified"),
         ("ff00::/8", "multicast"),
         ("::1/128", "loopback"),
         ("::ffff:0:0/96", "IPv4-mapped"),

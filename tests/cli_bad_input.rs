@@ -431,6 +431,13 @@ const CASES: &[Case] = &[
     case(&["network", "ls", "-q", "-f", "name=^n", "-f", "id=6e36"], 0, "").stdout("6e3600000000\n").with(&[Network, DualStack]),
     case(&["network", "ls", "-q", "-f", "name=1$", "-f", "driver=ipvlan", "-f", "type=custom", "-f", "scope=local"], 0, "").stdout("6e3100000000\n").with(&[Network, DualStack]),
     case(&["network", "ls", "-f", "label=a=b"], 0, "").stdout(LS_HEADER).with(&[Network]),
+    // `dangling`, as Docker's (the prune idiom `ls -qf dangling=true`; an
+    // invalid filter before): networks without an endpoint, or with one.
+    case(&["network", "ls", "-q", "-f", "dangling=true"], 0, "").stdout("6e3600000000\n").with(&[Network, DualStack, Attached]),
+    case(&["network", "ls", "-q", "-f", "dangling=1"], 0, "").stdout("6e3100000000\n6e3600000000\n").with(&[Network, DualStack]),
+    case(&["network", "ls", "-q", "-f", "dangling=false"], 0, "").stdout("6e3100000000\n").with(&[Network, DualStack, Attached]),
+    case(&["network", "ls", "-q", "-f", "dangling=0", "-f", "name=n6"], 0, "").stdout("").with(&[Network, DualStack, Attached]),
+    case(&["network", "ls", "-f", "dangling=yes"], 1, "ipvlan: network ls: invalid filter 'dangling=yes'\n"),
     case(&["network", "ls", "-f", "name=^1"], 0, "").stdout(LS_HEADER).with(&[Network]),
     case(&["network", "rm", "n2"], 1, "ipvlan: network rm n2: network n2 not found; a damaged state file may hold it: $T/state/networks/bad.json: invalid JSON at line 1 column 2: expected a string as object key\n").with(&[BAD_JSON]),
     // `-f` passes over a network that is not there, not one a damaged

@@ -301,6 +301,9 @@ pub enum NetworkFilter {
     Local(bool),
     /// `label=...`: our networks carry no labels; matches none.
     Label,
+    /// `dangling=true|1|false|0`: the network has no endpoint (`true`), or
+    /// has one (`false`); an attach or detach under way counts as one.
+    Dangling(bool),
 }
 
 impl NetworkFilter {
@@ -322,32 +325,43 @@ impl NetworkFilter {
             "scope" if ["local", "swarm", "global"].contains(&value.as_str()) => {
                 NetworkFilter::Local(value == "local")
             }
-            "type" | "scope" => {
+            "dangling" if ["true", "1", "false", "0"].contains(&value.as_str()) => {
+                NetworkFilter::Dangling(value == "true" || value == "1")
+            }
+            "type" | "scope" | "dangling" => {
                 return Err(ArgError::Value(format!("invalid filter '{key}={value}'")))
             }
             _ => return Err(ArgError::Value(format!("invalid filter '{key}'"))),
         })
     }
 
-    fn matches_one(&self, name: &str, id: &str, driver: &str) -> bool {
+    fn matches_one(&self, name: &str, id: &str, driver: &str, in_use: &dyn Fn() -> bool) -> bool {
         match self {
             NetworkFilter::Name(text) => holds(name, text),
             NetworkFilter::Id(text) => holds(id, text),
             NetworkFilter::Driver(wanted) => driver == wanted,
             NetworkFilter::Custom(custom) | NetworkFilter::Local(custom) => *custom,
             NetworkFilter::Label => false,
+            NetworkFilter::Dangling(dangling) => *dangling != in_use(),
         }
     }
 
-    /// Whether a network (`name`, `id`, `driver`) passes every key of
+    /// Whether a network (`name`, `id`, `driver`; `in_use`: whether it has
+    /// an endpoint, asked only by a `dangling` filter) passes every key of
     /// `filters` (a variant is a key: filters of one are alternatives).
-    pub fn all_match(filters: &[NetworkFilter], name: &str, id: &str, driver: &str) -> bool {
+    pub fn all_match(
+        filters: &[NetworkFilter],
+        name: &str,
+        id: &str,
+        driver: &str,
+        in_use: &dyn Fn() -> bool,
+    ) -> bool {
         let key = std::mem::discriminant::<NetworkFilter>;
         filters.iter().all(|filter| {
             filters
                 .iter()
                 .filter(|other| key(other) == key(filter))
-                .any(|other| other.matches_one(name, id, driver))
+                .any(|other| other.matches_one(name, id, driver, in_use))
         })
     }
 }

@@ -129,7 +129,7 @@ pub const NETWORK_LIST_FLAGS: &[Flag] = &[
         "filter",
         Some('f'),
         "KEY=VALUE",
-        "Filter the networks: name, id, driver, type, scope, label (repeatable)",
+        "Filter the networks: name, id, driver, type, scope, label, dangling (repeatable)",
     ),
     Flag::boolean("no-trunc", None, "Do not truncate the output"),
     Flag::boolean("quiet", Some('q'), "Only display network IDs"),

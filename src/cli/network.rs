@@ -81,6 +81,7 @@ pub fn list(
             &network.name,
             &network.id,
             &network.driver,
+            &|| manager.network_in_use(&network.id),
         )
     });
     // In natural order of their names, as `docker network ls` prints them.

@@ -283,6 +283,16 @@ impl Manager {
         Ok(notes)
     }
 
+    /// Whether the network `id` has an endpoint record, in any state (one
+    /// listing of its directory, no record read); one whose directory
+    /// cannot be listed counts as in use, which `network ls -f
+    /// dangling=true` (the list a prune removes) then leaves out.
+    pub fn network_in_use(&self, id: &str) -> bool {
+        self.store
+            .endpoint_ids(id)
+            .map_or(true, |ids| !ids.is_empty())
+    }
+
     /// Every network that can be read, in creation order, and the state
     /// files that cannot (network and endpoint records), which are left
     /// as they are: one damaged file never hides the others. Not those a

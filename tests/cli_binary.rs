@@ -212,7 +212,7 @@ fn usage_errors_exit_2_with_their_texts() {
         (&["network", "connect", "n1"], "ipvlan: network connect: \"ipvlan network connect\" requires at least 2 arguments\nSee 'ipvlan network connect --help'.\n"),
         (&["network", "disconnect", "n1"], "ipvlan: network disconnect: \"ipvlan network disconnect\" requires at least 2 arguments\nSee 'ipvlan network disconnect --help'.\n"),
         (&["rm"], "ipvlan: rm: \"ipvlan rm\" requires at least 1 argument\nSee 'ipvlan rm --help'.\n"),
-        (&["ps", "-a"], "ipvlan: ps: unknown shorthand flag: 'a' in -a\nSee 'ipvlan ps --help'.\n"),
+        (&["ps", "-s"], "ipvlan: ps: unknown shorthand flag: 's' in -s\nSee 'ipvlan ps --help'.\n"),
         (&["restore", "now"], "ipvlan: restore: \"ipvlan restore\" accepts no arguments\nSee 'ipvlan restore --help'.\n"),
         (&["version", "--short"], "ipvlan: version: unknown flag: --short\nSee 'ipvlan version --help'.\n"),
     ];

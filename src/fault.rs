@@ -66,6 +66,8 @@ pub const PAUSE_FILE_ENV: &str = "IPVLAN_FAULT_PAUSE_FILE";
 /// feature.
 #[inline(always)]
 pub fn point(name: &'static str) {
+    #[cfg(test)]
+    unwind::hit(name);
     #[cfg(feature = "fault-injection")]
     hook::hit(name);
     #[cfg(not(feature = "fault-injection"))]
@@ -327,6 +329,31 @@ mod hook {
             loop {
                 std::thread::park();
             }
+        }
+    }
+}
+
+/// In the crate's unit tests: the thread's next hit of a point named so
+/// panics, for a test that catches the unwind to see what a command killed
+/// there leaves on the disk (its drops run, unlike a kill's: a test of
+/// the lock file's pages, which no drop writes, is what it serves).
+#[cfg(test)]
+pub(crate) mod unwind {
+    use std::cell::Cell;
+
+    thread_local! {
+        static AT: Cell<Option<&'static str>> = const { Cell::new(None) };
+    }
+
+    /// Arms the thread's next hit of `name`.
+    pub(crate) fn at(name: &'static str) {
+        AT.with(|at| at.set(Some(name)));
+    }
+
+    pub(super) fn hit(name: &'static str) {
+        if AT.with(|at| at.get() == Some(name)) {
+            AT.with(|at| at.set(None));
+            panic!("unwound at {name}");
         }
     }
 }

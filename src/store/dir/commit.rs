@@ -60,8 +60,25 @@ impl StateDir {
             // entries, those past its page's tail included: a commit
             // killed between its entry and the page left one there, valid,
             // and older than what this sync made durable.
+            let holds = self.log_holds_entries(lock, &head, generation)?;
+            if let (true, Some(volatile)) = (holds, head.volatile) {
+                // Marked full before the sync (which makes the mark durable
+                // too): killed between the sync and the emptying, this
+                // command leaves a log whose next commit syncs and empties
+                // it, rather than one appended to after entries older than
+                // what the sync made durable, which a power cut would then
+                // write back over them.
+                let full = Volatile {
+                    tail: commit_log::SLOTS,
+                    ..volatile
+                };
+                self.write_page(lock, &full)
+                    .map_err(StoreError::io("writing", self.root.join(LOCK_FILE)))?;
+                hold.head = Some(Head::of(full));
+                self.handles.set_log(hold);
+            }
             self.handles.sync_pending(pending, true)?;
-            return match self.log_holds_entries(lock, &head, generation)? {
+            return match holds {
                 true => self.empty_log(lock, generation),
                 false => Ok(()),
             };
@@ -640,5 +657,114 @@ fn refused_by_the_place(error: &StoreError) -> bool {
             Some(libc::EISDIR | libc::ENOTDIR | libc::ELOOP | libc::ENOTEMPTY)
         ),
         _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::ipam::{fill_default_gateways, match_subnets};
+    use crate::rtnl::{IpvlanFlag, IpvlanMode};
+    use crate::store::{
+        EndpointRecord, EndpointState, NetworkRecord, NetworkState, ParentOrigin, StateDir,
+        Timestamp,
+    };
+    use std::os::unix::fs::FileExt;
+
+    fn network() -> NetworkRecord {
+        let mut subnets = match_subnets(&["10.0.0.0/16".parse().unwrap()], &[], &[], &[]).unwrap();
+        fill_default_gateways(&mut subnets);
+        NetworkRecord {
+            id: "a".repeat(64),
+            name: "n1".into(),
+            driver: "ipvlan".into(),
+            mode: IpvlanMode::L2,
+            flag: IpvlanFlag::Bridge,
+            parent: "lo".into(),
+            parent_origin: ParentOrigin::Existing,
+            parent_index: None,
+            internal: false,
+            ipv6: false,
+            mtu: None,
+            subnets,
+            created: Timestamp::now(),
+            options: Vec::new(),
+            state: NetworkState::Created,
+        }
+    }
+
+    fn endpoint(net: &NetworkRecord, id: &str, address: &str) -> EndpointRecord {
+        EndpointRecord {
+            id: id.into(),
+            network_id: net.id.clone(),
+            container: Some(format!("c-{id}")),
+            netns: format!("/run/netns/c-{id}"),
+            ifname: "eth0".into(),
+            mac: None,
+            ipv4: Some(address.parse().unwrap()),
+            ipv6: None,
+            state: EndpointState::Attached,
+            created: Timestamp::now(),
+            netns_id: None,
+            ifindex: None,
+        }
+    }
+
+    /// A commit too large for the log (one `syncfs`), killed between its
+    /// sync and the log's emptying, while the log held an older entry: the
+    /// next small commit must not append after that entry, which a power
+    /// cut would then write back over what the sync made durable (e1's
+    /// removal undone, its address handed to e2 meanwhile). Before, it
+    /// did: the page's tail was left where it was.
+    #[test]
+    fn a_large_commit_killed_after_its_sync_leaves_no_entry_to_replay_over_it() {
+        let root = std::env::temp_dir().join(format!("ipvlan-syncfs-kill-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let state = StateDir::open(&root).unwrap();
+        let net = network();
+        {
+            let locked = state.lock().unwrap();
+            locked.put_network(&net).unwrap();
+            locked
+                .put_endpoint(&endpoint(&net, "e1", "10.0.0.2/16"))
+                .unwrap();
+            locked.commit().unwrap();
+        }
+        let killed = std::panic::catch_unwind(|| {
+            let locked = state.lock().unwrap();
+            assert!(locked.remove_endpoint(&net.id, "e1").unwrap());
+            for i in 0..300u32 {
+                let address = format!("10.0.{}.{}/16", 1 + i / 200, i % 200 + 1);
+                locked
+                    .put_endpoint(&endpoint(&net, &format!("x{i}"), &address))
+                    .unwrap();
+            }
+            crate::fault::unwind::at("store: after fsync");
+            let _ = locked.commit();
+        });
+        assert!(killed.is_err(), "the commit went past its sync");
+        let e2 = endpoint(&net, "e2", "10.0.0.2/16");
+        {
+            let locked = state.lock().unwrap();
+            assert_eq!(locked.endpoint(&net.id, "e1").unwrap(), None);
+            locked.put_endpoint(&e2).unwrap();
+            locked.commit().unwrap();
+        }
+        // A power cut: the volatile page lost, so the next lock replays
+        // what the log holds over the files as they were synced.
+        let lock = std::fs::OpenOptions::new()
+            .write(true)
+            .open(root.join("lock"))
+            .unwrap();
+        lock.write_all_at(&[0u8; 4096], 3 * 4096).unwrap();
+        let state = StateDir::open(&root).unwrap();
+        let locked = state.lock().unwrap();
+        assert_eq!(locked.endpoint(&net.id, "e2").unwrap(), Some(e2));
+        assert_eq!(
+            locked.endpoint(&net.id, "e1").unwrap(),
+            None,
+            "e1 written back"
+        );
+        drop(locked);
+        std::fs::remove_dir_all(&root).unwrap();
     }
 }

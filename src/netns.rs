@@ -811,7 +811,8 @@ pub fn delete_named(run_dir: impl AsRef<Path>, name: &str) -> io::Result<()> {
 /// nsfs inode, or the plain file of a mount point nothing is bound to).
 /// `Ok(false)`, and nothing done, when something else is there now: a
 /// caller that looked at the name earlier (and did other work since)
-/// never unmounts or unlinks what another tool put there meanwhile. The
+/// never unmounts or unlinks what another tool put there meanwhile;
+/// `Ok(true)` when nothing is there any more (deleted meanwhile: done). The
 /// look and the unmount are two calls; the window between them is this
 /// function's, not the caller's.
 pub fn delete_named_if(
@@ -832,6 +833,10 @@ fn delete_named_expecting(
     // followed (umount2 would unmount whatever it leads to).
     match fs::symlink_metadata(&path) {
         Ok(meta) if expected.is_some_and(|id| id != (meta.dev(), meta.ino())) => return Ok(false),
+        // Gone since the caller looked (`ip netns del`): what it asked is
+        // done. Without an expectation, a name that is not there is an
+        // error, as for `ip netns del`.
+        Err(err) if err.kind() == io::ErrorKind::NotFound && expected.is_some() => return Ok(true),
         Ok(meta) if meta.file_type().is_symlink() => {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,

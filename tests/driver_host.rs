@@ -1430,6 +1430,14 @@ fn a_namespace_put_at_a_name_since_it_was_looked_at_is_never_deleted() {
         );
         assert!(netns::delete_named_if(run_dir, "c2", (leftover.dev(), leftover.ino())).unwrap());
         assert!(!run_dir.join("c2").exists());
+        // Deleted meanwhile (`ip netns del` during an `rm -f`): done, not
+        // an error (which failed `rm -f` and left its record `removing`);
+        // without an expectation, a missing name is one, as for iproute2.
+        let gone = netns::create_named(run_dir, "c3").unwrap();
+        netns::delete_named(run_dir, "c3").unwrap();
+        assert!(netns::delete_named_if(run_dir, "c3", gone.file_id()).unwrap());
+        let missing = netns::delete_named(run_dir, "c3").unwrap_err();
+        assert_eq!(missing.kind(), std::io::ErrorKind::NotFound, "{missing}");
     });
 }
 

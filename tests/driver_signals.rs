@@ -81,7 +81,8 @@ fn bit(signal: libc::c_int) -> u64 {
 /// ignored by the caller (the kernel then reaps its children), `exec`
 /// still reports its command's status, and neither its command nor one
 /// `spawn_detached` starts inherits the ignored `SIGCHLD` (before, the
-/// detached one did).
+/// detached one did). A command `spawn_detached` starts while a wait
+/// ignores `SIGINT` and `SIGQUIT` gets them at their default.
 #[test]
 fn waits_share_one_change_of_the_dispositions_and_commands_start_with_theirs() {
     common::privilege::require_root();
@@ -94,6 +95,7 @@ fn waits_share_one_change_of_the_dispositions_and_commands_start_with_theirs() {
     let probe = dir.path().join("second");
     let detached_probe = dir.path().join("detached");
     let exec_probe = dir.path().join("exec");
+    let during = dir.path().join("during");
     netns::run_in_new(|| {
         let manager = Manager::open(config.clone()).unwrap();
         manager.create_container(Some("web")).unwrap();
@@ -116,6 +118,19 @@ fn waits_share_one_change_of_the_dispositions_and_commands_start_with_theirs() {
                 manager.exec("web", &argv(&["sh", "-c", &script]), &Default::default())
             });
             std::thread::sleep(Duration::from_millis(600));
+            // A command started detached while they wait gets the
+            // caller's dispositions too (before: SIGINT and SIGQUIT
+            // ignored for its whole life).
+            let script = format!("grep SigIgn /proc/self/status > {}", during.display());
+            manager
+                .spawn_detached("web", &argv(&["sh", "-c", &script]))
+                .unwrap();
+            let mask = ignored_mask(&during);
+            assert_eq!(
+                mask & (bit(libc::SIGINT) | bit(libc::SIGQUIT)),
+                0,
+                "a detached command's SIGINT and SIGQUIT at their default: {mask:#x}"
+            );
             assert_eq!(
                 handler(libc::SIGCHLD),
                 handler_of_count(),

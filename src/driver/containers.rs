@@ -851,6 +851,16 @@ impl Manager {
                 hosts::resolve(&self.config.etc_netns_dir, container)
             })?;
             crate::fault::point("container: before spawn");
+            // The caller's dispositions, not those another thread's wait
+            // sets meanwhile (`SIGINT` and `SIGQUIT` ignored, see
+            // `SignalShield`): none changes until the fork is done.
+            let shields = SHIELDS
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let default_signals = match shields.interrupt_waits {
+                0 => Vec::new(),
+                _ => crate::sys::signals_to_default(&shields.interrupts),
+            };
             crate::sys::spawn_held(&Spawn {
                 program,
                 args,
@@ -864,7 +874,7 @@ impl Manager {
                 // Docker: the caller's terminal (its Ctrl-C, its hang-up)
                 // is not its.
                 own_session: true,
-                default_signals: &[],
+                default_signals: &default_signals,
             })
             .map_err(|e| Error::spawn(&program.to_string_lossy(), &e))
         })

@@ -237,7 +237,24 @@ pub(crate) struct LogHold {
     pub(crate) replayed: usize,
 }
 
+/// Directories kept open and checked between two starts over, past which
+/// those nobody holds now are let go (see [`Shared::keep_dir`]). A command
+/// uses a dozen; a restore's walk more.
+const DIRS_KEPT: usize = 32;
+
 impl Shared {
+    /// Keeps `dir` open and checked. Past [`DIRS_KEPT`] the directories no
+    /// caller holds now go first (opened and checked again when next
+    /// used): a program that keeps a `StateDir` for listings without a
+    /// lock or a `refresh` holds a bounded number of descriptors, not one
+    /// for every directory it ever listed (removed networks' too).
+    fn keep_dir(&mut self, dir: Arc<Dir>) {
+        if self.dirs.len() >= DIRS_KEPT {
+            self.dirs.retain(|kept| Arc::strong_count(kept) > 1);
+        }
+        self.dirs.push(dir);
+    }
+
     /// Past [`SYNCFS_ABOVE`] pending files and directories, lets their
     /// descriptors go. With the commit log there, the changes stay for
     /// it: it holds their contents, which a power cut's next lock writes
@@ -540,7 +557,7 @@ impl Handles {
                             file: File::from(fd),
                             private: true,
                         });
-                        self.shared().dirs.push(found.clone());
+                        self.shared().keep_dir(found.clone());
                         return Ok(Some(found));
                     }
                     Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -611,7 +628,7 @@ impl Handles {
             file,
             private,
         });
-        self.shared().dirs.push(found.clone());
+        self.shared().keep_dir(found.clone());
         Ok(Some(found))
     }
 

@@ -1675,3 +1675,71 @@ fn an_alias_of_another_containers_view_is_never_unlinked_through() {
         );
     });
 }
+
+/// A detach opens its target before the store's lock (a refusal holds no
+/// command up) but enters it only under the lock: an `rm -f` of the
+/// container, which takes every process it finds inside for one of the
+/// container's under the lock, must never find a caller's thread there
+/// (it killed the program, an embedder's whole runtime). Before, the
+/// detach made its socket in the target before it waited for the lock.
+#[test]
+fn a_detach_enters_its_target_only_under_the_lock() {
+    use ipvlan::driver::Target;
+    in_fresh_netns("detach-under-lock", |config| {
+        let manager = Manager::open(config.clone()).unwrap();
+        recorded_network(config, "n1");
+        fs::create_dir_all(&config.netns_dir).unwrap();
+        let target = netns::create_named(&config.netns_dir, "c1").unwrap();
+        // This process's sockets of the target's namespace (`SIOCGSKNS`
+        // on each socket descriptor gives its namespace).
+        let target_ino = fs::metadata(config.netns_dir.join("c1")).unwrap().ino();
+        let sockets_inside = || {
+            let mut inside = 0;
+            for entry in fs::read_dir("/proc/self/fd").unwrap() {
+                let entry = entry.unwrap();
+                let is_socket = fs::read_link(entry.path())
+                    .is_ok_and(|link| link.to_string_lossy().starts_with("socket:"));
+                let Ok(fd) = entry.file_name().to_string_lossy().parse::<i32>() else {
+                    continue;
+                };
+                if !is_socket {
+                    continue;
+                }
+                const SIOCGSKNS: libc::c_ulong = 0x894C;
+                // SAFETY: an ioctl on a descriptor of this process that
+                // returns a new descriptor, closed below.
+                let ns = unsafe { libc::ioctl(fd, SIOCGSKNS) };
+                if ns >= 0 {
+                    // SAFETY: `ns` was just returned to us and is ours.
+                    let file = unsafe { <fs::File as std::os::fd::FromRawFd>::from_raw_fd(ns) };
+                    inside += usize::from(file.metadata().unwrap().ino() == target_ino);
+                }
+            }
+            inside
+        };
+        let before = sockets_inside();
+        let store = ipvlan::store::StateDir::open(&config.state_dir).unwrap();
+        let held = store.lock().unwrap();
+        std::thread::scope(|scope| {
+            let waiting = scope.spawn(|| manager.disconnect("n1", &Target::Container("c1".into())));
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            assert!(
+                !waiting.is_finished(),
+                "the detach did not wait for the lock"
+            );
+            assert_eq!(
+                sockets_inside(),
+                before,
+                "a socket made in the target before the lock"
+            );
+            drop(held);
+            let err = waiting.join().unwrap().unwrap_err();
+            assert!(
+                err.to_string().contains("is not connected to network n1"),
+                "{err}"
+            );
+        });
+        drop(target);
+        netns::delete_named(&config.netns_dir, "c1").unwrap();
+    });
+}

@@ -67,10 +67,13 @@ impl Manager {
         targets: &[Target],
     ) -> Result<Vec<EndpointInfo>, Error> {
         lookup_network_id_to_lock(&self.store, network)?;
-        // Before the lock, as connect does: each namespace opened, with
-        // its own socket, and identified: two descriptors a target, held
-        // to the end.
+        // Each namespace opened, with its own socket, and identified: two
+        // descriptors a target, held to the end. Under the lock, as
+        // connect enters its target: a visit must not overlap an `rm -f`
+        // of the container, which takes the processes it finds inside
+        // (this thread's, the whole program) for the container's.
         let _room = make_room_for_descriptors(2 * targets.len())?;
+        let state = self.store.lock()?;
         // Our own namespace, opened once: each target is entered from it
         // and left for it (for its socket, then for its link's settings)
         // without opening it again.
@@ -98,7 +101,6 @@ impl Manager {
             }
             slots.push(Slot::Resolved(target));
         }
-        let state = self.store.lock()?;
         let networks = state.networks()?;
         let network = find_network_to_join(&networks, network)?;
         let host = Handle::new()?;
@@ -405,10 +407,11 @@ impl Manager {
     /// descriptors and the limit on them are as [`Manager::connect_many`]'s.
     pub fn disconnect_many(&self, network: &str, targets: &[Target]) -> Result<Vec<String>, Error> {
         lookup_network_id_to_lock(&self.store, network)?;
-        // Before the lock, as disconnect does: what is at each path now
+        // Under the lock, as disconnect does: what is at each path now
         // (two descriptors a target, and the limit on them, as for
         // connect_many).
         let _room = make_room_for_descriptors(2 * targets.len())?;
+        let state = self.store.lock()?;
         // Entered from our own namespace, opened once, as connect_many's.
         let home = Netns::current()
             .map_err(|e| Error::io("opening this thread's network namespace", &e))?;
@@ -424,7 +427,6 @@ impl Manager {
             })
             .collect::<Result<Vec<_>, _>>()?;
         drop(home);
-        let state = self.store.lock()?;
         let networks = state.networks()?;
         let network = find_network(&networks, network)?;
         for at in 0..slots.len() {

@@ -154,7 +154,9 @@ impl Manager {
         let found = lookup_network_id_to_lock(&self.store, network)?;
         // The host's socket first: it tells the way back from the target.
         let host = Handle::new()?;
-        // Before the lock, like connect: what is at the path now.
+        // Like connect: what is at the path now opened before the lock (a
+        // target that blocks or is refused holds no other command up),
+        // entered and identified under it (see `DetachPlace::enter`).
         let placed = self.place_for_detach(target, &host)?;
         let state = self.store.lock()?;
         let network = locked_network(&state, network, &found)?;
@@ -165,16 +167,24 @@ impl Manager {
         Ok(notes)
     }
 
-    /// Where a detach's target is, and what is there now (opened, before
-    /// the lock is taken); `host`, the caller's socket of its namespace,
-    /// tells the way back.
+    /// Where a detach's target is, and what is there now (opened before
+    /// the lock is taken, entered under it); `host`, the caller's socket
+    /// of its namespace, tells the way back.
     pub(crate) fn place_for_detach(
         &self,
         target: &Target,
         host: &Handle,
     ) -> Result<DetachPlace, Error> {
         self.place_opened_by(target, &mut |path| {
-            OpenNetns::open_path_beside(path, host.socket().fd())
+            let (ns, entry) = netns::Visit::open_at_once_told(path, Some(host.socket().fd()))?;
+            Ok(match entry {
+                Some(entry) => Ok(Placed::Unentered(ns, entry)),
+                // The caller's own: nothing to enter.
+                None => OpenNetns::with_handle(ns).and_then(|open| {
+                    let identity = open.identity()?;
+                    Ok(Placed::Ready(open, identity))
+                }),
+            })
         })
     }
 
@@ -185,23 +195,24 @@ impl Manager {
         target: &Target,
         home: &crate::netns::Netns,
     ) -> Result<DetachPlace, Error> {
-        self.place_opened_by(target, &mut |path| OpenNetns::open_path_from(path, home))
+        self.place_opened_by(target, &mut |path| {
+            Ok(OpenNetns::open_path_from(path, home)?.and_then(|open| {
+                let identity = open.identity()?;
+                Ok(Placed::Ready(open, identity))
+            }))
+        })
     }
 
     /// [`Manager::place_for_detach`] with the namespace opened by `open`.
     fn place_opened_by(
         &self,
         target: &Target,
-        open: &mut dyn FnMut(&Path) -> std::io::Result<Result<OpenNetns, Error>>,
+        open: &mut dyn FnMut(&Path) -> std::io::Result<Result<Placed, Error>>,
     ) -> Result<DetachPlace, Error> {
         let (path, container) = self.target_place(target)?;
         let mut refusal = None;
         let opened = match open(&path) {
-            Ok(open) => {
-                let open = open?;
-                let identity = open.identity()?;
-                Some((open, identity))
-            }
+            Ok(placed) => Some(placed?),
             Err(error) if matches!(error.raw_os_error(), Some(libc::ENOENT | libc::ESRCH)) => None,
             Err(error) => match netns::not_a_namespace(&error) {
                 // An unmounted namespace file: its endpoint may be recorded.
@@ -241,6 +252,7 @@ impl Manager {
             opened,
             refusal,
         } = placed;
+        let opened = opened.map(|placed| placed.entered(&path)).transpose()?;
         let identity = opened.as_ref().map(|(_, identity)| *identity);
         let found = self.find_endpoint(state, network, target, &path, container, identity)?;
         let Some(mut endpoint) = found else {
@@ -1093,8 +1105,43 @@ fn allocate(
 pub(crate) struct DetachPlace {
     path: PathBuf,
     container: Option<String>,
-    opened: Option<(OpenNetns, NetnsId)>,
+    opened: Option<Placed>,
     refusal: Option<Error>,
+}
+
+/// The namespace found at a detach's target.
+pub(crate) enum Placed {
+    /// Opened, with its handle, and identified.
+    Ready(OpenNetns, NetnsId),
+    /// Opened before the lock, entered under it ([`DetachPlace::enter`]).
+    Unentered(crate::netns::Netns, netns::Entry),
+}
+
+impl Placed {
+    /// Under the lock: the namespace (found at `path`) opened before it
+    /// entered, its handle opened inside, and it identified. An `rm -f` of
+    /// its container finds the processes to kill under the lock: a thread
+    /// visiting before it was one of them to it (the whole program killed).
+    fn entered(self, path: &Path) -> Result<(OpenNetns, NetnsId), Error> {
+        let (ns, entry) = match self {
+            Placed::Ready(open, identity) => return Ok((open, identity)),
+            Placed::Unentered(ns, entry) => (ns, entry),
+        };
+        let visit =
+            entry
+                .enter(&ns, path)
+                .map_err(|error| match netns::not_a_namespace(&error) {
+                    Some(found) => Error::invalid(found.to_string()),
+                    None => Error::io(
+                        format_args!("entering network namespace {}", path.display()),
+                        &error,
+                    ),
+                })?;
+        let open = OpenNetns::with_handle_inside(ns, &visit)?;
+        drop(visit);
+        let identity = open.identity()?;
+        Ok((open, identity))
+    }
 }
 
 /// Where [`Manager::reserve`] puts an endpoint's intent record.

@@ -85,19 +85,11 @@ impl OpenNetns {
         OpenNetns::open_path_and_stay(path, false, None)
     }
 
-    /// [`OpenNetns::open_path`], with `host`, a socket of the calling
-    /// thread's namespace, which tells that namespace (the way back).
-    pub(crate) fn open_path_beside(
-        path: &Path,
-        host: BorrowedFd<'_>,
-    ) -> std::io::Result<Result<OpenNetns, Error>> {
-        OpenNetns::open_path_and_stay(path, false, Some(host))
-    }
-
     /// [`OpenNetns::open_path`], the thread staying inside as
     /// [`OpenNetns::with_handle_staying`] has it (`stay`), with the same
-    /// rules until the visit ends: two visits made one. `host` as
-    /// [`OpenNetns::open_path_beside`] takes it.
+    /// rules until the visit ends: two visits made one. `host`, when
+    /// given, a socket of the calling thread's namespace, tells that
+    /// namespace (the way back).
     pub(crate) fn open_path_and_stay(
         path: &Path,
         stay: bool,

@@ -702,16 +702,31 @@ impl Drop for SignalBlock {
 /// thread that does not block them takes them instead.
 pub fn wait_child_forwarding(pid: u32) -> io::Result<ChildStatus> {
     let set = signal_set(&forwarding_signals());
+    // `SIGCHLD` is one signal for the whole process, not queued: another
+    // wait (a second `exec` of the program) may take the one meant for
+    // this child, two children ending together leave one, a thread that
+    // does not block it loses it. So the child is also looked at every
+    // `SIGCHLD_MISSED_MS`: a lost one costs that long, never a wait for
+    // ever.
+    const SIGCHLD_MISSED_MS: libc::c_long = 50;
+    let missed = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: SIGCHLD_MISSED_MS * 1_000_000,
+    };
     loop {
         // Checked before each wait: a child that ended before the first
-        // left its SIGCHLD pending, and sigwaitinfo returns at once.
+        // left its SIGCHLD pending, and the wait returns at once.
         if let Some(status) = wait_child(pid, true)? {
             return Ok(status);
         }
         // SAFETY: siginfo_t is plain old data, filled in by the kernel.
         let mut info: libc::siginfo_t = unsafe { mem::zeroed() };
-        // SAFETY: `set` and `info` are live for the call.
-        let signal = retry(|| unsafe { libc::sigwaitinfo(&set, &mut info) })?;
+        // SAFETY: `set`, `info` and `missed` are live for the call.
+        let signal = match retry(|| unsafe { libc::sigtimedwait(&set, &mut info, &missed) }) {
+            Ok(signal) => signal,
+            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => continue,
+            Err(e) => return Err(e),
+        };
         if signal != libc::SIGCHLD && !reached_the_child_too(signal, info.si_code) {
             // Not yet reaped, so `pid` is still our child, even if it has
             // just ended: the signal can reach no other process.
@@ -2117,6 +2132,41 @@ mod tests {
         let waited = unsafe { libc::waitpid(pid as libc::pid_t, &mut status, libc::WNOHANG) };
         assert_eq!(waited, -1, "reaped");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Two forwarding waits at once (two `exec`s of a program): each
+    /// child's `SIGCHLD` goes to the process, either wait may take it, and
+    /// two children ending together may leave one; a wait whose child's
+    /// signal it never saw still ends with its child. Before, it waited
+    /// for ever, its child a zombie.
+    #[test]
+    fn two_forwarding_waits_at_once_both_end() {
+        for round in 0..20 {
+            let (tx, rx) = std::sync::mpsc::channel();
+            // Both at once: one `SIGCHLD` may stand for the two (a signal
+            // pending is not sent again).
+            for (delay, code) in [("0.2", 3), ("0.2", 4)] {
+                let tx = tx.clone();
+                std::thread::spawn(move || {
+                    let block = SignalBlock::for_forwarding().unwrap();
+                    // Reaped by the wait under test.
+                    #[allow(clippy::zombie_processes)]
+                    let child = std::process::Command::new("sh")
+                        .args(["-c", &format!("sleep {delay}; exit {code}")])
+                        .spawn()
+                        .unwrap();
+                    let status = wait_child_forwarding(child.id()).map(ChildStatus::code);
+                    block.end();
+                    let _ = tx.send((code, status.unwrap()));
+                });
+            }
+            for _ in 0..2 {
+                let (code, status) = rx
+                    .recv_timeout(std::time::Duration::from_secs(10))
+                    .unwrap_or_else(|_| panic!("round {round}: a wait did not end with its child"));
+                assert_eq!(status, code);
+            }
+        }
     }
 
     /// A host program that keeps `SIGPIPE` at its default (one with a

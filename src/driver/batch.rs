@@ -407,9 +407,9 @@ impl Manager {
     /// descriptors and the limit on them are as [`Manager::connect_many`]'s.
     pub fn disconnect_many(&self, network: &str, targets: &[Target]) -> Result<Vec<String>, Error> {
         lookup_network_id_to_lock(&self.store, network)?;
-        // Under the lock, as disconnect does: what is at each path now
-        // (two descriptors a target, and the limit on them, as for
-        // connect_many).
+        // What is at each path now, opened and entered under the lock (as
+        // disconnect enters its one; see connect_many): two descriptors a
+        // target, and the limit on them, as for connect_many.
         let _room = make_room_for_descriptors(2 * targets.len())?;
         let state = self.store.lock()?;
         // Entered from our own namespace, opened once, as connect_many's.

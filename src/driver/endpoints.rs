@@ -156,7 +156,7 @@ impl Manager {
         let host = Handle::new()?;
         // Like connect: what is at the path now opened before the lock (a
         // target that blocks or is refused holds no other command up),
-        // entered and identified under it (see `DetachPlace::enter`).
+        // entered and identified under it (see `Placed::entered`).
         let placed = self.place_for_detach(target, &host)?;
         let state = self.store.lock()?;
         let network = locked_network(&state, network, &found)?;
@@ -1113,7 +1113,7 @@ pub(crate) struct DetachPlace {
 pub(crate) enum Placed {
     /// Opened, with its handle, and identified.
     Ready(OpenNetns, NetnsId),
-    /// Opened before the lock, entered under it ([`DetachPlace::enter`]).
+    /// Opened before the lock, entered under it ([`Placed::entered`]).
     Unentered(crate::netns::Netns, netns::Entry),
 }
 

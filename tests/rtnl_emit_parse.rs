@@ -368,7 +368,7 @@ fn emit(rng: &mut Rng, msg: &MessageBuilder, kind: u16, flags: u16, family_len: 
 const ADD_FLAGS: u16 = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
 const SET_FLAGS: u16 = NLM_F_REQUEST | NLM_F_ACK;
 const APPEND_FLAGS: u16 = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_APPEND;
-const GET_EXT_MASK: u32 = RTEXT_FILTER_VF | RTEXT_FILTER_SKIP_STATS;
+const GET_EXT_MASK: u32 = RTEXT_FILTER_SKIP_STATS;
 
 /// Open files whose descriptors a request may carry (a `LinkSpec` borrows
 /// the namespace file it names, so the numbers must be real).

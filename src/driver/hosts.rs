@@ -1319,44 +1319,15 @@ mod tests {
         fs::remove_dir_all(dir).unwrap();
     }
 
-    use crate::rtnl::{IpvlanFlag, IpvlanMode};
-    use crate::store::{NetworkState, ParentOrigin, StateDir, Timestamp};
+    use crate::store::records::fixtures;
+    use crate::store::StateDir;
 
     fn record(name: &str, id: char) -> NetworkRecord {
-        NetworkRecord {
-            id: id.to_string().repeat(64),
-            name: name.into(),
-            driver: "ipvlan".into(),
-            mode: IpvlanMode::L2,
-            flag: IpvlanFlag::Bridge,
-            parent: "lo".into(),
-            parent_origin: ParentOrigin::Existing,
-            parent_index: None,
-            internal: false,
-            ipv6: false,
-            mtu: None,
-            subnets: Vec::new(),
-            created: Timestamp::now(),
-            options: Vec::new(),
-            state: NetworkState::Created,
-        }
+        fixtures::network(name, id, Vec::new())
     }
 
     fn attached(network: &NetworkRecord, container: &str, addr: &str) -> EndpointRecord {
-        EndpointRecord {
-            id: container.into(),
-            network_id: network.id.clone(),
-            container: Some(container.into()),
-            netns: format!("/run/netns/{container}"),
-            ifname: "eth0".into(),
-            mac: None,
-            ipv4: Some(addr.parse().unwrap()),
-            ipv6: None,
-            state: EndpointState::Attached,
-            created: Timestamp::now(),
-            netns_id: None,
-            ifindex: None,
-        }
+        fixtures::endpoint(network, container, container, addr)
     }
 
     /// `c1` on two networks: a union view, markers, two network files.

@@ -980,6 +980,58 @@ impl ContainerRecord {
     }
 }
 
+/// Records for the crate's unit tests: a network on `lo` in mode l2 and
+/// an endpoint attached to it, the rest plain.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use super::*;
+
+    /// Network `name`, its id `id` 64 times, with `subnets`.
+    pub(crate) fn network(name: &str, id: char, subnets: Vec<SubnetSpec>) -> NetworkRecord {
+        NetworkRecord {
+            id: id.to_string().repeat(64),
+            name: name.into(),
+            driver: "ipvlan".into(),
+            mode: IpvlanMode::L2,
+            flag: IpvlanFlag::Bridge,
+            parent: "lo".into(),
+            parent_origin: ParentOrigin::Existing,
+            parent_index: None,
+            internal: false,
+            ipv6: false,
+            mtu: None,
+            subnets,
+            created: Timestamp::now(),
+            options: Vec::new(),
+            state: NetworkState::Created,
+        }
+    }
+
+    /// Endpoint `id` of `network`, container `container`, address `addr`
+    /// (CIDR), attached.
+    pub(crate) fn endpoint(
+        network: &NetworkRecord,
+        id: &str,
+        container: &str,
+        addr: &str,
+    ) -> EndpointRecord {
+        EndpointRecord {
+            id: id.into(),
+            network_id: network.id.clone(),
+            container: Some(container.into()),
+            netns: format!("/run/netns/{container}"),
+            ifname: "eth0".into(),
+            mac: None,
+            ipv4: Some(addr.parse().expect("a CIDR")),
+            ipv6: None,
+            state: EndpointState::Attached,
+            created: Timestamp::now(),
+            netns_id: None,
+            ifindex: None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -663,50 +663,18 @@ fn refused_by_the_place(error: &StoreError) -> bool {
 #[cfg(test)]
 mod tests {
     use crate::ipam::{fill_default_gateways, match_subnets};
-    use crate::rtnl::{IpvlanFlag, IpvlanMode};
-    use crate::store::{
-        EndpointRecord, EndpointState, NetworkRecord, NetworkState, ParentOrigin, StateDir,
-        Timestamp,
-    };
+    use crate::store::records::fixtures;
+    use crate::store::{EndpointRecord, NetworkRecord, StateDir};
     use std::os::unix::fs::FileExt;
 
     fn network() -> NetworkRecord {
         let mut subnets = match_subnets(&["10.0.0.0/16".parse().unwrap()], &[], &[], &[]).unwrap();
         fill_default_gateways(&mut subnets);
-        NetworkRecord {
-            id: "a".repeat(64),
-            name: "n1".into(),
-            driver: "ipvlan".into(),
-            mode: IpvlanMode::L2,
-            flag: IpvlanFlag::Bridge,
-            parent: "lo".into(),
-            parent_origin: ParentOrigin::Existing,
-            parent_index: None,
-            internal: false,
-            ipv6: false,
-            mtu: None,
-            subnets,
-            created: Timestamp::now(),
-            options: Vec::new(),
-            state: NetworkState::Created,
-        }
+        fixtures::network("n1", 'a', subnets)
     }
 
     fn endpoint(net: &NetworkRecord, id: &str, address: &str) -> EndpointRecord {
-        EndpointRecord {
-            id: id.into(),
-            network_id: net.id.clone(),
-            container: Some(format!("c-{id}")),
-            netns: format!("/run/netns/c-{id}"),
-            ifname: "eth0".into(),
-            mac: None,
-            ipv4: Some(address.parse().unwrap()),
-            ipv6: None,
-            state: EndpointState::Attached,
-            created: Timestamp::now(),
-            netns_id: None,
-            ifindex: None,
-        }
+        fixtures::endpoint(net, id, &format!("c-{id}"), address)
     }
 
     /// A commit too large for the log (one `syncfs`), killed between its

@@ -66,6 +66,25 @@ pub fn push_ipnet(out: &mut String, net: &ipnet::IpNet) {
     push_decimal(out, u64::from(net.prefix_len()));
 }
 
+/// `duration` as text: whole seconds as `60s`, else milliseconds
+/// (`300ms`), as `{:?}` writes those; `Duration`'s own `Debug`, which
+/// handles every precision, is 2 KiB of code for two error messages.
+pub fn duration_text(duration: std::time::Duration) -> String {
+    let ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
+    let mut out = String::new();
+    match ms % 1000 {
+        0 => {
+            push_decimal(&mut out, ms / 1000);
+            out.push('s');
+        }
+        _ => {
+            push_decimal(&mut out, ms);
+            out.push_str("ms");
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,5 +122,19 @@ mod tests {
         let expected: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(hex_text(&bytes), expected);
         assert_eq!(hex_text(&[]), "");
+    }
+
+    #[test]
+    fn durations_read_as_debug_writes_whole_seconds_and_milliseconds() {
+        use std::time::Duration;
+        for duration in [
+            Duration::from_secs(60),
+            Duration::from_millis(300),
+            Duration::from_millis(1),
+        ] {
+            assert_eq!(duration_text(duration), format!("{duration:?}"));
+        }
+        assert_eq!(duration_text(Duration::from_millis(1500)), "1500ms");
+        assert_eq!(duration_text(Duration::ZERO), "0s");
     }
 }

@@ -103,8 +103,9 @@ pub fn run(
         let _ = crate::sys::kill(child, libc::SIGKILL);
         let _ = crate::sys::wait_child(child, false);
         return Err(CniError::internal(format!(
-            "IPAM plugin {name} did not finish {} within {timeout:?}: killed",
+            "IPAM plugin {name} did not finish {} within {}: killed",
             verb.as_str(),
+            crate::digits::duration_text(timeout),
         )));
     };
     let printed = read_back(&mut stdout).map_err(io_error)?;

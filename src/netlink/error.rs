@@ -270,7 +270,8 @@ impl fmt::Display for ErrorKind {
                 "dump interrupted by concurrent changes {attempts} times in a row"
             ),
             ErrorKind::Timeout { after } => {
-                write!(f, "no answer from the kernel within {after:?}")
+                let after = crate::digits::duration_text(*after);
+                write!(f, "no answer from the kernel within {after}")
             }
             ErrorKind::Overrun { unknown, total } => {
                 write!(

@@ -553,18 +553,15 @@ pub(crate) fn unlink(
     state_root: &Path,
 ) -> Result<(), Error> {
     let dir = etc_netns_dir.join(container);
-    let hosts = dir.join("hosts");
     // A link to another entry leads to that entry's view (another
     // container's): nothing is removed through it, as `entry` refuses to
     // make a view through it.
-    if is_ours(&hosts, state_root)
-        && !(fs::symlink_metadata(&dir).is_ok_and(|m| m.file_type().is_symlink())
-            && leads_to_another_entry(etc_netns_dir, &dir))
+    if fs::symlink_metadata(&dir).is_ok_and(|m| m.file_type().is_symlink())
+        && leads_to_another_entry(etc_netns_dir, &dir)
     {
-        crate::fault::point("etc netns: before unlink");
-        crate::fault::after("etc netns: after unlink", fs::remove_file(&hosts))
-            .map_err(|e| io("removing", &hosts, e))?;
+        return Ok(());
     }
+    remove_if_ours(&dir.join("hosts"), state_root)?;
     let marker = made_dir_marker(state_root, container);
     if !marker.exists() {
         // Not our directory: only our leftover temporary (a replace

@@ -857,10 +857,7 @@ impl Manager {
             let shields = SHIELDS
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let default_signals = match shields.interrupt_waits {
-                0 => Vec::new(),
-                _ => crate::sys::signals_to_default(&shields.interrupts),
-            };
+            let default_signals = shields.child_defaults();
             crate::sys::spawn_held(&Spawn {
                 program,
                 args,
@@ -944,6 +941,17 @@ struct Shields {
     interrupts: Vec<crate::sys::SavedSignal>,
 }
 
+impl Shields {
+    /// The signals a command started now gets back at their default: those
+    /// the waits in progress ignore that were not ignored before the first.
+    fn child_defaults(&self) -> Vec<i32> {
+        match self.interrupt_waits {
+            0 => Vec::new(),
+            _ => crate::sys::signals_to_default(&self.interrupts),
+        }
+    }
+}
+
 static SHIELDS: std::sync::Mutex<Shields> = std::sync::Mutex::new(Shields {
     waits: 0,
     sigchld: None,
@@ -983,12 +991,9 @@ impl SignalShield {
     /// The signals the command gets back at their default: those a wait
     /// ignores now that were not ignored before the first did.
     fn child_defaults(&self) -> Vec<i32> {
-        match &self.until_spawned {
-            Some(shields) if shields.interrupt_waits > 0 => {
-                crate::sys::signals_to_default(&shields.interrupts)
-            }
-            _ => Vec::new(),
-        }
+        self.until_spawned
+            .as_ref()
+            .map_or_else(Vec::new, |shields| shields.child_defaults())
     }
 
     /// The command's process exists: other waits may change dispositions.

@@ -180,10 +180,7 @@ impl Manager {
             Ok(match entry {
                 Some(entry) => Ok(Placed::Unentered(ns, entry)),
                 // The caller's own: nothing to enter.
-                None => OpenNetns::with_handle(ns).and_then(|open| {
-                    let identity = open.identity()?;
-                    Ok(Placed::Ready(open, identity))
-                }),
+                None => OpenNetns::with_handle(ns).and_then(Placed::ready),
             })
         })
     }
@@ -196,10 +193,7 @@ impl Manager {
         home: &crate::netns::Netns,
     ) -> Result<DetachPlace, Error> {
         self.place_opened_by(target, &mut |path| {
-            Ok(OpenNetns::open_path_from(path, home)?.and_then(|open| {
-                let identity = open.identity()?;
-                Ok(Placed::Ready(open, identity))
-            }))
+            Ok(OpenNetns::open_path_from(path, home)?.and_then(Placed::ready))
         })
     }
 
@@ -1118,6 +1112,12 @@ pub(crate) enum Placed {
 }
 
 impl Placed {
+    /// `open`, identified.
+    fn ready(open: OpenNetns) -> Result<Placed, Error> {
+        let identity = open.identity()?;
+        Ok(Placed::Ready(open, identity))
+    }
+
     /// Under the lock: the namespace (found at `path`) opened before it
     /// entered, its handle opened inside, and it identified. An `rm -f` of
     /// its container finds the processes to kill under the lock: a thread
@@ -1127,18 +1127,15 @@ impl Placed {
             Placed::Ready(open, identity) => return Ok((open, identity)),
             Placed::Unentered(ns, entry) => (ns, entry),
         };
-        let visit =
-            entry
-                .enter(&ns, path)
-                .map_err(|error| match netns::not_a_namespace(&error) {
-                    Some(found) => Error::invalid(found.to_string()),
-                    None => Error::io(
-                        format_args!("entering network namespace {}", path.display()),
-                        &error,
-                    ),
-                })?;
-        let open = OpenNetns::with_handle_inside(ns, &visit)?;
-        drop(visit);
+        // Only another kind of namespace is the outer error (refused as
+        // opening it refuses it); entering otherwise failed is the inner.
+        let open = OpenNetns::enter_opened(ns, entry, path, false).map_err(|error| {
+            let found = netns::not_a_namespace(&error);
+            found.map_or_else(
+                || Error::io("entering a namespace", &error),
+                |found| Error::invalid(found.to_string()),
+            )
+        })??;
         let identity = open.identity()?;
         Ok((open, identity))
     }

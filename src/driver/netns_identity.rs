@@ -96,10 +96,23 @@ impl OpenNetns {
         host: Option<BorrowedFd<'_>>,
     ) -> std::io::Result<Result<OpenNetns, Error>> {
         let (ns, entry) = netns::Visit::open_at_once_told(path, host)?;
-        let Some(entry) = entry else {
+        match entry {
+            Some(entry) => OpenNetns::enter_opened(ns, entry, path, stay),
             // The caller's own: nothing to enter.
-            return Ok(OpenNetns::with_handle(ns));
-        };
+            None => Ok(OpenNetns::with_handle(ns)),
+        }
+    }
+
+    /// The second half of [`OpenNetns::open_path_and_stay`]: `ns`, opened
+    /// from `path` with `entry` ([`netns::Visit::open_at_once_told`]),
+    /// entered and its handle opened inside, with the same errors; the
+    /// two halves apart let a caller wait (for a lock) between them.
+    pub(crate) fn enter_opened(
+        ns: Netns,
+        entry: netns::Entry,
+        path: &Path,
+        stay: bool,
+    ) -> std::io::Result<Result<OpenNetns, Error>> {
         // Entering is work in the namespace, as the socket is: its failure
         // (a policy refusing setns, say) is the inner error, never taken
         // for a namespace that is gone.

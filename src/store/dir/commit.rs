@@ -68,14 +68,8 @@ impl StateDir {
                 // it, rather than one appended to after entries older than
                 // what the sync made durable, which a power cut would then
                 // write back over them.
-                let full = Volatile {
-                    tail: commit_log::SLOTS,
-                    ..volatile
-                };
-                self.write_page(lock, &full)
+                self.mark_log_full(lock, volatile)
                     .map_err(StoreError::io("writing", self.root.join(LOCK_FILE)))?;
-                hold.head = Some(Head::of(full));
-                self.handles.set_log(hold);
             }
             self.handles.sync_pending(pending, true)?;
             return match holds {
@@ -251,17 +245,24 @@ impl StateDir {
     /// system and empties the log, writing every page of it again, rather
     /// than appending after pages that may never reach the disk.
     fn poison_log(&self, lock: &File) {
-        let mut hold = self.handles.log();
-        let Some(volatile) = hold.head.and_then(|head| head.volatile) else {
-            return;
-        };
+        if let Some(volatile) = self.handles.log().head.and_then(|head| head.volatile) {
+            let _ = self.mark_log_full(lock, volatile);
+        }
+    }
+
+    /// Writes the volatile page `volatile` says full (unsynced), and holds
+    /// it so: the next commit (of any process) syncs the file system and
+    /// empties the log rather than appending after its entries.
+    fn mark_log_full(&self, lock: &File, volatile: Volatile) -> std::io::Result<()> {
         let full = Volatile {
             tail: commit_log::SLOTS,
             ..volatile
         };
-        let _ = self.write_page(lock, &full);
+        let written = self.write_page(lock, &full);
+        let mut hold = self.handles.log();
         hold.head = Some(Head::of(full));
         self.handles.set_log(hold);
+        written
     }
 
     /// Writes the volatile page `volatile` (unsynced) with the intent this

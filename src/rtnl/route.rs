@@ -370,15 +370,26 @@ pub struct NextHop {
     pub oif: Option<u32>,
 }
 
+/// A route's attributes (or a next hop's), by type.
+type RouteAttrs<'a> = AttrTable<'a, { RTA_MAX as usize + 1 }>;
+
+/// The address attribute `kind` of a route of `family`, if there is one;
+/// one of the other family is malformed.
+fn ip_of_family(tb: &RouteAttrs<'_>, kind: u16, family: IpFamily) -> Result<Option<IpAddr>> {
+    match tb.get(kind).map(|a| a.ip()).transpose()? {
+        Some(ip) if IpFamily::of(ip) != family => {
+            Err(Error::malformed("route address of the wrong family"))
+        }
+        other => Ok(other),
+    }
+}
+
 /// The gateway of a route or next hop: `RTA_GATEWAY` (of the route's
 /// family), else `RTA_VIA` (`struct rtvia`: a `u16` family, then the
 /// address; an IPv4 route `via inet6`), whose address is that family's. A
 /// `RTA_VIA` of no IP family (MPLS) is no gateway read here.
-fn gateway(tb: &AttrTable<{ RTA_MAX as usize + 1 }>, family: IpFamily) -> Result<Option<IpAddr>> {
-    if let Some(ip) = tb.get(RTA_GATEWAY).map(|a| a.ip()).transpose()? {
-        if IpFamily::of(ip) != family {
-            return Err(Error::malformed("gateway address of the wrong family"));
-        }
+fn gateway(tb: &RouteAttrs<'_>, family: IpFamily) -> Result<Option<IpAddr>> {
+    if let Some(ip) = ip_of_family(tb, RTA_GATEWAY, family)? {
         return Ok(Some(ip));
     }
     let Some(via) = tb.get(RTA_VIA) else {
@@ -413,7 +424,7 @@ fn parse_multipath(mut rest: &[u8], family: IpFamily) -> Result<Vec<NextHop>> {
             return Err(Error::malformed("multipath next hop of a bad length"));
         }
         let ifindex = u32::from_ne_bytes([rest[4], rest[5], rest[6], rest[7]]);
-        let tb = AttrTable::<{ RTA_MAX as usize + 1 }>::parse(&rest[RTNEXTHOP_LEN..len])?;
+        let tb = RouteAttrs::parse(&rest[RTNEXTHOP_LEN..len])?;
         hops.push(NextHop {
             gateway: gateway(&tb, family)?,
             oif: (ifindex != 0).then_some(ifindex),
@@ -476,16 +487,8 @@ impl Route {
             AF_INET6 => IpFamily::V6,
             _ => return Err(Error::malformed("route of an unknown address family")),
         };
-        let tb = AttrTable::<{ RTA_MAX as usize + 1 }>::parse(msg.attr_area(RtMsg::LEN)?)?;
-        let ip_of_family = |kind: u16| -> Result<Option<IpAddr>> {
-            match tb.get(kind).map(|a| a.ip()).transpose()? {
-                Some(ip) if IpFamily::of(ip) != family => {
-                    Err(Error::malformed("route address of the wrong family"))
-                }
-                other => Ok(other),
-            }
-        };
-        let dst_addr = ip_of_family(RTA_DST)?.unwrap_or(family.unspecified());
+        let tb = RouteAttrs::parse(msg.attr_area(RtMsg::LEN)?)?;
+        let dst_addr = ip_of_family(&tb, RTA_DST, family)?.unwrap_or(family.unspecified());
         let dst = IpNet::new(dst_addr, header.dst_len)
             .map_err(|_| Error::malformed("route prefix length too long"))?;
         let table = match tb.get(RTA_TABLE) {
@@ -496,7 +499,7 @@ impl Route {
             dst,
             gateway: gateway(&tb, family)?,
             oif: tb.get(RTA_OIF).map(|a| a.u32()).transpose()?,
-            prefsrc: ip_of_family(RTA_PREFSRC)?,
+            prefsrc: ip_of_family(&tb, RTA_PREFSRC, family)?,
             table,
             protocol: header.protocol,
             scope: header.scope,

@@ -320,6 +320,42 @@ pub fn setns(fd: BorrowedFd<'_>, nstype: i32) -> io::Result<()> {
     Ok(())
 }
 
+/// A procfs instance of this process's own (Linux 5.2): `fsopen("proc")`,
+/// `fsconfig(FSCONFIG_CMD_CREATE)`, `fsmount`. A new superblock, so a
+/// dentry tree of its own, as a mount attached nowhere: no other process
+/// sees it, it is in no mount table, and it goes when the returned
+/// descriptor (its root directory) is closed.
+pub fn procfs_instance() -> io::Result<OwnedFd> {
+    const FSOPEN_CLOEXEC: libc::c_uint = 1;
+    const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+    const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+    // SAFETY: a NUL-terminated file system name and flags; returns a new
+    // file system context descriptor or -1.
+    let context =
+        retry(|| unsafe { libc::syscall(libc::SYS_fsopen, c"proc".as_ptr(), FSOPEN_CLOEXEC) })?;
+    // SAFETY: a descriptor the kernel just returned, owned by nobody else.
+    let context = unsafe { OwnedFd::from_raw_fd(context as libc::c_int) };
+    // SAFETY: the context kept open by `context`; CMD_CREATE takes no key,
+    // value or auxiliary number.
+    retry(|| unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            context.as_raw_fd(),
+            FSCONFIG_CMD_CREATE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_void>(),
+            0,
+        )
+    })?;
+    // SAFETY: the context kept open by `context`, flags, no mount
+    // attributes; returns a new mount descriptor or -1.
+    let mount = retry(|| unsafe {
+        libc::syscall(libc::SYS_fsmount, context.as_raw_fd(), FSMOUNT_CLOEXEC, 0)
+    })?;
+    // SAFETY: a descriptor the kernel just returned, owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(mount as libc::c_int) })
+}
+
 /// `ioctl(fd, NS_GET_NSTYPE)` (Linux 4.11): the `CLONE_NEW*` type of the
 /// namespace an nsfs descriptor refers to.
 pub fn ns_get_nstype(fd: BorrowedFd<'_>) -> io::Result<i32> {

@@ -656,6 +656,43 @@ fn named_netns_create_list_open_delete() {
     netns::release_run_dir(&run_dir.path).unwrap();
 }
 
+/// A batch opens each link's settings through a procfs instance of its
+/// own, made anew every `SysctlFiles::LOOKUPS` namespaces: every write
+/// lands in the namespace visited, across the instances, and none in the
+/// visiting thread's own (a lookup made from there would find its `lo`).
+#[test]
+fn a_batchs_sysctl_writes_land_in_each_namespace_visited() {
+    let run_dir = TempRunDir::new("sysctls");
+    let home = netns::create_named(&run_dir.path, "home").unwrap();
+    let count = 2 * netns::SysctlFiles::LOOKUPS + 3;
+    let visited: Vec<Netns> = (0..count)
+        .map(|i| netns::create_named(&run_dir.path, &format!("s{i}")).unwrap())
+        .collect();
+    // On a thread living in `home`, as a batch's thread lives in its own.
+    netns::run_in(&home, || {
+        let files = netns::SysctlFiles::default();
+        for (i, ns) in visited.iter().enumerate() {
+            let key = [("ipv6", "disable_ipv6", true)];
+            let set = netns::set_link_sysctls_from(&home, ns, "lo", &key, &files).unwrap();
+            assert!(matches!(set.as_slice(), [Ok(())]), "s{i}: {set:?}");
+        }
+    })
+    .unwrap();
+    for (i, ns) in visited.iter().enumerate() {
+        assert!(netns::disable_ipv6(ns, "lo").unwrap(), "s{i}");
+    }
+    assert!(
+        !netns::disable_ipv6(&home, "lo").unwrap(),
+        "the visitor's own"
+    );
+    drop(visited);
+    drop(home);
+    for i in 0..count {
+        netns::delete_named(&run_dir.path, &format!("s{i}")).unwrap();
+    }
+    netns::delete_named(&run_dir.path, "home").unwrap();
+}
+
 /// A private run dir for named namespaces; unmounted and removed on drop.
 struct TempRunDir {
     path: std::path::PathBuf,

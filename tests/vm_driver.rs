@@ -2287,6 +2287,14 @@ fn many_namespaces_attach_in_one_batch_all_or_nothing() {
         let eth0 = link(Some(name), "eth0").unwrap_or_else(|| panic!("{name} has eth0"));
         assert_eq!(link_kind(&eth0).as_deref(), Some("ipvlan"), "{name}");
         assert!(link_flags(&eth0).contains(&"UP".to_string()), "{name} up");
+        // An IPv4-only network: IPv6 off on each link, set in each
+        // namespace (through procfs instances of the batch's own, a fresh
+        // one every 16 targets), as a single connect sets it.
+        let ns = ipvlan::netns::Netns::open_named("/run/netns", name).unwrap();
+        assert!(
+            ipvlan::netns::disable_ipv6(&ns, "eth0").unwrap(),
+            "{name}: disable_ipv6"
+        );
         assert_eq!(
             addresses_of(name),
             vec![endpoint.ipv4.unwrap().to_string()],

@@ -197,6 +197,7 @@ impl Manager {
         // together. What each create made goes into its record at once, so
         // no list of built links is held either.
         let mut failure = None;
+        let sysctls = crate::netns::SysctlFiles::default();
         for chunk in reserved.chunks_mut(CREATE_CHUNK) {
             let plans: Vec<EndpointPlan> = chunk
                 .iter()
@@ -229,13 +230,15 @@ impl Manager {
                 rerecorded[at] = Some(index);
                 Ok(())
             };
-            let built = match endpoint_link::create_many(&host, &home, &new, &mut rerecord) {
-                Ok(built) => built,
-                Err(error) => {
-                    failure = Some(error.context(format!("attaching to network {}", network.name)));
-                    break;
-                }
-            };
+            let built =
+                match endpoint_link::create_many(&host, &home, &sysctls, &new, &mut rerecord) {
+                    Ok(built) => built,
+                    Err(error) => {
+                        failure =
+                            Some(error.context(format!("attaching to network {}", network.name)));
+                        break;
+                    }
+                };
             for (
                 (
                     Reserved {

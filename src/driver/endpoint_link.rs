@@ -413,6 +413,7 @@ pub(crate) struct NewEndpoint<'a> {
 pub(crate) fn create_many(
     host: &Handle,
     home: &crate::netns::Netns,
+    sysctls: &crate::netns::SysctlFiles,
     endpoints: &[NewEndpoint<'_>],
     rerecord: &mut dyn FnMut(usize, Option<u32>) -> Result<(), Error>,
 ) -> Result<Vec<Result<Option<BuiltEndpoint>, Error>>, Error> {
@@ -439,7 +440,14 @@ pub(crate) fn create_many(
     for (at, (e, answer)) in endpoints.iter().zip(answers).enumerate() {
         let index = e.index;
         let result = match answer {
-            Some(Ok(())) => match configure(Some(home), e.inside, index, false, e.ifname, e.plan) {
+            Some(Ok(())) => match configure(
+                Some((home, sysctls)),
+                e.inside,
+                index,
+                false,
+                e.ifname,
+                e.plan,
+            ) {
                 Ok(()) => Ok(Some(BuiltEndpoint {
                     ifname: e.ifname.to_string(),
                     mac: e.plan.parent_mac.clone(),
@@ -601,7 +609,7 @@ fn undo_temporary(inside: &OpenNetns, name: &str, plan: &EndpointPlan) {
 /// link, and whatever the later steps did with it). `home`: the caller's
 /// own namespace, open already (a batch's), to visit `inside` from.
 fn configure(
-    home: Option<&crate::netns::Netns>,
+    home: Option<(&crate::netns::Netns, &crate::netns::SysctlFiles)>,
     inside: &OpenNetns,
     index: u32,
     rename: bool,
@@ -628,7 +636,9 @@ fn configure(
     // opened: the visit ends here.
     let set = match (inside.take_visit(), home) {
         // One of a batch's: from the caller's namespace, open already.
-        (None, Some(home)) => crate::netns::set_link_sysctls_from(home, &inside.ns, ifname, &keys),
+        (None, Some((home, files))) => {
+            crate::netns::set_link_sysctls_from(home, &inside.ns, ifname, &keys, files)
+        }
         (visit, _) => crate::netns::set_link_sysctls_in(&inside.ns, visit, ifname, &keys),
     }
     .map_err(|error| setting(&error))?;

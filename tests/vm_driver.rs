@@ -359,6 +359,9 @@ fn every_refusal_names_the_problem_and_changes_nothing() {
     manager.create_network(&v6).unwrap();
     start(&manager, "taken", "e1", Some("10.70.0.5"), None);
     manager.create_container(Some("e2")).unwrap();
+    // A parent whose MTU is below IPv6's minimum (an IPv4 network is fine
+    // there, below).
+    assert!(ip_ok(&["link", "add", "small0", "mtu", "1200", "type", "dummy"]));
     let invalid = ErrorKind::InvalidValue;
     let cases: Vec<(ErrorKind, &str, ipvlan::driver::NetworkCreate)> = vec![
         (invalid, "requested ipvlan mode 'L3' is not valid, 'l2' mode is the ipvlan driver default", net("n", &[], &[], &[("ipvlan_mode", "L3")])),
@@ -379,10 +382,19 @@ fn every_refusal_names_the_problem_and_changes_nothing() {
         (invalid, "no matching subnet for gateway 10.99.0.1", net("n", &["10.98.0.0/24"], &["10.99.0.1"], &[])),
         (invalid, "invalid subnet 10.98.0.1/24: it should be 10.98.0.0/24", net("n", &["10.98.0.1/24"], &[], &[])),
         (invalid, "mtu 1000 is too small for an IPv6 network: IPv6 needs at least 1280 (RFC 8200)", net("n", &["2001:db8:73::/64"], &[], &[("mtu", "1000")])),
+        // Without `-o mtu` the links would take the parent's (a VLAN link
+        // its base's), on which the kernel turns IPv6 off.
+        (invalid, "the MTU 1200 of parent small0 is too small for an IPv6 network: IPv6 needs at least 1280 (RFC 8200)", net("n", &["2001:db8:74::/64"], &[], &[("parent", "small0")])),
+        (invalid, "the MTU 1200 of parent small0.30 is too small for an IPv6 network: IPv6 needs at least 1280 (RFC 8200)", net("n", &["10.74.0.0/24", "2001:db8:74::/64"], &[], &[("parent", "small0.30")])),
+        (invalid, "mtu 1300 is larger than the MTU 1200 of parent small0", net("n", &["2001:db8:74::/64"], &[], &[("parent", "small0"), ("mtu", "1300")])),
     ];
     for (kind, text, req) in cases {
         refused(&config, kind, text, || manager.create_network(&req));
     }
+    let small4 = net("small4", &["10.74.0.0/24"], &[], &[("parent", "small0")]);
+    manager.create_network(&small4).unwrap();
+    manager.remove_network("small4").unwrap();
+    assert!(ip_ok(&["link", "del", "small0"]));
     let mut internal = net("n", &[], &[], &[("parent", "eth0")]);
     internal.internal = true;
     refused(&config, invalid, "--internal cannot be combined with -o parent=eth0: an internal network gets its own dummy parent and no external connectivity; drop one of the two", || manager.create_network(&internal));

@@ -105,25 +105,36 @@ impl Manager {
         let id = random_hex(32)?;
         let mut warnings = Vec::new();
         let plan = ParentPlan::new(&host, opts.parent.as_deref(), &id[..12], &mut warnings)?;
-        if let Some(mtu) = opts.mtu {
-            let parent_mtu = match &plan {
-                ParentPlan::Existing(link) => link.mtu,
-                ParentPlan::Vlan { base, .. } => base.mtu,
-                // The dummy we make takes the network's MTU; an ipvlan
-                // link takes at most ETH_MAX_MTU.
-                ParentPlan::Dummy(_) if mtu > ETH_MAX_MTU => {
-                    return Err(Error::invalid(format!(
-                        "mtu {mtu} is larger than {ETH_MAX_MTU}, the largest MTU of an ipvlan link"
-                    )));
-                }
-                ParentPlan::Dummy(_) => None,
-            };
-            if let Some(parent_mtu) = parent_mtu.filter(|p| mtu > *p) {
+        // The dummy we make takes the network's MTU (1500 unless told);
+        // a VLAN link made on the fly takes its base's.
+        let parent_mtu = match &plan {
+            ParentPlan::Existing(link) => link.mtu,
+            ParentPlan::Vlan { base, .. } => base.mtu,
+            ParentPlan::Dummy(_) => None,
+        };
+        let parent_name = opts.parent.as_deref().unwrap_or_default();
+        match (opts.mtu, parent_mtu) {
+            // An ipvlan link takes at most ETH_MAX_MTU.
+            (Some(mtu), None) if mtu > ETH_MAX_MTU => {
                 return Err(Error::invalid(format!(
-                    "mtu {mtu} is larger than the MTU {parent_mtu} of parent {}",
-                    opts.parent.as_deref().unwrap_or_default()
+                    "mtu {mtu} is larger than {ETH_MAX_MTU}, the largest MTU of an ipvlan link"
                 )));
             }
+            (Some(mtu), Some(parent_mtu)) if mtu > parent_mtu => {
+                return Err(Error::invalid(format!(
+                    "mtu {mtu} is larger than the MTU {parent_mtu} of parent {parent_name}"
+                )));
+            }
+            // Without `-o mtu` the links take the parent's, on which the
+            // kernel turns IPv6 off below its minimum: every attach would
+            // fail at its first IPv6 address.
+            (None, Some(parent_mtu)) if ipv6 && parent_mtu < options::IPV6_MIN_MTU => {
+                return Err(Error::invalid(format!(
+                    "the MTU {parent_mtu} of parent {parent_name} is too small for an IPv6 network: IPv6 needs at least {} (RFC 8200)",
+                    options::IPV6_MIN_MTU
+                )));
+            }
+            _ => {}
         }
         parent::check_shared(&host, &self.config.netns_dir, &plan, &opts, &networks)?;
 

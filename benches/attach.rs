@@ -55,6 +55,12 @@
 //!   floor. Prints a Markdown table: median, p10, p90 per kind and each
 //!   median against the new file's. The orchestrator runs it once, before
 //!   the rows, and adds the table to its results.
+//! - `sysctl-lookups NS-PREFIX`: what the first lookup of a link's setting
+//!   (`/proc/sys/net/ipv6/conf/lo/disable_ipv6`) costs in a namespace, by how
+//!   many namespaces were looked up before it, through `/proc` and through a
+//!   procfs instance of one's own made every 16 namespaces (as the bulk API
+//!   does), on the orchestrator's namespaces `NS-PREFIX1..` (see
+//!   [`SYSCTL_LOOKUP_STEPS`]). Raw libc. Prints a Markdown table.
 //! - `profile-loop FILE` (with `run --perf PERF`, which measures where the
 //!   CPU goes instead of the rows): runs the commands of FILE in turn, one
 //!   per line, each line the words `launch` takes separated by tabs, under
@@ -125,11 +131,13 @@ fn main() -> ExitCode {
         Some("floor") => floor_main(&args[1..]),
         Some("launch") => return launch_main(&args[1..]),
         Some("durable-writes") => durable_writes_main(&args[1..]),
+        Some("sysctl-lookups") => sysctl_lookups_main(&args[1..]),
         Some("profile-loop") => profile_loop_main(&args[1..]),
         Some("noop") => Ok(()),
         _ => Err(
             "usage: attach run ... | floor attach|detach PARENT-INDEX NS-PREFIX SUBNET FIRST LAST \
                   [--durable DIR BYTES] | durable-writes DIR COUNT BYTES | \
+                  sysctl-lookups NS-PREFIX | \
                   launch [--env K=V]... [--stdin FILE] -- PROGRAM ARGS... \
                   (the guest program of `cargo xtask bench`)"
                 .to_string(),
@@ -1059,6 +1067,131 @@ fn durable_writes_main(args: &[String]) -> Res {
 
 // ---------------------------------------------------------------------------
 // The launcher.
+
+/// `sysctl-lookups`: namespaces already looked up through `/proc` at each
+/// measuring point (the first ones untimed, to grow what a lookup walks),
+/// and the namespaces measured at each point through each way.
+const SYSCTL_LOOKUP_STEPS: [u32; 3] = [0, 100, 1000];
+const SYSCTL_LOOKUPS_MEASURED: u32 = 32;
+/// Namespaces looked up through one procfs instance of one's own, as the
+/// bulk API's `SysctlFiles::LOOKUPS`.
+const SYSCTL_LOOKUPS_PER_INSTANCE: u32 = 16;
+const SYSCTL_FILE: &str = "sys/net/ipv6/conf/lo/disable_ipv6";
+
+/// The namespaces `sysctl-lookups` uses, all made before it runs.
+fn sysctl_lookup_namespaces() -> u32 {
+    SYSCTL_LOOKUP_STEPS[SYSCTL_LOOKUP_STEPS.len() - 1]
+        + 2 * SYSCTL_LOOKUPS_MEASURED * SYSCTL_LOOKUP_STEPS.len() as u32
+}
+
+/// A procfs instance of this process's own (`fsopen`, `fsconfig`,
+/// `fsmount`): a new superblock, attached nowhere.
+fn procfs_instance() -> Res<OwnedFd> {
+    // SAFETY: a NUL-terminated name and a flag (FSOPEN_CLOEXEC).
+    let context = check(
+        unsafe { libc::syscall(libc::SYS_fsopen, c"proc".as_ptr(), 1u32) },
+        "fsopen",
+    )?;
+    // SAFETY: a descriptor just returned by the kernel, owned by nobody else.
+    let context = unsafe { OwnedFd::from_raw_fd(context as i32) };
+    // SAFETY: FSCONFIG_CMD_CREATE (6) on our context, no key or value.
+    check(
+        unsafe {
+            libc::syscall(
+                libc::SYS_fsconfig,
+                context.as_raw_fd(),
+                6u32,
+                std::ptr::null::<u8>(),
+                std::ptr::null::<u8>(),
+                0,
+            )
+        },
+        "fsconfig",
+    )?;
+    // SAFETY: FSMOUNT_CLOEXEC (1) on our context, no attributes.
+    let mount = check(
+        unsafe { libc::syscall(libc::SYS_fsmount, context.as_raw_fd(), 1u32, 0u32) },
+        "fsmount",
+    )?;
+    // SAFETY: a descriptor just returned by the kernel, owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(mount as i32) })
+}
+
+/// ms of opening the setting in namespace `i` of `prefix`: entered from
+/// `home`, opened relative to `dir` (`/proc`, or an instance's root), home
+/// again; the entries and the close untimed.
+fn first_sysctl_lookup(home: &OwnedFd, prefix: &str, i: u32, dir: i32, path: &str) -> Res<f64> {
+    let ns = open_ro(&ns_path(prefix, i))?;
+    setns(&ns)?;
+    let start = Instant::now();
+    let file = open_at(dir, path, libc::O_RDONLY | libc::O_CLOEXEC);
+    let ms = start.elapsed().as_secs_f64() * 1e3;
+    setns(home)?;
+    file.map(|_| ms)
+}
+
+/// `sysctl-lookups NS-PREFIX`: see the module's documentation. Prints one
+/// Markdown row per step.
+fn sysctl_lookups_main(args: &[String]) -> Res {
+    let [prefix] = args else {
+        return Err("usage: sysctl-lookups NS-PREFIX".into());
+    };
+    let home = open_ro("/proc/self/ns/net")?;
+    let proc_root = open_ro("/proc")?;
+    let mut next = 1;
+    let mut looked_up = 0;
+    let mut rows = String::new();
+    for step in SYSCTL_LOOKUP_STEPS {
+        // Grown untimed: each a namespace's first lookup through /proc.
+        while looked_up < step {
+            first_sysctl_lookup(&home, prefix, next, proc_root.as_raw_fd(), SYSCTL_FILE)?;
+            (next, looked_up) = (next + 1, looked_up + 1);
+        }
+        let mut through_proc = Vec::new();
+        for _ in 0..SYSCTL_LOOKUPS_MEASURED {
+            let ms = first_sysctl_lookup(&home, prefix, next, proc_root.as_raw_fd(), SYSCTL_FILE)?;
+            through_proc.push(ms);
+            next += 1;
+        }
+        // Through instances of our own; what making and unmaking them
+        // costs is shared among the namespaces each serves.
+        let (mut through_own, mut instances_ms) = (Vec::new(), 0.0);
+        let mut instance = None;
+        for n in 0..SYSCTL_LOOKUPS_MEASURED {
+            if n % SYSCTL_LOOKUPS_PER_INSTANCE == 0 {
+                let start = Instant::now();
+                drop(instance.take());
+                instance = Some(procfs_instance()?);
+                instances_ms += start.elapsed().as_secs_f64() * 1e3;
+            }
+            let root = instance.as_ref().map_or(-1, |fd: &OwnedFd| fd.as_raw_fd());
+            through_own.push(first_sysctl_lookup(&home, prefix, next, root, SYSCTL_FILE)?);
+            next += 1;
+        }
+        let start = Instant::now();
+        drop(instance);
+        instances_ms += start.elapsed().as_secs_f64() * 1e3;
+        let shared = instances_ms / SYSCTL_LOOKUPS_MEASURED as f64;
+        let own = median(&through_own) + shared;
+        // The measured namespaces looked up through /proc count too.
+        looked_up += SYSCTL_LOOKUPS_MEASURED;
+        let _ = writeln!(
+            rows,
+            "| {step} | {:.3} | {:.3} ({:.3} + {shared:.3}) | {:.2}x |",
+            median(&through_proc),
+            own,
+            median(&through_own),
+            own / median(&through_proc)
+        );
+    }
+    println!(
+        "| namespaces looked up through `/proc` before | first lookup through `/proc`, median ms \
+         | through an instance of one's own made every {SYSCTL_LOOKUPS_PER_INSTANCE} namespaces: \
+         median ms (the lookup + the instance's making and unmaking shared) | own / `/proc` |\n\
+         |---|---|---|---|\n{rows}"
+    );
+    Ok(())
+}
 
 fn launch_main(args: &[String]) -> ExitCode {
     match launch(args) {
@@ -2967,6 +3100,14 @@ fn orchestrate(args: &[String]) -> Res {
     for network in networks {
         sh(&[&config.ipvlan, "network", "rm", network], None)?;
     }
+    // The first lookup of a link's setting in a namespace, by the
+    // namespaces looked up before it: after the rows, whose namespaces are
+    // gone (the kernel drops their lookups), on namespaces of its own.
+    eprintln!("bench: first sysctl lookups");
+    let lookups_ns = "y";
+    make_namespaces(lookups_ns, 1, sysctl_lookup_namespaces())?;
+    let sysctl_lookups = sh(&[&config.me, "sysctl-lookups", lookups_ns], None)?;
+    remove_namespaces(lookups_ns, 1, sysctl_lookup_namespaces())?;
     let size = fs::metadata(&config.ipvlan)
         .map_err(|e| format!("{}: {e}", config.ipvlan))?
         .len();
@@ -2989,8 +3130,24 @@ fn orchestrate(args: &[String]) -> Res {
         config.record_bytes,
     );
     markdown.push_str(&durable_writes_section(&durable_writes));
+    markdown.push_str(&sysctl_lookups_section(&sysctl_lookups));
     println!("{RESULTS_BEGIN}\n{markdown}{RESULTS_END}");
     Ok(())
+}
+
+/// The results' table of first sysctl lookups (printed by the
+/// `sysctl-lookups` role), under its heading.
+fn sysctl_lookups_section(table: &str) -> String {
+    format!(
+        "\n#### First lookup of a link's setting in a namespace\n\n\
+         `sysctl-lookups`, run once after the rows on namespaces of its own, raw libc: \
+         opening `/proc/sys/net/ipv6/conf/lo/disable_ipv6` in a namespace where nothing \
+         was looked up yet (what every connect does once, for its link's `disable_ipv6`), \
+         {SYSCTL_LOOKUPS_MEASURED} namespaces each way at each step. The lookup of `ipv6` \
+         compares its name with that of every namespace looked up through the same procfs \
+         instance (one hash chain of the dentry cache), which the bulk API avoids with \
+         instances of its own.\n\n{table}"
+    )
 }
 
 /// The size of the endpoint record a connect writes: one untimed connect of

@@ -361,7 +361,9 @@ fn every_refusal_names_the_problem_and_changes_nothing() {
     manager.create_container(Some("e2")).unwrap();
     // A parent whose MTU is below IPv6's minimum (an IPv4 network is fine
     // there, below).
-    assert!(ip_ok(&["link", "add", "small0", "mtu", "1200", "type", "dummy"]));
+    assert!(ip_ok(&[
+        "link", "add", "small0", "mtu", "1200", "type", "dummy"
+    ]));
     let invalid = ErrorKind::InvalidValue;
     let cases: Vec<(ErrorKind, &str, ipvlan::driver::NetworkCreate)> = vec![
         (invalid, "requested ipvlan mode 'L3' is not valid, 'l2' mode is the ipvlan driver default", net("n", &[], &[], &[("ipvlan_mode", "L3")])),

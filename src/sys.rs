@@ -1899,6 +1899,17 @@ impl std::fmt::Display for ChildStatus {
     }
 }
 
+/// Reaps every child of this process that has ended, of those whose end
+/// `SIGCHLD` announces (`waitpid(-1, WNOHANG)` until none is left): what
+/// the kernel does itself for a process that ignores `SIGCHLD`, for the
+/// children that ended while it did not.
+pub fn reap_ended_children() {
+    let mut status = 0;
+    // SAFETY: waitpid with WNOHANG into a live int; 0 or -1 once no ended
+    // child is left.
+    while unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) } > 0 {}
+}
+
 /// Waits for the child `pid` (`waitpid(2)`); with `nohang`, `None` while
 /// it runs.
 pub fn wait_child(pid: u32, nohang: bool) -> io::Result<Option<ChildStatus>> {

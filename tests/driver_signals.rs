@@ -82,7 +82,9 @@ fn bit(signal: libc::c_int) -> u64 {
 /// still reports its command's status, and neither its command nor one
 /// `spawn_detached` starts inherits the ignored `SIGCHLD` (before, the
 /// detached one did). A command `spawn_detached` starts while a wait
-/// ignores `SIGINT` and `SIGQUIT` gets them at their default.
+/// ignores `SIGINT` and `SIGQUIT` gets them at their default. The
+/// caller's other children that end while its ignored `SIGCHLD` is at its
+/// default are reaped once it is ignored again (before, zombies for good).
 #[test]
 fn waits_share_one_change_of_the_dispositions_and_commands_start_with_theirs() {
     common::privilege::require_root();
@@ -163,8 +165,16 @@ fn waits_share_one_change_of_the_dispositions_and_commands_start_with_theirs() {
         );
 
         set_handler(libc::SIGCHLD, libc::SIG_IGN);
+        // Another child of the caller's, which ends while the command
+        // runs (SIGCHLD at its default then): reaped once it is ignored
+        // again, as the kernel would have. Before, a zombie for good.
+        let other = std::process::Command::new("sleep")
+            .arg("0.2")
+            .spawn()
+            .unwrap()
+            .id();
         let script = format!(
-            "grep SigIgn /proc/self/status > {}; exit 3",
+            "grep SigIgn /proc/self/status > {}; sleep 1; exit 3",
             exec_probe.display()
         );
         assert_eq!(
@@ -178,6 +188,12 @@ fn waits_share_one_change_of_the_dispositions_and_commands_start_with_theirs() {
             handler(libc::SIGCHLD),
             libc::SIG_IGN,
             "SIGCHLD ignored again"
+        );
+        let state = fs::read_to_string(format!("/proc/{other}/stat"))
+            .map(|stat| stat.rsplit(')').next().unwrap_or("").trim().to_string());
+        assert!(
+            state.is_err(),
+            "the caller's other child, ended meanwhile, is reaped: {state:?}"
         );
         let script = format!(
             "grep SigIgn /proc/self/status > {}",

@@ -1021,7 +1021,14 @@ impl Drop for SignalShield {
         shields.waits -= 1;
         if shields.waits == 0 {
             if let Some(saved) = shields.sigchld.take() {
-                let _ = crate::sys::restore_signal(&saved);
+                // Back to a disposition under which the kernel reaps the
+                // process's children: those that ended while it was at
+                // its default are zombies, reaped here as it would have
+                // (no wait of ours is left, and no other starts while
+                // the shields are held).
+                if crate::sys::restore_signal(&saved).is_ok() {
+                    crate::sys::reap_ended_children();
+                }
             }
         }
     }

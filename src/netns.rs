@@ -1042,8 +1042,12 @@ pub fn set_link_sysctls_from(
 /// dentry cache), each under a lock: in the project's VM 0.06 ms with 40
 /// namespaces, 1.3 to 2.9 ms with 1,000. Through an instance of our own
 /// the chain holds only the namespaces this batch looked up since the
-/// instance was made. Where no instance can be made (a kernel before 5.2,
-/// a seccomp filter, no `CAP_SYS_ADMIN`), `/proc` as before.
+/// instance was made (Linux 5.8 and later; before, procfs had one
+/// superblock per PID namespace, so the instance shares `/proc`'s entries
+/// and only costs its making). `/proc` as before where no instance can be
+/// made (a kernel before 5.2, a seccomp filter, no `CAP_SYS_ADMIN`),
+/// where `/proc/sys/net` is read-only, and from the first open an
+/// instance refuses that is not a missing file.
 pub struct SysctlFiles {
     instance: std::cell::RefCell<Instance>,
 }
@@ -1071,16 +1075,21 @@ impl SysctlFiles {
             }
         }
         if let Instance::Unmade = *instance {
-            *instance = match sys::procfs_instance() {
-                Ok(root) => Instance::Made { root, lookups: 0 },
-                Err(_) => Instance::Unavailable,
+            *instance = match proc_sys_read_only() {
+                // Read-only here: so for the batch too, as for a single
+                // attach (its write refused).
+                true => Instance::Unavailable,
+                false => match sys::procfs_instance() {
+                    Ok(root) => Instance::Made { root, lookups: 0 },
+                    Err(_) => Instance::Unavailable,
+                },
             };
         }
         let Instance::Made { root, lookups } = &mut *instance else {
             return open_for_writing(paths);
         };
         *lookups += 1;
-        paths
+        let opened: Vec<io::Result<OwnedFd>> = paths
             .iter()
             .map(|path| {
                 // The same file, below the instance's root: `sys/net/...`.
@@ -1091,7 +1100,19 @@ impl SysctlFiles {
                     .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
                 sys::openat(Some(root.as_fd()), below, libc::O_WRONLY, 0)
             })
-            .collect()
+            .collect();
+        // Refused through the instance where `/proc` may serve (an LSM
+        // that names files by path cannot name one on a mount attached
+        // nowhere: Landlock, AppArmor, TOMOYO): `/proc` from here on.
+        let refused = opened.iter().any(|r| {
+            r.as_ref()
+                .is_err_and(|e| e.kind() != io::ErrorKind::NotFound)
+        });
+        if refused {
+            *instance = Instance::Unavailable;
+            return open_for_writing(paths);
+        }
+        opened
     }
 }
 
@@ -1102,6 +1123,13 @@ impl Default for SysctlFiles {
             instance: std::cell::RefCell::new(Instance::Unmade),
         }
     }
+}
+
+/// Whether `/proc/sys/net` is on a read-only mount in this mount namespace
+/// (systemd's `ProtectKernelTunables=`, a container's read-only
+/// `/proc/sys`): an instance of our own, writable, would go around it.
+fn proc_sys_read_only() -> bool {
+    sys::is_read_only_mount(c"/proc/sys/net").unwrap_or(false)
 }
 
 /// Each of `paths` opened for writing, in the namespace of the calling

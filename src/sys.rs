@@ -321,10 +321,10 @@ pub fn setns(fd: BorrowedFd<'_>, nstype: i32) -> io::Result<()> {
 }
 
 /// A procfs instance of this process's own (Linux 5.2): `fsopen("proc")`,
-/// `fsconfig(FSCONFIG_CMD_CREATE)`, `fsmount`. A new superblock, so a
-/// dentry tree of its own, as a mount attached nowhere: no other process
-/// sees it, it is in no mount table, and it goes when the returned
-/// descriptor (its root directory) is closed.
+/// `fsconfig(FSCONFIG_CMD_CREATE)`, `fsmount`. From Linux 5.8 a new
+/// superblock, so a dentry tree of its own; a mount attached nowhere: no
+/// other process sees it, it is in no mount table, and it goes when the
+/// returned descriptor (its root directory) is closed.
 pub fn procfs_instance() -> io::Result<OwnedFd> {
     const FSOPEN_CLOEXEC: libc::c_uint = 1;
     const FSCONFIG_CMD_CREATE: libc::c_uint = 6;

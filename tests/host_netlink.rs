@@ -1328,3 +1328,154 @@ fn open_and_enter_refuses_like_open_path_and_returns_home() {
         });
     });
 }
+
+/// The calling thread (only) sandboxed by Landlock so that it may write
+/// files only beneath `/` of its mount tree: `/proc/sys` writes stay
+/// allowed, as they would for a program that confines itself so.
+fn landlock_writes_beneath_root_only() {
+    #[repr(C)]
+    struct RulesetAttr {
+        handled_access_fs: u64,
+    }
+    #[repr(C, packed)]
+    struct PathBeneath {
+        allowed_access: u64,
+        parent_fd: i32,
+    }
+    const WRITE_FILE: u64 = 1 << 1;
+    let attr = RulesetAttr {
+        handled_access_fs: WRITE_FILE,
+    };
+    let ruleset = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            &attr as *const RulesetAttr,
+            std::mem::size_of::<RulesetAttr>(),
+            0u32,
+        )
+    };
+    assert!(
+        ruleset >= 0,
+        "landlock: {}",
+        std::io::Error::last_os_error()
+    );
+    let root = std::fs::File::open("/").unwrap();
+    let rule = PathBeneath {
+        allowed_access: WRITE_FILE,
+        parent_fd: root.as_raw_fd(),
+    };
+    let added = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_add_rule,
+            ruleset as i32,
+            1u32, // LANDLOCK_RULE_PATH_BENEATH
+            &rule as *const PathBeneath,
+            0u32,
+        )
+    };
+    assert_eq!(added, 0, "{}", std::io::Error::last_os_error());
+    let restricted =
+        unsafe { libc::syscall(libc::SYS_landlock_restrict_self, ruleset as i32, 0u32) };
+    assert_eq!(restricted, 0, "{}", std::io::Error::last_os_error());
+    unsafe { libc::close(ruleset as i32) };
+}
+
+/// A thread confined so that `/proc/sys/net` writes through `/proc` work
+/// (a single connect sets `disable_ipv6`), but whose confinement cannot
+/// name a mount attached nowhere (Landlock here; AppArmor without
+/// `attach_disconnected`, TOMOYO likewise): the batch's procfs instance
+/// is made (no LSM hook stops `fsopen`/`fsmount`), every open through it
+/// is refused, and the batch goes through `/proc` as a single connect.
+/// Before, the batch failed (`EACCES`).
+#[test]
+fn a_batchs_sysctl_writes_work_where_procs_do() {
+    common::privilege::require_root();
+    let run_dir = TempRunDir::new("sysctl-ll");
+    let visited = netns::create_named(&run_dir.path, "v").unwrap();
+    let key = [("ipv6", "disable_ipv6", true)];
+    let (through_proc, through_batch) = std::thread::scope(|s| {
+        s.spawn(|| {
+            landlock_writes_beneath_root_only();
+            let home = Netns::current().unwrap();
+            let through_proc = netns::set_link_sysctls(&visited, "lo", &key).unwrap();
+            let files = netns::SysctlFiles::default();
+            let through_batch =
+                netns::set_link_sysctls_from(&home, &visited, "lo", &key, &files).unwrap();
+            (format!("{through_proc:?}"), format!("{through_batch:?}"))
+        })
+        .join()
+        .unwrap()
+    });
+    drop(visited);
+    netns::delete_named(&run_dir.path, "v").unwrap();
+    assert_eq!(through_proc, "[Ok(())]", "a single connect's way");
+    assert_eq!(through_batch, through_proc, "the batch's way");
+}
+
+/// `/proc/sys` read-only in this thread's mount namespace (systemd's
+/// `ProtectKernelTunables=yes`, a container's read-only `/proc/sys`): a
+/// single connect's write is refused (`EROFS`), and so is the batch's.
+/// Before, the batch's went through its own procfs instance and landed.
+#[test]
+fn a_batch_honours_a_read_only_proc_sys_as_a_single_connect_does() {
+    common::privilege::require_root();
+    let run_dir = TempRunDir::new("sysctl-ro");
+    let visited = netns::create_named(&run_dir.path, "v").unwrap();
+    let key = [("ipv6", "disable_ipv6", true)];
+    let (through_proc, through_batch) = std::thread::scope(|s| {
+        s.spawn(|| {
+            use std::ptr::null;
+            unsafe {
+                assert_eq!(libc::unshare(libc::CLONE_NEWNS | libc::CLONE_FS), 0);
+                assert_eq!(
+                    libc::mount(
+                        null(),
+                        c"/".as_ptr(),
+                        null(),
+                        libc::MS_REC | libc::MS_PRIVATE,
+                        null()
+                    ),
+                    0
+                );
+                assert_eq!(
+                    libc::mount(
+                        c"/proc/sys".as_ptr(),
+                        c"/proc/sys".as_ptr(),
+                        null(),
+                        libc::MS_BIND,
+                        null()
+                    ),
+                    0
+                );
+                assert_eq!(
+                    libc::mount(
+                        null(),
+                        c"/proc/sys".as_ptr(),
+                        null(),
+                        libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY,
+                        null()
+                    ),
+                    0,
+                    "{}",
+                    std::io::Error::last_os_error()
+                );
+            }
+            let home = Netns::current().unwrap();
+            let through_proc = netns::set_link_sysctls(&visited, "lo", &key).unwrap();
+            let files = netns::SysctlFiles::default();
+            let through_batch =
+                netns::set_link_sysctls_from(&home, &visited, "lo", &key, &files).unwrap();
+            (format!("{through_proc:?}"), format!("{through_batch:?}"))
+        })
+        .join()
+        .unwrap()
+    });
+    let landed = netns::disable_ipv6(&visited, "lo").unwrap();
+    drop(visited);
+    netns::delete_named(&run_dir.path, "v").unwrap();
+    assert_eq!(
+        (through_batch.as_str(), landed),
+        (through_proc.as_str(), false),
+        "the batch's way, and whether it wrote"
+    );
+}

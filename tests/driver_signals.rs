@@ -84,7 +84,9 @@ fn bit(signal: libc::c_int) -> u64 {
 /// detached one did). A command `spawn_detached` starts while a wait
 /// ignores `SIGINT` and `SIGQUIT` gets them at their default. The
 /// caller's other children that end while its ignored `SIGCHLD` is at its
-/// default are reaped once it is ignored again (before, zombies for good).
+/// default are reaped once it is ignored again (before, zombies for good),
+/// and a delegated CNI plugin's status is read with `SIGCHLD` ignored
+/// (before, `ECHILD`).
 #[test]
 fn waits_share_one_change_of_the_dispositions_and_commands_start_with_theirs() {
     common::privilege::require_root();
@@ -210,6 +212,33 @@ fn waits_share_one_change_of_the_dispositions_and_commands_start_with_theirs() {
                 "{what}: SIGCHLD at its default in the command: {mask:#x}"
             );
         }
+        // A delegated CNI IPAM plugin run by a process that ignores
+        // SIGCHLD (a runtime's, an init's, passed on across `execve`):
+        // its output is read. Before: "No child processes".
+        let plugin = dir.path().join("fake-ipam");
+        fs::write(
+            &plugin,
+            "#!/bin/sh\necho '{\"cniVersion\":\"1.0.0\",\"ips\":[]}'\n",
+        )
+        .unwrap();
+        fs::set_permissions(&plugin, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let delegated = ipvlan::cni::delegate::run(
+            &plugin,
+            ipvlan::cni::env::Command::Add,
+            &[],
+            b"{}",
+            Duration::from_secs(10),
+        );
+        assert!(
+            delegated.is_ok(),
+            "a plugin run while SIGCHLD is ignored: {:?}",
+            delegated.err().map(|e| e.to_string())
+        );
+        assert_eq!(
+            handler(libc::SIGCHLD),
+            libc::SIG_IGN,
+            "SIGCHLD ignored again after the plugin"
+        );
         set_handler(libc::SIGCHLD, libc::SIG_DFL);
         set_handler(libc::SIGINT, libc::SIG_DFL);
 

@@ -97,17 +97,23 @@ pub fn run(
     let mut stdout = scratch_file().map_err(io_error)?;
     let mut stderr = scratch_file().map_err(io_error)?;
     let started = Instant::now();
+    // A runtime (an init) that ignores `SIGCHLD` passes it on ignored: the
+    // kernel would reap the plugin before its status is read.
+    let mut shield = crate::driver::SignalShield::raise(false);
     let child = spawn(path, verb, vars, &name, [&input, &stdout, &stderr])?;
+    shield.spawned();
     let status = wait(child, started + timeout).map_err(io_error)?;
     let Some(status) = status else {
         let _ = crate::sys::kill(child, libc::SIGKILL);
         let _ = crate::sys::wait_child(child, false);
+        drop(shield);
         return Err(CniError::internal(format!(
             "IPAM plugin {name} did not finish {} within {}: killed",
             verb.as_str(),
             crate::digits::duration_text(timeout),
         )));
     };
+    drop(shield);
     let printed = read_back(&mut stdout).map_err(io_error)?;
     let complaints = read_back(&mut stderr).map_err(io_error)?;
     if !complaints.is_empty() {

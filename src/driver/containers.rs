@@ -914,7 +914,8 @@ enum Step {
     Network,
 }
 
-/// While this process waits for a foreground command: `SIGCHLD` at its
+/// While this process waits for a foreground command (or a delegated CNI
+/// plugin, `cni::delegate`, raised without interrupts): `SIGCHLD` at its
 /// default disposition if it was ignored (the kernel would reap the
 /// command before we could read its status; a handler is left as it is),
 /// and unless the signals are forwarded, `SIGINT` and `SIGQUIT` ignored,
@@ -922,7 +923,7 @@ enum Step {
 /// back). Dispositions are the process's: the waits in progress (threads
 /// of a program embedding the library) share one change, made by the
 /// first and undone by the last ([`SHIELDS`]).
-struct SignalShield {
+pub(crate) struct SignalShield {
     ignores_interrupts: bool,
     /// Held from the raise until the command's process exists, so that
     /// no other wait changes a disposition in between: the child copies
@@ -960,7 +961,7 @@ static SHIELDS: std::sync::Mutex<Shields> = std::sync::Mutex::new(Shields {
 });
 
 impl SignalShield {
-    fn raise(ignore_interrupts: bool) -> SignalShield {
+    pub(crate) fn raise(ignore_interrupts: bool) -> SignalShield {
         let mut shields = SHIELDS
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -997,7 +998,7 @@ impl SignalShield {
     }
 
     /// The command's process exists: other waits may change dispositions.
-    fn spawned(&mut self) {
+    pub(crate) fn spawned(&mut self) {
         self.until_spawned = None;
     }
 }

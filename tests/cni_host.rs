@@ -934,6 +934,48 @@ fn an_idle_cni_network_gives_way_to_an_overlapping_one() {
     assert_eq!((ids.len(), leases.len()), (1, 1), "{ids:?} {leases:?}");
 }
 
+/// A config refused for what it holds (here a gateway on its subnet's
+/// broadcast address) changes nothing: the idle network that an
+/// overlapping subnet or the same name would have made give way stays.
+/// Before, it was removed first and the config refused after.
+#[test]
+fn a_refused_config_removes_no_idle_network() {
+    let dir = TempDir::new("cni-refused-idle");
+    let state = dir.path().join("state");
+    let env = |command: &str, container: &str| {
+        set(
+            &add_env(),
+            &[
+                ("CNI_COMMAND", Some(command)),
+                ("CNI_CONTAINERID", Some(container)),
+                ("IPVLAN_STATE_DIR", Some(state.to_str().unwrap())),
+            ],
+        )
+    };
+    let old = macvlan_conf("old", r#""subnet": "10.61.0.0/24""#);
+    for command in ["ADD", "DEL"] {
+        let answer = plugin(&env(command, "a"), &old);
+        assert_eq!(answer.exit, Some(0), "{}{}", answer.stdout, answer.stderr);
+    }
+    let bad = r#""subnet": "10.61.0.0/24", "gateway": "10.61.0.255""#;
+    // Another name on an overlapping subnet; then the same name.
+    for name in ["new", "old"] {
+        plugin(&env("ADD", "b"), &macvlan_conf(name, bad)).assert_error(
+            7,
+            "invalid gateway 10.61.0.255: it is not a host address of subnet 10.61.0.0/24",
+            "1.0.0",
+        );
+        let store = ipvlan::store::StateDir::open(&state).unwrap();
+        let names: Vec<String> = store
+            .networks()
+            .unwrap()
+            .into_iter()
+            .map(|n| n.name)
+            .collect();
+        assert_eq!(names, ["old"], "after the config refused for {name}");
+    }
+}
+
 /// `CNI_NETNS` is a path, opened from the plugin's working directory
 /// when relative (as the reference plugin opens it): a lease records it
 /// joined to that directory, so `restore`, run from anywhere, collects the

@@ -349,6 +349,29 @@ fn config_error(message: String) -> Error {
     Error::new(ErrorKind::InvalidValue, message)
 }
 
+/// The `network create` request of `net`'s name, subnets and gateways.
+fn subnets_request(net: &CniNetwork) -> NetworkCreate {
+    let mut req = NetworkCreate::new(net.name.clone());
+    for (subnet, gateway) in &net.subnets {
+        req.subnets.push(*subnet);
+        req.gateways.extend(gateway);
+    }
+    req
+}
+
+/// What of `net` can be refused without the kernel or the state (its
+/// subnets and gateways as `network create` checks them, room for an
+/// address, the MTU of an IPv6 network), checked before an idle network
+/// is removed for it: a config refused after would have removed it for
+/// nothing.
+fn check_config(net: &CniNetwork) -> Result<(), Error> {
+    let config = |error: Error| config_error(error.to_string());
+    let specs = subnets::from_request(&subnets_request(net)).map_err(config)?;
+    super::networks::refuse_subnets_without_room(&specs).map_err(config)?;
+    let ipv6 = specs.iter().any(|s| s.subnet.addr().is_ipv6());
+    super::options::check_mtu_for_ipv6(net.mtu, ipv6).map_err(config)
+}
+
 impl Manager {
     /// The network record of `net`: made when missing (as `network create`
     /// makes one, with its checks: overlaps, the shared-parent guard, the
@@ -364,6 +387,7 @@ impl Manager {
     /// (`None` when it made one), for the caller to read again under the
     /// lock without reading every network.
     fn cni_network_id(&self, net: &CniNetwork) -> Result<Option<String>, Error> {
+        let mut checked = false;
         // Two first ADDs at once: one creates, the other finds it.
         for _ in 0..3 {
             let existing = self.store.network_named(&net.name)?;
@@ -397,6 +421,10 @@ impl Manager {
                                 net.config
                             )));
                         } else {
+                            if !checked {
+                                check_config(net)?;
+                                checked = true;
+                            }
                             match self.remove_network(&record.id) {
                                 Ok(_) => {}
                                 Err(error) if error.kind() == ErrorKind::NotFound => {}
@@ -406,12 +434,12 @@ impl Manager {
                     }
                 }
             }
-            self.retire_idle_overlaps(net)?;
-            let mut req = NetworkCreate::new(net.name.clone());
-            for (subnet, gateway) in &net.subnets {
-                req.subnets.push(*subnet);
-                req.gateways.extend(gateway);
+            if !checked {
+                check_config(net)?;
+                checked = true;
             }
+            self.retire_idle_overlaps(net)?;
+            let mut req = subnets_request(net);
             if let Some(master) = &net.master {
                 req.options.push(("parent".into(), master.clone()));
             } else if !net.link_in_container {
@@ -1217,6 +1245,7 @@ impl Manager {
             _ => None,
         };
         let id = lease_id(lease.container_id, lease.ifname);
+        check_config(net).map_err(CniAddError::Config)?;
         if self.store.network_named(&net.name)?.is_none() {
             self.retire_idle_overlaps(net)?;
         }
@@ -1352,13 +1381,8 @@ impl Manager {
                 net.name
             )));
         }
-        let mut req = NetworkCreate::new(net.name.clone());
-        for (subnet, gateway) in &net.subnets {
-            req.subnets.push(*subnet);
-            req.gateways.extend(gateway);
-        }
         let config = |error: Error| config_error(error.to_string());
-        let mut specs = subnets::from_request(&req).map_err(config)?;
+        let mut specs = subnets::from_request(&subnets_request(net)).map_err(config)?;
         subnets::check_overlaps(&specs, networks).map_err(config)?;
         crate::ipam::fill_default_gateways(&mut specs);
         let record = NetworkRecord {

@@ -450,7 +450,9 @@ pub struct NetworkList {
 
 /// Refuses a subnet no container could get an address of: every attach
 /// would fail.
-fn refuse_subnets_without_room(subnets: &[crate::ipam::SubnetSpec]) -> Result<(), Error> {
+pub(super) fn refuse_subnets_without_room(
+    subnets: &[crate::ipam::SubnetSpec],
+) -> Result<(), Error> {
     match subnets.iter().find(|spec| !spec.has_room()) {
         Some(spec) => {
             let place = match spec.ip_range {

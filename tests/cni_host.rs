@@ -976,6 +976,58 @@ fn a_refused_config_removes_no_idle_network() {
     }
 }
 
+/// A network is never named after another network's id, through CNI or
+/// `network create`: `inspect` (which looks the name up first) and `rm`
+/// (the first network whose name or id matches) would take different
+/// networks for it. Before, such a name was taken.
+#[test]
+fn a_network_is_never_named_after_another_networks_id() {
+    let dir = TempDir::new("cni-id-name");
+    let state = dir.path().join("state");
+    let env = |command: &str, container: &str| {
+        set(
+            &add_env(),
+            &[
+                ("CNI_COMMAND", Some(command)),
+                ("CNI_CONTAINERID", Some(container)),
+                ("IPVLAN_STATE_DIR", Some(state.to_str().unwrap())),
+            ],
+        )
+    };
+    let first = macvlan_conf("first", r#""subnet": "10.61.0.0/24""#);
+    let answer = plugin(&env("ADD", "a"), &first);
+    assert_eq!(answer.exit, Some(0), "{}{}", answer.stdout, answer.stderr);
+    let id = ipvlan::store::StateDir::open(&state)
+        .unwrap()
+        .network_by_name("first")
+        .unwrap()
+        .id;
+    let refusal = format!("invalid network name {id}: it is the id of network first");
+    plugin(
+        &env("ADD", "b"),
+        &macvlan_conf(&id, r#""subnet": "10.62.0.0/24""#),
+    )
+    .assert_error(7, &refusal, "1.0.0");
+    let created = Command::new(BIN)
+        .args(["network", "create", "--subnet", "10.62.0.0/24", &id])
+        .env("IPVLAN_STATE_DIR", &state)
+        .output()
+        .unwrap();
+    assert_eq!(created.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&created.stderr),
+        format!("ipvlan: network create {id}: {refusal}\n")
+    );
+    let store = ipvlan::store::StateDir::open(&state).unwrap();
+    let names: Vec<String> = store
+        .networks()
+        .unwrap()
+        .into_iter()
+        .map(|n| n.name)
+        .collect();
+    assert_eq!(names, ["first"]);
+}
+
 /// `CNI_NETNS` is a path, opened from the plugin's working directory
 /// when relative (as the reference plugin opens it): a lease records it
 /// joined to that directory, so `restore`, run from anywhere, collects the

@@ -1381,6 +1381,7 @@ impl Manager {
                 net.name
             )));
         }
+        super::networks::refuse_name_of_an_id(networks, &net.name)?;
         let config = |error: Error| config_error(error.to_string());
         let mut specs = subnets::from_request(&subnets_request(net)).map_err(config)?;
         subnets::check_overlaps(&specs, networks).map_err(config)?;

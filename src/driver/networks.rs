@@ -87,6 +87,7 @@ impl Manager {
             }
             networks.items.retain(|n| n.id != old.id);
         }
+        refuse_name_of_an_id(&networks, &req.name)?;
         if let Some(existing) = networks.iter().find(|n| n.name == req.name) {
             let mut message = format!("network with name {} already exists", req.name);
             if existing.state == NetworkState::Creating {
@@ -446,6 +447,21 @@ pub struct NetworkList {
     pub networks: Listing<NetworkInfo>,
     /// Names of the networks a killed `network create` left half-created.
     pub half_created: Vec<String>,
+}
+
+/// Refuses `name` when it is another network's id: commands that take a
+/// name or an id would find one network by it, others the other.
+pub(super) fn refuse_name_of_an_id(
+    networks: &Listing<NetworkRecord>,
+    name: &str,
+) -> Result<(), Error> {
+    match networks.iter().find(|n| n.id == name) {
+        Some(other) => Err(Error::invalid(format!(
+            "invalid network name {name}: it is the id of network {}",
+            other.name
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Refuses a subnet no container could get an address of: every attach

@@ -66,6 +66,24 @@ pub fn push_ipnet(out: &mut String, net: &ipnet::IpNet) {
     push_decimal(out, u64::from(net.prefix_len()));
 }
 
+/// An address with its prefix length (`10.1.2.0/24`, `2001:db8::/64`;
+/// host bits kept), read strictly: the address as std reads one (no
+/// leading zero in an IPv4 part: `010` is 8 to `inet_aton` and 10 to
+/// others, so ambiguous), the length in decimal digits without a leading
+/// zero, at most the family's bits. `ipnet`'s own reader takes
+/// `010.0.0.0/24` for 10.0.0.0/24 and `/064` for /64.
+pub fn parse_cidr(text: &str) -> Option<ipnet::IpNet> {
+    let (addr, len) = text.split_once('/')?;
+    let plain = !len.is_empty()
+        && len.len() <= 3
+        && len.bytes().all(|b| b.is_ascii_digit())
+        && (len.len() == 1 || !len.starts_with('0'));
+    if !plain {
+        return None;
+    }
+    ipnet::IpNet::new(addr.parse().ok()?, len.parse().ok()?).ok()
+}
+
 /// `duration` as text: whole seconds as `60s`, else milliseconds
 /// (`300ms`), as `{:?}` writes those; `Duration`'s own `Debug`, which
 /// handles every precision, is 2 KiB of code for two error messages.
@@ -88,6 +106,40 @@ pub fn duration_text(duration: std::time::Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cidr_is_read_strictly() {
+        for (text, read) in [
+            ("10.0.0.0/24", "10.0.0.0/24"),
+            ("10.1.2.5/24", "10.1.2.5/24"),
+            ("0.0.0.0/0", "0.0.0.0/0"),
+            ("2001:db8::/64", "2001:db8::/64"),
+            ("::/128", "::/128"),
+        ] {
+            assert_eq!(
+                parse_cidr(text).map(|n| n.to_string()).as_deref(),
+                Some(read)
+            );
+        }
+        for text in [
+            "010.0.0.0/24",
+            "10.0.0.00/24",
+            "10.0.0.0/024",
+            "2001:db8::/064",
+            "10.0.0.0/",
+            "10.0.0.0/33",
+            "2001:db8::/129",
+            "10.0.0.0/+8",
+            "10.0.0.0/ 8",
+            " 10.0.0.0/8",
+            "10.0.0.0",
+            "10.0.0.0/8/8",
+            "/8",
+            "10.0.0.0/1000",
+        ] {
+            assert_eq!(parse_cidr(text), None, "{text}");
+        }
+    }
 
     #[test]
     fn addresses_are_written_as_display_writes_them() {

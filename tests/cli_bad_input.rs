@@ -245,6 +245,11 @@ const CASES: &[Case] = &[
     case(&["network", "create", "--subnet=192.168.1.0/33", "n1"], 1, "ipvlan: network create: invalid value \"192.168.1.0/33\" for --subnet: invalid CIDR address\n"),
     case(&["network", "create", "--gateway=192.168.1.300", "n1"], 1, "ipvlan: network create: invalid value \"192.168.1.300\" for --gateway: invalid IP address\n"),
     case(&["network", "create", "--ip-range=10.0.0.0/", "n1"], 1, "ipvlan: network create: invalid value \"10.0.0.0/\" for --ip-range: invalid CIDR address\n"),
+    // A leading zero: `010` is 8 to `inet_aton`, 10 to others (the
+    // gateway's reader refuses it too); before, taken as 10.
+    case(&["network", "create", "--subnet=010.0.0.0/24", "n1"], 1, "ipvlan: network create: invalid value \"010.0.0.0/24\" for --subnet: invalid CIDR address\n"),
+    case(&["network", "create", "--subnet=10.0.0.0/24", "--ip-range=010.0.0.0/28", "n1"], 1, "ipvlan: network create: invalid value \"010.0.0.0/28\" for --ip-range: invalid CIDR address\n"),
+    case(&["network", "create", "--subnet=2001:db8::/064", "n1"], 1, "ipvlan: network create: invalid value \"2001:db8::/064\" for --subnet: invalid CIDR address\n"),
     case(&["network", "create", "--aux-address=router", "n1"], 1, "ipvlan: network create: invalid value \"router\" for --aux-address: expected name=IP\n"),
     case(&["network", "create", "-o", "parent", "n1"], 1, "ipvlan: network create: invalid value \"parent\" for --opt: expected KEY=VALUE\n"),
     case(&["network", "create", "-d", "bridge", "n1"], 1, "ipvlan: network create: invalid value \"bridge\" for --driver: only the ipvlan driver is supported\n"),

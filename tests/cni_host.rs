@@ -292,6 +292,40 @@ fn config_errors_are_code_7_in_the_requests_version() {
     );
     let answer = plugin(&env("DEL"), &long);
     assert_eq!(answer.exit, Some(0), "{}{}", answer.stdout, answer.stderr);
+    // A subnet with a leading zero (`010` is 8 to `inet_aton`, 10 to
+    // others), a requested address whose prefix is not one: refused, as
+    // the reference's readers refuse them; before, taken (10.9.0.0/24; the
+    // prefix dropped unread).
+    let ipam = |ipam: &str| {
+        format!(
+            r#"{{"cniVersion": "1.0.0", "name": "zeros", "type": "ipvlan", "master": "eth0",
+                "ipam": {{"type": "ipvlan", {ipam}}}}}"#
+        )
+    };
+    plugin(&env("ADD"), &ipam(r#""subnet": "010.9.0.0/24""#)).assert_error(
+        7,
+        r#"ipam.subnet "010.9.0.0/24" is not an address with a prefix length (like 10.1.2.0/24)"#,
+        "1.0.0",
+    );
+    for wanted in ["10.9.0.9/garbage", "10.9.0.9/", "10.9.0.9/024"] {
+        let conf = ipam(r#""subnet": "10.9.0.0/24""#).replace(
+            r#""type": "ipvlan", "master""#,
+            &format!(r#""type": "ipvlan", "runtimeConfig": {{"ips": ["{wanted}"]}}, "master""#),
+        );
+        plugin(&env("ADD"), &conf).assert_error(
+            7,
+            &format!(r#"runtimeConfig.ips holds "{wanted}", not an IP address"#),
+            "1.0.0",
+        );
+    }
+    assert!(
+        ipvlan::store::StateDir::open(&state)
+            .unwrap()
+            .networks()
+            .unwrap()
+            .is_empty(),
+        "nothing made"
+    );
 }
 
 #[test]

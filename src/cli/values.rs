@@ -12,9 +12,7 @@ fn invalid(flag: &str, value: &str, why: &str) -> ArgError {
 
 /// A subnet or range such as `192.168.1.0/24` or `2001:db8::/64`.
 pub fn cidr(flag: &str, value: &str) -> Result<IpNet, ArgError> {
-    value
-        .parse()
-        .map_err(|_| invalid(flag, value, "invalid CIDR address"))
+    crate::digits::parse_cidr(value).ok_or_else(|| invalid(flag, value, "invalid CIDR address"))
 }
 
 /// An IPv4 or IPv6 address.

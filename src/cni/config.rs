@@ -579,9 +579,12 @@ fn read_requests(top: &Obj<'_>) -> Result<(Vec<IpAddr>, Vec<RangeSet>), CniError
     let mut ranges = Vec::new();
     let address = |obj: &Obj<'_>, key: &str, text: &str| -> Result<IpAddr, CniError> {
         // host-local accepts `10.1.2.5` and `10.1.2.5/24`; the prefix is
-        // the range's anyway.
-        let bare = text.split_once('/').map_or(text, |(ip, _)| ip);
-        bare.parse().map_err(|_| {
+        // the range's anyway, but must be one.
+        let parsed = match text.contains('/') {
+            true => crate::digits::parse_cidr(text).map(|net| net.addr()),
+            false => text.parse().ok(),
+        };
+        parsed.ok_or_else(|| {
             obj.error(format!(
                 "{} holds {:?}, not an IP address",
                 obj.path(key),

@@ -302,9 +302,11 @@ impl CniArgs {
                 "IP" if value.is_empty() => {}
                 "IP" => {
                     for ip in value.split(',') {
-                        let parsed = ip
-                            .parse()
-                            .or_else(|_| ip.parse::<ipnet::IpNet>().map(|net| net.addr()));
+                        let parsed = ip.parse().or_else(|_| {
+                            crate::digits::parse_cidr(ip)
+                                .map(|net| net.addr())
+                                .ok_or(())
+                        });
                         let ip = parsed.map_err(|_| {
                             CniError::env(format!(
                                 "CNI_ARGS: IP {:?} is not an IP address",

@@ -196,7 +196,7 @@ impl<'a> Obj<'a> {
     pub fn cidr(&self, key: &str) -> Result<Option<IpNet>, CniError> {
         self.str(key)?
             .map(|s| {
-                s.parse().map_err(|_| {
+                crate::digits::parse_cidr(s).ok_or_else(|| {
                     self.error(format!(
                         "{} {:?} is not an address with a prefix length (like 10.1.2.0/24)",
                         join(&self.at, key),

@@ -164,7 +164,7 @@ impl SubnetSpec {
 
 /// Parses a `--subnet` CIDR; host bits set is an error naming the expected form.
 pub fn parse_subnet(text: &str) -> Result<IpNet, IpamError> {
-    let net: IpNet = text.trim().parse().map_err(|_| IpamError::InvalidCidr {
+    let net = crate::digits::parse_cidr(text.trim()).ok_or_else(|| IpamError::InvalidCidr {
         text: text.to_string(),
     })?;
     check_host_bits(net)?;
@@ -173,7 +173,7 @@ pub fn parse_subnet(text: &str) -> Result<IpNet, IpamError> {
 
 /// Parses an `--ip-range` CIDR; host bits set is an error.
 pub fn parse_ip_range(text: &str) -> Result<IpNet, IpamError> {
-    let net: IpNet = text.trim().parse().map_err(|_| IpamError::InvalidCidr {
+    let net = crate::digits::parse_cidr(text.trim()).ok_or_else(|| IpamError::InvalidCidr {
         text: text.to_string(),
     })?;
     if net.trunc() != net {

@@ -231,7 +231,7 @@ fn check_unicast(net: IpNet) -> Result<(), IpamError> {
         ("::ffff:0:0/96", "IPv4-mapped"),
     ];
     for (block, what) in BLOCKS {
-        let block: IpNet = block.parse().expect("a CIDR");
+        let block = crate::digits::parse_cidr(block).expect("a CIDR");
         if block.addr().is_ipv4() == net.addr().is_ipv4() && overlaps(&block, &net) {
             return Err(IpamError::NotUnicast {
                 subnet: net,

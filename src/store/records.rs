@@ -181,6 +181,20 @@ impl<'a> Fields<'a> {
         text.parse().map_err(|_| invalid_value(key, text))
     }
 
+    /// An address with its prefix length, read as every user input is
+    /// ([`crate::digits::parse_cidr`]; the writer writes none it refuses).
+    fn cidr(&self, key: &str) -> Result<IpNet, RecordError> {
+        let text = self.str(key)?;
+        crate::digits::parse_cidr(text).ok_or_else(|| invalid_value(key, text))
+    }
+
+    /// [`Fields::cidr`], when the field is there.
+    fn opt_cidr(&self, key: &str) -> Result<Option<IpNet>, RecordError> {
+        self.opt_str(key)?
+            .map(|text| crate::digits::parse_cidr(text).ok_or_else(|| invalid_value(key, text)))
+            .transpose()
+    }
+
     fn opt_parsed<T: FromStr>(&self, key: &str) -> Result<Option<T>, RecordError> {
         match self.opt_str(key)? {
             None => Ok(None),
@@ -612,8 +626,8 @@ impl NetworkRecord {
                         })
                     })
                     .collect::<Result<Vec<_>, _>>()?;
-                let subnet = sf.parsed::<IpNet>("subnet")?;
-                let ip_range: Option<IpNet> = sf.opt_parsed("ip_range")?;
+                let subnet = sf.cidr("subnet")?;
+                let ip_range = sf.opt_cidr("ip_range")?;
                 // Allocation walks the range as integers of the subnet's
                 // family; a range outside the subnet would hand out
                 // addresses that are not in it.
@@ -848,8 +862,8 @@ impl EndpointRecord {
             netns: f.str("netns")?.to_string(),
             ifname: f.str("ifname")?.to_string(),
             mac: f.opt_str("mac")?.map(str::to_string),
-            ipv4: f.opt_parsed("ipv4")?,
-            ipv6: f.opt_parsed("ipv6")?,
+            ipv4: f.opt_cidr("ipv4")?,
+            ipv6: f.opt_cidr("ipv6")?,
             state: f.parsed("state")?,
             created: f.parsed("created")?,
             netns_id: f.netns_id()?,

@@ -1062,6 +1062,88 @@ fn a_network_is_never_named_after_another_networks_id() {
     assert_eq!(names, ["first"]);
 }
 
+/// A CNI network our own plugin made with `ipam.type: ipvlan` and
+/// `rangeStart`/`rangeEnd` keeps those bounds for `network connect` and
+/// `run` too (the README lets them join a CNI network whose master is in
+/// the host; several hosts may share its subnet, each with its range): an
+/// `--ip` outside the range is refused as the ADD refuses it. Before, the
+/// CLI allocated from the whole subnet (`--ip` outside taken, automatic
+/// addresses from .2, inside another host's range).
+///
+/// The record is written as `Manager::cni_network` writes it for
+/// `{"master": "lo", "ipam": {"type": "ipvlan", "subnet": "10.9.0.0/24",
+/// "rangeStart": "10.9.0.10", "rangeEnd": "10.9.0.13"}}` (our ADD needs
+/// the kernel's ipvlan to make it); on the host the refusal must come
+/// before the kernel is asked.
+#[test]
+fn a_cli_connect_onto_a_cni_network_keeps_to_its_range_start_and_end() {
+    common::privilege::require_root();
+    let base = TempDir::new("cni-cli-bounds");
+    let root = base.path().to_path_buf();
+    let result = ipvlan::netns::run_in_new_with_private_dir(&root, || {
+        let state = root.join("state");
+        let netns_dir = root.join("netns");
+        std::fs::create_dir_all(&netns_dir).unwrap();
+        let subnets = vec!["10.9.0.0/24".parse().unwrap()];
+        let mut specs = ipvlan::ipam::match_subnets(&subnets, &[], &[], &[]).unwrap();
+        ipvlan::ipam::fill_default_gateways(&mut specs);
+        let record = ipvlan::store::NetworkRecord {
+            id: "cb".repeat(32),
+            name: "pods".into(),
+            driver: "ipvlan".into(),
+            mode: Default::default(),
+            flag: Default::default(),
+            parent: "lo".into(),
+            parent_origin: ipvlan::store::ParentOrigin::Existing,
+            parent_index: None,
+            internal: false,
+            ipv6: false,
+            mtu: None,
+            subnets: specs,
+            created: ipvlan::store::Timestamp::now(),
+            options: vec![
+                ("parent".into(), "lo".into()),
+                ("ipvlan_mode".into(), "l2".into()),
+                ("ipvlan_flag".into(), "bridge".into()),
+                (
+                    "cni.config".into(),
+                    "master=lo mode=l2 flag=bridge mtu=(master's) ipam=ipvlan ranges=10.9.0.0/24[10.9.0.10-10.9.0.13]".into(),
+                ),
+            ],
+            state: ipvlan::store::NetworkState::Created,
+        };
+        let store = ipvlan::store::StateDir::open(&state).unwrap();
+        {
+            let locked = store.lock().unwrap();
+            locked.put_network(&record).unwrap();
+            locked.commit().unwrap();
+        }
+        drop(ipvlan::netns::create_named(&netns_dir, "pod").unwrap());
+        let pod = netns_dir.join("pod");
+        let output = Command::new(BIN)
+            .args(["network", "connect", "--ip=10.9.0.50", "pods", pod.to_str().unwrap()])
+            .env("IPVLAN_STATE_DIR", &state)
+            .env("IPVLAN_NETNS_DIR", &netns_dir)
+            .env("IPVLAN_ETC_NETNS_DIR", root.join("etc-netns"))
+            .output()
+            .unwrap();
+        let out = (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        );
+        let _ = ipvlan::netns::delete_named(&netns_dir, "pod");
+        let _ = ipvlan::netns::release_run_dir(&netns_dir);
+        out
+    })
+    .expect("a private mount and network namespace");
+    let (exit, stderr) = result;
+    assert_eq!(exit, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("10.9.0.50 is outside the range 10.9.0.10-10.9.0.13 of subnet 10.9.0.0/24"),
+        "an --ip outside the CNI network's rangeStart-rangeEnd was taken (it reached: {stderr:?})"
+    );
+}
+
 /// `CNI_NETNS` is a path, opened from the plugin's working directory
 /// when relative (as the reference plugin opens it): a lease records it
 /// joined to that directory, so `restore`, run from anywhere, collects the

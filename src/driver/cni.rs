@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
 
+use super::bounds::{allocate_within, outside_bounds};
 use super::endpoint_link::{self, BuiltEndpoint, DefaultRoute, EndpointPlan, ResultRoute};
 use super::endpoints::{keep_for_restore, under_detach_intent};
 use super::netns_identity::{self, NsAt, OpenNetns};
@@ -21,7 +22,7 @@ use super::networks::find_network;
 use super::options::{cni_config, CNI_ID_PREFIX as ID_PREFIX, CNI_LEASE_PREFIX as LEASE_PREFIX};
 use super::report::RestoreReport;
 use super::{parent, subnets, Error, ErrorKind, IpvlanFlag, IpvlanMode, Manager, NetworkCreate};
-use crate::ipam::{from_u128, to_u128, IpFamily, IpamError, Request};
+use crate::ipam::{IpFamily, Request};
 use crate::netns::Netns;
 use crate::rtnl::{Handle, Link, LinkData};
 use crate::store::{
@@ -1979,164 +1980,9 @@ fn one_per_family(wanted: &[IpAddr]) -> Result<(), Error> {
     }
 }
 
-/// Why `address` may not be asked for: it lies in a bounded subnet but
-/// outside its `rangeStart`-`rangeEnd` (host-local refuses it too).
-fn outside_bounds(bounds: &[(IpNet, IpAddr, IpAddr)], address: IpAddr) -> Option<Error> {
-    let (subnet, start, end) = bounds.iter().find(|(s, _, _)| s.contains(&address))?;
-    if (*start..=*end).contains(&address) {
-        return None;
-    }
-    Some(Error::invalid(format!(
-        "address {address} is outside the range {start}-{end} of subnet {subnet}"
-    )))
-}
-
-/// The next free address of `family`, subnet after subnet, a bounded
-/// subnet's from its bounds only. The store's allocator walks CIDR ranges:
-/// a bounded subnet is walked as the CIDR blocks that cover its bounds,
-/// those after its cursor first, so it still hands out in a ring and a
-/// released address comes back only after a full lap.
-fn allocate_within(
-    state: &Locked<'_>,
-    network: &NetworkRecord,
-    family: IpFamily,
-    owner: &str,
-    bounds: &[(IpNet, IpAddr, IpAddr)],
-) -> Result<IpNet, Error> {
-    if !bounds
-        .iter()
-        .any(|(s, _, _)| IpFamily::of(s.addr()) == family)
-    {
-        return Ok(state.allocate(network, Request::Any(family), owner)?);
-    }
-    for spec in network.subnets.iter().filter(|s| s.family() == family) {
-        let mut one = network.clone();
-        one.subnets = vec![spec.clone()];
-        let blocks = match bounds.iter().find(|(s, _, _)| *s == spec.subnet) {
-            None => vec![None],
-            Some(&(_, start, end)) => {
-                let (start, end) = (to_u128(start), to_u128(end));
-                let cursor = state.cursors(&one)?[0]
-                    .map(to_u128)
-                    .filter(|c| (start..=end).contains(c));
-                let mut blocks = Vec::new();
-                match cursor {
-                    Some(cursor) if cursor < end => {
-                        blocks.extend(cidr_cover(family, cursor + 1, end));
-                        blocks.extend(cidr_cover(family, start, cursor));
-                    }
-                    _ => blocks.extend(cidr_cover(family, start, end)),
-                }
-                blocks.into_iter().map(Some).collect()
-            }
-        };
-        for block in blocks {
-            one.subnets[0].ip_range = block;
-            match state.allocate(&one, Request::Any(family), owner) {
-                Ok(address) => return Ok(address),
-                Err(error)
-                    if matches!(error.ipam(), Some(IpamError::NoAvailableAddresses { .. })) => {}
-                Err(error) => return Err(error.into()),
-            }
-        }
-    }
-    Err(IpamError::NoAvailableAddresses {
-        family,
-        network: network.name.clone(),
-        id: network.id.clone(),
-    }
-    .into())
-}
-
-/// The fewest CIDR blocks of `family` that cover `first..=last` exactly.
-fn cidr_cover(family: IpFamily, mut first: u128, last: u128) -> Vec<IpNet> {
-    let bits = match family {
-        IpFamily::V4 => 32,
-        IpFamily::V6 => 128,
-    };
-    let mut blocks = Vec::new();
-    while first <= last {
-        // The largest block aligned at `first` that ends by `last`.
-        let mut size = first.trailing_zeros().min(bits);
-        while size > 0 && (size >= 128 || last - first < (1u128 << size) - 1) {
-            size -= 1;
-        }
-        let net = IpNet::new(from_u128(family, first), (bits - size) as u8)
-            .expect("the prefix length is at most the family's");
-        blocks.push(net);
-        match first.checked_add(1u128 << size) {
-            Some(next) => first = next,
-            None => break,
-        }
-    }
-    blocks
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn nets(list: &[IpNet]) -> Vec<String> {
-        list.iter().map(IpNet::to_string).collect()
-    }
-
-    #[test]
-    fn bounds_are_covered_by_the_fewest_cidr_blocks_exactly() {
-        let v4 = |a: &str| to_u128(a.parse().unwrap());
-        assert_eq!(
-            nets(&cidr_cover(IpFamily::V4, v4("10.0.0.10"), v4("10.0.0.20"))),
-            [
-                "10.0.0.10/31",
-                "10.0.0.12/30",
-                "10.0.0.16/30",
-                "10.0.0.20/32"
-            ]
-        );
-        assert_eq!(
-            nets(&cidr_cover(IpFamily::V4, v4("10.0.0.0"), v4("10.0.0.255"))),
-            ["10.0.0.0/24"]
-        );
-        assert_eq!(
-            nets(&cidr_cover(IpFamily::V4, v4("10.0.0.7"), v4("10.0.0.7"))),
-            ["10.0.0.7/32"]
-        );
-        assert_eq!(
-            nets(&cidr_cover(IpFamily::V4, 0, u128::from(u32::MAX))),
-            ["0.0.0.0/0"]
-        );
-        // The whole IPv6 space ends the walk without overflowing.
-        assert_eq!(
-            nets(&cidr_cover(IpFamily::V6, 0, u128::MAX)),
-            ["::/1", "8000::/1"]
-        );
-        let v6 = |a: &str| to_u128(a.parse().unwrap());
-        assert_eq!(
-            nets(&cidr_cover(
-                IpFamily::V6,
-                v6("2001:db8::1"),
-                v6("2001:db8::4")
-            )),
-            ["2001:db8::1/128", "2001:db8::2/127", "2001:db8::4/128"]
-        );
-    }
-
-    #[test]
-    fn an_asked_for_address_must_lie_within_its_subnets_bounds() {
-        let bounds = [(
-            "10.0.0.0/24".parse().unwrap(),
-            "10.0.0.10".parse().unwrap(),
-            "10.0.0.20".parse().unwrap(),
-        )];
-        assert!(outside_bounds(&bounds, "10.0.0.10".parse().unwrap()).is_none());
-        assert!(outside_bounds(&bounds, "10.0.0.20".parse().unwrap()).is_none());
-        // Another subnet's address is not this range's to judge.
-        assert!(outside_bounds(&bounds, "10.0.1.50".parse().unwrap()).is_none());
-        let error = outside_bounds(&bounds, "10.0.0.21".parse().unwrap()).unwrap();
-        assert_eq!(
-            error.to_string(),
-            "address 10.0.0.21 is outside the range 10.0.0.10-10.0.0.20 of subnet 10.0.0.0/24"
-        );
-    }
 
     /// GC lists records without the lock; a DEL and a new ADD of the same
     /// attachment may come before it takes the lock. Its step for the

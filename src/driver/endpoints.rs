@@ -1073,12 +1073,25 @@ fn allocate(
             let _ = state.release(network, address.addr());
         }
     };
+    // A network CNI made keeps its ADDs' `rangeStart`-`rangeEnd` for us
+    // too (several hosts may share its subnet, each with its range).
+    let bounds = super::bounds::record_bounds(network);
     for request in requests {
-        match state.allocate(network, request, owner) {
+        let got = match request {
+            Request::Exact(address) => match super::bounds::outside_bounds(&bounds, address) {
+                Some(error) => Err(error),
+                None => state.allocate(network, request, owner).map_err(Error::from),
+            },
+            Request::Any(family) if !bounds.is_empty() => {
+                super::bounds::allocate_within(state, network, family, owner, &bounds)
+            }
+            Request::Any(_) => state.allocate(network, request, owner).map_err(Error::from),
+        };
+        match got {
             Ok(address) => taken.push(address),
             Err(error) => {
                 give_back(&taken);
-                return Err(error.into());
+                return Err(error);
             }
         }
     }

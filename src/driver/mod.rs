@@ -29,6 +29,8 @@
 //! cni              the CNI plugin's calls: a config's network record,
 //!                  ADD/DEL/CHECK/GC of attachments keyed by container id
 //!                  and ifname
+//! bounds           a CNI network's rangeStart-rangeEnd, kept by its ADDs
+//!                  and by the attaches of network connect and run
 //! endpoint_link    the endpoint's kernel link: create, configure, check, delete
 //! netns_identity   which namespace sits at a recorded path, and whether it
 //!                  is still the one attached
@@ -82,6 +84,7 @@
 //! ```
 
 mod batch;
+mod bounds;
 mod cni;
 mod cni_readiness;
 mod containers;

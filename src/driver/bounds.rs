@@ -1,0 +1,228 @@
+//! The `rangeStart`-`rangeEnd` bounds of a network CNI made: read from
+//! its record, an asked-for address checked against them, the next free
+//! address found within them. Its ADDs keep to them, and so do the
+//! `network connect` and `run` attaches onto it.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use super::options::cni_config;
+use super::Error;
+use crate::ipam::{from_u128, to_u128, IpFamily, IpamError, Request};
+use crate::store::{Locked, NetworkRecord};
+
+/// The `rangeStart`-`rangeEnd` bounds of a network CNI made, per subnet,
+/// as its config's mark names them (`ranges=SUBNET[START-END]@GATEWAY,...`,
+/// written by the CNI front end): what a `network connect` or `run` onto
+/// it keeps to, as its ADDs do. None for any other network.
+pub(super) fn record_bounds(network: &NetworkRecord) -> Vec<(IpNet, IpAddr, IpAddr)> {
+    let Some(config) = cni_config(network) else {
+        return Vec::new();
+    };
+    let ranges = config
+        .split(' ')
+        .find_map(|word| word.strip_prefix("ranges="))
+        .unwrap_or("");
+    ranges
+        .split(',')
+        .filter_map(|range| {
+            let (subnet, rest) = range.split_once('[')?;
+            let (start, end) = rest.split_once(']')?.0.split_once('-')?;
+            let subnet = network
+                .subnets
+                .iter()
+                .find(|s| crate::digits::parse_cidr(subnet) == Some(s.subnet))?;
+            Some((subnet.subnet, start.parse().ok()?, end.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Why `address` may not be asked for: it lies in a bounded subnet but
+/// outside its `rangeStart`-`rangeEnd` (host-local refuses it too).
+pub(super) fn outside_bounds(bounds: &[(IpNet, IpAddr, IpAddr)], address: IpAddr) -> Option<Error> {
+    let (subnet, start, end) = bounds.iter().find(|(s, _, _)| s.contains(&address))?;
+    if (*start..=*end).contains(&address) {
+        return None;
+    }
+    Some(Error::invalid(format!(
+        "address {address} is outside the range {start}-{end} of subnet {subnet}"
+    )))
+}
+
+/// The next free address of `family`, subnet after subnet, a bounded
+/// subnet's from its bounds only. The store's allocator walks CIDR ranges:
+/// a bounded subnet is walked as the CIDR blocks that cover its bounds,
+/// those after its cursor first, so it still hands out in a ring and a
+/// released address comes back only after a full lap.
+pub(super) fn allocate_within(
+    state: &Locked<'_>,
+    network: &NetworkRecord,
+    family: IpFamily,
+    owner: &str,
+    bounds: &[(IpNet, IpAddr, IpAddr)],
+) -> Result<IpNet, Error> {
+    if !bounds
+        .iter()
+        .any(|(s, _, _)| IpFamily::of(s.addr()) == family)
+    {
+        return Ok(state.allocate(network, Request::Any(family), owner)?);
+    }
+    for spec in network.subnets.iter().filter(|s| s.family() == family) {
+        let mut one = network.clone();
+        one.subnets = vec![spec.clone()];
+        let blocks = match bounds.iter().find(|(s, _, _)| *s == spec.subnet) {
+            None => vec![None],
+            Some(&(_, start, end)) => {
+                let (start, end) = (to_u128(start), to_u128(end));
+                let cursor = state.cursors(&one)?[0]
+                    .map(to_u128)
+                    .filter(|c| (start..=end).contains(c));
+                let mut blocks = Vec::new();
+                match cursor {
+                    Some(cursor) if cursor < end => {
+                        blocks.extend(cidr_cover(family, cursor + 1, end));
+                        blocks.extend(cidr_cover(family, start, cursor));
+                    }
+                    _ => blocks.extend(cidr_cover(family, start, end)),
+                }
+                blocks.into_iter().map(Some).collect()
+            }
+        };
+        for block in blocks {
+            one.subnets[0].ip_range = block;
+            match state.allocate(&one, Request::Any(family), owner) {
+                Ok(address) => return Ok(address),
+                Err(error)
+                    if matches!(error.ipam(), Some(IpamError::NoAvailableAddresses { .. })) => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+    Err(IpamError::NoAvailableAddresses {
+        family,
+        network: network.name.clone(),
+        id: network.id.clone(),
+    }
+    .into())
+}
+
+/// The fewest CIDR blocks of `family` that cover `first..=last` exactly.
+fn cidr_cover(family: IpFamily, mut first: u128, last: u128) -> Vec<IpNet> {
+    let bits = match family {
+        IpFamily::V4 => 32,
+        IpFamily::V6 => 128,
+    };
+    let mut blocks = Vec::new();
+    while first <= last {
+        // The largest block aligned at `first` that ends by `last`.
+        let mut size = first.trailing_zeros().min(bits);
+        while size > 0 && (size >= 128 || last - first < (1u128 << size) - 1) {
+            size -= 1;
+        }
+        let net = IpNet::new(from_u128(family, first), (bits - size) as u8)
+            .expect("the prefix length is at most the family's");
+        blocks.push(net);
+        match first.checked_add(1u128 << size) {
+            Some(next) => first = next,
+            None => break,
+        }
+    }
+    blocks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nets(list: &[IpNet]) -> Vec<String> {
+        list.iter().map(IpNet::to_string).collect()
+    }
+
+    #[test]
+    fn a_cni_networks_bounds_are_read_from_its_mark_and_no_other_networks() {
+        let subnets = ["10.9.0.0/24", "10.10.0.0/24", "2001:db8:9::/64"]
+            .iter()
+            .map(|s| crate::digits::parse_cidr(s).unwrap())
+            .collect::<Vec<_>>();
+        let specs = crate::ipam::match_subnets(&subnets, &[], &[], &[]).unwrap();
+        let mut network = crate::store::records::fixtures::network("pods", 'c', specs);
+        assert!(record_bounds(&network).is_empty(), "no CNI mark");
+        network.options.push((
+            crate::driver::options::CNI_MARK.to_string(),
+            "master=lo mode=l2 flag=bridge mtu=(master's) ipam=ipvlan \
+             ranges=10.9.0.0/24[10.9.0.10-10.9.0.13]@10.9.0.1,10.10.0.0/24@10.10.0.1,\
+             2001:db8:9::/64[2001:db8:9::10-2001:db8:9::ff]"
+                .into(),
+        ));
+        let read: Vec<String> = record_bounds(&network)
+            .iter()
+            .map(|(subnet, start, end)| format!("{subnet} {start} {end}"))
+            .collect();
+        assert_eq!(
+            read,
+            [
+                "10.9.0.0/24 10.9.0.10 10.9.0.13",
+                "2001:db8:9::/64 2001:db8:9::10 2001:db8:9::ff"
+            ]
+        );
+    }
+
+    #[test]
+    fn bounds_are_covered_by_the_fewest_cidr_blocks_exactly() {
+        let v4 = |a: &str| to_u128(a.parse().unwrap());
+        assert_eq!(
+            nets(&cidr_cover(IpFamily::V4, v4("10.0.0.10"), v4("10.0.0.20"))),
+            [
+                "10.0.0.10/31",
+                "10.0.0.12/30",
+                "10.0.0.16/30",
+                "10.0.0.20/32"
+            ]
+        );
+        assert_eq!(
+            nets(&cidr_cover(IpFamily::V4, v4("10.0.0.0"), v4("10.0.0.255"))),
+            ["10.0.0.0/24"]
+        );
+        assert_eq!(
+            nets(&cidr_cover(IpFamily::V4, v4("10.0.0.7"), v4("10.0.0.7"))),
+            ["10.0.0.7/32"]
+        );
+        assert_eq!(
+            nets(&cidr_cover(IpFamily::V4, 0, u128::from(u32::MAX))),
+            ["0.0.0.0/0"]
+        );
+        // The whole IPv6 space ends the walk without overflowing.
+        assert_eq!(
+            nets(&cidr_cover(IpFamily::V6, 0, u128::MAX)),
+            ["::/1", "8000::/1"]
+        );
+        let v6 = |a: &str| to_u128(a.parse().unwrap());
+        assert_eq!(
+            nets(&cidr_cover(
+                IpFamily::V6,
+                v6("2001:db8::1"),
+                v6("2001:db8::4")
+            )),
+            ["2001:db8::1/128", "2001:db8::2/127", "2001:db8::4/128"]
+        );
+    }
+
+    #[test]
+    fn an_asked_for_address_must_lie_within_its_subnets_bounds() {
+        let bounds = [(
+            "10.0.0.0/24".parse().unwrap(),
+            "10.0.0.10".parse().unwrap(),
+            "10.0.0.20".parse().unwrap(),
+        )];
+        assert!(outside_bounds(&bounds, "10.0.0.10".parse().unwrap()).is_none());
+        assert!(outside_bounds(&bounds, "10.0.0.20".parse().unwrap()).is_none());
+        // Another subnet's address is not this range's to judge.
+        assert!(outside_bounds(&bounds, "10.0.1.50".parse().unwrap()).is_none());
+        let error = outside_bounds(&bounds, "10.0.0.21".parse().unwrap()).unwrap();
+        assert_eq!(
+            error.to_string(),
+            "address 10.0.0.21 is outside the range 10.0.0.10-10.0.0.20 of subnet 10.0.0.0/24"
+        );
+    }
+}

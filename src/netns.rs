@@ -1033,7 +1033,7 @@ pub fn set_link_sysctls_from(
 }
 
 /// Where a batch opens the `/proc/sys/net` files of the many namespaces it
-/// visits: a procfs instance of its own ([`sys::procfs_instance`]), made
+/// visits: a procfs instance of its own (`fsopen`, `fsmount`), made
 /// anew every [`SysctlFiles::LOOKUPS`] namespaces, rather than `/proc`.
 ///
 /// The first lookup of `/proc/sys/net/ipv6` in a namespace compares its

@@ -401,6 +401,29 @@ fn verbs_reach_the_driver_and_a_bad_namespace_makes_nothing() {
     }
 }
 
+/// The names of the networks in the state directory `state`.
+fn network_names(state: &Path) -> Vec<String> {
+    let store = ipvlan::store::StateDir::open(state).unwrap();
+    store
+        .networks()
+        .unwrap()
+        .into_iter()
+        .map(|n| n.name)
+        .collect()
+}
+
+/// [`add_env`] for `command` of `container`, on the state directory `state`.
+fn env_in(state: &Path, command: &str, container: &str) -> Vec<(String, String)> {
+    set(
+        &add_env(),
+        &[
+            ("CNI_COMMAND", Some(command)),
+            ("CNI_CONTAINERID", Some(container)),
+            ("IPVLAN_STATE_DIR", Some(state.to_str().unwrap())),
+        ],
+    )
+}
+
 /// The config the reference `macvlan` plugin gets, with our binary as
 /// its IPAM: `mode` is macvlan's, not an ipvlan mode.
 fn macvlan_conf(name: &str, ipam: &str) -> String {
@@ -936,16 +959,7 @@ fn a_del_of_no_network_succeeds_on_a_read_only_state_directory() {
 fn an_idle_cni_network_gives_way_to_an_overlapping_one() {
     let dir = TempDir::new("cni-idle-overlap");
     let state = dir.path().join("state");
-    let env = |command: &str, container: &str| {
-        set(
-            &add_env(),
-            &[
-                ("CNI_COMMAND", Some(command)),
-                ("CNI_CONTAINERID", Some(container)),
-                ("IPVLAN_STATE_DIR", Some(state.to_str().unwrap())),
-            ],
-        )
-    };
+    let env = |command: &str, container: &str| env_in(&state, command, container);
     let one = macvlan_conf("one", r#""subnet": "10.7.0.0/24""#);
     let two = macvlan_conf("two", r#""subnet": "10.7.0.0/25""#);
     let answer = plugin(&env("ADD", "a"), &one);
@@ -976,16 +990,7 @@ fn an_idle_cni_network_gives_way_to_an_overlapping_one() {
 fn a_refused_config_removes_no_idle_network() {
     let dir = TempDir::new("cni-refused-idle");
     let state = dir.path().join("state");
-    let env = |command: &str, container: &str| {
-        set(
-            &add_env(),
-            &[
-                ("CNI_COMMAND", Some(command)),
-                ("CNI_CONTAINERID", Some(container)),
-                ("IPVLAN_STATE_DIR", Some(state.to_str().unwrap())),
-            ],
-        )
-    };
+    let env = |command: &str, container: &str| env_in(&state, command, container);
     let old = macvlan_conf("old", r#""subnet": "10.61.0.0/24""#);
     for command in ["ADD", "DEL"] {
         let answer = plugin(&env(command, "a"), &old);
@@ -999,14 +1004,11 @@ fn a_refused_config_removes_no_idle_network() {
             "invalid gateway 10.61.0.255: it is not a host address of subnet 10.61.0.0/24",
             "1.0.0",
         );
-        let store = ipvlan::store::StateDir::open(&state).unwrap();
-        let names: Vec<String> = store
-            .networks()
-            .unwrap()
-            .into_iter()
-            .map(|n| n.name)
-            .collect();
-        assert_eq!(names, ["old"], "after the config refused for {name}");
+        assert_eq!(
+            network_names(&state),
+            ["old"],
+            "after the config refused for {name}"
+        );
     }
 }
 
@@ -1018,16 +1020,7 @@ fn a_refused_config_removes_no_idle_network() {
 fn a_network_is_never_named_after_another_networks_id() {
     let dir = TempDir::new("cni-id-name");
     let state = dir.path().join("state");
-    let env = |command: &str, container: &str| {
-        set(
-            &add_env(),
-            &[
-                ("CNI_COMMAND", Some(command)),
-                ("CNI_CONTAINERID", Some(container)),
-                ("IPVLAN_STATE_DIR", Some(state.to_str().unwrap())),
-            ],
-        )
-    };
+    let env = |command: &str, container: &str| env_in(&state, command, container);
     let first = macvlan_conf("first", r#""subnet": "10.61.0.0/24""#);
     let answer = plugin(&env("ADD", "a"), &first);
     assert_eq!(answer.exit, Some(0), "{}{}", answer.stdout, answer.stderr);
@@ -1052,14 +1045,7 @@ fn a_network_is_never_named_after_another_networks_id() {
         String::from_utf8_lossy(&created.stderr),
         format!("ipvlan: network create {id}: {refusal}\n")
     );
-    let store = ipvlan::store::StateDir::open(&state).unwrap();
-    let names: Vec<String> = store
-        .networks()
-        .unwrap()
-        .into_iter()
-        .map(|n| n.name)
-        .collect();
-    assert_eq!(names, ["first"]);
+    assert_eq!(network_names(&state), ["first"]);
 }
 
 /// A CNI network our own plugin made with `ipam.type: ipvlan` and

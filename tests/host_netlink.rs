@@ -1380,6 +1380,26 @@ fn landlock_writes_beneath_root_only() {
     unsafe { libc::close(ruleset as i32) };
 }
 
+/// `disable_ipv6` of `visited`'s `lo` set the single attach's way and the
+/// batch's, each with its result written out, by a thread of its own that
+/// first calls `confine`.
+fn both_ways_from_a_thread(visited: &Netns, confine: impl FnOnce() + Send) -> (String, String) {
+    let key = [("ipv6", "disable_ipv6", true)];
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            confine();
+            let home = Netns::current().unwrap();
+            let through_proc = netns::set_link_sysctls(visited, "lo", &key).unwrap();
+            let files = netns::SysctlFiles::default();
+            let through_batch =
+                netns::set_link_sysctls_from(&home, visited, "lo", &key, &files).unwrap();
+            (format!("{through_proc:?}"), format!("{through_batch:?}"))
+        })
+        .join()
+        .unwrap()
+    })
+}
+
 /// A thread confined so that `/proc/sys/net` writes through `/proc` work
 /// (a single connect sets `disable_ipv6`), but whose confinement cannot
 /// name a mount attached nowhere (Landlock here; AppArmor without
@@ -1392,20 +1412,8 @@ fn a_batchs_sysctl_writes_work_where_procs_do() {
     common::privilege::require_root();
     let run_dir = TempRunDir::new("sysctl-ll");
     let visited = netns::create_named(&run_dir.path, "v").unwrap();
-    let key = [("ipv6", "disable_ipv6", true)];
-    let (through_proc, through_batch) = std::thread::scope(|s| {
-        s.spawn(|| {
-            landlock_writes_beneath_root_only();
-            let home = Netns::current().unwrap();
-            let through_proc = netns::set_link_sysctls(&visited, "lo", &key).unwrap();
-            let files = netns::SysctlFiles::default();
-            let through_batch =
-                netns::set_link_sysctls_from(&home, &visited, "lo", &key, &files).unwrap();
-            (format!("{through_proc:?}"), format!("{through_batch:?}"))
-        })
-        .join()
-        .unwrap()
-    });
+    let (through_proc, through_batch) =
+        both_ways_from_a_thread(&visited, landlock_writes_beneath_root_only);
     drop(visited);
     netns::delete_named(&run_dir.path, "v").unwrap();
     assert_eq!(through_proc, "[Ok(())]", "a single connect's way");
@@ -1421,54 +1429,43 @@ fn a_batch_honours_a_read_only_proc_sys_as_a_single_connect_does() {
     common::privilege::require_root();
     let run_dir = TempRunDir::new("sysctl-ro");
     let visited = netns::create_named(&run_dir.path, "v").unwrap();
-    let key = [("ipv6", "disable_ipv6", true)];
-    let (through_proc, through_batch) = std::thread::scope(|s| {
-        s.spawn(|| {
-            use std::ptr::null;
-            unsafe {
-                assert_eq!(libc::unshare(libc::CLONE_NEWNS | libc::CLONE_FS), 0);
-                assert_eq!(
-                    libc::mount(
-                        null(),
-                        c"/".as_ptr(),
-                        null(),
-                        libc::MS_REC | libc::MS_PRIVATE,
-                        null()
-                    ),
-                    0
-                );
-                assert_eq!(
-                    libc::mount(
-                        c"/proc/sys".as_ptr(),
-                        c"/proc/sys".as_ptr(),
-                        null(),
-                        libc::MS_BIND,
-                        null()
-                    ),
-                    0
-                );
-                assert_eq!(
-                    libc::mount(
-                        null(),
-                        c"/proc/sys".as_ptr(),
-                        null(),
-                        libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY,
-                        null()
-                    ),
-                    0,
-                    "{}",
-                    std::io::Error::last_os_error()
-                );
-            }
-            let home = Netns::current().unwrap();
-            let through_proc = netns::set_link_sysctls(&visited, "lo", &key).unwrap();
-            let files = netns::SysctlFiles::default();
-            let through_batch =
-                netns::set_link_sysctls_from(&home, &visited, "lo", &key, &files).unwrap();
-            (format!("{through_proc:?}"), format!("{through_batch:?}"))
-        })
-        .join()
-        .unwrap()
+    let (through_proc, through_batch) = both_ways_from_a_thread(&visited, || {
+        use std::ptr::null;
+        unsafe {
+            assert_eq!(libc::unshare(libc::CLONE_NEWNS | libc::CLONE_FS), 0);
+            assert_eq!(
+                libc::mount(
+                    null(),
+                    c"/".as_ptr(),
+                    null(),
+                    libc::MS_REC | libc::MS_PRIVATE,
+                    null()
+                ),
+                0
+            );
+            assert_eq!(
+                libc::mount(
+                    c"/proc/sys".as_ptr(),
+                    c"/proc/sys".as_ptr(),
+                    null(),
+                    libc::MS_BIND,
+                    null()
+                ),
+                0
+            );
+            assert_eq!(
+                libc::mount(
+                    null(),
+                    c"/proc/sys".as_ptr(),
+                    null(),
+                    libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY,
+                    null()
+                ),
+                0,
+                "{}",
+                std::io::Error::last_os_error()
+            );
+        }
     });
     let landed = netns::disable_ipv6(&visited, "lo").unwrap();
     drop(visited);

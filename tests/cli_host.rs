@@ -672,3 +672,73 @@ fn a_run_waiting_for_the_lock_is_ended_by_a_signal_at_once() {
         .unwrap();
     assert!(ms < 2000, "ended {ms} ms after the signal: {stdout}");
 }
+
+/// A store an older version wrote may hold a network named after
+/// another's id (no version makes one now): `network inspect` (the name's
+/// hint first) and `network rm` take the same network for it, the one of
+/// that name. Before, `rm` took the first network whose name or id
+/// matched: the other one.
+#[test]
+fn inspect_and_rm_take_the_same_network_for_a_name_that_is_an_id() {
+    let dir = TempDir::new("cli-id-lookup");
+    let state = dir.path().join("state");
+    let network = |id: &str, name: &str, subnet: &str| {
+        let subnets = vec![ipvlan::digits::parse_cidr(subnet).unwrap()];
+        let mut specs = ipvlan::ipam::match_subnets(&subnets, &[], &[], &[]).unwrap();
+        ipvlan::ipam::fill_default_gateways(&mut specs);
+        ipvlan::store::NetworkRecord {
+            id: id.into(),
+            name: name.into(),
+            driver: "ipvlan".into(),
+            mode: Default::default(),
+            flag: Default::default(),
+            parent: "lo".into(),
+            parent_origin: ipvlan::store::ParentOrigin::Existing,
+            parent_index: None,
+            internal: false,
+            ipv6: false,
+            mtu: None,
+            subnets: specs,
+            created: ipvlan::store::Timestamp::now(),
+            options: vec![("parent".into(), "lo".into())],
+            state: ipvlan::store::NetworkState::Created,
+        }
+    };
+    let (older, newer) = ("aa".repeat(32), "bb".repeat(32));
+    let store = ipvlan::store::StateDir::open(&state).unwrap();
+    {
+        let locked = store.lock().unwrap();
+        locked
+            .put_network(&network(&older, "first", "10.71.0.0/24"))
+            .unwrap();
+        locked
+            .put_network(&network(&newer, &older, "10.72.0.0/24"))
+            .unwrap();
+        locked.commit().unwrap();
+    }
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .env("IPVLAN_STATE_DIR", &state)
+            .output()
+            .unwrap()
+    };
+    let inspected = run(&["network", "inspect", &older]);
+    let inspected = ipvlan::json::parse(&String::from_utf8_lossy(&inspected.stdout)).unwrap();
+    let id = inspected.as_array().unwrap()[0].get("Id").cloned();
+    assert_eq!(
+        id.as_ref().and_then(ipvlan::json::Value::as_str),
+        Some(newer.as_str()),
+        "inspect: the network of that name"
+    );
+    let removed = run(&["network", "rm", &older]);
+    assert_eq!(removed.status.code(), Some(0), "{removed:?}");
+    let left: Vec<String> = ipvlan::store::StateDir::open(&state)
+        .unwrap()
+        .networks()
+        .unwrap()
+        .into_iter()
+        .map(|n| n.id)
+        .collect();
+    assert_eq!(left, [older], "rm: the network of that name too");
+}

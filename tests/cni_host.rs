@@ -1130,6 +1130,115 @@ fn a_cli_connect_onto_a_cni_network_keeps_to_its_range_start_and_end() {
     );
 }
 
+/// An idle network ("idle", 10.64.1.0/24) and one in use ("held",
+/// 10.64.2.0/24, a live lease), both lease-only, in a scratch state.
+fn idle_and_held(state: &Path) {
+    let env = |command: &str, container: &str| env_in(state, command, container);
+    let held = macvlan_conf("held", r#""subnet": "10.64.2.0/24""#);
+    let answer = plugin(&env("ADD", "h"), &held);
+    assert_eq!(answer.exit, Some(0), "{}{}", answer.stdout, answer.stderr);
+    let idle = macvlan_conf("idle", r#""subnet": "10.64.1.0/24""#);
+    for command in ["ADD", "DEL"] {
+        let answer = plugin(&env(command, "a"), &idle);
+        assert_eq!(answer.exit, Some(0), "{}{}", answer.stdout, answer.stderr);
+    }
+}
+
+fn sorted_network_names(state: &Path) -> Vec<String> {
+    let mut names = network_names(state);
+    names.sort();
+    names
+}
+
+/// A config refused for overlapping a network in use (a refusal that needs
+/// only the state) leaves the idle network it also overlaps. Before, that
+/// one was retired first.
+#[test]
+fn an_overlap_refusal_removes_no_idle_network() {
+    let dir = TempDir::new("cni-retire-overlap");
+    let state = dir.path().join("state");
+    idle_and_held(&state);
+    let wide = macvlan_conf("wide", r#""subnet": "10.64.0.0/16""#);
+    let answer = plugin(&env_in(&state, "ADD", "b"), &wide);
+    assert_eq!(answer.exit, Some(1), "{}{}", answer.stdout, answer.stderr);
+    assert!(answer.stdout.contains("overlaps"), "{}", answer.stdout);
+    assert_eq!(
+        sorted_network_names(&state),
+        ["held", "idle"],
+        "{}",
+        answer.stdout
+    );
+}
+
+/// The same, under the idle network's own name (its IPAM config changed).
+/// Before, it was removed, then the new config refused for its overlap.
+#[test]
+fn an_overlap_refusal_of_the_same_name_removes_no_idle_network() {
+    let dir = TempDir::new("cni-retire-overlap-same");
+    let state = dir.path().join("state");
+    idle_and_held(&state);
+    let wide = macvlan_conf("idle", r#""subnet": "10.64.0.0/16""#);
+    let answer = plugin(&env_in(&state, "ADD", "b"), &wide);
+    assert_eq!(answer.exit, Some(1), "{}{}", answer.stdout, answer.stderr);
+    assert_eq!(
+        sorted_network_names(&state),
+        ["held", "idle"],
+        "{}",
+        answer.stdout
+    );
+}
+
+/// A config named after another network's id is refused before the idle
+/// network it overlaps is retired. Before, after.
+#[test]
+fn a_name_of_an_id_refusal_removes_no_idle_network() {
+    let dir = TempDir::new("cni-retire-id-name");
+    let state = dir.path().join("state");
+    idle_and_held(&state);
+    let id = ipvlan::store::StateDir::open(&state)
+        .unwrap()
+        .network_by_name("held")
+        .unwrap()
+        .id;
+    let conf = macvlan_conf(&id, r#""subnet": "10.64.1.0/25""#);
+    let answer = plugin(&env_in(&state, "ADD", "b"), &conf);
+    assert_eq!(answer.exit, Some(1), "{}{}", answer.stdout, answer.stderr);
+    assert!(
+        answer.stdout.contains("it is the id of network held"),
+        "{}",
+        answer.stdout
+    );
+    assert_eq!(
+        sorted_network_names(&state),
+        ["held", "idle"],
+        "{}",
+        answer.stdout
+    );
+}
+
+/// A range (`rangeStart`-`rangeEnd`) holding only the gateway is refused
+/// (code 7) before the idle network it overlaps is retired. Before, that
+/// one went, a network that could never hand out an address was made, and
+/// the ADD failed for want of one.
+#[test]
+fn a_range_without_room_removes_no_idle_network() {
+    let dir = TempDir::new("cni-retire-room");
+    let state = dir.path().join("state");
+    idle_and_held(&state);
+    let conf = macvlan_conf(
+        "narrow",
+        r#""subnet": "10.64.1.0/25", "rangeStart": "10.64.1.1", "rangeEnd": "10.64.1.1""#,
+    );
+    let answer = plugin(&env_in(&state, "ADD", "b"), &conf);
+    assert_eq!(answer.exit, Some(1), "{}{}", answer.stdout, answer.stderr);
+    assert_eq!(
+        sorted_network_names(&state),
+        ["held", "idle"],
+        "{}",
+        answer.stdout
+    );
+}
+
 /// `CNI_NETNS` is a path, opened from the plugin's working directory
 /// when relative (as the reference plugin opens it): a lease records it
 /// joined to that directory, so `restore`, run from anywhere, collects the

@@ -22,7 +22,7 @@ use super::networks::find_network;
 use super::options::{cni_config, CNI_ID_PREFIX as ID_PREFIX, CNI_LEASE_PREFIX as LEASE_PREFIX};
 use super::report::RestoreReport;
 use super::{parent, subnets, Error, ErrorKind, IpvlanFlag, IpvlanMode, Manager, NetworkCreate};
-use crate::ipam::{IpFamily, Request};
+use crate::ipam::{to_u128, IpFamily, Request};
 use crate::netns::Netns;
 use crate::rtnl::{Handle, Link, LinkData};
 use crate::store::{
@@ -360,20 +360,69 @@ fn subnets_request(net: &CniNetwork) -> NetworkCreate {
     req
 }
 
-/// What of `net` can be refused without the kernel or the state (its
-/// subnets and gateways as `network create` checks them, room for an
-/// address, the MTU of an IPv6 network), checked before an idle network
-/// is removed for it: a config refused after would have removed it for
-/// nothing.
-fn check_config(net: &CniNetwork) -> Result<(), Error> {
+/// What of `net` can be refused without the kernel, checked before an
+/// idle network is removed for it (a config refused after would have
+/// removed it for nothing): its subnets and gateways as `network create`
+/// checks them, room for an address (within `rangeStart`-`rangeEnd`
+/// where they are set), the MTU of an IPv6 network, a name that is
+/// another network's id, and an overlap with a network that stays
+/// (`staying`: all but those the config would retire). Refusals that need
+/// the kernel (the master, the mode guard) still come after the retiring.
+fn check_config(
+    net: &CniNetwork,
+    networks: &Listing<NetworkRecord>,
+    staying: &[NetworkRecord],
+) -> Result<(), Error> {
     let config = |error: Error| config_error(error.to_string());
-    let specs = subnets::from_request(&subnets_request(net)).map_err(config)?;
+    let mut specs = subnets::from_request(&subnets_request(net)).map_err(config)?;
+    // The gateway the network gets (the subnet's first address unless
+    // given) takes its address as a container's would.
+    crate::ipam::fill_default_gateways(&mut specs);
     super::networks::refuse_subnets_without_room(&specs).map_err(config)?;
+    for (subnet, start, end) in &net.bounds {
+        let gateway = specs
+            .iter()
+            .find(|s| s.subnet == *subnet)
+            .and_then(|s| s.gateway);
+        let (first, last) = (to_u128(*start), to_u128(*end));
+        let only_the_gateway = first == last && gateway == Some(*start);
+        if first > last || only_the_gateway {
+            return Err(config_error(format!(
+                "range {start}-{end} of subnet {subnet} has no address a container could get"
+            )));
+        }
+    }
     let ipv6 = specs.iter().any(|s| s.subnet.addr().is_ipv6());
-    super::options::check_mtu_for_ipv6(net.mtu, ipv6).map_err(config)
+    super::options::check_mtu_for_ipv6(net.mtu, ipv6).map_err(config)?;
+    super::networks::refuse_name_of_an_id(networks, &net.name)?;
+    subnets::check_overlaps(&specs, staying).map_err(config)
 }
 
 impl Manager {
+    /// [`check_config`] against the networks as they are: those `net`
+    /// would retire (its name's, and idle CNI networks on its subnets,
+    /// see [`Manager::retire_idle_overlaps`]) do not count as staying.
+    fn check_before_retiring(&self, net: &CniNetwork) -> Result<(), Error> {
+        let networks = self.store.networks()?;
+        let mut staying = Vec::new();
+        for record in networks.iter() {
+            let overlapping = record.subnets.iter().any(|held| {
+                net.subnets
+                    .iter()
+                    .any(|(wanted, _)| crate::ipam::overlaps(&held.subnet, wanted))
+            });
+            let retired = record.name == net.name
+                || (is_cni(record) && overlapping && {
+                    let held = self.store.endpoints_of(&record.id)?;
+                    held.is_empty() && held.damaged.is_empty()
+                });
+            if !retired {
+                staying.push(record.clone());
+            }
+        }
+        check_config(net, &networks, &staying)
+    }
+
     /// The network record of `net`: made when missing (as `network create`
     /// makes one, with its checks: overlaps, the shared-parent guard, the
     /// MTU against the master; a `NAME.VLANID` master created and recorded
@@ -423,7 +472,7 @@ impl Manager {
                             )));
                         } else {
                             if !checked {
-                                check_config(net)?;
+                                self.check_before_retiring(net)?;
                                 checked = true;
                             }
                             match self.remove_network(&record.id) {
@@ -436,7 +485,7 @@ impl Manager {
                 }
             }
             if !checked {
-                check_config(net)?;
+                self.check_before_retiring(net)?;
                 checked = true;
             }
             self.retire_idle_overlaps(net)?;
@@ -1246,7 +1295,11 @@ impl Manager {
             _ => None,
         };
         let id = lease_id(lease.container_id, lease.ifname);
-        check_config(net).map_err(CniAddError::Config)?;
+        self.check_before_retiring(net)
+            .map_err(|error| match error.kind() {
+                ErrorKind::InvalidValue => CniAddError::Config(error),
+                _ => CniAddError::Failed(error),
+            })?;
         if self.store.network_named(&net.name)?.is_none() {
             self.retire_idle_overlaps(net)?;
         }

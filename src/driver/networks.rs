@@ -662,7 +662,12 @@ pub(crate) fn find_network<'a>(
             .iter()
             .filter(|n| n.state != NetworkState::Creating)
     };
-    if let Some(network) = usable().find(|n| n.name == name_or_id || n.id == name_or_id) {
+    // A name first, then an id, as the name hint finds it: a store of an
+    // older version may hold a name that is another network's id.
+    if let Some(network) = usable()
+        .find(|n| n.name == name_or_id)
+        .or_else(|| usable().find(|n| n.id == name_or_id))
+    {
         return Ok(network);
     }
     // A name is never taken for another network's ID prefix while it may

@@ -22,7 +22,7 @@ use super::networks::find_network;
 use super::options::{cni_config, CNI_ID_PREFIX as ID_PREFIX, CNI_LEASE_PREFIX as LEASE_PREFIX};
 use super::report::RestoreReport;
 use super::{parent, subnets, Error, ErrorKind, IpvlanFlag, IpvlanMode, Manager, NetworkCreate};
-use crate::ipam::{to_u128, IpFamily, Request};
+use crate::ipam::{IpFamily, Request};
 use crate::netns::Netns;
 use crate::rtnl::{Handle, Link, LinkData};
 use crate::store::{
@@ -360,6 +360,18 @@ fn subnets_request(net: &CniNetwork) -> NetworkCreate {
     req
 }
 
+/// Whether `record` is another CNI network on a subnet of `net`'s: one
+/// that gives way to it when idle ([`Manager::retire_idle_overlaps`]).
+fn gives_way(record: &NetworkRecord, net: &CniNetwork) -> bool {
+    is_cni(record)
+        && record.name != net.name
+        && record.subnets.iter().any(|held| {
+            net.subnets
+                .iter()
+                .any(|(wanted, _)| crate::ipam::overlaps(&held.subnet, wanted))
+        })
+}
+
 /// What of `net` can be refused without the kernel, checked before an
 /// idle network is removed for it (a config refused after would have
 /// removed it for nothing): its subnets and gateways as `network create`
@@ -384,9 +396,7 @@ fn check_config(
             .iter()
             .find(|s| s.subnet == *subnet)
             .and_then(|s| s.gateway);
-        let (first, last) = (to_u128(*start), to_u128(*end));
-        let only_the_gateway = first == last && gateway == Some(*start);
-        if first > last || only_the_gateway {
+        if start > end || (start == end && gateway == Some(*start)) {
             return Err(config_error(format!(
                 "range {start}-{end} of subnet {subnet} has no address a container could get"
             )));
@@ -406,13 +416,8 @@ impl Manager {
         let networks = self.store.networks()?;
         let mut staying = Vec::new();
         for record in networks.iter() {
-            let overlapping = record.subnets.iter().any(|held| {
-                net.subnets
-                    .iter()
-                    .any(|(wanted, _)| crate::ipam::overlaps(&held.subnet, wanted))
-            });
             let retired = record.name == net.name
-                || (is_cni(record) && overlapping && {
+                || (gives_way(record, net) && {
                     let held = self.store.endpoints_of(&record.id)?;
                     held.is_empty() && held.damaged.is_empty()
                 });
@@ -1394,16 +1399,7 @@ impl Manager {
     /// made.
     fn retire_idle_overlaps(&self, net: &CniNetwork) -> Result<(), Error> {
         let networks = self.store.networks()?;
-        let overlapping = networks.iter().filter(|record| {
-            is_cni(record)
-                && record.name != net.name
-                && record.subnets.iter().any(|held| {
-                    net.subnets
-                        .iter()
-                        .any(|(wanted, _)| crate::ipam::overlaps(&held.subnet, wanted))
-                })
-        });
-        for record in overlapping {
+        for record in networks.iter().filter(|record| gives_way(record, net)) {
             match self.remove_network(&record.id) {
                 Ok(_) => {}
                 Err(error) if matches!(error.kind(), ErrorKind::NotFound | ErrorKind::InUse) => {}

@@ -680,6 +680,7 @@ fn a_run_waiting_for_the_lock_is_ended_by_a_signal_at_once() {
 /// matched: the other one.
 #[test]
 fn inspect_and_rm_take_the_same_network_for_a_name_that_is_an_id() {
+    common::privilege::require_root();
     let dir = TempDir::new("cli-id-lookup");
     let state = dir.path().join("state");
     let network = |id: &str, name: &str, subnet: &str| {

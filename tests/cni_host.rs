@@ -1216,29 +1216,6 @@ fn a_name_of_an_id_refusal_removes_no_idle_network() {
     );
 }
 
-/// A range (`rangeStart`-`rangeEnd`) holding only the gateway is refused
-/// (code 7) before the idle network it overlaps is retired. Before, that
-/// one went, a network that could never hand out an address was made, and
-/// the ADD failed for want of one.
-#[test]
-fn a_range_without_room_removes_no_idle_network() {
-    let dir = TempDir::new("cni-retire-room");
-    let state = dir.path().join("state");
-    idle_and_held(&state);
-    let conf = macvlan_conf(
-        "narrow",
-        r#""subnet": "10.64.1.0/25", "rangeStart": "10.64.1.1", "rangeEnd": "10.64.1.1""#,
-    );
-    let answer = plugin(&env_in(&state, "ADD", "b"), &conf);
-    assert_eq!(answer.exit, Some(1), "{}{}", answer.stdout, answer.stderr);
-    assert_eq!(
-        sorted_network_names(&state),
-        ["held", "idle"],
-        "{}",
-        answer.stdout
-    );
-}
-
 /// `CNI_NETNS` is a path, opened from the plugin's working directory
 /// when relative (as the reference plugin opens it): a lease records it
 /// joined to that directory, so `restore`, run from anywhere, collects the

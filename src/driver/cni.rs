@@ -375,33 +375,20 @@ fn gives_way(record: &NetworkRecord, net: &CniNetwork) -> bool {
 /// What of `net` can be refused without the kernel, checked before an
 /// idle network is removed for it (a config refused after would have
 /// removed it for nothing): its subnets and gateways as `network create`
-/// checks them, room for an address (within `rangeStart`-`rangeEnd`
-/// where they are set), the MTU of an IPv6 network, a name that is
+/// checks them, room for an address in each subnet, the MTU of an IPv6 network, a name that is
 /// another network's id, and an overlap with a network that stays
 /// (`staying`: all but those the config would retire). Refusals that need
-/// the kernel (the master, the mode guard) still come after the retiring.
+/// the kernel (the master, the mode guard), and a `rangeStart`-`rangeEnd`
+/// that leaves no address (the ADD fails on allocating, after), still
+/// come after the retiring.
 fn check_config(
     net: &CniNetwork,
     networks: &Listing<NetworkRecord>,
     staying: &[NetworkRecord],
 ) -> Result<(), Error> {
     let config = |error: Error| config_error(error.to_string());
-    let mut specs = subnets::from_request(&subnets_request(net)).map_err(config)?;
-    // The gateway the network gets (the subnet's first address unless
-    // given) takes its address as a container's would.
-    crate::ipam::fill_default_gateways(&mut specs);
+    let specs = subnets::from_request(&subnets_request(net)).map_err(config)?;
     super::networks::refuse_subnets_without_room(&specs).map_err(config)?;
-    for (subnet, start, end) in &net.bounds {
-        let gateway = specs
-            .iter()
-            .find(|s| s.subnet == *subnet)
-            .and_then(|s| s.gateway);
-        if start > end || (start == end && gateway == Some(*start)) {
-            return Err(config_error(format!(
-                "range {start}-{end} of subnet {subnet} has no address a container could get"
-            )));
-        }
-    }
     let ipv6 = specs.iter().any(|s| s.subnet.addr().is_ipv6());
     super::options::check_mtu_for_ipv6(net.mtu, ipv6).map_err(config)?;
     super::networks::refuse_name_of_an_id(networks, &net.name)?;

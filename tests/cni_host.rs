@@ -1151,41 +1151,26 @@ fn sorted_network_names(state: &Path) -> Vec<String> {
 }
 
 /// A config refused for overlapping a network in use (a refusal that needs
-/// only the state) leaves the idle network it also overlaps. Before, that
+/// only the state) leaves the idle network it also overlaps, under another
+/// name or the idle network's own (its IPAM config changed). Before, that
 /// one was retired first.
 #[test]
 fn an_overlap_refusal_removes_no_idle_network() {
-    let dir = TempDir::new("cni-retire-overlap");
-    let state = dir.path().join("state");
-    idle_and_held(&state);
-    let wide = macvlan_conf("wide", r#""subnet": "10.64.0.0/16""#);
-    let answer = plugin(&env_in(&state, "ADD", "b"), &wide);
-    assert_eq!(answer.exit, Some(1), "{}{}", answer.stdout, answer.stderr);
-    assert!(answer.stdout.contains("overlaps"), "{}", answer.stdout);
-    assert_eq!(
-        sorted_network_names(&state),
-        ["held", "idle"],
-        "{}",
-        answer.stdout
-    );
-}
-
-/// The same, under the idle network's own name (its IPAM config changed).
-/// Before, it was removed, then the new config refused for its overlap.
-#[test]
-fn an_overlap_refusal_of_the_same_name_removes_no_idle_network() {
-    let dir = TempDir::new("cni-retire-overlap-same");
-    let state = dir.path().join("state");
-    idle_and_held(&state);
-    let wide = macvlan_conf("idle", r#""subnet": "10.64.0.0/16""#);
-    let answer = plugin(&env_in(&state, "ADD", "b"), &wide);
-    assert_eq!(answer.exit, Some(1), "{}{}", answer.stdout, answer.stderr);
-    assert_eq!(
-        sorted_network_names(&state),
-        ["held", "idle"],
-        "{}",
-        answer.stdout
-    );
+    for name in ["wide", "idle"] {
+        let dir = TempDir::new(&format!("cni-retire-overlap-{name}"));
+        let state = dir.path().join("state");
+        idle_and_held(&state);
+        let wide = macvlan_conf(name, r#""subnet": "10.64.0.0/16""#);
+        let answer = plugin(&env_in(&state, "ADD", "b"), &wide);
+        assert_eq!(answer.exit, Some(1), "{}{}", answer.stdout, answer.stderr);
+        assert!(answer.stdout.contains("overlaps"), "{}", answer.stdout);
+        assert_eq!(
+            sorted_network_names(&state),
+            ["held", "idle"],
+            "{name}: {}",
+            answer.stdout
+        );
+    }
 }
 
 /// A config named after another network's id is refused before the idle

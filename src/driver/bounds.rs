@@ -29,11 +29,9 @@ pub(super) fn record_bounds(network: &NetworkRecord) -> Vec<(IpNet, IpAddr, IpAd
         .filter_map(|range| {
             let (subnet, rest) = range.split_once('[')?;
             let (start, end) = rest.split_once(']')?.0.split_once('-')?;
-            let subnet = network
-                .subnets
-                .iter()
-                .find(|s| crate::digits::parse_cidr(subnet) == Some(s.subnet))?;
-            Some((subnet.subnet, start.parse().ok()?, end.parse().ok()?))
+            let subnet = crate::digits::parse_cidr(subnet)?;
+            network.subnets.iter().find(|s| s.subnet == subnet)?;
+            Some((subnet, start.parse().ok()?, end.parse().ok()?))
         })
         .collect()
 }

@@ -387,10 +387,7 @@ fn check_config(
     staying: &[NetworkRecord],
 ) -> Result<(), Error> {
     let config = |error: Error| config_error(error.to_string());
-    let specs = subnets::from_request(&subnets_request(net)).map_err(config)?;
-    super::networks::refuse_subnets_without_room(&specs).map_err(config)?;
-    let ipv6 = specs.iter().any(|s| s.subnet.addr().is_ipv6());
-    super::options::check_mtu_for_ipv6(net.mtu, ipv6).map_err(config)?;
+    let specs = super::networks::checked_subnets(&subnets_request(net), net.mtu).map_err(config)?;
     super::networks::refuse_name_of_an_id(networks, &net.name)?;
     subnets::check_overlaps(&specs, staying).map_err(config)
 }
@@ -1287,12 +1284,17 @@ impl Manager {
             _ => None,
         };
         let id = lease_id(lease.container_id, lease.ifname);
-        self.check_before_retiring(net)
-            .map_err(|error| match error.kind() {
-                ErrorKind::InvalidValue => CniAddError::Config(error),
-                _ => CniAddError::Failed(error),
-            })?;
+        // Only where a network is retired for the config (its name's, or
+        // others on its subnets): an ADD onto its network reads no more.
+        let check = || {
+            self.check_before_retiring(net)
+                .map_err(|error| match error.kind() {
+                    ErrorKind::InvalidValue => CniAddError::Config(error),
+                    _ => CniAddError::Failed(error),
+                })
+        };
         if self.store.network_named(&net.name)?.is_none() {
+            check()?;
             self.retire_idle_overlaps(net)?;
         }
         for _ in 0..3 {
@@ -1325,6 +1327,7 @@ impl Manager {
                         }
                         let record = record.clone();
                         drop(state);
+                        check()?;
                         match self.remove_network(&record.id) {
                             Ok(_) => continue,
                             Err(error) if error.kind() == ErrorKind::NotFound => continue,

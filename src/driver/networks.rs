@@ -70,10 +70,8 @@ impl Manager {
             }
         }
         let internal = req.internal || opts.parent.is_none();
-        let mut subnets = subnets::from_request(req)?;
-        refuse_subnets_without_room(&subnets)?;
+        let mut subnets = checked_subnets(req, opts.mtu)?;
         let ipv6 = req.ipv6 || subnets.iter().any(|s| s.subnet.addr().is_ipv6());
-        options::check_mtu_for_ipv6(opts.mtu, ipv6)?;
 
         let state = self.store.lock()?;
         let mut networks = state.networks()?;
@@ -464,11 +462,24 @@ pub(super) fn refuse_name_of_an_id(
     }
 }
 
+/// The subnets of `req` as a new network gets them, with the refusals
+/// that need neither the kernel nor the state: each subnet as `--subnet`
+/// and its flags check it, room for an address in each, and `mtu` for an
+/// IPv6 network.
+pub(super) fn checked_subnets(
+    req: &NetworkCreate,
+    mtu: Option<u32>,
+) -> Result<Vec<crate::ipam::SubnetSpec>, Error> {
+    let subnets = subnets::from_request(req)?;
+    refuse_subnets_without_room(&subnets)?;
+    let ipv6 = req.ipv6 || subnets.iter().any(|s| s.subnet.addr().is_ipv6());
+    options::check_mtu_for_ipv6(mtu, ipv6)?;
+    Ok(subnets)
+}
+
 /// Refuses a subnet no container could get an address of: every attach
 /// would fail.
-pub(super) fn refuse_subnets_without_room(
-    subnets: &[crate::ipam::SubnetSpec],
-) -> Result<(), Error> {
+fn refuse_subnets_without_room(subnets: &[crate::ipam::SubnetSpec]) -> Result<(), Error> {
     match subnets.iter().find(|spec| !spec.has_room()) {
         Some(spec) => {
             let place = match spec.ip_range {

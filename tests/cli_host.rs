@@ -683,37 +683,15 @@ fn inspect_and_rm_take_the_same_network_for_a_name_that_is_an_id() {
     common::privilege::require_root();
     let dir = TempDir::new("cli-id-lookup");
     let state = dir.path().join("state");
-    let network = |id: &str, name: &str, subnet: &str| {
-        let subnets = vec![ipvlan::digits::parse_cidr(subnet).unwrap()];
-        let mut specs = ipvlan::ipam::match_subnets(&subnets, &[], &[], &[]).unwrap();
-        ipvlan::ipam::fill_default_gateways(&mut specs);
-        ipvlan::store::NetworkRecord {
-            id: id.into(),
-            name: name.into(),
-            driver: "ipvlan".into(),
-            mode: Default::default(),
-            flag: Default::default(),
-            parent: "lo".into(),
-            parent_origin: ipvlan::store::ParentOrigin::Existing,
-            parent_index: None,
-            internal: false,
-            ipv6: false,
-            mtu: None,
-            subnets: specs,
-            created: ipvlan::store::Timestamp::now(),
-            options: vec![("parent".into(), "lo".into())],
-            state: ipvlan::store::NetworkState::Created,
-        }
-    };
     let (older, newer) = ("aa".repeat(32), "bb".repeat(32));
     let store = ipvlan::store::StateDir::open(&state).unwrap();
     {
         let locked = store.lock().unwrap();
         locked
-            .put_network(&network(&older, "first", "10.71.0.0/24"))
+            .put_network(&common::network_on_lo(&older, "first", "10.71.0.0/24"))
             .unwrap();
         locked
-            .put_network(&network(&newer, &older, "10.72.0.0/24"))
+            .put_network(&common::network_on_lo(&newer, &older, "10.72.0.0/24"))
             .unwrap();
         locked.commit().unwrap();
     }

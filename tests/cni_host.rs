@@ -1070,34 +1070,15 @@ fn a_cli_connect_onto_a_cni_network_keeps_to_its_range_start_and_end() {
         let state = root.join("state");
         let netns_dir = root.join("netns");
         std::fs::create_dir_all(&netns_dir).unwrap();
-        let subnets = vec!["10.9.0.0/24".parse().unwrap()];
-        let mut specs = ipvlan::ipam::match_subnets(&subnets, &[], &[], &[]).unwrap();
-        ipvlan::ipam::fill_default_gateways(&mut specs);
-        let record = ipvlan::store::NetworkRecord {
-            id: "cb".repeat(32),
-            name: "pods".into(),
-            driver: "ipvlan".into(),
-            mode: Default::default(),
-            flag: Default::default(),
-            parent: "lo".into(),
-            parent_origin: ipvlan::store::ParentOrigin::Existing,
-            parent_index: None,
-            internal: false,
-            ipv6: false,
-            mtu: None,
-            subnets: specs,
-            created: ipvlan::store::Timestamp::now(),
-            options: vec![
-                ("parent".into(), "lo".into()),
-                ("ipvlan_mode".into(), "l2".into()),
-                ("ipvlan_flag".into(), "bridge".into()),
-                (
-                    "cni.config".into(),
-                    "master=lo mode=l2 flag=bridge mtu=(master's) ipam=ipvlan ranges=10.9.0.0/24[10.9.0.10-10.9.0.13]".into(),
-                ),
-            ],
-            state: ipvlan::store::NetworkState::Created,
-        };
+        let mut record = common::network_on_lo(&"cb".repeat(32), "pods", "10.9.0.0/24");
+        record.options.extend([
+            ("ipvlan_mode".into(), "l2".into()),
+            ("ipvlan_flag".into(), "bridge".into()),
+            (
+                "cni.config".into(),
+                "master=lo mode=l2 flag=bridge mtu=(master's) ipam=ipvlan ranges=10.9.0.0/24[10.9.0.10-10.9.0.13]".into(),
+            ),
+        ]);
         let store = ipvlan::store::StateDir::open(&state).unwrap();
         {
             let locked = store.lock().unwrap();

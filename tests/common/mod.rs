@@ -106,6 +106,20 @@ pub fn network(name: &str, subnets: &[&str]) -> NetworkRecord {
     }
 }
 
+/// [`network`] with the id `id`, on the host's `lo`, a parent it did not
+/// make: nothing of the kernel's is asked to remove it.
+pub fn network_on_lo(id: &str, name: &str, subnet: &str) -> NetworkRecord {
+    NetworkRecord {
+        id: id.to_string(),
+        parent: "lo".into(),
+        parent_origin: ParentOrigin::Existing,
+        parent_index: None,
+        mtu: None,
+        options: vec![("parent".into(), "lo".into())],
+        ..network(name, &[subnet])
+    }
+}
+
 pub fn endpoint(
     net: &NetworkRecord,
     id: &str,

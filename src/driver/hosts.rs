@@ -211,7 +211,7 @@ pub(crate) fn write_union(target: &Path, sources: &[PathBuf]) -> Result<(), Erro
         let appending =
             crate::store::open_regular(target, OpenOptions::new().read(true).append(true))
                 .map_err(|e| io("opening", target, e))?;
-        crate::store::append_lines(&appending, len, lines)
+        crate::store::append_lines(&appending, len, "", lines)
             .map_err(|e| io("appending to", target, e))
     };
     if text.is_empty() {

@@ -547,16 +547,15 @@ impl StateDir {
         let (file, len) = self.handles.write_in(dir, "opening", path, |at| {
             fsutil::open_regular_at(at.fd(), &at.c_entry(&name)?, flags, mode)
         })?;
-        let mut all = String::new();
+        let mut head = "";
         if len == 0 {
             // Processes in containers read it whatever our umask was.
             crate::sys::fchmod(std::os::fd::AsFd::as_fd(&file), mode)
                 .map_err(StoreError::io("setting the mode of", path))?;
-            all.push_str(header);
+            head = header;
         }
-        all.push_str(text);
-        let appended =
-            fsutil::append_lines(&file, len, &all).map_err(StoreError::io("appending to", path));
+        let appended = fsutil::append_lines(&file, len, head, text)
+            .map_err(StoreError::io("appending to", path));
         self.handles.done_with(file);
         appended
     }

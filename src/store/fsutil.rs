@@ -398,10 +398,11 @@ pub fn append_line(path: &Path, lines: &str, mode: u32) -> io::Result<()> {
     let mut text = String::with_capacity(lines.len() + 1);
     text.push_str(lines.trim_end_matches('\n'));
     text.push('\n');
-    append_lines(&file, len, &text)
+    append_lines(&file, len, "", &text)
 }
 
-/// Appends the whole lines `text` to `file` (opened readable, with
+/// Appends the whole lines `head` and then `text` (a file's header when
+/// it is made, and the lines asked for) to `file` (opened readable, with
 /// `O_APPEND`: a write by anyone else, a process that was given the file
 /// as its `/etc/hosts` by `ip netns exec`, is never written over), which
 /// held `len` bytes when the caller looked, by one `write`. A kill stops a
@@ -411,22 +412,23 @@ pub fn append_line(path: &Path, lines: &str, mode: u32) -> io::Result<()> {
 /// (no newline ends the file) is blanked first: cut within a name it
 /// would give another container's name (the name's start) this one's
 /// address.
-pub fn append_lines(file: &File, len: u64, text: &str) -> io::Result<()> {
-    let mut start = len;
-    let mut out = String::new();
+pub fn append_lines(file: &File, len: u64, head: &str, text: &str) -> io::Result<()> {
+    // Laid out in one buffer, in place: a batch's thousand lines (and the
+    // header before them) are not copied, nor listed, on the way.
+    let mut out = String::with_capacity(1 + head.len() + text.len() + LAYOUT_SLACK);
     if blank_cut_line(file, len)? {
         out.push('\n');
-        start += 1;
     }
-    let lines: Vec<&str> = text.split_inclusive('\n').collect();
-    match lay_out_by_page(&lines, start as usize) {
-        Some(laid_out) => out.push_str(&laid_out),
+    let blanked = out.len();
+    let lines = head.split_inclusive('\n').chain(text.split_inclusive('\n'));
+    if !lay_out_by_page(&mut out, lines, len as usize) {
         // A line longer than a page: none of ours; written as it is.
-        None => {
-            out.push_str(text);
-            if !text.ends_with('\n') {
-                out.push('\n');
-            }
+        out.truncate(blanked);
+        for part in [head, text] {
+            out.push_str(part);
+        }
+        if !out.ends_with('\n') {
+            out.push('\n');
         }
     }
     if out.is_empty() {
@@ -435,6 +437,11 @@ pub fn append_lines(file: &File, len: u64, text: &str) -> io::Result<()> {
     let mut writer = file;
     writer.write_all(out.as_bytes())
 }
+
+/// Room for the filler [`lay_out_by_page`] adds at the pages' ends, made
+/// with the buffer: a line's length at most for each page a batch's lines
+/// cross (the buffer grows for more).
+const LAYOUT_SLACK: usize = 512;
 
 /// Blanks (in place, spaces) the last line of `file`, `len` bytes, when
 /// no newline ends it: a write a kill cut short (or one of an older
@@ -569,24 +576,28 @@ fn blank_lines_dyn(
 /// a fatal signal. 4 KiB is the smallest page Linux has.
 const PAGE: usize = 4096;
 
-/// `lines` (a newline added to one that lacks it) laid out to be written
-/// at file offset `start` so that a write cut at any page's end (by a
-/// kill, or as a reader finds it while it is written) leaves whole lines
-/// only: no line crosses a page's end; a page the lines go on past ends
-/// with `#` and spaces, a comment the next page's first byte (a newline)
-/// closes. `None` when a line does not fit in a page.
-fn lay_out_by_page(lines: &[&str], start: usize) -> Option<String> {
-    let mut out = String::new();
+/// `lines` (a newline added to one that lacks it) laid out after `out`,
+/// which is to be written at file offset `start`, so that a write cut at
+/// any page's end (by a kill, or as a reader finds it while it is
+/// written) leaves whole lines only: no line crosses a page's end; a page
+/// the lines go on past ends with `#` and spaces, a comment the next
+/// page's first byte (a newline) closes. `false` when a line does not fit
+/// in a page (`out` then holds part of the lines).
+fn lay_out_by_page<'a>(
+    out: &mut String,
+    lines: impl Iterator<Item = &'a str>,
+    start: usize,
+) -> bool {
     let at = |out: &String| (start + out.len()) % PAGE;
     for line in lines {
         let line_len = line.len() + usize::from(!line.ends_with('\n'));
         // The line, then at least the comment's `#`, before the page's end.
         if line_len + 2 > PAGE {
-            return None;
+            return false;
         }
-        if at(&out) + line_len + 1 > PAGE {
+        if at(out) + line_len + 1 > PAGE {
             out.push('#');
-            while at(&out) != 0 {
+            while at(out) != 0 {
                 out.push(' ');
             }
             out.push('\n');
@@ -596,7 +607,7 @@ fn lay_out_by_page(lines: &[&str], start: usize) -> Option<String> {
             out.push('\n');
         }
     }
-    Some(out)
+    true
 }
 
 /// Whether a hosts line holds no name: blank, or a comment (the filler
@@ -615,8 +626,10 @@ fn is_blank_line(content: &str) -> bool {
 /// truncation. `None` (no compaction) when a line does not fit in a page
 /// or the file would not shrink.
 fn compacted(kept: &[&str], old_len: usize) -> Option<(String, usize)> {
-    let mut out = lay_out_by_page(kept, 0)?;
-    out.reserve(old_len.saturating_sub(out.len()));
+    let mut out = String::with_capacity(old_len);
+    if !lay_out_by_page(&mut out, kept.iter().copied(), 0) {
+        return None;
+    }
     let new_len = out.len();
     if new_len >= old_len {
         return None;
@@ -1111,7 +1124,7 @@ mod tests {
         for (round, text) in [&lines, &lines].into_iter().enumerate() {
             let file = File::options().read(true).append(true).open(&path).unwrap();
             let len = file.metadata().unwrap().len();
-            append_lines(&file, len, text).unwrap();
+            append_lines(&file, len, "", text).unwrap();
             let after = fs::read_to_string(&path).unwrap();
             let whole: std::collections::HashSet<&str> =
                 before.lines().chain(lines.lines()).collect();
@@ -1146,7 +1159,7 @@ mod tests {
         let seen = ours.metadata().unwrap().len();
         let mut theirs = File::options().append(true).open(&path).unwrap();
         theirs.write_all(b"10.0.0.2\tb\n").unwrap();
-        append_lines(&ours, seen, "10.0.0.3\tc\n").unwrap();
+        append_lines(&ours, seen, "", "10.0.0.3\tc\n").unwrap();
         assert_eq!(
             fs::read_to_string(&path).unwrap(),
             "10.0.0.1\ta\n10.0.0.2\tb\n10.0.0.3\tc\n"

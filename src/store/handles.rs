@@ -307,12 +307,18 @@ impl Shared {
             // A batch of many removals from one directory: its commit is
             // one `syncfs` (see `spill`, which the caller calls next), and
             // nothing is held per target.
-            self.overflowed = true;
-            self.changes = Vec::new();
-            self.noted.clear();
+            self.give_up_log();
             return;
         }
         self.changes.push((path.to_path_buf(), noted));
+    }
+
+    /// Drops the changes noted for the commit log: the commit is to sync
+    /// the file system instead.
+    fn give_up_log(&mut self) {
+        self.overflowed = true;
+        self.changes = Vec::new();
+        self.noted.clear();
     }
 
     /// Closes `files`, or leaves them to the exit (see
@@ -713,6 +719,23 @@ impl Handles {
     /// it to the exit (see [`Handles::leave_files_to_exit`]).
     pub(crate) fn let_go(&self, file: File) {
         self.shared().let_go([file]);
+    }
+
+    /// Told by a batch, before it writes anything more, that it will make
+    /// at least `changes` changes, the paths aside `bytes` of them for a
+    /// log entry: when they cannot all go into the next commit's entry,
+    /// that commit syncs the file system as it would once they were
+    /// noted, and none of them is held meanwhile. A batch of a thousand
+    /// endpoints held some two hundred records' texts and paths (140 KiB)
+    /// before it found the entry full.
+    pub(crate) fn expect_changes(&self, changes: usize, bytes: usize) {
+        let mut shared = self.shared();
+        let fits = shared.changes.len() + changes < CHANGES_MAX
+            && shared.changes_bytes + bytes <= super::commit_log::COMMIT_PAYLOAD_MAX;
+        if !fits && !shared.overflowed {
+            shared.give_up_log();
+            shared.spill();
+        }
     }
 
     /// Notes `path` removed from `dir` for the next commit.

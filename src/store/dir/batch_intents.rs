@@ -101,9 +101,18 @@ impl Locked<'_> {
             written.map_err(StoreError::io("writing", &path))
         };
         let mut chunk = String::with_capacity(WRITE_CHUNK);
+        // What the commit will hold of the batch: a record's removal for
+        // each detach intent, a record's text for each attach intent (its
+        // line, and the link's MAC address besides).
+        let (mut changes, mut bytes) = (0, 0);
         let written = || -> Result<(), StoreError> {
             for record in records {
-                chunk.push_str(&intent_line(record)?);
+                let line = intent_line(record)?;
+                changes += 1;
+                if record.state != EndpointState::Detaching {
+                    bytes += line.len();
+                }
+                chunk.push_str(&line);
                 chunk.push('\n');
                 if chunk.len() >= WRITE_CHUNK {
                     write(&mut file, &mut chunk)?;
@@ -125,6 +134,7 @@ impl Locked<'_> {
             return Err(error);
         }
         self.handles.let_go(file);
+        self.handles.expect_changes(changes, bytes);
         Ok(())
     }
 

@@ -18,7 +18,7 @@
 //!   order ([`balanced_rounds`]), each on its own namespaces and subnet, so
 //!   the host's load drifts under all of them alike; at the long size the bulk
 //!   API's growth is measured as ten batches, each next to a one-process
-//!   floor batch of the same size, and at each size a batch of all
+//!   floor batch of the same size, in five rounds, and at each size a batch of all
 //!   containers is launched next to a floor batch of all, nine times,
 //!   which of the two goes first alternating, the ratio the median of the
 //!   nine pairs' (the bulk row itself is one launch timed alone).
@@ -2574,6 +2574,14 @@ fn list(v: &[f64]) -> String {
         .join(", ")
 }
 
+/// Ratios as [`list`] writes figures, each with its `x`.
+fn list_ratios(v: &[f64]) -> String {
+    v.iter()
+        .map(|x| format!("{x:.2}x"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Times the bulk API's batch of all containers is launched next to the
 /// one-process floor's batch of all: the ratio is the median of as many
 /// pairs, since one floor batch alone has moved 1.6x between two boots of
@@ -2586,6 +2594,12 @@ const BESIDE_ROUNDS: u32 = 9;
 
 /// Batches the bulk API's growth is measured with (of `n / BATCHES` each).
 const BATCHES: u32 = 10;
+
+/// Times the bulk API's growth is measured, on fresh namespaces each time:
+/// one round's figure is a quotient of four single launches (the tenth
+/// batch and the floor's beside it, over the first two), whose noise on a
+/// loaded host is larger than the growth it is to show.
+const GROWTH_ROUNDS: u32 = 5;
 
 /// The bulk API's growth with the endpoints already on the network: per
 /// container ms of each of [`BATCHES`] batches of `n / BATCHES`, made in
@@ -3006,7 +3020,7 @@ fn orchestrate(args: &[String]) -> Res {
     let mut sizes = vec![config.small];
     sizes.extend(config.large);
     let mut syscalls: BTreeMap<&str, Syscalls> = BTreeMap::new();
-    let mut growth = None;
+    let mut growth: Vec<Growth> = Vec::new();
     let mut beside: Vec<Growth> = Vec::new();
     for &n in &sizes {
         let small = n == config.small;
@@ -3085,10 +3099,16 @@ fn orchestrate(args: &[String]) -> Res {
         }
         beside.push(pairs);
         if !small {
-            eprintln!("bench: the bulk API's batches with the floor's, N = {n}");
-            let start = Instant::now();
-            growth = Some(batch_growth(&config, &bulk, &floor_one, n, BATCHES, 0)?);
-            eprintln!("bench: batches: {:.0} s", start.elapsed().as_secs_f64());
+            for round in 0..GROWTH_ROUNDS {
+                eprintln!(
+                    "bench: the bulk API's batches with the floor's, N = {n}, round {} of \
+                     {GROWTH_ROUNDS}",
+                    round + 1
+                );
+                let start = Instant::now();
+                growth.push(batch_growth(&config, &bulk, &floor_one, n, BATCHES, round)?);
+                eprintln!("bench: batches: {:.0} s", start.elapsed().as_secs_f64());
+            }
         }
     }
     // Our CNI networks outlive their attachments (they keep the
@@ -3123,7 +3143,7 @@ fn orchestrate(args: &[String]) -> Res {
     let mut markdown = render(
         &table,
         &sizes,
-        growth.as_ref(),
+        &growth,
         &beside,
         size,
         &start,
@@ -3262,7 +3282,7 @@ const REFERENCE_CNI_ROW: &str = "reference CNI `ipvlan` + `host-local`";
 fn render(
     table: &[(String, u32, Outcome)],
     sizes: &[u32],
-    growth: Option<&Growth>,
+    growth: &[Growth],
     beside: &[Growth],
     binary_size: u64,
     start: &Start,
@@ -3376,40 +3396,55 @@ fn render(
             }
         }
     }
-    if let Some(g) = growth {
-        if let (Some(&b1), Some(&bk), Some(&f1), Some(&fk)) = (
-            g.bulk.first(),
-            g.bulk.last(),
-            g.floor.first(),
-            g.floor.last(),
-        ) {
-            let already = g.size * (g.bulk.len() as u32 - 1);
-            // Each batch against the floor batch launched beside it: the
-            // bulk API's ratio to the one-process floor as a median of
-            // pairs, which one pair alone (the lines below) is not.
-            let ratios: Vec<f64> = g.bulk.iter().zip(&g.floor).map(|(b, f)| b / f).collect();
-            let sorted_ratios = sorted(&ratios);
-            let _ = writeln!(
-                s,
-                "- ours: library bulk API, {} batches of {size} in turn, each launched next to a \
-                 one-process floor batch of {size} (ms per container): each batch against the \
-                 floor batch beside it, median {:.2}x (from {:.2}x to {:.2}x); the batch made \
-                 with {already} endpoints already on the network vs the first: {bk:.2} / \
-                 {b1:.2} = {:.2}x; the floor's: {fk:.2} / {f1:.2} = {:.2}x; normalised by the \
-                 floor: ({bk:.2} / {fk:.2}) / ({b1:.2} / {f1:.2}) = {:.2}x; batch by batch, \
-                 ours {}; the floor {}",
-                g.bulk.len(),
-                median(&ratios),
-                sorted_ratios.first().copied().unwrap_or(f64::NAN),
-                sorted_ratios.last().copied().unwrap_or(f64::NAN),
-                bk / b1,
-                fk / f1,
-                (bk / fk) / (b1 / f1),
-                list(&g.bulk),
-                list(&g.floor),
-                size = g.size,
-            );
-        }
+    // Per round: the last batch against the first, ours, the floor's, and
+    // ours normalised by the floor's.
+    let rounds: Vec<(f64, f64, f64)> = growth
+        .iter()
+        .filter_map(|g| {
+            let (b1, bk) = (g.bulk.first()?, g.bulk.last()?);
+            let (f1, fk) = (g.floor.first()?, g.floor.last()?);
+            Some((bk / b1, fk / f1, (bk / fk) / (b1 / f1)))
+        })
+        .collect();
+    if let Some(g) = growth.first().filter(|_| !rounds.is_empty()) {
+        let already = g.size * (g.bulk.len() as u32).saturating_sub(1);
+        let column =
+            |pick: fn(&(f64, f64, f64)) -> f64| -> Vec<f64> { rounds.iter().map(pick).collect() };
+        let (ours, floors, normalised) = (column(|r| r.0), column(|r| r.1), column(|r| r.2));
+        let sorted_normalised = sorted(&normalised);
+        // Each batch against the floor batch launched beside it, over all
+        // rounds: the bulk API's ratio to the one-process floor as a median
+        // of pairs.
+        let ratios: Vec<f64> = growth
+            .iter()
+            .flat_map(|g| g.bulk.iter().zip(&g.floor).map(|(b, f)| b / f))
+            .collect();
+        let sorted_ratios = sorted(&ratios);
+        let _ = writeln!(
+            s,
+            "- ours: library bulk API, {rounds} rounds of {batches} batches of {size} in turn, \
+             each launched next to a one-process floor batch of {size} (ms per container): the \
+             batch made with {already} endpoints already on the network vs the first, \
+             normalised by the floor batches beside them, median {:.2}x over the {rounds} \
+             rounds (from {:.2}x to {:.2}x; round by round {}); unnormalised, medians: ours \
+             {:.2}x, the floor's {:.2}x; each batch against the floor batch beside it, median \
+             {:.2}x (from {:.2}x to {:.2}x); the first round batch by batch, ours {}; the floor \
+             {}",
+            median(&normalised),
+            sorted_normalised.first().copied().unwrap_or(f64::NAN),
+            sorted_normalised.last().copied().unwrap_or(f64::NAN),
+            list_ratios(&normalised),
+            median(&ours),
+            median(&floors),
+            median(&ratios),
+            sorted_ratios.first().copied().unwrap_or(f64::NAN),
+            sorted_ratios.last().copied().unwrap_or(f64::NAN),
+            list(&g.bulk),
+            list(&g.floor),
+            rounds = rounds.len(),
+            batches = g.bulk.len(),
+            size = g.size,
+        );
     }
     for g in beside {
         let ratios: Vec<f64> = g.bulk.iter().zip(&g.floor).map(|(b, f)| b / f).collect();
@@ -3674,11 +3709,14 @@ mod tests {
             (cli.to_string(), 20, row(30.0, 54.0, true)),
             (BULK_ROW.to_string(), 20, row(9.0, 9.0, false)),
         ];
-        let growth = Growth {
+        let round = |last: f64| Growth {
             size: 2,
-            bulk: vec![8.0, 9.0, 9.0, 9.0, 9.0, 9.0, 9.0, 9.0, 9.0, 12.0],
+            bulk: vec![8.0, 9.0, 9.0, 9.0, 9.0, 9.0, 9.0, 9.0, 9.0, last],
             floor: vec![2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.5],
         };
+        // Normalised: (12 / 2.5) / (8 / 2) = 1.2, (20 / 2.5) / 4 = 2, and
+        // (8 / 2.5) / 4 = 0.8: the median round's, not the mean's 1.33.
+        let growth = [round(12.0), round(20.0), round(8.0)];
         let beside = Growth {
             size: 20,
             bulk: vec![9.0, 8.0, 12.0],
@@ -3687,7 +3725,7 @@ mod tests {
         let s = render(
             &table,
             &[10, 20],
-            Some(&growth),
+            &growth,
             &[beside],
             1,
             &Start::default(),
@@ -3709,12 +3747,17 @@ mod tests {
             "{FLOOR_PP_ROW}: attaches 19-20 vs 1-2, normalised"
         )));
         assert!(!s.contains(&format!("{BULK_ROW}: attaches")));
-        // (12 / 2.5) / (8 / 2) = 1.2
-        assert!(s.contains(
-            "the batch made with 18 endpoints already on the network vs the first: \
-             12.00 / 8.00 = 1.50x; the floor's: 2.50 / 2.00 = 1.25x; normalised by the \
-             floor: (12.00 / 2.50) / (8.00 / 2.00) = 1.20x;"
-        ));
+        assert!(
+            s.contains(
+                "- ours: library bulk API, 3 rounds of 10 batches of 2 in turn, each launched \
+                 next to a one-process floor batch of 2 (ms per container): the batch made with \
+                 18 endpoints already on the network vs the first, normalised by the floor \
+                 batches beside them, median 1.20x over the 3 rounds (from 0.80x to 2.00x; \
+                 round by round 1.20x, 2.00x, 0.80x); unnormalised, medians: ours 1.50x, the \
+                 floor's 1.25x;"
+            ),
+            "{s}"
+        );
         // The batches launched beside the floor's: the median of the
         // pairs' ratios (3, 4, 4), not the ratio of the medians (9 / 3).
         assert!(
@@ -3904,7 +3947,7 @@ mod tests {
             (DURABLE_ROW.to_string(), 3, durable),
             (CLI_ROW.to_string(), 3, row(20.0, 33.0, 300.0)),
         ];
-        let s = render(&table, &[3], None, &[], 1, &Start::default(), 464);
+        let s = render(&table, &[3], &[], &[], 1, &Start::default(), 464);
         // Attach / durable floor 2.00x, detach 1.50x; RSS; faults minor (major).
         assert!(
             s.contains(&format!(

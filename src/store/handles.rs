@@ -730,7 +730,7 @@ impl Handles {
     /// before it found the entry full.
     pub(crate) fn expect_changes(&self, changes: usize, bytes: usize) {
         let mut shared = self.shared();
-        let fits = shared.changes.len() + changes < CHANGES_MAX
+        let fits = shared.changes.len() + changes <= CHANGES_MAX
             && shared.changes_bytes + bytes <= super::commit_log::COMMIT_PAYLOAD_MAX;
         if !fits && !shared.overflowed {
             shared.give_up_log();

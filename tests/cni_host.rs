@@ -1012,6 +1012,46 @@ fn a_refused_config_removes_no_idle_network() {
     }
 }
 
+/// A config refused for what the kernel or the host's links hold (here
+/// a master no host has; on a kernel without ipvlan, that first) changes
+/// nothing either: the idle network its subnet or its name would have
+/// made give way stays. Before, it was removed first and the config
+/// refused after. (The VM tests check each such refusal by its message.)
+#[test]
+fn a_config_the_kernel_refuses_removes_no_idle_network() {
+    common::privilege::require_root();
+    let dir = TempDir::new("cni-kernel-refused-idle");
+    let state = dir.path().join("state");
+    let old = macvlan_conf("old", r#""subnet": "10.63.0.0/24""#);
+    for command in ["ADD", "DEL"] {
+        let answer = plugin(&env_in(&state, command, "a"), &old);
+        assert_eq!(answer.exit, Some(0), "{}{}", answer.stdout, answer.stderr);
+    }
+    // Our own ADD in this process's namespace, under a name no link has:
+    // the namespace passes, the master does not.
+    let env = set(
+        &env_in(&state, "ADD", "b"),
+        &[
+            ("CNI_NETNS", Some("/proc/self/ns/net")),
+            ("CNI_IFNAME", Some("ipvl-t-none")),
+        ],
+    );
+    for name in ["new", "old"] {
+        let conf = format!(
+            r#"{{"cniVersion": "1.0.0", "name": "{name}", "type": "ipvlan",
+                "master": "ipvl-no-such0", "ipam": {{"type": "ipvlan", "subnet": "10.63.0.0/24"}}}}"#
+        );
+        let answer = plugin(&env, &conf);
+        assert_eq!(answer.exit, Some(1), "{}{}", answer.stdout, answer.stderr);
+        assert_eq!(
+            network_names(&state),
+            ["old"],
+            "after the config refused for {name}: {}",
+            answer.stdout
+        );
+    }
+}
+
 /// A network is never named after another network's id, through CNI or
 /// `network create`: `inspect` (which looks the name up first) and `rm`
 /// (the first network whose name or id matches) would take different

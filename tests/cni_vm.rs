@@ -1867,6 +1867,62 @@ fn an_add_refused_after_its_leases_leaves_the_state_as_it_was() {
     assert_eq!(state_files(&cni.state), before, "an ADD the kernel refused");
 }
 
+/// A config refused for what the kernel or the host's links hold (no
+/// such master, no base for a `NAME.VLANID` master, an MTU over the
+/// master's) changes nothing: the idle network its subnet or its name
+/// would have made give way stays, and so does every state file. Before,
+/// the idle network was removed first and the config refused after.
+#[test]
+fn a_config_the_kernel_refuses_removes_no_idle_network() {
+    let mut cni = Cni::new("kernelrefused");
+    cni.master("cnim61");
+    let ns = cni.netns("cni-kernelrefused");
+    let old = conf_on("kold", "cnim61", "10.73.0.0/24");
+    cni.plugin("ADD", "ctr-a", &ns, &old).ok();
+    cni.plugin("DEL", "ctr-a", &ns, &old).ok();
+    let before = state_files(&cni.state);
+    for (master, extra, refusal) in [
+        (
+            "nosuch61",
+            "",
+            "the requested parent interface nosuch61 was not found on the host",
+        ),
+        (
+            "nosuch61.5",
+            "",
+            "-o parent interface was not found on the host: nosuch61",
+        ),
+        (
+            "cnim61",
+            r#", "mtu": 9000"#,
+            "mtu 9000 is larger than the MTU 1500 of parent cnim61",
+        ),
+    ] {
+        // Another name on its subnet, then its own name.
+        for name in ["knew", "kold"] {
+            let conf = conf(name, master, extra)
+                .replace("10.77.0.0/16", "10.73.0.0/24")
+                .replace("10.77.0.254", "10.73.0.254");
+            let answer = cni.plugin("ADD", "ctr-b", &ns, &conf);
+            assert_eq!(answer.exit, Some(1), "{}", answer.stdout);
+            let msg = answer
+                .json()
+                .get("msg")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            assert!(
+                msg.as_deref().is_some_and(|m| m.contains(refusal)),
+                "{name} on {master}{extra}: {msg:?}"
+            );
+            assert_eq!(
+                state_files(&cni.state),
+                before,
+                "{name} on {master}{extra} refused"
+            );
+        }
+    }
+}
+
 /// An ADD killed after it made the VLAN master and before it recorded
 /// the attachment leaves no record: the runtime's DEL then finds none, and
 /// must still take the master it made away.

@@ -360,6 +360,33 @@ fn subnets_request(net: &CniNetwork) -> NetworkCreate {
     req
 }
 
+/// The network `net` is to get, as `network create` is asked for it: its
+/// subnets, its master (the default route's link when it names none) and
+/// link keys. Made once into `slot` (finding the default route is a dump).
+fn creation_request<'a>(
+    net: &CniNetwork,
+    slot: &'a mut Option<NetworkCreate>,
+) -> Result<&'a NetworkCreate, Error> {
+    if let Some(req) = slot {
+        return Ok(req);
+    }
+    let mut req = subnets_request(net);
+    if let Some(master) = &net.master {
+        req.options.push(("parent".into(), master.clone()));
+    } else if !net.link_in_container {
+        req.options
+            .push(("parent".into(), default_route_link(&Handle::new()?)?));
+    }
+    req.options
+        .push(("ipvlan_mode".into(), net.mode.as_str().into()));
+    req.options
+        .push(("ipvlan_flag".into(), net.flag.as_str().into()));
+    if let Some(mtu) = net.mtu {
+        req.options.push(("mtu".into(), mtu.to_string()));
+    }
+    Ok(slot.insert(req))
+}
+
 /// Whether `record` is another CNI network on a subnet of `net`'s: one
 /// that gives way to it when idle ([`Manager::retire_idle_overlaps`]).
 fn gives_way(record: &NetworkRecord, net: &CniNetwork) -> bool {
@@ -393,10 +420,34 @@ fn check_config(
 }
 
 impl Manager {
+    /// [`Manager::check_before_retiring`] for the network `net` is to
+    /// get, its master (none with the link in the container) included.
+    fn check_to_create(
+        &self,
+        net: &CniNetwork,
+        request: &mut Option<NetworkCreate>,
+    ) -> Result<(), Error> {
+        let req = creation_request(net, request)?;
+        self.check_before_retiring(net, Some(req).filter(|_| !net.link_in_container))
+    }
+
     /// [`check_config`] against the networks as they are: those `net`
     /// would retire (its name's, and idle CNI networks on its subnets,
-    /// see [`Manager::retire_idle_overlaps`]) do not count as staying.
-    fn check_before_retiring(&self, net: &CniNetwork) -> Result<(), Error> {
+    /// see [`Manager::retire_idle_overlaps`]) do not count as staying;
+    /// with `creating`, the network to be made, what the kernel and the
+    /// host's links refuse of it too (see [`super::networks::plan_parent`]).
+    fn check_before_retiring(
+        &self,
+        net: &CniNetwork,
+        creating: Option<&NetworkCreate>,
+    ) -> Result<(), Error> {
+        // What the kernel and the host's links would refuse: the master
+        // missing, no ipvlan, the MTU over the master's.
+        if let Some(req) = creating {
+            let opts = super::options::parse_options(&req.options)?;
+            let ipv6 = req.ipv6 || req.subnets.iter().any(|s| s.addr().is_ipv6());
+            super::networks::plan_parent(&Handle::new()?, &opts, ipv6, "", &mut Vec::new())?;
+        }
         let networks = self.store.networks()?;
         let mut staying = Vec::new();
         for record in networks.iter() {
@@ -426,6 +477,8 @@ impl Manager {
     /// (`None` when it made one), for the caller to read again under the
     /// lock without reading every network.
     fn cni_network_id(&self, net: &CniNetwork) -> Result<Option<String>, Error> {
+        // Made where a network is to be made, once.
+        let mut request = None;
         let mut checked = false;
         // Two first ADDs at once: one creates, the other finds it.
         for _ in 0..3 {
@@ -461,7 +514,7 @@ impl Manager {
                             )));
                         } else {
                             if !checked {
-                                self.check_before_retiring(net)?;
+                                self.check_to_create(net, &mut request)?;
                                 checked = true;
                             }
                             match self.remove_network(&record.id) {
@@ -474,30 +527,17 @@ impl Manager {
                 }
             }
             if !checked {
-                self.check_before_retiring(net)?;
+                self.check_to_create(net, &mut request)?;
                 checked = true;
             }
             self.retire_idle_overlaps(net)?;
-            let mut req = subnets_request(net);
-            if let Some(master) = &net.master {
-                req.options.push(("parent".into(), master.clone()));
-            } else if !net.link_in_container {
-                req.options
-                    .push(("parent".into(), default_route_link(&Handle::new()?)?));
-            }
-            req.options
-                .push(("ipvlan_mode".into(), net.mode.as_str().into()));
-            req.options
-                .push(("ipvlan_flag".into(), net.flag.as_str().into()));
-            if let Some(mtu) = net.mtu {
-                req.options.push(("mtu".into(), mtu.to_string()));
-            }
+            let req = creation_request(net, &mut request)?;
             let made = if net.link_in_container {
                 let state = self.store.lock()?;
                 let networks = state.networks()?;
                 self.masterless_record(&state, &networks, net).map(drop)
             } else {
-                self.create_network_over(&req, Some((CNI_MARK, &net.config)), over.as_ref())
+                self.create_network_over(req, Some((CNI_MARK, &net.config)), over.as_ref())
                     .map(drop)
             };
             match made {
@@ -1287,7 +1327,7 @@ impl Manager {
         // Only where a network is retired for the config (its name's, or
         // others on its subnets): an ADD onto its network reads no more.
         let check = || {
-            self.check_before_retiring(net)
+            self.check_before_retiring(net, None)
                 .map_err(|error| match error.kind() {
                     ErrorKind::InvalidValue => CniAddError::Config(error),
                     _ => CniAddError::Failed(error),

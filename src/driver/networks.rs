@@ -95,46 +95,10 @@ impl Manager {
         }
         subnets::check_overlaps(&subnets, &networks)?;
 
-        // Kernel support before anything is decided about parents, so an
-        // old or stripped kernel fails with the clearest message.
         let host = Handle::new()?;
-        check_version(KernelVersion::running()?, opts.mode, opts.flag)?;
-        require_kind(&host, ProbeKind::Ipvlan)?;
-
         let id = random_hex(32)?;
         let mut warnings = Vec::new();
-        let plan = ParentPlan::new(&host, opts.parent.as_deref(), &id[..12], &mut warnings)?;
-        // The dummy we make takes the network's MTU (1500 unless told);
-        // a VLAN link made on the fly takes its base's.
-        let parent_mtu = match &plan {
-            ParentPlan::Existing(link) => link.mtu,
-            ParentPlan::Vlan { base, .. } => base.mtu,
-            ParentPlan::Dummy(_) => None,
-        };
-        let parent_name = opts.parent.as_deref().unwrap_or_default();
-        match (opts.mtu, parent_mtu) {
-            // An ipvlan link takes at most ETH_MAX_MTU.
-            (Some(mtu), None) if mtu > ETH_MAX_MTU => {
-                return Err(Error::invalid(format!(
-                    "mtu {mtu} is larger than {ETH_MAX_MTU}, the largest MTU of an ipvlan link"
-                )));
-            }
-            (Some(mtu), Some(parent_mtu)) if mtu > parent_mtu => {
-                return Err(Error::invalid(format!(
-                    "mtu {mtu} is larger than the MTU {parent_mtu} of parent {parent_name}"
-                )));
-            }
-            // Without `-o mtu` the links take the parent's, on which the
-            // kernel turns IPv6 off below its minimum: every attach would
-            // fail at its first IPv6 address.
-            (None, Some(parent_mtu)) if ipv6 && parent_mtu < options::IPV6_MIN_MTU => {
-                return Err(Error::invalid(format!(
-                    "the MTU {parent_mtu} of parent {parent_name} is too small for an IPv6 network: IPv6 needs at least {} (RFC 8200)",
-                    options::IPV6_MIN_MTU
-                )));
-            }
-            _ => {}
-        }
+        let plan = plan_parent(&host, &opts, ipv6, &id[..12], &mut warnings)?;
         parent::check_shared(&host, &self.config.netns_dir, &plan, &opts, &networks)?;
 
         // Default subnets: IPv4 always, IPv6 when asked for.
@@ -459,6 +423,54 @@ pub(super) fn refuse_name_of_an_id(
             other.name
         ))),
         None => Ok(()),
+    }
+}
+
+/// What a network of `opts` asks of this kernel and the host's links,
+/// none of it under the lock: ipvlan support for its mode and flag, its
+/// parent (a link there, or a `NAME.VLANID` whose base is; `short_id`
+/// names a dummy parent) and its MTU against that parent's. The plan for
+/// the parent; a parent that is down adds a warning. `network create`
+/// checks it before it decides anything, and a CNI config before an idle
+/// network is removed for it.
+pub(super) fn plan_parent(
+    host: &Handle,
+    opts: &options::NetworkOptions,
+    ipv6: bool,
+    short_id: &str,
+    warnings: &mut Vec<String>,
+) -> Result<ParentPlan, Error> {
+    // Kernel support before anything is decided about parents, so an old
+    // or stripped kernel fails with the clearest message.
+    check_version(KernelVersion::running()?, opts.mode, opts.flag)?;
+    require_kind(host, ProbeKind::Ipvlan)?;
+    let plan = ParentPlan::new(host, opts.parent.as_deref(), short_id, warnings)?;
+    // The dummy we make takes the network's MTU (1500 unless told); a VLAN
+    // link made on the fly takes its base's.
+    let parent_mtu = match &plan {
+        ParentPlan::Existing(link) => link.mtu,
+        ParentPlan::Vlan { base, .. } => base.mtu,
+        ParentPlan::Dummy(_) => None,
+    };
+    let parent_name = opts.parent.as_deref().unwrap_or_default();
+    match (opts.mtu, parent_mtu) {
+        // An ipvlan link takes at most ETH_MAX_MTU.
+        (Some(mtu), None) if mtu > ETH_MAX_MTU => Err(Error::invalid(format!(
+            "mtu {mtu} is larger than {ETH_MAX_MTU}, the largest MTU of an ipvlan link"
+        ))),
+        (Some(mtu), Some(parent_mtu)) if mtu > parent_mtu => Err(Error::invalid(format!(
+            "mtu {mtu} is larger than the MTU {parent_mtu} of parent {parent_name}"
+        ))),
+        // Without `-o mtu` the links take the parent's, on which the kernel
+        // turns IPv6 off below its minimum: every attach would fail at its
+        // first IPv6 address.
+        (None, Some(parent_mtu)) if ipv6 && parent_mtu < options::IPV6_MIN_MTU => {
+            Err(Error::invalid(format!(
+                "the MTU {parent_mtu} of parent {parent_name} is too small for an IPv6 network: IPv6 needs at least {} (RFC 8200)",
+                options::IPV6_MIN_MTU
+            )))
+        }
+        _ => Ok(plan),
     }
 }
 

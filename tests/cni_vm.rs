@@ -1869,7 +1869,7 @@ fn an_add_refused_after_its_leases_leaves_the_state_as_it_was() {
 
 /// A config refused for what the kernel or the host's links hold (no
 /// such master, no base for a `NAME.VLANID` master, an MTU over the
-/// master's) changes nothing: the idle network its subnet or its name
+/// master's, another mode on the master's port) changes nothing: the idle network its subnet or its name
 /// would have made give way stays, and so does every state file. Before,
 /// the idle network was removed first and the config refused after.
 #[test]
@@ -1880,6 +1880,18 @@ fn a_config_the_kernel_refuses_removes_no_idle_network() {
     let old = conf_on("kold", "cnim61", "10.73.0.0/24");
     cni.plugin("ADD", "ctr-a", &ns, &old).ok();
     cni.plugin("DEL", "ctr-a", &ns, &old).ok();
+    // A network on the same master that stays whatever the config (not
+    // CNI's), in the mode the idle one has.
+    let (code, text) = cni.cli(&[
+        "network",
+        "create",
+        "-o",
+        "parent=cnim61",
+        "--subnet",
+        "10.75.0.0/24",
+        "kstay",
+    ]);
+    assert_eq!(code, Some(0), "{text}");
     let before = state_files(&cni.state);
     for (master, extra, refusal) in [
         (
@@ -1896,6 +1908,11 @@ fn a_config_the_kernel_refuses_removes_no_idle_network() {
             "cnim61",
             r#", "mtu": 9000"#,
             "mtu 9000 is larger than the MTU 1500 of parent cnim61",
+        ),
+        (
+            "cnim61",
+            r#", "mode": "l3""#,
+            "network kstay is already using parent interface cnim61 with ipvlan mode l2",
         ),
     ] {
         // Another name on its subnet, then its own name.

@@ -404,10 +404,10 @@ fn gives_way(record: &NetworkRecord, net: &CniNetwork) -> bool {
 /// removed it for nothing): its subnets and gateways as `network create`
 /// checks them, room for an address in each subnet, the MTU of an IPv6 network, a name that is
 /// another network's id, and an overlap with a network that stays
-/// (`staying`: all but those the config would retire). Refusals that need
-/// the kernel (the master, the mode guard), and a `rangeStart`-`rangeEnd`
-/// that leaves no address (the ADD fails on allocating, after), still
-/// come after the retiring.
+/// (`staying`: all but those the config would retire). Those that need
+/// the kernel are [`Manager::check_before_retiring`]'s; a
+/// `rangeStart`-`rangeEnd` that leaves no address (the ADD fails on
+/// allocating, after) still comes after the retiring.
 fn check_config(
     net: &CniNetwork,
     networks: &Listing<NetworkRecord>,
@@ -435,19 +435,13 @@ impl Manager {
     /// would retire (its name's, and idle CNI networks on its subnets,
     /// see [`Manager::retire_idle_overlaps`]) do not count as staying;
     /// with `creating`, the network to be made, what the kernel and the
-    /// host's links refuse of it too (see [`super::networks::plan_parent`]).
+    /// host's links refuse of it too (see [`super::networks::plan_parent`]
+    /// and [`super::parent::check_shared`]).
     fn check_before_retiring(
         &self,
         net: &CniNetwork,
         creating: Option<&NetworkCreate>,
     ) -> Result<(), Error> {
-        // What the kernel and the host's links would refuse: the master
-        // missing, no ipvlan, the MTU over the master's.
-        if let Some(req) = creating {
-            let opts = super::options::parse_options(&req.options)?;
-            let ipv6 = req.ipv6 || req.subnets.iter().any(|s| s.addr().is_ipv6());
-            super::networks::plan_parent(&Handle::new()?, &opts, ipv6, "", &mut Vec::new())?;
-        }
         let networks = self.store.networks()?;
         let mut staying = Vec::new();
         for record in networks.iter() {
@@ -460,7 +454,19 @@ impl Manager {
                 staying.push(record.clone());
             }
         }
-        check_config(net, &networks, &staying)
+        check_config(net, &networks, &staying)?;
+        // Then what the kernel and the host's links refuse, as `network
+        // create` checks it: the master missing, no ipvlan, the MTU over
+        // the master's, another mode on the master's port (the networks
+        // retired for this one aside).
+        let Some(req) = creating else {
+            return Ok(());
+        };
+        let opts = super::options::parse_options(&req.options)?;
+        let ipv6 = req.ipv6 || req.subnets.iter().any(|s| s.addr().is_ipv6());
+        let host = Handle::new()?;
+        let plan = super::networks::plan_parent(&host, &opts, ipv6, "", &mut Vec::new())?;
+        super::parent::check_shared(&host, &self.config.netns_dir, &plan, &opts, &staying)
     }
 
     /// The network record of `net`: made when missing (as `network create`

@@ -360,33 +360,6 @@ fn subnets_request(net: &CniNetwork) -> NetworkCreate {
     req
 }
 
-/// The network `net` is to get, as `network create` is asked for it: its
-/// subnets, its master (the default route's link when it names none) and
-/// link keys. Made once into `slot` (finding the default route is a dump).
-fn creation_request<'a>(
-    net: &CniNetwork,
-    slot: &'a mut Option<NetworkCreate>,
-) -> Result<&'a NetworkCreate, Error> {
-    if let Some(req) = slot {
-        return Ok(req);
-    }
-    let mut req = subnets_request(net);
-    if let Some(master) = &net.master {
-        req.options.push(("parent".into(), master.clone()));
-    } else if !net.link_in_container {
-        req.options
-            .push(("parent".into(), default_route_link(&Handle::new()?)?));
-    }
-    req.options
-        .push(("ipvlan_mode".into(), net.mode.as_str().into()));
-    req.options
-        .push(("ipvlan_flag".into(), net.flag.as_str().into()));
-    if let Some(mtu) = net.mtu {
-        req.options.push(("mtu".into(), mtu.to_string()));
-    }
-    Ok(slot.insert(req))
-}
-
 /// Whether `record` is another CNI network on a subnet of `net`'s: one
 /// that gives way to it when idle ([`Manager::retire_idle_overlaps`]).
 fn gives_way(record: &NetworkRecord, net: &CniNetwork) -> bool {
@@ -420,15 +393,35 @@ fn check_config(
 }
 
 impl Manager {
-    /// [`Manager::check_before_retiring`] for the network `net` is to
-    /// get, its master (none with the link in the container) included.
-    fn check_to_create(
+    /// The network `net` is to get, as `network create` is asked for it
+    /// (its subnets, its master, the default route's link when it names
+    /// none, and link keys), checked by [`Manager::check_before_retiring`]
+    /// with its master (none with the link in the container); made into
+    /// `slot` once (finding the default route is a dump).
+    fn checked_request<'a>(
         &self,
         net: &CniNetwork,
-        request: &mut Option<NetworkCreate>,
-    ) -> Result<(), Error> {
-        let req = creation_request(net, request)?;
-        self.check_before_retiring(net, Some(req).filter(|_| !net.link_in_container))
+        slot: &'a mut Option<NetworkCreate>,
+    ) -> Result<&'a NetworkCreate, Error> {
+        if let Some(req) = slot {
+            return Ok(req);
+        }
+        let mut req = subnets_request(net);
+        if let Some(master) = &net.master {
+            req.options.push(("parent".into(), master.clone()));
+        } else if !net.link_in_container {
+            req.options
+                .push(("parent".into(), default_route_link(&Handle::new()?)?));
+        }
+        req.options
+            .push(("ipvlan_mode".into(), net.mode.as_str().into()));
+        req.options
+            .push(("ipvlan_flag".into(), net.flag.as_str().into()));
+        if let Some(mtu) = net.mtu {
+            req.options.push(("mtu".into(), mtu.to_string()));
+        }
+        self.check_before_retiring(net, Some(&req).filter(|_| !net.link_in_container))?;
+        Ok(slot.insert(req))
     }
 
     /// [`check_config`] against the networks as they are: those `net`
@@ -483,9 +476,8 @@ impl Manager {
     /// (`None` when it made one), for the caller to read again under the
     /// lock without reading every network.
     fn cni_network_id(&self, net: &CniNetwork) -> Result<Option<String>, Error> {
-        // Made where a network is to be made, once.
+        // Made (and checked) where a network is to be made, once.
         let mut request = None;
-        let mut checked = false;
         // Two first ADDs at once: one creates, the other finds it.
         for _ in 0..3 {
             let existing = self.store.network_named(&net.name)?;
@@ -519,10 +511,7 @@ impl Manager {
                                 net.config
                             )));
                         } else {
-                            if !checked {
-                                self.check_to_create(net, &mut request)?;
-                                checked = true;
-                            }
+                            self.checked_request(net, &mut request)?;
                             match self.remove_network(&record.id) {
                                 Ok(_) => {}
                                 Err(error) if error.kind() == ErrorKind::NotFound => {}
@@ -532,12 +521,9 @@ impl Manager {
                     }
                 }
             }
-            if !checked {
-                self.check_to_create(net, &mut request)?;
-                checked = true;
-            }
+            self.checked_request(net, &mut request)?;
             self.retire_idle_overlaps(net)?;
-            let req = creation_request(net, &mut request)?;
+            let req = self.checked_request(net, &mut request)?;
             let made = if net.link_in_container {
                 let state = self.store.lock()?;
                 let networks = state.networks()?;

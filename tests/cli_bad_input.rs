@@ -313,6 +313,9 @@ const CASES: &[Case] = &[
     case(&["network", "connect", "--ip=10.0.0.5", "n1", "c1"], 1, "ipvlan: network connect n1 c1: no configured subnet contains IP address 10.0.0.5\n").with(NET_C1),
     case(&["network", "connect", "--ip6=2001:db8:7::5", "n6", "c1"], 1, "ipvlan: network connect n6 c1: no configured subnet contains IP address 2001:db8:7::5\n").with(&[DualStack, Container]),
     case(&["rm", "ghost"], 1, "ipvlan: rm ghost: No such container: ghost\n"),
+    // Forced, a name that is no container is said so and is no failure,
+    // as `docker rm -f` (20.10 on) has it: a cleanup can run again.
+    case(&["rm", "-f", "ghost"], 0, "ipvlan: rm ghost: No such container: ghost\n"),
     case(&["exec", "ghost", "true"], 125, "ipvlan: exec ghost: No such container: ghost\n"),
     // A repeated -o key: refused, naming the key (Docker keeps the last).
     case(&["network", "create", "-o", "parent=eth0", "-o", "mtu=1400", "-o", "mtu=1400", "n2"], 1, "ipvlan: network create n2: option 'mtu' given more than once (-o mtu=1400, -o mtu=1400): give each option once\n"),
@@ -402,7 +405,8 @@ const CASES: &[Case] = &[
     // Container names: another tool's namespace (`ip netns add`, `ip netns
     // attach`) is no container of ours, and paths are no names.
     case(&["rm", "foreign"], 1, "ipvlan: rm foreign: No such container: foreign\n").with(&[Foreign("foreign")]),
-    case(&["rm", "-f", "own"], 1, "ipvlan: rm own: No such container: own\n").with(&[Own("own")]),
+    case(&["rm", "-f", "own"], 0, "ipvlan: rm own: No such container: own\n").with(&[Own("own")]),
+    case(&["rm", "-f", "foreign"], 0, "ipvlan: rm foreign: No such container: foreign\n").with(&[Foreign("foreign")]),
     case(&["exec", "foreign", "true"], 125, "ipvlan: exec foreign: No such container: foreign\n").with(&[Foreign("foreign")]),
     case(&["exec", "own", "true"], 125, "ipvlan: exec own: No such container: own\n").with(&[Own("own")]),
     case(&["run", "--net", "n1", "--name", "foreign", "true"], 125, "ipvlan: run: creating the container: container name foreign is already in use (namespace $T/netns/foreign exists)\n").with(&[Network, Foreign("foreign")]),

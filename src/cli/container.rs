@@ -156,7 +156,9 @@ pub fn exec(manager: &Manager, args: ExecArgs) -> Result<i32, Failure> {
 }
 
 /// Removes each container in turn; the failures are reported and make the
-/// exit code 1.
+/// exit code 1. With `force`, a name that is no container of ours is
+/// reported and is no failure, as `docker rm -f` (since 20.10) and `rm -f`
+/// have it.
 pub fn remove(manager: &Manager, force: bool, names: &[String]) -> Result<i32, Failure> {
     let mut code = EXIT_OK;
     for name in names {
@@ -169,7 +171,9 @@ pub fn remove(manager: &Manager, force: bool, names: &[String]) -> Result<i32, F
             }
             Err(error) => {
                 eprintln!("{}", Failure::driver(format_args!("rm {name}"), &error));
-                code = EXIT_FAILED;
+                if !(force && driver::is_no_such_container(&error, name)) {
+                    code = EXIT_FAILED;
+                }
             }
         }
     }

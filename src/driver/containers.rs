@@ -1208,6 +1208,13 @@ fn no_such_container(name: &str) -> Error {
     Error::not_found(format!("No such container: {name}"))
 }
 
+/// Whether `error` says that `name` is no container of ours (nothing was
+/// done): what `docker rm -f` reports without failing, as `rm -f` does a
+/// missing file, so that a cleanup can run again.
+pub fn is_no_such_container(error: &Error, name: &str) -> bool {
+    *error == no_such_container(name)
+}
+
 /// Sets `lo` up in a new container's namespace, as in a Docker container
 /// (a process may talk to its own addresses).
 fn set_loopback_up(inside: &OpenNetns) -> Result<(), Error> {

@@ -109,6 +109,7 @@ pub use cni::{
     CniLease, CniLinkState, CniNetwork, Delegate, CNI_MARK,
 };
 pub use cni_readiness::{cni_readiness, CniDirs, DEFAULT_BIN_DIRS, DEFAULT_CONF_DIRS};
+pub use containers::is_no_such_container;
 pub(crate) use containers::SignalShield;
 pub use doctor::doctor;
 pub use endpoint_link::ResultRoute;

@@ -174,10 +174,25 @@ pub const EXEC_FLAGS: &[Flag] = &[
 ];
 
 /// Options of `rm`.
-pub const REMOVE_FLAGS: &[Flag] = &[Flag::boolean(
+pub const REMOVE_FLAGS: &[Flag] = &[
+    Flag::boolean(
+        "force",
+        Some('f'),
+        "Kill the processes still running in the container and remove it",
+    ),
+    // Docker's scripts say `rm -fv`: a container here has no volumes.
+    Flag::boolean(
+        "volumes",
+        Some('v'),
+        "Remove the container's anonymous volumes (it has none: accepted for Docker's scripts)",
+    ),
+];
+
+/// Options of `network disconnect`.
+pub const NETWORK_DISCONNECT_FLAGS: &[Flag] = &[Flag::boolean(
     "force",
     Some('f'),
-    "Kill the processes still running in the container and remove it",
+    "Force the container to disconnect (a disconnect never waits: accepted for Docker's scripts)",
 )];
 
 /// Options of `ps`.
@@ -220,6 +235,7 @@ impl Topic {
             Topic::NetworkRemove => NETWORK_REMOVE_FLAGS,
             Topic::NetworkList => NETWORK_LIST_FLAGS,
             Topic::NetworkConnect => NETWORK_CONNECT_FLAGS,
+            Topic::NetworkDisconnect => NETWORK_DISCONNECT_FLAGS,
             Topic::Run => RUN_FLAGS,
             Topic::Exec => EXEC_FLAGS,
             Topic::Remove => REMOVE_FLAGS,

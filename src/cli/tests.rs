@@ -152,3 +152,29 @@ fn only_commands_that_change_things_need_root() {
         assert!(!needs_root(&command), "{args:?}");
     }
 }
+
+/// Docker's scripts' `rm -fv` (a container here has no volumes) and
+/// `network disconnect -f` (a disconnect never waits) parse as their
+/// plain forms. They were refused ("unknown shorthand flag").
+#[test]
+fn docker_scripts_rm_volumes_and_forced_disconnect_are_accepted() {
+    let parse = |args: &[&str]| command::parse(&strings(args)).unwrap().command;
+    match parse(&["rm", "-fv", "a", "b"]) {
+        Command::Remove { force, names } => {
+            assert!(force);
+            assert_eq!(names, ["a", "b"]);
+        }
+        other => panic!("{other:?}"),
+    }
+    match parse(&["rm", "--volumes", "a"]) {
+        Command::Remove { force, names } => assert!(!force && names == ["a"]),
+        other => panic!("{other:?}"),
+    }
+    match parse(&["network", "disconnect", "-f", "n", "c"]) {
+        Command::NetworkDisconnect { network, targets } => {
+            assert_eq!(network, "n");
+            assert_eq!(targets.len(), 1);
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -456,6 +456,17 @@ impl Manager {
             return Ok(());
         };
         let opts = super::options::parse_options(&req.options)?;
+        // A master that a network given way to made (a `NAME.VLANID`) goes
+        // with it, unless one that stays uses it too, and this network
+        // makes it again on its base: planned as that, after the retiring,
+        // not as the link it is now (whose MTU is not the base's).
+        let master = opts.parent.as_deref().unwrap_or_default();
+        let made_it = |network: &NetworkRecord| {
+            network.parent == master && network.parent_origin != ParentOrigin::Existing
+        };
+        if networks.iter().any(made_it) && !staying.iter().any(|n| n.parent == master) {
+            return Ok(());
+        }
         let ipv6 = req.ipv6 || req.subnets.iter().any(|s| s.addr().is_ipv6());
         let host = Handle::new()?;
         let plan = super::networks::plan_parent(&host, &opts, ipv6, "", &mut Vec::new())?;

@@ -738,6 +738,13 @@ impl Handles {
         }
     }
 
+    /// Whether the next commit is to sync the file system rather than go
+    /// through the log (see [`Handles::expect_changes`]).
+    #[cfg(test)]
+    pub(crate) fn log_given_up(&self) -> bool {
+        self.shared().overflowed
+    }
+
     /// Notes `path` removed from `dir` for the next commit.
     pub(crate) fn removed(&self, path: &Path, dir: &Arc<Dir>) {
         let mut shared = self.shared();

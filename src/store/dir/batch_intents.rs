@@ -45,6 +45,16 @@ use crate::store::records::{EndpointRecord, EndpointState};
 /// holds more than a few pages of its lines (its peak memory is bounded).
 const WRITE_CHUNK: usize = 16 << 10;
 
+/// What the commit log's accounting adds to a change's path and contents
+/// (its kind, the lengths: `Shared::note_change`).
+const CHANGE_OVERHEAD: usize = 7;
+
+/// How much longer an endpoint's final record is than its intent's line,
+/// at least: the record is written indented, a field a line (97 bytes more
+/// for a record with an IPv4 address), and with its link's MAC address (15
+/// more).
+const FINAL_TEXT_OVER_LINE: usize = 100;
+
 /// How much of it is read at once when it is expanded.
 const READ_CHUNK: usize = 16 << 10;
 
@@ -101,16 +111,21 @@ impl Locked<'_> {
             written.map_err(StoreError::io("writing", &path))
         };
         let mut chunk = String::with_capacity(WRITE_CHUNK);
-        // What the commit will hold of the batch: a record's removal for
-        // each detach intent, a record's text for each attach intent (its
-        // line, and the link's MAC address besides).
-        let (mut changes, mut bytes) = (0, 0);
+        // What the commit will hold of the batch at least, as its log
+        // entry counts it: each endpoint's record path and, for an attach,
+        // the record's final text; and the removal of this file.
+        let (mut changes, mut bytes) = (1, 0);
         let written = || -> Result<(), StoreError> {
             for record in records {
                 let line = intent_line(record)?;
                 changes += 1;
+                bytes += CHANGE_OVERHEAD
+                    + self
+                        .endpoint_path(&record.network_id, &record.id)
+                        .as_os_str()
+                        .len();
                 if record.state != EndpointState::Detaching {
-                    bytes += line.len();
+                    bytes += line.len() + FINAL_TEXT_OVER_LINE;
                 }
                 chunk.push_str(&line);
                 chunk.push('\n');

@@ -678,6 +678,90 @@ mod tests {
         fixtures::endpoint(net, id, &format!("c-{id}"), address)
     }
 
+    /// A batch whose changes cannot all go into one entry of the commit
+    /// log gives the log up when its intents are written, before it holds
+    /// any record's text or path; one whose changes fit keeps the log to
+    /// its commit. Before, a batch of 1,000 held some two hundred records'
+    /// texts and paths until the entry was full, and a detach of 256 held
+    /// 256 paths (the removal of its intents file was the change too many).
+    #[test]
+    fn a_batch_too_large_for_the_log_gives_it_up_before_its_records() {
+        use crate::store::records::EndpointState;
+        // (targets, a detach, too large for one entry)
+        for (n, detach, too_large) in [
+            (60, false, false),
+            (240, false, true),
+            (300, false, true),
+            (255, true, false),
+            (256, true, true),
+        ] {
+            let what = format!("{} of {n}", if detach { "detach" } else { "attach" });
+            let root = std::env::temp_dir().join(format!(
+                "ipvlan-batch-log-{}-{n}-{detach}",
+                std::process::id()
+            ));
+            let _ = std::fs::remove_dir_all(&root);
+            let state = StateDir::open(&root).unwrap();
+            let net = network();
+            let endpoints: Vec<EndpointRecord> = (0..n)
+                .map(|i| {
+                    endpoint(
+                        &net,
+                        &format!("e{i}"),
+                        &format!("10.0.{}.{}/16", 1 + i / 200, 2 + i % 200),
+                    )
+                })
+                .collect();
+            {
+                let locked = state.lock().unwrap();
+                locked.put_network(&net).unwrap();
+                if detach {
+                    for e in &endpoints {
+                        locked.put_endpoint(e).unwrap();
+                    }
+                }
+                locked.commit().unwrap();
+            }
+            let locked = state.lock().unwrap();
+            let intents: Vec<EndpointRecord> = endpoints
+                .iter()
+                .cloned()
+                .map(|mut e| {
+                    e.state = match detach {
+                        true => EndpointState::Detaching,
+                        false => EndpointState::Attaching,
+                    };
+                    e
+                })
+                .collect();
+            locked.put_batch_intents(&mut intents.iter()).unwrap();
+            assert_eq!(
+                locked.handles.log_given_up(),
+                too_large,
+                "{what}: its intents written"
+            );
+            for e in &endpoints {
+                match detach {
+                    true => drop(locked.remove_endpoint(&net.id, &e.id).unwrap()),
+                    false => {
+                        let mut e = e.clone();
+                        e.mac = Some("aa:bb:cc:dd:ee:ff".into());
+                        locked.put_new_endpoint(&e).unwrap();
+                    }
+                }
+            }
+            locked.remove_batch_intents().unwrap();
+            assert_eq!(
+                locked.handles.log_given_up(),
+                too_large,
+                "{what}: at its commit"
+            );
+            locked.commit().unwrap();
+            drop(locked);
+            std::fs::remove_dir_all(&root).unwrap();
+        }
+    }
+
     /// A commit too large for the log (one `syncfs`), killed between its
     /// sync and the log's emptying, while the log held an older entry: the
     /// next small commit must not append after that entry, which a power

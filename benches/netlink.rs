@@ -72,6 +72,10 @@ fn encode(c: &mut Criterion) {
             Box::new(move || addr::add_request(black_box(3), black_box(v4), AddrFlags::NODAD)),
         ),
         (
+            "link_set_arp_notify",
+            Box::new(|| link::set_arp_notify_request(black_box(3), true)),
+        ),
+        (
             "link_set_up",
             Box::new(|| link::set_up_request(black_box(3), true)),
         ),

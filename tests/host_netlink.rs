@@ -1274,6 +1274,53 @@ fn a_pipeline_reports_the_step_that_failed() {
     });
 }
 
+/// `arp_notify` set by netlink in a pipeline (before the up, as the kernel
+/// announces a link whose setting is on when it comes up) is the setting
+/// `/proc/sys` shows; each step's result comes apart (`pipeline_each`),
+/// a failed one beside those that took effect.
+#[test]
+fn a_pipeline_sets_arp_notify_as_its_sysctl_reads() {
+    in_fresh_netns(|| {
+        let h = Handle::new().unwrap();
+        let (pa, _) = veth(&h, "pa", "pb");
+        let setting = || {
+            let text = std::fs::read_to_string("/proc/sys/net/ipv4/conf/pa/arp_notify").unwrap();
+            text.trim().to_string()
+        };
+        assert_eq!(setting(), "0");
+        h.pipeline(&[
+            Step::ArpNotify {
+                index: pa,
+                on: true,
+            },
+            Step::LinkUp { index: pa },
+        ])
+        .unwrap();
+        assert_eq!(setting(), "1");
+        assert!(h.link_by_index(pa).unwrap().unwrap().is_up());
+
+        let results = h
+            .pipeline_each(&[
+                Step::ArpNotify {
+                    index: 999_999,
+                    on: false,
+                },
+                Step::ArpNotify {
+                    index: pa,
+                    on: false,
+                },
+            ])
+            .unwrap();
+        assert_eq!(results.len(), 2);
+        let err = results[0].as_ref().unwrap_err();
+        assert_eq!(err.operation(), "set arp_notify", "{err}");
+        assert_eq!(err.subject_name(), Some("ifindex 999999"), "{err}");
+        assert_eq!(err.errno(), Some(libc::ENODEV), "{err}");
+        assert!(results[1].is_ok(), "{results:?}");
+        assert_eq!(setting(), "0");
+    });
+}
+
 /// `Visit::open_and_enter` refuses what `Netns::open_path` refuses, with
 /// the same errors (another kind of namespace is found by the `setns`
 /// refusing it), does not enter the caller's own namespace, and keeps the

@@ -261,6 +261,10 @@ fn link_modify_requests() {
     assert_golden("link_rename", &link::rename_request(4, "mv1").unwrap());
     assert_golden("link_set_mtu", &link::set_mtu_request(VP1, 1400));
     assert_golden("link_set_group", &link::set_group_request(VP0, 5));
+    assert_golden(
+        "link_set_arp_notify",
+        &link::set_arp_notify_request(VP0, true),
+    );
     assert_golden("link_del_group", &link::del_group_request(5));
     assert_golden(
         "link_get_by_name",
@@ -417,7 +421,7 @@ fn every_request_builder_has_a_golden() {
             );
         }
     }
-    assert_eq!(builders, 20, "builders found in src/rtnl");
+    assert_eq!(builders, 21, "builders found in src/rtnl");
 }
 
 /// An `RTM_NEWLINK` payload captured from a kernel with nlmon (published with

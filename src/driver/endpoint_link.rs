@@ -604,8 +604,9 @@ fn undo_temporary(inside: &OpenNetns, name: &str, plan: &EndpointPlan) {
 }
 
 /// Renames (when created under a temporary name), sets `disable_ipv6`,
-/// then adds the addresses, sets the link up and adds the default routes,
-/// those together in one round trip (on failure the caller deletes the
+/// then sets `arp_notify` (when the plan asks for it), adds the addresses,
+/// sets the link up and adds the default routes, those together in one
+/// round trip (on failure the caller deletes the
 /// link, and whatever the later steps did with it). `home`: the caller's
 /// own namespace, open already (a batch's), to visit `inside` from.
 fn configure(
@@ -621,11 +622,9 @@ fn configure(
         handle.link_rename(index, ifname)?;
     }
     let disable = plan.ipv6.is_none();
-    // Both in one visit of the namespace.
-    let mut keys = vec![("ipv6", "disable_ipv6", disable)];
-    if plan.arp_notify {
-        keys.push(("ipv4", "arp_notify", true));
-    }
+    // IPv6 has no netlink request for it (`arp_notify` goes with the
+    // addresses, below).
+    let keys = [("ipv6", "disable_ipv6", disable)];
     let setting = |error: &std::io::Error| {
         Error::io(
             format!("setting disable_ipv6 on {ifname} in {}", inside.label()),
@@ -648,9 +647,14 @@ fn configure(
             return Err(setting(error));
         }
     }
-    // `arp_notify` is best effort, as the reference plugin's: a link that
-    // cannot announce itself still works.
-    let mut steps = Vec::with_capacity(5);
+    let mut steps = Vec::with_capacity(6);
+    // Before the up, which announces the link when it is on. Best effort,
+    // as the reference plugin's sysctl: a link that cannot announce itself
+    // still works.
+    let announce = plan.arp_notify.then(|| {
+        steps.push(Step::ArpNotify { index, on: true });
+        steps.len() - 1
+    });
     if let Some(v4) = plan.ipv4 {
         let (net, flags) = (IpNet::V4(v4), AddrFlags::empty());
         steps.push(Step::AddrAdd { index, net, flags });
@@ -701,7 +705,11 @@ fn configure(
         }
         steps.push(Step::RouteAppend(spec));
     }
-    handle.pipeline(&steps)?;
+    for (step, result) in handle.pipeline_each(&steps)?.into_iter().enumerate() {
+        if Some(step) != announce {
+            result?;
+        }
+    }
     Ok(())
 }
 

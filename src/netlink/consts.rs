@@ -114,11 +114,19 @@ pub const IFLA_MASTER: u16 = 10;
 pub const IFLA_OPERSTATE: u16 = 16;
 pub const IFLA_LINKINFO: u16 = 18;
 pub const IFLA_NET_NS_PID: u16 = 19;
+pub const IFLA_AF_SPEC: u16 = 26;
 pub const IFLA_GROUP: u16 = 27;
 pub const IFLA_NET_NS_FD: u16 = 28;
 pub const IFLA_EXT_MASK: u16 = 29;
 pub const IFLA_LINK_NETNSID: u16 = 37;
 pub const IFLA_MAX: u16 = 61;
+
+// linux/if_link.h: the nest of `AF_INET` inside `IFLA_AF_SPEC`.
+pub const IFLA_INET_CONF: u16 = 1;
+
+// linux/ip.h: `enum { IPV4_DEVCONF_FORWARDING = 1, ... }`, the index of a
+// setting in `IFLA_INET_CONF` (`net.ipv4.conf.IFNAME.arp_notify`).
+pub const IPV4_DEVCONF_ARP_NOTIFY: u16 = 22;
 
 pub const IFLA_INFO_KIND: u16 = 1;
 pub const IFLA_INFO_DATA: u16 = 2;

@@ -608,6 +608,25 @@ pub fn set_up_request(index: u32, up: bool) -> MessageBuilder {
     link_message(RTM_NEWLINK, SET_FLAGS, header)
 }
 
+/// Sets `arp_notify` of link `index` on (`on`) or off: the setting
+/// `net.ipv4.conf.IFNAME.arp_notify` holds, as `IPV4_DEVCONF_ARP_NOTIFY`
+/// in `IFLA_AF_SPEC` / `AF_INET` / `IFLA_INET_CONF`. The kernel applies it
+/// after a flag change of the same request, so a link to announce itself
+/// when it comes up takes it in a request of its own before the up. By
+/// index: no lookup of `/proc/sys/net` in the link's namespace, whose
+/// first one costs more the more namespaces were looked up before.
+pub fn set_arp_notify_request(index: u32, on: bool) -> MessageBuilder {
+    let mut msg = modify(index);
+    msg.nested(IFLA_AF_SPEC, |m| {
+        m.nested(u16::from(AF_INET), |m| {
+            m.nested(IFLA_INET_CONF, |m| {
+                m.put_u32(IPV4_DEVCONF_ARP_NOTIFY, u32::from(on));
+            });
+        });
+    });
+    msg
+}
+
 /// Renames link `index` to `name`.
 pub fn rename_request(index: u32, name: &str) -> Result<MessageBuilder> {
     check_ifname(name)?;

@@ -17,6 +17,13 @@ pub enum Step {
         /// Its flags.
         flags: AddrFlags,
     },
+    /// [`link::set_arp_notify_request`]: `arp_notify` on or off.
+    ArpNotify {
+        /// The link's index.
+        index: u32,
+        /// On or off.
+        on: bool,
+    },
     /// [`Handle::link_set_up`].
     LinkUp {
         /// The link's index.
@@ -37,6 +44,11 @@ impl Step {
             Step::AddrAdd { index, net, flags } => (
                 addr::add_request(*index, *net, *flags),
                 "add address",
+                Some(LinkRef::Index(*index)),
+            ),
+            Step::ArpNotify { index, on } => (
+                link::set_arp_notify_request(*index, *on),
+                "set arp_notify",
                 Some(LinkRef::Index(*index)),
             ),
             Step::LinkUp { index } => (
@@ -60,6 +72,13 @@ impl Handle {
     /// deleting the link they configure. The error is the first step's
     /// that failed, worded as the call of the same name would word it.
     pub fn pipeline(&self, steps: &[Step]) -> Result<()> {
+        self.pipeline_each(steps)?.into_iter().collect()
+    }
+
+    /// [`Handle::pipeline`], each step's result in the order of `steps`:
+    /// for a caller to whom some step's failure does not matter. The
+    /// error returned is the datagram's (none of the steps' is known).
+    pub fn pipeline_each(&self, steps: &[Step]) -> Result<Vec<Result<()>>> {
         let mut requests = Vec::with_capacity(steps.len());
         let mut contexts = Vec::with_capacity(steps.len());
         for step in steps {
@@ -86,9 +105,10 @@ impl Handle {
                 None => self.context_op(e, "configure link"),
             }
         })?;
-        for (result, step) in results.into_iter().zip(&contexts) {
-            result.map_err(|e| context(e, step))?;
-        }
-        Ok(())
+        Ok(results
+            .into_iter()
+            .zip(&contexts)
+            .map(|(result, step)| result.map_err(|e| context(e, step)))
+            .collect())
     }
 }

@@ -919,17 +919,6 @@ pub fn set_disable_ipv6(ns: &Netns, ifname: &str, disabled: bool) -> io::Result<
     )
 }
 
-/// Sets `net.ipv4.conf.IFNAME.arp_notify` inside `ns`: the link announces
-/// its addresses (gratuitous ARP) when it comes up or its address changes.
-pub fn set_arp_notify(ns: &Netns, ifname: &str, on: bool) -> io::Result<()> {
-    write_sysctl(
-        ns,
-        &format!("net/ipv4/conf/{ifname}/arp_notify"),
-        ifname,
-        on,
-    )
-}
-
 /// Longest interface name the kernel accepts (`IFNAMSIZ - 1`).
 pub const IFNAME_MAX: usize = 15;
 

@@ -103,8 +103,11 @@ const PS_BUDGET: usize = 165;
 /// `network ls` with 8 networks.
 const LS_BUDGET: usize = 54;
 /// CNI ADD (`ipam.type: ipvlan`): 64 on Linux 6.1 (65 before its
-/// `arp_notify` went by netlink, an `openat` and a `write` fewer, and a
-/// budget of 73; 67 measured earlier, 68 before its record
+/// `arp_notify` went by netlink, and a budget of 73: its `openat` and
+/// `write` went, and one `getsockopt(SO_RCVBUF)` came, as this config has
+/// no route and its pipeline grew from two requests, which need no
+/// budget, to three; with a route the ADD makes two calls fewer; 67
+/// measured earlier, 68 before its record
 /// was made by its path from the root, and a budget of 77). Before it
 /// visited the
 /// target once (from its socket to the link's settings, as connect), 74;

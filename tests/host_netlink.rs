@@ -8,10 +8,11 @@
 mod common;
 
 use std::net::IpAddr;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
 use ipnet::IpNet;
 use ipvlan::netlink::ErrorKind;
@@ -1319,6 +1320,88 @@ fn a_pipeline_sets_arp_notify_as_its_sysctl_reads() {
         assert!(results[1].is_ok(), "{results:?}");
         assert_eq!(setting(), "0");
     });
+}
+
+/// ARP packets from `address` that `peer` receives while `steps` run on
+/// the other end of its veth pair: a packet socket bound to `peer`, read
+/// until nothing more comes for `quiet`.
+fn arp_from(h: &Handle, peer: u32, address: [u8; 4], steps: &[Step], quiet: Duration) -> usize {
+    let protocol = (libc::ETH_P_ARP as u16).to_be();
+    // SAFETY: plain socket(2) with constant arguments; the descriptor is
+    // owned at once.
+    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(protocol)) };
+    assert!(fd >= 0, "{}", std::io::Error::last_os_error());
+    // SAFETY: `fd` is a fresh descriptor nobody else owns.
+    let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: an all-zero sockaddr_ll is valid; the fields that matter
+    // are set below.
+    let mut at: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    at.sll_family = libc::AF_PACKET as u16;
+    at.sll_protocol = protocol;
+    at.sll_ifindex = peer as i32;
+    let len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+    // SAFETY: `at` is a sockaddr_ll of `len` bytes, alive for the call.
+    let bound = unsafe { libc::bind(fd, (&raw const at).cast(), len) };
+    assert_eq!(bound, 0, "{}", std::io::Error::last_os_error());
+    h.pipeline(steps).unwrap();
+    let mut seen = 0;
+    let mut frame = [0u8; 128];
+    loop {
+        let mut ready = libc::pollfd {
+            fd: socket.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let wait = i32::try_from(quiet.as_millis()).unwrap();
+        // SAFETY: one pollfd, alive for the call.
+        if unsafe { libc::poll(&mut ready, 1, wait) } <= 0 {
+            return seen;
+        }
+        // SAFETY: `frame` is writable for its length during the call.
+        let got = unsafe { libc::recv(fd, frame.as_mut_ptr().cast(), frame.len(), 0) };
+        // Ethernet header (14 bytes), then the ARP packet, whose sender's
+        // IPv4 address is at its bytes 14..18.
+        if got >= 32 && frame[28..32] == address {
+            seen += 1;
+        }
+    }
+}
+
+/// Why a CNI ADD's `arp_notify` goes in a request before the link's up,
+/// not after it nor in the up's own request (where the kernel applies it
+/// after the flags): the kernel announces a link's addresses (gratuitous
+/// ARP) when it comes up, only if the setting is on by then.
+#[test]
+fn the_kernel_announces_a_link_only_when_arp_notify_is_on_before_the_up() {
+    for before in [true, false] {
+        in_fresh_netns(|| {
+            let h = Handle::new().unwrap();
+            let (pa, pb) = veth(&h, "pa", "pb");
+            // No IPv6 traffic to wait behind; the peer up to receive.
+            netns::set_disable_ipv6(&Netns::current().unwrap(), "pa", true).unwrap();
+            h.link_set_up(pb).unwrap();
+            let arp = Step::ArpNotify {
+                index: pa,
+                on: true,
+            };
+            let address = Step::AddrAdd {
+                index: pa,
+                net: net("10.9.0.2/24"),
+                flags: AddrFlags::empty(),
+            };
+            let up = Step::LinkUp { index: pa };
+            let steps = match before {
+                true => [arp, address, up],
+                false => [address, up, arp],
+            };
+            let quiet = Duration::from_millis(300);
+            let seen = arp_from(&h, pb, [10, 9, 0, 2], &steps, quiet);
+            match before {
+                true => assert!(seen >= 1, "no announcement: {steps:?}"),
+                false => assert_eq!(seen, 0, "announced: {steps:?}"),
+            }
+        });
+    }
 }
 
 /// `Visit::open_and_enter` refuses what `Netns::open_path` refuses, with

@@ -647,14 +647,28 @@ fn configure(
             return Err(setting(error));
         }
     }
+    let steps = configure_steps(plan, index, ifname);
+    // `arp_notify` is best effort, as the reference plugin's sysctl: a
+    // link that cannot announce itself still works.
+    for (step, result) in steps.iter().zip(handle.pipeline_each(&steps)?) {
+        if !matches!(step, Step::ArpNotify { .. }) {
+            result?;
+        }
+    }
+    Ok(())
+}
+
+/// The requests that configure the link at `index`, in the order the
+/// kernel must carry them out: `arp_notify` before the up (the kernel
+/// announces a link when it comes up only if its setting is on then; set
+/// in the up's own request, it would be applied after the flags), the
+/// addresses before the up too (the announcement is of the addresses the
+/// link has then), the routes after it.
+fn configure_steps(plan: &EndpointPlan, index: u32, ifname: &str) -> Vec<Step> {
     let mut steps = Vec::with_capacity(6);
-    // Before the up, which announces the link when it is on. Best effort,
-    // as the reference plugin's sysctl: a link that cannot announce itself
-    // still works.
-    let announce = plan.arp_notify.then(|| {
+    if plan.arp_notify {
         steps.push(Step::ArpNotify { index, on: true });
-        steps.len() - 1
-    });
+    }
     if let Some(v4) = plan.ipv4 {
         let (net, flags) = (IpNet::V4(v4), AddrFlags::empty());
         steps.push(Step::AddrAdd { index, net, flags });
@@ -705,12 +719,7 @@ fn configure(
         }
         steps.push(Step::RouteAppend(spec));
     }
-    for (step, result) in handle.pipeline_each(&steps)?.into_iter().enumerate() {
-        if Some(step) != announce {
-            result?;
-        }
-    }
-    Ok(())
+    steps
 }
 
 /// The metric of the default route an endpoint named `ifname` adds: the
@@ -899,6 +908,59 @@ pub(crate) fn delete_temporary_links(
 mod tests {
     use super::*;
     use crate::rtnl::LinkData;
+
+    /// A CNI endpoint's plan: both families, one more address, a default
+    /// route and one of the config's, `arp_notify` as asked.
+    fn cni_plan(arp_notify: bool) -> EndpointPlan {
+        EndpointPlan {
+            parent_index: 2,
+            parent_mac: "02:00:00:00:00:01".into(),
+            mode: IpvlanMode::L2,
+            flag: IpvlanFlag::Bridge,
+            mtu: None,
+            ipv4: Some("10.9.0.2/24".parse().unwrap()),
+            ipv6: Some("fd00::2/64".parse().unwrap()),
+            route4: DefaultRoute::Via("10.9.0.1".parse().unwrap()),
+            route6: DefaultRoute::None,
+            routes: vec![ResultRoute {
+                dst: "10.10.0.0/16".parse().unwrap(),
+                gw: None,
+                table: None,
+                priority: None,
+                scope: None,
+            }],
+            extra_addresses: vec!["10.9.0.3/24".parse().unwrap()],
+            arp_notify,
+        }
+    }
+
+    /// The kernel announces a link when it comes up only if `arp_notify`
+    /// is on by then, and announces the addresses it has then: the setting
+    /// and every address go before the up, the routes after it.
+    #[test]
+    fn arp_notify_and_the_addresses_go_before_the_up() {
+        let steps = configure_steps(&cni_plan(true), 7, "eth0");
+        let up = steps
+            .iter()
+            .position(|step| *step == Step::LinkUp { index: 7 })
+            .unwrap();
+        assert_eq!(steps[0], Step::ArpNotify { index: 7, on: true });
+        assert!(steps[1..up]
+            .iter()
+            .all(|step| matches!(step, Step::AddrAdd { index: 7, .. })));
+        assert_eq!(up, 4, "{steps:?}");
+        assert!(steps[up + 1..]
+            .iter()
+            .all(|step| matches!(step, Step::RouteAdd(_) | Step::RouteAppend(_))));
+        assert_eq!(steps.len(), 7, "{steps:?}");
+
+        // The CLI's endpoints keep the kernel's default.
+        let steps = configure_steps(&cni_plan(false), 7, "eth0");
+        assert!(!steps
+            .iter()
+            .any(|step| matches!(step, Step::ArpNotify { .. })));
+        assert_eq!(steps.len(), 6, "{steps:?}");
+    }
 
     fn link(index: u32, name: &str, kind: &str, mac: [u8; 6]) -> Link {
         Link {

@@ -77,7 +77,8 @@ impl Handle {
 
     /// [`Handle::pipeline`], each step's result in the order of `steps`:
     /// for a caller to whom some step's failure does not matter. The
-    /// error returned is the datagram's (none of the steps' is known).
+    /// error returned is the exchange's (sending, or answers the kernel
+    /// dropped), and then no step's result is given.
     pub fn pipeline_each(&self, steps: &[Step]) -> Result<Vec<Result<()>>> {
         let mut requests = Vec::with_capacity(steps.len());
         let mut contexts = Vec::with_capacity(steps.len());
@@ -93,14 +94,17 @@ impl Handle {
             None => self.context_op(e, op),
         };
         let results = self.socket.request_batch(&requests).map_err(|e| {
-            // Which step's answer was lost (or which datagram failed).
-            let first = match e.kind() {
-                crate::netlink::ErrorKind::Overrun { unknown, .. } => {
-                    unknown.first().copied().unwrap_or(0)
-                }
-                _ => 0,
+            // The step whose answer was lost, when it is one (steps that
+            // succeed send no answer, so after an overrun usually every
+            // one is unknown: the link's configuration is named then).
+            let lost = match e.kind() {
+                crate::netlink::ErrorKind::Overrun { unknown, .. } => match unknown[..] {
+                    [one] => contexts.get(one),
+                    _ => None,
+                },
+                _ => contexts.first().filter(|_| contexts.len() == 1),
             };
-            match contexts.get(first) {
+            match lost {
                 Some(step) => context(e, step),
                 None => self.context_op(e, "configure link"),
             }

@@ -982,10 +982,13 @@ fn an_idle_cni_network_gives_way_to_an_overlapping_one() {
     assert_eq!((ids.len(), leases.len()), (1, 1), "{ids:?} {leases:?}");
 }
 
-/// A config refused for what it holds (here a gateway on its subnet's
-/// broadcast address) changes nothing: the idle network that an
-/// overlapping subnet or the same name would have made give way stays.
-/// Before, it was removed first and the config refused after.
+/// A config refused for what it holds (a gateway on its subnet's
+/// broadcast address; a `rangeStart`-`rangeEnd` of reserved addresses
+/// only, where no ADD could get an address) changes nothing: the idle
+/// network that an overlapping subnet or the same name would have made
+/// give way stays, the same record. Before, it was removed first and the
+/// config refused after (the range's refusal came on allocating, after a
+/// new network of the name was made).
 #[test]
 fn a_refused_config_removes_no_idle_network() {
     let dir = TempDir::new("cni-refused-idle");
@@ -996,20 +999,40 @@ fn a_refused_config_removes_no_idle_network() {
         let answer = plugin(&env(command, "a"), &old);
         assert_eq!(answer.exit, Some(0), "{}{}", answer.stdout, answer.stderr);
     }
-    let bad = r#""subnet": "10.61.0.0/24", "gateway": "10.61.0.255""#;
-    // Another name on an overlapping subnet; then the same name.
-    for name in ["new", "old"] {
-        plugin(&env("ADD", "b"), &macvlan_conf(name, bad)).assert_error(
-            7,
+    let old_id = |state: &Path| {
+        ipvlan::store::StateDir::open(state)
+            .unwrap()
+            .network_by_name("old")
+            .map(|network| network.id)
+    };
+    let id = old_id(&state);
+    for (bad, refusal) in [
+        (
+            r#""subnet": "10.61.0.0/24", "gateway": "10.61.0.255""#,
             "invalid gateway 10.61.0.255: it is not a host address of subnet 10.61.0.0/24",
-            "1.0.0",
-        );
-        assert_eq!(
-            network_names(&state),
-            ["old"],
-            "after the config refused for {name}"
-        );
+        ),
+        (
+            r#""subnet": "10.61.0.0/24", "rangeStart": "10.61.0.1", "rangeEnd": "10.61.0.1""#,
+            "range 10.61.0.1-10.61.0.1 of subnet 10.61.0.0/24 has no address a container could get: its network, broadcast, anycast, gateway addresses take them all",
+        ),
+        (
+            r#""subnet": "10.61.0.0/24", "gateway": "10.61.0.254", "rangeStart": "10.61.0.254", "rangeEnd": "10.61.0.255""#,
+            "range 10.61.0.254-10.61.0.255 of subnet 10.61.0.0/24 has no address a container could get: its network, broadcast, anycast, gateway addresses take them all",
+        ),
+    ] {
+        // Another name on an overlapping subnet; then the same name.
+        for name in ["new", "old"] {
+            let answer = plugin(&env("ADD", "b"), &macvlan_conf(name, bad));
+            assert_eq!(
+                network_names(&state),
+                ["old"],
+                "after the config refused for {name}: {bad}"
+            );
+            assert_eq!(old_id(&state), id, "after {name}: {bad}");
+            answer.assert_error(7, refusal, "1.0.0");
+        }
     }
+    assert_eq!(lease_records(&state, "old"), (Vec::new(), Vec::new()));
 }
 
 /// A config refused for what the kernel or the host's links hold (here

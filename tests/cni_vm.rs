@@ -1707,14 +1707,13 @@ fn restore_on_whole_attachments_of_every_kind_changes_nothing() {
     let _ = std::fs::remove_dir_all(&ipam_dir);
 }
 
-/// A config whose one range holds nothing to hand out (its only address
-/// is the gateway): every ADD fails once the master is there.
-fn exhausted_conf(name: &str, master: &str, octet: u8) -> String {
-    format!(
-        r#"{{"cniVersion": "1.0.0", "name": "{name}", "type": "ipvlan", "master": "{master}",
-            "ipam": {{"type": "ipvlan", "ranges": [[{{"subnet": "10.{octet}.0.0/24",
-                      "rangeStart": "10.{octet}.0.1", "rangeEnd": "10.{octet}.0.1"}}]]}}}}"#
-    )
+/// An ADD of `conf` whose allocation finds no address left (forced: a
+/// config whose bounds leave none is refused before anything is made, and
+/// a network found full by its leases has a link on its master already).
+fn add_finding_no_address(cni: &Cni, container: &str, ns: &Path, conf: &str) -> Answer {
+    let mut command = cni.command("ADD", container, ns, "eth0");
+    command.env("IPVLAN_FAULT_FORCE", "ipam: no address left");
+    run_with(command, conf)
 }
 
 #[test]
@@ -1749,10 +1748,10 @@ fn a_failed_add_leaves_no_vlan_master_and_never_removes_anothers() {
     assert_eq!(cni.network_names(), Vec::<String>::new());
     assert!(link(Some("cni-failmaster"), "eth0").is_none());
 
-    // First use, failing once the master is made (the range is
-    // exhausted): the master goes with the failure.
-    let exhausted = exhausted_conf("full", "cnim40.43", 79);
-    let msg = cni.plugin("ADD", "ctr-f", &ns, &exhausted).error(999);
+    // First use, failing once the master is made (no address left): the
+    // master goes with the failure.
+    let exhausted = conf_on("full", "cnim40.43", "10.79.0.0/24");
+    let msg = add_finding_no_address(&cni, "ctr-f", &ns, &exhausted).error(999);
     assert!(msg.contains("no available"), "{msg}");
     assert!(
         link(None, "cnim40.43").is_none(),
@@ -1763,7 +1762,7 @@ fn a_failed_add_leaves_no_vlan_master_and_never_removes_anothers() {
     assert!(link(None, "cnim40.43").is_none(), "restore made the master");
     // Again on the idle network: cni_parent makes the master again, the
     // failure takes it away again.
-    cni.plugin("ADD", "ctr-f", &ns, &exhausted).error(999);
+    add_finding_no_address(&cni, "ctr-f", &ns, &exhausted).error(999);
     assert!(
         link(None, "cnim40.43").is_none(),
         "the VLAN master of a failed ADD on an idle network stayed"
@@ -1803,8 +1802,8 @@ fn a_failed_add_leaves_no_vlan_master_and_never_removes_anothers() {
         "id",
         "44",
     ]);
-    let theirs = exhausted_conf("theirs", "cnim40.44", 80);
-    cni.plugin("ADD", "ctr-f", &ns, &theirs).error(999);
+    let theirs = conf_on("theirs", "cnim40.44", "10.80.0.0/24");
+    add_finding_no_address(&cni, "ctr-f", &ns, &theirs).error(999);
     assert!(
         link(None, "cnim40.44").is_some(),
         "their VLAN went with a failed ADD"
@@ -1827,18 +1826,19 @@ fn an_add_refused_after_its_leases_leaves_the_state_as_it_was() {
     let mut cni = Cni::new("refusedadd");
     cni.master("cnim60");
     let ns = cni.netns("cni-refusedadd");
+    // One IPv6 address to hand out, which the first ADD takes.
     let no_ipv6 = r#"{"cniVersion": "1.0.0", "name": "nov6", "type": "ipvlan", "master": "cnim60",
         "ipam": {"type": "ipvlan", "ranges": [[{"subnet": "10.71.0.0/24"}],
                  [{"subnet": "2001:db8:71::/64", "rangeStart": "2001:db8:71::1",
-                   "rangeEnd": "2001:db8:71::1"}]]}}"#;
-    // The first ADD makes the network's record, which stays (a network a
-    // config made outlives its attachments).
-    let msg = cni.plugin("ADD", "ctr-a", &ns, no_ipv6).error(999);
-    assert!(msg.contains("no available"), "{msg}");
+                   "rangeEnd": "2001:db8:71::2"}]]}}"#;
+    cni.plugin("ADD", "ctr-a", &ns, no_ipv6).ok();
+    let full = cni.netns("cni-refusedadd-full");
     let before = state_files(&cni.state);
-    let msg = cni.plugin("ADD", "ctr-b", &ns, no_ipv6).error(999);
-    assert!(msg.contains("no available"), "{msg}");
+    let msg = cni.plugin("ADD", "ctr-b", &full, no_ipv6).error(999);
+    assert!(msg.contains("no available IPv6"), "{msg}");
     assert_eq!(state_files(&cni.state), before, "an ADD refused at IPv6");
+    assert!(link(Some("cni-refusedadd-full"), "eth0").is_none());
+    cni.plugin("DEL", "ctr-a", &ns, no_ipv6).ok();
 
     let good = conf_on("refused", "cnim60", "10.72.0.0/24");
     cni.plugin("ADD", "ctr-a", &ns, &good).ok();
@@ -1869,9 +1869,11 @@ fn an_add_refused_after_its_leases_leaves_the_state_as_it_was() {
 
 /// A config refused for what the kernel or the host's links hold (no
 /// such master, no base for a `NAME.VLANID` master, an MTU over the
-/// master's, another mode on the master's port) changes nothing: the idle network its subnet or its name
-/// would have made give way stays, and so does every state file. Before,
-/// the idle network was removed first and the config refused after.
+/// master's, another mode on the master's port, a subnet or range the
+/// host's own addresses on the master fill) changes nothing: the idle
+/// network its subnet or its name would have made give way stays, and so
+/// does every state file. Before, the idle network was removed first and
+/// the config refused after.
 #[test]
 fn a_config_the_kernel_refuses_removes_no_idle_network() {
     let mut cni = Cni::new("kernelrefused");
@@ -1936,6 +1938,35 @@ fn a_config_the_kernel_refuses_removes_no_idle_network() {
                 before,
                 "{name} on {master}{extra} refused"
             );
+        }
+    }
+    // Subnets and ranges the host's own addresses on the master fill: no
+    // ADD could get an address (before, refused after the retiring, by
+    // the create or on allocating).
+    ip(&["addr", "add", "10.73.0.5/24", "dev", "cnim61"]);
+    ip(&["addr", "add", "10.73.0.2/24", "dev", "cnim61"]);
+    for (ipam, refusal) in [
+        (
+            r#""subnet": "10.73.0.0/24", "rangeStart": "10.73.0.5", "rangeEnd": "10.73.0.5""#,
+            "range 10.73.0.5-10.73.0.5 of subnet 10.73.0.0/24 has no address a container could get: its network, broadcast, anycast, gateway addresses and the host's own on the master take them all",
+        ),
+        (
+            r#""subnet": "10.73.0.0/30""#,
+            "subnet 10.73.0.0/30 has no address a container could get: its network, broadcast, anycast, gateway, aux addresses and the host's own take them all",
+        ),
+    ] {
+        for name in ["knew", "kold"] {
+            let conf = format!(
+                r#"{{"cniVersion": "1.0.0", "name": "{name}", "type": "ipvlan", "master": "cnim61",
+                    "ipam": {{"type": "ipvlan", {ipam}}}}}"#
+            );
+            let answer = cni.plugin("ADD", "ctr-b", &ns, &conf);
+            assert_eq!(
+                state_files(&cni.state),
+                before,
+                "{name} with {ipam} refused"
+            );
+            assert_eq!(answer.error(7), refusal, "{name} with {ipam}");
         }
     }
 }

@@ -9,7 +9,7 @@ use ipnet::IpNet;
 
 use super::options::cni_config;
 use super::Error;
-use crate::ipam::{from_u128, to_u128, IpFamily, IpamError, Request};
+use crate::ipam::{from_u128, to_u128, IpFamily, IpamError, Request, SubnetSpec};
 use crate::store::{Locked, NetworkRecord};
 
 /// The `rangeStart`-`rangeEnd` bounds of a network CNI made, per subnet,
@@ -48,6 +48,33 @@ pub(super) fn outside_bounds(bounds: &[(IpNet, IpAddr, IpAddr)], address: IpAddr
     )))
 }
 
+/// Refuses bounds that leave no address to hand out: every address from
+/// `rangeStart` to `rangeEnd` is the subnet's network, broadcast or anycast
+/// address, its gateway or (in `specs` once the master's are put there)
+/// one the host has on the master. Every ADD without an asked-for address
+/// would fail on allocating, so a config with them is refused before an
+/// idle network is removed for it.
+pub(super) fn refuse_bounds_without_room(
+    specs: &[SubnetSpec],
+    bounds: &[(IpNet, IpAddr, IpAddr)],
+) -> Result<(), Error> {
+    for (subnet, start, end) in bounds {
+        let Some(spec) = specs.iter().find(|spec| spec.subnet == *subnet) else {
+            continue;
+        };
+        if !spec.has_room_between(to_u128(*start), to_u128(*end)) {
+            let host = match spec.host.is_empty() {
+                true => "",
+                false => " and the host's own on the master",
+            };
+            return Err(Error::invalid(format!(
+                "range {start}-{end} of subnet {subnet} has no address a container could get: its network, broadcast, anycast, gateway addresses{host} take them all"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The next free address of `family`, subnet after subnet, a bounded
 /// subnet's from its bounds only. The store's allocator walks CIDR ranges:
 /// a bounded subnet is walked as the CIDR blocks that cover its bounds,
@@ -60,6 +87,12 @@ pub(super) fn allocate_within(
     owner: &str,
     bounds: &[(IpNet, IpAddr, IpAddr)],
 ) -> Result<IpNet, Error> {
+    // A config whose bounds leave no address is refused before anything is
+    // made (`refuse_bounds_without_room`): tests reach the undoing of an
+    // attach that finds its network full only through leases, or this.
+    if crate::fault::forced("ipam: no address left") {
+        return Err(no_address_left(network, family));
+    }
     if !bounds
         .iter()
         .any(|(s, _, _)| IpFamily::of(s.addr()) == family)
@@ -97,12 +130,16 @@ pub(super) fn allocate_within(
             }
         }
     }
-    Err(IpamError::NoAvailableAddresses {
+    Err(no_address_left(network, family))
+}
+
+fn no_address_left(network: &NetworkRecord, family: IpFamily) -> Error {
+    IpamError::NoAvailableAddresses {
         family,
         network: network.name.clone(),
         id: network.id.clone(),
     }
-    .into())
+    .into()
 }
 
 /// The fewest CIDR blocks of `family` that cover `first..=last` exactly.
@@ -204,6 +241,60 @@ mod tests {
             )),
             ["2001:db8::1/128", "2001:db8::2/127", "2001:db8::4/128"]
         );
+    }
+
+    #[test]
+    fn bounds_of_reserved_addresses_only_are_refused() {
+        let spec = |subnet: &str, gateway: &str| {
+            let mut spec = SubnetSpec::new(subnet.parse().unwrap());
+            spec.gateway = Some(gateway.parse().unwrap());
+            spec
+        };
+        let mut v4 = spec("10.0.0.0/24", "10.0.0.1");
+        let v6 = spec("2001:db8::/64", "2001:db8::1");
+        let refused = |specs: &[SubnetSpec], subnet: &str, start: &str, end: &str| {
+            let bounds = [(
+                subnet.parse().unwrap(),
+                start.parse().unwrap(),
+                end.parse().unwrap(),
+            )];
+            refuse_bounds_without_room(specs, &bounds)
+                .err()
+                .map(|error| error.to_string())
+        };
+        let specs = [v4.clone(), v6.clone()];
+        for (subnet, start, end) in [
+            ("10.0.0.0/24", "10.0.0.1", "10.0.0.1"),
+            ("10.0.0.0/24", "10.0.0.0", "10.0.0.1"),
+            ("10.0.0.0/24", "10.0.0.255", "10.0.0.255"),
+            ("2001:db8::/64", "2001:db8::", "2001:db8::1"),
+        ] {
+            assert!(
+                refused(&specs, subnet, start, end).is_some(),
+                "{start}-{end}"
+            );
+        }
+        assert_eq!(
+            refused(&specs, "10.0.0.0/24", "10.0.0.1", "10.0.0.1").unwrap(),
+            "range 10.0.0.1-10.0.0.1 of subnet 10.0.0.0/24 has no address a container could get: its network, broadcast, anycast, gateway addresses take them all"
+        );
+        for (subnet, start, end) in [
+            ("10.0.0.0/24", "10.0.0.0", "10.0.0.2"),
+            ("10.0.0.0/24", "10.0.0.254", "10.0.0.255"),
+            ("2001:db8::/64", "2001:db8::", "2001:db8::2"),
+            // Not a subnet of the config's: another check's to refuse.
+            ("10.1.0.0/24", "10.1.0.1", "10.1.0.1"),
+        ] {
+            assert_eq!(refused(&specs, subnet, start, end), None, "{start}-{end}");
+        }
+        // The host's own address on the master counts once it is known.
+        v4.host.push("10.0.0.5".parse().unwrap());
+        let specs = [v4, v6];
+        assert_eq!(
+            refused(&specs, "10.0.0.0/24", "10.0.0.5", "10.0.0.5").unwrap(),
+            "range 10.0.0.5-10.0.0.5 of subnet 10.0.0.0/24 has no address a container could get: its network, broadcast, anycast, gateway addresses and the host's own on the master take them all"
+        );
+        assert_eq!(refused(&specs, "10.0.0.0/24", "10.0.0.5", "10.0.0.6"), None);
     }
 
     #[test]

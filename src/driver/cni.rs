@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
 
-use super::bounds::{allocate_within, outside_bounds};
+use super::bounds::{allocate_within, outside_bounds, refuse_bounds_without_room};
 use super::endpoint_link::{self, BuiltEndpoint, DefaultRoute, EndpointPlan, ResultRoute};
 use super::endpoints::{keep_for_restore, under_detach_intent};
 use super::netns_identity::{self, NsAt, OpenNetns};
@@ -22,7 +22,7 @@ use super::networks::find_network;
 use super::options::{cni_config, CNI_ID_PREFIX as ID_PREFIX, CNI_LEASE_PREFIX as LEASE_PREFIX};
 use super::report::RestoreReport;
 use super::{parent, subnets, Error, ErrorKind, IpvlanFlag, IpvlanMode, Manager, NetworkCreate};
-use crate::ipam::{IpFamily, Request};
+use crate::ipam::{IpFamily, Request, SubnetSpec};
 use crate::netns::Netns;
 use crate::rtnl::{Handle, Link, LinkData};
 use crate::store::{
@@ -377,19 +377,21 @@ fn gives_way(record: &NetworkRecord, net: &CniNetwork) -> bool {
 /// removed it for nothing): its subnets and gateways as `network create`
 /// checks them, room for an address in each subnet, the MTU of an IPv6 network, a name that is
 /// another network's id, and an overlap with a network that stays
-/// (`staying`: all but those the config would retire). Those that need
-/// the kernel are [`Manager::check_before_retiring`]'s; a
-/// `rangeStart`-`rangeEnd` that leaves no address (the ADD fails on
-/// allocating, after) still comes after the retiring.
+/// (`staying`: all but those the config would retire), and a
+/// `rangeStart`-`rangeEnd` with an address to hand out. Those that need
+/// the kernel (the host's own addresses on the master among them) are
+/// [`Manager::check_before_retiring`]'s. The subnets, as checked.
 fn check_config(
     net: &CniNetwork,
     networks: &Listing<NetworkRecord>,
     staying: &[NetworkRecord],
-) -> Result<(), Error> {
+) -> Result<Vec<SubnetSpec>, Error> {
     let config = |error: Error| config_error(error.to_string());
     let specs = super::networks::checked_subnets(&subnets_request(net), net.mtu).map_err(config)?;
+    refuse_bounds_without_room(&specs, &net.bounds).map_err(config)?;
     super::networks::refuse_name_of_an_id(networks, &net.name)?;
-    subnets::check_overlaps(&specs, staying).map_err(config)
+    subnets::check_overlaps(&specs, staying).map_err(config)?;
+    Ok(specs)
 }
 
 impl Manager {
@@ -447,11 +449,12 @@ impl Manager {
                 staying.push(record.clone());
             }
         }
-        check_config(net, &networks, &staying)?;
+        let mut specs = check_config(net, &networks, &staying)?;
         // Then what the kernel and the host's links refuse, as `network
         // create` checks it: the master missing, no ipvlan, the MTU over
         // the master's, another mode on the master's port (the networks
-        // retired for this one aside).
+        // retired for this one aside), subnets and ranges the host's own
+        // addresses on the master fill.
         let Some(req) = creating else {
             return Ok(());
         };
@@ -470,7 +473,14 @@ impl Manager {
         let ipv6 = req.ipv6 || req.subnets.iter().any(|s| s.addr().is_ipv6());
         let host = Handle::new()?;
         let plan = super::networks::plan_parent(&host, &opts, ipv6, "", &mut Vec::new())?;
-        super::parent::check_shared(&host, &self.config.netns_dir, &plan, &opts, &staying)
+        super::parent::check_shared(&host, &self.config.netns_dir, &plan, &opts, &staying)?;
+        if let parent::ParentPlan::Existing(link) = &plan {
+            let config = |error: Error| config_error(error.to_string());
+            super::networks::reserve_host_addresses(&host, link.index, &mut specs)?;
+            super::networks::refuse_subnets_without_room(&specs).map_err(config)?;
+            refuse_bounds_without_room(&specs, &net.bounds).map_err(config)?;
+        }
+        Ok(())
     }
 
     /// The network record of `net`: made when missing (as `network create`

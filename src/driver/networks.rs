@@ -491,7 +491,9 @@ pub(super) fn checked_subnets(
 
 /// Refuses a subnet no container could get an address of: every attach
 /// would fail.
-fn refuse_subnets_without_room(subnets: &[crate::ipam::SubnetSpec]) -> Result<(), Error> {
+pub(super) fn refuse_subnets_without_room(
+    subnets: &[crate::ipam::SubnetSpec],
+) -> Result<(), Error> {
     match subnets.iter().find(|spec| !spec.has_room()) {
         Some(spec) => {
             let place = match spec.ip_range {
@@ -508,7 +510,7 @@ fn refuse_subnets_without_room(subnets: &[crate::ipam::SubnetSpec]) -> Result<()
 
 /// Puts the addresses link `index` has in the host into the subnets that
 /// hold them, as addresses no container gets.
-fn reserve_host_addresses(
+pub(super) fn reserve_host_addresses(
     host: &Handle,
     index: u32,
     subnets: &mut [crate::ipam::SubnetSpec],

@@ -128,6 +128,14 @@ impl SubnetSpec {
     /// such addresses (every `run` without `--ip` would fail).
     pub fn has_room(&self) -> bool {
         let (first, last) = self.allocation_bounds();
+        self.has_room_between(first, last)
+    }
+
+    /// [`SubnetSpec::has_room`] for the addresses `first..=last` (as
+    /// integers) of the subnet: whether one of them is neither reserved nor
+    /// the gateway (a CNI config's `rangeStart`-`rangeEnd`, which need not
+    /// be a CIDR block).
+    pub fn has_room_between(&self, first: u128, last: u128) -> bool {
         let gateway = self.gateway_or_default();
         // At most 3 structural and gateway addresses, and the aux and host
         // ones, can come before a free one.

@@ -1048,6 +1048,61 @@ fn a_parent_made_under_the_name_of_one_gone_goes_with_the_last_network() {
     assert!(left.is_none(), "the ap0.54 we made was left: {left:?}");
 }
 
+/// A `NAME.VLANID` parent whose id another link already carries on the
+/// base (another tool's `vlan55` for id 55) is refused up front with what
+/// to do, and nothing is made; the same id under 802.1ad is no conflict.
+/// Before, the kernel's `EEXIST` came back from the create.
+#[test]
+fn a_vlan_id_another_link_carries_on_the_base_is_refused_before_anything_is_made() {
+    let env = Env::new("vlantaken");
+    assert!(vm_support::ip_ok(&["link", "add", "vt0", "type", "dummy"]));
+    assert!(vm_support::ip_ok(&["link", "set", "vt0", "up"]));
+    assert!(vm_support::ip_ok(&[
+        "link", "add", "link", "vt0", "name", "their55", "type", "vlan", "id", "55"
+    ]));
+    assert!(vm_support::ip_ok(&[
+        "link", "add", "link", "vt0", "name", "their56", "type", "vlan", "proto", "802.1ad", "id",
+        "56"
+    ]));
+    let out = env.run(&[
+        "network",
+        "create",
+        "-d",
+        "ipvlan",
+        "--subnet",
+        "192.168.95.0/24",
+        "-o",
+        "parent=vt0.55",
+        "v55",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        "ipvlan: network create v55: vlan id 55 is already in use on vt0 by link their55: the kernel allows one link per id on a device; use -o parent=their55 or another id\n"
+    );
+    assert_eq!(env.ok(&["network", "ls", "-q"]), "");
+    assert!(vm_support::link(None, "vt0.55").is_none());
+    let theirs = vm_support::link(None, "their55").expect("their VLAN stays");
+    assert_eq!(vm_support::link_kind(&theirs).as_deref(), Some("vlan"));
+    // Their 802.1ad link with id 56 leaves 802.1Q id 56 free.
+    env.ok(&[
+        "network",
+        "create",
+        "-d",
+        "ipvlan",
+        "--subnet",
+        "192.168.96.0/24",
+        "-o",
+        "parent=vt0.56",
+        "v56",
+    ]);
+    let made = vm_support::link(None, "vt0.56").expect("vt0.56 made");
+    assert_eq!(vm_support::link_kind(&made).as_deref(), Some("vlan"));
+    env.ok(&["network", "rm", "v56"]);
+    assert!(vm_support::link(None, "vt0.56").is_none());
+    assert!(vm_support::ip_ok(&["link", "del", "vt0"]));
+}
+
 /// A host parent renamed while containers sit on it (udev, `ip link set
 /// eth1 name lan0`), or whose name another link took, still carries their
 /// links: `disconnect` deletes them (by the index and MAC recorded at

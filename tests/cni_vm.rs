@@ -1868,12 +1868,12 @@ fn an_add_refused_after_its_leases_leaves_the_state_as_it_was() {
 }
 
 /// A config refused for what the kernel or the host's links hold (no
-/// such master, no base for a `NAME.VLANID` master, an MTU over the
-/// master's, another mode on the master's port, a subnet or range the
-/// host's own addresses on the master fill) changes nothing: the idle
-/// network its subnet or its name would have made give way stays, and so
-/// does every state file. Before, the idle network was removed first and
-/// the config refused after.
+/// such master, no base for a `NAME.VLANID` master, its VLAN id carried
+/// by another link, an MTU over the master's, another mode on the
+/// master's port, a subnet or range the host's own addresses on the
+/// master fill) changes nothing: the idle network its subnet or its name
+/// would have made give way stays, and so does every state file. Before,
+/// the idle network was removed first and the config refused after.
 #[test]
 fn a_config_the_kernel_refuses_removes_no_idle_network() {
     let mut cni = Cni::new("kernelrefused");
@@ -1894,6 +1894,10 @@ fn a_config_the_kernel_refuses_removes_no_idle_network() {
         "kstay",
     ]);
     assert_eq!(code, Some(0), "{text}");
+    // Another tool's VLAN with the id of a `NAME.VLANID` master to make.
+    ip(&[
+        "link", "add", "link", "cnim61", "name", "their61", "type", "vlan", "id", "61",
+    ]);
     let before = state_files(&cni.state);
     for (master, extra, refusal) in [
         (
@@ -1915,6 +1919,11 @@ fn a_config_the_kernel_refuses_removes_no_idle_network() {
             "cnim61",
             r#", "mode": "l3""#,
             "network kstay is already using parent interface cnim61 with ipvlan mode l2",
+        ),
+        (
+            "cnim61.61",
+            "",
+            "vlan id 61 is already in use on cnim61 by link their61",
         ),
     ] {
         // Another name on its subnet, then its own name.

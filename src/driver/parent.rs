@@ -19,6 +19,10 @@ use crate::store::{Locked, NetworkRecord, ParentOrigin};
 /// `ARPHRD_ETHER`: the only device type ipvlan and 802.1Q sit on.
 const ARPHRD_ETHER: u16 = 1;
 
+/// `ETH_P_8021Q`: the protocol of the VLAN links we make (the kernel's
+/// default for `IFLA_VLAN_PROTOCOL`).
+const ETH_P_8021Q: u16 = 0x8100;
+
 /// `ETH_MAX_MTU`: the largest MTU of an ipvlan link.
 pub(crate) const ETH_MAX_MTU: u32 = 65535;
 
@@ -35,6 +39,27 @@ pub(crate) enum ParentPlan {
     },
     /// `di-<short id>` to create.
     Dummy(String),
+}
+
+/// The link of the host that already carries 802.1Q id `vlan_id` on
+/// `base` (under another name: a link of the name asked for is used as
+/// the parent). The kernel refuses a second (`EEXIST`); found only at the
+/// create, that came after a CNI config had retired an idle network for
+/// nothing. One moved to another namespace is not seen here.
+fn link_with_vlan_id(host: &Handle, base: &Link, vlan_id: u16) -> Result<Option<Link>, Error> {
+    let links = host.links()?;
+    Ok(links.into_iter().find(|link| {
+        link.parent == Some(base.index)
+            && link.link_netnsid.is_none()
+            && link.vlan_id() == Some(vlan_id)
+            && matches!(
+                link.data,
+                crate::rtnl::LinkData::Vlan {
+                    protocol: None | Some(ETH_P_8021Q),
+                    ..
+                }
+            )
+    }))
 }
 
 impl ParentPlan {
@@ -83,6 +108,12 @@ impl ParentPlan {
             )));
         }
         require_kind(host, ProbeKind::Vlan)?;
+        if let Some(taken) = link_with_vlan_id(host, &base, vlan.vlan_id)? {
+            return Err(Error::invalid(format!(
+                "vlan id {} is already in use on {} by link {}: the kernel allows one link per id on a device; use -o parent={} or another id",
+                vlan.vlan_id, base.name, taken.name, taken.name
+            )));
+        }
         if !base.is_up() {
             warnings.push(format!(
                 "interface {} under parent {parent} is down; containers on this network have no connectivity until it is up",

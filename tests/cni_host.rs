@@ -1013,11 +1013,11 @@ fn a_refused_config_removes_no_idle_network() {
         ),
         (
             r#""subnet": "10.61.0.0/24", "rangeStart": "10.61.0.1", "rangeEnd": "10.61.0.1""#,
-            "range 10.61.0.1-10.61.0.1 of subnet 10.61.0.0/24 has no address a container could get: its network, broadcast, anycast, gateway addresses take them all",
+            "range 10.61.0.1-10.61.0.1 of subnet 10.61.0.0/24 has no address a container could get: the network, broadcast, anycast and gateway addresses take them all",
         ),
         (
             r#""subnet": "10.61.0.0/24", "gateway": "10.61.0.254", "rangeStart": "10.61.0.254", "rangeEnd": "10.61.0.255""#,
-            "range 10.61.0.254-10.61.0.255 of subnet 10.61.0.0/24 has no address a container could get: its network, broadcast, anycast, gateway addresses take them all",
+            "range 10.61.0.254-10.61.0.255 of subnet 10.61.0.0/24 has no address a container could get: the network, broadcast, anycast and gateway addresses take them all",
         ),
     ] {
         // Another name on an overlapping subnet; then the same name.
@@ -1033,6 +1033,37 @@ fn a_refused_config_removes_no_idle_network() {
         }
     }
     assert_eq!(lease_records(&state, "old"), (Vec::new(), Vec::new()));
+}
+
+/// A range set whose first range holds nothing to hand out (only its
+/// gateway) still serves from its second subnet, as the allocator (and
+/// host-local) go through a set's ranges in turn; with no room in either,
+/// the config is refused naming both. (A first refusal of such ranges
+/// refused the set as soon as one range was full.)
+#[test]
+fn a_range_set_with_one_full_range_serves_from_the_next() {
+    let dir = TempDir::new("cni-one-full-range");
+    let state = dir.path().join("state");
+    let env = |command: &str, container: &str| env_in(&state, command, container);
+    let conf = macvlan_conf(
+        "two",
+        r#""ranges": [[{"subnet": "10.71.0.0/24", "rangeStart": "10.71.0.1", "rangeEnd": "10.71.0.1"}, {"subnet": "10.72.0.0/24"}]]"#,
+    );
+    let answer = plugin(&env("ADD", "a"), &conf);
+    assert_eq!(answer.exit, Some(0), "{}{}", answer.stdout, answer.stderr);
+    let (_, leases) = lease_records(&state, "two");
+    assert_eq!(leases.len(), 1, "{leases:?}");
+    assert!(leases[0].0.starts_with("10.72.0."), "{leases:?}");
+    let full = macvlan_conf(
+        "full",
+        r#""ranges": [[{"subnet": "10.73.0.0/24", "rangeStart": "10.73.0.1", "rangeEnd": "10.73.0.1"}, {"subnet": "10.74.0.0/24", "rangeStart": "10.74.0.0", "rangeEnd": "10.74.0.1"}]]"#,
+    );
+    plugin(&env("ADD", "b"), &full).assert_error(
+        7,
+        "range 10.73.0.1-10.73.0.1 of subnet 10.73.0.0/24, range 10.74.0.0-10.74.0.1 of subnet 10.74.0.0/24 have no address a container could get: the network, broadcast, anycast and gateway addresses take them all",
+        "1.0.0",
+    );
+    assert_eq!(network_names(&state), ["two"]);
 }
 
 /// A config refused for what the kernel or the host's links hold (here

@@ -1957,7 +1957,7 @@ fn a_config_the_kernel_refuses_removes_no_idle_network() {
     for (ipam, refusal) in [
         (
             r#""subnet": "10.73.0.0/24", "rangeStart": "10.73.0.5", "rangeEnd": "10.73.0.5""#,
-            "range 10.73.0.5-10.73.0.5 of subnet 10.73.0.0/24 has no address a container could get: its network, broadcast, anycast, gateway addresses and the host's own on the master take them all",
+            "range 10.73.0.5-10.73.0.5 of subnet 10.73.0.0/24 has no address a container could get: the network, broadcast, anycast and gateway addresses and the host's own on the master take them all",
         ),
         (
             r#""subnet": "10.73.0.0/30""#,

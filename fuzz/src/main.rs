@@ -205,6 +205,62 @@ fn cli(data: &[u8]) {
     }
 }
 
+/// A network configuration as a runtime hands it over on stdin, read for
+/// every verb: refused or read whole, a cached result it carries writes
+/// and reads back as itself, and the ranges our IPAM would allocate from
+/// lie in their subnets. `CNI_ARGS` is the input as text too.
+#[cfg(feature = "cni")]
+fn cni(data: &[u8]) {
+    use ipvlan::cni::config::{self, NetConf};
+    use ipvlan::cni::env::{CniArgs, Command};
+    use ipvlan::cni::error::ErrorCode;
+    use ipvlan::cni::result::CniResult;
+    use ipvlan::cni::version::Version;
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = CniArgs::parse(text);
+    }
+    let Ok(doc) = config::decode(data) else {
+        return;
+    };
+    let _ = config::requested_version(&doc);
+    for command in [
+        Command::Add,
+        Command::Del,
+        Command::Check,
+        Command::Status,
+        Command::Gc,
+    ] {
+        let Ok(conf) = NetConf::read(&doc, command) else {
+            continue;
+        };
+        let _ = conf.serves_as_ipam();
+        if let Some(result) = &conf.prev_result {
+            let written = result.to_json(Version::NEWEST);
+            let again = CniResult::read(&written, "prevResult", ErrorCode::InvalidConfig)
+                .expect("a written result reads");
+            assert_eq!(again.to_json(Version::NEWEST), written, "result round trip");
+        }
+        if let Ok(network) = ipvlan::cni::wire::lease_network(&conf) {
+            for (subnet, start, end) in &network.bounds {
+                assert!(
+                    subnet.contains(start) && subnet.contains(end),
+                    "bounds {start}-{end} outside {subnet}"
+                );
+                assert!(
+                    network.subnets.iter().any(|(s, _)| s == subnet),
+                    "bounds of a subnet not allocated from: {subnet}"
+                );
+            }
+            for (subnet, gateway) in &network.subnets {
+                assert!(
+                    gateway.is_none_or(|g| subnet.contains(&g)),
+                    "gateway {gateway:?} outside {subnet}"
+                );
+            }
+        }
+    }
+}
+
 /// Every target, with whether it is built in.
 fn targets() -> Vec<(&'static str, Option<Target>)> {
     vec![
@@ -328,6 +384,44 @@ fn targets() -> Vec<(&'static str, Option<Target>)> {
                 repair: None,
             }),
             #[cfg(not(feature = "cli"))]
+            None,
+        ),
+        (
+            "cni",
+            #[cfg(feature = "cni")]
+            Some(Target {
+                name: "cni",
+                run: cni,
+                dictionary: &[
+                    b"\"cniVersion\":\"1.1.0\"",
+                    b"\"cniVersion\":\"0.3.1\"",
+                    b"\"type\":\"ipvlan\"",
+                    b"\"type\":\"host-local\"",
+                    b"\"subnet\":\"10.0.0.0/30\"",
+                    b"\"subnet\":\"fd00::/126\"",
+                    b"\"rangeStart\":\"10.0.0.0\"",
+                    b"\"rangeEnd\":\"10.0.0.3\"",
+                    b"\"gateway\":\"",
+                    b"\"ranges\":[[{",
+                    b"\"ipRanges\":[[{",
+                    b"\"runtimeConfig\":{",
+                    b"\"ips\":[\"",
+                    b"\"prevResult\":{",
+                    b"\"routes\":[{\"dst\":\"",
+                    b"\"interface\":",
+                    b"\"mtu\":",
+                    b"\"linkInContainer\":true",
+                    b"\"master\":\"eth0.4094\"",
+                    b"\"cni.dev/valid-attachments\":[",
+                    b"IP=",
+                    b";",
+                    b"::ffff:10.0.0.1",
+                    b"/024",
+                    b"4294967296",
+                ],
+                repair: None,
+            }),
+            #[cfg(not(feature = "cni"))]
             None,
         ),
     ]
@@ -619,6 +713,31 @@ mod tests {
                 "{network:?} {endpoint:?}"
             );
             records(seed);
+        }
+    }
+
+    #[cfg(feature = "cni")]
+    #[test]
+    fn cni_seeds_are_configs_a_verb_reads() {
+        use ipvlan::cni::config::{self, NetConf};
+        use ipvlan::cni::env::{CniArgs, Command};
+        let seeds = load_seeds(&fuzz_dir().join("seeds"), "cni");
+        assert!(seeds.len() >= 5);
+        for seed in &seeds {
+            match config::decode(seed) {
+                Ok(doc) => {
+                    let read = [Command::Add, Command::Gc]
+                        .into_iter()
+                        .map(|command| NetConf::read(&doc, command).map(drop))
+                        .collect::<Vec<_>>();
+                    assert!(read.iter().any(Result::is_ok), "{read:?}");
+                }
+                Err(_) => {
+                    let args = CniArgs::parse(std::str::from_utf8(seed).unwrap());
+                    assert!(args.is_ok_and(|args| args.ips.len() == 2));
+                }
+            }
+            cni(seed);
         }
     }
 

@@ -23,6 +23,7 @@ use super::read::Obj;
 use super::result::{CniResult, Dns, Route};
 use super::version::Version;
 use crate::driver::{IpvlanFlag, IpvlanMode, MAX_NAME_LEN};
+use crate::ipam::{from_u128, to_u128, IpFamily};
 use crate::json::{self, Value};
 use crate::netns::is_valid_ifname;
 use crate::text::escape_controls;
@@ -534,16 +535,50 @@ impl Range {
             range_end: inside("rangeEnd")?,
             gateway: inside("gateway")?,
         };
-        if let (Some(start), Some(end)) = (range.range_start, range.range_end) {
+        if let Some((start, end)) = range.bounds() {
             if start > end {
-                return Err(obj.error(format!(
-                    "{} {start} is after {} {end}",
-                    obj.path("rangeStart"),
-                    obj.path("rangeEnd")
-                )));
+                // An end left out takes its default, which may be what
+                // the other end passed.
+                return Err(obj.error(match (range.range_start, range.range_end) {
+                    (Some(_), None) => format!(
+                        "{} {start} is after {end}, the default {} (the subnet's last host address)",
+                        obj.path("rangeStart"),
+                        obj.path("rangeEnd")
+                    ),
+                    (None, Some(_)) => format!(
+                        "{} {end} is before {start}, the default {} (the subnet's first host address)",
+                        obj.path("rangeEnd"),
+                        obj.path("rangeStart")
+                    ),
+                    _ => format!(
+                        "{} {start} is after {} {end}",
+                        obj.path("rangeStart"),
+                        obj.path("rangeEnd")
+                    ),
+                }));
             }
         }
         Ok(range)
+    }
+
+    /// `rangeStart`-`rangeEnd` with host-local's defaults for the one left
+    /// out (the subnet's second address; its last host address), when
+    /// either is set.
+    pub fn bounds(&self) -> Option<(IpAddr, IpAddr)> {
+        if self.range_start.is_none() && self.range_end.is_none() {
+            return None;
+        }
+        let subnet = self.subnet;
+        let first = to_u128(subnet.network()) + 1;
+        let last = match subnet {
+            IpNet::V4(net) => to_u128(IpAddr::V4(net.broadcast())) - 1,
+            IpNet::V6(net) => to_u128(IpAddr::V6(net.broadcast())),
+        };
+        let family = IpFamily::of(subnet.addr());
+        Some((
+            self.range_start.unwrap_or(from_u128(family, first)),
+            self.range_end.unwrap_or(from_u128(family, last)),
+        ))
     }
 }
 

@@ -18,7 +18,6 @@ use crate::driver::{
     CniAddError, CniAddresses, CniAttach, CniDelegated, CniLease, CniNetwork, Config, Delegate,
     Error, IpvlanFlag, IpvlanMode, Manager, ResultRoute,
 };
-use crate::ipam::{from_u128, to_u128, IpFamily};
 
 /// Set by the plugin's `main`: the process exits once the request is
 /// served, so the manager's descriptors are left to the exit.
@@ -151,7 +150,7 @@ fn ipam_keys(
         .iter()
         .map(|range| {
             let mut text = range.subnet.to_string();
-            if let Some((start, end)) = bounds_of(range) {
+            if let Some((start, end)) = range.bounds() {
                 text.push_str(&format!("[{start}-{end}]"));
             }
             if let Some(gateway) = range.gateway {
@@ -171,7 +170,7 @@ fn ipam_keys(
     let subnets = ranges.iter().map(|r| (r.subnet, r.gateway)).collect();
     let bounds = ranges
         .iter()
-        .filter_map(|r| bounds_of(r).map(|(start, end)| (r.subnet, start, end)))
+        .filter_map(|r| r.bounds().map(|(start, end)| (r.subnet, start, end)))
         .collect();
     Ok((config, subnets, bounds))
 }
@@ -188,25 +187,6 @@ fn our_ranges(conf: &NetConf, host_local: &HostLocal) -> Vec<Range> {
         }
     }
     ranges
-}
-
-/// A range's `rangeStart`-`rangeEnd` with host-local's defaults (the
-/// subnet's second address, its last host address), when either is set.
-fn bounds_of(range: &Range) -> Option<(IpAddr, IpAddr)> {
-    if range.range_start.is_none() && range.range_end.is_none() {
-        return None;
-    }
-    let subnet = range.subnet;
-    let first = to_u128(subnet.network()) + 1;
-    let last = match subnet {
-        IpNet::V4(net) => to_u128(IpAddr::V4(net.broadcast())) - 1,
-        IpNet::V6(net) => to_u128(IpAddr::V6(net.broadcast())),
-    };
-    let family = IpFamily::of(subnet.addr());
-    Some((
-        range.range_start.unwrap_or(from_u128(family, first)),
-        range.range_end.unwrap_or(from_u128(family, last)),
-    ))
 }
 
 /// Whether this run serves another plugin as its IPAM: the config says so
@@ -260,8 +240,9 @@ fn wanted(env: &Env, conf: &NetConf) -> Result<Vec<IpAddr>, CniError> {
 }
 
 /// The driver's description of a network served as another plugin's
-/// IPAM: no master, no link keys; only the IPAM part must match.
-fn lease_network(conf: &NetConf) -> Result<CniNetwork, CniError> {
+/// IPAM: no master, no link keys; only the IPAM part must match. Public
+/// for the fuzzer, which checks what any config's ranges become.
+pub fn lease_network(conf: &NetConf) -> Result<CniNetwork, CniError> {
     let (ipam_config, subnets, bounds) = ipam_keys(conf)?;
     Ok(CniNetwork {
         name: conf.name.clone(),

@@ -48,27 +48,45 @@ pub(super) fn outside_bounds(bounds: &[(IpNet, IpAddr, IpAddr)], address: IpAddr
     )))
 }
 
-/// Refuses bounds that leave no address to hand out: every address from
-/// `rangeStart` to `rangeEnd` is the subnet's network, broadcast or anycast
-/// address, its gateway or (in `specs` once the master's are put there)
-/// one the host has on the master. Every ADD without an asked-for address
-/// would fail on allocating, so a config with them is refused before an
-/// idle network is removed for it.
+/// Refuses a config under which a family has no address to hand out: in
+/// every subnet of the family, each address from `rangeStart` to
+/// `rangeEnd` (the whole subnet where it has no bounds) is the subnet's
+/// network, broadcast or anycast address, its gateway or (in `specs` once
+/// the master's are put there) one the host has on the master. The
+/// allocator tries a family's subnets in turn, so one full range beside a
+/// subnet with room is no refusal. Every ADD without an asked-for address
+/// would fail on allocating, so such a config is refused before an idle
+/// network is removed for it.
 pub(super) fn refuse_bounds_without_room(
     specs: &[SubnetSpec],
     bounds: &[(IpNet, IpAddr, IpAddr)],
 ) -> Result<(), Error> {
-    for (subnet, start, end) in bounds {
-        let Some(spec) = specs.iter().find(|spec| spec.subnet == *subnet) else {
-            continue;
-        };
-        if !spec.has_room_between(to_u128(*start), to_u128(*end)) {
-            let host = match spec.host.is_empty() {
-                true => "",
-                false => " and the host's own on the master",
+    for family in [IpFamily::V4, IpFamily::V6] {
+        let mut full = Vec::new();
+        let mut room = false;
+        for spec in specs.iter().filter(|spec| spec.family() == family) {
+            match bounds.iter().find(|(subnet, _, _)| *subnet == spec.subnet) {
+                Some((subnet, start, end)) => {
+                    room |= spec.has_room_between(to_u128(*start), to_u128(*end));
+                    full.push(format!("range {start}-{end} of subnet {subnet}"));
+                }
+                None => {
+                    room |= spec.has_room();
+                    full.push(format!("subnet {}", spec.subnet));
+                }
+            }
+        }
+        if !room && !full.is_empty() {
+            let host = match specs.iter().any(|spec| !spec.host.is_empty()) {
+                true => " and the host's own on the master",
+                false => "",
+            };
+            let (what, verb) = match full.len() {
+                1 => (full.remove(0), "has"),
+                _ => (full.join(", "), "have"),
             };
             return Err(Error::invalid(format!(
-                "range {start}-{end} of subnet {subnet} has no address a container could get: its network, broadcast, anycast, gateway addresses{host} take them all"
+                "{what} {verb} no address a container could get: the network, broadcast, anycast and gateway addresses{host} take them all"
             )));
         }
     }
@@ -276,7 +294,7 @@ mod tests {
         }
         assert_eq!(
             refused(&specs, "10.0.0.0/24", "10.0.0.1", "10.0.0.1").unwrap(),
-            "range 10.0.0.1-10.0.0.1 of subnet 10.0.0.0/24 has no address a container could get: its network, broadcast, anycast, gateway addresses take them all"
+            "range 10.0.0.1-10.0.0.1 of subnet 10.0.0.0/24 has no address a container could get: the network, broadcast, anycast and gateway addresses take them all"
         );
         for (subnet, start, end) in [
             ("10.0.0.0/24", "10.0.0.0", "10.0.0.2"),
@@ -292,9 +310,32 @@ mod tests {
         let specs = [v4, v6];
         assert_eq!(
             refused(&specs, "10.0.0.0/24", "10.0.0.5", "10.0.0.5").unwrap(),
-            "range 10.0.0.5-10.0.0.5 of subnet 10.0.0.0/24 has no address a container could get: its network, broadcast, anycast, gateway addresses and the host's own on the master take them all"
+            "range 10.0.0.5-10.0.0.5 of subnet 10.0.0.0/24 has no address a container could get: the network, broadcast, anycast and gateway addresses and the host's own on the master take them all"
         );
         assert_eq!(refused(&specs, "10.0.0.0/24", "10.0.0.5", "10.0.0.6"), None);
+        // A family's subnets are tried in turn: one full range beside a
+        // subnet with room is none.
+        let second = spec("10.1.0.0/24", "10.1.0.1");
+        let specs = [specs[0].clone(), second.clone(), specs[1].clone()];
+        assert_eq!(refused(&specs, "10.0.0.0/24", "10.0.0.5", "10.0.0.5"), None);
+        let both = [
+            (
+                "10.0.0.0/24".parse().unwrap(),
+                "10.0.0.5".parse().unwrap(),
+                "10.0.0.5".parse().unwrap(),
+            ),
+            (
+                "10.1.0.0/24".parse().unwrap(),
+                "10.1.0.1".parse().unwrap(),
+                "10.1.0.1".parse().unwrap(),
+            ),
+        ];
+        assert_eq!(
+            refuse_bounds_without_room(&specs, &both)
+                .unwrap_err()
+                .to_string(),
+            "range 10.0.0.5-10.0.0.5 of subnet 10.0.0.0/24, range 10.1.0.1-10.1.0.1 of subnet 10.1.0.0/24 have no address a container could get: the network, broadcast, anycast and gateway addresses and the host's own on the master take them all"
+        );
     }
 
     #[test]

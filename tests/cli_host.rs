@@ -38,8 +38,25 @@ fn isolated_in(script: &str, scratch: &Path, netns_dir: &Path) -> Output {
 
 /// The command [`isolated_in`] runs.
 fn isolated_command(script: &str, scratch: &Path, netns_dir: &Path) -> Command {
+    use std::os::unix::process::CommandExt;
     common::privilege::require_root();
     let mut command = Command::new("unshare");
+    // Every signal at its default, whatever the test runner was started
+    // with (`nohup` ignores SIGHUP, a shell's background job SIGINT and
+    // SIGQUIT): a shell cannot trap a signal ignored when it started, and
+    // ipvlan rightly passes on no signal it was started ignoring, so the
+    // signal tests would measure their runner instead.
+    // SAFETY: signal(2) is async-signal-safe; nothing else runs between
+    // fork and exec. Signals that cannot be set (SIGKILL, SIGSTOP, the C
+    // library's own) are left as they are.
+    unsafe {
+        command.pre_exec(|| {
+            for signal in 1..=libc::SIGRTMAX() {
+                libc::signal(signal, libc::SIG_DFL);
+            }
+            Ok(())
+        });
+    }
     command
         .args(["-m", "-n", "--propagation", "private", "sh", "-c", script])
         .env("BIN", BIN)

@@ -1078,7 +1078,7 @@ fn a_vlan_id_another_link_carries_on_the_base_is_refused_before_anything_is_made
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         text(&out.stderr),
-        "ipvlan: network create v55: vlan id 55 is already in use on vt0 by link their55: the kernel allows one link per id on a device; use -o parent=their55 or another id\n"
+        "ipvlan: network create v55: vlan id 55 is already in use on vt0 by link their55: the kernel allows one 802.1Q link per id on a device; use -o parent=their55 or another id\n"
     );
     assert_eq!(env.ok(&["network", "ls", "-q"]), "");
     assert!(vm_support::link(None, "vt0.55").is_none());

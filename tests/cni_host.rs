@@ -1016,6 +1016,10 @@ fn a_refused_config_removes_no_idle_network() {
             "range 10.61.0.1-10.61.0.1 of subnet 10.61.0.0/24 has no address a container could get: the network, broadcast, anycast and gateway addresses take them all",
         ),
         (
+            r#""subnet": "10.61.0.0/24", "rangeStart": "10.61.0.255""#,
+            "range 10.61.0.255-10.61.0.254 of subnet 10.61.0.0/24 (empty: rangeStart after rangeEnd or its default) has no address a container could get: the network, broadcast, anycast and gateway addresses take them all",
+        ),
+        (
             r#""subnet": "10.61.0.0/24", "gateway": "10.61.0.254", "rangeStart": "10.61.0.254", "rangeEnd": "10.61.0.255""#,
             "range 10.61.0.254-10.61.0.255 of subnet 10.61.0.0/24 has no address a container could get: the network, broadcast, anycast and gateway addresses take them all",
         ),
@@ -1054,6 +1058,15 @@ fn a_range_set_with_one_full_range_serves_from_the_next() {
     let (_, leases) = lease_records(&state, "two");
     assert_eq!(leases.len(), 1, "{leases:?}");
     assert!(leases[0].0.starts_with("10.72.0."), "{leases:?}");
+    // So does a one-sided range past its other end's default (empty).
+    let past = macvlan_conf(
+        "past",
+        r#""ranges": [[{"subnet": "10.75.0.0/24", "rangeStart": "10.75.0.255"}, {"subnet": "10.76.0.0/24"}]]"#,
+    );
+    let answer = plugin(&env("ADD", "c"), &past);
+    assert_eq!(answer.exit, Some(0), "{}{}", answer.stdout, answer.stderr);
+    let (_, leases) = lease_records(&state, "past");
+    assert!(leases[0].0.starts_with("10.76.0."), "{leases:?}");
     let full = macvlan_conf(
         "full",
         r#""ranges": [[{"subnet": "10.73.0.0/24", "rangeStart": "10.73.0.1", "rangeEnd": "10.73.0.1"}, {"subnet": "10.74.0.0/24", "rangeStart": "10.74.0.0", "rangeEnd": "10.74.0.1"}]]"#,
@@ -1063,7 +1076,7 @@ fn a_range_set_with_one_full_range_serves_from_the_next() {
         "range 10.73.0.1-10.73.0.1 of subnet 10.73.0.0/24, range 10.74.0.0-10.74.0.1 of subnet 10.74.0.0/24 have no address a container could get: the network, broadcast, anycast and gateway addresses take them all",
         "1.0.0",
     );
-    assert_eq!(network_names(&state), ["two"]);
+    assert_eq!(sorted_network_names(&state), ["past", "two"]);
 }
 
 /// A config refused for what the kernel or the host's links hold (here

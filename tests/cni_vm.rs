@@ -1961,7 +1961,7 @@ fn a_config_the_kernel_refuses_removes_no_idle_network() {
         ),
         (
             r#""subnet": "10.73.0.0/30""#,
-            "subnet 10.73.0.0/30 has no address a container could get: its network, broadcast, anycast, gateway, aux addresses and the host's own take them all",
+            "subnet 10.73.0.0/30 has no address a container could get: the network, broadcast, anycast and gateway addresses and the host's own on the master take them all",
         ),
     ] {
         for name in ["knew", "kold"] {
@@ -1978,6 +1978,18 @@ fn a_config_the_kernel_refuses_removes_no_idle_network() {
             assert_eq!(answer.error(7), refusal, "{name} with {ipam}");
         }
     }
+    // A range set whose one subnet the host's addresses fill serves from
+    // its next (before, refused as that subnet alone).
+    ip(&["addr", "add", "10.82.0.2/24", "dev", "cnim61"]);
+    let both = r#"{"cniVersion": "1.0.0", "name": "kboth", "type": "ipvlan", "master": "cnim61",
+        "ipam": {"type": "ipvlan", "ranges": [[{"subnet": "10.82.0.0/30"}, {"subnet": "10.83.0.0/24"}]]}}"#;
+    cni.plugin("ADD", "ctr-c", &ns, both).ok();
+    let (_, leases) = cni.records("kboth");
+    assert!(
+        leases.len() == 1 && leases[0].0.starts_with("10.83.0."),
+        "{leases:?}"
+    );
+    cni.plugin("DEL", "ctr-c", &ns, both).ok();
 }
 
 /// An ADD killed after it made the VLAN master and before it recorded

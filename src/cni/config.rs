@@ -535,27 +535,13 @@ impl Range {
             range_end: inside("rangeEnd")?,
             gateway: inside("gateway")?,
         };
-        if let Some((start, end)) = range.bounds() {
+        if let (Some(start), Some(end)) = (range.range_start, range.range_end) {
             if start > end {
-                // An end left out takes its default, which may be what
-                // the other end passed.
-                return Err(obj.error(match (range.range_start, range.range_end) {
-                    (Some(_), None) => format!(
-                        "{} {start} is after {end}, the default {} (the subnet's last host address)",
-                        obj.path("rangeStart"),
-                        obj.path("rangeEnd")
-                    ),
-                    (None, Some(_)) => format!(
-                        "{} {end} is before {start}, the default {} (the subnet's first host address)",
-                        obj.path("rangeEnd"),
-                        obj.path("rangeStart")
-                    ),
-                    _ => format!(
-                        "{} {start} is after {} {end}",
-                        obj.path("rangeStart"),
-                        obj.path("rangeEnd")
-                    ),
-                }));
+                return Err(obj.error(format!(
+                    "{} {start} is after {} {end}",
+                    obj.path("rangeStart"),
+                    obj.path("rangeEnd")
+                )));
             }
         }
         Ok(range)
@@ -563,7 +549,8 @@ impl Range {
 
     /// `rangeStart`-`rangeEnd` with host-local's defaults for the one left
     /// out (the subnet's second address; its last host address), when
-    /// either is set.
+    /// either is set. A given end may pass the other's default (host-local
+    /// reads such a range as empty): the start is then after the end.
     pub fn bounds(&self) -> Option<(IpAddr, IpAddr)> {
         if self.range_start.is_none() && self.range_end.is_none() {
             return None;

@@ -64,8 +64,14 @@ pub(super) fn refuse_bounds_without_room(
     for family in [IpFamily::V4, IpFamily::V6] {
         let mut full = Vec::new();
         let mut room = false;
-        for spec in specs.iter().filter(|spec| spec.family() == family) {
+        let of_family = || specs.iter().filter(|spec| spec.family() == family);
+        for spec in of_family() {
             match bounds.iter().find(|(subnet, _, _)| *subnet == spec.subnet) {
+                // A one-sided range whose given end passes the other's
+                // default holds nothing at all.
+                Some((subnet, start, end)) if start > end => full.push(format!(
+                    "range {start}-{end} of subnet {subnet} (empty: rangeStart after rangeEnd or its default)"
+                )),
                 Some((subnet, start, end)) => {
                     room |= spec.has_room_between(to_u128(*start), to_u128(*end));
                     full.push(format!("range {start}-{end} of subnet {subnet}"));
@@ -77,7 +83,7 @@ pub(super) fn refuse_bounds_without_room(
             }
         }
         if !room && !full.is_empty() {
-            let host = match specs.iter().any(|spec| !spec.host.is_empty()) {
+            let host = match of_family().any(|spec| !spec.host.is_empty()) {
                 true => " and the host's own on the master",
                 false => "",
             };
@@ -335,6 +341,30 @@ mod tests {
                 .unwrap_err()
                 .to_string(),
             "range 10.0.0.5-10.0.0.5 of subnet 10.0.0.0/24, range 10.1.0.1-10.1.0.1 of subnet 10.1.0.0/24 have no address a container could get: the network, broadcast, anycast and gateway addresses and the host's own on the master take them all"
+        );
+        // A one-sided range past the other end's default is empty: no room
+        // by itself, none missed beside a subnet with some.
+        let v4 = spec("10.0.0.0/24", "10.0.0.1");
+        let empty = refused(std::slice::from_ref(&v4), "10.0.0.0/24", "10.0.0.255", "10.0.0.254");
+        assert_eq!(
+            empty.unwrap(),
+            "range 10.0.0.255-10.0.0.254 of subnet 10.0.0.0/24 (empty: rangeStart after rangeEnd or its default) has no address a container could get: the network, broadcast, anycast and gateway addresses take them all"
+        );
+        assert_eq!(
+            refused(
+                &[v4.clone(), second],
+                "10.0.0.0/24",
+                "10.0.0.255",
+                "10.0.0.254"
+            ),
+            None
+        );
+        // The host's addresses of another family are not named.
+        let mut v6 = spec("2001:db8::/64", "2001:db8::1");
+        v6.host.push("2001:db8::5".parse().unwrap());
+        assert_eq!(
+            refused(&[v4, v6], "10.0.0.0/24", "10.0.0.1", "10.0.0.1").unwrap(),
+            "range 10.0.0.1-10.0.0.1 of subnet 10.0.0.0/24 has no address a container could get: the network, broadcast, anycast and gateway addresses take them all"
         );
     }
 

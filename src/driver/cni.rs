@@ -475,10 +475,9 @@ impl Manager {
         let plan = super::networks::plan_parent(&host, &opts, ipv6, "", &mut Vec::new())?;
         super::parent::check_shared(&host, &self.config.netns_dir, &plan, &opts, &staying)?;
         if let parent::ParentPlan::Existing(link) = &plan {
-            let config = |error: Error| config_error(error.to_string());
             super::networks::reserve_host_addresses(&host, link.index, &mut specs)?;
-            super::networks::refuse_subnets_without_room(&specs).map_err(config)?;
-            refuse_bounds_without_room(&specs, &net.bounds).map_err(config)?;
+            refuse_bounds_without_room(&specs, &net.bounds)
+                .map_err(|error| config_error(error.to_string()))?;
         }
         Ok(())
     }

@@ -114,8 +114,12 @@ impl Manager {
         if let ParentPlan::Existing(link) = &plan {
             reserve_host_addresses(&host, link.index, &mut subnets)?;
             // Again with them: a range the host's addresses fill leaves
-            // every `run` without `--ip` to fail.
-            refuse_subnets_without_room(&subnets)?;
+            // every `run` without `--ip` to fail. A CNI config's were
+            // judged by family before (its range sets are served subnet
+            // after subnet, as host-local's).
+            if mark.is_none() {
+                refuse_subnets_without_room(&subnets)?;
+            }
         }
 
         let (parent_name, parent_origin, parent_index) = plan.origin(&networks)?;

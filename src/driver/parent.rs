@@ -110,7 +110,7 @@ impl ParentPlan {
         require_kind(host, ProbeKind::Vlan)?;
         if let Some(taken) = link_with_vlan_id(host, &base, vlan.vlan_id)? {
             return Err(Error::invalid(format!(
-                "vlan id {} is already in use on {} by link {}: the kernel allows one link per id on a device; use -o parent={} or another id",
+                "vlan id {} is already in use on {} by link {}: the kernel allows one 802.1Q link per id on a device; use -o parent={} or another id",
                 vlan.vlan_id, base.name, taken.name, taken.name
             )));
         }

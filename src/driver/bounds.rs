@@ -345,7 +345,12 @@ mod tests {
         // A one-sided range past the other end's default is empty: no room
         // by itself, none missed beside a subnet with some.
         let v4 = spec("10.0.0.0/24", "10.0.0.1");
-        let empty = refused(std::slice::from_ref(&v4), "10.0.0.0/24", "10.0.0.255", "10.0.0.254");
+        let empty = refused(
+            std::slice::from_ref(&v4),
+            "10.0.0.0/24",
+            "10.0.0.255",
+            "10.0.0.254",
+        );
         assert_eq!(
             empty.unwrap(),
             "range 10.0.0.255-10.0.0.254 of subnet 10.0.0.0/24 (empty: rangeStart after rangeEnd or its default) has no address a container could get: the network, broadcast, anycast and gateway addresses take them all"

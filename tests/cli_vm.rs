@@ -1064,17 +1064,12 @@ fn a_vlan_id_another_link_carries_on_the_base_is_refused_before_anything_is_made
         "link", "add", "link", "vt0", "name", "their56", "type", "vlan", "proto", "802.1ad", "id",
         "56"
     ]));
-    let out = env.run(&[
-        "network",
-        "create",
-        "-d",
-        "ipvlan",
-        "--subnet",
-        "192.168.95.0/24",
-        "-o",
-        "parent=vt0.55",
-        "v55",
-    ]);
+    let create = |name: &'static str, subnet: &'static str, parent: &'static str| {
+        [
+            "network", "create", "-d", "ipvlan", "--subnet", subnet, "-o", parent, name,
+        ]
+    };
+    let out = env.run(&create("v55", "192.168.95.0/24", "parent=vt0.55"));
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         text(&out.stderr),
@@ -1085,17 +1080,7 @@ fn a_vlan_id_another_link_carries_on_the_base_is_refused_before_anything_is_made
     let theirs = vm_support::link(None, "their55").expect("their VLAN stays");
     assert_eq!(vm_support::link_kind(&theirs).as_deref(), Some("vlan"));
     // Their 802.1ad link with id 56 leaves 802.1Q id 56 free.
-    env.ok(&[
-        "network",
-        "create",
-        "-d",
-        "ipvlan",
-        "--subnet",
-        "192.168.96.0/24",
-        "-o",
-        "parent=vt0.56",
-        "v56",
-    ]);
+    env.ok(&create("v56", "192.168.96.0/24", "parent=vt0.56"));
     let made = vm_support::link(None, "vt0.56").expect("vt0.56 made");
     assert_eq!(vm_support::link_kind(&made).as_deref(), Some("vlan"));
     env.ok(&["network", "rm", "v56"]);

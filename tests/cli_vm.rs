@@ -1049,12 +1049,14 @@ fn a_parent_made_under_the_name_of_one_gone_goes_with_the_last_network() {
 }
 
 /// A `NAME.VLANID` parent whose id another link already carries on the
-/// base (another tool's `vlan55` for id 55) is refused up front with what
-/// to do, and nothing is made; the same id under 802.1ad is no conflict.
-/// Before, the kernel's `EEXIST` came back from the create.
+/// base (another tool's `their55` for id 55, or `their57` moved into a
+/// named namespace, where it stays on the base) is refused up front with
+/// what to do, and nothing is made; the same id under 802.1ad is no
+/// conflict. Before, the kernel's `EEXIST` came back from the create
+/// (after two more tries at other ifindexes).
 #[test]
 fn a_vlan_id_another_link_carries_on_the_base_is_refused_before_anything_is_made() {
-    let env = Env::new("vlantaken");
+    let env = Env::with_iproute2_dirs("vlantaken");
     assert!(vm_support::ip_ok(&["link", "add", "vt0", "type", "dummy"]));
     assert!(vm_support::ip_ok(&["link", "set", "vt0", "up"]));
     assert!(vm_support::ip_ok(&[
@@ -1073,8 +1075,25 @@ fn a_vlan_id_another_link_carries_on_the_base_is_refused_before_anything_is_made
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         text(&out.stderr),
-        "ipvlan: network create v55: vlan id 55 is already in use on vt0 by link their55: the kernel allows one 802.1Q link per id on a device; use -o parent=their55 or another id\n"
+        "ipvlan: network create v55: vlan id 55 is already in use on vt0 by link their55 in the host namespace: the kernel allows one 802.1Q link per id on a device; use -o parent=their55 or another id\n"
     );
+    let _ = vm_support::ip_ok(&["netns", "del", "vtns57"]);
+    assert!(vm_support::ip_ok(&["netns", "add", "vtns57"]));
+    assert!(vm_support::ip_ok(&[
+        "link", "add", "link", "vt0", "name", "their57", "type", "vlan", "id", "57"
+    ]));
+    assert!(vm_support::ip_ok(&[
+        "link", "set", "their57", "netns", "vtns57"
+    ]));
+    let out = env.run(&create("v57", "192.168.97.0/24", "parent=vt0.57"));
+    let moved = vm_support::link(Some("vtns57"), "their57");
+    assert!(vm_support::ip_ok(&["netns", "del", "vtns57"]));
+    assert_eq!(
+        text(&out.stderr),
+        "ipvlan: network create v57: vlan id 57 is already in use on vt0 by link their57 in namespace vtns57: the kernel allows one 802.1Q link per id on a device; use another id, or delete that link\n"
+    );
+    assert!(moved.is_some(), "their VLAN stays where it was");
+    assert!(vm_support::link(None, "vt0.57").is_none());
     assert_eq!(env.ok(&["network", "ls", "-q"]), "");
     assert!(vm_support::link(None, "vt0.55").is_none());
     let theirs = vm_support::link(None, "their55").expect("their VLAN stays");

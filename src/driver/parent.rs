@@ -41,27 +41,6 @@ pub(crate) enum ParentPlan {
     Dummy(String),
 }
 
-/// The link of the host that already carries 802.1Q id `vlan_id` on
-/// `base` (under another name: a link of the name asked for is used as
-/// the parent). The kernel refuses a second (`EEXIST`); found only at the
-/// create, that came after a CNI config had retired an idle network for
-/// nothing. One moved to another namespace is not seen here.
-fn link_with_vlan_id(host: &Handle, base: &Link, vlan_id: u16) -> Result<Option<Link>, Error> {
-    let links = host.links()?;
-    Ok(links.into_iter().find(|link| {
-        link.parent == Some(base.index)
-            && link.link_netnsid.is_none()
-            && link.vlan_id() == Some(vlan_id)
-            && matches!(
-                link.data,
-                crate::rtnl::LinkData::Vlan {
-                    protocol: None | Some(ETH_P_8021Q),
-                    ..
-                }
-            )
-    }))
-}
-
 impl ParentPlan {
     /// Whether the create makes the link (it does not exist yet).
     pub(crate) fn makes_link(&self) -> bool {
@@ -108,12 +87,6 @@ impl ParentPlan {
             )));
         }
         require_kind(host, ProbeKind::Vlan)?;
-        if let Some(taken) = link_with_vlan_id(host, &base, vlan.vlan_id)? {
-            return Err(Error::invalid(format!(
-                "vlan id {} is already in use on {} by link {}: the kernel allows one 802.1Q link per id on a device; use -o parent={} or another id",
-                vlan.vlan_id, base.name, taken.name, taken.name
-            )));
-        }
         if !base.is_up() {
             warnings.push(format!(
                 "interface {} under parent {parent} is down; containers on this network have no connectivity until it is up",
@@ -586,7 +559,14 @@ pub(crate) fn check_shared(
         ParentPlan::Existing(link) => link,
         // A new VLAN link or dummy carries no port yet; a network of ours
         // recorded on the same VLAN name is checked by name.
-        ParentPlan::Vlan { name, .. } => return check_recorded_networks(name, opts, networks),
+        ParentPlan::Vlan {
+            name,
+            base,
+            vlan_id,
+        } => {
+            refuse_vlan_id_in_use(host, netns_dir, base, *vlan_id)?;
+            return check_recorded_networks(name, opts, networks);
+        }
         ParentPlan::Dummy(_) => return Ok(()),
     };
     // A parent that is itself an ipvlan link shares its master's port.
@@ -618,6 +598,44 @@ pub(crate) fn check_shared(
         ))),
         None => Ok(()),
     }
+}
+
+/// Refuses a VLAN `vlan_id` to make on `base` when another link already
+/// carries that 802.1Q id on it, in the host or moved to a named namespace
+/// (it stays on `base` there): the kernel allows one per id and protocol
+/// (`EEXIST`). Found only at the create, that came after a CNI config had
+/// retired an idle network for nothing. A link of the name asked for is
+/// not looked for: one in the host is the parent as it is.
+fn refuse_vlan_id_in_use(
+    host: &Handle,
+    netns_dir: &Path,
+    base: &Link,
+    vlan_id: u16,
+) -> Result<(), Error> {
+    let taken = links_beside_the_host(host, netns_dir)?
+        .into_iter()
+        .find(|(link, _)| {
+            link.parent == Some(base.index)
+                && link.vlan_id() == Some(vlan_id)
+                && matches!(
+                    link.data,
+                    crate::rtnl::LinkData::Vlan {
+                        protocol: None | Some(ETH_P_8021Q),
+                        ..
+                    }
+                )
+        });
+    let Some((link, place)) = taken else {
+        return Ok(());
+    };
+    let what_to_do = match place {
+        Place::Host => format!("use -o parent={} or another id", link.name),
+        Place::Named(_) => "use another id, or delete that link".to_string(),
+    };
+    Err(Error::invalid(format!(
+        "vlan id {vlan_id} is already in use on {} by link {} in {place}: the kernel allows one 802.1Q link per id on a device; {what_to_do}",
+        base.name, link.name
+    )))
 }
 
 /// An ipvlan link on `link`'s port (`port`: `link`, or its master when

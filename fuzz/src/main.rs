@@ -205,12 +205,137 @@ fn cli(data: &[u8]) {
     }
 }
 
+/// [`cni_config`] of the input, and of a well-formed config edited as the
+/// input says ([`edited_config`]): byte mutations keep few inputs valid
+/// JSON, so the config readers behind the decoder are reached this way.
+#[cfg(feature = "cni")]
+fn cni(data: &[u8]) {
+    cni_config(data);
+    if let Some(text) = edited_config(data) {
+        cni_config(text.as_bytes());
+    }
+}
+
+/// Values an edit puts in a config: the keys' likely kinds, edge values.
+#[cfg(feature = "cni")]
+const CNI_VALUES: &[&str] = &[
+    r#""10.0.0.1""#,
+    r#""10.0.0.0""#,
+    r#""10.0.0.255""#,
+    r#""10.0.0.0/30""#,
+    r#""10.0.0.0/8""#,
+    r#""10.0.0.0/024""#,
+    r#""0.0.0.0/0""#,
+    r#""fd00::/126""#,
+    r#""fd00::1""#,
+    r#""::ffff:10.0.0.1""#,
+    r#""::/0""#,
+    r#""eth0.4094""#,
+    r#""eth0.0""#,
+    r#""l3s""#,
+    r#""vepa""#,
+    r#""1.1.0""#,
+    r#""0.3.1""#,
+    r#""ipvlan""#,
+    r#""host-local""#,
+    r#""""#,
+    "null",
+    "true",
+    "0",
+    "-1",
+    "65536",
+    "4294967296",
+    "1e308",
+    "[]",
+    "{}",
+    r#"[[{"subnet": "10.1.0.0/24", "rangeStart": "10.1.0.9"}]]"#,
+    r#"[{"dst": "0.0.0.0/0", "gw": "10.0.0.1"}]"#,
+    r#"[{"containerID": "a", "ifname": "eth0"}]"#,
+    r#"{"ips": [{"address": "10.0.0.2/30"}]}"#,
+];
+
+/// Keys an edit may add to an object.
+#[cfg(feature = "cni")]
+const CNI_KEYS: &[&str] = &[
+    "subnet",
+    "rangeStart",
+    "rangeEnd",
+    "gateway",
+    "ranges",
+    "ipRanges",
+    "ips",
+    "routes",
+    "dst",
+    "gw",
+    "mtu",
+    "master",
+    "mode",
+    "flag",
+    "linkInContainer",
+    "prevResult",
+    "runtimeConfig",
+    "dns",
+    "ipam",
+    "type",
+    "cniVersion",
+    "name",
+    "cni.dev/valid-attachments",
+    "interface",
+    "address",
+];
+
+/// The richest seed with the edits `data` names, three bytes each: which
+/// node (in document order), what to do (replace it with a value; in an
+/// object, set a key to a value), and which value or key. `None` for no
+/// edit.
+#[cfg(feature = "cni")]
+fn edited_config(data: &[u8]) -> Option<String> {
+    use ipvlan::json::{self, Value};
+    const BASE: &str = include_str!("../seeds/cni/ours-bounds.json");
+    /// Applies `edit` to the `target`-th node below `value` (counting down
+    /// `seen`); whether it was reached.
+    fn at(value: &mut Value, target: usize, seen: &mut usize, edit: &dyn Fn(&mut Value)) -> bool {
+        if *seen == target {
+            edit(value);
+            return true;
+        }
+        *seen += 1;
+        match value {
+            Value::Array(items) => items.iter_mut().any(|v| at(v, target, seen, edit)),
+            Value::Object(members) => members.iter_mut().any(|(_, v)| at(v, target, seen, edit)),
+            _ => false,
+        }
+    }
+    if data.len() < 3 {
+        return None;
+    }
+    let mut doc = json::parse(BASE).expect("the seed is JSON");
+    for edit in data.chunks_exact(3).take(8) {
+        let (node, action, pick) = (usize::from(edit[0]), edit[1], usize::from(edit[2]));
+        let value = json::parse(CNI_VALUES[pick % CNI_VALUES.len()]).expect("a value is JSON");
+        let key = CNI_KEYS[pick % CNI_KEYS.len()];
+        at(
+            &mut doc,
+            node % 96,
+            &mut 0,
+            &|target: &mut Value| match (action % 2, target) {
+                (1, Value::Object(members)) => match members.iter_mut().find(|(k, _)| k == key) {
+                    Some((_, v)) => *v = value.clone(),
+                    None => members.push((key.to_string(), value.clone())),
+                },
+                (_, target) => *target = value.clone(),
+            },
+        );
+    }
+    doc.to_compact().ok()
+}
+
 /// A network configuration as a runtime hands it over on stdin, read for
 /// every verb: refused or read whole, a cached result it carries writes
 /// and reads back as itself, and the ranges our IPAM would allocate from
 /// lie in their subnets. `CNI_ARGS` is the input as text too.
 #[cfg(feature = "cni")]
-fn cni(data: &[u8]) {
+fn cni_config(data: &[u8]) {
     use ipvlan::cni::config::{self, NetConf};
     use ipvlan::cni::env::{CniArgs, Command};
     use ipvlan::cni::error::ErrorCode;
@@ -714,6 +839,29 @@ mod tests {
             );
             records(seed);
         }
+    }
+
+    /// The edited configs reach the readers: most decode, and a good share
+    /// read for ADD (the rest are refusals worth reaching too).
+    #[cfg(feature = "cni")]
+    #[test]
+    fn edited_configs_reach_the_config_readers() {
+        use ipvlan::cni::config::{self, NetConf};
+        use ipvlan::cni::env::Command;
+        let mut rng = mutate::Rng::new(7);
+        let (mut decoded, mut read) = (0, 0);
+        for _ in 0..2000 {
+            let len = 3 * (1 + rng.below(4));
+            let data: Vec<u8> = (0..len).map(|_| rng.below(256) as u8).collect();
+            let text = edited_config(&data).expect("three bytes or more edit");
+            if let Ok(doc) = config::decode(text.as_bytes()) {
+                decoded += 1;
+                read += usize::from(NetConf::read(&doc, Command::Add).is_ok());
+            }
+        }
+        assert_eq!(decoded, 2000);
+        assert!(read >= 200, "{read} of 2000 read for ADD");
+        eprintln!("edited configs read for ADD: {read} of 2000");
     }
 
     #[cfg(feature = "cni")]

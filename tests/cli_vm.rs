@@ -1094,6 +1094,35 @@ fn a_vlan_id_another_link_carries_on_the_base_is_refused_before_anything_is_made
     );
     assert!(moved.is_some(), "their VLAN stays where it was");
     assert!(vm_support::link(None, "vt0.57").is_none());
+    // Moved into a namespace without a name (a process's own), it is seen
+    // only by the create: refused at once, named as such.
+    let _ = vm_support::ip_ok(&["netns", "del", "vtns58"]);
+    assert!(vm_support::ip_ok(&["netns", "add", "vtns58"]));
+    assert!(vm_support::ip_ok(&[
+        "link", "add", "link", "vt0", "name", "their58", "type", "vlan", "id", "58"
+    ]));
+    assert!(vm_support::ip_ok(&[
+        "link", "set", "their58", "netns", "vtns58"
+    ]));
+    let mut holder = Command::new(vm_support::ip_path())
+        .args(["netns", "exec", "vtns58", "sleep", "60"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(vm_support::ip_ok(&["netns", "del", "vtns58"]));
+    let out = env.run(&create("v58", "192.168.98.0/24", "parent=vt0.58"));
+    let _ = holder.kill();
+    let _ = holder.wait();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with(
+            "ipvlan: network create v58: vlan id 58 is already in use on vt0 by a link in a namespace without a name ("
+        ),
+        "{stderr}"
+    );
+    assert_eq!(env.ok(&["network", "ls", "-q"]), "");
+    assert!(vm_support::link(None, "vt0.58").is_none());
     assert_eq!(env.ok(&["network", "ls", "-q"]), "");
     assert!(vm_support::link(None, "vt0.55").is_none());
     let theirs = vm_support::link(None, "their55").expect("their VLAN stays");

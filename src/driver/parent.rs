@@ -229,14 +229,22 @@ fn create_recorded(
         }
         // EEXIST (EBUSY): the name or the index is taken, or an answer
         // lost and the request sent again found the link it made.
-        if host
-            .link_by_index(index)?
-            .is_some_and(|l| is_ours(&l, record))
-        {
+        let at_index = host.link_by_index(index)?;
+        if at_index.as_ref().is_some_and(|l| is_ours(l, record)) {
             break index;
         }
         if host.link_by_name(&record.parent)?.is_some() || attempt == INDEX_ATTEMPTS {
             return Err(error.into());
+        }
+        // Neither taken: for a VLAN, its id is, by a link the checks before
+        // could not see (one moved into a namespace without a name); no
+        // other index would do.
+        if at_index.is_none() && super::endpoint_link::index_taken(&error) {
+            if let ParentOrigin::VlanCreated { link, vlan_id } = &record.parent_origin {
+                return Err(Error::invalid(format!(
+                    "vlan id {vlan_id} is already in use on {link} by a link in a namespace without a name ({error})"
+                )));
+            }
         }
         record.parent_index = Some(chosen_index()?);
         record_again(record)?;

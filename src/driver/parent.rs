@@ -165,7 +165,7 @@ impl ParentPlan {
 fn create_dummy(
     host: &Handle,
     record: &mut NetworkRecord,
-    record_again: impl FnMut(&NetworkRecord) -> Result<(), Error>,
+    mut record_again: impl FnMut(&NetworkRecord) -> Result<(), Error>,
 ) -> Result<Link, Error> {
     let name = record.parent.clone();
     let mtu = record.mtu;
@@ -176,7 +176,7 @@ fn create_dummy(
             None => spec,
         }
     };
-    create_recorded(host, record, spec, record_again)
+    create_recorded(host, record, &spec, &mut record_again)
 }
 
 /// Creates the 802.1Q link `record.parent` on `base_index` and sets it up.
@@ -185,11 +185,11 @@ fn create_vlan(
     record: &mut NetworkRecord,
     base_index: u32,
     vlan_id: u16,
-    record_again: impl FnMut(&NetworkRecord) -> Result<(), Error>,
+    mut record_again: impl FnMut(&NetworkRecord) -> Result<(), Error>,
 ) -> Result<Link, Error> {
     let name = record.parent.clone();
     let spec = move |index: u32| LinkSpec::vlan(&name, base_index, vlan_id).index(index);
-    create_recorded(host, record, spec, record_again)
+    create_recorded(host, record, &spec, &mut record_again)
 }
 
 /// Creates the parent `spec(index)` makes with the ifindex `record` holds,
@@ -198,11 +198,15 @@ fn create_vlan(
 /// name (see [`is_ours`]). An index found taken is replaced by another,
 /// recorded by `record_again` before the next try. Sets the link up; on
 /// failure nothing of ours is left.
+///
+/// One body for every caller (the specs and the ways to record are
+/// passed as trait objects): it runs once per parent made, and each copy
+/// of it cost the binary some 2 KiB.
 fn create_recorded(
     host: &Handle,
     record: &mut NetworkRecord,
-    spec: impl Fn(u32) -> LinkSpec<'static>,
-    mut record_again: impl FnMut(&NetworkRecord) -> Result<(), Error>,
+    spec: &dyn Fn(u32) -> LinkSpec<'static>,
+    record_again: &mut dyn FnMut(&NetworkRecord) -> Result<(), Error>,
 ) -> Result<Link, Error> {
     let mut attempt = 0;
     let index = loop {

@@ -1049,19 +1049,30 @@ fn a_parent_made_under_the_name_of_one_gone_goes_with_the_last_network() {
 }
 
 /// A `NAME.VLANID` parent whose id another link already carries on the
-/// base (another tool's `their55` for id 55, or `their57` moved into a
-/// named namespace, where it stays on the base) is refused up front with
-/// what to do, and nothing is made; the same id under 802.1ad is no
-/// conflict. Before, the kernel's `EEXIST` came back from the create
-/// (after two more tries at other ifindexes).
+/// base (another tool's `their55` for id 55, `their57` moved into a named
+/// namespace, where it stays on the base, or `their58` in a namespace
+/// without a name, seen only by the create) is refused with what to do,
+/// and nothing is made; the same id under 802.1ad is no conflict. Before,
+/// the kernel's `EEXIST` came back from the create (after two more tries
+/// at other ifindexes).
 #[test]
 fn a_vlan_id_another_link_carries_on_the_base_is_refused_before_anything_is_made() {
     let env = Env::with_iproute2_dirs("vlantaken");
     assert!(vm_support::ip_ok(&["link", "add", "vt0", "type", "dummy"]));
     assert!(vm_support::ip_ok(&["link", "set", "vt0", "up"]));
-    assert!(vm_support::ip_ok(&[
-        "link", "add", "link", "vt0", "name", "their55", "type", "vlan", "id", "55"
-    ]));
+    // Another tool's 802.1Q link `name` with `id` on vt0, moved into the
+    // namespace `ns` (made anew) when one is given.
+    let their_vlan = |name: &str, id: &str, ns: Option<&str>| {
+        assert!(vm_support::ip_ok(&[
+            "link", "add", "link", "vt0", "name", name, "type", "vlan", "id", id
+        ]));
+        if let Some(ns) = ns {
+            let _ = vm_support::ip_ok(&["netns", "del", ns]);
+            assert!(vm_support::ip_ok(&["netns", "add", ns]));
+            assert!(vm_support::ip_ok(&["link", "set", name, "netns", ns]));
+        }
+    };
+    their_vlan("their55", "55", None);
     assert!(vm_support::ip_ok(&[
         "link", "add", "link", "vt0", "name", "their56", "type", "vlan", "proto", "802.1ad", "id",
         "56"
@@ -1077,14 +1088,7 @@ fn a_vlan_id_another_link_carries_on_the_base_is_refused_before_anything_is_made
         text(&out.stderr),
         "ipvlan: network create v55: vlan id 55 is already in use on vt0 by link their55 in the host namespace: the kernel allows one 802.1Q link per id on a device; use -o parent=their55 or another id\n"
     );
-    let _ = vm_support::ip_ok(&["netns", "del", "vtns57"]);
-    assert!(vm_support::ip_ok(&["netns", "add", "vtns57"]));
-    assert!(vm_support::ip_ok(&[
-        "link", "add", "link", "vt0", "name", "their57", "type", "vlan", "id", "57"
-    ]));
-    assert!(vm_support::ip_ok(&[
-        "link", "set", "their57", "netns", "vtns57"
-    ]));
+    their_vlan("their57", "57", Some("vtns57"));
     let out = env.run(&create("v57", "192.168.97.0/24", "parent=vt0.57"));
     let moved = vm_support::link(Some("vtns57"), "their57");
     assert!(vm_support::ip_ok(&["netns", "del", "vtns57"]));
@@ -1096,14 +1100,7 @@ fn a_vlan_id_another_link_carries_on_the_base_is_refused_before_anything_is_made
     assert!(vm_support::link(None, "vt0.57").is_none());
     // Moved into a namespace without a name (a process's own), it is seen
     // only by the create: refused at once, named as such.
-    let _ = vm_support::ip_ok(&["netns", "del", "vtns58"]);
-    assert!(vm_support::ip_ok(&["netns", "add", "vtns58"]));
-    assert!(vm_support::ip_ok(&[
-        "link", "add", "link", "vt0", "name", "their58", "type", "vlan", "id", "58"
-    ]));
-    assert!(vm_support::ip_ok(&[
-        "link", "set", "their58", "netns", "vtns58"
-    ]));
+    their_vlan("their58", "58", Some("vtns58"));
     let mut holder = Command::new(vm_support::ip_path())
         .args(["netns", "exec", "vtns58", "sleep", "60"])
         .spawn()
@@ -1121,7 +1118,6 @@ fn a_vlan_id_another_link_carries_on_the_base_is_refused_before_anything_is_made
         ),
         "{stderr}"
     );
-    assert_eq!(env.ok(&["network", "ls", "-q"]), "");
     assert!(vm_support::link(None, "vt0.58").is_none());
     assert_eq!(env.ok(&["network", "ls", "-q"]), "");
     assert!(vm_support::link(None, "vt0.55").is_none());

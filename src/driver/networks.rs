@@ -495,9 +495,7 @@ pub(super) fn checked_subnets(
 
 /// Refuses a subnet no container could get an address of: every attach
 /// would fail.
-pub(super) fn refuse_subnets_without_room(
-    subnets: &[crate::ipam::SubnetSpec],
-) -> Result<(), Error> {
+fn refuse_subnets_without_room(subnets: &[crate::ipam::SubnetSpec]) -> Result<(), Error> {
     match subnets.iter().find(|spec| !spec.has_room()) {
         Some(spec) => {
             let place = match spec.ip_range {

@@ -570,7 +570,7 @@ pub fn default_signal(signal: i32) -> io::Result<SavedSignal> {
 /// The signals `run` and `exec` pass on to their command, as `docker
 /// run`'s sig-proxy does: every signal a process can catch (the real-time
 /// ones the C library leaves to programs included) but those with a job
-/// of their own here. `SIGCHLD` tells the wait that the child ended;
+/// of their own here. `SIGCHLD` is the process's (a child ended);
 /// `SIGPIPE` is ignored by the binary; `SIGTSTP`, `SIGTTIN` and `SIGTTOU`
 /// stop ipvlan with its command (job control: blocked, the shell would
 /// wait for a stopped command under a running ipvlan); `SIGILL`,
@@ -604,14 +604,6 @@ pub fn forwarded_signals() -> Vec<libc::c_int> {
     signals
 }
 
-/// What a forwarding wait takes: the signals it passes on, and the
-/// `SIGCHLD` that tells it the child ended.
-fn forwarding_signals() -> Vec<libc::c_int> {
-    let mut signals = forwarded_signals();
-    signals.push(libc::SIGCHLD);
-    signals
-}
-
 fn signal_set(signals: &[libc::c_int]) -> libc::sigset_t {
     // SAFETY: sigset_t is plain old data, made valid by sigemptyset.
     let mut set: libc::sigset_t = unsafe { mem::zeroed() };
@@ -628,7 +620,7 @@ fn signal_set(signals: &[libc::c_int]) -> libc::sigset_t {
 /// Signals blocked in the calling thread until [`SignalBlock::end`] (or
 /// the drop) puts its mask back. Threads it starts meanwhile inherit the
 /// mask: a signal sent to the process then waits, pending, for
-/// [`wait_child_forwarding`] (or for the end of the block).
+/// [`Running::wait`] (or for the end of the block).
 pub struct SignalBlock {
     previous: libc::sigset_t,
     /// The signals of the block that were not blocked before it.
@@ -636,10 +628,10 @@ pub struct SignalBlock {
 }
 
 impl SignalBlock {
-    /// What [`wait_child_forwarding`] needs blocked: [`forwarded_signals`]
-    /// and `SIGCHLD`.
+    /// What [`Running::wait`] needs blocked to pass signals on:
+    /// [`forwarded_signals`].
     pub fn for_forwarding() -> io::Result<SignalBlock> {
-        SignalBlock::new(&forwarding_signals())
+        SignalBlock::new(&forwarded_signals())
     }
 
     pub fn new(signals: &[libc::c_int]) -> io::Result<SignalBlock> {
@@ -722,52 +714,6 @@ impl Drop for SignalBlock {
         // SAFETY: `previous` is the mask the kernel gave us; a null
         // old-mask pointer is allowed.
         unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.previous, std::ptr::null_mut()) };
-    }
-}
-
-/// Waits for the child `pid` to end, passing each of
-/// [`forwarded_signals`] that another process sends this one (`kill`,
-/// `sigqueue`: a supervisor stopping us) on to the child, as `docker run`
-/// does, and those the kernel sends to us alone (an inherited `alarm`).
-/// The terminal's (a Ctrl-C, a hang-up) are not passed on: they went to
-/// its foreground process group, which the child shares with us, so it has
-/// them already ([`reached_the_child_too`]); but a hang-up that came to us
-/// as our session's leader is. They and `SIGCHLD`
-/// must be blocked in every thread of the process
-/// ([`SignalBlock::for_forwarding`], before any thread starts), or a
-/// thread that does not block them takes them instead.
-pub fn wait_child_forwarding(pid: u32) -> io::Result<ChildStatus> {
-    let set = signal_set(&forwarding_signals());
-    // `SIGCHLD` is one signal for the whole process, not queued: another
-    // wait (a second `exec` of the program) may take the one meant for
-    // this child, two children ending together leave one, a thread that
-    // does not block it loses it. So the child is also looked at every
-    // `SIGCHLD_MISSED_MS`: a lost one costs that long, never a wait for
-    // ever.
-    const SIGCHLD_MISSED_MS: libc::c_long = 50;
-    let missed = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: SIGCHLD_MISSED_MS * 1_000_000,
-    };
-    loop {
-        // Checked before each wait: a child that ended before the first
-        // left its SIGCHLD pending, and the wait returns at once.
-        if let Some(status) = wait_child(pid, true)? {
-            return Ok(status);
-        }
-        // SAFETY: siginfo_t is plain old data, filled in by the kernel.
-        let mut info: libc::siginfo_t = unsafe { mem::zeroed() };
-        // SAFETY: `set`, `info` and `missed` are live for the call.
-        let signal = match retry(|| unsafe { libc::sigtimedwait(&set, &mut info, &missed) }) {
-            Ok(signal) => signal,
-            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => continue,
-            Err(e) => return Err(e),
-        };
-        if signal != libc::SIGCHLD && !reached_the_child_too(signal, info.si_code) {
-            // Not yet reaped, so `pid` is still our child, even if it has
-            // just ended: the signal can reach no other process.
-            let _ = kill(pid, signal);
-        }
     }
 }
 
@@ -1514,7 +1460,7 @@ fn c_os(text: &std::ffi::OsStr) -> io::Result<std::ffi::CString> {
 /// and pidfd paths) for the three ways the crate starts programs. The
 /// child is not waited for: see [`wait_child`].
 pub fn spawn(what: &Spawn<'_>) -> io::Result<u32> {
-    start(what, false)?.release()
+    Ok(start(what, false, None)?.release()?.pid)
 }
 
 /// [`spawn`], the child held before it runs the program: it waits (in its
@@ -1524,7 +1470,28 @@ pub fn spawn(what: &Spawn<'_>) -> io::Result<u32> {
 /// the child exists, that it should run at all, before any of the
 /// program's code (or a process it would start) exists.
 pub fn spawn_held(what: &Spawn<'_>) -> io::Result<HeldChild> {
-    start(what, true)
+    start(what, true, None)
+}
+
+/// [`spawn_held`] for a command this process waits for
+/// ([`Running::wait`]), whose status reaches us whatever the rest of the
+/// process does with its children. A program embedding the library (an
+/// init, a runtime's shim) may reap every child that ends (`waitpid(-1)`
+/// in a `SIGCHLD` handler or a thread of its own): a child of ours would
+/// be taken with its status before our `waitpid`. So the command is the
+/// child of a keeper, a process of ours that never runs a program of its
+/// own: it reads the command's status without reaping it (`waitid` with
+/// `WNOWAIT`), hands it to us through a socket, and reaps the command only
+/// once we close that socket, so that until then the command's pid is
+/// still the command's (a signal we pass on reaches it or nothing). A
+/// reaper may take the keeper: its status is not what we wait for. The
+/// keeper blocks every signal, so a Ctrl-C to the process group or a
+/// `kill` of the group leaves it be, and it goes back to `home` (a
+/// network namespace) once the command is made, so that an `rm -f`
+/// looking for the processes in the command's namespace finds the
+/// command and not it.
+pub fn spawn_kept(what: &Spawn<'_>, home: BorrowedFd<'_>) -> io::Result<HeldChild> {
+    start(what, true, Some(home))
 }
 
 /// A child forked by [`spawn_held`], waiting to run its program. Dropped
@@ -1537,14 +1504,59 @@ pub struct HeldChild {
     /// Our end of the child's gate (a socket pair): one byte lets it go,
     /// closing it without one ends it. `None` for a child not held.
     gate: Option<OwnedFd>,
+    /// The child's keeper ([`spawn_kept`]); `None`: the child is ours.
+    keeper: Option<Keeper>,
+}
+
+/// The keeper of a command started by [`spawn_kept`].
+#[derive(Debug)]
+struct Keeper {
+    pid: u32,
+    /// Our end of the socket the keeper writes the command's pid to, then
+    /// its wait status (4 bytes each); closing it lets the keeper reap the
+    /// command and end.
+    channel: OwnedFd,
+}
+
+impl Keeper {
+    /// The next 4 bytes the keeper sends: `None` once it has closed its
+    /// end (killed).
+    fn receive(&self) -> io::Result<Option<i32>> {
+        let mut bytes = [0u8; 4];
+        let mut got = 0;
+        while got < bytes.len() {
+            // SAFETY: reads into the live tail of `bytes` from our socket.
+            let n = retry(|| unsafe {
+                libc::read(
+                    self.channel.as_raw_fd(),
+                    bytes[got..].as_mut_ptr().cast(),
+                    bytes.len() - got,
+                )
+            })?;
+            if n == 0 {
+                return Ok(None);
+            }
+            got += n as usize;
+        }
+        Ok(Some(i32::from_ne_bytes(bytes)))
+    }
+
+    /// Lets the keeper reap the command (ended, or killed by the caller
+    /// first) and end; reaps the keeper, unless another reaper of the
+    /// process took it.
+    fn dismiss(self) {
+        let Keeper { pid, channel } = self;
+        drop(channel);
+        let _ = wait_child(pid, false);
+    }
 }
 
 impl HeldChild {
-    /// Lets the child run its program; returns its pid once it runs, or
-    /// the error that kept it from running (the child reaped).
+    /// Lets the child run its program; returns it running, or the error
+    /// that kept it from running (the child reaped).
     /// A child that ended while held (killed: an `rm -f` looking for
     /// processes in its namespace) is reaped, and the error is `EPIPE`.
-    pub fn release(mut self) -> io::Result<u32> {
+    pub fn release(mut self) -> io::Result<Running> {
         if let Some(gate) = self.gate.take() {
             // SAFETY: sends one byte from a live array on our socket.
             let wrote = retry(|| unsafe {
@@ -1557,7 +1569,7 @@ impl HeldChild {
             });
             if !matches!(wrote, Ok(1)) {
                 let _ = kill(self.pid, libc::SIGKILL);
-                let _ = wait_child(self.pid, false);
+                self.reap();
                 return Err(match wrote {
                     Err(error) => error,
                     Ok(_) => io::Error::new(io::ErrorKind::WriteZero, "releasing a held child"),
@@ -1584,16 +1596,29 @@ impl HeldChild {
         }
         if got == 0 {
             // The pipe closed on exec: the program runs.
-            return Ok(self.pid);
+            return Ok(Running {
+                pid: self.pid,
+                keeper: self.keeper.take(),
+            });
         }
         // It did not run: reap the child, which exits at once.
-        let _ = wait_child(self.pid, false);
+        self.reap();
         Err(io::Error::from_raw_os_error(i32::from_ne_bytes(errno)))
     }
 
     /// Ends the held child without letting it run anything, and reaps it.
     pub fn stop(self) {
         drop(self);
+    }
+
+    /// Reaps the child, ended or about to (or has its keeper reap it).
+    fn reap(&mut self) {
+        match self.keeper.take() {
+            Some(keeper) => keeper.dismiss(),
+            None => {
+                let _ = wait_child(self.pid, false);
+            }
+        }
     }
 }
 
@@ -1602,13 +1627,123 @@ impl Drop for HeldChild {
         // Still held: never let go, so never to run.
         if self.gate.take().is_some() {
             let _ = kill(self.pid, libc::SIGKILL);
-            let _ = wait_child(self.pid, false);
+            self.reap();
         }
     }
 }
 
-/// Forks the child of [`spawn`] and [`spawn_held`].
-fn start(what: &Spawn<'_>, held: bool) -> io::Result<HeldChild> {
+/// A program [`HeldChild::release`] let run.
+#[derive(Debug)]
+pub struct Running {
+    pid: u32,
+    keeper: Option<Keeper>,
+}
+
+impl Running {
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Waits for the program to end. With `forwarding`, passes each of
+    /// [`forwarded_signals`] that another process sends this one (`kill`,
+    /// `sigqueue`: a supervisor stopping us) on to it, as `docker run`
+    /// does, and those the kernel sends to us alone (an inherited
+    /// `alarm`). The terminal's (a Ctrl-C, a hang-up) are not passed on:
+    /// they went to its foreground process group, which the program shares
+    /// with us, so it has them already ([`reached_the_child_too`]); but a
+    /// hang-up that came to us as our session's leader is. They must be
+    /// blocked in every thread of the process
+    /// ([`SignalBlock::for_forwarding`], before any thread starts), or a
+    /// thread that does not block them takes them instead.
+    pub fn wait(mut self, forwarding: bool) -> io::Result<ChildStatus> {
+        let Some(keeper) = self.keeper.take() else {
+            // Ours: nothing to pass signals on through.
+            return wait_child(self.pid, false)
+                .map(|status| status.unwrap_or(ChildStatus::Exited(0)));
+        };
+        let status = match forwarding {
+            true => self.forward_until_ended(&keeper),
+            false => Ok(()),
+        }
+        .and_then(|()| keeper.receive());
+        keeper.dismiss();
+        match status? {
+            Some(status) => Ok(ChildStatus::from_wait_status(status)),
+            None => Err(io::Error::other(
+                "the process keeping the command's status was killed: its status is unknown",
+            )),
+        }
+    }
+
+    /// Passes the signals of [`Running::wait`] on until the keeper has
+    /// the program's status for us (or has gone).
+    fn forward_until_ended(&self, keeper: &Keeper) -> io::Result<()> {
+        let set = signal_set(&forwarded_signals());
+        // SAFETY: signalfd(2) with a live sigset_t; the result is a new
+        // descriptor we own.
+        let signals =
+            retry(|| unsafe { libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) })?;
+        // SAFETY: just returned by the kernel, owned by nobody else.
+        let signals = unsafe { OwnedFd::from_raw_fd(signals) };
+        loop {
+            let mut ready = [
+                libc::pollfd {
+                    fd: keeper.channel.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: signals.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            // SAFETY: polls two live pollfd entries, for ever.
+            retry(|| unsafe { libc::poll(ready.as_mut_ptr(), 2, -1) })?;
+            loop {
+                // SAFETY: signalfd_siginfo is plain old data, filled in by
+                // the kernel.
+                let mut info: libc::signalfd_siginfo = unsafe { mem::zeroed() };
+                let size = mem::size_of::<libc::signalfd_siginfo>();
+                // SAFETY: reads at most `size` bytes into `info`.
+                let n = unsafe {
+                    libc::read(
+                        signals.as_raw_fd(),
+                        (&mut info as *mut libc::signalfd_siginfo).cast(),
+                        size,
+                    )
+                };
+                if n != size as isize {
+                    break;
+                }
+                let signal = info.ssi_signo as libc::c_int;
+                if !reached_the_child_too(signal, info.ssi_code) {
+                    // Not yet reaped (its keeper waits for us), so `pid`
+                    // is still the program's, even if it has just ended.
+                    let _ = kill(self.pid, signal);
+                }
+            }
+            if ready[0].revents != 0 {
+                return Ok(());
+            }
+        }
+    }
+}
+
+impl Drop for Running {
+    /// A kept program let go without a wait is killed: nobody would
+    /// read its status.
+    fn drop(&mut self) {
+        if let Some(keeper) = self.keeper.take() {
+            let _ = kill(self.pid, libc::SIGKILL);
+            keeper.dismiss();
+        }
+    }
+}
+
+/// Forks the child of [`spawn`], [`spawn_held`] and (with `home`, under
+/// its keeper) [`spawn_kept`].
+fn start(what: &Spawn<'_>, held: bool, home: Option<BorrowedFd<'_>>) -> io::Result<HeldChild> {
     // Everything the child needs is built here: between fork and exec
     // only async-signal-safe calls, no allocation.
     let program = c_os(what.program)?;
@@ -1658,59 +1793,212 @@ fn start(what: &Spawn<'_>, held: bool) -> io::Result<HeldChild> {
     let raw = |at: usize| sources[at].as_ref().map_or(-1, |fd| fd.as_raw_fd());
     let raw_sources = [raw(0), raw(1), raw(2)];
     let gate = match held {
-        true => {
-            // A socket pair, not a pipe: the release's `send` to a child
-            // killed meanwhile is an `EPIPE` (`MSG_NOSIGNAL`), never a
-            // `SIGPIPE`, which would end a host program that keeps it at
-            // its default.
-            let mut ends = [-1; 2];
-            // SAFETY: `ends` is a live array of two ints for socketpair to fill.
-            retry(|| unsafe {
-                libc::socketpair(
-                    libc::AF_UNIX,
-                    libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
-                    0,
-                    ends.as_mut_ptr(),
-                )
-            })?;
-            // SAFETY: both descriptors were just made by socketpair and are ours.
-            Some(unsafe { (OwnedFd::from_raw_fd(ends[0]), OwnedFd::from_raw_fd(ends[1])) })
-        }
+        // A socket pair, not a pipe: the release's `send` to a child
+        // killed meanwhile is an `EPIPE` (`MSG_NOSIGNAL`), never a
+        // `SIGPIPE`, which would end a host program that keeps it at its
+        // default.
+        true => Some(socket_pair()?),
         false => None,
     };
     let raw_gate = gate
         .as_ref()
         .map_or([-1, -1], |(wait, go)| [wait.as_raw_fd(), go.as_raw_fd()]);
-    // SAFETY: fork(2); the child below only makes async-signal-safe calls
-    // on memory prepared above and ends in execve or _exit.
+    let channel = match home {
+        Some(_) => Some(socket_pair()?),
+        None => None,
+    };
+    // What the keeper waits for and passes on (see `keep`), made here:
+    // `forwarded_signals` allocates.
+    let keeper_signals = signal_set(&forwarded_signals());
+    let pipes = ChildPipes {
+        report: report_write.as_raw_fd(),
+        gate: raw_gate,
+        group: match (home, what.own_session) {
+            // SAFETY: getpgrp(2) takes nothing and cannot fail.
+            (Some(_), false) => unsafe { libc::getpgrp() },
+            _ => 0,
+        },
+    };
+    // SAFETY: fork(2); the child below (and the keeper's) only makes
+    // async-signal-safe calls on memory prepared above and ends in execve
+    // or _exit.
     let pid = unsafe { libc::fork() };
     if pid == 0 {
-        // SAFETY: in the child; see `child_exec`.
-        unsafe {
-            child_exec(
-                &program,
-                &argv,
-                envp.as_deref(),
-                raw_sources,
-                what.own_session,
-                what.default_signals,
-                ChildPipes {
-                    report: report_write.as_raw_fd(),
-                    gate: raw_gate,
-                },
-            )
+        let command = || {
+            // SAFETY: in the child; see `child_exec`.
+            unsafe {
+                child_exec(
+                    &program,
+                    &argv,
+                    envp.as_deref(),
+                    raw_sources,
+                    what.own_session,
+                    what.default_signals,
+                    pipes,
+                )
+            }
+        };
+        match (&channel, home) {
+            // SAFETY: in the keeper, a child just forked; see `keep`.
+            (Some((_, theirs)), Some(home)) => unsafe {
+                keep(
+                    theirs.as_raw_fd(),
+                    home.as_raw_fd(),
+                    &keeper_signals,
+                    &command,
+                )
+            },
+            _ => command(),
         }
+        // SAFETY: not reached: `command` ends in execve or _exit.
+        unsafe { libc::_exit(127) }
     }
     if pid < 0 {
         return Err(io::Error::last_os_error());
     }
     drop(report_write);
     drop(sources);
+    let (child, keeper) = match channel {
+        Some((ours, theirs)) => {
+            drop(theirs);
+            let keeper = Keeper {
+                pid: pid as u32,
+                channel: ours,
+            };
+            match keeper.receive() {
+                Ok(Some(command)) if command > 0 => (command as u32, Some(keeper)),
+                failed => {
+                    keeper.dismiss();
+                    return Err(match failed {
+                        Ok(Some(errno)) => io::Error::from_raw_os_error(-errno),
+                        Ok(None) => io::Error::other("the command's keeper ended before it"),
+                        Err(error) => error,
+                    });
+                }
+            }
+        }
+        None => (pid as u32, None),
+    };
     Ok(HeldChild {
-        pid: pid as u32,
+        pid: child,
         report: report_read,
         gate: gate.map(|(_, go)| go),
+        keeper,
     })
+}
+
+/// Two connected stream sockets (`AF_UNIX`), close-on-exec.
+fn socket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut ends = [-1; 2];
+    // SAFETY: `ends` is a live array of two ints for socketpair to fill.
+    retry(|| unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+            0,
+            ends.as_mut_ptr(),
+        )
+    })?;
+    // SAFETY: both descriptors were just made by socketpair and are ours.
+    Ok(unsafe { (OwnedFd::from_raw_fd(ends[0]), OwnedFd::from_raw_fd(ends[1])) })
+}
+
+/// The keeper of [`spawn_kept`]: forks the command (`command`, which
+/// never returns), then sends the parent the command's pid (or `-errno`
+/// when the fork failed) and, once it has ended, its wait status, through
+/// `channel`, and reaps it when the parent closes its end. It leaves our
+/// process group for one of its own, which the command leaves again for
+/// ours (see [`ChildPipes::group`]): what is sent to the group (a Ctrl-C,
+/// a `kill` of the job) reaches the command and us as before, not the
+/// keeper. What is sent to the keeper itself, the command's parent (a
+/// command that signals its `$PPID`), of `forwarded` it passes on to the
+/// command, as we would have as the command's parent. Never returns.
+///
+/// # Safety
+///
+/// Only in a child just forked, with `channel` and `home` open:
+/// async-signal-safe calls only.
+unsafe fn keep(
+    channel: libc::c_int,
+    home: libc::c_int,
+    forwarded: &libc::sigset_t,
+    command: &dyn Fn(),
+) -> ! {
+    // SAFETY: async-signal-safe calls only, on memory of this process;
+    // every path ends in _exit (the command's in execve or _exit).
+    unsafe {
+        let send = |value: i32| {
+            let bytes = value.to_ne_bytes();
+            libc::write(channel, bytes.as_ptr().cast(), bytes.len()) == bytes.len() as isize
+        };
+        // Every signal blocked, those it waits for taken by `sigwaitinfo`
+        // (the command starts with an empty mask). `SIGCHLD` at its
+        // default, for the command's status to wait for us: ignored (a
+        // disposition of the caller's), the kernel would reap it; a
+        // handler of the caller's would run here.
+        let mut all: libc::sigset_t = mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, std::ptr::null_mut());
+        let default: libc::sigaction = mem::zeroed();
+        libc::sigaction(libc::SIGCHLD, &default, std::ptr::null_mut());
+        libc::setpgid(0, 0);
+        let pid = libc::fork();
+        if pid == 0 {
+            command();
+            libc::_exit(127);
+        }
+        // The descriptors of the parent's that the keeper holds copies of
+        // (the command's pipes among them, whose ends must close with the
+        // command's) go: only the channel and `home` stay.
+        close_from_3_except([channel, home]);
+        if pid < 0 {
+            let errno = *libc::__errno_location();
+            send(-errno);
+            libc::_exit(0);
+        }
+        libc::setns(home, libc::CLONE_NEWNET);
+        libc::close(home);
+        if send(pid) {
+            let mut waited = *forwarded;
+            libc::sigaddset(&mut waited, libc::SIGCHLD);
+            let mut ended: libc::siginfo_t = mem::zeroed();
+            loop {
+                let mut info: libc::siginfo_t = mem::zeroed();
+                let signal = libc::sigwaitinfo(&waited, &mut info);
+                if signal > 0 && signal != libc::SIGCHLD {
+                    // Not reaped before the parent lets us: still the
+                    // command's pid.
+                    libc::kill(pid, signal);
+                    continue;
+                }
+                // The command's `SIGCHLD` (or an interrupted wait): ended?
+                let rc = libc::waitid(
+                    libc::P_PID,
+                    pid as libc::id_t,
+                    &mut ended,
+                    libc::WEXITED | libc::WNOWAIT | libc::WNOHANG,
+                );
+                if rc == -1 && *libc::__errno_location() != libc::EINTR {
+                    break;
+                }
+                if rc == 0 && ended.si_pid() == pid {
+                    let code = ended.si_status();
+                    send(match ended.si_code {
+                        libc::CLD_EXITED => (code & 0xff) << 8,
+                        libc::CLD_DUMPED => code | 0x80,
+                        _ => code,
+                    });
+                    break;
+                }
+            }
+            // Until the parent closes its end.
+            let mut byte = 0u8;
+            while libc::read(channel, (&mut byte as *mut u8).cast(), 1) > 0 {}
+        }
+        let mut status = 0;
+        libc::waitpid(pid, &mut status, 0);
+        libc::_exit(0)
+    }
 }
 
 /// The child's ends of [`spawn`]'s pipes.
@@ -1720,6 +2008,9 @@ struct ChildPipes {
     report: libc::c_int,
     /// The gate's read and write ends ([`spawn_held`]), -1 when not held.
     gate: [libc::c_int; 2],
+    /// The process group the child joins (ours, which its keeper left:
+    /// see [`keep`]); 0 for none.
+    group: libc::pid_t,
 }
 
 /// The child's half of [`spawn`]: never returns.
@@ -1736,7 +2027,11 @@ unsafe fn child_exec(
     default_signals: &[i32],
     pipes: ChildPipes,
 ) -> ! {
-    let ChildPipes { report, gate } = pipes;
+    let ChildPipes {
+        report,
+        gate,
+        group,
+    } = pipes;
     // SAFETY: async-signal-safe calls only, on memory the parent built
     // before fork; every path ends in execve or _exit.
     unsafe {
@@ -1755,6 +2050,9 @@ unsafe fn child_exec(
         }
         // A child just forked leads no process group, so setsid succeeds.
         if own_session && libc::setsid() == -1 {
+            fail(report);
+        }
+        if group > 0 && libc::setpgid(0, group) == -1 {
             fail(report);
         }
         if gate[0] >= 0 {
@@ -1880,6 +2178,15 @@ pub enum ChildStatus {
 }
 
 impl ChildStatus {
+    /// What a `waitpid(2)` status of an ended process says.
+    fn from_wait_status(status: i32) -> ChildStatus {
+        if libc::WIFEXITED(status) {
+            ChildStatus::Exited(libc::WEXITSTATUS(status))
+        } else {
+            ChildStatus::Signaled(libc::WTERMSIG(status))
+        }
+    }
+
     /// The code a shell gives it: the exit code, or 128 + the signal.
     pub fn code(self) -> i32 {
         match self {
@@ -1920,11 +2227,7 @@ pub fn wait_child(pid: u32, nohang: bool) -> io::Result<Option<ChildStatus>> {
     if got == 0 {
         return Ok(None);
     }
-    Ok(Some(if libc::WIFEXITED(status) {
-        ChildStatus::Exited(libc::WEXITSTATUS(status))
-    } else {
-        ChildStatus::Signaled(libc::WTERMSIG(status))
-    }))
+    Ok(Some(ChildStatus::from_wait_status(status)))
 }
 
 #[cfg(test)]
@@ -2161,11 +2464,8 @@ mod tests {
         let waited = unsafe { libc::waitpid(pid as libc::pid_t, &mut status, libc::WNOHANG) };
         assert_eq!(waited, -1, "reaped already");
         assert!(!ran.exists(), "ran once dropped");
-        let pid = held_sh(&script).release().unwrap();
-        assert_eq!(
-            wait_child(pid, false).unwrap(),
-            Some(ChildStatus::Exited(0))
-        );
+        let running = held_sh(&script).release().unwrap();
+        assert_eq!(running.wait(false).unwrap(), ChildStatus::Exited(0));
         assert_eq!(std::fs::read_to_string(&ran).unwrap(), "ran\n");
         // Killed while held (as `rm -f` kills what it finds in a
         // namespace): the release says so, and reaps it.
@@ -2181,28 +2481,40 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
-    /// Two forwarding waits at once (two `exec`s of a program): each
-    /// child's `SIGCHLD` goes to the process, either wait may take it, and
-    /// two children ending together may leave one; a wait whose child's
-    /// signal it never saw still ends with its child. Before, it waited
-    /// for ever, its child a zombie.
+    /// A command started by [`spawn_kept`], in the foreground.
+    fn kept_sh(script: &str) -> Running {
+        let home = std::fs::File::open("/proc/thread-self/ns/net").unwrap();
+        let args = ["-c".into(), script.into()];
+        let held = spawn_kept(
+            &Spawn {
+                program: "sh".as_ref(),
+                args: &args,
+                env: None,
+                stdio: [ChildIo::Null, ChildIo::Inherit, ChildIo::Inherit],
+                own_session: false,
+                default_signals: &[],
+            },
+            std::os::fd::AsFd::as_fd(&home),
+        )
+        .unwrap();
+        held.release().unwrap()
+    }
+
+    /// Two forwarding waits at once (two `exec`s of a program) each end
+    /// with their own command's status. Before the commands had keepers,
+    /// each child's `SIGCHLD` went to the process, either wait could take
+    /// it, and two children ending together could leave one: a wait whose
+    /// child's signal it never saw waited for ever, its child a zombie.
     #[test]
     fn two_forwarding_waits_at_once_both_end() {
         for round in 0..20 {
             let (tx, rx) = std::sync::mpsc::channel();
-            // Both at once: one `SIGCHLD` may stand for the two (a signal
-            // pending is not sent again).
             for (delay, code) in [("0.2", 3), ("0.2", 4)] {
                 let tx = tx.clone();
                 std::thread::spawn(move || {
                     let block = SignalBlock::for_forwarding().unwrap();
-                    // Reaped by the wait under test.
-                    #[allow(clippy::zombie_processes)]
-                    let child = std::process::Command::new("sh")
-                        .args(["-c", &format!("sleep {delay}; exit {code}")])
-                        .spawn()
-                        .unwrap();
-                    let status = wait_child_forwarding(child.id()).map(ChildStatus::code);
+                    let running = kept_sh(&format!("sleep {delay}; exit {code}"));
+                    let status = running.wait(true).map(ChildStatus::code);
                     block.end();
                     let _ = tx.send((code, status.unwrap()));
                 });
@@ -2213,6 +2525,30 @@ mod tests {
                     .unwrap_or_else(|_| panic!("round {round}: a wait did not end with its child"));
                 assert_eq!(status, code);
             }
+        }
+    }
+
+    /// A kept command's status, as it ended: an exit code, a signal, a
+    /// signal that dumped core; its keeper reaped with it, and the
+    /// command's own pid reaped by the keeper (no zombie left).
+    #[test]
+    fn a_kept_command_reports_how_it_ended_and_leaves_no_zombie() {
+        for (script, status) in [
+            ("exit 0", ChildStatus::Exited(0)),
+            ("exit 200", ChildStatus::Exited(200)),
+            ("kill -TERM $$", ChildStatus::Signaled(libc::SIGTERM)),
+            (
+                "ulimit -c 0; kill -QUIT $$",
+                ChildStatus::Signaled(libc::SIGQUIT),
+            ),
+        ] {
+            let running = kept_sh(script);
+            let pid = running.pid();
+            assert_eq!(running.wait(false).unwrap(), status, "{script}");
+            assert!(
+                !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+                "{script}: the command {pid} is reaped"
+            );
         }
     }
 

@@ -24,6 +24,45 @@ fn handler_of_count() -> libc::sighandler_t {
     count as extern "C" fn(libc::c_int) as libc::sighandler_t
 }
 
+extern "C" fn reap_all(_: libc::c_int) {
+    let mut status = 0;
+    // SAFETY: waitpid with WNOHANG into a live int, async-signal-safe.
+    while unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) } > 0 {}
+}
+
+fn handler_of_reap_all() -> libc::sighandler_t {
+    reap_all as extern "C" fn(libc::c_int) as libc::sighandler_t
+}
+
+/// Sets its flag when dropped.
+struct StopOnDrop<'a>(&'a std::sync::atomic::AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A reaper thread of the caller's: every child of the process that ends
+/// is waited for here, until `stop`. It blocks every signal, as such a
+/// thread does, so that a signal meant for the process is not its.
+fn reap_every_child_until(stop: &std::sync::atomic::AtomicBool) {
+    // SAFETY: sigset_t is plain old data, made full by sigfillset; both
+    // are live for the calls.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, std::ptr::null_mut());
+    }
+    while !stop.load(Ordering::Relaxed) {
+        let mut status = 0;
+        // SAFETY: waitpid into a live int.
+        if unsafe { libc::waitpid(-1, &mut status, 0) } == -1 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
 /// Sets `signal`'s handler (a function, `SIG_IGN`, `SIG_DFL`).
 fn set_handler(signal: libc::c_int, handler: libc::sighandler_t) {
     // SAFETY: sigaction is plain old data; all-zero is a valid value.
@@ -83,10 +122,12 @@ fn bit(signal: libc::c_int) -> u64 {
 /// `spawn_detached` starts inherits the ignored `SIGCHLD` (before, the
 /// detached one did). A command `spawn_detached` starts while a wait
 /// ignores `SIGINT` and `SIGQUIT` gets them at their default. The
-/// caller's other children that end while its ignored `SIGCHLD` is at its
-/// default are reaped once it is ignored again (before, zombies for good),
-/// and a delegated CNI plugin's status is read with `SIGCHLD` ignored
-/// (before, `ECHILD`).
+/// caller's other children that end while `exec` waits are reaped (once
+/// `exec` set an ignored `SIGCHLD` to its default while it waited: they
+/// were zombies for good, until it reaped them itself; now `exec` leaves
+/// `SIGCHLD` alone), a delegated CNI plugin's status is read with
+/// `SIGCHLD` ignored (before, `ECHILD`), and a caller that reaps every
+/// child of its process gets each command's status (before, `ECHILD`).
 #[test]
 fn waits_share_one_change_of_the_dispositions_and_commands_start_with_theirs() {
     common::privilege::require_root();
@@ -168,8 +209,9 @@ fn waits_share_one_change_of_the_dispositions_and_commands_start_with_theirs() {
 
         set_handler(libc::SIGCHLD, libc::SIG_IGN);
         // Another child of the caller's, which ends while the command
-        // runs (SIGCHLD at its default then): reaped once it is ignored
-        // again, as the kernel would have. Before, a zombie for good.
+        // runs: reaped, as the kernel does for a process that ignores
+        // SIGCHLD. Before `exec` set it to its default meanwhile, a zombie
+        // for good.
         let other = std::process::Command::new("sleep")
             .arg("0.2")
             .spawn()
@@ -241,6 +283,37 @@ fn waits_share_one_change_of_the_dispositions_and_commands_start_with_theirs() {
         );
         set_handler(libc::SIGCHLD, libc::SIG_DFL);
         set_handler(libc::SIGINT, libc::SIG_DFL);
+
+        // A caller that reaps every child of its process that ends, as an
+        // init or a runtime's shim does: a `SIGCHLD` handler that calls
+        // `waitpid(-1, WNOHANG)` until none is left, and a thread blocked
+        // in `waitpid(-1)`. Each command's status still comes back, with
+        // and without its signals passed on. Before, the reapers took the
+        // command first: `exec` failed with "No child processes".
+        set_handler(libc::SIGCHLD, handler_of_reap_all());
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            scope.spawn(|| reap_every_child_until(&stop));
+            // Stopped however this ends (a failed assertion included),
+            // or the scope would wait for it for ever.
+            let _stop = StopOnDrop(&stop);
+            for forward_signals in [false, true] {
+                let options = ipvlan::driver::ExecOptions {
+                    forward_signals,
+                    ..Default::default()
+                };
+                for code in 1..=5 {
+                    let script = format!("sleep 0.{code}; exit {code}");
+                    let status = manager.exec("web", &argv(&["sh", "-c", &script]), &options);
+                    assert_eq!(
+                        status.as_ref().map_err(ToString::to_string),
+                        Ok(&code),
+                        "exec (signals passed on: {forward_signals}) under a caller that reaps every child"
+                    );
+                }
+            }
+        });
+        set_handler(libc::SIGCHLD, libc::SIG_DFL);
 
         manager.remove_container("web", true).unwrap();
         let released = netns::release_run_dir(&config.netns_dir);

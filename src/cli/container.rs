@@ -74,7 +74,7 @@ pub fn run(manager: &Manager, args: RunArgs) -> Result<i32, Failure> {
         forward_signals: true,
     };
     // The forwarding wait passes on what comes once the command runs
-    // (see `sys::wait_child_forwarding`, which takes the held signals).
+    // (see `sys::Running::wait`, which takes the held signals).
     let status = manager.exec_in_made_container(&container, &args.argv(), &options);
     // A command that never started leaves no container behind, as `-d`.
     if args.remove || status.is_err() {

@@ -99,7 +99,7 @@ pub fn run(
     let started = Instant::now();
     // A runtime (an init) that ignores `SIGCHLD` passes it on ignored: the
     // kernel would reap the plugin before its status is read.
-    let mut shield = crate::driver::SignalShield::raise(false);
+    let mut shield = crate::driver::SignalShield::raise(false, true);
     let child = spawn(path, verb, vars, &name, [&input, &stdout, &stderr])?;
     shield.spawned();
     let status = wait(child, started + timeout).map_err(io_error)?;

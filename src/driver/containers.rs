@@ -22,7 +22,7 @@ use crate::store::{
     ContainerRecord, ContainerState, Damaged, EndpointState, Listing, Locked, NetworkRecord,
     Timestamp,
 };
-use crate::sys::{ChildIo, ChildStatus, SignalBlock, Spawn};
+use crate::sys::{ChildIo, SignalBlock, Spawn};
 
 impl Manager {
     /// Creates a container (a named namespace under the netns directory)
@@ -713,6 +713,10 @@ impl Manager {
             ),
             false => None,
         };
+        // Where the command's keeper goes back to once the command is
+        // made (see `sys::spawn_kept`): this thread's namespace.
+        let home = Netns::current()
+            .map_err(|e| Error::io("opening this thread's network namespace", &e))?;
         let spawned = netns::run_in(&entry.ns, || {
             enter_container_view(entry.hosts_file.as_deref(), || {
                 hosts::resolve(&self.config.etc_netns_dir, container)
@@ -721,7 +725,7 @@ impl Manager {
             // process group): we must outlive the command to report its
             // status and, for `run --rm`, to remove the container. When
             // forwarding, they are blocked and taken by the wait instead.
-            let mut shield = SignalShield::raise(!opts.forward_signals);
+            let mut shield = SignalShield::raise(!opts.forward_signals, false);
             let default_signals = shield.child_defaults();
             let stdin = if opts.interactive {
                 ChildIo::Inherit
@@ -729,14 +733,17 @@ impl Manager {
                 ChildIo::Null
             };
             crate::fault::point("container: before spawn");
-            let held = crate::sys::spawn_held(&Spawn {
-                program,
-                args,
-                env: None,
-                stdio: [stdin, ChildIo::Inherit, ChildIo::Inherit],
-                own_session: false,
-                default_signals: &default_signals,
-            });
+            let held = crate::sys::spawn_kept(
+                &Spawn {
+                    program,
+                    args,
+                    env: None,
+                    stdio: [stdin, ChildIo::Inherit, ChildIo::Inherit],
+                    own_session: false,
+                    default_signals: &default_signals,
+                },
+                home.as_fd(),
+            );
             shield.spawned();
             let started = match held {
                 Ok(held) => match self.start_unless_removed(container, entry.recorded, held) {
@@ -745,11 +752,7 @@ impl Manager {
                 },
                 Err(error) => Err(error),
             };
-            let status = started.and_then(|pid| match opts.forward_signals {
-                true => crate::sys::wait_child_forwarding(pid),
-                false => crate::sys::wait_child(pid, false)
-                    .map(|status| status.unwrap_or(ChildStatus::Exited(0))),
-            });
+            let status = started.and_then(|running| running.wait(opts.forward_signals));
             Ok(Some(status))
         })
         .map_err(|e| Error::io(format_args!("entering container {container}"), &e))??;
@@ -778,7 +781,7 @@ impl Manager {
         container: &str,
         recorded: Option<NetnsId>,
         held: crate::sys::HeldChild,
-    ) -> Option<std::io::Result<u32>> {
+    ) -> Option<std::io::Result<crate::sys::Running>> {
         crate::fault::point("container: after spawn");
         let removed = || match self.store.container(container) {
             Ok(Some(record)) => {
@@ -878,7 +881,9 @@ impl Manager {
         .map_err(|e| Error::io(format_args!("entering container {container}"), &e))??;
         match self.start_unless_removed(container, entry.recorded, held) {
             None => Err(removed_meanwhile(container)),
-            Some(started) => started.map_err(|e| Error::spawn(&program.to_string_lossy(), &e)),
+            Some(started) => started
+                .map(|running| running.pid())
+                .map_err(|e| Error::spawn(&program.to_string_lossy(), &e)),
         }
     }
 }
@@ -915,16 +920,19 @@ enum Step {
 }
 
 /// While this process waits for a foreground command (or a delegated CNI
-/// plugin, `cni::delegate`, raised without interrupts): `SIGCHLD` at its
-/// default disposition if it was ignored (the kernel would reap the
-/// command before we could read its status; a handler is left as it is),
-/// and unless the signals are forwarded, `SIGINT` and `SIGQUIT` ignored,
-/// as `system(3)` does (the command gets their dispositions from before
-/// back). Dispositions are the process's: the waits in progress (threads
-/// of a program embedding the library) share one change, made by the
-/// first and undone by the last ([`SHIELDS`]).
+/// plugin, `cni::delegate`, raised without interrupts): for a child of
+/// ours (the plugin; a command is its keeper's, see `sys::spawn_kept`),
+/// `SIGCHLD` at its default disposition if it was ignored (the kernel
+/// would reap the child before we could read its status; a handler is
+/// left as it is), and unless the signals are forwarded, `SIGINT` and
+/// `SIGQUIT` ignored, as `system(3)` does (the command gets their
+/// dispositions from before back). Dispositions are the process's: the
+/// waits in progress (threads of a program embedding the library) share
+/// one change, made by the first and undone by the last ([`SHIELDS`]).
 pub(crate) struct SignalShield {
     ignores_interrupts: bool,
+    /// Whether this wait is for a child of ours (`SIGCHLD` not ignored).
+    for_own_child: bool,
     /// Held from the raise until the command's process exists, so that
     /// no other wait changes a disposition in between: the child copies
     /// them at its fork.
@@ -961,19 +969,21 @@ static SHIELDS: std::sync::Mutex<Shields> = std::sync::Mutex::new(Shields {
 });
 
 impl SignalShield {
-    pub(crate) fn raise(ignore_interrupts: bool) -> SignalShield {
+    pub(crate) fn raise(ignore_interrupts: bool, for_own_child: bool) -> SignalShield {
         let mut shields = SHIELDS
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if shields.waits == 0 {
-            shields.sigchld = match crate::sys::signal_disposition(libc::SIGCHLD) {
-                Ok(found) if found.reaped_children() => {
-                    crate::sys::default_signal(libc::SIGCHLD).ok()
-                }
-                _ => None,
-            };
+        if for_own_child {
+            if shields.waits == 0 {
+                shields.sigchld = match crate::sys::signal_disposition(libc::SIGCHLD) {
+                    Ok(found) if found.reaped_children() => {
+                        crate::sys::default_signal(libc::SIGCHLD).ok()
+                    }
+                    _ => None,
+                };
+            }
+            shields.waits += 1;
         }
-        shields.waits += 1;
         if ignore_interrupts {
             if shields.interrupt_waits == 0 {
                 shields.interrupts = [libc::SIGINT, libc::SIGQUIT]
@@ -985,6 +995,7 @@ impl SignalShield {
         }
         SignalShield {
             ignores_interrupts: ignore_interrupts,
+            for_own_child,
             until_spawned: Some(shields),
         }
     }
@@ -1018,6 +1029,9 @@ impl Drop for SignalShield {
                     let _ = crate::sys::restore_signal(&saved);
                 }
             }
+        }
+        if !self.for_own_child {
+            return;
         }
         shields.waits -= 1;
         if shields.waits == 0 {

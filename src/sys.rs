@@ -1541,11 +1541,23 @@ impl Keeper {
         Ok(Some(i32::from_ne_bytes(bytes)))
     }
 
-    /// Lets the keeper reap the command (ended, or killed by the caller
-    /// first) and end; reaps the keeper, unless another reaper of the
-    /// process took it.
+    /// [`Keeper::dismiss`] once the command, ended or about to (killed),
+    /// has its status read: a keeper that finds our end closed first
+    /// takes it for our end and leaves the command to the init process.
+    fn dismiss_once_ended(self) {
+        let _ = self.receive();
+        self.dismiss();
+    }
+
+    /// Lets the keeper reap the command, whose status it has sent, and
+    /// end; reaps the keeper, unless another reaper of the process took
+    /// it.
     fn dismiss(self) {
         let Keeper { pid, channel } = self;
+        // Shut down, not only closed: a copy of our end that a fork of the
+        // caller's holds (one without exec) would keep the keeper waiting.
+        // SAFETY: shutdown(2) of our own socket; no memory passed.
+        unsafe { libc::shutdown(channel.as_raw_fd(), libc::SHUT_RDWR) };
         drop(channel);
         let _ = wait_child(pid, false);
     }
@@ -1614,7 +1626,7 @@ impl HeldChild {
     /// Reaps the child, ended or about to (or has its keeper reap it).
     fn reap(&mut self) {
         match self.keeper.take() {
-            Some(keeper) => keeper.dismiss(),
+            Some(keeper) => keeper.dismiss_once_ended(),
             None => {
                 let _ = wait_child(self.pid, false);
             }
@@ -1661,11 +1673,12 @@ impl Running {
             return wait_child(self.pid, false)
                 .map(|status| status.unwrap_or(ChildStatus::Exited(0)));
         };
-        let status = match forwarding {
-            true => self.forward_until_ended(&keeper),
-            false => Ok(()),
+        if forwarding {
+            // Should passing signals on fail (no descriptor left for the
+            // signalfd), the status is still waited for.
+            let _ = self.forward_until_ended(&keeper);
         }
-        .and_then(|()| keeper.receive());
+        let status = keeper.receive();
         keeper.dismiss();
         match status? {
             Some(status) => Ok(ChildStatus::from_wait_status(status)),
@@ -1736,7 +1749,7 @@ impl Drop for Running {
     fn drop(&mut self) {
         if let Some(keeper) = self.keeper.take() {
             let _ = kill(self.pid, libc::SIGKILL);
-            keeper.dismiss();
+            keeper.dismiss_once_ended();
         }
     }
 }
@@ -1807,9 +1820,10 @@ fn start(what: &Spawn<'_>, held: bool, home: Option<BorrowedFd<'_>>) -> io::Resu
         Some(_) => Some(socket_pair()?),
         None => None,
     };
-    // What the keeper waits for and passes on (see `keep`), made here:
-    // `forwarded_signals` allocates.
-    let keeper_signals = signal_set(&forwarded_signals());
+    // What the keeper relays (see `keep`), made here: this allocates.
+    let mut relayed = forwarded_signals();
+    relayed.extend([libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU]);
+    let keeper_signals = signal_set(&relayed);
     let pipes = ChildPipes {
         report: report_write.as_raw_fd(),
         gate: raw_gate,
@@ -1868,6 +1882,8 @@ fn start(what: &Spawn<'_>, held: bool, home: Option<BorrowedFd<'_>>) -> io::Resu
             match keeper.receive() {
                 Ok(Some(command)) if command > 0 => (command as u32, Some(keeper)),
                 failed => {
+                    // A command made is held at its gate: let it end first.
+                    drop(gate);
                     keeper.dismiss();
                     return Err(match failed {
                         Ok(Some(errno)) => io::Error::from_raw_os_error(-errno),
@@ -1905,14 +1921,18 @@ fn socket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
 
 /// The keeper of [`spawn_kept`]: forks the command (`command`, which
 /// never returns), then sends the parent the command's pid (or `-errno`
-/// when the fork failed) and, once it has ended, its wait status, through
-/// `channel`, and reaps it when the parent closes its end. It leaves our
-/// process group for one of its own, which the command leaves again for
-/// ours (see [`ChildPipes::group`]): what is sent to the group (a Ctrl-C,
-/// a `kill` of the job) reaches the command and us as before, not the
-/// keeper. What is sent to the keeper itself, the command's parent (a
-/// command that signals its `$PPID`), of `forwarded` it passes on to the
-/// command, as we would have as the command's parent. Never returns.
+/// when it could not be made, or the keeper could not go home) and, once
+/// it has ended, its wait status, through `channel`, and reaps it when the
+/// parent closes its end. It leaves our process group for one of its own,
+/// which the command leaves again for ours (see [`ChildPipes::group`]):
+/// what is sent to the group (a Ctrl-C, a `kill` of the job) reaches the
+/// command and us as before, not the keeper. What of `relayed` is sent to
+/// the keeper itself, the command's parent (a command that signals its
+/// `$PPID`), it sends on to the parent, whose the signal would have been.
+/// Should the parent end first (killed), the keeper ends at once and
+/// leaves the command to the init process, as the parent's end would have
+/// (a stopped command's group orphaned is woken up by the kernel). Never
+/// returns.
 ///
 /// # Safety
 ///
@@ -1921,7 +1941,7 @@ fn socket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
 unsafe fn keep(
     channel: libc::c_int,
     home: libc::c_int,
-    forwarded: &libc::sigset_t,
+    relayed: &libc::sigset_t,
     command: &dyn Fn(),
 ) -> ! {
     // SAFETY: async-signal-safe calls only, on memory of this process;
@@ -1931,17 +1951,19 @@ unsafe fn keep(
             let bytes = value.to_ne_bytes();
             libc::write(channel, bytes.as_ptr().cast(), bytes.len()) == bytes.len() as isize
         };
-        // Every signal blocked, those it waits for taken by `sigwaitinfo`
-        // (the command starts with an empty mask). `SIGCHLD` at its
-        // default, for the command's status to wait for us: ignored (a
-        // disposition of the caller's), the kernel would reap it; a
-        // handler of the caller's would run here.
+        let errno = || *libc::__errno_location();
+        // Every signal blocked, those it acts on read from a signalfd (the
+        // command starts with an empty mask). `SIGCHLD` at its default,
+        // for the command's status to wait for us: ignored (a disposition
+        // of the caller's), the kernel would reap it; a handler of the
+        // caller's would run here.
         let mut all: libc::sigset_t = mem::zeroed();
         libc::sigfillset(&mut all);
         libc::pthread_sigmask(libc::SIG_SETMASK, &all, std::ptr::null_mut());
         let default: libc::sigaction = mem::zeroed();
         libc::sigaction(libc::SIGCHLD, &default, std::ptr::null_mut());
         libc::setpgid(0, 0);
+        let parent = libc::getppid();
         let pid = libc::fork();
         if pid == 0 {
             command();
@@ -1952,36 +1974,67 @@ unsafe fn keep(
         // command's) go: only the channel and `home` stay.
         close_from_3_except([channel, home]);
         if pid < 0 {
-            let errno = *libc::__errno_location();
-            send(-errno);
+            send(-errno());
             libc::_exit(0);
         }
-        libc::setns(home, libc::CLONE_NEWNET);
-        libc::close(home);
-        if send(pid) {
-            let mut waited = *forwarded;
-            libc::sigaddset(&mut waited, libc::SIGCHLD);
+        let mut waited = *relayed;
+        libc::sigaddset(&mut waited, libc::SIGCHLD);
+        let signals = match libc::setns(home, libc::CLONE_NEWNET) {
+            0 => libc::signalfd(-1, &waited, libc::SFD_CLOEXEC),
+            _ => -1,
+        };
+        if signals == -1 {
+            // The command, held at its gate, never runs.
+            let failed = errno();
+            libc::kill(pid, libc::SIGKILL);
+            send(-failed);
+        } else if send(pid) {
+            libc::close(home);
             let mut ended: libc::siginfo_t = mem::zeroed();
             loop {
-                let mut info: libc::siginfo_t = mem::zeroed();
-                let signal = libc::sigwaitinfo(&waited, &mut info);
-                if signal > 0 && signal != libc::SIGCHLD {
-                    // Not reaped before the parent lets us: still the
-                    // command's pid.
-                    libc::kill(pid, signal);
+                let mut ready = [
+                    libc::pollfd {
+                        fd: channel,
+                        events: libc::POLLIN,
+                        revents: 0,
+                    },
+                    libc::pollfd {
+                        fd: signals,
+                        events: libc::POLLIN,
+                        revents: 0,
+                    },
+                ];
+                libc::poll(ready.as_mut_ptr(), 2, -1);
+                if ready[0].revents != 0 {
+                    // The parent never writes: it has ended.
+                    libc::_exit(0);
+                }
+                let mut info: libc::signalfd_siginfo = mem::zeroed();
+                let size = mem::size_of::<libc::signalfd_siginfo>();
+                if libc::read(
+                    signals,
+                    (&mut info as *mut libc::signalfd_siginfo).cast(),
+                    size,
+                ) != size as isize
+                {
                     continue;
                 }
-                // The command's `SIGCHLD` (or an interrupted wait): ended?
+                let signal = info.ssi_signo as libc::c_int;
+                if signal != libc::SIGCHLD {
+                    libc::kill(parent, signal);
+                    continue;
+                }
+                // Ended, or only stopped or continued?
                 let rc = libc::waitid(
                     libc::P_PID,
                     pid as libc::id_t,
                     &mut ended,
                     libc::WEXITED | libc::WNOWAIT | libc::WNOHANG,
                 );
-                if rc == -1 && *libc::__errno_location() != libc::EINTR {
+                if rc == -1 {
                     break;
                 }
-                if rc == 0 && ended.si_pid() == pid {
+                if ended.si_pid() == pid {
                     let code = ended.si_status();
                     send(match ended.si_code {
                         libc::CLD_EXITED => (code & 0xff) << 8,
@@ -1991,7 +2044,8 @@ unsafe fn keep(
                     break;
                 }
             }
-            // Until the parent closes its end.
+            // No status follows; the parent reads to its end, then closes.
+            libc::shutdown(channel, libc::SHUT_WR);
             let mut byte = 0u8;
             while libc::read(channel, (&mut byte as *mut u8).cast(), 1) > 0 {}
         }
@@ -2481,8 +2535,8 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
-    /// A command started by [`spawn_kept`], in the foreground.
-    fn kept_sh(script: &str) -> Running {
+    /// A command started by [`spawn_kept`], held.
+    fn held_kept_sh(script: &str) -> HeldChild {
         let home = std::fs::File::open("/proc/thread-self/ns/net").unwrap();
         let args = ["-c".into(), script.into()];
         let held = spawn_kept(
@@ -2497,7 +2551,45 @@ mod tests {
             std::os::fd::AsFd::as_fd(&home),
         )
         .unwrap();
-        held.release().unwrap()
+        held
+    }
+
+    /// [`held_kept_sh`], released.
+    fn kept_sh(script: &str) -> Running {
+        held_kept_sh(script).release().unwrap()
+    }
+
+    /// A kept command dropped while held, or left running, or that could
+    /// not be started, is gone with its keeper: nothing of it is left, not
+    /// even a zombie (its keeper reaps it once we have read its status).
+    #[test]
+    fn a_kept_command_let_go_leaves_nothing() {
+        let gone = |pid: u32| !std::path::Path::new(&format!("/proc/{pid}")).exists();
+        let held = held_kept_sh("exit 0");
+        let pid = held.pid;
+        drop(held);
+        assert!(gone(pid), "dropped while held");
+        let running = kept_sh("sleep 100");
+        let pid = running.pid();
+        drop(running);
+        assert!(gone(pid), "dropped while running");
+        let home = std::fs::File::open("/proc/thread-self/ns/net").unwrap();
+        let missing = spawn_kept(
+            &Spawn {
+                program: "/nonexistent/program".as_ref(),
+                args: &[],
+                env: None,
+                stdio: [ChildIo::Null, ChildIo::Inherit, ChildIo::Inherit],
+                own_session: false,
+                default_signals: &[],
+            },
+            std::os::fd::AsFd::as_fd(&home),
+        )
+        .unwrap();
+        let pid = missing.pid;
+        let error = missing.release().unwrap_err();
+        assert_eq!(error.raw_os_error(), Some(libc::ENOENT), "{error}");
+        assert!(gone(pid), "not started");
     }
 
     /// Two forwarding waits at once (two `exec`s of a program) each end

@@ -172,6 +172,43 @@ fn exec_exits_with_the_commands_status_or_docker_codes() {
     );
 }
 
+/// An `exec` killed (SIGKILL) while its command is stopped leaves the
+/// command as its own end would have, had it been the command's parent:
+/// the command's process group, orphaned, gets `SIGHUP` and `SIGCONT` from
+/// the kernel, and the command ends. `setsid` makes `exec` lead its own
+/// session and group. Its command is the child of a keeper process: when
+/// the keeper outlived `exec`, the group had a parent in the session still
+/// (the keeper) and the command stayed stopped for good.
+#[test]
+fn a_command_stopped_when_exec_is_killed_is_woken_up_as_an_orphan() {
+    let scratch = scratch_dir("orphan");
+    let output = with_containers(
+        &["orphan"],
+        "setsid \"$BIN\" exec orphan sh -c 'echo $$ > \"$T/command\"; kill -STOP $$; sleep 1000' &\n\
+         exec_pid=$!\n\
+         state() { awk '{print $3}' \"/proc/$1/stat\" 2>/dev/null; }\n\
+         i=0\n\
+         until [ -s \"$T/command\" ] && [ \"$(state \"$(cat \"$T/command\")\")\" = T ]; do\n\
+           i=$((i + 1)); [ $i -gt 500 ] && { echo never stopped; exit 1; }; sleep 0.01\n\
+         done\n\
+         command=$(cat \"$T/command\")\n\
+         kill -KILL $exec_pid\n\
+         i=0\n\
+         while [ \"$(state $command)\" = T ] || [ \"$(state $command)\" = S ]; do\n\
+           i=$((i + 1)); [ $i -gt 500 ] && break; sleep 0.01\n\
+         done\n\
+         echo \"command: $(state $command)\"\n\
+         \"$BIN\" rm -f orphan > /dev/null; echo \"rm=$?\"",
+        &scratch,
+    );
+    let stdout = text(&output.stdout);
+    let stderr = text(&output.stderr);
+    assert!(
+        stdout == "command: \nrm=0\n" || stdout == "command: Z\nrm=0\n",
+        "the command ended once exec was killed: {stdout}{stderr}"
+    );
+}
+
 #[test]
 fn exec_passes_on_the_signals_a_process_sends_it_and_reports_the_commands_status() {
     let scratch = scratch_dir("signals");

@@ -1485,11 +1485,12 @@ pub fn spawn_held(what: &Spawn<'_>) -> io::Result<HeldChild> {
 /// once we close that socket, so that until then the command's pid is
 /// still the command's (a signal we pass on reaches it or nothing). A
 /// reaper may take the keeper: its status is not what we wait for. The
-/// keeper blocks every signal, so a Ctrl-C to the process group or a
-/// `kill` of the group leaves it be, and it goes back to `home` (a
-/// network namespace) once the command is made, so that an `rm -f`
-/// looking for the processes in the command's namespace finds the
-/// command and not it.
+/// keeper is in a process group of its own (the command in ours), sends
+/// what is sent to it on to us, ends with us (see [`keep`]), and goes back
+/// to `home` (a network namespace) once the command is made, so that an
+/// `rm -f` looking for the processes in the command's namespace finds the
+/// command and not it. It is a fork of this process, whose pages it shares
+/// until it ends.
 pub fn spawn_kept(what: &Spawn<'_>, home: BorrowedFd<'_>) -> io::Result<HeldChild> {
     start(what, true, Some(home))
 }

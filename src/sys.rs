@@ -1714,6 +1714,11 @@ impl Running {
             ];
             // SAFETY: polls two live pollfd entries, for ever.
             retry(|| unsafe { libc::poll(ready.as_mut_ptr(), 2, -1) })?;
+            // The status (or the keeper's end) first: once the keeper has
+            // gone, the pid may be another process's soon.
+            if ready[0].revents != 0 {
+                return Ok(());
+            }
             loop {
                 // SAFETY: signalfd_siginfo is plain old data, filled in by
                 // the kernel.
@@ -1736,9 +1741,6 @@ impl Running {
                     // is still the program's, even if it has just ended.
                     let _ = kill(self.pid, signal);
                 }
-            }
-            if ready[0].revents != 0 {
-                return Ok(());
             }
         }
     }

@@ -2538,14 +2538,13 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
-    /// A command started by [`spawn_kept`], held.
-    fn held_kept_sh(script: &str) -> HeldChild {
+    /// `program` with `args`, started by [`spawn_kept`], held.
+    fn held_kept(program: &str, args: &[std::ffi::OsString]) -> HeldChild {
         let home = std::fs::File::open("/proc/thread-self/ns/net").unwrap();
-        let args = ["-c".into(), script.into()];
-        let held = spawn_kept(
+        spawn_kept(
             &Spawn {
-                program: "sh".as_ref(),
-                args: &args,
+                program: program.as_ref(),
+                args,
                 env: None,
                 stdio: [ChildIo::Null, ChildIo::Inherit, ChildIo::Inherit],
                 own_session: false,
@@ -2553,8 +2552,12 @@ mod tests {
             },
             std::os::fd::AsFd::as_fd(&home),
         )
-        .unwrap();
-        held
+        .unwrap()
+    }
+
+    /// `sh -c script`, held (see [`held_kept`]).
+    fn held_kept_sh(script: &str) -> HeldChild {
+        held_kept("sh", &["-c".into(), script.into()])
     }
 
     /// [`held_kept_sh`], released.
@@ -2576,19 +2579,7 @@ mod tests {
         let pid = running.pid();
         drop(running);
         assert!(gone(pid), "dropped while running");
-        let home = std::fs::File::open("/proc/thread-self/ns/net").unwrap();
-        let missing = spawn_kept(
-            &Spawn {
-                program: "/nonexistent/program".as_ref(),
-                args: &[],
-                env: None,
-                stdio: [ChildIo::Null, ChildIo::Inherit, ChildIo::Inherit],
-                own_session: false,
-                default_signals: &[],
-            },
-            std::os::fd::AsFd::as_fd(&home),
-        )
-        .unwrap();
+        let missing = held_kept("/nonexistent/program", &[]);
         let pid = missing.pid;
         let error = missing.release().unwrap_err();
         assert_eq!(error.raw_os_error(), Some(libc::ENOENT), "{error}");

@@ -506,13 +506,6 @@ impl SavedSignal {
     pub fn was_ignored(&self) -> bool {
         self.previous.sa_sigaction == libc::SIG_IGN
     }
-
-    /// For `SIGCHLD`: whether the disposition had the kernel reap this
-    /// process's children itself (`SIG_IGN`, or `SA_NOCLDWAIT`), so that
-    /// `waitpid` would find no status.
-    pub fn reaped_children(&self) -> bool {
-        self.was_ignored() || self.previous.sa_flags & libc::SA_NOCLDWAIT != 0
-    }
 }
 
 /// `signal`'s disposition, read and left as it is (for [`restore_signal`]
@@ -556,15 +549,6 @@ pub fn restore_signal(saved: &SavedSignal) -> io::Result<()> {
     // signal, alive for the call; a null old-action pointer is allowed.
     retry(|| unsafe { libc::sigaction(saved.signal, &saved.previous, std::ptr::null_mut()) })?;
     Ok(())
-}
-
-/// Sets `signal` to its default disposition in this process, for as long
-/// as a child is waited for: `SIGCHLD` ignored by whoever started us (a
-/// disposition that survives `execve`) would have the kernel reap the
-/// child itself, and `waitpid` would fail with `ECHILD` instead of giving
-/// its status.
-pub fn default_signal(signal: i32) -> io::Result<SavedSignal> {
-    set_disposition(signal, libc::SIG_DFL)
 }
 
 /// The signals `run` and `exec` pass on to their command, as `docker
@@ -1447,28 +1431,25 @@ fn c_os(text: &std::ffi::OsStr) -> io::Result<std::ffi::CString> {
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a NUL byte in an argument"))
 }
 
-/// Starts a program and returns its pid, or the error that kept it from
-/// running (`execve`'s, e.g. `ENOENT`, `EACCES`, `ETXTBSY`, read back from
-/// the child through a close-on-exec pipe). The child starts with an empty
-/// signal mask and `SIGPIPE` at its default, as `std::process::Command`
-/// leaves them, and `SIGCHLD` at its default too: ignored by whoever
-/// started us (a disposition that survives `execve`), the program's own
-/// children would be reaped by the kernel and its `wait` find no status,
-/// where a container's processes start with every disposition at its
-/// default. A fork and an exec, nothing else: `Command` brought
-/// about 20 KiB of code into the binary (its environment map, `posix_spawn`
-/// and pidfd paths) for the three ways the crate starts programs. The
-/// child is not waited for: see [`wait_child`].
-pub fn spawn(what: &Spawn<'_>) -> io::Result<u32> {
-    Ok(start(what, false, None)?.release()?.pid)
-}
-
-/// [`spawn`], the child held before it runs the program: it waits (in its
-/// namespace, with its standard streams) until [`HeldChild::release`]
-/// lets it go, and ends without running anything when the [`HeldChild`]
-/// is dropped (or this process ends) first. Lets the caller check, once
-/// the child exists, that it should run at all, before any of the
-/// program's code (or a process it would start) exists.
+/// Starts a program, held before it runs: it waits (in its namespace,
+/// with its standard streams) until [`HeldChild::release`] lets it go
+/// (which returns its pid, or the error that kept it from running:
+/// `execve`'s, e.g. `ENOENT`, `EACCES`, `ETXTBSY`, read back from the child
+/// through a close-on-exec pipe), and ends without running anything when
+/// the [`HeldChild`] is dropped (or this process ends) first. Lets the
+/// caller check, once the child exists, that it should run at all, before
+/// any of the program's code (or a process it would start) exists.
+///
+/// The child starts with an empty signal mask and `SIGPIPE` at its
+/// default, as `std::process::Command` leaves them, and `SIGCHLD` at its
+/// default too: ignored by whoever started us (a disposition that survives
+/// `execve`), the program's own children would be reaped by the kernel and
+/// its `wait` find no status, where a container's processes start with
+/// every disposition at its default. A fork and an exec, nothing else:
+/// `Command` brought about 20 KiB of code into the binary (its environment
+/// map, `posix_spawn` and pidfd paths) for the ways the crate starts
+/// programs. The child is not waited for: see [`wait_child`], or
+/// [`spawn_kept`] for a program this process waits for.
 pub fn spawn_held(what: &Spawn<'_>) -> io::Result<HeldChild> {
     start(what, true, None)
 }
@@ -1487,12 +1468,12 @@ pub fn spawn_held(what: &Spawn<'_>) -> io::Result<HeldChild> {
 /// reaper may take the keeper: its status is not what we wait for. The
 /// keeper is in a process group of its own (the command in ours), sends
 /// what is sent to it on to us, ends with us (see [`keep`]), and goes back
-/// to `home` (a network namespace) once the command is made, so that an
-/// `rm -f` looking for the processes in the command's namespace finds the
-/// command and not it. It is a fork of this process, whose pages it shares
+/// to `home` (a network namespace; `None`: it stays where it is made) once
+/// the command is made, so that an `rm -f` looking for the processes in
+/// the command's namespace finds the command and not it. It is a fork of this process, whose pages it shares
 /// until it ends.
-pub fn spawn_kept(what: &Spawn<'_>, home: BorrowedFd<'_>) -> io::Result<HeldChild> {
-    start(what, true, Some(home))
+pub fn spawn_kept(what: &Spawn<'_>, home: Option<BorrowedFd<'_>>) -> io::Result<HeldChild> {
+    start(what, true, Some(home.map_or(-1, |home| home.as_raw_fd())))
 }
 
 /// A child forked by [`spawn_held`], waiting to run its program. Dropped
@@ -1689,6 +1670,32 @@ impl Running {
         }
     }
 
+    /// [`Running::wait`] without passing signals on, for at most until
+    /// `deadline`: `None` once it has passed, the program still running
+    /// (dropped, it is killed and reaped).
+    pub fn wait_until(self, deadline: std::time::Instant) -> io::Result<Option<ChildStatus>> {
+        if let Some(keeper) = &self.keeper {
+            loop {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    return Ok(None);
+                }
+                let mut ready = libc::pollfd {
+                    fd: keeper.channel.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                // Rounded up: a poll that ends a little early only loops.
+                let ms = left.as_millis().saturating_add(1).min(i32::MAX as u128) as libc::c_int;
+                // SAFETY: polls one live pollfd entry.
+                if retry(|| unsafe { libc::poll(&mut ready, 1, ms) })? > 0 {
+                    break;
+                }
+            }
+        }
+        self.wait(false).map(Some)
+    }
+
     /// Passes the signals of [`Running::wait`] on until the keeper has
     /// the program's status for us (or has gone).
     fn forward_until_ended(&self, keeper: &Keeper) -> io::Result<()> {
@@ -1757,9 +1764,9 @@ impl Drop for Running {
     }
 }
 
-/// Forks the child of [`spawn`], [`spawn_held`] and (with `home`, under
-/// its keeper) [`spawn_kept`].
-fn start(what: &Spawn<'_>, held: bool, home: Option<BorrowedFd<'_>>) -> io::Result<HeldChild> {
+/// Forks the child of [`spawn_held`] and (with `kept`, under its keeper,
+/// which goes home to that descriptor unless it is -1) [`spawn_kept`].
+fn start(what: &Spawn<'_>, held: bool, kept: Option<libc::c_int>) -> io::Result<HeldChild> {
     // Everything the child needs is built here: between fork and exec
     // only async-signal-safe calls, no allocation.
     let program = c_os(what.program)?;
@@ -1819,7 +1826,7 @@ fn start(what: &Spawn<'_>, held: bool, home: Option<BorrowedFd<'_>>) -> io::Resu
     let raw_gate = gate
         .as_ref()
         .map_or([-1, -1], |(wait, go)| [wait.as_raw_fd(), go.as_raw_fd()]);
-    let channel = match home {
+    let channel = match kept {
         Some(_) => Some(socket_pair()?),
         None => None,
     };
@@ -1830,7 +1837,7 @@ fn start(what: &Spawn<'_>, held: bool, home: Option<BorrowedFd<'_>>) -> io::Resu
     let pipes = ChildPipes {
         report: report_write.as_raw_fd(),
         gate: raw_gate,
-        group: match (home, what.own_session) {
+        group: match (kept, what.own_session) {
             // SAFETY: getpgrp(2) takes nothing and cannot fail.
             (Some(_), false) => unsafe { libc::getpgrp() },
             _ => 0,
@@ -1855,15 +1862,10 @@ fn start(what: &Spawn<'_>, held: bool, home: Option<BorrowedFd<'_>>) -> io::Resu
                 )
             }
         };
-        match (&channel, home) {
+        match (&channel, kept) {
             // SAFETY: in the keeper, a child just forked; see `keep`.
             (Some((_, theirs)), Some(home)) => unsafe {
-                keep(
-                    theirs.as_raw_fd(),
-                    home.as_raw_fd(),
-                    &keeper_signals,
-                    &command,
-                )
+                keep(theirs.as_raw_fd(), home, &keeper_signals, &command)
             },
             _ => command(),
         }
@@ -1939,8 +1941,8 @@ fn socket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
 ///
 /// # Safety
 ///
-/// Only in a child just forked, with `channel` and `home` open:
-/// async-signal-safe calls only.
+/// Only in a child just forked, with `channel` open and `home` open or
+/// -1: async-signal-safe calls only.
 unsafe fn keep(
     channel: libc::c_int,
     home: libc::c_int,
@@ -1975,16 +1977,16 @@ unsafe fn keep(
         // The descriptors of the parent's that the keeper holds copies of
         // (the command's pipes among them, whose ends must close with the
         // command's) go: only the channel and `home` stay.
-        close_from_3_except([channel, home]);
+        close_from_3_except([channel, if home < 0 { channel } else { home }]);
         if pid < 0 {
             send(-errno());
             libc::_exit(0);
         }
         let mut waited = *relayed;
         libc::sigaddset(&mut waited, libc::SIGCHLD);
-        let signals = match libc::setns(home, libc::CLONE_NEWNET) {
-            0 => libc::signalfd(-1, &waited, libc::SFD_CLOEXEC),
-            _ => -1,
+        let signals = match home < 0 || libc::setns(home, libc::CLONE_NEWNET) == 0 {
+            true => libc::signalfd(-1, &waited, libc::SFD_CLOEXEC),
+            false => -1,
         };
         if signals == -1 {
             // The command, held at its gate, never runs.
@@ -2263,17 +2265,6 @@ impl std::fmt::Display for ChildStatus {
     }
 }
 
-/// Reaps every child of this process that has ended, of those whose end
-/// `SIGCHLD` announces (`waitpid(-1, WNOHANG)` until none is left): what
-/// the kernel does itself for a process that ignores `SIGCHLD`, for the
-/// children that ended while it did not.
-pub fn reap_ended_children() {
-    let mut status = 0;
-    // SAFETY: waitpid with WNOHANG into a live int; 0 or -1 once no ended
-    // child is left.
-    while unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) } > 0 {}
-}
-
 /// Waits for the child `pid` (`waitpid(2)`); with `nohang`, `None` while
 /// it runs.
 pub fn wait_child(pid: u32, nohang: bool) -> io::Result<Option<ChildStatus>> {
@@ -2397,6 +2388,11 @@ mod tests {
         assert_eq!(take_pending(&signals).unwrap(), Some(libc::SIGVTALRM));
         // The pending SIGWINCH goes with the block (ignored by default).
         block.end();
+    }
+
+    /// A program started by [`spawn_held`] and let go at once: its pid.
+    fn spawn(what: &Spawn<'_>) -> io::Result<u32> {
+        Ok(spawn_held(what)?.release()?.pid())
     }
 
     /// `cat /proc/self/status` started by [`spawn`] with `default_signals`:
@@ -2550,7 +2546,7 @@ mod tests {
                 own_session: false,
                 default_signals: &[],
             },
-            std::os::fd::AsFd::as_fd(&home),
+            Some(std::os::fd::AsFd::as_fd(&home)),
         )
         .unwrap()
     }

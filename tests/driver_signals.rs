@@ -127,7 +127,8 @@ fn bit(signal: libc::c_int) -> u64 {
 /// were zombies for good, until it reaped them itself; now `exec` leaves
 /// `SIGCHLD` alone), a delegated CNI plugin's status is read with
 /// `SIGCHLD` ignored (before, `ECHILD`), and a caller that reaps every
-/// child of its process gets each command's status (before, `ECHILD`).
+/// child of its process gets each command's status and each plugin's
+/// output (before, `ECHILD`).
 #[test]
 fn waits_share_one_change_of_the_dispositions_and_commands_start_with_theirs() {
     common::privilege::require_root();
@@ -311,6 +312,22 @@ fn waits_share_one_change_of_the_dispositions_and_commands_start_with_theirs() {
                         "exec (signals passed on: {forward_signals}) under a caller that reaps every child"
                     );
                 }
+            }
+            // And a delegated CNI plugin's output is read. Before:
+            // "running IPAM plugin fake-ipam: No child processes".
+            for _ in 0..5 {
+                let delegated = ipvlan::cni::delegate::run(
+                    &plugin,
+                    ipvlan::cni::env::Command::Add,
+                    &[],
+                    b"{}",
+                    Duration::from_secs(10),
+                );
+                assert!(
+                    delegated.is_ok(),
+                    "a plugin run under a caller that reaps every child: {:?}",
+                    delegated.err().map(|e| e.to_string())
+                );
             }
         });
         set_handler(libc::SIGCHLD, libc::SIG_DFL);

@@ -97,23 +97,19 @@ pub fn run(
     let mut stdout = scratch_file().map_err(io_error)?;
     let mut stderr = scratch_file().map_err(io_error)?;
     let started = Instant::now();
-    // A runtime (an init) that ignores `SIGCHLD` passes it on ignored: the
-    // kernel would reap the plugin before its status is read.
-    let mut shield = crate::driver::SignalShield::raise(false, true);
+    // Under a keeper (see `sys::spawn_kept`): a runtime (an init) that
+    // ignores `SIGCHLD` passes it on ignored, and a program embedding the
+    // library may reap every child; either would take the plugin's status.
     let child = spawn(path, verb, vars, &name, [&input, &stdout, &stderr])?;
-    shield.spawned();
-    let status = wait(child, started + timeout).map_err(io_error)?;
+    let status = child.wait_until(started + timeout).map_err(io_error)?;
     let Some(status) = status else {
-        let _ = crate::sys::kill(child, libc::SIGKILL);
-        let _ = crate::sys::wait_child(child, false);
-        drop(shield);
+        // Killed and reaped as it was let go.
         return Err(CniError::internal(format!(
             "IPAM plugin {name} did not finish {} within {}: killed",
             verb.as_str(),
             crate::digits::duration_text(timeout),
         )));
     };
-    drop(shield);
     let printed = read_back(&mut stdout).map_err(io_error)?;
     let complaints = read_back(&mut stderr).map_err(io_error)?;
     if !complaints.is_empty() {
@@ -166,22 +162,22 @@ fn spawn(
     vars: &[(OsString, OsString)],
     name: &str,
     files: [&File; 3],
-) -> Result<u32, CniError> {
+) -> Result<crate::sys::Running, CniError> {
     let mut env: Vec<(OsString, OsString)> =
         vars.iter().filter(|(k, _)| k != COMMAND).cloned().collect();
     env.push((COMMAND.into(), verb.as_str().into()));
     let mut attempt = 0;
     loop {
-        let spawned = crate::sys::spawn(&Spawn {
+        let spawn = Spawn {
             program: path.as_os_str(),
             args: &[],
             env: Some(&env),
             stdio: files.map(|file| ChildIo::Fd(file.as_fd())),
             own_session: false,
             default_signals: &[],
-        });
-        match spawned {
-            Ok(pid) => return Ok(pid),
+        };
+        match crate::sys::spawn_kept(&spawn, None).and_then(crate::sys::HeldChild::release) {
+            Ok(running) => return Ok(running),
             Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && attempt < BUSY_RETRIES => {
                 attempt += 1;
                 std::thread::sleep(Duration::from_millis(100 * u64::from(attempt)));
@@ -193,24 +189,6 @@ fn spawn(
                 )))
             }
         }
-    }
-}
-
-/// The child's exit status, or `None` once `deadline` passed.
-fn wait(pid: u32, deadline: Instant) -> std::io::Result<Option<ChildStatus>> {
-    // No async and no signal handling here: polling with a growing pause
-    // costs a few wake-ups for a plugin that takes milliseconds.
-    let mut pause = Duration::from_micros(500);
-    loop {
-        if let Some(status) = crate::sys::wait_child(pid, true)? {
-            return Ok(Some(status));
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            return Ok(None);
-        }
-        std::thread::sleep(pause.min(deadline - now));
-        pause = (pause * 2).min(Duration::from_millis(20));
     }
 }
 

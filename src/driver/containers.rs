@@ -725,7 +725,7 @@ impl Manager {
             // process group): we must outlive the command to report its
             // status and, for `run --rm`, to remove the container. When
             // forwarding, they are blocked and taken by the wait instead.
-            let mut shield = SignalShield::raise(!opts.forward_signals, false);
+            let mut shield = SignalShield::raise(!opts.forward_signals);
             let default_signals = shield.child_defaults();
             let stdin = if opts.interactive {
                 ChildIo::Inherit
@@ -742,7 +742,7 @@ impl Manager {
                     own_session: false,
                     default_signals: &default_signals,
                 },
-                home.as_fd(),
+                Some(home.as_fd()),
             );
             shield.spawned();
             let started = match held {
@@ -919,20 +919,15 @@ enum Step {
     Network,
 }
 
-/// While this process waits for a foreground command (or a delegated CNI
-/// plugin, `cni::delegate`, raised without interrupts): for a child of
-/// ours (the plugin; a command is its keeper's, see `sys::spawn_kept`),
-/// `SIGCHLD` at its default disposition if it was ignored (the kernel
-/// would reap the child before we could read its status; a handler is
-/// left as it is), and unless the signals are forwarded, `SIGINT` and
-/// `SIGQUIT` ignored, as `system(3)` does (the command gets their
-/// dispositions from before back). Dispositions are the process's: the
-/// waits in progress (threads of a program embedding the library) share
-/// one change, made by the first and undone by the last ([`SHIELDS`]).
-pub(crate) struct SignalShield {
+/// While this process waits for a foreground command without passing
+/// signals on: `SIGINT` and `SIGQUIT` ignored, as `system(3)` does (the
+/// command gets their dispositions from before back). `SIGCHLD` is left
+/// as it is: the command is its keeper's child (see `sys::spawn_kept`).
+/// Dispositions are the process's: the waits in progress (threads of a
+/// program embedding the library) share one change, made by the first and
+/// undone by the last ([`SHIELDS`]).
+struct SignalShield {
     ignores_interrupts: bool,
-    /// Whether this wait is for a child of ours (`SIGCHLD` not ignored).
-    for_own_child: bool,
     /// Held from the raise until the command's process exists, so that
     /// no other wait changes a disposition in between: the child copies
     /// them at its fork.
@@ -941,9 +936,6 @@ pub(crate) struct SignalShield {
 
 /// What the shields of the waits in progress changed.
 struct Shields {
-    waits: usize,
-    /// `SIGCHLD` as it was before the first wait, when that wait changed it.
-    sigchld: Option<crate::sys::SavedSignal>,
     interrupt_waits: usize,
     /// `SIGINT` and `SIGQUIT` as they were before the first wait that
     /// ignores them.
@@ -962,28 +954,15 @@ impl Shields {
 }
 
 static SHIELDS: std::sync::Mutex<Shields> = std::sync::Mutex::new(Shields {
-    waits: 0,
-    sigchld: None,
     interrupt_waits: 0,
     interrupts: Vec::new(),
 });
 
 impl SignalShield {
-    pub(crate) fn raise(ignore_interrupts: bool, for_own_child: bool) -> SignalShield {
+    fn raise(ignore_interrupts: bool) -> SignalShield {
         let mut shields = SHIELDS
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if for_own_child {
-            if shields.waits == 0 {
-                shields.sigchld = match crate::sys::signal_disposition(libc::SIGCHLD) {
-                    Ok(found) if found.reaped_children() => {
-                        crate::sys::default_signal(libc::SIGCHLD).ok()
-                    }
-                    _ => None,
-                };
-            }
-            shields.waits += 1;
-        }
         if ignore_interrupts {
             if shields.interrupt_waits == 0 {
                 shields.interrupts = [libc::SIGINT, libc::SIGQUIT]
@@ -995,7 +974,6 @@ impl SignalShield {
         }
         SignalShield {
             ignores_interrupts: ignore_interrupts,
-            for_own_child,
             until_spawned: Some(shields),
         }
     }
@@ -1009,7 +987,7 @@ impl SignalShield {
     }
 
     /// The command's process exists: other waits may change dispositions.
-    pub(crate) fn spawned(&mut self) {
+    fn spawned(&mut self) {
         self.until_spawned = None;
     }
 }
@@ -1027,22 +1005,6 @@ impl Drop for SignalShield {
             if shields.interrupt_waits == 0 {
                 for saved in std::mem::take(&mut shields.interrupts) {
                     let _ = crate::sys::restore_signal(&saved);
-                }
-            }
-        }
-        if !self.for_own_child {
-            return;
-        }
-        shields.waits -= 1;
-        if shields.waits == 0 {
-            if let Some(saved) = shields.sigchld.take() {
-                // Back to a disposition under which the kernel reaps the
-                // process's children: those that ended while it was at
-                // its default are zombies, reaped here as it would have
-                // (no wait of ours is left, and no other starts while
-                // the shields are held).
-                if crate::sys::restore_signal(&saved).is_ok() {
-                    crate::sys::reap_ended_children();
                 }
             }
         }

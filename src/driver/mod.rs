@@ -110,7 +110,6 @@ pub use cni::{
 };
 pub use cni_readiness::{cni_readiness, CniDirs, DEFAULT_BIN_DIRS, DEFAULT_CONF_DIRS};
 pub use containers::is_no_such_container;
-pub(crate) use containers::SignalShield;
 pub use doctor::doctor;
 pub use endpoint_link::ResultRoute;
 pub use error::{Error, ErrorKind};

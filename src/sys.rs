@@ -1396,7 +1396,7 @@ pub mod heap_peak {
     }
 }
 
-/// A child's standard file (see [`spawn`]).
+/// A child's standard file (see [`spawn_held`]).
 pub enum ChildIo<'a> {
     /// Ours, as it is.
     Inherit,
@@ -1406,7 +1406,7 @@ pub enum ChildIo<'a> {
     Fd(BorrowedFd<'a>),
 }
 
-/// What [`spawn`] starts.
+/// What [`spawn_held`] starts.
 pub struct Spawn<'a> {
     /// The program: a path, or a name looked up in `PATH` (ours).
     pub program: &'a std::ffi::OsStr,
@@ -2060,7 +2060,7 @@ unsafe fn keep(
     }
 }
 
-/// The child's ends of [`spawn`]'s pipes.
+/// The child's ends of [`spawn_held`]'s pipes.
 #[derive(Clone, Copy)]
 struct ChildPipes {
     /// Where an `execve` error is written (close-on-exec).
@@ -2072,7 +2072,7 @@ struct ChildPipes {
     group: libc::pid_t,
 }
 
-/// The child's half of [`spawn`]: never returns.
+/// The child's half of [`spawn_held`]: never returns.
 ///
 /// # Safety
 ///
@@ -2395,7 +2395,7 @@ mod tests {
         Ok(spawn_held(what)?.release()?.pid())
     }
 
-    /// `cat /proc/self/status` started by [`spawn`] with `default_signals`:
+    /// `cat /proc/self/status` started by [`spawn_held`] with `default_signals`:
     /// what it printed.
     fn spawned_status(default_signals: &[i32]) -> String {
         use std::io::Read;

@@ -34,6 +34,23 @@ fn handler_of_reap_all() -> libc::sighandler_t {
     reap_all as extern "C" fn(libc::c_int) as libc::sighandler_t
 }
 
+/// Runs the delegated IPAM plugin at `plugin` for an ADD, which must
+/// succeed (`what` says how it was run).
+fn run_plugin(plugin: &Path, what: &str) {
+    let delegated = ipvlan::cni::delegate::run(
+        plugin,
+        ipvlan::cni::env::Command::Add,
+        &[],
+        b"{}",
+        Duration::from_secs(10),
+    );
+    assert!(
+        delegated.is_ok(),
+        "{what}: {:?}",
+        delegated.err().map(|e| e.to_string())
+    );
+}
+
 /// Sets its flag when dropped.
 struct StopOnDrop<'a>(&'a std::sync::atomic::AtomicBool);
 
@@ -265,18 +282,7 @@ fn waits_share_one_change_of_the_dispositions_and_commands_start_with_theirs() {
         )
         .unwrap();
         fs::set_permissions(&plugin, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-        let delegated = ipvlan::cni::delegate::run(
-            &plugin,
-            ipvlan::cni::env::Command::Add,
-            &[],
-            b"{}",
-            Duration::from_secs(10),
-        );
-        assert!(
-            delegated.is_ok(),
-            "a plugin run while SIGCHLD is ignored: {:?}",
-            delegated.err().map(|e| e.to_string())
-        );
+        run_plugin(&plugin, "a plugin run while SIGCHLD is ignored");
         assert_eq!(
             handler(libc::SIGCHLD),
             libc::SIG_IGN,
@@ -316,18 +322,7 @@ fn waits_share_one_change_of_the_dispositions_and_commands_start_with_theirs() {
             // And a delegated CNI plugin's output is read. Before:
             // "running IPAM plugin fake-ipam: No child processes".
             for _ in 0..5 {
-                let delegated = ipvlan::cni::delegate::run(
-                    &plugin,
-                    ipvlan::cni::env::Command::Add,
-                    &[],
-                    b"{}",
-                    Duration::from_secs(10),
-                );
-                assert!(
-                    delegated.is_ok(),
-                    "a plugin run under a caller that reaps every child: {:?}",
-                    delegated.err().map(|e| e.to_string())
-                );
+                run_plugin(&plugin, "a plugin run under a caller that reaps every child");
             }
         });
         set_handler(libc::SIGCHLD, libc::SIG_DFL);

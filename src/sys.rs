@@ -528,8 +528,8 @@ pub fn ignore_signal(signal: i32) -> io::Result<SavedSignal> {
     set_disposition(signal, libc::SIG_IGN)
 }
 
-/// Sets `signal`'s handler to `handler` (`SIG_IGN`, `SIG_DFL`), with no
-/// flags (so no `SA_NOCLDWAIT`) and an empty mask; returns what it was.
+/// Sets `signal`'s handler to `handler` (`SIG_IGN`), with no flags and an
+/// empty mask; returns what it was.
 fn set_disposition(signal: i32, handler: libc::sighandler_t) -> io::Result<SavedSignal> {
     // SAFETY: sigaction is plain old data; all-zero is a valid value
     // (SIG_DFL, no flags, empty mask) that is then filled in.
@@ -1672,7 +1672,8 @@ impl Running {
 
     /// [`Running::wait`] without passing signals on, for at most until
     /// `deadline`: `None` once it has passed, the program still running
-    /// (dropped, it is killed and reaped).
+    /// (dropped, it is killed and reaped). For a program [`spawn_kept`]
+    /// started; any other is waited for to its end.
     pub fn wait_until(self, deadline: std::time::Instant) -> io::Result<Option<ChildStatus>> {
         if let Some(keeper) = &self.keeper {
             loop {
@@ -1688,8 +1689,16 @@ impl Running {
                 // Rounded up: a poll that ends a little early only loops.
                 let ms = left.as_millis().saturating_add(1).min(i32::MAX as u128) as libc::c_int;
                 // SAFETY: polls one live pollfd entry.
-                if retry(|| unsafe { libc::poll(&mut ready, 1, ms) })? > 0 {
-                    break;
+                match unsafe { libc::poll(&mut ready, 1, ms) } {
+                    -1 => {
+                        // Interrupted (a handler of the caller's ran): the
+                        // time left is counted again, never restarted whole.
+                        if let Some(error) = failure_unless_interrupted() {
+                            return Err(error);
+                        }
+                    }
+                    0 => {}
+                    _ => break,
                 }
             }
         }
@@ -2608,6 +2617,46 @@ mod tests {
                 assert_eq!(status, code);
             }
         }
+    }
+
+    /// A deadline holds while handled signals keep interrupting the wait
+    /// (a program embedding the library, its timers, its reaping
+    /// handler). Before, each one restarted the whole time left: a plugin
+    /// that hung was never killed.
+    #[test]
+    fn a_deadline_holds_under_interrupting_signals() {
+        extern "C" fn nothing(_: libc::c_int) {}
+        let signal = libc::SIGRTMIN() + 5;
+        // SAFETY: sigaction is plain old data; all-zero is a valid value
+        // (no flags, so no SA_RESTART), given a handler that does nothing.
+        unsafe {
+            let mut action: libc::sigaction = mem::zeroed();
+            action.sa_sigaction = nothing as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            assert_eq!(libc::sigaction(signal, &action, std::ptr::null_mut()), 0);
+        }
+        let running = kept_sh("sleep 100");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiter = std::thread::spawn(move || {
+            // SAFETY: gettid(2) takes nothing and cannot fail.
+            tx.send(unsafe { libc::gettid() }).unwrap();
+            let started = std::time::Instant::now();
+            let got = running.wait_until(started + std::time::Duration::from_millis(300));
+            (got.unwrap(), started.elapsed())
+        });
+        let tid = rx.recv().unwrap();
+        let give_up = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        while !waiter.is_finished() && std::time::Instant::now() < give_up {
+            // SAFETY: tgkill(2) of a thread of ours, with a signal it handles.
+            unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, signal) };
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(
+            waiter.is_finished(),
+            "still waiting after 3 s for a 300 ms deadline"
+        );
+        let (got, took) = waiter.join().unwrap();
+        assert_eq!(got, None);
+        assert!(took < std::time::Duration::from_secs(2), "{took:?}");
     }
 
     /// A kept command's status, as it ended: an exit code, a signal, a

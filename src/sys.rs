@@ -1500,27 +1500,34 @@ struct Keeper {
     channel: OwnedFd,
 }
 
+/// The next 4 bytes of `fd` as an `i32` (what a child, or a keeper,
+/// writes in one `write`): `None` once the other end has closed before
+/// they all came.
+fn read_word(fd: BorrowedFd<'_>) -> io::Result<Option<i32>> {
+    let mut bytes = [0u8; 4];
+    let mut got = 0;
+    while got < bytes.len() {
+        // SAFETY: reads into the live tail of `bytes` from `fd`.
+        let n = retry(|| unsafe {
+            libc::read(
+                fd.as_raw_fd(),
+                bytes[got..].as_mut_ptr().cast(),
+                bytes.len() - got,
+            )
+        })?;
+        if n == 0 {
+            return Ok(None);
+        }
+        got += n as usize;
+    }
+    Ok(Some(i32::from_ne_bytes(bytes)))
+}
+
 impl Keeper {
     /// The next 4 bytes the keeper sends: `None` once it has closed its
     /// end (killed).
     fn receive(&self) -> io::Result<Option<i32>> {
-        let mut bytes = [0u8; 4];
-        let mut got = 0;
-        while got < bytes.len() {
-            // SAFETY: reads into the live tail of `bytes` from our socket.
-            let n = retry(|| unsafe {
-                libc::read(
-                    self.channel.as_raw_fd(),
-                    bytes[got..].as_mut_ptr().cast(),
-                    bytes.len() - got,
-                )
-            })?;
-            if n == 0 {
-                return Ok(None);
-            }
-            got += n as usize;
-        }
-        Ok(Some(i32::from_ne_bytes(bytes)))
+        read_word(std::os::fd::AsFd::as_fd(&self.channel))
     }
 
     /// [`Keeper::dismiss`] once the command, ended or about to (killed),
@@ -1570,34 +1577,16 @@ impl HeldChild {
                 });
             }
         }
-        let mut errno = [0u8; 4];
-        let mut got = 0;
-        while got < errno.len() {
-            // SAFETY: reads into the live tail of `errno` from our pipe.
-            let n = unsafe {
-                libc::read(
-                    self.report.as_raw_fd(),
-                    errno[got..].as_mut_ptr().cast(),
-                    errno.len() - got,
-                )
-            };
-            match n {
-                0 => break,
-                n if n > 0 => got += n as usize,
-                _ if io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) => {}
-                _ => return Err(io::Error::last_os_error()),
-            }
-        }
-        if got == 0 {
+        let Some(errno) = read_word(std::os::fd::AsFd::as_fd(&self.report))? else {
             // The pipe closed on exec: the program runs.
             return Ok(Running {
                 pid: self.pid,
                 keeper: self.keeper.take(),
             });
-        }
+        };
         // It did not run: reap the child, which exits at once.
         self.reap();
-        Err(io::Error::from_raw_os_error(i32::from_ne_bytes(errno)))
+        Err(io::Error::from_raw_os_error(errno))
     }
 
     /// Ends the held child without letting it run anything, and reaps it.
@@ -1735,24 +1724,8 @@ impl Running {
             if ready[0].revents != 0 {
                 return Ok(());
             }
-            loop {
-                // SAFETY: signalfd_siginfo is plain old data, filled in by
-                // the kernel.
-                let mut info: libc::signalfd_siginfo = unsafe { mem::zeroed() };
-                let size = mem::size_of::<libc::signalfd_siginfo>();
-                // SAFETY: reads at most `size` bytes into `info`.
-                let n = unsafe {
-                    libc::read(
-                        signals.as_raw_fd(),
-                        (&mut info as *mut libc::signalfd_siginfo).cast(),
-                        size,
-                    )
-                };
-                if n != size as isize {
-                    break;
-                }
-                let signal = info.ssi_signo as libc::c_int;
-                if !reached_the_child_too(signal, info.ssi_code) {
+            while let Some((signal, code)) = next_signal(signals.as_raw_fd()) {
+                if !reached_the_child_too(signal, code) {
                     // Not yet reaped (its keeper waits for us), so `pid`
                     // is still the program's, even if it has just ended.
                     let _ = kill(self.pid, signal);
@@ -1840,9 +1813,11 @@ fn start(what: &Spawn<'_>, held: bool, kept: Option<libc::c_int>) -> io::Result<
         None => None,
     };
     // What the keeper relays (see `keep`), made here: this allocates.
-    let mut relayed = forwarded_signals();
-    relayed.extend([libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU]);
-    let keeper_signals = signal_set(&relayed);
+    let keeper_signals = kept.map(|_| {
+        let mut relayed = forwarded_signals();
+        relayed.extend([libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU]);
+        signal_set(&relayed)
+    });
     let pipes = ChildPipes {
         report: report_write.as_raw_fd(),
         gate: raw_gate,
@@ -1871,10 +1846,10 @@ fn start(what: &Spawn<'_>, held: bool, kept: Option<libc::c_int>) -> io::Result<
                 )
             }
         };
-        match (&channel, kept) {
+        match (&channel, kept, &keeper_signals) {
             // SAFETY: in the keeper, a child just forked; see `keep`.
-            (Some((_, theirs)), Some(home)) => unsafe {
-                keep(theirs.as_raw_fd(), home, &keeper_signals, &command)
+            (Some((_, theirs)), Some(home), Some(relayed)) => unsafe {
+                keep(theirs.as_raw_fd(), home, relayed, &command)
             },
             _ => command(),
         }
@@ -1915,6 +1890,24 @@ fn start(what: &Spawn<'_>, held: bool, kept: Option<libc::c_int>) -> io::Result<
         gate: gate.map(|(_, go)| go),
         keeper,
     })
+}
+
+/// The next signal a signalfd holds, with its `si_code`; `None` when it
+/// holds none (or the read fails). One `read`: async-signal-safe, for the
+/// keeper too.
+fn next_signal(signals: libc::c_int) -> Option<(libc::c_int, i32)> {
+    // SAFETY: signalfd_siginfo is plain old data, filled in by the kernel.
+    let mut info: libc::signalfd_siginfo = unsafe { mem::zeroed() };
+    let size = mem::size_of::<libc::signalfd_siginfo>();
+    // SAFETY: reads at most `size` bytes into `info`.
+    let n = unsafe {
+        libc::read(
+            signals,
+            (&mut info as *mut libc::signalfd_siginfo).cast(),
+            size,
+        )
+    };
+    (n == size as isize).then_some((info.ssi_signo as libc::c_int, info.ssi_code))
 }
 
 /// Two connected stream sockets (`AF_UNIX`), close-on-exec.
@@ -2023,17 +2016,9 @@ unsafe fn keep(
                     // The parent never writes: it has ended.
                     libc::_exit(0);
                 }
-                let mut info: libc::signalfd_siginfo = mem::zeroed();
-                let size = mem::size_of::<libc::signalfd_siginfo>();
-                if libc::read(
-                    signals,
-                    (&mut info as *mut libc::signalfd_siginfo).cast(),
-                    size,
-                ) != size as isize
-                {
+                let Some((signal, _)) = next_signal(signals) else {
                     continue;
-                }
-                let signal = info.ssi_signo as libc::c_int;
+                };
                 if signal != libc::SIGCHLD {
                     libc::kill(parent, signal);
                     continue;

@@ -548,15 +548,17 @@ fn read_entries_from(
 
 /// This boot's id, read once per process (a process lives in one boot):
 /// the commit log's entries and the namespace identities of records both
-/// name it. The descriptor stays open for the process's life, one
-/// `close` a command need not make.
+/// name it. Its file is closed, or left to a command's exit
+/// ([`crate::sys::done_with`]), never kept: a program that goes on (an
+/// init that unmounts `/proc` next) must not find it open.
 pub fn this_boot() -> io::Result<BootId> {
-    static THIS_BOOT: std::sync::OnceLock<(BootId, std::fs::File)> = std::sync::OnceLock::new();
-    if let Some((boot, _)) = THIS_BOOT.get() {
+    static THIS_BOOT: std::sync::OnceLock<BootId> = std::sync::OnceLock::new();
+    if let Some(boot) = THIS_BOOT.get() {
         return Ok(*boot);
     }
-    let read = read_boot_id(BOOT_ID_PATH)?;
-    Ok(THIS_BOOT.get_or_init(|| read).0)
+    let (boot, file) = read_boot_id(BOOT_ID_PATH)?;
+    crate::sys::done_with(file);
+    Ok(*THIS_BOOT.get_or_init(|| boot))
 }
 
 /// This boot's id, read from `path` (one `openat`, one `read`; the

@@ -493,16 +493,15 @@ pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: i32) -> io::Result<()> {
     Ok(())
 }
 
-/// A signal's disposition before [`ignore_signal`] changed it, for
-/// [`restore_signal`] and [`signals_to_default`].
+/// A signal's disposition before [`swallow_signal`] changed it, for
+/// [`restore_signal`].
 pub struct SavedSignal {
     signal: i32,
     previous: libc::sigaction,
 }
 
 impl SavedSignal {
-    /// Whether the signal was already ignored before (children then keep
-    /// it ignored, as they would have anyway).
+    /// Whether the signal was already ignored before.
     pub fn was_ignored(&self) -> bool {
         self.previous.sa_sigaction == libc::SIG_IGN
     }
@@ -520,21 +519,32 @@ pub fn signal_disposition(signal: i32) -> io::Result<SavedSignal> {
     Ok(SavedSignal { signal, previous })
 }
 
-/// Ignores `signal` in this process (while it waits for a child, as
-/// `system(3)` does). `SIG_IGN` rather than a handler that does nothing: an
-/// ignored signal is dropped when it is sent, so none is left pending to
-/// strike (another thread) once the disposition is restored.
-pub fn ignore_signal(signal: i32) -> io::Result<SavedSignal> {
-    set_disposition(signal, libc::SIG_IGN)
+/// Makes `signal` do nothing to this process (while it waits for a child,
+/// as `system(3)` ignores it): a handler that does nothing, `SA_RESTART`
+/// so that other threads' system calls go on. Not `SIG_IGN`, which
+/// survives `execve`: every program another thread of an embedding
+/// process started meanwhile would ignore it for good; a handler is reset
+/// to the default there. One already ignored is left as it is (its
+/// children ignore it, as they would have anyway).
+pub fn swallow_signal(signal: i32) -> io::Result<SavedSignal> {
+    let current = signal_disposition(signal)?;
+    if current.was_ignored() {
+        return Ok(current);
+    }
+    set_disposition(signal, swallow as extern "C" fn(libc::c_int) as libc::sighandler_t)
 }
 
-/// Sets `signal`'s handler to `handler` (`SIG_IGN`), with no flags and an
-/// empty mask; returns what it was.
+/// [`swallow_signal`]'s handler.
+extern "C" fn swallow(_: libc::c_int) {}
+
+/// Sets `signal`'s handler to `handler`, with `SA_RESTART` and an empty
+/// mask; returns what it was.
 fn set_disposition(signal: i32, handler: libc::sighandler_t) -> io::Result<SavedSignal> {
     // SAFETY: sigaction is plain old data; all-zero is a valid value
     // (SIG_DFL, no flags, empty mask) that is then filled in.
     let mut action: libc::sigaction = unsafe { mem::zeroed() };
     action.sa_sigaction = handler;
+    action.sa_flags = libc::SA_RESTART;
     // SAFETY: sigaction is plain old data; all-zero is a valid value, and
     // the kernel overwrites it with the previous disposition.
     let mut previous: libc::sigaction = unsafe { mem::zeroed() };
@@ -543,7 +553,7 @@ fn set_disposition(signal: i32, handler: libc::sighandler_t) -> io::Result<Saved
     Ok(SavedSignal { signal, previous })
 }
 
-/// Puts back the disposition [`ignore_signal`] replaced.
+/// Puts back the disposition [`swallow_signal`] replaced.
 pub fn restore_signal(saved: &SavedSignal) -> io::Result<()> {
     // SAFETY: `saved.previous` is the sigaction the kernel gave us for this
     // signal, alive for the call; a null old-action pointer is allowed.
@@ -727,17 +737,6 @@ fn leads_its_session() -> bool {
     // SAFETY: getsid(0) and getpid() take no pointers and cannot fail
     // for the calling process.
     unsafe { libc::getsid(0) == libc::getpid() }
-}
-
-/// The signals of `saved` that this process did not already ignore
-/// before [`ignore_signal`]: a child gets their default disposition back
-/// ([`Spawn::default_signals`]; an ignored disposition survives `execve`).
-pub fn signals_to_default(saved: &[SavedSignal]) -> Vec<i32> {
-    saved
-        .iter()
-        .filter(|s| !s.was_ignored())
-        .map(|s| s.signal)
-        .collect()
 }
 
 // ---- Files relative to directory descriptors (the state directory) ----
@@ -1420,9 +1419,6 @@ pub struct Spawn<'a> {
     /// controlling terminal: a Ctrl-C or hang-up of our terminal misses it,
     /// as it misses a container's processes under Docker.
     pub own_session: bool,
-    /// Signals set back to their default disposition in the child (one
-    /// that we ignore would stay ignored across `execve`).
-    pub default_signals: &'a [i32],
 }
 
 fn c_os(text: &std::ffi::OsStr) -> io::Result<std::ffi::CString> {
@@ -1841,7 +1837,6 @@ fn start(what: &Spawn<'_>, held: bool, kept: Option<libc::c_int>) -> io::Result<
                     envp.as_deref(),
                     raw_sources,
                     what.own_session,
-                    what.default_signals,
                     pipes,
                 )
             }
@@ -2077,7 +2072,6 @@ unsafe fn child_exec(
     envp: Option<&[*const libc::c_char]>,
     sources: [libc::c_int; 3],
     own_session: bool,
-    default_signals: &[i32],
     pipes: ChildPipes,
 ) -> ! {
     let ChildPipes {
@@ -2129,10 +2123,7 @@ unsafe fn child_exec(
         }
         close_inherited_at_exec(report);
         let default: libc::sigaction = mem::zeroed();
-        for &signal in default_signals
-            .iter()
-            .chain(&[libc::SIGPIPE, libc::SIGCHLD])
-        {
+        for signal in [libc::SIGPIPE, libc::SIGCHLD] {
             if libc::sigaction(signal, &default, std::ptr::null_mut()) == -1 {
                 fail(report);
             }
@@ -2332,9 +2323,9 @@ mod tests {
     }
 
     #[test]
-    fn an_ignored_signal_is_survived_restored_and_default_in_children() {
-        // SIGUSR2: nothing else in the test binary uses it.
-        let saved = ignore_signal(libc::SIGUSR2).unwrap();
+    fn a_swallowed_signal_is_survived_restored_and_default_in_children() {
+        // SIGUSR2 and SIGPWR: nothing else in the test binary uses them.
+        let saved = swallow_signal(libc::SIGUSR2).unwrap();
         assert!(!saved.was_ignored());
         kill(std::process::id(), libc::SIGUSR2).unwrap();
         let mask = |text: &str, field: &str| {
@@ -2343,20 +2334,31 @@ mod tests {
                 .map(|hex| u64::from_str_radix(hex.trim(), 16).unwrap())
                 .unwrap()
         };
-        let bit = 1 << (libc::SIGUSR2 - 1);
-        let defaults = signals_to_default(std::slice::from_ref(&saved));
-        let inherited = spawned_status(&[]);
-        let reset = spawned_status(&defaults);
+        let bit = |signal: libc::c_int| 1u64 << (signal - 1);
+        // A child started meanwhile (by any thread) has it at its default:
+        // before, it was `SIG_IGN`, which the child kept for good.
+        let child = spawned_status();
+        assert_eq!(mask(&child, "SigIgn:") & bit(libc::SIGUSR2), 0, "child");
+        assert_eq!(mask(&child, "SigCgt:") & bit(libc::SIGUSR2), 0, "child");
         restore_signal(&saved).unwrap();
         let own = std::fs::read_to_string("/proc/self/status").unwrap();
-        assert_eq!(mask(&own, "SigIgn:") & bit, 0, "restored");
-        assert_ne!(mask(&inherited, "SigIgn:") & bit, 0, "inherited");
-        assert_eq!(mask(&reset, "SigIgn:") & bit, 0, "reset in the child");
+        assert_eq!(mask(&own, "SigCgt:") & bit(libc::SIGUSR2), 0, "restored");
+        assert_eq!(mask(&own, "SigIgn:") & bit(libc::SIGUSR2), 0, "restored");
         assert_eq!(
-            mask(&reset, "SigIgn:") & (1 << (libc::SIGPIPE - 1)),
+            mask(&child, "SigIgn:") & bit(libc::SIGPIPE),
             0,
             "SIGPIPE at its default in a child"
         );
+        // One the caller ignores stays ignored, in its children too.
+        let ignored = set_disposition(libc::SIGPWR, libc::SIG_IGN).unwrap();
+        let kept = swallow_signal(libc::SIGPWR).unwrap();
+        assert!(kept.was_ignored());
+        let child = spawned_status();
+        restore_signal(&kept).unwrap();
+        let own = std::fs::read_to_string("/proc/self/status").unwrap();
+        restore_signal(&ignored).unwrap();
+        assert_ne!(mask(&child, "SigIgn:") & bit(libc::SIGPWR), 0, "child");
+        assert_ne!(mask(&own, "SigIgn:") & bit(libc::SIGPWR), 0, "kept");
     }
 
     /// A signal sent while a block holds it is taken once by
@@ -2389,9 +2391,8 @@ mod tests {
         Ok(spawn_held(what)?.release()?.pid())
     }
 
-    /// `cat /proc/self/status` started by [`spawn_held`] with `default_signals`:
-    /// what it printed.
-    fn spawned_status(default_signals: &[i32]) -> String {
+    /// `cat /proc/self/status` started by [`spawn_held`]: what it printed.
+    fn spawned_status() -> String {
         use std::io::Read;
         let mut fds = [0; 2];
         // SAFETY: `fds` is a live array of two ints for pipe2 to fill.
@@ -2410,7 +2411,6 @@ mod tests {
                 ChildIo::Inherit,
             ],
             own_session: false,
-            default_signals,
         })
         .unwrap();
         drop(writer);
@@ -2434,7 +2434,6 @@ mod tests {
             env: None,
             stdio: [ChildIo::Null, ChildIo::Null, ChildIo::Null],
             own_session: true,
-            default_signals: &[],
         })
         .unwrap();
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
@@ -2464,7 +2463,6 @@ mod tests {
             env: None,
             stdio: [ChildIo::Null, ChildIo::Null, ChildIo::Null],
             own_session: false,
-            default_signals: &[],
         })
         .unwrap()
     }
@@ -2538,7 +2536,6 @@ mod tests {
                 env: None,
                 stdio: [ChildIo::Null, ChildIo::Inherit, ChildIo::Inherit],
                 own_session: false,
-                default_signals: &[],
             },
             Some(std::os::fd::AsFd::as_fd(&home)),
         )
@@ -2733,7 +2730,6 @@ mod tests {
                 env,
                 stdio: [ChildIo::Null, ChildIo::Null, ChildIo::Null],
                 own_session: true,
-                default_signals: &[],
             })
         };
         let missing = run("ipvlan-no-such-program", &[], None).unwrap_err();

@@ -127,10 +127,13 @@ fn bit(signal: libc::c_int) -> u64 {
 }
 
 /// Two `exec`s at once (as the threads of a runtime make them) share one
-/// change of the process's dispositions: `SIGINT` and `SIGQUIT` ignored
-/// while either waits (as `system(3)`), a `SIGCHLD` handler left as it
-/// is, and everything as before once the last one is done; each command
-/// gets the dispositions from before the first. Before, the second
+/// change of the process's dispositions: `SIGINT` and `SIGQUIT` do
+/// nothing to it while either waits (as `system(3)` has it), a `SIGCHLD`
+/// handler left as it is, and everything as before once the last one is
+/// done; each command gets the dispositions from before the first, and
+/// so does a program another thread of the caller's starts meanwhile
+/// (before, `SIGINT` and `SIGQUIT` were `SIG_IGN`, which such a program
+/// kept for good: an init's services could not be interrupted). Before, the second
 /// saved the first's change and put it back last: `SIGINT` stayed
 /// ignored and `SIGCHLD` at its default for good, and the second command
 /// started with `SIGINT` and `SIGQUIT` ignored. And with `SIGCHLD`
@@ -199,10 +202,31 @@ fn waits_share_one_change_of_the_dispositions_and_commands_start_with_theirs() {
                 handler_of_count(),
                 "a SIGCHLD handler is left as it is while the commands run"
             );
+            let swallowing = handler(libc::SIGINT);
+            assert!(
+                swallowing != libc::SIG_IGN
+                    && swallowing != libc::SIG_DFL
+                    && swallowing != handler_of_count(),
+                "SIGINT caught by a handler of the library's meanwhile"
+            );
+            assert_eq!(handler(libc::SIGQUIT), swallowing, "SIGQUIT likewise");
+            // Sent to the process meanwhile: nothing happens to it (at its
+            // default, SIGQUIT would end it).
+            // SAFETY: kill(2) to this process.
+            assert_eq!(unsafe { libc::kill(libc::getpid(), libc::SIGQUIT) }, 0);
+            // A program the caller starts itself meanwhile, from a thread
+            // of its own: its SIGINT and SIGQUIT at their default.
+            let own = std::process::Command::new("grep")
+                .args(["SigIgn", "/proc/self/status"])
+                .output()
+                .unwrap();
+            let text = String::from_utf8(own.stdout).unwrap();
+            let mask = u64::from_str_radix(text.trim().trim_start_matches("SigIgn:").trim(), 16)
+                .unwrap();
             assert_eq!(
-                handler(libc::SIGINT),
-                libc::SIG_IGN,
-                "SIGINT ignored meanwhile"
+                mask & (bit(libc::SIGINT) | bit(libc::SIGQUIT)),
+                0,
+                "a program the caller starts meanwhile: SIGINT and SIGQUIT at their default: {mask:#x}"
             );
             assert_eq!(first.join().unwrap().unwrap(), 0);
             assert_eq!(second.join().unwrap().unwrap(), 0);

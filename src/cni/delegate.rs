@@ -174,7 +174,6 @@ fn spawn(
             env: Some(&env),
             stdio: files.map(|file| ChildIo::Fd(file.as_fd())),
             own_session: false,
-            default_signals: &[],
         };
         match crate::sys::spawn_kept(&spawn, None).and_then(crate::sys::HeldChild::release) {
             Ok(running) => return Ok(running),

@@ -725,8 +725,7 @@ impl Manager {
             // process group): we must outlive the command to report its
             // status and, for `run --rm`, to remove the container. When
             // forwarding, they are blocked and taken by the wait instead.
-            let mut shield = SignalShield::raise(!opts.forward_signals);
-            let default_signals = shield.child_defaults();
+            let _shield = SignalShield::raise(!opts.forward_signals);
             let stdin = if opts.interactive {
                 ChildIo::Inherit
             } else {
@@ -740,11 +739,9 @@ impl Manager {
                     env: None,
                     stdio: [stdin, ChildIo::Inherit, ChildIo::Inherit],
                     own_session: false,
-                    default_signals: &default_signals,
                 },
                 Some(home.as_fd()),
             );
-            shield.spawned();
             let started = match held {
                 Ok(held) => match self.start_unless_removed(container, entry.recorded, held) {
                     Some(started) => started,
@@ -854,13 +851,6 @@ impl Manager {
                 hosts::resolve(&self.config.etc_netns_dir, container)
             })?;
             crate::fault::point("container: before spawn");
-            // The caller's dispositions, not those another thread's wait
-            // sets meanwhile (`SIGINT` and `SIGQUIT` ignored, see
-            // `SignalShield`): none changes until the fork is done.
-            let shields = SHIELDS
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let default_signals = shields.child_defaults();
             crate::sys::spawn_held(&Spawn {
                 program,
                 args,
@@ -874,7 +864,6 @@ impl Manager {
                 // Docker: the caller's terminal (its Ctrl-C, its hang-up)
                 // is not its.
                 own_session: true,
-                default_signals: &default_signals,
             })
             .map_err(|e| Error::spawn(&program.to_string_lossy(), &e))
         })
@@ -920,37 +909,26 @@ enum Step {
 }
 
 /// While this process waits for a foreground command without passing
-/// signals on: `SIGINT` and `SIGQUIT` ignored, as `system(3)` does (the
-/// command gets their dispositions from before back). `SIGCHLD` is left
-/// as it is: the command is its keeper's child (see `sys::spawn_kept`).
-/// Dispositions are the process's: the waits in progress (threads of a
-/// program embedding the library) share one change, made by the first and
-/// undone by the last ([`SHIELDS`]).
+/// signals on: `SIGINT` and `SIGQUIT` do nothing to it, as `system(3)`
+/// has it, but caught by a handler that does nothing rather than ignored
+/// (`sys::swallow_signal`): an ignored disposition survives `execve`, so
+/// every program another thread of an embedding process started meanwhile
+/// would have ignored them for good; a caught one is back at its default
+/// there, in our command too. `SIGCHLD` is left as it is: the command is
+/// its keeper's child (see `sys::spawn_kept`). Dispositions are the
+/// process's: the waits in progress (threads of a program embedding the
+/// library) share one change, made by the first and undone by the last
+/// ([`SHIELDS`]).
 struct SignalShield {
-    ignores_interrupts: bool,
-    /// Held from the raise until the command's process exists, so that
-    /// no other wait changes a disposition in between: the child copies
-    /// them at its fork.
-    until_spawned: Option<std::sync::MutexGuard<'static, Shields>>,
+    swallows_interrupts: bool,
 }
 
 /// What the shields of the waits in progress changed.
 struct Shields {
     interrupt_waits: usize,
     /// `SIGINT` and `SIGQUIT` as they were before the first wait that
-    /// ignores them.
+    /// swallows them.
     interrupts: Vec<crate::sys::SavedSignal>,
-}
-
-impl Shields {
-    /// The signals a command started now gets back at their default: those
-    /// the waits in progress ignore that were not ignored before the first.
-    fn child_defaults(&self) -> Vec<i32> {
-        match self.interrupt_waits {
-            0 => Vec::new(),
-            _ => crate::sys::signals_to_default(&self.interrupts),
-        }
-    }
 }
 
 static SHIELDS: std::sync::Mutex<Shields> = std::sync::Mutex::new(Shields {
@@ -958,49 +936,34 @@ static SHIELDS: std::sync::Mutex<Shields> = std::sync::Mutex::new(Shields {
     interrupts: Vec::new(),
 });
 
+fn shields() -> std::sync::MutexGuard<'static, Shields> {
+    SHIELDS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 impl SignalShield {
-    fn raise(ignore_interrupts: bool) -> SignalShield {
-        let mut shields = SHIELDS
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if ignore_interrupts {
+    fn raise(swallow_interrupts: bool) -> SignalShield {
+        if swallow_interrupts {
+            let mut shields = shields();
             if shields.interrupt_waits == 0 {
                 shields.interrupts = [libc::SIGINT, libc::SIGQUIT]
                     .iter()
-                    .filter_map(|&signal| crate::sys::ignore_signal(signal).ok())
+                    .filter_map(|&signal| crate::sys::swallow_signal(signal).ok())
                     .collect();
             }
             shields.interrupt_waits += 1;
         }
         SignalShield {
-            ignores_interrupts: ignore_interrupts,
-            until_spawned: Some(shields),
+            swallows_interrupts: swallow_interrupts,
         }
-    }
-
-    /// The signals the command gets back at their default: those a wait
-    /// ignores now that were not ignored before the first did.
-    fn child_defaults(&self) -> Vec<i32> {
-        self.until_spawned
-            .as_ref()
-            .map_or_else(Vec::new, |shields| shields.child_defaults())
-    }
-
-    /// The command's process exists: other waits may change dispositions.
-    fn spawned(&mut self) {
-        self.until_spawned = None;
     }
 }
 
 impl Drop for SignalShield {
     fn drop(&mut self) {
-        let mut shields = match self.until_spawned.take() {
-            Some(held) => held,
-            None => SHIELDS
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        };
-        if self.ignores_interrupts {
+        if self.swallows_interrupts {
+            let mut shields = shields();
             shields.interrupt_waits -= 1;
             if shields.interrupt_waits == 0 {
                 for saved in std::mem::take(&mut shields.interrupts) {

@@ -133,7 +133,9 @@ pub struct ExecOptions {
     /// that waits for it; in a process with other threads they must be
     /// blocked in those too, or one of them takes them instead. Off: the
     /// command gets only what is sent to it (or to its process group),
-    /// and this process ignores Ctrl-C and Ctrl-\ meanwhile, as
-    /// `system(3)` does.
+    /// and Ctrl-C and Ctrl-\ do nothing to this process meanwhile, as
+    /// `system(3)` has it: `SIGINT` and `SIGQUIT` are caught by a handler
+    /// that does nothing (`SA_RESTART`), not ignored, so programs other
+    /// threads start meanwhile get them at their default.
     pub forward_signals: bool,
 }

@@ -531,7 +531,10 @@ pub fn swallow_signal(signal: i32) -> io::Result<SavedSignal> {
     if current.was_ignored() {
         return Ok(current);
     }
-    set_disposition(signal, swallow as extern "C" fn(libc::c_int) as libc::sighandler_t)
+    set_disposition(
+        signal,
+        swallow as extern "C" fn(libc::c_int) as libc::sighandler_t,
+    )
 }
 
 /// [`swallow_signal`]'s handler.
@@ -974,6 +977,13 @@ pub fn open_files_limit() -> io::Result<(u64, u64)> {
     // SAFETY: `limit` is a live, writable rlimit.
     retry(|| unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) })?;
     Ok((limit.rlim_cur, limit.rlim_max))
+}
+
+/// How many descriptors this process has open (the entries of
+/// `/proc/self/fd`, less the one reading it); `None` without `/proc`.
+pub fn open_descriptor_count() -> Option<u64> {
+    let entries = std::fs::read_dir("/proc/self/fd").ok()?;
+    Some((entries.count() as u64).saturating_sub(1))
 }
 
 /// Sets the soft limit on open descriptors to `soft` (at most the hard

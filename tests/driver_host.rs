@@ -1793,3 +1793,85 @@ fn nothing_the_library_read_stays_open_once_its_calls_return() {
         assert_eq!(boot_id_open, 0, "the boot id's file is still open");
     });
 }
+
+/// The batch API makes room under the soft `RLIMIT_NOFILE` for its
+/// descriptors beside those the program has open already: a runtime or an
+/// init holds many. Before, it counted only its own (two a target and a
+/// margin) against the limit, so a program with 200 of 256 open got
+/// "Too many open files" part-way through the batch's namespaces, the
+/// limit never raised. Run in a process of its own (this test binary
+/// again): the limit is the whole process's.
+#[test]
+fn the_batch_api_makes_room_beside_the_descriptors_already_open() {
+    use ipvlan::driver::Target;
+    const INNER: &str = "IPVLAN_TEST_RLIMIT_OPEN";
+    if std::env::var_os(INNER).is_none() {
+        common::privilege::require_root();
+        let output = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "the_batch_api_makes_room_beside_the_descriptors_already_open",
+                "--test-threads=1",
+            ])
+            .env(INNER, "1")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success() && stdout.contains("1 passed"),
+            "{stdout}"
+        );
+        return;
+    }
+    in_fresh_netns("rlimit-open", |config| {
+        recorded_network(config, "n1");
+        let names: Vec<String> = (0..40).map(|i| format!("t{i}")).collect();
+        for name in &names {
+            drop(netns::create_named(&config.netns_dir, name).unwrap());
+        }
+        let manager = Manager::open(config.clone()).unwrap();
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit(2) into a live struct.
+        assert_eq!(
+            unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
+            0
+        );
+        assert!(
+            limit.rlim_max >= 512,
+            "hard limit {} too low",
+            limit.rlim_max
+        );
+        limit.rlim_cur = 256;
+        // SAFETY: setrlimit(2) from a live struct.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) }, 0);
+        let held: Vec<fs::File> = (0..200)
+            .map(|_| fs::File::open("/dev/null").unwrap())
+            .collect();
+        let targets: Vec<Target> = names.iter().cloned().map(Target::Container).collect();
+        // This kernel (or `lo` as a parent) refuses the links: the batch
+        // must get that far, every namespace and socket opened.
+        let error = manager
+            .connect_many("n1", &targets)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            !error.contains("os error 24") && !error.contains("Too many open files"),
+            "{error}"
+        );
+        let mut now = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit(2) into a live struct.
+        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut now) }, 0);
+        assert_eq!(now.rlim_cur, 256, "the limit put back");
+        drop(held);
+        for name in &names {
+            netns::delete_named(&config.netns_dir, name).unwrap();
+        }
+        netns::release_run_dir(&config.netns_dir).unwrap();
+    });
+}

@@ -836,11 +836,18 @@ impl Drop for DescriptorRoom {
 
 /// Raises the soft limit on open descriptors (up to the hard limit, which
 /// only a privileged process could raise) when `for_targets` more would
-/// not fit under it, until the returned room drops; a batch too big for
-/// the hard limit is refused before anything is opened.
+/// not fit under it beside those the process has open, until the returned
+/// room drops; a batch too big for the hard limit is refused before
+/// anything is opened.
 fn make_room_for_descriptors(for_targets: usize) -> Result<DescriptorRoom, Error> {
-    let needed = (for_targets + DESCRIPTORS_BESIDES_TARGETS) as u64;
     let mut raised = RAISED_LIMIT.lock().unwrap_or_else(|e| e.into_inner());
+    // Without `/proc`, as if none were open (the margin is for a few).
+    let open = crate::sys::open_descriptor_count().unwrap_or(0);
+    let more = (for_targets + DESCRIPTORS_BESIDES_TARGETS) as u64;
+    // A batch running meanwhile may not have opened all of its own yet:
+    // this one's go on top of the room that one made.
+    let others = raised.as_ref().map_or(0, |limit| limit.raised_to);
+    let needed = (open + more).max(others + for_targets as u64);
     let (soft, hard) = crate::sys::open_files_limit()
         .map_err(|e| Error::io("reading the limit on open files", &e))?;
     if needed <= soft {
@@ -850,7 +857,7 @@ fn make_room_for_descriptors(for_targets: usize) -> Result<DescriptorRoom, Error
     }
     if needed > hard {
         return Err(Error::invalid(format!(
-            "a batch of {} namespaces needs about {needed} open files, above this process's limit of {hard} (RLIMIT_NOFILE): attach them in smaller batches",
+            "a batch of {} namespaces needs about {needed} open files (this process has {open} open), above its limit of {hard} (RLIMIT_NOFILE): attach them in smaller batches",
             for_targets / 2
         )));
     }

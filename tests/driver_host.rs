@@ -1875,3 +1875,31 @@ fn the_batch_api_makes_room_beside_the_descriptors_already_open() {
         netns::release_run_dir(&config.netns_dir).unwrap();
     });
 }
+
+/// A command no program can be given (an argument with a NUL byte, or
+/// none) is refused before anything is made: before, `spawn_detached`
+/// made the container's log file first, and the refusal said only "a NUL
+/// byte in an argument".
+#[test]
+fn a_command_with_a_nul_byte_is_refused_before_its_log_is_made() {
+    in_fresh_netns("nul-argument", |config| {
+        let manager = Manager::open(config.clone()).unwrap();
+        manager.create_container(Some("c")).unwrap();
+        let argv = ["sh".into(), "-c".into(), "echo a\0b".into()];
+        let refused = manager.spawn_detached("c", &argv).unwrap_err();
+        assert_eq!(refused.kind(), ErrorKind::InvalidValue);
+        assert_eq!(
+            refused.to_string(),
+            "argument 2 of the command (\"echo a\\0b\") holds a NUL byte, which no program can be given"
+        );
+        assert!(!manager.log_path("c").exists(), "a log file was made");
+        let refused = manager.exec("c", &argv, &Default::default()).unwrap_err();
+        assert_eq!(refused.kind(), ErrorKind::InvalidValue, "{refused}");
+        assert_eq!(
+            manager.spawn_detached("c", &[]).unwrap_err().to_string(),
+            "no command given"
+        );
+        assert!(!manager.log_path("c").exists(), "a log file was made");
+        manager.remove_container("c", false).unwrap();
+    });
+}

@@ -699,9 +699,7 @@ impl Manager {
         argv: &[OsString],
         opts: &ExecOptions,
     ) -> Result<ExitStatusCode, Error> {
-        let (program, args) = argv
-            .split_first()
-            .ok_or_else(|| Error::invalid("no command given"))?;
+        let (program, args) = split_command(argv)?;
         let entry = self.container_namespace(container, made)?;
         // Blocked here, before the scratch thread starts (it inherits the
         // mask), so that no thread of ours takes a signal meant for the
@@ -837,9 +835,7 @@ impl Manager {
         made: Option<&NetnsId>,
         argv: &[OsString],
     ) -> Result<u32, Error> {
-        let (program, args) = argv
-            .split_first()
-            .ok_or_else(|| Error::invalid("no command given"))?;
+        let (program, args) = split_command(argv)?;
         let entry = self.container_namespace(container, made)?;
         // 0600 in a checked directory, never through a link: root would
         // append the command's output to whatever a planted link names.
@@ -899,6 +895,22 @@ fn removed_meanwhile(container: &str) -> Error {
     Error::failed(format!(
         "container {container} is being removed: the command was not started"
     ))
+}
+
+/// `argv` as the program and its arguments, refused before anything is
+/// done (a container's log file made for a command that cannot start)
+/// when empty or when an argument holds a NUL byte, which no `execve`
+/// can pass.
+fn split_command(argv: &[OsString]) -> Result<(&OsString, &[OsString]), Error> {
+    use std::os::unix::ffi::OsStrExt;
+    if let Some(at) = argv.iter().position(|arg| arg.as_bytes().contains(&0)) {
+        return Err(Error::invalid(format!(
+            "argument {at} of the command ({:?}) holds a NUL byte, which no program can be given",
+            argv[at]
+        )));
+    }
+    argv.split_first()
+        .ok_or_else(|| Error::invalid("no command given"))
 }
 
 /// Which step of a run an error ended: making the container, or

@@ -1706,3 +1706,72 @@ fn status_of_a_chained_config_asks_for_no_default_route() {
     assert_eq!(standalone.status.code(), Some(1), "{answer}");
     assert!(answer.contains(r#""code": 50"#), "{answer}");
 }
+
+/// A lease whose namespace is gone (a reboot, a runtime that died before
+/// its DEL) does not refuse the next ADD of its container id and
+/// interface: Podman reuses both when it starts a container again after a
+/// reboot, and before, every such ADD was refused ("already has addresses
+/// ... DEL it first") until a DEL or a `restore`. A lease whose namespace
+/// lives still refuses a second ADD, as host-local refuses it.
+#[test]
+fn a_lease_whose_namespace_is_gone_gives_way_to_the_same_attachment() {
+    common::privilege::require_root();
+    let dir = TempDir::new("cni-lease-stale");
+    let state = dir.path().join("state");
+    struct Ns(String);
+    impl Drop for Ns {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+        }
+    }
+    let netns = |tag: &str| {
+        let ns = Ns(format!("cni-host-stale-{tag}-{}", std::process::id()));
+        let made = Command::new("ip")
+            .args(["netns", "add", &ns.0])
+            .status()
+            .unwrap();
+        assert!(made.success());
+        ns
+    };
+    let env = |ns: &Ns| {
+        let path = Path::new("/run/netns").join(&ns.0);
+        set(
+            &env_in(&state, "ADD", "podman-ctr"),
+            &[("CNI_NETNS", Some(path.to_str().unwrap()))],
+        )
+    };
+    let conf = macvlan_conf("stale", r#""subnet": "10.8.7.0/24""#);
+    let first = netns("a");
+    let answer = plugin(&env(&first), &conf);
+    assert_eq!(answer.exit, Some(0), "{}", answer.stdout);
+    let leased = lease_records(&state, "stale");
+    // Its namespace alive: refused, nothing changed.
+    let again = plugin(&env(&first), &conf);
+    assert_eq!(again.exit, Some(1), "{}", again.stdout);
+    assert!(
+        again.stdout.contains("already has addresses for eth0"),
+        "{}",
+        again.stdout
+    );
+    assert_eq!(lease_records(&state, "stale"), leased);
+    drop(first);
+    let second = netns("b");
+    let answer = plugin(&env(&second), &conf);
+    assert_eq!(answer.exit, Some(0), "{} {}", answer.stdout, answer.stderr);
+    let (ids, leases) = lease_records(&state, "stale");
+    assert_eq!(ids, leased.0, "one lease record, of the same attachment");
+    assert_eq!(leases.len(), 1, "{leases:?}");
+    let store = ipvlan::store::StateDir::open(&state).unwrap();
+    let network = store.network_by_name("stale").unwrap();
+    let records = store.endpoints_of(&network.id).unwrap().items;
+    assert_eq!(
+        records[0].netns,
+        Path::new("/run/netns")
+            .join(&second.0)
+            .display()
+            .to_string()
+    );
+    let del = plugin(&set(&env(&second), &[("CNI_COMMAND", Some("DEL"))]), &conf);
+    assert_eq!(del.exit, Some(0), "{}", del.stdout);
+    assert_eq!(lease_records(&state, "stale"), (Vec::new(), Vec::new()));
+}

@@ -3090,3 +3090,56 @@ fn a_delegated_plugin_runs_without_our_lock_and_an_undo_meanwhile_fails_the_add(
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// An attachment whose namespace is gone (a reboot; a runtime that died
+/// before its DEL) gives way to a new ADD of its container id and
+/// interface, released first as a DEL releases it (a delegated plugin's
+/// lease by its DEL): Podman reuses both when it starts a container again
+/// after a reboot. Before, every such ADD was refused ("already has eth0
+/// ... DEL it first") until a DEL or a `restore`. One whose namespace
+/// lives is still refused, and changes nothing.
+#[test]
+fn an_attachment_whose_namespace_is_gone_gives_way_to_the_same_one() {
+    let mut cni = Cni::new("stale");
+    cni.master("cnim62");
+    let conf = conf("stale", "cnim62", "");
+    let first = cni.netns("cni-stale-a");
+    cni.plugin("ADD", "ctr-stale", &first, &conf).ok();
+    let held = cni.records("stale");
+    let msg = cni.plugin("ADD", "ctr-stale", &first, &conf).error(999);
+    assert!(msg.contains("interface eth0 already exists"), "{msg}");
+    assert_eq!(cni.records("stale"), held);
+    ip(&["netns", "del", "cni-stale-a"]);
+    let second = cni.netns("cni-stale-b");
+    cni.plugin("ADD", "ctr-stale", &second, &conf).ok();
+    let (endpoints, leases) = cni.records("stale");
+    assert_eq!(endpoints, held.0, "the same attachment, once");
+    assert_eq!(leases.len(), 1, "{leases:?}");
+    assert_eq!(addresses("cni-stale-b", "eth0").len(), 1);
+    cni.plugin("DEL", "ctr-stale", &second, &conf).ok();
+    assert_eq!(cni.records("stale"), (Vec::new(), Vec::new()));
+
+    // With Debian's host-local: its lease of the old attachment goes by
+    // its DEL (it would refuse a second lease of the container's id).
+    let data = cni.state.with_extension("host-local");
+    let _ = std::fs::remove_dir_all(&data);
+    let conf = host_local_conf("stalehl", "cnim62", &data);
+    let third = cni.netns("cni-stale-c");
+    let mut add = cni.command("ADD", "ctr-stalehl", &third, "eth0");
+    add.env("CNI_PATH", "/usr/lib/cni");
+    run_with(add, &conf).ok();
+    assert_eq!(host_local_leases(&data, "stalehl"), vec!["10.78.0.2"]);
+    ip(&["netns", "del", "cni-stale-c"]);
+    let fourth = cni.netns("cni-stale-d");
+    let mut add = cni.command("ADD", "ctr-stalehl", &fourth, "eth0");
+    add.env("CNI_PATH", "/usr/lib/cni");
+    run_with(add, &conf).ok();
+    assert_eq!(addresses("cni-stale-d", "eth0"), vec!["10.78.0.3/24"]);
+    assert_eq!(host_local_leases(&data, "stalehl"), vec!["10.78.0.3"]);
+    assert_eq!(cni.records("stalehl").0.len(), 1);
+    let mut del = cni.command("DEL", "ctr-stalehl", &fourth, "eth0");
+    del.env("CNI_PATH", "/usr/lib/cni");
+    run_with(del, &conf).ok();
+    assert_eq!(host_local_leases(&data, "stalehl"), Vec::<String>::new());
+    let _ = std::fs::remove_dir_all(&data);
+}

@@ -360,6 +360,35 @@ fn subnets_request(net: &CniNetwork) -> NetworkCreate {
     req
 }
 
+/// Whether the lease `endpoint` (of our binary as another plugin's IPAM)
+/// is left by what no longer runs: one its ADD did not finish (an ADD
+/// takes its lease in one go, under the lock), or one whose recorded
+/// namespace is gone. One recorded without a namespace never is.
+fn lease_gone(endpoint: &EndpointRecord) -> Result<bool, Error> {
+    if !endpoint.state.is_attached() {
+        return Ok(true);
+    }
+    if endpoint.netns.is_empty() {
+        return Ok(false);
+    }
+    let at = netns_identity::open_endpoint_netns(endpoint)?;
+    Ok(matches!(at, NsAt::Gone | NsAt::NotANamespace))
+}
+
+/// A lease released and its record removed, under a detach intent.
+fn release_lease(
+    state: &Locked<'_>,
+    network: &NetworkRecord,
+    mut endpoint: EndpointRecord,
+) -> Result<(), Error> {
+    endpoint.state = EndpointState::Detaching;
+    under_detach_intent(state, &endpoint, || {
+        state.release_owner(network, &endpoint.id)?;
+        state.remove_endpoint(&network.id, &endpoint.id)?;
+        Ok(())
+    })
+}
+
 /// Whether `record` is another CNI network on a subnet of `net`'s: one
 /// that gives way to it when idle ([`Manager::retire_idle_overlaps`]).
 fn gives_way(record: &NetworkRecord, net: &CniNetwork) -> bool {
@@ -609,7 +638,7 @@ impl Manager {
         &self,
         net: &CniNetwork,
         attach: &CniAttach<'_>,
-        delegate: Option<Delegate<'_>>,
+        mut delegate: Option<Delegate<'_>>,
     ) -> Result<CniAttached, CniAddError> {
         if matches!(attach.addresses, CniAddresses::Delegated) != delegate.is_some() {
             return Err(Error::invalid(
@@ -684,7 +713,7 @@ impl Manager {
             inside,
             identity,
             &network,
-            delegate.is_some(),
+            delegate.as_mut().map(|delegate| &mut *delegate.undo),
         );
         let (state, added) = match (added, delegate) {
             (Ok(Added::Attached(attached)), _) => (Some(state), Ok(attached)),
@@ -747,20 +776,27 @@ impl Manager {
             drop(inside.take_visit());
         })?;
         if left {
-            let visit = crate::netns::Visit::enter(&inside.ns).map_err(|e| {
-                Error::io(
-                    format_args!("entering network namespace {}", inside.label()),
-                    &e,
-                )
-            })?;
-            inside.keep_visit(visit);
+            self.visit_again(inside)?;
         }
         Ok(state)
     }
 
+    /// Back into the target namespace `inside`, left for a while.
+    fn visit_again(&self, inside: &OpenNetns) -> Result<(), Error> {
+        let visit = crate::netns::Visit::enter(&inside.ns).map_err(|e| {
+            Error::io(
+                format_args!("entering network namespace {}", inside.label()),
+                &e,
+            )
+        })?;
+        inside.keep_visit(visit);
+        Ok(())
+    }
+
     /// [`Manager::cni_add`] under the lock, once the network is made or
     /// checked; any failure undoes the link, the leases and the record,
-    /// the caller the master.
+    /// the caller the master. `delegate_undo`: the delegated IPAM
+    /// plugin's DEL, when the addresses are its.
     #[allow(clippy::too_many_arguments)]
     fn cni_add_locked(
         &self,
@@ -772,15 +808,38 @@ impl Manager {
         inside: OpenNetns,
         identity: crate::store::records::NetnsId,
         network: &NetworkRecord,
-        delegated: bool,
+        delegate_undo: Option<&mut (dyn FnMut() + '_)>,
     ) -> Result<Added, CniAddError> {
+        let delegated = delegate_undo.is_some();
         let id = attachment_id(attach.container_id, attach.ifname);
-        if state.endpoint(&network.id, &id)?.is_some() {
-            return Err(Error::already_exists(format!(
-                "container {} already has {} on network {}; DEL it first",
-                attach.container_id, attach.ifname, network.name
-            ))
-            .into());
+        if let Some(existing) = state.endpoint(&network.id, &id)? {
+            let live = || {
+                Error::already_exists(format!(
+                    "container {} already has {} on network {}; DEL it first",
+                    attach.container_id, attach.ifname, network.name
+                ))
+            };
+            // An intent is a command's in progress, or one `restore` (or
+            // a DEL) finishes.
+            if !existing.state.is_attached() {
+                return Err(live().into());
+            }
+            match netns_identity::open_endpoint_netns(&existing)? {
+                NsAt::Present(..) => return Err(live().into()),
+                // Its namespace is gone (a reboot, a runtime that died
+                // before its DEL): what a runtime reusing the container's
+                // id (Podman, after a reboot) gets back is a new
+                // attachment, the old one released first, as a DEL would.
+                at @ (NsAt::Gone | NsAt::NotANamespace) => {
+                    if let Some(undo) = delegate_undo {
+                        // From our own namespace, as a runtime runs it.
+                        drop(inside.take_visit());
+                        undo();
+                        self.visit_again(&inside)?;
+                    }
+                    self.detach(host, state, network, existing, &at)?;
+                }
+            }
         }
         let (parent, creator) = if net.link_in_container {
             (in_container_master(&inside, net)?, &inside.handle)
@@ -1388,12 +1447,17 @@ impl Manager {
                     }
                 },
             };
-            if state.endpoint(&network.id, &id)?.is_some() {
-                return Err(Error::already_exists(format!(
-                    "container {} already has addresses for {} on network {}; DEL it first",
-                    lease.container_id, lease.ifname, network.name
-                ))
-                .into());
+            if let Some(existing) = state.endpoint(&network.id, &id)? {
+                if !lease_gone(&existing)? {
+                    return Err(Error::already_exists(format!(
+                        "container {} already has addresses for {} on network {}; DEL it first",
+                        lease.container_id, lease.ifname, network.name
+                    ))
+                    .into());
+                }
+                // Its namespace gone (a reboot, a runtime that died before
+                // its DEL): released as a DEL would, then leased anew.
+                release_lease(&state, &network, existing)?;
             }
             let leases = allocate(&state, &network, &lease.wanted, &id, &net.bounds)?;
             let addresses = &leases.addresses;
@@ -1517,13 +1581,8 @@ impl Manager {
         let Some(network) = state.network(&record.id)? else {
             return Ok(());
         };
-        if let Some(mut endpoint) = state.endpoint(&network.id, &id)? {
-            endpoint.state = EndpointState::Detaching;
-            under_detach_intent(&state, &endpoint, || {
-                state.release_owner(&network, &id)?;
-                state.remove_endpoint(&network.id, &id)?;
-                Ok(())
-            })?;
+        if let Some(endpoint) = state.endpoint(&network.id, &id)? {
+            release_lease(&state, &network, endpoint)?;
             state.commit()?;
         } else if !state.release_owner(&network, &id)?.is_empty() {
             state.commit()?;
@@ -1567,15 +1626,7 @@ impl Manager {
         report: &mut RestoreReport,
         who: &str,
     ) -> Result<(), Error> {
-        let gone = if !endpoint.state.is_attached() {
-            true
-        } else if endpoint.netns.is_empty() {
-            false
-        } else {
-            let at = netns_identity::open_endpoint_netns(&endpoint)?;
-            matches!(at, NsAt::Gone | NsAt::NotANamespace)
-        };
-        if !gone {
+        if !lease_gone(&endpoint)? {
             report.endpoints_kept += 1;
             return Ok(());
         }

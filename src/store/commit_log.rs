@@ -549,7 +549,7 @@ fn read_entries_from(
 /// This boot's id, read once per process (a process lives in one boot):
 /// the commit log's entries and the namespace identities of records both
 /// name it. Its file is closed, or left to a command's exit
-/// ([`crate::sys::done_with`]), never kept: a program that goes on (an
+/// (`sys::done_with`), never kept: a program that goes on (an
 /// init that unmounts `/proc` next) must not find it open.
 pub fn this_boot() -> io::Result<BootId> {
     static THIS_BOOT: std::sync::OnceLock<BootId> = std::sync::OnceLock::new();

@@ -111,7 +111,12 @@ pub struct CniDelegated {
 /// delegated IPAM plugin's ADD (its error fails the ADD as
 /// [`CniAddError::Delegate`], the link deleted again); `undo` its DEL, for
 /// an ADD that fails once the plugin gave its addresses, run while the
-/// link still stands (`dhcp`'s daemon releases its lease through it).
+/// link still stands (`dhcp`'s daemon releases its lease through it), and
+/// for an earlier attachment of the same container id and interface whose
+/// namespace is gone, released before the ADD goes on. `ask` runs without
+/// the state directory's lock; `undo` runs while this process holds it,
+/// so it must not call back into a [`Manager`] of the same state
+/// directory (its lock would wait for good).
 pub struct Delegate<'a> {
     /// The plugin's ADD.
     pub ask: &'a mut dyn FnMut() -> Result<CniDelegated, Error>,

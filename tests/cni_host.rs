@@ -1775,3 +1775,58 @@ fn a_lease_whose_namespace_is_gone_gives_way_to_the_same_attachment() {
     assert_eq!(del.exit, Some(0), "{}", del.stdout);
     assert_eq!(lease_records(&state, "stale"), (Vec::new(), Vec::new()));
 }
+
+/// Two CNI networks may split one subnet by disjoint `rangeStart`-`rangeEnd`
+/// ranges (the networks of two tenants on one VLAN, as host-local's
+/// networks may: no address can be handed out twice), and neither gives
+/// way to the other, idle or not; ranges that meet are still refused as
+/// overlapping. Before, the
+/// second network was refused ("Pool overlaps with other one"), or the
+/// first removed for it while idle.
+#[test]
+fn cni_networks_may_split_a_subnet_by_disjoint_ranges() {
+    let dir = TempDir::new("cni-split");
+    let state = dir.path().join("state");
+    let range = |name: &str, start: &str, end: &str| {
+        macvlan_conf(
+            name,
+            &format!(
+                r#""ranges": [[{{"subnet": "10.8.6.0/24", "rangeStart": "10.8.6.{start}", "rangeEnd": "10.8.6.{end}"}}]]"#
+            ),
+        )
+    };
+    let a = range("tenant-a", "10", "99");
+    let b = range("tenant-b", "100", "199");
+    let answer = plugin(&env_in(&state, "ADD", "a1"), &a);
+    assert_eq!(answer.exit, Some(0), "{}", answer.stdout);
+    let answer = plugin(&env_in(&state, "ADD", "b1"), &b);
+    assert_eq!(answer.exit, Some(0), "{}", answer.stdout);
+    let address = |answer: &Answer| {
+        answer.json().get("ips").and_then(Value::as_array).unwrap()[0]
+            .get("address")
+            .and_then(Value::as_str)
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(address(&answer), "10.8.6.100/24");
+    assert_eq!(lease_records(&state, "tenant-a").1.len(), 1);
+    // Ranges that meet another's: refused, nothing made.
+    let c = range("tenant-c", "50", "150");
+    plugin(&env_in(&state, "ADD", "c1"), &c).assert_error(
+        7,
+        "Pool overlaps with other one on this address space: 10.8.6.0/24 overlaps 10.8.6.0/24 of network tenant-a",
+        "1.0.0",
+    );
+    assert_eq!(lease_records(&state, "tenant-c"), (Vec::new(), Vec::new()));
+    // Idle, a network that shares no address is not removed for another.
+    for (who, conf) in [("a1", &a), ("b1", &b)] {
+        let del = plugin(&env_in(&state, "DEL", who), conf);
+        assert_eq!(del.exit, Some(0), "{}", del.stdout);
+    }
+    let d = range("tenant-d", "200", "250");
+    let answer = plugin(&env_in(&state, "ADD", "d1"), &d);
+    assert_eq!(answer.exit, Some(0), "{}", answer.stdout);
+    let mut names = network_names(&state);
+    names.sort();
+    assert_eq!(names, ["tenant-a", "tenant-b", "tenant-d"]);
+}

@@ -394,16 +394,51 @@ fn release_lease(
     })
 }
 
-/// Whether `record` is another CNI network on a subnet of `net`'s: one
-/// that gives way to it when idle ([`Manager::retire_idle_overlaps`]).
+/// Whether `record` is another CNI network that could hand out an address
+/// of `net`'s ([`shares_addresses`]): one that gives way to it when idle
+/// ([`Manager::retire_idle_overlaps`]).
 fn gives_way(record: &NetworkRecord, net: &CniNetwork) -> bool {
-    is_cni(record)
-        && record.name != net.name
-        && record.subnets.iter().any(|held| {
-            net.subnets
-                .iter()
-                .any(|(wanted, _)| crate::ipam::overlaps(&held.subnet, wanted))
+    is_cni(record) && record.name != net.name && shares_addresses(record, net)
+}
+
+/// Whether the network `record` and the config `net` could hand out one
+/// address twice: a subnet of each overlaps the other's, and the addresses
+/// each hands out there (its `rangeStart`-`rangeEnd`, else the whole
+/// subnet) meet. Two CNI networks that split a subnet by disjoint ranges
+/// (as two networks of host-local's may, each with its own leases: a VLAN's
+/// subnet shared by the networks of two tenants) do not.
+fn shares_addresses(record: &NetworkRecord, net: &CniNetwork) -> bool {
+    let theirs = super::bounds::record_bounds(record);
+    let handed_out = |bounds: &[(IpNet, IpAddr, IpAddr)], subnet: &IpNet| {
+        bounds
+            .iter()
+            .find(|(bounded, _, _)| bounded == subnet)
+            .map_or(
+                (subnet.network(), subnet.broadcast()),
+                |&(_, start, end)| (start, end),
+            )
+    };
+    record.subnets.iter().any(|held| {
+        net.subnets.iter().any(|(wanted, _)| {
+            let (their_first, their_last) = handed_out(&theirs, &held.subnet);
+            let (our_first, our_last) = handed_out(&net.bounds, wanted);
+            crate::ipam::overlaps(&held.subnet, wanted)
+                && crate::ipam::to_u128(their_first) <= crate::ipam::to_u128(our_last)
+                && crate::ipam::to_u128(our_first) <= crate::ipam::to_u128(their_last)
         })
+    })
+}
+
+/// The networks whose subnets `net`'s must not overlap: all of
+/// `networks` but other CNI networks that share no address with it
+/// ([`shares_addresses`]). A `network create`'s subnets keep Docker's
+/// rule: no overlap with any network.
+fn overlap_rivals(networks: &[NetworkRecord], net: &CniNetwork) -> Vec<NetworkRecord> {
+    networks
+        .iter()
+        .filter(|record| !is_cni(record) || shares_addresses(record, net))
+        .cloned()
+        .collect()
 }
 
 /// What of `net` can be refused without the kernel, checked before an
@@ -424,7 +459,7 @@ fn check_config(
     let specs = super::networks::checked_subnets(&subnets_request(net), net.mtu).map_err(config)?;
     refuse_bounds_without_room(&specs, &net.bounds).map_err(config)?;
     super::networks::refuse_name_of_an_id(networks, &net.name)?;
-    subnets::check_overlaps(&specs, staying).map_err(config)?;
+    subnets::check_overlaps(&specs, &overlap_rivals(staying, net)).map_err(config)?;
     Ok(specs)
 }
 
@@ -1545,7 +1580,7 @@ impl Manager {
         super::networks::refuse_name_of_an_id(networks, &net.name)?;
         let config = |error: Error| config_error(error.to_string());
         let mut specs = subnets::from_request(&subnets_request(net)).map_err(config)?;
-        subnets::check_overlaps(&specs, networks).map_err(config)?;
+        subnets::check_overlaps(&specs, &overlap_rivals(networks, net)).map_err(config)?;
         crate::ipam::fill_default_gateways(&mut specs);
         let record = NetworkRecord {
             id: super::random_hex(32)?,

@@ -3143,3 +3143,37 @@ fn an_attachment_whose_namespace_is_gone_gives_way_to_the_same_one() {
     assert_eq!(host_local_leases(&data, "stalehl"), Vec::<String>::new());
     let _ = std::fs::remove_dir_all(&data);
 }
+
+/// Two of our plugin's networks on one master split one subnet by
+/// disjoint `rangeStart`-`rangeEnd` ranges (the networks of two tenants
+/// on one VLAN), each with a container; ranges that meet another's are
+/// refused. Before, the second was refused ("Pool overlaps with other one
+/// on this address space") when its record was made, under the lock,
+/// though the config's own check had let it through.
+#[test]
+fn two_networks_on_one_master_split_a_subnet_by_disjoint_ranges() {
+    let mut cni = Cni::new("split");
+    cni.master("cnim63");
+    let tenant = |name: &str, start: &str, end: &str| {
+        format!(
+            r#"{{"cniVersion": "1.0.0", "name": "{name}", "type": "ipvlan", "master": "cnim63",
+                "ipam": {{"type": "ipvlan", "ranges": [[{{"subnet": "10.79.6.0/24",
+                          "rangeStart": "10.79.6.{start}", "rangeEnd": "10.79.6.{end}"}}]]}}}}"#
+        )
+    };
+    let a = tenant("split-a", "10", "99");
+    let b = tenant("split-b", "100", "199");
+    let in_a = cni.netns("cni-split-a");
+    let in_b = cni.netns("cni-split-b");
+    cni.plugin("ADD", "ctr-split-a", &in_a, &a).ok();
+    cni.plugin("ADD", "ctr-split-b", &in_b, &b).ok();
+    assert_eq!(addresses("cni-split-a", "eth0"), vec!["10.79.6.10/24"]);
+    assert_eq!(addresses("cni-split-b", "eth0"), vec!["10.79.6.100/24"]);
+    let in_c = cni.netns("cni-split-c");
+    let c = tenant("split-c", "90", "110");
+    let msg = cni.plugin("ADD", "ctr-split-c", &in_c, &c).error(7);
+    assert!(msg.starts_with("Pool overlaps with other one"), "{msg}");
+    assert!(link(Some("cni-split-c"), "eth0").is_none());
+    cni.plugin("DEL", "ctr-split-a", &in_a, &a).ok();
+    cni.plugin("DEL", "ctr-split-b", &in_b, &b).ok();
+}

@@ -17,9 +17,14 @@ use crate::store::{Locked, NetworkRecord};
 /// written by the CNI front end): what a `network connect` or `run` onto
 /// it keeps to, as its ADDs do. None for any other network.
 pub(super) fn record_bounds(network: &NetworkRecord) -> Vec<(IpNet, IpAddr, IpAddr)> {
-    let Some(config) = cni_config(network) else {
-        return Vec::new();
-    };
+    match cni_config(network) {
+        Some(config) => config_bounds(config, &network.subnets),
+        None => Vec::new(),
+    }
+}
+
+/// [`record_bounds`] of a CNI network's mark `config`, for its `subnets`.
+pub(super) fn config_bounds(config: &str, subnets: &[SubnetSpec]) -> Vec<(IpNet, IpAddr, IpAddr)> {
     let ranges = config
         .split(' ')
         .find_map(|word| word.strip_prefix("ranges="))
@@ -30,9 +35,63 @@ pub(super) fn record_bounds(network: &NetworkRecord) -> Vec<(IpNet, IpAddr, IpAd
             let (subnet, rest) = range.split_once('[')?;
             let (start, end) = rest.split_once(']')?.0.split_once('-')?;
             let subnet = crate::digits::parse_cidr(subnet)?;
-            network.subnets.iter().find(|s| s.subnet == subnet)?;
+            subnets.iter().find(|s| s.subnet == subnet)?;
             Some((subnet, start.parse().ok()?, end.parse().ok()?))
         })
+        .collect()
+}
+
+/// Whether the network `record` and a CNI network of `subnets` bounded by
+/// `bounds` could hand out one address twice: a subnet of each overlaps
+/// the other's, and the addresses each hands out there (its
+/// `rangeStart`-`rangeEnd`, else the whole subnet) meet. Two CNI networks
+/// that split a subnet by disjoint ranges (as two networks of
+/// host-local's may, each with its own leases: a VLAN's subnet shared by
+/// the networks of two tenants) do not.
+pub(super) fn hand_out_one_address(
+    record: &NetworkRecord,
+    subnets: &[IpNet],
+    bounds: &[(IpNet, IpAddr, IpAddr)],
+) -> bool {
+    let theirs = record_bounds(record);
+    let handed_out = |bounds: &[(IpNet, IpAddr, IpAddr)], subnet: &IpNet| {
+        let (first, last) = bounds
+            .iter()
+            .find(|(bounded, _, _)| bounded == subnet)
+            .map_or(
+                (subnet.network(), subnet.broadcast()),
+                |&(_, start, end)| (start, end),
+            );
+        (crate::ipam::to_u128(first), crate::ipam::to_u128(last))
+    };
+    record.subnets.iter().any(|held| {
+        subnets.iter().any(|wanted| {
+            let (their_first, their_last) = handed_out(&theirs, &held.subnet);
+            let (our_first, our_last) = handed_out(bounds, wanted);
+            crate::ipam::overlaps(&held.subnet, wanted)
+                && their_first <= our_last
+                && our_first <= their_last
+        })
+    })
+}
+
+/// The networks of `networks` the subnets of a new CNI network (its mark
+/// `config`) must not overlap: all but other CNI networks that share no
+/// address with it ([`hand_out_one_address`]), the rule
+/// `cni::overlap_rivals` checks a config by before.
+pub(super) fn overlap_rivals_of_config(
+    networks: &[NetworkRecord],
+    subnets: &[SubnetSpec],
+    config: &str,
+) -> Vec<NetworkRecord> {
+    let bounds = config_bounds(config, subnets);
+    let ours: Vec<IpNet> = subnets.iter().map(|spec| spec.subnet).collect();
+    networks
+        .iter()
+        .filter(|record| {
+            !super::options::made_by_cni(record) || hand_out_one_address(record, &ours, &bounds)
+        })
+        .cloned()
         .collect()
 }
 

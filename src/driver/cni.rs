@@ -402,31 +402,10 @@ fn gives_way(record: &NetworkRecord, net: &CniNetwork) -> bool {
 }
 
 /// Whether the network `record` and the config `net` could hand out one
-/// address twice: a subnet of each overlaps the other's, and the addresses
-/// each hands out there (its `rangeStart`-`rangeEnd`, else the whole
-/// subnet) meet. Two CNI networks that split a subnet by disjoint ranges
-/// (as two networks of host-local's may, each with its own leases: a VLAN's
-/// subnet shared by the networks of two tenants) do not.
+/// address twice ([`super::bounds::hand_out_one_address`]).
 fn shares_addresses(record: &NetworkRecord, net: &CniNetwork) -> bool {
-    let theirs = super::bounds::record_bounds(record);
-    let handed_out = |bounds: &[(IpNet, IpAddr, IpAddr)], subnet: &IpNet| {
-        bounds
-            .iter()
-            .find(|(bounded, _, _)| bounded == subnet)
-            .map_or(
-                (subnet.network(), subnet.broadcast()),
-                |&(_, start, end)| (start, end),
-            )
-    };
-    record.subnets.iter().any(|held| {
-        net.subnets.iter().any(|(wanted, _)| {
-            let (their_first, their_last) = handed_out(&theirs, &held.subnet);
-            let (our_first, our_last) = handed_out(&net.bounds, wanted);
-            crate::ipam::overlaps(&held.subnet, wanted)
-                && crate::ipam::to_u128(their_first) <= crate::ipam::to_u128(our_last)
-                && crate::ipam::to_u128(our_first) <= crate::ipam::to_u128(their_last)
-        })
-    })
+    let ours: Vec<IpNet> = net.subnets.iter().map(|(subnet, _)| *subnet).collect();
+    super::bounds::hand_out_one_address(record, &ours, &net.bounds)
 }
 
 /// The networks whose subnets `net`'s must not overlap: all of

@@ -93,7 +93,15 @@ impl Manager {
             }
             return Err(Error::already_exists(message));
         }
-        subnets::check_overlaps(&subnets, &networks)?;
+        match mark {
+            // A CNI network: another that shares no address with it may
+            // share its subnet (see `bounds::hand_out_one_address`).
+            Some((super::options::CNI_MARK, config)) => subnets::check_overlaps(
+                &subnets,
+                &super::bounds::overlap_rivals_of_config(&networks, &subnets, config),
+            )?,
+            _ => subnets::check_overlaps(&subnets, &networks)?,
+        }
 
         let host = Handle::new()?;
         let id = random_hex(32)?;

@@ -520,12 +520,15 @@ pub fn signal_disposition(signal: i32) -> io::Result<SavedSignal> {
 }
 
 /// Makes `signal` do nothing to this process (while it waits for a child,
-/// as `system(3)` ignores it): a handler that does nothing, `SA_RESTART`
-/// so that other threads' system calls go on. Not `SIG_IGN`, which
-/// survives `execve`: every program another thread of an embedding
-/// process started meanwhile would ignore it for good; a handler is reset
-/// to the default there. One already ignored is left as it is (its
-/// children ignore it, as they would have anyway).
+/// as `system(3)` ignores it): a handler that does nothing, with
+/// `SA_RESTART`, so that the calls it restarts (`read`, `write`, `wait`)
+/// go on in other threads; those it does not (`poll`, `epoll_wait`,
+/// `nanosleep`, calls with a timeout) may return `EINTR` there, as with
+/// any caught signal. Not `SIG_IGN`, which survives `execve`: every
+/// program another thread of an embedding process started meanwhile
+/// would ignore it for good; a handler is reset to the default there. One
+/// already ignored is left as it is (its children ignore it, as they
+/// would have anyway).
 pub fn swallow_signal(signal: i32) -> io::Result<SavedSignal> {
     let current = signal_disposition(signal)?;
     if current.was_ignored() {
@@ -556,8 +559,12 @@ fn set_disposition(signal: i32, handler: libc::sighandler_t) -> io::Result<Saved
     Ok(SavedSignal { signal, previous })
 }
 
-/// Puts back the disposition [`swallow_signal`] replaced.
+/// Puts back the disposition [`swallow_signal`] replaced. `SIG_IGN` first:
+/// it discards one sent meanwhile and not yet delivered (a thread that
+/// takes it reads the disposition only then), which would otherwise strike
+/// under the old disposition, at its default ending the process.
 pub fn restore_signal(saved: &SavedSignal) -> io::Result<()> {
+    set_disposition(saved.signal, libc::SIG_IGN)?;
     // SAFETY: `saved.previous` is the sigaction the kernel gave us for this
     // signal, alive for the call; a null old-action pointer is allowed.
     retry(|| unsafe { libc::sigaction(saved.signal, &saved.previous, std::ptr::null_mut()) })?;
@@ -979,11 +986,13 @@ pub fn open_files_limit() -> io::Result<(u64, u64)> {
     Ok((limit.rlim_cur, limit.rlim_max))
 }
 
-/// How many descriptors this process has open (the entries of
-/// `/proc/self/fd`, less the one reading it); `None` without `/proc`.
-pub fn open_descriptor_count() -> Option<u64> {
-    let entries = std::fs::read_dir("/proc/self/fd").ok()?;
-    Some((entries.count() as u64).saturating_sub(1))
+/// How many descriptors this process has open: the entries of
+/// `/proc/thread-self/fd` (the calling thread's table, which is the
+/// process's, even once its main thread has ended), less the one reading
+/// it. `EMFILE` when not one more can be opened.
+pub fn open_descriptor_count() -> io::Result<u64> {
+    let entries = std::fs::read_dir("/proc/thread-self/fd")?;
+    Ok((entries.count() as u64).saturating_sub(1))
 }
 
 /// Sets the soft limit on open descriptors to `soft` (at most the hard
@@ -2369,6 +2378,43 @@ mod tests {
         restore_signal(&ignored).unwrap();
         assert_ne!(mask(&child, "SigIgn:") & bit(libc::SIGPWR), 0, "child");
         assert_ne!(mask(&own, "SigIgn:") & bit(libc::SIGPWR), 0, "kept");
+    }
+
+    /// A swallowed signal sent but not yet taken when the disposition is
+    /// put back is dropped, not delivered under the old one: before, it
+    /// struck at its default and ended the process. Held pending by a
+    /// block, in a forked child (a process of one thread).
+    #[test]
+    fn a_signal_pending_when_restored_is_dropped() {
+        // SAFETY: the child makes only async-signal-safe calls (sigaction,
+        // sigprocmask, kill, _exit) and allocates nothing.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            // SAFETY: as above; every path ends in _exit.
+            unsafe {
+                let code = (|| {
+                    let saved = swallow_signal(libc::SIGUSR2).ok()?;
+                    let mut set: libc::sigset_t = mem::zeroed();
+                    libc::sigemptyset(&mut set);
+                    libc::sigaddset(&mut set, libc::SIGUSR2);
+                    libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+                    libc::kill(libc::getpid(), libc::SIGUSR2);
+                    restore_signal(&saved).ok()?;
+                    libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+                    Some(0)
+                })()
+                .unwrap_or(2);
+                libc::_exit(code);
+            }
+        }
+        let mut status = 0;
+        // SAFETY: waitpid for our own child into a live int.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        assert_eq!(
+            ChildStatus::from_wait_status(status),
+            ChildStatus::Exited(0)
+        );
     }
 
     /// A signal sent while a block holds it is taken once by

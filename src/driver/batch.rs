@@ -841,15 +841,20 @@ impl Drop for DescriptorRoom {
 /// anything is opened.
 fn make_room_for_descriptors(for_targets: usize) -> Result<DescriptorRoom, Error> {
     let mut raised = RAISED_LIMIT.lock().unwrap_or_else(|e| e.into_inner());
-    // Without `/proc`, as if none were open (the margin is for a few).
-    let open = crate::sys::open_descriptor_count().unwrap_or(0);
+    let (soft, hard) = crate::sys::open_files_limit()
+        .map_err(|e| Error::io("reading the limit on open files", &e))?;
+    let open = match crate::sys::open_descriptor_count() {
+        Ok(open) => open,
+        // Not one more: the table is full.
+        Err(e) if e.raw_os_error() == Some(libc::EMFILE) => soft,
+        // Without `/proc`, as if none were (the margin is for a few).
+        Err(_) => 0,
+    };
     let more = (for_targets + DESCRIPTORS_BESIDES_TARGETS) as u64;
     // A batch running meanwhile may not have opened all of its own yet:
     // this one's go on top of the room that one made.
     let others = raised.as_ref().map_or(0, |limit| limit.raised_to);
     let needed = (open + more).max(others + for_targets as u64);
-    let (soft, hard) = crate::sys::open_files_limit()
-        .map_err(|e| Error::io("reading the limit on open files", &e))?;
     if needed <= soft {
         // Room enough, maybe another batch's: this one keeps it too.
         let counted = raised.as_mut().map(|limit| limit.batches += 1).is_some();

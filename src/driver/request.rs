@@ -136,6 +136,8 @@ pub struct ExecOptions {
     /// and Ctrl-C and Ctrl-\ do nothing to this process meanwhile, as
     /// `system(3)` has it: `SIGINT` and `SIGQUIT` are caught by a handler
     /// that does nothing (`SA_RESTART`), not ignored, so programs other
-    /// threads start meanwhile get them at their default.
+    /// threads start meanwhile get them at their default; a call of
+    /// another thread that `SA_RESTART` does not restart (`poll`,
+    /// `nanosleep`) may return `EINTR` when one comes.
     pub forward_signals: bool,
 }

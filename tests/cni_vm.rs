@@ -3177,3 +3177,30 @@ fn two_networks_on_one_master_split_a_subnet_by_disjoint_ranges() {
     cni.plugin("DEL", "ctr-split-a", &in_a, &a).ok();
     cni.plugin("DEL", "ctr-split-b", &in_b, &b).ok();
 }
+
+/// An ADD's intent that no command holds any more (its process killed,
+/// with its runtime) and whose namespace is gone gives way to a new ADD
+/// of the attachment, as one left attached does; before, it was refused
+/// until a DEL or a `restore`.
+#[test]
+fn a_dead_adds_intent_whose_namespace_is_gone_gives_way() {
+    let mut cni = Cni::new("deadintent");
+    cni.master("cnim64");
+    let conf = conf("deadintent", "cnim64", "");
+    let first = cni.netns("cni-dead-a");
+    cni.plugin("ADD", "ctr-dead", &first, &conf).ok();
+    let (endpoints, _) = cni.records("deadintent");
+    // What a killed ADD leaves: its record still `attaching`.
+    let path = find_named(&cni.state, &format!("{}.json", endpoints[0])).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("\"attached\""), "{text}");
+    std::fs::write(&path, text.replace("\"attached\"", "\"attaching\"")).unwrap();
+    ip(&["netns", "del", "cni-dead-a"]);
+    let second = cni.netns("cni-dead-b");
+    cni.plugin("ADD", "ctr-dead", &second, &conf).ok();
+    let (after, leases) = cni.records("deadintent");
+    assert_eq!(after, endpoints, "the same attachment, once");
+    assert_eq!(leases.len(), 1, "{leases:?}");
+    cni.plugin("DEL", "ctr-dead", &second, &conf).ok();
+    assert_eq!(cni.records("deadintent"), (Vec::new(), Vec::new()));
+}

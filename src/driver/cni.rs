@@ -838,17 +838,17 @@ impl Manager {
                     attach.container_id, attach.ifname, network.name
                 ))
             };
-            // An intent is a command's in progress, or one `restore` (or
-            // a DEL) finishes.
-            if !existing.state.is_attached() {
+            // An intent a live command holds: its ADD is in progress.
+            if !existing.state.is_attached() && state.endpoint_held(&network.id, &existing.id)? {
                 return Err(live().into());
             }
             match netns_identity::open_endpoint_netns(&existing)? {
                 NsAt::Present(..) => return Err(live().into()),
                 // Its namespace is gone (a reboot, a runtime that died
-                // before its DEL): what a runtime reusing the container's
-                // id (Podman, after a reboot) gets back is a new
-                // attachment, the old one released first, as a DEL would.
+                // before its DEL, or during its ADD): what a runtime
+                // reusing the container's id (Podman, after a reboot)
+                // gets back is a new attachment, the old one released
+                // first, as a DEL would (or `restore`, a dead intent).
                 at @ (NsAt::Gone | NsAt::NotANamespace) => {
                     if let Some(undo) = delegate_undo {
                         // From our own namespace, as a runtime runs it.

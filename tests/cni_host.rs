@@ -401,6 +401,28 @@ fn verbs_reach_the_driver_and_a_bad_namespace_makes_nothing() {
     }
 }
 
+/// A named network namespace (`ip netns add cni-host-TAG-PID`), deleted
+/// when dropped.
+struct Ns(String);
+
+impl Ns {
+    fn add(tag: &str) -> Ns {
+        let ns = Ns(format!("cni-host-{tag}-{}", std::process::id()));
+        let made = Command::new("ip")
+            .args(["netns", "add", &ns.0])
+            .status()
+            .unwrap();
+        assert!(made.success());
+        ns
+    }
+}
+
+impl Drop for Ns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
 /// The names of the networks in the state directory `state`.
 fn network_names(state: &Path) -> Vec<String> {
     let store = ipvlan::store::StateDir::open(state).unwrap();
@@ -676,18 +698,7 @@ fn a_lease_only_network_keeps_its_ranges_and_the_cli_overlap_rule() {
     );
     assert_eq!(lease_records(&state, "two"), (Vec::new(), Vec::new()));
     // The CLI cannot attach to a network with no master in the host.
-    struct Ns(String);
-    impl Drop for Ns {
-        fn drop(&mut self) {
-            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-        }
-    }
-    let ns = Ns(format!("cni-host-lease-{}", std::process::id()));
-    let made = Command::new("ip")
-        .args(["netns", "add", &ns.0])
-        .status()
-        .unwrap();
-    assert!(made.success());
+    let ns = Ns::add("lease");
     let connect = Command::new(BIN)
         .args(["network", "connect", "one"])
         .arg(Path::new("/run/netns").join(&ns.0))
@@ -1299,18 +1310,7 @@ fn a_lease_records_a_relative_cni_netns_absolute() {
     // every restore after its namespace was gone.
     let dir = TempDir::new("cni-lease-relns");
     let state = dir.path().join("state");
-    struct Ns(String);
-    impl Drop for Ns {
-        fn drop(&mut self) {
-            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-        }
-    }
-    let ns = Ns(format!("cni-host-relns-{}", std::process::id()));
-    let made = Command::new("ip")
-        .args(["netns", "add", &ns.0])
-        .status()
-        .unwrap();
-    assert!(made.success());
+    let ns = Ns::add("relns");
     let env = set(
         &add_env(),
         &[
@@ -1718,21 +1718,7 @@ fn a_lease_whose_namespace_is_gone_gives_way_to_the_same_attachment() {
     common::privilege::require_root();
     let dir = TempDir::new("cni-lease-stale");
     let state = dir.path().join("state");
-    struct Ns(String);
-    impl Drop for Ns {
-        fn drop(&mut self) {
-            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-        }
-    }
-    let netns = |tag: &str| {
-        let ns = Ns(format!("cni-host-stale-{tag}-{}", std::process::id()));
-        let made = Command::new("ip")
-            .args(["netns", "add", &ns.0])
-            .status()
-            .unwrap();
-        assert!(made.success());
-        ns
-    };
+    let netns = |tag: &str| Ns::add(&format!("stale-{tag}"));
     let env = |ns: &Ns| {
         let path = Path::new("/run/netns").join(&ns.0);
         set(

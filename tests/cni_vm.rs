@@ -142,6 +142,14 @@ impl Cni {
         }
     }
 
+    /// [`Cni::plugin`] with Debian's plugins (`/usr/lib/cni`) in `CNI_PATH`,
+    /// for a delegated IPAM plugin.
+    fn with_debians(&self, verb: &str, container: &str, netns: &Path, conf: &str) -> Answer {
+        let mut command = self.command(verb, container, netns, "eth0");
+        command.env("CNI_PATH", "/usr/lib/cni");
+        run_with(command, conf)
+    }
+
     fn cli(&self, args: &[&str]) -> (Option<i32>, String) {
         self.cli_in(args, None)
     }
@@ -3125,21 +3133,15 @@ fn an_attachment_whose_namespace_is_gone_gives_way_to_the_same_one() {
     let _ = std::fs::remove_dir_all(&data);
     let conf = host_local_conf("stalehl", "cnim62", &data);
     let third = cni.netns("cni-stale-c");
-    let mut add = cni.command("ADD", "ctr-stalehl", &third, "eth0");
-    add.env("CNI_PATH", "/usr/lib/cni");
-    run_with(add, &conf).ok();
+    cni.with_debians("ADD", "ctr-stalehl", &third, &conf).ok();
     assert_eq!(host_local_leases(&data, "stalehl"), vec!["10.78.0.2"]);
     ip(&["netns", "del", "cni-stale-c"]);
     let fourth = cni.netns("cni-stale-d");
-    let mut add = cni.command("ADD", "ctr-stalehl", &fourth, "eth0");
-    add.env("CNI_PATH", "/usr/lib/cni");
-    run_with(add, &conf).ok();
+    cni.with_debians("ADD", "ctr-stalehl", &fourth, &conf).ok();
     assert_eq!(addresses("cni-stale-d", "eth0"), vec!["10.78.0.3/24"]);
     assert_eq!(host_local_leases(&data, "stalehl"), vec!["10.78.0.3"]);
     assert_eq!(cni.records("stalehl").0.len(), 1);
-    let mut del = cni.command("DEL", "ctr-stalehl", &fourth, "eth0");
-    del.env("CNI_PATH", "/usr/lib/cni");
-    run_with(del, &conf).ok();
+    cni.with_debians("DEL", "ctr-stalehl", &fourth, &conf).ok();
     assert_eq!(host_local_leases(&data, "stalehl"), Vec::<String>::new());
     let _ = std::fs::remove_dir_all(&data);
 }

@@ -1569,6 +1569,58 @@ fn an_interrupted_rm_is_not_taken_back_while_a_batch_file_cannot_be_read() {
     });
 }
 
+/// Runs the test `name` again in a process of its own (this test binary,
+/// one test thread), for a test that changes what is the whole process's:
+/// `true` in the first process, once that run passed; `false` in the
+/// second, which then runs the test.
+fn run_alone(name: &str) -> bool {
+    const INNER: &str = "IPVLAN_TEST_RUN_ALONE";
+    if std::env::var_os(INNER).is_some() {
+        return false;
+    }
+    common::privilege::require_root();
+    let output = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--test-threads=1"])
+        .env(INNER, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("1 passed"),
+        "{stdout}"
+    );
+    true
+}
+
+/// This process's `RLIMIT_NOFILE`.
+fn open_files_limit() -> libc::rlimit {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit(2) into a live struct.
+    assert_eq!(
+        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
+        0
+    );
+    limit
+}
+
+/// Sets the soft `RLIMIT_NOFILE` to `soft`, where the hard limit leaves
+/// at least `room` for a batch to raise it into (or the test tests
+/// nothing).
+fn lower_open_files_limit(soft: u64, room: u64) {
+    let mut limit = open_files_limit();
+    assert!(
+        limit.rlim_max >= room,
+        "hard limit {} too low",
+        limit.rlim_max
+    );
+    limit.rlim_cur = soft;
+    // SAFETY: setrlimit(2) from a live struct.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) }, 0);
+}
+
 /// The batch API raises the soft `RLIMIT_NOFILE` for its descriptors
 /// only while it runs: a host program's limit (which its children
 /// inherit, and `select(2)` needs below 1,024) is as it was after the
@@ -1578,50 +1630,15 @@ fn an_interrupted_rm_is_not_taken_back_while_a_batch_file_cannot_be_read() {
 #[test]
 fn the_batch_api_puts_the_limit_on_open_files_back() {
     use ipvlan::driver::Target;
-    const INNER: &str = "IPVLAN_TEST_RLIMIT";
-    let limits = || {
-        let mut limit = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: getrlimit(2) into a live struct.
-        assert_eq!(
-            unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
-            0
-        );
-        limit
-    };
-    if std::env::var_os(INNER).is_none() {
-        let output = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "the_batch_api_puts_the_limit_on_open_files_back",
-                "--test-threads=1",
-            ])
-            .env(INNER, "1")
-            .output()
-            .unwrap();
-        assert!(output.status.success(), "{output:?}");
-        assert!(
-            String::from_utf8_lossy(&output.stdout).contains("1 passed"),
-            "{output:?}"
-        );
+    if run_alone("the_batch_api_puts_the_limit_on_open_files_back") {
         return;
     }
+    let limits = open_files_limit;
     let dir = scratch("rlimit");
     let config = config(&dir);
     recorded_network(&config, "n1");
     let manager = Manager::open(config).unwrap();
-    let mut limit = limits();
-    // Room for the batch to raise it into, or the test tests nothing.
-    assert!(
-        limit.rlim_max >= 300,
-        "hard limit {} too low",
-        limit.rlim_max
-    );
-    limit.rlim_cur = 100;
-    // SAFETY: setrlimit(2) from a live struct.
-    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) }, 0);
+    lower_open_files_limit(100, 300);
     let targets: Vec<Target> = (0..100)
         .map(|i| Target::Container(format!("missing{i}")))
         .collect();
@@ -1804,23 +1821,7 @@ fn nothing_the_library_read_stays_open_once_its_calls_return() {
 #[test]
 fn the_batch_api_makes_room_beside_the_descriptors_already_open() {
     use ipvlan::driver::Target;
-    const INNER: &str = "IPVLAN_TEST_RLIMIT_OPEN";
-    if std::env::var_os(INNER).is_none() {
-        common::privilege::require_root();
-        let output = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "the_batch_api_makes_room_beside_the_descriptors_already_open",
-                "--test-threads=1",
-            ])
-            .env(INNER, "1")
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(
-            output.status.success() && stdout.contains("1 passed"),
-            "{stdout}"
-        );
+    if run_alone("the_batch_api_makes_room_beside_the_descriptors_already_open") {
         return;
     }
     in_fresh_netns("rlimit-open", |config| {
@@ -1830,23 +1831,7 @@ fn the_batch_api_makes_room_beside_the_descriptors_already_open() {
             drop(netns::create_named(&config.netns_dir, name).unwrap());
         }
         let manager = Manager::open(config.clone()).unwrap();
-        let mut limit = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: getrlimit(2) into a live struct.
-        assert_eq!(
-            unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
-            0
-        );
-        assert!(
-            limit.rlim_max >= 512,
-            "hard limit {} too low",
-            limit.rlim_max
-        );
-        limit.rlim_cur = 256;
-        // SAFETY: setrlimit(2) from a live struct.
-        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) }, 0);
+        lower_open_files_limit(256, 512);
         let held: Vec<fs::File> = (0..200)
             .map(|_| fs::File::open("/dev/null").unwrap())
             .collect();
@@ -1861,13 +1846,7 @@ fn the_batch_api_makes_room_beside_the_descriptors_already_open() {
             !error.contains("os error 24") && !error.contains("Too many open files"),
             "{error}"
         );
-        let mut now = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: getrlimit(2) into a live struct.
-        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut now) }, 0);
-        assert_eq!(now.rlim_cur, 256, "the limit put back");
+        assert_eq!(open_files_limit().rlim_cur, 256, "the limit put back");
         drop(held);
         for name in &names {
             netns::delete_named(&config.netns_dir, name).unwrap();

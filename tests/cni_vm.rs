@@ -3206,3 +3206,47 @@ fn a_dead_adds_intent_whose_namespace_is_gone_gives_way() {
     cni.plugin("DEL", "ctr-dead", &second, &conf).ok();
     assert_eq!(cni.records("deadintent"), (Vec::new(), Vec::new()));
 }
+
+/// A config edit its live attachments do not depend on (a range widened,
+/// an MTU for new links) is taken over in place: the next ADD gets an
+/// address from the new range and a link of the new MTU, the first
+/// attachment stays as it was. Any other edit (here the mode) is still
+/// refused while attachments live. Before, every edit was refused (code
+/// 7) until all of the network's attachments were gone: a Kubernetes
+/// NetworkAttachmentDefinition's edit failed every new pod of the node.
+#[test]
+fn a_range_or_mtu_edit_is_taken_over_while_attachments_live() {
+    let mut cni = Cni::new("edit");
+    cni.master("cnim65");
+    let edited = |end: &str, extra: &str| {
+        format!(
+            r#"{{"cniVersion": "1.0.0", "name": "edit", "type": "ipvlan", "master": "cnim65"{extra},
+                "ipam": {{"type": "ipvlan", "ranges": [[{{"subnet": "10.79.7.0/24",
+                          "rangeStart": "10.79.7.10", "rangeEnd": "10.79.7.{end}"}}]]}}}}"#
+        )
+    };
+    let first = cni.netns("cni-edit-a");
+    let second = cni.netns("cni-edit-b");
+    let third = cni.netns("cni-edit-c");
+    let old = edited("10", "");
+    cni.plugin("ADD", "ctr-edit-a", &first, &old).ok();
+    assert_eq!(addresses("cni-edit-a", "eth0"), vec!["10.79.7.10/24"]);
+    let mtu = |ns: &str| link(Some(ns), "eth0").and_then(|l| l.get("mtu").and_then(Value::as_u64));
+    let before = mtu("cni-edit-a");
+    // Its one address taken: only the edit leaves room.
+    let new = edited("20", r#", "mtu": 1400"#);
+    cni.plugin("ADD", "ctr-edit-b", &second, &new).ok();
+    assert_eq!(addresses("cni-edit-b", "eth0"), vec!["10.79.7.11/24"]);
+    assert_eq!(mtu("cni-edit-b"), Some(1400));
+    assert_eq!(mtu("cni-edit-a"), before, "the first link as it was");
+    let moved = new.replace(
+        r#""master": "cnim65""#,
+        r#""master": "cnim65", "mode": "l3""#,
+    );
+    let msg = cni.plugin("ADD", "ctr-edit-c", &third, &moved).error(7);
+    assert!(msg.contains("made with another config"), "{msg}");
+    assert!(link(Some("cni-edit-c"), "eth0").is_none());
+    cni.plugin("DEL", "ctr-edit-a", &first, &new).ok();
+    cni.plugin("DEL", "ctr-edit-b", &second, &new).ok();
+    assert_eq!(cni.records("edit"), (Vec::new(), Vec::new()));
+}

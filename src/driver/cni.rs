@@ -365,31 +365,6 @@ fn subnets_request(net: &CniNetwork) -> NetworkCreate {
     req
 }
 
-/// Whether two configs of a CNI network (their marks) differ only in what
-/// its live attachments do not depend on: `rangeStart`-`rangeEnd` (each
-/// keeps its address; new ones come from the new range) and `mtu` (a link
-/// keeps the MTU it was made with). Not the master, mode, flag or
-/// subnets and gateways, which they do.
-fn only_bounds_or_mtu_differ(old: &str, new: &str) -> bool {
-    let essential = |config: &str| -> String {
-        let mut kept = String::new();
-        for word in config.split(' ').filter(|word| !word.starts_with("mtu=")) {
-            let mut bracketed = false;
-            for c in word.chars() {
-                match c {
-                    '[' => bracketed = true,
-                    ']' => bracketed = false,
-                    c if !bracketed => kept.push(c),
-                    _ => {}
-                }
-            }
-            kept.push(' ');
-        }
-        kept
-    };
-    essential(old) == essential(new)
-}
-
 /// Whether the lease `endpoint` (of our binary as another plugin's IPAM)
 /// is left by what no longer runs: one its ADD did not finish (an ADD
 /// takes its lease in one go, under the lock), or one whose recorded
@@ -559,10 +534,8 @@ impl Manager {
     /// makes one, with its checks: overlaps, the shared-parent guard, the
     /// MTU against the master; a `NAME.VLANID` master created and recorded
     /// as ours), made again when its config changed and no attachment is
-    /// live, or taken over in place when only its ranges' bounds or MTU
-    /// changed. Refused ([`ErrorKind::InvalidValue`], CNI code 7) when a
-    /// CLI network has the name or the config differs otherwise while
-    /// attachments live.
+    /// live. Refused ([`ErrorKind::InvalidValue`], CNI code 7) when a CLI
+    /// network has the name or the config differs while attachments live.
     pub fn cni_network(&self, net: &CniNetwork) -> Result<(), Error> {
         self.cni_network_id(net).map(drop)
     }
@@ -598,19 +571,6 @@ impl Manager {
                             && live.iter().all(is_lease);
                         if joinable {
                             over = Some(record);
-                        } else if !live.is_empty() && only_bounds_or_mtu_differ(config, &net.config)
-                        {
-                            // An edit the live attachments do not depend
-                            // on (a range widened, another MTU for new
-                            // links): checked as a new config, then taken
-                            // over in place, as the reference plugin reads
-                            // its config afresh at each ADD.
-                            self.checked_request(net, &mut request)?;
-                            match self.take_config_over(&record, net) {
-                                Ok(()) => return Ok(Some(record.id)),
-                                Err(error) if error.kind() == ErrorKind::AlreadyExists => continue,
-                                Err(error) => return Err(error),
-                            }
                         } else if !live.is_empty() {
                             return Err(config_error(format!(
                                 "network {} has {} attachment(s) made with another config ({config}); this one has {}: DEL them first or use another name",
@@ -821,35 +781,6 @@ impl Manager {
             self.drop_idle_master_locked(state, &net.name);
         }
         added
-    }
-
-    /// The CNI network `old` takes the config of `net` over in place (its
-    /// mark and MTU: [`only_bounds_or_mtu_differ`]), its attachments and
-    /// leases kept. `AlreadyExists` when the record changed meanwhile.
-    fn take_config_over(&self, old: &NetworkRecord, net: &CniNetwork) -> Result<(), Error> {
-        let state = self.store.lock()?;
-        let mut record = match state.network(&old.id)? {
-            Some(current) if current == *old => current,
-            _ => {
-                return Err(Error::already_exists(format!(
-                    "network {} changed meanwhile",
-                    net.name
-                )))
-            }
-        };
-        record.mtu = net.mtu;
-        record.options.retain(|(key, _)| key != "mtu");
-        if let Some(mtu) = net.mtu {
-            record.options.push(("mtu".into(), mtu.to_string()));
-        }
-        for (key, value) in &mut record.options {
-            if key == CNI_MARK {
-                value.clone_from(&net.config);
-            }
-        }
-        state.put_network(&record)?;
-        state.commit()?;
-        Ok(())
     }
 
     /// The store's lock, waited for outside the target namespace `inside`
@@ -2213,27 +2144,6 @@ fn one_per_family(wanted: &[IpAddr]) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn an_edit_of_the_ranges_bounds_or_the_mtu_alone_is_one_live_attachments_allow() {
-        let old = "master=eth0 mode=l2 flag=bridge mtu=(master's) ipam=ipvlan ranges=10.1.0.0/24[10.1.0.10-10.1.0.50]@10.1.0.1";
-        for new in [
-            "master=eth0 mode=l2 flag=bridge mtu=(master's) ipam=ipvlan ranges=10.1.0.0/24[10.1.0.10-10.1.0.99]@10.1.0.1",
-            "master=eth0 mode=l2 flag=bridge mtu=1400 ipam=ipvlan ranges=10.1.0.0/24@10.1.0.1",
-        ] {
-            assert!(only_bounds_or_mtu_differ(old, new), "{new}");
-        }
-        for new in [
-            "master=eth1 mode=l2 flag=bridge mtu=(master's) ipam=ipvlan ranges=10.1.0.0/24[10.1.0.10-10.1.0.50]@10.1.0.1",
-            "master=eth0 mode=l3 flag=bridge mtu=(master's) ipam=ipvlan ranges=10.1.0.0/24[10.1.0.10-10.1.0.50]@10.1.0.1",
-            "master=eth0 mode=l2 flag=private mtu=(master's) ipam=ipvlan ranges=10.1.0.0/24[10.1.0.10-10.1.0.50]@10.1.0.1",
-            "master=eth0 mode=l2 flag=bridge mtu=(master's) ipam=ipvlan ranges=10.1.0.0/24[10.1.0.10-10.1.0.50]@10.1.0.254",
-            "master=eth0 mode=l2 flag=bridge mtu=(master's) ipam=ipvlan ranges=10.1.0.0/25[10.1.0.10-10.1.0.50]@10.1.0.1",
-            "master=eth0 mode=l2 flag=bridge mtu=(master's) ipam=host-local ranges=-",
-        ] {
-            assert!(!only_bounds_or_mtu_differ(old, new), "{new}");
-        }
-    }
 
     /// GC lists records without the lock; a DEL and a new ADD of the same
     /// attachment may come before it takes the lock. Its step for the

@@ -137,7 +137,7 @@ pub fn network_json(network: &NetworkInfo) -> Value {
         .iter()
         .map(|e| e.container.as_str())
         .collect();
-    labels.sort_unstable();
+    crate::order::sort(&mut labels);
     let key = |endpoint: &EndpointInfo| {
         let label = endpoint.container.as_str();
         let first = labels.partition_point(|l| *l < label);

@@ -77,8 +77,9 @@ pub(super) fn hand_out_one_address(
 
 /// The networks of `networks` the subnets of a new CNI network (its mark
 /// `config`) must not overlap: all but other CNI networks that share no
-/// address with it ([`hand_out_one_address`]), the rule
-/// `cni::overlap_rivals` checks a config by before.
+/// address with it ([`hand_out_one_address`]). One rule for both of a
+/// config's checks: before an idle network is retired for it, and when
+/// its record is made, under the lock.
 pub(super) fn overlap_rivals_of_config(
     networks: &[NetworkRecord],
     subnets: &[SubnetSpec],

@@ -408,18 +408,6 @@ fn shares_addresses(record: &NetworkRecord, net: &CniNetwork) -> bool {
     super::bounds::hand_out_one_address(record, &ours, &net.bounds)
 }
 
-/// The networks whose subnets `net`'s must not overlap: all of
-/// `networks` but other CNI networks that share no address with it
-/// ([`shares_addresses`]). A `network create`'s subnets keep Docker's
-/// rule: no overlap with any network.
-fn overlap_rivals(networks: &[NetworkRecord], net: &CniNetwork) -> Vec<NetworkRecord> {
-    networks
-        .iter()
-        .filter(|record| !is_cni(record) || shares_addresses(record, net))
-        .cloned()
-        .collect()
-}
-
 /// What of `net` can be refused without the kernel, checked before an
 /// idle network is removed for it (a config refused after would have
 /// removed it for nothing): its subnets and gateways as `network create`
@@ -438,7 +426,8 @@ fn check_config(
     let specs = super::networks::checked_subnets(&subnets_request(net), net.mtu).map_err(config)?;
     refuse_bounds_without_room(&specs, &net.bounds).map_err(config)?;
     super::networks::refuse_name_of_an_id(networks, &net.name)?;
-    subnets::check_overlaps(&specs, &overlap_rivals(staying, net)).map_err(config)?;
+    let rivals = super::bounds::overlap_rivals_of_config(staying, &specs, &net.config);
+    subnets::check_overlaps(&specs, &rivals).map_err(config)?;
     Ok(specs)
 }
 
@@ -1366,7 +1355,7 @@ impl Manager {
         let mut routes = Vec::new();
         let mut tables = tables.to_vec();
         tables.push(crate::rtnl::route::MAIN_TABLE);
-        tables.sort_unstable();
+        crate::order::sort(&mut tables);
         tables.dedup();
         for family in [IpFamily::V4, IpFamily::V6] {
             for &table in &tables {
@@ -1559,7 +1548,8 @@ impl Manager {
         super::networks::refuse_name_of_an_id(networks, &net.name)?;
         let config = |error: Error| config_error(error.to_string());
         let mut specs = subnets::from_request(&subnets_request(net)).map_err(config)?;
-        subnets::check_overlaps(&specs, &overlap_rivals(networks, net)).map_err(config)?;
+        let rivals = super::bounds::overlap_rivals_of_config(networks, &specs, &net.config);
+        subnets::check_overlaps(&specs, &rivals).map_err(config)?;
         crate::ipam::fill_default_gateways(&mut specs);
         let record = NetworkRecord {
             id: super::random_hex(32)?,

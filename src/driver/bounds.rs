@@ -65,12 +65,12 @@ pub(super) fn hand_out_one_address(
         (crate::ipam::to_u128(first), crate::ipam::to_u128(last))
     };
     record.subnets.iter().any(|held| {
+        let (their_first, their_last) = handed_out(&theirs, &held.subnet);
         subnets.iter().any(|wanted| {
-            let (their_first, their_last) = handed_out(&theirs, &held.subnet);
-            let (our_first, our_last) = handed_out(bounds, wanted);
-            crate::ipam::overlaps(&held.subnet, wanted)
-                && their_first <= our_last
-                && our_first <= their_last
+            crate::ipam::overlaps(&held.subnet, wanted) && {
+                let (our_first, our_last) = handed_out(bounds, wanted);
+                their_first <= our_last && our_first <= their_last
+            }
         })
     })
 }

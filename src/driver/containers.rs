@@ -723,7 +723,7 @@ impl Manager {
             // process group): we must outlive the command to report its
             // status and, for `run --rm`, to remove the container. When
             // forwarding, they are blocked and taken by the wait instead.
-            let _shield = SignalShield::raise(!opts.forward_signals);
+            let _shield = (!opts.forward_signals).then(SignalShield::raise);
             let stdin = if opts.interactive {
                 ChildIo::Inherit
             } else {
@@ -921,7 +921,7 @@ enum Step {
 }
 
 /// While this process waits for a foreground command without passing
-/// signals on: `SIGINT` and `SIGQUIT` do nothing to it, as `system(3)`
+/// signals on (raised only then): `SIGINT` and `SIGQUIT` do nothing to it, as `system(3)`
 /// has it, but caught by a handler that does nothing rather than ignored
 /// (`sys::swallow_signal`): an ignored disposition survives `execve`, so
 /// every program another thread of an embedding process started meanwhile
@@ -931,20 +931,18 @@ enum Step {
 /// process's: the waits in progress (threads of a program embedding the
 /// library) share one change, made by the first and undone by the last
 /// ([`SHIELDS`]).
-struct SignalShield {
-    swallows_interrupts: bool,
-}
+struct SignalShield(());
 
 /// What the shields of the waits in progress changed.
 struct Shields {
-    interrupt_waits: usize,
+    waits: usize,
     /// `SIGINT` and `SIGQUIT` as they were before the first wait that
     /// swallows them.
     interrupts: Vec<crate::sys::SavedSignal>,
 }
 
 static SHIELDS: std::sync::Mutex<Shields> = std::sync::Mutex::new(Shields {
-    interrupt_waits: 0,
+    waits: 0,
     interrupts: Vec::new(),
 });
 
@@ -955,32 +953,26 @@ fn shields() -> std::sync::MutexGuard<'static, Shields> {
 }
 
 impl SignalShield {
-    fn raise(swallow_interrupts: bool) -> SignalShield {
-        if swallow_interrupts {
-            let mut shields = shields();
-            if shields.interrupt_waits == 0 {
-                shields.interrupts = [libc::SIGINT, libc::SIGQUIT]
-                    .iter()
-                    .filter_map(|&signal| crate::sys::swallow_signal(signal).ok())
-                    .collect();
-            }
-            shields.interrupt_waits += 1;
+    fn raise() -> SignalShield {
+        let mut shields = shields();
+        if shields.waits == 0 {
+            shields.interrupts = [libc::SIGINT, libc::SIGQUIT]
+                .iter()
+                .filter_map(|&signal| crate::sys::swallow_signal(signal).ok())
+                .collect();
         }
-        SignalShield {
-            swallows_interrupts: swallow_interrupts,
-        }
+        shields.waits += 1;
+        SignalShield(())
     }
 }
 
 impl Drop for SignalShield {
     fn drop(&mut self) {
-        if self.swallows_interrupts {
-            let mut shields = shields();
-            shields.interrupt_waits -= 1;
-            if shields.interrupt_waits == 0 {
-                for saved in std::mem::take(&mut shields.interrupts) {
-                    let _ = crate::sys::restore_signal(&saved);
-                }
+        let mut shields = shields();
+        shields.waits -= 1;
+        if shields.waits == 0 {
+            for saved in std::mem::take(&mut shields.interrupts) {
+                let _ = crate::sys::restore_signal(&saved);
             }
         }
     }

@@ -1206,12 +1206,6 @@ impl Pending {
         }
     }
 
-    /// Whether the record's `ifname` was chosen without asking the kernel
-    /// (see [`Manager::reserve`]).
-    pub(crate) fn name_guessed(&self) -> bool {
-        self.name_guessed
-    }
-
     /// What the kernel is asked to build, made when it is asked: a batch
     /// holds a thousand of these to its end, and the plan is not needed
     /// past the create.
@@ -1277,6 +1271,14 @@ impl Pending {
     ) -> Result<(), Error> {
         self.record_built(state, built, self.intent)?;
         names.add(network, &self.record, self.index.as_deref())
+    }
+
+    /// The link a batch's create made, into the record, before its files
+    /// are written (and for the undo of a batch that fails first).
+    pub(crate) fn record_link(&mut self, link: BuiltEndpoint) {
+        self.record.ifname = link.ifname;
+        self.record.mac = Some(link.mac);
+        self.record.ifindex = Some(link.index);
     }
 
     /// The first half of [`Pending::finish`], for a batch, which adds the

@@ -295,7 +295,11 @@ mod hook {
             return;
         }
         // One hit at a time: with two threads (a batch's link thread), a
-        // kill at hit N must find the lines of hits 1 to N-1 written.
+        // kill at hit N must find the lines of hits 1 to N-1 written. Which
+        // thread's point is hit N may differ from one run to the next, and
+        // the other thread may still finish the system call it is in: a
+        // walk of kills then reaches the same points in another order,
+        // each a moment the batch could be killed at.
         static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
         let _alone = ONE_AT_A_TIME
             .lock()
@@ -325,7 +329,8 @@ mod hook {
         if die {
             let _ = crate::sys::kill(std::process::id(), libc::SIGKILL);
             // SIGKILL to oneself ends the process on the way back to user
-            // space; nothing after this point may run meanwhile.
+            // space; nothing after this point may run meanwhile on this
+            // thread (another may finish the system call it is in).
             loop {
                 std::thread::park();
             }

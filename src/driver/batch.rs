@@ -203,6 +203,12 @@ impl Manager {
         // the network's union views are refreshed, once.
         let mut names = self.names(&state);
         let attaching_to = || format!("attaching to network {}", network.name);
+        // The views point at the network's hosts file: made (its header
+        // alone) before the first, on a network's first attach.
+        let ready = names
+            .append(network, &[])
+            .map_err(|error| error.context(attaching_to()))
+            .and_then(|()| link_maker());
         let finish = |chunk: &mut [Reserved], made: ChunkMade| -> Result<(), Error> {
             let outcomes = made.map_err(|error| error.context(attaching_to()))?;
             let mut failure = None;
@@ -255,7 +261,12 @@ impl Manager {
             names.expect_missing_view(None);
             finished
         };
-        let mut failure = create_ahead(&mut reserved, |r| r.pending.plan(network, &parent), finish);
+        let plan = |r: &Reserved| r.pending.plan(network, &parent);
+        let mut failure = match ready {
+            Ok(make) => create_ahead(&mut reserved, plan, make, finish),
+            // Nothing was asked of the kernel.
+            Err(error) => Some(error),
+        };
         if failure.is_none() {
             let records: Vec<&EndpointRecord> =
                 reserved.iter().map(|r| &r.pending.record).collect();
@@ -530,6 +541,9 @@ fn unlink_ahead(
                 return (Vec::new(), Some((0, error)));
             }
         };
+        // However this side ends (a panic in `forget` too), the thread's
+        // wait for another link ends, so the scope's join does.
+        let _closed = CloseOnDrop(jobs);
         let mut given = 0;
         let mut unfinished = Vec::new();
         let mut failure = None;
@@ -590,8 +604,7 @@ enum Slot {
 struct Reserved {
     pending: Pending,
     /// `None` while the thread making the links holds it, and for good
-    /// once that thread is stopped before its chunk: then nothing of the
-    /// endpoint was asked of the kernel.
+    /// if that thread died holding it.
     inside: Option<OpenNetns>,
     /// Whether [`Manager::check_attach`] found nothing at the container's
     /// `/etc/netns/NAME` under the lock: its view is made without looking
@@ -665,7 +678,9 @@ impl Reserved {
         parent: &Link,
     ) -> bool {
         let Some(inside) = &self.inside else {
-            return true;
+            // Lost with the thread that held it to make its link (a
+            // panic): the link may stand, and only `restore` can look.
+            return !keep_for_restore(state, &mut self.pending.record, false);
         };
         match (&self.pending.record.mac, self.build_failed) {
             (Some(_), _) => self
@@ -720,23 +735,36 @@ enum ChunkWork {
 /// one whose files are being written: one in its hands, one waiting.
 const CREATES_AHEAD: usize = 2;
 
-/// Makes the links of `reserved` ([`endpoint_link::create_many`], a
-/// chunk of [`CREATE_CHUNK`] at a time, each from `plan`) on a thread of
-/// its own, from a host socket and this thread's namespace opened for it,
-/// while `finish` writes, on the calling thread, the files of each chunk
-/// made, in order. Creating a link and setting it up is the kernel's work
-/// in the target namespaces; the files are the store's, in other
-/// directories: each chunk's files are written while the next chunk's
-/// links are made, instead of after all of them.
+/// What makes a chunk's links on the thread of [`create_ahead`]:
+/// [`endpoint_link::create_many`] from a host socket and this thread's
+/// namespace, both opened for that thread (the caller's are not theirs
+/// to move), with procfs instances of its own.
+fn link_maker() -> Result<impl FnMut(&[NewEndpoint<'_>]) -> ChunkMade + Send, Error> {
+    let host = Handle::new()?;
+    let home =
+        Netns::current().map_err(|e| Error::io("opening this thread's network namespace", &e))?;
+    let sysctls = crate::netns::SysctlFiles::default();
+    Ok(move |new: &[NewEndpoint<'_>]| endpoint_link::create_many(&host, &home, &sysctls, new))
+}
+
+/// Makes the links of `reserved` (`make`, a chunk of [`CREATE_CHUNK`] at
+/// a time, each from `plan`) on a thread of its own, while `finish`
+/// writes, on the calling thread, the files of each chunk made, in order.
+/// Creating a link and setting it up is the kernel's work in the target
+/// namespaces; the files are the store's, in other directories: each
+/// chunk's files are written while the next chunk's links are made,
+/// instead of after all of them.
 ///
 /// Returns the first failure (a chunk's, `finish`'s, or the thread's
-/// start); after it no other chunk is started, and what the chunks
-/// already under way made is recorded in their endpoints
-/// ([`Reserved::made`]), their namespaces back, for the caller's undo.
-/// An endpoint of a chunk never started keeps no namespace.
+/// start); after it no other chunk is started, what the chunk under way
+/// made is recorded in its endpoints ([`Reserved::made`]), and every
+/// endpoint has its namespace back, for the caller's undo, unless the
+/// thread died holding it (a panic): then [`Reserved::undo`] leaves the
+/// endpoint to `restore`.
 fn create_ahead(
     reserved: &mut [Reserved],
     plan: impl Fn(&Reserved) -> EndpointPlan,
+    mut make: impl FnMut(&[NewEndpoint<'_>]) -> ChunkMade + Send,
     mut finish: impl FnMut(&mut [Reserved], ChunkMade) -> Result<(), Error>,
 ) -> Option<Error> {
     use crate::handoff::{CloseOnDrop, Handoff};
@@ -744,13 +772,6 @@ fn create_ahead(
     if reserved.is_empty() {
         return None;
     }
-    let (host, home) = match (Handle::new(), Netns::current()) {
-        (Ok(host), Ok(home)) => (host, home),
-        (Err(error), _) => return Some(error.into()),
-        (_, Err(error)) => {
-            return Some(Error::io("opening this thread's network namespace", &error))
-        }
-    };
     let stop = AtomicBool::new(false);
     let (jobs, done) = (Handoff::new(CREATES_AHEAD), Handoff::new(CREATES_AHEAD));
     let chunks = reserved.len().div_ceil(CREATE_CHUNK);
@@ -761,13 +782,16 @@ fn create_ahead(
             .spawn_scoped(scope, move || {
                 // However it ends, neither side waits for it any more.
                 let _closed = (CloseOnDrop(jobs), CloseOnDrop(done));
-                let sysctls = crate::netns::SysctlFiles::default();
                 while let Some(chunk) = jobs.pop() {
-                    let ChunkWork::ToMake(specs) = chunk.work else {
+                    let ChunkWork::ToMake(specs) = &chunk.work else {
                         break;
                     };
                     if stop.load(Ordering::Relaxed) {
-                        break;
+                        // Given back unstarted, its namespaces with it.
+                        if done.push(chunk).is_err() {
+                            break;
+                        }
+                        continue;
                     }
                     let insides: Vec<OpenNetns> = chunk
                         .insides
@@ -776,7 +800,7 @@ fn create_ahead(
                         .collect();
                     let new: Vec<NewEndpoint<'_>> = insides
                         .iter()
-                        .zip(&specs)
+                        .zip(specs)
                         .map(|(inside, (plan, ifname, index))| NewEndpoint {
                             inside,
                             plan,
@@ -784,7 +808,7 @@ fn create_ahead(
                             index: *index,
                         })
                         .collect();
-                    let made = endpoint_link::create_many(&host, &home, &sysctls, &new);
+                    let made = make(&new);
                     drop(new);
                     let failed = match &made {
                         Ok(outcomes) => outcomes.iter().any(Result::is_err),
@@ -813,7 +837,11 @@ fn create_ahead(
                 ))
             }
         };
-        // A chunk back in its place: its namespaces, and what was made.
+        // However this side ends (a panic in `finish` too), the thread's
+        // wait for another chunk ends, so the scope's join does.
+        let _closed = CloseOnDrop(jobs);
+        // A chunk back in its place: its namespaces, and what was made
+        // (nothing, for one given back unstarted).
         let put_back = |reserved: &mut [Reserved], back: Chunk| {
             let at = back.first..back.first + back.insides.len();
             for (r, (ns, handle)) in reserved[at.clone()].iter_mut().zip(back.insides) {
@@ -851,8 +879,9 @@ fn create_ahead(
                     work: ChunkWork::ToMake(specs),
                 };
                 // Refused: the thread stopped after a failure, which comes
-                // next; this chunk's namespaces go with it, unused.
-                if jobs.push(chunk).is_err() {
+                // next.
+                if let Err(chunk) = jobs.push(chunk) {
+                    let _unstarted = put_back(reserved, chunk);
                     break;
                 }
             }
@@ -868,8 +897,8 @@ fn create_ahead(
         }
         stop.store(true, Ordering::Relaxed);
         jobs.close();
-        // Chunks made past the failure: their links stand, their files
-        // were not written.
+        // The chunk made past the failure (its links stand, its files were
+        // not written), and those given back unstarted.
         while let Some(back) = done.pop() {
             let (at, made) = put_back(reserved, back);
             if let Ok(outcomes) = made {
@@ -879,6 +908,10 @@ fn create_ahead(
             }
         }
         let _ = maker.join();
+        // Given and never taken: the thread stopped at a failure of its own.
+        while let Some(unstarted) = jobs.pop() {
+            let _unstarted = put_back(reserved, unstarted);
+        }
         failure
     })
 }
@@ -1076,6 +1109,188 @@ mod tests {
         };
         let how = LinkToRemove::take_from(&mut endpoint, EndpointState::Attached);
         DetachSlot::Detaching(endpoint, Some(Unlink { how, inside: None }))
+    }
+
+    /// A target of `connect_many` reserved as endpoint `n`: its namespace
+    /// this thread's, with a socket in it; nothing asked of the kernel.
+    fn reserved(n: usize) -> Reserved {
+        let record = EndpointRecord {
+            id: format!("e{n}"),
+            network_id: "net".into(),
+            container: Some(format!("c{n}")),
+            netns: format!("/run/netns/c{n}"),
+            ifname: "eth0".into(),
+            mac: None,
+            ipv4: None,
+            ipv6: None,
+            state: EndpointState::Attaching,
+            created: Timestamp::now(),
+            netns_id: None,
+            ifindex: Some(10 + n as u32),
+        };
+        let ns = Netns::current().unwrap();
+        let handle = Handle::new().unwrap();
+        Reserved {
+            pending: Pending::in_batch(record),
+            inside: Some(OpenNetns::from_parts(ns, handle)),
+            view_missing: false,
+            build_failed: false,
+        }
+    }
+
+    fn plan(r: &Reserved) -> EndpointPlan {
+        EndpointPlan {
+            parent_index: 2,
+            parent_mac: format!("02:00:00:00:01:{:02x}", r.pending.record.ifindex.unwrap()),
+            mode: Default::default(),
+            flag: Default::default(),
+            mtu: None,
+            ipv4: None,
+            ipv6: None,
+            route4: endpoint_link::DefaultRoute::None,
+            route6: endpoint_link::DefaultRoute::None,
+            routes: Vec::new(),
+            extra_addresses: Vec::new(),
+            arp_notify: false,
+        }
+    }
+
+    /// Where a batch of links made ahead of their files fails.
+    #[derive(Clone, Copy, Debug)]
+    enum Fails {
+        Nowhere,
+        /// One endpoint's create (the thread's side).
+        Create(usize),
+        /// A whole chunk's creates, their answers lost.
+        Chunk(usize),
+        /// The files of a chunk (the calling thread's side).
+        Files(usize),
+    }
+
+    /// The links of a batch are made a chunk at a time on their own
+    /// thread, ahead of the files, which are written chunk by chunk in
+    /// order and only for chunks made; a failure on either side stops the
+    /// batch with at most one chunk made past it, whose links are recorded
+    /// for the undo, and every endpoint has its namespace back.
+    #[test]
+    fn links_are_made_ahead_of_the_files_and_a_failure_leaves_every_namespace_back() {
+        let count = 3 * CREATE_CHUNK + 5;
+        let chunk_of = |n: usize| n / CREATE_CHUNK;
+        for fails in [
+            Fails::Nowhere,
+            Fails::Create(0),
+            Fails::Create(CREATE_CHUNK + 3),
+            Fails::Chunk(2),
+            Fails::Files(0),
+            Fails::Files(1),
+            Fails::Files(3),
+        ] {
+            let mut batch: Vec<Reserved> = (0..count).map(reserved).collect();
+            let made_chunks = std::sync::Mutex::new(Vec::new());
+            let make = |new: &[NewEndpoint<'_>]| -> ChunkMade {
+                let first = new[0].index as usize - 10;
+                made_chunks.lock().unwrap().push(chunk_of(first));
+                if matches!(fails, Fails::Chunk(c) if c == chunk_of(first)) {
+                    return Err(Error::failed("answers lost"));
+                }
+                Ok(new
+                    .iter()
+                    .map(|e| {
+                        let n = e.index as usize - 10;
+                        if matches!(fails, Fails::Create(at) if at == n) {
+                            return Err(Error::failed("refused"));
+                        }
+                        Ok(Some(BuiltEndpoint {
+                            ifname: e.ifname.to_string(),
+                            mac: e.plan.parent_mac.clone(),
+                            index: e.index,
+                        }))
+                    })
+                    .collect())
+            };
+            let mut finished = Vec::new();
+            let failure = create_ahead(&mut batch, plan, make, |chunk, made| {
+                let first: usize = chunk[0].pending.record.id[1..].parse().unwrap();
+                let outcomes = made?;
+                assert_eq!(outcomes.len(), chunk.len());
+                for (r, outcome) in chunk.iter_mut().zip(outcomes) {
+                    r.made(outcome);
+                }
+                if chunk.iter().any(|r| r.build_failed) {
+                    return Err(Error::failed("a create failed"));
+                }
+                if matches!(fails, Fails::Files(c) if c == chunk_of(first)) {
+                    return Err(Error::failed("files refused"));
+                }
+                finished.push(chunk_of(first));
+                Ok(())
+            });
+            let made = made_chunks.into_inner().unwrap();
+            let last = chunk_of(count - 1);
+            let failed_at = match fails {
+                Fails::Nowhere => None,
+                Fails::Create(n) => Some(chunk_of(n)),
+                Fails::Chunk(c) | Fails::Files(c) => Some(c),
+            };
+            assert_eq!(failure.is_some(), failed_at.is_some(), "{fails:?}");
+            let finished_to = failed_at.unwrap_or(last + 1);
+            assert_eq!(finished, (0..finished_to).collect::<Vec<_>>(), "{fails:?}");
+            // In order, and at most one chunk past the failure, and none past
+            // a failure of the thread's own.
+            assert!(
+                made.windows(2).all(|w| w[1] == w[0] + 1),
+                "{fails:?}: {made:?}"
+            );
+            let made_to = made.last().map_or(0, |c| c + 1);
+            let past = match fails {
+                Fails::Files(_) => CREATES_AHEAD - 1,
+                _ => 0,
+            };
+            assert!(
+                made_to <= finished_to.min(last) + 1 + past,
+                "{fails:?}: {made:?}"
+            );
+            for (n, r) in batch.iter().enumerate() {
+                assert!(r.inside.is_some(), "{fails:?}: e{n}'s namespace is back");
+                let was_made = made.contains(&chunk_of(n))
+                    && !matches!(fails, Fails::Chunk(c) if c == chunk_of(n))
+                    && !matches!(fails, Fails::Create(at) if at == n);
+                // Recorded as made: finished, or made past the failure.
+                assert_eq!(r.pending.record.mac.is_some(), was_made, "{fails:?}: e{n}");
+            }
+        }
+    }
+
+    /// A panic on the calling side (in the writing of a chunk's files)
+    /// ends the thread making the links too, so it reaches the caller (a
+    /// library's, which unwinds) instead of a scope waiting for ever with
+    /// the store's lock held.
+    #[test]
+    fn a_panic_writing_the_files_is_not_a_hang() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut batch: Vec<Reserved> = (0..2 * CREATE_CHUNK).map(reserved).collect();
+            let make = |new: &[NewEndpoint<'_>]| -> ChunkMade {
+                Ok(new.iter().map(|_| Ok(None)).collect())
+            };
+            let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                create_ahead(&mut batch, plan, make, |_, _| panic!("files"))
+            }));
+            let _ = tx.send(unwound.is_err());
+        });
+        let panicked = rx.recv_timeout(std::time::Duration::from_secs(30));
+        assert_eq!(panicked, Ok(true), "the panic came back, not a hang");
+        // The same of a batch detach's files.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut slots: Vec<DetachSlot> = (0..10).map(detaching).collect();
+            let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                unlink_ahead(&mut slots, None, |_, _| panic!("files"))
+            }));
+            let _ = tx.send(unwound.is_err());
+        });
+        let panicked = rx.recv_timeout(std::time::Duration::from_secs(30));
+        assert_eq!(panicked, Ok(true), "a detach's panic came back, not a hang");
     }
 
     /// Every endpoint's files are written in order, each after its link's

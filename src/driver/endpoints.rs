@@ -1196,6 +1196,21 @@ pub(crate) struct Pending {
 }
 
 impl Pending {
+    /// The pending endpoint of a batch (its intent in `batch-intents`, its
+    /// container's index let go) whose intent is `record`, for tests that
+    /// need no store.
+    #[cfg(test)]
+    pub(crate) fn in_batch(record: EndpointRecord) -> Pending {
+        Pending {
+            record,
+            index: None,
+            indexed: true,
+            indexed_alone: true,
+            name_guessed: true,
+            intent: Intent::InBatch,
+        }
+    }
+
     /// Lets the container's index go, to be read again when the names are
     /// added or the entry taken out: a batch holds a thousand pending
     /// endpoints, and an index is about 200 bytes of them.

@@ -200,15 +200,10 @@ impl Manager {
         // network's hosts file at the end, in one write (a derived file:
         // restore takes out the lines of endpoints a kill leaves
         // unattached), so a batch refused before leaves it as it was; then
-        // the network's union views are refreshed, once.
+        // the network's union views are refreshed, once. (On a network's
+        // first attach the views point at that file before it exists.)
         let mut names = self.names(&state);
         let attaching_to = || format!("attaching to network {}", network.name);
-        // The views point at the network's hosts file: made (its header
-        // alone) before the first, on a network's first attach.
-        let ready = names
-            .append(network, &[])
-            .map_err(|error| error.context(attaching_to()))
-            .and_then(|()| link_maker());
         let finish = |chunk: &mut [Reserved], made: ChunkMade| -> Result<(), Error> {
             let outcomes = made.map_err(|error| error.context(attaching_to()))?;
             let mut failure = None;
@@ -262,7 +257,7 @@ impl Manager {
             finished
         };
         let plan = |r: &Reserved| r.pending.plan(network, &parent);
-        let mut failure = match ready {
+        let mut failure = match link_maker() {
             Ok(make) => create_ahead(&mut reserved, plan, make, finish),
             // Nothing was asked of the kernel.
             Err(error) => Some(error),

@@ -572,8 +572,8 @@ const BATCH_DISCONNECT_FUTEX_PER_TARGET: f64 = 3.0;
 
 /// A batch connect and disconnect of N containers: what each target adds
 /// stays within its budget (the difference between batches of 4 and 16,
-/// per target), each starts one thread (a connect's makes the links, a
-/// disconnect's deletes them), every link create succeeds at its
+/// per target), a connect starts no thread and a disconnect one (it
+/// deletes the links), every link create succeeds at its
 /// first request (a container on no network gets `eth0` without asking),
 /// and each batch syncs once: one `fdatasync` of the store's lock after
 /// the commit log's entry that holds its records (or their removals).
@@ -636,13 +636,11 @@ fn a_batch_stays_within_its_system_call_budget_per_target() {
         "batch disconnect: {futex:.1} futex calls per target (at most {BATCH_DISCONNECT_FUTEX_PER_TARGET})"
     );
     println!("batch: connect {connect:.1}, disconnect {disconnect:.1} system calls per target");
-    // A batch connect makes its links on one thread of its own while it
-    // writes the files of the chunk made before; a batch disconnect
-    // deletes them on one while it writes the files of each endpoint
-    // whose link is gone.
+    // A batch disconnect deletes its links on one thread of its own while
+    // it writes the files of each endpoint whose link is gone.
     for (what, trace, threads) in [
-        ("batch connect", &connect_small, 1),
-        ("batch connect", &connect_large, 1),
+        ("batch connect", &connect_small, 0),
+        ("batch connect", &connect_large, 0),
         ("batch disconnect", &disconnect_small, 1),
         ("batch disconnect", &disconnect_large, 1),
     ] {

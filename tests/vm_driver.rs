@@ -2377,7 +2377,7 @@ fn a_batch_refused_past_its_first_chunk_of_creates_leaves_nothing() {
     // Another tool's link on the same parent holds an address the 67th
     // target is about to be given (the gateway has .1, the targets take
     // the next ones in order): the kernel refuses it to ours, in the
-    // fifth chunk of 16, once the files of the chunks before are written.
+    // second chunk of 64.
     ip(&["netns", "add", "chksquat"]);
     ip(&[
         "link", "add", "link", "chk0", "name", "sq0", "netns", "chksquat", "type", "ipvlan",
@@ -2407,7 +2407,7 @@ fn a_batch_refused_past_its_first_chunk_of_creates_leaves_nothing() {
         diff(&before, &after)
     );
     // Which target the kernel refused depends on where the allocator's
-    // cursor stood; it is one of the fifth chunk (targets 64 on).
+    // cursor stood; it is one of the second chunk (targets 64 on).
     let refused: usize = err
         .to_string()
         .strip_prefix("attaching k")
@@ -2431,91 +2431,6 @@ fn a_batch_refused_past_its_first_chunk_of_creates_leaves_nothing() {
     }
     manager.remove_network("chunks").unwrap();
     ip(&["link", "del", "chk0"]);
-}
-
-/// A batch's links are made on a thread of their own while the calling
-/// thread writes the files of the chunk made before: when a file cannot
-/// be written (the view of the last target of the second chunk of 16, an
-/// admin's directory made read-only), the links of the chunk made
-/// meanwhile go with those whose files were written, and nothing of the
-/// call stays: no link, address, record, hosts line or view.
-#[test]
-fn a_batch_refused_at_its_files_while_the_next_chunk_is_made_leaves_nothing() {
-    topology_up();
-    let config = config("ahead");
-    let manager = Manager::open(config.clone()).unwrap();
-    manager
-        .create_network(&net("ahead", &["10.64.0.0/24"], &[], &[]))
-        .unwrap();
-    let names: Vec<String> = (0..48).map(|i| format!("ah{i}")).collect();
-    for name in &names {
-        ip(&["netns", "add", name]);
-    }
-    let targets: Vec<Target> = names.iter().map(|n| Target::Container(n.clone())).collect();
-    // The network's directories are made at its first attach and kept.
-    manager
-        .connect("ahead", &targets[0], &AttachRequest::default())
-        .unwrap();
-    manager.disconnect("ahead", &targets[0]).unwrap();
-    let views = || -> Vec<String> {
-        names
-            .iter()
-            .filter(|n| Path::new("/etc/netns").join(n).exists())
-            .cloned()
-            .collect()
-    };
-    let view = Path::new("/etc/netns").join("ah31");
-    fs::create_dir_all(&view).unwrap();
-    let mounted = |options: &[&str]| {
-        let status = std::process::Command::new("mount")
-            .args(options)
-            .status()
-            .unwrap();
-        assert!(status.success(), "mount {options:?}");
-    };
-    let dir = view.to_str().unwrap();
-    mounted(&["--bind", dir, dir]);
-    mounted(&["-o", "remount,ro,bind", dir, dir]);
-    let before = world(&config);
-    let err = manager.connect_many("ahead", &targets).unwrap_err();
-    let after = world(&config);
-    let views_left = views();
-    assert!(std::process::Command::new("umount")
-        .arg(&view)
-        .status()
-        .unwrap()
-        .success());
-    fs::remove_dir(&view).unwrap();
-    assert!(
-        after == before,
-        "a batch refused at a file of its second chunk changed something\n{}",
-        diff(&before, &after)
-    );
-    assert!(
-        err.to_string()
-            .starts_with("attaching ah31 to network ahead: "),
-        "{err}"
-    );
-    assert_eq!(
-        views_left,
-        vec!["ah31".to_string()],
-        "only the admin's view"
-    );
-    assert!(all_ipvlan_links().is_empty(), "{:?}", all_ipvlan_links());
-    // Without the obstacle the same batch attaches every target.
-    let endpoints = manager.connect_many("ahead", &targets).unwrap();
-    assert_eq!(endpoints.len(), 48);
-    assert_eq!(
-        addresses_of("ah47"),
-        vec![endpoints[47].ipv4.unwrap().to_string()]
-    );
-    assert_eq!(views().len(), 48, "each target's view");
-    manager.disconnect_many("ahead", &targets).unwrap();
-    assert!(views().is_empty(), "{:?}", views());
-    for name in &names {
-        ip(&["netns", "del", name]);
-    }
-    manager.remove_network("ahead").unwrap();
 }
 
 /// The IPv4 addresses of eth0 in `ns`, as `a.b.c.d/len`.

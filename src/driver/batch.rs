@@ -3,12 +3,11 @@
 //! hundreds of namespaces (benchmark harnesses, test rigs).
 //!
 //! One lock, one read of the network, one host socket and one lookup of the
-//! parent for the whole batch; the link creates go to the kernel 16 at a
-//! time (a chunk in one datagram, `Handle::link_add_many`, so that what a
-//! create needs is held for one chunk only), each namespace then gets its
-//! address, link-up and routes in one round trip on its own socket, all on
-//! a thread of their own, while the calling thread writes the files of the
-//! chunk made before (`create_ahead`); the state is made durable once, at
+//! parent for the whole batch; the link creates go to the kernel 64 at a
+//! time (a chunk in as few datagrams as the socket takes,
+//! `Handle::link_add_many`, so that what a create needs is held for one
+//! chunk only), each namespace then gets its address, link-up and routes
+//! in one round trip on its own socket; the state is made durable once, at
 //! the end (`Locked::commit`). The intents of all its endpoints are
 //! written before the kernel is touched, in one file
 //! (`Locked::put_batch_intents`), and each final record is made in place
@@ -192,98 +191,191 @@ impl Manager {
             );
         }
 
-        // The links are made on a thread of their own, a chunk at a time,
-        // while this one writes the files of each chunk made before it:
-        // each endpoint finished in place, its record and then its
-        // container's view, as a single attach does. An endpoint's files
-        // go only once its link is made. The names of all go into the
-        // network's hosts file at the end, in one write (a derived file:
-        // restore takes out the lines of endpoints a kill leaves
-        // unattached), so a batch refused before leaves it as it was; then
-        // the network's union views are refreshed, once. (On a network's
-        // first attach the views point at that file before it exists.)
-        let mut names = self.names(&state);
-        let attaching_to = || format!("attaching to network {}", network.name);
-        let finish = |chunk: &mut [Reserved], made: ChunkMade| -> Result<(), Error> {
-            let outcomes = made.map_err(|error| error.context(attaching_to()))?;
-            let mut failure = None;
-            for (r, outcome) in chunk.iter_mut().zip(outcomes) {
-                let link = match outcome {
+        // The creates go to the kernel a chunk at a time: a plan, a request
+        // and an answer per endpoint (about 400 bytes) are held for one
+        // chunk, not the whole batch, and each chunk is still sent
+        // together. What each create made goes into its record at once, so
+        // no list of built links is held either.
+        let mut failure = None;
+        let sysctls = crate::netns::SysctlFiles::default();
+        for chunk in reserved.chunks_mut(CREATE_CHUNK) {
+            let plans: Vec<EndpointPlan> = chunk
+                .iter()
+                .map(|r| r.pending.plan(network, &parent))
+                .collect();
+            let new: Vec<NewEndpoint<'_>> = chunk
+                .iter()
+                .zip(&plans)
+                .map(|(r, plan)| NewEndpoint {
+                    inside: &r.inside,
+                    plan,
+                    ifname: &r.pending.record.ifname,
+                    guessed: r.pending.name_guessed(),
+                    index: r
+                        .pending
+                        .record
+                        .ifindex
+                        .expect("reserve names the index of the first create"),
+                })
+                .collect();
+            let records: Vec<&EndpointRecord> = chunk.iter().map(|r| &r.pending.record).collect();
+            // The index each intent names now, where a retry changed it: a
+            // target that goes the single way below starts from it, so its
+            // first create asks for the index its intent names.
+            let mut rerecorded: Vec<Option<Option<u32>>> = vec![None; records.len()];
+            let mut rerecord = |at: usize, index: Option<u32>| -> Result<(), Error> {
+                let mut record = records[at].clone();
+                record.ifindex = index;
+                state.put_endpoint(&record)?;
+                rerecorded[at] = Some(index);
+                Ok(())
+            };
+            let built =
+                match endpoint_link::create_many(&host, &home, &sysctls, &new, &mut rerecord) {
+                    Ok(built) => built,
+                    Err(error) => {
+                        failure =
+                            Some(error.context(format!("attaching to network {}", network.name)));
+                        break;
+                    }
+                };
+            for (
+                (
+                    Reserved {
+                        pending: prepared,
+                        inside,
+                        build_failed,
+                        ..
+                    },
+                    link,
+                ),
+                rerecorded,
+            ) in chunk.iter_mut().zip(built).zip(rerecorded)
+            {
+                if let Some(Some(index)) = rerecorded {
+                    prepared.record.ifindex = Some(index);
+                }
+                // Its guessed name taken by another tool, nothing made: a
+                // free one, recorded before its create, as a single attach.
+                let link = match link {
                     // Nothing made, and the batch is given up already.
                     Ok(None) if failure.is_some() => continue,
-                    // Refused as taken, nothing made: the single way, its
-                    // name or index replaced by a free one, each recorded
-                    // before the create that asks for it.
-                    Ok(None) => {
-                        let inside = r.inside.as_ref().expect(BACK_FROM_THE_THREAD);
-                        r.pending.build(&state, &host, network, &parent, inside)
-                    }
+                    Ok(None) => prepared.build(&state, &host, network, &parent, inside),
                     Ok(Some(link)) => Ok(link),
                     Err(error) => Err(error),
                 };
                 match link {
-                    Ok(link) => r.pending.record_link(link),
+                    Ok(link) => {
+                        prepared.record.ifname = link.ifname;
+                        prepared.record.mac = Some(link.mac);
+                        prepared.record.ifindex = Some(link.index);
+                    }
                     Err(error) => {
-                        r.build_failed = true;
-                        failure.get_or_insert_with(|| {
-                            error.context(attaching_reserved(&r.pending.record, &network.name))
-                        });
+                        *build_failed = true;
+                        if failure.is_none() {
+                            failure = Some(
+                                error.context(attaching_reserved(&prepared.record, &network.name)),
+                            );
+                        }
                     }
                 }
             }
-            if let Some(error) = failure {
-                return Err(error);
-            }
-            let mut finished = Ok(());
-            for r in chunk.iter_mut() {
-                let (prepared, missing) = (&mut r.pending, r.view_missing);
-                let link = BuiltEndpoint {
-                    ifname: std::mem::take(&mut prepared.record.ifname),
-                    mac: prepared.record.mac.take().unwrap_or_default(),
-                    index: prepared.record.ifindex.unwrap_or_default(),
-                };
-                names.expect_missing_view(prepared.record.container.clone().filter(|_| missing));
-                finished = prepared
-                    .record_built(&state, &link, Intent::InBatch)
-                    .and_then(|()| prepared.add_view(&names, network))
-                    .map_err(|error| {
-                        error.context(attaching_reserved(&prepared.record, &network.name))
-                    });
-                if finished.is_err() {
-                    break;
-                }
-            }
-            names.expect_missing_view(None);
-            finished
-        };
-        let plan = |r: &Reserved| r.pending.plan(network, &parent);
-        let mut failure = match link_maker() {
-            Ok(make) => create_ahead(&mut reserved, plan, make, finish),
-            // Nothing was asked of the kernel.
-            Err(error) => Some(error),
-        };
-        if failure.is_none() {
-            let records: Vec<&EndpointRecord> =
-                reserved.iter().map(|r| &r.pending.record).collect();
-            let named = names
-                .append(network, &records)
-                .and_then(|()| names.refresh_network(network));
-            if let Err(error) = named {
-                failure = Some(error.context(attaching_to()));
+            if failure.is_some() {
+                break;
             }
         }
         if let Some(error) = failure {
-            // Each endpoint taken back out of the kernel as far as it got
-            // (see `Reserved::undo`); one whose link the kernel would not
-            // delete keeps its record and addresses for `restore`. Then
-            // `batch-intents` goes, and only then is the rest given back,
-            // the cursors as found, as for a batch refused before its
-            // creates.
+            // The links made (those whose record has their MAC: every
+            // record names the index its create asked for) stand in the
+            // kernel: taken down again.
+            // One the kernel would not delete keeps a `detaching` record
+            // of its own (its line goes with `batch-intents`) and its
+            // addresses, for `restore`.
+            let mut kept = vec![false; reserved.len()];
+            for (r, kept) in reserved.iter_mut().zip(&mut kept) {
+                let Some(index) = r.pending.record.ifindex else {
+                    continue;
+                };
+                let stands = match (&r.pending.record.mac, r.build_failed) {
+                    (Some(_), _) => endpoint_link::stays_after_delete(&r.inside, index),
+                    // Its build's own undo may have been refused.
+                    (None, true) => endpoint_link::left_standing(
+                        &r.inside,
+                        index,
+                        &r.pending.record.ifname,
+                        &parent,
+                        false,
+                    ),
+                    (None, false) => false,
+                };
+                // Its intent is a line of `batch-intents`, which goes below.
+                *kept = stands && keep_for_restore(&state, &mut r.pending.record, false);
+            }
+            let _ = state.remove_batch_intents();
+            give_back(
+                &mut reserved
+                    .into_iter()
+                    .zip(kept)
+                    .filter(|(_, kept)| !kept)
+                    .map(|(r, _)| r.pending),
+            );
+            return Err(error);
+        }
+
+        let mut names = self.names(&state);
+        // The names of all in the network's hosts file first, in one write
+        // (a derived file: restore takes out the lines of endpoints a kill
+        // leaves unattached); then each endpoint finished in place, its
+        // record and then its container's view, as a single attach does
+        // (a second list of the pending endpoints, about 300 bytes each,
+        // would be held at the batch's peak); the network's union views
+        // refreshed once at the end.
+        let mut failure = names
+            .append(
+                network,
+                &reserved
+                    .iter()
+                    .map(|r| &r.pending.record)
+                    .collect::<Vec<_>>(),
+            )
+            .err()
+            .map(|error| error.context(format!("attaching to network {}", network.name)));
+        for r in reserved.iter_mut() {
+            if failure.is_some() {
+                break;
+            }
+            let (prepared, missing) = (&mut r.pending, r.view_missing);
+            let link = BuiltEndpoint {
+                ifname: std::mem::take(&mut prepared.record.ifname),
+                mac: prepared.record.mac.take().unwrap_or_default(),
+                index: prepared.record.ifindex.unwrap_or_default(),
+            };
+            names.expect_missing_view(prepared.record.container.clone().filter(|_| missing));
+            let finished = prepared
+                .record_built(&state, &link, Intent::InBatch)
+                .and_then(|()| prepared.add_view(&names, network));
+            if let Err(error) = finished {
+                failure = Some(error.context(attaching_reserved(&prepared.record, &network.name)));
+            }
+        }
+        names.expect_missing_view(None);
+        if failure.is_none() {
+            if let Err(error) = names.refresh_network(network) {
+                failure = Some(error.context(format!("attaching to network {}", network.name)));
+            }
+        }
+        if let Some(error) = failure {
+            // A link the kernel would not delete keeps its record and
+            // addresses (see `Pending::undo_built`).
             let gone: Vec<bool> = reserved
                 .iter_mut()
-                .map(|r| r.undo(&state, &names, network, &parent))
+                .map(|r| {
+                    r.pending
+                        .undo_from_the_kernel(&state, &names, network, &parent, &r.inside)
+                })
                 .collect();
             let _ = state.remove_batch_intents();
+            // As a batch refused before its creates: the cursors as found.
             give_back(
                 &mut reserved
                     .into_iter()
@@ -470,9 +562,8 @@ type Removal = (Result<Option<String>, Error>, Option<LinkToRemove>);
 /// endpoint whose files are being written: one in its hands, one waiting.
 const UNLINK_AHEAD: usize = 2;
 
-/// How much stack a thread making or deleting a batch's links gets: its
-/// requests' buffers are on the heap.
-const LINK_THREAD_STACK: usize = 256 << 10;
+/// How much stack that thread gets: its requests' buffers are on the heap.
+const UNLINK_STACK: usize = 256 << 10;
 
 /// Deletes the links of a batch's endpoints (`slots`, each
 /// [`DetachSlot::Detaching`]) in order on a thread of its own, while
@@ -504,7 +595,7 @@ fn unlink_ahead(
     std::thread::scope(|scope| {
         let (stop, jobs, removals) = (&stop, &jobs, &removals);
         let unlinker = std::thread::Builder::new()
-            .stack_size(LINK_THREAD_STACK)
+            .stack_size(UNLINK_STACK)
             .spawn_scoped(scope, move || {
                 // However it ends, neither side waits for it any more.
                 let _closed = (CloseOnDrop(jobs), CloseOnDrop(removals));
@@ -598,9 +689,7 @@ enum Slot {
 /// endpoint, its namespace and the socket in it.
 struct Reserved {
     pending: Pending,
-    /// `None` while the thread making the links holds it, and for good
-    /// if that thread died holding it.
-    inside: Option<OpenNetns>,
+    inside: OpenNetns,
     /// Whether [`Manager::check_attach`] found nothing at the container's
     /// `/etc/netns/NAME` under the lock: its view is made without looking
     /// again.
@@ -631,7 +720,7 @@ impl Slot {
         if let Slot::Resolved(target) = std::mem::replace(self, Slot::Moving) {
             *self = Slot::Reserved(Reserved {
                 view_missing: target.view_missing(),
-                inside: Some(target.into_inside()),
+                inside: target.into_inside(),
                 pending,
                 build_failed: false,
             });
@@ -644,271 +733,6 @@ impl Slot {
             _ => None,
         }
     }
-}
-
-impl Reserved {
-    /// What a chunk's create made of this endpoint, where its files were
-    /// not written (the chunk made past a failure): recorded, for
-    /// [`Reserved::undo`].
-    fn made(&mut self, outcome: Result<Option<BuiltEndpoint>, Error>) {
-        match outcome {
-            Ok(Some(link)) => self.pending.record_link(link),
-            Ok(None) => {}
-            Err(_) => self.build_failed = true,
-        }
-    }
-
-    /// Takes the endpoint back out of the kernel as far as its attach got,
-    /// when the batch failed: a link made (its record has the link's
-    /// MAC), with or without its files, as [`Pending::undo_from_the_kernel`];
-    /// a build that failed, its link checked for at its index (its own
-    /// undo may have been refused); nothing asked of the kernel, nothing.
-    /// Returns whether it may be given back: not when its link stands and
-    /// its `detaching` record keeps it for `restore`.
-    fn undo(
-        &mut self,
-        state: &crate::store::Locked<'_>,
-        names: &super::hosts::Names<'_>,
-        network: &crate::store::NetworkRecord,
-        parent: &Link,
-    ) -> bool {
-        let Some(inside) = &self.inside else {
-            // Lost with the thread that held it to make its link (a
-            // panic): the link may stand, and only `restore` can look.
-            return !keep_for_restore(state, &mut self.pending.record, false);
-        };
-        match (&self.pending.record.mac, self.build_failed) {
-            (Some(_), _) => self
-                .pending
-                .undo_from_the_kernel(state, names, network, parent, inside),
-            (None, true) => {
-                let stands = self.pending.record.ifindex.is_some_and(|index| {
-                    endpoint_link::left_standing(
-                        inside,
-                        index,
-                        &self.pending.record.ifname,
-                        parent,
-                        false,
-                    )
-                });
-                // Its intent is a line of `batch-intents`, which goes after.
-                !(stands && keep_for_restore(state, &mut self.pending.record, false))
-            }
-            (None, false) => true,
-        }
-    }
-}
-
-/// A target's namespace and socket are back from the thread that made
-/// its link before its files are written.
-const BACK_FROM_THE_THREAD: &str = "a target's namespace is back from the thread making the links";
-
-/// What the thread making a batch's links made of a chunk: one outcome
-/// per endpoint (`None`: refused as taken, nothing made, to go the single
-/// way), or the chunk's error when the answers to its creates were lost
-/// (each create that may have been made is deleted again).
-type ChunkMade = Result<Vec<Result<Option<BuiltEndpoint>, Error>>, Error>;
-
-/// A chunk of endpoints on its way to the thread making the links and
-/// back: each one's namespace and socket (moved there and back, in
-/// order), and the work.
-struct Chunk {
-    /// The place of its first endpoint in the batch.
-    first: usize,
-    insides: Vec<(Netns, Handle)>,
-    work: ChunkWork,
-}
-
-enum ChunkWork {
-    /// Each one's plan, name and index, there.
-    ToMake(Vec<(EndpointPlan, String, u32)>),
-    /// What was made, back.
-    Made(ChunkMade),
-}
-
-/// How many chunks the thread making the links may be given ahead of the
-/// one whose files are being written: one in its hands, one waiting.
-const CREATES_AHEAD: usize = 2;
-
-/// What makes a chunk's links on the thread of [`create_ahead`]:
-/// [`endpoint_link::create_many`] from a host socket and this thread's
-/// namespace, both opened for that thread (the caller's are not theirs
-/// to move), with procfs instances of its own.
-fn link_maker() -> Result<impl FnMut(&[NewEndpoint<'_>]) -> ChunkMade + Send, Error> {
-    let host = Handle::new()?;
-    let home =
-        Netns::current().map_err(|e| Error::io("opening this thread's network namespace", &e))?;
-    let sysctls = crate::netns::SysctlFiles::default();
-    Ok(move |new: &[NewEndpoint<'_>]| endpoint_link::create_many(&host, &home, &sysctls, new))
-}
-
-/// Makes the links of `reserved` (`make`, a chunk of [`CREATE_CHUNK`] at
-/// a time, each from `plan`) on a thread of its own, while `finish`
-/// writes, on the calling thread, the files of each chunk made, in order.
-/// Creating a link and setting it up is the kernel's work in the target
-/// namespaces; the files are the store's, in other directories: each
-/// chunk's files are written while the next chunk's links are made,
-/// instead of after all of them.
-///
-/// Returns the first failure (a chunk's, `finish`'s, or the thread's
-/// start); after it no other chunk is started, what the chunk under way
-/// made is recorded in its endpoints ([`Reserved::made`]), and every
-/// endpoint has its namespace back, for the caller's undo, unless the
-/// thread died holding it (a panic): then [`Reserved::undo`] leaves the
-/// endpoint to `restore`.
-fn create_ahead(
-    reserved: &mut [Reserved],
-    plan: impl Fn(&Reserved) -> EndpointPlan,
-    mut make: impl FnMut(&[NewEndpoint<'_>]) -> ChunkMade + Send,
-    mut finish: impl FnMut(&mut [Reserved], ChunkMade) -> Result<(), Error>,
-) -> Option<Error> {
-    use crate::handoff::{CloseOnDrop, Handoff};
-    use std::sync::atomic::{AtomicBool, Ordering};
-    if reserved.is_empty() {
-        return None;
-    }
-    let stop = AtomicBool::new(false);
-    let (jobs, done) = (Handoff::new(CREATES_AHEAD), Handoff::new(CREATES_AHEAD));
-    let chunks = reserved.len().div_ceil(CREATE_CHUNK);
-    std::thread::scope(|scope| {
-        let (stop, jobs, done): (_, &Handoff<Chunk>, &Handoff<Chunk>) = (&stop, &jobs, &done);
-        let maker = std::thread::Builder::new()
-            .stack_size(LINK_THREAD_STACK)
-            .spawn_scoped(scope, move || {
-                // However it ends, neither side waits for it any more.
-                let _closed = (CloseOnDrop(jobs), CloseOnDrop(done));
-                while let Some(chunk) = jobs.pop() {
-                    let ChunkWork::ToMake(specs) = &chunk.work else {
-                        break;
-                    };
-                    if stop.load(Ordering::Relaxed) {
-                        // Given back unstarted, its namespaces with it.
-                        if done.push(chunk).is_err() {
-                            break;
-                        }
-                        continue;
-                    }
-                    let insides: Vec<OpenNetns> = chunk
-                        .insides
-                        .into_iter()
-                        .map(|(ns, handle)| OpenNetns::from_parts(ns, handle))
-                        .collect();
-                    let new: Vec<NewEndpoint<'_>> = insides
-                        .iter()
-                        .zip(specs)
-                        .map(|(inside, (plan, ifname, index))| NewEndpoint {
-                            inside,
-                            plan,
-                            ifname,
-                            index: *index,
-                        })
-                        .collect();
-                    let made = make(&new);
-                    drop(new);
-                    let failed = match &made {
-                        Ok(outcomes) => outcomes.iter().any(Result::is_err),
-                        Err(_) => true,
-                    };
-                    let back = Chunk {
-                        first: chunk.first,
-                        insides: insides
-                            .into_iter()
-                            .map(OpenNetns::into_unheld_parts)
-                            .collect(),
-                        work: ChunkWork::Made(made),
-                    };
-                    if done.push(back).is_err() || failed {
-                        break;
-                    }
-                }
-            });
-        let maker = match maker {
-            Ok(maker) => maker,
-            // Nothing was asked of the kernel.
-            Err(error) => {
-                return Some(Error::io(
-                    "starting the thread that makes the links",
-                    &error,
-                ))
-            }
-        };
-        // However this side ends (a panic in `finish` too), the thread's
-        // wait for another chunk ends, so the scope's join does.
-        let _closed = CloseOnDrop(jobs);
-        // A chunk back in its place: its namespaces, and what was made
-        // (nothing, for one given back unstarted).
-        let put_back = |reserved: &mut [Reserved], back: Chunk| {
-            let at = back.first..back.first + back.insides.len();
-            for (r, (ns, handle)) in reserved[at.clone()].iter_mut().zip(back.insides) {
-                r.inside = Some(OpenNetns::from_parts(ns, handle));
-            }
-            match back.work {
-                ChunkWork::Made(made) => (at, made),
-                ChunkWork::ToMake(_) => (at, Ok(Vec::new())),
-            }
-        };
-        let mut given = 0;
-        let mut failure = None;
-        for at in 0..chunks {
-            while given < chunks && given < at + CREATES_AHEAD {
-                let first = given * CREATE_CHUNK;
-                let end = (first + CREATE_CHUNK).min(reserved.len());
-                let mut insides = Vec::with_capacity(end - first);
-                let mut specs = Vec::with_capacity(end - first);
-                for r in &mut reserved[first..end] {
-                    let Some(inside) = r.inside.take() else {
-                        continue;
-                    };
-                    insides.push(inside.into_unheld_parts());
-                    let index = r
-                        .pending
-                        .record
-                        .ifindex
-                        .expect("reserve names the index of the first create");
-                    specs.push((plan(r), r.pending.record.ifname.clone(), index));
-                }
-                given += 1;
-                let chunk = Chunk {
-                    first,
-                    insides,
-                    work: ChunkWork::ToMake(specs),
-                };
-                // Refused: the thread stopped after a failure, which comes
-                // next.
-                if let Err(chunk) = jobs.push(chunk) {
-                    let _unstarted = put_back(reserved, chunk);
-                    break;
-                }
-            }
-            let Some(back) = done.pop() else {
-                failure = Some(Error::failed("the thread making the links stopped"));
-                break;
-            };
-            let (at, made) = put_back(reserved, back);
-            if let Err(error) = finish(&mut reserved[at], made) {
-                failure = Some(error);
-                break;
-            }
-        }
-        stop.store(true, Ordering::Relaxed);
-        jobs.close();
-        // The chunk made past the failure (its links stand, its files were
-        // not written), and those given back unstarted.
-        while let Some(back) = done.pop() {
-            let (at, made) = put_back(reserved, back);
-            if let Ok(outcomes) = made {
-                for (r, outcome) in reserved[at].iter_mut().zip(outcomes) {
-                    r.made(outcome);
-                }
-            }
-        }
-        let _ = maker.join();
-        // Given and never taken: the thread stopped at a failure of its own.
-        while let Some(unstarted) = jobs.pop() {
-            let _unstarted = put_back(reserved, unstarted);
-        }
-        failure
-    })
 }
 
 /// A target of `disconnect_many` in the one vector that holds it from
@@ -963,13 +787,10 @@ impl DetachSlot {
     }
 }
 
-/// Endpoints whose creates are sent together (see `connect_many`, in one
-/// datagram: the host socket's holds about 64), and whose files are then
-/// written while the next chunk's links are made: the first chunk's
-/// creates and the last one's files are all that is not done side by side,
-/// each chunk costs one more `sendmsg` and a hand-over between the two
-/// threads.
-const CREATE_CHUNK: usize = 16;
+/// Endpoints whose creates are sent together (see `connect_many`): a
+/// datagram of the host socket holds about this many, so chunks of it cost
+/// no more `sendmsg` calls than one list of the whole batch.
+const CREATE_CHUNK: usize = 64;
 
 /// Descriptors a command uses besides those of its targets (standard
 /// streams, the state directory's, the host socket, a few files at once).
@@ -1106,176 +927,12 @@ mod tests {
         DetachSlot::Detaching(endpoint, Some(Unlink { how, inside: None }))
     }
 
-    /// A target of `connect_many` reserved as endpoint `n`: its namespace
-    /// this thread's, with a socket in it; nothing asked of the kernel.
-    fn reserved(n: usize) -> Reserved {
-        let record = EndpointRecord {
-            id: format!("e{n}"),
-            network_id: "net".into(),
-            container: Some(format!("c{n}")),
-            netns: format!("/run/netns/c{n}"),
-            ifname: "eth0".into(),
-            mac: None,
-            ipv4: None,
-            ipv6: None,
-            state: EndpointState::Attaching,
-            created: Timestamp::now(),
-            netns_id: None,
-            ifindex: Some(10 + n as u32),
-        };
-        let ns = Netns::current().unwrap();
-        let handle = Handle::new().unwrap();
-        Reserved {
-            pending: Pending::in_batch(record),
-            inside: Some(OpenNetns::from_parts(ns, handle)),
-            view_missing: false,
-            build_failed: false,
-        }
-    }
-
-    fn plan(r: &Reserved) -> EndpointPlan {
-        EndpointPlan {
-            parent_index: 2,
-            parent_mac: format!("02:00:00:00:01:{:02x}", r.pending.record.ifindex.unwrap()),
-            mode: Default::default(),
-            flag: Default::default(),
-            mtu: None,
-            ipv4: None,
-            ipv6: None,
-            route4: endpoint_link::DefaultRoute::None,
-            route6: endpoint_link::DefaultRoute::None,
-            routes: Vec::new(),
-            extra_addresses: Vec::new(),
-            arp_notify: false,
-        }
-    }
-
-    /// Where a batch of links made ahead of their files fails.
-    #[derive(Clone, Copy, Debug)]
-    enum Fails {
-        Nowhere,
-        /// One endpoint's create (the thread's side).
-        Create(usize),
-        /// A whole chunk's creates, their answers lost.
-        Chunk(usize),
-        /// The files of a chunk (the calling thread's side).
-        Files(usize),
-    }
-
-    /// The links of a batch are made a chunk at a time on their own
-    /// thread, ahead of the files, which are written chunk by chunk in
-    /// order and only for chunks made; a failure on either side stops the
-    /// batch with at most one chunk made past it, whose links are recorded
-    /// for the undo, and every endpoint has its namespace back.
-    #[test]
-    fn links_are_made_ahead_of_the_files_and_a_failure_leaves_every_namespace_back() {
-        let count = 3 * CREATE_CHUNK + 5;
-        let chunk_of = |n: usize| n / CREATE_CHUNK;
-        for fails in [
-            Fails::Nowhere,
-            Fails::Create(0),
-            Fails::Create(CREATE_CHUNK + 3),
-            Fails::Chunk(2),
-            Fails::Files(0),
-            Fails::Files(1),
-            Fails::Files(3),
-        ] {
-            let mut batch: Vec<Reserved> = (0..count).map(reserved).collect();
-            let made_chunks = std::sync::Mutex::new(Vec::new());
-            let make = |new: &[NewEndpoint<'_>]| -> ChunkMade {
-                let first = new[0].index as usize - 10;
-                made_chunks.lock().unwrap().push(chunk_of(first));
-                if matches!(fails, Fails::Chunk(c) if c == chunk_of(first)) {
-                    return Err(Error::failed("answers lost"));
-                }
-                Ok(new
-                    .iter()
-                    .map(|e| {
-                        let n = e.index as usize - 10;
-                        if matches!(fails, Fails::Create(at) if at == n) {
-                            return Err(Error::failed("refused"));
-                        }
-                        Ok(Some(BuiltEndpoint {
-                            ifname: e.ifname.to_string(),
-                            mac: e.plan.parent_mac.clone(),
-                            index: e.index,
-                        }))
-                    })
-                    .collect())
-            };
-            let mut finished = Vec::new();
-            let failure = create_ahead(&mut batch, plan, make, |chunk, made| {
-                let first: usize = chunk[0].pending.record.id[1..].parse().unwrap();
-                let outcomes = made?;
-                assert_eq!(outcomes.len(), chunk.len());
-                for (r, outcome) in chunk.iter_mut().zip(outcomes) {
-                    r.made(outcome);
-                }
-                if chunk.iter().any(|r| r.build_failed) {
-                    return Err(Error::failed("a create failed"));
-                }
-                if matches!(fails, Fails::Files(c) if c == chunk_of(first)) {
-                    return Err(Error::failed("files refused"));
-                }
-                finished.push(chunk_of(first));
-                Ok(())
-            });
-            let made = made_chunks.into_inner().unwrap();
-            let last = chunk_of(count - 1);
-            let failed_at = match fails {
-                Fails::Nowhere => None,
-                Fails::Create(n) => Some(chunk_of(n)),
-                Fails::Chunk(c) | Fails::Files(c) => Some(c),
-            };
-            assert_eq!(failure.is_some(), failed_at.is_some(), "{fails:?}");
-            let finished_to = failed_at.unwrap_or(last + 1);
-            assert_eq!(finished, (0..finished_to).collect::<Vec<_>>(), "{fails:?}");
-            // In order, and at most one chunk past the failure, and none past
-            // a failure of the thread's own.
-            assert!(
-                made.windows(2).all(|w| w[1] == w[0] + 1),
-                "{fails:?}: {made:?}"
-            );
-            let made_to = made.last().map_or(0, |c| c + 1);
-            let past = match fails {
-                Fails::Files(_) => CREATES_AHEAD - 1,
-                _ => 0,
-            };
-            assert!(
-                made_to <= finished_to.min(last) + 1 + past,
-                "{fails:?}: {made:?}"
-            );
-            for (n, r) in batch.iter().enumerate() {
-                assert!(r.inside.is_some(), "{fails:?}: e{n}'s namespace is back");
-                let was_made = made.contains(&chunk_of(n))
-                    && !matches!(fails, Fails::Chunk(c) if c == chunk_of(n))
-                    && !matches!(fails, Fails::Create(at) if at == n);
-                // Recorded as made: finished, or made past the failure.
-                assert_eq!(r.pending.record.mac.is_some(), was_made, "{fails:?}: e{n}");
-            }
-        }
-    }
-
-    /// A panic on the calling side (in the writing of a chunk's files)
-    /// ends the thread making the links too, so it reaches the caller (a
+    /// A panic on the calling side (in the writing of an endpoint's files)
+    /// ends the thread deleting the links too, so it reaches the caller (a
     /// library's, which unwinds) instead of a scope waiting for ever with
     /// the store's lock held.
     #[test]
     fn a_panic_writing_the_files_is_not_a_hang() {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut batch: Vec<Reserved> = (0..2 * CREATE_CHUNK).map(reserved).collect();
-            let make = |new: &[NewEndpoint<'_>]| -> ChunkMade {
-                Ok(new.iter().map(|_| Ok(None)).collect())
-            };
-            let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                create_ahead(&mut batch, plan, make, |_, _| panic!("files"))
-            }));
-            let _ = tx.send(unwound.is_err());
-        });
-        let panicked = rx.recv_timeout(std::time::Duration::from_secs(30));
-        assert_eq!(panicked, Ok(true), "the panic came back, not a hang");
-        // The same of a batch detach's files.
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let mut slots: Vec<DetachSlot> = (0..10).map(detaching).collect();
@@ -1285,7 +942,7 @@ mod tests {
             let _ = tx.send(unwound.is_err());
         });
         let panicked = rx.recv_timeout(std::time::Duration::from_secs(30));
-        assert_eq!(panicked, Ok(true), "a detach's panic came back, not a hang");
+        assert_eq!(panicked, Ok(true), "the panic came back, not a hang");
     }
 
     /// Every endpoint's files are written in order, each after its link's

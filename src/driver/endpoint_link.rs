@@ -392,6 +392,8 @@ pub(crate) struct NewEndpoint<'a> {
     pub inside: &'a OpenNetns,
     pub plan: &'a EndpointPlan,
     pub ifname: &'a str,
+    /// `ifname` was guessed (see [`create_guessed`]).
+    pub guessed: bool,
     /// The ifindex its intent record names, asked for first.
     pub index: u32,
 }
@@ -401,19 +403,19 @@ pub(crate) struct NewEndpoint<'a> {
 /// before each is configured in its namespace (visited from `home`, the
 /// caller's own, open already). One result per endpoint, in
 /// order; a failed one leaves nothing behind, the others stand (the
-/// caller decides whether they stay). An endpoint whose create was
-/// refused as taken (its index, or its name) is `None`: nothing of it was
-/// made, and it goes the single way ([`create`], [`create_guessed`]),
-/// whose fallbacks write its intent anew before each further create, on
-/// the thread that holds the store. When the answers of the batch are
-/// lost, nothing is known of any create: every endpoint that may have
-/// been made is deleted again, by the index it asked for, and the error
-/// returned.
+/// caller decides whether they stay). An endpoint whose chosen index was
+/// taken goes the way of [`create`] (of [`create_guessed`] when its name
+/// was guessed: `None` when that name is taken, nothing made), with its
+/// fallbacks, its intent written anew through `rerecord` (called with the
+/// endpoint's position). When the answers of the batch are lost, nothing
+/// is known of any create: every endpoint that may have been made is
+/// deleted again, by the index it asked for, and the error returned.
 pub(crate) fn create_many(
     host: &Handle,
     home: &crate::netns::Netns,
     sysctls: &crate::netns::SysctlFiles,
     endpoints: &[NewEndpoint<'_>],
+    rerecord: &mut dyn FnMut(usize, Option<u32>) -> Result<(), Error>,
 ) -> Result<Vec<Result<Option<BuiltEndpoint>, Error>>, Error> {
     let specs: Vec<LinkSpec<'_>> = endpoints
         .iter()
@@ -435,7 +437,7 @@ pub(crate) fn create_many(
             }
         };
     let mut built = Vec::with_capacity(endpoints.len());
-    for (e, answer) in endpoints.iter().zip(answers) {
+    for (at, (e, answer)) in endpoints.iter().zip(answers).enumerate() {
         let index = e.index;
         let result = match answer {
             Some(Ok(())) => match configure(
@@ -462,10 +464,17 @@ pub(crate) fn create_many(
                 }
                 Err(error.into())
             }
-            // Taken (or forced so): nothing made; the single way, with its
-            // fallbacks, from another index (the one refused is another
-            // link's).
-            _ => Ok(None),
+            // Taken (or forced so): the single path, with its fallbacks,
+            // from another index (the one refused is another link's).
+            _ => chosen_index().and_then(|index| {
+                rerecord(at, Some(index))?;
+                let rerecord = &mut |index| rerecord(at, index);
+                if e.guessed {
+                    create_guessed(host, e.inside, e.plan, e.ifname, index, rerecord)
+                } else {
+                    create(host, e.inside, e.plan, e.ifname, index, rerecord).map(Some)
+                }
+            }),
         };
         // Many namespaces' sockets at once: their buffers must not add up.
         e.inside.handle.socket().release_buffer();

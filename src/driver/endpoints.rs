@@ -1196,21 +1196,6 @@ pub(crate) struct Pending {
 }
 
 impl Pending {
-    /// The pending endpoint of a batch (its intent in `batch-intents`, its
-    /// container's index let go) whose intent is `record`, for tests that
-    /// need no store.
-    #[cfg(test)]
-    pub(crate) fn in_batch(record: EndpointRecord) -> Pending {
-        Pending {
-            record,
-            index: None,
-            indexed: true,
-            indexed_alone: true,
-            name_guessed: true,
-            intent: Intent::InBatch,
-        }
-    }
-
     /// Lets the container's index go, to be read again when the names are
     /// added or the entry taken out: a batch holds a thousand pending
     /// endpoints, and an index is about 200 bytes of them.
@@ -1219,6 +1204,12 @@ impl Pending {
             self.indexed = true;
             self.indexed_alone = index.network_ids().len() == 1;
         }
+    }
+
+    /// Whether the record's `ifname` was chosen without asking the kernel
+    /// (see [`Manager::reserve`]).
+    pub(crate) fn name_guessed(&self) -> bool {
+        self.name_guessed
     }
 
     /// What the kernel is asked to build, made when it is asked: a batch
@@ -1286,14 +1277,6 @@ impl Pending {
     ) -> Result<(), Error> {
         self.record_built(state, built, self.intent)?;
         names.add(network, &self.record, self.index.as_deref())
-    }
-
-    /// The link a batch's create made, into the record, before its files
-    /// are written (and for the undo of a batch that fails first).
-    pub(crate) fn record_link(&mut self, link: BuiltEndpoint) {
-        self.record.ifname = link.ifname;
-        self.record.mac = Some(link.mac);
-        self.record.ifindex = Some(link.index);
     }
 
     /// The first half of [`Pending::finish`], for a batch, which adds the

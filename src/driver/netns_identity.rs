@@ -191,14 +191,6 @@ impl OpenNetns {
         Ok((self.ns, self.handle))
     }
 
-    /// [`OpenNetns::into_parts`] of one no thread is kept inside of (made
-    /// by [`OpenNetns::from_parts`]): a visit held all the same is left
-    /// first (its drop takes the thread home).
-    pub(crate) fn into_unheld_parts(self) -> (Netns, Handle) {
-        drop(self.visit.take());
-        (self.ns, self.handle)
-    }
-
     /// A namespace and its handle taken apart by [`OpenNetns::into_parts`].
     pub(crate) fn from_parts(ns: Netns, handle: Handle) -> OpenNetns {
         OpenNetns {

@@ -75,25 +75,27 @@ pub(super) fn hand_out_one_address(
     })
 }
 
-/// The networks of `networks` the subnets of a new CNI network (its mark
-/// `config`) must not overlap: all but other CNI networks that share no
-/// address with it ([`hand_out_one_address`]). One rule for both of a
-/// config's checks: before an idle network is retired for it, and when
-/// its record is made, under the lock.
-pub(super) fn overlap_rivals_of_config(
-    networks: &[NetworkRecord],
+/// Refuses the subnets of a new CNI network (its mark `config`) where
+/// they overlap one of `networks` ([`super::subnets::check_overlaps`]),
+/// other CNI networks that share no address with it
+/// ([`hand_out_one_address`]) left out. One rule for every check of a
+/// config: before an idle network is retired for it, and when its record
+/// is made, under the lock (by the CNI front end or `network create`).
+pub(super) fn check_overlaps_of_config(
     subnets: &[SubnetSpec],
+    networks: &[NetworkRecord],
     config: &str,
-) -> Vec<NetworkRecord> {
+) -> Result<(), Error> {
     let bounds = config_bounds(config, subnets);
     let ours: Vec<IpNet> = subnets.iter().map(|spec| spec.subnet).collect();
-    networks
+    let rivals: Vec<NetworkRecord> = networks
         .iter()
         .filter(|record| {
             !super::options::made_by_cni(record) || hand_out_one_address(record, &ours, &bounds)
         })
         .cloned()
-        .collect()
+        .collect();
+    super::subnets::check_overlaps(subnets, &rivals)
 }
 
 /// Why `address` may not be asked for: it lies in a bounded subnet but

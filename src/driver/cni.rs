@@ -426,8 +426,7 @@ fn check_config(
     let specs = super::networks::checked_subnets(&subnets_request(net), net.mtu).map_err(config)?;
     refuse_bounds_without_room(&specs, &net.bounds).map_err(config)?;
     super::networks::refuse_name_of_an_id(networks, &net.name)?;
-    let rivals = super::bounds::overlap_rivals_of_config(staying, &specs, &net.config);
-    subnets::check_overlaps(&specs, &rivals).map_err(config)?;
+    super::bounds::check_overlaps_of_config(&specs, staying, &net.config).map_err(config)?;
     Ok(specs)
 }
 
@@ -1548,8 +1547,7 @@ impl Manager {
         super::networks::refuse_name_of_an_id(networks, &net.name)?;
         let config = |error: Error| config_error(error.to_string());
         let mut specs = subnets::from_request(&subnets_request(net)).map_err(config)?;
-        let rivals = super::bounds::overlap_rivals_of_config(networks, &specs, &net.config);
-        subnets::check_overlaps(&specs, &rivals).map_err(config)?;
+        super::bounds::check_overlaps_of_config(&specs, networks, &net.config).map_err(config)?;
         crate::ipam::fill_default_gateways(&mut specs);
         let record = NetworkRecord {
             id: super::random_hex(32)?,

@@ -96,10 +96,9 @@ impl Manager {
         match mark {
             // A CNI network: another that shares no address with it may
             // share its subnet (see `bounds::hand_out_one_address`).
-            Some((super::options::CNI_MARK, config)) => subnets::check_overlaps(
-                &subnets,
-                &super::bounds::overlap_rivals_of_config(&networks, &subnets, config),
-            )?,
+            Some((super::options::CNI_MARK, config)) => {
+                super::bounds::check_overlaps_of_config(&subnets, &networks, config)?
+            }
             _ => subnets::check_overlaps(&subnets, &networks)?,
         }
 

@@ -2352,6 +2352,120 @@ fn many_namespaces_attach_in_one_batch_all_or_nothing() {
     manager.remove_network("batch").unwrap();
 }
 
+/// A batch lists the network's endpoint records, the containers' indexes
+/// and `/etc/netns` once, and looks up only the names those hold: a
+/// target attached already, one on another network, one whose view is an
+/// admin's are each met as a single connect meets them.
+#[test]
+fn a_batch_meets_what_its_listings_hold_as_a_single_connect_does() {
+    // No topology: its links settling meanwhile would change the world a
+    // refusal must leave as it was (its networks have parents of their
+    // own).
+    let config = config("listed");
+    let manager = Manager::open(config.clone()).unwrap();
+    manager
+        .create_network(&net("lsta", &["10.64.0.0/24"], &[], &[]))
+        .unwrap();
+    manager
+        .create_network(&net("lstb", &["10.65.0.0/24"], &[], &[]))
+        .unwrap();
+    let names: Vec<String> = (0..6).map(|i| format!("ls{i}")).collect();
+    for name in &names {
+        manager.create_container(Some(name)).unwrap();
+    }
+    let targets: Vec<Target> = names.iter().map(|n| Target::Container(n.clone())).collect();
+    let one = |name: &str| Target::Container(name.into());
+
+    // ls1 on the other network: an index, an `eth0`, a view of ours.
+    manager
+        .connect("lsta", &one("ls1"), &AttachRequest::default())
+        .unwrap();
+    // ls3's /etc/netns entry an admin's, with a hosts file of their own.
+    let admin = Path::new("/etc/netns/ls3");
+    fs::create_dir_all(admin).unwrap();
+    fs::write(admin.join("hosts"), "10.0.0.1\tadmin\n").unwrap();
+    refused(
+        &config,
+        ErrorKind::AlreadyExists,
+        "attaching ls3 to network lstb: /etc/netns/ls3/hosts exists and is not ours; ipvlan does not replace it",
+        || manager.connect_many("lstb", &targets),
+    );
+    fs::remove_dir_all(admin).unwrap();
+
+    // ls4 attached already.
+    manager
+        .connect("lstb", &one("ls4"), &AttachRequest::default())
+        .unwrap();
+    refused(
+        &config,
+        ErrorKind::AlreadyExists,
+        "attaching ls4 to network lstb: container ls4 is already connected to network lstb",
+        || manager.connect_many("lstb", &targets),
+    );
+    manager.disconnect("lstb", &one("ls4")).unwrap();
+    // A namespace no name leads to, attached by its path: no index files
+    // it, its endpoint record alone says it is attached.
+    let alias = Path::new("/tmp/listed-ns/lsp");
+    ip(&["netns", "add", "lsp"]);
+    bind("/run/netns/lsp", alias);
+    ip(&["netns", "del", "lsp"]);
+    let unnamed = Target::Path(alias.into());
+    manager
+        .connect("lstb", &unnamed, &AttachRequest::default())
+        .unwrap();
+    let mut with_unnamed = targets.clone();
+    with_unnamed.push(unnamed.clone());
+    refused(
+        &config,
+        ErrorKind::AlreadyExists,
+        "attaching /tmp/listed-ns/lsp to network lstb: container /tmp/listed-ns/lsp is already connected to network lstb",
+        || manager.connect_many("lstb", &with_unnamed),
+    );
+    manager.disconnect("lstb", &unnamed).unwrap();
+    unbind(alias);
+
+    let endpoints = manager.connect_many("lstb", &targets).unwrap();
+    assert_eq!(endpoints.len(), 6);
+    // ls1 keeps lsta's eth0 and gets the next name, found taken by the
+    // create (its index named lsta: no name was guessed from it).
+    assert_eq!(endpoints[1].ifname, "eth1");
+    assert_eq!(
+        link(Some("ls1"), "eth1").map(|l| link_kind(&l)),
+        Some(Some("ipvlan".into()))
+    );
+    for (endpoint, name) in endpoints.iter().zip(&names) {
+        if name != "ls1" {
+            assert_eq!(endpoint.ifname, "eth0", "{name}");
+        }
+    }
+    // Its index names both networks, so its view is the union of both.
+    let containers = manager.containers().unwrap();
+    let ls1 = containers.items.iter().find(|c| c.name == "ls1").unwrap();
+    let mut networks: Vec<&str> = ls1.endpoints.iter().map(|e| e.network.as_str()).collect();
+    networks.sort();
+    assert_eq!(networks, ["lsta", "lstb"]);
+    let (_, hosts) = in_container("ls1", &["cat", "/etc/hosts"]);
+    let lstb = endpoints[0].ipv4.unwrap().addr().to_string();
+    assert!(
+        hosts.contains(&format!("{lstb}\tls0")) && hosts.contains("10.64.0."),
+        "ls1 sees names of both networks: {hosts}"
+    );
+    // And a detach from one leaves the other's.
+    manager.disconnect_many("lstb", &targets).unwrap();
+    let (_, hosts) = in_container("ls1", &["cat", "/etc/hosts"]);
+    assert!(
+        hosts.contains("10.64.0.") && !hosts.contains("10.65.0."),
+        "{hosts}"
+    );
+    manager.disconnect("lsta", &one("ls1")).unwrap();
+    for name in &names {
+        manager.remove_container(name, false).unwrap();
+        assert!(!Path::new("/etc/netns").join(name).exists(), "{name}");
+    }
+    manager.remove_network("lsta").unwrap();
+    manager.remove_network("lstb").unwrap();
+}
+
 /// A batch's creates go to the kernel a chunk at a time: when the kernel
 /// refuses a target past the first chunk, the links of the chunks before
 /// it are taken down too, and nothing of the call stays.

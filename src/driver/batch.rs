@@ -29,6 +29,7 @@ use super::endpoints::{
     check_hosts_dir, keep_for_restore, parent_link, DetachPlace, Intent, LinkToRemove, Pending,
     ResolvedTarget,
 };
+use super::listed::Listed;
 use super::netns_identity::{NsAt, OpenNetns};
 use super::networks::{find_network, find_network_to_join, lookup_network_id_to_lock};
 use super::report::endpoint_label;
@@ -110,11 +111,15 @@ impl Manager {
         // Every refusal before anything is taken; then, should the
         // addresses run out part-way, the allocation cursors are put back
         // with the rest, so a refused batch leaves even that hint as it was.
+        // The names each target's checks look up are listed first, once.
+        let listed = Listed::read(&state, &network.id, &self.config.etc_netns_dir)
+            .map_err(|e| e.context(format_args!("attaching to network {}", network.name)))?;
         for target in slots.iter_mut().filter_map(Slot::target_mut) {
-            self.check_attach(&state, network, target, &request)
+            self.check_attach(&state, network, target, &request, Some(&listed))
                 .map_err(|e| e.context(attaching(target, &network.name)))?;
             target.forget_legacy_ids();
         }
+        drop(listed);
         check_hosts_dir(&state, network)
             .map_err(|e| e.context(format_args!("attaching to network {}", network.name)))?;
         let cursors = state.cursors(network)?;

@@ -11,6 +11,7 @@ use ipnet::IpNet;
 
 use super::endpoint_link::{self, BuiltEndpoint, EndpointPlan, LinkRemoval};
 use super::hosts::Names;
+use super::listed::Listed;
 use super::netns_identity::{
     self, absolute, endpoint_at, endpoint_of_namespace, legacy_path_id, normalise, ContainerIndex,
     NsAt, OpenNetns,
@@ -505,6 +506,7 @@ impl Manager {
         state: &Locked<'_>,
         network: &NetworkRecord,
         target: &ResolvedTarget,
+        listed: Option<&Listed>,
     ) -> Result<(), Error> {
         let already = |existing: &EndpointRecord| {
             let mut message = format!(
@@ -523,7 +525,11 @@ impl Manager {
                 .netns_id
                 .map_or(true, |id| id.same_namespace(&target.identity))
         };
-        if let Some(existing) = state.endpoint(&network.id, &target.id)? {
+        let recorded = match listed {
+            Some(listed) if !listed.may_have_endpoint(&target.id) => None,
+            _ => state.endpoint(&network.id, &target.id)?,
+        };
+        if let Some(existing) = recorded {
             if same(&existing) {
                 return Err(already(&existing));
             }
@@ -540,7 +546,10 @@ impl Manager {
             }
         }
         if let Some(name) = &target.container {
-            let index = ContainerIndex::read(state, name)?;
+            let index = match listed {
+                Some(listed) if !listed.may_have_index(name) => ContainerIndex::missing(name),
+                _ => ContainerIndex::read(state, name)?,
+            };
             let existing = index.endpoint(state, &network.id)?;
             *target.index.borrow_mut() = Some(index);
             if let Some(existing) = existing {
@@ -570,7 +579,7 @@ impl Manager {
         req: &AttachRequest,
     ) -> Result<EndpointInfo, Error> {
         let parent = parent_link(host, network)?;
-        self.check_attach(state, network, target, req)?;
+        self.check_attach(state, network, target, req, None)?;
         check_hosts_dir(state, network)?;
         // As found, put back with the rest should the attach fail later:
         // a refused attach leaves even that hint as it was, as a batch
@@ -630,27 +639,31 @@ impl Manager {
     /// leads elsewhere now, it is attached already, an address family the
     /// network lacks, a name view that is not ours. The network's hosts
     /// directory is the caller's to check ([`check_hosts_dir`]), once for
-    /// all its targets.
+    /// all its targets. `listed`: a batch's listings, which spare each
+    /// target the lookups of names they show missing (`listed.rs`).
     pub(crate) fn check_attach(
         &self,
         state: &Locked<'_>,
         network: &NetworkRecord,
         target: &ResolvedTarget,
         req: &AttachRequest,
+        listed: Option<&Listed>,
     ) -> Result<(), Error> {
         // Opened before the lock was ours: the path must still name that
         // namespace (a `rm` may have run meanwhile), or the record would
-        // name a path that leads elsewhere.
-        let still_there = std::fs::metadata(&target.path).is_ok_and(|meta| {
-            (meta.dev(), meta.ino()) == (target.identity.dev, target.identity.ino)
-        });
+        // name a path that leads elsewhere. A batch (the one caller with
+        // listings) opens its targets under the lock.
+        let still_there = listed.is_some()
+            || std::fs::metadata(&target.path).is_ok_and(|meta| {
+                (meta.dev(), meta.ino()) == (target.identity.dev, target.identity.ino)
+            });
         if !still_there {
             return Err(Error::failed(format!(
                 "{} no longer leads to the namespace it named when connect began (removed or replaced meanwhile); nothing was done",
                 target.path.display()
             )));
         }
-        self.check_not_attached(state, network, target)?;
+        self.check_not_attached(state, network, target, listed)?;
         if req.ipv6.is_some() && !network.ipv6 {
             return Err(Error::invalid(format!(
                 "network {} has no IPv6 subnet: --ip6 cannot be used (create it with --ipv6)",
@@ -658,11 +671,14 @@ impl Manager {
             )));
         }
         if let Some(container) = &target.container {
-            let missing = super::hosts::check_view_is_ours(
-                &self.config.etc_netns_dir,
-                container,
-                state.root(),
-            )?;
+            let missing = match listed {
+                Some(listed) if !listed.may_have_view(container) => true,
+                _ => super::hosts::check_view_is_ours(
+                    &self.config.etc_netns_dir,
+                    container,
+                    state.root(),
+                )?,
+            };
             target.view_missing.set(missing);
         }
         Ok(())

@@ -26,6 +26,8 @@
 //! endpoints        network connect|disconnect: addresses, intent, link, names
 //! batch            connect_many|disconnect_many: many namespaces, one lock,
 //!                  creates sent together, one commit, all or nothing
+//! listed           a batch connect's listings: its targets' missing
+//!                  records and views found without a lookup each
 //! cni              the CNI plugin's calls: a config's network record,
 //!                  ADD/DEL/CHECK/GC of attachments keyed by container id
 //!                  and ifname
@@ -94,6 +96,7 @@ mod endpoints;
 mod error;
 mod hosts;
 mod kernel_support;
+mod listed;
 mod netns_identity;
 mod networks;
 mod options;

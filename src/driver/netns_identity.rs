@@ -812,7 +812,7 @@ pub(crate) struct ContainerIndex {
 }
 
 /// The generic record kind of [`ContainerIndex`].
-const CONTAINER_ENDPOINTS: &str = "container-endpoints";
+pub(crate) const CONTAINER_ENDPOINTS: &str = "container-endpoints";
 
 impl ContainerIndex {
     /// Whether it names no endpoint (on any network).
@@ -845,6 +845,17 @@ impl ContainerIndex {
         };
         index.entries = ContainerIndex::parse(&value).unwrap_or_default();
         Ok(index)
+    }
+
+    /// What [`ContainerIndex::read`] returns for a container with no
+    /// index file, for a caller whose listing showed none (a batch's, see
+    /// `listed.rs`): nothing read.
+    pub(crate) fn missing(container: &str) -> ContainerIndex {
+        ContainerIndex {
+            container: container.to_string(),
+            entries: Vec::new(),
+            absent: true,
+        }
     }
 
     /// The index of `container` that files endpoint `id` on network

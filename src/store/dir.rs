@@ -961,6 +961,18 @@ impl StateDir {
         Ok(out)
     }
 
+    /// The names of the generic records of `kind` (their file names,
+    /// `.json` off), from one listing, none read.
+    pub fn record_names(&self, kind: &str) -> Result<Vec<String>, StoreError> {
+        check_name("record kind", kind)?;
+        let dir = self.root.join(RECORDS).join(kind);
+        Ok(self
+            .list_names(&dir)?
+            .into_iter()
+            .filter_map(|name| name.strip_suffix(".json").map(str::to_string))
+            .collect())
+    }
+
     /// Names of the containers the driver created, sorted, and the
     /// container records that could not be read.
     pub fn containers(&self) -> Result<Listing<String>, StoreError> {

@@ -112,7 +112,10 @@ impl Manager {
         // addresses run out part-way, the allocation cursors are put back
         // with the rest, so a refused batch leaves even that hint as it was.
         // The names each target's checks look up are listed first, once.
-        let listed = Listed::read(&state, &network.id, &self.config.etc_netns_dir)
+        let containers = slots
+            .iter()
+            .any(|slot| slot.target().is_some_and(ResolvedTarget::is_container));
+        let listed = Listed::read(&state, &network.id, &self.config.etc_netns_dir, containers)
             .map_err(|e| e.context(format_args!("attaching to network {}", network.name)))?;
         for target in slots.iter_mut().filter_map(Slot::target_mut) {
             self.check_attach(&state, network, target, &request, Some(&listed))

@@ -48,12 +48,21 @@ pub(crate) struct ResolvedTarget {
     /// Whether [`Manager::check_attach`] found nothing at the container's
     /// `/etc/netns/NAME` (see [`Names::expect_missing_view`]).
     view_missing: Cell<bool>,
+    /// Opened after this command took the store's lock (a batch's
+    /// targets): no `rm` of ours can have run since, so its path is not
+    /// looked at again before the attach.
+    opened_under_lock: bool,
 }
 
 impl ResolvedTarget {
     /// Whether `other` is the same namespace (given by another path or name).
     pub(crate) fn same_namespace(&self, other: &ResolvedTarget) -> bool {
         self.identity.same_namespace(&other.identity)
+    }
+
+    /// Whether it is a container's (a named namespace's).
+    pub(crate) fn is_container(&self) -> bool {
+        self.container.is_some()
     }
 
     /// Whether [`Manager::check_attach`] found nothing at the container's
@@ -398,11 +407,12 @@ impl Manager {
         let ns = netns_identity::open_target(&path, missing)?;
         let (path, container) = self.named_place(target, (path, container), &ns)?;
         let inside = OpenNetns::with_handle(ns)?;
-        self.resolved(target, path, container, inside)
+        self.resolved(target, path, container, inside, false)
     }
 
     /// [`Manager::resolve_target`] for one of many targets opened from the
-    /// caller's namespace `home` (see [`netns_identity::open_target_from`]).
+    /// caller's namespace `home` (see [`netns_identity::open_target_from`]),
+    /// under the store's lock the caller holds.
     pub(crate) fn resolve_target_from(
         &self,
         target: &Target,
@@ -412,7 +422,7 @@ impl Manager {
         let missing = target_missing(target, &container);
         let inside = netns_identity::open_target_from(&path, home, missing)?;
         let (path, container) = self.named_place(target, (path, container), &inside.ns)?;
-        self.resolved(target, path, container, inside)
+        self.resolved(target, path, container, inside, true)
     }
 
     /// [`Manager::resolve_target`] for a single attach, first half: the
@@ -447,7 +457,7 @@ impl Manager {
         let missing = target_missing(&target, &container);
         let visit = netns_identity::enter_target(&ns, entry, &path, missing)?;
         let inside = OpenNetns::with_handle_staying(ns, visit)?;
-        self.resolved(&target, path, container, inside)
+        self.resolved(&target, path, container, inside, false)
     }
 
     /// The target at `path` (of `container`), open with its handle:
@@ -458,6 +468,7 @@ impl Manager {
         path: PathBuf,
         container: Option<String>,
         inside: OpenNetns,
+        opened_under_lock: bool,
     ) -> Result<ResolvedTarget, Error> {
         let identity = inside.identity()?;
         let legacy_ids = match target {
@@ -473,6 +484,7 @@ impl Manager {
             identity,
             index: RefCell::new(None),
             view_missing: Cell::new(false),
+            opened_under_lock,
         })
     }
 
@@ -495,6 +507,7 @@ impl Manager {
             identity,
             index: RefCell::new(None),
             view_missing: Cell::new(false),
+            opened_under_lock: false,
         })
     }
 
@@ -651,9 +664,8 @@ impl Manager {
     ) -> Result<(), Error> {
         // Opened before the lock was ours: the path must still name that
         // namespace (a `rm` may have run meanwhile), or the record would
-        // name a path that leads elsewhere. A batch (the one caller with
-        // listings) opens its targets under the lock.
-        let still_there = listed.is_some()
+        // name a path that leads elsewhere.
+        let still_there = target.opened_under_lock
             || std::fs::metadata(&target.path).is_ok_and(|meta| {
                 (meta.dev(), meta.ino()) == (target.identity.dev, target.identity.ino)
             });

@@ -79,13 +79,23 @@ pub(crate) struct Listed {
 
 impl Listed {
     /// Lists, under `state`'s lock, the endpoint records of network
-    /// `network_id`, the containers' indexes and `etc_netns_dir`.
+    /// `network_id` and, when some target is a container (`containers`),
+    /// the containers' indexes and `etc_netns_dir`: a batch of namespaces
+    /// given by paths no name leads to has neither to look up.
     pub(crate) fn read(
         state: &Locked<'_>,
         network_id: &str,
         etc_netns_dir: &Path,
+        containers: bool,
     ) -> Result<Listed, Error> {
         let endpoints = NameSet::of(state.endpoint_ids(network_id)?);
+        if !containers {
+            return Ok(Listed {
+                endpoints,
+                indexed: NameSet::default(),
+                views: None,
+            });
+        }
         let indexed = NameSet::of(state.record_names(super::netns_identity::CONTAINER_ENDPOINTS)?);
         let views = match list(etc_netns_dir) {
             Ok(names) => Some(NameSet::of(names)),

@@ -664,7 +664,8 @@ impl Manager {
     ) -> Result<(), Error> {
         // Opened before the lock was ours: the path must still name that
         // namespace (a `rm` may have run meanwhile), or the record would
-        // name a path that leads elsewhere.
+        // name a path that leads elsewhere. A target opened under the lock
+        // (a batch's) has had no `rm` of ours since.
         let still_there = target.opened_under_lock
             || std::fs::metadata(&target.path).is_ok_and(|meta| {
                 (meta.dev(), meta.ino()) == (target.identity.dev, target.identity.ino)

@@ -860,11 +860,7 @@ impl StateDir {
     /// would otherwise probe for one id per container.
     pub fn endpoint_ids(&self, network_id: &str) -> Result<Vec<String>, StoreError> {
         check_name("network id", network_id)?;
-        let mut ids: Vec<String> = self
-            .list_names(&self.endpoint_dir(network_id))?
-            .into_iter()
-            .filter_map(|name| name.strip_suffix(".json").map(str::to_string))
-            .collect();
+        let mut ids = self.json_stems(&self.endpoint_dir(network_id))?;
         crate::order::sort(&mut ids);
         Ok(ids)
     }
@@ -965,12 +961,7 @@ impl StateDir {
     /// `.json` off), from one listing, none read.
     pub fn record_names(&self, kind: &str) -> Result<Vec<String>, StoreError> {
         check_name("record kind", kind)?;
-        let dir = self.root.join(RECORDS).join(kind);
-        Ok(self
-            .list_names(&dir)?
-            .into_iter()
-            .filter_map(|name| name.strip_suffix(".json").map(str::to_string))
-            .collect())
+        self.json_stems(&self.root.join(RECORDS).join(kind))
     }
 
     /// Names of the containers the driver created, sorted, and the
@@ -1287,6 +1278,16 @@ impl StateDir {
             Ok(Some(text)) if text.is_empty() => Ok(None),
             other => other.map_err(|e| self.handles.explain(dir, e, "reading", path)),
         }
+    }
+
+    /// The names of `dir`'s records (`NAME.json`), `.json` off, in the
+    /// order of [`StateDir::list_names`] (by file name).
+    fn json_stems(&self, dir: &Path) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .list_names(dir)?
+            .into_iter()
+            .filter_map(|name| name.strip_suffix(".json").map(str::to_string))
+            .collect())
     }
 
     /// Entry names of a directory (checked from the root down), without

@@ -2884,3 +2884,87 @@ fn a_container_joins_a_second_routed_network_and_keeps_one_preferred_default_rou
     manager.remove_network("r20").unwrap();
     manager.remove_network("r30").unwrap();
 }
+
+/// The networks `container` has an endpoint on, as `ps` reads them.
+fn networks_of(manager: &Manager, container: &str) -> Vec<String> {
+    let containers = manager.containers().unwrap();
+    let mut networks: Vec<String> = containers
+        .items
+        .iter()
+        .filter(|c| c.name == container)
+        .flat_map(|c| c.endpoints.iter().map(|e| e.network.clone()))
+        .collect();
+    networks.sort();
+    networks
+}
+
+/// An admin who edits a container's `/etc/netns/NAME/hosts` in place
+/// (`sed -i` puts a file of theirs where our symbolic link was) makes it
+/// theirs: it is left as it is, with a note, and no detach, attach or
+/// restore of that container, or of the others on its networks, fails for
+/// it (once, each failed after the link was gone, and failed again on
+/// every retry and `restore`).
+#[test]
+fn a_view_an_admin_replaced_is_left_alone_and_blocks_nothing() {
+    let config = config("foreignview");
+    let manager = Manager::open(config.clone()).unwrap();
+    manager
+        .create_network(&net("fva", &["10.66.0.0/24"], &[], &[]))
+        .unwrap();
+    manager
+        .create_network(&net("fvb", &["10.67.0.0/24"], &[], &[]))
+        .unwrap();
+    let names = ["fvweb", "fvy", "fvz"];
+    for name in names {
+        manager.create_container(Some(name)).unwrap();
+    }
+    let one = |name: &str| Target::Container(name.into());
+    let attach = AttachRequest::default();
+    // fvweb on both networks: its view is the union of their names.
+    manager.connect("fva", &one("fvweb"), &attach).unwrap();
+    manager.connect("fvb", &one("fvweb"), &attach).unwrap();
+    manager.connect("fva", &one("fvy"), &attach).unwrap();
+    let view = Path::new("/etc/netns/fvweb/hosts");
+    let text = fs::read_to_string(view).unwrap();
+    assert!(text.contains("\tfvy\n"), "{text}");
+    fs::remove_file(view).unwrap();
+    let admins = format!("{text}10.9.9.9\tadmin-added\n");
+    fs::write(view, &admins).unwrap();
+    let names_the_view =
+        |notes: &[String]| notes.iter().any(|n| n.contains("/etc/netns/fvweb/hosts"));
+
+    // Another container leaves a network of fvweb's.
+    let notes = manager.disconnect("fva", &one("fvy")).unwrap();
+    assert!(names_the_view(&notes), "{notes:?}");
+    assert!(link(Some("fvy"), "eth0").is_none());
+    assert!(networks_of(&manager, "fvy").is_empty());
+    assert!(!Path::new("/etc/netns/fvy").exists());
+    // Others join it, one and a batch, and leave it.
+    manager.connect("fva", &one("fvz"), &attach).unwrap();
+    manager.disconnect("fva", &one("fvz")).unwrap();
+    let both = [one("fvy"), one("fvz")];
+    manager.connect_many("fva", &both).unwrap();
+    let notes = manager.disconnect_many("fva", &both).unwrap();
+    assert!(names_the_view(&notes), "{notes:?}");
+    for name in ["fvy", "fvz"] {
+        assert!(networks_of(&manager, name).is_empty(), "{name}");
+    }
+    // fvweb itself leaves one network, restore finds nothing to finish,
+    // then it leaves the other.
+    manager.disconnect("fva", &one("fvweb")).unwrap();
+    assert!(link(Some("fvweb"), "eth0").is_none());
+    assert_eq!(networks_of(&manager, "fvweb"), ["fvb"]);
+    let report = manager.restore().unwrap();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    manager.disconnect("fvb", &one("fvweb")).unwrap();
+    assert!(networks_of(&manager, "fvweb").is_empty());
+    assert_eq!(fs::read_to_string(view).unwrap(), admins);
+    for name in names {
+        manager.remove_container(name, false).unwrap();
+    }
+    // The admin's file, and so the directory, stay theirs.
+    assert_eq!(fs::read_to_string(view).unwrap(), admins);
+    fs::remove_dir_all("/etc/netns/fvweb").unwrap();
+    manager.remove_network("fva").unwrap();
+    manager.remove_network("fvb").unwrap();
+}

@@ -550,6 +550,7 @@ impl Manager {
         settled?;
         names_taken_out?;
         state.commit()?;
+        notes.extend(names.take_notes());
         Ok(notes)
     }
 }

@@ -844,7 +844,9 @@ impl Manager {
                 };
                 notes.extend(how.remove(inside, parent.as_ref())?);
             }
-            self.names(state).remove(network, &endpoint)?;
+            let names = self.names(state);
+            names.remove(network, &endpoint)?;
+            notes.extend(names.take_notes());
             self.forget_detached(state, network, &endpoint)?;
             Ok(notes)
         })

@@ -634,6 +634,24 @@ pub(crate) struct Names<'a> {
     missing_view: RefCell<Option<String>>,
     /// Networks whose union markers directory this operation found missing.
     markers_absent: RefCell<Vec<String>>,
+    /// Views of containers found not ours while refreshing them, left as
+    /// they are: a note each, for the caller to pass on.
+    left_alone: RefCell<Vec<String>>,
+}
+
+/// What refreshing a container's view does when another tool's entry (an
+/// admin's file, a `sed -i` that replaced our symbolic link) is at its
+/// `/etc/netns/NAME/hosts`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OnForeign {
+    /// The attach of that container itself: refused, and undone.
+    Refuse,
+    /// Anything else (a detach, another container's attach refreshing
+    /// the union views of a network, a batch): the entry is left as it
+    /// is, with a note, and the operation goes on. Failing there would
+    /// strand a detach after its link is gone, and every later detach or
+    /// attach on the network, and `restore`, would fail the same way.
+    LeaveAlone,
 }
 
 impl<'a> Names<'a> {
@@ -645,7 +663,15 @@ impl<'a> Names<'a> {
             etc_netns_dir,
             missing_view: RefCell::new(None),
             markers_absent: RefCell::new(Vec::new()),
+            left_alone: RefCell::new(Vec::new()),
         }
+    }
+
+    /// The notes of the views this operation left alone as not ours (see
+    /// [`OnForeign::LeaveAlone`]), each once; taken, they are not given
+    /// again.
+    pub(crate) fn take_notes(&self) -> Vec<String> {
+        std::mem::take(&mut *self.left_alone.borrow_mut())
     }
 
     /// Tells the next view made for `container` that nothing was at
@@ -709,7 +735,9 @@ impl<'a> Names<'a> {
         index: Option<&ContainerIndex>,
     ) -> Result<(), Error> {
         match &endpoint.container {
-            Some(container) => self.refresh_views(container, None, Some(endpoint), index),
+            Some(container) => {
+                self.refresh_views(container, None, Some(endpoint), index, OnForeign::Refuse)
+            }
             None => Ok(()),
         }
     }
@@ -731,7 +759,7 @@ impl<'a> Names<'a> {
         self.refresh_network_knowing(network, Some(endpoint))?;
         if let Some(container) = &endpoint.container {
             // The container itself may have left its last network.
-            self.refresh_views(container, None, Some(endpoint), None)?;
+            self.refresh_views(container, None, Some(endpoint), None, OnForeign::LeaveAlone)?;
         }
         Ok(())
     }
@@ -761,7 +789,9 @@ impl<'a> Names<'a> {
     /// its container's view made what it should be without it.
     pub(crate) fn remove_view(&self, endpoint: &EndpointRecord) -> Result<(), Error> {
         match &endpoint.container {
-            Some(container) => self.refresh_views(container, None, Some(endpoint), None),
+            Some(container) => {
+                self.refresh_views(container, None, Some(endpoint), None, OnForeign::LeaveAlone)
+            }
             None => Ok(()),
         }
     }
@@ -799,7 +829,7 @@ impl<'a> Names<'a> {
             if let Entry::Foreign(_) = entry(self.etc_netns_dir, container, self.state.root())? {
                 continue;
             }
-            self.refresh_views(container, None, Some(endpoint), None)?;
+            self.refresh_views(container, None, Some(endpoint), None, OnForeign::LeaveAlone)?;
         }
         Ok(())
     }
@@ -840,7 +870,13 @@ impl<'a> Names<'a> {
             // This network named too: the container may have just left it,
             // and only the networks it has a record on are looked at.
             let known = known.filter(|known| known.container.as_deref() == Some(&container));
-            self.refresh_views(&container, Some(&network.id), known, None)?;
+            self.refresh_views(
+                &container,
+                Some(&network.id),
+                known,
+                None,
+                OnForeign::LeaveAlone,
+            )?;
         }
         Ok(())
     }
@@ -849,13 +885,15 @@ impl<'a> Names<'a> {
     /// network's file, or a union file when it is on several. `also` is
     /// a network whose marker of the container must go unless it is still
     /// on it; `known` the container's endpoint record and `known_index`
-    /// its index as the caller just wrote them (not read again).
+    /// its index as the caller just wrote them (not read again);
+    /// `on_foreign` what a view found not ours means.
     fn refresh_views(
         &self,
         container: &str,
         also: Option<&str>,
         known: Option<&EndpointRecord>,
         known_index: Option<&ContainerIndex>,
+        on_foreign: OnForeign,
     ) -> Result<(), Error> {
         let state = self.state;
         // Networks it has a record on (any state: a marker may be left on
@@ -942,14 +980,33 @@ impl<'a> Names<'a> {
             self.check_parent(&union)?;
             let _ = fs::remove_file(&union);
         }
-        match files.as_slice() {
-            [] => unlink(self.etc_netns_dir, container, state.root()),
+        let linked = match files.as_slice() {
+            [] => return unlink(self.etc_netns_dir, container, state.root()),
             [only] => link_after(self.etc_netns_dir, container, only, state.root(), fresh),
             _ => {
                 self.check_parent(&union)?;
                 write_union(&union, &files)?;
                 link_after(self.etc_netns_dir, container, &union, state.root(), fresh)
             }
+        };
+        match linked {
+            // `link_after` says `AlreadyExists` only of another's entry
+            // (found there, or appearing under its own create).
+            Err(error)
+                if on_foreign == OnForeign::LeaveAlone
+                    && error.kind() == super::ErrorKind::AlreadyExists =>
+            {
+                let note = format!(
+                    "the names view of container {container} was left as it is: {}",
+                    error.message()
+                );
+                let mut notes = self.left_alone.borrow_mut();
+                if !notes.contains(&note) {
+                    notes.push(note);
+                }
+                Ok(())
+            }
+            other => other,
         }
     }
 

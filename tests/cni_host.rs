@@ -1816,3 +1816,87 @@ fn cni_networks_may_split_a_subnet_by_disjoint_ranges() {
     names.sort();
     assert_eq!(names, ["tenant-a", "tenant-b", "tenant-d"]);
 }
+
+/// Runs the binary through a link named `name` (as a runtime runs the file
+/// it finds under a config's `type` in `CNI_PATH`) with exactly `env` and
+/// `stdin`.
+fn plugin_named(dir: &Path, name: &str, env: &[(String, String)], stdin: &str) -> Answer {
+    let path = dir.join(name);
+    if !path.exists() {
+        std::os::unix::fs::symlink(BIN, &path).unwrap();
+    }
+    let mut child = Command::new(&path)
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("runs the binary");
+    let mut input = child.stdin.take().unwrap();
+    let _ = input.write_all(stdin.as_bytes());
+    drop(input);
+    let output = child.wait_with_output().unwrap();
+    Answer {
+        exit: output.status.code(),
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}
+
+#[test]
+fn installed_by_another_name_its_type_is_that_name_and_its_ipam_ours_in_process() {
+    // Before this build, a binary installed as `ipvlan-ng` (beside the
+    // reference `ipvlan`) took a config of `"type": "ipvlan-ng"` with
+    // `ipam.type: ipvlan` for another plugin's IPAM call: exit 0, an
+    // address and no interface, no link made.
+    let dir = TempDir::new("cni-renamed");
+    let state = dir.path().join("state");
+    let live = format!("/proc/{}/ns/net", std::process::id());
+    let env = set(
+        &add_env(),
+        &[
+            ("CNI_NETNS", Some(&live)),
+            ("CNI_IFNAME", Some("ng0")),
+            ("IPVLAN_STATE_DIR", Some(state.to_str().unwrap())),
+        ],
+    );
+    let main = r#"{"cniVersion": "1.0.0", "name": "renamed", "type": "ipvlan-ng",
+        "master": "nosuch9", "ipam": {"type": "ipvlan", "subnet": "10.9.3.0/24"}}"#;
+    let answer = plugin_named(dir.path(), "ipvlan-ng", &env, main);
+    // The main plugin: it looks for the kernel's ipvlan support and its
+    // master (either missing on a host), and leases nothing.
+    let error = answer.json();
+    assert_eq!(answer.exit, Some(1), "{}", answer.stdout);
+    let msg = error.get("msg").and_then(Value::as_str).unwrap_or_default();
+    assert!(
+        msg.contains("nosuch9") || msg.contains("no ipvlan support"),
+        "{}",
+        answer.stdout
+    );
+    assert!(error.get("ips").is_none(), "{}", answer.stdout);
+    assert_eq!(lease_records(&state, "renamed").1, Vec::new());
+
+    // Another plugin's IPAM by that name: a lease, no interface.
+    let theirs = r#"{"cniVersion": "1.0.0", "name": "leased", "type": "macvlan",
+        "master": "eth9", "mode": "bridge", "ipam": {"type": "ipvlan-ng", "subnet": "10.9.4.0/24"}}"#;
+    let answer = plugin_named(dir.path(), "ipvlan-ng", &env, theirs);
+    assert_eq!(answer.exit, Some(0), "{} {}", answer.stdout, answer.stderr);
+    let result = answer.json();
+    assert!(result.get("interfaces").is_none(), "{}", answer.stdout);
+    assert_eq!(
+        result
+            .get("ips")
+            .and_then(Value::as_array)
+            .and_then(|ips| ips.first())
+            .and_then(|ip| ip.get("address"))
+            .and_then(Value::as_str),
+        Some("10.9.4.2/24"),
+        "{}",
+        answer.stdout
+    );
+    let del = set(&env, &[("CNI_COMMAND", Some("DEL"))]);
+    let answer = plugin_named(dir.path(), "ipvlan-ng", &del, theirs);
+    assert_eq!(answer.exit, Some(0), "{} {}", answer.stdout, answer.stderr);
+    assert_eq!(lease_records(&state, "leased").1, Vec::new());
+}

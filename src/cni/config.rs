@@ -41,6 +41,11 @@ pub struct NetConf {
     pub name: String,
     /// The top-level `type`: the plugin the runtime ran.
     pub plugin_type: String,
+    /// The name this binary was run by (its file name in `CNI_PATH`):
+    /// `ipvlan`, or another an operator installed it as (say `ipvlan-ng`,
+    /// beside the reference plugin). As `type` or `ipam.type` it names us,
+    /// as [`OUR_TYPE`] always does.
+    pub own_name: String,
     /// How the link is made; `None` for DEL and GC, which need none of it.
     pub link: Option<LinkConf>,
     /// Top-level `dns`.
@@ -166,8 +171,14 @@ pub fn requested_version(doc: &Value) -> Option<Version> {
 }
 
 impl NetConf {
-    /// Reads the configuration `doc` for `command`.
+    /// Reads the configuration `doc` for `command`, run as `ipvlan`.
     pub fn read(doc: &Value, command: Command) -> Result<NetConf, CniError> {
+        NetConf::read_as(doc, command, OUR_TYPE)
+    }
+
+    /// Reads the configuration `doc` for `command`, this binary run by the
+    /// name `own_name` (see [`NetConf::own_name`]).
+    pub fn read_as(doc: &Value, command: Command, own_name: &str) -> Result<NetConf, CniError> {
         // Anything but an object fails to decode into a config at all.
         Obj::new(doc, "", ErrorCode::DecodingFailure)?;
         let top = Obj::new(doc, "", ErrorCode::InvalidConfig)?;
@@ -191,11 +202,11 @@ impl NetConf {
             // a type names no IPAM plugin (chained on ADD, nothing to
             // release on DEL), so `"ipam": {}` is no section.
             Some(ipam) if matches!(ipam.str("type")?, None | Some("")) => None,
-            Some(ipam) => Some(Ipam::read(&ipam, releasing)?),
+            Some(ipam) => Some(Ipam::read(&ipam, releasing, own_name)?),
         };
         // As another plugin's IPAM, the link keys are that plugin's (a
         // macvlan `mode` is not an ipvlan one): not ours to read.
-        let as_ipam = plugin_type != OUR_TYPE && matches!(ipam, Some(Ipam::Ours(_)));
+        let as_ipam = !names_us(&plugin_type, own_name) && matches!(ipam, Some(Ipam::Ours(_)));
         let link = if releasing || as_ipam {
             None
         } else {
@@ -242,6 +253,7 @@ impl NetConf {
             cni_version,
             name,
             plugin_type,
+            own_name: own_name.to_string(),
             link,
             dns,
             ipam,
@@ -257,8 +269,16 @@ impl NetConf {
     /// Whether the binary runs as the IPAM plugin of another plugin: the
     /// top-level `type` is not ours, `ipam.type` is.
     pub fn serves_as_ipam(&self) -> bool {
-        self.plugin_type != OUR_TYPE && matches!(self.ipam, Some(Ipam::Ours(_)))
+        !names_us(&self.plugin_type, &self.own_name) && matches!(self.ipam, Some(Ipam::Ours(_)))
     }
+}
+
+/// Whether the plugin name `plugin` (a `type` or an `ipam.type`) is this
+/// binary's: [`OUR_TYPE`], or the name it was run by. A runtime runs the
+/// file `CNI_PATH` holds under the top-level `type`; when that is not
+/// the name we were run by, another plugin ran us, by its `ipam.type`.
+fn names_us(plugin: &str, own_name: &str) -> bool {
+    plugin == OUR_TYPE || plugin == own_name
 }
 
 /// The reference library's name check (its messages), and our record's
@@ -404,7 +424,7 @@ impl Master {
 }
 
 impl Ipam {
-    fn read(ipam: &Obj<'_>, releasing: bool) -> Result<Ipam, CniError> {
+    fn read(ipam: &Obj<'_>, releasing: bool, own_name: &str) -> Result<Ipam, CniError> {
         // A section without a type is none (see `NetConf::read`).
         let plugin = ipam.str("type")?.unwrap_or_default();
         // A plugin is looked up by name in each CNI_PATH directory; a path
@@ -415,7 +435,7 @@ impl Ipam {
                 escape_controls(plugin)
             )));
         }
-        if plugin != OUR_TYPE {
+        if !names_us(plugin, own_name) {
             return Ok(Ipam::Delegated {
                 plugin: plugin.to_string(),
             });

@@ -128,7 +128,7 @@ pub struct Outcome {
 /// returns the exit status.
 pub fn main() -> i32 {
     wire::EXIT_FOLLOWS.store(true, std::sync::atomic::Ordering::Relaxed);
-    let outcome = run(std::env::vars_os().collect(), &mut Fd0);
+    let outcome = run_as(&own_name(), std::env::vars_os().collect(), &mut Fd0);
     let mut stdout = std::io::stdout().lock();
     // A runtime that went away cannot be told anything more.
     let _ = stdout
@@ -166,11 +166,34 @@ impl Read for Fd0 {
     }
 }
 
+/// The name this process was run by: the file name of its `argv[0]`, as
+/// a runtime passes the path it found in `CNI_PATH`; [`config::OUR_TYPE`] when
+/// there is none to read.
+fn own_name() -> String {
+    std::env::args_os()
+        .next()
+        .and_then(|arg0| {
+            std::path::Path::new(&arg0)
+                .file_name()
+                .and_then(|name| name.to_str())
+                .map(str::to_string)
+        })
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| config::OUR_TYPE.to_string())
+}
+
 /// Serves one request: `vars` is the whole environment, `stdin` the
-/// network configuration (not read for VERSION).
+/// network configuration (not read for VERSION); the binary named
+/// `ipvlan` (see [`run_as`]).
 pub fn run(vars: Vec<(OsString, OsString)>, stdin: &mut dyn Read) -> Outcome {
+    run_as(config::OUR_TYPE, vars, stdin)
+}
+
+/// [`run`] for a binary run by the name `own_name`: a config's `type` or
+/// `ipam.type` of that name names it, as `ipvlan` does.
+pub fn run_as(own_name: &str, vars: Vec<(OsString, OsString)>, stdin: &mut dyn Read) -> Outcome {
     let mut version = Version::NEWEST;
-    match serve(vars, stdin, &mut version) {
+    match serve(own_name, vars, stdin, &mut version) {
         Ok(stdout) => Outcome { exit: 0, stdout },
         Err(error) => Outcome {
             exit: EXIT_FAILED,
@@ -192,6 +215,7 @@ fn render(value: &json::Value) -> String {
 /// The request's work; `version` is set as soon as the request's version
 /// is known, for the error object.
 fn serve(
+    own_name: &str,
     vars: Vec<(OsString, OsString)>,
     stdin: &mut dyn Read,
     version: &mut Version,
@@ -217,7 +241,7 @@ fn serve(
     if let Some(requested) = config::requested_version(&doc) {
         *version = requested;
     }
-    let conf = NetConf::read(&doc, env.command)?;
+    let conf = NetConf::read_as(&doc, env.command, own_name)?;
     match env.command {
         Command::Add => {
             wire::add(&env, &conf, &input).map(|result| render(&result.to_json(conf.cni_version)))

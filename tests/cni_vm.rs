@@ -419,6 +419,23 @@ fn route_table_priority_and_scope_are_applied() {
             "table {table} after DEL: {left:?}"
         );
     }
+
+    // The same routes asked for by a 1.0.0 config: the result keeps their
+    // keys, as the reference plugins write them in every version, so the
+    // CHECK of the cached result looks in their tables (before, the keys
+    // went below 1.1.0 and CHECK looked for the default route in main).
+    let conf = conf.replace(r#""cniVersion": "1.1.0""#, r#""cniVersion": "1.0.0""#);
+    let result = cni.plugin("ADD", "ctr-rtab", &ns, &conf).ok().json();
+    let routes = result.get("routes").and_then(Value::as_array).unwrap();
+    assert!(
+        routes
+            .iter()
+            .any(|r| r.get("table").and_then(Value::as_u64) == Some(100)),
+        "{result:?}"
+    );
+    let check = with_prev(&conf, &result);
+    cni.plugin("CHECK", "ctr-rtab", &ns, &check).ok();
+    cni.plugin("DEL", "ctr-rtab", &ns, &check).ok();
 }
 
 /// An ADD whose link was made but not configured (a config route the

@@ -229,7 +229,9 @@ impl CniResult {
     }
 
     /// The result as `version` writes it: `ips[].version` up to 0.4.0,
-    /// 1.1.0's optional fields only for 1.1.0, no empty `dns`.
+    /// the interfaces' 1.1.0 fields only for 1.1.0, a route's keys (1.1.0's
+    /// `table`, `priority`, `scope`, `mtu`, `advmss`) in every version, no
+    /// empty `dns`.
     pub fn to_json(&self, version: Version) -> Value {
         let text = |s: &str| Value::from(s);
         let new_fields = version.has_1_1_fields();
@@ -282,17 +284,19 @@ impl CniResult {
                 if let Some(gw) = route.gw {
                     m.push(("gw", Value::from(gw.to_string())));
                 }
-                if new_fields {
-                    for (key, value) in [
-                        ("mtu", route.mtu),
-                        ("advmss", route.advmss),
-                        ("priority", route.priority),
-                        ("table", route.table),
-                        ("scope", route.scope.map(u32::from)),
-                    ] {
-                        if let Some(value) = value {
-                            m.push((key, Value::from(value)));
-                        }
+                // In every version, as the reference plugins write them
+                // (one route type for all versions): a route put in its
+                // table is looked for there by a CHECK of the cached
+                // result, and a chained plugin sees its metric.
+                for (key, value) in [
+                    ("mtu", route.mtu),
+                    ("advmss", route.advmss),
+                    ("priority", route.priority),
+                    ("table", route.table),
+                    ("scope", route.scope.map(u32::from)),
+                ] {
+                    if let Some(value) = value {
+                        m.push((key, Value::from(value)));
                     }
                 }
                 Value::object(m)
@@ -359,17 +363,25 @@ mod tests {
         );
     }
 
+    /// An interface's 1.1.0 fields go below 1.1.0; a route's keys stay in
+    /// every version, as the reference plugins write them: before, a route
+    /// put in table 100 by a 1.0.0 ADD lost its table in the cached result,
+    /// and the CHECK that read it looked in the main table.
     #[test]
-    fn older_versions_drop_the_1_1_fields_and_0_x_adds_ip_versions() {
+    fn older_versions_drop_the_interfaces_1_1_fields_keep_the_routes_and_0_x_adds_ip_versions() {
         let result = full();
         let v1 = result.to_json(Version::V1_0_0).to_compact().unwrap();
         assert!(v1.starts_with(r#"{"cniVersion":"1.0.0","interfaces":[{"name":"eth0","mac":"02:42:0a:01:02:05","sandbox":"/run/netns/c1"}]"#), "{v1}");
-        assert!(
-            v1.contains(r#""routes":[{"dst":"0.0.0.0/0","gw":"10.1.2.1"},{"dst":"::/0"}]"#),
-            "{v1}"
-        );
+        let routes = r#""routes":[{"dst":"0.0.0.0/0","gw":"10.1.2.1","mtu":1300,"priority":5,"scope":0},{"dst":"::/0"}]"#;
+        assert!(v1.contains(routes), "{v1}");
         assert!(!v1.contains("version\":\"4"), "{v1}");
         let v031 = result.to_json(Version::V0_3_1).to_compact().unwrap();
+        assert!(v031.contains(routes), "{v031}");
+        let mut tabled = full();
+        tabled.routes[1].table = Some(100);
+        let v040 = tabled.to_json(Version::V0_4_0);
+        let back = CniResult::read(&v040, "", ErrorCode::DecodingFailure).unwrap();
+        assert_eq!(back.routes, tabled.routes);
         assert!(v031.contains(r#""ips":[{"version":"4","address":"10.1.2.5/24","gateway":"10.1.2.1","interface":0},{"version":"6","address":"2001:db8::5/64","interface":0}]"#), "{v031}");
         // And a 0.3.1 result reads back to the same addresses.
         let back = CniResult::read(&parse(&v031).unwrap(), "", ErrorCode::DecodingFailure).unwrap();

@@ -3223,3 +3223,88 @@ fn a_dead_adds_intent_whose_namespace_is_gone_gives_way() {
     cni.plugin("DEL", "ctr-dead", &second, &conf).ok();
     assert_eq!(cni.records("deadintent"), (Vec::new(), Vec::new()));
 }
+
+/// The host ifindex of the master of `dev` in `ns` (`link_index`, which
+/// `ip` reports for a link whose master is in another namespace).
+fn master_index_of(ns: &str, dev: &str) -> Option<u64> {
+    let shown = ip_json(&["-n", ns, "-d", "link", "show", "dev", dev]);
+    shown
+        .as_array()?
+        .first()?
+        .get("link_index")
+        .and_then(Value::as_u64)
+}
+
+fn host_ifindex(name: &str) -> Option<u64> {
+    let shown = ip_json(&["link", "show", "dev", name]);
+    shown
+        .as_array()?
+        .first()?
+        .get("ifindex")
+        .and_then(Value::as_u64)
+}
+
+/// Chained, each ADD's master is the one its own `prevResult` names, as
+/// the reference plugin takes it on every ADD (a previous plugin that
+/// gives each pod one of an instance's cloud NICs). Before, the first
+/// ADD's master became part of the network's identity: a second ADD whose
+/// `prevResult` named another master failed with code 7 while the first
+/// attachment lived.
+#[test]
+fn chained_adds_each_take_the_master_their_prev_result_names() {
+    let mut cni = Cni::new("chainm");
+    cni.master("cnim90");
+    cni.master("cnim91");
+    let conf = r#"{"cniVersion": "1.0.0", "name": "chainm", "type": "ipvlan"}"#;
+    let prev = |master: &str, address: &str| {
+        json::parse(&format!(
+            r#"{{"cniVersion": "1.0.0", "interfaces": [{{"name": "{master}"}}],
+                "ips": [{{"address": "{address}", "gateway": "10.62.0.1"}}],
+                "routes": [{{"dst": "0.0.0.0/0"}}]}}"#
+        ))
+        .unwrap()
+    };
+    let mut checks = Vec::new();
+    for (n, master) in ["cnim90", "cnim91"].into_iter().enumerate() {
+        let name = format!("cni-chm{n}");
+        let ns = cni.netns(&name);
+        let container = format!("ctr-chm{n}");
+        let address = format!("10.62.0.{}/24", 5 + n);
+        let added = cni
+            .plugin(
+                "ADD",
+                &container,
+                &ns,
+                &with_prev(conf, &prev(master, &address)),
+            )
+            .ok()
+            .json();
+        assert_eq!(
+            master_index_of(&name, "eth0"),
+            host_ifindex(master),
+            "{name}: {added:?}"
+        );
+        checks.push((container, ns, with_prev(conf, &added)));
+    }
+    for (container, ns, check) in &checks {
+        cni.plugin("CHECK", container, ns, check).ok();
+    }
+    // A master prevResult names that is not there: refused, nothing made.
+    let ns = cni.netns("cni-chm-none");
+    let msg = cni
+        .plugin(
+            "ADD",
+            "ctr-chm-none",
+            &ns,
+            &with_prev(conf, &prev("cnim99", "10.62.0.9/24")),
+        )
+        .error(999);
+    assert!(msg.contains("cnim99"), "{msg}");
+    assert!(link(Some("cni-chm-none"), "eth0").is_none());
+    for (container, ns, check) in &checks {
+        cni.plugin("DEL", container, ns, check).ok();
+    }
+    for n in 0..2 {
+        assert!(link(Some(&format!("cni-chm{n}")), "eth0").is_none());
+    }
+}

@@ -221,6 +221,11 @@ const CASES: &[Case] = &[
     case(&["run", "--net=n1", "--net", "n1", "ls"], 125, "ipvlan: run: --network n1 is given twice\nSee 'ipvlan run --help'.\n"),
     case(&["run", "--net=n1", "--net=n2", "--ip=10.0.0.5", "ls"], 125, "ipvlan: run: --ip and --ip6 go with one --network: connect the other networks with `ipvlan network connect --ip`\nSee 'ipvlan run --help'.\n"),
     case(&["run", "--net=n1", "-d", "--rm", "sleep", "9"], 125, "ipvlan: run: conflicting options: --rm and -d (--detach) cannot be combined\nSee 'ipvlan run --help'.\n"),
+    // Docker's `-h` is `--hostname`: before, taken for help, exit 0 and
+    // nothing made.
+    case(&["run", "--net=n1", "-d", "-h", "web", "sleep", "9"], 125, "ipvlan: run: --hostname (-h) is not supported: a container here is a network namespace and keeps the host's hostname\n"),
+    case(&["run", "--net=n1", "--hostname=web", "true"], 125, "ipvlan: run: --hostname (-h) is not supported: a container here is a network namespace and keeps the host's hostname\n"),
+    case(&["run", "--net=n1", "--mac-address", "02:42:ac:11:00:02", "true"], 125, "ipvlan: run: ipvlan interfaces do not support custom mac address assignment\n"),
     case(&["exec", "c1"], 125, "ipvlan: exec: \"ipvlan exec\" requires at least 2 arguments\nSee 'ipvlan exec --help'.\n"),
     case(&["--state-dir"], 2, "ipvlan: flag needs an argument: --state-dir\nSee 'ipvlan --help'.\n").bare(),
     // Arguments that are not UTF-8 (`%FF`: the byte 0xFF) where text is

@@ -260,6 +260,29 @@ fn walkthrough_run_lines() {
     }
 }
 
+/// `-p` and `--expose` are taken with Docker's ipvlan warnings (no port is
+/// mapped or exposed), as Docker takes them; before, usage errors.
+#[test]
+fn run_takes_publish_and_expose_with_a_warning() {
+    let Command::Run(args) =
+        parse_line("ipvlan run --net=n1 -p 8080:80 --publish=443:443 --expose 80 -d sleep 9")
+    else {
+        panic!("not a run");
+    };
+    assert_eq!(
+        args.warnings,
+        [
+            "ipvlan driver does not support port mappings",
+            "ipvlan driver does not support port exposures"
+        ]
+    );
+    assert_eq!(args.command, argv(&["sleep", "9"]));
+    let Command::Run(args) = parse_line("ipvlan run --net=n1 -d sleep 9") else {
+        panic!("not a run");
+    };
+    assert!(args.warnings.is_empty());
+}
+
 #[test]
 fn run_without_command_uses_the_default_shell() {
     let Command::Run(args) = parse_line("ipvlan run --net=n1 -it") else {

@@ -124,6 +124,9 @@ pub struct RunArgs {
     /// The command as given (any bytes, as `execve` takes them); empty
     /// when none was (see [`RunArgs::argv`]).
     pub command: Vec<OsString>,
+    /// What Docker's ipvlan driver answers with a warning and nothing
+    /// done (`-p`, `--expose`), printed before the container is made.
+    pub warnings: Vec<&'static str>,
 }
 
 impl RunArgs {
@@ -629,6 +632,26 @@ fn run(matches: &Matches) -> Result<RunArgs, ArgError> {
     if networks.is_empty() {
         return Err(ArgError::Usage("--network is required".to_string()));
     }
+    // Docker's `-h` is `--hostname`, never help here: taken for help, a
+    // script's `run -d -h web ...` made nothing and exited 0.
+    if matches.last("hostname").is_some() {
+        return Err(ArgError::Value(
+            "--hostname (-h) is not supported: a container here is a network namespace and keeps the host's hostname".to_string(),
+        ));
+    }
+    // Docker's ipvlan driver: the link inherits its parent's MAC.
+    if matches.last("mac-address").is_some() {
+        return Err(ArgError::Value(
+            "ipvlan interfaces do not support custom mac address assignment".to_string(),
+        ));
+    }
+    let mut warnings = Vec::new();
+    if matches.last("publish").is_some() {
+        warnings.push("ipvlan driver does not support port mappings");
+    }
+    if matches.last("expose").is_some() {
+        warnings.push("ipvlan driver does not support port exposures");
+    }
     let given = |long| matches.last(long).is_some_and(|value| !value.is_empty());
     if networks.len() > 1 && (given("ip") || given("ip6")) {
         return Err(ArgError::Usage(
@@ -649,5 +672,6 @@ fn run(matches: &Matches) -> Result<RunArgs, ArgError> {
         tty: matches.is_set("tty"),
         remove,
         command: matches.operands.clone(),
+        warnings,
     })
 }

@@ -17,6 +17,9 @@ use super::{output, warn, Failure, EXIT_CANNOT_RUN, EXIT_FAILED, EXIT_NOT_FOUND,
 /// meanwhile stops the run there (exit 128 + its number), the container
 /// taken out again, nothing started.
 pub fn run(manager: &Manager, args: RunArgs) -> Result<i32, Failure> {
+    for warning in &args.warnings {
+        super::failure::warn(warning);
+    }
     // `--ip`/`--ip6` come with one network only (see `command::run`).
     let addresses = AttachRequest {
         ipv4: args.ipv4,

@@ -148,9 +148,27 @@ pub const RUN_FLAGS: &[Flag] = &[
         Some('d'),
         "Run the command in the background and print the container name",
     ),
+    Flag::valued(
+        "expose",
+        None,
+        "list",
+        "Accepted with a warning: the ipvlan driver exposes no ports",
+    ),
+    Flag::valued(
+        "hostname",
+        Some('h'),
+        "string",
+        "Refused: a container here is a network namespace, with the host's name",
+    ),
     Flag::boolean("interactive", Some('i'), "Keep STDIN open"),
     Flag::valued("ip", None, "IP", "IPv4 address (e.g., 172.30.100.104)"),
     Flag::valued("ip6", None, "IP", "IPv6 address (e.g., 2001:db8::33)"),
+    Flag::valued(
+        "mac-address",
+        None,
+        "string",
+        "Refused, as Docker refuses it: an ipvlan link has its parent's MAC",
+    ),
     Flag::valued("name", None, "string", "Assign a name to the container"),
     Flag::valued(
         "network",
@@ -159,6 +177,12 @@ pub const RUN_FLAGS: &[Flag] = &[
         "Connect the container to a network (required; repeat for more)",
     )
     .with_aliases(&["net"]),
+    Flag::valued(
+        "publish",
+        Some('p'),
+        "list",
+        "Accepted with a warning: the ipvlan driver maps no ports",
+    ),
     Flag::boolean(
         "rm",
         None,
@@ -367,11 +391,15 @@ pub fn usage(topic: Topic) -> String {
 }
 
 fn options_table(flags: &[Flag]) -> String {
+    // A command's own `-h` (`run --hostname`, as Docker's) takes the
+    // letter from `--help`, as the parser gives it (`args::find_short`).
+    let own_h = flags.iter().any(|flag| flag.short == HELP.short);
     let mut rows: Vec<(String, &str)> = flags
         .iter()
         .chain(std::iter::once(&HELP))
         .map(|flag| {
             let short = match flag.short {
+                Some(_) if own_h && flag.long == HELP.long => "    ".to_string(),
                 Some(letter) => format!("-{letter}, "),
                 None => "    ".to_string(),
             };
@@ -428,7 +456,11 @@ mod tests {
                 text.contains(format!("Usage:  ipvlan {}", topic.path()).trim_end()),
                 "{text}"
             );
-            assert!(text.contains("-h, --help"), "{text}");
+            let help_row = match topic {
+                Topic::Run => "    --help",
+                _ => "-h, --help",
+            };
+            assert!(text.contains(help_row), "{text}");
             for flag in topic.flags() {
                 assert!(text.contains(&format!("--{}", flag.long)), "{text}");
                 if let Some(letter) = flag.short {

@@ -146,7 +146,7 @@ fn only_commands_that_change_things_need_root() {
         &["version"][..],
         &["--version"][..],
         &["network", "create", "--help"][..],
-        &["run", "-h"][..],
+        &["run", "--help"][..],
     ] {
         let command = command::parse(&strings(args)).unwrap().command;
         assert!(!needs_root(&command), "{args:?}");

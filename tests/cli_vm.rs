@@ -2902,3 +2902,63 @@ fn a_flush_the_disk_refuses_fails_every_command_that_changed_the_state() {
     env.ok(&["restore"]);
     assert!(env.containers().is_empty());
 }
+
+/// `network prune` removes every network no container is on, as `docker
+/// network prune` does: it asks first (no answer, or `n`, removes
+/// nothing), `-f` asks nothing, and a network in use stays. Before, it was
+/// "'prune' is not an ipvlan network command".
+#[test]
+fn network_prune_removes_the_unused_networks_after_asking() {
+    use std::io::Write;
+    let mut env = Env::new("prune");
+    env.network("pa", "192.168.80.0/24");
+    env.network("pb", "192.168.81.0/24");
+    env.network("pc", "192.168.82.0/24");
+    env.ok(&["run", "--net=pb", "--name", "prunec", "-d"]);
+    let prompt = "WARNING! This will remove all custom networks not used by at least one container.\nAre you sure you want to continue? [y/N] ";
+    let answered = |answer: &str| {
+        let mut child = env
+            .command(&["network", "prune"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(answer.as_bytes())
+            .unwrap();
+        let output = child.wait_with_output().unwrap();
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+        text(&output.stdout)
+    };
+    let names = |env: &Env| {
+        let shown = env.ok(&["network", "ls"]);
+        let mut names: Vec<String> = shown
+            .lines()
+            .skip(1)
+            .filter_map(|line| line.split_whitespace().nth(1).map(str::to_string))
+            .collect();
+        names.sort();
+        names
+    };
+    // No answer (stdin at its end), then `n`: nothing removed.
+    assert_eq!(env.ok(&["network", "prune"]), prompt);
+    assert_eq!(answered("n\n"), prompt);
+    assert_eq!(names(&env), ["pa", "pb", "pc"]);
+    assert_eq!(
+        answered("y\n"),
+        format!("{prompt}Deleted Networks:\npa\npc\n")
+    );
+    assert_eq!(names(&env), ["pb"]);
+    assert_eq!(env.ok(&["network", "prune", "-f"]), "");
+    env.ok(&["rm", "-f", "prunec"]);
+    assert_eq!(
+        env.ok(&["network", "prune", "--force"]),
+        "Deleted Networks:\npb\n"
+    );
+    assert!(names(&env).is_empty());
+    env.networks.clear();
+}

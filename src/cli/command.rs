@@ -41,6 +41,11 @@ pub enum Command {
         /// `-f`: a network that does not exist is no error (Docker's).
         force: bool,
     },
+    /// `network prune`: every network without an endpoint removed.
+    NetworkPrune {
+        /// `-f`: no question asked first.
+        force: bool,
+    },
     /// `network ls`.
     NetworkList {
         /// `-q`: print only the network IDs.
@@ -398,6 +403,12 @@ fn build(topic: Topic, matches: Matches) -> Result<Command, ArgError> {
             operands(&matches, topic, 1, None)?;
             Command::NetworkRemove {
                 names: matches.text_operands(0)?,
+                force: matches.is_set("force"),
+            }
+        }
+        Topic::NetworkPrune => {
+            operands(&matches, topic, 0, Some(0))?;
+            Command::NetworkPrune {
                 force: matches.is_set("force"),
             }
         }

@@ -53,6 +53,71 @@ pub fn remove(manager: &Manager, names: &[String], force: bool) -> Result<i32, F
     Ok(code)
 }
 
+/// `network prune`: removes every network with no endpoint, as `docker
+/// network prune` does, after asking (on stdout, the answer a line of
+/// stdin: `y` or `yes`, any case) unless `force`; prints the names removed
+/// under `Deleted Networks:`. A network that gains an endpoint meanwhile
+/// is left (`network rm` refuses it under the lock); any other failure is
+/// said and makes the exit status 1, the other networks still pruned.
+pub fn prune(manager: &Manager, force: bool) -> Result<i32, Failure> {
+    if !force {
+        out!(
+            "WARNING! This will remove all custom networks not used by at least one container.\n\
+             Are you sure you want to continue? [y/N] "
+        );
+        let mut answer = String::new();
+        // No answer (stdin closed or unreadable) is a no.
+        let _ = std::io::stdin().read_line(&mut answer);
+        let answer = answer.trim();
+        if !(answer.eq_ignore_ascii_case("y") || answer.eq_ignore_ascii_case("yes")) {
+            return Ok(EXIT_OK);
+        }
+    }
+    let list = manager
+        .network_list()
+        .map_err(|error| Failure::driver("network prune", &error))?;
+    let mut networks = list.networks;
+    crate::order::sort_by(&mut networks.items, |a, b| {
+        crate::text::natural_cmp(&a.name, &b.name)
+    });
+    let mut deleted = Vec::new();
+    let mut code = EXIT_OK;
+    for network in networks.iter() {
+        if manager.network_in_use(&network.id) {
+            continue;
+        }
+        match manager.remove_network(&network.id) {
+            Ok(notes) => {
+                for note in notes {
+                    warn(note);
+                }
+                deleted.push(network.name.as_str());
+            }
+            // In use since it was listed, or removed meanwhile: not unused.
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    crate::driver::ErrorKind::InUse | crate::driver::ErrorKind::NotFound
+                ) => {}
+            Err(error) => {
+                eprintln!(
+                    "{}",
+                    Failure::driver(format_args!("network prune {}", network.name), &error)
+                );
+                code = EXIT_FAILED;
+            }
+        }
+    }
+    if !deleted.is_empty() {
+        outln!("Deleted Networks:");
+        for name in deleted {
+            outln!("{name}");
+        }
+    }
+    warn_damaged(&networks.damaged);
+    Ok(code)
+}
+
 /// One stderr line per state file a listing could not read.
 pub fn warn_damaged(damaged: &[Damaged]) {
     for damaged in damaged {

@@ -174,6 +174,17 @@ pub(super) struct Volatile {
     pub tail: u32,
     /// A batch may have left its intents file (`batch-intents`).
     pub batch_intents: bool,
+    /// A command of the page's boot is changing durable files its last
+    /// commit did not make durable: written (with this boot's id) before
+    /// the first such change after a commit, while the log holds entries,
+    /// and gone with the commit's rewrite of the page. A lock that finds
+    /// it (in its own boot) follows a command that died uncommitted: what
+    /// it left may be newer than the log's version of the same file, which
+    /// a replay after a reboot would write back over it, and over what
+    /// later commands built on it; that lock makes everything durable and
+    /// empties the log first (`dir/commit.rs`). Older versions read only
+    /// the flags' first bit.
+    pub changing: bool,
     /// The boot that wrote the page.
     pub boot: BootId,
 }
@@ -194,7 +205,8 @@ impl Volatile {
         out[..8].copy_from_slice(VOLATILE_MAGIC);
         out[8..16].copy_from_slice(&self.generation.to_le_bytes());
         out[16..20].copy_from_slice(&self.tail.to_le_bytes());
-        out[20..24].copy_from_slice(&u32::from(self.batch_intents).to_le_bytes());
+        let flags = u32::from(self.batch_intents) | u32::from(self.changing) << 1;
+        out[20..24].copy_from_slice(&flags.to_le_bytes());
         out[24..24 + BOOT_ID_LEN].copy_from_slice(&self.boot);
         out[VOLATILE_FIXED - 4..VOLATILE_FIXED]
             .copy_from_slice(&(intent.len() as u32).to_le_bytes());
@@ -226,6 +238,7 @@ impl Volatile {
                 generation: u64_at(fixed, 8),
                 tail,
                 batch_intents: u32_at(fixed, 20) & 1 != 0,
+                changing: u32_at(fixed, 20) & 2 != 0,
                 boot: fixed[24..24 + BOOT_ID_LEN].try_into().expect("boot id"),
             };
             (volatile, &page[VOLATILE_FIXED..end])
@@ -642,6 +655,7 @@ mod tests {
             generation,
             tail,
             batch_intents: true,
+            changing: tail == 3,
             boot: [b'a'; BOOT_ID_LEN],
         };
         let head = Head::parse(&pages([Some(4), Some(5)], Some(volatile(5, 3)))).0;
@@ -714,6 +728,7 @@ mod tests {
             generation,
             tail,
             batch_intents: false,
+            changing: false,
             boot: [b'a'; BOOT_ID_LEN],
         };
         prepare(&lock, &volatile(0)).unwrap();

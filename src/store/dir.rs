@@ -1388,55 +1388,6 @@ impl StateDir {
         }
         Ok(())
     }
-
-    /// Replaces `path` (its directory made when missing) with `contents`
-    /// by a temporary and `renameat`, unsynced: the file and its directory
-    /// wait for [`Locked::commit`].
-    fn replace_file(&self, path: &Path, contents: &[u8]) -> Result<(), StoreError> {
-        self.replace_file_as(path, contents, Durability::Committed, false)
-    }
-
-    /// [`StateDir::replace_file`]; a [`Durability::Derived`] file is not
-    /// noted for the commit at all, and one known to be `absent` (under the
-    /// lock) is made in place ([`fsutil::create_new_file_at`]).
-    fn replace_file_as(
-        &self,
-        path: &Path,
-        contents: &[u8],
-        durability: Durability,
-        absent: bool,
-    ) -> Result<(), StoreError> {
-        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
-            return Err(StoreError::io("writing", path)(io::Error::from(
-                io::ErrorKind::InvalidInput,
-            )));
-        };
-        let name = name.to_string_lossy();
-        if durability == Durability::Derived {
-            // No descriptor of the directory is needed (no sync).
-            let entry = |at: &super::handles::At| at.entry(&name);
-            let made = match absent {
-                true => self.handles.write_in(dir, "writing", path, |at| {
-                    fsutil::create_new_file_at(at.fd(), &entry(at), contents, FILE_MODE)
-                })?,
-                false => None,
-            };
-            if let Some(file) = made {
-                self.handles.let_go(file);
-            } else {
-                self.handles.write_in(dir, "writing", path, |at| {
-                    fsutil::replace_at(at.fd(), &entry(at), contents, FILE_MODE)
-                })?;
-            }
-            return Ok(());
-        }
-        self.check_dir(dir)?;
-        let dir = self.handles.ensure(dir)?;
-        let file = fsutil::replace_at(dir.fd(), &name, contents, FILE_MODE)
-            .map_err(StoreError::io("writing", path))?;
-        self.handles.written(path, file, &dir, contents);
-        Ok(())
-    }
 }
 
 /// The store under its exclusive lock: the only way to write. Reads of
@@ -1490,6 +1441,56 @@ impl Deref for Locked<'_> {
 }
 
 impl Locked<'_> {
+    /// Replaces `path` (its directory made when missing) with `contents`
+    /// by a temporary and `renameat`, unsynced: the file and its directory
+    /// wait for [`Locked::commit`].
+    fn replace_file(&self, path: &Path, contents: &[u8]) -> Result<(), StoreError> {
+        self.replace_file_as(path, contents, Durability::Committed, false)
+    }
+
+    /// [`StateDir::replace_file`]; a [`Durability::Derived`] file is not
+    /// noted for the commit at all, and one known to be `absent` (under the
+    /// lock) is made in place ([`fsutil::create_new_file_at`]).
+    fn replace_file_as(
+        &self,
+        path: &Path,
+        contents: &[u8],
+        durability: Durability,
+        absent: bool,
+    ) -> Result<(), StoreError> {
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+            return Err(StoreError::io("writing", path)(io::Error::from(
+                io::ErrorKind::InvalidInput,
+            )));
+        };
+        let name = name.to_string_lossy();
+        if durability == Durability::Derived {
+            // No descriptor of the directory is needed (no sync).
+            let entry = |at: &super::handles::At| at.entry(&name);
+            let made = match absent {
+                true => self.handles.write_in(dir, "writing", path, |at| {
+                    fsutil::create_new_file_at(at.fd(), &entry(at), contents, FILE_MODE)
+                })?,
+                false => None,
+            };
+            if let Some(file) = made {
+                self.handles.let_go(file);
+            } else {
+                self.handles.write_in(dir, "writing", path, |at| {
+                    fsutil::replace_at(at.fd(), &entry(at), contents, FILE_MODE)
+                })?;
+            }
+            return Ok(());
+        }
+        self.check_dir(dir)?;
+        let dir = self.handles.ensure(dir)?;
+        self.mark_changing()?;
+        let file = fsutil::replace_at(dir.fd(), &name, contents, FILE_MODE)
+            .map_err(StoreError::io("writing", path))?;
+        self.handles.written(path, file, &dir, contents);
+        Ok(())
+    }
+
     /// Makes everything written or removed under this lock so far durable
     /// (one entry of the commit log and one `fdatasync` of the lock; see
     /// the store's durability rules). A command calls it once, when its final state
@@ -1524,6 +1525,7 @@ impl Locked<'_> {
             return Ok(false);
         };
         let entry = fsutil::c_name(&name).map_err(StoreError::io("removing", path))?;
+        self.mark_changing()?;
         let removed =
             fsutil::remove_at(open.fd(), &entry).map_err(StoreError::io("removing", path))?;
         if removed {
@@ -1606,6 +1608,7 @@ impl Locked<'_> {
     /// caller), noted for the commit log: a record written into it before
     /// is not written again after a reboot.
     fn remove_tree(&self, dir: &Path) -> Result<(), StoreError> {
+        self.mark_changing()?;
         crate::fault::point("store: before rmdir");
         match crate::fault::after("store: after rmdir", fs::remove_dir_all(dir)) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => {
@@ -1662,6 +1665,7 @@ impl Locked<'_> {
             .log()
             .head
             .is_some_and(|head| head.generation.is_some());
+        self.mark_changing()?;
         if logged {
             // The commit log's entry makes it durable, not a sync of its
             // directory: reached as any file (below a private root, by

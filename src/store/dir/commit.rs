@@ -78,10 +78,12 @@ impl StateDir {
             };
         };
         let boot = self.boot_id(&mut hold)?;
+        // Everything changed so far is in the log now.
         let next = Volatile {
             generation,
             tail: tail + slots,
             batch_intents: hold.batch_intents,
+            changing: false,
             boot,
         };
         let path = self.root.join(LOCK_FILE);
@@ -133,6 +135,7 @@ impl StateDir {
             generation: 0,
             tail: 0,
             batch_intents: hold.batch_intents,
+            changing: false,
             boot: self.boot_id(hold)?,
         };
         let root = self.handles.dir(&self.root)?;
@@ -205,7 +208,14 @@ impl StateDir {
 
     /// Starts the log's next generation, synced: every entry of the
     /// current one is passed over from now on. The caller made what they
-    /// name durable first.
+    /// name durable first (so the page's `changing` goes too).
+    ///
+    /// The generation is synced before the volatile page is written: the
+    /// two are pages apart, and one `fdatasync` of both orders nothing, so
+    /// a power cut during it could keep the new page and lose the new
+    /// generation, a page that then reads as lost (its generation is not
+    /// the log's), and the next lock would write the old generation's
+    /// entries back over what the caller's sync had made durable.
     fn empty_log(&self, lock: &File, generation: u64) -> Result<(), StoreError> {
         let mut hold = self.handles.log();
         let boot = self.boot_id(&mut hold)?;
@@ -213,11 +223,14 @@ impl StateDir {
             generation: generation + 1,
             tail: 0,
             batch_intents: hold.batch_intents,
+            changing: false,
             boot,
         };
         let path = self.root.join(LOCK_FILE);
         let generation_written = crate::fault::io_refused("store: log write fails")
-            .and_then(|()| commit_log::write_generation(lock, next.generation));
+            .and_then(|()| commit_log::write_generation(lock, next.generation))
+            .and_then(|()| crate::sys::fsync(std::os::fd::AsFd::as_fd(lock), true));
+        crate::fault::point("store: after generation sync");
         if generation_written.is_ok() {
             hold.head = Some(Head::of(next));
             self.handles.set_log(hold);
@@ -278,21 +291,27 @@ impl StateDir {
     /// with its single attach's intent, if any (see
     /// [`Locked::put_single_intent`]): so a batch's intents file is
     /// announced before it is made, and an intent before the kernel is
-    /// asked for anything.
-    fn write_volatile_now(&self, lock: &File) -> Result<(), StoreError> {
+    /// asked for anything. `changing`: the command is about to change
+    /// durable files (see [`Volatile::changing`]), said in the page from
+    /// now until its commit; said already, it stays.
+    fn write_volatile_now(&self, lock: &File, changing: bool) -> Result<(), StoreError> {
         let mut hold = self.handles.log();
         let Some(volatile) = hold.head.and_then(|head| head.volatile) else {
             return Ok(());
         };
-        // An intent is taken up only by a lock of the boot the page names:
-        // the page carries this boot's (an emptied log's page may still
-        // name the boot before).
-        let boot = match self.handles.single_intent().is_empty() {
+        // Said only while the log holds entries a replay could write over
+        // the change (an empty log's next entries are this command's own).
+        let changing = volatile.changing || (changing && volatile.tail > 0);
+        // An intent, and a change under way, are taken up only by a lock
+        // of the boot the page names: the page carries this boot's (an
+        // emptied log's page may still name the boot before).
+        let boot = match self.handles.single_intent().is_empty() && !changing {
             true => volatile.boot,
             false => self.boot_id(&mut hold)?,
         };
         let next = Volatile {
             batch_intents: hold.batch_intents,
+            changing,
             boot,
             ..volatile
         };
@@ -360,6 +379,10 @@ impl Locked<'_> {
                 // A single attach or detach of this boot died after
                 // writing it.
                 self.expand_single_intent(&intent);
+            }
+            if head.volatile.is_some_and(|v| v.changing) {
+                // A command of this boot died before its commit.
+                self.settle_dead_changes()?;
             }
             return Ok(hold.batch_intents);
         }
@@ -479,7 +502,7 @@ impl Locked<'_> {
         hold.batch_intents = may_exist;
         self.handles.set_log(hold);
         match may_exist && changed {
-            true => self.state.write_volatile_now(&self._lock),
+            true => self.state.write_volatile_now(&self._lock, true),
             false => Ok(()),
         }
     }
@@ -516,7 +539,8 @@ impl Locked<'_> {
         }
         self.handles.set_single_intent(line.into_bytes());
         crate::fault::point("store: before write");
-        let written = self.state.write_volatile_now(&self._lock);
+        // The attach's record follows: said changing with its intent.
+        let written = self.state.write_volatile_now(&self._lock, true);
         if written.is_err() {
             // Not in the page: no later write of it may put it there.
             self.handles.set_single_intent(Vec::new());
@@ -597,7 +621,7 @@ impl Locked<'_> {
         let held = self.handles.single_intent();
         self.handles.set_single_intent(Vec::new());
         crate::fault::point("store: before write");
-        let cleared = self.state.write_volatile_now(&self._lock);
+        let cleared = self.state.write_volatile_now(&self._lock, false);
         if cleared.is_err() {
             // Still in the page: kept, so that every later write of the
             // page keeps it too, beside the records the caller then keeps.
@@ -639,9 +663,39 @@ impl Locked<'_> {
     /// would name an index a retried create may have found another link's.
     pub(super) fn drop_settled_intent(&self) -> Result<(), StoreError> {
         match self.handles.page_holds_settled_intent() {
-            true => self.state.write_volatile_now(&self._lock),
+            true => self.state.write_volatile_now(&self._lock, false),
             false => Ok(()),
         }
+    }
+
+    /// Said in the volatile page, before the first change of a durable
+    /// file since the last commit (see [`Volatile::changing`]): one
+    /// `pwrite`, none when the page says so already (an attach's intent
+    /// says it) or the log holds no entry. Nothing without a log (an older
+    /// store, or while a log is written again).
+    pub(super) fn mark_changing(&self) -> Result<(), StoreError> {
+        let said = self
+            .handles
+            .log()
+            .head
+            .and_then(|head| head.volatile)
+            .map_or(true, |volatile| volatile.changing || volatile.tail == 0);
+        if said {
+            return Ok(());
+        }
+        self.state.write_volatile_now(&self._lock, true)
+    }
+
+    /// What a lock of this boot does when the volatile page says a command
+    /// was changing durable files (see [`Volatile::changing`]): that
+    /// command died before its commit, and the log may hold older
+    /// versions of what it changed, which a replay after a reboot would
+    /// write back over it (a network it removed, back beside one made
+    /// since with its name and subnet). Everything is made durable as it
+    /// is (one `syncfs`) and the log emptied. Killed meanwhile, the page
+    /// still says so, for the next lock.
+    fn settle_dead_changes(&self) -> Result<(), StoreError> {
+        self.empty_commit_log()
     }
 }
 
@@ -760,6 +814,155 @@ mod tests {
             drop(locked);
             std::fs::remove_dir_all(&root).unwrap();
         }
+    }
+
+    /// Page 3 of the lock file zeroed: the volatile page lost, as a power
+    /// cut may leave it, so the next lock replays what the log holds (a
+    /// reboot that kept the page does the same: it names another boot).
+    fn lose_the_volatile_page(root: &std::path::Path) {
+        let lock = std::fs::OpenOptions::new()
+            .write(true)
+            .open(root.join("lock"))
+            .unwrap();
+        lock.write_all_at(&[0u8; 4096], 3 * 4096).unwrap();
+    }
+
+    /// A command killed after it changed a durable file and before its
+    /// commit counted the change (here after its entry, before the page
+    /// that counts it; or before any of it, past the file's removal) left
+    /// a change the log does not hold, beside an older version of the same
+    /// file that it does. Later commands of the boot build on the change;
+    /// a reboot must not write the older version back. Before, the
+    /// network the dead command removed came back after the reboot,
+    /// beside the one made since in its place, and a removed endpoint came
+    /// back holding the address handed out since.
+    #[test]
+    fn a_command_killed_before_its_commit_leaves_no_older_version_to_replay() {
+        for at in ["store: after log entry", "store: after unlink"] {
+            let root = std::env::temp_dir().join(format!(
+                "ipvlan-dead-change-{}-{}",
+                std::process::id(),
+                at.len()
+            ));
+            let _ = std::fs::remove_dir_all(&root);
+            let state = StateDir::open(&root).unwrap();
+            let net = network();
+            {
+                let locked = state.lock().unwrap();
+                locked.put_network(&net).unwrap();
+                locked
+                    .put_endpoint(&endpoint(&net, "e1", "10.0.0.2/16"))
+                    .unwrap();
+                locked.commit().unwrap();
+            }
+            let killed = std::panic::catch_unwind(|| {
+                let locked = state.lock().unwrap();
+                crate::fault::unwind::at(at);
+                assert!(locked.remove_endpoint(&net.id, "e1").unwrap());
+                let _ = locked.commit();
+            });
+            assert!(killed.is_err(), "{at}: not killed");
+            let e2 = endpoint(&net, "e2", "10.0.0.2/16");
+            {
+                let locked = state.lock().unwrap();
+                assert_eq!(locked.endpoint(&net.id, "e1").unwrap(), None, "{at}");
+                locked.put_endpoint(&e2).unwrap();
+                locked.commit().unwrap();
+            }
+            lose_the_volatile_page(&root);
+            let state = StateDir::open(&root).unwrap();
+            let locked = state.lock().unwrap();
+            assert_eq!(locked.endpoint(&net.id, "e2").unwrap(), Some(e2), "{at}");
+            assert_eq!(
+                locked.endpoint(&net.id, "e1").unwrap(),
+                None,
+                "{at}: e1 written back"
+            );
+            drop(locked);
+            std::fs::remove_dir_all(&root).unwrap();
+        }
+    }
+
+    /// A command that changes nothing after its commit leaves the page
+    /// saying nothing is under way, and one that commits unsaid changes
+    /// says them first: the flag is in the page exactly between a change
+    /// and its commit.
+    #[test]
+    fn the_page_says_a_change_is_under_way_from_the_first_change_to_the_commit() {
+        let root = std::env::temp_dir().join(format!("ipvlan-changing-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let state = StateDir::open(&root).unwrap();
+        let net = network();
+        let changing = |root: &std::path::Path| {
+            let lock = std::fs::File::open(root.join("lock")).unwrap();
+            let (head, _) = crate::store::commit_log::Head::read(&lock).unwrap();
+            head.volatile.unwrap().changing
+        };
+        {
+            let locked = state.lock().unwrap();
+            locked.put_network(&net).unwrap();
+            locked.commit().unwrap();
+        }
+        assert!(!changing(&root), "committed");
+        let locked = state.lock().unwrap();
+        assert!(!changing(&root), "locked, nothing changed");
+        locked
+            .put_endpoint(&endpoint(&net, "e1", "10.0.0.2/16"))
+            .unwrap();
+        assert!(changing(&root), "a record written");
+        locked.commit().unwrap();
+        assert!(!changing(&root), "committed again");
+        drop(locked);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// The log emptied after a sync (a commit too large for it) makes its
+    /// new generation durable before it writes the volatile page of that
+    /// generation: a power cut between the two leaves the new generation
+    /// and the old page, which names no entry of it. Before, one
+    /// `fdatasync` covered both, and a cut that kept only the page left
+    /// the old generation's entries to be written back over the sync.
+    #[test]
+    fn an_emptied_log_has_its_generation_durable_before_its_page() {
+        let root = std::env::temp_dir().join(format!("ipvlan-gen-order-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let state = StateDir::open(&root).unwrap();
+        let net = network();
+        {
+            let locked = state.lock().unwrap();
+            locked.put_network(&net).unwrap();
+            locked
+                .put_endpoint(&endpoint(&net, "e1", "10.0.0.2/16"))
+                .unwrap();
+            locked.commit().unwrap();
+        }
+        let cut = std::panic::catch_unwind(|| {
+            let locked = state.lock().unwrap();
+            assert!(locked.remove_endpoint(&net.id, "e1").unwrap());
+            for i in 0..300u32 {
+                let address = format!("10.0.{}.{}/16", 1 + i / 200, i % 200 + 1);
+                locked
+                    .put_endpoint(&endpoint(&net, &format!("x{i}"), &address))
+                    .unwrap();
+            }
+            crate::fault::unwind::at("store: after generation sync");
+            let _ = locked.commit();
+        });
+        assert!(
+            cut.is_err(),
+            "the log was emptied without a generation sync"
+        );
+        // What the disk holds at that moment: the new generation, synced,
+        // and the volatile page as it was (the page's write comes after).
+        let state = StateDir::open(&root).unwrap();
+        let locked = state.lock().unwrap();
+        assert_eq!(
+            locked.endpoint(&net.id, "e1").unwrap(),
+            None,
+            "e1 written back"
+        );
+        drop(locked);
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     /// A commit too large for the log (one `syncfs`), killed between its

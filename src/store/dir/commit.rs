@@ -690,12 +690,25 @@ impl Locked<'_> {
     /// was changing durable files (see [`Volatile::changing`]): that
     /// command died before its commit, and the log may hold older
     /// versions of what it changed, which a replay after a reboot would
-    /// write back over it (a network it removed, back beside one made
-    /// since with its name and subnet). Everything is made durable as it
-    /// is (one `syncfs`) and the log emptied. Killed meanwhile, the page
-    /// still says so, for the next lock.
+    /// write back over it and over what later commands build on it (a
+    /// network it removed, back beside one made since with its name and
+    /// subnet). The log is marked full (unsynced), as after a failed write
+    /// of it: the next commit, this command's or a later one's, makes
+    /// everything durable with one `syncfs` and empties the log before
+    /// any entry goes after the older ones. Until then only commands that
+    /// have not returned (the dead one, this one) have changes a reboot
+    /// may undo. No sync here: a disk that refuses it fails the commit,
+    /// as it would have, not the lock.
     fn settle_dead_changes(&self) -> Result<(), StoreError> {
-        self.empty_commit_log()
+        let Some(volatile) = self.handles.log().head.and_then(|head| head.volatile) else {
+            return Ok(());
+        };
+        if volatile.tail == commit_log::SLOTS {
+            return Ok(());
+        }
+        self.state
+            .mark_log_full(&self._lock, volatile)
+            .map_err(StoreError::io("writing", self.root.join(LOCK_FILE)))
     }
 }
 

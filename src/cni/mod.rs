@@ -31,9 +31,7 @@
 //!   interfaces on one network.
 //! * **A different config for the same name** (master, mode, flag, mtu,
 //!   `linkInContainer`, IPAM type and ranges; not `dns`, `args`,
-//!   `runtimeConfig` or `prevResult`, which are per attachment, nor the
-//!   master a chained `prevResult` names: each chained ADD takes its own,
-//!   and its network records none) fails ADD
+//!   `runtimeConfig` or `prevResult`, which are per attachment) fails ADD
 //!   with code 7 while attachments are live, naming the key that differs;
 //!   with none live, ADD rewrites the record. The CLI's overlap and
 //!   shared-parent (mode/flag) checks apply across CLI and CNI networks.

@@ -96,20 +96,14 @@ fn network(conf: &NetConf, master: &MasterChoice) -> Result<CniNetwork, CniError
         .link
         .as_ref()
         .ok_or_else(|| CniError::internal("the config's link keys were not read"))?;
-    // A chained ADD's master is its own (see `CniNetwork::chained`).
-    let chained = matches!(master, MasterChoice::Chained(_));
     let master = match master {
-        MasterChoice::Configured(m) => Some(m.name.clone()),
-        MasterChoice::Chained(_) | MasterChoice::DefaultRoute => None,
+        MasterChoice::Configured(m) | MasterChoice::Chained(m) => Some(m.name.clone()),
+        MasterChoice::DefaultRoute => None,
     };
     let (ipam_config, subnets, bounds) = ipam_keys(conf)?;
     let config = format!(
         "master={}{} mode={} flag={} mtu={} {ipam_config}",
-        match (&master, chained) {
-            (Some(master), _) => master.as_str(),
-            (None, true) => "(prevResult's)",
-            (None, false) => "(default route)",
-        },
+        master.as_deref().unwrap_or("(default route)"),
         // Said only when set, so that other configs read as before.
         if link.link_in_container {
             " linkInContainer"
@@ -127,7 +121,6 @@ fn network(conf: &NetConf, master: &MasterChoice) -> Result<CniNetwork, CniError
         flag: link.flag,
         mtu: link.mtu,
         link_in_container: link.link_in_container,
-        chained,
         subnets,
         bounds,
         config,
@@ -258,7 +251,6 @@ pub fn lease_network(conf: &NetConf) -> Result<CniNetwork, CniError> {
         flag: IpvlanFlag::Bridge,
         mtu: None,
         link_in_container: false,
-        chained: false,
         subnets,
         bounds,
         config: format!("lease-only {ipam_config}"),
@@ -376,10 +368,6 @@ pub fn add(env: &Env, conf: &NetConf, input: &[u8]) -> Result<CniResult, CniErro
         container_id: &who.container_id,
         ifname: &who.ifname,
         netns,
-        master: match &master {
-            MasterChoice::Chained(m) => Some(m.name.as_str()),
-            _ => None,
-        },
         addresses,
         routes: Vec::new(),
     };

@@ -51,13 +51,6 @@ pub struct CniNetwork {
     /// interface) is looked up in the container's namespace and the link
     /// made from there; the network record then has no master.
     pub link_in_container: bool,
-    /// No `master`, and `prevResult` names one: each ADD's master is the
-    /// host interface its own `prevResult` names ([`CniAttach::master`]),
-    /// as the reference plugin takes it afresh on every ADD (a previous
-    /// plugin may choose a different interface per container: one of an
-    /// instance's several cloud NICs). The network record then has no
-    /// master, and the master is no part of [`CniNetwork::config`].
-    pub chained: bool,
     /// Our IPAM's ranges: subnet and gateway (none for a delegated IPAM).
     pub subnets: Vec<(IpNet, Option<IpAddr>)>,
     /// host-local's `rangeStart` and `rangeEnd` of a subnet of `subnets`
@@ -71,15 +64,6 @@ pub struct CniNetwork {
     /// lease-only user (our binary as another plugin's IPAM) must repeat
     /// to share the network's addresses.
     pub ipam_config: String,
-}
-
-impl CniNetwork {
-    /// Whether the network has no master in the host: its links' masters
-    /// are in their containers (`linkInContainer`), or each ADD's own
-    /// (chained).
-    pub fn masterless(&self) -> bool {
-        self.link_in_container || self.chained
-    }
 }
 
 /// One ADD of our binary as another plugin's IPAM: addresses leased to
@@ -175,9 +159,6 @@ pub struct CniAttach<'a> {
     pub ifname: &'a str,
     /// `CNI_NETNS`.
     pub netns: &'a Path,
-    /// The master `prevResult` names, for a [`CniNetwork::chained`]
-    /// network (ignored otherwise).
-    pub master: Option<&'a str>,
     /// The addresses.
     pub addresses: CniAddresses,
     /// Routes through the link (a next hop of `None`: the gateway of the
@@ -318,20 +299,6 @@ pub(crate) fn is_cni(network: &NetworkRecord) -> bool {
 /// master is in its container's namespace).
 pub(crate) fn is_masterless(network: &NetworkRecord) -> bool {
     is_cni(network) && network.parent.is_empty()
-}
-
-/// The host master of a chained ADD: the interface its `prevResult`
-/// names, which must exist (a `NAME.VLANID` is made only for a configured
-/// `master`, recorded with its network).
-fn chained_master(host: &Handle, attach: &CniAttach<'_>) -> Result<Link, Error> {
-    let name = attach
-        .master
-        .ok_or_else(|| Error::invalid("a chained ADD names no master"))?;
-    host.link_by_name(name)?.ok_or_else(|| {
-        Error::not_found(format!(
-            "master {name} (named by prevResult) does not exist"
-        ))
-    })
 }
 
 /// Whether the endpoint is a lease-only record (no link of ours).
@@ -480,7 +447,7 @@ impl Manager {
         let mut req = subnets_request(net);
         if let Some(master) = &net.master {
             req.options.push(("parent".into(), master.clone()));
-        } else if !net.masterless() {
+        } else if !net.link_in_container {
             req.options
                 .push(("parent".into(), default_route_link(&Handle::new()?)?));
         }
@@ -491,7 +458,7 @@ impl Manager {
         if let Some(mtu) = net.mtu {
             req.options.push(("mtu".into(), mtu.to_string()));
         }
-        self.check_before_retiring(net, Some(&req).filter(|_| !net.masterless()))?;
+        self.check_before_retiring(net, Some(&req).filter(|_| !net.link_in_container))?;
         Ok(slot.insert(req))
     }
 
@@ -586,7 +553,7 @@ impl Manager {
                         // second: the network takes our link keys, its
                         // leases stay (one allocator for both).
                         let joinable = is_masterless(&record)
-                            && !net.masterless()
+                            && !net.link_in_container
                             && same_ipam(config, &net.ipam_config)
                             && live.damaged.is_empty()
                             && live.iter().all(is_lease);
@@ -613,7 +580,7 @@ impl Manager {
             self.checked_request(net, &mut request)?;
             self.retire_idle_overlaps(net)?;
             let req = self.checked_request(net, &mut request)?;
-            let made = if net.masterless() {
+            let made = if net.link_in_container {
                 let state = self.store.lock()?;
                 let networks = state.networks()?;
                 self.masterless_record(&state, &networks, net).map(drop)
@@ -883,8 +850,6 @@ impl Manager {
         }
         let (parent, creator) = if net.link_in_container {
             (in_container_master(&inside, net)?, &inside.handle)
-        } else if net.chained {
-            (chained_master(host, attach)?, host)
         } else {
             (self.cni_parent(host, state, network)?, host)
         };
@@ -2184,7 +2149,6 @@ mod tests {
             flag: IpvlanFlag::Bridge,
             mtu: None,
             link_in_container: false,
-            chained: false,
             subnets: vec![("10.66.0.0/24".parse().unwrap(), None)],
             bounds: Vec::new(),
             config: format!("lease-only {ipam}"),

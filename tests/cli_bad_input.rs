@@ -216,7 +216,6 @@ const CASES: &[Case] = &[
     case(&["network", "disconnect", "n1"], 2, "ipvlan: network disconnect: \"ipvlan network disconnect\" requires at least 2 arguments\nSee 'ipvlan network disconnect --help'.\n"),
     case(&["network", "connect", "--ip=192.168.1.5", "n1", "c1", "c2"], 2, "ipvlan: network connect: --ip and --ip6 give one container its address: connect several containers without them\nSee 'ipvlan network connect --help'.\n"),
     case(&["ps", "-s"], 2, "ipvlan: ps: unknown shorthand flag: 's' in -s\nSee 'ipvlan ps --help'.\n"),
-    case(&["network", "prune", "all"], 2, "ipvlan: network prune: \"ipvlan network prune\" accepts no arguments\nSee 'ipvlan network prune --help'.\n"),
     case(&["restore", "now"], 2, "ipvlan: restore: \"ipvlan restore\" accepts no arguments\nSee 'ipvlan restore --help'.\n"),
     case(&["run", "ls"], 125, "ipvlan: run: --network is required\nSee 'ipvlan run --help'.\n"),
     case(&["run", "--net=n1", "--net", "n1", "ls"], 125, "ipvlan: run: --network n1 is given twice\nSee 'ipvlan run --help'.\n"),

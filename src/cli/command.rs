@@ -41,11 +41,6 @@ pub enum Command {
         /// `-f`: a network that does not exist is no error (Docker's).
         force: bool,
     },
-    /// `network prune`: every network without an endpoint removed.
-    NetworkPrune {
-        /// `-f`: no question asked first.
-        force: bool,
-    },
     /// `network ls`.
     NetworkList {
         /// `-q`: print only the network IDs.
@@ -403,12 +398,6 @@ fn build(topic: Topic, matches: Matches) -> Result<Command, ArgError> {
             operands(&matches, topic, 1, None)?;
             Command::NetworkRemove {
                 names: matches.text_operands(0)?,
-                force: matches.is_set("force"),
-            }
-        }
-        Topic::NetworkPrune => {
-            operands(&matches, topic, 0, Some(0))?;
-            Command::NetworkPrune {
                 force: matches.is_set("force"),
             }
         }

@@ -15,8 +15,6 @@ pub enum Topic {
     NetworkRemove,
     /// `ipvlan network ls`.
     NetworkList,
-    /// `ipvlan network prune`.
-    NetworkPrune,
     /// `ipvlan network inspect`.
     NetworkInspect,
     /// `ipvlan network connect`.
@@ -58,7 +56,6 @@ pub const NETWORK_COMMANDS: &[(&str, &[&str], Topic)] = &[
     ("disconnect", &[], Topic::NetworkDisconnect),
     ("inspect", &[], Topic::NetworkInspect),
     ("ls", &["list"], Topic::NetworkList),
-    ("prune", &[], Topic::NetworkPrune),
     ("rm", &["remove"], Topic::NetworkRemove),
 ];
 
@@ -124,13 +121,6 @@ pub const NETWORK_REMOVE_FLAGS: &[Flag] = &[Flag::boolean(
     "force",
     Some('f'),
     "Do not error if the network does not exist",
-)];
-
-/// Options of `network prune`.
-pub const NETWORK_PRUNE_FLAGS: &[Flag] = &[Flag::boolean(
-    "force",
-    Some('f'),
-    "Do not prompt for confirmation",
 )];
 
 /// Options of `network ls`.
@@ -248,7 +238,6 @@ impl Topic {
             Topic::NetworkCreate => "network create",
             Topic::NetworkRemove => "network rm",
             Topic::NetworkList => "network ls",
-            Topic::NetworkPrune => "network prune",
             Topic::NetworkInspect => "network inspect",
             Topic::NetworkConnect => "network connect",
             Topic::NetworkDisconnect => "network disconnect",
@@ -269,7 +258,6 @@ impl Topic {
             Topic::NetworkCreate => NETWORK_CREATE_FLAGS,
             Topic::NetworkRemove => NETWORK_REMOVE_FLAGS,
             Topic::NetworkList => NETWORK_LIST_FLAGS,
-            Topic::NetworkPrune => NETWORK_PRUNE_FLAGS,
             Topic::NetworkConnect => NETWORK_CONNECT_FLAGS,
             Topic::NetworkDisconnect => NETWORK_DISCONNECT_FLAGS,
             Topic::Run => RUN_FLAGS,
@@ -286,7 +274,7 @@ impl Topic {
             Topic::Network => "COMMAND",
             Topic::NetworkCreate => "[OPTIONS] NETWORK",
             Topic::NetworkRemove => "NETWORK [NETWORK...]",
-            Topic::NetworkList | Topic::NetworkPrune => "[OPTIONS]",
+            Topic::NetworkList => "[OPTIONS]",
             Topic::NetworkInspect => "NETWORK [NETWORK...]",
             Topic::NetworkConnect => {
                 "[OPTIONS] NETWORK CONTAINER|NETNS-PATH [CONTAINER|NETNS-PATH...]"
@@ -307,7 +295,6 @@ impl Topic {
             Topic::NetworkCreate => "Create a network",
             Topic::NetworkRemove => "Remove one or more networks",
             Topic::NetworkList => "List networks",
-            Topic::NetworkPrune => "Remove all unused networks",
             Topic::NetworkInspect => "Display detailed information on one or more networks",
             Topic::NetworkConnect => "Connect a container or a network namespace to a network",
             Topic::NetworkDisconnect => {
@@ -449,7 +436,6 @@ mod tests {
         Topic::NetworkCreate,
         Topic::NetworkRemove,
         Topic::NetworkList,
-        Topic::NetworkPrune,
         Topic::NetworkInspect,
         Topic::NetworkConnect,
         Topic::NetworkDisconnect,

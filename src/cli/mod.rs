@@ -112,7 +112,6 @@ fn topic_of(command: &Command) -> Topic {
         Command::NetworkCreate(_) => Topic::NetworkCreate,
         Command::NetworkRemove { .. } => Topic::NetworkRemove,
         Command::NetworkList { .. } => Topic::NetworkList,
-        Command::NetworkPrune { .. } => Topic::NetworkPrune,
         Command::NetworkInspect { .. } => Topic::NetworkInspect,
         Command::NetworkConnect(_) => Topic::NetworkConnect,
         Command::NetworkDisconnect { .. } => Topic::NetworkDisconnect,
@@ -132,7 +131,6 @@ fn needs_root(command: &Command) -> bool {
         command,
         Command::NetworkCreate(_)
             | Command::NetworkRemove { .. }
-            | Command::NetworkPrune { .. }
             | Command::NetworkConnect(_)
             | Command::NetworkDisconnect { .. }
             | Command::Run(_)
@@ -204,7 +202,6 @@ fn execute(invocation: Invocation, leave_to_exit: bool) -> Result<i32, Failure> 
         Command::Restore => system::restore(&manager),
         Command::NetworkCreate(args) => network::create(&manager, args),
         Command::NetworkRemove { names, force } => network::remove(&manager, &names, force),
-        Command::NetworkPrune { force } => network::prune(&manager, force),
         Command::NetworkList {
             quiet,
             no_trunc,

@@ -18,7 +18,7 @@ extern "C" fn main(argc: std::ffi::c_int, argv: *const *const std::ffi::c_char) 
     // A runtime runs CNI plugins with CNI_COMMAND set; the command line is
     // for everything else.
     let code = if ipvlan::cni::is_plugin_mode(std::env::var_os("CNI_COMMAND").as_deref()) {
-        ipvlan::cni::main()
+        ipvlan::cni::main(args.first().map(|arg0| arg0.as_os_str()))
     } else {
         ipvlan::cli::main_args(args)
     };

@@ -152,13 +152,13 @@ pub const RUN_FLAGS: &[Flag] = &[
         "expose",
         None,
         "list",
-        "Accepted with a warning: the ipvlan driver exposes no ports",
+        "Warned of and ignored, as Docker does",
     ),
     Flag::valued(
         "hostname",
         Some('h'),
         "string",
-        "Refused: a container here is a network namespace, with the host's name",
+        "Refused: a container keeps the host's name",
     ),
     Flag::boolean("interactive", Some('i'), "Keep STDIN open"),
     Flag::valued("ip", None, "IP", "IPv4 address (e.g., 172.30.100.104)"),
@@ -167,7 +167,7 @@ pub const RUN_FLAGS: &[Flag] = &[
         "mac-address",
         None,
         "string",
-        "Refused, as Docker refuses it: an ipvlan link has its parent's MAC",
+        "Refused, as Docker does for ipvlan",
     ),
     Flag::valued("name", None, "string", "Assign a name to the container"),
     Flag::valued(
@@ -181,7 +181,7 @@ pub const RUN_FLAGS: &[Flag] = &[
         "publish",
         Some('p'),
         "list",
-        "Accepted with a warning: the ipvlan driver maps no ports",
+        "Warned of and ignored, as Docker does",
     ),
     Flag::boolean(
         "rm",

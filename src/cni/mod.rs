@@ -124,11 +124,12 @@ pub struct Outcome {
     pub stdout: String,
 }
 
-/// Entry point of the plugin mode: the process environment and stdin;
-/// returns the exit status.
-pub fn main() -> i32 {
+/// Entry point of the plugin mode: the process environment and stdin,
+/// `arg0` the process's first argument (see [`own_name`]); returns the
+/// exit status.
+pub fn main(arg0: Option<&std::ffi::OsStr>) -> i32 {
     wire::EXIT_FOLLOWS.store(true, std::sync::atomic::Ordering::Relaxed);
-    let outcome = run_as(&own_name(), std::env::vars_os().collect(), &mut Fd0);
+    let outcome = run_as(&own_name(arg0), std::env::vars_os().collect(), &mut Fd0);
     let mut stdout = std::io::stdout().lock();
     // A runtime that went away cannot be told anything more.
     let _ = stdout
@@ -166,20 +167,19 @@ impl Read for Fd0 {
     }
 }
 
-/// The name this process was run by: the file name of its `argv[0]`, as
-/// a runtime passes the path it found in `CNI_PATH`; [`config::OUR_TYPE`] when
-/// there is none to read.
-fn own_name() -> String {
-    std::env::args_os()
-        .next()
-        .and_then(|arg0| {
-            std::path::Path::new(&arg0)
-                .file_name()
-                .and_then(|name| name.to_str())
-                .map(str::to_string)
-        })
-        .filter(|name| !name.is_empty())
-        .unwrap_or_else(|| config::OUR_TYPE.to_string())
+/// The name this process was run by: the file name of its `argv[0]`
+/// (`arg0`), as a runtime passes the path it found in `CNI_PATH`;
+/// [`config::OUR_TYPE`] when there is none to read.
+fn own_name(arg0: Option<&std::ffi::OsStr>) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    // The last part of the path, as the runtime found the file.
+    let name = arg0
+        .and_then(|arg0| arg0.as_bytes().rsplit(|&b| b == b'/').next())
+        .unwrap_or_default();
+    match std::str::from_utf8(name) {
+        Ok(name) if !name.is_empty() => name.to_string(),
+        _ => config::OUR_TYPE.to_string(),
+    }
 }
 
 /// Serves one request: `vars` is the whole environment, `stdin` the

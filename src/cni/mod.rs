@@ -125,7 +125,8 @@ pub struct Outcome {
 }
 
 /// Entry point of the plugin mode: the process environment and stdin,
-/// `arg0` the process's first argument (see [`own_name`]); returns the
+/// `arg0` the process's first argument (its file name is the name the
+/// binary was run by, see [`run_as`]); returns the
 /// exit status.
 pub fn main(arg0: Option<&std::ffi::OsStr>) -> i32 {
     wire::EXIT_FOLLOWS.store(true, std::sync::atomic::Ordering::Relaxed);

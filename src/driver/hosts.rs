@@ -647,8 +647,9 @@ enum OnForeign {
     /// The attach of that container itself: refused, and undone.
     Refuse,
     /// Anything else (a detach, another container's attach refreshing
-    /// the union views of a network, a batch): the entry is left as it
-    /// is, with a note, and the operation goes on. Failing there would
+    /// the union views of a network, a batch, `restore`): the entry is
+    /// left as it is and the operation goes on; a detach passes the note
+    /// on among its warnings ([`Names::take_notes`]), the others drop it. Failing there would
     /// strand a detach after its link is gone, and every later detach or
     /// attach on the network, and `restore`, would fail the same way.
     LeaveAlone,

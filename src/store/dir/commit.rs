@@ -28,7 +28,7 @@ impl StateDir {
     pub(super) fn commit_under(&self, lock: &File) -> Result<(), StoreError> {
         let pending = self.handles.take_pending();
         if pending.is_empty() {
-            return Ok(());
+            return self.said_unchanged(lock);
         }
         let mut hold = self.handles.log();
         let Some(mut head) = hold.head else {
@@ -107,6 +107,36 @@ impl StateDir {
             self.poison_log(lock);
         }
         result
+    }
+
+    /// A commit of nothing: a change is said before it is made (see
+    /// [`Locked::mark_changing`]) and one that failed made none, so a page
+    /// that still says a change is under way (an attach's intent put and
+    /// taken back, the attach given up) is written without it; else the
+    /// next lock would take this command for one that died, and the next
+    /// commit would sync the whole file system.
+    /// Not while the thread unwinds (a panic of the embedding program's,
+    /// between a change and its note, would have it said unchanged).
+    fn said_unchanged(&self, lock: &File) -> Result<(), StoreError> {
+        if std::thread::panicking() {
+            return Ok(());
+        }
+        let mut hold = self.handles.log();
+        let Some(volatile) = hold.head.and_then(|head| head.volatile) else {
+            return Ok(());
+        };
+        if !volatile.changing {
+            return Ok(());
+        }
+        let next = Volatile {
+            changing: false,
+            ..volatile
+        };
+        self.write_page(lock, &next)
+            .map_err(StoreError::io("writing", self.root.join(LOCK_FILE)))?;
+        hold.head = Some(Head::of(next));
+        self.handles.set_log(hold);
+        Ok(())
     }
 
     /// Whether the log (`head`, of `generation`) may hold entries a power
@@ -375,14 +405,16 @@ impl Locked<'_> {
         }
         let boot = self.state.boot_id(&mut hold)?;
         if head.volatile.is_some_and(|v| v.boot == boot) {
+            if head.volatile.is_some_and(|v| v.changing) {
+                // A command of this boot died before its commit: settled
+                // first, so that no commit (the intent's below) goes into
+                // the log before it is marked full.
+                self.settle_dead_changes()?;
+            }
             if !intent.is_empty() {
                 // A single attach or detach of this boot died after
                 // writing it.
                 self.expand_single_intent(&intent);
-            }
-            if head.volatile.is_some_and(|v| v.changing) {
-                // A command of this boot died before its commit.
-                self.settle_dead_changes()?;
             }
             return Ok(hold.batch_intents);
         }
@@ -925,6 +957,105 @@ mod tests {
         assert!(changing(&root), "a record written");
         locked.commit().unwrap();
         assert!(!changing(&root), "committed again");
+        drop(locked);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// An attach given up after its intent went into the page (a commit of
+    /// nothing) leaves the page saying no change is under way: before,
+    /// it kept saying so, the next lock took the command for dead and
+    /// marked the log full, and the next commit synced the file system.
+    #[test]
+    fn a_commit_of_nothing_says_no_change_is_under_way() {
+        let root = std::env::temp_dir().join(format!("ipvlan-unchanged-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let state = StateDir::open(&root).unwrap();
+        let net = network();
+        let head = |root: &std::path::Path| {
+            let lock = std::fs::File::open(root.join("lock")).unwrap();
+            crate::store::commit_log::Head::read(&lock)
+                .unwrap()
+                .0
+                .volatile
+                .unwrap()
+        };
+        {
+            let locked = state.lock().unwrap();
+            locked.put_network(&net).unwrap();
+            locked.commit().unwrap();
+        }
+        let before = head(&root);
+        {
+            let locked = state.lock().unwrap();
+            let mut e1 = endpoint(&net, "e1", "10.0.0.2/16");
+            e1.state = crate::store::records::EndpointState::Attaching;
+            assert!(locked.put_single_intent(&e1).unwrap());
+            assert!(head(&root).changing, "said with the intent");
+            locked.clear_single_intent().unwrap();
+            locked.commit().unwrap();
+            assert!(!head(&root).changing, "a commit of nothing");
+        }
+        drop(state.lock().unwrap());
+        let after = head(&root);
+        assert_eq!(
+            (after.generation, after.tail),
+            (before.generation, before.tail)
+        );
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// A lock that follows a dead command with a single attach's intent
+    /// in the page marks the log full before the intent's record is
+    /// committed: killed between the two, it leaves no entry after the
+    /// older ones that the next commit would append to. Before, the
+    /// intent's commit came first, and rewrote the page without the mark.
+    #[test]
+    fn a_dead_change_is_settled_before_the_intent_beside_it_is_committed() {
+        let root = std::env::temp_dir().join(format!("ipvlan-settle-first-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let state = StateDir::open(&root).unwrap();
+        let net = network();
+        {
+            let locked = state.lock().unwrap();
+            locked.put_network(&net).unwrap();
+            locked
+                .put_endpoint(&endpoint(&net, "e1", "10.0.0.2/16"))
+                .unwrap();
+            locked.commit().unwrap();
+        }
+        // A: its intent in the page, e1 removed, killed.
+        let killed = std::panic::catch_unwind(|| {
+            let locked = state.lock().unwrap();
+            let mut e2 = endpoint(&net, "e2", "10.0.0.3/16");
+            e2.state = crate::store::records::EndpointState::Attaching;
+            assert!(locked.put_single_intent(&e2).unwrap());
+            crate::fault::unwind::at("store: after unlink");
+            let _ = locked.remove_endpoint(&net.id, "e1");
+        });
+        assert!(killed.is_err());
+        // B: killed right after the intent's commit.
+        let killed = std::panic::catch_unwind(|| {
+            crate::fault::unwind::at("store: after fsync");
+            drop(state.lock().unwrap());
+        });
+        assert!(killed.is_err());
+        // C: e1's address to e3, through the log.
+        let e3 = endpoint(&net, "e3", "10.0.0.2/16");
+        {
+            let locked = state.lock().unwrap();
+            assert_eq!(locked.endpoint(&net.id, "e1").unwrap(), None);
+            locked.put_endpoint(&e3).unwrap();
+            locked.commit().unwrap();
+        }
+        lose_the_volatile_page(&root);
+        let state = StateDir::open(&root).unwrap();
+        let locked = state.lock().unwrap();
+        assert_eq!(locked.endpoint(&net.id, "e3").unwrap(), Some(e3));
+        assert_eq!(
+            locked.endpoint(&net.id, "e1").unwrap(),
+            None,
+            "e1 written back"
+        );
         drop(locked);
         std::fs::remove_dir_all(&root).unwrap();
     }

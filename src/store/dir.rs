@@ -1448,7 +1448,7 @@ impl Locked<'_> {
         self.replace_file_as(path, contents, Durability::Committed, false)
     }
 
-    /// [`StateDir::replace_file`]; a [`Durability::Derived`] file is not
+    /// [`Locked::replace_file`]; a [`Durability::Derived`] file is not
     /// noted for the commit at all, and one known to be `absent` (under the
     /// lock) is made in place ([`fsutil::create_new_file_at`]).
     fn replace_file_as(

@@ -87,7 +87,12 @@ fn set(env: &[(String, String)], changes: &[(&str, Option<&str>)]) -> Vec<(Strin
 
 /// Runs the binary with exactly `env` (nothing inherited) and `stdin`.
 fn plugin(env: &[(String, String)], stdin: &str) -> Answer {
-    let mut child = Command::new(BIN)
+    plugin_at(Path::new(BIN), env, stdin)
+}
+
+/// [`plugin`], the binary run as `program` (a link to it, say).
+fn plugin_at(program: &Path, env: &[(String, String)], stdin: &str) -> Answer {
+    let mut child = Command::new(program)
         .env_clear()
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::piped())
@@ -1825,23 +1830,7 @@ fn plugin_named(dir: &Path, name: &str, env: &[(String, String)], stdin: &str) -
     if !path.exists() {
         std::os::unix::fs::symlink(BIN, &path).unwrap();
     }
-    let mut child = Command::new(&path)
-        .env_clear()
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("runs the binary");
-    let mut input = child.stdin.take().unwrap();
-    let _ = input.write_all(stdin.as_bytes());
-    drop(input);
-    let output = child.wait_with_output().unwrap();
-    Answer {
-        exit: output.status.code(),
-        stdout: String::from_utf8(output.stdout).unwrap(),
-        stderr: String::from_utf8(output.stderr).unwrap(),
-    }
+    plugin_at(&path, env, stdin)
 }
 
 #[test]

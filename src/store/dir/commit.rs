@@ -121,7 +121,7 @@ impl StateDir {
         if std::thread::panicking() {
             return Ok(());
         }
-        let mut hold = self.handles.log();
+        let hold = self.handles.log();
         let Some(volatile) = hold.head.and_then(|head| head.volatile) else {
             return Ok(());
         };
@@ -132,6 +132,13 @@ impl StateDir {
             changing: false,
             ..volatile
         };
+        self.put_page(lock, hold, next)
+    }
+
+    /// Writes the volatile page `next` (unsynced, see
+    /// [`StateDir::write_page`]) and holds it, with `hold`, as the log's
+    /// head.
+    fn put_page(&self, lock: &File, mut hold: LogHold, next: Volatile) -> Result<(), StoreError> {
         self.write_page(lock, &next)
             .map_err(StoreError::io("writing", self.root.join(LOCK_FILE)))?;
         hold.head = Some(Head::of(next));
@@ -345,11 +352,7 @@ impl StateDir {
             boot,
             ..volatile
         };
-        self.write_page(lock, &next)
-            .map_err(StoreError::io("writing", self.root.join(LOCK_FILE)))?;
-        hold.head = Some(Head::of(next));
-        self.handles.set_log(hold);
-        Ok(())
+        self.put_page(lock, hold, next)
     }
 
     /// How many changes the last lock taken wrote again from a commit log
@@ -861,6 +864,95 @@ mod tests {
         }
     }
 
+    /// A fresh store in a scratch directory named after `tag`, holding the
+    /// network and, with `e1`, its endpoint e1 at 10.0.0.2, committed.
+    fn store_with(tag: &str, e1: bool) -> (std::path::PathBuf, StateDir, NetworkRecord) {
+        let root = std::env::temp_dir().join(format!("ipvlan-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let state = StateDir::open(&root).unwrap();
+        let net = network();
+        {
+            let locked = state.lock().unwrap();
+            locked.put_network(&net).unwrap();
+            if e1 {
+                locked
+                    .put_endpoint(&endpoint(&net, "e1", "10.0.0.2/16"))
+                    .unwrap();
+            }
+            locked.commit().unwrap();
+        }
+        (root, state, net)
+    }
+
+    /// Removes e1 in one commit with 300 new records (more than the log
+    /// takes: the commit syncs the file system, then empties the log),
+    /// unwound at the point `at` of that commit.
+    fn remove_e1_in_a_commit_too_large_for_the_log(
+        state: &StateDir,
+        net: &NetworkRecord,
+        at: &'static str,
+    ) {
+        let locked = state.lock().unwrap();
+        assert!(locked.remove_endpoint(&net.id, "e1").unwrap());
+        for i in 0..300u32 {
+            let address = format!("10.0.{}.{}/16", 1 + i / 200, i % 200 + 1);
+            locked
+                .put_endpoint(&endpoint(net, &format!("x{i}"), &address))
+                .unwrap();
+        }
+        crate::fault::unwind::at(at);
+        let _ = locked.commit();
+    }
+
+    /// A command after a kill: finds e1 gone, and gives its address to a
+    /// new endpoint `id`, committed through the log; returns its record.
+    fn e1s_address_to(state: &StateDir, net: &NetworkRecord, id: &str) -> EndpointRecord {
+        let taker = endpoint(net, id, "10.0.0.2/16");
+        let locked = state.lock().unwrap();
+        assert_eq!(locked.endpoint(&net.id, "e1").unwrap(), None, "{id}");
+        locked.put_endpoint(&taker).unwrap();
+        locked.commit().unwrap();
+        taker
+    }
+
+    /// The volatile page as the lock file holds it now.
+    fn page_of(root: &std::path::Path) -> crate::store::commit_log::Volatile {
+        let lock = std::fs::File::open(root.join("lock")).unwrap();
+        let (head, _) = crate::store::commit_log::Head::read(&lock).unwrap();
+        head.volatile.unwrap()
+    }
+
+    /// What the next lock finds, the store opened again (after a power
+    /// cut that took the volatile page, with `page_lost`): e1 removed, and
+    /// `kept` as it was committed; then the scratch directory goes.
+    fn e1_stays_removed(
+        root: &std::path::Path,
+        net: &NetworkRecord,
+        kept: Option<EndpointRecord>,
+        page_lost: bool,
+        what: &str,
+    ) {
+        if page_lost {
+            lose_the_volatile_page(root);
+        }
+        let state = StateDir::open(root).unwrap();
+        let locked = state.lock().unwrap();
+        if let Some(kept) = kept {
+            assert_eq!(
+                locked.endpoint(&net.id, &kept.id).unwrap(),
+                Some(kept),
+                "{what}"
+            );
+        }
+        assert_eq!(
+            locked.endpoint(&net.id, "e1").unwrap(),
+            None,
+            "{what}: e1 written back"
+        );
+        drop(locked);
+        std::fs::remove_dir_all(root).unwrap();
+    }
+
     /// Page 3 of the lock file zeroed: the volatile page lost, as a power
     /// cut may leave it, so the next lock replays what the log holds (a
     /// reboot that kept the page does the same: it names another boot).
@@ -884,22 +976,7 @@ mod tests {
     #[test]
     fn a_command_killed_before_its_commit_leaves_no_older_version_to_replay() {
         for at in ["store: after log entry", "store: after unlink"] {
-            let root = std::env::temp_dir().join(format!(
-                "ipvlan-dead-change-{}-{}",
-                std::process::id(),
-                at.len()
-            ));
-            let _ = std::fs::remove_dir_all(&root);
-            let state = StateDir::open(&root).unwrap();
-            let net = network();
-            {
-                let locked = state.lock().unwrap();
-                locked.put_network(&net).unwrap();
-                locked
-                    .put_endpoint(&endpoint(&net, "e1", "10.0.0.2/16"))
-                    .unwrap();
-                locked.commit().unwrap();
-            }
+            let (root, state, net) = store_with(&format!("dead-change-{}", at.len()), true);
             let killed = std::panic::catch_unwind(|| {
                 let locked = state.lock().unwrap();
                 crate::fault::unwind::at(at);
@@ -907,24 +984,8 @@ mod tests {
                 let _ = locked.commit();
             });
             assert!(killed.is_err(), "{at}: not killed");
-            let e2 = endpoint(&net, "e2", "10.0.0.2/16");
-            {
-                let locked = state.lock().unwrap();
-                assert_eq!(locked.endpoint(&net.id, "e1").unwrap(), None, "{at}");
-                locked.put_endpoint(&e2).unwrap();
-                locked.commit().unwrap();
-            }
-            lose_the_volatile_page(&root);
-            let state = StateDir::open(&root).unwrap();
-            let locked = state.lock().unwrap();
-            assert_eq!(locked.endpoint(&net.id, "e2").unwrap(), Some(e2), "{at}");
-            assert_eq!(
-                locked.endpoint(&net.id, "e1").unwrap(),
-                None,
-                "{at}: e1 written back"
-            );
-            drop(locked);
-            std::fs::remove_dir_all(&root).unwrap();
+            let e2 = e1s_address_to(&state, &net, "e2");
+            e1_stays_removed(&root, &net, Some(e2), true, at);
         }
     }
 
@@ -934,20 +995,8 @@ mod tests {
     /// and its commit.
     #[test]
     fn the_page_says_a_change_is_under_way_from_the_first_change_to_the_commit() {
-        let root = std::env::temp_dir().join(format!("ipvlan-changing-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        let state = StateDir::open(&root).unwrap();
-        let net = network();
-        let changing = |root: &std::path::Path| {
-            let lock = std::fs::File::open(root.join("lock")).unwrap();
-            let (head, _) = crate::store::commit_log::Head::read(&lock).unwrap();
-            head.volatile.unwrap().changing
-        };
-        {
-            let locked = state.lock().unwrap();
-            locked.put_network(&net).unwrap();
-            locked.commit().unwrap();
-        }
+        let (root, state, net) = store_with("changing", false);
+        let changing = |root: &std::path::Path| page_of(root).changing;
         assert!(!changing(&root), "committed");
         let locked = state.lock().unwrap();
         assert!(!changing(&root), "locked, nothing changed");
@@ -967,23 +1016,8 @@ mod tests {
     /// marked the log full, and the next commit synced the file system.
     #[test]
     fn a_commit_of_nothing_says_no_change_is_under_way() {
-        let root = std::env::temp_dir().join(format!("ipvlan-unchanged-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        let state = StateDir::open(&root).unwrap();
-        let net = network();
-        let head = |root: &std::path::Path| {
-            let lock = std::fs::File::open(root.join("lock")).unwrap();
-            crate::store::commit_log::Head::read(&lock)
-                .unwrap()
-                .0
-                .volatile
-                .unwrap()
-        };
-        {
-            let locked = state.lock().unwrap();
-            locked.put_network(&net).unwrap();
-            locked.commit().unwrap();
-        }
+        let (root, state, net) = store_with("unchanged", false);
+        let head = page_of;
         let before = head(&root);
         {
             let locked = state.lock().unwrap();
@@ -1011,18 +1045,7 @@ mod tests {
     /// intent's commit came first, and rewrote the page without the mark.
     #[test]
     fn a_dead_change_is_settled_before_the_intent_beside_it_is_committed() {
-        let root = std::env::temp_dir().join(format!("ipvlan-settle-first-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        let state = StateDir::open(&root).unwrap();
-        let net = network();
-        {
-            let locked = state.lock().unwrap();
-            locked.put_network(&net).unwrap();
-            locked
-                .put_endpoint(&endpoint(&net, "e1", "10.0.0.2/16"))
-                .unwrap();
-            locked.commit().unwrap();
-        }
+        let (root, state, net) = store_with("settle-first", true);
         // A: its intent in the page, e1 removed, killed.
         let killed = std::panic::catch_unwind(|| {
             let locked = state.lock().unwrap();
@@ -1040,24 +1063,8 @@ mod tests {
         });
         assert!(killed.is_err());
         // C: e1's address to e3, through the log.
-        let e3 = endpoint(&net, "e3", "10.0.0.2/16");
-        {
-            let locked = state.lock().unwrap();
-            assert_eq!(locked.endpoint(&net.id, "e1").unwrap(), None);
-            locked.put_endpoint(&e3).unwrap();
-            locked.commit().unwrap();
-        }
-        lose_the_volatile_page(&root);
-        let state = StateDir::open(&root).unwrap();
-        let locked = state.lock().unwrap();
-        assert_eq!(locked.endpoint(&net.id, "e3").unwrap(), Some(e3));
-        assert_eq!(
-            locked.endpoint(&net.id, "e1").unwrap(),
-            None,
-            "e1 written back"
-        );
-        drop(locked);
-        std::fs::remove_dir_all(&root).unwrap();
+        let e3 = e1s_address_to(&state, &net, "e3");
+        e1_stays_removed(&root, &net, Some(e3), true, "e3");
     }
 
     /// The log emptied after a sync (a commit too large for it) makes its
@@ -1068,29 +1075,13 @@ mod tests {
     /// the old generation's entries to be written back over the sync.
     #[test]
     fn an_emptied_log_has_its_generation_durable_before_its_page() {
-        let root = std::env::temp_dir().join(format!("ipvlan-gen-order-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        let state = StateDir::open(&root).unwrap();
-        let net = network();
-        {
-            let locked = state.lock().unwrap();
-            locked.put_network(&net).unwrap();
-            locked
-                .put_endpoint(&endpoint(&net, "e1", "10.0.0.2/16"))
-                .unwrap();
-            locked.commit().unwrap();
-        }
+        let (root, state, net) = store_with("gen-order", true);
         let cut = std::panic::catch_unwind(|| {
-            let locked = state.lock().unwrap();
-            assert!(locked.remove_endpoint(&net.id, "e1").unwrap());
-            for i in 0..300u32 {
-                let address = format!("10.0.{}.{}/16", 1 + i / 200, i % 200 + 1);
-                locked
-                    .put_endpoint(&endpoint(&net, &format!("x{i}"), &address))
-                    .unwrap();
-            }
-            crate::fault::unwind::at("store: after generation sync");
-            let _ = locked.commit();
+            remove_e1_in_a_commit_too_large_for_the_log(
+                &state,
+                &net,
+                "store: after generation sync",
+            );
         });
         assert!(
             cut.is_err(),
@@ -1098,15 +1089,7 @@ mod tests {
         );
         // What the disk holds at that moment: the new generation, synced,
         // and the volatile page as it was (the page's write comes after).
-        let state = StateDir::open(&root).unwrap();
-        let locked = state.lock().unwrap();
-        assert_eq!(
-            locked.endpoint(&net.id, "e1").unwrap(),
-            None,
-            "e1 written back"
-        );
-        drop(locked);
-        std::fs::remove_dir_all(&root).unwrap();
+        e1_stays_removed(&root, &net, None, false, "the new generation");
     }
 
     /// A commit too large for the log (one `syncfs`), killed between its
@@ -1117,54 +1100,14 @@ mod tests {
     /// did: the page's tail was left where it was.
     #[test]
     fn a_large_commit_killed_after_its_sync_leaves_no_entry_to_replay_over_it() {
-        let root = std::env::temp_dir().join(format!("ipvlan-syncfs-kill-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        let state = StateDir::open(&root).unwrap();
-        let net = network();
-        {
-            let locked = state.lock().unwrap();
-            locked.put_network(&net).unwrap();
-            locked
-                .put_endpoint(&endpoint(&net, "e1", "10.0.0.2/16"))
-                .unwrap();
-            locked.commit().unwrap();
-        }
+        let (root, state, net) = store_with("syncfs-kill", true);
         let killed = std::panic::catch_unwind(|| {
-            let locked = state.lock().unwrap();
-            assert!(locked.remove_endpoint(&net.id, "e1").unwrap());
-            for i in 0..300u32 {
-                let address = format!("10.0.{}.{}/16", 1 + i / 200, i % 200 + 1);
-                locked
-                    .put_endpoint(&endpoint(&net, &format!("x{i}"), &address))
-                    .unwrap();
-            }
-            crate::fault::unwind::at("store: after fsync");
-            let _ = locked.commit();
+            remove_e1_in_a_commit_too_large_for_the_log(&state, &net, "store: after fsync");
         });
         assert!(killed.is_err(), "the commit went past its sync");
-        let e2 = endpoint(&net, "e2", "10.0.0.2/16");
-        {
-            let locked = state.lock().unwrap();
-            assert_eq!(locked.endpoint(&net.id, "e1").unwrap(), None);
-            locked.put_endpoint(&e2).unwrap();
-            locked.commit().unwrap();
-        }
-        // A power cut: the volatile page lost, so the next lock replays
-        // what the log holds over the files as they were synced.
-        let lock = std::fs::OpenOptions::new()
-            .write(true)
-            .open(root.join("lock"))
-            .unwrap();
-        lock.write_all_at(&[0u8; 4096], 3 * 4096).unwrap();
-        let state = StateDir::open(&root).unwrap();
-        let locked = state.lock().unwrap();
-        assert_eq!(locked.endpoint(&net.id, "e2").unwrap(), Some(e2));
-        assert_eq!(
-            locked.endpoint(&net.id, "e1").unwrap(),
-            None,
-            "e1 written back"
-        );
-        drop(locked);
-        std::fs::remove_dir_all(&root).unwrap();
+        let e2 = e1s_address_to(&state, &net, "e2");
+        // A power cut: the next lock replays what the log holds over the
+        // files as they were synced.
+        e1_stays_removed(&root, &net, Some(e2), true, "after the sync");
     }
 }

@@ -98,6 +98,10 @@ pub fn forced(name: &'static str) -> bool {
 /// call it stands for (`io_refused(..).and_then(|()| write(..))`).
 #[inline(always)]
 pub fn io_refused(name: &'static str) -> std::io::Result<()> {
+    #[cfg(test)]
+    if unwind::refused(name) {
+        return Err(std::io::Error::from_raw_os_error(libc::EIO));
+    }
     match forced(name) {
         true => Err(std::io::Error::from_raw_os_error(libc::EIO)),
         false => Ok(()),
@@ -341,13 +345,24 @@ mod hook {
 /// In the crate's unit tests: the thread's next hit of a point named so
 /// panics, for a test that catches the unwind to see what a command killed
 /// there leaves on the disk (its drops run, unlike a kill's: a test of
-/// the lock file's pages, which no drop writes, is what it serves).
+/// the lock file's pages, which no drop writes, is what it serves); and
+/// the thread's next [`io_refused`] of a name fails, as the disk would.
 #[cfg(test)]
 pub(crate) mod unwind {
     use std::cell::Cell;
 
     thread_local! {
         static AT: Cell<Option<&'static str>> = const { Cell::new(None) };
+        static REFUSE: Cell<Option<&'static str>> = const { Cell::new(None) };
+    }
+
+    /// Arms the thread's next [`super::io_refused`] of `name`.
+    pub(crate) fn refuse(name: &'static str) {
+        REFUSE.with(|refuse| refuse.set(Some(name)));
+    }
+
+    pub(super) fn refused(name: &'static str) -> bool {
+        REFUSE.with(|refuse| refuse.get() == Some(name) && refuse.replace(None).is_some())
     }
 
     /// Arms the thread's next hit of `name`.

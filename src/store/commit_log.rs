@@ -176,14 +176,15 @@ pub(super) struct Volatile {
     pub batch_intents: bool,
     /// A command of the page's boot is changing durable files its last
     /// commit did not make durable: written (with this boot's id) before
-    /// the first such change after a commit, while the log holds entries,
-    /// and gone with the commit's rewrite of the page. A lock that finds
-    /// it (in its own boot) follows a command that died uncommitted: what
-    /// it left may be newer than the log's version of the same file, which
-    /// a replay after a reboot would write back over it, and over what
-    /// later commands built on it; that lock makes everything durable and
-    /// empties the log first (`dir/commit.rs`). Older versions read only
-    /// the flags' first bit.
+    /// the first such change after a commit, and gone with the commit's
+    /// rewrite of the page. A lock that finds it (in its own boot) follows
+    /// a command that died uncommitted: what it left is durable only once
+    /// a sync covers it (a later command's entry covers that command's
+    /// changes alone), and may be newer than the log's version of the
+    /// same file, which a replay after a reboot would write back over it
+    /// and over what later commands built on it; that lock makes
+    /// everything durable and empties the log first (`dir/commit.rs`).
+    /// Older versions read only the flags' first bit.
     pub changing: bool,
     /// The boot that wrote the page.
     pub boot: BootId,

@@ -763,6 +763,12 @@ impl Handles {
         self.shared().note_change(path, Noted::RemovedTree);
     }
 
+    /// The next commit is to sync the file system, not to go through the
+    /// log: a change failed, perhaps half made (see `Locked::change`).
+    pub(crate) fn give_up_log(&self) {
+        self.shared().give_up_log();
+    }
+
     /// Takes what was written and removed since the last commit, for the
     /// commit to make durable (`dir/commit.rs`).
     pub(crate) fn take_pending(&self) -> Pending {

@@ -74,7 +74,8 @@ impl StateDir {
             self.handles.sync_pending(pending, true)?;
             return match holds {
                 true => self.empty_log(lock, generation),
-                false => Ok(()),
+                // The page's tail stays; its mark of a change goes.
+                false => self.said_unchanged(lock),
             };
         };
         let boot = self.boot_id(&mut hold)?;
@@ -109,7 +110,8 @@ impl StateDir {
         result
     }
 
-    /// A commit of nothing: a change is said before it is made (see
+    /// A commit of nothing, or one that synced the file system while the
+    /// log held no entry: a change is said before it is made (see
     /// [`Locked::mark_changing`]) and one that failed made none, so a page
     /// that still says a change is under way (an attach's intent put and
     /// taken back, the attach given up) is written without it; else the
@@ -266,6 +268,7 @@ impl StateDir {
         let path = self.root.join(LOCK_FILE);
         let generation_written = crate::fault::io_refused("store: log write fails")
             .and_then(|()| commit_log::write_generation(lock, next.generation))
+            .and_then(|()| crate::fault::io_refused("store: generation sync fails"))
             .and_then(|()| crate::sys::fsync(std::os::fd::AsFd::as_fd(lock), true));
         crate::fault::point("store: after generation sync");
         if generation_written.is_ok() {
@@ -336,9 +339,7 @@ impl StateDir {
         let Some(volatile) = hold.head.and_then(|head| head.volatile) else {
             return Ok(());
         };
-        // Said only while the log holds entries a replay could write over
-        // the change (an empty log's next entries are this command's own).
-        let changing = volatile.changing || (changing && volatile.tail > 0);
+        let changing = volatile.changing || changing;
         // An intent, and a change under way, are taken up only by a lock
         // of the boot the page names: the page carries this boot's (an
         // emptied log's page may still name the boot before).
@@ -403,16 +404,22 @@ impl Locked<'_> {
         let Some(generation) = head.generation else {
             return Ok(true);
         };
-        if !head.may_hold_entries() && intent.is_empty() {
+        let changing = head.volatile.is_some_and(|v| v.changing);
+        if !head.may_hold_entries() && intent.is_empty() && !changing {
             return Ok(hold.batch_intents);
         }
         let boot = self.state.boot_id(&mut hold)?;
         if head.volatile.is_some_and(|v| v.boot == boot) {
-            if head.volatile.is_some_and(|v| v.changing) {
+            if changing {
                 // A command of this boot died before its commit: settled
                 // first, so that no commit (the intent's below) goes into
-                // the log before it is marked full.
-                self.settle_dead_changes()?;
+                // the log before it is marked full. The page written so
+                // keeps the intent beside the mark: killed before the
+                // intent is a record, this lock leaves it for the next.
+                self.handles.set_single_intent(intent.clone());
+                let settled = self.settle_dead_changes();
+                self.handles.set_single_intent(Vec::new());
+                settled?;
             }
             if !intent.is_empty() {
                 // A single attach or detach of this boot died after
@@ -706,15 +713,17 @@ impl Locked<'_> {
     /// Said in the volatile page, before the first change of a durable
     /// file since the last commit (see [`Volatile::changing`]): one
     /// `pwrite`, none when the page says so already (an attach's intent
-    /// says it) or the log holds no entry. Nothing without a log (an older
-    /// store, or while a log is written again).
+    /// says it). Said with an empty log too: what a command that dies
+    /// leaves is durable only once a sync covers it, and a later command's
+    /// entry in the log covers its own changes alone. Nothing without a
+    /// log (an older store, or while a log is written again).
     pub(super) fn mark_changing(&self) -> Result<(), StoreError> {
         let said = self
             .handles
             .log()
             .head
             .and_then(|head| head.volatile)
-            .map_or(true, |volatile| volatile.changing || volatile.tail == 0);
+            .map_or(true, |volatile| volatile.changing);
         if said {
             return Ok(());
         }
@@ -892,6 +901,16 @@ mod tests {
         net: &NetworkRecord,
         at: &'static str,
     ) {
+        let locked = e1_removed_beside_300_records(state, net);
+        crate::fault::unwind::at(at);
+        let _ = locked.commit();
+    }
+
+    /// e1 removed and 300 records written under a lock, not committed.
+    fn e1_removed_beside_300_records<'a>(
+        state: &'a StateDir,
+        net: &NetworkRecord,
+    ) -> super::Locked<'a> {
         let locked = state.lock().unwrap();
         assert!(locked.remove_endpoint(&net.id, "e1").unwrap());
         for i in 0..300u32 {
@@ -900,8 +919,7 @@ mod tests {
                 .put_endpoint(&endpoint(net, &format!("x{i}"), &address))
                 .unwrap();
         }
-        crate::fault::unwind::at(at);
-        let _ = locked.commit();
+        locked
     }
 
     /// A command after a kill: finds e1 gone, and gives its address to a
@@ -1067,14 +1085,144 @@ mod tests {
         e1_stays_removed(&root, &net, Some(e3), true, "e3");
     }
 
+    /// A lock that follows a dead attach keeps the attach's intent in the
+    /// page it writes to mark the log full: killed before the intent is a
+    /// record, it leaves the intent for the next lock, which makes it one.
+    /// Before, the mark's page was written without it, and the attach's
+    /// link and address were left to nobody.
+    #[test]
+    fn a_dead_attachs_intent_outlives_a_lock_killed_while_taking_it_up() {
+        let (root, state, net) = store_with("intent-kept", true);
+        // A: its intent in the page, e1 removed, killed.
+        let killed = std::panic::catch_unwind(|| {
+            let locked = state.lock().unwrap();
+            let mut e2 = endpoint(&net, "e2", "10.0.0.3/16");
+            e2.state = crate::store::records::EndpointState::Attaching;
+            assert!(locked.put_single_intent(&e2).unwrap());
+            crate::fault::unwind::at("store: after unlink");
+            let _ = locked.remove_endpoint(&net.id, "e1");
+        });
+        assert!(killed.is_err());
+        // B: killed as it writes the intent's record.
+        let killed = std::panic::catch_unwind(|| {
+            crate::fault::unwind::at("store: before write");
+            drop(state.lock().unwrap());
+        });
+        assert!(killed.is_err(), "no record written for the intent");
+        let locked = state.lock().unwrap();
+        let e2 = locked.endpoint(&net.id, "e2").unwrap();
+        assert_eq!(
+            e2.map(|e| e.state),
+            Some(crate::store::records::EndpointState::Attaching),
+            "the intent lost"
+        );
+        drop(locked);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// A command that dies uncommitted while the log is empty (just
+    /// emptied by a sync) is settled as any other: the next commit syncs
+    /// the file system, which makes what the dead command left durable
+    /// before anything built on it is. Before, the empty log took no mark
+    /// and the next commit went into the log: a power cut could undo the
+    /// dead command's removal of e1 and keep e1's address given to e3.
+    #[test]
+    fn a_command_dead_beside_an_empty_log_is_settled_too() {
+        let (root, state, net) = store_with("dead-empty-log", true);
+        {
+            let locked = state.lock().unwrap();
+            for i in 0..300u32 {
+                let address = format!("10.0.{}.{}/16", 1 + i / 200, i % 200 + 1);
+                locked
+                    .put_endpoint(&endpoint(&net, &format!("f{i}"), &address))
+                    .unwrap();
+            }
+            locked.commit().unwrap();
+        }
+        let emptied = page_of(&root);
+        assert_eq!(emptied.tail, 0, "the large commit emptied the log");
+        let killed = std::panic::catch_unwind(|| {
+            let locked = state.lock().unwrap();
+            crate::fault::unwind::at("store: after unlink");
+            let _ = locked.remove_endpoint(&net.id, "e1");
+        });
+        assert!(killed.is_err());
+        assert!(page_of(&root).changing, "the dead removal not said");
+        e1s_address_to(&state, &net, "e3");
+        let after = page_of(&root);
+        assert!(
+            after.generation > emptied.generation && after.tail == 0 && !after.changing,
+            "the commit after the dead one did not sync: {after:?}"
+        );
+        // A commit too large for the empty log syncs, and says the change
+        // done: else, killed before it lets the lock go, it would be taken
+        // for dead by the next lock, whose commit would sync again.
+        let locked = state.lock().unwrap();
+        for i in 0..300u32 {
+            let address = format!("10.0.{}.{}/16", 3 + i / 200, i % 200 + 1);
+            locked
+                .put_endpoint(&endpoint(&net, &format!("g{i}"), &address))
+                .unwrap();
+        }
+        locked.commit().unwrap();
+        let page = page_of(&root);
+        assert!(
+            page.tail == 0 && !page.changing,
+            "a synced commit left {page:?}"
+        );
+        drop(locked);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// A change that failed may have made part of itself (a tree half
+    /// removed), which no entry of the log would hold: the commit syncs
+    /// the file system and empties the log, and the page says no change
+    /// is under way. Before, a commit of nothing took the failure for no
+    /// change, and the log's older versions of the tree's records stayed
+    /// there to be written back after a power cut.
+    #[test]
+    fn a_change_that_failed_is_made_durable_by_a_sync() {
+        let (root, state, net) = store_with("failed-change", true);
+        let before = page_of(&root);
+        let locked = state.lock().unwrap();
+        crate::fault::unwind::refuse("store: rmdir fails");
+        assert!(locked.remove_network(&net.id).is_err());
+        locked.commit().unwrap();
+        let after = page_of(&root);
+        drop(locked);
+        assert!(
+            after.generation > before.generation && after.tail == 0 && !after.changing,
+            "a failed change not synced: {after:?}"
+        );
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
     /// The log emptied after a sync (a commit too large for it) makes its
     /// new generation durable before it writes the volatile page of that
-    /// generation: a power cut between the two leaves the new generation
-    /// and the old page, which names no entry of it. Before, one
-    /// `fdatasync` covered both, and a cut that kept only the page left
-    /// the old generation's entries to be written back over the sync.
+    /// generation: a generation whose sync the disk refuses gets no page
+    /// (the old one stays, marked full), and a power cut after the sync
+    /// leaves the new generation and the old page, which names no entry of
+    /// it. Before, one `fdatasync` covered both, and a cut that kept only
+    /// the page left the old generation's entries to be written back over
+    /// the sync.
     #[test]
     fn an_emptied_log_has_its_generation_durable_before_its_page() {
+        let (root, state, net) = store_with("gen-order", true);
+        let before = page_of(&root);
+        let locked = e1_removed_beside_300_records(&state, &net);
+        crate::fault::unwind::refuse("store: generation sync fails");
+        let refused = locked.commit();
+        let lock = std::fs::File::open(root.join("lock")).unwrap();
+        let (head, _) = crate::store::commit_log::Head::read(&lock).unwrap();
+        drop(locked);
+        assert!(refused.is_err(), "the generation's sync was not asked for");
+        assert!(
+            head.generation > Some(before.generation)
+                && head
+                    .volatile
+                    .map_or(true, |v| v.generation == before.generation),
+            "a page for a generation not durable: {head:?}"
+        );
         let (root, state, net) = store_with("gen-order", true);
         let cut = std::panic::catch_unwind(|| {
             remove_e1_in_a_commit_too_large_for_the_log(

@@ -226,6 +226,8 @@ const CASES: &[Case] = &[
     case(&["run", "--net=n1", "-d", "-h", "web", "sleep", "9"], 125, "ipvlan: run: --hostname (-h) is not supported: a container here is a network namespace and keeps the host's hostname\n"),
     case(&["run", "--net=n1", "--hostname=web", "true"], 125, "ipvlan: run: --hostname (-h) is not supported: a container here is a network namespace and keeps the host's hostname\n"),
     case(&["run", "--net=n1", "--mac-address", "02:42:ac:11:00:02", "true"], 125, "ipvlan: run: ipvlan interfaces do not support custom mac address assignment\n"),
+    // Refused before the missing `--network` is (the flag is the mistake).
+    case(&["run", "-d", "-h", "web", "sleep", "9"], 125, "ipvlan: run: --hostname (-h) is not supported: a container here is a network namespace and keeps the host's hostname\n"),
     case(&["exec", "c1"], 125, "ipvlan: exec: \"ipvlan exec\" requires at least 2 arguments\nSee 'ipvlan exec --help'.\n"),
     case(&["--state-dir"], 2, "ipvlan: flag needs an argument: --state-dir\nSee 'ipvlan --help'.\n").bare(),
     // Arguments that are not UTF-8 (`%FF`: the byte 0xFF) where text is

@@ -283,6 +283,20 @@ fn run_takes_publish_and_expose_with_a_warning() {
     assert!(args.warnings.is_empty());
 }
 
+/// An empty `--hostname`, `--mac-address`, `-p` or `--expose` is none, as
+/// Docker reads it (a script's `--hostname "$H"` with `H` unset): before,
+/// the first two were refused and the others warned of.
+#[test]
+fn run_takes_empty_values_of_unsupported_flags_for_none() {
+    let Command::Run(args) = parse_line(
+        "ipvlan run --net=n1 --hostname= --mac-address= --publish= --expose= -d sleep 9",
+    ) else {
+        panic!("not a run");
+    };
+    assert!(args.warnings.is_empty(), "{:?}", args.warnings);
+    assert_eq!(args.command, argv(&["sleep", "9"]));
+}
+
 #[test]
 fn run_without_command_uses_the_default_shell() {
     let Command::Run(args) = parse_line("ipvlan run --net=n1 -it") else {

@@ -615,6 +615,29 @@ fn run(matches: &Matches) -> Result<RunArgs, ArgError> {
             "conflicting options: --rm and -d (--detach) cannot be combined".to_string(),
         ));
     }
+    // An empty value is none, as Docker reads these (a script's
+    // `--hostname "$H"` with `H` unset).
+    let given = |long| matches.last(long).is_some_and(|value| !value.is_empty());
+    // Docker's `-h` is `--hostname`, never help here: taken for help, a
+    // script's `run -d -h web ...` made nothing and exited 0.
+    if given("hostname") {
+        return Err(ArgError::Value(
+            "--hostname (-h) is not supported: a container here is a network namespace and keeps the host's hostname".to_string(),
+        ));
+    }
+    // Docker's ipvlan driver: the link inherits its parent's MAC.
+    if given("mac-address") {
+        return Err(ArgError::Value(
+            "ipvlan interfaces do not support custom mac address assignment".to_string(),
+        ));
+    }
+    let mut warnings = Vec::new();
+    if given("publish") {
+        warnings.push("ipvlan driver does not support port mappings");
+    }
+    if given("expose") {
+        warnings.push("ipvlan driver does not support port exposures");
+    }
     // Every `--network` given, as Docker 25 takes them (before, the last
     // one alone, the others dropped without a word).
     let mut networks: Vec<String> = Vec::new();
@@ -632,27 +655,6 @@ fn run(matches: &Matches) -> Result<RunArgs, ArgError> {
     if networks.is_empty() {
         return Err(ArgError::Usage("--network is required".to_string()));
     }
-    // Docker's `-h` is `--hostname`, never help here: taken for help, a
-    // script's `run -d -h web ...` made nothing and exited 0.
-    if matches.last("hostname").is_some() {
-        return Err(ArgError::Value(
-            "--hostname (-h) is not supported: a container here is a network namespace and keeps the host's hostname".to_string(),
-        ));
-    }
-    // Docker's ipvlan driver: the link inherits its parent's MAC.
-    if matches.last("mac-address").is_some() {
-        return Err(ArgError::Value(
-            "ipvlan interfaces do not support custom mac address assignment".to_string(),
-        ));
-    }
-    let mut warnings = Vec::new();
-    if matches.last("publish").is_some() {
-        warnings.push("ipvlan driver does not support port mappings");
-    }
-    if matches.last("expose").is_some() {
-        warnings.push("ipvlan driver does not support port exposures");
-    }
-    let given = |long| matches.last(long).is_some_and(|value| !value.is_empty());
     if networks.len() > 1 && (given("ip") || given("ip6")) {
         return Err(ArgError::Usage(
             "--ip and --ip6 go with one --network: connect the other networks with `ipvlan network connect --ip`".to_string(),

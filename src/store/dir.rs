@@ -1484,26 +1484,11 @@ impl Locked<'_> {
         }
         self.check_dir(dir)?;
         let dir = self.handles.ensure(dir)?;
-        let file = self.change(|| {
-            fsutil::replace_at(dir.fd(), &name, contents, FILE_MODE)
-                .map_err(StoreError::io("writing", path))
-        })?;
+        self.mark_changing()?;
+        let file = fsutil::replace_at(dir.fd(), &name, contents, FILE_MODE)
+            .map_err(StoreError::io("writing", path))?;
         self.handles.written(path, file, &dir, contents);
         Ok(())
-    }
-
-    /// Makes `change` of a durable file, said in the commit log's page
-    /// first ([`Locked::mark_changing`]). One that fails may have made part
-    /// of itself (a tree half removed, a record left empty), which no entry
-    /// of the log holds: the commit then syncs the file system, as for a
-    /// change too large for the log, rather than take it for none.
-    fn change<T>(&self, change: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
-        self.mark_changing()?;
-        let made = change();
-        if made.is_err() {
-            self.handles.give_up_log();
-        }
-        made
     }
 
     /// Makes everything written or removed under this lock so far durable
@@ -1540,9 +1525,9 @@ impl Locked<'_> {
             return Ok(false);
         };
         let entry = fsutil::c_name(&name).map_err(StoreError::io("removing", path))?;
-        let removed = self.change(|| {
-            fsutil::remove_at(open.fd(), &entry).map_err(StoreError::io("removing", path))
-        })?;
+        self.mark_changing()?;
+        let removed =
+            fsutil::remove_at(open.fd(), &entry).map_err(StoreError::io("removing", path))?;
         if removed {
             self.handles.removed(path, &open);
         }
@@ -1622,18 +1607,23 @@ impl Locked<'_> {
     /// Removes the directory `dir` with everything in it (checked by the
     /// caller), noted for the commit log: a record written into it before
     /// is not written again after a reboot.
+    ///
+    /// One that fails may have removed part of the tree, which no entry of
+    /// the log would hold: the commit then syncs the file system, as for a
+    /// change too large for the log, rather than take the failure for no
+    /// change (a file's write or removal is made whole or not at all).
     fn remove_tree(&self, dir: &Path) -> Result<(), StoreError> {
-        self.change(|| {
-            crate::fault::point("store: before rmdir");
-            let removed = crate::fault::io_refused("store: rmdir fails")
-                .and_then(|()| fs::remove_dir_all(dir));
-            match crate::fault::after("store: after rmdir", removed) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                    Err(StoreError::io("removing", dir)(e))
-                }
-                _ => Ok(()),
+        self.mark_changing()?;
+        crate::fault::point("store: before rmdir");
+        let removed =
+            crate::fault::io_refused("store: rmdir fails").and_then(|()| fs::remove_dir_all(dir));
+        match crate::fault::after("store: after rmdir", removed) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                self.handles.give_up_log();
+                return Err(StoreError::io("removing", dir)(e));
             }
-        })?;
+            _ => {}
+        }
         self.handles.removed_tree(dir);
         Ok(())
     }
@@ -1683,19 +1673,13 @@ impl Locked<'_> {
             .log()
             .head
             .is_some_and(|head| head.generation.is_some());
+        self.mark_changing()?;
         if logged {
             // The commit log's entry makes it durable, not a sync of its
             // directory: reached as any file (below a private root, by
             // its path from the root, the directory not opened).
-            let made = self.change(|| {
-                self.handles.write_in(dir, "writing", &path, |at| {
-                    fsutil::create_new_file_at(
-                        at.fd(),
-                        &at.entry(&name),
-                        text.as_bytes(),
-                        FILE_MODE,
-                    )
-                })
+            let made = self.handles.write_in(dir, "writing", &path, |at| {
+                fsutil::create_new_file_at(at.fd(), &at.entry(&name), text.as_bytes(), FILE_MODE)
             })?;
             return match made {
                 Some(file) => {
@@ -1707,10 +1691,8 @@ impl Locked<'_> {
         }
         self.check_dir(dir)?;
         let open = self.handles.ensure(dir)?;
-        let made = self.change(|| {
-            fsutil::create_new_file_at(open.fd(), &name, text.as_bytes(), FILE_MODE)
-                .map_err(StoreError::io("writing", &path))
-        })?;
+        let made = fsutil::create_new_file_at(open.fd(), &name, text.as_bytes(), FILE_MODE)
+            .map_err(StoreError::io("writing", &path))?;
         match made {
             Some(file) => {
                 self.handles.written(&path, file, &open, text.as_bytes());

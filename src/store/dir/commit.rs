@@ -71,11 +71,21 @@ impl StateDir {
                 self.mark_log_full(lock, volatile)
                     .map_err(StoreError::io("writing", self.root.join(LOCK_FILE)))?;
             }
-            self.handles.sync_pending(pending, true)?;
+            if let Err(error) = self.handles.sync_pending(pending, true) {
+                // Left to the next commit to make durable (with an empty
+                // log, nothing above marked it full).
+                self.poison_log(lock);
+                return Err(error);
+            }
             return match holds {
                 true => self.empty_log(lock, generation),
-                // The page's tail stays; its mark of a change goes.
-                false => self.said_unchanged(lock),
+                // The page's tail stays; its mark of a change goes (kept,
+                // should the page's write fail, it costs the next commit
+                // a sync, not this one its success).
+                false => {
+                    let _ = self.said_unchanged(lock);
+                    Ok(())
+                }
             };
         };
         let boot = self.boot_id(&mut hold)?;
@@ -132,6 +142,7 @@ impl StateDir {
         }
         let next = Volatile {
             changing: false,
+            batch_intents: hold.batch_intents,
             ..volatile
         };
         self.put_page(lock, hold, next)
@@ -410,22 +421,26 @@ impl Locked<'_> {
         }
         let boot = self.state.boot_id(&mut hold)?;
         if head.volatile.is_some_and(|v| v.boot == boot) {
+            // A single attach or detach of this boot died after writing
+            // its intent: held from here until it is a record, so that
+            // every write of the page meanwhile (the settling's, the mark
+            // of the record's own write) keeps it; killed before, this
+            // lock leaves it for the next.
+            self.handles.set_single_intent(intent.clone());
             if changing {
                 // A command of this boot died before its commit: settled
                 // first, so that no commit (the intent's below) goes into
-                // the log before it is marked full. The page written so
-                // keeps the intent beside the mark: killed before the
-                // intent is a record, this lock leaves it for the next.
-                self.handles.set_single_intent(intent.clone());
-                let settled = self.settle_dead_changes();
-                self.handles.set_single_intent(Vec::new());
-                settled?;
+                // the log before it is marked full.
+                self.settle_dead_changes()?;
             }
             if !intent.is_empty() {
-                // A single attach or detach of this boot died after
-                // writing it.
                 self.expand_single_intent(&intent);
             }
+            return Ok(hold.batch_intents);
+        }
+        if !head.may_hold_entries() && intent.is_empty() {
+            // Another boot's mark of a change, beside an empty log: there
+            // is nothing to write again, and the kernel it spoke of is gone.
             return Ok(hold.batch_intents);
         }
         // Another boot: the kernel the log's intent spoke of is gone with
@@ -1093,22 +1108,57 @@ mod tests {
     #[test]
     fn a_dead_attachs_intent_outlives_a_lock_killed_while_taking_it_up() {
         let (root, state, net) = store_with("intent-kept", true);
-        // A: its intent in the page, e1 removed, killed.
+        e2s_attach_killed_after_its_intent(&state, &net);
+        // B: killed as it writes the intent's record.
+        lock_killed_writing_the_record(&state);
+        e2s_intent_is_its_record(&root, &state, &net);
+    }
+
+    /// The same, the intent's record refused once by the disk (the lock
+    /// keeps the intent and goes on, its commit takes the page's mark of
+    /// a change off), then the next lock killed as it writes the record.
+    /// Before, that lock's mark of its change rewrote the page without the
+    /// intent.
+    #[test]
+    fn a_dead_attachs_intent_outlives_a_retry_killed_while_making_it_a_record() {
+        let (root, state, net) = store_with("intent-retried", true);
+        e2s_attach_killed_after_its_intent(&state, &net);
+        // B: the record refused.
+        crate::fault::unwind::refuse("store: attach intent not written");
+        let locked = state.lock().unwrap();
+        assert!(locked.single_intent_left().is_some(), "the record made");
+        drop(locked);
+        // C: killed as it writes the record.
+        lock_killed_writing_the_record(&state);
+        e2s_intent_is_its_record(&root, &state, &net);
+    }
+
+    /// A single attach of e2 that put its intent in the page, removed e1
+    /// and was killed before its commit.
+    fn e2s_attach_killed_after_its_intent(state: &StateDir, net: &NetworkRecord) {
         let killed = std::panic::catch_unwind(|| {
             let locked = state.lock().unwrap();
-            let mut e2 = endpoint(&net, "e2", "10.0.0.3/16");
+            let mut e2 = endpoint(net, "e2", "10.0.0.3/16");
             e2.state = crate::store::records::EndpointState::Attaching;
             assert!(locked.put_single_intent(&e2).unwrap());
             crate::fault::unwind::at("store: after unlink");
             let _ = locked.remove_endpoint(&net.id, "e1");
         });
         assert!(killed.is_err());
-        // B: killed as it writes the intent's record.
+    }
+
+    /// A lock killed as it writes the record of the intent it found.
+    fn lock_killed_writing_the_record(state: &StateDir) {
         let killed = std::panic::catch_unwind(|| {
             crate::fault::unwind::at("store: before write");
             drop(state.lock().unwrap());
         });
         assert!(killed.is_err(), "no record written for the intent");
+    }
+
+    /// The next lock finds e2's intent and makes it e2's record; then the
+    /// scratch directory goes.
+    fn e2s_intent_is_its_record(root: &std::path::Path, state: &StateDir, net: &NetworkRecord) {
         let locked = state.lock().unwrap();
         let e2 = locked.endpoint(&net.id, "e2").unwrap();
         assert_eq!(
@@ -1117,7 +1167,7 @@ mod tests {
             "the intent lost"
         );
         drop(locked);
-        std::fs::remove_dir_all(&root).unwrap();
+        std::fs::remove_dir_all(root).unwrap();
     }
 
     /// A command that dies uncommitted while the log is empty (just
@@ -1129,18 +1179,7 @@ mod tests {
     #[test]
     fn a_command_dead_beside_an_empty_log_is_settled_too() {
         let (root, state, net) = store_with("dead-empty-log", true);
-        {
-            let locked = state.lock().unwrap();
-            for i in 0..300u32 {
-                let address = format!("10.0.{}.{}/16", 1 + i / 200, i % 200 + 1);
-                locked
-                    .put_endpoint(&endpoint(&net, &format!("f{i}"), &address))
-                    .unwrap();
-            }
-            locked.commit().unwrap();
-        }
-        let emptied = page_of(&root);
-        assert_eq!(emptied.tail, 0, "the large commit emptied the log");
+        let emptied = log_emptied_by_300_records(&state, &net, 'f');
         let killed = std::panic::catch_unwind(|| {
             let locked = state.lock().unwrap();
             crate::fault::unwind::at("store: after unlink");
@@ -1157,13 +1196,7 @@ mod tests {
         // A commit too large for the empty log syncs, and says the change
         // done: else, killed before it lets the lock go, it would be taken
         // for dead by the next lock, whose commit would sync again.
-        let locked = state.lock().unwrap();
-        for i in 0..300u32 {
-            let address = format!("10.0.{}.{}/16", 3 + i / 200, i % 200 + 1);
-            locked
-                .put_endpoint(&endpoint(&net, &format!("g{i}"), &address))
-                .unwrap();
-        }
+        let locked = three_hundred_records(&state, &net, 'g');
         locked.commit().unwrap();
         let page = page_of(&root);
         assert!(
@@ -1172,6 +1205,80 @@ mod tests {
         );
         drop(locked);
         std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// A commit too large for an empty log whose sync fails marks the log
+    /// full: the next commit syncs again. Before, nothing marked it (only a
+    /// log holding entries was marked before the sync), the failed
+    /// command's commit of nothing took the mark of its change off, and
+    /// the next commit went into the log.
+    #[test]
+    fn a_failed_sync_beside_an_empty_log_is_left_to_the_next_commit() {
+        let (root, state, net) = store_with("failed-sync-empty-log", true);
+        log_emptied_by_300_records(&state, &net, 'f');
+        let locked = three_hundred_records(&state, &net, 'g');
+        crate::fault::unwind::refuse("store: flush fails");
+        assert!(locked.commit().is_err());
+        drop(locked);
+        let page = page_of(&root);
+        assert_eq!(page.tail, crate::store::commit_log::SLOTS, "{page:?}");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// Another boot's page saying a change was under way beside an empty
+    /// log: the lock has nothing to write again and leaves the log as it
+    /// is. Before, it took the log up as one holding entries (written
+    /// again, nothing; then emptied, two syncs), and a disk refusing
+    /// flushes failed every lock.
+    #[test]
+    fn another_boots_mark_beside_an_empty_log_costs_the_lock_nothing() {
+        let (root, state, net) = store_with("other-boot-mark", true);
+        let emptied = log_emptied_by_300_records(&state, &net, 'f');
+        let lock = std::fs::OpenOptions::new()
+            .write(true)
+            .open(root.join("lock"))
+            .unwrap();
+        let before_reboot = crate::store::commit_log::Volatile {
+            changing: true,
+            boot: [b'0'; crate::store::commit_log::BOOT_ID_LEN],
+            ..emptied
+        };
+        crate::store::commit_log::write_volatile_with(&lock, &before_reboot, &[]).unwrap();
+        crate::fault::unwind::refuse("store: flush fails");
+        drop(state.lock().unwrap());
+        assert_eq!(page_of(&root).generation, emptied.generation);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// 300 records written under a lock, not committed (more than the log
+    /// takes), named `prefix` and a number.
+    fn three_hundred_records<'a>(
+        state: &'a StateDir,
+        net: &NetworkRecord,
+        prefix: char,
+    ) -> super::Locked<'a> {
+        let locked = state.lock().unwrap();
+        let third = 10 + 2 * (prefix as u32 - 'a' as u32);
+        for i in 0..300u32 {
+            let address = format!("10.0.{}.{}/16", third + i / 200, i % 200 + 1);
+            locked
+                .put_endpoint(&endpoint(net, &format!("{prefix}{i}"), &address))
+                .unwrap();
+        }
+        locked
+    }
+
+    /// The log emptied by a commit of 300 records: its page then.
+    fn log_emptied_by_300_records(
+        state: &StateDir,
+        net: &NetworkRecord,
+        prefix: char,
+    ) -> crate::store::commit_log::Volatile {
+        let locked = three_hundred_records(state, net, prefix);
+        locked.commit().unwrap();
+        let emptied = page_of(&state.root);
+        assert_eq!(emptied.tail, 0, "the large commit emptied the log");
+        emptied
     }
 
     /// A change that failed may have made part of itself (a tree half

@@ -507,7 +507,7 @@ fn as_another_plugins_ipam_it_leases_from_our_store_within_the_range_bounds() {
         ),
     );
     // The namespace the plugin made its link in: this process's, which
-    // lives as long as the test.
+    // lives as long as the test (meant: `CNI_NETNS_OVERRIDE`).
     let live = format!("/proc/{}/ns/net", std::process::id());
     let env_of = |verb: &str, container: &str, netns: &str| {
         set(
@@ -516,6 +516,7 @@ fn as_another_plugins_ipam_it_leases_from_our_store_within_the_range_bounds() {
                 ("CNI_COMMAND", Some(verb)),
                 ("CNI_CONTAINERID", Some(container)),
                 ("CNI_NETNS", Some(netns)),
+                ("CNI_NETNS_OVERRIDE", Some("1")),
                 ("IPVLAN_STATE_DIR", Some(state.to_str().unwrap())),
             ],
         )
@@ -1095,6 +1096,62 @@ fn a_range_set_with_one_full_range_serves_from_the_next() {
     assert_eq!(sorted_network_names(&state), ["past", "two"]);
 }
 
+/// ADD and DEL in the plugin's own network namespace (by any path) are
+/// refused with the reference library's code 8 and message, before
+/// anything is read or made, unless `CNI_NETNS_OVERRIDE` says they are
+/// meant. Before, an ADD went on (a link there would have been the
+/// host's) and a DEL deleted an ipvlan link of the name in the host.
+#[test]
+fn add_and_del_in_the_plugins_own_namespace_are_refused() {
+    let dir = TempDir::new("cni-own-netns");
+    let state = dir.path().join("state");
+    let conf = r#"{"cniVersion": "1.0.0", "name": "own", "type": "ipvlan",
+        "master": "ipvl-no-such0", "ipam": {"type": "ipvlan", "subnet": "10.62.0.0/24"}}"#;
+    let by_pid = format!("/proc/{}/ns/net", std::process::id());
+    for command in ["ADD", "DEL"] {
+        for netns in ["/proc/self/ns/net", by_pid.as_str()] {
+            let env = set(
+                &env_in(&state, command, "a"),
+                &[
+                    ("CNI_NETNS", Some(netns)),
+                    ("CNI_IFNAME", Some("ipvl-own0")),
+                ],
+            );
+            let answer = plugin(&env, conf);
+            assert_eq!(answer.exit, Some(1), "{command} {netns}: {}", answer.stdout);
+            let error = answer.json();
+            assert_eq!(
+                error.get("code").and_then(Value::as_u64),
+                Some(8),
+                "{}",
+                answer.stdout
+            );
+            assert_eq!(
+                error.get("msg").and_then(Value::as_str),
+                Some("plugin's netns and netns from CNI_NETNS should not be the same")
+            );
+            assert!(!state.exists(), "{command} {netns}: the state was made");
+        }
+    }
+    // Meant: the ADD goes on, to the master no host has.
+    let env = set(
+        &env_in(&state, "ADD", "a"),
+        &[
+            ("CNI_NETNS", Some("/proc/self/ns/net")),
+            ("CNI_IFNAME", Some("ipvl-own0")),
+            ("CNI_NETNS_OVERRIDE", Some("TRUE")),
+        ],
+    );
+    let answer = plugin(&env, conf);
+    assert_eq!(answer.exit, Some(1), "{}", answer.stdout);
+    assert_ne!(
+        answer.json().get("code").and_then(Value::as_u64),
+        Some(8),
+        "{}",
+        answer.stdout
+    );
+}
+
 /// A config refused for what the kernel or the host's links hold (here
 /// a master no host has; on a kernel without ipvlan, that first) changes
 /// nothing either: the idle network its subnet or its name would have
@@ -1110,12 +1167,13 @@ fn a_config_the_kernel_refuses_removes_no_idle_network() {
         let answer = plugin(&env_in(&state, command, "a"), &old);
         assert_eq!(answer.exit, Some(0), "{}{}", answer.stdout, answer.stderr);
     }
-    // Our own ADD in this process's namespace, under a name no link has:
-    // the namespace passes, the master does not.
+    // Our own ADD in this process's namespace (meant: `CNI_NETNS_OVERRIDE`),
+    // under a name no link has: the namespace passes, the master does not.
     let env = set(
         &env_in(&state, "ADD", "b"),
         &[
             ("CNI_NETNS", Some("/proc/self/ns/net")),
+            ("CNI_NETNS_OVERRIDE", Some("1")),
             ("CNI_IFNAME", Some("ipvl-t-none")),
         ],
     );
@@ -1634,6 +1692,7 @@ fn ranges_from_runtime_config_alone_are_leased_from() {
                 ("CNI_COMMAND", Some(verb)),
                 ("CNI_CONTAINERID", Some("c1")),
                 ("CNI_NETNS", Some(&live)),
+                ("CNI_NETNS_OVERRIDE", Some("1")),
                 ("IPVLAN_STATE_DIR", Some(state.to_str().unwrap())),
             ],
         )
@@ -1846,6 +1905,7 @@ fn installed_by_another_name_its_type_is_that_name_and_its_ipam_ours_in_process(
         &add_env(),
         &[
             ("CNI_NETNS", Some(&live)),
+            ("CNI_NETNS_OVERRIDE", Some("1")),
             ("CNI_IFNAME", Some("ng0")),
             ("IPVLAN_STATE_DIR", Some(state.to_str().unwrap())),
         ],

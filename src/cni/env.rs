@@ -76,6 +76,9 @@ pub const CONTAINERID: &str = "CNI_CONTAINERID";
 pub const NETNS: &str = "CNI_NETNS";
 /// The interface name inside the container.
 pub const IFNAME: &str = "CNI_IFNAME";
+/// `TRUE` or `1`: ADD and DEL in the plugin's own network namespace are
+/// meant (see [`Env::parse`]).
+pub const NETNS_OVERRIDE: &str = "CNI_NETNS_OVERRIDE";
 /// `K=V;K=V` arguments.
 pub const ARGS: &str = "CNI_ARGS";
 /// `:`-separated directories holding plugins.
@@ -174,6 +177,19 @@ impl Env {
             _ => None,
         };
         let netns = get(NETNS).map(PathBuf::from);
+        // The reference library's guard: a link made or deleted there
+        // would be the host's. Unless the runtime says it means it.
+        let overridden =
+            get(NETNS_OVERRIDE).is_some_and(|v| v == "1" || v == "TRUE" || v == "true");
+        if matches!(command, Command::Add | Command::Del)
+            && !overridden
+            && netns.as_deref().is_some_and(is_own_netns)
+        {
+            return Err(CniError::new(
+                ErrorCode::InvalidNetns,
+                "plugin's netns and netns from CNI_NETNS should not be the same",
+            ));
+        }
         // VERSION reads nothing else: libcni sends it with made-up values.
         let args = match command {
             Command::Version => None,
@@ -194,6 +210,19 @@ impl Env {
             path,
             vars,
         })
+    }
+}
+
+/// Whether `path` is the network namespace this process runs in (a path
+/// that cannot be read is not).
+fn is_own_netns(path: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (
+        std::fs::metadata(path),
+        std::fs::metadata("/proc/self/ns/net"),
+    ) {
+        (Ok(theirs), Ok(ours)) => (theirs.dev(), theirs.ino()) == (ours.dev(), ours.ino()),
+        _ => false,
     }
 }
 

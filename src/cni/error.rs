@@ -27,6 +27,9 @@ pub enum ErrorCode {
     DecodingFailure,
     /// 7: the network configuration is invalid.
     InvalidConfig,
+    /// 8: `CNI_NETNS` is not a namespace the plugin may work in (the
+    /// reference library's code: the plugin's own).
+    InvalidNetns,
     /// 11: a transient condition; the runtime may retry later.
     TryAgainLater,
     /// 50: STATUS: the plugin cannot serve ADD requests now.
@@ -51,6 +54,7 @@ impl ErrorCode {
             ErrorCode::IoFailure => 5,
             ErrorCode::DecodingFailure => 6,
             ErrorCode::InvalidConfig => 7,
+            ErrorCode::InvalidNetns => 8,
             ErrorCode::TryAgainLater => 11,
             ErrorCode::PluginNotAvailable => 50,
             ErrorCode::LimitedConnectivity => 51,
@@ -69,6 +73,7 @@ impl ErrorCode {
             5 => ErrorCode::IoFailure,
             6 => ErrorCode::DecodingFailure,
             7 => ErrorCode::InvalidConfig,
+            8 => ErrorCode::InvalidNetns,
             11 => ErrorCode::TryAgainLater,
             50 => ErrorCode::PluginNotAvailable,
             51 => ErrorCode::LimitedConnectivity,
@@ -191,10 +196,11 @@ mod tests {
 
     #[test]
     fn every_code_round_trips_through_its_number() {
-        for number in [1, 2, 3, 4, 5, 6, 7, 11, 50, 51, 999, 8, 100, 4242] {
+        for number in [1, 2, 3, 4, 5, 6, 7, 8, 11, 50, 51, 999, 9, 100, 4242] {
             assert_eq!(ErrorCode::from_number(number).number(), number);
         }
-        assert_eq!(ErrorCode::from_number(8), ErrorCode::Other(8));
+        assert_eq!(ErrorCode::from_number(8), ErrorCode::InvalidNetns);
+        assert_eq!(ErrorCode::from_number(9), ErrorCode::Other(9));
     }
 
     #[test]

@@ -77,23 +77,24 @@ impl<'a> Obj<'a> {
     }
 
     /// The member `key`; a JSON `null` counts as absent, as Go decodes it.
+    /// As Go decodes into the reference plugins' structs, a key is matched
+    /// whatever its case (`"Master"` is `master`), the last one winning.
     pub fn get(&self, key: &str) -> Option<&'a Value> {
-        self.members
-            .iter()
-            .rev()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v)
-            .filter(|v| !v.is_null())
+        self.member(key).filter(|v| !v.is_null())
     }
 
     /// Whether member `key` is there and a JSON `null` (which
     /// [`Obj::get`] counts as absent).
     pub fn is_null(&self, key: &str) -> bool {
+        self.member(key).is_some_and(Value::is_null)
+    }
+
+    fn member(&self, key: &str) -> Option<&'a Value> {
         self.members
             .iter()
             .rev()
-            .find(|(k, _)| k == key)
-            .is_some_and(|(_, v)| v.is_null())
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v)
     }
 
     fn wrong(&self, key: &str, want: &str, value: &Value) -> CniError {

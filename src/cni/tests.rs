@@ -54,6 +54,31 @@ fn the_reference_example_config_is_read() {
     );
 }
 
+/// Keys are matched whatever their case, the last one winning, as Go
+/// decodes the reference plugins' configs: before, `"Master"` and `"MTU"`
+/// were passed over, and the link went to the default route's interface
+/// with the master's MTU.
+#[test]
+fn keys_are_matched_whatever_their_case_as_go_reads_them() {
+    let conf = add(r#"{
+        "cniVersion": "1.0.0", "Name": "mynet", "TYPE": "ipvlan", "Master": "eth1",
+        "mode": "l2", "Mode": "l3", "MTU": 1400,
+        "IPAM": {"Type": "host-local", "subnet": "10.1.2.0/24"}
+    }"#)
+    .unwrap();
+    assert_eq!(conf.name, "mynet");
+    let link = conf.link.unwrap();
+    assert_eq!(link.master.unwrap().name, "eth1");
+    assert_eq!(link.mode, IpvlanMode::L3);
+    assert_eq!(link.mtu, Some(1400));
+    assert_eq!(
+        conf.ipam,
+        Some(Ipam::Delegated {
+            plugin: "host-local".into()
+        })
+    );
+}
+
 #[test]
 fn defaults_are_the_references() {
     let link = add(&conf("")).unwrap().link.unwrap();

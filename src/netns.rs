@@ -45,6 +45,22 @@ fn open_own(socket: Option<BorrowedFd<'_>>) -> io::Result<File> {
     }
 }
 
+/// `st_dev` and `st_ino` of the calling thread's network namespace file.
+fn own_file_id() -> io::Result<(u64, u64)> {
+    let own = fs::metadata(OWN_PATH)?;
+    Ok((own.dev(), own.ino()))
+}
+
+/// Whether `path` names the calling thread's network namespace (compared
+/// as [`Netns::open_path`] compares it, without opening it); a path that
+/// cannot be read does not.
+pub fn is_own(path: &Path) -> bool {
+    match (fs::metadata(path), own_file_id()) {
+        (Ok(meta), Ok(own)) => (meta.dev(), meta.ino()) == own,
+        _ => false,
+    }
+}
+
 /// Where iproute2 keeps named network namespaces.
 pub const DEFAULT_RUN_DIR: &str = "/run/netns";
 
@@ -98,12 +114,9 @@ impl Netns {
     /// [`Netns::open_path`] without its type parameter, kept once.
     #[inline(never)]
     fn open_at_path(path: &Path) -> io::Result<Netns> {
-        let ns = Netns::open_nsfs(path, || {
-            // One look at our own namespace file gives both nsfs's device
-            // and whether this is our own namespace.
-            let own = fs::metadata(OWN_PATH)?;
-            Ok((own.dev(), own.ino()))
-        })?;
+        // One look at our own namespace file gives both nsfs's device and
+        // whether this is our own namespace.
+        let ns = Netns::open_nsfs(path, own_file_id)?;
         let kind = namespace_type(ns.fd())?;
         if kind != "net" {
             return Err(refusal(path, FileKind::Namespace(kind.to_string())));

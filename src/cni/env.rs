@@ -183,7 +183,7 @@ impl Env {
             get(NETNS_OVERRIDE).is_some_and(|v| v == "1" || v == "TRUE" || v == "true");
         if matches!(command, Command::Add | Command::Del)
             && !overridden
-            && netns.as_deref().is_some_and(is_own_netns)
+            && netns.as_deref().is_some_and(crate::netns::is_own)
         {
             return Err(CniError::new(
                 ErrorCode::InvalidNetns,
@@ -210,19 +210,6 @@ impl Env {
             path,
             vars,
         })
-    }
-}
-
-/// Whether `path` is the network namespace this process runs in (a path
-/// that cannot be read is not).
-fn is_own_netns(path: &std::path::Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (
-        std::fs::metadata(path),
-        std::fs::metadata("/proc/self/ns/net"),
-    ) {
-        (Ok(theirs), Ok(ours)) => (theirs.dev(), theirs.ino()) == (ours.dev(), ours.ino()),
-        _ => false,
     }
 }
 

@@ -309,8 +309,15 @@ impl StateDir {
     /// system and empties the log, writing every page of it again, rather
     /// than appending after pages that may never reach the disk.
     fn poison_log(&self, lock: &File) {
-        if let Some(volatile) = self.handles.log().head.and_then(|head| head.volatile) {
-            let _ = self.mark_log_full(lock, volatile);
+        let _ = self.mark_held_log_full(lock);
+    }
+
+    /// [`StateDir::mark_log_full`] of the page held as the log's head;
+    /// nothing when none is held (no log, or one lost).
+    fn mark_held_log_full(&self, lock: &File) -> std::io::Result<()> {
+        match self.handles.log().head.and_then(|head| head.volatile) {
+            Some(volatile) => self.mark_log_full(lock, volatile),
+            None => Ok(()),
         }
     }
 
@@ -416,7 +423,8 @@ impl Locked<'_> {
             return Ok(true);
         };
         let changing = head.volatile.is_some_and(|v| v.changing);
-        if !head.may_hold_entries() && intent.is_empty() && !changing {
+        let nothing_to_take_up = !head.may_hold_entries() && intent.is_empty();
+        if nothing_to_take_up && !changing {
             return Ok(hold.batch_intents);
         }
         let boot = self.state.boot_id(&mut hold)?;
@@ -438,7 +446,7 @@ impl Locked<'_> {
             }
             return Ok(hold.batch_intents);
         }
-        if !head.may_hold_entries() && intent.is_empty() {
+        if nothing_to_take_up {
             // Another boot's mark of a change, beside an empty log: there
             // is nothing to write again, and the kernel it spoke of is gone.
             return Ok(hold.batch_intents);
@@ -759,14 +767,12 @@ impl Locked<'_> {
     /// may undo. No sync here: a disk that refuses it fails the commit,
     /// as it would have, not the lock.
     fn settle_dead_changes(&self) -> Result<(), StoreError> {
-        let Some(volatile) = self.handles.log().head.and_then(|head| head.volatile) else {
-            return Ok(());
-        };
-        if volatile.tail == commit_log::SLOTS {
+        let held = self.handles.log().head.and_then(|head| head.volatile);
+        if held.is_some_and(|volatile| volatile.tail == commit_log::SLOTS) {
             return Ok(());
         }
         self.state
-            .mark_log_full(&self._lock, volatile)
+            .mark_held_log_full(&self._lock)
             .map_err(StoreError::io("writing", self.root.join(LOCK_FILE)))
     }
 }
@@ -926,14 +932,8 @@ mod tests {
         state: &'a StateDir,
         net: &NetworkRecord,
     ) -> super::Locked<'a> {
-        let locked = state.lock().unwrap();
+        let locked = three_hundred_records(state, net, 'x');
         assert!(locked.remove_endpoint(&net.id, "e1").unwrap());
-        for i in 0..300u32 {
-            let address = format!("10.0.{}.{}/16", 1 + i / 200, i % 200 + 1);
-            locked
-                .put_endpoint(&endpoint(net, &format!("x{i}"), &address))
-                .unwrap();
-        }
         locked
     }
 

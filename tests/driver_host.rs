@@ -1085,6 +1085,71 @@ fn none_of_theirs_is_touched(
     (other, other_path, other_inode)
 }
 
+/// As [`another_tools_namespace_at_our_containers_name_is_never_run_in_killed_or_deleted`]
+/// on a kernel without namespace cookies (before 5.14), which hands the
+/// freed nsfs inode out again at once: the new namespace at our name has
+/// the inode recorded for ours, and no cookie tells them apart. (The
+/// record is written as such a kernel writes it: no cookie, and the inode
+/// the next namespace got.) Our own container's namespace, recorded the
+/// same way, is still ours: `rm -f` deletes it.
+#[test]
+fn another_tools_namespace_with_our_inode_on_a_kernel_without_cookies_is_never_ours() {
+    in_fresh_netns("reusedino", |config| {
+        let manager = Manager::open(config.clone()).unwrap();
+        let theirs_with_our_inode = |name: &str| {
+            manager.create_container(Some(name)).unwrap();
+            netns::delete_named(&config.netns_dir, name).unwrap();
+            // Ours and theirs made more than a clock tick apart, as two
+            // commands are.
+            std::thread::sleep(std::time::Duration::from_millis(30));
+            drop(netns::create_named(&config.netns_dir, name).unwrap());
+            let (holder, inode) = foreign_holder(&config.netns_dir.join(name));
+            record_as_a_kernel_without_cookies(config, name, Some(inode));
+            (holder, inode)
+        };
+        let (mut other, other_path, other_inode) =
+            none_of_theirs_is_touched(&manager, config, &theirs_with_our_inode);
+        still_theirs(&mut other, &other_path, other_inode);
+
+        manager.create_container(Some("ours")).unwrap();
+        record_as_a_kernel_without_cookies(config, "ours", None);
+        manager.remove_container("ours", true).unwrap();
+        assert!(!config.netns_dir.join("ours").exists(), "ours is deleted");
+        let _ = netns::delete_named(&config.netns_dir, "db");
+        let _ = netns::delete_named(&config.netns_dir, "web");
+    });
+}
+
+/// Rewrites container `name`'s record as a kernel without namespace
+/// cookies writes it: no `netns_cookie`; with `inode`, the namespace's
+/// inode recorded as that one.
+fn record_as_a_kernel_without_cookies(config: &Config, name: &str, inode: Option<u64>) {
+    let file = config
+        .state_dir
+        .join(format!("records/containers/{name}.json"));
+    let mut record = ipvlan::json::parse(&fs::read_to_string(&file).unwrap()).unwrap();
+    let ipvlan::json::Value::Object(members) = &mut record else {
+        panic!("a container record is an object")
+    };
+    let mut had_cookie = false;
+    for (key, value) in members.iter_mut() {
+        match key.as_str() {
+            "netns_cookie" => {
+                had_cookie = !value.is_null();
+                *value = ipvlan::json::Value::Null;
+            }
+            "netns_ino" => {
+                if let Some(inode) = inode {
+                    *value = ipvlan::json::Value::from(inode);
+                }
+            }
+            _ => {}
+        }
+    }
+    assert!(had_cookie, "this kernel gives cookies, and run records it");
+    fs::write(&file, record.to_compact().unwrap()).unwrap();
+}
+
 /// Our container's namespace deleted (`ip netns del web`) and another
 /// tool's put at the same name (`ip netns add web`), with a process in it:
 /// `exec` refuses to run there, `rm -f` forgets our container without

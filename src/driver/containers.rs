@@ -136,12 +136,16 @@ impl Manager {
         let (ns, visit) = netns::create_anonymous_staying()
             .map_err(|e| container(Error::io(format_args!("creating namespace {name}"), &e)))?;
         let inside = OpenNetns::with_handle_inside(ns, &visit).map_err(container)?;
+        // The endpoints' identity, without the inode's time: only the
+        // container's mount keeps that (see `NetnsId::inode_time`).
+        let identity = inside.identity().map_err(container)?;
         let mut record = ContainerRecord {
             name: name.clone(),
             created: Some(Timestamp::now()),
             state: ContainerState::Creating,
             networks: joins.iter().map(|(n, _)| n.id.clone()).collect(),
-            netns_id: Some(inside.identity().map_err(container)?),
+            // Its inode held by `inside` until the mount holds it too.
+            netns_id: Some(identity.kept_mounted(inside.ns.inode_time())),
         };
         state
             .put_container_record(&record)
@@ -155,7 +159,7 @@ impl Manager {
             Some(_) => inside.keep_visit(visit),
             None => drop(visit),
         }
-        let identity = record.netns_id;
+        let identity = Some(identity);
         let made = self
             .attach_all(host, &state, &joins, inside, identity, &name)
             .and_then(|endpoints| {

@@ -215,6 +215,7 @@ impl OpenNetns {
             ino,
             cookie,
             boot: Some(this_boot_mark()?),
+            inode_time: None,
         })
     }
 
@@ -441,10 +442,13 @@ pub(crate) fn container_netns(path: &Path, made: Option<NetnsId>) -> Result<Cont
             path.display()
         )));
     }
+    let inode_time = ns.inode_time();
     let open = OpenNetns::with_handle(ns)?;
     match made {
         // Another tool's at the name; ours may live on, held by a process.
-        Some(made) if !made.same_namespace(&open.identity()?) => {
+        // Its mount keeps the inode ours was recorded with: a later time
+        // is another namespace that got our freed inode number.
+        Some(made) if !made.same_namespace(&open.identity()?.kept_mounted(inode_time)) => {
             match held_by_a_process(Some(made))? {
                 Some((ours, _)) => Ok(ContainerNetns::Unnamed(ours, None)),
                 None => Ok(ContainerNetns::Replaced),
@@ -572,9 +576,13 @@ fn is_gone(error: &std::io::Error) -> bool {
 }
 
 /// What sits at an endpoint's recorded namespace path now.
+// Not boxed: `Present` is what nearly every detach finds, a batch's a
+// thousand times; a box would add an allocation each and save no memory.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(crate) enum NsAt {
-    /// The namespace attached, opened, with its identity.
+    /// The namespace attached, opened, with its identity (boxed: the
+    /// other variants carry nothing, and a batch detach holds one each).
     Present(OpenNetns, NetnsId),
     /// Nothing (ENOENT: the process exited, the name was deleted), or
     /// another namespace than the one attached (a reused PID, a name

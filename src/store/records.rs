@@ -147,6 +147,7 @@ impl<'a> Fields<'a> {
                                 .map_err(|_| bad("field \"netns_boot\" is not a 32-bit number"))
                         })
                         .transpose()?,
+                    inode_time: self.opt_u64("netns_inode_time")?.and_then(NonZeroU64::new),
                 }),
                 _ => None,
             },
@@ -745,6 +746,15 @@ pub struct NetnsId {
     /// early in a boot may carry the very identity ours had in the last.
     /// `None` in records older than the field.
     pub boot: Option<u32>,
+    /// When its nsfs inode was made ([`crate::netns::Netns::inode_time`]),
+    /// for the namespace of a container `run` made, which its mount keeps
+    /// the same inode while it is named: on a kernel without cookies, the
+    /// one thing that tells ours from a namespace that got our freed inode
+    /// number since (another tool's `ip netns add` at our container's
+    /// name). `None` for the namespaces endpoints are attached to (nothing
+    /// of ours keeps their inode, which is made again with another time
+    /// while the namespace lives on) and in records older than the field.
+    pub inode_time: Option<NonZeroU64>,
 }
 
 impl NetnsId {
@@ -756,7 +766,7 @@ impl NetnsId {
     ///
     /// ```
     /// use ipvlan::store::records::NetnsId;
-    /// let id = NetnsId { dev: 4, ino: 4026532281, cookie: std::num::NonZeroU64::new(4097), boot: None };
+    /// let id = NetnsId { dev: 4, ino: 4026532281, cookie: std::num::NonZeroU64::new(4097), boot: None, inode_time: None };
     /// assert_eq!(id.endpoint_id(), "_netns_cookie_4097");
     /// let old_kernel = NetnsId { cookie: None, ..id };
     /// assert_eq!(old_kernel.endpoint_id(), "_netns_dev_4_ino_4026532281");
@@ -770,7 +780,8 @@ impl NetnsId {
 
     /// Whether both name the same namespace: never when they were seen in
     /// different boots; then by cookie when both have one (it alone
-    /// decides), else by `st_dev` and `st_ino`.
+    /// decides), else by `st_dev` and `st_ino` and, when both have it, the
+    /// inode's time.
     pub fn same_namespace(&self, other: &NetnsId) -> bool {
         if let (Some(mine), Some(theirs)) = (self.boot, other.boot) {
             if mine != theirs {
@@ -779,7 +790,22 @@ impl NetnsId {
         }
         match (self.cookie, other.cookie) {
             (Some(mine), Some(theirs)) => mine == theirs,
-            _ => (self.dev, self.ino) == (other.dev, other.ino),
+            _ => {
+                (self.dev, self.ino) == (other.dev, other.ino)
+                    && match (self.inode_time, other.inode_time) {
+                        (Some(mine), Some(theirs)) => mine == theirs,
+                        _ => true,
+                    }
+            }
+        }
+    }
+
+    /// This identity, of a namespace whose nsfs inode (made at
+    /// `inode_time`, see [`NetnsId::inode_time`]) a mount of ours keeps.
+    pub fn kept_mounted(self, inode_time: u64) -> NetnsId {
+        NetnsId {
+            inode_time: NonZeroU64::new(inode_time),
+            ..self
         }
     }
 }
@@ -954,6 +980,14 @@ impl ContainerRecord {
                 "netns_boot",
                 Value::from(self.netns_id.and_then(|id| id.boot).map(u64::from)),
             ),
+            (
+                "netns_inode_time",
+                Value::from(
+                    self.netns_id
+                        .and_then(|id| id.inode_time)
+                        .map(NonZeroU64::get),
+                ),
+            ),
         ])
     }
 
@@ -1085,6 +1119,7 @@ mod tests {
                 ino: 4026532281,
                 cookie: NonZeroU64::new(u64::MAX - 1),
                 boot: Some(boot_mark(b"2f3c8a4e-6b1d-4c59-9e7a-0d5b8c1f4a62")),
+                inode_time: None,
             }),
             ifindex: Some(1048577),
         };
@@ -1130,6 +1165,7 @@ mod tests {
                 ino: 4026532281,
                 cookie: NonZeroU64::new(u64::MAX),
                 boot: Some(boot_mark(b"2f3c8a4e-6b1d-4c59-9e7a-0d5b8c1f4a62")),
+                inode_time: None,
             }),
             ifindex: Some(2),
         };
@@ -1259,6 +1295,7 @@ mod tests {
             ino: 4026532281,
             cookie: NonZeroU64::new(12345),
             boot: None,
+            inode_time: None,
         };
         record.netns_id = Some(with);
         let read = EndpointRecord::from_json(&parse_json(&record.to_json())).unwrap();
@@ -1305,6 +1342,7 @@ mod tests {
             ino: 4026532281,
             cookie: NonZeroU64::new(7),
             boot: None,
+            inode_time: None,
         };
         // The inode reused by a later namespace: the cookie tells them apart.
         let reused_inode = NetnsId {
@@ -1329,6 +1367,44 @@ mod tests {
     }
 
     #[test]
+    fn without_cookies_the_inodes_time_tells_a_namespace_that_got_our_inode() {
+        // Kernels before 5.14: no cookie, and the freed inode number is
+        // handed out again at once. The mount of a container we made keeps
+        // its inode, made once: another namespace's is made later.
+        let ours = NetnsId {
+            dev: 4,
+            ino: 4026532281,
+            cookie: None,
+            boot: None,
+            inode_time: None,
+        }
+        .kept_mounted(1_796_453_044_541_967_881);
+        let theirs = ours.kept_mounted(1_796_453_051_002_114_305);
+        assert!(!ours.same_namespace(&theirs));
+        assert!(!theirs.same_namespace(&ours));
+        assert!(ours.same_namespace(&ours.kept_mounted(1_796_453_044_541_967_881)));
+        // Where one side has no time (an endpoint's identity, a record
+        // older than the field), the inode decides as before.
+        let timeless = NetnsId {
+            inode_time: None,
+            ..ours
+        };
+        assert!(timeless.same_namespace(&theirs) && theirs.same_namespace(&timeless));
+        // With cookies on both sides, the cookie alone decides.
+        let (ours, theirs) = (
+            NetnsId {
+                cookie: NonZeroU64::new(7),
+                ..ours
+            },
+            NetnsId {
+                cookie: NonZeroU64::new(7),
+                ..theirs
+            },
+        );
+        assert!(ours.same_namespace(&theirs));
+    }
+
+    #[test]
     fn an_identity_seen_in_another_boot_is_another_namespace() {
         // Cookies count from 1 at every boot and inodes are handed out
         // again: the same numbers in two boots are two namespaces.
@@ -1337,6 +1413,7 @@ mod tests {
             ino: 4026532281,
             cookie: NonZeroU64::new(7),
             boot: Some(boot_mark(b"2f3c8a4e-6b1d-4c59-9e7a-0d5b8c1f4a62")),
+            inode_time: None,
         };
         let this_boot = NetnsId {
             boot: Some(boot_mark(b"9c0e7d21-5a3b-4f18-8b6c-e2a4d7f90b35")),
@@ -1378,6 +1455,7 @@ mod tests {
                 ino: 4026532281,
                 cookie: NonZeroU64::new(77),
                 boot: Some(boot_mark(b"2f3c8a4e-6b1d-4c59-9e7a-0d5b8c1f4a62")),
+                inode_time: NonZeroU64::new(1_796_453_044_541_967_881),
             }),
         };
         let read = ContainerRecord::from_json(&parse_json(&record.to_json())).unwrap();

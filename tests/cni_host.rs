@@ -1133,13 +1133,14 @@ fn add_and_del_in_the_plugins_own_namespace_are_refused() {
             assert!(!state.exists(), "{command} {netns}: the state was made");
         }
     }
-    // Meant: the ADD goes on, to the master no host has.
+    // Meant (`true` in any case, as the reference library reads it): the
+    // ADD goes on, to the master no host has.
     let env = set(
         &env_in(&state, "ADD", "a"),
         &[
             ("CNI_NETNS", Some("/proc/self/ns/net")),
             ("CNI_IFNAME", Some("ipvl-own0")),
-            ("CNI_NETNS_OVERRIDE", Some("TRUE")),
+            ("CNI_NETNS_OVERRIDE", Some("True")),
         ],
     );
     let answer = plugin(&env, conf);

@@ -76,8 +76,8 @@ pub const CONTAINERID: &str = "CNI_CONTAINERID";
 pub const NETNS: &str = "CNI_NETNS";
 /// The interface name inside the container.
 pub const IFNAME: &str = "CNI_IFNAME";
-/// `TRUE` or `1`: ADD and DEL in the plugin's own network namespace are
-/// meant (see [`Env::parse`]).
+/// `TRUE` (in any case) or `1`: ADD and DEL in the plugin's own network
+/// namespace are meant (see [`Env::parse`]).
 pub const NETNS_OVERRIDE: &str = "CNI_NETNS_OVERRIDE";
 /// `K=V;K=V` arguments.
 pub const ARGS: &str = "CNI_ARGS";
@@ -179,8 +179,9 @@ impl Env {
         let netns = get(NETNS).map(PathBuf::from);
         // The reference library's guard: a link made or deleted there
         // would be the host's. Unless the runtime says it means it.
+        // `true` in any case, as it compares it.
         let overridden =
-            get(NETNS_OVERRIDE).is_some_and(|v| v == "1" || v == "TRUE" || v == "true");
+            get(NETNS_OVERRIDE).is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
         if matches!(command, Command::Add | Command::Del)
             && !overridden
             && netns.as_deref().is_some_and(crate::netns::is_own)

@@ -61,16 +61,6 @@ pub fn is_own(path: &Path) -> bool {
     }
 }
 
-/// [`Netns::inode_time`] of the nsfs file `meta` describes.
-fn inode_time(meta: &fs::Metadata) -> u64 {
-    // nsfs sets its inodes' times once, at their making, from the clock.
-    let seconds = u64::try_from(meta.ctime()).unwrap_or(0);
-    let nanoseconds = u64::try_from(meta.ctime_nsec()).unwrap_or(0);
-    seconds
-        .saturating_mul(1_000_000_000)
-        .saturating_add(nanoseconds)
-}
-
 /// Where iproute2 keeps named network namespaces.
 pub const DEFAULT_RUN_DIR: &str = "/run/netns";
 
@@ -82,8 +72,6 @@ pub struct Netns {
     /// `st_dev` and `st_ino` of the nsfs file: stable for the namespace's
     /// whole life and never shared by two living ones.
     file_id: (u64, u64),
-    /// [`Netns::inode_time`].
-    inode_time: u64,
     /// Whether it was the opening thread's own namespace when opened.
     openers_own: bool,
 }
@@ -100,7 +88,6 @@ impl Netns {
             fd: file.into(),
             label: OWN_PATH.to_string(),
             file_id: (meta.dev(), meta.ino()),
-            inode_time: inode_time(&meta),
             openers_own: true,
         })
     }
@@ -164,7 +151,6 @@ impl Netns {
             fd: file.into(),
             label: path.display().to_string(),
             file_id: (meta.dev(), meta.ino()),
-            inode_time: inode_time(&meta),
             openers_own: (meta.dev(), meta.ino()) == own,
         })
     }
@@ -206,9 +192,16 @@ impl Netns {
     /// it for as long as it is mounted, and another namespace that gets
     /// the same inode number later has a later time. Unlike
     /// [`Netns::file_id`] it changes for a namespace that nothing but its
-    /// processes held for a while.
-    pub fn inode_time(&self) -> u64 {
-        self.inode_time
+    /// processes held for a while. nsfs sets the times once, when it makes
+    /// the inode, and refuses to change them (its inodes are immutable).
+    /// Read when asked (an `fstat`): only a container's identity needs it.
+    pub fn inode_time(&self) -> io::Result<u64> {
+        let st = sys::fstat(self.fd())?;
+        let seconds = u64::try_from(st.st_ctime).unwrap_or(0);
+        let nanoseconds = u64::try_from(st.st_ctime_nsec).unwrap_or(0);
+        Ok(seconds
+            .saturating_mul(1_000_000_000)
+            .saturating_add(nanoseconds))
     }
 
     /// Whether it was the network namespace of the thread that opened it,

@@ -816,6 +816,16 @@ pub fn lstat_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<libc::stat> {
     Ok(st)
 }
 
+/// `fstat(2)` of an open descriptor.
+pub fn fstat(fd: BorrowedFd<'_>) -> io::Result<libc::stat> {
+    // SAFETY: an all-zero `stat` is a valid value of the plain C struct.
+    let mut st: libc::stat = unsafe { mem::zeroed() };
+    // SAFETY: descriptor kept open by the borrow, `st` a live exclusive
+    // borrow of the struct the kernel fills.
+    retry(|| unsafe { libc::fstat(fd.as_raw_fd(), &mut st) })?;
+    Ok(st)
+}
+
 /// `renameat(2)` within one directory.
 pub fn rename_at(dir: BorrowedFd<'_>, from: &CStr, to: &CStr) -> io::Result<()> {
     // SAFETY: descriptor kept open by the borrow, live NUL-terminated names.

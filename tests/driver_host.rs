@@ -1131,13 +1131,9 @@ fn record_as_a_kernel_without_cookies(config: &Config, name: &str, inode: Option
     let ipvlan::json::Value::Object(members) = &mut record else {
         panic!("a container record is an object")
     };
-    let mut had_cookie = false;
     for (key, value) in members.iter_mut() {
         match key.as_str() {
-            "netns_cookie" => {
-                had_cookie = !value.is_null();
-                *value = ipvlan::json::Value::Null;
-            }
+            "netns_cookie" => *value = ipvlan::json::Value::Null,
             "netns_ino" => {
                 if let Some(inode) = inode {
                     *value = ipvlan::json::Value::from(inode);
@@ -1146,7 +1142,6 @@ fn record_as_a_kernel_without_cookies(config: &Config, name: &str, inode: Option
             _ => {}
         }
     }
-    assert!(had_cookie, "this kernel gives cookies, and run records it");
     fs::write(&file, record.to_compact().unwrap()).unwrap();
 }
 

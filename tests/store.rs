@@ -1329,7 +1329,6 @@ fn a_dead_batchs_lines_of_another_boot_make_no_record() {
             ino: 4026532000 + u64::from(boot % 1000),
             cookie: std::num::NonZeroU64::new(4097),
             boot: Some(boot),
-            inode_time: None,
         });
     }
     {

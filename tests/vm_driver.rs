@@ -1414,6 +1414,107 @@ fn a_namespace_with_our_inode_but_another_cookie_is_not_ours() {
     manager.remove_network("ck").unwrap();
 }
 
+/// On a kernel without namespace cookies (before 5.14), which hands a
+/// freed nsfs inode number out again at once, another tool's namespace at
+/// our container's name may carry the inode recorded for ours and for its
+/// endpoint. (The records below are written as such a kernel writes them:
+/// no cookie, and the inode the next namespace got.) `restore` makes no
+/// link of ours in theirs: it forgets the endpoint and the container, and
+/// leaves their namespace as it is. Our own container, recorded the same
+/// way, keeps its link and its address, and goes whole with `rm -f`.
+/// Before, restore took theirs for ours and made our link in it.
+#[test]
+fn a_namespace_that_got_our_inode_gets_no_link_of_ours() {
+    use std::os::unix::fs::MetadataExt;
+    topology_up();
+    let config = config("inode");
+    let manager = Manager::open(config.clone()).unwrap();
+    let inode_net = manager
+        .create_network(&net("inode", &["10.114.0.0/24"], &[], &[]))
+        .unwrap();
+    for c in ["ina", "inb", "inc"] {
+        start(&manager, "inode", c, None, None);
+    }
+    let container_record = |c: &str| {
+        config
+            .state_dir
+            .join(format!("records/containers/{c}.json"))
+    };
+    for c in ["ina", "inb"] {
+        let endpoint_record = record_of(&config, &inode_net.id, c);
+        ip(&["netns", "del", c]);
+        // Ours and theirs made more than a clock tick apart, as two
+        // commands are.
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        ip(&["netns", "add", c]);
+        let theirs = fs::metadata(format!("/run/netns/{c}")).unwrap().ino();
+        as_a_kernel_without_cookies(&container_record(c), Some(theirs));
+        as_a_kernel_without_cookies(&endpoint_record, Some(theirs));
+    }
+    as_a_kernel_without_cookies(&container_record("inc"), None);
+    as_a_kernel_without_cookies(&record_of(&config, &inode_net.id, "inc"), None);
+
+    let report = manager.restore().unwrap();
+    assert!(report.errors.is_empty(), "{report:?}");
+    assert_eq!(report.links_recreated, Vec::<String>::new(), "{report:?}");
+    assert_eq!(
+        report.endpoints_released,
+        vec!["inode: ina".to_string(), "inode: inb".to_string()],
+        "{report:?}"
+    );
+    for c in ["ina", "inb"] {
+        assert!(
+            link(Some(c), "eth0").is_none(),
+            "{c}: a link of ours in theirs"
+        );
+        assert!(
+            ipvlan::netns::Netns::open_named("/run/netns", c).is_ok(),
+            "{c}: theirs stays"
+        );
+    }
+    let names: Vec<String> = manager
+        .containers()
+        .unwrap()
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    assert_eq!(names, ["inc"]);
+    let info = manager.network("inode").unwrap();
+    let kept: Vec<&str> = info
+        .endpoints
+        .iter()
+        .map(|e| e.container.as_str())
+        .collect();
+    assert_eq!(kept, ["inc"]);
+    assert!(link(Some("inc"), "eth0").is_some(), "ours keeps its link");
+    manager.remove_container("inc", true).unwrap();
+    assert!(!Path::new("/run/netns/inc").exists(), "ours is deleted");
+    assert!(manager.network("inode").unwrap().endpoints.is_empty());
+    for c in ["ina", "inb"] {
+        ip(&["netns", "del", c]);
+    }
+    manager.remove_network("inode").unwrap();
+}
+
+/// Rewrites a container or endpoint record as a kernel without namespace
+/// cookies writes it: no `netns_cookie`; with `inode`, the namespace's
+/// inode recorded as that one.
+fn as_a_kernel_without_cookies(path: &Path, inode: Option<u64>) {
+    let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut record = ipvlan::json::parse(&text).unwrap();
+    let ipvlan::json::Value::Object(members) = &mut record else {
+        panic!("{}: a record is an object", path.display())
+    };
+    for (key, value) in members.iter_mut() {
+        match (key.as_str(), inode) {
+            ("netns_cookie", _) => *value = ipvlan::json::Value::Null,
+            ("netns_ino", Some(inode)) => *value = ipvlan::json::Value::from(inode),
+            _ => {}
+        }
+    }
+    fs::write(path, record.to_compact().unwrap()).unwrap();
+}
+
 #[test]
 fn restore_carries_on_past_a_namespace_it_cannot_open() {
     topology_up();

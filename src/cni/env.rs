@@ -180,8 +180,10 @@ impl Env {
         // The reference library's guard: a link made or deleted there
         // would be the host's. Unless the runtime says it means it.
         // `true` in any case, as it compares it.
-        let overridden =
-            get(NETNS_OVERRIDE).is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
+        let overridden = get(NETNS_OVERRIDE).is_some_and(|v| {
+            let v = v.as_encoded_bytes();
+            v == b"1" || v.len() == 4 && v.iter().zip(b"true").all(|(c, t)| c | 0x20 == *t)
+        });
         if matches!(command, Command::Add | Command::Del)
             && !overridden
             && netns.as_deref().is_some_and(crate::netns::is_own)

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use super::endpoint_link;
 use super::endpoints::locate;
 use super::hosts;
-use super::netns_identity::{self, ContainerNetns, OpenNetns};
+use super::netns_identity::{self, ContainerNetns, Made, OpenNetns};
 use super::networks::find_network_to_join;
 use super::options::check_container_name;
 use super::{random_hex, ContainerInfo, EndpointInfo, Error, ExecOptions, ExitStatusCode, Manager};
@@ -136,16 +136,14 @@ impl Manager {
         let (ns, visit) = netns::create_anonymous_staying()
             .map_err(|e| container(Error::io(format_args!("creating namespace {name}"), &e)))?;
         let inside = OpenNetns::with_handle_inside(ns, &visit).map_err(container)?;
-        // The endpoints' identity, without the inode's time: only the
-        // container's mount keeps that (see `NetnsId::inode_time`).
-        let identity = inside.identity().map_err(container)?;
         let mut record = ContainerRecord {
             name: name.clone(),
             created: Some(Timestamp::now()),
             state: ContainerState::Creating,
             networks: joins.iter().map(|(n, _)| n.id.clone()).collect(),
+            netns_id: Some(inside.identity().map_err(container)?),
             // Its inode held by `inside` until the mount holds it too.
-            netns_id: Some(identity.kept_mounted(inside.ns.inode_time())),
+            netns_inode_time: inside.inode_time(),
         };
         state
             .put_container_record(&record)
@@ -159,7 +157,7 @@ impl Manager {
             Some(_) => inside.keep_visit(visit),
             None => drop(visit),
         }
-        let identity = Some(identity);
+        let identity = record.netns_id;
         let made = self
             .attach_all(host, &state, &joins, inside, identity, &name)
             .and_then(|endpoints| {
@@ -321,7 +319,7 @@ impl Manager {
             notes.extend(self.detach(host, state, network, endpoint, &at)?);
         }
         let path = self.config.netns_dir.join(name);
-        match netns_identity::container_netns(&path, record.netns_id)? {
+        match netns_identity::container_netns(&path, Made::of(record))? {
             ContainerNetns::Present(inside) => {
                 let left = kill_everything_inside(&inside.ns)?;
                 notes.extend(outlived(name, &left));
@@ -388,7 +386,7 @@ impl Manager {
         force: bool,
     ) -> Result<Vec<String>, Error> {
         crate::fault::point("container: before removal");
-        match &container.netns_id {
+        match container.netns_id {
             Some(made) => self.remove_container_if(&container.name, force, Some(made)),
             // Made by a version that recorded no identity: by its name.
             None => self.remove_container(&container.name, force),
@@ -401,13 +399,13 @@ impl Manager {
         &self,
         name: &str,
         force: bool,
-        made: Option<&NetnsId>,
+        made: Option<NetnsId>,
     ) -> Result<Vec<String>, Error> {
         check_container_name(name)?;
         let state = self.store.lock()?;
         if let Some(made) = made {
             let recorded = state.container(name)?.and_then(|record| record.netns_id);
-            if !recorded.is_some_and(|id| id.same_namespace(made)) {
+            if !recorded.is_some_and(|id| id.same_namespace(&made)) {
                 return Ok(vec![format!(
                     "container {name} was removed meanwhile: left alone what has its name now"
                 )]);
@@ -417,7 +415,7 @@ impl Manager {
             return Err(no_such_container(name));
         }
         let path = self.config.netns_dir.join(name);
-        let made = state.container(name)?.and_then(|record| record.netns_id);
+        let made = state.container(name)?.as_ref().and_then(Made::of);
         // Checked before anything changes: what another tool put there is
         // neither unmounted, deleted, nor a reason to kill anything.
         let at = netns_identity::container_netns(&path, made)?;
@@ -618,13 +616,14 @@ impl Manager {
             }
             _ => {}
         }
-        let recorded = record.and_then(|record| record.netns_id);
+        let made_here = record.as_ref().and_then(Made::of);
+        let recorded = made_here.map(|made| made.id);
         if let Some(made) = made {
             if !recorded.as_ref().is_some_and(|id| id.same_namespace(made)) {
                 return Err(replaced_meanwhile(container));
             }
         }
-        let ns = match netns_identity::container_netns(&path, recorded)? {
+        let ns = match netns_identity::container_netns(&path, made_here)? {
             // Its name deleted, it still runs: entered through a process
             // in it.
             ContainerNetns::Present(inside) | ContainerNetns::Unnamed(inside, _) => inside.ns,

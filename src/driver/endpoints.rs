@@ -1070,6 +1070,11 @@ pub(crate) fn check_hosts_dir(state: &Locked<'_>, network: &NetworkRecord) -> Re
 /// The namespace an endpoint's link is in, when it is the one attached;
 /// [`NsAt::Gone`] when the record names no link (killed before one was
 /// named), so nothing is opened for it.
+///
+/// Without cookies, another namespace may have our inode number since:
+/// only the link's own checks ([`LinkToRemove::remove`]: its index, kind,
+/// parent and address) keep what is there, which no create of ours
+/// changes. `restore`, which makes links, asks more.
 pub(crate) fn locate(endpoint: &EndpointRecord) -> Result<NsAt, Error> {
     if endpoint.ifindex.is_none() && endpoint.ifname.is_empty() {
         return Ok(NsAt::Gone);

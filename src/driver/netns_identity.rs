@@ -14,6 +14,7 @@
 //! are container names, or `path_` and the path's text) are still found
 //! under those ids.
 
+use std::num::NonZeroU64;
 use std::os::fd::BorrowedFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
@@ -23,7 +24,9 @@ use crate::json::Value;
 use crate::netns::{self, Netns};
 use crate::rtnl::Handle;
 use crate::store::records::NetnsId;
-use crate::store::{is_valid_name, EndpointRecord, Locked, StateDir, StoreError, RECORD_VERSION};
+use crate::store::{
+    is_valid_name, ContainerRecord, EndpointRecord, Locked, StateDir, StoreError, RECORD_VERSION,
+};
 
 /// A namespace opened for one operation, with its netlink handle: every
 /// request of that operation inside the namespace goes through it.
@@ -215,8 +218,13 @@ impl OpenNetns {
             ino,
             cookie,
             boot: Some(this_boot_mark()?),
-            inode_time: None,
         })
+    }
+
+    /// When its nsfs inode was made ([`Netns::inode_time`]); `None` when
+    /// its `fstat` fails (the identity is then told as without the time).
+    pub(crate) fn inode_time(&self) -> Option<NonZeroU64> {
+        self.ns.inode_time().ok().and_then(NonZeroU64::new)
     }
 
     fn cookie(&self) -> Result<Option<u64>, Error> {
@@ -233,6 +241,39 @@ impl OpenNetns {
     /// its lower link in the host.
     pub(crate) fn host_nsid(&self, host: &Netns) -> Result<Option<i32>, Error> {
         Ok(self.handle.nsid_of(host.fd())?)
+    }
+}
+
+/// The namespace `run` made for a container, as its record names it: its
+/// identity and when its nsfs inode was made, which the mount at the
+/// container's name keeps (see [`ContainerRecord::netns_inode_time`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Made {
+    pub id: NetnsId,
+    pub inode_time: Option<NonZeroU64>,
+}
+
+impl Made {
+    /// What `record` says was made; `None` in records older than that.
+    pub(crate) fn of(record: &ContainerRecord) -> Option<Made> {
+        record.netns_id.map(|id| Made {
+            id,
+            inode_time: record.netns_inode_time,
+        })
+    }
+
+    /// Whether `found`, opened at the container's name, is the namespace
+    /// made. Its inode's time is read (an `fstat`) only where no cookie
+    /// decides.
+    pub(crate) fn is(&self, found: &OpenNetns) -> Result<bool, Error> {
+        let identity = found.identity()?;
+        let time = match (self.inode_time, self.id.cookie.zip(identity.cookie)) {
+            (Some(_), None) => found.inode_time(),
+            _ => None,
+        };
+        Ok(self
+            .id
+            .same_mounted_namespace(self.inode_time, &identity, time))
     }
 }
 
@@ -380,7 +421,8 @@ fn made_in_another_boot(made: Option<NetnsId>) -> Result<bool, Error> {
 /// tool and is refused. So is a plain file with data in it (our mount
 /// points, as iproute2's, are made empty). A namespace other than `made`
 /// (the identity recorded for the container) is [`ContainerNetns::Replaced`].
-pub(crate) fn container_netns(path: &Path, made: Option<NetnsId>) -> Result<ContainerNetns, Error> {
+pub(crate) fn container_netns(path: &Path, made: Option<Made>) -> Result<ContainerNetns, Error> {
+    let made_id = made.map(|made| made.id);
     let not_ours = |what: String| {
         Error::failed(format!(
             "{what}; ipvlan did not make it and leaves it alone"
@@ -390,12 +432,12 @@ pub(crate) fn container_netns(path: &Path, made: Option<NetnsId>) -> Result<Cont
         Error::io(format_args!("opening namespace {}", path.display()), error)
     };
     let seen = match std::fs::symlink_metadata(path) {
-        Err(error) if is_gone(&error) => return missing_or_held(made),
+        Err(error) if is_gone(&error) => return missing_or_held(made_id),
         Err(error) => return Err(opening(&error)),
         // Made in another boot: ours went with it (no namespace outlives
         // a boot), so whatever is at the name now is another tool's, a
         // link or a FIFO as much as a namespace, and nothing is opened.
-        Ok(_) if made_in_another_boot(made)? => return Ok(ContainerNetns::Replaced),
+        Ok(_) if made_in_another_boot(made_id)? => return Ok(ContainerNetns::Replaced),
         Ok(meta) if meta.file_type().is_symlink() => {
             return Err(not_ours(format!("{} is a symbolic link", path.display())))
         }
@@ -403,14 +445,14 @@ pub(crate) fn container_netns(path: &Path, made: Option<NetnsId>) -> Result<Cont
     };
     let ns = match Netns::open_path(path) {
         Ok(ns) => ns,
-        Err(error) if is_gone(&error) => return missing_or_held(made),
+        Err(error) if is_gone(&error) => return missing_or_held(made_id),
         Err(error) => {
             return match netns::not_a_namespace(&error) {
                 Some(refusal) if refusal.found == netns::FileKind::Regular => {
                     if seen.2 == 0 {
                         // Unmounted, not removed: the namespace may still
                         // run, held by a process, as with its name gone.
-                        Ok(match held_by_a_process(made)? {
+                        Ok(match held_by_a_process(made_id)? {
                             Some((open, _)) => {
                                 ContainerNetns::Unnamed(open, Some((seen.0, seen.1)))
                             }
@@ -442,18 +484,13 @@ pub(crate) fn container_netns(path: &Path, made: Option<NetnsId>) -> Result<Cont
             path.display()
         )));
     }
-    let inode_time = ns.inode_time();
     let open = OpenNetns::with_handle(ns)?;
     match made {
         // Another tool's at the name; ours may live on, held by a process.
-        // Its mount keeps the inode ours was recorded with: a later time
-        // is another namespace that got our freed inode number.
-        Some(made) if !made.same_namespace(&open.identity()?.kept_mounted(inode_time)) => {
-            match held_by_a_process(Some(made))? {
-                Some((ours, _)) => Ok(ContainerNetns::Unnamed(ours, None)),
-                None => Ok(ContainerNetns::Replaced),
-            }
-        }
+        Some(made) if !made.is(&open)? => match held_by_a_process(Some(made.id))? {
+            Some((ours, _)) => Ok(ContainerNetns::Unnamed(ours, None)),
+            None => Ok(ContainerNetns::Replaced),
+        },
         _ => Ok(ContainerNetns::Present(open)),
     }
 }
@@ -581,8 +618,7 @@ fn is_gone(error: &std::io::Error) -> bool {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(crate) enum NsAt {
-    /// The namespace attached, opened, with its identity (boxed: the
-    /// other variants carry nothing, and a batch detach holds one each).
+    /// The namespace attached, opened, with its identity.
     Present(OpenNetns, NetnsId),
     /// Nothing (ENOENT: the process exited, the name was deleted), or
     /// another namespace than the one attached (a reused PID, a name
@@ -1169,7 +1205,13 @@ mod tests {
         let leftover = std::env::temp_dir().join(format!("ipvlan-leftover-{}", std::process::id()));
         std::fs::write(&leftover, b"").unwrap();
         let at = open_recorded(leftover.to_str().unwrap(), Some(recorded));
-        let container = container_netns(&leftover, Some(recorded));
+        let container = container_netns(
+            &leftover,
+            Some(Made {
+                id: recorded,
+                inode_time: None,
+            }),
+        );
         match at.unwrap() {
             NsAt::Present(_, found) => assert!(found.same_namespace(&recorded)),
             other => panic!("the held namespace behind a leftover: {other:?}"),
@@ -1209,7 +1251,14 @@ mod tests {
             NsAt::NotANamespace
         ));
         assert!(matches!(
-            container_netns(&leftover, Some(recorded)).unwrap(),
+            container_netns(
+                &leftover,
+                Some(Made {
+                    id: recorded,
+                    inode_time: None
+                })
+            )
+            .unwrap(),
             ContainerNetns::Leftover(_)
         ));
         std::fs::remove_file(&leftover).unwrap();

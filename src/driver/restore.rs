@@ -11,7 +11,7 @@
 //! its addresses stay taken, and a parent it might share is not deleted.
 
 use super::endpoint_link::{self, EndpointPlan};
-use super::netns_identity::{self, ContainerIndex, ContainerNetns, NsAt, OpenNetns};
+use super::netns_identity::{self, ContainerIndex, ContainerNetns, Made, NsAt, OpenNetns};
 use super::report::endpoint_label;
 use super::{hosts, parent, Error, Manager, RestoreReport};
 use crate::rtnl::{Handle, Link};
@@ -279,12 +279,14 @@ impl Manager {
                     // it. (One that names its index is undone by that.)
                     endpoint.ifname.clear();
                 }
+                let made = Manager::made_for(&endpoint, &whole);
                 let restored = self.restore_endpoint(
                     &host,
                     &state,
                     network,
                     parent.as_ref(),
                     endpoint,
+                    made,
                     &who,
                     &mut report,
                 );
@@ -357,9 +359,10 @@ impl Manager {
         // empty mount point left by a process killed before its bind mount
         // goes with its record.
         for record in whole {
+            let made = Made::of(&record);
             let name = record.name;
             let path = self.config.netns_dir.join(&name);
-            let gone = match netns_identity::container_netns(&path, record.netns_id) {
+            let gone = match netns_identity::container_netns(&path, made) {
                 Ok(ContainerNetns::Missing) => true,
                 Ok(ContainerNetns::Leftover(_)) => {
                     crate::fault::point("netns: before unlink");
@@ -410,6 +413,23 @@ impl Manager {
         Ok(report)
     }
 
+    /// The namespace `run` made for `endpoint`'s container (among
+    /// `containers`), when only it tells the namespace at the endpoint's
+    /// path from another that got its inode number since: the endpoint's
+    /// own identity has no cookie (a kernel before 5.14, or a record older
+    /// than identities). An endpoint of a container is recorded at the
+    /// container's place (`Manager::target_place`, `named_place`), where
+    /// the container's mount keeps the inode whose time its record holds
+    /// ([`ContainerRecord::netns_inode_time`]).
+    fn made_for(endpoint: &EndpointRecord, containers: &[ContainerRecord]) -> Option<Made> {
+        let name = endpoint.container.as_deref()?;
+        if endpoint.netns_id.is_some_and(|id| id.cookie.is_some()) {
+            return None;
+        }
+        let record = containers.iter().find(|record| record.name == name)?;
+        Made::of(record).filter(|made| made.inode_time.is_some())
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn restore_endpoint(
         &self,
@@ -418,6 +438,7 @@ impl Manager {
         network: &NetworkRecord,
         parent: Option<&Link>,
         endpoint: EndpointRecord,
+        made: Option<Made>,
         who: &str,
         report: &mut RestoreReport,
     ) -> Result<(), Error> {
@@ -425,7 +446,15 @@ impl Manager {
             // Addresses only: the link is another plugin's.
             return self.restore_lease(state, network, endpoint, report, who);
         }
-        let at = netns_identity::open_endpoint_netns(&endpoint)?;
+        let mut at = netns_identity::open_endpoint_netns(&endpoint)?;
+        if let (NsAt::Present(open, _), Some(made)) = (&at, made) {
+            // Without cookies, the namespace at the container's name is the
+            // one attached only if it is the one `run` made (`made_for`).
+            // No process can hold ours in sight (that takes a cookie).
+            if !made.is(open)? {
+                at = NsAt::Gone;
+            }
+        }
         if !endpoint.state.is_attached() {
             // The interrupted attach or detach is undone or finished the
             // same way: no link, no addresses, no record.

@@ -147,7 +147,6 @@ impl<'a> Fields<'a> {
                                 .map_err(|_| bad("field \"netns_boot\" is not a 32-bit number"))
                         })
                         .transpose()?,
-                    inode_time: self.opt_u64("netns_inode_time")?.and_then(NonZeroU64::new),
                 }),
                 _ => None,
             },
@@ -746,15 +745,6 @@ pub struct NetnsId {
     /// early in a boot may carry the very identity ours had in the last.
     /// `None` in records older than the field.
     pub boot: Option<u32>,
-    /// When its nsfs inode was made ([`crate::netns::Netns::inode_time`]),
-    /// for the namespace of a container `run` made, which its mount keeps
-    /// the same inode while it is named: on a kernel without cookies, the
-    /// one thing that tells ours from a namespace that got our freed inode
-    /// number since (another tool's `ip netns add` at our container's
-    /// name). `None` for the namespaces endpoints are attached to (nothing
-    /// of ours keeps their inode, which is made again with another time
-    /// while the namespace lives on) and in records older than the field.
-    pub inode_time: Option<NonZeroU64>,
 }
 
 impl NetnsId {
@@ -766,7 +756,7 @@ impl NetnsId {
     ///
     /// ```
     /// use ipvlan::store::records::NetnsId;
-    /// let id = NetnsId { dev: 4, ino: 4026532281, cookie: std::num::NonZeroU64::new(4097), boot: None, inode_time: None };
+    /// let id = NetnsId { dev: 4, ino: 4026532281, cookie: std::num::NonZeroU64::new(4097), boot: None };
     /// assert_eq!(id.endpoint_id(), "_netns_cookie_4097");
     /// let old_kernel = NetnsId { cookie: None, ..id };
     /// assert_eq!(old_kernel.endpoint_id(), "_netns_dev_4_ino_4026532281");
@@ -780,8 +770,7 @@ impl NetnsId {
 
     /// Whether both name the same namespace: never when they were seen in
     /// different boots; then by cookie when both have one (it alone
-    /// decides), else by `st_dev` and `st_ino` and, when both have it, the
-    /// inode's time.
+    /// decides), else by `st_dev` and `st_ino`.
     pub fn same_namespace(&self, other: &NetnsId) -> bool {
         if let (Some(mine), Some(theirs)) = (self.boot, other.boot) {
             if mine != theirs {
@@ -790,23 +779,30 @@ impl NetnsId {
         }
         match (self.cookie, other.cookie) {
             (Some(mine), Some(theirs)) => mine == theirs,
-            _ => {
-                (self.dev, self.ino) == (other.dev, other.ino)
-                    && match (self.inode_time, other.inode_time) {
-                        (Some(mine), Some(theirs)) => mine == theirs,
-                        _ => true,
-                    }
-            }
+            _ => (self.dev, self.ino) == (other.dev, other.ino),
         }
     }
 
-    /// This identity, of a namespace whose nsfs inode (made at
-    /// `inode_time`, see [`NetnsId::inode_time`]) a mount of ours keeps.
-    pub fn kept_mounted(self, inode_time: u64) -> NetnsId {
-        NetnsId {
-            inode_time: NonZeroU64::new(inode_time),
-            ..self
-        }
+    /// [`NetnsId::same_namespace`] of two namespaces found at a path where
+    /// a mount keeps the nsfs inode (a container's place), with the times
+    /// each inode was made, where known
+    /// ([`ContainerRecord::netns_inode_time`]): without a cookie on either
+    /// side the inode number may be one handed out again, to a namespace
+    /// made since, whose inode was made later.
+    pub fn same_mounted_namespace(
+        &self,
+        inode_time: Option<NonZeroU64>,
+        other: &NetnsId,
+        other_inode_time: Option<NonZeroU64>,
+    ) -> bool {
+        self.same_namespace(other)
+            && match (
+                self.cookie.zip(other.cookie),
+                inode_time.zip(other_inode_time),
+            ) {
+                (None, Some((mine, theirs))) => mine == theirs,
+                _ => true,
+            }
     }
 }
 
@@ -940,6 +936,14 @@ pub struct ContainerRecord {
     /// namespace is given its name, so a namespace someone else put at the
     /// same path is never taken for ours. Absent in older records.
     pub netns_id: Option<NetnsId>,
+    /// When that namespace's nsfs inode was made
+    /// ([`crate::netns::Netns::inode_time`]), which the mount at its name
+    /// keeps for as long as it is mounted: on a kernel without cookies
+    /// (before 5.14), which hands a freed inode number out again at once,
+    /// the one thing that tells ours from a namespace another tool put at
+    /// the name since (see [`NetnsId::same_mounted_namespace`]). Absent in
+    /// older records.
+    pub netns_inode_time: Option<NonZeroU64>,
 }
 
 impl ContainerRecord {
@@ -951,6 +955,7 @@ impl ContainerRecord {
             state: ContainerState::Created,
             networks: Vec::new(),
             netns_id: None,
+            netns_inode_time: None,
         }
     }
 
@@ -982,11 +987,7 @@ impl ContainerRecord {
             ),
             (
                 "netns_inode_time",
-                Value::from(
-                    self.netns_id
-                        .and_then(|id| id.inode_time)
-                        .map(NonZeroU64::get),
-                ),
+                Value::from(self.netns_inode_time.map(NonZeroU64::get)),
             ),
         ])
     }
@@ -1024,6 +1025,7 @@ impl ContainerRecord {
             state,
             networks,
             netns_id: f.netns_id()?,
+            netns_inode_time: f.opt_u64("netns_inode_time")?.and_then(NonZeroU64::new),
         })
     }
 }
@@ -1119,7 +1121,6 @@ mod tests {
                 ino: 4026532281,
                 cookie: NonZeroU64::new(u64::MAX - 1),
                 boot: Some(boot_mark(b"2f3c8a4e-6b1d-4c59-9e7a-0d5b8c1f4a62")),
-                inode_time: None,
             }),
             ifindex: Some(1048577),
         };
@@ -1165,7 +1166,6 @@ mod tests {
                 ino: 4026532281,
                 cookie: NonZeroU64::new(u64::MAX),
                 boot: Some(boot_mark(b"2f3c8a4e-6b1d-4c59-9e7a-0d5b8c1f4a62")),
-                inode_time: None,
             }),
             ifindex: Some(2),
         };
@@ -1295,7 +1295,6 @@ mod tests {
             ino: 4026532281,
             cookie: NonZeroU64::new(12345),
             boot: None,
-            inode_time: None,
         };
         record.netns_id = Some(with);
         let read = EndpointRecord::from_json(&parse_json(&record.to_json())).unwrap();
@@ -1342,7 +1341,6 @@ mod tests {
             ino: 4026532281,
             cookie: NonZeroU64::new(7),
             boot: None,
-            inode_time: None,
         };
         // The inode reused by a later namespace: the cookie tells them apart.
         let reused_inode = NetnsId {
@@ -1369,39 +1367,39 @@ mod tests {
     #[test]
     fn without_cookies_the_inodes_time_tells_a_namespace_that_got_our_inode() {
         // Kernels before 5.14: no cookie, and the freed inode number is
-        // handed out again at once. The mount of a container we made keeps
+        // handed out again at once. The mount at a container's name keeps
         // its inode, made once: another namespace's is made later.
         let ours = NetnsId {
             dev: 4,
             ino: 4026532281,
             cookie: None,
             boot: None,
-            inode_time: None,
-        }
-        .kept_mounted(1_796_453_044_541_967_881);
-        let theirs = ours.kept_mounted(1_796_453_051_002_114_305);
-        assert!(!ours.same_namespace(&theirs));
-        assert!(!theirs.same_namespace(&ours));
-        assert!(ours.same_namespace(&ours.kept_mounted(1_796_453_044_541_967_881)));
-        // Where one side has no time (an endpoint's identity, a record
-        // older than the field), the inode decides as before.
-        let timeless = NetnsId {
-            inode_time: None,
+        };
+        let (made, later) = (
+            NonZeroU64::new(1_796_453_044_541_967_881),
+            NonZeroU64::new(1_796_453_051_002_114_305),
+        );
+        assert!(ours.same_namespace(&ours), "the inode number alone");
+        assert!(!ours.same_mounted_namespace(made, &ours, later));
+        assert!(!ours.same_mounted_namespace(later, &ours, made));
+        assert!(ours.same_mounted_namespace(made, &ours, made));
+        // A time unknown on either side (a record older than the field):
+        // the inode decides, as before.
+        assert!(ours.same_mounted_namespace(None, &ours, later));
+        assert!(ours.same_mounted_namespace(made, &ours, None));
+        // Another inode is another namespace whatever the times.
+        let other_inode = NetnsId {
+            ino: ours.ino + 1,
             ..ours
         };
-        assert!(timeless.same_namespace(&theirs) && theirs.same_namespace(&timeless));
-        // With cookies on both sides, the cookie alone decides.
-        let (ours, theirs) = (
-            NetnsId {
-                cookie: NonZeroU64::new(7),
-                ..ours
-            },
-            NetnsId {
-                cookie: NonZeroU64::new(7),
-                ..theirs
-            },
-        );
-        assert!(ours.same_namespace(&theirs));
+        assert!(!ours.same_mounted_namespace(made, &other_inode, made));
+        // With cookies on both sides, the cookie alone decides: the same
+        // namespace mounted again has a new inode, with a new time.
+        let cookie = NetnsId {
+            cookie: NonZeroU64::new(7),
+            ..ours
+        };
+        assert!(cookie.same_mounted_namespace(made, &cookie, later));
     }
 
     #[test]
@@ -1413,7 +1411,6 @@ mod tests {
             ino: 4026532281,
             cookie: NonZeroU64::new(7),
             boot: Some(boot_mark(b"2f3c8a4e-6b1d-4c59-9e7a-0d5b8c1f4a62")),
-            inode_time: None,
         };
         let this_boot = NetnsId {
             boot: Some(boot_mark(b"9c0e7d21-5a3b-4f18-8b6c-e2a4d7f90b35")),
@@ -1455,8 +1452,8 @@ mod tests {
                 ino: 4026532281,
                 cookie: NonZeroU64::new(77),
                 boot: Some(boot_mark(b"2f3c8a4e-6b1d-4c59-9e7a-0d5b8c1f4a62")),
-                inode_time: NonZeroU64::new(1_796_453_044_541_967_881),
             }),
+            netns_inode_time: NonZeroU64::new(1_796_453_044_541_967_881),
         };
         let read = ContainerRecord::from_json(&parse_json(&record.to_json())).unwrap();
         assert_eq!(read, record);
@@ -1468,7 +1465,7 @@ mod tests {
         let read = ContainerRecord::from_json(&older).unwrap();
         assert_eq!(read.state, ContainerState::Created);
         assert!(read.networks.is_empty());
-        assert_eq!(read.netns_id, None);
+        assert_eq!((read.netns_id, read.netns_inode_time), (None, None));
         assert!(read.created.is_some());
         // A time in another form, or none, is no damage: nothing decides on it.
         for created in [r#""created": "2024-01-01T00:00:00Z", "#, ""] {

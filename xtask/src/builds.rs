@@ -143,7 +143,7 @@ pub fn build_vm_tests(selected: &[String]) -> Result<Vec<(String, PathBuf)>> {
 /// which aborts), so the unwinder finds the tables and a failing test
 /// reports its panic and backtrace instead of aborting.
 const UNWINDING_RUSTFLAGS: &str = "-C relocation-model=static -C linker-flavor=ld.lld \
-     -C linker=rust-lld -C link-arg=--icf=all -C link-arg=--eh-frame-hdr";
+     -C linker=rust-lld -C link-arg=--icf=all -C link-arg=-O2 -C link-arg=--eh-frame-hdr";
 
 /// For a musl build whose profile unwinds (the VM tests, the guest binary,
 /// examples): [`UNWINDING_RUSTFLAGS`] as `RUSTFLAGS`, which replaces the

@@ -1420,7 +1420,8 @@ fn a_namespace_with_our_inode_but_another_cookie_is_not_ours() {
 /// endpoint. (The records below are written as such a kernel writes them:
 /// no cookie, and the inode the next namespace got.) `restore` makes no
 /// link of ours in theirs: it forgets the endpoint and the container, and
-/// leaves their namespace as it is. Our own container, recorded the same
+/// leaves their namespace as it is; an endpoint a connect to the name
+/// attached since, in theirs, stays. Our own container, recorded the same
 /// way, keeps its link and its address, and goes whole with `rm -f`.
 /// Before, restore took theirs for ours and made our link in it.
 #[test]
@@ -1453,6 +1454,20 @@ fn a_namespace_that_got_our_inode_gets_no_link_of_ours() {
     }
     as_a_kernel_without_cookies(&container_record("inc"), None);
     as_a_kernel_without_cookies(&record_of(&config, &inode_net.id, "inc"), None);
+    // A connect to the name since attached what is there now, theirs, while
+    // our container's record still names ours: that endpoint is theirs to
+    // keep (its namespace was made before it was attached).
+    let later_net = manager
+        .create_network(&net("inode2", &["10.115.0.0/24"], &[], &[]))
+        .unwrap();
+    let later = manager
+        .connect(
+            "inode2",
+            &Target::Container("ina".into()),
+            &AttachRequest::default(),
+        )
+        .unwrap();
+    as_a_kernel_without_cookies(&record_of(&config, &later_net.id, "ina"), None);
 
     let report = manager.restore().unwrap();
     assert!(report.errors.is_empty(), "{report:?}");
@@ -1462,11 +1477,30 @@ fn a_namespace_that_got_our_inode_gets_no_link_of_ours() {
         vec!["inode: ina".to_string(), "inode: inb".to_string()],
         "{report:?}"
     );
+    // In theirs, the later endpoint's link and none of restore's.
+    let later_link = link(Some("ina"), &later.ifname).expect("the later endpoint keeps its link");
+    assert_eq!(link_kind(&later_link).as_deref(), Some("ipvlan"));
+    let kept: Vec<String> = (manager.network("inode2").unwrap().endpoints)
+        .into_iter()
+        .map(|e| e.container)
+        .collect();
+    assert_eq!(kept, ["ina"], "{report:?}");
+    let ipvlans = |c: &str| {
+        let out = ip(&["-n", c, "-j", "link", "show", "type", "ipvlan"]);
+        let links = ipvlan::json::parse(&out).unwrap();
+        let names = links.as_array().map(|l| l.to_vec()).unwrap_or_default();
+        names
+            .iter()
+            .filter_map(|l| l.get("ifname").and_then(|n| n.as_str()).map(str::to_string))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ipvlans("ina"),
+        std::slice::from_ref(&later.ifname),
+        "{report:?}"
+    );
+    assert_eq!(ipvlans("inb"), Vec::<String>::new(), "{report:?}");
     for c in ["ina", "inb"] {
-        assert!(
-            link(Some(c), "eth0").is_none(),
-            "{c}: a link of ours in theirs"
-        );
         assert!(
             ipvlan::netns::Netns::open_named("/run/netns", c).is_ok(),
             "{c}: theirs stays"
@@ -1490,10 +1524,14 @@ fn a_namespace_that_got_our_inode_gets_no_link_of_ours() {
     manager.remove_container("inc", true).unwrap();
     assert!(!Path::new("/run/netns/inc").exists(), "ours is deleted");
     assert!(manager.network("inode").unwrap().endpoints.is_empty());
+    manager
+        .disconnect("inode2", &Target::Container("ina".into()))
+        .unwrap();
     for c in ["ina", "inb"] {
         ip(&["netns", "del", c]);
     }
     manager.remove_network("inode").unwrap();
+    manager.remove_network("inode2").unwrap();
 }
 
 /// Rewrites a container or endpoint record as a kernel without namespace

@@ -1073,7 +1073,7 @@ pub(crate) fn check_hosts_dir(state: &Locked<'_>, network: &NetworkRecord) -> Re
 ///
 /// Without cookies, another namespace may have our inode number since:
 /// only the link's own checks ([`LinkToRemove::remove`]: its index, kind,
-/// parent and address) keep what is there, which no create of ours
+/// parent and MAC address) keep what is there, which no create of ours
 /// changes. `restore`, which makes links, asks more.
 pub(crate) fn locate(endpoint: &EndpointRecord) -> Result<NsAt, Error> {
     if endpoint.ifindex.is_none() && endpoint.ifname.is_empty() {

@@ -413,21 +413,22 @@ impl Manager {
         Ok(report)
     }
 
-    /// The namespace `run` made for `endpoint`'s container (among
-    /// `containers`), when only it tells the namespace at the endpoint's
+    /// The namespace `run` made for `endpoint`'s container (among the
+    /// `whole` ones: an interrupted run's or rm's were dismantled), when only it tells the namespace at the endpoint's
     /// path from another that got its inode number since: the endpoint's
     /// own identity has no cookie (a kernel before 5.14, or a record older
     /// than identities). An endpoint of a container is recorded at the
     /// container's place (`Manager::target_place`, `named_place`), where
     /// the container's mount keeps the inode whose time its record holds
     /// ([`ContainerRecord::netns_inode_time`]).
-    fn made_for(endpoint: &EndpointRecord, containers: &[ContainerRecord]) -> Option<Made> {
+    fn made_for(endpoint: &EndpointRecord, whole: &[ContainerRecord]) -> Option<Made> {
         let name = endpoint.container.as_deref()?;
         if endpoint.netns_id.is_some_and(|id| id.cookie.is_some()) {
             return None;
         }
-        let record = containers.iter().find(|record| record.name == name)?;
-        Made::of(record).filter(|made| made.inode_time.is_some())
+        let record = whole.iter().find(|record| record.name == name)?;
+        let made = Made::of(record)?;
+        made.inode_time.map(|_| made)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -448,10 +449,16 @@ impl Manager {
         }
         let mut at = netns_identity::open_endpoint_netns(&endpoint)?;
         if let (NsAt::Present(open, _), Some(made)) = (&at, made) {
-            // Without cookies, the namespace at the container's name is the
-            // one attached only if it is the one `run` made (`made_for`).
-            // No process can hold ours in sight (that takes a cookie).
-            if !made.is(open)? {
+            // Without cookies, the namespace at the container's name may
+            // have our inode number since (`made_for`): it is another, and
+            // ours gone, when it is not the one `run` made and was made
+            // after this endpoint was attached (one made before is the one
+            // a later connect attached it to). No process can hold ours in
+            // sight (that takes a cookie).
+            let attached = (endpoint.created.secs)
+                .saturating_mul(1_000_000_000)
+                .saturating_add(u64::from(endpoint.created.nanos));
+            if !made.is(open)? && open.inode_time().is_some_and(|t| t.get() > attached) {
                 at = NsAt::Gone;
             }
         }

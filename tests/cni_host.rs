@@ -1108,17 +1108,28 @@ fn add_and_del_in_the_plugins_own_namespace_are_refused() {
     let conf = r#"{"cniVersion": "1.0.0", "name": "own", "type": "ipvlan",
         "master": "ipvl-no-such0", "ipam": {"type": "ipvlan", "subnet": "10.62.0.0/24"}}"#;
     let by_pid = format!("/proc/{}/ns/net", std::process::id());
-    for command in ["ADD", "DEL"] {
+    // Any other override than `1` or `true` (in any case) is none.
+    let overrides = [None, Some("yes"), Some("0"), Some("truer"), Some("tru")];
+    for (command, override_value) in ["ADD", "DEL"]
+        .into_iter()
+        .flat_map(|command| overrides.iter().map(move |value| (command, value)))
+    {
         for netns in ["/proc/self/ns/net", by_pid.as_str()] {
             let env = set(
                 &env_in(&state, command, "a"),
                 &[
                     ("CNI_NETNS", Some(netns)),
                     ("CNI_IFNAME", Some("ipvl-own0")),
+                    ("CNI_NETNS_OVERRIDE", *override_value),
                 ],
             );
             let answer = plugin(&env, conf);
-            assert_eq!(answer.exit, Some(1), "{command} {netns}: {}", answer.stdout);
+            assert_eq!(
+                answer.exit,
+                Some(1),
+                "{command} {netns} {override_value:?}: {}",
+                answer.stdout
+            );
             let error = answer.json();
             assert_eq!(
                 error.get("code").and_then(Value::as_u64),

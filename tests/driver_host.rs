@@ -1120,6 +1120,50 @@ fn another_tools_namespace_with_our_inode_on_a_kernel_without_cookies_is_never_o
     });
 }
 
+/// `run --rm` removing the container it made
+/// (`Manager::remove_made_container`) on a kernel without namespace
+/// cookies: the container given its name meanwhile (`rm -f`, then `run
+/// --name` again) may have the inode number ours had. It is told apart by
+/// its inode's time and left alone; before, the inode number alone made it
+/// ours, and it was removed.
+#[test]
+fn run_rm_tells_its_container_from_one_made_at_its_name_since_without_cookies() {
+    in_fresh_netns("madeagain", |config| {
+        let manager = Manager::open(config.clone()).unwrap();
+        let mut ours = manager.create_container(Some("same")).unwrap();
+        manager.remove_container("same", true).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        manager.create_container(Some("same")).unwrap();
+        let path = config.netns_dir.join("same");
+        let new_inode = fs::metadata(&path).unwrap().ino();
+        // As such a kernel records both: no cookie, and the new one got
+        // our inode number.
+        record_as_a_kernel_without_cookies(config, "same", None);
+        ours.netns_id = ours.netns_id.map(|id| ipvlan::store::records::NetnsId {
+            cookie: None,
+            ino: new_inode,
+            ..id
+        });
+        let notes = manager.remove_made_container(&ours, true).unwrap();
+        assert!(
+            notes.iter().any(|n| n.contains("was removed meanwhile")),
+            "{notes:?}"
+        );
+        assert_eq!(
+            fs::metadata(&path).unwrap().ino(),
+            new_inode,
+            "the new one stays"
+        );
+        // The new one's own removal goes on.
+        let new = manager.containers().unwrap().into_iter().next().unwrap();
+        assert!(manager
+            .remove_made_container(&new, true)
+            .unwrap()
+            .is_empty());
+        assert!(!path.exists());
+    });
+}
+
 /// Rewrites container `name`'s record as a kernel without namespace
 /// cookies writes it: no `netns_cookie`; with `inode`, the namespace's
 /// inode recorded as that one.

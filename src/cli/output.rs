@@ -308,12 +308,14 @@ mod tests {
                 netns_path: "/run/netns/ipv1".into(),
                 endpoints: network.endpoints.clone(),
                 netns_id: None,
+                netns_inode_time: None,
             },
             ContainerInfo {
                 name: "lonely".into(),
                 netns_path: "/run/netns/lonely".into(),
                 endpoints: Vec::new(),
                 netns_id: None,
+                netns_inode_time: None,
             },
         ];
         let text = container_table(&containers);

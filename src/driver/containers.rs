@@ -176,6 +176,7 @@ impl Manager {
                     name,
                     endpoints,
                     netns_id: record.netns_id,
+                    netns_inode_time: record.netns_inode_time,
                 })
             }
             Err(error) => {
@@ -386,7 +387,11 @@ impl Manager {
         force: bool,
     ) -> Result<Vec<String>, Error> {
         crate::fault::point("container: before removal");
-        match container.netns_id {
+        let made = container.netns_id.map(|id| Made {
+            id,
+            inode_time: container.netns_inode_time,
+        });
+        match made {
             Some(made) => self.remove_container_if(&container.name, force, Some(made)),
             // Made by a version that recorded no identity: by its name.
             None => self.remove_container(&container.name, force),
@@ -399,13 +404,15 @@ impl Manager {
         &self,
         name: &str,
         force: bool,
-        made: Option<NetnsId>,
+        made: Option<Made>,
     ) -> Result<Vec<String>, Error> {
         check_container_name(name)?;
         let state = self.store.lock()?;
         if let Some(made) = made {
-            let recorded = state.container(name)?.and_then(|record| record.netns_id);
-            if !recorded.is_some_and(|id| id.same_namespace(&made)) {
+            let recorded = state.container(name)?.as_ref().and_then(Made::of);
+            if !recorded.is_some_and(|recorded| {
+                (recorded.id).same_mounted_namespace(recorded.inode_time, &made.id, made.inode_time)
+            }) {
                 return Ok(vec![format!(
                     "container {name} was removed meanwhile: left alone what has its name now"
                 )]);
@@ -535,8 +542,9 @@ impl Manager {
             .items
             .into_iter()
             .filter(|record| record.state == ContainerState::Created);
-        let whole: Vec<(String, Option<NetnsId>)> =
-            whole.map(|record| (record.name, record.netns_id)).collect();
+        let whole: Vec<(String, Option<NetnsId>, _)> = whole
+            .map(|record| (record.name, record.netns_id, record.netns_inode_time))
+            .collect();
         // Older-format endpoint records are filed under the container's
         // name: one listing per network finds them for every container,
         // where a probe per container and network made `ps` quadratic.
@@ -553,7 +561,7 @@ impl Manager {
         } else {
             None
         };
-        for (name, netns_id) in whole {
+        for (name, netns_id, netns_inode_time) in whole {
             let endpoints =
                 match self.container_endpoints_listed(state, &networks, &name, listed.as_deref()) {
                     Ok(found) => found
@@ -575,6 +583,7 @@ impl Manager {
                 name,
                 endpoints,
                 netns_id,
+                netns_inode_time,
             });
         }
         Ok(containers)

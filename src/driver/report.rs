@@ -197,6 +197,9 @@ pub struct ContainerInfo {
     /// older versions): what tells it from a container given its name
     /// later (see [`Manager::remove_made_container`](super::Manager::remove_made_container)).
     pub netns_id: Option<NetnsId>,
+    /// When that namespace's nsfs inode was made (see
+    /// [`ContainerRecord::netns_inode_time`](crate::store::ContainerRecord::netns_inode_time)).
+    pub netns_inode_time: Option<std::num::NonZeroU64>,
 }
 
 /// A command's exit status as `docker run` reports it: the command's own

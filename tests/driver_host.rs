@@ -1097,13 +1097,7 @@ fn another_tools_namespace_with_our_inode_on_a_kernel_without_cookies_is_never_o
     in_fresh_netns("reusedino", |config| {
         let manager = Manager::open(config.clone()).unwrap();
         let theirs_with_our_inode = |name: &str| {
-            manager.create_container(Some(name)).unwrap();
-            netns::delete_named(&config.netns_dir, name).unwrap();
-            // Ours and theirs made more than a clock tick apart, as two
-            // commands are.
-            std::thread::sleep(std::time::Duration::from_millis(30));
-            drop(netns::create_named(&config.netns_dir, name).unwrap());
-            let (holder, inode) = foreign_holder(&config.netns_dir.join(name));
+            let (holder, inode) = theirs_at_our_name(&manager, config, name);
             record_as_a_kernel_without_cookies(config, name, Some(inode));
             (holder, inode)
         };
@@ -1164,29 +1158,24 @@ fn run_rm_tells_its_container_from_one_made_at_its_name_since_without_cookies() 
     });
 }
 
+/// Our container `name` made, its namespace deleted (`ip netns del`) and
+/// another tool's put at its name (`ip netns add`), with a process in it
+/// ([`foreign_holder`]): the holder and the new namespace's inode.
+fn theirs_at_our_name(manager: &Manager, config: &Config, name: &str) -> (KillOnDrop, u64) {
+    manager.create_container(Some(name)).unwrap();
+    netns::delete_named(&config.netns_dir, name).unwrap();
+    // Ours and theirs made more than a clock tick apart, as two commands
+    // are (their inodes' times differ).
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    drop(netns::create_named(&config.netns_dir, name).unwrap());
+    foreign_holder(&config.netns_dir.join(name))
+}
+
 /// Rewrites container `name`'s record as a kernel without namespace
-/// cookies writes it: no `netns_cookie`; with `inode`, the namespace's
-/// inode recorded as that one.
+/// cookies writes it (see [`common::as_a_kernel_without_cookies`]).
 fn record_as_a_kernel_without_cookies(config: &Config, name: &str, inode: Option<u64>) {
-    let file = config
-        .state_dir
-        .join(format!("records/containers/{name}.json"));
-    let mut record = ipvlan::json::parse(&fs::read_to_string(&file).unwrap()).unwrap();
-    let ipvlan::json::Value::Object(members) = &mut record else {
-        panic!("a container record is an object")
-    };
-    for (key, value) in members.iter_mut() {
-        match key.as_str() {
-            "netns_cookie" => *value = ipvlan::json::Value::Null,
-            "netns_ino" => {
-                if let Some(inode) = inode {
-                    *value = ipvlan::json::Value::from(inode);
-                }
-            }
-            _ => {}
-        }
-    }
-    fs::write(&file, record.to_compact().unwrap()).unwrap();
+    let record = common::container_record(&config.state_dir, name);
+    common::as_a_kernel_without_cookies(&record, inode);
 }
 
 /// Our container's namespace deleted (`ip netns del web`) and another
@@ -1197,14 +1186,10 @@ fn record_as_a_kernel_without_cookies(config: &Config, name: &str, inode: Option
 fn another_tools_namespace_at_our_containers_name_is_never_run_in_killed_or_deleted() {
     in_fresh_netns("reused", |config| {
         let manager = Manager::open(config.clone()).unwrap();
-        let theirs_at_our_name = |name: &str| {
-            manager.create_container(Some(name)).unwrap();
-            netns::delete_named(&config.netns_dir, name).unwrap();
-            drop(netns::create_named(&config.netns_dir, name).unwrap());
-            foreign_holder(&config.netns_dir.join(name))
-        };
         let (mut other, other_path, other_inode) =
-            none_of_theirs_is_touched(&manager, config, &theirs_at_our_name);
+            none_of_theirs_is_touched(&manager, config, &|name| {
+                theirs_at_our_name(&manager, config, name)
+            });
         let gone = manager.remove_container("db", true).unwrap_err();
         assert_eq!(gone.kind(), ErrorKind::NotFound, "{gone}");
         still_theirs(&mut other, &other_path, other_inode);
@@ -1264,9 +1249,7 @@ fn container_names(manager: &Manager) -> Vec<String> {
 /// identity's boot (the first 32 bits of the boot id) changed, nothing
 /// else.
 fn record_another_boot(config: &Config, name: &str) {
-    let file = config
-        .state_dir
-        .join(format!("records/containers/{name}.json"));
+    let file = common::container_record(&config.state_dir, name);
     let text = fs::read_to_string(&file).unwrap();
     let boot_id = fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
     let this_boot = u32::from_str_radix(&boot_id[..8], 16).unwrap();
@@ -1392,7 +1375,7 @@ fn exec_runs_nothing_in_a_container_being_removed_or_made() {
     in_fresh_netns("removing", |config| {
         let manager = Manager::open(config.clone()).unwrap();
         manager.create_container(Some("web")).unwrap();
-        let file = config.state_dir.join("records/containers/web.json");
+        let file = common::container_record(&config.state_dir, "web");
         let set_state = |from: &str, to: &str| {
             let text = fs::read_to_string(&file).unwrap();
             let from = format!("\"state\": \"{from}\"");

@@ -2,6 +2,7 @@
 //! shared-parent rule, parallel attaches, and every refusal the driver
 //! makes, with its message and nothing changed.
 
+mod common;
 mod vm_support;
 
 use std::collections::BTreeMap;
@@ -1436,11 +1437,7 @@ fn a_namespace_that_got_our_inode_gets_no_link_of_ours() {
     for c in ["ina", "inb", "inc"] {
         start(&manager, "inode", c, None, None);
     }
-    let container_record = |c: &str| {
-        config
-            .state_dir
-            .join(format!("records/containers/{c}.json"))
-    };
+    let container_record = |c: &str| common::container_record(&config.state_dir, c);
     for c in ["ina", "inb"] {
         let endpoint_record = record_of(&config, &inode_net.id, c);
         ip(&["netns", "del", c]);
@@ -1449,11 +1446,11 @@ fn a_namespace_that_got_our_inode_gets_no_link_of_ours() {
         std::thread::sleep(std::time::Duration::from_millis(30));
         ip(&["netns", "add", c]);
         let theirs = fs::metadata(format!("/run/netns/{c}")).unwrap().ino();
-        as_a_kernel_without_cookies(&container_record(c), Some(theirs));
-        as_a_kernel_without_cookies(&endpoint_record, Some(theirs));
+        common::as_a_kernel_without_cookies(&container_record(c), Some(theirs));
+        common::as_a_kernel_without_cookies(&endpoint_record, Some(theirs));
     }
-    as_a_kernel_without_cookies(&container_record("inc"), None);
-    as_a_kernel_without_cookies(&record_of(&config, &inode_net.id, "inc"), None);
+    common::as_a_kernel_without_cookies(&container_record("inc"), None);
+    common::as_a_kernel_without_cookies(&record_of(&config, &inode_net.id, "inc"), None);
     // A connect to the name since attached what is there now, theirs, while
     // our container's record still names ours: that endpoint is theirs to
     // keep (its namespace was made before it was attached).
@@ -1467,7 +1464,7 @@ fn a_namespace_that_got_our_inode_gets_no_link_of_ours() {
             &AttachRequest::default(),
         )
         .unwrap();
-    as_a_kernel_without_cookies(&record_of(&config, &later_net.id, "ina"), None);
+    common::as_a_kernel_without_cookies(&record_of(&config, &later_net.id, "ina"), None);
 
     let report = manager.restore().unwrap();
     assert!(report.errors.is_empty(), "{report:?}");
@@ -1532,25 +1529,6 @@ fn a_namespace_that_got_our_inode_gets_no_link_of_ours() {
     }
     manager.remove_network("inode").unwrap();
     manager.remove_network("inode2").unwrap();
-}
-
-/// Rewrites a container or endpoint record as a kernel without namespace
-/// cookies writes it: no `netns_cookie`; with `inode`, the namespace's
-/// inode recorded as that one.
-fn as_a_kernel_without_cookies(path: &Path, inode: Option<u64>) {
-    let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut record = ipvlan::json::parse(&text).unwrap();
-    let ipvlan::json::Value::Object(members) = &mut record else {
-        panic!("{}: a record is an object", path.display())
-    };
-    for (key, value) in members.iter_mut() {
-        match (key.as_str(), inode) {
-            ("netns_cookie", _) => *value = ipvlan::json::Value::Null,
-            ("netns_ino", Some(inode)) => *value = ipvlan::json::Value::from(inode),
-            _ => {}
-        }
-    }
-    fs::write(path, record.to_compact().unwrap()).unwrap();
 }
 
 #[test]

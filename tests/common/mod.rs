@@ -353,3 +353,28 @@ pub fn fake_plugin(dir: &Path, name: &str, script: &str) -> PathBuf {
     fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
     path
 }
+
+/// The record file of container `name` in the state directory `state_dir`.
+pub fn container_record(state_dir: &Path, name: &str) -> PathBuf {
+    state_dir.join(format!("records/containers/{name}.json"))
+}
+
+/// Rewrites the container or endpoint record at `path` as a kernel without
+/// namespace cookies (before 5.14) writes it: no `netns_cookie`; with
+/// `inode`, the namespace's inode recorded as that one (the number such a
+/// kernel hands out again to the next namespace).
+pub fn as_a_kernel_without_cookies(path: &Path, inode: Option<u64>) {
+    let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut record = json::parse(&text).unwrap();
+    let json::Value::Object(members) = &mut record else {
+        panic!("{}: a record is an object", path.display())
+    };
+    for (key, value) in members.iter_mut() {
+        match (key.as_str(), inode) {
+            ("netns_cookie", _) => *value = json::Value::Null,
+            ("netns_ino", Some(inode)) => *value = json::Value::from(inode),
+            _ => {}
+        }
+    }
+    fs::write(path, record.to_compact().unwrap()).unwrap();
+}

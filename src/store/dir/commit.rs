@@ -1080,15 +1080,7 @@ mod tests {
     fn a_dead_change_is_settled_before_the_intent_beside_it_is_committed() {
         let (root, state, net) = store_with("settle-first", true);
         // A: its intent in the page, e1 removed, killed.
-        let killed = std::panic::catch_unwind(|| {
-            let locked = state.lock().unwrap();
-            let mut e2 = endpoint(&net, "e2", "10.0.0.3/16");
-            e2.state = crate::store::records::EndpointState::Attaching;
-            assert!(locked.put_single_intent(&e2).unwrap());
-            crate::fault::unwind::at("store: after unlink");
-            let _ = locked.remove_endpoint(&net.id, "e1");
-        });
-        assert!(killed.is_err());
+        e2s_attach_killed_after_its_intent(&state, &net);
         // B: killed right after the intent's commit.
         let killed = std::panic::catch_unwind(|| {
             crate::fault::unwind::at("store: after fsync");

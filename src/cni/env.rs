@@ -179,7 +179,9 @@ impl Env {
         let netns = get(NETNS).map(PathBuf::from);
         // The reference library's guard: a link made or deleted there
         // would be the host's. Unless the runtime says it means it.
-        // `true` in any case, as it compares it.
+        // `true` in any case, as it compares it. Compared byte by byte, not
+        // by `eq_ignore_ascii_case`: that pulls in 96 bytes more code,
+        // which the binary's 1 MiB has no room for.
         let overridden = get(NETNS_OVERRIDE).is_some_and(|v| {
             let v = v.as_encoded_bytes();
             v == b"1" || v.len() == 4 && v.iter().zip(b"true").all(|(c, t)| c | 0x20 == *t)

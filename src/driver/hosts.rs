@@ -649,9 +649,10 @@ enum OnForeign {
     /// Anything else (a detach, another container's attach refreshing
     /// the union views of a network, a batch, `restore`): the entry is
     /// left as it is and the operation goes on; a detach passes the note
-    /// on among its warnings ([`Names::take_notes`]), the others drop it. Failing there would
-    /// strand a detach after its link is gone, and every later detach or
-    /// attach on the network, and `restore`, would fail the same way.
+    /// on among its warnings ([`Names::take_notes`]), the others drop it.
+    /// Failing there would strand a detach after its link is gone, and
+    /// every later detach or attach on the network, and `restore`, would
+    /// fail the same way.
     LeaveAlone,
 }
 

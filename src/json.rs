@@ -13,7 +13,7 @@
 //! the reader refuses would stop every later command until edited by hand;
 //! a failed write stops only the command that tried it.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 /// Deepest nesting of arrays and objects the reader accepts. Our own records
 /// nest four levels; the bound keeps hostile input from exhausting the stack.
@@ -165,7 +165,17 @@ impl fmt::Display for WriteError {
         if self.at.is_empty() {
             f.write_str(" at the top level")
         } else {
-            write!(f, " in {}", self.at.escape_debug())
+            // Control characters escaped (a key may hold any character);
+            // the rest as it is, so that a path reads as written.
+            f.write_str(" in ")?;
+            for c in self.at.chars() {
+                if c.is_control() {
+                    write!(f, "{}", c.escape_debug())?;
+                } else {
+                    f.write_char(c)?;
+                }
+            }
+            Ok(())
         }
     }
 }
@@ -1264,6 +1274,12 @@ mod tests {
                     ]),
                 )]),
                 "duplicate object key \"r\\n\" in subnets[1].aux",
+            ),
+            (
+                // A control character in the path is escaped, the rest
+                // shown as written.
+                Value::object([("a\u{1b}\"b", Value::object([member("x"), member("x")]))]),
+                "duplicate object key \"x\" in a\\u{1b}\"b",
             ),
             (
                 // Past the point where comparing pairs gives way to a set.

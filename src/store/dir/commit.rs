@@ -244,6 +244,12 @@ impl StateDir {
 
     /// This boot's id, read once per command.
     pub(super) fn boot_id(&self, hold: &mut LogHold) -> Result<BootId, StoreError> {
+        // A test's stand-in for a `/proc` that is not mounted, or no
+        // descriptor left.
+        crate::fault::io_refused("store: boot id unreadable").map_err(StoreError::io(
+            "reading",
+            Path::new(&*commit_log::BOOT_ID_PATH.to_string_lossy()),
+        ))?;
         if let Some(boot) = hold.boot {
             return Ok(boot);
         }
@@ -410,6 +416,20 @@ impl Locked<'_> {
     /// entries costs this boot's id (two system calls). Returns whether a
     /// batch's intents file may exist (look for it).
     pub(super) fn take_up_log(&self) -> Result<bool, StoreError> {
+        let taken = self.take_up_log_once();
+        if taken.is_err() {
+            // Not taken up (the boot's id unreadable, a sync refused): the
+            // lock's drop must not write a page this lock has not read
+            // through (the held intent was set aside first); left as it
+            // was found, for the next lock.
+            let mut hold = self.handles.log();
+            hold.head = None;
+            self.handles.set_log(hold);
+        }
+        taken
+    }
+
+    fn take_up_log_once(&self) -> Result<bool, StoreError> {
         let path = self.root.join(LOCK_FILE);
         let (head, intent) = Head::read(&self._lock).map_err(StoreError::io("reading", &path))?;
         self.handles.set_single_intent(Vec::new());
@@ -449,6 +469,18 @@ impl Locked<'_> {
         if nothing_to_take_up {
             // Another boot's mark of a change, beside an empty log: there
             // is nothing to write again, and the kernel it spoke of is gone.
+            // The mark goes (one `pwrite`, not synced): left, it would read
+            // as this boot's first change said already, which would then
+            // never mark the page with this boot's id, and a command of
+            // this boot dying before its commit would go unseen.
+            if let Some(volatile) = head.volatile {
+                let next = Volatile {
+                    changing: false,
+                    boot,
+                    ..volatile
+                };
+                self.state.put_page(&self._lock, hold, next)?;
+            }
             return Ok(hold.batch_intents);
         }
         // Another boot: the kernel the log's intent spoke of is gone with
@@ -1125,6 +1157,21 @@ mod tests {
         e2s_intent_is_its_record(&root, &state, &net);
     }
 
+    /// A lock that cannot read this boot's id (no `/proc`, no descriptor
+    /// left) fails and leaves the page as it found it: the next lock makes
+    /// a dead attach's intent its record. Before, the failed lock's drop
+    /// committed, and its page had the intent (set aside before the boot's
+    /// id was read) and the mark of the dead change taken off.
+    #[test]
+    fn a_lock_that_cannot_read_the_boot_id_leaves_a_dead_attachs_intent() {
+        let (root, state, net) = store_with("intent-no-boot-id", true);
+        e2s_attach_killed_after_its_intent(&state, &net);
+        crate::fault::unwind::refuse("store: boot id unreadable");
+        assert!(state.lock().is_err(), "the boot's id refused");
+        assert!(page_of(&root).changing, "the dead change's mark taken off");
+        e2s_intent_is_its_record(&root, &state, &net);
+    }
+
     /// A single attach of e2 that put its intent in the page, removed e1
     /// and was killed before its commit.
     fn e2s_attach_killed_after_its_intent(state: &StateDir, net: &NetworkRecord) {
@@ -1239,6 +1286,47 @@ mod tests {
         crate::fault::unwind::refuse("store: flush fails");
         drop(state.lock().unwrap());
         assert_eq!(page_of(&root).generation, emptied.generation);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// The same after a reboot, with the page still saying a command of
+    /// the boot before was changing files beside the emptied log: the
+    /// first lock of this boot takes that mark off, so that the command
+    /// dying uncommitted marks the page with this boot's id and the next
+    /// commit syncs. Before, the old mark was left, read as the dead
+    /// command's own, and the next lock (finding another boot's page)
+    /// let its commit go into the log.
+    #[test]
+    fn a_command_dead_after_another_boots_mark_is_settled_too() {
+        let (root, state, net) = store_with("dead-after-boot-mark", true);
+        let emptied = log_emptied_by_300_records(&state, &net, 'f');
+        let lock = std::fs::OpenOptions::new()
+            .write(true)
+            .open(root.join("lock"))
+            .unwrap();
+        let before_reboot = crate::store::commit_log::Volatile {
+            changing: true,
+            boot: [b'0'; crate::store::commit_log::BOOT_ID_LEN],
+            ..emptied
+        };
+        crate::store::commit_log::write_volatile_with(&lock, &before_reboot, &[]).unwrap();
+        let killed = std::panic::catch_unwind(|| {
+            let locked = state.lock().unwrap();
+            crate::fault::unwind::at("store: after unlink");
+            let _ = locked.remove_endpoint(&net.id, "e1");
+        });
+        assert!(killed.is_err());
+        let dead = page_of(&root);
+        assert!(
+            dead.changing && dead.boot != before_reboot.boot,
+            "the dead removal not said in this boot's name: {dead:?}"
+        );
+        e1s_address_to(&state, &net, "e3");
+        let after = page_of(&root);
+        assert!(
+            after.generation > emptied.generation && after.tail == 0 && !after.changing,
+            "the commit after the dead one did not sync: {after:?}"
+        );
         std::fs::remove_dir_all(&root).unwrap();
     }
 

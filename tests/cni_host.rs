@@ -1205,6 +1205,64 @@ fn a_config_the_kernel_refuses_removes_no_idle_network() {
     }
 }
 
+/// A `linkInContainer` config whose master the container's namespace
+/// lacks is refused (code 7) before anything changes: the idle network
+/// it would make give way (on its subnet, or of its own name) stays, and
+/// no record is written for it. Before, the master was looked up only
+/// after that network was retired and the new record written.
+#[test]
+fn a_link_in_container_config_without_its_master_changes_nothing() {
+    common::privilege::require_root();
+    let dir = TempDir::new("cni-in-container-no-master");
+    let state = dir.path().join("state");
+    let old = macvlan_conf("old", r#""subnet": "10.66.0.0/24""#);
+    for command in ["ADD", "DEL"] {
+        let answer = plugin(&env_in(&state, command, "a"), &old);
+        assert_eq!(answer.exit, Some(0), "{}{}", answer.stdout, answer.stderr);
+    }
+    let id = ipvlan::store::StateDir::open(&state)
+        .unwrap()
+        .network_by_name("old")
+        .map(|network| network.id);
+    // This process's namespace (meant: `CNI_NETNS_OVERRIDE`) stands for
+    // the container's; no link there has the master's name.
+    let env = set(
+        &env_in(&state, "ADD", "b"),
+        &[
+            ("CNI_NETNS", Some("/proc/self/ns/net")),
+            ("CNI_NETNS_OVERRIDE", Some("1")),
+            ("CNI_IFNAME", Some("ipvl-t-none")),
+        ],
+    );
+    for name in ["new", "old"] {
+        let conf = format!(
+            r#"{{"cniVersion": "1.0.0", "name": "{name}", "type": "ipvlan", "linkInContainer": true,
+                "master": "ipvl-no-such0", "ipam": {{"type": "ipvlan", "subnet": "10.66.0.0/24"}}}}"#
+        );
+        let answer = plugin(&env, &conf);
+        assert_eq!(answer.exit, Some(1), "{}{}", answer.stdout, answer.stderr);
+        assert!(
+            answer.stdout.contains(r#""code": 7"#)
+                && answer
+                    .stdout
+                    .contains("linkInContainer: master ipvl-no-such0 does not exist in namespace"),
+            "{name}: {}",
+            answer.stdout
+        );
+        assert_eq!(
+            network_names(&state),
+            ["old"],
+            "after {name}: {}",
+            answer.stdout
+        );
+        let now = ipvlan::store::StateDir::open(&state)
+            .unwrap()
+            .network_by_name("old")
+            .map(|network| network.id);
+        assert_eq!(now, id, "after {name}: the idle network made again");
+    }
+}
+
 /// A network is never named after another network's id, through CNI or
 /// `network create`: `inspect` (which looks the name up first) and `rm`
 /// (the first network whose name or id matches) would take different

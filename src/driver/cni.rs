@@ -672,6 +672,12 @@ impl Manager {
         if inside.handle.link_by_name(attach.ifname)?.is_some() {
             return Err(ifname_taken(attach).into());
         }
+        if net.link_in_container {
+            // Its master is the container's, which no check of the network
+            // looks at: refused here, before a network gives way to it or
+            // its record is written (under the lock it is looked up again).
+            in_container_master(&inside, net)?;
+        }
         if let CniAddresses::Allocate(wanted) = &attach.addresses {
             refuse_unservable(net, wanted)?;
         }

@@ -671,14 +671,15 @@ fn without_root_every_privileged_test_fails_with_one_reason() {
 }
 
 /// `ipvlan doctor` searches `CNI_PATH` as a runtime would pass it, and
-/// tells a link to this program from another program named `ipvlan`.
+/// tells a link to this program from another program named `ipvlan`. An
+/// empty entry is no directory (before, it was the working directory).
 #[test]
 fn doctor_finds_the_cni_plugin_in_cni_path() {
     let scratch = scratch_dir("doctor-cni");
     let output = isolated(
         "mkdir -p \"$T/ours\" \"$T/theirs\" && ln -s \"$BIN\" \"$T/ours/ipvlan\" \
          && printf '#!/bin/sh\\n' > \"$T/theirs/ipvlan\" && chmod 755 \"$T/theirs/ipvlan\" \
-         && CNI_PATH=\"$T/theirs:$T/ours\" exec \"$BIN\" doctor",
+         && cd \"$T/ours\" && CNI_PATH=\"$T/theirs::$T/ours\" exec \"$BIN\" doctor",
         &scratch,
     );
     let stdout = text(&output.stdout);

@@ -871,6 +871,7 @@ fn doctor_reports_cni_readiness_from_the_plugin_and_config_directories() {
         bin: bin.iter().map(|d| d.to_path_buf()).collect(),
         conf: vec![conf.clone(), dir.join("no-such-conf-dir")],
         this_binary: this.clone(),
+        podman_order: false,
     };
     let lines = |dirs: &CniDirs| {
         let checks = cni_readiness(dirs);
@@ -907,6 +908,39 @@ fn doctor_reports_cni_readiness_from_the_plugin_and_config_directories() {
             copied.join("ipvlan").display()
         )
     );
+
+    // In the usual directories, ours first (where containerd looks) and
+    // another after it: Podman, which searches the first one last, runs
+    // the other. Before, nothing said so.
+    let usual = CniDirs {
+        podman_order: true,
+        ..dirs(&[&copied, &reference])
+    };
+    let (plugin, _) = lines(&usual);
+    assert_eq!(
+        plugin.detail,
+        format!(
+            "{}: this program; {}: another program (the reference plugin?) \
+             (Podman, which searches {} last, runs the other one)",
+            copied.join("ipvlan").display(),
+            reference.join("ipvlan").display(),
+            copied.display()
+        )
+    );
+    // Ours where Podman looks first: no runtime of the usual ones runs
+    // the other, but the one searching only the first directory does.
+    let (plugin, _) = lines(&CniDirs {
+        podman_order: true,
+        ..dirs(&[&reference, &copied])
+    });
+    assert!(
+        plugin
+            .detail
+            .ends_with("(a runtime searching in this order runs the other one first)"),
+        "{plugin:?}"
+    );
+    let (plugin, _) = lines(&dirs(&[&copied, &reference]));
+    assert!(!plugin.detail.contains("runs the other"), "{plugin:?}");
 
     // A conflist with our IPAM needs our plugin; a .conf delegating to
     // host-local needs host-local; a broken file naming ipvlan is reported,
@@ -948,6 +982,28 @@ fn doctor_reports_cni_readiness_from_the_plugin_and_config_directories() {
         conf.join("40-broken.conflist").display()
     );
     assert!(configs.detail.contains(&broken), "{configs:?}");
+
+    // An empty IPAM type is none, as the runtimes read it; before, a
+    // plugin named "" was looked for and missed.
+    let chained = dir.join("net.d-chained");
+    fs::create_dir_all(&chained).unwrap();
+    fs::write(
+        chained.join("10-chained.conf"),
+        r#"{"cniVersion":"1.0.0","name":"ch","type":"ipvlan","master":"eth0","ipam":{"type":""}}"#,
+    )
+    .unwrap();
+    let (_, configs) = lines(&CniDirs {
+        conf: vec![chained.clone()],
+        ..dirs(&[&copied])
+    });
+    assert!(configs.ok, "{configs:?}");
+    assert_eq!(
+        configs.detail,
+        format!(
+            "ch ({}): ipam none (chained)",
+            chained.join("10-chained.conf").display()
+        )
+    );
     let _ = fs::remove_dir_all(&dir);
 }
 

@@ -39,20 +39,35 @@ pub struct CniDirs {
     pub conf: Vec<PathBuf>,
     /// This program, to tell it from another program named `ipvlan`.
     pub this_binary: PathBuf,
+    /// `bin` is the usual directories' merged order: its first is the one
+    /// containerd, CRI-O and Kubernetes search alone, and the one Podman
+    /// searches last.
+    pub podman_order: bool,
 }
 
 impl CniDirs {
     /// The directories of this host: `CNI_PATH`'s when it is set (as a
     /// runtime would pass it), the usual ones otherwise.
     pub fn from_env() -> CniDirs {
-        let bin = match std::env::var_os("CNI_PATH") {
-            Some(path) if !path.is_empty() => std::env::split_paths(&path).collect(),
-            _ => DEFAULT_BIN_DIRS.iter().map(PathBuf::from).collect(),
+        // An empty entry is no directory (the runtimes skip it), not the
+        // working directory.
+        let given: Vec<PathBuf> = std::env::var_os("CNI_PATH")
+            .map(|path| std::env::split_paths(&path).collect())
+            .unwrap_or_default();
+        let given: Vec<PathBuf> = given
+            .into_iter()
+            .filter(|d| !d.as_os_str().is_empty())
+            .collect();
+        let podman_order = given.is_empty();
+        let bin = match podman_order {
+            false => given,
+            true => DEFAULT_BIN_DIRS.iter().map(PathBuf::from).collect(),
         };
         CniDirs {
             bin,
             conf: DEFAULT_CONF_DIRS.iter().map(PathBuf::from).collect(),
             this_binary: PathBuf::from("/proc/self/exe"),
+            podman_order,
         }
     }
 }
@@ -137,13 +152,23 @@ pub fn cni_readiness(dirs: &CniDirs) -> Vec<DoctorCheck> {
             .collect::<Vec<_>>()
             .join("; ")
     };
-    let first_is_other = installed
-        .first()
-        .is_some_and(|(_, what)| *what == Installed::Other);
-    let plugin_detail = if first_is_other && ours_anywhere {
-        format!("{plugin_detail} (a runtime searching in this order runs the other one first)")
-    } else {
-        plugin_detail
+    let is_other = |found: Option<&(&PathBuf, Installed)>| {
+        found.is_some_and(|(_, what)| *what == Installed::Other)
+    };
+    // Podman's order: the first directory last.
+    let podman_first = installed
+        .iter()
+        .find(|(dir, _)| Some(*dir) != dirs.bin.first())
+        .or(installed.first());
+    let plugin_detail = match (ours_anywhere, dirs.bin.first()) {
+        (true, _) if is_other(installed.first()) => {
+            format!("{plugin_detail} (a runtime searching in this order runs the other one first)")
+        }
+        (true, Some(last)) if dirs.podman_order && is_other(podman_first) => format!(
+            "{plugin_detail} (Podman, which searches {} last, runs the other one)",
+            last.display()
+        ),
+        _ => plugin_detail,
     };
 
     let configs_detail = if configs.found.is_empty() && configs.unreadable.is_empty() {
@@ -261,6 +286,8 @@ fn ipvlan_configs(conf_dirs: &[PathBuf]) -> Configs {
                     .get("ipam")
                     .and_then(|ipam| ipam.get("type"))
                     .and_then(Value::as_str)
+                    // An empty type is no IPAM, as for the runtimes.
+                    .filter(|ipam| !ipam.is_empty())
                     .map(str::to_string);
                 let needs_ours =
                     ipam_type.as_deref() == Some(PLUGIN_NAME) || plugin.get("flag").is_some();

@@ -1084,6 +1084,48 @@ fn del_by_us_cleans_up_after_the_reference_plugin() {
 }
 
 /// Runs a prepared plugin command with `stdin`.
+/// STATUS of a config that names no master checks the master its network
+/// was made on (ADD keeps to it) rather than the host's default route:
+/// with that master gone, code 50, though a default route is there. Before,
+/// only the default route was looked at: ready, while every ADD failed.
+/// The plugin runs in a namespace of its own, standing for the host, whose
+/// default route moves from `up0` to `up1`.
+#[test]
+fn status_without_a_master_checks_the_one_its_network_was_made_on() {
+    let mut cni = Cni::new("status-made-on");
+    let host = "cni-st-host";
+    let _ = ip_ok(&["netns", "del", host]);
+    ip(&["netns", "add", host]);
+    cni.namespaces.push(host.to_string());
+    let container = cni.netns("cni-st-c");
+    let uplink = |name: &str| {
+        ip(&["-n", host, "link", "add", name, "type", "dummy"]);
+        ip(&["-n", host, "link", "set", name, "up"]);
+        ip(&["-n", host, "route", "add", "default", "dev", name]);
+    };
+    uplink("up0");
+    let conf = r#"{"cniVersion": "1.1.0", "name": "st", "type": "ipvlan",
+        "ipam": {"type": "ipvlan", "subnet": "10.85.0.0/24"}}"#;
+    let in_host = |verb: &str| {
+        let plain = cni.command(verb, "ctr-st", &container, "eth0");
+        let mut wrapped = Command::new(vm_support::ip_path());
+        wrapped.args(["netns", "exec", host, &binary()]).env_clear();
+        for (key, value) in plain.get_envs() {
+            if let Some(value) = value {
+                wrapped.env(key, value);
+            }
+        }
+        run_with(wrapped, conf)
+    };
+    in_host("ADD").ok();
+    in_host("STATUS").ok();
+    ip(&["-n", host, "link", "del", "up0"]);
+    uplink("up1");
+    let msg = in_host("STATUS").error(50);
+    assert!(msg.contains("master up0 does not exist"), "{msg}");
+    in_host("DEL").ok();
+}
+
 fn run_with(mut command: Command, stdin: &str) -> Answer {
     let mut child = command
         .stdin(Stdio::piped())

@@ -684,15 +684,19 @@ pub fn status(env: &Env, conf: &NetConf, input: &[u8]) -> Result<(), CniError> {
     // With linkInContainer the master is in a namespace STATUS is not
     // told of.
     if conf.link.as_ref().is_some_and(|l| !l.link_in_container) {
-        let master = match attach::choose_master(conf)? {
-            MasterChoice::Configured(m) | MasterChoice::Chained(m) => Some(Some(m.name)),
+        let choice = attach::choose_master(conf)?;
+        let master = match &choice {
+            MasterChoice::Configured(m) | MasterChoice::Chained(m) => Some(Some(m.name.as_str())),
             MasterChoice::DefaultRoute if conf.ipam.is_some() => Some(None),
             MasterChoice::DefaultRoute => None,
         };
         if let Some(master) = master {
+            // Without a master, ADD keeps to the one the network was made
+            // on, which STATUS then checks rather than the default route.
+            let config = network(conf, &choice)?.config;
             manager(env)
                 .map_err(not_available)?
-                .cni_master_ready(master.as_deref())
+                .cni_master_ready(master, &conf.name, &config)
                 .map_err(|e| not_available(runtime(e)))?;
         }
     }

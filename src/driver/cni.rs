@@ -1190,10 +1190,26 @@ impl Manager {
 
     /// Whether ADD would find `master` (STATUS asks this too): it exists,
     /// or, for a `NAME.VLANID` one, the link to make it on; or, when none
-    /// is named, the host has a default route.
-    pub fn cni_master_ready(&self, master: Option<&str>) -> Result<(), Error> {
+    /// is named, the master of network `name` if it was made with `config`
+    /// (ADD keeps to it), else a default route of the host.
+    pub fn cni_master_ready(
+        &self,
+        master: Option<&str>,
+        name: &str,
+        config: &str,
+    ) -> Result<(), Error> {
         let host = Handle::new()?;
-        match master {
+        let recorded = match master {
+            Some(_) => None,
+            None => self.store.network_named(name)?.filter(|record| {
+                record.state != NetworkState::Creating && cni_config(record) == Some(config)
+            }),
+        };
+        match recorded
+            .as_ref()
+            .map(|record| record.parent.as_str())
+            .or(master)
+        {
             None => {
                 default_route_link(&host)?;
             }

@@ -1733,6 +1733,27 @@ exit 0"#,
         std::fs::read_to_string(&log).unwrap(),
         "ADD c0ffee eth0\nDEL c0ffee eth0\n"
     );
+    // A result we cannot use (an address naming an interface the result
+    // does not list): the plugin's DEL gives back what it gave. Before, the
+    // lease stayed until the runtime's DEL.
+    fake_plugin(
+        dir.path(),
+        "odd-local",
+        &format!(
+            r#"echo "$CNI_COMMAND $CNI_CONTAINERID $CNI_IFNAME" >> {log}
+cat > /dev/null
+[ "$CNI_COMMAND" = ADD ] && echo '{{"cniVersion": "1.0.0", "ips": [{{"address": "10.1.2.9/24", "interface": 0}}]}}'
+exit 0"#,
+            log = log.display()
+        ),
+    );
+    std::fs::remove_file(&log).unwrap();
+    let odd = attach::ipam_add(&env, &conf, "odd-local", input.as_bytes()).unwrap_err();
+    assert!(odd.msg.contains("cannot be read"), "{odd}");
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "ADD c0ffee eth0\nDEL c0ffee eth0\n"
+    );
     let missing = attach::ipam_add(&env, &conf, "host-local", input.as_bytes()).unwrap_err();
     assert_eq!(missing.code, ErrorCode::Internal);
     assert!(

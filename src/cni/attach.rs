@@ -105,7 +105,9 @@ pub fn run_ipam(
 }
 
 /// ADD through the delegated IPAM plugin: its result, which must hold
-/// addresses.
+/// addresses. A plugin that succeeded with a result we cannot use holds
+/// what it gave all the same: its DEL is run before the error returns, as
+/// for an ADD failing later (the spec's rule).
 pub fn ipam_add(
     env: &Env,
     conf: &NetConf,
@@ -113,7 +115,10 @@ pub fn ipam_add(
     input: &[u8],
 ) -> Result<CniResult, CniError> {
     let output = run_ipam(env, plugin, Command::Add, input)?;
-    delegate::read_result(plugin, &output, conf.cni_version)
+    delegate::read_result(plugin, &output, conf.cni_version).map_err(|error| {
+        ipam_undo(env, plugin, input);
+        error
+    })
 }
 
 /// Undoes [`ipam_add`] after a later step of ADD failed (the spec's rule:

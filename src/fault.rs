@@ -351,9 +351,19 @@ mod hook {
 pub(crate) mod unwind {
     use std::cell::Cell;
 
+    /// What [`then`] arms: a point's name and what runs there.
+    type Then = Option<(&'static str, Box<dyn FnOnce()>)>;
+
     thread_local! {
         static AT: Cell<Option<&'static str>> = const { Cell::new(None) };
         static REFUSE: Cell<Option<&'static str>> = const { Cell::new(None) };
+        static THEN: std::cell::RefCell<Then> = const { std::cell::RefCell::new(None) };
+    }
+
+    /// Runs `act` at the thread's next hit of `name`, which then goes on:
+    /// another process's change put at that exact moment.
+    pub(crate) fn then(name: &'static str, act: impl FnOnce() + 'static) {
+        THEN.with(|then| *then.borrow_mut() = Some((name, Box::new(act))));
     }
 
     /// Arms the thread's next [`super::io_refused`] of `name`.
@@ -371,6 +381,16 @@ pub(crate) mod unwind {
     }
 
     pub(super) fn hit(name: &'static str) {
+        let armed = THEN.with(|then| {
+            let mut then = then.borrow_mut();
+            match then.as_ref() {
+                Some((at, _)) if *at == name => then.take(),
+                _ => None,
+            }
+        });
+        if let Some((_, act)) = armed {
+            act();
+        }
         if AT.with(|at| at.get() == Some(name)) {
             AT.with(|at| at.set(None));
             panic!("unwound at {name}");

@@ -15,7 +15,7 @@ use std::ffi::CString;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -130,15 +130,13 @@ impl Netns {
     fn open_nsfs(path: &Path, own: impl FnOnce() -> io::Result<(u64, u64)>) -> io::Result<Netns> {
         let refuse = |found| refusal(path, found);
         // Opening a FIFO waits for a writer, opening a device may act on
-        // it: their type is known from the path alone, before any open.
-        let found = FileKind::of(&fs::metadata(path)?);
-        if found != FileKind::Regular {
-            return Err(refuse(found));
-        }
-        let flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY;
-        let file = File::from(sys::openat(None, &cstring(path)?, flags, 0)?);
-        // What was opened, not what the path named a moment ago.
-        let meta = file.metadata()?;
+        // it: looked at first through an `O_PATH` descriptor, which opens
+        // nothing, then opened through that descriptor's `/proc/self/fd`
+        // entry, so the file opened is the one looked at, whatever the path
+        // names by then (a link its owner swaps between a look and an open
+        // by name would have had a device opened).
+        let probe = File::from(sys::openat(None, &cstring(path)?, libc::O_PATH, 0)?);
+        let meta = probe.metadata()?;
         let found = FileKind::of(&meta);
         if found != FileKind::Regular {
             return Err(refuse(found));
@@ -147,6 +145,15 @@ impl Netns {
         if meta.dev() != own.0 {
             return Err(refuse(FileKind::Regular));
         }
+        crate::fault::point("netns: looked at");
+        let looked_at = format!("/proc/self/fd/{}", probe.as_raw_fd());
+        let flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY;
+        let file = File::from(sys::openat(
+            None,
+            &cstring(Path::new(&looked_at))?,
+            flags,
+            0,
+        )?);
         Ok(Netns {
             fd: file.into(),
             label: path.display().to_string(),
@@ -750,7 +757,11 @@ pub fn create_named_from_here(
 /// Makes `run_dir` a shared mount, as `ip netns add` does, so that a later
 /// unmount of a namespace file propagates to every mount namespace.
 fn make_run_dir_shared(run_dir: &Path) -> io::Result<()> {
-    fs::create_dir_all(run_dir).map_err(|err| {
+    // At most 0755 whatever the umask, as iproute2 makes it: writable by
+    // others, anyone could put links or files at container names there.
+    let mut made = fs::DirBuilder::new();
+    std::os::unix::fs::DirBuilderExt::mode(made.recursive(true), 0o755);
+    made.create(run_dir).map_err(|err| {
         // create_dir_all says only "File exists" of a file in the way.
         match fs::metadata(run_dir) {
             Ok(meta) if !meta.is_dir() => io::Error::new(
@@ -1241,6 +1252,42 @@ mod tests {
     fn identity(file: &File) -> (u64, u64) {
         let meta = file.metadata().unwrap();
         (meta.dev(), meta.ino())
+    }
+
+    /// The namespace opened is the one looked at: the path's link swapped
+    /// to another namespace's file between the look and the open (another
+    /// process's move, made here at that moment) changes nothing. Before,
+    /// the open went by the path again and took what it named by then
+    /// (a device, had its owner linked one).
+    #[test]
+    fn the_namespace_opened_is_the_one_looked_at() {
+        let other = create_anonymous().unwrap();
+        let dir = std::env::temp_dir().join(format!("ipvlan-netns-swap-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let link = dir.join("ns");
+        std::os::unix::fs::symlink(OWN_PATH, &link).unwrap();
+        let others = format!("/proc/self/fd/{}", other.fd().as_raw_fd());
+        let swap = {
+            let (dir, others) = (dir.clone(), others.clone());
+            move || {
+                std::os::unix::fs::symlink(&others, dir.join("next")).unwrap();
+                fs::rename(dir.join("next"), dir.join("ns")).unwrap();
+            }
+        };
+        crate::fault::unwind::then("netns: looked at", swap);
+        let opened = Netns::open_path(&link).unwrap();
+        let own = own_file_id().unwrap();
+        let file = File::from(opened.fd().try_clone_to_owned().unwrap());
+        assert_eq!(identity(&file), own, "the other namespace was opened");
+        assert_eq!(opened.file_id(), own);
+        assert_ne!(other.file_id(), own);
+        assert_eq!(
+            fs::read_link(&link).unwrap().to_str(),
+            Some(others.as_str()),
+            "swapped"
+        );
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     /// Told by a socket, by something that is no socket (the ioctl

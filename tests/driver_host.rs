@@ -2025,3 +2025,36 @@ fn a_command_with_a_nul_byte_is_refused_before_its_log_is_made() {
         manager.remove_container("c", false).unwrap();
     });
 }
+
+/// The namespace directory made for a first named namespace is at most
+/// 0755 whatever the umask, as iproute2 makes it: writable by others,
+/// anyone could put a link or a file at a container's name there. Before,
+/// it took the umask's mode (0777 under `umask 000`). The namespace is
+/// made in a child with `umask 000`, in a mount namespace of its own.
+#[test]
+fn the_namespace_directory_is_made_0755_whatever_the_umask() {
+    const TEST: &str = "the_namespace_directory_is_made_0755_whatever_the_umask";
+    const CHILD_ENV: &str = "IPVLAN_TEST_UMASK_NETNS_DIR";
+    if let Ok(dir) = std::env::var(CHILD_ENV) {
+        netns::create_named(&dir, "c1").unwrap();
+        let mode = fs::metadata(&dir).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o755, "{dir}: {mode:o}");
+        return;
+    }
+    common::privilege::require_root();
+    let scratch = scratch("umask-netns-dir");
+    let out = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg(format!(
+            "umask 000 && exec \"$0\" --exact {TEST} --test-threads=1"
+        ))
+        .arg(std::env::current_exe().unwrap())
+        .env(CHILD_ENV, scratch.join("netns"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("1 passed"),
+        "{out:?}"
+    );
+    let _ = fs::remove_dir_all(&scratch);
+}

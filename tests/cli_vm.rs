@@ -1360,11 +1360,25 @@ fn endpoint_records(env: &Env, id: &str) -> Vec<String> {
 /// stay in its container's namespace (`namespaces`, in order), beside its
 /// `eth0`, and each endpoint be recorded `detaching`.
 fn connect_failing_to_delete(env: &Env, containers: &[&str], namespaces: &[&Path], id: &str) {
+    connect_failing_to_delete_as(env, containers, namespaces, id, "");
+}
+
+/// [`connect_failing_to_delete`] with the forced paths `also` as well.
+fn connect_failing_to_delete_as(
+    env: &Env,
+    containers: &[&str],
+    namespaces: &[&Path],
+    id: &str,
+    also: &str,
+) {
     let mut args = vec!["network", "connect", "n1"];
     args.extend_from_slice(containers);
     let output = env
         .command(&args)
-        .env("IPVLAN_FAULT_FORCE", "endpoint: delete refused")
+        .env(
+            "IPVLAN_FAULT_FORCE",
+            format!("endpoint: delete refused{also}"),
+        )
         .output()
         .unwrap();
     let stderr = text(&output.stderr);
@@ -1444,6 +1458,21 @@ fn an_undone_attach_whose_link_stays_keeps_its_record_for_restore() {
     std::fs::create_dir(&hosts).unwrap();
     connect_failing_to_delete(&env, &["k1", "k2"], &[&ns, &ns2], &id);
     std::fs::remove_dir(&hosts).unwrap();
+    env.ok(&["restore"]);
+    for at in [&ns, &ns2] {
+        assert_eq!(links_at(at), ["eth0", "lo"]);
+    }
+
+    // A batch whose creates' answers were lost (the kernel made the links)
+    // and whose undo by index the kernel refused: each link kept keeps its
+    // record likewise. Before, those records and addresses went.
+    connect_failing_to_delete_as(
+        &env,
+        &["k1", "k2"],
+        &[&ns, &ns2],
+        &id,
+        ",endpoint: batch answers lost",
+    );
     env.ok(&["restore"]);
     for at in [&ns, &ns2] {
         assert_eq!(links_at(at), ["eth0", "lo"]);

@@ -242,6 +242,12 @@ impl Manager {
                 match endpoint_link::create_many(&host, &home, &sysctls, &new, &mut rerecord) {
                     Ok(built) => built,
                     Err(error) => {
+                        // The chunk's answers lost: any of its creates may
+                        // stand, its undo by index refused; each is looked
+                        // at below, as a build that failed.
+                        for r in chunk.iter_mut() {
+                            r.build_failed = true;
+                        }
                         failure =
                             Some(error.context(format!("attaching to network {}", network.name)));
                         break;

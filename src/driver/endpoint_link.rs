@@ -426,7 +426,15 @@ pub(crate) fn create_many(
         if crate::fault::forced("endpoint: every index taken") {
             endpoints.iter().map(|_| None).collect()
         } else {
-            match host.link_add_many(&specs) {
+            let sent = host.link_add_many(&specs).and_then(|answers| {
+                // A test's stand-in for answers the socket lost after the
+                // kernel made the links (an overrun, a timeout).
+                match crate::fault::forced("endpoint: batch answers lost") {
+                    true => Err(std::io::Error::from_raw_os_error(libc::EIO).into()),
+                    false => Ok(answers),
+                }
+            });
+            match sent {
                 Ok(answers) => answers.into_iter().map(Some).collect(),
                 Err(error) => {
                     for e in endpoints {

@@ -409,6 +409,56 @@ fn an_endpoint_record_made_under_the_lock_is_replaced_whole_without_a_temporary_
     check_every_file_parses(tmp.path());
 }
 
+/// A batch's intent as long as a record can be (a namespace path of
+/// 4,095 control characters, six bytes each once escaped) becomes its
+/// record as any other. Before, a line over 16 KiB was passed over, and a
+/// link its batch made before dying was left to nobody.
+#[test]
+fn the_longest_intent_a_dead_batch_left_becomes_its_record() {
+    let tmp = TempDir::new("batch-intent-long");
+    let state = StateDir::open(tmp.path()).unwrap();
+    let net = network("n1", &["192.168.8.0/24"]);
+    let long = EndpointRecord {
+        state: EndpointState::Attaching,
+        mac: None,
+        ifindex: Some(1001),
+        netns: format!("/{}", "\u{1}".repeat(4094)),
+        ..endpoint(&net, "e1", Some("192.168.8.1/24"), None)
+    };
+    // Others before it, so that it straddles the reader's chunks.
+    let before: Vec<EndpointRecord> = (2..=31)
+        .map(|i| EndpointRecord {
+            id: format!("e{i}"),
+            ifindex: Some(1000 + i),
+            ..long.clone()
+        })
+        .map(|e| EndpointRecord {
+            netns: format!("/run/netns/c{}", e.id),
+            ..e
+        })
+        .collect();
+    {
+        let locked = state.lock().unwrap();
+        locked.put_network(&net).unwrap();
+        locked
+            .put_batch_intents(&mut before.iter().chain([&long]))
+            .unwrap();
+    }
+    let text = fs::read_to_string(tmp.path().join("batch-intents")).unwrap();
+    let at = text.find("\\u0001").unwrap();
+    assert!(
+        text.len() - at > 16 << 10 && at % (16 << 10) > 8 << 10,
+        "{at} of {} bytes",
+        text.len()
+    );
+    let locked = state.lock().unwrap();
+    assert_eq!(locked.endpoint(&net.id, "e1").unwrap(), Some(long));
+    assert_eq!(
+        locked.endpoint(&net.id, "e31").unwrap(),
+        before.last().cloned()
+    );
+}
+
 #[test]
 fn the_intents_a_dead_batch_left_become_records_of_their_own_when_the_lock_is_taken() {
     let tmp = TempDir::new("batch-intents");

@@ -58,9 +58,11 @@ const FINAL_TEXT_OVER_LINE: usize = 100;
 /// How much of it is read at once when it is expanded.
 const READ_CHUNK: usize = 16 << 10;
 
-/// The longest line taken for an intent: a record is well under 4 KiB. A
-/// longer line is none of ours, and is passed over without being held.
-const LINE_MAX: usize = 16 << 10;
+/// The longest line taken for an intent: a record is under 32 KiB (its
+/// longest part a namespace path, under 4 KiB, six bytes a character once
+/// escaped when each is a control character). A longer line is none of
+/// ours, and is passed over without being held.
+const LINE_MAX: usize = 64 << 10;
 
 impl Locked<'_> {
     /// Writes the intent records (state `attaching`, or `detaching` for a

@@ -1060,6 +1060,72 @@ fn a_failed_connect_leaves_its_thread_in_its_own_namespace() {
     });
 }
 
+/// An attach waits while a dead batch's intents cannot be made records
+/// (the lock could not expand its `batch-intents`): an endpoint they name
+/// may have a link no record names, which the attach would not see (it
+/// would give the namespace a second link, and maybe that link's address
+/// to another). Before, the attach went on. Once the file reads again, it
+/// does.
+#[test]
+fn an_attach_waits_while_a_dead_batchs_intents_are_not_records() {
+    use ipvlan::driver::{AttachRequest, Target};
+    in_fresh_netns("pending", |config| {
+        let manager = Manager::open(config.clone()).unwrap();
+        recorded_network(config, "n1");
+        drop(netns::create_named(&config.netns_dir, "c1").unwrap());
+        // A batch that died holding the lock: its file, and the page
+        // saying one may be there; then the file put out of reach (a
+        // link, which the store refuses).
+        let store = ipvlan::store::StateDir::open(&config.state_dir).unwrap();
+        let network = store.network_by_name("n1").unwrap();
+        let intent = ipvlan::store::EndpointRecord {
+            state: ipvlan::store::EndpointState::Attaching,
+            mac: None,
+            ifindex: Some(7001),
+            ..common::endpoint(&network, "e7", Some("10.200.0.7/24"), None)
+        };
+        {
+            let locked = store.lock().unwrap();
+            locked
+                .put_batch_intents(&mut [&intent].into_iter())
+                .unwrap();
+        }
+        let file = config.state_dir.join("batch-intents");
+        let kept = config.state_dir.with_file_name("intents-kept");
+        fs::rename(&file, &kept).unwrap();
+        std::os::unix::fs::symlink(&kept, &file).unwrap();
+        let connect = || {
+            manager
+                .connect(
+                    "n1",
+                    &Target::Container("c1".into()),
+                    &AttachRequest::default(),
+                )
+                .unwrap_err()
+                .to_string()
+        };
+        let refused = connect();
+        assert!(
+            refused.contains("network n1 may have an endpoint no record names yet"),
+            "{refused}"
+        );
+        // Readable again: made records, and the attach goes on (to the
+        // kernel's create, which this host refuses).
+        fs::remove_file(&file).unwrap();
+        fs::rename(&kept, &file).unwrap();
+        let attempted = connect();
+        assert!(
+            attempted.contains("attaching c1 to network n1: "),
+            "{attempted}"
+        );
+        assert_eq!(
+            store.endpoint(&network.id, "e7").unwrap().map(|e| e.state),
+            Some(ipvlan::store::EndpointState::Attaching)
+        );
+        drop(manager);
+    });
+}
+
 /// Another tool's process running in a new namespace at `path`, and that
 /// namespace's inode, once the process is inside.
 fn foreign_holder(path: &Path) -> (KillOnDrop, u64) {

@@ -824,6 +824,7 @@ impl Manager {
         delegate_undo: Option<&mut (dyn FnMut() + '_)>,
     ) -> Result<Added, CniAddError> {
         let delegated = delegate_undo.is_some();
+        super::networks::refuse_while_intent_pending(state, network)?;
         let id = attachment_id(attach.container_id, attach.ifname);
         if let Some(existing) = state.endpoint(&network.id, &id)? {
             let live = || {

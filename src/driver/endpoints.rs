@@ -662,6 +662,7 @@ impl Manager {
         req: &AttachRequest,
         listed: Option<&Listed>,
     ) -> Result<(), Error> {
+        super::networks::refuse_while_intent_pending(state, network)?;
         // Opened before the lock was ours: the path must still name that
         // namespace (a `rm` may have run meanwhile), or the record would
         // name a path that leads elsewhere. A target opened under the lock

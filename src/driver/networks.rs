@@ -221,12 +221,7 @@ impl Manager {
         let mut record = find_network(&networks, name_or_id)?.clone();
         // Before the records are listed: a dead batch's intents made
         // records here are listed with them.
-        if let Some(why) = intent_pending(&state, &record.id) {
-            return Err(Error::in_use(format!(
-                "network {} may have an endpoint no record names yet: {why}; run `ipvlan restore` first",
-                record.name
-            )));
-        }
+        refuse_while_intent_pending(&state, &record)?;
         let endpoints = state.endpoints_of(&record.id)?;
         if !endpoints.is_empty() {
             return Err(endpoints_in_the_way(&record, &endpoints));
@@ -605,6 +600,27 @@ pub(crate) fn intent_pending(state: &Locked<'_>, network_id: &str) -> Option<Str
     state.expand_batch_intents().err().map(|error| {
         format!("the intents a batch that died left could not be made records ({error})")
     })
+}
+
+/// Refuses a change of `network` while [`intent_pending`] says it may have
+/// an endpoint no record names: removing the network would leave that
+/// endpoint's link, an attach would not see it (and hand its address, or
+/// its namespace's place on the network, to another). Asked only when the
+/// lock says such an intent may be left (no system call otherwise).
+pub(crate) fn refuse_while_intent_pending(
+    state: &Locked<'_>,
+    network: &NetworkRecord,
+) -> Result<(), Error> {
+    if !state.intents_unresolved() {
+        return Ok(());
+    }
+    match intent_pending(state, &network.id) {
+        Some(why) => Err(Error::in_use(format!(
+            "network {} may have an endpoint no record names yet: {why}; run `ipvlan restore` first",
+            network.name
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// [`find_network`], for an attach: a network an interrupted `network rm`

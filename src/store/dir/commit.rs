@@ -396,6 +396,14 @@ impl StateDir {
         self.handles.intent_left()
     }
 
+    /// Whether what a dead command left may not be records yet: a single
+    /// attach's or detach's intent kept in the log's page, or a dead
+    /// batch's intents file the lock could not expand. Read from what the
+    /// lock holds: no system call.
+    pub fn intents_unresolved(&self) -> bool {
+        self.handles.intent_left().is_some() || self.handles.log().batch_intents
+    }
+
     /// The endpoint (network id, endpoint id) whose intent
     /// [`StateDir::single_intent_left`] reports: `restore` leaves it as it
     /// is, since its record may not say what its command was doing (a

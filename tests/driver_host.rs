@@ -1126,6 +1126,55 @@ fn an_attach_waits_while_a_dead_batchs_intents_are_not_records() {
     });
 }
 
+/// `restore` repairs no endpoint while a dead batch's intents cannot be
+/// made records: any may be one they name, its record older than what the
+/// batch did (a detach's link gone, which a repair would make again). Here
+/// an endpoint whose namespace is gone stays until the file reads; then it
+/// is released. Before, it was released (or re-made) at once.
+#[test]
+fn restore_repairs_no_endpoint_while_a_dead_batchs_intents_are_not_records() {
+    in_fresh_netns("pending-restore", |config| {
+        let manager = Manager::open(config.clone()).unwrap();
+        recorded_network(config, "n1");
+        let store = ipvlan::store::StateDir::open(&config.state_dir).unwrap();
+        let network = store.network_by_name("n1").unwrap();
+        let gone = common::endpoint(&network, "e8", Some("10.200.0.8/24"), None);
+        let intent = ipvlan::store::EndpointRecord {
+            state: ipvlan::store::EndpointState::Attaching,
+            mac: None,
+            ifindex: Some(7001),
+            ..common::endpoint(&network, "e7", Some("10.200.0.7/24"), None)
+        };
+        {
+            let locked = store.lock().unwrap();
+            locked.put_endpoint(&gone).unwrap();
+            locked
+                .put_batch_intents(&mut [&intent].into_iter())
+                .unwrap();
+        }
+        let file = config.state_dir.join("batch-intents");
+        let kept = config.state_dir.with_file_name("intents-kept-restore");
+        fs::rename(&file, &kept).unwrap();
+        std::os::unix::fs::symlink(&kept, &file).unwrap();
+        let report = manager.restore().unwrap();
+        assert!(report.endpoints_released.is_empty(), "{report:?}");
+        assert!(
+            report
+                .errors
+                .iter()
+                .any(|e| e.contains("no endpoint is repaired")),
+            "{report:?}"
+        );
+        assert!(store.endpoint(&network.id, "e8").unwrap().is_some());
+        fs::remove_file(&file).unwrap();
+        fs::rename(&kept, &file).unwrap();
+        let report = manager.restore().unwrap();
+        assert_eq!(report.endpoints_released, ["n1: c-e8"], "{report:?}");
+        assert!(store.endpoint(&network.id, "e8").unwrap().is_none());
+        drop(manager);
+    });
+}
+
 /// Another tool's process running in a new namespace at `path`, and that
 /// namespace's inode, once the process is inside.
 fn foreign_holder(path: &Path) -> (KillOnDrop, u64) {

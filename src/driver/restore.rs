@@ -67,7 +67,7 @@ impl Manager {
             Ok(()) => false,
             Err(error) => {
                 report.errors.push(format!(
-                    "batch-intents (left by a batch attach that died) not turned into intent records: {error}; the endpoints it names are not repaired, and no address without a record is freed, until it is"
+                    "batch-intents (left by a batch that died) not turned into intent records: {error}; no endpoint is repaired, and no address without a record is freed, until it is"
                 ));
                 true
             }
@@ -192,7 +192,11 @@ impl Manager {
             match state.endpoints_of(&network.id) {
                 Ok(list) => {
                     report.errors.extend(list.damaged.iter().map(damaged_error));
-                    endpoints.push((at, list.items));
+                    // While a dead batch's file is unread, any endpoint may
+                    // be one it names, its record older than what the batch
+                    // did (a detach's link gone): none is repaired.
+                    let items = if batch_left { Vec::new() } else { list.items };
+                    endpoints.push((at, items));
                 }
                 Err(error) => report.errors.push(format!("{}: {error}", network.name)),
             }

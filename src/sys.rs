@@ -1465,12 +1465,12 @@ fn c_os(text: &std::ffi::OsStr) -> io::Result<std::ffi::CString> {
 /// caller check, once the child exists, that it should run at all, before
 /// any of the program's code (or a process it would start) exists.
 ///
-/// The child starts with an empty signal mask and every signal at its
-/// default, as a container's processes start: `SIGPIPE` as
-/// `std::process::Command` leaves it, `SIGCHLD` too (ignored by whoever
-/// started us, a disposition that survives `execve`, the program's own
-/// children would be reaped by the kernel and its `wait` find no status),
-/// and what a shell's background job ignores (`SIGINT`, `SIGQUIT`). A fork and an exec, nothing else:
+/// The child starts with an empty signal mask and `SIGPIPE` at its
+/// default, as `std::process::Command` leaves them, and `SIGCHLD` at its
+/// default too: ignored by whoever started us (a disposition that survives
+/// `execve`), the program's own children would be reaped by the kernel and
+/// its `wait` find no status, where a container's processes start with
+/// every disposition at its default. A fork and an exec, nothing else:
 /// `Command` brought about 20 KiB of code into the binary (its environment
 /// map, `posix_spawn` and pidfd paths) for the ways the crate starts
 /// programs. The child is not waited for: see [`wait_child`], or
@@ -2151,23 +2151,11 @@ unsafe fn child_exec(
             }
         }
         close_inherited_at_exec(report);
-        // Every signal at its default (an ignored one stays ignored
-        // across `execve`), as a container's processes start: what our
-        // caller ignored (a shell's background job: SIGINT and SIGQUIT)
-        // is not the command's. By the system call, which takes the
-        // signals the C library keeps for itself too; it refuses SIGKILL
-        // and SIGSTOP only, which are never ignored. A zeroed
-        // `sigaction` is longer than the kernel's (handler, flags,
-        // restorer, an 8-byte mask), and all zero there: SIG_DFL.
         let default: libc::sigaction = mem::zeroed();
-        for signal in 1..=64 {
-            libc::syscall(
-                libc::SYS_rt_sigaction,
-                signal,
-                &default as *const libc::sigaction,
-                std::ptr::null_mut::<libc::sigaction>(),
-                8usize,
-            );
+        for signal in [libc::SIGPIPE, libc::SIGCHLD] {
+            if libc::sigaction(signal, &default, std::ptr::null_mut()) == -1 {
+                fail(report);
+            }
         }
         let mut empty: libc::sigset_t = mem::zeroed();
         libc::sigemptyset(&mut empty);

@@ -108,30 +108,6 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// The command `exec` starts has every signal at its default, as a
-/// container's processes start, even when ipvlan was started with some
-/// ignored (a shell's background job ignores SIGINT and SIGQUIT). Before,
-/// it inherited them ignored: a `kill -INT` of it did nothing.
-#[test]
-fn exec_starts_its_command_with_no_signal_ignored() {
-    let scratch = scratch_dir("exec-sigign");
-    let output = with_containers(
-        &["c1"],
-        "trap '' INT QUIT HUP USR1
-         grep SigIgn /proc/self/status
-         \"$BIN\" exec c1 grep SigIgn /proc/self/status",
-        &scratch,
-    );
-    let stdout = text(&output.stdout);
-    let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 2, "{stdout}{}", text(&output.stderr));
-    assert_ne!(
-        lines[0], "SigIgn:\t0000000000000000",
-        "the script ignores them"
-    );
-    assert_eq!(lines[1], "SigIgn:\t0000000000000000", "{stdout}");
-}
-
 #[test]
 fn exec_exits_with_the_commands_status_or_docker_codes() {
     let scratch = scratch_dir("exec");

@@ -51,13 +51,10 @@ impl CniDirs {
     pub fn from_env() -> CniDirs {
         // An empty entry is no directory (the runtimes skip it), not the
         // working directory.
-        let given: Vec<PathBuf> = std::env::var_os("CNI_PATH")
+        let mut given: Vec<PathBuf> = std::env::var_os("CNI_PATH")
             .map(|path| std::env::split_paths(&path).collect())
             .unwrap_or_default();
-        let given: Vec<PathBuf> = given
-            .into_iter()
-            .filter(|d| !d.as_os_str().is_empty())
-            .collect();
+        given.retain(|dir| !dir.as_os_str().is_empty());
         let podman_order = given.is_empty();
         let bin = match podman_order {
             false => given,

@@ -1109,6 +1109,15 @@ fn an_attach_waits_while_a_dead_batchs_intents_are_not_records() {
             refused.contains("network n1 may have an endpoint no record names yet"),
             "{refused}"
         );
+        // A batch likewise, before it lists what its checks look up.
+        let batch = manager
+            .connect_many("n1", &[Target::Container("c1".into())])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            batch.contains("network n1 may have an endpoint no record names yet"),
+            "{batch}"
+        );
         // Readable again: made records, and the attach goes on (to the
         // kernel's create, which this host refuses).
         fs::remove_file(&file).unwrap();

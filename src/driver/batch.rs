@@ -111,7 +111,9 @@ impl Manager {
         // Every refusal before anything is taken; then, should the
         // addresses run out part-way, the allocation cursors are put back
         // with the rest, so a refused batch leaves even that hint as it was.
-        // The names each target's checks look up are listed first, once.
+        // The names each target's checks look up are listed first, once:
+        // after what a dead command left is records, if it can be.
+        super::networks::refuse_while_intent_pending(&state, network)?;
         let containers = slots
             .iter()
             .any(|slot| slot.target().is_some_and(ResolvedTarget::is_container));

@@ -592,6 +592,7 @@ impl Manager {
         req: &AttachRequest,
     ) -> Result<EndpointInfo, Error> {
         let parent = parent_link(host, network)?;
+        super::networks::refuse_while_intent_pending(state, network)?;
         self.check_attach(state, network, target, req, None)?;
         check_hosts_dir(state, network)?;
         // As found, put back with the rest should the attach fail later:
@@ -662,7 +663,6 @@ impl Manager {
         req: &AttachRequest,
         listed: Option<&Listed>,
     ) -> Result<(), Error> {
-        super::networks::refuse_while_intent_pending(state, network)?;
         // Opened before the lock was ours: the path must still name that
         // namespace (a `rm` may have run meanwhile), or the record would
         // name a path that leads elsewhere. A target opened under the lock

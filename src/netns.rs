@@ -131,8 +131,7 @@ impl Netns {
         let refuse = |found| refusal(path, found);
         // Opening a FIFO waits for a writer, opening a device may act on
         // it: looked at first through an `O_PATH` descriptor, which opens
-        // nothing, then opened through that descriptor's `/proc/self/fd`
-        // entry, so the file opened is the one looked at, whatever the path
+        // nothing, then opened through that descriptor's `/proc` entry, so the file opened is the one looked at, whatever the path
         // names by then (a link its owner swaps between a look and an open
         // by name would have had a device opened).
         let probe = File::from(sys::openat(None, &cstring(path)?, libc::O_PATH, 0)?);
@@ -146,7 +145,9 @@ impl Netns {
             return Err(refuse(FileKind::Regular));
         }
         crate::fault::point("netns: looked at");
-        let looked_at = format!("/proc/self/fd/{}", probe.as_raw_fd());
+        // The calling thread's table: a thread that unshared its own
+        // (CLONE_FILES) holds the descriptor there, not in its leader's.
+        let looked_at = format!("/proc/thread-self/fd/{}", probe.as_raw_fd());
         let flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY;
         let file = File::from(sys::openat(
             None,

@@ -1029,7 +1029,7 @@ fn records_the_reader_would_refuse_are_not_written() {
     let error = state.lock().unwrap().put_network(&twice).unwrap_err();
     let text = error.to_string();
     assert!(
-        text.contains("duplicate object key \"mtu\" in options"),
+        text.contains("duplicate object key \"mtu\" in \"options\""),
         "{text}"
     );
 

@@ -1124,6 +1124,25 @@ fn status_without_a_master_checks_the_one_its_network_was_made_on() {
     let msg = in_host("STATUS").error(50);
     assert!(msg.contains("master up0 does not exist"), "{msg}");
     in_host("DEL").ok();
+
+    // Made on an admin's VLAN link, which goes while its base stays: ADD
+    // does not make an admin's link again, so neither does STATUS count
+    // the base (it does for a `NAME.VLANID` the config names, or one the
+    // network made).
+    // A fresh store: the idle network of up0 would be taken up again.
+    std::fs::remove_dir_all(&cni.state).unwrap();
+    ip(&["-n", host, "route", "del", "default"]);
+    ip(&[
+        "-n", host, "link", "add", "link", "up1", "name", "up1.100", "type", "vlan", "id", "100",
+    ]);
+    ip(&["-n", host, "link", "set", "up1.100", "up"]);
+    ip(&["-n", host, "route", "add", "default", "dev", "up1.100"]);
+    in_host("ADD").ok();
+    ip(&["-n", host, "link", "del", "up1.100"]);
+    uplink("up2");
+    let msg = in_host("STATUS").error(50);
+    assert!(msg.contains("master up1.100 does not exist"), "{msg}");
+    in_host("DEL").ok();
 }
 
 fn run_with(mut command: Command, stdin: &str) -> Answer {

@@ -1215,9 +1215,15 @@ impl Manager {
                 default_route_link(&host)?;
             }
             Some(master) => {
+                // ADD makes a `NAME.VLANID` again on its base when the
+                // config names it, or the network made it; not an admin's.
+                let made_again = recorded.as_ref().map_or(true, |record| {
+                    matches!(record.parent_origin, ParentOrigin::VlanCreated { .. })
+                });
                 if host.link_by_name(master)?.is_none() {
                     let base = super::options::parse_vlan_parent(master)
                         .ok()
+                        .filter(|_| made_again)
                         .map(|(base, _)| base);
                     let base_there = match &base {
                         Some(base) => host.link_by_name(base)?.is_some(),

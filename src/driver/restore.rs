@@ -60,9 +60,11 @@ impl Manager {
         let left_endpoint = state.single_intent_left_endpoint();
         // Taking the lock turned what a dead batch left into intent
         // records; should that have failed, the file is still there and
-        // said so here (every command but a batch attach goes on
-        // meanwhile). The endpoints it names have no record yet: their
-        // addresses are not orphans, and none is freed until it is read.
+        // said so here (attaches and `network rm` refuse meanwhile). The
+        // endpoints it names have no record yet: their addresses are not
+        // orphans, and none is freed until it is read; nor is any endpoint
+        // repaired (any may be one it names), and a CNI network's master
+        // is left to its next ADD.
         let batch_left = match state.expand_batch_intents() {
             Ok(()) => false,
             Err(error) => {

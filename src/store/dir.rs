@@ -671,8 +671,9 @@ impl StateDir {
         // records the commit log made durable is written again.
         let batch_intents = locked.take_up_log()?;
         // Then what a dead batch left is read as a dead single attach's
-        // would be. A file that cannot be expanded stops no command:
-        // `restore` reports it.
+        // would be. A file that cannot be expanded stops no command here:
+        // attaches and `network rm` refuse while it stays (the driver asks
+        // `Locked::intents_unresolved`), `restore` reports it.
         if batch_intents {
             let _ = locked.expand_batch_intents();
         }

@@ -1174,21 +1174,9 @@ fn a_config_the_kernel_refuses_removes_no_idle_network() {
     common::privilege::require_root();
     let dir = TempDir::new("cni-kernel-refused-idle");
     let state = dir.path().join("state");
-    let old = macvlan_conf("old", r#""subnet": "10.63.0.0/24""#);
-    for command in ["ADD", "DEL"] {
-        let answer = plugin(&env_in(&state, command, "a"), &old);
-        assert_eq!(answer.exit, Some(0), "{}{}", answer.stdout, answer.stderr);
-    }
-    // Our own ADD in this process's namespace (meant: `CNI_NETNS_OVERRIDE`),
-    // under a name no link has: the namespace passes, the master does not.
-    let env = set(
-        &env_in(&state, "ADD", "b"),
-        &[
-            ("CNI_NETNS", Some("/proc/self/ns/net")),
-            ("CNI_NETNS_OVERRIDE", Some("1")),
-            ("CNI_IFNAME", Some("ipvl-t-none")),
-        ],
-    );
+    idle_network_old(&state, "10.63.0.0/24");
+    // The namespace passes, the master does not.
+    let env = add_here(&state);
     for name in ["new", "old"] {
         let conf = format!(
             r#"{{"cniVersion": "1.0.0", "name": "{name}", "type": "ipvlan",
@@ -1205,6 +1193,28 @@ fn a_config_the_kernel_refuses_removes_no_idle_network() {
     }
 }
 
+/// An idle lease-only network "old" on `subnet` (an ADD and its DEL).
+fn idle_network_old(state: &Path, subnet: &str) {
+    let old = macvlan_conf("old", &format!(r#""subnet": "{subnet}""#));
+    for command in ["ADD", "DEL"] {
+        let answer = plugin(&env_in(state, command, "a"), &old);
+        assert_eq!(answer.exit, Some(0), "{}{}", answer.stdout, answer.stderr);
+    }
+}
+
+/// An ADD of container `b` in this process's own namespace (meant:
+/// `CNI_NETNS_OVERRIDE`), under an interface name no link has.
+fn add_here(state: &Path) -> Vec<(String, String)> {
+    set(
+        &env_in(state, "ADD", "b"),
+        &[
+            ("CNI_NETNS", Some("/proc/self/ns/net")),
+            ("CNI_NETNS_OVERRIDE", Some("1")),
+            ("CNI_IFNAME", Some("ipvl-t-none")),
+        ],
+    )
+}
+
 /// A `linkInContainer` config whose master the container's namespace
 /// lacks is refused (code 7) before anything changes: the idle network
 /// it would make give way (on its subnet, or of its own name) stays, and
@@ -1215,25 +1225,14 @@ fn a_link_in_container_config_without_its_master_changes_nothing() {
     common::privilege::require_root();
     let dir = TempDir::new("cni-in-container-no-master");
     let state = dir.path().join("state");
-    let old = macvlan_conf("old", r#""subnet": "10.66.0.0/24""#);
-    for command in ["ADD", "DEL"] {
-        let answer = plugin(&env_in(&state, command, "a"), &old);
-        assert_eq!(answer.exit, Some(0), "{}{}", answer.stdout, answer.stderr);
-    }
+    idle_network_old(&state, "10.66.0.0/24");
     let id = ipvlan::store::StateDir::open(&state)
         .unwrap()
         .network_by_name("old")
         .map(|network| network.id);
-    // This process's namespace (meant: `CNI_NETNS_OVERRIDE`) stands for
-    // the container's; no link there has the master's name.
-    let env = set(
-        &env_in(&state, "ADD", "b"),
-        &[
-            ("CNI_NETNS", Some("/proc/self/ns/net")),
-            ("CNI_NETNS_OVERRIDE", Some("1")),
-            ("CNI_IFNAME", Some("ipvl-t-none")),
-        ],
-    );
+    // This process's namespace stands for the container's; no link there
+    // has the master's name.
+    let env = add_here(&state);
     for name in ["new", "old"] {
         let conf = format!(
             r#"{{"cniVersion": "1.0.0", "name": "{name}", "type": "ipvlan", "linkInContainer": true,
@@ -1690,16 +1689,23 @@ fn ipam_add_and_its_undo_run_the_plugin_found_in_cni_path() {
 
     let dir = TempDir::new("cni-ipam-add");
     let log = dir.path().join("log");
-    fake_plugin(
-        dir.path(),
+    // Logs each call; answers an ADD with `result`.
+    let logging_plugin = |name: &str, result: &str| {
+        fake_plugin(
+            dir.path(),
+            name,
+            &format!(
+                "echo \"$CNI_COMMAND $CNI_CONTAINERID $CNI_IFNAME\" >> {log}\n\
+                 cat > /dev/null\n\
+                 [ \"$CNI_COMMAND\" = ADD ] && echo '{result}'\n\
+                 exit 0",
+                log = log.display()
+            ),
+        )
+    };
+    logging_plugin(
         "fake-local",
-        &format!(
-            r#"echo "$CNI_COMMAND $CNI_CONTAINERID $CNI_IFNAME" >> {log}
-cat > /dev/null
-[ "$CNI_COMMAND" = ADD ] && echo '{{"cniVersion": "1.0.0", "ips": [{{"address": "10.1.2.9/24", "gateway": "10.1.2.1"}}], "dns": {{"nameservers": ["10.1.2.53"]}}}}'
-exit 0"#,
-            log = log.display()
-        ),
+        r#"{"cniVersion": "1.0.0", "ips": [{"address": "10.1.2.9/24", "gateway": "10.1.2.1"}], "dns": {"nameservers": ["10.1.2.53"]}}"#,
     );
     let env = Env::parse(
         set(
@@ -1736,16 +1742,9 @@ exit 0"#,
     // A result we cannot use (an address naming an interface the result
     // does not list): the plugin's DEL gives back what it gave. Before, the
     // lease stayed until the runtime's DEL.
-    fake_plugin(
-        dir.path(),
+    logging_plugin(
         "odd-local",
-        &format!(
-            r#"echo "$CNI_COMMAND $CNI_CONTAINERID $CNI_IFNAME" >> {log}
-cat > /dev/null
-[ "$CNI_COMMAND" = ADD ] && echo '{{"cniVersion": "1.0.0", "ips": [{{"address": "10.1.2.9/24", "interface": 0}}]}}'
-exit 0"#,
-            log = log.display()
-        ),
+        r#"{"cniVersion": "1.0.0", "ips": [{"address": "10.1.2.9/24", "interface": 0}]}"#,
     );
     std::fs::remove_file(&log).unwrap();
     let odd = attach::ipam_add(&env, &conf, "odd-local", input.as_bytes()).unwrap_err();

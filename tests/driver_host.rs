@@ -1073,27 +1073,9 @@ fn an_attach_waits_while_a_dead_batchs_intents_are_not_records() {
         let manager = Manager::open(config.clone()).unwrap();
         recorded_network(config, "n1");
         drop(netns::create_named(&config.netns_dir, "c1").unwrap());
-        // A batch that died holding the lock: its file, and the page
-        // saying one may be there; then the file put out of reach (a
-        // link, which the store refuses).
         let store = ipvlan::store::StateDir::open(&config.state_dir).unwrap();
         let network = store.network_by_name("n1").unwrap();
-        let intent = ipvlan::store::EndpointRecord {
-            state: ipvlan::store::EndpointState::Attaching,
-            mac: None,
-            ifindex: Some(7001),
-            ..common::endpoint(&network, "e7", Some("10.200.0.7/24"), None)
-        };
-        {
-            let locked = store.lock().unwrap();
-            locked
-                .put_batch_intents(&mut [&intent].into_iter())
-                .unwrap();
-        }
-        let file = config.state_dir.join("batch-intents");
-        let kept = config.state_dir.with_file_name("intents-kept");
-        fs::rename(&file, &kept).unwrap();
-        std::os::unix::fs::symlink(&kept, &file).unwrap();
+        let (file, kept) = dead_batch_out_of_reach(config, &store, &network, None);
         let connect = || {
             manager
                 .connect(
@@ -1135,6 +1117,38 @@ fn an_attach_waits_while_a_dead_batchs_intents_are_not_records() {
     });
 }
 
+/// A batch that died holding the lock, its intent of endpoint `e7` on
+/// `network` in its file and the page saying one may be there (`also`
+/// recorded beside it); then the file put out of reach (a link, which the
+/// store refuses). The file's path and where it was moved.
+fn dead_batch_out_of_reach(
+    config: &Config,
+    store: &ipvlan::store::StateDir,
+    network: &ipvlan::store::NetworkRecord,
+    also: Option<&ipvlan::store::EndpointRecord>,
+) -> (PathBuf, PathBuf) {
+    let intent = ipvlan::store::EndpointRecord {
+        state: ipvlan::store::EndpointState::Attaching,
+        mac: None,
+        ifindex: Some(7001),
+        ..common::endpoint(network, "e7", Some("10.200.0.7/24"), None)
+    };
+    {
+        let locked = store.lock().unwrap();
+        if let Some(record) = also {
+            locked.put_endpoint(record).unwrap();
+        }
+        locked
+            .put_batch_intents(&mut [&intent].into_iter())
+            .unwrap();
+    }
+    let file = config.state_dir.join("batch-intents");
+    let kept = config.state_dir.with_file_name("intents-kept");
+    fs::rename(&file, &kept).unwrap();
+    std::os::unix::fs::symlink(&kept, &file).unwrap();
+    (file, kept)
+}
+
 /// `restore` repairs no endpoint while a dead batch's intents cannot be
 /// made records: any may be one they name, its record older than what the
 /// batch did (a detach's link gone, which a repair would make again). Here
@@ -1148,23 +1162,7 @@ fn restore_repairs_no_endpoint_while_a_dead_batchs_intents_are_not_records() {
         let store = ipvlan::store::StateDir::open(&config.state_dir).unwrap();
         let network = store.network_by_name("n1").unwrap();
         let gone = common::endpoint(&network, "e8", Some("10.200.0.8/24"), None);
-        let intent = ipvlan::store::EndpointRecord {
-            state: ipvlan::store::EndpointState::Attaching,
-            mac: None,
-            ifindex: Some(7001),
-            ..common::endpoint(&network, "e7", Some("10.200.0.7/24"), None)
-        };
-        {
-            let locked = store.lock().unwrap();
-            locked.put_endpoint(&gone).unwrap();
-            locked
-                .put_batch_intents(&mut [&intent].into_iter())
-                .unwrap();
-        }
-        let file = config.state_dir.join("batch-intents");
-        let kept = config.state_dir.with_file_name("intents-kept-restore");
-        fs::rename(&file, &kept).unwrap();
-        std::os::unix::fs::symlink(&kept, &file).unwrap();
+        let (file, kept) = dead_batch_out_of_reach(config, &store, &network, Some(&gone));
         let report = manager.restore().unwrap();
         assert!(report.endpoints_released.is_empty(), "{report:?}");
         assert!(

@@ -1281,16 +1281,7 @@ mod tests {
     fn another_boots_mark_beside_an_empty_log_costs_the_lock_nothing() {
         let (root, state, net) = store_with("other-boot-mark", true);
         let emptied = log_emptied_by_300_records(&state, &net, 'f');
-        let lock = std::fs::OpenOptions::new()
-            .write(true)
-            .open(root.join("lock"))
-            .unwrap();
-        let before_reboot = crate::store::commit_log::Volatile {
-            changing: true,
-            boot: [b'0'; crate::store::commit_log::BOOT_ID_LEN],
-            ..emptied
-        };
-        crate::store::commit_log::write_volatile_with(&lock, &before_reboot, &[]).unwrap();
+        mark_of_another_boot(&root, emptied);
         crate::fault::unwind::refuse("store: flush fails");
         drop(state.lock().unwrap());
         assert_eq!(page_of(&root).generation, emptied.generation);
@@ -1308,16 +1299,7 @@ mod tests {
     fn a_command_dead_after_another_boots_mark_is_settled_too() {
         let (root, state, net) = store_with("dead-after-boot-mark", true);
         let emptied = log_emptied_by_300_records(&state, &net, 'f');
-        let lock = std::fs::OpenOptions::new()
-            .write(true)
-            .open(root.join("lock"))
-            .unwrap();
-        let before_reboot = crate::store::commit_log::Volatile {
-            changing: true,
-            boot: [b'0'; crate::store::commit_log::BOOT_ID_LEN],
-            ..emptied
-        };
-        crate::store::commit_log::write_volatile_with(&lock, &before_reboot, &[]).unwrap();
+        let before_reboot = mark_of_another_boot(&root, emptied);
         let killed = std::panic::catch_unwind(|| {
             let locked = state.lock().unwrap();
             crate::fault::unwind::at("store: after unlink");
@@ -1336,6 +1318,25 @@ mod tests {
             "the commit after the dead one did not sync: {after:?}"
         );
         std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// The page `emptied` written again as another boot leaves it after a
+    /// command that was changing files beside the emptied log; returned.
+    fn mark_of_another_boot(
+        root: &std::path::Path,
+        emptied: crate::store::commit_log::Volatile,
+    ) -> crate::store::commit_log::Volatile {
+        let lock = std::fs::OpenOptions::new()
+            .write(true)
+            .open(root.join("lock"))
+            .unwrap();
+        let before_reboot = crate::store::commit_log::Volatile {
+            changing: true,
+            boot: [b'0'; crate::store::commit_log::BOOT_ID_LEN],
+            ..emptied
+        };
+        crate::store::commit_log::write_volatile_with(&lock, &before_reboot, &[]).unwrap();
+        before_reboot
     }
 
     /// 300 records written under a lock, not committed (more than the log

@@ -129,7 +129,7 @@ fn parse(args: &[String]) -> Result<Options> {
 /// row under emulation (the slowest rows, iproute2 and the reference
 /// plugin, cost about 0.2 s per container per attach; the long size also
 /// runs the bulk API's batches with the floor's), and 0.3 s a container
-/// for the nine pairs of batches of all (ours beside the floor's; about
+/// for the ten pairs of batches of all (ours beside the floor's; about
 /// 70 ms a container a pair at N = 1,000).
 /// Guest memory of the bench's boot: at N = 1,000 the interleaved rows hold
 /// 3,000 namespaces at once, about 200 KiB of kernel memory each (600 MB),

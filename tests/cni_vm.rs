@@ -1106,7 +1106,7 @@ fn status_without_a_master_checks_the_one_its_network_was_made_on() {
     uplink("up0");
     let conf = r#"{"cniVersion": "1.1.0", "name": "st", "type": "ipvlan",
         "ipam": {"type": "ipvlan", "subnet": "10.85.0.0/24"}}"#;
-    let in_host = |verb: &str| {
+    let in_host_with = |verb: &str, conf: &str| {
         let plain = cni.command(verb, "ctr-st", &container, "eth0");
         let mut wrapped = Command::new(vm_support::ip_path());
         wrapped.args(["netns", "exec", host, &binary()]).env_clear();
@@ -1117,6 +1117,7 @@ fn status_without_a_master_checks_the_one_its_network_was_made_on() {
         }
         run_with(wrapped, conf)
     };
+    let in_host = |verb: &str| in_host_with(verb, conf);
     in_host("ADD").ok();
     in_host("STATUS").ok();
     ip(&["-n", host, "link", "del", "up0"]);
@@ -1143,6 +1144,22 @@ fn status_without_a_master_checks_the_one_its_network_was_made_on() {
     let msg = in_host("STATUS").error(50);
     assert!(msg.contains("master up1.100 does not exist"), "{msg}");
     in_host("DEL").ok();
+
+    // The same admin's link named by the config: as ADD, once the network
+    // is made on it, STATUS does not count its base.
+    std::fs::remove_dir_all(&cni.state).unwrap();
+    ip(&[
+        "-n", host, "link", "add", "link", "up2", "name", "up2.200", "type", "vlan", "id", "200",
+    ]);
+    ip(&["-n", host, "link", "set", "up2.200", "up"]);
+    let named = r#"{"cniVersion": "1.1.0", "name": "st", "type": "ipvlan", "master": "up2.200",
+        "ipam": {"type": "ipvlan", "subnet": "10.85.0.0/24"}}"#;
+    let named_in_host = |verb: &str| in_host_with(verb, named);
+    named_in_host("ADD").ok();
+    ip(&["-n", host, "link", "del", "up2.200"]);
+    let msg = named_in_host("STATUS").error(50);
+    assert!(msg.contains("master up2.200 does not exist"), "{msg}");
+    named_in_host("DEL").ok();
 }
 
 fn run_with(mut command: Command, stdin: &str) -> Answer {

@@ -1190,9 +1190,10 @@ impl Manager {
     }
 
     /// Whether ADD would find `master` (STATUS asks this too): it exists,
-    /// or, for a `NAME.VLANID` one, the link to make it on; or, when none
-    /// is named, the master of network `name` if it was made with `config`
-    /// (ADD keeps to it), else a default route of the host.
+    /// or, for a `NAME.VLANID` one, the link to make it on (unless network
+    /// `name`, made with `config`, found it an admin's link); or, when none
+    /// is named, the master that network was made on (ADD keeps to it),
+    /// else a default route of the host.
     pub fn cni_master_ready(
         &self,
         master: Option<&str>,
@@ -1200,23 +1201,17 @@ impl Manager {
         config: &str,
     ) -> Result<(), Error> {
         let host = Handle::new()?;
-        let recorded = match master {
-            Some(_) => None,
-            None => self.store.network_named(name)?.filter(|record| {
-                record.state != NetworkState::Creating && cni_config(record) == Some(config)
-            }),
-        };
-        match recorded
-            .as_ref()
-            .map(|record| record.parent.as_str())
-            .or(master)
-        {
+        // The network as ADD finds it, which keeps to its master.
+        let recorded = self.store.network_named(name)?.filter(|record| {
+            record.state != NetworkState::Creating && cni_config(record) == Some(config)
+        });
+        match master.or(recorded.as_ref().map(|record| record.parent.as_str())) {
             None => {
                 default_route_link(&host)?;
             }
             Some(master) => {
-                // ADD makes a `NAME.VLANID` again on its base when the
-                // config names it, or the network made it; not an admin's.
+                // ADD makes a `NAME.VLANID` on its base for a network it
+                // makes, or again for one that made it; not an admin's.
                 let made_again = recorded.as_ref().map_or(true, |record| {
                     matches!(record.parent_origin, ParentOrigin::VlanCreated { .. })
                 });

@@ -2584,7 +2584,7 @@ fn list_ratios(v: &[f64]) -> String {
 }
 
 /// Times the bulk API's batch of all containers is launched next to the
-/// one-process floor's batch of all: the ratio is the median of as many
+/// one-process floor's batch of all: the ratio is taken over as many
 /// pairs, since one floor batch alone has moved 1.6x between two boots of
 /// the same build (benches/RESULTS.md), and 2.25 to 6.11 ms a container
 /// within five pairs of one run. The order within a pair alternates from

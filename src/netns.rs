@@ -131,9 +131,10 @@ impl Netns {
         let refuse = |found| refusal(path, found);
         // Opening a FIFO waits for a writer, opening a device may act on
         // it: looked at first through an `O_PATH` descriptor, which opens
-        // nothing, then opened through that descriptor's `/proc` entry, so the file opened is the one looked at, whatever the path
-        // names by then (a link its owner swaps between a look and an open
-        // by name would have had a device opened).
+        // nothing, then opened through that descriptor's `/proc` entry,
+        // so the file opened is the one looked at, whatever the path names
+        // by then (a link its owner swaps between a look and an open by
+        // name would have had a device opened).
         let probe = File::from(sys::openat(None, &cstring(path)?, libc::O_PATH, 0)?);
         let meta = probe.metadata()?;
         let found = FileKind::of(&meta);

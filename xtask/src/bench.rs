@@ -130,7 +130,9 @@ fn parse(args: &[String]) -> Result<Options> {
 /// plugin, cost about 0.2 s per container per attach; the long size also
 /// runs the bulk API's batches with the floor's), and 0.3 s a container
 /// for the ten pairs of batches of all (ours beside the floor's; about
-/// 70 ms a container a pair at N = 1,000).
+/// 70 ms a container a pair at N = 1,000, 0.7 s for the ten, which the
+/// other allowances have covered: the full run at N = 1,000 took 21
+/// minutes of its 70).
 /// Guest memory of the bench's boot: at N = 1,000 the interleaved rows hold
 /// 3,000 namespaces at once, about 200 KiB of kernel memory each (600 MB),
 /// with the one-process floor's 1,000 still being freed; the default 1 GiB

@@ -408,8 +408,9 @@ impl Manager {
     ) -> Result<Vec<String>, Error> {
         check_container_name(name)?;
         let state = self.store.lock()?;
+        let record = state.container(name)?;
+        let recorded = record.as_ref().and_then(Made::of);
         if let Some(made) = made {
-            let recorded = state.container(name)?.as_ref().and_then(Made::of);
             if !recorded.is_some_and(|recorded| {
                 (recorded.id).same_mounted_namespace(recorded.inode_time, &made.id, made.inode_time)
             }) {
@@ -418,11 +419,11 @@ impl Manager {
                 )]);
             }
         }
-        if !state.has_container(name)? {
+        if record.is_none() {
             return Err(no_such_container(name));
         }
         let path = self.config.netns_dir.join(name);
-        let made = state.container(name)?.as_ref().and_then(Made::of);
+        let made = recorded;
         // Checked before anything changes: what another tool put there is
         // neither unmounted, deleted, nor a reason to kill anything.
         let at = netns_identity::container_netns(&path, made)?;

@@ -589,7 +589,7 @@ fn endpoints_in_the_way(network: &NetworkRecord, endpoints: &[EndpointRecord]) -
 /// a single attach or detach that died, kept in the commit log because the
 /// lock could not make it a record, or a dead batch's intents file not yet
 /// made records (which may be any network's).
-pub(crate) fn intent_pending(state: &Locked<'_>, network_id: &str) -> Option<String> {
+fn intent_pending(state: &Locked<'_>, network_id: &str) -> Option<String> {
     if let Some((network, endpoint)) = state.single_intent_left_endpoint() {
         if network == network_id {
             return Some(format!(

@@ -370,8 +370,8 @@ fn check_value<'a>(
                 .map(|(index, item)| (Step::Index(index), item)),
         ),
         Value::Object(members) => {
-            if let Some(key) = repeated_key(members) {
-                return Err(WriteProblem::DuplicateKey(key.to_string()));
+            if let Some(at) = repeated_key(members) {
+                return Err(WriteProblem::DuplicateKey(members[at].0.clone()));
             }
             Box::new(members.iter().map(|(key, item)| (Step::Key(key), item)))
         }
@@ -388,23 +388,24 @@ fn check_value<'a>(
     Ok(())
 }
 
-/// The first key that appears twice, in document order. (An ordered set:
-/// a hashed one would ask the kernel for random keys.)
-fn repeated_key(members: &[(String, Value)]) -> Option<&str> {
+/// Objects up to this many members are searched for a repeated key pair
+/// by pair; larger ones through an ordered set of the keys seen.
+const SMALL_OBJECT: usize = 16;
+
+/// Where the first key that repeats an earlier one is, in document order.
+/// (An ordered set: a hashed one would ask the kernel for random keys.)
+fn repeated_key(members: &[(String, Value)]) -> Option<usize> {
     // Records have a dozen members; `inspect` may list thousands of
-    // containers, where comparing every pair would take seconds.
-    if members.len() <= 16 {
-        return members
-            .iter()
-            .enumerate()
-            .find(|(at, (key, _))| members[..*at].iter().any(|(k, _)| k == key))
-            .map(|(_, (key, _))| key.as_str());
+    // containers, and a CNI config's `args` whatever a runtime copies into
+    // it, where comparing every pair would take seconds.
+    if members.len() <= SMALL_OBJECT {
+        return (0..members.len())
+            .find(|&at| members[..at].iter().any(|(k, _)| *k == members[at].0));
     }
     let mut seen = std::collections::BTreeSet::new();
     members
         .iter()
-        .map(|(key, _)| key.as_str())
-        .find(|key| !seen.insert(*key))
+        .position(|(key, _)| !seen.insert(key.as_str()))
 }
 
 fn write_value(out: &mut String, value: &Value, indent: Option<usize>, level: usize) {
@@ -825,6 +826,9 @@ impl Reader<'_> {
         }
         self.pos += 1; // '{'
         let mut members: Vec<(String, Value)> = Vec::new();
+        // Where the keys past the first SMALL_OBJECT are: those are checked
+        // against the others once the object is read, not one by one.
+        let mut late_keys: Vec<usize> = Vec::new();
         self.skip_whitespace();
         if self.peek() == Some(b'}') {
             self.pos += 1;
@@ -837,7 +841,9 @@ impl Reader<'_> {
                 return Err(self.error("expected a string as object key"));
             }
             let key = self.string()?;
-            if members.iter().any(|(k, _)| *k == key) {
+            if members.len() >= SMALL_OBJECT {
+                late_keys.push(key_offset);
+            } else if members.iter().any(|(k, _)| *k == key) {
                 return Err(self.error_at(key_offset, "duplicate object key"));
             }
             self.skip_whitespace();
@@ -853,6 +859,10 @@ impl Reader<'_> {
                 Some(b',') => self.pos += 1,
                 Some(b'}') => {
                     self.pos += 1;
+                    if let Some(at) = late_keys.first().and_then(|_| repeated_key(&members)) {
+                        let offset = late_keys[at - SMALL_OBJECT];
+                        return Err(self.error_at(offset, "duplicate object key"));
+                    }
                     return Ok(Value::Object(members));
                 }
                 None => return Err(self.error("unexpected end of input in an object")),
@@ -1102,7 +1112,7 @@ mod tests {
                     .collect();
                 assert_eq!(
                     repeated_key(&members),
-                    Some(format!("k{first}").as_str()),
+                    Some(second),
                     "{size} members, k{first} at {first} and {second}"
                 );
                 let distinct: Vec<(String, Value)> = (0..size)
@@ -1238,6 +1248,53 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("line 1 column 11"));
+    }
+
+    /// A key repeated in an object of any size is refused at the later of
+    /// the two, as the reader meets it, whether the two are among the
+    /// first members (compared pair by pair) or not (through a set, once
+    /// the object is read), in nested objects too.
+    #[test]
+    fn a_repeated_key_is_refused_where_it_repeats_in_objects_of_any_size() {
+        for size in [2, SMALL_OBJECT, SMALL_OBJECT + 1, SMALL_OBJECT + 2, 1000] {
+            for (first, second) in [
+                (0, 1),
+                (0, size - 1),
+                (size / 2 - 1, size / 2),
+                (size - 2, size - 1),
+            ] {
+                if second >= size || first >= second {
+                    continue;
+                }
+                let keys = |nested: bool| {
+                    let members: Vec<String> = (0..size)
+                        .map(|at| format!("\"k{}\":0", if at == second { first } else { at }))
+                        .collect();
+                    let object = format!("{{{}}}", members.join(","));
+                    match nested {
+                        true => format!("{{\"a\":[{object}]}}"),
+                        false => object,
+                    }
+                };
+                for nested in [false, true] {
+                    let text = keys(nested);
+                    // The later one, past its comma; columns count from 1.
+                    let column = text.rfind(&format!(",\"k{first}\":")).map(|at| at + 2);
+                    let err = parse(&text).unwrap_err();
+                    assert_eq!(
+                        (err.message, Some(err.column)),
+                        ("duplicate object key", column),
+                        "{size} members, k{first} at {first} and {second}, nested {nested}"
+                    );
+                }
+            }
+            let distinct: Vec<String> = (0..size).map(|at| format!("\"k{at}\":{at}")).collect();
+            let value = parse(&format!("{{{}}}", distinct.join(","))).unwrap();
+            assert_eq!(
+                value.get(&format!("k{}", size - 1)).and_then(Value::as_u64),
+                Some(size as u64 - 1)
+            );
+        }
     }
 
     #[test]

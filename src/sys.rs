@@ -60,6 +60,22 @@ fn permute_bytes(mut order: Vec<usize>, base: *mut u8, len: usize, size: usize) 
     }
 }
 
+/// The time of `clock` (`CLOCK_REALTIME`, `CLOCK_MONOTONIC`) since its
+/// epoch; zero before the epoch. Rather than std's `SystemTime` and
+/// `Instant`, whose `now` carries a panic, and the code to describe it, for
+/// a failure these clocks cannot have.
+pub fn clock_now(clock: libc::clockid_t) -> std::time::Duration {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: writes one timespec of ours; for a clock every kernel has,
+    // it cannot fail (a failure would leave the zero above).
+    unsafe { libc::clock_gettime(clock, &mut now) };
+    let secs = u64::try_from(now.tv_sec).unwrap_or(0);
+    std::time::Duration::from_secs(secs) + std::time::Duration::from_nanos(now.tv_nsec as u64)
+}
+
 /// Turns a `-1`-on-error return value into `io::Result`, retrying on `EINTR`.
 fn retry<T: PartialEq + From<i8>>(mut call: impl FnMut() -> T) -> io::Result<T> {
     loop {
@@ -1685,13 +1701,14 @@ impl Running {
     }
 
     /// [`Running::wait`] without passing signals on, for at most until
-    /// `deadline`: `None` once it has passed, the program still running
-    /// (dropped, it is killed and reaped). For a program [`spawn_kept`]
-    /// started; any other is waited for to its end.
-    pub fn wait_until(self, deadline: std::time::Instant) -> io::Result<Option<ChildStatus>> {
+    /// `deadline` (a time of `CLOCK_MONOTONIC`, see [`clock_now`]): `None`
+    /// once it has passed, the program still running (dropped, it is
+    /// killed and reaped). For a program [`spawn_kept`] started; any other
+    /// is waited for to its end.
+    pub fn wait_until(self, deadline: std::time::Duration) -> io::Result<Option<ChildStatus>> {
         if let Some(keeper) = &self.keeper {
             loop {
-                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                let left = deadline.saturating_sub(clock_now(libc::CLOCK_MONOTONIC));
                 if left.is_zero() {
                     return Ok(None);
                 }
@@ -2688,7 +2705,9 @@ mod tests {
             // SAFETY: gettid(2) takes nothing and cannot fail.
             tx.send(unsafe { libc::gettid() }).unwrap();
             let started = std::time::Instant::now();
-            let got = running.wait_until(started + std::time::Duration::from_millis(300));
+            let got = running.wait_until(
+                clock_now(libc::CLOCK_MONOTONIC) + std::time::Duration::from_millis(300),
+            );
             (got.unwrap(), started.elapsed())
         });
         let tid = rx.recv().unwrap();

@@ -9,7 +9,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::fd::AsFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::env::{Command, COMMAND};
 use super::error::{CniError, ErrorCode};
@@ -96,7 +96,7 @@ pub fn run(
         .map_err(io_error)?;
     let mut stdout = scratch_file().map_err(io_error)?;
     let mut stderr = scratch_file().map_err(io_error)?;
-    let started = Instant::now();
+    let started = crate::sys::clock_now(libc::CLOCK_MONOTONIC);
     // Under a keeper (see `sys::spawn_kept`): a runtime (an init) that
     // ignores `SIGCHLD` passes it on ignored, and a program embedding the
     // library may reap every child; either would take the plugin's status.

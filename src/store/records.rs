@@ -9,7 +9,6 @@ use std::fmt;
 use std::net::IpAddr;
 use std::num::NonZeroU64;
 use std::str::FromStr;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use ipnet::IpNet;
 
@@ -364,9 +363,7 @@ pub struct Timestamp {
 impl Timestamp {
     /// The current time.
     pub fn now() -> Timestamp {
-        let d = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
+        let d = crate::sys::clock_now(libc::CLOCK_REALTIME);
         Timestamp {
             secs: d.as_secs(),
             nanos: d.subsec_nanos(),

@@ -731,6 +731,19 @@ impl ipvlan::ipam::AddressBook for TakeCountingBook {
         self.book.set_cursor(subnet, addr)
     }
 
+    fn freed(&mut self, subnet: &SubnetSpec) -> Result<u32, IpamError> {
+        self.book.freed(subnet)
+    }
+
+    fn set_cursor_counting(
+        &mut self,
+        subnet: &SubnetSpec,
+        addr: IpAddr,
+        freed: u32,
+    ) -> Result<(), IpamError> {
+        self.book.set_cursor_counting(subnet, addr, freed)
+    }
+
     fn take(&mut self, subnet: &SubnetSpec, addr: IpAddr, owner: &str) -> Result<bool, IpamError> {
         self.takes += 1;
         self.book.take(subnet, addr, owner)
@@ -771,8 +784,33 @@ fn a_full_first_subnet_is_walked_once_not_at_every_allocation() {
     let got = allocate(&mut book, &specs, any, "again", NET).unwrap();
     assert_eq!(got.addr(), ip("10.0.3.7"));
     assert!(book.takes <= 2, "{} takes", book.takes);
+    // The first is full again without a walk of it (it took 4,092 takes:
+    // every "free one, take two" walked it whole).
+    book.takes = 0;
     let got = allocate(&mut book, &specs, any, "next", NET).unwrap();
     assert_eq!(got.to_string(), "10.1.0.10/24");
+    assert!(book.takes <= 2, "{} takes", book.takes);
+    // So it stays, freed a few at a time, in any order: the allocations
+    // walk from the first address freed to the last, not the subnet.
+    for freed in [&[700u32][..], &[900, 3], &[4000, 17, 2500, 18], &[5]] {
+        for &n in freed {
+            let addr = ip(&format!("10.0.{}.{}", n / 256, n % 256));
+            assert!(release(&mut book, &specs, addr).unwrap(), "{addr}");
+        }
+        let mut expected: Vec<u32> = freed.to_vec();
+        expected.sort();
+        book.takes = 0;
+        for &n in &expected {
+            let got = allocate(&mut book, &specs, any, "churn", NET).unwrap();
+            assert_eq!(got.addr(), ip(&format!("10.0.{}.{}", n / 256, n % 256)));
+        }
+        let span = (expected[expected.len() - 1] - expected[0]) as usize + 1;
+        assert!(book.takes <= span, "{freed:?}: {} takes", book.takes);
+        book.takes = 0;
+        let got = allocate(&mut book, &specs, any, "second", NET).unwrap();
+        assert!(specs[1].subnet.contains(&got.addr()), "{got}");
+        assert!(book.takes <= 2, "{freed:?}: {} takes", book.takes);
+    }
     // The first address handed out, freed: found in one walk step.
     assert!(release(&mut book, &specs, ip("10.0.0.2")).unwrap());
     let got = allocate(&mut book, &specs, any, "first", NET).unwrap();

@@ -11,8 +11,8 @@ use common::{address_files, check_every_file_parses, endpoint, network, plant, T
 use ipvlan::ipam::{IpFamily, Request};
 use ipvlan::json::Value;
 use ipvlan::store::{
-    append_line, remove_lines, EndpointRecord, EndpointState, NetworkRecord, StateDir, StoreError,
-    Timestamp,
+    append_line, remove_lines, EndpointRecord, EndpointState, NetworkRecord, SavedCursor, StateDir,
+    StoreError, Timestamp,
 };
 
 /// The names of the files in `dir`, sorted.
@@ -1143,7 +1143,7 @@ fn the_cursor_is_rewritten_in_place_as_one_padded_line() {
     let inode = fs::metadata(&cursor).unwrap().ino();
     assert_eq!(
         fs::read_to_string(&cursor).unwrap(),
-        format!("{:<39}\n", first.addr())
+        format!("{:<50}\n", first.addr())
     );
     let mut last = first;
     for owner in ["e2", "e3", "e4", "e5", "e6", "e7", "e8", "e9", "e10"] {
@@ -1155,7 +1155,7 @@ fn the_cursor_is_rewritten_in_place_as_one_padded_line() {
     // it go: until then the file holds the address it was made with.
     assert_eq!(
         fs::read_to_string(&cursor).unwrap(),
-        format!("{:<39}\n", first.addr())
+        format!("{:<50}\n", first.addr())
     );
     drop(locked);
     assert_eq!(
@@ -1164,8 +1164,8 @@ fn the_cursor_is_rewritten_in_place_as_one_padded_line() {
         "replaced, not rewritten"
     );
     let text = fs::read_to_string(&cursor).unwrap();
-    assert_eq!(text, format!("{:<39}\n", last.addr()));
-    assert_eq!(text.len(), 40);
+    assert_eq!(text, format!("{:<50}\n", last.addr()));
+    assert_eq!(text.len(), 51);
     // Read back: the next automatic address follows the last one.
     let locked = state.lock().unwrap();
     let next = locked
@@ -1174,8 +1174,76 @@ fn the_cursor_is_rewritten_in_place_as_one_padded_line() {
     assert!(next.addr() > last.addr(), "{next} after {last}");
     assert_eq!(
         locked.cursors(&net).unwrap(),
-        vec![Some(next.addr())],
+        vec![SavedCursor {
+            last: Some(next.addr()),
+            freed: 0
+        }],
         "the cursor reads as the address it holds"
+    );
+}
+
+/// A network whose first subnet is full takes back what is freed there
+/// (subnets are used in order) and passes over that subnet again once the
+/// last address freed is taken, with no walk of it whole: the count of
+/// addresses freed is kept in its cursor, across locks (it was not: each
+/// "free one, take two" walked the full subnet, a `symlinkat` an address).
+#[test]
+fn addresses_freed_in_a_full_first_subnet_are_counted_in_its_cursor() {
+    let tmp = TempDir::new("cursor-freed");
+    let state = StateDir::open(tmp.path()).unwrap();
+    let net = network("n1", &["10.0.0.0/28", "10.0.1.0/24"]);
+    let cursor = tmp
+        .path()
+        .join(format!("ipam/{}/10.0.0.0-28/cursor", net.id));
+    let any = Request::Any(IpFamily::V4);
+    let line = |text: &str| format!("{text:<50}\n");
+    {
+        let locked = state.lock().unwrap();
+        locked.put_network(&net).unwrap();
+        // .2 to .14 (the gateway is .1), then the walk that finds it full.
+        for n in 2..=14 {
+            let got = locked.allocate(&net, any, &format!("a{n}")).unwrap();
+            assert_eq!(got.addr(), ip(&format!("10.0.0.{n}")));
+        }
+        let got = locked.allocate(&net, any, "b2").unwrap();
+        assert_eq!(got.addr(), ip("10.0.1.2"));
+    }
+    assert_eq!(fs::read_to_string(&cursor).unwrap(), line("10.0.0.0"));
+    for (freed, cursor_text) in [
+        (&["10.0.0.9"][..], "10.0.0.8 1"),
+        (&["10.0.0.9", "10.0.0.5"], "10.0.0.4 2"),
+        (&["10.0.0.5", "10.0.0.9", "10.0.0.2"], "10.0.0.1 3"),
+    ] {
+        // Each release under a lock of its own: the count is read back.
+        for addr in freed {
+            let locked = state.lock().unwrap();
+            assert!(locked.release(&net, ip(addr)).unwrap());
+        }
+        assert_eq!(fs::read_to_string(&cursor).unwrap(), line(cursor_text));
+        let mut sorted: Vec<_> = freed.iter().map(|a| ip(a)).collect();
+        sorted.sort();
+        for (n, addr) in sorted.iter().enumerate() {
+            let locked = state.lock().unwrap();
+            let got = locked.allocate(&net, any, &format!("c{n}")).unwrap();
+            assert_eq!(got.addr(), *addr, "{freed:?}");
+        }
+        // The last one taken marked the subnet full again.
+        assert_eq!(fs::read_to_string(&cursor).unwrap(), line("10.0.0.0"));
+        let locked = state.lock().unwrap();
+        let got = locked.allocate(&net, any, "next").unwrap();
+        assert!(net.subnets[1].subnet.contains(&got.addr()), "{got}");
+        assert!(locked.release(&net, got.addr()).unwrap());
+    }
+    // A count that does not parse is a cursor that does not: the walk
+    // starts over, nothing fails.
+    fs::write(&cursor, "10.0.0.0 x\n").unwrap();
+    let locked = state.lock().unwrap();
+    assert_eq!(
+        locked.cursors(&net).unwrap()[0],
+        SavedCursor {
+            last: None,
+            freed: 0
+        }
     );
 }
 
@@ -1199,7 +1267,7 @@ fn cursors_put_back_are_what_the_lock_leaves() {
         }
         let locked = state.lock().unwrap();
         let saved = locked.cursors(&net).unwrap();
-        assert!(saved[0].is_some(), "{subnets:?}: {saved:?}");
+        assert!(saved[0].last.is_some(), "{subnets:?}: {saved:?}");
         for owner in ["e1", "e2", "e3"] {
             locked
                 .allocate(&net, Request::Any(IpFamily::V4), owner)

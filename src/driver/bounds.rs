@@ -193,6 +193,7 @@ pub(super) fn allocate_within(
             Some(&(_, start, end)) => {
                 let (start, end) = (to_u128(start), to_u128(end));
                 let cursor = state.cursors(&one)?[0]
+                    .last
                     .map(to_u128)
                     .filter(|c| (start..=end).contains(c));
                 let mut blocks = Vec::new();

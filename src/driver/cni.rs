@@ -2046,7 +2046,7 @@ fn default_route_link(host: &Handle) -> Result<String, Error> {
 /// were before: [`Leases::give_back`] undoes both.
 struct Leases {
     addresses: Vec<IpNet>,
-    cursors: Vec<Option<IpAddr>>,
+    cursors: Vec<crate::store::SavedCursor>,
 }
 
 impl Leases {
@@ -2057,7 +2057,12 @@ impl Leases {
     }
 }
 
-fn give_back(state: &Locked<'_>, network: &NetworkRecord, owner: &str, cursors: &[Option<IpAddr>]) {
+fn give_back(
+    state: &Locked<'_>,
+    network: &NetworkRecord,
+    owner: &str,
+    cursors: &[crate::store::SavedCursor],
+) {
     let _ = state.release_owner(network, owner);
     let _ = state.put_cursors(network, cursors);
 }

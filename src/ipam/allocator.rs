@@ -23,8 +23,31 @@ pub trait AddressBook {
     /// The last address handed out automatically in `subnet`, if any.
     fn cursor(&mut self, subnet: &SubnetSpec) -> Result<Option<IpAddr>, Self::Error>;
 
-    /// Remembers `addr` as the last address handed out in `subnet`.
+    /// Remembers `addr` as the last address handed out in `subnet` (and
+    /// no address counted as freed, see [`AddressBook::freed`]).
     fn set_cursor(&mut self, subnet: &SubnetSpec, addr: IpAddr) -> Result<(), Self::Error>;
+
+    /// How many addresses [`release`] counted as freed in `subnet` since a
+    /// walk found it full: the walks that take them back end with the
+    /// last one, which marks the subnet full again without a walk of it
+    /// whole. A book that keeps no count returns 0 (the default), so a
+    /// subnet freed this way is walked whole once it is full again.
+    fn freed(&mut self, subnet: &SubnetSpec) -> Result<u32, Self::Error> {
+        let _ = subnet;
+        Ok(0)
+    }
+
+    /// [`AddressBook::set_cursor`] with `freed` addresses counted; a book
+    /// that keeps no count ignores it (the default).
+    fn set_cursor_counting(
+        &mut self,
+        subnet: &SubnetSpec,
+        addr: IpAddr,
+        freed: u32,
+    ) -> Result<(), Self::Error> {
+        let _ = freed;
+        self.set_cursor(subnet, addr)
+    }
 
     /// Takes `addr` for `owner`. `Ok(false)` when it is already taken;
     /// must be a single check-and-set (one lookup).
@@ -59,7 +82,9 @@ pub struct NetworkName<'a> {
 /// Automatic requests try the subnets of the family in order and move to
 /// the next one only when a subnet is full; a subnet found full is marked
 /// so (its cursor) and passed over, so an allocation never walks a full
-/// subnet whole again, until [`release`] frees one of its addresses.
+/// subnet whole again. [`release`] counts what it frees in a marked subnet
+/// (where a family has several): the allocations that take those back
+/// walk from the first of them, and the last marks the subnet full again.
 /// Explicit requests must lie in a subnet (`no configured subnet contains
 /// IP address X`), not be reserved (`X is the gateway of subnet S`, ...)
 /// and be free (`Address already in use`); they may lie outside the
@@ -92,7 +117,14 @@ pub fn allocate<B: AddressBook>(
                     found_full.push(spec);
                     continue;
                 }
+                let freed = book.freed(spec)?;
                 if let Some(address) = next_free(book, spec, cursor, owner)? {
+                    match (freed, mark) {
+                        (2.., _) => book.set_cursor_counting(spec, address, freed - 1)?,
+                        // The last address counted as freed: full again.
+                        (1, Some(mark)) => book.set_cursor(spec, mark)?,
+                        _ => {}
+                    }
                     return Ok(with_prefix(spec, address));
                 }
                 if let Some(mark) = mark {
@@ -155,19 +187,39 @@ pub fn release<B: AddressBook>(
     let released = book.release(spec, address)?;
     // A subnet marked full has room again, and is the one the next
     // allocation takes (subnets are used in order, as Docker's pools):
-    // its walk starts at the address freed. Looked at only where a family
-    // has several subnets, the only ones ever marked.
+    // its walk starts at the first address freed since it was found full,
+    // and the addresses freed are counted, so that the allocation taking
+    // the last of them marks it full again rather than a walk of it whole.
+    // Looked at only where a family has several subnets, the only ones
+    // marked and passed over.
     let (family, mark) = (spec.family(), full_mark(spec));
     let several = subnets.iter().filter(|s| s.family() == family).count() > 1;
-    if released && several && mark.is_some() && book.cursor(spec)? == mark {
-        let (first, last) = spec.allocation_bounds();
-        let before = to_u128(address).saturating_sub(1);
-        let cursor = match before >= first && Some(from_u128(family, before)) != mark {
-            true => before,
-            false => last,
-        };
-        book.set_cursor(spec, from_u128(family, cursor))?;
+    if !(released && several && mark.is_some()) {
+        return Ok(released);
     }
+    let cursor = book.cursor(spec)?;
+    let freed = match cursor == mark {
+        true => 0,
+        false => book.freed(spec)?,
+    };
+    if cursor != mark && freed == 0 {
+        // Walked as usual: the walk finds the address.
+        return Ok(released);
+    }
+    let (first, last) = spec.allocation_bounds();
+    // Where the next walk starts (the cursor's next address), the address
+    // freed if that comes first.
+    let start = match cursor.map(to_u128) {
+        _ if cursor == mark => to_u128(address),
+        Some(at) if at >= first && at < last => (at + 1).min(to_u128(address)),
+        _ => first,
+    };
+    let before = start.saturating_sub(1);
+    let cursor = match start > first && Some(from_u128(family, before)) != mark {
+        true => before,
+        false => last,
+    };
+    book.set_cursor_counting(spec, from_u128(family, cursor), freed.saturating_add(1))?;
     Ok(released)
 }
 
@@ -224,6 +276,8 @@ pub struct MemoryBook {
     pub taken: BTreeMap<IpNet, BTreeMap<IpAddr, String>>,
     /// The cursor per subnet.
     pub cursors: BTreeMap<IpNet, IpAddr>,
+    /// The addresses counted as freed per subnet (see [`AddressBook::freed`]).
+    pub freed: BTreeMap<IpNet, u32>,
 }
 
 impl AddressBook for MemoryBook {
@@ -234,7 +288,21 @@ impl AddressBook for MemoryBook {
     }
 
     fn set_cursor(&mut self, subnet: &SubnetSpec, addr: IpAddr) -> Result<(), IpamError> {
+        self.set_cursor_counting(subnet, addr, 0)
+    }
+
+    fn freed(&mut self, subnet: &SubnetSpec) -> Result<u32, IpamError> {
+        Ok(self.freed.get(&subnet.subnet).copied().unwrap_or(0))
+    }
+
+    fn set_cursor_counting(
+        &mut self,
+        subnet: &SubnetSpec,
+        addr: IpAddr,
+        freed: u32,
+    ) -> Result<(), IpamError> {
         self.cursors.insert(subnet.subnet, addr);
+        self.freed.insert(subnet.subnet, freed);
         Ok(())
     }
 

@@ -18,8 +18,9 @@ use crate::ipam::{AddressBook, SubnetSpec};
 
 /// Name of the cursor file in a subnet directory.
 pub const CURSOR_FILE: &str = "cursor";
-/// The width the cursor's address is padded to: the longest IPv6 text.
-const CURSOR_WIDTH: usize = 39;
+/// The width the cursor's line is padded to: the longest IPv6 text, a
+/// space and the longest count of addresses freed (a `u32`).
+const CURSOR_WIDTH: usize = 39 + 1 + 10;
 
 /// The directory of one subnet of one network.
 pub fn subnet_dir(network_dir: &Path, subnet: &SubnetSpec) -> PathBuf {
@@ -117,8 +118,14 @@ impl HeldCursor {
         let Some(addr) = self.value else {
             return Ok(());
         };
-        // The address, padded with spaces to the cursor's width.
+        // The address and the count of addresses freed, if any, padded
+        // with spaces to the cursor's width. (An older version reads a
+        // count as a cursor that does not parse: its walk starts over.)
         let mut line = crate::digits::ip_text(addr);
+        if self.freed > 0 {
+            line.push(' ');
+            line.push_str(&self.freed.to_string());
+        }
         while line.len() < CURSOR_WIDTH {
             line.push(' ');
         }
@@ -163,17 +170,46 @@ impl AddressBook for DiskBook<'_> {
             Err(e) if e.kind() == io::ErrorKind::InvalidData => None,
             Err(e) => return Err(StoreError::io("reading", &path)(e)),
         };
-        let value = text.and_then(|t| t.trim().parse().ok());
+        // The address, then the count of addresses freed if there is one.
+        let (value, freed) = text
+            .and_then(|text| {
+                let text = text.trim();
+                let (value, freed) = text.split_once(' ').unwrap_or((text, "0"));
+                Some((Some(value.parse().ok()?), freed.trim_start().parse().ok()?))
+            })
+            .unwrap_or((None, 0));
         self.cursor = Some(HeldCursor {
             dir,
             file,
             value,
+            freed,
             unwritten: false,
         });
         Ok(value)
     }
 
+    fn freed(&mut self, subnet: &SubnetSpec) -> Result<u32, StoreError> {
+        let dir = subnet_dir(&self.network_dir, subnet);
+        match &self.cursor {
+            Some(held) if super::fsutil::same_path(&held.dir, &dir) => Ok(held.freed),
+            // Read with the cursor, which `cursor` holds next.
+            _ => match self.cursor(subnet)? {
+                Some(_) => Ok(self.cursor.as_ref().map_or(0, |held| held.freed)),
+                None => Ok(0),
+            },
+        }
+    }
+
     fn set_cursor(&mut self, subnet: &SubnetSpec, addr: IpAddr) -> Result<(), StoreError> {
+        self.set_cursor_counting(subnet, addr, 0)
+    }
+
+    fn set_cursor_counting(
+        &mut self,
+        subnet: &SubnetSpec,
+        addr: IpAddr,
+        freed: u32,
+    ) -> Result<(), StoreError> {
         let dir = subnet_dir(&self.network_dir, subnet);
         // A cursor this lock read is written when the lock lets it go
         // ([`HeldCursor::write_if_moved`]): a batch's allocations move it
@@ -186,6 +222,7 @@ impl AddressBook for DiskBook<'_> {
             // directory) when it was opened.
             Some(held) if super::fsutil::same_path(&held.dir, &dir) => HeldCursor {
                 value: Some(addr),
+                freed,
                 unwritten: true,
                 ..held
             },
@@ -210,6 +247,7 @@ impl AddressBook for DiskBook<'_> {
                     dir,
                     file,
                     value: Some(addr),
+                    freed,
                     unwritten: false,
                 };
                 cursor.write().map_err(StoreError::io("writing", &path))?;

@@ -1920,17 +1920,19 @@ impl Locked<'_> {
     /// Where the allocation cursor of each subnet of `network` stands (in
     /// the order of its subnets), so a caller that undoes many allocations
     /// can put the hint back as it was ([`Locked::put_cursors`]).
-    pub fn cursors(&self, network: &NetworkRecord) -> Result<Vec<Option<IpAddr>>, StoreError> {
+    pub fn cursors(&self, network: &NetworkRecord) -> Result<Vec<SavedCursor>, StoreError> {
+        use crate::ipam::AddressBook;
         check_name("network id", &network.id)?;
         self.check_ipam(network)?;
         let mut book = DiskBook::new(&self.handles, self.ipam_dir(&network.id));
-        let cursors = network
-            .subnets
-            .iter()
-            .map(|s| crate::ipam::AddressBook::cursor(&mut book, s))
-            .collect();
+        let mut cursors = Vec::with_capacity(network.subnets.len());
+        for subnet in &network.subnets {
+            let last = book.cursor(subnet)?;
+            let freed = book.freed(subnet)?;
+            cursors.push(SavedCursor { last, freed });
+        }
         book.finish()?;
-        cursors
+        Ok(cursors)
     }
 
     /// Puts back cursors read by [`Locked::cursors`]: a subnet that had
@@ -1939,18 +1941,18 @@ impl Locked<'_> {
     pub fn put_cursors(
         &self,
         network: &NetworkRecord,
-        saved: &[Option<IpAddr>],
+        saved: &[SavedCursor],
     ) -> Result<(), StoreError> {
         use crate::ipam::AddressBook;
         check_name("network id", &network.id)?;
         self.check_ipam(network)?;
         let mut book = DiskBook::new(&self.handles, self.ipam_dir(&network.id));
-        for (subnet, cursor) in network.subnets.iter().zip(saved) {
-            if book.cursor(subnet)? == *cursor {
+        for (subnet, saved) in network.subnets.iter().zip(saved) {
+            if book.cursor(subnet)? == saved.last && book.freed(subnet)? == saved.freed {
                 continue;
             }
-            match cursor {
-                Some(addr) => book.set_cursor(subnet, *addr)?,
+            match saved.last {
+                Some(addr) => book.set_cursor_counting(subnet, addr, saved.freed)?,
                 None => book.clear_cursor(subnet)?,
             }
         }
@@ -2184,4 +2186,14 @@ impl Locked<'_> {
         walk(self, &self.root, false, &mut count)?;
         Ok(count)
     }
+}
+
+/// A subnet's allocation cursor as [`Locked::cursors`] found it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SavedCursor {
+    /// The address it holds: none, or one that did not parse.
+    pub last: Option<IpAddr>,
+    /// The addresses counted as freed since the subnet was found full
+    /// (see `crate::ipam::AddressBook::freed`).
+    pub freed: u32,
 }

@@ -169,6 +169,9 @@ pub(crate) struct HeldCursor {
     pub(crate) dir: PathBuf,
     pub(crate) file: File,
     pub(crate) value: Option<std::net::IpAddr>,
+    /// The addresses counted as freed since its subnet was found full
+    /// (`crate::ipam::AddressBook::freed`), written after the address.
+    pub(crate) freed: u32,
     /// Whether `value` is newer than the file: an allocation moved the
     /// cursor, which is written once when the lock lets it go (see
     /// [`Handles::forget_cursors`]), not once per allocation of a batch.

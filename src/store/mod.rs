@@ -135,8 +135,8 @@ pub mod records;
 pub use commit_log::this_boot;
 
 pub use dir::{
-    random_hex, AddressRepair, EndpointHold, Locked, StateDir, DEFAULT_STATE_DIR, MACHINE_ID_PATH,
-    STATE_DIR_ENV,
+    random_hex, AddressRepair, EndpointHold, Locked, SavedCursor, StateDir, DEFAULT_STATE_DIR,
+    MACHINE_ID_PATH, STATE_DIR_ENV,
 };
 pub use error::{BadName, FileFault, IoFailure, StoreError};
 pub use records::{is_valid_name, ContainerRecord, ContainerState};

@@ -737,11 +737,13 @@ impl Drop for SignalBlock {
     }
 }
 
-/// Whether `signal` (of code `si_code`) reached the child as well, so
-/// that passing it on would give it twice: one the kernel sent for the
+/// Whether `signal` (of code `si_code`) reached the child `pid` as well,
+/// so that passing it on would give it twice: one the kernel sent for the
 /// terminal (SI_KERNEL, a positive code: a Ctrl-C, Ctrl-\\, hang-up or
 /// window change), which went to the terminal's foreground process group,
-/// ours and the child's. A signal a process sent (SI_USER, SI_QUEUE,
+/// ours, and the child's while it is in ours (a program that made a group
+/// of its own, as `timeout` or `setsid` do, had none of it: passed on, as
+/// `docker run` passes a Ctrl-C on). A signal a process sent (SI_USER, SI_QUEUE,
 /// SI_TKILL: a code of 0 or less) came to us alone, and so did the
 /// kernel's others (an `alarm` or CPU limit inherited from whoever ran
 /// us): those are passed on. So are a hang-up's `SIGHUP` and `SIGCONT`
@@ -749,13 +751,22 @@ impl Drop for SignalBlock {
 /// leader alone (`ssh -t host ipvlan exec ...`, `setsid -c`, a getty),
 /// and the rest of the group gets its `SIGHUP` only once the leader has
 /// ended, which we would not before the child.
-fn reached_the_child_too(signal: libc::c_int, si_code: libc::c_int) -> bool {
+fn reached_the_child_too(signal: libc::c_int, si_code: libc::c_int, pid: u32) -> bool {
     si_code > 0
         && match signal {
             libc::SIGINT | libc::SIGQUIT | libc::SIGWINCH => true,
             libc::SIGHUP | libc::SIGCONT => !leads_its_session(),
             _ => false,
         }
+        && in_our_process_group(pid)
+}
+
+/// Whether process `pid` is in this process's process group (one that is
+/// gone is in none).
+fn in_our_process_group(pid: u32) -> bool {
+    // SAFETY: getpgid(2) and getpgrp(2) take no pointers; getpgid fails
+    // (-1, never a group's id) for a process that is gone.
+    unsafe { libc::getpgid(pid as libc::pid_t) == libc::getpgrp() }
 }
 
 /// Whether this process leads its session (its id is the session's).
@@ -1672,10 +1683,12 @@ impl Running {
     /// [`forwarded_signals`] that another process sends this one (`kill`,
     /// `sigqueue`: a supervisor stopping us) on to it, as `docker run`
     /// does, and those the kernel sends to us alone (an inherited
-    /// `alarm`). The terminal's (a Ctrl-C, a hang-up) are not passed on:
-    /// they went to its foreground process group, which the program shares
-    /// with us, so it has them already ([`reached_the_child_too`]); but a
-    /// hang-up that came to us as our session's leader is. They must be
+    /// `alarm`). The terminal's (a Ctrl-C, a hang-up) are not passed on
+    /// while the program shares our process group: they went to the
+    /// terminal's foreground group, so it has them already
+    /// ([`reached_the_child_too`]); but a hang-up that came to us as our
+    /// session's leader is, and any of them once the program has a group
+    /// of its own. They must be
     /// blocked in every thread of the process
     /// ([`SignalBlock::for_forwarding`], before any thread starts), or a
     /// thread that does not block them takes them instead.
@@ -1767,7 +1780,7 @@ impl Running {
                 return Ok(());
             }
             while let Some((signal, code)) = next_signal(signals.as_raw_fd()) {
-                if !reached_the_child_too(signal, code) {
+                if !reached_the_child_too(signal, code, self.pid) {
                     // Not yet reaped (its keeper waits for us), so `pid`
                     // is still the program's, even if it has just ended.
                     let _ = kill(self.pid, signal);

@@ -323,6 +323,46 @@ fn exec_leading_its_session_passes_a_hang_up_on_and_ends() {
 }
 
 #[test]
+fn exec_passes_a_ctrl_c_on_to_a_command_in_a_process_group_of_its_own() {
+    let scratch = scratch_dir("ctrl-c");
+    // ipvlan in the foreground of a pty (its session's leader, `setsid
+    // -c`); its command is `timeout`, which moves to a process group of
+    // its own, so a Ctrl-C typed on the pty reaches ipvlan alone. Before,
+    // ipvlan took it for one the command had too and dropped it: the
+    // command ran on until its timeout (124), where `docker run` passes it
+    // on (the trap's 5, through `timeout`).
+    let (master, slave) = common::pty::open();
+    let script = "exec 3<&0\n\
+         setsid -c -w \"$BIN\" exec intr timeout 20 sh -c 'trap \"exit 5\" INT; echo $$ > \"$T/pid\"; while :; do sleep 0.05; done' <&3 3<&- > /dev/null 2> \"$T/err\" &\n\
+         p=$!\n\
+         i=0\n\
+         while [ ! -s \"$T/pid\" ] && [ $i -lt 1000 ]; do sleep 0.01; i=$((i + 1)); done\n\
+         [ -s \"$T/pid\" ] && echo started\n\
+         : > \"$T/ready\"\n\
+         wait $p; echo \"rc=$?\"\n\
+         \"$BIN\" rm -f intr > /dev/null; echo \"rm=$?\"";
+    let ready = scratch.join("ready");
+    let output = std::thread::scope(|scope| {
+        let run = scope.spawn(|| with_containers_stdin(&["intr"], script, &scratch, slave));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !ready.exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(ready.exists(), "the command never started");
+        // Ctrl-C, as the terminal's line discipline reads it (ISIG).
+        let mut master = std::fs::File::from(master);
+        std::io::Write::write_all(&mut master, b"\x03").unwrap();
+        let output = run.join().unwrap();
+        drop(master);
+        output
+    });
+    let stdout = text(&output.stdout);
+    let stderr = text(&output.stderr);
+    let err = std::fs::read_to_string(scratch.join("err")).unwrap_or_default();
+    assert_eq!(stdout, "started\nrc=5\nrm=0\n", "{stderr} {err}");
+}
+
+#[test]
 fn exec_shows_the_containers_own_links_under_sys() {
     let scratch = scratch_dir("sysfs");
     // A command in a container sees a sysfs of the container's network

@@ -10,7 +10,8 @@
 //!
 //! DEL reads only what releasing needs: a DEL must succeed for a config
 //! whose master is gone or whose mode is misspelt (the runtime replays the
-//! config of a failed ADD), so the link keys of a DEL are not checked.
+//! config of a failed ADD), so the link keys and `dns` of a DEL (and a GC)
+//! are not checked.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -212,9 +213,12 @@ impl NetConf {
         } else {
             Some(LinkConf::read(&top)?)
         };
-        let dns = match top.obj("dns")? {
-            Some(dns) => Dns::read(&dns)?,
-            None => Dns::default(),
+        // Results only: a DEL or GC reads none (a bad one must not keep a
+        // runtime replaying the config of a failed ADD from releasing).
+        let dns = match top.obj("dns") {
+            Ok(Some(dns)) if !releasing => Dns::read(&dns)?,
+            Err(error) if !releasing => return Err(error),
+            _ => Dns::default(),
         };
         // A DEL must release even when the cached result cannot be read.
         let prev_result = match top.get("prevResult") {

@@ -196,8 +196,11 @@ impl Env {
             ));
         }
         // VERSION reads nothing else: libcni sends it with made-up values.
+        // DEL and GC ask for no address (a delegated plugin gets the
+        // variable as it is): one that does not decode must not keep them
+        // from releasing.
         let args = match command {
-            Command::Version => None,
+            Command::Version | Command::Del | Command::Gc => None,
             _ => text(ARGS)?,
         };
         let path = get(PATH)
@@ -461,6 +464,34 @@ mod tests {
             std::os::unix::ffi::OsStringExt::from_vec(vec![0xff]),
         ));
         assert!(Env::parse(odd).is_ok());
+    }
+
+    /// `CNI_ARGS` that is not UTF-8 is refused (code 4) where it is read,
+    /// ADD and CHECK, and not where nothing reads it: a DEL (and a GC)
+    /// must release whatever the runtime replays.
+    #[test]
+    fn cni_args_that_do_not_decode_refuse_an_add_not_a_del() {
+        let with_args = |command: &str| {
+            let mut pairs = vars(&[
+                (COMMAND, command),
+                (CONTAINERID, "c1"),
+                (NETNS, "/run/netns/c1"),
+                (IFNAME, "eth0"),
+                (PATH, "/opt/cni/bin"),
+            ]);
+            pairs.push((
+                ARGS.into(),
+                std::os::unix::ffi::OsStringExt::from_vec(b"K8S_POD_NAME=\xff".to_vec()),
+            ));
+            Env::parse(pairs)
+        };
+        for command in ["ADD", "CHECK"] {
+            let error = with_args(command).unwrap_err();
+            assert_eq!(error.code, ErrorCode::InvalidEnvironment, "{command}");
+        }
+        for command in ["DEL", "GC"] {
+            assert_eq!(with_args(command).unwrap().args, None, "{command}");
+        }
     }
 
     #[test]

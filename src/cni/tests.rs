@@ -27,6 +27,30 @@ fn conf(extra: &str) -> String {
     format!(r#"{{"cniVersion": "1.0.0", "name": "net1", "type": "ipvlan", {HOST_LOCAL}{extra}}}"#)
 }
 
+/// A `dns` section that does not read refuses an ADD (code 7) but not the
+/// DEL or GC a runtime then replays with the same config, which read no
+/// `dns`: before, that DEL failed for good, and the runtime retried it.
+#[test]
+fn a_bad_dns_section_refuses_an_add_not_its_del() {
+    for dns in [
+        r#", "dns": {"nameservers": "10.0.0.1"}"#,
+        r#", "dns": ["10.0.0.1"]"#,
+        r#", "dns": {"domain": 7}"#,
+    ] {
+        assert_eq!(
+            fails(&conf(dns), Command::Add).0,
+            ErrorCode::InvalidConfig,
+            "{dns}"
+        );
+        // GC needs 1.1.0.
+        let text = conf(dns).replace("1.0.0", "1.1.0");
+        for command in [Command::Del, Command::Gc] {
+            let read = read(&text, command).unwrap_or_else(|e| panic!("{dns}: {e:?}"));
+            assert_eq!(read.dns, Default::default(), "{dns}");
+        }
+    }
+}
+
 #[test]
 fn the_reference_example_config_is_read() {
     let conf = add(r#"{

@@ -5,8 +5,9 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use ipvlan::ipam::{
     allocate, check_overlaps, default_ipv4_subnet, default_ipv6_subnet, fill_default_gateways,
-    match_subnets, parse_aux, parse_ip_range, parse_resolv_conf, parse_subnet, release, ula_prefix,
-    Avoid, IpFamily, IpamError, MemoryBook, NetworkName, Request, Reserved, SubnetSpec,
+    host_nameservers, match_subnets, parse_aux, parse_ip_range, parse_resolv_conf, parse_subnet,
+    release, ula_prefix, Avoid, IpFamily, IpamError, MemoryBook, NetworkName, Request, Reserved,
+    SubnetSpec, RESOLVED_UPSTREAM_CONF, RESOLV_CONF,
 };
 
 const NET: NetworkName<'static> = NetworkName {
@@ -523,6 +524,40 @@ fn default_ipv4_pool_skips_networks_and_nameservers_then_uses_192_168() {
         err.to_string(),
         "could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network"
     );
+}
+
+/// On a host whose resolv.conf names only systemd-resolved's stub, the
+/// nameservers the stub forwards to are the ones kept off, as Docker keeps
+/// them: before, only 127.0.0.53 was, and a default network could take
+/// the subnet of the upstream server its containers query.
+#[test]
+fn the_nameservers_behind_systemd_resolveds_stub_are_avoided() {
+    let files = |etc: &'static str, run: Option<&'static str>| {
+        move |path: &str| match path {
+            RESOLV_CONF => Some(etc.to_string()),
+            RESOLVED_UPSTREAM_CONF => run.map(str::to_string),
+            _ => None,
+        }
+    };
+    let stub = "nameserver 127.0.0.53\noptions edns0 trust-ad\nsearch lan\n";
+    let upstream = Some("nameserver 172.18.0.10\nnameserver fd00::53\n");
+    let found = host_nameservers(files(stub, upstream));
+    assert_eq!(found, [ip("172.18.0.10"), ip("fd00::53")]);
+    let avoid = Avoid {
+        nameservers: &found,
+        host_routes: &[net("172.17.0.0/16")],
+        ..Avoid::default()
+    };
+    assert_eq!(default_ipv4_subnet(avoid).unwrap(), net("172.19.0.0/16"));
+    // The stub's file alone when the upstream list cannot be read; any
+    // other list as it is, the stub among others included.
+    assert_eq!(host_nameservers(files(stub, None)), [ip("127.0.0.53")]);
+    let mixed = "nameserver 127.0.0.53\nnameserver 172.20.0.1\n";
+    assert_eq!(
+        host_nameservers(files(mixed, upstream)),
+        [ip("127.0.0.53"), ip("172.20.0.1")]
+    );
+    assert_eq!(host_nameservers(|_: &str| None), Vec::<IpAddr>::new());
 }
 
 #[test]

@@ -32,11 +32,9 @@ pub(crate) fn check_overlaps(
     Ok(ipam::check_overlaps(subnets, existing)?)
 }
 
-/// The nameservers of /etc/resolv.conf (none when it cannot be read).
+/// The host's nameservers ([`ipam::host_nameservers`]).
 fn nameservers() -> Vec<IpAddr> {
-    std::fs::read_to_string("/etc/resolv.conf")
-        .map(|text| ipam::parse_resolv_conf(&text))
-        .unwrap_or_default()
+    ipam::host_nameservers(|path| std::fs::read_to_string(path).ok())
 }
 
 /// The host's on-link routes, IPv4 and IPv6: subnets a default pool must

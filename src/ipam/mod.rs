@@ -10,8 +10,8 @@ mod subnet;
 pub use allocator::{allocate, exact_spec, release, AddressBook, MemoryBook, NetworkName, Request};
 pub use error::{IpamError, Reserved};
 pub use pool::{
-    default_ipv4_candidates, default_ipv4_subnet, default_ipv6_subnet, parse_resolv_conf,
-    ula_prefix, Avoid,
+    default_ipv4_candidates, default_ipv4_subnet, default_ipv6_subnet, host_nameservers,
+    parse_resolv_conf, ula_prefix, Avoid, RESOLVED_UPSTREAM_CONF, RESOLV_CONF,
 };
 pub use subnet::{
     check_overlaps, fill_default_gateways, from_u128, match_subnets, overlaps, parse_address,

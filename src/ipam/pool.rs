@@ -75,6 +75,28 @@ pub fn default_ipv6_subnet(host_id: &[u8], avoid: Avoid<'_>) -> Result<IpNet, Ip
         })
 }
 
+/// The host's resolver configuration.
+pub const RESOLV_CONF: &str = "/etc/resolv.conf";
+
+/// Where systemd-resolved lists the nameservers its stub forwards to.
+pub const RESOLVED_UPSTREAM_CONF: &str = "/run/systemd/resolve/resolv.conf";
+
+/// The host's nameservers, as Docker finds them to keep its default pools
+/// off them: those of [`RESOLV_CONF`], or, where its only one is
+/// systemd-resolved's stub (127.0.0.53, the default on Ubuntu and Fedora),
+/// those of [`RESOLVED_UPSTREAM_CONF`], which the stub forwards to and
+/// containers then reach. `read` gives a file's text (none when it cannot
+/// be read, which lists no nameserver).
+pub fn host_nameservers(read: impl Fn(&str) -> Option<String>) -> Vec<IpAddr> {
+    let found = read(RESOLV_CONF).map_or(Vec::new(), |text| parse_resolv_conf(&text));
+    if found == [IpAddr::from([127, 0, 0, 53])] {
+        if let Some(text) = read(RESOLVED_UPSTREAM_CONF) {
+            return parse_resolv_conf(&text);
+        }
+    }
+    found
+}
+
 /// The `nameserver` addresses of resolv.conf text (zone suffixes such as
 /// `%eth0` dropped; lines that do not parse ignored, as the resolver does).
 pub fn parse_resolv_conf(text: &str) -> Vec<IpAddr> {

@@ -761,10 +761,8 @@ pub fn create_named_from_here(
 fn make_run_dir_shared(run_dir: &Path) -> io::Result<()> {
     // At most 0755 whatever the umask, as iproute2 makes it: writable by
     // others, anyone could put links or files at container names there.
-    let mut made = fs::DirBuilder::new();
-    std::os::unix::fs::DirBuilderExt::mode(made.recursive(true), 0o755);
-    made.create(run_dir).map_err(|err| {
-        // create_dir_all says only "File exists" of a file in the way.
+    sys::mkdir_all(run_dir, 0o755).map_err(|err| {
+        // mkdir says only "File exists" of a file in the way.
         match fs::metadata(run_dir) {
             Ok(meta) if !meta.is_dir() => io::Error::new(
                 err.kind(),

@@ -76,6 +76,33 @@ pub fn clock_now(clock: libc::clockid_t) -> std::time::Duration {
     std::time::Duration::from_secs(secs) + std::time::Duration::from_nanos(now.tv_nsec as u64)
 }
 
+/// `mkdir(2)` of `path`: `mode` less the umask. (std's `DirBuilder`
+/// carries its recursive walk into every binary that makes a directory.)
+pub fn mkdir(path: &std::path::Path, mode: u32) -> io::Result<()> {
+    let path = c_os(path.as_os_str())?;
+    // SAFETY: a NUL-terminated path, live for the call.
+    retry(|| unsafe { libc::mkdir(path.as_ptr(), mode as libc::mode_t) }).map(drop)
+}
+
+/// [`mkdir`] of `path` and of each parent it lacks (`mkdir -p`, each with
+/// `mode` less the umask); a directory there already, or made meanwhile,
+/// is no error.
+pub fn mkdir_all(path: &std::path::Path, mode: u32) -> io::Result<()> {
+    let made = match mkdir(path, mode) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => {
+                mkdir_all(parent, mode).and_then(|()| mkdir(path, mode))
+            }
+            _ => Err(e),
+        },
+        made => made,
+    };
+    match made {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
+        made => made,
+    }
+}
+
 /// Turns a `-1`-on-error return value into `io::Result`, retrying on `EINTR`.
 fn retry<T: PartialEq + From<i8>>(mut call: impl FnMut() -> T) -> io::Result<T> {
     loop {

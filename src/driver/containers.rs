@@ -1101,7 +1101,7 @@ fn etc_with_hosts(hosts_file: &Path) -> std::io::Result<()> {
             continue;
         }
         if kind.is_dir() {
-            fs::create_dir(&target)?;
+            crate::sys::mkdir(&target, 0o777)?;
         } else {
             fs::File::create(&target)?;
         }

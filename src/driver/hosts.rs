@@ -12,7 +12,7 @@ use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::net::IpAddr;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::netns_identity::ContainerIndex;
@@ -417,17 +417,14 @@ fn make_dir(etc_netns_dir: &Path, container: &str, state_root: &Path) -> Result<
         Err(e) => return Err(io("writing", &marker, e)),
     };
     crate::fault::point("etc netns: before mkdir");
-    let made = match fs::create_dir(&dir) {
+    let made = match crate::sys::mkdir(&dir, 0o777) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             // At most 0755 (a umask only takes bits away): a directory
             // others may write lets them plant the files `ip netns exec`
             // mounts over `/etc` as root.
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o755)
-                .create(etc_netns_dir)
+            crate::sys::mkdir_all(etc_netns_dir, 0o755)
                 .map_err(|e| io("creating", etc_netns_dir, e))?;
-            fs::create_dir(&dir)
+            crate::sys::mkdir(&dir, 0o777)
         }
         other => other,
     };

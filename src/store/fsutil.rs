@@ -22,7 +22,7 @@ use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::fd::BorrowedFd;
-use std::os::unix::fs::{DirBuilderExt, FileExt, FileTypeExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 /// Mode of every state file but the hosts files.
@@ -344,7 +344,7 @@ pub fn create_dir(dir: &Path) -> io::Result<()> {
     let mut made = Vec::new();
     let result = missing.into_iter().rev().try_for_each(|path| {
         crate::fault::point("store: before mkdir");
-        let created = fs::DirBuilder::new().mode(DIR_MODE).create(path);
+        let created = crate::sys::mkdir(path, DIR_MODE);
         match crate::fault::after("store: after mkdir", created) {
             // Someone else made it meanwhile; syncing again is harmless.
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}

@@ -1086,31 +1086,28 @@ fn etc_with_hosts(hosts_file: &Path) -> std::io::Result<()> {
     for entry in fs::read_dir(etc)? {
         let entry = entry?;
         if entry.file_name() != "hosts" {
-            entries.push((entry.file_name(), entry.file_type()?));
+            match entry.file_type() {
+                Ok(kind) => entries.push((entry.file_name(), kind)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
         }
     }
+    crate::fault::point("containers: /etc listed");
     let hidden = PathBuf::from(format!("/proc/self/fd/{}", host_etc.as_raw_fd()));
     crate::sys::mount(&cstr("tmpfs"), &path_cstr(etc), &cstr("tmpfs"), 0)?;
     fs::set_permissions(etc, fs::Permissions::from_mode(meta.mode() & 0o7777))?;
     std::os::unix::fs::chown(etc, Some(meta.uid()), Some(meta.gid()))?;
     for (name, kind) in entries {
-        let source = hidden.join(&name);
         let target = etc.join(&name);
-        if kind.is_symlink() {
-            std::os::unix::fs::symlink(fs::read_link(&source)?, &target)?;
-            continue;
+        match view_entry(&hidden.join(&name), &target, kind) {
+            // Gone since `/etc` was listed (a temporary removed, a file
+            // renamed over): not in the view, as if listed a moment later.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let _ = fs::remove_file(&target).or_else(|_| fs::remove_dir(&target));
+            }
+            other => other?,
         }
-        if kind.is_dir() {
-            crate::sys::mkdir(&target, 0o777)?;
-        } else {
-            fs::File::create(&target)?;
-        }
-        bind(&source, &target, libc::MS_REC).map_err(|e| {
-            std::io::Error::new(
-                e.kind(),
-                format!("binding {} into the view of /etc: {e}", target.display()),
-            )
-        })?;
     }
     let etc_hosts = etc.join("hosts");
     OpenOptions::new()
@@ -1125,6 +1122,26 @@ fn etc_with_hosts(hosts_file: &Path) -> std::io::Result<()> {
         &cstr(""),
         (libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY) as libc::c_ulong,
     )
+}
+
+/// Puts the host's `/etc` entry `source` (of type `kind`) at `target` in
+/// the view: a symlink copied, anything else bind-mounted over an empty
+/// file or directory made for it.
+fn view_entry(source: &Path, target: &Path, kind: fs::FileType) -> std::io::Result<()> {
+    if kind.is_symlink() {
+        return std::os::unix::fs::symlink(fs::read_link(source)?, target);
+    }
+    if kind.is_dir() {
+        crate::sys::mkdir(target, 0o777)?;
+    } else {
+        fs::File::create(target)?;
+    }
+    bind(source, target, libc::MS_REC).map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("binding {} into the view of /etc: {e}", target.display()),
+        )
+    })
 }
 
 /// Bind-mounts the hosts file `source` on `target`, read-only: the file is
@@ -1325,6 +1342,58 @@ mod tests {
     /// resolving its view and mounting it) is resolved again: the command
     /// gets the file named now, or no names when none is (it failed with
     /// "mounting ... on /etc/hosts: No such file", exit 125).
+    /// On a host without `/etc/hosts`, an entry of `/etc` gone between the
+    /// listing and its bind (a temporary renamed over `passwd`, removed)
+    /// is left out of the view; before, its bind failed the whole `exec`
+    /// (125), and `run` took its container apart.
+    #[test]
+    fn an_etc_entry_gone_after_the_listing_is_left_out_of_the_view() {
+        let dir = std::env::temp_dir().join(format!("ipvlan-etc-gone-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (etc, hosts) = (dir.join("etc"), dir.join("hosts"));
+        std::fs::create_dir_all(etc.join("conf.d")).unwrap();
+        for name in ["passwd", "passwd+", "group"] {
+            std::fs::write(etc.join(name), name).unwrap();
+        }
+        std::os::unix::fs::symlink("passwd", etc.join("link")).unwrap();
+        std::os::unix::fs::symlink("group", etc.join("link+")).unwrap();
+        std::fs::write(&hosts, "10.0.0.2\tc1\n").unwrap();
+        let (etc_in, hosts_in) = (etc.clone(), hosts.clone());
+        let seen = std::thread::spawn(move || {
+            // This thread's own mount namespace, with the scratch `etc`
+            // as its `/etc`.
+            crate::sys::unshare(libc::CLONE_NEWNS)?;
+            let (none, root) = (cstr("none"), cstr("/"));
+            let slave = (libc::MS_SLAVE | libc::MS_REC) as libc::c_ulong;
+            crate::sys::mount(&none, &root, &cstr(""), slave)?;
+            bind(&etc_in, Path::new("/etc"), 0)?;
+            let gone = etc_in.clone();
+            crate::fault::unwind::then("containers: /etc listed", move || {
+                std::fs::remove_file(gone.join("passwd+")).unwrap();
+                std::fs::remove_file(gone.join("link+")).unwrap();
+            });
+            etc_with_hosts(&hosts_in)?;
+            let mut names: Vec<String> = std::fs::read_dir("/etc")?
+                .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+                .collect::<Result<_, _>>()?;
+            names.sort();
+            Ok::<_, std::io::Error>((names, std::fs::read_to_string("/etc/hosts")?))
+        })
+        .join()
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            seen,
+            (
+                ["conf.d", "group", "hosts", "link", "passwd"]
+                    .map(String::from)
+                    .to_vec(),
+                "10.0.0.2\tc1\n".to_string()
+            )
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn a_view_removed_after_it_was_resolved_is_resolved_again() {
         let dir = std::env::temp_dir().join(format!("ipvlan-view-again-{}", std::process::id()));

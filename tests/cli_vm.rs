@@ -712,6 +712,39 @@ fn a_foreground_run_whose_command_cannot_start_leaves_no_container() {
     }
 }
 
+/// A `run -d` whose command cannot be started, sent a `SIGTERM` while
+/// it starts it, still says why and exits 127 (the signal's command is
+/// gone): before, the signal, blocked until then, ended ipvlan as it
+/// returned (143, no message).
+#[test]
+fn a_detached_run_that_cannot_start_says_why_despite_a_signal() {
+    let mut env = Env::new("rundsig");
+    env.network("n1", "192.168.153.0/24");
+    let pause = env.root.join("pause");
+    let run = spawn_paused(
+        &env,
+        &["run", "-d", "--net=n1", "--name=ds1", "no-such-command"],
+        "container: before spawn#1",
+        &pause,
+    );
+    // SAFETY: kill(2) of our own child, not yet waited for.
+    assert_eq!(
+        unsafe { libc::kill(run.id() as libc::pid_t, libc::SIGTERM) },
+        0
+    );
+    std::fs::remove_file(&pause).unwrap();
+    let output = run.wait_with_output().unwrap();
+    let stderr = text(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(127),
+        "{:?}: {stderr}",
+        output.status
+    );
+    assert!(stderr.contains("no-such-command"), "{stderr}");
+    assert_nothing_left_and_the_name_free(&env, "ds1", "run -d");
+}
+
 /// No container or namespace is left, and a `run` of `name` on `n1`
 /// succeeds (then removed).
 fn assert_nothing_left_and_the_name_free(env: &Env, name: &str, what: &str) {

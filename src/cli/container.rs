@@ -46,8 +46,14 @@ pub fn run(manager: &Manager, args: RunArgs) -> Result<i32, Failure> {
         })
         .map_err(|error| Failure::driver("run", &error))?;
     let name = container.name.clone();
+    // Ended on the way out (not dropped): the signals still pending of
+    // the block are taken, so that none ends this process before the
+    // caller prints why `run` stopped.
     if let Ok(Some(signal)) = crate::sys::take_pending(&signals) {
         discard(manager, &container);
+        if let Some(held) = held {
+            held.end();
+        }
         return Err(Failure::not_started(
             128 + signal,
             format!(
@@ -62,6 +68,9 @@ pub fn run(manager: &Manager, args: RunArgs) -> Result<i32, Failure> {
                 let program = args.command[0].to_string_lossy();
                 let failure = spawn_failure(&name, &program, &error);
                 discard(manager, &container);
+                if let Some(held) = held {
+                    held.end();
+                }
                 return Err(failure);
             }
         }

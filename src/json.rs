@@ -827,7 +827,9 @@ impl Reader<'_> {
         self.pos += 1; // '{'
         let mut members: Vec<(String, Value)> = Vec::new();
         // Where the keys past the first SMALL_OBJECT are: those are checked
-        // against the others once the object is read, not one by one.
+        // against the others once the object is read, not one by one (so
+        // an object that also fails later, cut short say, is refused for
+        // that failure, not for its repeated key).
         let mut late_keys: Vec<usize> = Vec::new();
         self.skip_whitespace();
         if self.peek() == Some(b'}') {

@@ -72,8 +72,18 @@ pub fn clock_now(clock: libc::clockid_t) -> std::time::Duration {
     // SAFETY: writes one timespec of ours; for a clock every kernel has,
     // it cannot fail (a failure would leave the zero above).
     unsafe { libc::clock_gettime(clock, &mut now) };
-    let secs = u64::try_from(now.tv_sec).unwrap_or(0);
-    std::time::Duration::from_secs(secs) + std::time::Duration::from_nanos(now.tv_nsec as u64)
+    since_epoch(now)
+}
+
+/// A `timespec` of a clock as the time since its epoch, zero before it.
+fn since_epoch(time: libc::timespec) -> std::time::Duration {
+    match u64::try_from(time.tv_sec) {
+        Ok(secs) => {
+            std::time::Duration::from_secs(secs)
+                + std::time::Duration::from_nanos(time.tv_nsec as u64)
+        }
+        Err(_) => std::time::Duration::ZERO,
+    }
 }
 
 /// `mkdir(2)` of `path`: `mode` less the umask. (std's `DirBuilder`
@@ -86,7 +96,7 @@ pub fn mkdir(path: &std::path::Path, mode: u32) -> io::Result<()> {
 
 /// [`mkdir`] of `path` and of each parent it lacks (`mkdir -p`, each with
 /// `mode` less the umask); a directory there already, or made meanwhile,
-/// is no error.
+/// is no error, whatever `mkdir` said of it.
 pub fn mkdir_all(path: &std::path::Path, mode: u32) -> io::Result<()> {
     let made = match mkdir(path, mode) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => match path.parent() {
@@ -98,7 +108,9 @@ pub fn mkdir_all(path: &std::path::Path, mode: u32) -> io::Result<()> {
         made => made,
     };
     match made {
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
+        // As std's `create_dir_all`: whatever `mkdir` said (EEXIST, or
+        // EROFS, EACCES where that comes first), a directory is there.
+        Err(_) if path.is_dir() => Ok(()),
         made => made,
     }
 }
@@ -2351,6 +2363,16 @@ pub fn wait_child(pid: u32, nohang: bool) -> io::Result<Option<ChildStatus>> {
 
 #[cfg(test)]
 mod tests {
+    /// A time before the epoch (a clock set back, -0.5 s) is zero, as
+    /// `SystemTime::duration_since` made it, not half a second.
+    #[test]
+    fn a_time_before_the_epoch_is_zero() {
+        let at = |tv_sec, tv_nsec| super::since_epoch(libc::timespec { tv_sec, tv_nsec });
+        assert_eq!(at(-1, 500_000_000), std::time::Duration::ZERO);
+        assert_eq!(at(0, 0), std::time::Duration::ZERO);
+        assert_eq!(at(3, 250), std::time::Duration::new(3, 250));
+    }
+
     /// The receive timeout the kernel holds for `fd`.
     #[allow(deprecated)]
     fn recv_timeout_of(fd: BorrowedFd<'_>) -> (i64, i64) {

@@ -1234,6 +1234,20 @@ fn addresses_freed_in_a_full_first_subnet_are_counted_in_its_cursor() {
         assert!(net.subnets[1].subnet.contains(&got.addr()), "{got}");
         assert!(locked.release(&net, got.addr()).unwrap());
     }
+    // An older version's line (40 bytes) written over a longer one of
+    // ours (51) leaves that one's count after its newline: the first line
+    // alone is the cursor.
+    fs::write(&cursor, format!("{:<39}\n{:<10}\n", "10.0.0.0", "12")).unwrap();
+    {
+        let locked = state.lock().unwrap();
+        assert_eq!(
+            locked.cursors(&net).unwrap()[0],
+            SavedCursor {
+                last: Some(ip("10.0.0.0")),
+                freed: 0
+            }
+        );
+    }
     // A count that does not parse is a cursor that does not: the walk
     // starts over, nothing fails.
     fs::write(&cursor, "10.0.0.0 x\n").unwrap();

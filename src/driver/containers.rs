@@ -1337,11 +1337,7 @@ mod tests {
             Some(libc::SIGKILL)
         );
     }
-    /// A hosts file resolved before a detach removed it (the union file
-    /// of a container that left one of its two networks, between `exec`
-    /// resolving its view and mounting it) is resolved again: the command
-    /// gets the file named now, or no names when none is (it failed with
-    /// "mounting ... on /etc/hosts: No such file", exit 125).
+
     /// On a host without `/etc/hosts`, an entry of `/etc` gone between the
     /// listing and its bind (a temporary renamed over `passwd`, removed)
     /// is left out of the view; before, its bind failed the whole `exec`
@@ -1394,6 +1390,11 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// A hosts file resolved before a detach removed it (the union file
+    /// of a container that left one of its two networks, between `exec`
+    /// resolving its view and mounting it) is resolved again: the command
+    /// gets the file named now, or no names when none is (it failed with
+    /// "mounting ... on /etc/hosts: No such file", exit 125).
     #[test]
     fn a_view_removed_after_it_was_resolved_is_resolved_again() {
         let dir = std::env::temp_dir().join(format!("ipvlan-view-again-{}", std::process::id()));

@@ -84,7 +84,9 @@ pub struct NetworkName<'a> {
 /// so (its cursor) and passed over, so an allocation never walks a full
 /// subnet whole again. [`release`] counts what it frees in a marked subnet
 /// (where a family has several): the allocations that take those back
-/// walk from the first of them, and the last marks the subnet full again.
+/// walk from the first of them, and the last marks the subnet full again
+/// (an explicit request that took one of them leaves the count one too
+/// high: the walk for it finds the subnet full, once, and marks it).
 /// Explicit requests must lie in a subnet (`no configured subnet contains
 /// IP address X`), not be reserved (`X is the gateway of subnet S`, ...)
 /// and be free (`Address already in use`); they may lie outside the

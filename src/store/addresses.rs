@@ -171,9 +171,11 @@ impl AddressBook for DiskBook<'_> {
             Err(e) => return Err(StoreError::io("reading", &path)(e)),
         };
         // The address, then the count of addresses freed if there is one.
+        // The first line alone: an older version's shorter line written
+        // over a longer one leaves that one's tail after it.
         let (value, freed) = text
             .and_then(|text| {
-                let text = text.trim();
+                let text = text.lines().next().unwrap_or_default().trim();
                 let (value, freed) = text.split_once(' ').unwrap_or((text, "0"));
                 Some((Some(value.parse().ok()?), freed.trim_start().parse().ok()?))
             })

@@ -1138,7 +1138,7 @@ fn a_vlan_id_another_link_carries_on_the_base_is_refused_before_anything_is_made
         .args(["netns", "exec", "vtns58", "sleep", "60"])
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    vm_support::wait_in_netns(holder.id(), "/run/netns/vtns58");
     assert!(vm_support::ip_ok(&["netns", "del", "vtns58"]));
     let out = env.run(&create("v58", "192.168.98.0/24", "parent=vt0.58"));
     let _ = holder.kill();
@@ -1919,15 +1919,8 @@ fn connect_and_disconnect_any_namespace_by_path() {
         .args(["-n", "sleep", "1000"])
         .spawn()
         .expect("unshare");
-    // Wait until the child runs in its own namespace.
-    let own = std::fs::read_link("/proc/self/ns/net").unwrap();
-    let path = format!("/proc/{}/ns/net", holder.id());
-    for _ in 0..100 {
-        if std::fs::read_link(&path).is_ok_and(|ns| ns != own) {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    // Once the child runs in its own namespace.
+    let path = vm_support::own_netns_of(holder.id());
     assert_eq!(
         env.ok(&["network", "connect", "--ip", "192.168.75.20", "n1", &path]),
         ""
@@ -2204,14 +2197,7 @@ fn namespace_holder() -> (Holder, String) {
         .spawn()
         .expect("unshare");
     let holder = Holder(holder);
-    let own = std::fs::read_link("/proc/self/ns/net").unwrap();
-    let path = format!("/proc/{}/ns/net", holder.id());
-    for _ in 0..100 {
-        if std::fs::read_link(&path).is_ok_and(|ns| ns != own) {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let path = vm_support::own_netns_of(holder.id());
     (holder, path)
 }
 

@@ -202,6 +202,10 @@ fn a_binary_without_tests_is_a_failure_when_nothing_is_filtered() {
         0,
     );
     scratch.run(&[]).assert_fails("b ran no test");
+    // The value of a libtest option is no filter: still a failure.
+    scratch
+        .run(&["--format", "terse", "--test-threads", "1"])
+        .assert_fails("b ran no test");
 }
 
 #[test]

@@ -19,11 +19,18 @@ isolate=${0%/*}/isolate.sh
 bin_dir=${IPVLAN_TEST_BIN_DIR:-/usr/lib/ipvlan-test/bin}
 
 # Whether the arguments may leave a binary with nothing to run: a filter (a
-# word not starting with '-'), --skip or --ignored.
+# word not starting with '-', other than the value of a libtest option that
+# takes one), --skip or --ignored.
 filtered=false
+option_value=false
 for arg in "$@"; do
+    if [ "$option_value" = true ]; then
+        option_value=false
+        continue
+    fi
     case $arg in
         --skip | --skip=* | --ignored) filtered=true ;;
+        --format | --color | --test-threads | --logfile | --shuffle-seed | -Z) option_value=true ;;
         -*) ;;
         *) filtered=true ;;
     esac

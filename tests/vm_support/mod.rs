@@ -60,9 +60,19 @@ pub fn link(ns: Option<&str>, name: &str) -> Option<Value> {
     args.extend(["-d", "-j", "link", "show", "dev", name]);
     let out = run(&ip_path(), &args);
     if !out.status.success() {
+        // Missing is an answer; any other failure (a namespace that cannot
+        // be entered) is not a link gone, and must not pass for one.
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("does not exist"),
+            "ip {}: {stderr}",
+            args.join(" ")
+        );
         return None;
     }
-    let parsed = json::parse(&String::from_utf8_lossy(&out.stdout)).ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let parsed =
+        json::parse(&text).unwrap_or_else(|e| panic!("ip {}: {e}: {text}", args.join(" ")));
     parsed.as_array()?.first().cloned()
 }
 
@@ -229,6 +239,42 @@ pub fn start(
         .unwrap_or_else(|e| panic!("connecting {name} to {network}: {e}"))
 }
 
+/// The path of the network namespace process `pid` is in, once that is
+/// not ours (`unshare -n` has entered its own), or a panic after 30 s: a
+/// fixed sleep before using it was too short now and then under emulation.
+pub fn own_netns_of(pid: u32) -> String {
+    let own = std::fs::read_link("/proc/self/ns/net").unwrap();
+    let path = format!("/proc/{pid}/ns/net");
+    wait_until(
+        &format!("process {pid} entering a network namespace of its own"),
+        || std::fs::read_link(&path).is_ok_and(|ns| ns != own),
+    );
+    path
+}
+
+/// Waits until process `pid` is in the namespace bound at `bound` (`ip
+/// netns exec NAME` has entered `/run/netns/NAME`), or panics after 30 s.
+pub fn wait_in_netns(pid: u32, bound: &str) {
+    use std::os::unix::fs::MetadataExt;
+    let id = |path: &str| std::fs::metadata(path).map(|m| (m.dev(), m.ino())).ok();
+    let want = id(bound).unwrap_or_else(|| panic!("{bound} is no namespace"));
+    let path = format!("/proc/{pid}/ns/net");
+    wait_until(&format!("process {pid} entering {bound}"), || {
+        id(&path) == Some(want)
+    });
+}
+
+/// Polls `done` every 20 ms; panics naming `what` after 30 s.
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..1500 {
+        if done() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    panic!("timed out waiting for {what}");
+}
+
 /// Every ipvlan link in every namespace under /run/netns plus the host.
 pub fn all_ipvlan_links() -> Vec<String> {
     let mut found = Vec::new();
@@ -244,11 +290,39 @@ pub fn all_ipvlan_links() -> Vec<String> {
             args.extend(["-n", ns.as_str()]);
         }
         args.extend(["-d", "link", "show", "type", "ipvlan"]);
-        let v = {
-            let mut full = vec!["-j"];
-            full.extend_from_slice(&args);
+        let mut full = vec!["-j"];
+        full.extend_from_slice(&args);
+        // A namespace another test adds or deletes meanwhile may be there
+        // half made or already gone: looked at again, and passed over once
+        // its name is gone; one that stays unreadable fails the check (a
+        // failure read as "no links" would hide a leak).
+        let mut attempts = 0;
+        let out = loop {
             let out = run(&ip_path(), &full);
-            json::parse(&String::from_utf8_lossy(&out.stdout)).unwrap_or(Value::Array(Vec::new()))
+            attempts += 1;
+            if out.status.success() || attempts == 10 {
+                break Some(out);
+            }
+            if ns
+                .as_ref()
+                .is_some_and(|ns| !std::path::Path::new("/run/netns").join(ns).exists())
+            {
+                break None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        let Some(out) = out else { continue };
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "ip {}: {}",
+            full.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v = if text.trim().is_empty() {
+            Value::Array(Vec::new())
+        } else {
+            json::parse(&text).unwrap_or_else(|e| panic!("ip {}: {e}: {text}", full.join(" ")))
         };
         for l in v.as_array().unwrap_or(&[]) {
             found.push(format!(

@@ -223,6 +223,18 @@ fn locate(unpacked: &Path, series: Series) -> Result<Kernel> {
         .ok_or_else(|| format!("no vmlinuz in {}", boot.display()))?;
     let version =
         vmlinuz.file_name().unwrap_or_default().to_string_lossy()["vmlinuz-".len()..].to_string();
+    // A host whose apt knows another release (Debian 13's
+    // `linux-image-cloud-amd64` is 6.12) would otherwise hand one series'
+    // tests the other kernel.
+    if !version.starts_with(&format!("{}.", series.name())) {
+        return Err(format!(
+            "{} holds kernel {version}, not of the {} series (is {} from Debian bookworm?)",
+            unpacked.display(),
+            series.name(),
+            series.meta_package()
+        )
+        .into());
+    }
     let modules_dir = unpacked.join("lib/modules").join(&version);
     let kernel = Kernel {
         series,
@@ -288,6 +300,27 @@ fn apt_download(package: &str, dir: &Path) -> Result<PathBuf> {
 
 #[cfg(test)]
 mod tests {
+    /// A cache holding another series' kernel (Debian 13's apt fetches 6.12
+    /// for `linux-image-cloud-amd64`) is refused for the series asked for,
+    /// never booted in its place.
+    #[test]
+    fn a_kernel_of_another_series_is_refused() {
+        let dir = std::env::temp_dir().join(format!("xtask-kernel-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let version = "6.12.118+deb12-cloud-amd64";
+        fs::create_dir_all(dir.join("boot")).unwrap();
+        fs::write(dir.join(format!("boot/vmlinuz-{version}")), "").unwrap();
+        for (module, _) in MODULES {
+            let path = dir.join(format!("lib/modules/{version}/kernel/{module}"));
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, "").unwrap();
+        }
+        assert_eq!(locate(&dir, Series::V6_12).unwrap().version, version);
+        let refused = locate(&dir, Series::V6_1).err().unwrap().to_string();
+        assert!(refused.contains("not of the 6.1 series"), "{refused}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn builtin_modules_are_matched_by_whole_path() {
         let builtin = "kernel/drivers/virtio/virtio.ko\nkernel/drivers/virtio/virtio_ring.ko\n";

@@ -199,6 +199,16 @@ pub fn run_with_cut(options: Options, cut: Option<crate::qemu::Cut>) -> Result<(
         kernel.series.name()
     );
     println!("vm timings: {}", timings.summary());
+    if let Some(booted) = outcome.booted_kernel.as_deref() {
+        if booted != kernel.version {
+            return Err(format!(
+                "the guest booted kernel {booted}, not {} (--kernel {})",
+                kernel.version,
+                kernel.series.name()
+            )
+            .into());
+        }
+    }
     if outcome.timed_out {
         println!(
             "vm: timed out after {} (IPVLAN_VM_TIMEOUT / --timeout)",

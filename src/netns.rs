@@ -1186,6 +1186,15 @@ fn link_sysctl_paths(ifname: &str, keys: &[(&str, &str, bool)]) -> io::Result<Ve
     check_ifname(ifname)?;
     keys.iter()
         .map(|(family, key, _)| {
+            // One file of the link's directory, nothing a path could lead
+            // out of `/proc/sys/net` to (the file is written as root).
+            let plain = !matches!(*key, "" | "." | "..") && !key.contains('/');
+            if !matches!(*family, "ipv4" | "ipv6") || !plain {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("no link setting net.{family}.conf.{ifname}.{key}"),
+                ));
+            }
             CString::new(format!("/proc/sys/net/{family}/conf/{ifname}/{key}"))
                 .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "key contains NUL"))
         })
@@ -1215,6 +1224,28 @@ pub fn disable_ipv6(ns: &Netns, ifname: &str) -> io::Result<bool> {
 
 #[cfg(test)]
 mod tests {
+    /// A family or key that would lead out of the link's directory of
+    /// `/proc/sys/net` is refused before anything is opened (the files are
+    /// written as root).
+    #[test]
+    fn link_settings_stay_in_the_links_directory() {
+        let path = |family, key| super::link_sysctl_paths("eth0", &[(family, key, true)]);
+        assert_eq!(
+            path("ipv6", "disable_ipv6").unwrap(),
+            [CString::new("/proc/sys/net/ipv6/conf/eth0/disable_ipv6").unwrap()]
+        );
+        for (family, key) in [
+            ("ipv4", "../../../../kernel/core_pattern"),
+            ("ipv4", ".."),
+            ("ipv4", ""),
+            ("../../kernel", "x"),
+            ("ipv5", "forwarding"),
+        ] {
+            let error = path(family, key).unwrap_err();
+            assert_eq!(error.kind(), io::ErrorKind::InvalidInput, "{family} {key}");
+        }
+    }
+
     use super::*;
     use std::os::unix::net::UnixDatagram;
 

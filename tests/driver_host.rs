@@ -50,7 +50,8 @@ fn link_names() -> Vec<String> {
 fn host_has_ipvlan() -> bool {
     netns::run_in_new(|| {
         let h = ipvlan::rtnl::Handle::new().unwrap();
-        h.link_add(&ipvlan::rtnl::LinkSpec::veth("hv0", "hv1")).unwrap();
+        h.link_add(&ipvlan::rtnl::LinkSpec::veth("hv0", "hv1"))
+            .unwrap();
         let parent = h.link_index("hv0").unwrap();
         h.link_add(&ipvlan::rtnl::LinkSpec::ipvlan(
             "hiv0",
@@ -469,6 +470,47 @@ fn doctor_names_what_this_kernel_lacks() {
         );
         assert!(!report.all_ok());
     }
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// doctor judges the state directory as every command does: a symbolic
+/// link to a 0700 directory (refused by every command) is bad, a 0755
+/// directory (used by every command) is not. Before, doctor followed the
+/// link and asked for mode 0700 alone: it said the opposite of both.
+#[test]
+fn doctor_judges_the_state_directory_as_every_command_does() {
+    use std::os::unix::fs::PermissionsExt;
+    common::privilege::require_root();
+    let dir = scratch("doctor-state");
+    let state_check = |config: &Config| {
+        ipvlan::driver::doctor(config)
+            .checks
+            .into_iter()
+            .find(|c| c.name == "state directory")
+            .expect("a state directory check")
+    };
+    let real = dir.join("real");
+    fs::create_dir_all(&real).unwrap();
+    fs::set_permissions(&real, fs::Permissions::from_mode(0o700)).unwrap();
+    let link = dir.join("link");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let at = |state: &std::path::Path| Config {
+        state_dir: state.to_path_buf(),
+        netns_dir: dir.join("netns"),
+        etc_netns_dir: dir.join("etc-netns"),
+    };
+    let through_link = at(&link);
+    let seen = state_check(&through_link);
+    assert!(!seen.ok, "{seen:?}");
+    assert!(seen.detail.contains("symbolic link"), "{seen:?}");
+    assert!(Manager::open(through_link).is_err());
+    let open = dir.join("open");
+    fs::create_dir_all(&open).unwrap();
+    fs::set_permissions(&open, fs::Permissions::from_mode(0o755)).unwrap();
+    let readable = at(&open);
+    let seen = state_check(&readable);
+    assert!(seen.ok, "{seen:?}");
+    assert!(Manager::open(readable).is_ok());
     let _ = fs::remove_dir_all(&dir);
 }
 

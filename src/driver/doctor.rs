@@ -105,31 +105,27 @@ pub fn doctor(config: &Config) -> DoctorReport {
         ));
     }
 
+    // As every command checks it (a real directory of ours that nobody
+    // else may write in): what doctor accepts, they accept.
     let dir = &config.state_dir;
-    report.checks.push(match std::fs::metadata(dir) {
-        Ok(meta) if meta.is_dir() => {
-            let mode = meta.permissions().mode() & 0o777;
-            check(
+    report
+        .checks
+        .push(match crate::store::check_dir(dir, crate::sys::geteuid()) {
+            Ok(true) => {
+                let mode = std::fs::symlink_metadata(dir).map_or(0, |m| m.permissions().mode());
+                check(
+                    "state directory",
+                    true,
+                    format!("{} (mode {:04o})", dir.display(), mode & 0o7777),
+                )
+            }
+            Ok(false) => check(
                 "state directory",
-                mode == 0o700,
-                format!(
-                    "{} (mode {mode:04o}{})",
-                    dir.display(),
-                    if mode == 0o700 { "" } else { ", expected 0700" }
-                ),
-            )
-        }
-        Ok(_) => check(
-            "state directory",
-            false,
-            format!("{} is not a directory", dir.display()),
-        ),
-        Err(_) => check(
-            "state directory",
-            true,
-            format!("{} does not exist yet; created on first use", dir.display()),
-        ),
-    });
+                true,
+                format!("{} does not exist yet; created on first use", dir.display()),
+            ),
+            Err(e) => check("state directory", false, format!("{} {e}", dir.display())),
+        });
     report.checks.extend(cni_readiness(&CniDirs::from_env()));
     report
 }

@@ -127,7 +127,7 @@ mod fsutil;
 mod handles;
 mod listing;
 pub use fsutil::{
-    append_line, append_lines, blank_lines, create_dir, open_regular, read_capped,
+    append_line, append_lines, blank_lines, check_dir, create_dir, open_regular, read_capped,
     read_text_capped, refusal, remove_lines, HOSTS_MAX, RECORD_MAX,
 };
 pub use listing::{Damaged, Listing};

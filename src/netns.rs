@@ -548,16 +548,26 @@ impl Visit {
             home = Some(OwnedFd::from(file));
             Ok((own.dev(), own.ino()))
         })?;
-        let entry = home.filter(|_| !ns.openers_own).map(|home| Entry { home });
+        let entry = home.filter(|_| !ns.openers_own).map(|home| Entry {
+            home,
+            _this_thread: std::marker::PhantomData,
+        });
         Ok((ns, entry))
     }
 }
 
 /// The way into a namespace opened by [`Visit::open`]: the calling
-/// thread's own namespace, to come back to.
+/// thread's own namespace, to come back to. Not `Send`: another thread
+/// entering with it would come back to the opener's namespace, not its own.
+///
+/// ```compile_fail
+/// fn sent<T: Send>() {}
+/// sent::<ipvlan::netns::Entry>();
+/// ```
 #[derive(Debug)]
 pub struct Entry {
     home: OwnedFd,
+    _this_thread: std::marker::PhantomData<*const ()>,
 }
 
 impl Entry {

@@ -50,6 +50,9 @@ run_binary() {
     shift 2
     name=${bin##*/}
     rm -f "$work/$name.status"
+    # Where the kernel log stands: a failure shows what came after (not
+    # cleared, which would empty it under the binary running beside).
+    dmesg 2>/dev/null | wc -l > "$work/$name.log-start"
     { unshare -m -n --propagation private /bin/sh "$isolate" "$bin" --test-threads=1 "$@"
       echo $? > "$work/$name.status"; } 2>&1 |
         if [ "$show" = show ]; then tee "$work/$name.output"; else cat > "$work/$name.output"; fi
@@ -83,7 +86,8 @@ count_binary() {
     fi
     if [ "$binary_failed" -ne 0 ]; then
         echo "ipvlan-vm: kernel log while $name ran:"
-        dmesg 2>/dev/null | tail -n 50
+        start=$(cat "$work/$name.log-start" 2>/dev/null || echo 0)
+        dmesg 2>/dev/null | tail -n +$((start + 1)) | tail -n 50
     fi
     passed=$((passed + binary_passed))
     failed=$((failed + binary_failed))
@@ -107,7 +111,6 @@ for bin in "$bin_dir"/*; do
     case $name in "$beside" | "$alone") continue ;; esac
     binaries=$((binaries + 1))
     echo "ipvlan-vm: running $name"
-    dmesg -c > /dev/null 2>&1
     run_binary "$bin" show "$@"
     count_binary "$name"
 done
@@ -120,7 +123,6 @@ fi
 if [ -e "$bin_dir/$alone" ]; then
     binaries=$((binaries + 1))
     echo "ipvlan-vm: running $alone (alone)"
-    dmesg -c > /dev/null 2>&1
     run_binary "$bin_dir/$alone" show "$@"
     count_binary "$alone"
 fi

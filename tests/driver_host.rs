@@ -480,6 +480,26 @@ fn doctor_names_what_this_kernel_lacks() {
     let _ = fs::remove_dir_all(&dir);
 }
 
+/// A state-directory failure carries the system's errno, for an embedder
+/// to tell a full disk from a read-only one (ENOTDIR here: a file where
+/// the directory's parent belongs); before, only a permission error had
+/// one (EACCES, even for EPERM).
+#[test]
+fn a_state_directory_failure_carries_its_errno() {
+    let dir = scratch("state-errno");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("file"), "").unwrap();
+    let config = Config {
+        state_dir: dir.join("file/state"),
+        netns_dir: dir.join("netns"),
+        etc_netns_dir: dir.join("etc-netns"),
+    };
+    let error = Manager::open(config).err().expect("a file in the way");
+    assert_eq!(error.errno(), Some(libc::ENOTDIR), "{error}");
+    assert_eq!(error.kind(), ErrorKind::OperationFailed, "{error}");
+    let _ = fs::remove_dir_all(&dir);
+}
+
 /// doctor judges the state directory as every command does: a symbolic
 /// link to a 0700 directory (refused by every command) is bad, a 0755
 /// directory (used by every command) is not. Before, doctor followed the

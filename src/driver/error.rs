@@ -259,10 +259,18 @@ impl From<crate::store::StoreError> for Error {
             return Error::from(refusal.clone());
         }
         let text = format!("state directory: {error}");
+        // The system's errno where there is one (ENOSPC, EROFS and EIO
+        // call for different things of an embedder).
+        let errno = match &error {
+            crate::store::StoreError::Io(failure) => failure.source.raw_os_error(),
+            _ => None,
+        };
         if error.is_permission_denied() {
-            Error::os(text, libc::EACCES)
+            Error::os(text, errno.unwrap_or(libc::EACCES))
         } else {
-            Error::failed(text)
+            let mut failed = Error::failed(text);
+            failed.0.errno = errno;
+            failed
         }
     }
 }

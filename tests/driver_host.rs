@@ -494,7 +494,9 @@ fn a_state_directory_failure_carries_its_errno() {
         netns_dir: dir.join("netns"),
         etc_netns_dir: dir.join("etc-netns"),
     };
-    let error = Manager::open(config).err().expect("a file in the way");
+    let Err(error) = Manager::open(config) else {
+        panic!("opened through a file in the way");
+    };
     assert_eq!(error.errno(), Some(libc::ENOTDIR), "{error}");
     assert_eq!(error.kind(), ErrorKind::OperationFailed, "{error}");
     let _ = fs::remove_dir_all(&dir);

@@ -200,11 +200,9 @@ pub fn release<B: AddressBook>(
         return Ok(released);
     }
     let cursor = book.cursor(spec)?;
-    let freed = match cursor == mark {
-        true => 0,
-        false => book.freed(spec)?,
-    };
-    if cursor != mark && freed == 0 {
+    let full = cursor == mark;
+    let freed = if full { 0 } else { book.freed(spec)? };
+    if !full && freed == 0 {
         // Walked as usual: the walk finds the address.
         return Ok(released);
     }
@@ -212,7 +210,7 @@ pub fn release<B: AddressBook>(
     // Where the next walk starts (the cursor's next address), the address
     // freed if that comes first.
     let start = match cursor.map(to_u128) {
-        _ if cursor == mark => to_u128(address),
+        _ if full => to_u128(address),
         Some(at) if at >= first && at < last => (at + 1).min(to_u128(address)),
         _ => first,
     };

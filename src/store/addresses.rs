@@ -192,14 +192,17 @@ impl AddressBook for DiskBook<'_> {
 
     fn freed(&mut self, subnet: &SubnetSpec) -> Result<u32, StoreError> {
         let dir = subnet_dir(&self.network_dir, subnet);
-        match &self.cursor {
-            Some(held) if super::fsutil::same_path(&held.dir, &dir) => Ok(held.freed),
-            // Read with the cursor, which `cursor` holds next.
-            _ => match self.cursor(subnet)? {
-                Some(_) => Ok(self.cursor.as_ref().map_or(0, |held| held.freed)),
-                None => Ok(0),
-            },
+        let held = |book: &Self| {
+            book.cursor
+                .as_ref()
+                .is_some_and(|held| super::fsutil::same_path(&held.dir, &dir))
+        };
+        // Read with the cursor: held once `cursor` has read it (none, and
+        // so no count, where there is no cursor file).
+        if !held(self) {
+            self.cursor(subnet)?;
         }
+        Ok(self.cursor.as_ref().map_or(0, |held| held.freed))
     }
 
     fn set_cursor(&mut self, subnet: &SubnetSpec, addr: IpAddr) -> Result<(), StoreError> {

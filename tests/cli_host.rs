@@ -281,6 +281,32 @@ fn exec_stopped_by_a_supervisor_stops_its_command_and_exits_with_its_status() {
     assert_eq!(stdout, "rc=143\nrm=0\n", "{stderr}");
 }
 
+/// Runs `script` as [`with_containers_stdin`] does, with the container
+/// `name` and the slave of a new pty as its stdin; once the script has made
+/// `$T/ready` (20 s at most), hands the pty's master to `act`, and keeps
+/// what `act` returns until the script has ended.
+fn on_a_pty_once_ready<T>(
+    name: &str,
+    script: &str,
+    scratch: &Path,
+    act: impl FnOnce(std::fs::File) -> T,
+) -> Output {
+    let (master, slave) = common::pty::open();
+    let ready = scratch.join("ready");
+    std::thread::scope(|scope| {
+        let run = scope.spawn(|| with_containers_stdin(&[name], script, scratch, slave));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !ready.exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(ready.exists(), "the command never started");
+        let kept = act(std::fs::File::from(master));
+        let output = run.join().unwrap();
+        drop(kept);
+        output
+    })
+}
+
 #[test]
 fn exec_leading_its_session_passes_a_hang_up_on_and_ends() {
     let scratch = scratch_dir("hangup");
@@ -289,7 +315,6 @@ fn exec_leading_its_session_passes_a_hang_up_on_and_ends() {
     // is closed, a hang-up. The kernel then sends SIGHUP and SIGCONT to the
     // session's leader alone. Before, ipvlan took that SIGHUP for one the
     // command had too and waited on, the command running for ever.
-    let (master, slave) = common::pty::open();
     // (A command run with `&` gets /dev/null as stdin unless it is given
     // one: the pty is kept at 3 for it.)
     let script = "exec 3<&0\n\
@@ -305,17 +330,8 @@ fn exec_leading_its_session_passes_a_hang_up_on_and_ends() {
          kill -0 $(cat \"$T/pid\") 2> /dev/null && echo command-running\n\
          kill -9 $p $(cat \"$T/pid\") 2> /dev/null\n\
          \"$BIN\" rm -f hup > /dev/null; echo \"rm=$?\"";
-    let ready = scratch.join("ready");
-    let output = std::thread::scope(|scope| {
-        let run = scope.spawn(|| with_containers_stdin(&["hup"], script, &scratch, slave));
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while !ready.exists() && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-        assert!(ready.exists(), "the command never started");
-        drop(master);
-        run.join().unwrap()
-    });
+    // The hang-up: the master closed at once.
+    let output = on_a_pty_once_ready("hup", script, &scratch, drop);
     let stdout = text(&output.stdout);
     let stderr = text(&output.stderr);
     let err = std::fs::read_to_string(scratch.join("err")).unwrap_or_default();
@@ -331,7 +347,6 @@ fn exec_passes_a_ctrl_c_on_to_a_command_in_a_process_group_of_its_own() {
     // ipvlan took it for one the command had too and dropped it: the
     // command ran on until its timeout (124), where `docker run` passes it
     // on (the trap's 5, through `timeout`).
-    let (master, slave) = common::pty::open();
     let script = "exec 3<&0\n\
          setsid -c -w \"$BIN\" exec intr timeout 20 sh -c 'trap \"exit 5\" INT; echo $$ > \"$T/pid\"; while :; do sleep 0.05; done' <&3 3<&- > /dev/null 2> \"$T/err\" &\n\
          p=$!\n\
@@ -341,20 +356,11 @@ fn exec_passes_a_ctrl_c_on_to_a_command_in_a_process_group_of_its_own() {
          : > \"$T/ready\"\n\
          wait $p; echo \"rc=$?\"\n\
          \"$BIN\" rm -f intr > /dev/null; echo \"rm=$?\"";
-    let ready = scratch.join("ready");
-    let output = std::thread::scope(|scope| {
-        let run = scope.spawn(|| with_containers_stdin(&["intr"], script, &scratch, slave));
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while !ready.exists() && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-        assert!(ready.exists(), "the command never started");
-        // Ctrl-C, as the terminal's line discipline reads it (ISIG).
-        let mut master = std::fs::File::from(master);
+    let output = on_a_pty_once_ready("intr", script, &scratch, |mut master| {
+        // Ctrl-C, as the terminal's line discipline reads it (ISIG); the
+        // master kept open (closed, it would hang the session up).
         std::io::Write::write_all(&mut master, b"\x03").unwrap();
-        let output = run.join().unwrap();
-        drop(master);
-        output
+        master
     });
     let stdout = text(&output.stdout);
     let stderr = text(&output.stderr);

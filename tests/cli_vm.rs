@@ -689,13 +689,7 @@ fn spawn_paused(env: &Env, args: &[&str], point: &str, pause: &Path) -> std::pro
 }
 
 fn wait_for_pause(pause: &Path, command: &str) {
-    for _ in 0..1500 {
-        if pause.exists() {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    panic!("{command} never reached its pause");
+    vm_support::wait_until(&format!("{command} reaching its pause"), || pause.exists());
 }
 
 /// A foreground `run` whose command cannot be started leaves no

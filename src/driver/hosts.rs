@@ -417,20 +417,22 @@ fn make_dir(etc_netns_dir: &Path, container: &str, state_root: &Path) -> Result<
         Err(e) => return Err(io("writing", &marker, e)),
     };
     crate::fault::point("etc netns: before mkdir");
-    let made = match crate::sys::mkdir(&dir, 0o777) {
+    // Both at most 0755 (a umask only takes bits away), from their first
+    // moment: a directory others may write, even until the `chmod` below
+    // (or for good, if a kill comes first), lets them plant the files `ip
+    // netns exec` mounts over `/etc` as root.
+    let made = match crate::sys::mkdir(&dir, 0o755) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            // At most 0755 (a umask only takes bits away): a directory
-            // others may write lets them plant the files `ip netns exec`
-            // mounts over `/etc` as root.
             crate::sys::mkdir_all(etc_netns_dir, 0o755)
                 .map_err(|e| io("creating", etc_netns_dir, e))?;
-            crate::sys::mkdir(&dir, 0o777)
+            crate::sys::mkdir(&dir, 0o755)
         }
         other => other,
     };
     match crate::fault::after("etc netns: after mkdir", made) {
         Ok(()) => {
-            // Processes in the container read it whatever our umask was.
+            // Processes in the container read it whatever our umask was
+            // (under 077 it came 0700).
             fs::set_permissions(&dir, fs::Permissions::from_mode(0o755))
                 .map_err(|e| io("setting the mode of", &dir, e))?;
             Ok(true)
@@ -1473,6 +1475,64 @@ mod tests {
         let err = two_networks(&root, &etc).unwrap_err();
         assert_eq!(err.to_string(), refused(&view));
         assert_eq!(fs::read_to_string(&victim).unwrap(), original);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// `/etc/netns/NAME` is never writable by others, not even between its
+    /// `mkdir` and its `chmod`: a command killed there under umask 000 left
+    /// it 0777 for good (a local user could plant what `ip netns exec`
+    /// mounts over `/etc` as root). Runs in a child process, since the
+    /// umask is the whole process's.
+    #[test]
+    fn a_view_directory_is_never_open_to_others_under_umask_000() {
+        const TEST: &str =
+            "driver::hosts::tests::a_view_directory_is_never_open_to_others_under_umask_000";
+        const CHILD_ENV: &str = "IPVLAN_TEST_VIEW_DIR_UMASK";
+        use std::os::unix::fs::MetadataExt;
+        if let Ok(dir) = std::env::var(CHILD_ENV) {
+            let dir = PathBuf::from(dir);
+            let (root, etc) = (dir.join("state"), dir.join("etc"));
+            let target = root.join("hosts").join("a");
+            append(&target, "x", &["10.0.0.2".parse().unwrap()]).unwrap();
+            // What a kill right after the `mkdir` leaves, and the first
+            // directory's mode seen from a second view's `mkdir` (its
+            // parent, `/etc/netns`, made by the first).
+            crate::fault::unwind::at("etc netns: after mkdir");
+            let killed = std::panic::catch_unwind(|| link(&etc, "c1", &target, &root));
+            assert!(killed.is_err(), "not stopped at the mkdir: {killed:?}");
+            let seen = std::rc::Rc::new(std::cell::Cell::new(0));
+            let in_hook = seen.clone();
+            let probe = etc.join("c2");
+            crate::fault::unwind::then("etc netns: after mkdir", move || {
+                in_hook.set(fs::metadata(&probe).unwrap().mode() & 0o7777);
+            });
+            link(&etc, "c2", &target, &root).unwrap();
+            fs::write(dir.join("seen"), format!("{:o}", seen.get())).unwrap();
+            return;
+        }
+        let dir = scratch("viewumask");
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "umask 000 && exec \"$0\" --exact {TEST} --test-threads=1"
+            ))
+            .arg(std::env::current_exe().unwrap())
+            .env(CHILD_ENV, &dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let mode = |p: &Path| fs::metadata(p).unwrap().mode() & 0o7777;
+        assert_eq!(
+            mode(&dir.join("etc/c1")),
+            0o755,
+            "left by a kill after its mkdir"
+        );
+        assert_eq!(
+            fs::read_to_string(dir.join("seen")).unwrap(),
+            "755",
+            "before its chmod"
+        );
+        assert_eq!(mode(&dir.join("etc/c2")), 0o755);
         fs::remove_dir_all(dir).unwrap();
     }
 

@@ -276,20 +276,21 @@ fn absolute(path: &Path) -> PathBuf {
 }
 
 /// Whether the symlink at `path` points into our hosts tree. Compared as
-/// written (we write absolute paths without `..`), so that a symlink that
-/// merely resolves there through someone else's links is not ours.
+/// written: the tree as we spell it (a state directory given with `..` is
+/// kept so), then plain names, so that a symlink that merely resolves
+/// there through `..` or someone else's links is not ours.
 fn is_ours(path: &Path, state_root: &Path) -> bool {
     let Ok(target) = fs::read_link(path) else {
         return false;
     };
+    let below = |tree: &Path| {
+        target.strip_prefix(tree).is_ok_and(|rest| {
+            rest.components()
+                .all(|part| matches!(part, std::path::Component::Normal(_)))
+        })
+    };
     let tree = hosts_tree(state_root);
-    let plain = target.is_absolute()
-        && target
-            .components()
-            .all(|part| !matches!(part, std::path::Component::ParentDir));
-    plain
-        && (target.starts_with(&tree)
-            || fs::canonicalize(&tree).is_ok_and(|tree| target.starts_with(tree)))
+    target.is_absolute() && (below(&tree) || fs::canonicalize(&tree).is_ok_and(|tree| below(&tree)))
 }
 
 /// What sits at `ETC_NETNS/NAME/hosts`.
@@ -489,7 +490,11 @@ fn link_after(
     let ours = match seen {
         Entry::Foreign(why) => return Err(Error::already_exists(why)),
         Entry::Ours if fs::read_link(&hosts).is_ok_and(|current| current == target) => {
-            return Ok(())
+            // Right already, but a replace killed before its rename may
+            // have left its temporary, which `ip netns exec` would try to
+            // mount over `/etc` like any entry.
+            remove_if_ours(&dir.join(TEMPORARY), state_root)?;
+            return Ok(());
         }
         Entry::Ours => true,
         Entry::Missing { dir } => {
@@ -1259,6 +1264,47 @@ mod tests {
         unlink(&etc, "admin", &root).unwrap();
         assert!(fs::symlink_metadata(&temporary).is_err());
         assert!(etc.join("admin").is_dir());
+
+        // A view linked again as it is (restore, a third network): the
+        // temporary a killed replace left goes too, not only at the view's
+        // end (`ip netns exec` mounts every entry over `/etc`).
+        link(&etc, "c3", &a, &root).unwrap();
+        let temporary = leftover("c3");
+        link(&etc, "c3", &a, &root).unwrap();
+        assert!(fs::symlink_metadata(&temporary).is_err());
+        assert_eq!(fs::read_link(etc.join("c3/hosts")).unwrap(), a);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// A state directory given with `..` in it (`/srv/../var/lib/ipvlan`)
+    /// is kept as given, and so are the symlinks to its files: they are
+    /// ours. Before, every one was taken for someone else's: a second
+    /// network's view refused, and a detach left the link and the
+    /// directory, which then looked like an admin's.
+    #[test]
+    fn a_state_directory_spelled_with_dot_dot_knows_its_own_views() {
+        let dir = scratch("dotdot");
+        fs::create_dir_all(dir.join("x")).unwrap();
+        let root = dir.join("x").join("..").join("state");
+        let a = root.join("hosts").join("a");
+        let union = root.join("hosts").join("containers").join("c1");
+        append(&a, "x", &["10.0.0.2".parse().unwrap()]).unwrap();
+        write_union(&union, std::slice::from_ref(&a)).unwrap();
+        let etc = dir.join("etc");
+        link(&etc, "c1", &a, &root).unwrap();
+        check_view_is_ours(&etc, "c1", &root).unwrap();
+        link(&etc, "c1", &union, &root).unwrap();
+        assert_eq!(fs::read_link(etc.join("c1/hosts")).unwrap(), union);
+        unlink(&etc, "c1", &root).unwrap();
+        assert!(fs::symlink_metadata(etc.join("c1")).is_err());
+        // A `..` past the tree still makes a link someone else's.
+        let climbing = dir.join("etc").join("c2");
+        fs::create_dir_all(&climbing).unwrap();
+        let escape = root.join("hosts").join("..").join("..").join("elsewhere");
+        std::os::unix::fs::symlink(&escape, climbing.join("hosts")).unwrap();
+        assert!(check_view_is_ours(&etc, "c2", &root).is_err());
+        unlink(&etc, "c2", &root).unwrap();
+        assert_eq!(fs::read_link(climbing.join("hosts")).unwrap(), escape);
         fs::remove_dir_all(dir).unwrap();
     }
 

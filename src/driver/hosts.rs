@@ -346,7 +346,16 @@ fn entry(etc_netns_dir: &Path, container: &str, state_root: &Path) -> Result<Ent
                 dir.display()
             )))
         }
-        Err(e) => return Err(io("reading", &dir, e)),
+        // Someone else's link that cannot be followed (a loop, a mount
+        // that refuses root): theirs, as any other, so that it stops only
+        // the attach of this container, never what refreshes its view
+        // (another container's attach, a detach, `restore`).
+        Err(e) => {
+            return Ok(Entry::Foreign(format!(
+                "{} is a symbolic link ipvlan cannot follow ({e}); ipvlan does not replace it",
+                dir.display()
+            )))
+        }
     }
     let hosts = dir.join("hosts");
     match fs::symlink_metadata(&hosts) {
@@ -1454,6 +1463,36 @@ mod tests {
             names.add(network, endpoint, None)?;
         }
         Ok(())
+    }
+
+    /// A container on two networks whose `/etc/netns/NAME` someone
+    /// replaced with a link that cannot be followed (a loop): another
+    /// container's attach to one of them, and the network's rebuild, leave
+    /// it alone and go on, as for any other entry not ours. Before, its
+    /// `ELOOP` failed both (and `restore`'s repair of the whole network).
+    #[test]
+    fn a_view_that_cannot_be_followed_stops_only_its_own_attach() {
+        let dir = scratch("loop");
+        let (root, etc) = (dir.join("state"), dir.join("etc"));
+        two_networks(&root, &etc).unwrap();
+        fs::remove_dir_all(etc.join("c1")).unwrap();
+        std::os::unix::fs::symlink("c1", etc.join("c1")).unwrap();
+        let state = StateDir::open(&root).unwrap();
+        let locked = state.lock().unwrap();
+        let n1 = record("n1", 'a');
+        let c2 = attached(&n1, "c2", "10.0.0.3/24");
+        attach(&locked, &etc, &n1, &c2).unwrap();
+        Names::new(&locked, &etc).rebuild(&n1).unwrap();
+        let refused = check_view_is_ours(&etc, "c1", &root).unwrap_err();
+        assert_eq!(
+            refused.kind(),
+            crate::driver::ErrorKind::AlreadyExists,
+            "{refused}"
+        );
+        assert_eq!(fs::read_link(etc.join("c1")).unwrap(), Path::new("c1"));
+        assert!(fs::read_link(etc.join("c2/hosts")).is_ok());
+        drop(locked);
+        fs::remove_dir_all(dir).unwrap();
     }
 
     /// A link (or FIFO) where a hosts file, union view or marker belongs

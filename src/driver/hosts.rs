@@ -51,9 +51,20 @@ pub(crate) fn ensure_file(path: &Path) -> Result<(), Error> {
     let mut file = match created {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            return crate::store::open_regular(path, OpenOptions::new().read(true))
-                .map(drop)
-                .map_err(|e| io("opening", path, e));
+            // Its mode too: a kill before the `chmod` below left it as the
+            // umask made it (0600 under 077), unreadable in containers.
+            let file = crate::store::open_regular(path, OpenOptions::new().read(true))
+                .map_err(|e| io("opening", path, e))?;
+            let mode = file
+                .metadata()
+                .map_err(|e| io("reading", path, e))?
+                .permissions()
+                .mode();
+            if mode & 0o7777 != HOSTS_MODE {
+                file.set_permissions(fs::Permissions::from_mode(HOSTS_MODE))
+                    .map_err(|e| io("setting the mode of", path, e))?;
+            }
+            return Ok(());
         }
         Err(e) => return Err(io("creating", path, e)),
     };
@@ -112,10 +123,14 @@ pub(crate) fn reconcile(path: &Path, wanted: &[(IpAddr, String)]) -> Result<(), 
     let present = crate::store::read_text_capped(path, crate::store::HOSTS_MAX)
         .map_err(|e| io("reading", path, e))?
         .unwrap_or_default();
-    let missing: Vec<&str> = lines
+    // The header's lines too: a file a power cut (or a kill before its
+    // first write) left empty got host lines only, and every later append
+    // found it not empty, so `localhost` never came back.
+    let missing: Vec<&str> = HEADER_LINES
         .iter()
-        .filter(|wanted| !present.lines().any(|line| line == wanted.as_str()))
-        .map(String::as_str)
+        .copied()
+        .chain(lines.iter().map(String::as_str))
+        .filter(|wanted| !present.lines().any(|line| line == *wanted))
         .collect();
     if missing.is_empty() {
         return Ok(());
@@ -1165,6 +1180,30 @@ mod tests {
         // No file and nothing wanted: none made.
         reconcile(&dir.join("none"), &[]).unwrap();
         assert!(!dir.join("none").exists());
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// A network file a power cut left empty (a new file's data not yet
+    /// written), or a kill left before its `chmod`: restore's reconcile
+    /// gives it its header and its mode back. Before, it appended the host
+    /// lines alone, and `localhost` never came back (appends add the
+    /// header only to an empty file); a 0600 file stayed unreadable to
+    /// the container's other users.
+    #[test]
+    fn reconcile_gives_an_empty_file_its_header_and_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = scratch("reconcile-empty");
+        let file = dir.join("net");
+        fs::write(&file, "").unwrap();
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).unwrap();
+        let wanted = [("10.0.0.2".parse().unwrap(), "web".to_string())];
+        reconcile(&file, &wanted).unwrap();
+        assert_eq!(
+            fs::read_to_string(&file).unwrap(),
+            format!("{HEADER}10.0.0.2\tweb\n")
+        );
+        let mode = fs::metadata(&file).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, HOSTS_MODE);
         fs::remove_dir_all(dir).unwrap();
     }
 

@@ -120,7 +120,7 @@ pub(crate) fn reconcile(path: &Path, wanted: &[(IpAddr, String)]) -> Result<(), 
         is_host_line(line) && !lines.iter().any(|wanted| wanted == line)
     })
     .map_err(|e| io("rewriting", path, e))?;
-    let present = crate::store::read_text_capped(path, crate::store::HOSTS_MAX)
+    let present = crate::store::read_bytes_capped(path, crate::store::HOSTS_MAX)
         .map_err(|e| io("reading", path, e))?
         .unwrap_or_default();
     // The header's lines too: a file a power cut (or a kill before its
@@ -130,7 +130,7 @@ pub(crate) fn reconcile(path: &Path, wanted: &[(IpAddr, String)]) -> Result<(), 
         .iter()
         .copied()
         .chain(lines.iter().map(String::as_str))
-        .filter(|wanted| !present.lines().any(|line| line == *wanted))
+        .filter(|wanted| !crate::store::whole_text_lines(&present).any(|line| line == *wanted))
         .collect();
     if missing.is_empty() {
         return Ok(());
@@ -184,7 +184,7 @@ fn names_host_where(line: &str, named: impl FnMut(&str) -> bool) -> bool {
 pub(crate) fn write_union(target: &Path, sources: &[PathBuf]) -> Result<(), Error> {
     let mut wanted: Vec<String> = Vec::new();
     for source in sources {
-        let content = match crate::store::read_text_capped(source, crate::store::HOSTS_MAX) {
+        let content = match crate::store::read_bytes_capped(source, crate::store::HOSTS_MAX) {
             Ok(Some(content)) => content,
             Ok(None) => continue,
             Err(e) => return Err(io("reading", source, e)),
@@ -192,9 +192,7 @@ pub(crate) fn write_union(target: &Path, sources: &[PathBuf]) -> Result<(), Erro
         // Whole lines only: a last one no newline ends was cut by a kill
         // (cut within a name, it would name another container).
         wanted.extend(
-            content
-                .split_inclusive('\n')
-                .filter_map(|l| l.strip_suffix('\n'))
+            crate::store::whole_text_lines(&content)
                 .filter(|l| is_host_line(l))
                 .map(str::to_string),
         );
@@ -215,10 +213,6 @@ pub(crate) fn write_union(target: &Path, sources: &[PathBuf]) -> Result<(), Erro
     file.set_permissions(fs::Permissions::from_mode(HOSTS_MODE))
         .map_err(|e| io("setting the mode of", target, e))?;
     let text = crate::store::read_capped(&mut file, crate::store::HOSTS_MAX)
-        .and_then(|bytes| {
-            String::from_utf8(bytes)
-                .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
-        })
         .map_err(|e| io("reading", target, e))?;
     // Appends go through a descriptor of their own, with `O_APPEND` (see
     // `append_lines`); `file`'s writes are in place.
@@ -1180,6 +1174,46 @@ mod tests {
         // No file and nothing wanted: none made.
         reconcile(&dir.join("none"), &[]).unwrap();
         assert!(!dir.join("none").exists());
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// A line of bytes that are not UTF-8 in a network file (a process in
+    /// a container has it as its `/etc/hosts`, writable, and may write
+    /// Latin-1): someone else's line, kept, while our lines are still
+    /// blanked, reconciled and copied into union views. Before, every
+    /// edit of the file failed ("not UTF-8 text"): each detach after its
+    /// link was gone, and `restore`.
+    #[test]
+    fn a_line_that_is_not_utf8_stops_no_edit_of_the_file() {
+        let dir = scratch("latin1");
+        let file = dir.join("net");
+        append(&file, "web", &["10.0.0.2".parse().unwrap()]).unwrap();
+        append(&file, "db", &["10.0.0.3".parse().unwrap()]).unwrap();
+        let mut theirs = fs::OpenOptions::new().append(true).open(&file).unwrap();
+        theirs.write_all(b"10.0.0.9\tcaf\xe9\n").unwrap();
+        remove(&file, "web").unwrap();
+        let union = dir.join("union");
+        write_union(&union, std::slice::from_ref(&file)).unwrap();
+        assert_eq!(
+            fs::read_to_string(&union).unwrap(),
+            format!("{HEADER}10.0.0.3\tdb\n")
+        );
+        let wanted = [
+            ("10.0.0.3".parse().unwrap(), "db".to_string()),
+            ("10.0.0.4".parse().unwrap(), "new".to_string()),
+        ];
+        reconcile(&file, &wanted).unwrap();
+        let blank = " ".repeat("10.0.0.2\tweb".len());
+        let mut expected = format!("{HEADER}{blank}\n10.0.0.3\tdb\n").into_bytes();
+        expected.extend_from_slice(b"10.0.0.9\tcaf\xe9\n10.0.0.4\tnew\n");
+        assert_eq!(fs::read(&file).unwrap(), expected);
+        // And a union view holding such a line itself: kept, ours edited.
+        theirs = fs::OpenOptions::new().append(true).open(&union).unwrap();
+        theirs.write_all(b"# \xff\n").unwrap();
+        write_union(&union, std::slice::from_ref(&file)).unwrap();
+        let mut expected = format!("{HEADER}10.0.0.3\tdb\n").into_bytes();
+        expected.extend_from_slice(b"# \xff\n10.0.0.4\tnew\n");
+        assert_eq!(fs::read(&union).unwrap(), expected);
         fs::remove_dir_all(dir).unwrap();
     }
 

@@ -596,7 +596,7 @@ impl StateDir {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
             Err(e) => return Err(self.handles.explain(dir, e, "opening", path)),
         };
-        let text = fsutil::read_text_opened(&mut file, len, fsutil::HOSTS_MAX)
+        let text = fsutil::read_bytes_opened(&mut file, len, fsutil::HOSTS_MAX)
             .map_err(StoreError::io("reading", path))?;
         fsutil::blank_lines(&mut file, &text, remove).map_err(StoreError::io("rewriting", path))
     }

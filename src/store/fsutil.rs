@@ -309,6 +309,17 @@ pub fn read_text_capped(path: &Path, max: u64) -> io::Result<Option<String>> {
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8 text"))
 }
 
+/// [`read_text_capped`] of a file whose bytes need not be text (a hosts
+/// file a container may have written to).
+pub fn read_bytes_capped(path: &Path, max: u64) -> io::Result<Option<Vec<u8>>> {
+    let mut file = match open_regular(path, OpenOptions::new().read(true)) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    read_capped(&mut file, max).map(Some)
+}
+
 /// Makes sure a finished rename, link or unlink in `dir` survives a power cut.
 /// Called right after that change, whose "after" kill point is the moment
 /// before the fsync, so this has only a point after.
@@ -415,27 +426,27 @@ pub fn append_line(path: &Path, lines: &str, mode: u32) -> io::Result<()> {
 pub fn append_lines(file: &File, len: u64, head: &str, text: &str) -> io::Result<()> {
     // Laid out in one buffer, in place: a batch's thousand lines (and the
     // header before them) are not copied, nor listed, on the way.
-    let mut out = String::with_capacity(1 + head.len() + text.len() + LAYOUT_SLACK);
+    let mut out = Vec::with_capacity(1 + head.len() + text.len() + LAYOUT_SLACK);
     if blank_cut_line(file, len)? {
-        out.push('\n');
+        out.push(b'\n');
     }
     let blanked = out.len();
-    let lines = head.split_inclusive('\n').chain(text.split_inclusive('\n'));
+    let lines = lines_of(head.as_bytes()).chain(lines_of(text.as_bytes()));
     if !lay_out_by_page(&mut out, lines, len as usize) {
         // A line longer than a page: none of ours; written as it is.
         out.truncate(blanked);
         for part in [head, text] {
-            out.push_str(part);
+            out.extend_from_slice(part.as_bytes());
         }
-        if !out.ends_with('\n') {
-            out.push('\n');
+        if out.last() != Some(&b'\n') {
+            out.push(b'\n');
         }
     }
     if out.is_empty() {
         return Ok(());
     }
     let mut writer = file;
-    writer.write_all(out.as_bytes())
+    writer.write_all(&out)
 }
 
 /// Room for the filler [`lay_out_by_page`] adds at the pages' ends, made
@@ -499,22 +510,36 @@ pub fn remove_lines(path: &Path, remove: impl FnMut(&str) -> bool) -> io::Result
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
         Err(e) => return Err(e),
     };
-    let text = String::from_utf8(read_capped(&mut file, HOSTS_MAX)?)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8 text"))?;
+    let text = read_capped(&mut file, HOSTS_MAX)?;
     blank_lines(&mut file, &text, remove)
+}
+
+/// The lines of `text`, each with its newline (a last one may have none).
+pub fn lines_of(text: &[u8]) -> impl Iterator<Item = &[u8]> {
+    text.split_inclusive(|&byte| byte == b'\n')
+}
+
+/// The whole lines of `text` that are UTF-8, without their newlines: a
+/// last line no newline ends (cut by a kill) is left out, and so is a
+/// line of other bytes (a process given the file as its `/etc/hosts` may
+/// write anything), which names none of ours.
+pub fn whole_text_lines(text: &[u8]) -> impl Iterator<Item = &str> {
+    lines_of(text).filter_map(|line| std::str::from_utf8(line.strip_suffix(b"\n")?).ok())
 }
 
 /// Overwrites each non-blank line of `file` (whose content is `text`) for
 /// which `remove` is true, and a last line no newline ends (cut short by
 /// a kill: `remove` is not asked, nor is it counted), with as many
-/// spaces, one small write each, so a
+/// spaces, one small write each; a line that is not UTF-8 is not asked
+/// about and stays (someone else's: a process in a container may write
+/// its `/etc/hosts`). So a
 /// reader sees every line whole, old or blank, never a stale tail of a
 /// shorter rewrite. When blank lines make up more than half of a file over
 /// 4 KiB it is compacted, as [`remove_lines`] says. Returns how many lines
 /// were removed.
 pub fn blank_lines(
     file: &mut File,
-    text: &str,
+    text: &[u8],
     mut remove: impl FnMut(&str) -> bool,
 ) -> io::Result<usize> {
     blank_lines_dyn(file, text, &mut remove)
@@ -525,7 +550,7 @@ pub fn blank_lines(
 #[inline(never)]
 fn blank_lines_dyn(
     file: &mut File,
-    text: &str,
+    text: &[u8],
     remove: &mut dyn FnMut(&str) -> bool,
 ) -> io::Result<usize> {
     // Where each removed line starts, for a compaction's second pass
@@ -534,18 +559,18 @@ fn blank_lines_dyn(
     let mut cut_short = 0;
     let mut blank = 0;
     let mut offset = 0;
-    for line in text.split_inclusive('\n') {
-        let content = line.trim_end_matches('\n');
+    for line in lines_of(text) {
+        let content = line.strip_suffix(b"\n").unwrap_or(line);
         let is_blank = is_blank_line(content);
         // A last line no newline ends was cut by a kill (within a name,
         // it would name another container): blanked, never taken for a
         // line that is there.
-        let cut = !is_blank && !line.ends_with('\n');
+        let cut = !is_blank && line.last() != Some(&b'\n');
         cut_short += usize::from(cut);
-        let removed = !is_blank && (cut || remove(content));
+        let removed = !is_blank && (cut || std::str::from_utf8(content).is_ok_and(&mut *remove));
         if removed {
             // One pwrite(2) each (the file is never opened to append).
-            file.write_all_at(" ".repeat(content.len()).as_bytes(), offset as u64)?;
+            file.write_all_at(&vec![b' '; content.len()], offset as u64)?;
             removed_at.push(offset);
         }
         if is_blank || removed {
@@ -556,14 +581,14 @@ fn blank_lines_dyn(
     if text.len() > PAGE && blank * 2 > text.len() {
         let mut offset = 0;
         let mut kept = Vec::new();
-        for line in text.split_inclusive('\n') {
+        for line in lines_of(text) {
             if !is_blank_line(line) && removed_at.binary_search(&offset).is_err() {
                 kept.push(line);
             }
             offset += line.len();
         }
         if let Some((laid_out, new_len)) = compacted(&kept, text.len()) {
-            file.write_all_at(laid_out.as_bytes(), 0)?;
+            file.write_all_at(&laid_out, 0)?;
             file.set_len(new_len as u64)?;
         }
     }
@@ -584,27 +609,28 @@ const PAGE: usize = 4096;
 /// page's first byte (a newline) closes. `false` when a line does not fit
 /// in a page (`out` then holds part of the lines).
 fn lay_out_by_page<'a>(
-    out: &mut String,
-    lines: impl Iterator<Item = &'a str>,
+    out: &mut Vec<u8>,
+    lines: impl Iterator<Item = &'a [u8]>,
     start: usize,
 ) -> bool {
-    let at = |out: &String| (start + out.len()) % PAGE;
+    let at = |out: &Vec<u8>| (start + out.len()) % PAGE;
     for line in lines {
-        let line_len = line.len() + usize::from(!line.ends_with('\n'));
+        let ended = line.last() == Some(&b'\n');
+        let line_len = line.len() + usize::from(!ended);
         // The line, then at least the comment's `#`, before the page's end.
         if line_len + 2 > PAGE {
             return false;
         }
         if at(out) + line_len + 1 > PAGE {
-            out.push('#');
+            out.push(b'#');
             while at(out) != 0 {
-                out.push(' ');
+                out.push(b' ');
             }
-            out.push('\n');
+            out.push(b'\n');
         }
-        out.push_str(line);
-        if !line.ends_with('\n') {
-            out.push('\n');
+        out.extend_from_slice(line);
+        if !ended {
+            out.push(b'\n');
         }
     }
     true
@@ -612,9 +638,11 @@ fn lay_out_by_page<'a>(
 
 /// Whether a hosts line holds no name: blank, or a comment (the filler
 /// [`compacted`] ends its pages with; our hosts files hold no other).
-fn is_blank_line(content: &str) -> bool {
-    let content = content.trim();
-    content.is_empty() || content.starts_with('#')
+fn is_blank_line(content: &[u8]) -> bool {
+    matches!(
+        content.iter().find(|byte| !byte.is_ascii_whitespace()),
+        None | Some(b'#')
+    )
 }
 
 /// The `kept` lines laid out for a compaction written over a file of
@@ -625,8 +653,8 @@ fn is_blank_line(content: &str) -> bool {
 /// `old_len`, is newlines (each page ending with `#` too), cut off by the
 /// truncation. `None` (no compaction) when a line does not fit in a page
 /// or the file would not shrink.
-fn compacted(kept: &[&str], old_len: usize) -> Option<(String, usize)> {
-    let mut out = String::with_capacity(old_len);
+fn compacted(kept: &[&[u8]], old_len: usize) -> Option<(Vec<u8>, usize)> {
+    let mut out = Vec::with_capacity(old_len);
     if !lay_out_by_page(&mut out, kept.iter().copied(), 0) {
         return None;
     }
@@ -636,9 +664,9 @@ fn compacted(kept: &[&str], old_len: usize) -> Option<(String, usize)> {
     }
     while out.len() < old_len {
         if out.len() % PAGE == PAGE - 1 {
-            out.push('#');
+            out.push(b'#');
         } else {
-            out.push('\n');
+            out.push(b'\n');
         }
     }
     Some((out, new_len))
@@ -757,6 +785,13 @@ pub fn read_text_at(dir: BorrowedFd<'_>, name: &str, max: u64) -> io::Result<Opt
 /// Reads the regular file `file` of `len` bytes (as [`open_regular_at`]
 /// returned them) as text of at most `max` bytes.
 pub(crate) fn read_text_opened(file: &mut File, len: u64, max: u64) -> io::Result<String> {
+    String::from_utf8(read_bytes_opened(file, len, max)?)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8 text"))
+}
+
+/// [`read_text_opened`] of a file whose bytes need not be text (a hosts
+/// file a container may have written to).
+pub(crate) fn read_bytes_opened(file: &mut File, len: u64, max: u64) -> io::Result<Vec<u8>> {
     let too_big = || {
         refuse(format!(
             "is larger than {max} bytes, more than any state file"
@@ -769,8 +804,7 @@ pub(crate) fn read_text_opened(file: &mut File, len: u64, max: u64) -> io::Resul
     if bytes.len() as u64 > max {
         return Err(too_big());
     }
-    String::from_utf8(bytes)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8 text"))
+    Ok(bytes)
 }
 
 /// Creates `name` in `dir` with `contents`, replacing a leftover of that
@@ -1040,7 +1074,7 @@ mod tests {
     /// The lines of `text` that name a host (not blank, not a comment).
     fn host_lines(text: &str) -> Vec<String> {
         text.lines()
-            .filter(|line| !is_blank_line(line))
+            .filter(|line| !is_blank_line(line.as_bytes()))
             .map(str::to_string)
             .collect()
     }

@@ -111,12 +111,21 @@ impl ParentPlan {
         Ok(match self {
             ParentPlan::Existing(link) => {
                 // The network that proves the link ours, if one does: a
-                // record naming another index (a link gone since) would
-                // pass that index on to every network on the parent.
+                // record naming another index (a link gone since, an
+                // admin's of the same name in its place) would pass that
+                // index on to every network on the parent, and its origin
+                // would make the admin's link ours to make again and to
+                // delete. A record of an earlier release, which holds no
+                // index, passes its origin on (it proves nothing either
+                // way, and its parent is never deleted).
                 let (origin, index) = networks
                     .iter()
                     .find(|n| is_ours(link, n))
-                    .or_else(|| networks.iter().find(|n| n.parent == link.name))
+                    .or_else(|| {
+                        networks
+                            .iter()
+                            .find(|n| n.parent == link.name && n.parent_index.is_none())
+                    })
                     .map_or((ParentOrigin::Existing, None), |n| {
                         (n.parent_origin.clone(), n.parent_index)
                     });
@@ -798,5 +807,64 @@ fn check_recorded_networks(
             network.flag.as_str()
         ))),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rtnl::LinkData;
+    use crate::store::records::fixtures;
+
+    fn vlan_link(index: u32) -> Link {
+        Link {
+            index,
+            name: "eth0.40".into(),
+            raw_name: None,
+            flags: 0,
+            link_type: ARPHRD_ETHER,
+            mtu: Some(1500),
+            mac: None,
+            parent: Some(2),
+            link_netnsid: None,
+            master: None,
+            group: None,
+            operstate: None,
+            kind: Some("vlan".into()),
+            data: LinkData::Vlan {
+                id: 40,
+                protocol: None,
+            },
+        }
+    }
+
+    /// A network whose record says we made `eth0.40` with an index the
+    /// link of that name does not have (an admin deleted ours and made
+    /// their own): a new network on it records the link as existing, as
+    /// Docker does. Before, it took the record's origin and index, so
+    /// `restore` made the admin's link again after they removed it, and
+    /// the new network's `rm` deleted what it made.
+    #[test]
+    fn a_link_no_record_proves_ours_is_an_existing_parent() {
+        let mut ours = fixtures::network("a", 'a', Vec::new());
+        ours.parent = "eth0.40".into();
+        ours.parent_origin = ParentOrigin::VlanCreated {
+            link: "eth0".into(),
+            vlan_id: 40,
+        };
+        ours.parent_index = Some(1 << 21);
+        let admins = ParentPlan::Existing(vlan_link(9));
+        let (name, origin, index) = admins.origin(std::slice::from_ref(&ours)).unwrap();
+        assert_eq!(name, "eth0.40");
+        assert_eq!((origin, index), (ParentOrigin::Existing, None));
+        // The very link we made: still ours, for every network on it.
+        let made = ParentPlan::Existing(vlan_link(1 << 21));
+        let (_, origin, index) = made.origin(std::slice::from_ref(&ours)).unwrap();
+        assert_eq!((origin, index), (ours.parent_origin.clone(), Some(1 << 21)));
+        // A record of an earlier release (no index): its origin, unproven,
+        // as before (its parent is never deleted).
+        ours.parent_index = None;
+        let (_, origin, index) = admins.origin(std::slice::from_ref(&ours)).unwrap();
+        assert_eq!((origin, index), (ours.parent_origin.clone(), None));
     }
 }

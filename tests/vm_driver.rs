@@ -245,6 +245,87 @@ fn shared_parent_same_mode_and_flag_only() {
     }
 }
 
+/// A parent whose frames another driver takes (a bridge or bond port, a
+/// link carrying macvlan links): the kernel refuses it an ipvlan port
+/// (`EBUSY`). Refused at `network create`, naming why; and a parent that
+/// became one after the network was made fails its attach with the same
+/// reason, not a bare "Device or resource busy" after four creates.
+#[test]
+fn a_parent_another_driver_takes_is_refused_with_its_reason() {
+    topology_up();
+    let config = config("taken");
+    let manager = Manager::open(config.clone()).unwrap();
+    ip(&["link", "add", "tb0", "type", "bridge"]);
+    ip(&["link", "add", "tp0", "type", "dummy"]);
+    ip(&["link", "set", "tp0", "master", "tb0"]);
+    refused(
+        &config,
+        ErrorKind::InUse,
+        "parent interface tp0 is a port of bridge tb0, which takes its frames (use tb0 as the parent, or take tp0 out of it)",
+        || manager.create_network(&net("ta", &["10.56.0.0/24"], &[], &[("parent", "tp0")])),
+    );
+    ip(&["link", "add", "tp1", "type", "dummy"]);
+    ip(&[
+        "link", "add", "link", "tp1", "name", "tmv0", "type", "macvlan",
+    ]);
+    refused(
+        &config,
+        ErrorKind::InUse,
+        "parent interface tp1 carries macvlan link tmv0 in the host namespace: ipvlan and macvlan links cannot share a parent",
+        || manager.create_network(&net("ta", &["10.56.0.0/24"], &[], &[("parent", "tp1")])),
+    );
+    // The bridge itself is a parent like any other.
+    manager
+        .create_network(&net("ta", &["10.56.0.0/24"], &[], &[("parent", "tb0")]))
+        .unwrap();
+    manager.remove_network("ta").unwrap();
+
+    // Made a bridge port after the network, before its first attach.
+    ip(&["link", "add", "tp2", "type", "dummy"]);
+    ip(&["link", "set", "tp2", "up"]);
+    manager
+        .create_network(&net("tc", &["10.57.0.0/24"], &[], &[("parent", "tp2")]))
+        .unwrap();
+    ip(&["link", "set", "tp2", "master", "tb0"]);
+    manager.create_container(Some("tc1")).unwrap();
+    let before = world(&config);
+    let err = manager
+        .connect(
+            "tc",
+            &Target::Container("tc1".into()),
+            &AttachRequest::default(),
+        )
+        .expect_err("an attach to a bridge port");
+    assert_eq!(err.kind(), ErrorKind::InUse, "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("attaching tc1 to network tc: the network's parent (ifindex "),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains(
+            ") refuses an ipvlan port: it is a bridge, bond, team or Open vSwitch port, or carries macvlan links ("
+        ),
+        "{err}"
+    );
+    // The store's directories a first attach makes may stay (empty), as
+    // after any attach refused late; nothing else may change.
+    let mut after = world(&config);
+    after
+        .state
+        .retain(|key, _| before.state.contains_key(key) || !config.state_dir.join(key).is_dir());
+    assert!(
+        after == before,
+        "the refused attach changed something:\n{}",
+        diff(&before, &after)
+    );
+    manager.remove_container("tc1", true).unwrap();
+    manager.remove_network("tc").unwrap();
+    for l in ["tmv0", "tp0", "tp1", "tp2", "tb0"] {
+        ip(&["link", "del", l]);
+    }
+}
+
 #[test]
 fn sixteen_parallel_attaches() {
     topology_up();

@@ -362,6 +362,16 @@ fn create_temporary(
         if outcome_unknown(&error) {
             undo_temporary(inside, &temporary, plan);
         }
+        // No index asked for and a name no link has: `EBUSY` is the
+        // parent's, whose frames another driver takes (it became a
+        // bridge or bond port, or got a macvlan, after the network was
+        // made, or its macvlan is in a namespace without a name).
+        if error.errno() == Some(libc::EBUSY) {
+            return Err(Error::in_use(format!(
+                "the network's parent (ifindex {}) refuses an ipvlan port: it is a bridge, bond, team or Open vSwitch port, or carries macvlan links ({error})",
+                plan.parent_index
+            )));
+        }
         return Err(error.into());
     }
     let index = match inside.handle.link_by_name(&temporary) {

@@ -55,16 +55,9 @@ pub(crate) fn ensure_file(path: &Path) -> Result<(), Error> {
             // umask made it (0600 under 077), unreadable in containers.
             let file = crate::store::open_regular(path, OpenOptions::new().read(true))
                 .map_err(|e| io("opening", path, e))?;
-            let mode = file
-                .metadata()
-                .map_err(|e| io("reading", path, e))?
-                .permissions()
-                .mode();
-            if mode & 0o7777 != HOSTS_MODE {
-                file.set_permissions(fs::Permissions::from_mode(HOSTS_MODE))
-                    .map_err(|e| io("setting the mode of", path, e))?;
-            }
-            return Ok(());
+            return file
+                .set_permissions(fs::Permissions::from_mode(HOSTS_MODE))
+                .map_err(|e| io("setting the mode of", path, e));
         }
         Err(e) => return Err(io("creating", path, e)),
     };

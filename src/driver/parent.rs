@@ -592,6 +592,10 @@ pub(crate) fn check_shared(
     };
     // A parent that is itself an ipvlan link shares its master's port.
     let port = port_of(host, link)?;
+    let beside = links_beside_the_host(host, netns_dir)?;
+    if let Some(why) = port_taken(&port, &beside) {
+        return Err(Error::in_use(why));
+    }
     // A CNI network without a host master (lease-only, linkInContainer)
     // shares no port here.
     for network in networks.iter().filter(|n| !n.parent.is_empty()) {
@@ -613,7 +617,7 @@ pub(crate) fn check_shared(
         }
     }
     // ipvlan links made outside this tool.
-    match other_mode_on_port(host, netns_dir, link, &port, opts.mode, opts.flag)? {
+    match other_mode_on_port(&beside, link, &port, opts.mode, opts.flag) {
         Some(why) => Err(Error::in_use(format!(
             "{why}; a network on the same parent must use the same mode and flag"
         ))),
@@ -666,14 +670,13 @@ fn refuse_vlan_id_in_use(
 /// link on it (`ipvlan_set_port_mode`), so one made with ours would
 /// switch that link's.
 fn other_mode_on_port(
-    host: &Handle,
-    netns_dir: &Path,
+    beside: &[(Link, Place)],
     link: &Link,
     port: &Link,
     mode: IpvlanMode,
     flag: IpvlanFlag,
-) -> Result<Option<String>, Error> {
-    for (other, place) in links_beside_the_host(host, netns_dir)? {
+) -> Option<String> {
+    for (other, place) in beside {
         let Some((other_mode, other_flag)) = other.ipvlan() else {
             continue;
         };
@@ -683,13 +686,46 @@ fn other_mode_on_port(
             && other.index != link.index
             && !(other_mode.is(mode) && other_flag.is(flag))
         {
-            return Ok(Some(format!(
+            return Some(format!(
                 "parent interface {} carries ipvlan link {} in {place} with mode {other_mode} and flag {other_flag}",
                 port.name, other.name
-            )));
+            ));
         }
     }
-    Ok(None)
+    None
+}
+
+/// Why the kernel would refuse `port` an ipvlan port, if it would: it
+/// hands the link's frames to another driver already (a bridge, bond,
+/// team or Open vSwitch port; a link carrying macvlan links), which
+/// answers every attach's create with `EBUSY`. Refused when the network
+/// is made, rather than at each attach. Namespaces without a name are not
+/// seen (a runtime's macvlan containers): their attach says it then.
+fn port_taken(port: &Link, beside: &[(Link, Place)]) -> Option<String> {
+    // The master is in the host, listed there.
+    let master = port.master.and_then(|index| {
+        beside
+            .iter()
+            .find(|(link, place)| place.is_host() && link.index == index)
+    });
+    if let Some((master, _)) = master {
+        let handler = |k: &&str| matches!(*k, "bridge" | "bond" | "team" | "openvswitch");
+        if let Some(kind) = master.kind.as_deref().filter(handler) {
+            let (port, master) = (&port.name, &master.name);
+            return Some(format!(
+                "parent interface {port} is a port of {kind} {master}, which takes its frames (use {master} as the parent, or take {port} out of it)"
+            ));
+        }
+    }
+    beside.iter().find_map(|(other, place)| {
+        let kind = other.kind.as_deref()?;
+        (matches!(kind, "macvlan" | "macvtap") && other.parent == Some(port.index)).then(|| {
+            format!(
+                "parent interface {} carries {kind} link {} in {place}: ipvlan and {kind} links cannot share a parent",
+                port.name, other.name
+            )
+        })
+    })
 }
 
 /// [`other_mode_on_port`] for a link of `network` about to be made again
@@ -702,7 +738,14 @@ pub(crate) fn other_mode_for(
     parent: &Link,
 ) -> Result<Option<String>, Error> {
     let port = port_of(host, parent)?;
-    other_mode_on_port(host, netns_dir, parent, &port, network.mode, network.flag)
+    let beside = links_beside_the_host(host, netns_dir)?;
+    Ok(other_mode_on_port(
+        &beside,
+        parent,
+        &port,
+        network.mode,
+        network.flag,
+    ))
 }
 
 /// The link whose ipvlan port `link` is on: its master when `link` is

@@ -190,6 +190,35 @@ pub fn topology_up() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    // Settled before any test looks: the veth's carrier comes, the links
+    // go from DOWN or UNKNOWN to UP and get their link-local addresses a
+    // moment after the script ends, which a test comparing the kernel's
+    // state before and after a refusal took for its change.
+    wait_until(
+        "the test topology's links up, with link-local addresses",
+        || {
+            let settled = |ns: &[&str]| {
+                let brief = |what: &str| {
+                    let mut args = ns.to_vec();
+                    args.extend(["-br", what]);
+                    ip(&args)
+                };
+                let lines = |text: String| -> Vec<String> {
+                    text.lines()
+                        .filter(|line| !line.starts_with("lo ") && !line.trim().is_empty())
+                        .map(str::to_string)
+                        .collect()
+                };
+                let (links, addrs) = (lines(brief("link")), lines(brief("addr")));
+                !links.is_empty()
+                    && links
+                        .iter()
+                        .all(|l| l.split_whitespace().nth(1) == Some("UP"))
+                    && addrs.iter().all(|a| a.contains(" fe80::"))
+            };
+            settled(&["-n", "router"]) && settled(&[])
+        },
+    );
 }
 
 /// A scratch state directory and the system's namespace directories.

@@ -12,13 +12,15 @@ use std::process::{Command, Stdio};
 /// Environment variable naming the default kernel series (`6.1`, `6.12`).
 pub const KERNEL_ENV: &str = "IPVLAN_VM_KERNEL";
 
-/// Modules to load, in dependency order (8021q needs mrp and garp, garp needs
-/// stp and llc), with their parameters. Paths relative to
+/// Modules to load, in dependency order (8021q needs mrp and garp, garp and
+/// bridge need stp and llc), with their parameters. Paths relative to
 /// `lib/modules/VERSION/kernel`; a package may ship them compressed (`.ko.xz`),
 /// the guest always gets them plain, as busybox's insmod reads ELF only.
-pub const MODULES: [(&str, &str); 15] = [
+pub const MODULES: [(&str, &str); 16] = [
     ("net/llc/llc.ko", ""),
     ("net/802/stp.ko", ""),
+    // A parent that is a bridge port (refused), or a bridge (a parent).
+    ("net/bridge/bridge.ko", ""),
     ("net/802/garp.ko", ""),
     ("net/802/mrp.ko", ""),
     ("net/8021q/8021q.ko", ""),

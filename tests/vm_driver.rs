@@ -3004,6 +3004,27 @@ fn a_parent_another_tool_stacked_a_link_on_is_kept() {
     ip(&["netns", "del", "stacked"]);
     ip(&["link", "del", "eth0.54"]);
 
+    // Made a bridge's port since (an admin's uplink): kept, with the
+    // bridge's port. Before, `rm` deleted it from under the bridge.
+    manager
+        .create_network(&net(
+            "stk4",
+            &["10.97.6.0/24"],
+            &[],
+            &[("parent", "eth0.56")],
+        ))
+        .unwrap();
+    ip(&["link", "add", "br56", "type", "bridge"]);
+    ip(&["link", "set", "eth0.56", "master", "br56"]);
+    assert_eq!(
+        manager.remove_network("stk4").unwrap(),
+        vec!["parent eth0.56 kept: it is a port of bridge br56, and would go with it; delete it with `ip link del eth0.56` once nothing uses it".to_string()]
+    );
+    let port = link(None, "eth0.56").expect("eth0.56 kept");
+    assert_eq!(port.get("master").and_then(|m| m.as_str()), Some("br56"));
+    ip(&["link", "del", "br56"]);
+    ip(&["link", "del", "eth0.56"]);
+
     // Nothing on it: it goes, as before.
     manager
         .create_network(&net(

@@ -484,18 +484,34 @@ pub(crate) fn delete_if_ours(
         });
     }
     let index = ours_there(host, record)?;
-    let stacked = links_beside_the_host(host, netns_dir).map(|links| {
-        links.into_iter().find(|(other, place)| {
-            other.parent == Some(index) && !(place.is_host() && other.index == index)
-        })
+    // Another tool's link on it, or a master it was made a port of (a
+    // bridge, a bond: the admin's uplink) since the network was made.
+    let in_use = links_beside_the_host(host, netns_dir).map(|links| {
+        let in_host = |index: u32| {
+            links
+                .iter()
+                .find(|(link, place)| place.is_host() && link.index == index)
+                .map(|(link, _)| link)
+        };
+        if let Some(master) = in_host(index).and_then(|ours| in_host(ours.master?)) {
+            let kind = master.kind.as_deref().unwrap_or("link");
+            return Some(format!("it is a port of {kind} {}", master.name));
+        }
+        links
+            .iter()
+            .find(|(other, place)| {
+                other.parent == Some(index) && !(place.is_host() && other.index == index)
+            })
+            .map(|(other, place)| {
+                format!(
+                    "{} link {} in {place} sits on it",
+                    other.kind.as_deref().unwrap_or("a"),
+                    other.name
+                )
+            })
     });
-    let keep = match stacked {
-        Ok(None) => None,
-        Ok(Some((other, place))) => Some(format!(
-            "{} link {} in {place} sits on it",
-            other.kind.as_deref().unwrap_or("a"),
-            other.name
-        )),
+    let keep = match in_use {
+        Ok(why) => why,
         Err(error) => Some(format!("the links on it could not be listed ({error})")),
     };
     if let Some(why) = keep {

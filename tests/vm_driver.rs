@@ -261,7 +261,7 @@ fn a_parent_another_driver_takes_is_refused_with_its_reason() {
     refused(
         &config,
         ErrorKind::InUse,
-        "parent interface tp0 is a port of bridge tb0, which takes its frames (use tb0 as the parent, or take tp0 out of it)",
+        "parent interface tp0 is a port of bridge tb0, which takes its frames (take it out, or choose another parent)",
         || manager.create_network(&net("ta", &["10.56.0.0/24"], &[], &[("parent", "tp0")])),
     );
     ip(&["link", "add", "tp1", "type", "dummy"]);
@@ -304,7 +304,7 @@ fn a_parent_another_driver_takes_is_refused_with_its_reason() {
     );
     assert!(
         err.to_string().contains(
-            ") refuses an ipvlan port: it is a bridge, bond, team or Open vSwitch port, or carries macvlan links ("
+            ") refuses an ipvlan port: another driver takes its frames (a bridge, bond, macvlan...) ("
         ),
         "{err}"
     );
@@ -3018,7 +3018,7 @@ fn a_parent_another_tool_stacked_a_link_on_is_kept() {
     ip(&["link", "set", "eth0.56", "master", "br56"]);
     assert_eq!(
         manager.remove_network("stk4").unwrap(),
-        vec!["parent eth0.56 kept: it is a port of bridge br56, and would go with it; delete it with `ip link del eth0.56` once nothing uses it".to_string()]
+        vec!["parent eth0.56 kept: it is a port of bridge br56; delete it with `ip link del eth0.56` once nothing uses it".to_string()]
     );
     let port = link(None, "eth0.56").expect("eth0.56 kept");
     assert_eq!(port.get("master").and_then(|m| m.as_str()), Some("br56"));

@@ -368,7 +368,7 @@ fn create_temporary(
         // made, or its macvlan is in a namespace without a name).
         if error.errno() == Some(libc::EBUSY) {
             return Err(Error::in_use(format!(
-                "the network's parent (ifindex {}) refuses an ipvlan port: it is a bridge, bond, team or Open vSwitch port, or carries macvlan links ({error})",
+                "the network's parent (ifindex {}) refuses an ipvlan port: another driver takes its frames (a bridge, bond, macvlan...) ({error})",
                 plan.parent_index
             )));
         }

@@ -123,7 +123,10 @@ pub(crate) fn reconcile(path: &Path, wanted: &[(IpAddr, String)]) -> Result<(), 
         .iter()
         .copied()
         .chain(lines.iter().map(String::as_str))
-        .filter(|wanted| !crate::store::whole_text_lines(&present).any(|line| line == *wanted))
+        .filter(|wanted| {
+            !crate::store::lines_of(&present)
+                .any(|line| line.strip_suffix(b"\n") == Some(wanted.as_bytes()))
+        })
         .collect();
     if missing.is_empty() {
         return Ok(());
@@ -504,7 +507,8 @@ fn link_after(
             // Right already, but a replace killed before its rename may
             // have left its temporary, which `ip netns exec` would try to
             // mount over `/etc` like any entry.
-            remove_if_ours(&dir.join(TEMPORARY), state_root)?;
+            // Best effort: the view itself is right.
+            let _ = remove_if_ours(&dir.join(TEMPORARY), state_root);
             return Ok(());
         }
         Entry::Ours => true,

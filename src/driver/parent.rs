@@ -504,7 +504,7 @@ pub(crate) fn delete_if_ours(
             })
             .map(|(other, place)| {
                 format!(
-                    "{} link {} in {place} sits on it",
+                    "{} link {} in {place} sits on it, and would go with it",
                     other.kind.as_deref().unwrap_or("a"),
                     other.name
                 )
@@ -516,7 +516,7 @@ pub(crate) fn delete_if_ours(
     };
     if let Some(why) = keep {
         return Some(format!(
-            "parent {} kept: {why}, and would go with it; delete it with `ip link del {}` once nothing uses it",
+            "parent {} kept: {why}; delete it with `ip link del {}` once nothing uses it",
             record.parent, record.parent
         ));
     }
@@ -729,7 +729,7 @@ fn port_taken(port: &Link, beside: &[(Link, Place)]) -> Option<String> {
         if let Some(kind) = master.kind.as_deref().filter(handler) {
             let (port, master) = (&port.name, &master.name);
             return Some(format!(
-                "parent interface {port} is a port of {kind} {master}, which takes its frames (use {master} as the parent, or take {port} out of it)"
+                "parent interface {port} is a port of {kind} {master}, which takes its frames (take it out, or choose another parent)"
             ));
         }
     }

@@ -127,8 +127,9 @@ mod fsutil;
 mod handles;
 mod listing;
 pub use fsutil::{
-    append_line, append_lines, blank_lines, check_dir, create_dir, open_regular, read_bytes_capped,
-    read_capped, read_text_capped, refusal, remove_lines, whole_text_lines, HOSTS_MAX, RECORD_MAX,
+    append_line, append_lines, blank_lines, check_dir, create_dir, lines_of, open_regular,
+    read_bytes_capped, read_capped, read_text_capped, refusal, remove_lines, whole_text_lines,
+    HOSTS_MAX, RECORD_MAX,
 };
 pub use listing::{Damaged, Listing};
 pub mod records;

@@ -1404,6 +1404,27 @@ fn run_rm_tells_its_container_from_one_made_at_its_name_since_without_cookies() 
             ino: new_inode,
             ..id
         });
+        // Nor does its command start in the new one (a run that made it,
+        // held up before entering while `rm -f` and another run came):
+        // before, without cookies, it ran there.
+        for started in [
+            manager
+                .exec_in_made_container(
+                    &ours,
+                    &["true".into()],
+                    &ipvlan::driver::ExecOptions::default(),
+                )
+                .map(drop),
+            manager
+                .spawn_detached_in_made_container(&ours, &["true".into()])
+                .map(drop),
+        ] {
+            let refused = started.expect_err("started in the container made since");
+            assert!(
+                refused.to_string().contains("was removed meanwhile"),
+                "{refused}"
+            );
+        }
         let notes = manager.remove_made_container(&ours, true).unwrap();
         assert!(
             notes.iter().any(|n| n.contains("was removed meanwhile")),

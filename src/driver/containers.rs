@@ -387,11 +387,7 @@ impl Manager {
         force: bool,
     ) -> Result<Vec<String>, Error> {
         crate::fault::point("container: before removal");
-        let made = container.netns_id.map(|id| Made {
-            id,
-            inode_time: container.netns_inode_time,
-        });
-        match made {
+        match Made::of_info(container) {
             Some(made) => self.remove_container_if(&container.name, force, Some(made)),
             // Made by a version that recorded no identity: by its name.
             None => self.remove_container(&container.name, force),
@@ -600,7 +596,7 @@ impl Manager {
     fn container_namespace(
         &self,
         container: &str,
-        made: Option<&NetnsId>,
+        made: Option<Made>,
     ) -> Result<ContainerEntry, Error> {
         crate::fault::point("container: before entering");
         check_container_name(container)?;
@@ -628,8 +624,12 @@ impl Manager {
         }
         let made_here = record.as_ref().and_then(Made::of);
         let recorded = made_here.map(|made| made.id);
+        // Without cookies (Linux before 5.14) a namespace made since at the
+        // name may have the inode number of ours: the times tell them apart.
         if let Some(made) = made {
-            if !recorded.as_ref().is_some_and(|id| id.same_namespace(made)) {
+            if !made_here.is_some_and(|here| {
+                (here.id).same_mounted_namespace(here.inode_time, &made.id, made.inode_time)
+            }) {
                 return Err(replaced_meanwhile(container));
             }
         }
@@ -700,7 +700,7 @@ impl Manager {
         argv: &[OsString],
         opts: &ExecOptions,
     ) -> Result<ExitStatusCode, Error> {
-        self.exec_checked(&container.name, container.netns_id.as_ref(), argv, opts)
+        self.exec_checked(&container.name, Made::of_info(container), argv, opts)
     }
 
     /// [`Manager::exec`]; with `made`, only in the container whose
@@ -708,7 +708,7 @@ impl Manager {
     fn exec_checked(
         &self,
         container: &str,
-        made: Option<&NetnsId>,
+        made: Option<Made>,
         argv: &[OsString],
         opts: &ExecOptions,
     ) -> Result<ExitStatusCode, Error> {
@@ -837,7 +837,7 @@ impl Manager {
         container: &ContainerInfo,
         argv: &[OsString],
     ) -> Result<u32, Error> {
-        self.spawn_detached_checked(&container.name, container.netns_id.as_ref(), argv)
+        self.spawn_detached_checked(&container.name, Made::of_info(container), argv)
     }
 
     /// [`Manager::spawn_detached`]; with `made`, only in the container
@@ -845,7 +845,7 @@ impl Manager {
     fn spawn_detached_checked(
         &self,
         container: &str,
-        made: Option<&NetnsId>,
+        made: Option<Made>,
         argv: &[OsString],
     ) -> Result<u32, Error> {
         let (program, args) = split_command(argv)?;

@@ -262,6 +262,14 @@ impl Made {
         })
     }
 
+    /// What the container `info` describes was made as (see [`Made::of`]).
+    pub(crate) fn of_info(info: &super::ContainerInfo) -> Option<Made> {
+        info.netns_id.map(|id| Made {
+            id,
+            inode_time: info.netns_inode_time,
+        })
+    }
+
     /// Whether `found`, opened at the container's name, is the namespace
     /// made. Its inode's time is read (an `fstat`) only where no cookie
     /// decides.

@@ -1617,7 +1617,7 @@ impl Locked<'_> {
         self.mark_changing()?;
         crate::fault::point("store: before rmdir");
         let removed =
-            crate::fault::io_refused("store: rmdir fails").and_then(|()| fs::remove_dir_all(dir));
+            crate::fault::io_refused("store: rmdir fails").and_then(|()| remove_dir_all(dir));
         match crate::fault::after("store: after rmdir", removed) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => {
                 self.handles.give_up_log();
@@ -2196,4 +2196,43 @@ pub struct SavedCursor {
     /// The addresses counted as freed since the subnet was found full
     /// (see `crate::ipam::AddressBook::freed`).
     pub freed: u32,
+}
+
+/// `dir` and everything in it, depth first: the store's own trees (a
+/// network's endpoints or addresses, two levels at most, 0700 and root's,
+/// changed only under the lock), so the standard library's walk, which
+/// guards against another writer swapping in links meanwhile, is not
+/// needed, nor its code. An entry is unlinked as listed, never followed.
+fn remove_dir_all(dir: &Path) -> io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        match entry.file_type()?.is_dir() {
+            true => remove_dir_all(&entry.path())?,
+            false => fs::remove_file(entry.path())?,
+        }
+    }
+    fs::remove_dir(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    /// A tree goes whole; a link in it is unlinked, never followed: what
+    /// it names stays.
+    #[test]
+    fn a_tree_goes_and_no_link_in_it_is_followed() {
+        let root = std::env::temp_dir().join(format!("ipvlan-rmtree-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let (tree, outside) = (root.join("tree"), root.join("outside"));
+        std::fs::create_dir_all(tree.join("a/b")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(tree.join("a/b/f"), "x").unwrap();
+        std::fs::write(tree.join("top"), "x").unwrap();
+        std::fs::write(outside.join("kept"), "x").unwrap();
+        std::os::unix::fs::symlink(&outside, tree.join("a/dir-link")).unwrap();
+        std::os::unix::fs::symlink(outside.join("kept"), tree.join("file-link")).unwrap();
+        super::remove_dir_all(&tree).unwrap();
+        assert!(std::fs::symlink_metadata(&tree).is_err());
+        assert_eq!(std::fs::read_to_string(outside.join("kept")).unwrap(), "x");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 }

@@ -271,7 +271,7 @@ fn a_parent_another_driver_takes_is_refused_with_its_reason() {
     refused(
         &config,
         ErrorKind::InUse,
-        "parent interface tp1 carries macvlan link tmv0 in the host namespace: ipvlan and macvlan links cannot share a parent",
+        "parent interface tp1 carries macvlan link tmv0 in the host namespace; ipvlan links cannot share it",
         || manager.create_network(&net("ta", &["10.56.0.0/24"], &[], &[("parent", "tp1")])),
     );
     // The bridge itself is a parent like any other.

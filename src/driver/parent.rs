@@ -487,13 +487,8 @@ pub(crate) fn delete_if_ours(
     // Another tool's link on it, or a master it was made a port of (a
     // bridge, a bond: the admin's uplink) since the network was made.
     let in_use = links_beside_the_host(host, netns_dir).map(|links| {
-        let in_host = |index: u32| {
-            links
-                .iter()
-                .find(|(link, place)| place.is_host() && link.index == index)
-                .map(|(link, _)| link)
-        };
-        if let Some(master) = in_host(index).and_then(|ours| in_host(ours.master?)) {
+        let ours = in_host(&links, Some(index));
+        if let Some(master) = in_host(&links, ours.and_then(|ours| ours.master)) {
             let kind = master.kind.as_deref().unwrap_or("link");
             return Some(format!("it is a port of {kind} {}", master.name));
         }
@@ -711,6 +706,16 @@ fn other_mode_on_port(
     None
 }
 
+/// The host's link at `index` among `links`.
+#[inline(never)]
+fn in_host(links: &[(Link, Place)], index: Option<u32>) -> Option<&Link> {
+    let index = index?;
+    links
+        .iter()
+        .find(|(link, place)| place.is_host() && link.index == index)
+        .map(|(link, _)| link)
+}
+
 /// Why the kernel would refuse `port` an ipvlan port, if it would: it
 /// hands the link's frames to another driver already (a bridge, bond,
 /// team or Open vSwitch port; a link carrying macvlan links), which
@@ -719,12 +724,7 @@ fn other_mode_on_port(
 /// seen (a runtime's macvlan containers): their attach says it then.
 fn port_taken(port: &Link, beside: &[(Link, Place)]) -> Option<String> {
     // The master is in the host, listed there.
-    let master = port.master.and_then(|index| {
-        beside
-            .iter()
-            .find(|(link, place)| place.is_host() && link.index == index)
-    });
-    if let Some((master, _)) = master {
+    if let Some(master) = in_host(beside, port.master) {
         let handler = |k: &&str| matches!(*k, "bridge" | "bond" | "team" | "openvswitch");
         if let Some(kind) = master.kind.as_deref().filter(handler) {
             let (port, master) = (&port.name, &master.name);
@@ -737,7 +737,7 @@ fn port_taken(port: &Link, beside: &[(Link, Place)]) -> Option<String> {
         let kind = other.kind.as_deref()?;
         (matches!(kind, "macvlan" | "macvtap") && other.parent == Some(port.index)).then(|| {
             format!(
-                "parent interface {} carries {kind} link {} in {place}: ipvlan and {kind} links cannot share a parent",
+                "parent interface {} carries {kind} link {} in {place}; ipvlan links cannot share it",
                 port.name, other.name
             )
         })

@@ -495,6 +495,51 @@ fn restore_takes_out_views_no_record_explains() {
     });
 }
 
+/// A name `run` cannot take says why, and what frees it: an interrupted
+/// run or rm (whose namespace is still at the name) is named as such, and
+/// a container whose namespace's name was deleted points to `rm -f`
+/// (`restore` keeps one a process still holds). Before, the first read
+/// "namespace ... exists", and the last told to run `restore`, which kept it.
+#[test]
+fn a_name_in_use_says_what_holds_it() {
+    in_fresh_netns("name-held", |config| {
+        let manager = Manager::open(config.clone()).unwrap();
+        for (state, said) in [
+            (
+                "creating",
+                "container name web is held by an interrupted run; `ipvlan restore` rolls it back",
+            ),
+            (
+                "removing",
+                "container name web is held by an interrupted rm; `ipvlan restore` finishes it",
+            ),
+        ] {
+            manager.create_container(Some("web")).unwrap();
+            let record = common::container_record(&config.state_dir, "web");
+            let text = fs::read_to_string(&record).unwrap();
+            fs::write(
+                &record,
+                text.replace("\"created\"", &format!("\"{state}\"")),
+            )
+            .unwrap();
+            let refused = manager.create_container(Some("web")).unwrap_err();
+            assert_eq!(refused.kind(), ErrorKind::AlreadyExists, "{refused}");
+            assert_eq!(refused.to_string(), said);
+            fs::write(&record, text).unwrap();
+            manager.remove_container("web", true).unwrap();
+        }
+        manager.create_container(Some("db")).unwrap();
+        netns::delete_named(&config.netns_dir, "db").unwrap();
+        let refused = manager.create_container(Some("db")).unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            "container name db is already in use (its namespace's name is gone; `ipvlan rm -f db` removes it)"
+        );
+        manager.remove_container("db", true).unwrap();
+        manager.create_container(Some("db")).unwrap();
+    });
+}
+
 #[test]
 fn doctor_names_what_this_kernel_lacks() {
     common::privilege::require_root();

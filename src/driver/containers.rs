@@ -212,6 +212,22 @@ impl Manager {
         };
         check_container_name(name)?;
         let path = self.config.netns_dir.join(name);
+        // The record first: an interrupted run or rm has made or kept the
+        // namespace too, and is what to tell.
+        let recorded = state.container(name)?.map(|record| record.state);
+        match recorded {
+            Some(ContainerState::Creating) => {
+                return Err(Error::already_exists(format!(
+                    "container name {name} is held by an interrupted run; `ipvlan restore` rolls it back"
+                )))
+            }
+            Some(ContainerState::Removing) => {
+                return Err(Error::already_exists(format!(
+                    "container name {name} is held by an interrupted rm; `ipvlan restore` finishes it"
+                )))
+            }
+            _ => {}
+        }
         // Anything at the name, a dangling link included, is in the way.
         if fs::symlink_metadata(&path).is_ok() {
             return Err(Error::already_exists(format!(
@@ -219,16 +235,12 @@ impl Manager {
                 path.display()
             )));
         }
-        match state.container(name)?.map(|record| record.state) {
+        match recorded {
             None => Ok(name.to_string()),
-            Some(ContainerState::Creating) => Err(Error::already_exists(format!(
-                "container name {name} is held by an interrupted run; `ipvlan restore` rolls it back"
-            ))),
-            Some(ContainerState::Removing) => Err(Error::already_exists(format!(
-                "container name {name} is held by an interrupted rm; `ipvlan restore` finishes it"
-            ))),
-            Some(ContainerState::Created) => Err(Error::already_exists(format!(
-                "container name {name} is already in use (its namespace is gone; `ipvlan restore` forgets it)"
+            // Its name deleted (`ip netns del`): gone, or held by a process
+            // in it, which `restore` keeps; `rm -f` ends either.
+            _ => Err(Error::already_exists(format!(
+                "container name {name} is already in use (its namespace's name is gone; `ipvlan rm -f {name}` removes it)"
             ))),
         }
     }

@@ -450,51 +450,6 @@ fn removing_our_containers_leaves_an_admins_etc_netns_entries() {
     });
 }
 
-/// What a power cut can bring back after an `rm` or a detach whose
-/// record's removal was durable: the view's link, directory and marker,
-/// which are never synced. `restore` takes out what no record explains,
-/// ours only; an admin's view stays. Before, nothing ever looked at them
-/// again (and `ip netns exec` of a later namespace of that name mounted
-/// our network's hosts file).
-#[test]
-fn restore_takes_out_views_no_record_explains() {
-    in_fresh_netns("stale-view", |config| {
-        let manager = Manager::open(config.clone()).unwrap();
-        let ours = config.state_dir.join("hosts").join("a".repeat(64));
-        fs::create_dir_all(ours.parent().unwrap()).unwrap();
-        fs::write(&ours, "127.0.0.1\tlocalhost\n").unwrap();
-        let etc = &config.etc_netns_dir;
-        // Ours: the directory we made (its marker) and our link in it.
-        fs::create_dir_all(etc.join("web")).unwrap();
-        std::os::unix::fs::symlink(&ours, etc.join("web/hosts")).unwrap();
-        let markers = config.state_dir.join("hosts").join("etc-netns");
-        fs::create_dir_all(&markers).unwrap();
-        fs::write(markers.join("web"), "").unwrap();
-        // Our link in an admin's directory (no marker).
-        fs::create_dir_all(etc.join("adm")).unwrap();
-        std::os::unix::fs::symlink(&ours, etc.join("adm/hosts")).unwrap();
-        // An admin's view.
-        let admin_hosts = config.state_dir.with_file_name("admin-hosts");
-        fs::write(&admin_hosts, "10.9.9.9\tgateway\n").unwrap();
-        fs::create_dir_all(etc.join("other")).unwrap();
-        std::os::unix::fs::symlink(&admin_hosts, etc.join("other/hosts")).unwrap();
-
-        let report = manager.restore().unwrap();
-        assert!(report.errors.is_empty(), "{report:?}");
-        assert!(
-            fs::symlink_metadata(etc.join("web")).is_err(),
-            "our view kept"
-        );
-        assert!(!markers.join("web").exists(), "its marker kept");
-        assert!(
-            fs::symlink_metadata(etc.join("adm/hosts")).is_err(),
-            "our link kept"
-        );
-        assert!(etc.join("adm").is_dir(), "the admin's directory taken");
-        assert_eq!(fs::read_link(etc.join("other/hosts")).unwrap(), admin_hosts);
-    });
-}
-
 /// A name `run` cannot take says why, and what frees it: an interrupted
 /// run or rm (whose namespace is still at the name) is named as such, and
 /// a container whose namespace's name was deleted points to `rm -f`
@@ -519,7 +474,7 @@ fn a_name_in_use_says_what_holds_it() {
             let text = fs::read_to_string(&record).unwrap();
             fs::write(
                 &record,
-                text.replace("\"created\"", &format!("\"{state}\"")),
+                text.replace("\"state\": \"created\"", &format!("\"state\": \"{state}\"")),
             )
             .unwrap();
             let refused = manager.create_container(Some("web")).unwrap_err();

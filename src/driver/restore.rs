@@ -408,11 +408,6 @@ impl Manager {
                 };
             }
         }
-        // An intent not yet a record (a dead batch's file, the commit log's
-        // page) may be what explains a view.
-        if !batch_left && intent_left.is_none() {
-            self.take_out_unexplained_views(&state, &mut report);
-        }
         // What was repaired durable before it is reported, and the commit
         // log emptied (everything it names synced first): an older version,
         // which does not read it, can take over from here.
@@ -422,40 +417,6 @@ impl Manager {
                 .push(format!("making the repairs durable: {error}"));
         }
         Ok(report)
-    }
-
-    /// Takes out the `/etc/netns` views of containers no record names any
-    /// more (ours only: see `hosts::unlink`). A power cut after an `rm` or
-    /// a detach that had made the record's removal durable can bring back
-    /// the view's link, directory and marker, which are never synced; no
-    /// other repair would ever look at them. Nothing is taken out while a
-    /// record cannot be read: it may name the container.
-    fn take_out_unexplained_views(&self, state: &Locked<'_>, report: &mut RestoreReport) {
-        let (Ok(containers), Ok(endpoints)) = (state.container_records(), state.endpoints()) else {
-            return;
-        };
-        if !(containers.damaged.is_empty() && endpoints.damaged.is_empty()) {
-            return;
-        }
-        let Ok(entries) = std::fs::read_dir(&self.config.etc_netns_dir) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let named = containers.items.iter().any(|c| c.name == name)
-                || endpoints
-                    .items
-                    .iter()
-                    .any(|e| e.container.as_deref() == Some(name.as_str()));
-            // Any other name is looked at too: one no attach could take
-            // holds nothing of ours, which `unlink` finds so.
-            if named {
-                continue;
-            }
-            if let Err(error) = hosts::unlink(&self.config.etc_netns_dir, &name, state.root()) {
-                report.errors.push(container_error(&name, &error));
-            }
-        }
     }
 
     /// The namespace `run` made for `endpoint`'s container (among the

@@ -24,10 +24,12 @@
 //! read is reported as [`Damaged`], never skipped silently, deleted or
 //! rewritten.
 
+use std::ffi::{CStr, CString};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
 use std::net::IpAddr;
 use std::ops::Deref;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -1616,8 +1618,15 @@ impl Locked<'_> {
     fn remove_tree(&self, dir: &Path) -> Result<(), StoreError> {
         self.mark_changing()?;
         crate::fault::point("store: before rmdir");
-        let removed =
-            crate::fault::io_refused("store: rmdir fails").and_then(|()| remove_dir_all(dir));
+        // Reached as every file is, from the checked directory above it.
+        let at = match (dir.parent(), dir.file_name()) {
+            (Some(parent), Some(name)) => self.handles.reach(parent)?.map(|at| (at, name)),
+            _ => None,
+        };
+        let removed = crate::fault::io_refused("store: rmdir fails").and_then(|()| match &at {
+            Some((at, name)) => remove_tree_at(at.fd(), &at.c_entry(&name.to_string_lossy())?),
+            None => Ok(()),
+        });
         match crate::fault::after("store: after rmdir", removed) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => {
                 self.handles.give_up_log();
@@ -2198,28 +2207,43 @@ pub struct SavedCursor {
     pub freed: u32,
 }
 
-/// `dir` and everything in it, depth first: the store's own trees (a
-/// network's endpoints or addresses, two levels at most, 0700 and root's,
-/// changed only under the lock), so the standard library's walk, which
-/// guards against another writer swapping in links meanwhile, is not
-/// needed, nor its code. An entry is unlinked as listed, never followed.
-fn remove_dir_all(dir: &Path) -> io::Result<()> {
-    for entry in fs::read_dir(dir)? {
-        let entry = entry?;
-        match entry.file_type()?.is_dir() {
-            true => remove_dir_all(&entry.path())?,
-            false => fs::remove_file(entry.path())?,
+/// Removes the directory `name` of `parent` with everything in it, depth
+/// first, by descriptor: each level opened `O_NOFOLLOW` below the one
+/// above, so no link is followed, at the top (refused) or inside
+/// (unlinked), and nothing above is looked up again, which a rename there
+/// could change. The standard library's walk does as much with more code
+/// than the store's own calls need. What vanished meanwhile is no failure.
+fn remove_tree_at(parent: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
+    let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW;
+    let dir = match crate::sys::openat(Some(parent), name, flags, 0) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        opened => opened?,
+    };
+    for entry in crate::sys::dir_names(dir.as_fd())? {
+        let entry = CString::new(entry)?;
+        // Linux answers `EISDIR` for a directory: emptied, then removed.
+        match crate::sys::unlink_at(dir.as_fd(), &entry, 0) {
+            Err(e) if e.raw_os_error() == Some(libc::EISDIR) => {
+                remove_tree_at(dir.as_fd(), &entry)?
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            unlinked => unlinked?,
         }
     }
-    fs::remove_dir(dir)
+    match crate::sys::unlink_at(parent, name, libc::AT_REMOVEDIR) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        removed => removed,
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    /// A tree goes whole; a link in it is unlinked, never followed: what
-    /// it names stays.
+    use std::os::fd::AsFd;
+
+    /// A tree goes whole; a link in it is unlinked, never followed, and a
+    /// link in the tree's place is refused: what they name stays.
     #[test]
-    fn a_tree_goes_and_no_link_in_it_is_followed() {
+    fn a_tree_goes_and_no_link_is_followed() {
         let root = std::env::temp_dir().join(format!("ipvlan-rmtree-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         let (tree, outside) = (root.join("tree"), root.join("outside"));
@@ -2230,9 +2254,19 @@ mod tests {
         std::fs::write(outside.join("kept"), "x").unwrap();
         std::os::unix::fs::symlink(&outside, tree.join("a/dir-link")).unwrap();
         std::os::unix::fs::symlink(outside.join("kept"), tree.join("file-link")).unwrap();
-        super::remove_dir_all(&tree).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("link-tree")).unwrap();
+        let at = std::fs::File::open(&root).unwrap();
+        let refused = super::remove_tree_at(at.as_fd(), c"link-tree").unwrap_err();
+        let errno = refused.raw_os_error();
+        assert!(
+            matches!(errno, Some(libc::ELOOP | libc::ENOTDIR)),
+            "{refused}"
+        );
+        super::remove_tree_at(at.as_fd(), c"tree").unwrap();
         assert!(std::fs::symlink_metadata(&tree).is_err());
         assert_eq!(std::fs::read_to_string(outside.join("kept")).unwrap(), "x");
+        // Gone already: nothing to do.
+        super::remove_tree_at(at.as_fd(), c"tree").unwrap();
         std::fs::remove_dir_all(&root).unwrap();
     }
 }

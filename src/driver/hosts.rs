@@ -1633,6 +1633,25 @@ mod tests {
         fs::remove_dir_all(dir).unwrap();
     }
 
+    /// Runs the unit test `test` again in a child process under `umask`
+    /// (the whole process's), with `child_env` naming `dir` for it.
+    fn rerun_under_umask(
+        test: &str,
+        umask: &str,
+        child_env: &str,
+        dir: &Path,
+    ) -> std::process::Output {
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "umask {umask} && exec \"$0\" --exact {test} --test-threads=1"
+            ))
+            .arg(std::env::current_exe().unwrap())
+            .env(child_env, dir)
+            .output()
+            .unwrap()
+    }
+
     /// `/etc/netns/NAME` is never writable by others, not even between its
     /// `mkdir` and its `chmod`: a command killed there under umask 000 left
     /// it 0777 for good (a local user could plant what `ip netns exec`
@@ -1666,15 +1685,7 @@ mod tests {
             return;
         }
         let dir = scratch("viewumask");
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(format!(
-                "umask 000 && exec \"$0\" --exact {TEST} --test-threads=1"
-            ))
-            .arg(std::env::current_exe().unwrap())
-            .env(CHILD_ENV, &dir)
-            .output()
-            .unwrap();
+        let out = rerun_under_umask(TEST, "000", CHILD_ENV, &dir);
         assert!(out.status.success(), "{out:?}");
         let mode = |p: &Path| fs::metadata(p).unwrap().mode() & 0o7777;
         assert_eq!(
@@ -1706,15 +1717,7 @@ mod tests {
         use std::os::unix::fs::MetadataExt;
         for umask in ["000", "077"] {
             let dir = scratch(&format!("umask{umask}"));
-            let out = std::process::Command::new("sh")
-                .arg("-c")
-                .arg(format!(
-                    "umask {umask} && exec \"$0\" --exact {TEST} --test-threads=1"
-                ))
-                .arg(std::env::current_exe().unwrap())
-                .env(CHILD_ENV, &dir)
-                .output()
-                .unwrap();
+            let out = rerun_under_umask(TEST, umask, CHILD_ENV, &dir);
             assert!(out.status.success(), "umask {umask}: {out:?}");
             let root = dir.join("state");
             let mode = |rel: &str| fs::metadata(root.join(rel)).unwrap().mode() & 0o7777;

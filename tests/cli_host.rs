@@ -823,3 +823,29 @@ fn inspect_and_rm_take_the_same_network_for_a_name_that_is_an_id() {
         .collect();
     assert_eq!(left, [older], "rm: the network of that name too");
 }
+
+/// `ps` does not list a container an interrupted `run` left half made or
+/// an interrupted `rm` half removed, but says so on stderr (their names
+/// are taken), as `network ls` does of a half-created network. Before,
+/// they were left out without a word.
+#[test]
+fn ps_warns_of_half_made_and_half_removed_containers() {
+    let scratch = scratch_dir("ps-half");
+    let output = with_containers(
+        &["made", "gone", "whole"],
+        r#"
+        cd "$T/state/records/containers"
+        sed -i 's/"state": "created"/"state": "creating"/' made.json
+        sed -i 's/"state": "created"/"state": "removing"/' gone.json
+        "$BIN" ps -q
+        "#,
+        scratch.path(),
+    );
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(text(&output.stdout), "whole\n");
+    assert_eq!(
+        text(&output.stderr),
+        "ipvlan: warning: container made was left half made by an interrupted `run`; run `ipvlan restore` to roll it back\n\
+         ipvlan: warning: container gone was left half removed by an interrupted `rm`; run `ipvlan restore` to finish it\n"
+    );
+}

@@ -480,6 +480,15 @@ fn a_name_in_use_says_what_holds_it() {
             let refused = manager.create_container(Some("web")).unwrap_err();
             assert_eq!(refused.kind(), ErrorKind::AlreadyExists, "{refused}");
             assert_eq!(refused.to_string(), said);
+            // Not listed, but named (`ps` warns about them, as `network
+            // ls` does about a half-created network).
+            let list = manager.container_list().unwrap();
+            assert!(list.containers.is_empty(), "{list:?}");
+            let named = match state {
+                "creating" => &list.half_made,
+                _ => &list.half_removed,
+            };
+            assert_eq!(named, &["web".to_string()], "{list:?}");
             fs::write(&record, text).unwrap();
             manager.remove_container("web", true).unwrap();
         }

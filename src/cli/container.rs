@@ -195,9 +195,26 @@ pub fn remove(manager: &Manager, force: bool, names: &[String]) -> Result<i32, F
 /// Lists what can be read; damaged records are warnings and the exit
 /// code stays 0, as for `network ls`.
 pub fn ps(manager: &Manager, quiet: bool) -> Result<i32, Failure> {
-    let containers = manager
-        .containers()
+    let list = manager
+        .container_list()
         .map_err(|error| Failure::driver("ps", &error))?;
+    let containers = list.containers;
+    // Not listed, as no other command accepts them; but not hidden either,
+    // since their names are taken until restore undoes or finishes them.
+    for (names, what) in [
+        (
+            &list.half_made,
+            "half made by an interrupted `run`; run `ipvlan restore` to roll it back",
+        ),
+        (
+            &list.half_removed,
+            "half removed by an interrupted `rm`; run `ipvlan restore` to finish it",
+        ),
+    ] {
+        for name in names {
+            super::warn(format_args!("container {name} was left {what}"));
+        }
+    }
     if quiet {
         for container in &containers {
             outln!("{}", container.name);

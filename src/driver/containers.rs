@@ -13,7 +13,10 @@ use super::hosts;
 use super::netns_identity::{self, ContainerNetns, Made, OpenNetns};
 use super::networks::find_network_to_join;
 use super::options::check_container_name;
-use super::{random_hex, ContainerInfo, EndpointInfo, Error, ExecOptions, ExitStatusCode, Manager};
+use super::{
+    random_hex, ContainerInfo, ContainerList, EndpointInfo, Error, ExecOptions, ExitStatusCode,
+    Manager,
+};
 use super::{AttachRequest, RunRequest, Target};
 use crate::netns::{self, Netns};
 use crate::rtnl::Handle;
@@ -535,6 +538,14 @@ impl Manager {
     /// # Ok::<(), ipvlan::driver::Error>(())
     /// ```
     pub fn containers(&self) -> Result<Listing<ContainerInfo>, Error> {
+        Ok(self.container_list()?.containers)
+    }
+
+    /// [`Manager::containers`], and the names of those an interrupted
+    /// [`Manager::run_container`] left half made or an interrupted
+    /// [`Manager::remove_container`] half removed: not containers until
+    /// `restore` undoes or finishes them, but their names are taken.
+    pub fn container_list(&self) -> Result<ContainerList, Error> {
         self.store.refresh();
         // Lock-free: `ps` must never hold up a writer.
         let state = &self.store;
@@ -547,6 +558,15 @@ impl Manager {
         containers.damaged.extend(records.damaged);
         // Half made by an interrupted run, or half removed by an rm: not a
         // container until restore finishes undoing or removing it.
+        let mut list = ContainerList::default();
+        for record in &records.items {
+            let name = record.name.clone();
+            match record.state {
+                ContainerState::Creating => list.half_made.push(name),
+                ContainerState::Removing => list.half_removed.push(name),
+                ContainerState::Created => {}
+            }
+        }
         let whole = records
             .items
             .into_iter()
@@ -595,7 +615,8 @@ impl Manager {
                 netns_inode_time,
             });
         }
-        Ok(containers)
+        list.containers = containers;
+        Ok(list)
     }
 
     /// The namespace of one of our containers and the hosts file to show

@@ -121,8 +121,8 @@ pub use networks::NetworkList;
 pub use options::{absolute_path, MAX_NAME_LEN, VALID_OPTION_KEYS};
 pub use privileges::{effective_capabilities, has_net_admin, CAP_NET_ADMIN, CAP_SYS_ADMIN};
 pub use report::{
-    ContainerInfo, DoctorCheck, DoctorReport, EndpointInfo, ExitStatusCode, NetworkInfo,
-    RestoreReport, SubnetInfo,
+    ContainerInfo, ContainerList, DoctorCheck, DoctorReport, EndpointInfo, ExitStatusCode,
+    NetworkInfo, RestoreReport, SubnetInfo,
 };
 pub use request::{AttachRequest, ExecOptions, NetworkCreate, RunRequest, Target};
 

@@ -202,6 +202,17 @@ pub struct ContainerInfo {
     pub netns_inode_time: Option<std::num::NonZeroU64>,
 }
 
+/// The answer of [`Manager::container_list`](super::Manager::container_list).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerList {
+    /// The containers, and the state files that could not be read.
+    pub containers: crate::store::Listing<ContainerInfo>,
+    /// Names of the containers a killed `run` left half made.
+    pub half_made: Vec<String>,
+    /// Names of the containers a killed `rm` left half removed.
+    pub half_removed: Vec<String>,
+}
+
 /// A command's exit status as `docker run` reports it: the command's own
 /// code, 128+N for a signal, 126 cannot run, 127 not found.
 pub type ExitStatusCode = i32;

@@ -560,10 +560,9 @@ impl Manager {
         // container until restore finishes undoing or removing it.
         let mut list = ContainerList::default();
         for record in &records.items {
-            let name = record.name.clone();
             match record.state {
-                ContainerState::Creating => list.half_made.push(name),
-                ContainerState::Removing => list.half_removed.push(name),
+                ContainerState::Creating => list.half_made.push(record.name.clone()),
+                ContainerState::Removing => list.half_removed.push(record.name.clone()),
                 ContainerState::Created => {}
             }
         }

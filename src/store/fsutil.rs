@@ -299,14 +299,12 @@ pub fn is_temp_name(name: &str) -> bool {
 /// `Ok(None)` when there is none. Bytes that are not UTF-8 are an
 /// [`io::ErrorKind::InvalidData`] error that is no refusal.
 pub fn read_text_capped(path: &Path, max: u64) -> io::Result<Option<String>> {
-    let mut file = match open_regular(path, OpenOptions::new().read(true)) {
-        Ok(file) => file,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    String::from_utf8(read_capped(&mut file, max)?)
-        .map(Some)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8 text"))
+    read_bytes_capped(path, max)?
+        .map(|bytes| {
+            String::from_utf8(bytes)
+                .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8 text"))
+        })
+        .transpose()
 }
 
 /// [`read_text_capped`] of a file whose bytes need not be text (a hosts

@@ -948,17 +948,16 @@ pub fn release_run_dir(run_dir: impl AsRef<Path>) -> io::Result<()> {
 
 /// Names of the namespaces in `run_dir`, sorted; an absent run dir is empty.
 pub fn list_named(run_dir: impl AsRef<Path>) -> io::Result<Vec<String>> {
-    let entries = match fs::read_dir(run_dir) {
+    let entries = match crate::sys::list_dir(run_dir.as_ref()) {
         Ok(entries) => entries,
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(err) => return Err(err),
     };
     let mut names = Vec::new();
     for entry in entries {
-        let entry = entry?;
-        if entry.file_type()?.is_file() {
-            if let Some(name) = entry.file_name().to_str() {
-                names.push(name.to_owned());
+        if entry.kind == libc::DT_REG {
+            if let Ok(name) = String::from_utf8(entry.name) {
+                names.push(name);
             }
         }
     }

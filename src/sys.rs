@@ -13,7 +13,7 @@
 use std::ffi::CStr;
 use std::io;
 use std::mem;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 /// Moves the element at `order[k]` to `k` for every `k`, one cycle of the
 /// permutation at a time, by swaps only (no element is cloned): the stable
@@ -1067,8 +1067,8 @@ pub fn open_files_limit() -> io::Result<(u64, u64)> {
 /// process's, even once its main thread has ended), less the one reading
 /// it. `EMFILE` when not one more can be opened.
 pub fn open_descriptor_count() -> io::Result<u64> {
-    let entries = std::fs::read_dir("/proc/thread-self/fd")?;
-    Ok((entries.count() as u64).saturating_sub(1))
+    let entries = list_dir(std::path::Path::new("/proc/thread-self/fd"))?;
+    Ok((entries.len() as u64).saturating_sub(1))
 }
 
 /// Sets the soft limit on open descriptors to `soft` (at most the hard
@@ -1092,17 +1092,55 @@ pub fn syncfs(fd: BorrowedFd<'_>) -> io::Result<()> {
     Ok(())
 }
 
-/// The entry names of the directory `dir` (without `.` and `..`), read
-/// with `getdents64(2)` on a descriptor of its own, so `dir`'s offset is
-/// left alone.
-pub fn dir_names(dir: BorrowedFd<'_>) -> io::Result<Vec<Vec<u8>>> {
+/// One entry of a directory listing ([`dir_names`], [`list_dir`]).
+#[derive(Debug)]
+pub struct DirEntry {
+    pub name: Vec<u8>,
+    /// Its `DT_*` type (`DT_DIR`, `DT_LNK`, `DT_REG`, ...), looked up
+    /// with `fstatat` where the file system's listing leaves it
+    /// `DT_UNKNOWN`.
+    pub kind: u8,
+}
+
+impl DirEntry {
+    /// The name as a path component.
+    pub fn file_name(&self) -> &std::ffi::OsStr {
+        std::os::unix::ffi::OsStrExt::from_bytes(&self.name)
+    }
+}
+
+/// The entries of the directory `dir` (without `.` and `..`), read with
+/// `getdents64(2)` on a descriptor of its own, so `dir`'s offset is left
+/// alone.
+pub fn dir_names(dir: BorrowedFd<'_>) -> io::Result<Vec<DirEntry>> {
     let own = openat(
         Some(dir),
         c".",
         libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
         0,
     )?;
-    let mut names = Vec::new();
+    entries_of(&own)
+}
+
+/// The entries of the directory at `path`, a link to one followed (as
+/// `opendir(3)` follows it): the standard library's `read_dir` without
+/// its iterator, its shared stream and its `closedir` check, code no
+/// caller here needs.
+pub fn list_dir(path: &std::path::Path) -> io::Result<Vec<DirEntry>> {
+    let dir = openat(
+        None,
+        &c_os(path.as_os_str())?,
+        libc::O_RDONLY | libc::O_DIRECTORY,
+        0,
+    )?;
+    entries_of(&dir)
+}
+
+/// Every entry of the open directory `dir` but `.` and `..`; an entry
+/// removed between the listing and the `fstatat` its unknown type needs
+/// is left out, as if listed a moment later.
+fn entries_of(dir: &OwnedFd) -> io::Result<Vec<DirEntry>> {
+    let mut entries = Vec::new();
     let mut buf = vec![0u8; 8192];
     loop {
         // SAFETY: the buffer is a live exclusive borrow of `buf.len()`
@@ -1111,13 +1149,13 @@ pub fn dir_names(dir: BorrowedFd<'_>) -> io::Result<Vec<Vec<u8>>> {
         let n = retry(|| unsafe {
             libc::syscall(
                 libc::SYS_getdents64,
-                own.as_raw_fd(),
+                dir.as_raw_fd(),
                 buf.as_mut_ptr(),
                 buf.len(),
             )
         })? as usize;
         if n == 0 {
-            return Ok(names);
+            return Ok(entries);
         }
         // linux_dirent64: u64 ino, i64 off, u16 reclen, u8 type, name NUL.
         let mut at = 0;
@@ -1129,12 +1167,26 @@ pub fn dir_names(dir: BorrowedFd<'_>) -> io::Result<Vec<Vec<u8>>> {
                     "getdents64 returned a malformed record",
                 ));
             }
+            let mut kind = buf[at + 18];
             let name = &buf[at + 19..at + reclen];
             let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
-            if name != b"." && name != b".." {
-                names.push(name.to_vec());
-            }
             at += reclen;
+            if name == b"." || name == b".." {
+                continue;
+            }
+            if kind == libc::DT_UNKNOWN {
+                let c_name = c_os(std::os::unix::ffi::OsStrExt::from_bytes(name))?;
+                kind = match lstat_at(dir.as_fd(), &c_name) {
+                    // IFTODT: the `DT_*` value is the mode's type bits.
+                    Ok(st) => ((st.st_mode & libc::S_IFMT) >> 12) as u8,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e),
+                };
+            }
+            entries.push(DirEntry {
+                name: name.to_vec(),
+                kind,
+            });
         }
     }
 }
@@ -2371,6 +2423,60 @@ mod tests {
         assert_eq!(at(-1, 500_000_000), std::time::Duration::ZERO);
         assert_eq!(at(0, 0), std::time::Duration::ZERO);
         assert_eq!(at(3, 250), std::time::Duration::new(3, 250));
+    }
+
+    /// A listing holds every entry but `.` and `..`, each with its type,
+    /// across more than one `getdents64` buffer; a link given as the
+    /// path is followed (as `opendir` follows it), one inside is listed as
+    /// a link; a descriptor's listing leaves its offset alone.
+    #[test]
+    fn a_listing_has_every_entry_with_its_type() {
+        use std::os::unix::fs::symlink;
+        let dir = std::env::temp_dir().join(format!("ipvlan-list-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        // 400 names of 40 bytes: 56-byte records, about 22 KB of them.
+        let many: Vec<String> = (0..400).map(|i| format!("{i:040}")).collect();
+        for name in &many {
+            std::fs::write(dir.join(name), b"").unwrap();
+        }
+        symlink("nowhere", dir.join("dangling")).unwrap();
+        mkfifo(&dir.join("fifo"));
+        let linked = std::env::temp_dir().join(format!("ipvlan-list-link-{}", std::process::id()));
+        let _ = std::fs::remove_file(&linked);
+        symlink(&dir, &linked).unwrap();
+
+        for entries in [list_dir(&linked).unwrap(), {
+            let fd = std::fs::File::open(&dir).unwrap();
+            dir_names(fd.as_fd()).unwrap()
+        }] {
+            let kind_of = |name: &str| {
+                let found: Vec<_> = entries
+                    .iter()
+                    .filter(|e| e.name == name.as_bytes())
+                    .collect();
+                assert_eq!(found.len(), 1, "{name} listed once");
+                found[0].kind
+            };
+            assert_eq!(entries.len(), 403);
+            assert!(many.iter().all(|name| kind_of(name) == libc::DT_REG));
+            assert_eq!(kind_of("sub"), libc::DT_DIR);
+            assert_eq!(kind_of("dangling"), libc::DT_LNK);
+            assert_eq!(kind_of("fifo"), libc::DT_FIFO);
+            assert!(entries.iter().all(|e| e.name != b"." && e.name != b".."));
+        }
+        assert_eq!(
+            list_dir(&dir.join("dangling")).unwrap_err().kind(),
+            io::ErrorKind::NotFound
+        );
+        std::fs::remove_file(&linked).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn mkfifo(path: &std::path::Path) {
+        let path = c_os(path.as_os_str()).unwrap();
+        // SAFETY: a live NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
     }
 
     /// The receive timeout the kernel holds for `fd`.

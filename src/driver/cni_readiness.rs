@@ -242,11 +242,12 @@ fn ipvlan_configs(conf_dirs: &[PathBuf]) -> Configs {
         unreadable: Vec::new(),
     };
     for dir in conf_dirs {
-        let Ok(entries) = fs::read_dir(dir) else {
+        let Ok(entries) = crate::sys::list_dir(dir) else {
             continue;
         };
         let mut files: Vec<PathBuf> = entries
-            .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+            .iter()
+            .map(|entry| dir.join(entry.file_name()))
             .filter(|path| {
                 matches!(
                     path.extension().and_then(OsStr::to_str),

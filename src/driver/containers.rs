@@ -1114,25 +1114,17 @@ fn etc_with_hosts(hosts_file: &Path) -> std::io::Result<()> {
     // bind-mounted from `/proc/self/fd/N` once the tmpfs hides them.
     let host_etc = fs::File::open(etc)?;
     let meta = host_etc.metadata()?;
-    let mut entries = Vec::new();
-    for entry in fs::read_dir(etc)? {
-        let entry = entry?;
-        if entry.file_name() != "hosts" {
-            match entry.file_type() {
-                Ok(kind) => entries.push((entry.file_name(), kind)),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
-            }
-        }
-    }
+    let mut entries = crate::sys::list_dir(etc)?;
+    entries.retain(|entry| entry.name != b"hosts");
     crate::fault::point("containers: /etc listed");
     let hidden = PathBuf::from(format!("/proc/self/fd/{}", host_etc.as_raw_fd()));
     crate::sys::mount(&cstr("tmpfs"), &path_cstr(etc), &cstr("tmpfs"), 0)?;
     fs::set_permissions(etc, fs::Permissions::from_mode(meta.mode() & 0o7777))?;
     std::os::unix::fs::chown(etc, Some(meta.uid()), Some(meta.gid()))?;
-    for (name, kind) in entries {
-        let target = etc.join(&name);
-        match view_entry(&hidden.join(&name), &target, kind) {
+    for entry in entries {
+        let name = entry.file_name();
+        let target = etc.join(name);
+        match view_entry(&hidden.join(name), &target, entry.kind) {
             // Gone since `/etc` was listed (a temporary removed, a file
             // renamed over): not in the view, as if listed a moment later.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -1156,14 +1148,14 @@ fn etc_with_hosts(hosts_file: &Path) -> std::io::Result<()> {
     )
 }
 
-/// Puts the host's `/etc` entry `source` (of type `kind`) at `target` in
-/// the view: a symlink copied, anything else bind-mounted over an empty
-/// file or directory made for it.
-fn view_entry(source: &Path, target: &Path, kind: fs::FileType) -> std::io::Result<()> {
-    if kind.is_symlink() {
+/// Puts the host's `/etc` entry `source` (of `DT_*` type `kind`) at
+/// `target` in the view: a symlink copied, anything else bind-mounted
+/// over an empty file or directory made for it.
+fn view_entry(source: &Path, target: &Path, kind: u8) -> std::io::Result<()> {
+    if kind == libc::DT_LNK {
         return std::os::unix::fs::symlink(fs::read_link(source)?, target);
     }
-    if kind.is_dir() {
+    if kind == libc::DT_DIR {
         crate::sys::mkdir(target, 0o777)?;
     } else {
         fs::File::create(target)?;

@@ -883,10 +883,10 @@ impl<'a> Names<'a> {
             return Ok(());
         }
         let markers = self.state.union_markers_dir(&network.id);
-        let Ok(entries) = fs::read_dir(&markers) else {
+        let Ok(entries) = crate::sys::list_dir(&markers) else {
             return Ok(());
         };
-        for entry in entries.flatten() {
+        for entry in entries {
             let container = entry.file_name().to_string_lossy().into_owned();
             // This network named too: the container may have just left it,
             // and only the networks it has a record on are looked at.

@@ -55,16 +55,6 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
-/// The entry names of the directory at `path` (a link to one followed,
-/// as every lookup of an entry in it follows it).
-fn list(path: &Path) -> std::io::Result<Vec<Vec<u8>>> {
-    use std::os::unix::ffi::OsStrExt;
-    let path = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
-    let dir = crate::sys::openat(None, &path, libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
-    crate::sys::dir_names(std::os::fd::AsFd::as_fd(&dir))
-}
-
 /// The listings of one batch connect (see the module documentation).
 #[derive(Debug)]
 pub(crate) struct Listed {
@@ -97,8 +87,9 @@ impl Listed {
             });
         }
         let indexed = NameSet::of(state.record_names(super::netns_identity::CONTAINER_ENDPOINTS)?);
-        let views = match list(etc_netns_dir) {
-            Ok(names) => Some(NameSet::of(names)),
+        // A link to the directory followed, as every lookup in it follows it.
+        let views = match crate::sys::list_dir(etc_netns_dir) {
+            Ok(entries) => Some(NameSet::of(entries.iter().map(|entry| &entry.name))),
             // Made by the first view: every view is missing.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(NameSet::default()),
             // Unreadable, or not a directory: each view's own lookup says

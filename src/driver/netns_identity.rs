@@ -573,12 +573,12 @@ pub(crate) fn held_by_a_process(
 pub(crate) fn processes_by_namespace_inode(ino: u64) -> Vec<u32> {
     let wanted = namespace_link(ino);
     let me = std::process::id();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
+    let Ok(entries) = crate::sys::list_dir(Path::new("/proc")) else {
         return Vec::new();
     };
     entries
-        .flatten()
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .iter()
+        .filter_map(|entry| std::str::from_utf8(&entry.name).ok()?.parse::<u32>().ok())
         .filter(|pid| *pid != me)
         .filter(|pid| is_in_namespace(*pid, &wanted))
         .collect()
@@ -605,11 +605,12 @@ pub(crate) fn is_in_namespace(pid: u32, link: &str) -> bool {
 /// `readlink` a thread, only for a process whose main thread's link
 /// could not be read (ended, or the process is going).
 fn any_thread_in_namespace(pid: u32, link: &str) -> bool {
-    let Ok(threads) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+    let task = PathBuf::from(format!("/proc/{pid}/task"));
+    let Ok(threads) = crate::sys::list_dir(&task) else {
         return false;
     };
-    threads.flatten().any(|thread| {
-        std::fs::read_link(thread.path().join("ns/net"))
+    threads.iter().any(|thread| {
+        std::fs::read_link(task.join(thread.file_name()).join("ns/net"))
             .is_ok_and(|found| found.as_os_str() == link)
     })
 }
@@ -697,14 +698,14 @@ pub(crate) fn open_endpoint_netns(endpoint: &EndpointRecord) -> Result<NsAt, Err
 /// a plain file left there is not it.
 pub(crate) fn names_of(netns_dir: &Path, file_id: (u64, u64)) -> Vec<String> {
     use std::os::unix::fs::MetadataExt;
-    let Ok(entries) = std::fs::read_dir(netns_dir) else {
+    let Ok(entries) = crate::sys::list_dir(netns_dir) else {
         return Vec::new();
     };
     let mut names: Vec<String> = entries
-        .flatten()
+        .into_iter()
         .filter_map(|entry| {
-            let name = entry.file_name().into_string().ok()?;
-            let meta = std::fs::symlink_metadata(entry.path()).ok()?;
+            let meta = std::fs::symlink_metadata(netns_dir.join(entry.file_name())).ok()?;
+            let name = String::from_utf8(entry.name).ok()?;
             (is_valid_name(&name) && (meta.dev(), meta.ino()) == file_id).then_some(name)
         })
         .collect();

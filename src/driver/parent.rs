@@ -836,14 +836,14 @@ fn links_beside_the_host(host: &Handle, netns_dir: &Path) -> Result<Vec<(Link, P
 
 /// Every namespace under `netns_dir` that opens, by name.
 fn named_namespaces(netns_dir: &Path) -> Vec<(String, Netns)> {
-    let Ok(entries) = std::fs::read_dir(netns_dir) else {
+    let Ok(entries) = crate::sys::list_dir(netns_dir) else {
         return Vec::new();
     };
     let mut found: Vec<(String, Netns)> = entries
-        .flatten()
+        .iter()
         .filter_map(|entry| {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            Netns::open_path(entry.path()).ok().map(|ns| (name, ns))
+            let ns = Netns::open_path(netns_dir.join(entry.file_name())).ok()?;
+            Some((entry.file_name().to_string_lossy().into_owned(), ns))
         })
         .collect();
     crate::order::sort_by(&mut found, |a, b| a.0.cmp(&b.0));

@@ -376,15 +376,13 @@ impl StateDir {
     /// whose `restore` would remove what looks like its temporaries.
     /// One the layout was made in before a crash took the lock is taken.
     fn refuse_foreign_root(&self) -> Result<(), StoreError> {
-        let entries = match fs::read_dir(&self.root) {
+        let entries = match crate::sys::list_dir(&self.root) {
             Ok(entries) => entries,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(StoreError::io("listing", &self.root)(e)),
         };
         for entry in entries {
-            let name = entry
-                .map_err(StoreError::io("listing", &self.root))?
-                .file_name();
+            let name = entry.file_name();
             // A file system's own directory: the state directory may be
             // the mount point of a disk of its own.
             if !name
@@ -478,11 +476,10 @@ impl StateDir {
     /// itself included below a private root too.
     fn check_tree_below(&self, dir: &Path) -> Result<(), StoreError> {
         fn below(state: &StateDir, dir: &Path) -> Result<(), StoreError> {
-            for entry in fs::read_dir(dir).map_err(StoreError::io("listing", dir))? {
-                let entry = entry.map_err(StoreError::io("listing", dir))?;
-                let kind = entry.file_type().map_err(StoreError::io("listing", dir))?;
-                if kind.is_dir() {
-                    let path = entry.path();
+            let entries = crate::sys::list_dir(dir).map_err(StoreError::io("listing", dir))?;
+            for entry in entries {
+                if entry.kind == libc::DT_DIR {
+                    let path = dir.join(entry.file_name());
                     state.handles.check_one(&path)?;
                     below(state, &path)?;
                 }
@@ -1308,7 +1305,7 @@ impl StateDir {
         };
         let mut names: Vec<String> = raw
             .into_iter()
-            .filter_map(|name| String::from_utf8(name).ok())
+            .filter_map(|entry| String::from_utf8(entry.name).ok())
             .filter(|name| !name.starts_with('.'))
             .collect();
         crate::order::sort(&mut names);
@@ -2156,22 +2153,20 @@ impl Locked<'_> {
             if !state.handles.check_one(dir)? {
                 return Ok(());
             }
-            let entries = match fs::read_dir(dir) {
+            let entries = match crate::sys::list_dir(dir) {
                 Ok(e) => e,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
                 Err(e) => return Err(StoreError::io("listing", dir)(e)),
             };
             let at_root = dir == state.root.as_path();
             for entry in entries {
-                let entry = entry.map_err(StoreError::io("listing", dir))?;
-                let path = entry.path();
-                let kind = entry.file_type().map_err(StoreError::io("listing", dir))?;
+                let path = dir.join(entry.file_name());
                 // In the root, only the store's own names: anything else
                 // there is not the store's to clean.
                 if at_root && !entry.file_name().to_str().is_some_and(is_root_name) {
                     continue;
                 }
-                if kind.is_dir() {
+                if entry.kind == libc::DT_DIR {
                     let records = records
                         || (dir == state.root.as_path()
                             && RECORD_DIRS.iter().any(|d| entry.file_name() == *d));
@@ -2180,8 +2175,8 @@ impl Locked<'_> {
                     fsutil::is_temp_name(name)
                         || (records
                             && name.ends_with(".json")
-                            && kind.is_file()
-                            && entry.metadata().is_ok_and(|m| m.len() == 0))
+                            && entry.kind == libc::DT_REG
+                            && fs::symlink_metadata(&path).is_ok_and(|m| m.len() == 0))
                 }) {
                     crate::fault::point("store: before unlink");
                     crate::fault::after("store: after unlink", fs::remove_file(&path))
@@ -2220,7 +2215,7 @@ fn remove_tree_at(parent: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
         opened => opened?,
     };
     for entry in crate::sys::dir_names(dir.as_fd())? {
-        let entry = CString::new(entry)?;
+        let entry = CString::new(entry.name)?;
         // Linux answers `EISDIR` for a directory: emptied, then removed.
         match crate::sys::unlink_at(dir.as_fd(), &entry, 0) {
             Err(e) if e.raw_os_error() == Some(libc::EISDIR) => {

@@ -450,6 +450,68 @@ fn removing_our_containers_leaves_an_admins_etc_netns_entries() {
     });
 }
 
+/// What a power cut can bring back after an `rm` or a detach whose
+/// record's removal was durable: a view's link, directory and marker,
+/// which are never synced. `restore` takes out the views its markers call
+/// ours of containers no record names, and nothing else: a view of a
+/// container it knows, an admin's view, our link in an admin's directory
+/// (an admin can make one), an entry that links to another view. Before,
+/// nothing ever looked at them again (`ip netns exec` of a later
+/// namespace of that name mounted our network's hosts file).
+#[test]
+fn restore_takes_out_our_views_no_record_explains() {
+    use std::os::unix::fs::symlink;
+    in_fresh_netns("stale-view", |config| {
+        let manager = Manager::open(config.clone()).unwrap();
+        manager.create_container(Some("kept")).unwrap();
+        let ours = config.state_dir.join("hosts").join("a".repeat(64));
+        fs::create_dir_all(ours.parent().unwrap()).unwrap();
+        fs::write(&ours, "127.0.0.1\tlocalhost\n").unwrap();
+        let etc = &config.etc_netns_dir;
+        let markers = config.state_dir.join("hosts").join("etc-netns");
+        fs::create_dir_all(&markers).unwrap();
+        let view = |name: &str, marked: bool| {
+            fs::create_dir_all(etc.join(name)).unwrap();
+            symlink(&ours, etc.join(name).join("hosts")).unwrap();
+            if marked {
+                fs::write(markers.join(name), "").unwrap();
+            }
+        };
+        view("web", true);
+        view("kept", true);
+        view("adm", false);
+        // Stale markers: of an entry now a link to a live view, of one gone.
+        symlink(etc.join("kept"), etc.join("alias")).unwrap();
+        fs::write(markers.join("alias"), "").unwrap();
+        fs::write(markers.join("gone"), "").unwrap();
+        let admin_hosts = config.state_dir.with_file_name("admin-hosts");
+        fs::write(&admin_hosts, "10.9.9.9\tgateway\n").unwrap();
+        fs::create_dir_all(etc.join("other")).unwrap();
+        symlink(&admin_hosts, etc.join("other/hosts")).unwrap();
+
+        let report = manager.restore().unwrap();
+        assert!(report.errors.is_empty(), "{report:?}");
+        assert!(
+            fs::symlink_metadata(etc.join("web")).is_err(),
+            "stale view kept"
+        );
+        for gone in ["web", "alias", "gone"] {
+            assert!(!markers.join(gone).exists(), "stale marker {gone} kept");
+        }
+        assert_eq!(fs::read_link(etc.join("kept/hosts")).unwrap(), ours);
+        assert!(markers.join("kept").exists());
+        assert_eq!(fs::read_link(etc.join("adm/hosts")).unwrap(), ours);
+        assert_eq!(fs::read_link(etc.join("alias")).unwrap(), etc.join("kept"));
+        assert_eq!(fs::read_link(etc.join("other/hosts")).unwrap(), admin_hosts);
+        let _ = fs::remove_file(&admin_hosts);
+        manager.remove_container("kept", true).unwrap();
+        assert!(
+            fs::symlink_metadata(etc.join("kept")).is_err(),
+            "rm kept its view"
+        );
+    });
+}
+
 /// A name `run` cannot take says why, and what frees it: an interrupted
 /// run or rm (whose namespace is still at the name) is named as such, and
 /// a container whose namespace's name was deleted points to `rm -f`

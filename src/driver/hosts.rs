@@ -611,6 +611,39 @@ pub(crate) fn unlink(
     Ok(())
 }
 
+/// The containers whose `/etc/netns/NAME` directory we made, by their
+/// markers; none when they cannot be listed.
+pub(crate) fn marked_views(state_root: &Path) -> Vec<String> {
+    let markers = made_dir_marker(state_root, "");
+    let entries = crate::sys::list_dir(&markers).unwrap_or_default();
+    entries
+        .into_iter()
+        .filter(|entry| entry.kind == libc::DT_REG)
+        .filter_map(|entry| String::from_utf8(entry.name).ok())
+        .collect()
+}
+
+/// Takes out the view of `container`, marked ours, which no record names
+/// any more ([`unlink`]). Only a directory is looked into: where the marker
+/// finds none (gone, or a link or file someone put there since), the
+/// marker alone goes, as nothing there is ours.
+pub(crate) fn take_out_stale_view(
+    etc_netns_dir: &Path,
+    container: &str,
+    state_root: &Path,
+) -> Result<(), Error> {
+    let dir = etc_netns_dir.join(container);
+    match fs::symlink_metadata(&dir) {
+        Ok(meta) if meta.is_dir() => return unlink(etc_netns_dir, container, state_root),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(io("looking at", &dir, e))
+        }
+        _ => {}
+    }
+    let marker = made_dir_marker(state_root, container);
+    fs::remove_file(&marker).map_err(|e| io("removing", &marker, e))
+}
+
 /// Removes the symlink at `path` if it is ours (see [`is_ours`], whose
 /// `readlink` finds nothing, or no link, as well as a look first would);
 /// returns whether it did.

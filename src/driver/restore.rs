@@ -408,6 +408,11 @@ impl Manager {
                 };
             }
         }
+        // An intent not yet a record (a dead batch's file, the commit log's
+        // page) may be what explains a view.
+        if !batch_left && intent_left.is_none() {
+            self.take_out_stale_views(&state, &mut report);
+        }
         // What was repaired durable before it is reported, and the commit
         // log emptied (everything it names synced first): an older version,
         // which does not read it, can take over from here.
@@ -417,6 +422,39 @@ impl Manager {
                 .push(format!("making the repairs durable: {error}"));
         }
         Ok(report)
+    }
+
+    /// Takes out the `/etc/netns` views we made (by their markers) of
+    /// containers no record names any more. A power cut after an `rm` or
+    /// a detach that had made the record's removal durable can bring back
+    /// a view's link, directory and marker, which are never synced, and no
+    /// other repair would look at them again (`ip netns exec` of a later
+    /// namespace of that name would mount our network's hosts file).
+    /// Nothing is taken out while a record cannot be read: it may name
+    /// the container.
+    fn take_out_stale_views(&self, state: &Locked<'_>, report: &mut RestoreReport) {
+        let (Ok(containers), Ok(endpoints)) = (state.container_records(), state.endpoints()) else {
+            return;
+        };
+        if !(containers.damaged.is_empty() && endpoints.damaged.is_empty()) {
+            return;
+        }
+        for name in hosts::marked_views(state.root()) {
+            // An endpoint of an older version is filed under its
+            // container's name.
+            let named = containers.items.iter().any(|c| c.name == name)
+                || endpoints
+                    .items
+                    .iter()
+                    .any(|e| e.container.as_deref() == Some(&name) || e.id == name);
+            if named {
+                continue;
+            }
+            match hosts::take_out_stale_view(&self.config.etc_netns_dir, &name, state.root()) {
+                Ok(()) => report.derived_rebuilt += 1,
+                Err(error) => report.errors.push(container_error(&name, &error)),
+            }
+        }
     }
 
     /// The namespace `run` made for `endpoint`'s container (among the

@@ -948,7 +948,7 @@ pub fn release_run_dir(run_dir: impl AsRef<Path>) -> io::Result<()> {
 
 /// Names of the namespaces in `run_dir`, sorted; an absent run dir is empty.
 pub fn list_named(run_dir: impl AsRef<Path>) -> io::Result<Vec<String>> {
-    let entries = match crate::sys::list_dir(run_dir.as_ref()) {
+    let entries = match crate::sys::list_dir_typed(run_dir.as_ref()) {
         Ok(entries) => entries,
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(err) => return Err(err),

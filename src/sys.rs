@@ -1092,13 +1092,14 @@ pub fn syncfs(fd: BorrowedFd<'_>) -> io::Result<()> {
     Ok(())
 }
 
-/// One entry of a directory listing ([`dir_names`], [`list_dir`]).
+/// One entry of a directory listing ([`dir_names`], [`list_dir`],
+/// [`list_dir_typed`]).
 #[derive(Debug)]
 pub struct DirEntry {
     pub name: Vec<u8>,
-    /// Its `DT_*` type (`DT_DIR`, `DT_LNK`, `DT_REG`, ...), looked up
-    /// with `fstatat` where the file system's listing leaves it
-    /// `DT_UNKNOWN`.
+    /// Its `DT_*` type (`DT_DIR`, `DT_LNK`, `DT_REG`, ...) as the listing
+    /// gives it: `DT_UNKNOWN` on a file system that does not say (XFS
+    /// without `ftype`, some network file systems), unless typed.
     pub kind: u8,
 }
 
@@ -1119,7 +1120,7 @@ pub fn dir_names(dir: BorrowedFd<'_>) -> io::Result<Vec<DirEntry>> {
         libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
         0,
     )?;
-    entries_of(&own)
+    entries_of(&own, false)
 }
 
 /// The entries of the directory at `path`, a link to one followed (as
@@ -1127,19 +1128,29 @@ pub fn dir_names(dir: BorrowedFd<'_>) -> io::Result<Vec<DirEntry>> {
 /// its iterator, its shared stream and its `closedir` check, code no
 /// caller here needs.
 pub fn list_dir(path: &std::path::Path) -> io::Result<Vec<DirEntry>> {
-    let dir = openat(
+    entries_of(&open_listed(path)?, false)
+}
+
+/// [`list_dir`] for a caller that needs each entry's type: where the
+/// listing does not say, `fstatat` (a link not followed) does, as the
+/// standard library's `DirEntry::file_type`; an entry removed before it
+/// is left out, as if listed a moment later.
+pub fn list_dir_typed(path: &std::path::Path) -> io::Result<Vec<DirEntry>> {
+    entries_of(&open_listed(path)?, true)
+}
+
+fn open_listed(path: &std::path::Path) -> io::Result<OwnedFd> {
+    openat(
         None,
         &c_os(path.as_os_str())?,
         libc::O_RDONLY | libc::O_DIRECTORY,
         0,
-    )?;
-    entries_of(&dir)
+    )
 }
 
-/// Every entry of the open directory `dir` but `.` and `..`; an entry
-/// removed between the listing and the `fstatat` its unknown type needs
-/// is left out, as if listed a moment later.
-fn entries_of(dir: &OwnedFd) -> io::Result<Vec<DirEntry>> {
+/// Every entry of the open directory `dir` but `.` and `..`, their
+/// unknown types looked up when `typed`.
+fn entries_of(dir: &OwnedFd, typed: bool) -> io::Result<Vec<DirEntry>> {
     let mut entries = Vec::new();
     let mut buf = vec![0u8; 8192];
     loop {
@@ -1174,7 +1185,7 @@ fn entries_of(dir: &OwnedFd) -> io::Result<Vec<DirEntry>> {
             if name == b"." || name == b".." {
                 continue;
             }
-            if kind == libc::DT_UNKNOWN {
+            if typed && kind == libc::DT_UNKNOWN {
                 let c_name = c_os(std::os::unix::ffi::OsStrExt::from_bytes(name))?;
                 kind = match lstat_at(dir.as_fd(), &c_name) {
                     // IFTODT: the `DT_*` value is the mode's type bits.
@@ -2425,8 +2436,9 @@ mod tests {
         assert_eq!(at(3, 250), std::time::Duration::new(3, 250));
     }
 
-    /// A listing holds every entry but `.` and `..`, each with its type,
-    /// across more than one `getdents64` buffer; a link given as the
+    /// A listing holds every entry but `.` and `..`, each with its type
+    /// (tmpfs and ext4 give it, typed or not), across more than one
+    /// `getdents64` buffer; a link given as the
     /// path is followed (as `opendir` follows it), one inside is listed as
     /// a link; a descriptor's listing leaves its offset alone.
     #[test]
@@ -2446,10 +2458,14 @@ mod tests {
         let _ = std::fs::remove_file(&linked);
         symlink(&dir, &linked).unwrap();
 
-        for entries in [list_dir(&linked).unwrap(), {
-            let fd = std::fs::File::open(&dir).unwrap();
-            dir_names(fd.as_fd()).unwrap()
-        }] {
+        for entries in [
+            list_dir(&linked).unwrap(),
+            list_dir_typed(&linked).unwrap(),
+            {
+                let fd = std::fs::File::open(&dir).unwrap();
+                dir_names(fd.as_fd()).unwrap()
+            },
+        ] {
             let kind_of = |name: &str| {
                 let found: Vec<_> = entries
                     .iter()

@@ -455,7 +455,9 @@ fn removing_our_containers_leaves_an_admins_etc_netns_entries() {
 /// which are never synced. `restore` takes out the views its markers call
 /// ours of containers no record names, and nothing else: a view of a
 /// container it knows, an admin's view, our link in an admin's directory
-/// (an admin can make one), an entry that links to another view. Before,
+/// (an admin can make one), an entry that links to another view, a
+/// directory without our link (a marker is not tied to its directory: a
+/// stale one may name an admin's made since). Before,
 /// nothing ever looked at them again (`ip netns exec` of a later
 /// namespace of that name mounted our network's hosts file).
 #[test]
@@ -484,6 +486,9 @@ fn restore_takes_out_our_views_no_record_explains() {
         symlink(etc.join("kept"), etc.join("alias")).unwrap();
         fs::write(markers.join("alias"), "").unwrap();
         fs::write(markers.join("gone"), "").unwrap();
+        // A stale marker of a directory an admin made since (empty): kept.
+        fs::create_dir_all(etc.join("fresh")).unwrap();
+        fs::write(markers.join("fresh"), "").unwrap();
         let admin_hosts = config.state_dir.with_file_name("admin-hosts");
         fs::write(&admin_hosts, "10.9.9.9\tgateway\n").unwrap();
         fs::create_dir_all(etc.join("other")).unwrap();
@@ -495,7 +500,8 @@ fn restore_takes_out_our_views_no_record_explains() {
             fs::symlink_metadata(etc.join("web")).is_err(),
             "stale view kept"
         );
-        for gone in ["web", "alias", "gone"] {
+        assert!(etc.join("fresh").is_dir(), "an admin's directory taken");
+        for gone in ["web", "alias", "gone", "fresh"] {
             assert!(!markers.join(gone).exists(), "stale marker {gone} kept");
         }
         assert_eq!(fs::read_link(etc.join("kept/hosts")).unwrap(), ours);

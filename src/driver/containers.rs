@@ -1114,7 +1114,7 @@ fn etc_with_hosts(hosts_file: &Path) -> std::io::Result<()> {
     // bind-mounted from `/proc/self/fd/N` once the tmpfs hides them.
     let host_etc = fs::File::open(etc)?;
     let meta = host_etc.metadata()?;
-    let mut entries = crate::sys::list_dir(etc)?;
+    let mut entries = crate::sys::list_dir_typed(etc)?;
     entries.retain(|entry| entry.name != b"hosts");
     crate::fault::point("containers: /etc listed");
     let hidden = PathBuf::from(format!("/proc/self/fd/{}", host_etc.as_raw_fd()));

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use super::netns_identity::ContainerIndex;
 use super::Error;
-use crate::store::{EndpointRecord, EndpointState, Locked, NetworkRecord};
+use crate::store::{EndpointRecord, EndpointState, Locked, NetworkRecord, StateDir};
 
 /// First lines of every hosts file we write.
 pub(crate) const HEADER: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n";
@@ -612,21 +612,26 @@ pub(crate) fn unlink(
 }
 
 /// The containers whose `/etc/netns/NAME` directory we made, by their
-/// markers; none when they cannot be listed.
-pub(crate) fn marked_views(state_root: &Path) -> Vec<String> {
-    let markers = made_dir_marker(state_root, "");
-    let entries = crate::sys::list_dir(&markers).unwrap_or_default();
-    entries
+/// markers, the markers' directory checked as every store directory is.
+pub(crate) fn marked_views(state: &StateDir) -> Result<Vec<String>, Error> {
+    let markers = state.root().join("hosts").join("etc-netns");
+    if !state.check_dir_if_present(&markers)? {
+        return Ok(Vec::new());
+    }
+    let entries = crate::sys::list_dir_typed(&markers).map_err(|e| io("listing", &markers, e))?;
+    Ok(entries
         .into_iter()
         .filter(|entry| entry.kind == libc::DT_REG)
         .filter_map(|entry| String::from_utf8(entry.name).ok())
-        .collect()
+        .collect())
 }
 
 /// Takes out the view of `container`, marked ours, which no record names
-/// any more ([`unlink`]). Only a directory is looked into: where the marker
-/// finds none (gone, or a link or file someone put there since), the
-/// marker alone goes, as nothing there is ours.
+/// any more ([`unlink`]), where it still holds our link: the marker is
+/// not tied to its directory, so one a power cut kept after the directory
+/// went may name an admin's made since, which is left. Elsewhere (gone, a
+/// link or file in its place, a directory without our link) the marker
+/// alone goes.
 pub(crate) fn take_out_stale_view(
     etc_netns_dir: &Path,
     container: &str,
@@ -634,7 +639,9 @@ pub(crate) fn take_out_stale_view(
 ) -> Result<(), Error> {
     let dir = etc_netns_dir.join(container);
     match fs::symlink_metadata(&dir) {
-        Ok(meta) if meta.is_dir() => return unlink(etc_netns_dir, container, state_root),
+        Ok(meta) if meta.is_dir() && is_ours(&dir.join("hosts"), state_root) => {
+            return unlink(etc_netns_dir, container, state_root)
+        }
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             return Err(io("looking at", &dir, e))
         }

@@ -439,7 +439,14 @@ impl Manager {
         if !(containers.damaged.is_empty() && endpoints.damaged.is_empty()) {
             return;
         }
-        for name in hosts::marked_views(state.root()) {
+        let marked = match hosts::marked_views(state) {
+            Ok(marked) => marked,
+            Err(error) => {
+                report.errors.push(format!("/etc/netns views: {error}"));
+                return;
+            }
+        };
+        for name in marked {
             // An endpoint of an older version is filed under its
             // container's name.
             let named = containers.items.iter().any(|c| c.name == name)

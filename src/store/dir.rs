@@ -476,7 +476,8 @@ impl StateDir {
     /// itself included below a private root too.
     fn check_tree_below(&self, dir: &Path) -> Result<(), StoreError> {
         fn below(state: &StateDir, dir: &Path) -> Result<(), StoreError> {
-            let entries = crate::sys::list_dir(dir).map_err(StoreError::io("listing", dir))?;
+            let entries =
+                crate::sys::list_dir_typed(dir).map_err(StoreError::io("listing", dir))?;
             for entry in entries {
                 if entry.kind == libc::DT_DIR {
                     let path = dir.join(entry.file_name());
@@ -2153,7 +2154,7 @@ impl Locked<'_> {
             if !state.handles.check_one(dir)? {
                 return Ok(());
             }
-            let entries = match crate::sys::list_dir(dir) {
+            let entries = match crate::sys::list_dir_typed(dir) {
                 Ok(e) => e,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
                 Err(e) => return Err(StoreError::io("listing", dir)(e)),

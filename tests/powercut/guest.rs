@@ -55,7 +55,10 @@
 //! 5. A second `restore` changes nothing: its summary is all zeros, it
 //!    exits 0, and the state directory (every path and content) and the
 //!    links are as the first left them.
-//! 6. No hosts file names a container that is gone.
+//! 6. No hosts file names a container that is gone, and no `/etc/netns`
+//!    view is marked ours (`/etc` is the initramfs's, so every view is
+//!    gone; a marker kept would make an admin's directory of that name
+//!    ours).
 //! 7. A new `connect` works and gets an address of the subnet that no one
 //!    else leases; it is disconnected again.
 //! 8. `network rm` of every network exits 0 and leaves no record, no
@@ -683,6 +686,17 @@ fn snapshot(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     out
 }
 
+/// The names in directory `dir`; none when it cannot be listed.
+fn entry_names(dir: &Path) -> Vec<String> {
+    fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn link_names() -> Result<BTreeSet<String>, String> {
     let links = ip_json(&["link", "show"])?;
     Ok(links
@@ -913,6 +927,11 @@ fn check_round(lines: &[String]) -> Result<Checks, String> {
         }
     }
 
+    let markers = entry_names(&root.join("hosts/etc-netns"));
+    checks.expect(markers.is_empty(), || {
+        format!("/etc/netns views still marked ours after restore: {markers:?}")
+    });
+
     // 5. a second restore changes nothing.
     let before = snapshot(root);
     let links_before = link_names()?;
@@ -1031,13 +1050,7 @@ fn check_round(lines: &[String]) -> Result<Checks, String> {
         )
     });
     for dir in ["endpoints", "ipam"] {
-        let entries: Vec<String> = fs::read_dir(root.join(dir))
-            .map(|d| {
-                d.flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let entries = entry_names(&root.join(dir));
         checks.expect(entries.is_empty(), || {
             format!("{dir}/ holds {entries:?} after every network was removed")
         });

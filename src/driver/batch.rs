@@ -480,15 +480,26 @@ impl Manager {
         // slot; every intent is written in one file before the first link
         // goes: a batch killed anywhere is finished by the next lock and
         // `restore`, an endpoint at a time.
+        // An unproven link's name stays out of every intent (see
+        // `LinkToRemove`), kept aside for the note its removal may give.
         let mut was = Vec::with_capacity(slots.len());
-        for slot in &mut slots {
+        let mut unproven_names = Vec::new();
+        for (at, slot) in slots.iter_mut().enumerate() {
             let DetachSlot::Found(endpoint, _) = slot else {
                 return Err(Error::failed("a target of the batch was not looked up"));
             };
             was.push(endpoint.state);
+            if LinkToRemove::is_unproven(endpoint.state, endpoint.ifindex, &endpoint.ifname) {
+                unproven_names.push((at, std::mem::take(&mut endpoint.ifname)));
+            }
             endpoint.state = EndpointState::Detaching;
         }
         state.put_batch_intents(&mut slots.iter().filter_map(DetachSlot::endpoint))?;
+        for (at, name) in unproven_names {
+            if let DetachSlot::Found(endpoint, _) = &mut slots[at] {
+                endpoint.ifname = name;
+            }
+        }
         // Then what each link's removal needs: its place, taken from the
         // record until the removal is done, and the namespace and its
         // socket taken apart, to go to the thread that deletes the links.

@@ -835,6 +835,9 @@ impl Manager {
         check_hosts_dir(state, network)?;
         let how = LinkToRemove::of(&endpoint);
         endpoint.state = EndpointState::Detaching;
+        if how.unproven {
+            endpoint.ifname.clear();
+        }
         under_detach_intent(state, &endpoint, || {
             let mut notes = Vec::new();
             if let Some(inside) = at.open() {
@@ -915,7 +918,10 @@ impl Manager {
 pub(crate) struct LinkToRemove {
     was: EndpointState,
     /// Recorded without an index by an attach or a re-make that may have
-    /// run its create: the link can only be under a temporary name.
+    /// run its create: the link can only be under a temporary name. The
+    /// detach's intent then records no name either ([`LinkToRemove::is_unproven`]),
+    /// so that its retry (restore's, a later disconnect's) never takes a
+    /// link by the name another tool's may have.
     unproven: bool,
     ifindex: Option<u32>,
     ifname: String,
@@ -941,6 +947,18 @@ impl LinkToRemove {
         LinkToRemove::found_by(was, endpoint.ifindex, ifname, endpoint.mac.take())
     }
 
+    /// Whether the link of an endpoint recorded so, in state `was`, is
+    /// unproven: an attach's or re-make's record without an index, or the
+    /// intent of a detach of one, which names no link.
+    pub(crate) fn is_unproven(was: EndpointState, ifindex: Option<u32>, ifname: &str) -> bool {
+        ifindex.is_none()
+            && match was {
+                EndpointState::Attaching | EndpointState::Relinking => true,
+                EndpointState::Detaching => ifname.is_empty(),
+                _ => false,
+            }
+    }
+
     fn found_by(
         was: EndpointState,
         ifindex: Option<u32>,
@@ -949,17 +967,19 @@ impl LinkToRemove {
     ) -> LinkToRemove {
         LinkToRemove {
             was,
-            unproven: matches!(was, EndpointState::Attaching | EndpointState::Relinking)
-                && ifindex.is_none(),
+            unproven: LinkToRemove::is_unproven(was, ifindex, &ifname),
             ifindex,
             ifname,
             mac,
         }
     }
 
-    /// Puts back into `endpoint` what [`LinkToRemove::take_from`] took.
+    /// Puts back into `endpoint` (its detach's intent) what
+    /// [`LinkToRemove::take_from`] took: the name only of a proven link.
     pub(crate) fn give_back(self, endpoint: &mut EndpointRecord) {
-        endpoint.ifname = self.ifname;
+        if !self.unproven {
+            endpoint.ifname = self.ifname;
+        }
         endpoint.mac = self.mac;
     }
 

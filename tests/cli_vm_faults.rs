@@ -2272,7 +2272,8 @@ fn read_only(dir: &Path) {
 /// while the batch lay killed. A failed batch used to give its endpoints'
 /// own records back before it removed `batch-intents`: killed between,
 /// the next lock brought back their intents from the file's lines, which
-/// name the first index asked for, and restore deleted the link there.
+/// name the first index asked for, and restore deleted the link there;
+/// and when the file's removal failed, it gave them back all the same.
 #[test]
 fn a_refused_batch_killed_anywhere_never_deletes_a_link_at_an_index_it_was_refused() {
     const FORCE: &str = "endpoint: every index taken";
@@ -2309,15 +2310,10 @@ fn a_refused_batch_killed_anywhere_never_deletes_a_link_at_an_index_it_was_refus
     let points = lab.counted().len();
     let intents_file = lab.state_dir().join("batch-intents");
     let mut planted_in_all = 0;
-    for n in 1..=points {
-        if n > 1 {
-            read_only(&view);
-        }
-        let passed = lab.kill_at_forced(&refused, n, Some(FORCE));
-        let after = format!("refused batch killed at hit {n} ({})", passed[n - 1]);
-        // Past the creates, every index a line of the file names was
-        // refused: another tool's link may stand there.
-        let past_creates = passed.iter().any(|p| p.starts_with("etc netns"));
+    // Another tool's link planted at each index a line of the file names
+    // (past the creates, each was refused: another's may stand there),
+    // then restore, which must leave them; how many were planted.
+    let plant_then_restore = |after: &str, past_creates: bool| -> usize {
         let lines = fs::read_to_string(&intents_file).unwrap_or_default();
         let mut planted = Vec::new();
         for line in lines.lines().filter(|_| past_creates) {
@@ -2367,13 +2363,39 @@ fn a_refused_batch_killed_anywhere_never_deletes_a_link_at_an_index_it_was_refus
             );
             ip(&["-n", ns, "link", "del", name]);
         }
-        planted_in_all += planted.len();
         for ns in ["b1", "b2"] {
             if !records_in(&lab, "ri", ns).is_empty() {
                 lab.ok(&args(&format!("network disconnect ri {ns}")));
             }
         }
+        planted.len()
+    };
+    for n in 1..=points {
+        if n > 1 {
+            read_only(&view);
+        }
+        let passed = lab.kill_at_forced(&refused, n, Some(FORCE));
+        let after = format!("refused batch killed at hit {n} ({})", passed[n - 1]);
+        let past_creates = passed.iter().any(|p| p.starts_with("etc netns"));
+        planted_in_all += plant_then_restore(&after, past_creates);
     }
+    // Not killed, but the file's removal refused (a disk refusing writes):
+    // its endpoints stay with it, for restore, rather than give back the
+    // records that shadow its lines.
+    read_only(&view);
+    let mut stays = lab.command(&refused);
+    stays.env(FORCE_ENV, format!("{FORCE},store: batch intents stay"));
+    let out = lab.output(&mut stays);
+    assert_ne!(out.status.code(), Some(0), "the batch was to be refused");
+    assert!(
+        intents_file.exists(),
+        "batch-intents removed, though refused"
+    );
+    let planted = plant_then_restore("refused batch whose batch-intents stayed", true);
+    assert!(
+        planted > 0,
+        "no link planted at an index batch-intents named"
+    );
     let _ = fs::remove_dir(&view);
     show(&format!(
         "refused batch (every index taken) walked at {points} kill points; another tool's link planted {planted_in_all} times at an index a line named"

@@ -132,7 +132,9 @@ impl Manager {
             let _ = state.put_cursors(network, &cursors);
         };
         // Only once nothing of the batch is left in the kernel, and after
-        // `batch-intents` is gone (see `Pending::undo_from_the_kernel`).
+        // `batch-intents` is gone (see `Pending::undo_from_the_kernel`): a
+        // line brought back from it would name the index another link
+        // refused, where an endpoint's own record names the one it got.
         let give_back = |pending: &mut dyn Iterator<Item = Pending>| {
             for prepared in pending {
                 prepared.abandon(&state, network);
@@ -327,14 +329,17 @@ impl Manager {
                 // Its intent is a line of `batch-intents`, which goes below.
                 *kept = stands && keep_for_restore(&state, &mut r.pending.record, false);
             }
-            let _ = state.remove_batch_intents();
-            give_back(
-                &mut reserved
-                    .into_iter()
-                    .zip(kept)
-                    .filter(|(_, kept)| !kept)
-                    .map(|(r, _)| r.pending),
-            );
+            // Should the file stay, every endpoint stays with it, for
+            // restore (see `give_back`).
+            if state.remove_batch_intents().is_ok() {
+                give_back(
+                    &mut reserved
+                        .into_iter()
+                        .zip(kept)
+                        .filter(|(_, kept)| !kept)
+                        .map(|(r, _)| r.pending),
+                );
+            }
             return Err(error);
         }
 
@@ -390,15 +395,17 @@ impl Manager {
                         .undo_from_the_kernel(&state, &names, network, &parent, &r.inside)
                 })
                 .collect();
-            let _ = state.remove_batch_intents();
-            // As a batch refused before its creates: the cursors as found.
-            give_back(
-                &mut reserved
-                    .into_iter()
-                    .zip(gone)
-                    .filter(|(_, gone)| *gone)
-                    .map(|(r, _)| r.pending),
-            );
+            // As a batch refused before its creates: the cursors as found;
+            // should the file stay, every endpoint stays with it.
+            if state.remove_batch_intents().is_ok() {
+                give_back(
+                    &mut reserved
+                        .into_iter()
+                        .zip(gone)
+                        .filter(|(_, gone)| *gone)
+                        .map(|(r, _)| r.pending),
+                );
+            }
             return Err(error);
         }
         // Collected in place of the endpoints, each one's descriptors and

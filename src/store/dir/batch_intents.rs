@@ -169,7 +169,10 @@ impl Locked<'_> {
     /// Removes `batch-intents`, noting the root for the commit;
     /// `Ok(false)` when there was none.
     pub fn remove_batch_intents(&self) -> Result<bool, StoreError> {
-        let removed = self.remove_file(&self.root.join(BATCH_INTENTS))?;
+        let path = self.root.join(BATCH_INTENTS);
+        crate::fault::io_refused("store: batch intents stay")
+            .map_err(StoreError::io("removing", &path))?;
+        let removed = self.remove_file(&path)?;
         self.note_batch_intents(false)?;
         Ok(removed)
     }

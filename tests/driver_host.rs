@@ -2307,6 +2307,26 @@ fn nothing_the_library_read_stays_open_once_its_calls_return() {
     });
 }
 
+/// An empty batch, either way, changes nothing in the store (no lock page,
+/// no commit, no hosts file made), and a network that does not exist is
+/// still refused. Before, it wrote the lock's page and made the network's
+/// hosts file.
+#[test]
+fn an_empty_batch_changes_nothing() {
+    in_fresh_netns("empty-batch", |config| {
+        recorded_network(config, "n1");
+        let manager = Manager::open(config.clone()).unwrap();
+        let before = common::snapshot(&config.state_dir);
+        assert!(manager.connect_many("n1", &[]).unwrap().is_empty());
+        assert!(manager.disconnect_many("n1", &[]).unwrap().is_empty());
+        assert_eq!(common::snapshot(&config.state_dir), before);
+        let refused = manager.connect_many("nope", &[]).unwrap_err();
+        assert_eq!(refused.kind(), ErrorKind::NotFound, "{refused}");
+        let refused = manager.disconnect_many("nope", &[]).unwrap_err();
+        assert_eq!(refused.kind(), ErrorKind::NotFound, "{refused}");
+    });
+}
+
 /// The batch API makes room under the soft `RLIMIT_NOFILE` for its
 /// descriptors beside those the program has open already: a runtime or an
 /// init holds many. Before, it counted only its own (two a target and a

@@ -68,6 +68,10 @@ impl Manager {
         targets: &[Target],
     ) -> Result<Vec<EndpointInfo>, Error> {
         lookup_network_id_to_lock(&self.store, network)?;
+        // Nothing asked, nothing done: not even the lock's page written.
+        if targets.is_empty() {
+            return Ok(Vec::new());
+        }
         // Each namespace opened, with its own socket, and identified: two
         // descriptors a target, held to the end. Under the lock, as
         // connect enters its target: a visit must not overlap an `rm -f`
@@ -433,6 +437,9 @@ impl Manager {
     /// descriptors and the limit on them are as [`Manager::connect_many`]'s.
     pub fn disconnect_many(&self, network: &str, targets: &[Target]) -> Result<Vec<String>, Error> {
         lookup_network_id_to_lock(&self.store, network)?;
+        if targets.is_empty() {
+            return Ok(Vec::new());
+        }
         // What is at each path now, opened and entered under the lock (as
         // disconnect enters its one; see connect_many): two descriptors a
         // target, and the limit on them, as for connect_many.

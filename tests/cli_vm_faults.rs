@@ -2263,6 +2263,56 @@ fn read_only(dir: &Path) {
     }
 }
 
+/// A batch disconnect that detached every target but could not take their
+/// lines out of the network's hosts file (read-only here) says that every
+/// target went, and that restore rebuilds the file; nothing is left
+/// attached. Before, it failed with the file's error alone, as if nothing
+/// was done, and a retry found none attached.
+#[test]
+fn a_batch_disconnect_whose_hosts_file_is_read_only_says_every_target_went() {
+    let lab = Lab::new("batch-hosts-ro");
+    lab.ok(&args("network create --subnet 10.62.0.0/24 hr"));
+    for ns in ["h1", "h2"] {
+        let _ = vm_support::ip_ok(&["netns", "del", ns]);
+        ip(&["netns", "add", ns]);
+    }
+    lab.ok(&args("network connect hr h1 h2"));
+    let state = StateDir::open(lab.state_dir()).unwrap();
+    let network = state.network_by_name("hr").unwrap();
+    let hosts = state.hosts_path(&network.id);
+    read_only(&hosts);
+    let out = lab.output(&mut lab.command(&args("network disconnect hr h1 h2")));
+    assert!(Command::new("umount")
+        .arg(&hosts)
+        .status()
+        .unwrap()
+        .success());
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "every target detached from network hr, but its hosts file was not brought up to date"
+        ),
+        "{stderr}"
+    );
+    for ns in ["h1", "h2"] {
+        assert!(records_in(&lab, "hr", ns).is_empty(), "{ns} still recorded");
+        assert_eq!(links_of(ns).len(), 1, "{ns}: {:?}", links_of(ns));
+    }
+    lab.restore();
+    let text_now = fs::read_to_string(&hosts).unwrap();
+    assert!(
+        !text_now
+            .lines()
+            .any(|l| l.ends_with("\th1") || l.ends_with("\th2")),
+        "{text_now}"
+    );
+    for ns in ["h1", "h2"] {
+        ip(&["netns", "del", ns]);
+    }
+    lab.ok(&args("network rm hr"));
+}
+
 /// Item: a batch whose every create was refused at the index it asked
 /// for (forced: each link is then made under a temporary name, its record
 /// naming no index) and which is then refused itself (b2's view

@@ -581,8 +581,15 @@ impl Manager {
             return Err(error);
         }
         settled?;
-        names_taken_out?;
         state.commit()?;
+        // Every target went: a hosts file is derived, and what kept its
+        // edit from being made says so (a retry would find none attached).
+        names_taken_out.map_err(|error| {
+            error.context(format!(
+                "every target detached from network {}, but its hosts file was not brought up to date (`ipvlan restore` rebuilds it)",
+                network.name
+            ))
+        })?;
         notes.extend(names.take_notes());
         Ok(notes)
     }

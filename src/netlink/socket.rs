@@ -825,7 +825,20 @@ impl Socket {
                     let reader = reader.get_or_insert_with(|| DumpReader::new(port_id, seq));
                     reader.feed(d, &mut each)
                 };
-                match self.recv(part)? {
+                let read = crate::fault::io_refused("netlink: dump part lost")
+                    .map_err(Error::from)
+                    .and_then(|()| self.recv(part));
+                let read = match read {
+                    Ok(read) => read,
+                    Err(error) => {
+                        // The kernel's dump goes on (a part it could not
+                        // make, say: ENOBUFS): read and drop the rest, or
+                        // the next dump on this socket is refused (EBUSY).
+                        self.drop_the_rest_of_a_dump();
+                        return Err(error);
+                    }
+                };
+                match read {
                     Ok(Ok(Some(interrupted))) => break interrupted,
                     Ok(Ok(None)) => {}
                     Ok(Err(error)) => {
@@ -834,7 +847,7 @@ impl Socket {
                         // and dropped, or the kernel's dump would stay
                         // under way on this socket and refuse the next
                         // one with EBUSY.
-                        while self.try_recv(|_| ())?.is_some() {}
+                        self.drop_the_rest_of_a_dump();
                         return Err(error);
                     }
                     Err(_) => {
@@ -855,6 +868,24 @@ impl Socket {
         }))
     }
 }
+
+impl Socket {
+    /// Reads what is left of a dump that failed, without waiting: the
+    /// kernel makes each part inside a read, so once nothing is queued it
+    /// is over. A read that fails again (the same shortage) is tried again,
+    /// a bounded number of times.
+    fn drop_the_rest_of_a_dump(&self) {
+        for _ in 0..DUMP_DRAIN_READS {
+            if let Ok(None) = self.try_recv(|_| ()) {
+                return;
+            }
+        }
+    }
+}
+
+/// At most so many reads to drop the rest of a failed dump: some thousand
+/// parts (a dump of every link of a host with a hundred thousand).
+const DUMP_DRAIN_READS: usize = 4096;
 
 /// Marks a dump under way on its socket until dropped (every way out of
 /// the dump's reading, an error's too).
@@ -1379,6 +1410,27 @@ mod tests {
             assert!(refused.is_err());
             assert_eq!(seen, 1);
             // The first dump is over: the next one is not refused (EBUSY).
+            let links = socket.dump(&dump_request(), |_| Ok(Some(()))).unwrap();
+            assert_eq!(links.len(), 201);
+            assert_eq!(rmem_alloc(&socket), 0);
+        });
+    }
+
+    /// A read that fails in the middle of a dump (a part the kernel could
+    /// not make: ENOBUFS; forced here) returns its error and leaves the
+    /// socket ready for the next dump. Before, the kernel's dump stayed
+    /// under way and the next one on the socket was refused (EBUSY).
+    #[test]
+    fn a_dump_whose_read_fails_leaves_the_socket_ready_for_the_next() {
+        in_fresh_netns(|| {
+            let socket = Socket::open().unwrap();
+            for pair in 0..100 {
+                let spec = LinkSpec::veth(&format!("dv{pair}a"), &format!("dv{pair}b"));
+                socket.request(&spec.request().unwrap()).unwrap();
+            }
+            crate::fault::unwind::refuse("netlink: dump part lost");
+            let failed = socket.dump(&dump_request(), |_| Ok(Some(())));
+            assert!(failed.is_err());
             let links = socket.dump(&dump_request(), |_| Ok(Some(()))).unwrap();
             assert_eq!(links.len(), 201);
             assert_eq!(rmem_alloc(&socket), 0);

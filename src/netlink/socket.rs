@@ -1390,6 +1390,14 @@ mod tests {
         });
     }
 
+    /// `pairs` veth pairs, enough links for a dump of several parts.
+    fn veth_pairs(socket: &Socket, pairs: usize) {
+        for pair in 0..pairs {
+            let spec = LinkSpec::veth(&format!("dv{pair}a"), &format!("dv{pair}b"));
+            socket.request(&spec.request().unwrap()).unwrap();
+        }
+    }
+
     /// A caller's refusal of the first message: the dump is read to its
     /// end before the error is returned (a part that does not parse is
     /// drained the same way, but the kernel sends none to test it with).
@@ -1397,11 +1405,7 @@ mod tests {
     fn a_dump_given_up_midway_leaves_the_socket_ready_for_the_next() {
         in_fresh_netns(|| {
             let socket = Socket::open().unwrap();
-            // Enough links for a dump of several parts.
-            for pair in 0..100 {
-                let spec = LinkSpec::veth(&format!("dv{pair}a"), &format!("dv{pair}b"));
-                socket.request(&spec.request().unwrap()).unwrap();
-            }
+            veth_pairs(&socket, 100);
             let mut seen = 0;
             let refused = socket.dump(&dump_request(), |_| -> Result<Option<()>> {
                 seen += 1;
@@ -1424,10 +1428,7 @@ mod tests {
     fn a_dump_whose_read_fails_leaves_the_socket_ready_for_the_next() {
         in_fresh_netns(|| {
             let socket = Socket::open().unwrap();
-            for pair in 0..100 {
-                let spec = LinkSpec::veth(&format!("dv{pair}a"), &format!("dv{pair}b"));
-                socket.request(&spec.request().unwrap()).unwrap();
-            }
+            veth_pairs(&socket, 100);
             crate::fault::unwind::refuse("netlink: dump part lost");
             let failed = socket.dump(&dump_request(), |_| Ok(Some(())));
             assert!(failed.is_err());
@@ -1456,11 +1457,7 @@ mod tests {
     fn a_dumps_callback_cannot_take_the_dumps_answers() {
         in_fresh_netns(|| {
             let socket = Socket::open().unwrap();
-            // Enough links for a dump of several parts.
-            for pair in 0..100 {
-                let spec = LinkSpec::veth(&format!("dn{pair}a"), &format!("dn{pair}b"));
-                socket.request(&spec.request().unwrap()).unwrap();
-            }
+            veth_pairs(&socket, 100);
             let mut nested = Vec::new();
             let links = socket
                 .dump(&dump_request(), |_| {

@@ -459,6 +459,8 @@ const CASES: &[Case] = &[
     // `-f` passes over a network that is not there, not one a damaged
     // record may hold.
     case(&["network", "rm", "-f", "n2"], 1, "ipvlan: network rm n2: network n2 not found; a damaged state file may hold it: $T/state/networks/bad.json: invalid JSON at line 1 column 2: expected a string as object key\n").with(&[BAD_JSON]),
+    // ... but a damaged endpoint record of another network holds none.
+    case(&["network", "rm", "-f", "n2"], 0, "").with(&[Network, Mkdir("state/endpoints/6e31000000000000000000000000000000000000000000000000000000000000"), Write("state/endpoints/6e31000000000000000000000000000000000000000000000000000000000000/bad.json", "{not json")]),
     // A name that is another network's ID prefix ("6e31" starts n1's ID)
     // names the network of that name, even half-created or damaged: before,
     // `rm` removed n1 and `connect` attached to it.

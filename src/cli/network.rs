@@ -36,11 +36,14 @@ pub fn remove(manager: &Manager, names: &[String], force: bool) -> Result<i32, F
                 outln!("{name}");
             }
             // `-f`: as Docker's, nothing said of a network that is not
-            // there; one that a damaged record may hold is still said.
+            // there; one that a damaged network record may hold is still
+            // said (a damaged endpoint record holds no network).
             Err(error)
                 if force
                     && error.kind() == crate::driver::ErrorKind::NotFound
-                    && manager.networks().is_ok_and(|l| l.damaged.is_empty()) => {}
+                    && manager
+                        .network_list()
+                        .is_ok_and(|l| l.networks.damaged.is_empty()) => {}
             Err(error) => {
                 eprintln!(
                     "{}",

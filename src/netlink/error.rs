@@ -58,11 +58,15 @@ pub enum ErrorKind {
     Overrun {
         /// Positions, among the `total` requests handed over in one call, of
         /// those whose answer was lost (0 for a single request or a dump).
-        /// Every other request sent was answered; in a batch, requests after
-        /// the datagram that overran were not sent.
+        /// Every other request sent was answered, but those answers (an
+        /// error among them too) are not returned: a caller takes the call
+        /// as failed.
         unknown: Vec<usize>,
         /// How many requests the call was given.
         total: usize,
+        /// How many were sent, the first ones: in a batch, those after the
+        /// datagram that overran were not.
+        sent: usize,
     },
     /// A reply violated the netlink format; `what` says where.
     Malformed {
@@ -273,17 +277,25 @@ impl fmt::Display for ErrorKind {
                 let after = crate::digits::duration_text(*after);
                 write!(f, "no answer from the kernel within {after}")
             }
-            ErrorKind::Overrun { unknown, total } => {
+            ErrorKind::Overrun {
+                unknown,
+                total,
+                sent,
+            } => {
                 write!(
                     f,
                     "netlink receive queue overrun (ENOBUFS): the kernel dropped answers; "
                 )?;
                 if *total == 1 {
-                    write!(f, "the outcome of the request is unknown")
-                } else {
-                    write!(f, "the outcome of ")?;
-                    write_positions(f, unknown)?;
-                    write!(f, " (counting from 0) of {total} is unknown")
+                    return write!(f, "the outcome of the request is unknown");
+                }
+                write!(f, "the outcome of ")?;
+                write_positions(f, unknown)?;
+                write!(f, " (counting from 0) of {total} is unknown")?;
+                match total - sent {
+                    0 => Ok(()),
+                    1 => write!(f, ", and the last was not sent"),
+                    _ => write!(f, ", and those from {sent} on were not sent"),
                 }
             }
             ErrorKind::Malformed { what } => write!(f, "malformed netlink reply: {what}"),
@@ -385,6 +397,7 @@ mod tests {
         let single = Error::new(ErrorKind::Overrun {
             unknown: vec![0],
             total: 1,
+            sent: 1,
         })
         .op("delete link")
         .subject("ifindex 7");
@@ -397,15 +410,25 @@ mod tests {
         let batch = Error::new(ErrorKind::Overrun {
             unknown: vec![3, 4, 9],
             total: 12,
+            sent: 12,
         });
         assert_eq!(
             batch.kind().to_string(),
             "netlink receive queue overrun (ENOBUFS): the kernel dropped answers; \
              the outcome of requests 3, 4 and 9 (counting from 0) of 12 is unknown"
         );
+        let cut_short = ErrorKind::Overrun {
+            unknown: vec![3, 4, 9],
+            total: 300,
+            sent: 10,
+        };
+        assert!(cut_short
+            .to_string()
+            .ends_with("of 300 is unknown, and those from 10 on were not sent"));
         let one_of_many = ErrorKind::Overrun {
             unknown: vec![5],
             total: 6,
+            sent: 6,
         };
         assert!(one_of_many
             .to_string()

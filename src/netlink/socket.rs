@@ -274,6 +274,7 @@ fn recv_error(err: io::Error, wait: bool, timeout: Duration) -> Option<Error> {
         return Some(Error::new(ErrorKind::Overrun {
             unknown: vec![0],
             total: 1,
+            sent: 1,
         }));
     }
     match err.kind() {
@@ -693,6 +694,7 @@ impl Socket {
                     return Err(Error::new(ErrorKind::Overrun {
                         unknown: unknown.collect(),
                         total,
+                        sent: first + msgs.len(),
                     }));
                 }
                 Err(err) => return Err(err),
@@ -958,7 +960,7 @@ mod tests {
         let overrun = fail(libc::ENOBUFS, true).unwrap();
         assert!(matches!(
             overrun.kind(),
-            ErrorKind::Overrun { unknown, total: 1 } if unknown == &[0]
+            ErrorKind::Overrun { unknown, total: 1, sent: 1 } if unknown == &[0]
         ));
         assert_eq!(overrun.errno(), Some(libc::ENOBUFS));
         assert!(matches!(
@@ -1264,14 +1266,23 @@ mod tests {
             // queued before the first drop are read; from then on the
             // kernel drops every answer until the queue is read empty.
             let err = socket.request_datagram(&msgs, 10, 100).unwrap_err();
-            let ErrorKind::Overrun { unknown, total } = err.kind() else {
+            let ErrorKind::Overrun {
+                unknown,
+                total,
+                sent,
+            } = err.kind()
+            else {
                 panic!("{err}");
             };
-            assert_eq!(*total, 100);
+            assert_eq!((*total, *sent), (100, 74));
             let read = 64 - unknown.len();
             assert!(read > 0 && read < 64, "{unknown:?}");
             assert_eq!(unknown, &(10 + read..74).collect::<Vec<_>>());
-            assert!(err.to_string().contains("of 100 is unknown"), "{err}");
+            assert!(
+                err.to_string()
+                    .contains("of 100 is unknown, and those from 74 on were not sent"),
+                "{err}"
+            );
             // Nothing stale is left behind: the next request gets its own ACK.
             socket.request(&set_up_request(LO, true)).unwrap();
             assert_eq!(rmem_alloc(&socket), 0);

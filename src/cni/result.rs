@@ -174,9 +174,9 @@ impl CniResult {
         let mut result = CniResult::default();
         for (i, item) in top.array("interfaces")?.iter().enumerate() {
             let obj = Obj::new(item, format!("{}[{i}]", top.path("interfaces")), code)?;
-            let name = obj
-                .str("name")?
-                .ok_or_else(|| obj.error(format!("{} is missing", obj.path("name"))))?;
+            // Missing, it reads as empty, as Go's decoder has it (an
+            // unnamed interface is no master: see `choose_master`).
+            let name = obj.str("name")?.unwrap_or_default();
             result.interfaces.push(Interface {
                 name: name.to_string(),
                 mac: obj.str("mac")?.map(str::to_owned),
@@ -404,6 +404,22 @@ mod tests {
         );
     }
 
+    /// A `prevResult` interface without `name` reads as an unnamed one,
+    /// as Go's decoder reads it, not as a bad result (code 7).
+    #[test]
+    fn an_interface_without_a_name_reads_as_unnamed() {
+        let text = r#"{"interfaces":[{"mac":"x"}]}"#;
+        let result = CniResult::read(
+            &parse(text).unwrap(),
+            "prevResult",
+            ErrorCode::InvalidConfig,
+        )
+        .unwrap();
+        assert_eq!(result.interfaces.len(), 1);
+        assert_eq!(result.interfaces[0].name, "");
+        assert_eq!(result.interfaces[0].mac.as_deref(), Some("x"));
+    }
+
     #[test]
     fn bad_results_name_the_key() {
         for (text, msg) in [
@@ -411,7 +427,6 @@ mod tests {
             (r#"{"ips":[{}]}"#, "prevResult.ips[0].address is missing"),
             (r#"{"ips":[{"address":"10.0.0.2/24","version":"6"}]}"#, "prevResult.ips[0].version is \"6\" but the address 10.0.0.2/24 is IPv4"),
             (r#"{"ips":[{"address":"10.0.0.2/24","interface":1}],"interfaces":[{"name":"a"}]}"#, "prevResult.ips[0].interface is 1, but there are 1 interfaces"),
-            (r#"{"interfaces":[{"mac":"x"}]}"#, "prevResult.interfaces[0].name is missing"),
             (r#"{"interfaces":{}}"#, "prevResult.interfaces must be an array, not an object"),
             (r#"{"routes":[{"dst":"::/0","scope":300}]}"#, "prevResult.routes[0].scope must be at most 255, not 300"),
             (r#"{"dns":{"nameservers":[1]}}"#, "prevResult.dns.nameservers[0] must be a string, not a number"),

@@ -310,6 +310,10 @@ fn table() -> Vec<Case> {
         r#""routes": [{"dst": "0.0.0.0/0"}]"#,
         r#""routes": [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}]"#,
     );
+    let v6_route_only = base(
+        r#""routes": [{"dst": "0.0.0.0/0"}]"#,
+        r#""routes": [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}]"#,
+    );
     let resolv = r#""resolvConf": "/tmp/ipvlan-cni-conformance/resolv.conf""#;
     let dns_both = base(r#""dataDir""#, &format!(r#"{resolv}, "dataDir""#)).replacen(
         r#""master": "m0""#,
@@ -1074,6 +1078,29 @@ fn table() -> Vec<Case> {
             ],
             Expect::Same,
         ),
+        case(
+            48,
+            "ADD by one, CHECK by the other",
+            1,
+            vec![
+                add(BASE),
+                call(Call::new("CHECK", BASE).prev(Prev::Last).by_other()),
+                del(BASE),
+            ],
+            Expect::Same,
+        ),
+        case(
+            47,
+            "an IPv6 route beside IPv4 addresses only",
+            1,
+            vec![
+                add(&v6_route_only),
+                Step::Links(0),
+                del(&v6_route_only),
+                Step::Leases("net"),
+            ],
+            Expect::Same,
+        ),
     ]
 }
 
@@ -1669,5 +1696,5 @@ fn the_table_covers_every_case_once() {
     // In the table's order, which keeps related cases together.
     let mut ids: Vec<u32> = table().iter().map(|c| c.id).collect();
     ids.sort_unstable();
-    assert_eq!(ids, (1..=46).collect::<Vec<u32>>());
+    assert_eq!(ids, (1..=48).collect::<Vec<u32>>());
 }

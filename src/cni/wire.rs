@@ -536,13 +536,24 @@ pub fn check(env: &Env, conf: &NetConf, input: &[u8]) -> Result<(), CniError> {
     // No master is chosen: the attachment's record names its network, and
     // CHECK's `prevResult` is the chain's final result (a later plugin's
     // interfaces beside ours), not the input ADD chose a master from.
-    if let Some(Ipam::Delegated { plugin }) = &conf.ipam {
-        attach::run_ipam(env, plugin, Command::Check, input)?;
-    }
+    let delegated = match &conf.ipam {
+        Some(Ipam::Delegated { plugin }) => {
+            attach::run_ipam(env, plugin, Command::Check, input)?;
+            true
+        }
+        _ => false,
+    };
     let manager = manager(env)?;
     let tables: Vec<u32> = prev.routes.iter().filter_map(route_table).collect();
     let found = manager
-        .cni_check(&conf.name, &who.container_id, &who.ifname, netns, &tables)
+        .cni_check(
+            &conf.name,
+            &who.container_id,
+            &who.ifname,
+            netns,
+            &tables,
+            !delegated,
+        )
         .map_err(runtime)?;
     if found.kind.as_deref() != Some("ipvlan") {
         return Err(CniError::internal(format!(

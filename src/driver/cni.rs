@@ -1338,8 +1338,11 @@ impl Manager {
         Ok(notes)
     }
 
-    /// CHECK: the attachment is recorded, and what the namespace holds
-    /// under `ifname` (the front end compares it with the cached result).
+    /// CHECK: the attachment is recorded (with `leased_here`: our IPAM
+    /// holds its addresses; a delegated IPAM plugin checks its own leases,
+    /// and the attachment may be another plugin's, made before ours was
+    /// installed in its place), and what the namespace holds under
+    /// `ifname` (the front end compares it with the cached result).
     pub fn cni_check(
         &self,
         network: &str,
@@ -1347,16 +1350,19 @@ impl Manager {
         ifname: &str,
         netns: &Path,
         tables: &[u32],
+        leased_here: bool,
     ) -> Result<CniLinkState, Error> {
-        let record = self
-            .store
-            .network_named_settled(network)?
-            .ok_or_else(|| Error::not_found(format!("network {network} does not exist")))?;
-        let id = attachment_id(container_id, ifname);
-        if self.store.endpoint(&record.id, &id)?.is_none() {
-            return Err(Error::not_found(format!(
-                "container {container_id} has no attachment {ifname} on network {network}"
-            )));
+        if leased_here {
+            let record = self
+                .store
+                .network_named_settled(network)?
+                .ok_or_else(|| Error::not_found(format!("network {network} does not exist")))?;
+            let id = attachment_id(container_id, ifname);
+            if self.store.endpoint(&record.id, &id)?.is_none() {
+                return Err(Error::not_found(format!(
+                    "container {container_id} has no attachment {ifname} on network {network}"
+                )));
+            }
         }
         let inside = OpenNetns::open_path(netns).map_err(|e| {
             Error::io(

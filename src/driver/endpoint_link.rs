@@ -639,7 +639,15 @@ fn configure(
     if rename {
         handle.link_rename(index, ifname)?;
     }
-    let disable = plan.ipv6.is_none();
+    // Off where the link gets no IPv6 address, unless it gets an IPv6
+    // route (a CNI result's `::/0` beside IPv4 addresses only), which the
+    // kernel refuses on a link without IPv6.
+    let disable = plan.ipv6.is_none()
+        && !plan
+            .extra_addresses
+            .iter()
+            .any(|a| matches!(a, IpNet::V6(_)))
+        && !plan.routes.iter().any(|r| matches!(r.dst, IpNet::V6(_)));
     // IPv6 has no netlink request for it (`arp_notify` goes with the
     // addresses, below).
     let keys = [("ipv6", "disable_ipv6", disable)];

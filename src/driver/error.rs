@@ -245,6 +245,14 @@ impl From<crate::netlink::Error> for Error {
             return Error::unsupported(missing_kind_message(feature));
         }
         match error.errno() {
+            // A refusal the kernel explained (`EACCES`, "IPv6 is disabled
+            // on nexthop device") is no missing privilege: privileges fail
+            // with `EPERM` before any netlink check.
+            Some(libc::EACCES) if error.ext_ack().is_some() => {
+                let mut failed = Error::failed(error.to_string());
+                failed.0.errno = Some(libc::EACCES);
+                failed
+            }
             Some(errno) => Error::os(error.to_string(), errno),
             None => Error::failed(error.to_string()),
         }
@@ -306,5 +314,42 @@ pub(crate) fn missing_kind_message(kind: &str) -> String {
             support.config, support.module
         ),
         None => format!("this kernel has no {what} link support{needed_for}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kernel(errno: i32, message: Option<&str>) -> Error {
+        Error::from(crate::netlink::Error::new(
+            crate::netlink::ErrorKind::Kernel {
+                errno,
+                message: message.map(str::to_owned),
+                offset: None,
+            },
+        ))
+    }
+
+    /// A refusal the kernel explained with `EACCES` is not said to need
+    /// root (the kernel's words say why); a bare `EPERM` or `EACCES` is.
+    /// Before, "IPv6 is disabled on nexthop device" came with "this needs
+    /// root: CAP_NET_ADMIN".
+    #[test]
+    fn only_an_unexplained_refusal_needs_root() {
+        let explained = kernel(libc::EACCES, Some("IPv6 is disabled on nexthop device"));
+        assert!(!explained.needs_root(), "{explained}");
+        assert_eq!(explained.errno(), Some(libc::EACCES));
+        assert!(
+            !explained.to_string().contains("CAP_NET_ADMIN"),
+            "{explained}"
+        );
+        for errno in [libc::EPERM, libc::EACCES] {
+            let bare = kernel(errno, None);
+            assert!(bare.needs_root(), "{bare}");
+            assert!(bare
+                .to_string()
+                .ends_with("(this needs root: CAP_NET_ADMIN)"));
+        }
     }
 }

@@ -2904,7 +2904,8 @@ fn a_log_that_could_not_be_emptied_is_marked_full() {
 /// every command that changed the state, whatever the command: what it
 /// wrote may not survive a power cut, so it must not report success.
 /// `run`, `rm` and `restore` used to leave their flush to the lock's
-/// release, which has no caller to give the error to, and exited 0.
+/// release, which has no caller to give the error to, and exited 0; a
+/// `run` whose container was made said it failed creating it.
 #[test]
 fn a_flush_the_disk_refuses_fails_every_command_that_changed_the_state() {
     let mut env = Env::new("flush");
@@ -2928,9 +2929,14 @@ fn a_flush_the_disk_refuses_fails_every_command_that_changed_the_state() {
         &["network", "create", "--subnet", "192.168.77.0/24", "fl2"],
         1,
     );
-    refused(
+    // The container exists all the same, and the error says so.
+    let said = refused(
         &["run", "-d", "--net=fl", "--name=fl1", "sleep", "1000"],
         125,
+    );
+    assert!(
+        said.contains("container fl1 was made, but its state may not survive a power cut (`ipvlan rm -f fl1` removes it)"),
+        "{said}"
     );
     refused(&["network", "disconnect", "fl", "fl1"], 1);
     refused(&["rm", "-f", "fl1"], 1);

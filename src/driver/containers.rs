@@ -87,7 +87,7 @@ impl Manager {
         self.make_run(request, once_locked)
             .map_err(|(step, error)| match step {
                 Step::Container => error.context("creating the container"),
-                Step::Network => error,
+                Step::Network | Step::Durable => error,
             })
     }
 
@@ -172,8 +172,15 @@ impl Manager {
             });
         match made {
             Ok(endpoints) => {
-                // The final state durable before the command reports it.
-                state.commit().map_err(|e| container(e.into()))?;
+                // The final state durable before the command reports it;
+                // should the disk refuse, the container exists all the
+                // same (its command is not run), as the error says.
+                state.commit().map_err(|e| {
+                    let error = Error::from(e).context(format_args!(
+                        "container {name} was made, but its state may not survive a power cut (`ipvlan rm -f {name}` removes it)"
+                    ));
+                    (Step::Durable, error)
+                })?;
                 Ok(ContainerInfo {
                     netns_path: self.config.netns_dir.join(&name),
                     name,
@@ -958,11 +965,13 @@ fn split_command(argv: &[OsString]) -> Result<(&OsString, &[OsString]), Error> {
         .ok_or_else(|| Error::invalid("no command given"))
 }
 
-/// Which step of a run an error ended: making the container, or
-/// attaching it to a network (whose errors name it themselves).
+/// Which step of a run an error ended: making the container, attaching
+/// it to a network (whose errors name it themselves), or making durable
+/// what was made (the container exists).
 enum Step {
     Container,
     Network,
+    Durable,
 }
 
 /// While this process waits for a foreground command without passing

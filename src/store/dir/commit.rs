@@ -14,11 +14,13 @@
 //! it names.
 
 use std::fs::File;
+use std::os::fd::AsFd;
 use std::path::{Component, Path};
 
 use super::batch_intents::intent_record;
 use super::{intent_line, Locked, StateDir, StoreError, LOCK_FILE};
 use crate::store::commit_log::{self, BootId, Change, Head, Volatile};
+use crate::store::fsutil::{self, FILE_MODE};
 use crate::store::handles::{LogHold, Noted};
 use crate::store::records::{EndpointRecord, EndpointState};
 
@@ -78,7 +80,9 @@ impl StateDir {
                 return Err(error);
             }
             return match holds {
-                true => self.empty_log(lock, generation),
+                true => self
+                    .settle_logged_files(lock, generation)
+                    .and_then(|()| self.empty_log(lock, generation)),
                 // The page's tail stays; its mark of a change goes (kept,
                 // should the page's write fail, it costs the next commit
                 // a sync, not this one its success).
@@ -157,6 +161,79 @@ impl StateDir {
         hold.head = Some(Head::of(next));
         self.handles.set_log(hold);
         Ok(())
+    }
+
+    /// Before the log of `generation` is emptied after a `syncfs`: each
+    /// file its entries last wrote is synced on its own, and one whose
+    /// `fdatasync` fails is written again, with what it holds now, and
+    /// synced. A `syncfs` cannot be trusted with a writeback that failed
+    /// after the command that wrote the file returned: before Linux 5.8 it
+    /// reports none, since then only once, to whoever syncs first (another
+    /// program too), while the kernel keeps the new bytes in its cache,
+    /// marked clean, over the old ones on the disk. Emptied then, the log
+    /// would take the only durable copy with it. A file's own `fdatasync`
+    /// reports an error of its writeback that nobody has seen (none of ours
+    /// syncs a logged file). What the file holds now is written again,
+    /// never the log's bytes: a later change the log does not hold (this
+    /// commit's, a killed command's) stands. (A page the kernel let go
+    /// after its writeback failed reads back old from the disk; nothing
+    /// tells it from such a change, and it stays lost.) Failing, the log
+    /// stays, marked full: the next commit tries again.
+    fn settle_logged_files(&self, lock: &File, generation: u64) -> Result<(), StoreError> {
+        let lock_path = self.root.join(LOCK_FILE);
+        let changes = commit_log::read_entries(lock, generation)
+            .map_err(StoreError::io("reading", &lock_path))?;
+        for (at, change) in changes.iter().enumerate() {
+            let Change::Written(relative, _) = change else {
+                continue;
+            };
+            // Removed by a later change: nothing to sync.
+            let later = changes[at + 1..].iter().any(|c| {
+                let (Change::Written(p, _) | Change::Removed(p) | Change::RemovedTree(p)) = c;
+                p == relative || Path::new(relative).starts_with(p)
+            });
+            let relative = Path::new(relative);
+            if later
+                || relative.as_os_str().is_empty()
+                || !relative
+                    .components()
+                    .all(|c| matches!(c, Component::Normal(_)))
+            {
+                continue;
+            }
+            let path = self.root.join(relative);
+            let again = match self.held_if_not_durable(&path) {
+                Ok(Some(held)) => held,
+                Ok(None) => continue,
+                // Removed since (a change the log does not hold), or
+                // refused (damage, reported where it is read).
+                Err(_) => continue,
+            };
+            let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+                continue;
+            };
+            self.check_dir(dir)?;
+            let dir = self.handles.ensure(dir)?;
+            let rewritten =
+                fsutil::replace_at(dir.fd(), &name.to_string_lossy(), &again, FILE_MODE)
+                    .and_then(|file| crate::sys::fsync(file.as_fd(), true))
+                    .and_then(|()| crate::sys::fsync(dir.fd(), false));
+            rewritten.map_err(StoreError::io("writing", &path))?;
+        }
+        Ok(())
+    }
+
+    /// `None` when the file at `path` is on the disk, as its own
+    /// `fdatasync` says; else what it holds now, to be written again. Read
+    /// only then: the files a log names were synced a moment before.
+    fn held_if_not_durable(&self, path: &Path) -> std::io::Result<Option<Vec<u8>>> {
+        let mut file = fsutil::open_regular(path, std::fs::OpenOptions::new().read(true))?;
+        let synced = crate::fault::io_refused("store: logged file sync fails")
+            .and_then(|()| crate::sys::fsync(file.as_fd(), true));
+        match synced {
+            Ok(()) => Ok(None),
+            Err(_) => fsutil::read_capped(&mut file, fsutil::RECORD_MAX).map(Some),
+        }
     }
 
     /// Whether the log (`head`, of `generation`) may hold entries a power
@@ -595,6 +672,7 @@ impl Locked<'_> {
         }
         self.handles
             .sync_pending(crate::store::handles::Pending::default(), true)?;
+        self.state.settle_logged_files(&self._lock, generation)?;
         self.state.empty_log(&self._lock, generation)
     }
 
@@ -1355,6 +1433,74 @@ mod tests {
                 .unwrap();
         }
         locked
+    }
+
+    /// Endpoints `PREFIX0`.. `PREFIX{n-1}` put under a new lock, not
+    /// committed.
+    fn records_put<'a>(
+        state: &'a StateDir,
+        net: &NetworkRecord,
+        prefix: char,
+        n: u32,
+    ) -> super::Locked<'a> {
+        let locked = state.lock().unwrap();
+        let third = 100 + (prefix as u32 - 'a' as u32);
+        for i in 0..n {
+            let address = format!("10.0.{third}.{}/16", i + 1);
+            locked
+                .put_endpoint(&endpoint(net, &format!("{prefix}{i}"), &address))
+                .unwrap();
+        }
+        locked
+    }
+
+    /// Before the log is emptied after a `syncfs` (a commit it has no room
+    /// for, one too large for it, restore's), each file its entries last
+    /// wrote is synced on its own, and one whose `fdatasync` fails is
+    /// written again with what it holds: a change since (one behind the
+    /// log's back here, the commit's own) stands. Before, the log was
+    /// emptied on the `syncfs`'s word, which cannot report a writeback that
+    /// failed after the command that wrote the file returned (before Linux
+    /// 5.8 never; since, once, to whoever syncs first): the only durable
+    /// copy of what that command wrote went with the log.
+    #[test]
+    fn a_log_is_emptied_only_once_the_files_it_holds_are_on_the_disk() {
+        use std::os::unix::fs::MetadataExt;
+        let (root, state, net) = store_with("settle-log", true);
+        // Three commits through the log, 120 records each.
+        records_put(&state, &net, 'a', 120).commit().unwrap();
+        records_put(&state, &net, 'b', 120).commit().unwrap();
+        records_put(&state, &net, 'c', 120).commit().unwrap();
+        assert!(page_of(&root).tail > 0, "they went through the log");
+        let e1 = state.endpoint_path(&net.id, "e1");
+        std::fs::write(&e1, b"{}").unwrap();
+        // The network's record, the first file the log holds.
+        let network = root.join("networks").join(format!("{}.json", net.id));
+        let network_inode = std::fs::metadata(&network).unwrap().ino();
+        let network_bytes = std::fs::read(&network).unwrap();
+        // A fourth has no room left: the file system synced, the log
+        // emptied. It changes b0 too.
+        let locked = records_put(&state, &net, 'd', 120);
+        let b0 = endpoint(&net, "b0", "10.0.200.1/16");
+        locked.put_endpoint(&b0).unwrap();
+        let b0_now = std::fs::read(state.endpoint_path(&net.id, "b0")).unwrap();
+        crate::fault::unwind::refuse("store: logged file sync fails");
+        locked.commit().unwrap();
+        drop(locked);
+        assert_eq!(page_of(&root).tail, 0, "the log was not emptied");
+        assert_ne!(
+            std::fs::metadata(&network).unwrap().ino(),
+            network_inode,
+            "the network's record, whose sync failed, not written again"
+        );
+        assert_eq!(std::fs::read(&network).unwrap(), network_bytes);
+        assert_eq!(std::fs::read(&e1).unwrap(), b"{}", "e1 taken back");
+        assert_eq!(
+            std::fs::read(state.endpoint_path(&net.id, "b0")).unwrap(),
+            b0_now,
+            "b0 written back as the log had it, over the commit's change"
+        );
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     /// The log emptied by a commit of 300 records: its page then.

@@ -163,17 +163,17 @@ impl StateDir {
         Ok(())
     }
 
-    /// Before the log of `generation` is emptied after a `syncfs`: each
-    /// file its entries last wrote is synced on its own, and one whose
-    /// `fdatasync` fails is written again, with what it holds now, and
-    /// synced. A `syncfs` cannot be trusted with a writeback that failed
+    /// Before the log of `generation` is emptied after a `syncfs`: the
+    /// writeback of each file its entries last wrote is asked whether it
+    /// failed, and such a file is written again, with what it holds now,
+    /// and synced. A `syncfs` cannot be trusted with a writeback that failed
     /// after the command that wrote the file returned: before Linux 5.8 it
     /// reports none, since then only once, to whoever syncs first (another
     /// program too), while the kernel keeps the new bytes in its cache,
     /// marked clean, over the old ones on the disk. Emptied then, the log
-    /// would take the only durable copy with it. A file's own `fdatasync`
+    /// would take the only durable copy with it. A file's own descriptor
     /// reports an error of its writeback that nobody has seen (none of ours
-    /// syncs a logged file). What the file holds now is written again,
+    /// syncs a logged file; `sys::wait_for_writeback`). What the file holds now is written again,
     /// never the log's bytes: a later change the log does not hold (this
     /// commit's, a killed command's) stands. (A page the kernel let go
     /// after its writeback failed reads back old from the disk; nothing
@@ -223,13 +223,14 @@ impl StateDir {
         Ok(())
     }
 
-    /// `None` when the file at `path` is on the disk, as its own
-    /// `fdatasync` says; else what it holds now, to be written again. Read
-    /// only then: the files a log names were synced a moment before.
+    /// `None` when the writeback of the file at `path` did not fail (the
+    /// `syncfs` a moment before wrote it); else what it holds now, to be
+    /// written again. Asked of its writeback, not by an `fdatasync`, which
+    /// would flush the device's cache for each file, written or not.
     fn held_if_not_durable(&self, path: &Path) -> std::io::Result<Option<Vec<u8>>> {
         let mut file = fsutil::open_regular(path, std::fs::OpenOptions::new().read(true))?;
         let synced = crate::fault::io_refused("store: logged file sync fails")
-            .and_then(|()| crate::sys::fsync(file.as_fd(), true));
+            .and_then(|()| crate::sys::wait_for_writeback(file.as_fd()));
         match synced {
             Ok(()) => Ok(None),
             Err(_) => fsutil::read_capped(&mut file, fsutil::RECORD_MAX).map(Some),
@@ -1455,10 +1456,11 @@ mod tests {
     }
 
     /// Before the log is emptied after a `syncfs` (a commit it has no room
-    /// for, one too large for it, restore's), each file its entries last
-    /// wrote is synced on its own, and one whose `fdatasync` fails is
-    /// written again with what it holds: a change since (one behind the
-    /// log's back here, the commit's own) stands. Before, the log was
+    /// for, one too large for it, restore's), the writeback of each file
+    /// its entries last wrote is asked whether it failed, and one whose did
+    /// (forced here) is written again with what it holds and synced: a
+    /// change since (one behind the log's back here, the commit's own)
+    /// stands. Before, the log was
     /// emptied on the `syncfs`'s word, which cannot report a writeback that
     /// failed after the command that wrote the file returned (before Linux
     /// 5.8 never; since, once, to whoever syncs first): the only durable

@@ -226,15 +226,24 @@ impl StateDir {
     /// `None` when the writeback of the file at `path` did not fail (the
     /// `syncfs` a moment before wrote it); else what it holds now, to be
     /// written again. Asked of its writeback, not by an `fdatasync`, which
-    /// would flush the device's cache for each file, written or not.
+    /// would flush the device's cache for each file, written or not; three
+    /// system calls a file (`O_NONBLOCK`: a FIFO put in a file's place does
+    /// not hold the open up; anything but a regular file is refused).
     fn held_if_not_durable(&self, path: &Path) -> std::io::Result<Option<Vec<u8>>> {
-        let mut file = fsutil::open_regular(path, std::fs::OpenOptions::new().read(true))?;
+        use std::os::unix::ffi::OsStrExt;
+        let name = std::ffi::CString::new(path.as_os_str().as_bytes())?;
+        let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK;
+        let fd = crate::sys::openat(None, &name, flags, 0)?;
         let synced = crate::fault::io_refused("store: logged file sync fails")
-            .and_then(|()| crate::sys::wait_for_writeback(file.as_fd()));
-        match synced {
-            Ok(()) => Ok(None),
-            Err(_) => fsutil::read_capped(&mut file, fsutil::RECORD_MAX).map(Some),
+            .and_then(|()| crate::sys::wait_for_writeback(fd.as_fd()));
+        if synced.is_ok() {
+            return Ok(None);
         }
+        let mut file = File::from(fd);
+        if !file.metadata()?.is_file() {
+            return Err(std::io::ErrorKind::InvalidInput.into());
+        }
+        fsutil::read_capped(&mut file, fsutil::RECORD_MAX).map(Some)
     }
 
     /// Whether the log (`head`, of `generation`) may hold entries a power

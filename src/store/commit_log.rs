@@ -359,30 +359,42 @@ pub(super) fn encode_changes(changes: &[Change]) -> Option<Vec<u8>> {
 }
 
 /// The changes of a payload; `None` when it does not parse to its end.
-pub(super) fn parse_changes(mut payload: &[u8]) -> Option<Vec<Change>> {
+pub(super) fn parse_changes(payload: &[u8]) -> Option<Vec<Change>> {
+    let mut changes = Vec::new();
+    each_change(payload, &mut |kind, path, contents| {
+        let path = path.to_string();
+        changes.push(match kind {
+            WRITTEN => Change::Written(path, contents.to_vec()),
+            REMOVED => Change::Removed(path),
+            _ => Change::RemovedTree(path),
+        });
+    })?;
+    Some(changes)
+}
+
+/// Hands each change of a payload to `each` (its kind, path and, for a
+/// file written, contents) without copying them; `None` when the payload
+/// does not parse to its end (the changes before were handed on).
+fn each_change(mut payload: &[u8], each: &mut dyn FnMut(u8, &str, &[u8])) -> Option<()> {
     fn take<'a>(bytes: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
         let (head, rest) = (bytes.get(..n)?, bytes.get(n..)?);
         *bytes = rest;
         Some(head)
     }
-    let mut changes = Vec::new();
     while let Some((&kind, rest)) = payload.split_first() {
         payload = rest;
         let len = u16::from_le_bytes(take(&mut payload, 2)?.try_into().ok()?) as usize;
-        let path = std::str::from_utf8(take(&mut payload, len)?)
-            .ok()?
-            .to_string();
+        let path = std::str::from_utf8(take(&mut payload, len)?).ok()?;
         match kind {
             WRITTEN => {
                 let len = u32::from_le_bytes(take(&mut payload, 4)?.try_into().ok()?) as usize;
-                changes.push(Change::Written(path, take(&mut payload, len)?.to_vec()));
+                each(kind, path, take(&mut payload, len)?);
             }
-            REMOVED => changes.push(Change::Removed(path)),
-            REMOVED_TREE => changes.push(Change::RemovedTree(path)),
+            REMOVED | REMOVED_TREE => each(kind, path, &[]),
             _ => return None,
         }
     }
-    Some(changes)
+    Some(())
 }
 
 /// Slots an entry with `payload_len` bytes of payload takes.
@@ -510,17 +522,57 @@ pub(super) fn entry_begins_at(
     generation: u64,
     slot: u32,
 ) -> io::Result<bool> {
-    Ok(!read_entries_from(lock, generation, slot)?.is_empty())
+    // Up to the first change of an entry whole and parsed: nothing held.
+    let mut begins = false;
+    walk_entries(lock, generation, slot, &mut |payload| {
+        let mut changes = 0;
+        each_change(payload, &mut |_, _, _| changes += 1)?;
+        begins = changes > 0;
+        (!begins).then_some(())
+    })?;
+    Ok(begins)
+}
+
+/// Hands the path of each file the entries of `generation` write to
+/// `each`, in order, as [`read_entries`] reads them, without holding
+/// their contents or the changes: one entry at a time.
+pub(super) fn each_written_path(
+    lock: &std::fs::File,
+    generation: u64,
+    each: &mut dyn FnMut(&str),
+) -> io::Result<()> {
+    walk_entries(lock, generation, 0, &mut |payload| {
+        // Parsed in full first: an entry that does not parse is where the
+        // log ends, as for `read_entries`.
+        each_change(payload, &mut |_, _, _| {})?;
+        each_change(payload, &mut |kind, path, _| {
+            if kind == WRITTEN {
+                each(path)
+            }
+        })
+    })
 }
 
 /// [`read_entries`] from `slot` on (an entry there the first of its
 /// commit).
-fn read_entries_from(
+fn read_entries_from(lock: &std::fs::File, generation: u64, slot: u32) -> io::Result<Vec<Change>> {
+    let mut changes = Vec::new();
+    walk_entries(lock, generation, slot, &mut |payload| {
+        changes.append(&mut parse_changes(payload)?);
+        Some(())
+    })?;
+    Ok(changes)
+}
+
+/// Hands the payload of each entry of `generation` from `slot` on to
+/// `each`, up to the first that is not one of its entries whole, or that
+/// `each` refuses (`None`: it does not parse).
+fn walk_entries(
     lock: &std::fs::File,
     generation: u64,
     mut slot: u32,
-) -> io::Result<Vec<Change>> {
-    let mut changes = Vec::new();
+    each: &mut dyn FnMut(&[u8]) -> Option<()>,
+) -> io::Result<()> {
     let mut page = vec![0u8; PAGE];
     let mut previous_crc = None;
     while slot < SLOTS {
@@ -551,13 +603,12 @@ fn read_entries_from(
             break;
         }
         previous_crc = Some(u32_at(&entry, 24));
-        let Some(mut these) = parse_changes(payload) else {
+        if each(payload).is_none() {
             break;
-        };
-        changes.append(&mut these);
+        }
         slot += taken;
     }
-    Ok(changes)
+    Ok(())
 }
 
 /// This boot's id, read once per process (a process lives in one boot):

@@ -181,46 +181,46 @@ impl StateDir {
     /// stays, marked full: the next commit tries again.
     fn settle_logged_files(&self, lock: &File, generation: u64) -> Result<(), StoreError> {
         let lock_path = self.root.join(LOCK_FILE);
-        let changes = commit_log::read_entries(lock, generation)
-            .map_err(StoreError::io("reading", &lock_path))?;
-        for (at, change) in changes.iter().enumerate() {
-            let Change::Written(relative, _) = change else {
-                continue;
-            };
-            // Removed by a later change: nothing to sync.
-            let later = changes[at + 1..].iter().any(|c| {
-                let (Change::Written(p, _) | Change::Removed(p) | Change::RemovedTree(p)) = c;
-                p == relative || Path::new(relative).starts_with(p)
-            });
-            let relative = Path::new(relative);
-            if later
-                || relative.as_os_str().is_empty()
-                || !relative
-                    .components()
-                    .all(|c| matches!(c, Component::Normal(_)))
-            {
-                continue;
+        // Path by path as the log is read, one entry held at a time (a
+        // batch's commit may come here holding all its endpoints). A path
+        // written twice is asked twice; one removed since fails to open.
+        let mut failed = Ok(());
+        commit_log::each_written_path(lock, generation, &mut |relative| {
+            if failed.is_ok() {
+                failed = self.settle_logged_file(relative);
             }
-            let path = self.root.join(relative);
-            let again = match self.held_if_not_durable(&path) {
-                Ok(Some(held)) => held,
-                Ok(None) => continue,
-                // Removed since (a change the log does not hold), or
-                // refused (damage, reported where it is read).
-                Err(_) => continue,
-            };
-            let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
-                continue;
-            };
-            self.check_dir(dir)?;
-            let dir = self.handles.ensure(dir)?;
-            let rewritten =
-                fsutil::replace_at(dir.fd(), &name.to_string_lossy(), &again, FILE_MODE)
-                    .and_then(|file| crate::sys::fsync(file.as_fd(), true))
-                    .and_then(|()| crate::sys::fsync(dir.fd(), false));
-            rewritten.map_err(StoreError::io("writing", &path))?;
+        })
+        .map_err(StoreError::io("reading", &lock_path))?;
+        failed
+    }
+
+    /// [`StateDir::settle_logged_files`] for the file at `relative`.
+    fn settle_logged_file(&self, relative: &str) -> Result<(), StoreError> {
+        let relative = Path::new(relative);
+        if relative.as_os_str().is_empty()
+            || !relative
+                .components()
+                .all(|c| matches!(c, Component::Normal(_)))
+        {
+            return Ok(());
         }
-        Ok(())
+        let path = self.root.join(relative);
+        let again = match self.held_if_not_durable(&path) {
+            Ok(Some(held)) => held,
+            Ok(None) => return Ok(()),
+            // Removed since (a change the log does not hold), or refused
+            // (damage, reported where it is read).
+            Err(_) => return Ok(()),
+        };
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+            return Ok(());
+        };
+        self.check_dir(dir)?;
+        let dir = self.handles.ensure(dir)?;
+        let rewritten = fsutil::replace_at(dir.fd(), &name.to_string_lossy(), &again, FILE_MODE)
+            .and_then(|file| crate::sys::fsync(file.as_fd(), true))
+            .and_then(|()| crate::sys::fsync(dir.fd(), false));
+        rewritten.map_err(StoreError::io("writing", &path))
     }
 
     /// `None` when the writeback of the file at `path` did not fail (the

@@ -69,6 +69,10 @@ const LOGS: &str = "logs";
 const NAMES: &str = "names";
 /// A batch's intents file in the root (see `dir/batch_intents.rs`).
 const BATCH_INTENTS: &str = "batch-intents";
+/// In the root while a writeback failure was seen and not yet made good:
+/// the next emptying of the commit log writes every file it holds again
+/// (see `dir/commit.rs`, `settle_logged_files`).
+const SETTLE_OWED: &str = "settle-owed";
 /// What the lock file of a store made by this version holds (see
 /// [`StateDir::by_identity_only`]).
 const BY_IDENTITY_ONLY: &str = "endpoints filed by namespace identity only\n";
@@ -91,7 +95,7 @@ const FIXED_DIRS: [&str; 9] = [
 
 /// Every name the store puts in its root (the layout's directories, its
 /// files); with their temporaries, nothing else is the store's there.
-const ROOT_NAMES: [&str; 10] = [
+const ROOT_NAMES: [&str; 11] = [
     LOCK_FILE,
     HOST_ID_FILE,
     NETWORKS,
@@ -102,6 +106,7 @@ const ROOT_NAMES: [&str; 10] = [
     LOGS,
     NAMES,
     BATCH_INTENTS,
+    SETTLE_OWED,
 ];
 
 /// Whether `name`, in the store's root, is one of its names or a

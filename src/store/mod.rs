@@ -12,6 +12,9 @@
 //!                                         the pages after it, the commit log
 //!                                         (`commit_log.rs`)
 //! host-id                                 random id when /etc/machine-id is missing
+//! settle-owed                             while a writeback failure of a file the
+//!                                         commit log holds was seen and not made
+//!                                         good (`dir/commit.rs`)
 //! batch-intents                           the intent records of a batch attach, one
 //!                                         JSON line each, while it runs (see
 //!                                         `dir/batch_intents.rs`); one found when

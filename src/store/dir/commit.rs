@@ -18,7 +18,7 @@ use std::os::fd::AsFd;
 use std::path::{Component, Path};
 
 use super::batch_intents::intent_record;
-use super::{intent_line, Locked, StateDir, StoreError, LOCK_FILE};
+use super::{intent_line, Locked, StateDir, StoreError, LOCK_FILE, SETTLE_OWED};
 use crate::store::commit_log::{self, BootId, Change, Head, Volatile};
 use crate::store::fsutil::{self, FILE_MODE};
 use crate::store::handles::{LogHold, Noted};
@@ -177,25 +177,39 @@ impl StateDir {
     /// never the log's bytes: a later change the log does not hold (this
     /// commit's, a killed command's) stands. (A page the kernel let go
     /// after its writeback failed reads back old from the disk; nothing
-    /// tells it from such a change, and it stays lost.) Failing, the log
-    /// stays, marked full: the next commit tries again.
+    /// tells it from such a change, and it stays lost.) A failure seen is
+    /// taken with it (a second look finds none): the store's root first
+    /// gets [`SETTLE_OWED`], synced, so that until a settling succeeds,
+    /// every one writes every logged file again without asking; failing,
+    /// the log stays, and the next emptying tries again.
     fn settle_logged_files(&self, lock: &File, generation: u64) -> Result<(), StoreError> {
         let lock_path = self.root.join(LOCK_FILE);
+        let owed_path = self.root.join(SETTLE_OWED);
+        let mut owed = std::fs::symlink_metadata(&owed_path).is_ok();
         // Path by path as the log is read, one entry held at a time (a
         // batch's commit may come here holding all its endpoints). A path
         // written twice is asked twice; one removed since fails to open.
         let mut failed = Ok(());
         commit_log::each_written_path(lock, generation, &mut |relative| {
             if failed.is_ok() {
-                failed = self.settle_logged_file(relative);
+                failed = self.settle_logged_file(relative, &mut owed);
             }
         })
         .map_err(StoreError::io("reading", &lock_path))?;
-        failed
+        failed?;
+        if owed {
+            // Not synced: back after a power cut, it costs one settling
+            // more.
+            let _ = std::fs::remove_file(&owed_path);
+        }
+        Ok(())
     }
 
-    /// [`StateDir::settle_logged_files`] for the file at `relative`.
-    fn settle_logged_file(&self, relative: &str) -> Result<(), StoreError> {
+    /// [`StateDir::settle_logged_files`] for the file at `relative`: asked
+    /// of its writeback unless a settling is `owed`, which a failure seen
+    /// here makes it.
+    fn settle_logged_file(&self, relative: &str, owed: &mut bool) -> Result<(), StoreError> {
+        use std::os::unix::ffi::OsStrExt;
         let relative = Path::new(relative);
         if relative.as_os_str().is_empty()
             || !relative
@@ -205,45 +219,54 @@ impl StateDir {
             return Ok(());
         }
         let path = self.root.join(relative);
-        let again = match self.held_if_not_durable(&path) {
-            Ok(Some(held)) => held,
-            Ok(None) => return Ok(()),
-            // Removed since (a change the log does not hold), or refused
-            // (damage, reported where it is read).
-            Err(_) => return Ok(()),
+        let io = || StoreError::io("writing", &path);
+        let name =
+            std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|e| io()(e.into()))?;
+        // `O_NONBLOCK`: a FIFO put in a file's place does not hold the
+        // open up. Gone (removed since: a change the log does not hold),
+        // or refused (damage, reported where it is read): nothing to do.
+        let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK;
+        let Ok(fd) = crate::sys::openat(None, &name, flags, 0) else {
+            return Ok(());
         };
+        let mut file = File::from(fd);
+        if !file.metadata().map_err(io())?.is_file() {
+            return Ok(());
+        }
+        // Asked of its writeback, not by an `fdatasync`, which would flush
+        // the device's cache for each file, written or not.
+        if !*owed {
+            let asked = crate::fault::io_refused("store: logged file sync fails")
+                .and_then(|()| crate::sys::wait_for_writeback(file.as_fd()));
+            if asked.is_ok() {
+                return Ok(());
+            }
+            self.owe_settling()?;
+            *owed = true;
+        }
+        let held = fsutil::read_capped(&mut file, fsutil::RECORD_MAX).map_err(io())?;
         let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
             return Ok(());
         };
         self.check_dir(dir)?;
         let dir = self.handles.ensure(dir)?;
-        let rewritten = fsutil::replace_at(dir.fd(), &name.to_string_lossy(), &again, FILE_MODE)
+        fsutil::replace_at(dir.fd(), &name.to_string_lossy(), &held, FILE_MODE)
             .and_then(|file| crate::sys::fsync(file.as_fd(), true))
-            .and_then(|()| crate::sys::fsync(dir.fd(), false));
-        rewritten.map_err(StoreError::io("writing", &path))
+            .and_then(|()| crate::sys::fsync(dir.fd(), false))
+            .map_err(io())
     }
 
-    /// `None` when the writeback of the file at `path` did not fail (the
-    /// `syncfs` a moment before wrote it); else what it holds now, to be
-    /// written again. Asked of its writeback, not by an `fdatasync`, which
-    /// would flush the device's cache for each file, written or not; three
-    /// system calls a file (`O_NONBLOCK`: a FIFO put in a file's place does
-    /// not hold the open up; anything but a regular file is refused).
-    fn held_if_not_durable(&self, path: &Path) -> std::io::Result<Option<Vec<u8>>> {
-        use std::os::unix::ffi::OsStrExt;
-        let name = std::ffi::CString::new(path.as_os_str().as_bytes())?;
-        let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK;
-        let fd = crate::sys::openat(None, &name, flags, 0)?;
-        let synced = crate::fault::io_refused("store: logged file sync fails")
-            .and_then(|()| crate::sys::wait_for_writeback(fd.as_fd()));
-        if synced.is_ok() {
-            return Ok(None);
+    /// Makes [`SETTLE_OWED`] in the store's root, synced.
+    fn owe_settling(&self) -> Result<(), StoreError> {
+        let path = self.root.join(SETTLE_OWED);
+        let root = self.handles.ensure(&self.root)?;
+        let name = fsutil::c_name(SETTLE_OWED).map_err(StoreError::io("writing", &path))?;
+        match fsutil::open_new_at(root.fd(), &name, FILE_MODE) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(StoreError::io("writing", &path)(e)),
         }
-        let mut file = File::from(fd);
-        if !file.metadata()?.is_file() {
-            return Err(std::io::ErrorKind::InvalidInput.into());
-        }
-        fsutil::read_capped(&mut file, fsutil::RECORD_MAX).map(Some)
+        crate::sys::fsync(root.fd(), false).map_err(StoreError::io("syncing", &self.root))
     }
 
     /// Whether the log (`head`, of `generation`) may hold entries a power
@@ -1511,6 +1534,44 @@ mod tests {
             b0_now,
             "b0 written back as the log had it, over the commit's change"
         );
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// A writeback failure seen while the file cannot be written again
+    /// (its temporary's name taken here) leaves `settle-owed` and the log
+    /// full:
+    /// the next emptying writes every file the log holds again, without
+    /// asking (a second look would find the failure taken and nothing
+    /// wrong), then takes the mark away. Before, that second look emptied
+    /// the log on its word.
+    #[test]
+    fn a_settling_that_fails_is_owed_to_the_next() {
+        use std::os::unix::fs::MetadataExt;
+        let ino = |path: &std::path::Path| std::fs::metadata(path).unwrap().ino();
+        let (root, state, net) = store_with("settle-owed", true);
+        for prefix in ['a', 'b', 'c'] {
+            records_put(&state, &net, prefix, 120).commit().unwrap();
+        }
+        let a0 = state.endpoint_path(&net.id, "a0");
+        let a0_inode = ino(&a0);
+        // The network's record, the first file the log holds, cannot be
+        // written again: a directory holds its temporary's name.
+        let temporary = root.join("networks").join(format!(".tmp-{}.json", net.id));
+        std::fs::create_dir_all(temporary.join("x")).unwrap();
+        let locked = records_put(&state, &net, 'd', 120);
+        crate::fault::unwind::refuse("store: logged file sync fails");
+        let failed = locked.commit();
+        drop(locked);
+        std::fs::remove_dir_all(&temporary).unwrap();
+        assert!(failed.is_err());
+        assert!(root.join(super::SETTLE_OWED).exists(), "no settling owed");
+        assert_eq!(page_of(&root).tail, crate::store::commit_log::SLOTS);
+        assert_eq!(ino(&a0), a0_inode);
+        // The next commit has no room in the log either.
+        records_put(&state, &net, 'e', 1).commit().unwrap();
+        assert_eq!(page_of(&root).tail, 0, "the log was not emptied");
+        assert_ne!(ino(&a0), a0_inode, "a0 not written again");
+        assert!(!root.join(super::SETTLE_OWED).exists());
         std::fs::remove_dir_all(&root).unwrap();
     }
 

@@ -145,6 +145,13 @@ impl Manager {
             }
             put_back_cursors();
         };
+        // Once nothing of the batch is left in the kernel: should
+        // `batch-intents` stay, every endpoint stays with it, for restore.
+        let give_back_unless_intents_stay = |pending: &mut dyn Iterator<Item = Pending>| {
+            if state.remove_batch_intents().is_ok() {
+                give_back(pending);
+            }
+        };
         // Each link's ifindex is in its intent before its create is sent,
         // so restore undoes that link and no other. The intents of all go
         // into one file once all are reserved (see `Intent::InBatch`).
@@ -333,17 +340,13 @@ impl Manager {
                 // Its intent is a line of `batch-intents`, which goes below.
                 *kept = stands && keep_for_restore(&state, &mut r.pending.record, false);
             }
-            // Should the file stay, every endpoint stays with it, for
-            // restore (see `give_back`).
-            if state.remove_batch_intents().is_ok() {
-                give_back(
-                    &mut reserved
-                        .into_iter()
-                        .zip(kept)
-                        .filter(|(_, kept)| !kept)
-                        .map(|(r, _)| r.pending),
-                );
-            }
+            give_back_unless_intents_stay(
+                &mut reserved
+                    .into_iter()
+                    .zip(kept)
+                    .filter(|(_, kept)| !kept)
+                    .map(|(r, _)| r.pending),
+            );
             return Err(error);
         }
 
@@ -399,17 +402,14 @@ impl Manager {
                         .undo_from_the_kernel(&state, &names, network, &parent, &r.inside)
                 })
                 .collect();
-            // As a batch refused before its creates: the cursors as found;
-            // should the file stay, every endpoint stays with it.
-            if state.remove_batch_intents().is_ok() {
-                give_back(
-                    &mut reserved
-                        .into_iter()
-                        .zip(gone)
-                        .filter(|(_, gone)| *gone)
-                        .map(|(r, _)| r.pending),
-                );
-            }
+            // As a batch refused before its creates: the cursors as found.
+            give_back_unless_intents_stay(
+                &mut reserved
+                    .into_iter()
+                    .zip(gone)
+                    .filter(|(_, gone)| *gone)
+                    .map(|(r, _)| r.pending),
+            );
             return Err(error);
         }
         // Collected in place of the endpoints, each one's descriptors and

@@ -266,7 +266,12 @@ fn hosts_tree(state_root: &Path) -> PathBuf {
 /// once it is empty. Kept in the state directory: a file inside the
 /// directory would be bind-mounted by `ip netns exec` like any entry.
 fn made_dir_marker(state_root: &Path, container: &str) -> PathBuf {
-    hosts_tree(state_root).join("etc-netns").join(container)
+    markers_dir(&hosts_tree(state_root)).join(container)
+}
+
+/// Where the [`made_dir_marker`]s are in the store's `hosts` tree.
+fn markers_dir(hosts_tree: &Path) -> PathBuf {
+    hosts_tree.join("etc-netns")
 }
 
 fn absolute(path: &Path) -> PathBuf {
@@ -614,7 +619,8 @@ pub(crate) fn unlink(
 /// The containers whose `/etc/netns/NAME` directory we made, by their
 /// markers, the markers' directory checked as every store directory is.
 pub(crate) fn marked_views(state: &StateDir) -> Result<Vec<String>, Error> {
-    let markers = state.root().join("hosts").join("etc-netns");
+    // Under the root as given, as the store checks its directories.
+    let markers = markers_dir(&state.root().join("hosts"));
     if !state.check_dir_if_present(&markers)? {
         return Ok(Vec::new());
     }

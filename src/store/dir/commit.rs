@@ -210,14 +210,9 @@ impl StateDir {
     /// here makes it.
     fn settle_logged_file(&self, relative: &str, owed: &mut bool) -> Result<(), StoreError> {
         use std::os::unix::ffi::OsStrExt;
-        let relative = Path::new(relative);
-        if relative.as_os_str().is_empty()
-            || !relative
-                .components()
-                .all(|c| matches!(c, Component::Normal(_)))
-        {
+        let Some(relative) = plain_relative(relative) else {
             return Ok(());
-        }
+        };
         let path = self.root.join(relative);
         let io = || StoreError::io("writing", &path);
         let name =
@@ -261,11 +256,9 @@ impl StateDir {
         let path = self.root.join(SETTLE_OWED);
         let root = self.handles.ensure(&self.root)?;
         let name = fsutil::c_name(SETTLE_OWED).map_err(StoreError::io("writing", &path))?;
-        match fsutil::open_new_at(root.fd(), &name, FILE_MODE) {
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(StoreError::io("writing", &path)(e)),
-        }
+        // `None`, there already: as good.
+        fsutil::open_new_at(root.fd(), &name, FILE_MODE)
+            .map_err(StoreError::io("writing", &path))?;
         crate::sys::fsync(root.fd(), false).map_err(StoreError::io("syncing", &self.root))
     }
 
@@ -639,14 +632,9 @@ impl Locked<'_> {
             let (Change::Written(relative, _)
             | Change::Removed(relative)
             | Change::RemovedTree(relative)) = change;
-            let relative = Path::new(relative);
-            if relative.as_os_str().is_empty()
-                || !relative
-                    .components()
-                    .all(|c| matches!(c, Component::Normal(_)))
-            {
+            let Some(relative) = plain_relative(relative) else {
                 continue;
-            }
+            };
             let path = self.root.join(relative);
             let Some(dir) = path.parent() else {
                 continue;
@@ -942,6 +930,17 @@ fn refused_by_the_place(error: &StoreError) -> bool {
         ),
         _ => true,
     }
+}
+
+/// A path the log names, when it is a plain relative one (no `..`, no
+/// root, not empty): any other is none of the store's, and passed over.
+fn plain_relative(relative: &str) -> Option<&Path> {
+    let relative = Path::new(relative);
+    let plain = !relative.as_os_str().is_empty()
+        && relative
+            .components()
+            .all(|c| matches!(c, Component::Normal(_)));
+    plain.then_some(relative)
 }
 
 #[cfg(test)]

@@ -2567,6 +2567,36 @@ fn measure(config: &Config, rows: &[&Row], n: u32) -> Res<Vec<Figures>> {
     Ok(figures)
 }
 
+/// One line of the bulk API's batches launched next to the one-process
+/// floor's (`bulk` and `floor`, ms per container, pair by pair, ours
+/// first in the even pairs: see `batch_growth`'s turn): the median of the
+/// pairs' ratios, by order and their geometric mean, which counts each
+/// order alike. Nothing when no pair was measured.
+fn beside_line(s: &mut String, what: &str, bulk: &[f64], floor: &[f64], why_pairs: &str) {
+    let ratios: Vec<f64> = bulk.iter().zip(floor).map(|(b, f)| b / f).collect();
+    let sorted_ratios = sorted(&ratios);
+    let by_order =
+        |first: usize| -> Vec<f64> { ratios.iter().skip(first).step_by(2).copied().collect() };
+    let (ours_first, floor_first) = (median(&by_order(0)), median(&by_order(1)));
+    if let (Some(low), Some(high)) = (sorted_ratios.first(), sorted_ratios.last()) {
+        let _ = writeln!(
+            s,
+            "{what}, {} times, which goes first alternating (ms per container, medians): \
+             {:.2} / {:.2}; each batch against the floor batch beside it, median {:.2}x (from \
+             {low:.2}x to {high:.2}x); by order, medians: ours first {ours_first:.2}x, the \
+             floor's first {floor_first:.2}x, their geometric mean {:.2}x (the figure that \
+             counts each order alike); ours {}, the floor {}{why_pairs}",
+            ratios.len(),
+            median(bulk),
+            median(floor),
+            median(&ratios),
+            (ours_first * floor_first).sqrt(),
+            list(bulk),
+            list(floor),
+        );
+    }
+}
+
 /// Figures in ms, two decimals each, comma-separated.
 fn list(v: &[f64]) -> String {
     v.iter()
@@ -2615,6 +2645,34 @@ struct Growth {
     size: u32,
     bulk: Vec<f64>,
     floor: Vec<f64>,
+    /// Per container ms of the detach of all the containers attached
+    /// (one launch each, the bulk API's and the floor's, in the order of
+    /// `turn`: ours first when it is even), so that a batch's detach is
+    /// set against the floor's batch of the same moment, a whole batch's
+    /// time against a whole batch's: one link's removal is skewed (the
+    /// floor's median detach 16.24 ms, its mean 19.56, in one run), and
+    /// a batch's time per container is a mean.
+    bulk_detach: Vec<f64>,
+    floor_detach: Vec<f64>,
+}
+
+impl Growth {
+    fn new(size: u32) -> Growth {
+        Growth {
+            size,
+            bulk: Vec::new(),
+            floor: Vec::new(),
+            bulk_detach: Vec::new(),
+            floor_detach: Vec::new(),
+        }
+    }
+
+    fn extend(&mut self, other: Growth) {
+        self.bulk.extend(other.bulk);
+        self.floor.extend(other.floor);
+        self.bulk_detach.extend(other.bulk_detach);
+        self.floor_detach.extend(other.floor_detach);
+    }
 }
 
 /// Measures [`Growth`] for `bulk` against the one-process floor `floor`,
@@ -2647,11 +2705,7 @@ fn batch_growth(
     for row in [bulk, floor] {
         make_namespaces(row.site.ns, 1, last)?;
     }
-    let mut growth = Growth {
-        size,
-        bulk: Vec::new(),
-        floor: Vec::new(),
-    };
+    let mut growth = Growth::new(size);
     for k in 0..batches {
         let (first, end) = (k * size + 1, (k + 1) * size);
         let ours = bulk_attach(config, bulk.site, first, end);
@@ -2670,8 +2724,19 @@ fn batch_growth(
     }
     for attach in [true, false] {
         if !attach {
-            launch_cmd(config, &bulk_detach(config, bulk.site, 1, last))?;
-            launch_cmd(config, &floor_cmd(config, floor.site, "detach", 1, last))?;
+            let ours = bulk_detach(config, bulk.site, 1, last);
+            let base = floor_cmd(config, floor.site, "detach", 1, last);
+            let run = |cmd: &Cmd, into: &mut Vec<f64>| -> Res {
+                into.push(launch_cmd(config, cmd)?.wall_ms / f64::from(last));
+                Ok(())
+            };
+            if turn % 2 == 0 {
+                run(&ours, &mut growth.bulk_detach)?;
+                run(&base, &mut growth.floor_detach)?;
+            } else {
+                run(&base, &mut growth.floor_detach)?;
+                run(&ours, &mut growth.bulk_detach)?;
+            }
         }
         for row in [bulk, floor] {
             for i in [1, last] {
@@ -3096,15 +3161,9 @@ fn orchestrate(args: &[String]) -> Res {
         // to a one-process floor batch of the same size, gives a ratio that
         // shares it.
         eprintln!("bench: the bulk API's batch of {n} beside the floor's, {BESIDE_ROUNDS} times");
-        let mut pairs = Growth {
-            size: n,
-            bulk: Vec::new(),
-            floor: Vec::new(),
-        };
+        let mut pairs = Growth::new(n);
         for round in 0..BESIDE_ROUNDS {
-            let pair = batch_growth(&config, &bulk, &floor_one, n, 1, round)?;
-            pairs.bulk.extend(pair.bulk);
-            pairs.floor.extend(pair.floor);
+            pairs.extend(batch_growth(&config, &bulk, &floor_one, n, 1, round)?);
         }
         beside.push(pairs);
         if !small {
@@ -3463,32 +3522,29 @@ fn render(
         );
     }
     for g in beside {
-        let ratios: Vec<f64> = g.bulk.iter().zip(&g.floor).map(|(b, f)| b / f).collect();
-        let sorted_ratios = sorted(&ratios);
-        // Ours went first in the even pairs (see `batch_growth`'s turn).
-        let by_order =
-            |first: usize| -> Vec<f64> { ratios.iter().skip(first).step_by(2).copied().collect() };
-        let (ours_first, floor_first) = (median(&by_order(0)), median(&by_order(1)));
-        if let (Some(low), Some(high)) = (sorted_ratios.first(), sorted_ratios.last()) {
-            let _ = writeln!(
-                s,
+        beside_line(
+            &mut s,
+            &format!(
                 "- ours: library bulk API, a batch of {n} launched next to a one-process floor \
-                 batch of {n}, {} times, which goes first alternating (ms per container, medians): {:.2} / {:.2}; each batch \
-                 against the floor batch beside it, median {:.2}x (from {low:.2}x to \
-                 {high:.2}x); by order, medians: ours first {ours_first:.2}x, the floor's \
-                 first {floor_first:.2}x, their geometric mean {:.2}x (the figure that \
-                 counts each order alike); ours {}, the floor {} (the row's own figure is \
-                 one launch timed alone)",
-                ratios.len(),
-                median(&g.bulk),
-                median(&g.floor),
-                median(&ratios),
-                (ours_first * floor_first).sqrt(),
-                list(&g.bulk),
-                list(&g.floor),
-                n = g.size,
-            );
-        }
+                 batch of {n}",
+                n = g.size
+            ),
+            &g.bulk,
+            &g.floor,
+            " (the row's own figure is one launch timed alone)",
+        );
+        beside_line(
+            &mut s,
+            &format!(
+                "- ours: library bulk API, the detach of those batches, each launched next to \
+                 the one-process floor's detach of its batch of {n}",
+                n = g.size
+            ),
+            &g.bulk_detach,
+            &g.floor_detach,
+            " (the row's own detach is one launch timed alone, against the floor's median \
+             link: a batch's figure is a mean, and one link's removal is skewed)",
+        );
     }
     for (name, n, outcome) in table {
         if let Outcome::Measured(f) = outcome {
@@ -3739,6 +3795,8 @@ mod tests {
             size: 2,
             bulk: vec![8.0, 9.0, 9.0, 9.0, 9.0, 9.0, 9.0, 9.0, 9.0, last],
             floor: vec![2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.5],
+            bulk_detach: vec![20.0],
+            floor_detach: vec![19.0],
         };
         // Normalised: (12 / 2.5) / (8 / 2) = 1.2, (20 / 2.5) / 4 = 2, and
         // (8 / 2.5) / 4 = 0.8: the median round's, not the mean's 1.33.
@@ -3747,6 +3805,9 @@ mod tests {
             size: 20,
             bulk: vec![9.0, 8.0, 12.0],
             floor: vec![3.0, 2.0, 3.0],
+            // Pairs 1.10x, 0.90x, 1.25x: by order 1.175x and 0.90x.
+            bulk_detach: vec![22.0, 18.0, 25.0],
+            floor_detach: vec![20.0, 20.0, 20.0],
         };
         let s = render(
             &table,
@@ -3795,6 +3856,21 @@ mod tests {
              medians: ours first 3.50x, the floor's first 4.00x, their geometric mean 3.74x \
              (the figure that counts each order alike); ours 9.00, 8.00, 12.00, the floor \
              3.00, 2.00, 3.00 (the row's own figure is one launch timed alone)\n"
+            ),
+            "{s}"
+        );
+        // The detaches: whole batches against whole batches, pair by pair.
+        assert!(
+            s.contains(
+                "- ours: library bulk API, the detach of those batches, each launched next to \
+                 the one-process floor's detach of its batch of 20, 3 times, which goes first \
+                 alternating (ms per container, medians): 22.00 / 20.00; each batch against the \
+                 floor batch beside it, median 1.10x (from 0.90x to 1.25x); by order, medians: \
+                 ours first 1.18x, the floor's first 0.90x, their geometric mean 1.03x (the \
+                 figure that counts each order alike); ours 22.00, 18.00, 25.00, the floor \
+                 20.00, 20.00, 20.00 (the row's own detach is one launch timed alone, against \
+                 the floor's median link: a batch's figure is a mean, and one link's removal is \
+                 skewed)\n"
             ),
             "{s}"
         );

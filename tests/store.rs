@@ -952,6 +952,46 @@ fn non_utf8_state_files_are_corrupt_or_ignored_hints() {
 }
 
 #[test]
+fn a_cursor_that_cannot_be_written_fails_no_allocation_and_leaks_no_address() {
+    let tmp = TempDir::new("cursor-refused");
+    let state = StateDir::open(tmp.path()).unwrap();
+    let net = network("n1", &["10.0.0.0/24"]);
+    let locked = state.lock().unwrap();
+    locked.put_network(&net).unwrap();
+    // The subnet's directory made by a first allocation, then its cursor
+    // replaced by something no write can go into: read as no cursor, it
+    // cannot be made again either.
+    let a = locked
+        .allocate(&net, Request::Any(IpFamily::V4), "e1")
+        .unwrap();
+    drop(locked);
+    let subnet_dir = tmp.path().join("ipam").join(&net.id).join("10.0.0.0-24");
+    fs::remove_file(subnet_dir.join("cursor")).unwrap();
+    fs::create_dir(subnet_dir.join("cursor")).unwrap();
+    let locked = state.lock().unwrap();
+    for owner in ["e2", "e3"] {
+        let b = locked
+            .allocate(&net, Request::Any(IpFamily::V4), owner)
+            .unwrap_or_else(|e| panic!("{owner}: a hint's write failed the allocation: {e}"));
+        assert_ne!(a, b);
+    }
+    drop(locked);
+    // Each address taken has its owner, and nothing else is taken.
+    let mut taken = address_files(tmp.path());
+    taken.sort();
+    let owned = |addr: &str, owner: &str| (ip(addr), owner.to_string());
+    assert_eq!(
+        taken,
+        [
+            owned("10.0.0.2", "e1"),
+            owned("10.0.0.3", "e2"),
+            owned("10.0.0.4", "e3")
+        ],
+        "{taken:?}"
+    );
+}
+
+#[test]
 fn ip_range_outside_its_subnet_is_a_corrupt_record() {
     let tmp = TempDir::new("badrange");
     let state = StateDir::open(tmp.path()).unwrap();

@@ -219,9 +219,12 @@ impl AddressBook for DiskBook<'_> {
         // A cursor this lock read is written when the lock lets it go
         // ([`HeldCursor::write_if_moved`]): a batch's allocations move it
         // once each and write it once. One opened here (made when
-        // missing) is written at once, its failure the allocation's as
-        // before, so that no cursor is ever left empty for a whole
-        // command.
+        // missing) is written at once, so that no cursor is left empty for
+        // a whole command. It is a hint: one that cannot be made or
+        // written (something else in its place, a full disk) is lost, and
+        // the allocation stands. Failing it instead left the address just
+        // taken without an owner (the caller gives back only what an
+        // allocation returned), one more at every attempt.
         let cursor = match self.cursor.take() {
             // Read by this allocation: checked (regular, in our checked
             // directory) when it was opened.
@@ -240,14 +243,16 @@ impl AddressBook for DiskBook<'_> {
                 // lock's end, it would undo this one.
                 drop(self.state.take_cursor(&dir));
                 let path = dir.join(CURSOR_FILE);
-                let (file, _) = self.state.write_in(&dir, "writing", &path, |at| {
+                let Ok((file, _)) = self.state.write_in(&dir, "writing", &path, |at| {
                     fsutil::open_regular_at(
                         at.fd(),
                         &at.c_entry(CURSOR_FILE)?,
                         libc::O_RDWR | libc::O_CREAT,
                         fsutil::FILE_MODE,
                     )
-                })?;
+                }) else {
+                    return Ok(());
+                };
                 let cursor = HeldCursor {
                     dir,
                     file,
@@ -255,7 +260,9 @@ impl AddressBook for DiskBook<'_> {
                     freed,
                     unwritten: false,
                 };
-                cursor.write().map_err(StoreError::io("writing", &path))?;
+                if cursor.write().is_err() {
+                    return Ok(());
+                }
                 cursor
             }
         };

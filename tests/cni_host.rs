@@ -460,6 +460,74 @@ fn macvlan_conf(name: &str, ipam: &str) -> String {
     )
 }
 
+#[test]
+fn a_resolv_conf_is_read_through_its_link_as_go_reads_it_and_never_from_a_fifo() {
+    let dir = TempDir::new("cni-resolv");
+    let state = dir.path().join("state");
+    let env = |container: &str| {
+        set(
+            &add_env(),
+            &[
+                ("CNI_CONTAINERID", Some(container)),
+                ("CNI_NETNS", Some("/run/netns/no-such-namespace")),
+                ("IPVLAN_STATE_DIR", Some(state.to_str().unwrap())),
+            ],
+        )
+    };
+    let conf_with = |path: &Path| {
+        macvlan_conf(
+            "resolv",
+            &format!(
+                r#""subnet": "10.9.0.0/24", "resolvConf": "{}""#,
+                path.display()
+            ),
+        )
+    };
+    // A resolver's file is usually a link; a byte that is not UTF-8 (a
+    // Latin-1 comment, a search domain) is read as Go writes it.
+    let real = dir.path().join("stub-resolv.conf");
+    std::fs::write(
+        &real,
+        b"# caf\xe9\nnameserver 10.9.0.53\nsearch ex\xe9.org\n".as_slice(),
+    )
+    .unwrap();
+    let link = dir.path().join("resolv.conf");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let answer = plugin(&env("c1"), &conf_with(&link));
+    assert_eq!(answer.exit, Some(0), "{} {}", answer.stdout, answer.stderr);
+    assert_eq!(
+        answer.json().get("dns").unwrap(),
+        &json::parse(r#"{"nameservers": ["10.9.0.53"], "search": ["ex\ufffd.org"]}"#).unwrap()
+    );
+    // A FIFO in its place is refused at once, and nothing is leased; a
+    // writer opens it after a while should the plugin wait for one (it
+    // then reads nothing and the ADD passes, which the test refuses).
+    let fifo = dir.path().join("fifo");
+    let c_fifo = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c_fifo.as_ptr(), 0o600) }, 0);
+    let unblock = fifo.clone();
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if finished
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .is_err()
+        {
+            let _ = std::fs::OpenOptions::new().write(true).open(&unblock);
+        }
+    });
+    let (_, leases_before) = lease_records(&state, "resolv");
+    let answer = plugin(&env("c2"), &conf_with(&fifo));
+    let _ = done.send(());
+    watchdog.join().unwrap();
+    assert_ne!(answer.exit, Some(0), "{}", answer.stdout);
+    assert!(
+        answer.stdout.contains("not a regular file"),
+        "{}",
+        answer.stdout
+    );
+    assert_eq!(lease_records(&state, "resolv").1, leases_before);
+}
+
 /// The lease-only records of network `name` in `state`: (endpoint id,
 /// netns), and the leases (address, owner), sorted.
 fn lease_records(state: &Path, name: &str) -> (Vec<String>, Vec<(String, String)>) {

@@ -297,11 +297,39 @@ fn ipam_dns(host_local: &HostLocal) -> Result<super::result::Dns, CniError> {
     }
 }
 
+/// The most of a `resolvConf` file read: a resolver's file is a few
+/// lines (glibc reads three name servers and six search domains).
+const RESOLV_CONF_MAX: u64 = 64 << 10;
+
 /// host-local's reading of a `resolvConf` file: `nameserver`, `domain`,
-/// `search` and `options` lines.
+/// `search` and `options` lines. The path is followed when it is a link
+/// (a resolver's file usually is), but only a regular file of at most
+/// [`RESOLV_CONF_MAX`] bytes is read: a device or a FIFO named there
+/// would have the ADD read without end or wait for a writer. Bytes that
+/// are not UTF-8 are read as Go's JSON writes them, U+FFFD.
 fn read_resolv_conf(path: &std::path::Path) -> Result<super::result::Dns, CniError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| CniError::internal(format!("reading resolvConf {}: {e}", path.display())))?;
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let failed =
+        |why: String| CniError::internal(format!("reading resolvConf {}: {why}", path.display()));
+    // Non-blocking, so that opening a FIFO returns at once (refused next).
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| failed(e.to_string()))?;
+    let meta = file.metadata().map_err(|e| failed(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(failed("not a regular file".to_string()));
+    }
+    let mut bytes = Vec::new();
+    file.take(RESOLV_CONF_MAX + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| failed(e.to_string()))?;
+    if bytes.len() as u64 > RESOLV_CONF_MAX {
+        return Err(failed(format!("larger than {RESOLV_CONF_MAX} bytes")));
+    }
+    let text = String::from_utf8_lossy(&bytes);
     let mut dns = super::result::Dns::default();
     for line in text.lines() {
         let mut words = line.split_whitespace();

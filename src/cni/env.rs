@@ -122,7 +122,8 @@ pub fn is_plugin_mode(command: Option<&OsStr>) -> bool {
 impl Env {
     /// Reads and checks the environment `vars`. Errors: code 4 for an
     /// unknown verb, missing variables (all named at once), a bad interface
-    /// name or bad characters in the container id; code 3 for an empty
+    /// name, bad characters in the container id, a namespace path (ADD,
+    /// CHECK) or `CNI_ARGS` that is not UTF-8; code 3 for an empty
     /// container id (the reference library's choice).
     pub fn parse(vars: Vec<(OsString, OsString)>) -> Result<Env, CniError> {
         let get = |name: &str| -> Option<&OsStr> {
@@ -176,6 +177,13 @@ impl Env {
             }
             _ => None,
         };
+        // Recorded as text by an ADD, and found again by it (restore, GC,
+        // CHECK, a repeated ADD): a path that is not UTF-8 would be
+        // recorded otherwise than it is, and its attachment taken for
+        // gone. DEL takes it as it is, to release what it names.
+        if matches!(command, Command::Add | Command::Check) {
+            text(NETNS)?;
+        }
         let netns = get(NETNS).map(PathBuf::from);
         // The reference library's guard: a link made or deleted there
         // would be the host's. Unless the runtime says it means it.
@@ -492,6 +500,36 @@ mod tests {
         for command in ["DEL", "GC"] {
             assert_eq!(with_args(command).unwrap().args, None, "{command}");
         }
+    }
+
+    /// A namespace path that is not UTF-8 would be recorded otherwise than
+    /// it is: refused where it is recorded or compared (ADD, CHECK), taken
+    /// as it is by DEL.
+    #[test]
+    fn a_namespace_path_that_does_not_decode_refuses_an_add_not_a_del() {
+        let with_netns = |command: &str| {
+            let mut pairs = vars(&[
+                (COMMAND, command),
+                (CONTAINERID, "c1"),
+                (IFNAME, "eth0"),
+                (PATH, "/opt/cni/bin"),
+            ]);
+            pairs.push((
+                NETNS.into(),
+                std::os::unix::ffi::OsStringExt::from_vec(b"/run/netns/\xff".to_vec()),
+            ));
+            Env::parse(pairs)
+        };
+        for command in ["ADD", "CHECK"] {
+            let error = with_netns(command).unwrap_err();
+            assert_eq!(error.code, ErrorCode::InvalidEnvironment, "{command}");
+            assert_eq!(error.msg, "CNI_NETNS is not valid UTF-8", "{command}");
+        }
+        let del = with_netns("DEL").unwrap();
+        assert_eq!(
+            del.netns.unwrap().as_os_str().as_encoded_bytes(),
+            b"/run/netns/\xff"
+        );
     }
 
     #[test]

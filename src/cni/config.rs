@@ -235,6 +235,18 @@ impl NetConf {
         } else {
             (Vec::new(), Vec::new())
         };
+        // host-local puts the runtime's ranges before the configured ones
+        // and refuses any two that overlap: one kept per subnet instead,
+        // the runtime's silently took the place of a configured range
+        // (its gateway and bounds) for the same subnet.
+        if let (Some(Ipam::Ours(host_local)), false) = (&ipam, runtime_ranges.is_empty()) {
+            let all: Vec<RangeSet> = runtime_ranges
+                .iter()
+                .chain(&host_local.range_sets)
+                .cloned()
+                .collect();
+            check_sets(&all, "runtimeConfig.ipRanges, then ipam.ranges")?;
+        }
         // Only an ADD allocates: STATUS is never given `runtimeConfig`, so
         // a config whose ranges come only from there is ready without.
         if let Some(Ipam::Ours(host_local)) = &ipam {

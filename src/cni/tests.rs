@@ -538,6 +538,29 @@ fn ranges_from_runtime_config_alone_are_enough() {
     ))
     .unwrap_or_else(|e| panic!("{}", e.msg));
     assert_eq!(conf.runtime_ranges.len(), 1);
+    // Beside configured ranges, as host-local has them: the runtime's
+    // first, and none overlapping another (before, the runtime's range
+    // took the configured one's place, gateway and bounds, unsaid).
+    let both = |runtime_subnet: &str| {
+        format!(
+            r#"{{"cniVersion": "1.0.0", "name": "n", "type": "macvlan",
+                "ipam": {{"type": "ipvlan", "ranges": [[{{"subnet": "10.1.0.0/24",
+                    "gateway": "10.1.0.254", "rangeStart": "10.1.0.100"}}]]}},
+                "runtimeConfig": {{"ipRanges": [[{{"subnet": "{runtime_subnet}"}}]]}}}}"#
+        )
+    };
+    assert!(add(&both("10.8.0.0/24")).is_ok());
+    for overlapping in ["10.1.0.0/24", "10.1.0.0/16", "10.1.0.128/25"] {
+        let (code, msg) = fails(&both(overlapping), Command::Add);
+        assert_eq!(code, ErrorCode::InvalidConfig, "{overlapping}");
+        assert_eq!(
+            msg,
+            format!(
+                "runtimeConfig.ipRanges, then ipam.ranges: subnet 10.1.0.0/24 of range set 1 \
+                 overlaps subnet {overlapping} of range set 0"
+            )
+        );
+    }
     for runtime in ["", r#", "runtimeConfig": {"ipRanges": []}"#] {
         let (code, msg) = fails(&text(runtime), Command::Add);
         assert_eq!(code, ErrorCode::InvalidConfig, "{runtime}");

@@ -1755,7 +1755,14 @@ impl HeldChild {
         };
         // It did not run: reap the child, which exits at once.
         self.reap();
-        Err(io::Error::from_raw_os_error(errno))
+        Err(match errno {
+            // Its own preparation failed, before `execve`.
+            ..=-1 => not_the_program(
+                "preparing the command",
+                &io::Error::from_raw_os_error(-errno),
+            ),
+            _ => io::Error::from_raw_os_error(errno),
+        })
     }
 
     /// Ends the held child without letting it run anything, and reaps it.
@@ -1955,7 +1962,8 @@ fn start(what: &Spawn<'_>, held: bool, kept: Option<libc::c_int>) -> io::Result<
         sources[at] = match io {
             ChildIo::Inherit => None,
             ChildIo::Null => {
-                let fd = openat(None, c"/dev/null", libc::O_RDWR, 0)?;
+                let fd = openat(None, c"/dev/null", libc::O_RDWR, 0)
+                    .map_err(|e| not_the_program("opening /dev/null", &e))?;
                 Some(dup_above_2(std::os::fd::AsFd::as_fd(&fd))?)
             }
             ChildIo::Fd(fd) => Some(dup_above_2(*fd)?),
@@ -2046,7 +2054,10 @@ fn start(what: &Spawn<'_>, held: bool, kept: Option<libc::c_int>) -> io::Result<
                     drop(gate);
                     keeper.dismiss();
                     return Err(match failed {
-                        Ok(Some(errno)) => io::Error::from_raw_os_error(-errno),
+                        Ok(Some(errno)) => not_the_program(
+                            "the command's keeper",
+                            &io::Error::from_raw_os_error(-errno),
+                        ),
                         Ok(None) => io::Error::other("the command's keeper ended before it"),
                         Err(error) => error,
                     });
@@ -2225,6 +2236,15 @@ unsafe fn keep(
     }
 }
 
+/// A failure to start a command that is not its program's: ours, while
+/// preparing it (`/dev/null` missing, a descriptor refused, its keeper's
+/// namespace). The error keeps `error`'s kind and text but no errno, so
+/// that nothing reads it as `execve`'s (a command not found, exit 127, or
+/// not executable, 126).
+fn not_the_program(what: &str, error: &io::Error) -> io::Error {
+    io::Error::new(error.kind(), format!("{what}: {error}"))
+}
+
 /// The child's ends of [`spawn_held`]'s pipes.
 #[derive(Clone, Copy)]
 struct ChildPipes {
@@ -2258,14 +2278,18 @@ unsafe fn child_exec(
     // SAFETY: async-signal-safe calls only, on memory the parent built
     // before fork; every path ends in execve or _exit.
     unsafe {
-        let fail = |report: libc::c_int| -> ! {
+        // `execve`'s errno as it is; a failure before it negated, so that
+        // the parent does not take it for the program's (a "not found"
+        // or "permission denied" of ours would read as exit 127 or 126).
+        let report_errno = |report: libc::c_int, sign: i32| -> ! {
             let errno = io::Error::last_os_error()
                 .raw_os_error()
                 .unwrap_or(libc::EINVAL);
-            let bytes = errno.to_ne_bytes();
+            let bytes = (sign * errno).to_ne_bytes();
             libc::write(report, bytes.as_ptr().cast(), bytes.len());
             libc::_exit(127)
         };
+        let fail = |report: libc::c_int| -> ! { report_errno(report, -1) };
         for (at, source) in sources.into_iter().enumerate() {
             if source >= 0 && libc::dup2(source, at as libc::c_int) == -1 {
                 fail(report);
@@ -2311,7 +2335,7 @@ unsafe fn child_exec(
             Some(envp) => libc::execvpe(program.as_ptr(), argv.as_ptr(), envp.as_ptr()),
             None => libc::execvp(program.as_ptr(), argv.as_ptr()),
         };
-        fail(report)
+        report_errno(report, 1)
     }
 }
 
@@ -3000,6 +3024,37 @@ mod tests {
         let count = descriptors_of(held.pid);
         drop(held);
         assert!(settled, "the held child holds {count} descriptors, not 5");
+    }
+
+    /// A failure of ours while preparing a command (here `/dev/null`
+    /// missing, as in an initramfs before `/dev` is mounted) carries no
+    /// errno: before, its ENOENT read as the program's, "executable file
+    /// not found", exit 127. On a thread with a mount namespace of its own,
+    /// an empty tmpfs over its `/dev`.
+    #[test]
+    fn a_failure_to_prepare_a_command_is_not_read_as_the_programs() {
+        let error = std::thread::spawn(|| {
+            unshare(libc::CLONE_NEWNS).expect("unshare(CLONE_NEWNS) (are we root?)");
+            mount(c"", c"/", c"", libc::MS_REC | libc::MS_PRIVATE).unwrap();
+            mount(c"tmpfs", c"/dev", c"tmpfs", 0).unwrap();
+            let args = [];
+            spawn(&Spawn {
+                program: std::ffi::OsStr::new("true"),
+                args: &args,
+                env: None,
+                stdio: [ChildIo::Null, ChildIo::Inherit, ChildIo::Inherit],
+                own_session: false,
+            })
+            .unwrap_err()
+        })
+        .join()
+        .unwrap();
+        assert_eq!(error.raw_os_error(), None, "{error}");
+        assert_eq!(error.kind(), io::ErrorKind::NotFound);
+        assert_eq!(
+            error.to_string(),
+            "opening /dev/null: No such file or directory (os error 2)"
+        );
     }
 
     #[test]

@@ -172,6 +172,36 @@ fn exec_exits_with_the_commands_status_or_docker_codes() {
     );
 }
 
+/// A command started without a `PATH` gets Docker's (an init system often
+/// starts us without one): before, it had none, and was looked up in the
+/// C library's default, which has no `sbin` (no `ip`, under musl).
+#[test]
+fn a_command_started_without_a_path_gets_dockers() {
+    let scratch = scratch_dir("exec-path");
+    let output = with_containers(
+        &["c1"],
+        "env -u PATH \"$BIN\" exec c1 /usr/bin/env; echo \"rc=$?\"\n\
+         PATH=/opt/x:/bin \"$BIN\" exec c1 /usr/bin/env; echo \"rc=$?\"",
+        &scratch,
+    );
+    let stdout = text(&output.stdout);
+    let paths: Vec<&str> = stdout
+        .lines()
+        .filter(|line| line.starts_with("PATH=") || line.starts_with("rc="))
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "rc=0",
+            "PATH=/opt/x:/bin",
+            "rc=0"
+        ],
+        "{stdout}{}",
+        text(&output.stderr)
+    );
+}
+
 /// An `exec` killed (SIGKILL) while its command is stopped leaves the
 /// command as its own end would have, had it been the command's parent:
 /// the command's process group, orphaned, gets `SIGHUP` and `SIGCONT` from

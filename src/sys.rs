@@ -1903,8 +1903,10 @@ impl Running {
             if ready[0].revents != 0 {
                 return Ok(());
             }
-            while let Some((signal, code)) = next_signal(signals.as_raw_fd()) {
-                if !reached_the_child_too(signal, code, self.pid) {
+            while let Some((signal, code, sender)) = next_signal(signals.as_raw_fd()) {
+                if !reached_the_child_too(signal, code, self.pid)
+                    && !sent_by(code, sender, self.pid)
+                {
                     // Not yet reaped (its keeper waits for us), so `pid`
                     // is still the program's, even if it has just ended.
                     let _ = kill(self.pid, signal);
@@ -2074,10 +2076,10 @@ fn start(what: &Spawn<'_>, held: bool, kept: Option<libc::c_int>) -> io::Result<
     })
 }
 
-/// The next signal a signalfd holds, with its `si_code`; `None` when it
+/// The next signal a signalfd holds, with its `si_code` and sender; `None` when it
 /// holds none (or the read fails). One `read`: async-signal-safe, for the
 /// keeper too.
-fn next_signal(signals: libc::c_int) -> Option<(libc::c_int, i32)> {
+fn next_signal(signals: libc::c_int) -> Option<(libc::c_int, i32, u32)> {
     // SAFETY: signalfd_siginfo is plain old data, filled in by the kernel.
     let mut info: libc::signalfd_siginfo = unsafe { mem::zeroed() };
     let size = mem::size_of::<libc::signalfd_siginfo>();
@@ -2089,7 +2091,16 @@ fn next_signal(signals: libc::c_int) -> Option<(libc::c_int, i32)> {
             size,
         )
     };
-    (n == size as isize).then_some((info.ssi_signo as libc::c_int, info.ssi_code))
+    (n == size as isize).then_some((info.ssi_signo as libc::c_int, info.ssi_code, info.ssi_pid))
+}
+
+/// Whether a signal taken from a signalfd (its `si_code` and sender) was
+/// sent by process `command` itself (a `kill` to its parent, say, the
+/// keeper or us): passed back, it would strike the command that sent it
+/// (`kill -USR1 $PPID`, a daemon telling its parent it is ready), which
+/// neither `docker` nor `ip netns exec` does.
+fn sent_by(code: i32, sender: u32, command: u32) -> bool {
+    code <= 0 && sender == command
 }
 
 /// Two connected stream sockets (`AF_UNIX`), close-on-exec.
@@ -2198,11 +2209,13 @@ unsafe fn keep(
                     // The parent never writes: it has ended.
                     libc::_exit(0);
                 }
-                let Some((signal, _)) = next_signal(signals) else {
+                let Some((signal, code, sender)) = next_signal(signals) else {
                     continue;
                 };
                 if signal != libc::SIGCHLD {
-                    libc::kill(parent, signal);
+                    if !sent_by(code, sender, pid as u32) {
+                        libc::kill(parent, signal);
+                    }
                     continue;
                 }
                 // Ended, or only stopped or continued?

@@ -202,6 +202,28 @@ fn a_command_started_without_a_path_gets_dockers() {
     );
 }
 
+/// A signal the command sends its parent (`kill -USR1 $PPID`, a daemon
+/// saying it is ready) is not passed back to it: before, it came back and
+/// ended the command (SIGUSR1, 138). One another process sends still is.
+#[test]
+fn a_signal_the_command_sends_its_parent_is_not_passed_back_to_it() {
+    let scratch = scratch_dir("exec-echo");
+    let output = with_containers(
+        &["c1"],
+        "\"$BIN\" exec c1 sh -c 'kill -USR1 $PPID; kill -TERM $PPID; sleep 0.5; exit 5'; echo \"rc=$?\"\n\
+         \"$BIN\" exec c1 sh -c 'sleep 5; exit 5' & sleep 1; kill -USR1 $!; wait $!; echo \"rc=$?\"",
+        &scratch,
+    );
+    let stdout = text(&output.stdout);
+    let codes: Vec<&str> = stdout.lines().filter(|l| l.starts_with("rc=")).collect();
+    assert_eq!(
+        codes,
+        ["rc=5", "rc=138"],
+        "{stdout}{}",
+        text(&output.stderr)
+    );
+}
+
 /// An `exec` killed (SIGKILL) while its command is stopped leaves the
 /// command as its own end would have, had it been the command's parent:
 /// the command's process group, orphaned, gets `SIGHUP` and `SIGCONT` from

@@ -431,6 +431,15 @@ pub fn socket_netns(socket: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// `setenv(3)`, overwriting. Only while the process has one thread: the
+/// C library's environment has no lock against a reader elsewhere (std's
+/// `set_var` takes its own lock, which C code and `execvp` do not).
+pub fn set_env_while_single_threaded(name: &CStr, value: &CStr) {
+    // SAFETY: live NUL-terminated strings, which setenv copies; the
+    // caller promises no other thread reads or writes the environment.
+    unsafe { libc::setenv(name.as_ptr(), value.as_ptr(), 1) };
+}
+
 /// `unshare(2)`: for `CLONE_NEWNET`, gives the calling thread a new netns.
 pub fn unshare(flags: i32) -> io::Result<()> {
     // SAFETY: unshare(2) takes no pointers.

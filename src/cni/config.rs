@@ -240,12 +240,10 @@ impl NetConf {
         // the runtime's silently took the place of a configured range
         // (its gateway and bounds) for the same subnet.
         if let (Some(Ipam::Ours(host_local)), false) = (&ipam, runtime_ranges.is_empty()) {
-            let all: Vec<RangeSet> = runtime_ranges
-                .iter()
-                .chain(&host_local.range_sets)
-                .cloned()
-                .collect();
-            check_sets(&all, "runtimeConfig.ipRanges, then ipam.ranges")?;
+            check_sets(
+                &mut runtime_ranges.iter().chain(&host_local.range_sets),
+                "runtimeConfig.ipRanges, then ipam.ranges",
+            )?;
         }
         // Only an ADD allocates: STATUS is never given `runtimeConfig`, so
         // a config whose ranges come only from there is ready without.
@@ -485,7 +483,7 @@ impl HostLocal {
         // is read too (see `NetConf::read`): host-local takes ranges from
         // there alone.
         range_sets.extend(read_range_sets(ipam, "ranges")?);
-        check_sets(&range_sets, &ipam.path("ranges"))?;
+        check_sets(&mut range_sets.iter(), &ipam.path("ranges"))?;
         let mut routes = Vec::new();
         for (i, item) in ipam.array("routes")?.iter().enumerate() {
             let route = Obj::new(
@@ -607,9 +605,9 @@ impl Range {
 
 /// A set is of one family, and no two ranges anywhere overlap (host-local's
 /// rule: an address must belong to one range of one set).
-fn check_sets(sets: &[RangeSet], at: &str) -> Result<(), CniError> {
+fn check_sets(sets: &mut dyn Iterator<Item = &RangeSet>, at: &str) -> Result<(), CniError> {
     let mut seen: Vec<(usize, IpNet)> = Vec::new();
-    for (i, set) in sets.iter().enumerate() {
+    for (i, set) in sets.enumerate() {
         let v4 = set.0[0].subnet.addr().is_ipv4();
         if set.0.iter().any(|r| r.subnet.addr().is_ipv4() != v4) {
             return Err(CniError::config(format!(
@@ -655,7 +653,7 @@ fn read_requests(top: &Obj<'_>) -> Result<(Vec<IpAddr>, Vec<RangeSet>), CniError
             ips.push(address(&runtime, "ips", &text)?);
         }
         ranges = read_range_sets(&runtime, "ipRanges")?;
-        check_sets(&ranges, &runtime.path("ipRanges"))?;
+        check_sets(&mut ranges.iter(), &runtime.path("ipRanges"))?;
     }
     if let Some(args) = top.obj("args")? {
         if let Some(cni) = args.obj("cni")? {

@@ -308,27 +308,20 @@ const RESOLV_CONF_MAX: u64 = 64 << 10;
 /// would have the ADD read without end or wait for a writer. Bytes that
 /// are not UTF-8 are read as Go's JSON writes them, U+FFFD.
 fn read_resolv_conf(path: &std::path::Path) -> Result<super::result::Dns, CniError> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let failed =
-        |why: String| CniError::internal(format!("reading resolvConf {}: {why}", path.display()));
-    // Non-blocking, so that opening a FIFO returns at once (refused next).
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|e| failed(e.to_string()))?;
-    let meta = file.metadata().map_err(|e| failed(e.to_string()))?;
+    let failed = |why: &dyn std::fmt::Display| {
+        CniError::internal(format!("reading resolvConf {}: {why}", path.display()))
+    };
+    // Looked at before it is opened (a FIFO's open would wait for a
+    // writer); one put in its place in between holds the ADD, as it
+    // holds host-local's, which opens it unchecked.
+    let meta = std::fs::metadata(path).map_err(|e| failed(&e))?;
     if !meta.is_file() {
-        return Err(failed("not a regular file".to_string()));
+        return Err(failed(&"not a regular file"));
     }
-    let mut bytes = Vec::new();
-    file.take(RESOLV_CONF_MAX + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| failed(e.to_string()))?;
-    if bytes.len() as u64 > RESOLV_CONF_MAX {
-        return Err(failed(format!("larger than {RESOLV_CONF_MAX} bytes")));
+    if meta.len() > RESOLV_CONF_MAX {
+        return Err(failed(&format_args!("larger than {RESOLV_CONF_MAX} bytes")));
     }
+    let bytes = std::fs::read(path).map_err(|e| failed(&e))?;
     let text = String::from_utf8_lossy(&bytes);
     let mut dns = super::result::Dns::default();
     for line in text.lines() {

@@ -164,9 +164,14 @@ pub fn decode(stdin: &[u8]) -> Result<Value, CniError> {
 }
 
 /// The `cniVersion` a document asks for, as far as it can be read; errors
-/// before the version is known are written in our newest.
+/// before the version is known are written in our newest. The key is
+/// found as [`NetConf::read`] finds it (whatever its case, the last one
+/// winning, as Go decodes it), so that an error is written in the version
+/// the request ran as.
 pub fn requested_version(doc: &Value) -> Option<Version> {
-    doc.get("cniVersion")
+    Obj::new(doc, "", ErrorCode::InvalidConfig)
+        .ok()?
+        .get("cniVersion")
         .and_then(Value::as_str)
         .and_then(Version::parse)
 }

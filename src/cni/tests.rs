@@ -619,3 +619,26 @@ fn ipam_routes_keep_their_1_1_keys() {
         "ipam.routes[0].scope must be at most 255, not 256"
     );
 }
+
+/// An error is written in the version the request ran as: `cniVersion`
+/// found whatever its case, the last one winning, as the config's reading
+/// (and Go) finds it. Before, an exact `cniVersion` only: `CNIVersion`
+/// 0.4.0 ran as 0.4.0 and its errors said 1.1.0.
+#[test]
+fn an_error_is_written_in_the_version_the_request_ran_as() {
+    use super::config::requested_version;
+    use super::version::Version;
+    let version_of = |text: &str| requested_version(&decode(text.as_bytes()).unwrap());
+    assert_eq!(
+        version_of(r#"{"CNIVersion": "0.4.0"}"#),
+        Some(Version::V0_4_0)
+    );
+    assert_eq!(
+        version_of(r#"{"cniVersion": "1.0.0", "CNIVERSION": "0.4.0"}"#),
+        Some(Version::V0_4_0)
+    );
+    assert_eq!(version_of(r#"["cniVersion"]"#), None);
+    let doc = decode(br#"{"CNIVersion": "0.4.0", "name": "n", "type": "ipvlan"}"#).unwrap();
+    let conf = NetConf::read(&doc, Command::Del).unwrap();
+    assert_eq!(Some(conf.cni_version), requested_version(&doc));
+}

@@ -855,3 +855,27 @@ fn a_full_first_subnet_is_walked_once_not_at_every_allocation() {
     assert_eq!(book.cursor(&specs[0]).unwrap(), Some(ip("10.0.0.0")));
     assert_eq!(book.cursor(&specs[1]).unwrap(), Some(ip("10.1.0.0")));
 }
+
+/// An address outside the ip-range (an `--ip` inside the subnet) freed in
+/// a subnet found full is not counted as room: allocations never hand it
+/// out. Before, it cleared the full mark and the next allocation walked
+/// the whole range again (125 takes here, some 32,000 for a /17 range).
+#[test]
+fn an_address_outside_the_range_freed_is_no_room_for_allocations() {
+    let specs = specs(&["10.0.0.0/24", "10.1.0.0/24"], &[], &["10.0.0.0/25"]);
+    let mut book = TakeCountingBook::default();
+    let any = Request::Any(IpFamily::V4);
+    while allocate(&mut book, &specs, any, "fill", NET)
+        .unwrap()
+        .addr()
+        .to_string()
+        .starts_with("10.0.0.")
+    {}
+    let outside = ip("10.0.0.200");
+    allocate(&mut book, &specs, Request::Exact(outside), "asked", NET).unwrap();
+    assert!(release(&mut book, &specs, outside).unwrap());
+    book.takes = 0;
+    let got = allocate(&mut book, &specs, any, "next", NET).unwrap();
+    assert!(specs[1].subnet.contains(&got.addr()), "{got}");
+    assert!(book.takes <= 2, "{} takes for one allocation", book.takes);
+}

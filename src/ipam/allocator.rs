@@ -194,9 +194,13 @@ pub fn release<B: AddressBook>(
     // the last of them marks it full again rather than a walk of it whole.
     // Looked at only where a family has several subnets, the only ones
     // marked and passed over.
+    // An address outside the ip-range (an `--ip` inside the subnet) is
+    // no room for allocations, which never hand it out.
     let (family, mark) = (spec.family(), full_mark(spec));
     let several = subnets.iter().filter(|s| s.family() == family).count() > 1;
-    if !(released && several && mark.is_some()) {
+    let (first, last) = spec.allocation_bounds();
+    let in_range = (first..=last).contains(&to_u128(address));
+    if !(released && several && mark.is_some() && in_range) {
         return Ok(released);
     }
     let cursor = book.cursor(spec)?;
@@ -206,7 +210,6 @@ pub fn release<B: AddressBook>(
         // Walked as usual: the walk finds the address.
         return Ok(released);
     }
-    let (first, last) = spec.allocation_bounds();
     // Where the next walk starts (the cursor's next address), the address
     // freed if that comes first.
     let start = match cursor.map(to_u128) {

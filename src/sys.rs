@@ -2136,8 +2136,9 @@ fn socket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
 /// which the command leaves again for ours (see [`ChildPipes::group`]):
 /// what is sent to the group (a Ctrl-C, a `kill` of the job) reaches the
 /// command and us as before, not the keeper. What of `relayed` is sent to
-/// the keeper itself, the command's parent (a command that signals its
-/// `$PPID`), it sends on to the parent, whose the signal would have been.
+/// the keeper itself, the command's parent (a process that signals the
+/// command's `$PPID`), it sends on to the parent, whose the signal would
+/// have been; but not what the command itself sends (see [`sent_by`]).
 /// Should the parent end first (killed), the keeper ends at once and
 /// leaves the command to the init process, as the parent's end would have
 /// (a stopped command's group orphaned is woken up by the kernel). Never

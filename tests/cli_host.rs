@@ -264,8 +264,10 @@ fn a_command_stopped_when_exec_is_killed_is_woken_up_as_an_orphan() {
 #[test]
 fn exec_passes_on_the_signals_a_process_sends_it_and_reports_the_commands_status() {
     let scratch = scratch_dir("signals");
-    // The command sends ipvlan (its parent) SIGHUP, SIGINT, SIGQUIT,
-    // SIGTERM, SIGUSR1 and SIGUSR2, as a supervisor would, and counts
+    // A process the command starts (a subshell: not the command, whose
+    // own signals to its parent are not passed back) sends ipvlan (its
+    // parent's keeper) SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1 and
+    // SIGUSR2, as a supervisor would, and the command counts
     // those that reach it through its traps; it exits 7 once all six have,
     // 10 + the count if they have not after about 5 s. It also records
     // which signals it starts with ignored (SigIgn). Repeated: a signal
@@ -282,7 +284,7 @@ fn exec_passes_on_the_signals_a_process_sends_it_and_reports_the_commands_status
            \"$BIN\" exec $c sh -c 'grep SigIgn /proc/self/status > \"$T/inner\"\n\
              n=0\n\
              trap \"n=\\$((n + 1))\" HUP INT QUIT TERM USR1 USR2\n\
-             for s in HUP INT QUIT TERM USR1 USR2; do kill -$s $PPID; done\n\
+             for s in HUP INT QUIT TERM USR1 USR2; do (kill -$s $PPID); done\n\
              i=0\n\
              while [ $n -lt 6 ] && [ $i -lt 500 ]; do sleep 0.01; i=$((i + 1)); done\n\
              [ $n -eq 6 ] && exit 7\n\

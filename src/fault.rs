@@ -375,6 +375,27 @@ pub(crate) mod unwind {
         REFUSE.with(|refuse| refuse.get() == Some(name) && refuse.replace(None).is_some())
     }
 
+    /// Panics unless `caught` (what `catch_unwind` gave back) is the
+    /// unwinding [`at`] armed for `name`: another panic (an `unwrap`
+    /// failing before the point, an assertion) is not the kill a test
+    /// meant, and is resumed as it was.
+    pub(crate) fn assert_unwound_at<T: std::fmt::Debug>(
+        caught: std::thread::Result<T>,
+        name: &str,
+    ) {
+        let payload = match caught {
+            Ok(value) => panic!("not unwound at {name}: returned {value:?}"),
+            Err(payload) => payload,
+        };
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied());
+        if message != Some(format!("unwound at {name}").as_str()) {
+            std::panic::resume_unwind(payload);
+        }
+    }
+
     /// Arms the thread's next hit of `name`.
     pub(crate) fn at(name: &'static str) {
         AT.with(|at| at.set(Some(name)));

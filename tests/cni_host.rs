@@ -771,6 +771,9 @@ fn a_lease_only_network_keeps_its_ranges_and_the_cli_overlap_rule() {
         "1.0.0",
     );
     assert_eq!(lease_records(&state, "two"), (Vec::new(), Vec::new()));
+    // Not even its network record (which the lease records, found by
+    // the name's hint, would not show).
+    assert_eq!(network_names(&state), ["one"]);
     // The CLI cannot attach to a network with no master in the host.
     let ns = Ns::add("lease");
     let connect = Command::new(BIN)
@@ -2026,6 +2029,11 @@ fn cni_networks_may_split_a_subnet_by_disjoint_ranges() {
         "1.0.0",
     );
     assert_eq!(lease_records(&state, "tenant-c"), (Vec::new(), Vec::new()));
+    assert!(
+        !network_names(&state).iter().any(|n| n == "tenant-c"),
+        "{:?}",
+        network_names(&state)
+    );
     // Idle, a network that shares no address is not removed for another.
     for (who, conf) in [("a1", &a), ("b1", &b)] {
         let del = plugin(&env_in(&state, "DEL", who), conf);

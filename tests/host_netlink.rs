@@ -659,12 +659,23 @@ fn named_netns_create_list_open_delete() {
     assert!(netns::disable_ipv6(&a, "in-a0").unwrap());
     netns::set_disable_ipv6(&a, "in-a0", false).unwrap();
     assert!(!netns::disable_ipv6(&a, "in-a0").unwrap());
-    assert!(netns::set_disable_ipv6(&a, "../all", true).is_err());
+    // A name that climbs out of its link's directory is refused as a
+    // name, before any path is tried: `../conf/all` resolves to a real
+    // file, whose value stays.
+    let all = netns::disable_ipv6(&a, "all").unwrap();
+    let climbing = netns::set_disable_ipv6(&a, "../conf/all", !all).unwrap_err();
+    assert_eq!(
+        climbing.kind(),
+        std::io::ErrorKind::InvalidInput,
+        "{climbing}"
+    );
+    assert_eq!(netns::disable_ipv6(&a, "all").unwrap(), all);
 
     netns::delete_named(&run_dir.path, "a").unwrap();
     netns::delete_named(&run_dir.path, "b").unwrap();
     assert!(netns::list_named(&run_dir.path).unwrap().is_empty());
-    assert!(netns::delete_named(&run_dir.path, "a").is_err());
+    let gone = netns::delete_named(&run_dir.path, "a").unwrap_err();
+    assert_eq!(gone.kind(), std::io::ErrorKind::NotFound, "{gone}");
     let mounted = || std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(mounted().contains(run_dir.path.to_str().unwrap()));
     netns::release_run_dir(&run_dir.path).unwrap();

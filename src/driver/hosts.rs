@@ -1719,7 +1719,7 @@ mod tests {
             // parent, `/etc/netns`, made by the first).
             crate::fault::unwind::at("etc netns: after mkdir");
             let killed = std::panic::catch_unwind(|| link(&etc, "c1", &target, &root));
-            assert!(killed.is_err(), "not stopped at the mkdir: {killed:?}");
+            crate::fault::unwind::assert_unwound_at(killed, "etc netns: after mkdir");
             let seen = std::rc::Rc::new(std::cell::Cell::new(0));
             let in_hook = seen.clone();
             let probe = etc.join("c2");

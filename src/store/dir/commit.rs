@@ -1166,7 +1166,7 @@ mod tests {
                 assert!(locked.remove_endpoint(&net.id, "e1").unwrap());
                 let _ = locked.commit();
             });
-            assert!(killed.is_err(), "{at}: not killed");
+            crate::fault::unwind::assert_unwound_at(killed, at);
             let e2 = e1s_address_to(&state, &net, "e2");
             e1_stays_removed(&root, &net, Some(e2), true, at);
         }
@@ -1236,7 +1236,7 @@ mod tests {
             crate::fault::unwind::at("store: after fsync");
             drop(state.lock().unwrap());
         });
-        assert!(killed.is_err());
+        crate::fault::unwind::assert_unwound_at(killed, "store: after fsync");
         // C: e1's address to e3, through the log.
         let e3 = e1s_address_to(&state, &net, "e3");
         e1_stays_removed(&root, &net, Some(e3), true, "e3");
@@ -1301,7 +1301,7 @@ mod tests {
             crate::fault::unwind::at("store: after unlink");
             let _ = locked.remove_endpoint(&net.id, "e1");
         });
-        assert!(killed.is_err());
+        crate::fault::unwind::assert_unwound_at(killed, "store: after unlink");
     }
 
     /// A lock killed as it writes the record of the intent it found.
@@ -1310,7 +1310,7 @@ mod tests {
             crate::fault::unwind::at("store: before write");
             drop(state.lock().unwrap());
         });
-        assert!(killed.is_err(), "no record written for the intent");
+        crate::fault::unwind::assert_unwound_at(killed, "store: before write");
     }
 
     /// The next lock finds e2's intent and makes it e2's record; then the
@@ -1342,7 +1342,7 @@ mod tests {
             crate::fault::unwind::at("store: after unlink");
             let _ = locked.remove_endpoint(&net.id, "e1");
         });
-        assert!(killed.is_err());
+        crate::fault::unwind::assert_unwound_at(killed, "store: after unlink");
         assert!(page_of(&root).changing, "the dead removal not said");
         e1s_address_to(&state, &net, "e3");
         let after = page_of(&root);
@@ -1415,7 +1415,7 @@ mod tests {
             crate::fault::unwind::at("store: after unlink");
             let _ = locked.remove_endpoint(&net.id, "e1");
         });
-        assert!(killed.is_err());
+        crate::fault::unwind::assert_unwound_at(killed, "store: after unlink");
         let dead = page_of(&root);
         assert!(
             dead.changing && dead.boot != before_reboot.boot,
@@ -1644,10 +1644,8 @@ mod tests {
                 "store: after generation sync",
             );
         });
-        assert!(
-            cut.is_err(),
-            "the log was emptied without a generation sync"
-        );
+        // Not unwound there: the log was emptied without a generation sync.
+        crate::fault::unwind::assert_unwound_at(cut, "store: after generation sync");
         // What the disk holds at that moment: the new generation, synced,
         // and the volatile page as it was (the page's write comes after).
         e1_stays_removed(&root, &net, None, false, "the new generation");
@@ -1665,7 +1663,7 @@ mod tests {
         let killed = std::panic::catch_unwind(|| {
             remove_e1_in_a_commit_too_large_for_the_log(&state, &net, "store: after fsync");
         });
-        assert!(killed.is_err(), "the commit went past its sync");
+        crate::fault::unwind::assert_unwound_at(killed, "store: after fsync");
         let e2 = e1s_address_to(&state, &net, "e2");
         // A power cut: the next lock replays what the log holds over the
         // files as they were synced.

@@ -816,7 +816,7 @@ impl Socket {
         for _ in 0..DUMP_ATTEMPTS {
             let seq = self.next_seq();
             self.send(&msg.to_bytes(seq, self.port_id.get())?)?;
-            let _dumping = Dumping::start(&self.dumping);
+            let dumping = Dumping::start(self);
             // Made at the first part, once the port is known (see `receive`).
             let mut reader: Option<DumpReader> = None;
             each(None)?;
@@ -830,28 +830,14 @@ impl Socket {
                 let read = crate::fault::io_refused("netlink: dump part lost")
                     .map_err(Error::from)
                     .and_then(|()| self.recv(part));
-                let read = match read {
-                    Ok(read) => read,
-                    Err(error) => {
-                        // The kernel's dump goes on (a part it could not
-                        // make, say: ENOBUFS): read and drop the rest, or
-                        // the next dump on this socket is refused (EBUSY).
-                        self.drop_the_rest_of_a_dump();
-                        return Err(error);
-                    }
-                };
-                match read {
+                // A read that fails (a part the kernel could not make:
+                // ENOBUFS), a part that does not parse or that the caller
+                // refuses: the error is returned, and `dumping` reads and
+                // drops the rest on its way out.
+                match read? {
                     Ok(Ok(Some(interrupted))) => break interrupted,
                     Ok(Ok(None)) => {}
-                    Ok(Err(error)) => {
-                        // Given up on a part that does not parse (or on
-                        // what the caller made of it): the rest is read
-                        // and dropped, or the kernel's dump would stay
-                        // under way on this socket and refuse the next
-                        // one with EBUSY.
-                        self.drop_the_rest_of_a_dump();
-                        return Err(error);
-                    }
+                    Ok(Err(error)) => return Err(error),
                     Err(_) => {
                         // A part is lost: read the rest of this dump (the
                         // kernel makes each part inside our read, so once
@@ -861,6 +847,7 @@ impl Socket {
                     }
                 }
             };
+            dumping.over();
             if !interrupted {
                 return Ok(());
             }
@@ -890,19 +877,36 @@ impl Socket {
 const DUMP_DRAIN_READS: usize = 4096;
 
 /// Marks a dump under way on its socket until dropped (every way out of
-/// the dump's reading, an error's too).
-struct Dumping<'a>(&'a Cell<bool>);
+/// the dump's reading, an error's too). Dropped before [`Dumping::over`]
+/// (an error on the way), it first reads and drops the rest of the dump:
+/// the kernel's dump would otherwise stay under way on the socket and
+/// refuse the next one (`EBUSY`).
+struct Dumping<'a> {
+    socket: &'a Socket,
+    over: bool,
+}
 
 impl<'a> Dumping<'a> {
-    fn start(flag: &'a Cell<bool>) -> Dumping<'a> {
-        flag.set(true);
-        Dumping(flag)
+    fn start(socket: &'a Socket) -> Dumping<'a> {
+        socket.dumping.set(true);
+        Dumping {
+            socket,
+            over: false,
+        }
+    }
+
+    /// The dump was read to its end (or what is left of it was read).
+    fn over(mut self) {
+        self.over = true;
     }
 }
 
 impl Drop for Dumping<'_> {
     fn drop(&mut self) {
-        self.0.set(false);
+        if !self.over {
+            self.socket.drop_the_rest_of_a_dump();
+        }
+        self.socket.dumping.set(false);
     }
 }
 
@@ -1443,6 +1447,26 @@ mod tests {
             crate::fault::unwind::refuse("netlink: dump part lost");
             let failed = socket.dump(&dump_request(), |_| Ok(Some(())));
             assert!(failed.is_err());
+            let links = socket.dump(&dump_request(), |_| Ok(Some(()))).unwrap();
+            assert_eq!(links.len(), 201);
+            assert_eq!(rmem_alloc(&socket), 0);
+        });
+    }
+
+    /// Every way out of a dump before its end reads and drops the rest:
+    /// here the caller's start of an attempt refused, before any part was
+    /// read. Before, only the read and parse failures did, and the next
+    /// dump on the socket was refused (EBUSY).
+    #[test]
+    fn a_dump_left_at_its_start_leaves_the_socket_ready_for_the_next() {
+        in_fresh_netns(|| {
+            let socket = Socket::open().unwrap();
+            veth_pairs(&socket, 100);
+            let refused = socket.dump_each(&dump_request(), &mut |m| match m {
+                None => Err(Error::malformed("refused by the test")),
+                Some(_) => Ok(()),
+            });
+            assert!(refused.is_err());
             let links = socket.dump(&dump_request(), |_| Ok(Some(()))).unwrap();
             assert_eq!(links.len(), 201);
             assert_eq!(rmem_alloc(&socket), 0);

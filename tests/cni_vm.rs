@@ -880,6 +880,9 @@ fn parallel_adds_get_distinct_addresses_and_dels_leave_nothing() {
     assert_eq!(cni.records("par"), (Vec::new(), Vec::new()));
 }
 
+/// An ADD killed at each of its kill points (not after a sleep, which may
+/// land before the ADD began or after it ended), then the runtime's DEL:
+/// nothing is left, and the namespace takes the attachment again.
 #[test]
 fn sigkill_during_add_then_del_leaves_nothing() {
     let mut cni = Cni::new("kill");
@@ -889,26 +892,29 @@ fn sigkill_during_add_then_del_leaves_nothing() {
     // The network first, so the kills land in the attach itself.
     cni.plugin("ADD", "warmup", &ns, &conf).ok();
     cni.plugin("DEL", "warmup", &ns, &conf).ok();
-    for delay_us in [0u64, 200, 500, 1000, 2000, 3000, 5000, 8000, 12000, 20000] {
-        let mut child = cni.spawn("ADD", "ctr-kill", &ns, &conf);
-        std::thread::sleep(Duration::from_micros(delay_us));
-        let _ = child.kill();
-        let _ = child.wait();
-        let answer = cni.plugin("DEL", "ctr-kill", &ns, &conf);
-        assert_eq!(
-            answer.exit,
-            Some(0),
-            "after {delay_us}us: {}",
-            answer.stdout
-        );
+    let count = cni.state.with_extension("hits");
+    let _ = std::fs::remove_file(&count);
+    let mut command = cni.command("ADD", "ctr-kill", &ns, "eth0");
+    command.env("IPVLAN_FAULT_COUNT", &count);
+    run_with(command, &conf).ok();
+    cni.plugin("DEL", "ctr-kill", &ns, &conf).ok();
+    let hits = std::fs::read_to_string(&count).unwrap().lines().count();
+    let _ = std::fs::remove_file(&count);
+    assert!(hits > 4, "{hits} hits");
+    for kill_at in 1..=hits {
+        let mut command = cni.command("ADD", "ctr-kill", &ns, "eth0");
+        command.env("IPVLAN_FAULT_KILL_AT", kill_at.to_string());
+        let killed = run_with(command, &conf);
+        assert_eq!(killed.exit, None, "hit {kill_at}: not killed");
+        cni.plugin("DEL", "ctr-kill", &ns, &conf).ok();
         assert!(
             link(Some("cni-kill"), "eth0").is_none(),
-            "after {delay_us}us: eth0 left"
+            "hit {kill_at} of {hits}: eth0 left"
         );
         assert_eq!(
             cni.records("kill"),
             (Vec::new(), Vec::new()),
-            "after {delay_us}us"
+            "hit {kill_at} of {hits}"
         );
         // And the namespace takes the attachment again.
         cni.plugin("ADD", "ctr-kill", &ns, &conf).ok();

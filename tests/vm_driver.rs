@@ -913,6 +913,10 @@ fn restore_repairs_interrupted_operations() {
         "interrupted create rolled back"
     );
     assert!(manager.network("rc").is_err());
+    assert!(
+        manager.half_created_networks().unwrap().is_empty(),
+        "the interrupted create's record stays"
+    );
     assert!(!ghost.exists(), "orphan address released");
     assert!(manager.network("ri").unwrap().endpoints.is_empty());
     // Everything is free again: the same addresses attach at once.
@@ -1016,6 +1020,24 @@ fn mtu_option_and_l3s_and_private_flag() {
         manager.remove_container(c, true).unwrap();
     }
     manager.remove_network("small").unwrap();
+    // The control: the same mode without the flag, on the same parent,
+    // and the two reach each other (so the refused ping above was the
+    // flag's doing, not a ping that cannot run).
+    manager
+        .create_network(&net(
+            "open",
+            &["10.97.0.0/24"],
+            &[],
+            &[("mtu", "1400"), ("ipvlan_mode", "l3s")],
+        ))
+        .unwrap();
+    start(&manager, "open", "o1", None, None);
+    let o2 = start(&manager, "open", "o2", None, None);
+    assert!(ping_eventually("o1", &o2.ipv4.unwrap().addr().to_string()));
+    for c in ["o1", "o2"] {
+        manager.remove_container(c, true).unwrap();
+    }
+    manager.remove_network("open").unwrap();
 }
 
 #[test]
@@ -1260,9 +1282,28 @@ fn sigkill_at_any_point_then_restore_leaves_nothing_behind() {
     let report = manager.restore().unwrap();
     println!("{report:?}");
     assert!(report.errors.is_empty(), "{report:?}");
+    // The world restore left takes a container (and the checks below
+    // have one at least: a random run may end with none).
+    let status = std::process::Command::new(&bin)
+        .args([
+            "--state-dir",
+            &state_dir,
+            "run",
+            "-d",
+            "--net=crash",
+            "--name=after",
+        ])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "a run after restore failed");
 
     // Every record has its link, with its address, in its namespace.
     let network = manager.network("crash").unwrap();
+    assert!(
+        network.endpoints.iter().any(|e| e.container == "after"),
+        "{network:?}"
+    );
     let mut recorded = Vec::new();
     for ep in &network.endpoints {
         let name = ep.container.clone();
@@ -1296,7 +1337,7 @@ fn sigkill_at_any_point_then_restore_leaves_nothing_behind() {
                 .filter(|n| n != "cursor" && !n.starts_with('.'))
                 .collect()
         })
-        .unwrap_or_default();
+        .unwrap();
     held.sort();
     let mut expected: Vec<String> = network
         .endpoints
@@ -1716,7 +1757,17 @@ fn rolling_back_an_older_network_keeps_the_vlan_a_newer_one_uses() {
     let report = manager.restore().unwrap();
     assert!(report.errors.is_empty(), "{report:?}");
     assert_eq!(report.intents_repaired, 1, "{report:?}");
+    // Gone, not only hidden: a record left `creating` is never listed.
     assert!(manager.network("rba").is_err());
+    assert!(
+        manager.half_created_networks().unwrap().is_empty(),
+        "the half-created record stays"
+    );
+    assert!(!config
+        .state_dir
+        .join("networks")
+        .join(format!("{}.json", older.id))
+        .exists());
     assert!(link(None, "eth0.77").is_some(), "rbb still uses it");
     assert!(link(Some("rb1"), "eth0").is_some(), "rbb's link lives on");
     manager.remove_container("rb1", true).unwrap();

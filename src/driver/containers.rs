@@ -1358,17 +1358,23 @@ mod tests {
             .spawn()
             .unwrap();
         kill_if_inside(sleeper.id(), &netns_link(&elsewhere).unwrap());
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        let survived = sleeper.try_wait().unwrap().is_none();
-        // And one that is inside is.
-        let here = Netns::current().unwrap();
-        kill_if_inside(sleeper.id(), &netns_link(&here).unwrap());
-        let status = sleeper.wait().unwrap();
-        assert!(survived, "a process of another namespace was killed");
+        // A SIGKILL sent decides the exit's signal there and then: ended
+        // by our SIGTERM, it was never sent one (no sleep to wait for it).
+        crate::sys::kill(sleeper.id(), libc::SIGTERM).unwrap();
+        let signal_of = |status| std::os::unix::process::ExitStatusExt::signal(&status);
         assert_eq!(
-            std::os::unix::process::ExitStatusExt::signal(&status),
-            Some(libc::SIGKILL)
+            signal_of(sleeper.wait().unwrap()),
+            Some(libc::SIGTERM),
+            "a process of another namespace was killed"
         );
+        // And one that is inside is.
+        let mut inside = std::process::Command::new("sleep")
+            .arg("100")
+            .spawn()
+            .unwrap();
+        let here = Netns::current().unwrap();
+        kill_if_inside(inside.id(), &netns_link(&here).unwrap());
+        assert_eq!(signal_of(inside.wait().unwrap()), Some(libc::SIGKILL));
     }
 
     /// On a host without `/etc/hosts`, an entry of `/etc` gone between the

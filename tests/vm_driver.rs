@@ -1291,7 +1291,7 @@ fn sigkill_at_any_point_then_restore_leaves_nothing_behind() {
             "run",
             "-d",
             "--net=crash",
-            "--name=after",
+            "--name=kafter",
         ])
         .stdout(std::process::Stdio::null())
         .status()
@@ -1301,7 +1301,7 @@ fn sigkill_at_any_point_then_restore_leaves_nothing_behind() {
     // Every record has its link, with its address, in its namespace.
     let network = manager.network("crash").unwrap();
     assert!(
-        network.endpoints.iter().any(|e| e.container == "after"),
+        network.endpoints.iter().any(|e| e.container == "kafter"),
         "{network:?}"
     );
     let mut recorded = Vec::new();

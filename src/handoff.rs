@@ -1,4 +1,4 @@
-//! A bounded queue that hands items from one thread to another: what a
+//! A bounded queue that hands items from threads to threads: what a
 //! batch needs of `std::sync::mpsc`, whose channels added 17.6 KiB to the
 //! binary (a mutex and a condition variable are already in it).
 //!
@@ -9,21 +9,26 @@
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
-/// Items of `T` on their way from one thread to another, at most `bound`
-/// of them at once.
+/// Items of `T` on their way from one thread to others (or back), at most
+/// `bound` of them at once.
 pub struct Handoff<T> {
     queue: Mutex<Queue<T>>,
-    /// Signalled on a push, pop or close while a thread waits.
-    changed: Condvar,
+    /// Signalled on a push (one waiter) or a close (all).
+    item: Condvar,
+    /// Signalled on a pop (one waiter) or a close (all).
+    room: Condvar,
     bound: usize,
 }
 
 struct Queue<T> {
     items: VecDeque<T>,
     closed: bool,
-    /// Threads waiting on `changed`: only then is it signalled (a
-    /// signal is a system call).
-    waiting: usize,
+    /// Threads waiting for an item, and for room: only then is the
+    /// condition signalled (a signal is a system call), and one waiter,
+    /// not every one (several threads may wait for items: a batch's
+    /// unlinkers).
+    waiting_items: usize,
+    waiting_room: usize,
 }
 
 impl<T> Handoff<T> {
@@ -33,9 +38,11 @@ impl<T> Handoff<T> {
             queue: Mutex::new(Queue {
                 items: VecDeque::with_capacity(bound.max(1)),
                 closed: false,
-                waiting: 0,
+                waiting_items: 0,
+                waiting_room: 0,
             }),
-            changed: Condvar::new(),
+            item: Condvar::new(),
+            room: Condvar::new(),
             bound: bound.max(1),
         }
     }
@@ -44,13 +51,25 @@ impl<T> Handoff<T> {
     pub fn push(&self, item: T) -> Result<(), T> {
         let mut queue = self.lock();
         while !queue.closed && queue.items.len() >= self.bound {
-            queue = self.wait(queue);
+            queue.waiting_room += 1;
+            queue = self
+                .room
+                .wait(queue)
+                .unwrap_or_else(PoisonError::into_inner);
+            queue.waiting_room -= 1;
         }
         if queue.closed {
             return Err(item);
         }
         queue.items.push_back(item);
-        self.signal(queue);
+        let anyone_waiting = queue.waiting_items > 0;
+        // Woken after the lock is let go: woken under it, a waiter would
+        // first block on it (two more `futex` calls); a wait began under
+        // the lock, so a wake after it is never missed.
+        drop(queue);
+        if anyone_waiting {
+            self.item.notify_one();
+        }
         Ok(())
     }
 
@@ -58,11 +77,18 @@ impl<T> Handoff<T> {
     pub fn pop(&self) -> Option<T> {
         let mut queue = self.lock();
         while !queue.closed && queue.items.is_empty() {
-            queue = self.wait(queue);
+            queue.waiting_items += 1;
+            queue = self
+                .item
+                .wait(queue)
+                .unwrap_or_else(PoisonError::into_inner);
+            queue.waiting_items -= 1;
         }
         let item = queue.items.pop_front();
-        if item.is_some() {
-            self.signal(queue);
+        let anyone_waiting = item.is_some() && queue.waiting_room > 0;
+        drop(queue);
+        if anyone_waiting {
+            self.room.notify_one();
         }
         item
     }
@@ -71,36 +97,15 @@ impl<T> Handoff<T> {
     pub fn close(&self) {
         let mut queue = self.lock();
         queue.closed = true;
-        self.signal(queue);
-    }
-
-    /// Lets the lock go, then wakes the waiting threads, if any. Woken
-    /// while the lock is still held, a waiter would first block on it
-    /// (two more `futex` calls, and how many depends on how the threads
-    /// meet); a wait began under the lock, so a wake after it is never
-    /// missed.
-    fn signal(&self, queue: MutexGuard<'_, Queue<T>>) {
-        let anyone_waiting = queue.waiting > 0;
         drop(queue);
-        if anyone_waiting {
-            self.changed.notify_all();
-        }
+        self.item.notify_all();
+        self.room.notify_all();
     }
 
     // A panic while the lock was held (none of the code above can) leaves
     // the queue as consistent as any other moment: poisoning is ignored.
     fn lock(&self) -> MutexGuard<'_, Queue<T>> {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn wait<'a>(&self, mut queue: MutexGuard<'a, Queue<T>>) -> MutexGuard<'a, Queue<T>> {
-        queue.waiting += 1;
-        let mut queue = self
-            .changed
-            .wait(queue)
-            .unwrap_or_else(PoisonError::into_inner);
-        queue.waiting -= 1;
-        queue
     }
 }
 
@@ -149,6 +154,40 @@ mod tests {
             got
         });
         assert_eq!(sum, (0..100u64).map(|n| n * 2).collect::<Vec<_>>());
+    }
+
+    /// Several threads taking items (and giving results back on a queue
+    /// of their own): every item is taken once, none waits while one is
+    /// queued (a waiter is woken for each item), and the close ends them.
+    #[test]
+    fn several_takers_get_every_item_once() {
+        let jobs = Handoff::new(3);
+        let done = Handoff::new(8);
+        let mut got = std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    while let Some(n) = jobs.pop() {
+                        if done.push(n).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            let mut got = Vec::new();
+            for n in 0..1000u32 {
+                assert!(jobs.push(n).is_ok());
+                if n >= 2 {
+                    got.push(done.pop().unwrap());
+                }
+            }
+            jobs.close();
+            while got.len() < 1000 {
+                got.push(done.pop().unwrap());
+            }
+            got
+        });
+        got.sort_unstable();
+        assert_eq!(got, (0..1000).collect::<Vec<_>>());
     }
 
     #[test]

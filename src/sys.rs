@@ -431,13 +431,37 @@ pub fn socket_netns(socket: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// `setenv(3)`, overwriting. Only while the process has one thread: the
-/// C library's environment has no lock against a reader elsewhere (std's
-/// `set_var` takes its own lock, which C code and `execvp` do not).
-pub fn set_env_while_single_threaded(name: &CStr, value: &CStr) {
-    // SAFETY: live NUL-terminated strings, which setenv copies; the
-    // caller promises no other thread reads or writes the environment.
-    unsafe { libc::setenv(name.as_ptr(), value.as_ptr(), 1) };
+/// Adds `entry` (`NAME=value`, a name the environment does not hold) to
+/// the C library's environment, which `getenv` and `execvp` read, as
+/// `putenv(3)` would, without its code or `setenv`'s (a kilobyte of the
+/// binary between them): a new `environ` array, the old entries and
+/// `entry`, left to the process's end as `putenv` leaves its strings.
+/// Only while the process has one thread: the environment has no lock
+/// against a reader elsewhere (std's `set_var` takes its own, which C
+/// code and `execvp` do not).
+pub fn add_to_env_while_single_threaded(entry: &'static CStr) {
+    extern "C" {
+        static mut environ: *mut *mut libc::c_char;
+    }
+    // SAFETY: `environ` is the C library's NULL-terminated array of
+    // NUL-terminated strings (or NULL: empty), read here and replaced
+    // whole by a pointer to an array that lives as long as the process;
+    // `entry` is 'static and never written through. The caller promises
+    // that no other thread reads or writes the environment meanwhile.
+    unsafe {
+        let old = environ;
+        // Of `*const`, as the spawns' argument arrays (one copy of the
+        // vector's code serves both).
+        let mut vars: Vec<*const libc::c_char> = Vec::new();
+        let mut at = 0;
+        while !old.is_null() && !(*old.add(at)).is_null() {
+            vars.push(*old.add(at));
+            at += 1;
+        }
+        vars.push(entry.as_ptr());
+        vars.push(std::ptr::null());
+        environ = vars.leak().as_mut_ptr().cast();
+    }
 }
 
 /// `unshare(2)`: for `CLONE_NEWNET`, gives the calling thread a new netns.

@@ -302,11 +302,20 @@ impl Trace {
         self.calls.get(syscall).copied().unwrap_or(0)
     }
 
-    /// The debug build's descriptor checks before each close.
+    /// The debug build's descriptor checks before each close. A call
+    /// another thread's interrupts is written in two lines (`fcntl(5,
+    /// F_GETFD <unfinished ...>`, then `<... fcntl resumed>) = 1`): its
+    /// first line is counted (looked for as `F_GETFD)` alone, the checks
+    /// of a batch disconnect, whose threads delete its links, went
+    /// uncounted, some 3 system calls a target more than a release build
+    /// makes).
     fn debug_checks(&self) -> usize {
         self.lines
             .iter()
-            .filter(|l| l.contains("fcntl(") && l.contains("F_GETFD)"))
+            .filter(|l| {
+                l.contains("fcntl(")
+                    && (l.contains("F_GETFD)") || l.contains("F_GETFD <unfinished"))
+            })
             .count()
     }
 
@@ -362,7 +371,7 @@ impl Trace {
             by_count.sort_by(|a, b| b.1.cmp(a.1));
             by_count
                 .iter()
-                .take(12)
+                .take(60)
                 .map(|(name, n)| format!("{name} {n}"))
                 .collect()
         };
@@ -569,15 +578,18 @@ const BATCH_CONNECT_READS_PER_TARGET: f64 = 1.25;
 /// lock go (1.7 `futex` calls a target); before, a waiter woken under
 /// the lock blocked on it at once, and the `futex` calls (5.4 a target)
 /// moved with how the threads met: 45.1 to 45.6 on 6.12, over budget.
+/// With four threads deleting the links (their queues waking one waiter,
+/// of the kind a push or pop is for): 41.5 to 42.3 on Linux 6.1.
 const BATCH_DISCONNECT_PER_TARGET: f64 = 44.0;
-/// `futex` calls per target of a batch disconnect, the link thread's
-/// queue: a wait and a wake a link (1.7 reached on Linux 6.1), at most.
+/// `futex` calls per target of a batch disconnect, the queues to and from
+/// the threads deleting the links: a wait and a wake a link (1.7 reached
+/// on Linux 6.1 with one thread; 1.5 to 1.9 with four), at most.
 const BATCH_DISCONNECT_FUTEX_PER_TARGET: f64 = 3.0;
 
 /// A batch connect and disconnect of N containers: what each target adds
 /// stays within its budget (the difference between batches of 4 and 16,
-/// per target), a connect starts no thread and a disconnect one (it
-/// deletes the links), every link create succeeds at its
+/// per target), a connect starts no thread and a disconnect four (they
+/// delete the links), every link create succeeds at its
 /// first request (a container on no network gets `eth0` without asking),
 /// and each batch syncs once: one `fdatasync` of the store's lock after
 /// the commit log's entry that holds its records (or their removals).
@@ -640,13 +652,14 @@ fn a_batch_stays_within_its_system_call_budget_per_target() {
         "batch disconnect: {futex:.1} futex calls per target (at most {BATCH_DISCONNECT_FUTEX_PER_TARGET})"
     );
     println!("batch: connect {connect:.1}, disconnect {disconnect:.1} system calls per target");
-    // A batch disconnect deletes its links on one thread of its own while
-    // it writes the files of each endpoint whose link is gone.
+    // A batch disconnect deletes its links on four threads of its own (as
+    // many as targets, when fewer) while it writes the files of each
+    // endpoint whose link is gone.
     for (what, trace, threads) in [
         ("batch connect", &connect_small, 0),
         ("batch connect", &connect_large, 0),
-        ("batch disconnect", &disconnect_small, 1),
-        ("batch disconnect", &disconnect_large, 1),
+        ("batch disconnect", &disconnect_small, 4),
+        ("batch disconnect", &disconnect_large, 4),
     ] {
         assert_eq!(
             trace.threads(),

@@ -174,14 +174,14 @@ pub fn exec(manager: &Manager, args: ExecArgs) -> Result<i32, Failure> {
 /// musl's `/usr/local/bin:/bin:/usr/bin`, finds no `ip`). An init system
 /// often starts us without one.
 const DEFAULT_PATH: &std::ffi::CStr =
-    c"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    c"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Sets [`DEFAULT_PATH`] in our environment when it has no `PATH`: the
 /// command inherits it, and is looked up in it (`execvp` reads the
 /// caller's). Only from `run` and `exec`, before any thread is started.
 fn give_commands_a_path() {
     if std::env::var_os("PATH").is_none() {
-        crate::sys::set_env_while_single_threaded(c"PATH", DEFAULT_PATH);
+        crate::sys::add_to_env_while_single_threaded(DEFAULT_PATH);
     }
 }
 

@@ -315,11 +315,8 @@ fn read_resolv_conf(path: &std::path::Path) -> Result<super::result::Dns, CniErr
     // writer); one put in its place in between holds the ADD, as it
     // holds host-local's, which opens it unchecked.
     let meta = std::fs::metadata(path).map_err(|e| failed(&e))?;
-    if !meta.is_file() {
-        return Err(failed(&"not a regular file"));
-    }
-    if meta.len() > RESOLV_CONF_MAX {
-        return Err(failed(&format_args!("larger than {RESOLV_CONF_MAX} bytes")));
+    if !meta.is_file() || meta.len() > RESOLV_CONF_MAX {
+        return Err(failed(&"not a regular file of at most 64 KiB"));
     }
     let bytes = std::fs::read(path).map_err(|e| failed(&e))?;
     let text = String::from_utf8_lossy(&bytes);

@@ -615,8 +615,9 @@ type Removal = (Result<Option<String>, Error>, Option<LinkToRemove>);
 /// one process deleting them in turn (two at once: 1.03x).
 const UNLINKERS: usize = 4;
 
-/// How many links may be given out ahead of the endpoint whose files are
-/// being written: one in each unlinker's hands, one waiting.
+/// How many links may be given out past the endpoints done (at most one
+/// more than this is out at once): one in each unlinker's hands, one or
+/// two waiting.
 const UNLINK_AHEAD: usize = UNLINKERS + 1;
 
 /// How much stack each unlinker gets: its requests' buffers are on the heap.
@@ -654,18 +655,37 @@ fn unlink_ahead(
     let removals: Handoff<(usize, Removal)> = Handoff::new(UNLINK_AHEAD + 1);
     let working = AtomicUsize::new(0);
     /// The last unlinker out closes the removals, which ends the caller's
-    /// wait for one that will not come.
-    struct LastOut<'a>(&'a AtomicUsize, &'a Handoff<(usize, Removal)>);
+    /// wait for one that will not come. One that panics (a library built to
+    /// unwind) closes both queues at once: the others would wait for jobs
+    /// and the caller for its removal, the store's lock held, and the
+    /// scope would never pass the panic on.
+    struct LastOut<'a> {
+        working: &'a AtomicUsize,
+        stop: &'a AtomicBool,
+        jobs: &'a Handoff<(usize, Option<Unlink>)>,
+        removals: &'a Handoff<(usize, Removal)>,
+    }
     impl Drop for LastOut<'_> {
         fn drop(&mut self) {
-            if self.0.fetch_sub(1, Ordering::AcqRel) == 1 {
-                self.1.close();
+            if std::thread::panicking() {
+                self.stop.store(true, Ordering::Relaxed);
+                self.jobs.close();
+                self.removals.close();
+            }
+            if self.working.fetch_sub(1, Ordering::AcqRel) == 1 {
+                self.removals.close();
             }
         }
     }
     let (stop, jobs, removals, working) = (&stop, &jobs, &removals, &working);
+    let last_out = move || LastOut {
+        working,
+        stop,
+        jobs,
+        removals,
+    };
     let unlinker = move || {
-        let _last = LastOut(working, removals);
+        let _last = last_out();
         while let Some((at, job)) = jobs.pop() {
             if stop.load(Ordering::Relaxed) {
                 break;
@@ -674,6 +694,10 @@ fn unlink_ahead(
                 Some(Unlink { how, inside }) => (Some(how), inside),
                 None => (None, None),
             };
+            #[cfg(test)]
+            if tests::PANIC_AT_REMOVAL.load(Ordering::Relaxed) == at {
+                panic!("removal {at}");
+            }
             let removal = match (&how, inside) {
                 (Some(how), Some((ns, handle))) => {
                     how.remove(&OpenNetns::from_parts(ns, handle), parent)
@@ -701,12 +725,12 @@ fn unlink_ahead(
             let spawned = std::thread::Builder::new()
                 .stack_size(UNLINK_STACK)
                 .spawn_scoped(scope, body);
-            if spawned.is_err() {
+            if let Err(error) = spawned {
                 // Fewer of them, or none: then no removal ran.
-                drop(LastOut(working, removals));
+                drop(last_out());
                 if started == 0 {
                     jobs.close();
-                    let error = Error::failed("the threads that delete the links could not start");
+                    let error = Error::io("starting the threads that delete the links", &error);
                     return (Vec::new(), Some((0, 0, error)));
                 }
                 break;
@@ -1008,6 +1032,30 @@ mod tests {
         };
         let how = LinkToRemove::take_from(&mut endpoint, EndpointState::Attached);
         DetachSlot::Detaching(endpoint, Some(Unlink { how, inside: None }))
+    }
+
+    /// The removal whose index this is panics (a test's): no other test
+    /// gives out as many.
+    pub(super) static PANIC_AT_REMOVAL: std::sync::atomic::AtomicUsize =
+        std::sync::atomic::AtomicUsize::new(usize::MAX);
+
+    /// A panic on a thread deleting the links (a library built to unwind)
+    /// reaches the caller: before, the other threads waited for jobs and
+    /// the caller for that removal, for ever, the store's lock held.
+    #[test]
+    fn a_panic_deleting_a_link_is_not_a_hang() {
+        const AT: usize = 11;
+        PANIC_AT_REMOVAL.store(AT, std::sync::atomic::Ordering::Relaxed);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut slots: Vec<DetachSlot> = (0..AT + 2).map(detaching).collect();
+            let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                unlink_ahead(&mut slots, None, |_, _| Ok(()))
+            }));
+            let _ = tx.send(unwound.is_err());
+        });
+        let panicked = rx.recv_timeout(std::time::Duration::from_secs(30));
+        assert_eq!(panicked, Ok(true), "the panic came back, not a hang");
     }
 
     /// A panic on the calling side (in the writing of an endpoint's files)

@@ -892,21 +892,7 @@ fn sigkill_during_add_then_del_leaves_nothing() {
     // The network first, so the kills land in the attach itself.
     cni.plugin("ADD", "warmup", &ns, &conf).ok();
     cni.plugin("DEL", "warmup", &ns, &conf).ok();
-    let count = cni.state.with_extension("hits");
-    let _ = std::fs::remove_file(&count);
-    let mut command = cni.command("ADD", "ctr-kill", &ns, "eth0");
-    command.env("IPVLAN_FAULT_COUNT", &count);
-    run_with(command, &conf).ok();
-    cni.plugin("DEL", "ctr-kill", &ns, &conf).ok();
-    let hits = std::fs::read_to_string(&count).unwrap().lines().count();
-    let _ = std::fs::remove_file(&count);
-    assert!(hits > 4, "{hits} hits");
-    for kill_at in 1..=hits {
-        let mut command = cni.command("ADD", "ctr-kill", &ns, "eth0");
-        command.env("IPVLAN_FAULT_KILL_AT", kill_at.to_string());
-        let killed = run_with(command, &conf);
-        assert_eq!(killed.exit, None, "hit {kill_at}: not killed");
-        cni.plugin("DEL", "ctr-kill", &ns, &conf).ok();
+    at_each_kill_point_of_an_add(&cni, "ctr-kill", &ns, &conf, |kill_at, hits| {
         assert!(
             link(Some("cni-kill"), "eth0").is_none(),
             "hit {kill_at} of {hits}: eth0 left"
@@ -919,7 +905,7 @@ fn sigkill_during_add_then_del_leaves_nothing() {
         // And the namespace takes the attachment again.
         cni.plugin("ADD", "ctr-kill", &ns, &conf).ok();
         cni.plugin("DEL", "ctr-kill", &ns, &conf).ok();
-    }
+    });
 }
 
 #[test]
@@ -1166,6 +1152,35 @@ fn status_without_a_master_checks_the_one_its_network_was_made_on() {
     let msg = named_in_host("STATUS").error(50);
     assert!(msg.contains("master up2.200 does not exist"), "{msg}");
     named_in_host("DEL").ok();
+}
+
+/// Counts the kill points of one whole ADD of `container` (its network
+/// made before), then, for each, kills an ADD there, runs the runtime's
+/// DEL and calls `check` with the hit and their count.
+fn at_each_kill_point_of_an_add(
+    cni: &Cni,
+    container: &str,
+    ns: &Path,
+    conf: &str,
+    mut check: impl FnMut(usize, usize),
+) {
+    let count = cni.state.with_extension("hits");
+    let _ = std::fs::remove_file(&count);
+    let mut command = cni.command("ADD", container, ns, "eth0");
+    command.env("IPVLAN_FAULT_COUNT", &count);
+    run_with(command, conf).ok();
+    cni.plugin("DEL", container, ns, conf).ok();
+    let hits = std::fs::read_to_string(&count).unwrap().lines().count();
+    let _ = std::fs::remove_file(&count);
+    assert!(hits > 4, "{hits} hits");
+    for kill_at in 1..=hits {
+        let mut command = cni.command("ADD", container, ns, "eth0");
+        command.env("IPVLAN_FAULT_KILL_AT", kill_at.to_string());
+        let killed = run_with(command, conf);
+        assert_eq!(killed.exit, None, "hit {kill_at}: not killed");
+        cni.plugin("DEL", container, ns, conf).ok();
+        check(kill_at, hits);
+    }
 }
 
 fn run_with(mut command: Command, stdin: &str) -> Answer {
@@ -2114,21 +2129,7 @@ fn del_after_an_add_killed_at_any_point_leaves_no_vlan_master() {
     // by it), then one kill at each.
     cni.plugin("ADD", "warmup", &ns, &conf).ok();
     cni.plugin("DEL", "warmup", &ns, &conf).ok();
-    let count = cni.state.with_extension("hits");
-    let _ = std::fs::remove_file(&count);
-    let mut command = cni.command("ADD", "ctr-k", &ns, "eth0");
-    command.env("IPVLAN_FAULT_COUNT", &count);
-    run_with(command, &conf).ok();
-    cni.plugin("DEL", "ctr-k", &ns, &conf).ok();
-    let hits = std::fs::read_to_string(&count).unwrap().lines().count();
-    let _ = std::fs::remove_file(&count);
-    assert!(hits > 4, "{hits} hits");
-    for kill_at in 1..=hits {
-        let mut command = cni.command("ADD", "ctr-k", &ns, "eth0");
-        command.env("IPVLAN_FAULT_KILL_AT", kill_at.to_string());
-        let killed = run_with(command, &conf);
-        assert_eq!(killed.exit, None, "hit {kill_at}: not killed");
-        cni.plugin("DEL", "ctr-k", &ns, &conf).ok();
+    at_each_kill_point_of_an_add(&cni, "ctr-k", &ns, &conf, |kill_at, hits| {
         assert!(
             link(None, "cnim41.42").is_none(),
             "hit {kill_at} of {hits}: the VLAN master outlived the DEL"
@@ -2142,7 +2143,7 @@ fn del_after_an_add_killed_at_any_point_leaves_no_vlan_master() {
             (Vec::new(), Vec::new()),
             "hit {kill_at}"
         );
-    }
+    });
 }
 
 /// `CNI_NETNS` is a path; a relative one is opened from the plugin's

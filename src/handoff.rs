@@ -23,13 +23,16 @@ pub struct Handoff<T> {
 struct Queue<T> {
     items: VecDeque<T>,
     closed: bool,
-    /// Threads waiting for an item, and for room: only then is the
+    /// Threads waiting for an item, and for room: only then is its
     /// condition signalled (a signal is a system call), and one waiter,
     /// not every one (several threads may wait for items: a batch's
     /// unlinkers).
     waiting_items: usize,
     waiting_room: usize,
 }
+
+/// Which of a queue's waiter counts: for items, or for room.
+type Waiters<T> = fn(&mut Queue<T>) -> &mut usize;
 
 impl<T> Handoff<T> {
     /// An open, empty queue holding at most `bound` items (at least one).
@@ -51,25 +54,14 @@ impl<T> Handoff<T> {
     pub fn push(&self, item: T) -> Result<(), T> {
         let mut queue = self.lock();
         while !queue.closed && queue.items.len() >= self.bound {
-            queue.waiting_room += 1;
-            queue = self
-                .room
-                .wait(queue)
-                .unwrap_or_else(PoisonError::into_inner);
-            queue.waiting_room -= 1;
+            queue = self.wait(queue, &self.room, |q| &mut q.waiting_room);
         }
         if queue.closed {
             return Err(item);
         }
         queue.items.push_back(item);
         let anyone_waiting = queue.waiting_items > 0;
-        // Woken after the lock is let go: woken under it, a waiter would
-        // first block on it (two more `futex` calls); a wait began under
-        // the lock, so a wake after it is never missed.
-        drop(queue);
-        if anyone_waiting {
-            self.item.notify_one();
-        }
+        self.wake_one(queue, &self.item, anyone_waiting);
         Ok(())
     }
 
@@ -77,19 +69,11 @@ impl<T> Handoff<T> {
     pub fn pop(&self) -> Option<T> {
         let mut queue = self.lock();
         while !queue.closed && queue.items.is_empty() {
-            queue.waiting_items += 1;
-            queue = self
-                .item
-                .wait(queue)
-                .unwrap_or_else(PoisonError::into_inner);
-            queue.waiting_items -= 1;
+            queue = self.wait(queue, &self.item, |q| &mut q.waiting_items);
         }
         let item = queue.items.pop_front();
         let anyone_waiting = item.is_some() && queue.waiting_room > 0;
-        drop(queue);
-        if anyone_waiting {
-            self.room.notify_one();
-        }
+        self.wake_one(queue, &self.room, anyone_waiting);
         item
     }
 
@@ -102,10 +86,38 @@ impl<T> Handoff<T> {
         self.room.notify_all();
     }
 
+    /// Lets the lock go, then wakes one thread waiting on `changed` when
+    /// `anyone_waiting`. Woken while the lock is still held, a waiter
+    /// would first block on it (two more `futex` calls, and how many
+    /// depends on how the threads meet); a wait began under the lock, so
+    /// a wake after it is never missed.
+    #[inline(always)]
+    fn wake_one(&self, queue: MutexGuard<'_, Queue<T>>, changed: &Condvar, anyone_waiting: bool) {
+        drop(queue);
+        if anyone_waiting {
+            changed.notify_one();
+        }
+    }
+
     // A panic while the lock was held (none of the code above can) leaves
     // the queue as consistent as any other moment: poisoning is ignored.
     fn lock(&self) -> MutexGuard<'_, Queue<T>> {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits on `changed`, counted meanwhile among the waiters `waiting`
+    /// picks.
+    #[inline(always)]
+    fn wait<'a>(
+        &self,
+        mut queue: MutexGuard<'a, Queue<T>>,
+        changed: &Condvar,
+        waiting: Waiters<T>,
+    ) -> MutexGuard<'a, Queue<T>> {
+        *waiting(&mut queue) += 1;
+        let mut queue = changed.wait(queue).unwrap_or_else(PoisonError::into_inner);
+        *waiting(&mut queue) -= 1;
+        queue
     }
 }
 

@@ -2710,33 +2710,15 @@ fn batch_growth(
         let (first, end) = (k * size + 1, (k + 1) * size);
         let ours = bulk_attach(config, bulk.site, first, end);
         let base = floor_cmd(config, floor.site, "attach", first, end);
-        let run = |cmd: &Cmd, into: &mut Vec<f64>| -> Res {
-            into.push(launch_cmd(config, cmd)?.wall_ms / f64::from(size));
-            Ok(())
-        };
-        if (k + turn) % 2 == 0 {
-            run(&ours, &mut growth.bulk)?;
-            run(&base, &mut growth.floor)?;
-        } else {
-            run(&base, &mut growth.floor)?;
-            run(&ours, &mut growth.bulk)?;
-        }
+        let times = (&mut growth.bulk, &mut growth.floor);
+        launch_pair(config, (k + turn) % 2 == 0, (&ours, &base), size, times)?;
     }
     for attach in [true, false] {
         if !attach {
             let ours = bulk_detach(config, bulk.site, 1, last);
             let base = floor_cmd(config, floor.site, "detach", 1, last);
-            let run = |cmd: &Cmd, into: &mut Vec<f64>| -> Res {
-                into.push(launch_cmd(config, cmd)?.wall_ms / f64::from(last));
-                Ok(())
-            };
-            if turn % 2 == 0 {
-                run(&ours, &mut growth.bulk_detach)?;
-                run(&base, &mut growth.floor_detach)?;
-            } else {
-                run(&base, &mut growth.floor_detach)?;
-                run(&ours, &mut growth.bulk_detach)?;
-            }
+            let times = (&mut growth.bulk_detach, &mut growth.floor_detach);
+            launch_pair(config, turn % 2 == 0, (&ours, &base), last, times)?;
         }
         for row in [bulk, floor] {
             for i in [1, last] {
@@ -2749,6 +2731,28 @@ fn batch_growth(
         remove_namespaces(row.site.ns, 1, last)?;
     }
     Ok(growth)
+}
+
+/// Launches a bulk command and the floor's beside it (`cmds`: ours, the
+/// floor's), ours first when `ours_first`, and adds each one's time per
+/// container (of `containers`) to its list (`times`: ours, the floor's).
+fn launch_pair(
+    config: &Config,
+    ours_first: bool,
+    cmds: (&Cmd, &Cmd),
+    containers: u32,
+    times: (&mut Vec<f64>, &mut Vec<f64>),
+) -> Res {
+    let per_container =
+        |cmd: &Cmd| -> Res<f64> { Ok(launch_cmd(config, cmd)?.wall_ms / f64::from(containers)) };
+    if ours_first {
+        times.0.push(per_container(cmds.0)?);
+        times.1.push(per_container(cmds.1)?);
+    } else {
+        times.1.push(per_container(cmds.1)?);
+        times.0.push(per_container(cmds.0)?);
+    }
+    Ok(())
 }
 
 /// The `calls` total of `strace -c` output.

@@ -474,25 +474,30 @@ mod tests {
         assert!(Env::parse(odd).is_ok());
     }
 
+    /// [`Env::parse`] of `command`'s variables, `key` set to `bytes` (not
+    /// UTF-8, say), the others as an ADD has them.
+    fn with_bytes(command: &str, key: &str, bytes: &[u8]) -> Result<Env, CniError> {
+        let mut pairs = vars(&[
+            (COMMAND, command),
+            (CONTAINERID, "c1"),
+            (NETNS, "/run/netns/c1"),
+            (IFNAME, "eth0"),
+            (PATH, "/opt/cni/bin"),
+        ]);
+        pairs.retain(|(k, _)| k != key);
+        pairs.push((
+            key.into(),
+            std::os::unix::ffi::OsStringExt::from_vec(bytes.to_vec()),
+        ));
+        Env::parse(pairs)
+    }
+
     /// `CNI_ARGS` that is not UTF-8 is refused (code 4) where it is read,
     /// ADD and CHECK, and not where nothing reads it: a DEL (and a GC)
     /// must release whatever the runtime replays.
     #[test]
     fn cni_args_that_do_not_decode_refuse_an_add_not_a_del() {
-        let with_args = |command: &str| {
-            let mut pairs = vars(&[
-                (COMMAND, command),
-                (CONTAINERID, "c1"),
-                (NETNS, "/run/netns/c1"),
-                (IFNAME, "eth0"),
-                (PATH, "/opt/cni/bin"),
-            ]);
-            pairs.push((
-                ARGS.into(),
-                std::os::unix::ffi::OsStringExt::from_vec(b"K8S_POD_NAME=\xff".to_vec()),
-            ));
-            Env::parse(pairs)
-        };
+        let with_args = |command: &str| with_bytes(command, ARGS, b"K8S_POD_NAME=\xff");
         for command in ["ADD", "CHECK"] {
             let error = with_args(command).unwrap_err();
             assert_eq!(error.code, ErrorCode::InvalidEnvironment, "{command}");
@@ -507,19 +512,7 @@ mod tests {
     /// as it is by DEL.
     #[test]
     fn a_namespace_path_that_does_not_decode_refuses_an_add_not_a_del() {
-        let with_netns = |command: &str| {
-            let mut pairs = vars(&[
-                (COMMAND, command),
-                (CONTAINERID, "c1"),
-                (IFNAME, "eth0"),
-                (PATH, "/opt/cni/bin"),
-            ]);
-            pairs.push((
-                NETNS.into(),
-                std::os::unix::ffi::OsStringExt::from_vec(b"/run/netns/\xff".to_vec()),
-            ));
-            Env::parse(pairs)
-        };
+        let with_netns = |command: &str| with_bytes(command, NETNS, b"/run/netns/\xff");
         for command in ["ADD", "CHECK"] {
             let error = with_netns(command).unwrap_err();
             assert_eq!(error.code, ErrorCode::InvalidEnvironment, "{command}");

@@ -311,14 +311,14 @@ fn read_resolv_conf(path: &std::path::Path) -> Result<super::result::Dns, CniErr
     let failed = |why: &dyn std::fmt::Display| {
         CniError::internal(format!("reading resolvConf {}: {why}", path.display()))
     };
-    // Looked at before it is opened (a FIFO's open would wait for a
-    // writer); one put in its place in between holds the ADD, as it
-    // holds host-local's, which opens it unchecked.
+    // Looked at before it is opened, so that a device is never opened
+    // (opening one can act: a watchdog's arms it); what is opened is
+    // judged again on its descriptor.
     let meta = std::fs::metadata(path).map_err(|e| failed(&e))?;
     if !meta.is_file() || meta.len() > RESOLV_CONF_MAX {
-        return Err(failed(&"not a regular file of at most 64 KiB"));
+        return Err(failed(&NOT_A_SMALL_FILE));
     }
-    let bytes = std::fs::read(path).map_err(|e| failed(&e))?;
+    let bytes = read_small_regular(path).map_err(|e| failed(&e))?;
     let text = String::from_utf8_lossy(&bytes);
     let mut dns = super::result::Dns::default();
     for line in text.lines() {
@@ -332,6 +332,35 @@ fn read_resolv_conf(path: &std::path::Path) -> Result<super::result::Dns, CniErr
         }
     }
     Ok(dns)
+}
+
+const NOT_A_SMALL_FILE: &str = "not a regular file of at most 64 KiB";
+
+/// The bytes of the regular file at `path`, of at most
+/// [`RESOLV_CONF_MAX`], judged on the descriptor that reads them:
+/// something put at the path after it was looked at is refused too, a
+/// FIFO without waiting for a writer (`O_NONBLOCK`), and a file grown
+/// past the limit meanwhile is not read past it.
+fn read_small_regular(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)?;
+    let too_big = || std::io::Error::new(std::io::ErrorKind::InvalidData, NOT_A_SMALL_FILE);
+    let meta = file.metadata()?;
+    if !meta.is_file() || meta.len() > RESOLV_CONF_MAX {
+        return Err(too_big());
+    }
+    let mut bytes = Vec::new();
+    file.by_ref()
+        .take(RESOLV_CONF_MAX + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > RESOLV_CONF_MAX {
+        return Err(too_big());
+    }
+    Ok(bytes)
 }
 
 /// ADD: the network record, the link, its addresses (ours or
@@ -800,6 +829,41 @@ mod tests {
             )
         );
         assert!(spec.link_in_container);
+    }
+
+    /// What `read_resolv_conf` opens after its look at the path is judged
+    /// again: a FIFO swapped in meanwhile is refused at once (it had the
+    /// ADD wait for a writer), a file grown past the limit is not read.
+    #[test]
+    fn a_resolv_conf_is_judged_on_the_descriptor_read() {
+        let dir = std::env::temp_dir().join(format!("ipvlan-resolv-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        let fifo = dir.join("fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let (done, finished) = std::sync::mpsc::channel();
+        let reader = fifo.clone();
+        std::thread::spawn(move || done.send(read_small_regular(&reader).map_err(|e| e.kind())));
+        let fifo_read = finished.recv_timeout(std::time::Duration::from_secs(10));
+        let big = dir.join("big");
+        std::fs::write(&big, vec![b'#'; RESOLV_CONF_MAX as usize + 1]).unwrap();
+        let small = dir.join("small");
+        std::fs::write(&small, "nameserver 10.0.0.1\n").unwrap();
+        let (big_read, small_read) = (read_small_regular(&big), read_small_regular(&small));
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(
+            fifo_read.expect("a FIFO's read waits for a writer"),
+            Err(std::io::ErrorKind::InvalidData)
+        );
+        assert_eq!(
+            big_read.unwrap_err().kind(),
+            std::io::ErrorKind::InvalidData
+        );
+        assert_eq!(small_read.unwrap(), b"nameserver 10.0.0.1\n");
     }
 
     #[test]

@@ -129,8 +129,10 @@ pub fn network_json(network: &NetworkInfo) -> Value {
         .collect();
     // Keyed by the container (or namespace path) as Docker keys by
     // container; a namespace attached twice (CNI's two interfaces, a path
-    // reused by another namespace since) by each endpoint's id: a key
-    // repeated would make the document one the writer refuses.
+    // reused by another namespace since, a name recorded twice on the
+    // network while its container's index was lost) by each endpoint
+    // record's id, unique in the network: a key repeated would make the
+    // document one the writer refuses.
     // Counted once, sorted: a network holds thousands of endpoints.
     let mut labels: Vec<&str> = network
         .endpoints
@@ -143,7 +145,7 @@ pub fn network_json(network: &NetworkInfo) -> Value {
         let first = labels.partition_point(|l| *l < label);
         match labels.get(first + 1) == Some(&label) {
             false => label.to_string(),
-            true => endpoint.endpoint_id.clone(),
+            true => endpoint.record_id.clone(),
         }
     };
     let containers = network.endpoints.iter().map(|endpoint| {
@@ -263,6 +265,7 @@ mod tests {
         ];
         network.endpoints = vec![EndpointInfo {
             endpoint_id: "ipv1".into(),
+            record_id: "_netns_cookie_4097".into(),
             network: "db_net".into(),
             network_id: network.id.clone(),
             container: "ipv1".into(),
@@ -468,6 +471,7 @@ mod tests {
         let mut network = network();
         let first = EndpointInfo {
             endpoint_id: "0123".into(),
+            record_id: "0123".into(),
             container: "/var/run/netns/pod1".into(),
             netns_path: "/var/run/netns/pod1".into(),
             ifname: "net1".into(),
@@ -475,6 +479,7 @@ mod tests {
         };
         let second = EndpointInfo {
             endpoint_id: "4567".into(),
+            record_id: "4567".into(),
             ifname: "net2".into(),
             ..first.clone()
         };
@@ -489,6 +494,32 @@ mod tests {
         assert_eq!(keys, ["ipv1", "0123", "4567"]);
         let name = containers[2].1.get("Name").and_then(Value::as_str);
         assert_eq!(name, Some("/var/run/netns/pod1"));
+    }
+
+    #[test]
+    fn a_container_name_recorded_twice_is_keyed_by_its_records() {
+        // Two records of one name on a network (its container's index, never
+        // synced, lost to a power cut, and the name connected again before
+        // `restore`): the name is each one's `EndpointID`, so that keyed
+        // both, and the writer refused the whole document.
+        let mut network = network();
+        let again = EndpointInfo {
+            record_id: "_netns_cookie_4242".into(),
+            netns_path: "/run/netns/ipv1".into(),
+            ..network.endpoints[0].clone()
+        };
+        network.endpoints.push(again);
+        let text = inspect_document(&[network]).unwrap();
+        let document = crate::json::parse(&text).unwrap();
+        let containers = document.as_array().unwrap()[0]
+            .get("Containers")
+            .and_then(Value::as_object)
+            .unwrap();
+        let keys: Vec<&str> = containers.iter().map(|(key, _)| key.as_str()).collect();
+        assert_eq!(keys, ["_netns_cookie_4097", "_netns_cookie_4242"]);
+        for (_, endpoint) in containers {
+            assert_eq!(endpoint.get("Name").and_then(Value::as_str), Some("ipv1"));
+        }
     }
 
     #[test]

@@ -132,6 +132,10 @@ pub struct EndpointInfo {
     /// the id of its record, made from the namespace's identity
     /// (`_netns_cookie_...`; `path_...` in records of older versions).
     pub endpoint_id: String,
+    /// The endpoint record's id, unique within its network whatever the
+    /// records say (the record's file name): `endpoint_id` but for a named
+    /// container's endpoint.
+    pub record_id: String,
     /// Network name.
     pub network: String,
     /// Network ID.
@@ -158,6 +162,7 @@ impl EndpointInfo {
                 .container
                 .clone()
                 .unwrap_or_else(|| endpoint.id.clone()),
+            record_id: endpoint.id.clone(),
             network: network.name.clone(),
             network_id: network.id.clone(),
             container: endpoint_label(endpoint),

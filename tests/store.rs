@@ -1009,6 +1009,25 @@ fn ip_range_outside_its_subnet_is_a_corrupt_record() {
     }
 }
 
+/// A subnet with host bits (an edit) is a damaged record: its address
+/// names the directory of its address files, so it would allocate from an
+/// empty one beside the addresses taken.
+#[test]
+fn a_subnet_with_host_bits_is_a_corrupt_record() {
+    let tmp = TempDir::new("hostbits");
+    let state = StateDir::open(tmp.path()).unwrap();
+    let net = network("n1", &["10.0.0.0/24", "fd00::/64"]);
+    state.lock().unwrap().put_network(&net).unwrap();
+    let path = tmp.path().join(format!("networks/{}.json", net.id));
+    let text = fs::read_to_string(&path).unwrap();
+    for (subnet, edited) in [("10.0.0.0/24", "10.0.0.1/24"), ("fd00::/64", "fd00::1/64")] {
+        fs::write(&path, text.replace(subnet, edited)).unwrap();
+        let err = state.network(&net.id).unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+        assert!(err.to_string().contains("host bits"), "{err}");
+    }
+}
+
 /// Hosts files are read by whatever runs in a container: 0644 even when
 /// the invoking shell has a strict umask. Runs in a child with umask 077.
 #[test]

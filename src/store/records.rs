@@ -624,6 +624,15 @@ impl NetworkRecord {
                     })
                     .collect::<Result<Vec<_>, _>>()?;
                 let subnet = sf.cidr("subnet")?;
+                // Its address names its address files' directory: one with
+                // host bits (an edit; never written so) would name another
+                // than the one holding the addresses taken.
+                if subnet.trunc() != subnet {
+                    return Err(bad(format_args!(
+                        "subnet {subnet} has host bits set (the network's address is {})",
+                        subnet.network()
+                    )));
+                }
                 let ip_range = sf.opt_cidr("ip_range")?;
                 // Allocation walks the range as integers of the subnet's
                 // family; a range outside the subnet would hand out

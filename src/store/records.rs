@@ -187,6 +187,21 @@ impl<'a> Fields<'a> {
         crate::digits::parse_cidr(text).ok_or_else(|| invalid_value(key, text))
     }
 
+    /// An interface index, when the field is there: the kernel's are
+    /// 1 ..= `i32::MAX` (`ifi_index` is an `int`); 0 asks it to look a
+    /// link up by name, so a record's 0 would make every lookup of its
+    /// link fail with `EINVAL` instead of naming the damage.
+    fn opt_ifindex(&self, key: &str) -> Result<Option<u32>, RecordError> {
+        self.opt_u64(key)?
+            .map(|i| {
+                u32::try_from(i)
+                    .ok()
+                    .filter(|i| (1..=i32::MAX as u32).contains(i))
+                    .ok_or_else(|| bad(format_args!("field {key:?} is not an ifindex")))
+            })
+            .transpose()
+    }
+
     /// [`Fields::cidr`], when the field is there.
     fn opt_cidr(&self, key: &str) -> Result<Option<IpNet>, RecordError> {
         self.opt_str(key)?
@@ -659,15 +674,7 @@ impl NetworkRecord {
             flag: f.parsed("flag")?,
             parent: f.str("parent")?.to_string(),
             parent_origin: ParentOrigin::from_json(f.value("parent_origin")?)?,
-            parent_index: f
-                .opt_u64("parent_index")?
-                .map(|i| {
-                    u32::try_from(i)
-                        .ok()
-                        .filter(|i| *i > 0)
-                        .ok_or_else(|| bad("field \"parent_index\" is not an ifindex"))
-                })
-                .transpose()?,
+            parent_index: f.opt_ifindex("parent_index")?,
             internal: f.bool("internal")?,
             ipv6: f.bool("ipv6")?,
             mtu,
@@ -895,10 +902,7 @@ impl EndpointRecord {
             state: f.parsed("state")?,
             created: f.parsed("created")?,
             netns_id: f.netns_id()?,
-            ifindex: f
-                .opt_u64("ifindex")?
-                .map(|i| u32::try_from(i).map_err(|_| bad("field \"ifindex\" is out of range")))
-                .transpose()?,
+            ifindex: f.opt_ifindex("ifindex")?,
         })
     }
 }
@@ -1276,6 +1280,39 @@ mod tests {
                     .unwrap_err()
                     .to_string(),
                 "field \"parent_index\" is not an ifindex"
+            );
+        }
+    }
+
+    /// An endpoint's link index outside the kernel's (0, or past an
+    /// `int`) is damage named as such; before, 0 was read, and every
+    /// lookup of the link failed with the kernel's `EINVAL`.
+    #[test]
+    fn an_endpoint_ifindex_outside_the_kernels_is_damage() {
+        let record = EndpointRecord {
+            id: "c1".into(),
+            network_id: "n".into(),
+            container: None,
+            netns: "/proc/4242/ns/net".into(),
+            ifname: "eth0".into(),
+            mac: None,
+            ipv4: None,
+            ipv6: None,
+            state: EndpointState::Attached,
+            created: Timestamp::now(),
+            netns_id: None,
+            ifindex: Some(i32::MAX as u32),
+        };
+        let text = record.to_json().to_compact().unwrap();
+        let read = |text: &str| EndpointRecord::from_json(&crate::json::parse(text).unwrap());
+        assert_eq!(read(&text).unwrap(), record);
+        let max = i32::MAX.to_string();
+        for bad in ["0", "2147483648", "4294967296"] {
+            let damaged = text.replace(&max, bad);
+            assert_eq!(
+                read(&damaged).unwrap_err().to_string(),
+                "field \"ifindex\" is not an ifindex",
+                "{bad}"
             );
         }
     }

@@ -1009,6 +1009,40 @@ fn ip_range_outside_its_subnet_is_a_corrupt_record() {
     }
 }
 
+/// A network record whose id is no name (an edit: ids are written as 64
+/// hex digits) is damage, listed as such beside the networks that read:
+/// before, it was read, and every command that went through the networks'
+/// endpoints (inspect, `network rm`, a CNI ADD) failed on its id.
+#[test]
+fn a_network_id_that_is_no_name_is_a_damaged_record() {
+    let tmp = TempDir::new("badnetid");
+    let state = StateDir::open(tmp.path()).unwrap();
+    let (kept, edited) = (
+        network("n1", &["10.0.0.0/24"]),
+        network("n2", &["10.0.1.0/24"]),
+    );
+    let locked = state.lock().unwrap();
+    locked.put_network(&kept).unwrap();
+    locked.put_network(&edited).unwrap();
+    drop(locked);
+    let networks = tmp.path().join("networks");
+    let text = fs::read_to_string(networks.join(format!("{}.json", edited.id))).unwrap();
+    fs::remove_file(networks.join(format!("{}.json", edited.id))).unwrap();
+    fs::write(
+        networks.join("db net.json"),
+        text.replace(&edited.id, "db net"),
+    )
+    .unwrap();
+    let listing = state.networks().unwrap();
+    assert_eq!(listing.items, [kept]);
+    assert_eq!(listing.damaged.len(), 1, "{:?}", listing.damaged);
+    assert!(
+        listing.damaged[0].path.ends_with("db net.json"),
+        "{:?}",
+        listing.damaged
+    );
+}
+
 /// A subnet with host bits (an edit) is a damaged record: its address
 /// names the directory of its address files, so it would allocate from an
 /// empty one beside the addresses taken.

@@ -667,7 +667,8 @@ impl NetworkRecord {
             })
             .collect::<Result<Vec<_>, RecordError>>()?;
         Ok(NetworkRecord {
-            id: f.str("id")?.to_string(),
+            // Named in paths (its endpoints', addresses', hosts file's).
+            id: f.name("id")?.to_string(),
             name: f.str("name")?.to_string(),
             driver: f.str("driver")?.to_string(),
             mode: f.parsed("mode")?,

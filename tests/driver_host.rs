@@ -2066,6 +2066,42 @@ fn an_interrupted_rm_is_not_taken_back_while_a_batch_file_cannot_be_read() {
     });
 }
 
+/// An interrupted `network rm` whose endpoints cannot be listed (here a
+/// file where their directory belongs) stays `removing`, the failure in
+/// the report, and the next `restore`, once they can be, finishes it.
+/// Before, the failure left it to the end of the pass, which took it back
+/// to `created`: the rm undone (and a parent of ours made again by a later
+/// restore).
+#[test]
+fn an_interrupted_rm_is_not_taken_back_while_its_endpoints_cannot_be_listed() {
+    in_fresh_netns("rm-unlisted", |config| {
+        let mut net = common::network("going", &["10.79.0.0/24"]);
+        net.state = ipvlan::store::NetworkState::Removing;
+        {
+            let store = ipvlan::store::StateDir::open(&config.state_dir).unwrap();
+            let state = store.lock().unwrap();
+            state.put_network(&net).unwrap();
+            state.commit().unwrap();
+        }
+        let endpoints = config.state_dir.join("endpoints").join(&net.id);
+        fs::create_dir_all(endpoints.parent().unwrap()).unwrap();
+        fs::write(&endpoints, "").unwrap();
+        let manager = Manager::open(config.clone()).unwrap();
+        let report = manager.restore().unwrap();
+        assert!(
+            report.errors.iter().any(|e| e.starts_with("going: ")),
+            "{report:?}"
+        );
+        let store = ipvlan::store::StateDir::open(&config.state_dir).unwrap();
+        let kept = store.network(&net.id).unwrap().expect("kept");
+        assert_eq!(kept.state, ipvlan::store::NetworkState::Removing);
+        fs::remove_file(&endpoints).unwrap();
+        manager.restore().unwrap();
+        let store = ipvlan::store::StateDir::open(&config.state_dir).unwrap();
+        assert!(store.network(&net.id).unwrap().is_none(), "removed");
+    });
+}
+
 /// Runs the test `name` again in a process of its own (this test binary,
 /// one test thread), for a test that changes what is the whole process's:
 /// `true` in the first process, once that run passed; `false` in the

@@ -86,8 +86,8 @@ impl Manager {
         let mut rolled_back: Vec<&str> = Vec::new();
         // Interrupted removals of networks with nothing attached, left
         // `removing` (not taken back, their parent not made again) while a
-        // batch's intents file cannot be read: the next `restore` finishes
-        // them once it can.
+        // batch's intents file cannot be read, or their endpoints listed:
+        // the next `restore` finishes them once it can.
         let mut held: Vec<&str> = Vec::new();
         for network in &all {
             let unfinished = match network.state {
@@ -109,7 +109,10 @@ impl Manager {
                         }
                         empty && !batch_left
                     }
+                    // Not known to be empty: left `removing` for a later
+                    // restore, not taken back.
                     Err(error) => {
+                        held.push(&network.id);
                         report.errors.push(format!("{}: {error}", network.name));
                         false
                     }

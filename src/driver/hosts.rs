@@ -1043,19 +1043,27 @@ impl<'a> Names<'a> {
         };
         let files: Vec<PathBuf> = attached.iter().map(|id| state.hosts_path(id)).collect();
         let union = state.union_hosts_path(container);
-        if files.len() < 2 && !first && state.present(&union)? {
+        let union_goes = files.len() < 2 && !first && state.present(&union)?;
+        if union_goes || files.len() > 1 {
             self.check_parent(&union)?;
-            let _ = fs::remove_file(&union);
         }
         let linked = match files.as_slice() {
-            [] => return unlink(self.etc_netns_dir, container, state.root()),
+            [] => unlink(self.etc_netns_dir, container, state.root()),
             [only] => link_after(self.etc_netns_dir, container, only, state.root(), fresh),
             _ => {
-                self.check_parent(&union)?;
                 write_union(&union, &files)?;
                 link_after(self.etc_netns_dir, container, &union, state.root(), fresh)
             }
         };
+        // Only once the view leads elsewhere (or is gone): a view whose
+        // repointing failed still leads to the union, never to nothing
+        // (what `ip netns exec` and `exec` would mount).
+        if union_goes && linked.is_ok() {
+            let _ = fs::remove_file(&union);
+        }
+        if files.is_empty() {
+            return linked;
+        }
         match linked {
             // `link_after` says `AlreadyExists` only of another's entry
             // (found there, or appearing under its own create).
@@ -1579,6 +1587,45 @@ mod tests {
             names.add(network, endpoint, None)?;
         }
         Ok(())
+    }
+
+    /// Leaving its second network, a container's view is pointed at the
+    /// network it stays on before its union file goes: where the
+    /// repointing fails (here someone else's file where our temporary
+    /// link is made), the view still leads to the union. Before, the union
+    /// went first, and the view led to nothing.
+    #[test]
+    fn a_view_is_repointed_before_its_union_file_goes() {
+        let dir = scratch("repoint");
+        let (root, etc) = (dir.join("state"), dir.join("etc"));
+        two_networks(&root, &etc).unwrap();
+        let view = etc.join("c1/hosts");
+        let union = fs::read_link(&view).unwrap();
+        fs::write(etc.join("c1").join(TEMPORARY), "not ours").unwrap();
+        let state = StateDir::open(&root).unwrap();
+        let locked = state.lock().unwrap();
+        let n2 = record("n2", 'b');
+        let mut leaving = attached(&n2, "c1", "10.1.0.2/24");
+        leaving.state = EndpointState::Detaching;
+        let names = Names::new(&locked, &etc);
+        names.remove(&n2, &leaving).unwrap();
+        assert_eq!(names.take_notes().len(), 1, "the view left as it is, said");
+        assert_eq!(fs::read_link(&view).unwrap(), union);
+        assert!(
+            fs::metadata(&view).is_ok(),
+            "{} leads to nothing",
+            view.display()
+        );
+        // Once it can be, the view is repointed, then the union goes.
+        fs::remove_file(etc.join("c1").join(TEMPORARY)).unwrap();
+        names.remove(&n2, &leaving).unwrap();
+        assert_eq!(
+            fs::read_link(&view).unwrap(),
+            locked.hosts_path(&"a".repeat(64))
+        );
+        assert!(!union.exists(), "{}", union.display());
+        drop(locked);
+        fs::remove_dir_all(dir).unwrap();
     }
 
     /// A container on two networks whose `/etc/netns/NAME` someone

@@ -643,7 +643,7 @@ fn unlink_ahead(
     parent: Option<&Link>,
     mut forget: impl FnMut(&EndpointRecord, Result<Option<String>, Error>) -> Result<(), Error>,
 ) -> (Vec<usize>, Option<(usize, usize, Error)>) {
-    use crate::handoff::{CloseOnDrop, Handoff};
+    use crate::handoff::Handoff;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     if slots.is_empty() {
         return (Vec::new(), None);
@@ -654,6 +654,27 @@ fn unlink_ahead(
     let jobs: Handoff<(usize, Option<Unlink>)> = Handoff::new(UNLINK_AHEAD + 1);
     let removals: Handoff<(usize, Removal)> = Handoff::new(UNLINK_AHEAD + 1);
     let working = AtomicUsize::new(0);
+    /// No removal starts after [`Stop::now`]: the threads find `stop` set
+    /// before their next link (a job given out already is not run), and
+    /// the jobs close.
+    #[derive(Clone, Copy)]
+    struct Stop<'a> {
+        stop: &'a AtomicBool,
+        jobs: &'a Handoff<(usize, Option<Unlink>)>,
+    }
+    impl Stop<'_> {
+        fn now(&self) {
+            self.stop.store(true, Ordering::Relaxed);
+            self.jobs.close();
+        }
+    }
+    /// [`Stop::now`] however the caller's side ends.
+    struct StopOnDrop<'a>(Stop<'a>);
+    impl Drop for StopOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.now();
+        }
+    }
     /// The last unlinker out closes the removals, which ends the caller's
     /// wait for one that will not come. One that panics (a library built to
     /// unwind) closes both queues at once: the others would wait for jobs
@@ -661,15 +682,13 @@ fn unlink_ahead(
     /// scope would never pass the panic on.
     struct LastOut<'a> {
         working: &'a AtomicUsize,
-        stop: &'a AtomicBool,
-        jobs: &'a Handoff<(usize, Option<Unlink>)>,
+        stop: Stop<'a>,
         removals: &'a Handoff<(usize, Removal)>,
     }
     impl Drop for LastOut<'_> {
         fn drop(&mut self) {
             if std::thread::panicking() {
-                self.stop.store(true, Ordering::Relaxed);
-                self.jobs.close();
+                self.stop.now();
                 self.removals.close();
             }
             if self.working.fetch_sub(1, Ordering::AcqRel) == 1 {
@@ -678,10 +697,10 @@ fn unlink_ahead(
         }
     }
     let (stop, jobs, removals, working) = (&stop, &jobs, &removals, &working);
+    let stopper = Stop { stop, jobs };
     let last_out = move || LastOut {
         working,
-        stop,
-        jobs,
+        stop: stopper,
         removals,
     };
     let unlinker = move || {
@@ -695,9 +714,7 @@ fn unlink_ahead(
                 None => (None, None),
             };
             #[cfg(test)]
-            if tests::PANIC_AT_REMOVAL.load(Ordering::Relaxed) == at {
-                panic!("removal {at}");
-            }
+            tests::at_removal(at);
             let removal = match (&how, inside) {
                 (Some(how), Some((ns, handle))) => {
                     how.remove(&OpenNetns::from_parts(ns, handle), parent)
@@ -707,8 +724,7 @@ fn unlink_ahead(
             let failed = removal.is_err();
             if failed {
                 // No other removal starts.
-                stop.store(true, Ordering::Relaxed);
-                jobs.close();
+                stopper.now();
             }
             if removals.push((at, (removal, how))).is_err() || failed {
                 break;
@@ -736,9 +752,10 @@ fn unlink_ahead(
                 break;
             }
         }
-        // However this side ends (a panic in `forget` too), the threads'
-        // wait for another link ends, so the scope's join does.
-        let _closed = CloseOnDrop(jobs);
+        // However this side ends (a panic in `forget` too), no other
+        // removal starts and the threads' wait for another link ends, so
+        // the scope's join does.
+        let stopped = StopOnDrop(stopper);
         let (mut given, mut done) = (0, 0);
         let mut unfinished = Vec::new();
         let mut failure = None;
@@ -769,8 +786,7 @@ fn unlink_ahead(
             }
             done += 1;
         }
-        stop.store(true, Ordering::Relaxed);
-        jobs.close();
+        stopped.0.now();
         // Removals that ran past the failure, each with its endpoint (the
         // queue closes once the last thread is out).
         while let Some((at, (_, how))) = removals.pop() {
@@ -1034,10 +1050,61 @@ mod tests {
         DetachSlot::Detaching(endpoint, Some(Unlink { how, inside: None }))
     }
 
-    /// The removal whose index this is panics (a test's): no other test
-    /// gives out as many.
-    pub(super) static PANIC_AT_REMOVAL: std::sync::atomic::AtomicUsize =
-        std::sync::atomic::AtomicUsize::new(usize::MAX);
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Mutex, MutexGuard};
+
+    /// What the hooks below do is the whole test binary's: the tests of
+    /// [`unlink_ahead`] run one at a time.
+    fn one_at_a_time() -> MutexGuard<'static, ()> {
+        static ONE: Mutex<()> = Mutex::new(());
+        ONE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The removal whose index this is panics.
+    static PANIC_AT_REMOVAL: AtomicUsize = AtomicUsize::new(usize::MAX);
+    /// Removals past this index take a while (as a link's does).
+    static SLOW_AFTER: AtomicUsize = AtomicUsize::new(usize::MAX);
+    /// Which removals ran, by index.
+    static REMOVED: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+
+    /// Where a thread of [`unlink_ahead`] starts a removal.
+    pub(super) fn at_removal(at: usize) {
+        REMOVED.lock().unwrap().push(at);
+        if PANIC_AT_REMOVAL.load(Ordering::Relaxed) == at {
+            panic!("removal {at}");
+        }
+        if at > SLOW_AFTER.load(Ordering::Relaxed) {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+    }
+
+    /// A panic while the files of the first endpoint done are written
+    /// stops the removals not started: before, only the jobs closed, and
+    /// the threads ran each job given out already (up to
+    /// [`UNLINK_AHEAD`] + 1), their intents left for `restore`.
+    #[test]
+    fn a_panic_writing_the_files_starts_no_other_removal() {
+        let _alone = one_at_a_time();
+        REMOVED.lock().unwrap().clear();
+        // The first removal ends at once and its files' writing panics;
+        // the others' take 300 ms, long after the panic, so that the jobs
+        // past the threads' first ones are taken after it.
+        SLOW_AFTER.store(0, Ordering::Relaxed);
+        let mut slots: Vec<DetachSlot> = (0..20).map(detaching).collect();
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            unlink_ahead(&mut slots, None, |_, _| panic!("files"))
+        }));
+        SLOW_AFTER.store(usize::MAX, Ordering::Relaxed);
+        assert!(unwound.is_err());
+        let mut removed = REMOVED.lock().unwrap().clone();
+        removed.sort_unstable();
+        // Given out before the first removal came back: the jobs up to
+        // UNLINK_AHEAD. Taken before the panic: the threads' first ones,
+        // and the first thread's next (the 300 ms of the others' keep
+        // the last one given out waiting for a thread past the panic).
+        assert!(!removed.contains(&UNLINK_AHEAD), "{removed:?}");
+        assert!(removed.len() <= UNLINKERS + 1, "{removed:?}");
+    }
 
     /// A panic on a thread deleting the links (a library built to unwind)
     /// reaches the caller: before, the other threads waited for jobs and
@@ -1045,7 +1112,8 @@ mod tests {
     #[test]
     fn a_panic_deleting_a_link_is_not_a_hang() {
         const AT: usize = 11;
-        PANIC_AT_REMOVAL.store(AT, std::sync::atomic::Ordering::Relaxed);
+        let _alone = one_at_a_time();
+        PANIC_AT_REMOVAL.store(AT, Ordering::Relaxed);
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let mut slots: Vec<DetachSlot> = (0..AT + 2).map(detaching).collect();
@@ -1055,6 +1123,7 @@ mod tests {
             let _ = tx.send(unwound.is_err());
         });
         let panicked = rx.recv_timeout(std::time::Duration::from_secs(30));
+        PANIC_AT_REMOVAL.store(usize::MAX, Ordering::Relaxed);
         assert_eq!(panicked, Ok(true), "the panic came back, not a hang");
     }
 
@@ -1064,6 +1133,7 @@ mod tests {
     /// the store's lock held.
     #[test]
     fn a_panic_writing_the_files_is_not_a_hang() {
+        let _alone = one_at_a_time();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let mut slots: Vec<DetachSlot> = (0..10).map(detaching).collect();
@@ -1083,6 +1153,7 @@ mod tests {
     /// its place given back too, and how many were done before it.
     #[test]
     fn links_go_ahead_of_the_files_and_a_failure_names_what_ran_past_it() {
+        let _alone = one_at_a_time();
         for fail_at in [None, Some(0), Some(3), Some(9)] {
             let mut slots: Vec<DetachSlot> = (0..10).map(detaching).collect();
             let mut forgotten = Vec::new();

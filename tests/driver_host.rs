@@ -2030,6 +2030,18 @@ fn a_parent_restore_cannot_make_leaves_the_record_as_it_was() {
     });
 }
 
+/// The record of network `name` as a `network rm` killed before anything
+/// else leaves it: `removing`, nothing attached.
+fn interrupted_rm(config: &Config, name: &str, subnet: &str) -> ipvlan::store::NetworkRecord {
+    let mut net = common::network(name, &[subnet]);
+    net.state = ipvlan::store::NetworkState::Removing;
+    let store = ipvlan::store::StateDir::open(&config.state_dir).unwrap();
+    let state = store.lock().unwrap();
+    state.put_network(&net).unwrap();
+    state.commit().unwrap();
+    net
+}
+
 /// An interrupted `network rm` (the network `removing`, nothing attached)
 /// that `restore` cannot finish while a dead batch's intents file cannot be
 /// read stays `removing`, said in the report, and the next `restore`, once
@@ -2038,14 +2050,7 @@ fn a_parent_restore_cannot_make_leaves_the_record_as_it_was() {
 #[test]
 fn an_interrupted_rm_is_not_taken_back_while_a_batch_file_cannot_be_read() {
     in_fresh_netns("rm-held", |config| {
-        let mut net = common::network("going", &["10.78.0.0/24"]);
-        net.state = ipvlan::store::NetworkState::Removing;
-        {
-            let store = ipvlan::store::StateDir::open(&config.state_dir).unwrap();
-            let state = store.lock().unwrap();
-            state.put_network(&net).unwrap();
-            state.commit().unwrap();
-        }
+        let net = interrupted_rm(config, "going", "10.78.0.0/24");
         let batch = config.state_dir.join("batch-intents");
         fs::create_dir(&batch).unwrap();
         let manager = Manager::open(config.clone()).unwrap();
@@ -2075,14 +2080,7 @@ fn an_interrupted_rm_is_not_taken_back_while_a_batch_file_cannot_be_read() {
 #[test]
 fn an_interrupted_rm_is_not_taken_back_while_its_endpoints_cannot_be_listed() {
     in_fresh_netns("rm-unlisted", |config| {
-        let mut net = common::network("going", &["10.79.0.0/24"]);
-        net.state = ipvlan::store::NetworkState::Removing;
-        {
-            let store = ipvlan::store::StateDir::open(&config.state_dir).unwrap();
-            let state = store.lock().unwrap();
-            state.put_network(&net).unwrap();
-            state.commit().unwrap();
-        }
+        let net = interrupted_rm(config, "going", "10.79.0.0/24");
         let endpoints = config.state_dir.join("endpoints").join(&net.id);
         fs::create_dir_all(endpoints.parent().unwrap()).unwrap();
         fs::write(&endpoints, "").unwrap();

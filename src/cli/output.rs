@@ -484,16 +484,19 @@ mod tests {
             ..first.clone()
         };
         network.endpoints.extend([first, second]);
-        let text = inspect_document(&[network]).unwrap();
-        let document = crate::json::parse(&text).unwrap();
-        let containers = document.as_array().unwrap()[0]
-            .get("Containers")
-            .and_then(Value::as_object)
-            .unwrap();
+        let containers = containers_inspected(network);
         let keys: Vec<&str> = containers.iter().map(|(key, _)| key.as_str()).collect();
         assert_eq!(keys, ["ipv1", "0123", "4567"]);
         let name = containers[2].1.get("Name").and_then(Value::as_str);
         assert_eq!(name, Some("/var/run/netns/pod1"));
+    }
+
+    /// `inspect`'s `Containers` of `network`, written and read back.
+    fn containers_inspected(network: NetworkInfo) -> Vec<(String, Value)> {
+        let text = inspect_document(&[network]).unwrap();
+        let document = crate::json::parse(&text).unwrap();
+        let containers = document.as_array().unwrap()[0].get("Containers");
+        containers.and_then(Value::as_object).unwrap().to_vec()
     }
 
     #[test]
@@ -509,15 +512,10 @@ mod tests {
             ..network.endpoints[0].clone()
         };
         network.endpoints.push(again);
-        let text = inspect_document(&[network]).unwrap();
-        let document = crate::json::parse(&text).unwrap();
-        let containers = document.as_array().unwrap()[0]
-            .get("Containers")
-            .and_then(Value::as_object)
-            .unwrap();
+        let containers = containers_inspected(network);
         let keys: Vec<&str> = containers.iter().map(|(key, _)| key.as_str()).collect();
         assert_eq!(keys, ["_netns_cookie_4097", "_netns_cookie_4242"]);
-        for (_, endpoint) in containers {
+        for (_, endpoint) in &containers {
             assert_eq!(endpoint.get("Name").and_then(Value::as_str), Some("ipv1"));
         }
     }

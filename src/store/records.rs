@@ -1285,12 +1285,10 @@ mod tests {
         }
     }
 
-    /// An endpoint's link index outside the kernel's (0, or past an
-    /// `int`) is damage named as such; before, 0 was read, and every
-    /// lookup of the link failed with the kernel's `EINVAL`.
-    #[test]
-    fn an_endpoint_ifindex_outside_the_kernels_is_damage() {
-        let record = EndpointRecord {
+    /// An attached endpoint of a namespace given by path, without an
+    /// address, identity or index.
+    fn path_endpoint() -> EndpointRecord {
+        EndpointRecord {
             id: "c1".into(),
             network_id: "n".into(),
             container: None,
@@ -1302,7 +1300,18 @@ mod tests {
             state: EndpointState::Attached,
             created: Timestamp::now(),
             netns_id: None,
+            ifindex: None,
+        }
+    }
+
+    /// An endpoint's link index outside the kernel's (0, or past an
+    /// `int`) is damage named as such; before, 0 was read, and every
+    /// lookup of the link failed with the kernel's `EINVAL`.
+    #[test]
+    fn an_endpoint_ifindex_outside_the_kernels_is_damage() {
+        let record = EndpointRecord {
             ifindex: Some(i32::MAX as u32),
+            ..path_endpoint()
         };
         let text = record.to_json().to_compact().unwrap();
         let read = |text: &str| EndpointRecord::from_json(&crate::json::parse(text).unwrap());
@@ -1321,18 +1330,8 @@ mod tests {
     #[test]
     fn endpoint_netns_cookie_round_trips_with_and_without() {
         let mut record = EndpointRecord {
-            id: "c1".into(),
-            network_id: "n".into(),
-            container: None,
-            netns: "/proc/4242/ns/net".into(),
-            ifname: "eth0".into(),
-            mac: None,
             ipv4: Some("10.0.0.2/24".parse().unwrap()),
-            ipv6: None,
-            state: EndpointState::Attached,
-            created: Timestamp::now(),
-            netns_id: None,
-            ifindex: None,
+            ..path_endpoint()
         };
         let with = NetnsId {
             dev: 4,

@@ -899,7 +899,7 @@ fn ps_warns_of_half_made_and_half_removed_containers() {
     assert_eq!(text(&output.stdout), "whole\n");
     assert_eq!(
         text(&output.stderr),
-        "ipvlan: warning: container made was left half made by an interrupted `run`; run `ipvlan restore` to roll it back\n\
-         ipvlan: warning: container gone was left half removed by an interrupted `rm`; run `ipvlan restore` to finish it\n"
+        "ipvlan: warning: container made is half made: a `run` is making it, or one was interrupted (`ipvlan restore` rolls it back)\n\
+         ipvlan: warning: container gone is half removed: an `rm` is removing it, or one was interrupted (`ipvlan restore` finishes it)\n"
     );
 }

@@ -219,18 +219,19 @@ pub fn ps(manager: &Manager, quiet: bool) -> Result<i32, Failure> {
     let containers = list.containers;
     // Not listed, as no other command accepts them; but not hidden either,
     // since their names are taken until restore undoes or finishes them.
+    // Read without the lock: the command may still be at it.
     for (names, what) in [
         (
             &list.half_made,
-            "half made by an interrupted `run`; run `ipvlan restore` to roll it back",
+            "is half made: a `run` is making it, or one was interrupted (`ipvlan restore` rolls it back)",
         ),
         (
             &list.half_removed,
-            "half removed by an interrupted `rm`; run `ipvlan restore` to finish it",
+            "is half removed: an `rm` is removing it, or one was interrupted (`ipvlan restore` finishes it)",
         ),
     ] {
         for name in names {
-            super::warn(format_args!("container {name} was left {what}"));
+            super::warn(format_args!("container {name} {what}"));
         }
     }
     if quiet {

@@ -742,6 +742,51 @@ fn as_another_plugins_ipam_it_leases_from_our_store_within_the_range_bounds() {
     assert_eq!(lease_records(&state, "leases"), (Vec::new(), Vec::new()));
 }
 
+/// Configs of our plugin and of another plugin with our IPAM share a
+/// network when they share its name (one allocator, as the README says),
+/// each config's runtime listing only its own attachments: a GC as the
+/// plugin leaves the leases made as another's IPAM, and a GC as the IPAM
+/// takes only those. Before, the plugin's GC took the other config's live
+/// leases, whose addresses were then handed out again.
+#[test]
+fn a_gc_takes_only_the_attachments_of_its_kind() {
+    let dir = TempDir::new("cni-gc-kinds");
+    let state = dir.path().join("state");
+    let env = |command: &str, container: &str| {
+        set(
+            &add_env(),
+            &[
+                ("CNI_COMMAND", Some(command)),
+                ("CNI_CONTAINERID", Some(container)),
+                ("IPVLAN_STATE_DIR", Some(state.to_str().unwrap())),
+            ],
+        )
+    };
+    let leased = macvlan_conf("shared", r#""subnet": "10.7.0.0/24""#);
+    for container in ["m1", "m2"] {
+        let answer = plugin(&env("ADD", container), &leased);
+        assert_eq!(answer.exit, Some(0), "{}", answer.stdout);
+    }
+    let none_listed = r#""cniVersion": "1.1.0", "cni.dev/valid-attachments": [],"#;
+    let ours = r#"{"cniVersion": "1.0.0", "name": "shared", "type": "ipvlan", "master": "eth9",
+        "ipam": {"type": "ipvlan", "subnet": "10.7.0.0/24"}}"#
+        .replace(r#""cniVersion": "1.0.0","#, none_listed);
+    let answer = plugin(&env("GC", "m1"), &ours);
+    assert_eq!(answer.exit, Some(0), "{} {}", answer.stdout, answer.stderr);
+    let lease = ipvlan::driver::lease_id;
+    let mut both = vec![lease("m1", "eth0"), lease("m2", "eth0")];
+    both.sort();
+    assert_eq!(lease_records(&state, "shared").0, both, "the plugin's GC");
+    let gc = leased.replace(r#""cniVersion": "1.0.0","#, none_listed);
+    let answer = plugin(&env("GC", "m1"), &gc);
+    assert_eq!(answer.exit, Some(0), "{} {}", answer.stdout, answer.stderr);
+    assert_eq!(
+        lease_records(&state, "shared"),
+        (Vec::new(), Vec::new()),
+        "the IPAM's GC"
+    );
+}
+
 #[test]
 fn a_lease_only_network_keeps_its_ranges_and_the_cli_overlap_rule() {
     let dir = TempDir::new("cni-lease-conf");

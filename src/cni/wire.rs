@@ -703,7 +703,9 @@ fn list(addresses: &[IpNet]) -> String {
 }
 
 /// GC: the attachments of the network not in the runtime's list go, as by
-/// DEL; then the delegated plugin's GC. Without a list nothing goes.
+/// DEL (as another plugin's IPAM, only the leases made so; as the plugin,
+/// only its attachments); then the delegated plugin's GC. Without a list
+/// nothing goes.
 /// An error of ours does not keep the delegated plugin from its GC (the
 /// spec: remove what can be, then report); ours is the one reported.
 pub fn gc(env: &Env, conf: &NetConf, input: &[u8]) -> Result<(), CniError> {
@@ -714,7 +716,11 @@ pub fn gc(env: &Env, conf: &NetConf, input: &[u8]) -> Result<(), CniError> {
             .map(|a| (a.container_id.clone(), a.ifname.clone()))
             .collect();
         ours = manager(env).and_then(|manager| {
-            for note in manager.cni_gc(&conf.name, &valid).map_err(runtime)? {
+            let leases = as_ipam(conf);
+            for note in manager
+                .cni_gc(&conf.name, &valid, leases)
+                .map_err(runtime)?
+            {
                 eprintln!("ipvlan: {note}");
             }
             Ok(())

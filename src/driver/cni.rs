@@ -1675,12 +1675,22 @@ impl Manager {
 
     /// GC: every attachment of CNI network `network` not in `valid`
     /// (container id, ifname) goes as by [`Manager::cni_del`], its
-    /// namespace as recorded; leases too, without touching a link.
-    /// Returns what was left alone. One attachment that cannot be collected
-    /// does not keep the others: the spec asks GC to remove what it can
-    /// and then report the errors, so the first error comes back after
-    /// every attachment was tried.
-    pub fn cni_gc(&self, network: &str, valid: &[(String, String)]) -> Result<Vec<String>, Error> {
+    /// namespace as recorded; of the kind the GC is of (`leases`: those
+    /// made as another plugin's IPAM, whose addresses go without touching a
+    /// link; else those made as the plugin). The two kinds share a network
+    /// when configs of our plugin and of another with our IPAM share its
+    /// name (one allocator), each config's runtime listing only its own:
+    /// one's GC took the other's live leases (their addresses then handed
+    /// out again) or links. Returns what was left alone. One attachment
+    /// that cannot be collected does not keep the others: the spec asks GC
+    /// to remove what it can and then report the errors, so the first
+    /// error comes back after every attachment was tried.
+    pub fn cni_gc(
+        &self,
+        network: &str,
+        valid: &[(String, String)],
+        leases: bool,
+    ) -> Result<Vec<String>, Error> {
         let Some(record) = self.store.network_named_settled(network)? else {
             return Ok(Vec::new());
         };
@@ -1689,10 +1699,8 @@ impl Manager {
         let mut failed: Option<Error> = None;
         let mut failures = 0;
         for endpoint in self.store.endpoints_of(&record.id)?.items {
-            let key = endpoint
-                .id
-                .strip_prefix(ID_PREFIX)
-                .or_else(|| endpoint.id.strip_prefix(LEASE_PREFIX));
+            let prefix = if leases { LEASE_PREFIX } else { ID_PREFIX };
+            let key = endpoint.id.strip_prefix(prefix);
             let listed = key.is_some_and(|key| keep.iter().any(|k| k == key));
             if key.is_none() || listed {
                 continue;

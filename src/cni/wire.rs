@@ -583,13 +583,14 @@ pub fn check(env: &Env, conf: &NetConf, input: &[u8]) -> Result<(), CniError> {
     // No master is chosen: the attachment's record names its network, and
     // CHECK's `prevResult` is the chain's final result (a later plugin's
     // interfaces beside ours), not the input ADD chose a master from.
-    let delegated = match &conf.ipam {
-        Some(Ipam::Delegated { plugin }) => {
-            attach::run_ipam(env, plugin, Command::Check, input)?;
-            true
-        }
-        _ => false,
-    };
+    if let Some(Ipam::Delegated { plugin }) = &conf.ipam {
+        attach::run_ipam(env, plugin, Command::Check, input)?;
+    }
+    // Our record is the attachment's only where our IPAM holds its
+    // addresses: a delegated plugin's or a chain's `prevResult`'s may be an
+    // attachment the reference plugin made before ours was installed in its
+    // place, which the link, addresses and routes show as well.
+    let leased_here = matches!(conf.ipam, Some(Ipam::Ours(_)));
     let manager = manager(env)?;
     let tables: Vec<u32> = prev.routes.iter().filter_map(route_table).collect();
     let found = manager
@@ -599,7 +600,7 @@ pub fn check(env: &Env, conf: &NetConf, input: &[u8]) -> Result<(), CniError> {
             &who.ifname,
             netns,
             &tables,
-            !delegated,
+            leased_here,
         )
         .map_err(runtime)?;
     if found.kind.as_deref() != Some("ipvlan") {

@@ -1340,8 +1340,9 @@ impl Manager {
 
     /// CHECK: the attachment is recorded (with `leased_here`: our IPAM
     /// holds its addresses; a delegated IPAM plugin checks its own leases,
-    /// and the attachment may be another plugin's, made before ours was
-    /// installed in its place), and what the namespace holds under
+    /// a chain's `prevResult` gave them, and the attachment may be another
+    /// plugin's, made before ours was installed in its place), and what
+    /// the namespace holds under
     /// `ifname` (the front end compares it with the cached result).
     pub fn cni_check(
         &self,

@@ -106,9 +106,15 @@ fn endpoint_addresses(endpoint: &EndpointInfo) -> Vec<String> {
 
 /// `network inspect`: one network as docker shows it.
 pub fn network_json(network: &NetworkInfo) -> Value {
-    let ipam_config: Vec<Value> = network
-        .subnets
-        .iter()
+    // IPv4's first, as Docker lists them (its IPv4 configs, then its IPv6
+    // ones), whatever order `--subnet` gave: scripts read `Config[0]` as
+    // the IPv4 subnet.
+    let family = |v4: bool| {
+        let subnets = network.subnets.iter();
+        subnets.filter(move |subnet| matches!(subnet.subnet, ipnet::IpNet::V4(_)) == v4)
+    };
+    let ipam_config: Vec<Value> = family(true)
+        .chain(family(false))
         .map(|subnet| {
             let mut members = vec![("Subnet".to_string(), Value::from(subnet.subnet.to_string()))];
             if let Some(gateway) = subnet.gateway {
@@ -461,6 +467,24 @@ mod tests {
             options.get("ipvlan_flag").and_then(Value::as_str),
             Some("private")
         );
+    }
+
+    /// `--subnet` given IPv6 first: `IPAM.Config` lists the IPv4 subnet
+    /// first all the same, as Docker does.
+    #[test]
+    fn ipam_config_lists_ipv4_first() {
+        let mut network = network();
+        network.subnets.reverse();
+        assert!(matches!(network.subnets[0].subnet, ipnet::IpNet::V6(_)));
+        let document = network_json(&network);
+        let config = document.get("IPAM").and_then(|ipam| ipam.get("Config"));
+        let subnets: Vec<&str> = config
+            .and_then(Value::as_array)
+            .unwrap()
+            .iter()
+            .filter_map(|c| c.get("Subnet").and_then(Value::as_str))
+            .collect();
+        assert_eq!(subnets, ["192.168.1.0/24", "2001:db8::/64"]);
     }
 
     #[test]

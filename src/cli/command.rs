@@ -218,6 +218,9 @@ fn parse_command(argv: &[OsString]) -> Result<Command, ParseError> {
     // Not UTF-8: no command's name, and said so as text.
     let word = word.to_string_lossy();
     let word = word.as_ref();
+    if word == "help" {
+        return help_on(rest);
+    }
     let topic = lookup(ROOT_COMMANDS, word).ok_or_else(|| {
         ParseError::usage(Topic::Root, format!("'{word}' is not an ipvlan command"))
     })?;
@@ -225,6 +228,18 @@ fn parse_command(argv: &[OsString]) -> Result<Command, ParseError> {
         return parse_network(rest);
     }
     parse_leaf(topic, rest)
+}
+
+/// `ipvlan help [COMMAND [SUBCOMMAND]]`, as `docker help network create`:
+/// the help of that command.
+fn help_on(argv: &[OsString]) -> Result<Command, ParseError> {
+    let mut topic = Topic::Root;
+    for word in argv {
+        let word = word.to_string_lossy();
+        topic = lookup(topic.subcommands(), &word)
+            .ok_or_else(|| ParseError::usage(topic, format!("unknown help topic: {word}")))?;
+    }
+    Ok(Command::Help(topic))
 }
 
 fn parse_network(argv: &[OsString]) -> Result<Command, ParseError> {

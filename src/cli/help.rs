@@ -332,7 +332,7 @@ impl Topic {
         }
     }
 
-    fn subcommands(self) -> &'static [(&'static str, &'static [&'static str], Topic)] {
+    pub(crate) fn subcommands(self) -> &'static [(&'static str, &'static [&'static str], Topic)] {
         match self {
             Topic::Root => ROOT_COMMANDS,
             Topic::Network => NETWORK_COMMANDS,

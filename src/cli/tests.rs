@@ -27,6 +27,31 @@ fn usage_errors_exit_2_and_point_at_the_help() {
     );
 }
 
+/// `ipvlan help [COMMAND [SUBCOMMAND]]`, as `docker help network create`,
+/// is that command's help; it was "'help' is not an ipvlan command".
+#[test]
+fn help_names_the_command_whose_help_it_prints() {
+    let parse = |args: &[&str]| command::parse(&strings(args)).map(|i| i.command);
+    for (args, topic) in [
+        (&["help"][..], Topic::Root),
+        (&["help", "network"][..], Topic::Network),
+        (&["help", "network", "ls"][..], Topic::NetworkList),
+        (&["help", "run"][..], Topic::Run),
+    ] {
+        assert!(
+            matches!(parse(args), Ok(Command::Help(t)) if t == topic),
+            "{args:?}"
+        );
+    }
+    let failure = parse_failure(&["help", "network", "frob"]);
+    assert_eq!(failure.exit_code(), EXIT_USAGE);
+    assert_eq!(
+        failure.to_string(),
+        "ipvlan: network: unknown help topic: frob\nSee 'ipvlan network --help'."
+    );
+    assert!(parse(&["help", "run", "x"]).is_err());
+}
+
 #[test]
 fn invalid_values_exit_1_without_the_help_hint() {
     let failure = parse_failure(&["network", "create", "--subnet", "10.0.0.0/40", "n1"]);

@@ -310,6 +310,8 @@ fn table() -> Vec<Case> {
         r#""routes": [{"dst": "0.0.0.0/0"}]"#,
         r#""routes": [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}]"#,
     );
+    // Docker and host-local take a link-local subnet as any other.
+    let link_local = dual.replace("fd00:78::/64", "fe80::/64");
     let v6_route_only = base(
         r#""routes": [{"dst": "0.0.0.0/0"}]"#,
         r#""routes": [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}]"#,
@@ -1090,6 +1092,19 @@ fn table() -> Vec<Case> {
             Expect::Same,
         ),
         case(
+            50,
+            "a link-local IPv6 range; CHECK",
+            1,
+            vec![
+                add(&link_local),
+                Step::Links(0),
+                check(&link_local),
+                del(&link_local),
+                Step::Leases("net"),
+            ],
+            Expect::Same,
+        ),
+        case(
             49,
             "chained: ADD by one, CHECK by the other",
             1,
@@ -1715,5 +1730,5 @@ fn the_table_covers_every_case_once() {
     // In the table's order, which keeps related cases together.
     let mut ids: Vec<u32> = table().iter().map(|c| c.id).collect();
     ids.sort_unstable();
-    assert_eq!(ids, (1..=49).collect::<Vec<u32>>());
+    assert_eq!(ids, (1..=50).collect::<Vec<u32>>());
 }

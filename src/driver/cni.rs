@@ -187,7 +187,9 @@ pub struct CniLinkState {
     /// Its ipvlan mode and flag as the kernel reports them (`l2`,
     /// `bridge`, ...); `None` when it is not an ipvlan link.
     pub ipvlan: Option<(String, String)>,
-    /// Its global addresses.
+    /// Its addresses, of any scope: a result's may be link-local (a
+    /// range in `fe80::/64`, whose addresses the kernel scopes to the
+    /// link whatever was asked), and CHECK looks for each.
     pub addresses: Vec<IpNet>,
     /// The routes through it, in the main table and those asked for:
     /// destination, next hop and table.
@@ -1379,7 +1381,6 @@ impl Manager {
             .handle
             .addrs_of(link.index)?
             .into_iter()
-            .filter(|a| a.scope == 0)
             .map(|a| a.net)
             .collect();
         let mut routes = Vec::new();

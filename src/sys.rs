@@ -230,6 +230,22 @@ pub fn getsockopt_int(fd: BorrowedFd<'_>, level: i32, name: i32) -> io::Result<i
     Ok(value)
 }
 
+/// Makes a FIFO at `path` (mode 0600), for tests of what meets one
+/// where a file belongs; panics when it cannot.
+#[cfg(test)]
+pub fn make_fifo(path: &std::path::Path) {
+    let c_path = c_os(path.as_os_str()).unwrap();
+    // SAFETY: a live NUL-terminated path.
+    let made = unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) };
+    assert_eq!(
+        made,
+        0,
+        "mkfifo {}: {}",
+        path.display(),
+        io::Error::last_os_error()
+    );
+}
+
 /// `getsockopt(2)` of an array of `u32` (`SO_MEMINFO`); how many were written.
 #[cfg(test)]
 pub fn getsockopt_u32s(
@@ -2544,7 +2560,7 @@ mod tests {
             std::fs::write(dir.join(name), b"").unwrap();
         }
         symlink("nowhere", dir.join("dangling")).unwrap();
-        mkfifo(&dir.join("fifo"));
+        make_fifo(&dir.join("fifo"));
         let linked = std::env::temp_dir().join(format!("ipvlan-list-link-{}", std::process::id()));
         let _ = std::fs::remove_file(&linked);
         symlink(&dir, &linked).unwrap();
@@ -2578,12 +2594,6 @@ mod tests {
         );
         std::fs::remove_file(&linked).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    fn mkfifo(path: &std::path::Path) {
-        let path = c_os(path.as_os_str()).unwrap();
-        // SAFETY: a live NUL-terminated path.
-        assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
     }
 
     /// The receive timeout the kernel holds for `fd`.

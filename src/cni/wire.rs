@@ -847,11 +847,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir(&dir).unwrap();
         let fifo = dir.join("fifo");
-        let made = std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap();
-        assert!(made.success());
+        crate::sys::make_fifo(&fifo);
         let (done, finished) = std::sync::mpsc::channel();
         let reader = fifo.clone();
         std::thread::spawn(move || done.send(read_small_regular(&reader).map_err(|e| e.kind())));

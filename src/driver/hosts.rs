@@ -1692,11 +1692,7 @@ mod tests {
         assert_eq!(err.to_string(), refused(&union));
         fs::remove_file(&union).unwrap();
         let fifo = dir.join("fifo");
-        let status = std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap();
-        assert!(status.success());
+        crate::sys::make_fifo(&fifo);
         let err = write_union(&union, std::slice::from_ref(&fifo)).unwrap_err();
         assert_eq!(
             err.to_string(),

@@ -315,7 +315,7 @@ fn read_resolv_conf(path: &std::path::Path) -> Result<super::result::Dns, CniErr
     // (opening one can act: a watchdog's arms it); what is opened is
     // judged again on its descriptor.
     let meta = std::fs::metadata(path).map_err(|e| failed(&e))?;
-    if !meta.is_file() || meta.len() > RESOLV_CONF_MAX {
+    if !is_small_regular(&meta) {
         return Err(failed(&NOT_A_SMALL_FILE));
     }
     let bytes = read_small_regular(path).map_err(|e| failed(&e))?;
@@ -336,6 +336,11 @@ fn read_resolv_conf(path: &std::path::Path) -> Result<super::result::Dns, CniErr
 
 const NOT_A_SMALL_FILE: &str = "not a regular file of at most 64 KiB";
 
+/// Whether `meta` is of a regular file of at most [`RESOLV_CONF_MAX`].
+fn is_small_regular(meta: &std::fs::Metadata) -> bool {
+    meta.is_file() && meta.len() <= RESOLV_CONF_MAX
+}
+
 /// The bytes of the regular file at `path`, of at most
 /// [`RESOLV_CONF_MAX`], judged on the descriptor that reads them:
 /// something put at the path after it was looked at is refused too, a
@@ -349,8 +354,7 @@ fn read_small_regular(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path)?;
     let too_big = || std::io::Error::new(std::io::ErrorKind::InvalidData, NOT_A_SMALL_FILE);
-    let meta = file.metadata()?;
-    if !meta.is_file() || meta.len() > RESOLV_CONF_MAX {
+    if !is_small_regular(&file.metadata()?) {
         return Err(too_big());
     }
     let mut bytes = Vec::new();

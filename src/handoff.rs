@@ -121,16 +121,6 @@ impl<T> Handoff<T> {
     }
 }
 
-/// Closes a [`Handoff`] when dropped: a thread's side of it, closed
-/// however the thread ends.
-pub struct CloseOnDrop<'a, T>(pub &'a Handoff<T>);
-
-impl<T> Drop for CloseOnDrop<'_, T> {
-    fn drop(&mut self) {
-        self.0.close();
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,12 +131,12 @@ mod tests {
         let done = Handoff::new(1);
         let sum = std::thread::scope(|scope| {
             scope.spawn(|| {
-                let _closed = CloseOnDrop(&done);
                 while let Some(n) = jobs.pop() {
                     if done.push(n * 2).is_err() {
                         break;
                     }
                 }
+                done.close();
             });
             // At most two items out at once (one waiting, one in the
             // worker's hands), as its users keep them: more, and both

@@ -2917,3 +2917,54 @@ fn network_rm_keeps_a_network_whose_attach_intent_is_not_yet_a_record() {
     assert!(vm_support::ip_ok(&["netns", "del", "ai1"]));
     ip(&["link", "del", "aip0"]);
 }
+
+/// A connect again after a killed connect or disconnect names the endpoint
+/// the kill left (`attaching`, `detaching`) and what repairs it, singly and
+/// in a batch, as `network rm` does; once `restore` ran, the connect works.
+#[test]
+fn a_connect_after_a_killed_one_names_the_interrupted_endpoint() {
+    // Before: "container ki1 is already connected to network ki", of a
+    // container whose link the killed command may never have made.
+    let lab = Lab::new("interrupted-again");
+    lab.ok(&args("network create --subnet 10.47.0.0/16 ki"));
+    for ns in ["ki1", "ki2"] {
+        ip(&["netns", "add", ns]);
+    }
+    let connect = args("network connect ki ki1");
+    let disconnect = args("network disconnect ki ki1");
+    let refused = |command: &[String], state: &str| {
+        let out = lab.output(&mut lab.command(command));
+        let said = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{said}");
+        let wanted = format!(
+            "container ki1 has an endpoint on network ki left {state} by an interrupted command; run `ipvlan restore` to finish it"
+        );
+        assert!(said.contains(&wanted), "{said}");
+        assert!(!said.contains("already connected"), "{said}");
+    };
+    for (killed, state) in [(&connect, "attaching"), (&disconnect, "detaching")] {
+        if state == "detaching" {
+            lab.ok(&connect);
+        }
+        let passed = lab.kill_at_point(killed, "netlink: after acks", 1);
+        assert_eq!(
+            passed.last().map(String::as_str),
+            Some("netlink: after acks"),
+            "{passed:?}"
+        );
+        refused(&connect, state);
+        refused(&args("network connect ki ki2 ki1"), state);
+        assert!(
+            links_of("ki2").values().all(|(_, kind)| kind != "ipvlan"),
+            "the refused batch attached ki2: {:?}",
+            links_of("ki2")
+        );
+        lab.restore();
+        lab.ok(&connect);
+        lab.ok(&disconnect);
+    }
+    for ns in ["ki1", "ki2"] {
+        ip(&["netns", "del", ns]);
+    }
+    lab.ok(&args("network rm ki"));
+}

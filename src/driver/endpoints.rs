@@ -522,14 +522,35 @@ impl Manager {
         listed: Option<&Listed>,
     ) -> Result<(), Error> {
         let already = |existing: &EndpointRecord| {
-            let mut message = format!(
-                "container {} is already connected to network {}",
-                target.label(),
-                network.name
-            );
+            // An endpoint a killed connect or disconnect left (`attaching`,
+            // `detaching`) is named as what it is, as `network rm` names
+            // it: "already connected" sent users looking for a link the
+            // killed command may never have made.
+            let mut message = if existing.state.is_attached() {
+                format!(
+                    "container {} is already connected to network {}",
+                    target.label(),
+                    network.name
+                )
+            } else {
+                format!(
+                    "container {} has an endpoint on network {} left {} by an interrupted command",
+                    target.label(),
+                    network.name,
+                    existing.state
+                )
+            };
             let theirs = endpoint_label(existing);
             if theirs != target.label() {
                 message.push_str(&format!(" (it is the namespace of {theirs})"));
+            }
+            if !existing.state.is_attached() {
+                message.push_str("; run `ipvlan restore` to finish it");
+                if super::options::made_by_cni(network) {
+                    message.push_str(
+                        " (or wait: on a CNI network, an ADD waiting for its delegated IPAM plugin is `attaching` too)",
+                    );
+                }
             }
             Error::already_exists(message)
         };

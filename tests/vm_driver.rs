@@ -232,6 +232,32 @@ fn shared_parent_same_mode_and_flag_only() {
         },
     );
 
+    // A parent that is another tool's ipvlan link of another mode: ours
+    // would go on its master's port and switch it. An ipvtap link (an
+    // ipvlan link with a tap queue) on the port likewise.
+    ip(&["link", "add", "sp3", "type", "dummy"]);
+    ip(&[
+        "link", "add", "link", "sp3", "name", "hand2", "type", "ipvlan", "mode", "l3",
+    ]);
+    refused(
+        &config,
+        ErrorKind::InUse,
+        "parent interface sp3 carries ipvlan link hand2 in the host namespace with mode l3 and flag bridge; a network on the same parent must use the same mode and flag",
+        || manager.create_network(&net("sg", &["10.56.0.0/24"], &[], &[("parent", "hand2")])),
+    );
+    ip(&["link", "del", "hand2"]);
+    ip(&[
+        "link", "add", "link", "sp3", "name", "tap2", "type", "ipvtap", "mode", "l3", "vepa",
+    ]);
+    refused(
+        &config,
+        ErrorKind::InUse,
+        "parent interface sp3 carries ipvlan link tap2 in the host namespace with mode l3 and flag vepa; a network on the same parent must use the same mode and flag",
+        || manager.create_network(&net("sg", &["10.56.0.0/24"], &[], &[("parent", "sp3")])),
+    );
+    ip(&["link", "del", "tap2"]);
+    ip(&["link", "del", "sp3"]);
+
     for c in ["sa1", "sb1"] {
         manager.remove_container(c, true).unwrap();
     }

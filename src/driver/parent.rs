@@ -628,7 +628,7 @@ pub(crate) fn check_shared(
         }
     }
     // ipvlan links made outside this tool.
-    match other_mode_on_port(&beside, link, &port, opts.mode, opts.flag) {
+    match other_mode_on_port(&beside, &port, opts.mode, opts.flag) {
         Some(why) => Err(Error::in_use(format!(
             "{why}; a network on the same parent must use the same mode and flag"
         ))),
@@ -682,7 +682,6 @@ fn refuse_vlan_id_in_use(
 /// switch that link's.
 fn other_mode_on_port(
     beside: &[(Link, Place)],
-    link: &Link,
     port: &Link,
     mode: IpvlanMode,
     flag: IpvlanFlag,
@@ -692,11 +691,9 @@ fn other_mode_on_port(
             continue;
         };
         // A value the kernel reports that we do not know differs from any
-        // we would configure.
-        if other.parent == Some(port.index)
-            && other.index != link.index
-            && !(other_mode.is(mode) && other_flag.is(flag))
-        {
+        // we would configure. The parent itself counts when it is an
+        // ipvlan link: ours go on its master's port, whose mode they set.
+        if other.parent == Some(port.index) && !(other_mode.is(mode) && other_flag.is(flag)) {
             return Some(format!(
                 "parent interface {} carries ipvlan link {} in {place} with mode {other_mode} and flag {other_flag}",
                 port.name, other.name
@@ -757,7 +754,6 @@ pub(crate) fn other_mode_for(
     let beside = links_beside_the_host(host, netns_dir)?;
     Ok(other_mode_on_port(
         &beside,
-        parent,
         &port,
         network.mode,
         network.flag,
@@ -895,6 +891,55 @@ mod tests {
                 protocol: None,
             },
         }
+    }
+
+    fn ipvlan_link(index: u32, name: &str, parent: u32, kind: &str, mode: IpvlanMode) -> Link {
+        Link {
+            name: name.into(),
+            parent: Some(parent),
+            kind: Some(kind.into()),
+            data: LinkData::Ipvlan {
+                mode: crate::rtnl::Reported::Known(mode),
+                flag: crate::rtnl::Reported::Known(IpvlanFlag::Bridge),
+            },
+            ..vlan_link(index)
+        }
+    }
+
+    /// Every ipvlan link on the port is compared with the mode asked for,
+    /// the parent itself included when it is one (ours would go on its
+    /// master's port and switch it), ipvtap links as well. Before, the
+    /// parent was skipped, and an ipvtap link never decoded as ipvlan.
+    #[test]
+    fn every_link_on_the_port_is_compared_the_parent_included() {
+        let eth0 = Link {
+            name: "eth0".into(),
+            parent: None,
+            kind: None,
+            data: LinkData::None,
+            ..vlan_link(2)
+        };
+        let parent = ipvlan_link(7, "ipvl0", 2, "ipvlan", IpvlanMode::L3);
+        let beside = vec![(eth0.clone(), Place::Host), (parent, Place::Host)];
+        let why = other_mode_on_port(&beside, &eth0, IpvlanMode::L2, IpvlanFlag::Bridge);
+        assert!(
+            why.as_deref().is_some_and(|w| w.contains("ipvl0")),
+            "{why:?}"
+        );
+        assert_eq!(
+            other_mode_on_port(&beside, &eth0, IpvlanMode::L3, IpvlanFlag::Bridge),
+            None
+        );
+        let tap = ipvlan_link(8, "ivt0", 2, "ipvtap", IpvlanMode::L3);
+        let beside = vec![
+            (eth0.clone(), Place::Named("x".into())),
+            (tap, Place::Named("x".into())),
+        ];
+        let why = other_mode_on_port(&beside, &eth0, IpvlanMode::L2, IpvlanFlag::Bridge);
+        assert!(
+            why.as_deref().is_some_and(|w| w.contains("ivt0")),
+            "{why:?}"
+        );
     }
 
     /// A network whose record says we made `eth0.40` with an index the

@@ -907,7 +907,9 @@ fn parse_link_data(kind: &str, area: &[u8]) -> Result<LinkData> {
     Ok(match kind {
         // The kernel always reports the mode. It reports the flags since
         // 4.15, which introduced them: before, every port was a bridge.
-        "ipvlan" => match tb.get(IFLA_IPVLAN_MODE) {
+        // An `ipvtap` link is an ipvlan link with a tap queue: the same
+        // attributes, the same port, whose mode every new link sets.
+        "ipvlan" | "ipvtap" => match tb.get(IFLA_IPVLAN_MODE) {
             Some(mode) => LinkData::Ipvlan {
                 mode: reported(mode.u16()?, IpvlanMode::from_raw),
                 flag: reported(
@@ -1151,6 +1153,33 @@ mod tests {
         assert_eq!(IpvlanFlag::from_raw(4), None);
         assert_eq!(IpvlanMode::default(), IpvlanMode::L2);
         assert_eq!(IpvlanFlag::default(), IpvlanFlag::Bridge);
+    }
+
+    /// An `ipvtap` link reports its mode and flag as an ipvlan link does
+    /// (the kernel registers both kinds with the same attributes): decoded
+    /// alike, so the links on a port are all seen. Before, an ipvtap
+    /// link's were dropped, and a network of another mode on its port was
+    /// allowed, whose first attach switched the ipvtap link's mode.
+    #[test]
+    fn ipvtap_data_is_ipvlan_data() {
+        let mut area = Vec::new();
+        for (kind, value) in [
+            (IFLA_IPVLAN_MODE, IPVLAN_MODE_L3),
+            (IFLA_IPVLAN_FLAGS, IPVLAN_F_VEPA),
+        ] {
+            area.extend_from_slice(&6u16.to_ne_bytes());
+            area.extend_from_slice(&kind.to_ne_bytes());
+            area.extend_from_slice(&value.to_ne_bytes());
+            area.extend_from_slice(&[0, 0]);
+        }
+        let wanted = LinkData::Ipvlan {
+            mode: Reported::Known(IpvlanMode::L3),
+            flag: Reported::Known(IpvlanFlag::Vepa),
+        };
+        for kind in ["ipvlan", "ipvtap"] {
+            assert_eq!(parse_link_data(kind, &area).unwrap(), wanted, "{kind}");
+        }
+        assert_eq!(parse_link_data("dummy", &area).unwrap(), LinkData::None);
     }
 
     #[test]

@@ -16,7 +16,7 @@ pub const KERNEL_ENV: &str = "IPVLAN_VM_KERNEL";
 /// bridge need stp and llc), with their parameters. Paths relative to
 /// `lib/modules/VERSION/kernel`; a package may ship them compressed (`.ko.xz`),
 /// the guest always gets them plain, as busybox's insmod reads ELF only.
-pub const MODULES: [(&str, &str); 16] = [
+pub const MODULES: [(&str, &str); 18] = [
     ("net/llc/llc.ko", ""),
     ("net/802/stp.ko", ""),
     // A parent that is a bridge port (refused), or a bridge (a parent).
@@ -25,6 +25,9 @@ pub const MODULES: [(&str, &str); 16] = [
     ("net/802/mrp.ko", ""),
     ("net/8021q/8021q.ko", ""),
     ("drivers/net/ipvlan/ipvlan.ko", ""),
+    // ipvtap links share an ipvlan port (the mode checks must see them).
+    ("drivers/net/tap.ko", ""),
+    ("drivers/net/ipvlan/ipvtap.ko", ""),
     // Otherwise the module creates a `dummy0` nobody asked for.
     ("drivers/net/dummy.ko", "numdummies=0"),
     ("drivers/net/veth.ko", ""),

@@ -1076,6 +1076,59 @@ fn a_parent_made_under_the_name_of_one_gone_goes_with_the_last_network() {
     assert!(left.is_none(), "the ap0.54 we made was left: {left:?}");
 }
 
+/// The same when `restore` makes the link again: a network made on our
+/// `NAME.VLANID`, a second one on an admin's link of that name made in
+/// its place, then gone; `restore` makes it again for the first, and the
+/// second takes it over, so the last to go deletes it. Before, the
+/// second kept recording it as another tool's: removing the first (kept,
+/// the second uses it) and then the second left the link we made, named
+/// by no record.
+#[test]
+fn a_parent_restore_makes_again_goes_with_the_last_network() {
+    let mut env = Env::new("readopted");
+    assert!(vm_support::ip_ok(&["link", "add", "rp0", "type", "dummy"]));
+    assert!(vm_support::ip_ok(&["link", "set", "rp0", "up"]));
+    let create = |name: &'static str, subnet: &'static str| {
+        [
+            "network",
+            "create",
+            "-d",
+            "ipvlan",
+            "--subnet",
+            subnet,
+            "-o",
+            "parent=rp0.59",
+            name,
+        ]
+    };
+    env.ok(&create("a", "192.168.94.0/24"));
+    assert!(vm_support::link(None, "rp0.59").is_some(), "a made rp0.59");
+    let admins = || {
+        assert!(vm_support::ip_ok(&[
+            "link", "add", "link", "rp0", "name", "rp0.59", "type", "vlan", "id", "59"
+        ]))
+    };
+    assert!(vm_support::ip_ok(&["link", "del", "rp0.59"]));
+    admins();
+    env.ok(&create("b", "192.168.95.0/24"));
+    assert!(vm_support::ip_ok(&["link", "del", "rp0.59"]));
+    env.ok(&["restore"]);
+    assert!(
+        vm_support::link(None, "rp0.59").is_some(),
+        "restore made it again"
+    );
+    env.ok(&["network", "rm", "a"]);
+    assert!(
+        vm_support::link(None, "rp0.59").is_some(),
+        "b still uses it"
+    );
+    env.ok(&["network", "rm", "b"]);
+    env.networks.clear();
+    let left = vm_support::link(None, "rp0.59");
+    let _ = vm_support::ip_ok(&["link", "del", "rp0"]);
+    assert!(left.is_none(), "the rp0.59 restore made was left: {left:?}");
+}
+
 /// A `NAME.VLANID` parent whose id another link already carries on the
 /// base (another tool's `their55` for id 55, `their57` moved into a named
 /// namespace, where it stays on the base, or `their58` in a namespace

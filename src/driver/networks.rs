@@ -161,6 +161,9 @@ impl Manager {
                 let _ = state.commit();
                 return Err(error);
             }
+            if plan.makes_link() {
+                parent::adopt_made_parent(&state, &networks, &record)?;
+            }
             state.commit()?;
             let mut info = NetworkInfo::from_record(&record, &[]);
             info.warnings = warnings;

@@ -573,6 +573,19 @@ pub(crate) fn restore(
             return Err(error);
         }
     };
+    // Networks that record the name as another tool's (theirs, gone,
+    // was there when they were made) take the link over, as after a
+    // `network create` that makes it: else the last of them to go would
+    // leave the link we made, named by no record.
+    let adopted = state
+        .networks()
+        .map_err(Error::from)
+        .and_then(|all| adopt_made_parent(state, &all.items, &record));
+    if let Err(error) = adopted {
+        report.errors.push(format!(
+            "{label}: made again, but the networks recording it as another tool's were not told: {error}"
+        ));
+    }
     report.parents_recreated.push(label);
     Ok(Some(created))
 }

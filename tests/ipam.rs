@@ -753,12 +753,19 @@ fn allocation_work_depends_on_occupancy_not_on_size() {
 struct TakeCountingBook {
     book: MemoryBook,
     takes: usize,
+    /// Reading a cursor fails (a descriptor limit, an I/O error).
+    cursor_unreadable: bool,
 }
 
 impl ipvlan::ipam::AddressBook for TakeCountingBook {
     type Error = IpamError;
 
     fn cursor(&mut self, subnet: &SubnetSpec) -> Result<Option<IpAddr>, IpamError> {
+        if self.cursor_unreadable {
+            return Err(IpamError::InvalidAddress {
+                text: "the cursor could not be read".into(),
+            });
+        }
         self.book.cursor(subnet)
     }
 
@@ -878,4 +885,26 @@ fn an_address_outside_the_range_freed_is_no_room_for_allocations() {
     let got = allocate(&mut book, &specs, any, "next", NET).unwrap();
     assert!(specs[1].subnet.contains(&got.addr()), "{got}");
     assert!(book.takes <= 2, "{} takes for one allocation", book.takes);
+}
+
+/// A release frees the address, then notes it as room in a subnet marked
+/// full (a hint for the next walk): a failure to read that hint is no
+/// failure of the release. Before, it returned the error with the address
+/// already free, and a detach stopped there with its record still naming
+/// an address the next attach could take.
+#[test]
+fn a_release_whose_hint_cannot_be_read_still_releases() {
+    let specs = specs(&["10.0.0.0/29", "10.1.0.0/24"], &[], &[]);
+    let mut book = TakeCountingBook::default();
+    let any = Request::Any(IpFamily::V4);
+    // 10.0.0.2-6 (the gateway .1, the broadcast .7), then the walk that
+    // finds the first subnet full.
+    for n in 0..6 {
+        allocate(&mut book, &specs, any, &format!("c{n}"), NET).unwrap();
+    }
+    book.cursor_unreadable = true;
+    assert_eq!(release(&mut book, &specs, ip("10.0.0.4")), Ok(true));
+    assert!(!book.book.taken[&net("10.0.0.0/29")].contains_key(&ip("10.0.0.4")));
+    // Released again, it was free already.
+    assert_eq!(release(&mut book, &specs, ip("10.0.0.4")), Ok(false));
 }

@@ -203,12 +203,30 @@ pub fn release<B: AddressBook>(
     if !(released && several && mark.is_some() && in_range) {
         return Ok(released);
     }
+    // The address is free: what follows is a hint for the next walk, and
+    // its failure no failure of the release (the caller would stop with
+    // its record still naming the address, which the next attach could
+    // take). Lost, the subnet stays passed over until a walk finds it.
+    let _ = note_room(book, spec, address, mark);
+    Ok(released)
+}
+
+/// [`release`]'s note that `address`, just freed in `spec` (a subnet of a
+/// family with several, where `mark` says full), is room again.
+fn note_room<B: AddressBook>(
+    book: &mut B,
+    spec: &SubnetSpec,
+    address: IpAddr,
+    mark: Option<IpAddr>,
+) -> Result<(), B::Error> {
+    let family = spec.family();
+    let (first, last) = spec.allocation_bounds();
     let cursor = book.cursor(spec)?;
     let full = cursor == mark;
     let freed = if full { 0 } else { book.freed(spec)? };
     if !full && freed == 0 {
         // Walked as usual: the walk finds the address.
-        return Ok(released);
+        return Ok(());
     }
     // Where the next walk starts (the cursor's next address), the address
     // freed if that comes first.
@@ -222,8 +240,7 @@ pub fn release<B: AddressBook>(
         true => before,
         false => last,
     };
-    book.set_cursor_counting(spec, from_u128(family, cursor), freed.saturating_add(1))?;
-    Ok(released)
+    book.set_cursor_counting(spec, from_u128(family, cursor), freed.saturating_add(1))
 }
 
 fn with_prefix(spec: &SubnetSpec, address: IpAddr) -> IpNet {

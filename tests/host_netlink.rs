@@ -1270,11 +1270,20 @@ fn a_pipeline_reports_the_step_that_failed() {
                     flags: AddrFlags::NODAD,
                 },
                 Step::LinkUp { index: pa },
-                Step::RouteAdd(unreachable),
+                Step::RouteAdd(unreachable.clone()),
             ])
             .unwrap_err();
         assert_eq!(err.operation(), "add route", "{err}");
         assert_eq!(err.errno(), Some(libc::ENETUNREACH), "{err}");
+        // Which route, as the call of its own names it (before, none).
+        let route = format!("10.8.0.0/16 via 192.0.2.1 on ifindex {pa}");
+        assert_eq!(err.subject_name(), Some(route.as_str()), "{err}");
+        let alone = h.route_add(&unreachable).unwrap_err();
+        assert_eq!(alone.subject_name(), Some(route.as_str()), "{alone}");
+        assert!(
+            alone.to_string().starts_with(&format!("add route {route}")),
+            "{alone}"
+        );
         // The steps before it took effect.
         assert!(h.link_by_index(pa).unwrap().unwrap().is_up());
         let addrs = h.addrs().unwrap();

@@ -72,7 +72,8 @@ impl Handle {
     /// and that the process aborts if the thread cannot get back).
     pub fn in_netns(netns: &Netns) -> Result<Handle> {
         let socket = netns::run_here(netns, Socket::open)
-            .map_err(|e| Error::from(e).op("enter netns").netns(Some(netns.label())))??;
+            .map_err(|e| Error::from(e).op("enter netns").netns(Some(netns.label())))?
+            .map_err(|e| e.netns(Some(netns.label())))?;
         Ok(Handle {
             socket,
             netns: Some(netns.label().to_owned()),
@@ -83,7 +84,7 @@ impl Handle {
     /// (`_inside`: the visit that put it there), without another visit.
     pub fn inside(netns: &Netns, _inside: &netns::Visit) -> Result<Handle> {
         Ok(Handle {
-            socket: Socket::open()?,
+            socket: Socket::open().map_err(|e| e.netns(Some(netns.label())))?,
             netns: Some(netns.label().to_owned()),
         })
     }
@@ -95,10 +96,12 @@ impl Handle {
     /// [`Netns::open_path`] refuses it), the inner one the socket's.
     pub fn in_netns_from(home: &Netns, netns: &Netns) -> std::io::Result<Result<Handle>> {
         let socket = netns::run_here_from(home, netns, Socket::open)?;
-        Ok(socket.map(|socket| Handle {
-            socket,
-            netns: Some(netns.label().to_owned()),
-        }))
+        Ok(socket
+            .map(|socket| Handle {
+                socket,
+                netns: Some(netns.label().to_owned()),
+            })
+            .map_err(|e| e.netns(Some(netns.label()))))
     }
 
     /// A handle for the named netns `run_dir/name` (`ip netns add` layout;

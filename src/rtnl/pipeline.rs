@@ -37,28 +37,34 @@ pub enum Step {
 }
 
 impl Step {
-    /// The request, and what an error of it is about (as the call of the
-    /// same name says it).
-    fn request(&self) -> Result<(MessageBuilder, &'static str, Option<LinkRef>)> {
+    /// The request.
+    fn request(&self) -> Result<MessageBuilder> {
         Ok(match self {
-            Step::AddrAdd { index, net, flags } => (
-                addr::add_request(*index, *net, *flags),
-                "add address",
-                Some(LinkRef::Index(*index)),
-            ),
-            Step::ArpNotify { index, on } => (
-                link::set_arp_notify_request(*index, *on),
-                "set arp_notify",
-                Some(LinkRef::Index(*index)),
-            ),
-            Step::LinkUp { index } => (
-                link::set_up_request(*index, true),
-                "set link up",
-                Some(LinkRef::Index(*index)),
-            ),
-            Step::RouteAdd(spec) => (spec.add_request()?, "add route", None),
-            Step::RouteAppend(spec) => (spec.append_request()?, "add route", None),
+            Step::AddrAdd { index, net, flags } => addr::add_request(*index, *net, *flags),
+            Step::ArpNotify { index, on } => link::set_arp_notify_request(*index, *on),
+            Step::LinkUp { index } => link::set_up_request(*index, true),
+            Step::RouteAdd(spec) => spec.add_request()?,
+            Step::RouteAppend(spec) => spec.append_request()?,
         })
+    }
+
+    /// What an error of it says, as the call of the same name says it:
+    /// the operation and what it was about (the link, or the route).
+    fn context(&self, error: Error) -> Error {
+        match self {
+            Step::AddrAdd { index, .. } => error
+                .op("add address")
+                .subject(LinkRef::Index(*index).to_string()),
+            Step::ArpNotify { index, .. } => error
+                .op("set arp_notify")
+                .subject(LinkRef::Index(*index).to_string()),
+            Step::LinkUp { index } => error
+                .op("set link up")
+                .subject(LinkRef::Index(*index).to_string()),
+            Step::RouteAdd(spec) | Step::RouteAppend(spec) => {
+                error.op("add route").subject(spec.to_string())
+            }
+        }
     }
 }
 
@@ -81,28 +87,23 @@ impl Handle {
     /// dropped), and then no step's result is given.
     pub fn pipeline_each(&self, steps: &[Step]) -> Result<Vec<Result<()>>> {
         let mut requests = Vec::with_capacity(steps.len());
-        let mut contexts = Vec::with_capacity(steps.len());
         for step in steps {
-            let (msg, op, link) = step
+            let msg = step
                 .request()
                 .map_err(|e| self.context_op(e, "build request"))?;
             requests.push(msg);
-            contexts.push((op, link));
         }
-        let context = |e: Error, (op, link): &(&'static str, Option<LinkRef>)| match link {
-            Some(link) => self.context(e, op, link.clone()),
-            None => self.context_op(e, op),
-        };
+        let context = |e: Error, step: &Step| step.context(e).netns(self.netns_label());
         let results = self.socket.request_batch(&requests).map_err(|e| {
             // The step whose answer was lost, when it is one (steps that
             // succeed send no answer, so after an overrun usually every
             // one is unknown: the link's configuration is named then).
             let lost = match e.kind() {
                 crate::netlink::ErrorKind::Overrun { unknown, .. } => match unknown[..] {
-                    [one] => contexts.get(one),
+                    [one] => steps.get(one),
                     _ => None,
                 },
-                _ => contexts.first().filter(|_| contexts.len() == 1),
+                _ => steps.first().filter(|_| steps.len() == 1),
             };
             match lost {
                 Some(step) => context(e, step),
@@ -111,7 +112,7 @@ impl Handle {
         })?;
         Ok(results
             .into_iter()
-            .zip(&contexts)
+            .zip(steps)
             .map(|(result, step)| result.map_err(|e| context(e, step)))
             .collect())
     }

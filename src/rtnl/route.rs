@@ -151,6 +151,31 @@ pub struct RouteSpec {
     pub scope: Option<u8>,
 }
 
+/// As an error names the route: `default via 10.1.0.1 on ifindex 12`,
+/// `10.1.0.0/24 on ifindex 12 table 100 metric 5`.
+impl std::fmt::Display for RouteSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.dst.prefix_len() == 0 {
+            f.write_str("default")?;
+        } else {
+            write!(f, "{}", self.dst)?;
+        }
+        if let Some(gateway) = self.gateway {
+            write!(f, " via {gateway}")?;
+        }
+        if let Some(oif) = self.oif {
+            write!(f, " on ifindex {oif}")?;
+        }
+        if self.table != MAIN_TABLE {
+            write!(f, " table {}", self.table)?;
+        }
+        if let Some(metric) = self.metric {
+            write!(f, " metric {metric}")?;
+        }
+        Ok(())
+    }
+}
+
 impl RouteSpec {
     /// A route to `dst` (add `.via()` and/or `.dev()`).
     pub fn to(dst: IpNet) -> RouteSpec {
@@ -519,14 +544,14 @@ impl Handle {
     pub fn route_add(&self, spec: &RouteSpec) -> Result<()> {
         spec.add_request()
             .and_then(|msg| self.socket().request(&msg))
-            .map_err(|e| self.context_op(e, "add route"))
+            .map_err(|e| self.context_op(e.subject(spec.to_string()), "add route"))
     }
 
     /// Deletes a route (`ESRCH` if there is none).
     pub fn route_del(&self, spec: &RouteSpec) -> Result<()> {
         spec.del_request()
             .and_then(|msg| self.socket().request(&msg))
-            .map_err(|e| self.context_op(e, "delete route"))
+            .map_err(|e| self.context_op(e.subject(spec.to_string()), "delete route"))
     }
 
     /// The routes of `family` in the main table.

@@ -185,39 +185,84 @@ pub(super) fn allocate_within(
     {
         return Ok(state.allocate(network, Request::Any(family), owner)?);
     }
+    // A subnet a walk found full (its cursor the full mark) is passed
+    // over, as the allocator passes it over, and walked last, only when no
+    // other has room. Handed to the allocator alone (a block of its
+    // bounds, or the whole subnet), it was walked whole at every
+    // allocation: a `symlinkat` per address of a full range.
+    let mut found_full = Vec::new();
     for spec in network.subnets.iter().filter(|s| s.family() == family) {
-        let mut one = network.clone();
-        one.subnets = vec![spec.clone()];
-        let blocks = match bounds.iter().find(|(s, _, _)| *s == spec.subnet) {
-            None => vec![None],
-            Some(&(_, start, end)) => {
-                let (start, end) = (to_u128(start), to_u128(end));
-                let cursor = state.cursors(&one)?[0]
-                    .last
-                    .map(to_u128)
-                    .filter(|c| (start..=end).contains(c));
-                let mut blocks = Vec::new();
-                match cursor {
-                    Some(cursor) if cursor < end => {
-                        blocks.extend(cidr_cover(family, cursor + 1, end));
-                        blocks.extend(cidr_cover(family, start, cursor));
-                    }
-                    _ => blocks.extend(cidr_cover(family, start, end)),
-                }
-                blocks.into_iter().map(Some).collect()
-            }
-        };
-        for block in blocks {
-            one.subnets[0].ip_range = block;
-            match state.allocate(&one, Request::Any(family), owner) {
-                Ok(address) => return Ok(address),
-                Err(error)
-                    if matches!(error.ipam(), Some(IpamError::NoAvailableAddresses { .. })) => {}
-                Err(error) => return Err(error.into()),
-            }
+        let cursor = cursor_of(state, network, spec)?;
+        if cursor.is_some() && cursor == spec.full_mark() {
+            found_full.push(spec);
+            continue;
+        }
+        if let Some(address) = allocate_in(state, network, spec, cursor, owner, bounds)? {
+            return Ok(address);
+        }
+    }
+    for spec in found_full {
+        if let Some(address) = allocate_in(state, network, spec, None, owner, bounds)? {
+            return Ok(address);
         }
     }
     Err(no_address_left(network, family))
+}
+
+/// `network` with `spec` as its only subnet, for the allocator.
+fn only(network: &NetworkRecord, spec: &SubnetSpec) -> NetworkRecord {
+    NetworkRecord {
+        subnets: vec![spec.clone()],
+        ..network.clone()
+    }
+}
+
+/// The last address handed out in `spec`, as its cursor says.
+fn cursor_of(
+    state: &Locked<'_>,
+    network: &NetworkRecord,
+    spec: &SubnetSpec,
+) -> Result<Option<IpAddr>, Error> {
+    Ok(state.cursors(&only(network, spec))?[0].last)
+}
+
+/// The next free address of `spec` after `cursor` (its range, or its
+/// bounds when it has some), `None` when it has none.
+fn allocate_in(
+    state: &Locked<'_>,
+    network: &NetworkRecord,
+    spec: &SubnetSpec,
+    cursor: Option<IpAddr>,
+    owner: &str,
+    bounds: &[(IpNet, IpAddr, IpAddr)],
+) -> Result<Option<IpNet>, Error> {
+    let family = spec.family();
+    let mut one = only(network, spec);
+    let blocks = match bounds.iter().find(|(s, _, _)| *s == spec.subnet) {
+        None => vec![None],
+        Some(&(_, start, end)) => {
+            let (start, end) = (to_u128(start), to_u128(end));
+            let cursor = cursor.map(to_u128).filter(|c| (start..=end).contains(c));
+            let mut blocks = Vec::new();
+            match cursor {
+                Some(cursor) if cursor < end => {
+                    blocks.extend(cidr_cover(family, cursor + 1, end));
+                    blocks.extend(cidr_cover(family, start, cursor));
+                }
+                _ => blocks.extend(cidr_cover(family, start, end)),
+            }
+            blocks.into_iter().map(Some).collect()
+        }
+    };
+    for block in blocks {
+        one.subnets[0].ip_range = block;
+        match state.allocate(&one, Request::Any(family), owner) {
+            Ok(address) => return Ok(Some(address)),
+            Err(error) if matches!(error.ipam(), Some(IpamError::NoAvailableAddresses { .. })) => {}
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Ok(None)
 }
 
 fn no_address_left(network: &NetworkRecord, family: IpFamily) -> Error {
@@ -288,6 +333,57 @@ mod tests {
                 "2001:db8:9::/64 2001:db8:9::10 2001:db8:9::ff"
             ]
         );
+    }
+
+    /// A bounded range found full is passed over, as the allocator passes
+    /// over a full subnet, until a release counts room in it. Before, each
+    /// allocation handed it to the allocator alone and walked it whole (a
+    /// `symlinkat` per address: 65,000 for a /16 range), and so also took
+    /// an address of it no release had counted (here one whose file was
+    /// lost, as a power cut may lose it).
+    #[test]
+    fn a_full_bounded_range_is_passed_over_until_a_release_counts_room() {
+        let dir = std::env::temp_dir().join(format!("ipvlan-bounds-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let state = crate::store::StateDir::open(&dir).unwrap();
+        let locked = state.lock().unwrap();
+        let subnets = ["10.50.0.0/24", "10.51.0.0/24"]
+            .iter()
+            .map(|s| crate::digits::parse_cidr(s).unwrap())
+            .collect::<Vec<_>>();
+        let specs = crate::ipam::match_subnets(&subnets, &[], &[], &[]).unwrap();
+        let mut network = crate::store::records::fixtures::network("pods", 'c', specs);
+        network.options.push((
+            crate::driver::options::CNI_MARK.to_string(),
+            "master=lo mode=l2 flag=bridge mtu=(master's) ipam=ipvlan \
+             ranges=10.50.0.0/24[10.50.0.10-10.50.0.13]@10.50.0.1,10.51.0.0/24@10.51.0.1"
+                .into(),
+        ));
+        locked.put_network(&network).unwrap();
+        let bounds = record_bounds(&network);
+        let next = || {
+            allocate_within(&locked, &network, IpFamily::V4, "o", &bounds)
+                .unwrap()
+                .addr()
+                .to_string()
+        };
+        for n in 10..=13 {
+            assert_eq!(next(), format!("10.50.0.{n}"));
+        }
+        // (No gateway in these specs: the first address goes.)
+        assert_eq!(next(), "10.51.0.1");
+        let lost = dir.join(format!("ipam/{}/10.50.0.0-24/10.50.0.11", network.id));
+        std::fs::remove_file(&lost).unwrap();
+        assert_eq!(next(), "10.51.0.2");
+        assert_eq!(next(), "10.51.0.3");
+        assert!(locked
+            .release(&network, "10.50.0.12".parse().unwrap())
+            .unwrap());
+        assert_eq!(next(), "10.50.0.12");
+        // Full again once the address counted is taken.
+        assert_eq!(next(), "10.51.0.4");
+        drop(locked);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -114,7 +114,7 @@ pub fn allocate<B: AddressBook>(
             for spec in subnets.iter().filter(|s| s.family() == family) {
                 any_subnet = true;
                 let cursor = book.cursor(spec)?;
-                let mark = full_mark(spec);
+                let mark = spec.full_mark();
                 if cursor.is_some() && cursor == mark {
                     found_full.push(spec);
                     continue;
@@ -196,7 +196,7 @@ pub fn release<B: AddressBook>(
     // marked and passed over.
     // An address outside the ip-range (an `--ip` inside the subnet) is
     // no room for allocations, which never hand it out.
-    let (family, mark) = (spec.family(), full_mark(spec));
+    let (family, mark) = (spec.family(), spec.full_mark());
     let several = subnets.iter().filter(|s| s.family() == family).count() > 1;
     let (first, last) = spec.allocation_bounds();
     let in_range = (first..=last).contains(&to_u128(address));
@@ -245,15 +245,6 @@ fn note_room<B: AddressBook>(
 
 fn with_prefix(spec: &SubnetSpec, address: IpAddr) -> IpNet {
     IpNet::new(address, spec.subnet.prefix_len()).expect("prefix length comes from a valid subnet")
-}
-
-/// The cursor that says a walk found `spec` full: its network address,
-/// which is never handed out. Older versions read it as a cursor before
-/// the range and walk from the range's start. None for an IPv4 /31 or /32,
-/// whose walk is two addresses at most.
-fn full_mark(spec: &SubnetSpec) -> Option<IpAddr> {
-    let network = spec.subnet.network();
-    spec.is_reserved(network).then_some(network)
 }
 
 /// Walks from `cursor` to the end of the range, then from its start back

@@ -49,6 +49,15 @@ impl SubnetSpec {
         self.subnet.contains(&addr)
     }
 
+    /// The cursor that says a walk found the subnet full: its network
+    /// address, which is never handed out. Older versions read it as a
+    /// cursor before the range and walk from the range's start. None for
+    /// an IPv4 /31 or /32, whose walk is two addresses at most.
+    pub fn full_mark(&self) -> Option<IpAddr> {
+        let network = self.subnet.network();
+        self.is_reserved(network).then_some(network)
+    }
+
     /// Whether `addr` can never go to a container automatically or on
     /// request: network address (IPv4 except /31 and /32), IPv4 broadcast
     /// (except /31 and /32), IPv6 subnet-router anycast, gateway, aux.

@@ -982,6 +982,14 @@ fn replaced_while_paused(env: &Env, args: &[&str], pause_at: &str) -> (Output, u
     (run.wait_with_output().unwrap(), inode)
 }
 
+/// `network create -d ipvlan --subnet SUBNET -o PARENT NAME` (`PARENT`:
+/// `parent=LINK`).
+fn create_on<'a>(parent: &'a str, name: &'a str, subnet: &'a str) -> [&'a str; 9] {
+    [
+        "network", "create", "-d", "ipvlan", "--subnet", subnet, "-o", parent, name,
+    ]
+}
+
 /// A create that fails at its last step (its record's final write), on a
 /// parent another network made (a VLAN sub-interface both share), leaves
 /// that parent: it is the other network's. Before, the failed create
@@ -992,19 +1000,8 @@ fn a_failed_create_leaves_the_parent_another_network_made() {
     let mut env = Env::new("sharedparent");
     assert!(vm_support::ip_ok(&["link", "add", "sp0", "type", "dummy"]));
     assert!(vm_support::ip_ok(&["link", "set", "sp0", "up"]));
-    let create = |name: &'static str, subnet: &'static str| {
-        [
-            "network",
-            "create",
-            "-d",
-            "ipvlan",
-            "--subnet",
-            subnet,
-            "-o",
-            "parent=sp0.53",
-            name,
-        ]
-    };
+    let create =
+        |name: &'static str, subnet: &'static str| create_on("parent=sp0.53", name, subnet);
     env.ok(&create("a", "192.168.90.0/24"));
     env.networks.push("a".to_string());
     let index = |name: &str| {
@@ -1048,19 +1045,8 @@ fn a_parent_made_under_the_name_of_one_gone_goes_with_the_last_network() {
     assert!(vm_support::ip_ok(&[
         "link", "add", "link", "ap0", "name", "ap0.54", "type", "vlan", "id", "54"
     ]));
-    let create = |name: &'static str, subnet: &'static str| {
-        [
-            "network",
-            "create",
-            "-d",
-            "ipvlan",
-            "--subnet",
-            subnet,
-            "-o",
-            "parent=ap0.54",
-            name,
-        ]
-    };
+    let create =
+        |name: &'static str, subnet: &'static str| create_on("parent=ap0.54", name, subnet);
     env.ok(&create("a", "192.168.92.0/24"));
     assert!(vm_support::ip_ok(&["link", "del", "ap0.54"]));
     env.ok(&create("b", "192.168.93.0/24"));
@@ -1088,19 +1074,8 @@ fn a_parent_restore_makes_again_goes_with_the_last_network() {
     let mut env = Env::new("readopted");
     assert!(vm_support::ip_ok(&["link", "add", "rp0", "type", "dummy"]));
     assert!(vm_support::ip_ok(&["link", "set", "rp0", "up"]));
-    let create = |name: &'static str, subnet: &'static str| {
-        [
-            "network",
-            "create",
-            "-d",
-            "ipvlan",
-            "--subnet",
-            subnet,
-            "-o",
-            "parent=rp0.59",
-            name,
-        ]
-    };
+    let create =
+        |name: &'static str, subnet: &'static str| create_on("parent=rp0.59", name, subnet);
     env.ok(&create("a", "192.168.94.0/24"));
     assert!(vm_support::link(None, "rp0.59").is_some(), "a made rp0.59");
     let admins = || {

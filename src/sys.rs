@@ -1663,12 +1663,11 @@ fn c_os(text: &std::ffi::OsStr) -> io::Result<std::ffi::CString> {
 /// caller check, once the child exists, that it should run at all, before
 /// any of the program's code (or a process it would start) exists.
 ///
-/// The child starts with an empty signal mask and `SIGPIPE` at its
-/// default, as `std::process::Command` leaves them, and `SIGCHLD` at its
-/// default too: ignored by whoever started us (a disposition that survives
-/// `execve`), the program's own children would be reaped by the kernel and
-/// its `wait` find no status, where a container's processes start with
-/// every disposition at its default. A fork and an exec, nothing else:
+/// The child starts with an empty signal mask and every disposition at
+/// its default, as a container's processes start: an ignored signal
+/// survives `execve` (`SIGPIPE` ignored here; `SIGCHLD` ignored by whoever
+/// started us would have the kernel reap the program's own children, its
+/// `wait` finding no status; `nohup` ignores `SIGHUP`). A fork and an exec, nothing else:
 /// `Command` brought about 20 KiB of code into the binary (its environment
 /// map, `posix_spawn` and pidfd paths) for the ways the crate starts
 /// programs. The child is not waited for: see [`wait_child`], or
@@ -2390,9 +2389,33 @@ unsafe fn child_exec(
             }
         }
         close_inherited_at_exec(report);
-        let default: libc::sigaction = mem::zeroed();
-        for signal in [libc::SIGPIPE, libc::SIGCHLD] {
-            if libc::sigaction(signal, &default, std::ptr::null_mut()) == -1 {
+        // Every disposition at its default, as a container's processes
+        // start: `execve` resets handlers, but an ignored signal stays
+        // ignored (`SIGPIPE` is, in ipvlan; `nohup` or a shell's `&`
+        // ignore others, a library's caller `SIGCHLD`). By the system call
+        // itself: musl's `sigaction` refuses the three signals it keeps
+        // for its threads (32-34), which a program of another libc uses.
+        // Handled signals are left to `execve`, which resets them.
+        let default = KernelSigaction::default();
+        for signal in 1..=SIGNAL_MAX {
+            let mut current = KernelSigaction::default();
+            let looked = libc::syscall(
+                libc::SYS_rt_sigaction,
+                signal,
+                std::ptr::null::<KernelSigaction>(),
+                &mut current as *mut KernelSigaction,
+                mem::size_of::<u64>(),
+            );
+            if looked == 0
+                && current.handler == libc::SIG_IGN
+                && libc::syscall(
+                    libc::SYS_rt_sigaction,
+                    signal,
+                    &default as *const KernelSigaction,
+                    std::ptr::null_mut::<KernelSigaction>(),
+                    mem::size_of::<u64>(),
+                ) == -1
+            {
                 fail(report);
             }
         }
@@ -2405,6 +2428,21 @@ unsafe fn child_exec(
         };
         report_errno(report, 1)
     }
+}
+
+/// The highest signal number (`SIGRTMAX` on Linux: `_NSIG - 1`).
+const SIGNAL_MAX: libc::c_int = 64;
+
+/// The kernel's `struct sigaction` for `rt_sigaction(2)` on x86-64 (not
+/// libc's): handler, flags, restorer, a 64-bit mask. All zero: `SIG_DFL`,
+/// no flags, nothing masked.
+#[repr(C)]
+#[derive(Default)]
+struct KernelSigaction {
+    handler: usize,
+    flags: u64,
+    restorer: usize,
+    mask: u64,
 }
 
 /// In a child just forked: every descriptor above 2 goes at `execve`, so

@@ -202,6 +202,29 @@ fn a_command_started_without_a_path_gets_dockers() {
     );
 }
 
+/// A command starts with every signal at its default, as a container's
+/// processes do, whatever its caller ignored (`trap '' HUP USR2`, as
+/// `nohup` or a shell's `&` ignore signals). Before, an ignored signal
+/// stayed ignored in the command (an ignored disposition survives exec).
+#[test]
+fn a_command_starts_with_no_signal_ignored() {
+    let scratch = scratch_dir("exec-sigign");
+    let output = with_containers(
+        &["c1"],
+        "trap '' HUP USR2
+         \"$BIN\" exec c1 grep SigIgn /proc/self/status; echo \"rc=$?\"",
+        &scratch,
+    );
+    let stdout = text(&output.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines,
+        ["SigIgn:\t0000000000000000", "rc=0"],
+        "{stdout}{}",
+        text(&output.stderr)
+    );
+}
+
 /// A signal the command sends its parent (`kill -USR1 $PPID`, a daemon
 /// saying it is ready) is not passed back to it: before, it came back and
 /// ended the command (SIGUSR1, 138). One another process sends still is.

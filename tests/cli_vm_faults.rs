@@ -2968,3 +2968,42 @@ fn a_connect_after_a_killed_one_names_the_interrupted_endpoint() {
     }
     lab.ok(&args("network rm ki"));
 }
+
+/// A disconnect whose look at the parent fails changes nothing: the
+/// endpoint stays attached (a connect again says so), and `restore`
+/// keeps it. Before, the look came after the intent was written: the
+/// record was left `detaching` with nothing done, and `restore` finished
+/// the detach the user was told had failed.
+#[test]
+fn a_disconnect_whose_parent_lookup_fails_leaves_the_endpoint_attached() {
+    let lab = Lab::new("detach-lookup");
+    lab.ok(&args("network create --subnet 10.48.0.0/16 dl"));
+    ip(&["netns", "add", "dl1"]);
+    lab.ok(&args("network connect dl dl1"));
+    let mut command = lab.command(&args("network disconnect dl dl1"));
+    command.env(FORCE_ENV, "detach: parent lookup lost");
+    let out = lab.output(&mut command);
+    let said = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("looking up parent"), "{said}");
+    let connected = |lab: &Lab| {
+        let out = lab.output(&mut lab.command(&args("network connect dl dl1")));
+        let said = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{said}");
+        assert!(
+            said.contains("container dl1 is already connected to network dl"),
+            "{said}"
+        );
+    };
+    connected(&lab);
+    lab.restore();
+    connected(&lab);
+    assert!(
+        links_of("dl1").values().any(|(_, kind)| kind == "ipvlan"),
+        "{:?}",
+        links_of("dl1")
+    );
+    lab.ok(&args("network disconnect dl dl1"));
+    ip(&["netns", "del", "dl1"]);
+    lab.ok(&args("network rm dl"));
+}

@@ -854,6 +854,19 @@ impl Manager {
         at: &NsAt,
     ) -> Result<Vec<String>, Error> {
         check_hosts_dir(state, network)?;
+        // The parent is looked up before the intent is written, as a batch
+        // does: a lookup that fails leaves the endpoint as it was. After
+        // it, the failure left the record `detaching` with nothing done,
+        // which `restore` then finished, removing what the user was told
+        // stayed. A CNI network without a host master names none.
+        let parent = match (at.open(), network.parent.as_str()) {
+            (None, _) | (_, "") => None,
+            (Some(_), name) => {
+                crate::fault::io_refused("detach: parent lookup lost")
+                    .map_err(|e| Error::io(format_args!("looking up parent {name}"), &e))?;
+                host.link_by_name(name)?
+            }
+        };
         let how = LinkToRemove::of(&endpoint);
         endpoint.state = EndpointState::Detaching;
         if how.unproven {
@@ -862,11 +875,6 @@ impl Manager {
         under_detach_intent(state, &endpoint, || {
             let mut notes = Vec::new();
             if let Some(inside) = at.open() {
-                // A CNI network without a host master names none.
-                let parent = match network.parent.as_str() {
-                    "" => None,
-                    name => host.link_by_name(name)?,
-                };
                 notes.extend(how.remove(inside, parent.as_ref())?);
             }
             let names = self.names(state);

@@ -2466,3 +2466,53 @@ fn the_namespace_directory_is_made_0755_whatever_the_umask() {
     );
     let _ = fs::remove_dir_all(&scratch);
 }
+
+/// An `rm` of a container whose endpoint sits on a network whose record
+/// cannot be read is refused before anything changes (the endpoint would
+/// stay, named by no container); a damaged record of another network is
+/// said, and the container goes. Before, both went unsaid: the container
+/// went and its endpoint, address and index entry stayed.
+#[test]
+fn rm_refuses_a_container_on_a_network_whose_record_cannot_be_read() {
+    in_fresh_netns("rm-damaged", |config| {
+        fs::create_dir_all(&config.netns_dir).unwrap();
+        let manager = Manager::open(config.clone()).unwrap();
+        manager.create_container(Some("web")).unwrap();
+        manager.create_container(Some("db")).unwrap();
+        let ours = "a".repeat(64);
+        let theirs = "b".repeat(64);
+        let state = &config.state_dir;
+        for id in [&ours, &theirs] {
+            fs::write(state.join(format!("networks/{id}.json")), "{ torn").unwrap();
+        }
+        // The index of web files an endpoint on `ours` (the way an attach
+        // writes it).
+        fs::create_dir_all(state.join("records/container-endpoints")).unwrap();
+        fs::write(
+            state.join("records/container-endpoints/web.json"),
+            format!(
+                "{{\n    \"version\": 1,\n    \"container\": \"web\",\n    \"endpoints\": {{\n        \"{ours}\": \"_netns_cookie_7\"\n    }}\n}}\n"
+            ),
+        )
+        .unwrap();
+        let err = manager.remove_container("web", true).unwrap_err();
+        assert!(
+            err.to_string().starts_with(&format!(
+                "container web has an endpoint on network {ours}, whose record cannot be read"
+            )),
+            "{err}"
+        );
+        assert!(config.netns_dir.join("web").exists());
+        assert!(container_names(&manager).contains(&"web".to_string()));
+        // db names neither: removed, the damage said.
+        let notes = manager.remove_container("db", false).unwrap();
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(
+            notes.iter().all(|n| n.contains(
+                "cannot be read: an endpoint of db on that network, if it has one, stays"
+            )),
+            "{notes:?}"
+        );
+        assert!(!container_names(&manager).contains(&"db".to_string()));
+    });
+}

@@ -466,6 +466,15 @@ impl Manager {
                 state.check_dir(dir)?;
             }
         }
+        // A network record that cannot be read hides the container's
+        // endpoint on it, which would stay, named by no container: refused
+        // here, before anything changes, when the container's index or
+        // record names that network; else said.
+        let networks = state.networks()?;
+        let unreadable = unreadable_networks_of(&state, &networks.damaged, name, record.as_ref())?;
+        if let Some(refusal) = unreadable.refusal {
+            return Err(refusal);
+        }
         // From here `ps` no longer lists it, and a kill leaves restore to
         // finish the removal.
         let before = state.container(name)?;
@@ -490,9 +499,8 @@ impl Manager {
                 }
             }
         }
-        let networks = state.networks()?;
         let host = Handle::new()?;
-        let mut notes = Vec::new();
+        let mut notes = unreadable.notes;
         for (at, endpoint) in self.container_endpoints(&state, &networks, name)? {
             let network = &networks[at];
             let at = locate(&endpoint)?;
@@ -1260,6 +1268,52 @@ fn kill_everything_inside(ns: &Netns) -> Result<Vec<u32>, Error> {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     Ok(netns_identity::processes_by_namespace_inode(ino))
+}
+
+/// What an `rm` of `name` does about the network records it cannot read
+/// (`damaged`): a refusal when the container's index or record names
+/// one of those networks (its endpoint there would stay, named by no
+/// container), notes for the others (an endpoint there, if any, stays).
+struct Unreadable {
+    refusal: Option<Error>,
+    notes: Vec<String>,
+}
+
+fn unreadable_networks_of(
+    state: &Locked<'_>,
+    damaged: &[crate::store::Damaged],
+    name: &str,
+    record: Option<&ContainerRecord>,
+) -> Result<Unreadable, Error> {
+    let mut unreadable = Unreadable {
+        refusal: None,
+        notes: Vec::new(),
+    };
+    if damaged.is_empty() {
+        return Ok(unreadable);
+    }
+    let index = super::netns_identity::ContainerIndex::read(state, name)?;
+    for file in damaged {
+        let id = file
+            .path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".json"))
+            .unwrap_or_default();
+        let named = !id.is_empty()
+            && (index.names_network(id)
+                || record.is_some_and(|r| r.networks.iter().any(|n| n == id)));
+        if named {
+            unreadable.refusal = Some(Error::failed(format!(
+                "container {name} has an endpoint on network {id}, whose record cannot be read ({file}); rm would leave it, named by no container: repair or move that file, then rm again"
+            )));
+            return Ok(unreadable);
+        }
+        unreadable.notes.push(format!(
+            "network record {file} cannot be read: an endpoint of {name} on that network, if it has one, stays"
+        ));
+    }
+    Ok(unreadable)
 }
 
 /// The refusal of an `rm` without force while `pids` run in the container.

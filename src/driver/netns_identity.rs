@@ -870,6 +870,13 @@ impl ContainerIndex {
         self.entries.is_empty()
     }
 
+    /// Whether it files an endpoint on network `network_id`.
+    pub(crate) fn names_network(&self, network_id: &str) -> bool {
+        self.entries
+            .iter()
+            .any(|(network, _)| network == network_id)
+    }
+
     /// The index of `container`: empty when it has none, or one that
     /// cannot be read. The index is derived from the endpoint records and
     /// not synced (see the store's durability rules), so after a power cut

@@ -693,6 +693,84 @@ fn wait_for_pause(pause: &Path, command: &str) {
     vm_support::wait_until(&format!("{command} reaching its pause"), || pause.exists());
 }
 
+/// The children of process `pid`, from `/proc/*/stat`.
+fn children_of(pid: u32) -> Vec<u32> {
+    let mut children = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(child) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // `PID (COMM) STATE PPID ...`: the fields after the last ')'.
+        let after = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest)
+            .unwrap_or_default();
+        if after
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<u32>().ok())
+            == Some(pid)
+        {
+            children.push(child);
+        }
+    }
+    children
+}
+
+/// A `run` whose keeper (the process that holds the command's status) is
+/// killed while the command runs (the OOM killer, a stray `kill -9`)
+/// cannot tell how the command ended: it says so and exits 125, and the
+/// container stays with its command running, as Docker keeps a container
+/// whose client went away. Before, `run` took the lost status for a
+/// command that never started and removed the container, killing it.
+#[test]
+fn a_run_whose_keeper_is_killed_leaves_the_container() {
+    let mut env = Env::new("keeperkilled");
+    env.network("n1", "192.168.78.0/24");
+    // Not pipes: the command holds run's streams, and would hold a
+    // reader of them until it ends.
+    let said = env.root.join("said");
+    let mut run = env
+        .command(&["run", "--net=n1", "--name=w", "sleep", "300"])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&said).unwrap())
+        .spawn()
+        .unwrap();
+    // The keeper: run's child, once it has a child of its own (sleep).
+    let mut keeper = None;
+    vm_support::wait_until("the command under its keeper", || {
+        keeper = children_of(run.id())
+            .into_iter()
+            .find(|&k| !children_of(k).is_empty());
+        keeper.is_some()
+    });
+    let keeper = keeper.unwrap();
+    let command = children_of(keeper)[0];
+    // SAFETY: kill(2) of a process of this test's.
+    assert_eq!(unsafe { libc::kill(keeper as i32, libc::SIGKILL) }, 0);
+    let status = run.wait().unwrap();
+    let said = std::fs::read_to_string(&said).unwrap();
+    assert_eq!(status.code(), Some(125), "{said}");
+    assert!(
+        said.contains("status is unknown") && said.contains("w stays"),
+        "{said}"
+    );
+    assert_eq!(env.containers(), ["w"]);
+    assert!(
+        std::path::Path::new(&format!("/proc/{command}")).exists(),
+        "the command was killed"
+    );
+    env.ok(&["rm", "-f", "w"]);
+    assert!(env.containers().is_empty());
+}
+
 /// A foreground `run` whose command cannot be started leaves no
 /// container behind, as a `-d` one does (before, the container stayed,
 /// its name and address taken until an `rm`).

@@ -89,8 +89,13 @@ pub fn run(manager: &Manager, args: RunArgs) -> Result<i32, Failure> {
     // The forwarding wait passes on what comes once the command runs
     // (see `sys::Running::wait`, which takes the held signals).
     let status = manager.exec_in_made_container(&container, &args.argv(), &options);
-    // A command that never started leaves no container behind, as `-d`.
-    if args.remove || status.is_err() {
+    // A command that never started leaves no container behind, as `-d`;
+    // one whose status was lost (its keeper killed) may still run: its
+    // container stays, unless `--rm` asked for it to go.
+    let lost = status
+        .as_ref()
+        .is_err_and(|error| error.kind() == ErrorKind::StatusLost);
+    if args.remove || (status.is_err() && !lost) {
         discard(manager, &container);
     }
     // What came once the command had ended waits (blocked) until the
@@ -101,8 +106,12 @@ pub fn run(manager: &Manager, args: RunArgs) -> Result<i32, Failure> {
         held.end();
     }
     status.map_err(|error| {
-        exec_failure(&error).unwrap_or_else(|| {
-            Failure::driver(format_args!("run: running the command in {name}"), &error)
+        exec_failure(&error).unwrap_or_else(|| match lost && !args.remove {
+            true => Failure::driver(
+                format_args!("run: {name} stays, its command may still run (`ipvlan rm -f {name}` removes it)"),
+                &error,
+            ),
+            false => Failure::driver(format_args!("run: running the command in {name}"), &error),
         })
     })
 }

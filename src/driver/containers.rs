@@ -807,7 +807,15 @@ impl Manager {
                 },
                 Err(error) => Err(error),
             };
-            let status = started.and_then(|running| running.wait(opts.forward_signals));
+            let program = program.to_string_lossy();
+            let status = match started {
+                // Started: a failed wait is a status lost (the keeper
+                // killed), not a command that never ran.
+                Ok(running) => running
+                    .wait(opts.forward_signals)
+                    .map_err(|error| Error::status_lost(&program, &error)),
+                Err(error) => Err(Error::spawn(&program, &error)),
+            };
             Ok(Some(status))
         })
         .map_err(|e| Error::io(format_args!("entering container {container}"), &e))??;
@@ -816,8 +824,7 @@ impl Manager {
         }
         match spawned {
             None => Err(removed_meanwhile(container)),
-            Some(Ok(status)) => Ok(status.code()),
-            Some(Err(error)) => Err(Error::spawn(&program.to_string_lossy(), &error)),
+            Some(status) => status.map(|status| status.code()),
         }
     }
 

@@ -30,6 +30,9 @@ pub enum ErrorKind {
     /// The command to run exists but cannot be executed: not executable,
     /// a directory, not a program (`docker run`'s 126).
     CommandNotExecutable,
+    /// The command started, but how it ended is unknown: the process
+    /// keeping its status was killed (it may still run).
+    StatusLost,
 }
 
 /// A driver error: its kind, the message shown to the user and the
@@ -135,6 +138,15 @@ impl Error {
             Some(errno) => Error::os(format!("{what}: {error}"), errno),
             None => Error::failed(format!("{what}: {error}")),
         }
+    }
+
+    /// The command `program` started, and its status was lost (`error`,
+    /// the wait's): [`ErrorKind::StatusLost`].
+    pub fn status_lost(program: &str, error: &std::io::Error) -> Error {
+        Error::new(
+            ErrorKind::StatusLost,
+            format!("{program} was started, but {error}"),
+        )
     }
 
     /// A command that could not be started: not found (ENOENT, ENOTDIR) and

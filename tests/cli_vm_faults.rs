@@ -3007,3 +3007,36 @@ fn a_disconnect_whose_parent_lookup_fails_leaves_the_endpoint_attached() {
     ip(&["netns", "del", "dl1"]);
     lab.ok(&args("network rm dl"));
 }
+
+/// A batch disconnect that detached every target, whose file of intents
+/// the disk then refused to remove, succeeds: the next command's lock
+/// passes over its lines (no record names them) and removes it. Before,
+/// the batch reported the file's error, and a retry said "not connected".
+#[test]
+fn a_batch_detach_whose_intents_file_stays_reports_success() {
+    let lab = Lab::new("detach-intents");
+    lab.ok(&args("network create --subnet 10.49.0.0/16 di"));
+    for ns in ["di1", "di2"] {
+        ip(&["netns", "add", ns]);
+    }
+    lab.ok(&args("network connect di di1 di2"));
+    let mut command = lab.command(&args("network disconnect di di1 di2"));
+    command.env(FORCE_ENV, "store: batch intents stay");
+    let out = lab.output(&mut command);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    for ns in ["di1", "di2"] {
+        assert!(
+            links_of(ns).values().all(|(_, kind)| kind != "ipvlan"),
+            "{:?}",
+            links_of(ns)
+        );
+    }
+    // The next command (its lock) takes the file away, and can attach.
+    lab.ok(&args("network connect di di1 di2"));
+    assert!(!lab.state_dir().join("batch-intents").exists());
+    lab.ok(&args("network disconnect di di1 di2"));
+    for ns in ["di1", "di2"] {
+        ip(&["netns", "del", ns]);
+    }
+    lab.ok(&args("network rm di"));
+}

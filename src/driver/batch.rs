@@ -580,7 +580,11 @@ impl Manager {
             let _ = state.commit();
             return Err(error);
         }
-        settled?;
+        // Every target detached, every record gone: a file of intents the
+        // disk refused to remove names none the next lock would expand
+        // (it passes over lines without a record, and removes the file),
+        // as after a batch attach. Failing here said the batch failed.
+        let _ = settled;
         state.commit()?;
         // Every target went: a hosts file is derived, and what kept its
         // edit from being made says so (a retry would find none attached).

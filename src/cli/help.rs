@@ -160,7 +160,11 @@ pub const RUN_FLAGS: &[Flag] = &[
         "string",
         "Refused: a container keeps the host's name",
     ),
-    Flag::boolean("interactive", Some('i'), "Keep STDIN open"),
+    Flag::boolean(
+        "interactive",
+        Some('i'),
+        "Keep STDIN open (not with -d: /dev/null then)",
+    ),
     Flag::valued("ip", None, "IP", "IPv4 address (e.g., 172.30.100.104)"),
     Flag::valued("ip6", None, "IP", "IPv6 address (e.g., 2001:db8::33)"),
     Flag::valued(

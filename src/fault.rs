@@ -375,6 +375,12 @@ pub(crate) mod unwind {
         REFUSE.with(|refuse| refuse.get() == Some(name) && refuse.replace(None).is_some())
     }
 
+    /// Whether the thread's [`refuse`] of `name` is still armed (no
+    /// [`super::io_refused`] of it came since); disarms it.
+    pub(crate) fn still_armed(name: &'static str) -> bool {
+        refused(name)
+    }
+
     /// Panics unless `caught` (what `catch_unwind` gave back) is the
     /// unwinding [`at`] armed for `name`: another panic (an `unwrap`
     /// failing before the point, an assertion) is not the kill a test

@@ -447,6 +447,13 @@ const CASES: &[Case] = &[
     case(&["network", "ls", "-q", "-f", "name=^n", "-f", "id=6e36"], 0, "").stdout("6e3600000000\n").with(&[Network, DualStack]),
     case(&["network", "ls", "-q", "-f", "name=1$", "-f", "driver=ipvlan", "-f", "type=custom", "-f", "scope=local"], 0, "").stdout("6e3100000000\n").with(&[Network, DualStack]),
     case(&["network", "ls", "-f", "label=a=b"], 0, "").stdout(LS_HEADER).with(&[Network]),
+    // Read as Docker's `filters.ParseFlag`: an empty filter is none, the
+    // key lower-cased, key and value trimmed (before: "invalid filter
+    // 'NAME'", "bad format of filter", a value with its space matching
+    // nothing).
+    case(&["network", "ls", "-q", "-f", "NAME=n1"], 0, "").stdout("6e3100000000\n").with(&[Network, DualStack]),
+    case(&["network", "ls", "-q", "-f", " name = n6 "], 0, "").stdout("6e3600000000\n").with(&[Network, DualStack]),
+    case(&["network", "ls", "-q", "-f", ""], 0, "").stdout("6e3100000000\n6e3600000000\n").with(&[Network, DualStack]),
     // `dangling`, as Docker's (the prune idiom `ls -qf dangling=true`; an
     // invalid filter before): networks without an endpoint, or with one.
     case(&["network", "ls", "-q", "-f", "dangling=true"], 0, "").stdout("6e3600000000\n").with(&[Network, DualStack, Attached]),

@@ -325,14 +325,22 @@ pub enum NetworkFilter {
 }
 
 impl NetworkFilter {
-    fn parse(text: &str) -> Result<NetworkFilter, ArgError> {
+    /// One `-f KEY=VALUE`, read as Docker's `filters.ParseFlag` reads it:
+    /// an empty one is none (`None`), the key lower-cased, key and value
+    /// trimmed of white space.
+    fn parse(text: &str) -> Result<Option<NetworkFilter>, ArgError> {
+        if text.is_empty() {
+            return Ok(None);
+        }
         let Some((key, value)) = text.split_once('=') else {
             return Err(ArgError::Value(format!(
                 "bad format of filter {text:?} (expected name=value)"
             )));
         };
-        let value = value.to_string();
-        Ok(match key {
+        let key = key.trim().to_ascii_lowercase();
+        let key = key.as_str();
+        let value = value.trim().to_string();
+        Ok(Some(match key {
             "name" => NetworkFilter::Name(value),
             "id" => NetworkFilter::Id(value),
             "driver" => NetworkFilter::Driver(value),
@@ -350,7 +358,7 @@ impl NetworkFilter {
                 return Err(ArgError::Value(format!("invalid filter '{key}={value}'")))
             }
             _ => return Err(ArgError::Value(format!("invalid filter '{key}'"))),
-        })
+        }))
     }
 
     fn matches_one(&self, name: &str, id: &str, driver: &str, in_use: &dyn Fn() -> bool) -> bool {
@@ -424,7 +432,7 @@ fn build(topic: Topic, matches: Matches) -> Result<Command, ArgError> {
                 filters: matches
                     .all("filter")
                     .into_iter()
-                    .map(NetworkFilter::parse)
+                    .filter_map(|text| NetworkFilter::parse(text).transpose())
                     .collect::<Result<_, _>>()?,
             }
         }

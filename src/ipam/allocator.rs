@@ -2,7 +2,13 @@
 //! address handed out, wraps at the end and skips taken addresses, so a
 //! released address comes back only after a full lap (fewer stale ARP and
 //! neighbour entries) and the common case costs one lookup whatever the
-//! occupancy.
+//! occupancy. Not every case: in a range nearly full and churning (one
+//! container removed, one run), the free address lies behind the cursor
+//! and a walk passes every taken one on its way there, a lookup each,
+//! which a map of the range's free addresses would spare. A subnet a
+//! walk found full, of a family with several, is passed over until a
+//! release counts room in it ([`release`]), so its allocations cost no
+//! such walk.
 //!
 //! Where "taken" is recorded is the [`AddressBook`]'s business: the state
 //! store keeps one file per address, [`MemoryBook`] a map.

@@ -1337,10 +1337,13 @@ fn tree_of(root: &Path) -> BTreeMap<String, String> {
                 into.insert(name, "(directory)".to_string());
                 walk(root, &path, into);
             } else if name.starts_with("hosts/") {
-                // A removed line is blanked in place (one write), not taken
-                // out: the names a hosts file holds are what counts.
+                // A removed line is blanked in place (a `#`, then spaces),
+                // not taken out: the names a hosts file holds are what
+                // counts.
                 let content = text(&std::fs::read(&path).unwrap());
-                let lines = content.lines().filter(|line| !line.trim().is_empty());
+                let lines = content
+                    .lines()
+                    .filter(|line| !line.trim().is_empty() && !line.starts_with('#'));
                 into.insert(name, lines.collect::<Vec<_>>().join("\n"));
             } else if name != "lock" {
                 into.insert(name, text(&std::fs::read(&path).unwrap()));

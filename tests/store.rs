@@ -737,8 +737,16 @@ fn hosts_file_append_and_remove_in_place() {
     let inode = fs::metadata(&path).unwrap().ino();
     assert_eq!(remove_lines(&path, |l| l.ends_with("\tipv1")).unwrap(), 1);
     let text = fs::read_to_string(&path).unwrap();
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    // Blanked as a comment, then spaces: a resolver reads no host there.
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .collect();
     assert_eq!(lines, ["192.168.1.3\tipv2"]);
+    assert!(
+        text.starts_with(&format!("#{}\n", " ".repeat("192.168.1.2\tipv1".len() - 1))),
+        "{text:?}"
+    );
     assert_eq!(
         fs::metadata(&path).unwrap().ino(),
         inode,
@@ -751,7 +759,10 @@ fn hosts_file_append_and_remove_in_place() {
     }
     let text = fs::read_to_string(&path).unwrap();
     assert!(text.len() < 8192, "compacted: {} bytes", text.len());
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .collect();
     assert_eq!(lines, ["192.168.1.3\tipv2"]);
     assert_eq!(fs::metadata(&path).unwrap().ino(), inode);
 }

@@ -1112,6 +1112,11 @@ impl<'a> Names<'a> {
 mod tests {
     use super::*;
 
+    /// `line` as a removal leaves it: a `#`, then spaces, its length.
+    fn blanked(line: &str) -> String {
+        format!("#{}", " ".repeat(line.len() - 1))
+    }
+
     fn scratch(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!(
             "ipvlan-hosts-{}-{}-{name}",
@@ -1185,7 +1190,7 @@ mod tests {
             fs::read_to_string(&file).unwrap(),
             format!(
                 "{HEADER}{}\n192.168.1.3\tipv2\n2001:db8::3\tipv2\n",
-                " ".repeat("192.168.1.2\tipv1".len())
+                blanked("192.168.1.2\tipv1")
             )
         );
         assert_eq!(fs::metadata(&file).unwrap().ino(), inode);
@@ -1214,7 +1219,7 @@ mod tests {
             fs::read_to_string(&file).unwrap(),
             format!(
                 "{HEADER}{}\n10.0.0.2\tkept\n10.0.0.3\tlost\n",
-                " ".repeat("10.0.0.9\tgone".len())
+                blanked("10.0.0.9\tgone")
             )
         );
         assert_eq!(fs::metadata(&file).unwrap().ino(), inode, "edited in place");
@@ -1254,7 +1259,7 @@ mod tests {
             ("10.0.0.4".parse().unwrap(), "new".to_string()),
         ];
         reconcile(&file, &wanted).unwrap();
-        let blank = " ".repeat("10.0.0.2\tweb".len());
+        let blank = blanked("10.0.0.2\tweb");
         let mut expected = format!("{HEADER}{blank}\n10.0.0.3\tdb\n").into_bytes();
         expected.extend_from_slice(b"10.0.0.9\tcaf\xe9\n10.0.0.4\tnew\n");
         assert_eq!(fs::read(&file).unwrap(), expected);
@@ -1349,7 +1354,7 @@ mod tests {
         write_union(&union, &[a.clone(), b.clone()]).unwrap();
         assert_eq!(
             fs::read_to_string(&union).unwrap(),
-            format!("{HEADER}          \n10.1.0.2\ty\n10.1.0.3\tz\n")
+            format!("{HEADER}#         \n10.1.0.2\ty\n10.1.0.3\tz\n")
         );
         assert_eq!(fs::metadata(&union).unwrap().ino(), inode);
         fs::remove_dir_all(dir).unwrap();

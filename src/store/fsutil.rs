@@ -567,8 +567,14 @@ fn blank_lines_dyn(
         cut_short += usize::from(cut);
         let removed = !is_blank && (cut || std::str::from_utf8(content).is_ok_and(&mut *remove));
         if removed {
-            // One pwrite(2) each (the file is never opened to append).
-            file.write_all_at(&vec![b' '; content.len()], offset as u64)?;
+            // A `#` first, one byte, which no reader sees half written: the
+            // line is a comment from then on. Then the rest, spaces. A
+            // reader racing one write that blanked the line whole could
+            // copy part of it (a read of a cached page takes no lock):
+            // " 0.0.0.5\tweb" would give `web` another address for that
+            // lookup. Two pwrite(2)s (the file is never opened to append).
+            file.write_all_at(b"#", offset as u64)?;
+            file.write_all_at(&vec![b' '; content.len() - 1], offset as u64 + 1)?;
             removed_at.push(offset);
         }
         if is_blank || removed {
@@ -1125,7 +1131,7 @@ mod tests {
         let blanked: String = old
             .split_inclusive('\n')
             .map(|line| match gone(line.trim_end()) {
-                true => format!("{}\n", " ".repeat(line.len() - 1)),
+                true => format!("#{}\n", " ".repeat(line.len() - 2)),
                 false => line.to_string(),
             })
             .collect();
@@ -1340,7 +1346,7 @@ mod tests {
         })
         .unwrap();
         assert_eq!((removed, asked), (1, vec!["a 1".into(), "b 2".into()]));
-        assert_eq!(fs::read_to_string(&path).unwrap(), "a 1\n\n   \n   \n   ");
+        assert_eq!(fs::read_to_string(&path).unwrap(), "a 1\n\n#  \n   \n#  ");
 
         // 300 lines, 5,700 bytes: blanking seven in ten leaves the file mostly blank.
         let text: String = (0..300)

@@ -461,6 +461,10 @@ const CASES: &[Case] = &[
     case(&["network", "ls", "-q", "-f", "dangling=false"], 0, "").stdout("6e3100000000\n").with(&[Network, DualStack, Attached]),
     case(&["network", "ls", "-q", "-f", "dangling=0", "-f", "name=n6"], 0, "").stdout("").with(&[Network, DualStack, Attached]),
     case(&["network", "ls", "-f", "dangling=yes"], 1, "ipvlan: network ls: invalid filter 'dangling=yes'\n"),
+    // Two values of `dangling` are refused, as Docker refuses them (before:
+    // taken as alternatives, every network listed).
+    case(&["network", "ls", "-f", "dangling=true", "-f", "dangling=false"], 1, "ipvlan: network ls: invalid filter 'dangling=[false true]'\n"),
+    case(&["network", "ls", "-q", "-f", "dangling=true", "-f", "dangling=true"], 0, "").stdout("6e3100000000\n").with(&[Network]),
     case(&["network", "ls", "-f", "name=^1"], 0, "").stdout(LS_HEADER).with(&[Network]),
     case(&["network", "rm", "n2"], 1, "ipvlan: network rm n2: network n2 not found; a damaged state file may hold it: $T/state/networks/bad.json: invalid JSON at line 1 column 2: expected a string as object key\n").with(&[BAD_JSON]),
     // `-f` passes over a network that is not there, not one a damaged

@@ -361,6 +361,37 @@ impl NetworkFilter {
         }))
     }
 
+    /// Every `-f`, as [`NetworkFilter::parse`] reads each; `dangling`
+    /// given more than one value is refused, as Docker refuses it (its
+    /// values cannot be alternatives: both would list every network).
+    fn parse_all(texts: &[&str]) -> Result<Vec<NetworkFilter>, ArgError> {
+        let mut filters = Vec::with_capacity(texts.len());
+        let mut dangling: Vec<String> = Vec::new();
+        for text in texts {
+            let Some(filter) = NetworkFilter::parse(text)? else {
+                continue;
+            };
+            if let NetworkFilter::Dangling(_) = filter {
+                let value = text
+                    .split_once('=')
+                    .map(|(_, v)| v.trim())
+                    .unwrap_or_default();
+                if !dangling.iter().any(|v| v == value) {
+                    dangling.push(value.to_string());
+                }
+            }
+            filters.push(filter);
+        }
+        if dangling.len() > 1 {
+            dangling.sort();
+            return Err(ArgError::Value(format!(
+                "invalid filter 'dangling=[{}]'",
+                dangling.join(" ")
+            )));
+        }
+        Ok(filters)
+    }
+
     fn matches_one(&self, name: &str, id: &str, driver: &str, in_use: &dyn Fn() -> bool) -> bool {
         match self {
             NetworkFilter::Name(text) => holds(name, text),
@@ -429,11 +460,7 @@ fn build(topic: Topic, matches: Matches) -> Result<Command, ArgError> {
             Command::NetworkList {
                 quiet: matches.is_set("quiet"),
                 no_trunc: matches.is_set("no-trunc"),
-                filters: matches
-                    .all("filter")
-                    .into_iter()
-                    .filter_map(|text| NetworkFilter::parse(text).transpose())
-                    .collect::<Result<_, _>>()?,
+                filters: NetworkFilter::parse_all(&matches.all("filter"))?,
             }
         }
         Topic::NetworkInspect => {

@@ -818,6 +818,32 @@ fn a_detached_run_that_cannot_start_says_why_despite_a_signal() {
     assert_nothing_left_and_the_name_free(&env, "ds1", "run -d");
 }
 
+/// A `run -d` whose container an `rm -f` removed whole between the run's
+/// look at it and its log's opening leaves no log behind: a later
+/// container of the name would append to it. Before, `logs/NAME.log`
+/// stayed, named by no container.
+#[test]
+fn a_detached_run_whose_container_was_removed_leaves_no_log() {
+    let mut env = Env::new("runlog");
+    env.network("n1", "192.168.154.0/24");
+    let pause = env.root.join("pause");
+    let run = spawn_paused(
+        &env,
+        &["run", "-d", "--net=n1", "--name=lg1", "sleep", "300"],
+        "container: before log#1",
+        &pause,
+    );
+    env.ok(&["rm", "-f", "lg1"]);
+    std::fs::remove_file(&pause).unwrap();
+    let output = run.wait_with_output().unwrap();
+    let stderr = text(&output.stderr);
+    assert_ne!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("being removed"), "{stderr}");
+    let log = env.state_dir().join("logs/lg1.log");
+    assert!(!log.exists(), "{} stayed", log.display());
+    assert_nothing_left_and_the_name_free(&env, "lg1", "run -d");
+}
+
 /// No container or namespace is left, and a `run` of `name` on `n1`
 /// succeeds (then removed).
 fn assert_nothing_left_and_the_name_free(env: &Env, name: &str, what: &str) {

@@ -907,6 +907,7 @@ impl Manager {
         // 0600 in a checked directory, never through a link: root would
         // append the command's output to whatever a planted link names.
         let open_log = || self.store.open_log(container).map_err(Error::from);
+        crate::fault::point("container: before log");
         let stdout = open_log()?;
         let stderr = open_log()?;
         let held = netns::run_in(&entry.ns, || {
@@ -932,10 +933,34 @@ impl Manager {
         })
         .map_err(|e| Error::io(format_args!("entering container {container}"), &e))??;
         match self.start_unless_removed(container, entry.recorded, held) {
-            None => Err(removed_meanwhile(container)),
+            None => {
+                self.drop_orphan_log(container, &stdout);
+                Err(removed_meanwhile(container))
+            }
             Some(started) => started
                 .map(|running| running.pid())
                 .map_err(|e| Error::spawn(&program.to_string_lossy(), &e)),
+        }
+    }
+
+    /// The log a start opened (`log`) for a container removed meanwhile:
+    /// an `rm` that ended before the log was made could not take it away,
+    /// and a later container of the name would append to it. Taken out,
+    /// under the lock, when no container has the name now and the name
+    /// still leads to this file; else left (another container's now).
+    fn drop_orphan_log(&self, container: &str, log: &fs::File) {
+        let Ok(state) = self.store.lock() else {
+            return;
+        };
+        if !matches!(state.container(container), Ok(None)) {
+            return;
+        }
+        let path = self.log_path(container);
+        let (Ok(ours), Ok(there)) = (log.metadata(), fs::symlink_metadata(&path)) else {
+            return;
+        };
+        if ours.dev() == there.dev() && ours.ino() == there.ino() {
+            let _ = fs::remove_file(&path);
         }
     }
 }

@@ -1637,7 +1637,13 @@ impl Locked<'_> {
             }
             _ => {}
         }
-        self.handles.removed_tree(dir);
+        // Its parent noted for a commit without the log: best effort (the
+        // tree is gone; a parent that cannot be opened now leaves the
+        // removal to the next sync).
+        let parent = dir
+            .parent()
+            .and_then(|parent| self.handles.dir(parent).ok().flatten());
+        self.handles.removed_tree(dir, parent);
         Ok(())
     }
 
@@ -2240,6 +2246,37 @@ fn remove_tree_at(parent: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use std::os::fd::AsFd;
+
+    /// A network removed from a store without a commit log (an older
+    /// version's, or one whose log could not be made) has the directories
+    /// its trees went from synced by the commit, which syncs file by file.
+    /// Before, only the record's directory was: a power cut could bring
+    /// the network's endpoint and address trees back without it.
+    #[test]
+    fn a_tree_removed_without_a_log_has_its_directory_synced() {
+        let root = std::env::temp_dir().join(format!("ipvlan-tree-sync-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        drop(super::StateDir::open(&root).unwrap());
+        std::fs::write(root.join("lock"), "").unwrap();
+        let state = super::StateDir::open(&root).unwrap();
+        let net = crate::store::records::fixtures::network("n1", 'a', Vec::new());
+        let endpoint = crate::store::records::fixtures::endpoint(&net, "c1", "c1", "10.0.0.2/24");
+        let locked = state.lock().unwrap();
+        locked.put_network(&net).unwrap();
+        locked.put_endpoint(&endpoint).unwrap();
+        locked.commit().unwrap();
+        assert!(locked.remove_network(&net.id).unwrap());
+        let synced: Vec<std::path::PathBuf> = locked
+            .handles
+            .take_pending()
+            .dirs
+            .iter()
+            .map(|dir| dir.path.clone())
+            .collect();
+        assert!(synced.contains(&root.join("endpoints")), "{synced:?}");
+        drop(locked);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 
     /// A tree goes whole; a link in it is unlinked, never followed, and a
     /// link in the tree's place is refused: what they name stays.

@@ -183,7 +183,9 @@ pub(crate) struct HeldCursor {
 #[derive(Debug, Default)]
 pub(crate) struct Pending {
     files: Vec<(PathBuf, File)>,
-    dirs: Vec<Arc<Dir>>,
+    /// The directories whose entries changed, for a commit that syncs
+    /// file by file.
+    pub(crate) dirs: Vec<Arc<Dir>>,
     overflowed: bool,
     /// See `Shared::files_let_go`.
     files_let_go: bool,
@@ -761,9 +763,17 @@ impl Handles {
 
     /// Notes the directory `path` removed with everything in it, for the
     /// commit log (whose replay would otherwise make it again for a record
-    /// written into it before); not synced (the log's entry is).
-    pub(crate) fn removed_tree(&self, path: &Path) {
-        self.shared().note_change(path, Noted::RemovedTree);
+    /// written into it before), and its `parent`, for a commit that syncs
+    /// file by file (a store without a log: its entry in `parent` is what
+    /// must be durable; with a log, the log's entry is).
+    pub(crate) fn removed_tree(&self, path: &Path, parent: Option<Arc<Dir>>) {
+        let mut shared = self.shared();
+        shared.note_change(path, Noted::RemovedTree);
+        if let Some(parent) = parent {
+            if !shared.changed.iter().any(|d| Arc::ptr_eq(d, &parent)) {
+                shared.changed.push(parent);
+            }
+        }
     }
 
     /// The next commit is to sync the file system, not to go through the

@@ -649,11 +649,13 @@ impl Locked<'_> {
                     .ensure_dir(dir)
                     .and_then(|()| self.replace_file(&path, bytes)),
                 Change::Removed(_) => self.remove_file(&path).map(drop),
+                // The tree's parent is noted for the commit's `fsync` by
+                // the removal itself (the replay's commit syncs file by
+                // file, and a tree's removal is no file's).
                 Change::RemovedTree(_) => match self.present(&path) {
                     Ok(true) => self
                         .check_tree_below(&path)
-                        .and_then(|()| self.remove_tree(&path))
-                        .and_then(|()| self.note_dir_changed(dir, &path)),
+                        .and_then(|()| self.remove_tree(&path)),
                     other => other.map(drop),
                 },
             };
@@ -664,16 +666,6 @@ impl Locked<'_> {
             }
         }
         Ok(done)
-    }
-
-    /// Notes `dir`, whose entry `path` went, for the commit's `fsync` (the
-    /// replay's commit syncs file by file, and a tree's removal is no
-    /// file's).
-    fn note_dir_changed(&self, dir: &Path, path: &Path) -> Result<(), StoreError> {
-        if let Some(open) = self.handles.dir(dir)? {
-            self.handles.removed(path, &open);
-        }
-        Ok(())
     }
 
     /// Makes everything durable (one `syncfs`) and empties the commit log,

@@ -371,14 +371,10 @@ pub(crate) mod unwind {
         REFUSE.with(|refuse| refuse.set(Some(name)));
     }
 
-    pub(super) fn refused(name: &'static str) -> bool {
-        REFUSE.with(|refuse| refuse.get() == Some(name) && refuse.replace(None).is_some())
-    }
-
-    /// Whether the thread's [`refuse`] of `name` is still armed (no
+    /// Whether the thread's [`refuse`] of `name` is armed (no
     /// [`super::io_refused`] of it came since); disarms it.
-    pub(crate) fn still_armed(name: &'static str) -> bool {
-        refused(name)
+    pub(crate) fn refused(name: &'static str) -> bool {
+        REFUSE.with(|refuse| refuse.get() == Some(name) && refuse.replace(None).is_some())
     }
 
     /// Panics unless `caught` (what `catch_unwind` gave back) is the

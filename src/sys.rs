@@ -1667,7 +1667,8 @@ fn c_os(text: &std::ffi::OsStr) -> io::Result<std::ffi::CString> {
 /// its default, as a container's processes start: an ignored signal
 /// survives `execve` (`SIGPIPE` ignored here; `SIGCHLD` ignored by whoever
 /// started us would have the kernel reap the program's own children, its
-/// `wait` finding no status; `nohup` ignores `SIGHUP`). A fork and an exec, nothing else:
+/// `wait` finding no status; `nohup` ignores `SIGHUP`). A fork and an
+/// exec, nothing else:
 /// `Command` brought about 20 KiB of code into the binary (its environment
 /// map, `posix_spawn` and pidfd paths) for the ways the crate starts
 /// programs. The child is not waited for: see [`wait_child`], or

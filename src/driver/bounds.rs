@@ -192,53 +192,40 @@ pub(super) fn allocate_within(
     // allocation: a `symlinkat` per address of a full range.
     let mut found_full = Vec::new();
     for spec in network.subnets.iter().filter(|s| s.family() == family) {
-        let cursor = cursor_of(state, network, spec)?;
+        // `network` with this subnet only, for the allocator.
+        let mut one = NetworkRecord {
+            subnets: vec![spec.clone()],
+            ..network.clone()
+        };
+        let cursor = state.cursors(&one)?[0].last;
         if cursor.is_some() && cursor == spec.full_mark() {
-            found_full.push(spec);
+            found_full.push(one);
             continue;
         }
-        if let Some(address) = allocate_in(state, network, spec, cursor, owner, bounds)? {
+        if let Some(address) = allocate_in(state, &mut one, cursor, owner, bounds)? {
             return Ok(address);
         }
     }
-    for spec in found_full {
-        if let Some(address) = allocate_in(state, network, spec, None, owner, bounds)? {
+    for mut one in found_full {
+        if let Some(address) = allocate_in(state, &mut one, None, owner, bounds)? {
             return Ok(address);
         }
     }
     Err(no_address_left(network, family))
 }
 
-/// `network` with `spec` as its only subnet, for the allocator.
-fn only(network: &NetworkRecord, spec: &SubnetSpec) -> NetworkRecord {
-    NetworkRecord {
-        subnets: vec![spec.clone()],
-        ..network.clone()
-    }
-}
-
-/// The last address handed out in `spec`, as its cursor says.
-fn cursor_of(
-    state: &Locked<'_>,
-    network: &NetworkRecord,
-    spec: &SubnetSpec,
-) -> Result<Option<IpAddr>, Error> {
-    Ok(state.cursors(&only(network, spec))?[0].last)
-}
-
-/// The next free address of `spec` after `cursor` (its range, or its
-/// bounds when it has some), `None` when it has none.
+/// The next free address of `one`'s only subnet after `cursor` (its
+/// range, or its bounds when it has some), `None` when it has none.
 fn allocate_in(
     state: &Locked<'_>,
-    network: &NetworkRecord,
-    spec: &SubnetSpec,
+    one: &mut NetworkRecord,
     cursor: Option<IpAddr>,
     owner: &str,
     bounds: &[(IpNet, IpAddr, IpAddr)],
 ) -> Result<Option<IpNet>, Error> {
-    let family = spec.family();
-    let mut one = only(network, spec);
-    let blocks = match bounds.iter().find(|(s, _, _)| *s == spec.subnet) {
+    let subnet = one.subnets[0].subnet;
+    let family = IpFamily::of_net(&subnet);
+    let blocks = match bounds.iter().find(|(s, _, _)| *s == subnet) {
         None => vec![None],
         Some(&(_, start, end)) => {
             let (start, end) = (to_u128(start), to_u128(end));
@@ -256,7 +243,7 @@ fn allocate_in(
     };
     for block in blocks {
         one.subnets[0].ip_range = block;
-        match state.allocate(&one, Request::Any(family), owner) {
+        match state.allocate(one, Request::Any(family), owner) {
             Ok(address) => return Ok(Some(address)),
             Err(error) if matches!(error.ipam(), Some(IpamError::NoAvailableAddresses { .. })) => {}
             Err(error) => return Err(error.into()),

@@ -248,6 +248,14 @@ pub(crate) struct LogHold {
 const DIRS_KEPT: usize = 32;
 
 impl Shared {
+    /// Notes `dir`, an entry of which changed, for a commit that syncs
+    /// file by file (once, however many of its entries changed).
+    fn dir_changed(&mut self, dir: &Arc<Dir>) {
+        if !self.changed.iter().any(|d| Arc::ptr_eq(d, dir)) {
+            self.changed.push(dir.clone());
+        }
+    }
+
     /// Keeps `dir` open and checked. Past [`DIRS_KEPT`] the directories no
     /// caller holds now go first (opened and checked again when next
     /// used): a program that keeps a `StateDir` for listings without a
@@ -713,9 +721,7 @@ impl Handles {
         shared.note_change(path, Noted::Written(contents.to_vec()));
         shared.files.push((path.to_path_buf(), file));
         if let Some(dir) = dir {
-            if !shared.changed.iter().any(|d| Arc::ptr_eq(d, dir)) {
-                shared.changed.push(dir.clone());
-            }
+            shared.dir_changed(dir);
         }
         shared.spill();
     }
@@ -755,9 +761,7 @@ impl Handles {
         let mut shared = self.shared();
         shared.drop_pending(path);
         shared.note_change(path, Noted::Removed);
-        if !shared.changed.iter().any(|d| Arc::ptr_eq(d, dir)) {
-            shared.changed.push(dir.clone());
-        }
+        shared.dir_changed(dir);
         shared.spill();
     }
 
@@ -770,9 +774,7 @@ impl Handles {
         let mut shared = self.shared();
         shared.note_change(path, Noted::RemovedTree);
         if let Some(parent) = parent {
-            if !shared.changed.iter().any(|d| Arc::ptr_eq(d, &parent)) {
-                shared.changed.push(parent);
-            }
+            shared.dir_changed(&parent);
         }
     }
 

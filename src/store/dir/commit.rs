@@ -1546,8 +1546,9 @@ mod tests {
         mark_of_another_boot(&root, page);
         crate::fault::unwind::refuse("store: logged file sync fails");
         drop(state.lock().unwrap());
+        // The refusal taken: the writeback was asked.
         assert!(
-            !crate::fault::unwind::still_armed("store: logged file sync fails"),
+            !crate::fault::unwind::refused("store: logged file sync fails"),
             "the replayed files' writeback was not asked"
         );
         assert_eq!(page_of(&root).tail, 0, "the log was not emptied");

@@ -351,25 +351,42 @@ pub fn send_to_kernel(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
     Ok(sent as usize)
 }
 
-/// Receives one datagram into `buf`; returns its length (which exceeds
-/// `buf.len()` if it was truncated) and the sender's netlink port id.
-/// `flags` adds `MSG_*` flags, e.g. `MSG_DONTWAIT`.
-pub fn recv_from(fd: BorrowedFd<'_>, buf: &mut [u8], flags: i32) -> io::Result<(usize, u32)> {
+/// Receives one datagram into the spare capacity of `buf`, emptied
+/// first; returns its length and the sender's netlink port id. `flags`
+/// adds `MSG_*` flags, e.g. `MSG_DONTWAIT`. On return `buf` holds the
+/// datagram's first `buf.capacity()` bytes; the length returned exceeds
+/// that when the datagram was truncated. No byte of `buf` need be
+/// initialised beforehand: a receive buffer of 32 KiB zeroed for each
+/// socket of a batch (one a namespace, each let go after use, its block
+/// handed to the next) cost 4% of a batch connect's instructions.
+pub fn recv_into_spare(
+    fd: BorrowedFd<'_>,
+    buf: &mut Vec<u8>,
+    flags: i32,
+) -> io::Result<(usize, u32)> {
+    buf.clear();
+    let spare = buf.spare_capacity_mut();
+    let capacity = spare.len();
     let mut addr = sockaddr_nl(0, 0);
     let mut addr_len = mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t;
-    // SAFETY: `buf` is a live, writable slice of the length passed; `addr` and
-    // `addr_len` are live and `addr_len` holds addr's size.
+    // SAFETY: `spare` is live, writable memory of `capacity` bytes owned
+    // by `buf` (uninitialised bytes may be written); `addr` and `addr_len`
+    // are live and `addr_len` holds addr's size.
     let len = retry(|| unsafe {
         libc::recvfrom(
             fd.as_raw_fd(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
+            spare.as_mut_ptr().cast(),
+            capacity,
             libc::MSG_TRUNC | flags,
             (&mut addr as *mut libc::sockaddr_nl).cast(),
             &mut addr_len,
         )
-    })?;
-    Ok((len as usize, addr.nl_pid))
+    })? as usize;
+    // SAFETY: the kernel wrote the datagram's first `min(len, capacity)`
+    // bytes at the start of the spare capacity (with `MSG_TRUNC`, `len` is
+    // the datagram's whole length, which may exceed what was written).
+    unsafe { buf.set_len(len.min(capacity)) };
+    Ok((len, addr.nl_pid))
 }
 
 /// `read(2)` on fd 0, which the process does not own: a `File` of it

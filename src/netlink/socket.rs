@@ -538,16 +538,15 @@ impl Socket {
         read: impl FnOnce(&[u8]) -> T,
     ) -> Result<Option<std::result::Result<T, usize>>> {
         let mut buf = self.recv_buf.take();
-        if buf.is_empty() {
-            // Zeroed by the allocator (`vec!`), not by a pass of ours over
-            // every byte (`resize`, a byte loop in the size-optimised build:
-            // 6 instructions a byte, 200,000 a socket).
-            buf = vec![0; MIN_RECV_BUF];
+        if buf.capacity() == 0 {
+            // Received into without being zeroed (`sys::recv_into_spare`):
+            // the pages no datagram reaches are never touched.
+            buf = Vec::with_capacity(MIN_RECV_BUF);
         }
         let outcome = match self.recv_into(&mut buf, wait) {
-            Ok(Some(len)) if len > buf.len() => {
+            Ok(Some(len)) if len > buf.capacity() => {
                 // Lost: nothing in the buffer is kept.
-                buf = vec![0; len];
+                buf = Vec::with_capacity(len);
                 Ok(Some(Err(len)))
             }
             Ok(Some(len)) => {
@@ -556,8 +555,7 @@ impl Socket {
                     // we did not ask for: every answer the kernel sends us is
                     // addressed to it, so the first one tells it, without a
                     // getsockname.
-                    // Only from a datagram that holds a whole header: the
-                    // bytes past a shorter one are an earlier datagram's.
+                    // Only from a datagram that holds a whole header.
                     if let Some(pid) = buf.get(..len).and_then(|d| d.get(12..16)) {
                         let pid = u32::from_ne_bytes([pid[0], pid[1], pid[2], pid[3]]);
                         self.port_id.set(pid);
@@ -572,23 +570,24 @@ impl Socket {
         outcome
     }
 
-    /// Reads one datagram into `buf` with one `recvfrom`; its full length
-    /// (larger than `buf` if it did not fit, and is lost), or `None` if
+    /// Reads one datagram into `buf`'s capacity with one `recvfrom` (`buf`
+    /// then holds what fitted); its full length (larger than the capacity
+    /// if it did not fit, and is lost), or `None` if
     /// `wait` is false and nothing is queued. A waiting read first looks
     /// without waiting: the kernel answers inside `sendmsg`, so the answer
     /// is nearly always there, and only when it is not is the timeout set.
-    fn recv_into(&self, buf: &mut [u8], wait: bool) -> Result<Option<usize>> {
+    fn recv_into(&self, buf: &mut Vec<u8>, wait: bool) -> Result<Option<usize>> {
         let failed = |err| match recv_error(err, wait, self.timeout()) {
             Some(err) => Err(err),
             None => Ok(None),
         };
         loop {
-            let received = match sys::recv_from(self.fd.as_fd(), buf, libc::MSG_DONTWAIT) {
+            let received = match sys::recv_into_spare(self.fd.as_fd(), buf, libc::MSG_DONTWAIT) {
                 Err(err) if wait && err.kind() == io::ErrorKind::WouldBlock => {
                     if self.recv_timeout.get().is_none() {
                         self.set_recv_timeout(RECV_TIMEOUT)?;
                     }
-                    sys::recv_from(self.fd.as_fd(), buf, 0)
+                    sys::recv_into_spare(self.fd.as_fd(), buf, 0)
                 }
                 other => other,
             };
@@ -1104,12 +1103,12 @@ mod tests {
             let socket = Socket::open().unwrap();
             // Smaller than one link message: the reply and the dump's
             // first part come truncated.
-            socket.recv_buf.set(vec![0; 64]);
+            socket.recv_buf.set(Vec::with_capacity(64));
             let index =
                 socket.request_reply(&get_by_index_request(LO), |m| Ok(m.family_header(8)?[4]));
             assert_eq!(index.unwrap(), LO as u8);
             assert!(socket.recv_buf_identity().1 > 64, "grown");
-            socket.recv_buf.set(vec![0; 64]);
+            socket.recv_buf.set(Vec::with_capacity(64));
             let links = socket.dump(&dump_request(), |_| Ok(Some(()))).unwrap();
             assert_eq!(links.len(), 1);
             // Nothing stale is left behind.

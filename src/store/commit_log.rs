@@ -112,34 +112,66 @@ pub(super) use super::records::BootId;
 pub(super) const BOOT_ID_PATH: &std::ffi::CStr = c"/proc/sys/kernel/random/boot_id";
 
 /// CRC-32 (IEEE 802.3, reflected, as zlib's `crc32`) of `parts` in turn.
+///
+/// Eight bytes a step through eight tables ("slicing by 8"): a byte a step
+/// through one table cost six instructions a byte, some 5% of a batch
+/// connect's (its commit holds every target's record); this costs about
+/// two, for 7 KiB more of tables.
 fn crc32(parts: &[&[u8]]) -> u32 {
-    const TABLE: [u32; 256] = {
-        let mut table = [0u32; 256];
-        let mut i = 0;
-        while i < 256 {
-            let mut c = i as u32;
-            let mut k = 0;
-            while k < 8 {
-                c = if c & 1 != 0 {
-                    0xEDB8_8320 ^ (c >> 1)
-                } else {
-                    c >> 1
-                };
-                k += 1;
-            }
-            table[i] = c;
-            i += 1;
-        }
-        table
-    };
     let mut crc = !0u32;
     for part in parts {
-        for &byte in *part {
-            crc = TABLE[((crc ^ byte as u32) & 0xff) as usize] ^ (crc >> 8);
+        let mut words = part.chunks_exact(8);
+        for word in &mut words {
+            let low = crc ^ u32::from_le_bytes([word[0], word[1], word[2], word[3]]);
+            let high = u32::from_le_bytes([word[4], word[5], word[6], word[7]]);
+            crc = CRC_TABLES[7][(low & 0xff) as usize]
+                ^ CRC_TABLES[6][((low >> 8) & 0xff) as usize]
+                ^ CRC_TABLES[5][((low >> 16) & 0xff) as usize]
+                ^ CRC_TABLES[4][(low >> 24) as usize]
+                ^ CRC_TABLES[3][(high & 0xff) as usize]
+                ^ CRC_TABLES[2][((high >> 8) & 0xff) as usize]
+                ^ CRC_TABLES[1][((high >> 16) & 0xff) as usize]
+                ^ CRC_TABLES[0][(high >> 24) as usize];
+        }
+        for &byte in words.remainder() {
+            crc = CRC_TABLES[0][((crc ^ byte as u32) & 0xff) as usize] ^ (crc >> 8);
         }
     }
     !crc
 }
+
+/// `CRC_TABLES[0]` is the byte-at-a-time table of the reflected polynomial
+/// 0xEDB88320; `CRC_TABLES[k][i]` is the CRC of byte `i` followed by `k`
+/// zero bytes, so that eight table lookups advance the CRC eight bytes.
+const CRC_TABLES: [[u32; 256]; 8] = {
+    let mut tables = [[0u32; 256]; 8];
+    let mut i = 0;
+    while i < 256 {
+        let mut c = i as u32;
+        let mut k = 0;
+        while k < 8 {
+            c = if c & 1 != 0 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
+            k += 1;
+        }
+        tables[0][i] = c;
+        i += 1;
+    }
+    let mut t = 1;
+    while t < 8 {
+        let mut i = 0;
+        while i < 256 {
+            let previous = tables[t - 1][i];
+            tables[t][i] = tables[0][(previous & 0xff) as usize] ^ (previous >> 8);
+            i += 1;
+        }
+        t += 1;
+    }
+    tables
+};
 
 fn u32_at(bytes: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(bytes[at..at + 4].try_into().expect("four bytes"))
@@ -651,6 +683,41 @@ mod tests {
         assert_eq!(crc32(&[b"123456789"]), 0xCBF4_3926);
         assert_eq!(crc32(&[b"1234", b"56789"]), 0xCBF4_3926);
         assert_eq!(crc32(&[]), 0);
+        assert_eq!(
+            crc32(&[b"The quick brown fox jumps over the lazy dog"]),
+            0x414F_A339
+        );
+    }
+
+    /// Eight bytes a step agree with a bit at a time, over every length
+    /// and split around the step's edges.
+    #[test]
+    fn crc32_by_eight_bytes_is_the_bitwise_crc() {
+        fn bitwise(bytes: &[u8]) -> u32 {
+            let mut crc = !0u32;
+            for &byte in bytes {
+                crc ^= byte as u32;
+                for _ in 0..8 {
+                    crc = if crc & 1 != 0 {
+                        0xEDB8_8320 ^ (crc >> 1)
+                    } else {
+                        crc >> 1
+                    };
+                }
+            }
+            !crc
+        }
+        let data: Vec<u8> = (0..300u32).map(|i| (i * 131 + 7) as u8).collect();
+        for len in 0..data.len() {
+            let bytes = &data[..len];
+            assert_eq!(crc32(&[bytes]), bitwise(bytes), "length {len}");
+            let cut = len / 3;
+            assert_eq!(
+                crc32(&[&bytes[..cut], &bytes[cut..]]),
+                bitwise(bytes),
+                "length {len} cut at {cut}"
+            );
+        }
     }
 
     #[test]

@@ -924,10 +924,22 @@ pub fn is_valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 128
         && !name.starts_with('.')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
+        && name.bytes().all(|b| NAME_BYTES[b as usize])
 }
+
+/// The bytes [`is_valid_name`] allows, by value: one lookup a byte (a
+/// connect checks some fourteen ids of 64 bytes, and four ranges a byte
+/// cost 3% of its instructions).
+const NAME_BYTES: [bool; 256] = {
+    let mut allowed = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        allowed[b] = c.is_ascii_alphanumeric() || c == b'_' || c == b'.' || c == b'-';
+        b += 1;
+    }
+    allowed
+};
 
 /// A container the driver made (`records/containers/<name>.json`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1096,6 +1108,26 @@ pub(crate) mod fixtures {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_store_name_is_letters_digits_and_three_marks_not_led_by_a_dot() {
+        for b in 0..=255u8 {
+            let allowed = b.is_ascii_alphanumeric() || b"_.-".contains(&b);
+            let name = [b'a', b];
+            assert_eq!(
+                std::str::from_utf8(&name).is_ok_and(is_valid_name),
+                allowed && b < 0x80,
+                "byte {b:#04x}"
+            );
+        }
+        assert!(is_valid_name("_netns_cookie_4099"));
+        assert!(is_valid_name(&"f".repeat(128)));
+        assert!(!is_valid_name(&"f".repeat(129)));
+        assert!(!is_valid_name(""));
+        assert!(!is_valid_name(".hidden"));
+        assert!(!is_valid_name("a/b"));
+        assert!(!is_valid_name("é"));
+    }
 
     #[test]
     fn a_relinking_endpoint_reads_back_and_counts_as_attached() {

@@ -1154,6 +1154,62 @@ fn status_without_a_master_checks_the_one_its_network_was_made_on() {
     named_in_host("DEL").ok();
 }
 
+/// An ADD of a `linkInContainer` network killed at each of its kill
+/// points, then `restore` (no DEL): the link it made goes with its
+/// addresses, as DEL removes it. Before, restore looked for the link on a
+/// host master such a network has none of, left it ("the network's parent
+/// is missing") and freed its addresses, which the next ADD was handed
+/// while the link still held them.
+#[test]
+fn restore_undoes_a_killed_link_in_container_add_link_and_all() {
+    let mut cni = Cni::new("licr");
+    let ns = cni.netns("cni-licr");
+    ip(&["-n", "cni-licr", "link", "add", "eth1", "type", "dummy"]);
+    ip(&["-n", "cni-licr", "link", "set", "eth1", "up"]);
+    let conf = r#"{"cniVersion": "1.0.0", "name": "licr", "type": "ipvlan", "master": "eth1",
+        "linkInContainer": true, "ipam": {"type": "ipvlan", "subnet": "10.86.0.0/24"}}"#;
+    // The network made first: the ADDs killed below find it.
+    cni.plugin("ADD", "ctr-licr", &ns, conf).ok();
+    cni.plugin("DEL", "ctr-licr", &ns, conf).ok();
+    let count = cni.state.with_extension("hits");
+    let _ = std::fs::remove_file(&count);
+    let mut command = cni.command("ADD", "ctr-licr", &ns, "eth0");
+    command.env("IPVLAN_FAULT_COUNT", &count);
+    run_with(command, conf).ok();
+    cni.plugin("DEL", "ctr-licr", &ns, conf).ok();
+    let hits = std::fs::read_to_string(&count).unwrap().lines().count();
+    assert!(hits > 4, "{hits} hits");
+    let mut undone = 0;
+    for kill_at in 1..=hits {
+        let mut command = cni.command("ADD", "ctr-licr", &ns, "eth0");
+        command.env("IPVLAN_FAULT_KILL_AT", kill_at.to_string());
+        let killed = run_with(command, conf);
+        assert_eq!(killed.exit, None, "hit {kill_at}: not killed");
+        let made = link_names("cni-licr") != ["eth1", "lo"];
+        let (code, text) = cni.cli(&["restore"]);
+        assert_eq!(code, Some(0), "hit {kill_at}: {text}");
+        let (endpoints, leases) = cni.records("licr");
+        if endpoints.is_empty() {
+            // Interrupted: undone whole.
+            assert_eq!(
+                link_names("cni-licr"),
+                ["eth1", "lo"],
+                "hit {kill_at}: {text}"
+            );
+            assert_eq!(leases, [], "hit {kill_at}: {text}");
+            undone += usize::from(made);
+        } else {
+            // Killed once its record was committed: the attachment stands,
+            // its address on its link, for the runtime's DEL.
+            assert!(text.contains(" 1 endpoint kept"), "hit {kill_at}: {text}");
+            let held: Vec<String> = leases.iter().map(|(a, _)| format!("{a}/24")).collect();
+            assert_eq!(addresses("cni-licr", "eth0"), held, "hit {kill_at}");
+            cni.plugin("DEL", "ctr-licr", &ns, conf).ok();
+        }
+    }
+    assert!(undone > 0, "no kill point came after the link was made");
+}
+
 /// Counts the kill points of one whole ADD of `container` (its network
 /// made before), then, for each, kills an ADD there, runs the runtime's
 /// DEL and calls `check` with the hit and their count.

@@ -35,7 +35,7 @@ use super::networks::{find_network, find_network_to_join, lookup_network_id_to_l
 use super::report::endpoint_label;
 use super::{AttachRequest, EndpointInfo, Error, Manager, Target};
 use crate::netns::Netns;
-use crate::rtnl::{Handle, Link};
+use crate::rtnl::Handle;
 use crate::store::{EndpointRecord, EndpointState};
 
 impl Manager {
@@ -543,14 +543,14 @@ impl Manager {
         // should the batch be killed before.
         let mut gone: Vec<String> = Vec::new();
         let mut notes = Vec::new();
-        let (unfinished, failure) =
-            unlink_ahead(&mut slots, parent.as_ref(), |endpoint, removal| {
-                notes.extend(removal?);
-                names.remove_view(endpoint)?;
-                self.forget_detached(&state, network, endpoint)?;
-                gone.extend(endpoint.container.clone());
-                Ok(())
-            });
+        let master = endpoint_link::Master::of(network, parent.as_ref());
+        let (unfinished, failure) = unlink_ahead(&mut slots, master, |endpoint, removal| {
+            notes.extend(removal?);
+            names.remove_view(endpoint)?;
+            self.forget_detached(&state, network, endpoint)?;
+            gone.extend(endpoint.container.clone());
+            Ok(())
+        });
         let failure = failure.map(|(at, done, error)| {
             let label = slots
                 .get(at)
@@ -644,7 +644,7 @@ const UNLINK_STACK: usize = 256 << 10;
 /// starts.
 fn unlink_ahead(
     slots: &mut [DetachSlot],
-    parent: Option<&Link>,
+    master: endpoint_link::Master<'_>,
     mut forget: impl FnMut(&EndpointRecord, Result<Option<String>, Error>) -> Result<(), Error>,
 ) -> (Vec<usize>, Option<(usize, usize, Error)>) {
     use crate::handoff::Handoff;
@@ -721,7 +721,7 @@ fn unlink_ahead(
             tests::at_removal(at);
             let removal = match (&how, inside) {
                 (Some(how), Some((ns, handle))) => {
-                    how.remove(&OpenNetns::from_parts(ns, handle), parent)
+                    how.remove(&OpenNetns::from_parts(ns, handle), master)
                 }
                 _ => Ok(None),
             };
@@ -1096,7 +1096,9 @@ mod tests {
         SLOW_AFTER.store(0, Ordering::Relaxed);
         let mut slots: Vec<DetachSlot> = (0..20).map(detaching).collect();
         let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            unlink_ahead(&mut slots, None, |_, _| panic!("files"))
+            unlink_ahead(&mut slots, endpoint_link::Master::Host(None), |_, _| {
+                panic!("files")
+            })
         }));
         SLOW_AFTER.store(usize::MAX, Ordering::Relaxed);
         assert!(unwound.is_err());
@@ -1122,7 +1124,7 @@ mod tests {
         std::thread::spawn(move || {
             let mut slots: Vec<DetachSlot> = (0..AT + 2).map(detaching).collect();
             let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                unlink_ahead(&mut slots, None, |_, _| Ok(()))
+                unlink_ahead(&mut slots, endpoint_link::Master::Host(None), |_, _| Ok(()))
             }));
             let _ = tx.send(unwound.is_err());
         });
@@ -1142,7 +1144,9 @@ mod tests {
         std::thread::spawn(move || {
             let mut slots: Vec<DetachSlot> = (0..10).map(detaching).collect();
             let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                unlink_ahead(&mut slots, None, |_, _| panic!("files"))
+                unlink_ahead(&mut slots, endpoint_link::Master::Host(None), |_, _| {
+                    panic!("files")
+                })
             }));
             let _ = tx.send(unwound.is_err());
         });
@@ -1161,17 +1165,21 @@ mod tests {
         for fail_at in [None, Some(0), Some(3), Some(9)] {
             let mut slots: Vec<DetachSlot> = (0..10).map(detaching).collect();
             let mut forgotten = Vec::new();
-            let (unfinished, failure) = unlink_ahead(&mut slots, None, |endpoint, removal| {
-                assert_eq!(removal.unwrap(), None);
-                assert_eq!(endpoint.ifname, "eth0", "{}'s name given back", endpoint.id);
-                assert!(endpoint.mac.is_some(), "{}'s MAC given back", endpoint.id);
-                let n: usize = endpoint.id[1..].parse().unwrap();
-                if Some(n) == fail_at {
-                    return Err(Error::failed("refused"));
-                }
-                forgotten.push(n);
-                Ok(())
-            });
+            let (unfinished, failure) = unlink_ahead(
+                &mut slots,
+                endpoint_link::Master::Host(None),
+                |endpoint, removal| {
+                    assert_eq!(removal.unwrap(), None);
+                    assert_eq!(endpoint.ifname, "eth0", "{}'s name given back", endpoint.id);
+                    assert!(endpoint.mac.is_some(), "{}'s MAC given back", endpoint.id);
+                    let n: usize = endpoint.id[1..].parse().unwrap();
+                    if Some(n) == fail_at {
+                        return Err(Error::failed("refused"));
+                    }
+                    forgotten.push(n);
+                    Ok(())
+                },
+            );
             forgotten.sort_unstable();
             match fail_at {
                 None => {

@@ -296,11 +296,10 @@ pub(crate) fn is_cni(network: &NetworkRecord) -> bool {
     super::options::made_by_cni(network)
 }
 
-/// Whether the CNI network has no master in the host: made by a
-/// lease-only ADD (only leases), or with `linkInContainer` (each link's
-/// master is in its container's namespace).
+/// Whether the CNI network has no master in the host (see
+/// [`super::options::is_masterless`]).
 pub(crate) fn is_masterless(network: &NetworkRecord) -> bool {
-    is_cni(network) && network.parent.is_empty()
+    super::options::is_masterless(network)
 }
 
 /// Whether the endpoint is a lease-only record (no link of ours).
@@ -1763,7 +1762,7 @@ impl Manager {
                         &inside,
                         endpoint.ifindex,
                         &endpoint.ifname,
-                        parent.as_ref(),
+                        endpoint_link::Master::Host(parent.as_ref()),
                         endpoint.mac.as_deref(),
                     )?;
                     if let endpoint_link::LinkRemoval::NotOurs(why) = removal {
@@ -2005,23 +2004,17 @@ fn delete_in_container_link(
     inside: &OpenNetns,
     endpoint: &EndpointRecord,
 ) -> Result<Option<String>, Error> {
-    let Some(link) = endpoint_link::recorded_link(inside, endpoint.ifindex, &endpoint.ifname)?
-    else {
-        return Ok(None);
-    };
-    if link.kind.as_deref() != Some("ipvlan") {
-        return Ok(Some(format!(
-            "{} in {} is not an ipvlan link ({}); left in place",
-            link.name,
-            inside.label(),
-            link.kind.as_deref().unwrap_or("no kind")
-        )));
-    }
-    match inside.handle.link_del(link.index) {
-        Ok(()) => Ok(None),
-        Err(error) if error.is_not_found() => Ok(None),
-        Err(error) => Err(error.into()),
-    }
+    let removal = endpoint_link::delete_checked(
+        inside,
+        endpoint.ifindex,
+        &endpoint.ifname,
+        endpoint_link::Master::InContainer,
+        None,
+    )?;
+    Ok(match removal {
+        endpoint_link::LinkRemoval::NotOurs(why) => Some(why),
+        endpoint_link::LinkRemoval::Deleted | endpoint_link::LinkRemoval::Missing => None,
+    })
 }
 
 /// The interface of the IPv4 default route of `host` (the reference

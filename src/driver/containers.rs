@@ -335,8 +335,12 @@ impl Manager {
                 // An attach killed between making its link under a
                 // temporary name and renaming it.
                 if let Some(inside) = at.open() {
-                    let parent = host.link_by_name(&network.parent)?;
-                    endpoint_link::delete_temporary_links(inside, parent.as_ref())?;
+                    let parent = match network.parent.as_str() {
+                        "" => None,
+                        name => host.link_by_name(name)?,
+                    };
+                    let master = endpoint_link::Master::of(network, parent.as_ref());
+                    endpoint_link::delete_temporary_links(inside, master)?;
                 }
             }
             notes.extend(self.detach(host, state, network, endpoint, &at)?);

@@ -770,6 +770,44 @@ fn default_route_metric(family: IpFamily, ifname: &str) -> Option<u32> {
 /// (`IP6_RT_PRIO_USER`).
 const IPV6_DEFAULT_METRIC: u32 = 1024;
 
+/// Where the master of a network's endpoint links is, which says what
+/// proves a link found at a recorded index ours.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Master<'a> {
+    /// The network's parent, in the host (`None`: missing now); see
+    /// [`not_ours`].
+    Host(Option<&'a Link>),
+    /// In each link's own namespace (a CNI network's `linkInContainer`),
+    /// which the host cannot name: an ipvlan link is taken as ours, as
+    /// CNI's DEL and `restore`'s keeping take it.
+    InContainer,
+}
+
+impl<'a> Master<'a> {
+    /// The master of `network`'s links, its parent in the host being
+    /// `parent` (as looked up; unused for a network without one).
+    pub(crate) fn of(network: &NetworkRecord, parent: Option<&'a Link>) -> Master<'a> {
+        if super::options::is_masterless(network) {
+            Master::InContainer
+        } else {
+            Master::Host(parent)
+        }
+    }
+
+    /// Why `link` is not an endpoint link of ours under this master, or
+    /// `None` when it is (`mac`: the one recorded at attach).
+    pub(crate) fn not_ours(&self, link: &Link, mac: Option<&str>) -> Option<String> {
+        match self {
+            Master::Host(parent) => not_ours(link, *parent, mac),
+            Master::InContainer if link.kind.as_deref() == Some("ipvlan") => None,
+            Master::InContainer => Some(format!(
+                "link {} (index {}) is not an ipvlan link",
+                link.name, link.index
+            )),
+        }
+    }
+}
+
 /// Why a link is not an endpoint link of ours, or `None` when it is: an
 /// ipvlan link whose lower link is `parent` in the host namespace (index
 /// counted in another namespace: `IFLA_LINK_NETNSID` set) and whose MAC is
@@ -849,13 +887,13 @@ pub(crate) fn delete_checked(
     inside: &OpenNetns,
     ifindex: Option<u32>,
     ifname: &str,
-    parent: Option<&Link>,
+    master: Master<'_>,
     mac: Option<&str>,
 ) -> Result<LinkRemoval, Error> {
     let Some(link) = recorded_link(inside, ifindex, ifname)? else {
         return Ok(LinkRemoval::Missing);
     };
-    if let Some(why) = not_ours(&link, parent, mac) {
+    if let Some(why) = master.not_ours(&link, mac) {
         return Ok(LinkRemoval::NotOurs(format!(
             "{why} in namespace {}; left in place",
             inside.label()
@@ -909,16 +947,16 @@ pub(crate) fn stays_after_delete(inside: &OpenNetns, index: u32) -> bool {
     delete_link(inside, index).is_err_and(|error| !error.is_not_found())
 }
 
-/// Deletes ipvlan links on `parent` left under a temporary name in
-/// `inside` (an attach interrupted between create and rename); returns
-/// how many.
+/// Deletes ipvlan links of ours (on `master`) left under a temporary
+/// name in `inside` (an attach interrupted between create and rename);
+/// returns how many.
 pub(crate) fn delete_temporary_links(
     inside: &OpenNetns,
-    parent: Option<&Link>,
+    master: Master<'_>,
 ) -> Result<usize, Error> {
     let mut deleted = 0;
     for link in inside.handle.links()? {
-        if !is_temporary_name(&link.name) || not_ours(&link, parent, None).is_some() {
+        if !is_temporary_name(&link.name) || master.not_ours(&link, None).is_some() {
             continue;
         }
         match inside.handle.link_del(link.index) {

@@ -875,7 +875,8 @@ impl Manager {
         under_detach_intent(state, &endpoint, || {
             let mut notes = Vec::new();
             if let Some(inside) = at.open() {
-                notes.extend(how.remove(inside, parent.as_ref())?);
+                let master = endpoint_link::Master::of(network, parent.as_ref());
+                notes.extend(how.remove(inside, master)?);
             }
             let names = self.names(state);
             names.remove(network, &endpoint)?;
@@ -1013,21 +1014,21 @@ impl LinkToRemove {
     }
 
     /// Deletes the endpoint's link in `inside`, the namespace attached,
-    /// when it is ours (on `parent`, the network's host master, when it
-    /// has one); returns why a link found there was left in place.
+    /// when it is ours (on `master`); returns why a link found there was
+    /// left in place.
     /// Requests on `inside`'s socket only: no file is touched, so a batch
     /// runs it on a thread of its own while it writes the files of the
     /// endpoint before.
     pub(crate) fn remove(
         &self,
         inside: &OpenNetns,
-        parent: Option<&Link>,
+        master: endpoint_link::Master<'_>,
     ) -> Result<Option<String>, Error> {
         let removal = if self.unproven {
             // Recorded without an index, the link can only be under a
             // temporary name, which no other tool makes (an intent of an
             // older version never made one: nothing is found).
-            endpoint_link::delete_temporary_links(inside, parent)?;
+            endpoint_link::delete_temporary_links(inside, master)?;
             let found = match self.ifname.as_str() {
                 "" => None,
                 name => inside.handle.link_by_name(name)?,
@@ -1050,7 +1051,7 @@ impl LinkToRemove {
                 inside,
                 self.ifindex,
                 &self.ifname,
-                parent,
+                master,
                 self.mac.as_deref(),
             )?
         };
@@ -1456,7 +1457,7 @@ impl Pending {
             inside,
             self.record.ifindex,
             &self.record.ifname,
-            Some(parent),
+            endpoint_link::Master::Host(Some(parent)),
             self.record.mac.as_deref(),
         )
         .is_ok();

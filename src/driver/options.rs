@@ -25,6 +25,13 @@ pub(crate) fn made_by_cni(network: &NetworkRecord) -> bool {
     cni_config(network).is_some()
 }
 
+/// Whether `network` is a CNI network without a master in the host: made
+/// by a lease-only ADD (only leases), or with `linkInContainer` (each
+/// link's master is in its container's namespace).
+pub(crate) fn is_masterless(network: &NetworkRecord) -> bool {
+    made_by_cni(network) && network.parent.is_empty()
+}
+
 /// Prefix of the endpoint ids of CNI attachments.
 pub(crate) const CNI_ID_PREFIX: &str = "cni-";
 

@@ -520,7 +520,8 @@ impl Manager {
             // The interrupted attach or detach is undone or finished the
             // same way: no link, no addresses, no record.
             if let Some(inside) = at.open() {
-                endpoint_link::delete_temporary_links(inside, parent)?;
+                let master = endpoint_link::Master::of(network, parent);
+                endpoint_link::delete_temporary_links(inside, master)?;
             }
             let notes = self.detach(host, state, network, endpoint, &at)?;
             report
@@ -675,11 +676,11 @@ fn undo_relink(
             inside,
             endpoint.ifindex,
             "",
-            parent,
+            endpoint_link::Master::Host(parent),
             endpoint.mac.as_deref(),
         )?;
     }
-    endpoint_link::delete_temporary_links(inside, parent)?;
+    endpoint_link::delete_temporary_links(inside, endpoint_link::Master::Host(parent))?;
     Ok(())
 }
 

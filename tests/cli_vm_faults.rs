@@ -1993,6 +1993,41 @@ fn a_shared_parent_made_again_goes_with_the_last_network_on_it() {
     );
 }
 
+/// A `restore` killed while it makes a parent again, between the create
+/// and the `up` (links are made down): the next `restore` finds the link
+/// of ours down and sets it up. Before, it took the link as found, and the
+/// network's endpoints were made again on a parent that stayed down.
+#[test]
+fn a_parent_restore_left_down_is_set_up_by_the_next() {
+    foreign_things();
+    let lab = Lab::new("parent-down");
+    let vlan = format!("{TRUNK}.56");
+    lab.ok(&args(&format!(
+        "network create --subnet 10.56.1.0/24 -o parent={vlan} pd"
+    )));
+    let is_up = || {
+        let link = vm_support::link(None, &vlan).expect("the parent");
+        let flags = link.get("flags").and_then(Value::as_array).unwrap();
+        flags.iter().any(|f| f.as_str() == Some("UP"))
+    };
+    assert!(is_up(), "{vlan} made down");
+    // Gone (a reboot), then restore killed as it makes it again.
+    ip(&["link", "del", &vlan]);
+    lab.kill_at_point(&args("restore"), "parent: before up", 1);
+    assert!(!is_up(), "{vlan}: the kill came after its up");
+    let summary = lab.ok(&args("restore"));
+    assert!(is_up(), "{vlan} left down by the second restore: {summary}");
+    assert!(
+        summary.contains(&format!("pd: {vlan} (found down: set up)")),
+        "{summary}"
+    );
+    // Up, it is taken as found.
+    let summary = lab.ok(&args("restore"));
+    assert!(!summary.contains("found down"), "{summary}");
+    lab.ok(&args("network rm pd"));
+    assert!(host_link(&vlan).is_none(), "{vlan} left after network rm");
+}
+
 /// Item: a parent create refused because its chosen ifindex is taken
 /// (forced: the loopback's) is tried again with another, recorded first,
 /// as `create_recorded` promises: the network is made and records the

@@ -264,15 +264,8 @@ fn create_recorded(
     };
     // The link exists from here on: any failure deletes it.
     let finish = || -> Result<Link, Error> {
-        match host.link_set_up(index) {
-            Ok(()) => {}
-            // A VLAN whose base is down (a NIC not up yet at boot, when
-            // `restore` runs): the kernel refuses it up, and brings it up
-            // itself when its base comes up (a VLAN without loose
-            // binding). Left down meanwhile, as `create` warned.
-            Err(error) if error.errno() == Some(libc::ENETDOWN) => {}
-            Err(error) => return Err(error.into()),
-        }
+        crate::fault::point("parent: before up");
+        set_up_made(host, index)?;
         host.link_by_index(index)?
             .ok_or_else(|| Error::failed(format!("link {} vanished after creation", record.parent)))
     };
@@ -519,20 +512,53 @@ pub(crate) fn delete_if_ours(
     None
 }
 
+/// Sets up a parent we just made (links are made down).
+fn set_up_made(host: &Handle, index: u32) -> Result<(), Error> {
+    match host.link_set_up(index) {
+        Ok(()) => Ok(()),
+        // A VLAN whose base is down (a NIC not up yet at boot, when
+        // `restore` runs): the kernel refuses it up, and brings it up
+        // itself when its base comes up (a VLAN without loose binding).
+        // Left down meanwhile, as `create` warned.
+        Err(error) if error.errno() == Some(libc::ENETDOWN) => Ok(()),
+        Err(error) => Err(error.into()),
+    }
+}
+
 /// The network's parent, re-created when it is ours and missing (for
 /// `restore`, which reports what it did). The new link's ifindex is
 /// recorded (in `state`) before the create, as `network create` does.
+/// One of ours found down is set up: a re-make (or a CNI network's
+/// replacing) killed between its create and its `up` leaves it so, and
+/// nothing else would bring it up.
 pub(crate) fn restore(
     host: &Handle,
     state: &Locked<'_>,
     network: &NetworkRecord,
     report: &mut RestoreReport,
 ) -> Result<Option<Link>, Error> {
+    let label = format!("{}: {}", network.name, network.parent);
     if let Some(link) = host.link_by_name(&network.parent)? {
         adopt_live_index(state, network, &link)?;
-        return Ok(Some(link));
+        // Ours as a network records it (its own record's index may be
+        // the one `adopt_live_index` just replaced).
+        let ours = || -> Result<bool, Error> {
+            Ok(network.parent_origin != ParentOrigin::Existing
+                && state
+                    .networks()?
+                    .items
+                    .iter()
+                    .any(|n| n.parent_origin == network.parent_origin && is_ours(&link, n)))
+        };
+        if link.is_up() || !ours()? {
+            return Ok(Some(link));
+        }
+        set_up_made(host, link.index)?;
+        report
+            .parents_recreated
+            .push(format!("{label} (found down: set up)"));
+        return Ok(Some(host.link_by_index(link.index)?.unwrap_or(link)));
     }
-    let label = format!("{}: {}", network.name, network.parent);
     let base = match &network.parent_origin {
         ParentOrigin::DummyCreated => None,
         ParentOrigin::VlanCreated { link, vlan_id } => match host.link_by_name(link)? {

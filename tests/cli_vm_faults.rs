@@ -2028,6 +2028,42 @@ fn a_parent_restore_left_down_is_set_up_by_the_next() {
     assert!(host_link(&vlan).is_none(), "{vlan} left after network rm");
 }
 
+/// A `network rm` killed once its record says `removing`, while another
+/// tool's link sits on the parent we made: `restore` finishes the rm,
+/// keeps the parent, and says so (as the rm itself would have), since no
+/// record names the link from then on. Before, the note was dropped and
+/// the summary said only "1 interrupted operation repaired".
+#[test]
+fn a_finished_rm_says_which_parent_it_kept_and_why() {
+    foreign_things();
+    let lab = Lab::new("parent-kept");
+    let vlan = format!("{TRUNK}.55");
+    lab.ok(&args(&format!(
+        "network create --subnet 10.55.1.0/24 -o parent={vlan} pk"
+    )));
+    ip(&["link", "add", "mv55", "link", &vlan, "type", "macvlan"]);
+    lab.kill_at_point(&args("network rm pk"), "netns: looked at", 1);
+    let summary = lab.ok(&args("restore"));
+    let networks = lab.ok(&args("network ls -q"));
+    let kept = host_link(&vlan).is_some();
+    ip(&["link", "del", "mv55"]);
+    if kept {
+        ip(&["link", "del", &vlan]);
+    }
+    assert!(
+        summary.contains("1 interrupted operation repaired"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains(&format!(
+            "  parent kept: pk: parent {vlan} kept: macvlan link mv55 in the host namespace sits on it"
+        )),
+        "{summary}"
+    );
+    assert!(kept, "{vlan} deleted with another tool's link on it");
+    assert_eq!(networks, "", "the rm was not finished");
+}
+
 /// Item: a parent create refused because its chosen ifindex is taken
 /// (forced: the loopback's) is tried again with another, recorded first,
 /// as `create_recorded` promises: the network is made and records the

@@ -59,6 +59,7 @@ pub fn restore_summary(report: &RestoreReport) -> String {
     let sections = [
         ("parent re-created", &report.parents_recreated),
         ("parent missing", &report.parents_missing),
+        ("parent kept", &report.parents_kept),
         ("link re-created", &report.links_recreated),
         (
             "link missing, left to its CNI runtime",

@@ -229,6 +229,11 @@ pub struct RestoreReport {
     pub parents_recreated: Vec<String>,
     /// Plain parents that are missing (networks kept), as `network: parent`.
     pub parents_missing: Vec<String>,
+    /// Parents we made that an interrupted `network rm` (or create) left
+    /// and that were kept when it was finished, as `network: why` (another
+    /// tool's link sits on it, it is a port, an earlier release's record):
+    /// no record names them any more, so this is the last word on them.
+    pub parents_kept: Vec<String>,
     /// Endpoints whose link was re-created, as `network: container`.
     pub links_recreated: Vec<String>,
     /// Endpoints kept as they were.

@@ -145,10 +145,17 @@ impl Manager {
                 {
                     report.errors.push(format!("{}: {error}", network.name));
                 }
-                // A record of an earlier release keeps its parent (see
-                // `delete_if_ours`): not a failure of the restore.
+                // A parent kept (see `delete_if_ours`) is not a failure of
+                // the restore, but said, as `network rm` says it: no record
+                // names it from here on.
                 let users = parent::users_of_parent(&state, &networks, network);
-                let _ = parent::delete_if_ours(&host, &self.config.netns_dir, network, &users);
+                if let Some(note) =
+                    parent::delete_if_ours(&host, &self.config.netns_dir, network, &users)
+                {
+                    report
+                        .parents_kept
+                        .push(format!("{}: {note}", network.name));
+                }
             }
             match state.remove_network(&network.id) {
                 Ok(_) => report.intents_repaired += 1,

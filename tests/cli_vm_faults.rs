@@ -2064,6 +2064,44 @@ fn a_finished_rm_says_which_parent_it_kept_and_why() {
     assert_eq!(networks, "", "the rm was not finished");
 }
 
+/// A `NAME.VLANID` of ours gone (a reboot) whose id another link took
+/// meanwhile (the host's own setup, under another name): `restore` says
+/// which link holds it, as `network create` does. Before: "by a link in a
+/// namespace without a name", sending the user to look in containers for a
+/// link `ip link` shows.
+#[test]
+fn a_parent_restore_names_the_link_that_took_its_vlan_id() {
+    foreign_things();
+    let lab = Lab::new("vlan-taken");
+    let vlan = format!("{TRUNK}.54");
+    lab.ok(&args(&format!(
+        "network create --subnet 10.54.1.0/24 -o parent={vlan} vt"
+    )));
+    ip(&["link", "del", &vlan]);
+    ip(&[
+        "link", "add", "link", TRUNK, "name", "vl54", "type", "vlan", "id", "54",
+    ]);
+    let out = lab.output(&mut lab.command(&args("restore")));
+    ip(&["link", "del", "vl54"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "vt: {vlan}: vlan id 54 is already in use on {TRUNK} by link vl54 in the host namespace"
+        )),
+        "{stderr}"
+    );
+    assert!(host_link(&vlan).is_none(), "{vlan} made beside vl54");
+    // The id free again, the next restore makes it.
+    let summary = lab.ok(&args("restore"));
+    assert!(
+        summary.contains(&format!("parent re-created: vt: {vlan}")),
+        "{summary}"
+    );
+    lab.ok(&args("network rm vt"));
+    assert!(host_link(&vlan).is_none(), "{vlan} left after network rm");
+}
+
 /// Item: a parent create refused because its chosen ifindex is taken
 /// (forced: the loopback's) is tried again with another, recorded first,
 /// as `create_recorded` promises: the network is made and records the

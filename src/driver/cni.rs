@@ -1792,7 +1792,8 @@ impl Manager {
         }
         if matches!(network.parent_origin, ParentOrigin::VlanCreated { .. }) {
             let mut report = RestoreReport::default();
-            if let Some(link) = parent::restore(host, state, network, &mut report)? {
+            let netns_dir = &self.config.netns_dir;
+            if let Some(link) = parent::restore(host, netns_dir, state, network, &mut report)? {
                 return Ok(link);
             }
         }

@@ -530,9 +530,12 @@ fn set_up_made(host: &Handle, index: u32) -> Result<(), Error> {
 /// recorded (in `state`) before the create, as `network create` does.
 /// One of ours found down is set up: a re-make (or a CNI network's
 /// replacing) killed between its create and its `up` leaves it so, and
-/// nothing else would bring it up.
+/// nothing else would bring it up. A `NAME.VLANID` whose id another link
+/// took meanwhile (in the host or a named namespace under `netns_dir`) is
+/// refused naming that link, as `network create` names it.
 pub(crate) fn restore(
     host: &Handle,
+    netns_dir: &Path,
     state: &Locked<'_>,
     network: &NetworkRecord,
     report: &mut RestoreReport,
@@ -562,7 +565,7 @@ pub(crate) fn restore(
     let base = match &network.parent_origin {
         ParentOrigin::DummyCreated => None,
         ParentOrigin::VlanCreated { link, vlan_id } => match host.link_by_name(link)? {
-            Some(base) => Some((base.index, *vlan_id)),
+            Some(base) => Some((base, *vlan_id)),
             None => {
                 report
                     .parents_missing
@@ -579,13 +582,23 @@ pub(crate) fn restore(
     record.parent_index = Some(chosen_index()?);
     let put = |r: &NetworkRecord| put_naming_parent(state, r);
     put(&record)?;
-    let created = match base {
+    let created = match &base {
         None => create_dummy(host, &mut record, put),
-        Some((base, vlan_id)) => create_vlan(host, &mut record, base, vlan_id, put),
+        Some((base, vlan_id)) => create_vlan(host, &mut record, base.index, *vlan_id, put),
     };
     let created = match created {
         Ok(link) => link,
         Err(error) => {
+            // The id taken by another link (the host's own setup at boot,
+            // say): that link named, as `network create` names it, where
+            // the kernel's refusal names nothing. Looked for only on a
+            // failure, as it costs a look into every named namespace.
+            let error = match &base {
+                Some((base, vlan_id)) => refuse_vlan_id_in_use(host, netns_dir, base, *vlan_id)
+                    .err()
+                    .unwrap_or(error),
+                None => error,
+            };
             // Nothing made (no link at the index last recorded): the
             // records name the index they named before, so that a
             // `restore` failing here again and again changes nothing.

@@ -250,7 +250,8 @@ impl Manager {
             let parent = if super::cni::is_masterless(network) {
                 None
             } else {
-                match parent::restore(&host, &state, network, &mut report) {
+                let netns_dir = &self.config.netns_dir;
+                match parent::restore(&host, netns_dir, &state, network, &mut report) {
                     Ok(parent) => parent,
                     Err(error) => {
                         report

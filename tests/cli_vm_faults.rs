@@ -1214,6 +1214,28 @@ fn a_killed_batch_is_repaired_endpoint_by_endpoint() {
         if n <= disconnect_hits.len() {
             let passed = lab.kill_at(&disconnect, n);
             let after = format!("batch disconnect killed at hit {n} ({})", passed[n - 1]);
+            // Before restore, the hosts file names no member without a
+            // record (any state) on bn: a name whose record went has its
+            // address back in the pool, for the next connect.
+            let state = StateDir::open(lab.state_dir()).unwrap();
+            let bn = state.network_named("bn").unwrap().unwrap();
+            let recorded: BTreeSet<String> = state
+                .endpoints_of(&bn.id)
+                .unwrap()
+                .items
+                .into_iter()
+                .filter_map(|e| e.container)
+                .collect();
+            let hosts =
+                fs::read_to_string(lab.state_dir().join("hosts").join(&bn.id)).unwrap_or_default();
+            for line in hosts.lines() {
+                if let Some((_, name)) = line.split_once('\t') {
+                    assert!(
+                        !members.contains(&name) || recorded.contains(name),
+                        "{after}: the hosts file names {name}, which has no record:\n{hosts}"
+                    );
+                }
+            }
             lab.restore();
             let (listed, _) = agree(&lab, "bm", Depth::Quick, &after);
             let still: Vec<&str> = on_bn(&listed);
@@ -2136,26 +2158,31 @@ fn a_parent_whose_chosen_index_is_taken_is_made_with_another() {
 /// A batch disconnect that stops part-way, while its links are deleted on
 /// threads of their own ahead of the files it writes (here at s2's view,
 /// which it cannot rewrite: `/etc/netns/s2` read-only): the endpoints
-/// finished before it are detached whole (the error says how many, and
-/// where it stopped), and every endpoint whose link went ahead of the
-/// failure keeps its record as its intent (`detaching`) for `restore` to
-/// finish; the rest stay attached with their links. After `restore`,
-/// kernel and state agree, and every endpoint the batch reached is
-/// detached.
+/// finished before it are detached whole (the error names them, where it
+/// stopped, and those left to restore), and every endpoint whose link went
+/// ahead of the failure keeps its record as its intent (`detaching`) for
+/// `restore` to finish; the rest stay attached with their links, and the
+/// network's hosts file names exactly those (all names leave it before the
+/// first link goes; before, those detached stayed in it, naming addresses
+/// given back). After `restore`, kernel and state agree, and every
+/// endpoint the batch reached is detached.
 #[test]
 fn a_batch_disconnect_stopped_part_way_leaves_the_rest_for_restore() {
     foreign_things();
     let lab = Lab::new("batch-stop");
     lab.ok(&args("network create --subnet 10.57.0.0/24 sn"));
     lab.ok(&args("network create --subnet 10.56.0.0/24 sm"));
-    let members = ["s1", "s2", "s3", "s4"];
+    let members = ["s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8"];
     for name in members {
         lab.ok(&args(&format!("run -d --net=sm --name={name}")));
     }
-    lab.ok(&args("network connect sn s1 s2 s3 s4"));
+    lab.ok(&args(&format!("network connect sn {}", members.join(" "))));
     let view = Path::new(ETC_NETNS_DIR).join("s2");
     read_only(&view);
-    let out = lab.output(&mut lab.command(&args("network disconnect sn s1 s2 s3 s4")));
+    let out = lab.output(&mut lab.command(&args(&format!(
+        "network disconnect sn {}",
+        members.join(" ")
+    ))));
     let _ = Command::new("umount").arg(&view).status();
     let stderr = text(&out.stderr);
     assert_ne!(
@@ -2163,15 +2190,28 @@ fn a_batch_disconnect_stopped_part_way_leaves_the_rest_for_restore() {
         Some(0),
         "the batch was to stop at s2's view"
     );
-    // Endpoints are finished as their links go (four at once): how many
-    // were before s2's failure depends on which went first.
-    let detached_before = stderr
+    // Endpoints are finished as their links go (four at once): which were
+    // before s2's failure depends on which went first. The error names
+    // them, and those left to restore (s2 among them).
+    let said = stderr
         .split_once("detaching s2 from network sn (")
-        .and_then(|(_, rest)| rest.split_once(" detached before it)"))
-        .and_then(|(count, _)| count.parse::<usize>().ok())
-        .unwrap_or_else(|| {
-            panic!("the error names s2 and how many were detached before it: {stderr}")
-        });
+        .and_then(|(_, rest)| rest.split_once("): "))
+        .map(|(said, _)| said.to_string())
+        .unwrap_or_else(|| panic!("the error names s2 and what it did: {stderr}"));
+    let (before, left) = said
+        .split_once("; left for `ipvlan restore` to finish: ")
+        .unwrap_or_else(|| panic!("no endpoint left to restore: {said}"));
+    let detached_names: Vec<&str> = match before {
+        "none detached before it" => Vec::new(),
+        list => list
+            .strip_prefix("detached before it: ")
+            .unwrap_or_else(|| panic!("{said}"))
+            .split(", ")
+            .collect(),
+    };
+    let left_names: Vec<&str> = left.split(", ").collect();
+    assert!(left_names.contains(&"s2"), "{said}");
+    let detached_before = detached_names.len();
     let on_sn = |listed: &Ps| -> Vec<&str> {
         members
             .into_iter()
@@ -2200,6 +2240,33 @@ fn a_batch_disconnect_stopped_part_way_leaves_the_rest_for_restore() {
                 .any(|e| container_of(e) == *name && e.state != EndpointState::Detaching)
         })
         .collect();
+    // Its hosts file names the endpoints recorded attached, and no other:
+    // none of those detached (their addresses are free) or left to restore.
+    let hosts = fs::read_to_string(lab.state_dir().join("hosts").join(&sn.id)).unwrap();
+    let named: BTreeSet<&str> = hosts
+        .lines()
+        .filter_map(|line| line.split_once('\t'))
+        .map(|(_, name)| name)
+        .filter(|name| members.contains(name))
+        .collect();
+    let attached: BTreeSet<&str> = members
+        .into_iter()
+        .filter(|name| {
+            endpoints
+                .iter()
+                .any(|e| container_of(e) == *name && e.state == EndpointState::Attached)
+        })
+        .collect();
+    assert_eq!(
+        named, attached,
+        "hosts file after the stopped batch:\n{hosts}"
+    );
+    for name in &detached_names {
+        assert!(
+            !endpoints.iter().any(|e| container_of(e) == *name),
+            "{name} said detached: {endpoints:?}"
+        );
+    }
     for endpoint in &endpoints {
         let name = container_of(endpoint);
         let link = link_in(&name, &endpoint.ifname);

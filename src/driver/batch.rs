@@ -537,29 +537,49 @@ impl Manager {
             *slot = DetachSlot::Detaching(endpoint, Some(Unlink { how, inside }));
         }
         let names = self.names(&state);
-        // The names of the containers detached, taken out of the network's
-        // hosts file together at the end (one pass over it), and its union
-        // views refreshed once: derived files, which restore rebuilds
-        // should the batch be killed before.
-        let mut gone: Vec<String> = Vec::new();
+        // Every target's names out of the network's hosts file in one pass
+        // before the first link goes, as a single detach takes its own out
+        // before it gives its addresses back: taken out at the end, a batch
+        // stopped part way (a Ctrl-C) left the names of the endpoints it
+        // had detached naming addresses free for the next connect, until a
+        // `restore`. A batch killed after this is finished whole by the
+        // next lock and `restore`; one that fails puts back the names of
+        // the endpoints it leaves attached (below). Should the file refuse
+        // the edit, the batch goes on and says so at its end, as before.
+        let leaving: Vec<String> = slots
+            .iter()
+            .filter_map(DetachSlot::detaching)
+            .filter_map(|endpoint| endpoint.container.clone())
+            .collect();
+        let names_taken_out = names.remove_lines(network, &leaving);
+        drop(leaving);
         let mut notes = Vec::new();
+        let mut detached = Vec::new();
         let master = endpoint_link::Master::of(network, parent.as_ref());
         let (unfinished, failure) = unlink_ahead(&mut slots, master, |endpoint, removal| {
             notes.extend(removal?);
             names.remove_view(endpoint)?;
             self.forget_detached(&state, network, endpoint)?;
-            gone.extend(endpoint.container.clone());
+            detached.push(endpoint_label(endpoint));
             Ok(())
         });
-        let failure = failure.map(|(at, done, error)| {
+        let failure = failure.map(|(at, _, error)| {
             let label = slots
                 .get(at)
                 .and_then(DetachSlot::detaching)
                 .map(endpoint_label);
+            let left: Vec<String> = unfinished
+                .iter()
+                .filter_map(|&at| slots[at].detaching())
+                .map(endpoint_label)
+                .collect();
+            let context = match label {
+                Some(label) => format!("detaching {label} from network {}", network.name),
+                None => format!("detaching from network {}", network.name),
+            };
             error.context(format!(
-                "detaching {} from network {} ({done} detached before it)",
-                label.unwrap_or_default(),
-                network.name
+                "{context} ({})",
+                stopped_batch_says(&detached, &left, &notes)
             ))
         });
         // An endpoint whose link went, or may have gone, without the rest
@@ -573,13 +593,14 @@ impl Manager {
             kept = kept.and(state.keep_batch_detach_intent(endpoint));
         }
         let settled = kept.and_then(|()| state.remove_batch_intents().map(drop));
-        let names_taken_out = names
-            .remove_lines(network, &gone)
-            .and_then(|()| names.refresh_network(network));
         if let Some(error) = failure {
+            // The names of the endpoints left attached back in the file
+            // (made from the records: those left `detaching` stay out).
+            let _ = names.rebuild(network);
             let _ = state.commit();
             return Err(error);
         }
+        let names_taken_out = names_taken_out.and_then(|()| names.refresh_network(network));
         // Every target detached, every record gone: a file of intents the
         // disk refused to remove names none the next lock would expand
         // (it passes over lines without a record, and removes the file),
@@ -597,6 +618,36 @@ impl Manager {
         notes.extend(names.take_notes());
         Ok(notes)
     }
+}
+
+/// What a batch detach that stopped part way says beside its error: the
+/// endpoints it detached (finished as their links went, four at a time, so
+/// in no set order), those it left recorded `detaching` for `restore` to
+/// finish, and the warnings of those detached, which a single disconnect
+/// would each have printed. Long lists are cut short.
+fn stopped_batch_says(detached: &[String], left: &[String], notes: &[String]) -> String {
+    const SHOWN: usize = 8;
+    let list = |labels: &[String]| {
+        let mut text = labels[..labels.len().min(SHOWN)].join(", ");
+        if labels.len() > SHOWN {
+            text.push_str(&format!(" and {} more", labels.len() - SHOWN));
+        }
+        text
+    };
+    let mut says = match detached {
+        [] => "none detached before it".to_string(),
+        _ => format!("detached before it: {}", list(detached)),
+    };
+    if !left.is_empty() {
+        says.push_str(&format!(
+            "; left for `ipvlan restore` to finish: {}",
+            list(left)
+        ));
+    }
+    if !notes.is_empty() {
+        says.push_str(&format!("; warnings: {}", notes.join("; ")));
+    }
+    says
 }
 
 /// What the removal of one endpoint's link needs, sent to the thread that
@@ -751,7 +802,7 @@ fn unlink_ahead(
                 if started == 0 {
                     jobs.close();
                     let error = Error::io("starting the threads that delete the links", &error);
-                    return (Vec::new(), Some((0, 0, error)));
+                    return (Vec::new(), Some((slots.len(), 0, error)));
                 }
                 break;
             }

@@ -832,10 +832,9 @@ impl<'a> Names<'a> {
     }
 
     /// The first step of [`Names::remove`] for many endpoints of
-    /// `network` at once (a batch's), done last: the names of `containers`
-    /// blanked in its hosts file in one pass. Before it,
-    /// [`Names::remove_view`] for each; after it,
-    /// [`Names::refresh_network`] once.
+    /// `network` at once (a batch's): the names of `containers` blanked in
+    /// its hosts file in one pass. After it, [`Names::remove_view`] for
+    /// each, then [`Names::refresh_network`] once.
     pub(crate) fn remove_lines(
         &self,
         network: &NetworkRecord,

@@ -2048,6 +2048,30 @@ fn a_parent_restore_left_down_is_set_up_by_the_next() {
     assert!(!summary.contains("found down"), "{summary}");
     lab.ok(&args("network rm pd"));
     assert!(host_link(&vlan).is_none(), "{vlan} left after network rm");
+
+    // Down with its base (a NIC not up yet at boot): the kernel refuses it
+    // up, and restore says it comes up with its base, which it does.
+    let _ = Command::new(ip_path())
+        .args(["link", "del", "base56"])
+        .status();
+    ip(&["link", "add", "base56", "type", "dummy"]);
+    ip(&["link", "set", "base56", "up"]);
+    lab.ok(&args(
+        "network create --subnet 10.56.2.0/24 -o parent=base56.56 pb",
+    ));
+    ip(&["link", "set", "base56", "down"]);
+    let summary = lab.ok(&args("restore"));
+    assert!(
+        summary.contains("pb: base56.56 (found down: base56 is down, and it comes up with it)"),
+        "{summary}"
+    );
+    ip(&["link", "set", "base56", "up"]);
+    let link = vm_support::link(None, "base56.56").expect("the parent");
+    let flags = link.get("flags").and_then(Value::as_array).unwrap();
+    let up = flags.iter().any(|f| f.as_str() == Some("UP"));
+    lab.ok(&args("network rm pb"));
+    ip(&["link", "del", "base56"]);
+    assert!(up, "base56.56 did not come up with its base: {link:?}");
 }
 
 /// A `network rm` killed once its record says `removing`, while another

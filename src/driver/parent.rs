@@ -557,10 +557,20 @@ pub(crate) fn restore(
             return Ok(Some(link));
         }
         set_up_made(host, link.index)?;
+        let link = host.link_by_index(link.index)?.unwrap_or(link);
+        // A VLAN whose base is down stays down: the kernel brings it up
+        // with its base.
+        let what = match (&network.parent_origin, link.is_up()) {
+            (_, true) => "set up".to_string(),
+            (ParentOrigin::VlanCreated { link: base, .. }, false) => {
+                format!("{base} is down, and it comes up with it")
+            }
+            (_, false) => "it would not come up".to_string(),
+        };
         report
             .parents_recreated
-            .push(format!("{label} (found down: set up)"));
-        return Ok(Some(host.link_by_index(link.index)?.unwrap_or(link)));
+            .push(format!("{label} (found down: {what})"));
+        return Ok(Some(link));
     }
     let base = match &network.parent_origin {
         ParentOrigin::DummyCreated => None,

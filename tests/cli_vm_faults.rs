@@ -1236,6 +1236,22 @@ fn a_killed_batch_is_repaired_endpoint_by_endpoint() {
                     );
                 }
             }
+            // Nor does any member's view of both networks name another by
+            // its address on bn (10.41.0.0/16).
+            for member in members {
+                let union = lab.state_dir().join("hosts/containers").join(member);
+                let view = fs::read_to_string(&union).unwrap_or_default();
+                for line in view.lines() {
+                    if let Some((addr, name)) = line.split_once('\t') {
+                        assert!(
+                            !addr.starts_with("10.41.")
+                                || !members.contains(&name)
+                                || recorded.contains(name),
+                            "{after}: {member}'s view names {name} at {addr}, which has no record on bn:\n{view}"
+                        );
+                    }
+                }
+            }
             lab.restore();
             let (listed, _) = agree(&lab, "bm", Depth::Quick, &after);
             let still: Vec<&str> = on_bn(&listed);

@@ -537,21 +537,25 @@ impl Manager {
             *slot = DetachSlot::Detaching(endpoint, Some(Unlink { how, inside }));
         }
         let names = self.names(&state);
-        // Every target's names out of the network's hosts file in one pass
+        // Every target's names out of the network's hosts file in one pass,
+        // and the union views of the containers on it made again from it,
         // before the first link goes, as a single detach takes its own out
-        // before it gives its addresses back: taken out at the end, a batch
+        // before it gives its addresses back: done at the end, a batch
         // stopped part way (a Ctrl-C) left the names of the endpoints it
-        // had detached naming addresses free for the next connect, until a
-        // `restore`. A batch killed after this is finished whole by the
-        // next lock and `restore`; one that fails puts back the names of
-        // the endpoints it leaves attached (below). Should the file refuse
-        // the edit, the batch goes on and says so at its end, as before.
+        // had detached naming addresses free for the next connect, in the
+        // file and in those views, until a `restore`. A batch killed after
+        // this is finished whole by the next lock and `restore`; one that
+        // fails puts back the names of the endpoints it leaves attached
+        // (below). Should the file refuse the edit, the batch goes on and
+        // says so at its end, as before.
         let leaving: Vec<String> = slots
             .iter()
             .filter_map(DetachSlot::detaching)
             .filter_map(|endpoint| endpoint.container.clone())
             .collect();
-        let names_taken_out = names.remove_lines(network, &leaving);
+        let names_taken_out = names
+            .remove_lines(network, &leaving)
+            .and_then(|()| names.refresh_network(network));
         drop(leaving);
         let mut notes = Vec::new();
         let mut detached = Vec::new();
@@ -600,7 +604,6 @@ impl Manager {
             let _ = state.commit();
             return Err(error);
         }
-        let names_taken_out = names_taken_out.and_then(|()| names.refresh_network(network));
         // Every target detached, every record gone: a file of intents the
         // disk refused to remove names none the next lock would expand
         // (it passes over lines without a record, and removes the file),

@@ -486,6 +486,34 @@ pub(crate) fn link(
     link_after(etc_netns_dir, container, target, state_root, false)
 }
 
+/// For a directory at `ETC_NETNS/NAME` found without our link in it: the
+/// marker that calls it ours goes unless the directory is the one made
+/// with the marker. A directory we make gets our link at once, so one
+/// without it was made by someone else (after a connect killed between
+/// its marker and its `mkdir`, or in place of ours while the container was
+/// attached), or is ours from a kill between our `mkdir` and our link.
+/// Only that last one was made (its inode changed, `ctime`) within moments
+/// of the marker, in the same command, and nothing has been put in it
+/// since; kept marked, the others would be removed as ours when the
+/// container leaves its last network. No marker, nothing to do.
+fn forget_marker_of_another_dir(dir: &Path, container: &str, state_root: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let marker = made_dir_marker(state_root, container);
+    let (Ok(marked), Ok(found)) = (fs::symlink_metadata(&marker), fs::symlink_metadata(dir)) else {
+        return;
+    };
+    let at = |meta: &fs::Metadata| {
+        i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec())
+    };
+    // Inode times come from a coarse clock (a tick, some milliseconds),
+    // read separately for each file: a second either way is room enough,
+    // and far less than any admin's `mkdir` after a kill.
+    let made_with_it = (at(&found) - at(&marked)).abs() <= 1_000_000_000;
+    if !made_with_it {
+        let _ = fs::remove_file(&marker);
+    }
+}
+
 /// `link` (tests); `missing`: the caller found nothing at `ETC_NETNS/NAME` a
 /// moment before, so it is not looked at again. What another tool puts
 /// there meanwhile makes the `mkdir` (a directory: theirs, kept) or the
@@ -517,8 +545,11 @@ fn link_after(
             return Ok(());
         }
         Entry::Ours => true,
-        Entry::Missing { dir } => {
-            has_dir = dir;
+        Entry::Missing { dir: present } => {
+            if present {
+                forget_marker_of_another_dir(&dir, container, state_root);
+            }
+            has_dir = present;
             false
         }
     };
@@ -1356,6 +1387,45 @@ mod tests {
             format!("{HEADER}#         \n10.1.0.2\ty\n10.1.0.3\tz\n")
         );
         assert_eq!(fs::metadata(&union).unwrap().ino(), inode);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// A marker left without its directory (a connect killed between the
+    /// two), then a directory made by an admin: the view is made in it,
+    /// and the container's last detach leaves it, emptied of our link.
+    /// Before, the marker called it ours and it was removed. The directory
+    /// of a kill between our `mkdir` and our link, made with its marker,
+    /// stays ours.
+    #[test]
+    fn a_directory_made_apart_from_its_marker_is_not_ours() {
+        let dir = scratch("marker-apart");
+        let root = dir.join("state");
+        let a = root.join("hosts").join("a");
+        append(&a, "x", &["10.0.0.2".parse().unwrap()]).unwrap();
+        let etc = dir.join("etc");
+        fs::create_dir_all(&etc).unwrap();
+        let marker = made_dir_marker(&root, "c1");
+        fs::create_dir_all(marker.parent().unwrap()).unwrap();
+        fs::write(&marker, "").unwrap();
+        // Inode times tick coarsely: well apart.
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        fs::create_dir(etc.join("c1")).unwrap();
+        link(&etc, "c1", &a, &root).unwrap();
+        assert!(etc.join("c1/hosts").is_symlink(), "the view made in it");
+        assert!(!marker.exists(), "the marker of another directory kept");
+        unlink(&etc, "c1", &root).unwrap();
+        assert!(etc.join("c1").is_dir(), "the admin's directory removed");
+        assert!(fs::symlink_metadata(etc.join("c1/hosts")).is_err());
+
+        // Marker and directory made together, our link missing (a kill
+        // between the two): ours, removed with the view.
+        let marker = made_dir_marker(&root, "c2");
+        fs::write(&marker, "").unwrap();
+        fs::create_dir(etc.join("c2")).unwrap();
+        link(&etc, "c2", &a, &root).unwrap();
+        assert!(marker.exists(), "the marker of our own directory dropped");
+        unlink(&etc, "c2", &root).unwrap();
+        assert!(!etc.join("c2").exists(), "our directory left");
         fs::remove_dir_all(dir).unwrap();
     }
 

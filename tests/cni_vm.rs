@@ -962,6 +962,49 @@ fn host_local_leases(data_dir: &Path, name: &str) -> Vec<String> {
     found
 }
 
+/// A reboot (the namespace gone), `ipvlan restore` at boot as the README
+/// asks, then the runtime's ADD of the same container and interface (as
+/// Podman starts its containers again): restore keeps an attachment
+/// whose addresses came from a delegated IPAM plugin, which only the
+/// runtime can run (its `CNI_PATH`), so the ADD releases it first, the
+/// delegated DEL included, and host-local hands its address out again.
+/// Before, restore dropped our record and left host-local's lease, and
+/// every such ADD failed on host-local's "duplicate allocation".
+#[test]
+fn a_delegated_attachment_restore_keeps_is_added_again_after_a_reboot() {
+    let mut cni = Cni::new("hlboot");
+    cni.master("cnim14");
+    let ns = cni.netns("cni-hlboot");
+    let data = cni.state.with_extension("host-local");
+    let _ = std::fs::remove_dir_all(&data);
+    let conf = host_local_conf("hlboot", "cnim14", &data);
+    cni.with_debians("ADD", "ctr-hlboot", &ns, &conf).ok();
+    assert_eq!(host_local_leases(&data, "hlboot"), vec!["10.78.0.2"]);
+    // The reboot: the namespace goes, host-local's lease file stays.
+    ip(&["netns", "del", "cni-hlboot"]);
+    let (code, text) = cni.cli(&["restore"]);
+    assert_eq!(code, Some(0), "{text}");
+    let ns = cni.netns("cni-hlboot");
+    let again = cni.with_debians("ADD", "ctr-hlboot", &ns, &conf);
+    again.ok();
+    // The old lease given back, one for the new link (host-local walks on
+    // from the address it handed out last).
+    let leased = host_local_leases(&data, "hlboot");
+    assert_eq!(leased.len(), 1, "{leased:?}");
+    assert_eq!(
+        addresses("cni-hlboot", "eth0"),
+        vec![format!("{}/24", leased[0])]
+    );
+    assert!(
+        text.contains("link missing, left to its CNI runtime: hlboot: "),
+        "{text}"
+    );
+    cni.with_debians("DEL", "ctr-hlboot", &ns, &conf).ok();
+    assert_eq!(host_local_leases(&data, "hlboot"), Vec::<String>::new());
+    assert_eq!(cni.records("hlboot"), (Vec::new(), Vec::new()));
+    let _ = std::fs::remove_dir_all(&data);
+}
+
 #[test]
 fn delegated_host_local_add_check_del() {
     let mut cni = Cni::new("hl");

@@ -25,6 +25,21 @@ pub(crate) fn made_by_cni(network: &NetworkRecord) -> bool {
     cni_config(network).is_some()
 }
 
+/// Whether `network` is a CNI network whose addresses come from another
+/// IPAM plugin (its config names `ipam=TYPE`, neither ours nor none): its
+/// records hold addresses that plugin leased, which only its DEL gives
+/// back, run by the runtime (which holds its `CNI_PATH`).
+pub(crate) fn delegates_ipam(network: &NetworkRecord) -> bool {
+    let Some(config) = cni_config(network) else {
+        return false;
+    };
+    let ipam = config
+        .split(' ')
+        .find_map(|part| part.strip_prefix("ipam="))
+        .unwrap_or("none");
+    !matches!(ipam, "ipvlan" | "none")
+}
+
 /// Whether `network` is a CNI network without a master in the host: made
 /// by a lease-only ADD (only leases), or with `linkInContainer` (each
 /// link's master is in its container's namespace).
@@ -322,6 +337,28 @@ mod tests {
         assert!(attached_by_cni(&record("cnl-0123", None)));
         assert!(!attached_by_cni(&record("cni-db", Some("cni-db"))));
         assert!(!attached_by_cni(&record("_netns_0123", None)));
+    }
+
+    #[test]
+    fn a_network_delegates_its_ipam_when_its_config_names_another_plugin() {
+        let with = |config: Option<&str>| {
+            let mut network = crate::store::records::fixtures::network("pods", 'c', Vec::new());
+            if let Some(config) = config {
+                network.options.push((CNI_MARK.to_string(), config.into()));
+            }
+            delegates_ipam(&network)
+        };
+        let config = |ipam: &str| {
+            format!(
+                "master=(default route) mode=l2 flag=bridge mtu=(master's) ipam={ipam} ranges=-"
+            )
+        };
+        assert!(with(Some(&config("host-local"))));
+        assert!(with(Some(&config("dhcp"))));
+        assert!(!with(Some(&config("ipvlan"))));
+        assert!(!with(Some(&config("none"))));
+        assert!(!with(Some("lease-only ipam=ipvlan ranges=10.0.0.0/24")));
+        assert!(!with(None), "a network of the CLI");
     }
 
     fn opts(pairs: &[(&str, &str)]) -> Vec<(String, String)> {

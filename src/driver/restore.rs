@@ -540,6 +540,17 @@ impl Manager {
         }
         let (inside, identity) = match &at {
             NsAt::Present(inside, identity) => (inside, *identity),
+            NsAt::Gone | NsAt::NotANamespace if super::options::delegates_ipam(network) => {
+                // Its addresses are a delegated IPAM plugin's lease, which
+                // only that plugin's DEL gives back, and only the runtime
+                // can run it (it holds the `CNI_PATH`): kept for its DEL,
+                // GC or next ADD of the attachment, which release the lease
+                // with it. Dropped here, the lease stayed, and the ADD of
+                // a runtime starting the container again after a reboot
+                // failed on it ("duplicate allocation").
+                report.links_left_to_runtime.push(who.to_string());
+                return Ok(());
+            }
             NsAt::Gone | NsAt::NotANamespace => {
                 let notes = self.detach(host, state, network, endpoint, &at)?;
                 report

@@ -1195,6 +1195,26 @@ fn status_without_a_master_checks_the_one_its_network_was_made_on() {
     let msg = named_in_host("STATUS").error(50);
     assert!(msg.contains("master up2.200 does not exist"), "{msg}");
     named_in_host("DEL").ok();
+
+    // Ranges from the runtime (`ipRanges`), which STATUS is not given: the
+    // network is still the one ADD made. Before, its config's text (ranges
+    // included) told it from the ADD's, and STATUS checked the default
+    // route: ready while every ADD failed.
+    std::fs::remove_dir_all(&cni.state).unwrap();
+    ip(&["-n", host, "route", "del", "default"]);
+    uplink("up3");
+    let ranged = r#"{"cniVersion": "1.1.0", "name": "st", "type": "ipvlan",
+        "capabilities": {"ipRanges": true}, "ipam": {"type": "ipvlan"}}"#;
+    let with_ranges = r#"{"cniVersion": "1.1.0", "name": "st", "type": "ipvlan",
+        "capabilities": {"ipRanges": true}, "ipam": {"type": "ipvlan"},
+        "runtimeConfig": {"ipRanges": [[{"subnet": "10.85.0.0/24"}]]}}"#;
+    in_host_with("ADD", with_ranges).ok();
+    in_host_with("STATUS", ranged).ok();
+    ip(&["-n", host, "link", "del", "up3"]);
+    uplink("up4");
+    let msg = in_host_with("STATUS", ranged).error(50);
+    assert!(msg.contains("master up3 does not exist"), "{msg}");
+    in_host_with("DEL", with_ranges).ok();
 }
 
 /// An ADD of a `linkInContainer` network killed at each of its kill

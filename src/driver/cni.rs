@@ -296,6 +296,12 @@ pub(crate) fn is_cni(network: &NetworkRecord) -> bool {
     super::options::made_by_cni(network)
 }
 
+/// The link keys of a CNI network's config text (master, mode, flag,
+/// MTU), its IPAM part (`ipam=TYPE ranges=...`) left out.
+fn cni_link_keys(config: &str) -> &str {
+    config.split_once(" ipam=").map_or(config, |(keys, _)| keys)
+}
+
 /// Whether the CNI network has no master in the host (see
 /// [`super::options::is_masterless`]).
 pub(crate) fn is_masterless(network: &NetworkRecord) -> bool {
@@ -1202,9 +1208,12 @@ impl Manager {
         config: &str,
     ) -> Result<(), Error> {
         let host = Handle::new()?;
-        // The network as ADD finds it, which keeps to its master.
+        // The network as ADD finds it, which keeps to its master: its link
+        // keys the same. Not its ranges, which a runtime may give ADD
+        // (`runtimeConfig.ipRanges`) and never gives STATUS.
         let recorded = self.store.network_named(name)?.filter(|record| {
-            record.state != NetworkState::Creating && cni_config(record) == Some(config)
+            record.state != NetworkState::Creating
+                && cni_config(record).map(cni_link_keys) == Some(cni_link_keys(config))
         });
         match master.or(recorded.as_ref().map(|record| record.parent.as_str())) {
             None => {

@@ -246,7 +246,15 @@ impl Lab {
             args.join(" "),
             text(&out.stderr)
         );
-        self.counted()
+        // A walk over no hits would pass having killed nothing: every
+        // command walked here writes the store, past its kill points.
+        let hits = self.counted();
+        assert!(
+            hits.iter().any(|hit| hit.starts_with("store: ")),
+            "ipvlan {} passed no kill point of the store: is the guest's ipvlan built with fault injection? {hits:?}",
+            args.join(" ")
+        );
+        hits
     }
 
     fn counted(&self) -> Vec<String> {

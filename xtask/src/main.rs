@@ -54,7 +54,8 @@ commands:
         Everything CI checks: fmt, clippy (also with --features vm), the
         documentation (rustdoc warnings denied), layers, size, host tests,
         a bounded fuzz run, then the VM tests, the Podman test and a few
-        power-cut rounds.
+        power-cut rounds on K (default 6.1), then the VM tests on the other
+        kernel series (6.12, or 6.1 with --kernel 6.12).
   layers
         Check that no files under src/ use each other in a circle and no file
         uses a higher layer than its own (the `# Layers` list in src/lib.rs).
@@ -69,9 +70,12 @@ commands:
         random moment inside connect/run/disconnect/rm; the next boot from
         the same disk runs `restore` and checks the invariants of
         tests/powercut/guest.rs. N rounds (default 4, what `test` runs)
-        take N + 1 boots. --plant damages a record, or (unsynced) writes
-        files without fsync until the cut: the run must fail. --keep-going
-        goes on after a failed round and lists every failure at the end.
+        take N + 1 boots; while no cut has landed inside a command, more
+        rounds run (up to 2N), and none landing there fails the run.
+        --plant damages a record, or (unsynced) writes files without fsync
+        until the cut: the run must fail (`test` runs one unsynced round as
+        a control). --keep-going goes on after a failed round and lists
+        every failure at the end.
   podman-test [--kernel K] [--timeout SECS] [--plant-leak]
         Boot the VM with Debian's Podman (CNI backend, installed when
         missing) and our binary as its `ipvlan` plugin in

@@ -114,7 +114,7 @@ fn parse(args: &[String]) -> Result<Options> {
 
 pub fn run(args: &[String]) -> Result {
     let options = parse(args)?;
-    run_rounds(&options)
+    run_rounds(&options).map(drop)
 }
 
 /// splitmix64: the host's delays and the guests' seeds from `--seed`.
@@ -174,7 +174,11 @@ fn marked<'a>(console: &'a str, marker: &str) -> Vec<&'a str> {
     console.lines().filter(|l| l.contains(marker)).collect()
 }
 
-pub fn run_rounds(options: &Options) -> Result {
+/// Runs the rounds; how many ran: `options.rounds`, and more (up to as
+/// many again) while none cut a command part way, since a round cut
+/// between commands, or after its loop ended, proves nothing of a
+/// command's durability.
+pub fn run_rounds(options: &Options) -> Result<u64> {
     let start = Instant::now();
     let built = build_vm_example("powercut")?;
     let cache = target_dir()?.join("vm");
@@ -199,12 +203,14 @@ pub fn run_rounds(options: &Options) -> Result {
     let mut between = 0;
     let mut returned_total = 0;
     let mut failed_rounds: Vec<String> = Vec::new();
-    for boot in 0..=options.rounds {
+    let mut rounds = options.rounds;
+    let mut boot = 0;
+    while boot <= rounds {
         let mut args = Vec::new();
         for line in &previous {
             args.extend(["--log".to_string(), line.clone()]);
         }
-        let loading = boot < options.rounds;
+        let loading = boot < rounds;
         let (delay, guest_seed) = (rng.next(), rng.next());
         let delay = Duration::from_millis(delay % (options.window.as_millis() as u64 + 1));
         let vlan = (guest_seed % 4094 + 1) as u16;
@@ -236,7 +242,7 @@ pub fn run_rounds(options: &Options) -> Result {
         println!(
             "powercut: boot {} of {}: {what}{}",
             boot + 1,
-            options.rounds + 1,
+            rounds + 1,
             if loading {
                 format!(
                     " (guest seed {guest_seed}, cut {} ms after {LOOP_MARKER})",
@@ -278,7 +284,7 @@ pub fn run_rounds(options: &Options) -> Result {
         let repro = format!(
             "reproduce with: cargo xtask powercut --kernel {} --rounds {} --seed {}{} (console: {})",
             options.kernel.name(),
-            options.rounds,
+            rounds,
             options.seed,
             options
                 .plant
@@ -330,6 +336,14 @@ pub fn run_rounds(options: &Options) -> Result {
             returned_total += returned;
             match (cut_done, landing(&previous)) {
                 (false, _) => {
+                    // Not cut: the guest's loop must have ended as planned.
+                    if !outcome.success() {
+                        return Err(format!(
+                            "round {boot}: the loop ended before the cut, and the guest {}\n{repro}",
+                            outcome.describe()
+                        )
+                        .into());
+                    }
                     between += 1;
                     println!("powercut: round {boot}: the loop ended before the cut");
                 }
@@ -349,14 +363,25 @@ pub fn run_rounds(options: &Options) -> Result {
             if options.plant.is_some() && boot == 0 && marked(&console, PLANTED).is_empty() {
                 return Err("--plant: the guest did not plant its fault".into());
             }
+            // The last round loaded and no cut yet inside a command: one
+            // more, while the rounds have not doubled.
+            if boot + 1 == rounds
+                && inside.is_empty()
+                && options.plant.is_none()
+                && rounds < 2 * options.rounds
+            {
+                rounds += 1;
+                println!("powercut: no cut has landed inside a command yet: one more round");
+            }
         }
+        boot += 1;
     }
     let inside_total: u64 = inside.values().sum();
     let kinds: Vec<String> = inside.iter().map(|(k, n)| format!("{k} {n}")).collect();
     println!(
         "powercut: {} of {} rounds passed (kernel {}, --seed {}) in {}: cut inside a command {inside_total} ({}), between commands {between}; {returned_total} commands had returned 0 before their cut",
-        options.rounds - failed_rounds.len() as u64,
-        options.rounds,
+        rounds - failed_rounds.len() as u64,
+        rounds,
         options.kernel.name(),
         options.seed,
         seconds(start.elapsed()),
@@ -373,7 +398,13 @@ pub fn run_rounds(options: &Options) -> Result {
     if options.plant.is_some() {
         return Err("--plant: the checks passed with a planted fault".into());
     }
-    Ok(())
+    if inside_total == 0 {
+        return Err(format!(
+            "no cut landed inside a command in {rounds} rounds: nothing of a command's durability was checked"
+        )
+        .into());
+    }
+    Ok(rounds)
 }
 
 #[cfg(test)]

@@ -626,6 +626,11 @@ impl SavedSignal {
     pub fn was_ignored(&self) -> bool {
         self.previous.sa_sigaction == libc::SIG_IGN
     }
+
+    /// Whether the disposition is [`swallow_signal`]'s handler.
+    fn is_swallowed(&self) -> bool {
+        self.previous.sa_sigaction == swallow as extern "C" fn(libc::c_int) as libc::sighandler_t
+    }
 }
 
 /// `signal`'s disposition, read and left as it is (for [`restore_signal`]
@@ -680,15 +685,27 @@ fn set_disposition(signal: i32, handler: libc::sighandler_t) -> io::Result<Saved
     Ok(SavedSignal { signal, previous })
 }
 
-/// Puts back the disposition [`swallow_signal`] replaced. `SIG_IGN` first:
-/// it discards one sent meanwhile and not yet delivered (a thread that
-/// takes it reads the disposition only then), which would otherwise strike
-/// under the old disposition, at its default ending the process.
+/// Puts back the disposition [`swallow_signal`] replaced, while its
+/// handler is still the one in place: a handler the program installed
+/// since (a library's caller hooking Ctrl-C while a command ran) is its
+/// own, and stays. `SIG_IGN` first: it discards one sent meanwhile and not
+/// yet delivered (a thread that takes it reads the disposition only then),
+/// which would otherwise strike under the old disposition, at its default
+/// ending the process.
 pub fn restore_signal(saved: &SavedSignal) -> io::Result<()> {
-    set_disposition(saved.signal, libc::SIG_IGN)?;
-    // SAFETY: `saved.previous` is the sigaction the kernel gave us for this
-    // signal, alive for the call; a null old-action pointer is allowed.
-    retry(|| unsafe { libc::sigaction(saved.signal, &saved.previous, std::ptr::null_mut()) })?;
+    if !signal_disposition(saved.signal)?.is_swallowed() {
+        return Ok(());
+    }
+    let replaced = set_disposition(saved.signal, libc::SIG_IGN)?;
+    // One installed between the look and `SIG_IGN` is put back as well.
+    let back = if replaced.is_swallowed() {
+        &saved.previous
+    } else {
+        &replaced.previous
+    };
+    // SAFETY: `back` is a sigaction the kernel gave us for this signal,
+    // alive for the call; a null old-action pointer is allowed.
+    retry(|| unsafe { libc::sigaction(saved.signal, back, std::ptr::null_mut()) })?;
     Ok(())
 }
 
@@ -2744,9 +2761,33 @@ mod tests {
         let child = spawned_status();
         restore_signal(&kept).unwrap();
         let own = std::fs::read_to_string("/proc/self/status").unwrap();
-        restore_signal(&ignored).unwrap();
+        set_disposition(libc::SIGPWR, ignored.previous.sa_sigaction).unwrap();
         assert_eq!(mask(&child, "SigIgn:") & bit(libc::SIGPWR), 0, "child");
         assert_ne!(mask(&own, "SigIgn:") & bit(libc::SIGPWR), 0, "kept");
+    }
+
+    /// A handler the program installs while a signal is swallowed (a
+    /// library's caller hooking Ctrl-C while `exec` waits) stays when the
+    /// swallowing ends: before, the disposition from before the swallow
+    /// was put back over it.
+    #[test]
+    fn a_handler_installed_while_swallowed_is_left_in_place() {
+        extern "C" fn theirs(_: libc::c_int) {}
+        // SIGXFSZ: nothing else in the test binary uses it.
+        let saved = swallow_signal(libc::SIGXFSZ).unwrap();
+        let swallowed = set_disposition(
+            libc::SIGXFSZ,
+            theirs as extern "C" fn(libc::c_int) as libc::sighandler_t,
+        )
+        .unwrap();
+        assert!(swallowed.is_swallowed());
+        restore_signal(&saved).unwrap();
+        let now = signal_disposition(libc::SIGXFSZ).unwrap();
+        assert_eq!(
+            now.previous.sa_sigaction, theirs as extern "C" fn(libc::c_int) as libc::sighandler_t,
+            "their handler replaced"
+        );
+        set_disposition(libc::SIGXFSZ, saved.previous.sa_sigaction).unwrap();
     }
 
     /// A swallowed signal sent but not yet taken when the disposition is

@@ -433,8 +433,11 @@ impl Manager {
     ///
     /// Every target is looked up first: if one is not attached, nothing
     /// is changed. A failure part-way (the kernel refusing a delete) stops
-    /// there; the error says how many were detached before it. Its
-    /// descriptors and the limit on them are as [`Manager::connect_many`]'s.
+    /// there; the error names the targets detached before it and those
+    /// left for `restore` to finish. Its descriptors and the limit on them
+    /// are as [`Manager::connect_many`]'s. The links are deleted on up to
+    /// four threads of its own (started and joined within the call), which
+    /// share the kernel's waits.
     pub fn disconnect_many(&self, network: &str, targets: &[Target]) -> Result<Vec<String>, Error> {
         lookup_network_id_to_lock(&self.store, network)?;
         if targets.is_empty() {

@@ -479,6 +479,70 @@ fn run_and_exec_pass_arguments_that_are_not_utf8() {
     assert_eq!(output.stdout, bytes.as_bytes());
 }
 
+/// A Ctrl-C at the terminal while `run` makes its container ready, before
+/// the command exists: the run stops with 130 and the command never runs.
+/// Before, the signal waited, blocked, until the command ran; then, as the
+/// terminal's, it was taken for one the command had got too, and dropped:
+/// the command ran on. The terminal is a pty whose `TIOCSIG` sends the
+/// signal to its foreground group as a Ctrl-C does (from the kernel); the
+/// run waits at its pause point before the command's spawn meanwhile.
+#[test]
+fn a_ctrl_c_before_the_command_starts_stops_the_run() {
+    use std::os::unix::process::CommandExt;
+    let mut env = Env::new("earlyint");
+    env.network("n1", "192.168.97.0/24");
+    // SAFETY: plain libc calls on a descriptor this test owns.
+    let (master, slave) = unsafe {
+        let master = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY);
+        assert!(master >= 0, "posix_openpt");
+        assert_eq!(libc::grantpt(master), 0);
+        assert_eq!(libc::unlockpt(master), 0);
+        let name = std::ffi::CStr::from_ptr(libc::ptsname(master)).to_owned();
+        (master, name)
+    };
+    let ran = env.root.join("ran");
+    let pause = env.root.join("pause");
+    let _ = std::fs::remove_file(&pause);
+    let touch = format!("touch {}", ran.display());
+    let mut command = env.command(&["run", "--net=n1", "--name=ei", "sh", "-c", &touch]);
+    command
+        .env(ipvlan::fault::PAUSE_AT_ENV, "container: before spawn#1")
+        .env(ipvlan::fault::PAUSE_FILE_ENV, &pause);
+    // SAFETY: setsid, open and ioctl are async-signal-safe; nothing else
+    // runs between fork and exec.
+    unsafe {
+        command.pre_exec(move || {
+            libc::setsid();
+            let tty = libc::open(slave.as_ptr(), libc::O_RDWR);
+            if tty < 0 || libc::ioctl(tty, libc::TIOCSCTTY, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let paused = (0..1500).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        pause.exists()
+    });
+    // SAFETY: an ioctl on the pty master this test owns.
+    let sent = paused && unsafe { libc::ioctl(master, libc::TIOCSIG, libc::SIGINT) } == 0;
+    let _ = std::fs::remove_file(&pause);
+    let output = child.wait_with_output().unwrap();
+    // SAFETY: closing the descriptor this test owns.
+    unsafe { libc::close(master) };
+    let stderr = text(&output.stderr);
+    let _ = env.run(&["rm", "-f", "ei"]);
+    assert!(paused, "the run never reached its pause: {stderr}");
+    assert!(sent, "TIOCSIG failed");
+    assert_eq!(output.status.code(), Some(128 + libc::SIGINT), "{stderr}");
+    assert!(!ran.exists(), "the command ran after the Ctrl-C");
+}
+
 /// A signal the kernel sends ipvlan alone (an `alarm` set by whoever ran
 /// it, inherited across `exec`: a wrapper's timeout) is passed on too: the
 /// command ends of it and `--rm` removes the container. Before, such a

@@ -794,6 +794,18 @@ impl Manager {
                 ChildIo::Null
             };
             crate::fault::point("container: before spawn");
+            // A signal to pass on that came while the container was made
+            // ready (blocked, so still pending): the command, not made yet,
+            // did not get it, though a terminal's (a Ctrl-C, a hang-up)
+            // looks sent to it too once it runs. It ends the command before
+            // it starts, as it would have ended it just after. Before, a
+            // Ctrl-C then was dropped and the command ran on.
+            if opts.forward_signals {
+                if let Ok(Some(signal)) = crate::sys::take_pending(&crate::sys::forwarded_signals())
+                {
+                    return Ok(Some(Ok(crate::sys::ChildStatus::Signaled(signal))));
+                }
+            }
             let held = crate::sys::spawn_kept(
                 &Spawn {
                     program,

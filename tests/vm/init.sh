@@ -17,6 +17,8 @@ mount -t devtmpfs devtmpfs /dev
 mount -t tmpfs tmpfs /run
 mount -t tmpfs tmpfs /tmp
 mkdir -p /run/netns /dev/pts /dev/shm
+# Terminals, as on any host (a test plays a terminal's Ctrl-C through a pty).
+mount -t devpts -o ptmxmode=0666 devpts /dev/pts
 hostname ipvlan-vm
 /usr/sbin/ip link set lo up
 

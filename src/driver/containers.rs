@@ -834,10 +834,14 @@ impl Manager {
             };
             Ok(Some(status))
         })
-        .map_err(|e| Error::io(format_args!("entering container {container}"), &e))??;
+        .map_err(|e| Error::io(format_args!("entering container {container}"), &e));
+        // Ended (not dropped) whatever came of it: on an error too, so that
+        // a signal that came meanwhile does not end the process before it
+        // says why the command did not run.
         if let Some(block) = forwarding {
             block.end();
         }
+        let spawned = spawned??;
         match spawned {
             None => Err(removed_meanwhile(container)),
             Some(status) => status.map(|status| status.code()),

@@ -570,7 +570,7 @@ impl Manager {
             detached.push(endpoint_label(endpoint));
             Ok(())
         });
-        let failure = failure.map(|(at, _, error)| {
+        let failure = failure.map(|(at, error)| {
             let label = slots
                 .get(at)
                 .and_then(DetachSlot::detaching)
@@ -696,14 +696,13 @@ const UNLINK_STACK: usize = 256 << 10;
 /// Returns the endpoints whose removal ran (or may have) but whose files
 /// were not all written (in no particular order), and the first failure
 /// (a removal's, `forget`'s, or the threads' start: then nothing ran)
-/// with the endpoint's place (past the slots when none is known) and how
-/// many endpoints were done before it; after a failure no other removal
-/// starts.
+/// with the endpoint's place (past the slots when none is known); after a
+/// failure no other removal starts.
 fn unlink_ahead(
     slots: &mut [DetachSlot],
     master: endpoint_link::Master<'_>,
     mut forget: impl FnMut(&EndpointRecord, Result<Option<String>, Error>) -> Result<(), Error>,
-) -> (Vec<usize>, Option<(usize, usize, Error)>) {
+) -> (Vec<usize>, Option<(usize, Error)>) {
     use crate::handoff::Handoff;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     if slots.is_empty() {
@@ -808,7 +807,7 @@ fn unlink_ahead(
                 if started == 0 {
                     jobs.close();
                     let error = Error::io("starting the threads that delete the links", &error);
-                    return (Vec::new(), Some((slots.len(), 0, error)));
+                    return (Vec::new(), Some((slots.len(), error)));
                 }
                 break;
             }
@@ -832,7 +831,7 @@ fn unlink_ahead(
             let Some((at, (removal, how))) = removals.pop() else {
                 // They died (a panic, which the scope passes on).
                 let error = Error::failed("the threads deleting the links stopped");
-                failure = Some((slots.len(), done, error));
+                failure = Some((slots.len(), error));
                 break;
             };
             slots[at].give_back(how);
@@ -842,7 +841,7 @@ fn unlink_ahead(
             };
             if let Err(error) = forgotten {
                 unfinished.push(at);
-                failure = Some((at, done, error));
+                failure = Some((at, error));
                 break;
             }
             done += 1;
@@ -1244,8 +1243,8 @@ mod tests {
                     assert!(unfinished.is_empty() && failure.is_none());
                 }
                 Some(at) => {
-                    let (n, done, _) = failure.unwrap();
-                    assert_eq!((n, done), (at, forgotten.len()));
+                    let (n, _) = failure.unwrap();
+                    assert_eq!(n, at);
                     assert_eq!(unfinished.first(), Some(&at), "{unfinished:?}");
                     assert!(!forgotten.contains(&at));
                     assert!(

@@ -1761,22 +1761,21 @@ impl Manager {
                 .netns_id
                 .is_some_and(|id| inside.identity().is_ok_and(|now| id.same_namespace(&now)))
             {
-                if is_masterless(network) {
-                    // The master is the container's: the link is ours to
-                    // remove when it is an ipvlan link, as for DEL.
-                    notes.extend(delete_in_container_link(&inside, endpoint)?);
-                } else {
-                    let parent = Handle::new()?.link_by_name(&network.parent)?;
-                    let removal = endpoint_link::delete_checked(
-                        &inside,
-                        endpoint.ifindex,
-                        &endpoint.ifname,
-                        endpoint_link::Master::Host(parent.as_ref()),
-                        endpoint.mac.as_deref(),
-                    )?;
-                    if let endpoint_link::LinkRemoval::NotOurs(why) = removal {
-                        notes.push(why);
-                    }
+                // A `linkInContainer` master is the container's: the link
+                // is ours to remove when it is an ipvlan link, as for DEL.
+                let parent = match is_masterless(network) {
+                    true => None,
+                    false => Handle::new()?.link_by_name(&network.parent)?,
+                };
+                let removal = endpoint_link::delete_checked(
+                    &inside,
+                    endpoint.ifindex,
+                    &endpoint.ifname,
+                    endpoint_link::Master::of(network, parent.as_ref()),
+                    endpoint.mac.as_deref(),
+                )?;
+                if let endpoint_link::LinkRemoval::NotOurs(why) = removal {
+                    notes.push(why);
                 }
             }
         }
@@ -2006,25 +2005,6 @@ fn in_container_master(inside: &OpenNetns, net: &CniNetwork) -> Result<Link, Cni
         }
     }
     Ok(master)
-}
-
-/// Deletes the link of a `linkInContainer` attachment (recorded index,
-/// else its name) when it is an ipvlan link; what was left alone, and why.
-fn delete_in_container_link(
-    inside: &OpenNetns,
-    endpoint: &EndpointRecord,
-) -> Result<Option<String>, Error> {
-    let removal = endpoint_link::delete_checked(
-        inside,
-        endpoint.ifindex,
-        &endpoint.ifname,
-        endpoint_link::Master::InContainer,
-        None,
-    )?;
-    Ok(match removal {
-        endpoint_link::LinkRemoval::NotOurs(why) => Some(why),
-        endpoint_link::LinkRemoval::Deleted | endpoint_link::LinkRemoval::Missing => None,
-    })
 }
 
 /// The interface of the IPv4 default route of `host` (the reference

@@ -378,10 +378,7 @@ pub(crate) fn adopt_live_index(
         return Ok(());
     }
     let networks = state.networks()?.items;
-    let proven = networks
-        .iter()
-        .any(|n| n.parent_origin == network.parent_origin && is_ours(link, n));
-    if !proven {
+    if !made_by_us(&networks, network, link) {
         return Ok(());
     }
     let Some(mut record) = networks.iter().find(|n| n.id == network.id).cloned() else {
@@ -431,6 +428,14 @@ fn is_ours(link: &Link, record: &NetworkRecord) -> bool {
         ParentOrigin::Existing => false,
     };
     kind && Some(link.index) == record.parent_index && link.name == record.parent
+}
+
+/// Whether `link`, the parent of `network`, is the link we made, as one of
+/// `networks` of the same origin records it (see [`is_ours`]).
+fn made_by_us(networks: &[NetworkRecord], network: &NetworkRecord, link: &Link) -> bool {
+    networks
+        .iter()
+        .any(|n| n.parent_origin == network.parent_origin && is_ours(link, n))
 }
 
 /// The index of the parent `record` says we made, if it is there and is
@@ -547,11 +552,7 @@ pub(crate) fn restore(
         // the one `adopt_live_index` just replaced).
         let ours = || -> Result<bool, Error> {
             Ok(network.parent_origin != ParentOrigin::Existing
-                && state
-                    .networks()?
-                    .items
-                    .iter()
-                    .any(|n| n.parent_origin == network.parent_origin && is_ours(&link, n)))
+                && made_by_us(&state.networks()?.items, network, &link))
         };
         if link.is_up() || !ours()? {
             return Ok(Some(link));

@@ -509,6 +509,9 @@ impl Manager {
             // Addresses only: the link is another plugin's.
             return self.restore_lease(state, network, endpoint, report, who);
         }
+        // A `linkInContainer` link sits on a master in its own namespace,
+        // which the host cannot name: an ipvlan link is taken as ours.
+        let master = endpoint_link::Master::of(network, parent);
         let mut at = netns_identity::open_endpoint_netns(&endpoint)?;
         if let (NsAt::Present(open, _), Some(made)) = (&at, made) {
             // Without cookies, the namespace at the container's name may
@@ -528,7 +531,6 @@ impl Manager {
             // The interrupted attach or detach is undone or finished the
             // same way: no link, no addresses, no record.
             if let Some(inside) = at.open() {
-                let master = endpoint_link::Master::of(network, parent);
                 endpoint_link::delete_temporary_links(inside, master)?;
             }
             let notes = self.detach(host, state, network, endpoint, &at)?;
@@ -568,16 +570,8 @@ impl Manager {
         } else {
             endpoint_link::recorded_link(inside, endpoint.ifindex, &endpoint.ifname)?
         };
-        // A `linkInContainer` link sits on a master in its own namespace,
-        // which the host cannot name: an ipvlan link is taken as ours.
-        let in_container = super::cni::is_masterless(network);
         if let Some(link) = &found {
-            let ours = if in_container {
-                link.kind.as_deref() == Some("ipvlan")
-            } else {
-                endpoint_link::not_ours(link, parent, endpoint.mac.as_deref()).is_none()
-            };
-            if ours {
+            if master.not_ours(link, endpoint.mac.as_deref()).is_none() {
                 // Records older than the identity fields (or the cookie)
                 // get them now.
                 if endpoint.netns_id != Some(identity) || endpoint.ifindex != Some(link.index) {

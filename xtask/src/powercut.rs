@@ -45,7 +45,8 @@ const BOOT_ATTEMPTS: u32 = 3;
 const LOOP_MARKER: &str = "PC-LOOP";
 const CMD_PREFIX: &str = "PC-CMD ";
 const CHECK_PASS: &str = "PC-CHECK-PASS";
-const CHECK_FAIL: &str = "PC-CHECK-FAIL";
+/// The guest's line for each check that failed; a run's error quotes them.
+pub const CHECK_FAIL: &str = "PC-CHECK-FAIL";
 const LOAD_FAIL: &str = "PC-LOAD-FAIL";
 const PLANTED: &str = "PC-PLANTED";
 

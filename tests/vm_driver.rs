@@ -2149,11 +2149,15 @@ fn file_as_older_versions_did(config: &Config, network_id: &str, record: &Path, 
             .join("records")
             .join("container-endpoints")
             .join(format!("{container}.json"));
-        edit(
-            &index,
-            &format!("\"{network_id}\": \"{id}\""),
-            "\"x\": \"gone\"",
-        );
+        // The index is a link whose target lists its entries.
+        let target = fs::read_link(&index).unwrap();
+        let target = target.to_str().unwrap();
+        let entry = format!("{}:{id}", &network_id[..16]);
+        assert!(target.contains(&entry), "{}: {target}", index.display());
+        fs::remove_file(&index).unwrap();
+        // A network no store has: the record is found by no entry.
+        let gone = format!("{}:gone", "0".repeat(16));
+        std::os::unix::fs::symlink(target.replace(&entry, &gone), &index).unwrap();
     }
 }
 
@@ -2362,7 +2366,7 @@ fn restore_rebuilds_address_files_and_indexes_a_power_cut_lost() {
     let e1 = start(&manager, "derived1", "dv1", None, None);
     let e2 = start(&manager, "derived1", "dv2", None, None);
     let e3 = start(&manager, "derived1", "dv3", None, None);
-    manager
+    let e1_on_2 = manager
         .connect(
             "derived2",
             &Target::Container("dv1".into()),
@@ -2392,18 +2396,22 @@ fn restore_rebuilds_address_files_and_indexes_a_power_cut_lost() {
     fs::write(ipam1.join("10.63.0.201"), b"\xff\xfe").unwrap();
     fs::write(ipam1.join("10.63.0.202"), "deadbeef\n").unwrap();
     let _ = fs::remove_file(ipam1.join("cursor"));
+    // An index is a link, whole or missing; the record form (an older
+    // version's, or an index of many networks) may be empty or torn.
     fs::remove_file(index("dv1")).unwrap();
-    fs::write(index("dv2"), "").unwrap();
-    let torn = fs::read_to_string(index("dv3")).unwrap();
-    fs::write(index("dv3"), &torn[..torn.len() / 2]).unwrap();
-    fs::write(
-        index("ghost"),
+    plant(&index("dv2"), "");
+    let (network, id) = index_entries(&index("dv3")).remove(0);
+    let record = format!(
+        "{{\"version\": 1, \"container\": \"dv3\", \"endpoints\": {{\"{network}\": \"{id}\"}}}}\n"
+    );
+    plant(&index("dv3"), &record[..record.len() / 2]);
+    plant(
+        &index("ghost"),
         format!(
             "{{\"version\": 1, \"container\": \"ghost\", \"endpoints\": {{\"{}\": \"feed\"}}}}\n",
             d1.id
         ),
-    )
-    .unwrap();
+    );
 
     // Before restore: listings work and report no damage.
     let networks = manager.networks().unwrap();
@@ -2455,21 +2463,20 @@ fn restore_rebuilds_address_files_and_indexes_a_power_cut_lost() {
     manager
         .disconnect("derived2", &Target::Container("dv1".into()))
         .unwrap();
-    let entries = |text: &str| -> Vec<(String, String)> {
-        ipvlan::json::parse(text)
-            .unwrap()
-            .get("endpoints")
-            .and_then(|e| e.as_object())
-            .unwrap()
-            .iter()
-            .map(|(n, id)| (n.clone(), id.as_str().unwrap().to_string()))
-            .collect()
-    };
-    let mut on_derived1 = entries(&written["records/container-endpoints/dv1.json"]);
-    on_derived1.retain(|(network, _)| *network == d1.id);
     assert_eq!(
-        entries(&fs::read_to_string(index("dv1")).unwrap()),
-        on_derived1,
+        written["records/container-endpoints/dv1.json"],
+        format!(
+            "-> {}:{},{}:{}\n",
+            &d1.id[..16],
+            e1.record_id,
+            &e1_on_2.network_id[..16],
+            e1_on_2.record_id
+        ),
+        "dv1's index as its attaches wrote it (networks by their ids' first 16 digits)"
+    );
+    assert_eq!(
+        index_entries(&index("dv1")),
+        vec![(d1.id[..16].to_string(), e1.record_id.clone())],
         "dv1's index names derived1 only"
     );
     for name in ["dv1", "dv2", "dv3", "dv4"] {
@@ -2479,6 +2486,30 @@ fn restore_rebuilds_address_files_and_indexes_a_power_cut_lost() {
     assert_eq!(address_files_of(&config), Vec::<String>::new());
     manager.remove_network("derived1").unwrap();
     manager.remove_network("derived2").unwrap();
+}
+
+/// The `(network, endpoint id)` entries of a container's index: a link's
+/// target (`NETWORK:ENDPOINT`, joined by `,`, a network named by its id's
+/// first 16 digits) or, in the record form, its `endpoints` object.
+fn index_entries(path: &Path) -> Vec<(String, String)> {
+    if let Ok(target) = fs::read_link(path) {
+        let target = target.to_str().unwrap().to_string();
+        return target
+            .split(',')
+            .map(|pair| {
+                let (network, id) = pair.split_once(':').unwrap();
+                (network.to_string(), id.to_string())
+            })
+            .collect();
+    }
+    ipvlan::json::parse(&fs::read_to_string(path).unwrap())
+        .unwrap()
+        .get("endpoints")
+        .and_then(|e| e.as_object())
+        .unwrap()
+        .iter()
+        .map(|(n, id)| (n.clone(), id.as_str().unwrap().to_string()))
+        .collect()
 }
 
 /// Every address file under the state directory.

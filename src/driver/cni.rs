@@ -1590,7 +1590,7 @@ impl Manager {
         super::bounds::check_overlaps_of_config(&specs, networks, &net.config).map_err(config)?;
         crate::ipam::fill_default_gateways(&mut specs);
         let record = NetworkRecord {
-            id: super::random_hex(32)?,
+            id: super::networks::new_network_id(networks)?,
             name: net.name.clone(),
             driver: "ipvlan".into(),
             mode: net.mode,

@@ -1289,7 +1289,7 @@ impl Pending {
     pub(crate) fn shed_index(&mut self) {
         if let Some(index) = self.index.take() {
             self.indexed = true;
-            self.indexed_alone = index.network_ids().len() == 1;
+            self.indexed_alone = index.len() == 1;
         }
     }
 

@@ -1009,7 +1009,13 @@ impl<'a> Names<'a> {
         // every network the container is on; otherwise a record of an
         // older version may be on any network.
         let networks = if state.by_identity_only() {
-            index.network_ids()
+            // Keys resolved by the networks the caller names first.
+            let known_ids: Vec<&str> = known
+                .map(|known| known.network_id.as_str())
+                .into_iter()
+                .chain(also)
+                .collect();
+            index.network_ids(state, &known_ids)?
         } else {
             state.network_ids()?
         };
@@ -1036,7 +1042,7 @@ impl<'a> Names<'a> {
         let first = state.by_identity_only()
             && also.is_none()
             && known.is_some()
-            && known_index.is_some_and(|index| index.network_ids().len() == 1);
+            && known_index.is_some_and(|index| index.len() == 1);
         for network_id in on.iter().filter(|_| !first) {
             let markers = state.union_markers_dir(network_id);
             let marker = markers.join(container);

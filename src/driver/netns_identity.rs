@@ -25,7 +25,8 @@ use crate::netns::{self, Netns};
 use crate::rtnl::Handle;
 use crate::store::records::NetnsId;
 use crate::store::{
-    is_valid_name, ContainerRecord, EndpointRecord, Locked, StateDir, StoreError, RECORD_VERSION,
+    is_valid_name, ContainerRecord, EndpointRecord, Locked, StateDir, StoreError, StoredEntry,
+    DERIVED_LINK_MAX, RECORD_VERSION,
 };
 
 /// A namespace opened for one operation, with its netlink handle: every
@@ -851,6 +852,19 @@ pub(crate) fn endpoint_of_namespace(
 /// is missing is an interrupted attach or detach and counts for nothing.
 /// Derived from the endpoint records, so never synced: `restore` rebuilds
 /// it after a power cut ([`ContainerIndex::rebuild_all`]).
+///
+/// On disk a symbolic link whose target lists the entries,
+/// `NETWORK:ENDPOINT` joined by `,` (ids never hold either), `NETWORK` the
+/// first [`NETWORK_KEY_LEN`] digits of the network's id (its key), made
+/// by one `symlinkat` and read by one `readlinkat`, never followed. An
+/// attach's index was a new file, created, written and closed: on ext4
+/// a link whose target is under 60 bytes (a container's usual one entry,
+/// some 35) is held in its inode and costs less than half that, a longer
+/// one a block of its own and nearly a file's cost. An index too long for
+/// a link ([`DERIVED_LINK_MAX`]) is the JSON record an older version
+/// wrote (which named networks by their whole ids), read as before. So
+/// an entry's network is a key or a whole id, and the two are compared by
+/// key ([`same_network`]).
 #[derive(Debug, Default)]
 pub(crate) struct ContainerIndex {
     container: String,
@@ -863,6 +877,27 @@ pub(crate) struct ContainerIndex {
 
 /// The generic record kind of [`ContainerIndex`].
 pub(crate) const CONTAINER_ENDPOINTS: &str = "container-endpoints";
+/// Hex digits of a network id that name its network in an index link:
+/// `network create` keeps them unique among a store's networks
+/// ([`super::networks::new_network_id`]), and one entry then fits in
+/// the link's inode (see [`ContainerIndex`]).
+pub(crate) const NETWORK_KEY_LEN: usize = 16;
+
+/// The key of network `id` (or of a key, itself): its first
+/// [`NETWORK_KEY_LEN`] characters, or all of a shorter one.
+pub(crate) fn network_key(id: &str) -> &str {
+    id.get(..NETWORK_KEY_LEN).unwrap_or(id)
+}
+
+/// Whether two networks named by id or by key are one.
+pub(crate) fn same_network(a: &str, b: &str) -> bool {
+    network_key(a) == network_key(b)
+}
+
+/// Joins an entry's network key to its endpoint id in an index link.
+const LINK_PAIR: char = ':';
+/// Joins the entries of an index link.
+const LINK_ENTRY: char = ',';
 
 impl ContainerIndex {
     /// Whether it names no endpoint (on any network).
@@ -874,7 +909,12 @@ impl ContainerIndex {
     pub(crate) fn names_network(&self, network_id: &str) -> bool {
         self.entries
             .iter()
-            .any(|(network, _)| network == network_id)
+            .any(|(network, _)| same_network(network, network_id))
+    }
+
+    /// How many networks it files an endpoint on.
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
     }
 
     /// The index of `container`: empty when it has none, or one that
@@ -891,8 +931,8 @@ impl ContainerIndex {
             entries: Vec::new(),
             absent: false,
         };
-        let value = match state.record(CONTAINER_ENDPOINTS, container) {
-            Ok(Some(value)) => value,
+        let stored = match state.derived_entry(CONTAINER_ENDPOINTS, container) {
+            Ok(Some(stored)) => stored,
             Ok(None) => {
                 index.absent = true;
                 return Ok(index);
@@ -900,7 +940,7 @@ impl ContainerIndex {
             Err(StoreError::Corrupt { .. }) => return Ok(index),
             Err(error) => return Err(error.into()),
         };
-        index.entries = ContainerIndex::parse(&value).unwrap_or_default();
+        index.entries = ContainerIndex::parse(&stored).unwrap_or_default();
         Ok(index)
     }
 
@@ -927,9 +967,53 @@ impl ContainerIndex {
         }
     }
 
-    /// The `(network id, endpoint id)` entries of an index record; `None`
-    /// when it is not one this version writes.
-    fn parse(value: &Value) -> Option<Vec<(String, String)>> {
+    /// The `(network id, endpoint id)` entries of an index as stored (a
+    /// link's target, or a record's text); `None` when it is not one this
+    /// version writes.
+    fn parse(stored: &StoredEntry) -> Option<Vec<(String, String)>> {
+        match stored {
+            StoredEntry::Link(target) => ContainerIndex::parse_link(target),
+            StoredEntry::Text(text) => {
+                ContainerIndex::parse_record(&crate::json::parse(text).ok()?)
+            }
+        }
+    }
+
+    /// The entries of an index link's target (see [`ContainerIndex`]):
+    /// every id valid, no network twice, at least one entry.
+    fn parse_link(target: &[u8]) -> Option<Vec<(String, String)>> {
+        let mut entries: Vec<(String, String)> = Vec::new();
+        for pair in std::str::from_utf8(target).ok()?.split(LINK_ENTRY) {
+            let (network, id) = pair.split_once(LINK_PAIR)?;
+            if network.len() != NETWORK_KEY_LEN
+                || !network.bytes().all(|b| b.is_ascii_hexdigit())
+                || !is_valid_name(id)
+                || entries.iter().any(|(n, _)| n == network)
+            {
+                return None;
+            }
+            entries.push((network.to_string(), id.to_string()));
+        }
+        Some(entries)
+    }
+
+    /// The target of the index's link: its entries, in order.
+    fn link_target(&self) -> String {
+        let mut target = String::with_capacity(self.entries.len() * 40);
+        for (network, id) in &self.entries {
+            if !target.is_empty() {
+                target.push(LINK_ENTRY);
+            }
+            target.push_str(network_key(network));
+            target.push(LINK_PAIR);
+            target.push_str(id);
+        }
+        target
+    }
+
+    /// The entries of an index record of an older version (or one too
+    /// long for a link); `None` when it is not one this version reads.
+    fn parse_record(value: &Value) -> Option<Vec<(String, String)>> {
         if value.get("version").and_then(Value::as_u64) != Some(RECORD_VERSION) {
             return None;
         }
@@ -965,7 +1049,11 @@ impl ContainerIndex {
         listed: Option<&[String]>,
     ) -> Result<Option<EndpointRecord>, Error> {
         let ours = |record: &EndpointRecord| record.container.as_deref() == Some(&self.container);
-        if let Some((_, id)) = self.entries.iter().find(|(n, _)| n == network_id) {
+        if let Some((_, id)) = self
+            .entries
+            .iter()
+            .find(|(n, _)| same_network(n, network_id))
+        {
             if let Some(record) = endpoint_at(state, network_id, id, ours)? {
                 return Ok(Some(record));
             }
@@ -985,7 +1073,7 @@ impl ContainerIndex {
         network_id: &str,
         id: &str,
     ) -> Result<(), Error> {
-        self.entries.retain(|(n, _)| n != network_id);
+        self.entries.retain(|(n, _)| !same_network(n, network_id));
         self.entries.push((network_id.to_string(), id.to_string()));
         // A batch holds one index per target to its end: a first push
         // reserves room for four entries (192 bytes), a container has one
@@ -1004,22 +1092,19 @@ impl ContainerIndex {
         id: &str,
     ) -> Result<(), Error> {
         let before = self.entries.len();
-        self.entries.retain(|(n, i)| !(n == network_id && i == id));
+        self.entries
+            .retain(|(n, i)| !(same_network(n, network_id) && i == id));
         if self.entries.len() == before {
             return Ok(());
         }
         self.write(state)
     }
 
-    /// Names of the containers with an index file, readable or not.
+    /// Names of the containers with an index, readable or not (one
+    /// listing, none read).
     fn containers(state: &StateDir) -> Result<Vec<String>, Error> {
-        let listing = state.records(CONTAINER_ENDPOINTS)?;
-        let damaged = listing.damaged.iter().filter_map(|damaged| {
-            let name = damaged.path.file_name()?.to_str()?.strip_suffix(".json")?;
-            is_valid_name(name).then(|| name.to_string())
-        });
-        let mut names: Vec<String> = damaged.collect();
-        names.extend(listing.items.into_iter().map(|(name, _)| name));
+        let mut names = state.record_names(CONTAINER_ENDPOINTS)?;
+        names.retain(|name| is_valid_name(name));
         Ok(names)
     }
 
@@ -1056,9 +1141,17 @@ impl ContainerIndex {
         crate::order::sort_by(&mut endpoints, |a, b| {
             (a.created, &a.id).cmp(&(b.created, &b.id))
         });
+        // An entry's key leads to these (whose records may be damaged).
+        let network_ids = match state.network_ids() {
+            Ok(ids) => ids,
+            Err(error) => {
+                errors.push(error.to_string());
+                return (0, errors);
+            }
+        };
         let mut rebuilt = 0;
         for name in names {
-            match ContainerIndex::rebuild(state, &name, &endpoints) {
+            match ContainerIndex::rebuild(state, &name, &endpoints, &network_ids) {
                 Ok(true) => rebuilt += 1,
                 Ok(false) => {}
                 Err(error) => errors.push(format!("container {name}: {error}")),
@@ -1073,15 +1166,23 @@ impl ContainerIndex {
         state: &Locked<'_>,
         container: &str,
         endpoints: &[&EndpointRecord],
+        network_ids: &[String],
     ) -> Result<bool, Error> {
         // `None`: missing; `Some(None)`: there but not a well-formed index.
-        let on_disk = match state.record(CONTAINER_ENDPOINTS, container) {
+        let on_disk = match state.derived_entry(CONTAINER_ENDPOINTS, container) {
             Ok(None) => None,
-            Ok(Some(value)) => Some(ContainerIndex::parse(&value)),
+            Ok(Some(stored)) => Some(ContainerIndex::parse(&stored)),
             Err(StoreError::Corrupt { .. }) => Some(None),
             Err(error) => return Err(error.into()),
         };
-        let named = on_disk.clone().flatten().unwrap_or_default();
+        // Compared by key: a record of an older version names whole ids.
+        let by_key = |entries: &[(String, String)]| -> Vec<(String, String)> {
+            entries
+                .iter()
+                .map(|(n, id)| (network_key(n).to_string(), id.clone()))
+                .collect()
+        };
+        let named = by_key(&on_disk.clone().flatten().unwrap_or_default());
         let mut wanted: Vec<(String, String)> = Vec::new();
         // Oldest first: of two records of one network, the one the index
         // names stays, else the later one.
@@ -1089,27 +1190,33 @@ impl ContainerIndex {
             .iter()
             .filter(|e| e.container.as_deref() == Some(container))
         {
-            let entry = (endpoint.network_id.clone(), endpoint.id.clone());
-            match wanted.iter_mut().find(|(n, _)| n == &endpoint.network_id) {
+            let key = network_key(&endpoint.network_id);
+            let entry = (key.to_string(), endpoint.id.clone());
+            match wanted.iter_mut().find(|(n, _)| n == key) {
                 None => wanted.push(entry),
                 Some(kept) if !named.contains(kept) => *kept = entry,
                 Some(_) => {}
             }
         }
-        for (network, id) in &named {
-            let damaged = matches!(
-                state.endpoint(network, id),
-                Err(StoreError::Corrupt { .. } | StoreError::Refused { .. })
-            );
-            if damaged && !wanted.iter().any(|(n, _)| n == network) {
-                wanted.push((network.clone(), id.clone()));
+        for (key, id) in &named {
+            let damaged = network_ids
+                .iter()
+                .filter(|n| same_network(n, key))
+                .any(|n| {
+                    matches!(
+                        state.endpoint(n, id),
+                        Err(StoreError::Corrupt { .. } | StoreError::Refused { .. })
+                    )
+                });
+            if damaged && !wanted.iter().any(|(n, _)| n == key) {
+                wanted.push((key.clone(), id.clone()));
             }
         }
         let unchanged = match &on_disk {
             None => wanted.is_empty(),
             Some(None) => false,
-            Some(Some(entries)) => {
-                let mut have = entries.clone();
+            Some(Some(_)) => {
+                let mut have = named.clone();
                 crate::order::sort(&mut have);
                 let mut want = wanted.clone();
                 crate::order::sort(&mut want);
@@ -1128,11 +1235,41 @@ impl ContainerIndex {
         Ok(true)
     }
 
-    /// The networks the index files an endpoint on, sorted.
-    pub(crate) fn network_ids(&self) -> Vec<String> {
-        let mut ids: Vec<String> = self.entries.iter().map(|(n, _)| n.clone()).collect();
+    /// The ids of the networks the index files an endpoint on, sorted:
+    /// an entry's key resolved to one of `known` (ids the caller holds),
+    /// else to the store's networks, listed once when first needed (an
+    /// entry read from a link names its network by key; one added by this
+    /// command, or read from a record, by its whole id).
+    pub(crate) fn network_ids(
+        &self,
+        state: &StateDir,
+        known: &[&str],
+    ) -> Result<Vec<String>, Error> {
+        let mut listed: Option<Vec<String>> = None;
+        let mut ids: Vec<String> = Vec::with_capacity(self.entries.len());
+        for (network, _) in &self.entries {
+            if let Some(id) = known.iter().find(|id| same_network(network, id)) {
+                ids.push(id.to_string());
+                continue;
+            }
+            if network.len() > NETWORK_KEY_LEN {
+                ids.push(network.clone());
+                continue;
+            }
+            let listed = match &mut listed {
+                Some(listed) => listed,
+                None => listed.insert(state.network_ids()?),
+            };
+            ids.extend(
+                listed
+                    .iter()
+                    .filter(|id| same_network(network, id))
+                    .cloned(),
+            );
+        }
         crate::order::sort(&mut ids);
-        ids
+        ids.dedup();
+        Ok(ids)
     }
 
     fn write(&self, state: &Locked<'_>) -> Result<(), Error> {
@@ -1140,8 +1277,14 @@ impl ContainerIndex {
             state.remove_derived_record(CONTAINER_ENDPOINTS, &self.container)?;
             return Ok(());
         }
-        // Written as text: a value tree built, encoded and held cost a
-        // batch's target more than any other of its records.
+        let target = self.link_target();
+        if target.len() < DERIVED_LINK_MAX {
+            state.put_derived_link(CONTAINER_ENDPOINTS, &self.container, &target, self.absent)?;
+            return Ok(());
+        }
+        // Too many networks for a link: the record. Written as text: a
+        // value tree built, encoded and held cost a batch's target more
+        // than any other of its records.
         let mut object = crate::json::ObjectWriter::new(true);
         object
             .u64("version", RECORD_VERSION)
@@ -1327,16 +1470,18 @@ mod tests {
         assert_eq!(legacy_path_id(Path::new("/tmp/a b")), "path_tmp_a_b");
     }
 
-    /// The index is written as text, as the value tree was written
-    /// before (the same bytes: older versions read it, and `restore`
-    /// compares), and read back whole.
+    /// The index is one link whose target lists its entries in order,
+    /// read back whole; an index too long for a link is the record an
+    /// older version wrote (the same bytes as its value tree: `restore`
+    /// compares), which is read as before.
     #[test]
-    fn the_index_is_written_as_its_value_was() {
+    fn the_index_is_a_link_or_the_record_an_older_version_wrote() {
         let root = std::env::temp_dir().join(format!("ipvlan-index-{}", std::process::id()));
         let state = StateDir::open(&root).unwrap();
         let locked = state.lock().unwrap();
         let (a, b) = ("a".repeat(64), "b".repeat(64));
-        let index = ContainerIndex {
+        let file = root.join("records/container-endpoints/web.1.json");
+        let linked = ContainerIndex {
             container: "web.1".into(),
             entries: vec![
                 (b.clone(), "_netns_cookie_7".into()),
@@ -1344,19 +1489,52 @@ mod tests {
             ],
             absent: true,
         };
+        linked.write(&locked).unwrap();
+        // Networks by key: one entry is some 35 bytes, held in the inode.
+        assert_eq!(
+            std::fs::read_link(&file).unwrap(),
+            PathBuf::from(format!("{}:_netns_cookie_7,{}:e1", &b[..16], &a[..16]))
+        );
+        let read = ContainerIndex::read(&locked, "web.1").unwrap();
+        assert_eq!(
+            read.entries,
+            [(&b[..16], "_netns_cookie_7"), (&a[..16], "e1")]
+                .map(|(n, id)| (n.to_string(), id.to_string()))
+        );
+        assert!(!read.absent);
+        assert!(read.names_network(&a) && read.names_network(&a[..16]));
+        assert!(!read.names_network(&"c".repeat(64)));
+        assert_eq!(
+            read.endpoint_listed(&locked, &a, Some(&[])).unwrap(),
+            None,
+            "no record behind the entry"
+        );
+
+        // Forty networks: past a link's room.
+        let networks: Vec<String> = (1..=40)
+            .map(|n| format!("{n:016x}{}", "f".repeat(48)))
+            .collect();
+        let index = ContainerIndex {
+            container: "web.1".into(),
+            entries: networks
+                .iter()
+                .map(|n| (n.clone(), "_netns_cookie_7".into()))
+                .collect(),
+            absent: false,
+        };
         index.write(&locked).unwrap();
         let value = Value::object([
             ("version", Value::from(RECORD_VERSION)),
             ("container", Value::from("web.1")),
             (
                 "endpoints",
-                Value::object([
-                    (b.as_str(), Value::from("_netns_cookie_7")),
-                    (a.as_str(), Value::from("e1")),
-                ]),
+                Value::object(
+                    networks
+                        .iter()
+                        .map(|n| (n.as_str(), Value::from("_netns_cookie_7"))),
+                ),
             ),
         ]);
-        let file = root.join("records/container-endpoints/web.1.json");
         assert_eq!(
             std::fs::read_to_string(&file).unwrap(),
             format!("{}\n", value.to_pretty().unwrap())
@@ -1364,20 +1542,56 @@ mod tests {
         let read = ContainerIndex::read(&locked, "web.1").unwrap();
         assert_eq!(read.entries, index.entries);
         assert!(!read.absent);
-        // Rewritten in place of the first, then removed when empty.
+        // A link again in place of the record, then removed when empty.
         let one = ContainerIndex::of_one("web.1", &a, "e2");
         one.write(&locked).unwrap();
         assert_eq!(
+            std::fs::read_link(&file).unwrap(),
+            PathBuf::from(format!("{}:e2", &a[..16]))
+        );
+        assert_eq!(
             ContainerIndex::read(&locked, "web.1").unwrap().entries,
-            one.entries
+            [(a[..16].to_string(), "e2".to_string())]
         );
         let empty = ContainerIndex {
             container: "web.1".into(),
             ..ContainerIndex::default()
         };
         empty.write(&locked).unwrap();
-        assert!(!file.exists());
+        assert!(std::fs::symlink_metadata(&file).is_err());
+        assert!(ContainerIndex::read(&locked, "web.1").unwrap().absent);
         drop(locked);
         let _ = std::fs::remove_dir_all(&root);
+    }
+
+    /// A link that is not one the index writes names nothing (an
+    /// unreadable index, as a damaged record is), so a planted target
+    /// never leads a reader out of the store.
+    #[test]
+    fn an_index_link_of_anything_else_names_nothing() {
+        let a = "a".repeat(16);
+        let good = format!("{a}:e1,{}:e2", "b".repeat(16));
+        assert_eq!(
+            ContainerIndex::parse_link(good.as_bytes()).map(|e| e.len()),
+            Some(2)
+        );
+        for bad in [
+            String::new(),
+            a.clone(),
+            format!("{a}:"),
+            ":e1".to_string(),
+            format!("{a}:e1,"),
+            format!("{a}:e1,{a}:e2"),
+            format!("{a}:../e1"),
+            format!("../{a}:e1"),
+            format!("{a}:e1:e2"),
+            format!("{a}:.e1"),
+            format!("{}:e1", "a".repeat(64)),
+            format!("{}:e1", "a".repeat(15)),
+            format!("{}:e1", "g".repeat(16)),
+        ] {
+            assert_eq!(ContainerIndex::parse_link(bad.as_bytes()), None, "{bad:?}");
+        }
+        assert_eq!(ContainerIndex::parse_link(b"\xff:e1"), None);
     }
 }

@@ -2,6 +2,7 @@
 //! the order of a create (intent record, parent, final record).
 
 use super::kernel_support::{check_version, require_kind, KernelVersion};
+use super::netns_identity::same_network;
 use super::options;
 use super::parent::{self, ParentPlan, ETH_MAX_MTU};
 use super::report::endpoint_label;
@@ -103,7 +104,7 @@ impl Manager {
         }
 
         let host = Handle::new()?;
-        let id = random_hex(32)?;
+        let id = new_network_id(&networks)?;
         let mut warnings = Vec::new();
         let plan = plan_parent(&host, &opts, ipv6, &id[..12], &mut warnings)?;
         parent::check_shared(&host, &self.config.netns_dir, &plan, &opts, &networks)?;
@@ -418,6 +419,18 @@ pub struct NetworkList {
     pub networks: Listing<NetworkInfo>,
     /// Names of the networks a killed `network create` left half-created.
     pub half_created: Vec<String>,
+}
+
+/// A new network's id: 64 random hex digits whose key (the first
+/// [`super::netns_identity::NETWORK_KEY_LEN`]) is no other network's of `networks` (every
+/// network of the store: containers' indexes name networks by key).
+pub(super) fn new_network_id(networks: &Listing<NetworkRecord>) -> Result<String, Error> {
+    loop {
+        let id = random_hex(32)?;
+        if !networks.iter().any(|n| same_network(&n.id, &id)) {
+            return Ok(id);
+        }
+    }
 }
 
 /// Refuses `name` when it is another network's id: commands that take a

@@ -56,6 +56,9 @@ pub const STATE_DIR_ENV: &str = "IPVLAN_STATE_DIR";
 /// Where the host id is read from first.
 pub const MACHINE_ID_PATH: &str = "/etc/machine-id";
 
+/// Bytes a derived record written as a link ([`Locked::put_derived_link`])
+/// holds at most, less one: a longer record is a file.
+pub const DERIVED_LINK_MAX: usize = 1024;
 const LOCK_FILE: &str = "lock";
 const HOST_ID_FILE: &str = "host-id";
 const NETWORKS: &str = "networks";
@@ -805,11 +808,17 @@ impl StateDir {
             return None;
         }
         let at = self.handles.reach(&self.root.join(NAMES)).ok()??;
-        let id =
-            match fsutil::read_entry_at(at.fd(), &at.entry(name), fsutil::RECORD_MAX).ok()?? {
-                Entry::Link(target) => String::from_utf8(target).ok()?,
-                Entry::Text(text) => text.trim().to_string(),
-            };
+        let id = match fsutil::read_entry_at(
+            at.fd(),
+            &at.entry(name),
+            fsutil::ID_LINK_MAX,
+            fsutil::RECORD_MAX,
+        )
+        .ok()??
+        {
+            Entry::Link(target) => String::from_utf8(target).ok()?,
+            Entry::Text(text) => text.trim().to_string(),
+        };
         is_valid_name(&id).then_some(id)
     }
 
@@ -961,6 +970,22 @@ impl StateDir {
             }
         }
         Ok(out)
+    }
+
+    /// A generic record of `kind` that may be a symbolic link
+    /// ([`Locked::put_derived_link`]): the link's target, read with one
+    /// `readlinkat` and never followed (cut off past [`DERIVED_LINK_MAX`]
+    /// bytes: an empty target), or the text of a regular file (a record
+    /// too long for a link, or one of an older version), read under the
+    /// usual rules. `None` when there is none, or an empty file. Not UTF-8
+    /// is [`StoreError::Corrupt`]; nothing is held for the lock's holder.
+    pub fn derived_entry(&self, kind: &str, id: &str) -> Result<Option<Entry>, StoreError> {
+        check_name("record kind", kind)?;
+        check_name("record id", id)?;
+        match self.read_small_entry(&self.record_path(kind, id), DERIVED_LINK_MAX)? {
+            Some(Entry::Text(text)) if text.is_empty() => Ok(None),
+            other => Ok(other),
+        }
     }
 
     /// The names of the generic records of `kind` (their file names,
@@ -1123,6 +1148,13 @@ impl StateDir {
     /// an older version read under the usual rules. Not UTF-8 is
     /// [`StoreError::Corrupt`].
     fn read_address_entry(&self, path: &Path) -> Result<Option<Entry>, StoreError> {
+        self.read_small_entry(path, fsutil::ID_LINK_MAX)
+    }
+
+    /// [`fsutil::read_entry_at`] of the file at `path`, a link's target cut
+    /// off past `link_max` bytes (see [`fsutil::read_entry_at`]). Not UTF-8
+    /// text is [`StoreError::Corrupt`].
+    fn read_small_entry(&self, path: &Path, link_max: usize) -> Result<Option<Entry>, StoreError> {
         let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
             return Ok(None);
         };
@@ -1132,6 +1164,7 @@ impl StateDir {
         match fsutil::read_entry_at(
             at.fd(),
             &at.entry(&name.to_string_lossy()),
+            link_max,
             fsutil::RECORD_MAX,
         ) {
             Err(e) if e.kind() == io::ErrorKind::InvalidData && fsutil::refusal(&e).is_none() => {
@@ -1844,6 +1877,51 @@ impl Locked<'_> {
             record_text(path, text)
         })
         .map(drop)
+    }
+
+    /// Writes a derived record (as [`Locked::put_derived_record`]) as a
+    /// symbolic link whose target is `target` (at most
+    /// [`DERIVED_LINK_MAX`] bytes, read back by
+    /// [`StateDir::derived_entry`]): one `symlinkat` when the caller read
+    /// it as missing under this lock (`read_absent`), else a link at a
+    /// temporary name renamed over what is there (a link, or a regular
+    /// file of an older version). A new inode costs what it costs, but a
+    /// link's is the whole write: no descriptor, no data written apart,
+    /// half a created file's cost (and one `readlinkat` to read it).
+    pub fn put_derived_link(
+        &self,
+        kind: &str,
+        id: &str,
+        target: &str,
+        read_absent: bool,
+    ) -> Result<(), StoreError> {
+        check_name("record kind", kind)?;
+        check_name("record id", id)?;
+        let path = self.record_path(kind, id);
+        if target.is_empty() || target.len() >= DERIVED_LINK_MAX || target.contains('\0') {
+            return Err(StoreError::refused(
+                path,
+                format!(
+                    "a link's target of {} bytes is not 1 to {} bytes without NUL; nothing was written",
+                    target.len(),
+                    DERIVED_LINK_MAX - 1
+                ),
+            ));
+        }
+        let Some(dir) = path.parent() else {
+            unreachable!("a record's path has its kind's directory");
+        };
+        let name = format!("{id}.json");
+        let absent = read_absent || self.record_held(&path) == Some(None);
+        let written = self.handles.write_in(dir, "writing", &path, |at| {
+            if absent && fsutil::symlink_new_at(at.fd(), target, &at.c_entry(&name)?)? {
+                return Ok(());
+            }
+            fsutil::replace_with_symlink_at(at.fd(), &at.entry(&name), target)
+        });
+        // A failed write may have replaced it or not: read again.
+        self.forget_record(&path);
+        written
     }
 
     /// Removes a derived record ([`Locked::put_derived_record`]) without

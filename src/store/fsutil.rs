@@ -971,7 +971,7 @@ pub fn replace_with_symlink_at(dir: BorrowedFd<'_>, name: &str, target: &str) ->
 /// What a small state entry that may be a symbolic link holds (see the
 /// address files and name hints): the target of a link, read with one
 /// `readlinkat` and never followed, or the content of a regular file of
-/// an older version, read as [`read_text_at`] does (its trust rules).
+/// an older version, read under the store's trust rules (`read_text_at`).
 /// `Ok(None)` when there is none.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Entry {
@@ -981,22 +981,32 @@ pub enum Entry {
     Text(String),
 }
 
+/// Bytes a link's target holding one id is read up to: more than any id.
+pub const ID_LINK_MAX: usize = 256;
+
 /// Reads `name` in `dir` as an [`Entry`]: `readlinkat` first (one call
 /// for the link this version writes), the file only when it is no link
-/// (`EINVAL`).
-pub fn read_entry_at(dir: BorrowedFd<'_>, name: &str, max: u64) -> io::Result<Option<Entry>> {
+/// (`EINVAL`). A link's target of `link_max` bytes or more is read as an
+/// empty one (it names nothing its readers make); a file is read up to
+/// `max` bytes.
+pub fn read_entry_at(
+    dir: BorrowedFd<'_>,
+    name: &str,
+    link_max: usize,
+    max: u64,
+) -> io::Result<Option<Entry>> {
     let c = c_name(name)?;
-    match crate::sys::readlink_at(dir, &c, 256) {
+    match crate::sys::readlink_at(dir, &c, link_max) {
         Ok(target) => Ok(Some(Entry::Link(target))),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        // Longer than any id: a link naming none, as one with any other
-        // target that is no id.
+        // Longer than the caller reads (any id, an index's entries): a
+        // link naming none, as one with any other target it cannot read.
         Err(e) if e.raw_os_error() == Some(libc::ENAMETOOLONG) => Ok(Some(Entry::Link(Vec::new()))),
         // An older version's file replaced by a link (restore, put_network)
         // between the two calls: the link, as a lock-free reader must see
         // the old entry or the new one, never a refusal.
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) => match read_text_at(dir, name, max) {
-            Err(e) if refusal(&e).is_some() => match crate::sys::readlink_at(dir, &c, 256) {
+            Err(e) if refusal(&e).is_some() => match crate::sys::readlink_at(dir, &c, link_max) {
                 Ok(target) => Ok(Some(Entry::Link(target))),
                 Err(_) => Err(e),
             },

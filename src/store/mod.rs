@@ -33,7 +33,11 @@
 //! hosts/<network id>                      the network's hosts file (0644)
 //! hosts/containers/<name>                 a container's union view (0644)
 //! hosts/unions/<network id>/<name>        union markers
-//! records/<kind>/<id>.json                generic records (e.g. containers)
+//! records/<kind>/<id>.json                generic records (e.g. containers); a
+//!                                         derived one may be a symbolic link
+//!                                         whose target is its text
+//!                                         (Locked::put_derived_link: the
+//!                                         driver's container index)
 //! logs/<name>.log                         output of background commands
 //! ```
 //!
@@ -45,10 +49,11 @@
 //!
 //! `<subnet>` is `192.168.1.0-24`, `2001:db8::-64`. Every write is atomic
 //! as other processes see it (temporary `.tmp-<name>` in the same
-//! directory, then `renameat`; or one `symlinkat`, for an address file
-//! and a name hint: a symbolic link whose target is an id, which appears
-//! whole or not at all and is only ever read by `readlinkat`, never
-//! followed, its target checked to be a valid id) or, for hosts files, a
+//! directory, then `renameat`; or one `symlinkat`, for an address file,
+//! a name hint and a container's index: a symbolic link whose target is
+//! an id (an index: ids), which appears whole or not at all and is only
+//! ever read by `readlinkat`, never followed, its target checked to be
+//! valid ids) or, for hosts files, a
 //! one-`write` append or line blanking, so a killed invocation never
 //! leaves a half-written file (a write a kill cuts short at a page
 //! boundary, a batch's long append, leaves a last line the next append
@@ -117,8 +122,8 @@
 //! only the root and that it holds the lock, made after the layout); a
 //! record read is `openat`, `fstat`, `read`, `close` (no `fstatat` first:
 //! see `fsutil::open_regular_at`); a write `openat`, `write`, `renameat`;
-//! taking an address one `symlinkat`, reading its owner or a name hint
-//! one `readlinkat`; an allocation opens its subnet's cursor once, to
+//! taking an address or writing a container's index one `symlinkat`,
+//! reading an owner, a name hint or an index one `readlinkat`; an allocation opens its subnet's cursor once, to
 //! read it and write it back, and later allocations under the same lock
 //! (a batch's) use that descriptor and what it read.
 
@@ -140,9 +145,10 @@ pub use commit_log::this_boot;
 
 pub use dir::{
     random_hex, AddressRepair, EndpointHold, Locked, SavedCursor, StateDir, DEFAULT_STATE_DIR,
-    MACHINE_ID_PATH, STATE_DIR_ENV,
+    DERIVED_LINK_MAX, MACHINE_ID_PATH, STATE_DIR_ENV,
 };
 pub use error::{BadName, FileFault, IoFailure, StoreError};
+pub use fsutil::Entry as StoredEntry;
 pub use records::{is_valid_name, ContainerRecord, ContainerState};
 pub use records::{
     EndpointRecord, EndpointState, NetworkRecord, NetworkState, ParentOrigin, RecordError,

@@ -861,17 +861,19 @@ pub(crate) fn endpoint_of_namespace(
 /// a link whose target is under 60 bytes (a container's usual one entry,
 /// some 35) is held in its inode and costs less than half that, a longer
 /// one a block of its own and nearly a file's cost. An index too long for
-/// a link ([`DERIVED_LINK_MAX`]) is the JSON record an older version
-/// wrote (which named networks by their whole ids), read as before. So
-/// an entry's network is a key or a whole id, and the two are compared by
-/// key ([`same_network`]).
+/// a link ([`DERIVED_LINK_MAX`]), or whose entries a link cannot name (a
+/// network id without a key of hex digits, two networks of one key: stores
+/// made by hand), is the JSON record older versions wrote with whole
+/// network ids, read as before. So an entry's network is a key or a whole
+/// id, and the two are compared by key ([`same_network`]).
 #[derive(Debug, Default)]
 pub(crate) struct ContainerIndex {
     container: String,
-    /// `(network id, endpoint id)`.
+    /// `(network key or id, endpoint id)`.
     entries: Vec<(String, String)>,
     /// Read as missing under the lock and not written since: the first
-    /// write makes it in place ([`Locked::put_derived_text`]).
+    /// write makes it in place (one `symlinkat`, see
+    /// [`Locked::put_derived_link`]).
     absent: bool,
 }
 
@@ -924,7 +926,8 @@ impl ContainerIndex {
     /// ([`ContainerIndex::rebuild_all`]); meanwhile the container's
     /// endpoints it no longer names are not found by the container's name
     /// (a namespace path still finds them). A file the store refuses (a
-    /// link, a FIFO) is still an error: something else put it there.
+    /// FIFO, a directory) is still an error: something else put it there;
+    /// a link naming no entries this version writes is an unreadable index.
     pub(crate) fn read(state: &StateDir, container: &str) -> Result<ContainerIndex, Error> {
         let mut index = ContainerIndex {
             container: container.to_string(),
@@ -967,7 +970,7 @@ impl ContainerIndex {
         }
     }
 
-    /// The `(network id, endpoint id)` entries of an index as stored (a
+    /// The `(network key or id, endpoint id)` entries of an index as stored (a
     /// link's target, or a record's text); `None` when it is not one this
     /// version writes.
     fn parse(stored: &StoredEntry) -> Option<Vec<(String, String)>> {
@@ -997,18 +1000,33 @@ impl ContainerIndex {
         Some(entries)
     }
 
-    /// The target of the index's link: its entries, in order.
-    fn link_target(&self) -> String {
+    /// The target of the index's link: its entries, in order; `None` when
+    /// [`ContainerIndex::parse_link`] would not read it back whole (a
+    /// network whose id has no key of hex digits, two of one key, an id
+    /// that is no name: stores made or edited by hand) or it is too long
+    /// for a link. The record holds those.
+    fn link_target(&self) -> Option<String> {
         let mut target = String::with_capacity(self.entries.len() * 40);
-        for (network, id) in &self.entries {
+        for (n, (network, id)) in self.entries.iter().enumerate() {
+            let key = network_key(network);
+            let taken = self.entries[..n]
+                .iter()
+                .any(|(other, _)| network_key(other) == key);
+            if key.len() != NETWORK_KEY_LEN
+                || !key.bytes().all(|b| b.is_ascii_hexdigit())
+                || taken
+                || !is_valid_name(id)
+            {
+                return None;
+            }
             if !target.is_empty() {
                 target.push(LINK_ENTRY);
             }
-            target.push_str(network_key(network));
+            target.push_str(key);
             target.push(LINK_PAIR);
             target.push_str(id);
         }
-        target
+        (target.len() < DERIVED_LINK_MAX).then_some(target)
     }
 
     /// The entries of an index record of an older version (or one too
@@ -1017,12 +1035,15 @@ impl ContainerIndex {
         if value.get("version").and_then(Value::as_u64) != Some(RECORD_VERSION) {
             return None;
         }
-        value
-            .get("endpoints")?
-            .as_object()?
-            .iter()
-            .map(|(network, id)| Some((network.clone(), id.as_str()?.to_string())))
-            .collect()
+        let entries = value.get("endpoints")?.as_object()?.iter();
+        // An entry whose ids are no names leads nowhere: dropped, so that
+        // the next write does not carry it on.
+        Some(
+            entries
+                .filter_map(|(network, id)| Some((network.clone(), id.as_str()?.to_string())))
+                .filter(|(network, id)| is_valid_name(network) && is_valid_name(id))
+                .collect(),
+        )
     }
 
     /// The container's endpoint on network `network_id`: the one its
@@ -1142,13 +1163,11 @@ impl ContainerIndex {
             (a.created, &a.id).cmp(&(b.created, &b.id))
         });
         // An entry's key leads to these (whose records may be damaged).
-        let network_ids = match state.network_ids() {
-            Ok(ids) => ids,
-            Err(error) => {
-                errors.push(error.to_string());
-                return (0, errors);
-            }
-        };
+        // Unlisted, no entry of a damaged record is kept.
+        let network_ids = state.network_ids().unwrap_or_else(|error| {
+            errors.push(error.to_string());
+            Vec::new()
+        });
         let mut rebuilt = 0;
         for name in names {
             match ContainerIndex::rebuild(state, &name, &endpoints, &network_ids) {
@@ -1277,14 +1296,13 @@ impl ContainerIndex {
             state.remove_derived_record(CONTAINER_ENDPOINTS, &self.container)?;
             return Ok(());
         }
-        let target = self.link_target();
-        if target.len() < DERIVED_LINK_MAX {
+        if let Some(target) = self.link_target() {
             state.put_derived_link(CONTAINER_ENDPOINTS, &self.container, &target, self.absent)?;
             return Ok(());
         }
-        // Too many networks for a link: the record. Written as text: a
-        // value tree built, encoded and held cost a batch's target more
-        // than any other of its records.
+        // Not for a link (too many networks, or ids a link cannot name):
+        // the record. Written as text: a value tree built, encoded and
+        // held cost a batch's target more than any other of its records.
         let mut object = crate::json::ObjectWriter::new(true);
         object
             .u64("version", RECORD_VERSION)
@@ -1471,9 +1489,9 @@ mod tests {
     }
 
     /// The index is one link whose target lists its entries in order,
-    /// read back whole; an index too long for a link is the record an
-    /// older version wrote (the same bytes as its value tree: `restore`
-    /// compares), which is read as before.
+    /// read back whole; an index too long for a link is the record older
+    /// versions wrote (the same bytes as its value tree), which is read
+    /// as before.
     #[test]
     fn the_index_is_a_link_or_the_record_an_older_version_wrote() {
         let root = std::env::temp_dir().join(format!("ipvlan-index-{}", std::process::id()));
@@ -1542,6 +1560,37 @@ mod tests {
         let read = ContainerIndex::read(&locked, "web.1").unwrap();
         assert_eq!(read.entries, index.entries);
         assert!(!read.absent);
+        // Networks a link cannot name (an id of no hex key, two of one
+        // key): the record, read back whole, its ids as they were.
+        for entries in [
+            vec![("net-1".to_string(), "e1".to_string())],
+            vec![
+                (a.clone(), "e1".to_string()),
+                (format!("{}{}", &a[..16], "b".repeat(48)), "e2".to_string()),
+            ],
+        ] {
+            let index = ContainerIndex {
+                container: "web.1".into(),
+                entries,
+                absent: false,
+            };
+            index.write(&locked).unwrap();
+            assert!(std::fs::symlink_metadata(&file).unwrap().is_file());
+            let read = ContainerIndex::read(&locked, "web.1").unwrap();
+            assert_eq!(read.entries, index.entries);
+        }
+        // A record's entry whose ids are no names is dropped, the rest kept.
+        std::fs::remove_file(&file).unwrap();
+        std::fs::write(
+            &file,
+            format!("{{\"version\": 1, \"container\": \"web.1\", \"endpoints\": {{\"{a}\": \"e1\", \"../x\": \"e2\", \"{b}\": \"/e3\"}}}}\n"),
+        )
+        .unwrap();
+        assert_eq!(
+            ContainerIndex::read(&locked, "web.1").unwrap().entries,
+            [(a.clone(), "e1".to_string())]
+        );
+
         // A link again in place of the record, then removed when empty.
         let one = ContainerIndex::of_one("web.1", &a, "e2");
         one.write(&locked).unwrap();

@@ -955,7 +955,9 @@ impl StateDir {
     }
 
     /// Every record of `kind` with its ID, sorted by ID, and the records
-    /// that could not be read.
+    /// that could not be read. A derived record written as a link
+    /// ([`Locked::put_derived_link`]) is refused here like any link: its
+    /// kind is read by [`StateDir::derived_entry`].
     pub fn records(&self, kind: &str) -> Result<Listing<(String, Value)>, StoreError> {
         check_name("record kind", kind)?;
         let dir = self.root.join(RECORDS).join(kind);

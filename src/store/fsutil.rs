@@ -969,7 +969,7 @@ pub fn replace_with_symlink_at(dir: BorrowedFd<'_>, name: &str, target: &str) ->
 }
 
 /// What a small state entry that may be a symbolic link holds (see the
-/// address files and name hints): the target of a link, read with one
+/// address files, name hints and container indexes): the target of a link, read with one
 /// `readlinkat` and never followed, or the content of a regular file of
 /// an older version, read under the store's trust rules (`read_text_at`).
 /// `Ok(None)` when there is none.

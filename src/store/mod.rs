@@ -51,9 +51,9 @@
 //! as other processes see it (temporary `.tmp-<name>` in the same
 //! directory, then `renameat`; or one `symlinkat`, for an address file,
 //! a name hint and a container's index: a symbolic link whose target is
-//! an id (an index: ids), which appears whole or not at all and is only
-//! ever read by `readlinkat`, never followed, its target checked to be
-//! valid ids) or, for hosts files, a
+//! an id (an index: network keys and endpoint ids), which appears whole
+//! or not at all and is only ever read by `readlinkat`, never followed,
+//! its target checked) or, for hosts files, a
 //! one-`write` append or line blanking, so a killed invocation never
 //! leaves a half-written file (a write a kill cuts short at a page
 //! boundary, a batch's long append, leaves a last line the next append

@@ -438,6 +438,19 @@ fn disagreements(lab: &Lab, run_with: &str, depth: Depth) -> (Vec<String>, Ps, B
     let state = StateDir::open(lab.state_dir()).unwrap();
     let networks = state.networks().unwrap().complete().unwrap();
 
+    // The hosts files' short names (`hosts/k/<key>`): each a link to the
+    // file of a network there is.
+    for name in dir_names(&lab.state_dir().join("hosts/k")) {
+        let target = fs::read_link(lab.state_dir().join("hosts/k").join(&name)).ok();
+        let names_one = target
+            .as_ref()
+            .and_then(|t| t.to_str()?.strip_prefix("../"))
+            .is_some_and(|id| id.starts_with(&name) && networks.iter().any(|n| n.id == id));
+        if !names_one {
+            problems.push(format!("hosts/k/{name} -> {target:?} names no network"));
+        }
+    }
+
     // Records.
     let mut temporaries = Vec::new();
     find_temporaries(&lab.state_dir(), &mut temporaries);
@@ -449,7 +462,7 @@ fn disagreements(lab: &Lab, run_with: &str, depth: Depth) -> (Vec<String>, Ps, B
         for name in dir_names(&lab.state_dir().join(sub)) {
             let ours = ids.contains(name.as_str())
                 || (sub == "hosts"
-                    && ["containers", "unions", "etc-netns"].contains(&name.as_str()));
+                    && ["containers", "unions", "etc-netns", "k"].contains(&name.as_str()));
             if !ours {
                 problems.push(format!("{sub}/{name} belongs to no network"));
             }

@@ -2786,3 +2786,64 @@ fn listings_without_the_lock_hold_a_bounded_number_of_descriptors() {
         "{more} descriptors more after 100 networks came and went"
     );
 }
+
+/// A network's hosts file has a short name, `hosts/k/<first 16 digits of
+/// its id>`, a link to `../<id>` that views link to (a target short enough
+/// to be held in the link's inode): made once, read (not written) when it
+/// is right, put right when it names another network (one of that key
+/// since removed) or is not a link, and removed with its network only
+/// while it names it.
+#[test]
+fn a_hosts_file_has_a_short_name_made_once_and_removed_with_its_network() {
+    let dir = TempDir::in_memory("hosts-alias");
+    let store = StateDir::open(dir.path().join("state")).unwrap();
+    let net = network("aliased", &["10.0.0.0/24"]);
+    let locked = store.lock().unwrap();
+    locked.put_network(&net).unwrap();
+    let alias = locked.hosts_alias(&net.id).unwrap();
+    assert_eq!(alias, dir.path().join("state/hosts/k").join(&net.id[..16]));
+    assert_eq!(
+        fs::read_link(&alias).unwrap(),
+        std::path::Path::new(&format!("../{}", net.id))
+    );
+    // Right already: the same inode.
+    use std::os::unix::fs::MetadataExt;
+    let inode = fs::symlink_metadata(&alias).unwrap().ino();
+    locked.hosts_alias(&net.id).unwrap();
+    assert_eq!(fs::symlink_metadata(&alias).unwrap().ino(), inode);
+    // Another network's of the key, or a file: put right.
+    for planted_file in [false, true] {
+        fs::remove_file(&alias).unwrap();
+        if planted_file {
+            fs::write(&alias, "x").unwrap();
+        } else {
+            std::os::unix::fs::symlink(format!("../{}", "f".repeat(64)), &alias).unwrap();
+        }
+        locked.hosts_alias(&net.id).unwrap();
+        assert_eq!(
+            fs::read_link(&alias).unwrap(),
+            std::path::Path::new(&format!("../{}", net.id))
+        );
+    }
+    // Removed with its network; one naming another network is kept.
+    locked.remove_network(&net.id).unwrap();
+    assert!(fs::symlink_metadata(&alias).is_err());
+    locked.put_network(&net).unwrap();
+    std::os::unix::fs::symlink(format!("../{}", "f".repeat(64)), &alias).unwrap();
+    locked.remove_network(&net.id).unwrap();
+    assert!(fs::symlink_metadata(&alias).is_ok());
+
+    // restore's sweep: what names no network there is goes, never followed.
+    let kept = network("kept", &["10.0.1.0/24"]);
+    locked.put_network(&kept).unwrap();
+    let kept_alias = locked.hosts_alias(&kept.id).unwrap();
+    let k = kept_alias.parent().unwrap();
+    let outside = dir.path().join("outside");
+    fs::write(&outside, "not ours").unwrap();
+    std::os::unix::fs::symlink(&outside, k.join("0123456789abcdef")).unwrap();
+    fs::write(k.join("fedcba9876543210"), "x").unwrap();
+    assert_eq!(locked.remove_stale_hosts_aliases().unwrap(), 3);
+    assert_eq!(file_names(k), vec![kept.id[..16].to_string()]);
+    assert_eq!(fs::read_to_string(&outside).unwrap(), "not ours");
+    assert_eq!(locked.remove_stale_hosts_aliases().unwrap(), 0);
+}

@@ -325,3 +325,45 @@ fn an_empty_record_counts_as_never_written_and_restore_removes_it() {
         assert!(manager.remove_network("good").unwrap().is_empty());
     });
 }
+
+/// A network's hosts file's short name (`hosts/k/<key>`, a link to
+/// `../<id>`) that a `network rm` killed between the file and its short
+/// name left behind (or a power cut brought back) is taken out by
+/// `restore`, as is anything else found there; a network's own stays.
+#[test]
+fn restore_takes_out_short_names_of_hosts_files_of_no_network() {
+    in_fresh_netns("damage-alias", |config| {
+        let manager = Manager::open(config.clone()).unwrap();
+        let root = &config.state_dir;
+        let good = NetworkRecord {
+            parent: "lo".into(),
+            parent_origin: ParentOrigin::Existing,
+            parent_index: None,
+            ..network("good", &["10.0.0.0/24"])
+        };
+        let k = root.join("hosts/k");
+        {
+            let state = StateDir::open(root).unwrap();
+            let locked = state.lock().unwrap();
+            locked.put_network(&good).unwrap();
+            locked.hosts_alias(&good.id).unwrap();
+        }
+        let gone = "e".repeat(64);
+        std::os::unix::fs::symlink(format!("../{gone}"), k.join(&gone[..16])).unwrap();
+        fs::write(k.join("0123456789abcdef"), "").unwrap();
+
+        let report = manager.restore().unwrap();
+        assert_eq!(report.errors, Vec::<String>::new());
+        assert_eq!(report.derived_rebuilt, 2, "{report:?}");
+        let left: Vec<String> = fs::read_dir(&k)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(left, vec![good.id[..16].to_string()]);
+        assert!(manager.remove_network("good").unwrap().is_empty());
+        assert!(
+            fs::read_dir(&k).unwrap().next().is_none(),
+            "gone with its network"
+        );
+    });
+}

@@ -1085,7 +1085,11 @@ impl<'a> Names<'a> {
         }
         let linked = match files.as_slice() {
             [] => unlink(self.etc_netns_dir, container, state.root()),
-            [only] => link_after(self.etc_netns_dir, container, only, state.root(), fresh),
+            [_] => {
+                // By its short name: see `Locked::hosts_alias`.
+                let only = state.hosts_alias(&attached[0])?;
+                link_after(self.etc_netns_dir, container, &only, state.root(), fresh)
+            }
             _ => {
                 write_union(&union, &files)?;
                 link_after(self.etc_netns_dir, container, &union, state.root(), fresh)
@@ -1699,9 +1703,12 @@ mod tests {
         // Once it can be, the view is repointed, then the union goes.
         fs::remove_file(etc.join("c1").join(TEMPORARY)).unwrap();
         names.remove(&n2, &leaving).unwrap();
+        // To the network's file by its short name.
+        let a = "a".repeat(64);
+        assert_eq!(fs::read_link(&view).unwrap(), locked.hosts_alias_path(&a));
         assert_eq!(
-            fs::read_link(&view).unwrap(),
-            locked.hosts_path(&"a".repeat(64))
+            fs::canonicalize(&view).unwrap(),
+            fs::canonicalize(locked.hosts_path(&a)).unwrap()
         );
         assert!(!union.exists(), "{}", union.display());
         drop(locked);

@@ -23,7 +23,7 @@ use super::Error;
 use crate::json::Value;
 use crate::netns::{self, Netns};
 use crate::rtnl::Handle;
-use crate::store::records::NetnsId;
+use crate::store::records::{network_key, NetnsId, NETWORK_KEY_LEN};
 use crate::store::{
     is_valid_name, ContainerRecord, EndpointRecord, Locked, StateDir, StoreError, StoredEntry,
     DERIVED_LINK_MAX, RECORD_VERSION,
@@ -879,18 +879,6 @@ pub(crate) struct ContainerIndex {
 
 /// The generic record kind of [`ContainerIndex`].
 pub(crate) const CONTAINER_ENDPOINTS: &str = "container-endpoints";
-/// Hex digits of a network id that name its network in an index link:
-/// `network create` keeps them unique among a store's networks
-/// ([`super::networks::new_network_id`]), and one entry then fits in
-/// the link's inode (see [`ContainerIndex`]).
-pub(crate) const NETWORK_KEY_LEN: usize = 16;
-
-/// The key of network `id` (or of a key, itself): its first
-/// [`NETWORK_KEY_LEN`] characters, or all of a shorter one.
-pub(crate) fn network_key(id: &str) -> &str {
-    id.get(..NETWORK_KEY_LEN).unwrap_or(id)
-}
-
 /// Whether two networks named by id or by key are one.
 pub(crate) fn same_network(a: &str, b: &str) -> bool {
     network_key(a) == network_key(b)

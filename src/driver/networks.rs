@@ -422,8 +422,9 @@ pub struct NetworkList {
 }
 
 /// A new network's id: 64 random hex digits whose key (the first
-/// [`super::netns_identity::NETWORK_KEY_LEN`]) is no other network's of `networks` (every
-/// network of the store: containers' indexes name networks by key).
+/// [`crate::store::records::NETWORK_KEY_LEN`]) is no other network's of `networks` (every
+/// network of the store: containers' indexes and views name networks by
+/// key).
 pub(super) fn new_network_id(networks: &Listing<NetworkRecord>) -> Result<String, Error> {
     loop {
         let id = random_hex(32)?;

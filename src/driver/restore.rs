@@ -360,6 +360,13 @@ impl Manager {
         report.derived_rebuilt += rebuilt;
         report.errors.extend(errors);
 
+        // Short names of hosts files a `network rm` killed before their
+        // removal (or a power cut) left to networks that are gone.
+        match state.remove_stale_hosts_aliases() {
+            Ok(removed) => report.derived_rebuilt += removed,
+            Err(error) => report.errors.push(error.to_string()),
+        }
+
         // Hosts files are edited without fsync: after a power cut a removed
         // container's line may be back, an added one missing. The endpoint
         // records are durable; the files are made to agree with them.

@@ -43,7 +43,9 @@ mod commit;
 use super::addresses::{subnet_dir, DiskBook, CURSOR_FILE};
 use super::fsutil::{self, Entry, FILE_MODE};
 use super::handles::Handles;
-use super::records::{is_valid_name, ContainerRecord, EndpointRecord, NetworkRecord, RecordError};
+use super::records::{
+    is_valid_name, network_key, ContainerRecord, EndpointRecord, NetworkRecord, RecordError,
+};
 use super::{Damaged, Listing, StoreError};
 use crate::ipam::{self, NetworkName, Request, SubnetSpec};
 use crate::json::{self, Value};
@@ -60,6 +62,8 @@ pub const MACHINE_ID_PATH: &str = "/etc/machine-id";
 /// holds at most, less one: a longer record is a file.
 pub const DERIVED_LINK_MAX: usize = 1024;
 const LOCK_FILE: &str = "lock";
+/// Under `hosts/`: the networks' hosts files by key ([`StateDir::hosts_alias_path`]).
+const HOSTS_BY_KEY: &str = "k";
 const HOST_ID_FILE: &str = "host-id";
 const NETWORKS: &str = "networks";
 const ENDPOINTS: &str = "endpoints";
@@ -736,6 +740,17 @@ impl StateDir {
     /// the driver's.
     pub fn hosts_path(&self, network_id: &str) -> PathBuf {
         fsutil::under(&self.root, &[HOSTS, network_id], "")
+    }
+
+    /// The short name of network `network_id`'s hosts file,
+    /// `hosts/k/<key>` ([`super::records::network_key`]): a link to
+    /// `../<network id>`, which [`Locked::hosts_alias`] makes.
+    pub fn hosts_alias_path(&self, network_id: &str) -> PathBuf {
+        fsutil::under(
+            &self.root,
+            &[HOSTS, HOSTS_BY_KEY, network_key(network_id)],
+            "",
+        )
     }
 
     /// The union hosts file of a container on several networks
@@ -1628,10 +1643,25 @@ impl Locked<'_> {
             self.check_tree_below(dir)?;
         }
         self.check_dir(&self.root.join(HOSTS))?;
+        self.check_dir_if_present(&self.root.join(HOSTS).join(HOSTS_BY_KEY))?;
         for dir in dirs {
             self.remove_tree(&dir)?;
         }
         self.remove_file(&self.hosts_path(id))?;
+        // Its hosts file's short name, while it names this network.
+        let alias = self.hosts_alias_path(id);
+        if let (Some(dir), Some(name)) = (alias.parent(), alias.file_name()) {
+            let name = name.to_string_lossy();
+            if let Some(at) = self.handles.reach(dir)? {
+                let c_name = at
+                    .c_entry(&name)
+                    .map_err(StoreError::io("removing", &alias))?;
+                let target = crate::sys::readlink_at(at.fd(), &c_name, fsutil::ID_LINK_MAX);
+                if target.is_ok_and(|t| t == format!("../{id}").as_bytes()) {
+                    self.remove_file_as(&alias, Durability::Derived)?;
+                }
+            }
+        }
         // The name's hint, while it names this network. Derived, as its
         // write is: a removal made durable (and written again after a
         // reboot) would take the hint of a network made since under the
@@ -1879,6 +1909,73 @@ impl Locked<'_> {
             record_text(path, text)
         })
         .map(drop)
+    }
+
+    /// [`StateDir::hosts_alias_path`] of network `network_id`, made a link
+    /// to the network's hosts file (`../<id>`) when it is not one already
+    /// (one `readlinkat` when it is). A container's view (one per
+    /// container) links to it rather than to the file: the file's own path
+    /// (the root, `hosts/` and 64 digits) is too long for a link's target
+    /// to be held in its inode, and such a link costs nearly twice one that
+    /// is (`records::NETWORK_KEY_LEN`). Derived, as the hosts files are:
+    /// never synced, made again when missing.
+    pub fn hosts_alias(&self, network_id: &str) -> Result<PathBuf, StoreError> {
+        check_name("network id", network_id)?;
+        let path = self.hosts_alias_path(network_id);
+        let Some(dir) = path.parent() else {
+            unreachable!("an alias's path has its directory");
+        };
+        let key = network_key(network_id);
+        let target = format!("../{network_id}");
+        self.handles.write_in(dir, "writing", &path, |at| {
+            let name = at.c_entry(key)?;
+            match crate::sys::readlink_at(at.fd(), &name, fsutil::ID_LINK_MAX) {
+                Ok(found) if found == target.as_bytes() => return Ok(()),
+                // Missing (a directory missing is `symlinkat`'s ENOENT,
+                // which makes it), another network's of that key since
+                // removed, anything else: replaced.
+                Err(e)
+                    if e.kind() == io::ErrorKind::NotFound
+                        && fsutil::symlink_new_at(at.fd(), &target, &name)? =>
+                {
+                    return Ok(())
+                }
+                _ => {}
+            }
+            fsutil::replace_with_symlink_at(at.fd(), &at.entry(key), &target)
+        })?;
+        Ok(path)
+    }
+
+    /// Removes the entries of `hosts/k` ([`Locked::hosts_alias`]) that are
+    /// not the short name of a network the store holds (by its record's
+    /// file, readable or not): links to a network since removed, and
+    /// anything else found there (never followed). Returns how many.
+    pub fn remove_stale_hosts_aliases(&self) -> Result<usize, StoreError> {
+        let dir = self.root.join(HOSTS).join(HOSTS_BY_KEY);
+        if !self.check_dir_if_present(&dir)? {
+            return Ok(0);
+        }
+        let ids = self.network_ids()?;
+        let mut removed = 0;
+        for name in self.list_names(&dir)? {
+            let path = dir.join(&name);
+            let Some(at) = self.handles.reach(&dir)? else {
+                return Ok(removed);
+            };
+            let c_name = at
+                .c_entry(&name)
+                .map_err(StoreError::io("reading", &path))?;
+            let names_one = crate::sys::readlink_at(at.fd(), &c_name, fsutil::ID_LINK_MAX)
+                .ok()
+                .and_then(|target| String::from_utf8(target).ok())
+                .and_then(|target| target.strip_prefix("../").map(str::to_string))
+                .is_some_and(|id| network_key(&id) == name && ids.contains(&id));
+            if !names_one && self.remove_file_as(&path, Durability::Derived)? {
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     /// Writes a derived record (as [`Locked::put_derived_record`]) as a

@@ -31,6 +31,9 @@
 //!                                         the id in stores of older versions)
 //! ipam/<network id>/<subnet>/cursor       last address handed out automatically
 //! hosts/<network id>                      the network's hosts file (0644)
+//! hosts/k/<network key>                   -> ../<network id> (symbolic link): its
+//!                                         short name, which views link to
+//!                                         (Locked::hosts_alias); derived
 //! hosts/containers/<name>                 a container's union view (0644)
 //! hosts/unions/<network id>/<name>        union markers
 //! records/<kind>/<id>.json                generic records (e.g. containers); a
@@ -98,8 +101,10 @@
 //! the driver's `restore` from the endpoint records: address files
 //! (written and removed outside the commit, see `addresses.rs`), records
 //! written with [`Locked::put_derived_record`] or
-//! [`Locked::put_derived_text`] (the driver's container index), the allocation cursor, the network name hints and the hosts
-//! files. A derived file but the cursor is still replaced atomically, so
+//! [`Locked::put_derived_text`] or [`Locked::put_derived_link`] (the
+//! driver's container index), the allocation cursor, the network name
+//! hints, the hosts files and their short names (made again by the next
+//! view that needs one). A derived file but the cursor is still replaced atomically, so
 //! a killed command leaves it whole.
 //!
 //! When a command has returned, its durable state survives a power cut (in

@@ -917,6 +917,21 @@ text_enum!(
     ContainerState { /** Being created and attached. */ Creating = "creating", /** Complete. */ Created = "created", /** Being removed. */ Removing = "removing" }
 );
 
+/// Hex digits of a network id that name its network where the whole id
+/// would make a link's target too long to be held in its inode (ext4
+/// keeps one under 60 bytes there; a longer one costs a block of its own,
+/// nearly a new file's cost): a container's index, the short name of a
+/// network's hosts file. `network create` keeps them unique among a
+/// store's networks.
+pub const NETWORK_KEY_LEN: usize = 16;
+
+/// The key of network `id` (see [`NETWORK_KEY_LEN`]), or of a key,
+/// itself: its first [`NETWORK_KEY_LEN`] characters, or all of a shorter
+/// one.
+pub fn network_key(id: &str) -> &str {
+    id.get(..NETWORK_KEY_LEN).unwrap_or(id)
+}
+
 /// Whether `name` can serve as a file name in the store (and so as a
 /// name read from a record that a path is built from): 1 to 128 of
 /// `[A-Za-z0-9_.-]`, not starting with `.`.

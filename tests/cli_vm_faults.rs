@@ -638,8 +638,23 @@ fn disagreements(lab: &Lab, run_with: &str, depth: Depth) -> (Vec<String>, Ps, B
         on_links.extend(space.addresses.into_values().flatten());
         if !networks.is_empty() {
             let hosts = Path::new(ETC_NETNS_DIR).join(name).join("hosts");
-            if fs::metadata(&hosts).is_err() {
-                problems.push(format!("{} leads to no hosts file", hosts.display()));
+            // Its network's file (through the file's short name), or its
+            // union file on several.
+            let expected = match networks.iter().collect::<Vec<_>>().as_slice() {
+                [only] => state
+                    .network_by_name(only)
+                    .map(|network| state.hosts_path(&network.id)),
+                _ => Some(state.union_hosts_path(name)),
+            };
+            let (found, wanted) = (
+                fs::canonicalize(&hosts).ok(),
+                expected.and_then(|path| fs::canonicalize(path).ok()),
+            );
+            if found.is_none() || found != wanted {
+                problems.push(format!(
+                    "{} leads to {found:?}, not {wanted:?}",
+                    hosts.display()
+                ));
             }
         }
     }

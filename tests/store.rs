@@ -2825,6 +2825,24 @@ fn a_hosts_file_has_a_short_name_made_once_and_removed_with_its_network() {
             std::path::Path::new(&format!("../{}", net.id))
         );
     }
+    // Another network's of the same key that is there (a store made by
+    // hand): left to it, and this network's view goes to its file.
+    let twin = NetworkRecord {
+        id: format!("{}{}", &net.id[..16], "c".repeat(48)),
+        name: "twin".into(),
+        ..net.clone()
+    };
+    locked.put_network(&twin).unwrap();
+    fs::remove_file(&alias).unwrap();
+    std::os::unix::fs::symlink(format!("../{}", twin.id), &alias).unwrap();
+    assert!(locked.hosts_alias(&net.id).is_err());
+    assert_eq!(
+        fs::read_link(&alias).unwrap(),
+        std::path::Path::new(&format!("../{}", twin.id))
+    );
+    locked.remove_network(&twin.id).unwrap();
+    locked.hosts_alias(&net.id).unwrap();
+
     // Removed with its network; one naming another network is kept.
     locked.remove_network(&net.id).unwrap();
     assert!(fs::symlink_metadata(&alias).is_err());
@@ -2842,8 +2860,11 @@ fn a_hosts_file_has_a_short_name_made_once_and_removed_with_its_network() {
     fs::write(&outside, "not ours").unwrap();
     std::os::unix::fs::symlink(&outside, k.join("0123456789abcdef")).unwrap();
     fs::write(k.join("fedcba9876543210"), "x").unwrap();
-    assert_eq!(locked.remove_stale_hosts_aliases().unwrap(), 3);
+    fs::create_dir(k.join("0000000000000000")).unwrap();
+    let (removed, failed) = locked.remove_stale_hosts_aliases().unwrap();
+    assert_eq!((removed, failed.len()), (3, 1), "{failed:?}");
+    fs::remove_dir(k.join("0000000000000000")).unwrap();
     assert_eq!(file_names(k), vec![kept.id[..16].to_string()]);
     assert_eq!(fs::read_to_string(&outside).unwrap(), "not ours");
-    assert_eq!(locked.remove_stale_hosts_aliases().unwrap(), 0);
+    assert_eq!(locked.remove_stale_hosts_aliases().unwrap().0, 0);
 }

@@ -41,8 +41,8 @@ pub fn restore_summary(report: &RestoreReport) -> String {
         (
             "rebuilt from the records",
             report.derived_rebuilt,
-            "address file, container index or name hint",
-            "address files, container indexes and name hints",
+            "address file, container index, name hint or hosts file's short name",
+            "address files, container indexes, name hints and hosts files' short names",
         ),
         (
             "written again from the commit log after a reboot",
@@ -156,7 +156,7 @@ mod tests {
             ..RestoreReport::default()
         };
         assert!(restore_summary(&rebuilt).contains(
-            "\n  rebuilt from the records: 3 address files, container indexes and name hints\n"
+            "\n  rebuilt from the records: 3 address files, container indexes, name hints and hosts files' short names\n"
         ));
         assert!(!restore_summary(&rebuilt).contains("commit log"));
         let replayed = RestoreReport {

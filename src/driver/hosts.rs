@@ -733,6 +733,9 @@ pub(crate) struct Names<'a> {
     /// Views of containers found not ours while refreshing them, left as
     /// they are: a note each, for the caller to pass on.
     left_alone: RefCell<Vec<String>>,
+    /// The short name of a network's hosts file this operation made sure
+    /// of last (a batch links every target's view to it).
+    short_name: RefCell<Option<(String, PathBuf)>>,
 }
 
 /// What refreshing a container's view does when another tool's entry (an
@@ -762,6 +765,7 @@ impl<'a> Names<'a> {
             missing_view: RefCell::new(None),
             markers_absent: RefCell::new(Vec::new()),
             left_alone: RefCell::new(Vec::new()),
+            short_name: RefCell::new(None),
         }
     }
 
@@ -770,6 +774,22 @@ impl<'a> Names<'a> {
     /// again.
     pub(crate) fn take_notes(&self) -> Vec<String> {
         std::mem::take(&mut *self.left_alone.borrow_mut())
+    }
+
+    /// The short name of network `network_id`'s hosts file
+    /// ([`Locked::hosts_alias`]), which a view on that network alone links
+    /// to; `None` when it cannot be made (a directory in its place, a
+    /// network of the same key in a store made by hand, a full disk): the
+    /// view then links to the file itself, right if slower to make.
+    fn short_name(&self, network_id: &str) -> Option<PathBuf> {
+        if let Some((id, path)) = &*self.short_name.borrow() {
+            if id == network_id {
+                return Some(path.clone());
+            }
+        }
+        let path = self.state.hosts_alias(network_id).ok()?;
+        *self.short_name.borrow_mut() = Some((network_id.to_string(), path.clone()));
+        Some(path)
     }
 
     /// Tells the next view made for `container` that nothing was at
@@ -1085,9 +1105,10 @@ impl<'a> Names<'a> {
         }
         let linked = match files.as_slice() {
             [] => unlink(self.etc_netns_dir, container, state.root()),
-            [_] => {
-                // By its short name: see `Locked::hosts_alias`.
-                let only = state.hosts_alias(&attached[0])?;
+            [file] => {
+                let only = self
+                    .short_name(&attached[0])
+                    .unwrap_or_else(|| file.clone());
                 link_after(self.etc_netns_dir, container, &only, state.root(), fresh)
             }
             _ => {

@@ -54,11 +54,13 @@
 //!
 //! ```text
 //! hosts/<network id>            the network's hosts file, updated in place
+//! hosts/k/<network key>         its short name (-> ../<network id>), which views link to
 //! hosts/containers/<name>       union view of a container on several networks
 //! hosts/unions/<network id>/<name>  marks containers of the network with a union view
 //! hosts/etc-netns/<name>        marks /etc/netns/<name> as made by us (ours to remove)
 //! records/containers/<name>.json    the containers we created (state, networks run with)
 //! records/container-endpoints/<name>.json  a container's endpoint id per network
+//!                               (a link: network key:endpoint id, joined by `,`)
 //! logs/<name>.log               output of `run -d` commands
 //! ```
 //!

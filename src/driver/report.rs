@@ -251,9 +251,10 @@ pub struct RestoreReport {
     /// Interrupted operations finished or rolled back.
     pub intents_repaired: usize,
     /// Files derived from the records (address files and container
-    /// indexes from the endpoint records, name hints from the network
-    /// records), which are not synced, made again, rewritten or removed to
-    /// agree with the records: what a power cut lost or left stale.
+    /// indexes from the endpoint records, name hints and hosts files'
+    /// short names from the network records), which are not synced, made
+    /// again, rewritten or removed to agree with the records: what a power
+    /// cut lost or left stale.
     pub derived_rebuilt: usize,
     /// Durable records written again (or removed again) from the store's
     /// commit log, which a power cut had taken from the files.

@@ -363,7 +363,10 @@ impl Manager {
         // Short names of hosts files a `network rm` killed before their
         // removal (or a power cut) left to networks that are gone.
         match state.remove_stale_hosts_aliases() {
-            Ok(removed) => report.derived_rebuilt += removed,
+            Ok((removed, failed)) => {
+                report.derived_rebuilt += removed;
+                report.errors.extend(failed.iter().map(ToString::to_string));
+            }
             Err(error) => report.errors.push(error.to_string()),
         }
 

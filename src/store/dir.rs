@@ -1931,6 +1931,12 @@ impl Locked<'_> {
             let name = at.c_entry(key)?;
             match crate::sys::readlink_at(at.fd(), &name, fsutil::ID_LINK_MAX) {
                 Ok(found) if found == target.as_bytes() => return Ok(()),
+                // Another network's of the same key that is still there
+                // (stores made by hand: `network create` keeps keys
+                // unique): its views lead through it, so it stays.
+                Ok(found) if self.names_other_network(&found, network_id) => {
+                    return Err(io::Error::from(io::ErrorKind::AlreadyExists))
+                }
                 // Missing (a directory missing is `symlinkat`'s ENOENT,
                 // which makes it), another network's of that key since
                 // removed, anything else: replaced.
@@ -1947,35 +1953,54 @@ impl Locked<'_> {
         Ok(path)
     }
 
+    /// Whether the target `found` of a short name is `../<id>` of a
+    /// network other than `network_id` whose record is there.
+    fn names_other_network(&self, found: &[u8], network_id: &str) -> bool {
+        let Some(other) = std::str::from_utf8(found)
+            .ok()
+            .and_then(|found| found.strip_prefix("../"))
+        else {
+            return false;
+        };
+        other != network_id
+            && is_valid_name(other)
+            && self.present(&self.network_path(other)).unwrap_or(true)
+    }
+
     /// Removes the entries of `hosts/k` ([`Locked::hosts_alias`]) that are
     /// not the short name of a network the store holds (by its record's
     /// file, readable or not): links to a network since removed, and
-    /// anything else found there (never followed). Returns how many.
-    pub fn remove_stale_hosts_aliases(&self) -> Result<usize, StoreError> {
+    /// files found there (never followed). Returns how many, and the
+    /// entries it could not remove (a directory is left, reported).
+    pub fn remove_stale_hosts_aliases(&self) -> Result<(usize, Vec<StoreError>), StoreError> {
         let dir = self.root.join(HOSTS).join(HOSTS_BY_KEY);
         if !self.check_dir_if_present(&dir)? {
-            return Ok(0);
+            return Ok((0, Vec::new()));
         }
         let ids = self.network_ids()?;
-        let mut removed = 0;
+        let Some(at) = self.handles.reach(&dir)? else {
+            return Ok((0, Vec::new()));
+        };
+        let (mut removed, mut failed) = (0, Vec::new());
         for name in self.list_names(&dir)? {
             let path = dir.join(&name);
-            let Some(at) = self.handles.reach(&dir)? else {
-                return Ok(removed);
-            };
-            let c_name = at
+            let names_one = at
                 .c_entry(&name)
-                .map_err(StoreError::io("reading", &path))?;
-            let names_one = crate::sys::readlink_at(at.fd(), &c_name, fsutil::ID_LINK_MAX)
+                .and_then(|c_name| crate::sys::readlink_at(at.fd(), &c_name, fsutil::ID_LINK_MAX))
                 .ok()
                 .and_then(|target| String::from_utf8(target).ok())
                 .and_then(|target| target.strip_prefix("../").map(str::to_string))
                 .is_some_and(|id| network_key(&id) == name && ids.contains(&id));
-            if !names_one && self.remove_file_as(&path, Durability::Derived)? {
-                removed += 1;
+            if names_one {
+                continue;
+            }
+            match self.remove_file_as(&path, Durability::Derived) {
+                Ok(true) => removed += 1,
+                Ok(false) => {}
+                Err(error) => failed.push(error),
             }
         }
-        Ok(removed)
+        Ok((removed, failed))
     }
 
     /// Writes a derived record (as [`Locked::put_derived_record`]) as a

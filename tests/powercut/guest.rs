@@ -828,6 +828,19 @@ fn check_round(lines: &[String]) -> Result<Checks, String> {
             }
         }
     }
+    // Each short name of a hosts file (`hosts/k/<key>`) leads to the file
+    // of a network there is: restore took out those of networks gone.
+    let ids = state.network_ids().map_err(|e| e.to_string())?;
+    for name in entry_names(&root.join("hosts/k")) {
+        let target = fs::read_link(root.join("hosts/k").join(&name)).ok();
+        let names_one = target
+            .as_ref()
+            .and_then(|t| t.to_str()?.strip_prefix("../"))
+            .is_some_and(|id| id.starts_with(name.as_str()) && ids.iter().any(|n| n == id));
+        checks.expect(names_one, || {
+            format!("hosts/k/{name} -> {target:?} names no network after restore")
+        });
+    }
     for path in snapshot(root).keys() {
         let name = path.file_name().unwrap_or_default().to_string_lossy();
         checks.expect(!name.starts_with(".tmp"), || {
@@ -1066,7 +1079,7 @@ fn check_round(lines: &[String]) -> Result<Checks, String> {
             left.damaged.len()
         )
     });
-    for dir in ["endpoints", "ipam"] {
+    for dir in ["endpoints", "ipam", "hosts/k"] {
         let entries = entry_names(&root.join(dir));
         checks.expect(entries.is_empty(), || {
             format!("{dir}/ holds {entries:?} after every network was removed")

@@ -167,6 +167,17 @@ fn in_fresh_netns(tag: &str, f: impl FnOnce(&Config) + Send) {
     ipvlan::netns::run_in_new(|| f(&config)).expect("creating a network namespace");
 }
 
+/// A network on `lo`, a parent it did not make: `lo` exists in every
+/// namespace, so restore finds the parent there.
+fn lo_network(name: &str, subnet: &str) -> NetworkRecord {
+    NetworkRecord {
+        parent: "lo".into(),
+        parent_origin: ParentOrigin::Existing,
+        parent_index: None,
+        ..network(name, &[subnet])
+    }
+}
+
 fn dummy_network(name: &str, subnet: &str) -> NetworkRecord {
     let mut net = network(name, &[subnet]);
     net.parent = format!("di-{}", &net.id[..12]);
@@ -181,12 +192,7 @@ fn the_driver_lists_inspects_and_removes_around_damaged_records() {
         let manager = Manager::open(config.clone()).unwrap();
         let root = &config.state_dir;
         // `lo` exists in every namespace: restore finds the parent there.
-        let good = NetworkRecord {
-            parent: "lo".into(),
-            parent_origin: ParentOrigin::Existing,
-            parent_index: None,
-            ..network("good", &["10.0.0.0/24"])
-        };
+        let good = lo_network("good", "10.0.0.0/24");
         let spare = dummy_network("spare", "10.2.0.0/24");
         let bad = dummy_network("bad", "10.1.0.0/24");
         {
@@ -297,12 +303,7 @@ fn an_empty_record_counts_as_never_written_and_restore_removes_it() {
     in_fresh_netns("damage-empty", |config| {
         let manager = Manager::open(config.clone()).unwrap();
         let root = &config.state_dir;
-        let good = NetworkRecord {
-            parent: "lo".into(),
-            parent_origin: ParentOrigin::Existing,
-            parent_index: None,
-            ..network("good", &["10.0.0.0/24"])
-        };
+        let good = lo_network("good", "10.0.0.0/24");
         {
             let state = StateDir::open(root).unwrap();
             let locked = state.lock().unwrap();
@@ -335,12 +336,7 @@ fn restore_takes_out_short_names_of_hosts_files_of_no_network() {
     in_fresh_netns("damage-alias", |config| {
         let manager = Manager::open(config.clone()).unwrap();
         let root = &config.state_dir;
-        let good = NetworkRecord {
-            parent: "lo".into(),
-            parent_origin: ParentOrigin::Existing,
-            parent_index: None,
-            ..network("good", &["10.0.0.0/24"])
-        };
+        let good = lo_network("good", "10.0.0.0/24");
         let k = root.join("hosts/k");
         {
             let state = StateDir::open(root).unwrap();

@@ -884,6 +884,13 @@ pub(crate) fn same_network(a: &str, b: &str) -> bool {
     network_key(a) == network_key(b)
 }
 
+/// Whether an index link can name the entry of network key `key` and
+/// endpoint `id`: a key of [`NETWORK_KEY_LEN`] hex digits, an id that is
+/// a name (neither holds [`LINK_PAIR`] or [`LINK_ENTRY`]).
+fn is_link_entry(key: &str, id: &str) -> bool {
+    key.len() == NETWORK_KEY_LEN && key.bytes().all(|b| b.is_ascii_hexdigit()) && is_valid_name(id)
+}
+
 /// Joins an entry's network key to its endpoint id in an index link.
 const LINK_PAIR: char = ':';
 /// Joins the entries of an index link.
@@ -976,11 +983,7 @@ impl ContainerIndex {
         let mut entries: Vec<(String, String)> = Vec::new();
         for pair in std::str::from_utf8(target).ok()?.split(LINK_ENTRY) {
             let (network, id) = pair.split_once(LINK_PAIR)?;
-            if network.len() != NETWORK_KEY_LEN
-                || !network.bytes().all(|b| b.is_ascii_hexdigit())
-                || !is_valid_name(id)
-                || entries.iter().any(|(n, _)| n == network)
-            {
+            if !is_link_entry(network, id) || entries.iter().any(|(n, _)| n == network) {
                 return None;
             }
             entries.push((network.to_string(), id.to_string()));
@@ -1000,11 +1003,7 @@ impl ContainerIndex {
             let taken = self.entries[..n]
                 .iter()
                 .any(|(other, _)| network_key(other) == key);
-            if key.len() != NETWORK_KEY_LEN
-                || !key.bytes().all(|b| b.is_ascii_hexdigit())
-                || taken
-                || !is_valid_name(id)
-            {
+            if !is_link_entry(key, id) || taken {
                 return None;
             }
             if !target.is_empty() {

@@ -42,7 +42,7 @@ mod commit;
 
 use super::addresses::{subnet_dir, DiskBook, CURSOR_FILE};
 use super::fsutil::{self, Entry, FILE_MODE};
-use super::handles::Handles;
+use super::handles::{At, Handles};
 use super::records::{
     is_valid_name, network_key, ContainerRecord, EndpointRecord, NetworkRecord, RecordError,
 };
@@ -753,6 +753,11 @@ impl StateDir {
         )
     }
 
+    /// Where the short names of hosts files are (`hosts/k`).
+    fn hosts_aliases_dir(&self) -> PathBuf {
+        self.root.join(HOSTS).join(HOSTS_BY_KEY)
+    }
+
     /// The union hosts file of a container on several networks
     /// (`hosts/containers/<name>`); its content is the driver's.
     pub fn union_hosts_path(&self, container: &str) -> PathBuf {
@@ -1253,6 +1258,19 @@ fn record_text(path: &Path, mut text: String) -> Result<String, StoreError> {
     Ok(text)
 }
 
+/// The network id the short name `name` of a hosts file in `at` (`hosts/k`,
+/// see [`Locked::hosts_alias`]) names by its target `../<id>`, read with one
+/// `readlinkat`, never followed; `None` when it is missing, no link, or
+/// names no id.
+fn alias_names(at: &At, name: &str) -> Option<String> {
+    let target = crate::sys::readlink_at(at.fd(), &at.c_entry(name).ok()?, fsutil::ID_LINK_MAX);
+    let id = String::from_utf8(target.ok()?)
+        .ok()?
+        .strip_prefix("../")?
+        .to_string();
+    is_valid_name(&id).then_some(id)
+}
+
 /// An endpoint's intent as one compact JSON line (without its newline),
 /// for a file or page that holds intents by value (`batch-intents`, the
 /// commit log's volatile page); its ids checked as a record's file name
@@ -1643,23 +1661,15 @@ impl Locked<'_> {
             self.check_tree_below(dir)?;
         }
         self.check_dir(&self.root.join(HOSTS))?;
-        self.check_dir_if_present(&self.root.join(HOSTS).join(HOSTS_BY_KEY))?;
+        self.check_dir_if_present(&self.hosts_aliases_dir())?;
         for dir in dirs {
             self.remove_tree(&dir)?;
         }
         self.remove_file(&self.hosts_path(id))?;
         // Its hosts file's short name, while it names this network.
-        let alias = self.hosts_alias_path(id);
-        if let (Some(dir), Some(name)) = (alias.parent(), alias.file_name()) {
-            let name = name.to_string_lossy();
-            if let Some(at) = self.handles.reach(dir)? {
-                let c_name = at
-                    .c_entry(&name)
-                    .map_err(StoreError::io("removing", &alias))?;
-                let target = crate::sys::readlink_at(at.fd(), &c_name, fsutil::ID_LINK_MAX);
-                if target.is_ok_and(|t| t == format!("../{id}").as_bytes()) {
-                    self.remove_file_as(&alias, Durability::Derived)?;
-                }
+        if let Some(at) = self.handles.reach(&self.hosts_aliases_dir())? {
+            if alias_names(&at, network_key(id)).as_deref() == Some(id) {
+                self.remove_file_as(&self.hosts_alias_path(id), Durability::Derived)?;
             }
         }
         // The name's hint, while it names this network. Derived, as its
@@ -1928,43 +1938,26 @@ impl Locked<'_> {
         let key = network_key(network_id);
         let target = format!("../{network_id}");
         self.handles.write_in(dir, "writing", &path, |at| {
-            let name = at.c_entry(key)?;
-            match crate::sys::readlink_at(at.fd(), &name, fsutil::ID_LINK_MAX) {
-                Ok(found) if found == target.as_bytes() => return Ok(()),
+            match alias_names(at, key) {
+                Some(named) if named == network_id => return Ok(()),
                 // Another network's of the same key that is still there
                 // (stores made by hand: `network create` keeps keys
                 // unique): its views lead through it, so it stays.
-                Ok(found) if self.names_other_network(&found, network_id) => {
+                Some(other) if self.present(&self.network_path(&other)).unwrap_or(true) => {
                     return Err(io::Error::from(io::ErrorKind::AlreadyExists))
                 }
-                // Missing (a directory missing is `symlinkat`'s ENOENT,
-                // which makes it), another network's of that key since
-                // removed, anything else: replaced.
-                Err(e)
-                    if e.kind() == io::ErrorKind::NotFound
-                        && fsutil::symlink_new_at(at.fd(), &target, &name)? =>
-                {
+                // Missing: one `symlinkat` (a directory missing is its
+                // ENOENT, which makes it).
+                None if fsutil::symlink_new_at(at.fd(), &target, &at.c_entry(key)?)? => {
                     return Ok(())
                 }
+                // Another network's of that key since removed, anything
+                // else: replaced.
                 _ => {}
             }
             fsutil::replace_with_symlink_at(at.fd(), &at.entry(key), &target)
         })?;
         Ok(path)
-    }
-
-    /// Whether the target `found` of a short name is `../<id>` of a
-    /// network other than `network_id` whose record is there.
-    fn names_other_network(&self, found: &[u8], network_id: &str) -> bool {
-        let Some(other) = std::str::from_utf8(found)
-            .ok()
-            .and_then(|found| found.strip_prefix("../"))
-        else {
-            return false;
-        };
-        other != network_id
-            && is_valid_name(other)
-            && self.present(&self.network_path(other)).unwrap_or(true)
     }
 
     /// Removes the entries of `hosts/k` ([`Locked::hosts_alias`]) that are
@@ -1973,7 +1966,7 @@ impl Locked<'_> {
     /// files found there (never followed). Returns how many, and the
     /// entries it could not remove (a directory is left, reported).
     pub fn remove_stale_hosts_aliases(&self) -> Result<(usize, Vec<StoreError>), StoreError> {
-        let dir = self.root.join(HOSTS).join(HOSTS_BY_KEY);
+        let dir = self.hosts_aliases_dir();
         if !self.check_dir_if_present(&dir)? {
             return Ok((0, Vec::new()));
         }
@@ -1984,12 +1977,7 @@ impl Locked<'_> {
         let (mut removed, mut failed) = (0, Vec::new());
         for name in self.list_names(&dir)? {
             let path = dir.join(&name);
-            let names_one = at
-                .c_entry(&name)
-                .and_then(|c_name| crate::sys::readlink_at(at.fd(), &c_name, fsutil::ID_LINK_MAX))
-                .ok()
-                .and_then(|target| String::from_utf8(target).ok())
-                .and_then(|target| target.strip_prefix("../").map(str::to_string))
+            let names_one = alias_names(&at, &name)
                 .is_some_and(|id| network_key(&id) == name && ids.contains(&id));
             if names_one {
                 continue;

@@ -2868,3 +2868,83 @@ fn a_hosts_file_has_a_short_name_made_once_and_removed_with_its_network() {
     assert_eq!(fs::read_to_string(&outside).unwrap(), "not ours");
     assert_eq!(locked.remove_stale_hosts_aliases().unwrap().0, 0);
 }
+
+/// A network's view directory (`hosts/views/<key>`, which a container on
+/// that network alone has its `/etc/netns/NAME` link to): made once, with
+/// one entry, `hosts`, a link to `../../<id>`; put right; left to another
+/// network of the key that is there; removed with its network; swept by
+/// `restore` when it leads to no network, never followed.
+#[test]
+fn a_network_has_a_view_directory_made_once_and_removed_with_it() {
+    let dir = TempDir::in_memory("hosts-views");
+    let store = StateDir::open(dir.path().join("state")).unwrap();
+    let net = network("viewed", &["10.0.0.0/24"]);
+    let locked = store.lock().unwrap();
+    locked.put_network(&net).unwrap();
+    let view = locked.hosts_view_dir(&net.id).unwrap();
+    assert_eq!(
+        view,
+        dir.path().join("state/hosts/views").join(&net.id[..16])
+    );
+    let hosts = view.join("hosts");
+    let to_file = std::path::PathBuf::from(format!("../../{}", net.id));
+    assert_eq!(fs::read_link(&hosts).unwrap(), to_file);
+    assert_eq!(file_names(&view), vec!["hosts".to_string()]);
+    // Right already: the same inode.
+    use std::os::unix::fs::MetadataExt;
+    let inode = fs::symlink_metadata(&hosts).unwrap().ino();
+    locked.hosts_view_dir(&net.id).unwrap();
+    assert_eq!(fs::symlink_metadata(&hosts).unwrap().ino(), inode);
+    // Another network's (since gone), or a file: put right.
+    for planted_file in [false, true] {
+        fs::remove_file(&hosts).unwrap();
+        if planted_file {
+            fs::write(&hosts, "x").unwrap();
+        } else {
+            std::os::unix::fs::symlink(format!("../../{}", "f".repeat(64)), &hosts).unwrap();
+        }
+        locked.hosts_view_dir(&net.id).unwrap();
+        assert_eq!(fs::read_link(&hosts).unwrap(), to_file);
+        assert_eq!(file_names(&view), vec!["hosts".to_string()]);
+    }
+    // Another network's of the same key that is there: left to it.
+    let twin = NetworkRecord {
+        id: format!("{}{}", &net.id[..16], "c".repeat(48)),
+        name: "twin".into(),
+        ..net.clone()
+    };
+    locked.put_network(&twin).unwrap();
+    fs::remove_file(&hosts).unwrap();
+    std::os::unix::fs::symlink(format!("../../{}", twin.id), &hosts).unwrap();
+    assert!(locked.hosts_view_dir(&net.id).is_err());
+    locked.remove_network(&net.id).unwrap();
+    assert!(view.is_dir(), "the twin's view directory removed");
+    locked.remove_network(&twin.id).unwrap();
+    assert!(
+        fs::symlink_metadata(&view).is_err(),
+        "left with its network"
+    );
+
+    // restore's sweep: what leads to no network there is goes, never
+    // followed; a network's own stays.
+    let kept = network("kept", &["10.0.1.0/24"]);
+    locked.put_network(&kept).unwrap();
+    let kept_view = locked.hosts_view_dir(&kept.id).unwrap();
+    let views = kept_view.parent().unwrap();
+    let outside = dir.path().join("outside");
+    fs::create_dir(&outside).unwrap();
+    fs::write(outside.join("hosts"), "not ours").unwrap();
+    std::os::unix::fs::symlink(&outside, views.join("0123456789abcdef")).unwrap();
+    fs::write(views.join("fedcba9876543210"), "x").unwrap();
+    let gone = views.join("0000000000000000");
+    fs::create_dir(&gone).unwrap();
+    std::os::unix::fs::symlink(format!("../../{}", "e".repeat(64)), gone.join("hosts")).unwrap();
+    let (removed, failed) = locked.remove_stale_hosts_views().unwrap();
+    assert_eq!((removed, failed.len()), (3, 0), "{failed:?}");
+    assert_eq!(file_names(views), vec![kept.id[..16].to_string()]);
+    assert_eq!(
+        fs::read_to_string(outside.join("hosts")).unwrap(),
+        "not ours"
+    );
+    assert_eq!(locked.remove_stale_hosts_views().unwrap().0, 0);
+}

@@ -451,23 +451,6 @@ fn disagreements(lab: &Lab, run_with: &str, depth: Depth) -> (Vec<String>, Ps, B
         }
     }
 
-    // The networks' view directories (`hosts/views/<key>`): each holds
-    // only `hosts`, a link to the file of a network there is.
-    for name in dir_names(&lab.state_dir().join("hosts/views")) {
-        let dir = lab.state_dir().join("hosts/views").join(&name);
-        let target = fs::read_link(dir.join("hosts")).ok();
-        let names_one = target
-            .as_ref()
-            .and_then(|t| t.to_str()?.strip_prefix("../../"))
-            .is_some_and(|id| id.starts_with(&name) && networks.iter().any(|n| n.id == id));
-        let entries = dir_names(&dir);
-        if !names_one || entries.len() != 1 {
-            problems.push(format!(
-                "hosts/views/{name} holds {entries:?}, its hosts -> {target:?}: no network's view"
-            ));
-        }
-    }
-
     // Records.
     let mut temporaries = Vec::new();
     find_temporaries(&lab.state_dir(), &mut temporaries);
@@ -479,8 +462,7 @@ fn disagreements(lab: &Lab, run_with: &str, depth: Depth) -> (Vec<String>, Ps, B
         for name in dir_names(&lab.state_dir().join(sub)) {
             let ours = ids.contains(name.as_str())
                 || (sub == "hosts"
-                    && ["containers", "unions", "etc-netns", "k", "views"]
-                        .contains(&name.as_str()));
+                    && ["containers", "unions", "etc-netns", "k"].contains(&name.as_str()));
             if !ours {
                 problems.push(format!("{sub}/{name} belongs to no network"));
             }
@@ -596,25 +578,13 @@ fn disagreements(lab: &Lab, run_with: &str, depth: Depth) -> (Vec<String>, Ps, B
             "{ETC_NETNS_DIR} holds {etc_entries:?}, expected {expected_etc:?}"
         ));
     }
-    // Each /etc/netns entry we made is ours by its form (so that we alone
-    // remove it): a link to a network's view directory in the state
-    // directory, or a directory marked there; exactly those of listed
-    // containers, never both.
-    let views = lab.state_dir().join("hosts").join("views");
-    let linked: BTreeSet<String> = etc_entries
-        .iter()
-        .filter(|name| {
-            fs::read_link(Path::new(ETC_NETNS_DIR).join(name))
-                .is_ok_and(|target| target.parent() == Some(views.as_path()))
-        })
-        .cloned()
-        .collect();
-    let marked = dir_names(&lab.state_dir().join("hosts").join("etc-netns"));
-    let mut ours: BTreeSet<String> = linked.union(&marked).cloned().collect();
-    ours.insert(FOREIGN_NS.to_string());
-    if ours != expected_etc || linked.intersection(&marked).next().is_some() {
+    // Each /etc/netns directory we made is marked in the state directory
+    // (so that we alone remove it): exactly those of listed containers.
+    let mut marked = dir_names(&lab.state_dir().join("hosts").join("etc-netns"));
+    marked.insert(FOREIGN_NS.to_string());
+    if marked != expected_etc {
         problems.push(format!(
-            "{ETC_NETNS_DIR} entries ours by their link {linked:?} or marker {marked:?}, expected {expected_etc:?}"
+            "{ETC_NETNS_DIR} directories marked ours: {marked:?}, expected {expected_etc:?}"
         ));
     }
     let foreign_hosts = Path::new(ETC_NETNS_DIR).join(FOREIGN_NS).join("hosts");
@@ -1346,7 +1316,7 @@ fn a_killed_batch_is_repaired_endpoint_by_endpoint() {
 /// Item: a connect of a namespace another tool named (`ip netns add`) to
 /// its first network, killed at any point around the making of its
 /// `/etc/netns` view: after `restore`, it is either attached with its view
-/// (leading into our hosts files) or not attached and without one.
+/// (a symbolic link into our hosts files) or not attached and without one.
 /// Restore used to keep an endpoint killed after its final record without
 /// ever making the view its connect had not made yet.
 #[test]
@@ -1384,16 +1354,13 @@ fn after_restore_an_attached_named_namespace_has_its_etc_netns_view() {
             .complete()
             .unwrap()
             .len();
-        // Through our link to the network's view directory, or our link
-        // in a directory: the network's hosts file, in our state.
-        let linked = fs::canonicalize(&view).ok();
-        let state_dir = fs::canonicalize(lab.state_dir()).unwrap();
+        let linked = fs::read_link(&view).ok();
         match attached {
             1 => {
                 assert!(
                     linked
                         .as_ref()
-                        .is_some_and(|target| target.starts_with(&state_dir)),
+                        .is_some_and(|target| target.starts_with(lab.state_dir())),
                     "{after}: attached, its view {linked:?}"
                 );
                 lab.ok(&args("network disconnect vw vw1"));

@@ -493,14 +493,6 @@ fn restore_takes_out_our_views_no_record_explains() {
         fs::write(&admin_hosts, "10.9.9.9\tgateway\n").unwrap();
         fs::create_dir_all(etc.join("other")).unwrap();
         symlink(&admin_hosts, etc.join("other/hosts")).unwrap();
-        // A container's view as one link to a network's view directory
-        // (a detach killed before taking it out), and another tool's link
-        // to a directory of theirs.
-        let views = config.state_dir.join("hosts").join("views");
-        symlink(views.join("a".repeat(16)), etc.join("linked")).unwrap();
-        let theirs = config.state_dir.with_file_name("their-view");
-        fs::create_dir_all(&theirs).unwrap();
-        symlink(&theirs, etc.join("tool")).unwrap();
 
         let report = manager.restore().unwrap();
         assert!(report.errors.is_empty(), "{report:?}");
@@ -508,12 +500,6 @@ fn restore_takes_out_our_views_no_record_explains() {
             fs::symlink_metadata(etc.join("web")).is_err(),
             "stale view kept"
         );
-        assert!(
-            fs::symlink_metadata(etc.join("linked")).is_err(),
-            "stale view link kept"
-        );
-        assert_eq!(fs::read_link(etc.join("tool")).unwrap(), theirs);
-        let _ = fs::remove_dir_all(&theirs);
         assert!(etc.join("fresh").is_dir(), "an admin's directory taken");
         for gone in ["web", "alias", "gone", "fresh"] {
             assert!(!markers.join(gone).exists(), "stale marker {gone} kept");

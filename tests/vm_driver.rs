@@ -732,11 +732,9 @@ fn relative_directories_are_recorded_absolute() {
     );
     ipvlan(true, &["run", "--net=relnet", "--name=relc", "-d"]);
 
-    // The container's view: a link, absolute, to the network's view
-    // directory, whose `hosts` is the network's hosts file.
-    let view = fs::read_link(root.join("cwd/etc-netns/relc")).unwrap();
-    assert_eq!(view, root.join("state/hosts/views").join(&id[..16]));
-    let hosts = root.join("cwd/etc-netns/relc/hosts");
+    let hosts = fs::read_link(root.join("cwd/etc-netns/relc/hosts")).unwrap();
+    // The network's hosts file by its short name, a link to the file.
+    assert_eq!(hosts, root.join("state/hosts/k").join(&id[..16]));
     assert_eq!(
         fs::canonicalize(&hosts).unwrap(),
         fs::canonicalize(root.join("state/hosts").join(&id)).unwrap()

@@ -2,10 +2,9 @@
 //! bind mount of it over `/etc/hosts` sees later changes), and
 //! `/etc/netns/NAME/hosts` pointing at the file a container should see.
 //!
-//! A container on one network points straight at that network's file
-//! (its `/etc/netns/NAME` our link to the network's view directory, see
-//! [`view_link_key`]); a container on several points at a union file of
-//! its own, regenerated whenever one of its networks changes.
+//! A container on one network points straight at that network's file; a
+//! container on several points at a union file of its own, regenerated
+//! whenever one of its networks changes.
 
 use std::cell::RefCell;
 use std::ffi::CString;
@@ -18,7 +17,6 @@ use std::path::{Path, PathBuf};
 
 use super::netns_identity::ContainerIndex;
 use super::Error;
-use crate::store::records::NETWORK_KEY_LEN;
 use crate::store::{EndpointRecord, EndpointState, Locked, NetworkRecord, StateDir};
 
 /// First lines of every hosts file we write.
@@ -305,77 +303,12 @@ fn is_ours(path: &Path, state_root: &Path) -> bool {
     target.is_absolute() && (below(&tree) || fs::canonicalize(&tree).is_ok_and(|tree| below(&tree)))
 }
 
-/// Under the hosts tree: the networks' view directories (the store's
-/// `hosts/views/<key>`, each holding one link, `hosts`, to its network's
-/// file).
-const VIEWS: &str = "views";
-
-/// The network key whose view directory the link at `path` (an entry of
-/// `ETC_NETNS`) leads to, when it is one of ours: its target, as written,
-/// is `<hosts tree>/views/<key>` (the tree as we spell it, or as it
-/// resolves, as for [`is_ours`]), the key [`NETWORK_KEY_LEN`] hex digits.
-/// A container on one network has its `/etc/netns/NAME` made so: one
-/// `symlinkat` makes the whole view and one `unlink` takes it out, and
-/// the target says it is ours, where a directory, its `chmod`, a link in
-/// it and a marker calling it ours were made. `ip netns exec` follows it
-/// as it follows any link there.
-fn view_link_key(path: &Path, state_root: &Path) -> Option<String> {
-    let target = fs::read_link(path).ok()?;
-    if !target.is_absolute() {
-        return None;
-    }
-    let key_below = |tree: &Path| -> Option<String> {
-        let rest = target.strip_prefix(tree.join(VIEWS)).ok()?;
-        let mut parts = rest.components();
-        let (Some(std::path::Component::Normal(key)), None) = (parts.next(), parts.next()) else {
-            return None;
-        };
-        let key = key.to_str()?;
-        (key.len() == NETWORK_KEY_LEN && key.bytes().all(|b| b.is_ascii_hexdigit()))
-            .then(|| key.to_string())
-    };
-    let tree = hosts_tree(state_root);
-    key_below(&tree).or_else(|| key_below(&fs::canonicalize(&tree).ok()?))
-}
-
-/// Makes `ETC_NETNS/NAME` our link to the view directory `view`
-/// (absolute; see [`view_link_key`]), `ETC_NETNS` too when it is missing.
-/// `AlreadyExists` when anything is there: never replaced.
-fn make_view_link(etc_netns_dir: &Path, container: &str, view: &Path) -> std::io::Result<()> {
-    let link = etc_netns_dir.join(container);
-    crate::fault::point("etc netns: before view link");
-    let made = match std::os::unix::fs::symlink(view, &link) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            crate::sys::mkdir_all(etc_netns_dir, 0o755)?;
-            std::os::unix::fs::symlink(view, &link)
-        }
-        other => other,
-    };
-    crate::fault::after("etc netns: after view link", made)
-}
-
-/// Takes out `ETC_NETNS/NAME`, our view link: gone already counts as
-/// done. A marker of a directory view of that name is of none now.
-fn remove_view_link(etc_netns_dir: &Path, container: &str, state_root: &Path) -> Result<(), Error> {
-    let link = etc_netns_dir.join(container);
-    crate::fault::point("etc netns: before unlink");
-    match crate::fault::after("etc netns: after unlink", fs::remove_file(&link)) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io("removing", &link, e)),
-        _ => {}
-    }
-    let _ = fs::remove_file(made_dir_marker(state_root, container));
-    Ok(())
-}
-
 /// What sits at `ETC_NETNS/NAME/hosts`.
 enum Entry {
     /// Nothing; `dir`: the directory is there.
     Missing { dir: bool },
     /// Our symlink.
     Ours,
-    /// `ETC_NETNS/NAME` itself is our link to the view directory of the
-    /// network of this key ([`view_link_key`]).
-    OurViewLink(String),
     /// Someone else's; the text says what and why we leave it.
     Foreign(String),
 }
@@ -394,9 +327,6 @@ fn entry(etc_netns_dir: &Path, container: &str, state_root: &Path) -> Result<Ent
         Err(e) => return Err(io("reading", &dir, e)),
     };
     let linked = found.file_type().is_symlink();
-    if let Some(key) = linked.then(|| view_link_key(&dir, state_root)).flatten() {
-        return Ok(Entry::OurViewLink(key));
-    }
     if linked && leads_to_another_entry(etc_netns_dir, &dir) {
         return Ok(Entry::Foreign(format!(
             "{} is a link to another entry of {}; ipvlan does not follow it",
@@ -470,7 +400,7 @@ pub(crate) fn check_view_is_ours(
 ) -> Result<bool, Error> {
     match entry(etc_netns_dir, container, state_root)? {
         Entry::Missing { dir } => Ok(!dir),
-        Entry::Ours | Entry::OurViewLink(_) => Ok(false),
+        Entry::Ours => Ok(false),
         Entry::Foreign(why) => Err(Error::already_exists(why)),
     }
 }
@@ -553,14 +483,7 @@ pub(crate) fn link(
     target: &Path,
     state_root: &Path,
 ) -> Result<(), Error> {
-    link_after(
-        etc_netns_dir,
-        container,
-        None,
-        &|| target.to_path_buf(),
-        state_root,
-        false,
-    )
+    link_after(etc_netns_dir, container, target, state_root, false)
 }
 
 /// For a directory at `ETC_NETNS/NAME` found without our link in it: the
@@ -591,61 +514,28 @@ fn forget_marker_of_another_dir(dir: &Path, container: &str, state_root: &Path) 
     }
 }
 
-/// Makes `ETC_NETNS/NAME` show the container `target()` (its network's
-/// file, or its union file): where nothing is there and the container is
-/// on one network whose view directory is `view` (absolute), our link to
-/// it ([`view_link_key`]); where our link is, kept when it leads to
-/// `view`, else taken out and the view made again; elsewhere (an admin's
-/// directory, one of ours made by an older version or for a union) our
-/// link `hosts` in the directory, made with a marker when we make the
-/// directory. `missing`: the caller found nothing at `ETC_NETNS/NAME` a
+/// `link` (tests); `missing`: the caller found nothing at `ETC_NETNS/NAME` a
 /// moment before, so it is not looked at again. What another tool puts
-/// there meanwhile makes the link or `mkdir` (a directory: theirs, kept)
-/// or the `symlink` (anything at `hosts`: refused) fail, as when it is
-/// found.
+/// there meanwhile makes the `mkdir` (a directory: theirs, kept) or the
+/// `symlink` (anything at `hosts`: refused) fail, as when it is found.
 fn link_after(
     etc_netns_dir: &Path,
     container: &str,
-    view: Option<&Path>,
-    target: &dyn Fn() -> PathBuf,
+    target: &Path,
     state_root: &Path,
     missing: bool,
 ) -> Result<(), Error> {
+    let target = absolute(target);
     let dir = etc_netns_dir.join(container);
     let hosts = dir.join("hosts");
     let mut has_dir = false;
-    let mut seen = if missing {
+    let seen = if missing {
         Entry::Missing { dir: false }
     } else {
         entry(etc_netns_dir, container, state_root)?
     };
-    if let Entry::OurViewLink(key) = &seen {
-        let leads_there = view.is_some_and(|view| view.file_name() == Some(key.as_ref()));
-        if leads_there {
-            return Ok(());
-        }
-        // A union now, or another network's view (a repair): made again.
-        remove_view_link(etc_netns_dir, container, state_root)?;
-        seen = Entry::Missing { dir: false };
-    }
-    if let (Entry::Missing { dir: false }, Some(view)) = (&seen, view) {
-        match make_view_link(etc_netns_dir, container, view) {
-            Ok(()) => return Ok(()),
-            // Made meanwhile by another tool: looked at as found.
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                seen = entry(etc_netns_dir, container, state_root)?;
-                if matches!(seen, Entry::OurViewLink(_)) {
-                    return Ok(());
-                }
-            }
-            Err(e) => return Err(io("linking", &dir, e)),
-        }
-    }
-    let target = absolute(&target());
     let ours = match seen {
         Entry::Foreign(why) => return Err(Error::already_exists(why)),
-        // Taken out above, or made just now by another command of ours.
-        Entry::OurViewLink(_) => return Ok(()),
         Entry::Ours if fs::read_link(&hosts).is_ok_and(|current| current == target) => {
             // Right already, but a replace killed before its rename may
             // have left its temporary, which `ip netns exec` would try to
@@ -718,9 +608,6 @@ pub(crate) fn unlink(
     state_root: &Path,
 ) -> Result<(), Error> {
     let dir = etc_netns_dir.join(container);
-    if view_link_key(&dir, state_root).is_some() {
-        return remove_view_link(etc_netns_dir, container, state_root);
-    }
     // A link to another entry leads to that entry's view (another
     // container's): nothing is removed through it, as `entry` refuses to
     // make a view through it.
@@ -760,35 +647,20 @@ pub(crate) fn unlink(
     Ok(())
 }
 
-/// The containers whose `/etc/netns/NAME` we made: our view links in
-/// `etc_netns_dir` ([`view_link_key`]) and the directories our markers
-/// name, the markers' directory checked as every store directory is.
-pub(crate) fn marked_views(state: &StateDir, etc_netns_dir: &Path) -> Result<Vec<String>, Error> {
-    let mut views: Vec<String> = match crate::sys::list_dir_typed(etc_netns_dir) {
-        Ok(entries) => entries
-            .into_iter()
-            .filter(|entry| entry.kind == libc::DT_LNK)
-            .filter_map(|entry| String::from_utf8(entry.name).ok())
-            .filter(|name| view_link_key(&etc_netns_dir.join(name), state.root()).is_some())
-            .collect(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(io("listing", etc_netns_dir, e)),
-    };
+/// The containers whose `/etc/netns/NAME` directory we made, by their
+/// markers, the markers' directory checked as every store directory is.
+pub(crate) fn marked_views(state: &StateDir) -> Result<Vec<String>, Error> {
     // Under the root as given, as the store checks its directories.
     let markers = markers_dir(&state.root().join("hosts"));
-    if state.check_dir_if_present(&markers)? {
-        let entries =
-            crate::sys::list_dir_typed(&markers).map_err(|e| io("listing", &markers, e))?;
-        views.extend(
-            entries
-                .into_iter()
-                .filter(|entry| entry.kind == libc::DT_REG)
-                .filter_map(|entry| String::from_utf8(entry.name).ok()),
-        );
+    if !state.check_dir_if_present(&markers)? {
+        return Ok(Vec::new());
     }
-    crate::order::sort(&mut views);
-    views.dedup();
-    Ok(views)
+    let entries = crate::sys::list_dir_typed(&markers).map_err(|e| io("listing", &markers, e))?;
+    Ok(entries
+        .into_iter()
+        .filter(|entry| entry.kind == libc::DT_REG)
+        .filter_map(|entry| String::from_utf8(entry.name).ok())
+        .collect())
 }
 
 /// Takes out the view of `container`, marked ours, which no record names
@@ -803,9 +675,6 @@ pub(crate) fn take_out_stale_view(
     state_root: &Path,
 ) -> Result<(), Error> {
     let dir = etc_netns_dir.join(container);
-    if view_link_key(&dir, state_root).is_some() {
-        return remove_view_link(etc_netns_dir, container, state_root);
-    }
     match fs::symlink_metadata(&dir) {
         Ok(meta) if meta.is_dir() && is_ours(&dir.join("hosts"), state_root) => {
             return unlink(etc_netns_dir, container, state_root)
@@ -867,9 +736,6 @@ pub(crate) struct Names<'a> {
     /// The short name of a network's hosts file this operation made sure
     /// of last (a batch links every target's view to it).
     short_name: RefCell<Option<(String, PathBuf)>>,
-    /// The view directory this operation made sure of last, by network
-    /// (a batch links every target's view to it).
-    view_dir: RefCell<Option<(String, PathBuf)>>,
 }
 
 /// What refreshing a container's view does when another tool's entry (an
@@ -900,7 +766,6 @@ impl<'a> Names<'a> {
             markers_absent: RefCell::new(Vec::new()),
             left_alone: RefCell::new(Vec::new()),
             short_name: RefCell::new(None),
-            view_dir: RefCell::new(None),
         }
     }
 
@@ -924,23 +789,6 @@ impl<'a> Names<'a> {
         }
         let path = self.state.hosts_alias(network_id).ok()?;
         *self.short_name.borrow_mut() = Some((network_id.to_string(), path.clone()));
-        Some(path)
-    }
-
-    /// The view directory of network `network_id` ([`Locked::hosts_view_dir`]),
-    /// absolute, to which `/etc/netns/NAME` of a container on that network
-    /// alone links; `None` when it cannot be made (something else in its
-    /// place, a network of the same key in a store made by hand, a full
-    /// disk): the view is then a directory with our link in it, right if
-    /// slower to make.
-    fn view_dir(&self, network_id: &str) -> Option<PathBuf> {
-        if let Some((id, path)) = &*self.view_dir.borrow() {
-            if id == network_id {
-                return Some(path.clone());
-            }
-        }
-        let path = absolute(&self.state.hosts_view_dir(network_id).ok()?);
-        *self.view_dir.borrow_mut() = Some((network_id.to_string(), path.clone()));
         Some(path)
     }
 
@@ -1258,31 +1106,14 @@ impl<'a> Names<'a> {
         let linked = match files.as_slice() {
             [] => unlink(self.etc_netns_dir, container, state.root()),
             [file] => {
-                let view = self.view_dir(&attached[0]);
-                let only = || {
-                    self.short_name(&attached[0])
-                        .unwrap_or_else(|| file.clone())
-                };
-                link_after(
-                    self.etc_netns_dir,
-                    container,
-                    view.as_deref(),
-                    &only,
-                    state.root(),
-                    fresh,
-                )
+                let only = self
+                    .short_name(&attached[0])
+                    .unwrap_or_else(|| file.clone());
+                link_after(self.etc_netns_dir, container, &only, state.root(), fresh)
             }
             _ => {
                 write_union(&union, &files)?;
-                let union = || union.clone();
-                link_after(
-                    self.etc_netns_dir,
-                    container,
-                    None,
-                    &union,
-                    state.root(),
-                    fresh,
-                )
+                link_after(self.etc_netns_dir, container, &union, state.root(), fresh)
             }
         };
         // Only once the view leads elsewhere (or is gone): a view whose
@@ -2135,92 +1966,6 @@ mod tests {
         let mut names = Names::new(locked, etc);
         names.expect_missing_view(Some(container.to_string()).filter(|_| missing));
         names.add(network, endpoint, Some(&index))
-    }
-
-    /// A container on one network has one link as its view: to its
-    /// network's view directory in the store, whose `hosts` is the
-    /// network's file; no directory in `/etc/netns` and no marker. On a
-    /// second network its view becomes a directory of ours (marked) with
-    /// its union; a container that leaves its last network leaves nothing;
-    /// `restore` finds a link of ours no record explains (`marked_views`)
-    /// and takes it out. A link of another tool's, or one spelled to lead
-    /// elsewhere through our tree, is not ours.
-    #[test]
-    fn a_container_on_one_network_has_one_link_as_its_view() {
-        let dir = scratch("view-link");
-        let (root, etc) = (dir.join("state"), dir.join("etc"));
-        let state = StateDir::open(&root).unwrap();
-        let locked = state.lock().unwrap();
-        let (n1, n2) = (record("n1", 'a'), record("n2", 'b'));
-        locked.put_network(&n1).unwrap();
-        locked.put_network(&n2).unwrap();
-        let on_n1 = attached(&n1, "c1", "10.0.0.2/24");
-        attach(&locked, &etc, &n1, &on_n1).unwrap();
-        let views = root.join("hosts").join("views");
-        let n1_view = views.join(&n1.id[..16]);
-        assert_eq!(fs::read_link(etc.join("c1")).unwrap(), n1_view);
-        assert_eq!(
-            fs::canonicalize(etc.join("c1/hosts")).unwrap(),
-            fs::canonicalize(root.join("hosts").join(&n1.id)).unwrap()
-        );
-        assert!(fs::read_to_string(etc.join("c1/hosts"))
-            .unwrap()
-            .contains("10.0.0.2\tc1"));
-        assert!(!made_dir_marker(&root, "c1").exists());
-        assert!(!check_view_is_ours(&etc, "c1", &root).unwrap());
-
-        // A second network: a directory of ours, marked, with the union.
-        let on_n2 = attached(&n2, "c1", "10.1.0.2/24");
-        attach(&locked, &etc, &n2, &on_n2).unwrap();
-        assert!(fs::symlink_metadata(etc.join("c1")).unwrap().is_dir());
-        assert!(made_dir_marker(&root, "c1").exists());
-        let union = fs::read_to_string(etc.join("c1/hosts")).unwrap();
-        assert!(union.contains("10.0.0.2\tc1") && union.contains("10.1.0.2\tc1"));
-        // Leaving both: nothing left.
-        let names = Names::new(&locked, &etc);
-        for (network, endpoint) in [(&n2, &on_n2), (&n1, &on_n1)] {
-            let mut leaving = endpoint.clone();
-            leaving.state = EndpointState::Detaching;
-            names.remove(network, &leaving).unwrap();
-            locked.remove_endpoint(&network.id, &endpoint.id).unwrap();
-        }
-        assert!(fs::symlink_metadata(etc.join("c1")).is_err());
-        assert!(!made_dir_marker(&root, "c1").exists());
-
-        // One network, then leaving it: its link taken out, alone.
-        let on_n1 = attached(&n1, "c2", "10.0.0.3/24");
-        attach(&locked, &etc, &n1, &on_n1).unwrap();
-        let mut leaving = on_n1.clone();
-        leaving.state = EndpointState::Detaching;
-        names.remove(&n1, &leaving).unwrap();
-        locked.remove_endpoint(&n1.id, &on_n1.id).unwrap();
-        assert!(fs::symlink_metadata(etc.join("c2")).is_err());
-        assert!(
-            n1_view.join("hosts").exists(),
-            "the network's view directory"
-        );
-
-        // Left by a detach killed before its removal: restore's listing
-        // names it, and it is taken out.
-        std::os::unix::fs::symlink(&n1_view, etc.join("c3")).unwrap();
-        // Not ours: another tool's link, and one through our tree that
-        // leads elsewhere.
-        let elsewhere = dir.join("elsewhere");
-        fs::create_dir(&elsewhere).unwrap();
-        std::os::unix::fs::symlink(&elsewhere, etc.join("c4")).unwrap();
-        std::os::unix::fs::symlink(n1_view.join("..").join("x"), etc.join("c5")).unwrap();
-        assert_eq!(marked_views(&locked, &etc).unwrap(), vec!["c3".to_string()]);
-        take_out_stale_view(&etc, "c3", &root).unwrap();
-        assert!(fs::symlink_metadata(etc.join("c3")).is_err());
-        for other in ["c4", "c5"] {
-            unlink(&etc, other, &root).unwrap();
-            assert!(
-                fs::symlink_metadata(etc.join(other)).unwrap().is_symlink(),
-                "{other}"
-            );
-        }
-        assert!(elsewhere.is_dir());
-        fs::remove_dir_all(dir).unwrap();
     }
 
     /// A container on one network whose `/etc/netns/NAME` an admin (or a

@@ -54,23 +54,18 @@
 //!
 //! ```text
 //! hosts/<network id>            the network's hosts file, updated in place
-//! hosts/k/<network key>         its short name (-> ../<network id>), which views in
-//!                               directories link to
-//! hosts/views/<network key>/hosts  -> ../../<network id>: the network's view directory,
-//!                               which /etc/netns/<name> of a container on it alone links to
+//! hosts/k/<network key>         its short name (-> ../<network id>), which views link to
 //! hosts/containers/<name>       union view of a container on several networks
 //! hosts/unions/<network id>/<name>  marks containers of the network with a union view
-//! hosts/etc-netns/<name>        marks a directory /etc/netns/<name> as made by us
+//! hosts/etc-netns/<name>        marks /etc/netns/<name> as made by us (ours to remove)
 //! records/containers/<name>.json    the containers we created (state, networks run with)
 //! records/container-endpoints/<name>.json  a container's endpoint id per network
 //!                               (a link: network key:endpoint id, joined by `,`)
 //! logs/<name>.log               output of `run -d` commands
 //! ```
 //!
-//! and `/etc/netns/<name>/hosts`, leading to the file the container sees
-//! (mounted over `/etc/hosts` by `ip netns exec` and by [`Manager::exec`]):
-//! for a container on one network `/etc/netns/<name>` is our link to the
-//! network's view directory, else a directory with our link `hosts` in it.
+//! and `/etc/netns/<name>/hosts`, a symlink to the file the container sees
+//! (mounted over `/etc/hosts` by `ip netns exec` and by [`Manager::exec`]).
 //!
 //! ```no_run
 //! use ipvlan::driver::{AttachRequest, Config, Manager, NetworkCreate, Target};

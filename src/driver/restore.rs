@@ -370,16 +370,6 @@ impl Manager {
             Err(error) => report.errors.push(error.to_string()),
         }
 
-        // View directories of networks that are gone (a `network rm`
-        // killed before their removal, or a power cut).
-        match state.remove_stale_hosts_views() {
-            Ok((removed, failed)) => {
-                report.derived_rebuilt += removed;
-                report.errors.extend(failed.iter().map(ToString::to_string));
-            }
-            Err(error) => report.errors.push(error.to_string()),
-        }
-
         // Hosts files are edited without fsync: after a power cut a removed
         // container's line may be back, an added one missing. The endpoint
         // records are durable; the files are made to agree with them.
@@ -470,7 +460,7 @@ impl Manager {
         if !(containers.damaged.is_empty() && endpoints.damaged.is_empty()) {
             return;
         }
-        let marked = match hosts::marked_views(state, &self.config.etc_netns_dir) {
+        let marked = match hosts::marked_views(state) {
             Ok(marked) => marked,
             Err(error) => {
                 report.errors.push(format!("/etc/netns views: {error}"));

@@ -64,12 +64,6 @@ pub const DERIVED_LINK_MAX: usize = 1024;
 const LOCK_FILE: &str = "lock";
 /// Under `hosts/`: the networks' hosts files by key ([`StateDir::hosts_alias_path`]).
 const HOSTS_BY_KEY: &str = "k";
-/// Under `hosts/`: a directory per network by key, holding one entry, the
-/// link [`VIEW_ENTRY`] to its hosts file ([`Locked::hosts_view_dir`]).
-const HOSTS_VIEWS: &str = "views";
-/// The one entry of a network's view directory: `ip netns exec` mounts
-/// each entry of `/etc/netns/NAME` over the one of that name in `/etc`.
-const VIEW_ENTRY: &str = "hosts";
 const HOST_ID_FILE: &str = "host-id";
 const NETWORKS: &str = "networks";
 const ENDPOINTS: &str = "endpoints";
@@ -764,22 +758,6 @@ impl StateDir {
         self.root.join(HOSTS).join(HOSTS_BY_KEY)
     }
 
-    /// The view directory of network `network_id`, `hosts/views/<key>`
-    /// ([`super::records::network_key`]), which [`Locked::hosts_view_dir`]
-    /// makes.
-    pub fn hosts_view_dir_path(&self, network_id: &str) -> PathBuf {
-        fsutil::under(
-            &self.root,
-            &[HOSTS, HOSTS_VIEWS, network_key(network_id)],
-            "",
-        )
-    }
-
-    /// Where the networks' view directories are (`hosts/views`).
-    fn hosts_views_dir(&self) -> PathBuf {
-        self.root.join(HOSTS).join(HOSTS_VIEWS)
-    }
-
     /// The union hosts file of a container on several networks
     /// (`hosts/containers/<name>`); its content is the driver's.
     pub fn union_hosts_path(&self, container: &str) -> PathBuf {
@@ -1293,20 +1271,6 @@ fn alias_names(at: &At, name: &str) -> Option<String> {
     is_valid_name(&id).then_some(id)
 }
 
-/// The network id whose hosts file the view directory `at` (`hosts/views/<key>`,
-/// see [`Locked::hosts_view_dir`]) leads to by its [`VIEW_ENTRY`] link,
-/// `../../<id>`, read with one `readlinkat`, never followed; `None` when
-/// it is missing, no link, or names no id.
-fn view_names(at: &At) -> Option<String> {
-    let entry = at.c_entry(VIEW_ENTRY).ok()?;
-    let target = crate::sys::readlink_at(at.fd(), &entry, fsutil::ID_LINK_MAX);
-    let id = String::from_utf8(target.ok()?)
-        .ok()?
-        .strip_prefix("../../")?
-        .to_string();
-    is_valid_name(&id).then_some(id)
-}
-
 /// An endpoint's intent as one compact JSON line (without its newline),
 /// for a file or page that holds intents by value (`batch-intents`, the
 /// commit log's volatile page); its ids checked as a record's file name
@@ -1698,7 +1662,6 @@ impl Locked<'_> {
         }
         self.check_dir(&self.root.join(HOSTS))?;
         self.check_dir_if_present(&self.hosts_aliases_dir())?;
-        let views = self.check_dir_if_present(&self.hosts_views_dir())?;
         for dir in dirs {
             self.remove_tree(&dir)?;
         }
@@ -1708,11 +1671,6 @@ impl Locked<'_> {
             if alias_names(&at, network_key(id)).as_deref() == Some(id) {
                 self.remove_file_as(&self.hosts_alias_path(id), Durability::Derived)?;
             }
-        }
-        // Its view directory, while it leads to this network.
-        let view = self.hosts_view_dir_path(id);
-        if views && self.view_dir_names(&view)?.as_deref() == Some(id) {
-            self.remove_tree(&view)?;
         }
         // The name's hint, while it names this network. Derived, as its
         // write is: a removal made durable (and written again after a
@@ -1979,7 +1937,7 @@ impl Locked<'_> {
         };
         let key = network_key(network_id);
         let target = format!("../{network_id}");
-        self.handles.write_in_derived(dir, "writing", &path, |at| {
+        self.handles.write_in(dir, "writing", &path, |at| {
             match alias_names(at, key) {
                 Some(named) if named == network_id => return Ok(()),
                 // Another network's of the same key that is still there
@@ -2000,83 +1958,6 @@ impl Locked<'_> {
             fsutil::replace_with_symlink_at(at.fd(), &at.entry(key), &target)
         })?;
         Ok(path)
-    }
-
-    /// [`StateDir::hosts_view_dir_path`] of network `network_id`, made a
-    /// directory holding one link, `hosts`, to the network's hosts
-    /// file (`../../<id>`) when it is not one already (one `readlinkat`
-    /// when it is). A container on that network alone has its
-    /// `/etc/netns/NAME` a link to it: one link made, one removed, where a
-    /// directory of its own, its link and a marker calling it ours were
-    /// made and removed. Derived, as the hosts files are: never synced,
-    /// made again when missing. `AlreadyExists` when it leads to another
-    /// network of the same key that is still there (stores made by hand:
-    /// `network create` keeps keys unique).
-    pub fn hosts_view_dir(&self, network_id: &str) -> Result<PathBuf, StoreError> {
-        check_name("network id", network_id)?;
-        let dir = self.hosts_view_dir_path(network_id);
-        let path = dir.join(VIEW_ENTRY);
-        let target = format!("../../{network_id}");
-        self.handles
-            .write_in_derived(&dir, "writing", &path, |at| {
-                match view_names(at) {
-                    Some(named) if named == network_id => return Ok(()),
-                    Some(other) if self.present(&self.network_path(&other)).unwrap_or(true) => {
-                        return Err(io::Error::from(io::ErrorKind::AlreadyExists))
-                    }
-                    // Missing: one `symlinkat` (the directory missing is its
-                    // ENOENT, which makes it).
-                    None if fsutil::symlink_new_at(at.fd(), &target, &at.c_entry(VIEW_ENTRY)?)? => {
-                        return Ok(())
-                    }
-                    // A network of that key since removed, anything else:
-                    // replaced.
-                    _ => {}
-                }
-                fsutil::replace_with_symlink_at(at.fd(), &at.entry(VIEW_ENTRY), &target)
-            })?;
-        Ok(dir)
-    }
-
-    /// The network the view directory `dir` leads to ([`view_names`]);
-    /// `None` when it is missing or leads nowhere.
-    fn view_dir_names(&self, dir: &Path) -> Result<Option<String>, StoreError> {
-        Ok(self.handles.reach(dir)?.and_then(|at| view_names(&at)))
-    }
-
-    /// Removes the entries of `hosts/views` ([`Locked::hosts_view_dir`])
-    /// that are not the view directory of a network the store holds (by
-    /// its record's file, readable or not): those of networks since
-    /// removed, and anything else found there. Returns how many, and the
-    /// entries it could not remove.
-    pub fn remove_stale_hosts_views(&self) -> Result<(usize, Vec<StoreError>), StoreError> {
-        let dir = self.hosts_views_dir();
-        if !self.check_dir_if_present(&dir)? {
-            return Ok((0, Vec::new()));
-        }
-        let ids = self.network_ids()?;
-        let (mut removed, mut failed) = (0, Vec::new());
-        for name in self.list_names(&dir)? {
-            let view = dir.join(&name);
-            let names_one = self
-                .view_dir_names(&view)
-                .ok()
-                .flatten()
-                .is_some_and(|id| network_key(&id) == name && ids.contains(&id));
-            if names_one {
-                continue;
-            }
-            // A file in its place is taken out as a directory would be.
-            let gone = match self.remove_file_as(&view, Durability::Derived) {
-                Err(_) => self.remove_tree(&view),
-                Ok(_) => Ok(()),
-            };
-            match gone {
-                Ok(()) => removed += 1,
-                Err(error) => failed.push(error),
-            }
-        }
-        Ok((removed, failed))
     }
 
     /// Removes the entries of `hosts/k` ([`Locked::hosts_alias`]) that are

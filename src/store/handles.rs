@@ -518,25 +518,12 @@ impl Handles {
         write: impl Fn(&At) -> io::Result<T>,
     ) -> Result<T, StoreError> {
         let mut out = None;
-        self.write_in_once(dir, what, path, true, &mut |at| {
+        self.write_in_once(dir, what, path, &mut |at| {
             out = Some(write(at)?);
             Ok(())
         })?;
         // `write_in_once` succeeds only after a `write` that succeeded.
         Ok(out.unwrap_or_else(|| unreachable!()))
-    }
-
-    /// [`Handles::write_in`] for a file derived from the records (made
-    /// again when missing, swept by `restore`): the directories it makes
-    /// are not synced into their parents.
-    pub(crate) fn write_in_derived(
-        &self,
-        dir: &Path,
-        what: &'static str,
-        path: &Path,
-        write: impl Fn(&At) -> io::Result<()>,
-    ) -> Result<(), StoreError> {
-        self.write_in_once(dir, what, path, false, &mut |at| write(at))
     }
 
     /// [`Handles::write_in`]'s body, behind a `dyn`: kept once rather than
@@ -547,7 +534,6 @@ impl Handles {
         dir: &Path,
         what: &'static str,
         path: &Path,
-        synced: bool,
         write: &mut dyn FnMut(&At) -> io::Result<()>,
     ) -> Result<(), StoreError> {
         let first = match self.reach(dir)? {
@@ -556,7 +542,7 @@ impl Handles {
         };
         match first {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                let open = At::Open(self.ensure_as(dir, synced)?);
+                let open = At::Open(self.ensure(dir)?);
                 write(&open).map_err(StoreError::io(what, path))
             }
             Err(e) => Err(self.explain(dir, e, what, path)),
@@ -671,19 +657,11 @@ impl Handles {
     /// address of a network), and a later commit would have to remember
     /// it.
     pub(crate) fn ensure(&self, dir: &Path) -> Result<Arc<Dir>, StoreError> {
-        self.ensure_as(dir, true)
-    }
-
-    /// [`Handles::ensure`]; `synced`: each directory made is synced into
-    /// its parent (not for directories of derived files only).
-    fn ensure_as(&self, dir: &Path, synced: bool) -> Result<Arc<Dir>, StoreError> {
         if let Some(found) = self.dir(dir)? {
             return Ok(found);
         }
         let parent = match dir.parent().filter(|p| p.starts_with(&self.root)) {
-            Some(parent) if !fsutil::same_path(dir, &self.root) => {
-                self.ensure_as(parent, synced)?
-            }
+            Some(parent) if !fsutil::same_path(dir, &self.root) => self.ensure(parent)?,
             _ => {
                 // The root itself: made by path, its parent synced.
                 fsutil::create_dir(dir).map_err(StoreError::io("creating", dir))?;
@@ -713,10 +691,8 @@ impl Handles {
             crate::sys::fchmod(found.fd(), fsutil::DIR_MODE)
                 .map_err(StoreError::io("setting the mode of", dir))?;
         }
-        if synced {
-            crate::fault::after("store: after fsync", crate::sys::fsync(parent.fd(), false))
-                .map_err(StoreError::io("syncing", &parent.path))?;
-        }
+        crate::fault::after("store: after fsync", crate::sys::fsync(parent.fd(), false))
+            .map_err(StoreError::io("syncing", &parent.path))?;
         Ok(found)
     }
 

@@ -841,22 +841,6 @@ fn check_round(lines: &[String]) -> Result<Checks, String> {
             format!("hosts/k/{name} -> {target:?} names no network after restore")
         });
     }
-    // Each network's view directory (`hosts/views/<key>`) holds its one
-    // link to the file of a network there is.
-    for name in entry_names(&root.join("hosts/views")) {
-        let dir = root.join("hosts/views").join(&name);
-        let target = fs::read_link(dir.join("hosts")).ok();
-        let names_one = target
-            .as_ref()
-            .and_then(|t| t.to_str()?.strip_prefix("../../"))
-            .is_some_and(|id| id.starts_with(name.as_str()) && ids.iter().any(|n| n == id));
-        let entries = entry_names(&dir);
-        checks.expect(names_one && entries.len() == 1, || {
-            format!(
-                "hosts/views/{name} holds {entries:?}, -> {target:?}: no network's after restore"
-            )
-        });
-    }
     for path in snapshot(root).keys() {
         let name = path.file_name().unwrap_or_default().to_string_lossy();
         checks.expect(!name.starts_with(".tmp"), || {
@@ -1095,7 +1079,7 @@ fn check_round(lines: &[String]) -> Result<Checks, String> {
             left.damaged.len()
         )
     });
-    for dir in ["endpoints", "ipam", "hosts/k", "hosts/views"] {
+    for dir in ["endpoints", "ipam", "hosts/k"] {
         let entries = entry_names(&root.join(dir));
         checks.expect(entries.is_empty(), || {
             format!("{dir}/ holds {entries:?} after every network was removed")

@@ -673,6 +673,12 @@ impl Manager {
                 )
             })??;
         let identity = inside.identity()?;
+        // Here so that nothing, not even the network record, is made for
+        // a namespace that cannot take the link; under the lock the create
+        // finds a link made since (`create_guessed`).
+        if inside.handle.link_by_name(attach.ifname)?.is_some() {
+            return Err(ifname_taken(attach).into());
+        }
         if net.link_in_container {
             // Its master is the container's, which no check of the network
             // looks at: refused here, before a network gives way to it or
@@ -700,17 +706,8 @@ impl Manager {
             None => None,
         };
         let (state, network) = match hinted {
-            // A network there: a link already at the name is found by the
-            // create itself (`create_guessed`), which refuses it and undoes
-            // the attach, as for one made since; no request of its own
-            // (one round trip in the namespace per ADD).
             Some(found) => found,
             None => {
-                // A network this ADD may make: nothing of it, not even its
-                // record, for a namespace that cannot take the link.
-                if inside.handle.link_by_name(attach.ifname)?.is_some() {
-                    return Err(ifname_taken(attach).into());
-                }
                 // Back home for the host's links and sockets it may make.
                 drop(inside.take_visit());
                 let found = self.cni_network_id(net).map_err(network_error)?;

@@ -191,7 +191,6 @@ fn the_driver_lists_inspects_and_removes_around_damaged_records() {
     in_fresh_netns("damage-driver", |config| {
         let manager = Manager::open(config.clone()).unwrap();
         let root = &config.state_dir;
-        // `lo` exists in every namespace: restore finds the parent there.
         let good = lo_network("good", "10.0.0.0/24");
         let spare = dummy_network("spare", "10.2.0.0/24");
         let bad = dummy_network("bad", "10.1.0.0/24");

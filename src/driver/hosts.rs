@@ -734,8 +734,9 @@ pub(crate) struct Names<'a> {
     /// they are: a note each, for the caller to pass on.
     left_alone: RefCell<Vec<String>>,
     /// The short name of a network's hosts file this operation made sure
-    /// of last (a batch links every target's view to it).
-    short_name: RefCell<Option<(String, PathBuf)>>,
+    /// of last, or found it could not make (a batch links every target's
+    /// view to it, or to the file).
+    short_name: RefCell<Option<(String, Option<PathBuf>)>>,
 }
 
 /// What refreshing a container's view does when another tool's entry (an
@@ -784,12 +785,14 @@ impl<'a> Names<'a> {
     fn short_name(&self, network_id: &str) -> Option<PathBuf> {
         if let Some((id, path)) = &*self.short_name.borrow() {
             if id == network_id {
-                return Some(path.clone());
+                return path.clone();
             }
         }
-        let path = self.state.hosts_alias(network_id).ok()?;
+        // A failure is kept too: a batch's other targets would each try
+        // again what failed, to the same end.
+        let path = self.state.hosts_alias(network_id).ok();
         *self.short_name.borrow_mut() = Some((network_id.to_string(), path.clone()));
-        Some(path)
+        path
     }
 
     /// Tells the next view made for `container` that nothing was at

@@ -13,8 +13,8 @@
 //!   of an endpoint record, the durable floor's file size); then counts the system calls of one attach and one detach
 //!   of each kind under `strace -f -c` (untimed); prints a Markdown table
 //!   between [`RESULTS_BEGIN`] and [`RESULTS_END`]. The rows compared with
-//!   the per-process floor (the durable and behaviour floors, our CLI and
-//!   CNI mode) run together with it, container by container, in a balanced
+//!   the per-process floor (the durable, behaviour and announcing floors,
+//!   our CLI and CNI mode) run together with it, container by container, in a balanced
 //!   order ([`balanced_rounds`]), each on its own namespaces and subnet, so
 //!   the host's load drifts under all of them alike; at the long size the bulk
 //!   API's growth is measured as ten batches, each next to a one-process
@@ -24,7 +24,7 @@
 //!   of the two orders' medians (the bulk row itself is one launch timed
 //!   alone).
 //! - `floor attach|detach PARENT-INDEX NS-PREFIX SUBNET FIRST LAST [--durable
-//!   DIR BYTES | --behaviour DIR BYTES]`: the
+//!   DIR BYTES | --behaviour DIR BYTES | --announce]`: the
 //!   floor, on namespaces `NS-PREFIX{FIRST..=LAST}`. Per container it sends RTM_NEWLINK (kind ipvlan on the parent, the chosen
 //!   `ifi_index`, `IFLA_NET_NS_FD`, the final name `eth0`) on a socket of
 //!   the host namespace, then RTM_NEWADDR, link up and RTM_NEWROUTE (default
@@ -43,7 +43,13 @@
 //!   `--behaviour DIR BYTES` it is the behaviour floor: it also does, the
 //!   cheapest way, what the behaviour asks of every connect besides the
 //!   link (see `behaviour_begin` and `behaviour_attach_end`), on files in
-//!   `DIR` the orchestrator prepared (`behaviour_prepare`).
+//!   `DIR` the orchestrator prepared (`behaviour_prepare`). With
+//!   `--announce` it is the announcing floor: it also turns the link's
+//!   `arp_notify` on, in a request of the datagram that brings it up and
+//!   before the up, as our CNI ADD does (and the reference plugin, by its
+//!   sysctl): the link then sends a gratuitous ARP as it comes up, which
+//!   an ipvlan parent in l2 mode delivers to every other ipvlan link on
+//!   it (the kernel's work, on a worker thread, growing with the links).
 //! - `durable-writes DIR COUNT BYTES`: what a durable write of a
 //!   `BYTES`-byte record costs by kind, on files in `DIR` (made here, and
 //!   removed with what it holds): a new file with `fdatasync` and the
@@ -115,6 +121,8 @@ const DURABLE_DIR: &str = "durable-floor";
 /// (beside the durable floor's).
 const BEHAVIOUR_SUBNET: u32 = 0x0a10_0000;
 const BEHAVIOUR_DIR: &str = "behaviour-floor";
+/// The announcing floor's subnet, 10.17.0.0/20.
+const ANNOUNCE_SUBNET: u32 = 0x0a11_0000;
 /// Where `durable-writes` writes (beside the durable floor's directory), and
 /// how many writes of each kind it times.
 const DURABLE_WRITES_DIR: &str = "durable-writes";
@@ -193,6 +201,7 @@ const CNI_OURS_SITE: Site = Site::new("n", CNI_OURS_SUBNET);
 const FLOOR_SITE: Site = Site::new("f", FLOOR_SUBNET);
 const DURABLE_SITE: Site = Site::new("d", DURABLE_SUBNET);
 const BEHAVIOUR_SITE: Site = Site::new("q", BEHAVIOUR_SUBNET);
+const ANNOUNCE_SITE: Site = Site::new("a", ANNOUNCE_SUBNET);
 
 // ---------------------------------------------------------------------------
 // The floor: raw rtnetlink.
@@ -213,6 +222,11 @@ const IFLA_NET_NS_FD: u16 = 28;
 const IFLA_INFO_KIND: u16 = 1;
 const IFLA_INFO_DATA: u16 = 2;
 const IFLA_IPVLAN_MODE: u16 = 1;
+/// `IFLA_AF_SPEC` / `AF_INET` / `IFLA_INET_CONF` / `IPV4_DEVCONF_ARP_NOTIFY`:
+/// the link's `net.ipv4.conf.IFNAME.arp_notify` in a link request.
+const IFLA_AF_SPEC: u16 = 26;
+const IFLA_INET_CONF: u16 = 1;
+const IPV4_DEVCONF_ARP_NOTIFY: u16 = 22;
 const IPVLAN_MODE_L2: u16 = 0;
 const IFA_ADDRESS: u16 = 1;
 const IFA_LOCAL: u16 = 2;
@@ -368,7 +382,9 @@ struct FloorSite<'a> {
 
 /// The floor's attach of container `i`; `ipv6_off` (the behaviour floor's
 /// only addition here): IPv6 turned off on the new link before its address,
-/// as our connect does on a network without an IPv6 subnet.
+/// as our connect does on a network without an IPv6 subnet; `announce`
+/// (the announcing floor's): `arp_notify` on before the up, in the
+/// datagram of the address, the up and the route, as a CNI ADD sets it.
 fn floor_attach(
     host: &OwnedFd,
     host_ns: &OwnedFd,
@@ -376,6 +392,7 @@ fn floor_attach(
     site: &FloorSite,
     i: u32,
     ipv6_off: bool,
+    announce: bool,
 ) -> Res {
     let index = INDEX_BASE + i;
     let ns = open_ro(&ns_path(site.ns, i))?;
@@ -447,10 +464,30 @@ fn floor_attach(
     route
         .attr(RTA_GATEWAY, &(site.subnet + 1).to_be_bytes())
         .attr(RTA_OIF, &index.to_ne_bytes());
+    let mut requests = Vec::with_capacity(4);
+    if announce {
+        // The kernel announces a link as it comes up only if the setting
+        // is on by then: its own request, before the up's.
+        let mut notify = Msg::new(
+            RTM_NEWLINK,
+            NLM_F_REQUEST | NLM_F_ACK,
+            5,
+            &ifinfomsg(index, 0, 0),
+        );
+        let spec = notify.nest(IFLA_AF_SPEC);
+        let inet = notify.nest(libc::AF_INET as u16);
+        let conf = notify.nest(IFLA_INET_CONF);
+        notify.attr(IPV4_DEVCONF_ARP_NOTIFY, &1u32.to_ne_bytes());
+        notify.end_nest(conf);
+        notify.end_nest(inet);
+        notify.end_nest(spec);
+        requests.push(notify.finish());
+    }
+    requests.extend([address.finish(), up.finish(), route.finish()]);
     transact(
         &inner,
-        &[address.finish(), up.finish(), route.finish()],
-        "RTM_NEWADDR, up, RTM_NEWROUTE",
+        &requests,
+        "arp_notify, RTM_NEWADDR, up, RTM_NEWROUTE",
     )
 }
 
@@ -701,19 +738,22 @@ fn behaviour_detach_end(place: &FloorFiles, site: &FloorSite, i: u32) -> Res {
 }
 
 const FLOOR_USAGE: &str = "usage: floor attach|detach PARENT-INDEX NS-PREFIX SUBNET FIRST LAST \
-                           [--durable DIR BYTES | --behaviour DIR BYTES]";
+                           [--durable DIR BYTES | --behaviour DIR BYTES | --announce]";
 
 /// What the floor does besides its netlink work: nothing, the durable
-/// floor's file, or the behaviour floor's share.
+/// floor's file, the behaviour floor's share, or the announcing floor's
+/// `arp_notify`.
 enum Extra<'a> {
     Durable(FloorFiles<'a>),
     Behaviour(FloorFiles<'a>),
+    Announce,
 }
 
-/// The floor's arguments without a trailing `--durable DIR BYTES` or
-/// `--behaviour DIR BYTES`, and those.
+/// The floor's arguments without a trailing `--durable DIR BYTES`,
+/// `--behaviour DIR BYTES` or `--announce`, and those.
 fn floor_extra_args(args: &[String]) -> Res<(&[String], Option<Extra<'_>>)> {
     match args {
+        [head @ .., flag] if flag == "--announce" => Ok((head, Some(Extra::Announce))),
         [head @ .., flag, dir, bytes] if flag == "--durable" || flag == "--behaviour" => {
             let bytes = bytes.parse().map_err(|e| format!("{bytes}: {e}"))?;
             let place = FloorFiles { dir, bytes };
@@ -753,7 +793,18 @@ fn floor_main(args: &[String]) -> Res {
             behaviour_begin(place)?;
         }
         match op.as_str() {
-            "attach" => floor_attach(&host, &host_ns, parent, &site, i, behaviour.is_some())?,
+            "attach" => {
+                let announce = matches!(extra, Some(Extra::Announce));
+                floor_attach(
+                    &host,
+                    &host_ns,
+                    parent,
+                    &site,
+                    i,
+                    behaviour.is_some(),
+                    announce,
+                )?
+            }
             "detach" => floor_detach(&host_ns, &site, i)?,
             other => return Err(format!("floor: unknown operation {other}")),
         }
@@ -763,7 +814,7 @@ fn floor_main(args: &[String]) -> Res {
             (Some(Extra::Durable(durable)), false) => durable_remove(durable, &name)?,
             (Some(Extra::Behaviour(place)), true) => behaviour_attach_end(place, &site, i)?,
             (Some(Extra::Behaviour(place)), false) => behaviour_detach_end(place, &site, i)?,
-            (None, _) => {}
+            (Some(Extra::Announce), _) | (None, _) => {}
         }
         let _ = writeln!(times, "T {i} {}", start.elapsed().as_nanos());
     }
@@ -2236,6 +2287,13 @@ fn floor_pp_detach(c: &Config, site: Site, i: u32) -> Vec<Cmd> {
     vec![floor_cmd(c, site, "detach", i, i)]
 }
 
+/// The announcing floor's attach (its detach is the per-process floor's).
+fn announce_attach(c: &Config, site: Site, i: u32) -> Vec<Cmd> {
+    let mut cmd = floor_cmd(c, site, "attach", i, i);
+    cmd.argv.push("--announce".to_string());
+    vec![cmd]
+}
+
 fn cli_attach(c: &Config, site: Site, i: u32) -> Vec<Cmd> {
     vec![Cmd::new(&[
         &c.ipvlan,
@@ -2415,6 +2473,20 @@ struct Phase {
     work: Vec<f64>,
 }
 
+/// The announcing floor's link of container `i` has `arp_notify` on.
+fn check_arp_notify(site: Site, i: u32) -> Res {
+    let ns = ns_name(site.ns, i);
+    let setting = "/proc/sys/net/ipv4/conf/eth0/arp_notify";
+    let value = sh(&[IP, "netns", "exec", &ns, "cat", setting], None)?;
+    if value.trim() != "1" {
+        return Err(format!(
+            "{ANNOUNCE_ROW}: {ns}: {setting} is {:?}, not 1",
+            value.trim()
+        ));
+    }
+    Ok(())
+}
+
 /// The behaviour floor's view of container `i`: its `hosts` link there
 /// after attach, the directory gone after detach.
 fn check_behaviour_view(site: Site, i: u32, attached: bool) -> Res {
@@ -2550,6 +2622,9 @@ fn measure(config: &Config, rows: &[&Row], n: u32) -> Res<Vec<Figures>> {
                 }
                 if row.name == BEHAVIOUR_ROW {
                     check_behaviour_view(row.site, i, attach)?;
+                }
+                if row.name == ANNOUNCE_ROW && attach {
+                    check_arp_notify(row.site, i)?;
                 }
             }
             if attach {
@@ -3041,6 +3116,14 @@ fn orchestrate(args: &[String]) -> Res {
             detach: behaviour_detach,
         },
     };
+    let announce = Row {
+        name: ANNOUNCE_ROW,
+        site: ANNOUNCE_SITE,
+        method: Method::PerContainer {
+            attach: announce_attach,
+            detach: floor_pp_detach,
+        },
+    };
     let cli = Row {
         name: CLI_ROW,
         site: ours,
@@ -3105,7 +3188,7 @@ fn orchestrate(args: &[String]) -> Res {
         // The rows compared with the per-process floor run together with it.
         let mut groups: Vec<Vec<&Row>> = vec![
             vec![&floor_one],
-            vec![&floor_pp, &durable, &behaviour, &cli, &ours_cni],
+            vec![&floor_pp, &durable, &behaviour, &announce, &cli, &ours_cni],
             vec![&bulk],
         ];
         if small {
@@ -3350,6 +3433,13 @@ const BEHAVIOUR_ROW: &str = "behaviour floor: the per-process floor + what the b
                              of every connect, the cheapest way (the lock, the network's record \
                              read, IPv6 off, a hosts line and the `/etc/netns` view, the record \
                              by `pwrite` into a preallocated block and `fdatasync`)";
+
+/// The per-process floor plus the gratuitous ARP a CNI ADD's link sends
+/// as it comes up: the floor our CNI row's extra over the CLI's is judged
+/// against.
+const ANNOUNCE_ROW: &str = "announcing floor: the per-process floor + `arp_notify` on before \
+                            the up (the gratuitous ARP a CNI ADD's link sends as it comes up, \
+                            as the reference plugin's)";
 
 /// Our CLI's row (the target `network connect` <= 1.5x the per-process
 /// floor is about it).
@@ -3735,6 +3825,34 @@ fn durable_lines(s: &mut String, table: &[(String, u32, Outcome)], sizes: &[u32]
                 cd / fd,
             );
         }
+        if let Some(announce) = row(ANNOUNCE_ROW, n) {
+            let aa = median(&announce.attach);
+            let _ = writeln!(
+                s,
+                "- announcing floor, N = {n}: the per-process floor plus `arp_notify` on before \
+                 the up (the gratuitous ARP, which an ipvlan parent in l2 mode delivers to each \
+                 of its other links, on a kernel worker); medians, run together with the floor: \
+                 attach {aa:.2} / {fa:.2} ms = {:.2}x ({:+.2} ms; work {:.2} against {:.2} ms)",
+                aa / fa,
+                aa - fa,
+                median(&announce.work_attach),
+                median(&floor.work_attach),
+            );
+            if let (Some(cni), Some(cli)) = (row(CNI_OURS_ROW, n), row(CLI_ROW, n)) {
+                let (na, ca) = (median(&cni.attach), median(&cli.attach));
+                let _ = writeln!(
+                    s,
+                    "- {CNI_OURS_ROW}, N = {n}: ADD / announcing floor {na:.2} / {aa:.2} ms = \
+                     {:.2}x (/ floor {:.2}x; the announcing floor alone is {:.2}x the floor); \
+                     ADD / connect {:.2}x against announcing floor / floor {:.2}x",
+                    na / aa,
+                    na / fa,
+                    aa / fa,
+                    na / ca,
+                    aa / fa,
+                );
+            }
+        }
     }
 }
 
@@ -3912,10 +4030,15 @@ mod tests {
             let (read_as, place) = match extra {
                 Some(Extra::Durable(place)) => ("--durable", place),
                 Some(Extra::Behaviour(place)) => ("--behaviour", place),
-                None => panic!("{flag} not read"),
+                Some(Extra::Announce) | None => panic!("{flag} not read"),
             };
             assert_eq!((read_as, place.dir, place.bytes), (flag, dir, 464));
         }
+        let mut announcing = plain.clone();
+        announcing.push("--announce".to_string());
+        let (rest, extra) = floor_extra_args(&announcing).unwrap();
+        assert_eq!(rest, &plain[..]);
+        assert!(matches!(extra, Some(Extra::Announce)));
         let mut with = plain.clone();
         with.extend(words(&["--durable", "/mnt/bench/durable-floor", "464"]));
         with.pop();

@@ -837,6 +837,25 @@ fn an_address_and_a_name_hint_cost_one_call_each() {
     );
 }
 
+/// A connect by a path typed in its normal form looks for a record an
+/// older version may have filed under that path once: the typed text's id
+/// and the normal form's are one (it was looked up twice, one `openat`
+/// each, both failing).
+#[test]
+fn a_path_is_looked_up_under_one_older_id() {
+    let mut env = Env::new("older-id");
+    env.ok(&["network", "create", "--subnet", "192.168.94.0/24", "sysod"]);
+    env.container("sysod1");
+    let connect = env.traced(&["network", "connect", "sysod", "/run/netns/sysod1"], &[]);
+    let lookups = connect.lines_with(&["openat(", "/path_run_netns_sysod1.json\""]);
+    assert_eq!(
+        lookups.len(),
+        1,
+        "connect looks for the older id once:\n{}",
+        connect.lines.join("\n")
+    );
+}
+
 /// CNI ADD and DEL with `ipam.type: ipvlan`, one container among a few:
 /// each within a budget (about 10% above what was reached on Linux 6.1:
 /// ADD 83, DEL 58; 86 and 60 before its state files were left to the

@@ -13,7 +13,7 @@ use super::endpoint_link::{self, BuiltEndpoint, EndpointPlan, LinkRemoval};
 use super::hosts::Names;
 use super::listed::Listed;
 use super::netns_identity::{
-    self, absolute, endpoint_at, endpoint_of_namespace, legacy_path_id, normalise, ContainerIndex,
+    self, absolute, endpoint_at, endpoint_of_namespace, legacy_path_ids, normalise, ContainerIndex,
     NsAt, OpenNetns,
 };
 use super::networks::{find_network_to_join, joinable, lookup_network_id_to_lock};
@@ -330,7 +330,7 @@ impl Manager {
         if let Target::Path(typed) = target {
             // Older versions filed it under the text of the path as typed;
             // `/tmp/a b` and `/tmp/a_b` had one id, so the path decides.
-            for id in [legacy_path_id(typed), legacy_path_id(path)] {
+            for id in legacy_path_ids(typed, path) {
                 if let Some(endpoint) = endpoint_at(state, &network.id, &id, same_path)? {
                     return Ok(Some(endpoint));
                 }
@@ -472,7 +472,7 @@ impl Manager {
     ) -> Result<ResolvedTarget, Error> {
         let identity = inside.identity()?;
         let legacy_ids = match target {
-            Target::Path(typed) => vec![legacy_path_id(typed), legacy_path_id(&path)],
+            Target::Path(typed) => legacy_path_ids(typed, &path),
             Target::Container(_) => Vec::new(),
         };
         Ok(ResolvedTarget {

@@ -786,6 +786,19 @@ pub(crate) fn normalise(cwd: &Path, path: &Path) -> PathBuf {
     out
 }
 
+/// The ids older versions may have given an endpoint attached by the path
+/// `typed`, whose normal form is `normal`: the typed text's, then the
+/// normal form's when it differs. Each is one file looked up; a path typed
+/// in its normal form (`/run/netns/c1`, the usual case) has one.
+pub(crate) fn legacy_path_ids(typed: &Path, normal: &Path) -> Vec<String> {
+    let mut ids = vec![legacy_path_id(typed)];
+    let normal = legacy_path_id(normal);
+    if normal != ids[0] {
+        ids.push(normal);
+    }
+    ids
+}
+
 /// The id older versions gave an endpoint attached by path: its
 /// characters kept where a file name allows them (so `/tmp/a b` and
 /// `/tmp/a_b` shared one). Only looked up, never written.
@@ -1473,6 +1486,18 @@ mod tests {
             "path_proc_42_ns_net"
         );
         assert_eq!(legacy_path_id(Path::new("/tmp/a b")), "path_tmp_a_b");
+    }
+
+    /// A path typed in its normal form is looked up under one id, not
+    /// twice under the same; a path typed otherwise under both forms'.
+    #[test]
+    fn a_normal_path_has_one_legacy_id() {
+        let normal = Path::new("/run/netns/c1");
+        assert_eq!(legacy_path_ids(normal, normal), ["path_run_netns_c1"]);
+        assert_eq!(
+            legacy_path_ids(Path::new("/run/netns/../netns/c1"), normal),
+            ["path_run_netns_.._netns_c1", "path_run_netns_c1"]
+        );
     }
 
     /// The index is one link whose target lists its entries in order,

@@ -133,9 +133,9 @@ fn parse(args: &[String]) -> Result<Options> {
 /// 70 ms a container a pair at N = 1,000, 0.7 s for the ten, which the
 /// other allowances have covered: the full run at N = 1,000 took 21
 /// minutes of its 70).
-/// Guest memory of the bench's boot: at N = 1,000 the interleaved rows hold
-/// 3,000 namespaces at once, about 200 KiB of kernel memory each (600 MB),
-/// with the one-process floor's 1,000 still being freed; the default 1 GiB
+/// Guest memory of the bench's boot: at N = 1,000 the six interleaved rows
+/// hold 6,000 namespaces at once, about 200 KiB of kernel memory each (1.2
+/// GB), with the one-process floor's 1,000 still being freed; the default 1 GiB
 /// guest runs out of namespaces (`user.max_net_namespaces` follows memory)
 /// before that.
 const BENCH_MEMORY_MIB: u32 = 3072;

@@ -92,7 +92,8 @@ commands:
         one per container, and one per container that also writes one
         record-sized file durably: the durable floor, or that also does the
         cheapest way what the behaviour asks of a connect: the behaviour
-        floor), `ipvlan network
+        floor, or that also turns arp_notify on before the up, the gratuitous
+        ARP a CNI ADD sends: the announcing floor), `ipvlan network
         connect/disconnect` with the state directory on ext4 on a virtual
         disk, our CNI mode (ADD/DEL with ipam ipvlan; with host-local at 100
         only), iproute2 and the reference CNI plugin (at 100 only); ours and

@@ -840,12 +840,15 @@ fn an_address_and_a_name_hint_cost_one_call_each() {
 /// A connect by a path typed in its normal form looks for a record an
 /// older version may have filed under that path once: the typed text's id
 /// and the normal form's are one (it was looked up twice, one `openat`
-/// each, both failing).
+/// each, both failing). A batch looks it up only where its listing of the
+/// network's records holds it (it looked each target's up, then twice).
 #[test]
 fn a_path_is_looked_up_under_one_older_id() {
     let mut env = Env::new("older-id");
     env.ok(&["network", "create", "--subnet", "192.168.94.0/24", "sysod"]);
-    env.container("sysod1");
+    for name in ["sysod1", "sysod2", "sysod3"] {
+        env.container(name);
+    }
     let connect = env.traced(&["network", "connect", "sysod", "/run/netns/sysod1"], &[]);
     let lookups = connect.lines_with(&["openat(", "/path_run_netns_sysod1.json\""]);
     assert_eq!(
@@ -853,6 +856,23 @@ fn a_path_is_looked_up_under_one_older_id() {
         1,
         "connect looks for the older id once:\n{}",
         connect.lines.join("\n")
+    );
+    let batch = env.traced(
+        &[
+            "network",
+            "connect",
+            "sysod",
+            "/run/netns/sysod2",
+            "/run/netns/sysod3",
+        ],
+        &[],
+    );
+    // By the records' directory, whose descriptor a batch holds.
+    let lookups = batch.lines_with(&["openat(", "path_run_netns_sysod"]);
+    assert!(
+        lookups.is_empty(),
+        "a batch looks for no older id its listing lacks:\n{}",
+        batch.lines.join("\n")
     );
 }
 

@@ -2239,6 +2239,14 @@ fn endpoints_recorded_by_older_versions_are_still_found() {
         "container lgp is already connected to network lg (it is the namespace of /tmp/ipvlan-legacy/lgp)",
         || manager.connect("lg", &Target::Path(path.into()), &AttachRequest::default()),
     );
+    // A batch looks the older id up only where its listing of the records
+    // holds it: here it does, and the batch is refused alike.
+    refused(
+        &config,
+        ErrorKind::AlreadyExists,
+        "attaching lgp to network lg: container lgp is already connected to network lg (it is the namespace of /tmp/ipvlan-legacy/lgp)",
+        || manager.connect_many("lg", &[Target::Path(path.into())]),
+    );
     // A second network, attached the new way: ps and the names see both.
     manager
         .create_network(&net("lg2", &["10.113.0.0/24"], &[], &[]))

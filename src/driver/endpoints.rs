@@ -575,6 +575,10 @@ impl Manager {
             )));
         }
         for id in &target.legacy_ids {
+            // In the endpoint records' listing too, as the target's own id.
+            if listed.is_some_and(|listed| !listed.may_have_endpoint(id)) {
+                continue;
+            }
             if let Some(existing) = endpoint_at(state, &network.id, id, same)? {
                 return Err(already(&existing));
             }

@@ -3,8 +3,9 @@
 //!
 //! A single attach looks up three names of its target before it takes
 //! anything: the target's endpoint record in the network (already
-//! attached?), its container's index (on another network?) and its
-//! container's `/etc/netns/NAME` (whose view?). For a container on no
+//! attached?, under its id and, for a target given by path, the ids older
+//! versions gave the path), its container's index (on another network?)
+//! and its container's `/etc/netns/NAME` (whose view?). For a container on no
 //! network, a batch's usual target, all three are missing, and each
 //! lookup of a missing name is a directory search of its own. A batch
 //! lists the three directories instead, once, and looks up a target's

@@ -850,7 +850,7 @@ fn a_path_is_looked_up_under_one_older_id() {
         env.container(name);
     }
     let connect = env.traced(&["network", "connect", "sysod", "/run/netns/sysod1"], &[]);
-    let lookups = connect.lines_with(&["openat(", "/path_run_netns_sysod1.json\""]);
+    let lookups = connect.lines_with(&["openat(", "path_run_netns_sysod1.json\""]);
     assert_eq!(
         lookups.len(),
         1,

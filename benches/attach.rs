@@ -381,10 +381,10 @@ struct FloorSite<'a> {
     subnet: u32,
 }
 
-/// The floor's attach of container `i`; `ipv6_off` (the behaviour floor's
-/// only addition here): IPv6 turned off on the new link before its address,
-/// as our connect does on a network without an IPv6 subnet; `announce`
-/// (the announcing floor's): `arp_notify` on before the up, in the
+/// The floor's attach of container `i`, with what `extra` adds to its
+/// netlink work: the behaviour floor turns IPv6 off on the new link before
+/// its address, as our connect does on a network without an IPv6 subnet;
+/// the announcing floor turns `arp_notify` on before the up, in the
 /// datagram of the address, the up and the route, as a CNI ADD sets it.
 fn floor_attach(
     host: &OwnedFd,
@@ -392,9 +392,10 @@ fn floor_attach(
     parent: u32,
     site: &FloorSite,
     i: u32,
-    ipv6_off: bool,
-    announce: bool,
+    extra: Option<&Extra>,
 ) -> Res {
+    let ipv6_off = matches!(extra, Some(Extra::Behaviour(_)));
+    let announce = matches!(extra, Some(Extra::Announce));
     let index = INDEX_BASE + i;
     let ns = open_ro(&ns_path(site.ns, i))?;
     let mut link = Msg::new(
@@ -485,11 +486,12 @@ fn floor_attach(
         requests.push(notify.finish());
     }
     requests.extend([address.finish(), up.finish(), route.finish()]);
-    transact(
-        &inner,
-        &requests,
-        "arp_notify, RTM_NEWADDR, up, RTM_NEWROUTE",
-    )
+    let what = if announce {
+        "arp_notify, RTM_NEWADDR, up, RTM_NEWROUTE"
+    } else {
+        "RTM_NEWADDR, up, RTM_NEWROUTE"
+    };
+    transact(&inner, &requests, what)
 }
 
 fn floor_detach(host_ns: &OwnedFd, site: &FloorSite, i: u32) -> Res {
@@ -794,18 +796,7 @@ fn floor_main(args: &[String]) -> Res {
             behaviour_begin(place)?;
         }
         match op.as_str() {
-            "attach" => {
-                let announce = matches!(extra, Some(Extra::Announce));
-                floor_attach(
-                    &host,
-                    &host_ns,
-                    parent,
-                    &site,
-                    i,
-                    behaviour.is_some(),
-                    announce,
-                )?
-            }
+            "attach" => floor_attach(&host, &host_ns, parent, &site, i, extra.as_ref())?,
             "detach" => floor_detach(&host_ns, &site, i)?,
             other => return Err(format!("floor: unknown operation {other}")),
         }

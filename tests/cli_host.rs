@@ -922,7 +922,7 @@ fn ps_warns_of_half_made_and_half_removed_containers() {
     assert_eq!(text(&output.stdout), "whole\n");
     assert_eq!(
         text(&output.stderr),
-        "ipvlan: warning: container made is half made: a `run` is making it, or one was interrupted (`ipvlan restore` rolls it back)\n\
-         ipvlan: warning: container gone is half removed: an `rm` is removing it, or one was interrupted (`ipvlan restore` finishes it)\n"
+        "ipvlan: warning: container made is half made: its `run` was interrupted (`ipvlan restore` rolls it back)\n\
+         ipvlan: warning: container gone is half removed: its `rm` was interrupted (`ipvlan restore` finishes it)\n"
     );
 }

@@ -1018,6 +1018,92 @@ fn rm_looks_again_after_its_mark_and_refuses_a_process_that_came_meanwhile() {
     env.ok(&["rm", "-f", "rr"]);
 }
 
+/// `ps`, `network ls` and `network inspect` read without the lock, so they
+/// see the records of a `run`, an `rm` or a `network create` at work half
+/// done. They name one as a killed command's, and send the operator to
+/// `restore`, only when it is one: the lock free and the record still
+/// half done under it. Before, `ps` beside a `run` at work warned on
+/// stderr that its container was half made, `network ls` beside a create
+/// that its network was half-created, and `inspect` refused the network
+/// as an interrupted create's (the soak's readers, which must print
+/// nothing on stderr, caught the first). Each command is paused after its
+/// record says it is at work, then killed there, as a crash leaves it.
+#[test]
+fn readers_tell_a_command_at_work_from_one_interrupted() {
+    let mut env = Env::new("atwork");
+    env.network("n1", "192.168.85.0/24");
+    let pause = env.root.join("pause");
+    let quiet = |env: &Env, args: &[&str], at_work: &str| {
+        let output = env.run(args);
+        assert_eq!(output.status.code(), Some(0), "{args:?} beside {at_work}");
+        assert_eq!(text(&output.stderr), "", "{args:?} beside {at_work}");
+    };
+    let warns = |env: &Env, args: &[&str], warning: &str| {
+        let output = env.run(args);
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(stderr.contains(warning), "{args:?}: {stderr}");
+    };
+    let killed = |mut child: std::process::Child| {
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let _ = std::fs::remove_file(&pause);
+    };
+
+    let run = spawn_paused(
+        &env,
+        &["run", "--net=n1", "--name=hm", "-d"],
+        "netns: before mount#1",
+        &pause,
+    );
+    let record = env.state_dir().join("records/containers/hm.json");
+    assert!(std::fs::read_to_string(&record)
+        .unwrap()
+        .contains("creating"));
+    quiet(&env, &["ps"], "a run at work");
+    killed(run);
+    warns(&env, &["ps"], "container hm is half made");
+    env.ok(&["restore"]);
+    quiet(&env, &["ps"], "nothing");
+
+    env.ok(&["run", "--net=n1", "--name=hr", "-d"]);
+    let rm = spawn_paused(&env, &["rm", "hr"], "store: after rename#1", &pause);
+    let record = env.state_dir().join("records/containers/hr.json");
+    assert!(std::fs::read_to_string(&record)
+        .unwrap()
+        .contains("removing"));
+    quiet(&env, &["ps"], "an rm at work");
+    killed(rm);
+    warns(&env, &["ps"], "container hr is half removed");
+    env.ok(&["restore"]);
+    assert_eq!(env.containers(), Vec::<String>::new());
+
+    let create = spawn_paused(
+        &env,
+        &["network", "create", "--subnet", "192.168.86.0/24", "n2"],
+        "parent: before up#1",
+        &pause,
+    );
+    quiet(&env, &["network", "ls"], "a create at work");
+    let inspect = env.run(&["network", "inspect", "n2"]);
+    assert_ne!(inspect.status.code(), Some(0));
+    assert!(
+        text(&inspect.stderr).contains("network n2 is being created by another command"),
+        "{}",
+        text(&inspect.stderr)
+    );
+    killed(create);
+    warns(&env, &["network", "ls"], "network n2 was left half-created");
+    let inspect = env.run(&["network", "inspect", "n2"]);
+    assert!(
+        text(&inspect.stderr).contains("left half-created by an interrupted `network create`"),
+        "{}",
+        text(&inspect.stderr)
+    );
+    env.ok(&["restore"]);
+    quiet(&env, &["network", "ls"], "nothing");
+}
+
 /// `exec` reads the container's record again once its command's process
 /// exists, and ends it when the container's removal began meanwhile: it
 /// would run on in a namespace `rm -f` already took out (no name, no

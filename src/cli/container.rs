@@ -228,15 +228,15 @@ pub fn ps(manager: &Manager, quiet: bool) -> Result<i32, Failure> {
     let containers = list.containers;
     // Not listed, as no other command accepts them; but not hidden either,
     // since their names are taken until restore undoes or finishes them.
-    // Read without the lock: the command may still be at it.
+    // Named only when no command is at them (see `container_list`).
     for (names, what) in [
         (
             &list.half_made,
-            "is half made: a `run` is making it, or one was interrupted (`ipvlan restore` rolls it back)",
+            "is half made: its `run` was interrupted (`ipvlan restore` rolls it back)",
         ),
         (
             &list.half_removed,
-            "is half removed: an `rm` is removing it, or one was interrupted (`ipvlan restore` finishes it)",
+            "is half removed: its `rm` was interrupted (`ipvlan restore` finishes it)",
         ),
     ] {
         for name in names {

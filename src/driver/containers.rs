@@ -563,7 +563,10 @@ impl Manager {
     /// [`Manager::containers`], and the names of those an interrupted
     /// [`Manager::run_container`] left half made or an interrupted
     /// [`Manager::remove_container`] half removed: not containers until
-    /// `restore` undoes or finishes them, but their names are taken.
+    /// `restore` undoes or finishes them, but their names are taken. Read
+    /// without the lock; only a record found half done takes it, without
+    /// waiting, to tell a killed command's from one at work (named only
+    /// when the lock is free and the record still half done under it).
     pub fn container_list(&self) -> Result<ContainerList, Error> {
         self.store.refresh();
         // Lock-free: `ps` must never hold up a writer.
@@ -634,7 +637,38 @@ impl Manager {
             });
         }
         list.containers = containers;
+        self.keep_interrupted(&mut list)?;
         Ok(list)
+    }
+
+    /// Of the containers `list` found half made or half removed without
+    /// the lock, those a killed command left: still so under the lock,
+    /// taken without waiting. While another command holds it, none is
+    /// named: the record may be a `run` or an `rm` at work (which hold
+    /// the lock until the record is whole again, or gone), and sending
+    /// the operator to `restore` then is wrong.
+    fn keep_interrupted(&self, list: &mut ContainerList) -> Result<(), Error> {
+        if list.half_made.is_empty() && list.half_removed.is_empty() {
+            return Ok(());
+        }
+        let Some(state) = self.store.try_lock()? else {
+            list.half_made.clear();
+            list.half_removed.clear();
+            return Ok(());
+        };
+        for (names, half) in [
+            (&mut list.half_made, ContainerState::Creating),
+            (&mut list.half_removed, ContainerState::Removing),
+        ] {
+            // A record that cannot be read now is still named: nothing
+            // says it was finished.
+            names.retain(|name| {
+                state
+                    .container(name)
+                    .map_or(true, |record| record.is_some_and(|r| r.state == half))
+            });
+        }
+        Ok(())
     }
 
     /// The namespace of one of our containers and the hosts file to show

@@ -329,7 +329,9 @@ impl Manager {
     /// record is read, so a damaged one does not show here; `inspect` and
     /// `restore` name it), read once without the lock. The networks a
     /// killed `network create` left half-created are apart in
-    /// [`NetworkList::half_created`].
+    /// [`NetworkList::half_created`] (a record found half-created takes
+    /// the lock, without waiting, to tell a killed create from one at
+    /// work).
     ///
     /// ```no_run
     /// # let manager = ipvlan::driver::Manager::open(ipvlan::driver::Config::from_env())?;
@@ -349,21 +351,50 @@ impl Manager {
             },
             half_created: Vec::new(),
         };
+        let mut half_created = Vec::new();
         for record in records.items {
             if record.state == NetworkState::Creating {
-                list.half_created.push(record.name);
+                half_created.push(record);
             } else {
                 list.networks
                     .items
                     .push(NetworkInfo::from_record(&record, &[]));
             }
         }
+        list.half_created = self.interrupted_creates(half_created)?;
         Ok(list)
+    }
+
+    /// Of the networks found half-created without the lock, the names of
+    /// those a killed `network create` left: still half-created under the
+    /// lock, taken without waiting. None while another command holds it:
+    /// the record may be a `network create` at work (which holds the lock
+    /// until its record is whole, or gone), and sending the operator to
+    /// `restore` then is wrong.
+    fn interrupted_creates(&self, found: Vec<NetworkRecord>) -> Result<Vec<String>, Error> {
+        if found.is_empty() {
+            return Ok(Vec::new());
+        }
+        let Some(state) = self.store.try_lock()? else {
+            return Ok(Vec::new());
+        };
+        Ok(found
+            .into_iter()
+            .filter(|record| {
+                // A record that cannot be read now is still named:
+                // nothing says it was finished.
+                state.network(&record.id).map_or(true, |now| {
+                    now.is_some_and(|now| now.state == NetworkState::Creating)
+                })
+            })
+            .map(|record| record.name)
+            .collect())
     }
 
     /// Names of the networks a killed `network create` left half-created:
     /// unusable, and in the way of a new network of the same name, until
-    /// [`Manager::restore`] rolls them back.
+    /// [`Manager::restore`] rolls them back. None while another command
+    /// holds the store's lock: it may be a `network create` at work.
     ///
     /// ```no_run
     /// # let manager = ipvlan::driver::Manager::open(ipvlan::driver::Config::from_env())?;
@@ -374,13 +405,13 @@ impl Manager {
     /// ```
     pub fn half_created_networks(&self) -> Result<Vec<String>, Error> {
         self.store.refresh();
-        Ok(self
+        let found = self
             .store
             .networks()?
             .into_iter()
             .filter(|n| n.state == NetworkState::Creating)
-            .map(|n| n.name)
-            .collect())
+            .collect();
+        self.interrupted_creates(found)
     }
 
     /// One network by name, ID or unique ID prefix; its endpoint records
@@ -417,7 +448,9 @@ pub struct NetworkList {
     /// The usable networks, in creation order, without their endpoints,
     /// and the network records that could not be read.
     pub networks: Listing<NetworkInfo>,
-    /// Names of the networks a killed `network create` left half-created.
+    /// Names of the networks a killed `network create` left half-created
+    /// (none while another command holds the store's lock: it may be a
+    /// `network create` at work).
     pub half_created: Vec<String>,
 }
 
@@ -713,7 +746,23 @@ pub(crate) fn lookup_network(store: &StateDir, name_or_id: &str) -> Result<Netwo
     {
         return Ok(network);
     }
-    find_network(&store.networks()?, name_or_id).cloned()
+    let networks = store.networks()?;
+    let half_created = networks.iter().find(|n| {
+        n.state == NetworkState::Creating && (n.name == name_or_id || n.id == name_or_id)
+    });
+    let Some(half_created) = half_created else {
+        return find_network(&networks, name_or_id).cloned();
+    };
+    // Read without the lock, the record may be a `network create` at
+    // work, which holds the lock until it is whole (or gone): only under
+    // the lock is a half-created record an interrupted create's.
+    match store.try_lock()? {
+        Some(state) => find_network(&state.networks()?, name_or_id).cloned(),
+        None => Err(Error::in_use(format!(
+            "network {} is being created by another command",
+            half_created.name
+        ))),
+    }
 }
 
 /// By exact name, exact ID, or unique ID prefix. A network a killed create

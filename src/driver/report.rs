@@ -212,9 +212,11 @@ pub struct ContainerInfo {
 pub struct ContainerList {
     /// The containers, and the state files that could not be read.
     pub containers: crate::store::Listing<ContainerInfo>,
-    /// Names of the containers a killed `run` left half made.
+    /// Names of the containers a killed `run` left half made (none while
+    /// another command holds the store's lock: it may be a `run` at work).
     pub half_made: Vec<String>,
-    /// Names of the containers a killed `rm` left half removed.
+    /// Names of the containers a killed `rm` left half removed (none
+    /// while another command holds the store's lock).
     pub half_removed: Vec<String>,
 }
 

@@ -650,6 +650,17 @@ impl StateDir {
         }
     }
 
+    /// The lock if no other holder keeps it, `None` at once if one does
+    /// (another command, or this process on another open of the store):
+    /// for a reader that read without the lock and must tell work in
+    /// progress from work interrupted. A record found half done without
+    /// the lock is a killed command's only if it is still half done under
+    /// the lock, since every command that writes one holds the lock until
+    /// it is whole again; while another holds it, it may be that one's.
+    pub fn try_lock(&self) -> Result<Option<Locked<'_>>, StoreError> {
+        self.lock_as(None)
+    }
+
     /// [`StateDir::lock_or`]; without `before_waiting`, `None` at once
     /// when another holder keeps the lock.
     fn lock_as(

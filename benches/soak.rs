@@ -795,7 +795,7 @@ fn snapshot() -> Result<Snapshot, String> {
             } else if rel.starts_with("hosts/") {
                 largest_hosts_file = largest_hosts_file.max(meta.len());
                 let text = fs::read_to_string(path).unwrap_or_default();
-                let names: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+                let names: Vec<&str> = text.lines().filter(|l| !is_blanked(l)).collect();
                 names.join("; ")
             } else {
                 meta.len().to_string()
@@ -834,6 +834,12 @@ fn link_set(prefix: &[&str]) -> Result<BTreeSet<String>, String> {
             format!("{index} {name} {kind}")
         })
         .collect())
+}
+
+/// Whether a hosts file's line holds no name: empty, or blanked in place
+/// by a removal (a `#`, then spaces).
+fn is_blanked(line: &str) -> bool {
+    line.strip_prefix('#').unwrap_or(line).trim().is_empty()
 }
 
 /// Calls `visit(relative path, path, metadata)` for everything below `dir`
@@ -1611,6 +1617,18 @@ mod tests {
             .map(|w| w.to_string())
             .collect::<Vec<_>>()
             .into_iter()
+    }
+
+    /// A name's line blanked by a removal (`#`, then spaces) holds no
+    /// name, as an empty one; a comment with words, or a name, does.
+    #[test]
+    fn blanked_lines_hold_no_name() {
+        for blank in ["", "   ", "#", "#             ", "\t"] {
+            assert!(is_blanked(blank), "{blank:?}");
+        }
+        for line in ["10.0.0.2\tc1", "# a comment", "#10.0.0.2\tc1"] {
+            assert!(!is_blanked(line), "{line:?}");
+        }
     }
 
     #[test]

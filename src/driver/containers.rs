@@ -106,7 +106,12 @@ impl Manager {
         let networks = state.networks().map_err(|e| container(e.into()))?;
         let mut joins: Vec<(&NetworkRecord, &AttachRequest)> = Vec::new();
         for (wanted, attach) in &request.networks {
-            let context = || format!("connecting {name} to network {wanted}");
+            // A name the run drew names no container the user knows of,
+            // and none is made: not said.
+            let context = || match request.name.as_deref() == Some(name.as_str()) {
+                true => format!("connecting {name} to network {wanted}"),
+                false => format!("connecting to network {wanted}"),
+            };
             let network = find_network_to_join(&networks, wanted)
                 .map_err(|e| (Step::Network, e.context(context())))?;
             if joins.iter().any(|(joined, _)| joined.id == network.id) {
@@ -428,7 +433,11 @@ impl Manager {
         force: bool,
         made: Option<Made>,
     ) -> Result<Vec<String>, Error> {
-        check_container_name(name)?;
+        // A name no container can have is none of ours: said as any other
+        // (`rm -f` then no failure, as Docker's), nothing looked up by it.
+        if check_container_name(name).is_err() {
+            return Err(no_such_container(name));
+        }
         let state = self.store.lock()?;
         let record = state.container(name)?;
         let recorded = record.as_ref().and_then(Made::of);

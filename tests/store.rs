@@ -216,6 +216,40 @@ fn allocation_on_disk_follows_the_cursor() {
     check_every_file_parses(tmp.path());
 }
 
+/// A full subnet churning on disk: the walk that misses a few dozen
+/// taken addresses lists the subnet's directory once and takes the free
+/// one (IPv6 names and the cursor file among the entries): the address
+/// freed, wherever it lies, and nothing when none is.
+#[test]
+fn a_full_subnet_on_disk_hands_out_what_is_freed() {
+    let tmp = TempDir::new("full");
+    let state = StateDir::open(tmp.path()).unwrap();
+    let mut net = network("full", &["192.168.7.0/24", "2001:db8:7::/120"]);
+    net.ipv6 = true;
+    let locked = state.lock().unwrap();
+    for (family, free) in [
+        (IpFamily::V4, "192.168.7.200"),
+        (IpFamily::V6, "2001:db8:7::c8"),
+    ] {
+        let any = Request::Any(family);
+        let mut n = 0;
+        while locked.allocate(&net, any, &format!("e{n}")).is_ok() {
+            n += 1;
+        }
+        assert!(n > 250, "{family:?}: {n} addresses");
+        for freed in [free, free, free] {
+            assert!(locked.release(&net, ip(freed)).unwrap());
+            assert_eq!(
+                locked.allocate(&net, any, "again").unwrap().addr(),
+                ip(freed)
+            );
+            let full = locked.allocate(&net, any, "none").unwrap_err();
+            assert!(full.to_string().contains("no available"), "{full}");
+        }
+    }
+    check_every_file_parses(tmp.path());
+}
+
 #[test]
 fn reuse_explicit_v4_and_v6_ten_thousand_times() {
     let tmp = TempDir::in_memory("reuse");

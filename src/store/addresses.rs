@@ -287,6 +287,23 @@ impl AddressBook for DiskBook<'_> {
         Ok(())
     }
 
+    fn taken(&mut self, subnet: &SubnetSpec) -> Result<Option<Vec<IpAddr>>, StoreError> {
+        let dir = self.subnet_dir(subnet);
+        let Some(at) = self.state.reach(&dir)? else {
+            return Ok(Some(Vec::new()));
+        };
+        let entries = crate::sys::dir_names(at.fd())
+            .map_err(|e| self.state.explain(&dir, e, "listing", &dir))?;
+        // Every entry named as an address is taken (what it holds is the
+        // owner's business); the cursor and anything else are not.
+        Ok(Some(
+            entries
+                .iter()
+                .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
+                .collect(),
+        ))
+    }
+
     fn take(&mut self, subnet: &SubnetSpec, addr: IpAddr, owner: &str) -> Result<bool, StoreError> {
         let dir = self.subnet_dir(subnet);
         // The subnet directory is made on first use (with `ipam/<network

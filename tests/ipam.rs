@@ -812,8 +812,8 @@ impl ipvlan::ipam::AddressBook for TakeCountingBook {
 /// the free address lies anywhere. Before, each allocation walked to it
 /// a lookup (on disk a `symlinkat`, under the store's lock) per taken
 /// address: 4,039 for .15.200 here, and the allocation after a whole lap,
-/// 4,093; now one listing after a few dozen lookups. A book without a
-/// listing still finds it by its lookups.
+/// 4,093; now one listing after a 64th of the range in lookups (63
+/// here). A book without a listing still finds it by its lookups.
 #[test]
 fn a_full_subnet_churning_costs_a_listing_not_a_lookup_an_address() {
     let specs = specs(&["10.0.0.0/20"], &[], &[]);
@@ -845,7 +845,7 @@ fn a_full_subnet_churning_costs_a_listing_not_a_lookup_an_address() {
             let got = allocate(&mut book, &specs, any, "again", NET).unwrap();
             assert_eq!(got.addr(), ip(freed));
             if listing {
-                assert!(book.takes <= 33, "{freed}: {} takes", book.takes);
+                assert!(book.takes <= 65, "{freed}: {} takes", book.takes);
                 assert!(book.listings <= 1, "{freed}: {} listings", book.listings);
             }
             book.takes = 0;
@@ -855,7 +855,7 @@ fn a_full_subnet_churning_costs_a_listing_not_a_lookup_an_address() {
                 "{full:?}"
             );
             if listing {
-                assert!(book.takes <= 32, "{freed}, full: {} takes", book.takes);
+                assert!(book.takes <= 64, "{freed}, full: {} takes", book.takes);
             }
         }
     }

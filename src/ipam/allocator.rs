@@ -4,8 +4,8 @@
 //! neighbour entries) and the common case costs one lookup whatever the
 //! occupancy. In a range nearly full and churning (one container
 //! removed, one run), the free address lies behind the cursor, up to a
-//! lap away: a walk that finds many taken in a row asks the book for all
-//! of them at once ([`AddressBook::taken`], one listing) and skips them
+//! lap away: a walk that finds many taken in a row (a 64th of the
+//! range) asks the book for all of them at once ([`AddressBook::taken`], one listing) and skips them
 //! without a lookup each. A subnet a walk found full, of a family with
 //! several, is passed over until a release counts room in it
 //! ([`release`]), so its allocations cost no such walk.
@@ -264,8 +264,11 @@ fn with_prefix(spec: &SubnetSpec, address: IpAddr) -> IpNet {
 
 /// Lookups of taken addresses in a row after which a walk asks the book
 /// for all of them at once ([`AddressBook::taken`]): a range nearly full,
-/// or full and churning, where the free address may lie a lap away.
-const MISSES_BEFORE_LISTING: u32 = 32;
+/// or full and churning, where the free address may lie a lap away. At
+/// least this many, and a 64th of the range: a listing reads every
+/// taken address (a name to parse each), so a range merely well filled,
+/// whose walks miss a few in a row, keeps its lookups.
+const MISSES_BEFORE_LISTING: u128 = 32;
 
 /// The largest range a walk maps, a bit an address (8 KiB): a /16's. A
 /// larger one is walked a lookup at a time, as it fills only by as many
@@ -274,10 +277,10 @@ const MAPPED_RANGE_MAX: u128 = 1 << 16;
 
 /// Walks from `cursor` to the end of the range, then from its start back
 /// to the cursor, taking the first address that is neither reserved nor taken.
-/// After [`MISSES_BEFORE_LISTING`] taken ones in a row, the rest of the
-/// walk skips, without a lookup, what the book lists as taken: a full
-/// subnet churning (one container removed, one run) costs one listing an
-/// allocation, not a lookup an address.
+/// After [`MISSES_BEFORE_LISTING`] taken ones in a row (or a 64th of
+/// the range), the rest of the walk skips, without a lookup, what the
+/// book lists as taken: a full subnet churning (one container removed,
+/// one run) costs one listing an allocation, not a lookup an address.
 fn next_free<B: AddressBook>(
     book: &mut B,
     spec: &SubnetSpec,
@@ -292,6 +295,7 @@ fn next_free<B: AddressBook>(
     };
     let mut candidate = start;
     let mut misses = 0;
+    let list_after = MISSES_BEFORE_LISTING.max((last - first + 1) / 64);
     let mut listed: Option<TakenMap> = None;
     loop {
         let address = from_u128(family, candidate);
@@ -302,7 +306,7 @@ fn next_free<B: AddressBook>(
                 return Ok(Some(address));
             }
             misses += 1;
-            if misses == MISSES_BEFORE_LISTING && last - first < MAPPED_RANGE_MAX {
+            if misses == list_after && last - first < MAPPED_RANGE_MAX {
                 listed = book
                     .taken(spec)?
                     .map(|taken| TakenMap::new(first, last, &taken));

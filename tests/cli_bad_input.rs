@@ -420,6 +420,11 @@ const CASES: &[Case] = &[
     case(&["rm", "-f", "foreign"], 0, "ipvlan: rm foreign: No such container: foreign\n").with(&[Foreign("foreign")]),
     case(&["exec", "foreign", "true"], 125, "ipvlan: exec foreign: No such container: foreign\n").with(&[Foreign("foreign")]),
     case(&["exec", "own", "true"], 125, "ipvlan: exec own: No such container: own\n").with(&[Own("own")]),
+    // Addresses refused before the namespace is made (it was made, named
+    // and taken apart again): nothing to see in $T/netns at any moment.
+    case(&["run", "--net", "n1", "--name", "r6", "--ip6", "2001:db8::5", "true"], 125, "ipvlan: run: connecting r6 to network n1: network n1 has no IPv6 subnet: --ip6 cannot be used (create it with --ipv6)\n").with(&[Network]),
+    case(&["run", "--net", "n1", "--ip", "10.9.9.9", "true"], 125, "ipvlan: run: connecting to network n1: no configured subnet contains IP address 10.9.9.9\n").with(&[Network]),
+    case(&["run", "--net", "n1", "--ip", "192.168.1.1", "true"], 125, "ipvlan: run: connecting to network n1: 192.168.1.1 is the gateway of subnet 192.168.1.0/24\n").with(&[Network]),
     case(&["run", "--net", "n1", "--name", "foreign", "true"], 125, "ipvlan: run: creating the container: container name foreign is already in use (namespace $T/netns/foreign exists)\n").with(&[Network, Foreign("foreign")]),
     case(&["run", "--net", "n1", "--name", "own", "true"], 125, "ipvlan: run: creating the container: container name own is already in use (namespace $T/netns/own exists)\n").with(&[Network, Own("own")]),
     case(&["rm", "/proc/self/ns/net"], 1, "ipvlan: rm /proc/self/ns/net: No such container: /proc/self/ns/net\n"),

@@ -1997,13 +1997,23 @@ fn run_failures_exit_125_and_leave_nothing() {
             "no configured subnet contains IP address 10.9.9.9",
         ),
         (&["--ip6=2001:db8::5"], "has no IPv6 subnet"),
+        (
+            &["--ip=192.168.73.1"],
+            "192.168.73.1 is the gateway of subnet 192.168.73.0/24",
+        ),
         (&["--name=first"], "first"),
     ];
+    let hits = env.root.join("hits");
     for (options, message) in cases {
         let mut args = vec!["run", "--net=n1"];
         args.extend_from_slice(options);
         args.push("true");
-        let output = env.run(&args);
+        let _ = std::fs::remove_file(&hits);
+        let output = env
+            .command(&args)
+            .env("IPVLAN_FAULT_COUNT", &hits)
+            .output()
+            .unwrap();
         let stderr = text(&output.stderr);
         assert_eq!(output.status.code(), Some(125), "{options:?}: {stderr}");
         assert!(
@@ -2012,6 +2022,10 @@ fn run_failures_exit_125_and_leave_nothing() {
         );
         assert_eq!(env.containers(), ["first"], "{options:?}");
         assert_eq!(env.namespaces(), 1, "{options:?}");
+        // Refused before anything is made: no namespace, no record, no
+        // request (before, the namespace was made, named and taken apart).
+        let hits = std::fs::read_to_string(&hits).unwrap_or_default();
+        assert_eq!(hits, "", "{options:?} made something first");
     }
 }
 

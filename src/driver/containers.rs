@@ -118,6 +118,9 @@ impl Manager {
                 let twice = format!("{}: the network is given twice", context());
                 return Err((Step::Network, Error::invalid(twice)));
             }
+            // Before the namespace: a refused address makes nothing.
+            super::endpoints::check_requested_addresses(&state, network, attach)
+                .map_err(|e| (Step::Network, e.context(context())))?;
             joins.push((network, attach));
         }
         // The allocation cursors as found: a run that fails puts them back

@@ -704,10 +704,7 @@ impl Manager {
         }
         self.check_not_attached(state, network, target, listed)?;
         if req.ipv6.is_some() && !network.ipv6 {
-            return Err(Error::invalid(format!(
-                "network {} has no IPv6 subnet: --ip6 cannot be used (create it with --ipv6)",
-                network.name
-            )));
+            return Err(no_ipv6_subnet(network));
         }
         if let Some(container) = &target.container {
             let missing = match listed {
@@ -1135,6 +1132,46 @@ pub(crate) fn locate(endpoint: &EndpointRecord) -> Result<NsAt, Error> {
         return Ok(NsAt::Gone);
     }
     netns_identity::open_endpoint_netns(endpoint)
+}
+
+fn no_ipv6_subnet(network: &NetworkRecord) -> Error {
+    Error::invalid(format!(
+        "network {} has no IPv6 subnet: --ip6 cannot be used (create it with --ipv6)",
+        network.name
+    ))
+}
+
+/// The addresses `req` asks for, refused as the attach refuses them (a
+/// family the network lacks, an address in none of its subnets or outside
+/// its CNI ranges, reserved, taken) without taking any: for `run`, which
+/// must refuse them before it makes its namespace. The attach checks them
+/// again, under the same lock.
+pub(crate) fn check_requested_addresses(
+    state: &Locked<'_>,
+    network: &NetworkRecord,
+    req: &AttachRequest,
+) -> Result<(), Error> {
+    if req.ipv6.is_some() && !network.ipv6 {
+        return Err(no_ipv6_subnet(network));
+    }
+    let bounds = super::bounds::record_bounds(network);
+    let asked = [req.ipv4.map(IpAddr::V4), req.ipv6.map(IpAddr::V6)];
+    for address in asked.into_iter().flatten() {
+        if let Some(error) = super::bounds::outside_bounds(&bounds, address) {
+            return Err(error);
+        }
+        let spec = crate::ipam::exact_spec(&network.subnets, address)?;
+        let taken = match state.address_owner(&network.id, spec, address) {
+            Ok(owner) => owner.is_some(),
+            // A file there that names no owner is taken all the same.
+            Err(crate::store::StoreError::Corrupt { .. }) => true,
+            Err(error) => return Err(error.into()),
+        };
+        if taken {
+            return Err(crate::ipam::IpamError::AddressInUse { address }.into());
+        }
+    }
+    Ok(())
 }
 
 /// Takes the endpoint's addresses: the ones asked for first (they move no

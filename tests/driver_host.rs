@@ -1799,19 +1799,30 @@ fn exec_runs_nothing_in_a_container_being_removed_or_made() {
                 &ipvlan::driver::ExecOptions::default(),
             )
         };
-        set_state("created", "removing");
-        let refused = exec().unwrap_err().to_string();
-        assert!(
-            refused.contains("container web is being removed"),
-            "{refused}"
-        );
-        set_state("removing", "creating");
-        let refused = exec().unwrap_err().to_string();
-        assert!(
-            refused.contains("container web is not made yet"),
-            "{refused}"
-        );
-        set_state("creating", "created");
+        // Said as a killed command's while no command holds the store's
+        // lock, as one at work while another does.
+        let store = ipvlan::store::StateDir::open(&config.state_dir).unwrap();
+        for (half, interrupted, at_work) in [
+            (
+                "removing",
+                "container web was left half removed by an interrupted rm (`ipvlan restore` finishes it)",
+                "container web is being removed",
+            ),
+            (
+                "creating",
+                "container web was left half made by an interrupted run (`ipvlan restore` rolls it back)",
+                "container web is not made yet: a run is making it",
+            ),
+        ] {
+            set_state("created", half);
+            let refused = exec().unwrap_err().to_string();
+            assert!(refused.contains(interrupted), "{refused}");
+            let held = store.lock().unwrap();
+            let refused = exec().unwrap_err().to_string();
+            assert!(refused.contains(at_work), "{refused}");
+            drop(held);
+            set_state(half, "created");
+        }
         assert!(exec().is_ok());
         manager.remove_container("web", true).unwrap();
     });

@@ -72,8 +72,10 @@ pub fn list(
     no_trunc: bool,
     filters: &[super::command::NetworkFilter],
 ) -> Result<i32, Failure> {
-    // Network records only, read once and without the lock: `ls` must
-    // neither wait for nor hold up a writer.
+    // Network records only, read once and without the lock: `ls` never
+    // waits for a writer (a half-created record alone makes it try the
+    // lock, without waiting, for as long as a few reads; see
+    // `network_list`).
     let list = manager
         .network_list()
         .map_err(|error| Failure::driver("network ls", &error))?;

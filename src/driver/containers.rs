@@ -105,22 +105,24 @@ impl Manager {
             .map_err(container)?;
         let networks = state.networks().map_err(|e| container(e.into()))?;
         let mut joins: Vec<(&NetworkRecord, &AttachRequest)> = Vec::new();
+        // A name the run drew names no container the user knows of, and
+        // none is made before these refusals: not said.
+        let drawn = request.name.as_deref() != Some(name.as_str());
+        let connecting = |network: &str| match drawn {
+            false => format!("connecting {name} to network {network}"),
+            true => format!("connecting to network {network}"),
+        };
         for (wanted, attach) in &request.networks {
-            // A name the run drew names no container the user knows of,
-            // and none is made: not said.
-            let context = || match request.name.as_deref() == Some(name.as_str()) {
-                true => format!("connecting {name} to network {wanted}"),
-                false => format!("connecting to network {wanted}"),
-            };
             let network = find_network_to_join(&networks, wanted)
-                .map_err(|e| (Step::Network, e.context(context())))?;
+                .map_err(|e| (Step::Network, e.context(connecting(wanted))))?;
             if joins.iter().any(|(joined, _)| joined.id == network.id) {
-                let twice = format!("{}: the network is given twice", context());
+                let twice = format!("{}: the network is given twice", connecting(wanted));
                 return Err((Step::Network, Error::invalid(twice)));
             }
-            // Before the namespace: a refused address makes nothing.
+            // Before the namespace: a refused address makes nothing. Said
+            // as the attach would say it, of the network by its name.
             super::endpoints::check_requested_addresses(&state, network, attach)
-                .map_err(|e| (Step::Network, e.context(context())))?;
+                .map_err(|e| (Step::Network, e.context(connecting(&network.name))))?;
             joins.push((network, attach));
         }
         // The allocation cursors as found: a run that fails puts them back
@@ -569,7 +571,7 @@ impl Manager {
     /// # Ok::<(), ipvlan::driver::Error>(())
     /// ```
     pub fn containers(&self) -> Result<Listing<ContainerInfo>, Error> {
-        Ok(self.container_list()?.containers)
+        Ok(self.list_containers()?.containers)
     }
 
     /// [`Manager::containers`], and the names of those an interrupted
@@ -580,8 +582,18 @@ impl Manager {
     /// waiting, to tell a killed command's from one at work (named only
     /// when the lock is free and the record still half done under it).
     pub fn container_list(&self) -> Result<ContainerList, Error> {
+        let mut list = self.list_containers()?;
+        self.keep_interrupted(&mut list)?;
+        Ok(list)
+    }
+
+    /// [`Manager::container_list`] with every half-done record named, at
+    /// work or not.
+    fn list_containers(&self) -> Result<ContainerList, Error> {
         self.store.refresh();
-        // Lock-free: `ps` must never hold up a writer.
+        // Without the lock: `ps` never waits for a writer, and holds the
+        // lock (taken without waiting) only for the few reads that tell a
+        // half-done record's command at work from an interrupted one.
         let state = &self.store;
         let networks = state.networks()?;
         let records = state.container_records()?;
@@ -649,8 +661,21 @@ impl Manager {
             });
         }
         list.containers = containers;
-        self.keep_interrupted(&mut list)?;
         Ok(list)
+    }
+
+    /// Whether container `name`, whose record read `half` without the
+    /// lock, was left so by a killed command: still so under the lock,
+    /// taken without waiting (`false` while another command holds it).
+    fn interrupted(&self, name: &str, half: ContainerState) -> bool {
+        match self.store.try_lock() {
+            Ok(Some(state)) => state
+                .container(name)
+                .map_or(true, |record| record.is_some_and(|r| r.state == half)),
+            Ok(None) => false,
+            // No command at work holds it.
+            Err(_) => true,
+        }
     }
 
     /// Of the containers `list` found half made or half removed without
@@ -663,10 +688,17 @@ impl Manager {
         if list.half_made.is_empty() && list.half_removed.is_empty() {
             return Ok(());
         }
-        let Some(state) = self.store.try_lock()? else {
-            list.half_made.clear();
-            list.half_removed.clear();
-            return Ok(());
+        let state = match self.store.try_lock() {
+            Ok(Some(state)) => state,
+            Ok(None) => {
+                list.half_made.clear();
+                list.half_removed.clear();
+                return Ok(());
+            }
+            // A lock that cannot be taken (a read-only store, a log that
+            // cannot be taken up) is no command at work: each named as
+            // found, the listing kept.
+            Err(_) => return Ok(()),
         };
         for (names, half) in [
             (&mut list.half_made, ContainerState::Creating),
@@ -707,14 +739,24 @@ impl Manager {
         // A process started in a container `rm` is taking apart could
         // outlive it: `rm -f` kills what it finds inside.
         match record.as_ref().map(|record| record.state) {
+            Some(ContainerState::Removing) if self.interrupted(container, ContainerState::Removing) => {
+                return Err(Error::failed(format!(
+                    "container {container} was left half removed by an interrupted rm (`ipvlan restore` finishes it)"
+                )))
+            }
             Some(ContainerState::Removing) => {
                 return Err(Error::failed(format!(
                     "container {container} is being removed"
                 )))
             }
+            Some(ContainerState::Creating) if self.interrupted(container, ContainerState::Creating) => {
+                return Err(Error::failed(format!(
+                    "container {container} was left half made by an interrupted run (`ipvlan restore` rolls it back)"
+                )))
+            }
             Some(ContainerState::Creating) => {
                 return Err(Error::failed(format!(
-                    "container {container} is not made yet: a run is making it, or one was interrupted (`ipvlan restore` rolls it back)"
+                    "container {container} is not made yet: a run is making it"
                 )))
             }
             _ => {}

@@ -1161,13 +1161,7 @@ pub(crate) fn check_requested_addresses(
             return Err(error);
         }
         let spec = crate::ipam::exact_spec(&network.subnets, address)?;
-        let taken = match state.address_owner(&network.id, spec, address) {
-            Ok(owner) => owner.is_some(),
-            // A file there that names no owner is taken all the same.
-            Err(crate::store::StoreError::Corrupt { .. }) => true,
-            Err(error) => return Err(error.into()),
-        };
-        if taken {
+        if state.address_taken(&network.id, spec, address)? {
             return Err(crate::ipam::IpamError::AddressInUse { address }.into());
         }
     }

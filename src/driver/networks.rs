@@ -375,8 +375,12 @@ impl Manager {
         if found.is_empty() {
             return Ok(Vec::new());
         }
-        let Some(state) = self.store.try_lock()? else {
-            return Ok(Vec::new());
+        let state = match self.store.try_lock() {
+            Ok(Some(state)) => state,
+            Ok(None) => return Ok(Vec::new()),
+            // A lock that cannot be taken (a read-only store, a log that
+            // cannot be taken up) is no command at work: each named.
+            Err(_) => return Ok(found.into_iter().map(|record| record.name).collect()),
         };
         Ok(found
             .into_iter()
@@ -756,12 +760,15 @@ pub(crate) fn lookup_network(store: &StateDir, name_or_id: &str) -> Result<Netwo
     // Read without the lock, the record may be a `network create` at
     // work, which holds the lock until it is whole (or gone): only under
     // the lock is a half-created record an interrupted create's.
-    match store.try_lock()? {
-        Some(state) => find_network(&state.networks()?, name_or_id).cloned(),
-        None => Err(Error::in_use(format!(
-            "network {} is being created by another command",
+    match store.try_lock() {
+        Ok(Some(state)) => find_network(&state.networks()?, name_or_id).cloned(),
+        // Another command holds the lock: the create itself, or another
+        // beside a create it interrupted.
+        Ok(None) => Err(Error::in_use(format!(
+            "network {} is being created by another command, or was left half-created by an interrupted `network create` (`ipvlan restore` rolls it back)",
             half_created.name
         ))),
+        Err(_) => find_network(&networks, name_or_id).cloned(),
     }
 }
 

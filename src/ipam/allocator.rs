@@ -4,8 +4,8 @@
 //! neighbour entries) and the common case costs one lookup whatever the
 //! occupancy. In a range nearly full and churning (one container
 //! removed, one run), the free address lies behind the cursor, up to a
-//! lap away: a walk that finds many taken in a row (a 64th of the
-//! range) asks the book for all of them at once ([`AddressBook::taken`], one listing) and skips them
+//! lap away: a walk that finds many taken in a row (32, or a 64th of
+//! a range up to a /16's) asks the book for all of them at once ([`AddressBook::taken`], one listing) and skips them
 //! without a lookup each. A subnet a walk found full, of a family with
 //! several, is passed over until a release counts room in it
 //! ([`release`]), so its allocations cost no such walk.
@@ -264,8 +264,8 @@ fn with_prefix(spec: &SubnetSpec, address: IpAddr) -> IpNet {
 
 /// Lookups of taken addresses in a row after which a walk asks the book
 /// for all of them at once ([`AddressBook::taken`]): a range nearly full,
-/// or full and churning, where the free address may lie a lap away. At
-/// least this many, and a 64th of the range: a listing reads every
+/// or full and churning, where the free address may lie a lap away. This
+/// many, or a 64th of the range if that is more: a listing reads every
 /// taken address (a name to parse each), so a range merely well filled,
 /// whose walks miss a few in a row, keeps its lookups.
 const MISSES_BEFORE_LISTING: u128 = 32;
@@ -277,10 +277,12 @@ const MAPPED_RANGE_MAX: u128 = 1 << 16;
 
 /// Walks from `cursor` to the end of the range, then from its start back
 /// to the cursor, taking the first address that is neither reserved nor taken.
-/// After [`MISSES_BEFORE_LISTING`] taken ones in a row (or a 64th of
-/// the range), the rest of the walk skips, without a lookup, what the
-/// book lists as taken: a full subnet churning (one container removed,
-/// one run) costs one listing an allocation, not a lookup an address.
+/// After [`MISSES_BEFORE_LISTING`] taken ones in a row, or a 64th of the
+/// range's addresses if that is more, the rest of the walk skips, without
+/// a lookup, what the book lists as taken (in ranges of at most
+/// [`MAPPED_RANGE_MAX`] addresses; a larger one is walked a lookup at a
+/// time): a full subnet churning (one container removed, one run) costs
+/// one listing an allocation, not a lookup an address.
 fn next_free<B: AddressBook>(
     book: &mut B,
     spec: &SubnetSpec,
@@ -295,7 +297,9 @@ fn next_free<B: AddressBook>(
     };
     let mut candidate = start;
     let mut misses = 0;
-    let list_after = MISSES_BEFORE_LISTING.max((last - first + 1) / 64);
+    // A 64th of the range's addresses (`last - first + 1` overflows for
+    // `::/0`).
+    let list_after = MISSES_BEFORE_LISTING.max((last - first) / 64 + 1);
     let mut listed: Option<TakenMap> = None;
     loop {
         let address = from_u128(family, candidate);
@@ -307,9 +311,13 @@ fn next_free<B: AddressBook>(
             }
             misses += 1;
             if misses == list_after && last - first < MAPPED_RANGE_MAX {
+                // A listing that fails leaves the walk to its lookups,
+                // which are what decides.
                 listed = book
-                    .taken(spec)?
-                    .map(|taken| TakenMap::new(first, last, &taken));
+                    .taken(spec)
+                    .ok()
+                    .flatten()
+                    .map(|taken| TakenMap::new(first, last, spec, &taken));
             }
         }
         candidate = if candidate == last {
@@ -331,13 +339,16 @@ struct TakenMap {
 }
 
 impl TakenMap {
-    fn new(first: u128, last: u128, taken: &[IpAddr]) -> TakenMap {
+    fn new(first: u128, last: u128, spec: &SubnetSpec, taken: &[IpAddr]) -> TakenMap {
         let len = usize::try_from(last - first + 1).expect("a mapped range is small");
         let mut map = TakenMap {
             first,
             bits: vec![0; len.div_ceil(64)],
         };
-        for address in taken.iter().map(|a| to_u128(*a)) {
+        // Of the subnet's family only: an IPv6 name such as `::10.0.0.5`
+        // has an IPv4 address's number.
+        let ours = taken.iter().filter(|a| spec.subnet.contains(*a));
+        for address in ours.map(|a| to_u128(*a)) {
             if (first..=last).contains(&address) {
                 let at = (address - first) as usize;
                 map.bits[at / 64] |= 1 << (at % 64);

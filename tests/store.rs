@@ -216,10 +216,9 @@ fn allocation_on_disk_follows_the_cursor() {
     check_every_file_parses(tmp.path());
 }
 
-/// A full subnet churning on disk: the walk that misses a few dozen
-/// taken addresses lists the subnet's directory once and takes the free
-/// one (IPv6 names and the cursor file among the entries): the address
-/// freed, wherever it lies, and nothing when none is.
+/// A full subnet churning on disk (IPv4 and IPv6, the cursor file among
+/// the entries): the address freed is handed out, wherever it lies, and
+/// nothing when none is.
 #[test]
 fn a_full_subnet_on_disk_hands_out_what_is_freed() {
     let tmp = TempDir::new("full");

@@ -2,13 +2,13 @@
 //! address handed out, wraps at the end and skips taken addresses, so a
 //! released address comes back only after a full lap (fewer stale ARP and
 //! neighbour entries) and the common case costs one lookup whatever the
-//! occupancy. In a range nearly full and churning (one container
-//! removed, one run), the free address lies behind the cursor, up to a
-//! lap away: a walk that finds many taken in a row (32, or a 64th of
-//! a range up to a /16's) asks the book for all of them at once ([`AddressBook::taken`], one listing) and skips them
-//! without a lookup each. A subnet a walk found full, of a family with
-//! several, is passed over until a release counts room in it
-//! ([`release`]), so its allocations cost no such walk.
+//! occupancy. Not every case: in a range nearly full and churning (one
+//! container removed, one run), the free address lies behind the cursor
+//! and a walk passes every taken one on its way there, a lookup each,
+//! which a map of the range's free addresses would spare. A subnet a
+//! walk found full, of a family with several, is passed over until a
+//! release counts room in it ([`release`]), so its allocations cost no
+//! such walk.
 //!
 //! Where "taken" is recorded is the [`AddressBook`]'s business: the state
 //! store keeps one file per address, [`MemoryBook`] a map.
@@ -62,15 +62,6 @@ pub trait AddressBook {
 
     /// Frees `addr`; `Ok(false)` when it was not taken.
     fn release(&mut self, subnet: &SubnetSpec, addr: IpAddr) -> Result<bool, Self::Error>;
-
-    /// Every address taken in `subnet`, at once: for a walk that found
-    /// many taken in a row, one listing rather than a lookup each (see
-    /// [`allocate`]). `None`, the default, where the book has no cheaper
-    /// way than its lookups.
-    fn taken(&mut self, subnet: &SubnetSpec) -> Result<Option<Vec<IpAddr>>, Self::Error> {
-        let _ = subnet;
-        Ok(None)
-    }
 }
 
 /// What to allocate.
@@ -262,27 +253,8 @@ fn with_prefix(spec: &SubnetSpec, address: IpAddr) -> IpNet {
     IpNet::new(address, spec.subnet.prefix_len()).expect("prefix length comes from a valid subnet")
 }
 
-/// Lookups of taken addresses in a row after which a walk asks the book
-/// for all of them at once ([`AddressBook::taken`]): a range nearly full,
-/// or full and churning, where the free address may lie a lap away. This
-/// many, or a 64th of the range if that is more: a listing reads every
-/// taken address (a name to parse each), so a range merely well filled,
-/// whose walks miss a few in a row, keeps its lookups.
-const MISSES_BEFORE_LISTING: u128 = 32;
-
-/// The largest range a walk maps, a bit an address (8 KiB): a /16's. A
-/// larger one is walked a lookup at a time, as it fills only by as many
-/// attaches as it has addresses.
-const MAPPED_RANGE_MAX: u128 = 1 << 16;
-
 /// Walks from `cursor` to the end of the range, then from its start back
 /// to the cursor, taking the first address that is neither reserved nor taken.
-/// After [`MISSES_BEFORE_LISTING`] taken ones in a row, or a 64th of the
-/// range's addresses if that is more, the rest of the walk skips, without
-/// a lookup, what the book lists as taken (in ranges of at most
-/// [`MAPPED_RANGE_MAX`] addresses; a larger one is walked a lookup at a
-/// time): a full subnet churning (one container removed, one run) costs
-/// one listing an allocation, not a lookup an address.
 fn next_free<B: AddressBook>(
     book: &mut B,
     spec: &SubnetSpec,
@@ -296,29 +268,11 @@ fn next_free<B: AddressBook>(
         _ => first,
     };
     let mut candidate = start;
-    let mut misses = 0;
-    // A 64th of the range's addresses (`last - first + 1` overflows for
-    // `::/0`).
-    let list_after = MISSES_BEFORE_LISTING.max((last - first) / 64 + 1);
-    let mut listed: Option<TakenMap> = None;
     loop {
         let address = from_u128(family, candidate);
-        let known_taken = listed.as_ref().is_some_and(|map| map.has(candidate));
-        if !known_taken && !spec.is_reserved(address) {
-            if book.take(spec, address, owner)? {
-                book.set_cursor(spec, address)?;
-                return Ok(Some(address));
-            }
-            misses += 1;
-            if misses == list_after && last - first < MAPPED_RANGE_MAX {
-                // A listing that fails leaves the walk to its lookups,
-                // which are what decides.
-                listed = book
-                    .taken(spec)
-                    .ok()
-                    .flatten()
-                    .map(|taken| TakenMap::new(first, last, spec, &taken));
-            }
+        if !spec.is_reserved(address) && book.take(spec, address, owner)? {
+            book.set_cursor(spec, address)?;
+            return Ok(Some(address));
         }
         candidate = if candidate == last {
             first
@@ -328,38 +282,6 @@ fn next_free<B: AddressBook>(
         if candidate == start {
             return Ok(None);
         }
-    }
-}
-
-/// The taken addresses of a range `first..=last` (at most
-/// [`MAPPED_RANGE_MAX`] of them), a bit each.
-struct TakenMap {
-    first: u128,
-    bits: Vec<u64>,
-}
-
-impl TakenMap {
-    fn new(first: u128, last: u128, spec: &SubnetSpec, taken: &[IpAddr]) -> TakenMap {
-        let len = usize::try_from(last - first + 1).expect("a mapped range is small");
-        let mut map = TakenMap {
-            first,
-            bits: vec![0; len.div_ceil(64)],
-        };
-        // Of the subnet's family only: an IPv6 name such as `::10.0.0.5`
-        // has an IPv4 address's number.
-        let ours = taken.iter().filter(|a| spec.subnet.contains(*a));
-        for address in ours.map(|a| to_u128(*a)) {
-            if (first..=last).contains(&address) {
-                let at = (address - first) as usize;
-                map.bits[at / 64] |= 1 << (at % 64);
-            }
-        }
-        map
-    }
-
-    fn has(&self, address: u128) -> bool {
-        let at = (address - self.first) as usize;
-        self.bits[at / 64] & (1 << (at % 64)) != 0
     }
 }
 
@@ -399,13 +321,6 @@ impl AddressBook for MemoryBook {
         self.cursors.insert(subnet.subnet, addr);
         self.freed.insert(subnet.subnet, freed);
         Ok(())
-    }
-
-    fn taken(&mut self, subnet: &SubnetSpec) -> Result<Option<Vec<IpAddr>>, IpamError> {
-        let map = self.taken.get(&subnet.subnet);
-        Ok(Some(
-            map.map(|m| m.keys().copied().collect()).unwrap_or_default(),
-        ))
     }
 
     fn take(&mut self, subnet: &SubnetSpec, addr: IpAddr, owner: &str) -> Result<bool, IpamError> {

@@ -1,9 +1,8 @@
 //! Address files: `ipam/<network id>/<subnet key>/<address>` exists while
 //! the address is taken and names its owner (an endpoint id): a symbolic
 //! link whose target is the owner, made by one `symlinkat` (atomic, and
-//! `EEXIST` when the address is taken, so an allocation reads no other
-//! address: only a walk that missed many in a row lists the directory's
-//! names, never their owners) and read by `readlinkat`, never followed. Stores made
+//! `EEXIST` when the address is taken, so allocation never reads the
+//! other addresses) and read by `readlinkat`, never followed. Stores made
 //! by older versions hold regular files with the owner as their content,
 //! read as before. `cursor` beside them holds the last address handed out.
 
@@ -286,25 +285,6 @@ impl AddressBook for DiskBook<'_> {
         };
         self.cursor = Some(cursor);
         Ok(())
-    }
-
-    fn taken(&mut self, subnet: &SubnetSpec) -> Result<Option<Vec<IpAddr>>, StoreError> {
-        let dir = self.subnet_dir(subnet);
-        let Some(at) = self.state.reach(&dir)? else {
-            return Ok(Some(Vec::new()));
-        };
-        let entries = crate::sys::dir_names(at.fd())
-            .map_err(|e| self.state.explain(&dir, e, "listing", &dir))?;
-        // Every entry named as an address of the subnet is taken (what it
-        // holds is the owner's business); the cursor and anything else are
-        // not.
-        Ok(Some(
-            entries
-                .iter()
-                .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
-                .filter(|address| subnet.subnet.contains(address))
-                .collect(),
-        ))
     }
 
     fn take(&mut self, subnet: &SubnetSpec, addr: IpAddr, owner: &str) -> Result<bool, StoreError> {

@@ -2503,38 +2503,6 @@ mod tests {
         std::fs::remove_dir_all(&root).unwrap();
     }
 
-    /// What the store lists as taken in a subnet, for a walk that missed
-    /// many in a row: the address entries of that subnet, whatever their
-    /// owner, and nothing else (not the cursor, not a name of the other
-    /// family that reads as one of its numbers).
-    #[test]
-    fn a_subnets_listing_names_its_taken_addresses_only() {
-        use crate::ipam::{AddressBook, IpFamily, Request, SubnetSpec};
-        let root = std::env::temp_dir().join(format!("ipvlan-listing-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        let state = super::StateDir::open(&root).unwrap();
-        let spec = SubnetSpec::new("10.0.0.0/24".parse().unwrap());
-        let net = crate::store::records::fixtures::network("n1", 'a', vec![spec.clone()]);
-        let locked = state.lock().unwrap();
-        let any = Request::Any(IpFamily::V4);
-        let taken: Vec<std::net::IpAddr> = (0..5)
-            .map(|n| locked.allocate(&net, any, &format!("e{n}")).unwrap().addr())
-            .collect();
-        assert!(locked.release(&net, taken[2]).unwrap());
-        let dir = super::subnet_dir(&locked.ipam_dir(&net.id), &spec);
-        std::os::unix::fs::symlink("e9", dir.join("::10.0.0.200")).unwrap();
-        let mut book = super::DiskBook::new(&locked.handles, locked.ipam_dir(&net.id));
-        let mut listed = book.taken(&spec).unwrap().unwrap();
-        listed.sort();
-        let mut expected = taken.clone();
-        expected.remove(2);
-        assert_eq!(listed, expected);
-        assert!(dir.join(crate::store::addresses::CURSOR_FILE).exists());
-        drop(book);
-        drop(locked);
-        std::fs::remove_dir_all(&root).unwrap();
-    }
-
     /// A tree goes whole; a link in it is unlinked, never followed, and a
     /// link in the tree's place is refused: what they name stays.
     #[test]

@@ -1101,12 +1101,9 @@ impl StateDir {
         subnet: &SubnetSpec,
         addr: IpAddr,
     ) -> Result<Option<String>, StoreError> {
-        check_name("network id", network_id)?;
-        let dir = subnet_dir(&self.ipam_dir(network_id), subnet);
-        if !self.handles.private()? && !self.check_dir(&dir)? {
+        let Some(path) = self.address_path(network_id, subnet, addr)? else {
             return Ok(None);
-        }
-        let path = dir.join(addr.to_string());
+        };
         match self.read_address_entry(&path)? {
             None => Ok(None),
             Some(Entry::Link(target)) => link_owner(&path, target).map(Some),
@@ -1114,6 +1111,23 @@ impl StateDir {
             Some(Entry::Text(text)) if text.is_empty() => Ok(None),
             Some(Entry::Text(text)) => parse_owner(&path, &text).map(Some),
         }
+    }
+
+    /// The path of `addr`'s file in `subnet` of network `network_id`;
+    /// `None` where the subnet's directory is not there (no address of it
+    /// was ever taken).
+    fn address_path(
+        &self,
+        network_id: &str,
+        subnet: &SubnetSpec,
+        addr: IpAddr,
+    ) -> Result<Option<PathBuf>, StoreError> {
+        check_name("network id", network_id)?;
+        let dir = subnet_dir(&self.ipam_dir(network_id), subnet);
+        if !self.handles.private()? && !self.check_dir(&dir)? {
+            return Ok(None);
+        }
+        Ok(Some(dir.join(crate::digits::ip_text(addr))))
     }
 
     /// Whether `addr` of `subnet` is taken as an allocation's `take` would
@@ -1127,12 +1141,9 @@ impl StateDir {
         subnet: &SubnetSpec,
         addr: IpAddr,
     ) -> Result<bool, StoreError> {
-        check_name("network id", network_id)?;
-        let dir = subnet_dir(&self.ipam_dir(network_id), subnet);
-        if !self.handles.private()? && !self.check_dir(&dir)? {
+        let Some(path) = self.address_path(network_id, subnet, addr)? else {
             return Ok(false);
-        }
-        let path = dir.join(crate::digits::ip_text(addr));
+        };
         match self.read_address_entry(&path) {
             Ok(entry) => Ok(entry.is_some()),
             Err(StoreError::Corrupt(_) | StoreError::Refused(_)) => Ok(true),

@@ -278,8 +278,9 @@ fn ipvlan(shared: &Shared, kind: Kind, args: &[&str]) -> Option<Finished> {
     let cycle = shared.cycle.load(Ordering::Relaxed);
     let number = shared.commands.fetch_add(1, Ordering::Relaxed);
     // `wait4`'s ru_maxrss would also count the copy of this (growing)
-    // program the child was before `exec`; ipvlan's own VmHWM comes back
-    // through the guest build's test hook instead.
+    // program the child was before `exec`; ipvlan's own peak (`VmHWM`, or
+    // its resident pages at exit if more) comes back through the guest
+    // build's test hook instead.
     let peak_file = format!("/tmp/soak-peak-rss-{number}");
     let mut command = Command::new(&shared.ipvlan);
     command

@@ -124,7 +124,8 @@ pub fn note_start() {
 }
 
 /// With the `fault-injection` feature and [`PEAK_RSS_ENV`] set, writes this
-/// process's own peak RSS (`VmHWM`, KiB) to that file, with
+/// process's own peak RSS (KiB: `VmHWM`, or the pages it holds at exit if
+/// more, see below) to that file, with
 /// [`PEAK_HEAP_ENV`] set its heap peak (bytes), and with
 /// [`TIMES_ENV`] set, the points hit and their times; nothing otherwise.
 /// Soak tests need it: `wait4`'s `ru_maxrss` also counts the address space

@@ -1096,10 +1096,11 @@ fn readers_tell_a_command_at_work_from_one_interrupted() {
     killed(create);
     warns(&env, &["network", "ls"], "network n2 was left half-created");
     let inspect = env.run(&["network", "inspect", "n2"]);
+    let stderr = text(&inspect.stderr);
     assert!(
-        text(&inspect.stderr).contains("left half-created by an interrupted `network create`"),
-        "{}",
-        text(&inspect.stderr)
+        stderr.contains("network n2 was left half-created by an interrupted `network create`")
+            && !stderr.contains("being created"),
+        "{stderr}"
     );
     env.ok(&["restore"]);
     quiet(&env, &["network", "ls"], "nothing");

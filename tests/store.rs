@@ -249,6 +249,41 @@ fn a_full_subnet_on_disk_hands_out_what_is_freed() {
     check_every_file_parses(tmp.path());
 }
 
+/// What `run` checks before it makes anything: an address is taken when
+/// anything is at its name (an owner, an empty file a power cut left),
+/// as the allocation's `take` finds it; a subnet directory that is no
+/// directory is said as such, not taken for a taken address.
+#[test]
+fn an_address_is_taken_when_anything_is_at_its_name() {
+    let tmp = TempDir::new("taken");
+    let state = StateDir::open(tmp.path()).unwrap();
+    let net = network("taken", &["192.168.8.0/24"]);
+    let spec = &net.subnets[0];
+    let locked = state.lock().unwrap();
+    let got = locked
+        .allocate(&net, Request::Any(IpFamily::V4), "e1")
+        .unwrap();
+    assert!(state.address_taken(&net.id, spec, got.addr()).unwrap());
+    let free = ip("192.168.8.9");
+    assert!(!state.address_taken(&net.id, spec, free).unwrap());
+    let dir = tmp.path().join("ipam").join(&net.id).join(spec.key());
+    std::fs::write(dir.join("192.168.8.9"), "").unwrap();
+    assert!(
+        state.address_taken(&net.id, spec, free).unwrap(),
+        "an empty file"
+    );
+    let err = locked
+        .allocate(&net, Request::Exact(free), "e2")
+        .unwrap_err();
+    assert_eq!(err.to_string(), "Address already in use");
+    drop(locked);
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::write(&dir, "").unwrap();
+    let state = StateDir::open(tmp.path()).unwrap();
+    let error = state.address_taken(&net.id, spec, free).unwrap_err();
+    assert!(error.to_string().contains(&spec.key()), "{error}");
+}
+
 #[test]
 fn reuse_explicit_v4_and_v6_ten_thousand_times() {
     let tmp = TempDir::in_memory("reuse");

@@ -1146,7 +1146,11 @@ impl StateDir {
         };
         match self.read_address_entry(&path) {
             Ok(entry) => Ok(entry.is_some()),
-            Err(StoreError::Corrupt(_) | StoreError::Refused(_)) => Ok(true),
+            // The entry itself, not what leads to it (a subnet directory
+            // that is no directory is said as such).
+            Err(StoreError::Corrupt(fault) | StoreError::Refused(fault)) if fault.path == path => {
+                Ok(true)
+            }
             Err(error) => Err(error),
         }
     }

@@ -645,7 +645,8 @@ fn read_requests(top: &Obj<'_>) -> Result<(Vec<IpAddr>, Vec<RangeSet>), CniError
             true => crate::digits::parse_cidr(text).map(|net| net.addr()),
             false => text.parse().ok(),
         };
-        parsed.ok_or_else(|| {
+        // `::ffff:10.1.2.5` is 10.1.2.5, as host-local canonicalises it.
+        parsed.map(|ip: IpAddr| ip.to_canonical()).ok_or_else(|| {
             obj.error(format!(
                 "{} holds {:?}, not an IP address",
                 obj.path(key),

@@ -345,7 +345,9 @@ impl CniArgs {
                                 shown(ip)
                             ))
                         })?;
-                        args.ips.push(ip);
+                        // `::ffff:10.1.2.5` is 10.1.2.5 (host-local's
+                        // `canonicalizeIP`).
+                        args.ips.push(ip.to_canonical());
                     }
                 }
                 _ => args.others.push((key.to_string(), value.to_string())),
@@ -587,6 +589,13 @@ mod tests {
             .unwrap();
         assert!(k8s.ignore_unknown);
         assert_eq!(k8s.ips, vec!["10.1.2.3".parse::<IpAddr>().unwrap()]);
+        // An IPv4-mapped address is the IPv4 address (host-local's
+        // `canonicalizeIP`).
+        let mapped = CniArgs::parse("IP=::ffff:10.1.2.3,2001:db8::3").unwrap();
+        assert_eq!(
+            mapped.ips,
+            ["10.1.2.3", "2001:db8::3"].map(|a| a.parse::<IpAddr>().unwrap())
+        );
         assert_eq!(k8s.others.len(), 2);
         let nomad = CniArgs::parse("IgnoreUnknown=true;NOMAD_ALLOC_ID=abc").unwrap();
         assert!(nomad.ignore_unknown);

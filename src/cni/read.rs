@@ -182,7 +182,9 @@ impl<'a> Obj<'a> {
         self.str(key)?
             .filter(|s| !s.is_empty())
             .map(|s| {
-                s.parse().map_err(|_| {
+                // As host-local's `canonicalizeIP`: an IPv4-mapped IPv6
+                // address (`::ffff:10.1.2.5`) is the IPv4 address.
+                s.parse().map(|ip: IpAddr| ip.to_canonical()).map_err(|_| {
                     self.error(format!(
                         "{} {:?} is not an IP address",
                         join(&self.at, key),

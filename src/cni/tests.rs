@@ -337,6 +337,32 @@ fn our_ipam_reads_host_locals_keys() {
     assert_eq!(dual.range_sets[0].0.len(), 2);
 }
 
+/// An IPv4-mapped IPv6 address (`::ffff:10.1.2.10`) is the IPv4 address,
+/// as host-local canonicalises it, wherever an address is read: a range's
+/// start, end and gateway, and the addresses asked for. Before, each was
+/// kept as IPv6: not in the range's subnet (code 7), or in no subnet.
+#[test]
+fn ipv4_mapped_addresses_are_read_as_ipv4() {
+    let ipam = ours(
+        r#"{"type": "ipvlan", "subnet": "10.1.2.0/24", "rangeStart": "::ffff:10.1.2.10",
+        "rangeEnd": "::ffff:10.1.2.20", "gateway": "::ffff:10.1.2.254"}"#,
+    )
+    .unwrap();
+    let range = &ipam.range_sets[0].0[0];
+    assert_eq!(range.range_start, Some("10.1.2.10".parse().unwrap()));
+    assert_eq!(range.range_end, Some("10.1.2.20".parse().unwrap()));
+    assert_eq!(range.gateway, Some("10.1.2.254".parse().unwrap()));
+    let conf = add(r#"{"cniVersion": "1.1.0", "name": "n", "type": "ipvlan",
+        "ipam": {"type": "ipvlan", "subnet": "10.1.2.0/24"},
+        "runtimeConfig": {"ips": ["::ffff:10.1.2.5/24"]},
+        "args": {"cni": {"ips": ["::ffff:10.1.2.6"]}}}"#)
+    .unwrap();
+    let wanted: Vec<std::net::IpAddr> = ["10.1.2.5", "10.1.2.6"]
+        .map(|a| a.parse().unwrap())
+        .to_vec();
+    assert_eq!(conf.requested_ips, wanted);
+}
+
 #[test]
 fn bad_ipam_sections_are_code_7_naming_the_key() {
     for (ipam, msg) in [

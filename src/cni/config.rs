@@ -639,14 +639,7 @@ fn read_requests(top: &Obj<'_>) -> Result<(Vec<IpAddr>, Vec<RangeSet>), CniError
     let mut ips = Vec::new();
     let mut ranges = Vec::new();
     let address = |obj: &Obj<'_>, key: &str, text: &str| -> Result<IpAddr, CniError> {
-        // host-local accepts `10.1.2.5` and `10.1.2.5/24`; the prefix is
-        // the range's anyway, but must be one.
-        let parsed = match text.contains('/') {
-            true => crate::digits::parse_cidr(text).map(|net| net.addr()),
-            false => text.parse().ok(),
-        };
-        // `::ffff:10.1.2.5` is 10.1.2.5, as host-local canonicalises it.
-        parsed.map(|ip: IpAddr| ip.to_canonical()).ok_or_else(|| {
+        super::read::requested_address(text).ok_or_else(|| {
             obj.error(format!(
                 "{} holds {:?}, not an IP address",
                 obj.path(key),

@@ -334,20 +334,13 @@ impl CniArgs {
                 "IP" if value.is_empty() => {}
                 "IP" => {
                     for ip in value.split(',') {
-                        let parsed = ip.parse().or_else(|_| {
-                            crate::digits::parse_cidr(ip)
-                                .map(|net| net.addr())
-                                .ok_or(())
-                        });
-                        let ip = parsed.map_err(|_| {
+                        let ip = super::read::requested_address(ip).ok_or_else(|| {
                             CniError::env(format!(
                                 "CNI_ARGS: IP {:?} is not an IP address",
                                 shown(ip)
                             ))
                         })?;
-                        // `::ffff:10.1.2.5` is 10.1.2.5 (host-local's
-                        // `canonicalizeIP`).
-                        args.ips.push(ip.to_canonical());
+                        args.ips.push(ip);
                     }
                 }
                 _ => args.others.push((key.to_string(), value.to_string())),

@@ -669,9 +669,7 @@ impl Manager {
     /// taken without waiting (`false` while another command holds it).
     fn interrupted(&self, name: &str, half: ContainerState) -> bool {
         match self.store.try_lock() {
-            Ok(Some(state)) => state
-                .container(name)
-                .map_or(true, |record| record.is_some_and(|r| r.state == half)),
+            Ok(Some(state)) => still_half(&state, name, half),
             Ok(None) => false,
             // No command at work holds it.
             Err(_) => true,
@@ -704,13 +702,7 @@ impl Manager {
             (&mut list.half_made, ContainerState::Creating),
             (&mut list.half_removed, ContainerState::Removing),
         ] {
-            // A record that cannot be read now is still named: nothing
-            // says it was finished.
-            names.retain(|name| {
-                state
-                    .container(name)
-                    .map_or(true, |record| record.is_some_and(|r| r.state == half))
-            });
+            names.retain(|name| still_half(&state, name, half));
         }
         Ok(())
     }
@@ -1358,6 +1350,14 @@ fn path_cstr(path: &Path) -> CString {
 }
 
 /// What `docker` says of a name that is not one of its containers.
+/// Whether container `name`'s record says `half` under the lock `state`:
+/// one that cannot be read now counts (nothing says it was finished).
+fn still_half(state: &Locked<'_>, name: &str, half: ContainerState) -> bool {
+    state
+        .container(name)
+        .map_or(true, |record| record.is_some_and(|r| r.state == half))
+}
+
 fn no_such_container(name: &str) -> Error {
     Error::not_found(format!("No such container: {name}"))
 }

@@ -837,22 +837,37 @@ fn an_address_and_a_name_hint_cost_one_call_each() {
     );
 }
 
-/// A connect by a path typed in its normal form looks for a record an
-/// older version may have filed under that path once: the typed text's id
-/// and the normal form's are one (it was looked up twice, one `openat`
-/// each, both failing). A batch looks it up only where its listing of the
-/// network's records holds it (it looked each target's up, then twice).
+/// A connect by path looks for a record an older version may have filed
+/// under that path only in a store such a version made (its lock file
+/// empty): none in one this version made (it looked one up, failing, on
+/// every attach by path), and in an older one once for a path typed in its
+/// normal form: the typed text's id and the normal form's are one (it was
+/// looked up twice, one `openat` each, both failing). A batch looks it up
+/// only where its listing of the network's records holds it (it looked
+/// each target's up, then twice).
 #[test]
 fn a_path_is_looked_up_under_one_older_id() {
     let mut env = Env::new("older-id");
     env.ok(&["network", "create", "--subnet", "192.168.94.0/24", "sysod"]);
-    for name in ["sysod1", "sysod2", "sysod3"] {
+    for name in ["sysod1", "sysod2", "sysod3", "sysod4"] {
         env.container(name);
     }
+    let older_id = |trace: &Trace, name: &str| {
+        let file = format!("path_run_netns_{name}.json\"");
+        trace.lines_with(&["openat(", &file]).len()
+    };
     let connect = env.traced(&["network", "connect", "sysod", "/run/netns/sysod1"], &[]);
-    let lookups = connect.lines_with(&["openat(", "path_run_netns_sysod1.json\""]);
     assert_eq!(
-        lookups.len(),
+        older_id(&connect, "sysod1"),
+        0,
+        "a store this version made holds no older id:\n{}",
+        connect.lines.join("\n")
+    );
+    // As an older version left it: a lock file without the mark.
+    std::fs::write(env.root.join("state/lock"), "").unwrap();
+    let connect = env.traced(&["network", "connect", "sysod", "/run/netns/sysod2"], &[]);
+    assert_eq!(
+        older_id(&connect, "sysod2"),
         1,
         "connect looks for the older id once:\n{}",
         connect.lines.join("\n")
@@ -862,8 +877,8 @@ fn a_path_is_looked_up_under_one_older_id() {
             "network",
             "connect",
             "sysod",
-            "/run/netns/sysod2",
             "/run/netns/sysod3",
+            "/run/netns/sysod4",
         ],
         &[],
     );

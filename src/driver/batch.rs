@@ -126,7 +126,7 @@ impl Manager {
         for target in slots.iter_mut().filter_map(Slot::target_mut) {
             self.check_attach(&state, network, target, &request, Some(&listed))
                 .map_err(|e| e.context(attaching(target, &network.name)))?;
-            target.forget_legacy_ids();
+            target.forget_typed_path();
         }
         drop(listed);
         check_hosts_dir(&state, network)

@@ -37,8 +37,10 @@ pub(crate) struct ResolvedTarget {
     container: Option<String>,
     /// The namespace file, absolute and normal.
     path: PathBuf,
-    /// Ids older versions gave this target when it was given by path.
-    legacy_ids: Vec<String>,
+    /// The path as typed, when the target was given by one: the ids
+    /// older versions filed it under come from it ([`legacy_path_ids`]),
+    /// looked up only in a store such a version made.
+    typed_path: Option<PathBuf>,
     pub(crate) inside: OpenNetns,
     identity: NetnsId,
     /// The container's index as [`Manager::check_attach`] read it under
@@ -71,11 +73,11 @@ impl ResolvedTarget {
         self.view_missing.get()
     }
 
-    /// Lets go of the ids older versions gave it, once
-    /// [`Manager::check_attach`] has looked for them: nothing else reads
-    /// them, and a batch holds a thousand targets.
-    pub(crate) fn forget_legacy_ids(&mut self) {
-        self.legacy_ids = Vec::new();
+    /// Lets go of the path as typed, once [`Manager::check_attach`] has
+    /// looked for the ids older versions gave it: nothing else reads it,
+    /// and a batch holds a thousand targets.
+    pub(crate) fn forget_typed_path(&mut self) {
+        self.typed_path = None;
     }
 
     /// What a batch keeps of it once its endpoint is reserved: the
@@ -89,6 +91,19 @@ impl ResolvedTarget {
         self.container
             .clone()
             .unwrap_or_else(|| self.path.display().to_string())
+    }
+}
+
+/// The ids older versions may have filed an endpoint attached by the
+/// path `typed` under (normal form `normal`), to be looked up: none for a
+/// target given by name, and none in a store only a version that files
+/// endpoints by identity has written ([`StateDir::by_identity_only`]),
+/// where no such record can be (spelling them out cost a tenth of a batch
+/// target's instructions).
+fn legacy_ids(state: &StateDir, typed: Option<&Path>, normal: &Path) -> Vec<String> {
+    match typed {
+        Some(typed) if !state.by_identity_only() => legacy_path_ids(typed, normal),
+        _ => Vec::new(),
     }
 }
 
@@ -327,13 +342,15 @@ impl Manager {
         let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
         let same_path =
             |endpoint: &EndpointRecord| normalise(&cwd, Path::new(&endpoint.netns)) == path;
-        if let Target::Path(typed) = target {
-            // Older versions filed it under the text of the path as typed;
-            // `/tmp/a b` and `/tmp/a_b` had one id, so the path decides.
-            for id in legacy_path_ids(typed, path) {
-                if let Some(endpoint) = endpoint_at(state, &network.id, &id, same_path)? {
-                    return Ok(Some(endpoint));
-                }
+        let typed = match target {
+            Target::Path(typed) => Some(typed.as_path()),
+            Target::Container(_) => None,
+        };
+        // Older versions filed it under the text of the path as typed;
+        // `/tmp/a b` and `/tmp/a_b` had one id, so the path decides.
+        for id in legacy_ids(state, typed, path) {
+            if let Some(endpoint) = endpoint_at(state, &network.id, &id, same_path)? {
+                return Ok(Some(endpoint));
             }
         }
         let mut endpoints = state.endpoints_of(&network.id)?.items;
@@ -471,15 +488,15 @@ impl Manager {
         opened_under_lock: bool,
     ) -> Result<ResolvedTarget, Error> {
         let identity = inside.identity()?;
-        let legacy_ids = match target {
-            Target::Path(typed) => legacy_path_ids(typed, &path),
-            Target::Container(_) => Vec::new(),
+        let typed_path = match target {
+            Target::Path(typed) => Some(typed.clone()),
+            Target::Container(_) => None,
         };
         Ok(ResolvedTarget {
             id: identity.endpoint_id(),
             container,
             path,
-            legacy_ids,
+            typed_path,
             inside,
             identity,
             index: RefCell::new(None),
@@ -502,7 +519,7 @@ impl Manager {
             id: identity.endpoint_id(),
             container,
             path,
-            legacy_ids: Vec::new(),
+            typed_path: None,
             inside,
             identity,
             index: RefCell::new(None),
@@ -574,12 +591,12 @@ impl Manager {
                 target.id, network.name
             )));
         }
-        for id in &target.legacy_ids {
+        for id in legacy_ids(state, target.typed_path.as_deref(), &target.path) {
             // In the endpoint records' listing too, as the target's own id.
-            if listed.is_some_and(|listed| !listed.may_have_endpoint(id)) {
+            if listed.is_some_and(|listed| !listed.may_have_endpoint(&id)) {
                 continue;
             }
-            if let Some(existing) = endpoint_at(state, &network.id, id, same)? {
+            if let Some(existing) = endpoint_at(state, &network.id, &id, same)? {
                 return Err(already(&existing));
             }
         }

@@ -1106,6 +1106,53 @@ fn readers_tell_a_command_at_work_from_one_interrupted() {
     quiet(&env, &["network", "ls"], "nothing");
 }
 
+/// `ps` lists a container's attached endpoints only, as `network inspect`
+/// does: the intent a killed `network connect` left (an `attaching`
+/// record once a later command takes the lock) is no attachment (its link
+/// made, not configured), and `ps` listed the network and its address
+/// until `restore` ran.
+#[test]
+fn ps_lists_only_attached_endpoints() {
+    let mut env = Env::new("psatt");
+    env.network("n1", "192.168.87.0/24");
+    env.network("n2", "192.168.88.0/24");
+    env.ok(&["run", "--net=n1", "--name=pa", "-d"]);
+    let pause = env.root.join("pause");
+    let mut connect = spawn_paused(
+        &env,
+        &["network", "connect", "n2", "pa"],
+        "netlink: after acks#1",
+        &pause,
+    );
+    let at_work = env.ok(&["ps"]);
+    connect.kill().unwrap();
+    connect.wait().unwrap();
+    let _ = std::fs::remove_file(&pause);
+    // A command that takes the lock makes the intent a record of its own.
+    env.network("n3", "192.168.89.0/24");
+    let records = env.state_dir().join("endpoints");
+    let attaching = std::fs::read_dir(&records)
+        .unwrap()
+        .flatten()
+        .flat_map(|dir| std::fs::read_dir(dir.path()).unwrap().flatten())
+        .filter(|file| {
+            std::fs::read_to_string(file.path()).is_ok_and(|t| t.contains("\"attaching\""))
+        })
+        .count();
+    assert_eq!(attaching, 1, "the killed connect's intent is a record");
+    let after = env.ok(&["ps"]);
+    for ps in [&at_work, &after] {
+        let line = ps
+            .lines()
+            .find(|l| l.starts_with("pa "))
+            .unwrap_or_default();
+        assert!(line.contains("n1") && !line.contains("n2"), "{ps}");
+    }
+    env.ok(&["restore"]);
+    let ps = env.ok(&["ps"]);
+    assert!(!ps.contains("n2"), "{ps}");
+}
+
 /// `exec` reads the container's record again once its command's process
 /// exists, and ends it when the container's removal began meanwhile: it
 /// would run on in a namespace `rm -f` already took out (no name, no

@@ -638,8 +638,13 @@ impl Manager {
         for (name, netns_id, netns_inode_time) in whole {
             let endpoints =
                 match self.container_endpoints_listed(state, &networks, &name, listed.as_deref()) {
+                    // Attached ones only, as `inspect` lists them: an
+                    // intent a killed connect or disconnect left (or one at
+                    // work) names no link, until `restore` or the command
+                    // ends it.
                     Ok(found) => found
                         .into_iter()
+                        .filter(|(_, endpoint)| endpoint.state.is_attached())
                         .map(|(at, endpoint)| EndpointInfo::from_record(&networks[at], &endpoint))
                         .collect(),
                     // One container's unreadable endpoint files never hide the

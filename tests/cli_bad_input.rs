@@ -258,7 +258,7 @@ const CASES: &[Case] = &[
     case(&["network", "create", "--subnet=10.0.0.0/24", "--ip-range=010.0.0.0/28", "n1"], 1, "ipvlan: network create: invalid value \"010.0.0.0/28\" for --ip-range: invalid CIDR address\n"),
     case(&["network", "create", "--subnet=2001:db8::/064", "n1"], 1, "ipvlan: network create: invalid value \"2001:db8::/064\" for --subnet: invalid CIDR address\n"),
     case(&["network", "create", "--aux-address=router", "n1"], 1, "ipvlan: network create: invalid value \"router\" for --aux-address: expected name=IP\n"),
-    case(&["network", "create", "-o", "parent", "n1"], 1, "ipvlan: network create: invalid value \"parent\" for --opt: expected KEY=VALUE\n"),
+    case(&["network", "create", "-o", "", "n1"], 1, "ipvlan: network create: invalid value \"\" for --opt: expected KEY=VALUE\n"),
     case(&["network", "create", "-d", "bridge", "n1"], 1, "ipvlan: network create: invalid value \"bridge\" for --driver: only the ipvlan driver is supported\n"),
     case(&["network", "create", "--ipv6=maybe", "n1"], 1, "ipvlan: network create: invalid value \"maybe\" for --ipv6: expected true or false\n"),
     case(&["network", "connect", "--ip=2001:db8::1", "n1", "c1"], 1, "ipvlan: network connect: invalid value \"2001:db8::1\" for --ip: not an IPv4 address (use --ip6)\n"),

@@ -272,7 +272,7 @@ fn invalid_values_exit_1_name_flag_and_value_and_change_nothing() {
         (&["network", "create", "--gateway=192.168.1.300", "n1"], 1, "ipvlan: network create: invalid value \"192.168.1.300\" for --gateway: invalid IP address\n"),
         (&["network", "create", "--aux-address=router", "n1"], 1, "ipvlan: network create: invalid value \"router\" for --aux-address: expected name=IP\n"),
         (&["network", "create", "--aux-address", "r=x", "n1"], 1, "ipvlan: network create: invalid value \"r=x\" for --aux-address: invalid IP address \"x\"\n"),
-        (&["network", "create", "-o", "parent", "n1"], 1, "ipvlan: network create: invalid value \"parent\" for --opt: expected KEY=VALUE\n"),
+        (&["network", "create", "-o", "=eth0", "n1"], 1, "ipvlan: network create: invalid value \"=eth0\" for --opt: expected KEY=VALUE\n"),
         (&["network", "create", "-d", "bridge", "n1"], 1, "ipvlan: network create: invalid value \"bridge\" for --driver: only the ipvlan driver is supported\n"),
         (&["network", "create", "--ipv6=maybe", "n1"], 1, "ipvlan: network create: invalid value \"maybe\" for --ipv6: expected true or false\n"),
         (&["network", "connect", "--ip=2001:db8::1", "n1", "c1"], 1, "ipvlan: network connect: invalid value \"2001:db8::1\" for --ip: not an IPv4 address (use --ip6)\n"),

@@ -203,3 +203,28 @@ fn docker_scripts_rm_volumes_and_forced_disconnect_are_accepted() {
         other => panic!("{other:?}"),
     }
 }
+
+/// `-o KEY` without `=` is the key with an empty value, as Docker's
+/// `--opt` takes it: `-o parent` asks for an isolated network, as `-o
+/// parent=` does. It was refused ("expected KEY=VALUE").
+#[test]
+fn an_option_without_a_value_is_the_empty_value() {
+    let parsed = command::parse(&strings(&[
+        "network",
+        "create",
+        "-d",
+        "ipvlan",
+        "-o",
+        "parent",
+        "--opt=ipvlan_mode",
+        "n1",
+    ]))
+    .unwrap();
+    let command::Command::NetworkCreate(create) = parsed.command else {
+        panic!("not a network create: {parsed:?}");
+    };
+    assert_eq!(
+        create.options,
+        [("parent", ""), ("ipvlan_mode", "")].map(|(k, v)| (k.to_string(), v.to_string()))
+    );
+}

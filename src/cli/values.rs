@@ -38,11 +38,14 @@ pub fn ipv6(flag: &str, value: &str) -> Result<Ipv6Addr, ArgError> {
     }
 }
 
-/// `KEY=VALUE` with a non-empty key; the value may be empty or contain `=`.
+/// `KEY=VALUE` with a non-empty key; the value may be empty or contain
+/// `=`, and `KEY` alone is `KEY` with an empty value, as Docker's `--opt`
+/// takes it (`-o parent` is `-o parent=`).
 pub fn key_value(flag: &str, value: &str) -> Result<(String, String), ArgError> {
-    match value.split_once('=') {
-        Some((key, rest)) if !key.is_empty() => Ok((key.to_string(), rest.to_string())),
-        _ => Err(invalid(flag, value, "expected KEY=VALUE")),
+    let (key, rest) = value.split_once('=').unwrap_or((value, ""));
+    match key.is_empty() {
+        false => Ok((key.to_string(), rest.to_string())),
+        true => Err(invalid(flag, value, "expected KEY=VALUE")),
     }
 }
 
@@ -93,6 +96,10 @@ mod tests {
             ("a".to_string(), "b=c".to_string())
         );
         assert_eq!(
+            key_value("--opt", "parent").unwrap(),
+            ("parent".to_string(), String::new())
+        );
+        assert_eq!(
             named_ip("--aux-address", "router=192.168.1.5").unwrap(),
             ("router".to_string(), "192.168.1.5".parse().unwrap())
         );
@@ -122,8 +129,8 @@ mod tests {
                 "invalid value \"10.0.0.1\" for --ip6: not an IPv6 address (use --ip)",
             ),
             (
-                key_value("--opt", "parent").unwrap_err(),
-                "invalid value \"parent\" for --opt: expected KEY=VALUE",
+                key_value("--opt", "").unwrap_err(),
+                "invalid value \"\" for --opt: expected KEY=VALUE",
             ),
             (
                 key_value("--opt", "=eth0").unwrap_err(),

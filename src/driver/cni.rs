@@ -308,9 +308,24 @@ pub(crate) fn is_masterless(network: &NetworkRecord) -> bool {
     super::options::is_masterless(network)
 }
 
-/// Whether the endpoint is a lease-only record (no link of ours).
+/// Whether the endpoint is a lease-only record (no link of ours): a CNI
+/// ADD's ([`super::options::attached_by_cni`]; a container's endpoint an
+/// older version filed under a name such as `cnl-web` is no lease).
 pub(crate) fn is_lease(endpoint: &EndpointRecord) -> bool {
-    endpoint.id.starts_with(LEASE_PREFIX)
+    super::options::attached_by_cni(endpoint) && endpoint.id.starts_with(LEASE_PREFIX)
+}
+
+/// Whether a GC of the kind `leases` (see [`Manager::cni_gc`]) collects
+/// `endpoint`, whose runtime listed the attachments `keep` (their key
+/// hashes): one a CNI ADD made, of that kind, and not listed. Never a
+/// container's endpoint, whatever its id (older versions filed one under
+/// the container's name, which may start as a CNI id does).
+fn collected_by_gc(endpoint: &EndpointRecord, leases: bool, keep: &[String]) -> bool {
+    let prefix = if leases { LEASE_PREFIX } else { ID_PREFIX };
+    match endpoint.id.strip_prefix(prefix) {
+        Some(key) if super::options::attached_by_cni(endpoint) => !keep.iter().any(|k| k == key),
+        _ => false,
+    }
 }
 
 /// Whether a network made from `config` serves leases of IPAM config
@@ -1701,7 +1716,10 @@ impl Manager {
         valid: &[(String, String)],
         leases: bool,
     ) -> Result<Vec<String>, Error> {
-        let Some(record) = self.store.network_named_settled(network)? else {
+        // A network the CLI made under the config's name is none of the
+        // plugin's: nothing of it is collected.
+        let found = self.store.network_named_settled(network)?;
+        let Some(record) = found.filter(is_cni) else {
             return Ok(Vec::new());
         };
         let keep: Vec<String> = valid.iter().map(|(c, i)| key_hash(c, i)).collect();
@@ -1709,10 +1727,7 @@ impl Manager {
         let mut failed: Option<Error> = None;
         let mut failures = 0;
         for endpoint in self.store.endpoints_of(&record.id)?.items {
-            let prefix = if leases { LEASE_PREFIX } else { ID_PREFIX };
-            let key = endpoint.id.strip_prefix(prefix);
-            let listed = key.is_some_and(|key| keep.iter().any(|k| k == key));
-            if key.is_none() || listed {
+            if !collected_by_gc(&endpoint, leases, &keep) {
                 continue;
             }
             match self.cni_gc_one(&record, &endpoint) {
@@ -2220,6 +2235,53 @@ mod tests {
         assert!(manager.store.addresses(&network).unwrap().is_empty());
         drop(manager);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A container's endpoint an older version filed under the
+    /// container's name (`cni-web`, `cnl-db`) is neither collected by a
+    /// GC nor taken for a lease (whose link `restore` leaves alone): GC
+    /// took it by its id's prefix alone, its link deleted and its address
+    /// released.
+    #[test]
+    fn gc_and_leases_never_take_a_containers_endpoint_for_a_cni_one() {
+        let record = |id: &str, container: Option<&str>| EndpointRecord {
+            id: id.to_string(),
+            network_id: "n".repeat(64),
+            container: container.map(str::to_string),
+            netns: "/run/netns/x".into(),
+            ifname: "eth0".into(),
+            mac: None,
+            ipv4: Some("10.0.0.2/24".parse().unwrap()),
+            ipv6: None,
+            state: EndpointState::Attached,
+            created: crate::store::Timestamp { secs: 0, nanos: 0 },
+            netns_id: None,
+            ifindex: None,
+        };
+        let ours = record(&attachment_id("c1", "eth0"), None);
+        let lease = record(&lease_id("c2", "eth0"), None);
+        let web = record("cni-web", Some("cni-web"));
+        let db = record("cnl-db", Some("cnl-db"));
+        let none_listed: &[String] = &[];
+        assert!(collected_by_gc(&ours, false, none_listed));
+        assert!(!collected_by_gc(&ours, false, &[key_hash("c1", "eth0")]));
+        assert!(!collected_by_gc(&ours, true, none_listed));
+        assert!(collected_by_gc(&lease, true, none_listed));
+        assert!(!collected_by_gc(&lease, false, none_listed));
+        for container in [&web, &db] {
+            assert!(
+                !collected_by_gc(container, false, none_listed),
+                "{}",
+                container.id
+            );
+            assert!(
+                !collected_by_gc(container, true, none_listed),
+                "{}",
+                container.id
+            );
+        }
+        assert!(is_lease(&lease));
+        assert!(!is_lease(&ours) && !is_lease(&db));
     }
 
     #[test]

@@ -1153,6 +1153,61 @@ fn ps_lists_only_attached_endpoints() {
     assert!(!ps.contains("n2"), "{ps}");
 }
 
+/// `network connect` refuses a container a killed `run` left half made or
+/// a killed `rm` half removed, single or in a batch, and changes nothing:
+/// it attached it, and the next `restore`, taking the container apart,
+/// took that endpoint with it (`run --name` and `exec` refuse such a
+/// container already).
+#[test]
+fn connect_refuses_a_container_left_half_done() {
+    let mut env = Env::new("halfconn");
+    env.network("n1", "192.168.90.0/24");
+    env.network("n2", "192.168.92.0/24");
+    env.ok(&["run", "--net=n1", "--name=hok", "-d"]);
+    let pause = env.root.join("pause");
+    let kill = |mut child: std::process::Child| {
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let _ = std::fs::remove_file(&pause);
+    };
+    kill(spawn_paused(
+        &env,
+        &["run", "--net=n1", "--name=hmk", "-d"],
+        "netns: after mount#1",
+        &pause,
+    ));
+    env.ok(&["run", "--net=n1", "--name=hrm", "-d"]);
+    kill(spawn_paused(
+        &env,
+        &["rm", "hrm"],
+        "store: after rename#1",
+        &pause,
+    ));
+    let before = env.inspect("n2");
+    for (args, says) in [
+        (
+            &["network", "connect", "n2", "hmk"][..],
+            "container hmk was left half made by an interrupted run",
+        ),
+        (
+            &["network", "connect", "n2", "hrm"][..],
+            "container hrm was left half removed by an interrupted rm",
+        ),
+        (
+            &["network", "connect", "n2", "hok", "hmk"][..],
+            "container hmk was left half made by an interrupted run",
+        ),
+    ] {
+        let output = env.run(args);
+        let stderr = text(&output.stderr);
+        assert_ne!(output.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+        assert_eq!(env.inspect("n2"), before, "{args:?} changed n2");
+    }
+    env.ok(&["restore"]);
+    env.ok(&["network", "connect", "n2", "hok"]);
+}
+
 /// `exec` reads the container's record again once its command's process
 /// exists, and ends it when the container's removal began meanwhile: it
 /// would run on in a namespace `rm -f` already took out (no name, no

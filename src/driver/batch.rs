@@ -124,7 +124,8 @@ impl Manager {
         let listed = Listed::read(&state, &network.id, &self.config.etc_netns_dir, containers)
             .map_err(|e| e.context(format_args!("attaching to network {}", network.name)))?;
         for target in slots.iter_mut().filter_map(Slot::target_mut) {
-            self.check_attach(&state, network, target, &request, Some(&listed))
+            super::endpoints::refuse_half_done_container(&state, target, Some(&listed))
+                .and_then(|()| self.check_attach(&state, network, target, &request, Some(&listed)))
                 .map_err(|e| e.context(attaching(target, &network.name)))?;
             target.forget_typed_path();
         }

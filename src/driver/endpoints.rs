@@ -25,7 +25,8 @@ use crate::netns;
 use crate::rtnl::{Handle, Link};
 use crate::store::records::NetnsId;
 use crate::store::{
-    EndpointRecord, EndpointState, Locked, NetworkRecord, NetworkState, StateDir, Timestamp,
+    ContainerState, EndpointRecord, EndpointState, Locked, NetworkRecord, NetworkState, StateDir,
+    Timestamp,
 };
 
 /// A resolved attach target: its namespace opened and identified.
@@ -94,6 +95,34 @@ impl ResolvedTarget {
     }
 }
 
+/// Refuses to connect `target` when it is a container whose record says
+/// a `run` left it half made or an `rm` half removed: `restore` takes such
+/// a container apart, the connect's endpoint with it (`run --name` and
+/// `exec` refuse it alike). A command at work holds the lock the caller
+/// holds, so the record is a killed command's. `listed`: a batch's
+/// listings, which spare the lookup of a record they show missing.
+pub(crate) fn refuse_half_done_container(
+    state: &Locked<'_>,
+    target: &ResolvedTarget,
+    listed: Option<&Listed>,
+) -> Result<(), Error> {
+    let Some(name) = &target.container else {
+        return Ok(());
+    };
+    if listed.is_some_and(|listed| !listed.may_have_record(name)) {
+        return Ok(());
+    }
+    match state.container(name)?.map(|record| record.state) {
+        Some(ContainerState::Creating) => Err(Error::failed(format!(
+            "container {name} was left half made by an interrupted run (`ipvlan restore` rolls it back); nothing was done"
+        ))),
+        Some(ContainerState::Removing) => Err(Error::failed(format!(
+            "container {name} was left half removed by an interrupted rm (`ipvlan restore` finishes it); nothing was done"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// The ids older versions may have filed an endpoint attached by the
 /// path `typed` under (normal form `normal`), to be looked up: none for a
 /// target given by name, and none in a store only a version that files
@@ -147,6 +176,7 @@ impl Manager {
         let state = self.store.lock()?;
         let target = self.enter_opened(opened)?;
         let network = locked_network(&state, network, &found)?;
+        refuse_half_done_container(&state, &target, None)?;
         let endpoint = self.attach(&host, &state, &network, &target, req)?;
         // The final state durable before the command reports it.
         state.commit()?;

@@ -1,17 +1,18 @@
 //! What a batch connect lists once, under its lock, so that the checks of
 //! its targets look up only the names the listings hold.
 //!
-//! A single attach looks up three names of its target before it takes
+//! A single attach looks up four names of its target before it takes
 //! anything: the target's endpoint record in the network (already
 //! attached?, under its id and, for a target given by path, the ids older
-//! versions gave the path), its container's index (on another network?)
-//! and its container's `/etc/netns/NAME` (whose view?). For a container on no
-//! network, a batch's usual target, all three are missing, and each
+//! versions gave the path), its container's index (on another network?),
+//! its container's record (left half done by a `run` or an `rm`?) and its
+//! container's `/etc/netns/NAME` (whose view?). For a container on no
+//! network, a batch's usual target, all four are missing, and each
 //! lookup of a missing name is a directory search of its own. A batch
-//! lists the three directories instead, once, and looks up a target's
+//! lists the four directories instead, once, and looks up a target's
 //! name only where its listing holds it.
 //!
-//! Sound because of who changes them: the store's two directories change
+//! Sound because of who changes them: the store's three directories change
 //! only under the lock the batch holds from its listings to its end.
 //! `/etc/netns` is anyone's: an entry made there after the listing is met
 //! as one made after a lookup is, by the `mkdir` of the view, which finds
@@ -63,6 +64,8 @@ pub(crate) struct Listed {
     endpoints: NameSet,
     /// The containers with an index file.
     indexed: NameSet,
+    /// The containers with a record (`ipvlan run`'s).
+    recorded: NameSet,
     /// The entries of `/etc/netns`; `None` when it could not be listed,
     /// and each view is looked up.
     views: Option<NameSet>,
@@ -84,10 +87,12 @@ impl Listed {
             return Ok(Listed {
                 endpoints,
                 indexed: NameSet::default(),
+                recorded: NameSet::default(),
                 views: None,
             });
         }
         let indexed = NameSet::of(state.record_names(super::netns_identity::CONTAINER_ENDPOINTS)?);
+        let recorded = NameSet::of(state.container_record_names()?);
         // A link to the directory followed, as every lookup in it follows it.
         let views = match crate::sys::list_dir(etc_netns_dir) {
             Ok(entries) => Some(NameSet::of(entries.iter().map(|entry| &entry.name))),
@@ -100,8 +105,14 @@ impl Listed {
         Ok(Listed {
             endpoints,
             indexed,
+            recorded,
             views,
         })
+    }
+
+    /// Whether `container` may have a container record.
+    pub(crate) fn may_have_record(&self, container: &str) -> bool {
+        self.recorded.may_hold(container)
     }
 
     /// Whether the network may have an endpoint record of id `id`.

@@ -1058,6 +1058,12 @@ impl StateDir {
         Ok(file)
     }
 
+    /// The names of the container records (`ipvlan run`'s containers,
+    /// whatever their state), unsorted: one listing.
+    pub fn container_record_names(&self) -> Result<Vec<String>, StoreError> {
+        self.record_names(CONTAINERS)
+    }
+
     /// Whether `name` is a container the driver created (one read).
     pub fn has_container(&self, name: &str) -> Result<bool, StoreError> {
         Ok(self.record(CONTAINERS, name)?.is_some())

@@ -1462,6 +1462,76 @@ fn a_parent_restore_makes_again_goes_with_the_last_network() {
     assert!(left.is_none(), "the rp0.59 restore made was left: {left:?}");
 }
 
+/// `restore` makes again, under a free name, the link of an endpoint whose
+/// recorded name a later attach took once that link was gone (its VLAN
+/// parent deleted by hand, which takes the links on it): it kept the
+/// endpoint without a link and reported the name taken, at every restore.
+#[test]
+fn restore_remakes_a_link_whose_name_a_later_attach_took() {
+    let mut env = Env::new("nametaken");
+    assert!(vm_support::ip_ok(&["link", "add", "np0", "type", "dummy"]));
+    assert!(vm_support::ip_ok(&["link", "set", "np0", "up"]));
+    env.ok(&create_on("parent=np0.61", "v", "192.168.96.0/24"));
+    env.networks.push("v".into());
+    env.network("w", "192.168.97.0/24");
+    env.ok(&["run", "--net=v", "--net=w", "--name=nt", "-d"]);
+    let links = |env: &Env| {
+        let text = env.ok(&["exec", "nt", "/usr/sbin/ip", "-o", "link", "show"]);
+        let mut names: Vec<String> = text
+            .lines()
+            .filter_map(|line| line.split(": ").nth(1))
+            .map(|name| name.split('@').next().unwrap().to_string())
+            .filter(|name| name != "lo")
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(links(&env), ["eth0", "eth1"]);
+    assert!(vm_support::ip_ok(&["link", "del", "np0.61"]));
+    assert_eq!(links(&env), ["eth1"], "nt's link on v went with its parent");
+    env.network("x", "192.168.98.0/24");
+    env.ok(&["network", "connect", "x", "nt"]);
+    assert_eq!(links(&env), ["eth0", "eth1"], "x's link took the free eth0");
+
+    let restored = env.run(&["restore"]);
+    let said = format!("{}{}", text(&restored.stdout), text(&restored.stderr));
+    assert_eq!(restored.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains("as eth2: eth0 is another endpoint's"),
+        "{said}"
+    );
+    assert_eq!(links(&env), ["eth0", "eth1", "eth2"]);
+    let address = |network: &str| {
+        field(&env.inspect(network), &["Containers", "nt", "IPv4Address"])
+            .as_str()
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let on_eth2 = env.ok(&[
+        "exec",
+        "nt",
+        "/usr/sbin/ip",
+        "-o",
+        "-4",
+        "addr",
+        "show",
+        "eth2",
+    ]);
+    assert!(on_eth2.contains(&address("v")), "{on_eth2}");
+    // Whole: a second restore finds every link where its record says.
+    let again = env.run(&["restore"]);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again.stderr));
+    env.ok(&["rm", "-f", "nt"]);
+    for network in ["x", "w", "v"] {
+        env.ok(&["network", "rm", network]);
+    }
+    env.networks.clear();
+    let _ = vm_support::ip_ok(&["link", "del", "np0"]);
+}
+
 /// A `NAME.VLANID` parent whose id another link already carries on the
 /// base (another tool's `their55` for id 55, `their57` moved into a named
 /// namespace, where it stays on the base, or `their58` in a namespace

@@ -218,12 +218,14 @@ impl Manager {
             .flat_map(|(_, list)| list)
             .filter(|e| e.state.is_attached() && !e.ifname.is_empty())
             .collect();
-        // The same name in the same namespace, whatever path or name it
-        // was attached by (an attach guesses `eth0` for a container with
-        // no endpoint on record, which a path's endpoint may hold).
+        // The same name in the same namespace, by another endpoint,
+        // whatever path or name it was attached by (an attach guesses
+        // `eth0` for a container with no endpoint on record, which a
+        // path's endpoint may hold).
         let claims = |endpoint: &EndpointRecord| {
             claimed.iter().any(|other| {
-                other.ifname == endpoint.ifname
+                (other.network_id != endpoint.network_id || other.id != endpoint.id)
+                    && other.ifname == endpoint.ifname
                     && (other.netns == endpoint.netns
                         || other
                             .netns_id
@@ -304,6 +306,7 @@ impl Manager {
                     parent.as_ref(),
                     endpoint,
                     made,
+                    claimed,
                     &who,
                     &mut report,
                 );
@@ -512,6 +515,7 @@ impl Manager {
         parent: Option<&Link>,
         endpoint: EndpointRecord,
         made: Option<Made>,
+        name_claimed: bool,
         who: &str,
         report: &mut RestoreReport,
     ) -> Result<(), Error> {
@@ -637,22 +641,38 @@ impl Manager {
             return Ok(());
         }
         let plan = EndpointPlan::new(network, parent, ipv4, endpoint.ipv6);
+        let mut renamed = None;
         let ifname = if endpoint.ifname.is_empty() {
             endpoint_link::free_ifname(inside)?
         } else {
             // Looked for by index above: another tool's link may hold the
             // name since ours went, and would make the create fail late
             // (after a fallback to a temporary name, at the rename).
-            if let Some(link) = inside.handle.link_by_name(&endpoint.ifname)? {
-                report.errors.push(format!(
-                    "{who}: name {} taken by another link (index {}) in namespace {}; endpoint kept",
-                    link.name,
-                    link.index,
-                    inside.label()
-                ));
-                return Ok(());
+            match inside.handle.link_by_name(&endpoint.ifname)? {
+                // Another endpoint of ours in this namespace has the name
+                // on record: a later attach took it once this link was
+                // gone (its parent deleted, say), and keeps it; this one
+                // is made again under a free name. Before, it was kept
+                // without a link, at every restore.
+                Some(link) if name_claimed => {
+                    let free = endpoint_link::free_ifname(inside)?;
+                    renamed = Some(format!(
+                        "as {free}: {} is another endpoint's (index {})",
+                        link.name, link.index
+                    ));
+                    free
+                }
+                Some(link) => {
+                    report.errors.push(format!(
+                        "{who}: name {} taken by another link (index {}) in namespace {}; endpoint kept",
+                        link.name,
+                        link.index,
+                        inside.label()
+                    ));
+                    return Ok(());
+                }
+                None => endpoint.ifname.clone(),
             }
-            endpoint.ifname.clone()
         };
         // The index this create asks for is recorded first, in a record
         // that says the link is being made again (not `attached`, which
@@ -678,7 +698,10 @@ impl Manager {
         updated.ifindex = Some(built.index);
         updated.netns_id = Some(identity);
         state.put_endpoint(&updated)?;
-        report.links_recreated.push(who.to_string());
+        report.links_recreated.push(match renamed {
+            Some(renamed) => format!("{who} ({renamed})"),
+            None => who.to_string(),
+        });
         Ok(())
     }
 }

@@ -1466,17 +1466,31 @@ fn a_parent_restore_makes_again_goes_with_the_last_network() {
 /// recorded name a later attach took once that link was gone (its VLAN
 /// parent deleted by hand, which takes the links on it): it kept the
 /// endpoint without a link and reported the name taken, at every restore.
+/// The free name passes over another endpoint's on record whose link is
+/// gone too (made again under its own name), and a name another tool's
+/// link holds is still reported, the endpoint kept.
 #[test]
 fn restore_remakes_a_link_whose_name_a_later_attach_took() {
     let mut env = Env::new("nametaken");
     assert!(vm_support::ip_ok(&["link", "add", "np0", "type", "dummy"]));
     assert!(vm_support::ip_ok(&["link", "set", "np0", "up"]));
-    env.ok(&create_on("parent=np0.61", "v", "192.168.96.0/24"));
-    env.networks.push("v".into());
+    let on_vlan = |env: &mut Env, name: &str, id: u32, subnet: &str| {
+        let parent = format!("parent=np0.{id}");
+        env.ok(&create_on(&parent, name, subnet));
+        env.networks.push(name.to_string());
+    };
+    on_vlan(&mut env, "v", 61, "192.168.96.0/24");
     env.network("w", "192.168.97.0/24");
+    on_vlan(&mut env, "p", 62, "192.168.99.0/24");
+    on_vlan(&mut env, "q", 63, "192.168.100.0/24");
+    on_vlan(&mut env, "r", 64, "192.168.101.0/24");
+    on_vlan(&mut env, "y", 65, "192.168.102.0/24");
+    env.network("x", "192.168.98.0/24");
     env.ok(&["run", "--net=v", "--net=w", "--name=nt", "-d"]);
-    let links = |env: &Env| {
-        let text = env.ok(&["exec", "nt", "/usr/sbin/ip", "-o", "link", "show"]);
+    env.ok(&["run", "--net=p", "--net=q", "--name=nu", "-d"]);
+    env.ok(&["run", "--net=r", "--name=nf", "-d"]);
+    let links = |env: &Env, container: &str| {
+        let text = env.ok(&["exec", container, "/usr/sbin/ip", "-o", "link", "show"]);
         let mut names: Vec<String> = text
             .lines()
             .filter_map(|line| line.split(": ").nth(1))
@@ -1486,46 +1500,93 @@ fn restore_remakes_a_link_whose_name_a_later_attach_took() {
         names.sort();
         names
     };
-    assert_eq!(links(&env), ["eth0", "eth1"]);
-    assert!(vm_support::ip_ok(&["link", "del", "np0.61"]));
-    assert_eq!(links(&env), ["eth1"], "nt's link on v went with its parent");
-    env.network("x", "192.168.98.0/24");
-    env.ok(&["network", "connect", "x", "nt"]);
-    assert_eq!(links(&env), ["eth0", "eth1"], "x's link took the free eth0");
-
-    let restored = env.run(&["restore"]);
-    let said = format!("{}{}", text(&restored.stdout), text(&restored.stderr));
-    assert_eq!(restored.status.code(), Some(0), "{said}");
-    assert!(
-        said.contains("as eth2: eth0 is another endpoint's"),
-        "{said}"
-    );
-    assert_eq!(links(&env), ["eth0", "eth1", "eth2"]);
-    let address = |network: &str| {
-        field(&env.inspect(network), &["Containers", "nt", "IPv4Address"])
+    let address_on = |env: &Env, network: &str, container: &str, link: &str| {
+        let inspect = env.inspect(network);
+        let address = field(&inspect, &["Containers", container, "IPv4Address"])
             .as_str()
             .unwrap()
             .split('/')
             .next()
             .unwrap()
-            .to_string()
+            .to_string();
+        let shown = env.ok(&[
+            "exec",
+            container,
+            "/usr/sbin/ip",
+            "-o",
+            "-4",
+            "addr",
+            "show",
+            link,
+        ]);
+        assert!(
+            shown.contains(&address),
+            "{network} on {container}'s {link}: {shown}"
+        );
     };
-    let on_eth2 = env.ok(&[
+    assert_eq!(links(&env, "nt"), ["eth0", "eth1"]);
+    // nt: its link on v goes with the parent; x takes the free eth0.
+    // nu: both links go; x takes eth0, the name of p's.
+    for vlan in ["np0.61", "np0.62", "np0.63", "np0.64"] {
+        assert!(vm_support::ip_ok(&["link", "del", vlan]));
+    }
+    assert_eq!(links(&env, "nt"), ["eth1"]);
+    assert_eq!(links(&env, "nu"), Vec::<String>::new());
+    env.ok(&["network", "connect", "x", "nt"]);
+    env.ok(&["network", "connect", "x", "nu"]);
+    // nf: r's link goes, y takes eth0, y's link goes, another tool makes
+    // an eth0 there.
+    env.ok(&["network", "connect", "y", "nf"]);
+    assert!(vm_support::ip_ok(&["link", "del", "np0.65"]));
+    env.ok(&[
         "exec",
-        "nt",
+        "nf",
         "/usr/sbin/ip",
-        "-o",
-        "-4",
-        "addr",
-        "show",
-        "eth2",
+        "link",
+        "add",
+        "eth0",
+        "type",
+        "dummy",
     ]);
-    assert!(on_eth2.contains(&address("v")), "{on_eth2}");
-    // Whole: a second restore finds every link where its record says.
+
+    let restored = env.run(&["restore"]);
+    let said = format!("{}{}", text(&restored.stdout), text(&restored.stderr));
+    assert_eq!(
+        restored.status.code(),
+        Some(1),
+        "nf's two are reported: {said}"
+    );
+    assert!(
+        said.contains("v: nt (as eth2: eth0 is another endpoint's"),
+        "{said}"
+    );
+    assert!(
+        said.contains("p: nu (as eth2: eth0 is another endpoint's"),
+        "{said}"
+    );
+    for network in ["r", "y"] {
+        assert!(
+            said.contains(&format!("{network}: nf: name eth0 taken by another link")),
+            "{said}"
+        );
+    }
+    assert_eq!(links(&env, "nt"), ["eth0", "eth1", "eth2"]);
+    address_on(&env, "v", "nt", "eth2");
+    address_on(&env, "x", "nt", "eth0");
+    assert_eq!(links(&env, "nu"), ["eth0", "eth1", "eth2"]);
+    address_on(&env, "p", "nu", "eth2");
+    address_on(&env, "q", "nu", "eth1");
+    address_on(&env, "x", "nu", "eth0");
+    assert_eq!(links(&env, "nf"), ["eth0"], "the other tool's eth0 alone");
+    // nt and nu whole: a second restore makes nothing of theirs.
     let again = env.run(&["restore"]);
-    assert_eq!(again.status.code(), Some(0), "{}", text(&again.stderr));
-    env.ok(&["rm", "-f", "nt"]);
-    for network in ["x", "w", "v"] {
+    let said = format!("{}{}", text(&again.stdout), text(&again.stderr));
+    assert!(said.contains("0 links re-created"), "{said}");
+    assert!(!said.contains(": nt") && !said.contains(": nu"), "{said}");
+    for container in ["nt", "nu", "nf"] {
+        env.ok(&["rm", "-f", container]);
+    }
+    for network in ["x", "w", "v", "p", "q", "r", "y"] {
         env.ok(&["network", "rm", network]);
     }
     env.networks.clear();

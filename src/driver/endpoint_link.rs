@@ -139,9 +139,15 @@ const NAMES_ASKED: u32 = 8;
 /// endpoints, so this is usually one request, whatever else the namespace
 /// holds); past those, one dump.
 pub(crate) fn free_ifname(inside: &OpenNetns) -> Result<String, Error> {
+    free_ifname_but(inside, &[])
+}
+
+/// [`free_ifname`] that also passes over the names in `kept` (another
+/// endpoint's on record, whose link is to be made again under it).
+pub(crate) fn free_ifname_but(inside: &OpenNetns, kept: &[&str]) -> Result<String, Error> {
     for n in 0..NAMES_ASKED {
         let name = format!("eth{n}");
-        if inside.handle.link_by_name(&name)?.is_none() {
+        if !kept.contains(&name.as_str()) && inside.handle.link_by_name(&name)?.is_none() {
             return Ok(name);
         }
     }
@@ -149,7 +155,7 @@ pub(crate) fn free_ifname(inside: &OpenNetns) -> Result<String, Error> {
     let taken: Vec<&str> = links.iter().map(|l| l.name.as_str()).collect();
     Ok((NAMES_ASKED..)
         .map(|n| format!("eth{n}"))
-        .find(|name| !taken.contains(&name.as_str()))
+        .find(|name| !taken.contains(&name.as_str()) && !kept.contains(&name.as_str()))
         .unwrap_or_default())
 }
 

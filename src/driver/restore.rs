@@ -218,27 +218,30 @@ impl Manager {
             .flat_map(|(_, list)| list)
             .filter(|e| e.state.is_attached() && !e.ifname.is_empty())
             .collect();
-        // The same name in the same namespace, by another endpoint,
-        // whatever path or name it was attached by (an attach guesses
-        // `eth0` for a container with no endpoint on record, which a
-        // path's endpoint may hold).
-        let claims = |endpoint: &EndpointRecord| {
-            claimed.iter().any(|other| {
-                (other.network_id != endpoint.network_id || other.id != endpoint.id)
-                    && other.ifname == endpoint.ifname
-                    && (other.netns == endpoint.netns
-                        || other
-                            .netns_id
-                            .zip(endpoint.netns_id)
-                            .is_some_and(|(a, b)| a.same_namespace(&b)))
-            })
+        // The names and indexes the other attached endpoints of the same
+        // namespace have on record, whatever path or name each was
+        // attached by (an attach guesses `eth0` for a container with no
+        // endpoint on record, which a path's endpoint may hold).
+        let neighbours = |endpoint: &EndpointRecord| -> Vec<Neighbour> {
+            claimed
+                .iter()
+                .filter(|other| {
+                    (other.network_id != endpoint.network_id || other.id != endpoint.id)
+                        && (other.netns == endpoint.netns
+                            || other
+                                .netns_id
+                                .zip(endpoint.netns_id)
+                                .is_some_and(|(a, b)| a.same_namespace(&b)))
+                })
+                .map(|other| (other.ifname.clone(), other.ifindex))
+                .collect()
         };
-        let claimed: Vec<Vec<bool>> = endpoints
+        let neighbours: Vec<Vec<Vec<Neighbour>>> = endpoints
             .iter()
-            .map(|(_, list)| list.iter().map(claims).collect())
+            .map(|(_, list)| list.iter().map(neighbours).collect())
             .collect();
 
-        for ((at, list), claimed) in endpoints.into_iter().zip(claimed) {
+        for ((at, list), neighbours) in endpoints.into_iter().zip(neighbours) {
             let network = &networks[at];
             // An idle CNI network's `NAME.VLANID` master went with its last
             // attachment: not made again until the next ADD; nor the parent
@@ -263,7 +266,7 @@ impl Manager {
                     }
                 }
             };
-            for (mut endpoint, claimed) in list.into_iter().zip(claimed) {
+            for (mut endpoint, neighbours) in list.into_iter().zip(neighbours) {
                 let who = format!("{}: {}", network.name, endpoint_label(&endpoint));
                 if left_endpoint
                     .as_ref()
@@ -292,6 +295,7 @@ impl Manager {
                         }
                     }
                 }
+                let claimed = neighbours.iter().any(|(name, _)| *name == endpoint.ifname);
                 if !endpoint.state.is_attached() && endpoint.ifindex.is_none() && claimed {
                     // An older intent (no index): killed before making its
                     // link; the name went to a later attach that must keep
@@ -306,7 +310,7 @@ impl Manager {
                     parent.as_ref(),
                     endpoint,
                     made,
-                    claimed,
+                    &neighbours,
                     &who,
                     &mut report,
                 );
@@ -515,7 +519,7 @@ impl Manager {
         parent: Option<&Link>,
         endpoint: EndpointRecord,
         made: Option<Made>,
-        name_claimed: bool,
+        neighbours: &[Neighbour],
         who: &str,
         report: &mut RestoreReport,
     ) -> Result<(), Error> {
@@ -641,21 +645,30 @@ impl Manager {
             return Ok(());
         }
         let plan = EndpointPlan::new(network, parent, ipv4, endpoint.ipv6);
+        // A free name passes over those the namespace's other endpoints
+        // have on record: one whose link is gone too is made again under
+        // its own name, later in this restore.
+        let kept: Vec<&str> = neighbours.iter().map(|(name, _)| name.as_str()).collect();
         let mut renamed = None;
         let ifname = if endpoint.ifname.is_empty() {
-            endpoint_link::free_ifname(inside)?
+            endpoint_link::free_ifname_but(inside, &kept)?
         } else {
             // Looked for by index above: another tool's link may hold the
             // name since ours went, and would make the create fail late
             // (after a fallback to a temporary name, at the rename).
             match inside.handle.link_by_name(&endpoint.ifname)? {
-                // Another endpoint of ours in this namespace has the name
-                // on record: a later attach took it once this link was
-                // gone (its parent deleted, say), and keeps it; this one
-                // is made again under a free name. Before, it was kept
-                // without a link, at every restore.
-                Some(link) if name_claimed => {
-                    let free = endpoint_link::free_ifname(inside)?;
+                // The link of another endpoint of ours in this namespace,
+                // by the name and index on its record: a later attach took
+                // the name once this link was gone (its parent deleted,
+                // say), and keeps it; this one is made again under a free
+                // name. Before, it was kept without a link, at every
+                // restore. Another tool's link under the name is reported.
+                Some(link)
+                    if neighbours
+                        .iter()
+                        .any(|(name, index)| *name == link.name && *index == Some(link.index)) =>
+                {
+                    let free = endpoint_link::free_ifname_but(inside, &kept)?;
                     renamed = Some(format!(
                         "as {free}: {} is another endpoint's (index {})",
                         link.name, link.index
@@ -705,6 +718,10 @@ impl Manager {
         Ok(())
     }
 }
+
+/// Another attached endpoint of the same namespace, as its record names
+/// its link: the name and the ifindex.
+type Neighbour = (String, Option<u32>);
 
 /// Deletes what a re-make of `endpoint`'s link (`relinking`) killed part
 /// way may have left in `inside`: the link at the index it recorded, if

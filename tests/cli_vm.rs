@@ -757,6 +757,14 @@ fn wait_for_pause(pause: &Path, command: &str) {
     vm_support::wait_until(&format!("{command} reaching its pause"), || pause.exists());
 }
 
+/// Kills a command [`spawn_paused`] left waiting at its pause, as a
+/// `kill -9` would, and takes the pause file away for the next one.
+fn kill_paused(mut child: std::process::Child, pause: &Path) {
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let _ = std::fs::remove_file(pause);
+}
+
 /// The children of process `pid`, from `/proc/*/stat`.
 fn children_of(pid: u32) -> Vec<u32> {
     let mut children = Vec::new();
@@ -1044,11 +1052,7 @@ fn readers_tell_a_command_at_work_from_one_interrupted() {
         assert_eq!(output.status.code(), Some(0), "{args:?}: {stderr}");
         assert!(stderr.contains(warning), "{args:?}: {stderr}");
     };
-    let killed = |mut child: std::process::Child| {
-        child.kill().unwrap();
-        child.wait().unwrap();
-        let _ = std::fs::remove_file(&pause);
-    };
+    let killed = |child: std::process::Child| kill_paused(child, &pause);
 
     let run = spawn_paused(
         &env,
@@ -1118,16 +1122,14 @@ fn ps_lists_only_attached_endpoints() {
     env.network("n2", "192.168.88.0/24");
     env.ok(&["run", "--net=n1", "--name=pa", "-d"]);
     let pause = env.root.join("pause");
-    let mut connect = spawn_paused(
+    let connect = spawn_paused(
         &env,
         &["network", "connect", "n2", "pa"],
         "netlink: after acks#1",
         &pause,
     );
     let at_work = env.ok(&["ps"]);
-    connect.kill().unwrap();
-    connect.wait().unwrap();
-    let _ = std::fs::remove_file(&pause);
+    kill_paused(connect, &pause);
     // A command that takes the lock makes the intent a record of its own.
     env.network("n3", "192.168.89.0/24");
     let records = env.state_dir().join("endpoints");
@@ -1165,11 +1167,7 @@ fn connect_refuses_a_container_left_half_done() {
     env.network("n2", "192.168.92.0/24");
     env.ok(&["run", "--net=n1", "--name=hok", "-d"]);
     let pause = env.root.join("pause");
-    let kill = |mut child: std::process::Child| {
-        child.kill().unwrap();
-        child.wait().unwrap();
-        let _ = std::fs::remove_file(&pause);
-    };
+    let kill = |child: std::process::Child| kill_paused(child, &pause);
     kill(spawn_paused(
         &env,
         &["run", "--net=n1", "--name=hmk", "-d"],

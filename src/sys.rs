@@ -948,6 +948,23 @@ pub fn create_empty_file(path: &CStr, mode: libc::mode_t) -> io::Result<()> {
     Ok(())
 }
 
+/// `utimensat(2)` of `path` to the current time, never through a final
+/// symbolic link: its access, modification and change times (`ctime`)
+/// become now.
+pub fn touch_no_follow(path: &CStr) -> io::Result<()> {
+    // SAFETY: a live NUL-terminated path; a null `times` asks for the
+    // current time, nothing is read through it.
+    retry(|| unsafe {
+        libc::utimensat(
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            std::ptr::null(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })?;
+    Ok(())
+}
+
 /// `fstatat(2)` of `name` in `dir` without following a symbolic link.
 pub fn lstat_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<libc::stat> {
     // SAFETY: an all-zero `stat` is a valid value of the plain C struct.

@@ -3292,3 +3292,46 @@ fn a_batch_detach_whose_intents_file_stays_reports_success() {
     }
     lab.ok(&args("network rm di"));
 }
+
+/// A disconnect killed between taking our `hosts` link out of the
+/// container's `/etc/netns/NAME` and removing that directory leaves the
+/// directory ours: a connect to another network before any `restore`
+/// keeps it marked, and the container's removal takes it away. The link's
+/// removal changed the directory's inode time, and the connect took the
+/// directory for one made apart from our marker (another's), dropped the
+/// marker, and the empty directory stayed after `rm`.
+#[test]
+fn a_view_a_killed_disconnect_left_stays_ours() {
+    let lab = Lab::new("viewkept");
+    lab.ok(&args("network create --subnet 10.47.0.0/16 vk"));
+    lab.ok(&args("network create --subnet 10.48.0.0/16 vk2"));
+    lab.ok(&args("run --net=vk --name=vk1 -d"));
+    let view = Path::new(ETC_NETNS_DIR).join("vk1");
+    assert!(view.join("hosts").exists(), "run made vk1's view");
+    // Made a while before the disconnect, as a view in use is.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let passed = lab.kill_at_point(
+        &args("network disconnect vk vk1"),
+        "etc netns: before rmdir",
+        1,
+    );
+    assert_eq!(
+        passed.last().map(String::as_str),
+        Some("etc netns: before rmdir"),
+        "{passed:?}"
+    );
+    assert!(
+        view.is_dir() && fs::symlink_metadata(view.join("hosts")).is_err(),
+        "the killed disconnect took our link out and left the directory"
+    );
+    lab.ok(&args("network connect vk2 vk1"));
+    lab.restore();
+    lab.ok(&args("rm -f vk1"));
+    assert!(
+        fs::symlink_metadata(&view).is_err(),
+        "rm left {}: {:?}",
+        view.display(),
+        dir_names(&view)
+    );
+    lab.ok(&args("network rm vk vk2"));
+}

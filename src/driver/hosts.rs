@@ -616,9 +616,22 @@ pub(crate) fn unlink(
     {
         return Ok(());
     }
-    remove_if_ours(&dir.join("hosts"), state_root)?;
     let marker = made_dir_marker(state_root, container);
-    if !marker.exists() {
+    let marked = marker.exists();
+    if marked {
+        // Its inode time made now, as taking our link out makes the
+        // directory's: killed between that and the `rmdir`, the two stay
+        // within moments of each other, as a directory made with its
+        // marker is (`forget_marker_of_another_dir`). Else the next
+        // connect took the directory, empty and ours, for another's and
+        // dropped the marker, and the container's removal left it.
+        // Best effort: without it, only that kill loses the mark.
+        if let Ok(path) = CString::new(marker.as_os_str().as_bytes()) {
+            let _ = crate::sys::touch_no_follow(&path);
+        }
+    }
+    remove_if_ours(&dir.join("hosts"), state_root)?;
+    if !marked {
         // Not our directory: only our leftover temporary (a replace
         // killed before its rename) is taken out of it.
         remove_if_ours(&dir.join(TEMPORARY), state_root)?;

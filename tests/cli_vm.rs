@@ -1483,10 +1483,18 @@ fn restore_remakes_a_link_whose_name_a_later_attach_took() {
     on_vlan(&mut env, "q", 63, "192.168.100.0/24");
     on_vlan(&mut env, "r", 64, "192.168.101.0/24");
     on_vlan(&mut env, "y", 65, "192.168.102.0/24");
+    // Networks made in this order, which restore follows: a1 before a2
+    // (the later attach's network), b2 (the later attach's) before b1.
+    on_vlan(&mut env, "a1", 66, "192.168.103.0/24");
+    on_vlan(&mut env, "a2", 67, "192.168.104.0/24");
+    on_vlan(&mut env, "b2", 68, "192.168.105.0/24");
+    on_vlan(&mut env, "b1", 69, "192.168.106.0/24");
     env.network("x", "192.168.98.0/24");
     env.ok(&["run", "--net=v", "--net=w", "--name=nt", "-d"]);
     env.ok(&["run", "--net=p", "--net=q", "--name=nu", "-d"]);
     env.ok(&["run", "--net=r", "--name=nf", "-d"]);
+    env.ok(&["run", "--net=a1", "--name=na", "-d"]);
+    env.ok(&["run", "--net=b1", "--name=nb", "-d"]);
     let links = |env: &Env, container: &str| {
         let text = env.ok(&["exec", container, "/usr/sbin/ip", "-o", "link", "show"]);
         let mut names: Vec<String> = text
@@ -1546,6 +1554,17 @@ fn restore_remakes_a_link_whose_name_a_later_attach_took() {
         "type",
         "dummy",
     ]);
+    // na, nb: the first link goes, a later attach takes eth0, its link goes
+    // too; the later attach keeps eth0 whichever restore makes first.
+    for (container, first, later) in [("na", "66", "a2"), ("nb", "69", "b2")] {
+        assert!(vm_support::ip_ok(&["link", "del", &format!("np0.{first}")]));
+        env.ok(&["network", "connect", later, container]);
+    }
+    for vlan in ["np0.67", "np0.68"] {
+        assert!(vm_support::ip_ok(&["link", "del", vlan]));
+    }
+    assert_eq!(links(&env, "na"), Vec::<String>::new());
+    assert_eq!(links(&env, "nb"), Vec::<String>::new());
 
     let restored = env.run(&["restore"]);
     let said = format!("{}{}", text(&restored.stdout), text(&restored.stderr));
@@ -1576,15 +1595,30 @@ fn restore_remakes_a_link_whose_name_a_later_attach_took() {
     address_on(&env, "q", "nu", "eth1");
     address_on(&env, "x", "nu", "eth0");
     assert_eq!(links(&env, "nf"), ["eth0"], "the other tool's eth0 alone");
+    assert!(
+        said.contains("a1: na (as eth1: eth0 is a later endpoint's)"),
+        "{said}"
+    );
+    assert!(
+        said.contains("b1: nb (as eth1: eth0 is another endpoint's"),
+        "{said}"
+    );
+    for (container, first, later) in [("na", "a1", "a2"), ("nb", "b1", "b2")] {
+        assert_eq!(links(&env, container), ["eth0", "eth1"]);
+        address_on(&env, later, container, "eth0");
+        address_on(&env, first, container, "eth1");
+    }
     // nt and nu whole: a second restore makes nothing of theirs.
     let again = env.run(&["restore"]);
     let said = format!("{}{}", text(&again.stdout), text(&again.stderr));
     assert!(said.contains("0 links re-created"), "{said}");
-    assert!(!said.contains(": nt") && !said.contains(": nu"), "{said}");
-    for container in ["nt", "nu", "nf"] {
+    for line in said.lines().filter(|l| l.starts_with("ipvlan: restore:")) {
+        assert!(line.contains(": nf: "), "only nf's two are left: {said}");
+    }
+    for container in ["nt", "nu", "nf", "na", "nb"] {
         env.ok(&["rm", "-f", container]);
     }
-    for network in ["x", "w", "v", "p", "q", "r", "y"] {
+    for network in ["x", "w", "v", "p", "q", "r", "y", "a1", "a2", "b2", "b1"] {
         env.ok(&["network", "rm", network]);
     }
     env.networks.clear();

@@ -3299,7 +3299,8 @@ fn a_batch_detach_whose_intents_file_stays_reports_success() {
 /// keeps it marked, and the container's removal takes it away. The link's
 /// removal changed the directory's inode time, and the connect took the
 /// directory for one made apart from our marker (another's), dropped the
-/// marker, and the empty directory stayed after `rm`.
+/// marker, and the empty directory stayed after `rm`. One that holds an
+/// admin's file is not ours, whatever the times say.
 #[test]
 fn a_view_a_killed_disconnect_left_stays_ours() {
     let lab = Lab::new("viewkept");
@@ -3333,5 +3334,27 @@ fn a_view_a_killed_disconnect_left_stays_ours() {
         view.display(),
         dir_names(&view)
     );
+
+    // One an admin put a file in is theirs from then on: the disconnect
+    // cannot remove it, is killed before it drops the marker, and the
+    // connect that finds it (its time and the touched marker's together)
+    // drops the marker for the file; emptied later, `rm` leaves it.
+    lab.ok(&args("run --net=vk --name=vk3 -d"));
+    let theirs = Path::new(ETC_NETNS_DIR).join("vk3");
+    fs::write(theirs.join("resolv.conf"), "nameserver 10.47.0.53\n").unwrap();
+    lab.kill_at_point(
+        &args("network disconnect vk vk3"),
+        "etc netns: before unmark",
+        1,
+    );
+    lab.ok(&args("network connect vk2 vk3"));
+    lab.restore();
+    fs::remove_file(theirs.join("resolv.conf")).unwrap();
+    lab.ok(&args("rm -f vk3"));
+    assert!(
+        theirs.is_dir(),
+        "rm took the directory an admin had put a file in"
+    );
+    fs::remove_dir(&theirs).unwrap();
     lab.ok(&args("network rm vk vk2"));
 }

@@ -495,7 +495,11 @@ pub(crate) fn link(
 /// Only that last one was made (its inode changed, `ctime`) within moments
 /// of the marker, in the same command, and nothing has been put in it
 /// since; kept marked, the others would be removed as ours when the
-/// container leaves its last network. No marker, nothing to do.
+/// container leaves its last network. Likewise ours: one a disconnect
+/// killed between taking our link out and its `rmdir` left, whose marker
+/// it touched first ([`unlink`]). Whatever holds anything but our
+/// temporary is another's from then on, as [`unlink`] takes one it cannot
+/// remove for not empty. No marker, nothing to do.
 fn forget_marker_of_another_dir(dir: &Path, container: &str, state_root: &Path) {
     use std::os::unix::fs::MetadataExt;
     let marker = made_dir_marker(state_root, container);
@@ -509,7 +513,16 @@ fn forget_marker_of_another_dir(dir: &Path, container: &str, state_root: &Path) 
     // read separately for each file: a second either way is room enough,
     // and far less than any admin's `mkdir` after a kill.
     let made_with_it = (at(&found) - at(&marked)).abs() <= 1_000_000_000;
-    if !made_with_it {
+    // Listed only when the times say ours (a directory found without our
+    // link is rare): an entry of someone else's makes it theirs.
+    let holds_theirs = || {
+        crate::sys::list_dir(dir).map_or(true, |entries| {
+            entries
+                .iter()
+                .any(|entry| entry.name != TEMPORARY.as_bytes())
+        })
+    };
+    if !made_with_it || holds_theirs() {
         let _ = fs::remove_file(&marker);
     }
 }

@@ -233,9 +233,18 @@ impl Manager {
                                 .zip(endpoint.netns_id)
                                 .is_some_and(|(a, b)| a.same_namespace(&b)))
                 })
-                .map(|other| (other.ifname.clone(), other.ifindex))
+                .map(|other| Neighbour {
+                    network_id: other.network_id.clone(),
+                    id: other.id.clone(),
+                    ifname: other.ifname.clone(),
+                    ifindex: other.ifindex,
+                    created: other.created,
+                })
                 .collect()
         };
+        // The links this restore makes again, by endpoint: a neighbour's
+        // link made here has an index its record (read above) lacks.
+        let mut remade: Vec<Remade> = Vec::new();
         let neighbours: Vec<Vec<Vec<Neighbour>>> = endpoints
             .iter()
             .map(|(_, list)| list.iter().map(neighbours).collect())
@@ -295,7 +304,7 @@ impl Manager {
                         }
                     }
                 }
-                let claimed = neighbours.iter().any(|(name, _)| *name == endpoint.ifname);
+                let claimed = neighbours.iter().any(|n| n.ifname == endpoint.ifname);
                 if !endpoint.state.is_attached() && endpoint.ifindex.is_none() && claimed {
                     // An older intent (no index): killed before making its
                     // link; the name went to a later attach that must keep
@@ -310,7 +319,7 @@ impl Manager {
                     parent.as_ref(),
                     endpoint,
                     made,
-                    &neighbours,
+                    (&neighbours, &mut remade),
                     &who,
                     &mut report,
                 );
@@ -519,7 +528,7 @@ impl Manager {
         parent: Option<&Link>,
         endpoint: EndpointRecord,
         made: Option<Made>,
-        neighbours: &[Neighbour],
+        (neighbours, remade): (&[Neighbour], &mut Vec<Remade>),
         who: &str,
         report: &mut RestoreReport,
     ) -> Result<(), Error> {
@@ -648,7 +657,25 @@ impl Manager {
         // A free name passes over those the namespace's other endpoints
         // have on record: one whose link is gone too is made again under
         // its own name, later in this restore.
-        let kept: Vec<&str> = neighbours.iter().map(|(name, _)| name.as_str()).collect();
+        let kept: Vec<&str> = neighbours.iter().map(|n| n.ifname.as_str()).collect();
+        // A neighbour's link, by its name and the index on its record or
+        // the one this restore made it with.
+        let neighbours_link = |link: &Link| {
+            neighbours.iter().any(|n| {
+                n.ifname == link.name
+                    && (n.ifindex == Some(link.index)
+                        || remade.iter().any(|r| {
+                            (r.network_id.as_str(), r.id.as_str(), r.ifindex)
+                                == (n.network_id.as_str(), n.id.as_str(), link.index)
+                        }))
+            })
+        };
+        // A later attach took the name once this link was gone (its
+        // parent deleted by hand, say), and keeps it, whichever of the two
+        // this restore makes first.
+        let later_has_it = neighbours
+            .iter()
+            .any(|n| n.ifname == endpoint.ifname && n.created > endpoint.created);
         let mut renamed = None;
         let ifname = if endpoint.ifname.is_empty() {
             endpoint_link::free_ifname_but(inside, &kept)?
@@ -657,21 +684,24 @@ impl Manager {
             // name since ours went, and would make the create fail late
             // (after a fallback to a temporary name, at the rename).
             match inside.handle.link_by_name(&endpoint.ifname)? {
-                // The link of another endpoint of ours in this namespace,
-                // by the name and index on its record: a later attach took
-                // the name once this link was gone (its parent deleted,
-                // say), and keeps it; this one is made again under a free
-                // name. Before, it was kept without a link, at every
-                // restore. Another tool's link under the name is reported.
-                Some(link)
-                    if neighbours
-                        .iter()
-                        .any(|(name, index)| *name == link.name && *index == Some(link.index)) =>
-                {
+                // Another endpoint of ours in this namespace holds the
+                // name, or will (its link made again later in this
+                // restore): this one is made again under a free name.
+                // Before, it was kept without a link, at every restore.
+                // Another tool's link under the name is reported.
+                Some(link) if neighbours_link(&link) => {
                     let free = endpoint_link::free_ifname_but(inside, &kept)?;
                     renamed = Some(format!(
                         "as {free}: {} is another endpoint's (index {})",
                         link.name, link.index
+                    ));
+                    free
+                }
+                None if later_has_it => {
+                    let free = endpoint_link::free_ifname_but(inside, &kept)?;
+                    renamed = Some(format!(
+                        "as {free}: {} is a later endpoint's",
+                        endpoint.ifname
                     ));
                     free
                 }
@@ -704,6 +734,11 @@ impl Manager {
             Ok(state.put_endpoint(&intent)?)
         };
         let built = endpoint_link::create(host, inside, &plan, &ifname, index, &mut rerecord)?;
+        remade.push(Remade {
+            network_id: endpoint.network_id.clone(),
+            id: endpoint.id.clone(),
+            ifindex: built.index,
+        });
         let mut updated = endpoint;
         updated.state = EndpointState::Attached;
         updated.ifname = built.ifname;
@@ -720,8 +755,21 @@ impl Manager {
 }
 
 /// Another attached endpoint of the same namespace, as its record names
-/// its link: the name and the ifindex.
-type Neighbour = (String, Option<u32>);
+/// it and its link when `restore` begins.
+struct Neighbour {
+    network_id: String,
+    id: String,
+    ifname: String,
+    ifindex: Option<u32>,
+    created: crate::store::Timestamp,
+}
+
+/// An endpoint whose link `restore` made again, and the link's index.
+struct Remade {
+    network_id: String,
+    id: String,
+    ifindex: u32,
+}
 
 /// Deletes what a re-make of `endpoint`'s link (`relinking`) killed part
 /// way may have left in `inside`: the link at the index it recorded, if

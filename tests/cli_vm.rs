@@ -536,11 +536,19 @@ fn a_ctrl_c_before_the_command_starts_stops_the_run() {
     // SAFETY: closing the descriptor this test owns.
     unsafe { libc::close(master) };
     let stderr = text(&output.stderr);
+    let left = env.containers();
     let _ = env.run(&["rm", "-f", "ei"]);
     assert!(paused, "the run never reached its pause: {stderr}");
     assert!(sent, "TIOCSIG failed");
     assert_eq!(output.status.code(), Some(128 + libc::SIGINT), "{stderr}");
     assert!(!ran.exists(), "the command ran after the Ctrl-C");
+    // The container made for it goes, as for a signal a moment earlier:
+    // the run read the signal as the command's own end and left it.
+    assert_eq!(left, Vec::<String>::new(), "{stderr}");
+    assert!(
+        stderr.contains("run: stopped by signal 2 before its command started; ei was removed"),
+        "{stderr}"
+    );
 }
 
 /// A signal the kernel sends ipvlan alone (an `alarm` set by whoever ran

@@ -55,12 +55,7 @@ pub fn run(manager: &Manager, args: RunArgs) -> Result<i32, Failure> {
         if let Some(held) = held {
             held.end();
         }
-        return Err(Failure::not_started(
-            128 + signal,
-            format!(
-                "run: stopped by signal {signal} before its command started; {name} was removed"
-            ),
-        ));
+        return Err(stopped_before_start(signal, &name));
     }
     if args.detach {
         if !args.command.is_empty() {
@@ -106,6 +101,9 @@ pub fn run(manager: &Manager, args: RunArgs) -> Result<i32, Failure> {
         held.end();
     }
     status.map_err(|error| {
+        if let ErrorKind::StoppedBeforeStart(signal) = error.kind() {
+            return stopped_before_start(signal, &name);
+        }
         exec_failure(&error).unwrap_or_else(|| match lost && !args.remove {
             true => Failure::driver(
                 format_args!("run: {name} stays, its command may still run (`ipvlan rm -f {name}` removes it)"),
@@ -114,6 +112,15 @@ pub fn run(manager: &Manager, args: RunArgs) -> Result<i32, Failure> {
             false => Failure::driver(format_args!("run: running the command in {name}"), &error),
         })
     })
+}
+
+/// `run` stopped by `signal` before its command started, the container
+/// `name` it made for it removed: 128 + the signal's number.
+fn stopped_before_start(signal: i32, name: &str) -> Failure {
+    Failure::not_started(
+        128 + signal,
+        format!("run: stopped by signal {signal} before its command started; {name} was removed"),
+    )
 }
 
 /// A foreground command that could not be started, as `docker exec`
@@ -170,12 +177,16 @@ pub fn exec(manager: &Manager, args: ExecArgs) -> Result<i32, Failure> {
         tty: args.tty,
         forward_signals: true,
     };
-    manager
-        .exec(&args.container, &args.command, &options)
-        .map_err(|error| {
-            exec_failure(&error)
-                .unwrap_or_else(|| Failure::driver(format_args!("exec {}", args.container), &error))
-        })
+    let error = match manager.exec(&args.container, &args.command, &options) {
+        Ok(code) => return Ok(code),
+        Err(error) => error,
+    };
+    match error.kind() {
+        // As a command that ended of it, which it would have just after.
+        ErrorKind::StoppedBeforeStart(signal) => Ok(128 + signal),
+        _ => Err(exec_failure(&error)
+            .unwrap_or_else(|| Failure::driver(format_args!("exec {}", args.container), &error))),
+    }
 }
 
 /// Docker's `PATH` for a container's process whose environment names

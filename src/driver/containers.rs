@@ -882,13 +882,17 @@ impl Manager {
             // A signal to pass on that came while the container was made
             // ready (blocked, so still pending): the command, not made yet,
             // did not get it, though a terminal's (a Ctrl-C, a hang-up)
-            // looks sent to it too once it runs. It ends the command before
-            // it starts, as it would have ended it just after. Before, a
-            // Ctrl-C then was dropped and the command ran on.
+            // looks sent to it too once it runs. It stops the command
+            // before it starts, said as such: `run` then removes the
+            // container it made for it, as for a command that cannot
+            // start. Before, a Ctrl-C then was dropped and the command ran
+            // on; later, it read as the command's own death by the
+            // signal, and `run` left the container.
             if opts.forward_signals {
                 if let Ok(Some(signal)) = crate::sys::take_pending(&crate::sys::forwarded_signals())
                 {
-                    return Ok(Some(Ok(crate::sys::ChildStatus::Signaled(signal))));
+                    let program = program.to_string_lossy();
+                    return Ok(Some(Err(Error::stopped_before_start(&program, signal))));
                 }
             }
             let held = crate::sys::spawn_kept(

@@ -33,6 +33,10 @@ pub enum ErrorKind {
     /// The command started, but how it ended is unknown: the process
     /// keeping its status was killed (it may still run).
     StatusLost,
+    /// A signal to pass on to the command (this one) came before the
+    /// command started: it was not started (`docker run` exits 128 + the
+    /// signal's number).
+    StoppedBeforeStart(i32),
 }
 
 /// A driver error: its kind, the message shown to the user and the
@@ -138,6 +142,15 @@ impl Error {
             Some(errno) => Error::os(format!("{what}: {error}"), errno),
             None => Error::failed(format!("{what}: {error}")),
         }
+    }
+
+    /// The command `program` was not started: `signal`, one to pass on
+    /// to it, came first ([`ErrorKind::StoppedBeforeStart`]).
+    pub fn stopped_before_start(program: &str, signal: i32) -> Error {
+        Error::new(
+            ErrorKind::StoppedBeforeStart(signal),
+            format!("{program} was not started: stopped by signal {signal}"),
+        )
     }
 
     /// The command `program` started, and its status was lost (`error`,

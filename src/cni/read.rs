@@ -30,7 +30,6 @@ pub fn kind(value: &Value) -> &'static str {
     }
 }
 
-/// `at.key`, or `key` at the top.
 /// An address a runtime asks for, as host-local reads it (`runtimeConfig`,
 /// `args.cni` and `CNI_ARGS` alike): `10.1.2.5` or `10.1.2.5/24` (the
 /// prefix length says nothing more, but must be one), an IPv4-mapped IPv6
@@ -43,6 +42,7 @@ pub fn requested_address(text: &str) -> Option<IpAddr> {
     parsed.map(|ip: IpAddr| ip.to_canonical())
 }
 
+/// `at.key`, or `key` at the top.
 pub fn join(at: &str, key: &str) -> String {
     if at.is_empty() {
         key.to_string()

@@ -735,28 +735,16 @@ impl Manager {
         let record = self.store.container(container)?;
         // A process started in a container `rm` is taking apart could
         // outlive it: `rm -f` kills what it finds inside.
-        match record.as_ref().map(|record| record.state) {
-            Some(ContainerState::Removing) if self.interrupted(container, ContainerState::Removing) => {
-                return Err(Error::failed(format!(
-                    "container {container} was left half removed by an interrupted rm (`ipvlan restore` finishes it)"
-                )))
+        if let Some(half) = record.as_ref().map(|record| record.state) {
+            if let Some(said) = super::error::left_half_done(container, half) {
+                return Err(Error::failed(match self.interrupted(container, half) {
+                    true => said,
+                    false if half == ContainerState::Removing => {
+                        format!("container {container} is being removed")
+                    }
+                    false => format!("container {container} is not made yet: a run is making it"),
+                }));
             }
-            Some(ContainerState::Removing) => {
-                return Err(Error::failed(format!(
-                    "container {container} is being removed"
-                )))
-            }
-            Some(ContainerState::Creating) if self.interrupted(container, ContainerState::Creating) => {
-                return Err(Error::failed(format!(
-                    "container {container} was left half made by an interrupted run (`ipvlan restore` rolls it back)"
-                )))
-            }
-            Some(ContainerState::Creating) => {
-                return Err(Error::failed(format!(
-                    "container {container} is not made yet: a run is making it"
-                )))
-            }
-            _ => {}
         }
         let made_here = record.as_ref().and_then(Made::of);
         let recorded = made_here.map(|made| made.id);
@@ -1358,7 +1346,6 @@ fn path_cstr(path: &Path) -> CString {
     CString::new(path.as_os_str().as_encoded_bytes()).unwrap_or_default()
 }
 
-/// What `docker` says of a name that is not one of its containers.
 /// Whether container `name`'s record says `half` under the lock `state`:
 /// one that cannot be read now counts (nothing says it was finished).
 fn still_half(state: &Locked<'_>, name: &str, half: ContainerState) -> bool {
@@ -1367,6 +1354,7 @@ fn still_half(state: &Locked<'_>, name: &str, half: ContainerState) -> bool {
         .map_or(true, |record| record.is_some_and(|r| r.state == half))
 }
 
+/// What `docker` says of a name that is not one of its containers.
 fn no_such_container(name: &str) -> Error {
     Error::not_found(format!("No such container: {name}"))
 }

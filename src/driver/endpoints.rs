@@ -25,8 +25,7 @@ use crate::netns;
 use crate::rtnl::{Handle, Link};
 use crate::store::records::NetnsId;
 use crate::store::{
-    ContainerState, EndpointRecord, EndpointState, Locked, NetworkRecord, NetworkState, StateDir,
-    Timestamp,
+    EndpointRecord, EndpointState, Locked, NetworkRecord, NetworkState, StateDir, Timestamp,
 };
 
 /// A resolved attach target: its namespace opened and identified.
@@ -112,14 +111,10 @@ pub(crate) fn refuse_half_done_container(
     if listed.is_some_and(|listed| !listed.may_have_record(name)) {
         return Ok(());
     }
-    match state.container(name)?.map(|record| record.state) {
-        Some(ContainerState::Creating) => Err(Error::failed(format!(
-            "container {name} was left half made by an interrupted run (`ipvlan restore` rolls it back); nothing was done"
-        ))),
-        Some(ContainerState::Removing) => Err(Error::failed(format!(
-            "container {name} was left half removed by an interrupted rm (`ipvlan restore` finishes it); nothing was done"
-        ))),
-        _ => Ok(()),
+    let half = state.container(name)?.map(|record| record.state);
+    match half.and_then(|half| super::error::left_half_done(name, half)) {
+        Some(said) => Err(Error::failed(format!("{said}; nothing was done"))),
+        None => Ok(()),
     }
 }
 
@@ -372,13 +367,9 @@ impl Manager {
         let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
         let same_path =
             |endpoint: &EndpointRecord| normalise(&cwd, Path::new(&endpoint.netns)) == path;
-        let typed = match target {
-            Target::Path(typed) => Some(typed.as_path()),
-            Target::Container(_) => None,
-        };
         // Older versions filed it under the text of the path as typed;
         // `/tmp/a b` and `/tmp/a_b` had one id, so the path decides.
-        for id in legacy_ids(state, typed, path) {
+        for id in legacy_ids(state, target.typed_path(), path) {
             if let Some(endpoint) = endpoint_at(state, &network.id, &id, same_path)? {
                 return Ok(Some(endpoint));
             }
@@ -518,15 +509,11 @@ impl Manager {
         opened_under_lock: bool,
     ) -> Result<ResolvedTarget, Error> {
         let identity = inside.identity()?;
-        let typed_path = match target {
-            Target::Path(typed) => Some(typed.clone()),
-            Target::Container(_) => None,
-        };
         Ok(ResolvedTarget {
             id: identity.endpoint_id(),
             container,
             path,
-            typed_path,
+            typed_path: target.typed_path().map(Path::to_path_buf),
             inside,
             identity,
             index: RefCell::new(None),

@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use crate::store::ContainerState;
 use crate::text::escape_controls;
 
 /// What kind of failure an [`Error`] is; the CLI maps kinds to exit codes
@@ -339,6 +340,21 @@ pub(crate) fn missing_kind_message(kind: &str) -> String {
             support.config, support.module
         ),
         None => format!("this kernel has no {what} link support{needed_for}"),
+    }
+}
+
+/// What is said of container `name` whose record a killed `run` left
+/// `creating` or a killed `rm` left `removing`, and what finishes it;
+/// `None` for a whole one.
+pub(crate) fn left_half_done(name: &str, state: ContainerState) -> Option<String> {
+    match state {
+        ContainerState::Creating => Some(format!(
+            "container {name} was left half made by an interrupted run (`ipvlan restore` rolls it back)"
+        )),
+        ContainerState::Removing => Some(format!(
+            "container {name} was left half removed by an interrupted rm (`ipvlan restore` finishes it)"
+        )),
+        ContainerState::Created => None,
     }
 }
 

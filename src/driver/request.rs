@@ -2,7 +2,7 @@
 //! addresses wanted, how to run a command.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
 
@@ -76,6 +76,14 @@ impl Target {
             Target::Path(PathBuf::from(arg))
         } else {
             Target::Container(arg.to_string())
+        }
+    }
+
+    /// The path as typed, for a target given by one.
+    pub(crate) fn typed_path(&self) -> Option<&Path> {
+        match self {
+            Target::Path(path) => Some(path),
+            Target::Container(_) => None,
         }
     }
 

@@ -676,35 +676,20 @@ impl Manager {
         let later_has_it = neighbours
             .iter()
             .any(|n| n.ifname == endpoint.ifname && n.created > endpoint.created);
-        let mut renamed = None;
-        let ifname = if endpoint.ifname.is_empty() {
-            endpoint_link::free_ifname_but(inside, &kept)?
-        } else {
-            // Looked for by index above: another tool's link may hold the
-            // name since ours went, and would make the create fail late
-            // (after a fallback to a temporary name, at the rename).
-            match inside.handle.link_by_name(&endpoint.ifname)? {
-                // Another endpoint of ours in this namespace holds the
-                // name, or will (its link made again later in this
-                // restore): this one is made again under a free name.
-                // Before, it was kept without a link, at every restore.
-                // Another tool's link under the name is reported.
-                Some(link) if neighbours_link(&link) => {
-                    let free = endpoint_link::free_ifname_but(inside, &kept)?;
-                    renamed = Some(format!(
-                        "as {free}: {} is another endpoint's (index {})",
-                        link.name, link.index
-                    ));
-                    free
-                }
-                None if later_has_it => {
-                    let free = endpoint_link::free_ifname_but(inside, &kept)?;
-                    renamed = Some(format!(
-                        "as {free}: {} is a later endpoint's",
-                        endpoint.ifname
-                    ));
-                    free
-                }
+        // Why this link takes a free name rather than its own: another
+        // endpoint of ours in this namespace holds the name, or will (its
+        // link made again later in this restore). Before, it was kept
+        // without a link, at every restore. Another tool's link under the
+        // name is reported. Looked for by index above: such a link would
+        // make the create fail late (after a fallback to a temporary name,
+        // at the rename).
+        let gives_way = match endpoint.ifname.as_str() {
+            "" => None,
+            name => match inside.handle.link_by_name(name)? {
+                Some(link) if neighbours_link(&link) => Some(format!(
+                    "{} is another endpoint's (index {})",
+                    link.name, link.index
+                )),
                 Some(link) => {
                     report.errors.push(format!(
                         "{who}: name {} taken by another link (index {}) in namespace {}; endpoint kept",
@@ -714,7 +699,17 @@ impl Manager {
                     ));
                     return Ok(());
                 }
-                None => endpoint.ifname.clone(),
+                None if later_has_it => Some(format!("{name} is a later endpoint's")),
+                None => None,
+            },
+        };
+        let mut renamed = None;
+        let ifname = match (endpoint.ifname.is_empty(), gives_way) {
+            (false, None) => endpoint.ifname.clone(),
+            (_, why) => {
+                let free = endpoint_link::free_ifname_but(inside, &kept)?;
+                renamed = why.map(|why| format!("as {free}: {why}"));
+                free
             }
         };
         // The index this create asks for is recorded first, in a record

@@ -464,39 +464,6 @@ pub fn socket_netns(socket: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// Adds `entry` (`NAME=value`, a name the environment does not hold) to
-/// the C library's environment, which `getenv` and `execvp` read, as
-/// `putenv(3)` would, without its code or `setenv`'s (a kilobyte of the
-/// binary between them): a new `environ` array, the old entries and
-/// `entry`, left to the process's end as `putenv` leaves its strings.
-/// Only while the process has one thread: the environment has no lock
-/// against a reader elsewhere (std's `set_var` takes its own, which C
-/// code and `execvp` do not).
-pub fn add_to_env_while_single_threaded(entry: &'static CStr) {
-    extern "C" {
-        static mut environ: *mut *mut libc::c_char;
-    }
-    // SAFETY: `environ` is the C library's NULL-terminated array of
-    // NUL-terminated strings (or NULL: empty), read here and replaced
-    // whole by a pointer to an array that lives as long as the process;
-    // `entry` is 'static and never written through. The caller promises
-    // that no other thread reads or writes the environment meanwhile.
-    unsafe {
-        let old = environ;
-        // Of `*const`, as the spawns' argument arrays (one copy of the
-        // vector's code serves both).
-        let mut vars: Vec<*const libc::c_char> = Vec::new();
-        let mut at = 0;
-        while !old.is_null() && !(*old.add(at)).is_null() {
-            vars.push(*old.add(at));
-            at += 1;
-        }
-        vars.push(entry.as_ptr());
-        vars.push(std::ptr::null());
-        environ = vars.leak().as_mut_ptr().cast();
-    }
-}
-
 /// `unshare(2)`: for `CLONE_NEWNET`, gives the calling thread a new netns.
 pub fn unshare(flags: i32) -> io::Result<()> {
     // SAFETY: unshare(2) takes no pointers.
@@ -1689,7 +1656,8 @@ pub struct Spawn<'a> {
     pub program: &'a std::ffi::OsStr,
     /// Its arguments after `argv[0]` (which is `program`), any bytes but NUL.
     pub args: &'a [std::ffi::OsString],
-    /// Its environment; `None`: ours.
+    /// Its environment, in whose `PATH` (not ours) `program` is looked
+    /// up, as `env(1)` does; `None`: ours.
     pub env: Option<&'a [(std::ffi::OsString, std::ffi::OsString)]>,
     /// Its stdin, stdout and stderr.
     pub stdio: [ChildIo<'a>; 3],
@@ -2376,6 +2344,13 @@ struct ChildPipes {
     group: libc::pid_t,
 }
 
+extern "C" {
+    /// The C library's environment (`NAME=value` strings, NULL-ended),
+    /// which `getenv` and `execvp` read. Written only in a child just
+    /// forked (see [`child_exec`]).
+    static mut environ: *mut *mut libc::c_char;
+}
+
 /// The child's half of [`spawn_held`]: never returns.
 ///
 /// # Safety
@@ -2474,10 +2449,13 @@ unsafe fn child_exec(
         let mut empty: libc::sigset_t = mem::zeroed();
         libc::sigemptyset(&mut empty);
         libc::pthread_sigmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
-        match envp {
-            Some(envp) => libc::execvpe(program.as_ptr(), argv.as_ptr(), envp.as_ptr()),
-            None => libc::execvp(program.as_ptr(), argv.as_ptr()),
-        };
+        // The child's own environment from here (it has one thread, so
+        // no reader elsewhere), which `execvp` looks `program` up in and
+        // passes on; `execvpe` would look it up in the parent's `PATH`.
+        if let Some(envp) = envp {
+            environ = envp.as_ptr().cast_mut().cast();
+        }
+        libc::execvp(program.as_ptr(), argv.as_ptr());
         report_errno(report, 1)
     }
 }

@@ -2527,3 +2527,84 @@ fn rm_refuses_a_container_on_a_network_whose_record_cannot_be_read() {
         assert!(!container_names(&manager).contains(&"db".to_string()));
     });
 }
+
+/// Set (to a scratch directory) in the process
+/// [`a_path_for_commands_is_theirs_not_the_embedding_programs`] starts:
+/// that test's own test binary, run without a `PATH`, as a program
+/// embedding the library from an init system may be.
+const EMBEDDER_DIR: &str = "IPVLAN_TEST_EMBEDDER_DIR";
+
+/// A program that embeds the library and has no `PATH` (an init system
+/// may start it so) runs commands in a container through `cli::run` and
+/// through `Manager::exec`: each command gets Docker's `PATH`, and the
+/// program's own environment is left as it was. Before, `Manager::exec`
+/// gave its command none, and `cli::run` wrote the `PATH` into the
+/// program's environment (a plain write of `environ`, which its other
+/// threads may have been reading).
+#[test]
+fn a_path_for_commands_is_theirs_not_the_embedding_programs() {
+    const NAME: &str = "a_path_for_commands_is_theirs_not_the_embedding_programs";
+    if let Some(dir) = std::env::var_os(EMBEDDER_DIR) {
+        return embedder_without_a_path(Path::new(&dir));
+    }
+    common::privilege::require_root();
+    let dir = scratch("embedder-path");
+    let config = config(&dir);
+    let _cleanup = Cleanup(config.clone(), dir.clone());
+    let output = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
+        .env_clear()
+        .env(EMBEDDER_DIR, &dir)
+        .env("IPVLAN_STATE_DIR", &config.state_dir)
+        .env("IPVLAN_NETNS_DIR", &config.netns_dir)
+        .env("IPVLAN_ETC_NETNS_DIR", &config.etc_netns_dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}{stderr}");
+    let seen: Vec<&str> = stdout
+        .lines()
+        .filter(|line| line.starts_with("PATH=") || line.starts_with("step "))
+        .collect();
+    let docker = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    assert_eq!(
+        seen,
+        [
+            "step Manager::exec",
+            docker,
+            "step Manager::exec exit 0, the program's PATH None",
+            "step cli::run exec",
+            docker,
+            "step cli::run exit 0, the program's PATH None",
+        ],
+        "{stdout}{stderr}"
+    );
+}
+
+/// The embedding program's part of
+/// [`a_path_for_commands_is_theirs_not_the_embedding_programs`].
+fn embedder_without_a_path(dir: &Path) {
+    assert_eq!(std::env::var_os("PATH"), None);
+    let config = config(dir);
+    netns::run_in_new(|| {
+        let manager = Manager::open(config.clone()).unwrap();
+        manager.create_container(Some("web")).unwrap();
+        // On a line of its own: the test harness's "test NAME ... " has none.
+        println!("\nstep Manager::exec");
+        let code = manager
+            .exec("web", &["env".into()], &Default::default())
+            .unwrap();
+        println!(
+            "step Manager::exec exit {code}, the program's PATH {:?}",
+            std::env::var_os("PATH")
+        );
+        println!("step cli::run exec");
+        let code = ipvlan::cli::run(&["exec", "web", "env"]);
+        println!(
+            "step cli::run exit {code}, the program's PATH {:?}",
+            std::env::var_os("PATH")
+        );
+    })
+    .expect("a network namespace");
+}

@@ -17,7 +17,6 @@ use super::{output, warn, Failure, EXIT_CANNOT_RUN, EXIT_FAILED, EXIT_NOT_FOUND,
 /// meanwhile stops the run there (exit 128 + its number), the container
 /// taken out again, nothing started.
 pub fn run(manager: &Manager, args: RunArgs) -> Result<i32, Failure> {
-    give_commands_a_path();
     for warning in &args.warnings {
         super::failure::warn(warning);
     }
@@ -171,7 +170,6 @@ fn discard(manager: &Manager, container: &ContainerInfo) {
 }
 
 pub fn exec(manager: &Manager, args: ExecArgs) -> Result<i32, Failure> {
-    give_commands_a_path();
     let options = ExecOptions {
         interactive: args.interactive,
         tty: args.tty,
@@ -186,22 +184,6 @@ pub fn exec(manager: &Manager, args: ExecArgs) -> Result<i32, Failure> {
         ErrorKind::StoppedBeforeStart(signal) => Ok(128 + signal),
         _ => Err(exec_failure(&error)
             .unwrap_or_else(|| Failure::driver(format_args!("exec {}", args.container), &error))),
-    }
-}
-
-/// Docker's `PATH` for a container's process whose environment names
-/// none (`/sbin` and `/usr/sbin` among them: the C library's own default,
-/// musl's `/usr/local/bin:/bin:/usr/bin`, finds no `ip`). An init system
-/// often starts us without one.
-const DEFAULT_PATH: &std::ffi::CStr =
-    c"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-/// Sets [`DEFAULT_PATH`] in our environment when it has no `PATH`: the
-/// command inherits it, and is looked up in it (`execvp` reads the
-/// caller's). Only from `run` and `exec`, before any thread is started.
-fn give_commands_a_path() {
-    if std::env::var_os("PATH").is_none() {
-        crate::sys::add_to_env_while_single_threaded(DEFAULT_PATH);
     }
 }
 

@@ -792,6 +792,8 @@ impl Manager {
     /// container`). On a host without `/etc/hosts` the command sees the
     /// host's `/etc` on a read-only tmpfs with the hosts file added (see
     /// the README); nothing is created on the host.
+    /// The command has our environment, and is looked up in our `PATH`;
+    /// with none, Docker's default is given to it (ours stays as it is).
     /// A command that cannot be started is an error of kind
     /// [`ErrorKind::CommandNotFound`](super::ErrorKind::CommandNotFound) or
     /// [`ErrorKind::CommandNotExecutable`](super::ErrorKind::CommandNotExecutable).
@@ -837,6 +839,7 @@ impl Manager {
         opts: &ExecOptions,
     ) -> Result<ExitStatusCode, Error> {
         let (program, args) = split_command(argv)?;
+        let env = command_environment();
         let entry = self.container_namespace(container, made)?;
         // Blocked here, before the scratch thread starts (it inherits the
         // mask), so that no thread of ours takes a signal meant for the
@@ -887,7 +890,7 @@ impl Manager {
                 &Spawn {
                     program,
                     args,
-                    env: None,
+                    env: env.as_deref(),
                     stdio: [stdin, ChildIo::Inherit, ChildIo::Inherit],
                     own_session: false,
                 },
@@ -1000,6 +1003,7 @@ impl Manager {
         argv: &[OsString],
     ) -> Result<u32, Error> {
         let (program, args) = split_command(argv)?;
+        let env = command_environment();
         let entry = self.container_namespace(container, made)?;
         // 0600 in a checked directory, never through a link: root would
         // append the command's output to whatever a planted link names.
@@ -1015,7 +1019,7 @@ impl Manager {
             crate::sys::spawn_held(&Spawn {
                 program,
                 args,
-                env: None,
+                env: env.as_deref(),
                 stdio: [
                     ChildIo::Null,
                     ChildIo::Fd(stdout.as_fd()),
@@ -1100,6 +1104,25 @@ fn split_command(argv: &[OsString]) -> Result<(&OsString, &[OsString]), Error> {
     }
     argv.split_first()
         .ok_or_else(|| Error::invalid("no command given"))
+}
+
+/// Docker's `PATH` for a container's process whose environment names
+/// none (`/sbin` and `/usr/sbin` among them: the C library's own default,
+/// musl's `/usr/local/bin:/bin:/usr/bin`, finds no `ip`). An init system
+/// often starts us without one.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The environment a container's command starts with: ours (`None`), or,
+/// when ours has no `PATH`, ours and [`DEFAULT_PATH`], which the command
+/// is looked up in too. Given to the command alone: ours is the calling
+/// program's, which its other threads may be reading.
+fn command_environment() -> Option<Vec<(OsString, OsString)>> {
+    if std::env::var_os("PATH").is_some() {
+        return None;
+    }
+    let mut vars: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+    vars.push(("PATH".into(), DEFAULT_PATH.into()));
+    Some(vars)
 }
 
 /// Which step of a run an error ended: making the container, attaching

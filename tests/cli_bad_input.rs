@@ -375,8 +375,10 @@ const CASES: &[Case] = &[
     case(&["network", "ls"], 1, "ipvlan: IPVLAN_ETC_NETNS_DIR is set but empty: unset it for /etc/netns, or name a directory\n").env(&[("IPVLAN_ETC_NETNS_DIR", "")]),
     case(&["run", "--net=n1", "true"], 125, "ipvlan: IPVLAN_ETC_NETNS_DIR is set but empty: unset it for /etc/netns, or name a directory\n").env(&[("IPVLAN_ETC_NETNS_DIR", "")]),
     case(&["--state-dir", "file/state", "network", "ls"], 1, "ipvlan: opening state directory $T/cwd/file/state: state directory: checking $T/cwd/file/state: Not a directory (os error 20)\n").bare().with(&[File]),
-    case(&["--state-dir", "./x/../file/./state", "network", "ls"], 1, "ipvlan: opening state directory $T/cwd/x/../file/state: state directory: creating $T/cwd/x/../file/state: Not a directory (os error 20)\n").bare().with(&[File]),
-    case(&["network", "ls"], 1, "ipvlan: opening state directory $T/cwd/x/../file/state: state directory: creating $T/cwd/x/../file/state: Not a directory (os error 20)\n").bare().with(&[File]).env(&[("IPVLAN_STATE_DIR", "x/../file/state")]),
+    // A store that is not there (`x` is missing) reads as empty; the
+    // first command that writes finds it cannot be made.
+    case(&["--state-dir", "./x/../file/./state", "network", "create", "n1"], 1, "ipvlan: network create n1: state directory: creating $T/cwd/x/../file/state: Not a directory (os error 20)\n").bare().with(&[File]),
+    case(&["network", "create", "n1"], 1, "ipvlan: network create n1: state directory: creating $T/cwd/x/../file/state: Not a directory (os error 20)\n").bare().with(&[File]).env(&[("IPVLAN_STATE_DIR", "x/../file/state")]),
     case(&["--state-dir", "./file/./state", "network", "ls"], 1, "ipvlan: opening state directory $T/cwd/file/state: state directory: checking $T/cwd/file/state: Not a directory (os error 20)\n").bare().with(&[File]),
     // Namespace paths: anything but another network namespace is refused
     // before the lock is taken, without opening what could block.

@@ -699,10 +699,18 @@ fn state_dir_flag_overrides_the_environment() {
             .unwrap();
         assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
     };
-    run(&["--state-dir", from_flag.to_str().unwrap(), "network", "ls"]);
-    assert!(from_flag.is_dir() && !from_env.exists());
-    run(&["network", "ls"]);
-    assert!(from_env.is_dir());
+    // A store in each, a network of its own in each.
+    for (dir, network) in [(&from_flag, "in-flag"), (&from_env, "in-env")] {
+        let store = ipvlan::store::StateDir::open(dir).unwrap();
+        let state = store.lock().unwrap();
+        state
+            .put_network(&common::network(network, &["10.1.0.0/24"]))
+            .unwrap();
+        state.commit().unwrap();
+    }
+    let flag = ["--state-dir", from_flag.to_str().unwrap()];
+    run(&[&flag[..], &["network", "inspect", "in-flag"]].concat());
+    run(&["network", "inspect", "in-env"]);
     let mode = std::fs::metadata(&from_env).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o700);
 }
@@ -925,4 +933,68 @@ fn ps_warns_of_half_made_and_half_removed_containers() {
         "ipvlan: warning: container made is half made: its `run` was interrupted (`ipvlan restore` rolls it back)\n\
          ipvlan: warning: container gone is half removed: its `rm` was interrupted (`ipvlan restore` finishes it)\n"
     );
+}
+
+/// On a machine without a store (a fresh host; an init that runs
+/// `ipvlan restore` at every boot whether ipvlan was used or not; a
+/// runtime's CNI DEL on a node that never had an ADD), a command that only
+/// reads, or that is refused for naming nothing of ours, makes nothing,
+/// and works where the state directory cannot be made (its parent
+/// read-only). Before, each made the store's layout first (eleven
+/// entries), and with a read-only parent failed with "Read-only file
+/// system". A command that writes makes the store (a `run` naming a
+/// network makes none either: no network can be found in no store).
+#[test]
+fn commands_that_find_no_store_make_none() {
+    let scratch = scratch_dir("no-store");
+    let output = isolated(
+        r#"
+        mkdir "$T/ro" && mount -o bind,ro "$T/ro" "$T/ro" || exit 1
+        for state in "$T/state" "$T/ro/state"; do
+            export IPVLAN_STATE_DIR="$state"
+            echo "in ${state#$T/}"
+            for c in "network ls -q" "ps -q" "network inspect n1" "network rm n1" \
+                "rm c1" "rm -f c1" "exec c1 true" "network connect n1 c1" \
+                "network disconnect n1 c1" "run --net n1 true" "restore"; do
+                "$BIN" $c > "$T/out" 2> "$T/err"
+                echo "$c: $? $(cat "$T/out" "$T/err" | tr '\n' ' ')"
+            done
+            echo '{"cniVersion":"1.1.0","name":"n1","type":"ipvlan","master":"eth0"}' |
+                CNI_COMMAND=DEL CNI_CONTAINERID=abc CNI_NETNS=/nonexistent CNI_IFNAME=eth0 \
+                CNI_PATH=/nonexistent "$BIN" > "$T/out" 2>&1
+            echo "CNI DEL: $? $(cat "$T/out")"
+            [ -e "$state" ] && echo "$state made" || echo "no store"
+        done
+        "#,
+        &scratch,
+    );
+    let stdout = text(&output.stdout);
+    let expected = |state: &str| {
+        format!(
+            "in {state}\n\
+             network ls -q: 0 \n\
+             ps -q: 0 \n\
+             network inspect n1: 1 [] ipvlan: network inspect: network n1 not found \n\
+             network rm n1: 1 ipvlan: network rm n1: network n1 not found \n\
+             rm c1: 1 ipvlan: rm c1: No such container: c1 \n\
+             rm -f c1: 0 ipvlan: rm c1: No such container: c1 \n\
+             exec c1 true: 125 ipvlan: exec c1: No such container: c1 \n\
+             network connect n1 c1: 1 ipvlan: network connect n1 c1: network n1 not found \n\
+             network disconnect n1 c1: 1 ipvlan: network disconnect n1 c1: network n1 not found \n\
+             run --net n1 true: 125 ipvlan: run: connecting to network n1: network n1 not found \n\
+             restore: 0 restore: 0 parents re-created, 0 parents missing, 0 links re-created, 0 endpoints kept, 0 endpoints released, 0 interrupted operations repaired \n\
+             CNI DEL: 0 \n\
+             no store\n"
+        )
+    };
+    assert_eq!(
+        stdout,
+        format!("{}{}", expected("state"), expected("ro/state")),
+        "{}",
+        text(&output.stderr)
+    );
+    // The first lock, a writing command's, makes it.
+    let state = ipvlan::store::StateDir::open(scratch.join("state")).unwrap();
+    drop(state.lock().unwrap());
+    assert!(scratch.join("state/lock").is_file());
 }

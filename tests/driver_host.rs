@@ -115,7 +115,9 @@ fn missing_ipvlan_is_named_and_nothing_changes() {
     let has_ipvlan = host_has_ipvlan();
     in_fresh_netns("noipvlan", |config| {
         let manager = Manager::open(config.clone()).unwrap();
-        // The first locked read creates the lock file; state proper starts here.
+        // A store made, as a first command that writes makes it: a create
+        // refused for the kernel has locked it, and finds it made.
+        drop(ipvlan::store::StateDir::open(&config.state_dir).unwrap());
         assert!(manager.networks().unwrap().is_empty());
         let before_state = common::snapshot(&config.state_dir);
         let before_links = link_names();
@@ -365,7 +367,7 @@ fn a_named_namespace_without_our_record_is_no_container() {
         fs::write(&admin_hosts, "10.9.9.9\tgateway\n").unwrap();
         std::os::unix::fs::symlink(&admin_hosts, view.join("hosts")).unwrap();
         let (holder, inode) = foreign_holder(&path);
-        // The first locked read creates the lock file; state proper starts here.
+        // No store yet: the refusals below must not make one either.
         assert!(manager.containers().unwrap().is_empty());
         let before = common::snapshot(&config.state_dir);
 

@@ -1304,6 +1304,11 @@ impl Manager {
                 }
             }
         }
+        // No store was ever made here: nothing recorded to release, and
+        // none made for it (a DEL on a node that never had an ADD).
+        if self.store.never_made()? {
+            return Ok(notes);
+        }
         let id = attachment_id(container_id, ifname);
         let hint = self.store.network_id_hint(network);
         let state = self.store.lock()?;

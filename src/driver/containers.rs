@@ -98,6 +98,22 @@ impl Manager {
         once_locked: &mut dyn FnMut(),
     ) -> Result<ContainerInfo, (Step, Error)> {
         let container = |error: Error| (Step::Container, error);
+        // Refused before the lock, which makes the store where there is none.
+        if let Some(name) = &request.name {
+            check_container_name(name).map_err(container)?;
+        }
+        // No store was ever made: no network to join, and no store made
+        // for the refusal (a run without a network makes one).
+        if let Some((wanted, _)) = request.networks.first() {
+            if self.store.never_made().map_err(|e| container(e.into()))? {
+                let context = match &request.name {
+                    Some(name) => format!("connecting {name} to network {wanted}"),
+                    None => format!("connecting to network {wanted}"),
+                };
+                let error = Error::not_found(super::networks::not_found_message(wanted));
+                return Err((Step::Network, error.context(context)));
+            }
+        }
         let state = self.store.lock().map_err(|e| container(e.into()))?;
         once_locked();
         let name = self
@@ -230,7 +246,7 @@ impl Manager {
                 }
             };
         };
-        check_container_name(name)?;
+        // Its spelling checked before the lock (`make_run`).
         let path = self.config.netns_dir.join(name);
         // The record first: an interrupted run or rm has made or kept the
         // namespace too, and is what to tell.
@@ -440,7 +456,8 @@ impl Manager {
     ) -> Result<Vec<String>, Error> {
         // A name no container can have is none of ours: said as any other
         // (`rm -f` then no failure, as Docker's), nothing looked up by it.
-        if check_container_name(name).is_err() {
+        // Likewise in no store (and none made for it).
+        if check_container_name(name).is_err() || self.store.never_made()? {
             return Err(no_such_container(name));
         }
         let state = self.store.lock()?;

@@ -291,7 +291,7 @@ impl Manager {
     /// ```
     pub fn open(config: Config) -> Result<Manager, Error> {
         let config = config.absolute()?;
-        let store = StateDir::open(&config.state_dir)?;
+        let store = StateDir::open_unmade(&config.state_dir)?;
         Ok(Manager {
             config,
             store,

@@ -220,6 +220,10 @@ impl Manager {
     /// # Ok::<(), ipvlan::driver::Error>(())
     /// ```
     pub fn remove_network(&self, name_or_id: &str) -> Result<Vec<String>, Error> {
+        if self.store.never_made()? {
+            // Found in no store, and none made for it.
+            return Err(Error::not_found(not_found_message(name_or_id)));
+        }
         let state = self.store.lock()?;
         let networks = state.networks()?;
         let mut record = find_network(&networks, name_or_id)?.clone();
@@ -772,6 +776,11 @@ pub(crate) fn lookup_network(store: &StateDir, name_or_id: &str) -> Result<Netwo
     }
 }
 
+/// What a lookup says of a network it did not find.
+pub(crate) fn not_found_message(name_or_id: &str) -> String {
+    format!("network {name_or_id} not found")
+}
+
 /// By exact name, exact ID, or unique ID prefix. A network a killed create
 /// left half-created is found by none of them, but named as such rather
 /// than "not found": restore is what it needs. A network not found may be
@@ -822,7 +831,7 @@ pub(crate) fn find_network<'a>(
                     && (n.name == name_or_id
                         || (!name_or_id.is_empty() && n.id.starts_with(name_or_id)))
             });
-            let mut message = format!("network {name_or_id} not found");
+            let mut message = not_found_message(name_or_id);
             if !networks.damaged.is_empty() {
                 let damaged: Vec<String> =
                     networks.damaged.iter().map(Damaged::to_string).collect();

@@ -37,6 +37,11 @@ impl Manager {
     /// # Ok::<(), ipvlan::driver::Error>(())
     /// ```
     pub fn restore(&self) -> Result<RestoreReport, Error> {
+        // Nothing was ever made here (a boot script's restore on a host
+        // that never used us): nothing to repair, and no store made.
+        if self.store.never_made()? {
+            return Ok(RestoreReport::default());
+        }
         let state = self.store.lock()?;
         let host = Handle::new()?;
         // Taking the lock wrote again what the commit log held, if it was

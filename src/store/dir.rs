@@ -259,6 +259,11 @@ pub struct StateDir {
     /// `open` found the lock a regular file in a private root: the first
     /// lock after it opens the lock without checking it again.
     lock_seen_regular: Arc<AtomicBool>,
+    /// `open` found no root: the layout is made by the first lock that
+    /// waits (a command that writes), so that reading commands, and those
+    /// refused before they lock, leave a machine without a store as it
+    /// was (and work where the state directory's parent is read-only).
+    layout_pending: Arc<AtomicBool>,
 }
 
 impl StateDir {
@@ -276,6 +281,21 @@ impl StateDir {
     /// symbolic link, is owned by another user or is writable by group or
     /// others ([`StoreError::Refused`]).
     pub fn open(root: impl Into<PathBuf>) -> Result<StateDir, StoreError> {
+        let state = StateDir::open_unmade(root)?;
+        if state.layout_pending.load(Ordering::Relaxed) {
+            state.make_layout()?;
+            state.layout_pending.store(false, Ordering::Relaxed);
+        }
+        Ok(state)
+    }
+
+    /// [`StateDir::open`], but a missing root is not made here: the first
+    /// [`StateDir::lock`] makes it (a command that writes), and until then
+    /// the store reads as empty ([`StateDir::never_made`]). For a program
+    /// whose reading commands, and those refused for naming nothing in the
+    /// store, must leave a machine without one as it was, and work where
+    /// it cannot be made (a read-only `/var`).
+    pub fn open_unmade(root: impl Into<PathBuf>) -> Result<StateDir, StoreError> {
         // Without a trailing slash, which would make lstat(2) follow a
         // link in the last component.
         let root: PathBuf = root.into().components().collect();
@@ -286,33 +306,55 @@ impl StateDir {
             by_identity_only: false,
             records_held: Arc::default(),
             lock_seen_regular: Arc::default(),
+            layout_pending: Arc::default(),
         };
         match state.lock_len()? {
             Some(len) => state.by_identity_only = len > 0,
-            None => {
-                let missing = state.check_fixed()?;
-                state.refuse_foreign_root()?;
-                if !missing.is_empty() {
-                    // No endpoint directory: no record of an older version.
-                    let new = missing.contains(&root.join(ENDPOINTS));
-                    for dir in missing {
-                        state.ensure_dir(&dir)?;
-                    }
-                    // With the layout, so a new store looks the same whether
-                    // its first command wrote or only read (listings take no
-                    // lock).
-                    let mut lock = state.open_lock()?;
-                    if new && lock.metadata().is_ok_and(|m| m.len() == 0) {
-                        use std::io::Write;
-                        lock.write_all(BY_IDENTITY_ONLY.as_bytes())
-                            .map_err(StoreError::io("writing", root.join(LOCK_FILE)))?;
-                        state.by_identity_only = true;
-                    }
-                }
+            None if !state.check_dir(&root)? => {
+                // What this version makes files records so.
+                state.by_identity_only = true;
+                state.layout_pending.store(true, Ordering::Relaxed);
             }
+            None => state.by_identity_only = state.make_layout()?,
         }
         state.handles.set_fresh();
         Ok(state)
+    }
+
+    /// Makes the root (when missing) and what of the layout is missing,
+    /// then the lock; whether the store is new ([`BY_IDENTITY_ONLY`]
+    /// written in its lock). For a root without a lock.
+    fn make_layout(&self) -> Result<bool, StoreError> {
+        let missing = self.check_fixed()?;
+        self.refuse_foreign_root()?;
+        if missing.is_empty() {
+            return Ok(false);
+        }
+        // No endpoint directory: no record of an older version.
+        let new = missing.contains(&self.root.join(ENDPOINTS));
+        for dir in missing {
+            self.ensure_dir(&dir)?;
+        }
+        // The lock with the layout, its mark before any record: a layout
+        // without a lock is one a crash stopped here (see
+        // `refuse_foreign_root`).
+        let mut lock = self.open_lock()?;
+        if new && lock.metadata().is_ok_and(|m| m.len() == 0) {
+            use std::io::Write;
+            lock.write_all(BY_IDENTITY_ONLY.as_bytes())
+                .map_err(StoreError::io("writing", self.root.join(LOCK_FILE)))?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Whether [`StateDir::open`] found no root and no lock has made it
+    /// since, and there is still none: nothing was ever written here, so
+    /// there is nothing to lock against, settle or read. A command that
+    /// only acts on what the store holds answers "not found" then rather
+    /// than lock (which would make the store).
+    pub fn never_made(&self) -> Result<bool, StoreError> {
+        Ok(self.layout_pending.load(Ordering::Relaxed) && !self.check_dir(&self.root)?)
     }
 
     /// Whether every endpoint record of this store is filed under the id
@@ -644,6 +686,9 @@ impl StateDir {
     /// lock that found nothing: what a power cut took from the files
     /// (before `restore` ran) is then found by looking again.
     pub fn settle_log(&self, wait: bool) -> Result<(), StoreError> {
+        if self.never_made()? {
+            return Ok(());
+        }
         match wait {
             true => self.lock().map(drop),
             false => self.lock_as(None).map(drop),
@@ -669,6 +714,12 @@ impl StateDir {
     ) -> Result<Option<Locked<'_>>, StoreError> {
         self.refresh();
         let path = self.root.join(LOCK_FILE);
+        // A reader's try makes nothing: with no root, its `open_lock`
+        // fails as for a root removed since `open`.
+        if before_waiting.is_some() && self.layout_pending.load(Ordering::Relaxed) {
+            self.make_layout()?;
+            self.layout_pending.store(false, Ordering::Relaxed);
+        }
         let file = self.open_lock()?;
         let fd = std::os::fd::AsFd::as_fd(&file);
         match crate::sys::flock(fd, libc::LOCK_EX | libc::LOCK_NB) {
@@ -707,7 +758,8 @@ impl StateDir {
     /// descriptor, never through a link.
     fn open_lock(&self) -> Result<File, StoreError> {
         let path = self.root.join(LOCK_FILE);
-        // Made by `open`; gone since, it is not made again here.
+        // Made with the layout (by `open`, or the first lock that waits);
+        // gone since, it is not made again here.
         let root = self.handles.dir(&self.root)?.ok_or_else(|| {
             StoreError::io("opening", &path)(io::Error::from(io::ErrorKind::NotFound))
         })?;

@@ -281,6 +281,9 @@ fn a_parent_another_driver_takes_is_refused_with_its_reason() {
     topology_up();
     let config = config("taken");
     let manager = Manager::open(config.clone()).unwrap();
+    // A store made, as the first command that writes makes it: this
+    // refusal comes under the lock, which finds it made.
+    drop(ipvlan::store::StateDir::open(&config.state_dir).unwrap());
     ip(&["link", "add", "tb0", "type", "bridge"]);
     ip(&["link", "add", "tp0", "type", "dummy"]);
     ip(&["link", "set", "tp0", "master", "tb0"]);

@@ -769,7 +769,12 @@ impl SignalBlock {
     /// caller.
     pub fn end(self) {
         let set = signal_set(&self.added);
-        while take_now(&set) > 0 {}
+        // Until none is pending (`EAGAIN`): a handled signal of another's
+        // interrupting the take (`EINTR`) would leave one pending, to act
+        // at its default once unblocked.
+        while take_now(&set) > 0 || io::Error::last_os_error().kind() == io::ErrorKind::Interrupted
+        {
+        }
     }
 }
 
@@ -2050,6 +2055,7 @@ fn start(what: &Spawn<'_>, held: bool, kept: Option<libc::c_int>) -> io::Result<
     // SAFETY: both descriptors were just made by pipe2 and are ours.
     let (report_read, report_write) =
         unsafe { (OwnedFd::from_raw_fd(pipe[0]), OwnedFd::from_raw_fd(pipe[1])) };
+    let (report_read, report_write) = (above_2(report_read)?, above_2(report_write)?);
     let raw = |at: usize| sources[at].as_ref().map_or(-1, |fd| fd.as_raw_fd());
     let raw_sources = [raw(0), raw(1), raw(2)];
     let gate = match held {
@@ -2189,7 +2195,8 @@ fn socket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
         )
     })?;
     // SAFETY: both descriptors were just made by socketpair and are ours.
-    Ok(unsafe { (OwnedFd::from_raw_fd(ends[0]), OwnedFd::from_raw_fd(ends[1])) })
+    let (one, other) = unsafe { (OwnedFd::from_raw_fd(ends[0]), OwnedFd::from_raw_fd(ends[1])) };
+    Ok((above_2(one)?, above_2(other)?))
 }
 
 /// The keeper of [`spawn_kept`]: forks the command (`command`, which
@@ -2243,12 +2250,15 @@ unsafe fn keep(
             command();
             libc::_exit(127);
         }
+        // Read before the closes below, whose fallback (no `close_range`)
+        // sets it.
+        let fork_errno = errno();
         // The descriptors of the parent's that the keeper holds copies of
         // (the command's pipes among them, whose ends must close with the
         // command's) go: only the channel and `home` stay.
         close_from_3_except([channel, if home < 0 { channel } else { home }]);
         if pid < 0 {
-            send(-errno());
+            send(-fork_errno);
             libc::_exit(0);
         }
         let mut waited = *relayed;
@@ -2540,6 +2550,17 @@ unsafe fn close_from_3_except(keep: [libc::c_int; 2]) {
 }
 
 /// A duplicate of `fd` numbered 3 or above, close-on-exec.
+/// `fd`, or a copy of it above 2 if it is a standard stream's number (a
+/// program that closed its standard streams gets those numbers back from
+/// the kernel first): the child's `dup2`s onto 0-2 would replace it, and
+/// [`close_from_3_except`] keeps nothing below 3.
+fn above_2(fd: OwnedFd) -> io::Result<OwnedFd> {
+    match fd.as_raw_fd() < 3 {
+        true => dup_above_2(fd.as_fd()),
+        false => Ok(fd),
+    }
+}
+
 fn dup_above_2(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     // SAFETY: fcntl(F_DUPFD_CLOEXEC) on a live descriptor; the result is a
     // new descriptor we own.
@@ -3161,6 +3182,81 @@ mod tests {
         assert!(
             String::from_utf8_lossy(&output.stdout).contains("1 passed"),
             "{output:?}"
+        );
+    }
+
+    /// A program that closed its standard streams (a daemon) still hears
+    /// why a program could not start: the report's pipe, the gate and the
+    /// channel are kept above 2. Before, the pipe came back as 0 and 1,
+    /// the child's stdout `dup2` replaced its write end, and a command not
+    /// found read as started. Run in a process of its own (this test
+    /// binary again), which closes its standard streams.
+    #[test]
+    fn a_program_without_standard_streams_hears_why_a_command_did_not_start() {
+        // Set to a file the inner run writes its verdict to.
+        const INNER: &str = "IPVLAN_TEST_NO_STDIO";
+        if let Some(verdict) = std::env::var_os(INNER) {
+            // SAFETY: close(2) of the standard streams; the harness's
+            // output goes nowhere from here, the exit code says.
+            unsafe {
+                libc::close(0);
+                libc::close(1);
+                libc::close(2);
+            }
+            for kept in [false, true] {
+                let what = Spawn {
+                    program: std::ffi::OsStr::new("/nonexistent/command"),
+                    args: &[],
+                    env: None,
+                    stdio: [ChildIo::Null, ChildIo::Null, ChildIo::Null],
+                    own_session: false,
+                };
+                let held = match kept {
+                    false => spawn_held(&what),
+                    true => spawn_kept(&what, None),
+                };
+                let error = held.and_then(HeldChild::release).err();
+                let line = format!("kept {kept}: {:?}\n", error.map(|e| e.raw_os_error()));
+                let mut file = std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&verdict)
+                    .unwrap();
+                std::io::Write::write_all(&mut file, line.as_bytes()).unwrap();
+            }
+            return;
+        }
+        let verdict = std::env::temp_dir().join(format!("ipvlan-no-stdio-{}", std::process::id()));
+        std::fs::write(&verdict, "").unwrap();
+        let mut inner = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "sys::tests::a_program_without_standard_streams_hears_why_a_command_did_not_start",
+                "--test-threads=1",
+            ])
+            .env(INNER, &verdict)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Before, the kept command's report never came: the run hung.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = inner.try_wait().unwrap() {
+                break Some(status);
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = inner.kill();
+                let _ = inner.wait();
+                break None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        let said = std::fs::read_to_string(&verdict).unwrap();
+        let _ = std::fs::remove_file(&verdict);
+        assert!(status.is_some_and(|s| s.success()), "{status:?}: {said}");
+        let enoent = Some(Some(libc::ENOENT));
+        assert_eq!(
+            said,
+            format!("kept false: {enoent:?}\nkept true: {enoent:?}\n")
         );
     }
 

@@ -1352,6 +1352,50 @@ fn reference(
 }
 
 /// The names of the links in namespace `ns`.
+/// A DEL whose `CNI_NETNS` leads to another namespace than the one its
+/// attachment was added in (a `/proc/PID/ns/net` whose pid is another
+/// container's process now) leaves that namespace's link of the name
+/// alone, says so, and still releases the attachment's record and
+/// address. Before, it deleted whatever ipvlan link had the name there:
+/// the other container's `eth0`.
+#[test]
+fn a_del_whose_netns_leads_elsewhere_leaves_that_namespaces_link() {
+    let mut cni = Cni::new("elsewhere");
+    cni.master("cnim15");
+    let first = cni.netns("cni-first");
+    let second = cni.netns("cni-second");
+    let conf = conf("elsewhere", "cnim15", "");
+    cni.plugin("ADD", "ctr-first", &first, &conf).ok();
+    cni.plugin("ADD", "ctr-second", &second, &conf).ok();
+    let second_link = link(Some("cni-second"), "eth0").expect("ctr-second's eth0");
+    let (endpoints, leases) = cni.records("elsewhere");
+    assert_eq!(
+        (endpoints.len(), leases.len()),
+        (2, 2),
+        "{endpoints:?} {leases:?}"
+    );
+    let answer = cni.plugin("DEL", "ctr-first", &second, &conf);
+    answer.ok();
+    assert!(
+        answer
+            .stderr
+            .contains("is not the network namespace eth0 of ctr-first was added in"),
+        "{}",
+        answer.stderr
+    );
+    assert_eq!(link(Some("cni-second"), "eth0"), Some(second_link));
+    let (endpoints, leases) = cni.records("elsewhere");
+    assert_eq!(
+        (endpoints.len(), leases.len()),
+        (1, 1),
+        "{endpoints:?} {leases:?}"
+    );
+    // Its own DEL takes it.
+    cni.plugin("DEL", "ctr-second", &second, &conf).ok();
+    assert!(link(Some("cni-second"), "eth0").is_none());
+    assert_eq!(cni.records("elsewhere"), (Vec::new(), Vec::new()));
+}
+
 fn link_names(ns: &str) -> Vec<String> {
     let mut names: Vec<String> = ip_json(&["-n", ns, "link", "show"])
         .as_array()

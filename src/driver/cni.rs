@@ -1287,7 +1287,14 @@ impl Manager {
         if let Some(path) = netns {
             if let Ok(inside) = OpenNetns::open_path(path) {
                 let inside: &OpenNetns = opened.insert(inside?);
-                if let Some(link) = inside.handle.link_by_name(ifname)? {
+                if let Some(elsewhere) =
+                    self.recorded_in_another_namespace(network, container_id, ifname, inside)
+                {
+                    notes.push(format!(
+                        "{} is not the network namespace {ifname} of {container_id} was added in ({elsewhere}); its {ifname} left in place",
+                        path.display()
+                    ));
+                } else if let Some(link) = inside.handle.link_by_name(ifname)? {
                     if link.kind.as_deref() == Some("ipvlan") {
                         match inside.handle.link_del(link.index) {
                             Ok(()) => {}
@@ -1366,6 +1373,32 @@ impl Manager {
             }
         }
         Ok(notes)
+    }
+
+    /// The namespace the attachment (`container_id`, `ifname`) of
+    /// `network` was added in, as its record says, when `inside` is not
+    /// that one: a DEL's `CNI_NETNS` that leads elsewhere now (a
+    /// `/proc/PID/ns/net` whose pid is another process's since) must not
+    /// take the link of that name there. Read without the lock, through
+    /// the name's hint: no record, or one without an identity (an older
+    /// version's), or a namespace whose identity cannot be read, and the
+    /// DEL takes the link by its name, as the reference plugin does.
+    fn recorded_in_another_namespace(
+        &self,
+        network: &str,
+        container_id: &str,
+        ifname: &str,
+        inside: &OpenNetns,
+    ) -> Option<String> {
+        let network_id = self.store.network_id_hint(network)?;
+        let id = attachment_id(container_id, ifname);
+        let record = self.store.endpoint(&network_id, &id).ok()??;
+        let recorded = record.netns_id?;
+        match inside.identity() {
+            Ok(now) if !recorded.same_namespace(&now) => Some(record.netns),
+            // Not told apart: by its name, as before there were identities.
+            _ => None,
+        }
     }
 
     /// CHECK: the attachment is recorded (with `leased_here`: our IPAM

@@ -1277,43 +1277,25 @@ impl Manager {
         netns: Option<&Path>,
     ) -> Result<Vec<String>, Error> {
         let mut notes = Vec::new();
-        // The link first, without the lock or the master: DEL never needs
-        // the master, and a link made by the reference plugin goes too.
-        let mut opened = None;
+        // The link before the record, never the master: DEL never needs
+        // it, and a link made by the reference plugin goes too.
         // A name no link can have (a '%', which older versions let an ADD
         // ask for: the kernel named the link from it) has no link to look
         // up; the record and leases still go.
         let netns = netns.filter(|_| crate::netns::is_valid_ifname(ifname));
+        let mut opened = None;
+        let mut inside = None;
         if let Some(path) = netns {
-            if let Ok(inside) = OpenNetns::open_path(path) {
-                let inside: &OpenNetns = opened.insert(inside?);
-                if let Some(elsewhere) =
-                    self.recorded_in_another_namespace(network, container_id, ifname, inside)
-                {
-                    notes.push(format!(
-                        "{} is not the network namespace {ifname} of {container_id} was added in ({elsewhere}); its {ifname} left in place",
-                        path.display()
-                    ));
-                } else if let Some(link) = inside.handle.link_by_name(ifname)? {
-                    if link.kind.as_deref() == Some("ipvlan") {
-                        match inside.handle.link_del(link.index) {
-                            Ok(()) => {}
-                            Err(error) if error.is_not_found() => {}
-                            Err(error) => return Err(error.into()),
-                        }
-                    } else {
-                        notes.push(format!(
-                            "{ifname} in {} is not an ipvlan link ({}); left in place",
-                            path.display(),
-                            link.kind.as_deref().unwrap_or("no kind")
-                        ));
-                    }
-                }
+            if let Ok(open) = OpenNetns::open_path(path) {
+                inside = Some((&*opened.insert(open?), path));
             }
         }
         // No store was ever made here: nothing recorded to release, and
         // none made for it (a DEL on a node that never had an ADD).
         if self.store.never_made()? {
+            if let Some((inside, path)) = inside {
+                delete_ipvlan_named(inside, path, ifname, &mut notes)?;
+            }
             return Ok(notes);
         }
         let id = attachment_id(container_id, ifname);
@@ -1339,10 +1321,39 @@ impl Manager {
                 .into_iter()
                 .find(|n| n.name == network),
         };
-        let Some(network) = found.filter(is_cni) else {
+        let network = found.filter(is_cni);
+        let recorded = match &network {
+            Some(network) => state.endpoint(&network.id, &id)?,
+            None => None,
+        };
+        if let Some((inside, path)) = inside {
+            // Not in a namespace other than the one the record says the
+            // attachment was added in: a `CNI_NETNS` that leads elsewhere
+            // now (a `/proc/PID/ns/net` whose pid is another process's
+            // since) must not take the link of that name there. No
+            // record, none with an identity (an older version's), or a
+            // namespace whose identity cannot be read: by its name, as
+            // the reference plugin does.
+            let elsewhere = recorded.as_ref().filter(|endpoint| {
+                endpoint.netns_id.is_some_and(|recorded| {
+                    inside
+                        .identity()
+                        .is_ok_and(|now| !recorded.same_namespace(&now))
+                })
+            });
+            match elsewhere {
+                Some(endpoint) => notes.push(format!(
+                    "{} is not the network namespace {ifname} of {container_id} was added in ({}); its {ifname} left in place",
+                    path.display(),
+                    endpoint.netns
+                )),
+                None => delete_ipvlan_named(inside, path, ifname, &mut notes)?,
+            }
+        }
+        let Some(network) = network else {
             return Ok(notes);
         };
-        if let Some(mut endpoint) = state.endpoint(&network.id, &id)? {
+        if let Some(mut endpoint) = recorded {
             endpoint.state = EndpointState::Detaching;
             under_detach_intent(&state, &endpoint, || {
                 for address in endpoint.ipv4.iter().chain(endpoint.ipv6.iter()) {
@@ -1373,32 +1384,6 @@ impl Manager {
             }
         }
         Ok(notes)
-    }
-
-    /// The namespace the attachment (`container_id`, `ifname`) of
-    /// `network` was added in, as its record says, when `inside` is not
-    /// that one: a DEL's `CNI_NETNS` that leads elsewhere now (a
-    /// `/proc/PID/ns/net` whose pid is another process's since) must not
-    /// take the link of that name there. Read without the lock, through
-    /// the name's hint: no record, or one without an identity (an older
-    /// version's), or a namespace whose identity cannot be read, and the
-    /// DEL takes the link by its name, as the reference plugin does.
-    fn recorded_in_another_namespace(
-        &self,
-        network: &str,
-        container_id: &str,
-        ifname: &str,
-        inside: &OpenNetns,
-    ) -> Option<String> {
-        let network_id = self.store.network_id_hint(network)?;
-        let id = attachment_id(container_id, ifname);
-        let record = self.store.endpoint(&network_id, &id).ok()??;
-        let recorded = record.netns_id?;
-        match inside.identity() {
-            Ok(now) if !recorded.same_namespace(&now) => Some(record.netns),
-            // Not told apart: by its name, as before there were identities.
-            _ => None,
-        }
     }
 
     /// CHECK: the attachment is recorded (with `leased_here`: our IPAM
@@ -2207,6 +2192,33 @@ fn one_per_family(wanted: &[IpAddr]) -> Result<(), Error> {
             "failed to allocate all requested IPs: {}",
             extra.join(" ")
         ))),
+    }
+}
+
+/// DEL's deletion of the link named `ifname` in `inside` (the namespace at
+/// `path`): only an ipvlan link, whoever made it; anything else is left,
+/// with a note.
+fn delete_ipvlan_named(
+    inside: &OpenNetns,
+    path: &Path,
+    ifname: &str,
+    notes: &mut Vec<String>,
+) -> Result<(), Error> {
+    let Some(link) = inside.handle.link_by_name(ifname)? else {
+        return Ok(());
+    };
+    if link.kind.as_deref() != Some("ipvlan") {
+        notes.push(format!(
+            "{ifname} in {} is not an ipvlan link ({}); left in place",
+            path.display(),
+            link.kind.as_deref().unwrap_or("no kind")
+        ));
+        return Ok(());
+    }
+    match inside.handle.link_del(link.index) {
+        Ok(()) => Ok(()),
+        Err(error) if error.is_not_found() => Ok(()),
+        Err(error) => Err(error.into()),
     }
 }
 

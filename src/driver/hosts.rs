@@ -630,8 +630,19 @@ pub(crate) fn unlink(
         return Ok(());
     }
     let marker = made_dir_marker(state_root, container);
-    let marked = marker.exists();
-    if marked {
+    let mut marked = marker.exists();
+    let hosts = dir.join("hosts");
+    let linked = is_ours(&hosts, state_root);
+    if marked && !linked {
+        // Our link is not there: the directory is ours only if it was made
+        // with the marker (or taken out, killed, at its `rmdir`: the touch
+        // below) and holds nothing of another's, the rule of a connect
+        // that finds it so. One an admin made after removing ours
+        // (`rm -r`, then `mkdir` for files of their own) stays theirs.
+        forget_marker_of_another_dir(&dir, container, state_root);
+        marked = marker.exists();
+    }
+    if marked && linked {
         // Its inode time made now, as taking our link out makes the
         // directory's: killed between that and the `rmdir`, the two stay
         // within moments of each other, as a directory made with its
@@ -643,7 +654,9 @@ pub(crate) fn unlink(
             let _ = crate::sys::touch_no_follow(&path);
         }
     }
-    remove_if_ours(&dir.join("hosts"), state_root)?;
+    if linked {
+        remove_our_link(&hosts)?;
+    }
     if !marked {
         // Not our directory: only our leftover temporary (a replace
         // killed before its rename) is taken out of it.
@@ -721,10 +734,15 @@ fn remove_if_ours(path: &Path, state_root: &Path) -> Result<bool, Error> {
     if !is_ours(path, state_root) {
         return Ok(false);
     }
+    remove_our_link(path)?;
+    Ok(true)
+}
+
+/// Removes the symlink at `path`, found ours a moment before.
+fn remove_our_link(path: &Path) -> Result<(), Error> {
     crate::fault::point("etc netns: before unlink");
     crate::fault::after("etc netns: after unlink", fs::remove_file(path))
-        .map_err(|e| io("removing", path, e))?;
-    Ok(true)
+        .map_err(|e| io("removing", path, e))
 }
 
 /// Removes `ETC_NETNS/NAME`, which we made: gone already counts as done.
@@ -2049,6 +2067,26 @@ mod tests {
         assert_eq!(fs::read_link(etc.join("c1")).unwrap(), elsewhere);
         assert!(!elsewhere.exists());
         fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// Our directory removed by the admin (`rm -r`), who later makes one
+    /// of their own, empty yet: the container's detach (or `rm`, or a
+    /// `restore`) leaves it, and the marker goes. Before, the marker alone
+    /// made it ours, and it was removed.
+    #[test]
+    fn a_directory_made_after_ours_went_is_left_by_the_detach() {
+        let dir = scratch("stale-marker-detach");
+        let (root, etc) = (dir.join("state"), dir.join("etc"));
+        let a = root.join("hosts").join("a".repeat(64));
+        link(&etc, "c0", &a, &root).unwrap();
+        fs::remove_dir_all(etc.join("c0")).unwrap();
+        // Inode times tick coarsely: well apart.
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        fs::create_dir(etc.join("c0")).unwrap();
+        unlink(&etc, "c0", &root).unwrap();
+        assert!(etc.join("c0").is_dir(), "the admin's directory was removed");
+        assert!(!made_dir_marker(&root, "c0").exists());
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     /// Our `ETC_NETNS/NAME` kept by a detach for an admin's file, then

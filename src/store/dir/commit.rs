@@ -32,6 +32,28 @@ impl StateDir {
         if pending.is_empty() {
             return self.said_unchanged(lock);
         }
+        let committed = self.commit_taken(lock, pending);
+        if committed.is_err() {
+            // The changes taken are not pending any more, whatever part of
+            // them is durable: the log is marked full (when there is one),
+            // so the next commit syncs the file system and empties it
+            // rather than append after entries older than those changes
+            // (a failure before the log was touched, say its read, left
+            // the page as it was, and the lock's release then said the
+            // command changed nothing: the next lock settled no dead
+            // change, and a power cut after the next commit wrote an
+            // older entry back over it).
+            self.poison_log(lock);
+        }
+        committed
+    }
+
+    /// [`StateDir::commit_under`] of the changes `pending`, taken.
+    fn commit_taken(
+        &self,
+        lock: &File,
+        pending: crate::store::handles::Pending,
+    ) -> Result<(), StoreError> {
         let mut hold = self.handles.log();
         let Some(mut head) = hold.head else {
             return self.handles.sync_pending(pending, false);
@@ -275,7 +297,8 @@ impl StateDir {
             return Ok(true);
         }
         let tail = head.volatile.map_or(0, |v| v.tail);
-        commit_log::entry_begins_at(lock, generation, tail)
+        crate::fault::io_refused("store: log read fails")
+            .and_then(|()| commit_log::entry_begins_at(lock, generation, tail))
             .map_err(StoreError::io("reading", self.root.join(LOCK_FILE)))
     }
 
@@ -1372,6 +1395,25 @@ mod tests {
         log_emptied_by_300_records(&state, &net, 'f');
         let locked = three_hundred_records(&state, &net, 'g');
         crate::fault::unwind::refuse("store: flush fails");
+        assert!(locked.commit().is_err());
+        drop(locked);
+        let page = page_of(&root);
+        assert_eq!(page.tail, crate::store::commit_log::SLOTS, "{page:?}");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// A commit that fails before it touches the log (its look past the
+    /// tail of an emptied log refused) marks the log full: the next commit
+    /// syncs and empties it. Before, the changes it had taken were dropped
+    /// and the lock's release, finding nothing pending, took the mark of a
+    /// change under way off the page: the next lock settled no dead
+    /// change, and the next commit went into the log.
+    #[test]
+    fn a_commit_failing_before_the_log_leaves_it_marked() {
+        let (root, state, net) = store_with("failed-log-read", true);
+        log_emptied_by_300_records(&state, &net, 'f');
+        let locked = three_hundred_records(&state, &net, 'g');
+        crate::fault::unwind::refuse("store: log read fails");
         assert!(locked.commit().is_err());
         drop(locked);
         let page = page_of(&root);

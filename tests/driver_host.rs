@@ -2610,3 +2610,36 @@ fn embedder_without_a_path(dir: &Path) {
     })
     .expect("a network namespace");
 }
+
+/// While `exec` waits for its command, no thread of the caller's is in
+/// the container's namespace: an `rm -f` looking for what runs inside
+/// would take such a thread for a process of the container's and kill the
+/// whole caller (the embedding program, once its main thread has ended).
+/// Before, the wait was made on the scratch thread that had entered the
+/// namespace to start the command.
+#[test]
+fn no_thread_of_the_caller_waits_inside_the_container() {
+    in_fresh_netns("exec-wait-home", |config| {
+        let manager = Manager::open(config.clone()).unwrap();
+        manager.create_container(Some("web")).unwrap();
+        let out = config.state_dir.with_file_name("threads-inside");
+        // The command lists the threads of this test's process that are
+        // in its namespace, while `exec` waits for it.
+        let script = format!(
+            "me=$(readlink /proc/self/ns/net); for t in /proc/{pid}/task/*; do \
+             [ \"$(readlink $t/ns/net)\" = \"$me\" ] && echo ${{t##*/}}; done > {out}; true",
+            pid = std::process::id(),
+            out = out.display()
+        );
+        let code = manager
+            .exec(
+                "web",
+                &["sh".into(), "-c".into(), script.into()],
+                &Default::default(),
+            )
+            .unwrap();
+        assert_eq!(code, 0);
+        let inside = fs::read_to_string(&out).unwrap();
+        assert_eq!(inside, "", "threads of ours in the container's namespace");
+    });
+}

@@ -872,15 +872,15 @@ impl Manager {
         // made (see `sys::spawn_kept`): this thread's namespace.
         let home = Netns::current()
             .map_err(|e| Error::io("opening this thread's network namespace", &e))?;
+        // A Ctrl-C or Ctrl-\ meant for the command reaches us too (same
+        // process group): we must outlive the command to report its
+        // status and, for `run --rm`, to remove the container. When
+        // forwarding, they are blocked and taken by the wait instead.
+        let _shield = (!opts.forward_signals).then(SignalShield::raise);
         let spawned = netns::run_in(&entry.ns, || {
             enter_container_view(entry.hosts_file.as_deref(), || {
                 hosts::resolve(&self.config.etc_netns_dir, container)
             })?;
-            // A Ctrl-C or Ctrl-\ meant for the command reaches us too (same
-            // process group): we must outlive the command to report its
-            // status and, for `run --rm`, to remove the container. When
-            // forwarding, they are blocked and taken by the wait instead.
-            let _shield = (!opts.forward_signals).then(SignalShield::raise);
             let stdin = if opts.interactive {
                 ChildIo::Inherit
             } else {
@@ -920,26 +920,35 @@ impl Manager {
                 },
                 Err(error) => Err(error),
             };
-            let program = program.to_string_lossy();
-            let status = match started {
-                // Started: a failed wait is a status lost (the keeper
-                // killed), not a command that never ran.
-                Ok(running) => running
-                    .wait(opts.forward_signals)
-                    .map_err(|error| Error::status_lost(&program, &error)),
-                Err(error) => Err(Error::spawn(&program, &error)),
-            };
-            Ok(Some(status))
+            Ok(Some(started.map_err(|error| {
+                Error::spawn(&program.to_string_lossy(), &error)
+            })))
         })
         .map_err(|e| Error::io(format_args!("entering container {container}"), &e));
+        // Waited for here, back in this thread's namespace: a scratch
+        // thread waiting inside the container's would be a thread of ours
+        // there for as long as the command runs, which an `rm -f` looking
+        // for what runs inside takes for a process to kill (the embedding
+        // program, when its main thread has ended).
+        let status = match spawned {
+            Ok(Ok(Some(Ok(running)))) => Some(
+                // Started: a failed wait is a status lost (the keeper
+                // killed), not a command that never ran.
+                running
+                    .wait(opts.forward_signals)
+                    .map_err(|error| Error::status_lost(&program.to_string_lossy(), &error)),
+            ),
+            Ok(Ok(Some(Err(error)))) => Some(Err(error)),
+            Ok(Ok(None)) => None,
+            Ok(Err(error)) | Err(error) => Some(Err(error)),
+        };
         // Ended (not dropped) whatever came of it: on an error too, so that
         // a signal that came meanwhile does not end the process before it
         // says why the command did not run.
         if let Some(block) = forwarding {
             block.end();
         }
-        let spawned = spawned??;
-        match spawned {
+        match status {
             None => Err(removed_meanwhile(container)),
             Some(status) => status.map(|status| status.code()),
         }

@@ -3136,6 +3136,26 @@ fn a_parent_another_tool_stacked_a_link_on_is_kept() {
     ip(&["link", "del", "br56"]);
     ip(&["link", "del", "eth0.56"]);
 
+    // An address given it since (the host's own way onto the VLAN):
+    // kept, the address with it. Before, `rm` deleted the link and the
+    // address went with it. The kernel's own (link-local) is none of
+    // those: the parent of the case below has it, and goes.
+    manager
+        .create_network(&net(
+            "stk5",
+            &["10.97.7.0/24"],
+            &[],
+            &[("parent", "eth0.57")],
+        ))
+        .unwrap();
+    ip(&["addr", "add", "192.0.2.57/24", "dev", "eth0.57"]);
+    assert_eq!(
+        manager.remove_network("stk5").unwrap(),
+        vec!["parent eth0.57 kept: it carries address 192.0.2.57/24, which ipvlan did not give it; delete it with `ip link del eth0.57` once nothing uses it".to_string()]
+    );
+    assert!(link(None, "eth0.57").is_some());
+    ip(&["link", "del", "eth0.57"]);
+
     // Nothing on it: it goes, as before.
     manager
         .create_network(&net(
@@ -3145,6 +3165,11 @@ fn a_parent_another_tool_stacked_a_link_on_is_kept() {
             &[("parent", "eth0.55")],
         ))
         .unwrap();
+    let addresses = ip_json(&["-6", "addr", "show", "dev", "eth0.55"]);
+    assert!(
+        addresses.to_string().contains("\"scope\":\"link\""),
+        "the kernel's link-local address on eth0.55: {addresses}"
+    );
     assert_eq!(
         manager.remove_network("stk3").unwrap(),
         Vec::<String>::new()

@@ -504,6 +504,12 @@ pub(crate) fn delete_if_ours(
             })
     });
     let keep = match in_use {
+        Ok(None) => match given_address(host, index) {
+            Ok(address) => address.map(|address| {
+                format!("it carries address {address}, which ipvlan did not give it")
+            }),
+            Err(error) => Some(format!("its addresses could not be listed ({error})")),
+        },
         Ok(why) => why,
         Err(error) => Some(format!("the links on it could not be listed ({error})")),
     };
@@ -515,6 +521,27 @@ pub(crate) fn delete_if_ours(
     }
     let _ = host.link_del(index);
     None
+}
+
+/// An address someone gave the parent at `index` since we made it (the
+/// host's own way onto the VLAN, say), which deleting the link would take
+/// with it: any IPv4 one, or an IPv6 one configured (permanent) beyond
+/// the link's own scope. We give a parent none; the kernel gives it its
+/// link-local address and, from router advertisements, addresses of a
+/// limited lifetime, which go with it.
+fn given_address(host: &Handle, index: u32) -> Result<Option<ipnet::IpNet>, Error> {
+    use crate::rtnl::AddrFlags;
+    Ok(host
+        .addrs_of(index)?
+        .into_iter()
+        .find(|address| match address.net {
+            ipnet::IpNet::V4(_) => true,
+            ipnet::IpNet::V6(_) => {
+                address.flags.contains(AddrFlags::PERMANENT)
+                    && address.scope != crate::netlink::consts::RT_SCOPE_LINK
+            }
+        })
+        .map(|address| address.net))
 }
 
 /// Sets up a parent we just made (links are made down).

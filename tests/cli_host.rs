@@ -942,15 +942,19 @@ fn ps_warns_of_half_made_and_half_removed_containers() {
 /// and works where the state directory cannot be made (its parent
 /// read-only). Before, each made the store's layout first (eleven
 /// entries), and with a read-only parent failed with "Read-only file
-/// system". A command that writes makes the store (a `run` naming a
-/// network makes none either: no network can be found in no store).
+/// system". So with a state directory made ahead and empty (a unit's
+/// `StateDirectory=`). A command that writes makes the store (a `run`
+/// naming a network makes none either: no network can be found in no
+/// store), and so does a CNI STATUS of our IPAM, which fails (code 50)
+/// where it cannot be made rather than answer that an ADD would work.
 #[test]
 fn commands_that_find_no_store_make_none() {
     let scratch = scratch_dir("no-store");
     let output = isolated(
         r#"
-        mkdir "$T/ro" && mount -o bind,ro "$T/ro" "$T/ro" || exit 1
-        for state in "$T/state" "$T/ro/state"; do
+        mkdir "$T/ro" "$T/ahead" && mount -o bind,ro "$T/ro" "$T/ro" || exit 1
+        mkdir -m 0700 "$T/ahead/state"
+        for state in "$T/state" "$T/ro/state" "$T/ahead/state"; do
             export IPVLAN_STATE_DIR="$state"
             echo "in ${state#$T/}"
             for c in "network ls -q" "ps -q" "network inspect n1" "network rm n1" \
@@ -963,7 +967,17 @@ fn commands_that_find_no_store_make_none() {
                 CNI_COMMAND=DEL CNI_CONTAINERID=abc CNI_NETNS=/nonexistent CNI_IFNAME=eth0 \
                 CNI_PATH=/nonexistent "$BIN" > "$T/out" 2>&1
             echo "CNI DEL: $? $(cat "$T/out")"
-            [ -e "$state" ] && echo "$state made" || echo "no store"
+            [ -e "$state/lock" ] && echo "store made" || echo "no store"
+        done
+        ls -A "$T/ahead/state"
+        # STATUS of our IPAM makes the store, as the first ADD would, and
+        # says so where it cannot be made.
+        for state in "$T/state" "$T/ro/state"; do
+            echo '{"cniVersion":"1.1.0","name":"n1","type":"ipvlan","master":"eth0","linkInContainer":true,"ipam":{"type":"ipvlan","subnet":"10.9.0.0/24"}}' |
+                IPVLAN_STATE_DIR="$state" CNI_COMMAND=STATUS CNI_PATH=/nonexistent \
+                "$BIN" > "$T/out" 2>&1
+            echo "CNI STATUS: $? $(grep -o '"code": [0-9]*' "$T/out")"
+            [ -e "$state/lock" ] && echo "store made" || echo "no store"
         done
         "#,
         &scratch,
@@ -989,12 +1003,13 @@ fn commands_that_find_no_store_make_none() {
     };
     assert_eq!(
         stdout,
-        format!("{}{}", expected("state"), expected("ro/state")),
+        format!(
+            "{}{}{}CNI STATUS: 0 \nstore made\nCNI STATUS: 1 \"code\": 50\nno store\n",
+            expected("state"),
+            expected("ro/state"),
+            expected("ahead/state")
+        ),
         "{}",
         text(&output.stderr)
     );
-    // The first lock, a writing command's, makes it.
-    let state = ipvlan::store::StateDir::open(scratch.join("state")).unwrap();
-    drop(state.lock().unwrap());
-    assert!(scratch.join("state/lock").is_file());
 }

@@ -1351,7 +1351,6 @@ fn reference(
     run_with(command, conf)
 }
 
-/// The names of the links in namespace `ns`.
 /// A DEL whose `CNI_NETNS` leads to another namespace than the one its
 /// attachment was added in (a `/proc/PID/ns/net` whose pid is another
 /// container's process now) leaves that namespace's link of the name
@@ -1396,6 +1395,38 @@ fn a_del_whose_netns_leads_elsewhere_leaves_that_namespaces_link() {
     assert_eq!(cni.records("elsewhere"), (Vec::new(), Vec::new()));
 }
 
+/// A DEL that cannot read the attachment's record (a damaged file) fails,
+/// and still takes the ipvlan link of `CNI_IFNAME` by its name, as with
+/// no record: the runtime retries, and the container's address is not
+/// left on a link of ours. (After 0426172 read the record before the
+/// link, such a DEL left the link too.)
+#[test]
+fn a_del_that_cannot_read_its_record_still_takes_the_link() {
+    let mut cni = Cni::new("damaged");
+    cni.master("cnim16");
+    let ns = cni.netns("cni-damaged");
+    let conf = conf("damaged", "cnim16", "");
+    cni.plugin("ADD", "ctr-damaged", &ns, &conf).ok();
+    assert!(link(Some("cni-damaged"), "eth0").is_some());
+    let store = StateDir::open(&cni.state).unwrap();
+    let network = store.network_named("damaged").unwrap().unwrap();
+    let (endpoints, _) = cni.records("damaged");
+    assert_eq!(endpoints.len(), 1, "{endpoints:?}");
+    let record = cni
+        .state
+        .join("endpoints")
+        .join(&network.id)
+        .join(format!("{}.json", endpoints[0]));
+    std::fs::write(&record, "{ not json").unwrap();
+    let answer = cni.plugin("DEL", "ctr-damaged", &ns, &conf);
+    assert_ne!(answer.exit, Some(0), "{} {}", answer.stdout, answer.stderr);
+    assert!(
+        link(Some("cni-damaged"), "eth0").is_none(),
+        "the link stayed"
+    );
+}
+
+/// The names of the links in namespace `ns`.
 fn link_names(ns: &str) -> Vec<String> {
     let mut names: Vec<String> = ip_json(&["-n", ns, "link", "show"])
         .as_array()

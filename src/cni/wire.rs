@@ -746,7 +746,8 @@ pub fn gc(env: &Env, conf: &NetConf, input: &[u8]) -> Result<(), CniError> {
 /// `ipam` is chained (its ADD takes both from `prevResult`, which STATUS
 /// never has), so there is nothing of the host's to check. Then a
 /// delegated plugin is asked (its error is the answer); our IPAM is ready
-/// when the state directory opens.
+/// when the state directory opens and, where there is none yet, can be
+/// made (STATUS makes it, as the first ADD would).
 pub fn status(env: &Env, conf: &NetConf, input: &[u8]) -> Result<(), CniError> {
     let not_available =
         |mut e: CniError| CniError::new(ErrorCode::PluginNotAvailable, std::mem::take(&mut e.msg));
@@ -783,9 +784,10 @@ pub fn status(env: &Env, conf: &NetConf, input: &[u8]) -> Result<(), CniError> {
             )?;
         }
         Some(Ipam::Ours(_)) => {
-            manager(env).map_err(|mut e| {
-                CniError::new(ErrorCode::PluginNotAvailable, std::mem::take(&mut e.msg))
-            })?;
+            manager(env)
+                .map_err(not_available)?
+                .cni_store_ready()
+                .map_err(|e| not_available(runtime(e)))?;
         }
         None => {}
     }

@@ -1211,6 +1211,17 @@ impl Manager {
         )
     }
 
+    /// Whether ADD could write its state (STATUS asks): the state
+    /// directory, made here where there is none yet, as the first ADD
+    /// would make it, so that one that cannot be made (a read-only `/var`)
+    /// is said now rather than by every ADD.
+    pub fn cni_store_ready(&self) -> Result<(), Error> {
+        if self.store.never_made()? {
+            drop(self.store.lock()?);
+        }
+        Ok(())
+    }
+
     /// Whether ADD would find `master` (STATUS asks this too): it exists,
     /// or, for a `NAME.VLANID` one, the link to make it on (unless network
     /// `name`, made with `config`, found it an admin's link); or, when none
@@ -1299,32 +1310,18 @@ impl Manager {
             return Ok(notes);
         }
         let id = attachment_id(container_id, ifname);
-        let hint = self.store.network_id_hint(network);
-        let state = self.store.lock()?;
-        // Through the name's hint, else among every record: the hint is not
-        // part of the commit (a power cut may lose it, an older store may
-        // lack one), and a DEL that missed the record would leave the
-        // leases and the record behind while telling the runtime it is done.
-        // A network of the CLI under the config's name is not CNI's: its
-        // ADD was refused (code 7), and its DEL leaves it alone.
-        let hinted = match &hint {
-            Some(network_id) => state
-                .network(network_id)?
-                .filter(|record| record.name == network),
-            None => None,
-        };
-        let found = match hinted {
-            Some(record) => Some(record),
-            None => state
-                .networks()?
-                .items
-                .into_iter()
-                .find(|n| n.name == network),
-        };
-        let network = found.filter(is_cni);
-        let recorded = match &network {
-            Some(network) => state.endpoint(&network.id, &id)?,
-            None => None,
+        let looked_up = self.cni_del_lookup(network, &id);
+        let (state, network, recorded) = match looked_up {
+            Ok(found) => found,
+            Err(error) => {
+                // The record cannot be read (the lock refused, a damaged
+                // file): the link still goes by its name, as with no
+                // record, and the DEL fails for the rest.
+                if let Some((inside, path)) = inside {
+                    let _ = delete_ipvlan_named(inside, path, ifname, &mut notes);
+                }
+                return Err(error);
+            }
         };
         if let Some((inside, path)) = inside {
             // Not in a namespace other than the one the record says the
@@ -1384,6 +1381,43 @@ impl Manager {
             }
         }
         Ok(notes)
+    }
+
+    /// The lock, and under it the CNI network named `network` and its
+    /// attachment `id`'s record, for a DEL. Through the name's hint, else
+    /// among every record: the hint is not part of the commit (a power
+    /// cut may lose it, an older store may lack one), and a DEL that
+    /// missed the record would leave the leases and the record behind
+    /// while telling the runtime it is done. A network of the CLI under
+    /// the config's name is not CNI's: its ADD was refused (code 7), and
+    /// its DEL leaves it alone.
+    fn cni_del_lookup(
+        &self,
+        network: &str,
+        id: &str,
+    ) -> Result<(Locked<'_>, Option<NetworkRecord>, Option<EndpointRecord>), Error> {
+        let hint = self.store.network_id_hint(network);
+        let state = self.store.lock()?;
+        let hinted = match &hint {
+            Some(network_id) => state
+                .network(network_id)?
+                .filter(|record| record.name == network),
+            None => None,
+        };
+        let found = match hinted {
+            Some(record) => Some(record),
+            None => state
+                .networks()?
+                .items
+                .into_iter()
+                .find(|n| n.name == network),
+        };
+        let network = found.filter(is_cni);
+        let recorded = match &network {
+            Some(network) => state.endpoint(&network.id, id)?,
+            None => None,
+        };
+        Ok((state, network, recorded))
     }
 
     /// CHECK: the attachment is recorded (with `leased_here`: our IPAM

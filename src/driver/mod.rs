@@ -281,9 +281,12 @@ pub struct Manager {
 }
 
 impl Manager {
-    /// Opens (creating if needed, mode 0700) the state directory. Relative
-    /// paths in `config` are made absolute first ([`Config::absolute`]):
-    /// they end up in records and symlinks read from other directories.
+    /// Opens the state directory; where there is none, the first command
+    /// that takes its lock makes it (mode 0700), and until then it reads
+    /// as empty: commands that only read, or are refused for naming
+    /// nothing in it, make nothing. Relative paths in `config` are made
+    /// absolute first ([`Config::absolute`]): they end up in records and
+    /// symlinks read from other directories.
     ///
     /// ```no_run
     /// let manager = ipvlan::driver::Manager::open(ipvlan::driver::Config::from_env())?;

@@ -310,7 +310,9 @@ impl StateDir {
         };
         match state.lock_len()? {
             Some(len) => state.by_identity_only = len > 0,
-            None if !state.check_dir(&root)? => {
+            // No root, or one made ahead of the store and empty (a
+            // package's, a unit's `StateDirectory=`).
+            None if !state.check_dir(&root)? || state.root_holds_nothing()? => {
                 // What this version makes files records so.
                 state.by_identity_only = true;
                 state.layout_pending.store(true, Ordering::Relaxed);
@@ -348,13 +350,22 @@ impl StateDir {
         Ok(false)
     }
 
-    /// Whether [`StateDir::open`] found no root and no lock has made it
-    /// since, and there is still none: nothing was ever written here, so
-    /// there is nothing to lock against, settle or read. A command that
-    /// only acts on what the store holds answers "not found" then rather
-    /// than lock (which would make the store).
+    /// Whether [`StateDir::open_unmade`] found no store (no root, or an
+    /// empty one) and none was made since (there is still no lock):
+    /// nothing was ever written here, so there is nothing to lock against,
+    /// settle or read. A command that only acts on what the store holds
+    /// answers "not found" then rather than lock (which would make it).
     pub fn never_made(&self) -> Result<bool, StoreError> {
-        Ok(self.layout_pending.load(Ordering::Relaxed) && !self.check_dir(&self.root)?)
+        Ok(self.layout_pending.load(Ordering::Relaxed) && self.lock_len()?.is_none())
+    }
+
+    /// Whether the root holds nothing (a file system's `lost+found`
+    /// aside): a directory made ahead of the store, not one a store was
+    /// begun in.
+    fn root_holds_nothing(&self) -> Result<bool, StoreError> {
+        let entries =
+            crate::sys::list_dir(&self.root).map_err(StoreError::io("listing", &self.root))?;
+        Ok(entries.iter().all(|entry| entry.name == b"lost+found"))
     }
 
     /// Whether every endpoint record of this store is filed under the id
@@ -714,11 +725,21 @@ impl StateDir {
     ) -> Result<Option<Locked<'_>>, StoreError> {
         self.refresh();
         let path = self.root.join(LOCK_FILE);
-        // A reader's try makes nothing: with no root, its `open_lock`
-        // fails as for a root removed since `open`.
-        if before_waiting.is_some() && self.layout_pending.load(Ordering::Relaxed) {
-            self.make_layout()?;
-            self.layout_pending.store(false, Ordering::Relaxed);
+        if self.layout_pending.load(Ordering::Relaxed) {
+            match before_waiting {
+                Some(_) => {
+                    self.make_layout()?;
+                    self.layout_pending.store(false, Ordering::Relaxed);
+                }
+                // A reader's try makes nothing (not even a lock in a root
+                // without its layout): no store, no lock to take.
+                None if self.never_made()? => {
+                    return Err(StoreError::io("opening", &path)(io::Error::from(
+                        io::ErrorKind::NotFound,
+                    )))
+                }
+                None => {}
+            }
         }
         let file = self.open_lock()?;
         let fd = std::os::fd::AsFd::as_fd(&file);

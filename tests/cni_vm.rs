@@ -1376,9 +1376,9 @@ fn a_del_whose_netns_leads_elsewhere_leaves_that_namespaces_link() {
     let answer = cni.plugin("DEL", "ctr-first", &second, &conf);
     answer.ok();
     assert!(
-        answer
-            .stderr
-            .contains("is not the network namespace eth0 of ctr-first was added in"),
+        answer.stderr.contains(
+            "leads to another network namespace than the one eth0 of ctr-first was added in"
+        ),
         "{}",
         answer.stderr
     );

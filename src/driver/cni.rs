@@ -1339,10 +1339,10 @@ impl Manager {
                 })
             });
             match elsewhere {
-                Some(endpoint) => notes.push(format!(
-                    "{} is not the network namespace {ifname} of {container_id} was added in ({}); its {ifname} left in place",
-                    path.display(),
-                    endpoint.netns
+                // The paths may be the same: a reused pid's.
+                Some(_) => notes.push(format!(
+                    "{} leads to another network namespace than the one {ifname} of {container_id} was added in; the {ifname} there left in place",
+                    path.display()
                 )),
                 None => delete_ipvlan_named(inside, path, ifname, &mut notes)?,
             }

@@ -1426,6 +1426,37 @@ fn a_del_that_cannot_read_its_record_still_takes_the_link() {
     );
 }
 
+/// The same DEL, its CNI_NETNS leading to another container's namespace,
+/// when the network's record cannot be read under the lock (damaged): it
+/// fails, and the record read without the lock still keeps it from that
+/// namespace's link. Before, the fallback to the link's name took it.
+#[test]
+fn a_del_that_cannot_read_its_network_still_leaves_another_namespaces_link() {
+    let mut cni = Cni::new("elsewhere-damaged");
+    cni.master("cnim17");
+    let first = cni.netns("cni-first-d");
+    let second = cni.netns("cni-second-d");
+    let conf = conf("elsewhere-damaged", "cnim17", "");
+    cni.plugin("ADD", "ctr-first", &first, &conf).ok();
+    cni.plugin("ADD", "ctr-second", &second, &conf).ok();
+    let second_link = link(Some("cni-second-d"), "eth0").expect("ctr-second's eth0");
+    let store = StateDir::open(&cni.state).unwrap();
+    let network = store.network_named("elsewhere-damaged").unwrap().unwrap();
+    let record = cni
+        .state
+        .join("networks")
+        .join(format!("{}.json", network.id));
+    let intact = std::fs::read(&record).unwrap();
+    std::fs::write(&record, "{ not json").unwrap();
+    let answer = cni.plugin("DEL", "ctr-first", &second, &conf);
+    assert_ne!(answer.exit, Some(0), "{} {}", answer.stdout, answer.stderr);
+    assert_eq!(link(Some("cni-second-d"), "eth0"), Some(second_link));
+    std::fs::write(&record, intact).unwrap();
+    cni.plugin("DEL", "ctr-second", &second, &conf).ok();
+    cni.plugin("DEL", "ctr-first", &first, &conf).ok();
+    assert_eq!(cni.records("elsewhere-damaged"), (Vec::new(), Vec::new()));
+}
+
 /// The names of the links in namespace `ns`.
 fn link_names(ns: &str) -> Vec<String> {
     let mut names: Vec<String> = ip_json(&["-n", ns, "link", "show"])

@@ -3165,6 +3165,9 @@ fn a_parent_another_tool_stacked_a_link_on_is_kept() {
             &[("parent", "eth0.55")],
         ))
         .unwrap();
+    // A daemon's IPv4 link-local address (dhcpcd's, avahi's) is none of
+    // an admin's either.
+    ip(&["addr", "add", "169.254.55.5/16", "dev", "eth0.55"]);
     let addresses = ip_json(&["-6", "addr", "show", "dev", "eth0.55"]);
     assert!(
         addresses.to_string().contains("\"scope\":\"link\""),

@@ -1314,11 +1314,19 @@ impl Manager {
         let (state, network, recorded) = match looked_up {
             Ok(found) => found,
             Err(error) => {
-                // The record cannot be read (the lock refused, a damaged
+                // Not read under the lock (the lock refused, a damaged
                 // file): the link still goes by its name, as with no
-                // record, and the DEL fails for the rest.
+                // record, unless the record read without the lock names
+                // another namespace; the DEL fails for the rest.
                 if let Some((inside, path)) = inside {
-                    let _ = delete_ipvlan_named(inside, path, ifname, &mut notes);
+                    let unlocked = self
+                        .store
+                        .network_id_hint(network)
+                        .and_then(|network_id| self.store.endpoint(&network_id, &id).ok())
+                        .flatten();
+                    if !recorded_elsewhere(unlocked.as_ref(), inside) {
+                        let _ = delete_ipvlan_named(inside, path, ifname, &mut notes);
+                    }
                 }
                 return Err(error);
             }
@@ -1331,20 +1339,13 @@ impl Manager {
             // record, none with an identity (an older version's), or a
             // namespace whose identity cannot be read: by its name, as
             // the reference plugin does.
-            let elsewhere = recorded.as_ref().filter(|endpoint| {
-                endpoint.netns_id.is_some_and(|recorded| {
-                    inside
-                        .identity()
-                        .is_ok_and(|now| !recorded.same_namespace(&now))
-                })
-            });
-            match elsewhere {
+            match recorded_elsewhere(recorded.as_ref(), inside) {
                 // The paths may be the same: a reused pid's.
-                Some(_) => notes.push(format!(
+                true => notes.push(format!(
                     "{} leads to another network namespace than the one {ifname} of {container_id} was added in; the {ifname} there left in place",
                     path.display()
                 )),
-                None => delete_ipvlan_named(inside, path, ifname, &mut notes)?,
+                false => delete_ipvlan_named(inside, path, ifname, &mut notes)?,
             }
         }
         let Some(network) = network else {
@@ -2227,6 +2228,19 @@ fn one_per_family(wanted: &[IpAddr]) -> Result<(), Error> {
             extra.join(" ")
         ))),
     }
+}
+
+/// Whether an attachment's record (`recorded`) names a namespace that is
+/// not `inside`: told by the identities, so never for a record without
+/// one (an older version's) or a namespace whose identity cannot be read.
+fn recorded_elsewhere(recorded: Option<&EndpointRecord>, inside: &OpenNetns) -> bool {
+    recorded
+        .and_then(|endpoint| endpoint.netns_id)
+        .is_some_and(|recorded| {
+            inside
+                .identity()
+                .is_ok_and(|now| !recorded.same_namespace(&now))
+        })
 }
 
 /// DEL's deletion of the link named `ifname` in `inside` (the namespace at

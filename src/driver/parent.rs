@@ -525,8 +525,8 @@ pub(crate) fn delete_if_ours(
 
 /// An address someone gave the parent at `index` since we made it (the
 /// host's own way onto the VLAN, say), which deleting the link would take
-/// with it: any IPv4 one, or an IPv6 one configured (permanent) beyond
-/// the link's own scope. We give a parent none; the kernel gives it its
+/// with it: an IPv4 one but a link-local one, or an IPv6 one configured
+/// (permanent) beyond the link's own scope. We give a parent none; the kernel gives it its
 /// link-local address and, from router advertisements, addresses of a
 /// limited lifetime, which go with it.
 fn given_address(host: &Handle, index: u32) -> Result<Option<ipnet::IpNet>, Error> {
@@ -535,7 +535,9 @@ fn given_address(host: &Handle, index: u32) -> Result<Option<ipnet::IpNet>, Erro
         .addrs_of(index)?
         .into_iter()
         .find(|address| match address.net {
-            ipnet::IpNet::V4(_) => true,
+            // But a link-local one (a daemon's, dhcpcd's or avahi's, on
+            // every link it sees).
+            ipnet::IpNet::V4(net) => !net.addr().is_link_local(),
             ipnet::IpNet::V6(_) => {
                 address.flags.contains(AddrFlags::PERMANENT)
                     && address.scope != crate::netlink::consts::RT_SCOPE_LINK

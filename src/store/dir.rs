@@ -356,7 +356,21 @@ impl StateDir {
     /// settle or read. A command that only acts on what the store holds
     /// answers "not found" then rather than lock (which would make it).
     pub fn never_made(&self) -> Result<bool, StoreError> {
-        Ok(self.layout_pending.load(Ordering::Relaxed) && self.lock_len()?.is_none())
+        Ok(self.layout_pending.load(Ordering::Relaxed) && !self.has_lock()?)
+    }
+
+    /// Whether the root holds a lock, by one `fstatat` (what
+    /// [`StateDir::lock_len`] looks at, without noting it for the next
+    /// lock: a later one must check it again).
+    fn has_lock(&self) -> Result<bool, StoreError> {
+        let Some(root) = self.handles.dir(&self.root)? else {
+            return Ok(false);
+        };
+        match crate::sys::lstat_at(root.fd(), c"lock") {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(StoreError::io("checking", self.root.join(LOCK_FILE))(e)),
+        }
     }
 
     /// Whether the root holds nothing (a file system's `lost+found`

@@ -251,8 +251,9 @@ pub struct StateDir {
     root: PathBuf,
     /// The open directories (and who must own them) and pending writes.
     handles: Handles,
-    /// See [`StateDir::by_identity_only`].
-    by_identity_only: bool,
+    /// See [`StateDir::by_identity_only`]; shared by the clones, as the
+    /// layout a lock makes is.
+    by_identity_only: Arc<AtomicBool>,
     /// The generic records read or written while this store is locked
     /// (`None` when it is not), shared by the clones.
     records_held: Arc<Mutex<Option<HeldRecords>>>,
@@ -283,8 +284,7 @@ impl StateDir {
     pub fn open(root: impl Into<PathBuf>) -> Result<StateDir, StoreError> {
         let state = StateDir::open_unmade(root)?;
         if state.layout_pending.load(Ordering::Relaxed) {
-            state.make_layout()?;
-            state.layout_pending.store(false, Ordering::Relaxed);
+            state.make_pending_layout()?;
         }
         Ok(state)
     }
@@ -300,24 +300,27 @@ impl StateDir {
         // link in the last component.
         let root: PathBuf = root.into().components().collect();
         let euid = crate::sys::geteuid();
-        let mut state = StateDir {
+        let state = StateDir {
             root: root.clone(),
             handles: Handles::new(root.clone(), euid),
-            by_identity_only: false,
+            by_identity_only: Arc::default(),
             records_held: Arc::default(),
             lock_seen_regular: Arc::default(),
             layout_pending: Arc::default(),
         };
         match state.lock_len()? {
-            Some(len) => state.by_identity_only = len > 0,
+            Some(len) => state.by_identity_only.store(len > 0, Ordering::Relaxed),
             // No root, or one made ahead of the store and empty (a
             // package's, a unit's `StateDirectory=`).
             None if !state.check_dir(&root)? || state.root_holds_nothing()? => {
                 // What this version makes files records so.
-                state.by_identity_only = true;
+                state.by_identity_only.store(true, Ordering::Relaxed);
                 state.layout_pending.store(true, Ordering::Relaxed);
             }
-            None => state.by_identity_only = state.make_layout()?,
+            None => {
+                let new = state.make_layout()?;
+                state.by_identity_only.store(new, Ordering::Relaxed);
+            }
         }
         state.handles.set_fresh();
         Ok(state)
@@ -393,7 +396,19 @@ impl StateDir {
     /// A lock emptied by a power cut right after the store was made only
     /// makes the searches come back.
     pub fn by_identity_only(&self) -> bool {
+        self.by_identity_only.load(Ordering::Relaxed)
+    }
+
+    /// Makes the layout [`StateDir::open_unmade`] left to the first lock,
+    /// and reads the store's format mark again: another program may have
+    /// made the store meanwhile (an older version, whose lock is empty).
+    fn make_pending_layout(&self) -> Result<(), StoreError> {
+        self.make_layout()?;
+        self.layout_pending.store(false, Ordering::Relaxed);
+        let len = self.lock_len()?;
         self.by_identity_only
+            .store(len.is_some_and(|len| len > 0), Ordering::Relaxed);
+        Ok(())
     }
 
     /// Checks the root; the length of the lock file it holds. `open` makes the
@@ -741,10 +756,7 @@ impl StateDir {
         let path = self.root.join(LOCK_FILE);
         if self.layout_pending.load(Ordering::Relaxed) {
             match before_waiting {
-                Some(_) => {
-                    self.make_layout()?;
-                    self.layout_pending.store(false, Ordering::Relaxed);
-                }
+                Some(_) => self.make_pending_layout()?,
                 // A reader's try makes nothing (not even a lock in a root
                 // without its layout): no store, no lock to take.
                 None if self.never_made()? => {
@@ -2579,6 +2591,24 @@ fn remove_tree_at(parent: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use std::os::fd::AsFd;
+
+    /// A store opened before there was one, and made by an older version
+    /// (its lock empty) before this program's first lock: searched for
+    /// the records such a version files under a container's name. Before,
+    /// it kept the mark of a store this version makes.
+    #[test]
+    fn a_store_an_older_version_makes_meanwhile_keeps_its_format() {
+        let root =
+            std::env::temp_dir().join(format!("ipvlan-older-meanwhile-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let state = super::StateDir::open_unmade(&root).unwrap();
+        assert!(state.by_identity_only(), "what this version would make");
+        drop(super::StateDir::open(&root).unwrap());
+        std::fs::write(root.join("lock"), "").unwrap();
+        drop(state.lock().unwrap());
+        assert!(!state.by_identity_only(), "an older version's store");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 
     /// A network removed from a store without a commit log (an older
     /// version's, or one whose log could not be made) has the directories

@@ -60,7 +60,7 @@ impl StateDir {
         };
         // A store made by this version has its log made by its first
         // commit; an older store's lock keeps its meaning (empty).
-        if head.generation.is_none() && self.by_identity_only {
+        if head.generation.is_none() && self.by_identity_only() {
             if let Some(made) = self.make_log(lock, &mut hold)? {
                 head = made;
             }

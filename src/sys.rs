@@ -2549,7 +2549,6 @@ unsafe fn close_from_3_except(keep: [libc::c_int; 2]) {
     }
 }
 
-/// A duplicate of `fd` numbered 3 or above, close-on-exec.
 /// `fd`, or a copy of it above 2 if it is a standard stream's number (a
 /// program that closed its standard streams gets those numbers back from
 /// the kernel first): the child's `dup2`s onto 0-2 would replace it, and
@@ -2561,6 +2560,7 @@ fn above_2(fd: OwnedFd) -> io::Result<OwnedFd> {
     }
 }
 
+/// A duplicate of `fd` numbered 3 or above, close-on-exec.
 fn dup_above_2(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     // SAFETY: fcntl(F_DUPFD_CLOEXEC) on a live descriptor; the result is a
     // new descriptor we own.

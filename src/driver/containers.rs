@@ -106,11 +106,8 @@ impl Manager {
         // for the refusal (a run without a network makes one).
         if let Some((wanted, _)) = request.networks.first() {
             if self.store.never_made().map_err(|e| container(e.into()))? {
-                let context = match &request.name {
-                    Some(name) => format!("connecting {name} to network {wanted}"),
-                    None => format!("connecting to network {wanted}"),
-                };
                 let error = Error::not_found(super::networks::not_found_message(wanted));
+                let context = connecting_to(request.name.as_deref(), wanted);
                 return Err((Step::Network, error.context(context)));
             }
         }
@@ -123,11 +120,8 @@ impl Manager {
         let mut joins: Vec<(&NetworkRecord, &AttachRequest)> = Vec::new();
         // A name the run drew names no container the user knows of, and
         // none is made before these refusals: not said.
-        let drawn = request.name.as_deref() != Some(name.as_str());
-        let connecting = |network: &str| match drawn {
-            false => format!("connecting {name} to network {network}"),
-            true => format!("connecting to network {network}"),
-        };
+        let said = Some(name.as_str()).filter(|name| request.name.as_deref() == Some(name));
+        let connecting = |network: &str| connecting_to(said, network);
         for (wanted, attach) in &request.networks {
             let network = find_network_to_join(&networks, wanted)
                 .map_err(|e| (Step::Network, e.context(connecting(wanted))))?;
@@ -930,17 +924,16 @@ impl Manager {
         // there for as long as the command runs, which an `rm -f` looking
         // for what runs inside takes for a process to kill (the embedding
         // program, when its main thread has ended).
-        let status = match spawned {
-            Ok(Ok(Some(Ok(running)))) => Some(
+        let status = match spawned.and_then(|started| started) {
+            Ok(Some(Ok(running))) => Some(
                 // Started: a failed wait is a status lost (the keeper
                 // killed), not a command that never ran.
                 running
                     .wait(opts.forward_signals)
                     .map_err(|error| Error::status_lost(&program.to_string_lossy(), &error)),
             ),
-            Ok(Ok(Some(Err(error)))) => Some(Err(error)),
-            Ok(Ok(None)) => None,
-            Ok(Err(error)) | Err(error) => Some(Err(error)),
+            Ok(Some(Err(error))) | Err(error) => Some(Err(error)),
+            Ok(None) => None,
         };
         // Ended (not dropped) whatever came of it: on an error too, so that
         // a signal that came meanwhile does not end the process before it
@@ -1149,6 +1142,15 @@ fn command_environment() -> Option<Vec<(OsString, OsString)>> {
     let mut vars: Vec<(OsString, OsString)> = std::env::vars_os().collect();
     vars.push(("PATH".into(), DEFAULT_PATH.into()));
     Some(vars)
+}
+
+/// What a run's refusal of `network` is said in: of the container `name`
+/// when the user named it.
+fn connecting_to(name: Option<&str>, network: &str) -> String {
+    match name {
+        Some(name) => format!("connecting {name} to network {network}"),
+        None => format!("connecting to network {network}"),
+    }
 }
 
 /// Which step of a run an error ended: making the container, attaching

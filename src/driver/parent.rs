@@ -526,9 +526,9 @@ pub(crate) fn delete_if_ours(
 /// An address someone gave the parent at `index` since we made it (the
 /// host's own way onto the VLAN, say), which deleting the link would take
 /// with it: an IPv4 one but a link-local one, or an IPv6 one configured
-/// (permanent) beyond the link's own scope. We give a parent none; the kernel gives it its
-/// link-local address and, from router advertisements, addresses of a
-/// limited lifetime, which go with it.
+/// (permanent) beyond the link's own scope. We give a parent none; the
+/// kernel gives it its link-local address and, from router
+/// advertisements, addresses of a limited lifetime, which go with it.
 fn given_address(host: &Handle, index: u32) -> Result<Option<ipnet::IpNet>, Error> {
     use crate::rtnl::AddrFlags;
     Ok(host

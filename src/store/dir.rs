@@ -359,21 +359,9 @@ impl StateDir {
     /// settle or read. A command that only acts on what the store holds
     /// answers "not found" then rather than lock (which would make it).
     pub fn never_made(&self) -> Result<bool, StoreError> {
-        Ok(self.layout_pending.load(Ordering::Relaxed) && !self.has_lock()?)
-    }
-
-    /// Whether the root holds a lock, by one `fstatat` (what
-    /// [`StateDir::lock_len`] looks at, without noting it for the next
-    /// lock: a later one must check it again).
-    fn has_lock(&self) -> Result<bool, StoreError> {
-        let Some(root) = self.handles.dir(&self.root)? else {
-            return Ok(false);
-        };
-        match crate::sys::lstat_at(root.fd(), c"lock") {
-            Ok(_) => Ok(true),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(StoreError::io("checking", self.root.join(LOCK_FILE))(e)),
-        }
+        // Not `lock_len`, which notes the lock as seen for the next lock:
+        // a later one must check it again.
+        Ok(self.layout_pending.load(Ordering::Relaxed) && self.lock_stat()?.is_none())
     }
 
     /// Whether the root holds nothing (a file system's `lost+found`
@@ -420,19 +408,26 @@ impl StateDir {
     /// write into it, and reads as empty until then.
     /// Its length is the store's format mark ([`StateDir::by_identity_only`]).
     fn lock_len(&self) -> Result<Option<u64>, StoreError> {
-        let path = self.root.join(LOCK_FILE);
+        let Some((st, private)) = self.lock_stat()? else {
+            return Ok(None);
+        };
+        let regular = st.st_mode & libc::S_IFMT == libc::S_IFREG;
+        self.lock_seen_regular
+            .store(regular && private, Ordering::Relaxed);
+        Ok(Some(u64::try_from(st.st_size).unwrap_or(0)))
+    }
+
+    /// The root's lock as one `fstatat` finds it (never followed), and
+    /// whether the root is private; `None` when there is no root or no
+    /// lock in it.
+    fn lock_stat(&self) -> Result<Option<(libc::stat, bool)>, StoreError> {
         let Some(root) = self.handles.dir(&self.root)? else {
             return Ok(None);
         };
         match crate::sys::lstat_at(root.fd(), c"lock") {
-            Ok(st) => {
-                let regular = st.st_mode & libc::S_IFMT == libc::S_IFREG;
-                self.lock_seen_regular
-                    .store(regular && root.private, Ordering::Relaxed);
-                Ok(Some(u64::try_from(st.st_size).unwrap_or(0)))
-            }
+            Ok(st) => Ok(Some((st, root.private))),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(StoreError::io("checking", &path)(e)),
+            Err(e) => Err(StoreError::io("checking", self.root.join(LOCK_FILE))(e)),
         }
     }
 

@@ -648,6 +648,11 @@ fn kernel_addr_dump_decodes() {
     assert!(v6.flags.contains(AddrFlags::NODAD | AddrFlags::PERMANENT));
     assert_eq!(find("192.0.2.7/28").broadcast, None, "no brd asked");
     assert_eq!(find("127.0.0.1/8").scope, 254, "host scope");
+    // The kernel that made the fixture marks its own addresses (6.3+);
+    // the ones `ip addr add` gave carry no protocol.
+    assert_eq!(find("::1/128").proto, Some(1), "IFAPROT_KERNEL_LO");
+    assert_eq!(v6.proto, None);
+    assert_eq!(v4.proto, None);
 }
 
 #[test]

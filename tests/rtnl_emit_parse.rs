@@ -774,6 +774,7 @@ fn addresses_round_trip() {
             scope: 0,
             broadcast,
             label: None,
+            proto: None,
         };
         assert_eq!(parsed, expected, "{ctx}");
     });

@@ -3178,6 +3178,51 @@ fn a_parent_another_tool_stacked_a_link_on_is_kept() {
         Vec::<String>::new()
     );
     assert!(link(None, "eth0.55").is_none());
+
+    // A lease a DHCPv6 client took on it (a finite lifetime, so not
+    // permanent, as the kernel's own from router advertisements are not):
+    // kept, told from the kernel's by the mark the kernel puts on the
+    // addresses it makes (`IFA_PROTO`; its link-local one carries
+    // `IFAPROT_KERNEL_LL`, so this one's missing mark is user space's).
+    // Before, the parent went with the lease.
+    manager
+        .create_network(&net(
+            "stk6",
+            &["10.97.8.0/24"],
+            &[],
+            &[("parent", "eth0.58")],
+        ))
+        .unwrap();
+    ip(&[
+        "addr",
+        "add",
+        "2001:db8:58::5/64",
+        "dev",
+        "eth0.58",
+        "valid_lft",
+        "3600",
+        "preferred_lft",
+        "1800",
+    ]);
+    let host = ipvlan::rtnl::Handle::new().unwrap();
+    let parent = host.link_by_name("eth0.58").unwrap().expect("eth0.58");
+    let addresses = host.addrs_of(parent.index).unwrap();
+    let lease = addresses
+        .iter()
+        .find(|address| address.net.to_string() == "2001:db8:58::5/64")
+        .expect("the lease on eth0.58");
+    assert!(!lease.flags.contains(ipvlan::rtnl::AddrFlags::PERMANENT));
+    assert!(
+        addresses.iter().any(|address| address.scope == 253
+            && address.proto == Some(ipvlan::netlink::consts::IFAPROT_KERNEL_LL)),
+        "the kernels this suite runs on mark their link-local address: {addresses:?}"
+    );
+    assert_eq!(
+        manager.remove_network("stk6").unwrap(),
+        vec!["parent eth0.58 kept: it carries address 2001:db8:58::5/64, which ipvlan did not give it; delete it with `ip link del eth0.58` once nothing uses it".to_string()]
+    );
+    assert!(link(None, "eth0.58").is_some());
+    ip(&["link", "del", "eth0.58"]);
 }
 
 /// A container joins a second network that routes (l2 with a gateway,

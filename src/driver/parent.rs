@@ -525,25 +525,43 @@ pub(crate) fn delete_if_ours(
 
 /// An address someone gave the parent at `index` since we made it (the
 /// host's own way onto the VLAN, say), which deleting the link would take
-/// with it: an IPv4 one but a link-local one, or an IPv6 one configured
-/// (permanent) beyond the link's own scope. We give a parent none; the
+/// with it (`given_among`).
+fn given_address(host: &Handle, index: u32) -> Result<Option<ipnet::IpNet>, Error> {
+    Ok(given_among(&host.addrs_of(index)?))
+}
+
+/// Of one link's addresses, one ipvlan did not give and the kernel did
+/// not make: an IPv4 one but a link-local one, or an IPv6 one beyond the
+/// link's own scope that user space added. We give a parent none; the
 /// kernel gives it its link-local address and, from router
 /// advertisements, addresses of a limited lifetime, which go with it.
-fn given_address(host: &Handle, index: u32) -> Result<Option<ipnet::IpNet>, Error> {
+/// Where the kernel marks the addresses it makes (`IFA_PROTO`, which it
+/// puts on its link-local one), an IPv6 address without its mark is user
+/// space's, configured or leased (a DHCPv6 client's has a limited lifetime
+/// too); where it marks none, only a configured (permanent) one is told.
+fn given_among(addresses: &[crate::rtnl::Address]) -> Option<ipnet::IpNet> {
+    use crate::netlink::consts::{
+        IFAPROT_KERNEL_LL, IFAPROT_KERNEL_LO, IFAPROT_KERNEL_RA, RT_SCOPE_LINK,
+    };
     use crate::rtnl::AddrFlags;
-    Ok(host
-        .addrs_of(index)?
-        .into_iter()
+    let by_the_kernel = |proto: Option<u8>| {
+        matches!(
+            proto,
+            Some(IFAPROT_KERNEL_LO | IFAPROT_KERNEL_RA | IFAPROT_KERNEL_LL)
+        )
+    };
+    let kernel_marks = addresses.iter().any(|address| by_the_kernel(address.proto));
+    addresses
+        .iter()
         .find(|address| match address.net {
             // But a link-local one (a daemon's, dhcpcd's or avahi's, on
             // every link it sees).
             ipnet::IpNet::V4(net) => !net.addr().is_link_local(),
-            ipnet::IpNet::V6(_) => {
-                address.flags.contains(AddrFlags::PERMANENT)
-                    && address.scope != crate::netlink::consts::RT_SCOPE_LINK
-            }
+            ipnet::IpNet::V6(_) if address.scope == RT_SCOPE_LINK => false,
+            ipnet::IpNet::V6(_) if kernel_marks => !by_the_kernel(address.proto),
+            ipnet::IpNet::V6(_) => address.flags.contains(AddrFlags::PERMANENT),
         })
-        .map(|address| address.net))
+        .map(|address| address.net)
 }
 
 /// Sets up a parent we just made (links are made down).
@@ -962,6 +980,66 @@ mod tests {
     use super::*;
     use crate::rtnl::LinkData;
     use crate::store::records::fixtures;
+
+    fn address(net: &str, scope: u8, permanent: bool, proto: Option<u8>) -> crate::rtnl::Address {
+        crate::rtnl::Address {
+            index: 7,
+            net: net.parse().unwrap(),
+            flags: if permanent {
+                crate::rtnl::AddrFlags::PERMANENT
+            } else {
+                crate::rtnl::AddrFlags::empty()
+            },
+            scope,
+            broadcast: None,
+            label: None,
+            proto,
+        }
+    }
+
+    #[test]
+    fn a_parent_s_given_address_is_one_neither_the_kernel_nor_a_link_local_daemon_made() {
+        use crate::netlink::consts::{IFAPROT_KERNEL_LL, IFAPROT_KERNEL_RA, RT_SCOPE_LINK};
+        let given =
+            |addresses: &[crate::rtnl::Address]| given_among(addresses).map(|net| net.to_string());
+        // A kernel that marks its own (its link-local address says so).
+        let marked_link_local = address("fe80::1/64", RT_SCOPE_LINK, true, Some(IFAPROT_KERNEL_LL));
+        let advertised = address("2001:db8::aa/64", 0, false, Some(IFAPROT_KERNEL_RA));
+        let lease = address("2001:db8::5/64", 0, false, None);
+        assert_eq!(
+            given(&[marked_link_local.clone(), advertised.clone()]),
+            None
+        );
+        assert_eq!(
+            given(&[marked_link_local.clone(), advertised.clone(), lease.clone()]).as_deref(),
+            Some("2001:db8::5/64"),
+            "a DHCPv6 lease: limited lifetime, no kernel mark"
+        );
+        // A DHCP client that names itself in IFA_PROTO is user space too.
+        let named = address("2001:db8::6/64", 0, false, Some(42));
+        assert_eq!(
+            given(&[marked_link_local, named]).as_deref(),
+            Some("2001:db8::6/64")
+        );
+        // A kernel that marks nothing: only a permanent one is told.
+        let plain_link_local = address("fe80::1/64", RT_SCOPE_LINK, true, None);
+        let unmarked_advertised = address("2001:db8::aa/64", 0, false, None);
+        assert_eq!(
+            given(&[plain_link_local.clone(), unmarked_advertised.clone()]),
+            None
+        );
+        let configured = address("2001:db8::7/64", 0, true, None);
+        assert_eq!(
+            given(&[plain_link_local, unmarked_advertised, configured]).as_deref(),
+            Some("2001:db8::7/64")
+        );
+        // IPv4: any but a link-local one.
+        assert_eq!(given(&[address("169.254.3.4/16", 0, true, None)]), None);
+        assert_eq!(
+            given(&[address("192.0.2.9/24", 0, true, None)]).as_deref(),
+            Some("192.0.2.9/24")
+        );
+    }
 
     fn vlan_link(index: u32) -> Link {
         Link {

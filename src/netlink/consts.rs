@@ -169,8 +169,15 @@ pub const IFA_LOCAL: u16 = 2;
 pub const IFA_LABEL: u16 = 3;
 pub const IFA_BROADCAST: u16 = 4;
 pub const IFA_FLAGS: u16 = 8;
+pub const IFA_PROTO: u16 = 11;
 pub const IFA_MAX: u16 = 11;
 pub const IFA_F_NODAD: u32 = 0x02;
+/// `IFA_PROTO` values the kernel gives the addresses it makes itself
+/// (Debian's 6.1 and later mark them; user space's addresses carry none,
+/// or their own).
+pub const IFAPROT_KERNEL_LO: u8 = 1;
+pub const IFAPROT_KERNEL_RA: u8 = 2;
+pub const IFAPROT_KERNEL_LL: u8 = 3;
 
 pub const AF_UNSPEC: u8 = 0;
 pub const AF_INET: u8 = 2;

@@ -177,6 +177,9 @@ pub struct Address {
     pub broadcast: Option<Ipv4Addr>,
     /// IPv4 label (`eth0`, `eth0:1`).
     pub label: Option<String>,
+    /// Who made it (`IFA_PROTO`, `IFAPROT_*`): absent from kernels before
+    /// 5.18, and from addresses added without one.
+    pub proto: Option<u8>,
 }
 
 impl Address {
@@ -212,6 +215,7 @@ impl Address {
             broadcast,
             // A label is an interface name (plus ":alias"): any bytes.
             label: tb.get(IFA_LABEL).map(|a| a.str_lossy().into_owned()),
+            proto: tb.get(IFA_PROTO).map(|a| a.u8()).transpose()?,
         })
     }
 }

@@ -558,6 +558,10 @@ fn given_among(addresses: &[crate::rtnl::Address]) -> Option<ipnet::IpNet> {
             // every link it sees).
             ipnet::IpNet::V4(net) => !net.addr().is_link_local(),
             ipnet::IpNet::V6(_) if address.scope == RT_SCOPE_LINK => false,
+            // A privacy address the kernel derived from an advertised
+            // one (`IFA_F_TEMPORARY`, the bit IPv4 calls secondary, which
+            // user space cannot set): the kernel leaves it unmarked.
+            ipnet::IpNet::V6(_) if address.flags.contains(AddrFlags::SECONDARY) => false,
             ipnet::IpNet::V6(_) if kernel_marks => !by_the_kernel(address.proto),
             ipnet::IpNet::V6(_) => address.flags.contains(AddrFlags::PERMANENT),
         })
@@ -1006,8 +1010,10 @@ mod tests {
         let marked_link_local = address("fe80::1/64", RT_SCOPE_LINK, true, Some(IFAPROT_KERNEL_LL));
         let advertised = address("2001:db8::aa/64", 0, false, Some(IFAPROT_KERNEL_RA));
         let lease = address("2001:db8::5/64", 0, false, None);
+        let mut privacy = address("2001:db8::7e:1/64", 0, false, None);
+        privacy.flags |= crate::rtnl::AddrFlags::SECONDARY;
         assert_eq!(
-            given(&[marked_link_local.clone(), advertised.clone()]),
+            given(&[marked_link_local.clone(), advertised.clone(), privacy]),
             None
         );
         assert_eq!(

@@ -2066,6 +2066,32 @@ fn add_finding_no_address(cni: &Cni, container: &str, ns: &Path, conf: &str) -> 
 }
 
 #[test]
+fn a_first_add_asking_for_the_masters_own_address_makes_no_network() {
+    // Before: the network record was written, then the allocator refused
+    // the host's address; the failed ADD left a network (listed, its
+    // name and subnet taken) until a `network rm`.
+    let mut cni = Cni::new("hostaddr");
+    cni.master("cnim100");
+    ip(&["addr", "add", "10.77.0.250/16", "dev", "cnim100"]);
+    let ns = cni.netns("cni-hostaddr");
+    let asking = conf(
+        "hostaddr",
+        "cnim100",
+        r#", "runtimeConfig": {"ips": ["10.77.0.250"]}"#,
+    );
+    let msg = cni.plugin("ADD", "ctr-h", &ns, &asking).error(999);
+    assert!(msg.starts_with("10.77.0.250 is"), "{msg}");
+    assert!(msg.contains("host"), "{msg}");
+    assert_eq!(cni.network_names(), Vec::<String>::new());
+    assert!(link(Some("cni-hostaddr"), "eth0").is_none());
+    // Any other address: the network is made, the attachment works.
+    let good = conf("hostaddr", "cnim100", "");
+    cni.plugin("ADD", "ctr-h", &ns, &good).ok();
+    assert_eq!(cni.network_names(), vec!["hostaddr".to_string()]);
+    cni.plugin("DEL", "ctr-h", &ns, &good).ok();
+}
+
+#[test]
 fn a_failed_add_leaves_no_vlan_master_and_never_removes_anothers() {
     // Before: the VLAN master of a failed ADD stayed ("the VLAN master
     // of a failed first ADD stayed"), until the next boot's restore.

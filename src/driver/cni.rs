@@ -461,6 +461,7 @@ impl Manager {
     fn checked_request<'a>(
         &self,
         net: &CniNetwork,
+        wanted: &[IpAddr],
         slot: &'a mut Option<NetworkCreate>,
     ) -> Result<&'a NetworkCreate, Error> {
         if let Some(req) = slot {
@@ -480,7 +481,7 @@ impl Manager {
         if let Some(mtu) = net.mtu {
             req.options.push(("mtu".into(), mtu.to_string()));
         }
-        self.check_before_retiring(net, Some(&req).filter(|_| !net.link_in_container))?;
+        self.check_before_retiring(net, Some(&req).filter(|_| !net.link_in_container), wanted)?;
         Ok(slot.insert(req))
     }
 
@@ -489,11 +490,13 @@ impl Manager {
     /// see [`Manager::retire_idle_overlaps`]) do not count as staying;
     /// with `creating`, the network to be made, what the kernel and the
     /// host's links refuse of it too (see [`super::networks::plan_parent`]
-    /// and [`super::parent::check_shared`]).
+    /// and [`super::parent::check_shared`]), and an address of `wanted`
+    /// that is one of the host's own on the master.
     fn check_before_retiring(
         &self,
         net: &CniNetwork,
         creating: Option<&NetworkCreate>,
+        wanted: &[IpAddr],
     ) -> Result<(), Error> {
         let networks = self.store.networks()?;
         let mut staying = Vec::new();
@@ -536,6 +539,13 @@ impl Manager {
             super::networks::reserve_host_addresses(&host, link.index, &mut specs)?;
             refuse_bounds_without_room(&specs, &net.bounds)
                 .map_err(|error| config_error(error.to_string()))?;
+            // The allocator refuses it too, once the network is made: too
+            // late to leave nothing behind. Not a config's fault (code 7):
+            // reported as the allocator's refusal is (999).
+            for &address in wanted {
+                crate::ipam::exact_spec(&specs, address)
+                    .map_err(|error| Error::failed(error.to_string()))?;
+            }
         }
         Ok(())
     }
@@ -547,13 +557,15 @@ impl Manager {
     /// live. Refused ([`ErrorKind::InvalidValue`], CNI code 7) when a CLI
     /// network has the name or the config differs while attachments live.
     pub fn cni_network(&self, net: &CniNetwork) -> Result<(), Error> {
-        self.cni_network_id(net).map(drop)
+        self.cni_network_id(net, &[]).map(drop)
     }
 
     /// [`Manager::cni_network`]; the id of the record it found as it is
     /// (`None` when it made one), for the caller to read again under the
-    /// lock without reading every network.
-    fn cni_network_id(&self, net: &CniNetwork) -> Result<Option<String>, Error> {
+    /// lock without reading every network. A network it makes is refused,
+    /// before anything changes, when an address of `wanted` (the ADD's
+    /// asked-for ones) is one of the host's own on the master.
+    fn cni_network_id(&self, net: &CniNetwork, wanted: &[IpAddr]) -> Result<Option<String>, Error> {
         // Made (and checked) where a network is to be made, once.
         let mut request = None;
         // Two first ADDs at once: one creates, the other finds it.
@@ -589,7 +601,7 @@ impl Manager {
                                 net.config
                             )));
                         } else {
-                            self.checked_request(net, &mut request)?;
+                            self.checked_request(net, wanted, &mut request)?;
                             match self.remove_network(&record.id) {
                                 Ok(_) => {}
                                 Err(error) if error.kind() == ErrorKind::NotFound => {}
@@ -599,9 +611,9 @@ impl Manager {
                     }
                 }
             }
-            self.checked_request(net, &mut request)?;
+            self.checked_request(net, wanted, &mut request)?;
             self.retire_idle_overlaps(net)?;
-            let req = self.checked_request(net, &mut request)?;
+            let req = self.checked_request(net, wanted, &mut request)?;
             let made = if net.link_in_container {
                 let state = self.store.lock()?;
                 let networks = state.networks()?;
@@ -725,7 +737,11 @@ impl Manager {
             None => {
                 // Back home for the host's links and sockets it may make.
                 drop(inside.take_visit());
-                let found = self.cni_network_id(net).map_err(network_error)?;
+                let wanted = match &attach.addresses {
+                    CniAddresses::Allocate(wanted) => wanted.as_slice(),
+                    _ => &[],
+                };
+                let found = self.cni_network_id(net, wanted).map_err(network_error)?;
                 let state = self.store.lock()?;
                 match cni_network_locked(&state, net, found) {
                     Ok(network) => (state, network),
@@ -1518,7 +1534,7 @@ impl Manager {
         // Only where a network is retired for the config (its name's, or
         // others on its subnets): an ADD onto its network reads no more.
         let check = || {
-            self.check_before_retiring(net, None)
+            self.check_before_retiring(net, None, &[])
                 .map_err(|error| match error.kind() {
                     ErrorKind::InvalidValue => CniAddError::Config(error),
                     _ => CniAddError::Failed(error),

@@ -20,10 +20,12 @@ use crate::sys::{ChildIo, ChildStatus, Spawn};
 use crate::text::escape_controls;
 
 /// How long a delegated plugin may take. host-local answers in
-/// milliseconds; the bound is for a plugin that hangs (a DHCP daemon that
-/// never answers), so that the runtime gets an error from us rather than
-/// killing us in the middle of an ADD with nothing undone.
-pub const TIMEOUT: Duration = Duration::from_secs(60);
+/// milliseconds; the reference `dhcp` daemon tries a slow server for up to
+/// 208 s before it gives up (its resend timeout), and the reference
+/// plugin waits for it without a bound. Ours is past that, for a plugin
+/// that hangs, so that the runtime gets an error from us rather than
+/// nothing, and the ADD is undone.
+pub const TIMEOUT: Duration = Duration::from_secs(240);
 
 /// How often a plugin that is being replaced ("text file busy") is retried,
 /// as the reference runtime library retries.

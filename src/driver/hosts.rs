@@ -621,16 +621,18 @@ pub(crate) fn unlink(
     state_root: &Path,
 ) -> Result<(), Error> {
     let dir = etc_netns_dir.join(container);
+    let dir_meta = fs::symlink_metadata(&dir);
     // A link to another entry leads to that entry's view (another
     // container's): nothing is removed through it, as `entry` refuses to
     // make a view through it.
-    if fs::symlink_metadata(&dir).is_ok_and(|m| m.file_type().is_symlink())
+    if dir_meta.as_ref().is_ok_and(|m| m.file_type().is_symlink())
         && leads_to_another_entry(etc_netns_dir, &dir)
     {
         return Ok(());
     }
     let marker = made_dir_marker(state_root, container);
-    let mut marked = marker.exists();
+    let marker_meta = fs::metadata(&marker);
+    let mut marked = marker_meta.is_ok();
     let hosts = dir.join("hosts");
     let linked = is_ours(&hosts, state_root);
     if marked && !linked {
@@ -679,6 +681,20 @@ pub(crate) fn unlink(
         Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTEMPTY | libc::EEXIST)) => {}
         // Anything else: left as it is, still ours.
         Err(_) => return Ok(()),
+    }
+    // With `/etc` and the state directory on one file system, its journal
+    // commits the link's and directory's removal no later than the
+    // marker's. On two (a separate `/var`, say), a power cut could keep
+    // the marker's removal and lose theirs: our link in a directory no
+    // marker calls ours, left for good. There they are synced first.
+    if let (Ok(dir_meta), Ok(marker_meta)) = (&dir_meta, &marker_meta) {
+        use std::os::unix::fs::MetadataExt;
+        if dir_meta.dev() != marker_meta.dev() {
+            let changed = if dir.exists() { &dir } else { etc_netns_dir };
+            let synced = fs::File::open(changed).and_then(|dir| dir.sync_all());
+            crate::fault::after("etc netns: after fsync", synced)
+                .map_err(|e| io("syncing", changed, e))?;
+        }
     }
     crate::fault::point("etc netns: before unmark");
     crate::fault::after("etc netns: after unmark", fs::remove_file(&marker))
@@ -2086,6 +2102,58 @@ mod tests {
         unlink(&etc, "c0", &root).unwrap();
         assert!(etc.join("c0").is_dir(), "the admin's directory was removed");
         assert!(!made_dir_marker(&root, "c0").exists());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A detach with `/etc` and the state directory on two file systems
+    /// syncs what it took out of `/etc/netns` before the marker goes: a
+    /// power cut there could keep the marker's removal and lose theirs,
+    /// leaving our link in a directory nothing calls ours. On one file
+    /// system the journal orders them, and nothing is synced. Before, no
+    /// detach synced them.
+    #[test]
+    fn a_detach_syncs_etc_netns_before_its_marker_only_across_file_systems() {
+        use std::os::unix::fs::MetadataExt;
+        use std::rc::Rc;
+        let dir = scratch("two-file-systems");
+        let root = dir.join("state");
+        let a = root.join("hosts").join("a".repeat(64));
+        let elsewhere = Path::new("/dev/shm")
+            .join(dir.file_name().unwrap().to_string_lossy().to_string() + "-etc");
+        let _ = fs::remove_dir_all(&elsewhere);
+        fs::create_dir_all(&elsewhere).unwrap();
+        assert_ne!(
+            fs::metadata(&elsewhere).unwrap().dev(),
+            fs::metadata(&dir).unwrap().dev(),
+            "this test needs {} and the temporary directory on two file systems",
+            elsewhere.display()
+        );
+        for (etc, kept_file, across) in [
+            (dir.join("etc"), false, false),
+            (elsewhere.clone(), false, true),
+            (elsewhere.clone(), true, true),
+        ] {
+            link(&etc, "c0", &a, &root).unwrap();
+            if kept_file {
+                fs::write(etc.join("c0/resolv.conf"), "nameserver 10.0.0.1\n").unwrap();
+            }
+            // What the sync made durable is gone, the marker still there.
+            let seen = Rc::new(std::cell::Cell::new(None));
+            let at_sync = Rc::clone(&seen);
+            let (view, marker) = (etc.join("c0"), made_dir_marker(&root, "c0"));
+            crate::fault::unwind::then("etc netns: after fsync", move || {
+                let link_gone = fs::symlink_metadata(view.join("hosts")).is_err();
+                at_sync.set(Some((link_gone, view.exists(), marker.exists())));
+            });
+            unlink(&etc, "c0", &root).unwrap();
+            let expected = across.then_some((true, kept_file, true));
+            assert_eq!(seen.get(), expected, "across: {across}, kept: {kept_file}");
+            assert!(!made_dir_marker(&root, "c0").exists());
+            // Disarmed for the next round.
+            crate::fault::unwind::then("etc netns: unused", || {});
+            let _ = fs::remove_dir_all(etc.join("c0"));
+        }
+        fs::remove_dir_all(&elsewhere).unwrap();
         fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -1034,6 +1034,69 @@ fn rm_looks_again_after_its_mark_and_refuses_a_process_that_came_meanwhile() {
     env.ok(&["rm", "-f", "rr"]);
 }
 
+/// An `rm` killed once its record says `removing`, a process another tool
+/// starts in the container then (`nsenter`, as `ip netns exec`), and
+/// `restore`: without `-f` the removal is finished and the process left
+/// running (its namespace unnamed), as that `rm` leaves what starts after
+/// its last look, and said; with `-f` it is killed. Before, `restore`
+/// killed it either way: the record did not say which `rm` it was.
+#[test]
+fn restore_finishing_an_rm_kills_only_what_rm_f_would() {
+    let mut env = Env::new("rmkeep");
+    env.network("n1", "192.168.107.0/24");
+    for force in [false, true] {
+        assert_eq!(env.ok(&["run", "--net=n1", "--name=rk", "-d"]), "rk\n");
+        let ns = env.netns_dir().join("rk");
+        let inode = namespace_inode(&ns);
+        let pause = env.root.join("pause");
+        let args: &[&str] = if force {
+            &["rm", "-f", "rk"]
+        } else {
+            &["rm", "rk"]
+        };
+        let rm = spawn_paused(&env, args, "store: after rename#1", &pause);
+        // Killed however the test ends: a sleep left running would hold
+        // the guest's output open for its whole length.
+        struct Sleeper(std::process::Child);
+        impl Drop for Sleeper {
+            fn drop(&mut self) {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+            }
+        }
+        let sleeper = Sleeper(
+            Command::new("nsenter")
+                .arg(format!("--net={}", ns.display()))
+                .args(["sleep", "1000"])
+                .spawn()
+                .unwrap(),
+        );
+        let pid = sleeper.0.id().to_string();
+        vm_support::wait_until("the sleep entering", || {
+            processes_in_namespace(inode).contains(&pid)
+        });
+        kill_paused(rm, &pause);
+        let output = env.command(&["restore"]).output().unwrap();
+        let stdout = text(&output.stdout);
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+        assert_eq!(env.containers(), Vec::<String>::new(), "force {force}");
+        assert!(!ns.exists(), "force {force}: the name stays");
+        let left = left_in_namespace(inode, 100);
+        if force {
+            assert_eq!(left, Vec::<String>::new(), "{stdout}");
+        } else {
+            assert_eq!(left, vec![pid.clone()], "{stdout}");
+            assert!(
+                stdout.contains(&format!(
+                    "  processes left running (rm without -f): rk: pids {pid}\n"
+                )),
+                "{stdout}"
+            );
+        }
+        drop(sleeper);
+    }
+}
+
 /// `ps`, `network ls` and `network inspect` read without the lock, so they
 /// see the records of a `run`, an `rm` or a `network create` at work half
 /// done. They name one as a killed command's, and send the operator to

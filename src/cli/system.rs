@@ -70,6 +70,10 @@ pub fn restore_summary(report: &RestoreReport) -> String {
             "attach in progress, left to it",
             &report.attaches_in_progress,
         ),
+        (
+            "processes left running (rm without -f)",
+            &report.processes_left_running,
+        ),
     ];
     for (label, items) in sections {
         for item in items {

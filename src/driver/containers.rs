@@ -167,6 +167,7 @@ impl Manager {
             netns_id: Some(inside.identity().map_err(container)?),
             // Its inode held by `inside` until the mount holds it too.
             netns_inode_time: inside.inode_time(),
+            keep_processes: false,
         };
         state
             .put_container_record(&record)
@@ -338,16 +339,18 @@ impl Manager {
     /// detached; when its namespace is the one made for it, the processes
     /// inside killed (an rm was asked for, or no command was started) and
     /// the namespace deleted; its `/etc/netns` entry, log and record
-    /// removed. Returns what was left alone, and why.
+    /// removed. What an `rm` without force was interrupted in is finished
+    /// as that `rm` would have: nothing killed.
     pub(crate) fn dismantle_container(
         &self,
         host: &Handle,
         state: &Locked<'_>,
         networks: &[NetworkRecord],
         record: &ContainerRecord,
-    ) -> Result<Vec<String>, Error> {
+    ) -> Result<Dismantled, Error> {
         let name = &record.name;
         let mut notes = Vec::new();
+        let mut left_running = None;
         for (at, endpoint) in self.container_endpoints(state, networks, name)? {
             let network = &networks[at];
             let at = locate(&endpoint)?;
@@ -366,16 +369,25 @@ impl Manager {
             notes.extend(self.detach(host, state, network, endpoint, &at)?);
         }
         let path = self.config.netns_dir.join(name);
+        // An rm without force kills nothing: what another tool started
+        // inside after its look runs on, its namespace unnamed, as that rm
+        // itself leaves what starts after its last look.
+        let mut end_processes = |inside: &Netns| -> Result<(), Error> {
+            if record.state == ContainerState::Removing && record.keep_processes {
+                left_running = pids_text(&processes_in(inside)?);
+            } else {
+                notes.extend(outlived(name, &kill_everything_inside(inside)?));
+            }
+            Ok(())
+        };
         match netns_identity::container_netns(&path, Made::of(record))? {
             ContainerNetns::Present(inside) => {
-                let left = kill_everything_inside(&inside.ns)?;
-                notes.extend(outlived(name, &left));
+                end_processes(&inside.ns)?;
                 self.delete_netns_if_same(name, inside.ns.file_id(), &mut notes)?;
             }
             // Its name deleted: it ends with its last process.
             ContainerNetns::Unnamed(inside, leftover) => {
-                let left = kill_everything_inside(&inside.ns)?;
-                notes.extend(outlived(name, &left));
+                end_processes(&inside.ns)?;
                 if let Some(file) = leftover {
                     self.delete_netns_if_same(name, file, &mut notes)?;
                 }
@@ -393,7 +405,10 @@ impl Manager {
         hosts::unlink(&self.config.etc_netns_dir, name, state.root())?;
         let _ = fs::remove_file(self.log_path(name));
         state.remove_container(name)?;
-        Ok(notes)
+        Ok(Dismantled {
+            notes,
+            left_running,
+        })
     }
 
     /// Detaches a container from every network and deletes its namespace;
@@ -510,6 +525,7 @@ impl Manager {
         if let Some(record) = &before {
             let mut removing = record.clone();
             removing.state = ContainerState::Removing;
+            removing.keep_processes = !force;
             state.put_container_record(&removing)?;
         }
         // Without `force`, looked at again once the record says
@@ -1521,6 +1537,24 @@ fn outlived(name: &str, left: &[u32]) -> Option<String> {
             "processes {} of container {name} outlived {KILL_ROUNDS} kills and are left running",
             pids.join(" ")
         )
+    })
+}
+
+/// What [`Manager::dismantle_container`] left alone, and why.
+pub(crate) struct Dismantled {
+    /// What it could not do as asked.
+    pub(crate) notes: Vec<String>,
+    /// The processes (`pids 1 2`) an interrupted `rm` without force found
+    /// inside when it was finished, and left running: what that `rm`
+    /// would have done, not a failure.
+    pub(crate) left_running: Option<String>,
+}
+
+/// `pids 1 2`, or nothing for none.
+fn pids_text(pids: &[u32]) -> Option<String> {
+    (!pids.is_empty()).then(|| {
+        let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
+        format!("pids {}", pids.join(" "))
     })
 }
 

@@ -250,6 +250,11 @@ pub struct RestoreReport {
     /// IPAM plugin runs (without the store's lock) holds its intent, which
     /// is left to it, not undone.
     pub attaches_in_progress: Vec<String>,
+    /// Processes found in a container whose interrupted `rm` without
+    /// force was finished, as `container: pids 1 2`: started inside after
+    /// that `rm` began (by `ip netns exec`, say), and left running, as
+    /// that `rm` would have left them, their namespace unnamed.
+    pub processes_left_running: Vec<String>,
     /// Interrupted operations finished or rolled back.
     pub intents_repaired: usize,
     /// Files derived from the records (address files and container

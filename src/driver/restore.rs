@@ -190,12 +190,18 @@ impl Manager {
         for record in &broken {
             let name = &record.name;
             match self.dismantle_container(&host, &state, &networks, record) {
-                Ok(notes) => {
+                Ok(dismantled) => {
                     report.errors.extend(
-                        notes
+                        dismantled
+                            .notes
                             .into_iter()
                             .map(|note| format!("container {name}: {note}")),
                     );
+                    if let Some(pids) = dismantled.left_running {
+                        report
+                            .processes_left_running
+                            .push(format!("{name}: {pids}"));
+                    }
                     report.intents_repaired += 1;
                 }
                 Err(error) => report.errors.push(container_error(name, &error)),

@@ -982,6 +982,11 @@ pub struct ContainerRecord {
     /// the name since (see [`NetnsId::same_mounted_namespace`]). Absent in
     /// older records.
     pub netns_inode_time: Option<NonZeroU64>,
+    /// Set on a record [`ContainerState::Removing`] by an `rm` without
+    /// force, which kills nothing: `restore`, finishing it, leaves running
+    /// what another tool started inside since (`ip netns exec`). Absent
+    /// (false) in older records: killed, as `rm -f` does.
+    pub keep_processes: bool,
 }
 
 impl ContainerRecord {
@@ -994,6 +999,7 @@ impl ContainerRecord {
             networks: Vec::new(),
             netns_id: None,
             netns_inode_time: None,
+            keep_processes: false,
         }
     }
 
@@ -1027,11 +1033,12 @@ impl ContainerRecord {
                 "netns_inode_time",
                 Value::from(self.netns_inode_time.map(NonZeroU64::get)),
             ),
+            ("keep_processes", Value::from(self.keep_processes)),
         ])
     }
 
     /// Reads a record; refuses another version or a missing or mistyped
-    /// field. `state`, `networks` and the namespace identity may be absent
+    /// field. `state`, `networks`, `keep_processes` and the namespace identity may be absent
     /// (records written before them): `created`, none, unknown; so may a
     /// creation time in the form this version writes, which nothing
     /// decides on.
@@ -1064,6 +1071,10 @@ impl ContainerRecord {
             networks,
             netns_id: f.netns_id()?,
             netns_inode_time: f.opt_u64("netns_inode_time")?.and_then(NonZeroU64::new),
+            keep_processes: match value.get("keep_processes") {
+                None => false,
+                Some(_) => f.bool("keep_processes")?,
+            },
         })
     }
 }
@@ -1544,6 +1555,7 @@ mod tests {
                 boot: Some(boot_mark(b"2f3c8a4e-6b1d-4c59-9e7a-0d5b8c1f4a62")),
             }),
             netns_inode_time: NonZeroU64::new(1_796_453_044_541_967_881),
+            keep_processes: true,
         };
         let read = ContainerRecord::from_json(&parse_json(&record.to_json())).unwrap();
         assert_eq!(read, record);
@@ -1556,6 +1568,7 @@ mod tests {
         assert_eq!(read.state, ContainerState::Created);
         assert!(read.networks.is_empty());
         assert_eq!((read.netns_id, read.netns_inode_time), (None, None));
+        assert!(!read.keep_processes);
         assert!(read.created.is_some());
         // A time in another form, or none, is no damage: nothing decides on it.
         for created in [r#""created": "2024-01-01T00:00:00Z", "#, ""] {

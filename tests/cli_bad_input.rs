@@ -265,6 +265,12 @@ const CASES: &[Case] = &[
     case(&["rm", "--force=yes", "c1"], 1, "ipvlan: rm: invalid value \"yes\" for --force: expected true or false\n"),
     case(&["run", "--net=n1", "--ip=10.0.0.300"], 125, "ipvlan: run: invalid value \"10.0.0.300\" for --ip: invalid IP address\n"),
     // Names.
+    // Docker's own networks' names (and its words); Docker's `--net=host`
+    // means something else. Before, each was made.
+    case(&["network", "create", "bridge"], 1, "ipvlan: network create bridge: bridge is a pre-defined network and cannot be created\n"),
+    case(&["network", "create", "host"], 1, "ipvlan: network create host: host is a pre-defined network and cannot be created\n"),
+    case(&["network", "create", "none"], 1, "ipvlan: network create none: none is a pre-defined network and cannot be created\n"),
+    case(&["network", "create", "default"], 1, "ipvlan: network create default: default is a pre-defined network and cannot be created\n"),
     case(&["network", "create", "a b"], 1, "ipvlan: network create a b: invalid network name \"a b\": only [a-zA-Z0-9][a-zA-Z0-9_.-]* are allowed, at most 64 bytes\n"),
     case(&["network", "create", "--", "-bad"], 1, "ipvlan: network create -bad: invalid network name \"-bad\": only [a-zA-Z0-9][a-zA-Z0-9_.-]* are allowed, at most 64 bytes\n"),
     case(&["network", "create", "é"], 1, "ipvlan: network create é: invalid network name \"é\": only [a-zA-Z0-9][a-zA-Z0-9_.-]* are allowed, at most 64 bytes\n"),

@@ -62,6 +62,9 @@ impl Manager {
     ) -> Result<NetworkInfo, Error> {
         options::check_driver(&req.driver)?;
         options::check_network_name(&req.name)?;
+        if mark.is_none() {
+            options::refuse_predefined_network_name(&req.name)?;
+        }
         let opts = options::parse_options(&req.options)?;
         if req.internal {
             if let Some(parent) = &opts.parent {

@@ -96,6 +96,19 @@ pub(crate) fn check_network_name(name: &str) -> Result<(), Error> {
     }
 }
 
+/// Refuses the names Docker gives its own networks (`docker run
+/// --net=host` means no network of this name), with Docker's words: a
+/// script that made one would mean something else by `--net` than the
+/// Docker it was written for.
+pub(crate) fn refuse_predefined_network_name(name: &str) -> Result<(), Error> {
+    if matches!(name, "bridge" | "host" | "none" | "default") {
+        return Err(Error::invalid(format!(
+            "{name} is a pre-defined network and cannot be created"
+        )));
+    }
+    Ok(())
+}
+
 /// Checks a container (namespace) name.
 pub(crate) fn check_container_name(name: &str) -> Result<(), Error> {
     if is_valid_name(name) {

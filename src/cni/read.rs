@@ -91,6 +91,9 @@ impl<'a> Obj<'a> {
     /// The member `key`; a JSON `null` counts as absent, as Go decodes it.
     /// As Go decodes into the reference plugins' structs, a key is matched
     /// whatever its case (`"Master"` is `master`), the last one winning.
+    /// Two spelled exactly alike never get here: the JSON reader refuses
+    /// them (Go keeps the last; libcni, which rebuilds every config
+    /// through a map, never sends them).
     pub fn get(&self, key: &str) -> Option<&'a Value> {
         self.member(key).filter(|v| !v.is_null())
     }

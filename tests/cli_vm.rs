@@ -1036,25 +1036,32 @@ fn rm_looks_again_after_its_mark_and_refuses_a_process_that_came_meanwhile() {
 
 /// An `rm` killed once its record says `removing`, a process another tool
 /// starts in the container then (`nsenter`, as `ip netns exec`), and
-/// `restore`: without `-f` the removal is finished and the process left
-/// running (its namespace unnamed), as that `rm` leaves what starts after
-/// its last look, and said; with `-f` it is killed. Before, `restore`
-/// killed it either way: the record did not say which `rm` it was.
+/// `restore`: it does what that `rm` would have done with the process.
+/// Without `-f`, killed before its second look (which refuses a process
+/// that came in): the removal undone, container and process kept; killed
+/// after it: the removal finished and the process left running, its
+/// namespace unnamed. With `-f`: the process killed. Both said. Before,
+/// `restore` killed it in all three: the record did not say which `rm` it
+/// was.
 #[test]
-fn restore_finishing_an_rm_kills_only_what_rm_f_would() {
+fn restore_finishing_an_rm_does_what_that_rm_would_have() {
     let mut env = Env::new("rmkeep");
     env.network("n1", "192.168.107.0/24");
-    for force in [false, true] {
+    // (args, pause, what restore does: "undone", "removed" or "killed")
+    let rounds: [(&[&str], &str, &str); 3] = [
+        (&["rm", "rk"], "store: after rename#1", "undone"),
+        (&["rm", "rk"], "store: after rename#2", "removed"),
+        (&["rm", "-f", "rk"], "store: after rename#1", "killed"),
+    ];
+    for (args, pause_at, outcome) in rounds {
         assert_eq!(env.ok(&["run", "--net=n1", "--name=rk", "-d"]), "rk\n");
         let ns = env.netns_dir().join("rk");
         let inode = namespace_inode(&ns);
         let pause = env.root.join("pause");
-        let args: &[&str] = if force {
-            &["rm", "-f", "rk"]
-        } else {
-            &["rm", "rk"]
-        };
-        let rm = spawn_paused(&env, args, "store: after rename#1", &pause);
+        let rm = spawn_paused(&env, args, pause_at, &pause);
+        let record = env.state_dir().join("records/containers/rk.json");
+        let marked = std::fs::read_to_string(&record).unwrap();
+        assert!(marked.contains("removing"), "{outcome}: {marked}");
         // Killed however the test ends: a sleep left running would hold
         // the guest's output open for its whole length.
         struct Sleeper(std::process::Child);
@@ -1079,20 +1086,41 @@ fn restore_finishing_an_rm_kills_only_what_rm_f_would() {
         let output = env.command(&["restore"]).output().unwrap();
         let stdout = text(&output.stdout);
         assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
-        assert_eq!(env.containers(), Vec::<String>::new(), "force {force}");
-        assert!(!ns.exists(), "force {force}: the name stays");
+        let said = |what: &str| {
+            format!("  processes left running (rm without -f): rk: pids {pid}; {what}\n")
+        };
         let left = left_in_namespace(inode, 100);
-        if force {
-            assert_eq!(left, Vec::<String>::new(), "{stdout}");
-        } else {
-            assert_eq!(left, vec![pid.clone()], "{stdout}");
-            assert!(
-                stdout.contains(&format!(
-                    "  processes left running (rm without -f): rk: pids {pid}\n"
-                )),
-                "{stdout}"
-            );
+        match outcome {
+            "undone" => {
+                assert!(
+                    stdout.contains(&said(
+                        "the rm is undone, as it refuses a container with processes"
+                    )),
+                    "{stdout}"
+                );
+                assert_eq!(env.containers(), ["rk"]);
+                assert_eq!(namespace_inode(&ns), inode);
+                assert_eq!(left, vec![pid.clone()]);
+                let listed = env.ok(&["network", "inspect", "n1"]);
+                assert!(listed.contains("\"rk\""), "{listed}");
+                drop(sleeper);
+                env.ok(&["rm", "rk"]);
+                continue;
+            }
+            "removed" => {
+                assert!(
+                    stdout.contains(&said("the container is removed, its namespace unnamed")),
+                    "{stdout}"
+                );
+                assert_eq!(left, vec![pid.clone()]);
+            }
+            _ => {
+                assert_eq!(left, Vec::<String>::new(), "{stdout}");
+                assert!(!stdout.contains("processes left running"), "{stdout}");
+            }
         }
+        assert_eq!(env.containers(), Vec::<String>::new(), "{outcome}");
+        assert!(!ns.exists(), "{outcome}: the name stays");
         drop(sleeper);
     }
 }

@@ -168,6 +168,7 @@ impl Manager {
             // Its inode held by `inside` until the mount holds it too.
             netns_inode_time: inside.inode_time(),
             keep_processes: false,
+            processes_looked_at: false,
         };
         state
             .put_container_record(&record)
@@ -339,8 +340,9 @@ impl Manager {
     /// detached; when its namespace is the one made for it, the processes
     /// inside killed (an rm was asked for, or no command was started) and
     /// the namespace deleted; its `/etc/netns` entry, log and record
-    /// removed. What an `rm` without force was interrupted in is finished
-    /// as that `rm` would have: nothing killed.
+    /// removed. What an `rm` without force was interrupted in is finished,
+    /// or undone, as that `rm` would have done (see
+    /// [`ContainerRecord::processes_looked_at`]): nothing killed.
     pub(crate) fn dismantle_container(
         &self,
         host: &Handle,
@@ -351,6 +353,29 @@ impl Manager {
         let name = &record.name;
         let mut notes = Vec::new();
         let mut left_running = None;
+        let path = self.config.netns_dir.join(name);
+        let unforced = record.state == ContainerState::Removing && record.keep_processes;
+        if unforced && !record.processes_looked_at {
+            // Killed before its second look, which would have refused a
+            // process found inside: undone, as it would have been, before
+            // anything is detached (it had detached nothing).
+            if let ContainerNetns::Present(inside) | ContainerNetns::Unnamed(inside, _) =
+                netns_identity::container_netns(&path, Made::of(record))?
+            {
+                if let Some(pids) = pids_text(&processes_in(&inside.ns)?) {
+                    let mut undone = record.clone();
+                    undone.state = ContainerState::Created;
+                    undone.keep_processes = false;
+                    state.put_container_record(&undone)?;
+                    return Ok(Dismantled {
+                        notes,
+                        left_running: Some(format!(
+                            "{pids}; the rm is undone, as it refuses a container with processes"
+                        )),
+                    });
+                }
+            }
+        }
         for (at, endpoint) in self.container_endpoints(state, networks, name)? {
             let network = &networks[at];
             let at = locate(&endpoint)?;
@@ -368,13 +393,13 @@ impl Manager {
             }
             notes.extend(self.detach(host, state, network, endpoint, &at)?);
         }
-        let path = self.config.netns_dir.join(name);
         // An rm without force kills nothing: what another tool started
         // inside after its look runs on, its namespace unnamed, as that rm
         // itself leaves what starts after its last look.
         let mut end_processes = |inside: &Netns| -> Result<(), Error> {
-            if record.state == ContainerState::Removing && record.keep_processes {
-                left_running = pids_text(&processes_in(inside)?);
+            if unforced {
+                left_running = pids_text(&processes_in(inside)?)
+                    .map(|pids| format!("{pids}; the container is removed, its namespace unnamed"));
             } else {
                 notes.extend(outlived(name, &kill_everything_inside(inside)?));
             }
@@ -541,6 +566,15 @@ impl Manager {
                         state.put_container_record(record)?;
                     }
                     return Err(still_running(name, &pids));
+                }
+                // Past the look: killed from here, `restore` finishes the
+                // removal rather than undoing it.
+                if let Some(record) = &before {
+                    let mut looked = record.clone();
+                    looked.state = ContainerState::Removing;
+                    looked.keep_processes = true;
+                    looked.processes_looked_at = true;
+                    state.put_container_record(&looked)?;
                 }
             }
         }
@@ -1544,9 +1578,10 @@ fn outlived(name: &str, left: &[u32]) -> Option<String> {
 pub(crate) struct Dismantled {
     /// What it could not do as asked.
     pub(crate) notes: Vec<String>,
-    /// The processes (`pids 1 2`) an interrupted `rm` without force found
-    /// inside when it was finished, and left running: what that `rm`
-    /// would have done, not a failure.
+    /// The processes (`pids 1 2; ...`) an interrupted `rm` without force
+    /// found inside, left running, and what became of the container
+    /// (removed, or the `rm` undone): what that `rm` would have done, not
+    /// a failure.
     pub(crate) left_running: Option<String>,
 }
 

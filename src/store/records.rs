@@ -983,10 +983,17 @@ pub struct ContainerRecord {
     /// older records.
     pub netns_inode_time: Option<NonZeroU64>,
     /// Set on a record [`ContainerState::Removing`] by an `rm` without
-    /// force, which kills nothing: `restore`, finishing it, leaves running
-    /// what another tool started inside since (`ip netns exec`). Absent
-    /// (false) in older records: killed, as `rm -f` does.
+    /// force, which kills nothing: `restore` finishes it without a kill,
+    /// or undoes it (see `processes_looked_at`). Absent (false) in older
+    /// records: what is inside is killed, as `rm -f` does.
     pub keep_processes: bool,
+    /// With `keep_processes`: that `rm` looked for processes inside again
+    /// once its mark was written, found none, and went on. Before that
+    /// look, it would still have refused a process that came in: `restore`
+    /// finding one then undoes the removal, as that `rm` would have; after
+    /// it, leaves the process running in the namespace, now unnamed, as
+    /// that `rm` leaves what starts after its last look.
+    pub processes_looked_at: bool,
 }
 
 impl ContainerRecord {
@@ -1000,6 +1007,7 @@ impl ContainerRecord {
             netns_id: None,
             netns_inode_time: None,
             keep_processes: false,
+            processes_looked_at: false,
         }
     }
 
@@ -1034,11 +1042,13 @@ impl ContainerRecord {
                 Value::from(self.netns_inode_time.map(NonZeroU64::get)),
             ),
             ("keep_processes", Value::from(self.keep_processes)),
+            ("processes_looked_at", Value::from(self.processes_looked_at)),
         ])
     }
 
     /// Reads a record; refuses another version or a missing or mistyped
-    /// field. `state`, `networks`, `keep_processes` and the namespace identity may be absent
+    /// field. `state`, `networks`, the removal's fields and the namespace
+    /// identity may be absent
     /// (records written before them): `created`, none, unknown; so may a
     /// creation time in the form this version writes, which nothing
     /// decides on.
@@ -1074,6 +1084,10 @@ impl ContainerRecord {
             keep_processes: match value.get("keep_processes") {
                 None => false,
                 Some(_) => f.bool("keep_processes")?,
+            },
+            processes_looked_at: match value.get("processes_looked_at") {
+                None => false,
+                Some(_) => f.bool("processes_looked_at")?,
             },
         })
     }
@@ -1556,6 +1570,7 @@ mod tests {
             }),
             netns_inode_time: NonZeroU64::new(1_796_453_044_541_967_881),
             keep_processes: true,
+            processes_looked_at: true,
         };
         let read = ContainerRecord::from_json(&parse_json(&record.to_json())).unwrap();
         assert_eq!(read, record);
@@ -1568,7 +1583,7 @@ mod tests {
         assert_eq!(read.state, ContainerState::Created);
         assert!(read.networks.is_empty());
         assert_eq!((read.netns_id, read.netns_inode_time), (None, None));
-        assert!(!read.keep_processes);
+        assert!(!read.keep_processes && !read.processes_looked_at);
         assert!(read.created.is_some());
         // A time in another form, or none, is no damage: nothing decides on it.
         for created in [r#""created": "2024-01-01T00:00:00Z", "#, ""] {

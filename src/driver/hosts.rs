@@ -486,6 +486,41 @@ pub(crate) fn link(
     link_after(etc_netns_dir, container, target, state_root, false)
 }
 
+/// Makes what this or an earlier command took out of `/etc/netns/NAME`
+/// (`dir`: our link, or the directory itself) durable before the marker
+/// that calls the directory ours goes (`marker_meta`'s), where `/etc` and
+/// the state directory are two file systems (a separate `/var`, say). On
+/// one, its journal commits those removals no later than the marker's; on
+/// two, a power cut could keep the marker's removal and lose theirs: our
+/// link in a directory no marker calls ours, which nothing would take out.
+/// `dir_meta`: `dir`'s `lstat`, when the caller made one (it tells the
+/// device without a look at `etc_netns_dir`).
+fn sync_before_unmark(
+    etc_netns_dir: &Path,
+    dir: &Path,
+    dir_meta: Option<&fs::Metadata>,
+    marker_meta: &fs::Metadata,
+) -> Result<(), Error> {
+    use std::os::unix::fs::MetadataExt;
+    let etc_dev = match dir_meta {
+        Some(meta) => meta.dev(),
+        None => match fs::symlink_metadata(etc_netns_dir) {
+            Ok(meta) => meta.dev(),
+            // Nothing there to make durable.
+            Err(_) => return Ok(()),
+        },
+    };
+    if etc_dev == marker_meta.dev() {
+        return Ok(());
+    }
+    let changed = match fs::symlink_metadata(dir) {
+        Ok(meta) if meta.is_dir() => dir,
+        _ => etc_netns_dir,
+    };
+    let synced = fs::File::open(changed).and_then(|dir| dir.sync_all());
+    crate::fault::after("etc netns: after fsync", synced).map_err(|e| io("syncing", changed, e))
+}
+
 /// For a directory at `ETC_NETNS/NAME` found without our link in it: the
 /// marker that calls it ours goes unless the directory is the one made
 /// with the marker. A directory we make gets our link at once, so one
@@ -500,7 +535,12 @@ pub(crate) fn link(
 /// it touched first ([`unlink`]). Whatever holds anything but our
 /// temporary is another's from then on, as [`unlink`] takes one it cannot
 /// remove for not empty. No marker, nothing to do.
-fn forget_marker_of_another_dir(dir: &Path, container: &str, state_root: &Path) {
+fn forget_marker_of_another_dir(
+    etc_netns_dir: &Path,
+    dir: &Path,
+    container: &str,
+    state_root: &Path,
+) {
     use std::os::unix::fs::MetadataExt;
     let marker = made_dir_marker(state_root, container);
     let (Ok(marked), Ok(found)) = (fs::symlink_metadata(&marker), fs::symlink_metadata(dir)) else {
@@ -522,7 +562,9 @@ fn forget_marker_of_another_dir(dir: &Path, container: &str, state_root: &Path) 
                 .any(|entry| entry.name != TEMPORARY.as_bytes())
         })
     };
-    if !made_with_it || holds_theirs() {
+    if (!made_with_it || holds_theirs())
+        && sync_before_unmark(etc_netns_dir, dir, Some(&found), &marked).is_ok()
+    {
         let _ = fs::remove_file(&marker);
     }
 }
@@ -560,7 +602,7 @@ fn link_after(
         Entry::Ours => true,
         Entry::Missing { dir: present } => {
             if present {
-                forget_marker_of_another_dir(&dir, container, state_root);
+                forget_marker_of_another_dir(etc_netns_dir, &dir, container, state_root);
             }
             has_dir = present;
             false
@@ -641,7 +683,7 @@ pub(crate) fn unlink(
         // below) and holds nothing of another's, the rule of a connect
         // that finds it so. One an admin made after removing ours
         // (`rm -r`, then `mkdir` for files of their own) stays theirs.
-        forget_marker_of_another_dir(&dir, container, state_root);
+        forget_marker_of_another_dir(etc_netns_dir, &dir, container, state_root);
         marked = marker.exists();
     }
     if marked && linked {
@@ -682,19 +724,8 @@ pub(crate) fn unlink(
         // Anything else: left as it is, still ours.
         Err(_) => return Ok(()),
     }
-    // With `/etc` and the state directory on one file system, its journal
-    // commits the link's and directory's removal no later than the
-    // marker's. On two (a separate `/var`, say), a power cut could keep
-    // the marker's removal and lose theirs: our link in a directory no
-    // marker calls ours, left for good. There they are synced first.
-    if let (Ok(dir_meta), Ok(marker_meta)) = (&dir_meta, &marker_meta) {
-        use std::os::unix::fs::MetadataExt;
-        if dir_meta.dev() != marker_meta.dev() {
-            let changed = if dir.exists() { &dir } else { etc_netns_dir };
-            let synced = fs::File::open(changed).and_then(|dir| dir.sync_all());
-            crate::fault::after("etc netns: after fsync", synced)
-                .map_err(|e| io("syncing", changed, e))?;
-        }
+    if let Ok(marker_meta) = &marker_meta {
+        sync_before_unmark(etc_netns_dir, &dir, dir_meta.as_ref().ok(), marker_meta)?;
     }
     crate::fault::point("etc netns: before unmark");
     crate::fault::after("etc netns: after unmark", fs::remove_file(&marker))
@@ -730,16 +761,21 @@ pub(crate) fn take_out_stale_view(
     state_root: &Path,
 ) -> Result<(), Error> {
     let dir = etc_netns_dir.join(container);
-    match fs::symlink_metadata(&dir) {
+    let dir_meta = match fs::symlink_metadata(&dir) {
         Ok(meta) if meta.is_dir() && is_ours(&dir.join("hosts"), state_root) => {
             return unlink(etc_netns_dir, container, state_root)
         }
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             return Err(io("looking at", &dir, e))
         }
-        _ => {}
-    }
+        found => found.ok(),
+    };
     let marker = made_dir_marker(state_root, container);
+    // The command that took our link or directory out may have been
+    // killed before its own sync.
+    if let Ok(marker_meta) = fs::metadata(&marker) {
+        sync_before_unmark(etc_netns_dir, &dir, dir_meta.as_ref(), &marker_meta)?;
+    }
     fs::remove_file(&marker).map_err(|e| io("removing", &marker, e))
 }
 
@@ -2106,11 +2142,11 @@ mod tests {
     }
 
     /// A detach with `/etc` and the state directory on two file systems
-    /// syncs what it took out of `/etc/netns` before the marker goes: a
-    /// power cut there could keep the marker's removal and lose theirs,
-    /// leaving our link in a directory nothing calls ours. On one file
-    /// system the journal orders them, and nothing is synced. Before, no
-    /// detach synced them.
+    /// syncs what it, or a detach killed before it, took out of
+    /// `/etc/netns` before the marker goes: a power cut there could keep
+    /// the marker's removal and lose theirs, leaving our link in a
+    /// directory nothing calls ours. On one file system the journal orders
+    /// them, and nothing is synced. Before, no detach synced them.
     #[test]
     fn a_detach_syncs_etc_netns_before_its_marker_only_across_file_systems() {
         use std::os::unix::fs::MetadataExt;
@@ -2118,40 +2154,72 @@ mod tests {
         let dir = scratch("two-file-systems");
         let root = dir.join("state");
         let a = root.join("hosts").join("a".repeat(64));
-        let elsewhere = Path::new("/dev/shm")
-            .join(dir.file_name().unwrap().to_string_lossy().to_string() + "-etc");
-        let _ = fs::remove_dir_all(&elsewhere);
-        fs::create_dir_all(&elsewhere).unwrap();
-        assert_ne!(
-            fs::metadata(&elsewhere).unwrap().dev(),
-            fs::metadata(&dir).unwrap().dev(),
-            "this test needs {} and the temporary directory on two file systems",
-            elsewhere.display()
-        );
-        for (etc, kept_file, across) in [
-            (dir.join("etc"), false, false),
-            (elsewhere.clone(), false, true),
-            (elsewhere.clone(), true, true),
-        ] {
+        // A memory file system beside the temporary directory's.
+        let here = fs::metadata(&dir).unwrap().dev();
+        let suffix = dir.file_name().unwrap().to_string_lossy().to_string() + "-etc";
+        let elsewhere = ["/dev/shm", "/run"]
+            .iter()
+            .map(|base| Path::new(base).join(&suffix))
+            .find(|candidate| {
+                let _ = fs::remove_dir_all(candidate);
+                fs::create_dir_all(candidate).is_ok()
+                    && fs::metadata(candidate).is_ok_and(|meta| meta.dev() != here)
+            })
+            .expect(
+                "a writable /dev/shm or /run on another file system than the temporary directory",
+            );
+        // How each round's view is left before the detach: whole, given an
+        // admin's file, or as a detach killed after taking our link out
+        // (its marker touched) and after its `rmdir` left it.
+        #[derive(Clone, Copy, Debug, PartialEq)]
+        enum Before {
+            Whole,
+            AdminsFile,
+            LinkTakenOut,
+            Removed,
+        }
+        let rounds = [
+            (dir.join("etc"), Before::Whole, false),
+            (elsewhere.clone(), Before::Whole, true),
+            (elsewhere.clone(), Before::AdminsFile, true),
+            (elsewhere.clone(), Before::LinkTakenOut, true),
+            (elsewhere.clone(), Before::Removed, true),
+        ];
+        for (etc, before, across) in rounds {
             link(&etc, "c0", &a, &root).unwrap();
-            if kept_file {
-                fs::write(etc.join("c0/resolv.conf"), "nameserver 10.0.0.1\n").unwrap();
+            let view = etc.join("c0");
+            match before {
+                Before::Whole => {}
+                Before::AdminsFile => {
+                    fs::write(view.join("resolv.conf"), "nameserver 10.0.0.1\n").unwrap()
+                }
+                Before::LinkTakenOut => {
+                    fs::write(view.join("resolv.conf"), "nameserver 10.0.0.1\n").unwrap();
+                    fs::remove_file(view.join("hosts")).unwrap();
+                }
+                Before::Removed => fs::remove_dir_all(&view).unwrap(),
             }
-            // What the sync made durable is gone, the marker still there.
+            // At the sync: our link or the view gone, the marker there.
             let seen = Rc::new(std::cell::Cell::new(None));
             let at_sync = Rc::clone(&seen);
-            let (view, marker) = (etc.join("c0"), made_dir_marker(&root, "c0"));
+            let marker = made_dir_marker(&root, "c0");
+            let (view_there, marker_there) = (view.clone(), marker.clone());
             crate::fault::unwind::then("etc netns: after fsync", move || {
-                let link_gone = fs::symlink_metadata(view.join("hosts")).is_err();
-                at_sync.set(Some((link_gone, view.exists(), marker.exists())));
+                let link_gone = fs::symlink_metadata(view_there.join("hosts")).is_err();
+                at_sync.set(Some((
+                    link_gone,
+                    view_there.exists(),
+                    marker_there.exists(),
+                )));
             });
             unlink(&etc, "c0", &root).unwrap();
-            let expected = across.then_some((true, kept_file, true));
-            assert_eq!(seen.get(), expected, "across: {across}, kept: {kept_file}");
-            assert!(!made_dir_marker(&root, "c0").exists());
+            let kept = matches!(before, Before::AdminsFile | Before::LinkTakenOut);
+            let expected = across.then_some((true, kept, true));
+            assert_eq!(seen.get(), expected, "{before:?}, across: {across}");
+            assert!(!marker.exists(), "{before:?}");
             // Disarmed for the next round.
             crate::fault::unwind::then("etc netns: unused", || {});
-            let _ = fs::remove_dir_all(etc.join("c0"));
+            let _ = fs::remove_dir_all(&view);
         }
         fs::remove_dir_all(&elsewhere).unwrap();
         fs::remove_dir_all(&dir).unwrap();

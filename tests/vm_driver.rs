@@ -3223,6 +3223,43 @@ fn a_parent_another_tool_stacked_a_link_on_is_kept() {
     );
     assert!(link(None, "eth0.58").is_some());
     ip(&["link", "del", "eth0.58"]);
+
+    // The same lease where user space made the link-local address too
+    // (NetworkManager's `addrgenmode none`), so that no address of the
+    // parent carries the kernel's mark: the kernel's marking is read from
+    // `lo`. Before, the parent's own addresses decided, and it went.
+    manager
+        .create_network(&net(
+            "stk7",
+            &["10.97.9.0/24"],
+            &[],
+            &[("parent", "eth0.59")],
+        ))
+        .unwrap();
+    ip(&["addr", "flush", "dev", "eth0.59", "scope", "link"]);
+    ip(&["addr", "add", "fe80::59/64", "dev", "eth0.59"]);
+    ip(&[
+        "addr",
+        "add",
+        "2001:db8:59::5/64",
+        "dev",
+        "eth0.59",
+        "valid_lft",
+        "3600",
+        "preferred_lft",
+        "1800",
+    ]);
+    let parent = host.link_by_name("eth0.59").unwrap().expect("eth0.59");
+    let addresses = host.addrs_of(parent.index).unwrap();
+    assert!(
+        addresses.iter().all(|address| address.proto.is_none()),
+        "no address of eth0.59 is the kernel's: {addresses:?}"
+    );
+    assert_eq!(
+        manager.remove_network("stk7").unwrap(),
+        vec!["parent eth0.59 kept: it carries address 2001:db8:59::5/64, which ipvlan did not give it; delete it with `ip link del eth0.59` once nothing uses it".to_string()]
+    );
+    ip(&["link", "del", "eth0.59"]);
 }
 
 /// A container joins a second network that routes (l2 with a gateway,

@@ -525,9 +525,33 @@ pub(crate) fn delete_if_ours(
 
 /// An address someone gave the parent at `index` since we made it (the
 /// host's own way onto the VLAN, say), which deleting the link would take
-/// with it (`given_among`).
+/// with it (`given_among`). Whether the kernel marks the addresses it
+/// makes is the kernel's, not the link's: a link whose link-local address
+/// user space made (NetworkManager's `addrgenmode none`) has none marked
+/// on a kernel that marks, so `lo`'s `::1` is asked then, where the
+/// answer matters.
 fn given_address(host: &Handle, index: u32) -> Result<Option<ipnet::IpNet>, Error> {
-    Ok(given_among(&host.addrs_of(index)?))
+    let addresses = host.addrs_of(index)?;
+    let undecided = given_among(&addresses, false) != given_among(&addresses, true);
+    let kernel_marks = addresses.iter().any(|address| by_the_kernel(address.proto))
+        || (undecided && {
+            let loopback = host.addrs_of(LOOPBACK_IFINDEX)?;
+            loopback.iter().any(|address| by_the_kernel(address.proto))
+        });
+    Ok(given_among(&addresses, kernel_marks))
+}
+
+/// `lo`'s index: the first link of every network namespace.
+const LOOPBACK_IFINDEX: u32 = 1;
+
+/// Whether an `IFA_PROTO` is one the kernel gives the addresses it makes
+/// (its link-local and loopback ones, those from router advertisements).
+fn by_the_kernel(proto: Option<u8>) -> bool {
+    use crate::netlink::consts::{IFAPROT_KERNEL_LL, IFAPROT_KERNEL_LO, IFAPROT_KERNEL_RA};
+    matches!(
+        proto,
+        Some(IFAPROT_KERNEL_LO | IFAPROT_KERNEL_RA | IFAPROT_KERNEL_LL)
+    )
 }
 
 /// Of one link's addresses, one ipvlan did not give and the kernel did
@@ -535,22 +559,14 @@ fn given_address(host: &Handle, index: u32) -> Result<Option<ipnet::IpNet>, Erro
 /// link's own scope that user space added. We give a parent none; the
 /// kernel gives it its link-local address and, from router
 /// advertisements, addresses of a limited lifetime, which go with it.
-/// Where the kernel marks the addresses it makes (`IFA_PROTO`, which it
-/// puts on its link-local one), an IPv6 address without its mark is user
-/// space's, configured or leased (a DHCPv6 client's has a limited lifetime
-/// too); where it marks none, only a configured (permanent) one is told.
-fn given_among(addresses: &[crate::rtnl::Address]) -> Option<ipnet::IpNet> {
-    use crate::netlink::consts::{
-        IFAPROT_KERNEL_LL, IFAPROT_KERNEL_LO, IFAPROT_KERNEL_RA, RT_SCOPE_LINK,
-    };
+/// Where the kernel marks the addresses it makes (`kernel_marks`: it puts
+/// `IFA_PROTO` on them), an IPv6 address without its mark is user
+/// space's, configured or leased (a DHCPv6 client's has a limited
+/// lifetime too); where it marks none, only a configured (permanent) one
+/// is told.
+fn given_among(addresses: &[crate::rtnl::Address], kernel_marks: bool) -> Option<ipnet::IpNet> {
+    use crate::netlink::consts::RT_SCOPE_LINK;
     use crate::rtnl::AddrFlags;
-    let by_the_kernel = |proto: Option<u8>| {
-        matches!(
-            proto,
-            Some(IFAPROT_KERNEL_LO | IFAPROT_KERNEL_RA | IFAPROT_KERNEL_LL)
-        )
-    };
-    let kernel_marks = addresses.iter().any(|address| by_the_kernel(address.proto));
     addresses
         .iter()
         .find(|address| match address.net {
@@ -1004,47 +1020,61 @@ mod tests {
     #[test]
     fn a_parent_s_given_address_is_one_neither_the_kernel_nor_a_link_local_daemon_made() {
         use crate::netlink::consts::{IFAPROT_KERNEL_LL, IFAPROT_KERNEL_RA, RT_SCOPE_LINK};
-        let given =
-            |addresses: &[crate::rtnl::Address]| given_among(addresses).map(|net| net.to_string());
-        // A kernel that marks its own (its link-local address says so).
+        let given = |addresses: &[crate::rtnl::Address], kernel_marks: bool| {
+            given_among(addresses, kernel_marks).map(|net| net.to_string())
+        };
+        // A kernel that marks its own.
         let marked_link_local = address("fe80::1/64", RT_SCOPE_LINK, true, Some(IFAPROT_KERNEL_LL));
         let advertised = address("2001:db8::aa/64", 0, false, Some(IFAPROT_KERNEL_RA));
         let lease = address("2001:db8::5/64", 0, false, None);
         let mut privacy = address("2001:db8::7e:1/64", 0, false, None);
         privacy.flags |= crate::rtnl::AddrFlags::SECONDARY;
+        let kernels = [marked_link_local.clone(), advertised.clone(), privacy];
+        assert_eq!(given(&kernels, true), None);
         assert_eq!(
-            given(&[marked_link_local.clone(), advertised.clone(), privacy]),
-            None
-        );
-        assert_eq!(
-            given(&[marked_link_local.clone(), advertised.clone(), lease.clone()]).as_deref(),
+            given(
+                &[marked_link_local.clone(), advertised.clone(), lease.clone()],
+                true
+            )
+            .as_deref(),
             Some("2001:db8::5/64"),
             "a DHCPv6 lease: limited lifetime, no kernel mark"
         );
+        // A link-local address user space made (`addrgenmode none`): the
+        // lease is told by the kernel's marking, not the link's.
+        let own_link_local = address("fe80::2/64", RT_SCOPE_LINK, true, None);
+        assert_eq!(
+            given(&[own_link_local.clone(), lease.clone()], true).as_deref(),
+            Some("2001:db8::5/64")
+        );
         // A DHCP client that names itself in IFA_PROTO is user space too.
         let named = address("2001:db8::6/64", 0, false, Some(42));
-        assert_eq!(
-            given(&[marked_link_local, named]).as_deref(),
-            Some("2001:db8::6/64")
-        );
+        assert_eq!(given(&[named], true).as_deref(), Some("2001:db8::6/64"));
         // A kernel that marks nothing: only a permanent one is told.
-        let plain_link_local = address("fe80::1/64", RT_SCOPE_LINK, true, None);
         let unmarked_advertised = address("2001:db8::aa/64", 0, false, None);
         assert_eq!(
-            given(&[plain_link_local.clone(), unmarked_advertised.clone()]),
+            given(
+                &[own_link_local.clone(), unmarked_advertised.clone()],
+                false
+            ),
             None
         );
         let configured = address("2001:db8::7/64", 0, true, None);
         assert_eq!(
-            given(&[plain_link_local, unmarked_advertised, configured]).as_deref(),
+            given(&[own_link_local, unmarked_advertised, configured], false).as_deref(),
             Some("2001:db8::7/64")
         );
         // IPv4: any but a link-local one.
-        assert_eq!(given(&[address("169.254.3.4/16", 0, true, None)]), None);
-        assert_eq!(
-            given(&[address("192.0.2.9/24", 0, true, None)]).as_deref(),
-            Some("192.0.2.9/24")
-        );
+        for marks in [false, true] {
+            assert_eq!(
+                given(&[address("169.254.3.4/16", 0, true, None)], marks),
+                None
+            );
+            assert_eq!(
+                given(&[address("192.0.2.9/24", 0, true, None)], marks).as_deref(),
+                Some("192.0.2.9/24")
+            );
+        }
     }
 
     fn vlan_link(index: u32) -> Link {

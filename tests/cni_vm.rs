@@ -2089,6 +2089,38 @@ fn a_first_add_asking_for_the_masters_own_address_makes_no_network() {
     cni.plugin("ADD", "ctr-h", &ns, &good).ok();
     assert_eq!(cni.network_names(), vec!["hostaddr".to_string()]);
     cni.plugin("DEL", "ctr-h", &ns, &good).ok();
+
+    // A VLAN master we made, given an address since (kept by the last
+    // DEL for it), then an ADD of a changed config (its network retired
+    // for the new one) asking for that address: refused before the old
+    // network goes or the new one is made. Before, the old one was
+    // retired and the new one written, then the allocator refused.
+    cni.master("cnim101");
+    let vlan = |extra: &str| conf("hostvlan", "cnim101.5", extra);
+    cni.plugin("ADD", "ctr-v", &ns, &vlan("")).ok();
+    ip(&["addr", "add", "10.77.0.251/16", "dev", "cnim101.5"]);
+    cni.plugin("DEL", "ctr-v", &ns, &vlan("")).ok();
+    assert!(
+        link(None, "cnim101.5").is_some(),
+        "the master with an address"
+    );
+    let id = || {
+        StateDir::open(&cni.state)
+            .unwrap()
+            .network_named("hostvlan")
+            .unwrap()
+            .map(|network| network.id)
+    };
+    let before = id().expect("the idle network");
+    let changed = vlan(r#", "mtu": 1400, "runtimeConfig": {"ips": ["10.77.0.251"]}"#);
+    let msg = cni.plugin("ADD", "ctr-v", &ns, &changed).error(999);
+    assert!(
+        msg.starts_with("10.77.0.251 is the host's own address"),
+        "{msg}"
+    );
+    assert_eq!(id(), Some(before), "the idle network was retired");
+    assert!(link(Some("cni-hostaddr"), "eth0").is_none());
+    ip(&["link", "del", "cnim101.5"]);
 }
 
 #[test]

@@ -528,24 +528,27 @@ impl Manager {
         let made_it = |network: &NetworkRecord| {
             network.parent == master && network.parent_origin != ParentOrigin::Existing
         };
+        let host = Handle::new()?;
         if networks.iter().any(made_it) && !staying.iter().any(|n| n.parent == master) {
+            // The retiring keeps the master where it carries an address
+            // given it since, and this network then takes it as it is,
+            // with those addresses the host's.
+            if !wanted.is_empty() {
+                if let Some(link) = host.link_by_name(master)? {
+                    super::networks::reserve_host_addresses(&host, link.index, &mut specs)?;
+                    refuse_hosts_own(&specs, wanted)?;
+                }
+            }
             return Ok(());
         }
         let ipv6 = req.ipv6 || req.subnets.iter().any(|s| s.addr().is_ipv6());
-        let host = Handle::new()?;
         let plan = super::networks::plan_parent(&host, &opts, ipv6, "", &mut Vec::new())?;
         super::parent::check_shared(&host, &self.config.netns_dir, &plan, &opts, &staying)?;
         if let parent::ParentPlan::Existing(link) = &plan {
             super::networks::reserve_host_addresses(&host, link.index, &mut specs)?;
             refuse_bounds_without_room(&specs, &net.bounds)
                 .map_err(|error| config_error(error.to_string()))?;
-            // The allocator refuses it too, once the network is made: too
-            // late to leave nothing behind. Not a config's fault (code 7):
-            // reported as the allocator's refusal is (999).
-            for &address in wanted {
-                crate::ipam::exact_spec(&specs, address)
-                    .map_err(|error| Error::failed(error.to_string()))?;
-            }
+            refuse_hosts_own(&specs, wanted)?;
         }
         Ok(())
     }
@@ -1988,6 +1991,18 @@ fn absolute_netns(path: &Path) -> Result<PathBuf, Error> {
         )
     })?;
     Ok(cwd.join(path))
+}
+
+/// Refuses an asked-for address of `wanted` that `specs` (their host
+/// addresses filled in) hold as the host's own: the allocator refuses it
+/// too, once the network is made, too late to leave nothing behind. Not
+/// a config's fault (code 7): reported as the allocator's refusal is (999).
+fn refuse_hosts_own(specs: &[SubnetSpec], wanted: &[IpAddr]) -> Result<(), Error> {
+    for &address in wanted {
+        crate::ipam::exact_spec(specs, address)
+            .map_err(|error| Error::failed(error.to_string()))?;
+    }
+    Ok(())
 }
 
 /// Refuses, before anything is made, an asked-for address no network of

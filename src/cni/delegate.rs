@@ -21,11 +21,12 @@ use crate::text::escape_controls;
 
 /// How long a delegated plugin may take. host-local answers in
 /// milliseconds; the reference `dhcp` daemon tries a slow server for up to
-/// 208 s before it gives up (its resend timeout), and the reference
-/// plugin waits for it without a bound. Ours is past that, for a plugin
-/// that hangs, so that the runtime gets an error from us rather than
-/// nothing, and the ADD is undone.
-pub const TIMEOUT: Duration = Duration::from_secs(240);
+/// 208 s before it gives up, and the reference plugin waits for it without
+/// a bound. But a runtime bounds the ADD itself (the kubelet's CRI
+/// requests, by default, at 2 minutes, when containerd or CRI-O kill the
+/// plugin): ours ends first, so that the ADD is undone and answered rather
+/// than killed halfway, and leaves a slow server most of that time.
+pub const TIMEOUT: Duration = Duration::from_secs(100);
 
 /// How often a plugin that is being replaced ("text file busy") is retried,
 /// as the reference runtime library retries.

@@ -1042,22 +1042,40 @@ fn rm_looks_again_after_its_mark_and_refuses_a_process_that_came_meanwhile() {
 /// after it: the removal finished and the process left running, its
 /// namespace unnamed. With `-f`: the process killed. Both said. Before,
 /// `restore` killed it in all three: the record did not say which `rm` it
-/// was.
+/// was. A plain `rm` of a container a killed `run` left half made is
+/// finished, never undone, whenever it is killed: undone, the half-made
+/// container would pass for a whole one.
 #[test]
 fn restore_finishing_an_rm_does_what_that_rm_would_have() {
     let mut env = Env::new("rmkeep");
     env.network("n1", "192.168.107.0/24");
-    // (args, pause, what restore does: "undone", "removed" or "killed")
-    let rounds: [(&[&str], &str, &str); 3] = [
-        (&["rm", "rk"], "store: after rename#1", "undone"),
-        (&["rm", "rk"], "store: after rename#2", "removed"),
-        (&["rm", "-f", "rk"], "store: after rename#1", "killed"),
+    // (args, pause, what restore does: "undone", "removed" or "killed",
+    // the container left half made by a killed run)
+    let rounds: [(&[&str], &str, &str, bool); 4] = [
+        (&["rm", "rk"], "store: after rename#1", "undone", false),
+        (&["rm", "rk"], "store: after rename#2", "removed", false),
+        (
+            &["rm", "-f", "rk"],
+            "store: after rename#1",
+            "killed",
+            false,
+        ),
+        (&["rm", "rk"], "store: after rename#1", "removed", true),
     ];
-    for (args, pause_at, outcome) in rounds {
-        assert_eq!(env.ok(&["run", "--net=n1", "--name=rk", "-d"]), "rk\n");
+    let pause = env.root.join("pause");
+    for (args, pause_at, outcome, half_made) in rounds {
+        let run = ["run", "--net=n1", "--name=rk", "-d"];
+        if half_made {
+            // Its record written `creating`, its namespace named.
+            kill_paused(
+                spawn_paused(&env, &run, "netns: after mount#1", &pause),
+                &pause,
+            );
+        } else {
+            assert_eq!(env.ok(&run), "rk\n");
+        }
         let ns = env.netns_dir().join("rk");
         let inode = namespace_inode(&ns);
-        let pause = env.root.join("pause");
         let rm = spawn_paused(&env, args, pause_at, &pause);
         let record = env.state_dir().join("records/containers/rk.json");
         let marked = std::fs::read_to_string(&record).unwrap();

@@ -24,8 +24,11 @@ use crate::text::escape_controls;
 /// 208 s before it gives up, and the reference plugin waits for it without
 /// a bound. But a runtime bounds the ADD itself (the kubelet's CRI
 /// requests, by default, at 2 minutes, when containerd or CRI-O kill the
-/// plugin): ours ends first, so that the ADD is undone and answered rather
-/// than killed halfway, and leaves a slow server most of that time.
+/// plugin): ours ends a plugin that hangs first, so that the ADD is undone
+/// and answered rather than killed halfway, and leaves a slow server most
+/// of that time. (An ADD that answers late, then fails at a later step,
+/// runs the plugin's DEL with the same bound, which may outlast the
+/// runtime's: `restore` finishes what that kill leaves.)
 pub const TIMEOUT: Duration = Duration::from_secs(100);
 
 /// How often a plugin that is being replaced ("text file busy") is retried,

@@ -531,12 +531,15 @@ impl Manager {
         let host = Handle::new()?;
         if networks.iter().any(made_it) && !staying.iter().any(|n| n.parent == master) {
             // The retiring keeps the master where it carries an address
-            // given it since, and this network then takes it as it is,
-            // with those addresses the host's.
+            // given it since (as `network rm` tells one), and this network
+            // then takes it as it is, with its addresses the host's; else
+            // it is made again without them.
             if !wanted.is_empty() {
                 if let Some(link) = host.link_by_name(master)? {
-                    super::networks::reserve_host_addresses(&host, link.index, &mut specs)?;
-                    refuse_hosts_own(&specs, wanted)?;
+                    if super::parent::given_address(&host, link.index)?.is_some() {
+                        super::networks::reserve_host_addresses(&host, link.index, &mut specs)?;
+                        refuse_hosts_own(&specs, wanted)?;
+                    }
                 }
             }
             return Ok(());

@@ -551,6 +551,15 @@ impl Manager {
             let mut removing = record.clone();
             removing.state = ContainerState::Removing;
             removing.keep_processes = !force;
+            // `restore` may undo only what changed nothing yet: a whole
+            // container, or one a plain rm killed before its second look
+            // left. A killed run's, or an rm past its look (a forced one
+            // may have detached), is finished whatever comes in.
+            let untouched = record.state == ContainerState::Created
+                || (record.state == ContainerState::Removing
+                    && record.keep_processes
+                    && !record.processes_looked_at);
+            removing.processes_looked_at = !untouched;
             state.put_container_record(&removing)?;
         }
         // Without `force`, looked at again once the record says

@@ -494,31 +494,34 @@ pub(crate) fn link(
 /// two, a power cut could keep the marker's removal and lose theirs: our
 /// link in a directory no marker calls ours, which nothing would take out.
 /// `dir_meta`: `dir`'s `lstat`, when the caller made one (it tells the
-/// device without a look at `etc_netns_dir`).
+/// device without a look at `etc_netns_dir`). Best effort: the marker
+/// goes whatever becomes of the sync, since one kept would call a
+/// directory ours that may be an admin's; a failed sync loses only that
+/// order, and only to a power cut.
 fn sync_before_unmark(
     etc_netns_dir: &Path,
     dir: &Path,
     dir_meta: Option<&fs::Metadata>,
     marker_meta: &fs::Metadata,
-) -> Result<(), Error> {
+) {
     use std::os::unix::fs::MetadataExt;
     let etc_dev = match dir_meta {
         Some(meta) => meta.dev(),
         None => match fs::symlink_metadata(etc_netns_dir) {
             Ok(meta) => meta.dev(),
             // Nothing there to make durable.
-            Err(_) => return Ok(()),
+            Err(_) => return,
         },
     };
     if etc_dev == marker_meta.dev() {
-        return Ok(());
+        return;
     }
     let changed = match fs::symlink_metadata(dir) {
         Ok(meta) if meta.is_dir() => dir,
         _ => etc_netns_dir,
     };
     let synced = fs::File::open(changed).and_then(|dir| dir.sync_all());
-    crate::fault::after("etc netns: after fsync", synced).map_err(|e| io("syncing", changed, e))
+    let _ = crate::fault::after("etc netns: after fsync", synced);
 }
 
 /// For a directory at `ETC_NETNS/NAME` found without our link in it: the
@@ -562,9 +565,8 @@ fn forget_marker_of_another_dir(
                 .any(|entry| entry.name != TEMPORARY.as_bytes())
         })
     };
-    if (!made_with_it || holds_theirs())
-        && sync_before_unmark(etc_netns_dir, dir, Some(&found), &marked).is_ok()
-    {
+    if !made_with_it || holds_theirs() {
+        sync_before_unmark(etc_netns_dir, dir, Some(&found), &marked);
         let _ = fs::remove_file(&marker);
     }
 }
@@ -725,7 +727,7 @@ pub(crate) fn unlink(
         Err(_) => return Ok(()),
     }
     if let Ok(marker_meta) = &marker_meta {
-        sync_before_unmark(etc_netns_dir, &dir, dir_meta.as_ref().ok(), marker_meta)?;
+        sync_before_unmark(etc_netns_dir, &dir, dir_meta.as_ref().ok(), marker_meta);
     }
     crate::fault::point("etc netns: before unmark");
     crate::fault::after("etc netns: after unmark", fs::remove_file(&marker))
@@ -774,7 +776,7 @@ pub(crate) fn take_out_stale_view(
     // The command that took our link or directory out may have been
     // killed before its own sync.
     if let Ok(marker_meta) = fs::metadata(&marker) {
-        sync_before_unmark(etc_netns_dir, &dir, dir_meta.as_ref(), &marker_meta)?;
+        sync_before_unmark(etc_netns_dir, &dir, dir_meta.as_ref(), &marker_meta);
     }
     fs::remove_file(&marker).map_err(|e| io("removing", &marker, e))
 }

@@ -530,7 +530,7 @@ pub(crate) fn delete_if_ours(
 /// user space made (NetworkManager's `addrgenmode none`) has none marked
 /// on a kernel that marks, so `lo`'s `::1` is asked then, where the
 /// answer matters.
-fn given_address(host: &Handle, index: u32) -> Result<Option<ipnet::IpNet>, Error> {
+pub(super) fn given_address(host: &Handle, index: u32) -> Result<Option<ipnet::IpNet>, Error> {
     let addresses = host.addrs_of(index)?;
     let undecided = given_among(&addresses, false) != given_among(&addresses, true);
     let kernel_marks = addresses.iter().any(|address| by_the_kernel(address.proto))

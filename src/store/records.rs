@@ -988,7 +988,9 @@ pub struct ContainerRecord {
     /// records: what is inside is killed, as `rm -f` does.
     pub keep_processes: bool,
     /// With `keep_processes`: that `rm` looked for processes inside again
-    /// once its mark was written, found none, and went on. Before that
+    /// once its mark was written, found none, and went on (or the record
+    /// it marked was not a whole container's, nor one such an `rm` left
+    /// before its look: something may have changed already). Before that
     /// look, it would still have refused a process that came in: `restore`
     /// finding one then undoes the removal, as that `rm` would have; after
     /// it, leaves the process running in the namespace, now unnamed, as

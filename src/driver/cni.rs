@@ -528,13 +528,13 @@ impl Manager {
         let made_it = |network: &NetworkRecord| {
             network.parent == master && network.parent_origin != ParentOrigin::Existing
         };
-        let host = Handle::new()?;
         if networks.iter().any(made_it) && !staying.iter().any(|n| n.parent == master) {
             // The retiring keeps the master where it carries an address
             // given it since (as `network rm` tells one), and this network
             // then takes it as it is, with its addresses the host's; else
             // it is made again without them.
             if !wanted.is_empty() {
+                let host = Handle::new()?;
                 if let Some(link) = host.link_by_name(master)? {
                     if super::parent::given_address(&host, link.index)?.is_some() {
                         super::networks::reserve_host_addresses(&host, link.index, &mut specs)?;
@@ -545,6 +545,7 @@ impl Manager {
             return Ok(());
         }
         let ipv6 = req.ipv6 || req.subnets.iter().any(|s| s.addr().is_ipv6());
+        let host = Handle::new()?;
         let plan = super::networks::plan_parent(&host, &opts, ipv6, "", &mut Vec::new())?;
         super::parent::check_shared(&host, &self.config.netns_dir, &plan, &opts, &staying)?;
         if let parent::ParentPlan::Existing(link) = &plan {

@@ -547,10 +547,7 @@ impl Manager {
         // From here `ps` no longer lists it, and a kill leaves restore to
         // finish the removal.
         let before = state.container(name)?;
-        if let Some(record) = &before {
-            let mut removing = record.clone();
-            removing.state = ContainerState::Removing;
-            removing.keep_processes = !force;
+        let mut removing = before.clone().map(|record| {
             // `restore` may undo only what changed nothing yet: a whole
             // container, or one a plain rm killed before its second look
             // left. A killed run's, or an rm past its look (a forced one
@@ -559,8 +556,15 @@ impl Manager {
                 || (record.state == ContainerState::Removing
                     && record.keep_processes
                     && !record.processes_looked_at);
-            removing.processes_looked_at = !untouched;
-            state.put_container_record(&removing)?;
+            ContainerRecord {
+                state: ContainerState::Removing,
+                keep_processes: !force,
+                processes_looked_at: !untouched,
+                ..record
+            }
+        });
+        if let Some(removing) = &removing {
+            state.put_container_record(removing)?;
         }
         // Without `force`, looked at again once the record says
         // `removing`: an `exec` that started its command between the look
@@ -578,12 +582,9 @@ impl Manager {
                 }
                 // Past the look: killed from here, `restore` finishes the
                 // removal rather than undoing it.
-                if let Some(record) = &before {
-                    let mut looked = record.clone();
-                    looked.state = ContainerState::Removing;
-                    looked.keep_processes = true;
+                if let Some(looked) = &mut removing {
                     looked.processes_looked_at = true;
-                    state.put_container_record(&looked)?;
+                    state.put_container_record(looked)?;
                 }
             }
         }
@@ -1565,20 +1566,18 @@ fn unreadable_networks_of(
 
 /// The refusal of an `rm` without force while `pids` run in the container.
 fn still_running(name: &str, pids: &[u32]) -> Error {
-    let list: Vec<String> = pids.iter().map(u32::to_string).collect();
     Error::in_use(format!(
         "container {name} still has processes running (pids {}); stop them or use rm -f",
-        list.join(" ")
+        pid_list(pids)
     ))
 }
 
 /// What is said of processes [`kill_everything_inside`] could not end.
 fn outlived(name: &str, left: &[u32]) -> Option<String> {
     (!left.is_empty()).then(|| {
-        let pids: Vec<String> = left.iter().map(u32::to_string).collect();
         format!(
             "processes {} of container {name} outlived {KILL_ROUNDS} kills and are left running",
-            pids.join(" ")
+            pid_list(left)
         )
     })
 }
@@ -1596,10 +1595,13 @@ pub(crate) struct Dismantled {
 
 /// `pids 1 2`, or nothing for none.
 fn pids_text(pids: &[u32]) -> Option<String> {
-    (!pids.is_empty()).then(|| {
-        let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
-        format!("pids {}", pids.join(" "))
-    })
+    (!pids.is_empty()).then(|| format!("pids {}", pid_list(pids)))
+}
+
+/// `1 2`: process ids as the messages list them.
+fn pid_list(pids: &[u32]) -> String {
+    let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
+    pids.join(" ")
 }
 
 /// How many times [`kill_everything_inside`] looks again.

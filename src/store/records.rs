@@ -125,6 +125,14 @@ impl<'a> Fields<'a> {
             .ok_or_else(|| bad(format_args!("field \"{key}\" is not a boolean")))
     }
 
+    /// A boolean field records older than it lack: false then.
+    fn bool_or_false(&self, key: &str) -> Result<bool, RecordError> {
+        match self.0.get(key) {
+            None => Ok(false),
+            Some(_) => self.bool(key),
+        }
+    }
+
     /// The namespace identity of a record (`netns_dev`, `netns_ino` and,
     /// since kernels have it, `netns_cookie`; `netns_boot` since records
     /// carry it); `None` in records older than the identity fields.
@@ -1083,14 +1091,8 @@ impl ContainerRecord {
             networks,
             netns_id: f.netns_id()?,
             netns_inode_time: f.opt_u64("netns_inode_time")?.and_then(NonZeroU64::new),
-            keep_processes: match value.get("keep_processes") {
-                None => false,
-                Some(_) => f.bool("keep_processes")?,
-            },
-            processes_looked_at: match value.get("processes_looked_at") {
-                None => false,
-                Some(_) => f.bool("processes_looked_at")?,
-            },
+            keep_processes: f.bool_or_false("keep_processes")?,
+            processes_looked_at: f.bool_or_false("processes_looked_at")?,
         })
     }
 }

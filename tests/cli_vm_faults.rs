@@ -1182,12 +1182,13 @@ fn restore_gives_a_container_on_two_networks_both_names() {
 
 /// A batch (`network connect NET c1 c2 c3`, the library's `connect_many`)
 /// killed at every one of its kill points, then `restore`: kernel and
-/// state agree, as after a killed single connect, and each container is
-/// then attached or not, never half (a batch is repaired endpoint by
-/// endpoint). The containers left out are attached by a second batch, and
-/// a batch disconnect is walked the same way.
+/// state agree, as after a killed single connect, and the batch is all
+/// or nothing: every container attached, or none, so the same command
+/// run again succeeds (before, one killed while it wrote its final
+/// records came back partly attached, and was refused when run again).
+/// A batch disconnect is walked the same way.
 #[test]
-fn a_killed_batch_is_repaired_endpoint_by_endpoint() {
+fn a_killed_batch_is_undone_or_kept_whole() {
     foreign_things();
     let lab = Lab::new("batch");
     lab.ok(&args("network create --subnet 10.41.0.0/16 bn"));
@@ -1215,7 +1216,7 @@ fn a_killed_batch_is_repaired_endpoint_by_endpoint() {
             .filter(|name| listed[*name].contains("bn"))
             .collect()
     };
-    let (mut partial, mut kept) = (0, 0);
+    let (mut undone, mut kept) = (0, 0);
     // Every kill point of each command, however their counts differ: past
     // the end of one, that command runs whole while the other is walked on.
     for n in 1..=connect_hits.len().max(disconnect_hits.len()) {
@@ -1232,15 +1233,14 @@ fn a_killed_batch_is_repaired_endpoint_by_endpoint() {
             if attached.len() == members.len() {
                 kept += 1;
             } else {
-                if !attached.is_empty() {
-                    partial += 1;
-                }
-                // The rest attach as a batch of their own.
-                let rest: Vec<&str> = members
-                    .into_iter()
-                    .filter(|name| !attached.contains(name))
-                    .collect();
-                lab.ok(&args(&format!("network connect bn {}", rest.join(" "))));
+                // All or nothing: none attached, so the same command,
+                // run again, attaches them all.
+                assert!(
+                    attached.is_empty(),
+                    "{after}: a batch is all or nothing, yet {attached:?} stayed attached"
+                );
+                undone += 1;
+                lab.ok(&connect);
             }
             let (listed, _) = agree(&lab, "bm", Depth::Quick, &format!("{after}, completed"));
             assert_eq!(on_bn(&listed), members, "{after}");
@@ -1301,7 +1301,7 @@ fn a_killed_batch_is_repaired_endpoint_by_endpoint() {
         assert!(on_bn(&listed).is_empty(), "{listed:?}");
     }
     show(&format!(
-        "batch connect walked at {} kill points: {kept} kept whole by restore, {partial} left partly attached and finished by a second batch; batch disconnect at {}",
+        "batch connect walked at {} kill points: {kept} kept whole by restore, {undone} undone whole and run again; batch disconnect at {}",
         connect_hits.len(),
         disconnect_hits.len()
     ));
@@ -3291,6 +3291,54 @@ fn a_batch_detach_whose_intents_file_stays_reports_success() {
         ip(&["netns", "del", ns]);
     }
     lab.ok(&args("network rm di"));
+}
+
+/// A batch connect whose file of intents the disk refuses to remove once
+/// every endpoint is finished is refused and undone whole: its links
+/// deleted, nothing left attached, and after `restore` the same command
+/// succeeds. Before, it reported success with its file left behind, whose
+/// lines the next lock, which undoes a dead batch whole, would have taken
+/// for a batch that died.
+#[test]
+fn a_batch_connect_whose_intents_file_stays_is_undone_whole() {
+    let lab = Lab::new("connect-intents");
+    lab.ok(&args("network create --subnet 10.50.0.0/16 ci"));
+    let members = ["ci1", "ci2"];
+    for ns in members {
+        ip(&["netns", "add", ns]);
+    }
+    let connect = args("network connect ci ci1 ci2");
+    let mut command = lab.command(&connect);
+    command.env(FORCE_ENV, "store: batch intents stay");
+    let out = lab.output(&mut command);
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "reported attached with its intents left: {}",
+        text(&out.stderr)
+    );
+    for ns in members {
+        assert!(
+            links_of(ns).values().all(|(_, kind)| kind != "ipvlan"),
+            "{ns} kept a link of the refused batch: {:?}",
+            links_of(ns)
+        );
+    }
+    lab.restore();
+    assert!(!lab.state_dir().join("batch-intents").exists());
+    lab.ok(&connect);
+    for ns in members {
+        assert!(
+            links_of(ns).values().any(|(_, kind)| kind == "ipvlan"),
+            "{ns}: {:?}",
+            links_of(ns)
+        );
+    }
+    lab.ok(&args("network disconnect ci ci1 ci2"));
+    for ns in members {
+        ip(&["netns", "del", ns]);
+    }
+    lab.ok(&args("network rm ci"));
 }
 
 /// A disconnect killed between taking our `hosts` link out of the

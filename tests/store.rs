@@ -585,7 +585,14 @@ fn the_intents_a_dead_batch_left_become_records_of_their_own_when_the_lock_is_ta
 
     let locked = state.lock().unwrap();
     assert!(!batch_file.exists(), "expanded, then removed");
-    assert_eq!(locked.endpoint(&net.id, "e1").unwrap(), Some(finished));
+    assert_eq!(
+        locked.endpoint(&net.id, "e1").unwrap(),
+        Some(EndpointRecord {
+            state: EndpointState::Detaching,
+            ..finished
+        }),
+        "a batch is all or nothing: a finished endpoint is undone too"
+    );
     assert_eq!(
         locked.endpoint(&net.id, "e2").unwrap().as_ref(),
         Some(&intents[1])
@@ -1554,6 +1561,68 @@ fn assert_intents_became_records(
             "e{i}'s intent became its record"
         );
     }
+}
+
+/// A batch is all or nothing: an endpoint whose final record a dead batch
+/// had written already is undone with those it did not reach. Taking the
+/// lock writes that record again marked `detaching` (with its own index
+/// and MAC: a retried create's, not its line's), for `restore` to detach;
+/// the endpoints not reached get their intents, as before. A record of
+/// the batch's own for a retried create (`attaching`) and one that is not
+/// this endpoint's (made at another time) are kept. Before, a finished
+/// endpoint's record was kept `attached`, and a killed batch came back
+/// partly attached, so the same command run again was refused.
+#[test]
+fn a_dead_batchs_finished_endpoints_are_undone_with_the_rest() {
+    let tmp = TempDir::new("batch-undone");
+    let state = StateDir::open(tmp.path()).unwrap();
+    let net = network("n1", &["192.168.8.0/24"]);
+    let intents = batch_intents_of(&net, 1..=4);
+    let finished = EndpointRecord {
+        state: EndpointState::Attached,
+        mac: Some("02:42:ac:11:00:09".into()),
+        ifindex: Some(2001),
+        ..intents[0].clone()
+    };
+    let retried = EndpointRecord {
+        ifindex: Some(2002),
+        ..intents[1].clone()
+    };
+    let another = EndpointRecord {
+        state: EndpointState::Attached,
+        created: Timestamp {
+            secs: intents[2].created.secs + 60,
+            nanos: intents[2].created.nanos,
+        },
+        ..intents[2].clone()
+    };
+    {
+        let locked = state.lock().unwrap();
+        locked.put_network(&net).unwrap();
+        locked.put_batch_intents(&mut intents.iter()).unwrap();
+        locked.put_endpoint(&retried).unwrap();
+        locked.put_new_endpoint(&finished).unwrap();
+        locked.put_endpoint(&another).unwrap();
+        // The batch dies holding the lock: its file stays.
+    }
+    let locked = state.lock().unwrap();
+    assert!(!tmp.path().join("batch-intents").exists());
+    assert_eq!(
+        locked.endpoint(&net.id, "e1").unwrap(),
+        Some(EndpointRecord {
+            state: EndpointState::Detaching,
+            ..finished
+        }),
+        "the finished endpoint is detached with the rest"
+    );
+    assert_eq!(locked.endpoint(&net.id, "e2").unwrap(), Some(retried));
+    assert_eq!(locked.endpoint(&net.id, "e3").unwrap(), Some(another));
+    assert_eq!(
+        locked.endpoint(&net.id, "e4").unwrap().as_ref(),
+        Some(&intents[3])
+    );
+    drop(locked);
+    check_every_file_parses(tmp.path());
 }
 
 /// A dead batch's file that taking the lock could not turn into records

@@ -46,6 +46,10 @@ impl Manager {
     /// All or nothing: if one target is refused (not a namespace, already
     /// attached, given twice, no address left) or the kernel refuses one
     /// link, nothing of this call stays and the error names that target.
+    /// So too when the process is killed: the next lock and `restore` undo
+    /// every endpoint of a batch that died before its last final record
+    /// was written, those it finished with the rest, and keep whole one
+    /// that died after.
     ///
     /// Each target holds two descriptors (its namespace, a netlink socket
     /// in it) until the end: when the process's soft `RLIMIT_NOFILE` is too
@@ -393,6 +397,18 @@ impl Manager {
                 failure = Some(error.context(format!("attaching to network {}", network.name)));
             }
         }
+        // Every endpoint has its final record and view: the intents go.
+        // A batch that dies before this is undone whole by the next lock,
+        // one that dies after is kept whole (`Locked::expand_line`); one
+        // whose removal fails is undone here, never reported attached
+        // with its intents left to undo it later.
+        if failure.is_none() {
+            if let Err(error) = state.remove_batch_intents() {
+                failure = Some(
+                    Error::from(error).context(format!("attaching to network {}", network.name)),
+                );
+            }
+        }
         if let Some(error) = failure {
             // A link the kernel would not delete keeps its record and
             // addresses (see `Pending::undo_built`).
@@ -419,11 +435,8 @@ impl Manager {
             .into_iter()
             .map(|r| EndpointInfo::from_record(network, &r.pending.record))
             .collect();
-        // Every endpoint has its final record: the intents go (should the
-        // removal fail, the next lock finds every intent with its record
-        // and removes the file then), and with the records the whole batch
-        // is made durable at once, before it is reported.
-        let _ = state.remove_batch_intents();
+        // With the records and the intents' removal, the whole batch is
+        // made durable at once, before it is reported.
         state.commit()?;
         Ok(endpoints)
     }

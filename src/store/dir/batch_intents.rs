@@ -23,8 +23,11 @@
 //! turns it back into what single attaches and detaches leave
 //! ([`Locked::expand_batch_intents`]): each attach intent whose endpoint
 //! has no record (missing, or empty: its in-place create was cut short)
-//! becomes that endpoint's intent record, each detach intent is written
-//! over its endpoint's record if that is still there, then the file goes.
+//! becomes that endpoint's intent record, one whose endpoint the batch
+//! finished has that final record marked `detaching` (a batch is all or
+//! nothing: the file goes only once every endpoint is finished), each
+//! detach intent is written over its endpoint's record if that is still
+//! there, then the file goes.
 //! From there on `restore`, and every other command, sees the intents one
 //! by one, as it would after interrupted single commands.
 //!
@@ -63,6 +66,15 @@ const READ_CHUNK: usize = 16 << 10;
 /// escaped when each is a control character). A longer line is none of
 /// ours, and is passed over without being held.
 const LINE_MAX: usize = 64 << 10;
+
+/// Whose intent [`Locked::expand_line`] turns into records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Expanding {
+    /// A single attach's or detach's, from the commit log's page.
+    SingleCommand,
+    /// A line of the `batch-intents` file of a batch that died.
+    DeadBatch,
+}
 
 impl Locked<'_> {
     /// Writes the intent records (state `attaching`, or `detaching` for a
@@ -221,7 +233,7 @@ impl Locked<'_> {
             let mut done = 0;
             while let Some(end) = held[done..].iter().position(|&b| b == b'\n') {
                 if !std::mem::take(&mut overlong) {
-                    self.expand_line(&held[done..done + end], &mut known)?;
+                    self.expand_line(&held[done..done + end], &mut known, Expanding::DeadBatch)?;
                 }
                 done += end + 1;
             }
@@ -247,14 +259,18 @@ impl Locked<'_> {
     /// detach left in the commit log's page: an attach's (`attaching`)
     /// becomes the record of an endpoint that has none; a detach's
     /// (`detaching`) is written over the record it was made from, still
-    /// there (the detach had not removed it yet). Any other line is
-    /// passed over, and so is the intent of a namespace seen in another
-    /// boot: the kernel it spoke of is gone (a file a power cut kept while
-    /// the log's page lost its announcement, found by a later batch).
+    /// there (the detach had not removed it yet). A dead batch's attach
+    /// whose endpoint has its final record already is undone too
+    /// ([`Locked::expand_batch_attach_intent`]): a batch is all or
+    /// nothing. Any other line is passed over, and so is the intent of a
+    /// namespace seen in another boot: the kernel it spoke of is gone (a
+    /// file a power cut kept while the log's page lost its announcement,
+    /// found by a later batch).
     pub(super) fn expand_line(
         &self,
         line: &[u8],
         known: &mut Option<(String, bool)>,
+        expanding: Expanding,
     ) -> Result<(), StoreError> {
         let Some(intent) = intent_record(line).filter(|record| {
             matches!(
@@ -288,17 +304,59 @@ impl Locked<'_> {
         if intent.state == EndpointState::Detaching {
             return self.expand_detach_intent(&intent);
         }
+        if expanding == Expanding::DeadBatch {
+            return self.expand_batch_attach_intent(&intent);
+        }
         // A damaged or refused record is kept, as everywhere.
         match self.has_endpoint_record(&intent.network_id, &intent.id)? {
             true => Ok(()),
-            // Test builds: the disk refusing this write, so that what holds
-            // an intent it could not make a record is seen.
-            false => crate::fault::io_refused("store: attach intent not written")
-                .map_err(|e| {
+            false => self.put_attach_intent(&intent),
+        }
+    }
+
+    /// An attach intent made the endpoint's record.
+    fn put_attach_intent(&self, intent: &EndpointRecord) -> Result<(), StoreError> {
+        // Test builds: the disk refusing this write, so that what holds
+        // an intent it could not make a record is seen.
+        crate::fault::io_refused("store: attach intent not written")
+            .map_err(|e| {
+                let path = self.endpoint_path(&intent.network_id, &intent.id);
+                StoreError::io("writing", &path)(e)
+            })
+            .and_then(|()| self.put_endpoint(intent))
+    }
+
+    /// An attach line of a batch that died: the endpoint's intent record
+    /// when it has no record, as for a single attach; and when the batch
+    /// had written its final record already (the same endpoint: made at
+    /// the same time, of the same namespace, `attached`), that record
+    /// written again marked `detaching`, with its own index and MAC (a
+    /// retried create's index, not the line's), so that `restore` detaches
+    /// it as it undoes the endpoints the batch did not finish. The batch
+    /// removes its file only once every final record is written, so a
+    /// dead batch is undone whole, and one that got that far is kept
+    /// whole: never some of its targets attached. A record in any other
+    /// state (an intent of its own, written for a retried create), damaged
+    /// or refused is kept, as everywhere.
+    fn expand_batch_attach_intent(&self, intent: &EndpointRecord) -> Result<(), StoreError> {
+        match self.endpoint(&intent.network_id, &intent.id) {
+            Ok(Some(record))
+                if record.state == EndpointState::Attached
+                    && record.created == intent.created
+                    && record.netns_id == intent.netns_id =>
+            {
+                crate::fault::io_refused("store: detach intent not written").map_err(|e| {
                     let path = self.endpoint_path(&intent.network_id, &intent.id);
                     StoreError::io("writing", &path)(e)
+                })?;
+                self.put_endpoint(&EndpointRecord {
+                    state: EndpointState::Detaching,
+                    ..record
                 })
-                .and_then(|()| self.put_endpoint(&intent)),
+            }
+            Ok(Some(_)) | Err(StoreError::Corrupt { .. } | StoreError::Refused { .. }) => Ok(()),
+            Ok(None) | Err(StoreError::InvalidName { .. }) => self.put_attach_intent(intent),
+            Err(error) => Err(error),
         }
     }
 

@@ -17,7 +17,7 @@ use std::fs::File;
 use std::os::fd::AsFd;
 use std::path::{Component, Path};
 
-use super::batch_intents::intent_record;
+use super::batch_intents::{intent_record, Expanding};
 use super::{intent_line, Locked, StateDir, StoreError, LOCK_FILE, SETTLE_OWED};
 use crate::store::commit_log::{self, BootId, Change, Head, Volatile};
 use crate::store::fsutil::{self, FILE_MODE};
@@ -865,7 +865,7 @@ impl Locked<'_> {
     /// `restore` reports it ([`StateDir::single_intent_left`]). One that is
     /// no endpoint record of ours (a name the store cannot file) is dropped.
     fn expand_single_intent(&self, intent: &[u8]) {
-        match self.expand_line(intent, &mut None) {
+        match self.expand_line(intent, &mut None, Expanding::SingleCommand) {
             Ok(()) | Err(StoreError::InvalidName(_)) => {
                 self.handles.set_intent_left(None);
                 // Taken out of the page by this commit (the record's), or

@@ -1289,17 +1289,70 @@ fn entries_of(dir: &OwnedFd, typed: bool) -> io::Result<Vec<DirEntry>> {
     }
 }
 
-/// Fills `buf` from the kernel's random pool (`getrandom(2)`, one call
-/// for up to 256 bytes), without opening `/dev/urandom`.
+/// Fills `buf` with random bytes from the kernel (`getrandom(2)`, one
+/// call for up to 256 bytes), without opening `/dev/urandom`, and never
+/// waiting for the kernel's pool to be initialised.
+///
+/// Nothing drawn here needs secrecy, only spread: a new link's index, a
+/// temporary name, a network's id, each of which is refused or retried
+/// when taken. A blocking `getrandom` waits until the pool is initialised,
+/// which on a 4.x kernel without a hardware source (a headless VM early in
+/// boot, where an init runs `restore`) can take minutes. So: the pool as
+/// it is (`GRND_INSECURE`, Linux 5.6); before 5.6 (`EINVAL`), an
+/// initialised pool's bytes (`GRND_NONBLOCK`); and while the pool is not
+/// initialised yet (`EAGAIN`), [`mixed_bytes`].
 pub fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    // Set once a kernel has refused `GRND_INSECURE`, so that an older one
+    // costs one failed call per process, not per draw.
+    static INSECURE_REFUSED: AtomicBool = AtomicBool::new(false);
     let mut filled = 0;
     while filled < buf.len() {
         let rest = &mut buf[filled..];
+        let flags = match INSECURE_REFUSED.load(Ordering::Relaxed) {
+            false => libc::GRND_INSECURE,
+            true => libc::GRND_NONBLOCK,
+        };
         // SAFETY: `rest` is a live, writable slice of the length passed.
-        let got = retry(|| unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) })?;
-        filled += got as usize;
+        let got = retry(|| unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), flags) });
+        match got {
+            Ok(got) => filled += got as usize,
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) && flags == libc::GRND_INSECURE => {
+                INSECURE_REFUSED.store(true, Ordering::Relaxed)
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
+                mixed_bytes(rest);
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        }
     }
     Ok(())
+}
+
+/// Bytes for [`random_bytes`] before the kernel's pool is initialised:
+/// SplitMix64's sequence, seeded with both clocks, the process's id and
+/// a count of the calls, so that no two draws of one process, nor two
+/// processes started at once, get the same bytes.
+fn mixed_bytes(buf: &mut [u8]) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static DRAWS: AtomicU64 = AtomicU64::new(0);
+    const GOLDEN_GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
+    let nanos = |clock| clock_now(clock).as_nanos() as u64;
+    let mut seed = nanos(libc::CLOCK_MONOTONIC)
+        ^ nanos(libc::CLOCK_REALTIME).rotate_left(32)
+        ^ u64::from(std::process::id()) << 40
+        ^ DRAWS
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_mul(GOLDEN_GAMMA);
+    for chunk in buf.chunks_mut(8) {
+        seed = seed.wrapping_add(GOLDEN_GAMMA);
+        let mut z = seed;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        chunk.copy_from_slice(&z.to_le_bytes()[..chunk.len()]);
+    }
 }
 
 /// The effective capability set of the calling thread (`capget(2)`, both
@@ -2622,6 +2675,28 @@ pub fn wait_child(pid: u32, nohang: bool) -> io::Result<Option<ChildStatus>> {
 
 #[cfg(test)]
 mod tests {
+    /// The bytes drawn before the kernel's pool is ready differ from draw
+    /// to draw, fill the buffer whole (a length that is no multiple of
+    /// eight included), and spread over every value of a byte.
+    #[test]
+    fn bytes_mixed_without_the_pool_differ_and_spread() {
+        let draws: Vec<[u8; 13]> = (0..64)
+            .map(|_| {
+                let mut buf = [0u8; 13];
+                super::mixed_bytes(&mut buf);
+                buf
+            })
+            .collect();
+        let distinct: std::collections::BTreeSet<_> = draws.iter().collect();
+        assert_eq!(distinct.len(), draws.len(), "two draws alike");
+        assert!(draws.iter().all(|d| d[8..] != [0; 5]), "a tail left zero");
+        let mut seen = [false; 256];
+        for byte in draws.iter().flatten() {
+            seen[usize::from(*byte)] = true;
+        }
+        assert!(seen.iter().filter(|s| **s).count() > 200, "{seen:?}");
+    }
+
     /// A time before the epoch (a clock set back, -0.5 s) is zero, as
     /// `SystemTime::duration_since` made it, not half a second.
     #[test]

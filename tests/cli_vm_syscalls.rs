@@ -472,6 +472,14 @@ fn one_attach_stays_within_its_system_call_budget() {
             "getrandom calls of {what}: {}",
             trace.report(what)
         );
+        // And never one that would wait for the kernel's pool to be
+        // initialised, as a blocking draw does early in a boot.
+        assert_eq!(
+            trace.lines_with(&["getrandom(", "GRND_INSECURE"]).len(),
+            wanted,
+            "{what} draws random bytes without GRND_INSECURE: {}",
+            trace.report(what)
+        );
     }
     // Only what a command made durable is synced, once (README, "What
     // survives a power cut"): the endpoint record (connect), the container

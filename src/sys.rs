@@ -619,12 +619,15 @@ pub fn signal_disposition(signal: i32) -> io::Result<SavedSignal> {
 /// `nanosleep`, calls with a timeout) may return `EINTR` there, as with
 /// any caught signal. Not `SIG_IGN`, which survives `execve`: every
 /// program another thread of an embedding process started meanwhile
-/// would ignore it for good; a handler is reset to the default there. One
-/// already ignored is left as it is (its children ignore it, as they
-/// would have anyway).
+/// would ignore it for good; a handler is reset to the default there.
+/// Only a signal at its default action, which would end the process, is
+/// caught so: one already ignored is left as it is (its children ignore
+/// it, as they would have anyway), and so is one the program handles (an
+/// init's `SIGINT`, Ctrl-Alt-Del, a runtime's shutdown), whose handler
+/// must see what comes meanwhile.
 pub fn swallow_signal(signal: i32) -> io::Result<SavedSignal> {
     let current = signal_disposition(signal)?;
-    if current.was_ignored() {
+    if current.previous.sa_sigaction != libc::SIG_DFL {
         return Ok(current);
     }
     set_disposition(
@@ -2675,6 +2678,55 @@ pub fn wait_child(pid: u32, nohang: bool) -> io::Result<Option<ChildStatus>> {
 
 #[cfg(test)]
 mod tests {
+    /// `swallow_signal` catches a signal at its default action, which
+    /// would end the process, and leaves one the program handles to its
+    /// handler: the handler sees what comes meanwhile, and is in place
+    /// after `restore_signal`. Before, the program's handler was replaced
+    /// for the wait (an init's `SIGINT`, a runtime's shutdown, lost).
+    /// `SIGUSR2`, which no other test of this binary touches.
+    #[test]
+    fn a_signal_the_program_handles_is_left_to_its_handler() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static SEEN: AtomicUsize = AtomicUsize::new(0);
+        extern "C" fn count(_: libc::c_int) {
+            SEEN.fetch_add(1, Ordering::SeqCst);
+        }
+        let signal = libc::SIGUSR2;
+        let handler = count as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        let raise = || {
+            // SAFETY: sends a signal to this thread, which catches it.
+            assert_eq!(unsafe { libc::raise(signal) }, 0);
+        };
+        // At its default: caught by the handler that does nothing (the
+        // process survives the raise), then the default again.
+        let saved = super::swallow_signal(signal).unwrap();
+        assert!(super::signal_disposition(signal).unwrap().is_swallowed());
+        raise();
+        super::restore_signal(&saved).unwrap();
+        let after = super::signal_disposition(signal).unwrap();
+        assert_eq!(after.previous.sa_sigaction, libc::SIG_DFL);
+
+        super::set_disposition(signal, handler).unwrap();
+        let saved = super::swallow_signal(signal).unwrap();
+        assert_eq!(
+            super::signal_disposition(signal)
+                .unwrap()
+                .previous
+                .sa_sigaction,
+            handler,
+            "the program's handler was replaced"
+        );
+        raise();
+        assert_eq!(SEEN.load(Ordering::SeqCst), 1, "the handler missed it");
+        super::restore_signal(&saved).unwrap();
+        let after = super::signal_disposition(signal).unwrap();
+        assert_eq!(after.previous.sa_sigaction, handler);
+        // SAFETY: a null old action is allowed; the default disposition.
+        let default: libc::sigaction = unsafe { std::mem::zeroed() };
+        // SAFETY: `default` is a live sigaction for the call.
+        unsafe { libc::sigaction(signal, &default, std::ptr::null_mut()) };
+    }
+
     /// The bytes drawn before the kernel's pool is ready differ from draw
     /// to draw, fill the buffer whole (a length that is no multiple of
     /// eight included), and spread over every value of a byte.

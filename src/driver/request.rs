@@ -146,6 +146,10 @@ pub struct ExecOptions {
     /// that does nothing (`SA_RESTART`), not ignored, so programs other
     /// threads start meanwhile get them at their default; a call of
     /// another thread that `SA_RESTART` does not restart (`poll`,
-    /// `nanosleep`) may return `EINTR` when one comes.
+    /// `nanosleep`) may return `EINTR` when one comes. Only a signal at
+    /// its default action (which would end this process) is caught so: a
+    /// handler of the program's own, and an ignored signal, are left as
+    /// they are, and get what comes (an init's Ctrl-Alt-Del `SIGINT`, a
+    /// runtime's shutdown on `SIGINT`).
     pub forward_signals: bool,
 }

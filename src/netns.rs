@@ -697,6 +697,19 @@ pub fn run_in_new_with_private_dir<T: Send>(
     })
 }
 
+/// Runs `f` on a scratch thread that starts where the caller is, and
+/// waits for it: for work done without the store's lock that visits other
+/// namespaces (a handle's socket opened inside, a process's namespace
+/// entered). `/proc/PID/ns/net` names the namespace of a process's main
+/// thread, and `rm -f` kills every process it finds there inside the
+/// container it removes: a visit by the main thread of an embedding
+/// program, while an `rm -f` that holds the lock looks, would read as
+/// that program running inside, and get it killed. A scratch thread's
+/// visits show only under `/proc/PID/task/TID`.
+pub fn apart<T: Send>(f: impl FnOnce() -> T + Send) -> io::Result<T> {
+    on_scratch_thread(|| Ok(f()))
+}
+
 /// Runs `f` on a new thread and waits for it. The OS may refuse a thread
 /// (`EAGAIN` under a pids cgroup or `RLIMIT_NPROC`); that error is returned
 /// as is (errno kept), because `thread::Scope::spawn` would panic and the

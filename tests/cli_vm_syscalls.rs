@@ -1216,3 +1216,45 @@ impl Env {
         }
     }
 }
+
+/// `exec` looks its container's namespace up without the store's lock,
+/// and only threads other than the process's main one enter it:
+/// `/proc/PID/ns/net` names the main thread's namespace, and an `rm -f`
+/// of the container, which kills what it finds inside, would take a
+/// library caller whose main thread was visiting (to open a socket there)
+/// for a process of the container, and kill that whole program. Before,
+/// the lookup's socket was opened by the calling thread, moved in and
+/// back.
+#[test]
+fn exec_enters_the_container_from_no_main_thread() {
+    let env = Env::new("execmain");
+    env.ok(&["network", "create", "--subnet", "10.93.0.0/24", "ex1"]);
+    env.ok(&["run", "--net=ex1", "--name=exmain1", "-d"]);
+    let trace = env.traced(&["exec", "exmain1", "true"], &[]);
+    let main = trace.lines[0]
+        .split_whitespace()
+        .next()
+        .expect("the trace's first line, with its pid")
+        .to_string();
+    let moves: Vec<&String> = trace.lines_with(&["setns("]);
+    assert!(
+        !moves.is_empty(),
+        "exec entered no namespace: {}",
+        trace.report("exec")
+    );
+    let by_main: Vec<&&String> = moves
+        .iter()
+        .filter(|line| line.split_whitespace().next() == Some(main.as_str()))
+        .collect();
+    assert!(
+        by_main.is_empty(),
+        "the main thread ({main}) moved between namespaces:\n{}",
+        by_main
+            .iter()
+            .map(|l| l.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    env.ok(&["rm", "-f", "exmain1"]);
+    env.ok(&["network", "rm", "ex1"]);
+}

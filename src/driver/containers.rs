@@ -790,6 +790,20 @@ impl Manager {
     /// `made`: the namespace the container must be (a run's own, see
     /// [`Manager::exec_in_made_container`]); the identity returned is the
     /// one its record names, for [`Manager::start_unless_removed`].
+    /// Looked up on a thread of its own ([`netns::apart`]): the lookup
+    /// visits namespaces without the store's lock.
+    fn container_namespace_apart(
+        &self,
+        container: &str,
+        made: Option<Made>,
+    ) -> Result<ContainerEntry, Error> {
+        netns::apart(|| self.container_namespace(container, made))
+            .map_err(|e| Error::io(format_args!("looking up container {container}"), &e))?
+    }
+
+    /// The container's namespace, looked up without the store's lock.
+    /// Call it through [`Manager::container_namespace_apart`]: it visits
+    /// namespaces.
     fn container_namespace(
         &self,
         container: &str,
@@ -911,7 +925,7 @@ impl Manager {
     ) -> Result<ExitStatusCode, Error> {
         let (program, args) = split_command(argv)?;
         let env = command_environment();
-        let entry = self.container_namespace(container, made)?;
+        let entry = self.container_namespace_apart(container, made)?;
         // Blocked here, before the scratch thread starts (it inherits the
         // mask), so that no thread of ours takes a signal meant for the
         // command; ended after the wait.
@@ -1083,7 +1097,7 @@ impl Manager {
     ) -> Result<u32, Error> {
         let (program, args) = split_command(argv)?;
         let env = command_environment();
-        let entry = self.container_namespace(container, made)?;
+        let entry = self.container_namespace_apart(container, made)?;
         // 0600 in a checked directory, never through a link: root would
         // append the command's output to whatever a planted link names.
         let open_log = || self.store.open_log(container).map_err(Error::from);

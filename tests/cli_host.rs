@@ -970,6 +970,8 @@ fn commands_that_find_no_store_make_none() {
             [ -e "$state/lock" ] && echo "store made" || echo "no store"
         done
         ls -A "$T/ahead/state"
+        # Not even the empty directory of a fresh store.
+        [ -e "$T/state" ] && echo "the fresh state directory was made"
         # STATUS of our IPAM makes the store, as the first ADD would, and
         # says so where it cannot be made.
         for state in "$T/state" "$T/ro/state"; do

@@ -537,8 +537,15 @@ fn a_ctrl_c_before_the_command_starts_stops_the_run() {
     unsafe { libc::close(master) };
     let stderr = text(&output.stderr);
     let left = env.containers();
+    // `ps` lists no half-removed container: the record and the namespace
+    // are read back too.
+    let record_left = env.state_dir().join("records/containers/ei.json").exists();
+    let namespace_left = env.netns_dir().join("ei").exists();
     let _ = env.run(&["rm", "-f", "ei"]);
     assert!(paused, "the run never reached its pause: {stderr}");
+    assert!(!record_left, "ei's record stayed: {stderr}");
+    assert!(!namespace_left, "ei's namespace stayed: {stderr}");
+    assert!(!stderr.contains("run: removing ei"), "{stderr}");
     assert!(sent, "TIOCSIG failed");
     assert_eq!(output.status.code(), Some(128 + libc::SIGINT), "{stderr}");
     assert!(!ran.exists(), "the command ran after the Ctrl-C");
@@ -1139,6 +1146,8 @@ fn restore_finishing_an_rm_does_what_that_rm_would_have() {
         }
         assert_eq!(env.containers(), Vec::<String>::new(), "{outcome}");
         assert!(!ns.exists(), "{outcome}: the name stays");
+        // `ps` lists no half-removed container: its record is read back.
+        assert!(!record.exists(), "{outcome}: the record stays");
         drop(sleeper);
     }
 }
@@ -1299,6 +1308,19 @@ fn connect_refuses_a_container_left_half_done() {
         &pause,
     ));
     let before = env.inspect("n2");
+    // The kernel read back too: a refusal after a link was made, before
+    // anything was recorded, would leave it.
+    let links = |env: &Env| -> Vec<Vec<String>> {
+        ["hok", "hmk", "hrm"]
+            .iter()
+            .map(|name| links_at(&env.netns_dir().join(name)))
+            .collect()
+    };
+    let links_before = links(&env);
+    assert!(
+        links_before[0].contains(&"eth0".to_string()),
+        "hok's eth0 read back: {links_before:?}"
+    );
     for (args, says) in [
         (
             &["network", "connect", "n2", "hmk"][..],
@@ -1318,6 +1340,7 @@ fn connect_refuses_a_container_left_half_done() {
         assert_ne!(output.status.code(), Some(0), "{args:?}: {stderr}");
         assert!(stderr.contains(says), "{args:?}: {stderr}");
         assert_eq!(env.inspect("n2"), before, "{args:?} changed n2");
+        assert_eq!(links(&env), links_before, "{args:?} changed a link");
     }
     env.ok(&["restore"]);
     env.ok(&["network", "connect", "n2", "hok"]);
@@ -1728,9 +1751,21 @@ fn restore_remakes_a_link_whose_name_a_later_attach_took() {
     // nt and nu whole: a second restore makes nothing of theirs.
     let again = env.run(&["restore"]);
     let said = format!("{}{}", text(&again.stdout), text(&again.stderr));
-    assert!(said.contains("0 links re-created"), "{said}");
-    for line in said.lines().filter(|l| l.starts_with("ipvlan: restore:")) {
-        assert!(line.contains(": nf: "), "only nf's two are left: {said}");
+    assert!(said.contains(", 0 links re-created,"), "{said}");
+    assert_eq!(again.status.code(), Some(1), "nf's two stay: {said}");
+    let stderr = text(&again.stderr);
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("ipvlan: restore:"))
+        .collect();
+    assert_eq!(errors.len(), 2, "only nf's two are left: {said}");
+    for network in ["r", "y"] {
+        assert!(
+            errors
+                .iter()
+                .any(|l| l.contains(&format!("{network}: nf: name eth0 taken by another link"))),
+            "{said}"
+        );
     }
     for container in ["nt", "nu", "nf", "na", "nb"] {
         env.ok(&["rm", "-f", container]);

@@ -50,11 +50,11 @@ pub fn run(manager: &Manager, args: RunArgs) -> Result<i32, Failure> {
     // the block are taken, so that none ends this process before the
     // caller prints why `run` stopped.
     if let Ok(Some(signal)) = crate::sys::take_pending(&signals) {
-        discard(manager, &container);
+        let removed = discard(manager, &container);
         if let Some(held) = held {
             held.end();
         }
-        return Err(stopped_before_start(signal, &name));
+        return Err(stopped_before_start(signal, &name, removed));
     }
     if args.detach {
         if !args.command.is_empty() {
@@ -89,9 +89,7 @@ pub fn run(manager: &Manager, args: RunArgs) -> Result<i32, Failure> {
     let lost = status
         .as_ref()
         .is_err_and(|error| error.kind() == ErrorKind::StatusLost);
-    if args.remove || (status.is_err() && !lost) {
-        discard(manager, &container);
-    }
+    let removed = (args.remove || (status.is_err() && !lost)).then(|| discard(manager, &container));
     // What came once the command had ended waits (blocked) until the
     // container is removed, then is dropped: the command it was meant for
     // is gone, and ending here would leave the container behind, or lose
@@ -101,7 +99,7 @@ pub fn run(manager: &Manager, args: RunArgs) -> Result<i32, Failure> {
     }
     status.map_err(|error| {
         if let ErrorKind::StoppedBeforeStart(signal) = error.kind() {
-            return stopped_before_start(signal, &name);
+            return stopped_before_start(signal, &name, removed == Some(true));
         }
         exec_failure(&error).unwrap_or_else(|| match lost && !args.remove {
             true => Failure::driver(
@@ -115,10 +113,15 @@ pub fn run(manager: &Manager, args: RunArgs) -> Result<i32, Failure> {
 
 /// `run` stopped by `signal` before its command started, the container
 /// `name` it made for it removed: 128 + the signal's number.
-fn stopped_before_start(signal: i32, name: &str) -> Failure {
+fn stopped_before_start(signal: i32, name: &str, removed: bool) -> Failure {
+    let container = match removed {
+        true => format!("{name} was removed"),
+        // Why is said above, by `discard`.
+        false => format!("{name} could not be removed (`ipvlan rm -f {name}` removes it)"),
+    };
     Failure::not_started(
         128 + signal,
-        format!("run: stopped by signal {signal} before its command started; {name} was removed"),
+        format!("run: stopped by signal {signal} before its command started; {container}"),
     )
 }
 
@@ -153,19 +156,23 @@ fn spawn_failure(container: &str, program: &str, error: &driver::Error) -> Failu
 
 /// Removes the container this run made after a failure or at the end of
 /// `run --rm` (not another one given its name meanwhile), reporting (not
-/// returning) a failure to do so.
-fn discard(manager: &Manager, container: &ContainerInfo) {
+/// returning) a failure to do so; whether it went.
+fn discard(manager: &Manager, container: &ContainerInfo) -> bool {
     let name = &container.name;
     match manager.remove_made_container(container, true) {
         Ok(notes) => {
             for note in notes {
                 warn(note);
             }
+            true
         }
-        Err(error) => eprintln!(
-            "{}",
-            Failure::driver(format_args!("run: removing {name}"), &error)
-        ),
+        Err(error) => {
+            eprintln!(
+                "{}",
+                Failure::driver(format_args!("run: removing {name}"), &error)
+            );
+            false
+        }
     }
 }
 

@@ -93,6 +93,7 @@ pub fn test(kernel: Series) -> Result {
     )?;
     banner("Podman");
     let podman_time = crate::podman::run_test(kernel, crate::podman::TIMEOUT, false)?;
+    crate::podman::control(kernel)?;
     banner("power cut");
     let powercut_start = Instant::now();
     let powercut_rounds = crate::powercut::run_rounds(&crate::powercut::Options::new(

@@ -30,6 +30,8 @@ const ROOTFS: &str = "/srv/podman-rootfs";
 const APPLETS: [&str; 6] = ["sh", "sleep", "ping", "ip", "cat", "ls"];
 /// What the guest prints when every check passed.
 const PASS: &str = "PODMAN-TEST-PASS";
+/// How its guest says it failed, and why (the rest of the line).
+const FAIL: &str = "PODMAN-TEST-FAIL";
 /// A hung Podman fails the run after this; the whole boot takes about a
 /// minute under emulation.
 pub const TIMEOUT: Duration = Duration::from_secs(360);
@@ -131,6 +133,31 @@ pub fn run_test(kernel: Series, timeout: Duration, plant_leak: bool) -> Result<D
         seconds(elapsed)
     );
     Ok(elapsed)
+}
+
+/// The run with an ipvlan link of our master planted in the gateway's
+/// namespace after `podman rm` (`--plant-leak`), where the check that
+/// nothing is left looks: it must fail on that link alone. Passing, or
+/// failing otherwise, the check would not be seeing what a DEL leaks,
+/// and the run before would prove nothing of it.
+pub fn control(kernel: Series) -> Result {
+    if run_test(kernel, TIMEOUT, true).is_ok() {
+        return Err("podman control: the planted ipvlan link leak0 went unseen".into());
+    }
+    let log = crate::builds::target_dir()?.join("vm/console.log");
+    let console = std::fs::read_to_string(&log).unwrap_or_default();
+    let failed = console.lines().find(|l| l.starts_with(FAIL));
+    match failed {
+        Some(line) if line.contains("ipvlan links left in") && line.contains("[\"leak0\"]") => {
+            println!("podman control: the leak check found the planted link, as it must");
+            Ok(())
+        }
+        _ => Err(format!(
+            "podman control: failed otherwise than by the planted link: {failed:?} (console: {})",
+            log.display()
+        )
+        .into()),
+    }
 }
 
 /// Podman, its helpers and configuration, the reference plugins (`ipvlan`

@@ -3331,6 +3331,30 @@ fn a_batch_fits_itself_under_the_open_files_limit() {
             .map(<[_]>::len),
         Some(0)
     );
+    // A batch disconnect is refused so too, in its own words, and
+    // detaches nothing.
+    let all = [
+        &["network", "connect", "n2"][..],
+        &names.iter().map(String::as_str).collect::<Vec<_>>(),
+    ]
+    .concat();
+    env.ok(&all);
+    let refused = env.shell(&format!(
+        "ulimit -Sn 50 && ulimit -Hn 100 && $BIN network disconnect n2 {list}"
+    ));
+    assert_eq!(refused.status.code(), Some(1), "{refused:?}");
+    let message = text(&refused.stderr);
+    assert!(
+        message
+            .ends_with("above its limit of 100 (RLIMIT_NOFILE): detach them in smaller batches\n"),
+        "{message}"
+    );
+    assert_eq!(
+        field(&env.inspect("n2"), &["Containers"])
+            .as_object()
+            .map(<[_]>::len),
+        Some(40)
+    );
     for name in &names {
         env.ok(&["rm", "-f", name.as_str()]);
     }

@@ -81,7 +81,7 @@ impl Manager {
         // connect enters its target: a visit must not overlap an `rm -f`
         // of the container, which takes the processes it finds inside
         // (this thread's, the whole program) for the container's.
-        let _room = make_room_for_descriptors(2 * targets.len())?;
+        let _room = make_room_for_descriptors(2 * targets.len(), "attach")?;
         let state = self.store.lock()?;
         // Our own namespace, opened once: each target is entered from it
         // and left for it (for its socket, then for its link's settings)
@@ -460,7 +460,7 @@ impl Manager {
         // What is at each path now, opened and entered under the lock (as
         // disconnect enters its one; see connect_many): two descriptors a
         // target, and the limit on them, as for connect_many.
-        let _room = make_room_for_descriptors(2 * targets.len())?;
+        let _room = make_room_for_descriptors(2 * targets.len(), "detach")?;
         let state = self.store.lock()?;
         // Entered from our own namespace, opened once, as connect_many's.
         let home = Netns::current()
@@ -1039,7 +1039,7 @@ impl Drop for DescriptorRoom {
 /// not fit under it beside those the process has open, until the returned
 /// room drops; a batch too big for the hard limit is refused before
 /// anything is opened.
-fn make_room_for_descriptors(for_targets: usize) -> Result<DescriptorRoom, Error> {
+fn make_room_for_descriptors(for_targets: usize, verb: &str) -> Result<DescriptorRoom, Error> {
     let mut raised = RAISED_LIMIT.lock().unwrap_or_else(|e| e.into_inner());
     let (soft, hard) = crate::sys::open_files_limit()
         .map_err(|e| Error::io("reading the limit on open files", &e))?;
@@ -1062,7 +1062,7 @@ fn make_room_for_descriptors(for_targets: usize) -> Result<DescriptorRoom, Error
     }
     if needed > hard {
         return Err(Error::invalid(format!(
-            "a batch of {} namespaces needs about {needed} open files (this process has {open} open), above its limit of {hard} (RLIMIT_NOFILE): attach them in smaller batches",
+            "a batch of {} namespaces needs about {needed} open files (this process has {open} open), above its limit of {hard} (RLIMIT_NOFILE): {verb} them in smaller batches",
             for_targets / 2
         )));
     }

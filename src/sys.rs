@@ -2265,7 +2265,8 @@ fn socket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
 /// command and us as before, not the keeper. What of `relayed` is sent to
 /// the keeper itself, the command's parent (a process that signals the
 /// command's `$PPID`), it sends on to the parent, whose the signal would
-/// have been; but not what the command itself sends (see [`sent_by`]).
+/// have been; but not what the command itself sends (see [`sent_by`]),
+/// nor what the parent sends it.
 /// Should the parent end first (killed), the keeper ends at once and
 /// leaves the command to the init process, as the parent's end would have
 /// (a stopped command's group orphaned is woken up by the kernel). Never
@@ -2353,7 +2354,10 @@ unsafe fn keep(
                     continue;
                 };
                 if signal != libc::SIGCHLD {
-                    if !sent_by(code, sender, pid as u32) {
+                    // Neither what the command sent, nor what the parent
+                    // sent us itself (a `kill(-1, ..)` that spared only
+                    // it): sent back, either would strike its sender.
+                    if !sent_by(code, sender, pid as u32) && !sent_by(code, sender, parent as u32) {
                         libc::kill(parent, signal);
                     }
                     continue;
@@ -2683,7 +2687,8 @@ mod tests {
     /// handler: the handler sees what comes meanwhile, and is in place
     /// after `restore_signal`. Before, the program's handler was replaced
     /// for the wait (an init's `SIGINT`, a runtime's shutdown, lost).
-    /// `SIGUSR2`, which no other test of this binary touches.
+    /// `SIGRTMIN + 7`, which no other test of this binary touches (its
+    /// default action ends the process, as `SIGINT`'s).
     #[test]
     fn a_signal_the_program_handles_is_left_to_its_handler() {
         use std::sync::atomic::{AtomicUsize, Ordering};
@@ -2691,7 +2696,7 @@ mod tests {
         extern "C" fn count(_: libc::c_int) {
             SEEN.fetch_add(1, Ordering::SeqCst);
         }
-        let signal = libc::SIGUSR2;
+        let signal = libc::SIGRTMIN() + 7;
         let handler = count as extern "C" fn(libc::c_int) as libc::sighandler_t;
         let raise = || {
             // SAFETY: sends a signal to this thread, which catches it.
@@ -3208,6 +3213,48 @@ mod tests {
                 assert_eq!(status, code);
             }
         }
+    }
+
+    /// A signal this process sends its command's keeper is not sent back
+    /// to it: the keeper passes on what others send it (the command's
+    /// parent, whose the signal would have been), and what came from us
+    /// would strike us as though another had sent it (an init's
+    /// `kill(-1, SIGTERM)` at shutdown, which spares only the init). What
+    /// another process sends the keeper still comes on, once.
+    /// `SIGRTMIN + 8`, which no other test of this binary touches.
+    #[test]
+    fn a_signal_we_send_our_commands_keeper_is_not_sent_back() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static SEEN: AtomicUsize = AtomicUsize::new(0);
+        extern "C" fn count(_: libc::c_int) {
+            SEEN.fetch_add(1, Ordering::SeqCst);
+        }
+        let signal = libc::SIGRTMIN() + 8;
+        set_disposition(
+            signal,
+            count as extern "C" fn(libc::c_int) as libc::sighandler_t,
+        )
+        .unwrap();
+        let running = kept_sh("sleep 5");
+        let keeper = running.keeper.as_ref().expect("kept").pid;
+        kill(keeper, signal).unwrap();
+        let theirs = std::process::Command::new("sh")
+            .args(["-c", &format!("kill -{signal} {keeper}")])
+            .status()
+            .unwrap();
+        assert!(theirs.success());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while SEEN.load(Ordering::SeqCst) == 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert_eq!(
+            SEEN.load(Ordering::SeqCst),
+            1,
+            "the other's signal once, ours not back"
+        );
+        drop(running);
+        set_disposition(signal, libc::SIG_DFL).unwrap();
     }
 
     /// A deadline holds while handled signals keep interrupting the wait

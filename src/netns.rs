@@ -36,19 +36,38 @@ const OWN_PATH: &str = "/proc/thread-self/ns/net";
 fn open_own(socket: Option<BorrowedFd<'_>>) -> io::Result<File> {
     match socket.map(sys::socket_netns) {
         Some(Ok(fd)) => Ok(File::from(fd)),
-        _ => Ok(File::from(sys::openat(
-            None,
-            &static_cstr(OWN_PATH),
-            libc::O_RDONLY | libc::O_NOCTTY,
-            0,
-        )?)),
+        _ => Ok(File::from(
+            sys::openat(
+                None,
+                &static_cstr(OWN_PATH),
+                libc::O_RDONLY | libc::O_NOCTTY,
+                0,
+            )
+            .map_err(procfs_needed(OWN_PATH))?,
+        )),
     }
 }
 
 /// `st_dev` and `st_ino` of the calling thread's network namespace file.
 fn own_file_id() -> io::Result<(u64, u64)> {
-    let own = fs::metadata(OWN_PATH)?;
+    let own = fs::metadata(OWN_PATH).map_err(procfs_needed(OWN_PATH))?;
     Ok((own.dev(), own.ino()))
+}
+
+/// For an error of a path of the calling thread's own under `/proc`,
+/// which is there whenever procfs is: `ENOENT` there means no procfs on
+/// `/proc` (an init that has not mounted it yet, a chroot), never a
+/// namespace that went, and is said so, without the errno by which
+/// callers tell a namespace gone (a disconnect would release an endpoint
+/// whose link lives on).
+fn procfs_needed(path: &str) -> impl FnOnce(io::Error) -> io::Error + '_ {
+    move |error| match error.raw_os_error() {
+        Some(libc::ENOENT) => io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("{path} is missing: ipvlan needs procfs mounted on /proc"),
+        ),
+        _ => error,
+    }
 }
 
 /// Whether `path` names the calling thread's network namespace (compared
@@ -150,12 +169,10 @@ impl Netns {
         // (CLONE_FILES) holds the descriptor there, not in its leader's.
         let looked_at = format!("/proc/thread-self/fd/{}", probe.as_raw_fd());
         let flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY;
-        let file = File::from(sys::openat(
-            None,
-            &cstring(Path::new(&looked_at))?,
-            flags,
-            0,
-        )?);
+        let file = File::from(
+            sys::openat(None, &cstring(Path::new(&looked_at))?, flags, 0)
+                .map_err(procfs_needed(&looked_at))?,
+        );
         Ok(Netns {
             fd: file.into(),
             label: path.display().to_string(),
@@ -1305,6 +1322,47 @@ mod tests {
     fn identity(file: &File) -> (u64, u64) {
         let meta = file.metadata().unwrap();
         (meta.dev(), meta.ino())
+    }
+
+    /// Without procfs on `/proc` (an init that has not mounted it yet),
+    /// opening a namespace, the calling thread's or one bound at a path,
+    /// fails saying so, never with `ENOENT`, by which callers tell a
+    /// namespace gone: before, a disconnect without `/proc` took its
+    /// endpoint's namespace for gone and released it, its link left
+    /// running. In a mount namespace of a scratch thread's own, `/proc`
+    /// detached there alone.
+    #[test]
+    fn without_procfs_a_namespace_is_never_taken_for_gone() {
+        let file = std::env::temp_dir().join(format!("ipvlan-noproc-{}", std::process::id()));
+        fs::write(&file, b"").unwrap();
+        let errors = std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    // This thread's own mount namespace (CLONE_NEWNS
+                    // implies CLONE_FS), which goes with the thread.
+                    sys::unshare(libc::CLONE_NEWNS).unwrap();
+                    let none = static_cstr("none");
+                    let flags = libc::MS_REC | libc::MS_PRIVATE;
+                    sys::mount(&none, &static_cstr("/"), &static_cstr(""), flags).unwrap();
+                    let bound = cstring(&file).unwrap();
+                    sys::mount(&static_cstr(OWN_PATH), &bound, &none, libc::MS_BIND).unwrap();
+                    sys::umount2(&static_cstr("/proc"), libc::MNT_DETACH).unwrap();
+                    [
+                        Netns::current().map(|_| ()).unwrap_err(),
+                        Netns::open_path(&file).map(|_| ()).unwrap_err(),
+                    ]
+                })
+                .join()
+                .unwrap()
+        });
+        fs::remove_file(&file).unwrap();
+        for error in errors {
+            assert_ne!(error.raw_os_error(), Some(libc::ENOENT), "{error}");
+            assert!(
+                error.to_string().contains("needs procfs mounted on /proc"),
+                "{error}"
+            );
+        }
     }
 
     /// The namespace opened is the one looked at: the path's link swapped

@@ -154,7 +154,19 @@ impl Netns {
         // so the file opened is the one looked at, whatever the path names
         // by then (a link its owner swaps between a look and an open by
         // name would have had a device opened).
-        let probe = File::from(sys::openat(None, &cstring(path)?, libc::O_PATH, 0)?);
+        let probe = match sys::openat(None, &cstring(path)?, libc::O_PATH, 0) {
+            Ok(fd) => File::from(fd),
+            // A process's `/proc/PID/ns/net` missing may be procfs itself
+            // missing: said so (the caller's own entry is missing then
+            // too), never taken for a namespace gone.
+            Err(error)
+                if error.raw_os_error() == Some(libc::ENOENT) && path.starts_with("/proc") =>
+            {
+                own_file_id()?;
+                return Err(error);
+            }
+            Err(error) => return Err(error),
+        };
         let meta = probe.metadata()?;
         let found = FileKind::of(&meta);
         if found != FileKind::Regular {
@@ -722,7 +734,8 @@ pub fn run_in_new_with_private_dir<T: Send>(
 /// container it removes: a visit by the main thread of an embedding
 /// program, while an `rm -f` that holds the lock looks, would read as
 /// that program running inside, and get it killed. A scratch thread's
-/// visits show only under `/proc/PID/task/TID`.
+/// visits show only under `/proc/PID/task/TID`, which `rm` reads only of
+/// a process whose main thread has ended.
 pub fn apart<T: Send>(f: impl FnOnce() -> T + Send) -> io::Result<T> {
     on_scratch_thread(|| Ok(f()))
 }
@@ -1325,8 +1338,9 @@ mod tests {
     }
 
     /// Without procfs on `/proc` (an init that has not mounted it yet),
-    /// opening a namespace, the calling thread's or one bound at a path,
-    /// fails saying so, never with `ENOENT`, by which callers tell a
+    /// opening a namespace, the calling thread's, one bound at a path or a
+    /// process's (`/proc/PID/ns/net`, as an endpoint may record), fails
+    /// saying so, never with `ENOENT`, by which callers tell a
     /// namespace gone: before, a disconnect without `/proc` took its
     /// endpoint's namespace for gone and released it, its link left
     /// running. In a mount namespace of a scratch thread's own, `/proc`
@@ -1350,6 +1364,7 @@ mod tests {
                     [
                         Netns::current().map(|_| ()).unwrap_err(),
                         Netns::open_path(&file).map(|_| ()).unwrap_err(),
+                        Netns::open_path("/proc/1/ns/net").map(|_| ()).unwrap_err(),
                     ]
                 })
                 .join()

@@ -2483,9 +2483,14 @@ fn a_batch_refused_after_its_creates_leaves_the_cursor_and_views_as_found() {
         // the kill left attached.
         let _ = Command::new("umount").arg(&view).status();
         lab.restore();
-        // Killed before the refusal, a target may stay attached (finished
-        // as a single attach would be); either way kernel and state agree.
+        // Killed before the refusal or during its undo, the batch is
+        // undone whole (its intents are still there): nothing attached,
+        // and kernel and state agree.
         let attached = on_rb();
+        assert!(
+            attached.is_empty(),
+            "{after}: a batch is all or nothing, yet {attached:?} stayed attached"
+        );
         // Its undo begun, the refusal is finished, not b1's link made anew.
         assert!(
             !(undoing && attached.contains("b1")),

@@ -1569,7 +1569,8 @@ fn assert_intents_became_records(
 /// and MAC: a retried create's, not its line's), for `restore` to detach;
 /// the endpoints not reached get their intents, as before. A record of
 /// the batch's own for a retried create (`attaching`) and one that is not
-/// this endpoint's (made at another time) are kept. Before, a finished
+/// this endpoint's (made at another time, or of another namespace) are
+/// kept. Before, a finished
 /// endpoint's record was kept `attached`, and a killed batch came back
 /// partly attached, so the same command run again was refused.
 #[test]
@@ -1577,7 +1578,7 @@ fn a_dead_batchs_finished_endpoints_are_undone_with_the_rest() {
     let tmp = TempDir::new("batch-undone");
     let state = StateDir::open(tmp.path()).unwrap();
     let net = network("n1", &["192.168.8.0/24"]);
-    let intents = batch_intents_of(&net, 1..=4);
+    let intents = batch_intents_of(&net, 1..=5);
     let finished = EndpointRecord {
         state: EndpointState::Attached,
         mac: Some("02:42:ac:11:00:09".into()),
@@ -1596,6 +1597,16 @@ fn a_dead_batchs_finished_endpoints_are_undone_with_the_rest() {
         },
         ..intents[2].clone()
     };
+    let elsewhere = EndpointRecord {
+        state: EndpointState::Attached,
+        netns_id: Some(ipvlan::store::records::NetnsId {
+            dev: 4,
+            ino: 4_026_532_999,
+            cookie: std::num::NonZeroU64::new(4099),
+            boot: None,
+        }),
+        ..intents[4].clone()
+    };
     {
         let locked = state.lock().unwrap();
         locked.put_network(&net).unwrap();
@@ -1603,6 +1614,7 @@ fn a_dead_batchs_finished_endpoints_are_undone_with_the_rest() {
         locked.put_endpoint(&retried).unwrap();
         locked.put_new_endpoint(&finished).unwrap();
         locked.put_endpoint(&another).unwrap();
+        locked.put_endpoint(&elsewhere).unwrap();
         // The batch dies holding the lock: its file stays.
     }
     let locked = state.lock().unwrap();
@@ -1617,6 +1629,11 @@ fn a_dead_batchs_finished_endpoints_are_undone_with_the_rest() {
     );
     assert_eq!(locked.endpoint(&net.id, "e2").unwrap(), Some(retried));
     assert_eq!(locked.endpoint(&net.id, "e3").unwrap(), Some(another));
+    assert_eq!(
+        locked.endpoint(&net.id, "e5").unwrap(),
+        Some(elsewhere),
+        "another namespace's record, made at the same time"
+    );
     assert_eq!(
         locked.endpoint(&net.id, "e4").unwrap().as_ref(),
         Some(&intents[3])

@@ -13,9 +13,11 @@
 //! (`Locked::put_batch_intents`), and each final record is made in place
 //! (no intent file per endpoint to create and rename over): the next
 //! holder of the lock turns the intents of a batch that died into intent
-//! records of their own, so an interrupted batch is what `restore` already
-//! repairs: each endpoint of it is finished or undone as a single attach
-//! would be.
+//! records of their own, and the final records it had written into
+//! `detaching` ones, so an interrupted batch is what `restore` already
+//! repairs, undone whole: the batch removes its intents only once every
+//! endpoint is finished (records, views, the network's union views), and
+//! one that dies after that is kept whole.
 //!
 //! A batch is all or nothing: when one target cannot be attached, the
 //! endpoints this call made are removed again and the error names the
@@ -47,9 +49,13 @@ impl Manager {
     /// attached, given twice, no address left) or the kernel refuses one
     /// link, nothing of this call stays and the error names that target.
     /// So too when the process is killed: the next lock and `restore` undo
-    /// every endpoint of a batch that died before its last final record
-    /// was written, those it finished with the rest, and keep whole one
-    /// that died after.
+    /// every endpoint of a batch that died before it removed its intents
+    /// (once every endpoint was finished), those it finished with the
+    /// rest, and keep whole one that died after. Until `restore` runs, the
+    /// endpoints it had finished are `detaching`: listed nowhere, their
+    /// links still up. A commit that fails at the very end (the disk
+    /// refusing the flush) is reported as the error it is, with every
+    /// endpoint attached.
     ///
     /// Each target holds two descriptors (its namespace, a netlink socket
     /// in it) until the end: when the process's soft `RLIMIT_NOFILE` is too
@@ -398,10 +404,10 @@ impl Manager {
             }
         }
         // Every endpoint has its final record and view: the intents go.
-        // A batch that dies before this is undone whole by the next lock,
-        // one that dies after is kept whole (`Locked::expand_line`); one
-        // whose removal fails is undone here, never reported attached
-        // with its intents left to undo it later.
+        // A batch that dies before this is undone whole by the next lock
+        // (`Locked::expand_line`); one that dies after leaves no intents,
+        // so it is kept whole. One whose removal fails is undone here,
+        // never reported attached with intents left to undo it later.
         if failure.is_none() {
             if let Err(error) = state.remove_batch_intents() {
                 failure = Some(

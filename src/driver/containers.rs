@@ -1237,8 +1237,9 @@ enum Step {
 }
 
 /// While this process waits for a foreground command without passing
-/// signals on (raised only then): `SIGINT` and `SIGQUIT` do nothing to
-/// it, as `system(3)` has it, but caught by a handler that does nothing
+/// signals on (raised only then): `SIGINT` and `SIGQUIT` at their default
+/// action do nothing to it, as `system(3)` has it (one the program
+/// handles or ignores is left so), but caught by a handler that does nothing
 /// rather than ignored (`sys::swallow_signal`): an ignored disposition survives `execve`, so
 /// every program another thread of an embedding process started meanwhile
 /// would have ignored them for good; a caught one is back at its default

@@ -69,7 +69,13 @@ impl Handle {
     /// A handle for `netns`. The socket is opened by the calling thread,
     /// moved into `netns` for that and back at once (see
     /// [`netns::run_here`], which says why that is safe with many threads,
-    /// and that the process aborts if the thread cannot get back).
+    /// and that the process aborts if the thread cannot get back). While
+    /// a process's main thread is there, `/proc/PID/ns/net` names `netns`:
+    /// an `ipvlan rm -f` of a container whose namespace that is, looking
+    /// for its processes at that moment, would take the whole program for
+    /// one and kill it. A program that opens handles in our containers
+    /// without the store's lock does so from another thread
+    /// ([`netns::apart`]).
     pub fn in_netns(netns: &Netns) -> Result<Handle> {
         let socket = netns::run_here(netns, Socket::open)
             .map_err(|e| Error::from(e).op("enter netns").netns(Some(netns.label())))?

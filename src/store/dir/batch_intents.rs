@@ -345,7 +345,7 @@ impl Locked<'_> {
                     && record.created == intent.created
                     && record.netns_id == intent.netns_id =>
             {
-                crate::fault::io_refused("store: detach intent not written").map_err(|e| {
+                crate::fault::io_refused("store: batch undo not written").map_err(|e| {
                     let path = self.endpoint_path(&intent.network_id, &intent.id);
                     StoreError::io("writing", &path)(e)
                 })?;

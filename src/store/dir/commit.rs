@@ -980,6 +980,61 @@ mod tests {
         fixtures::endpoint(net, id, &format!("c-{id}"), address)
     }
 
+    /// The write that undoes a dead batch's finished endpoint, refused
+    /// (the disk), stops that lock's expansion with the file kept and no
+    /// endpoint changed past it; the next lock finishes the undo of every
+    /// finished endpoint and removes the file.
+    #[test]
+    fn a_dead_batch_whose_undo_is_refused_is_undone_by_the_next_lock() {
+        use crate::store::records::EndpointState;
+        let root = std::env::temp_dir().join(format!("ipvlan-batch-undo-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let state = StateDir::open(&root).unwrap();
+        let net = network();
+        let finished: Vec<EndpointRecord> = (1..=2)
+            .map(|i| EndpointRecord {
+                mac: Some("aa:bb:cc:dd:ee:ff".into()),
+                ..endpoint(&net, &format!("e{i}"), &format!("10.0.0.{i}/16"))
+            })
+            .collect();
+        let intents: Vec<EndpointRecord> = finished
+            .iter()
+            .map(|e| EndpointRecord {
+                state: EndpointState::Attaching,
+                mac: None,
+                ..e.clone()
+            })
+            .collect();
+        {
+            let locked = state.lock().unwrap();
+            locked.put_network(&net).unwrap();
+            locked.commit().unwrap();
+            locked.put_batch_intents(&mut intents.iter()).unwrap();
+            for e in &finished {
+                locked.put_new_endpoint(e).unwrap();
+            }
+            // Dies here, its file left.
+        }
+        let states = |locked: &crate::store::Locked<'_>| -> Vec<EndpointState> {
+            ["e1", "e2"]
+                .iter()
+                .map(|id| locked.endpoint(&net.id, id).unwrap().unwrap().state)
+                .collect()
+        };
+        let file = root.join("batch-intents");
+        crate::fault::unwind::refuse("store: batch undo not written");
+        {
+            let locked = state.lock().expect("a lock despite the refusal");
+            assert!(file.exists(), "the file went with an endpoint not undone");
+            assert_eq!(states(&locked), [EndpointState::Attached; 2]);
+        }
+        let locked = state.lock().unwrap();
+        assert!(!file.exists());
+        assert_eq!(states(&locked), [EndpointState::Detaching; 2]);
+        drop(locked);
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
     /// A batch whose changes cannot all go into one entry of the commit
     /// log gives the log up when its intents are written, before it holds
     /// any record's text or path; one whose changes fit keeps the log to

@@ -2717,6 +2717,11 @@ fn a_refused_batch_killed_anywhere_never_deletes_a_link_at_an_index_it_was_refus
         intents_file.exists(),
         "batch-intents removed, though refused"
     );
+    assert!(
+        text(&out.stderr).contains("for `ipvlan restore` to undo"),
+        "{}",
+        text(&out.stderr)
+    );
     let planted = plant_then_restore("refused batch whose batch-intents stayed", true);
     assert!(
         planted > 0,
@@ -3320,6 +3325,11 @@ fn a_batch_connect_whose_intents_file_stays_is_undone_whole() {
         out.status.code(),
         Some(0),
         "reported attached with its intents left: {}",
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stderr).contains("left with its intents for `ipvlan restore` to undo"),
+        "the refusal does not say what to do: {}",
         text(&out.stderr)
     );
     for ns in members {

@@ -158,10 +158,19 @@ impl Manager {
         };
         // Once nothing of the batch is left in the kernel: should
         // `batch-intents` stay, every endpoint stays with it, for restore.
+        // Whether they were given back: if not, the error says so.
         let give_back_unless_intents_stay = |pending: &mut dyn Iterator<Item = Pending>| {
-            if state.remove_batch_intents().is_ok() {
+            let removed = state.remove_batch_intents().is_ok();
+            if removed {
                 give_back(pending);
             }
+            removed
+        };
+        let left_unless = |given_back: bool, error: Error| match given_back {
+            true => error,
+            false => error.and_left(
+                "the batch's endpoints are left with its intents for `ipvlan restore` to undo",
+            ),
         };
         // Each link's ifindex is in its intent before its create is sent,
         // so restore undoes that link and no other. The intents of all go
@@ -351,14 +360,14 @@ impl Manager {
                 // Its intent is a line of `batch-intents`, which goes below.
                 *kept = stands && keep_for_restore(&state, &mut r.pending.record, false);
             }
-            give_back_unless_intents_stay(
+            let given_back = give_back_unless_intents_stay(
                 &mut reserved
                     .into_iter()
                     .zip(kept)
                     .filter(|(_, kept)| !kept)
                     .map(|(r, _)| r.pending),
             );
-            return Err(error);
+            return Err(left_unless(given_back, error));
         }
 
         let mut names = self.names(&state);
@@ -426,14 +435,14 @@ impl Manager {
                 })
                 .collect();
             // As a batch refused before its creates: the cursors as found.
-            give_back_unless_intents_stay(
+            let given_back = give_back_unless_intents_stay(
                 &mut reserved
                     .into_iter()
                     .zip(gone)
                     .filter(|(_, gone)| *gone)
                     .map(|(r, _)| r.pending),
             );
-            return Err(error);
+            return Err(left_unless(given_back, error));
         }
         // Collected in place of the endpoints, each one's descriptors and
         // strings freed as its own are made.

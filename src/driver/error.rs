@@ -239,6 +239,13 @@ impl Error {
         self.0.message = one_line(format!("{what}: {}", self.0.message));
         self
     }
+
+    /// Adds what the failure left, and what to do, after the message
+    /// (`...; left for restore`).
+    pub(crate) fn and_left(mut self, what: impl fmt::Display) -> Error {
+        self.0.message = one_line(format!("{}; {what}", self.0.message));
+        self
+    }
 }
 
 /// `message` with its control characters escaped: every message may carry

@@ -75,7 +75,9 @@ pub fn point(name: &'static str) {
 }
 
 /// Environment variable naming, comma-separated, the rare paths
-/// [`forced`] makes a command take.
+/// [`forced`] makes a command take: `NAME` every time, `NAME#K` at the
+/// K-th time only (1 = the first), so that what follows a failure that
+/// does not come again (a retry, a clean-up) is run too.
 pub const FORCE_ENV: &str = "IPVLAN_FAULT_FORCE";
 
 /// Whether a test asked for the rare path `name` to be taken (with the
@@ -85,11 +87,45 @@ pub const FORCE_ENV: &str = "IPVLAN_FAULT_FORCE";
 #[inline(always)]
 pub fn forced(name: &'static str) -> bool {
     #[cfg(feature = "fault-injection")]
-    return std::env::var(FORCE_ENV).is_ok_and(|names| names.split(',').any(|n| n == name));
+    return std::env::var(FORCE_ENV).is_ok_and(|names| forced_by(&names, name, || asked(name)));
     #[cfg(not(feature = "fault-injection"))]
     {
         let _ = name;
         false
+    }
+}
+
+/// Whether [`FORCE_ENV`]'s `names` force `name`, asked for the `nth()`
+/// time.
+#[cfg(any(test, feature = "fault-injection"))]
+fn forced_by(names: &str, name: &str, nth: impl FnOnce() -> u32) -> bool {
+    let mut nth = Some(nth);
+    let mut asked = None;
+    names.split(',').any(|entry| match entry.split_once('#') {
+        None => entry == name,
+        Some((forced, k)) if forced == name => {
+            let n = *asked.get_or_insert_with(|| nth.take().map_or(0, |nth| nth()));
+            k.parse::<u32>().is_ok_and(|k| k == n)
+        }
+        Some(_) => false,
+    })
+}
+
+/// How many times this process has asked whether `name` is forced, this
+/// time included.
+#[cfg(feature = "fault-injection")]
+fn asked(name: &'static str) -> u32 {
+    static ASKED: std::sync::Mutex<Vec<(&str, u32)>> = std::sync::Mutex::new(Vec::new());
+    let mut asked = ASKED.lock().unwrap_or_else(|e| e.into_inner());
+    match asked.iter_mut().find(|(n, _)| *n == name) {
+        Some((_, count)) => {
+            *count += 1;
+            *count
+        }
+        None => {
+            asked.push((name, 1));
+            1
+        }
     }
 }
 
@@ -427,5 +463,25 @@ pub(crate) mod unwind {
             AT.with(|at| at.set(None));
             panic!("unwound at {name}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::forced_by;
+
+    /// `NAME` forces every time; `NAME#K` the K-th time alone; other
+    /// names nothing, and their entries count no time of `NAME`.
+    #[test]
+    fn a_forced_path_is_taken_every_time_or_at_its_count() {
+        let times = |names: &str, name: &str| -> Vec<bool> {
+            (1..=3).map(|n| forced_by(names, name, || n)).collect()
+        };
+        assert_eq!(times("a,b", "a"), [true; 3]);
+        assert_eq!(times("a#2", "a"), [false, true, false]);
+        assert_eq!(times("b#1,a#3", "a"), [false, false, true]);
+        assert_eq!(times("ab#1,a", "a"), [true; 3]);
+        assert_eq!(times("b#1", "a"), [false; 3]);
+        assert_eq!(times("a#x", "a"), [false; 3]);
     }
 }

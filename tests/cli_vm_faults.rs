@@ -3356,6 +3356,53 @@ fn a_batch_connect_whose_intents_file_stays_is_undone_whole() {
     lab.ok(&args("network rm ci"));
 }
 
+/// A batch connect whose file of intents the disk refuses to remove once,
+/// then lets go (the undo's own removal goes through), is refused and
+/// gives everything back there and then: no link, no record, no intents
+/// file, and the same command succeeds with no `restore` between.
+#[test]
+fn a_batch_connect_whose_intents_file_goes_at_the_second_try_gives_all_back() {
+    let lab = Lab::new("connect-intents-once");
+    lab.ok(&args("network create --subnet 10.51.0.0/16 co"));
+    let members = ["co1", "co2"];
+    for ns in members {
+        ip(&["netns", "add", ns]);
+    }
+    let connect = args("network connect co co1 co2");
+    let mut command = lab.command(&connect);
+    command.env(FORCE_ENV, "store: batch intents stay#1");
+    let out = lab.output(&mut command);
+    let stderr = text(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        !stderr.contains("ipvlan restore"),
+        "all was given back: {stderr}"
+    );
+    assert!(!lab.state_dir().join("batch-intents").exists());
+    for ns in members {
+        assert!(
+            links_of(ns).values().all(|(_, kind)| kind != "ipvlan"),
+            "{ns} kept a link of the refused batch: {:?}",
+            links_of(ns)
+        );
+        assert!(records_in(&lab, "co", ns).is_empty(), "{ns} kept a record");
+    }
+    lab.ok(&connect);
+    for ns in members {
+        assert_eq!(records_in(&lab, "co", ns).len(), 1, "{ns}");
+        assert!(
+            links_of(ns).values().any(|(_, kind)| kind == "ipvlan"),
+            "{ns}: {:?}",
+            links_of(ns)
+        );
+    }
+    lab.ok(&args("network disconnect co co1 co2"));
+    for ns in members {
+        ip(&["netns", "del", ns]);
+    }
+    lab.ok(&args("network rm co"));
+}
+
 /// A disconnect killed between taking our `hosts` link out of the
 /// container's `/etc/netns/NAME` and removing that directory leaves the
 /// directory ours: a connect to another network before any `restore`

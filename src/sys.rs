@@ -1316,8 +1316,22 @@ pub fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
             false => libc::GRND_INSECURE,
             true => libc::GRND_NONBLOCK,
         };
-        // SAFETY: `rest` is a live, writable slice of the length passed.
-        let got = retry(|| unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), flags) });
+        // Test builds: a kernel before 5.6 (`GRND_INSECURE` refused), and
+        // a pool not initialised yet, which the test kernels never show.
+        let pretended = match flags == libc::GRND_INSECURE {
+            true if crate::fault::forced("random: GRND_INSECURE refused") => Some(libc::EINVAL),
+            _ if crate::fault::forced("random: pool not initialised") => Some(libc::EAGAIN),
+            _ => None,
+        };
+        let got = match pretended {
+            Some(errno) => Err(io::Error::from_raw_os_error(errno)),
+            None => {
+                let buf = rest.as_mut_ptr().cast();
+                // SAFETY: `buf` is `rest`, a live, writable slice of the
+                // length passed.
+                retry(|| unsafe { libc::getrandom(buf, rest.len(), flags) })
+            }
+        };
         match got {
             Ok(got) => filled += got as usize,
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) && flags == libc::GRND_INSECURE => {

@@ -1258,3 +1258,50 @@ fn exec_enters_the_container_from_no_main_thread() {
     env.ok(&["rm", "-f", "exmain1"]);
     env.ok(&["network", "rm", "ex1"]);
 }
+
+/// Random bytes come without waiting where the test kernels cannot show
+/// it, each case pretended: before Linux 5.6 (`GRND_INSECURE` refused) a
+/// connect asks `GRND_NONBLOCK`, and with the kernel's pool not
+/// initialised yet (as early in a boot) it asks nothing more and mixes
+/// its own; either way the connect succeeds.
+#[test]
+fn random_bytes_fall_back_without_waiting() {
+    let mut env = Env::new("random");
+    env.ok(&["network", "create", "--subnet", "10.94.0.0/24", "rnd"]);
+    for name in ["rnd1", "rnd2"] {
+        env.container(name);
+    }
+    let force = ipvlan::fault::FORCE_ENV;
+    let older = env.traced(
+        &["network", "connect", "rnd", "rnd1"],
+        &[(force, "random: GRND_INSECURE refused")],
+    );
+    assert_eq!(
+        older.lines_with(&["getrandom(", "GRND_NONBLOCK"]).len(),
+        1,
+        "{}",
+        older.report("connect, GRND_INSECURE refused")
+    );
+    assert_eq!(older.count("getrandom"), 1);
+    let early = env.traced(
+        &["network", "connect", "rnd", "rnd2"],
+        &[(force, "random: pool not initialised")],
+    );
+    assert_eq!(
+        early.count("getrandom"),
+        0,
+        "{}",
+        early.report("connect, the pool not initialised")
+    );
+    let listed = env.inspect("rnd");
+    let attached = listed
+        .as_object()
+        .and_then(|o| o.iter().find(|(k, _)| k == "Containers"))
+        .and_then(|(_, v)| v.as_object())
+        .map_or(0, |c| c.len());
+    assert_eq!(attached, 2, "{listed:?}");
+    for name in ["rnd1", "rnd2"] {
+        env.ok(&["network", "disconnect", "rnd", name]);
+    }
+    env.ok(&["network", "rm", "rnd"]);
+}

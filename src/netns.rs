@@ -437,10 +437,37 @@ struct Back<'a>(BorrowedFd<'a>);
 impl Drop for Back<'_> {
     #[inline(never)]
     fn drop(&mut self) {
-        if let Err(error) = sys::setns(self.0, libc::CLONE_NEWNET) {
-            give_up(&format!(
+        go_home(self.0);
+    }
+}
+
+/// How often a way home refused for want of memory is tried again, 10 ms
+/// apart, before the process gives up.
+const WAY_HOME_TRIES: u32 = 100;
+
+/// Moves the calling thread back into `home`, or ends the process
+/// ([`give_up`]). A move the kernel refuses for want of memory (`ENOMEM`:
+/// since Linux 5.15 what it allocates is charged to the memory cgroup,
+/// which may be at its limit a moment) is tried again for up to a second,
+/// as memory may come free: for an init embedding the library, the abort
+/// is a kernel panic.
+fn go_home(home: BorrowedFd<'_>) {
+    let mut tries = 0;
+    loop {
+        // Test builds: the kernel short of memory for the move.
+        let moved = match crate::fault::forced("netns: way home refused") {
+            true => Err(io::Error::from_raw_os_error(libc::ENOMEM)),
+            false => sys::setns(home, libc::CLONE_NEWNET),
+        };
+        match moved {
+            Ok(()) => return,
+            Err(error) if error.raw_os_error() == Some(libc::ENOMEM) && tries < WAY_HOME_TRIES => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(error) => give_up(&format!(
                 "cannot return this thread to its network namespace ({error})"
-            ));
+            )),
         }
     }
 }
@@ -681,11 +708,7 @@ impl Drop for Away {
         if latest != self.depth {
             give_up("a network namespace visit was ended before a later one");
         }
-        if let Err(error) = sys::setns(self.home.as_fd(), libc::CLONE_NEWNET) {
-            give_up(&format!(
-                "cannot return this thread to its network namespace ({error})"
-            ));
-        }
+        go_home(self.home.as_fd());
     }
 }
 

@@ -3403,6 +3403,44 @@ fn a_batch_connect_whose_intents_file_goes_at_the_second_try_gives_all_back() {
     lab.ok(&args("network rm co"));
 }
 
+/// A thread's way back to its own network namespace refused for want of
+/// memory (pretended; since Linux 5.15 the kernel charges the move to the
+/// memory cgroup) is tried again: refused once, the connect goes on and
+/// succeeds; refused every time, the command aborts after its tries,
+/// saying why, rather than going on in another namespace, and `restore`
+/// repairs what it left. Before, the first refusal aborted.
+#[test]
+fn a_way_home_refused_for_memory_is_tried_again() {
+    let lab = Lab::new("wayhome");
+    lab.ok(&args("network create --subnet 10.52.0.0/16 wh"));
+    for ns in ["wh1", "wh2"] {
+        ip(&["netns", "add", ns]);
+    }
+    let mut once = lab.command(&args("network connect wh wh1"));
+    once.env(FORCE_ENV, "netns: way home refused#1");
+    let out = lab.output(&mut once);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(records_in(&lab, "wh", "wh1").len(), 1);
+    let mut always = lab.command(&args("network connect wh wh2"));
+    always.env(FORCE_ENV, "netns: way home refused");
+    let out = lab.output(&mut always);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.signal(), Some(libc::SIGABRT), "{stderr}");
+    assert!(
+        stderr.contains("aborting rather than going on in another namespace")
+            && stderr.contains("os error 12"),
+        "{stderr}"
+    );
+    lab.restore();
+    for ns in ["wh1", "wh2"] {
+        if !records_in(&lab, "wh", ns).is_empty() {
+            lab.ok(&args(&format!("network disconnect wh {ns}")));
+        }
+        ip(&["netns", "del", ns]);
+    }
+    lab.ok(&args("network rm wh"));
+}
+
 /// A disconnect killed between taking our `hosts` link out of the
 /// container's `/etc/netns/NAME` and removing that directory leaves the
 /// directory ours: a connect to another network before any `restore`

@@ -409,11 +409,13 @@ pub fn run_in<T: Send>(ns: &Netns, f: impl FnOnce() -> T + Send) -> io::Result<T
 /// process with many threads: the network namespace belongs to each
 /// thread, so no other thread ever sees the move, and while the thread is
 /// away only `f` runs on it. A panic in `f` unwinds through the guard,
-/// which moves the thread back too. If the way back is refused (which
-/// needs something to have dropped this thread's capabilities meanwhile),
-/// the process aborts: going on would run the rest of the caller's work in
-/// `ns`, creating its sockets, links and routes in another namespace, a
-/// mistake nothing downstream could notice or undo.
+/// which moves the thread back too. If the way back is refused (something
+/// dropped this thread's capabilities meanwhile, or the kernel is short of
+/// memory for the move, which is tried again for up to a second, the
+/// thread blocked and still in `ns`, where a signal handler of the
+/// program's would run), the process aborts: going on would run the rest
+/// of the caller's work in `ns`, creating its sockets, links and routes in
+/// another namespace, a mistake nothing downstream could notice or undo.
 pub fn run_here<T>(ns: &Netns, f: impl FnOnce() -> T) -> io::Result<T> {
     let _away = Away::leave(|| sys::setns(ns.fd(), libc::CLONE_NEWNET))?;
     Ok(f())
@@ -451,6 +453,7 @@ const WAY_HOME_TRIES: u32 = 100;
 /// which may be at its limit a moment) is tried again for up to a second,
 /// as memory may come free: for an init embedding the library, the abort
 /// is a kernel panic.
+#[inline(never)]
 fn go_home(home: BorrowedFd<'_>) {
     let mut tries = 0;
     loop {

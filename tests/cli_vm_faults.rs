@@ -3421,6 +3421,24 @@ fn a_way_home_refused_for_memory_is_tried_again() {
     let out = lab.output(&mut once);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(records_in(&lab, "wh", "wh1").len(), 1);
+    // The work after the retried move was done at home: the link is in
+    // wh1, and no ipvlan link is in the host's namespace.
+    let ipvlans = |listed: BTreeMap<String, (u64, String)>| -> Vec<String> {
+        listed
+            .into_iter()
+            .filter(|(_, (_, kind))| kind == "ipvlan")
+            .map(|(name, _)| name)
+            .collect()
+    };
+    assert_eq!(ipvlans(links_of("wh1")), ["eth0"]);
+    let host = vm_support::ip_json(&["-d", "link", "show"]);
+    let in_host: Vec<&Value> = host
+        .as_array()
+        .unwrap_or(&[])
+        .iter()
+        .filter(|l| vm_support::link_kind(l).as_deref() == Some("ipvlan"))
+        .collect();
+    assert!(in_host.is_empty(), "ipvlan links in the host: {in_host:?}");
     let mut always = lab.command(&args("network connect wh wh2"));
     always.env(FORCE_ENV, "netns: way home refused");
     let out = lab.output(&mut always);
@@ -3432,6 +3450,13 @@ fn a_way_home_refused_for_memory_is_tried_again() {
         "{stderr}"
     );
     lab.restore();
+    // What the abort left is repaired: wh2 attached whole or not at all.
+    assert_eq!(
+        records_in(&lab, "wh", "wh2").len(),
+        ipvlans(links_of("wh2")).len(),
+        "wh2 after restore: {:?}",
+        links_of("wh2")
+    );
     for ns in ["wh1", "wh2"] {
         if !records_in(&lab, "wh", ns).is_empty() {
             lab.ok(&args(&format!("network disconnect wh {ns}")));

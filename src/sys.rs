@@ -1304,7 +1304,14 @@ fn entries_of(dir: &OwnedFd, typed: bool) -> io::Result<Vec<DirEntry>> {
 /// it is (`GRND_INSECURE`, Linux 5.6); before 5.6 (`EINVAL`), an
 /// initialised pool's bytes (`GRND_NONBLOCK`); and while the pool is not
 /// initialised yet (`EAGAIN`), [`mixed_bytes`].
-pub fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
+///
+/// `pretend(flags)`, when it gives an errno, stands for the kernel's
+/// answer to a call with `flags`: how a test shows what kernels it does
+/// not run on answer (one before 5.6, a pool not initialised yet).
+pub fn random_bytes(
+    buf: &mut [u8],
+    pretend: impl Fn(libc::c_uint) -> Option<i32>,
+) -> io::Result<()> {
     use std::sync::atomic::{AtomicBool, Ordering};
     // Set once a kernel has refused `GRND_INSECURE`, so that an older one
     // costs one failed call per process, not per draw.
@@ -1316,15 +1323,7 @@ pub fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
             false => libc::GRND_INSECURE,
             true => libc::GRND_NONBLOCK,
         };
-        // Test builds: a kernel before 5.6 (`GRND_INSECURE` refused), and
-        // its pool not initialised yet (`GRND_NONBLOCK` refused: only that
-        // flag ever says so), which the test kernels never show.
-        let pretended = match flags == libc::GRND_INSECURE {
-            true if crate::fault::forced("random: GRND_INSECURE refused") => Some(libc::EINVAL),
-            false if crate::fault::forced("random: pool not initialised") => Some(libc::EAGAIN),
-            _ => None,
-        };
-        let got = match pretended {
+        let got = match pretend(flags) {
             Some(errno) => Err(io::Error::from_raw_os_error(errno)),
             None => {
                 let buf = rest.as_mut_ptr().cast();

@@ -2740,10 +2740,7 @@ mod tests {
         super::restore_signal(&saved).unwrap();
         let after = super::signal_disposition(signal).unwrap();
         assert_eq!(after.previous.sa_sigaction, handler);
-        // SAFETY: a null old action is allowed; the default disposition.
-        let default: libc::sigaction = unsafe { std::mem::zeroed() };
-        // SAFETY: `default` is a live sigaction for the call.
-        unsafe { libc::sigaction(signal, &default, std::ptr::null_mut()) };
+        super::set_disposition(signal, libc::SIG_DFL).unwrap();
     }
 
     /// The bytes drawn before the kernel's pool is ready differ from draw

@@ -3311,49 +3311,7 @@ fn a_batch_detach_whose_intents_file_stays_reports_success() {
 /// for a batch that died.
 #[test]
 fn a_batch_connect_whose_intents_file_stays_is_undone_whole() {
-    let lab = Lab::new("connect-intents");
-    lab.ok(&args("network create --subnet 10.50.0.0/16 ci"));
-    let members = ["ci1", "ci2"];
-    for ns in members {
-        ip(&["netns", "add", ns]);
-    }
-    let connect = args("network connect ci ci1 ci2");
-    let mut command = lab.command(&connect);
-    command.env(FORCE_ENV, "store: batch intents stay");
-    let out = lab.output(&mut command);
-    assert_ne!(
-        out.status.code(),
-        Some(0),
-        "reported attached with its intents left: {}",
-        text(&out.stderr)
-    );
-    assert!(
-        text(&out.stderr).contains("left with its intents for `ipvlan restore` to undo"),
-        "the refusal does not say what to do: {}",
-        text(&out.stderr)
-    );
-    for ns in members {
-        assert!(
-            links_of(ns).values().all(|(_, kind)| kind != "ipvlan"),
-            "{ns} kept a link of the refused batch: {:?}",
-            links_of(ns)
-        );
-    }
-    lab.restore();
-    assert!(!lab.state_dir().join("batch-intents").exists());
-    lab.ok(&connect);
-    for ns in members {
-        assert!(
-            links_of(ns).values().any(|(_, kind)| kind == "ipvlan"),
-            "{ns}: {:?}",
-            links_of(ns)
-        );
-    }
-    lab.ok(&args("network disconnect ci ci1 ci2"));
-    for ns in members {
-        ip(&["netns", "del", ns]);
-    }
-    lab.ok(&args("network rm ci"));
+    batch_connect_whose_intents_file_is_refused("ci", "10.50.0.0/16", "store: batch intents stay");
 }
 
 /// A batch connect whose file of intents the disk refuses to remove once,
@@ -3362,45 +3320,81 @@ fn a_batch_connect_whose_intents_file_stays_is_undone_whole() {
 /// file, and the same command succeeds with no `restore` between.
 #[test]
 fn a_batch_connect_whose_intents_file_goes_at_the_second_try_gives_all_back() {
-    let lab = Lab::new("connect-intents-once");
-    lab.ok(&args("network create --subnet 10.51.0.0/16 co"));
-    let members = ["co1", "co2"];
-    for ns in members {
+    batch_connect_whose_intents_file_is_refused(
+        "co",
+        "10.51.0.0/16",
+        "store: batch intents stay#1",
+    );
+}
+
+/// A batch connect of two namespaces on network `net` (of `subnet`), its
+/// intents file's removal refused as `force` says: every time (its
+/// endpoints then stay with the file, for `restore`, and the error says
+/// so) or once (everything is given back there and then). Either way the
+/// batch is refused with no link left; after `restore` where it was
+/// needed, the same command succeeds.
+fn batch_connect_whose_intents_file_is_refused(net: &str, subnet: &str, force: &str) {
+    let left_for_restore = !force.contains('#');
+    let lab = Lab::new(&format!("connect-intents-{net}"));
+    lab.ok(&args(&format!("network create --subnet {subnet} {net}")));
+    let members = [format!("{net}1"), format!("{net}2")];
+    for ns in &members {
         ip(&["netns", "add", ns]);
     }
-    let connect = args("network connect co co1 co2");
+    let connect = args(&format!("network connect {net} {}", members.join(" ")));
     let mut command = lab.command(&connect);
-    command.env(FORCE_ENV, "store: batch intents stay#1");
+    command.env(FORCE_ENV, force);
     let out = lab.output(&mut command);
     let stderr = text(&out.stderr);
-    assert_ne!(out.status.code(), Some(0), "{stderr}");
-    assert!(
-        !stderr.contains("ipvlan restore"),
-        "all was given back: {stderr}"
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "reported attached with its intents left: {stderr}"
     );
-    assert!(!lab.state_dir().join("batch-intents").exists());
-    for ns in members {
+    let intents_file = lab.state_dir().join("batch-intents");
+    if left_for_restore {
+        assert!(
+            stderr.contains("left with its intents for `ipvlan restore` to undo"),
+            "the refusal does not say what to do: {stderr}"
+        );
+    } else {
+        assert!(
+            !stderr.contains("ipvlan restore"),
+            "all was given back: {stderr}"
+        );
+        assert!(!intents_file.exists());
+    }
+    for ns in &members {
         assert!(
             links_of(ns).values().all(|(_, kind)| kind != "ipvlan"),
             "{ns} kept a link of the refused batch: {:?}",
             links_of(ns)
         );
-        assert!(records_in(&lab, "co", ns).is_empty(), "{ns} kept a record");
+        if !left_for_restore {
+            assert!(records_in(&lab, net, ns).is_empty(), "{ns} kept a record");
+        }
+    }
+    if left_for_restore {
+        lab.restore();
+        assert!(!intents_file.exists());
     }
     lab.ok(&connect);
-    for ns in members {
-        assert_eq!(records_in(&lab, "co", ns).len(), 1, "{ns}");
+    for ns in &members {
+        assert_eq!(records_in(&lab, net, ns).len(), 1, "{ns}");
         assert!(
             links_of(ns).values().any(|(_, kind)| kind == "ipvlan"),
             "{ns}: {:?}",
             links_of(ns)
         );
     }
-    lab.ok(&args("network disconnect co co1 co2"));
-    for ns in members {
+    lab.ok(&args(&format!(
+        "network disconnect {net} {}",
+        members.join(" ")
+    )));
+    for ns in &members {
         ip(&["netns", "del", ns]);
     }
-    lab.ok(&args("network rm co"));
+    lab.ok(&args(&format!("network rm {net}")));
 }
 
 /// A thread's way back to its own network namespace refused for want of

@@ -157,21 +157,18 @@ impl Manager {
             put_back_cursors();
         };
         // Once nothing of the batch is left in the kernel: should
-        // `batch-intents` stay, every endpoint stays with it, for restore.
-        // Whether they were given back: if not, the error says so.
-        let give_back_unless_intents_stay = |pending: &mut dyn Iterator<Item = Pending>| {
-            let removed = state.remove_batch_intents().is_ok();
-            if removed {
+        // `batch-intents` stay, every endpoint stays with it, for restore,
+        // and the batch's `error` says so.
+        let give_back_unless_intents_stay =
+            |pending: &mut dyn Iterator<Item = Pending>, error: Error| {
+                if state.remove_batch_intents().is_err() {
+                    return error.and_left(
+                        "the batch's endpoints are left with its intents for `ipvlan restore` to undo",
+                    );
+                }
                 give_back(pending);
-            }
-            removed
-        };
-        let left_unless = |given_back: bool, error: Error| match given_back {
-            true => error,
-            false => error.and_left(
-                "the batch's endpoints are left with its intents for `ipvlan restore` to undo",
-            ),
-        };
+                error
+            };
         // Each link's ifindex is in its intent before its create is sent,
         // so restore undoes that link and no other. The intents of all go
         // into one file once all are reserved (see `Intent::InBatch`).
@@ -360,14 +357,14 @@ impl Manager {
                 // Its intent is a line of `batch-intents`, which goes below.
                 *kept = stands && keep_for_restore(&state, &mut r.pending.record, false);
             }
-            let given_back = give_back_unless_intents_stay(
+            return Err(give_back_unless_intents_stay(
                 &mut reserved
                     .into_iter()
                     .zip(kept)
                     .filter(|(_, kept)| !kept)
                     .map(|(r, _)| r.pending),
-            );
-            return Err(left_unless(given_back, error));
+                error,
+            ));
         }
 
         let mut names = self.names(&state);
@@ -435,14 +432,14 @@ impl Manager {
                 })
                 .collect();
             // As a batch refused before its creates: the cursors as found.
-            let given_back = give_back_unless_intents_stay(
+            return Err(give_back_unless_intents_stay(
                 &mut reserved
                     .into_iter()
                     .zip(gone)
                     .filter(|(_, gone)| *gone)
                     .map(|(r, _)| r.pending),
-            );
-            return Err(left_unless(given_back, error));
+                error,
+            ));
         }
         // Collected in place of the endpoints, each one's descriptors and
         // strings freed as its own are made.

@@ -318,12 +318,22 @@ impl Locked<'_> {
     fn put_attach_intent(&self, intent: &EndpointRecord) -> Result<(), StoreError> {
         // Test builds: the disk refusing this write, so that what holds
         // an intent it could not make a record is seen.
-        crate::fault::io_refused("store: attach intent not written")
-            .map_err(|e| {
-                let path = self.endpoint_path(&intent.network_id, &intent.id);
-                StoreError::io("writing", &path)(e)
-            })
-            .and_then(|()| self.put_endpoint(intent))
+        self.put_endpoint_unless_refused("store: attach intent not written", intent)
+    }
+
+    /// [`Locked::put_endpoint`] of `record`, or, in test builds asked for
+    /// it ([`crate::fault::io_refused`] of `point`), the disk refusing
+    /// that write.
+    fn put_endpoint_unless_refused(
+        &self,
+        point: &'static str,
+        record: &EndpointRecord,
+    ) -> Result<(), StoreError> {
+        crate::fault::io_refused(point).map_err(|e| {
+            let path = self.endpoint_path(&record.network_id, &record.id);
+            StoreError::io("writing", &path)(e)
+        })?;
+        self.put_endpoint(record)
     }
 
     /// An attach line of a batch that died: the endpoint's intent record
@@ -345,14 +355,11 @@ impl Locked<'_> {
                     && record.created == intent.created
                     && record.netns_id == intent.netns_id =>
             {
-                crate::fault::io_refused("store: batch undo not written").map_err(|e| {
-                    let path = self.endpoint_path(&intent.network_id, &intent.id);
-                    StoreError::io("writing", &path)(e)
-                })?;
-                self.put_endpoint(&EndpointRecord {
+                let undone = EndpointRecord {
                     state: EndpointState::Detaching,
                     ..record
-                })
+                };
+                self.put_endpoint_unless_refused("store: batch undo not written", &undone)
             }
             Ok(Some(_)) | Err(StoreError::Corrupt { .. } | StoreError::Refused { .. }) => Ok(()),
             Ok(None) | Err(StoreError::InvalidName { .. }) => self.put_attach_intent(intent),
@@ -376,11 +383,7 @@ impl Locked<'_> {
                 // Test builds: the disk refusing this one write while later
                 // ones go through, so that what `restore` does with an
                 // intent it holds but could not write is seen on its own.
-                crate::fault::io_refused("store: detach intent not written").map_err(|e| {
-                    let path = self.endpoint_path(&intent.network_id, &intent.id);
-                    StoreError::io("writing", &path)(e)
-                })?;
-                self.put_endpoint(intent)
+                self.put_endpoint_unless_refused("store: detach intent not written", intent)
             }
             Ok(_) | Err(StoreError::Corrupt { .. } | StoreError::Refused { .. }) => Ok(()),
             Err(error) => Err(error),

@@ -241,7 +241,7 @@ pub fn run(args: &[String]) -> Result {
         disk: Some(image),
         memory_mib: Some(BENCH_MEMORY_MIB),
     })?;
-    let log = cache.join("console.log");
+    let log = crate::vm::console_log(options.kernel)?;
     let console = fs::read_to_string(&log).map_err(|e| format!("{}: {e}", log.display()))?;
     let figures = figures_between(&console, RESULTS_BEGIN, RESULTS_END);
     let (true, Some(figures)) = (outcome.success(), figures) else {

@@ -54,8 +54,9 @@ commands:
         Everything CI checks: fmt, clippy (also with --features vm), the
         documentation (rustdoc warnings denied), layers, size, host tests,
         a bounded fuzz run, then the VM tests, the Podman test and a few
-        power-cut rounds on K (default 6.1), then the VM tests on the other
-        kernel series (6.12, or 6.1 with --kernel 6.12).
+        power-cut rounds on K (default 6.1), and beside them, in a second
+        VM, the VM tests on the other kernel series (6.12, or 6.1 with
+        --kernel 6.12; its output is printed when it ends).
   layers
         Check that no files under src/ use each other in a circle and no file
         uses a higher layer than its own (the `# Layers` list in src/lib.rs).
@@ -249,7 +250,7 @@ fn vm_tests_verdict(outcome: &vm::Outcome) -> Result<String> {
 }
 
 /// `3 passed, 1 failed` -> (3, 1).
-fn summary_counts(line: &str) -> Option<(u64, u64)> {
+pub fn summary_counts(line: &str) -> Option<(u64, u64)> {
     match line.split_whitespace().collect::<Vec<_>>().as_slice() {
         [passed, "passed,", failed, "failed"] => Some((passed.parse().ok()?, failed.parse().ok()?)),
         _ => None,

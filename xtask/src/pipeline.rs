@@ -17,9 +17,9 @@ const CI_FUZZ_TOTAL_SECS: u64 = 60;
 const LAYERS_IN_TEST: bool = true;
 
 /// fmt, clippy, doc, layers, size, host tests, fuzz, VM tests, the Podman
-/// test and a few power-cut rounds (on `kernel`), then the VM tests again on
-/// the other kernel series Debian offers (users run both; the code has paths
-/// only one of them takes); stops at the first failure.
+/// test and a few power-cut rounds (on `kernel`), and beside those the VM
+/// tests on the other kernel series Debian offers (users run both; the code
+/// has paths only one of them takes); stops at the first failure.
 pub fn test(kernel: Series) -> Result {
     let start = Instant::now();
     let step = |title: &str, cmd: &mut Command| -> Result {
@@ -84,6 +84,25 @@ pub fn test(kernel: Series) -> Result {
     let (host_passed, host_failed) = cargo_test_counting(cargo().args(["test", "--workspace"]))?;
     banner("fuzz");
     run_fuzzer(&["--total-secs".to_string(), CI_FUZZ_TOTAL_SECS.to_string()])?;
+    // The other series' VM suite runs beside the steps below, in a process
+    // of its own: one guest keeps about 1.2 of the 2 cores CI has busy, so
+    // the two suites together take some 560 s where one after the other
+    // took some 600 s, and the Podman and power-cut boots fit in the rest.
+    // Its kernel and the guest's programs are made here first, so that the
+    // two runs neither download nor build at once.
+    let other = other_series(kernel);
+    banner(&format!(
+        "VM tests (kernel {}): started beside the steps below",
+        other.name()
+    ));
+    let cache = crate::builds::target_dir()?.join("vm");
+    std::fs::create_dir_all(&cache)?;
+    for series in [kernel, other] {
+        crate::kernel::ensure(&cache, series)?;
+    }
+    crate::builds::build_vm_tests(&[])?;
+    crate::builds::build_ipvlan()?;
+    let beside = Beside::start(other, &cache)?;
     banner("VM tests");
     let vm_summary = crate::run_vm_tests(
         Vec::new(),
@@ -103,10 +122,11 @@ pub fn test(kernel: Series) -> Result {
     let powercut_time = powercut_start.elapsed();
     banner("power cut control (unsynced writes planted: must fail)");
     powercut_control(kernel)?;
-    let other = other_series(kernel);
-    banner(&format!("VM tests (kernel {})", other.name()));
-    let other_summary =
-        crate::run_vm_tests(Vec::new(), Vec::new(), crate::vm::default_timeout()?, other)?;
+    banner(&format!(
+        "VM tests (kernel {}), run beside the steps above",
+        other.name()
+    ));
+    let other_summary = beside.finish()?;
     banner("summary");
     println!(
         "xtask test: every step passed in {}",
@@ -165,7 +185,117 @@ fn planted_writes_alone_lost(report: &str) -> bool {
             .all(|line| line.contains("/unsynced/") && line.contains("written before the cut, but"))
 }
 
-/// The kernel series `test` runs the VM tests on after `kernel`'s.
+/// `cargo xtask vm-test --kernel SERIES` run in the background, its output
+/// kept in a file (two guests' consoles interleaved would be unreadable)
+/// and printed whole when it is waited for.
+struct Beside {
+    child: Option<std::process::Child>,
+    output: std::path::PathBuf,
+}
+
+impl Beside {
+    fn start(series: Series, cache: &std::path::Path) -> Result<Beside> {
+        let output = cache.join(format!("vm-test-{}.out", series.name()));
+        let file = std::fs::File::create(&output)?;
+        let mut cmd = Command::new(std::env::current_exe()?);
+        cmd.args(["vm-test", "--kernel", series.name()])
+            .stdin(Stdio::null())
+            .stdout(file.try_clone()?)
+            .stderr(file);
+        println!("$ {} > {}", describe(&cmd), output.display());
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("{}: {e}", describe(&cmd)))?;
+        Ok(Beside {
+            child: Some(child),
+            output,
+        })
+    }
+
+    /// Waits for the run, prints its output, and returns the guest's
+    /// summary line if it passed.
+    fn finish(mut self) -> Result<String> {
+        let child = self
+            .child
+            .take()
+            .ok_or("the background VM run was already waited for")?;
+        let status = child.wait_with_output()?.status;
+        let text = std::fs::read_to_string(&self.output)?;
+        print!("{text}");
+        // `vm-test` prints the guest's summary last when it passed.
+        let summary = text
+            .lines()
+            .rev()
+            .find(|line| crate::summary_counts(line).is_some())
+            .map(str::to_string);
+        match (status.success(), summary) {
+            (true, Some(summary)) => Ok(summary),
+            (_, summary) => Err(format!(
+                "VM tests beside failed ({status}; summary {summary:?}); output in {}",
+                self.output.display()
+            )
+            .into()),
+        }
+    }
+}
+
+impl Drop for Beside {
+    /// A step of the foreground failed: the background run, its QEMU
+    /// included, is killed, not left to run on for minutes.
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let mut pids = descendants(child.id());
+            pids.push(child.id());
+            let _ = Command::new("sh")
+                .args(["-c", "kill -KILL \"$@\" 2>/dev/null", "kill"])
+                .args(pids.iter().map(u32::to_string))
+                .status();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Every process whose chain of parents leads to `root`, read from
+/// `/proc/PID/stat` (its fourth field, after the command's closing
+/// parenthesis, which the command itself may contain).
+fn descendants(root: u32) -> Vec<u32> {
+    let mut parents: Vec<(u32, u32)> = Vec::new();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            if let Some(ppid) = parent_in_stat(&stat) {
+                parents.push((pid, ppid));
+            }
+        }
+    }
+    let mut found = vec![root];
+    let mut next = 0;
+    while next < found.len() {
+        let parent = found[next];
+        found.extend(
+            parents
+                .iter()
+                .filter(|(_, ppid)| *ppid == parent)
+                .map(|(pid, _)| *pid),
+        );
+        next += 1;
+    }
+    found.remove(0);
+    found
+}
+
+/// The parent's pid in a `/proc/PID/stat` line.
+fn parent_in_stat(stat: &str) -> Option<u32> {
+    let (_, after_command) = stat.rsplit_once(')')?;
+    after_command.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The kernel series `test` runs the VM tests on beside `kernel`'s.
 fn other_series(kernel: Series) -> Series {
     Series::ALL
         .into_iter()
@@ -329,6 +459,57 @@ fn run_fuzzer(args: &[String]) -> Result {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_parent_is_read_after_the_commands_last_parenthesis() {
+        assert_eq!(parent_in_stat("42 (qemu) S 7 42 42 0"), Some(7));
+        assert_eq!(parent_in_stat("42 (a) b (c) S 9 42"), Some(9));
+        assert_eq!(parent_in_stat("42 (cut"), None);
+    }
+
+    /// A background run dropped (a foreground step failed) takes its
+    /// whole tree with it: a QEMU its `vm-test` started must not run on.
+    #[test]
+    fn a_background_run_dropped_kills_its_descendants_too() {
+        let output = std::env::temp_dir().join(format!("xtask-beside-{}", std::process::id()));
+        let child = Command::new("sh")
+            .args(["-c", "sleep 100 & sleep 100 & wait"])
+            .spawn()
+            .unwrap();
+        let shell = child.id();
+        let mut sleepers = Vec::new();
+        for _ in 0..200 {
+            sleepers = descendants(shell);
+            if sleepers.len() == 2 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(sleepers.len(), 2, "the shell's two sleeps: {sleepers:?}");
+        drop(Beside {
+            child: Some(child),
+            output,
+        });
+        // Gone, or a zombie waiting for whoever adopted it.
+        let ended = |pid: u32| {
+            let state = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    let (_, after) = stat.rsplit_once(')')?;
+                    after.split_whitespace().next().map(str::to_string)
+                });
+            state.as_deref().is_none_or(|s| s == "Z")
+        };
+        for _ in 0..200 {
+            if sleepers.iter().all(|pid| ended(*pid)) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        for pid in sleepers {
+            assert!(ended(pid), "sleep {pid} still runs");
+        }
+    }
 
     #[test]
     fn test_runs_the_vm_tests_on_the_other_series_too() {

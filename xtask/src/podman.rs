@@ -115,7 +115,7 @@ pub fn run_test(kernel: Series, timeout: Duration, plant_leak: bool) -> Result<D
         }
         println!("podman-test: the kernel did not reach /init; booting again");
     };
-    let log = console_log()?;
+    let log = crate::vm::console_log(kernel)?;
     let console = std::fs::read_to_string(&log).unwrap_or_default();
     if !outcome.success() || !console.lines().any(|l| l.starts_with(PASS)) {
         return Err(format!(
@@ -144,7 +144,7 @@ pub fn control(kernel: Series) -> Result {
     if run_test(kernel, TIMEOUT, true).is_ok() {
         return Err("podman control: the planted ipvlan link leak0 went unseen".into());
     }
-    let log = console_log()?;
+    let log = crate::vm::console_log(kernel)?;
     let console = std::fs::read_to_string(&log).unwrap_or_default();
     let failed = console.lines().find(|l| l.starts_with(FAIL));
     match failed {
@@ -158,11 +158,6 @@ pub fn control(kernel: Series) -> Result {
         )
         .into()),
     }
-}
-
-/// Where the guest's console is kept (the run's report reads it).
-fn console_log() -> Result<PathBuf> {
-    Ok(crate::builds::target_dir()?.join("vm/console.log"))
 }
 
 /// Podman, its helpers and configuration, the reference plugins (`ipvlan`

@@ -198,7 +198,7 @@ pub fn run_rounds(options: &Options) -> Result<u64> {
     fs::copy(&built, &program).map_err(|e| format!("{}: {e}", built.display()))?;
     let image = cache.join("powercut.img");
     crate::disk::create(&image, DISK_MIB)?;
-    let log = cache.join("console.log");
+    let log = crate::vm::console_log(options.kernel)?;
     println!(
         "powercut: {} rounds, --seed {}, cut within {} ms of the loop's start, kernel {}",
         options.rounds,

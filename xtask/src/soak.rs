@@ -109,7 +109,7 @@ pub fn run(args: &[String]) -> Result {
         disk: None,
         memory_mib: None,
     })?;
-    let log = target_dir()?.join("vm").join("console.log");
+    let log = crate::vm::console_log(options.kernel)?;
     let console = fs::read_to_string(&log).map_err(|e| format!("{}: {e}", log.display()))?;
     let Some(figures) = figures(&console) else {
         return Err(format!(

@@ -153,7 +153,7 @@ pub fn run_with_cut(options: Options, cut: Option<crate::qemu::Cut>) -> Result<(
         Ok((test_bins, build_ipvlan()?))
     })?;
 
-    let initrd = cache.join("initramfs.cpio");
+    let initrd = cache.join(format!("initramfs-{}.cpio", options.kernel.name()));
     timings.time("initramfs", || {
         let tree = guest_tree(
             &root,
@@ -182,7 +182,7 @@ pub fn run_with_cut(options: Options, cut: Option<crate::qemu::Cut>) -> Result<(
         &initrd,
         options.disk.as_deref(),
         options.timeout,
-        &cache.join("console.log"),
+        &console_log(options.kernel)?,
         &mut timings,
         cut.as_ref(),
         options
@@ -217,13 +217,22 @@ pub fn run_with_cut(options: Options, cut: Option<crate::qemu::Cut>) -> Result<(
     } else if outcome.status.is_none() && !cut_done {
         println!(
             "vm: the guest ended without printing its result marker (see {})",
-            cache.join("console.log").display()
+            console_log(options.kernel)?.display()
         );
         if let Some(line) = &outcome.kernel_crash {
             println!("vm: the guest kernel crashed: {line}");
         }
     }
     Ok((outcome, cut_done))
+}
+
+/// Where a boot of `kernel` keeps its guest's console. One file a kernel
+/// series, as the initramfs is: `cargo xtask test` boots the two series at
+/// once.
+pub fn console_log(kernel: kernel::Series) -> Result<PathBuf> {
+    Ok(target_dir()?
+        .join("vm")
+        .join(format!("console-{}.log", kernel.name())))
 }
 
 /// Everything the guest needs, at the paths tests and scripts expect.

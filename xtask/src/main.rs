@@ -437,6 +437,7 @@ mod tests {
             timed_out: false,
             booted_kernel: None,
             kernel_crash: None,
+            hung_before_init: false,
         }
     }
 

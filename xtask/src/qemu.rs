@@ -21,6 +21,11 @@ const BOOT_MARKER: &str = "ipvlan-vm: booted";
 const BOOTED_KERNEL: &str = "ipvlan-vm: booted kernel ";
 /// How long the guest may take to power off after printing its result.
 const POWER_OFF_GRACE: Duration = Duration::from_secs(20);
+/// How long a boot may take to reach /init before it is taken for hung:
+/// 2 to 7 s is usual, also with a second guest beside it; a boot seen
+/// stuck after the firmware's "Booting from ROM..." for ten minutes, with
+/// QEMU idle, would otherwise have held its run until its timeout.
+pub const BOOT_DEADLINE: Duration = Duration::from_secs(120);
 
 /// Boots QEMU, streams the console to stdout (and `log`), and enforces `timeout`.
 /// The QEMU invocation shared by batch and interactive boots.
@@ -82,6 +87,7 @@ pub fn interactive(
         timed_out: false,
         booted_kernel: None,
         kernel_crash: None,
+        hung_before_init: false,
     })
 }
 
@@ -106,6 +112,7 @@ pub fn boot_with_cut(
     timings: &mut Timings,
     cut: Option<&Cut>,
     memory_mib: u32,
+    boot_deadline: Duration,
 ) -> Result<(Outcome, bool)> {
     let mut cmd = qemu_command(tools, kernel, initrd, disk, memory_mib);
     cmd.stdin(Stdio::null())
@@ -157,13 +164,18 @@ pub fn boot_with_cut(
         timed_out: false,
         booted_kernel: None,
         kernel_crash: None,
+        hung_before_init: false,
     };
     let mut booted_at = None;
     let mut cut_at: Option<Instant> = None;
     let mut cut_armed = cut.is_some();
     let mut cut_done = false;
+    let boot_deadline = start + boot_deadline;
     loop {
-        let until = cut_at.map_or(deadline, |at| at.min(deadline));
+        let mut until = cut_at.map_or(deadline, |at| at.min(deadline));
+        if booted_at.is_none() {
+            until = until.min(boot_deadline);
+        }
         let remaining = until.saturating_duration_since(Instant::now());
         match lines_rx.recv_timeout(remaining) {
             Ok(line) => {
@@ -197,6 +209,17 @@ pub fn boot_with_cut(
                 let _ = child.kill();
                 println!("vm: power cut (QEMU killed)");
                 cut_done = true;
+                break;
+            }
+            Err(mpsc::RecvTimeoutError::Timeout)
+                if booted_at.is_none() && Instant::now() >= boot_deadline =>
+            {
+                println!(
+                    "vm: the guest did not reach /init in {} s; stopping QEMU",
+                    boot_deadline.duration_since(start).as_secs()
+                );
+                outcome.hung_before_init = true;
+                let _ = child.kill();
                 break;
             }
             Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() < deadline => {}
@@ -287,6 +310,62 @@ fn booted_kernel(line: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
+
+    /// A boot that never reaches /init (a stand-in for QEMU that prints
+    /// the firmware's line, then nothing) is stopped at its boot
+    /// deadline, not left to the run's timeout; one that does is not.
+    #[test]
+    fn a_boot_that_never_reaches_init_is_stopped_at_its_deadline() {
+        let dir = std::env::temp_dir().join(format!("xtask-boot-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let boot = |name: &str, script: &str| {
+            let fake = dir.join(name);
+            fs::write(&fake, format!("#!/bin/sh\n{script}\n")).unwrap();
+            let mode = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+            fs::set_permissions(&fake, mode).unwrap();
+            let tools = VmTools {
+                qemu: fake,
+                busybox: PathBuf::new(),
+                ip: PathBuf::new(),
+                strace: PathBuf::new(),
+            };
+            let kernel = Kernel {
+                series: crate::kernel::Series::V6_1,
+                version: "6.1.0-test".to_string(),
+                vmlinuz: PathBuf::new(),
+                modules_dir: PathBuf::new(),
+            };
+            let started = Instant::now();
+            let (outcome, _) = boot_with_cut(
+                &tools,
+                &kernel,
+                Path::new("initrd"),
+                None,
+                Duration::from_secs(60),
+                &dir.join(format!("{name}.log")),
+                &mut Timings::default(),
+                None,
+                DEFAULT_MEMORY_MIB,
+                Duration::from_secs(1),
+            )
+            .unwrap();
+            (outcome, started.elapsed())
+        };
+        let (hung, took) = boot("hangs", "echo 'Booting from ROM...'; exec sleep 100");
+        assert!(
+            hung.hung_before_init && hung.status.is_none(),
+            "{}",
+            hung.describe()
+        );
+        assert!(took < Duration::from_secs(30), "stopped after {took:?}");
+        let (booted, _) = boot(
+            "boots",
+            "echo 'ipvlan-vm: booted kernel 6.1.0-test'; sleep 2; echo 'IPVLAN-VM-RESULT: 0'",
+        );
+        assert!(!booted.hung_before_init && booted.status == Some(0));
+        fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn reads_the_booted_kernel() {

@@ -17,6 +17,8 @@ const GUEST_SHARE: &str = "/usr/share/ipvlan-test";
 const GUEST_TEST_BIN: &str = "/usr/lib/ipvlan-test/bin";
 /// Guest directory holding the program of a `Job::Program`.
 const GUEST_PROGRAM_DIR: &str = "/usr/lib/ipvlan-test/program";
+/// Boots in all when one hangs before /init (see `qemu::BOOT_DEADLINE`).
+const BOOT_ATTEMPTS: u32 = 3;
 /// How long a guest may run before it is taken for hung. The whole VM
 /// suite runs in one boot: 300 to 660 s of guest time on the development
 /// machines, 860 to 890 s on a loaded one (which timed out at 900), so the
@@ -96,6 +98,9 @@ pub struct Outcome {
     /// if it printed one: a run that ends without its marker is then the
     /// kernel's crash, to be told apart from a test's failure.
     pub kernel_crash: Option<String>,
+    /// The boot never reached /init within `qemu::BOOT_DEADLINE` and QEMU
+    /// was stopped (booted again by [`run_with_cut`] while attempts last).
+    pub hung_before_init: bool,
 }
 
 impl Outcome {
@@ -107,6 +112,11 @@ impl Outcome {
     pub fn describe(&self) -> String {
         match (self.timed_out, self.status) {
             (true, _) => "timed out".to_string(),
+            (false, None) if self.hung_before_init => format!(
+                "never reached /init in {} boots of {} s each",
+                BOOT_ATTEMPTS,
+                crate::qemu::BOOT_DEADLINE.as_secs()
+            ),
             (false, None) => match &self.kernel_crash {
                 Some(line) => {
                     format!("ended without its result marker: the guest kernel crashed ({line})")
@@ -176,19 +186,30 @@ pub fn run_with_cut(options: Options, cut: Option<crate::qemu::Cut>) -> Result<(
         return crate::qemu::interactive(&tools, &kernel, &initrd, options.disk.as_deref())
             .map(|outcome| (outcome, false));
     }
-    let (outcome, cut_done) = crate::qemu::boot_with_cut(
-        &tools,
-        &kernel,
-        &initrd,
-        options.disk.as_deref(),
-        options.timeout,
-        &console_log(options.kernel)?,
-        &mut timings,
-        cut.as_ref(),
-        options
-            .memory_mib
-            .unwrap_or(crate::qemu::DEFAULT_MEMORY_MIB),
-    )?;
+    let mut attempt = 1;
+    let (outcome, cut_done) = loop {
+        let (outcome, cut_done) = crate::qemu::boot_with_cut(
+            &tools,
+            &kernel,
+            &initrd,
+            options.disk.as_deref(),
+            options.timeout,
+            &console_log(options.kernel)?,
+            &mut timings,
+            cut.as_ref(),
+            options
+                .memory_mib
+                .unwrap_or(crate::qemu::DEFAULT_MEMORY_MIB),
+            crate::qemu::BOOT_DEADLINE,
+        )?;
+        // Nothing of the job ran: booting again changes nothing of what
+        // it tests (a disk the guest never mounted included).
+        if !outcome.hung_before_init || attempt == BOOT_ATTEMPTS {
+            break (outcome, cut_done);
+        }
+        attempt += 1;
+        println!("vm: booting again (attempt {attempt} of {BOOT_ATTEMPTS})");
+    };
     timings.record("total", total.elapsed());
     println!(
         "vm kernel: {} (--kernel {})",

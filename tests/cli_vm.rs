@@ -3693,3 +3693,49 @@ fn a_flush_the_disk_refuses_fails_every_command_that_changed_the_state() {
     env.ok(&["restore"]);
     assert!(env.containers().is_empty());
 }
+
+/// A container on two networks whose record on one of them is damaged
+/// (cut short, as by a hand edit or a disk fault) stops no other
+/// container's `run`, `network connect` or `network disconnect` on its
+/// other network: each refreshes the union views of that network's
+/// containers, and the damaged one's is left as it was, with a warning
+/// from the disconnect. Before, each of them failed on the record, the
+/// disconnect after its link was gone, leaving its endpoint for a
+/// `restore` that failed the same way.
+#[test]
+fn a_damaged_record_of_a_container_on_two_networks_stops_no_other_container() {
+    let mut env = Env::new("damaged2");
+    env.network("n1", "192.168.86.0/24");
+    let n2 = env.network("n2", "192.168.87.0/24");
+    env.ok(&["run", "--net=n1", "--net=n2", "--name=y", "-d"]);
+    let records: Vec<PathBuf> = std::fs::read_dir(env.state_dir().join("endpoints").join(&n2))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    let [record] = records.as_slice() else {
+        panic!("y's record on n2 alone: {records:?}");
+    };
+    let whole = std::fs::read(record).unwrap();
+    std::fs::write(record, "{\"version\": 1").unwrap();
+
+    env.ok(&["run", "--net=n1", "--name=x", "-d"]);
+    let output = env.run(&["network", "disconnect", "n1", "x"]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("the names view of container y was not brought up to date")
+            && stderr.contains(&record.display().to_string()),
+        "{stderr}"
+    );
+    assert_eq!(links_at(&env.netns_dir().join("x")), ["lo"]);
+    let network = env.inspect("n1");
+    let containers = field(&network, &["Containers"]);
+    assert!(
+        containers.get("x").is_none() && containers.get("y").is_some(),
+        "{network}"
+    );
+    env.ok(&["network", "connect", "n1", "x"]);
+    env.ok(&["network", "disconnect", "n1", "x"]);
+    // Mended, for the cleanup to take y apart.
+    std::fs::write(record, whole).unwrap();
+}

@@ -1295,6 +1295,26 @@ fn a_network_is_found_by_name_with_or_without_its_hint() {
     );
     locked.remove_network(&first.id).unwrap();
     assert!(fs::symlink_metadata(&hint).is_err());
+
+    // A hint that cannot be written, where none can be read either (a
+    // directory in its place, a file where `names` belongs), stops no
+    // network's write: the record is written, found by the scan, removed.
+    // Before, every `network create` and `network rm` failed on it.
+    fs::create_dir(&hint).unwrap();
+    locked.put_network(&first).unwrap();
+    drop(locked);
+    assert_eq!(state.network_by_name("first"), None);
+    assert!(found(&inspect("first"), &first));
+    let locked = state.lock().unwrap();
+    fs::remove_dir_all(root.join("names")).unwrap();
+    fs::write(root.join("names"), "").unwrap();
+    locked.put_network(&second).unwrap();
+    drop(locked);
+    assert!(found(&inspect("second"), &second));
+    let locked = state.lock().unwrap();
+    locked.remove_network(&first.id).unwrap();
+    locked.remove_network(&second.id).unwrap();
+    assert_eq!(locked.networks().unwrap().items, Vec::new());
 }
 
 /// The allocation cursor is a hint nobody syncs: it is overwritten in

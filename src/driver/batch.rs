@@ -591,7 +591,7 @@ impl Manager {
         let master = endpoint_link::Master::of(network, parent.as_ref());
         let (unfinished, failure) = unlink_ahead(&mut slots, master, |endpoint, removal| {
             notes.extend(removal?);
-            names.remove_view(endpoint)?;
+            names.remove_view(endpoint);
             self.forget_detached(&state, network, endpoint)?;
             detached.push(endpoint_label(endpoint));
             Ok(())

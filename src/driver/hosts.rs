@@ -831,6 +831,10 @@ pub(crate) struct Names<'a> {
     /// Views of containers found not ours while refreshing them, left as
     /// they are: a note each, for the caller to pass on.
     left_alone: RefCell<Vec<String>>,
+    /// Views of containers this operation does not attach that it could
+    /// not bring up to date (a damaged record of theirs on another
+    /// network, a full disk): a note each, as for `left_alone`.
+    not_refreshed: RefCell<Vec<String>>,
     /// The short name of a network's hosts file this operation made sure
     /// of last, or found it could not make (a batch links every target's
     /// view to it, or to the file).
@@ -864,15 +868,25 @@ impl<'a> Names<'a> {
             missing_view: RefCell::new(None),
             markers_absent: RefCell::new(Vec::new()),
             left_alone: RefCell::new(Vec::new()),
+            not_refreshed: RefCell::new(Vec::new()),
             short_name: RefCell::new(None),
         }
     }
 
     /// The notes of the views this operation left alone as not ours (see
-    /// [`OnForeign::LeaveAlone`]), each once; taken, they are not given
-    /// again.
+    /// [`OnForeign::LeaveAlone`]) or could not bring up to date (see
+    /// [`Names::refresh_views_noting`]), each once; taken, they are not
+    /// given again.
     pub(crate) fn take_notes(&self) -> Vec<String> {
-        std::mem::take(&mut *self.left_alone.borrow_mut())
+        let mut notes = std::mem::take(&mut *self.left_alone.borrow_mut());
+        notes.append(&mut self.take_refresh_failures());
+        notes
+    }
+
+    /// The notes of the views this operation could not bring up to date
+    /// alone (what `restore`, whose job they were, counts as failures).
+    pub(crate) fn take_refresh_failures(&self) -> Vec<String> {
+        std::mem::take(&mut *self.not_refreshed.borrow_mut())
     }
 
     /// The short name of network `network_id`'s hosts file
@@ -978,7 +992,7 @@ impl<'a> Names<'a> {
         self.refresh_network_knowing(network, Some(endpoint))?;
         if let Some(container) = &endpoint.container {
             // The container itself may have left its last network.
-            self.refresh_views(container, None, Some(endpoint), None, OnForeign::LeaveAlone)?;
+            self.refresh_views_noting(container, None, Some(endpoint));
         }
         Ok(())
     }
@@ -1005,12 +1019,9 @@ impl<'a> Names<'a> {
 
     /// The last step of [`Names::remove`], for one endpoint of a batch:
     /// its container's view made what it should be without it.
-    pub(crate) fn remove_view(&self, endpoint: &EndpointRecord) -> Result<(), Error> {
-        match &endpoint.container {
-            Some(container) => {
-                self.refresh_views(container, None, Some(endpoint), None, OnForeign::LeaveAlone)
-            }
-            None => Ok(()),
+    pub(crate) fn remove_view(&self, endpoint: &EndpointRecord) {
+        if let Some(container) = &endpoint.container {
+            self.refresh_views_noting(container, None, Some(endpoint));
         }
     }
 
@@ -1047,7 +1058,7 @@ impl<'a> Names<'a> {
             if let Entry::Foreign(_) = entry(self.etc_netns_dir, container, self.state.root())? {
                 continue;
             }
-            self.refresh_views(container, None, Some(endpoint), None, OnForeign::LeaveAlone)?;
+            self.refresh_views_noting(container, None, Some(endpoint));
         }
         Ok(())
     }
@@ -1088,15 +1099,36 @@ impl<'a> Names<'a> {
             // This network named too: the container may have just left it,
             // and only the networks it has a record on are looked at.
             let known = known.filter(|known| known.container.as_deref() == Some(&container));
-            self.refresh_views(
-                &container,
-                Some(&network.id),
-                known,
-                None,
-                OnForeign::LeaveAlone,
-            )?;
+            self.refresh_views_noting(&container, Some(&network.id), known);
         }
         Ok(())
+    }
+
+    /// [`Names::refresh_views`] of a container this operation does not
+    /// attach (another container of the network, one leaving it, one
+    /// `restore` goes over): what keeps its view from being brought up to
+    /// date (a damaged record of it on another network, a file in the
+    /// way) is noted, and the operation goes on. Failing there would stop
+    /// every attach and detach on each of its networks, strand a detach
+    /// after its link is gone and `restore` with it, for a fault in one
+    /// container's files; its view stays as it was, for the next refresh
+    /// of a network of its, or `restore`, to bring up to date.
+    fn refresh_views_noting(
+        &self,
+        container: &str,
+        also: Option<&str>,
+        known: Option<&EndpointRecord>,
+    ) {
+        if let Err(error) = self.refresh_views(container, also, known, None, OnForeign::LeaveAlone)
+        {
+            let note = format!(
+                "the names view of container {container} was not brought up to date: {error}"
+            );
+            let mut notes = self.not_refreshed.borrow_mut();
+            if !notes.contains(&note) {
+                notes.push(note);
+            }
+        }
     }
 
     /// Points `/etc/netns/NAME/hosts` at what the container should see: its
@@ -1863,6 +1895,54 @@ mod tests {
         );
         assert_eq!(fs::read_link(etc.join("c1")).unwrap(), Path::new("c1"));
         assert!(fs::read_link(etc.join("c2/hosts")).is_ok());
+        drop(locked);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// A container on two networks whose record on one of them is
+    /// damaged (a file cut short): another container's attach to the other
+    /// network, its detach and the network's rebuild go on, and say which
+    /// view they could not bring up to date. Before, each failed on it,
+    /// the detach after its link was gone, and `restore` the same way.
+    #[test]
+    fn a_damaged_record_of_another_container_stops_no_attach_or_detach() {
+        let dir = scratch("damaged-other");
+        let (root, etc) = (dir.join("state"), dir.join("etc"));
+        two_networks(&root, &etc).unwrap();
+        let damaged = root.join(format!(
+            "endpoints/{}/{}.json",
+            "b".repeat(64),
+            attached(&record("n2", 'b'), "c1", "10.1.0.2/24").id
+        ));
+        assert!(damaged.is_file(), "{}", damaged.display());
+        fs::write(&damaged, "{\"version\": 1").unwrap();
+        let union_before = fs::read_to_string(etc.join("c1/hosts")).unwrap();
+        let state = StateDir::open(&root).unwrap();
+        let locked = state.lock().unwrap();
+        let n1 = record("n1", 'a');
+        let c2 = attached(&n1, "c2", "10.0.0.3/24");
+        attach(&locked, &etc, &n1, &c2).unwrap();
+        let names = Names::new(&locked, &etc);
+        let leaving = EndpointRecord {
+            state: EndpointState::Detaching,
+            ..c2
+        };
+        names.remove(&n1, &leaving).unwrap();
+        let notes = names.take_notes();
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(
+            notes[0].starts_with("the names view of container c1 was not brought up to date: ")
+                && notes[0].contains(&damaged.display().to_string()),
+            "{notes:?}"
+        );
+        // c2's own view went; c1's is as it was.
+        assert!(!etc.join("c2").exists());
+        assert_eq!(
+            fs::read_to_string(etc.join("c1/hosts")).unwrap(),
+            union_before
+        );
+        names.rebuild(&n1).unwrap();
+        assert_eq!(names.take_refresh_failures().len(), 1);
         drop(locked);
         fs::remove_dir_all(dir).unwrap();
     }

@@ -407,6 +407,14 @@ impl Manager {
                     .errors
                     .push(format!("{}: hosts file: {error}", network.name));
             }
+            // Each container's view apart: one that cannot be brought up
+            // to date keeps no other from it.
+            report.errors.extend(
+                names
+                    .take_refresh_failures()
+                    .into_iter()
+                    .map(|note| format!("{}: {note}", network.name)),
+            );
         }
 
         // Container records whose namespace went away, or never came: an

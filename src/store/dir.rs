@@ -1763,11 +1763,23 @@ impl Locked<'_> {
         check_name("network id", &network.id)?;
         let path = self.network_path(&network.id);
         let text = encode(&path, &network.to_json())?;
-        // The name's hint before the record: a refused one stops the write
-        // before the record changes. Not part of the commit: a hint lost
-        // to a power cut costs one scan of the network records.
+        // The name's hint before the record. Not part of the commit: a
+        // hint lost to a power cut costs one scan of the network records.
+        // One that cannot be written stops the write before the record
+        // changes only if a hint naming another id stays readable, which
+        // would send a lookup elsewhere; where none can be read either (a
+        // file where the `names` directory belongs, a directory in the
+        // hint's place) lookups read the records, and refusing would stop
+        // every `network create` and `network rm` for a derived file.
         if is_valid_name(&network.name) {
-            self.write_name_hint(network)?;
+            if let Err(error) = self.write_name_hint(network) {
+                if self
+                    .network_id_hint(&network.name)
+                    .is_some_and(|id| id != network.id)
+                {
+                    return Err(error);
+                }
+            }
         }
         self.replace_file(&path, text.as_bytes())
     }

@@ -1031,6 +1031,56 @@ fn a_del_after_a_power_cut_finds_the_network_the_commit_log_holds() {
     );
 }
 
+/// A DEL whose attachment's record cannot be read (cut short by a hand
+/// edit or a disk fault) still takes the attachment down: its link by
+/// name, its leases (whose files name it), its record; and says so. It
+/// failed, on every retry: a runtime could never take the pod down, and
+/// the leases stayed.
+#[test]
+fn a_del_of_an_attachment_whose_record_is_damaged_takes_it_down() {
+    let dir = TempDir::new("cni-del-damaged");
+    let state = dir.path().join("state");
+    let conf = macvlan_conf("damaged", r#""subnet": "10.7.8.0/24""#);
+    let env = |verb: &str| {
+        set(
+            &add_env(),
+            &[
+                ("CNI_COMMAND", Some(verb)),
+                ("IPVLAN_STATE_DIR", Some(state.to_str().unwrap())),
+            ],
+        )
+    };
+    let answer = plugin(&env("ADD"), &conf);
+    assert_eq!(answer.exit, Some(0), "{} {}", answer.stdout, answer.stderr);
+    let store = ipvlan::store::StateDir::open(&state).unwrap();
+    let network = store.network_named("damaged").unwrap().unwrap();
+    assert_eq!(store.addresses(&network).unwrap().len(), 1);
+    let records: Vec<_> = std::fs::read_dir(state.join("endpoints").join(&network.id))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    let [record] = records.as_slice() else {
+        panic!("one attachment: {records:?}");
+    };
+    std::fs::write(record, "{\"version\": 1").unwrap();
+    let answer = plugin(&env("DEL"), &conf);
+    assert_eq!(answer.exit, Some(0), "{} {}", answer.stdout, answer.stderr);
+    assert!(
+        answer
+            .stderr
+            .contains("the attachment's record could not be read")
+            && answer
+                .stderr
+                .contains("with the 1 address(es) leased to it"),
+        "{}",
+        answer.stderr
+    );
+    assert!(!record.exists(), "the damaged record stayed");
+    assert_eq!(store.addresses(&network).unwrap(), Vec::new(), "the lease");
+    let answer = plugin(&env("DEL"), &conf);
+    assert_eq!(answer.exit, Some(0), "{} {}", answer.stdout, answer.stderr);
+}
+
 /// A DEL or GC of a network that does not exist is done, also where the
 /// commit log cannot be settled first (a read-only state directory):
 /// the second look is given up, not the answer. It failed ("Read-only

@@ -1395,13 +1395,15 @@ fn a_del_whose_netns_leads_elsewhere_leaves_that_namespaces_link() {
     assert_eq!(cni.records("elsewhere"), (Vec::new(), Vec::new()));
 }
 
-/// A DEL that cannot read the attachment's record (a damaged file) fails,
-/// and still takes the ipvlan link of `CNI_IFNAME` by its name, as with
-/// no record: the runtime retries, and the container's address is not
-/// left on a link of ours. (After 0426172 read the record before the
-/// link, such a DEL left the link too.)
+/// A DEL that cannot read the attachment's record (a damaged file) takes
+/// the attachment down all the same: the ipvlan link of `CNI_IFNAME` by
+/// its name, as with no record, the leases whose files name it, and the
+/// record; it says so, and answers success. It failed before, on every
+/// retry: a runtime could never take the pod down, and the lease stayed.
+/// (After 0426172 read the record before the link, such a DEL left the
+/// link too.)
 #[test]
-fn a_del_that_cannot_read_its_record_still_takes_the_link() {
+fn a_del_that_cannot_read_its_record_still_takes_the_attachment_down() {
     let mut cni = Cni::new("damaged");
     cni.master("cnim16");
     let ns = cni.netns("cni-damaged");
@@ -1410,8 +1412,8 @@ fn a_del_that_cannot_read_its_record_still_takes_the_link() {
     assert!(link(Some("cni-damaged"), "eth0").is_some());
     let store = StateDir::open(&cni.state).unwrap();
     let network = store.network_named("damaged").unwrap().unwrap();
-    let (endpoints, _) = cni.records("damaged");
-    assert_eq!(endpoints.len(), 1, "{endpoints:?}");
+    let (endpoints, leases) = cni.records("damaged");
+    assert_eq!((endpoints.len(), leases.len()), (1, 1), "{endpoints:?}");
     let record = cni
         .state
         .join("endpoints")
@@ -1419,11 +1421,24 @@ fn a_del_that_cannot_read_its_record_still_takes_the_link() {
         .join(format!("{}.json", endpoints[0]));
     std::fs::write(&record, "{ not json").unwrap();
     let answer = cni.plugin("DEL", "ctr-damaged", &ns, &conf);
-    assert_ne!(answer.exit, Some(0), "{} {}", answer.stdout, answer.stderr);
+    assert_eq!(answer.exit, Some(0), "{} {}", answer.stdout, answer.stderr);
+    assert!(
+        answer
+            .stderr
+            .contains("the attachment's record could not be read")
+            && answer
+                .stderr
+                .contains("with the 1 address(es) leased to it"),
+        "{}",
+        answer.stderr
+    );
     assert!(
         link(Some("cni-damaged"), "eth0").is_none(),
         "the link stayed"
     );
+    assert!(!record.exists(), "the record stayed");
+    assert_eq!(cni.records("damaged"), (Vec::new(), Vec::new()));
+    cni.plugin("DEL", "ctr-damaged", &ns, &conf).ok();
 }
 
 /// The same DEL, its CNI_NETNS leading to another container's namespace,

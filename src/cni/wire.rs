@@ -534,9 +534,13 @@ fn result_routes(from: &CniResult) -> Vec<ResultRoute> {
 pub fn del(env: &Env, conf: &NetConf, input: &[u8]) -> Result<(), CniError> {
     let who = attachment(env)?;
     if as_ipam(conf) {
-        return manager(env)?
+        let notes = manager(env)?
             .cni_lease_del(&conf.name, &who.container_id, &who.ifname)
-            .map_err(runtime);
+            .map_err(runtime)?;
+        for note in notes {
+            eprintln!("ipvlan: {note}");
+        }
+        return Ok(());
     }
     // The delegated plugin's first, while our link stands: `dhcp`'s daemon
     // releases its lease through the link (the reference's order too).

@@ -27,7 +27,7 @@ use crate::netns::Netns;
 use crate::rtnl::{Handle, Link, LinkData};
 use crate::store::{
     EndpointHold, EndpointRecord, EndpointState, Listing, Locked, NetworkRecord, NetworkState,
-    ParentOrigin, Timestamp,
+    ParentOrigin, StoreError, Timestamp,
 };
 
 /// The record option that marks a network as made by CNI ADD; its value
@@ -1335,7 +1335,16 @@ impl Manager {
         let id = attachment_id(container_id, ifname);
         let looked_up = self.cni_del_lookup(network, &id);
         let (state, network, recorded) = match looked_up {
-            Ok(found) => found,
+            Ok((state, network, Err(error))) => {
+                if let Some((inside, path)) = inside {
+                    delete_ipvlan_named(inside, path, ifname, &mut notes)?;
+                }
+                if let Some(network) = network {
+                    self.forget_damaged_attachment(&state, &network, &id, &error, &mut notes)?;
+                }
+                return Ok(notes);
+            }
+            Ok((state, network, Ok(recorded))) => (state, network, recorded),
             Err(error) => {
                 // Not read under the lock (the lock refused, a damaged
                 // file): the link still goes by its name, as with no
@@ -1407,6 +1416,27 @@ impl Manager {
         Ok(notes)
     }
 
+    /// A DEL's end for an attachment whose record cannot be read: the
+    /// addresses whose files name it released, its record removed, the
+    /// master dropped if we made it and nothing uses it now; a note says
+    /// so. Its link, by its name, is the caller's.
+    fn forget_damaged_attachment(
+        &self,
+        state: &Locked<'_>,
+        network: &NetworkRecord,
+        id: &str,
+        damage: &StoreError,
+        notes: &mut Vec<String>,
+    ) -> Result<(), Error> {
+        notes.push(forget_damaged_record(state, network, id, damage)?);
+        if matches!(network.parent_origin, ParentOrigin::VlanCreated { .. }) {
+            let host = Handle::new()?;
+            self.drop_parent_if_idle(&host, state, network);
+            self.release(host);
+        }
+        Ok(())
+    }
+
     /// The lock, and under it the CNI network named `network` and its
     /// attachment `id`'s record, for a DEL. Through the name's hint, else
     /// among every record: the hint is not part of the commit (a power
@@ -1415,11 +1445,7 @@ impl Manager {
     /// while telling the runtime it is done. A network of the CLI under
     /// the config's name is not CNI's: its ADD was refused (code 7), and
     /// its DEL leaves it alone.
-    fn cni_del_lookup(
-        &self,
-        network: &str,
-        id: &str,
-    ) -> Result<(Locked<'_>, Option<NetworkRecord>, Option<EndpointRecord>), Error> {
+    fn cni_del_lookup(&self, network: &str, id: &str) -> Result<DelLookup<'_>, Error> {
         let hint = self.store.network_id_hint(network);
         let state = self.store.lock()?;
         let hinted = match &hint {
@@ -1438,8 +1464,15 @@ impl Manager {
         };
         let network = found.filter(is_cni);
         let recorded = match &network {
-            Some(network) => state.endpoint(&network.id, id)?,
-            None => None,
+            Some(network) => match state.endpoint(&network.id, id) {
+                // Its own file, whose text cannot be read (a hand edit, a
+                // disk fault), is given back as such: a DEL that failed on
+                // it would fail on every retry, and the runtime could
+                // never take the pod down.
+                Err(error) if !matches!(error, StoreError::Corrupt(_)) => return Err(error.into()),
+                read => read,
+            },
+            None => Ok(None),
         };
         Ok((state, network, recorded))
     }
@@ -1715,22 +1748,32 @@ impl Manager {
         network: &str,
         container_id: &str,
         ifname: &str,
-    ) -> Result<(), Error> {
+    ) -> Result<Vec<String>, Error> {
         let Some(record) = self.store.network_named_settled(network)? else {
-            return Ok(());
+            return Ok(Vec::new());
         };
         let id = lease_id(container_id, ifname);
         let state = self.store.lock()?;
         let Some(network) = state.network(&record.id)? else {
-            return Ok(());
+            return Ok(Vec::new());
         };
-        if let Some(endpoint) = state.endpoint(&network.id, &id)? {
-            release_lease(&state, &network, endpoint)?;
-            state.commit()?;
-        } else if !state.release_owner(&network, &id)?.is_empty() {
-            state.commit()?;
+        match state.endpoint(&network.id, &id) {
+            Ok(Some(endpoint)) => {
+                release_lease(&state, &network, endpoint)?;
+                state.commit()?;
+            }
+            Ok(None) => {
+                if !state.release_owner(&network, &id)?.is_empty() {
+                    state.commit()?;
+                }
+            }
+            // See `cni_del_lookup`.
+            Err(damage @ StoreError::Corrupt(_)) => {
+                return Ok(vec![forget_damaged_record(&state, &network, &id, &damage)?]);
+            }
+            Err(error) => return Err(error.into()),
         }
-        Ok(())
+        Ok(Vec::new())
     }
 
     /// CHECK of our binary as another plugin's IPAM: the lease of
@@ -2264,6 +2307,33 @@ fn one_per_family(wanted: &[IpAddr]) -> Result<(), Error> {
         ))),
     }
 }
+
+/// A DEL's record `id` of `network` that cannot be read (see
+/// [`DelLookup`]): the addresses whose files name it released,
+/// the record removed, committed; the note that says so.
+fn forget_damaged_record(
+    state: &Locked<'_>,
+    network: &NetworkRecord,
+    id: &str,
+    damage: &StoreError,
+) -> Result<String, Error> {
+    let freed = state.release_owner(network, id)?;
+    state.remove_endpoint(&network.id, id)?;
+    state.commit()?;
+    Ok(format!(
+        "the attachment's record could not be read ({damage}): removed, with the {} address(es) leased to it",
+        freed.len()
+    ))
+}
+
+/// What a DEL finds under the lock: the lock, the CNI network of the
+/// config's name, and its attachment's record, or the damage of a file
+/// there whose text cannot be read ([`StoreError::Corrupt`]).
+type DelLookup<'a> = (
+    Locked<'a>,
+    Option<NetworkRecord>,
+    Result<Option<EndpointRecord>, StoreError>,
+);
 
 /// Whether an attachment's record (`recorded`) names a namespace that is
 /// not `inside`: told by the identities, so never for a record without

@@ -3699,9 +3699,10 @@ fn a_flush_the_disk_refuses_fails_every_command_that_changed_the_state() {
 /// container's `run`, `network connect` or `network disconnect` on its
 /// other network: each refreshes the union views of that network's
 /// containers, and the damaged one's is left as it was, with a warning
-/// from the disconnect. Before, each of them failed on the record, the
-/// disconnect after its link was gone, leaving its endpoint for a
-/// `restore` that failed the same way.
+/// from the disconnect, save the names of the container that leaves
+/// (its address goes back to the pool). Before, each of them failed on
+/// the record, the disconnect after its link was gone, leaving its
+/// endpoint for a `restore` that failed the same way.
 #[test]
 fn a_damaged_record_of_a_container_on_two_networks_stops_no_other_container() {
     let mut env = Env::new("damaged2");
@@ -3716,9 +3717,17 @@ fn a_damaged_record_of_a_container_on_two_networks_stops_no_other_container() {
         panic!("y's record on n2 alone: {records:?}");
     };
     let whole = std::fs::read(record).unwrap();
+    let y_names = |name: &str| {
+        std::fs::read_to_string(env.etc_netns_dir.join("y/hosts"))
+            .unwrap()
+            .lines()
+            .any(|line| line.split_whitespace().skip(1).any(|field| field == name))
+    };
+    env.ok(&["run", "--net=n1", "--name=x", "-d"]);
+    assert!(y_names("x"), "y's view names x");
     std::fs::write(record, "{\"version\": 1").unwrap();
 
-    env.ok(&["run", "--net=n1", "--name=x", "-d"]);
+    env.ok(&["run", "--net=n1", "--name=z", "-d"]);
     let output = env.run(&["network", "disconnect", "n1", "x"]);
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
@@ -3734,6 +3743,8 @@ fn a_damaged_record_of_a_container_on_two_networks_stops_no_other_container() {
         containers.get("x").is_none() && containers.get("y").is_some(),
         "{network}"
     );
+    // x's address goes back to the pool: y's view no longer names it.
+    assert!(!y_names("x") && y_names("y"), "y's view still names x");
     env.ok(&["network", "connect", "n1", "x"]);
     env.ok(&["network", "disconnect", "n1", "x"]);
     // Mended, for the cleanup to take y apart.

@@ -1041,29 +1041,41 @@ fn a_del_of_an_attachment_whose_record_is_damaged_takes_it_down() {
     let dir = TempDir::new("cni-del-damaged");
     let state = dir.path().join("state");
     let conf = macvlan_conf("damaged", r#""subnet": "10.7.8.0/24""#);
-    let env = |verb: &str| {
+    let env = |verb: &str, container: &str| {
         set(
             &add_env(),
             &[
                 ("CNI_COMMAND", Some(verb)),
+                ("CNI_CONTAINERID", Some(container)),
                 ("IPVLAN_STATE_DIR", Some(state.to_str().unwrap())),
             ],
         )
     };
-    let answer = plugin(&env("ADD"), &conf);
+    let answer = plugin(&env("ADD", "other"), &conf);
     assert_eq!(answer.exit, Some(0), "{} {}", answer.stdout, answer.stderr);
     let store = ipvlan::store::StateDir::open(&state).unwrap();
     let network = store.network_named("damaged").unwrap().unwrap();
-    assert_eq!(store.addresses(&network).unwrap().len(), 1);
-    let records: Vec<_> = std::fs::read_dir(state.join("endpoints").join(&network.id))
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
+    let endpoints = state.join("endpoints").join(&network.id);
+    let records = || -> Vec<_> {
+        std::fs::read_dir(&endpoints)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .collect()
+    };
+    let others = records();
+    let answer = plugin(&env("ADD", "c0ffee"), &conf);
+    assert_eq!(answer.exit, Some(0), "{} {}", answer.stdout, answer.stderr);
+    let leases = store.addresses(&network).unwrap();
+    assert_eq!(leases.len(), 2, "{leases:?}");
+    let mine: Vec<_> = records()
+        .into_iter()
+        .filter(|r| !others.contains(r))
         .collect();
-    let [record] = records.as_slice() else {
-        panic!("one attachment: {records:?}");
+    let [record] = mine.as_slice() else {
+        panic!("one attachment of c0ffee: {mine:?}");
     };
     std::fs::write(record, "{\"version\": 1").unwrap();
-    let answer = plugin(&env("DEL"), &conf);
+    let answer = plugin(&env("DEL", "c0ffee"), &conf);
     assert_eq!(answer.exit, Some(0), "{} {}", answer.stdout, answer.stderr);
     assert!(
         answer
@@ -1076,9 +1088,14 @@ fn a_del_of_an_attachment_whose_record_is_damaged_takes_it_down() {
         answer.stderr
     );
     assert!(!record.exists(), "the damaged record stayed");
-    assert_eq!(store.addresses(&network).unwrap(), Vec::new(), "the lease");
-    let answer = plugin(&env("DEL"), &conf);
+    // The other attachment's lease and record stay.
+    let left = store.addresses(&network).unwrap();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(leases.contains(&left[0]) && !left[0].1.is_empty());
+    assert_eq!(records(), others);
+    let answer = plugin(&env("DEL", "c0ffee"), &conf);
     assert_eq!(answer.exit, Some(0), "{} {}", answer.stdout, answer.stderr);
+    assert_eq!(store.addresses(&network).unwrap(), left);
 }
 
 /// A DEL or GC of a network that does not exist is done, also where the

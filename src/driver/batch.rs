@@ -582,16 +582,18 @@ impl Manager {
             .filter_map(DetachSlot::detaching)
             .filter_map(|endpoint| endpoint.container.clone())
             .collect();
+        let leaving_endpoints: Vec<&EndpointRecord> =
+            slots.iter().filter_map(DetachSlot::detaching).collect();
         let names_taken_out = names
             .remove_lines(network, &leaving)
-            .and_then(|()| names.refresh_network(network));
-        drop(leaving);
+            .and_then(|()| names.refresh_network_leaving(network, &leaving_endpoints));
+        drop((leaving, leaving_endpoints));
         let mut notes = Vec::new();
         let mut detached = Vec::new();
         let master = endpoint_link::Master::of(network, parent.as_ref());
         let (unfinished, failure) = unlink_ahead(&mut slots, master, |endpoint, removal| {
             notes.extend(removal?);
-            names.remove_view(endpoint);
+            names.remove_view(endpoint)?;
             self.forget_detached(&state, network, endpoint)?;
             detached.push(endpoint_label(endpoint));
             Ok(())

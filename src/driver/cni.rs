@@ -1347,7 +1347,8 @@ impl Manager {
             Ok((state, network, Ok(recorded))) => (state, network, recorded),
             Err(error) => {
                 // Not read under the lock (the lock refused, a damaged
-                // file): the link still goes by its name, as with no
+                // network record, an attachment's file the store refuses
+                // to open): the link still goes by its name, as with no
                 // record, unless the record read without the lock names
                 // another namespace; the DEL fails for the rest.
                 if let Some((inside, path)) = inside {

@@ -168,6 +168,29 @@ fn names_any_host(line: &str, names: &[&str]) -> bool {
     names_host_where(line, |field| names.binary_search(&field).is_ok())
 }
 
+/// Whether `line` is the line of an address of one of `leaving` naming
+/// its container.
+fn names_one_leaving(line: &str, leaving: &[&EndpointRecord]) -> bool {
+    let Some(address) = line
+        .split_whitespace()
+        .next()
+        .and_then(|field| field.parse::<IpAddr>().ok())
+    else {
+        return false;
+    };
+    leaving.iter().any(|endpoint| {
+        endpoint
+            .ipv4
+            .iter()
+            .chain(endpoint.ipv6.iter())
+            .any(|net| net.addr() == address)
+            && endpoint
+                .container
+                .as_deref()
+                .is_some_and(|container| names_host(line, container))
+    })
+}
+
 fn names_host_where(line: &str, named: impl FnMut(&str) -> bool) -> bool {
     line.split_whitespace().skip(1).any(named) && is_host_line(line)
 }
@@ -989,10 +1012,10 @@ impl<'a> Names<'a> {
         // The endpoint as leaving: its intent may not be on disk yet
         // (the commit log's page holds it), where its record still says
         // `attached`.
-        self.refresh_network_knowing(network, Some(endpoint))?;
+        self.refresh_network_knowing(network, Some(endpoint), &[endpoint])?;
         if let Some(container) = &endpoint.container {
             // The container itself may have left its last network.
-            self.refresh_views_noting(container, None, Some(endpoint));
+            self.refresh_views_noting(container, None, Some(endpoint), &[endpoint])?;
         }
         Ok(())
     }
@@ -1019,9 +1042,12 @@ impl<'a> Names<'a> {
 
     /// The last step of [`Names::remove`], for one endpoint of a batch:
     /// its container's view made what it should be without it.
-    pub(crate) fn remove_view(&self, endpoint: &EndpointRecord) {
-        if let Some(container) = &endpoint.container {
-            self.refresh_views_noting(container, None, Some(endpoint));
+    pub(crate) fn remove_view(&self, endpoint: &EndpointRecord) -> Result<(), Error> {
+        match &endpoint.container {
+            Some(container) => {
+                self.refresh_views_noting(container, None, Some(endpoint), &[endpoint])
+            }
+            None => Ok(()),
         }
     }
 
@@ -1058,7 +1084,7 @@ impl<'a> Names<'a> {
             if let Entry::Foreign(_) = entry(self.etc_netns_dir, container, self.state.root())? {
                 continue;
             }
-            self.refresh_views_noting(container, None, Some(endpoint));
+            self.refresh_views_noting(container, None, Some(endpoint), &[])?;
         }
         Ok(())
     }
@@ -1076,15 +1102,28 @@ impl<'a> Names<'a> {
     /// on several networks (they are listed as markers, so this costs
     /// nothing for single-network containers).
     pub(crate) fn refresh_network(&self, network: &NetworkRecord) -> Result<(), Error> {
-        self.refresh_network_knowing(network, None)
+        self.refresh_network_knowing(network, None, &[])
+    }
+
+    /// [`Names::refresh_network`] after a batch took the names of
+    /// `leaving` (its endpoints) out of the network's file.
+    pub(crate) fn refresh_network_leaving(
+        &self,
+        network: &NetworkRecord,
+        leaving: &[&EndpointRecord],
+    ) -> Result<(), Error> {
+        self.refresh_network_knowing(network, None, leaving)
     }
 
     /// [`Names::refresh_network`], `known` an endpoint of the network as
-    /// the caller holds it (a detach's, leaving), not read again.
+    /// the caller holds it (a detach's, leaving), not read again;
+    /// `leaving` the endpoints whose addresses the operation gives back
+    /// (see [`Names::refresh_views_noting`]).
     fn refresh_network_knowing(
         &self,
         network: &NetworkRecord,
         known: Option<&EndpointRecord>,
+        leaving: &[&EndpointRecord],
     ) -> Result<(), Error> {
         // Only there while a container of the network is on several.
         if !self.markers_present(&network.id)? {
@@ -1098,8 +1137,8 @@ impl<'a> Names<'a> {
             let container = entry.file_name().to_string_lossy().into_owned();
             // This network named too: the container may have just left it,
             // and only the networks it has a record on are looked at.
-            let known = known.filter(|known| known.container.as_deref() == Some(&container));
-            self.refresh_views_noting(&container, Some(&network.id), known);
+            let known_here = known.filter(|known| known.container.as_deref() == Some(&container));
+            self.refresh_views_noting(&container, Some(&network.id), known_here, leaving)?;
         }
         Ok(())
     }
@@ -1112,23 +1151,43 @@ impl<'a> Names<'a> {
     /// every attach and detach on each of its networks, strand a detach
     /// after its link is gone and `restore` with it, for a fault in one
     /// container's files; its view stays as it was, for the next refresh
-    /// of a network of its, or `restore`, to bring up to date.
+    /// of a network of its, or `restore`, to bring up to date (once its
+    /// files are mended, where they are damaged).
+    ///
+    /// Save the names of `leaving`: a union view is a copy of its
+    /// networks' files, and the addresses of the endpoints an operation
+    /// detaches go back to the pool, to be named another container's by a
+    /// later attach. Their lines are blanked in the container's union
+    /// file; where even that fails, so does this, as before: a detach then
+    /// keeps its endpoint's addresses held for `restore`.
     fn refresh_views_noting(
         &self,
         container: &str,
         also: Option<&str>,
         known: Option<&EndpointRecord>,
-    ) {
-        if let Err(error) = self.refresh_views(container, also, known, None, OnForeign::LeaveAlone)
-        {
-            let note = format!(
-                "the names view of container {container} was not brought up to date: {error}"
-            );
-            let mut notes = self.not_refreshed.borrow_mut();
-            if !notes.contains(&note) {
-                notes.push(note);
+        leaving: &[&EndpointRecord],
+    ) -> Result<(), Error> {
+        let Err(error) = self.refresh_views(container, also, known, None, OnForeign::LeaveAlone)
+        else {
+            return Ok(());
+        };
+        if !leaving.is_empty() {
+            let union = self.state.union_hosts_path(container);
+            if self
+                .state
+                .blank_lines_in(&union, |line| names_one_leaving(line, leaving))
+                .is_err()
+            {
+                return Err(error);
             }
         }
+        let note =
+            format!("the names view of container {container} was not brought up to date: {error}");
+        let mut notes = self.not_refreshed.borrow_mut();
+        if !notes.contains(&note) {
+            notes.push(note);
+        }
+        Ok(())
     }
 
     /// Points `/etc/netns/NAME/hosts` at what the container should see: its
@@ -1904,6 +1963,9 @@ mod tests {
     /// network, its detach and the network's rebuild go on, and say which
     /// view they could not bring up to date. Before, each failed on it,
     /// the detach after its link was gone, and `restore` the same way.
+    /// The leaving container's names are still taken out of that view (a
+    /// copy of its networks' files): its address goes back to the pool.
+    /// Where even that cannot be done, the detach fails, as before.
     #[test]
     fn a_damaged_record_of_another_container_stops_no_attach_or_detach() {
         let dir = scratch("damaged-other");
@@ -1915,19 +1977,30 @@ mod tests {
             attached(&record("n2", 'b'), "c1", "10.1.0.2/24").id
         ));
         assert!(damaged.is_file(), "{}", damaged.display());
-        fs::write(&damaged, "{\"version\": 1").unwrap();
-        let union_before = fs::read_to_string(etc.join("c1/hosts")).unwrap();
+        let whole = fs::read(&damaged).unwrap();
         let state = StateDir::open(&root).unwrap();
         let locked = state.lock().unwrap();
         let n1 = record("n1", 'a');
         let c2 = attached(&n1, "c2", "10.0.0.3/24");
+        let c3 = attached(&n1, "c3", "10.0.0.4/24");
         attach(&locked, &etc, &n1, &c2).unwrap();
-        let names = Names::new(&locked, &etc);
-        let leaving = EndpointRecord {
-            state: EndpointState::Detaching,
-            ..c2
+        let c1_view = etc.join("c1/hosts");
+        let names_of = |name: &str| {
+            fs::read_to_string(&c1_view)
+                .unwrap()
+                .lines()
+                .any(|line| names_host(line, name))
         };
-        names.remove(&n1, &leaving).unwrap();
+        assert!(names_of("c2"), "c1's union names c2 once attached");
+        fs::write(&damaged, "{\"version\": 1").unwrap();
+        attach(&locked, &etc, &n1, &c3).unwrap();
+        assert!(!names_of("c3"), "c1's view is left as it was");
+        let names = Names::new(&locked, &etc);
+        let leaving = |endpoint: &EndpointRecord| EndpointRecord {
+            state: EndpointState::Detaching,
+            ..endpoint.clone()
+        };
+        names.remove(&n1, &leaving(&c2)).unwrap();
         let notes = names.take_notes();
         assert_eq!(notes.len(), 1, "{notes:?}");
         assert!(
@@ -1935,14 +2008,26 @@ mod tests {
                 && notes[0].contains(&damaged.display().to_string()),
             "{notes:?}"
         );
-        // c2's own view went; c1's is as it was.
+        // c2's own view went; c1's no longer names it (it named c2's
+        // address, which goes back to the pool), and names c1 still.
         assert!(!etc.join("c2").exists());
-        assert_eq!(
-            fs::read_to_string(etc.join("c1/hosts")).unwrap(),
-            union_before
-        );
+        assert!(!names_of("c2") && names_of("c1"));
         names.rebuild(&n1).unwrap();
         assert_eq!(names.take_refresh_failures().len(), 1);
+        // A union that cannot be edited either (a directory in its
+        // place): the detach fails, its addresses held for `restore`.
+        let union = locked.union_hosts_path("c1");
+        let union_text = fs::read(&union).unwrap();
+        fs::remove_file(&union).unwrap();
+        fs::create_dir(&union).unwrap();
+        names.remove(&n1, &leaving(&c3)).unwrap_err();
+        fs::remove_dir(&union).unwrap();
+        fs::write(&union, union_text).unwrap();
+        // Mended, every view is brought up to date again.
+        fs::write(&damaged, whole).unwrap();
+        names.rebuild(&n1).unwrap();
+        assert_eq!(names.take_refresh_failures(), Vec::<String>::new());
+        assert!(names_of("c3"));
         drop(locked);
         fs::remove_dir_all(dir).unwrap();
     }

@@ -56,7 +56,9 @@ commands:
         a bounded fuzz run, then the VM tests, the Podman test and a few
         power-cut rounds on K (default 6.1), and beside them, in a second
         VM, the VM tests on the other kernel series (6.12, or 6.1 with
-        --kernel 6.12; its output is printed when it ends).
+        --kernel 6.12; its output is printed once the steps before it
+        pass, and a step that fails stops it, its output so far kept in
+        target/vm/vm-test-SERIES.out).
   layers
         Check that no files under src/ use each other in a circle and no file
         uses a higher layer than its own (the `# Layers` list in src/lib.rs).

@@ -251,6 +251,10 @@ impl Drop for Beside {
                 .args(pids.iter().map(u32::to_string))
                 .status();
             let _ = child.wait();
+            println!(
+                "the VM tests beside were stopped; their output so far: {}",
+                self.output.display()
+            );
         }
     }
 }

@@ -35,9 +35,6 @@ const FAIL: &str = "PODMAN-TEST-FAIL";
 /// A hung Podman fails the run after this; the whole boot takes about a
 /// minute under emulation.
 pub const TIMEOUT: Duration = Duration::from_secs(360);
-/// Boots that die before /init (an emulation hiccup, not the test) are
-/// tried again this many times in all.
-const BOOT_ATTEMPTS: u32 = 2;
 
 /// The vfs driver: the guest's root is an initramfs, where overlay's upper
 /// layer cannot live.
@@ -96,25 +93,18 @@ pub fn run_test(kernel: Series, timeout: Duration, plant_leak: bool) -> Result<D
     if plant_leak {
         args.push("--plant-leak".to_string());
     }
-    let mut attempts = 0;
-    let outcome = loop {
-        attempts += 1;
-        let outcome = vm::run(vm::Options {
-            job: vm::Job::ProgramWithTree {
-                program: program.clone(),
-                args: args.clone(),
-                extra: extra.clone(),
-            },
-            timeout,
-            kernel,
-            disk: None,
-            memory_mib: None,
-        })?;
-        if outcome.booted_kernel.is_some() || attempts == BOOT_ATTEMPTS {
-            break outcome;
-        }
-        println!("podman-test: the kernel did not reach /init; booting again");
-    };
+    // A boot that never reaches /init is booted again by `vm::run`.
+    let outcome = vm::run(vm::Options {
+        job: vm::Job::ProgramWithTree {
+            program,
+            args,
+            extra,
+        },
+        timeout,
+        kernel,
+        disk: None,
+        memory_mib: None,
+    })?;
     let log = crate::vm::console_log(kernel)?;
     let console = std::fs::read_to_string(&log).unwrap_or_default();
     if !outcome.success() || !console.lines().any(|l| l.starts_with(PASS)) {

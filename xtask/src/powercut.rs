@@ -39,8 +39,6 @@ const DEFAULT_WINDOW_MS: u64 = 4000;
 /// A boot that hangs fails the run after this (a boot takes about 10 s).
 const BOOT_TIMEOUT: Duration = Duration::from_secs(240);
 const DISK_MIB: u64 = 64;
-/// Boots that die before /init are tried again this many times in all.
-const BOOT_ATTEMPTS: u32 = 3;
 /// What the guest prints (see tests/powercut/guest.rs).
 const LOOP_MARKER: &str = "PC-LOOP";
 const CMD_PREFIX: &str = "PC-CMD ";
@@ -265,30 +263,22 @@ pub fn run_rounds(options: &Options) -> Result<u64> {
             after: LOOP_MARKER.to_string(),
             delay,
         });
-        let mut attempts = 0;
-        let (outcome, cut_done) = loop {
-            attempts += 1;
-            let (outcome, cut_done) = vm::run_with_cut(
-                vm::Options {
-                    job: vm::Job::Program {
-                        program: program.clone(),
-                        args: args.clone(),
-                    },
-                    timeout: options.timeout,
-                    kernel: options.kernel,
-                    disk: Some(image.clone()),
-                    memory_mib: None,
+        // A boot that never reaches /init is booted again by
+        // `vm::run_with_cut`: the disk was never mounted, so it is the
+        // same round.
+        let (outcome, cut_done) = vm::run_with_cut(
+            vm::Options {
+                job: vm::Job::Program {
+                    program: program.clone(),
+                    args: args.clone(),
                 },
-                cut.clone(),
-            )?;
-            // Under emulation on a loaded host the kernel sometimes panics
-            // before /init ("IO-APIC + timer doesn't work"): /init never ran,
-            // the disk was never mounted, so booting again is the same round.
-            if outcome.booted_kernel.is_some() || attempts == BOOT_ATTEMPTS {
-                break (outcome, cut_done);
-            }
-            println!("powercut: the kernel did not reach /init; booting again");
-        };
+                timeout: options.timeout,
+                kernel: options.kernel,
+                disk: Some(image.clone()),
+                memory_mib: None,
+            },
+            cut.clone(),
+        )?;
         let console = fs::read_to_string(&log).map_err(|e| format!("{}: {e}", log.display()))?;
         let repro = format!(
             "reproduce with: cargo xtask powercut --kernel {} --rounds {} --seed {}{} (console: {})",

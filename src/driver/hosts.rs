@@ -168,6 +168,15 @@ fn names_any_host(line: &str, names: &[&str]) -> bool {
     names_host_where(line, |field| names.binary_search(&field).is_ok())
 }
 
+/// Adds `note` to `notes` unless it is there: an operation may refresh a
+/// view more than once (a detach, its network's and its container's).
+fn push_once(notes: &RefCell<Vec<String>>, note: String) {
+    let mut notes = notes.borrow_mut();
+    if !notes.contains(&note) {
+        notes.push(note);
+    }
+}
+
 /// Whether `line` is the line of an address of one of `leaving` naming
 /// its container.
 fn names_one_leaving(line: &str, leaving: &[&EndpointRecord]) -> bool {
@@ -1183,10 +1192,7 @@ impl<'a> Names<'a> {
         }
         let note =
             format!("the names view of container {container} was not brought up to date: {error}");
-        let mut notes = self.not_refreshed.borrow_mut();
-        if !notes.contains(&note) {
-            notes.push(note);
-        }
+        push_once(&self.not_refreshed, note);
         Ok(())
     }
 
@@ -1328,10 +1334,7 @@ impl<'a> Names<'a> {
                     "the names view of container {container} was left as it is: {}",
                     error.message()
                 );
-                let mut notes = self.left_alone.borrow_mut();
-                if !notes.contains(&note) {
-                    notes.push(note);
-                }
+                push_once(&self.left_alone, note);
                 Ok(())
             }
             other => other,

@@ -2233,7 +2233,8 @@ fn a_parent_whose_chosen_index_is_taken_is_made_with_another() {
 
 /// A batch disconnect that stops part-way, while its links are deleted on
 /// threads of their own ahead of the files it writes (here at s2's view,
-/// which it cannot rewrite: `/etc/netns/s2` read-only): the endpoints
+/// which it can neither rewrite nor take the leaving names out of:
+/// `/etc/netns/s2` and s2's union file read-only): the endpoints
 /// finished before it are detached whole (the error names them, where it
 /// stopped, and those left to restore), and every endpoint whose link went
 /// ahead of the failure keeps its record as its intent (`detaching`) for
@@ -2253,13 +2254,21 @@ fn a_batch_disconnect_stopped_part_way_leaves_the_rest_for_restore() {
         lab.ok(&args(&format!("run -d --net=sm --name={name}")));
     }
     lab.ok(&args(&format!("network connect sn {}", members.join(" "))));
+    // Its view, and its union file (a copy of its networks' files, whose
+    // lines of the leaving endpoints a detach blanks where the view cannot
+    // be brought up to date): neither can be written.
     let view = Path::new(ETC_NETNS_DIR).join("s2");
+    let union = lab.state_dir().join("hosts").join("containers").join("s2");
+    assert!(union.is_file(), "{}", union.display());
     read_only(&view);
+    read_only(&union);
     let out = lab.output(&mut lab.command(&args(&format!(
         "network disconnect sn {}",
         members.join(" ")
     ))));
-    let _ = Command::new("umount").arg(&view).status();
+    for path in [&view, &union] {
+        let _ = Command::new("umount").arg(path).status();
+    }
     let stderr = text(&out.stderr);
     assert_ne!(
         out.status.code(),

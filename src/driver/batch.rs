@@ -577,17 +577,16 @@ impl Manager {
         // fails puts back the names of the endpoints it leaves attached
         // (below). Should the file refuse the edit, the batch goes on and
         // says so at its end, as before.
-        let leaving: Vec<String> = slots
+        let leaving: Vec<&EndpointRecord> =
+            slots.iter().filter_map(DetachSlot::detaching).collect();
+        let containers: Vec<String> = leaving
             .iter()
-            .filter_map(DetachSlot::detaching)
             .filter_map(|endpoint| endpoint.container.clone())
             .collect();
-        let leaving_endpoints: Vec<&EndpointRecord> =
-            slots.iter().filter_map(DetachSlot::detaching).collect();
         let names_taken_out = names
-            .remove_lines(network, &leaving)
-            .and_then(|()| names.refresh_network_leaving(network, &leaving_endpoints));
-        drop((leaving, leaving_endpoints));
+            .remove_lines(network, &containers)
+            .and_then(|()| names.refresh_network_leaving(network, &leaving));
+        drop((leaving, containers));
         let mut notes = Vec::new();
         let mut detached = Vec::new();
         let master = endpoint_link::Master::of(network, parent.as_ref());

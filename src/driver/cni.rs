@@ -1340,7 +1340,8 @@ impl Manager {
                     delete_ipvlan_named(inside, path, ifname, &mut notes)?;
                 }
                 if let Some(network) = network {
-                    self.forget_damaged_attachment(&state, &network, &id, &error, &mut notes)?;
+                    notes.push(forget_damaged_record(&state, &network, &id, &error)?);
+                    self.drop_made_master_if_idle(&state, &network)?;
                 }
                 return Ok(notes);
             }
@@ -1393,12 +1394,7 @@ impl Manager {
                 state.remove_endpoint(&network.id, &id)?;
                 Ok(())
             })?;
-            // A socket in the host only for a master we made.
-            if matches!(network.parent_origin, ParentOrigin::VlanCreated { .. }) {
-                let host = Handle::new()?;
-                self.drop_parent_if_idle(&host, &state, &network);
-                self.release(host);
-            }
+            self.drop_made_master_if_idle(&state, &network)?;
             state.commit()?;
             self.release(opened);
         } else {
@@ -1410,26 +1406,19 @@ impl Manager {
             // An ADD that failed (or was killed) after making the master
             // leaves no record for this DEL to find; the master goes here
             // when nothing of ours uses it.
-            if matches!(network.parent_origin, ParentOrigin::VlanCreated { .. }) {
-                self.drop_parent_if_idle(&Handle::new()?, &state, &network);
-            }
+            self.drop_made_master_if_idle(&state, &network)?;
         }
         Ok(notes)
     }
 
-    /// A DEL's end for an attachment whose record cannot be read: the
-    /// addresses whose files name it released, its record removed, the
-    /// master dropped if we made it and nothing uses it now; a note says
-    /// so. Its link, by its name, is the caller's.
-    fn forget_damaged_attachment(
+    /// A DEL's end for the master of `network`: deleted if we made it and
+    /// nothing uses it now ([`Manager::drop_parent_if_idle`]); a socket in
+    /// the host is opened only for a master we made.
+    fn drop_made_master_if_idle(
         &self,
         state: &Locked<'_>,
         network: &NetworkRecord,
-        id: &str,
-        damage: &StoreError,
-        notes: &mut Vec<String>,
     ) -> Result<(), Error> {
-        notes.push(forget_damaged_record(state, network, id, damage)?);
         if matches!(network.parent_origin, ParentOrigin::VlanCreated { .. }) {
             let host = Handle::new()?;
             self.drop_parent_if_idle(&host, state, network);

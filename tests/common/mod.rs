@@ -354,6 +354,13 @@ pub fn fake_plugin(dir: &Path, name: &str, script: &str) -> PathBuf {
     path
 }
 
+/// Whether a CNI DEL's stderr says it took down an attachment whose
+/// record could not be read, with `leases` addresses released.
+pub fn says_damaged_attachment_taken_down(stderr: &str, leases: usize) -> bool {
+    stderr.contains("the attachment's record could not be read")
+        && stderr.contains(&format!("with the {leases} address(es) leased to it"))
+}
+
 /// The record file of container `name` in the state directory `state_dir`.
 pub fn container_record(state_dir: &Path, name: &str) -> PathBuf {
     state_dir.join(format!("records/containers/{name}.json"))

@@ -215,11 +215,11 @@ impl Beside {
     /// Waits for the run, prints its output, and returns the guest's
     /// summary line if it passed.
     fn finish(mut self) -> Result<String> {
-        let child = self
+        let mut child = self
             .child
             .take()
             .ok_or("the background VM run was already waited for")?;
-        let status = child.wait_with_output()?.status;
+        let status = child.wait()?;
         let text = std::fs::read_to_string(&self.output)?;
         print!("{text}");
         // `vm-test` prints the guest's summary last when it passed.
@@ -295,8 +295,13 @@ fn descendants(root: u32) -> Vec<u32> {
 
 /// The parent's pid in a `/proc/PID/stat` line.
 fn parent_in_stat(stat: &str) -> Option<u32> {
-    let (_, after_command) = stat.rsplit_once(')')?;
-    after_command.split_whitespace().nth(1)?.parse().ok()
+    after_command(stat)?.nth(1)?.parse().ok()
+}
+
+/// The fields of a `/proc/PID/stat` line after the command's closing
+/// parenthesis (the command may hold one too): the state, the parent, ...
+fn after_command(stat: &str) -> Option<std::str::SplitWhitespace<'_>> {
+    Some(stat.rsplit_once(')')?.1.split_whitespace())
 }
 
 /// The kernel series `test` runs the VM tests on beside `kernel`'s.
@@ -498,10 +503,7 @@ mod tests {
         let ended = |pid: u32| {
             let state = std::fs::read_to_string(format!("/proc/{pid}/stat"))
                 .ok()
-                .and_then(|stat| {
-                    let (_, after) = stat.rsplit_once(')')?;
-                    after.split_whitespace().next().map(str::to_string)
-                });
+                .and_then(|stat| after_command(&stat)?.next().map(str::to_string));
             state.as_deref().is_none_or(|s| s == "Z")
         };
         for _ in 0..200 {

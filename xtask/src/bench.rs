@@ -306,13 +306,14 @@ fn section(options: &Options, kernel: &str, figures: &str, built_from: &str) -> 
         "### `{command}`, {date}\n\n\
          - commit {commit}\n\
          - guest kernel {kernel}, in the QEMU guest of `cargo xtask vm-test` (software \
-         emulation, no KVM) on a host {cpu}; state directory and CNI data on ext4 on the \
+         emulation, no KVM, `-cpu {guest_cpu}`) on a host {cpu}; state directory and CNI data on ext4 on the \
          guest's virtual disk (`cache=none`)\n\
          - `ipvlan` and the floor: release musl builds (profile `release`, static)\n\n\
          {figures}",
         date = today(),
         commit = built_from,
         cpu = host_cpu(),
+        guest_cpu = crate::qemu::CPU,
     )
 }
 

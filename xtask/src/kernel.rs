@@ -16,7 +16,12 @@ pub const KERNEL_ENV: &str = "IPVLAN_VM_KERNEL";
 /// bridge need stp and llc), with their parameters. Paths relative to
 /// `lib/modules/VERSION/kernel`; a package may ship them compressed (`.ko.xz`),
 /// the guest always gets them plain, as busybox's insmod reads ELF only.
-pub const MODULES: [(&str, &str); 18] = [
+pub const MODULES: [(&str, &str); 19] = [
+    // ext4's metadata checksums (crc32c) by the SSE 4.2 instruction, as on
+    // any x86-64 host, where udev loads it at boot; without it ext4 runs
+    // the generic table-driven code, whose every instruction QEMU emulates
+    // (first, so every mount of the disk picks it: see `qemu::CPU`).
+    ("arch/x86/crypto/crc32c-intel.ko", ""),
     ("net/llc/llc.ko", ""),
     ("net/802/stp.ko", ""),
     // A parent that is a bridge port (refused), or a bridge (a parent).

@@ -665,6 +665,132 @@ fn the_hosts_own_address_on_the_parent_is_never_a_containers() {
     assert!(vm_support::ip_ok(&["link", "del", "hp0"]));
 }
 
+/// The global IPv4 addresses of `dev` in this (the test's) namespace.
+fn host_addresses(dev: &str) -> Vec<String> {
+    let shown = vm_support::ip_json(&["-4", "addr", "show", "dev", dev]);
+    shown.as_array().unwrap_or(&[])[0]
+        .get("addr_info")
+        .and_then(Value::as_array)
+        .unwrap_or(&[])
+        .iter()
+        .filter_map(|a| a.get("local").and_then(Value::as_str).map(str::to_string))
+        .collect()
+}
+
+/// The IPv4 address (`ADDR/LEN`) `inspect` gives container `name` on `network`.
+fn inspected_address(env: &Env, network: &str, name: &str) -> Option<String> {
+    let inspected = env.inspect(network);
+    let containers = field(&inspected, &["Containers"])
+        .as_object()
+        .expect("Containers");
+    containers
+        .iter()
+        .map(|(_, c)| c)
+        .find(|c| c.get("Name").and_then(Value::as_str) == Some(name))
+        .and_then(|c| {
+            c.get("IPv4Address")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+}
+
+#[test]
+fn an_address_another_ipvlan_link_on_the_parent_holds_is_passed_over() {
+    // A host's own ipvlan link on the parent (how a host reaches its
+    // ipvlan containers) with addresses of the network's subnet: the
+    // kernel refuses them to every other link of the port ("Address
+    // already assigned to an ipvlan device"), and no record of ours says
+    // so. Before, the attach the allocation gave one failed, put the
+    // cursor back, and so did every attach after it without --ip.
+    let mut env = Env::new("held");
+    assert!(vm_support::ip_ok(&["link", "add", "hp1", "type", "dummy"]));
+    assert!(vm_support::ip_ok(&["link", "set", "hp1", "up"]));
+    assert!(vm_support::ip_ok(&[
+        "link", "add", "shim", "link", "hp1", "type", "ipvlan", "mode", "l2"
+    ]));
+    for held in ["192.168.81.2/24", "192.168.81.3/24", "192.168.81.6/24"] {
+        assert!(vm_support::ip_ok(&["addr", "add", held, "dev", "shim"]));
+    }
+    assert!(vm_support::ip_ok(&["link", "set", "shim", "up"]));
+    env.ok(&[
+        "network",
+        "create",
+        "-o",
+        "parent=hp1",
+        "--subnet",
+        "192.168.81.0/24",
+        "held",
+    ]);
+    env.networks.push("held".into());
+    env.network("side", "192.168.82.0/24");
+
+    // .2 and .3 passed over, within the one command.
+    env.ok(&["run", "--net=held", "--name=a", "-d"]);
+    assert_eq!(
+        inspected_address(&env, "held", "a").as_deref(),
+        Some("192.168.81.4/24")
+    );
+    let a = env.netns_dir().join("a");
+    assert_eq!(links_at(&a), ["eth0", "lo"]);
+    // Asked for: refused in the kernel's words and the address named,
+    // nothing left of the container.
+    let output = env.run(&["run", "--net=held", "--name=b", "--ip=192.168.81.2", "true"]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(125), "{stderr}");
+    assert!(
+        stderr.contains("192.168.81.2 is held by another ipvlan link on the network's parent")
+            && stderr.contains("Address already assigned to an ipvlan device"),
+        "{stderr}"
+    );
+    assert_eq!(env.containers(), ["a"]);
+
+    // A batch meets .6 (after .5): all or nothing, so it is undone, but
+    // the cursors stay past the address, and the same command succeeds.
+    env.ok(&["run", "--net=side", "--name=c1", "-d"]);
+    env.ok(&["run", "--net=side", "--name=c2", "-d"]);
+    let output = env.run(&["network", "connect", "held", "c1", "c2"]);
+    let stderr = text(&output.stderr);
+    assert_ne!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("192.168.81.6 is held by another ipvlan link")
+            && stderr.contains("the same command passes over that address"),
+        "{stderr}"
+    );
+    for name in ["c1", "c2"] {
+        assert_eq!(
+            links_at(&env.netns_dir().join(name)),
+            ["eth0", "lo"],
+            "{name}"
+        );
+        assert_eq!(inspected_address(&env, "held", name), None, "{name}");
+    }
+    env.ok(&["network", "connect", "held", "c1", "c2"]);
+    assert_eq!(
+        inspected_address(&env, "held", "c1").as_deref(),
+        Some("192.168.81.7/24")
+    );
+    assert_eq!(
+        inspected_address(&env, "held", "c2").as_deref(),
+        Some("192.168.81.8/24")
+    );
+    assert_eq!(
+        links_at(&env.netns_dir().join("c1")),
+        ["eth0", "eth1", "lo"]
+    );
+    // The other link's addresses stay its own.
+    let mut held = host_addresses("shim");
+    held.sort();
+    assert_eq!(held, ["192.168.81.2", "192.168.81.3", "192.168.81.6"]);
+
+    for name in ["a", "c1", "c2"] {
+        env.ok(&["rm", "-f", name]);
+    }
+    env.ok(&["network", "rm", "held", "side"]);
+    env.networks.clear();
+    assert!(vm_support::ip_ok(&["link", "del", "shim"]));
+    assert!(vm_support::ip_ok(&["link", "del", "hp1"]));
+}
+
 #[test]
 fn a_container_whose_namespace_name_was_deleted_is_kept_then_removed_whole() {
     // `ip netns del` of a running container: its name goes, its command

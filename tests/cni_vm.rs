@@ -3601,3 +3601,42 @@ fn a_dead_adds_intent_whose_namespace_is_gone_gives_way() {
     cni.plugin("DEL", "ctr-dead", &second, &conf).ok();
     assert_eq!(cni.records("deadintent"), (Vec::new(), Vec::new()));
 }
+
+#[test]
+fn an_add_refused_an_address_another_ipvlan_link_holds_gets_the_next_when_retried() {
+    // A host's own ipvlan link on the master holding the address the
+    // allocation gives first: the kernel refuses it to any other link of
+    // the port. Before, the refused ADD put the allocation cursor back,
+    // and every retry of the runtime's failed the same way.
+    let mut cni = Cni::new("held");
+    cni.master("cnim30");
+    ip(&[
+        "link", "add", "cshim", "link", "cnim30", "type", "ipvlan", "mode", "l2",
+    ]);
+    ip(&["addr", "add", "10.77.0.2/16", "dev", "cshim"]);
+    ip(&["link", "set", "cshim", "up"]);
+    let ns = cni.netns("cni-held");
+    let conf = conf("held", "cnim30", "");
+    // Code 11, "try again later": the retry is given the next address.
+    let msg = cni.plugin("ADD", "ctr-held", &ns, &conf).error(11);
+    assert!(
+        msg.contains("10.77.0.2 is held by another ipvlan link on the network's parent"),
+        "{msg}"
+    );
+    // Nothing of it left: no link, no record, no lease.
+    assert_eq!(link_names("cni-held"), ["lo"]);
+    assert_eq!(cni.records("held"), (Vec::new(), Vec::new()));
+    // The runtime's retry is given the next address.
+    let answer = cni.plugin("ADD", "ctr-held", &ns, &conf);
+    answer.ok();
+    assert_eq!(addresses("cni-held", "eth0"), ["10.77.0.3/16"]);
+    cni.plugin("DEL", "ctr-held", &ns, &with_prev(&conf, &answer.json()))
+        .ok();
+    // The other link's address stays its own.
+    let shim = ip_json(&["-4", "addr", "show", "dev", "cshim"]);
+    assert!(
+        shim.to_pretty().unwrap().contains("\"10.77.0.2\""),
+        "{shim:?}"
+    );
+    ip(&["link", "del", "cshim"]);
+}

@@ -73,11 +73,15 @@ fn runtime(error: Error) -> CniError {
     CniError::internal(error.to_string())
 }
 
-/// A failed ADD in the driver: code 7 when the config is at fault, else
-/// 999.
+/// A failed ADD in the driver: code 7 when the config is at fault, 11
+/// ("try again later") when the kernel refused the address our IPAM
+/// chose as another ipvlan link's (the retry is given the next), else 999.
 fn add_error(error: CniAddError) -> CniError {
     match error {
         CniAddError::Config(error) => CniError::config(error.to_string()),
+        CniAddError::Failed(error) if error.is_address_held_on_port() => {
+            CniError::new(ErrorCode::TryAgainLater, error.to_string())
+        }
         CniAddError::Failed(error) | CniAddError::Delegate(error) => runtime(error),
     }
 }

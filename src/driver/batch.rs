@@ -150,11 +150,17 @@ impl Manager {
         // `batch-intents` is gone (see `Pending::undo_from_the_kernel`): a
         // line brought back from it would name the index another link
         // refused, where an endpoint's own record names the one it got.
-        let give_back = |pending: &mut dyn Iterator<Item = Pending>| {
+        // The cursors stay past an address the kernel refused as another
+        // ipvlan link's on the parent (no record of ours says so), so that
+        // the same batch run again does not try it first again: a single
+        // attach passes over such an address, a batch is all or nothing.
+        let give_back = |pending: &mut dyn Iterator<Item = Pending>, error: &Error| {
             for prepared in pending {
                 prepared.abandon(&state, network);
             }
-            put_back_cursors();
+            if !error.is_address_held_on_port() {
+                put_back_cursors();
+            }
         };
         // Once nothing of the batch is left in the kernel: should
         // `batch-intents` stay, every endpoint stays with it, for restore,
@@ -166,7 +172,7 @@ impl Manager {
                         "the batch's endpoints are left with its intents for `ipvlan restore` to undo",
                     );
                 }
-                give_back(pending);
+                give_back(pending, &error);
                 error
             };
         // Each link's ifindex is in its intent before its create is sent,
@@ -212,6 +218,7 @@ impl Manager {
                     .into_iter()
                     .filter_map(Slot::into_reserved)
                     .map(|r| r.pending),
+                &error,
             );
             return Err(error);
         }
@@ -225,10 +232,10 @@ impl Manager {
             // Nothing was asked of the kernel, and no intent of this batch
             // stays (a file it made is removed with the refusal; one still
             // there is a dead batch's, kept for the next lock).
-            give_back(&mut reserved.into_iter().map(|r| r.pending));
-            return Err(
-                Error::from(error).context(format!("attaching to network {}", network.name))
-            );
+            let error =
+                Error::from(error).context(format!("attaching to network {}", network.name));
+            give_back(&mut reserved.into_iter().map(|r| r.pending), &error);
+            return Err(error);
         }
 
         // The creates go to the kernel a chunk at a time: a plan, a request
@@ -330,7 +337,11 @@ impl Manager {
                 break;
             }
         }
-        if let Some(error) = failure {
+        if let Some(mut error) = failure {
+            if error.is_address_held_on_port() {
+                error = error
+                    .and_left("nothing was attached; the same command passes over that address");
+            }
             // The links made (those whose record has their MAC: every
             // record names the index its create asked for) stand in the
             // kernel: taken down again.

@@ -308,11 +308,10 @@ pub(crate) fn is_masterless(network: &NetworkRecord) -> bool {
     super::options::is_masterless(network)
 }
 
-/// Whether the endpoint is a lease-only record (no link of ours): a CNI
-/// ADD's ([`super::options::attached_by_cni`]; a container's endpoint an
-/// older version filed under a name such as `cnl-web` is no lease).
+/// Whether the endpoint is a lease-only record (see
+/// [`super::options::is_cni_lease`]).
 pub(crate) fn is_lease(endpoint: &EndpointRecord) -> bool {
-    super::options::attached_by_cni(endpoint) && endpoint.id.starts_with(LEASE_PREFIX)
+    super::options::is_cni_lease(endpoint)
 }
 
 /// Whether a GC of the kind `leases` (see [`Manager::cni_gc`]) collects
@@ -915,9 +914,19 @@ impl Manager {
             // The plugin's, once the link exists.
             CniAddresses::Delegated => (Vec::new(), None),
         };
+        // Set when the kernel refused a leased address as another ipvlan
+        // link's on the master (no record of ours says so): the leases go,
+        // the cursors stay past it, so that the runtime's retry of the ADD
+        // is given the next address rather than the same refusal.
+        let held = std::cell::Cell::new(false);
         let give_back = |state: &Locked<'_>| {
             if let Some(leases) = &leases {
-                leases.give_back(state, network, &id);
+                match held.get() {
+                    true => {
+                        let _ = state.release_owner(network, &id);
+                    }
+                    false => leases.give_back(state, network, &id),
+                }
             }
         };
         let mut plan = EndpointPlan::new(network, &parent, IpNet::V4(Default::default()), None);
@@ -1042,6 +1051,7 @@ impl Manager {
                 })));
             }
             failed => {
+                held.set(matches!(&failed, Err(error) if error.is_address_held_on_port()));
                 leave(&mut record);
                 return Err(match failed {
                     Err(error) => error
@@ -1994,7 +2004,21 @@ fn cni_network_locked(
         .filter(|record| record.name == net.name && record.state != NetworkState::Creating)
     {
         Some(record) => record,
-        None => find_network(&state.networks()?, &net.name)?.clone(),
+        None => {
+            let networks = state.networks()?;
+            let network = find_network(&networks, &net.name)?;
+            // By its name only, as DEL and GC look it up: a network whose
+            // id starts with the name (this one removed meanwhile) is
+            // another's, whose DEL and GC would never find this attachment.
+            if network.name != net.name {
+                return Err(Error::not_found(format!(
+                    "network {} was removed meanwhile",
+                    net.name
+                ))
+                .into());
+            }
+            network.clone()
+        }
     };
     match cni_config(&network) {
         None => Err(CniAddError::Config(config_error(format!(
@@ -2426,6 +2450,50 @@ mod tests {
         manager.cni_gc_one(&network, &now[0]).unwrap();
         assert!(manager.store.endpoints_of(&network.id).unwrap().is_empty());
         assert!(manager.store.addresses(&network).unwrap().is_empty());
+        drop(manager);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// An ADD whose network was removed between its look and its lock
+    /// looks it up again by name only: a network whose id starts with the
+    /// name, made by the same config (a delegated IPAM's has neither name
+    /// nor subnets), was taken for it, and the attachment filed where its
+    /// own DEL and GC never look.
+    #[test]
+    fn an_add_never_takes_a_network_whose_id_starts_with_its_name() {
+        let dir = std::env::temp_dir().join(format!("ipvlan-cni-prefix-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let manager = Manager::open(super::super::Config::new(&dir)).unwrap();
+        let ipam = "ipam=ipvlan ranges=10.67.0.0/24".to_string();
+        let mut net = CniNetwork {
+            name: "other".into(),
+            master: None,
+            mode: IpvlanMode::L2,
+            flag: IpvlanFlag::Bridge,
+            mtu: None,
+            link_in_container: false,
+            subnets: vec![("10.67.0.0/24".parse().unwrap(), None)],
+            bounds: Vec::new(),
+            config: format!("lease-only {ipam}"),
+            ipam_config: ipam,
+        };
+        let lease = CniLease {
+            container_id: "c1",
+            ifname: "eth0",
+            netns: None,
+            wanted: Vec::new(),
+        };
+        manager.cni_lease_add(&net, &lease).unwrap();
+        let other = manager.store.network_by_name("other").unwrap();
+        net.name = other.id[..12].to_string();
+        let state = manager.store.lock().unwrap();
+        let found = cni_network_locked(&state, &net, None);
+        assert!(
+            matches!(&found, Err(CniAddError::Failed(e)) if e.kind() == ErrorKind::NotFound),
+            "{:?}",
+            found.map(|n| n.name)
+        );
+        drop(state);
         drop(manager);
         let _ = std::fs::remove_dir_all(&dir);
     }

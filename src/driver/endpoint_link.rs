@@ -683,8 +683,14 @@ fn configure(
     // `arp_notify` is best effort, as the reference plugin's sysctl: a
     // link that cannot announce itself still works.
     for (step, result) in steps.iter().zip(handle.pipeline_each(&steps)?) {
-        if !matches!(step, Step::ArpNotify { .. }) {
-            result?;
+        match (step, result) {
+            (Step::ArpNotify { .. }, _) => {}
+            // Held by a link the network's records do not know: the
+            // caller may take another address (`Manager::attach`).
+            (Step::AddrAdd { net, .. }, Err(error)) if error.errno() == Some(libc::EADDRINUSE) => {
+                return Err(Error::address_held_on_port(net.addr(), &error.into()));
+            }
+            (_, result) => result?,
         }
     }
     Ok(())

@@ -28,6 +28,11 @@ use crate::store::{
     EndpointRecord, EndpointState, Locked, NetworkRecord, NetworkState, StateDir, Timestamp,
 };
 
+/// How many addresses held by links the network does not know (see
+/// [`Error::is_address_held_on_port`]) one attach passes over before it
+/// gives up: each costs a link made and deleted.
+pub(crate) const HELD_ADDRESSES_PASSED_OVER: u32 = 16;
+
 /// A resolved attach target: its namespace opened and identified.
 #[derive(Debug)]
 pub(crate) struct ResolvedTarget {
@@ -658,8 +663,29 @@ impl Manager {
         // a refused attach leaves even that hint as it was, as a batch
         // does. Read once: the allocation reuses what this read.
         let cursors = state.cursors(network)?;
-        let attached = self.attach_checked(host, state, network, &parent, target, req);
-        if attached.is_err() {
+        // An address the allocation chose that another ipvlan link on the
+        // parent holds (a host's own, another tool's: no record says so)
+        // is passed over: the attach, undone whole, is made again with the
+        // next. Not an address asked for, which stays the caller's.
+        let chosen = req.ipv4.is_none() && req.ipv6.is_none();
+        let mut passed_over = 0;
+        let attached = loop {
+            let attached = self.attach_checked(host, state, network, &parent, target, req);
+            match attached {
+                Err(error) if chosen && error.is_address_held_on_port() => {
+                    passed_over += 1;
+                    if passed_over > HELD_ADDRESSES_PASSED_OVER {
+                        break Err(error.and_left(format_args!(
+                            "so were the {HELD_ADDRESSES_PASSED_OVER} tried before it; give --ip/--ip6 (or a network whose --ip-range leaves those links' addresses out)"
+                        )));
+                    }
+                }
+                attached => break attached,
+            }
+        };
+        // The cursors stay past addresses found held, so that the next
+        // attach does not try them first again.
+        if attached.is_err() && passed_over == 0 {
             let _ = state.put_cursors(network, &cursors);
         }
         attached

@@ -100,6 +100,26 @@ impl Error {
         Error::new(ErrorKind::AlreadyExists, message)
     }
 
+    /// The kernel refused `address` on a new link of ours (`kernel`, its
+    /// error): another ipvlan link on the same parent holds it (`EADDRINUSE`
+    /// since Linux 4.16), one that is no endpoint of the network (a host's
+    /// own ipvlan link, another tool's container, or one of a namespace
+    /// still being torn down). [`Error::is_address_held_on_port`] tells it.
+    pub fn address_held_on_port(address: std::net::IpAddr, kernel: &Error) -> Error {
+        let mut error = Error::already_exists(format!(
+            "{address} is held by another ipvlan link on the network's parent, not one of the network's ({})",
+            kernel.message()
+        ));
+        error.0.errno = Some(libc::EADDRINUSE);
+        error
+    }
+
+    /// Whether this is [`Error::address_held_on_port`]'s refusal (whatever
+    /// context was added since).
+    pub fn is_address_held_on_port(&self) -> bool {
+        self.0.kind == ErrorKind::AlreadyExists && self.0.errno == Some(libc::EADDRINUSE)
+    }
+
     /// An object still in use.
     pub fn in_use(message: impl Into<String>) -> Error {
         Error::new(ErrorKind::InUse, message)

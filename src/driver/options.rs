@@ -64,6 +64,13 @@ pub(crate) fn attached_by_cni(endpoint: &EndpointRecord) -> bool {
         && (endpoint.id.starts_with(CNI_ID_PREFIX) || endpoint.id.starts_with(CNI_LEASE_PREFIX))
 }
 
+/// Whether the endpoint is a lease-only record (no link of ours): a CNI
+/// ADD's ([`attached_by_cni`]; a container's endpoint an older version
+/// filed under a name such as `cnl-web` is no lease).
+pub(crate) fn is_cni_lease(endpoint: &EndpointRecord) -> bool {
+    attached_by_cni(endpoint) && endpoint.id.starts_with(CNI_LEASE_PREFIX)
+}
+
 /// Longest network or container name, in bytes.
 pub const MAX_NAME_LEN: usize = 64;
 /// The `-o` keys we understand, in the order error messages list them.

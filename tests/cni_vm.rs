@@ -3640,3 +3640,72 @@ fn an_add_refused_an_address_another_ipvlan_link_holds_gets_the_next_when_retrie
     );
     ip(&["link", "del", "cshim"]);
 }
+
+/// An ADD of a changed config that found its network idle (leases only)
+/// decides without the lock to take it over; an ADD of the network's own
+/// config may attach to it meanwhile. Before, the first rewrote the
+/// network under the lock all the same (its record unchanged), a host
+/// master's network over the second's in-container link, which GC then
+/// judged by the wrong master and `restore` reported on every run.
+#[test]
+fn an_idle_network_attached_meanwhile_by_its_own_config_is_not_taken_over() {
+    let mut cni = Cni::new("takeover");
+    cni.master("cnim31");
+    let a = cni.netns("cni-take-a");
+    let b = cni.netns("cni-take-b");
+    ip(&["-n", "cni-take-b", "link", "add", "eth1", "type", "dummy"]);
+    ip(&["-n", "cni-take-b", "link", "set", "eth1", "up"]);
+    let own = r#"{"cniVersion": "1.0.0", "name": "take", "type": "ipvlan", "master": "eth1",
+        "linkInContainer": true, "ipam": {"type": "ipvlan", "subnet": "10.89.0.0/24"}}"#;
+    let changed = r#"{"cniVersion": "1.0.0", "name": "take", "type": "ipvlan", "master": "cnim31",
+        "ipam": {"type": "ipvlan", "subnet": "10.89.0.0/24"}}"#;
+    cni.plugin("ADD", "ctr-b", &b, own).ok();
+    cni.plugin("DEL", "ctr-b", &b, own).ok();
+
+    let pause = cni.state.with_extension("pause");
+    let _ = std::fs::remove_file(&pause);
+    let mut add = cni.command("ADD", "ctr-a", &a, "eth0");
+    add.env(
+        "IPVLAN_FAULT_PAUSE_AT",
+        "cni add: before taking over an idle network#1",
+    )
+    .env("IPVLAN_FAULT_PAUSE_FILE", &pause);
+    let mut child = add.spawn().expect("runs the plugin");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(changed.as_bytes()).unwrap();
+    drop(stdin);
+    let paused = (0..1500).any(|_| {
+        std::thread::sleep(Duration::from_millis(20));
+        pause.exists()
+    });
+    let meanwhile = paused.then(|| cni.plugin("ADD", "ctr-b", &b, own));
+    let _ = std::fs::remove_file(&pause);
+    let output = child.wait_with_output().unwrap();
+    let refused = Answer {
+        exit: output.status.code(),
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    };
+    assert!(
+        paused,
+        "the ADD never reached its pause: {}",
+        refused.stdout
+    );
+    meanwhile.unwrap().ok();
+    let msg = refused.error(7);
+    assert!(
+        msg.starts_with("network take has 1 attachment(s) made with another config"),
+        "{msg}"
+    );
+    assert!(link(Some("cni-take-a"), "eth0").is_none());
+    // The network is still its own config's, with its attachment.
+    let store = StateDir::open(&cni.state).unwrap();
+    let network = store.network_named("take").unwrap().unwrap();
+    assert_eq!(network.parent, "", "{network:?}");
+    assert_eq!(
+        cni.records("take").0,
+        [ipvlan::driver::attachment_id("ctr-b", "eth0")]
+    );
+    cni.plugin("DEL", "ctr-b", &b, own).ok();
+    assert_eq!(link_names("cni-take-b"), ["eth1", "lo"]);
+}

@@ -625,6 +625,9 @@ impl Manager {
                 let networks = state.networks()?;
                 self.masterless_record(&state, &networks, net).map(drop)
             } else {
+                if over.is_some() {
+                    crate::fault::point("cni add: before taking over an idle network");
+                }
                 self.create_network_over(req, Some((CNI_MARK, &net.config)), over.as_ref())
                     .map(drop)
             };

@@ -81,11 +81,18 @@ impl Manager {
         let mut networks = state.networks()?;
         refuse_when_damaged(&networks.damaged)?;
         if let Some(old) = replacing {
+            // Taken over only as the caller found it without the lock:
+            // the same record, holding leases alone. An attachment its own
+            // config made since stays that config's (the caller, told
+            // `AlreadyExists`, looks again and refuses).
+            let changed =
+                || Error::already_exists(format!("network {} changed meanwhile", req.name));
             if !networks.iter().any(|n| n == old) {
-                return Err(Error::already_exists(format!(
-                    "network {} changed meanwhile",
-                    req.name
-                )));
+                return Err(changed());
+            }
+            let live = state.endpoints_of(&old.id)?;
+            if !live.damaged.is_empty() || !live.iter().all(super::options::is_cni_lease) {
+                return Err(changed());
             }
             networks.items.retain(|n| n.id != old.id);
         }

@@ -665,6 +665,51 @@ fn the_hosts_own_address_on_the_parent_is_never_a_containers() {
     assert!(vm_support::ip_ok(&["link", "del", "hp0"]));
 }
 
+#[test]
+fn the_hosts_address_on_an_ipvlan_parents_master_is_never_a_containers() {
+    // A parent that is itself an ipvlan link: our links join its master's
+    // port (the kernel parents them there), where the master's own address
+    // is the host's. Before, only the ipvlan parent's addresses were
+    // reserved: `--ip` of the master's was taken, and the port's traffic
+    // for it went to the container.
+    let mut env = Env::new("ipvparent");
+    assert!(vm_support::ip_ok(&["link", "add", "hp2", "type", "dummy"]));
+    assert!(vm_support::ip_ok(&["link", "set", "hp2", "up"]));
+    assert!(vm_support::ip_ok(&[
+        "addr",
+        "add",
+        "192.168.84.250/24",
+        "dev",
+        "hp2"
+    ]));
+    assert!(vm_support::ip_ok(&[
+        "link", "add", "ipv2", "link", "hp2", "type", "ipvlan", "mode", "l2"
+    ]));
+    assert!(vm_support::ip_ok(&["link", "set", "ipv2", "up"]));
+    env.ok(&[
+        "network",
+        "create",
+        "-o",
+        "parent=ipv2",
+        "--subnet",
+        "192.168.84.0/24",
+        "ipvp",
+    ]);
+    env.networks.push("ipvp".into());
+    let output = env.run(&["run", "--net=ipvp", "--ip=192.168.84.250", "true"]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(125), "{stderr}");
+    assert!(
+        stderr.contains("192.168.84.250 is the host's own address on the network's parent"),
+        "{stderr}"
+    );
+    assert!(env.containers().is_empty());
+    env.ok(&["network", "rm", "ipvp"]);
+    env.networks.clear();
+    assert!(vm_support::ip_ok(&["link", "del", "ipv2"]));
+    assert!(vm_support::ip_ok(&["link", "del", "hp2"]));
+}
+
 /// The global IPv4 addresses of `dev` in this (the test's) namespace.
 fn host_addresses(dev: &str) -> Vec<String> {
     let shown = vm_support::ip_json(&["-4", "addr", "show", "dev", dev]);

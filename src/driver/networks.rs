@@ -587,11 +587,23 @@ pub(super) fn reserve_host_addresses(
     index: u32,
     subnets: &mut [crate::ipam::SubnetSpec],
 ) -> Result<(), Error> {
-    for address in host.addrs_of(index)? {
-        let address = address.net.addr();
-        for spec in subnets.iter_mut().filter(|s| s.contains(address)) {
-            if !spec.host.contains(&address) {
-                spec.host.push(address);
+    // Links made on an ipvlan link join its master's port (the kernel
+    // parents them there), where the master's own addresses are the
+    // host's too.
+    let mut links = vec![index];
+    if let Some(link) = host.link_by_index(index)? {
+        let port = parent::port_of(host, &link)?;
+        if port.index != index {
+            links.push(port.index);
+        }
+    }
+    for index in links {
+        for address in host.addrs_of(index)? {
+            let address = address.net.addr();
+            for spec in subnets.iter_mut().filter(|s| s.contains(address)) {
+                if !spec.host.contains(&address) {
+                    spec.host.push(address);
+                }
             }
         }
     }

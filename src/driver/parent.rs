@@ -892,7 +892,7 @@ pub(crate) fn other_mode_for(
 
 /// The link whose ipvlan port `link` is on: its master when `link` is
 /// itself an ipvlan link of the host, else `link`.
-fn port_of(host: &Handle, link: &Link) -> Result<Link, Error> {
+pub(crate) fn port_of(host: &Handle, link: &Link) -> Result<Link, Error> {
     Ok(match (link.ipvlan(), link.parent) {
         (Some(_), Some(master)) if link.link_netnsid.is_none() => {
             host.link_by_index(master)?.unwrap_or_else(|| link.clone())

@@ -666,6 +666,63 @@ fn the_hosts_own_address_on_the_parent_is_never_a_containers() {
 }
 
 #[test]
+fn an_address_held_in_a_full_subnet_of_several_is_passed_over_to_the_next_subnet() {
+    // A family with several subnets: the first found full is passed over,
+    // and an address freed in it is where the next walk starts. Held by
+    // another ipvlan link, it was given back by each failed attempt, which
+    // put the walk before it again: every attempt took the same address.
+    let mut env = Env::new("heldfull");
+    assert!(vm_support::ip_ok(&["link", "add", "hp3", "type", "dummy"]));
+    assert!(vm_support::ip_ok(&["link", "set", "hp3", "up"]));
+    assert!(vm_support::ip_ok(&[
+        "link", "add", "shim3", "link", "hp3", "type", "ipvlan", "mode", "l2"
+    ]));
+    assert!(vm_support::ip_ok(&["link", "set", "shim3", "up"]));
+    env.ok(&[
+        "network",
+        "create",
+        "-o",
+        "parent=hp3",
+        "--subnet",
+        "192.168.85.0/29",
+        "--subnet",
+        "192.168.86.0/24",
+        "full",
+    ]);
+    env.networks.push("full".into());
+    // .2 to .6: the first subnet full.
+    for i in 2..=6 {
+        env.ok(&["run", "--net=full", &format!("--name=f{i}"), "-d"]);
+    }
+    env.ok(&["rm", "-f", "f4"]);
+    assert!(vm_support::ip_ok(&[
+        "addr",
+        "add",
+        "192.168.85.4/29",
+        "dev",
+        "shim3"
+    ]));
+    env.ok(&["run", "--net=full", "--name=g", "-d"]);
+    assert_eq!(
+        inspected_address(&env, "full", "g").as_deref(),
+        Some("192.168.86.2/24")
+    );
+    // And the next attach does not try it first again.
+    env.ok(&["run", "--net=full", "--name=h", "-d"]);
+    assert_eq!(
+        inspected_address(&env, "full", "h").as_deref(),
+        Some("192.168.86.3/24")
+    );
+    for name in ["f2", "f3", "f5", "f6", "g", "h"] {
+        env.ok(&["rm", "-f", name]);
+    }
+    env.ok(&["network", "rm", "full"]);
+    env.networks.clear();
+    assert!(vm_support::ip_ok(&["link", "del", "shim3"]));
+    assert!(vm_support::ip_ok(&["link", "del", "hp3"]));
+}
+
+#[test]
 fn the_hosts_address_on_an_ipvlan_parents_master_is_never_a_containers() {
     // A parent that is itself an ipvlan link: our links join its master's
     // port (the kernel parents them there), where the master's own address
@@ -827,7 +884,45 @@ fn an_address_another_ipvlan_link_on_the_parent_holds_is_passed_over() {
     held.sort();
     assert_eq!(held, ["192.168.81.2", "192.168.81.3", "192.168.81.6"]);
 
-    for name in ["a", "c1", "c2"] {
+    // An attempt whose link the kernel would not delete is left for
+    // `restore`, its record `detaching`: no attempt after it (which would
+    // write its own record over that one, and leave the link unnamed).
+    assert!(vm_support::ip_ok(&[
+        "addr",
+        "add",
+        "192.168.81.9/24",
+        "dev",
+        "shim"
+    ]));
+    env.ok(&["run", "--net=side", "--name=c3", "-d"]);
+    let c3 = env.netns_dir().join("c3");
+    let output = env
+        .command(&["network", "connect", "held", "c3"])
+        .env("IPVLAN_FAULT_FORCE", "endpoint: delete refused")
+        .output()
+        .unwrap();
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("192.168.81.9 is held by another ipvlan link"),
+        "{stderr}"
+    );
+    assert_eq!(links_at(&c3), ["eth0", "eth1", "lo"], "{stderr}");
+    let id = field(&env.inspect("held"), &["Id"])
+        .as_str()
+        .unwrap()
+        .to_string();
+    let records = endpoint_records(&env, &id);
+    let kept: Vec<&String> = records
+        .iter()
+        .filter(|r| r.contains("\"detaching\""))
+        .collect();
+    assert_eq!(kept.len(), 1, "{records:?}");
+    env.ok(&["restore"]);
+    assert_eq!(links_at(&c3), ["eth0", "lo"], "restore deleted it");
+    assert_eq!(endpoint_records(&env, &id).len(), 3, "a, c1 and c2's");
+
+    for name in ["a", "c1", "c2", "c3"] {
         env.ok(&["rm", "-f", name]);
     }
     env.ok(&["network", "rm", "held", "side"]);

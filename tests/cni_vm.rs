@@ -3626,6 +3626,15 @@ fn an_add_refused_an_address_another_ipvlan_link_holds_gets_the_next_when_retrie
     // Nothing of it left: no link, no record, no lease.
     assert_eq!(link_names("cni-held"), ["lo"]);
     assert_eq!(cni.records("held"), (Vec::new(), Vec::new()));
+    // Asked for by name, it is no transient condition: 999.
+    let mut asked = cni.command("ADD", "ctr-held", &ns, "eth0");
+    asked.env("CNI_ARGS", "IgnoreUnknown=1;IP=10.77.0.2");
+    let msg = run_with(asked, &conf).error(999);
+    assert!(
+        msg.contains("Address already assigned to an ipvlan device"),
+        "{msg}"
+    );
+    assert_eq!(link_names("cni-held"), ["lo"]);
     // The runtime's retry is given the next address.
     let answer = cni.plugin("ADD", "ctr-held", &ns, &conf);
     answer.ok();

@@ -18,7 +18,6 @@ use super::bounds::{allocate_within, outside_bounds, refuse_bounds_without_room}
 use super::endpoint_link::{self, BuiltEndpoint, DefaultRoute, EndpointPlan, ResultRoute};
 use super::endpoints::{keep_for_restore, under_detach_intent};
 use super::netns_identity::{self, NsAt, OpenNetns};
-use super::networks::find_network;
 use super::options::{cni_config, CNI_ID_PREFIX as ID_PREFIX, CNI_LEASE_PREFIX as LEASE_PREFIX};
 use super::report::RestoreReport;
 use super::{parent, subnets, Error, ErrorKind, IpvlanFlag, IpvlanMode, Manager, NetworkCreate};
@@ -925,8 +924,15 @@ impl Manager {
         let give_back = |state: &Locked<'_>| {
             if let Some(leases) = &leases {
                 match held.get() {
+                    // As the cursors are before the release, which in a
+                    // full subnet of several would put the walk back
+                    // before the address.
                     true => {
+                        let past = state.cursors(network);
                         let _ = state.release_owner(network, &id);
+                        if let Ok(past) = past {
+                            let _ = state.put_cursors(network, &past);
+                        }
                     }
                     false => leases.give_back(state, network, &id),
                 }
@@ -1054,6 +1060,17 @@ impl Manager {
                 })));
             }
             failed => {
+                // Passed over only where our allocator chose the address:
+                // one asked for or a chained plugin's is met again by a
+                // retry.
+                let chosen = leases.is_some()
+                    && matches!(&attach.addresses, CniAddresses::Allocate(wanted) if wanted.is_empty());
+                let failed = match failed {
+                    Err(error) if error.is_address_held_on_port() && !chosen => {
+                        Err(error.not_passed_over())
+                    }
+                    failed => failed,
+                };
                 held.set(matches!(&failed, Err(error) if error.is_address_held_on_port()));
                 leave(&mut record);
                 return Err(match failed {
@@ -1230,7 +1247,8 @@ impl Manager {
             Err(error) => {
                 undo();
                 failed(state, &mut record);
-                return Err(error.context(attaching).into());
+                // The plugin's address: its retry may hand out the same.
+                return Err(error.not_passed_over().context(attaching).into());
             }
         };
         self.record_attached(
@@ -2007,21 +2025,17 @@ fn cni_network_locked(
         .filter(|record| record.name == net.name && record.state != NetworkState::Creating)
     {
         Some(record) => record,
-        None => {
-            let networks = state.networks()?;
-            let network = find_network(&networks, &net.name)?;
-            // By its name only, as DEL and GC look it up: a network whose
-            // id starts with the name (this one removed meanwhile) is
-            // another's, whose DEL and GC would never find this attachment.
-            if network.name != net.name {
-                return Err(Error::not_found(format!(
-                    "network {} was removed meanwhile",
-                    net.name
-                ))
-                .into());
-            }
-            network.clone()
-        }
+        // By its name only, as DEL and GC look it up: a network whose id
+        // starts with the name (this one removed meanwhile) is another's,
+        // whose DEL and GC would never find this attachment.
+        None => state
+            .networks()?
+            .iter()
+            .find(|n| n.name == net.name && n.state != NetworkState::Creating)
+            .cloned()
+            .ok_or_else(|| {
+                Error::not_found(format!("network {} was removed meanwhile", net.name))
+            })?,
     };
     match cni_config(&network) {
         None => Err(CniAddError::Config(config_error(format!(
@@ -2396,6 +2410,31 @@ fn delete_ipvlan_named(
 mod tests {
     use super::*;
 
+    /// A lease-only network (our binary as another plugin's IPAM) on `subnet`.
+    fn lease_only_network(name: &str, subnet: &str) -> CniNetwork {
+        let ipam = format!("ipam=ipvlan ranges={subnet}");
+        CniNetwork {
+            name: name.into(),
+            master: None,
+            mode: IpvlanMode::L2,
+            flag: IpvlanFlag::Bridge,
+            mtu: None,
+            link_in_container: false,
+            subnets: vec![(subnet.parse().unwrap(), None)],
+            bounds: Vec::new(),
+            config: format!("lease-only {ipam}"),
+            ipam_config: ipam,
+        }
+    }
+
+    /// A lease of container `c1`'s `eth0`, its address the next free.
+    const C1_LEASE: CniLease<'static> = CniLease {
+        container_id: "c1",
+        ifname: "eth0",
+        netns: None,
+        wanted: Vec::new(),
+    };
+
     /// GC lists records without the lock; a DEL and a new ADD of the same
     /// attachment may come before it takes the lock. Its step for the
     /// record it listed must then leave the new record and its leases be.
@@ -2404,25 +2443,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("ipvlan-cni-gc-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let manager = Manager::open(super::super::Config::new(&dir)).unwrap();
-        let ipam = "ipam=ipvlan ranges=10.66.0.0/24".to_string();
-        let net = CniNetwork {
-            name: "gcrace".into(),
-            master: None,
-            mode: IpvlanMode::L2,
-            flag: IpvlanFlag::Bridge,
-            mtu: None,
-            link_in_container: false,
-            subnets: vec![("10.66.0.0/24".parse().unwrap(), None)],
-            bounds: Vec::new(),
-            config: format!("lease-only {ipam}"),
-            ipam_config: ipam,
-        };
-        let lease = CniLease {
-            container_id: "c1",
-            ifname: "eth0",
-            netns: None,
-            wanted: Vec::new(),
-        };
+        let net = lease_only_network("gcrace", "10.66.0.0/24");
+        let lease = C1_LEASE;
         manager.cni_lease_add(&net, &lease).unwrap();
         let network = manager.store.network_by_name("gcrace").unwrap();
         let listed = manager.store.endpoints_of(&network.id).unwrap().items;
@@ -2467,25 +2489,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("ipvlan-cni-prefix-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let manager = Manager::open(super::super::Config::new(&dir)).unwrap();
-        let ipam = "ipam=ipvlan ranges=10.67.0.0/24".to_string();
-        let mut net = CniNetwork {
-            name: "other".into(),
-            master: None,
-            mode: IpvlanMode::L2,
-            flag: IpvlanFlag::Bridge,
-            mtu: None,
-            link_in_container: false,
-            subnets: vec![("10.67.0.0/24".parse().unwrap(), None)],
-            bounds: Vec::new(),
-            config: format!("lease-only {ipam}"),
-            ipam_config: ipam,
-        };
-        let lease = CniLease {
-            container_id: "c1",
-            ifname: "eth0",
-            netns: None,
-            wanted: Vec::new(),
-        };
+        let mut net = lease_only_network("other", "10.67.0.0/24");
+        let lease = C1_LEASE;
         manager.cni_lease_add(&net, &lease).unwrap();
         let other = manager.store.network_by_name("other").unwrap();
         net.name = other.id[..12].to_string();

@@ -31,7 +31,12 @@ use crate::store::{
 /// How many addresses held by links the network does not know (see
 /// [`Error::is_address_held_on_port`]) one attach passes over before it
 /// gives up: each costs a link made and deleted.
-pub(crate) const HELD_ADDRESSES_PASSED_OVER: u32 = 16;
+pub(crate) const HELD_ADDRESSES_PASSED_OVER: usize = 16;
+
+/// The owner of an address found held while an attach passes it over
+/// ([`Manager::attach`]): no endpoint's id, so one a kill leaves is an
+/// orphan, freed by `restore`.
+const HELD_STAND_IN: &str = "held-by-another-link";
 
 /// A resolved attach target: its namespace opened and identified.
 #[derive(Debug)]
@@ -667,25 +672,51 @@ impl Manager {
         // parent holds (a host's own, another tool's: no record says so)
         // is passed over: the attach, undone whole, is made again with the
         // next. Not an address asked for, which stays the caller's.
+        // Only after an attempt given back whole: one whose link the
+        // kernel would not delete is left for `restore`, under this very
+        // endpoint id. The address stays taken by a stand-in owner until
+        // the end, as the allocator would otherwise be led back to it (a
+        // release in a full subnet of several puts the walk before it).
         let chosen = req.ipv4.is_none() && req.ipv6.is_none();
-        let mut passed_over = 0;
+        let mut held = Vec::new();
         let attached = loop {
-            let attached = self.attach_checked(host, state, network, &parent, target, req);
-            match attached {
-                Err(error) if chosen && error.is_address_held_on_port() => {
-                    passed_over += 1;
-                    if passed_over > HELD_ADDRESSES_PASSED_OVER {
-                        break Err(error.and_left(format_args!(
-                            "so were the {HELD_ADDRESSES_PASSED_OVER} tried before it; give --ip/--ip6 (or a network whose --ip-range leaves those links' addresses out)"
-                        )));
-                    }
-                }
-                attached => break attached,
+            let mut given_back = false;
+            let attached =
+                self.attach_checked(host, state, network, &parent, target, req, &mut given_back);
+            let address = match &attached {
+                Err(error) if chosen && given_back => error.held_address(),
+                _ => None,
+            };
+            let Some(address) = address else {
+                break attached;
+            };
+            if held.len() == HELD_ADDRESSES_PASSED_OVER
+                || state
+                    .allocate(network, Request::Exact(address), HELD_STAND_IN)
+                    .is_err()
+            {
+                break attached.map_err(|error| match held.len() {
+                    0 => error,
+                    tried => error.and_left(format_args!(
+                        "so were the {tried} tried before it; give --ip/--ip6 (or a network whose --ip-range leaves those links' addresses out)"
+                    )),
+                });
             }
+            held.push(address);
         };
         // The cursors stay past addresses found held, so that the next
-        // attach does not try them first again.
-        if attached.is_err() && passed_over == 0 {
+        // attach does not try them first again: as they are before the
+        // stand-ins go (a release in a full subnet of several would put
+        // the walk back before the address).
+        if !held.is_empty() {
+            let past = state.cursors(network);
+            for address in &held {
+                let _ = state.release(network, *address);
+            }
+            if let Ok(past) = past {
+                let _ = state.put_cursors(network, &past);
+            }
+        } else if attached.is_err() {
             let _ = state.put_cursors(network, &cursors);
         }
         attached
@@ -695,6 +726,9 @@ impl Manager {
     /// target, the addresses, the container's index entry and the intent
     /// record (in that order), then the kernel's part and the final
     /// record; on failure what was taken is given back.
+    /// `given_back`: set when a failure of the kernel's part gave back
+    /// everything the attempt took (see [`Pending::undo_unbuilt`]).
+    #[allow(clippy::too_many_arguments)]
     fn attach_checked(
         &self,
         host: &Handle,
@@ -703,6 +737,7 @@ impl Manager {
         parent: &Link,
         target: &ResolvedTarget,
         req: &AttachRequest,
+        given_back: &mut bool,
     ) -> Result<EndpointInfo, Error> {
         let index = endpoint_link::chosen_index()?;
         let mut pending =
@@ -710,7 +745,7 @@ impl Manager {
         let built = match pending.build(state, host, network, parent, &target.inside) {
             Ok(built) => built,
             Err(error) => {
-                pending.undo_unbuilt(state, network, parent, &target.inside);
+                *given_back = pending.undo_unbuilt(state, network, parent, &target.inside);
                 return Err(error.context(format!(
                     "attaching {} to network {}",
                     target.label(),
@@ -1573,27 +1608,28 @@ impl Pending {
         network: &NetworkRecord,
         parent: &Link,
         inside: &OpenNetns,
-    ) {
+    ) -> bool {
         let stays = self.record.ifindex.is_some_and(|index| {
             endpoint_link::left_standing(inside, index, &self.record.ifname, parent, false)
         });
         let in_log = self.intent == Intent::InLog;
-        if !(stays && keep_for_restore(state, &mut self.record, in_log)) {
-            self.abandon(state, network);
+        if stays && keep_for_restore(state, &mut self.record, in_log) {
+            return false;
         }
+        self.abandon(state, network)
     }
 
     /// Gives back what [`Manager::reserve`] took: the intent record, the
     /// index entry, the addresses. Nothing of it is in the kernel.
-    pub(crate) fn abandon(mut self, state: &Locked<'_>, network: &NetworkRecord) {
+    pub(crate) fn abandon(mut self, state: &Locked<'_>, network: &NetworkRecord) -> bool {
         // The intent in the log's page first: brought back after its
         // record went, it would name an index a retried create may have
         // found another link's. Not taken out (the page could not be
         // written), everything is left for `restore`.
         if self.intent == Intent::InLog && state.clear_single_intent().is_err() {
-            return;
+            return false;
         }
-        let _ = state.remove_endpoint(&self.record.network_id, &self.record.id);
+        let removed = state.remove_endpoint(&self.record.network_id, &self.record.id);
         if let Some(index) = self.index.as_deref_mut() {
             let _ = index.remove(state, &network.id, &self.record.id);
         } else if let (true, Some(name)) = (self.indexed, &self.record.container) {
@@ -1603,6 +1639,7 @@ impl Pending {
         for address in self.record.ipv4.iter().chain(self.record.ipv6.iter()) {
             let _ = state.release(network, address.addr());
         }
+        removed.is_ok()
     }
 }
 

@@ -62,6 +62,8 @@ struct Details {
     kind: ErrorKind,
     message: String,
     errno: Option<i32>,
+    /// The address of [`Error::address_held_on_port`].
+    held: Option<std::net::IpAddr>,
 }
 
 impl fmt::Debug for Error {
@@ -82,6 +84,7 @@ impl Error {
             kind,
             message: one_line(message.into()),
             errno: None,
+            held: None,
         }))
     }
 
@@ -111,13 +114,29 @@ impl Error {
             kernel.message()
         ));
         error.0.errno = Some(libc::EADDRINUSE);
+        error.0.held = Some(address);
         error
     }
 
     /// Whether this is [`Error::address_held_on_port`]'s refusal (whatever
     /// context was added since).
     pub fn is_address_held_on_port(&self) -> bool {
-        self.0.kind == ErrorKind::AlreadyExists && self.0.errno == Some(libc::EADDRINUSE)
+        self.0.held.is_some()
+    }
+
+    /// The address of [`Error::address_held_on_port`]'s refusal.
+    pub fn held_address(&self) -> Option<std::net::IpAddr> {
+        self.0.held
+    }
+
+    /// [`Error::address_held_on_port`]'s refusal as a plain failure (any
+    /// other error as it is): for an address the caller gave or a plugin
+    /// chose, which a retry would meet again.
+    pub(crate) fn not_passed_over(mut self) -> Error {
+        if self.0.held.take().is_some() {
+            self.0.kind = ErrorKind::OperationFailed;
+        }
+        self
     }
 
     /// An object still in use.
@@ -147,6 +166,7 @@ impl Error {
             kind,
             message: one_line(message.into()),
             errno: Some(errno),
+            held: None,
         }))
     }
 
@@ -225,6 +245,7 @@ impl Error {
             kind,
             message: one_line(format!("{program}: {why}")),
             errno,
+            held: None,
         }))
     }
 

@@ -155,20 +155,16 @@ impl Manager {
         // the same batch run again does not try it first again: a single
         // attach passes over such an address, a batch is all or nothing.
         let give_back = |pending: &mut dyn Iterator<Item = Pending>, error: &Error| {
-            // Read before the releases: one in a full subnet of several
-            // would put the walk back before the address.
-            let past = match error.is_address_held_on_port() {
-                true => state.cursors(network).ok(),
-                false => None,
-            };
-            for prepared in pending {
-                prepared.abandon(&state, network);
-            }
-            match past {
-                Some(past) => {
-                    let _ = state.put_cursors(network, &past);
+            let abandon = || {
+                for prepared in pending {
+                    prepared.abandon(&state, network);
                 }
-                None => put_back_cursors(),
+            };
+            if error.is_address_held_on_port() {
+                super::endpoints::keeping_cursors(&state, network, abandon);
+            } else {
+                abandon();
+                put_back_cursors();
             }
         };
         // Once nothing of the batch is left in the kernel: should

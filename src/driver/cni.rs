@@ -16,7 +16,7 @@ use ipnet::IpNet;
 
 use super::bounds::{allocate_within, outside_bounds, refuse_bounds_without_room};
 use super::endpoint_link::{self, BuiltEndpoint, DefaultRoute, EndpointPlan, ResultRoute};
-use super::endpoints::{keep_for_restore, under_detach_intent};
+use super::endpoints::{keep_for_restore, keeping_cursors, under_detach_intent};
 use super::netns_identity::{self, NsAt, OpenNetns};
 use super::options::{cni_config, CNI_ID_PREFIX as ID_PREFIX, CNI_LEASE_PREFIX as LEASE_PREFIX};
 use super::report::RestoreReport;
@@ -307,11 +307,7 @@ pub(crate) fn is_masterless(network: &NetworkRecord) -> bool {
     super::options::is_masterless(network)
 }
 
-/// Whether the endpoint is a lease-only record (see
-/// [`super::options::is_cni_lease`]).
-pub(crate) fn is_lease(endpoint: &EndpointRecord) -> bool {
-    super::options::is_cni_lease(endpoint)
-}
+pub(crate) use super::options::is_cni_lease as is_lease;
 
 /// Whether a GC of the kind `leases` (see [`Manager::cni_gc`]) collects
 /// `endpoint`, whose runtime listed the attachments `keep` (their key
@@ -535,7 +531,7 @@ impl Manager {
                 let host = Handle::new()?;
                 if let Some(link) = host.link_by_name(master)? {
                     if super::parent::given_address(&host, link.index)?.is_some() {
-                        super::networks::reserve_host_addresses(&host, link.index, &mut specs)?;
+                        super::networks::reserve_host_addresses(&host, &link, &mut specs)?;
                         refuse_hosts_own(&specs, wanted)?;
                     }
                 }
@@ -547,7 +543,7 @@ impl Manager {
         let plan = super::networks::plan_parent(&host, &opts, ipv6, "", &mut Vec::new())?;
         super::parent::check_shared(&host, &self.config.netns_dir, &plan, &opts, &staying)?;
         if let parent::ParentPlan::Existing(link) = &plan {
-            super::networks::reserve_host_addresses(&host, link.index, &mut specs)?;
+            super::networks::reserve_host_addresses(&host, link, &mut specs)?;
             refuse_bounds_without_room(&specs, &net.bounds)
                 .map_err(|error| config_error(error.to_string()))?;
             refuse_hosts_own(&specs, wanted)?;
@@ -924,16 +920,9 @@ impl Manager {
         let give_back = |state: &Locked<'_>| {
             if let Some(leases) = &leases {
                 match held.get() {
-                    // As the cursors are before the release, which in a
-                    // full subnet of several would put the walk back
-                    // before the address.
-                    true => {
-                        let past = state.cursors(network);
+                    true => keeping_cursors(state, network, || {
                         let _ = state.release_owner(network, &id);
-                        if let Ok(past) = past {
-                            let _ = state.put_cursors(network, &past);
-                        }
-                    }
+                    }),
                     false => leases.give_back(state, network, &id),
                 }
             }

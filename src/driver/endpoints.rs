@@ -31,12 +31,29 @@ use crate::store::{
 /// How many addresses held by links the network does not know (see
 /// [`Error::is_address_held_on_port`]) one attach passes over before it
 /// gives up: each costs a link made and deleted.
-pub(crate) const HELD_ADDRESSES_PASSED_OVER: usize = 16;
+const HELD_ADDRESSES_PASSED_OVER: usize = 16;
 
 /// The owner of an address found held while an attach passes it over
 /// ([`Manager::attach`]): no endpoint's id, so one a kill leaves is an
 /// orphan, freed by `restore`.
 const HELD_STAND_IN: &str = "held-by-another-link";
+
+/// Runs `release` (addresses given back) and keeps the allocation cursors
+/// as they were before it: past an address the kernel refused as another
+/// ipvlan link's, which a release in a full subnet of several would put
+/// the next walk back before.
+pub(crate) fn keeping_cursors<T>(
+    state: &Locked<'_>,
+    network: &NetworkRecord,
+    release: impl FnOnce() -> T,
+) -> T {
+    let past = state.cursors(network);
+    let released = release();
+    if let Ok(past) = past {
+        let _ = state.put_cursors(network, &past);
+    }
+    released
+}
 
 /// A resolved attach target: its namespace opened and identified.
 #[derive(Debug)]
@@ -705,17 +722,13 @@ impl Manager {
             held.push(address);
         };
         // The cursors stay past addresses found held, so that the next
-        // attach does not try them first again: as they are before the
-        // stand-ins go (a release in a full subnet of several would put
-        // the walk back before the address).
+        // attach does not try them first again.
         if !held.is_empty() {
-            let past = state.cursors(network);
-            for address in &held {
-                let _ = state.release(network, *address);
-            }
-            if let Ok(past) = past {
-                let _ = state.put_cursors(network, &past);
-            }
+            keeping_cursors(state, network, || {
+                for address in &held {
+                    let _ = state.release(network, *address);
+                }
+            });
         } else if attached.is_err() {
             let _ = state.put_cursors(network, &cursors);
         }

@@ -7,7 +7,7 @@ use super::options;
 use super::parent::{self, ParentPlan, ETH_MAX_MTU};
 use super::report::endpoint_label;
 use super::{random_hex, subnets, Error, Manager, NetworkCreate, NetworkInfo};
-use crate::rtnl::{Handle, ProbeKind};
+use crate::rtnl::{Handle, Link, ProbeKind};
 use crate::store::{
     Damaged, EndpointRecord, Listing, Locked, NetworkRecord, NetworkState, ParentOrigin, StateDir,
     Timestamp,
@@ -130,7 +130,7 @@ impl Manager {
         // the LAN the network shares): a container given one would take
         // the host's traffic for it.
         if let ParentPlan::Existing(link) = &plan {
-            reserve_host_addresses(&host, link.index, &mut subnets)?;
+            reserve_host_addresses(&host, link, &mut subnets)?;
             // Again with them: a range the host's addresses fill leaves
             // every `run` without `--ip` to fail. A CNI config's were
             // judged by family before (its range sets are served subnet
@@ -580,22 +580,20 @@ fn refuse_subnets_without_room(subnets: &[crate::ipam::SubnetSpec]) -> Result<()
     }
 }
 
-/// Puts the addresses link `index` has in the host into the subnets that
-/// hold them, as addresses no container gets.
+/// Puts the addresses `link` has in the host into the subnets that hold
+/// them, as addresses no container gets.
 pub(super) fn reserve_host_addresses(
     host: &Handle,
-    index: u32,
+    link: &Link,
     subnets: &mut [crate::ipam::SubnetSpec],
 ) -> Result<(), Error> {
     // Links made on an ipvlan link join its master's port (the kernel
     // parents them there), where the master's own addresses are the
     // host's too.
-    let mut links = vec![index];
-    if let Some(link) = host.link_by_index(index)? {
-        let port = parent::port_of(host, &link)?;
-        if port.index != index {
-            links.push(port.index);
-        }
+    let mut links = vec![link.index];
+    let port = parent::port_of(host, link)?;
+    if port.index != link.index {
+        links.push(port.index);
     }
     for index in links {
         for address in host.addrs_of(index)? {

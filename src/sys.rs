@@ -138,15 +138,14 @@ fn failure_unless_interrupted() -> Option<io::Error> {
 
 /// `socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol)`.
 pub fn netlink_socket(protocol: i32) -> io::Result<OwnedFd> {
+    socket(libc::AF_NETLINK, libc::SOCK_RAW, protocol)
+}
+
+/// `socket(domain, kind | SOCK_CLOEXEC, protocol)`.
+pub fn socket(domain: i32, kind: i32, protocol: i32) -> io::Result<OwnedFd> {
     // SAFETY: socket(2) takes no pointers; a non-negative return value is a new
     // descriptor that nothing else owns, so wrapping it in OwnedFd is sound.
-    let fd = retry(|| unsafe {
-        libc::socket(
-            libc::AF_NETLINK,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            protocol,
-        )
-    })?;
+    let fd = retry(|| unsafe { libc::socket(domain, kind | libc::SOCK_CLOEXEC, protocol) })?;
     // SAFETY: see above: `fd` is fresh and exclusively ours.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }

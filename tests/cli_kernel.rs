@@ -88,6 +88,51 @@ fn stored_networks(state_dir: &Path) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
+/// What `dir` holds, by name.
+fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// A first `network create` the host refuses (here a parent that is not
+/// there, on any kernel) makes no store: the state directory it names is
+/// not made, nor anything in an empty one.
+#[test]
+fn a_refused_first_create_makes_no_store() {
+    let scratch = scratch_dir("fresh");
+    let missing = scratch.join("state");
+    for (state_dir, args) in [
+        (
+            &missing,
+            "network create --subnet 192.168.1.0/24 -o parent=nosuch0 n1",
+        ),
+        (
+            &scratch.to_path_buf(),
+            "network create -o parent=nosuch0.20 n1",
+        ),
+    ] {
+        let (output, before, after) = create_in_fresh_netns(args, state_dir);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{args}: {stderr}");
+        assert!(
+            stderr.contains("(CONFIG_IPVLAN)")
+                || stderr.contains("-o parent interface was not found on the host: nosuch0"),
+            "{args}: {stderr}"
+        );
+        assert_eq!(before, after, "{args}: links changed");
+        assert!(!missing.exists(), "{args}: the state directory was made");
+        assert_eq!(
+            entries(&scratch),
+            Vec::<String>::new(),
+            "{args}: a store was made"
+        );
+    }
+}
+
 #[test]
 fn network_create_names_the_missing_kernel_feature_or_succeeds() {
     let state_dir = scratch_dir("state");
@@ -115,6 +160,11 @@ fn network_create_names_the_missing_kernel_feature_or_succeeds() {
         );
         assert!(stdout.is_empty(), "{stdout}");
         assert_eq!(before, after, "links changed");
+        assert_eq!(
+            entries(&state_dir),
+            Vec::<String>::new(),
+            "a store was made"
+        );
         assert_eq!(stored_networks(&state_dir), "", "a network was recorded");
     }
 }
@@ -142,6 +192,8 @@ fn every_kind_of_parent_fails_cleanly_without_ipvlan_or_works_with_it() {
             );
             assert_eq!(before, after, "{args}: links changed");
             assert!(output.stdout.is_empty(), "{args}");
+            let made = entries(&state_dir);
+            assert_eq!(made, Vec::<String>::new(), "{args}: a store was made");
             assert_eq!(
                 stored_networks(&state_dir),
                 "",

@@ -674,8 +674,18 @@ fn configure(
     }
     .map_err(|error| setting(&error))?;
     if let Some(Err(error)) = set.first() {
-        // A kernel without IPv6 has nothing to disable.
-        if !disable || error.kind() != std::io::ErrorKind::NotFound {
+        let missing = error.kind() == std::io::ErrorKind::NotFound;
+        // A kernel without IPv6 has nothing to disable; a link that needs
+        // IPv6 there is told why it cannot have it (a network made before
+        // the host was booted without IPv6, a delegated plugin's address).
+        if missing && !disable && !super::kernel_support::has_ipv6()? {
+            return Err(Error::unsupported(format!(
+                "{ifname} in {} needs IPv6: {}",
+                inside.label(),
+                super::kernel_support::NO_IPV6
+            )));
+        }
+        if !disable || !missing {
             return Err(setting(error));
         }
     }

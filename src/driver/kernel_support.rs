@@ -91,6 +91,35 @@ pub(crate) fn check_version(
     Ok(())
 }
 
+/// Why an IPv6 network cannot be made or joined on a kernel that has no
+/// IPv6: one booted with `ipv6.disable=1` (as hosts that do without IPv6
+/// often are) or built without it, which has no IPv6 setting for a link
+/// to turn on and takes no IPv6 address.
+pub(crate) const NO_IPV6: &str =
+    "this kernel has no IPv6 (booted with ipv6.disable=1, or built without IPv6)";
+
+/// Whether the kernel has IPv6 at all: it refuses an IPv6 socket
+/// (`EAFNOSUPPORT`) when it has none. Not `disable_ipv6`, which a link's
+/// or a namespace's setting turns off and we turn on where we need it.
+pub(crate) fn has_ipv6() -> Result<bool, Error> {
+    match crate::sys::socket(libc::AF_INET6, libc::SOCK_DGRAM, 0) {
+        Ok(_) => Ok(true),
+        Err(error) if error.raw_os_error() == Some(libc::EAFNOSUPPORT) => Ok(false),
+        Err(error) => Err(Error::io("asking the kernel for an IPv6 socket", &error)),
+    }
+}
+
+/// Refuses an IPv6 network on a kernel without IPv6 ([`has_ipv6`]):
+/// made, every attach to it would fail at its first IPv6 address.
+pub(crate) fn require_ipv6() -> Result<(), Error> {
+    match has_ipv6()? {
+        true => Ok(()),
+        false => Err(Error::unsupported(format!(
+            "an IPv6 network cannot be made: {NO_IPV6}"
+        ))),
+    }
+}
+
 /// Refuses with what to load when the kernel does not know `kind`,
 /// asked on `host` without creating anything (see
 /// [`Handle::probe_kind`]).

@@ -76,6 +76,13 @@ impl Manager {
         let internal = req.internal || opts.parent.is_none();
         let mut subnets = checked_subnets(req, opts.mtu)?;
         let ipv6 = req.ipv6 || subnets.iter().any(|s| s.subnet.addr().is_ipv6());
+        if self.store.never_made()? && beside_a_directory(self.store.root()) {
+            // The lock makes the store: a first create the host refuses
+            // (no ipvlan, no such parent, no IPv6) leaves none behind. A
+            // root whose directory is not there is the lock's to make, or
+            // to refuse first (`x/../file/state`).
+            refuse_on_the_host_alone(&opts, ipv6, &subnets, mark.is_none(), &self.config)?;
+        }
 
         let state = self.store.lock()?;
         let mut networks = state.networks()?;
@@ -500,6 +507,38 @@ pub(super) fn refuse_name_of_an_id(
     }
 }
 
+/// The refusals of a network create that the host alone decides, with no
+/// network recorded: [`plan_parent`], the parent's sharing with other
+/// tools' links and the room its own addresses leave in the subnets (the
+/// default subnets, which need the store, aside). Made again under the
+/// lock, which decides: this is only so that a create refused on a host
+/// without a store makes none.
+fn refuse_on_the_host_alone(
+    opts: &options::NetworkOptions,
+    ipv6: bool,
+    subnets: &[crate::ipam::SubnetSpec],
+    room_checked: bool,
+    config: &super::Config,
+) -> Result<(), Error> {
+    let host = Handle::new()?;
+    let plan = plan_parent(&host, opts, ipv6, "", &mut Vec::new())?;
+    parent::check_shared(&host, &config.netns_dir, &plan, opts, &[])?;
+    if let ParentPlan::Existing(link) = &plan {
+        let mut subnets = subnets.to_vec();
+        reserve_host_addresses(&host, link, &mut subnets)?;
+        if room_checked {
+            refuse_subnets_without_room(&subnets)?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether the directory `path` is in (or would be made in) is there.
+fn beside_a_directory(path: &std::path::Path) -> bool {
+    path.parent()
+        .is_some_and(|parent| std::fs::metadata(parent).is_ok_and(|m| m.is_dir()))
+}
+
 /// What a network of `opts` asks of this kernel and the host's links,
 /// none of it under the lock: ipvlan support for its mode and flag, its
 /// parent (a link there, or a `NAME.VLANID` whose base is; `short_id`
@@ -518,6 +557,9 @@ pub(super) fn plan_parent(
     // or stripped kernel fails with the clearest message.
     check_version(KernelVersion::running()?, opts.mode, opts.flag)?;
     require_kind(host, ProbeKind::Ipvlan)?;
+    if ipv6 {
+        super::kernel_support::require_ipv6()?;
+    }
     let plan = ParentPlan::new(host, opts.parent.as_deref(), short_id, warnings)?;
     // The dummy we make takes the network's MTU (1500 unless told); a VLAN
     // link made on the fly takes its base's.

@@ -240,6 +240,7 @@ pub fn run(args: &[String]) -> Result {
         kernel: options.kernel,
         disk: Some(image),
         memory_mib: Some(BENCH_MEMORY_MIB),
+        kernel_args: &[],
     })?;
     let log = crate::vm::console_log(options.kernel)?;
     let console = fs::read_to_string(&log).map_err(|e| format!("{}: {e}", log.display()))?;

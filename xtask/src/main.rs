@@ -30,11 +30,13 @@ const USAGE: &str = "\
 usage: cargo xtask <command> [options]
 
 commands:
-  vm-test [--kernel K] [--test TARGET]... [--timeout SECS] [FILTER]... [-- LIBTEST-ARGS]
+  vm-test [--kernel K] [--ipv6-off] [--test TARGET]... [--timeout SECS] [FILTER]... [-- LIBTEST-ARGS]
         Boot the Debian cloud kernel in QEMU once and run the VM test targets
         (tests with required-features = [\"vm\"]) inside it. FILTER and
         LIBTEST-ARGS go to every test binary. Ends with `N passed, N failed`.
-  vm-run [--kernel K] [--topology | --callgrind | --perf] [--file GUEST=HOST]... [--disk IMAGE] [--memory MIB] [--timeout SECS] (SCRIPT-FILE | -c COMMANDS)
+        --ipv6-off boots with ipv6.disable=1 and runs the targets that
+        run only there (vm_ipv6_off), which a standard boot never runs.
+  vm-run [--kernel K] [--ipv6-off] [--topology | --callgrind | --perf] [--file GUEST=HOST]... [--disk IMAGE] [--memory MIB] [--timeout SECS] (SCRIPT-FILE | -c COMMANDS)
         Boot the VM and run a shell script in it (after building the
         walkthrough topology with --topology). --disk attaches IMAGE as
         /dev/vda (cache=none), first made an empty 256 MiB ext4 image if
@@ -58,7 +60,8 @@ commands:
         VM, the VM tests on the other kernel series (6.12, or 6.1 with
         --kernel 6.12; its output is printed once the steps before it
         pass, and a step that fails stops it, its output so far kept in
-        target/vm/vm-test-SERIES.out).
+        target/vm/vm-test-SERIES.out); then, on each kernel, the VM tests
+        of a boot with IPv6 off (vm-test --ipv6-off).
   layers
         Check that no files under src/ use each other in a circle and no file
         uses a higher layer than its own (the `# Layers` list in src/lib.rs).
@@ -193,10 +196,12 @@ fn vm_test(args: &[String]) -> Result {
     let mut test_args = Vec::new();
     let mut timeout = vm::default_timeout()?;
     let mut kernel = Series::from_env()?;
+    let mut boot = vm::TestBoot::Standard;
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
         match arg.as_str() {
             "--kernel" => kernel = kernel_value(&mut iter)?,
+            "--ipv6-off" => boot = vm::TestBoot::Ipv6Off,
             "--test" => targets.push(flag_value(&mut iter, arg)?.clone()),
             "--timeout" => timeout = vm::parse_secs(flag_value(&mut iter, arg)?)?,
             "--" => test_args.extend(iter.by_ref().cloned()),
@@ -206,22 +211,26 @@ fn vm_test(args: &[String]) -> Result {
             filter => test_args.push(filter.to_string()),
         }
     }
-    run_vm_tests(targets, test_args, timeout, kernel).map(|_| ())
+    run_vm_tests(targets, test_args, timeout, kernel, boot).map(|_| ())
 }
 
-/// Runs the VM tests; returns the guest's summary line.
+/// Runs the VM tests of `boot` (`targets` among them; all when empty);
+/// returns the guest's summary line.
 pub fn run_vm_tests(
     targets: Vec<String>,
     test_args: Vec<String>,
     timeout: Duration,
     kernel: Series,
+    boot: vm::TestBoot,
 ) -> Result<String> {
+    let targets = boot.targets(targets)?;
     let outcome = vm::run(vm::Options {
         job: vm::Job::Tests { targets, test_args },
         timeout,
         kernel,
         disk: None,
         memory_mib: None,
+        kernel_args: boot.kernel_args(),
     })?;
     vm_tests_verdict(&outcome)
 }
@@ -268,6 +277,7 @@ fn vm_run(args: &[String]) -> Result {
     let mut memory_mib = None;
     let mut callgrind = false;
     let mut perf = false;
+    let mut kernel_args: &[&str] = &[];
     let mut files: Vec<(String, std::path::PathBuf)> = Vec::new();
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
@@ -276,6 +286,7 @@ fn vm_run(args: &[String]) -> Result {
             "--topology" => topology = true,
             "--callgrind" => callgrind = true,
             "--perf" => perf = true,
+            "--ipv6-off" => kernel_args = vm::IPV6_OFF,
             "--file" => {
                 let value = flag_value(&mut iter, arg)?;
                 let (guest, host) = value
@@ -345,7 +356,7 @@ fn vm_run(args: &[String]) -> Result {
     } else {
         vm::Job::Script { script, topology }
     };
-    run_script(job, timeout, kernel, disk, memory_mib)
+    run_script(job, timeout, kernel, disk, memory_mib, kernel_args)
 }
 
 fn vm_shell(args: &[String]) -> Result {
@@ -366,6 +377,7 @@ fn vm_shell(args: &[String]) -> Result {
         kernel,
         disk: None,
         memory_mib: None,
+        kernel_args: &[],
     })
     .map(|_| ())
 }
@@ -390,6 +402,7 @@ fn demo(args: &[String]) -> Result {
         kernel,
         None,
         None,
+        &[],
     )
 }
 
@@ -399,6 +412,7 @@ fn run_script(
     kernel: Series,
     disk: Option<std::path::PathBuf>,
     memory_mib: Option<u32>,
+    kernel_args: &'static [&'static str],
 ) -> Result {
     let outcome = vm::run(vm::Options {
         job,
@@ -406,6 +420,7 @@ fn run_script(
         kernel,
         disk,
         memory_mib,
+        kernel_args,
     })?;
     if outcome.success() {
         Ok(())

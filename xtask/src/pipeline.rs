@@ -109,6 +109,7 @@ pub fn test(kernel: Series) -> Result {
         Vec::new(),
         crate::vm::default_timeout()?,
         kernel,
+        crate::vm::TestBoot::Standard,
     )?;
     banner("Podman");
     let podman_time = crate::podman::run_test(kernel, crate::podman::TIMEOUT, false)?;
@@ -122,11 +123,17 @@ pub fn test(kernel: Series) -> Result {
     let powercut_time = powercut_start.elapsed();
     banner("power cut control (unsynced writes planted: must fail)");
     powercut_control(kernel)?;
+    // Short (one boot, a few tests, on each kernel): hosts booted
+    // without IPv6 are common, and every kernel path meets its absence.
+    // The other series' boot waits for that series' suite beside, whose
+    // initramfs and console log have the same paths.
+    let mut ipv6_off_summaries = vec![(kernel, ipv6_off_tests(kernel)?)];
     banner(&format!(
         "VM tests (kernel {}), run beside the steps above",
         other.name()
     ));
     let other_summary = beside.finish()?;
+    ipv6_off_summaries.push((other, ipv6_off_tests(other)?));
     banner("summary");
     println!(
         "xtask test: every step passed in {}",
@@ -146,7 +153,26 @@ pub fn test(kernel: Series) -> Result {
         seconds(powercut_time)
     );
     println!("vm (kernel {}): {other_summary}", other.name());
+    for (series, summary) in ipv6_off_summaries {
+        println!("vm with IPv6 off (kernel {}): {summary}", series.name());
+    }
     Ok(())
+}
+
+/// The VM tests of a boot with IPv6 off on `series`; their summary.
+fn ipv6_off_tests(series: Series) -> Result<String> {
+    banner(&format!(
+        "VM tests with IPv6 off (kernel {}, {})",
+        series.name(),
+        crate::vm::IPV6_OFF.join(" ")
+    ));
+    crate::run_vm_tests(
+        Vec::new(),
+        Vec::new(),
+        crate::vm::default_timeout()?,
+        series,
+        crate::vm::TestBoot::Ipv6Off,
+    )
 }
 
 /// One power-cut round whose guest writes files without syncing them

@@ -104,6 +104,7 @@ pub fn run_test(kernel: Series, timeout: Duration, plant_leak: bool) -> Result<D
         kernel,
         disk: None,
         memory_mib: None,
+        kernel_args: &[],
     })?;
     let log = crate::vm::console_log(kernel)?;
     let console = std::fs::read_to_string(&log).unwrap_or_default();

@@ -276,6 +276,7 @@ pub fn run_rounds(options: &Options) -> Result<u64> {
                 kernel: options.kernel,
                 disk: Some(image.clone()),
                 memory_mib: None,
+                kernel_args: &[],
             },
             cut.clone(),
         )?;

@@ -32,6 +32,35 @@ pub const BOOT_DEADLINE: Duration = Duration::from_secs(120);
 /// Guest memory, MiB, unless a boot asks for more (`vm::Options::memory_mib`).
 pub const DEFAULT_MEMORY_MIB: u32 = 1024;
 
+/// The kernel's command line, before a boot's own words
+/// (`vm::Options::kernel_args`).
+const KERNEL_COMMAND_LINE: &str = "console=ttyS0 quiet panic=-1";
+
+/// What one boot's machine is beyond its kernel and initramfs.
+pub struct Machine {
+    /// Guest memory, MiB.
+    pub memory_mib: u32,
+    /// Words added to the kernel's command line (`ipv6.disable=1`).
+    pub kernel_args: &'static [&'static str],
+}
+
+impl Machine {
+    /// The machine of a boot that asks for nothing else.
+    pub const DEFAULT: Machine = Machine {
+        memory_mib: DEFAULT_MEMORY_MIB,
+        kernel_args: &[],
+    };
+
+    pub(crate) fn command_line(&self) -> String {
+        let mut line = KERNEL_COMMAND_LINE.to_string();
+        for arg in self.kernel_args {
+            line.push(' ');
+            line.push_str(arg);
+        }
+        line
+    }
+}
+
 /// The guest's CPU: QEMU's default model (vendor, and so the kernel's
 /// mitigations, unchanged) raised to the x86-64-v2 level every x86-64 host
 /// since 2010 has: SSE 4.2's `crc32`, with PCLMULQDQ, is what the kernel's
@@ -49,14 +78,14 @@ fn qemu_command(
     kernel: &Kernel,
     initrd: &Path,
     disk: Option<&Path>,
-    memory_mib: u32,
+    machine: &Machine,
 ) -> Command {
     let mut cmd = Command::new(&tools.qemu);
     // No -enable-kvm: KVM is not usable on the machines this runs on. No network
     // card (-nic none): nothing in the guest may reach the outside.
     cmd.args([
         "-m",
-        &memory_mib.to_string(),
+        &machine.memory_mib.to_string(),
         "-smp",
         "2",
         "-cpu",
@@ -70,7 +99,7 @@ fn qemu_command(
     .arg(&kernel.vmlinuz)
     .arg("-initrd")
     .arg(initrd)
-    .args(["-append", "console=ttyS0 quiet panic=-1"]);
+    .args(["-append", &machine.command_line()]);
     if let Some(disk) = disk {
         // cache=none: the host keeps nothing the guest did not flush, so killing
         // QEMU loses what a power cut would.
@@ -89,7 +118,7 @@ pub fn interactive(
     initrd: &Path,
     disk: Option<&Path>,
 ) -> Result<Outcome> {
-    let mut cmd = qemu_command(tools, kernel, initrd, disk, DEFAULT_MEMORY_MIB);
+    let mut cmd = qemu_command(tools, kernel, initrd, disk, &Machine::DEFAULT);
     println!("$ {}", describe(&cmd));
     println!("(leave the shell to power off; Ctrl-A X kills QEMU)");
     let status = cmd
@@ -125,10 +154,10 @@ pub fn boot_with_cut(
     log: &Path,
     timings: &mut Timings,
     cut: Option<&Cut>,
-    memory_mib: u32,
+    machine: &Machine,
     boot_deadline: Duration,
 ) -> Result<(Outcome, bool)> {
-    let mut cmd = qemu_command(tools, kernel, initrd, disk, memory_mib);
+    let mut cmd = qemu_command(tools, kernel, initrd, disk, machine);
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
@@ -360,7 +389,7 @@ mod tests {
                 &dir.join(format!("{name}.log")),
                 &mut Timings::default(),
                 None,
-                DEFAULT_MEMORY_MIB,
+                &Machine::DEFAULT,
                 Duration::from_secs(1),
             )
             .unwrap();

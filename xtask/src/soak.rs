@@ -108,6 +108,7 @@ pub fn run(args: &[String]) -> Result {
         kernel: options.kernel,
         disk: None,
         memory_mib: None,
+        kernel_args: &[],
     })?;
     let log = crate::vm::console_log(options.kernel)?;
     let console = fs::read_to_string(&log).map_err(|e| format!("{}: {e}", log.display()))?;

@@ -68,6 +68,56 @@ pub struct Options {
     pub disk: Option<PathBuf>,
     /// Guest memory in MiB; `None`: `qemu::DEFAULT_MEMORY_MIB`.
     pub memory_mib: Option<u32>,
+    /// Words added to the guest kernel's command line.
+    pub kernel_args: &'static [&'static str],
+}
+
+/// The kernel's command line of a boot without IPv6, as hosts that do
+/// without it are booted.
+pub const IPV6_OFF: &[&str] = &["ipv6.disable=1"];
+
+/// The VM test targets that run in a boot with IPv6 off, and only there:
+/// each fails on a kernel with IPv6, as the others would fail without it.
+pub const IPV6_OFF_TARGETS: &[&str] = &["vm_ipv6_off"];
+
+/// Which boot a VM test run is, and so which targets it runs.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum TestBoot {
+    /// The kernel as Debian boots it: every target but the ones below.
+    Standard,
+    /// Booted with [`IPV6_OFF`]: the [`IPV6_OFF_TARGETS`].
+    Ipv6Off,
+}
+
+impl TestBoot {
+    pub fn kernel_args(self) -> &'static [&'static str] {
+        match self {
+            TestBoot::Standard => &[],
+            TestBoot::Ipv6Off => IPV6_OFF,
+        }
+    }
+
+    /// The targets to build for this boot: `selected` when each is this
+    /// boot's, all of this boot's when none is.
+    pub fn targets(self, selected: Vec<String>) -> Result<Vec<String>> {
+        let ours = |name: &str| IPV6_OFF_TARGETS.contains(&name) == (self == TestBoot::Ipv6Off);
+        if let Some(other) = selected.iter().find(|name| !ours(name)) {
+            return Err(match self {
+                TestBoot::Standard => {
+                    format!("{other} runs in a boot with IPv6 off: add --ipv6-off")
+                }
+                TestBoot::Ipv6Off => format!("{other} needs IPv6: leave out --ipv6-off"),
+            }
+            .into());
+        }
+        if !selected.is_empty() {
+            return Ok(selected);
+        }
+        Ok(crate::builds::vm_test_targets()?
+            .into_iter()
+            .filter(|name| ours(name))
+            .collect())
+    }
 }
 
 /// `IPVLAN_VM_TIMEOUT` (seconds), else the default.
@@ -199,9 +249,12 @@ pub fn run_with_cut(options: Options, cut: Option<crate::qemu::Cut>) -> Result<(
             &console_log(options.kernel)?,
             &mut timings,
             cut.as_ref(),
-            options
-                .memory_mib
-                .unwrap_or(crate::qemu::DEFAULT_MEMORY_MIB),
+            &crate::qemu::Machine {
+                memory_mib: options
+                    .memory_mib
+                    .unwrap_or(crate::qemu::DEFAULT_MEMORY_MIB),
+                kernel_args: options.kernel_args,
+            },
             crate::qemu::BOOT_DEADLINE,
         )?;
         // Nothing of the job ran: booting again changes nothing of what
@@ -396,6 +449,42 @@ fn job_script(job: &Job) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_boot_runs_its_own_targets_and_refuses_the_others() {
+        let names = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        let standard = TestBoot::Standard.targets(names(&["cli_vm", "vm_driver"]));
+        assert_eq!(standard.unwrap(), names(&["cli_vm", "vm_driver"]));
+        let off = TestBoot::Ipv6Off.targets(names(&["vm_ipv6_off"]));
+        assert_eq!(off.unwrap(), names(&["vm_ipv6_off"]));
+        let error = TestBoot::Standard
+            .targets(names(&["cli_vm", "vm_ipv6_off"]))
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "vm_ipv6_off runs in a boot with IPv6 off: add --ipv6-off"
+        );
+        let error = TestBoot::Ipv6Off.targets(names(&["cli_vm"])).unwrap_err();
+        assert_eq!(error.to_string(), "cli_vm needs IPv6: leave out --ipv6-off");
+        assert_eq!(TestBoot::Ipv6Off.kernel_args(), ["ipv6.disable=1"]);
+        assert!(TestBoot::Standard.kernel_args().is_empty());
+    }
+
+    #[test]
+    fn the_kernel_command_line_takes_a_boots_words_after_its_own() {
+        let machine = crate::qemu::Machine {
+            memory_mib: 1024,
+            kernel_args: IPV6_OFF,
+        };
+        assert_eq!(
+            machine.command_line(),
+            "console=ttyS0 quiet panic=-1 ipv6.disable=1"
+        );
+        assert_eq!(
+            crate::qemu::Machine::DEFAULT.command_line(),
+            "console=ttyS0 quiet panic=-1"
+        );
+    }
 
     #[test]
     fn job_scripts() {

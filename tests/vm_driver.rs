@@ -999,11 +999,14 @@ fn doctor_finds_everything_in_the_vm() {
             "dummy",
             "8021q",
             "modes",
+            "ipv6",
             "state directory",
             "cni plugin",
             "cni configs"
         ]
     );
+    let ipv6 = report.checks.iter().find(|c| c.name == "ipv6").unwrap();
+    assert_eq!(ipv6.detail, "available");
     let modes = report.checks.iter().find(|c| c.name == "modes").unwrap();
     assert_eq!(
         modes.detail,

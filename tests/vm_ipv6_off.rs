@@ -185,6 +185,14 @@ fn links_in(ns: &str) -> Vec<String> {
 }
 
 #[test]
+fn doctor_says_ipv6_is_off_and_passes() {
+    let host = Host::new("doctor");
+    let stdout = host.cli_ok(&["doctor"]);
+    let expected = format!("ok   ipv6: {NO_IPV6}: IPv4 networks only, an IPv6 network is refused");
+    assert!(stdout.lines().any(|l| l == expected), "{stdout}");
+}
+
+#[test]
 fn the_cli_serves_ipv4_networks_as_on_any_kernel() {
     let mut host = Host::new("cli");
     host.parent("p4", Some("192.168.40.250/24"));

@@ -4,7 +4,7 @@ use std::os::unix::fs::PermissionsExt;
 
 use super::cni_readiness::{cni_readiness, CniDirs};
 use super::error::missing_kind_message;
-use super::kernel_support::{check_version, KernelVersion};
+use super::kernel_support::{check_version, has_ipv6, KernelVersion, NO_IPV6};
 use super::privileges::{own_capabilities, CAP_NET_ADMIN, CAP_SYS_ADMIN};
 use super::report::{DoctorCheck, DoctorReport};
 use super::{Config, Error, IpvlanFlag, IpvlanMode};
@@ -19,7 +19,7 @@ fn check(name: &str, ok: bool, detail: impl Into<String>) -> DoctorCheck {
 }
 
 /// Probes what this host supports: kernel version, ipvlan/dummy/8021q in a
-/// throwaway namespace, modes and flags, privileges, the state directory,
+/// throwaway namespace, modes and flags, IPv6, privileges, the state directory,
 /// and CNI readiness ([`cni_readiness`](fn@super::cni_readiness)).
 ///
 /// ```no_run
@@ -104,6 +104,18 @@ pub fn doctor(config: &Config) -> DoctorReport {
             ),
         ));
     }
+
+    // Not a failure: IPv4 networks need no IPv6. Said, since an IPv6
+    // network is then refused.
+    report.checks.push(match has_ipv6() {
+        Ok(true) => check("ipv6", true, "available"),
+        Ok(false) => check(
+            "ipv6",
+            true,
+            format!("{NO_IPV6}: IPv4 networks only, an IPv6 network is refused"),
+        ),
+        Err(error) => check("ipv6", false, format!("probe failed: {error}")),
+    });
 
     // As every command checks it (a real directory of ours that nobody
     // else may write in): what doctor accepts, they accept.

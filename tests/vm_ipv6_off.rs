@@ -398,3 +398,74 @@ fn cni_adds_ipv4_and_refuses_what_needs_ipv6_leaving_nothing() {
         assert_eq!(host.stored(), stored, "{conf}: the store changed");
     }
 }
+
+/// Where the master is looked up in the container (`linkInContainer`),
+/// an IPv6 range is refused all the same, before a record is made.
+#[test]
+fn cni_refuses_an_ipv6_range_with_the_link_in_the_container() {
+    let mut host = Host::new("inside");
+    let ns = host.netns("cni-inside");
+    ip(&["-n", "cni-inside", "link", "add", "eth1", "type", "dummy"]);
+    ip(&["-n", "cni-inside", "link", "set", "eth1", "up"]);
+    let conf = r#"{"cniVersion": "1.0.0", "name": "inside6", "type": "ipvlan", "master": "eth1",
+        "linkInContainer": true,
+        "ipam": {"type": "ipvlan", "ranges": [[{"subnet": "10.45.0.0/24"}],
+                                               [{"subnet": "2001:db8:45::/64"}]]}}"#;
+    let (code, answer) = host.cni("ADD", "ctr-inside", &ns, conf);
+    assert_eq!(code, Some(1), "{answer:?}");
+    assert_eq!(
+        answer.get("msg").and_then(Value::as_str),
+        Some(format!("an IPv6 network cannot be made: {NO_IPV6}").as_str()),
+        "{answer:?}"
+    );
+    assert_eq!(links_in("cni-inside"), ["eth1", "lo"]);
+    assert!(
+        !host.state.exists(),
+        "a store was made: {:?}",
+        host.stored()
+    );
+}
+
+/// A changed config that asks for IPv6 is refused before the network it
+/// would replace goes (with the VLAN master its ADDs make): that network
+/// stays, and its config still works.
+#[test]
+fn cni_refuses_a_config_changed_to_ipv6_before_retiring_the_old_network() {
+    let mut host = Host::new("changed");
+    host.parent("m5", None);
+    let v4 = r#"{"cniVersion": "1.0.0", "name": "vlan5", "type": "ipvlan", "master": "m5.50",
+        "ipam": {"type": "ipvlan", "subnet": "10.46.0.0/24"}}"#;
+    let ns = host.netns("cni-changed");
+    let (code, answer) = host.cni("ADD", "ctr-changed", &ns, v4);
+    assert_eq!(code, Some(0), "{answer:?}");
+    let (code, answer) = host.cni("DEL", "ctr-changed", &ns, v4);
+    assert_eq!(code, Some(0), "{answer:?}");
+    // Idle: its record stays, the VLAN master goes with the last DEL
+    // (and comes back with the next ADD).
+    assert!(
+        link(None, "m5.50").is_none(),
+        "the DEL kept the VLAN master"
+    );
+    let listed = host.cli_ok(&["network", "ls", "-q"]);
+    assert_eq!(listed.lines().count(), 1, "{listed}");
+
+    let dual = r#"{"cniVersion": "1.0.0", "name": "vlan5", "type": "ipvlan", "master": "m5.50",
+        "ipam": {"type": "ipvlan", "ranges": [[{"subnet": "10.46.0.0/24"}],
+                                               [{"subnet": "2001:db8:46::/64"}]]}}"#;
+    let stored = host.stored();
+    let (code, answer) = host.cni("ADD", "ctr-changed", &ns, dual);
+    assert_eq!(code, Some(1), "{answer:?}");
+    assert_eq!(
+        answer.get("msg").and_then(Value::as_str),
+        Some(format!("an IPv6 network cannot be made: {NO_IPV6}").as_str()),
+        "{answer:?}"
+    );
+    assert_eq!(host.stored(), stored, "the store changed");
+    assert_eq!(links_in("cni-changed"), ["lo"]);
+    // The old config still works.
+    let (code, answer) = host.cni("ADD", "ctr-changed", &ns, v4);
+    assert_eq!(code, Some(0), "{answer:?}");
+    let (code, answer) = host.cni("DEL", "ctr-changed", &ns, v4);
+    assert_eq!(code, Some(0), "{answer:?}");
+    host.cli_ok(&["network", "rm", "vlan5"]);
+}

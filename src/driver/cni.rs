@@ -17,6 +17,7 @@ use ipnet::IpNet;
 use super::bounds::{allocate_within, outside_bounds, refuse_bounds_without_room};
 use super::endpoint_link::{self, BuiltEndpoint, DefaultRoute, EndpointPlan, ResultRoute};
 use super::endpoints::{keep_for_restore, keeping_cursors, under_detach_intent};
+use super::kernel_support::refuse_what_the_kernel_lacks;
 use super::netns_identity::{self, NsAt, OpenNetns};
 use super::options::{cni_config, CNI_ID_PREFIX as ID_PREFIX, CNI_LEASE_PREFIX as LEASE_PREFIX};
 use super::report::RestoreReport;
@@ -505,6 +506,10 @@ impl Manager {
             }
         }
         let mut specs = check_config(net, &networks, &staying)?;
+        // What the kernel lacks, whatever the master: before a network
+        // (and a master it made) is retired for this one.
+        let ipv6 = net.subnets.iter().any(|(s, _)| s.addr().is_ipv6());
+        refuse_what_the_kernel_lacks(&Handle::new()?, net.mode, net.flag, ipv6)?;
         // Then what the kernel and the host's links refuse, as `network
         // create` checks it: the master missing, no ipvlan, the MTU over
         // the master's, another mode on the master's port (the networks

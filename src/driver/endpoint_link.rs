@@ -678,7 +678,7 @@ fn configure(
         // A kernel without IPv6 has nothing to disable; a link that needs
         // IPv6 there is told why it cannot have it (a network made before
         // the host was booted without IPv6, a delegated plugin's address).
-        if missing && !disable && !super::kernel_support::has_ipv6()? {
+        if missing && !disable && !super::kernel_support::has_ipv6() {
             return Err(Error::unsupported(format!(
                 "{ifname} in {} needs IPv6: {}",
                 inside.label(),

@@ -98,26 +98,55 @@ pub(crate) fn check_version(
 pub(crate) const NO_IPV6: &str =
     "this kernel has no IPv6 (booted with ipv6.disable=1, or built without IPv6)";
 
-/// Whether the kernel has IPv6 at all: it refuses an IPv6 socket
-/// (`EAFNOSUPPORT`) when it has none. Not `disable_ipv6`, which a link's
-/// or a namespace's setting turns off and we turn on where we need it.
-pub(crate) fn has_ipv6() -> Result<bool, Error> {
+/// Whether the kernel has IPv6 at all. Without it (booted with
+/// `ipv6.disable=1`, or built without it) its settings are missing from
+/// `/proc/sys/net`, of every namespace, and it refuses an IPv6 socket
+/// (`EAFNOSUPPORT`); with it as a module not loaded yet, the settings are
+/// missing too, and the socket loads it. Only both say no: a sandbox
+/// that refuses the socket (a service's `RestrictAddressFamilies`, a
+/// security module) or a `/proc` not mounted is taken for a kernel with
+/// IPv6, as before this was asked.
+pub(crate) fn has_ipv6() -> bool {
+    let missing = |path: &str| {
+        std::fs::symlink_metadata(path).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+    };
+    if !missing("/proc/sys/net/ipv6") || missing("/proc/sys/net") {
+        return true;
+    }
     match crate::sys::socket(libc::AF_INET6, libc::SOCK_DGRAM, 0) {
-        Ok(_) => Ok(true),
-        Err(error) if error.raw_os_error() == Some(libc::EAFNOSUPPORT) => Ok(false),
-        Err(error) => Err(Error::io("asking the kernel for an IPv6 socket", &error)),
+        Err(error) => error.raw_os_error() != Some(libc::EAFNOSUPPORT),
+        Ok(_) => true,
     }
 }
 
 /// Refuses an IPv6 network on a kernel without IPv6 ([`has_ipv6`]):
 /// made, every attach to it would fail at its first IPv6 address.
 pub(crate) fn require_ipv6() -> Result<(), Error> {
-    match has_ipv6()? {
+    match has_ipv6() {
         true => Ok(()),
         false => Err(Error::unsupported(format!(
             "an IPv6 network cannot be made: {NO_IPV6}"
         ))),
     }
+}
+
+/// What the kernel lacks for a network of `mode` and `flag` (and IPv6
+/// when `ipv6`): its version, ipvlan, IPv6. None of it depends on the
+/// parent, so a CNI config is refused it before anything is retired.
+pub(crate) fn refuse_what_the_kernel_lacks(
+    host: &Handle,
+    mode: IpvlanMode,
+    flag: IpvlanFlag,
+    ipv6: bool,
+) -> Result<(), Error> {
+    // The version first, so an old or stripped kernel fails with the
+    // clearest message.
+    check_version(KernelVersion::running()?, mode, flag)?;
+    require_kind(host, ProbeKind::Ipvlan)?;
+    if ipv6 {
+        require_ipv6()?;
+    }
+    Ok(())
 }
 
 /// Refuses with what to load when the kernel does not know `kind`,

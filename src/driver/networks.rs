@@ -1,13 +1,13 @@
 //! `network create|rm|ls|inspect`: validation, the network records, and
 //! the order of a create (intent record, parent, final record).
 
-use super::kernel_support::{check_version, require_kind, KernelVersion};
+use super::kernel_support::refuse_what_the_kernel_lacks;
 use super::netns_identity::same_network;
 use super::options;
 use super::parent::{self, ParentPlan, ETH_MAX_MTU};
 use super::report::endpoint_label;
 use super::{random_hex, subnets, Error, Manager, NetworkCreate, NetworkInfo};
-use crate::rtnl::{Handle, Link, ProbeKind};
+use crate::rtnl::{Handle, Link};
 use crate::store::{
     Damaged, EndpointRecord, Listing, Locked, NetworkRecord, NetworkState, ParentOrigin, StateDir,
     Timestamp,
@@ -535,8 +535,13 @@ fn refuse_on_the_host_alone(
 
 /// Whether the directory `path` is in (or would be made in) is there.
 fn beside_a_directory(path: &std::path::Path) -> bool {
-    path.parent()
-        .is_some_and(|parent| std::fs::metadata(parent).is_ok_and(|m| m.is_dir()))
+    let parent = match path.parent() {
+        // `state`: in the working directory.
+        Some(parent) if parent.as_os_str().is_empty() => std::path::Path::new("."),
+        Some(parent) => parent,
+        None => return false,
+    };
+    std::fs::metadata(parent).is_ok_and(|m| m.is_dir())
 }
 
 /// What a network of `opts` asks of this kernel and the host's links,
@@ -553,13 +558,8 @@ pub(super) fn plan_parent(
     short_id: &str,
     warnings: &mut Vec<String>,
 ) -> Result<ParentPlan, Error> {
-    // Kernel support before anything is decided about parents, so an old
-    // or stripped kernel fails with the clearest message.
-    check_version(KernelVersion::running()?, opts.mode, opts.flag)?;
-    require_kind(host, ProbeKind::Ipvlan)?;
-    if ipv6 {
-        super::kernel_support::require_ipv6()?;
-    }
+    // Kernel support before anything is decided about parents.
+    refuse_what_the_kernel_lacks(host, opts.mode, opts.flag, ipv6)?;
     let plan = ParentPlan::new(host, opts.parent.as_deref(), short_id, warnings)?;
     // The dummy we make takes the network's MTU (1500 unless told); a VLAN
     // link made on the fly takes its base's.
@@ -905,5 +905,23 @@ pub(crate) fn find_network<'a>(
                 None => Error::not_found(message),
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::beside_a_directory;
+    use std::path::Path;
+
+    #[test]
+    fn a_store_root_is_beside_a_directory_where_its_own_would_be_made() {
+        // In the working directory (a library caller's relative root).
+        assert!(beside_a_directory(Path::new("state")));
+        assert!(beside_a_directory(Path::new("/state")));
+        assert!(beside_a_directory(&std::env::temp_dir().join("state")));
+        // The lock's to make, or to refuse first.
+        assert!(!beside_a_directory(Path::new("/nonexistent-dir/state")));
+        assert!(!beside_a_directory(Path::new("/")));
+        assert!(!beside_a_directory(Path::new("/etc/hostname/state")));
     }
 }

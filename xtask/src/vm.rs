@@ -100,6 +100,18 @@ impl TestBoot {
     /// The targets to build for this boot: `selected` when each is this
     /// boot's, all of this boot's when none is.
     pub fn targets(self, selected: Vec<String>) -> Result<Vec<String>> {
+        self.choose(&crate::builds::vm_test_targets()?, selected)
+    }
+
+    /// [`TestBoot::targets`] among the declared targets `all`.
+    fn choose(self, all: &[String], selected: Vec<String>) -> Result<Vec<String>> {
+        if let Some(unknown) = selected.iter().find(|name| !all.contains(name)) {
+            return Err(format!(
+                "no VM test target {unknown:?}; VM test targets: {}",
+                all.join(", ")
+            )
+            .into());
+        }
         let ours = |name: &str| IPV6_OFF_TARGETS.contains(&name) == (self == TestBoot::Ipv6Off);
         if let Some(other) = selected.iter().find(|name| !ours(name)) {
             return Err(match self {
@@ -113,10 +125,12 @@ impl TestBoot {
         if !selected.is_empty() {
             return Ok(selected);
         }
-        Ok(crate::builds::vm_test_targets()?
-            .into_iter()
-            .filter(|name| ours(name))
-            .collect())
+        let chosen: Vec<String> = all.iter().filter(|name| ours(name)).cloned().collect();
+        // None would build every target (an empty selection is all).
+        match chosen.is_empty() {
+            true => Err(format!("no VM test target runs in a boot {self:?}").into()),
+            false => Ok(chosen),
+        }
     }
 }
 
@@ -453,19 +467,32 @@ mod tests {
     #[test]
     fn each_boot_runs_its_own_targets_and_refuses_the_others() {
         let names = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
-        let standard = TestBoot::Standard.targets(names(&["cli_vm", "vm_driver"]));
+        let all = names(&["cli_vm", "vm_driver", "vm_ipv6_off"]);
+        let standard = TestBoot::Standard.choose(&all, names(&["cli_vm"]));
+        assert_eq!(standard.unwrap(), names(&["cli_vm"]));
+        let standard = TestBoot::Standard.choose(&all, Vec::new());
         assert_eq!(standard.unwrap(), names(&["cli_vm", "vm_driver"]));
-        let off = TestBoot::Ipv6Off.targets(names(&["vm_ipv6_off"]));
+        let off = TestBoot::Ipv6Off.choose(&all, Vec::new());
         assert_eq!(off.unwrap(), names(&["vm_ipv6_off"]));
-        let error = TestBoot::Standard
-            .targets(names(&["cli_vm", "vm_ipv6_off"]))
-            .unwrap_err();
+        let refusal = |boot: TestBoot, all: &[String], selected: &[&str]| {
+            boot.choose(all, names(selected)).unwrap_err().to_string()
+        };
         assert_eq!(
-            error.to_string(),
+            refusal(TestBoot::Standard, &all, &["cli_vm", "vm_ipv6_off"]),
             "vm_ipv6_off runs in a boot with IPv6 off: add --ipv6-off"
         );
-        let error = TestBoot::Ipv6Off.targets(names(&["cli_vm"])).unwrap_err();
-        assert_eq!(error.to_string(), "cli_vm needs IPv6: leave out --ipv6-off");
+        assert_eq!(
+            refusal(TestBoot::Ipv6Off, &all, &["cli_vm"]),
+            "cli_vm needs IPv6: leave out --ipv6-off"
+        );
+        assert_eq!(
+            refusal(TestBoot::Ipv6Off, &all, &["typo"]),
+            "no VM test target \"typo\"; VM test targets: cli_vm, vm_driver, vm_ipv6_off"
+        );
+        assert_eq!(
+            refusal(TestBoot::Ipv6Off, &names(&["cli_vm"]), &[]),
+            "no VM test target runs in a boot Ipv6Off"
+        );
         assert_eq!(TestBoot::Ipv6Off.kernel_args(), ["ipv6.disable=1"]);
         assert!(TestBoot::Standard.kernel_args().is_empty());
     }

@@ -450,7 +450,8 @@ fn check_config(
 impl Manager {
     /// The network `net` is to get, as `network create` is asked for it
     /// (its subnets, its master, the default route's link when it names
-    /// none, and link keys), checked by [`Manager::check_before_retiring`]
+    /// none, and link keys), checked against what the kernel lacks and by
+    /// [`Manager::check_before_retiring`]
     /// with its master (none with the link in the container); made into
     /// `slot` once (finding the default route is a dump).
     fn checked_request<'a>(
@@ -462,6 +463,11 @@ impl Manager {
         if let Some(req) = slot {
             return Ok(req);
         }
+        // What the kernel lacks for the links, whatever the master (one in
+        // the container too): before a network, and a master it made, is
+        // retired for this one. A lease-only network makes no link.
+        let ipv6 = net.subnets.iter().any(|(s, _)| s.addr().is_ipv6());
+        refuse_what_the_kernel_lacks(&Handle::new()?, net.mode, net.flag, ipv6)?;
         let mut req = subnets_request(net);
         if let Some(master) = &net.master {
             req.options.push(("parent".into(), master.clone()));
@@ -506,10 +512,6 @@ impl Manager {
             }
         }
         let mut specs = check_config(net, &networks, &staying)?;
-        // What the kernel lacks, whatever the master: before a network
-        // (and a master it made) is retired for this one.
-        let ipv6 = net.subnets.iter().any(|(s, _)| s.addr().is_ipv6());
-        refuse_what_the_kernel_lacks(&Handle::new()?, net.mode, net.flag, ipv6)?;
         // Then what the kernel and the host's links refuse, as `network
         // create` checks it: the master missing, no ipvlan, the MTU over
         // the master's, another mode on the master's port (the networks

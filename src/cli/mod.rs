@@ -140,6 +140,21 @@ fn needs_root(command: &Command) -> bool {
     )
 }
 
+/// Whether `command` enters network namespaces or mounts (CAP_SYS_ADMIN):
+/// refused at once without it, not when the first `setns` or `mount`
+/// fails after links were made.
+fn enters_namespaces(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::NetworkConnect(_)
+            | Command::NetworkDisconnect { .. }
+            | Command::Run(_)
+            | Command::Exec(_)
+            | Command::Remove { .. }
+            | Command::Restore
+    )
+}
+
 /// The directories from `--state-dir` and the environment, absolute; an
 /// environment variable that is set but empty is refused.
 fn config(invocation: &Invocation) -> Result<Config, Failure> {
@@ -180,6 +195,12 @@ fn execute(invocation: Invocation, leave_to_exit: bool) -> Result<i32, Failure> 
         return Err(Failure::failed(
             topic.path(),
             "this command needs root (CAP_NET_ADMIN)",
+        ));
+    }
+    if enters_namespaces(&invocation.command) && !crate::driver::has_sys_admin() {
+        return Err(Failure::failed(
+            topic.path(),
+            "this command needs root (CAP_SYS_ADMIN, beside CAP_NET_ADMIN: it enters network namespaces and mounts)",
         ));
     }
     let mut manager = match invocation.command {

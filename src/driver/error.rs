@@ -264,8 +264,9 @@ impl Error {
         &self.0.message
     }
 
-    /// Whether the failure comes from missing privileges: the CLI then says
-    /// the command needs root (CAP_NET_ADMIN).
+    /// Whether the failure comes from missing privileges: the message then
+    /// says the command needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN), or,
+    /// where the process has both, that a security policy refused it.
     ///
     /// ```
     /// let error = ipvlan::driver::Error::os("creating link", libc::EPERM);
@@ -302,13 +303,28 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0.message)?;
         if self.needs_root() && !self.0.message.contains("CAP_NET_ADMIN") {
-            f.write_str(" (this needs root: CAP_NET_ADMIN)")?;
+            f.write_str(privilege_hint(super::privileges::own_capabilities()))?;
         }
         Ok(())
     }
 }
 
 impl std::error::Error for Error {}
+
+/// What a refusal of the kernel (EPERM, EACCES it did not explain) is
+/// likely to be, by this process's effective capabilities `caps`: root's
+/// missing, or, when it holds what the commands need, a security policy
+/// (a seccomp filter, AppArmor, SELinux: a container's, a service's),
+/// which no `sudo` mends.
+fn privilege_hint(caps: Option<u64>) -> &'static str {
+    let both = (1 << super::privileges::CAP_NET_ADMIN) | (1 << super::privileges::CAP_SYS_ADMIN);
+    match caps {
+        Some(caps) if caps & both == both => {
+            " (refused although this process has CAP_NET_ADMIN and CAP_SYS_ADMIN: a security policy forbids it, such as a seccomp filter, AppArmor or SELinux, or a user namespace)"
+        }
+        _ => " (this needs root: CAP_NET_ADMIN and CAP_SYS_ADMIN)",
+    }
+}
 
 /// A netlink failure: the layer's text (operation, object, namespace, the
 /// kernel's own words) and its errno; a link kind the kernel does not know
@@ -436,9 +452,27 @@ mod tests {
         for errno in [libc::EPERM, libc::EACCES] {
             let bare = kernel(errno, None);
             assert!(bare.needs_root(), "{bare}");
-            assert!(bare
-                .to_string()
-                .ends_with("(this needs root: CAP_NET_ADMIN)"));
+            let hint = privilege_hint(super::super::privileges::own_capabilities());
+            assert!(bare.to_string().ends_with(hint), "{bare}");
         }
+    }
+
+    /// A process that has the capabilities is told of a policy, not of
+    /// root: `sudo` would not mend it. Before, every refusal said "this
+    /// needs root: CAP_NET_ADMIN", even to root in a container whose
+    /// AppArmor profile refused a mount.
+    #[test]
+    fn a_refusal_names_a_policy_where_the_capabilities_are_held() {
+        let net_admin = 1 << super::super::privileges::CAP_NET_ADMIN;
+        let sys_admin = 1 << super::super::privileges::CAP_SYS_ADMIN;
+        let root = " (this needs root: CAP_NET_ADMIN and CAP_SYS_ADMIN)";
+        assert_eq!(privilege_hint(Some(0)), root);
+        assert_eq!(privilege_hint(Some(net_admin)), root);
+        assert_eq!(privilege_hint(Some(sys_admin)), root);
+        assert_eq!(privilege_hint(None), root);
+        let policy = privilege_hint(Some(net_admin | sys_admin | 1));
+        assert!(policy.starts_with(
+            " (refused although this process has CAP_NET_ADMIN and CAP_SYS_ADMIN: a security policy"
+        ));
     }
 }

@@ -13,6 +13,12 @@ pub fn has_net_admin() -> bool {
     own_capabilities().map_or(true, |caps| caps & (1 << CAP_NET_ADMIN) != 0)
 }
 
+/// Whether this process may also enter network namespaces and mount
+/// (CAP_SYS_ADMIN), beside [`has_net_admin`]; true when it cannot tell.
+pub fn has_sys_admin() -> bool {
+    own_capabilities().map_or(true, |caps| caps & (1 << CAP_SYS_ADMIN) != 0)
+}
+
 /// This thread's effective capability mask (`capget(2)`: one system call
 /// where reading `/proc/self/status` takes a dozen).
 pub fn own_capabilities() -> Option<u64> {

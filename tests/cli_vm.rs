@@ -4016,3 +4016,197 @@ fn a_damaged_record_of_a_container_on_two_networks_stops_no_other_container() {
     // Mended, for the cleanup to take y apart.
     std::fs::write(record, whole).unwrap();
 }
+
+/// After a reboot whose `restore` ran before the VLAN's base was there
+/// (or did not run), the parents we made are missing: an attach makes its
+/// network's again, as `restore` would, rather than fail until someone
+/// runs `restore`; a refused attach makes nothing, and a parent that
+/// cannot be made (its base gone) is said so.
+#[test]
+fn an_attach_makes_a_missing_parent_of_ours_again() {
+    let mut env = Env::new("remade");
+    assert!(vm_support::ip_ok(&["link", "add", "rb0", "type", "dummy"]));
+    assert!(vm_support::ip_ok(&["link", "set", "rb0", "up"]));
+    for (name, subnet, parent) in [
+        ("rvlan", "192.168.71.0/24", Some("parent=rb0.71")),
+        ("rdummy", "192.168.72.0/24", None),
+    ] {
+        let mut args = vec!["network", "create", "--subnet", subnet];
+        if let Some(parent) = parent {
+            args.extend(["-o", parent]);
+        }
+        args.push(name);
+        env.ok(&args);
+        env.networks.push(name.to_string());
+    }
+    let dummy = env.inspect("rdummy");
+    let dummy = dummy
+        .get("Options")
+        .and_then(|o| o.get("parent"))
+        .and_then(Value::as_str)
+        .expect("the dummy parent's name")
+        .to_string();
+    let drop_parents = || {
+        for parent in ["rb0.71", dummy.as_str()] {
+            assert!(vm_support::ip_ok(&["link", "del", parent]), "{parent}");
+        }
+    };
+    drop_parents();
+
+    // Refused (an address outside the subnet): nothing made.
+    let out = env.run(&[
+        "run", "-d", "--net", "rvlan", "--ip", "10.0.0.9", "--name", "rc0",
+    ]);
+    assert_eq!(out.status.code(), Some(125), "{}", text(&out.stderr));
+    assert!(
+        vm_support::link(None, "rb0.71").is_none(),
+        "a refused attach made the parent"
+    );
+
+    // Single attaches, then a batch, each after the parents went again.
+    env.ok(&["run", "-d", "--net", "rvlan", "--name", "rc1"]);
+    env.ok(&["run", "-d", "--net", "rdummy", "--name", "rc2"]);
+    let vlan = vm_support::link(None, "rb0.71").expect("the VLAN parent made again");
+    assert_eq!(vm_support::link_kind(&vlan).as_deref(), Some("vlan"));
+    assert_eq!(
+        vlan.get("linkinfo")
+            .and_then(|i| i.get("info_data"))
+            .and_then(|d| d.get("id"))
+            .and_then(Value::as_u64),
+        Some(71),
+        "{vlan:?}"
+    );
+    let made = vm_support::link(None, &dummy).expect("the dummy parent made again");
+    assert_eq!(vm_support::link_kind(&made).as_deref(), Some("dummy"));
+    assert_eq!(vm_support::addresses("rc1", "eth0"), ["192.168.71.2/24"]);
+    assert_eq!(vm_support::addresses("rc2", "eth0"), ["192.168.72.2/24"]);
+    env.ok(&["rm", "-f", "rc1", "rc2"]);
+    drop_parents();
+    for name in ["rb1", "rb2"] {
+        assert!(vm_support::ip_ok(&["netns", "add", name]));
+    }
+    env.ok(&[
+        "network",
+        "connect",
+        "rvlan",
+        "/run/netns/rb1",
+        "/run/netns/rb2",
+    ]);
+    assert!(
+        vm_support::link(None, "rb0.71").is_some(),
+        "the batch made it again"
+    );
+    assert_eq!(vm_support::addresses("rb1", "eth0").len(), 1);
+    env.ok(&[
+        "network",
+        "disconnect",
+        "rvlan",
+        "/run/netns/rb1",
+        "/run/netns/rb2",
+    ]);
+    for name in ["rb1", "rb2"] {
+        assert!(vm_support::ip_ok(&["netns", "del", name]));
+    }
+
+    // The VLAN's base gone too: said, nothing made.
+    assert!(vm_support::ip_ok(&["link", "del", "rb0.71"]));
+    assert!(vm_support::ip_ok(&["link", "del", "rb0"]));
+    let out = env.run(&["run", "-d", "--net", "rvlan", "--name", "rc3"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert_eq!(
+        text(&out.stderr),
+        "ipvlan: run: connecting rc3 to network rvlan: parent interface rb0.71 of network rvlan does not exist, and cannot be made again: rvlan: rb0.71 (its link rb0 is missing too)\n"
+    );
+    assert!(env.containers().is_empty());
+}
+
+/// Where `/proc/sys` is read-only (systemd's `ProtectKernelTunables=`, a
+/// container's), an attach cannot set its link's `disable_ipv6`: it says
+/// where that comes from, and leaves nothing (the link deleted, the
+/// address given back, `run`'s container taken apart).
+#[test]
+fn a_read_only_proc_sys_is_named_and_the_attach_leaves_nothing() {
+    let mut env = Env::new("rosys");
+    env.network("rosys", "192.168.73.0/24");
+    env.network("rosys2", "192.168.74.0/24");
+    env.ok(&["run", "-d", "--net", "rosys", "--name", "ro0"]);
+    let out = env.shell(
+        "mount --bind /proc/sys /proc/sys && mount -o remount,bind,ro /proc/sys || exit 99
+         \"$BIN\" network connect rosys2 ro0 2>&1; echo \"rc=$?\"
+         \"$BIN\" run -d --net rosys --name ro2 2>&1; echo \"rc=$?\"",
+    );
+    let said = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{said}{}", text(&out.stderr));
+    let cause = "/proc/sys is read-only here (systemd's ProtectKernelTunables=, a container's read-only /proc/sys), and ipvlan sets each link's disable_ipv6 there: Read-only file system (os error 30)";
+    let lines: Vec<&str> = said.lines().collect();
+    assert_eq!(lines.len(), 4, "{said}");
+    assert!(
+        lines[0].starts_with("ipvlan: network connect rosys2 ro0: ") && lines[0].ends_with(cause),
+        "{said}"
+    );
+    assert_eq!(lines[1], "rc=1");
+    assert!(
+        lines[2].starts_with("ipvlan: run: ") && lines[2].ends_with(cause),
+        "{said}"
+    );
+    assert_eq!(lines[3], "rc=125");
+    // Nothing left: ro0 alone, on its one network; the next attach gets
+    // the address the refused `run` gave back.
+    assert_eq!(env.containers(), ["ro0"]);
+    let ps = env.ok(&["ps"]);
+    assert!(
+        ps.lines().any(
+            |l| l.split_whitespace().collect::<Vec<_>>() == ["ro0", "rosys", "192.168.73.2/24"]
+        ),
+        "{ps}"
+    );
+    env.ok(&["run", "-d", "--net", "rosys", "--name", "ro3"]);
+    let ps = env.ok(&["ps"]);
+    assert!(
+        ps.lines().any(
+            |l| l.split_whitespace().collect::<Vec<_>>() == ["ro3", "rosys", "192.168.73.3/24"]
+        ),
+        "{ps}"
+    );
+}
+
+/// A container whose `/etc/netns` view sits on a read-only file system
+/// (systemd's `ProtectSystem=`, a read-only `/etc`) is not removed: `rm`
+/// says why before it changes anything. Before, it detached, killed and
+/// deleted the namespace, then stopped at the view with the record left
+/// `removing`, which `restore` met again at every boot.
+#[test]
+fn rm_refuses_a_view_on_a_read_only_file_system_before_changing_anything() {
+    let mut env = Env::new("roetc");
+    env.network("roetc", "192.168.75.0/24");
+    env.ok(&["run", "-d", "--net", "roetc", "--name", "re0"]);
+    let out = env.shell(
+        "D=\"$IPVLAN_ETC_NETNS_DIR\"
+         mount --bind \"$D\" \"$D\" && mount -o remount,bind,ro \"$D\" || exit 99
+         \"$BIN\" rm -f re0 2>&1; echo \"rc=$?\"",
+    );
+    let said = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{said}{}", text(&out.stderr));
+    let view = env.etc_netns_dir.join("re0");
+    assert_eq!(
+        said,
+        format!(
+            "ipvlan: rm re0: its view {} cannot be taken out: it is on a read-only file system here (systemd's ProtectSystem=, a read-only /etc); make {} writable (ReadWritePaths=) and remove it again\nrc=1\n",
+            view.display(),
+            env.etc_netns_dir.display()
+        )
+    );
+    // As it was: listed, attached, its namespace there.
+    assert_eq!(env.containers(), ["re0"]);
+    assert!(env.netns_dir().join("re0").exists());
+    let ps = env.ok(&["ps"]);
+    assert!(
+        ps.lines().any(
+            |l| l.split_whitespace().collect::<Vec<_>>() == ["re0", "roetc", "192.168.75.2/24"]
+        ),
+        "{ps}"
+    );
+    env.ok(&["rm", "-f", "re0"]);
+    assert!(!view.exists());
+    assert!(env.containers().is_empty());
+}

@@ -119,7 +119,14 @@ impl Manager {
         let networks = state.networks()?;
         let network = find_network_to_join(&networks, network)?;
         let host = Handle::new()?;
-        let parent = parent_link(&host, network)?;
+        // Made again where it is ours and missing, once the refusals are
+        // behind (see `Manager::parent_remade`).
+        let parent = parent_link(&host, network);
+        if let Err(error) = &parent {
+            if !super::endpoints::parent_to_remake(network, error) {
+                return Err(error.clone());
+            }
+        }
         let request = AttachRequest::default();
 
         // Every refusal before anything is taken; then, should the
@@ -142,6 +149,7 @@ impl Manager {
         drop(listed);
         check_hosts_dir(&state, network)
             .map_err(|e| e.context(format_args!("attaching to network {}", network.name)))?;
+        let parent = self.parent_remade(&host, &state, network, parent)?;
         let cursors = state.cursors(network)?;
         let put_back_cursors = || {
             let _ = state.put_cursors(network, &cursors);

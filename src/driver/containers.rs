@@ -535,6 +535,7 @@ impl Manager {
                 state.check_dir(dir)?;
             }
         }
+        hosts::check_view_removable(&self.config.etc_netns_dir, name)?;
         // A network record that cannot be read hides the container's
         // endpoint on it, which would stay, named by no container: refused
         // here, before anything changes, when the container's index or

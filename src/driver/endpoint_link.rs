@@ -658,10 +658,15 @@ fn configure(
     // addresses, below).
     let keys = [("ipv6", "disable_ipv6", disable)];
     let setting = |error: &std::io::Error| {
-        Error::io(
-            format!("setting disable_ipv6 on {ifname} in {}", inside.label()),
-            error,
-        )
+        let what = format!("setting disable_ipv6 on {ifname} in {}", inside.label());
+        match error.raw_os_error() {
+            // Said where it comes from, as the bare errno names no file.
+            Some(libc::EROFS) => Error::io(
+                format_args!("{what}: /proc/sys is read-only here (systemd's ProtectKernelTunables=, a container's read-only /proc/sys), and ipvlan sets each link's disable_ipv6 there"),
+                error,
+            ),
+            _ => Error::io(what, error),
+        }
     };
     // From inside already when the thread stayed since the socket was
     // opened: the visit ends here.

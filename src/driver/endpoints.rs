@@ -677,10 +677,18 @@ impl Manager {
         target: &ResolvedTarget,
         req: &AttachRequest,
     ) -> Result<EndpointInfo, Error> {
-        let parent = parent_link(host, network)?;
+        // A parent of ours that is missing is made again, but only once
+        // the refusals are behind: a refused attach changes nothing.
+        let parent = parent_link(host, network);
+        if let Err(error) = &parent {
+            if !parent_to_remake(network, error) {
+                return Err(error.clone());
+            }
+        }
         super::networks::refuse_while_intent_pending(state, network)?;
         self.check_attach(state, network, target, req, None)?;
         check_hosts_dir(state, network)?;
+        let parent = self.parent_remade(host, state, network, parent)?;
         // As found, put back with the rest should the attach fail later:
         // a refused attach leaves even that hint as it was, as a batch
         // does. Read once: the allocation reuses what this read.
@@ -1697,6 +1705,50 @@ pub(crate) fn parent_link(host: &Handle, network: &NetworkRecord) -> Result<Link
             network.parent, network.name
         ))
     })
+}
+
+/// Whether [`Manager::parent_remade`] makes the missing parent of
+/// `network` (`error`: [`parent_link`]'s) again rather than refuse.
+pub(crate) fn parent_to_remake(network: &NetworkRecord, error: &Error) -> bool {
+    error.kind() == super::ErrorKind::NotFound
+        && matches!(
+            network.parent_origin,
+            crate::store::ParentOrigin::DummyCreated
+                | crate::store::ParentOrigin::VlanCreated { .. }
+        )
+}
+
+impl Manager {
+    /// [`parent_link`]'s link, or, where the parent is a dummy or a
+    /// `NAME.VLANID` we made and it is missing (`found` its error), that
+    /// parent made again, as `restore` makes it: after a reboot whose
+    /// `restore` ran before the VLAN's base came up (or did not run), an
+    /// attach makes it rather than fail until someone runs `restore`.
+    /// Called once the attach's refusals are behind it.
+    pub(crate) fn parent_remade(
+        &self,
+        host: &Handle,
+        state: &Locked<'_>,
+        network: &NetworkRecord,
+        found: Result<Link, Error>,
+    ) -> Result<Link, Error> {
+        match found {
+            Err(error) if parent_to_remake(network, &error) => {
+                let mut report = super::report::RestoreReport::default();
+                let netns_dir = &self.config.netns_dir;
+                match super::parent::restore(host, netns_dir, state, network, &mut report)? {
+                    Some(link) => Ok(link),
+                    None => Err(Error::not_found(format!(
+                        "parent interface {} of network {} does not exist, and cannot be made again: {}",
+                        network.parent,
+                        network.name,
+                        report.parents_missing.join("; ")
+                    ))),
+                }
+            }
+            found => found,
+        }
+    }
 }
 
 /// A target opened and checked before the lock, entered under it

@@ -689,8 +689,32 @@ fn replace_our_symlink(dir: &Path, target: &Path, state_root: &Path) -> Result<(
     })
 }
 
+/// Refuses, before a container's removal changes anything, a view of it
+/// in `etc_netns_dir` on a read-only file system: its removal takes the
+/// view out last, and would otherwise stop there with the container half
+/// removed (and `restore` stop there at every boot).
+pub(crate) fn check_view_removable(etc_netns_dir: &Path, container: &str) -> Result<(), Error> {
+    let dir = etc_netns_dir.join(container);
+    if fs::symlink_metadata(&dir).is_err() {
+        return Ok(());
+    }
+    let Ok(path) = CString::new(dir.as_os_str().as_bytes()) else {
+        return Ok(());
+    };
+    match crate::sys::is_read_only_mount(&path) {
+        Ok(true) => Err(Error::failed(format!(
+            "its view {} cannot be taken out: it is on a read-only file system here (systemd's ProtectSystem=, a read-only /etc); make {} writable (ReadWritePaths=) and remove it again",
+            dir.display(),
+            etc_netns_dir.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Removes `ETC_NETNS/NAME/hosts` if it is our symlink, and the directory
 /// if we created it and it is empty; anything else there stays.
+/// [`check_view_removable`] says beforehand whether its file system would
+/// refuse that.
 pub(crate) fn unlink(
     etc_netns_dir: &Path,
     container: &str,

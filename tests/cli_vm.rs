@@ -2637,34 +2637,6 @@ fn restore_never_switches_another_tools_ipvlan_links_to_our_mode() {
 }
 
 #[test]
-fn rm_that_cannot_take_out_its_etc_netns_view_keeps_the_container_for_restore() {
-    // The container's /etc/netns view cannot be removed (the directory is
-    // read-only here). Before, `rm -f` said nothing, exited 0 and dropped
-    // the record: the view stayed for good, and another tool's namespace
-    // of the same name later got our network's hosts file.
-    let mut env = Env::new("roview");
-    env.network("n1", "192.168.77.0/24");
-    env.ok(&["run", "--net=n1", "--name=ro", "-d"]);
-    let view = env.etc_netns_dir.join("ro/hosts");
-    assert!(view.symlink_metadata().is_ok(), "no view made");
-    let output = env.shell(
-        "mount --bind \"$T/etc-netns\" \"$T/etc-netns\" \
-         && mount -o remount,bind,ro \"$T/etc-netns\" \
-         && \"$BIN\" rm -f ro; echo \"rc=$?\"",
-    );
-    let stdout = text(&output.stdout);
-    let stderr = text(&output.stderr);
-    assert_eq!(stdout, "rc=1\n", "{stderr}");
-    assert!(stderr.contains("Read-only file system"), "{stderr}");
-    assert!(view.symlink_metadata().is_ok(), "the view went");
-    // What the rm could not finish, restore does.
-    env.ok(&["restore"]);
-    assert!(view.symlink_metadata().is_err(), "restore left the view");
-    assert!(env.containers().is_empty());
-    assert_eq!(env.namespaces(), 0);
-}
-
-#[test]
 fn run_failures_exit_125_and_leave_nothing() {
     let mut env = Env::new("fail");
     env.network("n1", "192.168.73.0/24");
@@ -4183,7 +4155,10 @@ fn a_read_only_proc_sys_is_named_and_the_attach_leaves_nothing() {
 /// (systemd's `ProtectSystem=`, a read-only `/etc`) is not removed: `rm`
 /// says why before it changes anything. Before, it detached, killed and
 /// deleted the namespace, then stopped at the view with the record left
-/// `removing`, which `restore` met again at every boot.
+/// `removing`, which `restore` met again at every boot (and before that,
+/// `rm -f` said nothing, exited 0 and dropped the record: the view stayed
+/// for good, and another tool's namespace of the same name later got our
+/// network's hosts file).
 #[test]
 fn rm_refuses_a_view_on_a_read_only_file_system_before_changing_anything() {
     let mut env = Env::new("roetc");

@@ -341,6 +341,19 @@ const CHANGING_COMMANDS: &[(&[&str], i32, &str)] = &[
     (&["restore"], 1, "restore"),
 ];
 
+/// Asserts that `args` ended with exit `code`, saying `message` on
+/// stderr and nothing on stdout.
+fn assert_refused(output: &Output, args: &[&str], code: i32, message: &str) {
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "{args:?}: {}",
+        stderr(output)
+    );
+    assert_eq!(stderr(output), message, "{args:?}");
+    assert!(stdout(output).is_empty(), "{args:?}");
+}
+
 /// With CAP_NET_ADMIN but not CAP_SYS_ADMIN (a container given
 /// `--cap-add NET_ADMIN` alone, a service's narrowed bounding set), the
 /// commands that enter namespaces or mount say so at once and touch
@@ -363,20 +376,9 @@ fn without_cap_sys_admin_namespace_commands_say_so_and_touch_nothing() {
             .args(*args)
             .output()
             .expect("setpriv (util-linux) is needed to drop CAP_SYS_ADMIN");
-        assert_eq!(
-            output.status.code(),
-            Some(*code),
-            "{args:?}: {}",
-            stderr(&output)
-        );
-        assert_eq!(
-            stderr(&output),
-            format!(
-                "ipvlan: {name}: this command needs root (CAP_SYS_ADMIN, beside CAP_NET_ADMIN: it enters network namespaces and mounts)\n"
-            ),
-            "{args:?}"
-        );
-        assert!(stdout(&output).is_empty(), "{args:?}");
+        assert_refused(&output, args, *code, &format!(
+            "ipvlan: {name}: this command needs root (CAP_SYS_ADMIN, beside CAP_NET_ADMIN: it enters network namespaces and mounts)\n"
+        ));
     }
     assert!(!missing.exists(), "the state directory was created");
 }
@@ -389,18 +391,12 @@ fn without_cap_net_admin_changing_commands_need_root_and_touch_nothing() {
     for state_dir in [&missing, &empty] {
         for (args, code, name) in CHANGING_COMMANDS {
             let output = ipvlan_without_caps(args, state_dir);
-            assert_eq!(
-                output.status.code(),
-                Some(*code),
-                "{args:?}: {}",
-                stderr(&output)
+            assert_refused(
+                &output,
+                args,
+                *code,
+                &format!("ipvlan: {name}: this command needs root (CAP_NET_ADMIN)\n"),
             );
-            assert_eq!(
-                stderr(&output),
-                format!("ipvlan: {name}: this command needs root (CAP_NET_ADMIN)\n"),
-                "{args:?}"
-            );
-            assert!(stdout(&output).is_empty(), "{args:?}");
         }
     }
     assert!(!missing.exists(), "the state directory was created");

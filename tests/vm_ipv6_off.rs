@@ -160,9 +160,14 @@ impl Drop for Host {
     }
 }
 
-/// The names of the host's links.
-fn host_links() -> Vec<String> {
-    let mut names: Vec<String> = ip_json(&["link", "show"])
+/// The names of the links in namespace `ns`, or in the host's.
+fn link_names(ns: Option<&str>) -> Vec<String> {
+    let mut args = Vec::new();
+    if let Some(ns) = ns {
+        args.extend(["-n", ns]);
+    }
+    args.extend(["link", "show"]);
+    let mut names: Vec<String> = ip_json(&args)
         .as_array()
         .unwrap()
         .iter()
@@ -172,16 +177,12 @@ fn host_links() -> Vec<String> {
     names
 }
 
-/// The names of the links in namespace `ns`.
+fn host_links() -> Vec<String> {
+    link_names(None)
+}
+
 fn links_in(ns: &str) -> Vec<String> {
-    let mut names: Vec<String> = ip_json(&["-n", ns, "link", "show"])
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|l| l.get("ifname").and_then(Value::as_str).map(str::to_string))
-        .collect();
-    names.sort();
-    names
+    link_names(Some(ns))
 }
 
 #[test]

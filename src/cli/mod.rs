@@ -191,17 +191,21 @@ fn execute(invocation: Invocation, leave_to_exit: bool) -> Result<i32, Failure> 
         Command::Help(_) | Command::Version { .. } => Config::from_env(),
         _ => config(&invocation)?,
     };
-    if needs_root(&invocation.command) && !crate::driver::has_net_admin() {
-        return Err(Failure::failed(
-            topic.path(),
-            "this command needs root (CAP_NET_ADMIN)",
-        ));
-    }
-    if enters_namespaces(&invocation.command) && !crate::driver::has_sys_admin() {
-        return Err(Failure::failed(
-            topic.path(),
-            "this command needs root (CAP_SYS_ADMIN, beside CAP_NET_ADMIN: it enters network namespaces and mounts)",
-        ));
+    if needs_root(&invocation.command) {
+        // One `capget` for both.
+        let (net_admin, sys_admin) = crate::driver::held_capabilities();
+        if !net_admin {
+            return Err(Failure::failed(
+                topic.path(),
+                "this command needs root (CAP_NET_ADMIN)",
+            ));
+        }
+        if enters_namespaces(&invocation.command) && !sys_admin {
+            return Err(Failure::failed(
+                topic.path(),
+                "this command needs root (CAP_SYS_ADMIN, beside CAP_NET_ADMIN: it enters network namespaces and mounts)",
+            ));
+        }
     }
     let mut manager = match invocation.command {
         Command::Help(topic) => {

@@ -122,7 +122,7 @@ pub use kernel_support::KernelVersion;
 pub use networks::NetworkList;
 pub use options::{absolute_path, MAX_NAME_LEN, VALID_OPTION_KEYS};
 pub use privileges::{
-    effective_capabilities, has_net_admin, has_sys_admin, CAP_NET_ADMIN, CAP_SYS_ADMIN,
+    effective_capabilities, has_net_admin, held_capabilities, CAP_NET_ADMIN, CAP_SYS_ADMIN,
 };
 pub use report::{
     ContainerInfo, ContainerList, DoctorCheck, DoctorReport, EndpointInfo, ExitStatusCode,

@@ -13,10 +13,17 @@ pub fn has_net_admin() -> bool {
     own_capabilities().map_or(true, |caps| caps & (1 << CAP_NET_ADMIN) != 0)
 }
 
-/// Whether this process may also enter network namespaces and mount
-/// (CAP_SYS_ADMIN), beside [`has_net_admin`]; true when it cannot tell.
-pub fn has_sys_admin() -> bool {
-    own_capabilities().map_or(true, |caps| caps & (1 << CAP_SYS_ADMIN) != 0)
+/// Whether this process holds CAP_NET_ADMIN and CAP_SYS_ADMIN (entering
+/// network namespaces, mounting), from one `capget`; each true when it
+/// cannot tell.
+pub fn held_capabilities() -> (bool, bool) {
+    match own_capabilities() {
+        Some(caps) => (
+            caps & (1 << CAP_NET_ADMIN) != 0,
+            caps & (1 << CAP_SYS_ADMIN) != 0,
+        ),
+        None => (true, true),
+    }
 }
 
 /// This thread's effective capability mask (`capget(2)`: one system call

@@ -1162,9 +1162,10 @@ pub fn set_link_sysctls_from(
 /// instance was made (Linux 5.8 and later; before, procfs had one
 /// superblock per PID namespace, so the instance shares `/proc`'s entries
 /// and only costs its making). `/proc` as before where no instance can be
-/// made (a kernel before 5.2, a seccomp filter, no `CAP_SYS_ADMIN`),
-/// where `/proc/sys/net` is read-only, and from the first open an
-/// instance refuses that is not a missing file.
+/// made (a kernel before 5.2, no `CAP_SYS_ADMIN`), under any seccomp
+/// filter (which may kill at `fsopen` rather than refuse it), where
+/// `/proc/sys/net` is read-only, and from the first open an instance
+/// refuses that is not a missing file.
 pub struct SysctlFiles {
     instance: std::cell::RefCell<Instance>,
 }
@@ -1192,9 +1193,11 @@ impl SysctlFiles {
             }
         }
         if let Instance::Unmade = *instance {
-            *instance = match proc_sys_read_only() {
+            *instance = match proc_sys_read_only() || under_seccomp_filter() {
                 // Read-only here: so for the batch too, as for a single
-                // attach (its write refused).
+                // attach (its write refused). Under a filter, `fsopen`
+                // may be answered by death (systemd's `SystemCallFilter=`
+                // kills by default) rather than an errno to fall back on.
                 true => Instance::Unavailable,
                 false => match sys::procfs_instance() {
                     Ok(root) => Instance::Made { root, lookups: 0 },
@@ -1247,6 +1250,24 @@ impl Default for SysctlFiles {
 /// `/proc/sys`): an instance of our own, writable, would go around it.
 fn proc_sys_read_only() -> bool {
     sys::is_read_only_mount(c"/proc/sys/net").unwrap_or(false)
+}
+
+/// Whether a seccomp filter watches this process's system calls
+/// (`Seccomp: 2` in its status): a container's, a service's
+/// `SystemCallFilter=`. Such a filter may kill the process at a call it
+/// does not allow, so what it may refuse (`fsopen`, `fsmount`) is not
+/// tried; unknown counts as filtered.
+fn under_seccomp_filter() -> bool {
+    std::fs::read_to_string("/proc/self/status").map_or(true, |status| seccomp_filtered(&status))
+}
+
+/// [`under_seccomp_filter`] of a `/proc/PID/status` text: its `Seccomp:`
+/// mode is not 0 (1 strict, 2 filter), or it says none.
+fn seccomp_filtered(status: &str) -> bool {
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Seccomp:"))
+        .map_or(true, |mode| mode.trim() != "0")
 }
 
 /// Each of `paths` opened for writing, in the namespace of the calling
@@ -1302,6 +1323,21 @@ pub fn disable_ipv6(ns: &Netns, ifname: &str) -> io::Result<bool> {
 
 #[cfg(test)]
 mod tests {
+    /// A seccomp filter is read from a status's `Seccomp:` line; none
+    /// there counts as one (unknown).
+    #[test]
+    fn a_seccomp_filter_is_read_from_the_status() {
+        let status = |mode: &str| {
+            format!("Name:\tipvlan\nNoNewPrivs:\t0\nSeccomp:\t{mode}\nSeccomp_filters:\t0\n")
+        };
+        assert!(!super::seccomp_filtered(&status("0")));
+        assert!(super::seccomp_filtered(&status("2")));
+        assert!(super::seccomp_filtered(&status("1")));
+        assert!(super::seccomp_filtered("Name:\tipvlan\n"));
+        // This test process runs under none.
+        assert!(!super::under_seccomp_filter());
+    }
+
     /// A family or key that would lead out of the link's directory of
     /// `/proc/sys/net` is refused before anything is opened (the files are
     /// written as root).

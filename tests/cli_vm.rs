@@ -4194,3 +4194,92 @@ fn rm_refuses_a_view_on_a_read_only_file_system_before_changing_anything() {
     assert!(!view.exists());
     assert!(env.containers().is_empty());
 }
+
+/// Makes `command` run under a seccomp filter that kills the process at
+/// `fsopen`, as systemd's `SystemCallFilter=@system-service` does by
+/// default (`fsopen` is in `@mount`, which that set leaves out).
+fn killed_at_fsopen(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    fn install() -> std::io::Result<()> {
+        let statement = |code: u32, k: u32| libc::sock_filter {
+            code: code as u16,
+            jt: 0,
+            jf: 0,
+            k,
+        };
+        let filter = [
+            // The call's number: `seccomp_data.nr`, at offset 0.
+            statement(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0),
+            libc::sock_filter {
+                code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+                jt: 0,
+                jf: 1,
+                k: libc::SYS_fsopen as u32,
+            },
+            statement(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_KILL_PROCESS),
+            statement(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_ALLOW),
+        ];
+        let program = libc::sock_fprog {
+            len: filter.len() as u16,
+            filter: filter.as_ptr().cast_mut(),
+        };
+        // SAFETY: prctl with integer arguments, then with a pointer to a
+        // program that lives until the call returns (the kernel copies it).
+        let installed = unsafe {
+            libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0
+                && libc::prctl(
+                    libc::PR_SET_SECCOMP,
+                    libc::SECCOMP_MODE_FILTER,
+                    &program as *const libc::sock_fprog,
+                ) == 0
+        };
+        match installed {
+            true => Ok(()),
+            false => Err(std::io::Error::last_os_error()),
+        }
+    }
+    // SAFETY: `install` only makes system calls (no allocation, no lock)
+    // in the child between fork and exec.
+    unsafe { command.pre_exec(install) };
+}
+
+/// A batch `network connect` under a seccomp filter that kills at
+/// `fsopen` (a service's `SystemCallFilter=`) writes its links' settings
+/// through `/proc`, as where the procfs instance is refused. Before, the
+/// filter killed it (SIGSYS) after its first links were made, leaving
+/// them to `restore`.
+#[test]
+fn a_batch_under_a_seccomp_filter_makes_no_procfs_instance_of_its_own() {
+    let mut env = Env::new("seccomp");
+    env.network("secc", "192.168.76.0/24");
+    let namespaces = ["sc1", "sc2", "sc3"];
+    for name in namespaces {
+        let _ = vm_support::ip_ok(&["netns", "del", name]);
+        assert!(vm_support::ip_ok(&["netns", "add", name]));
+    }
+    let paths: Vec<String> = namespaces
+        .iter()
+        .map(|n| format!("/run/netns/{n}"))
+        .collect();
+    let mut args = vec!["network", "connect", "secc"];
+    args.extend(paths.iter().map(String::as_str));
+    let mut command = env.command(&args);
+    killed_at_fsopen(&mut command);
+    let out = command.output().expect("runs ipvlan");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        (out.status.code(), out.status.signal()),
+        (Some(0), None),
+        "{}",
+        text(&out.stderr)
+    );
+    for name in namespaces {
+        assert_eq!(vm_support::addresses(name, "eth0").len(), 1, "{name}");
+    }
+    let mut args = vec!["network", "disconnect", "secc"];
+    args.extend(paths.iter().map(String::as_str));
+    env.ok(&args);
+    for name in namespaces {
+        assert!(vm_support::ip_ok(&["netns", "del", name]));
+    }
+}

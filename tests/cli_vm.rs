@@ -4283,3 +4283,39 @@ fn a_batch_under_a_seccomp_filter_makes_no_procfs_instance_of_its_own() {
         assert!(vm_support::ip_ok(&["netns", "del", name]));
     }
 }
+
+/// An IPv6 network without `--subnet` on a host without `/etc/machine-id`
+/// takes its ULA prefix from a host id the store draws once. Where no
+/// `/dev` is mounted either (a minimal root early in boot), it is drawn
+/// by `getrandom`. Before, it read `/dev/urandom` and the create failed.
+#[test]
+fn a_host_id_is_drawn_without_dev() {
+    let mut env = Env::new("nodev");
+    assert!(
+        !std::path::Path::new("/etc/machine-id").exists(),
+        "the guest has a machine id: this test needs the store's own host id"
+    );
+    let out = env.shell(
+        "mount -t tmpfs none /dev || exit 99
+         \"$BIN\" network create --ipv6 --internal nodev6 2>&1; echo \"rc=$?\"",
+    );
+    let said = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{said}{}", text(&out.stderr));
+    env.networks.push("nodev6".to_string());
+    assert!(said.ends_with("rc=0\n"), "{said}");
+    let host_id = std::fs::read_to_string(env.state_dir().join("host-id")).unwrap();
+    assert_eq!(host_id.trim().len(), 32, "{host_id:?}");
+    let inspected = env.inspect("nodev6");
+    let subnets: Vec<String> = inspected
+        .get("IPAM")
+        .and_then(|i| i.get("Config"))
+        .and_then(Value::as_array)
+        .unwrap()
+        .iter()
+        .filter_map(|c| c.get("Subnet").and_then(Value::as_str).map(str::to_string))
+        .collect();
+    assert!(
+        subnets.iter().any(|s| s.starts_with("fd")),
+        "no ULA subnet: {subnets:?}"
+    );
+}

@@ -26,7 +26,7 @@
 
 use std::ffi::{CStr, CString};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read};
+use std::io;
 use std::net::IpAddr;
 use std::ops::Deref;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -169,11 +169,14 @@ fn container_filed_as(name: &str, value: &Value) -> Result<ContainerRecord, Reco
     Ok(record)
 }
 
-/// `bytes` random bytes from the kernel, as lowercase hex: the crate's
-/// generator of IDs (networks, endpoints, host id, temporary names).
+/// `bytes` random bytes from the kernel, as lowercase hex: the store's
+/// host id. By `getrandom` ([`crate::sys::random_bytes`]), as the driver
+/// draws its ids, never through `/dev/urandom`: the host id is needed
+/// where there is no `/etc/machine-id`, a minimal root that may have no
+/// `/dev` mounted either.
 pub fn random_hex(bytes: usize) -> io::Result<String> {
     let mut buf = vec![0u8; bytes];
-    File::open("/dev/urandom")?.read_exact(&mut buf)?;
+    crate::sys::random_bytes(&mut buf, |_| None)?;
     Ok(crate::digits::hex_text(&buf))
 }
 
@@ -2488,7 +2491,7 @@ impl Locked<'_> {
                 return Ok(id.to_string());
             }
         }
-        let id = random_hex(16).map_err(StoreError::io("reading", "/dev/urandom"))?;
+        let id = random_hex(16).map_err(StoreError::io("drawing random bytes for", &path))?;
         self.write_json_text(&path, &format!("{id}\n"))?;
         Ok(id)
     }

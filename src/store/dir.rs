@@ -170,7 +170,7 @@ fn container_filed_as(name: &str, value: &Value) -> Result<ContainerRecord, Reco
 }
 
 /// `bytes` random bytes from the kernel, as lowercase hex: the store's
-/// host id. By `getrandom` ([`crate::sys::random_bytes`]), as the driver
+/// host id. By `getrandom` (`sys::random_bytes`), as the driver
 /// draws its ids, never through `/dev/urandom`: the host id is needed
 /// where there is no `/etc/machine-id`, a minimal root that may have no
 /// `/dev` mounted either.

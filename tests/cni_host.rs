@@ -2222,3 +2222,33 @@ fn installed_by_another_name_its_type_is_that_name_and_its_ipam_ours_in_process(
     assert_eq!(answer.exit, Some(0), "{} {}", answer.stdout, answer.stderr);
     assert_eq!(lease_records(&state, "leased").1, Vec::new());
 }
+
+/// A delegated IPAM plugin's input and output go through scratch files
+/// in the temporary directory; where there is none (a minimal root, a
+/// `TMPDIR` that names nothing), the error names it. Before, it said
+/// only "running IPAM plugin fake-ipam: No such file or directory".
+#[test]
+fn a_missing_temporary_directory_is_named() {
+    let dir = TempDir::new("cni-tmpdir");
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    fake_plugin(&bin, "fake-ipam", "exit 0");
+    let conf = CONF
+        .replace("1.0.0", "1.1.0")
+        .replace("host-local", "fake-ipam");
+    let missing = dir.path().join("no-tmp");
+    let env = vec![
+        ("CNI_COMMAND".to_string(), "STATUS".to_string()),
+        ("CNI_PATH".to_string(), bin.display().to_string()),
+        ("TMPDIR".to_string(), missing.display().to_string()),
+    ];
+    let answer = plugin(&env, &conf);
+    answer.assert_error(
+        999,
+        &format!(
+            "running IPAM plugin fake-ipam: a scratch file for its input and output in {} (TMPDIR, else /tmp): No such file or directory (os error 2)",
+            missing.display()
+        ),
+        "1.1.0",
+    );
+}

@@ -143,12 +143,27 @@ fn read_back(file: &mut File) -> std::io::Result<Vec<u8>> {
 
 /// A file with no name in the temp directory: nobody else can open it, and
 /// it is gone when closed. On a file system without `O_TMPFILE`, a new
-/// file of a name no one else uses, removed at once.
+/// file of a name no one else uses, removed at once. A failure names the
+/// directory (`$TMPDIR`, else `/tmp`): a minimal root may have none, or a
+/// read-only one.
 fn scratch_file() -> std::io::Result<File> {
     let dir = std::env::temp_dir();
+    scratch_file_in(&dir).map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!(
+                "a scratch file for its input and output in {} (TMPDIR, else /tmp): {e}",
+                dir.display()
+            ),
+        )
+    })
+}
+
+/// [`scratch_file`] in `dir`.
+fn scratch_file_in(dir: &Path) -> std::io::Result<File> {
     let mut options = std::fs::OpenOptions::new();
     options.read(true).write(true).mode(0o600);
-    match options.clone().custom_flags(libc::O_TMPFILE).open(&dir) {
+    match options.clone().custom_flags(libc::O_TMPFILE).open(dir) {
         Err(e) if matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP | libc::EISDIR)) => {
             static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
             let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -128,6 +128,17 @@ impl Env {
         std::fs::read_dir(self.netns_dir()).map_or(0, |dir| dir.count())
     }
 
+    /// Asserts that `ps` lists a container as `line` has it: name,
+    /// networks, addresses.
+    fn assert_listed(&self, line: [&str; 3]) {
+        let ps = self.ok(&["ps"]);
+        assert!(
+            ps.lines()
+                .any(|l| l.split_whitespace().eq(line.iter().copied())),
+            "{line:?} not in {ps}"
+        );
+    }
+
     fn inspect(&self, network: &str) -> Value {
         let document = json::parse(&self.ok(&["network", "inspect", network])).expect("JSON");
         document.as_array().expect("array")[0].clone()
@@ -4050,17 +4061,8 @@ fn an_attach_makes_a_missing_parent_of_ours_again() {
     );
     let made = vm_support::link(None, &dummy).expect("the dummy parent made again");
     assert_eq!(vm_support::link_kind(&made).as_deref(), Some("dummy"));
-    let ps = env.ok(&["ps"]);
-    for line in [
-        ["rc1", "rvlan", "192.168.71.2/24"],
-        ["rc2", "rdummy", "192.168.72.2/24"],
-    ] {
-        assert!(
-            ps.lines()
-                .any(|l| l.split_whitespace().collect::<Vec<_>>() == line),
-            "{line:?}: {ps}"
-        );
-    }
+    env.assert_listed(["rc1", "rvlan", "192.168.71.2/24"]);
+    env.assert_listed(["rc2", "rdummy", "192.168.72.2/24"]);
     env.ok(&["rm", "-f", "rc1", "rc2"]);
     drop_parents();
     for name in ["rb1", "rb2"] {
@@ -4134,21 +4136,9 @@ fn a_read_only_proc_sys_is_named_and_the_attach_leaves_nothing() {
     // Nothing left: ro0 alone, on its one network; the next attach gets
     // the address the refused `run` gave back.
     assert_eq!(env.containers(), ["ro0"]);
-    let ps = env.ok(&["ps"]);
-    assert!(
-        ps.lines().any(
-            |l| l.split_whitespace().collect::<Vec<_>>() == ["ro0", "rosys", "192.168.73.2/24"]
-        ),
-        "{ps}"
-    );
+    env.assert_listed(["ro0", "rosys", "192.168.73.2/24"]);
     env.ok(&["run", "-d", "--net", "rosys", "--name", "ro3"]);
-    let ps = env.ok(&["ps"]);
-    assert!(
-        ps.lines().any(
-            |l| l.split_whitespace().collect::<Vec<_>>() == ["ro3", "rosys", "192.168.73.3/24"]
-        ),
-        "{ps}"
-    );
+    env.assert_listed(["ro3", "rosys", "192.168.73.3/24"]);
 }
 
 /// A container whose `/etc/netns` view sits on a read-only file system
@@ -4183,13 +4173,7 @@ fn rm_refuses_a_view_on_a_read_only_file_system_before_changing_anything() {
     // As it was: listed, attached, its namespace there.
     assert_eq!(env.containers(), ["re0"]);
     assert!(env.netns_dir().join("re0").exists());
-    let ps = env.ok(&["ps"]);
-    assert!(
-        ps.lines().any(
-            |l| l.split_whitespace().collect::<Vec<_>>() == ["re0", "roetc", "192.168.75.2/24"]
-        ),
-        "{ps}"
-    );
+    env.assert_listed(["re0", "roetc", "192.168.75.2/24"]);
     env.ok(&["rm", "-f", "re0"]);
     assert!(!view.exists());
     assert!(env.containers().is_empty());

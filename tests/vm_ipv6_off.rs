@@ -160,6 +160,17 @@ impl Drop for Host {
     }
 }
 
+/// Asserts a CNI ADD's answer (`code`, `answer`) refusing its IPv6
+/// network when it is to be made.
+fn assert_ipv6_network_refused(code: Option<i32>, answer: &Value) {
+    assert_eq!(code, Some(1), "{answer:?}");
+    assert_eq!(
+        answer.get("msg").and_then(Value::as_str),
+        Some(format!("an IPv6 network cannot be made: {NO_IPV6}").as_str()),
+        "{answer:?}"
+    );
+}
+
 /// The names of the links in namespace `ns`, or in the host's.
 fn link_names(ns: Option<&str>) -> Vec<String> {
     let mut args = Vec::new();
@@ -413,12 +424,7 @@ fn cni_refuses_an_ipv6_range_with_the_link_in_the_container() {
         "ipam": {"type": "ipvlan", "ranges": [[{"subnet": "10.45.0.0/24"}],
                                                [{"subnet": "2001:db8:45::/64"}]]}}"#;
     let (code, answer) = host.cni("ADD", "ctr-inside", &ns, conf);
-    assert_eq!(code, Some(1), "{answer:?}");
-    assert_eq!(
-        answer.get("msg").and_then(Value::as_str),
-        Some(format!("an IPv6 network cannot be made: {NO_IPV6}").as_str()),
-        "{answer:?}"
-    );
+    assert_ipv6_network_refused(code, &answer);
     assert_eq!(links_in("cni-inside"), ["eth1", "lo"]);
     assert!(
         !host.state.exists(),
@@ -455,12 +461,7 @@ fn cni_refuses_a_config_changed_to_ipv6_before_retiring_the_old_network() {
                                                [{"subnet": "2001:db8:46::/64"}]]}}"#;
     let stored = host.stored();
     let (code, answer) = host.cni("ADD", "ctr-changed", &ns, dual);
-    assert_eq!(code, Some(1), "{answer:?}");
-    assert_eq!(
-        answer.get("msg").and_then(Value::as_str),
-        Some(format!("an IPv6 network cannot be made: {NO_IPV6}").as_str()),
-        "{answer:?}"
-    );
+    assert_ipv6_network_refused(code, &answer);
     assert_eq!(host.stored(), stored, "the store changed");
     assert_eq!(links_in("cni-changed"), ["lo"]);
     // The old config still works.

@@ -129,15 +129,8 @@ fn topic_of(command: &Command) -> Topic {
 fn needs_root(command: &Command) -> bool {
     matches!(
         command,
-        Command::NetworkCreate(_)
-            | Command::NetworkRemove { .. }
-            | Command::NetworkConnect(_)
-            | Command::NetworkDisconnect { .. }
-            | Command::Run(_)
-            | Command::Exec(_)
-            | Command::Remove { .. }
-            | Command::Restore
-    )
+        Command::NetworkCreate(_) | Command::NetworkRemove { .. }
+    ) || enters_namespaces(command)
 }
 
 /// Whether `command` enters network namespaces or mounts (CAP_SYS_ADMIN):

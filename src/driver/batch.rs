@@ -28,8 +28,8 @@ use std::sync::Mutex;
 
 use super::endpoint_link::{self, BuiltEndpoint, EndpointPlan, NewEndpoint};
 use super::endpoints::{
-    check_hosts_dir, keep_for_restore, parent_link, DetachPlace, Intent, LinkToRemove, Pending,
-    ResolvedTarget,
+    check_hosts_dir, keep_for_restore, parent_link_unless_ours_missing, DetachPlace, Intent,
+    LinkToRemove, Pending, ResolvedTarget,
 };
 use super::listed::Listed;
 use super::netns_identity::{NsAt, OpenNetns};
@@ -121,12 +121,7 @@ impl Manager {
         let host = Handle::new()?;
         // Made again where it is ours and missing, once the refusals are
         // behind (see `Manager::parent_remade`).
-        let parent = parent_link(&host, network);
-        if let Err(error) = &parent {
-            if !super::endpoints::parent_to_remake(network, error) {
-                return Err(error.clone());
-            }
-        }
+        let parent = parent_link_unless_ours_missing(&host, network)?;
         let request = AttachRequest::default();
 
         // Every refusal before anything is taken; then, should the

@@ -679,12 +679,7 @@ impl Manager {
     ) -> Result<EndpointInfo, Error> {
         // A parent of ours that is missing is made again, but only once
         // the refusals are behind: a refused attach changes nothing.
-        let parent = parent_link(host, network);
-        if let Err(error) = &parent {
-            if !parent_to_remake(network, error) {
-                return Err(error.clone());
-            }
-        }
+        let parent = parent_link_unless_ours_missing(host, network)?;
         super::networks::refuse_while_intent_pending(state, network)?;
         self.check_attach(state, network, target, req, None)?;
         check_hosts_dir(state, network)?;
@@ -1686,7 +1681,7 @@ pub(crate) fn keep_for_restore(
 /// of ours (`network connect`, `run`, the library's): a CNI network takes
 /// one only when its master is in the host and its addresses come from
 /// our allocator.
-pub(crate) fn parent_link(host: &Handle, network: &NetworkRecord) -> Result<Link, Error> {
+fn parent_link(host: &Handle, network: &NetworkRecord) -> Result<Link, Error> {
     if super::options::made_by_cni(network) && network.subnets.is_empty() {
         return Err(Error::invalid(format!(
             "network {} takes its addresses from its CNI config's IPAM plugin (or a chained plugin's result), not from ipvlan: only its CNI plugin attaches to it",
@@ -1707,46 +1702,55 @@ pub(crate) fn parent_link(host: &Handle, network: &NetworkRecord) -> Result<Link
     })
 }
 
-/// Whether [`Manager::parent_remade`] makes the missing parent of
-/// `network` (`error`: [`parent_link`]'s) again rather than refuse.
-pub(crate) fn parent_to_remake(network: &NetworkRecord, error: &Error) -> bool {
-    error.kind() == super::ErrorKind::NotFound
-        && matches!(
-            network.parent_origin,
-            crate::store::ParentOrigin::DummyCreated
-                | crate::store::ParentOrigin::VlanCreated { .. }
-        )
+/// [`parent_link`]'s link; `None` where the parent is a dummy or a
+/// `NAME.VLANID` we made and it is missing, for
+/// [`Manager::parent_remade`] to make again once the attach's refusals
+/// are behind it.
+pub(crate) fn parent_link_unless_ours_missing(
+    host: &Handle,
+    network: &NetworkRecord,
+) -> Result<Option<Link>, Error> {
+    match parent_link(host, network) {
+        Err(error)
+            if error.kind() == super::ErrorKind::NotFound
+                && matches!(
+                    network.parent_origin,
+                    crate::store::ParentOrigin::DummyCreated
+                        | crate::store::ParentOrigin::VlanCreated { .. }
+                ) =>
+        {
+            Ok(None)
+        }
+        found => found.map(Some),
+    }
 }
 
 impl Manager {
-    /// [`parent_link`]'s link, or, where the parent is a dummy or a
-    /// `NAME.VLANID` we made and it is missing (`found` its error), that
-    /// parent made again, as `restore` makes it: after a reboot whose
-    /// `restore` ran before the VLAN's base came up (or did not run), an
-    /// attach makes it rather than fail until someone runs `restore`.
-    /// Called once the attach's refusals are behind it.
+    /// The parent [`parent_link_unless_ours_missing`] found, or, where it
+    /// found ours missing, that parent made again, as `restore` makes it:
+    /// after a reboot whose `restore` ran before the VLAN's base came up
+    /// (or did not run), an attach makes it rather than fail until
+    /// someone runs `restore`.
     pub(crate) fn parent_remade(
         &self,
         host: &Handle,
         state: &Locked<'_>,
         network: &NetworkRecord,
-        found: Result<Link, Error>,
+        found: Option<Link>,
     ) -> Result<Link, Error> {
-        match found {
-            Err(error) if parent_to_remake(network, &error) => {
-                let mut report = super::report::RestoreReport::default();
-                let netns_dir = &self.config.netns_dir;
-                match super::parent::restore(host, netns_dir, state, network, &mut report)? {
-                    Some(link) => Ok(link),
-                    None => Err(Error::not_found(format!(
-                        "parent interface {} of network {} does not exist, and cannot be made again: {}",
-                        network.parent,
-                        network.name,
-                        report.parents_missing.join("; ")
-                    ))),
-                }
-            }
-            found => found,
+        if let Some(link) = found {
+            return Ok(link);
+        }
+        let mut report = super::report::RestoreReport::default();
+        let netns_dir = &self.config.netns_dir;
+        match super::parent::restore(host, netns_dir, state, network, &mut report)? {
+            Some(link) => Ok(link),
+            None => Err(Error::not_found(format!(
+                "parent interface {} of network {} does not exist, and cannot be made again: {}",
+                network.parent,
+                network.name,
+                report.parents_missing.join("; ")
+            ))),
         }
     }
 }

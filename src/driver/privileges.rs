@@ -10,7 +10,7 @@ pub const CAP_SYS_ADMIN: u32 = 21;
 /// `capget(2)` fails the answer is yes: the kernel will still refuse what
 /// is not allowed, and the error says so.
 pub fn has_net_admin() -> bool {
-    own_capabilities().map_or(true, |caps| caps & (1 << CAP_NET_ADMIN) != 0)
+    held_capabilities().0
 }
 
 /// Whether this process holds CAP_NET_ADMIN and CAP_SYS_ADMIN (entering

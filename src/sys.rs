@@ -534,6 +534,28 @@ pub fn geteuid() -> u32 {
     unsafe { libc::geteuid() }
 }
 
+/// Whether `gid` is this process's effective group or one of its
+/// supplementary groups: what the kernel's `in_group_p` asks (of the
+/// file-system group, which is the effective one unless `setfsgid(2)`
+/// moved it).
+pub fn in_group(gid: u32) -> bool {
+    // SAFETY: getegid(2) takes no arguments and cannot fail.
+    if unsafe { libc::getegid() } == gid {
+        return true;
+    }
+    // SAFETY: with a size of 0, getgroups(2) writes nothing and returns
+    // how many groups there are.
+    let count = unsafe { libc::getgroups(0, std::ptr::null_mut()) };
+    let Ok(len) = usize::try_from(count) else {
+        return false;
+    };
+    let mut groups: Vec<libc::gid_t> = vec![0; len];
+    // SAFETY: `groups` holds `count` entries, which getgroups(2) fills at
+    // most (fewer if the set shrank meanwhile: it is this process's own).
+    let got = unsafe { libc::getgroups(count, groups.as_mut_ptr()) };
+    usize::try_from(got).is_ok_and(|got| groups[..got.min(len)].contains(&gid))
+}
+
 /// `kill(2)`: sends `signal` to the one process `pid`.
 ///
 /// Only a single, positive pid is accepted: 0 and anything above

@@ -4303,3 +4303,150 @@ fn a_host_id_is_drawn_without_dev() {
         "no ULA subnet: {subnets:?}"
     );
 }
+
+/// Makes `command` run without CAP_SYS_PTRACE, as under a unit's
+/// `CapabilityBoundingSet=~CAP_SYS_PTRACE`: dropped from the bounding set
+/// before the exec, which leaves root every other capability.
+fn without_cap_sys_ptrace(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    fn drop_it() -> std::io::Result<()> {
+        const CAP_SYS_PTRACE: libc::c_ulong = 19;
+        // SAFETY: prctl with integer arguments.
+        match unsafe { libc::prctl(libc::PR_CAPBSET_DROP, CAP_SYS_PTRACE, 0, 0, 0) } {
+            0 => Ok(()),
+            _ => Err(std::io::Error::last_os_error()),
+        }
+    }
+    // SAFETY: `drop_it` only makes a system call between fork and exec.
+    unsafe { command.pre_exec(drop_it) };
+}
+
+/// A `sleep` of user `nobody` in the namespace at `path`: a container's
+/// command run as another user (`setpriv --reuid`, `nsenter -S`), whose
+/// `/proc/PID/ns/net` root may read only with CAP_SYS_PTRACE.
+fn nobody_inside(path: &Path) -> Holder {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let ns = std::fs::File::open(path).expect("the container's namespace");
+    let fd = ns.as_raw_fd();
+    let mut command = Command::new("sleep");
+    command
+        .arg("1000")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let enter = move || -> std::io::Result<()> {
+        let check = |result: libc::c_int| match result {
+            0 => Ok(()),
+            _ => Err(std::io::Error::last_os_error()),
+        };
+        const NOBODY: libc::uid_t = 65534;
+        // SAFETY: system calls with integer arguments (and a null list
+        // of no groups) between fork and exec; `fd` is open until the
+        // spawn returns.
+        unsafe {
+            check(libc::setns(fd, libc::CLONE_NEWNET))?;
+            check(libc::setgroups(0, std::ptr::null()))?;
+            check(libc::setresgid(NOBODY, NOBODY, NOBODY))?;
+            check(libc::setresuid(NOBODY, NOBODY, NOBODY))
+        }
+    };
+    // SAFETY: see `enter`.
+    unsafe { command.pre_exec(enter) };
+    // Inside once `spawn` returns: the exec follows the calls above.
+    Holder(command.spawn().expect("sleep"))
+}
+
+/// How a process the test started ended: the signal that killed it.
+fn killed_by(holder: &mut Holder) -> Option<i32> {
+    use std::os::unix::process::ExitStatusExt;
+    holder.0.wait().expect("waits").signal()
+}
+
+/// Without CAP_SYS_PTRACE, root may not read `/proc/PID/ns/net` of
+/// another user's process, so a look at a container's processes passed
+/// over a command that runs as another user: a plain `rm` removed the
+/// container while it ran, and `rm -f` did not end it. It is found by its
+/// `/proc/PID/net` now, which needs no such right.
+#[test]
+fn rm_without_cap_sys_ptrace_still_sees_another_users_process() {
+    let mut env = Env::new("ptrace");
+    env.network("ptrace", "10.201.0.0/24");
+    env.ok(&["run", "-d", "--net", "ptrace", "--name", "pt0"]);
+    let mut nobody = nobody_inside(&env.netns_dir().join("pt0"));
+    let run = |args: &[&str]| {
+        let mut command = env.command(args);
+        without_cap_sys_ptrace(&mut command);
+        command.output().expect("runs ipvlan")
+    };
+    let out = run(&["rm", "pt0"]);
+    assert_eq!(
+        (out.status.code(), text(&out.stderr)),
+        (
+            Some(1),
+            format!(
+                "ipvlan: rm pt0: container pt0 still has processes running (pids {}); stop them or use rm -f\n",
+                nobody.id()
+            )
+        )
+    );
+    env.assert_listed(["pt0", "ptrace", "10.201.0.2/24"]);
+    let out = run(&["rm", "-f", "pt0"]);
+    assert_eq!(
+        (out.status.code(), text(&out.stderr)),
+        (Some(0), String::new())
+    );
+    assert_eq!(killed_by(&mut nobody), Some(libc::SIGKILL));
+    assert!(env.containers().is_empty());
+}
+
+/// Where `ipvlan` cannot see every process, it cannot tell a container
+/// empty: under `hidepid=invisible,gid=N` without CAP_SYS_PTRACE or that
+/// group, another user's process is not even listed, and a plain `rm`
+/// removed the container it ran in. Refused now, saying why, and nothing
+/// changes; `rm -f` removes it, and says that what it could not see was
+/// not ended.
+#[test]
+fn what_ipvlan_cannot_see_is_not_taken_for_nothing() {
+    let mut env = Env::new("hidepid");
+    env.network("hidepid", "10.202.0.0/24");
+    env.ok(&["run", "-d", "--net", "hidepid", "--name", "hp0"]);
+    let mut nobody = nobody_inside(&env.netns_dir().join("hp0"));
+    let hidden = |rm: &str| {
+        let mut command = Command::new("unshare");
+        command
+            .args(["-m", "--propagation", "private", "sh", "-c"])
+            .arg(format!(
+                "mount -t proc -o hidepid=invisible,gid=4242 proc /proc || exit 99
+                 \"$BIN\" {rm} hp0; echo \"rc=$?\""
+            ))
+            .env("BIN", binary())
+            .stdin(Stdio::null());
+        env.environment(&mut command);
+        without_cap_sys_ptrace(&mut command);
+        let out = command.output().expect("runs unshare");
+        (text(&out.stdout), text(&out.stderr))
+    };
+    let why = "/proc is mounted with hidepid=invisible, which hides the processes this one may not trace, and it lacks CAP_SYS_PTRACE";
+    assert_eq!(
+        hidden("rm"),
+        (
+            "rc=1\n".to_string(),
+            format!("ipvlan: rm hp0: cannot tell whether container hp0 still has processes running: {why}; rm -f removes it anyway, ending only the processes it can see\n")
+        )
+    );
+    env.assert_listed(["hp0", "hidepid", "10.202.0.2/24"]);
+    assert_eq!(nobody.0.try_wait().expect("waits"), None);
+    assert_eq!(
+        hidden("rm -f"),
+        (
+            "hp0\nrc=0\n".to_string(),
+            format!("ipvlan: warning: processes of container hp0 that ipvlan cannot see were not ended ({why}): any such runs on, in its namespace unnamed\n")
+        )
+    );
+    assert!(env.containers().is_empty());
+    // As said: it runs on.
+    assert_eq!(nobody.0.try_wait().expect("waits"), None);
+    nobody.0.kill().expect("kills");
+    assert_eq!(killed_by(&mut nobody), Some(libc::SIGKILL));
+}

@@ -13,6 +13,7 @@ use super::hosts;
 use super::netns_identity::{self, ContainerNetns, Made, OpenNetns};
 use super::networks::find_network_to_join;
 use super::options::check_container_name;
+use super::processes::{kill_everything_inside, processes_in, ProcessLook, Survivors, KILL_ROUNDS};
 use super::{
     random_hex, ContainerInfo, ContainerList, EndpointInfo, Error, ExecOptions, ExitStatusCode,
     Manager,
@@ -362,7 +363,7 @@ impl Manager {
             if let ContainerNetns::Present(inside) | ContainerNetns::Unnamed(inside, _) =
                 netns_identity::container_netns(&path, Made::of(record))?
             {
-                if let Some(pids) = pids_text(&processes_in(&inside.ns)?) {
+                if let Some(pids) = look_text(&processes_in(&inside.ns)) {
                     let mut undone = record.clone();
                     undone.state = ContainerState::Created;
                     undone.keep_processes = false;
@@ -398,10 +399,10 @@ impl Manager {
         // itself leaves what starts after its last look.
         let mut end_processes = |inside: &Netns| -> Result<(), Error> {
             if unforced {
-                left_running = pids_text(&processes_in(inside)?)
+                left_running = look_text(&processes_in(inside))
                     .map(|pids| format!("{pids}; the container is removed, its namespace unnamed"));
             } else {
-                notes.extend(outlived(name, &kill_everything_inside(inside)?));
+                notes.extend(outlived(name, &kill_everything_inside(inside)));
             }
             Ok(())
         };
@@ -438,7 +439,9 @@ impl Manager {
 
     /// Detaches a container from every network and deletes its namespace;
     /// returns what was left alone, and why. Refused while processes
-    /// remain inside unless `force`, which kills them. Only containers we
+    /// remain inside unless `force`, which kills them; refused too where
+    /// `/proc` may hide some from this process (`hidepid=`, without
+    /// CAP_SYS_PTRACE), which `force` cannot kill, and says so. Only containers we
     /// created are ours to remove: any other name, even of a namespace
     /// under the netns directory (`ip netns add`, another runtime), is
     /// [`ErrorKind::NotFound`](super::ErrorKind::NotFound) and nothing is
@@ -518,14 +521,14 @@ impl Manager {
         // what runs is looked for once the record says `removing` (an
         // `exec` that starts a command later kills it itself) and the
         // networks are detached, and killed then.
-        let pids = match &at {
+        let look = match &at {
             ContainerNetns::Present(inside) | ContainerNetns::Unnamed(inside, _) if !force => {
-                processes_in(&inside.ns)?
+                processes_in(&inside.ns)
             }
-            _ => Vec::new(),
+            _ => ProcessLook::default(),
         };
-        if !pids.is_empty() {
-            return Err(still_running(name, &pids));
+        if let Some(refusal) = still_running(name, &look) {
+            return Err(refusal);
         }
         // The store's directories its names and log are removed from,
         // last, checked before anything changes (a refusal there would
@@ -574,12 +577,11 @@ impl Manager {
         // the record is put back as it was.
         if let ContainerNetns::Present(inside) | ContainerNetns::Unnamed(inside, _) = &at {
             if !force {
-                let pids = processes_in(&inside.ns)?;
-                if !pids.is_empty() {
+                if let Some(refusal) = still_running(name, &processes_in(&inside.ns)) {
                     if let Some(record) = &before {
                         state.put_container_record(record)?;
                     }
-                    return Err(still_running(name, &pids));
+                    return Err(refusal);
                 }
                 // Past the look: killed from here, `restore` finishes the
                 // removal rather than undoing it.
@@ -598,7 +600,7 @@ impl Manager {
         }
         if let ContainerNetns::Present(inside) | ContainerNetns::Unnamed(inside, _) = &at {
             if force {
-                let left = kill_everything_inside(&inside.ns)?;
+                let left = kill_everything_inside(&inside.ns);
                 notes.extend(outlived(name, &left));
             }
         }
@@ -1501,39 +1503,6 @@ fn set_loopback_up(inside: &OpenNetns) -> Result<(), Error> {
     Ok(())
 }
 
-/// Processes whose network namespace is `ns`.
-pub(crate) fn processes_in(ns: &Netns) -> Result<Vec<u32>, Error> {
-    let (_, ino) = netns_identity::nsfs_file_id(ns)?;
-    let mut pids = netns_identity::processes_by_namespace_inode(ino);
-    crate::order::sort(&mut pids);
-    Ok(pids)
-}
-
-/// Kills every process `/proc` shows in `ns`, and looks again until
-/// nothing is left: a process forked after a look is caught by the next
-/// (each is checked again through a pidfd before its signal, see
-/// [`kill_if_inside`]). A process that outlives
-/// [`KILL_ROUNDS`] looks (a fork faster than the kills, for seconds; one
-/// in uninterruptible sleep) is left, and the namespace with it: their
-/// pids are returned, for the caller to say so.
-fn kill_everything_inside(ns: &Netns) -> Result<Vec<u32>, Error> {
-    let (_, ino) = netns_identity::nsfs_file_id(ns)?;
-    let inside = netns_identity::namespace_link(ino);
-    for _ in 0..KILL_ROUNDS {
-        let left = netns_identity::processes_by_namespace_inode(ino);
-        if left.is_empty() {
-            return Ok(left);
-        }
-        for pid in left {
-            kill_if_inside(pid, &inside);
-        }
-        // A killed process leaves `/proc`'s namespace links once it has
-        // exited, soon after the signal.
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-    Ok(netns_identity::processes_by_namespace_inode(ino))
-}
-
 /// What an `rm` of `name` does about the network records it cannot read
 /// (`damaged`): a refusal when the container's index or record names
 /// one of those networks (its endpoint there would stay, named by no
@@ -1580,22 +1549,38 @@ fn unreadable_networks_of(
     Ok(unreadable)
 }
 
-/// The refusal of an `rm` without force while `pids` run in the container.
-fn still_running(name: &str, pids: &[u32]) -> Error {
-    Error::in_use(format!(
-        "container {name} still has processes running (pids {}); stop them or use rm -f",
-        pid_list(pids)
-    ))
+/// The refusal of an `rm` without force, unless `look` found the
+/// container surely empty: processes seen inside, or processes the look
+/// could not see, which may be inside.
+fn still_running(name: &str, look: &ProcessLook) -> Option<Error> {
+    if !look.pids.is_empty() {
+        return Some(Error::in_use(format!(
+            "container {name} still has processes running (pids {}); stop them or use rm -f",
+            pid_list(&look.pids)
+        )));
+    }
+    let unseen = look.unseen.as_ref()?;
+    Some(Error::in_use(format!(
+        "cannot tell whether container {name} still has processes running: {unseen}; rm -f removes it anyway, ending only the processes it can see"
+    )))
 }
 
-/// What is said of processes [`kill_everything_inside`] could not end.
-fn outlived(name: &str, left: &[u32]) -> Option<String> {
-    (!left.is_empty()).then(|| {
-        format!(
+/// What is said of processes [`kill_everything_inside`] could not end,
+/// or could not see.
+fn outlived(name: &str, left: &Survivors) -> Vec<String> {
+    let mut notes = Vec::new();
+    if !left.pids.is_empty() {
+        notes.push(format!(
             "processes {} of container {name} outlived {KILL_ROUNDS} kills and are left running",
-            pid_list(left)
-        )
-    })
+            pid_list(&left.pids)
+        ));
+    }
+    if let Some(unseen) = &left.unseen {
+        notes.push(format!(
+            "processes of container {name} that ipvlan cannot see were not ended ({unseen}): any such runs on, in its namespace unnamed"
+        ));
+    }
+    notes
 }
 
 /// What [`Manager::dismantle_container`] left alone, and why.
@@ -1609,43 +1594,24 @@ pub(crate) struct Dismantled {
     pub(crate) left_running: Option<String>,
 }
 
-/// `pids 1 2`, or nothing for none.
-fn pids_text(pids: &[u32]) -> Option<String> {
-    (!pids.is_empty()).then(|| format!("pids {}", pid_list(pids)))
+/// `pids 1 2` for processes seen, what kept others from sight, or
+/// nothing when the look found the container surely empty.
+fn look_text(look: &ProcessLook) -> Option<String> {
+    match (&look.pids[..], &look.unseen) {
+        ([], None) => None,
+        ([], Some(unseen)) => Some(format!("perhaps processes it cannot see ({unseen})")),
+        (pids, None) => Some(format!("pids {}", pid_list(pids))),
+        (pids, Some(unseen)) => Some(format!(
+            "pids {}, perhaps others it cannot see ({unseen})",
+            pid_list(pids)
+        )),
+    }
 }
 
 /// `1 2`: process ids as the messages list them.
 fn pid_list(pids: &[u32]) -> String {
     let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
     pids.join(" ")
-}
-
-/// How many times [`kill_everything_inside`] looks again.
-const KILL_ROUNDS: usize = 200;
-
-/// Sends SIGKILL to `pid` if it is still a process of the namespace
-/// whose [`netns_identity::namespace_link`] is `inside`; one that is gone
-/// is fine. The number was read from `/proc` a moment before: the process
-/// may have ended since and its number gone to another, which is not
-/// ours to kill. So the
-/// process is taken by a pidfd first, then checked: the signal reaches
-/// the process that was checked, or nobody. On a kernel without pidfds
-/// (before 5.3), checked and killed by number.
-fn kill_if_inside(pid: u32, inside: &str) {
-    match crate::sys::pidfd_open(pid) {
-        Ok(pidfd) => {
-            if netns_identity::is_in_namespace(pid, inside) {
-                let _ = crate::sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
-            }
-        }
-        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
-            if netns_identity::is_in_namespace(pid, inside) {
-                let _ = crate::sys::kill(pid, libc::SIGKILL);
-            }
-        }
-        // ESRCH: it has ended.
-        Err(_) => {}
-    }
 }
 
 impl Manager {
@@ -1678,42 +1644,6 @@ fn replaced(path: &Path, name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// What `/proc/PID/ns/net` reads for a process in `ns`.
-    fn netns_link(ns: &Netns) -> Result<String, Error> {
-        let (_, ino) = netns_identity::nsfs_file_id(ns)?;
-        Ok(netns_identity::namespace_link(ino))
-    }
-
-    #[test]
-    fn a_process_outside_the_namespace_is_not_killed_by_its_number() {
-        // As when a process listed in the container ended and its number
-        // went to a process elsewhere before the kill: before, `rm -f`
-        // killed whatever had the number by then.
-        let elsewhere = netns::create_anonymous().unwrap();
-        let mut sleeper = std::process::Command::new("sleep")
-            .arg("100")
-            .spawn()
-            .unwrap();
-        kill_if_inside(sleeper.id(), &netns_link(&elsewhere).unwrap());
-        // A SIGKILL sent decides the exit's signal there and then: ended
-        // by our SIGTERM, it was never sent one (no sleep to wait for it).
-        crate::sys::kill(sleeper.id(), libc::SIGTERM).unwrap();
-        let signal_of = |status| std::os::unix::process::ExitStatusExt::signal(&status);
-        assert_eq!(
-            signal_of(sleeper.wait().unwrap()),
-            Some(libc::SIGTERM),
-            "a process of another namespace was killed"
-        );
-        // And one that is inside is.
-        let mut inside = std::process::Command::new("sleep")
-            .arg("100")
-            .spawn()
-            .unwrap();
-        let here = Netns::current().unwrap();
-        kill_if_inside(inside.id(), &netns_link(&here).unwrap());
-        assert_eq!(signal_of(inside.wait().unwrap()), Some(libc::SIGKILL));
-    }
 
     /// On a host without `/etc/hosts`, an entry of `/etc` gone between the
     /// listing and its bind (a temporary renamed over `passwd`, removed)

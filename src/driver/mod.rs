@@ -104,6 +104,7 @@ mod networks;
 mod options;
 mod parent;
 mod privileges;
+mod processes;
 mod report;
 mod request;
 mod restore;

@@ -535,10 +535,17 @@ fn gone_or_held(recorded: Option<NetnsId>) -> Result<NsAt, Error> {
 /// the path to anchor it an inode alone could lead to another
 /// namespace, whose processes `rm -f` would kill; and only when it was
 /// seen in this boot (none outlives one, so a restore at boot reads no
-/// process). Only through processes this one can see (its PID namespace;
-/// with `hidepid`, those it may trace) and their main threads: one held
-/// by a descriptor, a bind mount elsewhere or a thread alone is not
-/// found, and counts as gone.
+/// process). Only through processes in this one's PID namespace whose
+/// `/proc/PID/ns/net` it may read, and their main threads: one held by a
+/// descriptor, a bind mount elsewhere, a thread alone, or a process this
+/// one may not trace (without CAP_SYS_PTRACE, under `hidepid=`: see
+/// [`super::processes`]) is not found, and counts as gone. Unlike a
+/// container's look for its processes (its namespace open, which places
+/// every process by `/proc/PID/net`), this look has nothing to place those
+/// by; refusing for them would refuse for good on a host whose init root
+/// may not read (some sandboxes'). What that leaves: the addresses of a
+/// namespace taken for gone are handed out again, and an attach given one
+/// its link still holds passes over it (the kernel refuses it).
 pub(crate) fn held_by_a_process(
     recorded: Option<NetnsId>,
 ) -> Result<Option<(OpenNetns, NetnsId)>, Error> {
@@ -549,7 +556,7 @@ pub(crate) fn held_by_a_process(
         Some(boot) if boot == this_boot_mark()? => {}
         _ => return Ok(None),
     }
-    for pid in processes_by_namespace_inode(recorded.ino) {
+    for pid in super::processes::look_inside(recorded.ino, None).pids {
         let path = PathBuf::from(format!("/proc/{pid}/ns/net"));
         // Exited meanwhile, or not ours to open: the next one.
         let Ok(Ok(open)) = OpenNetns::open_path(&path) else {
@@ -563,57 +570,6 @@ pub(crate) fn held_by_a_process(
         }
     }
     Ok(None)
-}
-
-/// The processes whose `/proc/PID/ns/net` names nsfs inode `ino`, read
-/// now: a process that entered since an earlier read (`nsenter` through
-/// another's `/proc/PID/ns/net`, a command started just before the name
-/// went) would be missed by a copy kept from it, and its namespace given
-/// up while alive. One `readlink` a process, for each namespace given up
-/// in this boot.
-pub(crate) fn processes_by_namespace_inode(ino: u64) -> Vec<u32> {
-    let wanted = namespace_link(ino);
-    let me = std::process::id();
-    let Ok(entries) = crate::sys::list_dir(Path::new("/proc")) else {
-        return Vec::new();
-    };
-    entries
-        .iter()
-        .filter_map(|entry| std::str::from_utf8(&entry.name).ok()?.parse::<u32>().ok())
-        .filter(|pid| *pid != me)
-        .filter(|pid| is_in_namespace(*pid, &wanted))
-        .collect()
-}
-
-/// What `/proc/PID/ns/net` reads for a process in the network namespace
-/// of nsfs inode `ino`.
-pub(crate) fn namespace_link(ino: u64) -> String {
-    format!("net:[{ino}]")
-}
-
-/// Whether process `pid` is in the namespace whose [`namespace_link`] is
-/// `link`: its main thread, as `/proc/PID/ns/net` tells; or, when that
-/// thread has ended while others run on (its link reads nothing then),
-/// any of its threads.
-pub(crate) fn is_in_namespace(pid: u32, link: &str) -> bool {
-    match std::fs::read_link(format!("/proc/{pid}/ns/net")) {
-        Ok(found) => found.as_os_str() == link,
-        Err(_) => any_thread_in_namespace(pid, link),
-    }
-}
-
-/// Whether a thread of process `pid` is in the namespace of `link`: one
-/// `readlink` a thread, only for a process whose main thread's link
-/// could not be read (ended, or the process is going).
-fn any_thread_in_namespace(pid: u32, link: &str) -> bool {
-    let task = PathBuf::from(format!("/proc/{pid}/task"));
-    let Ok(threads) = crate::sys::list_dir(&task) else {
-        return false;
-    };
-    threads.iter().any(|thread| {
-        std::fs::read_link(task.join(thread.file_name()).join("ns/net"))
-            .is_ok_and(|found| found.as_os_str() == link)
-    })
 }
 
 /// Whether an open failed because nothing is there (the name was

@@ -1,0 +1,477 @@
+//! Which processes run in a network namespace, as `/proc` shows them, and
+//! whether it showed them all.
+//!
+//! `/proc/PID/ns/net` names a process's network namespace, but only to a
+//! process that may trace it (`PTRACE_MODE_READ`): without CAP_SYS_PTRACE,
+//! root reads its own processes and not another user's, and a `/proc`
+//! mounted with `hidepid=` (systemd's `ProtectProc=invisible`) does not
+//! even list those. A look that missed a process must not be taken for a
+//! look that found none: `rm` would remove a container whose command
+//! still runs, and a namespace alive would be taken for gone and its
+//! addresses handed out again. So every look says what it could not see
+//! ([`Unseen`]), and the callers refuse, or say so, instead of guessing.
+
+use std::cell::OnceCell;
+use std::fmt;
+use std::os::fd::AsFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use super::privileges;
+use crate::netns::Netns;
+
+/// Bit of CAP_SYS_PTRACE in the capability sets (`linux/capability.h`):
+/// what lets a process read every other one's namespaces.
+pub const CAP_SYS_PTRACE: u32 = 19;
+
+/// What a look through `/proc` found in one namespace.
+#[derive(Debug, Default)]
+pub(crate) struct ProcessLook {
+    /// The processes seen inside, in ascending order.
+    pub(crate) pids: Vec<u32>,
+    /// Why processes may be inside that the look could not see.
+    pub(crate) unseen: Option<Unseen>,
+}
+
+/// Why a look through `/proc` may have missed processes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Unseen {
+    /// `/proc` could not be listed (not mounted, or refused): the text of
+    /// the error.
+    Unlisted(String),
+    /// The namespaces of `count` processes could not be read (`EACCES`,
+    /// `EPERM`), the lowest-numbered `first`.
+    Unreadable { count: usize, first: u32 },
+    /// `/proc` is mounted with this `hidepid=` value, which leaves out the
+    /// processes this one may not trace, and it lacks CAP_SYS_PTRACE.
+    Hidden(String),
+}
+
+impl fmt::Display for Unseen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unseen::Unlisted(error) => write!(f, "/proc could not be listed ({error})"),
+            Unseen::Unreadable { count: 1, first } => write!(
+                f,
+                "the network namespace of process {first} could not be read (that takes CAP_SYS_PTRACE, or a security policy refused it)"
+            ),
+            Unseen::Unreadable { count, first } => write!(
+                f,
+                "the network namespaces of {count} processes (pid {first} and others) could not be read (that takes CAP_SYS_PTRACE, or a security policy refused it)"
+            ),
+            Unseen::Hidden(value) => write!(
+                f,
+                "/proc is mounted with hidepid={value}, which hides the processes this one may not trace, and it lacks CAP_SYS_PTRACE"
+            ),
+        }
+    }
+}
+
+/// What `/proc/PID/ns/net` reads for a process in the network namespace
+/// of nsfs inode `ino`.
+pub(crate) fn namespace_link(ino: u64) -> String {
+    format!("net:[{ino}]")
+}
+
+/// The processes in `ns` now, and what the look could not see.
+pub(crate) fn processes_in(ns: &Netns) -> ProcessLook {
+    let (_, ino) = ns.file_id();
+    look_inside(ino, Some(ns))
+}
+
+/// The processes whose `/proc/PID/ns/net` names nsfs inode `ino`, read
+/// now: a process that entered since an earlier read (`nsenter` through
+/// another's `/proc/PID/ns/net`, a command started just before the name
+/// went) would be missed by a copy kept from it. One `readlink` a
+/// process; a `stat` for each whose link it may not read (see
+/// [`Wanted`]); `/proc/self/mountinfo` read when this process lacks
+/// CAP_SYS_PTRACE. `ns`, the namespace itself when the caller has it
+/// open, lets the look place every process whose `/proc` entry it may
+/// read at all.
+pub(crate) fn look_inside(ino: u64, ns: Option<&Netns>) -> ProcessLook {
+    look_for(&Wanted::new(ino, ns))
+}
+
+fn look_for(wanted: &Wanted<'_>) -> ProcessLook {
+    let me = std::process::id();
+    let entries = match crate::sys::list_dir(Path::new("/proc")) {
+        Ok(entries) => entries,
+        Err(error) => {
+            return ProcessLook {
+                pids: Vec::new(),
+                unseen: Some(Unseen::Unlisted(error.to_string())),
+            }
+        }
+    };
+    let mut look = ProcessLook::default();
+    let mut unreadable: Option<(usize, u32)> = None;
+    for pid in entries
+        .iter()
+        .filter_map(|entry| std::str::from_utf8(&entry.name).ok()?.parse::<u32>().ok())
+        .filter(|pid| *pid != me)
+    {
+        match where_is(pid, wanted) {
+            Seen::Inside => look.pids.push(pid),
+            Seen::Elsewhere => {}
+            Seen::Unreadable => {
+                let (count, first) = unreadable.get_or_insert((0, pid));
+                *count += 1;
+                *first = (*first).min(pid);
+            }
+        }
+    }
+    crate::order::sort(&mut look.pids);
+    look.unseen = match unreadable {
+        Some((count, first)) => Some(Unseen::Unreadable { count, first }),
+        None => hidden_from_us().map(Unseen::Hidden),
+    };
+    look
+}
+
+/// The namespace a look is for. `/proc/PID/ns/net` tells a process's
+/// namespace only to a process that may trace it; `/proc/PID/net/`
+/// shows that namespace's files to any process that may read `/proc/PID`
+/// (no ptrace check), and each namespace's files have inode numbers of
+/// their own, held while it lives. So a process whose link is refused is
+/// placed by the inode of its `net/dev` (a file every namespace has):
+/// the namespace's own (`dev`, learnt by entering it, when the caller has
+/// it open), or this thread's (a process there is not in a container's).
+struct Wanted<'a> {
+    /// What `/proc/PID/ns/net` reads inside.
+    link: String,
+    ns: Option<&'a Netns>,
+    /// The inode of `net/dev` in this thread's namespace.
+    own_dev: OnceCell<Option<u64>>,
+    /// The inode of `net/dev` in the namespace, when it is open.
+    dev: OnceCell<Option<u64>>,
+}
+
+impl<'a> Wanted<'a> {
+    fn new(ino: u64, ns: Option<&'a Netns>) -> Self {
+        Wanted {
+            link: namespace_link(ino),
+            ns,
+            own_dev: OnceCell::new(),
+            dev: OnceCell::new(),
+        }
+    }
+
+    fn own_dev(&self) -> Option<u64> {
+        *self
+            .own_dev
+            .get_or_init(|| net_dev_inode("/proc/thread-self").ok())
+    }
+
+    fn dev(&self) -> Option<u64> {
+        *self.dev.get_or_init(|| {
+            let ns = self.ns?;
+            crate::netns::run_here(ns, || net_dev_inode("/proc/thread-self"))
+                .ok()?
+                .ok()
+        })
+    }
+}
+
+/// The inode of `net/dev` under a task's `/proc` directory `task`.
+fn net_dev_inode(task: &str) -> std::io::Result<u64> {
+    std::fs::metadata(format!("{task}/net/dev")).map(|meta| meta.ino())
+}
+
+/// Where a look found one process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    Inside,
+    /// In another namespace, or gone.
+    Elsewhere,
+    /// Its namespace could not be told.
+    Unreadable,
+}
+
+/// Where process `pid` is against `wanted`: its main thread, as
+/// `/proc/PID/ns/net` tells; or, when that thread has ended while others
+/// run on (its link reads nothing then), any of its threads.
+fn where_is(pid: u32, wanted: &Wanted<'_>) -> Seen {
+    let dir = format!("/proc/{pid}");
+    match std::fs::read_link(format!("{dir}/ns/net")) {
+        Ok(found) if found.as_os_str() == wanted.link.as_str() => Seen::Inside,
+        Ok(_) => Seen::Elsewhere,
+        Err(error) if is_refusal(&error) => match by_net_dev(&dir, wanted) {
+            Some(seen) => seen,
+            None => any_thread_in_namespace(pid, wanted),
+        },
+        Err(_) => any_thread_in_namespace(pid, wanted),
+    }
+}
+
+/// Where the task of `/proc` directory `task`, whose link was refused,
+/// is against `wanted`, by its `net/dev`; `None` when it has none (a
+/// thread-group leader that has ended, its threads running on).
+fn by_net_dev(task: &str, wanted: &Wanted<'_>) -> Option<Seen> {
+    let ino = match net_dev_inode(task) {
+        Ok(ino) => ino,
+        Err(error) if error.raw_os_error() == Some(libc::ENOENT) => return None,
+        Err(_) => return Some(Seen::Unreadable),
+    };
+    Some(match wanted.dev() {
+        Some(dev) if dev == ino => Seen::Inside,
+        Some(_) => Seen::Elsewhere,
+        // The namespace's own is not known: only this thread's, which a
+        // container's never is, places it.
+        None if wanted.own_dev() == Some(ino) => Seen::Elsewhere,
+        None => Seen::Unreadable,
+    })
+}
+
+/// Where the threads of process `pid` are against `wanted`: one
+/// `readlink` a thread, only for a process whose main thread's link
+/// could not be read (ended, or the process is going).
+fn any_thread_in_namespace(pid: u32, wanted: &Wanted<'_>) -> Seen {
+    let task = format!("/proc/{pid}/task");
+    let threads = match crate::sys::list_dir(Path::new(&task)) {
+        Ok(threads) => threads,
+        Err(error) if is_refusal(&error) => return Seen::Unreadable,
+        Err(_) => return Seen::Elsewhere,
+    };
+    let mut seen = Seen::Elsewhere;
+    for thread in &threads {
+        let dir = format!("{task}/{}", String::from_utf8_lossy(&thread.name));
+        let here = match std::fs::read_link(format!("{dir}/ns/net")) {
+            Ok(found) if found.as_os_str() == wanted.link.as_str() => Seen::Inside,
+            Err(error) if is_refusal(&error) => by_net_dev(&dir, wanted).unwrap_or(Seen::Elsewhere),
+            _ => Seen::Elsewhere,
+        };
+        match here {
+            Seen::Inside => return Seen::Inside,
+            Seen::Unreadable => seen = Seen::Unreadable,
+            Seen::Elsewhere => {}
+        }
+    }
+    seen
+}
+
+/// Whether reading a process's entry failed because this process may not
+/// (not because the process has gone).
+fn is_refusal(error: &std::io::Error) -> bool {
+    matches!(error.raw_os_error(), Some(libc::EACCES | libc::EPERM))
+}
+
+/// The `hidepid=` value of the `/proc` this process lists, when it hides
+/// processes from it. It does not when this process holds CAP_SYS_PTRACE
+/// (which lets it see every one whatever the option), nor, unless the
+/// value is `ptraceable`, when it is in the mount's `gid=` group (root's
+/// group 0 unless the option names another): so root under systemd's
+/// `ProtectProc=invisible` sees every process.
+fn hidden_from_us() -> Option<String> {
+    let caps = privileges::own_capabilities()?;
+    if caps & (1 << CAP_SYS_PTRACE) != 0 {
+        return None;
+    }
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let hiding = hidepid_of_proc(&mountinfo)?;
+    let ptraceable_only = matches!(hiding.value.as_str(), "ptraceable" | "4");
+    (ptraceable_only || !crate::sys::in_group(hiding.gid)).then_some(hiding.value)
+}
+
+/// How the procfs on `/proc` hides processes (`proc(5)`).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Hiding {
+    /// `hidepid=`: `noaccess`, `invisible`, `ptraceable` (or `1`, `2`,
+    /// `4`, as kernels before 5.8 print them).
+    value: String,
+    /// `gid=`: the group that sees every process all the same (0 when
+    /// the mount names none).
+    gid: u32,
+}
+
+/// How the procfs mounted on `/proc` last (the one a path reaches) in
+/// `mountinfo` (`/proc/self/mountinfo`'s text) hides processes, unless
+/// it hides none (`hidepid=` absent, `0`, `off`).
+pub(crate) fn hidepid_of_proc(mountinfo: &str) -> Option<Hiding> {
+    let options = mountinfo.lines().rev().find_map(|line| {
+        // ID PARENT MAJ:MIN ROOT MOUNT-POINT OPTIONS [TAGS...] - TYPE SOURCE SUPER-OPTIONS
+        let (mount, fs) = line.split_once(" - ")?;
+        let mut mount = mount.split(' ');
+        let mut fs = fs.split(' ');
+        (mount.nth(4)? == "/proc" && fs.next()? == "proc").then(|| fs.nth(1).unwrap_or(""))
+    })?;
+    let option = |name: &str| {
+        options
+            .split(',')
+            .find_map(|option| option.strip_prefix(name)?.strip_prefix('='))
+    };
+    let value = option("hidepid").filter(|value| !matches!(*value, "0" | "off"))?;
+    Some(Hiding {
+        value: value.to_string(),
+        gid: option("gid").and_then(|gid| gid.parse().ok()).unwrap_or(0),
+    })
+}
+
+/// How many times [`kill_everything_inside`] looks again.
+pub(crate) const KILL_ROUNDS: usize = 200;
+
+/// What [`kill_everything_inside`] could not end.
+#[derive(Debug, Default)]
+pub(crate) struct Survivors {
+    /// Processes seen inside after the last round.
+    pub(crate) pids: Vec<u32>,
+    /// Why processes may be inside that no look saw, so none was killed.
+    pub(crate) unseen: Option<Unseen>,
+}
+
+/// Kills every process `/proc` shows in `ns`, and looks again until
+/// nothing is left: a process forked after a look is caught by the next
+/// (each is checked again through a pidfd before its signal, see
+/// [`kill_if_inside`]). A process that outlives [`KILL_ROUNDS`] looks (a
+/// fork faster than the kills, for seconds; one in uninterruptible
+/// sleep) is left, and the namespace with it; so is any the looks could
+/// not see. Both are returned, for the caller to say so.
+pub(crate) fn kill_everything_inside(ns: &Netns) -> Survivors {
+    let (_, ino) = ns.file_id();
+    let inside = Wanted::new(ino, Some(ns));
+    let mut look = look_for(&inside);
+    for _ in 0..KILL_ROUNDS {
+        if look.pids.is_empty() {
+            break;
+        }
+        for &pid in &look.pids {
+            kill_if_inside(pid, &inside);
+        }
+        // A killed process leaves `/proc`'s namespace links once it has
+        // exited, soon after the signal.
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        look = look_for(&inside);
+    }
+    Survivors {
+        pids: look.pids,
+        unseen: look.unseen,
+    }
+}
+
+/// Sends SIGKILL to `pid` if it is still a process of the namespace
+/// `inside`; one that is gone is fine. The
+/// number was read from `/proc` a moment before: the process may have
+/// ended since and its number gone to another, which is not ours to
+/// kill. So the process is taken by a pidfd first, then checked: the
+/// signal reaches the process that was checked, or nobody. On a kernel
+/// without pidfds (before 5.3), checked and killed by number.
+fn kill_if_inside(pid: u32, inside: &Wanted<'_>) {
+    match crate::sys::pidfd_open(pid) {
+        Ok(pidfd) => {
+            if where_is(pid, inside) == Seen::Inside {
+                let _ = crate::sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+            }
+        }
+        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+            if where_is(pid, inside) == Seen::Inside {
+                let _ = crate::sys::kill(pid, libc::SIGKILL);
+            }
+        }
+        // ESRCH: it has ended.
+        Err(_) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::netns;
+
+    /// What a look for `ns` is given.
+    fn wanted(ns: &Netns) -> Wanted<'_> {
+        Wanted::new(ns.file_id().1, Some(ns))
+    }
+
+    #[test]
+    fn a_process_outside_the_namespace_is_not_killed_by_its_number() {
+        // As when a process listed in the container ended and its number
+        // went to a process elsewhere before the kill: before, `rm -f`
+        // killed whatever had the number by then.
+        let elsewhere = netns::create_anonymous().unwrap();
+        let mut sleeper = std::process::Command::new("sleep")
+            .arg("100")
+            .spawn()
+            .unwrap();
+        kill_if_inside(sleeper.id(), &wanted(&elsewhere));
+        // A SIGKILL sent decides the exit's signal there and then: ended
+        // by our SIGTERM, it was never sent one (no sleep to wait for it).
+        crate::sys::kill(sleeper.id(), libc::SIGTERM).unwrap();
+        let signal_of = |status| std::os::unix::process::ExitStatusExt::signal(&status);
+        assert_eq!(
+            signal_of(sleeper.wait().unwrap()),
+            Some(libc::SIGTERM),
+            "a process of another namespace was killed"
+        );
+        // And one that is inside is.
+        let mut inside = std::process::Command::new("sleep")
+            .arg("100")
+            .spawn()
+            .unwrap();
+        let here = Netns::current().unwrap();
+        kill_if_inside(inside.id(), &wanted(&here));
+        assert_eq!(signal_of(inside.wait().unwrap()), Some(libc::SIGKILL));
+    }
+
+    #[test]
+    fn hidepid_is_read_from_the_last_proc_mounted_on_slash_proc() {
+        let line = |point: &str, fs: &str, options: &str| {
+            format!("25 1 0:23 / {point} rw,nosuid,nodev,noexec,relatime shared:13 - {fs} {fs} {options}\n")
+        };
+        let hiding = |value: &str, gid: u32| {
+            Some(Hiding {
+                value: value.to_string(),
+                gid,
+            })
+        };
+        let plain = line("/proc", "proc", "rw");
+        assert_eq!(hidepid_of_proc(&plain), None);
+        let hidden = plain.clone() + &line("/proc", "proc", "rw,hidepid=invisible");
+        assert_eq!(hidepid_of_proc(&hidden), hiding("invisible", 0));
+        let with_group = line("/proc", "proc", "rw,hidepid=invisible,gid=4242");
+        assert_eq!(hidepid_of_proc(&with_group), hiding("invisible", 4242));
+        // Older kernels print the number; 0 hides nothing.
+        assert_eq!(
+            hidepid_of_proc(&line("/proc", "proc", "rw,hidepid=2")),
+            hiding("2", 0)
+        );
+        assert_eq!(
+            hidepid_of_proc(&line("/proc", "proc", "rw,hidepid=0")),
+            None
+        );
+        assert_eq!(
+            hidepid_of_proc(&line("/proc", "proc", "rw,hidepid=off")),
+            None
+        );
+        // Mounted over by a plain one: that one is what a path reaches.
+        assert_eq!(hidepid_of_proc(&(hidden + &plain)), None);
+        // Another mount point, or another file system at /proc, is not it.
+        assert_eq!(
+            hidepid_of_proc(&line("/run/proc", "proc", "hidepid=2")),
+            None
+        );
+        assert_eq!(hidepid_of_proc(&line("/proc", "tmpfs", "hidepid=2")), None);
+        assert_eq!(hidepid_of_proc("garbage\n"), None);
+    }
+
+    #[test]
+    fn a_look_sees_a_process_inside_and_says_what_it_could_not_see() {
+        let ns = netns::create_anonymous().unwrap();
+        let look = processes_in(&ns);
+        assert!(look.pids.is_empty(), "{look:?}");
+        // Run as root with CAP_SYS_PTRACE, as the tests are: every
+        // process readable, none hidden.
+        assert_eq!(look.unseen, None);
+        let mut sleeper = std::process::Command::new("sleep")
+            .arg("100")
+            .spawn()
+            .unwrap();
+        let here = Netns::current().unwrap();
+        assert!(processes_in(&here).pids.contains(&sleeper.id()));
+        sleeper.kill().unwrap();
+        sleeper.wait().unwrap();
+        let unseen = Unseen::Unreadable { count: 2, first: 7 };
+        assert_eq!(
+            unseen.to_string(),
+            "the network namespaces of 2 processes (pid 7 and others) could not be read (that takes CAP_SYS_PTRACE, or a security policy refused it)"
+        );
+    }
+}

@@ -4450,3 +4450,85 @@ fn what_ipvlan_cannot_see_is_not_taken_for_nothing() {
     nobody.0.kill().expect("kills");
     assert_eq!(killed_by(&mut nobody), Some(libc::SIGKILL));
 }
+
+/// A namespace another tool made and routes itself (`ip netns add`, a
+/// veth, `ip route add default`), attached by path to a routed network:
+/// the kernel refused our default route as a duplicate of theirs (metric
+/// 0 for IPv4, 1024 for IPv6, both) and the connect failed ("File
+/// exists"). Ours sits at the next free metric now, theirs stays the
+/// route taken, and ours goes with its link on disconnect.
+#[test]
+fn a_namespace_routed_by_another_tool_keeps_its_default_route() {
+    let mut env = Env::new("theirs");
+    env.ok(&[
+        "network",
+        "create",
+        "-o",
+        "ipvlan_mode=l3",
+        "--subnet",
+        "10.204.0.0/24",
+        "--ipv6",
+        "--subnet",
+        "fd00:204::/64",
+        "theirs",
+    ]);
+    env.networks.push("theirs".to_string());
+    let ns = "theirs0";
+    let _ = vm_support::ip_ok(&["netns", "del", ns]);
+    for args in [
+        &["netns", "add", ns][..],
+        &[
+            "link", "add", "th0", "type", "veth", "peer", "name", "th1", "netns", ns,
+        ],
+        &["-n", ns, "addr", "add", "10.99.0.2/24", "dev", "th1"],
+        &[
+            "-n",
+            ns,
+            "addr",
+            "add",
+            "fd00:99::2/64",
+            "dev",
+            "th1",
+            "nodad",
+        ],
+        &["-n", ns, "link", "set", "th1", "up"],
+        &["-n", ns, "route", "add", "default", "via", "10.99.0.1"],
+        &[
+            "-n",
+            ns,
+            "-6",
+            "route",
+            "add",
+            "default",
+            "via",
+            "fd00:99::1",
+        ],
+    ] {
+        assert!(vm_support::ip_ok(args), "ip {args:?}");
+    }
+    // (dev, metric) of each default route, in the kernel's order.
+    let defaults = |family: &str| -> Vec<(String, u64)> {
+        let routes = vm_support::ip_json(&["-n", ns, family, "route", "show", "default"]);
+        routes
+            .as_array()
+            .unwrap_or(&[])
+            .iter()
+            .map(|route| {
+                let dev = route.get("dev").and_then(Value::as_str).unwrap_or("");
+                let metric = route.get("metric").and_then(Value::as_u64).unwrap_or(0);
+                (dev.to_string(), metric)
+            })
+            .collect()
+    };
+    let theirs = |metric: u64| ("th1".to_string(), metric);
+    let ours = |metric: u64| ("eth0".to_string(), metric);
+    env.ok(&["network", "connect", "theirs", "/run/netns/theirs0"]);
+    assert_eq!(defaults("-4"), [theirs(0), ours(1)]);
+    assert_eq!(defaults("-6"), [theirs(1024), ours(1025)]);
+    let taken = vm_support::ip(&["-n", ns, "route", "get", "192.0.2.1"]);
+    assert!(taken.contains("dev th1"), "{taken}");
+    env.ok(&["network", "disconnect", "theirs", "/run/netns/theirs0"]);
+    assert_eq!(defaults("-4"), [theirs(0)]);
+    assert_eq!(defaults("-6"), [theirs(1024)]);
+    assert!(vm_support::ip_ok(&["netns", "del", ns]));
+}

@@ -705,6 +705,9 @@ fn configure(
             (Step::AddrAdd { net, .. }, Err(error)) if error.errno() == Some(libc::EADDRINUSE) => {
                 return Err(Error::address_held_on_port(net.addr(), &error.into()));
             }
+            (Step::RouteAdd(spec), Err(error)) if error.errno() == Some(libc::EEXIST) => {
+                add_default_route_after_theirs(handle, spec, error.into())?
+            }
             (_, result) => result?,
         }
     }
@@ -796,6 +799,36 @@ fn default_route_metric(family: IpFamily, ifname: &str) -> Option<u32> {
 /// The metric the kernel gives an IPv6 route added without one
 /// (`IP6_RT_PRIO_USER`).
 const IPV6_DEFAULT_METRIC: u32 = 1024;
+
+/// How many metrics after its own [`add_default_route_after_theirs`]
+/// tries.
+const DEFAULT_ROUTE_METRICS_TRIED: u32 = 16;
+
+/// Adds the default route `spec`, which the kernel `refused` as a
+/// duplicate, at the next free metric. The namespace has a default route
+/// of that metric already: a namespace another tool made and routes
+/// (`ip netns add`, a veth and its `default via`), attached by path. Ours
+/// goes beside it and theirs stays the route taken, as a second
+/// network's does beside the first's ([`default_route_metric`]); before,
+/// the attach failed ("File exists"). A free metric, not a look at their
+/// routes first: an attach to a namespace without one pays nothing.
+fn add_default_route_after_theirs(
+    handle: &Handle,
+    spec: &RouteSpec,
+    refused: Error,
+) -> Result<(), Error> {
+    let base = spec.metric.unwrap_or(match spec.dst {
+        IpNet::V4(_) => 0,
+        IpNet::V6(_) => IPV6_DEFAULT_METRIC,
+    });
+    for next in 1..=DEFAULT_ROUTE_METRICS_TRIED {
+        match handle.route_add(&spec.clone().metric(base.saturating_add(next))) {
+            Err(error) if error.errno() == Some(libc::EEXIST) => {}
+            added => return Ok(added?),
+        }
+    }
+    Err(refused)
+}
 
 /// Where the master of a network's endpoint links is, which says what
 /// proves a link found at a recorded index ours.

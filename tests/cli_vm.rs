@@ -2525,20 +2525,24 @@ fn a_link_left_by_a_failed_configure_keeps_its_record_for_restore() {
             .unwrap();
         assert!(status.success(), "{args:?}");
     };
-    // Another tool's default route where eth1's goes (metric 1): eth1's
-    // own is refused with EEXIST.
+    // Another tool's default routes where eth1's goes (metric 1) and at
+    // each of the 16 metrics after it that an attach tries when its own
+    // is taken: eth1's is refused with EEXIST at every one.
     let planted = |verb: &str| {
-        in_k3(&[
-            "route",
-            verb,
-            "default",
-            "via",
-            "192.168.95.1",
-            "dev",
-            "eth0",
-            "metric",
-            "1",
-        ])
+        for metric in 1..=17 {
+            let metric = metric.to_string();
+            in_k3(&[
+                "route",
+                verb,
+                "default",
+                "via",
+                "192.168.95.1",
+                "dev",
+                "eth0",
+                "metric",
+                &metric,
+            ])
+        }
     };
     planted("add");
     connect_failing_to_delete(&env, &["k3"], &[&ns], &id);

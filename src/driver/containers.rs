@@ -402,7 +402,17 @@ impl Manager {
                 left_running = look_text(&processes_in(inside))
                     .map(|pids| format!("{pids}; the container is removed, its namespace unnamed"));
             } else {
-                notes.extend(outlived(name, &kill_everything_inside(inside)));
+                // What it could not see goes unsaid here: `restore` reports
+                // these notes as failures, and a "perhaps" is none (`rm -f`
+                // itself warns of it).
+                let survivors = kill_everything_inside(inside);
+                notes.extend(outlived(
+                    name,
+                    &Survivors {
+                        unseen: None,
+                        ..survivors
+                    },
+                ));
             }
             Ok(())
         };
@@ -439,9 +449,11 @@ impl Manager {
 
     /// Detaches a container from every network and deletes its namespace;
     /// returns what was left alone, and why. Refused while processes
-    /// remain inside unless `force`, which kills them; refused too where
+    /// remain inside unless `force`, which kills them
+    /// ([`ErrorKind::InUse`](super::ErrorKind::InUse)). Refused too where
     /// `/proc` may hide some from this process (`hidepid=`, without
-    /// CAP_SYS_PTRACE), which `force` cannot kill, and says so. Only containers we
+    /// CAP_SYS_PTRACE: [`ErrorKind::PermissionDenied`](super::ErrorKind::PermissionDenied)),
+    /// which `force` would leave running, and says so. Only containers we
     /// created are ours to remove: any other name, even of a namespace
     /// under the netns directory (`ip netns add`, another runtime), is
     /// [`ErrorKind::NotFound`](super::ErrorKind::NotFound) and nothing is
@@ -1560,9 +1572,12 @@ fn still_running(name: &str, look: &ProcessLook) -> Option<Error> {
         )));
     }
     let unseen = look.unseen.as_ref()?;
-    Some(Error::in_use(format!(
-        "cannot tell whether container {name} still has processes running: {unseen}; rm -f removes it anyway, ending only the processes it can see"
-    )))
+    Some(Error::new(
+        unseen.kind(),
+        format!(
+            "cannot tell whether container {name} still has processes running: {unseen}; rm -f removes it anyway, ending only the processes it can see"
+        ),
+    ))
 }
 
 /// What is said of processes [`kill_everything_inside`] could not end,

@@ -302,7 +302,8 @@ fn one_line(message: String) -> String {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0.message)?;
-        if self.needs_root() && !self.0.message.contains("CAP_NET_ADMIN") {
+        // A message that names the capability it lacks says so already.
+        if self.needs_root() && !self.0.message.contains("CAP_") {
             f.write_str(privilege_hint(super::privileges::own_capabilities()))?;
         }
         Ok(())

@@ -18,6 +18,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use super::privileges;
+use super::ErrorKind;
 use crate::netns::Netns;
 
 /// Bit of CAP_SYS_PTRACE in the capability sets (`linux/capability.h`):
@@ -45,6 +46,17 @@ pub(crate) enum Unseen {
     /// `/proc` is mounted with this `hidepid=` value, which leaves out the
     /// processes this one may not trace, and it lacks CAP_SYS_PTRACE.
     Hidden(String),
+}
+
+impl Unseen {
+    /// What a refusal for it is: a missing right (CAP_SYS_PTRACE, or a
+    /// security policy's), or `/proc` itself failing.
+    pub(crate) fn kind(&self) -> ErrorKind {
+        match self {
+            Unseen::Unlisted(_) => ErrorKind::OperationFailed,
+            Unseen::Unreadable { .. } | Unseen::Hidden(_) => ErrorKind::PermissionDenied,
+        }
+    }
 }
 
 impl fmt::Display for Unseen {
@@ -123,7 +135,7 @@ fn look_for(wanted: &Wanted<'_>) -> ProcessLook {
     crate::order::sort(&mut look.pids);
     look.unseen = match unreadable {
         Some((count, first)) => Some(Unseen::Unreadable { count, first }),
-        None => hidden_from_us().map(Unseen::Hidden),
+        None => (wanted.hidden.get_or_init(hidden_from_us).clone()).map(Unseen::Hidden),
     };
     look
 }
@@ -144,6 +156,8 @@ struct Wanted<'a> {
     own_dev: OnceCell<Option<u64>>,
     /// The inode of `net/dev` in the namespace, when it is open.
     dev: OnceCell<Option<u64>>,
+    /// [`hidden_from_us`], read once for every look of a kill's rounds.
+    hidden: OnceCell<Option<String>>,
 }
 
 impl<'a> Wanted<'a> {
@@ -153,6 +167,7 @@ impl<'a> Wanted<'a> {
             ns,
             own_dev: OnceCell::new(),
             dev: OnceCell::new(),
+            hidden: OnceCell::new(),
         }
     }
 

@@ -31,7 +31,10 @@
 //!    holds one attachment per container, keyed by Podman's container ID,
 //!    and their two leases.
 //! 5. Each container pings the other and the gateway (`podman exec
-//!    --privileged`: containers lack `CAP_NET_RAW`).
+//!    --privileged`: containers lack `CAP_NET_RAW`). `podman stop` of one
+//!    (our DEL: its attachment and lease gone, the other's kept), then
+//!    `podman start` (our ADD under the same container ID, in a new
+//!    namespace): attached and read back again, it pings.
 //! 6. `podman rm -f` of both, `podman network rm`: no ipvlan link in any
 //!    network namespace of the guest, no namespace left by Podman, no
 //!    attachment or lease in the state directory; the network record stays
@@ -210,6 +213,23 @@ fn run(rootfs: &str, plant_leak: bool) -> Result<(), String> {
         }
     }
     step("each container pings the other and the gateway");
+
+    // A stop runs our DEL and a start our ADD again, with the same
+    // container ID (and a new namespace): the attachment and its lease go,
+    // then come back whole.
+    let stopped = CONTAINERS[0];
+    must("podman", &["stop", "-t", "0", stopped])?;
+    check_attached(&ids[1..], &addresses[1..])?;
+    must("podman", &["start", stopped])?;
+    addresses[0] = check_container(stopped, &ids[0], NETWORK)?;
+    if addresses[0] == addresses[1] {
+        return Err(format!("both containers got {} after the start", addresses[0]));
+    }
+    check_attached(&ids, &addresses)?;
+    for target in [addresses[1], GATEWAY] {
+        ping(stopped, target)?;
+    }
+    step("podman stop and start: DEL, then ADD again under the same ID");
 
     let mut rm = vec!["rm", "-f", "-t", "0"];
     rm.extend(CONTAINERS);

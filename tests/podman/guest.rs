@@ -47,6 +47,11 @@
 //!    holds its lease, it pings the gateway; `podman rm -f` leaves no link
 //!    and no lease, the networks' removal nothing.
 //!
+//! 8. A dual-stack network ([`DUAL_CONFLIST`]: our IPAM with an IPv4 and
+//!    an IPv6 range): a container's two addresses, as Podman reports them,
+//!    held on its `eth0` with a default route of each family; it pings the
+//!    gateway over IPv6 and IPv4; `podman rm -f` leaves nothing.
+//!
 //! `--plant-leak` leaves an ipvlan link of our master in the gateway's
 //! namespace after `podman rm -f`, as a DEL that forgot its link would:
 //! the run must fail, naming it.
@@ -104,6 +109,32 @@ const HOST_LOCAL_CONFLIST: &str = r#"{
 }
 "#;
 const HOST_LOCAL_NETWORK: &str = "podhl";
+/// A dual-stack network on the same master, made after the others are
+/// gone: an IPv4 range from `rangeStart` on and an IPv6 subnet, with a
+/// default route of each family.
+const DUAL_CONFLIST: &str = r#"{
+  "cniVersion": "1.0.0",
+  "name": "pod46",
+  "plugins": [
+    {
+      "type": "ipvlan",
+      "master": "pdm0",
+      "mode": "l2",
+      "ipam": {
+        "type": "ipvlan",
+        "ranges": [
+          [{"subnet": "10.89.0.0/24", "rangeStart": "10.89.0.150", "gateway": "10.89.0.1"}],
+          [{"subnet": "fd00:89::/64", "gateway": "fd00:89::1"}]
+        ],
+        "routes": [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}]
+      }
+    }
+  ]
+}
+"#;
+const DUAL_NETWORK: &str = "pod46";
+/// The gateway's IPv6 address on [`PEER`], for [`DUAL_NETWORK`].
+const GATEWAY6: &str = "fd00:89::1";
 /// Where host-local keeps its leases by default, one file per address.
 const HOST_LOCAL_DIR: &str = "/var/lib/cni/networks";
 const MASTER: &str = "pdm0";
@@ -223,7 +254,10 @@ fn run(rootfs: &str, plant_leak: bool) -> Result<(), String> {
     must("podman", &["start", stopped])?;
     addresses[0] = check_container(stopped, &ids[0], NETWORK)?;
     if addresses[0] == addresses[1] {
-        return Err(format!("both containers got {} after the start", addresses[0]));
+        return Err(format!(
+            "both containers got {} after the start",
+            addresses[0]
+        ));
     }
     check_attached(&ids, &addresses)?;
     for target in [addresses[1], GATEWAY] {
@@ -268,7 +302,104 @@ fn run(rootfs: &str, plant_leak: bool) -> Result<(), String> {
     step("podman network rm, ipvlan network rm: nothing left");
     host_local(rootfs)?;
     step("with host-local as the IPAM plugin: attached, pinged, removed");
+    dual_stack(rootfs)?;
+    step("dual-stack: both addresses reported, held, routed; pinged over IPv6; removed");
     Ok(())
+}
+
+/// A container on [`DUAL_NETWORK`]: Podman reports an address of each
+/// family from our result, the namespace holds both on `eth0` with a
+/// default route of each family, and the container pings the gateway over
+/// IPv6; `podman rm -f` and the networks' removal leave nothing.
+fn dual_stack(rootfs: &str) -> Result<(), String> {
+    let gateway6 = format!("{GATEWAY6}/64");
+    ip(&[
+        "-n", GATEWAY_NS, "addr", "add", &gateway6, "dev", PEER, "nodad",
+    ])?;
+    let conf = Path::new(CNI_CONF_DIR).join(format!("{DUAL_NETWORK}.conflist"));
+    write(&conf, DUAL_CONFLIST)?;
+    let name = "pod-46";
+    let id = run_container(name, DUAL_NETWORK, rootfs)?;
+    let address = check_container(name, &id, DUAL_NETWORK)?;
+    if address.octets()[3] < 150 {
+        return Err(format!(
+            "{name} holds {address}, below rangeStart 10.89.0.150"
+        ));
+    }
+    let inspect = parse(&must("podman", &["inspect", name])?)?;
+    let network = first(&inspect)?
+        .get("NetworkSettings")
+        .and_then(|s| s.get("Networks"))
+        .and_then(|n| n.get(DUAL_NETWORK))
+        .ok_or(format!("podman inspect {name}: not on {DUAL_NETWORK}"))?;
+    let reported = network
+        .get("GlobalIPv6Address")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let gateway = network
+        .get("IPv6Gateway")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if !reported.starts_with("fd00:89::") || gateway != GATEWAY6 {
+        return Err(format!(
+            "podman inspect {name}: IPv6 {reported:?} via {gateway:?}, not one of fd00:89::/64 via {GATEWAY6}"
+        ));
+    }
+    let sandbox = first(&inspect)?
+        .get("NetworkSettings")
+        .and_then(|s| s.get("SandboxKey"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let held = in_netns(
+        &sandbox,
+        &["-6", "-j", "addr", "show", "dev", "eth0", "scope", "global"],
+    )?;
+    let held: Vec<&str> = array(&held)
+        .iter()
+        .flat_map(|link| array(link.get("addr_info").unwrap_or(&Value::Null)))
+        .filter_map(|a| a.get("local").and_then(Value::as_str))
+        .collect();
+    if held != [reported.as_str()] {
+        return Err(format!(
+            "{name}'s eth0 holds {held:?}, Podman reports {reported}"
+        ));
+    }
+    let routes = in_netns(&sandbox, &["-6", "-j", "route", "show", "default"])?;
+    let via: Vec<&str> = array(&routes)
+        .iter()
+        .filter(|r| r.get("dev").and_then(Value::as_str) == Some("eth0"))
+        .filter_map(|r| r.get("gateway").and_then(Value::as_str))
+        .collect();
+    if via != [GATEWAY6] {
+        return Err(format!(
+            "{name}'s IPv6 default routes through eth0: via {via:?}"
+        ));
+    }
+    must(
+        "podman",
+        &[
+            "exec",
+            "--privileged",
+            name,
+            "ping",
+            "-6",
+            "-c",
+            "1",
+            "-W",
+            "10",
+            GATEWAY6,
+        ],
+    )
+    .map_err(|e| format!("{name} cannot ping {GATEWAY6}: {e}"))?;
+    ping(name, GATEWAY)?;
+    must("podman", &["rm", "-f", "-t", "0", name])?;
+    check_nothing_left()?;
+    must("podman", &["network", "rm", DUAL_NETWORK])?;
+    must("ipvlan", &["network", "rm", DUAL_NETWORK])?;
+    check_state_empty()?;
+    check_nothing_left()
 }
 
 /// A container on [`HOST_LOCAL_NETWORK`]: host-local, which our plugin

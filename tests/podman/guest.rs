@@ -316,16 +316,8 @@ fn dual_stack(rootfs: &str) -> Result<(), String> {
     ip(&[
         "-n", GATEWAY_NS, "addr", "add", &gateway6, "dev", PEER, "nodad",
     ])?;
-    let conf = Path::new(CNI_CONF_DIR).join(format!("{DUAL_NETWORK}.conflist"));
-    write(&conf, DUAL_CONFLIST)?;
     let name = "pod-46";
-    let id = run_container(name, DUAL_NETWORK, rootfs)?;
-    let address = check_container(name, &id, DUAL_NETWORK)?;
-    if address.octets()[3] < 150 {
-        return Err(format!(
-            "{name} holds {address}, below rangeStart 10.89.0.150"
-        ));
-    }
+    one_container(rootfs, (DUAL_NETWORK, DUAL_CONFLIST), name, 150)?;
     let inspect = parse(&must("podman", &["inspect", name])?)?;
     let network = first(&inspect)?
         .get("NetworkSettings")
@@ -394,10 +386,43 @@ fn dual_stack(rootfs: &str) -> Result<(), String> {
     )
     .map_err(|e| format!("{name} cannot ping {GATEWAY6}: {e}"))?;
     ping(name, GATEWAY)?;
+    remove_one(name, DUAL_NETWORK, || Ok(()))
+}
+
+/// Writes `network`'s conflist, runs container `name` on it and reads it
+/// back ([`check_container`]); its address must be `.first` or above.
+fn one_container(
+    rootfs: &str,
+    (network, conflist): (&str, &str),
+    name: &str,
+    first: u8,
+) -> Result<Ipv4Addr, String> {
+    write(
+        &Path::new(CNI_CONF_DIR).join(format!("{network}.conflist")),
+        conflist,
+    )?;
+    let id = run_container(name, network, rootfs)?;
+    let address = check_container(name, &id, network)?;
+    if address.octets()[3] < first {
+        return Err(format!(
+            "{name} holds {address}, below the range's start 10.89.0.{first}"
+        ));
+    }
+    Ok(address)
+}
+
+/// `podman rm -f` of container `name`, then `after_rm`'s checks, then the
+/// removal of `network` by Podman and by us: nothing may be left.
+fn remove_one(
+    name: &str,
+    network: &str,
+    after_rm: impl FnOnce() -> Result<(), String>,
+) -> Result<(), String> {
     must("podman", &["rm", "-f", "-t", "0", name])?;
     check_nothing_left()?;
-    must("podman", &["network", "rm", DUAL_NETWORK])?;
-    must("ipvlan", &["network", "rm", DUAL_NETWORK])?;
+    after_rm()?;
+    must("podman", &["network", "rm", network])?;
+    must("ipvlan", &["network", "rm", network])?;
     check_state_empty()?;
     check_nothing_left()
 }
@@ -407,34 +432,21 @@ fn dual_stack(rootfs: &str) -> Result<(), String> {
 /// the gateway; `podman rm -f` leaves no link and no lease, and the
 /// networks' removal nothing.
 fn host_local(rootfs: &str) -> Result<(), String> {
-    let conf = Path::new(CNI_CONF_DIR).join(format!("{HOST_LOCAL_NETWORK}.conflist"));
-    write(&conf, HOST_LOCAL_CONFLIST)?;
     let name = "pod-hl";
-    let id = run_container(name, HOST_LOCAL_NETWORK, rootfs)?;
-    let address = check_container(name, &id, HOST_LOCAL_NETWORK)?;
-    if address.octets()[3] < 100 {
-        return Err(format!(
-            "{name} holds {address}, below host-local's rangeStart 10.89.0.100"
-        ));
-    }
+    let address = one_container(rootfs, (HOST_LOCAL_NETWORK, HOST_LOCAL_CONFLIST), name, 100)?;
     let leases = Path::new(HOST_LOCAL_DIR).join(HOST_LOCAL_NETWORK);
     let lease = leases.join(address.to_string());
     if !lease.is_file() {
         return Err(format!("host-local holds no lease {}", lease.display()));
     }
     ping(name, GATEWAY)?;
-    must("podman", &["rm", "-f", "-t", "0", name])?;
-    check_nothing_left()?;
-    if lease.exists() {
-        return Err(format!(
+    remove_one(name, HOST_LOCAL_NETWORK, || match lease.exists() {
+        true => Err(format!(
             "podman rm -f left host-local's lease {}",
             lease.display()
-        ));
-    }
-    must("podman", &["network", "rm", HOST_LOCAL_NETWORK])?;
-    must("ipvlan", &["network", "rm", HOST_LOCAL_NETWORK])?;
-    check_state_empty()?;
-    check_nothing_left()
+        )),
+        false => Ok(()),
+    })
 }
 
 /// One ping from container `name` to `target` (`podman exec --privileged`:

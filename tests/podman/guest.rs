@@ -51,6 +51,8 @@
 //!    an IPv6 range): a container's two addresses, as Podman reports them,
 //!    held on its `eth0` with a default route of each family; it pings the
 //!    gateway over IPv6 and IPv4; `podman rm -f` leaves nothing.
+//! 9. A container on [`NETWORK`] and an IPv6-only network at once: `eth0`
+//!    and `eth1` on the one master, each with its network's address.
 //!
 //! `--plant-leak` leaves an ipvlan link of our master in the gateway's
 //! namespace after `podman rm -f`, as a DEL that forgot its link would:
@@ -133,6 +135,22 @@ const DUAL_CONFLIST: &str = r#"{
 }
 "#;
 const DUAL_NETWORK: &str = "pod46";
+/// An IPv6-only network on the same master, beside [`NETWORK`] in one
+/// container.
+const V6_CONFLIST: &str = r#"{
+  "cniVersion": "1.0.0",
+  "name": "pod6",
+  "plugins": [
+    {
+      "type": "ipvlan",
+      "master": "pdm0",
+      "mode": "l2",
+      "ipam": {"type": "ipvlan", "subnet": "fd00:96::/64"}
+    }
+  ]
+}
+"#;
+const V6_NETWORK: &str = "pod6";
 /// The gateway's IPv6 address on [`PEER`], for [`DUAL_NETWORK`].
 const GATEWAY6: &str = "fd00:89::1";
 /// Where host-local keeps its leases by default, one file per address.
@@ -304,6 +322,8 @@ fn run(rootfs: &str, plant_leak: bool) -> Result<(), String> {
     step("with host-local as the IPAM plugin: attached, pinged, removed");
     dual_stack(rootfs)?;
     step("dual-stack: both addresses reported, held, routed; pinged over IPv6; removed");
+    two_networks(rootfs)?;
+    step("one container on two networks: eth0 and eth1 on the one master; removed");
     Ok(())
 }
 
@@ -387,6 +407,66 @@ fn dual_stack(rootfs: &str) -> Result<(), String> {
     .map_err(|e| format!("{name} cannot ping {GATEWAY6}: {e}"))?;
     ping(name, GATEWAY)?;
     remove_one(name, DUAL_NETWORK, || Ok(()))
+}
+
+/// A container on two of our networks at once (`--network A,B`), both on
+/// the one master ([`NETWORK`] again and [`V6_CONFLIST`]'s): two ADDs into
+/// one namespace, as `eth0` and `eth1`, each holding its network's
+/// address; both DELs at `podman rm -f`, and the networks removed.
+fn two_networks(rootfs: &str) -> Result<(), String> {
+    for (network, conflist) in [(NETWORK, CONFLIST), (V6_NETWORK, V6_CONFLIST)] {
+        let conf = Path::new(CNI_CONF_DIR).join(format!("{network}.conflist"));
+        write(&conf, conflist)?;
+    }
+    let name = "pod-2n";
+    let both = format!("{NETWORK},{V6_NETWORK}");
+    run_container(name, &both, rootfs)?;
+    let inspect = parse(&must("podman", &["inspect", name])?)?;
+    let sandbox = first(&inspect)?
+        .get("NetworkSettings")
+        .and_then(|s| s.get("SandboxKey"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let links = in_netns(&sandbox, &["-j", "-d", "addr", "show"])?;
+    let mut held: Vec<(String, String)> = array(&links)
+        .iter()
+        .filter(|l| {
+            l.get("linkinfo")
+                .and_then(|i| i.get("info_kind"))
+                .and_then(Value::as_str)
+                == Some("ipvlan")
+        })
+        .flat_map(|l| {
+            let ifname = l.get("ifname").and_then(Value::as_str).unwrap_or("");
+            array(l.get("addr_info").unwrap_or(&Value::Null))
+                .iter()
+                .filter(|a| a.get("scope").and_then(Value::as_str) == Some("global"))
+                .filter_map(move |a| {
+                    let local = a.get("local").and_then(Value::as_str)?;
+                    Some((ifname.to_string(), local.to_string()))
+                })
+        })
+        .collect();
+    held.sort();
+    let names: Vec<&str> = held.iter().map(|(ifname, _)| ifname.as_str()).collect();
+    let v4 = held.iter().any(|(_, a)| a.starts_with("10.89.0."));
+    let v6 = held.iter().any(|(_, a)| a.starts_with("fd00:96::"));
+    if names != ["eth0", "eth1"] || !v4 || !v6 {
+        return Err(format!(
+            "{name} holds {held:?}: not one address of each network, on eth0 and eth1"
+        ));
+    }
+    println!("podman-test: {name} holds {held:?}");
+    ping(name, GATEWAY)?;
+    must("podman", &["rm", "-f", "-t", "0", name])?;
+    check_nothing_left()?;
+    for network in [NETWORK, V6_NETWORK] {
+        must("podman", &["network", "rm", network])?;
+        must("ipvlan", &["network", "rm", network])?;
+    }
+    check_state_empty()?;
+    check_nothing_left()
 }
 
 /// Writes `network`'s conflist, runs container `name` on it and reads it

@@ -358,12 +358,7 @@ fn dual_stack(rootfs: &str) -> Result<(), String> {
             "podman inspect {name}: IPv6 {reported:?} via {gateway:?}, not one of fd00:89::/64 via {GATEWAY6}"
         ));
     }
-    let sandbox = first(&inspect)?
-        .get("NetworkSettings")
-        .and_then(|s| s.get("SandboxKey"))
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
+    let sandbox = sandbox_of(name, first(&inspect)?)?;
     let held = in_netns(
         &sandbox,
         &["-6", "-j", "addr", "show", "dev", "eth0", "scope", "global"],
@@ -422,12 +417,7 @@ fn two_networks(rootfs: &str) -> Result<(), String> {
     let both = format!("{NETWORK},{V6_NETWORK}");
     run_container(name, &both, rootfs)?;
     let inspect = parse(&must("podman", &["inspect", name])?)?;
-    let sandbox = first(&inspect)?
-        .get("NetworkSettings")
-        .and_then(|s| s.get("SandboxKey"))
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
+    let sandbox = sandbox_of(name, first(&inspect)?)?;
     let links = in_netns(&sandbox, &["-j", "-d", "addr", "show"])?;
     let mut held: Vec<(String, String)> = array(&links)
         .iter()
@@ -549,6 +539,18 @@ fn ping(name: &str, target: Ipv4Addr) -> Result<(), String> {
     )
     .map(drop)
     .map_err(|e| format!("{name} cannot ping {target}: {e}"))
+}
+
+/// The namespace path (`NetworkSettings.SandboxKey`) of container `name`,
+/// from its `podman inspect` object.
+fn sandbox_of(name: &str, container: &Value) -> Result<String, String> {
+    container
+        .get("NetworkSettings")
+        .and_then(|s| s.get("SandboxKey"))
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .ok_or(format!("podman inspect {name}: no SandboxKey"))
 }
 
 /// `podman run -d --name NAME --network NETWORK` of a `sleep`; the
@@ -683,12 +685,7 @@ fn check_container(name: &str, id: &str, network_name: &str) -> Result<Ipv4Addr,
     let settings = container
         .get("NetworkSettings")
         .ok_or(format!("podman inspect {name}: no NetworkSettings"))?;
-    let sandbox = settings
-        .get("SandboxKey")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .ok_or(format!("podman inspect {name}: no SandboxKey"))?
-        .to_string();
+    let sandbox = sandbox_of(name, container)?;
     let network = settings
         .get("Networks")
         .and_then(|n| n.get(network_name))

@@ -86,9 +86,11 @@ commands:
         Boot the VM with Debian's Podman (CNI backend, installed when
         missing) and our binary as its `ipvlan` plugin in
         /usr/local/libexec/cni: two containers on a hand-written conflist
-        ping each other and the gateway, then `podman rm -f` and `podman
-        network rm` must leave nothing; then one container with Debian's
-        host-local as the IPAM plugin (tests/podman/guest.rs). Part of `test`.
+        ping each other and the gateway, one is stopped and started again,
+        then `podman rm -f` and `podman network rm` must leave nothing; then
+        one container with Debian's host-local as the IPAM plugin, one on a
+        dual-stack network, one on two networks (tests/podman/guest.rs).
+        Part of `test`.
         --plant-leak leaves an ipvlan link behind (must fail).
   size  Build the release musl binary, check it is static non-PIE and carries
         no fault-injection hook, print its size; fail above 1 MiB stripped.

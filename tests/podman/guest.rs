@@ -34,7 +34,8 @@
 //!    --privileged`: containers lack `CAP_NET_RAW`). `podman stop` of one
 //!    (our DEL: its attachment and lease gone, the other's kept), then
 //!    `podman start` (our ADD under the same container ID, in a new
-//!    namespace): attached and read back again, it pings.
+//!    namespace): attached and read back again, it pings. A third with
+//!    `podman run --ip`: that address, given back at `podman rm -f`.
 //! 6. `podman rm -f` of both, `podman network rm`: no ipvlan link in any
 //!    network namespace of the guest, no namespace left by Podman, no
 //!    attachment or lease in the state directory; the network record stays
@@ -282,6 +283,24 @@ fn run(rootfs: &str, plant_leak: bool) -> Result<(), String> {
         ping(stopped, target)?;
     }
     step("podman stop and start: DEL, then ADD again under the same ID");
+
+    // An address asked for (`podman run --ip`), which Podman passes to the
+    // plugins in `CNI_ARGS` as `IP=` (our conflist declares no `ips`
+    // capability, so libcni puts no `runtimeConfig.ips`): our IPAM hands
+    // out that one, and gives it back at `podman rm -f`.
+    let fixed = Ipv4Addr::new(10, 89, 0, 77);
+    let fixed_text = fixed.to_string();
+    let options = ["--network", NETWORK, "--ip", fixed_text.as_str()];
+    let fixed_id = run_container_with("pod-ip", &options, rootfs)?;
+    let got = check_container("pod-ip", &fixed_id, NETWORK)?;
+    if got != fixed {
+        return Err(format!(
+            "podman run --ip {fixed}: the container holds {got}"
+        ));
+    }
+    must("podman", &["rm", "-f", "-t", "0", "pod-ip"])?;
+    check_attached(&ids, &addresses)?;
+    step("podman run --ip: that address, given back at rm -f");
 
     let mut rm = vec!["rm", "-f", "-t", "0"];
     rm.extend(CONTAINERS);
@@ -556,21 +575,15 @@ fn sandbox_of(name: &str, container: &Value) -> Result<String, String> {
 /// `podman run -d --name NAME --network NETWORK` of a `sleep`; the
 /// container's ID.
 fn run_container(name: &str, network: &str, rootfs: &str) -> Result<String, String> {
-    let id = must(
-        "podman",
-        &[
-            "run",
-            "-d",
-            "--name",
-            name,
-            "--network",
-            network,
-            "--rootfs",
-            rootfs,
-            "sleep",
-            "1000",
-        ],
-    )?;
+    run_container_with(name, &["--network", network], rootfs)
+}
+
+/// [`run_container`] with `options` for the network (`--network`, `--ip`).
+fn run_container_with(name: &str, options: &[&str], rootfs: &str) -> Result<String, String> {
+    let mut args = vec!["run", "-d", "--name", name];
+    args.extend_from_slice(options);
+    args.extend(["--rootfs", rootfs, "sleep", "1000"]);
+    let id = must("podman", &args)?;
     let id = id.trim().to_string();
     if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(format!(

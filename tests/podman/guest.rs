@@ -36,6 +36,8 @@
 //!    `podman start` (our ADD under the same container ID, in a new
 //!    namespace): attached and read back again, it pings. A third with
 //!    `podman run --ip`: that address, given back at `podman rm -f`.
+//!    `podman network reload` of the other (our DEL and ADD in its own
+//!    namespace): its link made again, read back, it pings.
 //! 6. `podman rm -f` of both, `podman network rm`: no ipvlan link in any
 //!    network namespace of the guest, no namespace left by Podman, no
 //!    attachment or lease in the state directory; the network record stays
@@ -302,6 +304,30 @@ fn run(rootfs: &str, plant_leak: bool) -> Result<(), String> {
     check_attached(&ids, &addresses)?;
     step("podman run --ip: that address, given back at rm -f");
 
+    // `podman network reload` (after a firewall flush, say) runs our DEL
+    // and our ADD again in the container's own namespace: its link is made
+    // again (a new ifindex).
+    let reloaded = CONTAINERS[1];
+    let before = eth0_index(reloaded)?;
+    must("podman", &["network", "reload", reloaded])?;
+    if eth0_index(reloaded)? == before {
+        return Err(format!(
+            "podman network reload {reloaded}: eth0 (ifindex {before}) was not made again"
+        ));
+    }
+    addresses[1] = check_container(reloaded, &ids[1], NETWORK)?;
+    if addresses[0] == addresses[1] {
+        return Err(format!(
+            "both containers got {} after the reload",
+            addresses[1]
+        ));
+    }
+    check_attached(&ids, &addresses)?;
+    for target in [addresses[0], GATEWAY] {
+        ping(reloaded, target)?;
+    }
+    step("podman network reload: DEL and ADD in the same namespace");
+
     let mut rm = vec!["rm", "-f", "-t", "0"];
     rm.extend(CONTAINERS);
     must("podman", &rm)?;
@@ -558,6 +584,17 @@ fn ping(name: &str, target: Ipv4Addr) -> Result<(), String> {
     )
     .map(drop)
     .map_err(|e| format!("{name} cannot ping {target}: {e}"))
+}
+
+/// The ifindex of `eth0` in container `name`'s namespace.
+fn eth0_index(name: &str) -> Result<u64, String> {
+    let inspect = parse(&must("podman", &["inspect", name])?)?;
+    let sandbox = sandbox_of(name, first(&inspect)?)?;
+    let links = in_netns(&sandbox, &["-j", "link", "show", "eth0"])?;
+    first(&links)?
+        .get("ifindex")
+        .and_then(Value::as_u64)
+        .ok_or(format!("{name}: no eth0"))
 }
 
 /// The namespace path (`NetworkSettings.SandboxKey`) of container `name`,

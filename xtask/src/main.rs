@@ -87,6 +87,7 @@ commands:
         missing) and our binary as its `ipvlan` plugin in
         /usr/local/libexec/cni: two containers on a hand-written conflist
         ping each other and the gateway, one is stopped and started again,
+        one run with --ip, the other's network reloaded,
         then `podman rm -f` and `podman network rm` must leave nothing; then
         one container with Debian's host-local as the IPAM plugin, one on a
         dual-stack network, one on two networks (tests/podman/guest.rs).

@@ -273,17 +273,7 @@ fn run(rootfs: &str, plant_leak: bool) -> Result<(), String> {
     must("podman", &["stop", "-t", "0", stopped])?;
     check_attached(&ids[1..], &addresses[1..])?;
     must("podman", &["start", stopped])?;
-    addresses[0] = check_container(stopped, &ids[0], NETWORK)?;
-    if addresses[0] == addresses[1] {
-        return Err(format!(
-            "both containers got {} after the start",
-            addresses[0]
-        ));
-    }
-    check_attached(&ids, &addresses)?;
-    for target in [addresses[1], GATEWAY] {
-        ping(stopped, target)?;
-    }
+    attached_again(0, &ids, &mut addresses)?;
     step("podman stop and start: DEL, then ADD again under the same ID");
 
     // An address asked for (`podman run --ip`), which Podman passes to the
@@ -315,17 +305,7 @@ fn run(rootfs: &str, plant_leak: bool) -> Result<(), String> {
             "podman network reload {reloaded}: eth0 (ifindex {before}) was not made again"
         ));
     }
-    addresses[1] = check_container(reloaded, &ids[1], NETWORK)?;
-    if addresses[0] == addresses[1] {
-        return Err(format!(
-            "both containers got {} after the reload",
-            addresses[1]
-        ));
-    }
-    check_attached(&ids, &addresses)?;
-    for target in [addresses[0], GATEWAY] {
-        ping(reloaded, target)?;
-    }
+    attached_again(1, &ids, &mut addresses)?;
     step("podman network reload: DEL and ADD in the same namespace");
 
     let mut rm = vec!["rm", "-f", "-t", "0"];
@@ -584,6 +564,26 @@ fn ping(name: &str, target: Ipv4Addr) -> Result<(), String> {
     )
     .map(drop)
     .map_err(|e| format!("{name} cannot ping {target}: {e}"))
+}
+
+/// Container `CONTAINERS[which]`, attached again (a start, a reload): read
+/// back, its address (stored in `addresses`) not the other's, both
+/// attachments and leases in the store, and it pings the other and the
+/// gateway.
+fn attached_again(which: usize, ids: &[String], addresses: &mut [Ipv4Addr]) -> Result<(), String> {
+    let name = CONTAINERS[which];
+    addresses[which] = check_container(name, &ids[which], NETWORK)?;
+    let other = addresses[1 - which];
+    if addresses[which] == other {
+        return Err(format!(
+            "both containers hold {other} after {name} was attached again"
+        ));
+    }
+    check_attached(ids, addresses)?;
+    for target in [other, GATEWAY] {
+        ping(name, target)?;
+    }
+    Ok(())
 }
 
 /// The ifindex of `eth0` in container `name`'s namespace.

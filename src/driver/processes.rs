@@ -3,13 +3,16 @@
 //!
 //! `/proc/PID/ns/net` names a process's network namespace, but only to a
 //! process that may trace it (`PTRACE_MODE_READ`): without CAP_SYS_PTRACE,
-//! root reads its own processes and not another user's, and a `/proc`
-//! mounted with `hidepid=` (systemd's `ProtectProc=invisible`) does not
-//! even list those. A look that missed a process must not be taken for a
-//! look that found none: `rm` would remove a container whose command
-//! still runs, and a namespace alive would be taken for gone and its
-//! addresses handed out again. So every look says what it could not see
-//! ([`Unseen`]), and the callers refuse, or say so, instead of guessing.
+//! root reads its own processes and not another user's (nor one holding
+//! capabilities it lacks), and a `/proc` mounted with `hidepid=` does not
+//! even list those to a process outside the mount's `gid=` group. A look
+//! that missed a process must not be taken for a look that found none:
+//! `rm` would remove a container whose command still runs. So a look
+//! places what it may not read by another way where it can (see
+//! [`Wanted`]), says what it still could not see ([`Unseen`]), and `rm`
+//! refuses, or says so, instead of guessing. (The search for a namespace
+//! whose name is gone has nothing to place such processes by and counts
+//! them as none: see `netns_identity::held_by_a_process`.)
 
 use std::cell::OnceCell;
 use std::fmt;

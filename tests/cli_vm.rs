@@ -4536,3 +4536,47 @@ fn a_namespace_routed_by_another_tool_keeps_its_default_route() {
     assert_eq!(defaults("-6"), [theirs(1024)]);
     assert!(vm_support::ip_ok(&["netns", "del", ns]));
 }
+
+/// An `l2` network whose gateway (given, or the subnet's first address)
+/// is the host's own address on the parent, the host routing for the LAN
+/// it shares: its containers cannot reach the host's addresses on their
+/// parent, so their default route leads nowhere. Made, with a warning
+/// saying so; before, silently. Not where the gateway is another address,
+/// nor for `l3`, which routes through the link itself.
+#[test]
+fn a_gateway_that_is_the_hosts_own_address_is_warned_of() {
+    let env = Env::new("hostgw");
+    let _ = vm_support::ip_ok(&["link", "del", "kg1"]);
+    for args in [
+        &["link", "add", "kg1", "type", "dummy"][..],
+        &["addr", "add", "10.205.0.1/24", "dev", "kg1"],
+        &["link", "set", "kg1", "up"],
+    ] {
+        assert!(vm_support::ip_ok(args), "ip {args:?}");
+    }
+    let create = |name: &str, extra: &[&str]| {
+        let mut args = vec![
+            "network",
+            "create",
+            "--subnet",
+            "10.205.0.0/24",
+            "-o",
+            "parent=kg1",
+        ];
+        args.extend_from_slice(extra);
+        args.push(name);
+        let out = env.run(&args);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        text(&out.stderr)
+    };
+    assert_eq!(
+        create("hg1", &[]),
+        "ipvlan: warning: gateway 10.205.0.1 of subnet 10.205.0.0/24 is the host's own address on kg1: containers of an l2 network cannot reach the host's addresses on their parent, so their default route through it leads nowhere; give --gateway the LAN's router\n"
+    );
+    env.ok(&["network", "rm", "hg1"]);
+    assert_eq!(create("hg2", &["--gateway", "10.205.0.254"]), "");
+    env.ok(&["network", "rm", "hg2"]);
+    assert_eq!(create("hg3", &["-o", "ipvlan_mode=l3"]), "");
+    env.ok(&["network", "rm", "hg3"]);
+    assert!(vm_support::ip_ok(&["link", "del", "kg1"]));
+}

@@ -6,7 +6,7 @@ use super::netns_identity::same_network;
 use super::options;
 use super::parent::{self, ParentPlan, ETH_MAX_MTU};
 use super::report::endpoint_label;
-use super::{random_hex, subnets, Error, Manager, NetworkCreate, NetworkInfo};
+use super::{random_hex, subnets, Error, IpvlanMode, Manager, NetworkCreate, NetworkInfo};
 use crate::rtnl::{Handle, Link};
 use crate::store::{
     Damaged, EndpointRecord, Listing, Locked, NetworkRecord, NetworkState, ParentOrigin, StateDir,
@@ -144,6 +144,9 @@ impl Manager {
             // after subnet, as host-local's).
             if mark.is_none() {
                 refuse_subnets_without_room(&subnets)?;
+                if opts.mode == IpvlanMode::L2 {
+                    warnings.extend(gateways_of_the_host(&subnets, &link.name));
+                }
             }
         }
 
@@ -648,6 +651,27 @@ pub(super) fn reserve_host_addresses(
         }
     }
     Ok(())
+}
+
+/// A warning for each subnet whose gateway is the host's own address on
+/// `parent` (the host routing for the LAN it shares with the network):
+/// an `l2` container cannot reach the host's addresses on its parent
+/// (ipvlan passes nothing between its links and their master), so a
+/// default route through it leads nowhere. Not refused: the gateway may be
+/// meant for a time the host gives that address up (a router's failover).
+fn gateways_of_the_host(subnets: &[crate::ipam::SubnetSpec], parent: &str) -> Vec<String> {
+    subnets
+        .iter()
+        .filter_map(|spec| {
+            let gateway = spec.gateway?;
+            spec.host.contains(&gateway).then(|| {
+                format!(
+                    "gateway {gateway} of subnet {} is the host's own address on {parent}: containers of an l2 network cannot reach the host's addresses on their parent, so their default route through it leads nowhere; give --gateway the LAN's router",
+                    spec.subnet
+                )
+            })
+        })
+        .collect()
 }
 
 /// Refuses a decision that needs every network record (is the name free?

@@ -13,7 +13,7 @@ use super::hosts;
 use super::netns_identity::{self, ContainerNetns, Made, OpenNetns};
 use super::networks::find_network_to_join;
 use super::options::check_container_name;
-use super::processes::{kill_everything_inside, processes_in, ProcessLook, Survivors, KILL_ROUNDS};
+use super::processes::{kill_everything_inside, processes_in, ProcessLook, Unseen, KILL_ROUNDS};
 use super::{
     random_hex, ContainerInfo, ContainerList, EndpointInfo, Error, ExecOptions, ExitStatusCode,
     Manager,
@@ -405,14 +405,7 @@ impl Manager {
                 // What it could not see goes unsaid here: `restore` reports
                 // these notes as failures, and a "perhaps" is none (`rm -f`
                 // itself warns of it).
-                let survivors = kill_everything_inside(inside);
-                notes.extend(outlived(
-                    name,
-                    &Survivors {
-                        unseen: None,
-                        ..survivors
-                    },
-                ));
+                notes.extend(outlived(name, &kill_everything_inside(inside).pids));
             }
             Ok(())
         };
@@ -613,7 +606,8 @@ impl Manager {
         if let ContainerNetns::Present(inside) | ContainerNetns::Unnamed(inside, _) = &at {
             if force {
                 let left = kill_everything_inside(&inside.ns);
-                notes.extend(outlived(name, &left));
+                notes.extend(outlived(name, &left.pids));
+                notes.extend(left.unseen.map(|unseen| not_ended(name, &unseen)));
             }
         }
         // As seen before the detaches, which take a while: a namespace
@@ -1580,22 +1574,21 @@ fn still_running(name: &str, look: &ProcessLook) -> Option<Error> {
     ))
 }
 
-/// What is said of processes [`kill_everything_inside`] could not end,
-/// or could not see.
-fn outlived(name: &str, left: &Survivors) -> Vec<String> {
-    let mut notes = Vec::new();
-    if !left.pids.is_empty() {
-        notes.push(format!(
+/// What is said of processes [`kill_everything_inside`] could not end.
+fn outlived(name: &str, left: &[u32]) -> Option<String> {
+    (!left.is_empty()).then(|| {
+        format!(
             "processes {} of container {name} outlived {KILL_ROUNDS} kills and are left running",
-            pid_list(&left.pids)
-        ));
-    }
-    if let Some(unseen) = &left.unseen {
-        notes.push(format!(
-            "processes of container {name} that ipvlan cannot see were not ended ({unseen}): any such runs on, in its namespace unnamed"
-        ));
-    }
-    notes
+            pid_list(left)
+        )
+    })
+}
+
+/// What `rm -f` says of processes it could not see, and so not end.
+fn not_ended(name: &str, unseen: &Unseen) -> String {
+    format!(
+        "processes of container {name} that ipvlan cannot see were not ended ({unseen}): any such runs on, in its namespace unnamed"
+    )
 }
 
 /// What [`Manager::dismantle_container`] left alone, and why.

@@ -556,7 +556,7 @@ pub(crate) fn held_by_a_process(
         Some(boot) if boot == this_boot_mark()? => {}
         _ => return Ok(None),
     }
-    for pid in super::processes::look_inside(recorded.ino, None).pids {
+    for pid in super::processes::readable_processes_inside(recorded.ino) {
         let path = PathBuf::from(format!("/proc/{pid}/ns/net"));
         // Exited meanwhile, or not ours to open: the next one.
         let Ok(Ok(open)) = OpenNetns::open_path(&path) else {

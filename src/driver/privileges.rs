@@ -5,6 +5,9 @@
 pub const CAP_NET_ADMIN: u32 = 12;
 /// Bit of CAP_SYS_ADMIN (namespaces, mounts).
 pub const CAP_SYS_ADMIN: u32 = 21;
+/// Bit of CAP_SYS_PTRACE: what lets a process read every other one's
+/// namespaces (`/proc/PID/ns/net`).
+pub const CAP_SYS_PTRACE: u32 = 19;
 
 /// Whether the effective capability set holds CAP_NET_ADMIN. When
 /// `capget(2)` fails the answer is yes: the kernel will still refuse what

@@ -24,10 +24,6 @@ use super::privileges;
 use super::ErrorKind;
 use crate::netns::Netns;
 
-/// Bit of CAP_SYS_PTRACE in the capability sets (`linux/capability.h`):
-/// what lets a process read every other one's namespaces.
-pub const CAP_SYS_PTRACE: u32 = 19;
-
 /// What a look through `/proc` found in one namespace.
 #[derive(Debug, Default)]
 pub(crate) struct ProcessLook {
@@ -88,29 +84,28 @@ pub(crate) fn namespace_link(ino: u64) -> String {
     format!("net:[{ino}]")
 }
 
-/// The processes in `ns` now, and what the look could not see.
-pub(crate) fn processes_in(ns: &Netns) -> ProcessLook {
-    let (_, ino) = ns.file_id();
-    look_inside(ino, Some(ns))
-}
-
-/// The processes whose `/proc/PID/ns/net` names nsfs inode `ino`, read
+/// The processes in `ns` now, and what the look could not see. Read
 /// now: a process that entered since an earlier read (`nsenter` through
 /// another's `/proc/PID/ns/net`, a command started just before the name
 /// went) would be missed by a copy kept from it. One `readlink` a
 /// process; a `stat` for each whose link it may not read (see
 /// [`Wanted`]); `/proc/self/mountinfo` read when this process lacks
-/// CAP_SYS_PTRACE. `ns`, the namespace itself when the caller has it
-/// open, lets the look place every process whose `/proc` entry it may
-/// read at all.
-pub(crate) fn look_inside(ino: u64, ns: Option<&Netns>) -> ProcessLook {
-    look_for(&Wanted::new(ino, ns))
+/// CAP_SYS_PTRACE.
+pub(crate) fn processes_in(ns: &Netns) -> ProcessLook {
+    look_for(&Wanted::new(ns.file_id().1, Some(ns)))
+}
+
+/// The processes whose `/proc/PID/ns/net` names nsfs inode `ino` and
+/// reads to this one, for a caller that cannot open the namespace (its
+/// name is gone) and so has nothing to place the others by: one
+/// `readlink` a process, and no word of what it could not see.
+pub(crate) fn readable_processes_inside(ino: u64) -> Vec<u32> {
+    scan(&Wanted::new(ino, None)).map_or_else(|_| Vec::new(), |(pids, _)| pids)
 }
 
 fn look_for(wanted: &Wanted<'_>) -> ProcessLook {
-    let me = std::process::id();
-    let entries = match crate::sys::list_dir(Path::new("/proc")) {
-        Ok(entries) => entries,
+    let (pids, unreadable) = match scan(wanted) {
+        Ok(found) => found,
         Err(error) => {
             return ProcessLook {
                 pids: Vec::new(),
@@ -118,7 +113,18 @@ fn look_for(wanted: &Wanted<'_>) -> ProcessLook {
             }
         }
     };
-    let mut look = ProcessLook::default();
+    let unseen = unreadable
+        .or_else(|| (wanted.hidden.get_or_init(hidden_from_us).clone()).map(Unseen::Hidden));
+    ProcessLook { pids, unseen }
+}
+
+/// Every process of `/proc` but this one placed against `wanted`: those
+/// inside, in ascending order, and those that could not be placed
+/// ([`Unseen::Unreadable`]), if any.
+fn scan(wanted: &Wanted<'_>) -> std::io::Result<(Vec<u32>, Option<Unseen>)> {
+    let me = std::process::id();
+    let entries = crate::sys::list_dir(Path::new("/proc"))?;
+    let mut pids = Vec::new();
     let mut unreadable: Option<(usize, u32)> = None;
     for pid in entries
         .iter()
@@ -126,7 +132,7 @@ fn look_for(wanted: &Wanted<'_>) -> ProcessLook {
         .filter(|pid| *pid != me)
     {
         match where_is(pid, wanted) {
-            Seen::Inside => look.pids.push(pid),
+            Seen::Inside => pids.push(pid),
             Seen::Elsewhere => {}
             Seen::Unreadable => {
                 let (count, first) = unreadable.get_or_insert((0, pid));
@@ -135,12 +141,9 @@ fn look_for(wanted: &Wanted<'_>) -> ProcessLook {
             }
         }
     }
-    crate::order::sort(&mut look.pids);
-    look.unseen = match unreadable {
-        Some((count, first)) => Some(Unseen::Unreadable { count, first }),
-        None => (wanted.hidden.get_or_init(hidden_from_us).clone()).map(Unseen::Hidden),
-    };
-    look
+    crate::order::sort(&mut pids);
+    let unreadable = unreadable.map(|(count, first)| Unseen::Unreadable { count, first });
+    Ok((pids, unreadable))
 }
 
 /// The namespace a look is for. `/proc/PID/ns/net` tells a process's
@@ -148,15 +151,13 @@ fn look_for(wanted: &Wanted<'_>) -> ProcessLook {
 /// shows that namespace's files to any process that may read `/proc/PID`
 /// (no ptrace check), and each namespace's files have inode numbers of
 /// their own, held while it lives. So a process whose link is refused is
-/// placed by the inode of its `net/dev` (a file every namespace has):
-/// the namespace's own (`dev`, learnt by entering it, when the caller has
-/// it open), or this thread's (a process there is not in a container's).
+/// placed by the inode of its `net/dev` (a file every namespace has)
+/// against the namespace's own (`dev`, learnt by entering it), when the
+/// caller has it open; without it, such a process is not placed.
 struct Wanted<'a> {
     /// What `/proc/PID/ns/net` reads inside.
     link: String,
     ns: Option<&'a Netns>,
-    /// The inode of `net/dev` in this thread's namespace.
-    own_dev: OnceCell<Option<u64>>,
     /// The inode of `net/dev` in the namespace, when it is open.
     dev: OnceCell<Option<u64>>,
     /// [`hidden_from_us`], read once for every look of a kill's rounds.
@@ -168,16 +169,9 @@ impl<'a> Wanted<'a> {
         Wanted {
             link: namespace_link(ino),
             ns,
-            own_dev: OnceCell::new(),
             dev: OnceCell::new(),
             hidden: OnceCell::new(),
         }
-    }
-
-    fn own_dev(&self) -> Option<u64> {
-        *self
-            .own_dev
-            .get_or_init(|| net_dev_inode("/proc/thread-self").ok())
     }
 
     fn dev(&self) -> Option<u64> {
@@ -225,19 +219,15 @@ fn where_is(pid: u32, wanted: &Wanted<'_>) -> Seen {
 /// is against `wanted`, by its `net/dev`; `None` when it has none (a
 /// thread-group leader that has ended, its threads running on).
 fn by_net_dev(task: &str, wanted: &Wanted<'_>) -> Option<Seen> {
-    let ino = match net_dev_inode(task) {
-        Ok(ino) => ino,
-        Err(error) if error.raw_os_error() == Some(libc::ENOENT) => return None,
-        Err(_) => return Some(Seen::Unreadable),
+    let Some(dev) = wanted.dev() else {
+        return Some(Seen::Unreadable);
     };
-    Some(match wanted.dev() {
-        Some(dev) if dev == ino => Seen::Inside,
-        Some(_) => Seen::Elsewhere,
-        // The namespace's own is not known: only this thread's, which a
-        // container's never is, places it.
-        None if wanted.own_dev() == Some(ino) => Seen::Elsewhere,
-        None => Seen::Unreadable,
-    })
+    match net_dev_inode(task) {
+        Ok(ino) if ino == dev => Some(Seen::Inside),
+        Ok(_) => Some(Seen::Elsewhere),
+        Err(error) if error.raw_os_error() == Some(libc::ENOENT) => None,
+        Err(_) => Some(Seen::Unreadable),
+    }
 }
 
 /// Where the threads of process `pid` are against `wanted`: one
@@ -281,7 +271,7 @@ fn is_refusal(error: &std::io::Error) -> bool {
 /// `ProtectProc=invisible` sees every process.
 fn hidden_from_us() -> Option<String> {
     let caps = privileges::own_capabilities()?;
-    if caps & (1 << CAP_SYS_PTRACE) != 0 {
+    if caps & (1 << privileges::CAP_SYS_PTRACE) != 0 {
         return None;
     }
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
@@ -344,8 +334,7 @@ pub(crate) struct Survivors {
 /// sleep) is left, and the namespace with it; so is any the looks could
 /// not see. Both are returned, for the caller to say so.
 pub(crate) fn kill_everything_inside(ns: &Netns) -> Survivors {
-    let (_, ino) = ns.file_id();
-    let inside = Wanted::new(ino, Some(ns));
+    let inside = Wanted::new(ns.file_id().1, Some(ns));
     let mut look = look_for(&inside);
     for _ in 0..KILL_ROUNDS {
         if look.pids.is_empty() {

@@ -2,7 +2,7 @@
 
 use crate::kernel::Series;
 use crate::tools::{ensure_musl_target, MUSL_TARGET};
-use crate::util::{banner, cargo, describe, run, seconds};
+use crate::util::{banner, cargo, describe, run, seconds, Timings};
 use crate::Result;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -11,6 +11,11 @@ use std::time::Instant;
 /// Seconds of fuzzing in `cargo xtask test`, shared evenly by the targets
 /// (about 12 s each for five), so adding a target does not lengthen CI.
 const CI_FUZZ_TOTAL_SECS: u64 = 60;
+
+/// What `cargo xtask test` may take on CI's two cores: its summary says
+/// how near a run came, step by step, so a step that grows shows before
+/// the budget is gone.
+const CI_BUDGET_SECS: u64 = 20 * 60;
 
 /// Whether `cargo xtask test` runs `cargo xtask layers` after clippy: on, so
 /// no cycle or upward use can come back.
@@ -22,15 +27,19 @@ const LAYERS_IN_TEST: bool = true;
 /// has paths only one of them takes); stops at the first failure.
 pub fn test(kernel: Series) -> Result {
     let start = Instant::now();
+    let mut timings = Timings::default();
     let step = |title: &str, cmd: &mut Command| -> Result {
         banner(title);
         run(cmd)
     };
     // Install first: a missing tool should stop the run before minutes of building.
     banner("tools");
-    crate::tools::ensure_lint_components()?;
-    crate::tools::ensure_vm_tools()?;
-    crate::tools::ensure_podman()?;
+    timings.time("tools", || {
+        crate::tools::ensure_lint_components()?;
+        crate::tools::ensure_vm_tools()?;
+        crate::tools::ensure_podman()
+    })?;
+    let lint_start = Instant::now();
     step("fmt", cargo().args(["fmt", "--all", "--check"]))?;
     step(
         "clippy",
@@ -76,14 +85,19 @@ pub fn test(kernel: Series) -> Result {
         banner("layers");
         crate::layers::run(&[])?;
     }
+    timings.record("lint", lint_start.elapsed());
     // Cheap (one release build) and early: a binary grown past its limit
     // should stop CI before minutes of tests.
     banner("size");
-    size()?;
+    timings.time("size", size)?;
     banner("host tests");
-    let (host_passed, host_failed) = cargo_test_counting(cargo().args(["test", "--workspace"]))?;
+    let (host_passed, host_failed) = timings.time("host tests", || {
+        cargo_test_counting(cargo().args(["test", "--workspace"]))
+    })?;
     banner("fuzz");
-    run_fuzzer(&["--total-secs".to_string(), CI_FUZZ_TOTAL_SECS.to_string()])?;
+    timings.time("fuzz", || {
+        run_fuzzer(&["--total-secs".to_string(), CI_FUZZ_TOTAL_SECS.to_string()])
+    })?;
     // The other series' VM suite runs beside the steps below, in a process
     // of its own: one guest keeps about 1.2 of the 2 cores CI has busy, so
     // the two suites together take some 560 s where one after the other
@@ -97,23 +111,31 @@ pub fn test(kernel: Series) -> Result {
     ));
     let cache = crate::builds::target_dir()?.join("vm");
     std::fs::create_dir_all(&cache)?;
-    for series in [kernel, other] {
-        crate::kernel::ensure(&cache, series)?;
-    }
-    crate::builds::build_vm_tests(&[])?;
-    crate::builds::build_ipvlan()?;
+    timings.time("kernels and VM builds", || {
+        for series in [kernel, other] {
+            crate::kernel::ensure(&cache, series)?;
+        }
+        crate::builds::build_vm_tests(&[])?;
+        crate::builds::build_ipvlan()
+    })?;
+    let beside_start = Instant::now();
     let beside = Beside::start(other, &cache)?;
     banner("VM tests");
-    let vm_summary = crate::run_vm_tests(
-        Vec::new(),
-        Vec::new(),
-        crate::vm::default_timeout()?,
-        kernel,
-        crate::vm::TestBoot::Standard,
-    )?;
+    let vm_summary = timings.time(&format!("VM {}", kernel.name()), || {
+        crate::run_vm_tests(
+            Vec::new(),
+            Vec::new(),
+            crate::vm::default_timeout()?,
+            kernel,
+            crate::vm::TestBoot::Standard,
+        )
+    })?;
     banner("Podman");
-    let podman_time = crate::podman::run_test(kernel, crate::podman::TIMEOUT, false)?;
-    crate::podman::control(kernel)?;
+    let podman_time = timings.time("Podman and its control", || {
+        let time = crate::podman::run_test(kernel, crate::podman::TIMEOUT, false)?;
+        crate::podman::control(kernel)?;
+        Ok(time)
+    })?;
     banner("power cut");
     let powercut_start = Instant::now();
     let powercut_rounds = crate::powercut::run_rounds(&crate::powercut::Options::new(
@@ -123,21 +145,39 @@ pub fn test(kernel: Series) -> Result {
     let powercut_time = powercut_start.elapsed();
     banner("power cut control (unsynced writes planted: must fail)");
     powercut_control(kernel)?;
+    timings.record("power cut and its control", powercut_start.elapsed());
     // Short (one boot, a few tests, on each kernel): hosts booted
     // without IPv6 are common, and every kernel path meets its absence.
     // The other series' boot waits for that series' suite beside, whose
     // initramfs and console log have the same paths.
-    let mut ipv6_off_summaries = vec![(kernel, ipv6_off_tests(kernel)?)];
+    let mut ipv6_off_summaries = vec![(
+        kernel,
+        timings.time(&format!("IPv6 off {}", kernel.name()), || {
+            ipv6_off_tests(kernel)
+        })?,
+    )];
     banner(&format!(
         "VM tests (kernel {}), run beside the steps above",
         other.name()
     ));
-    let other_summary = beside.finish()?;
-    ipv6_off_summaries.push((other, ipv6_off_tests(other)?));
+    let other_summary = timings.time(&format!("waiting for VM {}", other.name()), || {
+        beside.finish()
+    })?;
+    let beside_time = beside_start.elapsed();
+    ipv6_off_summaries.push((
+        other,
+        timings.time(&format!("IPv6 off {}", other.name()), || {
+            ipv6_off_tests(other)
+        })?,
+    ));
     banner("summary");
+    let total = start.elapsed();
+    println!("xtask test: every step passed in {}", seconds(total));
     println!(
-        "xtask test: every step passed in {}",
-        seconds(start.elapsed())
+        "steps: {} ({:.0}% of the {} min CI budget)",
+        timings.summary(),
+        100.0 * total.as_secs_f64() / CI_BUDGET_SECS as f64,
+        CI_BUDGET_SECS / 60
     );
     println!("host: {host_passed} passed, {host_failed} failed");
     println!("vm (kernel {}): {vm_summary}", kernel.name());
@@ -152,7 +192,11 @@ pub fn test(kernel: Series) -> Result {
         powercut_rounds,
         seconds(powercut_time)
     );
-    println!("vm (kernel {}): {other_summary}", other.name());
+    println!(
+        "vm (kernel {}): {other_summary} (beside the steps, in {})",
+        other.name(),
+        seconds(beside_time)
+    );
     for (series, summary) in ipv6_off_summaries {
         println!("vm with IPv6 off (kernel {}): {summary}", series.name());
     }

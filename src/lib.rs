@@ -56,29 +56,37 @@
 //! 1. `main.rs` (C's `main`, see [`process`]) hands argv to
 //!    [`cli::main_args`]; [`cli::command`] parses it into
 //!    a `Command::NetworkConnect` (usage errors exit 2 here, nothing touched).
-//! 2. `cli` checks CAP_NET_ADMIN, opens a [`driver::Manager`] on the state
-//!    directory and calls [`driver::Manager::connect`].
-//! 3. `driver/endpoints.rs` resolves `web` to `/run/netns/web`, opens it
-//!    (anything but another network namespace is refused here, before the
-//!    lock), opens one netlink handle inside (`driver/netns_identity.rs`,
-//!    `rtnl::Handle`) and reads the namespace's identity, which names the
-//!    endpoint's record. Then it takes the store's lock (`store/dir.rs`,
-//!    one `flock`), reads the network records, checks the namespace is
-//!    not attached yet and opens one netlink handle in the host.
+//! 2. `cli` checks CAP_NET_ADMIN and CAP_SYS_ADMIN (one `capget`), opens a
+//!    [`driver::Manager`] on the state directory and calls
+//!    [`driver::Manager::connect`].
+//! 3. `driver/endpoints.rs` finds the network's id without the lock, opens
+//!    one netlink handle in the host (`rtnl::Handle`), resolves `web` to
+//!    `/run/netns/web` and opens it (anything but another network namespace
+//!    is refused here, before the lock, so a target that blocks holds no
+//!    other command up). Then it takes the store's lock (`store/dir.rs`,
+//!    one `flock`), and only then enters the namespace, opens a handle
+//!    inside and reads its identity (`driver/netns_identity.rs`), which
+//!    names the endpoint's record: a connect waiting for the lock inside a
+//!    container would count as one of its processes to a concurrent `rm`.
+//!    It reads the network's record and checks the namespace is not
+//!    attached yet.
 //! 4. It picks a free `ethN` (`driver/endpoint_link.rs`), takes the
-//!    address (`store` writes `ipam/<network>/<subnet>/192.168.1.10`, the
-//!    allocator in `ipam` decides), and writes the endpoint record in state
-//!    `attaching`, naming the ifindex its create will ask for: from here a
-//!    crash is repaired by `restore`, which undoes the link at that index
-//!    and never one by its name.
+//!    address (`store` claims `ipam/<network>/<subnet>/192.168.1.10`, the
+//!    allocator in `ipam` decides), and writes the endpoint's intent,
+//!    `attaching`, naming the ifindex its create will ask for, into the
+//!    commit log's page in the store's `lock` (an intent only has to
+//!    outlive the process, so it is not synced): from here a crash is
+//!    repaired by `restore`, which undoes the link at that index and never
+//!    one by its name.
 //! 5. `driver/endpoint_link.rs` asks `rtnl` for the requests: RTM_NEWLINK
 //!    of an ipvlan link created straight inside the namespace with a chosen
 //!    ifindex, then the address, link up and the default route, each sent
 //!    on the handles of step 3 through `netlink::Socket`.
-//! 6. The record is rewritten `attached` with the link's index and MAC, and
-//!    `driver/hosts.rs` appends the container to the network's hosts file
-//!    and points `/etc/netns/web/hosts` at it. Any failure after step 4
-//!    undoes what was done, in reverse order.
+//! 6. The endpoint's record is made, `attached`, with the link's index and
+//!    MAC, `driver/hosts.rs` adds the container to the network's hosts file
+//!    and points `/etc/netns/web/hosts` at it, and the commit makes the
+//!    records durable in one entry of the commit log before the lock goes.
+//!    Any failure after step 4 undoes what was done, in reverse order.
 //! 7. `cli` prints nothing and exits 0 (errors: `ipvlan: ...` on stderr,
 //!    exit 1).
 

@@ -97,8 +97,16 @@ fn help_on_every_command_exits_0_and_lists_its_options() {
                 "--subnet",
             ],
         ),
-        (&["network", "rm"], "ipvlan network rm NETWORK", &[]),
-        (&["network", "remove"], "ipvlan network rm NETWORK", &[]),
+        (
+            &["network", "rm"],
+            "ipvlan network rm [OPTIONS] NETWORK",
+            &["-f, --force"],
+        ),
+        (
+            &["network", "remove"],
+            "ipvlan network rm [OPTIONS] NETWORK",
+            &["-f, --force"],
+        ),
         (
             &["network", "ls"],
             "ipvlan network ls [OPTIONS]",
@@ -121,8 +129,8 @@ fn help_on_every_command_exits_0_and_lists_its_options() {
         ),
         (
             &["network", "disconnect"],
-            "ipvlan network disconnect NETWORK CONTAINER|NETNS-PATH",
-            &[],
+            "ipvlan network disconnect [OPTIONS] NETWORK CONTAINER|NETNS-PATH",
+            &["-f, --force"],
         ),
         (
             &["run"],
@@ -144,7 +152,11 @@ fn help_on_every_command_exits_0_and_lists_its_options() {
             &["-i, --interactive", "-t, --tty"],
         ),
         (&["rm"], "ipvlan rm [OPTIONS] CONTAINER", &["-f, --force"]),
-        (&["ps"], "ipvlan ps", &["-q, --quiet"]),
+        (
+            &["ps"],
+            "ipvlan ps [OPTIONS]",
+            &["-a, --all", "-q, --quiet"],
+        ),
         (&["restore"], "ipvlan restore", &[]),
         (&["doctor"], "ipvlan doctor", &[]),
         (&["version"], "ipvlan version", &[]),
@@ -179,6 +191,22 @@ fn help_on_every_command_exits_0_and_lists_its_options() {
             for option in *options {
                 assert!(text.contains(option), "{args:?} lacks {option}:\n{text}");
             }
+            // Every command that takes an option besides --help says so in
+            // its usage line, whatever the cases above list.
+            let table = text.split("\nOptions:\n").nth(1).unwrap_or("");
+            let takes_options = table
+                .lines()
+                .take_while(|line| !line.is_empty())
+                .any(|line| !line.contains("--help"));
+            let usage = text
+                .lines()
+                .find(|line| line.starts_with("Usage:"))
+                .unwrap();
+            assert_eq!(
+                usage.contains("[OPTIONS]"),
+                takes_options,
+                "{args:?}: the usage line and the options table disagree:\n{text}"
+            );
         }
     }
 }

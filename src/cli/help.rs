@@ -277,17 +277,20 @@ impl Topic {
             Topic::Root => "[OPTIONS] COMMAND",
             Topic::Network => "COMMAND",
             Topic::NetworkCreate => "[OPTIONS] NETWORK",
-            Topic::NetworkRemove => "NETWORK [NETWORK...]",
+            Topic::NetworkRemove => "[OPTIONS] NETWORK [NETWORK...]",
             Topic::NetworkList => "[OPTIONS]",
             Topic::NetworkInspect => "NETWORK [NETWORK...]",
             Topic::NetworkConnect => {
                 "[OPTIONS] NETWORK CONTAINER|NETNS-PATH [CONTAINER|NETNS-PATH...]"
             }
-            Topic::NetworkDisconnect => "NETWORK CONTAINER|NETNS-PATH [CONTAINER|NETNS-PATH...]",
+            Topic::NetworkDisconnect => {
+                "[OPTIONS] NETWORK CONTAINER|NETNS-PATH [CONTAINER|NETNS-PATH...]"
+            }
             Topic::Run => "[OPTIONS] [--] [COMMAND [ARG...]]",
             Topic::Exec => "[OPTIONS] CONTAINER COMMAND [ARG...]",
             Topic::Remove => "[OPTIONS] CONTAINER [CONTAINER...]",
-            Topic::Ps | Topic::Restore | Topic::Doctor | Topic::Version => "",
+            Topic::Ps => "[OPTIONS]",
+            Topic::Restore | Topic::Doctor | Topic::Version => "",
         }
     }
 
@@ -387,8 +390,14 @@ pub fn usage(topic: Topic) -> String {
     text.push_str("\nOptions:\n");
     text.push_str(&options_table(topic.flags()));
     if !subcommands.is_empty() {
+        // `ipvlan help COMMAND` too, as `docker help`; said once, at the top.
+        let or_help = if topic == Topic::Root {
+            " (or 'ipvlan help COMMAND')"
+        } else {
+            ""
+        };
         text.push_str(&format!(
-            "\nRun '{path} COMMAND --help' for more information on a command.\n"
+            "\nRun '{path} COMMAND --help'{or_help} for more information on a command.\n"
         ));
     }
     text

@@ -9,9 +9,11 @@
 //! returns (`Locked::commit`).
 //!
 //! Every change follows the same order: validate everything that can be
-//! checked without touching anything, write the intent (a record in state
-//! `creating` / `attaching` / `removing` / `detaching`, or `relinking`
-//! for a link `restore` makes again), change the kernel,
+//! checked without touching anything, write the intent (`creating` /
+//! `attaching` / `removing` / `detaching`, or `relinking` for a link
+//! `restore` makes again: a record in that state, or, for a single attach
+//! or detach in a store with a commit log, a line in the log's page, and
+//! for a batch a line each of its intents file), change the kernel,
 //! then mark the record done. A failure undoes the steps already taken; a
 //! process killed at any point leaves an intent that [`Manager::restore`]
 //! rolls back or finishes.

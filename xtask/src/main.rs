@@ -77,7 +77,7 @@ commands:
         the same disk runs `restore` and checks the invariants of
         tests/powercut/guest.rs. N rounds (default 4, what `test` runs)
         take N + 1 boots; while no cut has landed inside a command, more
-        rounds run (up to 2N), and none landing there fails the run.
+        rounds run (up to 4N), and none landing there fails the run.
         --plant damages a record, or (unsynced) writes files without fsync
         until the cut: the run must fail (`test` runs one unsynced round as
         a control). --keep-going goes on after a failed round and lists

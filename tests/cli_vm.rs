@@ -1789,6 +1789,12 @@ fn a_failed_create_leaves_the_parent_another_network_made() {
         .unwrap();
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
+    // The forced failure, not an earlier refusal that would leave the
+    // parent alone whatever the undo does.
+    assert!(
+        stderr.contains("No space left on device"),
+        "refused at its final record: {stderr}"
+    );
     assert_eq!(index("sp0.53"), made, "network a's parent: {stderr}");
     // Not a name that is also a hex prefix ("b"): one in sixteen
     // times network a's ID starts with it, and inspect finds a.
@@ -2415,6 +2421,14 @@ fn links_at(path: &Path) -> Vec<String> {
         .args([ip.as_str(), "-br", "link"])
         .output()
         .unwrap();
+    // A namespace that cannot be entered has no links to compare: an empty
+    // list would equal another empty list.
+    assert!(
+        output.status.success(),
+        "listing the links of {}: {}",
+        path.display(),
+        text(&output.stderr)
+    );
     text(&output.stdout)
         .lines()
         .filter_map(|line| line.split_whitespace().next())
@@ -2585,12 +2599,20 @@ fn rm_f_kills_what_the_container_forks_while_it_is_removed() {
     ]);
     let path = env.netns_dir().join("forker");
     let inode = namespace_inode(&path);
-    for _ in 0..100 {
-        if processes_in_namespace(inode).len() > 3 {
+    let mut forked = 0;
+    for _ in 0..500 {
+        forked = processes_in_namespace(inode).len();
+        if forked > 3 {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+    // Without them, there is no race to lose: an empty list after the rm
+    // would prove nothing.
+    assert!(
+        forked > 3,
+        "the command forked in the container: {forked} processes"
+    );
     env.ok(&["rm", "-f", "forker"]);
     // Signals land at once; exits follow.
     let left = left_in_namespace(inode, 50);
@@ -3840,7 +3862,13 @@ fn a_lost_answer_after_a_guessed_name_leaves_another_tools_eth0_alone() {
         .env("IPVLAN_FAULT_FORCE", "endpoint: name lookup lost")
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    // The lookup's answer lost, not a refusal before it.
+    assert!(
+        stderr.contains("no answer from the kernel within"),
+        "{stderr}"
+    );
     assert_eq!(index_of(), Some(theirs), "their eth0 was deleted");
     assert_eq!(links_in("lk1"), ["lo", "eth0"]);
     let network = env.inspect("lk");
@@ -4117,6 +4145,10 @@ fn a_read_only_proc_sys_is_named_and_the_attach_leaves_nothing() {
     env.network("rosys", "192.168.73.0/24");
     env.network("rosys2", "192.168.74.0/24");
     env.ok(&["run", "-d", "--net", "rosys", "--name", "ro0"]);
+    let ro0 = env.netns_dir().join("ro0");
+    let links_before = links_at(&ro0);
+    assert_eq!(links_before, ["eth0", "lo"]);
+    let before = (tree_of(&env.state_dir()), tree_of(&env.etc_netns_dir));
     let out = env.shell(
         "mount --bind /proc/sys /proc/sys && mount -o remount,bind,ro /proc/sys || exit 99
          \"$BIN\" network connect rosys2 ro0 2>&1; echo \"rc=$?\"
@@ -4137,8 +4169,12 @@ fn a_read_only_proc_sys_is_named_and_the_attach_leaves_nothing() {
         "{said}"
     );
     assert_eq!(lines[3], "rc=125");
-    // Nothing left: ro0 alone, on its one network; the next attach gets
-    // the address the refused `run` gave back.
+    // Nothing left: the link the refused connect made in ro0 deleted (its
+    // disable_ipv6 is set after the create), the store and the views file
+    // for file as before, ro0 alone, on its one network; the next attach
+    // gets the address the refused `run` gave back.
+    assert_eq!(links_at(&ro0), links_before);
+    unchanged_since(&env, before);
     assert_eq!(env.containers(), ["ro0"]);
     env.assert_listed(["ro0", "rosys", "192.168.73.2/24"]);
     env.ok(&["run", "-d", "--net", "rosys", "--name", "ro3"]);

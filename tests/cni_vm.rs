@@ -177,6 +177,7 @@ impl Cni {
     fn records(&self, network: &str) -> (Vec<String>, Vec<(String, String)>) {
         let store = StateDir::open(&self.state).unwrap();
         let Some(record) = store.network_named(network).unwrap() else {
+            common::assert_no_network_directory_without_its_record(&self.state);
             return (Vec::new(), Vec::new());
         };
         let endpoints = store

@@ -38,10 +38,39 @@ impl Scratch {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("bin")).unwrap();
         std::fs::create_dir_all(dir.join("path")).unwrap();
-        // The script empties the kernel log before each binary; in the guest
-        // that is its own log, here it would be the host's.
-        executable(&dir.join("path/dmesg"), "exit 0");
+        // The script reads the kernel log; in the guest that is its own
+        // log, here it would be the host's: a file of the scratch's stands in.
+        executable(
+            &dir.join("path/dmesg"),
+            &format!(
+                "cat '{}' 2>/dev/null\nexit 0",
+                dir.join("kernel.log").display()
+            ),
+        );
         Scratch(dir)
+    }
+
+    /// A line in the stand-in kernel log, as the kernel would add it.
+    fn kernel_logs(&self, line: &str) {
+        use std::io::Write;
+        let mut log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.0.join("kernel.log"))
+            .unwrap();
+        writeln!(log, "{line}").unwrap();
+    }
+
+    /// A fake test binary whose one test passes while the kernel logs `line`.
+    fn binary_during_which_the_kernel_logs(&self, name: &str, line: &str) {
+        executable(
+            &self.0.join("bin").join(name),
+            &format!(
+                "echo '{line}' >> '{}'\necho 'running 1 test'\necho '{}'",
+                self.0.join("kernel.log").display(),
+                result_line(1, 0, 0)
+            ),
+        );
     }
 
     /// A fake test binary printing `output` and exiting with `status`; it
@@ -214,6 +243,44 @@ fn a_binary_that_reports_no_result_is_a_failure() {
     scratch.binary("a", &format!("running 1 test\n{}", result_line(1, 0, 0)), 0);
     scratch.binary("b", "hello", 0);
     scratch.run(&[]).assert_fails("b printed no libtest result");
+}
+
+/// A kernel warning during the run fails it, though every test passed:
+/// the kernel carries on after a WARN, and the state read back may look
+/// right. Each kind the kernel prints when something went wrong inside it.
+#[test]
+fn a_kernel_warning_or_oops_while_the_tests_run_fails_the_run() {
+    for line in [
+        "[  12.3] ------------[ cut here ]------------",
+        "[  12.3] BUG: sleeping function called from invalid context at mm/slab.h:1",
+        "[  12.3] kernel BUG at net/core/dev.c:1!",
+        "[  12.3] Oops: 0000 [#1] PREEMPT SMP NOPTI",
+        "[  12.3] general protection fault, probably for non-canonical address",
+    ] {
+        let scratch = Scratch::new("warn");
+        scratch.kernel_logs("[   0.1] Linux version 6.1.0");
+        scratch.binary("a", &format!("running 1 test\n{}", result_line(1, 0, 0)), 0);
+        scratch.binary_during_which_the_kernel_logs("b", line);
+        let run = scratch.run(&[]);
+        run.assert_fails("the kernel logged a warning, BUG or oops while the tests ran");
+        assert!(
+            run.text.contains(line),
+            "the line itself is shown:\n{}",
+            run.text
+        );
+    }
+}
+
+/// What the kernel logged before the run (the boot) is not the tests'
+/// doing, and an ordinary line during it is no trouble.
+#[test]
+fn only_trouble_logged_while_the_tests_run_counts() {
+    let scratch = Scratch::new("boot-warn");
+    scratch.kernel_logs("[   0.1] ------------[ cut here ]------------");
+    scratch.binary_during_which_the_kernel_logs("a", "[  12.3] eth0: renamed from tmp");
+    let run = scratch.run(&[]);
+    assert_eq!(run.status, Some(0), "{}", run.text);
+    assert_eq!(run.summary(), Some("1 passed, 0 failed"), "{}", run.text);
 }
 
 /// Without root, each test that needs it fails with the same one line.

@@ -219,6 +219,31 @@ pub fn address_files(root: &Path) -> Vec<(IpAddr, String)> {
 
 /// Panics unless every state file under `root` (temporaries aside) is
 /// complete and well formed.
+/// Every network's directory of endpoints and of addresses in the store
+/// at `state` belongs to a network that has a record: where a test finds
+/// no record by a name and reads "nothing left" from that, what a network
+/// gone from the records left behind would go unseen.
+pub fn assert_no_network_directory_without_its_record(state: &Path) {
+    let networks = state.join("networks");
+    for kind in ["endpoints", "ipam"] {
+        let Ok(entries) = fs::read_dir(state.join(kind)) else {
+            continue;
+        };
+        for entry in entries {
+            let entry = entry.unwrap();
+            if !entry.file_type().unwrap().is_dir() {
+                continue;
+            }
+            let id = entry.file_name().to_string_lossy().into_owned();
+            assert!(
+                present(&networks.join(format!("{id}.json"))),
+                "{kind}/{id} is left in the store without its network's record: {:?}",
+                all_files(&entry.path())
+            );
+        }
+    }
+}
+
 pub fn check_every_file_parses(root: &Path) {
     for path in all_files(root) {
         let name = path.file_name().unwrap().to_str().unwrap().to_string();

@@ -12,7 +12,9 @@
 # failed test: a binary that crashes, cannot start or exits non-zero without
 # a failed test; one that prints no libtest result; one that runs no test when
 # no argument could have filtered its tests out. No binary at all, or no test
-# run by any binary (a filter that matches nothing), fails the run.
+# run by any binary (a filter that matches nothing), fails the run; so does a
+# kernel warning, BUG or oops logged while the binaries ran (the kernel carries
+# on after a WARN, and a test reading back its state may still pass).
 
 # Each binary starts from a pristine guest (see isolate.sh).
 isolate=${0%/*}/isolate.sh
@@ -38,6 +40,12 @@ done
 
 work=$(mktemp -d) || exit 1
 trap 'rm -rf "$work"' EXIT
+
+# What the kernel logs when something went wrong inside it: a WARN or BUG
+# (both open with "cut here"), a BUG: report without one (sleeping in atomic
+# context, a bad page), an oops, a general protection fault.
+kernel_trouble='-\[ cut here \]-|BUG: |kernel BUG at|Oops|general protection fault'
+dmesg 2>/dev/null | wc -l > "$work/run.log-start"
 
 binaries=0
 passed=0
@@ -125,6 +133,12 @@ if [ -e "$bin_dir/$alone" ]; then
     echo "ipvlan-vm: running $alone (alone)"
     run_binary "$bin_dir/$alone" show "$@"
     count_binary "$alone"
+fi
+start=$(cat "$work/run.log-start" 2>/dev/null || echo 0)
+if dmesg 2>/dev/null | tail -n +$((start + 1)) | grep -E -q -e "$kernel_trouble"; then
+    echo "ipvlan-vm: the kernel logged a warning, BUG or oops while the tests ran: counted as 1 failed"
+    dmesg 2>/dev/null | tail -n +$((start + 1)) | grep -E -A 30 -e "$kernel_trouble" | head -n 120
+    failed=$((failed + 1))
 fi
 if [ "$binaries" -eq 0 ]; then
     echo "ipvlan-vm: no test binary in $bin_dir: counted as 1 failed"

@@ -379,7 +379,13 @@ fn walkthrough() {
     assert!(ping_eventually("d2", "2001:db8:abc9::22"));
 
     step(9, "dual stack L3 on the host's parent");
+    // Its `sleep 1000` ends with it: a namespace a process kept alive
+    // after its name went would hold its link where no listing looks.
+    let ipv1 = vm_support::namespace_inode(&config.netns_dir.join("ipv1"));
+    assert!(!vm_support::processes_in_namespace(ipv1).is_empty());
     rm(&manager, "ipv1");
+    let left = vm_support::left_in_namespace(ipv1, 50);
+    assert!(left.is_empty(), "left running in ipv1: {left:?}");
     manager.remove_network("db_net_ipv").unwrap();
     manager
         .create_network(&net(
@@ -538,9 +544,25 @@ fn walkthrough() {
         "{second:?}"
     );
 
-    // Clean up everything: containers, then networks; no link remains.
-    for c in manager.containers().unwrap() {
+    // Clean up everything: containers, then networks; no link remains,
+    // nor a process in any container's namespace.
+    let containers = manager.containers().unwrap();
+    let namespaces: Vec<(String, u64)> = containers
+        .iter()
+        .map(|c| {
+            let path = config.netns_dir.join(&c.name);
+            (c.name.clone(), vm_support::namespace_inode(&path))
+        })
+        .collect();
+    for c in &containers {
         rm(&manager, &c.name);
+    }
+    for (name, inode) in namespaces {
+        let left = vm_support::left_in_namespace(inode, 50);
+        assert!(
+            left.is_empty(),
+            "left running in container {name}: {left:?}"
+        );
     }
     for n in manager.networks().unwrap() {
         manager.remove_network(&n.name).unwrap();

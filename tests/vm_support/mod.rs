@@ -304,6 +304,39 @@ pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     panic!("timed out waiting for {what}");
 }
 
+/// The pids of the processes whose network namespace is nsfs inode
+/// `inode`.
+pub fn processes_in_namespace(inode: u64) -> Vec<String> {
+    let wanted = format!("net:[{inode}]");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|pid| pid.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/ns/net"))
+                .is_ok_and(|link| link.as_os_str() == wanted.as_str())
+        })
+        .collect()
+}
+
+/// The nsfs inode of the namespace bound at `path`.
+pub fn namespace_inode(path: &std::path::Path) -> u64 {
+    std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(path).unwrap())
+}
+
+/// [`processes_in_namespace`] once it is empty, or after `rounds` looks
+/// 20 ms apart: killed processes take a moment to exit.
+pub fn left_in_namespace(inode: u64, rounds: usize) -> Vec<String> {
+    for _ in 0..rounds {
+        if processes_in_namespace(inode).is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    processes_in_namespace(inode)
+}
+
 /// Every ipvlan link in every namespace under /run/netns plus the host.
 pub fn all_ipvlan_links() -> Vec<String> {
     let mut found = Vec::new();

@@ -253,6 +253,14 @@ impl Netns {
         &self.label
     }
 
+    /// The same namespace, named `label` in messages: an anonymous one
+    /// about to be bound at a path is best called by that path in what
+    /// goes wrong meanwhile, not "(anonymous)".
+    pub fn labelled(mut self, label: impl Into<String>) -> Netns {
+        self.label = label.into();
+        self
+    }
+
     /// The namespace descriptor.
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()

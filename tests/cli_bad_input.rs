@@ -375,6 +375,11 @@ const CASES: &[Case] = &[
     case(&["frob\u{202e}nicate"], 2, "ipvlan: 'frob\\u{202e}nicate' is not an ipvlan command\nSee 'ipvlan --help'.\n"),
     // The state directory and the other paths from the environment.
     case(&["--state-dir=", "network", "ls"], 1, "ipvlan: invalid value \"\" for --state-dir: empty; give a directory or leave the flag out\n").bare(),
+    // Refused global options before `run` and `exec` exit as theirs do,
+    // never with a status their command could have (1, 2).
+    case(&["--state-dir=", "run", "--net=n1", "false"], 125, "ipvlan: invalid value \"\" for --state-dir: empty; give a directory or leave the flag out\n").bare(),
+    case(&["--state-dir", "/x", "--bogus", "exec", "c1", "true"], 125, "ipvlan: unknown flag: --bogus\nSee 'ipvlan --help'.\n").bare(),
+    case(&["--bogus", "network", "ls"], 2, "ipvlan: unknown flag: --bogus\nSee 'ipvlan --help'.\n").bare(),
     case(&["network", "ls"], 1, "ipvlan: IPVLAN_STATE_DIR is set but empty: unset it for /var/lib/ipvlan, or name a directory\n").bare().env(&[("IPVLAN_STATE_DIR", "")]),
     case(&["network", "ls"], 0, "").stdout("NETWORK ID   NAME      DRIVER    SCOPE\n").env(&[("IPVLAN_STATE_DIR", "")]),
     case(&["network", "ls"], 1, "ipvlan: IPVLAN_NETNS_DIR is set but empty: unset it for /run/netns, or name a directory\n").env(&[("IPVLAN_NETNS_DIR", "")]),

@@ -238,7 +238,7 @@ fn a_signal_the_command_sends_its_parent_is_not_passed_back_to_it() {
         "\"$BIN\" exec c1 sh -c 'kill -USR1 $PPID; kill -TERM $PPID; sleep 0.5; exit 5'; echo \"rc=$?\"\n\
          \"$BIN\" exec c1 sh -c 'sleep 5 & s=$!; trap \"kill $s; exit 7\" USR1; : > \"$0\"; wait $s; exit 5' \"$T/ready\" &\n\
          exec=$!\n\
-         while [ ! -e \"$T/ready\" ]; do sleep 0.05; done\n\
+         while [ ! -e \"$T/ready\" ]; do kill -0 $exec || break; sleep 0.05; done\n\
          kill -USR1 $exec; wait $exec; echo \"rc=$?\"",
         &scratch,
     );
@@ -833,11 +833,12 @@ fn a_run_waiting_for_the_lock_is_ended_by_a_signal_at_once() {
     let output = isolated(
         "mkdir -p \"$IPVLAN_STATE_DIR\"\n\
          \"$BIN\" network ls > /dev/null\n\
-         flock \"$IPVLAN_STATE_DIR/lock\" sh -c 'i=0; while [ ! -e \"$0\" ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done' \"$T/release\" &\n\
+         flock \"$IPVLAN_STATE_DIR/lock\" sh -c ': > \"$1\"; i=0; while [ ! -e \"$0\" ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done' \"$T/release\" \"$T/held\" &\n\
          holder=$!\n\
+         until [ -e \"$T/held\" ]; do sleep 0.05; done\n\
          \"$BIN\" run --net=n1 --name=w1 true &\n\
          run=$!\n\
-         until grep -q '^73 ' /proc/$run/syscall 2>/dev/null; do sleep 0.05; done\n\
+         until grep -q '^73 ' /proc/$run/syscall 2>/dev/null; do kill -0 $run || break; sleep 0.05; done\n\
          kill -TERM $run\n\
          wait $run; echo \"rc=$?\"\n\
          kill -0 $holder && echo holder=waiting\n\

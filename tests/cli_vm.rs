@@ -4142,6 +4142,16 @@ fn a_read_only_proc_sys_is_named_and_the_attach_leaves_nothing() {
         lines[2].starts_with("ipvlan: run: ") && lines[2].ends_with(cause),
         "{said}"
     );
+    // The container's namespace by the path it was about to be bound at,
+    // not "(anonymous)".
+    let ro2 = env.netns_dir().join("ro2");
+    assert!(
+        lines[2].contains(&format!(
+            "setting disable_ipv6 on eth0 in {}:",
+            ro2.display()
+        )),
+        "{said}"
+    );
     assert_eq!(lines[3], "rc=125");
     // Nothing left: the link the refused connect made in ro0 deleted (its
     // disable_ipv6 is set after the create), the store and the views file
@@ -4589,4 +4599,36 @@ fn a_gateway_that_is_the_hosts_own_address_is_warned_of() {
     assert_eq!(create("hg3", &["-o", "ipvlan_mode=l3"]), "");
     env.ok(&["network", "rm", "hg3"]);
     assert!(vm_support::ip_ok(&["link", "del", "kg1"]));
+}
+
+/// A parent ipvlan did not make (an admin's dummy), gone since the network
+/// was created: an attach says so, and does not send the user to
+/// `restore`, which only reports such a parent missing. Before, the
+/// message said "run `ipvlan restore` to re-create parents we own".
+#[test]
+fn a_missing_parent_we_did_not_make_is_not_sent_to_restore() {
+    let mut env = Env::new("theirparent");
+    assert!(vm_support::ip_ok(&["link", "add", "tp0", "type", "dummy"]));
+    assert!(vm_support::ip_ok(&["link", "set", "tp0", "up"]));
+    env.ok(&create_on("parent=tp0", "tpn", "192.168.93.0/24"));
+    env.networks.push("tpn".to_string());
+    assert!(vm_support::ip_ok(&["link", "del", "tp0"]));
+    let output = env.run(&["run", "-d", "--net", "tpn", "--name", "tp1"]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(125), "{stderr}");
+    assert!(
+        stderr.contains(
+            "parent interface tp0 of network tpn does not exist; ipvlan did not make it (it was there when the network was created)"
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("restore"), "{stderr}");
+    assert!(env.containers().is_empty());
+    // `restore` indeed leaves it missing.
+    let restore = env.run(&["restore"]);
+    assert!(
+        vm_support::link(None, "tp0").is_none(),
+        "{}",
+        text(&restore.stdout)
+    );
 }

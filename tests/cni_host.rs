@@ -2253,3 +2253,30 @@ fn a_missing_temporary_directory_is_named() {
         "1.1.0",
     );
 }
+
+/// A state directory variable set but empty is the environment's fault:
+/// CNI code 4 ("invalid environment variables"), not 7 (the config's),
+/// for an ADD and a DEL alike. Before, it was 7.
+#[test]
+fn an_empty_state_dir_variable_is_code_4() {
+    for command in ["ADD", "DEL"] {
+        let env = set(
+            &add_env(),
+            &[
+                ("CNI_COMMAND", Some(command)),
+                ("IPVLAN_STATE_DIR", Some("")),
+            ],
+        );
+        let answer = plugin(&env, CONF);
+        let value = answer.json();
+        assert_eq!(answer.exit, Some(1), "{command}: {}", answer.stdout);
+        assert_eq!(
+            value.get("code").and_then(Value::as_u64),
+            Some(4),
+            "{command}: {}",
+            answer.stdout
+        );
+        let msg = value.get("msg").and_then(Value::as_str).unwrap_or("");
+        assert!(msg.contains("IPVLAN_STATE_DIR"), "{command}: {msg}");
+    }
+}

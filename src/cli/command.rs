@@ -204,6 +204,28 @@ pub fn parse<A: AsRef<OsStr>>(argv: &[A]) -> Result<Invocation, ParseError> {
     Ok(Invocation { state_dir, command })
 }
 
+/// The command a command line names, found without parsing its global
+/// options (the first word that is neither one of them nor a value of
+/// one): so that a refused global option of `run` or `exec` exits as
+/// theirs do (125), never with a status their command could have.
+pub fn named_command<A: AsRef<OsStr>>(argv: &[A]) -> Option<Topic> {
+    let mut words = argv.iter().map(|a| a.as_ref().to_string_lossy());
+    while let Some(word) = words.next() {
+        if let Some(long) = word.strip_prefix("--") {
+            let takes_value = Topic::Root
+                .flags()
+                .iter()
+                .any(|flag| flag.long == long && flag.value.is_some());
+            if takes_value {
+                words.next();
+            }
+        } else if !word.starts_with('-') || word == "-" {
+            return lookup(ROOT_COMMANDS, &word);
+        }
+    }
+    None
+}
+
 fn lookup(table: &[(&str, &[&str], Topic)], word: &str) -> Option<Topic> {
     table
         .iter()

@@ -80,7 +80,11 @@ fn parse_or_report<A: AsRef<std::ffi::OsStr>>(argv: &[A]) -> Result<command::Inv
     command::parse(argv).map_err(|error| {
         let failure = Failure::from(error);
         eprintln!("{failure}");
-        failure.exit_code()
+        // A global option refused before `run` or `exec`: their 125.
+        match command::named_command(argv) {
+            Some(topic) if topic.runs_a_command() => failure.exit_code_for(topic),
+            _ => failure.exit_code(),
+        }
     })
 }
 

@@ -16,7 +16,7 @@ use super::error::{CniError, ErrorCode};
 use super::result::{CniResult, Interface, IpConfig};
 use crate::driver::{
     CniAddError, CniAddresses, CniAttach, CniDelegated, CniLease, CniNetwork, Config, Delegate,
-    Error, IpvlanFlag, IpvlanMode, Manager, ResultRoute,
+    Error, ErrorKind, IpvlanFlag, IpvlanMode, Manager, ResultRoute,
 };
 
 /// Set by the plugin's `main`: the process exits once the request is
@@ -56,7 +56,12 @@ fn manager(env: &Env) -> Result<Held, CniError> {
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.clone())
     })
-    .map_err(|e| CniError::config(e.to_string()))?;
+    .map_err(|e| match e.kind() {
+        // IPVLAN_STATE_DIR and the like: the environment's fault (code 4),
+        // not the config's; reading the current directory failed (5).
+        ErrorKind::InvalidValue => CniError::env(e.to_string()),
+        _ => CniError::new(ErrorCode::IoFailure, e.to_string()),
+    })?;
     Manager::open(config)
         .map(|mut m| {
             if EXIT_FOLLOWS.load(Ordering::Relaxed) {
@@ -75,11 +80,14 @@ fn runtime(error: Error) -> CniError {
 
 /// A failed ADD in the driver: code 7 when the config is at fault, 11
 /// ("try again later") when the kernel refused the address our IPAM
-/// chose as another ipvlan link's (the retry is given the next), else 999.
+/// chose as another ipvlan link's (the retry is given the next) or others
+/// kept changing what the ADD needed ([`Error::try_again`]), else 999.
 fn add_error(error: CniAddError) -> CniError {
     match error {
         CniAddError::Config(error) => CniError::config(error.to_string()),
-        CniAddError::Failed(error) if error.is_address_held_on_port() => {
+        CniAddError::Failed(error)
+            if error.is_address_held_on_port() || error.errno() == Some(libc::EAGAIN) =>
+        {
             CniError::new(ErrorCode::TryAgainLater, error.to_string())
         }
         CniAddError::Failed(error) | CniAddError::Delegate(error) => runtime(error),
@@ -809,6 +817,19 @@ mod tests {
 
     fn conf(command: Command, text: &str) -> NetConf {
         NetConf::read(&decode(text.as_bytes()).unwrap(), command).unwrap()
+    }
+
+    /// What another try may meet is code 11 to the runtime, which then
+    /// tries again; the same message, with no such errno, is 999.
+    #[test]
+    fn a_failure_to_try_again_is_code_11() {
+        use crate::driver::Error;
+        let message = "network n was created and removed meanwhile, again and again; try again";
+        let again = add_error(CniAddError::Failed(Error::try_again(message)));
+        assert_eq!(again.code, ErrorCode::TryAgainLater);
+        assert_eq!(again.msg, message);
+        let failed = add_error(CniAddError::Failed(Error::failed(message)));
+        assert_eq!(failed.code, ErrorCode::Internal);
     }
 
     #[test]

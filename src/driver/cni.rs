@@ -356,6 +356,15 @@ pub(crate) fn drop_idle_parents(
     }
 }
 
+/// A config's `master` missing from the host (and `base`, the link a
+/// `NAME.VLANID` master would be made on, where ADD would make it).
+fn master_missing(master: &str, base: Option<String>) -> Error {
+    Error::not_found(match base {
+        Some(base) => format!("master {master} does not exist, nor {base} to make it on"),
+        None => format!("master {master} does not exist"),
+    })
+}
+
 /// A failure of [`Manager::cni_network`]: the config's fault (code 7) when
 /// the network cannot take it, else a runtime failure.
 fn network_error(error: Error) -> CniAddError {
@@ -547,7 +556,19 @@ impl Manager {
         }
         let ipv6 = req.ipv6 || req.subnets.iter().any(|s| s.addr().is_ipv6());
         let host = Handle::new()?;
-        let plan = super::networks::plan_parent(&host, &opts, ipv6, "", &mut Vec::new())?;
+        let plan = super::networks::plan_parent(&host, &opts, ipv6, "", &mut Vec::new()).map_err(
+            |error| match error.kind() {
+                // In the config's words, as STATUS says it: `master`, not
+                // the CLI's `-o parent`.
+                ErrorKind::NotFound => master_missing(
+                    master,
+                    super::options::parse_vlan_parent(master)
+                        .ok()
+                        .map(|(base, _)| base),
+                ),
+                _ => error,
+            },
+        )?;
         super::parent::check_shared(&host, &self.config.netns_dir, &plan, &opts, &staying)?;
         if let parent::ParentPlan::Existing(link) = &plan {
             super::networks::reserve_host_addresses(&host, link, &mut specs)?;
@@ -639,7 +660,7 @@ impl Manager {
                 Err(error) => return Err(error),
             }
         }
-        Err(Error::failed(format!(
+        Err(Error::try_again(format!(
             "network {} was created and removed meanwhile, again and again; try again",
             net.name
         )))
@@ -1311,12 +1332,7 @@ impl Manager {
                         None => false,
                     };
                     if !base_there {
-                        return Err(Error::not_found(match base {
-                            Some(base) => {
-                                format!("master {master} does not exist, nor {base} to make it on")
-                            }
-                            None => format!("master {master} does not exist"),
-                        }));
+                        return Err(master_missing(master, base));
                     }
                 }
             }
@@ -1681,7 +1697,7 @@ impl Manager {
                 .map(|a| (*a, network.gateway_for(a.addr())))
                 .collect());
         }
-        Err(Error::failed(format!(
+        Err(Error::try_again(format!(
             "network {} was created and removed meanwhile, again and again; try again",
             net.name
         ))

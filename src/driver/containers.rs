@@ -159,6 +159,8 @@ impl Manager {
         };
         let (ns, visit) = netns::create_anonymous_staying()
             .map_err(|e| container(Error::io(format_args!("creating namespace {name}"), &e)))?;
+        // Every message about it by the path it is about to be bound at.
+        let ns = ns.labelled(self.config.netns_dir.join(&name).display().to_string());
         let inside = OpenNetns::with_handle_inside(ns, &visit).map_err(container)?;
         let mut record = ContainerRecord {
             name: name.clone(),

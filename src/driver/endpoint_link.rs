@@ -524,7 +524,9 @@ fn random_indexes(count: usize) -> Result<Vec<u32>, crate::netlink::Error> {
     let mut bytes = [0u8; 256];
     while indexes.len() < count {
         let want = (count - indexes.len()).min(64);
-        super::random_bytes(&mut bytes[..want * 4])?;
+        super::random_bytes(&mut bytes[..want * 4]).map_err(|e| {
+            crate::netlink::Error::from(e).op("choosing an ifindex: reading random bytes")
+        })?;
         indexes.extend(
             bytes[..want * 4]
                 .chunks_exact(4)

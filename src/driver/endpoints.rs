@@ -1695,8 +1695,16 @@ fn parent_link(host: &Handle, network: &NetworkRecord) -> Result<Link, Error> {
         )));
     }
     host.link_by_name(&network.parent)?.ok_or_else(|| {
+        // Ours missing is made again by the caller (and by `restore`);
+        // one we did not make, `restore` only reports.
+        let remedy = match network.parent_origin {
+            crate::store::ParentOrigin::Existing => {
+                "ipvlan did not make it (it was there when the network was created): make it again as it was made (ip link add, the host's network configuration), or remove the network"
+            }
+            _ => "`ipvlan restore` makes it again",
+        };
         Error::not_found(format!(
-            "parent interface {} of network {} does not exist; run `ipvlan restore` to re-create parents we own",
+            "parent interface {} of network {} does not exist; {remedy}",
             network.parent, network.name
         ))
     })

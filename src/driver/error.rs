@@ -154,6 +154,15 @@ impl Error {
         Error::new(ErrorKind::OperationFailed, message)
     }
 
+    /// A failure that another try may not meet (others' commands kept
+    /// changing what this one needed): `EAGAIN`, which a CNI runtime is
+    /// told as code 11, "try again later".
+    pub fn try_again(message: impl Into<String>) -> Error {
+        let mut error = Error::failed(message);
+        error.0.errno = Some(libc::EAGAIN);
+        error
+    }
+
     /// A failed system call or kernel request, keeping its errno; EPERM and
     /// EACCES become [`ErrorKind::PermissionDenied`].
     pub fn os(message: impl Into<String>, errno: i32) -> Error {

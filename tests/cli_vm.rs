@@ -4632,3 +4632,41 @@ fn a_missing_parent_we_did_not_make_is_not_sent_to_restore() {
         text(&restore.stdout)
     );
 }
+
+/// A `run` that fails, and whose undoing fails too (here its view's
+/// removal, forced), says what it left and that `restore` finishes it;
+/// `restore` then does. Before, the undo's failure was dropped: the
+/// record stayed `creating`, and `ps` and the next `run --name` of it
+/// called it an interrupted run, with nothing said of why.
+#[test]
+fn a_run_whose_undoing_fails_says_what_it_left_for_restore() {
+    let mut env = Env::new("undofail");
+    env.network("undofail", "192.168.61.0/24");
+    // Its attach refused (a read-only /proc/sys), then its undoing.
+    let out = env.shell(
+        "mount --bind /proc/sys /proc/sys && mount -o remount,bind,ro /proc/sys || exit 99
+         IPVLAN_FAULT_FORCE='container: view removal refused' \
+           \"$BIN\" run -d --net undofail --name uf1 2>&1; echo \"rc=$?\"",
+    );
+    let said = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{said}{}", text(&out.stderr));
+    assert!(said.ends_with("\nrc=125\n"), "{said}");
+    assert!(
+        said.contains("/proc/sys is read-only here"),
+        "the run's own failure first: {said}"
+    );
+    assert!(
+        said.contains(
+            "; container uf1 was not taken down whole (removing the view of container uf1: Input/output error (os error 5)): `ipvlan restore` finishes it"
+        ),
+        "{said}"
+    );
+    // Left as said: its record, for restore.
+    assert_eq!(env.containers(), ["uf1"]);
+    env.ok(&["restore"]);
+    assert!(env.containers().is_empty());
+    assert!(!env.netns_dir().join("uf1").exists());
+    assert!(!env.etc_netns_dir.join("uf1").exists());
+    env.ok(&["run", "-d", "--net", "undofail", "--name", "uf1"]);
+    env.assert_listed(["uf1", "undofail", "192.168.61.2/24"]);
+}

@@ -866,7 +866,15 @@ impl Walked {
         let after = format!("{} killed at hit {n} ({})", self.label, self.hits[n - 1]);
         lab.restore();
         let (listed, networks) = agree(lab, "wn", Depth::Quick, &after);
-        if (self.done)(&listed, &networks) {
+        let done = (self.done)(&listed, &networks);
+        // From its commit's log entry on, what the command did is durable
+        // and stands: restore finishes it, never undoes it.
+        let committed = hit_of(&self.hits, "store: after log entry", -1);
+        assert!(
+            done || n < committed,
+            "{after}: undone by restore, though killed after its commit (hit {committed})"
+        );
+        if done {
             self.kept += 1;
         } else {
             self.undone += 1;
@@ -1138,6 +1146,7 @@ fn restore_gives_a_container_on_two_networks_both_names() {
         lab.ok(&connect);
         lab.ok(&disconnect);
         let hits = lab.hits(&connect);
+        let committed = hit_of(&hits, "store: after log entry", -1);
         lab.ok(&disconnect);
         for n in 1..=hits.len() {
             let passed = lab.kill_at(&connect, n);
@@ -1153,6 +1162,12 @@ fn restore_gives_a_container_on_two_networks_both_names() {
                 .copied()
                 .filter(|name| listed[*name].contains("vb"))
                 .collect();
+            // Killed after its commit, the connect stands whole (so the
+            // views below are checked at those kills at least).
+            assert!(
+                n < committed || on_both == given,
+                "{after}: the connect was committed (hit {committed}), but {on_both:?} are on both"
+            );
             for name in &on_both {
                 let view = Path::new(ETC_NETNS_DIR).join(name).join("hosts");
                 let seen = fs::read_to_string(&view).unwrap_or_default();
@@ -1204,6 +1219,10 @@ fn a_killed_batch_is_undone_or_kept_whole() {
     lab.ok(&disconnect);
     let connect_hits = lab.hits(&connect);
     let disconnect_hits = lab.hits(&disconnect);
+    // From these hits on, each command's commit is durable: restore keeps
+    // what it did, never undoes it.
+    let connect_committed = hit_of(&connect_hits, "store: after log entry", -1);
+    let disconnect_committed = hit_of(&disconnect_hits, "store: after log entry", -1);
     agree(
         &lab,
         "bm",
@@ -1230,6 +1249,10 @@ fn a_killed_batch_is_undone_or_kept_whole() {
             lab.restore();
             let (listed, _) = agree(&lab, "bm", Depth::Quick, &after);
             let attached = on_bn(&listed);
+            assert!(
+                n < connect_committed || attached.len() == members.len(),
+                "{after}: committed at hit {connect_committed}, yet restore kept only {attached:?}"
+            );
             if attached.len() == members.len() {
                 kept += 1;
             } else {
@@ -1291,6 +1314,10 @@ fn a_killed_batch_is_undone_or_kept_whole() {
             lab.restore();
             let (listed, _) = agree(&lab, "bm", Depth::Quick, &after);
             let still: Vec<&str> = on_bn(&listed);
+            assert!(
+                n < disconnect_committed || still.is_empty(),
+                "{after}: committed at hit {disconnect_committed}, yet {still:?} stayed attached"
+            );
             if !still.is_empty() {
                 lab.ok(&args(&format!("network disconnect bn {}", still.join(" "))));
             }

@@ -214,16 +214,31 @@ impl Manager {
                     netns_inode_time: record.netns_inode_time,
                 })
             }
-            Err(error) => {
-                // Best effort: what this cannot undo, the record (still
-                // `creating`) leaves to `restore`.
-                if let Ok(host) = Handle::new() {
-                    let _ = self.dismantle_container(&host, &state, &networks, &record);
-                }
+            Err((step, error)) => {
+                // What this cannot undo, the record (still `creating`)
+                // leaves to `restore`, and the error says so: else the
+                // next `run --name` of it, and `ps`, would call it an
+                // interrupted run, with nothing said of why.
+                let undone = Handle::new()
+                    .map_err(Error::from)
+                    .and_then(|host| self.dismantle_container(&host, &state, &networks, &record));
                 for (network, found) in &cursors {
                     let _ = state.put_cursors(network, found);
                 }
-                Err(error)
+                let left = match undone {
+                    Ok(dismantled) if dismantled.notes.is_empty() => None,
+                    Ok(dismantled) => Some(dismantled.notes.join("; ")),
+                    Err(undo) => Some(undo.to_string()),
+                };
+                Err(match left {
+                    None => (step, error),
+                    Some(left) => (
+                        step,
+                        error.and_left(format_args!(
+                            "container {name} was not taken down whole ({left}): `ipvlan restore` finishes it"
+                        )),
+                    ),
+                })
             }
         }
     }
@@ -433,6 +448,9 @@ impl Manager {
             }
             ContainerNetns::Missing => {}
         }
+        // Test builds: the view's removal refused (a read-only `/etc`).
+        crate::fault::io_refused("container: view removal refused")
+            .map_err(|e| Error::io(format_args!("removing the view of container {name}"), &e))?;
         hosts::unlink(&self.config.etc_netns_dir, name, state.root())?;
         let _ = fs::remove_file(self.log_path(name));
         state.remove_container(name)?;

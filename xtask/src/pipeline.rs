@@ -86,24 +86,14 @@ pub fn test(kernel: Series) -> Result {
         crate::layers::run(&[])?;
     }
     timings.record("lint", lint_start.elapsed());
-    // Cheap (one release build) and early: a binary grown past its limit
-    // should stop CI before minutes of tests.
-    banner("size");
-    timings.time("size", size)?;
-    banner("host tests");
-    let (host_passed, host_failed) = timings.time("host tests", || {
-        cargo_test_counting(cargo().args(["test", "--workspace"]))
-    })?;
     // The other series' VM suite runs beside the steps below, in a process
-    // of its own: one guest keeps about 1.2 of the 2 cores CI has busy, so
-    // the two suites together take some 560 s where one after the other
-    // took some 600 s, and the Podman and power-cut boots fit in the rest.
-    // It starts before the fuzzing, which runs for a fixed time on one
-    // core: the suite beside, the longer of the two chains (some 720 s
-    // against the 6.1 suite's 560 s and the boots after it), gains that
-    // time, and the fuzzing loses none. Its kernel and the guest's
-    // programs are made here first, so that the two runs neither download
-    // nor build at once.
+    // of its own: one guest keeps about 1.2 of the 2 cores CI has busy, and
+    // the host tests and the fuzzing (a fixed minute on one core) leave
+    // some of them idle. It is the longer of the two chains (its suite
+    // took 720-820 s, against the 6.1 suite and the boots after it), so it
+    // starts as early as it can: once the lints passed and its kernel and
+    // the guest's programs are made (first, so that the two runs neither
+    // download nor build at once, the fuzzer's build with them).
     let other = other_series(kernel);
     banner(&format!(
         "VM tests (kernel {}): started beside the steps below",
@@ -123,6 +113,14 @@ pub fn test(kernel: Series) -> Result {
     })?;
     let beside_start = Instant::now();
     let beside = Beside::start(other, &cache)?;
+    // Cheap (one release build) and early: a binary grown past its limit
+    // should stop CI before minutes of tests.
+    banner("size");
+    timings.time("size", size)?;
+    banner("host tests");
+    let (host_passed, host_failed) = timings.time("host tests", || {
+        cargo_test_counting(cargo().args(["test", "--workspace"]))
+    })?;
     banner("fuzz");
     timings.time("fuzz", || {
         run_fuzzer(&["--total-secs".to_string(), CI_FUZZ_TOTAL_SECS.to_string()])

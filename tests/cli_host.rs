@@ -835,7 +835,7 @@ fn a_run_waiting_for_the_lock_is_ended_by_a_signal_at_once() {
          \"$BIN\" network ls > /dev/null\n\
          flock \"$IPVLAN_STATE_DIR/lock\" sh -c ': > \"$1\"; i=0; while [ ! -e \"$0\" ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done' \"$T/release\" \"$T/held\" &\n\
          holder=$!\n\
-         until [ -e \"$T/held\" ]; do sleep 0.05; done\n\
+         until [ -e \"$T/held\" ]; do kill -0 $holder || break; sleep 0.05; done\n\
          \"$BIN\" run --net=n1 --name=w1 true &\n\
          run=$!\n\
          until grep -q '^73 ' /proc/$run/syscall 2>/dev/null; do kill -0 $run || break; sleep 0.05; done\n\

@@ -225,20 +225,21 @@ impl Manager {
                 for (network, found) in &cursors {
                     let _ = state.put_cursors(network, found);
                 }
-                let left = match undone {
-                    Ok(dismantled) if dismantled.notes.is_empty() => None,
-                    Ok(dismantled) => Some(dismantled.notes.join("; ")),
-                    Err(undo) => Some(undo.to_string()),
+                // Taken down, its record gone, with notes (a process that
+                // outlived the kills, another tool's namespace at the
+                // name): said as they are, as `restore` has nothing left
+                // to finish. Not taken down: its record stays for it.
+                let error = match undone {
+                    Ok(dismantled) if dismantled.notes.is_empty() => error,
+                    Ok(dismantled) => error.and_left(format_args!(
+                        "container {name} was taken down, but: {}",
+                        dismantled.notes.join("; ")
+                    )),
+                    Err(undo) => error.and_left(format_args!(
+                        "container {name} was not taken down whole ({undo}): `ipvlan restore` finishes it"
+                    )),
                 };
-                Err(match left {
-                    None => (step, error),
-                    Some(left) => (
-                        step,
-                        error.and_left(format_args!(
-                            "container {name} was not taken down whole ({left}): `ipvlan restore` finishes it"
-                        )),
-                    ),
-                })
+                Err((step, error))
             }
         }
     }

@@ -3430,20 +3430,7 @@ fn connect_and_disconnect_make_their_final_state_durable_once() {
 /// would, all in one `ip -batch`.
 #[test]
 fn a_batch_longer_than_one_log_entry_is_made_durable_by_one_fdatasync() {
-    let mut env = Env::with_iproute2_dirs("syncs-large");
-    env.network("n1", "10.65.0.0/24");
-    let names: Vec<String> = (1..=70).map(|i| format!("sl{i}")).collect();
-    let each = |verb: &str| -> String {
-        names
-            .iter()
-            .map(|n| format!("netns {verb} {n}\n"))
-            .collect()
-    };
-    ip_batch(&each("add"));
-    // Every directory the batch uses made first (a new one is synced into
-    // its parent when made, a network's first attach only).
-    env.ok(&["network", "connect", "n1", &names[0]]);
-    env.ok(&["network", "disconnect", "n1", &names[0]]);
+    let (env, names) = namespaces_for_a_batch("syncs-large", "10.65.0.0/24", "sl", 70);
     let mut connect = vec!["network", "connect", "n1"];
     connect.extend(names.iter().map(String::as_str));
     assert_eq!(
@@ -3460,7 +3447,91 @@ fn a_batch_longer_than_one_log_entry_is_made_durable_by_one_fdatasync() {
     );
     connect[1] = "disconnect";
     env.ok(&connect);
-    ip_batch(&each("del"));
+    ip_batch(&netns_each("del", &names));
+}
+
+/// An env whose network `n1` is on `subnet`, and `count` namespaces
+/// `PREFIX1`.. made by `ip netns add`, as a harness would, all in one `ip
+/// -batch`. Every directory a batch uses is made first, by an attach and
+/// a detach of the first (a new one is synced into its parent when made,
+/// a network's first attach only).
+fn namespaces_for_a_batch(
+    tag: &str,
+    subnet: &str,
+    prefix: &str,
+    count: usize,
+) -> (Env, Vec<String>) {
+    let mut env = Env::with_iproute2_dirs(tag);
+    env.network("n1", subnet);
+    let names: Vec<String> = (1..=count).map(|i| format!("{prefix}{i}")).collect();
+    ip_batch(&netns_each("add", &names));
+    env.ok(&["network", "connect", "n1", &names[0]]);
+    env.ok(&["network", "disconnect", "n1", &names[0]]);
+    (env, names)
+}
+
+/// `ip -batch` lines that `verb` (add, del) each of `names`.
+fn netns_each(verb: &str, names: &[String]) -> String {
+    names
+        .iter()
+        .map(|n| format!("netns {verb} {n}\n"))
+        .collect()
+}
+
+/// A batch longer than one chunk of creates has each chunk finished (its
+/// names, records and views) on a thread of its own while the kernel
+/// builds the next. When the finishing fails part-way (a view's directory
+/// refused, as a full disk would: the 20th, in the second chunk of 16),
+/// the creates stop and every endpoint goes again, those finished and
+/// those only built: the store and the views file for file as before, no
+/// link left in any target, and the same batch run again attaches all.
+#[test]
+fn a_batch_whose_finishing_fails_part_way_leaves_nothing() {
+    let (env, names) = namespaces_for_a_batch("finishing", "10.66.0.0/24", "fin", 40);
+    let mut connect = vec!["network", "connect", "n1"];
+    connect.extend(names.iter().map(String::as_str));
+    let before = (tree_of(&env.state_dir()), tree_of(&env.etc_netns_dir));
+    let output = env
+        .command(&connect)
+        .env("IPVLAN_FAULT_FORCE", "etc netns: mkdir refused#20")
+        .output()
+        .unwrap();
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    // The forced refusal, not another failure that would stop the batch
+    // before its creates.
+    assert!(
+        stderr.starts_with("ipvlan: network connect n1 fin1 fin2 ")
+            && stderr.contains(
+                " fin40: attaching fin20 to network n1: creating /etc/netns/fin20: I/O error"
+            ),
+        "{stderr}"
+    );
+    unchanged_since(&env, before);
+    for name in &names {
+        assert_eq!(
+            links_at(&env.netns_dir().join(name)),
+            ["lo"],
+            "{name}: {stderr}"
+        );
+    }
+    env.ok(&connect);
+    assert_eq!(
+        field(&env.inspect("n1"), &["Containers"])
+            .as_object()
+            .map(<[_]>::len),
+        Some(names.len())
+    );
+    for name in [&names[0], &names[19], &names[39]] {
+        assert_eq!(links_at(&env.netns_dir().join(name)), ["eth0", "lo"]);
+        assert!(
+            env.etc_netns_dir.join(name).join("hosts").exists(),
+            "{name}"
+        );
+    }
+    connect[1] = "disconnect";
+    env.ok(&connect);
+    ip_batch(&netns_each("del", &names));
 }
 
 /// The state files `ipvlan args` opened for reading, by the directory

@@ -1195,6 +1195,79 @@ fn restore_gives_a_container_on_two_networks_both_names() {
     lab.ok(&args("network rm va"));
 }
 
+/// A batch of two chunks of creates (20 targets: the first 16 finished,
+/// their names, records and views written, on a thread of their own while
+/// the kernel builds the other 4) killed at points spread over the whole
+/// command (every ninth, and every one from its commit's last log entry
+/// on), then `restore`: kernel and state agree and the batch is all or
+/// nothing, as a batch of one chunk (the walk below, at every point).
+#[test]
+fn a_killed_batch_of_two_chunks_is_undone_or_kept_whole() {
+    foreign_things();
+    let lab = Lab::new("batch2");
+    lab.ok(&args("network create --subnet 10.44.0.0/16 pn"));
+    lab.ok(&args("network create --subnet 10.45.0.0/16 pm"));
+    let members: Vec<String> = (1..=20).map(|i| format!("p{i}")).collect();
+    for name in &members {
+        lab.ok(&args(&format!("run -d --net=pm --name={name}")));
+    }
+    let connect = args(&format!("network connect pn {}", members.join(" ")));
+    let disconnect = args(&format!("network disconnect pn {}", members.join(" ")));
+    // Once through, so directories made on first use exist for every run.
+    lab.ok(&connect);
+    lab.ok(&disconnect);
+    let hits = lab.hits(&connect);
+    let committed = hit_of(&hits, "store: after log entry", -1);
+    let on_pn = |listed: &Ps| -> usize {
+        members
+            .iter()
+            .filter(|name| listed[name.as_str()].contains("pn"))
+            .count()
+    };
+    let (mut undone, mut kept) = (0, 0);
+    for n in (1..=hits.len()).filter(|n| n % 9 == 0 || *n >= committed) {
+        let passed = lab.kill_at(&connect, n);
+        let after = format!(
+            "a batch of two chunks killed at hit {n} ({})",
+            passed[n - 1]
+        );
+        lab.restore();
+        let (listed, _) = agree(&lab, "pm", Depth::Quick, &after);
+        let attached = on_pn(&listed);
+        assert!(
+            n < committed || attached == members.len(),
+            "{after}: committed at hit {committed}, yet restore kept {attached} of 20"
+        );
+        if attached == members.len() {
+            kept += 1;
+        } else {
+            assert_eq!(attached, 0, "{after}: a batch is all or nothing");
+            undone += 1;
+            lab.ok(&connect);
+        }
+        lab.ok(&disconnect);
+        let (listed, _) = agree(&lab, "pm", Depth::Quick, &format!("{after}, and again"));
+        assert_eq!(on_pn(&listed), 0, "{after}");
+    }
+    show(&format!(
+        "a batch of two chunks ({} kill points) killed at {}: {kept} kept whole by restore, {undone} undone whole",
+        hits.len(),
+        kept + undone
+    ));
+    assert!(kept > 0 && undone > 0, "{kept} kept, {undone} undone");
+    agree(
+        &lab,
+        "pm",
+        Depth::Deep,
+        "after the walk of a batch of two chunks",
+    );
+    for name in &members {
+        lab.ok(&args(&format!("rm -f {name}")));
+    }
+    lab.ok(&args("network rm pn"));
+    lab.ok(&args("network rm pm"));
+}
+
 /// A batch (`network connect NET c1 c2 c3`, the library's `connect_many`)
 /// killed at every one of its kill points, then `restore`: kernel and
 /// state agree, as after a killed single connect, and the batch is all

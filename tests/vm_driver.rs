@@ -12,11 +12,12 @@ use std::path::Path;
 use ipvlan::driver::{AttachRequest, Config, ErrorKind, Manager, Target};
 use vm_support::*;
 
-/// What a refusal must leave untouched: state files, namespaces, and every
-/// namespace's links and addresses.
+/// What a refusal must leave untouched: state files, the name views under
+/// `/etc/netns`, namespaces, and every namespace's links and addresses.
 #[derive(Debug, PartialEq, Eq)]
 struct World {
     state: BTreeMap<String, String>,
+    views: BTreeMap<String, String>,
     namespaces: Vec<String>,
     kernel: BTreeMap<String, String>,
 }
@@ -55,6 +56,16 @@ fn world(config: &Config) -> World {
             } else if path.is_dir() {
                 out.insert(key, String::new());
                 walk(root, &path, out);
+            } else if key.starts_with("hosts/") {
+                // A removed line is blanked in place (a `#`, then spaces),
+                // not taken out: the names a hosts file holds are what
+                // counts.
+                let text = fs::read_to_string(&path).unwrap_or_default();
+                let lines: Vec<&str> = text
+                    .lines()
+                    .filter(|line| !line.trim().is_empty() && !line.starts_with('#'))
+                    .collect();
+                out.insert(key, lines.join("\n"));
             } else {
                 out.insert(key, fs::read_to_string(&path).unwrap_or_default());
             }
@@ -62,6 +73,8 @@ fn world(config: &Config) -> World {
     }
     let mut state = BTreeMap::new();
     walk(&config.state_dir, &config.state_dir, &mut state);
+    let mut views = BTreeMap::new();
+    walk(&config.etc_netns_dir, &config.etc_netns_dir, &mut views);
     let mut namespaces: Vec<String> = fs::read_dir("/run/netns")
         .map(|d| {
             d.flatten()
@@ -90,6 +103,7 @@ fn world(config: &Config) -> World {
     }
     World {
         state,
+        views,
         namespaces,
         kernel,
     }
@@ -119,6 +133,7 @@ fn diff(before: &World, after: &World) -> String {
     let mut out = String::new();
     for (name, b, a) in [
         ("state", &before.state, &after.state),
+        ("views", &before.views, &after.views),
         ("kernel", &before.kernel, &after.kernel),
     ] {
         for key in b.keys().chain(a.keys()) {
@@ -2795,9 +2810,11 @@ fn a_batch_meets_what_its_listings_hold_as_a_single_connect_does() {
     manager.remove_network("lstb").unwrap();
 }
 
-/// A batch's creates go to the kernel a chunk at a time: when the kernel
-/// refuses a target past the first chunk, the links of the chunks before
-/// it are taken down too, and nothing of the call stays.
+/// A batch's creates go to the kernel a chunk at a time, each chunk
+/// finished while the next is built: when the kernel refuses a target
+/// past the first chunks, the endpoints of the chunks before it (their
+/// links, records, names and views) are taken down too, and nothing of
+/// the call stays.
 #[test]
 fn a_batch_refused_past_its_first_chunk_of_creates_leaves_nothing() {
     topology_up();
@@ -2820,7 +2837,8 @@ fn a_batch_refused_past_its_first_chunk_of_creates_leaves_nothing() {
     // Another tool's link on the same parent holds an address the 67th
     // target is about to be given (the gateway has .1, the targets take
     // the next ones in order): the kernel refuses it to ours, in the
-    // second chunk of 64.
+    // fifth chunk of 16, when the four before it are finished (records,
+    // names, views) or being finished beside the creates.
     ip(&["netns", "add", "chksquat"]);
     ip(&[
         "link", "add", "link", "chk0", "name", "sq0", "netns", "chksquat", "type", "ipvlan",
@@ -2862,7 +2880,7 @@ fn a_batch_refused_past_its_first_chunk_of_creates_leaves_nothing() {
     let (was, is) = (cursor(&mut before), cursor(&mut after));
     assert!(
         after == before,
-        "a batch refused in its second chunk changed something\n{}",
+        "a batch refused in its fifth chunk changed something\n{}",
         diff(&before, &after)
     );
     assert!(
@@ -2870,7 +2888,7 @@ fn a_batch_refused_past_its_first_chunk_of_creates_leaves_nothing() {
         "the cursor went from {was} to {is}"
     );
     // Which target the kernel refused depends on where the allocator's
-    // cursor stood; it is one of the second chunk (targets 64 on).
+    // cursor stood; it is one of the fifth chunk (targets 64 on).
     let refused: usize = err
         .to_string()
         .strip_prefix("attaching k")

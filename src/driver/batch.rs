@@ -3,12 +3,14 @@
 //! hundreds of namespaces (benchmark harnesses, test rigs).
 //!
 //! One lock, one read of the network, one host socket and one lookup of the
-//! parent for the whole batch; the link creates go to the kernel 64 at a
+//! parent for the whole batch; the link creates go to the kernel 16 at a
 //! time (a chunk in as few datagrams as the socket takes,
 //! `Handle::link_add_many`, so that what a create needs is held for one
 //! chunk only), each namespace then gets its address, link-up and routes
-//! in one round trip on its own socket; the state is made durable once, at
-//! the end (`Locked::commit`). The intents of all its endpoints are
+//! in one round trip on its own socket; each chunk built is finished
+//! (names, records, views: the disk's work) on a thread of its own while
+//! the kernel builds the next; the state is made durable once, at the end
+//! (`Locked::commit`). The intents of all its endpoints are
 //! written before the kernel is touched, in one file
 //! (`Locked::put_batch_intents`), and each final record is made in place
 //! (no intent file per endpoint to create and rename over): the next
@@ -24,13 +26,17 @@
 //! target. Detaching checks every target first and changes nothing unless
 //! all are attached.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
+
+use crate::handoff::Handoff;
 
 use super::endpoint_link::{self, BuiltEndpoint, EndpointPlan, NewEndpoint};
 use super::endpoints::{
     check_hosts_dir, keep_for_restore, parent_link_unless_ours_missing, DetachPlace, Intent,
     LinkToRemove, Pending, ResolvedTarget,
 };
+use super::hosts::Names;
 use super::listed::Listed;
 use super::netns_identity::{NsAt, OpenNetns};
 use super::networks::{find_network, find_network_to_join, lookup_network_id_to_lock};
@@ -38,7 +44,7 @@ use super::report::endpoint_label;
 use super::{AttachRequest, EndpointInfo, Error, Manager, Target};
 use crate::netns::Netns;
 use crate::rtnl::Handle;
-use crate::store::{EndpointRecord, EndpointState};
+use crate::store::{EndpointRecord, EndpointState, NetworkRecord};
 
 impl Manager {
     /// Attaches every namespace of `targets` to `network`, each as
@@ -250,179 +256,166 @@ impl Manager {
         // and an answer per endpoint (about 400 bytes) are held for one
         // chunk, not the whole batch, and each chunk is still sent
         // together. What each create made goes into its record at once, so
-        // no list of built links is held either.
-        let mut failure = None;
+        // no list of built links is held either. Each chunk built is then
+        // finished (see `Finisher`) while the kernel builds the next: on a
+        // thread of its own when there is a next chunk, the files being the
+        // disk's work and the creates the kernel's.
         let sysctls = crate::netns::SysctlFiles::default();
-        for chunk in reserved.chunks_mut(CREATE_CHUNK) {
-            let plans: Vec<EndpointPlan> = chunk
-                .iter()
-                .map(|r| r.pending.plan(network, &parent))
-                .collect();
-            let new: Vec<NewEndpoint<'_>> = chunk
-                .iter()
-                .zip(&plans)
-                .map(|(r, plan)| NewEndpoint {
-                    inside: &r.inside,
-                    plan,
-                    ifname: &r.pending.record.ifname,
-                    guessed: r.pending.name_guessed(),
-                    index: r
-                        .pending
-                        .record
-                        .ifindex
-                        .expect("reserve names the index of the first create"),
-                })
-                .collect();
-            let records: Vec<&EndpointRecord> = chunk.iter().map(|r| &r.pending.record).collect();
-            // The index each intent names now, where a retry changed it: a
-            // target that goes the single way below starts from it, so its
-            // first create asks for the index its intent names.
-            let mut rerecorded: Vec<Option<Option<u32>>> = vec![None; records.len()];
-            let mut rerecord = |at: usize, index: Option<u32>| -> Result<(), Error> {
-                let mut record = records[at].clone();
-                record.ifindex = index;
-                state.put_endpoint(&record)?;
-                rerecorded[at] = Some(index);
-                Ok(())
-            };
-            let built =
-                match endpoint_link::create_many(&host, &home, &sysctls, &new, &mut rerecord) {
-                    Ok(built) => built,
-                    Err(error) => {
-                        // The chunk's answers lost: any of its creates may
-                        // stand, its undo by index refused; each is looked
-                        // at below, as a build that failed.
-                        for r in chunk.iter_mut() {
-                            r.build_failed = true;
-                        }
-                        failure =
-                            Some(error.context(format!("attaching to network {}", network.name)));
-                        break;
-                    }
-                };
-            for (
-                (
-                    Reserved {
-                        pending: prepared,
-                        inside,
-                        build_failed,
-                        ..
-                    },
-                    link,
-                ),
-                rerecorded,
-            ) in chunk.iter_mut().zip(built).zip(rerecorded)
-            {
-                if let Some(Some(index)) = rerecorded {
-                    prepared.record.ifindex = Some(index);
-                }
-                // Its guessed name taken by another tool, nothing made: a
-                // free one, recorded before its create, as a single attach.
-                let link = match link {
-                    // Nothing made, and the batch is given up already.
-                    Ok(None) if failure.is_some() => continue,
-                    Ok(None) => prepared.build(&state, &host, network, &parent, inside),
-                    Ok(Some(link)) => Ok(link),
-                    Err(error) => Err(error),
-                };
-                match link {
-                    Ok(link) => {
-                        prepared.record.ifname = link.ifname;
-                        prepared.record.mac = Some(link.mac);
-                        prepared.record.ifindex = Some(link.index);
-                    }
-                    Err(error) => {
-                        *build_failed = true;
-                        if failure.is_none() {
-                            failure = Some(
-                                error.context(attaching_reserved(&prepared.record, &network.name)),
-                            );
-                        }
-                    }
+        let mut chunks = reserved.chunks_mut(CREATE_CHUNK);
+        // Room for every chunk, so that no push waits: the finishing never
+        // holds the creates back, and a batch of one chunk is finished on
+        // this thread once its chunk is queued.
+        let to_finish: Handoff<Vec<Finish<'_>>> = Handoff::new(chunks.len());
+        let finishing_failed = AtomicBool::new(false);
+        let mut finisher = Finisher::new(self.names(&state), network);
+        let mut finish = || {
+            while let Some(chunk) = to_finish.pop() {
+                if !finisher.chunk(chunk) {
+                    // No chunk is sent after this one; those queued already
+                    // are popped and left as built.
+                    finishing_failed.store(true, Ordering::Relaxed);
+                    to_finish.close();
                 }
             }
-            if failure.is_some() {
-                break;
-            }
-        }
-        if let Some(mut error) = failure {
-            if error.is_address_held_on_port() {
-                error = error
-                    .and_left("nothing was attached; the same command passes over that address");
-            }
-            // The links made (those whose record has their MAC: every
-            // record names the index its create asked for) stand in the
-            // kernel: taken down again.
-            // One the kernel would not delete keeps a `detaching` record
-            // of its own (its line goes with `batch-intents`) and its
-            // addresses, for `restore`.
-            let mut kept = vec![false; reserved.len()];
-            for (r, kept) in reserved.iter_mut().zip(&mut kept) {
-                let Some(index) = r.pending.record.ifindex else {
-                    continue;
-                };
-                let stands = match (&r.pending.record.mac, r.build_failed) {
-                    (Some(_), _) => endpoint_link::stays_after_delete(&r.inside, index),
-                    // Its build's own undo may have been refused.
-                    (None, true) => endpoint_link::left_standing(
-                        &r.inside,
-                        index,
-                        &r.pending.record.ifname,
-                        &parent,
-                        false,
-                    ),
-                    (None, false) => false,
-                };
-                // Its intent is a line of `batch-intents`, which goes below.
-                *kept = stands && keep_for_restore(&state, &mut r.pending.record, false);
-            }
-            return Err(give_back_unless_intents_stay(
-                &mut reserved
-                    .into_iter()
-                    .zip(kept)
-                    .filter(|(_, kept)| !kept)
-                    .map(|(r, _)| r.pending),
-                error,
-            ));
-        }
-
-        let mut names = self.names(&state);
-        // The names of all in the network's hosts file first, in one write
-        // (a derived file: restore takes out the lines of endpoints a kill
-        // leaves unattached); then each endpoint finished in place, its
-        // record and then its container's view, as a single attach does
-        // (a second list of the pending endpoints, about 300 bytes each,
-        // would be held at the batch's peak); the network's union views
-        // refreshed once at the end.
-        let mut failure = names
-            .append(
-                network,
-                &reserved
+        };
+        let (create_failure, sent, beside) = std::thread::scope(|scope| {
+            // However this side ends (a panic too), the finishing's wait for
+            // another chunk ends, so the scope's join does.
+            let _closed = CloseOnDrop(&to_finish);
+            let beside = chunks.len() > 1
+                && std::thread::Builder::new()
+                    .spawn_scoped(scope, &mut finish as &mut (dyn FnMut() + Send))
+                    .is_ok();
+            let mut failure = None;
+            let mut sent = 0;
+            for chunk in chunks.by_ref() {
+                if finishing_failed.load(Ordering::Relaxed) {
+                    break;
+                }
+                let plans: Vec<EndpointPlan> = chunk
                     .iter()
-                    .map(|r| &r.pending.record)
-                    .collect::<Vec<_>>(),
-            )
-            .err()
-            .map(|error| error.context(format!("attaching to network {}", network.name)));
-        for r in reserved.iter_mut() {
-            if failure.is_some() {
-                break;
+                    .map(|r| r.pending.plan(network, &parent))
+                    .collect();
+                let new: Vec<NewEndpoint<'_>> = chunk
+                    .iter()
+                    .zip(&plans)
+                    .map(|(r, plan)| NewEndpoint {
+                        inside: &r.inside,
+                        plan,
+                        ifname: &r.pending.record.ifname,
+                        guessed: r.pending.name_guessed(),
+                        index: r
+                            .pending
+                            .record
+                            .ifindex
+                            .expect("reserve names the index of the first create"),
+                    })
+                    .collect();
+                let records: Vec<&EndpointRecord> =
+                    chunk.iter().map(|r| &r.pending.record).collect();
+                // The index each intent names now, where a retry changed it: a
+                // target that goes the single way below starts from it, so its
+                // first create asks for the index its intent names.
+                let mut rerecorded: Vec<Option<Option<u32>>> = vec![None; records.len()];
+                let mut rerecord = |at: usize, index: Option<u32>| -> Result<(), Error> {
+                    let mut record = records[at].clone();
+                    record.ifindex = index;
+                    state.put_endpoint(&record)?;
+                    rerecorded[at] = Some(index);
+                    Ok(())
+                };
+                let built =
+                    match endpoint_link::create_many(&host, &home, &sysctls, &new, &mut rerecord) {
+                        Ok(built) => built,
+                        Err(error) => {
+                            // The chunk's answers lost: any of its creates may
+                            // stand, its undo by index refused; each is looked
+                            // at below, as a build that failed.
+                            for r in chunk.iter_mut() {
+                                r.build_failed = true;
+                            }
+                            failure = Some(
+                                error.context(format!("attaching to network {}", network.name)),
+                            );
+                            break;
+                        }
+                    };
+                for (
+                    (
+                        Reserved {
+                            pending: prepared,
+                            inside,
+                            build_failed,
+                            ..
+                        },
+                        link,
+                    ),
+                    rerecorded,
+                ) in chunk.iter_mut().zip(built).zip(rerecorded)
+                {
+                    if let Some(Some(index)) = rerecorded {
+                        prepared.record.ifindex = Some(index);
+                    }
+                    // Its guessed name taken by another tool, nothing made: a
+                    // free one, recorded before its create, as a single attach.
+                    let link = match link {
+                        // Nothing made, and the batch is given up already.
+                        Ok(None) if failure.is_some() => continue,
+                        Ok(None) => prepared.build(&state, &host, network, &parent, inside),
+                        Ok(Some(link)) => Ok(link),
+                        Err(error) => Err(error),
+                    };
+                    match link {
+                        Ok(link) => {
+                            prepared.record.ifname = link.ifname;
+                            prepared.record.mac = Some(link.mac);
+                            prepared.record.ifindex = Some(link.index);
+                        }
+                        Err(error) => {
+                            *build_failed = true;
+                            if failure.is_none() {
+                                failure =
+                                    Some(error.context(attaching_reserved(
+                                        &prepared.record,
+                                        &network.name,
+                                    )));
+                            }
+                        }
+                    }
+                }
+                if failure.is_some() {
+                    break;
+                }
+                let chunk_len = chunk.len();
+                let finished: Vec<Finish<'_>> = chunk
+                    .iter_mut()
+                    .map(|r| Finish {
+                        pending: &mut r.pending,
+                        view_missing: r.view_missing,
+                    })
+                    .collect();
+                if to_finish.push(finished).is_err() {
+                    // The finishing failed meanwhile: its failure is the
+                    // batch's, this chunk stays as built.
+                    break;
+                }
+                sent += chunk_len;
             }
-            let (prepared, missing) = (&mut r.pending, r.view_missing);
-            let link = BuiltEndpoint {
-                ifname: std::mem::take(&mut prepared.record.ifname),
-                mac: prepared.record.mac.take().unwrap_or_default(),
-                index: prepared.record.ifindex.unwrap_or_default(),
-            };
-            names.expect_missing_view(prepared.record.container.clone().filter(|_| missing));
-            let finished = prepared
-                .record_built(&state, &link, Intent::InBatch)
-                .and_then(|()| prepared.add_view(&names, network));
-            if let Err(error) = finished {
-                failure = Some(error.context(attaching_reserved(&prepared.record, &network.name)));
-            }
+            (failure, sent, beside)
+        });
+        if !beside {
+            // One chunk, or no thread to be had: finished here, after the
+            // creates, from the queue.
+            finish();
         }
-        names.expect_missing_view(None);
+        let Finisher {
+            names,
+            failure: finish_failure,
+            ..
+        } = finisher;
+        // A failure of the finishing stopped the creates at the next chunk;
+        // one of the creates leaves the finishing its chunks already sent.
+        let mut failure = finish_failure.or(create_failure);
         if failure.is_none() {
             if let Err(error) = names.refresh_network(network) {
                 failure = Some(error.context(format!("attaching to network {}", network.name)));
@@ -440,22 +433,53 @@ impl Manager {
                 );
             }
         }
-        if let Some(error) = failure {
-            // A link the kernel would not delete keeps its record and
-            // addresses (see `Pending::undo_built`).
-            let gone: Vec<bool> = reserved
+        if let Some(mut error) = failure {
+            if error.is_address_held_on_port() {
+                error = error
+                    .and_left("nothing was attached; the same command passes over that address");
+            }
+            // Each endpoint undone as far as it got. One sent to be
+            // finished may have its record, names and view: all undone with
+            // its link (see `Pending::undo_built`). Of the others, the
+            // links made (those whose record has their MAC: every record
+            // names the index its create asked for) stand in the kernel:
+            // taken down again. A link the kernel would not delete keeps a
+            // `detaching` record of its own (its line goes with
+            // `batch-intents`) and its addresses, for `restore`.
+            let given_back: Vec<bool> = reserved
                 .iter_mut()
-                .map(|r| {
-                    r.pending
-                        .undo_from_the_kernel(&state, &names, network, &parent, &r.inside)
+                .enumerate()
+                .map(|(at, r)| {
+                    if at < sent {
+                        return r
+                            .pending
+                            .undo_from_the_kernel(&state, &names, network, &parent, &r.inside);
+                    }
+                    let Some(index) = r.pending.record.ifindex else {
+                        return true;
+                    };
+                    let stands = match (&r.pending.record.mac, r.build_failed) {
+                        (Some(_), _) => endpoint_link::stays_after_delete(&r.inside, index),
+                        // Its build's own undo may have been refused.
+                        (None, true) => endpoint_link::left_standing(
+                            &r.inside,
+                            index,
+                            &r.pending.record.ifname,
+                            &parent,
+                            false,
+                        ),
+                        (None, false) => false,
+                    };
+                    // Its intent is a line of `batch-intents`, which goes below.
+                    !(stands && keep_for_restore(&state, &mut r.pending.record, false))
                 })
                 .collect();
             // As a batch refused before its creates: the cursors as found.
             return Err(give_back_unless_intents_stay(
                 &mut reserved
                     .into_iter()
-                    .zip(gone)
-                    .filter(|(_, gone)| *gone)
+                    .zip(given_back)
+                    .filter(|(_, given_back)| *given_back)
                     .map(|(r, _)| r.pending),
                 error,
             ));
@@ -1016,10 +1040,88 @@ impl DetachSlot {
     }
 }
 
-/// Endpoints whose creates are sent together (see `connect_many`): a
-/// datagram of the host socket holds about this many, so chunks of it cost
-/// no more `sendmsg` calls than one list of the whole batch.
-const CREATE_CHUNK: usize = 64;
+/// An endpoint of a built chunk, to be finished by a [`Finisher`].
+struct Finish<'a> {
+    pending: &'a mut Pending,
+    /// [`Reserved::view_missing`].
+    view_missing: bool,
+}
+
+/// Closes a [`Handoff`] when dropped.
+struct CloseOnDrop<'a, T>(&'a Handoff<T>);
+
+impl<T> Drop for CloseOnDrop<'_, T> {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+/// Finishes a batch's endpoints a built chunk at a time, as a single
+/// attach finishes its one: the chunk's names in the network's hosts file,
+/// in one write (a derived file: restore takes out the lines of endpoints
+/// a kill leaves unattached), then each endpoint's final record, in place
+/// of its intent's line, and its container's view. Once one fails, the
+/// chunks after it are left as built: the batch is undone.
+struct Finisher<'a> {
+    names: Names<'a>,
+    network: &'a NetworkRecord,
+    failure: Option<Error>,
+}
+
+impl<'a> Finisher<'a> {
+    fn new(names: Names<'a>, network: &'a NetworkRecord) -> Self {
+        Finisher {
+            names,
+            network,
+            failure: None,
+        }
+    }
+
+    /// Finishes `chunk`; false once a chunk failed (this one or an
+    /// earlier one).
+    fn chunk(&mut self, chunk: Vec<Finish<'_>>) -> bool {
+        if self.failure.is_some() {
+            return false;
+        }
+        let (names, network) = (&mut self.names, self.network);
+        let records: Vec<&EndpointRecord> = chunk.iter().map(|f| &f.pending.record).collect();
+        if let Err(error) = names.append(network, &records) {
+            self.failure = Some(error.context(format!("attaching to network {}", network.name)));
+            return false;
+        }
+        drop(records);
+        for Finish {
+            pending: prepared,
+            view_missing,
+        } in chunk
+        {
+            let link = BuiltEndpoint {
+                ifname: std::mem::take(&mut prepared.record.ifname),
+                mac: prepared.record.mac.take().unwrap_or_default(),
+                index: prepared.record.ifindex.unwrap_or_default(),
+            };
+            names.expect_missing_view(prepared.record.container.clone().filter(|_| view_missing));
+            let finished = prepared
+                .record_built(names.state, &link, Intent::InBatch)
+                .and_then(|()| prepared.add_view(&*names, network));
+            names.expect_missing_view(None);
+            if let Err(error) = finished {
+                self.failure =
+                    Some(error.context(attaching_reserved(&prepared.record, &network.name)));
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// Endpoints whose creates are sent together (see `connect_many`), and
+/// what the finishing beside the creates is handed at a time. Small, so
+/// that the finishing starts early and the last chunk's, which nothing
+/// overlaps, is short: batches of 100 in the VM took 0.79x the time of
+/// creates and finishing one after the other with chunks of 16, 0.85x
+/// with 32, 0.90x with 8 (a hosts file's append and a datagram each).
+const CREATE_CHUNK: usize = 16;
 
 /// Descriptors a command uses besides those of its targets (standard
 /// streams, the state directory's, the host socket, a few files at once).

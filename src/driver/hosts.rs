@@ -473,7 +473,10 @@ fn make_dir(etc_netns_dir: &Path, container: &str, state_root: &Path) -> Result<
     // moment: a directory others may write, even until the `chmod` below
     // (or for good, if a kill comes first), lets them plant the files `ip
     // netns exec` mounts over `/etc` as root.
-    let made = match crate::sys::mkdir(&dir, 0o755) {
+    // A test's stand-in for a disk that refuses it.
+    let made = match crate::fault::io_refused("etc netns: mkdir refused")
+        .and_then(|()| crate::sys::mkdir(&dir, 0o755))
+    {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             crate::sys::mkdir_all(etc_netns_dir, 0o755)
                 .map_err(|e| io("creating", etc_netns_dir, e))?;

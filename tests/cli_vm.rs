@@ -1781,6 +1781,54 @@ fn a_failed_create_leaves_the_parent_another_network_made() {
     assert!(vm_support::ip_ok(&["link", "del", "sp0"]));
 }
 
+/// A create whose final record is refused, and whose undo cannot remove
+/// the record it began with either (the disk refusing the removal of the
+/// network's directories), says that the half-made record stays and that
+/// `restore` rolls it back; the parent it made goes all the same, and
+/// once `restore` ran the same create works. Before, the undo's failure
+/// was dropped: the next create of the name was the first to tell.
+#[test]
+fn a_failed_create_whose_undo_fails_says_what_it_left() {
+    let mut env = Env::new("halfmade");
+    assert!(vm_support::ip_ok(&["link", "add", "hm0", "type", "dummy"]));
+    assert!(vm_support::ip_ok(&["link", "set", "hm0", "up"]));
+    let create = create_on("parent=hm0.55", "hm", "192.168.93.0/24");
+    let output = env
+        .command(&create)
+        .env(
+            "IPVLAN_FAULT_FORCE",
+            "network: final record refused,store: rmdir fails",
+        )
+        .output()
+        .unwrap();
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "No space left on device (os error 28); network hm's half-made record stays (removing "
+        ) && stderr.ends_with("): `ipvlan restore` rolls it back\n"),
+        "{stderr}"
+    );
+    assert!(
+        vm_support::link(None, "hm0.55").is_none(),
+        "the parent it made is deleted"
+    );
+    let again = env.run(&create);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        text(&again.stderr).contains("left half-created by an interrupted `network create`"),
+        "{}",
+        text(&again.stderr)
+    );
+    env.ok(&["restore"]);
+    env.ok(&create);
+    env.networks.push("hm".to_string());
+    assert!(vm_support::link(None, "hm0.55").is_some());
+    env.ok(&["network", "rm", "hm"]);
+    env.networks.clear();
+    assert!(vm_support::ip_ok(&["link", "del", "hm0"]));
+}
+
 /// A network that used another tool's `NAME.VLANID` (gone since), and a
 /// second network for which we made a link under that name: the link is
 /// ours, and goes with whichever of them goes last. Before, the first

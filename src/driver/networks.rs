@@ -196,8 +196,7 @@ impl Manager {
         parent::put_naming_parent(&state, &record)?;
         let put = |r: &NetworkRecord| parent::put_naming_parent(&state, r);
         if let Err(error) = plan.create(&host, &mut record, put) {
-            let _ = state.remove_network(&record.id);
-            return Err(error);
+            return Err(half_made_record_removed(&state, &record, error));
         }
         record.state = NetworkState::Created;
         let written = match crate::fault::forced("network: final record refused") {
@@ -211,13 +210,16 @@ impl Manager {
             }
             .and_then(|()| Ok(state.put_network(&record)?)),
         };
-        if let Err(error) = written {
+        if let Err(mut error) = written {
             // The parent goes only if this create made it: one another
             // network made (and this one shares) stays theirs.
             let others = parent::users_of_parent(&state, &networks, &record);
-            parent::delete_if_ours(&host, &self.config.netns_dir, &record, &others);
-            let _ = state.remove_network(&record.id);
-            return Err(error);
+            if let Some(kept) =
+                parent::delete_if_ours(&host, &self.config.netns_dir, &record, &others)
+            {
+                error = error.and_left(kept);
+            }
+            return Err(half_made_record_removed(&state, &record, error));
         }
         // The final state durable before the command reports it.
         state.commit()?;
@@ -534,6 +536,20 @@ fn refuse_on_the_host_alone(
         }
     }
     Ok(())
+}
+
+/// `error`, the failure of a `network create` that wrote `record`
+/// (`creating`), once that record is removed again; when its removal
+/// fails too, the error says what stays, for `restore` to roll back
+/// (which a `network create` of the name also points to).
+fn half_made_record_removed(state: &Locked<'_>, record: &NetworkRecord, error: Error) -> Error {
+    match state.remove_network(&record.id) {
+        Ok(_) => error,
+        Err(left) => error.and_left(format_args!(
+            "network {}'s half-made record stays ({left}): `ipvlan restore` rolls it back",
+            record.name
+        )),
+    }
 }
 
 /// Whether the directory `path` is in (or would be made in) is there.

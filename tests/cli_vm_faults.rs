@@ -1213,8 +1213,17 @@ fn a_killed_batch_of_two_chunks_is_undone_or_kept_whole() {
     }
     let connect = args(&format!("network connect pn {}", members.join(" ")));
     let disconnect = args(&format!("network disconnect pn {}", members.join(" ")));
-    // Once through, so directories made on first use exist for every run.
+    // Once through, so directories made on first use exist for every run;
+    // the first member's view of both networks names the last member on
+    // pn (10.44.0.0/16), finished in another chunk.
     lab.ok(&connect);
+    let union = fs::read_to_string(lab.state_dir().join("hosts/containers/p1")).unwrap();
+    assert!(
+        union
+            .lines()
+            .any(|line| line.starts_with("10.44.") && line.ends_with("\tp20")),
+        "p1's view of pm and pn:\n{union}"
+    );
     lab.ok(&disconnect);
     let hits = lab.hits(&connect);
     let committed = hit_of(&hits, "store: after log entry", -1);

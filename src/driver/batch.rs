@@ -252,6 +252,22 @@ impl Manager {
             return Err(error);
         }
 
+        // The names of all in the network's hosts file first, in one write
+        // (a derived file: restore takes out the lines of endpoints a kill
+        // leaves unattached): each view then made, a container's view of
+        // several networks included, holds every name of the batch.
+        let mut finisher = Finisher::new(self.names(&state), network);
+        let appended = finisher
+            .names
+            .append(
+                network,
+                &reserved
+                    .iter()
+                    .map(|r| &r.pending.record)
+                    .collect::<Vec<_>>(),
+            )
+            .map_err(|error| error.context(format!("attaching to network {}", network.name)));
+
         // The creates go to the kernel a chunk at a time: a plan, a request
         // and an answer per endpoint (about 400 bytes) are held for one
         // chunk, not the whole batch, and each chunk is still sent
@@ -266,66 +282,80 @@ impl Manager {
         // holds the creates back, and a batch of one chunk is finished on
         // this thread once its chunk is queued.
         let to_finish: Handoff<Vec<Finish<'_>>> = Handoff::new(chunks.len());
-        let finishing_failed = AtomicBool::new(false);
-        let mut finisher = Finisher::new(self.names(&state), network);
+        // Set by whichever side fails (or panics) first: the creates stop
+        // at their next chunk, the finishing passes over the chunks still
+        // queued, and the batch is undone.
+        let stop = AtomicBool::new(false);
         let mut finish = || {
+            let _stop_on_panic = StopOnPanic(&stop);
             while let Some(chunk) = to_finish.pop() {
+                if stop.load(Ordering::Relaxed) {
+                    // Left as built, undone with the rest.
+                    continue;
+                }
                 if !finisher.chunk(chunk) {
-                    // No chunk is sent after this one; those queued already
-                    // are popped and left as built.
-                    finishing_failed.store(true, Ordering::Relaxed);
+                    stop.store(true, Ordering::Relaxed);
                     to_finish.close();
                 }
             }
         };
-        let (create_failure, sent, beside) = std::thread::scope(|scope| {
-            // However this side ends (a panic too), the finishing's wait for
-            // another chunk ends, so the scope's join does.
-            let _closed = CloseOnDrop(&to_finish);
-            let beside = chunks.len() > 1
-                && std::thread::Builder::new()
-                    .spawn_scoped(scope, &mut finish as &mut (dyn FnMut() + Send))
-                    .is_ok();
-            let mut failure = None;
-            let mut sent = 0;
-            for chunk in chunks.by_ref() {
-                if finishing_failed.load(Ordering::Relaxed) {
-                    break;
-                }
-                let plans: Vec<EndpointPlan> = chunk
-                    .iter()
-                    .map(|r| r.pending.plan(network, &parent))
-                    .collect();
-                let new: Vec<NewEndpoint<'_>> = chunk
-                    .iter()
-                    .zip(&plans)
-                    .map(|(r, plan)| NewEndpoint {
-                        inside: &r.inside,
-                        plan,
-                        ifname: &r.pending.record.ifname,
-                        guessed: r.pending.name_guessed(),
-                        index: r
-                            .pending
-                            .record
-                            .ifindex
-                            .expect("reserve names the index of the first create"),
-                    })
-                    .collect();
-                let records: Vec<&EndpointRecord> =
-                    chunk.iter().map(|r| &r.pending.record).collect();
-                // The index each intent names now, where a retry changed it: a
-                // target that goes the single way below starts from it, so its
-                // first create asks for the index its intent names.
-                let mut rerecorded: Vec<Option<Option<u32>>> = vec![None; records.len()];
-                let mut rerecord = |at: usize, index: Option<u32>| -> Result<(), Error> {
-                    let mut record = records[at].clone();
-                    record.ifindex = index;
-                    state.put_endpoint(&record)?;
-                    rerecorded[at] = Some(index);
-                    Ok(())
-                };
-                let built =
-                    match endpoint_link::create_many(&host, &home, &sysctls, &new, &mut rerecord) {
+        let (create_failure, sent, beside) = match appended {
+            // Nothing asked of the kernel, nothing to finish.
+            Err(error) => (Some(error), 0, true),
+            Ok(()) => std::thread::scope(|scope| {
+                // However this side ends (a panic too), the finishing's wait for
+                // another chunk ends, so the scope's join does.
+                let _closed = CloseOnDrop(&to_finish);
+                let beside = chunks.len() > 1
+                    && std::thread::Builder::new()
+                        .stack_size(FINISH_STACK)
+                        .spawn_scoped(scope, &mut finish as &mut (dyn FnMut() + Send))
+                        .is_ok();
+                let mut failure = None;
+                let mut sent = 0;
+                for chunk in chunks.by_ref() {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let plans: Vec<EndpointPlan> = chunk
+                        .iter()
+                        .map(|r| r.pending.plan(network, &parent))
+                        .collect();
+                    let new: Vec<NewEndpoint<'_>> = chunk
+                        .iter()
+                        .zip(&plans)
+                        .map(|(r, plan)| NewEndpoint {
+                            inside: &r.inside,
+                            plan,
+                            ifname: &r.pending.record.ifname,
+                            guessed: r.pending.name_guessed(),
+                            index: r
+                                .pending
+                                .record
+                                .ifindex
+                                .expect("reserve names the index of the first create"),
+                        })
+                        .collect();
+                    let records: Vec<&EndpointRecord> =
+                        chunk.iter().map(|r| &r.pending.record).collect();
+                    // The index each intent names now, where a retry changed it: a
+                    // target that goes the single way below starts from it, so its
+                    // first create asks for the index its intent names.
+                    let mut rerecorded: Vec<Option<Option<u32>>> = vec![None; records.len()];
+                    let mut rerecord = |at: usize, index: Option<u32>| -> Result<(), Error> {
+                        let mut record = records[at].clone();
+                        record.ifindex = index;
+                        state.put_endpoint(&record)?;
+                        rerecorded[at] = Some(index);
+                        Ok(())
+                    };
+                    let built = match endpoint_link::create_many(
+                        &host,
+                        &home,
+                        &sysctls,
+                        &new,
+                        &mut rerecord,
+                    ) {
                         Ok(built) => built,
                         Err(error) => {
                             // The chunk's answers lost: any of its creates may
@@ -337,72 +367,74 @@ impl Manager {
                             failure = Some(
                                 error.context(format!("attaching to network {}", network.name)),
                             );
+                            stop.store(true, Ordering::Relaxed);
                             break;
                         }
                     };
-                for (
-                    (
-                        Reserved {
-                            pending: prepared,
-                            inside,
-                            build_failed,
-                            ..
-                        },
-                        link,
-                    ),
-                    rerecorded,
-                ) in chunk.iter_mut().zip(built).zip(rerecorded)
-                {
-                    if let Some(Some(index)) = rerecorded {
-                        prepared.record.ifindex = Some(index);
-                    }
-                    // Its guessed name taken by another tool, nothing made: a
-                    // free one, recorded before its create, as a single attach.
-                    let link = match link {
-                        // Nothing made, and the batch is given up already.
-                        Ok(None) if failure.is_some() => continue,
-                        Ok(None) => prepared.build(&state, &host, network, &parent, inside),
-                        Ok(Some(link)) => Ok(link),
-                        Err(error) => Err(error),
-                    };
-                    match link {
-                        Ok(link) => {
-                            prepared.record.ifname = link.ifname;
-                            prepared.record.mac = Some(link.mac);
-                            prepared.record.ifindex = Some(link.index);
+                    for (
+                        (
+                            Reserved {
+                                pending: prepared,
+                                inside,
+                                build_failed,
+                                ..
+                            },
+                            link,
+                        ),
+                        rerecorded,
+                    ) in chunk.iter_mut().zip(built).zip(rerecorded)
+                    {
+                        if let Some(Some(index)) = rerecorded {
+                            prepared.record.ifindex = Some(index);
                         }
-                        Err(error) => {
-                            *build_failed = true;
-                            if failure.is_none() {
-                                failure =
-                                    Some(error.context(attaching_reserved(
+                        // Its guessed name taken by another tool, nothing made: a
+                        // free one, recorded before its create, as a single attach.
+                        let link = match link {
+                            // Nothing made, and the batch is given up already.
+                            Ok(None) if failure.is_some() => continue,
+                            Ok(None) => prepared.build(&state, &host, network, &parent, inside),
+                            Ok(Some(link)) => Ok(link),
+                            Err(error) => Err(error),
+                        };
+                        match link {
+                            Ok(link) => {
+                                prepared.record.ifname = link.ifname;
+                                prepared.record.mac = Some(link.mac);
+                                prepared.record.ifindex = Some(link.index);
+                            }
+                            Err(error) => {
+                                *build_failed = true;
+                                if failure.is_none() {
+                                    failure = Some(error.context(attaching_reserved(
                                         &prepared.record,
                                         &network.name,
                                     )));
+                                }
                             }
                         }
                     }
+                    if failure.is_some() {
+                        stop.store(true, Ordering::Relaxed);
+                        break;
+                    }
+                    let chunk_len = chunk.len();
+                    let finished: Vec<Finish<'_>> = chunk
+                        .iter_mut()
+                        .map(|r| Finish {
+                            pending: &mut r.pending,
+                            view_missing: r.view_missing,
+                        })
+                        .collect();
+                    if to_finish.push(finished).is_err() {
+                        // The finishing failed meanwhile: its failure is the
+                        // batch's, this chunk stays as built.
+                        break;
+                    }
+                    sent += chunk_len;
                 }
-                if failure.is_some() {
-                    break;
-                }
-                let chunk_len = chunk.len();
-                let finished: Vec<Finish<'_>> = chunk
-                    .iter_mut()
-                    .map(|r| Finish {
-                        pending: &mut r.pending,
-                        view_missing: r.view_missing,
-                    })
-                    .collect();
-                if to_finish.push(finished).is_err() {
-                    // The finishing failed meanwhile: its failure is the
-                    // batch's, this chunk stays as built.
-                    break;
-                }
-                sent += chunk_len;
-            }
-            (failure, sent, beside)
-        });
+                (failure, sent, beside)
+            }),
+        };
         if !beside {
             // One chunk, or no thread to be had: finished here, after the
             // creates, from the queue.
@@ -413,9 +445,11 @@ impl Manager {
             failure: finish_failure,
             ..
         } = finisher;
-        // A failure of the finishing stopped the creates at the next chunk;
-        // one of the creates leaves the finishing its chunks already sent.
-        let mut failure = finish_failure.or(create_failure);
+        // A failure of the finishing stopped the creates at the next chunk,
+        // one of the creates the finishing; one of the creates is told when
+        // both failed: an address another link holds keeps the cursors past
+        // it (see `give_back`).
+        let mut failure = create_failure.or(finish_failure);
         if failure.is_none() {
             if let Err(error) = names.refresh_network(network) {
                 failure = Some(error.context(format!("attaching to network {}", network.name)));
@@ -439,13 +473,22 @@ impl Manager {
                     .and_left("nothing was attached; the same command passes over that address");
             }
             // Each endpoint undone as far as it got. One sent to be
-            // finished may have its record, names and view: all undone with
-            // its link (see `Pending::undo_built`). Of the others, the
-            // links made (those whose record has their MAC: every record
-            // names the index its create asked for) stand in the kernel:
-            // taken down again. A link the kernel would not delete keeps a
-            // `detaching` record of its own (its line goes with
-            // `batch-intents`) and its addresses, for `restore`.
+            // finished may have its record and view: all undone with its
+            // link and names (see `Pending::undo_built`). Of the others,
+            // the names go, and the links made (those whose record has
+            // their MAC: every record names the index its create asked
+            // for) stand in the kernel: taken down again. A link the kernel
+            // would not delete keeps a `detaching` record of its own (its
+            // line goes with `batch-intents`) and its addresses, for
+            // `restore`.
+            // Before any view is made again by an undo below: the names
+            // of those never finished go first, so no view holds them.
+            let unfinished: Vec<String> = reserved[sent..]
+                .iter()
+                .filter_map(|r| r.pending.record.container.clone())
+                .collect();
+            let _ = names.remove_lines(network, &unfinished);
+            drop(unfinished);
             let given_back: Vec<bool> = reserved
                 .iter_mut()
                 .enumerate()
@@ -754,6 +797,15 @@ const UNLINK_AHEAD: usize = UNLINKERS + 1;
 /// How much stack each unlinker gets: its requests' buffers are on the heap.
 const UNLINK_STACK: usize = 256 << 10;
 
+/// How much stack the thread finishing a batch's chunks gets: what it
+/// writes is on the heap. Under 2 MiB, the size of a transparent huge
+/// page: std's default of 2 MiB may be backed by one at its first touch
+/// where the kernel aligns such mappings to it (Linux 6.7 on, with THP
+/// `always`, as the test VM's 6.12 has it), 2 MiB of RSS for a few KiB
+/// used (a batch of 1,000 read 4,976 KiB there in one run, against some
+/// 1,600 without the thread).
+const FINISH_STACK: usize = 512 << 10;
+
 /// Deletes the links of a batch's endpoints (`slots`, each
 /// [`DetachSlot::Detaching`]) on [`UNLINKERS`] threads of their own,
 /// while `forget` writes, on the calling thread, the files of each
@@ -1047,6 +1099,18 @@ struct Finish<'a> {
     view_missing: bool,
 }
 
+/// Sets its flag when dropped by a panic: a batch's finishing that panics
+/// stops the creates (the scope then passes the panic on).
+struct StopOnPanic<'a>(&'a AtomicBool);
+
+impl Drop for StopOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
 /// Closes a [`Handoff`] when dropped.
 struct CloseOnDrop<'a, T>(&'a Handoff<T>);
 
@@ -1057,11 +1121,10 @@ impl<T> Drop for CloseOnDrop<'_, T> {
 }
 
 /// Finishes a batch's endpoints a built chunk at a time, as a single
-/// attach finishes its one: the chunk's names in the network's hosts file,
-/// in one write (a derived file: restore takes out the lines of endpoints
-/// a kill leaves unattached), then each endpoint's final record, in place
-/// of its intent's line, and its container's view. Once one fails, the
-/// chunks after it are left as built: the batch is undone.
+/// attach finishes its one, once their names are in the network's hosts
+/// file: each endpoint's final record, in place of its intent's line, and
+/// its container's view. Once one fails, the chunks after it are left as
+/// built: the batch is undone.
 struct Finisher<'a> {
     names: Names<'a>,
     network: &'a NetworkRecord,
@@ -1084,12 +1147,6 @@ impl<'a> Finisher<'a> {
             return false;
         }
         let (names, network) = (&mut self.names, self.network);
-        let records: Vec<&EndpointRecord> = chunk.iter().map(|f| &f.pending.record).collect();
-        if let Err(error) = names.append(network, &records) {
-            self.failure = Some(error.context(format!("attaching to network {}", network.name)));
-            return false;
-        }
-        drop(records);
         for Finish {
             pending: prepared,
             view_missing,

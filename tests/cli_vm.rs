@@ -2493,12 +2493,17 @@ fn an_undone_attach_whose_link_stays_keeps_its_record_for_restore() {
     );
     assert!(taken.symlink_metadata().is_err(), "its address is free");
 
-    // A batch, undone the same way: each link kept keeps its record.
+    // A batch, undone the same way after its links were made: each link
+    // kept keeps its record. (A batch whose hosts file cannot be written
+    // is refused before its creates: its names go in first. Here the view
+    // k2 has of both networks cannot be written, which is after them.)
     env.ok(&["run", "--net=n2", "--name=k2", "-d"]);
     let ns2 = env.netns_dir().join("k2");
-    std::fs::create_dir(&hosts).unwrap();
+    let union = env.state_dir().join("hosts/containers/k2");
+    let _ = std::fs::remove_file(&union);
+    std::fs::create_dir_all(&union).unwrap();
     connect_failing_to_delete(&env, &["k1", "k2"], &[&ns, &ns2], &id);
-    std::fs::remove_dir(&hosts).unwrap();
+    std::fs::remove_dir(&union).unwrap();
     env.ok(&["restore"]);
     for at in [&ns, &ns2] {
         assert_eq!(links_at(at), ["eth0", "lo"]);

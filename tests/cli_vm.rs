@@ -3533,42 +3533,57 @@ fn netns_each(verb: &str, names: &[String]) -> String {
 
 /// A batch longer than one chunk of creates has each chunk finished (its
 /// names, records and views) on a thread of its own while the kernel
-/// builds the next. When the finishing fails part-way (a view's directory
-/// refused, as a full disk would: the 20th, in the second chunk of 16),
-/// the creates stop and every endpoint goes again, those finished and
-/// those only built: the store and the views file for file as before, no
-/// link left in any target, and the same batch run again attaches all.
+/// builds the next, or, when no thread can be started, on the calling
+/// thread after the last create. When the finishing fails part-way (a
+/// view's directory refused, as a full disk would: the 20th, in the second
+/// chunk of 16), the creates stop (or are all made, without the thread)
+/// and every endpoint goes again, those finished and those only built:
+/// the store and the views file for file as before, no link left in any
+/// target, both ways; and the same batch run again attaches all, without
+/// the thread too.
 #[test]
 fn a_batch_whose_finishing_fails_part_way_leaves_nothing() {
     let (env, names) = namespaces_for_a_batch("finishing", "10.66.0.0/24", "fin", 40);
     let mut connect = vec!["network", "connect", "n1"];
     connect.extend(names.iter().map(String::as_str));
-    let before = (tree_of(&env.state_dir()), tree_of(&env.etc_netns_dir));
+    const NO_THREAD: &str = "batch: no finishing thread";
+    for no_thread in [false, true] {
+        let before = (tree_of(&env.state_dir()), tree_of(&env.etc_netns_dir));
+        let forced = match no_thread {
+            false => "etc netns: mkdir refused#20".to_string(),
+            true => format!("etc netns: mkdir refused#20,{NO_THREAD}"),
+        };
+        let output = env
+            .command(&connect)
+            .env("IPVLAN_FAULT_FORCE", &forced)
+            .output()
+            .unwrap();
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{forced}: {stderr}");
+        // The forced refusal, not another failure that would stop the batch
+        // before its creates.
+        assert!(
+            stderr.starts_with("ipvlan: network connect n1 fin1 fin2 ")
+                && stderr.contains(
+                    " fin40: attaching fin20 to network n1: creating /etc/netns/fin20: I/O error"
+                ),
+            "{forced}: {stderr}"
+        );
+        unchanged_since(&env, before);
+        for name in &names {
+            assert_eq!(
+                links_at(&env.netns_dir().join(name)),
+                ["lo"],
+                "{name}, {forced}: {stderr}"
+            );
+        }
+    }
     let output = env
         .command(&connect)
-        .env("IPVLAN_FAULT_FORCE", "etc netns: mkdir refused#20")
+        .env("IPVLAN_FAULT_FORCE", NO_THREAD)
         .output()
         .unwrap();
-    let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
-    // The forced refusal, not another failure that would stop the batch
-    // before its creates.
-    assert!(
-        stderr.starts_with("ipvlan: network connect n1 fin1 fin2 ")
-            && stderr.contains(
-                " fin40: attaching fin20 to network n1: creating /etc/netns/fin20: I/O error"
-            ),
-        "{stderr}"
-    );
-    unchanged_since(&env, before);
-    for name in &names {
-        assert_eq!(
-            links_at(&env.netns_dir().join(name)),
-            ["lo"],
-            "{name}: {stderr}"
-        );
-    }
-    env.ok(&connect);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
     assert_eq!(
         field(&env.inspect("n1"), &["Containers"])
             .as_object()
@@ -3580,6 +3595,11 @@ fn a_batch_whose_finishing_fails_part_way_leaves_nothing() {
         assert!(
             env.etc_netns_dir.join(name).join("hosts").exists(),
             "{name}"
+        );
+        let view = std::fs::read_to_string(env.etc_netns_dir.join(name).join("hosts")).unwrap();
+        assert!(
+            view.contains("\tfin1\n") && view.contains("\tfin40\n"),
+            "{name}'s view names the whole batch:\n{view}"
         );
     }
     connect[1] = "disconnect";

@@ -596,8 +596,10 @@ const BATCH_DISCONNECT_FUTEX_PER_TARGET: f64 = 3.0;
 
 /// A batch connect and disconnect of N containers: what each target adds
 /// stays within its budget (the difference between batches of 4 and 16,
-/// per target), a connect starts no thread and a disconnect four (they
-/// delete the links), every link create succeeds at its
+/// per target), a connect of one chunk of creates (16 targets) starts no
+/// thread, one of two chunks (20) one (it finishes each chunk while the
+/// kernel builds the next) and none when that thread is refused, a
+/// disconnect four (they delete the links), every link create succeeds at its
 /// first request (a container on no network gets `eth0` without asking),
 /// and each batch syncs once: one `fdatasync` of the store's lock after
 /// the commit log's entry that holds its records (or their removals).
@@ -622,25 +624,34 @@ fn a_batch_stays_within_its_system_call_budget_per_target() {
     // Directories made on first use exist, as on a host in use.
     env.container("sysbw");
     env.ok(&["network", "connect", "sysbn", "sysbw"]);
-    let names: Vec<String> = (0..16).map(|n| format!("sysbt{n}")).collect();
+    let names: Vec<String> = (0..20).map(|n| format!("sysbt{n}")).collect();
     for name in &names {
         env.container(name);
     }
-    let batch = |verb: &str, count: usize| -> Trace {
+    let batch_with = |verb: &str, count: usize, vars: &[(&str, &str)]| -> Trace {
         let mut args = vec!["network", verb, "sysbn"];
         args.extend(names[..count].iter().map(String::as_str));
-        let trace = env.traced(&args, &[]);
+        let trace = env.traced(&args, vars);
         println!(
             "{}",
-            trace.report(&format!("batch network {verb} of {count}"))
+            trace.report(&format!("batch network {verb} of {count} {vars:?}"))
         );
         trace
     };
-    let (small, large) = (4, 16);
+    let batch = |verb: &str, count: usize| batch_with(verb, count, &[]);
+    let (small, large, two_chunks) = (4, 16, 20);
     let connect_small = batch("connect", small);
     let disconnect_small = batch("disconnect", small);
     let connect_large = batch("connect", large);
     let disconnect_large = batch("disconnect", large);
+    let connect_two_chunks = batch("connect", two_chunks);
+    let disconnect_two_chunks = batch("disconnect", two_chunks);
+    let connect_no_thread = batch_with(
+        "connect",
+        two_chunks,
+        &[("IPVLAN_FAULT_FORCE", "batch: no finishing thread")],
+    );
+    let disconnect_no_thread = batch("disconnect", two_chunks);
     let per_target = |a: &Trace, b: &Trace| {
         (b.release_total() as f64 - a.release_total() as f64) / (large - small) as f64
     };
@@ -666,8 +677,12 @@ fn a_batch_stays_within_its_system_call_budget_per_target() {
     for (what, trace, threads) in [
         ("batch connect", &connect_small, 0),
         ("batch connect", &connect_large, 0),
+        ("batch connect of two chunks", &connect_two_chunks, 1),
+        ("batch connect, its thread refused", &connect_no_thread, 0),
         ("batch disconnect", &disconnect_small, 4),
         ("batch disconnect", &disconnect_large, 4),
+        ("batch disconnect", &disconnect_two_chunks, 4),
+        ("batch disconnect", &disconnect_no_thread, 4),
     ] {
         assert_eq!(
             trace.threads(),
@@ -676,7 +691,12 @@ fn a_batch_stays_within_its_system_call_budget_per_target() {
             trace.report(what)
         );
     }
-    for trace in [&connect_small, &connect_large] {
+    for trace in [
+        &connect_small,
+        &connect_large,
+        &connect_two_chunks,
+        &connect_no_thread,
+    ] {
         let refused = trace.refused_newlinks();
         assert!(
             refused.is_empty(),
@@ -693,12 +713,18 @@ fn a_batch_stays_within_its_system_call_budget_per_target() {
     // intents by a power cut): one `fdatasync` of the lock. Before the
     // commit log, (2, 16, 0): a record each, the endpoints' directory and
     // the root.
-    assert_eq!(
-        connect_large.syncs(),
-        (0, 1, 0),
-        "(fsync, fdatasync, syncfs) of a batch connect of {large}: {}",
-        connect_large.report("batch connect")
-    );
+    for (count, trace) in [
+        (large, &connect_large),
+        (two_chunks, &connect_two_chunks),
+        (two_chunks, &connect_no_thread),
+    ] {
+        assert_eq!(
+            trace.syncs(),
+            (0, 1, 0),
+            "(fsync, fdatasync, syncfs) of a batch connect of {count}: {}",
+            trace.report("batch connect")
+        );
+    }
     assert_eq!(
         disconnect_large.syncs(),
         (0, 1, 0),

@@ -299,14 +299,15 @@ impl Manager {
                 }
             }
         };
-        let (create_failure, sent, beside) = match appended {
+        let (create_failure, sent, finish_here) = match appended {
             // Nothing asked of the kernel, nothing to finish.
-            Err(error) => (Some(error), 0, true),
+            Err(error) => (Some(error), 0, false),
             Ok(()) => std::thread::scope(|scope| {
                 // However this side ends (a panic too), the finishing's wait for
                 // another chunk ends, so the scope's join does.
                 let _closed = CloseOnDrop(&to_finish);
                 let beside = chunks.len() > 1
+                    && !crate::fault::forced("batch: no finishing thread")
                     && std::thread::Builder::new()
                         .stack_size(FINISH_STACK)
                         .spawn_scoped(scope, &mut finish as &mut (dyn FnMut() + Send))
@@ -432,10 +433,10 @@ impl Manager {
                     }
                     sent += chunk_len;
                 }
-                (failure, sent, beside)
+                (failure, sent, !beside)
             }),
         };
-        if !beside {
+        if finish_here {
             // One chunk, or no thread to be had: finished here, after the
             // creates, from the queue.
             finish();
@@ -1140,12 +1141,9 @@ impl<'a> Finisher<'a> {
         }
     }
 
-    /// Finishes `chunk`; false once a chunk failed (this one or an
-    /// earlier one).
+    /// Finishes `chunk`; false if it failed. Never called again after
+    /// that: the failure stops the batch (see `connect_many`).
     fn chunk(&mut self, chunk: Vec<Finish<'_>>) -> bool {
-        if self.failure.is_some() {
-            return false;
-        }
         let (names, network) = (&mut self.names, self.network);
         for Finish {
             pending: prepared,

@@ -899,6 +899,14 @@ impl Locked<'_> {
     /// leaves is durable only once a sync covers it, and a later command's
     /// entry in the log covers its own changes alone. Nothing without a
     /// log (an older store, or while a log is written again).
+    ///
+    /// Two threads of one lock may call this at once (a batch attach's
+    /// finishing beside its creates): the page is read, changed and
+    /// written back without one lock over the three, which is sound only
+    /// because such a batch says `changing` before its first create, so
+    /// that neither writes the page here. Whatever writes the page while
+    /// a second thread may change files must hold the handles' lock over
+    /// the read and the write.
     pub(super) fn mark_changing(&self) -> Result<(), StoreError> {
         let said = self
             .handles

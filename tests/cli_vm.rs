@@ -1829,6 +1829,65 @@ fn a_failed_create_whose_undo_fails_says_what_it_left() {
     assert!(vm_support::ip_ok(&["link", "del", "hm0"]));
 }
 
+/// A create whose final record is refused deletes the parent it made,
+/// unless another tool put a link on that parent meanwhile (here a
+/// macvlan, added while the create waits before its final record): then
+/// the parent and the other tool's link stay, the error names the parent
+/// kept and why, and the store is as before the create, so the same
+/// create works once the other link is gone. Before, the kept parent went
+/// unsaid.
+#[test]
+fn a_failed_create_keeps_a_parent_it_made_that_another_tool_uses() {
+    let env = Env::new("keptparent");
+    assert!(vm_support::ip_ok(&["link", "add", "kp0", "type", "dummy"]));
+    assert!(vm_support::ip_ok(&["link", "set", "kp0", "up"]));
+    // A first network, so that the store exists before the create.
+    env.ok(&create_on("parent=kp0", "kpa", "192.168.90.0/24"));
+    let before = tree_of(&env.state_dir());
+    let create = create_on("parent=kp0.57", "kp", "192.168.91.0/24");
+    let pause = env.root.join("pause");
+    let child = env
+        .command(&create)
+        .env("IPVLAN_FAULT_FORCE", "network: final record refused")
+        .env("IPVLAN_FAULT_PAUSE_AT", "network: before final record#1")
+        .env("IPVLAN_FAULT_PAUSE_FILE", &pause)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_pause(&pause, "network create");
+    assert!(
+        vm_support::link(None, "kp0.57").is_some(),
+        "the create made its parent before its final record"
+    );
+    assert!(vm_support::ip_ok(&[
+        "link", "add", "link", "kp0.57", "name", "kpm0", "type", "macvlan"
+    ]));
+    std::fs::remove_file(&pause).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("No space left on device (os error 28)")
+            && stderr.contains(
+                "parent kp0.57 kept: macvlan link kpm0 in the host namespace sits on it, and would go with it; delete it with `ip link del kp0.57` once nothing uses it"
+            ),
+        "{stderr}"
+    );
+    assert!(vm_support::link(None, "kp0.57").is_some(), "{stderr}");
+    assert!(vm_support::link(None, "kpm0").is_some(), "{stderr}");
+    assert_eq!(tree_of(&env.state_dir()), before, "{stderr}");
+    assert!(vm_support::ip_ok(&["link", "del", "kpm0"]));
+    assert!(vm_support::ip_ok(&["link", "del", "kp0.57"]));
+    env.ok(&create);
+    env.ok(&["network", "rm", "kp", "kpa"]);
+    assert!(
+        vm_support::link(None, "kp0.57").is_none(),
+        "kp's parent goes with it"
+    );
+    assert!(vm_support::ip_ok(&["link", "del", "kp0"]));
+}
+
 /// A network that used another tool's `NAME.VLANID` (gone since), and a
 /// second network for which we made a link under that name: the link is
 /// ours, and goes with whichever of them goes last. Before, the first
@@ -3537,28 +3596,55 @@ fn netns_each(verb: &str, names: &[String]) -> String {
 /// thread after the last create. When the finishing fails part-way (a
 /// view's directory refused, as a full disk would: the 20th, in the second
 /// chunk of 16), the creates stop (or are all made, without the thread)
-/// and every endpoint goes again, those finished and those only built:
-/// the store and the views file for file as before, no link left in any
-/// target, both ways; and the same batch run again attaches all, without
-/// the thread too.
+/// and every endpoint goes again, those finished, those handed to the
+/// finishing but never finished and those only built: the store and the
+/// views file for file as before, no link left in any target, each way;
+/// and the same batch run again attaches all, without the thread too.
+/// Which chunks the finishing was handed before its failure depends on
+/// timing when nothing holds it; one round holds it at the 20th view until
+/// the last chunk is built and handed over, so that chunk is one it never
+/// finishes.
 #[test]
 fn a_batch_whose_finishing_fails_part_way_leaves_nothing() {
     let (env, names) = namespaces_for_a_batch("finishing", "10.66.0.0/24", "fin", 40);
     let mut connect = vec!["network", "connect", "n1"];
     connect.extend(names.iter().map(String::as_str));
     const NO_THREAD: &str = "batch: no finishing thread";
-    for no_thread in [false, true] {
+    let last = names.last().unwrap();
+    let pause = env.root.join("pause");
+    for (no_thread, held) in [(false, false), (true, false), (false, true)] {
         let before = (tree_of(&env.state_dir()), tree_of(&env.etc_netns_dir));
         let forced = match no_thread {
             false => "etc netns: mkdir refused#20".to_string(),
             true => format!("etc netns: mkdir refused#20,{NO_THREAD}"),
         };
-        let output = env
-            .command(&connect)
-            .env("IPVLAN_FAULT_FORCE", &forced)
-            .output()
-            .unwrap();
+        let mut command = env.command(&connect);
+        command.env("IPVLAN_FAULT_FORCE", &forced);
+        let output = match held {
+            false => command.output().unwrap(),
+            true => {
+                let child = command
+                    .env("IPVLAN_FAULT_PAUSE_AT", "etc netns: before mkdir#20")
+                    .env("IPVLAN_FAULT_PAUSE_FILE", &pause)
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                wait_for_pause(&pause, "network connect");
+                // The last target's link up is its last request (the network
+                // has no gateway, so no route); its chunk is handed over
+                // once its answers are read, at once.
+                vm_support::wait_until(&format!("{last}'s link up"), || {
+                    vm_support::link(Some(last), "eth0")
+                        .is_some_and(|link| vm_support::link_flags(&link).iter().any(|f| f == "UP"))
+                });
+                std::thread::sleep(std::time::Duration::from_secs(1));
+                std::fs::remove_file(&pause).unwrap();
+                child.wait_with_output().unwrap()
+            }
+        };
         let stderr = text(&output.stderr);
+        let forced = format!("{forced} (held: {held})");
         assert_eq!(output.status.code(), Some(1), "{forced}: {stderr}");
         // The forced refusal, not another failure that would stop the batch
         // before its creates.

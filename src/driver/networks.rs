@@ -199,6 +199,7 @@ impl Manager {
             return Err(half_made_record_removed(&state, &record, error));
         }
         record.state = NetworkState::Created;
+        crate::fault::point("network: before final record");
         let written = match crate::fault::forced("network: final record refused") {
             true => Err(crate::store::StoreError::io("writing", &record.id)(
                 std::io::Error::from_raw_os_error(libc::ENOSPC),

@@ -675,13 +675,13 @@ impl Manager {
             .and_then(|()| names.refresh_network_leaving(network, &leaving));
         drop((leaving, containers));
         let mut notes = Vec::new();
-        let mut detached = Vec::new();
+        let mut detached = DetachedSoFar::default();
         let master = endpoint_link::Master::of(network, parent.as_ref());
         let (unfinished, failure) = unlink_ahead(&mut slots, master, |endpoint, removal| {
             notes.extend(removal?);
             names.remove_view(endpoint)?;
             self.forget_detached(&state, network, endpoint)?;
-            detached.push(endpoint_label(endpoint));
+            detached.push(endpoint);
             Ok(())
         });
         let failure = failure.map(|(at, error)| {
@@ -745,29 +745,50 @@ impl Manager {
 /// in no set order), those it left recorded `detaching` for `restore` to
 /// finish, and the warnings of those detached, which a single disconnect
 /// would each have printed. Long lists are cut short.
-fn stopped_batch_says(detached: &[String], left: &[String], notes: &[String]) -> String {
-    const SHOWN: usize = 8;
-    let list = |labels: &[String]| {
+fn stopped_batch_says(detached: &DetachedSoFar, left: &[String], notes: &[String]) -> String {
+    let list = |labels: &[String], count: usize| {
         let mut text = labels[..labels.len().min(SHOWN)].join(", ");
-        if labels.len() > SHOWN {
-            text.push_str(&format!(" and {} more", labels.len() - SHOWN));
+        if count > SHOWN {
+            text.push_str(&format!(" and {} more", count - SHOWN));
         }
         text
     };
-    let mut says = match detached {
-        [] => "none detached before it".to_string(),
-        _ => format!("detached before it: {}", list(detached)),
+    let mut says = match detached.count {
+        0 => "none detached before it".to_string(),
+        count => format!("detached before it: {}", list(&detached.first, count)),
     };
     if !left.is_empty() {
         says.push_str(&format!(
             "; left for `ipvlan restore` to finish: {}",
-            list(left)
+            list(left, left.len())
         ));
     }
     if !notes.is_empty() {
         says.push_str(&format!("; warnings: {}", notes.join("; ")));
     }
     says
+}
+
+/// How many endpoints a stopped batch's error names of each list.
+const SHOWN: usize = 8;
+
+/// The endpoints a batch detach has finished, as its error would name
+/// them: the first [`SHOWN`] by label, and how many. Only what the error
+/// prints is kept: every label, held to the batch's end beside its slots,
+/// was some 50 bytes a target of its peak.
+#[derive(Default)]
+struct DetachedSoFar {
+    first: Vec<String>,
+    count: usize,
+}
+
+impl DetachedSoFar {
+    fn push(&mut self, endpoint: &EndpointRecord) {
+        if self.first.len() < SHOWN {
+            self.first.push(endpoint_label(endpoint));
+        }
+        self.count += 1;
+    }
 }
 
 /// What the removal of one endpoint's link needs, sent to the thread that
@@ -1311,6 +1332,39 @@ mod tests {
         };
         let how = LinkToRemove::take_from(&mut endpoint, EndpointState::Attached);
         DetachSlot::Detaching(endpoint, Some(Unlink { how, inside: None }))
+    }
+
+    /// A stopped batch detach names the first eight endpoints it finished
+    /// and how many more, keeping only those eight labels; the endpoints
+    /// left to `restore` likewise.
+    #[test]
+    fn a_stopped_batch_names_eight_of_each_list_and_counts_the_rest() {
+        let mut detached = DetachedSoFar::default();
+        assert_eq!(
+            stopped_batch_says(&detached, &[], &[]),
+            "none detached before it"
+        );
+        for n in 1..=11 {
+            if let DetachSlot::Detaching(endpoint, _) = detaching(n) {
+                detached.push(&endpoint);
+            }
+        }
+        assert_eq!(detached.first.len(), SHOWN);
+        let left: Vec<String> = (12..=21).map(|n| format!("c{n}")).collect();
+        assert_eq!(
+            stopped_batch_says(&detached, &left, &["a warning".to_string()]),
+            "detached before it: c1, c2, c3, c4, c5, c6, c7, c8 and 3 more; \
+             left for `ipvlan restore` to finish: c12, c13, c14, c15, c16, c17, c18, c19 and 2 more; \
+             warnings: a warning"
+        );
+        let mut few = DetachedSoFar::default();
+        if let DetachSlot::Detaching(endpoint, _) = detaching(4) {
+            few.push(&endpoint);
+        }
+        assert_eq!(
+            stopped_batch_says(&few, &["c5".to_string()], &[]),
+            "detached before it: c4; left for `ipvlan restore` to finish: c5"
+        );
     }
 
     use std::sync::atomic::{AtomicUsize, Ordering};

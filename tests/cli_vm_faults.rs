@@ -1198,7 +1198,7 @@ fn restore_gives_a_container_on_two_networks_both_names() {
 /// A batch of two chunks of creates (20 targets: the first 16 finished,
 /// their names, records and views written, on a thread of their own while
 /// the kernel builds the other 4) killed at points spread over the whole
-/// command (every ninth, and every one from its commit's last log entry
+/// command (every thirteenth, and every one from its commit's last log entry
 /// on), then `restore`: kernel and state agree and the batch is all or
 /// nothing, as a batch of one chunk (the walk below, at every point).
 #[test]
@@ -1234,7 +1234,7 @@ fn a_killed_batch_of_two_chunks_is_undone_or_kept_whole() {
             .count()
     };
     let (mut undone, mut kept) = (0, 0);
-    for n in (1..=hits.len()).filter(|n| n % 9 == 0 || *n >= committed) {
+    for n in (1..=hits.len()).filter(|n| n % 13 == 0 || *n >= committed) {
         let passed = lab.kill_at(&connect, n);
         let after = format!(
             "a batch of two chunks killed at hit {n} ({})",

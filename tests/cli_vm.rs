@@ -1000,15 +1000,25 @@ fn a_container_whose_namespace_name_was_deleted_is_kept_then_removed_whole() {
 /// `args` started with its output piped, once it has paused at `point`
 /// (making the file `pause`, and waiting until it is removed).
 fn spawn_paused(env: &Env, args: &[&str], point: &str, pause: &Path) -> std::process::Child {
-    let child = env
-        .command(args)
+    spawn_command_paused(env.command(args), args[0], point, pause)
+}
+
+/// [`spawn_paused`] of a command built by the caller (with variables of
+/// its own, a forced failure), named `what` while it is waited for.
+fn spawn_command_paused(
+    mut command: Command,
+    what: &str,
+    point: &str,
+    pause: &Path,
+) -> std::process::Child {
+    let child = command
         .env("IPVLAN_FAULT_PAUSE_AT", point)
         .env("IPVLAN_FAULT_PAUSE_FILE", pause)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_for_pause(pause, args[0]);
+    wait_for_pause(pause, what);
     child
 }
 
@@ -1846,16 +1856,14 @@ fn a_failed_create_keeps_a_parent_it_made_that_another_tool_uses() {
     let before = tree_of(&env.state_dir());
     let create = create_on("parent=kp0.57", "kp", "192.168.91.0/24");
     let pause = env.root.join("pause");
-    let child = env
-        .command(&create)
-        .env("IPVLAN_FAULT_FORCE", "network: final record refused")
-        .env("IPVLAN_FAULT_PAUSE_AT", "network: before final record#1")
-        .env("IPVLAN_FAULT_PAUSE_FILE", &pause)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_for_pause(&pause, "network create");
+    let mut command = env.command(&create);
+    command.env("IPVLAN_FAULT_FORCE", "network: final record refused");
+    let child = spawn_command_paused(
+        command,
+        "network create",
+        "network: before final record#1",
+        &pause,
+    );
     assert!(
         vm_support::link(None, "kp0.57").is_some(),
         "the create made its parent before its final record"
@@ -3623,14 +3631,12 @@ fn a_batch_whose_finishing_fails_part_way_leaves_nothing() {
         let output = match held {
             false => command.output().unwrap(),
             true => {
-                let child = command
-                    .env("IPVLAN_FAULT_PAUSE_AT", "etc netns: before mkdir#20")
-                    .env("IPVLAN_FAULT_PAUSE_FILE", &pause)
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::piped())
-                    .spawn()
-                    .unwrap();
-                wait_for_pause(&pause, "network connect");
+                let child = spawn_command_paused(
+                    command,
+                    "network connect",
+                    "etc netns: before mkdir#20",
+                    &pause,
+                );
                 // The last target's link up is its last request (the network
                 // has no gateway, so no route); its chunk is handed over
                 // once its answers are read, at once.

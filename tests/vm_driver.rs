@@ -3303,6 +3303,96 @@ fn a_parent_another_tool_stacked_a_link_on_is_kept() {
     ip(&["link", "del", "eth0.59"]);
 }
 
+/// A process in a namespace of its own, without a name (as a runtime
+/// keeps its containers: Docker's are bind mounts outside `/run/netns`),
+/// killed when dropped.
+struct NamelessNamespace(std::process::Child);
+
+impl NamelessNamespace {
+    fn start() -> NamelessNamespace {
+        let child = std::process::Command::new("unshare")
+            .args(["-n", "sleep", "1000"])
+            .spawn()
+            .expect("busybox unshare");
+        vm_support::own_netns_of(child.id());
+        NamelessNamespace(child)
+    }
+
+    fn pid(&self) -> String {
+        self.0.id().to_string()
+    }
+}
+
+impl Drop for NamelessNamespace {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Another tool's links in a namespace only a process is in count as
+/// those of a named one: a parent we made with one on it is kept, and a
+/// port carrying one of another mode is refused. Before, such namespaces
+/// were not looked into: `network rm` deleted the parent, and the kernel
+/// the other tool's link with it; a network of another mode was made on
+/// the port, and its first attach would have switched that link's mode.
+#[test]
+fn links_in_a_namespace_only_a_process_is_in_count() {
+    topology_up();
+    let config = config("nameless");
+    let manager = Manager::open(config.clone()).unwrap();
+    manager
+        .create_network(&net(
+            "nl1",
+            &["10.97.10.0/24"],
+            &[],
+            &[("parent", "eth0.60")],
+        ))
+        .unwrap();
+    let held = NamelessNamespace::start();
+    ip(&[
+        "link", "add", "link", "eth0.60", "name", "ipv60", "type", "ipvlan", "mode", "l2",
+    ]);
+    ip(&["link", "set", "ipv60", "netns", &held.pid()]);
+    assert_eq!(
+        manager.remove_network("nl1").unwrap(),
+        vec![format!("parent eth0.60 kept: ipvlan link ipv60 in the namespace of process {} (sleep) sits on it, and would go with it; delete it with `ip link del eth0.60` once nothing uses it", held.pid())]
+    );
+    assert!(link(None, "eth0.60").is_some());
+    // Named now, to be looked into: the other tool's link is there.
+    ip(&["netns", "attach", "nameless60", &held.pid()]);
+    assert!(link(Some("nameless60"), "ipv60").is_some());
+    ip(&["netns", "del", "nameless60"]);
+    drop(held);
+    ip(&["link", "del", "eth0.60"]);
+
+    // An ipvlan link of mode l3 on a dummy, in such a namespace.
+    ip(&["link", "add", "sp7", "type", "dummy"]);
+    let held = NamelessNamespace::start();
+    ip(&[
+        "link", "add", "link", "sp7", "name", "hand7", "type", "ipvlan", "mode", "l3",
+    ]);
+    ip(&["link", "set", "hand7", "netns", &held.pid()]);
+    refused(
+        &config,
+        ErrorKind::InUse,
+        &format!("parent interface sp7 carries ipvlan link hand7 in the namespace of process {} (sleep) with mode l3 and flag bridge; a network on the same parent must use the same mode and flag", held.pid()),
+        || manager.create_network(&net("nl2", &["10.97.11.0/24"], &[], &[("parent", "sp7")])),
+    );
+    // Its own mode: made.
+    manager
+        .create_network(&net(
+            "nl2",
+            &["10.97.11.0/24"],
+            &[],
+            &[("parent", "sp7"), ("ipvlan_mode", "l3")],
+        ))
+        .unwrap();
+    manager.remove_network("nl2").unwrap();
+    drop(held);
+    ip(&["link", "del", "sp7"]);
+}
+
 /// A container joins a second network that routes (l2 with a gateway,
 /// l3): its default route is added beside the first one's, with a higher
 /// metric, so the first stays the one taken and the second takes over when

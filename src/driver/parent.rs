@@ -460,8 +460,8 @@ fn delete_ours(host: &Handle, record: &NetworkRecord) {
 /// proves the link of that name is still ours), and the note saying so
 /// returned when a link of that name is there. So is a parent another
 /// tool stacked a link on (a macvlan, an ipvlan, a VLAN), in the host
-/// namespace or a named one under `netns_dir`: deleting ours would take
-/// theirs with it.
+/// namespace, a named one under `netns_dir` or one a process is in (see
+/// [`links_beside_the_host`]): deleting ours would take theirs with it.
 pub(crate) fn delete_if_ours(
     host: &Handle,
     netns_dir: &Path,
@@ -603,7 +603,7 @@ fn set_up_made(host: &Handle, index: u32) -> Result<(), Error> {
 /// One of ours found down is set up: a re-make (or a CNI network's
 /// replacing) killed between its create and its `up` leaves it so, and
 /// nothing else would bring it up. A `NAME.VLANID` whose id another link
-/// took meanwhile (in the host or a named namespace under `netns_dir`) is
+/// took meanwhile (in the host or another namespace: [`links_beside_the_host`]) is
 /// refused naming that link, as `network create` names it.
 pub(crate) fn restore(
     host: &Handle,
@@ -670,7 +670,7 @@ pub(crate) fn restore(
             // The id taken by another link (the host's own setup at boot,
             // say): that link named, as `network create` names it, where
             // the kernel's refusal names nothing. Looked for only on a
-            // failure, as it costs a look into every named namespace.
+            // failure, as it costs a look into every other namespace.
             let error = match &base {
                 Some((base, vlan_id)) => refuse_vlan_id_in_use(host, netns_dir, base, *vlan_id)
                     .err()
@@ -709,7 +709,7 @@ pub(crate) fn restore(
 
 /// Refuses a parent whose ipvlan port already runs another mode or flag:
 /// networks of ours on it, and ipvlan links made by anyone in the host
-/// namespace and in every named namespace under `netns_dir`.
+/// namespace and in every other one [`links_beside_the_host`] sees.
 pub(crate) fn check_shared(
     host: &Handle,
     netns_dir: &Path,
@@ -767,7 +767,7 @@ pub(crate) fn check_shared(
 }
 
 /// Refuses a VLAN `vlan_id` to make on `base` when another link already
-/// carries that 802.1Q id on it, in the host or moved to a named namespace
+/// carries that 802.1Q id on it, in the host or moved to another namespace
 /// (it stays on `base` there): the kernel allows one per id and protocol
 /// (`EEXIST`). Found only at the create, that came after a CNI config had
 /// retired an idle network for nothing. A link of the name asked for is
@@ -796,7 +796,9 @@ fn refuse_vlan_id_in_use(
     };
     let what_to_do = match place {
         Place::Host => format!("use -o parent={} or another id", link.name),
-        Place::Named(_) => "use another id, or delete that link".to_string(),
+        Place::Named(_) | Place::Process { .. } => {
+            "use another id, or delete that link".to_string()
+        }
     };
     Err(Error::invalid(format!(
         "vlan id {vlan_id} is already in use on {} by link {} in {place}: the kernel allows one 802.1Q link per id on a device; {what_to_do}",
@@ -805,8 +807,8 @@ fn refuse_vlan_id_in_use(
 }
 
 /// An ipvlan link on `link`'s port (`port`: `link`, or its master when
-/// `link` is itself an ipvlan link) in the host namespace or a named one
-/// under `netns_dir` whose mode or flag is not `mode` and `flag`, said in
+/// `link` is itself an ipvlan link) in the host namespace or another one
+/// (see [`links_beside_the_host`]) whose mode or flag is not `mode` and `flag`, said in
 /// words: every new ipvlan link sets the port's mode and flag for every
 /// link on it (`ipvlan_set_port_mode`), so one made with ours would
 /// switch that link's.
@@ -847,8 +849,7 @@ fn in_host(links: &[(Link, Place)], index: Option<u32>) -> Option<&Link> {
 /// hands the link's frames to another driver already (a bridge, bond,
 /// team or Open vSwitch port; a link carrying macvlan links), which
 /// answers every attach's create with `EBUSY`. Refused when the network
-/// is made, rather than at each attach. Namespaces without a name are not
-/// seen (a runtime's macvlan containers): their attach says it then.
+/// is made, rather than at each attach.
 fn port_taken(port: &Link, beside: &[(Link, Place)]) -> Option<String> {
     // The master is in the host, listed there.
     if let Some(master) = in_host(beside, port.master) {
@@ -902,9 +903,16 @@ pub(crate) fn port_of(host: &Handle, link: &Link) -> Result<Link, Error> {
 }
 
 /// Where a link of [`links_beside_the_host`] was found.
+#[derive(Clone)]
 pub(crate) enum Place {
     Host,
     Named(String),
+    /// A namespace without a name, by the lowest process in it and that
+    /// process's command name.
+    Process {
+        pid: u32,
+        command: String,
+    },
 }
 
 impl Place {
@@ -918,6 +926,12 @@ impl std::fmt::Display for Place {
         match self {
             Place::Host => f.write_str("the host namespace"),
             Place::Named(name) => write!(f, "namespace {name}"),
+            Place::Process { pid, command } if command.is_empty() => {
+                write!(f, "the namespace of process {pid}")
+            }
+            Place::Process { pid, command } => {
+                write!(f, "the namespace of process {pid} ({command})")
+            }
         }
     }
 }
@@ -929,8 +943,12 @@ impl std::fmt::Display for Place {
 /// IFLA_LINK_NETNSID, and a link elsewhere sits on a host link only when
 /// its IFLA_LINK_NETNSID is the id that namespace gives the host (else its
 /// parent lives in its own or a third namespace, where the same index is
-/// another link). Namespaces without a name (a runtime's own) are not
-/// seen.
+/// another link). Namespaces without a name are seen through the
+/// processes in them (a runtime's containers: Docker keeps its own
+/// elsewhere, and another tool's ipvlan links there are switched to our
+/// mode, or deleted with our parent, as much as a named one's); one that
+/// only a descriptor, a thread or a bind mount outside `netns_dir` holds
+/// is not (see [`super::processes::one_process_per_namespace`]).
 fn links_beside_the_host(host: &Handle, netns_dir: &Path) -> Result<Vec<(Link, Place)>, Error> {
     let mut found = Vec::new();
     for host_link in host.links()? {
@@ -939,25 +957,46 @@ fn links_beside_the_host(host: &Handle, netns_dir: &Path) -> Result<Vec<(Link, P
         }
     }
     let here = Netns::current().map_err(|e| Error::io("opening the host namespace", &e))?;
+    let mut known = vec![here.file_id().1];
     for (name, ns) in named_namespaces(netns_dir) {
-        let Ok(inside) = OpenNetns::with_handle(ns) else {
+        known.push(ns.file_id().1);
+        links_on_host_links(&here, ns, Place::Named(name), &mut found);
+    }
+    for (pid, ino) in super::processes::one_process_per_namespace(&known) {
+        // Exited since, or its pid another process's now: the next.
+        let Ok(ns) = Netns::open_path(format!("/proc/{pid}/ns/net")) else {
             continue;
         };
-        // Without an answer, any link with a peer namespace counts.
-        let host_id = inside.host_nsid(&here);
-        if let Ok(links) = inside.handle.links() {
-            found.extend(
-                links
-                    .into_iter()
-                    .filter(|l| match &host_id {
-                        Ok(id) => l.link_netnsid.is_some() && l.link_netnsid == *id,
-                        Err(_) => l.link_netnsid.is_some(),
-                    })
-                    .map(|l| (l, Place::Named(name.clone()))),
-            );
+        if ns.file_id().1 != ino || ns.is_openers_own() {
+            continue;
         }
+        let command = super::processes::command_of(pid);
+        links_on_host_links(&here, ns, Place::Process { pid, command }, &mut found);
     }
     Ok(found)
+}
+
+/// The links of namespace `ns` whose lower link is in the host (`here`),
+/// found at `place`, added to `found`; none where `ns` cannot be entered
+/// or listed.
+fn links_on_host_links(here: &Netns, ns: Netns, place: Place, found: &mut Vec<(Link, Place)>) {
+    let Ok(inside) = OpenNetns::with_handle(ns) else {
+        return;
+    };
+    // Without an answer, any link with a peer namespace counts.
+    let host_id = inside.host_nsid(here);
+    let Ok(links) = inside.handle.links() else {
+        return;
+    };
+    for link in links {
+        let on_host = match &host_id {
+            Ok(id) => link.link_netnsid.is_some() && link.link_netnsid == *id,
+            Err(_) => link.link_netnsid.is_some(),
+        };
+        if on_host {
+            found.push((link, place.clone()));
+        }
+    }
 }
 
 /// Every namespace under `netns_dir` that opens, by name.

@@ -103,6 +103,56 @@ pub(crate) fn readable_processes_inside(ino: u64) -> Vec<u32> {
     scan(&Wanted::new(ino, None)).map_or_else(|_| Vec::new(), |(pids, _)| pids)
 }
 
+/// A process in each network namespace the processes of `/proc` are in,
+/// but those whose nsfs inodes `known` holds (the host's, the named
+/// ones): the namespaces without a name a runtime keeps its containers in
+/// (Docker's, Podman's, a CNI runtime's bind mounts elsewhere), whose
+/// links sit on host links as a named namespace's do. By the main thread
+/// of each process this one may read (one `readlink` a process); pids
+/// ascending, the lowest in each namespace speaking for it, with the
+/// namespace's inode (the process may exit and its pid be reused before
+/// its namespace is opened: the caller checks). A namespace only a
+/// thread, a descriptor or a bind mount holds is not found.
+pub(crate) fn one_process_per_namespace(known: &[u64]) -> Vec<(u32, u64)> {
+    let me = std::process::id();
+    let Ok(entries) = crate::sys::list_dir(Path::new("/proc")) else {
+        return Vec::new();
+    };
+    let mut pids: Vec<u32> = entries
+        .iter()
+        .filter_map(|entry| std::str::from_utf8(&entry.name).ok()?.parse::<u32>().ok())
+        .filter(|pid| *pid != me)
+        .collect();
+    crate::order::sort(&mut pids);
+    let mut seen: Vec<u64> = known.to_vec();
+    let mut found = Vec::new();
+    for pid in pids {
+        let Ok(link) = std::fs::read_link(format!("/proc/{pid}/ns/net")) else {
+            continue;
+        };
+        let Some(ino) = link
+            .to_str()
+            .and_then(|link| link.strip_prefix("net:[")?.strip_suffix(']'))
+            .and_then(|ino| ino.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        if !seen.contains(&ino) {
+            seen.push(ino);
+            found.push((pid, ino));
+        }
+    }
+    found
+}
+
+/// The command name of process `pid` (`/proc/PID/comm`), for messages;
+/// empty when it has gone.
+pub(crate) fn command_of(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|comm| comm.trim_end().to_string())
+        .unwrap_or_default()
+}
+
 fn look_for(wanted: &Wanted<'_>) -> ProcessLook {
     let (pids, unreadable) = match scan(wanted) {
         Ok(found) => found,
@@ -386,6 +436,76 @@ mod tests {
     /// What a look for `ns` is given.
     fn wanted(ns: &Netns) -> Wanted<'_> {
         Wanted::new(ns.file_id().1, Some(ns))
+    }
+
+    #[test]
+    fn each_namespace_a_process_is_in_is_found_once_but_the_known() {
+        let own = netns::Netns::current().unwrap().file_id().1;
+        let mut holders: Vec<std::process::Child> = (0..2)
+            .map(|_| {
+                std::process::Command::new("unshare")
+                    .args(["--net", "sleep", "100"])
+                    .spawn()
+                    .expect("unshare (util-linux)")
+            })
+            .collect();
+        let own_link = std::fs::read_link("/proc/self/ns/net").unwrap();
+        let inode_of = |pid: u32| -> Option<u64> {
+            let link = std::fs::read_link(format!("/proc/{pid}/ns/net")).ok()?;
+            (link != own_link).then_some(())?;
+            link.to_str()?
+                .strip_prefix("net:[")?
+                .strip_suffix(']')?
+                .parse()
+                .ok()
+        };
+        let mut inodes = Vec::new();
+        for holder in &holders {
+            // Until `unshare` has made the namespace and become `sleep`.
+            let mut found = None;
+            for _ in 0..500 {
+                found = inode_of(holder.id());
+                if found.is_some() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            inodes.push(found.expect("the holder's namespace"));
+        }
+        // A second process in the first holder's namespace, a higher pid.
+        let beside = std::process::Command::new("nsenter")
+            .arg(format!("--net=/proc/{}/ns/net", holders[0].id()))
+            .args(["sleep", "100"])
+            .spawn()
+            .expect("nsenter (util-linux)");
+        for _ in 0..500 {
+            if inode_of(beside.id()) == Some(inodes[0]) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        holders.push(beside);
+        let seen = one_process_per_namespace(&[own, inodes[1]]);
+        for holder in &mut holders {
+            let _ = holder.kill();
+            let _ = holder.wait();
+        }
+        assert!(
+            seen.contains(&(holders[0].id(), inodes[0])),
+            "{seen:?} names the first holder's namespace by it"
+        );
+        assert!(
+            seen.iter().all(|(_, ino)| *ino != own && *ino != inodes[1]),
+            "{seen:?} names no namespace it was told of"
+        );
+        let mut unique: Vec<u64> = seen.iter().map(|(_, ino)| *ino).collect();
+        crate::order::sort(&mut unique);
+        unique.dedup();
+        assert_eq!(
+            unique.len(),
+            seen.len(),
+            "{seen:?}: one process a namespace"
+        );
     }
 
     #[test]

@@ -3699,6 +3699,59 @@ fn a_batch_whose_finishing_fails_part_way_leaves_nothing() {
     ip_batch(&netns_each("del", &names));
 }
 
+/// When a chunk's creates fail while the finishing of the chunk before
+/// is under way, and that finishing then fails too (a view refused), the
+/// creates' failure is the batch's error: it is the one that may say
+/// more (an address another link holds, which the same command then
+/// passes over), where the finishing's says only what stopped it. The
+/// finishing is held at its 5th view (the first chunk) until the second
+/// chunk's creates have failed and the calling thread waits for it
+/// (in `futex`, joining it), then refused there. Before, the finishing's
+/// failure was reported. Both ways the batch is undone whole.
+#[test]
+fn a_create_failure_is_the_batchs_error_when_the_finishing_fails_after_it() {
+    let (env, names) = namespaces_for_a_batch("both", "10.67.0.0/24", "bf", 40);
+    let mut connect = vec!["network", "connect", "n1"];
+    connect.extend(names.iter().map(String::as_str));
+    let pause = env.root.join("pause");
+    let before = (tree_of(&env.state_dir()), tree_of(&env.etc_netns_dir));
+    let forced = "etc netns: mkdir refused#5,endpoint: batch answers lost#2";
+    let mut command = env.command(&connect);
+    command.env("IPVLAN_FAULT_FORCE", forced);
+    let child = spawn_command_paused(
+        command,
+        "network connect",
+        "etc netns: before mkdir#5",
+        &pause,
+    );
+    let main_thread = format!("/proc/{0}/task/{0}/syscall", child.id());
+    vm_support::wait_until("the calling thread waiting for the finishing", || {
+        std::fs::read_to_string(&main_thread)
+            .is_ok_and(|call| call.starts_with(&format!("{} ", libc::SYS_futex)))
+    });
+    std::fs::remove_file(&pause).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with("ipvlan: network connect n1 bf1 bf2 ")
+            && stderr.ends_with(" bf40: attaching to network n1: I/O error (os error 5)\n"),
+        "the creates' failure, not the finishing's: {stderr}"
+    );
+    unchanged_since(&env, before);
+    for name in &names {
+        assert_eq!(
+            links_at(&env.netns_dir().join(name)),
+            ["lo"],
+            "{name}: {stderr}"
+        );
+    }
+    env.ok(&connect);
+    connect[1] = "disconnect";
+    env.ok(&connect);
+    ip_batch(&netns_each("del", &names));
+}
+
 /// The state files `ipvlan args` opened for reading, by the directory
 /// they are in (`networks`, `endpoints`, ...), counted by the guest's
 /// strace (`-y` names the directory a descriptor stands for).

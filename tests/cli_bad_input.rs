@@ -435,7 +435,7 @@ const CASES: &[Case] = &[
     case(&["exec", "own", "true"], 125, "ipvlan: exec own: No such container: own\n").with(&[Own("own")]),
     // Addresses refused before the namespace is made (it was made, named
     // and taken apart again): nothing to see in $T/netns at any moment.
-    case(&["run", "--net", "n1", "--name", "r6", "--ip6", "2001:db8::5", "true"], 125, "ipvlan: run: connecting r6 to network n1: network n1 has no IPv6 subnet: --ip6 cannot be used (create it with --ipv6)\n").with(&[Network]),
+    case(&["run", "--net", "n1", "--name", "r6", "--ip6", "2001:db8::5", "true"], 125, "ipvlan: run: connecting r6: network n1 has no IPv6 subnet: --ip6 cannot be used (create it with --ipv6)\n").with(&[Network]),
     case(&["run", "--net", "n1", "--ip", "10.9.9.9", "true"], 125, "ipvlan: run: connecting to network n1: no configured subnet contains IP address 10.9.9.9\n").with(&[Network]),
     case(&["run", "--net", "n1", "--ip", "192.168.1.1", "true"], 125, "ipvlan: run: connecting to network n1: 192.168.1.1 is the gateway of subnet 192.168.1.0/24\n").with(&[Network]),
     case(&["run", "--net", "n1", "--name", "foreign", "true"], 125, "ipvlan: run: creating the container: container name foreign is already in use (namespace $T/netns/foreign exists)\n").with(&[Network, Foreign("foreign")]),
@@ -503,8 +503,8 @@ const CASES: &[Case] = &[
     // (before: attached, and restore could then not finish the removal).
     case(&["network", "connect", "gone", "c1"], 1, "ipvlan: network connect gone c1: network gone was left half-removed by an interrupted `network rm`; run `ipvlan restore` or `ipvlan network rm gone` to finish it\n").with(&[RemovingAs("gone"), Container]),
     // A name the run drew is no container anyone knows of: not said.
-    case(&["run", "--net", "nosuch", "true"], 125, "ipvlan: run: connecting to network nosuch: network nosuch not found\n"),
-    case(&["run", "--net", "gone", "--name", "r1", "true"], 125, "ipvlan: run: connecting r1 to network gone: network gone was left half-removed by an interrupted `network rm`; run `ipvlan restore` or `ipvlan network rm gone` to finish it\n").with(&[RemovingAs("gone")]),
+    case(&["run", "--net", "nosuch", "true"], 125, "ipvlan: run: network nosuch not found\n"),
+    case(&["run", "--net", "gone", "--name", "r1", "true"], 125, "ipvlan: run: connecting r1: network gone was left half-removed by an interrupted `network rm`; run `ipvlan restore` or `ipvlan network rm gone` to finish it\n").with(&[RemovingAs("gone")]),
     case(&["network", "rm", "6e31"], 1, "ipvlan: network rm 6e31: network 6e31 may be the one in a damaged state file, so it is not taken for an ID prefix: $T/state/networks/bad.json: invalid JSON at line 1 column 2: expected a string as object key\n").with(&[Network, BAD_JSON]),
     case(&["network", "connect", "n2", "c1"], 1, "ipvlan: network connect n2 c1: network n2 not found; a damaged state file may hold it: $T/state/networks/bad.json: invalid JSON at line 1 column 2: expected a string as object key\n").with(&[BAD_JSON, Container]),
     case(&["network", "disconnect", "n2", "c1"], 1, "ipvlan: network disconnect n2 c1: network n2 not found; a damaged state file may hold it: $T/state/networks/bad.json: invalid JSON at line 1 column 2: expected a string as object key\n").with(&[BAD_JSON]),

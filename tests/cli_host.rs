@@ -628,9 +628,7 @@ fn run_whose_attach_fails_exits_125_and_leaves_no_container() {
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines, ["rc=125", "rc=125", "0", "0"], "{stdout}{stderr}");
     assert!(
-        stderr.starts_with(
-            "ipvlan: run: connecting c1 to network missing: network missing not found\n"
-        ),
+        stderr.starts_with("ipvlan: run: connecting c1: network missing not found\n"),
         "{stderr}"
     );
 }
@@ -998,7 +996,7 @@ fn commands_that_find_no_store_make_none() {
              exec c1 true: 125 ipvlan: exec c1: No such container: c1 \n\
              network connect n1 c1: 1 ipvlan: network connect n1 c1: network n1 not found \n\
              network disconnect n1 c1: 1 ipvlan: network disconnect n1 c1: network n1 not found \n\
-             run --net n1 true: 125 ipvlan: run: connecting to network n1: network n1 not found \n\
+             run --net n1 true: 125 ipvlan: run: network n1 not found \n\
              restore: 0 restore: 0 parents re-created, 0 parents missing, 0 links re-created, 0 endpoints kept, 0 endpoints released, 0 interrupted operations repaired \n\
              CNI DEL: 0 \n\
              no store\n"

@@ -108,8 +108,10 @@ impl Manager {
         if let Some((wanted, _)) = request.networks.first() {
             if self.store.never_made().map_err(|e| container(e.into()))? {
                 let error = Error::not_found(super::networks::not_found_message(wanted));
-                let context = connecting_to(request.name.as_deref(), wanted);
-                return Err((Step::Network, error.context(context)));
+                return Err((
+                    Step::Network,
+                    joining(error, request.name.as_deref(), wanted),
+                ));
             }
         }
         let state = self.store.lock().map_err(|e| container(e.into()))?;
@@ -122,18 +124,20 @@ impl Manager {
         // A name the run drew names no container the user knows of, and
         // none is made before these refusals: not said.
         let said = Some(name.as_str()).filter(|name| request.name.as_deref() == Some(name));
-        let connecting = |network: &str| connecting_to(said, network);
         for (wanted, attach) in &request.networks {
             let network = find_network_to_join(&networks, wanted)
-                .map_err(|e| (Step::Network, e.context(connecting(wanted))))?;
+                .map_err(|e| (Step::Network, joining(e, said, wanted)))?;
             if joins.iter().any(|(joined, _)| joined.id == network.id) {
-                let twice = format!("{}: the network is given twice", connecting(wanted));
+                let twice = format!(
+                    "{}: the network is given twice",
+                    connecting_to(said, wanted)
+                );
                 return Err((Step::Network, Error::invalid(twice)));
             }
             // Before the namespace: a refused address makes nothing. Said
             // as the attach would say it, of the network by its name.
             super::endpoints::check_requested_addresses(&state, network, attach)
-                .map_err(|e| (Step::Network, e.context(connecting(&network.name))))?;
+                .map_err(|e| (Step::Network, joining(e, said, &network.name)))?;
             joins.push((network, attach));
         }
         // The allocation cursors as found: a run that fails puts them back
@@ -344,10 +348,7 @@ impl Manager {
             };
             let endpoint = self
                 .attach(host, state, network, &target, attach)
-                .map_err(|e| {
-                    let context = format!("connecting {name} to network {}", network.name);
-                    (Step::Network, e.context(context))
-                })?;
+                .map_err(|e| (Step::Network, joining(e, Some(name), &network.name)))?;
             endpoints.push(endpoint);
         }
         self.release((host, target));
@@ -1254,6 +1255,24 @@ fn connecting_to(name: Option<&str>, network: &str) -> String {
     match name {
         Some(name) => format!("connecting {name} to network {network}"),
         None => format!("connecting to network {network}"),
+    }
+}
+
+/// `error`, met joining `network`, said with what the run was doing
+/// ([`connecting_to`]); when the error names the network first itself
+/// (`network n1 not found`, `network n1 has no IPv6 subnet: ...`), only
+/// with the container, if the user named it, so that the network is not
+/// named twice in one line.
+fn joining(error: Error, name: Option<&str>, network: &str) -> Error {
+    if !error
+        .to_string()
+        .starts_with(&format!("network {network} "))
+    {
+        return error.context(connecting_to(name, network));
+    }
+    match name {
+        Some(name) => error.context(format!("connecting {name}")),
+        None => error,
     }
 }
 

@@ -1896,6 +1896,53 @@ fn a_failed_create_keeps_a_parent_it_made_that_another_tool_uses() {
     assert!(vm_support::ip_ok(&["link", "del", "kp0"]));
 }
 
+/// A parent we made is kept, and says why, when a namespace that may
+/// hold a link on it could not be looked into (its dump refused here, as a
+/// security policy may keep us out of a namespace): the kernel would take
+/// such a link with it. Here a process in a namespace without a name
+/// (as a runtime's container) holds one. Before, a namespace that could
+/// not be entered or listed counted as holding no link.
+#[test]
+fn a_parent_is_kept_when_a_namespace_beside_it_could_not_be_looked_into() {
+    let env = Env::new("unlooked");
+    assert!(vm_support::ip_ok(&["link", "add", "kq0", "type", "dummy"]));
+    assert!(vm_support::ip_ok(&["link", "set", "kq0", "up"]));
+    let mut holder = Command::new("unshare")
+        .args(["-n", "sleep", "1000"])
+        .spawn()
+        .expect("busybox unshare");
+    vm_support::own_netns_of(holder.id());
+    env.ok(&create_on("parent=kq0.58", "kq", "192.168.93.0/24"));
+    let output = env
+        .command(&["network", "rm", "kq"])
+        .env(
+            "IPVLAN_FAULT_FORCE",
+            "parent: dump of a namespace beside refused",
+        )
+        .output()
+        .unwrap();
+    let _ = holder.kill();
+    let _ = holder.wait();
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(
+            "parent kq0.58 kept: links that may sit on it could not be looked for: the namespace of process "
+        ) && stderr.contains(": I/O error (os error 5)"),
+        "{stderr}"
+    );
+    assert!(vm_support::link(None, "kq0.58").is_some(), "{stderr}");
+    assert!(env.ok(&["network", "ls", "-q"]).trim().is_empty());
+    // Looked into, nothing on it: it goes with the network, as before.
+    env.ok(&create_on("parent=kq0.59", "kq", "192.168.93.0/24"));
+    let output = env.command(&["network", "rm", "kq"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert!(output.stderr.is_empty(), "{output:?}");
+    assert!(vm_support::link(None, "kq0.59").is_none());
+    assert!(vm_support::ip_ok(&["link", "del", "kq0.58"]));
+    assert!(vm_support::ip_ok(&["link", "del", "kq0"]));
+}
+
 /// A network that used another tool's `NAME.VLANID` (gone since), and a
 /// second network for which we made a link under that name: the link is
 /// ours, and goes with whichever of them goes last. Before, the first

@@ -484,13 +484,14 @@ pub(crate) fn delete_if_ours(
     let index = ours_there(host, record)?;
     // Another tool's link on it, or a master it was made a port of (a
     // bridge, a bond: the admin's uplink) since the network was made.
-    let in_use = links_beside_the_host(host, netns_dir).map(|links| {
-        let ours = in_host(&links, Some(index));
-        if let Some(master) = in_host(&links, ours.and_then(|ours| ours.master)) {
+    let in_use = links_beside_the_host(host, netns_dir).map(|beside| {
+        let links = &beside.links;
+        let ours = in_host(links, Some(index));
+        if let Some(master) = in_host(links, ours.and_then(|ours| ours.master)) {
             let kind = master.kind.as_deref().unwrap_or("link");
             return Some(format!("it is a port of {kind} {}", master.name));
         }
-        links
+        let stacked = links
             .iter()
             .find(|(other, place)| {
                 other.parent == Some(index) && !(place.is_host() && other.index == index)
@@ -501,7 +502,18 @@ pub(crate) fn delete_if_ours(
                     other.kind.as_deref().unwrap_or("a"),
                     other.name
                 )
-            })
+            });
+        // A namespace not looked into may hold a link on it.
+        stacked.or_else(|| {
+            let (first, more) = beside.unseen.split_first()?;
+            let more = match more.len() {
+                0 => String::new(),
+                n => format!(" (and {n} more)"),
+            };
+            Some(format!(
+                "links that may sit on it could not be looked for: {first}{more}"
+            ))
+        })
     });
     let keep = match in_use {
         Ok(None) => match given_address(host, index) {
@@ -733,7 +745,7 @@ pub(crate) fn check_shared(
     };
     // A parent that is itself an ipvlan link shares its master's port.
     let port = port_of(host, link)?;
-    let beside = links_beside_the_host(host, netns_dir)?;
+    let beside = links_beside_the_host(host, netns_dir)?.links;
     if let Some(why) = port_taken(&port, &beside) {
         return Err(Error::in_use(why));
     }
@@ -779,6 +791,7 @@ fn refuse_vlan_id_in_use(
     vlan_id: u16,
 ) -> Result<(), Error> {
     let taken = links_beside_the_host(host, netns_dir)?
+        .links
         .into_iter()
         .find(|(link, _)| {
             link.parent == Some(base.index)
@@ -882,7 +895,7 @@ pub(crate) fn other_mode_for(
     parent: &Link,
 ) -> Result<Option<String>, Error> {
     let port = port_of(host, parent)?;
-    let beside = links_beside_the_host(host, netns_dir)?;
+    let beside = links_beside_the_host(host, netns_dir)?.links;
     Ok(other_mode_on_port(
         &beside,
         &port,
@@ -948,53 +961,92 @@ impl std::fmt::Display for Place {
 /// elsewhere, and another tool's ipvlan links there are switched to our
 /// mode, or deleted with our parent, as much as a named one's); one that
 /// only a descriptor, a thread or a bind mount outside `netns_dir` holds
-/// is not (see [`super::processes::one_process_per_namespace`]).
-fn links_beside_the_host(host: &Handle, netns_dir: &Path) -> Result<Vec<(Link, Place)>, Error> {
-    let mut found = Vec::new();
+/// is not (see [`super::processes::processes_by_namespace`]). What could
+/// not be looked into is said in [`Beside::unseen`].
+fn links_beside_the_host(host: &Handle, netns_dir: &Path) -> Result<Beside, Error> {
+    let mut beside = Beside::default();
     for host_link in host.links()? {
         if host_link.link_netnsid.is_none() {
-            found.push((host_link, Place::Host));
+            beside.links.push((host_link, Place::Host));
         }
     }
     let here = Netns::current().map_err(|e| Error::io("opening the host namespace", &e))?;
     let mut known = vec![here.file_id().1];
     for (name, ns) in named_namespaces(netns_dir) {
         known.push(ns.file_id().1);
-        links_on_host_links(&here, ns, Place::Named(name), &mut found);
+        beside.look_into(&here, ns, Place::Named(name));
     }
-    for (pid, ino) in super::processes::one_process_per_namespace(&known) {
-        // Exited since, or its pid another process's now: the next.
-        let Ok(ns) = Netns::open_path(format!("/proc/{pid}/ns/net")) else {
-            continue;
-        };
-        if ns.file_id().1 != ino || ns.is_openers_own() {
-            continue;
+    let by_namespace = super::processes::processes_by_namespace(&known);
+    beside
+        .unseen
+        .extend(by_namespace.unseen.map(|unseen| unseen.to_string()));
+    for (ino, pids) in by_namespace.found {
+        // Through the first of its processes that is still there and
+        // still in it (a pid may have gone to another process since).
+        for pid in pids {
+            let ns = match Netns::open_path(format!("/proc/{pid}/ns/net")) {
+                Ok(ns) if ns.file_id().1 == ino && !ns.is_openers_own() => ns,
+                Ok(_) => continue,
+                Err(error) if matches!(error.raw_os_error(), Some(libc::ENOENT | libc::ESRCH)) => {
+                    continue
+                }
+                Err(error) => {
+                    let command = super::processes::command_of(pid);
+                    let place = Place::Process { pid, command };
+                    beside.unseen.push(format!("{place}: {error}"));
+                    break;
+                }
+            };
+            let command = super::processes::command_of(pid);
+            beside.look_into(&here, ns, Place::Process { pid, command });
+            break;
         }
-        let command = super::processes::command_of(pid);
-        links_on_host_links(&here, ns, Place::Process { pid, command }, &mut found);
     }
-    Ok(found)
+    Ok(beside)
 }
 
-/// The links of namespace `ns` whose lower link is in the host (`here`),
-/// found at `place`, added to `found`; none where `ns` cannot be entered
-/// or listed.
-fn links_on_host_links(here: &Netns, ns: Netns, place: Place, found: &mut Vec<(Link, Place)>) {
-    let Ok(inside) = OpenNetns::with_handle(ns) else {
-        return;
-    };
-    // Without an answer, any link with a peer namespace counts.
-    let host_id = inside.host_nsid(here);
-    let Ok(links) = inside.handle.links() else {
-        return;
-    };
-    for link in links {
-        let on_host = match &host_id {
-            Ok(id) => link.link_netnsid.is_some() && link.link_netnsid == *id,
-            Err(_) => link.link_netnsid.is_some(),
+/// What [`links_beside_the_host`] found.
+#[derive(Default)]
+pub(crate) struct Beside {
+    /// The links whose lower link may be a host link, and where.
+    links: Vec<(Link, Place)>,
+    /// Why the links of some namespaces may be missing from `links`: each
+    /// namespace that could not be entered or listed, and the processes
+    /// whose namespace could not be read. A parent is deleted only where
+    /// this is empty; the checks of a port's mode pass over it, as a
+    /// refusal for a namespace nobody can read would refuse for good.
+    unseen: Vec<String>,
+}
+
+impl Beside {
+    /// The links of namespace `ns` whose lower link is in the host
+    /// (`here`), found at `place`.
+    fn look_into(&mut self, here: &Netns, ns: Netns, place: Place) {
+        let inside = match OpenNetns::with_handle(ns) {
+            Ok(inside) => inside,
+            Err(error) => return self.unseen.push(format!("{place}: {error}")),
         };
-        if on_host {
-            found.push((link, place.clone()));
+        // A test's stand-in for a namespace a security policy keeps us out of.
+        let links = match crate::fault::io_refused("parent: dump of a namespace beside refused") {
+            Ok(()) => inside.handle.links().map_err(|error| error.to_string()),
+            Err(error) => Err(error.to_string()),
+        };
+        let links = match links {
+            Ok(links) => links,
+            Err(error) => return self.unseen.push(format!("{place}: {error}")),
+        };
+        // Asked after the dump, which gives the host an id there if it had
+        // none (each link on a host link then names it). Without an
+        // answer, any link with a peer namespace counts.
+        let host_id = inside.host_nsid(here);
+        for link in links {
+            let on_host = match &host_id {
+                Ok(Some(id)) => link.link_netnsid == Some(*id),
+                Ok(None) | Err(_) => link.link_netnsid.is_some(),
+            };
+            if on_host {
+                self.links.push((link, place.clone()));
+            }
         }
     }
 }

@@ -103,20 +103,26 @@ pub(crate) fn readable_processes_inside(ino: u64) -> Vec<u32> {
     scan(&Wanted::new(ino, None)).map_or_else(|_| Vec::new(), |(pids, _)| pids)
 }
 
-/// A process in each network namespace the processes of `/proc` are in,
-/// but those whose nsfs inodes `known` holds (the host's, the named
-/// ones): the namespaces without a name a runtime keeps its containers in
-/// (Docker's, Podman's, a CNI runtime's bind mounts elsewhere), whose
-/// links sit on host links as a named namespace's do. By the main thread
-/// of each process this one may read (one `readlink` a process); pids
-/// ascending, the lowest in each namespace speaking for it, with the
-/// namespace's inode (the process may exit and its pid be reused before
-/// its namespace is opened: the caller checks). A namespace only a
-/// thread, a descriptor or a bind mount holds is not found.
-pub(crate) fn one_process_per_namespace(known: &[u64]) -> Vec<(u32, u64)> {
+/// The network namespaces the processes of `/proc` are in, by their main
+/// threads (one `readlink` a process), but those whose nsfs inodes `known`
+/// holds (the host's, the named ones): the namespaces without a name a
+/// runtime keeps its containers in (Docker's, Podman's, a CNI runtime's
+/// bind mounts elsewhere), whose links sit on host links as a named
+/// namespace's do. Each with the pids in it, ascending: any may exit, and
+/// its pid be taken by another process, before the namespace is opened
+/// through it (the caller checks the inode, and tries the next). A
+/// namespace only a thread, a descriptor or a bind mount holds is not
+/// found; the processes whose namespace could not be read are counted.
+pub(crate) fn processes_by_namespace(known: &[u64]) -> ByNamespace {
     let me = std::process::id();
-    let Ok(entries) = crate::sys::list_dir(Path::new("/proc")) else {
-        return Vec::new();
+    let entries = match crate::sys::list_dir(Path::new("/proc")) {
+        Ok(entries) => entries,
+        Err(error) => {
+            return ByNamespace {
+                found: Vec::new(),
+                unseen: Some(Unseen::Unlisted(error.to_string())),
+            }
+        }
     };
     let mut pids: Vec<u32> = entries
         .iter()
@@ -124,11 +130,18 @@ pub(crate) fn one_process_per_namespace(known: &[u64]) -> Vec<(u32, u64)> {
         .filter(|pid| *pid != me)
         .collect();
     crate::order::sort(&mut pids);
-    let mut seen: Vec<u64> = known.to_vec();
-    let mut found = Vec::new();
+    let mut found: Vec<(u64, Vec<u32>)> = Vec::new();
+    let mut unreadable: Option<(usize, u32)> = None;
     for pid in pids {
-        let Ok(link) = std::fs::read_link(format!("/proc/{pid}/ns/net")) else {
-            continue;
+        let link = match std::fs::read_link(format!("/proc/{pid}/ns/net")) {
+            Ok(link) => link,
+            Err(error) if is_refusal(&error) => {
+                let (count, _) = unreadable.get_or_insert((0, pid));
+                *count += 1;
+                continue;
+            }
+            // Exited, or a thread-group leader that has ended.
+            Err(_) => continue,
         };
         let Some(ino) = link
             .to_str()
@@ -137,19 +150,35 @@ pub(crate) fn one_process_per_namespace(known: &[u64]) -> Vec<(u32, u64)> {
         else {
             continue;
         };
-        if !seen.contains(&ino) {
-            seen.push(ino);
-            found.push((pid, ino));
+        if known.contains(&ino) {
+            continue;
+        }
+        match found.iter_mut().find(|(seen, _)| *seen == ino) {
+            Some((_, inside)) => inside.push(pid),
+            None => found.push((ino, vec![pid])),
         }
     }
-    found
+    ByNamespace {
+        found,
+        unseen: unreadable.map(|(count, first)| Unseen::Unreadable { count, first }),
+    }
+}
+
+/// What [`processes_by_namespace`] found.
+pub(crate) struct ByNamespace {
+    /// Each namespace's nsfs inode and the pids in it, ascending.
+    pub(crate) found: Vec<(u64, Vec<u32>)>,
+    /// Why namespaces may be missing from `found`.
+    pub(crate) unseen: Option<Unseen>,
 }
 
 /// The command name of process `pid` (`/proc/PID/comm`), for messages;
-/// empty when it has gone.
+/// empty when it has gone. Escaped: any process names itself
+/// (`prctl(PR_SET_NAME)`), control characters included, and the message
+/// goes to root's terminal.
 pub(crate) fn command_of(pid: u32) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .map(|comm| comm.trim_end().to_string())
+        .map(|comm| comm.trim_end_matches('\n').escape_debug().to_string())
         .unwrap_or_default()
 }
 
@@ -439,7 +468,7 @@ mod tests {
     }
 
     #[test]
-    fn each_namespace_a_process_is_in_is_found_once_but_the_known() {
+    fn each_namespace_a_process_is_in_is_found_once_with_its_processes_but_the_known() {
         let own = netns::Netns::current().unwrap().file_id().1;
         let mut holders: Vec<std::process::Child> = (0..2)
             .map(|_| {
@@ -485,27 +514,23 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
         holders.push(beside);
-        let seen = one_process_per_namespace(&[own, inodes[1]]);
+        let seen = processes_by_namespace(&[own, inodes[1]]).found;
         for holder in &mut holders {
             let _ = holder.kill();
             let _ = holder.wait();
         }
         assert!(
-            seen.contains(&(holders[0].id(), inodes[0])),
-            "{seen:?} names the first holder's namespace by it"
+            seen.contains(&(inodes[0], vec![holders[0].id(), holders[2].id()])),
+            "{seen:?} names the first holder's namespace with both its processes, in order"
         );
         assert!(
-            seen.iter().all(|(_, ino)| *ino != own && *ino != inodes[1]),
+            seen.iter().all(|(ino, _)| *ino != own && *ino != inodes[1]),
             "{seen:?} names no namespace it was told of"
         );
-        let mut unique: Vec<u64> = seen.iter().map(|(_, ino)| *ino).collect();
+        let mut unique: Vec<u64> = seen.iter().map(|(ino, _)| *ino).collect();
         crate::order::sort(&mut unique);
         unique.dedup();
-        assert_eq!(
-            unique.len(),
-            seen.len(),
-            "{seen:?}: one process a namespace"
-        );
+        assert_eq!(unique.len(), seen.len(), "{seen:?}: each namespace once");
     }
 
     #[test]

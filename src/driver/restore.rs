@@ -286,6 +286,11 @@ impl Manager {
                     }
                 }
             };
+            // Another tool's ipvlan links of another mode on the parent's
+            // port, looked for once a network (a look into every other
+            // namespace), at its first link to make again: the links this
+            // restore makes are of the network's mode.
+            let mut other_mode = None;
             for (mut endpoint, neighbours) in list.into_iter().zip(neighbours) {
                 let who = format!("{}: {}", network.name, endpoint_label(&endpoint));
                 if left_endpoint
@@ -330,7 +335,7 @@ impl Manager {
                     parent.as_ref(),
                     endpoint,
                     made,
-                    (&neighbours, &mut remade),
+                    (&neighbours, &mut remade, &mut other_mode),
                     &who,
                     &mut report,
                 );
@@ -547,7 +552,11 @@ impl Manager {
         parent: Option<&Link>,
         endpoint: EndpointRecord,
         made: Option<Made>,
-        (neighbours, remade): (&[Neighbour], &mut Vec<Remade>),
+        (neighbours, remade, other_mode): (
+            &[Neighbour],
+            &mut Vec<Remade>,
+            &mut Option<Option<String>>,
+        ),
         who: &str,
         report: &mut RestoreReport,
     ) -> Result<(), Error> {
@@ -664,7 +673,18 @@ impl Manager {
         // Another tool may have put ipvlan links of another mode on the
         // parent since the network was made: a link made here would switch
         // theirs (the kernel keeps one mode per parent).
-        if let Some(why) = parent::other_mode_for(host, &self.config.netns_dir, network, parent)? {
+        let why = match other_mode {
+            Some(why) => why.clone(),
+            None => other_mode
+                .insert(parent::other_mode_for(
+                    host,
+                    &self.config.netns_dir,
+                    network,
+                    parent,
+                )?)
+                .clone(),
+        };
+        if let Some(why) = why {
             report.errors.push(format!(
                 "{who}: link missing, not made again: {why}, and a link in mode {} and flag {} would switch it; endpoint kept",
                 network.mode.as_str(),

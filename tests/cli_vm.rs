@@ -2195,8 +2195,8 @@ fn restore_remakes_a_link_whose_name_a_later_attach_took() {
 /// A `NAME.VLANID` parent whose id another link already carries on the
 /// base (another tool's `their55` for id 55, `their57` moved into a named
 /// namespace, where it stays on the base, or `their58` in a namespace
-/// without a name, seen only by the create) is refused with what to do,
-/// and nothing is made; the same id under 802.1ad is no conflict. Before,
+/// without a name, seen through the process in it) is refused with what
+/// to do, and nothing is made; the same id under 802.1ad is no conflict. Before,
 /// the kernel's `EEXIST` came back from the create (after two more tries
 /// at other ifindexes).
 #[test]
@@ -2243,7 +2243,8 @@ fn a_vlan_id_another_link_carries_on_the_base_is_refused_before_anything_is_made
     assert!(moved.is_some(), "their VLAN stays where it was");
     assert!(vm_support::link(None, "vt0.57").is_none());
     // Moved into a namespace without a name (a process's own), it is seen
-    // only by the create: refused at once, named as such.
+    // through that process. Before, only the create saw it (its `EEXIST`,
+    // said as "a link in a namespace without a name").
     their_vlan("their58", "58", Some("vtns58"));
     let mut holder = Command::new(vm_support::ip_path())
         .args(["netns", "exec", "vtns58", "sleep", "60"])
@@ -2256,11 +2257,9 @@ fn a_vlan_id_another_link_carries_on_the_base_is_refused_before_anything_is_made
     let _ = holder.wait();
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.starts_with(
-            "ipvlan: network create v58: vlan id 58 is already in use on vt0 by a link in a namespace without a name ("
-        ),
-        "{stderr}"
+    assert_eq!(
+        stderr,
+        format!("ipvlan: network create v58: vlan id 58 is already in use on vt0 by link their58 in the namespace of process {} (sleep): the kernel allows one 802.1Q link per id on a device; use another id, or delete that link\n", holder.id())
     );
     assert!(vm_support::link(None, "vt0.58").is_none());
     assert_eq!(env.ok(&["network", "ls", "-q"]), "");

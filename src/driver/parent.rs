@@ -1036,13 +1036,14 @@ impl Beside {
             Err(error) => return self.unseen.push(format!("{place}: {error}")),
         };
         // Asked after the dump, which gives the host an id there if it had
-        // none (each link on a host link then names it). Without an
+        // none and a link sits on a host link: none then means none does
+        // (a link there may sit on a third namespace's). Without an
         // answer, any link with a peer namespace counts.
         let host_id = inside.host_nsid(here);
         for link in links {
             let on_host = match &host_id {
-                Ok(Some(id)) => link.link_netnsid == Some(*id),
-                Ok(None) | Err(_) => link.link_netnsid.is_some(),
+                Ok(id) => id.is_some() && link.link_netnsid == *id,
+                Err(_) => link.link_netnsid.is_some(),
             };
             if on_host {
                 self.links.push((link, place.clone()));

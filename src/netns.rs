@@ -210,6 +210,31 @@ impl Netns {
         Ok(ns)
     }
 
+    /// The namespace process `pid` is in, for a look at its links alone
+    /// (see `driver::parent`'s walk of the namespaces beside the host),
+    /// where `home` ([`Netns::current`]) is the caller's. Opened at once,
+    /// without [`Netns::open_path`]'s look through an `O_PATH` descriptor
+    /// and without its fault point: `/proc/PID/ns/net` is procfs's link to
+    /// the process's namespace file, never a FIFO or a device a path could
+    /// be swapped for, and a walk that depends on which processes run
+    /// (a varying number of namespaces) must not move the kill points of
+    /// the command it is part of. Checked to be on nsfs.
+    pub fn open_of_process(pid: u32, home: &Netns) -> io::Result<Netns> {
+        let path = format!("/proc/{pid}/ns/net");
+        let fd = sys::openat(None, &cstring(Path::new(&path))?, libc::O_RDONLY, 0)?;
+        let stat = sys::fstat(fd.as_fd())?;
+        let file_id = (stat.st_dev, stat.st_ino);
+        if file_id.0 != home.file_id.0 {
+            return Err(refusal(Path::new(&path), FileKind::Regular));
+        }
+        Ok(Netns {
+            fd,
+            label: format!("pid {pid}"),
+            file_id,
+            openers_own: file_id == home.file_id,
+        })
+    }
+
     /// The named namespace `run_dir/name` (run dir normally [`DEFAULT_RUN_DIR`]).
     pub fn open_named(run_dir: impl AsRef<Path>, name: &str) -> io::Result<Netns> {
         let mut ns = Self::open_path(named_path(run_dir.as_ref(), name)?)?;

@@ -984,12 +984,12 @@ fn links_beside_the_host(host: &Handle, netns_dir: &Path) -> Result<Beside, Erro
         // Through the first of its processes that is still there and
         // still in it (a pid may have gone to another process since).
         for pid in pids {
-            let ns = match Netns::open_path(format!("/proc/{pid}/ns/net")) {
+            let ns = match Netns::open_of_process(pid, &here) {
                 Ok(ns) if ns.file_id().1 == ino && !ns.is_openers_own() => ns,
                 Ok(_) => continue,
-                Err(error) if matches!(error.raw_os_error(), Some(libc::ENOENT | libc::ESRCH)) => {
-                    continue
-                }
+                // Exited since (procfs answers `EACCES` for a process
+                // reaped between the lookup and the open).
+                Err(_) if !super::processes::is_there(pid) => continue,
                 Err(error) => {
                     let command = super::processes::command_of(pid);
                     let place = Place::Process { pid, command };

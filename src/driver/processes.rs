@@ -135,7 +135,9 @@ pub(crate) fn processes_by_namespace(known: &[u64]) -> ByNamespace {
     for pid in pids {
         let link = match std::fs::read_link(format!("/proc/{pid}/ns/net")) {
             Ok(link) => link,
-            Err(error) if is_refusal(&error) => {
+            // Also how procfs answers for a process reaped since the
+            // listing, whose directory is gone then: not a refusal.
+            Err(error) if is_refusal(&error) && is_there(pid) => {
                 let (count, _) = unreadable.get_or_insert((0, pid));
                 *count += 1;
                 continue;
@@ -162,6 +164,13 @@ pub(crate) fn processes_by_namespace(known: &[u64]) -> ByNamespace {
         found,
         unseen: unreadable.map(|(count, first)| Unseen::Unreadable { count, first }),
     }
+}
+
+/// Whether process `pid` is still there (its `/proc` directory, which
+/// goes when it is reaped): procfs answers `EACCES`, as to a refusal, for
+/// the namespace of a process reaped after its entry was looked up.
+pub(crate) fn is_there(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
 }
 
 /// What [`processes_by_namespace`] found.

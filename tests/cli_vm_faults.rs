@@ -307,8 +307,14 @@ impl Lab {
         self.counted()
     }
 
-    fn restore(&self) {
-        self.ok(&args("restore"));
+    /// `ipvlan restore`, which must work; what it printed (its report and
+    /// its warnings).
+    fn restore(&self) -> String {
+        let restore = args("restore");
+        let out = self.output(&mut self.command(&restore));
+        let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert_eq!(out.status.code(), Some(0), "ipvlan restore: {said}");
+        said
     }
 
     /// What `ipvlan ps` prints, read back.
@@ -864,8 +870,13 @@ impl Walked {
             self.label
         );
         let after = format!("{} killed at hit {n} ({})", self.label, self.hits[n - 1]);
-        lab.restore();
-        let (listed, networks) = agree(lab, "wn", Depth::Quick, &after);
+        let said = lab.restore();
+        let (listed, networks) = agree(
+            lab,
+            "wn",
+            Depth::Quick,
+            &format!("{after} (restore said: {})", said.trim_end()),
+        );
         let done = (self.done)(&listed, &networks);
         // From its commit's log entry on, what the command did is durable
         // and stands: restore finishes it, never undoes it.

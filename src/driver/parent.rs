@@ -987,8 +987,12 @@ fn links_beside_the_host(host: &Handle, netns_dir: &Path) -> Result<Beside, Erro
             let ns = match Netns::open_of_process(pid, &here) {
                 Ok(ns) if ns.file_id().1 == ino && !ns.is_openers_own() => ns,
                 Ok(_) => continue,
-                // Exited since (procfs answers `EACCES` for a process
-                // reaped between the lookup and the open).
+                // Exited since: a process on its way out has no namespace
+                // (`ENOENT`, its entry still there), and procfs answers
+                // `EACCES` for one reaped between the lookup and the open.
+                Err(error) if matches!(error.raw_os_error(), Some(libc::ENOENT | libc::ESRCH)) => {
+                    continue
+                }
                 Err(_) if !super::processes::is_there(pid) => continue,
                 Err(error) => {
                     let command = super::processes::command_of(pid);

@@ -1907,11 +1907,7 @@ fn a_parent_is_kept_when_a_namespace_beside_it_could_not_be_looked_into() {
     let env = Env::new("unlooked");
     assert!(vm_support::ip_ok(&["link", "add", "kq0", "type", "dummy"]));
     assert!(vm_support::ip_ok(&["link", "set", "kq0", "up"]));
-    let mut holder = Command::new("unshare")
-        .args(["-n", "sleep", "1000"])
-        .spawn()
-        .expect("busybox unshare");
-    vm_support::own_netns_of(holder.id());
+    let holder = vm_support::NamelessNamespace::start();
     env.ok(&create_on("parent=kq0.58", "kq", "192.168.93.0/24"));
     let output = env
         .command(&["network", "rm", "kq"])
@@ -1921,8 +1917,7 @@ fn a_parent_is_kept_when_a_namespace_beside_it_could_not_be_looked_into() {
         )
         .output()
         .unwrap();
-    let _ = holder.kill();
-    let _ = holder.wait();
+    drop(holder);
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert!(
@@ -2434,6 +2429,25 @@ fn refused_at_a_create(env: &Env, args: &[&str], request: usize) -> Output {
     let output = command.wait_with_output().unwrap();
     assert!(deleted, "the parent deleted during the pause");
     output
+}
+
+/// A batch undone whole: the state directory and the name views as
+/// `before` (see [`unchanged_since`]), and no link but `lo` in any of the
+/// namespaces `names`; `what` says which run, in a failure.
+fn left_nothing(
+    env: &Env,
+    before: (BTreeMap<String, String>, BTreeMap<String, String>),
+    names: &[String],
+    what: &str,
+) {
+    unchanged_since(env, before);
+    for name in names {
+        assert_eq!(
+            links_at(&env.netns_dir().join(name)),
+            ["lo"],
+            "{name}, {what}"
+        );
+    }
 }
 
 /// The state directory and the name views are as `before` says (see
@@ -3707,14 +3721,7 @@ fn a_batch_whose_finishing_fails_part_way_leaves_nothing() {
                 ),
             "{forced}: {stderr}"
         );
-        unchanged_since(&env, before);
-        for name in &names {
-            assert_eq!(
-                links_at(&env.netns_dir().join(name)),
-                ["lo"],
-                "{name}, {forced}: {stderr}"
-            );
-        }
+        left_nothing(&env, before, &names, &format!("{forced}: {stderr}"));
     }
     let output = env
         .command(&connect)
@@ -3784,14 +3791,7 @@ fn a_create_failure_is_the_batchs_error_when_the_finishing_fails_after_it() {
             && stderr.ends_with(" bf40: attaching to network n1: I/O error (os error 5)\n"),
         "the creates' failure, not the finishing's: {stderr}"
     );
-    unchanged_since(&env, before);
-    for name in &names {
-        assert_eq!(
-            links_at(&env.netns_dir().join(name)),
-            ["lo"],
-            "{name}: {stderr}"
-        );
-    }
+    left_nothing(&env, before, &names, &stderr);
     env.ok(&connect);
     connect[1] = "disconnect";
     env.ok(&connect);

@@ -783,11 +783,8 @@ fn a_foreign_namespace_by_path() {
         .create_network(&net("pathnet", &["10.80.0.0/24"], &[], &[]))
         .unwrap();
     // A namespace of "another runtime": held by a process, not under /run/netns.
-    let mut child = std::process::Command::new("unshare")
-        .args(["-n", "sleep", "1000"])
-        .spawn()
-        .expect("busybox unshare");
-    let path = vm_support::own_netns_of(child.id());
+    let child = vm_support::NamelessNamespace::start();
+    let path = format!("/proc/{}/ns/net", child.pid());
     let ep = manager
         .connect(
             "pathnet",
@@ -800,7 +797,7 @@ fn a_foreign_namespace_by_path() {
         "nsenter",
         &[
             "-n",
-            &format!("-t{}", child.id()),
+            &format!("-t{}", child.pid()),
             &ip_path(),
             "-br",
             "addr",
@@ -816,8 +813,7 @@ fn a_foreign_namespace_by_path() {
     manager
         .disconnect("pathnet", &Target::Path(path.into()))
         .unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
     manager.remove_network("pathnet").unwrap();
 }
 
@@ -3303,33 +3299,6 @@ fn a_parent_another_tool_stacked_a_link_on_is_kept() {
     ip(&["link", "del", "eth0.59"]);
 }
 
-/// A process in a namespace of its own, without a name (as a runtime
-/// keeps its containers: Docker's are bind mounts outside `/run/netns`),
-/// killed when dropped.
-struct NamelessNamespace(std::process::Child);
-
-impl NamelessNamespace {
-    fn start() -> NamelessNamespace {
-        let child = std::process::Command::new("unshare")
-            .args(["-n", "sleep", "1000"])
-            .spawn()
-            .expect("busybox unshare");
-        vm_support::own_netns_of(child.id());
-        NamelessNamespace(child)
-    }
-
-    fn pid(&self) -> String {
-        self.0.id().to_string()
-    }
-}
-
-impl Drop for NamelessNamespace {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Another tool's links in a namespace only a process is in count as
 /// those of a named one: a parent we made with one on it is kept, and a
 /// port carrying one of another mode is refused. Before, such namespaces
@@ -3349,7 +3318,7 @@ fn links_in_a_namespace_only_a_process_is_in_count() {
             &[("parent", "eth0.60")],
         ))
         .unwrap();
-    let held = NamelessNamespace::start();
+    let held = vm_support::NamelessNamespace::start();
     ip(&[
         "link", "add", "link", "eth0.60", "name", "ipv60", "type", "ipvlan", "mode", "l2",
     ]);
@@ -3368,7 +3337,7 @@ fn links_in_a_namespace_only_a_process_is_in_count() {
 
     // An ipvlan link of mode l3 on a dummy, in such a namespace.
     ip(&["link", "add", "sp7", "type", "dummy"]);
-    let held = NamelessNamespace::start();
+    let held = vm_support::NamelessNamespace::start();
     ip(&[
         "link", "add", "link", "sp7", "name", "hand7", "type", "ipvlan", "mode", "l3",
     ]);

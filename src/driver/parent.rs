@@ -985,15 +985,9 @@ fn links_beside_the_host(host: &Handle, netns_dir: &Path) -> Result<Beside, Erro
         // still in it (a pid may have gone to another process since).
         for pid in pids {
             let ns = match Netns::open_of_process(pid, &here) {
-                Ok(ns) if ns.file_id().1 == ino && !ns.is_openers_own() => ns,
+                Ok(ns) if ns.file_id().1 == ino => ns,
                 Ok(_) => continue,
-                // Exited since: a process on its way out has no namespace
-                // (`ENOENT`, its entry still there), and procfs answers
-                // `EACCES` for one reaped between the lookup and the open.
-                Err(error) if matches!(error.raw_os_error(), Some(libc::ENOENT | libc::ESRCH)) => {
-                    continue
-                }
-                Err(_) if !super::processes::is_there(pid) => continue,
+                Err(error) if super::processes::has_gone(pid, &error) => continue,
                 Err(error) => {
                     let command = super::processes::command_of(pid);
                     let place = Place::Process { pid, command };

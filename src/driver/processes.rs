@@ -114,9 +114,8 @@ pub(crate) fn readable_processes_inside(ino: u64) -> Vec<u32> {
 /// namespace only a thread, a descriptor or a bind mount holds is not
 /// found; the processes whose namespace could not be read are counted.
 pub(crate) fn processes_by_namespace(known: &[u64]) -> ByNamespace {
-    let me = std::process::id();
-    let entries = match crate::sys::list_dir(Path::new("/proc")) {
-        Ok(entries) => entries,
+    let mut pids = match other_processes() {
+        Ok(pids) => pids,
         Err(error) => {
             return ByNamespace {
                 found: Vec::new(),
@@ -124,32 +123,22 @@ pub(crate) fn processes_by_namespace(known: &[u64]) -> ByNamespace {
             }
         }
     };
-    let mut pids: Vec<u32> = entries
-        .iter()
-        .filter_map(|entry| std::str::from_utf8(&entry.name).ok()?.parse::<u32>().ok())
-        .filter(|pid| *pid != me)
-        .collect();
     crate::order::sort(&mut pids);
     let mut found: Vec<(u64, Vec<u32>)> = Vec::new();
     let mut unreadable: Option<(usize, u32)> = None;
     for pid in pids {
         let link = match std::fs::read_link(format!("/proc/{pid}/ns/net")) {
             Ok(link) => link,
-            // Also how procfs answers for a process reaped since the
-            // listing, whose directory is gone then: not a refusal.
-            Err(error) if is_refusal(&error) && is_there(pid) => {
+            // Exited, or a thread-group leader that has ended.
+            Err(error) if has_gone(pid, &error) => continue,
+            Err(error) if is_refusal(&error) => {
                 let (count, _) = unreadable.get_or_insert((0, pid));
                 *count += 1;
                 continue;
             }
-            // Exited, or a thread-group leader that has ended.
             Err(_) => continue,
         };
-        let Some(ino) = link
-            .to_str()
-            .and_then(|link| link.strip_prefix("net:[")?.strip_suffix(']'))
-            .and_then(|ino| ino.parse::<u64>().ok())
-        else {
+        let Some(ino) = namespace_of_link(&link) else {
             continue;
         };
         if known.contains(&ino) {
@@ -166,11 +155,33 @@ pub(crate) fn processes_by_namespace(known: &[u64]) -> ByNamespace {
     }
 }
 
-/// Whether process `pid` is still there (its `/proc` directory, which
-/// goes when it is reaped): procfs answers `EACCES`, as to a refusal, for
-/// the namespace of a process reaped after its entry was looked up.
-pub(crate) fn is_there(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
+/// Whether a look at process `pid`'s namespace failed (`error`) because
+/// the process has gone: one on its way out has no namespace (`ENOENT`,
+/// its `/proc` entry still there), and procfs answers `EACCES`, as to a
+/// refusal, for one reaped after its entry was looked up (its directory
+/// is gone then).
+pub(crate) fn has_gone(pid: u32, error: &std::io::Error) -> bool {
+    matches!(error.raw_os_error(), Some(libc::ENOENT | libc::ESRCH))
+        || !Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// The nsfs inode a `/proc/PID/ns/net` link names (see [`namespace_link`]).
+fn namespace_of_link(link: &Path) -> Option<u64> {
+    link.to_str()?
+        .strip_prefix("net:[")?
+        .strip_suffix(']')?
+        .parse()
+        .ok()
+}
+
+/// The pids `/proc` lists, but this process's.
+fn other_processes() -> std::io::Result<Vec<u32>> {
+    let me = std::process::id();
+    Ok(crate::sys::list_dir(Path::new("/proc"))?
+        .iter()
+        .filter_map(|entry| std::str::from_utf8(&entry.name).ok()?.parse::<u32>().ok())
+        .filter(|pid| *pid != me)
+        .collect())
 }
 
 /// What [`processes_by_namespace`] found.
@@ -210,15 +221,9 @@ fn look_for(wanted: &Wanted<'_>) -> ProcessLook {
 /// inside, in ascending order, and those that could not be placed
 /// ([`Unseen::Unreadable`]), if any.
 fn scan(wanted: &Wanted<'_>) -> std::io::Result<(Vec<u32>, Option<Unseen>)> {
-    let me = std::process::id();
-    let entries = crate::sys::list_dir(Path::new("/proc"))?;
     let mut pids = Vec::new();
     let mut unreadable: Option<(usize, u32)> = None;
-    for pid in entries
-        .iter()
-        .filter_map(|entry| std::str::from_utf8(&entry.name).ok()?.parse::<u32>().ok())
-        .filter(|pid| *pid != me)
-    {
+    for pid in other_processes()? {
         match where_is(pid, wanted) {
             Seen::Inside => pids.push(pid),
             Seen::Elsewhere => {}
@@ -491,11 +496,7 @@ mod tests {
         let inode_of = |pid: u32| -> Option<u64> {
             let link = std::fs::read_link(format!("/proc/{pid}/ns/net")).ok()?;
             (link != own_link).then_some(())?;
-            link.to_str()?
-                .strip_prefix("net:[")?
-                .strip_suffix(']')?
-                .parse()
-                .ok()
+            namespace_of_link(&link)
         };
         let mut inodes = Vec::new();
         for holder in &holders {

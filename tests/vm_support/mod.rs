@@ -281,6 +281,35 @@ pub fn own_netns_of(pid: u32) -> String {
     path
 }
 
+/// A process in a network namespace of its own, without a name (as a
+/// runtime keeps its containers: Docker's are bind mounts outside
+/// `/run/netns`), started by `unshare -n sleep`, killed when dropped.
+pub struct NamelessNamespace(std::process::Child);
+
+impl NamelessNamespace {
+    /// Started, once it is in its own namespace.
+    pub fn start() -> NamelessNamespace {
+        let child = Command::new("unshare")
+            .args(["-n", "sleep", "1000"])
+            .spawn()
+            .expect("busybox unshare");
+        own_netns_of(child.id());
+        NamelessNamespace(child)
+    }
+
+    /// Its pid, as the commands that take one spell it.
+    pub fn pid(&self) -> String {
+        self.0.id().to_string()
+    }
+}
+
+impl Drop for NamelessNamespace {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Waits until process `pid` is in the namespace bound at `bound` (`ip
 /// netns exec NAME` has entered `/run/netns/NAME`), or panics after 30 s.
 pub fn wait_in_netns(pid: u32, bound: &str) {

@@ -135,7 +135,7 @@ impl Netns {
     fn open_at_path(path: &Path) -> io::Result<Netns> {
         // One look at our own namespace file gives both nsfs's device and
         // whether this is our own namespace.
-        let ns = Netns::open_nsfs(path, own_file_id)?;
+        let ns = Netns::open_nsfs(path, own_file_id, true)?;
         let kind = namespace_type(ns.fd())?;
         if kind != "net" {
             return Err(refusal(path, FileKind::Namespace(kind.to_string())));
@@ -145,8 +145,14 @@ impl Netns {
 
     /// The nsfs file at `path`, of any namespace type, with
     /// [`Netns::open_path`]'s refusals of anything else; `own` gives the
-    /// `st_dev` and `st_ino` of the calling thread's network namespace.
-    fn open_nsfs(path: &Path, own: impl FnOnce() -> io::Result<(u64, u64)>) -> io::Result<Netns> {
+    /// `st_dev` and `st_ino` of the calling thread's network namespace;
+    /// `fault_point`: whether the look passes the `netns: looked at`
+    /// fault point.
+    fn open_nsfs(
+        path: &Path,
+        own: impl FnOnce() -> io::Result<(u64, u64)>,
+        fault_point: bool,
+    ) -> io::Result<Netns> {
         let refuse = |found| refusal(path, found);
         // Opening a FIFO waits for a writer, opening a device may act on
         // it: looked at first through an `O_PATH` descriptor, which opens
@@ -176,7 +182,9 @@ impl Netns {
         if meta.dev() != own.0 {
             return Err(refuse(FileKind::Regular));
         }
-        crate::fault::point("netns: looked at");
+        if fault_point {
+            crate::fault::point("netns: looked at");
+        }
         // The calling thread's table: a thread that unshared its own
         // (CLONE_FILES) holds the descriptor there, not in its leader's.
         let looked_at = format!("/proc/thread-self/fd/{}", probe.as_raw_fd());
@@ -200,7 +208,17 @@ impl Netns {
     /// type: the caller enters it ([`run_here_from`]), whose `setns`
     /// refuses any other type, worded as `open_path` words it.
     pub fn open_path_from(path: impl AsRef<Path>, home: &Netns) -> io::Result<Netns> {
-        Netns::open_nsfs(path.as_ref(), || Ok(home.file_id))
+        Netns::open_nsfs(path.as_ref(), || Ok(home.file_id), true)
+    }
+
+    /// The namespace bind-mounted at `path`, for a look at its links alone
+    /// (see `driver::parent`'s walk of the namespaces beside the host),
+    /// where `home` ([`Netns::current`]) is the caller's: as
+    /// [`Netns::open_path_from`], without its fault point (the walk's
+    /// number of namespaces depends on what other tools mounted, and must
+    /// not move the kill points of the command it is part of).
+    pub fn open_mounted(path: &Path, home: &Netns) -> io::Result<Netns> {
+        Netns::open_nsfs(path, || Ok(home.file_id), false)
     }
 
     /// The namespace of process `pid`.
@@ -634,12 +652,16 @@ impl Visit {
         socket: Option<BorrowedFd<'_>>,
     ) -> io::Result<(Netns, Option<Entry>)> {
         let mut home = None;
-        let ns = Netns::open_nsfs(path, || {
-            let file = open_own(socket)?;
-            let own = file.metadata()?;
-            home = Some(OwnedFd::from(file));
-            Ok((own.dev(), own.ino()))
-        })?;
+        let ns = Netns::open_nsfs(
+            path,
+            || {
+                let file = open_own(socket)?;
+                let own = file.metadata()?;
+                home = Some(OwnedFd::from(file));
+                Ok((own.dev(), own.ino()))
+            },
+            true,
+        )?;
         let entry = home.filter(|_| !ns.openers_own).map(|home| Entry {
             home,
             _this_thread: std::marker::PhantomData,

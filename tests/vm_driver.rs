@@ -3362,6 +3362,62 @@ fn links_in_a_namespace_only_a_process_is_in_count() {
     ip(&["link", "del", "sp7"]);
 }
 
+/// A namespace with no name and no process, held by a bind mount outside
+/// `/run/netns` alone (`unshare --net=FILE`, a runtime's own directory),
+/// counts as much: `rm` keeps a parent it made while another tool's
+/// ipvlan link there sits on it. Before, nothing looked there, and `rm`
+/// deleted the parent and the kernel the other tool's link with it.
+#[test]
+fn links_in_a_namespace_only_a_bind_mount_holds_count() {
+    topology_up();
+    let config = config("mounted");
+    let manager = Manager::open(config).unwrap();
+    manager
+        .create_network(&net(
+            "nm1",
+            &["10.97.12.0/24"],
+            &[],
+            &[("parent", "eth0.61")],
+        ))
+        .unwrap();
+    let held = vm_support::NamelessNamespace::start();
+    ip(&[
+        "link", "add", "link", "eth0.61", "name", "ipv61", "type", "ipvlan", "mode", "l2",
+    ]);
+    ip(&["link", "set", "ipv61", "netns", &held.pid()]);
+    // A mount point with a space, which mountinfo writes as `\040`.
+    let mounted = "/tmp/held ns61";
+    let named = "/run/netns/mounted61";
+    let bind = |from: &str, to: &str| {
+        fs::write(to, "").unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["--bind", from, to])
+            .status()
+            .unwrap();
+        assert!(status.success(), "mount --bind {from} {to}");
+    };
+    bind(&format!("/proc/{}/ns/net", held.pid()), mounted);
+    // Its one process gone: the mount alone holds it.
+    drop(held);
+    assert_eq!(
+        manager.remove_network("nm1").unwrap(),
+        vec!["parent eth0.61 kept: ipvlan link ipv61 in the namespace mounted at /tmp/held ns61 sits on it, and would go with it; delete it with `ip link del eth0.61` once nothing uses it".to_string()]
+    );
+    assert!(link(None, "eth0.61").is_some());
+    // Named now, to be looked into: the other tool's link is still there.
+    bind(mounted, named);
+    assert!(link(Some("mounted61"), "ipv61").is_some());
+    for path in [named, mounted] {
+        let status = std::process::Command::new("umount")
+            .arg(path)
+            .status()
+            .unwrap();
+        assert!(status.success(), "umount {path}");
+        fs::remove_file(path).unwrap();
+    }
+    ip(&["link", "del", "eth0.61"]);
+}
+
 /// A container joins a second network that routes (l2 with a gateway,
 /// l3): its default route is added beside the first one's, with a higher
 /// metric, so the first stays the one taken and the second takes over when

@@ -4,7 +4,7 @@
 //! re-creation by `restore`, and the guard that keeps every ipvlan link on
 //! one parent in one mode and flag (the kernel keeps one per parent).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::endpoint_link::{chosen_index, INDEX_ATTEMPTS};
 use super::kernel_support::require_kind;
@@ -809,7 +809,7 @@ fn refuse_vlan_id_in_use(
     };
     let what_to_do = match place {
         Place::Host => format!("use -o parent={} or another id", link.name),
-        Place::Named(_) | Place::Process { .. } => {
+        Place::Named(_) | Place::Mounted(_) | Place::Process { .. } => {
             "use another id, or delete that link".to_string()
         }
     };
@@ -920,6 +920,9 @@ pub(crate) fn port_of(host: &Handle, link: &Link) -> Result<Link, Error> {
 pub(crate) enum Place {
     Host,
     Named(String),
+    /// A namespace without a name bind-mounted outside the netns
+    /// directory, by its first mount point.
+    Mounted(PathBuf),
     /// A namespace without a name, by the lowest process in it and that
     /// process's command name.
     Process {
@@ -939,6 +942,11 @@ impl std::fmt::Display for Place {
         match self {
             Place::Host => f.write_str("the host namespace"),
             Place::Named(name) => write!(f, "namespace {name}"),
+            Place::Mounted(path) => write!(
+                f,
+                "the namespace mounted at {}",
+                crate::text::Shown(&path.to_string_lossy())
+            ),
             Place::Process { pid, command } if command.is_empty() => {
                 write!(f, "the namespace of process {pid}")
             }
@@ -976,6 +984,7 @@ fn links_beside_the_host(host: &Handle, netns_dir: &Path) -> Result<Beside, Erro
         known.push(ns.file_id().1);
         beside.look_into(&here, ns, Place::Named(name));
     }
+    beside.look_into_mounted(&here, &mut known);
     let by_namespace = super::processes::processes_by_namespace(&known);
     beside
         .unseen
@@ -1048,6 +1057,49 @@ impl Beside {
             }
         }
     }
+}
+
+impl Beside {
+    /// The namespaces mounted in this mount namespace whose nsfs inodes
+    /// `known` does not hold yet (added once looked into).
+    fn look_into_mounted(&mut self, here: &Netns, known: &mut Vec<u64>) {
+        use super::namespace_mounts::{namespace_mounts, MOUNTINFO};
+        let mountinfo = match std::fs::read_to_string(MOUNTINFO) {
+            Ok(text) => text,
+            Err(error) => {
+                return self
+                    .unseen
+                    .push(format!("the namespaces mounted ({MOUNTINFO}): {error}"))
+            }
+        };
+        for mount in namespace_mounts(&mountinfo) {
+            if known.contains(&mount.ino) {
+                continue;
+            }
+            match Netns::open_mounted(&mount.path, here) {
+                Ok(ns) if ns.file_id().1 == mount.ino => {
+                    known.push(mount.ino);
+                    self.look_into(here, ns, Place::Mounted(mount.path));
+                }
+                // Mounted over, or unmounted, since the table was read:
+                // the namespace is no longer there to hold links (a
+                // process still in it is found by the walk of those).
+                Ok(_) => {}
+                Err(error) if is_refusal(&error) => {
+                    let place = Place::Mounted(mount.path);
+                    self.unseen.push(format!("{place}: {error}"));
+                }
+                Err(_) => {}
+            }
+        }
+    }
+}
+
+/// Whether opening a namespace failed for want of permission (an LSM, a
+/// mount point below a directory we may not search), not because what is
+/// there has changed.
+fn is_refusal(error: &std::io::Error) -> bool {
+    matches!(error.raw_os_error(), Some(libc::EACCES | libc::EPERM))
 }
 
 /// Every namespace under `netns_dir` that opens, by name.

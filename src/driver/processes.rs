@@ -112,7 +112,8 @@ pub(crate) fn readable_processes_inside(ino: u64) -> Vec<u32> {
 /// its pid be taken by another process, before the namespace is opened
 /// through it (the caller checks the inode, and tries the next). A
 /// namespace only a thread, a descriptor or a bind mount holds is not
-/// found; the processes whose namespace could not be read are counted.
+/// found (bind mounts are [`super::namespace_mounts`]'); the processes
+/// whose namespace could not be read are counted.
 pub(crate) fn processes_by_namespace(known: &[u64]) -> ByNamespace {
     let mut pids = match other_processes() {
         Ok(pids) => pids,

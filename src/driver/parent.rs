@@ -1081,14 +1081,20 @@ impl Beside {
                     known.push(mount.ino);
                     self.look_into(here, ns, Place::Mounted(mount.path));
                 }
-                // Mounted over, or unmounted, since the table was read:
-                // the namespace is no longer there to hold links (a
-                // process still in it is found by the walk of those).
-                Ok(_) => {}
+                // Another namespace mounted over it: this one is out of
+                // reach at its path, and may still hold links.
+                Ok(_) => {
+                    let place = Place::Mounted(mount.path);
+                    self.unseen
+                        .push(format!("{place}: another namespace is mounted over it"));
+                }
                 Err(error) if is_refusal(&error) => {
                     let place = Place::Mounted(mount.path);
                     self.unseen.push(format!("{place}: {error}"));
                 }
+                // Unmounted since the table was read (what is at the path
+                // now is no namespace, or nothing): no longer held there
+                // (a process still in it is found by the walk of those).
                 Err(_) => {}
             }
         }

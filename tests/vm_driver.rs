@@ -3365,57 +3365,70 @@ fn links_in_a_namespace_only_a_process_is_in_count() {
 /// A namespace with no name and no process, held by a bind mount outside
 /// `/run/netns` alone (`unshare --net=FILE`, a runtime's own directory),
 /// counts as much: `rm` keeps a parent it made while another tool's
-/// ipvlan link there sits on it. Before, nothing looked there, and `rm`
-/// deleted the parent and the kernel the other tool's link with it.
+/// ipvlan link there sits on it, found at the first of its mount points
+/// that reaches it; one that none reaches (another namespace mounted over
+/// each) keeps the parent as one that could not be looked into. Before,
+/// nothing looked there, and `rm` deleted the parent and the kernel the
+/// other tool's link with it.
 #[test]
 fn links_in_a_namespace_only_a_bind_mount_holds_count() {
     topology_up();
-    let config = config("mounted");
-    let manager = Manager::open(config).unwrap();
-    manager
-        .create_network(&net(
-            "nm1",
-            &["10.97.12.0/24"],
-            &[],
-            &[("parent", "eth0.61")],
-        ))
-        .unwrap();
-    let held = vm_support::NamelessNamespace::start();
-    ip(&[
-        "link", "add", "link", "eth0.61", "name", "ipv61", "type", "ipvlan", "mode", "l2",
-    ]);
-    ip(&["link", "set", "ipv61", "netns", &held.pid()]);
-    // A mount point with a space, which mountinfo writes as `\040`.
-    let mounted = "/tmp/held ns61";
-    let named = "/run/netns/mounted61";
-    let bind = |from: &str, to: &str| {
-        fs::write(to, "").unwrap();
-        let status = std::process::Command::new("mount")
-            .args(["--bind", from, to])
-            .status()
-            .unwrap();
-        assert!(status.success(), "mount --bind {from} {to}");
+    let manager = Manager::open(config("mounted")).unwrap();
+    let mount = |options: &[&str]| {
+        let out = run("mount", options);
+        assert!(out.status.success(), "mount {options:?}: {out:?}");
     };
-    bind(&format!("/proc/{}/ns/net", held.pid()), mounted);
-    // Its one process gone: the mount alone holds it.
-    drop(held);
-    assert_eq!(
-        manager.remove_network("nm1").unwrap(),
-        vec!["parent eth0.61 kept: ipvlan link ipv61 in the namespace mounted at /tmp/held ns61 sits on it, and would go with it; delete it with `ip link del eth0.61` once nothing uses it".to_string()]
-    );
-    assert!(link(None, "eth0.61").is_some());
-    // Named now, to be looked into: the other tool's link is still there.
-    bind(mounted, named);
-    assert!(link(Some("mounted61"), "ipv61").is_some());
-    for path in [named, mounted] {
-        let status = std::process::Command::new("umount")
-            .arg(path)
-            .status()
+    // (VLAN, the mount points of the other tool's namespace, how many of
+    // them another namespace is mounted over, the note `rm` gives.)
+    let cases: [(u16, &[&str], usize, &str); 3] = [
+        // A mount point with a space, which mountinfo writes as `\040`.
+        (61, &["/tmp/held ns61"], 0, "ipvlan link ipv61 in the namespace mounted at /tmp/held ns61 sits on it, and would go with it; delete it with `ip link del eth0.61` once nothing uses it"),
+        (62, &["/tmp/ns62a", "/tmp/ns62b"], 1, "ipvlan link ipv62 in the namespace mounted at /tmp/ns62b sits on it, and would go with it; delete it with `ip link del eth0.62` once nothing uses it"),
+        (63, &["/tmp/ns63"], 1, "links that may sit on it could not be looked for: the namespace mounted at /tmp/ns63: another namespace is mounted over it; delete it with `ip link del eth0.63` once nothing uses it"),
+    ];
+    for (vlan, paths, covered, note) in cases {
+        let (network, parent, other) = (
+            format!("nm{vlan}"),
+            format!("eth0.{vlan}"),
+            format!("ipv{vlan}"),
+        );
+        let subnet = format!("10.97.{vlan}.0/24");
+        manager
+            .create_network(&net(&network, &[&subnet], &[], &[("parent", &parent)]))
             .unwrap();
-        assert!(status.success(), "umount {path}");
-        fs::remove_file(path).unwrap();
+        let held = vm_support::NamelessNamespace::start();
+        ip(&[
+            "link", "add", "link", &parent, "name", &other, "type", "ipvlan", "mode", "l2",
+        ]);
+        ip(&["link", "set", &other, "netns", &held.pid()]);
+        for path in paths {
+            bind(&format!("/proc/{}/ns/net", held.pid()), Path::new(path));
+        }
+        // Its one process gone: the mounts alone hold it.
+        drop(held);
+        let cover = vm_support::NamelessNamespace::start();
+        for path in &paths[..covered] {
+            mount(&["-o", "bind", &format!("/proc/{}/ns/net", cover.pid()), path]);
+        }
+        assert_eq!(
+            manager.remove_network(&network).unwrap(),
+            vec![format!("parent {parent} kept: {note}")]
+        );
+        assert!(link(None, &parent).is_some());
+        for path in &paths[..covered] {
+            run("umount", &[path]);
+        }
+        drop(cover);
+        // Named now, to be looked into: the other tool's link is still there.
+        let named = format!("/run/netns/mounted{vlan}");
+        bind(paths[0], Path::new(&named));
+        assert!(link(Some(&format!("mounted{vlan}")), &other).is_some());
+        unbind(Path::new(&named));
+        for path in paths {
+            unbind(Path::new(path));
+        }
+        ip(&["link", "del", &parent]);
     }
-    ip(&["link", "del", "eth0.61"]);
 }
 
 /// A container joins a second network that routes (l2 with a gateway,

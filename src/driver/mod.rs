@@ -101,7 +101,7 @@ mod error;
 mod hosts;
 mod kernel_support;
 mod listed;
-mod namespace_mounts;
+mod mounts;
 mod netns_identity;
 mod networks;
 mod options;

@@ -460,8 +460,9 @@ fn delete_ours(host: &Handle, record: &NetworkRecord) {
 /// proves the link of that name is still ours), and the note saying so
 /// returned when a link of that name is there. So is a parent another
 /// tool stacked a link on (a macvlan, an ipvlan, a VLAN), in the host
-/// namespace, a named one under `netns_dir` or one a process is in (see
-/// [`links_beside_the_host`]): deleting ours would take theirs with it.
+/// namespace, a named one under `netns_dir`, one a process is in or one
+/// bind-mounted elsewhere (see [`links_beside_the_host`]): deleting ours
+/// would take theirs with it.
 pub(crate) fn delete_if_ours(
     host: &Handle,
     netns_dir: &Path,
@@ -967,10 +968,11 @@ impl std::fmt::Display for Place {
 /// another link). Namespaces without a name are seen through the
 /// processes in them (a runtime's containers: Docker keeps its own
 /// elsewhere, and another tool's ipvlan links there are switched to our
-/// mode, or deleted with our parent, as much as a named one's); one that
-/// only a descriptor, a thread or a bind mount outside `netns_dir` holds
-/// is not (see [`super::processes::processes_by_namespace`]). What could
-/// not be looked into is said in [`Beside::unseen`].
+/// mode, or deleted with our parent, as much as a named one's) and
+/// through their bind mounts elsewhere (see [`super::mounts`]); one that
+/// only a descriptor or a thread holds, or a mount in another mount
+/// namespace, is not (see [`super::processes::processes_by_namespace`]).
+/// What could not be looked into is said in [`Beside::unseen`].
 fn links_beside_the_host(host: &Handle, netns_dir: &Path) -> Result<Beside, Error> {
     let mut beside = Beside::default();
     for host_link in host.links()? {
@@ -984,7 +986,6 @@ fn links_beside_the_host(host: &Handle, netns_dir: &Path) -> Result<Beside, Erro
         known.push(ns.file_id().1);
         beside.look_into(&here, ns, Place::Named(name));
     }
-    beside.look_into_mounted(&here, &mut known);
     let by_namespace = super::processes::processes_by_namespace(&known);
     beside
         .unseen
@@ -1000,15 +1001,21 @@ fn links_beside_the_host(host: &Handle, netns_dir: &Path) -> Result<Beside, Erro
                 Err(error) => {
                     let command = super::processes::command_of(pid);
                     let place = Place::Process { pid, command };
-                    beside.unseen.push(format!("{place}: {error}"));
+                    beside.missed.push((ino, format!("{place}: {error}")));
                     break;
                 }
             };
+            known.push(ino);
             let command = super::processes::command_of(pid);
             beside.look_into(&here, ns, Place::Process { pid, command });
             break;
         }
     }
+    beside.look_into_mounted(&here, &known);
+    let missed = std::mem::take(&mut beside.missed);
+    beside
+        .unseen
+        .extend(missed.into_iter().map(|(_, missed)| missed));
     Ok(beside)
 }
 
@@ -1018,11 +1025,18 @@ pub(crate) struct Beside {
     /// The links whose lower link may be a host link, and where.
     links: Vec<(Link, Place)>,
     /// Why the links of some namespaces may be missing from `links`: each
-    /// namespace that could not be entered or listed, and the processes
-    /// whose namespace could not be read. A parent is deleted only where
-    /// this is empty; the checks of a port's mode pass over it, as a
-    /// refusal for a namespace nobody can read would refuse for good.
+    /// namespace that could not be entered or listed, the processes whose
+    /// namespace could not be read, a namespace none of whose processes
+    /// or mount points opened, a mount table that could not be read. A
+    /// parent is deleted only where this is empty; the checks of a port's
+    /// mode pass over it, as a refusal for a namespace nobody can read
+    /// would refuse for good.
     unseen: Vec<String>,
+    /// While the walk runs: the namespaces (by nsfs inode) one way to
+    /// which failed, and why; dropped when another way reaches one (a
+    /// process refused, a mount point that opens), else added to
+    /// `unseen` at the end.
+    missed: Vec<(u64, String)>,
 }
 
 impl Beside {
@@ -1057,55 +1071,65 @@ impl Beside {
             }
         }
     }
-}
 
-impl Beside {
-    /// The namespaces mounted in this mount namespace whose nsfs inodes
-    /// `known` does not hold yet (added once looked into).
-    fn look_into_mounted(&mut self, here: &Netns, known: &mut Vec<u64>) {
-        use super::namespace_mounts::{namespace_mounts, MOUNTINFO};
-        let mountinfo = match std::fs::read_to_string(MOUNTINFO) {
-            Ok(text) => text,
+    /// The namespaces mounted in this mount namespace that `known` (the
+    /// host's, the named ones, those looked into through a process) does
+    /// not hold, each through the first of its mount points that opens
+    /// to it. One reached at none is still counted as missed while the
+    /// table, read again, mounts it (another mount covers it, or opening
+    /// was refused: it may hold links); one unmounted since is not held
+    /// there any longer.
+    fn look_into_mounted(&mut self, here: &Netns, known: &[u64]) {
+        use super::mounts::{mounts_namespace, namespace_mounts, read_mountinfo, MOUNTINFO};
+        let table = match read_mountinfo() {
+            Ok(table) => table,
             Err(error) => {
                 return self
                     .unseen
                     .push(format!("the namespaces mounted ({MOUNTINFO}): {error}"))
             }
         };
-        for mount in namespace_mounts(&mountinfo) {
+        let mut read_again: Option<Option<Vec<u8>>> = None;
+        for mount in namespace_mounts(&table) {
             if known.contains(&mount.ino) {
                 continue;
             }
-            match Netns::open_mounted(&mount.path, here) {
-                Ok(ns) if ns.file_id().1 == mount.ino => {
-                    known.push(mount.ino);
-                    self.look_into(here, ns, Place::Mounted(mount.path));
+            let mut failed: Option<(PathBuf, String)> = None;
+            let mut reached = None;
+            for path in mount.paths {
+                match Netns::open_mounted(&path, here) {
+                    Ok(ns) if ns.file_id().1 == mount.ino => {
+                        reached = Some((ns, path));
+                        break;
+                    }
+                    Ok(_) => {
+                        let why = "another namespace is mounted over it".to_string();
+                        failed.get_or_insert((path, why));
+                    }
+                    Err(error) => {
+                        failed.get_or_insert((path, error.to_string()));
+                    }
                 }
-                // Another namespace mounted over it: this one is out of
-                // reach at its path, and may still hold links.
-                Ok(_) => {
-                    let place = Place::Mounted(mount.path);
-                    self.unseen
-                        .push(format!("{place}: another namespace is mounted over it"));
-                }
-                Err(error) if is_refusal(&error) => {
-                    let place = Place::Mounted(mount.path);
-                    self.unseen.push(format!("{place}: {error}"));
-                }
-                // Unmounted since the table was read (what is at the path
-                // now is no namespace, or nothing): no longer held there
-                // (a process still in it is found by the walk of those).
-                Err(_) => {}
             }
+            if let Some((ns, path)) = reached {
+                self.missed.retain(|(ino, _)| *ino != mount.ino);
+                self.look_into(here, ns, Place::Mounted(path));
+                continue;
+            }
+            let Some((path, why)) = failed else {
+                continue;
+            };
+            let again = read_again.get_or_insert_with(|| read_mountinfo().ok());
+            if again
+                .as_ref()
+                .is_some_and(|table| !mounts_namespace(table, mount.ino))
+            {
+                continue;
+            }
+            let place = Place::Mounted(path);
+            self.missed.push((mount.ino, format!("{place}: {why}")));
         }
     }
-}
-
-/// Whether opening a namespace failed for want of permission (an LSM, a
-/// mount point below a directory we may not search), not because what is
-/// there has changed.
-fn is_refusal(error: &std::io::Error) -> bool {
-    matches!(error.raw_os_error(), Some(libc::EACCES | libc::EPERM))
 }
 
 /// Every namespace under `netns_dir` that opens, by name.

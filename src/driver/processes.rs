@@ -112,7 +112,7 @@ pub(crate) fn readable_processes_inside(ino: u64) -> Vec<u32> {
 /// its pid be taken by another process, before the namespace is opened
 /// through it (the caller checks the inode, and tries the next). A
 /// namespace only a thread, a descriptor or a bind mount holds is not
-/// found (bind mounts are [`super::namespace_mounts`]'); the processes
+/// found (bind mounts are [`super::mounts`]'); the processes
 /// whose namespace could not be read are counted.
 pub(crate) fn processes_by_namespace(known: &[u64]) -> ByNamespace {
     let mut pids = match other_processes() {
@@ -168,11 +168,14 @@ pub(crate) fn has_gone(pid: u32, error: &std::io::Error) -> bool {
 
 /// The nsfs inode a `/proc/PID/ns/net` link names (see [`namespace_link`]).
 fn namespace_of_link(link: &Path) -> Option<u64> {
-    link.to_str()?
-        .strip_prefix("net:[")?
-        .strip_suffix(']')?
-        .parse()
-        .ok()
+    net_namespace_inode(link.as_os_str().as_encoded_bytes())
+}
+
+/// The inode in a network namespace's nsfs name, `net:[INODE]` (a
+/// `/proc/PID/ns/net` link's target, a namespace mount's root).
+pub(crate) fn net_namespace_inode(name: &[u8]) -> Option<u64> {
+    let digits = name.strip_prefix(b"net:[")?.strip_suffix(b"]")?;
+    std::str::from_utf8(digits).ok()?.parse().ok()
 }
 
 /// The pids `/proc` lists, but this process's.
@@ -351,9 +354,9 @@ fn any_thread_in_namespace(pid: u32, wanted: &Wanted<'_>) -> Seen {
     seen
 }
 
-/// Whether reading a process's entry failed because this process may not
-/// (not because the process has gone).
-fn is_refusal(error: &std::io::Error) -> bool {
+/// Whether reading a process's entry (or opening a file) failed because
+/// this process may not (not because the process, or the file, has gone).
+pub(crate) fn is_refusal(error: &std::io::Error) -> bool {
     matches!(error.raw_os_error(), Some(libc::EACCES | libc::EPERM))
 }
 
@@ -368,7 +371,7 @@ fn hidden_from_us() -> Option<String> {
     if caps & (1 << privileges::CAP_SYS_PTRACE) != 0 {
         return None;
     }
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let mountinfo = super::mounts::read_mountinfo().ok()?;
     let hiding = hidepid_of_proc(&mountinfo)?;
     let ptraceable_only = matches!(hiding.value.as_str(), "ptraceable" | "4");
     (ptraceable_only || !crate::sys::in_group(hiding.gid)).then_some(hiding.value)
@@ -386,16 +389,14 @@ pub(crate) struct Hiding {
 }
 
 /// How the procfs mounted on `/proc` last (the one a path reaches) in
-/// `mountinfo` (`/proc/self/mountinfo`'s text) hides processes, unless
-/// it hides none (`hidepid=` absent, `0`, `off`).
-pub(crate) fn hidepid_of_proc(mountinfo: &str) -> Option<Hiding> {
-    let options = mountinfo.lines().rev().find_map(|line| {
-        // ID PARENT MAJ:MIN ROOT MOUNT-POINT OPTIONS [TAGS...] - TYPE SOURCE SUPER-OPTIONS
-        let (mount, fs) = line.split_once(" - ")?;
-        let mut mount = mount.split(' ');
-        let mut fs = fs.split(' ');
-        (mount.nth(4)? == "/proc" && fs.next()? == "proc").then(|| fs.nth(1).unwrap_or(""))
-    })?;
+/// `mountinfo` (`/proc/self/mountinfo`) hides processes, unless it hides
+/// none (`hidepid=` absent, `0`, `off`).
+pub(crate) fn hidepid_of_proc(mountinfo: &[u8]) -> Option<Hiding> {
+    let options = super::mounts::mount_lines(mountinfo)
+        .rev()
+        .find(|line| line.mount_point == b"/proc" && line.fstype == b"proc")?
+        .super_options;
+    let options = std::str::from_utf8(options).ok()?;
     let option = |name: &str| {
         options
             .split(',')
@@ -578,6 +579,7 @@ mod tests {
     fn hidepid_is_read_from_the_last_proc_mounted_on_slash_proc() {
         let line = |point: &str, fs: &str, options: &str| {
             format!("25 1 0:23 / {point} rw,nosuid,nodev,noexec,relatime shared:13 - {fs} {fs} {options}\n")
+                .into_bytes()
         };
         let hiding = |value: &str, gid: u32| {
             Some(Hiding {
@@ -587,7 +589,7 @@ mod tests {
         };
         let plain = line("/proc", "proc", "rw");
         assert_eq!(hidepid_of_proc(&plain), None);
-        let hidden = plain.clone() + &line("/proc", "proc", "rw,hidepid=invisible");
+        let hidden = [plain.clone(), line("/proc", "proc", "rw,hidepid=invisible")].concat();
         assert_eq!(hidepid_of_proc(&hidden), hiding("invisible", 0));
         let with_group = line("/proc", "proc", "rw,hidepid=invisible,gid=4242");
         assert_eq!(hidepid_of_proc(&with_group), hiding("invisible", 4242));
@@ -605,14 +607,20 @@ mod tests {
             None
         );
         // Mounted over by a plain one: that one is what a path reaches.
-        assert_eq!(hidepid_of_proc(&(hidden + &plain)), None);
+        assert_eq!(hidepid_of_proc(&[hidden.clone(), plain].concat()), None);
+        // A mount at a path that is not UTF-8 spoils nothing.
+        let odd = b"47 22 0:30 / /mnt/caf\xe9 rw shared:30 - tmpfs tmpfs rw\n".to_vec();
+        assert_eq!(
+            hidepid_of_proc(&[hidden, odd].concat()),
+            hiding("invisible", 0)
+        );
         // Another mount point, or another file system at /proc, is not it.
         assert_eq!(
             hidepid_of_proc(&line("/run/proc", "proc", "hidepid=2")),
             None
         );
         assert_eq!(hidepid_of_proc(&line("/proc", "tmpfs", "hidepid=2")), None);
-        assert_eq!(hidepid_of_proc("garbage\n"), None);
+        assert_eq!(hidepid_of_proc(b"garbage\n"), None);
     }
 
     #[test]

@@ -96,8 +96,15 @@ fn namespace_mount(line: &MountLine<'_>) -> Option<(u64, PathBuf)> {
     if line.fstype != b"nsfs" {
         return None;
     }
-    let ino = super::processes::net_namespace_inode(line.root)?;
+    let ino = net_namespace_inode(line.root)?;
     Some((ino, unescape(line.mount_point)?))
+}
+
+/// The inode in a network namespace's nsfs name, `net:[INODE]` (a
+/// namespace mount's root, a `/proc/PID/ns/net` link's target).
+pub(crate) fn net_namespace_inode(name: &[u8]) -> Option<u64> {
+    let digits = name.strip_prefix(b"net:[")?.strip_suffix(b"]")?;
+    std::str::from_utf8(digits).ok()?.parse().ok()
 }
 
 /// A mountinfo path with its octal escapes (`\NNN`) turned back into bytes.

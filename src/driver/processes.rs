@@ -168,14 +168,7 @@ pub(crate) fn has_gone(pid: u32, error: &std::io::Error) -> bool {
 
 /// The nsfs inode a `/proc/PID/ns/net` link names (see [`namespace_link`]).
 fn namespace_of_link(link: &Path) -> Option<u64> {
-    net_namespace_inode(link.as_os_str().as_encoded_bytes())
-}
-
-/// The inode in a network namespace's nsfs name, `net:[INODE]` (a
-/// `/proc/PID/ns/net` link's target, a namespace mount's root).
-pub(crate) fn net_namespace_inode(name: &[u8]) -> Option<u64> {
-    let digits = name.strip_prefix(b"net:[")?.strip_suffix(b"]")?;
-    std::str::from_utf8(digits).ok()?.parse().ok()
+    super::mounts::net_namespace_inode(link.as_os_str().as_encoded_bytes())
 }
 
 /// The pids `/proc` lists, but this process's.

@@ -238,7 +238,17 @@ impl Netns {
     /// (a varying number of namespaces) must not move the kill points of
     /// the command it is part of. Checked to be on nsfs.
     pub fn open_of_process(pid: u32, home: &Netns) -> io::Result<Netns> {
-        let path = format!("/proc/{pid}/ns/net");
+        Netns::open_of_task(pid, None, home)
+    }
+
+    /// [`Netns::open_of_process`] for thread `tid` of process `pid` when
+    /// `tid` is given (a thread may have entered, or made, a namespace of
+    /// its own).
+    pub fn open_of_task(pid: u32, tid: Option<u32>, home: &Netns) -> io::Result<Netns> {
+        let path = match tid {
+            None => format!("/proc/{pid}/ns/net"),
+            Some(tid) => format!("/proc/{pid}/task/{tid}/ns/net"),
+        };
         let fd = sys::openat(None, &cstring(Path::new(&path))?, libc::O_RDONLY, 0)?;
         let stat = sys::fstat(fd.as_fd())?;
         let file_id = (stat.st_dev, stat.st_ino);
@@ -247,7 +257,10 @@ impl Netns {
         }
         Ok(Netns {
             fd,
-            label: format!("pid {pid}"),
+            label: match tid {
+                None => format!("pid {pid}"),
+                Some(tid) => format!("thread {tid} of pid {pid}"),
+            },
             file_id,
             openers_own: file_id == home.file_id,
         })

@@ -3431,6 +3431,127 @@ fn links_in_a_namespace_only_a_bind_mount_holds_count() {
     }
 }
 
+/// Set for [`thread_holder`] when it runs as the helper process.
+const THREAD_HOLDER: &str = "IPVLAN_TEST_THREAD_HOLDER";
+
+/// Not a test of its own: with [`THREAD_HOLDER`] set, this binary run
+/// again with this test alone ([`ThreadHolder::start`]) is a process whose
+/// main thread stays in the namespace it started in while another of its
+/// threads makes a namespace of its own and stays there; it says that
+/// thread's id, then waits to be killed. Without it, it passes at once.
+#[test]
+fn thread_holder() {
+    if std::env::var_os(THREAD_HOLDER).is_none() {
+        return;
+    }
+    let (told, heard) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (_ns, _inside) = ipvlan::netns::create_anonymous_staying().unwrap();
+        // `PID/task/TID`.
+        let tid = fs::read_link("/proc/thread-self").unwrap();
+        told.send(tid.file_name().unwrap().to_string_lossy().into_owned())
+            .unwrap();
+        loop {
+            std::thread::park();
+        }
+    });
+    println!("holder thread {}", heard.recv().unwrap());
+    loop {
+        std::thread::park();
+    }
+}
+
+/// A process of this binary with a thread in a namespace of its own (see
+/// [`thread_holder`]); killed when dropped.
+struct ThreadHolder {
+    child: std::process::Child,
+    tid: String,
+}
+
+impl ThreadHolder {
+    fn start() -> ThreadHolder {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "thread_holder",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ])
+            .env(THREAD_HOLDER, "1")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let tid = lines
+            // libtest's `test thread_holder ... ` comes first on the line.
+            .find_map(|line| Some(line.ok()?.split_once("holder thread ")?.1.to_string()))
+            .expect("the helper's thread id");
+        ThreadHolder { child, tid }
+    }
+
+    fn pid(&self) -> String {
+        self.child.id().to_string()
+    }
+
+    /// Its thread's namespace file.
+    fn namespace(&self) -> String {
+        format!("/proc/{}/task/{}/ns/net", self.pid(), self.tid)
+    }
+}
+
+impl Drop for ThreadHolder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A namespace with no name and no process in it, one thread of another
+/// process alone in it (the process's main thread in the host's), counts
+/// too: `rm` keeps a parent it made while another tool's ipvlan link there
+/// sits on it. Before, only main threads were looked at, and `rm` deleted
+/// the parent and the kernel the other tool's link with it.
+#[test]
+fn links_in_a_namespace_only_a_thread_is_in_count() {
+    topology_up();
+    let manager = Manager::open(config("threaded")).unwrap();
+    manager
+        .create_network(&net(
+            "nt64",
+            &["10.97.64.0/24"],
+            &[],
+            &[("parent", "eth0.64")],
+        ))
+        .unwrap();
+    let holder = ThreadHolder::start();
+    ip(&[
+        "link", "add", "link", "eth0.64", "name", "ipv64", "type", "ipvlan", "mode", "l2",
+    ]);
+    let named = Path::new("/run/netns/thread64");
+    bind(&holder.namespace(), named);
+    ip(&["link", "set", "ipv64", "netns", "thread64"]);
+    unbind(named);
+    let command = fs::read_to_string(format!("/proc/{}/comm", holder.pid())).unwrap();
+    assert_eq!(
+        manager.remove_network("nt64").unwrap(),
+        vec![format!(
+            "parent eth0.64 kept: ipvlan link ipv64 in the namespace of thread {} of process {} ({}) sits on it, and would go with it; delete it with `ip link del eth0.64` once nothing uses it",
+            holder.tid,
+            holder.pid(),
+            command.trim_end()
+        )]
+    );
+    assert!(link(None, "eth0.64").is_some());
+    // Named again, to be looked into: the other tool's link is still there.
+    bind(&holder.namespace(), named);
+    assert!(link(Some("thread64"), "ipv64").is_some());
+    unbind(named);
+    drop(holder);
+    ip(&["link", "del", "eth0.64"]);
+}
+
 /// A container joins a second network that routes (l2 with a gateway,
 /// l3): its default route is added beside the first one's, with a higher
 /// metric, so the first stays the one taken and the second takes over when

@@ -460,8 +460,8 @@ fn delete_ours(host: &Handle, record: &NetworkRecord) {
 /// proves the link of that name is still ours), and the note saying so
 /// returned when a link of that name is there. So is a parent another
 /// tool stacked a link on (a macvlan, an ipvlan, a VLAN), in the host
-/// namespace, a named one under `netns_dir`, one a process is in or one
-/// bind-mounted elsewhere (see [`links_beside_the_host`]): deleting ours
+/// namespace, a named one under `netns_dir`, one a process or a thread is
+/// in or one bind-mounted elsewhere (see [`links_beside_the_host`]): deleting ours
 /// would take theirs with it.
 pub(crate) fn delete_if_ours(
     host: &Handle,
@@ -924,10 +924,13 @@ pub(crate) enum Place {
     /// A namespace without a name bind-mounted outside the netns
     /// directory, by its first mount point.
     Mounted(PathBuf),
-    /// A namespace without a name, by the lowest process in it and that
-    /// process's command name.
+    /// A namespace without a name, by the lowest process in it (or, when
+    /// only other threads are, the first of them) and that process's
+    /// command name.
     Process {
         pid: u32,
+        /// The thread, when it is not the process's main one.
+        tid: Option<u32>,
         command: String,
     },
 }
@@ -948,11 +951,16 @@ impl std::fmt::Display for Place {
                 "the namespace mounted at {}",
                 crate::text::Shown(&path.to_string_lossy())
             ),
-            Place::Process { pid, command } if command.is_empty() => {
-                write!(f, "the namespace of process {pid}")
-            }
-            Place::Process { pid, command } => {
-                write!(f, "the namespace of process {pid} ({command})")
+            Place::Process { pid, tid, command } => {
+                f.write_str("the namespace of ")?;
+                if let Some(tid) = tid {
+                    write!(f, "thread {tid} of ")?;
+                }
+                write!(f, "process {pid}")?;
+                if !command.is_empty() {
+                    write!(f, " ({command})")?;
+                }
+                Ok(())
             }
         }
     }
@@ -968,10 +976,11 @@ impl std::fmt::Display for Place {
 /// another link). Namespaces without a name are seen through the
 /// processes in them (a runtime's containers: Docker keeps its own
 /// elsewhere, and another tool's ipvlan links there are switched to our
-/// mode, or deleted with our parent, as much as a named one's) and
+/// mode, or deleted with our parent, as much as a named one's), through
+/// the threads in them (a thread may enter or make one of its own) and
 /// through their bind mounts elsewhere (see [`super::mounts`]); one that
-/// only a descriptor or a thread holds, or a mount in another mount
-/// namespace, is not (see [`super::processes::processes_by_namespace`]).
+/// only a descriptor holds, or a mount in another mount namespace, is not
+/// (see [`super::processes::processes_by_namespace`]).
 /// What could not be looked into is said in [`Beside::unseen`].
 fn links_beside_the_host(host: &Handle, netns_dir: &Path) -> Result<Beside, Error> {
     let mut beside = Beside::default();
@@ -990,24 +999,28 @@ fn links_beside_the_host(host: &Handle, netns_dir: &Path) -> Result<Beside, Erro
     beside
         .unseen
         .extend(by_namespace.unseen.map(|unseen| unseen.to_string()));
-    for (ino, pids) in by_namespace.found {
-        // Through the first of its processes that is still there and
-        // still in it (a pid may have gone to another process since).
-        for pid in pids {
-            let ns = match Netns::open_of_process(pid, &here) {
+    for (ino, holders) in by_namespace.found {
+        // Through the first of its processes (or threads) that is still
+        // there and still in it (a pid may have gone to another process
+        // since).
+        for holder in holders {
+            let (pid, tid) = (holder.pid, holder.tid);
+            let place = || Place::Process {
+                pid,
+                tid,
+                command: super::processes::command_of(pid),
+            };
+            let ns = match Netns::open_of_task(pid, tid, &here) {
                 Ok(ns) if ns.file_id().1 == ino => ns,
                 Ok(_) => continue,
                 Err(error) if super::processes::has_gone(pid, &error) => continue,
                 Err(error) => {
-                    let command = super::processes::command_of(pid);
-                    let place = Place::Process { pid, command };
-                    beside.missed.push((ino, format!("{place}: {error}")));
+                    beside.missed.push((ino, format!("{}: {error}", place())));
                     break;
                 }
             };
             known.push(ino);
-            let command = super::processes::command_of(pid);
-            beside.look_into(&here, ns, Place::Process { pid, command });
+            beside.look_into(&here, ns, place());
             break;
         }
     }

@@ -103,19 +103,26 @@ pub(crate) fn readable_processes_inside(ino: u64) -> Vec<u32> {
     scan(&Wanted::new(ino, None)).map_or_else(|_| Vec::new(), |(pids, _)| pids)
 }
 
-/// The network namespaces the processes of `/proc` are in, by their main
-/// threads (one `readlink` a process), but those whose nsfs inodes `known`
-/// holds (the host's, the named ones): the namespaces without a name a
-/// runtime keeps its containers in (Docker's, Podman's, a CNI runtime's
-/// bind mounts elsewhere), whose links sit on host links as a named
-/// namespace's do. Each with the pids in it, ascending: any may exit, and
-/// its pid be taken by another process, before the namespace is opened
-/// through it (the caller checks the inode, and tries the next). A
-/// namespace only a thread, a descriptor or a bind mount holds is not
-/// found (bind mounts are [`super::mounts`]'); the processes
-/// whose namespace could not be read are counted.
+/// The network namespaces the processes of `/proc` are in, by their
+/// threads (one `readlink` a process for its main thread, a listing of
+/// its threads and one `readlink` for each other thread), but those whose
+/// nsfs inodes `known` holds (the host's, the named ones): the namespaces
+/// without a name a runtime keeps its containers in (Docker's, Podman's,
+/// a CNI runtime's bind mounts elsewhere), whose links sit on host links
+/// as a named namespace's do, and those a thread alone has entered or
+/// made. Each with what is in it: processes by pid, ascending, then the
+/// other threads; any may exit, and its pid be taken by another process,
+/// before the namespace is opened through it (the caller checks the
+/// inode, and tries the next). A namespace only a descriptor or a bind
+/// mount holds is not found (bind mounts are [`super::mounts`]'); the
+/// processes and threads whose namespace could not be read are counted.
 pub(crate) fn processes_by_namespace(known: &[u64]) -> ByNamespace {
-    let mut pids = match other_processes() {
+    processes_by_namespace_but(known, std::process::id())
+}
+
+/// [`processes_by_namespace`] with every process but `me`'s.
+fn processes_by_namespace_but(known: &[u64], me: u32) -> ByNamespace {
+    let mut pids = match processes_but(me) {
         Ok(pids) => pids,
         Err(error) => {
             return ByNamespace {
@@ -125,34 +132,84 @@ pub(crate) fn processes_by_namespace(known: &[u64]) -> ByNamespace {
         }
     };
     crate::order::sort(&mut pids);
-    let mut found: Vec<(u64, Vec<u32>)> = Vec::new();
+    let mut found: Vec<(u64, Vec<Holder>)> = Vec::new();
     let mut unreadable: Option<(usize, u32)> = None;
-    for pid in pids {
-        let link = match std::fs::read_link(format!("/proc/{pid}/ns/net")) {
-            Ok(link) => link,
-            // Exited, or a thread-group leader that has ended.
-            Err(error) if has_gone(pid, &error) => continue,
-            Err(error) if is_refusal(&error) => {
-                let (count, _) = unreadable.get_or_insert((0, pid));
-                *count += 1;
-                continue;
-            }
-            Err(_) => continue,
-        };
-        let Some(ino) = namespace_of_link(&link) else {
-            continue;
-        };
+    let mut refused = |pid: u32| {
+        let (count, _) = unreadable.get_or_insert((0, pid));
+        *count += 1;
+    };
+    let mut add = |ino: u64, holder: Holder| {
         if known.contains(&ino) {
-            continue;
+            return;
         }
         match found.iter_mut().find(|(seen, _)| *seen == ino) {
-            Some((_, inside)) => inside.push(pid),
-            None => found.push((ino, vec![pid])),
+            Some((_, inside)) => inside.push(holder),
+            None => found.push((ino, vec![holder])),
         }
+    };
+    for pid in pids {
+        let main = match std::fs::read_link(format!("/proc/{pid}/ns/net")) {
+            Ok(link) => namespace_of_link(&link),
+            // Refused: its threads would be too.
+            Err(error) if is_refusal(&error) && !has_gone(pid, &error) => {
+                refused(pid);
+                continue;
+            }
+            // Exited, or a thread-group leader that has ended (its other
+            // threads may still run, each in a namespace).
+            Err(_) => None,
+        };
+        if let Some(ino) = main {
+            add(ino, Holder { pid, tid: None });
+        }
+        let Ok(tasks) = crate::sys::list_dir(Path::new(&format!("/proc/{pid}/task"))) else {
+            continue;
+        };
+        let tids = tasks
+            .iter()
+            .filter_map(|entry| std::str::from_utf8(&entry.name).ok()?.parse::<u32>().ok())
+            .filter(|tid| *tid != pid);
+        for tid in tids {
+            let holder = Holder {
+                pid,
+                tid: Some(tid),
+            };
+            match std::fs::read_link(holder.namespace_path()) {
+                Ok(link) => match namespace_of_link(&link) {
+                    Some(ino) if Some(ino) != main => add(ino, holder),
+                    _ => {}
+                },
+                Err(error) if is_refusal(&error) && !has_gone(pid, &error) => refused(pid),
+                Err(_) => {}
+            }
+        }
+    }
+    // Through a process first: a thread may end before its process.
+    for (_, inside) in &mut found {
+        crate::order::sort_by(inside, |a, b| a.tid.is_some().cmp(&b.tid.is_some()));
     }
     ByNamespace {
         found,
         unseen: unreadable.map(|(count, first)| Unseen::Unreadable { count, first }),
+    }
+}
+
+/// A process (its main thread), or one of its other threads, in a
+/// namespace [`processes_by_namespace`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Holder {
+    pub(crate) pid: u32,
+    /// The thread, when it is not the process's main one.
+    pub(crate) tid: Option<u32>,
+}
+
+impl Holder {
+    /// Its `/proc` link to its network namespace.
+    pub(crate) fn namespace_path(&self) -> String {
+        match self.tid {
+            None => format!("/proc/{}/ns/net", self.pid),
+            Some(tid) => format!("/proc/{}/task/{tid}/ns/net", self.pid),
+        }
     }
 }
 
@@ -173,7 +230,11 @@ fn namespace_of_link(link: &Path) -> Option<u64> {
 
 /// The pids `/proc` lists, but this process's.
 fn other_processes() -> std::io::Result<Vec<u32>> {
-    let me = std::process::id();
+    processes_but(std::process::id())
+}
+
+/// The pids `/proc` lists, but `me`.
+fn processes_but(me: u32) -> std::io::Result<Vec<u32>> {
     Ok(crate::sys::list_dir(Path::new("/proc"))?
         .iter()
         .filter_map(|entry| std::str::from_utf8(&entry.name).ok()?.parse::<u32>().ok())
@@ -183,8 +244,9 @@ fn other_processes() -> std::io::Result<Vec<u32>> {
 
 /// What [`processes_by_namespace`] found.
 pub(crate) struct ByNamespace {
-    /// Each namespace's nsfs inode and the pids in it, ascending.
-    pub(crate) found: Vec<(u64, Vec<u32>)>,
+    /// Each namespace's nsfs inode and what is in it: processes by pid,
+    /// ascending, then other threads.
+    pub(crate) found: Vec<(u64, Vec<Holder>)>,
     /// Why namespaces may be missing from `found`.
     pub(crate) unseen: Option<Unseen>,
 }
@@ -525,7 +587,19 @@ mod tests {
             let _ = holder.wait();
         }
         assert!(
-            seen.contains(&(inodes[0], vec![holders[0].id(), holders[2].id()])),
+            seen.contains(&(
+                inodes[0],
+                vec![
+                    Holder {
+                        pid: holders[0].id(),
+                        tid: None
+                    },
+                    Holder {
+                        pid: holders[2].id(),
+                        tid: None
+                    }
+                ]
+            )),
             "{seen:?} names the first holder's namespace with both its processes, in order"
         );
         assert!(
@@ -536,6 +610,49 @@ mod tests {
         crate::order::sort(&mut unique);
         unique.dedup();
         assert_eq!(unique.len(), seen.len(), "{seen:?}: each namespace once");
+    }
+
+    /// A thread in a namespace of its own, its process's main thread in
+    /// the host's, is found through that thread (this process's own, with
+    /// the walk told to leave out no process). Before, only main threads
+    /// were read and such a namespace was never seen.
+    #[test]
+    fn a_namespace_only_a_thread_is_in_is_found_through_it() {
+        let (told, heard) = std::sync::mpsc::channel();
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            // This thread's alone: a thread of the test harness.
+            crate::sys::unshare(libc::CLONE_NEWNET).unwrap();
+            // `PID/task/TID`.
+            let tid: u32 = std::fs::read_link("/proc/thread-self")
+                .unwrap()
+                .file_name()
+                .and_then(|tid| tid.to_str()?.parse().ok())
+                .unwrap();
+            let ino = std::fs::metadata("/proc/thread-self/ns/net").unwrap().ino();
+            told.send((tid, ino)).unwrap();
+            let _ = stopped.recv();
+        });
+        let (tid, ino) = heard.recv().unwrap();
+        let own = Netns::current().unwrap().file_id().1;
+        let seen = processes_by_namespace_but(&[own], 0).found;
+        stop.send(()).unwrap();
+        thread.join().unwrap();
+        let me = std::process::id();
+        assert!(
+            seen.contains(&(
+                ino,
+                vec![Holder {
+                    pid: me,
+                    tid: Some(tid)
+                }]
+            )),
+            "{seen:?} names the thread's namespace, through it"
+        );
+        assert!(
+            seen.iter().all(|(at, _)| *at != own),
+            "{seen:?} names no namespace it was told of"
+        );
     }
 
     #[test]

@@ -228,22 +228,17 @@ impl Netns {
         Ok(ns)
     }
 
-    /// The namespace process `pid` is in, for a look at its links alone
-    /// (see `driver::parent`'s walk of the namespaces beside the host),
-    /// where `home` ([`Netns::current`]) is the caller's. Opened at once,
-    /// without [`Netns::open_path`]'s look through an `O_PATH` descriptor
-    /// and without its fault point: `/proc/PID/ns/net` is procfs's link to
-    /// the process's namespace file, never a FIFO or a device a path could
-    /// be swapped for, and a walk that depends on which processes run
-    /// (a varying number of namespaces) must not move the kill points of
-    /// the command it is part of. Checked to be on nsfs.
-    pub fn open_of_process(pid: u32, home: &Netns) -> io::Result<Netns> {
-        Netns::open_of_task(pid, None, home)
-    }
-
-    /// [`Netns::open_of_process`] for thread `tid` of process `pid` when
-    /// `tid` is given (a thread may have entered, or made, a namespace of
-    /// its own).
+    /// The namespace process `pid` is in, or its thread `tid` when given
+    /// (a thread may have entered, or made, a namespace of its own), for a
+    /// look at its links alone (see `driver::parent`'s walk of the
+    /// namespaces beside the host), where `home` ([`Netns::current`]) is
+    /// the caller's. Opened at once, without [`Netns::open_path`]'s look
+    /// through an `O_PATH` descriptor and without its fault point:
+    /// `/proc/PID/ns/net` is procfs's link to the process's namespace
+    /// file, never a FIFO or a device a path could be swapped for, and a
+    /// walk that depends on which processes run (a varying number of
+    /// namespaces) must not move the kill points of the command it is part
+    /// of. Checked to be on nsfs.
     pub fn open_of_task(pid: u32, tid: Option<u32>, home: &Netns) -> io::Result<Netns> {
         let path = match tid {
             None => format!("/proc/{pid}/ns/net"),

@@ -3434,12 +3434,14 @@ fn links_in_a_namespace_only_a_bind_mount_holds_count() {
 /// Set for [`thread_holder`] when it runs as the helper process.
 const THREAD_HOLDER: &str = "IPVLAN_TEST_THREAD_HOLDER";
 
-/// Not a test of its own: with [`THREAD_HOLDER`] set, this binary run
-/// again with this test alone ([`ThreadHolder::start`]) is a process whose
-/// main thread stays in the namespace it started in while another of its
-/// threads makes a namespace of its own and stays there; it says that
-/// thread's id, then waits to be killed. Without it, it passes at once.
+/// Not a test of its own (ignored, so runs pass it over): with
+/// [`THREAD_HOLDER`] set, this binary run again with this test alone
+/// ([`ThreadHolder::start`]) is a process whose main thread stays in the
+/// namespace it started in while another of its threads makes a namespace
+/// of its own and stays there; it says that thread's id, then lives until
+/// its standard input ends (its test, or the test's process, gone).
 #[test]
+#[ignore]
 fn thread_holder() {
     if std::env::var_os(THREAD_HOLDER).is_none() {
         return;
@@ -3456,13 +3458,11 @@ fn thread_holder() {
         }
     });
     println!("holder thread {}", heard.recv().unwrap());
-    loop {
-        std::thread::park();
-    }
+    let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut Vec::new());
 }
 
 /// A process of this binary with a thread in a namespace of its own (see
-/// [`thread_holder`]); killed when dropped.
+/// [`thread_holder`]); ended when dropped.
 struct ThreadHolder {
     child: std::process::Child,
     tid: String,
@@ -3472,23 +3472,31 @@ impl ThreadHolder {
     fn start() -> ThreadHolder {
         use std::io::BufRead;
         let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "thread_holder",
-                "--nocapture",
-                "--test-threads",
-                "1",
-            ])
+            .args(["--ignored", "--exact", "thread_holder", "--nocapture"])
             .env(THREAD_HOLDER, "1")
+            .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-        let tid = lines
+        let stdout = child.stdout.take().unwrap();
+        let (told, heard) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
             // libtest's `test thread_holder ... ` comes first on the line.
-            .find_map(|line| Some(line.ok()?.split_once("holder thread ")?.1.to_string()))
-            .expect("the helper's thread id");
-        ThreadHolder { child, tid }
+            let tid = std::io::BufReader::new(stdout)
+                .lines()
+                .find_map(|line| Some(line.ok()?.split_once("holder thread ")?.1.to_string()));
+            let _ = told.send(tid);
+        });
+        let tid = heard
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .ok()
+            .flatten();
+        let holder = ThreadHolder {
+            child,
+            tid: tid.unwrap_or_default(),
+        };
+        assert!(!holder.tid.is_empty(), "the helper said no thread id");
+        holder
     }
 
     fn pid(&self) -> String {
@@ -3503,6 +3511,7 @@ impl ThreadHolder {
 
 impl Drop for ThreadHolder {
     fn drop(&mut self) {
+        drop(self.child.stdin.take());
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -1013,7 +1013,7 @@ fn links_beside_the_host(host: &Handle, netns_dir: &Path) -> Result<Beside, Erro
             let ns = match Netns::open_of_task(pid, tid, &here) {
                 Ok(ns) if ns.file_id().1 == ino => ns,
                 Ok(_) => continue,
-                Err(error) if super::processes::has_gone(pid, &error) => continue,
+                Err(error) if holder.has_gone(&error) => continue,
                 Err(error) => {
                     beside.missed.push((ino, format!("{}: {error}", place())));
                     break;

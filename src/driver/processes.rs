@@ -134,24 +134,32 @@ fn processes_by_namespace_but(known: &[u64], me: u32) -> ByNamespace {
     crate::order::sort(&mut pids);
     let mut found: Vec<(u64, Vec<Holder>)> = Vec::new();
     let mut unreadable: Option<(usize, u32)> = None;
-    let mut refused = |pid: u32| {
-        let (count, _) = unreadable.get_or_insert((0, pid));
-        *count += 1;
+    // Each process once, however many of its threads were refused.
+    let mut refused = |pid: u32| match &mut unreadable {
+        Some((_, last)) if *last == pid => {}
+        Some((count, last)) => {
+            *count += 1;
+            *last = pid;
+        }
+        None => unreadable = Some((1, pid)),
     };
     let mut add = |ino: u64, holder: Holder| {
         if known.contains(&ino) {
             return;
         }
         match found.iter_mut().find(|(seen, _)| *seen == ino) {
+            // One thread of a process for each namespace is enough.
+            Some((_, inside)) if inside.iter().any(|other| other.pid == holder.pid) => {}
             Some((_, inside)) => inside.push(holder),
             None => found.push((ino, vec![holder])),
         }
     };
     for pid in pids {
-        let main = match std::fs::read_link(format!("/proc/{pid}/ns/net")) {
+        let main = Holder { pid, tid: None };
+        let main_ino = match std::fs::read_link(main.namespace_path()) {
             Ok(link) => namespace_of_link(&link),
             // Refused: its threads would be too.
-            Err(error) if is_refusal(&error) && !has_gone(pid, &error) => {
+            Err(error) if is_refusal(&error) && !main.has_gone(&error) => {
                 refused(pid);
                 continue;
             }
@@ -159,27 +167,28 @@ fn processes_by_namespace_but(known: &[u64], me: u32) -> ByNamespace {
             // threads may still run, each in a namespace).
             Err(_) => None,
         };
-        if let Some(ino) = main {
-            add(ino, Holder { pid, tid: None });
+        if let Some(ino) = main_ino {
+            add(ino, main);
         }
-        let Ok(tasks) = crate::sys::list_dir(Path::new(&format!("/proc/{pid}/task"))) else {
-            continue;
-        };
-        let tids = tasks
-            .iter()
-            .filter_map(|entry| std::str::from_utf8(&entry.name).ok()?.parse::<u32>().ok())
-            .filter(|tid| *tid != pid);
-        for tid in tids {
-            let holder = Holder {
+        // A leader that has ended leaves no count to trust: listed.
+        for tid in match other_threads(pid, main_ino.is_none()) {
+            Ok(tids) => tids,
+            Err(error) if main.has_gone(&error) => continue,
+            Err(_) => {
+                refused(pid);
+                continue;
+            }
+        } {
+            let thread = Holder {
                 pid,
                 tid: Some(tid),
             };
-            match std::fs::read_link(holder.namespace_path()) {
+            match std::fs::read_link(thread.namespace_path()) {
                 Ok(link) => match namespace_of_link(&link) {
-                    Some(ino) if Some(ino) != main => add(ino, holder),
+                    Some(ino) if Some(ino) != main_ino => add(ino, thread),
                     _ => {}
                 },
-                Err(error) if is_refusal(&error) && !has_gone(pid, &error) => refused(pid),
+                Err(error) if is_refusal(&error) && !thread.has_gone(&error) => refused(pid),
                 Err(_) => {}
             }
         }
@@ -204,23 +213,45 @@ pub(crate) struct Holder {
 }
 
 impl Holder {
+    /// Its `/proc` directory: the process's, or the thread's under it.
+    fn dir(&self) -> String {
+        match self.tid {
+            None => format!("/proc/{}", self.pid),
+            Some(tid) => format!("/proc/{}/task/{tid}", self.pid),
+        }
+    }
+
     /// Its `/proc` link to its network namespace.
     pub(crate) fn namespace_path(&self) -> String {
-        match self.tid {
-            None => format!("/proc/{}/ns/net", self.pid),
-            Some(tid) => format!("/proc/{}/task/{tid}/ns/net", self.pid),
-        }
+        self.dir() + "/ns/net"
+    }
+
+    /// Whether a look at its namespace failed (`error`) because it has
+    /// gone: one on its way out has no namespace (`ENOENT`, its `/proc`
+    /// entry still there), and procfs answers `EACCES`, as to a refusal,
+    /// for one reaped after its entry was looked up (its directory is gone
+    /// then). A thread may end, and its entry go, while its process runs
+    /// on: its own directory decides.
+    pub(crate) fn has_gone(&self, error: &std::io::Error) -> bool {
+        matches!(error.raw_os_error(), Some(libc::ENOENT | libc::ESRCH))
+            || !Path::new(&self.dir()).exists()
     }
 }
 
-/// Whether a look at process `pid`'s namespace failed (`error`) because
-/// the process has gone: one on its way out has no namespace (`ENOENT`,
-/// its `/proc` entry still there), and procfs answers `EACCES`, as to a
-/// refusal, for one reaped after its entry was looked up (its directory
-/// is gone then).
-pub(crate) fn has_gone(pid: u32, error: &std::io::Error) -> bool {
-    matches!(error.raw_os_error(), Some(libc::ENOENT | libc::ESRCH))
-        || !Path::new(&format!("/proc/{pid}")).exists()
+/// The threads of process `pid` but its main one. Listed only when there
+/// are some, or `always`: the link count of `/proc/PID/task` is 2 and one
+/// a live thread, so a process of one thread costs one `stat` where a
+/// listing costs four calls.
+fn other_threads(pid: u32, always: bool) -> std::io::Result<Vec<u32>> {
+    let dir = format!("/proc/{pid}/task");
+    if !always && std::fs::metadata(&dir)?.nlink() <= 3 {
+        return Ok(Vec::new());
+    }
+    Ok(crate::sys::list_dir(Path::new(&dir))?
+        .iter()
+        .filter_map(|entry| std::str::from_utf8(&entry.name).ok()?.parse::<u32>().ok())
+        .filter(|tid| *tid != pid)
+        .collect())
 }
 
 /// The nsfs inode a `/proc/PID/ns/net` link names (see [`namespace_link`]).
@@ -621,7 +652,7 @@ mod tests {
         let (told, heard) = std::sync::mpsc::channel();
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let thread = std::thread::spawn(move || {
-            // This thread's alone: a thread of the test harness.
+            // This thread's alone: one the test spawned.
             crate::sys::unshare(libc::CLONE_NEWNET).unwrap();
             // `PID/task/TID`.
             let tid: u32 = std::fs::read_link("/proc/thread-self")

@@ -1938,6 +1938,43 @@ fn a_parent_is_kept_when_a_namespace_beside_it_could_not_be_looked_into() {
     assert!(vm_support::ip_ok(&["link", "del", "kq0"]));
 }
 
+/// Where `/proc` hides the processes `ipvlan` may not trace (`hidepid=`
+/// without CAP_SYS_PTRACE or the mount's group), the namespaces they are
+/// in could not be looked into for other tools' links on a parent of
+/// ours: `network rm` keeps it and says why. Before, the walk counted
+/// only the processes it saw and could not read, none here, and deleted
+/// the parent.
+#[test]
+fn a_parent_is_kept_where_proc_hides_processes() {
+    let env = Env::new("hidden");
+    assert!(vm_support::ip_ok(&["link", "add", "hq0", "type", "dummy"]));
+    assert!(vm_support::ip_ok(&["link", "set", "hq0", "up"]));
+    env.ok(&create_on("parent=hq0.57", "hq", "192.168.94.0/24"));
+    let mut command = Command::new("unshare");
+    command
+        .args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg(
+            "mount -t proc -o hidepid=invisible,gid=4242 proc /proc || exit 99
+             \"$BIN\" network rm hq; echo \"rc=$?\"",
+        )
+        .env("BIN", binary())
+        .stdin(Stdio::null());
+    env.environment(&mut command);
+    without_cap_sys_ptrace(&mut command);
+    let out = command.output().expect("runs unshare");
+    assert_eq!(
+        (text(&out.stdout), text(&out.stderr)),
+        (
+            "hq\nrc=0\n".to_string(),
+            "ipvlan: warning: parent hq0.57 kept: links that may sit on it could not be looked for: /proc is mounted with hidepid=invisible, which hides the processes this one may not trace, and it lacks CAP_SYS_PTRACE; delete it with `ip link del hq0.57` once nothing uses it\n".to_string()
+        )
+    );
+    assert!(vm_support::link(None, "hq0.57").is_some());
+    assert!(env.ok(&["network", "ls", "-q"]).trim().is_empty());
+    assert!(vm_support::ip_ok(&["link", "del", "hq0.57"]));
+    assert!(vm_support::ip_ok(&["link", "del", "hq0"]));
+}
+
 /// A network that used another tool's `NAME.VLANID` (gone since), and a
 /// second network for which we made a link under that name: the link is
 /// ours, and goes with whichever of them goes last. Before, the first

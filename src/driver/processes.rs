@@ -115,7 +115,8 @@ pub(crate) fn readable_processes_inside(ino: u64) -> Vec<u32> {
 /// before the namespace is opened through it (the caller checks the
 /// inode, and tries the next). A namespace only a descriptor or a bind
 /// mount holds is not found (bind mounts are [`super::mounts`]'); the
-/// processes and threads whose namespace could not be read are counted.
+/// processes and threads whose namespace could not be read are counted,
+/// and a `/proc` that hides processes from this one is said.
 pub(crate) fn processes_by_namespace(known: &[u64]) -> ByNamespace {
     processes_by_namespace_but(known, std::process::id())
 }
@@ -199,7 +200,10 @@ fn processes_by_namespace_but(known: &[u64], me: u32) -> ByNamespace {
     }
     ByNamespace {
         found,
-        unseen: unreadable.map(|(count, first)| Unseen::Unreadable { count, first }),
+        // A `/proc` that hides processes from us lists none of theirs.
+        unseen: unreadable
+            .map(|(count, first)| Unseen::Unreadable { count, first })
+            .or_else(|| hidden_from_us().map(Unseen::Hidden)),
     }
 }
 

@@ -3431,21 +3431,16 @@ fn links_in_a_namespace_only_a_bind_mount_holds_count() {
     }
 }
 
-/// Set for [`thread_holder`] when it runs as the helper process.
+/// Set for [`links_in_a_namespace_only_a_thread_is_in_count`] when it
+/// runs as its own helper process ([`hold_a_thread`]).
 const THREAD_HOLDER: &str = "IPVLAN_TEST_THREAD_HOLDER";
 
-/// Not a test of its own (ignored, so runs pass it over): with
-/// [`THREAD_HOLDER`] set, this binary run again with this test alone
-/// ([`ThreadHolder::start`]) is a process whose main thread stays in the
+/// The helper's part, in this binary run again with the one test
+/// ([`ThreadHolder::start`]): a process whose main thread stays in the
 /// namespace it started in while another of its threads makes a namespace
 /// of its own and stays there; it says that thread's id, then lives until
 /// its standard input ends (its test, or the test's process, gone).
-#[test]
-#[ignore]
-fn thread_holder() {
-    if std::env::var_os(THREAD_HOLDER).is_none() {
-        return;
-    }
+fn hold_a_thread() {
     let (told, heard) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let (_ns, _inside) = ipvlan::netns::create_anonymous_staying().unwrap();
@@ -3462,7 +3457,7 @@ fn thread_holder() {
 }
 
 /// A process of this binary with a thread in a namespace of its own (see
-/// [`thread_holder`]); ended when dropped.
+/// [`hold_a_thread`]); ended when dropped.
 struct ThreadHolder {
     child: std::process::Child,
     tid: String,
@@ -3472,7 +3467,11 @@ impl ThreadHolder {
     fn start() -> ThreadHolder {
         use std::io::BufRead;
         let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--ignored", "--exact", "thread_holder", "--nocapture"])
+            .args([
+                "--exact",
+                "links_in_a_namespace_only_a_thread_is_in_count",
+                "--nocapture",
+            ])
             .env(THREAD_HOLDER, "1")
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
@@ -3481,7 +3480,7 @@ impl ThreadHolder {
         let stdout = child.stdout.take().unwrap();
         let (told, heard) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            // libtest's `test thread_holder ... ` comes first on the line.
+            // libtest's `test NAME ... ` comes first on the line.
             let tid = std::io::BufReader::new(stdout)
                 .lines()
                 .find_map(|line| Some(line.ok()?.split_once("holder thread ")?.1.to_string()));
@@ -3524,6 +3523,9 @@ impl Drop for ThreadHolder {
 /// the parent and the kernel the other tool's link with it.
 #[test]
 fn links_in_a_namespace_only_a_thread_is_in_count() {
+    if std::env::var_os(THREAD_HOLDER).is_some() {
+        return hold_a_thread();
+    }
     topology_up();
     let manager = Manager::open(config("threaded")).unwrap();
     manager

@@ -421,15 +421,19 @@ fn by_net_dev(task: &str, wanted: &Wanted<'_>) -> Option<Seen> {
 /// `readlink` a thread, only for a process whose main thread's link
 /// could not be read (ended, or the process is going).
 fn any_thread_in_namespace(pid: u32, wanted: &Wanted<'_>) -> Seen {
-    let task = format!("/proc/{pid}/task");
-    let threads = match crate::sys::list_dir(Path::new(&task)) {
-        Ok(threads) => threads,
+    // Its main thread's link was read already.
+    let tids = match other_threads(pid, true) {
+        Ok(tids) => tids,
         Err(error) if is_refusal(&error) => return Seen::Unreadable,
         Err(_) => return Seen::Elsewhere,
     };
     let mut seen = Seen::Elsewhere;
-    for thread in &threads {
-        let dir = format!("{task}/{}", String::from_utf8_lossy(&thread.name));
+    for tid in tids {
+        let dir = Holder {
+            pid,
+            tid: Some(tid),
+        }
+        .dir();
         let here = match std::fs::read_link(format!("{dir}/ns/net")) {
             Ok(found) if found.as_os_str() == wanted.link.as_str() => Seen::Inside,
             Err(error) if is_refusal(&error) => by_net_dev(&dir, wanted).unwrap_or(Seen::Elsewhere),
@@ -444,9 +448,9 @@ fn any_thread_in_namespace(pid: u32, wanted: &Wanted<'_>) -> Seen {
     seen
 }
 
-/// Whether reading a process's entry (or opening a file) failed because
-/// this process may not (not because the process, or the file, has gone).
-pub(crate) fn is_refusal(error: &std::io::Error) -> bool {
+/// Whether reading a process's entry failed because this process may not
+/// (not because the process has gone).
+fn is_refusal(error: &std::io::Error) -> bool {
     matches!(error.raw_os_error(), Some(libc::EACCES | libc::EPERM))
 }
 
